@@ -1,0 +1,28 @@
+"""microweb: write the app once, serve it under WSGI or ASGI."""
+
+from __future__ import annotations
+
+from ._app import App
+from ._datastructures import Headers, MultiDict
+from ._errors import ClientDisconnect, HTTPError
+from ._limits import Limits
+from ._request import Request
+from ._response import Response
+from ._router import Router
+
+__all__ = [
+    "App",
+    "ClientDisconnect",
+    "HTTPError",
+    "Headers",
+    "Limits",
+    "MultiDict",
+    "Request",
+    "Response",
+    "Router",
+]
+__version__ = "0.1.0"
+
+for _name in __all__:
+    globals()[_name].__module__ = "microweb"
+del _name

@@ -1,0 +1,233 @@
+"""The application: registration, startup decisions and the two entrypoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._errors import HTTPError
+from ._limits import Limits, resolve_limits
+from ._pipeline import Colored
+from ._router import Router, RouteRegistry
+from ._routing import (
+    BUILTIN_CONVERTERS,
+    Converter,
+    Route,
+    RouteTable,
+    build_path,
+    check_handler,
+    is_async_callable,
+)
+
+if TYPE_CHECKING:
+    from ._asgi import ASGIDriver
+    from ._request import Request
+    from ._wsgi import WSGIDriver
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorHandler:
+    """An error handler and what it was registered for (a status or an exception class)."""
+
+    key: int | type[BaseException]
+    target: Colored
+
+
+class App(RouteRegistry):
+    """A web application, served under WSGI with ``as_wsgi()`` or under ASGI with ``as_asgi()``.
+
+    Args:
+        debug: Put tracebacks in 500 responses. Never in production.
+        limits: Bounds on request bodies and forms (see ``Limits``).
+        max_threads: Threads of the pool that runs ``def`` handlers under ASGI.
+    """
+
+    def __init__(
+        self, *, debug: bool = False, limits: Limits | None = None, max_threads: int = 40
+    ) -> None:
+        if max_threads < 1:
+            raise ValueError("max_threads must be at least 1")
+        self.debug = debug
+        self.limits = limits or Limits()
+        self.max_threads = max_threads
+        self.state = SimpleNamespace()
+        self.flows: list[Colored] = []
+        self.startup_hooks: list[Colored] = []
+        self.shutdown_hooks: list[Colored] = []
+        self._converters: dict[str, Converter] = dict(BUILTIN_CONVERTERS)
+        self._http = RouteTable(self._converters)
+        self._names: dict[str, Route] = {}
+        self._handlers: dict[int, Colored] = {}
+        self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
+
+    # -- registration --------------------------------------------------------------------------
+
+    def _add_route(self, route: Route) -> None:
+        check_handler(route.handler, route.template, route.param_names)
+        route = dataclasses.replace(route, limits=resolve_limits(self.limits, route.limits))
+        self._http.add(route)
+        self._names.setdefault(route.name, route)
+        self._handlers[id(route)] = Colored(route.handler, route.is_async, route.offload)
+
+    def include(self, router: Router) -> None:
+        """Add every route of ``router`` to this app.
+
+        Raises:
+            ValueError: If a route is already registered here.
+        """
+        for route in router.routes:
+            self._add_route(route)
+
+    def add_converter(
+        self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str
+    ) -> None:
+        """Register a path converter usable as ``{param:name}`` in templates added after this.
+
+        Args:
+            name: The converter's name in templates.
+            to_python: Turns a segment into a value; raises ``ValueError`` when it does not fit.
+            to_url: Turns a value back into a segment, for ``url_for``.
+        """
+        if name in self._converters:
+            raise ValueError(f"converter {name!r} is already registered")
+        self._converters[name] = Converter(name, to_python, to_url)
+
+    def middleware(self, flow: F) -> F:
+        """Register a flow: a generator function of ``request`` that wraps the rest of the stack.
+
+        ``response = yield`` runs the inner stack; yielding a ``Response`` before that answers
+        instead, after it replaces the response. The first registered flow is the outermost.
+
+        Raises:
+            TypeError: If ``flow`` is not a generator function (sync or async).
+        """
+        if inspect.isasyncgenfunction(flow):
+            self.flows.append(Colored(flow, True))
+        elif inspect.isgeneratorfunction(flow):
+            self.flows.append(Colored(flow, False))
+        else:
+            raise TypeError(
+                f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
+                "write `response = yield` where the rest of the stack runs"
+            )
+        return flow
+
+    def error_handler(self, key: int | type[BaseException]) -> Callable[[F], F]:
+        """Register ``handler(request, exc)`` for a status code or an exception class.
+
+        A status handler sees ``HTTPError`` with that status (and, for 500, any unexpected error);
+        a class handler sees that class and its subclasses. It returns what a route handler may.
+        """
+        if isinstance(key, int) and not 400 <= key <= 599:
+            raise ValueError(f"error handlers take a 4xx or 5xx status, got {key}")
+        if not isinstance(key, int) and not (
+            isinstance(key, type) and issubclass(key, BaseException)
+        ):
+            raise TypeError(f"error_handler() takes a status or an exception class, got {key!r}")
+
+        def decorator(handler: F) -> F:
+            self._error_handlers[key] = ErrorHandler(
+                key, Colored(handler, is_async_callable(handler))
+            )
+            return handler
+
+        return decorator
+
+    def on_startup(self, hook: F) -> F:
+        """Run ``hook()`` (sync or async) before the first request is served."""
+        self.startup_hooks.append(Colored(hook, is_async_callable(hook)))
+        return hook
+
+    def on_shutdown(self, hook: F) -> F:
+        """Run ``hook()`` (sync or async) when the server stops."""
+        self.shutdown_hooks.append(Colored(hook, is_async_callable(hook)))
+        return hook
+
+    # -- lookup, per request -------------------------------------------------------------------
+
+    def match(self, request: Request) -> Route | None:
+        """Route ``request``: set its route, path parameters and limits.
+
+        Returns:
+            The route, or ``None`` for an ``OPTIONS`` request answered automatically.
+
+        Raises:
+            HTTPError: 400 for a path that is not UTF-8, 404 or 405 (with ``Allow``).
+        """
+        if not request.path_is_valid:
+            raise HTTPError(400, "request path is not valid UTF-8")
+        method = request.method
+        route, params, allowed = self._http.lookup(method, request.path)
+        if route is None and method == "HEAD":
+            route, params, allowed = self._http.lookup("GET", request.path)
+        if route is None:
+            if not allowed:
+                raise HTTPError(404)
+            if method == "OPTIONS":
+                return None
+            raise HTTPError(405, headers={"allow": ", ".join(_with_implied(allowed))})
+        request.route, request.path_params = route, params
+        request.limits = route.limits  # type: ignore[assignment]
+        return route
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """Return the methods of every template matching ``path``, with HEAD and OPTIONS."""
+        return _with_implied(self._http.lookup("", path)[2])
+
+    def handler_of(self, route: Route) -> Colored:
+        """Return the handler to call for ``route``, with its colour."""
+        return self._handlers[id(route)]
+
+    def error_handler_of(self, exc: BaseException) -> ErrorHandler | None:
+        """Find the error handler for ``exc``: by class first, then by status."""
+        for cls in type(exc).__mro__:
+            found = self._error_handlers.get(cls)
+            if found is not None:
+                return found
+        status = exc.status if isinstance(exc, HTTPError) else 500
+        return self._error_handlers.get(status)
+
+    @property
+    def routes(self) -> list[Route]:
+        """Every registered route."""
+        return list(self._http)
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Build the path of the route called ``name`` (without the root path).
+
+        Raises:
+            KeyError: If no route has that name.
+            TypeError: If the parameters do not fit the template.
+        """
+        try:
+            route = self._names[name]
+        except KeyError:
+            raise KeyError(f"no route is named {name!r}") from None
+        return build_path(route, self._converters, params)
+
+    # -- entrypoints ---------------------------------------------------------------------------
+
+    def as_wsgi(self) -> WSGIDriver:
+        """Return the PEP 3333 callable; startup hooks run now, shutdown on ``close()``."""
+        from ._wsgi import WSGIDriver
+
+        return WSGIDriver(self)
+
+    def as_asgi(self) -> ASGIDriver:
+        """Return the ASGI 3 callable (``http`` and ``lifespan``)."""
+        from ._asgi import ASGIDriver
+
+        return ASGIDriver(self)
+
+
+def _with_implied(methods: set[str]) -> list[str]:
+    implied = set(methods) | {"OPTIONS"}
+    if "GET" in implied:
+        implied.add("HEAD")
+    return sorted(implied)

@@ -1,0 +1,179 @@
+"""The ASGI 3 driver: ``http`` and ``lifespan`` scopes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ._body import ASGIBody
+from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
+from ._datastructures import Headers
+from ._errors import ClientDisconnect
+from ._pipeline import dispatch, run_hooks
+from ._request import Address, Request, decode_raw_path
+from ._response import Response, head_list, no_body_status
+from ._types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from ._app import App
+
+logger = logging.getLogger("microweb")
+
+
+def _strip_root(path: bytes, root: bytes) -> bytes:
+    # NOTE: servers differ on whether `path` includes `root_path`; accept both forms.
+    if root and (path == root or path.startswith(root + b"/")):
+        return path[len(root) :]
+    return path
+
+
+class ASGIDriver:
+    """The app as an ASGI 3 callable.
+
+    Startup hooks run on ``lifespan.startup``, or before the first request when the server
+    sends no lifespan; ``def`` handlers run in a bounded thread pool.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._pool: ThreadPoolExecutor | None = None
+        self._started = False
+        self._startup_lock: asyncio.Lock | None = None
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The thread pool for ``def`` handlers, made on first use."""
+        if self._pool is None:
+            self._pool = make_pool(self.app.max_threads)
+        return self._pool
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            # SPEC: closing before accept makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise ValueError(f"microweb cannot serve ASGI scope type {kind!r}")
+
+    async def _startup(self) -> None:
+        if self._startup_lock is None:
+            self._startup_lock = asyncio.Lock()
+        async with self._startup_lock:
+            if not self._started:
+                await drive_async(run_hooks(self.app.startup_hooks), self.pool)
+                self._started = True
+
+    async def _shutdown(self) -> None:
+        try:
+            await drive_async(run_hooks(self.app.shutdown_hooks), self.pool)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    # NOTE: uvicorn's --lifespan auto would log and serve anyway (TRAPS.md 11).
+                    logger.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self._shutdown()
+                except Exception as exc:
+                    logger.exception("shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._started:
+            await self._startup()
+        request = self._request(scope, receive)
+        try:
+            response: Response = await drive_async(dispatch(self.app, request), self.pool)
+        except ClientDisconnect:
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (name.encode("latin-1"), value.encode("latin-1"))
+                    for name, value in head_list(response)
+                ],
+            }
+        )
+        if request.method == "HEAD" or no_body_status(response.status):
+            await self._close_stream(response.chunks)
+            await send({"type": "http.response.body", "body": b""})
+        elif response.chunks is None:
+            await send({"type": "http.response.body", "body": response.body})
+        else:
+            await self._send_stream(response.chunks, request, send)
+
+    async def _send_stream(self, stream: Any, request: Request, send: Send) -> None:
+        chunks = stream if hasattr(stream, "__aiter__") else iterate_in_pool(stream, self.pool)
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    body = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+        except Exception:
+            # NOTE: the status line is gone already; end the response without a proper close.
+            logger.exception("error while streaming %s %s", request.method, request.path)
+            raise
+        finally:
+            await _aclose(chunks)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _close_stream(self, stream: Any) -> None:
+        if stream is None:
+            return
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
+        elif hasattr(stream, "close"):
+            await run_in_pool(self.pool, stream.close)
+
+    def _request(self, scope: Scope, receive: Receive) -> Request:
+        root = scope.get("root_path", "")
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        raw_path = _strip_root(raw_path, root.encode("utf-8"))
+        client = scope.get("client")
+        scope_headers = scope["headers"]
+        return Request(
+            app=self.app,
+            interface="asgi",
+            method=scope["method"],
+            path=decode_raw_path(raw_path),
+            raw_path=raw_path,
+            root_path=root,
+            query_string=scope.get("query_string", b""),
+            headers=lambda: Headers(
+                _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope_headers]
+            ),
+            scheme=scope.get("scheme", "http"),
+            server=tuple(scope["server"]) if scope.get("server") else None,
+            client=Address(client[0], client[1]) if client else None,
+            body=ASGIBody(scope_headers, receive),
+            sync_only=sync_only,
+        )
+
+
+async def _aclose(iterator: Any) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,187 @@
+"""The bridges between colours: the app loop (WSGI), the thread pool (ASGI) and effect drivers.
+
+This is the one module, besides the drivers and body sources, that may use asyncio and threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ._pipeline import Effects, Offload
+
+T = TypeVar("T")
+
+
+def sync_only(call: str, twin: str) -> None:
+    """Refuse a blocking call where an event loop runs in this thread.
+
+    Raises:
+        RuntimeError: Naming the async twin to use instead.
+    """
+    if asyncio._get_running_loop() is not None:
+        raise RuntimeError(
+            f"request.{call} blocks, and an event loop is running in this thread: in async code "
+            f"write `await request.{twin}`. (A def handler with offload=False runs on the loop; "
+            "make it async def to read the body.)"
+        )
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+class AppLoop:
+    """The app's one long-lived event loop for async code under WSGI, on a daemon thread.
+
+    Started on first need; every server thread hands its coroutines to this loop, so resources
+    made by an async startup hook work in every request.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, started if need be."""
+        loop = self._loop
+        if loop is None:
+            with self._lock:
+                if self._loop is None:
+                    self._start()
+                loop = self._loop
+        assert loop is not None
+        return loop
+
+    def _start(self) -> None:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        loop.call_soon(ready.set)
+        self._thread = threading.Thread(
+            target=loop.run_forever, name="microweb-app-loop", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        self._loop = loop
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run ``awaitable`` on the app loop and wait for its result in this thread."""
+        loop = self.loop
+        if asyncio._get_running_loop() is loop:
+            raise RuntimeError("the app loop cannot wait for itself; await instead")
+        coro = awaitable if asyncio.iscoroutine(awaitable) else _await(awaitable)
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    @property
+    def started(self) -> bool:
+        """Whether the loop has been started."""
+        return self._loop is not None
+
+    def stop(self) -> None:
+        """Stop the loop and join its thread (a no-op when it never started)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        if not thread.is_alive():
+            loop.close()
+
+
+def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
+    """Run a core generator in this thread: offloads inline, awaitables on the app loop."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            effect = effects.send(value) if error is None else effects.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            if type(effect) is Offload:
+                value = effect.fn(*effect.args, **effect.kwargs)
+            else:
+                value = app_loop.run(effect)
+        except Exception as exc:
+            error = exc
+
+
+async def drive_async(effects: Effects, pool: ThreadPoolExecutor) -> Any:
+    """Run a core generator on the running loop: awaitables awaited, offloads in ``pool``."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            effect = effects.send(value) if error is None else effects.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        value = error = None
+        try:
+            if type(effect) is Offload:
+                value = await run_in_pool(pool, effect.fn, *effect.args, **effect.kwargs)
+            else:
+                value = await effect
+        except Exception as exc:
+            error = exc
+
+
+def run_in_pool(pool: ThreadPoolExecutor, fn: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+    """Run ``fn`` in ``pool`` with the caller's context variables."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, fn, *args, **kwargs)
+    return asyncio.get_running_loop().run_in_executor(pool, call)
+
+
+def make_pool(max_threads: int) -> ThreadPoolExecutor:
+    """Create the bounded pool that runs ``def`` handlers under ASGI."""
+    return ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="microweb-worker")
+
+
+_DONE: Any = object()
+
+
+async def iterate_in_pool(iterable: Iterable[T], pool: ThreadPoolExecutor) -> AsyncIterator[T]:
+    """Iterate a sync iterable from async code; each ``next()`` runs in ``pool``."""
+    if isinstance(iterable, (list, tuple)):
+        for item in iterable:
+            yield item
+        return
+    iterator = iter(iterable)
+    try:
+        while (item := await run_in_pool(pool, next, iterator, _DONE)) is not _DONE:
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await run_in_pool(pool, close)
+
+
+def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
+    """Iterate an async iterable from a server thread; each step runs on the app loop."""
+    iterator = aiterable.__aiter__()
+    try:
+        while True:
+            try:
+                item = app_loop.run(iterator.__anext__())
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            app_loop.run(aclose())
+
+
+def coroutine_of(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:
+    """Wrap any awaitable in a coroutine (``run_coroutine_threadsafe`` takes only those)."""
+    return _await(awaitable)

@@ -1,0 +1,173 @@
+"""Multi-valued mappings: the query string, form data and headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Generic, TypeVar, overload
+
+V = TypeVar("V")
+D = TypeVar("D")
+
+# SPEC: RFC 9110 section 5.1, a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]")
+
+
+class MultiDict(Mapping[str, V], Generic[V]):
+    """An immutable mapping where a key may have several values, in arrival order.
+
+    ``md[key]`` and ``md.get(key)`` give the first value, ``md.getlist(key)`` all of them;
+    iteration, ``len`` and ``items()`` see each key once, ``multi_items()`` every pair.
+    """
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, V]] = ()) -> None:
+        self._items = list(items)
+        index: dict[str, list[V]] = {}
+        for key, value in self._items:
+            index.setdefault(key, []).append(value)
+        self._index = index
+
+    def __getitem__(self, key: str) -> V:
+        return self._index[key][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def getlist(self, key: str) -> list[V]:
+        """Return every value of ``key`` in arrival order (an empty list when absent)."""
+        return list(self._index.get(key, ()))
+
+    def multi_items(self) -> list[tuple[str, V]]:
+        """Return every ``(key, value)`` pair in arrival order."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items!r})"
+
+
+class Headers:
+    """Case-insensitive, multi-valued HTTP headers.
+
+    Names are kept in lower case. Values are checked when set: a CR, LF or NUL raises
+    ``ValueError``, so a header that would split the response is never emitted.
+    """
+
+    __slots__ = ("_list",)
+
+    def __init__(
+        self,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        *,
+        _trusted: list[tuple[str, str]] | None = None,
+    ) -> None:
+        if _trusted is not None:
+            # NOTE: request headers come from the server already split and lower-cased.
+            self._list = _trusted
+            return
+        self._list = []
+        if headers is not None:
+            pairs = headers.items() if isinstance(headers, Mapping) else headers
+            for name, value in pairs:
+                self.add(name, value)
+
+    @staticmethod
+    def _check(name: str, value: str) -> tuple[str, str]:
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(f"invalid header name: {name!r}")
+        if not isinstance(value, str):
+            raise TypeError(f"header {name!r} value must be str, not {type(value).__name__}")
+        if _FORBIDDEN_VALUE.search(value):
+            raise ValueError(f"header {name!r} value contains CR, LF or NUL: {value!r}")
+        return name.lower(), value
+
+    def __getitem__(self, name: str) -> str:
+        key = name.lower()
+        for item_name, value in self._list:
+            if item_name == key:
+                return value
+        raise KeyError(name)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: D) -> str | D: ...
+    def get(self, name: str, default: object = None) -> object:
+        """Return the first value of ``name``, or ``default``."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def getlist(self, name: str) -> list[str]:
+        """Return every value of ``name`` in order."""
+        key = name.lower()
+        return [value for item_name, value in self._list if item_name == key]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        key, value = self._check(name, value)
+        self._list = [item for item in self._list if item[0] != key]
+        self._list.append((key, value))
+
+    def setdefault(self, name: str, value: str) -> str:
+        """Set ``name`` to ``value`` unless present; return the value in force."""
+        found = self.get(name)
+        if found is None:
+            self[name] = value
+            return value
+        return found
+
+    def add(self, name: str, value: str) -> None:
+        """Append a value, keeping the ones already there (for ``Set-Cookie``, say)."""
+        self._list.append(self._check(name, value))
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        kept = [item for item in self._list if item[0] != key]
+        if len(kept) == len(self._list):
+            raise KeyError(name)
+        self._list = kept
+
+    def pop(self, name: str, default: str | None = None) -> str | None:
+        """Remove every value of ``name``; return the first, or ``default``."""
+        value = self.get(name, default)
+        if name.lower() in self:
+            del self[name]
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(item_name == key for item_name, _ in self._list)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(name for name, _ in self._list))
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def keys(self) -> list[str]:
+        """Return the distinct names, in order of first appearance."""
+        return list(self)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Return every ``(name, value)`` pair in order (names in lower case)."""
+        return list(self._list)
+
+    multi_items = items
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return sorted(self._list) == sorted(other._list)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self._list!r})"

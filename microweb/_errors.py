@@ -1,0 +1,44 @@
+"""Exceptions that carry an HTTP status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+
+
+def status_phrase(status: int) -> str:
+    """Return the reason phrase of ``status`` (``"Unknown"`` for codes without one)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class HTTPError(Exception):
+    """Stop handling the request and answer with an HTTP error status.
+
+    Args:
+        status: The status code, 400 to 599.
+        detail: A short message for the client; the status phrase when omitted.
+        headers: Extra response headers (``Allow``, ``WWW-Authenticate``, ...).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status}")
+        self.status = status
+        self.detail = detail if detail is not None else status_phrase(status)
+        self.headers = dict(headers) if headers else {}
+        super().__init__(status, self.detail)
+
+    def __repr__(self) -> str:
+        return f"HTTPError({self.status}, {self.detail!r})"
+
+
+class ClientDisconnect(Exception):
+    """The client went away before the request body was read to its end."""

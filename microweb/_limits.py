@@ -1,0 +1,61 @@
+"""Limits on what a request may make the server hold (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on request bodies and forms; set per app and overridable per route.
+
+    Args:
+        max_body_size: Bytes of any request body, however it is read (413 past it).
+        max_form_parts: Fields and files in one form (413).
+        max_field_size: Bytes of one text field held in memory (413).
+        max_form_memory: Bytes of all text fields of one form together (413).
+        max_part_header_size: Bytes of the headers of one multipart part (413).
+        max_part_headers: Header lines of one multipart part (413).
+        spool_threshold: Bytes past which an uploaded file moves to a temporary file.
+        max_query_params: Fields of a query string or urlencoded body (400).
+    """
+
+    max_body_size: int = 10 * MiB
+    max_form_parts: int = 1000
+    max_field_size: int = 64 * KiB
+    max_form_memory: int = 1 * MiB
+    max_part_header_size: int = 4 * KiB
+    max_part_headers: int = 8
+    spool_threshold: int = 1 * MiB
+    max_query_params: int = 1000
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Limits.{field.name} must be a whole number >= 0, got {value!r}")
+
+    def replace(self, **changes: int) -> Limits:
+        """Return a copy with some limits changed.
+
+        Raises:
+            TypeError: If a name is not a limit.
+        """
+        return dataclasses.replace(self, **changes)
+
+
+RouteLimits = Limits | Mapping[str, int]
+
+
+def resolve_limits(base: Limits, override: RouteLimits | None) -> Limits:
+    """Combine the app's limits with a route's: a ``Limits`` replaces, a mapping amends."""
+    if override is None:
+        return base
+    if isinstance(override, Limits):
+        return override
+    return base.replace(**override)

@@ -1,0 +1,183 @@
+"""Handling one request, free of I/O: routing, flows, the handler call and error mapping.
+
+Design rules of the core (checked by tests/test_sansio.py):
+
+1. The core never imports ``asyncio`` or ``threading`` and never sees an environ or a scope; only
+   the drivers (``_wsgi``, ``_asgi``), the body sources (``_body``) and ``_concurrency`` do I/O.
+2. Handling a request is a generator that *yields effects* and is driven by a driver. An effect is
+   either an awaitable (an ``async def`` handler, hook or flow step) or an ``Offload`` (a ``def``
+   handler that may block). The WSGI driver runs awaitables on the app's loop and offloads
+   inline; the ASGI driver awaits them and runs offloads in its thread pool. Everything else,
+   sync flows included, runs inline in the generator.
+3. Colour is decided at registration. Nothing here inspects a callable per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ClientDisconnect, HTTPError, status_phrase
+from ._response import JSON, TEXT, Response, encode_json, to_response
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._request import Request
+
+logger = logging.getLogger("microweb")
+
+Effects = Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Offload:
+    """An effect: call a blocking ``def`` function (inline under WSGI, in the pool under ASGI)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Colored:
+    """A callable with its colour, decided once at registration."""
+
+    fn: Callable[..., Any]
+    is_async: bool
+    offload: bool = False
+
+
+def call(target: Colored, *args: Any, **kwargs: Any) -> Effects:
+    """Call ``target`` in its colour, yielding the effect the driver must run."""
+    if target.is_async:
+        return (yield target.fn(*args, **kwargs))
+    if target.offload:
+        return (yield Offload(target.fn, args, kwargs))
+    return target.fn(*args, **kwargs)
+
+
+def run_hooks(hooks: list[Colored]) -> Effects:
+    """Run lifespan hooks in order (sync ones inline)."""
+    for hook in hooks:
+        yield from call(hook)
+
+
+def dispatch(app: App, request: Request) -> Effects:
+    """Handle ``request`` through the flows and the handler; return the ``Response``.
+
+    Raises:
+        ClientDisconnect: If the client left while its body was read; nothing should be sent.
+    """
+    try:
+        return (yield from _layer(app, request, 0))
+    except ClientDisconnect:
+        raise
+    except Exception as exc:
+        return (yield from error_response(app, request, exc))
+
+
+def _layer(app: App, request: Request, index: int) -> Effects:
+    if index == len(app.flows):
+        return (yield from _endpoint(app, request))
+    flow = app.flows[index]
+    gen = flow.fn(request)
+    first, done = yield from _advance(gen, flow.is_async, None, None)
+    if done:
+        raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once")
+    if first is not None:
+        yield from _close(gen, flow.is_async)
+        return _flow_response(flow, first)
+    try:
+        response = yield from _layer(app, request, index + 1)
+    except ClientDisconnect:
+        yield from _close(gen, flow.is_async)
+        raise
+    except Exception as exc:
+        # NOTE: the flow sees the exception at its yield; unless it yields a response, it stands.
+        out, done = yield from _advance(gen, flow.is_async, None, exc)
+        if not done:
+            yield from _close(gen, flow.is_async)
+        if out is None:
+            raise
+        return _flow_response(flow, out)
+    out, done = yield from _advance(gen, flow.is_async, response, None)
+    if not done:
+        yield from _close(gen, flow.is_async)
+    return response if out is None else _flow_response(flow, out)
+
+
+def _advance(gen: Any, is_async: bool, value: Any, exc: Exception | None) -> Effects:
+    try:
+        if is_async:
+            out = yield (gen.athrow(exc) if exc is not None else gen.asend(value))
+        else:
+            out = gen.throw(exc) if exc is not None else gen.send(value)
+    except (StopIteration, StopAsyncIteration):
+        return None, True
+    return out, False
+
+
+def _close(gen: Any, is_async: bool) -> Effects:
+    if is_async:
+        yield gen.aclose()
+    else:
+        gen.close()
+
+
+def _flow_response(flow: Colored, value: Any) -> Response:
+    if not isinstance(value, Response):
+        raise TypeError(
+            f"flow {flow.fn.__qualname__} yielded {type(value).__name__}; yield a Response to "
+            "answer, or yield nothing to go on"
+        )
+    return value
+
+
+def _endpoint(app: App, request: Request) -> Effects:
+    try:
+        route = app.match(request)
+        if route is None:
+            return Response(b"", 204, {"allow": _allow_header(app, request)})
+        result = yield from call(app.handler_of(route), request, **request.path_params)
+        return to_response(result)
+    except ClientDisconnect:
+        raise
+    except Exception as exc:
+        handler = app.error_handler_of(exc)
+        if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
+            raise  # NOTE: unexpected errors go out through the flows, which may answer them.
+        return (yield from error_response(app, request, exc))
+
+
+def _allow_header(app: App, request: Request) -> str:
+    return ", ".join(sorted(app.allowed_methods(request.path)))
+
+
+def error_response(app: App, request: Request, exc: Exception) -> Effects:
+    """Turn ``exc`` into a response: a registered error handler's, or the default one."""
+    handler = app.error_handler_of(exc)
+    if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
+        logger.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    if handler is not None:
+        try:
+            return to_response((yield from call(handler.target, request, exc)))
+        except Exception as failure:
+            logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
+            exc = failure
+    if isinstance(exc, HTTPError):
+        return default_error(request, exc.status, exc.detail, exc.headers)
+    detail = "".join(traceback.format_exception(exc)) if app.debug else None
+    return default_error(request, 500, detail, {})
+
+
+def default_error(
+    request: Request, status: int, detail: str | None, headers: Mapping[str, str]
+) -> Response:
+    """Return the default error body: JSON when the client accepts JSON, else plain text."""
+    detail = detail or status_phrase(status)
+    if "json" in request.headers.get("accept", ""):
+        return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
+    return Response(detail.encode("utf-8"), status, headers, TEXT)

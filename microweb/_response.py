@@ -1,0 +1,270 @@
+"""The response and the conversion of handler return values into one."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from email.utils import formatdate
+from typing import Any, Literal
+
+from ._cookies import SameSite, format_set_cookie
+from ._datastructures import Headers
+
+StreamBody = Iterable[bytes | str] | AsyncIterable[bytes | str]
+
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+FILE_CHUNK = 64 * 1024
+_KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
+
+# PERF: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode_json(value: Any) -> bytes:
+    """Serialize ``value`` as compact UTF-8 JSON."""
+    return _json_encoder.encode(value).encode("utf-8")
+
+
+class Response:
+    """An HTTP response: a status, headers and a body (bytes, or a stream of chunks).
+
+    ``Content-Length`` is computed by the framework when the response is sent; a value set by
+    the app is replaced, so it can never disagree with the body.
+
+    Args:
+        body: The body; ``str`` is encoded as UTF-8.
+        status: The status code.
+        headers: Initial headers.
+        media_type: The ``Content-Type``; without one, a ``str`` body is ``text/plain`` and other
+            bodies ``application/octet-stream``.
+    """
+
+    __slots__ = ("body", "chunks", "headers", "length", "status")
+
+    def __init__(
+        self,
+        body: bytes | str = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+            media_type = media_type or TEXT
+        self.body: bytes = body
+        self.status = status
+        if headers:
+            self.headers = Headers(headers)
+            if media_type is not None:
+                self.headers["content-type"] = media_type
+        elif media_type in _KNOWN_TYPES:
+            # PERF: the framework's own media types need no validation.
+            self.headers = Headers(_trusted=[("content-type", media_type)])
+        else:
+            self.headers = Headers(_trusted=[])
+            if media_type is not None:
+                self.headers["content-type"] = media_type
+        self.chunks: StreamBody | None = None
+        # NOTE: a stream's length is known only for files the framework opened itself.
+        self.length: int | None = None
+
+    @classmethod
+    def text(
+        cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Return a ``text/plain; charset=utf-8`` response."""
+        return cls(text.encode("utf-8"), status, headers, TEXT)
+
+    @classmethod
+    def html(
+        cls, html: str, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Return a ``text/html; charset=utf-8`` response."""
+        return cls(html.encode("utf-8"), status, headers, HTML)
+
+    @classmethod
+    def json(
+        cls, value: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Return an ``application/json`` response.
+
+        Raises:
+            TypeError: If ``value`` is not JSON-serializable.
+            ValueError: If ``value`` holds NaN or infinity.
+        """
+        return cls(encode_json(value), status, headers, JSON)
+
+    @classmethod
+    def redirect(
+        cls, url: str, status: int = 307, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """Return a redirect to ``url`` (307 keeps the method; use 303 after a POST, 301/308 for
+        permanent moves)."""
+        if not 300 <= status <= 399:
+            raise ValueError(f"a redirect status must be 3xx, got {status}")
+        response = cls(b"", status, headers, TEXT)
+        response.headers["location"] = url
+        return response
+
+    @classmethod
+    def stream(
+        cls,
+        iterable: StreamBody,
+        media_type: str = OCTETS,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Return a response whose body is sent chunk by chunk as ``iterable`` yields it.
+
+        ``iterable`` may be sync or async (``str`` chunks are UTF-8 encoded), under both
+        interfaces; it is closed when the response ends, also when the client goes away.
+        """
+        if isinstance(iterable, (bytes, str)):
+            raise TypeError("Response.stream() takes an iterable of chunks, not bytes or str")
+        response = cls(b"", status, headers, media_type)
+        response.chunks = iterable
+        return response
+
+    @classmethod
+    def file(
+        cls,
+        path: str | os.PathLike[str],
+        media_type: str | None = None,
+        filename: str | None = None,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Return a response that streams the file at ``path``.
+
+        Args:
+            path: The file; its size and modification time are read now.
+            media_type: The ``Content-Type``; guessed from the name when omitted.
+            filename: When given, the file is offered as a download under this name.
+
+        Raises:
+            FileNotFoundError: If there is no regular file at ``path``.
+        """
+        fspath = os.fspath(path)
+        info = os.stat(fspath)
+        if not os.path.isfile(fspath):
+            raise FileNotFoundError(f"not a regular file: {fspath}")
+        media_type = media_type or mimetypes.guess_type(fspath)[0] or OCTETS
+        response = cls.stream(_read_file(fspath), media_type, status, headers)
+        response.length = info.st_size
+        response.headers["last-modified"] = formatdate(info.st_mtime, usegmt=True)
+        if filename is not None:
+            response.headers["content-disposition"] = content_disposition(filename)
+        return response
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        *,
+        max_age: int | None = None,
+        expires: str | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: SameSite | None = "lax",
+    ) -> None:
+        """Add a ``Set-Cookie`` header.
+
+        Raises:
+            ValueError: If the name or an attribute holds a forbidden character.
+        """
+        self.headers.add(
+            "set-cookie",
+            format_set_cookie(
+                key,
+                value,
+                max_age=max_age,
+                expires=expires,
+                path=path,
+                domain=domain,
+                secure=secure,
+                httponly=httponly,
+                samesite=samesite,
+            ),
+        )
+
+    def delete_cookie(self, key: str, *, path: str | None = "/", domain: str | None = None) -> None:
+        """Tell the client to drop the cookie ``key`` (same ``path`` and ``domain`` as set)."""
+        self.set_cookie(
+            key, "", max_age=0, expires="Thu, 01 Jan 1970 00:00:00 GMT", path=path, domain=domain
+        )
+
+    def __repr__(self) -> str:
+        kind = "stream" if self.chunks is not None else f"{len(self.body)} bytes"
+        return f"<Response {self.status} {kind}>"
+
+
+def _read_file(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(FILE_CHUNK):
+            yield chunk
+
+
+def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:
+    """Return a ``Content-Disposition`` value safe for any filename (RFC 6266 ``filename*``)."""
+    from urllib.parse import quote
+
+    ascii_name = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    value = f'{kind}; filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
+
+
+def to_response(result: Any) -> Response:
+    """Turn a handler's return value into a ``Response``.
+
+    Raises:
+        TypeError: For a value of another type, naming the types a handler may return.
+    """
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, str):
+        return Response(result.encode("utf-8"), 200, None, TEXT)
+    if isinstance(result, (dict, list)):
+        return Response(encode_json(result), 200, None, JSON)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return Response(bytes(result), 200, None, OCTETS)
+    if result is None:
+        return Response(b"", 204)
+    raise TypeError(
+        f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list "
+        "or None"
+    )
+
+
+def no_body_status(status: int) -> bool:
+    """Whether a response with ``status`` must not have a body (1xx, 204, 304)."""
+    return status < 200 or status in (204, 304)
+
+
+def head_list(response: Response) -> list[tuple[str, str]]:
+    """Return the headers to send, with ``Content-Length`` and ``Content-Type`` settled.
+
+    SPEC: RFC 9110 sections 8.6 and 15.3.5: no Content-Length on 1xx and 204; a HEAD answer
+    carries the length the GET answer would have.
+    """
+    items = [item for item in response.headers.items() if item[0] != "content-length"]
+    status = response.status
+    if no_body_status(status):
+        return items if status == 304 else [i for i in items if i[0] != "content-type"]
+    if response.chunks is None:
+        items.append(("content-length", str(len(response.body))))
+    elif response.length is not None:
+        items.append(("content-length", str(response.length)))
+    if "content-type" not in response.headers:
+        items.append(("content-type", OCTETS if response.body or response.chunks else TEXT))
+    return items

@@ -1,0 +1,143 @@
+"""Route decorators, shared by ``App`` and ``Router``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypedDict, TypeVar
+
+from ._limits import RouteLimits
+from ._routing import HTTP_METHODS, Handler, Route, is_async_callable, parse_template
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+H = TypeVar("H", bound=Handler)
+
+
+class RouteOptions(TypedDict, total=False):
+    """The keyword options every route decorator takes."""
+
+    name: str | None
+    offload: bool
+    limits: RouteLimits | None
+    skip: Iterable[str]
+
+
+class RouteRegistry:
+    """The decorators that register routes; subclasses decide where a route goes."""
+
+    prefix: str = ""
+
+    def _add_route(self, route: Route) -> None:
+        raise NotImplementedError
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        name: str | None = None,
+        offload: bool = True,
+        limits: RouteLimits | None = None,
+        skip: Iterable[str] = (),
+    ) -> Callable[[H], H]:
+        """Register the decorated function as the handler of ``path`` for ``methods``.
+
+        Args:
+            path: A template such as ``"/users/{user_id:int}"``.
+            methods: HTTP methods, any case.
+            name: The name for ``url_for``; the function's name by default.
+            offload: For a ``def`` handler under ASGI: run it in the thread pool (the default) or,
+                with ``False``, inline on the event loop (only for handlers that never block).
+            limits: A ``Limits`` for this route, or a mapping that changes some of the app's.
+            skip: Names of plugins that must not wrap this handler.
+
+        Raises:
+            ValueError: If the template or a method is invalid.
+        """
+        method_set = frozenset(m.upper() for m in methods)
+        unknown = method_set - HTTP_METHODS
+        if unknown or not method_set:
+            raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
+
+        def decorator(handler: H) -> H:
+            self._add_route(
+                self._make_route(path, method_set, handler, name, offload, limits, skip)
+            )
+            return handler
+
+        return decorator
+
+    def _make_route(
+        self,
+        path: str,
+        methods: frozenset[str],
+        handler: Handler,
+        name: str | None,
+        offload: bool,
+        limits: RouteLimits | None,
+        skip: Iterable[str],
+        kind: str = "http",
+    ) -> Route:
+        template = self.prefix + path if path != "/" or not self.prefix else self.prefix
+        return Route(
+            template=template,
+            methods=methods,
+            handler=handler,
+            name=name or str(getattr(handler, "__name__", repr(handler))),
+            is_async=is_async_callable(handler),
+            offload=offload,
+            limits=limits,
+            kind=kind,
+            skip=tuple(skip),
+            segments=parse_template(template),
+        )
+
+    def _method(self, method: str, path: str, options: RouteOptions) -> Callable[[H], H]:
+        return self.route(path, [method], **options)
+
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]:
+        """Register a ``GET`` handler (``HEAD`` is answered from it); options as in ``route``."""
+        return self._method("GET", path, options)
+
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]:
+        """Register a ``POST`` handler; options as in ``route``."""
+        return self._method("POST", path, options)
+
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]:
+        """Register a ``PUT`` handler; options as in ``route``."""
+        return self._method("PUT", path, options)
+
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]:
+        """Register a ``PATCH`` handler; options as in ``route``."""
+        return self._method("PATCH", path, options)
+
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]:
+        """Register a ``DELETE`` handler; options as in ``route``."""
+        return self._method("DELETE", path, options)
+
+    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[H], H]:
+        """Register an ``OPTIONS`` handler, replacing the automatic answer for ``path``."""
+        return self._method("OPTIONS", path, options)
+
+
+class Router(RouteRegistry):
+    """A group of routes under a common prefix, added to an app with ``app.include(router)``.
+
+    Args:
+        prefix: Prepended to every template, such as ``"/api"`` (no trailing slash).
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
+        self.prefix = prefix
+        self.routes: list[Route] = []
+
+    def _add_route(self, route: Route) -> None:
+        for known in self.routes:
+            if known.template == route.template and known.kind == route.kind:
+                twice = known.methods & route.methods
+                if twice:
+                    raise ValueError(f"{sorted(twice)} {route.template} is registered twice")
+        self.routes.append(route)

@@ -1,0 +1,339 @@
+"""Route templates, converters and lookup.
+
+Lookup cost does not grow with the number of routes: static paths are one dict lookup, and dynamic
+templates live in a trie keyed by path segment, so a request walks only the branches its own
+segments select.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from ._limits import RouteLimits
+
+Handler = Callable[..., Any]
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
+_FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Converter:
+    """Turns one path segment into a value and back.
+
+    ``to_python`` raises ``ValueError`` when the segment does not fit, and the template
+    does not match.
+    """
+
+    name: str
+    to_python: Callable[[str], Any]
+    to_url: Callable[[Any], str] = str
+
+
+def _to_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _to_float(text: str) -> float:
+    if not _FLOAT.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
+
+
+def _to_uuid(text: str) -> uuid.UUID:
+    if not _UUID.fullmatch(text):
+        raise ValueError(text)
+    return uuid.UUID(text)
+
+
+def _to_str(text: str) -> str:
+    return text
+
+
+BUILTIN_CONVERTERS: Mapping[str, Converter] = {
+    "str": Converter("str", _to_str),
+    "int": Converter("int", _to_int),
+    "float": Converter("float", _to_float, repr),
+    "uuid": Converter("uuid", _to_uuid),
+    "path": Converter("path", _to_str),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A ``{name:converter}`` segment of a template."""
+
+    name: str
+    converter: str
+
+
+Segment = str | Param
+
+
+def parse_template(template: str) -> tuple[Segment, ...]:
+    """Split a route template into static segments and parameters.
+
+    Raises:
+        ValueError: If the template is malformed; the message says how to write it.
+    """
+    if not template.startswith("/"):
+        raise ValueError(f"route template {template!r} must start with '/'")
+    segments: list[Segment] = []
+    names: set[str] = set()
+    for index, part in enumerate(template[1:].split("/")):
+        match = _PARAM.fullmatch(part)
+        if match is None:
+            if "{" in part or "}" in part:
+                raise ValueError(
+                    f"route template {template!r}: segment {part!r} is not a parameter; a "
+                    "parameter fills a whole segment, written {name} or {name:converter}"
+                )
+            segments.append(part)
+            continue
+        name, converter = match.group(1), match.group(2) or "str"
+        if name in names:
+            raise ValueError(f"route template {template!r} names parameter {name!r} twice")
+        if converter == "path" and index != template.count("/") - 1:
+            raise ValueError(
+                f"route template {template!r}: {{{name}:path}} must be the last segment"
+            )
+        names.add(name)
+        segments.append(Param(name, converter))
+    return tuple(segments)
+
+
+def is_async_callable(obj: object) -> bool:
+    """Tell whether calling ``obj`` returns a coroutine (functions, partials, callable objects)."""
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(obj, "__call__", None)  # noqa: B004
+    return not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
+
+
+def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:
+    """Refuse, at registration, a handler that could never be called correctly.
+
+    Raises:
+        TypeError: With a message that says what to write instead.
+    """
+    where = f"handler {getattr(handler, '__qualname__', handler)!r} for {template!r}"
+    if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+        raise TypeError(
+            f"{where} is a generator function; to stream, return Response.stream(generator()) "
+            "from a def or async def handler"
+        )
+    if not callable(handler):
+        raise TypeError(f"{where} is not callable")
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return
+    parameters = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    missing = [name for name in param_names if name not in accepted]
+    if missing:
+        raise TypeError(f"{where} must accept the path parameters {missing} as keyword arguments")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One registered route: a template, its methods and its handler.
+
+    ``is_async`` is the handler's colour, decided once here; ``offload`` says whether a ``def``
+    handler runs in the thread pool under ASGI.
+    """
+
+    template: str
+    methods: frozenset[str]
+    handler: Handler
+    name: str
+    is_async: bool
+    offload: bool = True
+    limits: RouteLimits | None = None
+    kind: str = "http"
+    skip: tuple[str, ...] = ()
+    segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The names of the template's parameters, in order."""
+        return tuple(s.name for s in self.segments if isinstance(s, Param))
+
+
+MethodMap = dict[str, Route]
+
+
+class _Node:
+    __slots__ = ("catch_all", "methods", "params", "static")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node] = {}
+        self.params: list[tuple[str, Converter, _Node]] = []
+        self.catch_all: list[tuple[str, Converter, MethodMap]] = []
+        self.methods: MethodMap | None = None
+
+    def child(self, name: str, converter: Converter) -> _Node:
+        for known_name, known, node in self.params:
+            if known_name == name and known is converter:
+                return node
+        node = _Node()
+        self.params.append((name, converter, node))
+        return node
+
+
+class RouteTable:
+    """The routes of one kind (HTTP or WebSocket) of an app, ready for lookup."""
+
+    def __init__(self, converters: Mapping[str, Converter]) -> None:
+        self._converters = converters
+        self._static: dict[str, MethodMap] = {}
+        self._root = _Node()
+
+    def add(self, route: Route) -> None:
+        """Add ``route``.
+
+        Raises:
+            ValueError: If the same method and template are already registered, or a converter is
+                unknown.
+        """
+        methods = self._method_map(route)
+        for method in route.methods:
+            if method in methods:
+                raise ValueError(
+                    f"{method} {route.template} is registered twice "
+                    f"({methods[method].name!r} and {route.name!r})"
+                )
+            methods[method] = route
+
+    def _method_map(self, route: Route) -> MethodMap:
+        if not any(isinstance(s, Param) for s in route.segments):
+            return self._static.setdefault(route.template, {})
+        node = self._root
+        for position, segment in enumerate(route.segments):
+            if isinstance(segment, str):
+                node = node.static.setdefault(segment, _Node())
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path" and position == len(route.segments) - 1:
+                for name, known, methods in node.catch_all:
+                    if name == segment.name and known is converter:
+                        return methods
+                node.catch_all.append((segment.name, converter, {}))
+                return node.catch_all[-1][2]
+            node = node.child(segment.name, converter)
+        if node.methods is None:
+            node.methods = {}
+        return node.methods
+
+    def _converter(self, param: Param, template: str) -> Converter:
+        try:
+            return self._converters[param.converter]
+        except KeyError:
+            known = ", ".join(sorted(self._converters))
+            raise ValueError(
+                f"route template {template!r} uses unknown converter {param.converter!r} "
+                f"(known: {known}); register it with app.add_converter()"
+            ) from None
+
+    def lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], set[str]]:
+        """Find the route for ``method`` and ``path``.
+
+        Returns:
+            ``(route, params, allowed)``: the route and its converted parameters, or ``None``
+            with the methods of every template that matches the path (empty: no template does).
+        """
+        methods = self._static.get(path)
+        if methods is not None:
+            route = methods.get(method)
+            if route is not None:
+                return route, {}, set()
+        allowed: set[str] = set()
+        segments = path[1:].split("/")
+        for methods, params in self._matches(self._root, segments, 0, []):
+            route = methods.get(method)
+            if route is not None:
+                return route, dict(params), set()
+            allowed.update(methods)
+        if methods_static := self._static.get(path):
+            allowed.update(methods_static)
+        return None, {}, allowed
+
+    def _matches(
+        self, node: _Node, segments: list[str], index: int, params: list[tuple[str, Any]]
+    ) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+        if index == len(segments):
+            if node.methods:
+                yield node.methods, params
+            return
+        segment = segments[index]
+        child = node.static.get(segment)
+        if child is not None:
+            yield from self._matches(child, segments, index + 1, params)
+        if segment:
+            for name, converter, child in node.params:
+                try:
+                    value = converter.to_python(segment)
+                except ValueError:
+                    continue
+                yield from self._matches(child, segments, index + 1, [*params, (name, value)])
+        rest = "/".join(segments[index:])
+        if rest:
+            for name, converter, methods in node.catch_all:
+                try:
+                    value = converter.to_python(rest)
+                except ValueError:
+                    continue
+                yield methods, [*params, (name, value)]
+
+    def __iter__(self) -> Iterator[Route]:
+        seen: dict[int, Route] = {}
+        for methods in self._all_method_maps():
+            for route in methods.values():
+                seen.setdefault(id(route), route)
+        return iter(seen.values())
+
+    def _all_method_maps(self) -> Iterator[MethodMap]:
+        yield from self._static.values()
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.methods:
+                yield node.methods
+            for _, _, methods in node.catch_all:
+                yield methods
+            stack.extend(node.static.values())
+            stack.extend(child for _, _, child in node.params)
+
+
+def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
+    """Fill ``route``'s template with ``params``, percent-encoding each segment.
+
+    Raises:
+        TypeError: If a parameter is missing or unknown.
+    """
+    expected = set(route.param_names)
+    if set(params) != expected:
+        raise TypeError(
+            f"url_for({route.name!r}) takes the parameters {sorted(expected)}, got {sorted(params)}"
+        )
+    parts = []
+    for segment in route.segments:
+        if isinstance(segment, str):
+            parts.append(quote(segment, safe=""))
+            continue
+        converter = converters[segment.converter]
+        text = converter.to_url(params[segment.name])
+        parts.append(quote(text, safe="/" if segment.converter == "path" else ""))
+    return "/" + "/".join(parts)

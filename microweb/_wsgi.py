@@ -1,0 +1,146 @@
+"""The WSGI driver (PEP 3333): environ in, status, headers and a body iterable out."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ._body import WSGIBody
+from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
+from ._datastructures import Headers
+from ._pipeline import dispatch, run_hooks
+from ._request import Address, Request, decode_path
+from ._response import Response, head_list, no_body_status
+from ._status import status_line
+from ._types import Environ, StartResponse
+
+if TYPE_CHECKING:
+    from ._app import App
+
+logger = logging.getLogger("microweb")
+
+
+def _headers_of(environ: Environ) -> Headers:
+    items = [
+        (key[5:].replace("_", "-").lower(), value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    ]
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        value = environ.get(key)
+        if value:
+            items.append((name, value))
+    return Headers(_trusted=items)
+
+
+def _raw_path(environ: Environ, path_bytes: bytes) -> bytes:
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if uri:
+        return str(uri).partition("?")[0].encode("latin-1")
+    return quote(path_bytes, safe="/").encode("ascii")
+
+
+def _client(environ: Environ) -> Address | None:
+    host = environ.get("REMOTE_ADDR")
+    if not host:
+        return None
+    port = str(environ.get("REMOTE_PORT") or "0")
+    return Address(host, int(port) if port.isdigit() else 0)
+
+
+class WSGIDriver:
+    """The app as a PEP 3333 callable. Startup hooks run when it is made; ``close()`` runs
+    shutdown hooks (also at interpreter exit)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.app_loop = AppLoop()
+        self._closed = False
+        drive_sync(run_hooks(app.startup_hooks), self.app_loop)
+        atexit.register(self.close)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = self._request(environ)
+        response: Response = drive_sync(dispatch(self.app, request), self.app_loop)
+        start_response(status_line(response.status), head_list(response))
+        if request.method == "HEAD" or no_body_status(response.status):
+            # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
+            _close_stream(response.chunks, self.app_loop)
+            return []
+        if response.chunks is None:
+            return [response.body]
+        return _StreamBody(response.chunks, self.app_loop, request)
+
+    def _request(self, environ: Environ) -> Request:
+        path_bytes = environ.get("PATH_INFO", "").encode("latin-1")
+        port = environ.get("SERVER_PORT")
+        return Request(
+            app=self.app,
+            interface="wsgi",
+            method=environ["REQUEST_METHOD"],
+            path=decode_path(path_bytes) if path_bytes else "/",
+            raw_path=_raw_path(environ, path_bytes),
+            root_path=environ.get("SCRIPT_NAME", "").encode("latin-1").decode("utf-8", "replace"),
+            query_string=environ.get("QUERY_STRING", "").encode("latin-1"),
+            headers=lambda: _headers_of(environ),
+            scheme=environ.get("wsgi.url_scheme", "http"),
+            server=(environ.get("SERVER_NAME", ""), int(port) if port else None),
+            client=_client(environ),
+            body=WSGIBody(environ),
+            sync_only=sync_only,
+        )
+
+    def close(self) -> None:
+        """Run the shutdown hooks once and stop the app loop."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        try:
+            drive_sync(run_hooks(self.app.shutdown_hooks), self.app_loop)
+        finally:
+            self.app_loop.stop()
+
+
+def _close_stream(stream: Any, app_loop: AppLoop) -> None:
+    if stream is None:
+        return
+    if hasattr(stream, "aclose"):
+        app_loop.run(stream.aclose())
+    elif hasattr(stream, "close"):
+        stream.close()
+
+
+class _StreamBody:
+    """A streamed WSGI body: chunks encoded as they come; ``close()`` closes the generator."""
+
+    def __init__(self, stream: Any, app_loop: AppLoop, request: Request) -> None:
+        self._stream = stream
+        self._app_loop = app_loop
+        self._request = request
+        if hasattr(stream, "__aiter__"):
+            self._chunks: Iterator[Any] = iterate_on_loop(stream, app_loop)
+        else:
+            self._chunks = iter(stream)
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._chunks:
+                if chunk:
+                    yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+        except Exception:
+            # NOTE: the status line is gone already; the server can only cut the connection.
+            logger.exception(
+                "error while streaming %s %s", self._request.method, self._request.path
+            )
+            raise
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+        if self._chunks is not self._stream:
+            _close_stream(self._stream, self._app_loop)

@@ -1,0 +1,302 @@
+"""Drive an app in-process through its real WSGI and ASGI callables.
+
+``TestClient`` is built on httpx: requests go through a small PEP 3333 transport (the app under
+``wsgiref.validate``) or through ``httpx.ASGITransport``. Both transports buffer the whole
+response, so a test sees a streamed body only once it has ended; streaming and disconnects are
+tested against real servers instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import unquote_to_bytes
+from wsgiref.validate import validator
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("microweb.testing needs httpx: pip install 'microweb[testing]'") from exc
+
+if TYPE_CHECKING:
+    from ._app import App
+    from ._asgi import ASGIDriver
+    from ._types import WSGIApp
+    from ._wsgi import WSGIDriver
+
+__all__ = ["TestClient"]
+
+T = TypeVar("T")
+Interface = Literal["wsgi", "asgi", "both"]
+CLIENT_ADDRESS = ("127.0.0.1", 123)
+
+
+class WSGITransport(httpx.BaseTransport):
+    """An httpx transport that calls a WSGI app as a PEP 3333 server would.
+
+    ``PATH_INFO`` holds the percent-decoded path bytes as latin-1 text, a chunked request body
+    arrives with its ``CONTENT_LENGTH`` (as Waitress gives it), and the result is closed.
+    """
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        environ = self._environ(request, body)
+        seen: dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            seen["status"], seen["headers"] = status, headers
+            return lambda data: None
+
+        result = self.app(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
+        return httpx.Response(
+            int(seen["status"][:3]), headers=headers, stream=httpx.ByteStream(content)
+        )
+
+    @staticmethod
+    def _environ(request: httpx.Request, body: bytes) -> dict[str, Any]:
+        url = request.url
+        raw_path = url.raw_path.partition(b"?")[0]
+        environ: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": url.scheme,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            "QUERY_STRING": url.query.decode("latin-1"),
+            "SERVER_NAME": url.host,
+            "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": CLIENT_ADDRESS[0],
+            "REMOTE_PORT": str(CLIENT_ADDRESS[1]),
+            "REQUEST_URI": url.raw_path.decode("latin-1"),
+        }
+        for name, value in request.headers.raw:
+            key = name.decode("latin-1").upper().replace("-", "_")
+            if key == "TRANSFER_ENCODING":
+                continue
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            text = value.decode("latin-1")
+            environ[key] = f"{environ[key]}, {text}" if key in environ else text
+        if body and "CONTENT_LENGTH" not in environ:
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return environ
+
+
+class _LoopThread:
+    """An event loop on a daemon thread, for driving the ASGI app from sync test code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class _Lifespan:
+    """Runs the ASGI lifespan protocol against the app, as a server does."""
+
+    def __init__(self, app: ASGIDriver) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _send(self, message: Any) -> None:
+        await self._outbox.put(dict(message))
+
+    async def _step(self, kind: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{kind}"})
+        reply = await self._outbox.get()
+        if reply["type"] != f"lifespan.{kind}.complete":
+            raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._task = asyncio.ensure_future(self._app(scope, self._inbox.get, self._send))
+        await self._step("startup")
+
+    async def shutdown(self) -> None:
+        await self._step("shutdown")
+        if self._task is not None:
+            await self._task
+
+
+class TestClient:
+    """A requests-like client that sends each request through the app's real entrypoints.
+
+    Args:
+        app: The app under test.
+        interface: ``"wsgi"`` (``as_wsgi()`` under ``wsgiref.validate``), ``"asgi"``
+            (``as_asgi()``), or ``"both"``: each request goes through both and an
+            ``AssertionError`` is raised if status, headers (but ``date``) or body differ.
+        base_url: Scheme and host the requests claim to go to.
+
+    Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
+    under ASGI); without ``with``, startup runs on the first request.
+    """
+
+    __test__ = False  # NOTE: not a test class, whatever pytest thinks of the name.
+
+    def __init__(
+        self, app: App, interface: Interface = "wsgi", base_url: str = "http://testserver"
+    ) -> None:
+        if interface not in ("wsgi", "asgi", "both"):
+            raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
+        self.app, self.interface, self.base_url = app, interface, base_url
+        self._wsgi: WSGIDriver | None = None
+        self._wsgi_client: httpx.Client | None = None
+        self._loop: _LoopThread | None = None
+        self._asgi: ASGIDriver | None = None
+        self._asgi_client: httpx.AsyncClient | None = None
+        self._lifespan: _Lifespan | None = None
+
+    # -- the two sides -------------------------------------------------------------------------
+
+    def _wsgi_side(self) -> httpx.Client:
+        if self._wsgi_client is None:
+            self._wsgi = self.app.as_wsgi()
+            transport = WSGITransport(validator(self._wsgi))
+            self._wsgi_client = httpx.Client(transport=transport, base_url=self.base_url)
+        return self._wsgi_client
+
+    def _asgi_side(self) -> tuple[_LoopThread, httpx.AsyncClient]:
+        if self._loop is None or self._asgi_client is None:
+            self._loop = _LoopThread()
+            self._asgi = self.app.as_asgi()
+            transport = httpx.ASGITransport(app=self._asgi, client=CLIENT_ADDRESS)
+            self._asgi_client = httpx.AsyncClient(transport=transport, base_url=self.base_url)
+        return self._loop, self._asgi_client
+
+    @property
+    def asgi_app(self) -> ASGIDriver:
+        """The ASGI callable under test (made on first use)."""
+        self._asgi_side()
+        assert self._asgi is not None
+        return self._asgi
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the ASGI side runs on."""
+        return self._asgi_side()[0].loop
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; keyword arguments are httpx's (``json``, ``content``, ``headers``...)."""
+        if self.interface == "wsgi":
+            return self._wsgi_side().request(method, url, **kwargs)
+        if self.interface == "asgi":
+            return self._asgi_request(method, url, **kwargs)
+        via_wsgi = self._wsgi_side().request(method, url, **kwargs)
+        via_asgi = self._asgi_request(method, url, **kwargs)
+        _assert_same(method, url, via_wsgi, via_asgi)
+        return via_wsgi
+
+    def _asgi_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        loop, client = self._asgi_side()
+        return loop.run(client.request(method, url, **kwargs))
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a GET request."""
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a HEAD request."""
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send an OPTIONS request."""
+        return self.request("OPTIONS", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a POST request."""
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a PUT request."""
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a PATCH request."""
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a DELETE request."""
+        return self.request("DELETE", url, **kwargs)
+
+    # -- lifespan ------------------------------------------------------------------------------
+
+    def __enter__(self) -> TestClient:
+        if self.interface in ("wsgi", "both"):
+            self._wsgi_side()
+        if self.interface in ("asgi", "both"):
+            loop, _ = self._asgi_side()
+            self._lifespan = _Lifespan(self.asgi_app)
+            loop.run(self._lifespan.startup())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Run shutdown hooks (where startup ran) and release the client's resources."""
+        if self._wsgi_client is not None and self._wsgi is not None:
+            self._wsgi_client.close()
+            self._wsgi.close()
+            self._wsgi_client = self._wsgi = None
+        if self._loop is not None and self._asgi_client is not None:
+            try:
+                if self._lifespan is not None:
+                    self._loop.run(self._lifespan.shutdown())
+                self._loop.run(self._asgi_client.aclose())
+            finally:
+                self._loop.stop()
+                self._loop = self._asgi_client = self._asgi = self._lifespan = None
+
+
+def _assert_same(method: str, url: str, a: httpx.Response, b: httpx.Response) -> None:
+    def head(response: httpx.Response) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in response.headers.multi_items() if k != "date"]
+
+    where = f"{method} {url}"
+    if a.status_code != b.status_code:
+        raise AssertionError(f"{where}: status WSGI {a.status_code} != ASGI {b.status_code}")
+    if head(a) != head(b):
+        raise AssertionError(f"{where}: headers WSGI {head(a)} != ASGI {head(b)}")
+    if a.content != b.content:
+        raise AssertionError(f"{where}: body WSGI {a.content[:200]!r} != ASGI {b.content[:200]!r}")

@@ -1,0 +1,314 @@
+"""End-to-end checks against real servers: Waitress (WSGI) and Uvicorn (ASGI) in subprocesses.
+
+Each server runs ``examples/mixed_colours.py`` unchanged, started with its own command line (not the
+``microweb`` CLI), and is spoken to over real HTTP with ``httpx`` or a raw socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.servers
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP = "examples.mixed_colours:app"
+HOST = "127.0.0.1"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server: its name, the interface it drives and where it listens."""
+
+    name: str
+    interface: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        """Return the URL of the server's root."""
+        return f"http://{HOST}:{self.port}"
+
+
+def _command(name: str, port: int) -> list[str]:
+    if name == "waitress":
+        return [
+            sys.executable,
+            "-m",
+            "waitress",
+            f"--host={HOST}",
+            f"--port={port}",
+            "--call",
+            f"{APP}.as_wsgi",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"{APP}.as_asgi",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+        "--log-level",
+        "warning",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(REPO_ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    return env
+
+
+def _log_text(log: IO[bytes]) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read().decode("utf-8", "replace")
+
+
+def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{_log_text(log)}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"server not listening on port {port} after {READY_TIMEOUT} s:\n{_log_text(log)}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="module", params=["waitress", "uvicorn"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """Run the example app under one real server for the whole module."""
+    name = str(request.param)
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp(name) / "server.log"
+    with log_path.open("w+b") as log:
+        process = subprocess.Popen(
+            _command(name, port),
+            cwd=REPO_ROOT,
+            env=_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_listening(process, port, log)
+            yield Server(name, "wsgi" if name == "waitress" else "asgi", port)
+        finally:
+            _stop(process)
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client bound to the running server."""
+    with httpx.Client(base_url=server.base_url, timeout=5.0) as http:
+        yield http
+
+
+# --- raw socket helpers ----------------------------------------------------------------------
+
+
+def _read_until_end_of_head(sock: socket.socket, buffer: bytes = b"") -> tuple[bytes, bytes]:
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed inside a response head: {buffer!r}")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _read_to_eof(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _header_fields(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    fields = (line.split(":", 1) for line in lines)
+    return {name.strip().lower(): value.strip() for name, value in fields}
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_hello_text(client: httpx.Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == "Hello, World!"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["content-length"] == str(len(b"Hello, World!"))
+
+
+def test_json_get(client: httpx.Client) -> None:
+    response = client.get("/items")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == [{"id": 1}, {"id": 2}]
+
+
+def test_path_param_int_converter(client: httpx.Client) -> None:
+    response = client.get("/users/42")
+    assert response.status_code == 200
+    assert response.json() == {"id": 42, "name": "user-42"}
+
+
+def test_path_param_not_an_int_is_404(client: httpx.Client) -> None:
+    assert client.get("/users/abc").status_code == 404
+
+
+def test_not_found_plain_and_json(client: httpx.Client) -> None:
+    plain = client.get("/nowhere", headers={"accept": "text/html"})
+    assert plain.status_code == 404
+    assert plain.headers["content-type"].startswith("text/plain")
+    assert plain.text == "Not Found"
+
+    as_json = client.get("/nowhere", headers={"accept": "application/json"})
+    assert as_json.status_code == 404
+    assert as_json.headers["content-type"].startswith("application/json")
+    assert as_json.json() == {"status": 404, "detail": "Not Found"}
+
+
+def test_method_not_allowed_lists_methods(client: httpx.Client) -> None:
+    response = client.delete("/items")
+    assert response.status_code == 405
+    allowed = {method.strip() for method in response.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+    assert "DELETE" not in allowed
+
+
+def test_options_answers_with_allow(client: httpx.Client) -> None:
+    response = client.options("/items")
+    assert response.status_code in (200, 204)
+    allowed = {method.strip() for method in response.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+
+
+def test_head_has_get_headers_and_no_body(client: httpx.Client) -> None:
+    get = client.get("/")
+    head = client.head("/")
+    assert head.status_code == 200
+    assert head.content == b""
+    varying = {"date", "server-timing"}
+    assert set(head.headers.keys()) == set(get.headers.keys())
+    for name in set(get.headers.keys()) - varying:
+        assert head.headers[name] == get.headers[name], name
+
+
+def test_head_then_get_on_one_kept_alive_connection(server: Server) -> None:
+    # NOTE: Waitress would send a body for HEAD (TRAPS.md 7); those stray bytes would then sit in
+    # front of the second response's status line on the same connection.
+    with socket.create_connection((HOST, server.port), timeout=5.0) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: testserver\r\n\r\n")
+        first_head, leftover = _read_until_end_of_head(sock)
+        sock.sendall(b"GET /users/7 HTTP/1.1\r\nHost: testserver\r\nConnection: close\r\n\r\n")
+        rest = leftover + _read_to_eof(sock)
+
+    assert first_head.startswith(b"HTTP/1.1 200 ")
+    assert _header_fields(first_head)["content-length"] == str(len(b"Hello, World!"))
+    assert rest.startswith(b"HTTP/1.1 200 "), rest[:120]
+    second_head, _, body = rest.partition(b"\r\n\r\n")
+    fields = _header_fields(second_head)
+    assert int(fields["content-length"]) == len(body)
+    assert json.loads(body) == {"id": 7, "name": "user-7"}
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_post_json_is_echoed(client: httpx.Client, colour: str) -> None:
+    payload = {"name": "Zoë", "tags": ["a", "b"], "n": 3, "ok": True, "none": None}
+    response = client.post(f"/echo/{colour}", json=payload)
+    assert response.status_code == 200
+    assert response.json() == {"colour": colour, "echo": payload}
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_invalid_json_is_400(client: httpx.Client, colour: str) -> None:
+    response = client.post(
+        f"/echo/{colour}", content=b'{"unterminated', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+def test_post_creates_with_status(client: httpx.Client) -> None:
+    response = client.post("/items", json={"id": 3})
+    assert response.status_code == 201
+    assert response.json() == {"id": 3}
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_handler_colours_under_server(client: httpx.Client, server: Server, colour: str) -> None:
+    response = client.get(f"/colour/{colour}")
+    assert response.status_code == 200
+    assert response.json() == {"colour": colour, "interface": server.interface}
+    assert response.headers["x-served-by"] == server.interface
+
+
+def test_sync_flow_adds_server_timing(client: httpx.Client) -> None:
+    for path in ("/", "/colour/async", "/users/1"):
+        response = client.get(path)
+        assert re.fullmatch(r"app;dur=\d+\.\d+", response.headers["server-timing"]), path
+
+
+def test_startup_lock_shared_by_concurrent_requests(server: Server) -> None:
+    def visit(_: int) -> int:
+        with httpx.Client(base_url=server.base_url, timeout=5.0) as http:
+            response = http.post("/visits")
+            assert response.status_code == 200, response.text
+            count: int = response.json()["count"]
+            return count
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = sorted(pool.map(visit, range(16)))
+    assert counts == list(range(counts[0], counts[0] + 16))
+
+
+@pytest.mark.parametrize("path", ["/%ff", "/users/%ff", "/hello/%C3%28"])
+def test_invalid_utf8_in_path_is_400(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.request.url.raw_path.lower() == path.lower().encode("ascii")
+    assert response.status_code == 400
