@@ -3,7 +3,9 @@
 No sockets and no servers: a prebuilt environ (or scope) is handed to the callable directly, the
 response body is consumed, and the loop is timed with ``time.perf_counter``. Each measurement is
 calibrated to last about ``seconds`` per repeat and the best repeat is reported, as ``timeit``
-does; the garbage collector is paused inside a repeat (and run between repeats) to cut noise.
+does. Several measurements are taken in interleaved rounds, so that background load on the machine
+spreads over all of them. The garbage collector is paused inside a repeat (and run between
+repeats) to cut noise.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import gc
 import io
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from time import perf_counter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # NOTE: bench the checkout these scripts live in, even when microweb is not installed.
 _REPO = str(Path(__file__).resolve().parent.parent)
 if _REPO not in sys.path:
     sys.path.insert(1, _REPO)
+
+K = TypeVar("K", bound=Hashable)
 
 Timer = Callable[[int], float]
 """A function that runs ``n`` requests and returns the elapsed seconds."""
@@ -235,8 +239,23 @@ def calibrate(timer: Timer, seconds: float) -> int:
 
 def measure(timer: Timer, repeats: int, seconds: float) -> float:
     """Return the best seconds per request over ``repeats`` runs of about ``seconds`` each."""
-    n = calibrate(timer, seconds)
-    return min(_timed(timer, n) for _ in range(repeats)) / n
+    return measure_many({"only": timer}, repeats, seconds)["only"]
+
+
+def measure_many(timers: Mapping[K, Timer], repeats: int, seconds: float) -> dict[K, float]:
+    """Time several things in interleaved rounds; return the best seconds per request of each.
+
+    Every round runs every timer once (in a rotated order), so a noisy moment on the machine
+    hurts all of them alike instead of one, and ratios between them stay fair.
+    """
+    counts = {key: calibrate(timer, seconds) for key, timer in timers.items()}
+    best = dict.fromkeys(timers, float("inf"))
+    keys = list(timers)
+    for round_index in range(repeats):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            best[key] = min(best[key], _timed(timers[key], counts[key]) / counts[key])
+    return best
 
 
 def decode_body(body: bytes, expected: Any) -> Any:

@@ -1,0 +1,82 @@
+"""The ``microweb`` command: loading targets, the route table, missing servers."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from microweb import App
+from microweb._cli import TargetError, load_app, main, routes_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert isinstance(load_app("examples/hello.py"), App)
+    assert isinstance(load_app("examples/hello.py:app"), App)
+    assert isinstance(load_app("examples.mixed_colours:app"), App)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nope/missing.py", "no such file"),
+        ("no_such_module_xyz:app", "cannot import module"),
+        ("examples.hello:nothing", "has no attribute"),
+        ("examples.hello:App", "not a microweb App"),
+    ],
+)
+def test_bad_targets_say_what_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, target: str, message: str
+) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(TargetError, match=message):
+        load_app(target)
+
+
+def test_routes_table_lists_method_template_name_handler_colour() -> None:
+    app = App()
+
+    @app.route("/items/{item_id:int}", methods=["GET", "DELETE"], name="item")
+    async def item(request: Any, item_id: int) -> None:
+        return None
+
+    lines = routes_table(app).splitlines()
+    assert lines[0].split() == ["METHOD", "TEMPLATE", "NAME", "HANDLER", "COLOUR"]
+    assert lines[1].split()[:3] == ["DELETE", "/items/{item_id:int}", "item"]
+    assert lines[1].split()[-1] == "async"
+    assert lines[2].split()[0] == "GET"
+
+
+def test_missing_server_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    real_import = importlib.import_module
+
+    def no_waitress(name: str, package: str | None = None) -> Any:
+        if name == "waitress":
+            raise ImportError("no waitress here")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_waitress)
+    assert main(["serve", "examples/hello.py", "--server", "waitress"]) == 2
+    assert "pip install 'microweb[waitress]'" in capsys.readouterr().err
+
+
+def test_python_dash_m_microweb_routes() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "microweb", "routes", "examples/hello.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "/hello/{name}" in result.stdout
