@@ -102,11 +102,17 @@ class ASGIDriver:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
-        request = self._request(scope, receive)
+        body = ASGIBody(scope["headers"], receive)
+        request = self._request(scope, body)
         try:
-            response: Response = await drive_async(dispatch(self.app, request), self.pool)
+            await self._respond(request, body, send)
         except ClientDisconnect:
-            return
+            pass  # NOTE: the client is gone; there is nobody to answer.
+        finally:
+            request.close()
+
+    async def _respond(self, request: Request, body: ASGIBody, send: Send) -> None:
+        response: Response = await drive_async(dispatch(self.app, request), self.pool)
         await send(
             {
                 "type": "http.response.start",
@@ -123,7 +129,22 @@ class ASGIDriver:
         elif response.chunks is None:
             await send({"type": "http.response.body", "body": response.body})
         else:
-            await self._send_stream(response.chunks, request, send)
+            await self._stream_until_disconnect(response.chunks, request, body, send)
+
+    async def _stream_until_disconnect(
+        self, stream: Any, request: Request, body: ASGIBody, send: Send
+    ) -> None:
+        # NOTE: servers accept send() after the client left (TRAPS.md 10); watch receive() too.
+        sender = asyncio.ensure_future(self._send_stream(stream, request, send))
+        watcher = asyncio.ensure_future(body.wait_disconnect())
+        try:
+            await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, watcher):
+                task.cancel()
+            await asyncio.wait({sender, watcher})
+        if not sender.cancelled():
+            sender.result()
 
     async def _send_stream(self, stream: Any, request: Request, send: Send) -> None:
         chunks = stream if hasattr(stream, "__aiter__") else iterate_in_pool(stream, self.pool)
@@ -148,7 +169,7 @@ class ASGIDriver:
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
 
-    def _request(self, scope: Scope, receive: Receive) -> Request:
+    def _request(self, scope: Scope, body: ASGIBody) -> Request:
         root = scope.get("root_path", "")
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         raw_path = _strip_root(raw_path, root.encode("utf-8"))
@@ -168,7 +189,7 @@ class ASGIDriver:
             scheme=scope.get("scheme", "http"),
             server=tuple(scope["server"]) if scope.get("server") else None,
             client=Address(client[0], client[1]) if client else None,
-            body=ASGIBody(scope_headers, receive),
+            body=body,
             sync_only=sync_only,
         )
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
-from ._types import Environ, Receive
+from ._types import Environ, Message, Receive
 
 CHUNK_SIZE = 64 * 1024
 
@@ -36,6 +36,14 @@ class WSGIBody:
         # SPEC: PEP 3333 leaves a body without Content-Length empty unless the server says it
         # terminates the stream itself (wsgi.input_terminated, for chunked requests).
         self._until_eof = bool(environ.get("wsgi.input_terminated"))
+        self._disconnected = environ.get("waitress.client_disconnected")
+
+    def is_disconnected(self) -> bool:
+        # NOTE: only Waitress tells a WSGI app that the client left; elsewhere this stays False.
+        return bool(self._disconnected()) if self._disconnected is not None else False
+
+    async def ais_disconnected(self) -> bool:
+        return self.is_disconnected()
 
     @property
     def content_length(self) -> int | None:
@@ -80,13 +88,15 @@ class ASGIBody:
     """The body of an ASGI request, pulled from ``receive()``.
 
     A ``def`` handler in the pool reads it through the loop, one message at a time, so nothing
-    is buffered whole.
+    is buffered whole. The same source watches for ``http.disconnect`` while a response streams.
     """
 
     def __init__(self, scope_headers: list[tuple[bytes, bytes]], receive: Receive) -> None:
         self._headers = scope_headers
         self._receive = receive
         self._loop = asyncio.get_running_loop()
+        self._early: deque[Message] = deque()
+        self._pending: asyncio.Future[Message] | None = None
         self.disconnected = False
 
     @property
@@ -96,7 +106,18 @@ class ASGIBody:
                 return parse_content_length(value.decode("latin-1"))
         return None
 
-    def _body_of(self, message: Any) -> tuple[bytes, bool]:
+    async def _next_message(self) -> Message:
+        if self._early:
+            return self._early.popleft()
+        if self._pending is None:
+            # PERF: the common case awaits receive() directly, with no task.
+            return await self._receive()
+        # NOTE: asyncio.wait leaves the shared task running if this caller is cancelled.
+        await asyncio.wait({self._pending})
+        message, self._pending = self._pending.result(), None
+        return message
+
+    def _body_of(self, message: Message) -> tuple[bytes, bool]:
         if message["type"] == "http.disconnect":
             self.disconnected = True
             raise ClientDisconnect("the client disconnected before the body was read")
@@ -105,14 +126,38 @@ class ASGIBody:
     async def achunks(self) -> AsyncIterator[bytes]:
         more = True
         while more:
-            body, more = self._body_of(await self._receive())
+            body, more = self._body_of(await self._next_message())
             if body:
                 yield body
 
     def chunks(self) -> Iterator[bytes]:
         more = True
         while more:
-            future = asyncio.run_coroutine_threadsafe(coroutine_of(self._receive()), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self._next_message(), self._loop)
             body, more = self._body_of(future.result())
             if body:
                 yield body
+
+    async def ais_disconnected(self) -> bool:
+        """Tell, without waiting, whether the client has gone (a body message is kept)."""
+        if self.disconnected:
+            return True
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(coroutine_of(self._receive()))
+        await asyncio.sleep(0)
+        if self._pending.done():
+            message, self._pending = self._pending.result(), None
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+            else:
+                self._early.append(message)
+        return self.disconnected
+
+    def is_disconnected(self) -> bool:
+        return asyncio.run_coroutine_threadsafe(self.ais_disconnected(), self._loop).result()
+
+    async def wait_disconnect(self) -> None:
+        """Return once the client has gone; unread body messages are dropped."""
+        while not self.disconnected:
+            if (await self._next_message())["type"] == "http.disconnect":
+                self.disconnected = True

@@ -9,8 +9,8 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from ._pipeline import Effects, Offload
@@ -157,13 +157,30 @@ async def iterate_in_pool(iterable: Iterable[T], pool: ThreadPoolExecutor) -> As
             yield item
         return
     iterator = iter(iterable)
+    step: Future[Any] | None = None
     try:
-        while (item := await run_in_pool(pool, next, iterator, _DONE)) is not _DONE:
+        while True:
+            step = pool.submit(contextvars.copy_context().run, _next, iterator)
+            item = await asyncio.wrap_future(step)
+            if item is _DONE:
+                return
             yield item
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
-            await run_in_pool(pool, close)
+            # NOTE: a step cancelled mid-way still runs in its thread; close after it returns.
+            closing = pool.submit(_close_after, step, close)
+            await asyncio.shield(asyncio.wrap_future(closing))
+
+
+def _next(iterator: Iterator[T]) -> T:
+    return next(iterator, _DONE)
+
+
+def _close_after(step: Future[Any] | None, close: Callable[[], object]) -> None:
+    if step is not None:
+        wait([step])
+    close()
 
 
 def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
@@ -180,6 +197,11 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             app_loop.run(aclose())
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call (file I/O) in a worker thread from async code."""
+    return await asyncio.to_thread(fn, *args)
 
 
 def coroutine_of(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:

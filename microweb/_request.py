@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-from urllib.parse import parse_qsl, quote, unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
+from ._forms import FormBuilder, FormData
 from ._limits import Limits
+from ._parsing import decode_text, parse_fields, parse_json
 
 if TYPE_CHECKING:
     from ._app import App
@@ -36,6 +37,14 @@ class BodySource(Protocol):
         """Yield the body's chunks, blocking (called where no event loop runs)."""
         ...
 
+    def is_disconnected(self) -> bool:
+        """Tell, without blocking for long, whether the client has gone."""
+        ...
+
+    async def ais_disconnected(self) -> bool:
+        """Tell whether the client has gone, from async code."""
+        ...
+
     def achunks(self) -> AsyncIterator[bytes]:
         """Yield the body's chunks from async code."""
         ...
@@ -56,60 +65,6 @@ def decode_path(raw: bytes) -> str | None:
 def decode_raw_path(raw_path: bytes) -> str | None:
     """Percent-decode and UTF-8-decode a raw (still encoded) request path."""
     return decode_path(unquote_to_bytes(raw_path))
-
-
-_JSON_TYPES = ("application/json",)
-
-
-def _media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
-    if not content_type:
-        return "", {}
-    main, *rest = content_type.split(";")
-    params = {}
-    for item in rest:
-        key, _, value = item.partition("=")
-        params[key.strip().lower()] = value.strip().strip('"')
-    return main.strip().lower(), params
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json(body: bytes, content_type: str | None) -> Any:
-    """Parse a JSON request body.
-
-    Raises:
-        HTTPError: 415 for a non-JSON content type, 400 for invalid, non-UTF-8 or too deep JSON.
-    """
-    media, _ = _media_type(content_type)
-    if media not in _JSON_TYPES and not (
-        media.startswith("application/") and media.endswith("+json")
-    ):
-        raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
-    try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise HTTPError(400, "JSON body is not valid UTF-8") from None
-    except RecursionError:
-        raise HTTPError(400, "JSON body is nested too deeply") from None
-    except ValueError:
-        raise HTTPError(400, "invalid JSON body") from None
-
-
-def decode_text(body: bytes, content_type: str | None) -> str:
-    """Decode a body with the charset of its content type (UTF-8 when none is given).
-
-    Raises:
-        HTTPError: 400 for an unknown charset or bytes that do not decode.
-    """
-    charset = _media_type(content_type)[1].get("charset", "utf-8")
-    try:
-        return body.decode(charset)
-    except LookupError:
-        raise HTTPError(400, f"unknown charset {charset!r}") from None
-    except UnicodeDecodeError:
-        raise HTTPError(400, f"body is not valid {charset}") from None
 
 
 class _BodyMeter:
@@ -149,8 +104,10 @@ class Request:
 
     __slots__ = (
         "_body",
+        "_cleanups",
         "_consumed",
         "_cookies",
+        "_form",
         "_headers",
         "_json",
         "_load_headers",
@@ -208,6 +165,8 @@ class Request:
         self._body: bytes | None = None
         self._json: Any = _MISSING
         self._consumed = False
+        self._form: FormData | None = None
+        self._cleanups: list[Callable[[], None]] = []
 
     @property
     def headers(self) -> Headers:
@@ -303,6 +262,33 @@ class Request:
             return
         yield from self._stream("iter_bytes()")
 
+    def form(self) -> FormData:
+        """Read and parse a urlencoded or multipart form (bounded by the form limits).
+
+        Raises:
+            HTTPError: 415 for another content type, 400 for a malformed form, 413 past a limit.
+            RuntimeError: Where an event loop runs in this thread (use ``await aform()``).
+        """
+        self._sync_only("form()", "aform()")
+        if self._form is None:
+            builder = self._form_builder()
+            try:
+                for chunk in self._body_or_stream("form()"):
+                    builder.feed(chunk)
+                self._form = builder.finish()
+            except BaseException:
+                builder.discard()
+                raise
+        return self._form
+
+    def _form_builder(self) -> FormBuilder:
+        builder = FormBuilder(self.content_type, self.limits)
+        self._cleanups.append(builder.discard)
+        return builder
+
+    def _body_or_stream(self, call: str) -> Iterator[bytes]:
+        return iter((self._body,)) if self._body is not None else self._stream(call)
+
     def _stream(self, call: str) -> Iterator[bytes]:
         meter = self._start(call)
         for chunk in self._source.chunks():
@@ -336,6 +322,22 @@ class Request:
         async for chunk in self._astream("aiter_bytes()"):
             yield chunk
 
+    async def aform(self) -> FormData:
+        """Read and parse a form; the async twin of ``form()``."""
+        if self._form is None:
+            builder = self._form_builder()
+            try:
+                if self._body is not None:
+                    builder.feed(self._body)
+                else:
+                    async for chunk in self._astream("aform()"):
+                        builder.feed(chunk)
+                self._form = builder.finish()
+            except BaseException:
+                builder.discard()
+                raise
+        return self._form
+
     async def _astream(self, call: str) -> AsyncIterator[bytes]:
         meter = self._start(call)
         async for chunk in self._source.achunks():
@@ -348,26 +350,23 @@ class Request:
         self._consumed = True
         return _BodyMeter(self.limits.max_body_size, self._source.content_length)
 
+    def is_disconnected(self) -> bool:
+        """Tell whether the client has gone, for long-polling ``def`` code.
+
+        Under ASGI this asks ``receive()``; under WSGI only Waitress can tell (elsewhere it is
+        always ``False``).
+        """
+        self._sync_only("is_disconnected()", "ais_disconnected()")
+        return self._source.is_disconnected()
+
+    async def ais_disconnected(self) -> bool:
+        """Tell whether the client has gone; the async twin of ``is_disconnected()``."""
+        return await self._source.ais_disconnected()
+
+    def close(self) -> None:
+        """Release what the request holds (temporary files of uploads); drivers call it."""
+        while self._cleanups:
+            self._cleanups.pop()()
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path!r} via {self.interface}>"
-
-
-def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:
-    """Parse a query string or urlencoded body into ``(name, value)`` pairs.
-
-    Raises:
-        HTTPError: 400 for invalid UTF-8 or more than ``max_fields`` fields.
-    """
-    if not data:
-        return []
-    try:
-        return parse_qsl(
-            data.decode("utf-8"),
-            keep_blank_values=True,
-            errors="strict",
-            max_num_fields=max_fields,
-        )
-    except UnicodeDecodeError:
-        raise HTTPError(400, "query or form data is not valid UTF-8") from None
-    except ValueError:
-        raise HTTPError(400, f"more than {max_fields} query or form fields") from None

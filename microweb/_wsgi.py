@@ -66,13 +66,13 @@ class WSGIDriver:
         request = self._request(environ)
         response: Response = drive_sync(dispatch(self.app, request), self.app_loop)
         start_response(status_line(response.status), head_list(response))
-        if request.method == "HEAD" or no_body_status(response.status):
-            # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
-            _close_stream(response.chunks, self.app_loop)
-            return []
-        if response.chunks is None:
-            return [response.body]
-        return _StreamBody(response.chunks, self.app_loop, request)
+        # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
+        bodiless = request.method == "HEAD" or no_body_status(response.status)
+        if response.chunks is not None and not bodiless:
+            return _StreamBody(response.chunks, self.app_loop, request)
+        _close_stream(response.chunks, self.app_loop)
+        request.close()
+        return [] if bodiless else [response.body]
 
     def _request(self, environ: Environ) -> Request:
         path_bytes = environ.get("PATH_INFO", "").encode("latin-1")
@@ -139,8 +139,11 @@ class _StreamBody:
             raise
 
     def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
-        if self._chunks is not self._stream:
-            _close_stream(self._stream, self._app_loop)
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+            if self._chunks is not self._stream:
+                _close_stream(self._stream, self._app_loop)
+        finally:
+            self._request.close()

@@ -1,0 +1,84 @@
+"""Parsing of header values and small bodies: media types, JSON, text and urlencoded fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ._errors import HTTPError
+
+_JSON_TYPES = ("application/json",)
+
+
+def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """Split a ``Content-Type`` value into the lower-cased type and its parameters."""
+    if not content_type:
+        return "", {}
+    main, *rest = content_type.split(";")
+    params = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        params[key.strip().lower()] = value.strip().strip('"')
+    return main.strip().lower(), params
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes, content_type: str | None) -> Any:
+    """Parse a JSON request body.
+
+    Raises:
+        HTTPError: 415 for a non-JSON content type, 400 for invalid, non-UTF-8 or too deep JSON.
+    """
+    media, _ = media_type(content_type)
+    if media not in _JSON_TYPES and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise HTTPError(400, "JSON body is not valid UTF-8") from None
+    except RecursionError:
+        raise HTTPError(400, "JSON body is nested too deeply") from None
+    except ValueError:
+        raise HTTPError(400, "invalid JSON body") from None
+
+
+def decode_text(body: bytes, content_type: str | None) -> str:
+    """Decode a body with the charset of its content type (UTF-8 when none is given).
+
+    Raises:
+        HTTPError: 400 for an unknown charset or bytes that do not decode.
+    """
+    charset = media_type(content_type)[1].get("charset", "utf-8")
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise HTTPError(400, f"unknown charset {charset!r}") from None
+    except UnicodeDecodeError:
+        raise HTTPError(400, f"body is not valid {charset}") from None
+
+
+def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:
+    """Parse a query string or urlencoded body into ``(name, value)`` pairs.
+
+    Raises:
+        HTTPError: 400 for invalid UTF-8 or more than ``max_fields`` fields.
+    """
+    if not data:
+        return []
+    try:
+        return parse_qsl(
+            data.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=max_fields,
+        )
+    except UnicodeDecodeError:
+        raise HTTPError(400, "query or form data is not valid UTF-8") from None
+    except ValueError:
+        raise HTTPError(400, f"more than {max_fields} query or form fields") from None
