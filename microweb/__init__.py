@@ -5,10 +5,12 @@ from __future__ import annotations
 from ._app import App
 from ._datastructures import Headers, MultiDict
 from ._errors import ClientDisconnect, HTTPError
+from ._forms import FormData, UploadFile, safe_filename
 from ._limits import Limits
 from ._request import Request
 from ._response import Response
 from ._router import Router
+from ._sse import ServerSentEvent
 
 __all__ = [
     "App",
@@ -16,10 +18,14 @@ __all__ = [
     "HTTPError",
     "Headers",
     "Limits",
+    "FormData",
     "MultiDict",
     "Request",
     "Response",
     "Router",
+    "ServerSentEvent",
+    "UploadFile",
+    "safe_filename",
 ]
 __version__ = "0.1.0"
 

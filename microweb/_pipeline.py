@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ClientDisconnect, HTTPError, status_phrase
+from ._files import negotiate_file
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:
@@ -72,11 +73,12 @@ def dispatch(app: App, request: Request) -> Effects:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
     """
     try:
-        return (yield from _layer(app, request, 0))
+        response = yield from _layer(app, request, 0)
     except ClientDisconnect:
         raise
     except Exception as exc:
-        return (yield from error_response(app, request, exc))
+        response = yield from error_response(app, request, exc)
+    return negotiate_file(response, request) if response.file_info is not None else response
 
 
 def _layer(app: App, request: Request, index: int) -> Effects:

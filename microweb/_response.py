@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
-from email.utils import formatdate
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any, Literal
 
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers
+from ._files import FileInfo, stat_file
+from ._sse import asse_chunks, sse_chunks
 
 StreamBody = Iterable[bytes | str] | AsyncIterable[bytes | str]
 
@@ -44,7 +45,7 @@ class Response:
             bodies ``application/octet-stream``.
     """
 
-    __slots__ = ("body", "chunks", "headers", "length", "status")
+    __slots__ = ("body", "chunks", "file_info", "headers", "length", "status")
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class Response:
         self.chunks: StreamBody | None = None
         # NOTE: a stream's length is known only for files the framework opened itself.
         self.length: int | None = None
+        self.file_info: FileInfo | None = None
 
     @classmethod
     def text(
@@ -141,24 +143,49 @@ class Response:
     ) -> Response:
         """Return a response that streams the file at ``path``.
 
+        Conditional requests (``If-None-Match``, ``If-Modified-Since``) get 304, a single
+        ``Range`` gets 206 (416 when unsatisfiable; ``If-Range`` is honoured).
+
         Args:
             path: The file; its size and modification time are read now.
             media_type: The ``Content-Type``; guessed from the name when omitted.
             filename: When given, the file is offered as a download under this name.
+            status: The status code.
+            headers: Extra headers.
 
         Raises:
             FileNotFoundError: If there is no regular file at ``path``.
         """
-        fspath = os.fspath(path)
-        info = os.stat(fspath)
-        if not os.path.isfile(fspath):
-            raise FileNotFoundError(f"not a regular file: {fspath}")
-        media_type = media_type or mimetypes.guess_type(fspath)[0] or OCTETS
-        response = cls.stream(_read_file(fspath), media_type, status, headers)
-        response.length = info.st_size
-        response.headers["last-modified"] = formatdate(info.st_mtime, usegmt=True)
+        info = stat_file(path)
+        media_type = media_type or mimetypes.guess_type(info.path)[0] or OCTETS
+        response = cls.stream(info.chunks(), media_type, status, headers)
+        response.file_info, response.length = info, info.size
+        response.headers["last-modified"] = info.last_modified
         if filename is not None:
             response.headers["content-disposition"] = content_disposition(filename)
+        return response
+
+    @classmethod
+    def sse(
+        cls,
+        events: Iterable[Any] | AsyncIterable[Any],
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Return a Server-Sent Events stream (``text/event-stream``).
+
+        Args:
+            events: A sync or async iterable of ``str`` (each one an event's data) or
+                ``ServerSentEvent`` items. Yield ``ServerSentEvent(comment="ping")`` now and
+                then to keep an idle connection open.
+            status: The status code.
+            headers: Extra headers.
+        """
+        chunks = asse_chunks(events) if isinstance(events, AsyncIterable) else sse_chunks(events)
+        response = cls.stream(chunks, "text/event-stream", status, headers)
+        response.headers.setdefault("cache-control", "no-cache")
+        # NOTE: tells nginx-style proxies not to buffer the stream.
+        response.headers.setdefault("x-accel-buffering", "no")
         return response
 
     def set_cookie(
@@ -203,12 +230,6 @@ class Response:
     def __repr__(self) -> str:
         kind = "stream" if self.chunks is not None else f"{len(self.body)} bytes"
         return f"<Response {self.status} {kind}>"
-
-
-def _read_file(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        while chunk := file.read(FILE_CHUNK):
-            yield chunk
 
 
 def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
 from ._datastructures import Headers
+from ._files import FILE_CHUNK
 from ._pipeline import dispatch, run_hooks
 from ._request import Address, Request, decode_path
 from ._response import Response, head_list, no_body_status
@@ -69,6 +70,13 @@ class WSGIDriver:
         # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
         bodiless = request.method == "HEAD" or no_body_status(response.status)
         if response.chunks is not None and not bodiless:
+            file = response.file_info
+            wrapper = environ.get("wsgi.file_wrapper")
+            if wrapper is not None and file is not None and file.whole:
+                request.close()
+                # NOTE: lets the server send the file its own way (Waitress: no Python loop).
+                wrapped: Iterable[bytes] = wrapper(open(file.path, "rb"), FILE_CHUNK)  # noqa: SIM115
+                return wrapped
             return _StreamBody(response.chunks, self.app_loop, request)
         _close_stream(response.chunks, self.app_loop)
         request.close()

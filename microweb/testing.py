@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import unquote_to_bytes
+from wsgiref.util import FileWrapper
 from wsgiref.validate import validator
 
 try:
@@ -91,6 +92,7 @@ class WSGITransport(httpx.BaseTransport):
             "REMOTE_ADDR": CLIENT_ADDRESS[0],
             "REMOTE_PORT": str(CLIENT_ADDRESS[1]),
             "REQUEST_URI": url.raw_path.decode("latin-1"),
+            "wsgi.file_wrapper": FileWrapper,
         }
         for name, value in request.headers.raw:
             key = name.decode("latin-1").upper().replace("-", "_")

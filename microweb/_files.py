@@ -1,0 +1,150 @@
+"""File responses: validators, conditional requests and single byte ranges (RFC 9110 13-14)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from email.utils import formatdate, parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._request import Request
+    from ._response import Response
+
+FILE_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """What a file response serves: the file, its validators, and the byte span sent."""
+
+    path: str
+    size: int
+    mtime: float
+    start: int = 0
+    length: int = -1
+
+    @property
+    def etag(self) -> str:
+        """A strong validator made from size and modification time."""
+        return f'"{self.size:x}-{int(self.mtime * 1_000_000):x}"'
+
+    @property
+    def last_modified(self) -> str:
+        """The ``Last-Modified`` value."""
+        return formatdate(self.mtime, usegmt=True)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the whole file is sent (not a range)."""
+        return self.start == 0 and self.length == self.size
+
+    def chunks(self) -> Iterator[bytes]:
+        """Read the span in chunks; the file is opened on the first ``next()``."""
+        with open(self.path, "rb") as file:
+            file.seek(self.start)
+            remaining = self.length
+            while remaining > 0 and (chunk := file.read(min(FILE_CHUNK, remaining))):
+                remaining -= len(chunk)
+                yield chunk
+
+
+def stat_file(path: str | os.PathLike[str]) -> FileInfo:
+    """Describe the regular file at ``path``.
+
+    Raises:
+        FileNotFoundError: If there is no regular file there.
+    """
+    fspath = os.fspath(path)
+    info = os.stat(fspath)
+    if not os.path.isfile(fspath):
+        raise FileNotFoundError(f"not a regular file: {fspath}")
+    return FileInfo(fspath, info.st_size, info.st_mtime, 0, info.st_size)
+
+
+def _etag_listed(header: str, etag: str) -> bool:
+    # SPEC: RFC 9110 13.1.2, If-None-Match uses the weak comparison.
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _not_modified_since(header: str, mtime: float) -> bool:
+    try:
+        since = parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    return int(mtime) <= since
+
+
+def _range_applies(request: Request, file: FileInfo) -> bool:
+    if_range = request.headers.get("if-range")
+    if if_range is None:
+        return True
+    # SPEC: RFC 9110 13.1.5, If-Range needs a strong match (an ETag, or the exact date).
+    return if_range.strip() in (file.etag, file.last_modified)
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
+    """Parse a ``Range`` header for one span of a ``size``-byte file.
+
+    Returns:
+        ``(start, length)`` for one satisfiable range, ``False`` for an unsatisfiable one, and
+        ``None`` for a header to ignore (malformed, another unit, or several ranges: the whole
+        file is then sent, which bounds the work any ``Range`` can cause).
+    """
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first or last) or not (first + last).isdigit():
+        return None
+    if not first:
+        suffix = int(last)
+        return (max(size - suffix, 0), min(suffix, size)) if suffix and size else False
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        return False
+    return start, end - start + 1
+
+
+def negotiate_file(response: Response, request: Request) -> Response:
+    """Answer conditional and range requests for a file response (in place)."""
+    file = response.file_info
+    if file is None or response.status != 200 or request.method not in ("GET", "HEAD"):
+        return response
+    headers = request.headers
+    response.headers.setdefault("etag", file.etag)
+    response.headers.setdefault("accept-ranges", "bytes")
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        if _etag_listed(if_none_match, file.etag):
+            return _without_body(response, 304)
+    elif (since := headers.get("if-modified-since")) and _not_modified_since(since, file.mtime):
+        return _without_body(response, 304)
+    range_header = headers.get("range")
+    if range_header is None or not _range_applies(request, file):
+        return response
+    span = parse_range(range_header, file.size)
+    if span is None or span is True:
+        return response
+    if span is False:
+        response.headers["content-range"] = f"bytes */{file.size}"
+        return _without_body(response, 416)
+    start, length = span
+    ranged = replace(file, start=start, length=length)
+    response.status, response.file_info = 206, ranged
+    response.chunks, response.length = ranged.chunks(), length
+    response.headers["content-range"] = f"bytes {start}-{start + length - 1}/{file.size}"
+    return response
+
+
+def _without_body(response: Response, status: int) -> Response:
+    response.status, response.file_info = status, None
+    response.chunks, response.length, response.body = None, None, b""
+    if status == 416:
+        response.headers["content-type"] = "text/plain; charset=utf-8"
+    return response
