@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._errors import HTTPError
 from ._limits import Limits, resolve_limits
 from ._pipeline import Colored
+from ._plugins import check_plugin, closers, wrap_handler
 from ._router import Router, RouteRegistry
 from ._routing import (
     BUILTIN_CONVERTERS,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._wsgi import WSGIDriver
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ class App(RouteRegistry):
         self.flows: list[Colored] = []
         self.startup_hooks: list[Colored] = []
         self.shutdown_hooks: list[Colored] = []
+        self.plugins: list[Any] = []
+        self._started = False
         self._converters: dict[str, Converter] = dict(BUILTIN_CONVERTERS)
         self._http = RouteTable(self._converters)
         self._names: dict[str, Route] = {}
@@ -73,7 +77,43 @@ class App(RouteRegistry):
         route = dataclasses.replace(route, limits=resolve_limits(self.limits, route.limits))
         self._http.add(route)
         self._names.setdefault(route.name, route)
-        self._handlers[id(route)] = Colored(route.handler, route.is_async, route.offload)
+        self._handlers[id(route)] = (
+            wrap_handler(route, self.plugins)
+            if self._started
+            else Colored(route.handler, route.is_async, route.offload)
+        )
+
+    def install(self, plugin: P) -> P:
+        """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
+
+        Raises:
+            TypeError: If the plugin has no ``name``.
+            ValueError: If a plugin of that name is installed, or the app has started.
+        """
+        if self._started:
+            raise ValueError("install plugins before calling as_wsgi() or as_asgi()")
+        check_plugin(plugin, self.plugins)
+        self.plugins.append(plugin)
+        setup = getattr(plugin, "setup", None)
+        if setup is not None:
+            setup(self)
+        return plugin
+
+    def start(self) -> None:
+        """Settle every decision that needs all registrations: plugins wrap the handlers.
+
+        ``as_wsgi()`` and ``as_asgi()`` call it; errors surface there, before any request.
+        """
+        if self._started:
+            return
+        for route in self.routes:
+            self._handlers[id(route)] = wrap_handler(route, self.plugins)
+        self._started = True
+
+    @property
+    def shutdown_sequence(self) -> list[Colored]:
+        """The shutdown hooks, then the plugins' ``close()`` (last installed first)."""
+        return self.shutdown_hooks + closers(self)
 
     def include(self, router: Router) -> None:
         """Add every route of ``router`` to this app.
@@ -217,12 +257,14 @@ class App(RouteRegistry):
         """Return the PEP 3333 callable; startup hooks run now, shutdown on ``close()``."""
         from ._wsgi import WSGIDriver
 
+        self.start()
         return WSGIDriver(self)
 
     def as_asgi(self) -> ASGIDriver:
         """Return the ASGI 3 callable (``http`` and ``lifespan``)."""
         from ._asgi import ASGIDriver
 
+        self.start()
         return ASGIDriver(self)
 
 

@@ -71,7 +71,7 @@ class ASGIDriver:
 
     async def _shutdown(self) -> None:
         try:
-            await drive_async(run_hooks(self.app.shutdown_hooks), self.pool)
+            await drive_async(run_hooks(self.app.shutdown_sequence), self.pool)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)

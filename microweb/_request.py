@@ -201,6 +201,21 @@ class Request:
         return self._state
 
     @property
+    def session(self) -> dict[str, Any]:
+        """The session dict, set by the ``Sessions`` plugin as ``request.state.session``.
+
+        Raises:
+            RuntimeError: If no sessions plugin is installed.
+        """
+        session = getattr(self.state, "session", None)
+        if session is None:
+            raise RuntimeError(
+                "request.session needs a sessions plugin: "
+                "app.install(Sessions(secret=...)) from microweb.plugins"
+            )
+        return session  # type: ignore[no-any-return]
+
+    @property
     def host(self) -> str:
         """The ``Host`` header, or the server's address when there is none."""
         host = self.headers.get("host")

@@ -108,7 +108,7 @@ class WSGIDriver:
         self._closed = True
         atexit.unregister(self.close)
         try:
-            drive_sync(run_hooks(self.app.shutdown_hooks), self.app_loop)
+            drive_sync(run_hooks(self.app.shutdown_sequence), self.app_loop)
         finally:
             self.app_loop.stop()
 

@@ -1,0 +1,80 @@
+"""The plugin protocol and how plugins wrap handlers, decided once at startup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._pipeline import Colored
+from ._routing import Route, is_async_callable
+
+if TYPE_CHECKING:
+    from ._app import App
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """What ``app.install()`` takes. Only ``name`` is required; the methods are optional.
+
+    - ``setup(app)``: called at install; may add routes, flows, hooks, converters, error
+      handlers.
+    - ``apply(handler, route) -> handler``: called once per route at startup to wrap its
+      handler. The wrapper must keep the colour (``route.is_async``).
+    - ``close()``: called at shutdown, sync or async.
+    """
+
+    name: str
+
+
+def check_plugin(plugin: object, installed: Sequence[object]) -> str:
+    """Return the plugin's name after checking it can be installed.
+
+    Raises:
+        TypeError: If it has no string ``name``.
+        ValueError: If a plugin of that name is installed already.
+    """
+    name = getattr(plugin, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a plugin needs a non-empty str attribute `name`: {plugin!r}")
+    if any(getattr(other, "name", None) == name for other in installed):
+        raise ValueError(f"a plugin named {name!r} is installed already")
+    return name
+
+
+def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
+    """Let each plugin wrap ``route``'s handler; the first installed ends up outermost.
+
+    Raises:
+        ValueError: If the route skips a plugin that is not installed.
+        TypeError: If a plugin returns no callable or changes the handler's colour.
+    """
+    names = {plugin.name for plugin in plugins}
+    unknown = set(route.skip) - names
+    if unknown:
+        raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
+    handler: Callable[..., Any] = route.handler
+    for plugin in reversed(plugins):
+        apply = getattr(plugin, "apply", None)
+        if apply is None or plugin.name in route.skip:
+            continue
+        wrapped = apply(handler, route)
+        if not callable(wrapped):
+            raise TypeError(f"plugin {plugin.name!r} apply() returned {wrapped!r}, not a handler")
+        if is_async_callable(wrapped) != route.is_async:
+            colour = "async def" if route.is_async else "def"
+            raise TypeError(
+                f"plugin {plugin.name!r} changed the colour of the {colour} handler "
+                f"{route.name!r}; wrap it in a {colour} function (route.is_async tells which)"
+            )
+        handler = wrapped
+    return Colored(handler, route.is_async, route.offload)
+
+
+def closers(app: App) -> list[Colored]:
+    """Return the ``close()`` methods of the installed plugins, last installed first."""
+    found = []
+    for plugin in reversed(app.plugins):
+        close = getattr(plugin, "close", None)
+        if close is not None:
+            found.append(Colored(close, is_async_callable(close)))
+    return found
