@@ -51,19 +51,26 @@ class Colored:
     offload: bool = False
 
 
-def call(target: Colored, *args: Any, **kwargs: Any) -> Effects:
-    """Call ``target`` in its colour, yielding the effect the driver must run."""
+def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
+    """Call ``target(request, ...)`` in its colour, yielding the effect the driver must run."""
     if target.is_async:
-        return (yield target.fn(*args, **kwargs))
+        return (yield target.fn(request, *args, **kwargs))
     if target.offload:
-        return (yield Offload(target.fn, args, kwargs))
-    return target.fn(*args, **kwargs)
+        return (yield Offload(target.fn, (request, *args), kwargs))
+    request._inline = True
+    try:
+        return target.fn(request, *args, **kwargs)
+    finally:
+        request._inline = False
 
 
 def run_hooks(hooks: list[Colored]) -> Effects:
     """Run lifespan hooks in order (sync ones inline)."""
     for hook in hooks:
-        yield from call(hook)
+        if hook.is_async:
+            yield hook.fn()
+        else:
+            hook.fn()
 
 
 def dispatch(app: App, request: Request) -> Effects:
@@ -86,7 +93,7 @@ def _layer(app: App, request: Request, index: int) -> Effects:
         return (yield from _endpoint(app, request))
     flow = app.flows[index]
     gen = flow.fn(request)
-    first, done = yield from _advance(gen, flow.is_async, None, None)
+    first, done = yield from _advance(request, gen, flow.is_async, None, None)
     if done:
         raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once")
     if first is not None:
@@ -99,24 +106,30 @@ def _layer(app: App, request: Request, index: int) -> Effects:
         raise
     except Exception as exc:
         # NOTE: the flow sees the exception at its yield; unless it yields a response, it stands.
-        out, done = yield from _advance(gen, flow.is_async, None, exc)
+        out, done = yield from _advance(request, gen, flow.is_async, None, exc)
         if not done:
             yield from _close(gen, flow.is_async)
         if out is None:
             raise
         return _flow_response(flow, out)
-    out, done = yield from _advance(gen, flow.is_async, response, None)
+    out, done = yield from _advance(request, gen, flow.is_async, response, None)
     if not done:
         yield from _close(gen, flow.is_async)
     return response if out is None else _flow_response(flow, out)
 
 
-def _advance(gen: Any, is_async: bool, value: Any, exc: Exception | None) -> Effects:
+def _advance(
+    request: Request, gen: Any, is_async: bool, value: Any, exc: Exception | None
+) -> Effects:
     try:
         if is_async:
             out = yield (gen.athrow(exc) if exc is not None else gen.asend(value))
         else:
-            out = gen.throw(exc) if exc is not None else gen.send(value)
+            request._inline = True
+            try:
+                out = gen.throw(exc) if exc is not None else gen.send(value)
+            finally:
+                request._inline = False
     except (StopIteration, StopAsyncIteration):
         return None, True
     return out, False

@@ -109,6 +109,7 @@ class Request:
         "_cookies",
         "_form",
         "_headers",
+        "_inline",
         "_json",
         "_load_headers",
         "_query",
@@ -165,6 +166,7 @@ class Request:
         self._body: bytes | None = None
         self._json: Any = _MISSING
         self._consumed = False
+        self._inline = False
         self._form: FormData | None = None
         self._cleanups: list[Callable[[], None]] = []
 
@@ -244,6 +246,17 @@ class Request:
 
     # -- body, sync colour -------------------------------------------------------------------
 
+    def _check_sync(self, call: str, twin: str) -> None:
+        if self._inline:
+            # NOTE: refused under WSGI too, so that an app passing under WSGI passes under ASGI.
+            raise RuntimeError(
+                f"request.{call} blocks, and this code runs inline (a sync flow, a sync error "
+                "handler or a def handler with offload=False), which under ASGI is the event "
+                f"loop: read the body in an offloaded def handler, or write `await request.{twin}`"
+                " in async code"
+            )
+        self._sync_only(call, twin)
+
     def read(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``).
 
@@ -251,26 +264,26 @@ class Request:
             HTTPError: 413 past the limit, 400 for a body shorter than its ``Content-Length``.
             RuntimeError: Where an event loop runs in this thread (use ``await aread()``).
         """
-        self._sync_only("read()", "aread()")
+        self._check_sync("read()", "aread()")
         if self._body is None:
             self._body = b"".join(self._stream("read()"))
         return self._body
 
     def text(self) -> str:
         """Read the body and decode it with its charset (UTF-8 by default)."""
-        self._sync_only("text()", "atext()")
+        self._check_sync("text()", "atext()")
         return decode_text(self.read(), self.content_type)
 
     def json(self) -> Any:
         """Read the body and parse it as JSON (415 for another content type, 400 if invalid)."""
-        self._sync_only("json()", "ajson()")
+        self._check_sync("json()", "ajson()")
         if self._json is _MISSING:
             self._json = parse_json(self.read(), self.content_type)
         return self._json
 
     def iter_bytes(self) -> Iterator[bytes]:
         """Yield the body in chunks as they arrive, without holding it whole."""
-        self._sync_only("iter_bytes()", "aiter_bytes()")
+        self._check_sync("iter_bytes()", "aiter_bytes()")
         if self._body is not None:
             if self._body:
                 yield self._body
@@ -284,7 +297,7 @@ class Request:
             HTTPError: 415 for another content type, 400 for a malformed form, 413 past a limit.
             RuntimeError: Where an event loop runs in this thread (use ``await aform()``).
         """
-        self._sync_only("form()", "aform()")
+        self._check_sync("form()", "aform()")
         if self._form is None:
             builder = self._form_builder()
             try:
@@ -371,7 +384,7 @@ class Request:
         Under ASGI this asks ``receive()``; under WSGI only Waitress can tell (elsewhere it is
         always ``False``).
         """
-        self._sync_only("is_disconnected()", "ais_disconnected()")
+        self._check_sync("is_disconnected()", "ais_disconnected()")
         return self._source.is_disconnected()
 
     async def ais_disconnected(self) -> bool:

@@ -60,7 +60,11 @@ class WSGIDriver:
         self.app = app
         self.app_loop = AppLoop()
         self._closed = False
-        drive_sync(run_hooks(app.startup_hooks), self.app_loop)
+        try:
+            drive_sync(run_hooks(app.startup_hooks), self.app_loop)
+        except BaseException:
+            self.app_loop.stop()
+            raise
         atexit.register(self.close)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

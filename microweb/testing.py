@@ -263,8 +263,13 @@ class TestClient:
             self._wsgi_side()
         if self.interface in ("asgi", "both"):
             loop, _ = self._asgi_side()
-            self._lifespan = _Lifespan(self.asgi_app)
-            loop.run(self._lifespan.startup())
+            lifespan = _Lifespan(self.asgi_app)
+            try:
+                loop.run(lifespan.startup())
+            except BaseException:
+                self.close()
+                raise
+            self._lifespan = lifespan
         return self
 
     def __exit__(
