@@ -1,4 +1,4 @@
-"""Shared fixtures: every behaviour test runs under both interfaces, body tests under both colours."""
+"""Shared fixtures: behaviour tests run under both interfaces, body tests under both colours."""
 
 from __future__ import annotations
 

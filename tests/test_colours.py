@@ -1,0 +1,309 @@
+"""Handler colours: where def and async def handlers run under each interface."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+from microweb import App, Request
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def wsgi_get(wsgi: Any, path: str) -> tuple[str, bytes]:
+    """Call a WSGI callable with a minimal GET environ; return the status line and body."""
+    environ: dict[str, Any] = {"PATH_INFO": path, "wsgi.input": io.BytesIO(b"")}
+    setup_testing_defaults(environ)
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(status)
+        return lambda data: None
+
+    result = wsgi(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return seen[0], body
+
+
+async def asgi_get(asgi: Any, path: str) -> tuple[int, bytes]:
+    """Call an ASGI callable with a hand-made http scope; return the status and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+    messages: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # a server blocks here until the client leaves
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(dict(message))
+
+    await asgi(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return messages[0]["status"], body
+
+
+def test_both_colours_under_each_interface(make_client: MakeClient, interface: str) -> None:
+    app = App()
+
+    @app.get("/def/{n:int}")
+    def sync_handler(request: Request, n: int) -> dict[str, Any]:
+        return {"colour": "def", "n": n, "interface": request.interface}
+
+    @app.get("/async/{n:int}")
+    async def async_handler(request: Request, n: int) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"colour": "async", "n": n, "interface": request.interface}
+
+    client = make_client(app)
+    assert client.get("/def/1").json() == {"colour": "def", "n": 1, "interface": interface}
+    assert client.get("/async/2").json() == {"colour": "async", "n": 2, "interface": interface}
+
+
+# -- ASGI --------------------------------------------------------------------------------------
+
+
+def test_asgi_blocking_def_handler_does_not_block_the_loop() -> None:
+    app = App()
+
+    @app.get("/sleep")
+    def sleeper(request: Request) -> str:
+        time.sleep(0.5)
+        return "slept"
+
+    @app.get("/fast")
+    async def fast(request: Request) -> str:
+        await asyncio.sleep(0.01)
+        return "fast"
+
+    async def scenario() -> tuple[float, list[float]]:
+        asgi = app.as_asgi()
+        started = time.perf_counter()
+
+        async def timed(path: str) -> float:
+            status, body = await asgi_get(asgi, path)
+            assert status == 200
+            assert body in (b"slept", b"fast")
+            return time.perf_counter() - started
+
+        slow_task = asyncio.ensure_future(timed("/sleep"))
+        await asyncio.sleep(0.05)  # the sleeper is now inside time.sleep
+        fast_times = await asyncio.gather(*(timed("/fast") for _ in range(5)))
+        return await slow_task, list(fast_times)
+
+    slow, fast_times = asyncio.run(scenario())
+    assert slow >= 0.5
+    # NOTE: generous margins; a blocked loop would make every fast request wait past 0.5 s.
+    assert max(fast_times) < 0.35, (slow, fast_times)
+    assert max(fast_times) < slow
+
+
+def test_asgi_offload_false_runs_on_the_loop_thread(make_client: MakeClient) -> None:
+    app = App()
+    seen: dict[str, tuple[int, bool]] = {}
+
+    @app.get("/async")
+    async def on_loop(request: Request) -> str:
+        seen["async"] = (threading.get_ident(), _loop_running())
+        return "ok"
+
+    @app.get("/inline", offload=False)
+    def inline(request: Request) -> str:
+        seen["inline"] = (threading.get_ident(), _loop_running())
+        return "ok"
+
+    @app.get("/pooled")
+    def pooled(request: Request) -> str:
+        seen["pooled"] = (threading.get_ident(), _loop_running())
+        return "ok"
+
+    client = TestClient(app, interface="asgi")
+    try:
+        for path in ("/async", "/inline", "/pooled"):
+            assert client.get(path).status_code == 200
+    finally:
+        client.close()
+    loop_thread, loop_running = seen["async"]
+    assert loop_running
+    assert seen["inline"] == (loop_thread, True)
+    assert seen["pooled"][0] != loop_thread
+    assert seen["pooled"][1] is False
+
+
+def test_asgi_def_handlers_run_concurrently_in_the_pool() -> None:
+    app = App(max_threads=4)
+
+    @app.get("/sleep")
+    def sleeper(request: Request) -> str:
+        time.sleep(0.3)
+        return "slept"
+
+    async def scenario() -> float:
+        asgi = app.as_asgi()
+        started = time.perf_counter()
+        results = await asyncio.gather(*(asgi_get(asgi, "/sleep") for _ in range(4)))
+        assert results == [(200, b"slept")] * 4
+        return time.perf_counter() - started
+
+    # NOTE: four 0.3 s sleeps one after another would take 1.2 s.
+    assert asyncio.run(scenario()) < 0.9
+
+
+# -- WSGI --------------------------------------------------------------------------------------
+
+
+def test_wsgi_def_handler_runs_on_calling_thread() -> None:
+    app = App()
+    seen: list[tuple[int, bool]] = []
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        seen.append((threading.get_ident(), _loop_running()))
+        return "ok"
+
+    @app.get("/inline", offload=False)
+    def inline(request: Request) -> str:
+        seen.append((threading.get_ident(), _loop_running()))
+        return "ok"
+
+    wsgi = app.as_wsgi()
+    try:
+        assert wsgi_get(wsgi, "/") == ("200 OK", b"ok")
+        assert wsgi_get(wsgi, "/inline") == ("200 OK", b"ok")
+        callers: list[int] = []
+
+        def worker() -> None:
+            callers.append(threading.get_ident())
+            assert wsgi_get(wsgi, "/") == ("200 OK", b"ok")
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    finally:
+        wsgi.close()
+    main = threading.get_ident()
+    assert seen == [(main, False), (main, False), (callers[0], False)]
+
+
+def test_wsgi_async_handlers_share_one_loop_across_threads() -> None:
+    app = App()
+    threads = 8
+    per_thread = 3
+
+    @app.on_startup
+    async def start() -> None:
+        app.state.lock = asyncio.Lock()
+        app.state.queue = asyncio.Queue()
+        app.state.loop = asyncio.get_running_loop()
+        app.state.inside = 0
+        app.state.max_inside = 0
+
+    @app.get("/work")
+    async def work(request: Request) -> dict[str, Any]:
+        state = request.app.state
+        state.inside += 1
+        state.max_inside = max(state.max_inside, state.inside)
+        try:
+            await state.queue.put(threading.get_ident())
+            async with state.lock:
+                await asyncio.sleep(0.005)  # hold the lock so the others contend for it
+                item = await state.queue.get()
+        finally:
+            state.inside -= 1
+        return {"loop": id(asyncio.get_running_loop()), "item": item}
+
+    wsgi = app.as_wsgi()
+    barrier = threading.Barrier(threads)
+    results: list[tuple[str, bytes]] = []
+    errors: list[BaseException] = []
+    guard = threading.Lock()
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=5)
+            for _ in range(per_thread):
+                answer = wsgi_get(wsgi, "/work")
+                with guard:
+                    results.append(answer)
+        except BaseException as exc:  # collected and re-raised in the test thread
+            with guard:
+                errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    try:
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join(timeout=30)
+        assert not errors, errors
+        assert len(results) == threads * per_thread
+        assert {status for status, _ in results} == {"200 OK"}, results
+        loop_ids = {json.loads(body)["loop"] for _, body in results}
+        assert loop_ids == {id(app.state.loop)}
+        assert app.state.max_inside > 1  # several threads' requests were on the loop at once
+        assert app.state.queue.empty()
+        # A later request from this thread still runs on the same loop.
+        status, body = wsgi_get(wsgi, "/work")
+        assert status == "200 OK"
+        assert json.loads(body)["loop"] == id(app.state.loop)
+    finally:
+        wsgi.close()
+
+
+def test_wsgi_no_new_loop_per_request() -> None:
+    app = App()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        loops.append(asyncio.get_running_loop())
+        return "ok"
+
+    wsgi = app.as_wsgi()
+    try:
+        for _ in range(3):
+            assert wsgi_get(wsgi, "/") == ("200 OK", b"ok")
+        thread = threading.Thread(target=wsgi_get, args=(wsgi, "/"))
+        thread.start()
+        thread.join()
+    finally:
+        wsgi.close()
+    assert len(loops) == 4
+    assert all(loop is loops[0] for loop in loops)

@@ -1,0 +1,327 @@
+"""Errors: HTTPError, default error bodies, error handlers, logging and debug tracebacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from microweb import App, HTTPError, Request, Response
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+class ShopError(Exception):
+    """A base application error."""
+
+
+class OutOfStock(ShopError):
+    """A subclass, handled through the base class's handler."""
+
+
+def _raising_app(colour: str, exc: Exception) -> App:
+    app = App()
+    if colour == "sync":
+
+        @app.get("/")
+        def index(request: Request) -> str:
+            raise exc
+
+    else:
+
+        @app.get("/")
+        async def index(request: Request) -> str:
+            raise exc
+
+    return app
+
+
+# -- HTTPError and default bodies --------------------------------------------------------------
+
+
+def test_http_error_status_detail_headers(make_client: MakeClient, colour: str) -> None:
+    app = _raising_app(colour, HTTPError(403, "no entry", {"x-reason": "policy"}))
+    response = make_client(app).get("/")
+    assert response.status_code == 403
+    assert response.text == "no entry"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["x-reason"] == "policy"
+
+
+def test_http_error_default_detail_is_phrase(make_client: MakeClient) -> None:
+    app = _raising_app("sync", HTTPError(418))
+    response = make_client(app).get("/")
+    assert response.status_code == 418
+    assert response.text == "I'm a Teapot"
+
+
+@pytest.mark.parametrize(
+    "accept", ["application/json", "text/html, application/json;q=0.9", "application/problem+json"]
+)
+def test_json_error_body_when_client_accepts_json(make_client: MakeClient, accept: str) -> None:
+    app = _raising_app("sync", HTTPError(409, "already there", {"x-reason": "dup"}))
+    client = make_client(app)
+    response = client.get("/", headers={"accept": accept})
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"status": 409, "detail": "already there"}
+    assert response.headers["x-reason"] == "dup"
+    response = client.get("/missing", headers={"accept": accept})
+    assert response.status_code == 404
+    assert response.json() == {"status": 404, "detail": "Not Found"}
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "text/html", "text/plain"])
+def test_text_error_body_otherwise(make_client: MakeClient, accept: str | None) -> None:
+    app = App()
+    headers = {"accept": accept} if accept is not None else {}
+    response = make_client(app).get("/missing", headers=headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "Not Found"
+
+
+@pytest.mark.parametrize("status", [200, 204, 302, 399, 600, 99])
+def test_http_error_refuses_non_error_status(status: int) -> None:
+    with pytest.raises(ValueError):
+        HTTPError(status)
+
+
+def test_http_error_attributes() -> None:
+    exc = HTTPError(404)
+    assert exc.status == 404
+    assert exc.detail == "Not Found"
+    assert exc.headers == {}
+
+
+# -- error handlers ----------------------------------------------------------------------------
+
+
+def test_status_handler_also_handles_router_404(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    seen: list[int] = []
+
+    if colour == "sync":
+
+        @app.error_handler(404)
+        def not_found(request: Request, exc: HTTPError) -> Response:
+            seen.append(exc.status)
+            return Response.json({"missing": request.path}, status=404)
+
+    else:
+
+        @app.error_handler(404)
+        async def not_found(request: Request, exc: HTTPError) -> Response:
+            seen.append(exc.status)
+            return Response.json({"missing": request.path}, status=404)
+
+    @app.get("/item/{name}")
+    def item(request: Request, name: str) -> str:
+        raise HTTPError(404, f"no item {name}")
+
+    client = make_client(app)
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json() == {"missing": "/nowhere"}
+    response = client.get("/item/x")
+    assert response.status_code == 404
+    assert response.json() == {"missing": "/item/x"}
+    assert seen == [404, 404]
+
+
+def test_status_handler_for_raised_http_error(make_client: MakeClient) -> None:
+    app = _raising_app("async", HTTPError(429, "slow down"))
+
+    @app.error_handler(429)
+    def too_many(request: Request, exc: HTTPError) -> Response:
+        return Response.text(f"custom: {exc.detail}", status=429, headers={"retry-after": "1"})
+
+    response = make_client(app).get("/")
+    assert response.status_code == 429
+    assert response.text == "custom: slow down"
+    assert response.headers["retry-after"] == "1"
+
+
+def test_class_handler_matches_subclass(make_client: MakeClient, colour: str) -> None:
+    app = App()
+
+    if colour == "sync":
+
+        @app.error_handler(ShopError)
+        def shop_error(request: Request, exc: ShopError) -> Response:
+            return Response.json({"error": type(exc).__name__, "message": str(exc)}, status=422)
+
+    else:
+
+        @app.error_handler(ShopError)
+        async def shop_error(request: Request, exc: ShopError) -> Response:
+            return Response.json({"error": type(exc).__name__, "message": str(exc)}, status=422)
+
+    @app.get("/base")
+    def base(request: Request) -> str:
+        raise ShopError("closed")
+
+    @app.get("/sub")
+    async def sub(request: Request) -> str:
+        raise OutOfStock("no apples")
+
+    client = make_client(app)
+    response = client.get("/base")
+    assert response.status_code == 422
+    assert response.json() == {"error": "ShopError", "message": "closed"}
+    response = client.get("/sub")
+    assert response.status_code == 422
+    assert response.json() == {"error": "OutOfStock", "message": "no apples"}
+
+
+def test_most_specific_class_handler_wins(make_client: MakeClient) -> None:
+    app = _raising_app("sync", OutOfStock("none left"))
+
+    @app.error_handler(ShopError)
+    def shop_error(request: Request, exc: ShopError) -> Response:
+        return Response.text("base", status=400)
+
+    @app.error_handler(OutOfStock)
+    def out_of_stock(request: Request, exc: OutOfStock) -> Response:
+        return Response.text("specific", status=409)
+
+    response = make_client(app).get("/")
+    assert response.status_code == 409
+    assert response.text == "specific"
+
+
+def test_error_handler_may_return_any_handler_value(make_client: MakeClient) -> None:
+    app = _raising_app("sync", ShopError("x"))
+
+    @app.error_handler(ShopError)
+    def shop_error(request: Request, exc: ShopError) -> dict[str, str]:
+        return {"handled": str(exc)}
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.json() == {"handled": "x"}
+
+
+def test_500_handler_sees_unexpected_exceptions(make_client: MakeClient, colour: str) -> None:
+    app = _raising_app(colour, ZeroDivisionError("divided"))
+    seen: list[BaseException] = []
+
+    @app.error_handler(500)
+    async def server_error(request: Request, exc: Exception) -> Response:
+        seen.append(exc)
+        return Response.text("sorry", status=500)
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert response.text == "sorry"
+    assert len(seen) == 1
+    assert isinstance(seen[0], ZeroDivisionError)
+
+
+# -- unhandled errors --------------------------------------------------------------------------
+
+
+def test_unhandled_exception_is_logged_500(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app(colour, ValueError("secret-detail-1234"))
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "Traceback" not in response.text
+    assert "secret-detail-1234" not in response.text
+    logged = [
+        record
+        for record in caplog.records
+        if record.name.startswith("microweb") and record.exc_info is not None
+    ]
+    assert logged, "the unhandled error was not logged on logger 'microweb'"
+    exc_info = logged[0].exc_info
+    assert exc_info is not None
+    assert isinstance(exc_info[1], ValueError)
+    assert "secret-detail-1234" in str(exc_info[1])
+
+
+def test_unhandled_exception_json_body(make_client: MakeClient) -> None:
+    app = _raising_app("sync", ValueError("secret-detail-1234"))
+    response = make_client(app).get("/", headers={"accept": "application/json"})
+    assert response.status_code == 500
+    assert response.json() == {"status": 500, "detail": "Internal Server Error"}
+
+
+def test_http_error_is_not_logged_as_error(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app("sync", HTTPError(404))
+    assert make_client(app).get("/").status_code == 404
+    assert not [r for r in caplog.records if r.name.startswith("microweb")]
+
+
+def test_debug_puts_traceback_in_body(make_client: MakeClient, colour: str) -> None:
+    app = App(debug=True)
+
+    if colour == "sync":
+
+        @app.get("/")
+        def index(request: Request) -> str:
+            raise ValueError("visible-in-debug")
+
+    else:
+
+        @app.get("/")
+        async def index(request: Request) -> str:
+            raise ValueError("visible-in-debug")
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert "Traceback" in response.text
+    assert "ValueError: visible-in-debug" in response.text
+
+
+@pytest.mark.parametrize("key", [404, ShopError, 500])
+def test_failing_error_handler_gives_500(
+    make_client: MakeClient, key: int | type[Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+
+    @app.error_handler(key)
+    def broken(request: Request, exc: Exception) -> str:
+        raise RuntimeError("handler-broke-5678")
+
+    @app.get("/shop")
+    def shop(request: Request) -> str:
+        raise ShopError("x")
+
+    @app.get("/crash")
+    def crash(request: Request) -> str:
+        raise KeyError("x")
+
+    path = {404: "/missing", ShopError: "/shop", 500: "/crash"}[key]
+    response = make_client(app).get(path)
+    assert response.status_code == 500
+    assert "handler-broke-5678" not in response.text
+    assert "Traceback" not in response.text
+    assert any(r.name.startswith("microweb") for r in caplog.records)
+
+
+def test_async_failing_error_handler_gives_500(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.error_handler(404)
+    async def broken(request: Request, exc: HTTPError) -> str:
+        raise RuntimeError("async handler broke")
+
+    assert make_client(app).get("/missing").status_code == 500
+
+
+def test_error_handler_registration_is_checked() -> None:
+    app = App()
+    with pytest.raises(ValueError):
+        app.error_handler(200)
+    with pytest.raises(TypeError):
+        app.error_handler("404")  # type: ignore[arg-type]

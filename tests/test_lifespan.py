@@ -1,0 +1,327 @@
+"""Lifespan: startup and shutdown hooks under WSGI and ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Callable
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from microweb import App, Request
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+def _hooked_app(events: list[str]) -> App:
+    app = App()
+
+    @app.on_startup
+    def sync_start() -> None:
+        events.append("sync startup")
+
+    @app.on_startup
+    async def async_start() -> None:
+        await asyncio.sleep(0)
+        events.append("async startup")
+        app.state.resource = "ready"
+
+    @app.on_shutdown
+    async def async_stop() -> None:
+        await asyncio.sleep(0)
+        events.append("async shutdown")
+
+    @app.on_shutdown
+    def sync_stop() -> None:
+        events.append("sync shutdown")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        events.append("request")
+        return request.app.state.resource
+
+    return app
+
+
+def wsgi_get(wsgi: Any, path: str) -> tuple[str, bytes]:
+    """Call a WSGI callable with a minimal GET environ; return the status line and body."""
+    environ: dict[str, Any] = {"PATH_INFO": path, "wsgi.input": io.BytesIO(b"")}
+    setup_testing_defaults(environ)
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(status)
+        return lambda data: None
+
+    result = wsgi(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return seen[0], body
+
+
+def _http_scope(path: str) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+
+
+async def asgi_get(asgi: Any, path: str) -> tuple[int, bytes]:
+    """Call an ASGI callable with an http scope, without any lifespan; return status and body."""
+    messages: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # a server blocks here until the client leaves
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(dict(message))
+
+    await asgi(_http_scope(path), receive, send)
+    assert messages[0]["type"] == "http.response.start"
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return messages[0]["status"], body
+
+
+async def drive_lifespan(asgi: Any, steps: list[str]) -> list[dict[str, Any]]:
+    """Send ``lifespan.<step>`` for each step (as a server would); return the app's replies."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[dict[str, Any]] = []
+    replied = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(dict(message))
+        replied.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    task = asyncio.ensure_future(asgi(scope, inbox.get, send))
+    for step in steps:
+        replied.clear()
+        await inbox.put({"type": f"lifespan.{step}"})
+        await asyncio.wait_for(replied.wait(), timeout=5)
+        if sent[-1]["type"].endswith(".failed"):
+            break
+    await asyncio.wait_for(task, timeout=5)
+    return sent
+
+
+# -- both interfaces ---------------------------------------------------------------------------
+
+
+def test_hooks_run_with_context_manager(make_client: MakeClient) -> None:
+    events: list[str] = []
+    app = _hooked_app(events)
+    client = make_client(app)
+    assert events == []
+    with client:
+        assert events == ["sync startup", "async startup"]
+        response = client.get("/")
+        assert response.text == "ready"
+        assert events[-1] == "request"
+        assert "async shutdown" not in events
+    assert events == [
+        "sync startup",
+        "async startup",
+        "request",
+        "async shutdown",
+        "sync shutdown",
+    ]
+
+
+def test_startup_runs_before_first_request_without_with(make_client: MakeClient) -> None:
+    events: list[str] = []
+    app = _hooked_app(events)
+    client = make_client(app)
+    assert client.get("/").text == "ready"
+    assert client.get("/").text == "ready"
+    assert events == ["sync startup", "async startup", "request", "request"]
+
+
+# -- WSGI --------------------------------------------------------------------------------------
+
+
+def test_wsgi_startup_at_as_wsgi_and_shutdown_on_close() -> None:
+    events: list[str] = []
+    app = _hooked_app(events)
+    wsgi = app.as_wsgi()
+    try:
+        assert events == ["sync startup", "async startup"]
+        assert wsgi_get(wsgi, "/") == ("200 OK", b"ready")
+    finally:
+        wsgi.close()
+    assert events[-2:] == ["async shutdown", "sync shutdown"]
+    wsgi.close()
+    assert events.count("sync shutdown") == 1
+
+
+def test_wsgi_async_hooks_run_on_the_app_loop() -> None:
+    app = App()
+    loops: dict[str, asyncio.AbstractEventLoop] = {}
+    threads: dict[str, int] = {}
+
+    @app.on_startup
+    async def start() -> None:
+        loops["startup"] = asyncio.get_running_loop()
+        threads["startup"] = threading.get_ident()
+
+    @app.on_shutdown
+    async def stop() -> None:
+        loops["shutdown"] = asyncio.get_running_loop()
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        loops["handler"] = asyncio.get_running_loop()
+        return "ok"
+
+    wsgi = app.as_wsgi()
+    try:
+        assert threads["startup"] != threading.get_ident()
+        assert wsgi_get(wsgi, "/") == ("200 OK", b"ok")
+        assert loops["handler"] is loops["startup"]
+    finally:
+        wsgi.close()
+    assert loops["shutdown"] is loops["startup"]
+
+
+def test_wsgi_failing_startup_raises_at_as_wsgi() -> None:
+    app = App()
+
+    @app.on_startup
+    def start() -> None:
+        raise RuntimeError("database unreachable")
+
+    with pytest.raises(RuntimeError, match="database unreachable"):
+        app.as_wsgi()
+
+
+# -- ASGI --------------------------------------------------------------------------------------
+
+
+def test_asgi_failing_startup_fails_test_client_enter() -> None:
+    app = App()
+
+    @app.on_startup
+    async def start() -> None:
+        raise RuntimeError("database unreachable")
+
+    # NOTE: not make_client: a client whose startup failed has no lifespan left to shut down.
+    client = TestClient(app, interface="asgi")
+    with pytest.raises(RuntimeError, match="startup"), client:
+        pass
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_asgi_failing_startup_sends_startup_failed(colour: str) -> None:
+    app = App()
+    if colour == "sync":
+
+        @app.on_startup
+        def start() -> None:
+            raise RuntimeError("database unreachable")
+
+    else:
+
+        @app.on_startup
+        async def start() -> None:
+            raise RuntimeError("database unreachable")
+
+    sent = asyncio.run(drive_lifespan(app.as_asgi(), ["startup", "shutdown"]))
+    assert [message["type"] for message in sent] == ["lifespan.startup.failed"]
+    assert "database unreachable" in sent[0].get("message", "")
+
+
+def test_asgi_lifespan_protocol_direct() -> None:
+    events: list[str] = []
+    app = _hooked_app(events)
+
+    async def scenario() -> tuple[list[dict[str, Any]], tuple[int, bytes]]:
+        asgi = app.as_asgi()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        async def send(message: dict[str, Any]) -> None:
+            await outbox.put(dict(message))
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        task = asyncio.ensure_future(asgi(scope, inbox.get, send))
+        replies = []
+        await inbox.put({"type": "lifespan.startup"})
+        replies.append(await asyncio.wait_for(outbox.get(), 5))
+        answer = await asgi_get(asgi, "/")
+        await inbox.put({"type": "lifespan.shutdown"})
+        replies.append(await asyncio.wait_for(outbox.get(), 5))
+        await asyncio.wait_for(task, 5)
+        return replies, answer
+
+    replies, answer = asyncio.run(scenario())
+    assert [r["type"] for r in replies] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    assert answer == (200, b"ready")
+    assert events == [
+        "sync startup",
+        "async startup",
+        "request",
+        "async shutdown",
+        "sync shutdown",
+    ]
+
+
+def test_asgi_without_lifespan_starts_before_first_request() -> None:
+    events: list[str] = []
+    app = _hooked_app(events)
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        asgi = app.as_asgi()
+        assert events == []
+        first = await asgi_get(asgi, "/")
+        second = await asgi_get(asgi, "/")
+        return [first, second]
+
+    assert asyncio.run(scenario()) == [(200, b"ready"), (200, b"ready")]
+    assert events == ["sync startup", "async startup", "request", "request"]
+
+
+def test_asgi_without_lifespan_concurrent_first_requests_start_once() -> None:
+    app = App()
+    starts: list[str] = []
+
+    @app.on_startup
+    async def start() -> None:
+        await asyncio.sleep(0.05)
+        starts.append("start")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return str(len(starts))
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        asgi = app.as_asgi()
+        return list(await asyncio.gather(*(asgi_get(asgi, "/") for _ in range(5))))
+
+    assert asyncio.run(scenario()) == [(200, b"1")] * 5
+    assert starts == ["start"]

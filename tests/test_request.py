@@ -1,0 +1,334 @@
+"""The request head under both interfaces: method, path, query, headers, cookies and the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from microweb import App, Limits, Request, Response
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+# -- method and path -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_method(make_client: MakeClient, method: str) -> None:
+    app = App()
+
+    @app.route("/m", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    def handler(request: Request) -> str:
+        return request.method
+
+    assert make_client(app).request(method, "/m").text == method
+
+
+def test_path_is_decoded_text(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/café")
+    def cafe(request: Request) -> dict[str, Any]:
+        return {"path": request.path, "raw_path": request.raw_path.decode("ascii")}
+
+    @app.get("/p/{word}")
+    def word(request: Request, word: str) -> dict[str, Any]:
+        return {"word": word, "path": request.path}
+
+    client = make_client(app)
+    assert client.get("/café").json() == {"path": "/café", "raw_path": "/caf%C3%A9"}
+    assert client.get("/caf%C3%A9").json()["path"] == "/café"
+    assert client.get("/p/na%C3%AFve").json() == {"word": "naïve", "path": "/p/naïve"}
+    assert app.url_for("cafe") == "/caf%C3%A9"
+
+
+@pytest.mark.parametrize("url", ["/%ff", "/p/%ff", "/p/%C3", "/p/a%80b"])
+def test_path_with_invalid_utf8_is_400(make_client: MakeClient, url: str) -> None:
+    app = App()
+
+    @app.get("/p/{word}")
+    def word(request: Request, word: str) -> str:
+        return word
+
+    @app.get("/{anything:path}")
+    def anything(request: Request, anything: str) -> str:
+        return anything
+
+    response = make_client(app).get(url)
+    assert response.status_code == 400
+
+
+def test_raw_path_keeps_the_percent_encoding(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/{rest:path}")
+    def rest(request: Request, rest: str) -> dict[str, Any]:
+        return {"raw_path": request.raw_path.decode("ascii"), "path": request.path}
+
+    body = make_client(app).get("/a%20b/c%2Fd?x=%20").json()
+    assert body == {"raw_path": "/a%20b/c%2Fd", "path": "/a b/c/d"}
+
+
+# -- query -----------------------------------------------------------------------------------
+
+
+def query_app(limits: Limits | None = None) -> App:
+    """An app whose ``/q`` answers with what it sees of the query string."""
+    app = App(limits=limits)
+
+    @app.get("/q")
+    def query(request: Request) -> dict[str, Any]:
+        q = request.query
+        return {
+            "a": q["a"],
+            "get_a": q.get("a"),
+            "getlist_a": q.getlist("a"),
+            "b": q.get("b"),
+            "missing": q.get("zz"),
+            "missing_default": q.get("zz", "dflt"),
+            "getlist_missing": q.getlist("zz"),
+            "len": len(q),
+            "items": [list(pair) for pair in q.items()],
+            "keys": list(q),
+        }
+
+    return app
+
+
+def test_query_is_a_multidict(make_client: MakeClient) -> None:
+    body = make_client(query_app()).get("/q?a=1&a=2&b=").json()
+    assert body["a"] == body["get_a"] == "1"
+    assert body["getlist_a"] == ["1", "2"]
+    assert body["b"] == ""
+    assert body["missing"] is None
+    assert body["missing_default"] == "dflt"
+    assert body["getlist_missing"] == []
+    assert body["len"] == 2
+    assert body["keys"] == ["a", "b"]
+    assert ["a", "1"] in body["items"]
+    assert ["b", ""] in body["items"]
+    assert {key for key, _ in body["items"]} == {"a", "b"}
+
+
+def test_query_values_are_percent_decoded(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/q")
+    def query(request: Request) -> dict[str, str]:
+        return dict(request.query)
+
+    client = make_client(app)
+    assert client.get("/q?q=a+b&r=%26%3D&s=caf%C3%A9&t").json() == {
+        "q": "a b",
+        "r": "&=",
+        "s": "café",
+        "t": "",
+    }
+    assert client.get("/q").json() == {}
+
+
+def test_too_many_query_params_is_400(make_client: MakeClient) -> None:
+    client = make_client(query_app(Limits(max_query_params=3)))
+    assert client.get("/q?a=1&b=2&c=3").status_code == 200
+    response = client.get("/q?a=1&b=2&c=3&d=4")
+    assert response.status_code == 400
+    assert client.get("/q?" + "&".join(f"a={i}" for i in range(100))).status_code == 400
+
+
+@pytest.mark.parametrize("query", ["a=%ff", "%ff=1", "a=%C3", "a=1&b=x%80y"])
+def test_query_with_invalid_utf8_is_400(make_client: MakeClient, query: str) -> None:
+    response = make_client(query_app()).get(f"/q?{query}")
+    assert response.status_code == 400
+
+
+# -- headers and cookies ---------------------------------------------------------------------
+
+
+def test_headers_are_case_insensitive(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/h")
+    def headers(request: Request) -> dict[str, Any]:
+        h = request.headers
+        return {
+            "lower": h["x-custom"],
+            "upper": h["X-CUSTOM"],
+            "get": h.get("X-Custom"),
+            "missing": h.get("x-missing"),
+            "default": h.get("x-missing", "dflt"),
+            "contains": "X-Custom" in h,
+            "content_type": h.get("Content-Type"),
+            "content_length": h.get("content-length"),
+        }
+
+    response = make_client(app).post(
+        "/h", headers={"X-Custom": "value", "Content-Type": "text/plain"}, content=b"abc"
+    )
+    assert response.json() == {
+        "lower": "value",
+        "upper": "value",
+        "get": "value",
+        "missing": None,
+        "default": "dflt",
+        "contains": True,
+        "content_type": "text/plain",
+        "content_length": "3",
+    }
+
+
+def test_headers_are_multi_valued(make_client: MakeClient, interface: str) -> None:
+    app = App()
+
+    @app.get("/h")
+    def headers(request: Request) -> dict[str, Any]:
+        return {
+            "list": request.headers.getlist("X-Multi"),
+            "first": request.headers["x-multi"],
+            "none": request.headers.getlist("x-missing"),
+        }
+
+    body = make_client(app).get("/h", headers=[("X-Multi", "1"), ("x-multi", "2")]).json()
+    # NOTE: a WSGI server folds repeated headers into one comma-separated HTTP_ variable
+    # (PEP 3333), so only ASGI can keep them apart.
+    if interface == "asgi":
+        assert body["list"] == ["1", "2"]
+        assert body["first"] == "1"
+    else:
+        assert body["list"] == ["1, 2"]
+    assert ", ".join(body["list"]) == "1, 2"
+    assert body["none"] == []
+
+
+def cookie_app() -> App:
+    """An app whose ``/c`` answers with ``request.cookies``."""
+    app = App()
+
+    @app.get("/c")
+    def cookies(request: Request) -> dict[str, str]:
+        return request.cookies
+
+    return app
+
+
+def test_cookies(make_client: MakeClient) -> None:
+    client = make_client(cookie_app())
+    header = 'a=1; b="quoted value"; session=abc=def; empty='
+    assert client.get("/c", headers={"cookie": header}).json() == {
+        "a": "1",
+        "b": "quoted value",
+        "session": "abc=def",
+        "empty": "",
+    }
+    assert client.get("/c").json() == {}
+
+
+def test_bad_cookie_pairs_are_skipped(make_client: MakeClient) -> None:
+    client = make_client(cookie_app())
+    header = 'a=1; bad; =nameless; sp ace=2; semi"colon=3;; b=2; a=second; "q"=4'
+    assert client.get("/c", headers={"cookie": header}).json() == {"a": "1", "b": "2"}
+
+
+def test_cookie_full_of_backslashes_is_parsed(make_client: MakeClient) -> None:
+    # SimpleCookie is quadratic on this (CVE-2024-7592); the linear parser just returns.
+    app = App()
+
+    @app.get("/c")
+    def cookies(request: Request) -> dict[str, Any]:
+        found = request.cookies
+        return {"a": found["a"], "b": found["b"], "x_len": len(found["x"])}
+
+    backslashes = "\\" * 10_000
+    header = f'a=1; x="{backslashes}"; b=2'
+    body = make_client(app).get("/c", headers={"cookie": header}).json()
+    assert body == {"a": "1", "b": "2", "x_len": 10_000}
+
+
+# -- client, scheme, host, url, state, interface, app ----------------------------------------
+
+
+def describe_app() -> App:
+    """An app whose ``/{rest:path}`` answers with the connection details of the request."""
+    app = App()
+
+    @app.get("/{rest:path}")
+    def describe(request: Request, rest: str) -> dict[str, Any]:
+        client = request.client
+        return {
+            "client": None if client is None else [client.host, client.port],
+            "scheme": request.scheme,
+            "host": request.host,
+            "url": request.url,
+            "root_path": request.root_path,
+            "interface": request.interface,
+            "is_app": request.app is app,
+        }
+
+    return app
+
+
+def test_client_scheme_host_url_interface_and_app(make_client: MakeClient, interface: str) -> None:
+    body = make_client(describe_app()).get("/some/path?x=1&y=%20").json()
+    assert body == {
+        "client": ["127.0.0.1", 123],
+        "scheme": "http",
+        "host": "testserver",
+        "url": "http://testserver/some/path?x=1&y=%20",
+        "root_path": "",
+        "interface": interface,
+        "is_app": True,
+    }
+
+
+def test_client_address_has_host_and_port_attributes(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        assert request.client is not None
+        return f"{request.client.host}:{request.client.port}"
+
+    assert make_client(app).get("/").text == "127.0.0.1:123"
+
+
+def test_scheme_host_and_url_follow_the_base_url(interface: str) -> None:
+    app = describe_app()
+    with TestClient(app, interface=interface, base_url="https://example.org:8443") as client:
+        body = client.get("/caf%C3%A9").json()
+    assert body["scheme"] == "https"
+    assert body["host"] == "example.org:8443"
+    assert body["url"] == "https://example.org:8443/caf%C3%A9"
+
+
+def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.middleware
+    def tag(request: Request) -> Iterator[None]:
+        request.state.user = "ann"
+        yield
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, Any]:
+        seen_before = hasattr(request.state, "counter")
+        request.state.counter = 1
+        return {"user": request.state.user, "seen_before": seen_before}
+
+    client = make_client(app)
+    assert client.get("/").json() == {"user": "ann", "seen_before": False}
+    assert client.get("/").json() == {"user": "ann", "seen_before": False}
+
+
+def test_request_app_is_the_app_in_async_handlers_too(
+    make_client: MakeClient, interface: str
+) -> None:
+    app = App()
+
+    @app.get("/")
+    async def index(request: Request) -> Response:
+        assert request.app is app
+        return Response.text(request.interface)
+
+    assert make_client(app).get("/").text == interface

@@ -1,0 +1,684 @@
+"""Responses: handler return values, the factories, streams, cookies, headers and files."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from microweb import App, Request, Response
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+class ClosingChunks:
+    """A sync iterable of chunks that records whether it was closed."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self.started = False
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        self.started = True
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class AsyncClosingChunks:
+    """An async iterable of chunks that records whether it was closed."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self.started = False
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self.started = True
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+# -- return values -----------------------------------------------------------------------------
+
+
+def test_str_is_utf8_text(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "héllo"
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.content == "héllo".encode()
+    assert response.headers["content-length"] == str(len("héllo".encode()))
+
+
+def test_bytes_are_octet_stream(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> bytes:
+        return b"\x00\x01raw"
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.content == b"\x00\x01raw"
+
+
+@pytest.mark.parametrize("value", [{"a": 1, "b": [True, None]}, [1, "two", {"three": 3}]])
+def test_dict_and_list_are_json(make_client: MakeClient, value: object) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> object:
+        return value
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == value
+
+
+def test_none_is_204_without_length_or_body(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/")
+    def index(request: Request) -> None:
+        return None
+
+    response = make_client(app).post("/")
+    assert response.status_code == 204
+    assert "content-length" not in response.headers
+    assert response.content == b""
+
+
+def test_response_passes_through(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response(b"<x/>", status=202, headers={"x-custom": "yes"}, media_type="text/xml")
+
+    response = make_client(app).get("/")
+    assert response.status_code == 202
+    assert response.headers["x-custom"] == "yes"
+    assert response.headers["content-type"] == "text/xml"
+    assert response.content == b"<x/>"
+
+
+@pytest.mark.parametrize("value", [42, object(), {1, 2}])
+def test_unsupported_return_type_is_500(make_client: MakeClient, value: object) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> object:
+        return value
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+
+
+def test_status_is_assignable(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/")
+    def index(request: Request) -> Response:
+        response = Response("made")
+        response.status = 201
+        return response
+
+    response = make_client(app).post("/")
+    assert response.status_code == 201
+    assert response.text == "made"
+
+
+# -- factories ---------------------------------------------------------------------------------
+
+
+def test_text_html_json_factories(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/text")
+    def text(request: Request) -> Response:
+        return Response.text("plain ü", status=201, headers={"x-a": "1"})
+
+    @app.get("/html")
+    def html(request: Request) -> Response:
+        return Response.html("<p>ü</p>")
+
+    @app.get("/json")
+    def json_(request: Request) -> Response:
+        return Response.json({"ü": [1, 2]}, status=202)
+
+    client = make_client(app)
+    text_response = client.get("/text")
+    assert text_response.status_code == 201
+    assert text_response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert text_response.headers["x-a"] == "1"
+    assert text_response.text == "plain ü"
+
+    html_response = client.get("/html")
+    assert html_response.headers["content-type"] == "text/html; charset=utf-8"
+    assert html_response.text == "<p>ü</p>"
+
+    json_response = client.get("/json")
+    assert json_response.status_code == 202
+    assert json_response.headers["content-type"] == "application/json"
+    assert json_response.json() == {"ü": [1, 2]}
+
+
+def test_redirect_defaults_to_307(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/old")
+    def old(request: Request) -> Response:
+        return Response.redirect("/new")
+
+    @app.post("/form")
+    def form(request: Request) -> Response:
+        return Response.redirect("/done", status=303)
+
+    client = make_client(app)
+    response = client.get("/old")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/new"
+    response = client.post("/form")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/done"
+
+
+# -- streams -----------------------------------------------------------------------------------
+
+
+def test_stream_of_sync_generator(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        def chunks() -> Iterator[bytes | str]:
+            yield "one,"
+            yield b"two,"
+            yield "thré"
+
+        return Response.stream(chunks(), media_type="text/plain; charset=utf-8")
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.content == "one,two,thré".encode()
+
+
+def test_stream_of_async_generator(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    async def index(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes | str]:
+            yield b"one,"
+            yield "two,"
+            yield b"three"
+
+        return Response.stream(chunks())
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.content == b"one,two,three"
+
+
+def test_async_generator_streams_from_def_handler(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            for part in ("a", "b", "c"):
+                yield part
+
+        return Response.stream(chunks())
+
+    assert make_client(app).get("/").content == b"abc"
+
+
+def test_stream_generators_are_finalized(make_client: MakeClient) -> None:
+    app = App()
+    finished: list[str] = []
+
+    @app.get("/sync")
+    def sync_stream(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield b"s"
+            finally:
+                finished.append("sync")
+
+        return Response.stream(chunks())
+
+    @app.get("/async")
+    def async_stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                yield b"a"
+            finally:
+                finished.append("async")
+
+        return Response.stream(chunks())
+
+    client = make_client(app)
+    assert client.get("/sync").content == b"s"
+    assert finished == ["sync"]
+    assert client.get("/async").content == b"a"
+    assert finished == ["sync", "async"]
+
+
+def test_stream_iterable_is_closed_after_response(make_client: MakeClient) -> None:
+    app = App()
+    streams: list[ClosingChunks | AsyncClosingChunks] = []
+
+    @app.get("/sync")
+    def sync_stream(request: Request) -> Response:
+        streams.append(ClosingChunks([b"x", b"y"]))
+        return Response.stream(streams[-1])
+
+    @app.get("/async")
+    def async_stream(request: Request) -> Response:
+        streams.append(AsyncClosingChunks([b"x", b"y"]))
+        return Response.stream(streams[-1])
+
+    client = make_client(app)
+    assert client.get("/sync").content == b"xy"
+    assert client.get("/async").content == b"xy"
+    assert [stream.closed for stream in streams] == [True, True]
+
+
+def test_head_of_stream_has_no_body_and_closes_it(make_client: MakeClient) -> None:
+    app = App()
+    generators: list[Iterator[bytes]] = []
+    async_streams: list[AsyncClosingChunks] = []
+
+    @app.get("/sync")
+    def sync_stream(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            yield b"never sent"
+
+        generators.append(chunks())
+        return Response.stream(generators[-1])
+
+    @app.get("/async")
+    def async_stream(request: Request) -> Response:
+        async_streams.append(AsyncClosingChunks([b"never sent"]))
+        return Response.stream(async_streams[-1])
+
+    client = make_client(app)
+    response = client.head("/sync")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert inspect.getgeneratorstate(generators[0]) == inspect.GEN_CLOSED
+
+    response = client.head("/async")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert async_streams[0].closed
+    assert not async_streams[0].started
+
+
+def test_stream_refuses_bytes() -> None:
+    with pytest.raises(TypeError):
+        Response.stream(b"not chunks")  # type: ignore[arg-type]
+
+
+# -- cookies -----------------------------------------------------------------------------------
+
+
+def test_set_cookie_attributes(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("ok")
+        response.set_cookie(
+            "session",
+            "abc123",
+            max_age=3600,
+            path="/app",
+            domain="example.com",
+            secure=True,
+            httponly=True,
+            samesite="strict",
+        )
+        response.set_cookie("theme", "dark")
+        return response
+
+    response = make_client(app).get("/")
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    session = [part.strip().lower() for part in cookies[0].split(";")]
+    assert session[0] == "session=abc123"
+    for attribute in (
+        "max-age=3600",
+        "path=/app",
+        "domain=example.com",
+        "secure",
+        "httponly",
+        "samesite=strict",
+    ):
+        assert attribute in session
+    theme = [part.strip().lower() for part in cookies[1].split(";")]
+    assert theme[0] == "theme=dark"
+    assert "path=/" in theme
+    assert "samesite=lax" in theme
+    assert "secure" not in theme
+    assert "httponly" not in theme
+
+
+def test_delete_cookie(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("bye")
+        response.delete_cookie("session", path="/app")
+        response.delete_cookie("theme")
+        return response
+
+    cookies = make_client(app).get("/").headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    session = [part.strip().lower() for part in cookies[0].split(";")]
+    assert session[0] in ("session=", 'session=""')
+    assert "max-age=0" in session
+    assert "path=/app" in session
+    assert any(part.startswith("expires=") and "1970" in part for part in session)
+    assert cookies[1].lower().startswith("theme=")
+
+
+@pytest.mark.parametrize("path", ["/a\r\nSet-Cookie: evil=1", "/a\nb", "/a;b"])
+def test_set_cookie_refuses_bad_path(path: str) -> None:
+    response = Response()
+    with pytest.raises(ValueError):
+        response.set_cookie("session", "x", path=path)
+    assert "set-cookie" not in response.headers
+
+
+def test_set_cookie_refuses_bad_name() -> None:
+    with pytest.raises(ValueError):
+        Response().set_cookie("bad name\r\n", "x")
+
+
+# -- headers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["a\r\nb", "a\nb", "a\rb", "a\r\nSet-Cookie: x=1"])
+def test_header_value_with_crlf_refused_at_set_time(value: str) -> None:
+    response = Response()
+    with pytest.raises(ValueError):
+        response.headers["x"] = value
+    assert "x" not in response.headers
+    with pytest.raises(ValueError):
+        response.headers.add("x", value)
+    with pytest.raises(ValueError):
+        Response(b"", headers={"x": value})
+    with pytest.raises(ValueError):
+        Response.text("t", headers={"x": value})
+    with pytest.raises(ValueError):
+        Response.redirect(value)
+
+
+def test_header_name_with_crlf_refused() -> None:
+    with pytest.raises(ValueError):
+        Response().headers["x\r\ny"] = "v"
+
+
+def test_crlf_header_in_handler_is_500_and_never_emitted(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("x")
+        response.headers["x-evil"] = "a\r\nset-cookie: pwned=1"
+        return response
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert "x-evil" not in response.headers
+    assert "set-cookie" not in response.headers
+
+
+def test_content_length_is_computed_by_framework(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/init")
+    def init(request: Request) -> Response:
+        return Response(b"hello", headers={"content-length": "999"})
+
+    @app.get("/later")
+    def later(request: Request) -> Response:
+        response = Response.text("hello, world")
+        response.headers["Content-Length"] = "1"
+        return response
+
+    client = make_client(app)
+    response = client.get("/init")
+    assert response.headers.get_list("content-length") == ["5"]
+    assert response.content == b"hello"
+    response = client.get("/later")
+    assert response.headers.get_list("content-length") == ["12"]
+    assert response.content == b"hello, world"
+
+
+def test_head_has_length_and_no_body(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "twelve bytes"
+
+    response = make_client(app).head("/")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["content-length"] == "12"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+@pytest.mark.parametrize(
+    "make_response",
+    [
+        lambda status: Response(b"not sent", status=status, headers={"etag": '"v1"'}),
+        lambda status: Response.text("not sent", status=status, headers={"etag": '"v1"'}),
+    ],
+    ids=["bytes", "text"],
+)
+def test_no_body_statuses(
+    make_client: MakeClient, status: int, make_response: Callable[[int], Response]
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return make_response(status)
+
+    response = make_client(app).get("/")
+    assert response.status_code == status
+    assert response.content == b""
+    assert response.headers["etag"] == '"v1"'
+    assert response.headers.get("content-length") in (None, "0")
+
+
+def test_no_body_status_closes_stream(make_client: MakeClient) -> None:
+    app = App()
+    streams: list[ClosingChunks] = []
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        streams.append(ClosingChunks([b"never"]))
+        return Response.stream(streams[-1], status=204)
+
+    response = make_client(app).get("/")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert streams[0].closed
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def test_file_response(make_client: MakeClient, tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"line one\nline two\n" * 5000)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    app = App()
+
+    @app.get("/str")
+    def as_str(request: Request) -> Response:
+        return Response.file(str(path))
+
+    @app.get("/pathlike")
+    def as_path(request: Request) -> Response:
+        return Response.file(path)
+
+    @app.get("/typed")
+    def typed(request: Request) -> Response:
+        return Response.file(path, media_type="application/x-custom")
+
+    client = make_client(app)
+    for url in ("/str", "/pathlike"):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert response.content == path.read_bytes()
+        assert response.headers["content-type"].startswith("text/plain")
+        assert response.headers["content-length"] == str(path.stat().st_size)
+        assert response.headers["last-modified"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+        assert "content-disposition" not in response.headers
+    assert client.get("/typed").headers["content-type"] == "application/x-custom"
+    head = client.head("/str")
+    assert head.content == b""
+    assert head.headers["content-length"] == str(path.stat().st_size)
+
+
+def test_file_type_is_guessed(make_client: MakeClient, tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text("<p>hi</p>")
+    (tmp_path / "data.json").write_text("{}")
+    (tmp_path / "blob.unknownext").write_bytes(b"\x00")
+    app = App()
+
+    @app.get("/files/{name}")
+    def files(request: Request, name: str) -> Response:
+        return Response.file(tmp_path / name)
+
+    client = make_client(app)
+    assert client.get("/files/page.html").headers["content-type"].startswith("text/html")
+    assert client.get("/files/data.json").headers["content-type"] == "application/json"
+    assert client.get("/files/blob.unknownext").headers["content-type"] == (
+        "application/octet-stream"
+    )
+
+
+def test_file_missing_raises() -> None:
+    with pytest.raises(FileNotFoundError):
+        Response.file("/nonexistent/definitely/not/here.txt")
+
+
+def _disposition_params(value: str) -> tuple[str, dict[str, str]]:
+    kind, *parts = (part.strip() for part in value.split(";"))
+    params = {}
+    for part in parts:
+        key, _, raw = part.partition("=")
+        params[key.strip().lower()] = raw
+    return kind, params
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "report.pdf",
+        'naïve "quoted" name.txt',
+        "résumé.pdf",
+        "日本語.txt",
+        "back\\slash.txt",
+        "line\r\nSet-Cookie: x=1.txt",
+    ],
+)
+def test_file_download_name_is_safe(make_client: MakeClient, tmp_path: Path, filename: str) -> None:
+    path = tmp_path / "stored.bin"
+    path.write_bytes(b"payload")
+    app = App()
+
+    @app.get("/download")
+    def download(request: Request) -> Response:
+        return Response.file(path, filename=filename)
+
+    response = make_client(app).get("/download")
+    assert response.status_code == 200
+    assert response.content == b"payload"
+    assert "set-cookie" not in response.headers
+    value = response.headers["content-disposition"]
+    assert "\r" not in value and "\n" not in value
+    kind, params = _disposition_params(value)
+    assert kind == "attachment"
+    fallback = params["filename"]
+    assert fallback.startswith('"') and fallback.endswith('"')
+    inner = fallback[1:-1]
+    assert inner.isascii() and inner.isprintable()
+    assert '"' not in inner and "\\" not in inner
+    if filename.isascii() and filename.isprintable() and not set(filename) & set('"\\'):
+        assert inner == filename
+    else:
+        assert params["filename*"].lower().startswith("utf-8''")
+        assert unquote(params["filename*"][len("utf-8''") :], encoding="utf-8") == filename
+
+
+# -- TestClient "both" -------------------------------------------------------------------------
+
+
+def test_both_mode_passes_for_identical_behaviour() -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, str]:
+        return {"hello": "world"}
+
+    @app.get("/stream")
+    async def stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            yield "a"
+            yield "b"
+
+        return Response.stream(chunks(), media_type="text/plain")
+
+    with TestClient(app, interface="both") as client:
+        assert client.get("/").json() == {"hello": "world"}
+        assert client.get("/stream").text == "ab"
+        assert client.get("/missing").status_code == 404
+        assert client.head("/").content == b""
+
+
+def test_both_mode_fails_on_differing_behaviour() -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return request.interface
+
+    with TestClient(app, interface="both") as client, pytest.raises(AssertionError):
+        client.get("/")

@@ -1,0 +1,727 @@
+"""Routing: the route table without I/O, then routing behaviour under both interfaces.
+
+The pure tests feed ``RouteTable``, ``parse_template`` and ``build_path`` directly; the behaviour
+tests go through ``make_client`` (WSGI and ASGI) and, for ``root_path``, call the drivers with a
+hand-made environ or scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from microweb import App, Request, Response, Router
+from microweb._routing import (
+    BUILTIN_CONVERTERS,
+    Param,
+    Route,
+    RouteTable,
+    build_path,
+    parse_template,
+)
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _handler(request: Request, **params: Any) -> None:
+    return None
+
+
+def make_route(template: str, methods: tuple[str, ...] = ("GET",), name: str = "") -> Route:
+    """Build a sync route for ``template``, named after it unless ``name`` is given."""
+    return Route(
+        template=template,
+        methods=frozenset(methods),
+        handler=_handler,
+        name=name or template,
+        is_async=False,
+        segments=parse_template(template),
+    )
+
+
+def make_table(*routes: Route) -> RouteTable:
+    """Build a route table with the built-in converters holding ``routes``."""
+    table = RouteTable(dict(BUILTIN_CONVERTERS))
+    for route in routes:
+        table.add(route)
+    return table
+
+
+def allow_set(response: Any) -> set[str]:
+    """Return the methods of a response's ``Allow`` header as a set."""
+    return {method.strip() for method in response.headers["allow"].split(",")}
+
+
+# -- parse_template --------------------------------------------------------------------------
+
+
+def test_parse_template_splits_static_segments_and_parameters() -> None:
+    assert parse_template("/users/{user_id:int}/posts/{slug}") == (
+        "users",
+        Param("user_id", "int"),
+        "posts",
+        Param("slug", "str"),
+    )
+    assert parse_template("/") == ("",)
+    assert parse_template("/static/{rest:path}") == ("static", Param("rest", "path"))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "users",  # no leading slash
+        "",
+        "/f/{a}.{b}",  # parameters fill whole segments only
+        "/f/x{a}",
+        "/f/{a}x",
+        "/f/{a",
+        "/f/a}",
+        "/f/{}",
+        "/f/{1a}",
+        "/f/{a:}",
+        "/f/{a-b}",
+        "/{rest:path}/tail",  # path must be the last segment
+        "/{a}/{a}",  # the same name twice
+    ],
+)
+def test_parse_template_refuses_bad_templates(template: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_template(template)
+    assert repr(template) in str(info.value)
+
+
+def test_bad_template_is_refused_at_registration() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="whole segment"):
+
+        @app.get("/files/{name}.{ext}")
+        def file(request: Request, name: str, ext: str) -> str:
+            return name
+
+    with pytest.raises(ValueError, match="last segment"):
+
+        @app.get("/files/{rest:path}/raw")
+        def raw(request: Request, rest: str) -> str:
+            return rest
+
+
+def test_unknown_converter_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown converter 'nope'") as info:
+        make_table(make_route("/x/{a:nope}"))
+    assert "add_converter" in str(info.value)
+    app = App()
+    with pytest.raises(ValueError, match="nope"):
+
+        @app.get("/x/{a:nope}")
+        def handler(request: Request, a: str) -> str:
+            return a
+
+
+# -- RouteTable lookup -----------------------------------------------------------------------
+
+
+def test_static_lookup() -> None:
+    index, about = make_route("/"), make_route("/about", ("GET", "POST"))
+    table = make_table(index, about)
+    assert table.lookup("GET", "/") == (index, {}, set())
+    assert table.lookup("POST", "/about") == (about, {}, set())
+    assert table.lookup("GET", "/nowhere") == (None, {}, set())
+
+
+def test_dynamic_lookup_returns_converted_params() -> None:
+    route = make_route("/users/{user_id:int}/posts/{slug}")
+    table = make_table(route)
+    assert table.lookup("GET", "/users/42/posts/hello") == (
+        route,
+        {"user_id": 42, "slug": "hello"},
+        set(),
+    )
+    assert table.lookup("GET", "/users/x/posts/hello")[0] is None
+    assert table.lookup("GET", "/users/42/posts")[0] is None
+    assert table.lookup("GET", "/users/42/posts/hello/more")[0] is None
+
+
+NO_MATCH = object()
+SAMPLE_UUID = "12345678-1234-5678-9abc-def012345678"
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "expected"),
+    [
+        ("/n/{v:int}", "/n/42", 42),
+        ("/n/{v:int}", "/n/007", 7),
+        ("/n/{v:int}", "/n/-1", NO_MATCH),
+        ("/n/{v:int}", "/n/1.5", NO_MATCH),
+        ("/n/{v:int}", "/n/abc", NO_MATCH),
+        ("/n/{v:int}", "/n/\u0661\u0662", NO_MATCH),  # Arabic-Indic digits are not ASCII
+        ("/n/{v:float}", "/n/1.5", 1.5),
+        ("/n/{v:float}", "/n/3", 3.0),
+        ("/n/{v:float}", "/n/nan", NO_MATCH),
+        ("/n/{v:float}", "/n/inf", NO_MATCH),
+        ("/n/{v:float}", "/n/1e5", NO_MATCH),
+        ("/n/{v:float}", "/n/abc", NO_MATCH),
+        ("/n/{v:uuid}", f"/n/{SAMPLE_UUID}", uuid.UUID(SAMPLE_UUID)),
+        ("/n/{v:uuid}", f"/n/{SAMPLE_UUID.upper()}", uuid.UUID(SAMPLE_UUID)),
+        ("/n/{v:uuid}", f"/n/{SAMPLE_UUID.replace('-', '')}", NO_MATCH),
+        ("/n/{v:uuid}", "/n/not-a-uuid", NO_MATCH),
+        ("/n/{v:path}", "/n/a/b/c.css", "a/b/c.css"),
+        ("/n/{v:path}", "/n/one", "one"),
+        ("/n/{v:path}", "/n/", NO_MATCH),
+        ("/n/{v:path}", "/n", NO_MATCH),
+        ("/n/{v:str}", "/n/hello", "hello"),
+        ("/n/{v}", "/n/hello world", "hello world"),
+        ("/n/{v}", "/n/", NO_MATCH),
+        ("/n/{v}", "/n/a/b", NO_MATCH),
+    ],
+)
+def test_converters(template: str, path: str, expected: object) -> None:
+    route = make_route(template)
+    found, params, _ = make_table(route).lookup("GET", path)
+    if expected is NO_MATCH:
+        assert found is None
+    else:
+        assert found is route
+        assert params == {"v": expected}
+        assert type(params["v"]) is type(expected)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["static-first", "static-last"])
+def test_priority_static_then_param_then_path(reverse: bool) -> None:
+    static = make_route("/users/me")
+    param = make_route("/users/{name}")
+    catch_all = make_route("/{rest:path}")
+    routes = [static, param, catch_all]
+    table = make_table(*(reversed(routes) if reverse else routes))
+    assert table.lookup("GET", "/users/me") == (static, {}, set())
+    assert table.lookup("GET", "/users/bob") == (param, {"name": "bob"}, set())
+    assert table.lookup("GET", "/users/bob/x") == (catch_all, {"rest": "users/bob/x"}, set())
+    assert table.lookup("GET", "/other")[0] is catch_all
+
+
+def test_a_converter_that_refuses_falls_through_to_the_next_template() -> None:
+    by_id = make_route("/items/{item_id:int}")
+    by_name = make_route("/items/{name}")
+    table = make_table(by_id, by_name)
+    assert table.lookup("GET", "/items/5") == (by_id, {"item_id": 5}, set())
+    assert table.lookup("GET", "/items/five") == (by_name, {"name": "five"}, set())
+
+
+def test_lookup_collects_the_methods_of_every_matching_template() -> None:
+    table = make_table(
+        make_route("/items/{item_id:int}", ("GET",)),
+        make_route("/items/{name}", ("DELETE",)),
+        make_route("/items/new", ("POST",)),
+    )
+    assert table.lookup("PUT", "/items/5") == (None, {}, {"GET", "DELETE"})
+    assert table.lookup("PUT", "/items/abc") == (None, {}, {"DELETE"})
+    assert table.lookup("PUT", "/items/new") == (None, {}, {"POST", "DELETE"})
+    route, params, _ = table.lookup("DELETE", "/items/5")
+    assert route is not None and route.template == "/items/{name}"
+    assert params == {"name": "5"}
+
+
+def test_duplicate_method_and_template_is_refused_by_the_table() -> None:
+    table = make_table(make_route("/a", ("GET",)), make_route("/b/{x}", ("GET",)))
+    with pytest.raises(ValueError, match="twice"):
+        table.add(make_route("/a", ("POST", "GET"), name="again"))
+    with pytest.raises(ValueError, match="twice"):
+        table.add(make_route("/b/{x}", ("GET",), name="again"))
+    table.add(make_route("/a", ("PUT",), name="put"))
+
+
+def test_table_iterates_over_every_route_once() -> None:
+    routes = [make_route("/"), make_route("/a/{x}", ("GET", "POST")), make_route("/s/{p:path}")]
+    assert {id(route) for route in make_table(*routes)} == {id(route) for route in routes}
+
+
+# -- build_path ------------------------------------------------------------------------------
+
+
+def test_build_path_fills_and_percent_encodes() -> None:
+    converters = dict(BUILTIN_CONVERTERS)
+    route = make_route("/users/{user_id:int}/files/{name}")
+    assert build_path(route, converters, {"user_id": 3, "name": "a b/c"}) == (
+        "/users/3/files/a%20b%2Fc"
+    )
+    static = make_route("/static/{rest:path}")
+    assert build_path(static, converters, {"rest": "css/x y.css"}) == "/static/css/x%20y.css"
+    assert build_path(make_route("/"), converters, {}) == "/"
+
+
+def test_build_path_refuses_missing_or_unknown_params() -> None:
+    converters = dict(BUILTIN_CONVERTERS)
+    route = make_route("/users/{user_id:int}")
+    with pytest.raises(TypeError, match="user_id"):
+        build_path(route, converters, {})
+    with pytest.raises(TypeError, match="user_id"):
+        build_path(route, converters, {"user_id": 1, "extra": 2})
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+def test_duplicate_method_and_template_is_refused_at_registration() -> None:
+    app = App()
+
+    @app.route("/things", methods=["GET", "POST"])
+    def things(request: Request) -> str:
+        return "things"
+
+    @app.put("/things")
+    def replace(request: Request) -> str:
+        return "put"
+
+    with pytest.raises(ValueError, match="twice"):
+
+        @app.post("/things")
+        def again(request: Request) -> str:
+            return "again"
+
+
+def test_duplicate_route_from_an_included_router_is_refused() -> None:
+    app = App()
+
+    @app.get("/api/items")
+    def items(request: Request) -> str:
+        return "app"
+
+    router = Router(prefix="/api")
+
+    @router.get("/items")
+    def router_items(request: Request) -> str:
+        return "router"
+
+    with pytest.raises(ValueError, match="twice"):
+        app.include(router)
+
+
+def test_duplicate_route_within_a_router_is_refused() -> None:
+    router = Router(prefix="/api")
+
+    @router.get("/items")
+    def items(request: Request) -> str:
+        return "a"
+
+    with pytest.raises(ValueError, match="twice"):
+
+        @router.route("/items", methods=["get"])
+        def again(request: Request) -> str:
+            return "b"
+
+
+def test_handler_that_does_not_accept_a_path_param_is_refused() -> None:
+    app = App()
+    with pytest.raises(TypeError, match="user_id"):
+
+        @app.get("/users/{user_id:int}")
+        def user(request: Request) -> str:
+            return "no param"
+
+
+def test_handler_taking_var_keyword_accepts_any_param() -> None:
+    app = App()
+
+    @app.get("/users/{user_id:int}")
+    def user(request: Request, **params: Any) -> str:
+        return "ok"
+
+    assert [route.name for route in app.routes] == ["user"]
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_generator_function_handler_is_refused(kind: str) -> None:
+    app = App()
+
+    def gen(request: Request) -> Iterator[str]:
+        yield "x"
+
+    async def agen(request: Request) -> AsyncIterator[str]:
+        yield "x"
+
+    with pytest.raises(TypeError, match=r"Response\.stream"):
+        app.get("/stream")(gen if kind == "generator" else agen)
+
+
+def test_unknown_http_method_is_refused() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="FETCH"):
+        app.route("/x", methods=["FETCH"])
+    with pytest.raises(ValueError):
+        app.route("/x", methods=[])
+
+
+def test_router_prefix_must_be_well_formed() -> None:
+    for prefix in ("api", "/api/"):
+        with pytest.raises(ValueError, match="prefix"):
+            Router(prefix=prefix)
+
+
+def test_converter_cannot_be_registered_twice() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="int"):
+        app.add_converter("int", int)
+    app.add_converter("hex", lambda text: int(text, 16))
+    with pytest.raises(ValueError, match="hex"):
+        app.add_converter("hex", lambda text: int(text, 16))
+
+
+# -- behaviour: 404, 405, HEAD, OPTIONS ------------------------------------------------------
+
+
+def items_app() -> App:
+    """An app with GET /items/{item_id:int} and DELETE /items/{name}, and GET+POST /notes."""
+    app = App()
+
+    @app.get("/items/{item_id:int}")
+    def get_item(request: Request, item_id: int) -> dict[str, Any]:
+        return {"id": item_id}
+
+    @app.delete("/items/{name}")
+    def delete_item(request: Request, name: str) -> str:
+        return f"deleted {name}"
+
+    @app.route("/notes", methods=["GET", "POST"])
+    def notes(request: Request) -> str:
+        return f"notes via {request.method}"
+
+    @app.post("/submit")
+    def submit(request: Request) -> str:
+        return "submitted"
+
+    return app
+
+
+def test_unknown_path_is_404(make_client: MakeClient) -> None:
+    client = make_client(items_app())
+    assert client.get("/nowhere").status_code == 404
+    assert client.post("/nowhere").status_code == 404
+    assert client.get("/items/5/extra").status_code == 404
+
+
+def test_no_automatic_trailing_slash_redirect(make_client: MakeClient) -> None:
+    client = make_client(items_app())
+    assert client.get("/notes").status_code == 200
+    assert client.get("/notes/").status_code == 404
+
+
+def test_405_allow_lists_every_method_of_every_matching_template(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(items_app())
+    response = client.post("/items/5")
+    assert response.status_code == 405
+    assert allow_set(response) == {"DELETE", "GET", "HEAD", "OPTIONS"}
+    # Only the {name} template matches a non-integer segment.
+    response = client.post("/items/abc")
+    assert response.status_code == 405
+    assert allow_set(response) == {"DELETE", "OPTIONS"}
+    response = client.put("/notes")
+    assert response.status_code == 405
+    assert allow_set(response) == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
+def test_405_without_get_has_no_head(make_client: MakeClient) -> None:
+    client = make_client(items_app())
+    response = client.get("/submit")
+    assert response.status_code == 405
+    assert allow_set(response) == {"OPTIONS", "POST"}
+    assert client.head("/submit").status_code == 405
+
+
+def test_each_matching_template_answers_its_own_method(make_client: MakeClient) -> None:
+    client = make_client(items_app())
+    assert client.get("/items/5").json() == {"id": 5}
+    assert client.delete("/items/5").text == "deleted 5"
+    assert client.get("/items/abc").status_code == 405
+
+
+def test_head_is_answered_from_get_without_a_body(make_client: MakeClient) -> None:
+    client = make_client(items_app())
+    got = client.get("/items/7")
+    head = client.head("/items/7")
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert got.content == b'{"id":7}'
+
+    def without_date(response: Any) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in response.headers.multi_items() if k != "date"]
+
+    assert without_date(head) == without_date(got)
+    assert head.headers["content-length"] == str(len(got.content))
+
+
+def test_head_request_reaches_the_get_handler_as_head(make_client: MakeClient) -> None:
+    app = App()
+    seen: list[str] = []
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        seen.append(request.method)
+        return "hello"
+
+    client = make_client(app)
+    assert client.head("/").headers["content-length"] == "5"
+    assert seen == ["HEAD"]
+
+
+def test_automatic_options_answers_204_with_allow(make_client: MakeClient) -> None:
+    client = make_client(items_app())
+    response = client.options("/notes")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert allow_set(response) == {"GET", "HEAD", "OPTIONS", "POST"}
+    response = client.options("/items/5")
+    assert response.status_code == 204
+    assert allow_set(response) == {"DELETE", "GET", "HEAD", "OPTIONS"}
+    assert client.options("/nowhere").status_code == 404
+
+
+def test_explicit_options_route_overrides_the_automatic_answer(make_client: MakeClient) -> None:
+    app = items_app()
+
+    @app.options("/notes")
+    def notes_options(request: Request) -> Response:
+        return Response.text("custom", headers={"allow": "GET", "x-custom": "yes"})
+
+    client = make_client(app)
+    response = client.options("/notes")
+    assert response.status_code == 200
+    assert response.text == "custom"
+    assert response.headers["allow"] == "GET"
+    assert response.headers["x-custom"] == "yes"
+    # Other paths keep the automatic answer.
+    assert client.options("/items/5").status_code == 204
+    assert "OPTIONS" in allow_set(client.put("/notes"))
+
+
+# -- behaviour: params, percent-encoding, converters -----------------------------------------
+
+
+def test_path_params_are_keyword_arguments_and_in_request(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/users/{user_id:int}/files/{rest:path}")
+    def user_file(request: Request, user_id: int, rest: str) -> dict[str, Any]:
+        return {
+            "kwargs": [user_id, rest],
+            "path_params": request.path_params,
+            "types": [type(value).__name__ for value in request.path_params.values()],
+        }
+
+    body = make_client(app).get("/users/12/files/docs/a.txt").json()
+    assert body == {
+        "kwargs": [12, "docs/a.txt"],
+        "path_params": {"user_id": 12, "rest": "docs/a.txt"},
+        "types": ["int", "str"],
+    }
+
+
+def test_uuid_and_float_params(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/objects/{object_id:uuid}/scale/{factor:float}")
+    def scale(request: Request, object_id: uuid.UUID, factor: float) -> dict[str, Any]:
+        assert isinstance(object_id, uuid.UUID)
+        return {"id": str(object_id), "factor": factor}
+
+    client = make_client(app)
+    response = client.get(f"/objects/{SAMPLE_UUID}/scale/2.5")
+    assert response.json() == {"id": SAMPLE_UUID, "factor": 2.5}
+    assert client.get("/objects/nope/scale/2.5").status_code == 404
+
+
+def test_percent_encoded_segments_are_decoded(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/files/{name}")
+    def file(request: Request, name: str) -> str:
+        return name
+
+    @app.get("/raw/{rest:path}")
+    def raw(request: Request, rest: str) -> dict[str, str]:
+        return {"rest": rest, "path": request.path, "raw_path": request.raw_path.decode()}
+
+    client = make_client(app)
+    assert client.get("/files/a%20b").text == "a b"
+    assert client.get("/files/caf%C3%A9").text == "café"
+    # %2F is decoded to "/" before routing, identically under both interfaces (TRAPS.md 13).
+    assert client.get("/files/a%2Fb").status_code == 404
+    assert client.get("/raw/a%2Fb").json() == {
+        "rest": "a/b",
+        "path": "/raw/a/b",
+        "raw_path": "/raw/a%2Fb",
+    }
+
+
+def test_custom_converter(make_client: MakeClient) -> None:
+    app = App()
+
+    def to_python(text: str) -> int:
+        if not text.startswith("0x"):
+            raise ValueError(text)
+        return int(text[2:], 16)
+
+    app.add_converter("hex", to_python, lambda value: f"0x{value:x}")
+
+    @app.get("/colours/{value:hex}", name="colour")
+    def colour(request: Request, value: int) -> dict[str, Any]:
+        return {"value": value, "url": request.url_for("colour", value=value + 1)}
+
+    client = make_client(app)
+    assert client.get("/colours/0xff").json() == {"value": 255, "url": "/colours/0x100"}
+    assert client.get("/colours/ff").status_code == 404
+    assert app.url_for("colour", value=16) == "/colours/0x10"
+
+
+# -- behaviour: url_for, root_path, routers --------------------------------------------------
+
+
+def test_url_for_builds_paths_by_name() -> None:
+    app = App()
+
+    @app.get("/users/{user_id:int}")
+    def user(request: Request, user_id: int) -> str:
+        return ""
+
+    @app.get("/files/{name}", name="file")
+    def any_name(request: Request, name: str) -> str:
+        return ""
+
+    @app.get("/static/{rest:path}")
+    def static(request: Request, rest: str) -> str:
+        return ""
+
+    assert app.url_for("user", user_id=5) == "/users/5"
+    assert app.url_for("file", name="a b") == "/files/a%20b"
+    assert app.url_for("static", rest="css/site.css") == "/static/css/site.css"
+    with pytest.raises(KeyError, match="any_name"):
+        app.url_for("any_name", name="x")
+    with pytest.raises(TypeError, match="user_id"):
+        app.url_for("user")
+
+
+def test_request_url_for_without_root_path(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/items/{item_id:int}", name="item")
+    def item(request: Request, item_id: int) -> str:
+        return request.url_for("item", item_id=item_id + 1)
+
+    assert make_client(app).get("/items/1").text == "/items/2"
+
+
+def root_path_app() -> App:
+    """An app whose handler answers with its root path, path and a url_for result."""
+    app = App()
+
+    @app.get("/items/{item_id:int}", name="item")
+    async def item(request: Request, item_id: int) -> dict[str, str]:
+        return {
+            "root_path": request.root_path,
+            "path": request.path,
+            "url_for": request.url_for("item", item_id=item_id + 1),
+        }
+
+    return app
+
+
+EXPECTED_UNDER_PREFIX = {"root_path": "/prefix", "path": "/items/5", "url_for": "/prefix/items/6"}
+
+
+def test_request_url_for_adds_root_path_under_asgi() -> None:
+    app = root_path_app()
+    driver = app.as_asgi()
+    messages: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/prefix/items/5",
+        "raw_path": b"/prefix/items/5",
+        "root_path": "/prefix",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 123),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        messages.append(dict(message))
+
+    asyncio.run(driver(scope, receive, send))
+    assert messages[0]["status"] == 200
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    assert json.loads(body) == EXPECTED_UNDER_PREFIX
+    assert app.url_for("item", item_id=6) == "/items/6"
+
+
+def test_request_url_for_adds_script_name_under_wsgi() -> None:
+    app = root_path_app()
+    driver = app.as_wsgi()
+    environ: dict[str, Any] = {
+        "SCRIPT_NAME": "/prefix",
+        "PATH_INFO": "/items/5",
+        "QUERY_STRING": "",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    setup_testing_defaults(environ)
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(status)
+        return lambda data: None
+
+    try:
+        body = b"".join(driver(environ, start_response))
+    finally:
+        driver.close()
+    assert seen == ["200 OK"]
+    assert json.loads(body) == EXPECTED_UNDER_PREFIX
+
+
+def test_router_prefix_and_include(make_client: MakeClient) -> None:
+    app = App()
+    router = Router(prefix="/api")
+
+    @router.get("/")
+    def api_index(request: Request) -> str:
+        return "api index"
+
+    @router.get("/items/{item_id:int}")
+    def api_item(request: Request, item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "params": request.path_params}
+
+    @router.post("/items")
+    async def api_create(request: Request) -> Response:
+        return Response.text("created", status=201)
+
+    @app.get("/items/{item_id:int}")
+    def site_item(request: Request, item_id: int) -> str:
+        return "site"
+
+    app.include(router)
+    client = make_client(app)
+    assert client.get("/api").text == "api index"
+    assert client.get("/api/items/3").json() == {"id": 3, "params": {"item_id": 3}}
+    assert client.post("/api/items").status_code == 201
+    assert client.get("/items/3").text == "site"
+    assert client.get("/api/").status_code == 404
+    assert app.url_for("api_item", item_id=9) == "/api/items/9"
+    assert app.url_for("api_index") == "/api"
+    assert allow_set(client.delete("/api/items")) == {"OPTIONS", "POST"}
