@@ -12,6 +12,7 @@ from ._request import Request
 from ._response import Response
 from ._router import Router
 from ._sse import ServerSentEvent
+from ._websocket import WebSocket, WebSocketDisconnect
 
 __all__ = [
     "App",
@@ -27,6 +28,8 @@ __all__ = [
     "Router",
     "ServerSentEvent",
     "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
     "safe_filename",
 ]
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -64,8 +65,10 @@ class App(RouteRegistry):
         self.shutdown_hooks: list[Colored] = []
         self.plugins: list[Any] = []
         self._started = False
+        self._ws_warned = False
         self._converters: dict[str, Converter] = dict(BUILTIN_CONVERTERS)
         self._http = RouteTable(self._converters)
+        self._ws = RouteTable(self._converters)
         self._names: dict[str, Route] = {}
         self._handlers: dict[int, Colored] = {}
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
@@ -75,8 +78,11 @@ class App(RouteRegistry):
     def _add_route(self, route: Route) -> None:
         check_handler(route.handler, route.template, route.param_names)
         route = dataclasses.replace(route, limits=resolve_limits(self.limits, route.limits))
-        self._http.add(route)
         self._names.setdefault(route.name, route)
+        if route.kind == "websocket":
+            self._ws.add(route)
+            return
+        self._http.add(route)
         self._handlers[id(route)] = (
             wrap_handler(route, self.plugins)
             if self._started
@@ -106,7 +112,7 @@ class App(RouteRegistry):
         """
         if self._started:
             return
-        for route in self.routes:
+        for route in self._http:
             self._handlers[id(route)] = wrap_handler(route, self.plugins)
         self._started = True
 
@@ -208,6 +214,7 @@ class App(RouteRegistry):
             route, params, allowed = self._http.lookup("GET", request.path)
         if route is None:
             if not allowed:
+                self._refuse_plain_http_to_websocket(request)
                 raise HTTPError(404)
             if method == "OPTIONS":
                 return None
@@ -215,6 +222,30 @@ class App(RouteRegistry):
         request.route, request.path_params = route, params
         request.limits = route.limits  # type: ignore[assignment]
         return route
+
+    def _refuse_plain_http_to_websocket(self, request: Request) -> None:
+        if self._ws.lookup("GET", request.path)[0] is None:
+            return
+        if request.interface == "wsgi":
+            raise HTTPError(
+                501, "this is a WebSocket endpoint: WebSockets need the ASGI entrypoint (as_asgi())"
+            )
+        raise HTTPError(426, "this is a WebSocket endpoint", {"upgrade": "websocket"})
+
+    def match_websocket(self, request: Request) -> Route | None:
+        """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint."""
+        if not request.path_is_valid:
+            return None
+        route, params, _ = self._ws.lookup("GET", request.path)
+        if route is not None:
+            request.route, request.path_params = route, params
+            request.limits = route.limits  # type: ignore[assignment]
+        return route
+
+    @property
+    def websocket_routes(self) -> list[Route]:
+        """Every WebSocket route."""
+        return list(self._ws)
 
     def allowed_methods(self, path: str) -> list[str]:
         """Return the methods of every template matching ``path``, with HEAD and OPTIONS."""
@@ -253,11 +284,24 @@ class App(RouteRegistry):
 
     # -- entrypoints ---------------------------------------------------------------------------
 
+    def _ws_warning_due(self) -> bool:
+        if self._ws_warned or not self.websocket_routes:
+            return False
+        self._ws_warned = True
+        return True
+
     def as_wsgi(self) -> WSGIDriver:
         """Return the PEP 3333 callable; startup hooks run now, shutdown on ``close()``."""
         from ._wsgi import WSGIDriver
 
         self.start()
+        if self._ws_warning_due():
+            warnings.warn(
+                "this app has WebSocket routes, which need the ASGI entrypoint (as_asgi()); "
+                "under WSGI they answer 501",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return WSGIDriver(self)
 
     def as_asgi(self) -> ASGIDriver:

@@ -15,6 +15,7 @@ from ._pipeline import dispatch, run_hooks
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
 from ._types import Receive, Scope, Send
+from ._websocket import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from ._app import App
@@ -56,8 +57,7 @@ class ASGIDriver:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            # SPEC: closing before accept makes the server answer the handshake with 403.
-            await send({"type": "websocket.close", "code": 1008})
+            await self._websocket(scope, receive, send)
         else:
             raise ValueError(f"microweb cannot serve ASGI scope type {kind!r}")
 
@@ -110,6 +110,28 @@ class ASGIDriver:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
             request.close()
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._started:
+            await self._startup()
+        request = self._request(scope, ASGIBody([], receive))
+        route = self.app.match_websocket(request)
+        if route is None:
+            # SPEC: closing before accept makes the server refuse the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        limit = request.limits.max_websocket_message
+        ws = WebSocket(request, receive, send, list(scope.get("subprotocols") or []), limit)
+        try:
+            await route.handler(ws, **request.path_params)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.exception("error in WebSocket handler for %s", request.path)
+            # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
+            await ws.close(1011 if ws.state == "open" else 1008)
+        else:
+            await ws.close(1000)
 
     async def _respond(self, request: Request, body: ASGIBody, send: Send) -> None:
         response: Response = await drive_async(dispatch(self.app, request), self.pool)
@@ -178,7 +200,7 @@ class ASGIDriver:
         return Request(
             app=self.app,
             interface="asgi",
-            method=scope["method"],
+            method=scope.get("method", "GET"),
             path=decode_raw_path(raw_path),
             raw_path=raw_path,
             root_path=root,

@@ -88,10 +88,12 @@ def serve(app: App, server: str, host: str, port: int) -> None:
 def routes_table(app: App) -> str:
     """Return the route table as aligned text: method, template, name, handler, colour."""
     rows = [("METHOD", "TEMPLATE", "NAME", "HANDLER", "COLOUR")]
-    for route in sorted(app.routes, key=lambda r: (r.template, sorted(r.methods))):
+    routes = app.routes + app.websocket_routes
+    for route in sorted(routes, key=lambda r: (r.template, r.kind, sorted(r.methods))):
         handler = f"{route.handler.__module__}.{getattr(route.handler, '__qualname__', '?')}"
         colour = "async" if route.is_async else "sync"
-        for method in sorted(route.methods):
+        methods = ["WS"] if route.kind == "websocket" else sorted(route.methods)
+        for method in methods:
             rows.append((method, route.template, route.name, handler, colour))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(

@@ -23,6 +23,7 @@ class Limits:
         max_part_headers: Header lines of one multipart part (413).
         spool_threshold: Bytes past which an uploaded file moves to a temporary file.
         max_query_params: Fields of a query string or urlencoded body (400).
+        max_websocket_message: Bytes of one WebSocket message (the connection closes with 1009).
     """
 
     max_body_size: int = 10 * MiB
@@ -33,6 +34,7 @@ class Limits:
     max_part_headers: int = 8
     spool_threshold: int = 1 * MiB
     max_query_params: int = 1000
+    max_websocket_message: int = 1 * MiB
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -93,6 +93,27 @@ class RouteRegistry:
             segments=parse_template(template),
         )
 
+    def websocket(self, path: str, *, name: str | None = None) -> Callable[[H], H]:
+        """Register an ``async def handler(ws, **params)`` for WebSocket connections (ASGI).
+
+        Raises:
+            TypeError: If the handler is not ``async def``.
+        """
+
+        def decorator(handler: H) -> H:
+            if not is_async_callable(handler):
+                raise TypeError(
+                    f"WebSocket handler {getattr(handler, '__qualname__', handler)!r} must be "
+                    "async def"
+                )
+            route = self._make_route(
+                path, frozenset({"GET"}), handler, name, True, None, (), kind="websocket"
+            )
+            self._add_route(route)
+            return handler
+
+        return decorator
+
     def _method(self, method: str, path: str, options: RouteOptions) -> Callable[[H], H]:
         return self.route(path, [method], **options)
 

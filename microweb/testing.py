@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import sys
 import threading
 from collections.abc import Coroutine
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     from ._types import WSGIApp
     from ._wsgi import WSGIDriver
 
-__all__ = ["TestClient"]
+from ._websocket import WebSocketDisconnect
+
+__all__ = ["TestClient", "WebSocketSession"]
 
 T = TypeVar("T")
 Interface = Literal["wsgi", "asgi", "both"]
@@ -153,6 +156,83 @@ class _Lifespan:
             await self._task
 
 
+class WebSocketSession:
+    """The client side of a WebSocket connection to the app under test (sync API).
+
+    Made by ``TestClient.websocket_connect()``; use it as a context manager.
+    """
+
+    __test__ = False
+
+    def __init__(self, loop: _LoopThread, app: ASGIDriver, scope: dict[str, Any]) -> None:
+        self._loop = loop
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task = loop.run(self._start(app, scope))
+        self.accepted = loop.run(self._from_app.get())
+        if self.accepted["type"] != "websocket.accept":
+            self._loop.run(self._finish())
+            raise WebSocketDisconnect(self.accepted.get("code", 1000), "handshake refused (403)")
+        self.subprotocol: str | None = self.accepted.get("subprotocol")
+
+    async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
+        async def send(message: Any) -> None:
+            await self._from_app.put(dict(message))
+
+        await self._to_app.put({"type": "websocket.connect"})
+        return asyncio.ensure_future(app(scope, self._to_app.get, send))
+
+    async def _finish(self) -> None:
+        await asyncio.wait_for(self._task, timeout=10)
+
+    def send_text(self, text: str) -> None:
+        """Send a text message to the app."""
+        self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send a binary message to the app."""
+        self._loop.run(self._to_app.put({"type": "websocket.receive", "bytes": data}))
+
+    def send_json(self, value: Any) -> None:
+        """Send ``value`` as a JSON text message."""
+        self.send_text(json.dumps(value))
+
+    def _receive(self) -> dict[str, Any]:
+        message = self._loop.run(asyncio.wait_for(self._from_app.get(), timeout=10))
+        if message["type"] == "websocket.close":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+        return message
+
+    def receive_text(self) -> str:
+        """Wait for a text message from the app.
+
+        Raises:
+            WebSocketDisconnect: If the app closed the connection.
+        """
+        return str(self._receive()["text"])
+
+    def receive_bytes(self) -> bytes:
+        """Wait for a binary message from the app."""
+        return bytes(self._receive()["bytes"])
+
+    def receive_json(self) -> Any:
+        """Wait for a JSON message from the app."""
+        message = self._receive()
+        return json.loads(message.get("text") or message.get("bytes") or b"")
+
+    def close(self, code: int = 1000) -> None:
+        """Disconnect (as a client) and wait for the handler to finish."""
+        if not self._task.done():
+            self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
+            self._loop.run(self._finish())
+
+    def __enter__(self) -> WebSocketSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class TestClient:
     """A requests-like client that sends each request through the app's real entrypoints.
 
@@ -255,6 +335,41 @@ class TestClient:
     def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         """Send a DELETE request."""
         return self.request("DELETE", url, **kwargs)
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> WebSocketSession:
+        """Open a WebSocket to the app (ASGI only; under ``"both"`` the ASGI side is used).
+
+        Raises:
+            RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
+            WebSocketDisconnect: If the app refuses the handshake.
+        """
+        if self.interface == "wsgi":
+            raise RuntimeError("WebSockets need the ASGI interface: TestClient(app, 'asgi')")
+        loop, _ = self._asgi_side()
+        target = httpx.URL(self.base_url).join(url)
+        raw = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "scheme": "ws",
+            "path": target.path,
+            "raw_path": target.raw_path.partition(b"?")[0],
+            "query_string": target.query,
+            "root_path": "",
+            "headers": [(b"host", target.host.encode("ascii")), *raw],
+            "client": CLIENT_ADDRESS,
+            "server": (target.host, target.port or 80),
+            "subprotocols": subprotocols or [],
+        }
+        return WebSocketSession(loop, self.asgi_app, scope)
 
     # -- lifespan ------------------------------------------------------------------------------
 

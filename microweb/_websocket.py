@@ -1,0 +1,185 @@
+"""WebSocket connections (ASGI only): the object a ``@app.websocket`` handler receives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._datastructures import Headers
+from ._response import encode_json
+from ._types import Message, Receive, Send
+
+if TYPE_CHECKING:
+    from ._request import Request
+
+CONNECTING, OPEN, CLOSED = "connecting", "open", "closed"
+
+
+class WebSocketDisconnect(Exception):
+    """The connection ended: the client left, or the app closed it after a protocol error.
+
+    Args:
+        code: The close code (1000 normal, 1001 going away, 1009 message too big, ...).
+        reason: The close reason, if any.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        self.code, self.reason = code, reason
+        super().__init__(code, reason)
+
+
+class WebSocket:
+    """A WebSocket connection, handed to an ``async def`` handler registered with
+    ``app.websocket(path)``.
+
+    The handshake's head is ``ws.request`` (path, headers, query, cookies, client, state);
+    ``ws.path_params`` holds the converted template parameters.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        subprotocols: list[str],
+        max_message_size: int,
+    ) -> None:
+        self.request = request
+        self.subprotocols = subprotocols
+        self.max_message_size = max_message_size
+        self._receive, self._send = receive, send
+        self.state = CONNECTING
+        self.close_code: int | None = None
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """The template parameters of the route."""
+        return self.request.path_params
+
+    @property
+    def headers(self) -> Headers:
+        """The handshake request's headers."""
+        return self.request.headers
+
+    async def accept(
+        self,
+        subprotocol: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Accept the connection, optionally choosing one of the client's subprotocols.
+
+        Raises:
+            RuntimeError: If called twice or after close.
+            ValueError: If the client did not offer ``subprotocol``.
+            WebSocketDisconnect: If the client left during the handshake.
+        """
+        if self.state != CONNECTING:
+            raise RuntimeError(f"accept() on a WebSocket that is {self.state}")
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(
+                f"the client did not offer subprotocol {subprotocol!r} (it offered "
+                f"{self.subprotocols})"
+            )
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self._closed_by_client(message)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in Headers(headers).items()]
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+        self.state = OPEN
+
+    def _closed_by_client(self, message: Message) -> None:
+        self.state, self.close_code = CLOSED, int(message.get("code", 1005))
+        raise WebSocketDisconnect(self.close_code, message.get("reason") or "")
+
+    async def _next(self) -> tuple[str | None, bytes | None]:
+        if self.state == CONNECTING:
+            raise RuntimeError("receive before accept(): call `await ws.accept()` first")
+        if self.state == CLOSED:
+            raise RuntimeError(
+                f"receive on a closed WebSocket (close code {self.close_code}); "
+                "WebSocketDisconnect was raised already"
+            )
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self._closed_by_client(message)
+        text, data = message.get("text"), message.get("bytes")
+        size = len(data) if data is not None else len((text or "").encode("utf-8"))
+        if size > self.max_message_size:
+            await self._fail(1009, f"message larger than {self.max_message_size} bytes")
+        return text, data
+
+    async def _fail(self, code: int, reason: str) -> None:
+        await self.close(code, reason)
+        raise WebSocketDisconnect(code, reason)
+
+    async def receive_text(self) -> str:
+        """Wait for a text message (a bytes message closes with 1003)."""
+        text, _ = await self._next()
+        if text is None:
+            await self._fail(1003, "expected a text message")
+        assert text is not None
+        return text
+
+    async def receive_bytes(self) -> bytes:
+        """Wait for a binary message (a text message closes with 1003)."""
+        _, data = await self._next()
+        if data is None:
+            await self._fail(1003, "expected a binary message")
+        assert data is not None
+        return data
+
+    async def receive_json(self) -> Any:
+        """Wait for a JSON message, text or binary (invalid JSON closes with 1007)."""
+        text, data = await self._next()
+        try:
+            return json.loads(text if text is not None else (data or b"").decode("utf-8"))
+        except (ValueError, RecursionError):
+            await self._fail(1007, "invalid JSON message")
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """Yield text messages until the client disconnects."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect:
+            return
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield binary messages until the client disconnects."""
+        try:
+            while True:
+                yield await self.receive_bytes()
+        except WebSocketDisconnect:
+            return
+
+    def _check_open(self, call: str) -> None:
+        if self.state == CONNECTING:
+            raise RuntimeError(f"{call} before accept(): call `await ws.accept()` first")
+        if self.state == CLOSED:
+            raise RuntimeError(f"{call} on a closed WebSocket (close code {self.close_code})")
+
+    async def send_text(self, text: str) -> None:
+        """Send a text message."""
+        self._check_open("send_text()")
+        await self._send({"type": "websocket.send", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
+        self._check_open("send_bytes()")
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def send_json(self, value: Any) -> None:
+        """Send ``value`` as a JSON text message."""
+        self._check_open("send_json()")
+        await self._send({"type": "websocket.send", "text": encode_json(value).decode("utf-8")})
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (before accept, the handshake is refused with 403)."""
+        if self.state == CLOSED:
+            return
+        self.state, self.close_code = CLOSED, code
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.request.path!r} {self.state}>"
