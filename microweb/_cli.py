@@ -8,6 +8,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._app import App
 
@@ -61,11 +62,22 @@ def _import_file(path: str) -> object:
     return module
 
 
-def serve(app: App, server: str, host: str, port: int) -> None:
-    """Serve ``app`` until interrupted.
+TARGET_VARIABLE = "MICROWEB_TARGET"
+
+
+def asgi_from_environment() -> Any:
+    """Build the ASGI app named by ``$MICROWEB_TARGET`` (Uvicorn's factory for workers/reload)."""
+    return load_app(os.environ[TARGET_VARIABLE]).as_asgi()
+
+
+def serve(
+    target: str, server: str, host: str, port: int, workers: int = 1, reload: bool = False
+) -> None:
+    """Serve the app named by ``target`` until interrupted.
 
     Raises:
-        TargetError: If the server package is not installed (with the install command).
+        TargetError: If the target is not an App, the server package is not installed (the
+            message gives the install command), or an option does not fit the server.
     """
     try:
         module = importlib.import_module(server)
@@ -74,8 +86,23 @@ def serve(app: App, server: str, host: str, port: int) -> None:
             f"the {server} server is not installed; install it with: "
             f"pip install 'microweb[{server}]'"
         ) from None
+    if server == "waitress" and (workers != 1 or reload):
+        raise TargetError("--workers and --reload are for uvicorn; waitress runs one process")
+    app = load_app(target)
     print(f"microweb: serving on http://{host}:{port} with {server} ({SERVERS[server]})")
-    if server == "uvicorn":
+    if server == "uvicorn" and (workers != 1 or reload):
+        # NOTE: worker processes and the reloader import the app anew, from a string.
+        os.environ[TARGET_VARIABLE] = target
+        module.run(
+            "microweb._cli:asgi_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            reload_dirs=[_source_dir(target)] if reload else None,
+        )
+    elif server == "uvicorn":
         module.run(app.as_asgi(), host=host, port=port)
     else:
         wsgi = app.as_wsgi()
@@ -83,6 +110,13 @@ def serve(app: App, server: str, host: str, port: int) -> None:
             module.serve(wsgi, host=host, port=port)
         finally:
             wsgi.close()
+
+
+def _source_dir(target: str) -> str:
+    location = target.partition(":")[0]
+    if location.endswith(".py") or os.sep in location:
+        return os.path.dirname(os.path.abspath(location))
+    return os.getcwd()
 
 
 def routes_table(app: App) -> str:
@@ -109,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--server", choices=sorted(SERVERS), default="uvicorn")
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     routes_cmd = commands.add_parser("routes", help="print the route table of an app")
     routes_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")
     return parser
@@ -118,11 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
     try:
-        app = load_app(args.target)
         if args.command == "routes":
-            print(routes_table(app))
+            print(routes_table(load_app(args.target)))
         else:
-            serve(app, args.server, args.host, args.port)
+            serve(args.target, args.server, args.host, args.port, args.workers, args.reload)
     except TargetError as exc:
         print(f"microweb: error: {exc}", file=sys.stderr)
         return 2
