@@ -97,7 +97,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
     first, dash, last = spec.strip().partition("-")
-    if not dash or not (first or last) or not (first + last).isdigit():
+    digits = first + last
+    if not dash or not digits or not (digits.isascii() and digits.isdigit()):
         return None
     if not first:
         suffix = int(last)

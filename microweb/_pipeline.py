@@ -81,11 +81,13 @@ def dispatch(app: App, request: Request) -> Effects:
     """
     try:
         response = yield from _layer(app, request, 0)
+        if response.file_info is not None:
+            response = negotiate_file(response, request)
     except ClientDisconnect:
         raise
     except Exception as exc:
         response = yield from error_response(app, request, exc)
-    return negotiate_file(response, request) if response.file_info is not None else response
+    return response
 
 
 def _layer(app: App, request: Request, index: int) -> Effects:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,9 @@ class ServerSentEvent:
         if self.retry is not None:
             lines.append(f"retry: {int(self.retry)}")
         if self.data is not None:
-            lines.extend(f"data: {line}" for line in self.data.splitlines() or [""])
+            # SPEC: the event stream splits lines only on CRLF, CR and LF (str.splitlines() also
+            # splits on form feeds and U+2028 and drops a final empty line).
+            lines.extend(f"data: {line}" for line in _LINE_BREAK.split(self.data))
         return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 

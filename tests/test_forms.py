@@ -1,0 +1,937 @@
+"""Forms and uploads: urlencoded and multipart bodies, files, limits and malformed input.
+
+Behaviour tests run under both interfaces and both handler colours (``def`` handlers read with
+``form()``, ``async def`` handlers with ``aform()``); pure tests feed ``FormBuilder`` directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from microweb import App, FormData, HTTPError, Limits, Request, Response, UploadFile, safe_filename
+from microweb._forms import FormBuilder
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+BOUNDARY = "----microwebTestBoundary7MA4YWxk"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+# -- building bodies ---------------------------------------------------------------------------
+
+
+def part(
+    name: str,
+    body: bytes | str,
+    *,
+    filename: str | None = None,
+    content_type: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> bytes:
+    """Return one multipart part: its header lines, a blank line and its body (no delimiter)."""
+    disposition = f'Content-Disposition: form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    lines = [disposition]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    lines.extend(extra)
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + data
+
+
+def multipart(*parts: bytes, boundary: str = BOUNDARY) -> bytes:
+    """Join parts into a complete multipart body, ending with ``--boundary--`` and CRLF."""
+    delimiter = f"--{boundary}".encode("ascii")
+    body = b"".join(delimiter + b"\r\n" + item + b"\r\n" for item in parts)
+    return body + delimiter + b"--\r\n"
+
+
+def chunked(interface: str, *chunks: bytes) -> Iterator[bytes] | AsyncIterator[bytes]:
+    """Return the chunks as a body httpx sends chunked: a sync generator for the WSGI client, an
+    async one for the ASGI client."""
+    if interface == "wsgi":
+        return iter(list(chunks))
+
+    async def agen() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return agen()
+
+
+SAMPLE_FILE = b"line one\r\nline two\r\n--not-the-boundary\r\n\x00\xff binary tail"
+SAMPLE_BODY = multipart(
+    part("title", "Hello, World"),
+    part("tag", "a"),
+    part("tag", "b"),
+    part("note", "héllo ünïcode"),
+    part("empty", ""),
+    part("upload", SAMPLE_FILE, filename="report.bin", content_type="application/x-test"),
+    part("tag", "c"),
+)
+
+
+# -- apps --------------------------------------------------------------------------------------
+
+
+def describe_file(upload: UploadFile, data: bytes) -> dict[str, Any]:
+    return {
+        "filename": upload.filename,
+        "content_type": upload.content_type,
+        "size": upload.size,
+        "data": data.decode("latin-1"),
+        "in_memory": upload.in_memory,
+    }
+
+
+def describe_sync(form: FormData) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, value in form.multi_items():
+        item = describe_file(value, value.read()) if isinstance(value, UploadFile) else value
+        out.setdefault(key, []).append(item)
+    return out
+
+
+async def describe_async(form: FormData) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            item: Any = describe_file(value, await value.aread())
+        else:
+            item = value
+        out.setdefault(key, []).append(item)
+    return out
+
+
+def form_app(
+    colour: str,
+    limits: Limits | None = None,
+    kept: list[UploadFile] | None = None,
+    fail_after_form: bool = False,
+    route_limits: dict[str, int] | None = None,
+) -> App:
+    """An app whose ``POST /`` reads the form in ``colour`` and answers with its description.
+
+    Uploaded files are appended to ``kept`` (to check them after the response); with
+    ``fail_after_form`` the handler raises once the form is read. ``route_limits`` amends the
+    app's limits for the route.
+    """
+    app = App(limits=limits)
+
+    def keep(form: FormData) -> None:
+        if kept is not None:
+            kept.extend(v for _, v in form.multi_items() if isinstance(v, UploadFile))
+        if fail_after_form:
+            raise RuntimeError("handler failed after reading the form")
+
+    if colour == "sync":
+
+        @app.post("/", limits=route_limits)
+        def sync_handler(request: Request) -> Response:
+            form = request.form()
+            assert request.form() is form
+            keep(form)
+            return Response.json(describe_sync(form))
+
+    else:
+
+        @app.post("/", limits=route_limits)
+        async def async_handler(request: Request) -> Response:
+            form = await request.aform()
+            assert await request.aform() is form
+            keep(form)
+            return Response.json(await describe_async(form))
+
+    return app
+
+
+def post_multipart(client: TestClient, body: bytes | Iterator[bytes] | AsyncIterator[bytes]) -> Any:
+    return client.post("/", content=body, headers={"content-type": MULTIPART})
+
+
+def sample_description(in_memory: bool = True) -> dict[str, list[Any]]:
+    return {
+        "title": ["Hello, World"],
+        "tag": ["a", "b", "c"],
+        "note": ["héllo ünïcode"],
+        "empty": [""],
+        "upload": [
+            {
+                "filename": "report.bin",
+                "content_type": "application/x-test",
+                "size": len(SAMPLE_FILE),
+                "data": SAMPLE_FILE.decode("latin-1"),
+                "in_memory": in_memory,
+            }
+        ],
+    }
+
+
+# -- urlencoded --------------------------------------------------------------------------------
+
+
+def test_urlencoded_fields(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    body = "a=1&b=two+words&a=3&c=%C3%A9t%C3%A9&empty=&a=%26%3D"
+    response = client.post("/", content=body, headers={"content-type": URLENCODED})
+    assert response.status_code == 200
+    assert response.json() == {
+        "a": ["1", "3", "&="],
+        "b": ["two words"],
+        "c": ["été"],
+        "empty": [""],
+    }
+
+
+def test_urlencoded_with_charset_parameter(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    headers = {"content-type": f"{URLENCODED}; charset=UTF-8"}
+    response = client.post("/", content="x=1", headers=headers)
+    assert response.status_code == 200
+    assert response.json() == {"x": ["1"]}
+
+
+def test_urlencoded_from_httpx_data(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = client.post("/", data={"name": "Ada", "langs": ["py", "c"]})
+    assert response.status_code == 200
+    assert response.json() == {"name": ["Ada"], "langs": ["py", "c"]}
+
+
+def test_empty_urlencoded_body(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = client.post("/", content=b"", headers={"content-type": URLENCODED})
+    assert response.status_code == 200
+    assert response.json() == {}
+
+
+def test_urlencoded_invalid_utf8_is_400(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = client.post("/", content=b"a=%ff%fe", headers={"content-type": URLENCODED})
+    assert response.status_code == 400
+
+
+# -- multipart ---------------------------------------------------------------------------------
+
+
+def test_multipart_fields_and_file(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, SAMPLE_BODY)
+    assert response.status_code == 200
+    assert response.json() == sample_description()
+
+
+def test_multipart_from_httpx_files(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = client.post(
+        "/",
+        data={"field": "value"},
+        files={"doc": ("notes.txt", b"some notes", "text/plain")},
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "field": ["value"],
+        "doc": [
+            {
+                "filename": "notes.txt",
+                "content_type": "text/plain",
+                "size": 10,
+                "data": "some notes",
+                "in_memory": True,
+            }
+        ],
+    }
+
+
+def test_multipart_with_preamble_and_epilogue(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    body = b"This is a preamble.\r\n" + multipart(part("x", "1")) + b"an epilogue\r\n"
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert response.json() == {"x": ["1"]}
+
+
+def test_quoted_boundary_parameter(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    headers = {"content-type": f'multipart/form-data; boundary="{BOUNDARY}"'}
+    response = client.post("/", content=multipart(part("x", "1")), headers=headers)
+    assert response.status_code == 200
+    assert response.json() == {"x": ["1"]}
+
+
+def test_file_without_content_type_is_octet_stream(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, multipart(part("f", b"abc", filename="a.dat")))
+    assert response.status_code == 200
+    assert response.json()["f"][0]["content_type"] == "application/octet-stream"
+
+
+def test_empty_file_part(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    body = multipart(part("f", b"", filename="", content_type="application/octet-stream"))
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert response.json()["f"] == [
+        {
+            "filename": "",
+            "content_type": "application/octet-stream",
+            "size": 0,
+            "data": "",
+            "in_memory": True,
+        }
+    ]
+
+
+def test_text_part_in_declared_charset(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    body = multipart(
+        part("latin", "café".encode("latin-1"), content_type="text/plain; charset=latin-1")
+    )
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert response.json() == {"latin": ["café"]}
+
+
+def upload_ops_app(colour: str, target: Path) -> App:
+    """An app that exercises the UploadFile methods on the part called ``f``."""
+    app = App()
+
+    def head_of(upload: UploadFile) -> dict[str, Any]:
+        return {
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "header_type": upload.headers.get("content-type"),
+            "header_extra": upload.headers.get("x-extra"),
+            "disposition": upload.headers.get("content-disposition"),
+            "size": upload.size,
+        }
+
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> dict[str, Any]:
+            upload = request.form()["f"]
+            assert isinstance(upload, UploadFile)
+            first = upload.read(4)
+            rest = upload.read()
+            upload.seek(0)
+            again = upload.read()
+            upload.seek(2)
+            tail = upload.read()
+            written = upload.save(target)
+            after_save = upload.read()
+            return {
+                **head_of(upload),
+                "parts": [first.decode(), rest.decode(), again.decode(), tail.decode()],
+                "written": written,
+                "after_save": after_save.decode(),
+            }
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> dict[str, Any]:
+            upload = (await request.aform())["f"]
+            assert isinstance(upload, UploadFile)
+            first = await upload.aread(4)
+            rest = await upload.aread()
+            upload.seek(0)
+            again = await upload.aread()
+            upload.seek(2)
+            tail = await upload.aread()
+            written = upload.save(target)
+            after_save = await upload.aread()
+            return {
+                **head_of(upload),
+                "parts": [first.decode(), rest.decode(), again.decode(), tail.decode()],
+                "written": written,
+                "after_save": after_save.decode(),
+            }
+
+    return app
+
+
+def test_upload_file_methods(make_client: MakeClient, colour: str, tmp_path: Path) -> None:
+    target = tmp_path / "saved.txt"
+    client = make_client(upload_ops_app(colour, target))
+    body = multipart(
+        part(
+            "f",
+            "0123456789",
+            filename="digits.txt",
+            content_type="text/plain",
+            extra=("X-Extra: yes",),
+        )
+    )
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert response.json() == {
+        "filename": "digits.txt",
+        "content_type": "text/plain",
+        "header_type": "text/plain",
+        "header_extra": "yes",
+        "disposition": 'form-data; name="f"; filename="digits.txt"',
+        "size": 10,
+        "parts": ["0123", "456789", "0123456789", "23456789"],
+        "written": 10,
+        # NOTE: save() leaves the file at its start, so it can be read again.
+        "after_save": "0123456789",
+    }
+    assert target.read_bytes() == b"0123456789"
+
+
+def body_then_form_app(colour: str) -> App:
+    """``POST /read-first`` reads the body then the form; ``POST /form-first`` the other way."""
+    app = App()
+    if colour == "sync":
+
+        @app.post("/read-first")
+        def sync_read_first(request: Request) -> dict[str, Any]:
+            size = len(request.read())
+            return {"size": size, "form": describe_sync(request.form())}
+
+        @app.post("/form-first")
+        def sync_form_first(request: Request) -> str:
+            request.form()
+            try:
+                request.read()
+            except RuntimeError:
+                return "consumed"
+            return "read again"
+
+    else:
+
+        @app.post("/read-first")
+        async def async_read_first(request: Request) -> dict[str, Any]:
+            size = len(await request.aread())
+            return {"size": size, "form": await describe_async(await request.aform())}
+
+        @app.post("/form-first")
+        async def async_form_first(request: Request) -> str:
+            await request.aform()
+            try:
+                await request.aread()
+            except RuntimeError:
+                return "consumed"
+            return "read again"
+
+    return app
+
+
+def test_form_after_read_uses_the_read_body(make_client: MakeClient, colour: str) -> None:
+    client = make_client(body_then_form_app(colour))
+    body = multipart(part("x", "1"), part("f", b"data", filename="f.txt"))
+    response = client.post("/read-first", content=body, headers={"content-type": MULTIPART})
+    assert response.status_code == 200
+    assert response.json()["size"] == len(body)
+    assert response.json()["form"]["x"] == ["1"]
+    assert response.json()["form"]["f"][0]["data"] == "data"
+
+
+def test_read_after_form_raises(make_client: MakeClient, colour: str) -> None:
+    client = make_client(body_then_form_app(colour))
+    body = multipart(part("x", "1"))
+    response = client.post("/form-first", content=body, headers={"content-type": MULTIPART})
+    assert response.text == "consumed"
+
+
+# -- client filenames --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "received"),
+    [
+        ("../../etc/passwd", "../../etc/passwd"),
+        ("a%0D%0ASet-Cookie", "a\r\nSet-Cookie"),
+        ("résumé final.pdf", "résumé final.pdf"),
+    ],
+)
+def test_client_filename_kept_verbatim(
+    make_client: MakeClient, colour: str, sent: str, received: str
+) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, multipart(part("f", b"x", filename=sent)))
+    assert response.status_code == 200
+    assert response.json()["f"][0]["filename"] == received
+
+
+SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd", "passwd"),
+        ("/etc/passwd", "passwd"),
+        ("a\r\nSet-Cookie", "a_Set-Cookie"),
+        ("..\\..\\windows\\system32\\cmd.exe", "cmd.exe"),
+        ("C:\\Users\\me\\photo.jpg", "photo.jpg"),
+        ("résumé.pdf", "resume.pdf"),
+        ("my file (1).txt", "my_file_1_.txt"),
+        (".htaccess", "htaccess"),
+        ("", "upload"),
+        ("..", "upload"),
+        ("/", "upload"),
+        ("CON", "upload"),
+        ("con.txt", "upload"),
+        ("LPT1", "upload"),
+        ("nul.tar.gz", "upload"),
+        ("日本語", "upload"),
+    ],
+)
+def test_safe_filename(name: str, expected: str) -> None:
+    assert safe_filename(name) == expected
+
+
+def test_safe_filename_default() -> None:
+    assert safe_filename("", default="file.bin") == "file.bin"
+    assert safe_filename("CON", default="file.bin") == "file.bin"
+
+
+@settings(max_examples=200, database=None, deadline=None)
+@given(st.text())
+def test_safe_filename_is_always_one_safe_component(name: str) -> None:
+    result = safe_filename(name)
+    assert SAFE.fullmatch(result)
+    assert not result.startswith(".")
+    assert result not in (".", "..")
+    assert len(result) <= 200
+    assert result.split(".")[0].upper() not in ("CON", "PRN", "AUX", "NUL")
+
+
+def test_safe_filename_of_uploaded_name(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, multipart(part("f", b"x", filename="a%0D%0ASet-Cookie")))
+    name = response.json()["f"][0]["filename"]
+    assert safe_filename(name) == "a_Set-Cookie"
+
+
+# -- spooling and cleanup ----------------------------------------------------------------------
+
+
+def test_upload_spills_to_disk_past_threshold(make_client: MakeClient, colour: str) -> None:
+    kept: list[UploadFile] = []
+    client = make_client(form_app(colour, Limits(spool_threshold=1024), kept))
+    big, small = bytes(range(256)) * 8, b"s" * 100
+    body = multipart(
+        part("big", big, filename="big.bin"),
+        part("small", small, filename="small.bin"),
+    )
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    data = response.json()
+    assert data["big"][0]["in_memory"] is False
+    assert data["big"][0]["size"] == len(big)
+    assert data["big"][0]["data"].encode("latin-1") == big
+    assert data["small"][0]["in_memory"] is True
+    assert data["small"][0]["data"].encode("latin-1") == small
+    assert [upload.filename for upload in kept] == ["big.bin", "small.bin"]
+
+
+def test_default_threshold_keeps_small_files_in_memory(
+    make_client: MakeClient, colour: str
+) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, SAMPLE_BODY)
+    assert response.json()["upload"][0]["in_memory"] is True
+
+
+def test_upload_files_closed_when_request_ends(make_client: MakeClient, colour: str) -> None:
+    kept: list[UploadFile] = []
+    client = make_client(form_app(colour, Limits(spool_threshold=64), kept))
+    body = multipart(
+        part("spilled", b"x" * 1000, filename="a.bin"),
+        part("memory", b"y" * 10, filename="b.bin"),
+    )
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert len(kept) == 2
+    assert [upload.in_memory for upload in kept] == [False, True]
+    assert all(upload.file.closed for upload in kept)
+
+
+def test_upload_files_closed_when_handler_raises(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept: list[UploadFile] = []
+    app = form_app(colour, Limits(spool_threshold=64), kept, fail_after_form=True)
+    client = make_client(app)
+    body = multipart(
+        part("spilled", b"x" * 1000, filename="a.bin"),
+        part("memory", b"y" * 10, filename="b.bin"),
+    )
+    with caplog.at_level("ERROR", logger="microweb"):
+        response = post_multipart(client, body)
+    assert response.status_code == 500
+    assert len(kept) == 2
+    assert all(upload.file.closed for upload in kept)
+
+
+def test_upload_files_closed_after_streamed_response(make_client: MakeClient, colour: str) -> None:
+    kept: list[UploadFile] = []
+    app = App(limits=Limits(spool_threshold=64))
+
+    def stream_sizes(form: FormData) -> Response:
+        uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        kept.extend(uploads)
+        return Response.stream(str(upload.size) for upload in uploads)
+
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> Response:
+            return stream_sizes(request.form())
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> Response:
+            return stream_sizes(await request.aform())
+
+    body = multipart(part("a", b"x" * 1000, filename="a.bin"), part("b", b"y", filename="b"))
+    response = post_multipart(make_client(app), body)
+    assert response.status_code == 200
+    assert response.content == b"10001"
+    assert len(kept) == 2
+    assert all(upload.file.closed for upload in kept)
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+def fields(count: int, size: int = 1) -> list[bytes]:
+    return [part(f"f{i}", "v" * size) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("limits", "body", "status"),
+    [
+        pytest.param(Limits(max_form_parts=3), multipart(*fields(3)), 200, id="parts-at-limit"),
+        pytest.param(Limits(max_form_parts=3), multipart(*fields(4)), 413, id="parts-over"),
+        pytest.param(
+            Limits(max_form_parts=3),
+            multipart(*fields(2), part("a", b"1", filename="a"), part("b", b"2", filename="b")),
+            413,
+            id="parts-over-with-files",
+        ),
+        pytest.param(
+            Limits(max_field_size=100), multipart(part("x", "v" * 100)), 200, id="field-at-limit"
+        ),
+        pytest.param(
+            Limits(max_field_size=100), multipart(part("x", "v" * 101)), 413, id="field-over"
+        ),
+        pytest.param(
+            Limits(max_field_size=100),
+            multipart(part("x", b"v" * 5000, filename="x.bin")),
+            200,
+            id="field-size-does-not-bound-files",
+        ),
+        pytest.param(
+            Limits(max_form_memory=150), multipart(*fields(2, 70)), 200, id="memory-under"
+        ),
+        pytest.param(
+            Limits(max_form_memory=150), multipart(*fields(2, 100)), 413, id="memory-over"
+        ),
+        pytest.param(
+            Limits(max_form_memory=150),
+            multipart(part("a", b"v" * 1000, filename="a"), *fields(1, 100)),
+            200,
+            id="memory-counts-fields-only",
+        ),
+        pytest.param(
+            Limits(max_part_header_size=200),
+            multipart(part("x", "1", extra=("X-Long: " + "h" * 300,))),
+            413,
+            id="part-header-size",
+        ),
+        pytest.param(
+            Limits(max_part_header_size=200),
+            multipart(part("x", "1", extra=("X-Short: " + "h" * 100,))),
+            200,
+            id="part-header-size-under",
+        ),
+        pytest.param(
+            Limits(max_part_headers=2),
+            multipart(part("x", "1", content_type="text/plain", extra=("X-A: 1", "X-B: 2"))),
+            413,
+            id="part-header-count",
+        ),
+        pytest.param(
+            Limits(max_part_headers=2),
+            multipart(part("x", "1", content_type="text/plain")),
+            200,
+            id="part-header-count-at-limit",
+        ),
+        pytest.param(
+            Limits(max_body_size=500),
+            multipart(part("f", b"z" * 1000, filename="f.bin")),
+            413,
+            id="body-size",
+        ),
+    ],
+)
+def test_multipart_limits(
+    make_client: MakeClient, colour: str, limits: Limits, body: bytes, status: int
+) -> None:
+    client = make_client(form_app(colour, limits))
+    response = post_multipart(client, body)
+    assert response.status_code == status, response.text
+
+
+def test_body_size_limit_on_chunked_multipart(
+    make_client: MakeClient, colour: str, interface: str
+) -> None:
+    client = make_client(form_app(colour, Limits(max_body_size=500)))
+    body = multipart(part("f", b"z" * 1000, filename="f.bin"))
+    response = post_multipart(client, chunked(interface, body[:300], body[300:600], body[600:]))
+    assert response.status_code == 413
+
+
+def test_field_over_limit_is_never_a_file(make_client: MakeClient, colour: str) -> None:
+    kept: list[UploadFile] = []
+    client = make_client(form_app(colour, Limits(max_field_size=10), kept))
+    response = post_multipart(client, multipart(part("x", "v" * 11)))
+    assert response.status_code == 413
+    assert kept == []
+
+
+def test_route_limits_override(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour, route_limits={"max_field_size": 10}))
+    assert post_multipart(client, multipart(part("x", "v" * 10))).status_code == 200
+    assert post_multipart(client, multipart(part("x", "v" * 11))).status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("limits", "body", "status"),
+    [
+        pytest.param(Limits(max_query_params=5), "&".join(["a=1"] * 5), 200, id="params-at"),
+        pytest.param(Limits(max_query_params=5), "&".join(["a=1"] * 6), 400, id="params-over"),
+        pytest.param(Limits(max_form_memory=50), "a=" + "x" * 100, 413, id="memory"),
+        pytest.param(Limits(max_body_size=50), "a=" + "x" * 100, 413, id="body-size"),
+    ],
+)
+def test_urlencoded_limits(
+    make_client: MakeClient, colour: str, limits: Limits, body: str, status: int
+) -> None:
+    client = make_client(form_app(colour, limits))
+    response = client.post("/", content=body, headers={"content-type": URLENCODED})
+    assert response.status_code == status, response.text
+
+
+# -- malformed input ---------------------------------------------------------------------------
+
+
+def test_missing_boundary_is_400(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    body = multipart(part("x", "1"))
+    for content_type in ("multipart/form-data", "multipart/form-data; boundary="):
+        response = client.post("/", content=body, headers={"content-type": content_type})
+        assert response.status_code == 400, content_type
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(SAMPLE_BODY[: len(SAMPLE_BODY) // 2], id="cut-in-the-middle"),
+        pytest.param(SAMPLE_BODY[: -len(f"--{BOUNDARY}--\r\n")], id="no-final-boundary"),
+        pytest.param(SAMPLE_BODY[:-4], id="cut-in-final-boundary"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"no multipart here at all", id="garbage"),
+        pytest.param(
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=x\r\n".encode(),
+            id="cut-in-headers",
+        ),
+        pytest.param(
+            f"--{BOUNDARY}\r\nContent-Type: text/plain\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+            id="no-content-disposition",
+        ),
+    ],
+)
+def test_malformed_multipart_is_400(make_client: MakeClient, colour: str, body: bytes) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, body)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    ("value", "content_type"),
+    [
+        pytest.param(b"\xff\xfe\xfa", None, id="not-utf8"),
+        pytest.param(b"abc", "text/plain; charset=rot13", id="rot13"),
+        pytest.param(b"abc", "text/plain; charset=nope", id="unknown-charset"),
+        pytest.param(b"\xe9t\xe9", "text/plain; charset=utf-8", id="latin1-as-utf8"),
+    ],
+)
+def test_undecodable_text_part_is_400(
+    make_client: MakeClient, colour: str, value: bytes, content_type: str | None
+) -> None:
+    client = make_client(form_app(colour))
+    response = post_multipart(client, multipart(part("x", value, content_type=content_type)))
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/json", "multipart/mixed; boundary=abc"],
+)
+def test_wrong_content_type_is_415(
+    make_client: MakeClient, colour: str, content_type: str | None
+) -> None:
+    client = make_client(form_app(colour))
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = client.post("/", content=b"a=1", headers=headers)
+    assert response.status_code == 415
+
+
+def test_final_crlf_in_its_own_chunk(make_client: MakeClient, colour: str, interface: str) -> None:
+    client = make_client(form_app(colour))
+    assert SAMPLE_BODY.endswith(b"--\r\n")
+    response = post_multipart(client, chunked(interface, SAMPLE_BODY[:-2], SAMPLE_BODY[-2:]))
+    assert response.status_code == 200
+    assert response.json() == sample_description()
+
+
+def test_multipart_in_many_small_chunks(
+    make_client: MakeClient, colour: str, interface: str
+) -> None:
+    client = make_client(form_app(colour))
+    pieces = [SAMPLE_BODY[i : i + 7] for i in range(0, len(SAMPLE_BODY), 7)]
+    response = post_multipart(client, chunked(interface, *pieces))
+    assert response.status_code == 200
+    assert response.json() == sample_description()
+
+
+# -- FormBuilder without I/O -------------------------------------------------------------------
+
+
+def summarize(form: FormData) -> list[tuple[str, Any]]:
+    """Turn a form into comparable values (files read whole), then close it."""
+    out: list[tuple[str, Any]] = []
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            out.append((key, (value.filename, value.content_type, value.size, value.read())))
+        else:
+            out.append((key, value))
+    form.close()
+    return out
+
+
+def build(chunks: list[bytes], limits: Limits | None = None, content_type: str = MULTIPART) -> Any:
+    builder = FormBuilder(content_type, limits or Limits())
+    try:
+        for chunk in chunks:
+            builder.feed(chunk)
+        return summarize(builder.finish())
+    except BaseException:
+        builder.discard()
+        raise
+
+
+EXPECTED_SAMPLE = [
+    ("title", "Hello, World"),
+    ("tag", "a"),
+    ("tag", "b"),
+    ("note", "héllo ünïcode"),
+    ("empty", ""),
+    ("upload", ("report.bin", "application/x-test", len(SAMPLE_FILE), SAMPLE_FILE)),
+    ("tag", "c"),
+]
+
+
+def split_at(data: bytes, points: list[int]) -> list[bytes]:
+    cuts = [0, *sorted(set(points)), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+def test_builder_whole_body() -> None:
+    assert build([SAMPLE_BODY]) == EXPECTED_SAMPLE
+
+
+def test_builder_one_byte_at_a_time() -> None:
+    chunks = [SAMPLE_BODY[i : i + 1] for i in range(len(SAMPLE_BODY))]
+    assert build(chunks) == EXPECTED_SAMPLE
+
+
+def test_builder_with_empty_chunks() -> None:
+    assert build([b"", SAMPLE_BODY[:10], b"", SAMPLE_BODY[10:], b""]) == EXPECTED_SAMPLE
+
+
+@settings(max_examples=50, database=None, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(SAMPLE_BODY)), max_size=30))
+def test_builder_random_split_points(points: list[int]) -> None:
+    assert build(split_at(SAMPLE_BODY, points)) == EXPECTED_SAMPLE
+
+
+@settings(max_examples=50, database=None, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(SAMPLE_BODY)), max_size=30))
+def test_builder_spilled_file_random_split_points(points: list[int]) -> None:
+    assert build(split_at(SAMPLE_BODY, points), Limits(spool_threshold=8)) == EXPECTED_SAMPLE
+
+
+def test_builder_urlencoded_one_byte_at_a_time() -> None:
+    body = b"a=1&b=%C3%A9&a=2"
+    chunks = [body[i : i + 1] for i in range(len(body))]
+    assert build(chunks, content_type=URLENCODED) == [("a", "1"), ("b", "é"), ("a", "2")]
+
+
+@pytest.mark.parametrize(
+    ("limits", "body", "status"),
+    [
+        pytest.param(Limits(max_form_parts=3), multipart(*fields(4)), 413, id="parts"),
+        pytest.param(Limits(max_field_size=10), multipart(part("x", "v" * 11)), 413, id="field"),
+        pytest.param(Limits(max_form_memory=15), multipart(*fields(2, 10)), 413, id="memory"),
+        pytest.param(
+            Limits(max_part_header_size=50),
+            multipart(part("x", "1", extra=("X-Long: " + "h" * 60,))),
+            413,
+            id="header-size",
+        ),
+        pytest.param(
+            Limits(max_part_headers=1),
+            multipart(part("x", "1", content_type="text/plain")),
+            413,
+            id="header-count",
+        ),
+        pytest.param(Limits(), SAMPLE_BODY[:-10], 400, id="truncated"),
+        pytest.param(
+            Limits(),
+            multipart(part("x", "a", content_type="text/plain; charset=nope")),
+            400,
+            id="charset",
+        ),
+    ],
+)
+def test_builder_errors_one_byte_at_a_time(limits: Limits, body: bytes, status: int) -> None:
+    chunks = [body[i : i + 1] for i in range(len(body))]
+    with pytest.raises(HTTPError) as caught:
+        build(chunks, limits)
+    assert caught.value.status == status
+
+
+def test_builder_refuses_other_content_types() -> None:
+    for content_type in ("text/plain", "", "application/json"):
+        with pytest.raises(HTTPError) as caught:
+            FormBuilder(content_type, Limits())
+        assert caught.value.status == 415
+
+
+def test_builder_discard_closes_files() -> None:
+    body = multipart(part("a", b"x" * 100, filename="a.bin"), part("b", b"y" * 100, filename="b"))
+    builder = FormBuilder(MULTIPART, Limits(spool_threshold=10))
+    builder.feed(body[: len(body) - 20])  # the second file is still open
+    files = [value for _, value in builder.items if isinstance(value, UploadFile)]
+    assert len(files) == 1
+    builder.discard()
+    assert files[0].file.closed

@@ -1,0 +1,699 @@
+"""Streamed responses, Server-Sent Events, streamed request bodies and client disconnects.
+
+Behaviour tests go through the TestClient under both interfaces; the disconnect tests drive
+``app.as_asgi()`` and ``app.as_wsgi()`` by hand, so they control every message and call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+Message = dict[str, Any]
+
+SSE_HEADERS = {
+    "content-type": "text/event-stream",
+    "cache-control": "no-cache",
+    "x-accel-buffering": "no",
+}
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def make_chunks(kind: str, items: list[Any], closed: list[str] | None = None) -> Any:
+    """Return ``items`` as a sync or async generator that records in ``closed`` when it ends."""
+    if kind == "sync":
+
+        def sync_gen() -> Iterator[Any]:
+            try:
+                yield from items
+            finally:
+                if closed is not None:
+                    closed.append("sync")
+
+        return sync_gen()
+
+    async def async_gen() -> AsyncIterator[Any]:
+        try:
+            for item in items:
+                await asyncio.sleep(0)
+                yield item
+        finally:
+            if closed is not None:
+                closed.append("async")
+
+    return async_gen()
+
+
+def add_get(app: App, colour: str, make: Callable[[Request], Response], path: str = "/") -> None:
+    """Register ``GET path`` as a ``def`` or ``async def`` handler returning ``make(request)``."""
+    if colour == "sync":
+
+        def sync_handler(request: Request) -> Response:
+            return make(request)
+
+        app.get(path, name=path)(sync_handler)
+    else:
+
+        async def async_handler(request: Request) -> Response:
+            return make(request)
+
+        app.get(path, name=path)(async_handler)
+
+
+def chunked(interface: str, chunks: list[bytes]) -> Iterator[bytes] | AsyncIterator[bytes]:
+    """A request body httpx sends chunked: sync for the WSGI client, async for the ASGI one."""
+    if interface == "wsgi":
+        return iter(chunks)
+
+    async def agen() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return agen()
+
+
+def http_scope(method: str = "GET", path: str = "/", headers: Iterable[Any] = ()) -> Message:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("ascii"),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+async def call_asgi(
+    app: App,
+    scope: Message,
+    receive: Callable[[], Awaitable[Message]],
+    send: Callable[[Message], Awaitable[None]],
+    timeout: float = 5.0,
+) -> None:
+    """Call the app's ASGI callable once, inside a lifespan so that its pool is shut down."""
+    asgi = app.as_asgi()
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def life_send(message: Message) -> None:
+        await outbox.put(message)
+
+    lifespan = asyncio.ensure_future(asgi({"type": "lifespan"}, inbox.get, life_send))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        await asyncio.wait_for(asgi(scope, receive, send), timeout)
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await lifespan
+
+
+def wsgi_environ(method: str = "GET", path: str = "/", **extra: Any) -> dict[str, Any]:
+    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path}
+    environ.update(extra)
+    setup_testing_defaults(environ)
+    return environ
+
+
+def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return lambda data: None
+
+
+def parse_sse(stream: bytes) -> list[dict[str, Any]]:
+    """Interpret an event stream as a browser does (WHATWG HTML, "event stream interpretation")."""
+    text = stream.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    events: list[dict[str, Any]] = []
+    data: list[str] = []
+    event: dict[str, Any] = {}
+    for line in text.split("\n"):
+        if not line:
+            if data:
+                events.append({**event, "data": "\n".join(data)})
+            data, event = [], {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name in ("event", "id"):
+            event[name] = value
+        elif name == "retry" and value.isdigit():
+            event["retry"] = int(value)
+    return events
+
+
+# -- Response.stream through the TestClient ----------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_stream_generator(make_client: MakeClient, colour: str, kind: str) -> None:
+    closed: list[str] = []
+    app = App()
+    items = [b"one ", "two ", b"", "", b"three"]
+    add_get(app, colour, lambda r: Response.stream(make_chunks(kind, items, closed)))
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.content == b"one two three"
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert "content-length" not in response.headers
+    assert closed == [kind]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_stream_status_headers_and_media_type(
+    make_client: MakeClient, colour: str, kind: str
+) -> None:
+    app = App()
+
+    def make(request: Request) -> Response:
+        chunks = make_chunks(kind, ["a,b\n", "1,2\n"])
+        return Response.stream(chunks, media_type="text/csv", status=201, headers={"x-a": "1"})
+
+    add_get(app, colour, make)
+    response = make_client(app).get("/")
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "text/csv"
+    assert response.headers["x-a"] == "1"
+    assert response.text == "a,b\n1,2\n"
+
+
+def test_stream_of_a_list(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    add_get(app, colour, lambda r: Response.stream([b"a", b"b", "c"]))
+    assert make_client(app).get("/").content == b"abc"
+
+
+def test_stream_of_many_chunks(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    chunks = [bytes([i % 256]) * 1000 for i in range(300)]
+    add_get(app, colour, lambda r: Response.stream(make_chunks("sync", chunks)))
+    assert make_client(app).get("/").content == b"".join(chunks)
+
+
+@pytest.mark.parametrize("body", [b"bytes", "text"])
+def test_stream_refuses_bytes_and_str(body: bytes | str) -> None:
+    with pytest.raises(TypeError):
+        Response.stream(body)
+
+
+# -- Server-Sent Events ------------------------------------------------------------------------
+
+EVENTS: list[Any] = [
+    "hello",
+    ServerSentEvent(data="line one\nline two", event="update", id="42", retry=3000),
+    ServerSentEvent(comment="keep-alive"),
+    ServerSentEvent(data="with comment", comment="note"),
+    ServerSentEvent(data=""),
+    ServerSentEvent(data="crlf\r\nand\rcr"),
+    ServerSentEvent(event="ping", data="x"),
+]
+EVENT_BYTES = (
+    b"data: hello\n\n"
+    b"event: update\nid: 42\nretry: 3000\ndata: line one\ndata: line two\n\n"
+    b": keep-alive\n\n"
+    b": note\ndata: with comment\n\n"
+    b"data: \n\n"
+    b"data: crlf\ndata: and\ndata: cr\n\n"
+    b"event: ping\ndata: x\n\n"
+)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_framing_and_headers(make_client: MakeClient, colour: str, kind: str) -> None:
+    closed: list[str] = []
+    app = App()
+    add_get(app, colour, lambda r: Response.sse(make_chunks(kind, EVENTS, closed)))
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.content == EVENT_BYTES
+    for name, value in SSE_HEADERS.items():
+        assert response.headers[name] == value
+    assert "content-length" not in response.headers
+    assert closed == [kind]
+
+
+def test_sse_from_a_list_of_strings(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    add_get(app, colour, lambda r: Response.sse(["a", "b"]))
+    assert make_client(app).get("/").content == b"data: a\n\ndata: b\n\n"
+
+
+def test_sse_status_and_headers(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    headers = {"cache-control": "no-store", "x-stream": "yes"}
+    add_get(app, colour, lambda r: Response.sse(["a"], status=202, headers=headers))
+    response = make_client(app).get("/")
+    assert response.status_code == 202
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-stream"] == "yes"
+    assert response.headers["content-type"] == "text/event-stream"
+
+
+def test_sse_stream_as_a_browser_reads_it() -> None:
+    stream = b"".join(ServerSentEvent(data="x").encode() for _ in range(2))
+    assert parse_sse(stream) == [{"data": "x"}, {"data": "x"}]
+    assert parse_sse(EVENT_BYTES) == [
+        {"data": "hello"},
+        {"event": "update", "id": "42", "retry": 3000, "data": "line one\nline two"},
+        {"data": "with comment"},
+        {"data": ""},
+        {"data": "crlf\nand\ncr"},
+        {"event": "ping", "data": "x"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "plain",
+        "two\nlines",
+        " leading space",
+        "",
+        "a\n\nb",
+        "ends with newline\n",
+        "line\u2028separator",
+        "form\x0cfeed",
+    ],
+)
+def test_sse_data_round_trips(data: str) -> None:
+    # NOTE: a browser splits the stream on CR, LF and CRLF only, and joins data lines with LF.
+    events = parse_sse(ServerSentEvent(data=data, id="1").encode())
+    assert events == [{"id": "1", "data": data}]
+
+
+@pytest.mark.parametrize("field", ["event", "id", "comment"])
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\r\nb", "trailing\n"])
+def test_sse_refuses_line_breaks(field: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        ServerSentEvent(data="x", **{field: value})
+
+
+def test_sse_refuses_nul_in_id() -> None:
+    with pytest.raises(ValueError):
+        ServerSentEvent(data="x", id="a\0b")
+
+
+# -- request bodies in chunks ------------------------------------------------------------------
+
+
+def test_iter_bytes_chunks(make_client: MakeClient, colour: str, interface: str) -> None:
+    seen: list[int] = []
+    app = App()
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> bytes:
+            chunks = list(request.iter_bytes())
+            seen.extend(len(chunk) for chunk in chunks)
+            return b"".join(chunks)
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> bytes:
+            chunks = [chunk async for chunk in request.aiter_bytes()]
+            seen.extend(len(chunk) for chunk in chunks)
+            return b"".join(chunks)
+
+    parts = [bytes([i]) * 10_240 for i in range(20)]
+    response = make_client(app).post("/", content=chunked(interface, parts))
+    assert response.status_code == 200
+    assert response.content == b"".join(parts)
+    assert len(seen) >= 2
+    assert max(seen) <= 64 * 1024
+    assert sum(seen) == 20 * 10_240
+
+
+# -- ASGI, driven by hand: disconnects ---------------------------------------------------------
+
+
+def body_reader_app(colour: str, op: str, seen: list[str]) -> App:
+    """``POST /`` reads the body (``read`` or ``form``), recording a ``ClientDisconnect``."""
+    app = App()
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> str:
+            try:
+                request.read() if op == "read" else request.form()
+            except ClientDisconnect:
+                seen.append("sync")
+                raise
+            return "read"
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> str:
+            try:
+                await (request.aread() if op == "read" else request.aform())
+            except ClientDisconnect:
+                seen.append("async")
+                raise
+            return "read"
+
+    return app
+
+
+@pytest.mark.parametrize("op", ["read", "form"])
+def test_asgi_disconnect_mid_upload(colour: str, op: str) -> None:
+    seen: list[str] = []
+    sent: list[Message] = []
+    app = body_reader_app(colour, op, seen)
+    headers = [(b"content-type", b"multipart/form-data; boundary=xyz")]
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"--xyz\r\nContent-Disposition: form-", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(call_asgi(app, http_scope("POST", headers=headers), receive, send))
+    assert seen == [colour]
+    assert sent == []
+
+
+def endless_chunks(kind: str, closed: threading.Event, produced: list[int]) -> Any:
+    """A stream that would go on for about five seconds, unless closed."""
+    if kind == "sync":
+
+        def sync_gen() -> Iterator[bytes]:
+            try:
+                for i in range(500):
+                    produced.append(i)
+                    yield b"tick\n"
+                    time.sleep(0.01)
+            finally:
+                closed.set()
+
+        return sync_gen()
+
+    async def async_gen() -> AsyncIterator[bytes]:
+        try:
+            for i in range(500):
+                produced.append(i)
+                yield b"tick\n"
+                await asyncio.sleep(0.01)
+        finally:
+            closed.set()
+
+    return async_gen()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_asgi_disconnect_closes_streaming_generator(colour: str, kind: str) -> None:
+    closed = threading.Event()
+    produced: list[int] = []
+    sent: list[Message] = []
+    app = App()
+    add_get(app, colour, lambda r: Response.stream(endless_chunks(kind, closed, produced)))
+
+    async def run() -> float:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and len(sent) == 3:
+                inbox.put_nowait({"type": "http.disconnect"})
+
+        started = time.monotonic()
+        await call_asgi(app, http_scope(), inbox.get, send, timeout=3.0)
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(run())
+    assert closed.is_set(), "the generator's finally block did not run"
+    assert elapsed < 2.0
+    assert len(produced) < 100
+    assert [m["type"] for m in sent].count("http.response.start") == 1
+    assert sent[1] == {"type": "http.response.body", "body": b"tick\n", "more_body": True}
+
+
+def disconnect_probe_app(colour: str) -> App:
+    """``POST /`` checks for a disconnect before and after reading the body, then waits for one."""
+    app = App()
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> dict[str, Any]:
+            before = request.is_disconnected()
+            body = request.read()
+            connected = request.is_disconnected()
+            deadline = time.monotonic() + 2
+            while not request.is_disconnected() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            after = request.is_disconnected()
+            return {"before": before, "body": body.decode(), "connected": connected, "after": after}
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> dict[str, Any]:
+            before = await request.ais_disconnected()
+            body = await request.aread()
+            connected = await request.ais_disconnected()
+            deadline = time.monotonic() + 2
+            while not await request.ais_disconnected() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            after = await request.ais_disconnected()
+            return {"before": before, "body": body.decode(), "connected": connected, "after": after}
+
+    return app
+
+
+def test_asgi_is_disconnected_keeps_body_messages(colour: str) -> None:
+    sent: list[Message] = []
+    calls = 0
+
+    async def receive() -> Message:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": b"hello", "more_body": False}
+        # NOTE: the client leaves a little after sending its body.
+        await asyncio.sleep(0.2)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = http_scope("POST", headers=[(b"content-length", b"5")])
+    asyncio.run(call_asgi(disconnect_probe_app(colour), scope, receive, send))
+    assert sent[0]["status"] == 200
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert body == b'{"before":false,"body":"hello","connected":false,"after":true}'
+
+
+def test_asgi_is_disconnected_before_body_split_in_messages(colour: str) -> None:
+    sent: list[Message] = []
+    messages: list[Message] = [
+        {"type": "http.request", "body": b"he", "more_body": True},
+        {"type": "http.request", "body": b"llo", "more_body": False},
+    ]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        await asyncio.sleep(0.1)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(call_asgi(disconnect_probe_app(colour), http_scope("POST"), receive, send))
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert body == b'{"before":false,"body":"hello","connected":false,"after":true}'
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_asgi_stream_error_after_first_chunk(
+    colour: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[Message] = []
+
+    def failing() -> Any:
+        if kind == "sync":
+
+            def sync_gen() -> Iterator[bytes]:
+                yield b"first"
+                raise RuntimeError("boom in stream")
+
+            return sync_gen()
+
+        async def async_gen() -> AsyncIterator[bytes]:
+            yield b"first"
+            raise RuntimeError("boom in stream")
+
+        return async_gen()
+
+    app = App()
+    add_get(app, colour, lambda r: Response.stream(failing()))
+    messages: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        await asyncio.Future()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(RuntimeError, match="boom in stream"),
+    ):
+        asyncio.run(call_asgi(app, http_scope(), receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1]["body"] == b"first"
+    logged = [r for r in caplog.records if r.name == "microweb" and r.levelno >= logging.ERROR]
+    assert logged, "the stream error was not logged"
+    assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in logged)
+
+
+# -- WSGI, driven by hand ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_wsgi_close_closes_generator(colour: str, kind: str) -> None:
+    closed = threading.Event()
+    produced: list[int] = []
+    app = App()
+    add_get(app, colour, lambda r: Response.stream(endless_chunks(kind, closed, produced)))
+    wsgi = app.as_wsgi()
+    try:
+        result = wsgi(wsgi_environ(), start_response)
+        chunks = iter(result)
+        assert next(chunks) == b"tick\n"
+        assert not closed.is_set()
+        result.close()  # type: ignore[attr-defined]
+        assert closed.is_set()
+        assert len(produced) < 5
+    finally:
+        wsgi.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_wsgi_stream_error_after_first_chunk(
+    colour: str, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing() -> Any:
+        if kind == "sync":
+
+            def sync_gen() -> Iterator[bytes]:
+                yield b"first"
+                raise RuntimeError("boom in stream")
+
+            return sync_gen()
+
+        async def async_gen() -> AsyncIterator[bytes]:
+            yield b"first"
+            raise RuntimeError("boom in stream")
+
+        return async_gen()
+
+    app = App()
+    add_get(app, colour, lambda r: Response.stream(failing()))
+    wsgi = app.as_wsgi()
+    try:
+        result = wsgi(wsgi_environ(), start_response)
+        chunks = iter(result)
+        assert next(chunks) == b"first"
+        with (
+            caplog.at_level(logging.ERROR, logger="microweb"),
+            pytest.raises(RuntimeError, match="boom in stream"),
+        ):
+            next(chunks)
+        result.close()  # type: ignore[attr-defined]
+    finally:
+        wsgi.close()
+    assert any(r.name == "microweb" and r.levelno >= logging.ERROR for r in caplog.records)
+
+
+def disconnect_flag_app(colour: str) -> App:
+    app = App()
+    if colour == "sync":
+
+        @app.get("/")
+        def sync_handler(request: Request) -> str:
+            return str(request.is_disconnected())
+
+    else:
+
+        @app.get("/")
+        async def async_handler(request: Request) -> str:
+            return str(await request.ais_disconnected())
+
+    return app
+
+
+def test_wsgi_is_disconnected_uses_waitress_flag(colour: str) -> None:
+    wsgi = disconnect_flag_app(colour).as_wsgi()
+    gone = [False]
+    try:
+        plain = wsgi(wsgi_environ(), start_response)
+        assert b"".join(plain) == b"False"
+        for value in (False, True):
+            gone[0] = value
+            environ = wsgi_environ(**{"waitress.client_disconnected": lambda: gone[0]})
+            result = wsgi(environ, start_response)
+            assert b"".join(result) == str(value).encode()
+    finally:
+        wsgi.close()
+
+
+def test_wsgi_body_reads_from_input_in_chunks(colour: str) -> None:
+    seen: list[int] = []
+    app = App()
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> str:
+            seen.extend(len(chunk) for chunk in request.iter_bytes())
+            return "ok"
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> str:
+            seen.extend([len(chunk) async for chunk in request.aiter_bytes()])
+            return "ok"
+
+    body = b"z" * 200_000
+    wsgi = app.as_wsgi()
+    try:
+        environ = wsgi_environ(
+            "POST", CONTENT_LENGTH=str(len(body)), **{"wsgi.input": io.BytesIO(body)}
+        )
+        assert b"".join(wsgi(environ, start_response)) == b"ok"
+    finally:
+        wsgi.close()
+    assert sum(seen) == len(body)
+    assert max(seen) <= 64 * 1024
