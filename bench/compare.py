@@ -43,7 +43,7 @@ from _harness import (
     format_table,
     make_environ,
     make_scope,
-    measure,
+    measure_many,
     wsgi_call,
     wsgi_timer,
 )
@@ -58,6 +58,11 @@ class Contender:
     label: str
     interface: str  # "wsgi" or "asgi"
     build: Callable[[], Any]
+
+    @property
+    def key(self) -> str:
+        """A unique name for results: label and interface."""
+        return f"{self.label}/{self.interface}"
 
 
 def _microweb(interface: str, colour: str, offload: bool = True) -> Callable[[], Any]:
@@ -114,13 +119,14 @@ def _bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 class Runner:
-    """Build, check and time contenders, keeping one event loop and caching results."""
+    """Build and check every contender, then time them all together in interleaved rounds."""
 
     def __init__(self, repeats: int, seconds: float) -> None:
         self.repeats = repeats
         self.seconds = seconds
         self.loop = asyncio.new_event_loop()
         self.results: dict[str, dict[str, float | str]] = {}
+        self._timers: dict[tuple[str, str], Timer] = {}
         self._closers: list[Callable[[], None]] = []
 
     def close(self) -> None:
@@ -142,47 +148,53 @@ class Runner:
             self._closers.append(app.close)
         return app
 
-    def _checked_timer(self, app: Any, interface: str, scenario: str) -> Timer:
-        path, expected = bench_apps.SCENARIOS[scenario]
+    def _timer(self, app: Any, interface: str, path: str) -> tuple[Timer, int, bytes]:
         if interface == "wsgi":
             environ = make_environ(path)
             status, _headers, body = wsgi_call(app, environ)
-            timer = wsgi_timer(app, environ)
-        else:
-            scope = make_scope(path)
-            status, _headers, body = self.loop.run_until_complete(asgi_call(app, scope))
-            timer = asgi_timer(app, scope, self.loop)
+            return wsgi_timer(app, environ), status, body
+        scope = make_scope(path)
+        status, _headers, body = self.loop.run_until_complete(asgi_call(app, scope))
+        return asgi_timer(app, scope, self.loop), status, body
+
+    def _checked_timer(self, app: Any, interface: str, scenario: str) -> Timer:
+        path, expected = bench_apps.SCENARIOS[scenario]
+        timer, status, body = self._timer(app, interface, path)
         if status != 200 or decode_body(body, expected) != expected:
             raise AssertionError(f"GET {path} gave {status} {body[:200]!r}, expected {expected!r}")
         return timer
 
-    def run(self, contender: Contender) -> dict[str, float | str]:
-        """Return seconds per request for each scenario, or an error text in place of a number."""
-        key = f"{contender.label}/{contender.interface}"
+    def prepare(self, contender: Contender) -> None:
+        """Build ``contender`` and check each scenario once; failures become error texts."""
+        key = contender.key
         if key in self.results:
-            return self.results[key]
+            return
         row: dict[str, float | str] = {}
+        self.results[key] = row
         try:
             app = self._build(contender)
         except Exception as exc:
-            row = dict.fromkeys(SCENARIOS, f"build failed: {exc!r}")
-        else:
-            for scenario in SCENARIOS:
-                try:
-                    timer = self._checked_timer(app, contender.interface, scenario)
-                    row[scenario] = measure(timer, self.repeats, self.seconds)
-                except Exception as exc:
-                    row[scenario] = f"{type(exc).__name__}: {exc}"
-        self.results[key] = row
-        return row
+            row.update(dict.fromkeys(SCENARIOS, f"build failed: {type(exc).__name__}: {exc}"))
+            return
+        for scenario in SCENARIOS:
+            try:
+                self._timers[key, scenario] = self._checked_timer(
+                    app, contender.interface, scenario
+                )
+            except Exception as exc:
+                row[scenario] = f"{type(exc).__name__}: {exc}"
 
-    def floor(self, interface: str) -> float:
-        """Return the cost of the harness itself, with a bare callable answering hello."""
-        if interface == "wsgi":
-            timer = wsgi_timer(_bare_wsgi, make_environ("/"))
-        else:
-            timer = asgi_timer(_bare_asgi, make_scope("/"), self.loop)
-        return measure(timer, self.repeats, self.seconds)
+    def prepare_floor(self, interface: str) -> None:
+        """Add the harness's own cost: a bare callable answering hello (key ``floor/<iface>``)."""
+        bare = _bare_wsgi if interface == "wsgi" else _bare_asgi
+        self.results[f"floor/{interface}"] = {}
+        self._timers[f"floor/{interface}", "hello"] = self._timer(bare, interface, "/")[0]
+
+    def measure(self) -> None:
+        """Time everything prepared, in interleaved rounds, and store seconds per request."""
+        best = measure_many(self._timers, self.repeats, self.seconds)
+        for (key, scenario), seconds in best.items():
+            self.results[key][scenario] = seconds
 
 
 def _cell(value: float | str) -> str:
@@ -207,12 +219,19 @@ def _errors(rows: list[tuple[str, dict[str, float | str]]]) -> str:
     )
 
 
-def _section(runner: Runner, title: str, base: Contender, peers: list[Contender]) -> None:
-    rows = [(contender.label, runner.run(contender)) for contender in [base, *peers]]
-    floor = runner.floor(base.interface)
+SECTIONS = {
+    "wsgi": ("WSGI", [MICROWEB_WSGI, *WSGI_PEERS]),
+    "asgi": ("ASGI", [MICROWEB_ASGI, *ASGI_PEERS]),
+}
+
+
+def _section(runner: Runner, title: str, contenders: list[Contender]) -> None:
+    rows = [(contender.label, runner.results[contender.key]) for contender in contenders]
+    floor = runner.results[f"floor/{contenders[0].interface}"]["hello"]
     print(f"\n== {title} (µs/request, best of {runner.repeats}) ==")
-    print(format_table(["app", *SCENARIOS], [[lbl] + [_cell(r[s]) for s in SCENARIOS] for lbl, r in rows]))
-    print(f"(harness floor, a bare {base.interface.upper()} callable: {floor * 1e6:.2f} µs)")
+    table = [[label] + [_cell(row[s]) for s in SCENARIOS] for label, row in rows]
+    print(format_table(["app", *SCENARIOS], table))
+    print(f"(harness floor, a bare {title} callable answering hello: {_cell(floor)} µs)")
     base_row = rows[0][1]
     for label, row in rows[1:]:
         ratios = "  ".join(f"{s} {_ratio(row[s], base_row[s])}" for s in SCENARIOS)
@@ -222,36 +241,36 @@ def _section(runner: Runner, title: str, base: Contender, peers: list[Contender]
 
 
 def _bridges(runner: Runner) -> None:
-    rows = [(label, runner.run(contender)) for contender, label in BRIDGES]
+    rows = [(label, runner.results[contender.key]) for contender, label in BRIDGES]
     print(f"\n== microweb colour bridges (µs/request, best of {runner.repeats}) ==")
     native = {"WSGI": rows[0][1], "ASGI": rows[2][1]}
     table = []
     for label, row in rows:
-        base = native[label[:4]]
-        extra = row["hello"], base["hello"]
-        cost = (
-            f"{(extra[0] - extra[1]) * 1e6:+.2f}"
-            if all(isinstance(v, float) for v in extra)
+        base = native[label[:4]]["hello"]
+        cost = row["hello"]
+        extra = (
+            f"{(cost - base) * 1e6:+.2f}"
+            if isinstance(cost, float) and isinstance(base, float)
             else "n/a"
         )
-        table.append([label] + [_cell(row[s]) for s in SCENARIOS] + [cost])
+        table.append([label] + [_cell(row[s]) for s in SCENARIOS] + [extra])
     print(format_table(["handler", *SCENARIOS, "hello vs native"], table))
     if errors := _errors(rows):
         print(errors)
 
 
 def _versions() -> str:
-    names = ["microweb", "falcon", "bottle", "starlette"]
     parts = []
-    for name in names:
+    for name in ("microweb", "falcon", "bottle", "starlette"):
         try:
             parts.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
-            parts.append(f"{name} (not installed)")
-    cython = "cython" if _falcon_is_compiled() else "pure Python"
-    return f"Python {platform.python_version()} on {platform.machine()}; " + ", ".join(
-        parts
-    ) + f" (falcon: {cython})"
+            module = sys.modules.get(name)
+            version = getattr(module, "__version__", None)
+            parts.append(f"{name} {version} (checkout)" if version else f"{name} (not found)")
+    falcon = "compiled" if _falcon_is_compiled() else "pure Python"
+    python = f"Python {platform.python_version()} on {platform.machine()}"
+    return f"{python}; {', '.join(parts)}; falcon.App is {falcon}"
 
 
 def _falcon_is_compiled() -> bool:
@@ -266,24 +285,35 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="short, noisier run (a few seconds)")
-    parser.add_argument("--repeats", type=int, help="repeats per measurement (best is kept)")
-    parser.add_argument("--seconds", type=float, help="target seconds per repeat")
+    parser.add_argument("--repeats", type=int, help="rounds of measurement (the best is kept)")
+    parser.add_argument("--seconds", type=float, help="target seconds per measurement per round")
     parser.add_argument(
         "--only", choices=["wsgi", "asgi", "bridges"], action="append", help="run some sections"
     )
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 5)
-    seconds = args.seconds or (0.04 if args.quick else 0.2)
+    # NOTE: many short rounds beat few long ones on a shared machine: each measurement gets
+    # more chances to land in a quiet moment.
+    repeats = args.repeats or (10 if args.quick else 40)
+    seconds = args.seconds or (0.008 if args.quick else 0.02)
     sections = args.only or ["wsgi", "asgi", "bridges"]
 
-    print(_versions())
-    print("Ratios are peer/microweb: above 1.00x means microweb is faster.")
     runner = Runner(repeats, seconds)
     try:
-        if "wsgi" in sections:
-            _section(runner, "WSGI", MICROWEB_WSGI, WSGI_PEERS)
-        if "asgi" in sections:
-            _section(runner, "ASGI", MICROWEB_ASGI, ASGI_PEERS)
+        for name in ("wsgi", "asgi"):
+            if name in sections or "bridges" in sections:
+                runner.prepare_floor(name)
+                for contender in SECTIONS[name][1]:
+                    if name in sections or contender.label == "microweb":
+                        runner.prepare(contender)
+        if "bridges" in sections:
+            for contender, _label in BRIDGES:
+                runner.prepare(contender)
+        runner.measure()
+        print(_versions())
+        print("Ratios are peer/microweb: above 1.00x means microweb is faster.")
+        for name in ("wsgi", "asgi"):
+            if name in sections:
+                _section(runner, *SECTIONS[name])
         if "bridges" in sections:
             _bridges(runner)
     finally:

@@ -36,6 +36,15 @@ async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
+async def _with_context(
+    awaitable: Awaitable[T], context: contextvars.Context
+) -> tuple[T, contextvars.Context]:
+    for var, value in context.items():
+        var.set(value)
+    result = await awaitable
+    return result, contextvars.copy_context()
+
+
 class AppLoop:
     """The app's one long-lived event loop for async code under WSGI, on a daemon thread.
 
@@ -72,12 +81,21 @@ class AppLoop:
         self._loop = loop
 
     def run(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` on the app loop and wait for its result in this thread."""
+        """Run ``awaitable`` on the app loop and wait for its result in this thread.
+
+        Context variables cross both ways: the coroutine sees this thread's values, and what it
+        sets is set here afterwards, as if it had run in this thread.
+        """
         loop = self.loop
         if asyncio._get_running_loop() is loop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
-        coro = awaitable if asyncio.iscoroutine(awaitable) else _await(awaitable)
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        before = contextvars.copy_context()
+        future = asyncio.run_coroutine_threadsafe(_with_context(awaitable, before), loop)
+        result, after = future.result()
+        for var, value in after.items():
+            if before.get(var, _DONE) is not value:
+                var.set(value)
+        return result
 
     @property
     def started(self) -> bool:

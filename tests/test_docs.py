@@ -1,0 +1,235 @@
+"""Keep ``docs/`` honest: every ```python block runs, and the pages agree with the code.
+
+Each ```python block of each ``docs/*.md`` page is executed on its own, as a fresh module, with the
+working directory set to a temporary directory. Blocks that cannot run alone use the info string
+``python-fragment`` (kept rare); shell commands use ``sh``, output and diagrams ``text``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from microweb import Limits
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = [
+    "index.md",
+    "quickstart.md",
+    "routing.md",
+    "requests.md",
+    "responses.md",
+    "middleware.md",
+    "errors.md",
+    "lifespan.md",
+    "sync-and-async.md",
+    "testing.md",
+    "serving.md",
+]
+FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
+MAX_FRAGMENTS = 5
+# NOTE: a block whose first line is a comment naming a file (``# hello.py``) is also written to
+# that file, so that the page's other blocks can import it; a test module is also run by pytest.
+NAMED_FILE = re.compile(r"#\s*(\w+\.py)\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One fenced code block of a docs page."""
+
+    page: str
+    line: int  # line of the opening fence, 1-based
+    info: str
+    code: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}"
+
+    @property
+    def filename(self) -> str | None:
+        """The file this block stands for, named by a comment on its first line."""
+        match = NAMED_FILE.match(self.code.partition("\n")[0])
+        return match.group(1) if match else None
+
+
+def blocks_of(path: Path) -> Iterator[Block]:
+    """Yield the fenced blocks of a Markdown page, with the line each one starts on."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        opening = lines[index]
+        if not opening.startswith("```"):
+            index += 1
+            continue
+        info = opening[3:].strip()
+        end = index + 1
+        while end < len(lines) and lines[end].rstrip() != "```":
+            end += 1
+        if end == len(lines):
+            raise AssertionError(f"{path.name}:{index + 1}: code block is never closed")
+        yield Block(path.name, index + 1, info, "\n".join(lines[index + 1 : end]) + "\n")
+        index = end + 1
+
+
+def all_blocks() -> list[Block]:
+    """Every fenced block of every page, in page order."""
+    return [block for path in sorted(DOCS.glob("*.md")) for block in blocks_of(path)]
+
+
+PYTHON_BLOCKS = [block for block in all_blocks() if block.info == "python"]
+
+
+def run_block(block: Block) -> None:
+    """Execute ``block`` as a module of its own, with tracebacks pointing into the page."""
+    name = "docs_example_" + re.sub(r"\W", "_", block.id)
+    module = types.ModuleType(name)
+    module.__file__ = str(DOCS / block.page)
+    # NOTE: padding keeps line numbers in tracebacks equal to the lines of the Markdown page.
+    source = "\n" * block.line + block.code
+    code = compile(source, str(DOCS / block.page), "exec")
+    sys.modules[name] = module  # dataclasses and pickling look their module up
+    try:
+        exec(code, module.__dict__)
+    finally:
+        del sys.modules[name]
+
+
+def write_named_files(page: str, directory: Path) -> list[str]:
+    """Write every block of ``page`` that names a file into ``directory``.
+
+    Returns:
+        The module names of the files written.
+    """
+    names = []
+    for block in PYTHON_BLOCKS:
+        if block.page == page and block.filename is not None:
+            (directory / block.filename).write_text(block.code, encoding="utf-8")
+            names.append(block.filename.removesuffix(".py"))
+    return names
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary working directory on ``sys.path``; modules imported from it are forgotten."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", "")).startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=[block.id for block in PYTHON_BLOCKS])
+def test_python_block_runs(block: Block, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in write_named_files(block.page, workdir):
+        # NOTE: another test may have imported a module of the same name (``hello``, say).
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    run_block(block)
+
+
+USER_TESTS = [
+    block for block in PYTHON_BLOCKS if block.filename and block.filename.startswith("test_")
+]
+
+
+@pytest.mark.parametrize("block", USER_TESTS, ids=[block.id for block in USER_TESTS])
+def test_user_test_module_passes_under_pytest(block: Block, tmp_path: Path) -> None:
+    write_named_files(block.page, tmp_path)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
+    result = subprocess.run(
+        [*command, str(block.filename)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
+
+
+def test_every_page_exists() -> None:
+    missing = [page for page in PAGES if not (DOCS / page).is_file()]
+    assert not missing
+
+
+def test_every_block_has_a_known_info_string() -> None:
+    unknown = [
+        f"{block.id} {block.info!r}" for block in all_blocks() if block.info not in FENCE_INFOS
+    ]
+    assert not unknown, f"use one of {sorted(FENCE_INFOS)}"
+
+
+def test_fragments_stay_rare() -> None:
+    fragments = [block.id for block in all_blocks() if block.info == "python-fragment"]
+    assert len(fragments) <= MAX_FRAGMENTS, fragments
+
+
+def test_every_page_has_a_runnable_example() -> None:
+    with_examples = {block.page for block in PYTHON_BLOCKS}
+    assert not [page for page in PAGES if page != "index.md" and page not in with_examples]
+
+
+def test_index_links_every_page() -> None:
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    assert not [page for page in PAGES[1:] if f"]({page})" not in index]
+
+
+LINK = re.compile(r"\]\(([^)#\s]*\.md)?(?:#([^)\s]+))?\)")
+HEADING = re.compile(r"^#+\s+(.*)$")
+
+
+def anchors_of(path: Path) -> set[str]:
+    """The GitHub-style anchors of a page's headings (code blocks skipped)."""
+    text = path.read_text(encoding="utf-8")
+    code_lines = {
+        line
+        for block in blocks_of(path)
+        for line in range(block.line, block.line + block.code.count("\n") + 2)
+    }
+    anchors = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        heading = HEADING.match(line)
+        if heading and number not in code_lines:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower())
+            anchors.add(slug.replace(" ", "-"))
+    return anchors
+
+
+def test_links_between_pages_resolve() -> None:
+    broken = []
+    for path in sorted(DOCS.glob("*.md")):
+        for target, anchor in LINK.findall(path.read_text(encoding="utf-8")):
+            linked = DOCS / target if target else path
+            if not linked.is_file():
+                broken.append(f"{path.name} -> {target}")
+            elif anchor and anchor not in anchors_of(linked):
+                broken.append(f"{path.name} -> {target}#{anchor}")
+    assert not broken
+
+
+_ROW = re.compile(r"^\|\s*`(\w+)`\s*\|\s*([^|]+?)\s*\|")
+_SIZE = re.compile(r"(\d+)\s*(KiB|MiB)?")
+_UNITS = {None: 1, "KiB": 1024, "MiB": 1024 * 1024}
+
+
+def test_limits_table_matches_the_defaults() -> None:
+    documented: dict[str, int] = {}
+    for line in (DOCS / "requests.md").read_text(encoding="utf-8").splitlines():
+        row = _ROW.match(line)
+        if row is None or not row.group(1).startswith(("max_", "spool_")):
+            continue
+        size = _SIZE.match(row.group(2))
+        assert size is not None, line
+        documented[row.group(1)] = int(size.group(1)) * _UNITS[size.group(2)]
+    defaults = dataclasses.asdict(Limits())
+    assert documented == defaults
