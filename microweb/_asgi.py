@@ -11,7 +11,7 @@ from ._body import ASGIBody
 from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
 from ._datastructures import Headers
 from ._errors import ClientDisconnect
-from ._pipeline import dispatch, run_hooks
+from ._pipeline import dispatch, dispatch_handshake, run_hooks
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
 from ._types import Receive, Scope, Send
@@ -118,6 +118,11 @@ class ASGIDriver:
         route = self.app.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        refusal = await drive_async(dispatch_handshake(self.app, request), self.pool)
+        if refusal is not None:
+            # NOTE: a flow answered instead; plain ASGI can only refuse (the server sends 403).
             await send({"type": "websocket.close", "code": 1008})
             return
         limit = request.limits.max_websocket_message

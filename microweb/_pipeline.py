@@ -90,8 +90,35 @@ def dispatch(app: App, request: Request) -> Effects:
     return response
 
 
-def _layer(app: App, request: Request, index: int) -> Effects:
+def dispatch_handshake(app: App, request: Request) -> Effects:
+    """Run the flows around a WebSocket handshake.
+
+    Returns:
+        ``None`` to accept (with the headers the flows set, in ``request.state``), or the
+        ``Response`` a flow answered with instead, which refuses the handshake.
+    """
+    handshake = Response(b"", 101)
+    try:
+        response = yield from _layer(app, request, 0, lambda: _accept(handshake))
+    except Exception as exc:
+        response = yield from error_response(app, request, exc)
+    if response is not handshake:
+        return response
+    request.state.handshake_headers = handshake.headers
+    return None
+
+
+def _accept(handshake: Response) -> Effects:
+    return handshake
+    yield  # NOTE: unreachable; makes this an effect generator like _endpoint.
+
+
+def _layer(
+    app: App, request: Request, index: int, endpoint: Callable[[], Effects] | None = None
+) -> Effects:
     if index == len(app.flows):
+        if endpoint is not None:
+            return (yield from endpoint())
         return (yield from _endpoint(app, request))
     flow = app.flows[index]
     gen = flow.fn(request)
@@ -102,7 +129,7 @@ def _layer(app: App, request: Request, index: int) -> Effects:
         yield from _close(gen, flow.is_async)
         return _flow_response(flow, first)
     try:
-        response = yield from _layer(app, request, index + 1)
+        response = yield from _layer(app, request, index + 1, endpoint)
     except ClientDisconnect:
         yield from _close(gen, flow.is_async)
         raise

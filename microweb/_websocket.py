@@ -84,7 +84,11 @@ class WebSocket:
         message = await self._receive()
         if message["type"] == "websocket.disconnect":
             self._closed_by_client(message)
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in Headers(headers).items()]
+        from_flows = getattr(self.request.state, "handshake_headers", None)
+        merged = Headers(from_flows.items() if from_flows is not None else None)
+        for name, value in Headers(headers).items():
+            merged[name] = value
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
         self.state = OPEN
 
