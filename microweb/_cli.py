@@ -107,7 +107,9 @@ def serve(
     else:
         wsgi = app.as_wsgi()
         try:
-            module.serve(wsgi, host=host, port=port)
+            # NOTE: with lookahead Waitress reads the socket during a request, so it can tell
+            # the app that the client left (request.is_disconnected()).
+            module.serve(wsgi, host=host, port=port, channel_request_lookahead=1)
         finally:
             wsgi.close()
 

@@ -89,7 +89,9 @@ class WebSocket:
         for name, value in Headers(headers).items():
             merged[name] = value
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
-        await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+        await self._transmit(
+            {"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw}
+        )
         self.state = OPEN
 
     def _closed_by_client(self, message: Message) -> None:
@@ -157,6 +159,14 @@ class WebSocket:
         except WebSocketDisconnect:
             return
 
+    async def _transmit(self, message: Message) -> None:
+        # SPEC: ASGI servers raise an OSError subclass from send() once the client has gone.
+        try:
+            await self._send(message)
+        except OSError:
+            self.state, self.close_code = CLOSED, 1006
+            raise WebSocketDisconnect(1006, "the client went away") from None
+
     def _check_open(self, call: str) -> None:
         if self.state == CONNECTING:
             raise RuntimeError(f"{call} before accept(): call `await ws.accept()` first")
@@ -166,24 +176,27 @@ class WebSocket:
     async def send_text(self, text: str) -> None:
         """Send a text message."""
         self._check_open("send_text()")
-        await self._send({"type": "websocket.send", "text": text})
+        await self._transmit({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary message."""
         self._check_open("send_bytes()")
-        await self._send({"type": "websocket.send", "bytes": data})
+        await self._transmit({"type": "websocket.send", "bytes": data})
 
     async def send_json(self, value: Any) -> None:
         """Send ``value`` as a JSON text message."""
         self._check_open("send_json()")
-        await self._send({"type": "websocket.send", "text": encode_json(value).decode("utf-8")})
+        await self._transmit({"type": "websocket.send", "text": encode_json(value).decode("utf-8")})
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (before accept, the handshake is refused with 403)."""
         if self.state == CLOSED:
             return
         self.state, self.close_code = CLOSED, code
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:
+            self.close_code = 1006  # NOTE: the client left first; nothing more to say.
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path!r} {self.state}>"

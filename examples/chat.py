@@ -1,0 +1,157 @@
+"""A chat room over WebSockets: every message sent by one browser is shown in all of them.
+
+``GET /`` is a page that asks for a name, connects to ``/ws?name=...`` and shows every message
+the room receives. ``/ws`` is a WebSocket endpoint: each text message a client sends goes out to
+every connected client (the sender too) as JSON ``{"name": ..., "text": ...}``. The set of
+connections lives in ``app.state``; an async startup hook creates it together with the
+``asyncio.Lock`` that guards it, so both belong to the server's event loop.
+
+WebSockets need the ASGI entrypoint. Serve it from the repository root, then open
+http://127.0.0.1:8000/ in two browser windows::
+
+    microweb serve examples/chat.py
+    uvicorn --factory examples.chat:app.as_asgi    # the same, with Uvicorn's own command
+
+Or talk to it from a terminal with the ``websockets`` package:
+``python -m websockets "ws://127.0.0.1:8000/ws?name=terminal"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from microweb import App, Request, Response, WebSocket
+
+app = App()
+
+MAX_NAME_LENGTH = 32
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>microweb chat</title>
+  <style>
+    body { font-family: sans-serif; max-width: 40rem; margin: 2rem auto; }
+    #messages { list-style: none; padding: 0; min-height: 10rem; border: 1px solid #ccc; }
+    #messages li { padding: 0.2rem 0.5rem; }
+    #messages b { margin-right: 0.5rem; }
+  </style>
+</head>
+<body>
+  <h1>microweb chat</h1>
+  <p>Status: <span id="status">not connected</span></p>
+  <form id="join">
+    <input id="name" placeholder="your name" autocomplete="off" maxlength="32">
+    <button id="join-button" type="submit">Join</button>
+  </form>
+  <ul id="messages"></ul>
+  <form id="chat">
+    <input id="text" placeholder="say something" autocomplete="off" disabled>
+    <button id="send" type="submit" disabled>Send</button>
+  </form>
+  <script>
+    const statusLine = document.getElementById("status");
+    const nameInput = document.getElementById("name");
+    const textInput = document.getElementById("text");
+    const sendButton = document.getElementById("send");
+    const messages = document.getElementById("messages");
+    let socket = null;
+
+    function setConnected(connected, label) {
+      statusLine.textContent = label;
+      textInput.disabled = !connected;
+      sendButton.disabled = !connected;
+    }
+
+    function show(message) {
+      const item = document.createElement("li");
+      const who = document.createElement("b");
+      who.textContent = message.name;           // textContent: never parsed as HTML
+      item.append(who, message.text);
+      messages.append(item);
+    }
+
+    function join(name) {
+      if (socket !== null) {
+        socket.close();
+      }
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      const url = `${scheme}//${location.host}/ws?name=${encodeURIComponent(name)}`;
+      socket = new WebSocket(url);
+      setConnected(false, "connecting");
+      socket.onopen = () => setConnected(true, "connected");
+      socket.onclose = () => setConnected(false, "disconnected");
+      socket.onmessage = (event) => show(JSON.parse(event.data));
+    }
+
+    document.getElementById("join").addEventListener("submit", (event) => {
+      event.preventDefault();
+      join(nameInput.value.trim() || "anonymous");
+    });
+
+    document.getElementById("chat").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (textInput.value && socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(textInput.value);
+        textInput.value = "";
+      }
+    });
+
+    const given = new URLSearchParams(location.search).get("name");
+    if (given) {
+      nameInput.value = given;
+      join(given);
+    }
+  </script>
+</body>
+</html>
+"""
+
+
+@app.on_startup
+async def open_room() -> None:
+    """Create the room on the server's event loop: its connections and the lock guarding them."""
+    app.state.clients = set()
+    app.state.lock = asyncio.Lock()
+
+
+@app.get("/")
+def index(request: Request) -> Response:
+    """Serve the chat page."""
+    return Response.html(PAGE)
+
+
+async def _deliver(client: WebSocket, message: dict[str, str]) -> WebSocket | None:
+    try:
+        await client.send_json(message)
+    except Exception:
+        # NOTE: a client that left between two messages must not stop the others' delivery.
+        return client
+    return None
+
+
+async def broadcast(message: dict[str, str]) -> None:
+    """Send ``message`` to every connected client; forget those that cannot be reached.
+
+    The lock makes every client see the messages in the same order.
+    """
+    async with app.state.lock:
+        clients = list(app.state.clients)
+        failed = await asyncio.gather(*(_deliver(client, message) for client in clients))
+        app.state.clients.difference_update(client for client in failed if client is not None)
+
+
+@app.websocket("/ws")
+async def chat(ws: WebSocket) -> None:
+    """Join the room as ``?name=...`` and relay every text message to everybody."""
+    name = (ws.request.query.get("name") or "").strip()[:MAX_NAME_LENGTH] or "anonymous"
+    await ws.accept()
+    async with app.state.lock:
+        app.state.clients.add(ws)
+    try:
+        async for text in ws.iter_text():
+            await broadcast({"name": name, "text": text})
+    finally:
+        async with app.state.lock:
+            app.state.clients.discard(ws)

@@ -1,0 +1,185 @@
+"""WebSockets through a real Uvicorn process, spoken to with the ``websockets`` client.
+
+Uvicorn serves ``examples/chat.py`` unchanged (broadcast between two clients) and
+``tests/ws_app.py`` (subprotocols, close codes, the message size limit, refused handshakes),
+each started with Uvicorn's own command line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from uvicorn_server import Uvicorn, run_uvicorn
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from ws_app import MAX_MESSAGE
+
+pytestmark = pytest.mark.servers
+
+TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
+    """Uvicorn serving the chat example for the whole module."""
+    with run_uvicorn("examples.chat:app.as_asgi", tmp_path_factory.mktemp("chat")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
+    """Uvicorn serving ``tests/ws_app.py`` for the whole module."""
+    with run_uvicorn("ws_app:app.as_asgi", tmp_path_factory.mktemp("ws")) as server:
+        yield server
+
+
+def _connect(url: str, subprotocols: list[str] | None = None) -> ClientConnection:
+    # NOTE: proxy=None, so that a proxy configured in the environment is never asked for localhost.
+    return connect(
+        url,
+        subprotocols=subprotocols,  # type: ignore[arg-type]
+        proxy=None,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+    )
+
+
+def _receive_json(ws: ClientConnection) -> object:
+    return json.loads(ws.recv(timeout=TIMEOUT))
+
+
+def _closed_by_server(ws: ClientConnection) -> ConnectionClosed:
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=TIMEOUT)
+    return closed.value
+
+
+def _close_code(closed: ConnectionClosed) -> int | None:
+    return closed.rcvd.code if closed.rcvd is not None else None
+
+
+# --- the chat example ------------------------------------------------------------------------
+
+
+def test_chat_page_is_served(chat_server: Uvicorn) -> None:
+    response = httpx.get(chat_server.http_url + "/", timeout=TIMEOUT)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "new WebSocket(" in response.text
+
+
+def test_chat_two_clients_exchange_broadcasts(chat_server: Uvicorn) -> None:
+    with _connect(chat_server.ws_url + "/ws?name=alice") as alice:
+        # NOTE: a client is in the room once its own message has come back to it.
+        alice.send("hello")
+        assert _receive_json(alice) == {"name": "alice", "text": "hello"}
+        with _connect(chat_server.ws_url + "/ws?name=bob") as bob:
+            bob.send("hi alice")
+            assert _receive_json(bob) == {"name": "bob", "text": "hi alice"}
+            assert _receive_json(alice) == {"name": "bob", "text": "hi alice"}
+            alice.send("héllo bob ✓")
+            assert _receive_json(alice) == {"name": "alice", "text": "héllo bob ✓"}
+            assert _receive_json(bob) == {"name": "alice", "text": "héllo bob ✓"}
+        # Bob has left: the room goes on without him.
+        alice.send("still here")
+        assert _receive_json(alice) == {"name": "alice", "text": "still here"}
+
+
+def test_chat_plain_http_to_the_websocket_route_is_426(chat_server: Uvicorn) -> None:
+    response = httpx.get(chat_server.http_url + "/ws", timeout=TIMEOUT)
+    assert response.status_code == 426
+    assert response.headers["upgrade"].lower() == "websocket"
+
+
+# --- ws_app: subprotocols, close codes, limits, refusals -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offered", "chosen"),
+    [
+        (["echo.v1", "echo.v2"], "echo.v2"),
+        (["other", "echo.v1"], "echo.v1"),
+        (["other"], None),
+        (None, None),
+    ],
+)
+def test_subprotocol_negotiation(
+    ws_server: Uvicorn, offered: list[str] | None, chosen: str | None
+) -> None:
+    with _connect(ws_server.ws_url + "/echo", subprotocols=offered) as ws:
+        assert ws.subprotocol == chosen
+        ws.send("ping")
+        assert ws.recv(timeout=TIMEOUT) == "ping"
+
+
+def test_binary_echo(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/echo-bytes") as ws:
+        ws.send(b"\x00\xffdata")
+        assert ws.recv(timeout=TIMEOUT) == b"\x00\xffdata"
+
+
+@pytest.mark.parametrize("code", [1000, 4000, 4999])
+def test_app_close_code_reaches_the_client(ws_server: Uvicorn, code: int) -> None:
+    with _connect(ws_server.ws_url + f"/close/{code}") as ws:
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == code
+    assert closed.rcvd is not None and closed.rcvd.reason == "bye"
+
+
+def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/echo") as ws:
+        ws.send("x" * MAX_MESSAGE)
+        assert ws.recv(timeout=TIMEOUT) == "x" * MAX_MESSAGE
+        ws.send("x" * (MAX_MESSAGE + 1))
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1009
+
+
+def test_handler_error_closes_1011(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/boom") as ws:
+        ws.send("go")
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1011
+    assert "boom (expected by the test)" in ws_server.log_text()
+
+
+@pytest.mark.parametrize("path", ["/plain", "/nowhere"])
+def test_handshake_without_a_websocket_route_is_403(ws_server: Uvicorn, path: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _connect(ws_server.ws_url + path)
+    assert refused.value.response.status_code == 403
+    assert httpx.get(ws_server.http_url + "/plain", timeout=TIMEOUT).text == "plain"
+
+
+def test_client_leaving_during_sends_is_a_websocket_disconnect(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/ticker") as ws:
+        assert ws.recv(timeout=TIMEOUT) == "0"
+        assert ws.recv(timeout=TIMEOUT) == "1"
+    deadline = time.monotonic() + TIMEOUT
+    while "ticker: client left" not in ws_server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = ws_server.log_text()
+    assert "error in WebSocket handler for /ticker" not in log, log
+    assert "ticker: client left" in log, log
+
+
+def test_flow_refuses_or_stamps_the_handshake(ws_server: Uvicorn) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _connect(ws_server.ws_url + "/guarded")
+    assert refused.value.response.status_code == 403
+    with _connect(ws_server.ws_url + "/guarded?token=s3cret") as ws:
+        assert ws.response is not None
+        assert ws.response.headers["x-served-by"] == "ws_app"
+        ws.send("let me in")
+        assert ws.recv(timeout=TIMEOUT) == "let me in"
+
+
+def test_wrong_message_type_closes_1003(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/echo") as ws:
+        ws.send(b"binary where text is expected")
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1003

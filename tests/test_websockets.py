@@ -1,0 +1,804 @@
+"""WebSockets, in process: ``TestClient(app, interface="asgi").websocket_connect`` drives the
+real ``as_asgi()`` callable; the plain-HTTP answers of a WebSocket route are checked under both
+interfaces.
+
+Handlers record what they saw in a list; a session's ``close()`` (also at the end of its
+``with`` block) waits for the handler to finish, so the records are complete after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from microweb import App, Limits, Request, Response, Router, WebSocket, WebSocketDisconnect
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+CHAT_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "chat.py"
+
+
+@pytest.fixture
+def asgi_client() -> Iterator[MakeClient]:
+    """Build ASGI TestClients (no lifespan unless used with ``with``); closed after the test."""
+    clients: list[TestClient] = []
+
+    def make(app: App) -> TestClient:
+        client = TestClient(app, interface="asgi")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def _echo_app(**app_options: Any) -> App:
+    app = App(**app_options)
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            await ws.send_text(text)
+
+    return app
+
+
+def _expect_wsgi_warning(interface: str) -> AbstractContextManager[Any]:
+    # NOTE: as_wsgi() of an app with WebSocket routes warns; the WSGI client calls it lazily.
+    if interface == "wsgi":
+        return pytest.warns(RuntimeWarning, match=r"as_asgi\(\)")
+    return nullcontext()
+
+
+# --- handshake -----------------------------------------------------------------------------
+
+
+def test_accept_without_subprotocol_and_echo_text(asgi_client: MakeClient) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        seen.append(ws.state)
+        await ws.accept()
+        seen.append(ws.state)
+        seen.append(ws.subprotocols)
+        await ws.send_text((await ws.receive_text()).upper())
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.subprotocol is None
+        session.send_text("héllo")
+        assert session.receive_text() == "HÉLLO"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1000
+    assert seen == ["connecting", "open", []]
+
+
+def test_accept_with_an_offered_subprotocol(asgi_client: MakeClient) -> None:
+    seen: list[list[str]] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        seen.append(ws.subprotocols)
+        await ws.accept(subprotocol="chat.v2")
+        await ws.send_text("ok")
+
+    client = asgi_client(app)
+    with client.websocket_connect("/ws", subprotocols=["chat.v1", "chat.v2"]) as session:
+        assert session.subprotocol == "chat.v2"
+        assert session.receive_text() == "ok"
+    assert seen == [["chat.v1", "chat.v2"]]
+
+
+def test_subprotocol_not_offered_fails_the_handler_and_refuses(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await ws.accept(subprotocol="chat.v3")
+        except ValueError as exc:
+            seen.append((str(exc), ws.state))
+            raise
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(WebSocketDisconnect),
+    ):
+        asgi_client(app).websocket_connect("/ws", subprotocols=["chat.v1"])
+    assert len(seen) == 1
+    message, state = seen[0]
+    assert "chat.v3" in message
+    assert state == "connecting"
+    assert any(r.name == "microweb" and r.exc_info for r in caplog.records)
+
+
+def test_accept_headers_reach_the_client(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(headers={"X-Room": "lobby", "set-cookie": "seen=1"})
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in session.accepted["headers"]]
+    assert (b"x-room", b"lobby") in headers
+    assert (b"set-cookie", b"seen=1") in headers
+
+
+def test_handshake_request_head_and_path_params(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/rooms/{room}/{n:int}")
+    async def room(ws: WebSocket, room: str, n: int) -> None:
+        await ws.accept()
+        request = ws.request
+        await ws.send_json(
+            {
+                "room": room,
+                "n": n,
+                "params": ws.path_params,
+                "path": request.path,
+                "query": request.query.get("who"),
+                "header": ws.headers.get("x-token"),
+                "cookie": request.cookies.get("sid"),
+                "client": request.client.host if request.client else None,
+            }
+        )
+
+    headers = {"x-token": "t0k", "cookie": "sid=abc"}
+    client = asgi_client(app)
+    with client.websocket_connect("/rooms/blue/7?who=ann", headers=headers) as session:
+        got = session.receive_json()
+    assert got == {
+        "room": "blue",
+        "n": 7,
+        "params": {"room": "blue", "n": 7},
+        "path": "/rooms/blue/7",
+        "query": "ann",
+        "header": "t0k",
+        "cookie": "abc",
+        "client": "127.0.0.1",
+    }
+    with pytest.raises(WebSocketDisconnect):
+        client.websocket_connect("/rooms/blue/seven")
+
+
+def test_percent_encoded_path_and_query_are_decoded(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/rooms/{room}")
+    async def room(ws: WebSocket, room: str) -> None:
+        await ws.accept()
+        await ws.send_json([room, ws.request.query.get("name"), ws.request.raw_path.decode()])
+
+    client = asgi_client(app)
+    with client.websocket_connect("/rooms/Zo%C3%AB%20b?name=a%20%26%20b") as session:
+        assert session.receive_json() == ["Zoë b", "a & b", "/rooms/Zo%C3%AB%20b"]
+
+
+def test_handler_that_never_accepts_refuses_the_handshake(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        if ws.request.query.get("token") != "ok":
+            return
+        await ws.accept()
+
+    client = asgi_client(app)
+    with pytest.raises(WebSocketDisconnect):
+        client.websocket_connect("/ws")
+    with client.websocket_connect("/ws?token=ok"):
+        pass
+
+
+def test_refused_handshakes(asgi_client: MakeClient) -> None:
+    calls: list[str] = []
+    app = App()
+
+    @app.get("/plain")
+    def plain(request: Request) -> str:
+        calls.append("plain")
+        return "plain"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        calls.append("ws")
+        await ws.accept()
+
+    client = asgi_client(app)
+    for path in ("/plain", "/nowhere", "/ws/extra"):
+        with pytest.raises(WebSocketDisconnect):
+            client.websocket_connect(path)
+    assert calls == []
+    assert client.get("/plain").text == "plain"
+
+
+def test_websocket_and_http_route_share_a_path(interface: str, make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/live")
+    def page(request: Request) -> str:
+        return "page"
+
+    @app.websocket("/live")
+    async def live(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("live")
+
+    client = make_client(app)
+    with _expect_wsgi_warning(interface):
+        assert client.get("/live").text == "page"
+    if interface == "asgi":
+        with client.websocket_connect("/live") as session:
+            assert session.receive_text() == "live"
+
+
+def test_router_websocket_routes_are_included(asgi_client: MakeClient) -> None:
+    router = Router(prefix="/api")
+
+    @router.websocket("/echo/{word}")
+    async def echo_word(ws: WebSocket, word: str) -> None:
+        await ws.accept()
+        await ws.send_text(word)
+
+    app = App()
+    app.include(router)
+    assert app.url_for("echo_word", word="x") == "/api/echo/x"
+    with asgi_client(app).websocket_connect("/api/echo/hi") as session:
+        assert session.receive_text() == "hi"
+
+
+def test_def_websocket_handler_refused_at_registration() -> None:
+    app = App()
+    with pytest.raises(TypeError, match="async def"):
+
+        @app.websocket("/ws")
+        def handler(ws: WebSocket) -> None:  # pragma: no cover - never registered
+            pass
+
+    assert app.websocket_routes == []
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def test_bytes_and_json_messages(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_bytes((await ws.receive_bytes())[::-1])
+        await ws.send_json({"got": await ws.receive_json()})
+        await ws.send_json({"got": await ws.receive_json()})
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_bytes(b"\x00\x01\xff")
+        assert session.receive_bytes() == b"\xff\x01\x00"
+        session.send_json({"a": [1, "é", None]})
+        assert session.receive_json() == {"got": {"a": [1, "é", None]}}
+        session.send_bytes(b'{"as": "bytes"}')  # JSON may come in a binary message too
+        assert json.loads(session.receive_text()) == {"got": {"as": "bytes"}}  # sent as text
+
+
+def test_iter_text_ends_when_the_client_leaves(asgi_client: MakeClient) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            seen.append(text)
+            await ws.send_text(f"{len(seen)}:{text}")
+        seen.append(("ended", ws.state, ws.close_code))
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        for word in ("a", "b", "c"):
+            session.send_text(word)
+        assert [session.receive_text() for _ in range(3)] == ["1:a", "2:b", "3:c"]
+    assert seen == ["a", "b", "c", ("ended", "closed", 1000)]
+
+
+def test_iter_bytes(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        total = 0
+        async for data in ws.iter_bytes():
+            total += len(data)
+            await ws.send_text(str(total))
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_bytes(b"12345")
+        assert session.receive_text() == "5"
+        session.send_bytes(b"")
+        assert session.receive_text() == "5"
+
+
+# --- closing -------------------------------------------------------------------------------
+
+
+def test_app_closes_with_a_code(asgi_client: MakeClient) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close(4000, "room closed")
+        seen.append((ws.state, ws.close_code))
+        await ws.close(4001)  # a second close does nothing
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 4000
+        assert closed.value.reason == "room closed"
+    assert seen == [("closed", 4000)]
+
+
+def test_client_close_raises_disconnect_once_then_runtime_error(asgi_client: MakeClient) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("ready")
+        for _ in range(2):
+            try:
+                await ws.receive_text()
+            except WebSocketDisconnect as exc:
+                seen.append(("disconnect", exc.code))
+            except RuntimeError as exc:
+                seen.append(("runtime", str(exc)))
+        seen.append((ws.state, ws.close_code))
+
+    session = asgi_client(app).websocket_connect("/ws")
+    assert session.receive_text() == "ready"
+    session.close(1001)
+    assert len(seen) == 3
+    assert seen[0] == ("disconnect", 1001)
+    assert seen[1][0] == "runtime"
+    assert seen[2] == ("closed", 1001)
+
+
+def test_send_before_accept_and_after_close_raise(asgi_client: MakeClient) -> None:
+    seen: list[str] = []
+    app = App()
+
+    async def attempt(call: Callable[[], Any]) -> None:
+        try:
+            await call()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await attempt(lambda: ws.send_text("early"))
+        await attempt(lambda: ws.receive_text())
+        await ws.accept()
+        await attempt(lambda: ws.accept())
+        await ws.close(1000)
+        await attempt(lambda: ws.send_text("late"))
+        await attempt(lambda: ws.send_bytes(b"late"))
+        await attempt(lambda: ws.send_json("late"))
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1000
+    assert len(seen) == 6
+    assert "accept()" in seen[0]
+    assert "accept()" in seen[1]
+    assert all("closed" in message for message in seen[3:])
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("x" * 17, 1009),
+        ("é" * 9, 1009),  # 9 characters, 18 bytes: the limit counts bytes
+        (b"x" * 17, 1009),
+    ],
+)
+def test_message_over_the_limit_closes_1009(
+    asgi_client: MakeClient, message: str | bytes, code: int
+) -> None:
+    seen: list[int] = []
+    app = App(limits=Limits(max_websocket_message=16))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                text = await ws.receive_text()
+                await ws.send_text(f"ok {len(text)}")
+        except WebSocketDisconnect as exc:
+            seen.append(exc.code)
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_text("x" * 16)  # exactly at the limit
+        assert session.receive_text() == "ok 16"
+        if isinstance(message, bytes):
+            session.send_bytes(message)
+        else:
+            session.send_text(message)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == code
+    assert seen == [code]
+
+
+@pytest.mark.parametrize(
+    ("expects", "sent", "code"),
+    [
+        ("text", b"binary", 1003),
+        ("bytes", "text", 1003),
+        ("json", "{not json", 1007),
+        ("json", b"\xff\xfe", 1007),
+    ],
+)
+def test_protocol_errors_close_the_connection(
+    asgi_client: MakeClient, expects: str, sent: str | bytes, code: int
+) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        receive = {"text": ws.receive_text, "bytes": ws.receive_bytes, "json": ws.receive_json}
+        try:
+            await receive[expects]()
+        except WebSocketDisconnect as exc:
+            seen.append((exc.code, ws.state))
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        if isinstance(sent, bytes):
+            session.send_bytes(sent)
+        else:
+            session.send_text(sent)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == code
+    assert seen == [(code, "closed")]
+
+
+def test_handler_exception_closes_1011_and_is_logged(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+
+    @app.websocket("/boom")
+    async def boom(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+        raise LookupError("kaboom")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        asgi_client(app).websocket_connect("/boom") as session,
+    ):
+        session.send_text("go")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1011
+    records = [r for r in caplog.records if r.name == "microweb"]
+    assert len(records) == 1
+    assert records[0].exc_info is not None
+    assert isinstance(records[0].exc_info[1], LookupError)
+    assert "/boom" in records[0].getMessage()
+
+
+def test_send_after_the_client_left_raises_websocket_disconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # SPEC: ASGI WebSocket spec: send() on a closed connection raises a server-specific OSError
+    # subclass (Uvicorn: ClientDisconnected). A handler should see WebSocketDisconnect, the
+    # client's departure is no application error, and nothing more is sent.
+    seen: list[Any] = []
+    sent: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.send_text("anyone there?")
+        except WebSocketDisconnect:
+            seen.append(("disconnect", ws.state))
+        except OSError as exc:
+            seen.append(("server's own exception", repr(exc)))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+        if message["type"] != "websocket.accept":
+            raise OSError("the client is gone")
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 123),
+        "server": ("testserver", 80),
+        "subprotocols": [],
+    }
+    escaped: list[str] = []
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        try:
+            asyncio.run(app.as_asgi()(scope, receive, send))
+        except OSError as exc:
+            escaped.append(repr(exc))
+    assert seen == [("disconnect", "closed")]
+    assert escaped == []
+    assert sent == ["websocket.accept", "websocket.send"]
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
+def test_handler_returning_closes_normally(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("bye")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_text() == "bye"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1000
+
+
+# --- plain HTTP, WSGI, lifespan, flows -----------------------------------------------------
+
+
+def test_plain_http_to_a_websocket_route(interface: str, make_client: MakeClient) -> None:
+    app = _echo_app()
+    client = make_client(app)
+    with _expect_wsgi_warning(interface):
+        response = client.get("/echo", headers={"accept": "text/plain"})
+    if interface == "asgi":
+        assert response.status_code == 426
+        assert response.headers["upgrade"] == "websocket"
+    else:
+        assert response.status_code == 501
+        assert "as_asgi()" in response.text
+    assert client.get("/nowhere").status_code == 404
+
+
+def test_as_wsgi_warns_once_per_app() -> None:
+    app = _echo_app()
+    with pytest.warns(RuntimeWarning, match=r"as_asgi\(\)") as caught:
+        first = app.as_wsgi()
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        second = app.as_wsgi()
+        app.as_asgi()
+    first.close()
+    second.close()
+
+
+def test_no_warning_without_websocket_routes_or_under_asgi() -> None:
+    plain = App()
+
+    @plain.get("/")
+    def index(request: Request) -> str:
+        return "hi"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain.as_wsgi().close()
+        _echo_app().as_asgi()
+
+
+def test_websocket_connect_under_wsgi_raises() -> None:
+    client = TestClient(_echo_app(), interface="wsgi")
+    try:
+        with pytest.raises(RuntimeError, match="ASGI"):
+            client.websocket_connect("/echo")
+    finally:
+        client.close()
+
+
+def test_startup_runs_before_the_first_websocket_without_lifespan(
+    asgi_client: MakeClient,
+) -> None:
+    events: list[str] = []
+    app = App()
+
+    @app.on_startup
+    async def start() -> None:
+        await asyncio.sleep(0)
+        events.append("startup")
+        app.state.greeting = "welcome"
+
+    @app.websocket("/ws")
+    async def greet(ws: WebSocket) -> None:
+        events.append("handler")
+        await ws.accept()
+        await ws.send_text(app.state.greeting)
+
+    client = asgi_client(app)
+    for _ in range(2):
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_text() == "welcome"
+    assert events == ["startup", "handler", "handler"]
+
+
+def test_websockets_with_lifespan(asgi_client: MakeClient) -> None:
+    events: list[str] = []
+    app = _echo_app()
+
+    @app.on_startup
+    def start() -> None:
+        events.append("startup")
+
+    @app.on_shutdown
+    def stop() -> None:
+        events.append("shutdown")
+
+    with asgi_client(app) as client, client.websocket_connect("/echo") as session:
+        session.send_text("x")
+        assert session.receive_text() == "x"
+        assert events == ["startup"]
+    assert events == ["startup", "shutdown"]
+
+
+def test_flows_run_once_around_the_handshake(asgi_client: MakeClient) -> None:
+    events: list[Any] = []
+    app = App()
+
+    @app.middleware
+    def record(request: Request) -> Iterator[None]:
+        events.append(("before", request.path))
+        response = yield
+        events.append(("after", response.status))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        events.append("handler")
+        await ws.accept()
+        async for text in ws.iter_text():
+            await ws.send_text(text)
+        events.append("handler done")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        for text in ("a", "b"):
+            session.send_text(text)
+            assert session.receive_text() == text
+    # NOTE: the flow's code after the yield runs before the handler, not when the socket ends.
+    assert events == [("before", "/ws"), ("after", 101), "handler", "handler done"]
+
+
+def test_flow_headers_go_out_with_accept(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-flow"] = "yes"
+        response.headers["x-both"] = "from flow"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(headers={"x-both": "from handler", "x-handler": "yes"})
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in session.accepted["headers"]]
+    assert (b"x-flow", b"yes") in headers
+    assert (b"x-handler", b"yes") in headers
+    assert [v for k, v in headers if k == b"x-both"] == [b"from handler"]
+
+
+def test_flow_response_refuses_the_handshake(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    app = App()
+
+    @app.middleware
+    async def guard(request: Request) -> AsyncIterator[Response | None]:
+        if request.query.get("token") != "s3cret":
+            yield Response.text("forbidden", status=403)
+            return
+        yield
+
+    @app.middleware
+    def broken(request: Request) -> Iterator[None]:
+        if request.query.get("fail"):
+            raise LookupError("flow failed")
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        calls.append(ws.request.query.get("token", ""))
+        await ws.accept()
+
+    client = asgi_client(app)
+    with pytest.raises(WebSocketDisconnect):
+        client.websocket_connect("/ws")
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(WebSocketDisconnect):
+        client.websocket_connect("/ws?token=s3cret&fail=1")
+    assert any(r.exc_info and isinstance(r.exc_info[1], LookupError) for r in caplog.records)
+    assert calls == []
+    with client.websocket_connect("/ws?token=s3cret") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1000
+    assert calls == ["s3cret"]
+
+
+# --- the chat example, in process ------------------------------------------------------------
+
+
+def _load_chat() -> ModuleType:
+    # NOTE: a fresh module (and App) per test, kept out of sys.modules.
+    spec = importlib.util.spec_from_file_location("chat_example_under_test", CHAT_EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chat_example_broadcasts(asgi_client: MakeClient) -> None:
+    chat = _load_chat()
+    client = asgi_client(chat.app)
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "new WebSocket(" in page.text
+
+    with client.websocket_connect("/ws?name=alice") as alice:
+        alice.send_text("hello")
+        assert alice.receive_json() == {"name": "alice", "text": "hello"}
+        with client.websocket_connect("/ws?name=bob") as bob:
+            bob.send_text("hi <all>")
+            assert bob.receive_json() == {"name": "bob", "text": "hi <all>"}
+            assert alice.receive_json() == {"name": "bob", "text": "hi <all>"}
+            assert len(chat.app.state.clients) == 2
+        assert len(chat.app.state.clients) == 1
+        alice.send_text("alone")
+        assert alice.receive_json() == {"name": "alice", "text": "alone"}
+    assert chat.app.state.clients == set()
+
+    with client.websocket_connect("/ws") as nameless:
+        nameless.send_text("?")
+        assert nameless.receive_json() == {"name": "anonymous", "text": "?"}

@@ -1,0 +1,94 @@
+"""The WebSocket app that ``test_servers_websocket.py`` runs under a real Uvicorn process.
+
+Endpoints:
+
+- ``/echo``: accepts the first subprotocol it supports (``echo.v2``, then ``echo.v1``) among
+  those the client offers, or none; echoes text messages.
+- ``/echo-bytes``: echoes binary messages.
+- ``/close/{code:int}``: accepts, then closes with ``code`` and the reason ``"bye"``.
+- ``/ticker``: sends a message every 10 ms until the client leaves, then prints
+  ``ticker: client left`` to stderr (the server's log).
+- ``/boom``: accepts, waits for one message, then fails (close 1011).
+- ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
+  ``?token=s3cret``.
+- ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
+
+Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
+also stamps ``x-served-by: ws_app`` on every answer, handshakes included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+
+from microweb import App, Limits, Request, Response, WebSocket, WebSocketDisconnect
+
+MAX_MESSAGE = 1024
+SUPPORTED_SUBPROTOCOLS = ("echo.v2", "echo.v1")
+
+app = App(limits=Limits(max_websocket_message=MAX_MESSAGE))
+
+
+@app.middleware
+def guard(request: Request) -> Iterator[Response | None]:
+    """Refuse ``/guarded`` without the token; stamp every other answer."""
+    if request.path == "/guarded" and request.query.get("token") != "s3cret":
+        yield Response.text("forbidden", status=403)
+        return
+    response = yield
+    response.headers["x-served-by"] = "ws_app"
+
+
+@app.websocket("/guarded", name="guarded")
+@app.websocket("/echo")
+async def echo(ws: WebSocket) -> None:
+    """Echo text messages, in the best subprotocol both sides know."""
+    chosen = next((p for p in SUPPORTED_SUBPROTOCOLS if p in ws.subprotocols), None)
+    await ws.accept(subprotocol=chosen)
+    async for text in ws.iter_text():
+        await ws.send_text(text)
+
+
+@app.websocket("/echo-bytes")
+async def echo_bytes(ws: WebSocket) -> None:
+    """Echo binary messages."""
+    await ws.accept()
+    async for data in ws.iter_bytes():
+        await ws.send_bytes(data)
+
+
+@app.websocket("/close/{code:int}")
+async def close_with(ws: WebSocket, code: int) -> None:
+    """Close at once with ``code``."""
+    await ws.accept()
+    await ws.close(code, "bye")
+
+
+@app.websocket("/ticker")
+async def ticker(ws: WebSocket) -> None:
+    """Send a count until the client leaves (only sending: the departure shows in a send)."""
+    await ws.accept()
+    count = 0
+    try:
+        while True:
+            await ws.send_text(str(count))
+            count += 1
+            await asyncio.sleep(0.01)
+    except WebSocketDisconnect as exc:
+        print(f"ticker: client left ({exc.code})", file=sys.stderr, flush=True)
+
+
+@app.websocket("/boom")
+async def boom(ws: WebSocket) -> None:
+    """Fail after the first message."""
+    await ws.accept()
+    await ws.receive_text()
+    raise RuntimeError("boom (expected by the test)")
+
+
+@app.get("/plain")
+def plain(request: Request) -> str:
+    """An HTTP route with no WebSocket endpoint."""
+    return "plain"
