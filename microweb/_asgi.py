@@ -109,6 +109,7 @@ class ASGIDriver:
         except ClientDisconnect:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
+            body.close()
             request.close()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -166,6 +167,10 @@ class ASGIDriver:
         watcher = asyncio.ensure_future(body.wait_disconnect())
         try:
             await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done() and not watcher.cancelled() and watcher.exception() is not None:
+                # NOTE: a watcher that failed says nothing about the client; keep streaming.
+                logger.error("disconnect watcher failed", exc_info=watcher.exception())
+                await asyncio.wait({sender})
         finally:
             for task in (sender, watcher):
                 task.cancel()

@@ -106,16 +106,36 @@ class ASGIBody:
                 return parse_content_length(value.decode("latin-1"))
         return None
 
-    async def _next_message(self) -> Message:
-        if self._early:
-            return self._early.popleft()
+    def _receive_task(self) -> asyncio.Future[Message]:
+        # NOTE: one receive() in flight, shared by the stream watcher and ais_disconnected().
         if self._pending is None:
-            # PERF: the common case awaits receive() directly, with no task.
-            return await self._receive()
-        # NOTE: asyncio.wait leaves the shared task running if this caller is cancelled.
-        await asyncio.wait({self._pending})
-        message, self._pending = self._pending.result(), None
+            self._pending = asyncio.ensure_future(coroutine_of(self._receive()))
+        return self._pending
+
+    def _take(self, pending: asyncio.Future[Message]) -> Message | None:
+        if self._pending is not pending or not pending.done():
+            return None  # NOTE: another reader took it first.
+        self._pending = None
+        message = pending.result()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
         return message
+
+    async def _next_message(self) -> Message:
+        while True:
+            if self._early:
+                return self._early.popleft()
+            if self.disconnected:
+                return {"type": "http.disconnect"}
+            if self._pending is None:
+                # PERF: the common case awaits receive() directly, with no task.
+                return await self._receive()
+            pending = self._pending
+            # NOTE: asyncio.wait leaves the shared task running if this caller is cancelled.
+            await asyncio.wait({pending})
+            message = self._take(pending)
+            if message is not None:
+                return message
 
     def _body_of(self, message: Message) -> tuple[bytes, bool]:
         if message["type"] == "http.disconnect":
@@ -142,15 +162,11 @@ class ASGIBody:
         """Tell, without waiting, whether the client has gone (a body message is kept)."""
         if self.disconnected:
             return True
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(coroutine_of(self._receive()))
+        pending = self._receive_task()
         await asyncio.sleep(0)
-        if self._pending.done():
-            message, self._pending = self._pending.result(), None
-            if message["type"] == "http.disconnect":
-                self.disconnected = True
-            else:
-                self._early.append(message)
+        message = self._take(pending)
+        if message is not None and not self.disconnected:
+            self._early.append(message)
         return self.disconnected
 
     def is_disconnected(self) -> bool:
@@ -159,5 +175,12 @@ class ASGIBody:
     async def wait_disconnect(self) -> None:
         """Return once the client has gone; unread body messages are dropped."""
         while not self.disconnected:
-            if (await self._next_message())["type"] == "http.disconnect":
-                self.disconnected = True
+            pending = self._receive_task()
+            await asyncio.wait({pending})
+            self._take(pending)
+
+    def close(self) -> None:
+        """Stop a receive() still waiting after the response is done."""
+        if self._pending is not None and not self._pending.done():
+            self._pending.cancel()
+        self._pending = None

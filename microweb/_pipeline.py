@@ -56,6 +56,8 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
     if target.is_async:
         return (yield target.fn(request, *args, **kwargs))
     if target.offload:
+        if request.may_block:
+            return target.fn(request, *args, **kwargs)
         return (yield Offload(target.fn, (request, *args), kwargs))
     request._inline = True
     try:
@@ -81,8 +83,6 @@ def dispatch(app: App, request: Request) -> Effects:
     """
     try:
         response = yield from _layer(app, request, 0)
-        if response.file_info is not None:
-            response = negotiate_file(response, request)
     except ClientDisconnect:
         raise
     except Exception as exc:
@@ -186,7 +186,9 @@ def _endpoint(app: App, request: Request) -> Effects:
         if route is None:
             return Response(b"", 204, {"allow": _allow_header(app, request)})
         result = yield from call(app.handler_of(route), request, **request.path_params)
-        return to_response(result)
+        response = to_response(result)
+        # NOTE: settled here, so that flows see the final 304 or 206 of a file response.
+        return negotiate_file(response, request) if response.file_info else response
     except ClientDisconnect:
         raise
     except Exception as exc:

@@ -105,6 +105,7 @@ class Request:
     __slots__ = (
         "_body",
         "_cleanups",
+        "_client",
         "_consumed",
         "_cookies",
         "_form",
@@ -113,19 +114,19 @@ class Request:
         "_json",
         "_load_headers",
         "_query",
+        "_raw_path",
         "_source",
         "_state",
         "_sync_only",
         "app",
-        "client",
         "interface",
         "limits",
+        "may_block",
         "method",
         "path",
         "path_is_valid",
         "path_params",
         "query_string",
-        "raw_path",
         "root_path",
         "route",
         "scheme",
@@ -139,21 +140,25 @@ class Request:
         interface: str,
         method: str,
         path: str | None,
-        raw_path: bytes,
+        raw_path: bytes | Callable[[], bytes],
         root_path: str,
         query_string: bytes,
         headers: Callable[[], Headers],
         scheme: str,
         server: tuple[str, int | None] | None,
-        client: Address | None,
+        client: Address | Callable[[], Address | None] | None,
         body: BodySource,
         sync_only: SyncOnlyCheck,
+        may_block: bool = False,
     ) -> None:
         self.app, self.interface, self.method = app, interface, method
         # NOTE: a path that is not valid UTF-8 is kept as None; routing answers it with 400.
         self.path: str = path if path is not None else ""
-        self.raw_path, self.root_path, self.query_string = raw_path, root_path, query_string
-        self.scheme, self.server, self.client = scheme, server, client
+        # PERF: a driver may pass raw_path and client as functions, evaluated on first use.
+        self._raw_path, self.root_path, self.query_string = raw_path, root_path, query_string
+        self.scheme, self.server, self._client = scheme, server, client
+        # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
+        self.may_block = may_block
         self._load_headers, self._source, self._sync_only = headers, body, sync_only
         self.limits: Limits = app.limits
         self.path_params: dict[str, Any] = {}
@@ -169,6 +174,20 @@ class Request:
         self._inline = False
         self._form: FormData | None = None
         self._cleanups: list[Callable[[], None]] = []
+
+    @property
+    def raw_path(self) -> bytes:
+        """The path as the client sent it, still percent-encoded, without the query."""
+        if callable(self._raw_path):
+            self._raw_path = self._raw_path()
+        return self._raw_path
+
+    @property
+    def client(self) -> Address | None:
+        """The client's address (``.host``, ``.port``), or ``None`` when the server gives none."""
+        if callable(self._client):
+            self._client = self._client()
+        return self._client
 
     @property
     def headers(self) -> Headers:

@@ -157,7 +157,7 @@ class Response:
             FileNotFoundError: If there is no regular file at ``path``.
         """
         info = stat_file(path)
-        media_type = media_type or mimetypes.guess_type(info.path)[0] or OCTETS
+        media_type = media_type or _guess_type(info.path)
         response = cls.stream(info.chunks(), media_type, status, headers)
         response.file_info, response.length = info, info.size
         response.headers["last-modified"] = info.last_modified
@@ -232,6 +232,12 @@ class Response:
         return f"<Response {self.status} {kind}>"
 
 
+def _guess_type(path: str) -> str:
+    guessed = mimetypes.guess_type(path)[0] or OCTETS
+    # NOTE: text files are taken as UTF-8, the web's default; pass media_type= otherwise.
+    return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
+
+
 def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:
     """Return a ``Content-Disposition`` value safe for any filename (RFC 6266 ``filename*``)."""
     from urllib.parse import quote
@@ -278,15 +284,23 @@ def head_list(response: Response) -> list[tuple[str, str]]:
     SPEC: RFC 9110 sections 8.6 and 15.3.5: no Content-Length on 1xx and 204; a HEAD answer
     carries the length the GET answer would have.
     """
-    items = [item for item in response.headers.items() if item[0] != "content-length"]
+    # PERF: one pass over the header list, which this package owns.
+    items = []
+    typed = False
+    for item in response.headers._list:
+        name = item[0]
+        if name == "content-length":
+            continue
+        typed = typed or name == "content-type"
+        items.append(item)
     status = response.status
     if no_body_status(status):
         # NOTE: wsgiref.validate refuses Content-Type on 304 too; nothing is lost without it.
-        return [item for item in items if item[0] != "content-type"]
+        return [item for item in items if item[0] != "content-type"] if typed else items
     if response.chunks is None:
         items.append(("content-length", str(len(response.body))))
     elif response.length is not None:
         items.append(("content-length", str(response.length)))
-    if "content-type" not in response.headers:
+    if not typed:
         items.append(("content-type", OCTETS if response.body or response.chunks else TEXT))
     return items

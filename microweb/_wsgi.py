@@ -44,6 +44,10 @@ def _raw_path(environ: Environ, path_bytes: bytes) -> bytes:
     return quote(path_bytes, safe="/").encode("ascii")
 
 
+def _root_path(script_name: str | None) -> str:
+    return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
+
+
 def _client(environ: Environ) -> Address | None:
     host = environ.get("REMOTE_ADDR")
     if not host:
@@ -94,15 +98,16 @@ class WSGIDriver:
             interface="wsgi",
             method=environ["REQUEST_METHOD"],
             path=decode_path(path_bytes) if path_bytes else "/",
-            raw_path=_raw_path(environ, path_bytes),
-            root_path=environ.get("SCRIPT_NAME", "").encode("latin-1").decode("utf-8", "replace"),
+            raw_path=lambda: _raw_path(environ, path_bytes),
+            root_path=_root_path(environ.get("SCRIPT_NAME")),
             query_string=environ.get("QUERY_STRING", "").encode("latin-1"),
             headers=lambda: _headers_of(environ),
             scheme=environ.get("wsgi.url_scheme", "http"),
             server=(environ.get("SERVER_NAME", ""), int(port) if port else None),
-            client=_client(environ),
+            client=lambda: _client(environ),
             body=WSGIBody(environ),
             sync_only=sync_only,
+            may_block=True,
         )
 
     def close(self) -> None:

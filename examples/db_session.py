@@ -1,0 +1,185 @@
+"""A worked plugin: one database session per request, committed or rolled back, always closed.
+
+``DBSession`` shows what ``apply()`` is for: per-request I/O that must match the handler's
+colour. A ``def`` handler gets a ``def`` wrapper and a blocking ``sqlite3`` connection; an
+``async def`` handler gets an ``async def`` wrapper and ``AsyncConnection``, which runs the same
+``sqlite3`` calls in a worker thread with ``asyncio.to_thread`` so the event loop never blocks.
+Either way the session is in ``request.state.db``; it is committed when the handler returns,
+rolled back when it raises (``HTTPError`` included), and closed in every case.
+
+Serve it from the repository root with either server::
+
+    microweb serve examples/db_session.py                    # ASGI, Uvicorn
+    microweb serve examples/db_session.py --server waitress  # WSGI, Waitress
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from microweb import App, HTTPError, Request
+
+Handler = Callable[..., Any]
+Row = tuple[Any, ...]
+
+
+class AsyncConnection:
+    """An async face over one ``sqlite3`` connection: every call runs in a worker thread.
+
+    A stand-in for a real async driver (``aiosqlite``, ``asyncpg``...), with the same shape:
+    ``await execute()``, ``await commit()``, ``await rollback()``, ``await close()``.
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    @classmethod
+    async def open(cls, path: str) -> AsyncConnection:
+        """Connect to the database at ``path`` without blocking the event loop."""
+        # NOTE: the calls may run on different pool threads, one after another, never at once.
+        connection = await asyncio.to_thread(sqlite3.connect, path, check_same_thread=False)
+        return cls(connection)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; return the rows it produced."""
+        return await asyncio.to_thread(self._execute, sql, params)
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return self._connection.execute(sql, params).fetchall()
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        await asyncio.to_thread(self._connection.commit)
+
+    async def rollback(self) -> None:
+        """Roll the transaction back."""
+        await asyncio.to_thread(self._connection.rollback)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await asyncio.to_thread(self._connection.close)
+
+
+class DBSession:
+    """Open a database session per request in ``request.state.db``.
+
+    Args:
+        path: The SQLite database file.
+        schema: SQL run once at startup (``CREATE TABLE IF NOT EXISTS ...``).
+    """
+
+    name = "db"
+
+    def __init__(self, path: str, schema: str = "") -> None:
+        self.path = path
+        self.schema = schema
+        self.counts = {"opened": 0, "committed": 0, "rolled_back": 0, "closed": 0}
+
+    def setup(self, app: App) -> None:
+        """Create the schema when the app starts."""
+        app.on_startup(self.create_schema)
+
+    def create_schema(self) -> None:
+        """Run the schema script."""
+        with sqlite3.connect(self.path) as connection:
+            connection.executescript(self.schema)
+        connection.close()
+
+    def apply(self, handler: Handler, route: Any) -> Handler:
+        """Wrap ``handler`` in a wrapper of its own colour that owns the session."""
+        if route.is_async:
+            return self._wrap_async(handler)
+        return self._wrap_sync(handler)
+
+    def _wrap_sync(self, handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def with_session(request: Request, **params: Any) -> Any:
+            connection = sqlite3.connect(self.path)
+            self.counts["opened"] += 1
+            request.state.db = connection
+            try:
+                result = handler(request, **params)
+                connection.commit()
+                self.counts["committed"] += 1
+                return result
+            except BaseException:
+                connection.rollback()
+                self.counts["rolled_back"] += 1
+                raise
+            finally:
+                connection.close()
+                self.counts["closed"] += 1
+
+        return with_session
+
+    def _wrap_async(self, handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def with_session(request: Request, **params: Any) -> Any:
+            connection = await AsyncConnection.open(self.path)
+            self.counts["opened"] += 1
+            request.state.db = connection
+            try:
+                result = await handler(request, **params)
+                await connection.commit()
+                self.counts["committed"] += 1
+                return result
+            except BaseException:
+                await connection.rollback()
+                self.counts["rolled_back"] += 1
+                raise
+            finally:
+                await connection.close()
+                self.counts["closed"] += 1
+
+        return with_session
+
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);"
+
+
+def create_app(path: str) -> App:
+    """Build the notes app on the SQLite file at ``path``."""
+    app = App()
+    db = app.install(DBSession(path, SCHEMA))
+    app.state.db = db
+
+    @app.post("/notes")
+    def add_note(request: Request) -> dict[str, Any]:
+        text = request.json()["text"]
+        cursor = request.state.db.execute("INSERT INTO notes (text) VALUES (?)", (text,))
+        if not text.strip():
+            raise HTTPError(400, "a note needs text")  # NOTE: the insert is rolled back
+        return {"id": cursor.lastrowid, "text": text}
+
+    @app.post("/async/notes")
+    async def add_note_async(request: Request) -> dict[str, Any]:
+        text = (await request.ajson())["text"]
+        await request.state.db.execute("INSERT INTO notes (text) VALUES (?)", (text,))
+        if not text.strip():
+            raise HTTPError(400, "a note needs text")
+        [(note_id,)] = await request.state.db.execute("SELECT last_insert_rowid()")
+        return {"id": note_id, "text": text}
+
+    @app.get("/notes")
+    def list_notes(request: Request) -> list[str]:
+        rows = request.state.db.execute("SELECT text FROM notes ORDER BY id").fetchall()
+        return [text for (text,) in rows]
+
+    @app.get("/async/notes")
+    async def list_notes_async(request: Request) -> list[str]:
+        rows = await request.state.db.execute("SELECT text FROM notes ORDER BY id")
+        return [text for (text,) in rows]
+
+    @app.get("/health", skip=["db"])
+    def health(request: Request) -> dict[str, bool]:
+        return {"ok": True, "db": hasattr(request.state, "db")}
+
+    return app
+
+
+app = create_app(os.environ.get("NOTES_DB", "notes.db"))

@@ -1,0 +1,176 @@
+"""Cross-Origin Resource Sharing: answer preflight requests and label cross-origin responses.
+
+SPEC: the Fetch standard, "CORS protocol" (https://fetch.spec.whatwg.org/#http-cors-protocol).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Iterable
+
+from microweb import App, Request, Response
+
+from ._vary import add_vary
+
+DEFAULT_METHODS = ("GET", "HEAD", "POST")
+# NOTE: browsers may send these without asking; content-type is listed so that JSON APIs work
+# once the origin itself is allowed.
+ALWAYS_ALLOWED_HEADERS = frozenset(
+    {"accept", "accept-language", "content-language", "content-type"}
+)
+
+Flow = Generator[Response | None, Response, None]
+
+
+def _names(values: Iterable[str], what: str) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise TypeError(f"{what} takes a list of strings, not one string: [{values!r}]")
+    return tuple(values)
+
+
+def _header_list(value: str) -> list[str]:
+    return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+class CORS:
+    """Let browsers call the app from other origins, within the limits given here.
+
+    A cross-origin request (one with an ``Origin`` header) from an allowed origin gets
+    ``Access-Control-Allow-Origin``; a preflight request (``OPTIONS`` with
+    ``Access-Control-Request-Method``) is answered with 204 by the plugin's flow, before routing,
+    or refused with 400 when the origin, method or headers are not allowed.
+
+    Args:
+        allow_origins: Origins allowed, such as ``["https://example.com"]``; ``["*"]`` allows
+            every origin. By default every origin, unless ``allow_origin_regex`` is given.
+        allow_origin_regex: A regular expression an allowed origin must match in full, such as
+            ``r"https://[a-z0-9-]+\\.example\\.com"``.
+        allow_methods: Methods a preflight may ask for; ``["*"]`` allows every method.
+        allow_headers: Request headers a preflight may ask for (besides ``Accept``,
+            ``Accept-Language``, ``Content-Language`` and ``Content-Type``); ``["*"]`` allows all.
+        allow_credentials: Let browsers send cookies and ``Authorization``; the origin is then
+            echoed, never ``*``.
+        expose_headers: Response headers that scripts of the other origin may read.
+        max_age: Seconds a browser may cache a preflight answer.
+
+    Raises:
+        TypeError: If a list argument is given as a single string.
+        ValueError: If ``max_age`` is negative.
+    """
+
+    name = "cors"
+
+    def __init__(
+        self,
+        allow_origins: Iterable[str] | None = None,
+        *,
+        allow_origin_regex: str | None = None,
+        allow_methods: Iterable[str] = DEFAULT_METHODS,
+        allow_headers: Iterable[str] = (),
+        allow_credentials: bool = False,
+        expose_headers: Iterable[str] = (),
+        max_age: int = 600,
+    ) -> None:
+        if allow_origins is None:
+            allow_origins = () if allow_origin_regex else ("*",)
+        if max_age < 0:
+            raise ValueError(f"max_age must be 0 or more seconds, got {max_age}")
+        origins = _names(allow_origins, "allow_origins")
+        self.any_origin = "*" in origins
+        self.origins = frozenset(o.rstrip("/").lower() for o in origins if o != "*")
+        self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
+        methods = {m.upper() for m in _names(allow_methods, "allow_methods")}
+        self.any_method = "*" in methods
+        self.allowed_methods = tuple(sorted(methods - {"*"}))
+        headers = {h.lower() for h in _names(allow_headers, "allow_headers")}
+        self.any_header = "*" in headers
+        self.allowed_headers = frozenset(headers - {"*"}) | ALWAYS_ALLOWED_HEADERS
+        self.allow_credentials = allow_credentials
+        self.expose_headers = ", ".join(_names(expose_headers, "expose_headers"))
+        self.max_age = max_age
+
+    @property
+    def varies(self) -> bool:
+        """Whether answers depend on the ``Origin`` header (all but plain ``*``)."""
+        return not self.any_origin or self.allow_credentials
+
+    def setup(self, app: App) -> None:
+        """Add the flow that answers preflights and labels responses."""
+        app.middleware(self.flow)
+
+    def flow(self, request: Request) -> Flow:
+        """Answer a preflight request, or label the response of any other request."""
+        origin = request.headers.get("origin")
+        if origin is not None and _is_preflight(request):
+            yield self.preflight(request, origin)
+            return
+        response = yield None
+        if self.varies:
+            add_vary(response, "Origin")
+        if origin is not None:
+            self.label(response, origin)
+
+    def allowed_origin(self, origin: str) -> str | None:
+        """Return the ``Access-Control-Allow-Origin`` value for ``origin``, ``None`` if refused."""
+        if self.any_origin and not self.allow_credentials:
+            return "*"
+        if origin in self.origins:
+            return origin
+        if self.origin_regex is not None and self.origin_regex.fullmatch(origin):
+            return origin
+        # NOTE: "null" (sandboxed pages, file: URLs) is echoed with credentials only when listed.
+        return origin if self.any_origin and origin != "null" else None
+
+    def label(self, response: Response, origin: str) -> None:
+        """Add the CORS headers of an actual (not preflight) request to ``response``."""
+        allowed = self.allowed_origin(origin)
+        if allowed is None:
+            return
+        response.headers["access-control-allow-origin"] = allowed
+        if self.allow_credentials:
+            response.headers["access-control-allow-credentials"] = "true"
+        if self.expose_headers:
+            response.headers["access-control-expose-headers"] = self.expose_headers
+
+    def preflight(self, request: Request, origin: str) -> Response:
+        """Answer a preflight request: 204 with the permissions, or 400 naming what is refused."""
+        allowed = self.allowed_origin(origin)
+        method = request.headers.get("access-control-request-method", "").strip().upper()
+        asked = _header_list(request.headers.get("access-control-request-headers", ""))
+        if allowed is None:
+            return self._refuse(f"origin {origin!r} is not allowed")
+        if not self.any_method and method not in self.allowed_methods:
+            return self._refuse(f"method {method!r} is not allowed")
+        refused = [
+            name for name in asked if not self.any_header and name not in self.allowed_headers
+        ]
+        if refused:
+            return self._refuse(f"headers {', '.join(refused)} are not allowed")
+        response = Response(b"", 204)
+        headers = response.headers
+        headers["access-control-allow-origin"] = allowed
+        headers["access-control-allow-methods"] = self._methods_value(method)
+        if asked:
+            headers["access-control-allow-headers"] = ", ".join(asked)
+        if self.allow_credentials:
+            headers["access-control-allow-credentials"] = "true"
+        headers["access-control-max-age"] = str(self.max_age)
+        if self.varies:
+            add_vary(response, "Origin")
+        return response
+
+    def _methods_value(self, method: str) -> str:
+        if not self.any_method:
+            return ", ".join(self.allowed_methods)
+        # SPEC: with credentials, "*" is a literal method name, so echo the one asked for.
+        return method if self.allow_credentials else "*"
+
+    def _refuse(self, reason: str) -> Response:
+        response = Response.text(f"CORS preflight refused: {reason}", status=400)
+        if self.varies:
+            add_vary(response, "Origin")
+        return response
+
+
+def _is_preflight(request: Request) -> bool:
+    return request.method == "OPTIONS" and "access-control-request-method" in request.headers

@@ -1,0 +1,245 @@
+"""Gzip compression of responses, whole or streamed, for the clients that accept it."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator
+
+from microweb import App, Request, Response
+
+from ._vary import add_vary
+
+# NOTE: compressed already, or binary of unknown kind: gzip would cost CPU for nothing. SSE is
+# left out too: its events are tiny, and some proxies hold compressed streams back.
+SKIPPED_PREFIXES = ("image/", "audio/", "video/")
+SKIPPED_TYPES = frozenset(
+    {
+        "application/gzip",
+        "application/octet-stream",
+        "application/pdf",
+        "application/x-7z-compressed",
+        "application/x-bzip2",
+        "application/x-gzip",
+        "application/x-rar-compressed",
+        "application/x-xz",
+        "application/zip",
+        "application/zstd",
+        "font/woff",
+        "font/woff2",
+        "text/event-stream",
+    }
+)
+TEXTUAL_IMAGES = frozenset({"image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon"})
+# SPEC: RFC 9110 13.1: a file's validators and ranges describe its bytes, not a gzip of them.
+FILE_HEADERS = ("range", "if-none-match", "if-modified-since")
+GZIP_WBITS = 31  # 16 + 15: a gzip header and trailer around a 32 KiB-window deflate stream
+
+Flow = Generator[Response | None, Response, None]
+
+
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Tell whether an ``Accept-Encoding`` value accepts gzip (``q`` above 0).
+
+    SPEC: RFC 9110 12.5.3: ``*`` stands for any coding not listed; ``x-gzip`` is gzip.
+    """
+    star = 0.0
+    for item in accept_encoding.split(","):
+        coding, _, params = item.partition(";")
+        coding = coding.strip().lower()
+        if coding in ("gzip", "x-gzip"):
+            return _quality(params) > 0
+        if coding == "*":
+            star = _quality(params)
+    return star > 0
+
+
+def _compressor(level: int) -> zlib._Compress:
+    return zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
+
+
+def _compress_chunk(compressor: zlib._Compress, chunk: bytes | str) -> bytes:
+    data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+    if not data:
+        return b""
+    # NOTE: a sync flush ends each chunk on a byte boundary, so it leaves now, decodable as is.
+    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> Iterator[bytes]:
+    """Compress a sync stream chunk by chunk; closing the result closes ``chunks``.
+
+    Args:
+        chunks: The body chunks (``str`` is UTF-8 encoded).
+        level: The compression level, 0 to 9.
+
+    Returns:
+        A generator of gzip data, one piece per input chunk, then the trailer.
+    """
+    compressor = _compressor(level)
+    iterator = iter(chunks)
+    try:
+        for chunk in iterator:
+            data = _compress_chunk(compressor, chunk)
+            if data:
+                yield data
+        yield compressor.flush()
+    finally:
+        for source in (iterator, chunks):
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+
+async def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncIterator[bytes]:
+    """Compress an async stream chunk by chunk; closing the result closes ``chunks``.
+
+    Args:
+        chunks: The body chunks (``str`` is UTF-8 encoded).
+        level: The compression level, 0 to 9.
+
+    Returns:
+        An async generator of gzip data, one piece per input chunk, then the trailer.
+    """
+    compressor = _compressor(level)
+    iterator = aiter(chunks)
+    try:
+        async for chunk in iterator:
+            data = _compress_chunk(compressor, chunk)
+            if data:
+                yield data
+        yield compressor.flush()
+    finally:
+        for source in (iterator, chunks):
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+def _media_type(response: Response) -> str:
+    content_type = response.headers.get("content-type") or "application/octet-stream"
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _asks_file_validation(request: Request, response: Response) -> bool:
+    return response.file_info is not None and any(h in request.headers for h in FILE_HEADERS)
+
+
+class GZip:
+    """Compress responses with gzip for clients whose ``Accept-Encoding`` allows it.
+
+    Whole bodies of at least ``minimum_size`` bytes are compressed at once; streamed bodies
+    (``Response.stream``, ``Response.file``) are compressed as they go, each chunk flushed so
+    that it leaves when it comes. Responses that already have a ``Content-Encoding``, answers to
+    ``HEAD``, bodiless and partial answers, ``Cache-Control: no-transform`` and media types that
+    do not compress (images, audio, video, archives, fonts, SSE...) are left alone.
+
+    Args:
+        minimum_size: Bodies smaller than this many bytes are sent as they are.
+        compresslevel: From 1 (fastest) to 9 (smallest); 0 stores without compressing.
+        media_types: Only compress these media types (``"text/*"`` covers a whole type);
+            by default, every type but the ones known not to compress.
+
+    Raises:
+        ValueError: If ``minimum_size`` is negative or ``compresslevel`` not in 0 to 9.
+    """
+
+    name = "gzip"
+
+    def __init__(
+        self,
+        minimum_size: int = 500,
+        compresslevel: int = 6,
+        media_types: Iterable[str] | None = None,
+    ) -> None:
+        if minimum_size < 0:
+            raise ValueError(f"minimum_size must be 0 or more, got {minimum_size}")
+        if not 0 <= compresslevel <= 9:
+            raise ValueError(f"compresslevel must be from 0 to 9, got {compresslevel}")
+        if isinstance(media_types, str):
+            raise TypeError(f"media_types takes a list of strings: [{media_types!r}]")
+        self.minimum_size = minimum_size
+        self.compresslevel = compresslevel
+        self.media_types = (
+            None if media_types is None else frozenset(t.lower() for t in media_types)
+        )
+
+    def setup(self, app: App) -> None:
+        """Add the flow that compresses responses on their way out."""
+        app.middleware(self.flow)
+
+    def flow(self, request: Request) -> Flow:
+        """Compress the response of the rest of the stack when it is worth it."""
+        response = yield None
+        if not self.eligible(request, response):
+            return
+        # NOTE: whether or not this client gets gzip, a cache must know the answer depends on it.
+        add_vary(response, "Accept-Encoding")
+        # NOTE: a HEAD answer keeps the plain GET answer's length, the only one known unsent.
+        if request.method == "HEAD":
+            return
+        if _asks_file_validation(request, response):
+            return  # NOTE: let the framework answer 304 or 206 from the file itself.
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
+            self.compress(response)
+
+    def compressible(self, media_type: str) -> bool:
+        """Tell whether responses of ``media_type`` (no parameters) are compressed."""
+        if self.media_types is not None:
+            major = media_type.partition("/")[0]
+            return media_type in self.media_types or f"{major}/*" in self.media_types
+        if media_type in TEXTUAL_IMAGES:
+            return True
+        return media_type not in SKIPPED_TYPES and not media_type.startswith(SKIPPED_PREFIXES)
+
+    def eligible(self, request: Request, response: Response) -> bool:
+        """Tell whether ``response`` may be compressed (its answer then varies by client).
+
+        A file response to a range or conditional request is eligible, but left to the
+        framework (see ``flow``).
+        """
+        status = response.status
+        if status < 200 or status in (204, 206, 304):
+            return False
+        headers = response.headers
+        if "content-encoding" in headers or "content-range" in headers:
+            return False
+        if "no-transform" in headers.get("cache-control", "").lower():
+            return False
+        if not self.compressible(_media_type(response)):
+            return False
+        size = len(response.body) if response.chunks is None else response.length
+        return size is None or size >= self.minimum_size
+
+    def compress(self, response: Response) -> None:
+        """Compress ``response``'s body in place and label it ``Content-Encoding: gzip``."""
+        headers = response.headers
+        headers["content-encoding"] = "gzip"
+        headers.pop("content-length")
+        headers.pop("accept-ranges")  # NOTE: ranges of the compressed bytes are not offered.
+        etag = headers.get("etag")
+        if etag and not etag.startswith("W/"):
+            headers["etag"] = f"W/{etag}"  # SPEC: RFC 9110 8.8.3: another encoding, other bytes.
+        chunks = response.chunks
+        if chunks is None:
+            compressor = _compressor(self.compresslevel)
+            response.body = compressor.compress(response.body) + compressor.flush()
+            return
+        if isinstance(chunks, AsyncIterable):
+            response.chunks = agzip_chunks(chunks, self.compresslevel)
+        else:
+            response.chunks = gzip_chunks(chunks, self.compresslevel)
+        # NOTE: the compressed length is unknown, and the bytes are no longer the file's.
+        response.length = None
+        response.file_info = None

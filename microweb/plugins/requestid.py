@@ -1,0 +1,119 @@
+"""Request IDs (``request.state.request_id``, echoed in a header) and one access log line per
+request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable, Generator
+from time import perf_counter
+
+from microweb import App, Request, Response
+
+Flow = Generator[Response | None, Response, None]
+# NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
+VALID_ID = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def new_request_id() -> str:
+    """Return a fresh random ID: 32 hexadecimal digits."""
+    return uuid.uuid4().hex
+
+
+class RequestID:
+    """Give every request an ID in ``request.state.request_id`` and in a response header.
+
+    Args:
+        header: The header that carries the ID, in requests and responses.
+        trust_incoming: Reuse the ID a client or proxy sent in ``header`` when it is valid
+            (1 to 200 visible ASCII characters); otherwise, or with ``False``, make a new one.
+        generator: Makes new IDs; random UUID hex by default.
+    """
+
+    name = "request_id"
+
+    def __init__(
+        self,
+        header: str = "x-request-id",
+        trust_incoming: bool = True,
+        generator: Callable[[], str] = new_request_id,
+    ) -> None:
+        self.header = header.lower()
+        self.trust_incoming = trust_incoming
+        self.generator = generator
+
+    def setup(self, app: App) -> None:
+        """Add the flow that sets and echoes the ID."""
+        app.middleware(self.flow)
+
+    def request_id(self, request: Request) -> str:
+        """Return the ID for ``request``: the trusted incoming one, or a new one."""
+        if self.trust_incoming:
+            incoming = request.headers.get(self.header)
+            if incoming is not None and VALID_ID.fullmatch(incoming):
+                return incoming
+        return self.generator()
+
+    def flow(self, request: Request) -> Flow:
+        """Set ``request.state.request_id`` on the way in, echo it on the way out."""
+        request_id = self.request_id(request)
+        request.state.request_id = request_id
+        response = yield None
+        response.headers[self.header] = request_id
+
+
+def _printable(text: str) -> str:
+    # NOTE: the path is the client's text: escape line breaks and the like to keep one line.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class AccessLog:
+    """Log one line per request, at INFO: method, path, status, duration and request ID.
+
+    The duration runs until the handler's response is ready; a streamed body is still being
+    sent then. A request whose error no flow answers is logged with status 500. Each record
+    also carries the fields as attributes (``http_method``, ``http_path``, ``http_status``,
+    ``duration_ms``, ``request_id``) for structured formatters.
+
+    Args:
+        logger: The logger, or its name.
+    """
+
+    name = "access_log"
+
+    def __init__(self, logger: str | logging.Logger = "microweb.access") -> None:
+        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+
+    def setup(self, app: App) -> None:
+        """Add the flow that times and logs each request."""
+        app.middleware(self.flow)
+
+    def flow(self, request: Request) -> Flow:
+        """Time the rest of the stack and log the outcome."""
+        started = perf_counter()
+        try:
+            response = yield None
+        except Exception:
+            self.log(request, 500, started)
+            raise
+        self.log(request, response.status, started)
+
+    def log(self, request: Request, status: int, started: float) -> None:
+        """Log one request that ended with ``status``, timed from ``started``."""
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        duration_ms = (perf_counter() - started) * 1000
+        request_id = getattr(request.state, "request_id", None)
+        path = _printable(request.path)
+        fields = {
+            "http_method": request.method,
+            "http_path": path,
+            "http_status": status,
+            "duration_ms": duration_ms,
+            "request_id": request_id,
+        }
+        suffix = f" id={request_id}" if request_id is not None else ""
+        self.logger.info(
+            "%s %s %d %.2fms%s", request.method, path, status, duration_ms, suffix, extra=fields
+        )

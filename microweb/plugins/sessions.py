@@ -1,0 +1,202 @@
+"""Sessions kept in a signed cookie: ``request.session`` is a dict that survives requests.
+
+A cookie holds ``payload.timestamp.signature``: the session as base64url JSON, the time it was
+signed (seconds since the epoch), and HMAC-SHA256 over both. The session is readable by the
+client (signed, not encrypted): keep secrets out of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Generator, Iterable
+from typing import Any, Literal
+
+from microweb import App, Request, Response
+
+logger = logging.getLogger("microweb.sessions")
+
+SameSite = Literal["lax", "strict", "none"]
+# NOTE: browsers drop cookies past 4096 bytes (name, value and attributes together).
+MAX_COOKIE_SIZE = 4000
+MIN_SECRET_SIZE = 16
+# NOTE: keys are derived for this one purpose, so a secret shared with other code signs nothing
+# that code would accept, and the reverse.
+KEY_CONTEXT = b"microweb.plugins.sessions"
+
+Flow = Generator[Response | None, Response, None]
+Secret = str | bytes
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _derive(secret: Secret) -> bytes:
+    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    if len(raw) < MIN_SECRET_SIZE:
+        raise ValueError(
+            f"a session secret needs at least {MIN_SECRET_SIZE} bytes; make one with "
+            "secrets.token_urlsafe(32)"
+        )
+    return hmac.new(raw, KEY_CONTEXT, hashlib.sha256).digest()
+
+
+def _keys(secret: Secret | Iterable[Secret]) -> list[bytes]:
+    secrets = [secret] if isinstance(secret, (str, bytes)) else list(secret)
+    if not secrets:
+        raise ValueError("Sessions needs at least one secret")
+    return [_derive(s) for s in secrets]
+
+
+def encode_session(session: dict[str, Any]) -> str:
+    """Return the canonical JSON of ``session``, the form compared to see changes.
+
+    Raises:
+        TypeError: If a value cannot be stored as JSON.
+    """
+    return json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Sessions:
+    """Give every request a ``request.session`` dict, stored in a signed cookie.
+
+    The session is loaded before the handler runs; expired, tampered or malformed cookies
+    give an empty session. After the handler, a changed session is written back with
+    ``Set-Cookie`` (an emptied one deletes the cookie); an unchanged one sends nothing, so it
+    expires ``max_age`` seconds after its last change. Values must be JSON-serializable.
+
+    Args:
+        secret: The signing key (at least 16 bytes), or a list of keys: the first signs, all
+            verify, so a new key can be put first while cookies signed with the old one still
+            work.
+        cookie_name: The cookie's name.
+        max_age: Seconds a session lives after its last change.
+        path: The cookie's ``Path``.
+        domain: The cookie's ``Domain``; ``None`` keeps it to the host that set it.
+        secure: Send the cookie over HTTPS only.
+        httponly: Hide the cookie from scripts.
+        samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
+
+    Raises:
+        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown, or
+            ``samesite="none"`` comes without ``secure``.
+    """
+
+    name = "sessions"
+
+    def __init__(
+        self,
+        secret: Secret | Iterable[Secret],
+        *,
+        cookie_name: str = "session",
+        max_age: int = 14 * 24 * 3600,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = True,
+        httponly: bool = True,
+        samesite: SameSite = "lax",
+    ) -> None:
+        self.keys = _keys(secret)
+        if samesite not in ("lax", "strict", "none"):
+            raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
+        if samesite == "none" and not secure:
+            raise ValueError("browsers refuse samesite='none' cookies without secure=True")
+        if max_age <= 0:
+            raise ValueError(f"max_age must be positive, got {max_age}")
+        self.cookie_name, self.max_age = cookie_name, max_age
+        self.path, self.domain = path, domain
+        self.secure, self.httponly, self.samesite = secure, httponly, samesite
+
+    def setup(self, app: App) -> None:
+        """Add the flow that loads and saves ``request.state.session``."""
+        app.middleware(self.flow)
+
+    def flow(self, request: Request) -> Flow:
+        """Load the session before the rest of the stack, save it after if it changed."""
+        cookie = request.cookies.get(self.cookie_name)
+        session = self.load(cookie) if cookie else {}
+        loaded = encode_session(session)
+        request.state.session = session
+        response = yield None
+        session = request.state.session
+        if not isinstance(session, dict):
+            raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
+        self.save(response, session, loaded, cookie is not None)
+
+    def sign(self, payload: str, timestamp: int | None = None) -> str:
+        """Return the cookie value for ``payload`` (JSON text), signed with the first key."""
+        stamp = int(time.time()) if timestamp is None else timestamp
+        body = f"{_b64encode(payload.encode('utf-8'))}.{stamp}"
+        mac = hmac.new(self.keys[0], body.encode("ascii"), hashlib.sha256).digest()
+        return f"{body}.{_b64encode(mac)}"
+
+    def load(self, cookie: str) -> dict[str, Any]:
+        """Return the session a cookie holds: empty when expired, tampered or malformed."""
+        body, _, signature = cookie.rpartition(".")
+        if not body or not self._verified(body, signature):
+            return {}
+        payload, _, stamp = body.rpartition(".")
+        if not stamp.isascii() or not stamp.isdigit():
+            return {}
+        if time.time() - int(stamp) > self.max_age:
+            return {}
+        try:
+            session = json.loads(_b64decode(payload))
+        except (ValueError, binascii.Error, RecursionError):
+            return {}
+        return session if isinstance(session, dict) else {}
+
+    def _verified(self, body: str, signature: str) -> bool:
+        try:
+            mac = _b64decode(signature)
+        except (ValueError, binascii.Error):
+            return False
+        message = body.encode("ascii", "replace")
+        # NOTE: every key is tried, whatever matched, so timing tells nothing about which.
+        found = False
+        for key in self.keys:
+            expected = hmac.new(key, message, hashlib.sha256).digest()
+            found |= hmac.compare_digest(expected, mac)
+        return found
+
+    def save(self, response: Response, session: dict[str, Any], loaded: str, had: bool) -> None:
+        """Write ``session`` to ``response`` if it differs from the ``loaded`` JSON.
+
+        Args:
+            response: The response to add ``Set-Cookie`` to.
+            session: The session as the handler left it.
+            loaded: The canonical JSON of the session as it was loaded.
+            had: Whether the request carried the cookie (an invalid one is then deleted).
+        """
+        if not session:
+            if had:
+                response.delete_cookie(self.cookie_name, path=self.path, domain=self.domain)
+            return
+        current = encode_session(session)
+        if current == loaded:
+            return
+        value = self.sign(current)
+        if len(value) + len(self.cookie_name) > MAX_COOKIE_SIZE:
+            logger.warning(
+                "session cookie %r is %d bytes; browsers may drop it", self.cookie_name, len(value)
+            )
+        response.set_cookie(
+            self.cookie_name,
+            value,
+            max_age=self.max_age,
+            path=self.path,
+            domain=self.domain,
+            secure=self.secure,
+            httponly=self.httponly,
+            samesite=self.samesite,
+        )

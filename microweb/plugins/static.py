@@ -1,0 +1,107 @@
+"""Serve the files of one folder under a URL prefix, never a file outside it."""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import posixpath
+from urllib.parse import quote
+
+from microweb import App, HTTPError, Request, Response
+
+
+def _unsafe(path: str) -> bool:
+    # NOTE: the path arrives percent-decoded, so "%2e%2e", "%5c" and "%00" are checked here too.
+    if "\x00" in path or "\\" in path or posixpath.isabs(path):
+        return True
+    # NOTE: drive letters and UNC names matter on Windows, and are refused everywhere alike.
+    if ntpath.isabs(path) or ntpath.splitdrive(path)[0]:
+        return True
+    return ".." in path.split("/")
+
+
+def _within(root: str, full: str) -> bool:
+    return os.path.commonpath([root, full]) == root
+
+
+class Static:
+    """Serve the files under ``directory`` at ``prefix + "/" + relative path``.
+
+    Files are sent with ``Response.file``, so conditional requests and ranges work. Paths with
+    ``..`` segments, backslashes, NUL bytes, absolute paths or drive letters are refused, and so
+    are symbolic links that lead out of the folder: all get 404, like missing files.
+
+    Args:
+        directory: The folder to serve; it must exist.
+        prefix: The URL prefix, such as ``"/static"`` (``""`` serves from the root).
+        index: The file served for a folder (``"/static/docs/"``), or ``None`` for 404. A folder
+            asked for without its final slash is redirected to it, so relative links work.
+        name: The plugin's name, and the route's name for ``url_for(name, path=...)``; give each
+            ``Static`` of an app its own.
+
+    Raises:
+        ValueError: If ``directory`` is not a folder or ``prefix`` is malformed.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        prefix: str = "/static",
+        index: str | None = "index.html",
+        name: str = "static",
+    ) -> None:
+        root = os.path.realpath(os.fspath(directory))
+        if not os.path.isdir(root):
+            raise ValueError(f"Static directory {os.fspath(directory)!r} is not a folder")
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"Static prefix {prefix!r} must start with '/' and not end with '/'")
+        if index is not None and _unsafe(index):
+            raise ValueError(f"Static index {index!r} must be a relative path inside the folder")
+        self.root, self.prefix, self.index, self.name = root, prefix, index, name
+
+    def setup(self, app: App) -> None:
+        """Add the ``GET`` routes: the prefix itself, and every path under it."""
+        app.get(self.prefix + "/{path:path}", name=self.name)(self.serve)
+        app.get(self.prefix + "/", name=f"{self.name}.index")(self.serve)
+        if self.prefix:
+            app.get(self.prefix, name=f"{self.name}.prefix")(self.serve)
+
+    def serve(self, request: Request, path: str = "") -> Response:
+        """Answer one request: the file, a folder's index, a redirect to a folder, or 404.
+
+        Raises:
+            HTTPError: 404 for a missing or refused path.
+        """
+        full = self.resolve(path)
+        if full is None:
+            raise HTTPError(404)
+        if os.path.isdir(full):
+            return self._folder(request, full, path)
+        if path.endswith("/") or not os.path.isfile(full):
+            raise HTTPError(404)
+        try:
+            return Response.file(full)
+        except OSError:
+            raise HTTPError(404) from None
+
+    def resolve(self, path: str) -> str | None:
+        """Return the real path that ``path`` (relative to the prefix) names, if it is inside.
+
+        Returns:
+            An absolute path inside the folder (it may not exist), or ``None`` for a path that is
+            malformed or leads outside the folder, symbolic links followed.
+        """
+        if _unsafe(path):
+            return None
+        full = os.path.realpath(os.path.join(self.root, *path.split("/")))
+        return full if _within(self.root, full) else None
+
+    def _folder(self, request: Request, full: str, path: str) -> Response:
+        if self.index is None:
+            raise HTTPError(404)
+        index = os.path.realpath(os.path.join(full, self.index))
+        if not _within(self.root, index) or not os.path.isfile(index):
+            raise HTTPError(404)
+        if not request.path.endswith("/"):
+            return Response.redirect(quote(request.root_path + request.path) + "/", 308)
+        return Response.file(index)

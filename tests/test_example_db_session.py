@@ -1,0 +1,99 @@
+"""examples/db_session.py: a session per request, committed, rolled back and closed, in both
+colours under both interfaces."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from microweb import App
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "db_session.py"
+
+
+@pytest.fixture(scope="module")
+def example() -> Iterator[ModuleType]:
+    spec = importlib.util.spec_from_file_location("db_session_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+@pytest.fixture
+def notes_app(example: ModuleType, tmp_path: Path) -> App:
+    app: App = example.create_app(str(tmp_path / "notes.db"))
+    return app
+
+
+def stored(app: App) -> list[str]:
+    path = app.state.db.path
+    connection = sqlite3.connect(path)
+    try:
+        return [text for (text,) in connection.execute("SELECT text FROM notes ORDER BY id")]
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("prefix", ["", "/async"], ids=["def", "async-def"])
+def test_commit_on_success_rollback_on_error(
+    make_client: MakeClient, notes_app: App, prefix: str
+) -> None:
+    with make_client(notes_app) as client:
+        created = client.post(f"{prefix}/notes", json={"text": "buy milk"})
+        assert created.status_code == 200
+        assert created.json()["text"] == "buy milk"
+        refused = client.post(f"{prefix}/notes", json={"text": "  "})
+        assert refused.status_code == 400
+        assert client.get(f"{prefix}/notes").json() == ["buy milk"]
+        assert stored(notes_app) == ["buy milk"]
+    counts = notes_app.state.db.counts
+    assert counts == {"opened": 3, "committed": 2, "rolled_back": 1, "closed": 3}
+
+
+def test_both_colours_share_one_database(make_client: MakeClient, notes_app: App) -> None:
+    client = make_client(notes_app)
+    client.post("/notes", json={"text": "from def"})
+    client.post("/async/notes", json={"text": "from async def"})
+    assert client.get("/notes").json() == ["from def", "from async def"]
+    assert client.get("/async/notes").json() == ["from def", "from async def"]
+
+
+def test_an_unexpected_error_rolls_back_and_closes(
+    make_client: MakeClient, notes_app: App, example: ModuleType
+) -> None:
+    client = make_client(notes_app)
+    response = client.post("/notes", json={"wrong": "field"})  # KeyError in the handler
+    assert response.status_code == 500
+    counts = notes_app.state.db.counts
+    assert counts["rolled_back"] == 1
+    assert counts["opened"] == counts["closed"] == 1
+
+
+def test_skipped_route_gets_no_session(make_client: MakeClient, notes_app: App) -> None:
+    assert make_client(notes_app).get("/health").json() == {"ok": True, "db": False}
+    assert notes_app.state.db.counts["opened"] == 0
+
+
+def test_same_answers_under_both_interfaces(example: ModuleType, tmp_path: Path) -> None:
+    app: App = example.create_app(str(tmp_path / "notes.db"))
+    with TestClient(app, interface="both") as client:
+        # NOTE: each request runs twice (WSGI, then ASGI), so only reads compare equal.
+        with sqlite3.connect(tmp_path / "notes.db") as connection:
+            connection.execute("INSERT INTO notes (text) VALUES ('seeded')")
+        connection.close()
+        assert client.get("/notes").json() == ["seeded"]
+        assert client.get("/async/notes").json() == ["seeded"]
+    assert app.state.db.counts == {"opened": 4, "committed": 4, "rolled_back": 0, "closed": 4}

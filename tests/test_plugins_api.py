@@ -1,0 +1,417 @@
+"""The plugin API: install, setup, apply (colour kept, checked at startup), skip, order, close."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from microweb import App, Plugin, Request, Response, Router
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+Handler = Callable[..., Any]
+
+
+class Tagger:
+    """Wraps each handler in a wrapper of its own colour that records the call and tags the
+    result; written once, it works for both colours under both interfaces."""
+
+    def __init__(self, name: str, trail: list[str] | None = None) -> None:
+        self.name = name
+        self.trail = trail if trail is not None else []
+        self.applied: list[str] = []
+
+    def apply(self, handler: Handler, route: Any) -> Handler:
+        self.applied.append(route.name)
+        if route.is_async:
+
+            @functools.wraps(handler)
+            async def async_wrapper(request: Request, **params: Any) -> Any:
+                self.trail.append(f"{self.name} in")
+                result = await handler(request, **params)
+                self.trail.append(f"{self.name} out")
+                return f"{self.name}({result})"
+
+            return async_wrapper
+
+        @functools.wraps(handler)
+        def wrapper(request: Request, **params: Any) -> Any:
+            self.trail.append(f"{self.name} in")
+            result = handler(request, **params)
+            self.trail.append(f"{self.name} out")
+            return f"{self.name}({result})"
+
+        return wrapper
+
+
+def tagged_app(*plugins: Any) -> App:
+    app = App()
+    for plugin in plugins:
+        app.install(plugin)
+
+    @app.get("/sync/{n:int}")
+    def sync_handler(request: Request, n: int) -> str:
+        return f"sync{n}"
+
+    @app.get("/async/{n:int}")
+    async def async_handler(request: Request, n: int) -> str:
+        await asyncio.sleep(0)
+        return f"async{n}"
+
+    return app
+
+
+# -- install and setup ---------------------------------------------------------------------------
+
+
+def test_install_returns_the_plugin_and_runs_setup_at_once() -> None:
+    seen: list[App] = []
+
+    class Recorder:
+        name = "recorder"
+
+        def setup(self, app: App) -> None:
+            seen.append(app)
+
+    app = App()
+    plugin = Recorder()
+    assert app.install(plugin) is plugin
+    assert seen == [app]
+    assert app.plugins == [plugin]
+    assert isinstance(plugin, Plugin)
+
+
+def test_setup_may_add_routes_flows_hooks_and_error_handlers(make_client: MakeClient) -> None:
+    events: list[str] = []
+
+    class Feature:
+        name = "feature"
+
+        def setup(self, app: App) -> None:
+            app.on_startup(lambda: events.append("startup"))
+            app.middleware(self.flow)
+            app.get("/feature/health")(self.health)
+            app.error_handler(LookupError)(self.not_found)
+
+        def flow(self, request: Request) -> Iterator[Any]:
+            response = yield
+            response.headers["x-feature"] = "on"
+
+        def health(self, request: Request) -> dict[str, str]:
+            return {"status": "ok"}
+
+        def not_found(self, request: Request, exc: Exception) -> Response:
+            return Response.json({"missing": str(exc)}, status=404)
+
+    app = App()
+    app.install(Feature())
+
+    @app.get("/items/{key}")
+    def item(request: Request, key: str) -> str:
+        raise LookupError(key)
+
+    with make_client(app) as client:
+        response = client.get("/feature/health")
+        assert response.json() == {"status": "ok"}
+        assert response.headers["x-feature"] == "on"
+        missing = client.get("/items/pen")
+        assert (missing.status_code, missing.json()) == (404, {"missing": "pen"})
+    assert events == ["startup"]
+
+
+def test_a_plugin_without_a_name_is_refused() -> None:
+    class Nameless:
+        pass
+
+    with pytest.raises(TypeError, match="name"):
+        App().install(Nameless())
+
+
+def test_two_plugins_with_the_same_name_are_refused() -> None:
+    app = App()
+    app.install(Tagger("tag"))
+    with pytest.raises(ValueError, match="'tag' is installed already"):
+        app.install(Tagger("tag"))
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_install_after_start_is_refused(entrypoint: str) -> None:
+    app = tagged_app()
+    served = getattr(app, entrypoint)()
+    try:
+        with pytest.raises(ValueError, match="before calling as_wsgi"):
+            app.install(Tagger("late"))
+    finally:
+        getattr(served, "close", lambda: None)()
+
+
+# -- apply -------------------------------------------------------------------------------------
+
+
+def test_a_plugin_written_once_works_for_both_colours_under_both_interfaces() -> None:
+    plugin = Tagger("tag")
+    app = tagged_app(plugin)
+    with TestClient(app, interface="both") as client:
+        assert client.get("/sync/1").text == "tag(sync1)"
+        assert client.get("/async/2").text == "tag(async2)"
+    assert plugin.trail == ["tag in", "tag out"] * 4
+
+
+def test_apply_runs_once_per_route_at_startup(make_client: MakeClient) -> None:
+    plugin = Tagger("tag")
+    app = App()
+
+    @app.get("/before")
+    def before(request: Request) -> str:
+        return "before"
+
+    app.install(plugin)
+    router = Router(prefix="/api")
+
+    @router.get("/routed")
+    async def routed(request: Request) -> str:
+        return "routed"
+
+    app.include(router)
+
+    @app.websocket("/ws")
+    async def socket(ws: Any) -> None:
+        await ws.accept()
+
+    assert plugin.applied == []
+    with pytest.warns(RuntimeWarning, match="WebSocket"):
+        app.as_wsgi().close()
+    assert sorted(plugin.applied) == ["before", "routed"]
+    app.as_asgi()
+    client = make_client(app)
+    for _ in range(3):
+        assert client.get("/before").text == "tag(before)"
+        assert client.get("/api/routed").text == "tag(routed)"
+    assert sorted(plugin.applied) == ["before", "routed"]
+
+
+def test_wrappers_keep_the_colour(make_client: MakeClient) -> None:
+    colours: dict[str, bool] = {}
+
+    class ColourCheck:
+        name = "colour"
+
+        def apply(self, handler: Handler, route: Any) -> Handler:
+            colours[route.name] = route.is_async
+            return handler
+
+    app = tagged_app(ColourCheck())
+    client = make_client(app)
+    assert client.get("/sync/1").text == "sync1"
+    assert client.get("/async/1").text == "async1"
+    assert colours == {"sync_handler": False, "async_handler": True}
+
+
+class SyncOnly:
+    """Wrongly wraps every handler, async ones too, in a def wrapper."""
+
+    name = "sync_only"
+
+    def apply(self, handler: Handler, route: Any) -> Handler:
+        def wrapper(request: Request, **params: Any) -> Any:
+            return handler(request, **params)
+
+        return wrapper
+
+
+class AsyncOnly:
+    """Wrongly wraps every handler, def ones too, in an async def wrapper."""
+
+    name = "async_only"
+
+    def apply(self, handler: Handler, route: Any) -> Handler:
+        async def wrapper(request: Request, **params: Any) -> Any:
+            return handler(request, **params)
+
+        return wrapper
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+@pytest.mark.parametrize(
+    ("plugin", "colour"), [(SyncOnly(), "async def"), (AsyncOnly(), "def")], ids=["sync", "async"]
+)
+def test_a_wrapper_of_the_wrong_colour_fails_at_startup(
+    entrypoint: str, plugin: Any, colour: str
+) -> None:
+    app = tagged_app(plugin)
+    with pytest.raises(TypeError, match=f"wrap it in a {colour} function"):
+        getattr(app, entrypoint)()
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_apply_returning_no_handler_fails_at_startup(entrypoint: str) -> None:
+    class Broken:
+        name = "broken"
+
+        def apply(self, handler: Handler, route: Any) -> Any:
+            return None
+
+    app = tagged_app(Broken())
+    with pytest.raises(TypeError, match="'broken' apply"):
+        getattr(app, entrypoint)()
+
+
+def test_wrappers_nest_first_installed_outermost(make_client: MakeClient) -> None:
+    trail: list[str] = []
+    app = tagged_app(Tagger("outer", trail), Tagger("inner", trail))
+    client = make_client(app)
+    assert client.get("/sync/1").text == "outer(inner(sync1))"
+    assert client.get("/async/1").text == "outer(inner(async1))"
+    assert trail == ["outer in", "inner in", "inner out", "outer out"] * 2
+
+
+def test_skip_leaves_a_route_unwrapped(make_client: MakeClient) -> None:
+    app = App()
+    app.install(Tagger("outer"))
+    app.install(Tagger("inner"))
+
+    @app.get("/plain", skip=["outer", "inner"])
+    def plain(request: Request) -> str:
+        return "plain"
+
+    @app.post("/half", skip=["inner"])
+    async def half(request: Request) -> str:
+        return "half"
+
+    client = make_client(app)
+    assert client.get("/plain").text == "plain"
+    assert client.post("/half").text == "outer(half)"
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_skipping_an_unknown_plugin_fails_at_startup(entrypoint: str) -> None:
+    app = App()
+    app.install(Tagger("tag"))
+
+    @app.get("/", skip=["tga"])
+    def index(request: Request) -> str:
+        return "index"
+
+    with pytest.raises(ValueError, match="tga"):
+        getattr(app, entrypoint)()
+
+
+def test_a_wrapper_sees_errors_and_flows_see_its_result(make_client: MakeClient) -> None:
+    class Guard:
+        name = "guard"
+
+        def apply(self, handler: Handler, route: Any) -> Handler:
+            if route.is_async:
+
+                async def async_guarded(request: Request, **params: Any) -> Any:
+                    try:
+                        return await handler(request, **params)
+                    except KeyError:
+                        return Response.text("guarded", status=409)
+
+                return async_guarded
+
+            def guarded(request: Request, **params: Any) -> Any:
+                try:
+                    return handler(request, **params)
+                except KeyError:
+                    return Response.text("guarded", status=409)
+
+            return guarded
+
+    app = App()
+    app.install(Guard())
+
+    @app.middleware
+    def mark(request: Request) -> Iterator[Any]:
+        response = yield
+        response.headers["x-status-seen"] = str(response.status)
+
+    @app.get("/sync")
+    def sync_fails(request: Request) -> str:
+        raise KeyError("x")
+
+    @app.get("/async")
+    async def async_fails(request: Request) -> str:
+        raise KeyError("x")
+
+    client = make_client(app)
+    for path in ("/sync", "/async"):
+        response = client.get(path)
+        assert (response.status_code, response.text) == (409, "guarded")
+        assert response.headers["x-status-seen"] == "409"
+
+
+# -- close -------------------------------------------------------------------------------------
+
+
+class Closer:
+    def __init__(self, name: str, events: list[str], is_async: bool) -> None:
+        self.name, self.events, self.is_async = name, events, is_async
+
+    def setup(self, app: App) -> None:
+        app.on_shutdown(lambda: self.events.append(f"shutdown hook of {self.name}"))
+
+
+class SyncCloser(Closer):
+    def close(self) -> None:
+        self.events.append(f"close {self.name}")
+
+
+class AsyncCloser(Closer):
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+        self.events.append(f"aclose {self.name}")
+
+
+def test_close_runs_at_shutdown_last_installed_first(interface: str) -> None:
+    events: list[str] = []
+    app = App()
+    app.install(SyncCloser("first", events, False))
+    app.install(AsyncCloser("second", events, True))
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/missing").status_code == 404
+        assert events == []
+    assert events == [
+        "shutdown hook of first",
+        "shutdown hook of second",
+        "aclose second",
+        "close first",
+    ]
+
+
+def test_close_runs_under_both_interfaces_with_both() -> None:
+    events: list[str] = []
+    app = App()
+    app.install(AsyncCloser("pool", events, True))
+    with TestClient(app, interface="both"):
+        pass
+    assert events == ["shutdown hook of pool", "aclose pool"] * 2
+
+
+def test_a_plugin_without_optional_methods_is_fine(make_client: MakeClient) -> None:
+    class JustAName:
+        name = "just_a_name"
+
+    app = tagged_app(JustAName())
+    with make_client(app) as client:
+        assert client.get("/sync/3").text == "sync3"
+
+
+def test_request_session_without_a_sessions_plugin_says_what_to_install(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        try:
+            return str(request.session)
+        except RuntimeError as exc:
+            return str(exc)
+
+    assert "Sessions(secret=" in make_client(app).get("/").text
