@@ -77,6 +77,12 @@ class UploadFile:
         self.file.seek(0)
         return self.size
 
+    async def asave(self, path: str | os.PathLike[str]) -> int:
+        """Copy the whole file to ``path`` in a worker thread; the async twin of ``save()``."""
+        from ._concurrency import run_blocking
+
+        return await run_blocking(self.save, path)
+
     @property
     def in_memory(self) -> bool:
         """Whether the file is still held in memory (below the spool threshold)."""
@@ -102,8 +108,12 @@ def safe_filename(filename: str, default: str = "upload") -> str:
     Directories, dots in front, and characters other than ASCII letters, digits, ``_``, ``.``
     and ``-`` are dropped; an empty result (or a reserved Windows name) gives ``default``.
     """
-    name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    original = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
+    base, dot, extension = name.rpartition(".")
+    if dot and not _UNSAFE.sub("", base).strip("._") and original.rpartition(".")[0].strip("._"):
+        # NOTE: a name of non-ASCII letters only ("写真.jpg") keeps its extension.
+        name = f"{default}.{extension}"
     name = _UNSAFE.sub("_", name).strip("._")[:200]
     if not name or name.split(".")[0].upper() in _WINDOWS_NAMES:
         return default
@@ -221,7 +231,7 @@ class _Part:
     """One multipart part being received: a text field in memory, or a file."""
 
     def __init__(self, segment: multipart.MultipartSegment, limits: Limits) -> None:
-        if segment.name is None:
+        if not segment.name:
             raise HTTPError(400, "multipart part without a name")
         self.segment = segment
         self.limit = limits.max_field_size

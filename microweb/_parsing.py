@@ -23,7 +23,8 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
-def _reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``, which ``json.loads`` accepts by default (TRAPS.md 16)."""
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -39,7 +40,7 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
     ):
         raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(body.decode("utf-8"), parse_constant=reject_constant)
     except UnicodeDecodeError:
         raise HTTPError(400, "JSON body is not valid UTF-8") from None
     except RecursionError:

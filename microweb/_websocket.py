@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._datastructures import Headers
+from ._parsing import reject_constant
 from ._response import encode_json
 from ._types import Message, Receive, Send
 
@@ -139,7 +140,8 @@ class WebSocket:
         """Wait for a JSON message, text or binary (invalid JSON closes with 1007)."""
         text, data = await self._next()
         try:
-            return json.loads(text if text is not None else (data or b"").decode("utf-8"))
+            payload = text if text is not None else (data or b"").decode("utf-8")
+            return json.loads(payload, parse_constant=reject_constant)
         except (ValueError, RecursionError):
             await self._fail(1007, "invalid JSON message")
 

@@ -306,6 +306,10 @@ class TestClient:
 
     def _asgi_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         loop, client = self._asgi_side()
+        content = kwargs.get("content")
+        streamed = content is not None and not isinstance(content, (bytes, str))
+        if streamed and not hasattr(content, "__aiter__"):
+            kwargs["content"] = _as_async(content)
         return loop.run(client.request(method, url, **kwargs))
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -409,6 +413,12 @@ class TestClient:
             finally:
                 self._loop.stop()
                 self._loop = self._asgi_client = self._asgi = self._lifespan = None
+
+
+async def _as_async(chunks: Any) -> Any:
+    # NOTE: httpx's AsyncClient takes only async iterables as streamed content.
+    for chunk in chunks:
+        yield chunk
 
 
 def _assert_same(method: str, url: str, a: httpx.Response, b: httpx.Response) -> None:

@@ -495,3 +495,16 @@ def test_invalid_content_length_is_400(colour: str, value: str) -> None:
     with TestClient(read_app(colour), interface="asgi") as client:
         response = client.post("/", content=b"", headers={"content-length": value})
     assert response.status_code == 400
+
+
+def test_a_sync_generator_as_content_streams_under_both_interfaces(
+    make_client: Callable[[App], TestClient],
+) -> None:
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> dict[str, int]:
+        return {"size": len(await request.aread())}
+
+    response = make_client(app).post("/", content=(b"ab" for _ in range(3)))
+    assert response.json() == {"size": 6}

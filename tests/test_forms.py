@@ -935,3 +935,35 @@ def test_builder_discard_closes_files() -> None:
     assert len(files) == 1
     builder.discard()
     assert files[0].file.closed
+
+
+def test_safe_filename_keeps_the_extension_of_a_non_ascii_name() -> None:
+    assert safe_filename("写真.jpg") == "upload.jpg"
+
+
+def test_a_part_without_a_name_is_refused(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/")
+    def handler(request: Request) -> dict[str, str]:
+        return {"fields": ",".join(request.form())}
+
+    body = b"--b\r\nContent-Disposition: form-data\r\n\r\nvalue\r\n--b--\r\n"
+    response = make_client(app).post(
+        "/", content=body, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 400
+
+
+def test_upload_asave_writes_the_file(make_client: MakeClient, tmp_path: Path) -> None:
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> dict[str, int]:
+        upload = (await request.aform())["file"]
+        assert isinstance(upload, UploadFile)
+        return {"written": await upload.asave(tmp_path / "copy.bin")}
+
+    response = make_client(app).post("/", files={"file": ("a.bin", b"x" * 1000)})
+    assert response.json() == {"written": 1000}
+    assert (tmp_path / "copy.bin").read_bytes() == b"x" * 1000

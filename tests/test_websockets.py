@@ -462,6 +462,8 @@ def test_message_over_the_limit_closes_1009(
         ("bytes", "text", 1003),
         ("json", "{not json", 1007),
         ("json", b"\xff\xfe", 1007),
+        ("json", "NaN", 1007),
+        ("json", "[Infinity]", 1007),
     ],
 )
 def test_protocol_errors_close_the_connection(
