@@ -7,10 +7,11 @@ twins: ``aread``, ``atext``...) according to the ``colour`` fixture.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from drive import chunked
 
 from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
@@ -80,21 +81,6 @@ def sync_chunks(request: Request) -> list[bytes]:
 
 async def async_chunks(request: Request) -> list[bytes]:
     return [chunk async for chunk in request.aiter_bytes()]
-
-
-def chunked(interface: str, parts: list[bytes]) -> Iterator[bytes] | AsyncIterator[bytes]:
-    """Return ``parts`` as a generator, so that httpx sends a body without Content-Length.
-
-    The WSGI side of TestClient runs a sync httpx client, the ASGI side an async one.
-    """
-    if interface == "wsgi":
-        return iter(list(parts))
-
-    async def agen() -> AsyncIterator[bytes]:
-        for part in parts:
-            yield part
-
-    return agen()
 
 
 # -- read, text ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from uvicorn_server import Uvicorn, run_uvicorn
+from servers import Uvicorn, run_uvicorn, stop
 from websockets.sync.client import ClientConnection, connect
 
 pytestmark = pytest.mark.servers
@@ -46,7 +46,6 @@ CHROMIUM_FLAGS = (
 )
 START_TIMEOUT = 15.0
 WAIT_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 MESSAGES_JS = """[...document.querySelectorAll("#messages li")].map(
     (item) => [item.querySelector("b").textContent, item.lastChild.textContent])"""
@@ -164,13 +163,7 @@ def _wait_for_devtools_port(process: subprocess.Popen[bytes], profile: Path, log
 
 
 def _stop_chromium(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
+    stop(process)
     # NOTE: the browser's own helpers (zygote, renderers) share the session started for it.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import importlib
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from servers import HOST, free_port, start, stop
 
 from microweb import App
 from microweb._cli import TargetError, load_app, main, routes_table
@@ -85,48 +84,23 @@ def test_python_dash_m_microweb_routes() -> None:
     assert "/hello/{name}" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get_when_up(url: str, process: subprocess.Popen[bytes], deadline: float) -> httpx.Response:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
-        try:
-            return httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing answered at {url}")
-
-
 @pytest.mark.servers
 @pytest.mark.parametrize(
     "options",
     [[], ["--server", "waitress"], ["--workers", "2"]],
     ids=["uvicorn", "waitress", "uvicorn-workers"],
 )
-def test_serve_starts_a_real_server(options: list[str]) -> None:
-    port = _free_port()
+def test_serve_starts_a_real_server(options: list[str], tmp_path: Path) -> None:
+    port = free_port()
     command = [sys.executable, "-m", "microweb", "serve", "examples/hello.py", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, *options], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = start([*command, *options], port=port, log=tmp_path / "serve.log", ready_timeout=15)
     try:
-        response = _get_when_up(
-            f"http://127.0.0.1:{port}/hello/cli", process, time.monotonic() + 15
-        )
+        # NOTE: Uvicorn's workers may still be starting; the listening socket holds the request.
+        response = httpx.get(f"http://{HOST}:{port}/hello/cli", timeout=10)
         assert response.status_code == 200
         assert response.text == "Hello, cli!"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
 
 
 def test_waitress_refuses_uvicorn_only_options(capsys: pytest.CaptureFixture[str]) -> None:

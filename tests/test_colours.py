@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from wsgiref.util import setup_testing_defaults
+
+from drive import asgi_get, wsgi_get
 
 from microweb import App, Request
 from microweb.testing import TestClient
@@ -23,61 +23,6 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def wsgi_get(wsgi: Any, path: str) -> tuple[str, bytes]:
-    """Call a WSGI callable with a minimal GET environ; return the status line and body."""
-    environ: dict[str, Any] = {"PATH_INFO": path, "wsgi.input": io.BytesIO(b"")}
-    setup_testing_defaults(environ)
-    seen: list[str] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        seen.append(status)
-        return lambda data: None
-
-    result = wsgi(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return seen[0], body
-
-
-async def asgi_get(asgi: Any, path: str) -> tuple[int, bytes]:
-    """Call an ASGI callable with a hand-made http scope; return the status and body."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 40000),
-        "server": ("testserver", 80),
-    }
-    messages: list[dict[str, Any]] = []
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # a server blocks here until the client leaves
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        messages.append(dict(message))
-
-    await asgi(scope, receive, send)
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return messages[0]["status"], body
 
 
 def test_both_colours_under_each_interface(make_client: MakeClient, interface: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from drive import chunked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,19 +56,6 @@ def multipart(*parts: bytes, boundary: str = BOUNDARY) -> bytes:
     delimiter = f"--{boundary}".encode("ascii")
     body = b"".join(delimiter + b"\r\n" + item + b"\r\n" for item in parts)
     return body + delimiter + b"--\r\n"
-
-
-def chunked(interface: str, *chunks: bytes) -> Iterator[bytes] | AsyncIterator[bytes]:
-    """Return the chunks as a body httpx sends chunked: a sync generator for the WSGI client, an
-    async one for the ASGI client."""
-    if interface == "wsgi":
-        return iter(list(chunks))
-
-    async def agen() -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
-
-    return agen()
 
 
 SAMPLE_FILE = b"line one\r\nline two\r\n--not-the-boundary\r\n\x00\xff binary tail"
@@ -695,7 +683,7 @@ def test_body_size_limit_on_chunked_multipart(
 ) -> None:
     client = make_client(form_app(colour, Limits(max_body_size=500)))
     body = multipart(part("f", b"z" * 1000, filename="f.bin"))
-    response = post_multipart(client, chunked(interface, body[:300], body[300:600], body[600:]))
+    response = post_multipart(client, chunked(interface, [body[:300], body[300:600], body[600:]]))
     assert response.status_code == 413
 
 
@@ -798,7 +786,7 @@ def test_wrong_content_type_is_415(
 def test_final_crlf_in_its_own_chunk(make_client: MakeClient, colour: str, interface: str) -> None:
     client = make_client(form_app(colour))
     assert SAMPLE_BODY.endswith(b"--\r\n")
-    response = post_multipart(client, chunked(interface, SAMPLE_BODY[:-2], SAMPLE_BODY[-2:]))
+    response = post_multipart(client, chunked(interface, [SAMPLE_BODY[:-2], SAMPLE_BODY[-2:]]))
     assert response.status_code == 200
     assert response.json() == sample_description()
 
@@ -808,7 +796,7 @@ def test_multipart_in_many_small_chunks(
 ) -> None:
     client = make_client(form_app(colour))
     pieces = [SAMPLE_BODY[i : i + 7] for i in range(0, len(SAMPLE_BODY), 7)]
-    response = post_multipart(client, chunked(interface, *pieces))
+    response = post_multipart(client, chunked(interface, pieces))
     assert response.status_code == 200
     assert response.json() == sample_description()
 

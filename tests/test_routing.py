@@ -8,14 +8,13 @@ hand-made environ or scope.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
-from wsgiref.util import setup_testing_defaults
 
 import pytest
+from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response, Router
 from microweb._routing import (
@@ -642,31 +641,8 @@ EXPECTED_UNDER_PREFIX = {"root_path": "/prefix", "path": "/items/5", "url_for": 
 def test_request_url_for_adds_root_path_under_asgi() -> None:
     app = root_path_app()
     driver = app.as_asgi()
-    messages: list[dict[str, Any]] = []
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/prefix/items/5",
-        "raw_path": b"/prefix/items/5",
-        "root_path": "/prefix",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 123),
-    }
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        messages.append(dict(message))
-
-    asyncio.run(driver(scope, receive, send))
-    assert messages[0]["status"] == 200
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    status, body = asyncio.run(asgi_get(driver, "/prefix/items/5", root_path="/prefix"))
+    assert status == 200
     assert json.loads(body) == EXPECTED_UNDER_PREFIX
     assert app.url_for("item", item_id=6) == "/items/6"
 
@@ -674,24 +650,11 @@ def test_request_url_for_adds_root_path_under_asgi() -> None:
 def test_request_url_for_adds_script_name_under_wsgi() -> None:
     app = root_path_app()
     driver = app.as_wsgi()
-    environ: dict[str, Any] = {
-        "SCRIPT_NAME": "/prefix",
-        "PATH_INFO": "/items/5",
-        "QUERY_STRING": "",
-        "wsgi.input": io.BytesIO(b""),
-    }
-    setup_testing_defaults(environ)
-    seen: list[str] = []
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        seen.append(status)
-        return lambda data: None
-
     try:
-        body = b"".join(driver(environ, start_response))
+        status, body = wsgi_get(driver, "/items/5", SCRIPT_NAME="/prefix", QUERY_STRING="")
     finally:
         driver.close()
-    assert seen == ["200 OK"]
+    assert status == "200 OK"
     assert json.loads(body) == EXPECTED_UNDER_PREFIX
 
 

@@ -7,28 +7,19 @@ Each server runs ``examples/mixed_colours.py`` unchanged, started with its own c
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
+from servers import HOST, free_port, running, uvicorn_command, waitress_command
 
 pytestmark = pytest.mark.servers
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = "examples.mixed_colours:app"
-HOST = "127.0.0.1"
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,74 +38,8 @@ class Server:
 
 def _command(name: str, port: int) -> list[str]:
     if name == "waitress":
-        return [
-            sys.executable,
-            "-m",
-            "waitress",
-            f"--host={HOST}",
-            f"--port={port}",
-            "--call",
-            f"{APP}.as_wsgi",
-        ]
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        f"{APP}.as_asgi",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--lifespan",
-        "on",
-        "--log-level",
-        "warning",
-    ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _environment() -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(REPO_ROOT), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
-    return env
-
-
-def _log_text(log: IO[bytes]) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read().decode("utf-8", "replace")
-
-
-def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{_log_text(log)}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"server not listening on port {port} after {READY_TIMEOUT} s:\n{_log_text(log)}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
+        return waitress_command(f"{APP}.as_wsgi", port)
+    return uvicorn_command(f"{APP}.as_asgi", port)
 
 
 @pytest.fixture(scope="module", params=["waitress", "uvicorn"])
@@ -123,22 +48,10 @@ def server(
 ) -> Iterator[Server]:
     """Run the example app under one real server for the whole module."""
     name = str(request.param)
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp(name) / "server.log"
-    with log_path.open("w+b") as log:
-        process = subprocess.Popen(
-            _command(name, port),
-            cwd=REPO_ROOT,
-            env=_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_listening(process, port, log)
-            yield Server(name, "wsgi" if name == "waitress" else "asgi", port)
-        finally:
-            _stop(process)
+    port = free_port()
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    with running(_command(name, port), port=port, log=log):
+        yield Server(name, "wsgi" if name == "waitress" else "asgi", port)
 
 
 @pytest.fixture(scope="module")

@@ -14,27 +14,28 @@ import hashlib
 import os
 import random
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
+from servers import (
+    HOST,
+    environment,
+    free_port,
+    read_log,
+    running,
+    uvicorn_command,
+    waitress_command,
+)
 
 pytestmark = pytest.mark.servers
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
 APP = "streaming_app:app"
-HOST = "127.0.0.1"
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 CLOSE_DEADLINE = 10.0
 MiB = 1024 * 1024
 UPLOAD_SIZE = 5 * MiB
@@ -63,7 +64,7 @@ class Server:
 
     def log_text(self) -> str:
         """Return what the server has logged so far."""
-        return self.log.read_text("utf-8", "replace")
+        return read_log(self.log)
 
     def open_temp_files(self) -> list[str]:
         """Return the files in ``tmp`` that the server process holds open (deleted ones too)."""
@@ -79,56 +80,8 @@ class Server:
 
 def _command(name: str, port: int, options: Sequence[str]) -> list[str]:
     if name == "waitress":
-        target = ["--host", HOST, "--port", str(port), *options, "--call", f"{APP}.as_wsgi"]
-        return [sys.executable, "-m", "waitress", *target]
-    return [
-        *(sys.executable, "-m", "uvicorn", "--factory", f"{APP}.as_asgi"),
-        *("--host", HOST, "--port", str(port), "--lifespan", "on", "--log-level", "warning"),
-    ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _environment(shared: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(TESTS_DIR), str(REPO_ROOT), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
-    env["STREAMING_APP_DIR"] = str(shared)
-    # NOTE: upload spools (the server's and microweb's) go here, where the test can watch them.
-    env["TMPDIR"] = str(shared / "tmp")
-    return env
-
-
-def _wait_until_listening(process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.flush()
-            log.seek(0)
-            output = log.read().decode("utf-8", "replace")
-            pytest.fail(f"server exited with {process.returncode}:\n{output}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"server not listening on port {port} after {READY_TIMEOUT} s (log: {log.name})")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
+        return waitress_command(f"{APP}.as_wsgi", port, options)
+    return uvicorn_command(f"{APP}.as_asgi", port)
 
 
 @pytest.fixture(scope="module")
@@ -140,22 +93,12 @@ def file_data() -> bytes:
 @contextmanager
 def _running(name: str, shared: Path, options: Sequence[str] = ()) -> Iterator[Server]:
     (shared / "tmp").mkdir()
-    port = _free_port()
-    log_path = shared / "server.log"
-    with log_path.open("w+b") as log:
-        process = subprocess.Popen(
-            _command(name, port, options),
-            cwd=REPO_ROOT,
-            env=_environment(shared),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_listening(process, port, log)
-            yield Server(name, port, process.pid, shared, log_path)
-        finally:
-            _stop(process)
+    port = free_port()
+    log = shared / "server.log"
+    # NOTE: upload spools (the server's and microweb's) go to TMPDIR, where the test can watch them.
+    env = environment(STREAMING_APP_DIR=str(shared), TMPDIR=str(shared / "tmp"))
+    with running(_command(name, port, options), port=port, log=log, env=env) as process:
+        yield Server(name, port, process.pid, shared, log)
 
 
 @pytest.fixture(scope="module", params=["waitress", "uvicorn"])
@@ -166,8 +109,8 @@ def server(
     name = str(request.param)
     shared = tmp_path_factory.mktemp(f"{name}-shared")
     (shared / "data.bin").write_bytes(file_data)
-    with _running(name, shared) as running:
-        yield running
+    with _running(name, shared) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from uvicorn_server import Uvicorn, run_uvicorn
+from servers import Uvicorn, run_uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from ws_app import MAX_MESSAGE

@@ -11,17 +11,16 @@ import io
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
-from wsgiref.util import setup_testing_defaults
 
 import pytest
+from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
-Message = dict[str, Any]
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -74,33 +73,21 @@ def add_get(app: App, colour: str, make: Callable[[Request], Response], path: st
         app.get(path, name=path)(async_handler)
 
 
-def chunked(interface: str, chunks: list[bytes]) -> Iterator[bytes] | AsyncIterator[bytes]:
-    """A request body httpx sends chunked: sync for the WSGI client, async for the ASGI one."""
-    if interface == "wsgi":
-        return iter(chunks)
+def failing_after_first_chunk(kind: str) -> Any:
+    """Return a sync or async generator that yields ``b"first"``, then raises RuntimeError."""
+    if kind == "sync":
 
-    async def agen() -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
+        def sync_gen() -> Iterator[bytes]:
+            yield b"first"
+            raise RuntimeError("boom in stream")
 
-    return agen()
+        return sync_gen()
 
+    async def async_gen() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise RuntimeError("boom in stream")
 
-def http_scope(method: str = "GET", path: str = "/", headers: Iterable[Any] = ()) -> Message:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("ascii"),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    return async_gen()
 
 
 async def call_asgi(
@@ -127,17 +114,6 @@ async def call_asgi(
         await inbox.put({"type": "lifespan.shutdown"})
         assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
         await lifespan
-
-
-def wsgi_environ(method: str = "GET", path: str = "/", **extra: Any) -> dict[str, Any]:
-    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path}
-    environ.update(extra)
-    setup_testing_defaults(environ)
-    return environ
-
-
-def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-    return lambda data: None
 
 
 def parse_sse(stream: bytes) -> list[dict[str, Any]]:
@@ -538,23 +514,8 @@ def test_asgi_stream_error_after_first_chunk(
 ) -> None:
     sent: list[Message] = []
 
-    def failing() -> Any:
-        if kind == "sync":
-
-            def sync_gen() -> Iterator[bytes]:
-                yield b"first"
-                raise RuntimeError("boom in stream")
-
-            return sync_gen()
-
-        async def async_gen() -> AsyncIterator[bytes]:
-            yield b"first"
-            raise RuntimeError("boom in stream")
-
-        return async_gen()
-
     app = App()
-    add_get(app, colour, lambda r: Response.stream(failing()))
+    add_get(app, colour, lambda r: Response.stream(failing_after_first_chunk(kind)))
     messages: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
 
     async def receive() -> Message:
@@ -604,23 +565,8 @@ def test_wsgi_close_closes_generator(colour: str, kind: str) -> None:
 def test_wsgi_stream_error_after_first_chunk(
     colour: str, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def failing() -> Any:
-        if kind == "sync":
-
-            def sync_gen() -> Iterator[bytes]:
-                yield b"first"
-                raise RuntimeError("boom in stream")
-
-            return sync_gen()
-
-        async def async_gen() -> AsyncIterator[bytes]:
-            yield b"first"
-            raise RuntimeError("boom in stream")
-
-        return async_gen()
-
     app = App()
-    add_get(app, colour, lambda r: Response.stream(failing()))
+    add_get(app, colour, lambda r: Response.stream(failing_after_first_chunk(kind)))
     wsgi = app.as_wsgi()
     try:
         result = wsgi(wsgi_environ(), start_response)

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from drive import websocket_scope
 
 from microweb import App, Limits, Request, Response, Router, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
@@ -547,24 +548,10 @@ def test_send_after_the_client_left_raises_websocket_disconnect(
         if message["type"] != "websocket.accept":
             raise OSError("the client is gone")
 
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "scheme": "ws",
-        "path": "/ws",
-        "raw_path": b"/ws",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 123),
-        "server": ("testserver", 80),
-        "subprotocols": [],
-    }
     escaped: list[str] = []
     with caplog.at_level(logging.ERROR, logger="microweb"):
         try:
-            asyncio.run(app.as_asgi()(scope, receive, send))
+            asyncio.run(app.as_asgi()(websocket_scope("/ws"), receive, send))
         except OSError as exc:
             escaped.append(repr(exc))
     assert seen == [("disconnect", "closed")]

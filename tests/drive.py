@@ -1,0 +1,129 @@
+"""Driving an app's WSGI and ASGI callables by hand, as a server would, and bodies for TestClient.
+
+The scope and environ builders give a minimal GET (or the given method) from ``testserver``;
+``wsgi_get`` and ``asgi_get`` make one request and return its status and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+Message = dict[str, Any]
+
+
+# -- ASGI --------------------------------------------------------------------------------------
+
+
+def http_scope(
+    method: str = "GET", path: str = "/", headers: Iterable[Any] = (), root_path: str = ""
+) -> Message:
+    """Return an ASGI http scope for ``path`` (``root_path`` included) from ``testserver``."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }
+
+
+def websocket_scope(path: str = "/", subprotocols: Iterable[str] = ()) -> Message:
+    """Return an ASGI websocket scope for ``path``, host ``testserver``."""
+    scope = http_scope(path=path)
+    del scope["method"]
+    scope.update(type="websocket", scheme="ws", subprotocols=list(subprotocols))
+    return scope
+
+
+async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, bytes]:
+    """Call an ASGI callable with a GET http scope, without any lifespan; return status and body.
+
+    The request body is empty; after it, ``receive`` blocks as a server's does until the client
+    leaves.
+    """
+    messages: list[Message] = []
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # a server blocks here until the client leaves
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        messages.append(dict(message))
+
+    await asgi(http_scope(path=path, root_path=root_path), receive, send)
+    assert messages[0]["type"] == "http.response.start"
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return messages[0]["status"], body
+
+
+# -- WSGI --------------------------------------------------------------------------------------
+
+
+def wsgi_environ(method: str = "GET", path: str = "/", **extra: Any) -> dict[str, Any]:
+    """Return a WSGI environ (``wsgiref``'s testing defaults, an empty body) with ``extra``."""
+    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path}
+    environ.update(extra)
+    setup_testing_defaults(environ)
+    return environ
+
+
+def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    """A WSGI ``start_response`` that keeps nothing."""
+    return lambda data: None
+
+
+def wsgi_get(wsgi: Any, path: str, **extra: Any) -> tuple[str, bytes]:
+    """Call a WSGI callable with a GET environ (see ``wsgi_environ``); return status line and body.
+
+    The result is closed, as a server closes it; ``start_response`` must be called once.
+    """
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(status)
+        return lambda data: None
+
+    result = wsgi(wsgi_environ("GET", path, **extra), start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    assert len(seen) == 1, seen
+    return seen[0], body
+
+
+# -- request bodies for TestClient -------------------------------------------------------------
+
+
+def chunked(interface: str, chunks: Iterable[bytes]) -> Iterator[bytes] | AsyncIterator[bytes]:
+    """Return ``chunks`` as a body httpx sends chunked (without Content-Length).
+
+    The WSGI side of TestClient runs a sync httpx client, so it gets an iterator; the ASGI side
+    runs an async one, so it gets an async generator.
+    """
+    chunks = list(chunks)
+    if interface == "wsgi":
+        return iter(chunks)
+
+    async def agen() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return agen()

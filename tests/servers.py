@@ -1,0 +1,189 @@
+"""Real servers in subprocesses, for the end-to-end tests.
+
+A server is started with its own command line from the repository root, with ``tests/`` and the
+root on ``PYTHONPATH``; it is ready once its port accepts a connection, and it is stopped by its
+own pid. Its output goes to a log file, which every failure message includes.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = TESTS_DIR.parent
+HOST = "127.0.0.1"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+Process = subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on ``HOST`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """Return this process's environment with ``tests/`` and the root on ``PYTHONPATH``.
+
+    Args:
+        **extra: Variables to set on top.
+    """
+    env = dict(os.environ)
+    paths = [str(TESTS_DIR), str(REPO_ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
+    env.update(extra)
+    return env
+
+
+def waitress_command(app: str, port: int, options: Sequence[str] = ()) -> list[str]:
+    """Return the command line that serves the WSGI callable ``app()`` with Waitress.
+
+    Args:
+        app: What ``waitress-serve --call`` calls (``module:app.as_wsgi``).
+        port: Where it listens on ``HOST``.
+        options: More Waitress options.
+    """
+    target = ["--host", HOST, "--port", str(port), *options, "--call", app]
+    return [sys.executable, "-m", "waitress", *target]
+
+
+def uvicorn_command(factory: str, port: int) -> list[str]:
+    """Return the command line that serves the ASGI callable ``factory()`` with Uvicorn.
+
+    Args:
+        factory: What ``uvicorn --factory`` calls (``module:app.as_asgi``); lifespan is on.
+        port: Where it listens on ``HOST``.
+    """
+    return [
+        *(sys.executable, "-m", "uvicorn", "--factory", factory),
+        *("--host", HOST, "--port", str(port), "--lifespan", "on", "--log-level", "warning"),
+    ]
+
+
+def read_log(log: Path) -> str:
+    """Return what has been logged to ``log`` so far."""
+    return log.read_text("utf-8", "replace")
+
+
+def start(
+    command: Sequence[str],
+    *,
+    port: int,
+    log: Path,
+    cwd: Path = REPO_ROOT,
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = READY_TIMEOUT,
+) -> Process:
+    """Start ``command`` and return its process once it accepts connections on ``port``.
+
+    Args:
+        command: The server's command line.
+        port: The port on ``HOST`` it listens on.
+        log: The file its output (stdout and stderr) goes to.
+        cwd: Where it runs.
+        env: Its environment (``environment()`` when not given).
+        ready_timeout: How long it may take to listen.
+
+    Fails the test (after stopping the process) when the process exits or is not listening in
+    time; the message includes the log.
+    """
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=environment() if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"{shlex.join(command)} exited with {process.returncode} "
+                f"(log: {log}):\n{read_log(log)}"
+            )
+        try:
+            with socket.create_connection((HOST, port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    stop(process)
+    pytest.fail(
+        f"{shlex.join(command)} not listening on port {port} after {ready_timeout} s "
+        f"(log: {log}):\n{read_log(log)}"
+    )
+
+
+def stop(process: Process, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop ``process`` by its own pid: terminate it, wait, and kill it as a last resort."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+@contextmanager
+def running(
+    command: Sequence[str], *, port: int, log: Path, env: Mapping[str, str] | None = None
+) -> Iterator[Process]:
+    """Run ``command`` (see ``start``) until the block ends, then stop it."""
+    process = start(command, port=port, log=log, env=env)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True)
+class Uvicorn:
+    """A running Uvicorn: where it listens and where it logs."""
+
+    port: int
+    log: Path
+
+    @property
+    def http_url(self) -> str:
+        """Return the HTTP URL of the server's root."""
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Return the WebSocket URL of the server's root."""
+        return f"ws://{HOST}:{self.port}"
+
+    def log_text(self) -> str:
+        """Return what the server has logged so far."""
+        return read_log(self.log)
+
+
+@contextmanager
+def run_uvicorn(factory: str, log_dir: Path) -> Iterator[Uvicorn]:
+    """Serve ``factory`` (``module:app.as_asgi``) with Uvicorn, lifespan on, until the block ends.
+
+    Args:
+        factory: What ``uvicorn --factory`` calls.
+        log_dir: Where the server's output goes (``uvicorn.log``).
+    """
+    server = Uvicorn(free_port(), log_dir / "uvicorn.log")
+    with running(uvicorn_command(factory, server.port), port=server.port, log=server.log):
+        yield server
