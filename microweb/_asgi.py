@@ -6,6 +6,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ._body import ASGIBody
 from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
@@ -14,7 +15,7 @@ from ._errors import ClientDisconnect
 from ._pipeline import dispatch, dispatch_handshake, run_hooks
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
-from ._types import Receive, Scope, Send
+from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -102,8 +103,10 @@ class ASGIDriver:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
+        send = _guarded(send)
         body = ASGIBody(scope["headers"], receive)
         request = self._request(scope, body)
+        body.limit = lambda: request.limits.max_body_size
         try:
             await self._respond(request, body, send)
         except ClientDisconnect:
@@ -185,6 +188,8 @@ class ASGIDriver:
                 if chunk:
                     body = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+        except ClientDisconnect:
+            raise
         except Exception:
             # NOTE: the status line is gone already; end the response without a proper close.
             logger.exception("error while streaming %s %s", request.method, request.path)
@@ -203,8 +208,11 @@ class ASGIDriver:
 
     def _request(self, scope: Scope, body: ASGIBody) -> Request:
         root = scope.get("root_path", "")
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        raw_path = _strip_root(raw_path, root.encode("utf-8"))
+        raw_path = scope.get("raw_path")
+        if not raw_path:
+            # SPEC: raw_path is optional in ASGI; `path` is already percent-decoded text.
+            raw_path = quote(scope["path"], safe="/").encode("ascii")
+        raw_path = _strip_root(raw_path, quote(root, safe="/").encode("ascii"))
         client = scope.get("client")
         scope_headers = scope["headers"]
         return Request(
@@ -224,6 +232,17 @@ class ASGIDriver:
             body=body,
             sync_only=sync_only,
         )
+
+
+def _guarded(send: Send) -> Send:
+    async def guarded(message: Message) -> None:
+        try:
+            await send(message)
+        except OSError as exc:
+            # SPEC: servers may raise an OSError subclass from send() once the client has gone.
+            raise ClientDisconnect("the client went away") from exc
+
+    return guarded
 
 
 async def _aclose(iterator: Any) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
+from ._limits import Limits
 from ._types import Environ, Message, Receive
 
 CHUNK_SIZE = 64 * 1024
+DEFAULT_BODY_LIMIT = Limits().max_body_size
+# NOTE: int() of thousands of digits is slow and then raises; no real length needs 19.
+MAX_LENGTH_DIGITS = 18
 
 
 def parse_content_length(value: str | None) -> int | None:
@@ -24,6 +28,8 @@ def parse_content_length(value: str | None) -> int | None:
     value = value.strip()
     if not (value.isascii() and value.isdigit()):
         raise HTTPError(400, "invalid Content-Length")
+    if len(value) > MAX_LENGTH_DIGITS:
+        raise HTTPError(413, "request body is too large")
     return int(value)
 
 
@@ -88,7 +94,9 @@ class ASGIBody:
     """The body of an ASGI request, pulled from ``receive()``.
 
     A ``def`` handler in the pool reads it through the loop, one message at a time, so nothing
-    is buffered whole. The same source watches for ``http.disconnect`` while a response streams.
+    is buffered whole. The same source tells when the client has gone: while a response streams
+    (the driver's watcher) and for ``ais_disconnected()``. Body messages that those checks
+    receive are kept for the reader, up to the body limit.
     """
 
     def __init__(self, scope_headers: list[tuple[bytes, bytes]], receive: Receive) -> None:
@@ -96,8 +104,12 @@ class ASGIBody:
         self._receive = receive
         self._loop = asyncio.get_running_loop()
         self._early: deque[Message] = deque()
+        self._kept = 0
+        self._overflow = False
         self._pending: asyncio.Future[Message] | None = None
+        self._watching = False
         self.disconnected = False
+        self.limit: Callable[[], int] = lambda: DEFAULT_BODY_LIMIT
 
     @property
     def content_length(self) -> int | None:
@@ -107,7 +119,7 @@ class ASGIBody:
         return None
 
     def _receive_task(self) -> asyncio.Future[Message]:
-        # NOTE: one receive() in flight, shared by the stream watcher and ais_disconnected().
+        # NOTE: one receive() in flight, shared by the reader, the watcher and the checks.
         if self._pending is None:
             self._pending = asyncio.ensure_future(coroutine_of(self._receive()))
         return self._pending
@@ -121,16 +133,29 @@ class ASGIBody:
             self.disconnected = True
         return message
 
+    def _keep(self, message: Message) -> None:
+        if message["type"] != "http.request":
+            return
+        self._kept += len(message.get("body", b""))
+        if self._kept > self.limit():
+            # NOTE: never held past the limit; a reader gets 413 as it would have anyway.
+            self._overflow = True
+            self._early.clear()
+            return
+        self._early.append(message)
+
     async def _next_message(self) -> Message:
         while True:
+            if self._overflow:
+                raise HTTPError(413, f"request body is larger than {self.limit()} bytes")
             if self._early:
                 return self._early.popleft()
             if self.disconnected:
                 return {"type": "http.disconnect"}
-            if self._pending is None:
+            if self._pending is None and not self._watching:
                 # PERF: the common case awaits receive() directly, with no task.
                 return await self._receive()
-            pending = self._pending
+            pending = self._receive_task()
             # NOTE: asyncio.wait leaves the shared task running if this caller is cancelled.
             await asyncio.wait({pending})
             message = self._take(pending)
@@ -165,19 +190,22 @@ class ASGIBody:
         pending = self._receive_task()
         await asyncio.sleep(0)
         message = self._take(pending)
-        if message is not None and not self.disconnected:
-            self._early.append(message)
+        if message is not None:
+            self._keep(message)
         return self.disconnected
 
     def is_disconnected(self) -> bool:
         return asyncio.run_coroutine_threadsafe(self.ais_disconnected(), self._loop).result()
 
     async def wait_disconnect(self) -> None:
-        """Return once the client has gone; unread body messages are dropped."""
+        """Return once the client has gone; body messages go to the reader (bounded)."""
+        self._watching = True
         while not self.disconnected:
             pending = self._receive_task()
             await asyncio.wait({pending})
-            self._take(pending)
+            message = self._take(pending)
+            if message is not None:
+                self._keep(message)
 
     def close(self) -> None:
         """Stop a receive() still waiting after the response is done."""

@@ -56,6 +56,7 @@ class AppLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopped = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -63,6 +64,8 @@ class AppLoop:
         loop = self._loop
         if loop is None:
             with self._lock:
+                if self._stopped:
+                    raise RuntimeError("the app loop was stopped: this WSGI app was closed")
                 if self._loop is None:
                     self._start()
                 loop = self._loop
@@ -86,7 +89,12 @@ class AppLoop:
         Context variables cross both ways: the coroutine sees this thread's values, and what it
         sets is set here afterwards, as if it had run in this thread.
         """
-        loop = self.loop
+        try:
+            loop = self.loop
+        except RuntimeError:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # NOTE: it will never run; say so without a warning.
+            raise
         if asyncio._get_running_loop() is loop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         before = contextvars.copy_context()
@@ -107,6 +115,7 @@ class AppLoop:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
+            self._stopped = True
         if loop is None or thread is None:
             return
         loop.call_soon_threadsafe(loop.stop)

@@ -11,7 +11,8 @@ D = TypeVar("D")
 
 # SPEC: RFC 9110 section 5.1, a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]")
+# NOTE: also refuse what latin-1 cannot carry: both interfaces send header bytes as latin-1.
+_FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
 
 
 class MultiDict(Mapping[str, V], Generic[V]):
@@ -83,7 +84,10 @@ class Headers:
         if not isinstance(value, str):
             raise TypeError(f"header {name!r} value must be str, not {type(value).__name__}")
         if _FORBIDDEN_VALUE.search(value):
-            raise ValueError(f"header {name!r} value contains CR, LF or NUL: {value!r}")
+            raise ValueError(
+                f"header {name!r} value contains CR, LF, NUL or a character beyond latin-1 "
+                f"(percent-encode URLs): {value!r}"
+            )
         return name.lower(), value
 
     def __getitem__(self, name: str) -> str:

@@ -98,7 +98,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
         return None
     first, dash, last = spec.strip().partition("-")
     digits = first + last
-    if not dash or not digits or not (digits.isascii() and digits.isdigit()):
+    too_long = max(len(first), len(last)) > 18
+    if not dash or not digits or too_long or not (digits.isascii() and digits.isdigit()):
         return None
     if not first:
         suffix = int(last)

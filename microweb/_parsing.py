@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,6 +24,27 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    # NOTE: only reached when the text has a surrogate escape; pairs decode to one character.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def reject_constant(name: str) -> Any:
     """Refuse ``NaN`` and ``Infinity``, which ``json.loads`` accepts by default (TRAPS.md 16)."""
     raise ValueError(f"{name} is not valid JSON")
@@ -40,7 +62,11 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
     ):
         raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=reject_constant)
+        text = body.decode("utf-8")
+        value = json.loads(text, parse_constant=reject_constant)
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+            raise HTTPError(400, "JSON body holds a lone surrogate (\\ud800-\\udfff)")
+        return value
     except UnicodeDecodeError:
         raise HTTPError(400, "JSON body is not valid UTF-8") from None
     except RecursionError:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import re
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers
@@ -21,6 +23,7 @@ JSON = "application/json"
 OCTETS = "application/octet-stream"
 FILE_CHUNK = 64 * 1024
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 # PERF: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -110,7 +113,8 @@ class Response:
         if not 300 <= status <= 399:
             raise ValueError(f"a redirect status must be 3xx, got {status}")
         response = cls(b"", status, headers, TEXT)
-        response.headers["location"] = url
+        # NOTE: non-ASCII characters are percent-encoded; CR and LF are still refused.
+        response.headers["location"] = _NON_ASCII.sub(lambda m: quote(m.group()), url)
         return response
 
     @classmethod

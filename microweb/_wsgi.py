@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import quote, urlsplit
 
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
@@ -39,9 +40,15 @@ def _headers_of(environ: Environ) -> Headers:
 
 def _raw_path(environ: Environ, path_bytes: bytes) -> bytes:
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if uri:
-        return str(uri).partition("?")[0].encode("latin-1")
-    return quote(path_bytes, safe="/").encode("ascii")
+    if not uri:
+        return quote(path_bytes, safe="/").encode("ascii")
+    path = urlsplit(str(uri)).path if "://" in str(uri) else str(uri).partition("?")[0]
+    raw = path.encode("latin-1")
+    # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
+    root = quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii")
+    if root and (raw == root or raw.startswith(root + b"/")):
+        raw = raw[len(root) :]
+    return raw
 
 
 def _root_path(script_name: str | None) -> str:
@@ -81,10 +88,12 @@ class WSGIDriver:
             file = response.file_info
             wrapper = environ.get("wsgi.file_wrapper")
             if wrapper is not None and file is not None and file.whole:
-                request.close()
-                # NOTE: lets the server send the file its own way (Waitress: no Python loop).
-                wrapped: Iterable[bytes] = wrapper(open(file.path, "rb"), FILE_CHUNK)  # noqa: SIM115
-                return wrapped
+                opened = _open_unchanged(file.path, file.size)
+                if opened is not None:
+                    request.close()
+                    # NOTE: lets the server send the file its own way (Waitress: no Python loop).
+                    wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
+                    return wrapped
             return _StreamBody(response.chunks, self.app_loop, request)
         _close_stream(response.chunks, self.app_loop)
         request.close()
@@ -120,6 +129,18 @@ class WSGIDriver:
             drive_sync(run_hooks(self.app.shutdown_sequence), self.app_loop)
         finally:
             self.app_loop.stop()
+
+
+def _open_unchanged(path: str, size: int) -> BinaryIO | None:
+    # NOTE: a file wrapper sends to EOF; use it only while that is the announced length.
+    try:
+        opened = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return None
+    if os.fstat(opened.fileno()).st_size != size:
+        opened.close()
+        return None
+    return opened
 
 
 def _close_stream(stream: Any, app_loop: AppLoop) -> None:

@@ -299,7 +299,16 @@ class TestClient:
             return self._wsgi_side().request(method, url, **kwargs)
         if self.interface == "asgi":
             return self._asgi_request(method, url, **kwargs)
-        via_wsgi = self._wsgi_side().request(method, url, **kwargs)
+        content = kwargs.get("content")
+        if content is not None and not isinstance(content, (bytes, str)):
+            if hasattr(content, "__aiter__"):
+                raise TypeError("interface='both' replays content: pass bytes or a sync iterable")
+            chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
+            kwargs["content"] = iter(chunks)
+            via_wsgi = self._wsgi_side().request(method, url, **kwargs)
+            kwargs["content"] = iter(chunks)
+        else:
+            via_wsgi = self._wsgi_side().request(method, url, **kwargs)
         via_asgi = self._asgi_request(method, url, **kwargs)
         _assert_same(method, url, via_wsgi, via_asgi)
         return via_wsgi
