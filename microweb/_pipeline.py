@@ -217,7 +217,8 @@ def error_response(app: App, request: Request, exc: Exception) -> Effects:
         logger.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
     if handler is not None:
         try:
-            return to_response((yield from call(handler.target, request, exc)))
+            result = yield from call(handler.target, request, exc)
+            return _error_value(result, exc, handler.key)
         except Exception as failure:
             logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
             exc = failure
@@ -225,6 +226,20 @@ def error_response(app: App, request: Request, exc: Exception) -> Effects:
         return default_error(request, exc.status, exc.detail, exc.headers)
     detail = "".join(traceback.format_exception(exc)) if app.debug else None
     return default_error(request, 500, detail, {})
+
+
+def _error_value(result: Any, exc: Exception, key: object) -> Response:
+    """A plain value from an error handler keeps the error's status (no soft 404 or 500)."""
+    response = to_response(result)
+    if isinstance(result, Response):
+        return response
+    if isinstance(exc, HTTPError):
+        response.status = exc.status
+        for name, value in exc.headers.items():
+            response.headers.setdefault(name, value)
+    elif key == 500:
+        response.status = 500
+    return response
 
 
 def default_error(

@@ -325,3 +325,37 @@ def test_error_handler_registration_is_checked() -> None:
         app.error_handler(200)
     with pytest.raises(TypeError):
         app.error_handler("404")  # type: ignore[arg-type]
+
+
+def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/boom")
+    def boom(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    @app.post("/only-post")
+    def only_post(request: Request) -> str:
+        return "posted"
+
+    @app.error_handler(404)
+    def not_found(request: Request, exc: Exception) -> str:
+        return "nothing here"
+
+    @app.error_handler(405)
+    def not_allowed(request: Request, exc: Exception) -> dict[str, str]:
+        return {"error": "method"}
+
+    @app.error_handler(500)
+    def failed(request: Request, exc: Exception) -> str:
+        return "sorry"
+
+    client = make_client(app)
+    missing = client.get("/nowhere")
+    assert (missing.status_code, missing.text) == (404, "nothing here")
+    wrong = client.get("/only-post")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "OPTIONS, POST"
+    assert client.get("/boom").status_code == 500
