@@ -53,6 +53,9 @@ def _import_file(path: str) -> object:
     directory = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, directory)
     name = os.path.splitext(os.path.basename(path))[0]
+    if _would_shadow(name, os.path.abspath(path)):
+        # NOTE: a file named like a module (json.py, http.py) must not replace that module.
+        name = f"__microweb_target__{name}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise TargetError(f"cannot load {path}")
@@ -60,6 +63,16 @@ def _import_file(path: str) -> object:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _would_shadow(name: str, path: str) -> bool:
+    if name in sys.modules:
+        return True
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True
+    return found is not None and found.origin != path
 
 
 TARGET_VARIABLE = "MICROWEB_TARGET"

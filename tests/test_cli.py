@@ -106,3 +106,12 @@ def test_serve_starts_a_real_server(options: list[str], tmp_path: Path) -> None:
 def test_waitress_refuses_uvicorn_only_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "examples/hello.py", "--server", "waitress", "--reload"]) == 2
     assert "--workers and --reload are for uvicorn" in capsys.readouterr().err
+
+
+def test_a_target_file_named_like_a_module_does_not_shadow_it(tmp_path: Path) -> None:
+    target = tmp_path / "json.py"
+    target.write_text("from microweb import App\napp = App()\n")
+    import json
+
+    assert isinstance(load_app(str(target)), App)
+    assert sys.modules["json"] is json
