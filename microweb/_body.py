@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
@@ -72,7 +72,7 @@ class WSGIBody:
                 remaining -= len(chunk)
             yield chunk
 
-    async def achunks(self) -> AsyncIterator[bytes]:
+    async def achunks(self) -> AsyncGenerator[bytes, None]:
         remaining = self._remaining()
         # PERF: a small body is read inline; a larger one in a worker thread, so that a slow
         # wsgi.input never stalls the app loop that all async handlers share.
@@ -168,7 +168,7 @@ class ASGIBody:
             raise ClientDisconnect("the client disconnected before the body was read")
         return message.get("body", b""), message.get("more_body", False)
 
-    async def achunks(self) -> AsyncIterator[bytes]:
+    async def achunks(self) -> AsyncGenerator[bytes, None]:
         more = True
         while more:
             body, more = self._body_of(await self._next_message())
