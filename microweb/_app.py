@@ -219,9 +219,7 @@ class App(RouteRegistry):
             if method == "OPTIONS":
                 return None
             raise HTTPError(405, headers={"allow": ", ".join(_with_implied(allowed))})
-        request.route, request.path_params = route, params
-        request.limits = route.limits  # type: ignore[assignment]
-        return route
+        return _bind(request, route, params)
 
     def _refuse_plain_http_to_websocket(self, request: Request) -> None:
         if self._ws.lookup("GET", request.path)[0] is None:
@@ -237,10 +235,7 @@ class App(RouteRegistry):
         if not request.path_is_valid:
             return None
         route, params, _ = self._ws.lookup("GET", request.path)
-        if route is not None:
-            request.route, request.path_params = route, params
-            request.limits = route.limits  # type: ignore[assignment]
-        return route
+        return None if route is None else _bind(request, route, params)
 
     @property
     def websocket_routes(self) -> list[Route]:
@@ -310,6 +305,13 @@ class App(RouteRegistry):
 
         self.start()
         return ASGIDriver(self)
+
+
+def _bind(request: Request, route: Route, params: dict[str, Any]) -> Route:
+    request.route, request.path_params = route, params
+    # NOTE: App._add_route resolved every route's limits to a Limits.
+    request.limits = route.limits  # type: ignore[assignment]
+    return route
 
 
 def _with_implied(methods: set[str]) -> list[str]:

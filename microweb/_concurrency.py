@@ -124,15 +124,22 @@ class AppLoop:
             loop.close()
 
 
+def _resume(effects: Effects, value: Any, error: Exception | None) -> tuple[bool, Any]:
+    """Give the core generator the last effect's outcome; ``(True, result)`` when it is done."""
+    try:
+        return False, (effects.send(value) if error is None else effects.throw(error))
+    except StopIteration as stop:
+        return True, stop.value
+
+
 def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
     """Run a core generator in this thread: offloads inline, awaitables on the app loop."""
     value: Any = None
     error: Exception | None = None
     while True:
-        try:
-            effect = effects.send(value) if error is None else effects.throw(error)
-        except StopIteration as stop:
-            return stop.value
+        done, effect = _resume(effects, value, error)
+        if done:
+            return effect
         value = error = None
         try:
             if type(effect) is Offload:
@@ -148,10 +155,9 @@ async def drive_async(effects: Effects, pool: ThreadPoolExecutor) -> Any:
     value: Any = None
     error: Exception | None = None
     while True:
-        try:
-            effect = effects.send(value) if error is None else effects.throw(error)
-        except StopIteration as stop:
-            return stop.value
+        done, effect = _resume(effects, value, error)
+        if done:
+            return effect
         value = error = None
         try:
             if type(effect) is Offload:
