@@ -144,24 +144,31 @@ class App(RouteRegistry):
             raise ValueError(f"converter {name!r} is already registered")
         self._converters[name] = Converter(name, to_python, to_url)
 
-    def middleware(self, flow: F) -> F:
+    def middleware(self, flow: F, *, outermost: bool = False) -> F:
         """Register a flow: a generator function of ``request`` that wraps the rest of the stack.
 
         ``response = yield`` runs the inner stack; yielding a ``Response`` before that answers
         instead, after it replaces the response. The first registered flow is the outermost.
 
+        Args:
+            flow: The generator function, sync or async.
+            outermost: Put the flow outside every flow registered so far, instead of inside
+                them. For flows that must see the request first whatever the order of
+                registration (``ProxyHeaders``); among such flows, the last one wins.
+
         Raises:
             TypeError: If ``flow`` is not a generator function (sync or async).
         """
         if inspect.isasyncgenfunction(flow):
-            self.flows.append(Colored(flow, True))
+            colored = Colored(flow, True)
         elif inspect.isgeneratorfunction(flow):
-            self.flows.append(Colored(flow, False))
+            colored = Colored(flow, False)
         else:
             raise TypeError(
                 f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
                 "write `response = yield` where the rest of the stack runs"
             )
+        self.flows.insert(0 if outermost else len(self.flows), colored)
         return flow
 
     def error_handler(self, key: int | type[BaseException]) -> Callable[[F], F]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._app import App
+from .plugins import ProxyHeaders
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
 
@@ -76,17 +77,45 @@ def _would_shadow(name: str, path: str) -> bool:
 
 
 TARGET_VARIABLE = "MICROWEB_TARGET"
+FORWARDED_VARIABLE = "MICROWEB_FORWARDED_ALLOW_IPS"
+
+
+def trust_proxies(app: App, forwarded_allow_ips: str | None) -> None:
+    """Install ``ProxyHeaders`` trusting the comma-separated addresses and ranges, if any.
+
+    Raises:
+        TargetError: If an entry is not an address or a range, or the app has the plugin.
+    """
+    if forwarded_allow_ips is None:
+        return
+    trusted = [entry.strip() for entry in forwarded_allow_ips.split(",") if entry.strip()]
+    try:
+        app.install(ProxyHeaders(trusted))
+    except ValueError as exc:
+        raise TargetError(f"--forwarded-allow-ips: {exc}") from None
 
 
 def asgi_from_environment() -> Any:
     """Build the ASGI app named by ``$MICROWEB_TARGET`` (Uvicorn's factory for workers/reload)."""
-    return load_app(os.environ[TARGET_VARIABLE]).as_asgi()
+    app = load_app(os.environ[TARGET_VARIABLE])
+    trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+    return app.as_asgi()
 
 
 def serve(
-    target: str, server: str, host: str, port: int, workers: int = 1, reload: bool = False
+    target: str,
+    server: str,
+    host: str,
+    port: int,
+    workers: int = 1,
+    reload: bool = False,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
     """Serve the app named by ``target`` until interrupted.
+
+    The servers' own handling of forwarded headers is off: ``forwarded_allow_ips`` (addresses
+    and CIDR ranges, comma-separated) installs ``ProxyHeaders``, which works the same under
+    both; without it, no forwarded header is trusted.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -102,10 +131,13 @@ def serve(
     if server == "waitress" and (workers != 1 or reload):
         raise TargetError("--workers and --reload are for uvicorn; waitress runs one process")
     app = load_app(target)
+    trust_proxies(app, forwarded_allow_ips)
     print(f"microweb: serving on http://{host}:{port} with {server} ({SERVERS[server]})")
     if server == "uvicorn" and (workers != 1 or reload):
         # NOTE: worker processes and the reloader import the app anew, from a string.
         os.environ[TARGET_VARIABLE] = target
+        if forwarded_allow_ips is not None:
+            os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
         module.run(
             "microweb._cli:asgi_from_environment",
             factory=True,
@@ -114,15 +146,24 @@ def serve(
             workers=workers,
             reload=reload,
             reload_dirs=[_source_dir(target)] if reload else None,
+            proxy_headers=False,
         )
     elif server == "uvicorn":
-        module.run(app.as_asgi(), host=host, port=port)
+        # NOTE: Uvicorn trusts X-Forwarded-* from 127.0.0.1 by default; ProxyHeaders decides.
+        module.run(app.as_asgi(), host=host, port=port, proxy_headers=False)
     else:
         wsgi = app.as_wsgi()
         try:
             # NOTE: with lookahead Waitress reads the socket during a request, so it can tell
-            # the app that the client left (request.is_disconnected()).
-            module.serve(wsgi, host=host, port=port, channel_request_lookahead=1)
+            # the app that the client left (request.is_disconnected()). Waitress deletes
+            # forwarded headers by default: the app gets them, as under Uvicorn.
+            module.serve(
+                wsgi,
+                host=host,
+                port=port,
+                channel_request_lookahead=1,
+                clear_untrusted_proxy_headers=False,
+            )
         finally:
             wsgi.close()
 
@@ -160,6 +201,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
+    serve_cmd.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="trust forwarded headers from these comma-separated addresses and CIDR ranges",
+    )
     routes_cmd = commands.add_parser("routes", help="print the route table of an app")
     routes_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")
     return parser
@@ -172,7 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "routes":
             print(routes_table(load_app(args.target)))
         else:
-            serve(args.target, args.server, args.host, args.port, args.workers, args.reload)
+            serve(
+                args.target,
+                args.server,
+                args.host,
+                args.port,
+                args.workers,
+                args.reload,
+                args.forwarded_allow_ips,
+            )
     except TargetError as exc:
         print(f"microweb: error: {exc}", file=sys.stderr)
         return 2

@@ -111,6 +111,7 @@ class Request:
         "_cookies",
         "_form",
         "_headers",
+        "_host",
         "_inline",
         "_json",
         "_load_headers",
@@ -166,6 +167,7 @@ class Request:
         self.path_is_valid = path is not None
         self.route: Any = None
         self._headers: Headers | None = None
+        self._host: str | None = None
         self._query: MultiDict[str] | None = None
         self._cookies: dict[str, str] | None = None
         self._state: SimpleNamespace | None = None
@@ -189,6 +191,11 @@ class Request:
         if callable(self._client):
             self._client = self._client()
         return self._client
+
+    @client.setter
+    def client(self, address: tuple[str, int] | None) -> None:
+        # NOTE: for plugins that know better than the server, such as ProxyHeaders.
+        self._client = None if address is None else Address(*address)
 
     @property
     def headers(self) -> Headers:
@@ -239,7 +246,12 @@ class Request:
 
     @property
     def host(self) -> str:
-        """The ``Host`` header, or the server's address when there is none."""
+        """The ``Host`` header, or the server's address when there is none.
+
+        Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
+        """
+        if self._host is not None:
+            return self._host
         host = self.headers.get("host")
         if host:
             return host
@@ -247,6 +259,10 @@ class Request:
             return ""
         name, port = self.server
         return name if port is None else f"{name}:{port}"
+
+    @host.setter
+    def host(self, host: str) -> None:
+        self._host = host
 
     @property
     def url(self) -> str:

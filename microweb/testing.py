@@ -47,8 +47,8 @@ class WSGITransport(httpx.BaseTransport):
     arrives with its ``CONTENT_LENGTH`` (as Waitress gives it), and the result is closed.
     """
 
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
+    def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
+        self.app, self.client = app, client
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -73,8 +73,7 @@ class WSGITransport(httpx.BaseTransport):
             int(seen["status"][:3]), headers=headers, stream=httpx.ByteStream(content)
         )
 
-    @staticmethod
-    def _environ(request: httpx.Request, body: bytes) -> dict[str, Any]:
+    def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         url = request.url
         raw_path = url.raw_path.partition(b"?")[0]
         environ: dict[str, Any] = {
@@ -92,8 +91,8 @@ class WSGITransport(httpx.BaseTransport):
             "SERVER_NAME": url.host,
             "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
             "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": CLIENT_ADDRESS[0],
-            "REMOTE_PORT": str(CLIENT_ADDRESS[1]),
+            "REMOTE_ADDR": self.client[0],
+            "REMOTE_PORT": str(self.client[1]),
             "REQUEST_URI": url.raw_path.decode("latin-1"),
             "wsgi.file_wrapper": FileWrapper,
         }
@@ -242,6 +241,9 @@ class TestClient:
             (``as_asgi()``), or ``"both"``: each request goes through both and an
             ``AssertionError`` is raised if status, headers (but ``date``) or body differ.
         base_url: Scheme and host the requests claim to go to.
+        client: The peer address the app sees (``request.client``), as a server gives it
+            (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
+            depends on it, such as ``ProxyHeaders``.
 
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request.
@@ -250,11 +252,16 @@ class TestClient:
     __test__ = False  # NOTE: not a test class, whatever pytest thinks of the name.
 
     def __init__(
-        self, app: App, interface: Interface = "wsgi", base_url: str = "http://testserver"
+        self,
+        app: App,
+        interface: Interface = "wsgi",
+        base_url: str = "http://testserver",
+        client: tuple[str, int] = CLIENT_ADDRESS,
     ) -> None:
         if interface not in ("wsgi", "asgi", "both"):
             raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
         self.app, self.interface, self.base_url = app, interface, base_url
+        self.client = client
         self._wsgi: WSGIDriver | None = None
         self._wsgi_client: httpx.Client | None = None
         self._loop: _LoopThread | None = None
@@ -267,7 +274,7 @@ class TestClient:
     def _wsgi_side(self) -> httpx.Client:
         if self._wsgi_client is None:
             self._wsgi = self.app.as_wsgi()
-            transport = WSGITransport(validator(self._wsgi))
+            transport = WSGITransport(validator(self._wsgi), self.client)
             self._wsgi_client = httpx.Client(transport=transport, base_url=self.base_url)
         return self._wsgi_client
 
@@ -275,7 +282,7 @@ class TestClient:
         if self._loop is None or self._asgi_client is None:
             self._loop = _LoopThread()
             self._asgi = self.app.as_asgi()
-            transport = httpx.ASGITransport(app=self._asgi, client=CLIENT_ADDRESS)
+            transport = httpx.ASGITransport(app=self._asgi, client=self.client)
             self._asgi_client = httpx.AsyncClient(transport=transport, base_url=self.base_url)
         return self._loop, self._asgi_client
 
@@ -378,7 +385,7 @@ class TestClient:
             "query_string": target.query,
             "root_path": "",
             "headers": [(b"host", target.host.encode("ascii")), *raw],
-            "client": CLIENT_ADDRESS,
+            "client": self.client,
             "server": (target.host, target.port or 80),
             "subprotocols": subprotocols or [],
         }

@@ -1,0 +1,311 @@
+"""The client's address, scheme and host, as told by trusted reverse proxies.
+
+``ProxyHeaders`` reads ``Forwarded`` (RFC 7239), or else ``X-Forwarded-For``, ``-Proto`` and
+``-Host``, and only from a direct peer that is listed as trusted.
+
+SPEC: RFC 7239 (``Forwarded``); ``X-Forwarded-*`` have no specification, the rules here are the
+common practice of proxies that append to them.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from collections.abc import Generator, Iterable, Sequence
+from typing import NamedTuple
+
+from microweb import App, Headers, HTTPError, Request, Response
+
+Flow = Generator[Response | None, Response, None]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Client = tuple[str, int]
+
+# SPEC: RFC 9110 5.6.2 token and 5.6.4 quoted-string, the values of RFC 7239 section 4.
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PAIR = re.compile(rf'({_TOKEN})=({_TOKEN}|"(?:[^"\\]|\\.)*")')
+_OWS = re.compile(r"[ \t]+")
+_QUOTED_PAIR = re.compile(r"\\(.)")
+# SPEC: RFC 7239 6.3 obfuscated identifiers, 6 ports ("_" for an obfuscated one).
+_OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
+_PORT = re.compile(r"[0-9]{1,5}")
+# NOTE: host[:port] with a plain name, an IPv4 address or an [IPv6] address; no userinfo,
+# path, query, fragment or space can get into request.url through it.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{1,5}))?")
+# NOTE: a proxy may say ws/wss for a WebSocket; only whether it was secure matters.
+_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
+# NOTE: (secure, websocket) -> the scheme the request gets.
+_SCHEME = {(False, False): "http", (True, False): "https", (False, True): "ws", (True, True): "wss"}
+
+
+class _Forwarding(NamedTuple):
+    """What the proxies said, checked: ``client`` is ``None`` when it is unknown."""
+
+    has_client: bool
+    client: Client | None
+    secure: bool | None
+    host: str | None
+
+
+def _networks(trusted: Iterable[str]) -> tuple[bool, tuple[Network, ...]]:
+    if isinstance(trusted, str):
+        raise TypeError(f"trusted takes a list of addresses, not one string: [{trusted!r}]")
+    entries = [entry.strip() for entry in trusted]
+    networks = []
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as exc:
+            raise ValueError(
+                f"trusted proxy {entry!r} is not an address or a range: {exc}"
+            ) from None
+    return "*" in entries, tuple(networks)
+
+
+def _items(headers: Headers, name: str) -> list[str]:
+    # SPEC: RFC 9110 5.3, lines of a list header join with commas; 5.6.1, empty items are skipped.
+    joined = ",".join(headers.getlist(name))
+    return [item.strip() for item in joined.split(",") if item.strip()]
+
+
+def _skip_ows(value: str, position: int) -> int:
+    found = _OWS.match(value, position)
+    return position if found is None else found.end()
+
+
+def parse_forwarded(value: str) -> list[dict[str, str]]:
+    """Split a ``Forwarded`` value into its elements: one dict of parameters per proxy.
+
+    Parameter names are lower-cased; quoted values are unquoted. Empty elements are skipped.
+
+    Raises:
+        ValueError: If the value does not follow RFC 7239's syntax, or repeats a parameter
+            within one element.
+    """
+    elements: list[dict[str, str]] = []
+    element: dict[str, str] = {}
+    position = _skip_ows(value, 0)
+    while position < len(value):
+        pair = _PAIR.match(value, position)
+        if pair is not None:
+            name, raw = pair.group(1).lower(), pair.group(2)
+            if name in element:
+                raise ValueError(f"{name}= given twice in one element")
+            element[name] = _QUOTED_PAIR.sub(r"\1", raw[1:-1]) if raw[0] == '"' else raw
+            position = _skip_ows(value, pair.end())
+        if position == len(value):
+            break
+        if value[position] not in ",;":
+            raise ValueError(f"unexpected {value[position]!r} at {position}")
+        if value[position] == "," and element:
+            elements.append(element)
+            element = {}
+        position = _skip_ows(value, position + 1)
+    if element:
+        elements.append(element)
+    return elements
+
+
+def parse_node(node: str) -> Client | None:
+    """Parse a proxy's ``for`` value: ``ip``, ``ip:port``, ``[ipv6]:port``, ``unknown``, ``_id``.
+
+    Returns:
+        ``(host, port)`` with the address in its normal form and port 0 when none (or an
+        obfuscated one) is given; ``None`` for an unknown or obfuscated address.
+
+    Raises:
+        ValueError: If it is none of these.
+    """
+    if node.lower() == "unknown" or _OBFUSCATED.fullmatch(node):
+        return None
+    if node.startswith("["):
+        address, bracket, port = node[1:].partition("]")
+        if not bracket:
+            raise ValueError("no ] after an IPv6 address")
+        return str(ipaddress.IPv6Address(address)), _port(port)
+    try:
+        return str(ipaddress.ip_address(node)), 0  # NOTE: X-Forwarded-For has bare IPv6.
+    except ValueError:
+        address, _, port = node.rpartition(":")
+        return str(ipaddress.IPv4Address(address)), _port(":" + port)
+
+
+def _port(text: str) -> int:
+    if not text:
+        return 0
+    digits = text[1:]
+    if text[0] == ":" and _OBFUSCATED.fullmatch(digits):
+        return 0
+    if text[0] != ":" or not _PORT.fullmatch(digits) or int(digits) > 65535:
+        raise ValueError(f"not a port: {text!r}")
+    return int(digits)
+
+
+def valid_host(host: str) -> bool:
+    """Tell whether ``host`` is a ``name[:port]``, ``ipv4[:port]`` or ``[ipv6][:port]``."""
+    match = _HOST.fullmatch(host)
+    if match is None:
+        return False
+    ipv6, port = match.groups()
+    if port is not None and int(port) > 65535:
+        return False
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
+            return False
+    return True
+
+
+def _pick(values: Sequence[str], index: int | None, hops: int) -> str | None:
+    # NOTE: one value per hop: the chosen hop's; otherwise the right-most, set by the nearest
+    # proxy (nginx's proxy_set_header replaces the header with one value).
+    if not values:
+        return None
+    if index is not None and len(values) == hops:
+        return values[index]
+    return values[-1]
+
+
+def _malformed(header: str) -> HTTPError:
+    return HTTPError(400, f"malformed {header} header from a trusted proxy")
+
+
+def _secure(proto: str | None, header: str) -> bool | None:
+    if proto is None:
+        return None
+    secure = _SECURE.get(proto.lower())
+    if secure is None:
+        raise _malformed(header)
+    return secure
+
+
+def _host(host: str | None, header: str) -> str | None:
+    if host is not None and not valid_host(host):
+        raise _malformed(header)
+    return host
+
+
+class ProxyHeaders:
+    """Take the client's address, scheme and host from the headers of trusted proxies.
+
+    Only when the direct peer (``request.client``) is trusted, the plugin reads ``Forwarded``
+    or, when there is none, ``X-Forwarded-For``, ``X-Forwarded-Proto`` and
+    ``X-Forwarded-Host``. It walks the hops from the right, skipping trusted addresses: the
+    first untrusted hop is the client (the left-most one when all are trusted). It then sets
+    ``request.client``, ``request.scheme`` and ``request.host`` (hence ``request.url``).
+
+    Its flow is the outermost, wherever the plugin is installed, so every other flow sees the
+    corrected request. A malformed value from a trusted proxy is answered with 400. With
+    nobody trusted the plugin adds no flow and changes nothing.
+
+    Args:
+        trusted: Addresses and CIDR ranges of the proxies in front of the app, IPv4 or IPv6
+            (``"127.0.0.1"``, ``"10.0.0.0/8"``, ``"::1"``); ``"*"`` trusts every peer.
+
+    Raises:
+        ValueError: If an entry is not an address or a range (or has host bits set).
+    """
+
+    name = "proxy_headers"
+
+    def __init__(self, trusted: Iterable[str] = ()) -> None:
+        self.trust_all, self.networks = _networks(trusted)
+        # PERF: checking an address costs about 5 us, a cached answer 0.3 us; the peer is
+        # nearly always one of a few proxies.
+        self._cached_trusts = functools.lru_cache(maxsize=1024)(self._trusts)
+
+    def setup(self, app: App) -> None:
+        """Add the flow, outside every other flow."""
+        if self.trust_all or self.networks:
+            app.middleware(self.flow, outermost=True)
+
+    def trusts(self, host: str) -> bool:
+        """Tell whether the address ``host`` is a trusted proxy."""
+        return self._cached_trusts(host)
+
+    def _trusts(self, host: str) -> bool:
+        if self.trust_all:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # NOTE: a dual-stack socket's view of an IPv4 peer.
+        return any(address in network for network in self.networks)
+
+    def flow(self, request: Request) -> Flow:
+        """Correct the request on the way in."""
+        self.rewrite(request)
+        yield None
+
+    def rewrite(self, request: Request) -> None:
+        """Set the client, scheme and host of ``request`` from its trusted proxies' headers.
+
+        Raises:
+            HTTPError: 400 for a malformed value from a trusted proxy.
+        """
+        peer = request.client
+        # NOTE: no peer address (a Unix socket) is trusted only by "*".
+        if not self.trusts("" if peer is None else peer.host):
+            return
+        if "forwarded" in request.headers:
+            found = self._from_forwarded(request.headers)
+        else:
+            found = self._from_x_forwarded(request.headers)
+        if found is None:
+            return
+        if found.has_client:
+            request.client = found.client
+        if found.secure is not None:
+            # NOTE: a WebSocket handshake keeps a WebSocket scheme.
+            request.scheme = _SCHEME[found.secure, request.scheme in ("ws", "wss")]
+        if found.host is not None:
+            request.host = found.host
+
+    def _client_hop(self, nodes: Sequence[str | None], header: str) -> tuple[int, Client | None]:
+        """Walk the ``for`` values from the right; return the client's index and address.
+
+        Raises:
+            HTTPError: 400 for a malformed value on the way.
+        """
+        index = len(nodes) - 1
+        while True:
+            node = nodes[index]
+            try:
+                client = None if node is None else parse_node(node)
+            except ValueError:
+                raise _malformed(header) from None
+            if client is None or index == 0 or not self.trusts(client[0]):
+                return index, client
+            index -= 1
+
+    def _from_forwarded(self, headers: Headers) -> _Forwarding | None:
+        """Read ``Forwarded``: the chosen element gives the client, proto and host."""
+        try:
+            elements = parse_forwarded(", ".join(headers.getlist("forwarded")))
+        except ValueError:
+            raise _malformed("Forwarded") from None
+        if not elements:
+            return None
+        index, client = self._client_hop([e.get("for") for e in elements], "Forwarded")
+        chosen = elements[index]
+        secure = _secure(chosen.get("proto"), "Forwarded")
+        return _Forwarding(True, client, secure, _host(chosen.get("host"), "Forwarded"))
+
+    def _from_x_forwarded(self, headers: Headers) -> _Forwarding | None:
+        """Read ``X-Forwarded-For``, ``-Proto`` and ``-Host`` (see ``_pick`` for lists)."""
+        nodes = _items(headers, "x-forwarded-for")
+        protos = _items(headers, "x-forwarded-proto")
+        hosts = _items(headers, "x-forwarded-host")
+        if not (nodes or protos or hosts):
+            return None
+        index, client = None, None
+        if nodes:
+            index, client = self._client_hop(nodes, "X-Forwarded-For")
+        secure = _secure(_pick(protos, index, len(nodes)), "X-Forwarded-Proto")
+        host = _host(_pick(hosts, index, len(nodes)), "X-Forwarded-Host")
+        return _Forwarding(bool(nodes), client, secure, host)
