@@ -1,20 +1,46 @@
-"""A linear ``Cookie`` header parser.
+"""Cookies: a linear ``Cookie`` header parser and the ``Set-Cookie`` formatter.
 
 NOTE: ``http.cookies.SimpleCookie`` is quadratic on backslashes (CVE-2024-7592) and gives up on the
 whole header at one bad pair; browsers send what they were given, so one bad pair is skipped here.
+
+NOTE: values are percent-encoded (UTF-8) when set and percent-decoded when read, so every ``str``
+comes back as it was set. SimpleCookie's octal escapes (``"Jos\\351"``) are not decoded by
+browsers' scripts nor by most servers; percent-encoding is what ``encodeURIComponent`` and
+JavaScript cookie libraries read and write. The price: a cookie set by other software with a
+literal ``%`` followed by two hex digits is read decoded.
 """
 
 from __future__ import annotations
 
 import re
-from http.cookies import Morsel, SimpleCookie
+from http.cookies import Morsel
 from typing import Literal
+from urllib.parse import quote, unquote
 
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# SPEC: RFC 6265 section 4.1.1, a cookie-octet is visible ASCII but DQUOTE, comma, semicolon
+# and backslash. ``quote`` always keeps letters, digits and ``_.-~``; "%" is a cookie-octet but is
+# encoded too, so that a value holding it comes back unchanged.
+_VALUE_SAFE = "!#$&'()*+/:<=>?@[]^`{|}"
+
+
+def encode_cookie_value(value: str) -> str:
+    """Return ``value`` as cookie-octets: other characters and ``%`` percent-encoded (UTF-8).
+
+    Raises:
+        ValueError: If ``value`` holds a lone surrogate, which has no UTF-8 form.
+    """
+    try:
+        return quote(value, safe=_VALUE_SAFE)
+    except UnicodeEncodeError:
+        raise ValueError("cookie value holds a lone surrogate (\\ud800-\\udfff)") from None
 
 
 def parse_cookie_header(header: str) -> dict[str, str]:
-    """Parse a ``Cookie`` header into a dict; the first value of a repeated name wins."""
+    """Parse a ``Cookie`` header into a dict; the first value of a repeated name wins.
+
+    Values are unquoted and percent-decoded (UTF-8; an invalid sequence becomes U+FFFD).
+    """
     cookies: dict[str, str] = {}
     for pair in header.split(";"):
         name, sep, value = pair.partition("=")
@@ -24,7 +50,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        cookies[name] = value
+        cookies[name] = unquote(value) if "%" in value else value
     return cookies
 
 
@@ -45,15 +71,17 @@ def format_set_cookie(
 ) -> str:
     """Return the value of one ``Set-Cookie`` header.
 
+    The value is percent-encoded (see ``encode_cookie_value``).
+
     Raises:
-        ValueError: If the name is not a token or an attribute holds a forbidden character.
+        ValueError: If the name is not a token, the value holds a lone surrogate or an attribute
+            holds a forbidden character.
     """
     if not _COOKIE_NAME.fullmatch(key):
         raise ValueError(f"invalid cookie name: {key!r}")
     morsel: Morsel[str] = Morsel()
-    _, coded = SimpleCookie().value_encode(value)
-    morsel.set(key, value, coded)
-    # NOTE: Morsel quotes values that need it; attributes are checked for ';' and line breaks here.
+    morsel.set(key, value, encode_cookie_value(value))
+    # NOTE: attributes are checked for ';' and line breaks here.
     for attribute, setting in (("path", path), ("domain", domain), ("expires", expires)):
         if setting is not None:
             if any(c in setting for c in ";\r\n"):

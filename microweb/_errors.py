@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from http import HTTPStatus
 
+from ._datastructures import check_header
+
 
 def status_phrase(status: int) -> str:
     """Return the reason phrase of ``status`` (``"Unknown"`` for codes without one)."""
@@ -20,7 +22,12 @@ class HTTPError(Exception):
     Args:
         status: The status code, 400 to 599.
         detail: A short message for the client; the status phrase when omitted.
-        headers: Extra response headers (``Allow``, ``WWW-Authenticate``, ...).
+        headers: Extra response headers (``Allow``, ``WWW-Authenticate``, ...), checked here
+            as ``Response.headers`` checks them.
+
+    Raises:
+        ValueError: If ``status`` is not 4xx or 5xx, or a header is invalid (see ``Headers``),
+            so the mistake shows where the error is raised, not while answering it.
     """
 
     def __init__(
@@ -34,6 +41,8 @@ class HTTPError(Exception):
         self.status = status
         self.detail = detail if detail is not None else status_phrase(status)
         self.headers = dict(headers) if headers else {}
+        for name, value in self.headers.items():
+            check_header(name, value)
         super().__init__(status, self.detail)
 
     def __repr__(self) -> str:

@@ -109,12 +109,20 @@ class Response:
         cls, url: str, status: int = 307, headers: Mapping[str, str] | None = None
     ) -> Response:
         """Return a redirect to ``url`` (307 keeps the method; use 303 after a POST, 301/308 for
-        permanent moves)."""
+        permanent moves).
+
+        Spaces and tabs around ``url`` are dropped, as a browser drops them from a typed URL;
+        non-ASCII characters are percent-encoded.
+
+        Raises:
+            ValueError: If ``status`` is not 3xx, or ``url`` holds CR, LF or another control
+                character.
+        """
         if not 300 <= status <= 399:
             raise ValueError(f"a redirect status must be 3xx, got {status}")
         response = cls(b"", status, headers, TEXT)
-        # NOTE: non-ASCII characters are percent-encoded; CR and LF are still refused.
-        response.headers["location"] = _NON_ASCII.sub(lambda m: quote(m.group()), url)
+        location = _NON_ASCII.sub(lambda m: quote(m.group()), url.strip(" \t"))
+        response.headers["location"] = location
         return response
 
     @classmethod

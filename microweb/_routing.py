@@ -47,7 +47,12 @@ def _to_int(text: str) -> int:
 def _to_float(text: str) -> float:
     if not _FLOAT.fullmatch(text):
         raise ValueError(text)
-    return float(text)
+    value = float(text)
+    # NOTE: 400 nines make float("inf") (TRAPS.md 25); only finite values match, and the
+    # pattern has no sign, so +inf is the one value to refuse.
+    if value == float("inf"):
+        raise ValueError(text)
+    return value
 
 
 def _to_uuid(text: str) -> uuid.UUID:

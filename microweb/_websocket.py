@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._datastructures import Headers
-from ._parsing import reject_constant
+from ._parsing import loads_json
 from ._response import encode_json
 from ._types import Message, Receive, Send
 
@@ -137,11 +136,15 @@ class WebSocket:
         return data
 
     async def receive_json(self) -> Any:
-        """Wait for a JSON message, text or binary (invalid JSON closes with 1007)."""
+        """Wait for a JSON message, text or binary.
+
+        The parser is the one of ``request.json()``: invalid JSON, ``NaN``, a number beyond a
+        float's range or a lone surrogate closes the connection with 1007.
+        """
         text, data = await self._next()
         try:
             payload = text if text is not None else (data or b"").decode("utf-8")
-            return json.loads(payload, parse_constant=reject_constant)
+            return loads_json(payload)
         except (ValueError, RecursionError):
             await self._fail(1007, "invalid JSON message")
 

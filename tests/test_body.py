@@ -128,6 +128,14 @@ def test_text_uses_the_charset_of_the_content_type(
         ("text/plain; charset=rot13", b"abc"),  # a codec, but not a text encoding
         ("text/plain", b"caf\xe9"),  # latin-1 bytes sent as UTF-8
         ("text/plain; charset=ascii", "café".encode()),
+        # Python codecs that are not WHATWG text encodings (TRAPS.md 24).
+        ("text/plain; charset=undefined", b"abc"),
+        ("text/plain; charset=unicode_escape", b"\\x41"),
+        ("text/plain; charset=idna", b"abc"),
+        ("text/plain; charset=base64", b"YWJj"),
+        ("text/plain; charset=utf-32", "abc".encode("utf-32")),
+        ("text/plain; charset=replacement", b"abc"),
+        ("text/plain; charset=", b"abc"),
     ],
 )
 def test_text_with_bad_charset_or_bytes_is_400(
@@ -137,6 +145,46 @@ def test_text_with_bad_charset_or_bytes_is_400(
         "/", content=body, headers={"content-type": content_type}
     )
     assert response.status_code == 400
+
+
+def test_text_with_punycode_charset_is_400_before_decoding(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: decoding this as punycode costs seconds of CPU (quadratic), stalling an event loop.
+    body = b"a" * 300_000 + b"-" + b"9" * 300_000
+    response = make_client(text_app(colour)).post(
+        "/", content=body, headers={"content-type": "text/plain; charset=punycode"}
+    )
+    assert response.status_code == 400
+    assert "unsupported charset" in response.text
+    assert "punycode" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("text/plain; charset=UTF8", "café".encode(), "café"),
+        ("text/plain; charset= Windows-1251 ", "привет".encode("cp1251"), "привет"),
+        ("text/plain; charset=shift_jis", "日本".encode("cp932"), "日本"),
+        ("text/plain; charset=euc-kr", "한국".encode("cp949"), "한국"),
+        ("text/plain; charset=gbk", "中文".encode("gbk"), "中文"),
+        ("text/plain; charset=koi8-r", "мир".encode("koi8-r"), "мир"),
+        ("text/plain; charset=latin1", b"\x80\xe9", "\x80é"),  # ISO-8859-1, not windows-1252
+        ("text/plain; charset=windows-1252", b"\x80\xe9", "€é"),
+        ("text/plain; charset=utf-16", "hé".encode("utf-16-le"), "hé"),  # no BOM: little end
+        ("text/plain; charset=utf-16", "hé".encode("utf-16-be").join([b"\xfe\xff", b""]), "hé"),
+        ("text/plain; charset=utf-16be", "hé".encode("utf-16-be"), "hé"),
+        ("text/plain", b"\xef\xbb\xbfhi", "hi"),  # a UTF-8 byte order mark is dropped
+    ],
+)
+def test_text_accepts_whatwg_charset_labels(
+    make_client: MakeClient, colour: str, content_type: str, body: bytes, expected: str
+) -> None:
+    response = make_client(text_app(colour)).post(
+        "/", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 200, response.text
+    assert response.text == expected
 
 
 # -- json ------------------------------------------------------------------------------------
@@ -196,6 +244,9 @@ DEEP = 100_000
         b"[" * DEEP + b"]" * DEEP,
         b'{"a":' * DEEP + b"1" + b"}" * DEEP,
         b"[" * DEEP,
+        b'{"a": 1e999}',
+        b"[-1e400]",
+        b"[" + b"9" * 400 + b".0]",
     ],
     ids=[
         "invalid",
@@ -209,6 +260,9 @@ DEEP = 100_000
         "deep-array",
         "deep-object",
         "deep-unterminated",
+        "float-overflow",
+        "negative-float-overflow",
+        "long-float-overflow",
     ],
 )
 def test_invalid_json_is_400(make_client: MakeClient, colour: str, body: bytes) -> None:
@@ -216,6 +270,25 @@ def test_invalid_json_is_400(make_client: MakeClient, colour: str, body: bytes) 
         "/", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
+
+
+def test_json_float_overflow_says_why(make_client: MakeClient, colour: str) -> None:
+    response = make_client(json_app(colour)).post(
+        "/", content=b'{"a": 1e999}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "beyond the range of a float" in response.text
+
+
+def test_json_big_finite_numbers_still_parse(make_client: MakeClient, colour: str) -> None:
+    body = b'{"a": 1e308, "b": -2.5e-400, "c": 123456789012345678901234567890}'
+    response = make_client(json_app(colour)).post(
+        "/", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "value": {"a": 1e308, "b": -0.0, "c": 123456789012345678901234567890}
+    }
 
 
 # -- streaming -------------------------------------------------------------------------------

@@ -96,6 +96,27 @@ def test_http_error_attributes() -> None:
     assert exc.headers == {}
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"x-reason": "a\r\nset-cookie: x=1"}, {"x-reason": " padded"}, {"bad name": "v"}],
+)
+def test_http_error_refuses_invalid_headers_when_raised(headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        HTTPError(400, "bad", headers)
+
+
+def test_http_error_with_invalid_header_in_handler_is_500(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> None:
+        raise HTTPError(401, headers={"www-authenticate": 'Basic realm="\u20ac"'})
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert "www-authenticate" not in response.headers
+
+
 # -- error handlers ----------------------------------------------------------------------------
 
 

@@ -190,6 +190,18 @@ def test_urlencoded_with_charset_parameter(make_client: MakeClient, colour: str)
     assert response.json() == {"x": ["1"]}
 
 
+def test_urlencoded_is_always_utf8(make_client: MakeClient, colour: str) -> None:
+    # NOTE: as in the WHATWG URL Standard, a charset parameter is not honoured (nor run).
+    client = make_client(form_app(colour))
+    for charset in ("latin-1", "punycode", "undefined"):
+        headers = {"content-type": f"{URLENCODED}; charset={charset}"}
+        response = client.post("/", content="x=%C3%A9", headers=headers)
+        assert response.status_code == 200, charset
+        assert response.json() == {"x": ["é"]}
+        response = client.post("/", content="x=%E9", headers=headers)
+        assert response.status_code == 400, charset
+
+
 def test_urlencoded_from_httpx_data(make_client: MakeClient, colour: str) -> None:
     client = make_client(form_app(colour))
     response = client.post("/", data={"name": "Ada", "langs": ["py", "c"]})
@@ -289,6 +301,58 @@ def test_text_part_in_declared_charset(make_client: MakeClient, colour: str) -> 
     response = post_multipart(client, body)
     assert response.status_code == 200
     assert response.json() == {"latin": ["café"]}
+
+
+@pytest.mark.parametrize(
+    ("charset", "data", "expected"),
+    [
+        ("windows-1251", "привет".encode("cp1251"), "привет"),
+        ("Shift_JIS", "日本".encode("cp932"), "日本"),
+        ("utf-16be", "hé".encode("utf-16-be"), "hé"),
+        ("utf-8", b"\xef\xbb\xbfhi", "hi"),
+    ],
+)
+def test_text_part_in_a_whatwg_charset(
+    make_client: MakeClient, colour: str, charset: str, data: bytes, expected: str
+) -> None:
+    client = make_client(form_app(colour))
+    body = multipart(part("x", data, content_type=f"text/plain; charset={charset}"))
+    response = post_multipart(client, body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"x": [expected]}
+
+
+def test_text_part_with_punycode_charset_is_400_before_decoding(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: decoding this as punycode costs seconds of CPU (quadratic), stalling an event loop.
+    client = make_client(form_app(colour, limits=Limits(max_field_size=1_000_000)))
+    data = b"a" * 300_000 + b"-" + b"9" * 300_000
+    body = multipart(part("x", data, content_type="text/plain; charset=punycode"))
+    response = post_multipart(client, body)
+    assert response.status_code == 400
+    assert "unsupported charset" in response.text
+
+
+def test_file_part_charset_is_not_used(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    body = multipart(
+        part("f", b"\xff raw", filename="a.txt", content_type="text/plain; charset=punycode")
+    )
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert response.json()["f"][0]["data"] == "\xff raw"
+
+
+def test_undecodable_part_header_is_not_echoed(make_client: MakeClient, colour: str) -> None:
+    client = make_client(form_app(colour))
+    secret = b'Content-Disposition: form-data; name="x"; filename="s3cr3t\xff"'
+    body = f"--{BOUNDARY}\r\n".encode() + secret + f"\r\n\r\nv\r\n--{BOUNDARY}--\r\n".encode()
+    response = post_multipart(client, body)
+    assert response.status_code == 400
+    assert "s3cr3t" not in response.text
+    assert "Content-Disposition" not in response.text
+    assert "header failed to decode" in response.text
 
 
 def upload_ops_app(colour: str, target: Path) -> App:
@@ -759,6 +823,9 @@ def test_malformed_multipart_is_400(make_client: MakeClient, colour: str, body: 
         pytest.param(b"\xff\xfe\xfa", None, id="not-utf8"),
         pytest.param(b"abc", "text/plain; charset=rot13", id="rot13"),
         pytest.param(b"abc", "text/plain; charset=nope", id="unknown-charset"),
+        pytest.param(b"abc", "text/plain; charset=undefined", id="undefined"),
+        pytest.param(b"\\x41", "text/plain; charset=unicode_escape", id="unicode-escape"),
+        pytest.param(b"abc", "text/plain; charset=idna", id="idna"),
         pytest.param(b"\xe9t\xe9", "text/plain; charset=utf-8", id="latin1-as-utf8"),
     ],
 )

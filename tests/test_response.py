@@ -9,8 +9,11 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from microweb import App, Request, Response
+from microweb._cookies import format_set_cookie, parse_cookie_header
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -207,6 +210,24 @@ def test_redirect_defaults_to_307(make_client: MakeClient) -> None:
     response = client.post("/form")
     assert response.status_code == 303
     assert response.headers["location"] == "/done"
+
+
+def test_redirect_drops_spaces_around_the_url(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/old")
+    def old(request: Request) -> Response:
+        return Response.redirect(" \t/new?q=a b  ")
+
+    response = make_client(app).get("/old")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/new?q=a b"
+
+
+@pytest.mark.parametrize("url", ["/new\r\n", "\r\n/new", "/a\x00b"])
+def test_redirect_still_refuses_control_characters(url: str) -> None:
+    with pytest.raises(ValueError):
+        Response.redirect(url)
 
 
 # -- streams -----------------------------------------------------------------------------------
@@ -426,6 +447,102 @@ def test_set_cookie_refuses_bad_name() -> None:
         Response().set_cookie("bad name\r\n", "x")
 
 
+COOKIE_VALUES = [
+    "José",
+    "a,b",
+    "a;b",
+    'say "hi"',
+    "back\\slash",
+    "100%",
+    "%41",
+    "%zz",
+    "€ 😀 日本",
+    "  spaces  ",
+    "tab\tand\x00nul\x7f",
+    "a=b==",
+    "",
+]
+
+
+def cookie_round_trip_app() -> App:
+    """An app whose ``/set/{i}`` sets cookie ``v`` to ``COOKIE_VALUES[i]``; ``/get`` reads it."""
+    app = App()
+
+    @app.get("/set/{index:int}")
+    def set_value(request: Request, index: int) -> Response:
+        response = Response.text("set")
+        response.set_cookie("v", COOKIE_VALUES[index])
+        return response
+
+    @app.get("/get")
+    def get_value(request: Request) -> dict[str, str]:
+        return request.cookies
+
+    return app
+
+
+def test_cookie_values_round_trip(make_client: MakeClient) -> None:
+    client = make_client(cookie_round_trip_app())
+    for index, value in enumerate(COOKIE_VALUES):
+        response = client.get(f"/set/{index}")
+        assert response.status_code == 200, value
+        assert client.get("/get").json() == {"v": value}
+
+
+def test_plain_cookie_values_are_sent_unchanged(make_client: MakeClient) -> None:
+    plain = "abc-123_XYZ.~!#$&'()*+/:<=>?@[]^`{|}"
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("ok")
+        response.set_cookie("v", plain)
+        return response
+
+    header = make_client(app).get("/").headers["set-cookie"]
+    assert header.startswith(f"v={plain};")
+
+
+def test_cookie_value_is_percent_encoded(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("ok")
+        response.set_cookie("v", "José €; 100%")
+        return response
+
+    header = make_client(app).get("/").headers["set-cookie"]
+    assert header.startswith("v=Jos%C3%A9%20%E2%82%AC%3B%20100%25;")
+
+
+def test_cookie_value_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        Response().set_cookie("v", "a\ud800")
+
+
+def _set_cookie_pair(value: str) -> str:
+    header = format_set_cookie(
+        "v",
+        value,
+        max_age=None,
+        expires=None,
+        path="/",
+        domain=None,
+        secure=False,
+        httponly=False,
+        samesite="lax",
+    )
+    return header.split(";", 1)[0]
+
+
+@given(st.text())
+def test_any_cookie_value_round_trips(value: str) -> None:
+    pair = _set_cookie_pair(value)
+    assert all(0x21 <= ord(c) <= 0x7E and c not in '",;\\' for c in pair)
+    assert parse_cookie_header(pair) == {"v": value}
+
+
 # -- headers -----------------------------------------------------------------------------------
 
 
@@ -443,6 +560,42 @@ def test_header_value_with_crlf_refused_at_set_time(value: str) -> None:
         Response.text("t", headers={"x": value})
     with pytest.raises(ValueError):
         Response.redirect(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [" lead", "trail ", "\tlead", "trail\t", " ", "a\x01b", "a\x0bb", "a\x0cb", "a\x7fb", "a€"],
+)
+def test_header_value_that_a_server_refuses_is_refused_at_set_time(value: str) -> None:
+    response = Response()
+    with pytest.raises(ValueError):
+        response.headers["x"] = value
+    with pytest.raises(ValueError):
+        response.headers.add("x", value)
+    with pytest.raises(ValueError):
+        Response(b"", headers={"x": value})
+    assert "x" not in response.headers
+
+
+@pytest.mark.parametrize("value", ["", "a b", "a\tb", "a  \t  b", "café\x80\xff", "\x21~"])
+def test_header_values_that_every_server_sends(value: str) -> None:
+    response = Response()
+    response.headers["x"] = value
+    assert response.headers["x"] == value
+
+
+def test_padded_header_in_handler_is_500_under_both_interfaces(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("x")
+        response.headers["x-padded"] = " value "
+        return response
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert "x-padded" not in response.headers
 
 
 def test_header_name_with_crlf_refused() -> None:

@@ -170,6 +170,9 @@ SAMPLE_UUID = "12345678-1234-5678-9abc-def012345678"
         ("/n/{v:float}", "/n/inf", NO_MATCH),
         ("/n/{v:float}", "/n/1e5", NO_MATCH),
         ("/n/{v:float}", "/n/abc", NO_MATCH),
+        ("/n/{v:float}", "/n/" + "9" * 400, NO_MATCH),  # float() gives inf (TRAPS.md 25)
+        ("/n/{v:float}", "/n/" + "9" * 400 + ".5", NO_MATCH),
+        ("/n/{v:float}", "/n/" + "9" * 308, float("9" * 308)),
         ("/n/{v:uuid}", f"/n/{SAMPLE_UUID}", uuid.UUID(SAMPLE_UUID)),
         ("/n/{v:uuid}", f"/n/{SAMPLE_UUID.upper()}", uuid.UUID(SAMPLE_UUID)),
         ("/n/{v:uuid}", f"/n/{SAMPLE_UUID.replace('-', '')}", NO_MATCH),
@@ -538,6 +541,8 @@ def test_uuid_and_float_params(make_client: MakeClient) -> None:
     response = client.get(f"/objects/{SAMPLE_UUID}/scale/2.5")
     assert response.json() == {"id": SAMPLE_UUID, "factor": 2.5}
     assert client.get("/objects/nope/scale/2.5").status_code == 404
+    # NOTE: a number beyond a float's range does not match, like any other non-number.
+    assert client.get(f"/objects/{SAMPLE_UUID}/scale/{'9' * 400}").status_code == 404
 
 
 def test_percent_encoded_segments_are_decoded(make_client: MakeClient) -> None:

@@ -465,6 +465,9 @@ def test_message_over_the_limit_closes_1009(
         ("json", b"\xff\xfe", 1007),
         ("json", "NaN", 1007),
         ("json", "[Infinity]", 1007),
+        ("json", '{"a": 1e999}', 1007),
+        ("json", b"[-1e400]", 1007),
+        ("json", '["\\ud800"]', 1007),
     ],
 )
 def test_protocol_errors_close_the_connection(
