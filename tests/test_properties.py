@@ -1,0 +1,411 @@
+"""Property tests (Hypothesis) for the parsers and the router.
+
+Pure properties feed the core directly (``parse_fields``, ``parse_cookie_header``, ``Headers``,
+``parse_range``, ``FormBuilder``); the router and ``Range`` properties also go through
+``TestClient(interface="both")``, which sends each request through WSGI and ASGI and fails when
+the two answers differ. Every property has a small ``max_examples`` and no deadline, so it runs
+in a few seconds and never fails on a slow machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from microweb import App, Headers, HTTPError, Limits, Request, Response, UploadFile
+from microweb._cookies import parse_cookie_header
+from microweb._files import parse_range
+from microweb._forms import FormBuilder
+from microweb._parsing import parse_fields
+from microweb.testing import TestClient
+
+FAST = settings(max_examples=60, deadline=None, database=None)
+SLOW = settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# NOTE: lone surrogates cannot be UTF-8 encoded, so no client can send them.
+TEXT = st.characters(blacklist_categories=("Cs",))
+
+
+# -- router: url_for, then match ------------------------------------------------------------
+
+# NOTE: a ``{x:path}`` value starting with "/" makes ``url_for`` build a "//..." URL (being fixed
+# in another branch); flip this to True once that fix is merged to check that case too.
+PATH_MAY_START_WITH_SLASH = False
+DOT_SEGMENTS = (".", "..")
+
+
+def _no_dot_segments(text: str) -> bool:
+    # NOTE: clients remove "." and ".." segments from URLs (RFC 3986 5.2.4), so such values can
+    # never reach the server as written; url_for leaves them as they are.
+    return not any(part in DOT_SEGMENTS for part in text.split("/"))
+
+
+LITERALS = st.text(TEXT.filter(lambda c: c not in "/{}"), min_size=1, max_size=8).filter(
+    _no_dot_segments
+)
+STR_VALUES = st.text(TEXT.filter(lambda c: c != "/"), min_size=1, max_size=12).filter(
+    _no_dot_segments
+)
+PATH_VALUES = st.text(TEXT, min_size=1, max_size=20).filter(
+    lambda v: _no_dot_segments(v) and (PATH_MAY_START_WITH_SLASH or not v.startswith("/"))
+)
+VALUES = {
+    "str": STR_VALUES,
+    "int": st.integers(min_value=0, max_value=10**15),
+    "uuid": st.uuids(),
+    "path": PATH_VALUES,
+}
+
+
+@st.composite
+def route_templates(draw: st.DrawFn, index: int) -> tuple[str, dict[str, Any]]:
+    """A template under its own first segment ``/r<index>``, and values for its parameters."""
+    parts, params = [f"r{index}"], {}
+    for position in range(draw(st.integers(min_value=0, max_value=4))):
+        converter = draw(st.sampled_from(["literal", "str", "int", "uuid", "path"]))
+        if converter == "literal":
+            parts.append(draw(LITERALS))
+            continue
+        name = f"p{position}"
+        params[name] = draw(VALUES[converter])
+        parts.append(f"{{{name}:{converter}}}")
+        if converter == "path":
+            break
+    return "/" + "/".join(parts), params
+
+
+@st.composite
+def route_sets(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
+    """One to four routes that cannot match each other's paths."""
+    count = draw(st.integers(min_value=1, max_value=4))
+    return [draw(route_templates(index)) for index in range(count)]
+
+
+def routing_app(routes: list[tuple[str, dict[str, Any]]]) -> App:
+    """An app whose route ``r<i>`` answers its name and the repr of each parameter."""
+    app = App()
+    for index, (template, _) in enumerate(routes):
+
+        def handler(request: Request, _name: str = f"r{index}", **params: Any) -> Response:
+            return Response.json({"name": _name, "params": {k: repr(v) for k, v in params.items()}})
+
+        app.get(template, name=f"r{index}")(handler)
+    return app
+
+
+@SLOW
+@given(route_sets())
+def test_url_for_then_match_finds_the_same_route_and_params(
+    routes: list[tuple[str, dict[str, Any]]],
+) -> None:
+    app = routing_app(routes)
+    with TestClient(app, interface="both") as client:
+        for index, (_, params) in enumerate(routes):
+            url = app.url_for(f"r{index}", **params)
+            assert not url.startswith("//")
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.text)
+            expected = {k: repr(v) for k, v in params.items()}
+            assert response.json() == {"name": f"r{index}", "params": expected}
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="url_for builds '//etc/passwd' for a path value '/etc/passwd' (fixed in another "
+    "branch; then drop this mark and set PATH_MAY_START_WITH_SLASH)",
+)
+def test_url_for_path_value_with_leading_slash_round_trips() -> None:
+    app = routing_app([("/{p0:path}", {})])
+    url = app.url_for("r0", p0="/etc/passwd")
+    with TestClient(app, interface="both") as client:
+        response = client.get(url)
+    assert response.json() == {"name": "r0", "params": {"p0": repr("/etc/passwd")}}
+
+
+def test_uuid_params_come_back_as_uuids() -> None:
+    value = uuid.UUID(int=7)
+    app = routing_app([("/r0/{p0:uuid}", {})])
+    with TestClient(app, interface="both") as client:
+        response = client.get(app.url_for("r0", p0=value))
+    assert response.json()["params"] == {"p0": repr(value)}
+
+
+# -- query strings and urlencoded bodies ----------------------------------------------------
+
+PAIRS = st.lists(st.tuples(st.text(TEXT, max_size=10), st.text(TEXT, max_size=10)), max_size=20)
+
+
+@FAST
+@given(PAIRS)
+def test_urlencode_then_parse_fields_round_trips(pairs: list[tuple[str, str]]) -> None:
+    assert parse_fields(urlencode(pairs).encode("ascii"), max_fields=20) == pairs
+
+
+@FAST
+@given(PAIRS.filter(lambda pairs: len(pairs) > 3))
+def test_parse_fields_refuses_too_many_fields(pairs: list[tuple[str, str]]) -> None:
+    with pytest.raises(HTTPError) as caught:
+        parse_fields(urlencode(pairs).encode("ascii"), max_fields=3)
+    assert caught.value.status == 400
+
+
+@FAST
+@given(st.binary(max_size=200) | st.text(TEXT, max_size=200).map(str.encode))
+def test_parse_fields_gives_pairs_or_400(data: bytes) -> None:
+    try:
+        fields = parse_fields(data, max_fields=10)
+    except HTTPError as exc:
+        assert exc.status == 400
+    else:
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in fields)
+
+
+# -- cookies ---------------------------------------------------------------------------------
+
+TOKEN = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
+# SPEC: RFC 6265 4.1.1 cookie-octet; non-ASCII values are being fixed in another branch.
+COOKIE_OCTETS = st.text(
+    st.sampled_from([chr(c) for c in range(0x21, 0x7F) if chr(c) not in '",;\\']), max_size=20
+)
+
+
+@FAST
+@given(st.text(max_size=300))
+def test_parse_cookie_header_never_raises(header: str) -> None:
+    cookies = parse_cookie_header(header)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in cookies.items())
+
+
+@FAST
+@given(st.dictionaries(TOKEN, COOKIE_OCTETS, min_size=1, max_size=5))
+def test_set_cookie_then_cookie_header_round_trips(cookies: dict[str, str]) -> None:
+    response = Response()
+    for name, value in cookies.items():
+        response.set_cookie(name, value)
+    pairs = [header.split(";")[0] for header in response.headers.getlist("set-cookie")]
+    assert parse_cookie_header("; ".join(pairs)) == cookies
+
+
+@pytest.mark.parametrize(
+    "unit", ['a="\\\\\\', "\\" * 7 + ";", 'a=";', "=;" * 3, "a=b" + "\\012" * 5 + ";"]
+)
+def test_parse_cookie_header_is_linear(unit: str) -> None:
+    # NOTE: SimpleCookie takes minutes on 200,000 backslashes (CVE-2024-7592); linear is ~10 ms.
+    header = unit * (200_000 // len(unit))
+    started = time.perf_counter()
+    parse_cookie_header(header)
+    assert time.perf_counter() - started < 1.0
+
+
+# -- headers ---------------------------------------------------------------------------------
+
+LATIN1 = st.characters(max_codepoint=0xFF)
+SAFE_VALUES = st.text(LATIN1.filter(lambda c: c not in "\r\n\0"), max_size=30)
+
+
+def case_variants(name: str) -> st.SearchStrategy[str]:
+    """Every spelling of ``name`` with letters in random case."""
+    flips = st.lists(st.booleans(), min_size=len(name), max_size=len(name))
+    return flips.map(
+        lambda f: "".join(c.swapcase() if s else c for c, s in zip(name, f, strict=True))
+    )
+
+
+@FAST
+@given(TOKEN, SAFE_VALUES, st.data())
+def test_headers_keep_values_verbatim_and_look_up_any_case(
+    name: str, value: str, data: st.DataObject
+) -> None:
+    headers = Headers([(name, value)])
+    spelling = data.draw(case_variants(name))
+    assert headers[spelling] == value
+    assert spelling in headers
+    assert headers.getlist(spelling) == [value]
+    assert headers.items() == [(name.lower(), value)]
+    headers[data.draw(case_variants(name))] = value + "!"
+    assert headers.getlist(name) == [value + "!"]
+
+
+@FAST
+@given(TOKEN, SAFE_VALUES, st.sampled_from("\r\n\0"), SAFE_VALUES)
+def test_headers_refuse_cr_lf_nul_anywhere(name: str, head: str, bad: str, tail: str) -> None:
+    value = head + bad + tail
+    with pytest.raises(ValueError):
+        Headers([(name, value)])
+    headers = Headers()
+    with pytest.raises(ValueError):
+        headers[name] = value
+    with pytest.raises(ValueError):
+        headers.add(name, value)
+    assert len(headers) == 0
+
+
+# -- Range -----------------------------------------------------------------------------------
+
+SIZES = st.integers(min_value=0, max_value=10**12)
+NUMBER = st.integers(min_value=0, max_value=10**13).map(str) | st.just("")
+RANGE_HEADERS = (
+    st.builds("bytes={}-{}".format, NUMBER, NUMBER)
+    | st.builds("{}={}-{}".format, st.sampled_from(["BYTES", " bytes ", "items"]), NUMBER, NUMBER)
+    | st.text(st.sampled_from("bytes=0123456789-, \t"), max_size=30)
+    | st.text(max_size=30)
+)
+
+
+@FAST
+@given(RANGE_HEADERS, SIZES)
+def test_parse_range_spans_lie_within_the_file(header: str, size: int) -> None:
+    span = parse_range(header, size)
+    if isinstance(span, tuple):
+        start, length = span
+        assert start >= 0
+        assert length >= 1
+        assert start + length <= size
+
+
+def expected_range(header: str, size: int) -> tuple[int, int] | bool | None:
+    """The answer RFC 9110 14.1.2 gives to a ``bytes=first-last`` header (ASCII digits only)."""
+    first, last = header.removeprefix("bytes=").split("-")
+    if not first:
+        suffix = int(last)
+        return (size - min(suffix, size), min(suffix, size)) if suffix and size else False
+    if last and int(last) < int(first):
+        return None
+    if int(first) >= size:
+        return False
+    end = min(int(last), size - 1) if last else size - 1
+    return int(first), end - int(first) + 1
+
+
+@FAST
+@given(st.builds("bytes={}-{}".format, NUMBER, NUMBER).filter(lambda h: h != "bytes=-"), SIZES)
+def test_parse_range_follows_the_rfc(header: str, size: int) -> None:
+    assume(max(len(part) for part in header[6:].split("-")) <= 18)
+    assert parse_range(header, size) == expected_range(header, size)
+
+
+FILE_SIZES = [0, 1, 2, 100, 70_000]
+
+
+@pytest.fixture(scope="module")
+def range_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A client for an app serving files of ``FILE_SIZES`` bytes at ``/f/<size>``."""
+    folder = tmp_path_factory.mktemp("ranges")
+    for size in FILE_SIZES:
+        (folder / f"{size}.bin").write_bytes(file_content(size))
+    app = App()
+
+    @app.get("/f/{size:int}")
+    def serve(request: Request, size: int) -> Response:
+        return Response.file(folder / f"{size}.bin")
+
+    with TestClient(app, interface="both") as client:
+        yield client
+
+
+def file_content(size: int) -> bytes:
+    """The bytes of the file of ``size`` bytes."""
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+@settings(FAST, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(FILE_SIZES), RANGE_HEADERS)
+def test_range_requests_get_206_in_the_file_416_or_the_whole_file(
+    range_client: TestClient, size: int, header: str
+) -> None:
+    assume(header.isascii() and header.isprintable() and header == header.strip())
+    response = range_client.get(f"/f/{size}", headers={"range": header})
+    content = file_content(size)
+    if response.status_code == 206:
+        first, last = map(int, response.headers["content-range"][6:].split("/")[0].split("-"))
+        assert 0 <= first <= last < size
+        assert response.content == content[first : last + 1]
+    elif response.status_code == 416:
+        assert response.headers["content-range"] == f"bytes */{size}"
+    else:
+        assert (response.status_code, response.content) == (200, content)
+    span = parse_range(header, size)
+    expected_status = 416 if span is False else 200 if span is None else 206
+    assert response.status_code == expected_status
+
+
+# -- multipart at random split points ------------------------------------------------------
+
+BOUNDARY = "propertyBoundary4x9Zq"
+NAMES = st.from_regex(r"[A-Za-z0-9_-]{1,10}", fullmatch=True)
+PART = st.booleans().flatmap(
+    lambda is_file: st.tuples(
+        NAMES,
+        st.just(is_file),
+        st.binary(max_size=3000) if is_file else st.text(TEXT, max_size=300),
+    )
+)
+
+
+def multipart_body(parts: list[tuple[str, bool, str | bytes]]) -> bytes:
+    """Encode ``(name, is_file, content)`` parts as a multipart body."""
+    chunks = []
+    for index, (name, is_file, content) in enumerate(parts):
+        data = content.encode() if isinstance(content, str) else content
+        filename = f'; filename="f{index}.bin"' if is_file else ""
+        kind = "Content-Type: application/octet-stream\r\n" if is_file else ""
+        head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n'
+        chunks.append(head.encode() + kind.encode() + b"\r\n" + data + b"\r\n")
+    return b"".join(chunks) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def parse_in_chunks(body: bytes, cuts: list[int]) -> list[tuple[str, Any]]:
+    """Feed ``body`` to a ``FormBuilder`` split at ``cuts``; describe the form it makes."""
+    limits = Limits(spool_threshold=500)
+    builder = FormBuilder(f"multipart/form-data; boundary={BOUNDARY}", limits)
+    points = [0, *sorted(cuts), len(body)]
+    for start, end in itertools.pairwise(points):
+        builder.feed(body[start:end])
+    form = builder.finish()
+    try:
+        return [(name, describe(value)) for name, value in form.multi_items()]
+    finally:
+        form.close()
+
+
+def describe(value: str | UploadFile) -> Any:
+    """A comparable view of a form value."""
+    if isinstance(value, str):
+        return value
+    return (value.filename, value.content_type, value.size, value.read())
+
+
+@SLOW
+@given(st.lists(PART, min_size=1, max_size=6), st.data())
+def test_multipart_split_anywhere_parses_as_whole(
+    parts: list[tuple[str, bool, str | bytes]], data: st.DataObject
+) -> None:
+    body = multipart_body(parts)
+    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(body)), max_size=40))
+    whole = parse_in_chunks(body, [])
+    assert parse_in_chunks(body, cuts) == whole
+    expected = []
+    for index, (name, is_file, content) in enumerate(parts):
+        raw = content.encode() if isinstance(content, str) else content
+        file = (f"f{index}.bin", "application/octet-stream", len(raw), raw)
+        expected.append((name, file if is_file else content))
+    assert whole == expected
+
+
+def test_multipart_one_byte_at_a_time() -> None:
+    parts: list[tuple[str, bool, str | bytes]] = [("a", False, "é\r\n"), ("b", True, b"\r\n--")]
+    body = multipart_body(parts)
+    assert parse_in_chunks(body, list(range(len(body)))) == parse_in_chunks(body, [])
