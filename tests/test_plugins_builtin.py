@@ -23,6 +23,7 @@ import pytest
 from microweb import App, HTTPError, Request, Response
 from microweb.plugins import CORS, AccessLog, GZip, RequestID, Sessions, Static
 from microweb.plugins.gzip import accepts_gzip
+from microweb.plugins.static import safe_join
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -708,6 +709,57 @@ def test_static_index_symlinked_out_is_404(make_client: MakeClient, files: Path)
     (files / "empty" / "index.html").symlink_to(files.parent / "secret.txt")
     response = make_client(static_app(files)).get("/static/empty/")
     assert response.status_code == 404
+
+
+DOTFILES = [
+    "/static/.env",
+    "/static/.git/config",
+    "/static/docs/.hidden/page.txt",
+    "/static/git/config",
+]
+
+
+@pytest.fixture
+def dotfiles(files: Path) -> Path:
+    (files / ".env").write_text("SECRET=1")
+    (files / ".git").mkdir()
+    (files / ".git" / "config").write_text("[core]")
+    (files / "docs" / ".hidden").mkdir()
+    (files / "docs" / ".hidden" / "page.txt").write_text("hidden")
+    (files / "git").symlink_to(files / ".git")  # NOTE: a link inside the folder, to a dot-folder
+    return files
+
+
+@pytest.mark.parametrize("url", DOTFILES)
+def test_static_refuses_dotfiles_by_default(
+    make_client: MakeClient, dotfiles: Path, url: str
+) -> None:
+    client = make_client(static_app(dotfiles))
+    assert client.get(url).status_code == 404
+    assert client.head(url).status_code == 404
+    assert client.get("/static/site.css").status_code == 200
+    assert client.get("/static/./site.css").status_code == 200  # NOTE: "." is no dotfile
+
+
+@pytest.mark.parametrize("url", DOTFILES)
+def test_static_serves_dotfiles_when_asked(
+    make_client: MakeClient, dotfiles: Path, url: str
+) -> None:
+    assert make_client(static_app(dotfiles, dotfiles=True)).get(url).status_code == 200
+
+
+def test_static_over_long_names_are_404(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    for url in ("/static/" + "a" * 5000, "/static/" + "/".join(["d" * 200] * 30)):
+        assert client.get(url).status_code == 404
+
+
+def test_safe_join(dotfiles: Path) -> None:
+    assert safe_join(dotfiles, "docs/index.html") == os.path.realpath(dotfiles / "docs/index.html")
+    assert safe_join(str(dotfiles), "missing.txt") == os.path.realpath(dotfiles / "missing.txt")
+    for refused in ("../secret.txt", "a\x00b", "/etc/passwd", ".env", "git/config", "x/../y"):
+        assert safe_join(dotfiles, refused) is None, refused
+    assert safe_join(dotfiles, ".env", dotfiles=True) == os.path.realpath(dotfiles / ".env")
 
 
 # -- Sessions ----------------------------------------------------------------------------------
