@@ -256,6 +256,42 @@ def test_cors_labels_error_answers_too(make_client: MakeClient) -> None:
     assert response.headers["access-control-allow-origin"] == "https://app.example"
 
 
+@pytest.mark.parametrize("method", [b"\xff", b"\xb5", b"GE T", b"", b"P\xffT"])
+@pytest.mark.parametrize("credentials", [False, True])
+def test_cors_preflight_refuses_a_method_that_is_not_a_token(
+    make_client: MakeClient, method: bytes, credentials: bool
+) -> None:
+    # NOTE: "\xff".upper() is "\u0178", beyond latin-1 (TRAPS.md 26): it used to answer 500.
+    plugin = CORS(allow_methods=["*"], allow_credentials=credentials)
+    headers = {"origin": "https://app.example", "access-control-request-method": method}
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert "is not a valid method name" in response.text
+    assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+@pytest.mark.parametrize("asked", [b"x-\xff", b"x-ok, bad name", b"x-\xb5, x-ok"])
+def test_cors_preflight_refuses_header_names_that_are_not_tokens(
+    make_client: MakeClient, asked: bytes
+) -> None:
+    plugin = CORS(allow_headers=["*"], allow_credentials=True)
+    headers = preflight("GET", access_control_request_headers="x")
+    headers["access-control-request-headers"] = asked
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert "are not valid header names" in response.text
+
+
+@pytest.mark.parametrize("origin", [b"https://a b.example", b"https://\xe9.example", b"\x7f"])
+def test_cors_never_echoes_a_malformed_origin(make_client: MakeClient, origin: bytes) -> None:
+    client = make_client(cors_app(CORS(allow_credentials=True)))
+    response = client.get("/items", headers={"origin": origin})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+    refused = client.options("/items", headers={**preflight("GET"), "origin": origin})
+    assert refused.status_code == 400
+
+
 def test_cors_refuses_bad_arguments() -> None:
     with pytest.raises(TypeError, match="list"):
         CORS("https://app.example")
@@ -1028,6 +1064,61 @@ def test_access_log_unhandled_error_is_500(
     [record] = access_records(caplog)
     assert record.getMessage().startswith("GET /fail 500 ")
     assert not record.getMessage().endswith("id=None")
+
+
+@pytest.mark.parametrize("order", ["plugins first", "plugins last"])
+def test_unhandled_errors_carry_the_plugins_headers(
+    interface: str, colour: str, order: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    seen: list[str] = []
+
+    def plugins() -> None:
+        app.install(AccessLog())
+        app.install(RequestID(generator=lambda: "rid"))
+        app.install(CORS(["https://app.example"]))
+
+    if order == "plugins first":
+        plugins()
+
+    @app.middleware
+    def answer_lookups(request: Request) -> Iterator[Response | None]:
+        try:
+            yield
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+            if isinstance(exc, LookupError):
+                yield Response.text("looked up nothing", status=404)
+            else:
+                raise
+
+    if order == "plugins last":
+        plugins()
+
+    @app.get("/fail")
+    def fail(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/afail")
+    async def afail(request: Request) -> str:
+        raise KeyError("nothing")
+
+    headers = {"origin": "https://app.example"}
+    path, status = ("/fail", 500) if colour == "sync" else ("/afail", 404)
+    with TestClient(app, interface=interface) as client:
+        for response in (client.get(path, headers=headers), client.head(path, headers=headers)):
+            assert response.status_code == status
+            assert response.headers["x-request-id"] == "rid"
+            assert response.headers["access-control-allow-origin"] == "https://app.example"
+            assert response.headers["vary"] == "Origin"
+    assert seen == ["RuntimeError" if colour == "sync" else "KeyError"] * 2
+    messages = [record.getMessage() for record in access_records(caplog)]
+    assert [m.split()[:3] for m in messages] == [
+        ["GET", path, str(status)],
+        ["HEAD", path, str(status)],
+    ]
+    assert all(m.endswith(" id=rid") for m in messages)
 
 
 def test_access_log_escapes_the_path(
