@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from drive import http_scope
 
 from microweb import App, HTTPError, Request, Response
 from microweb.testing import TestClient
@@ -653,3 +654,61 @@ def test_a_flow_that_ends_after_catching_leaves_the_error_standing(
     assert response.status_code == 500
     assert response.headers["x-trail"] == "outer"
     assert seen == ["swallow ended", "outer saw ValueError"]
+
+
+def test_waiting_flows_are_closed_when_the_client_leaves(colour: str) -> None:
+    events: list[str] = []
+    sent: list[dict[str, Any]] = []
+    app = App()
+
+    @app.middleware
+    async def reads_on_error(request: Request) -> AsyncFlow:
+        try:
+            yield
+        except ValueError:
+            events.append("reading")
+            await request.aread()  # NOTE: the client has left: ClientDisconnect
+            yield Response.text("never sent")
+
+    if colour == "sync":
+
+        @app.middleware
+        def wait(request: Request) -> Flow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    else:
+
+        @app.middleware
+        async def await_(request: Request) -> AsyncFlow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    @app.post("/")
+    async def index(request: Request) -> str:
+        raise ValueError("boom")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        scope = http_scope("POST", headers=[(b"content-length", b"10")])
+        await app.as_asgi()(scope, receive, send)
+        # NOTE: checked before asyncio.run() finalizes the async generators left open.
+        assert events == ["reading", "closed"]
+
+    asyncio.run(main())
+    assert sent == []
