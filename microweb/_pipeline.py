@@ -81,16 +81,14 @@ def dispatch(app: App, request: Request) -> Effects:
     Raises:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
     """
+    if app.flows:
+        return (yield from _through_flows(app, request, None))
     try:
-        if app.flows:
-            response = yield from _layer(app, request, 0)
-        else:
-            response = yield from _endpoint(app, request)  # PERF: one generator fewer
+        return (yield from _endpoint(app, request))  # PERF: no flows, no generator for them
     except ClientDisconnect:
         raise
     except Exception as exc:
-        response = yield from error_response(app, request, exc)
-    return response
+        return (yield from error_response(app, request, exc))
 
 
 def dispatch_handshake(app: App, request: Request) -> Effects:
@@ -101,10 +99,7 @@ def dispatch_handshake(app: App, request: Request) -> Effects:
         ``Response`` a flow answered with instead, which refuses the handshake.
     """
     handshake = Response(b"", 101)
-    try:
-        response = yield from _layer(app, request, 0, lambda: _accept(handshake))
-    except Exception as exc:
-        response = yield from error_response(app, request, exc)
+    response = yield from _through_flows(app, request, lambda: _accept(handshake))
     if response is not handshake:
         return response
     request.state.handshake_headers = handshake.headers
@@ -116,9 +111,25 @@ def _accept(handshake: Response) -> Effects:
     return handshake
 
 
-def _layer(
-    app: App, request: Request, index: int, endpoint: Callable[[], Effects] | None = None
-) -> Effects:
+Endpoint = Callable[[], Effects] | None
+# NOTE: flows that caught an error and yielded nothing, innermost first, with their generators.
+Waiting = list[tuple[Colored, Any]]
+
+
+def _through_flows(app: App, request: Request, endpoint: Endpoint) -> Effects:
+    waiting: Waiting = []
+    try:
+        return (yield from _layer(app, request, 0, endpoint, waiting))
+    except ClientDisconnect:
+        yield from _close_all(waiting)
+        raise
+    except Exception as exc:
+        # NOTE: no flow answered: the error's response goes out through the flows that wait.
+        response = yield from error_response(app, request, exc)
+        return (yield from _deliver(app, request, waiting, response))
+
+
+def _layer(app: App, request: Request, index: int, endpoint: Endpoint, waiting: Waiting) -> Effects:
     if index == len(app.flows):
         if endpoint is not None:
             return (yield from endpoint())
@@ -132,22 +143,50 @@ def _layer(
         yield from _close(gen, flow.is_async)
         return _flow_response(flow, first)
     try:
-        response = yield from _layer(app, request, index + 1, endpoint)
+        response = yield from _layer(app, request, index + 1, endpoint, waiting)
     except ClientDisconnect:
         yield from _close(gen, flow.is_async)
         raise
     except Exception as exc:
-        # NOTE: the flow sees the exception at its yield; unless it yields a response, it stands.
-        out, done = yield from _advance(request, gen, flow.is_async, None, exc)
-        if not done:
-            yield from _close(gen, flow.is_async)
-        if out is None:
-            raise
-        return _flow_response(flow, out)
+        return (yield from _offer(app, request, flow, gen, exc, waiting))
+    return (yield from _finish(request, flow, gen, response))
+
+
+def _offer(
+    app: App, request: Request, flow: Colored, gen: Any, exc: Exception, waiting: Waiting
+) -> Effects:
+    """Throw ``exc`` in at the flow's ``yield``: the flow answers it, waits, or lets it pass."""
+    out, done = yield from _advance(request, gen, flow.is_async, None, exc)
+    if done:
+        raise exc  # NOTE: the flow ended without answering: the error stands.
+    if out is None:
+        # NOTE: the flow yielded nothing: it gets the response this error becomes, further out.
+        waiting.append((flow, gen))
+        raise exc
+    yield from _close(gen, flow.is_async)
+    return (yield from _deliver(app, request, waiting, _flow_response(flow, out)))
+
+
+def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Effects:
     out, done = yield from _advance(request, gen, flow.is_async, response, None)
     if not done:
         yield from _close(gen, flow.is_async)
     return response if out is None else _flow_response(flow, out)
+
+
+def _deliver(app: App, request: Request, waiting: Waiting, response: Response) -> Effects:
+    """Send ``response`` to the flows waiting for it, innermost first; return the last word."""
+    while waiting:
+        flow, gen = waiting.pop(0)
+        try:
+            response = yield from _finish(request, flow, gen, response)
+        except ClientDisconnect:
+            yield from _close_all(waiting)
+            raise
+        except Exception as exc:
+            # NOTE: a waiting flow that fails is answered like any error, for those still waiting.
+            response = yield from error_response(app, request, exc)
+    return response
 
 
 def _advance(
@@ -172,6 +211,12 @@ def _close(gen: Any, is_async: bool) -> Effects:
         yield gen.aclose()
     else:
         gen.close()
+
+
+def _close_all(waiting: Waiting) -> Effects:
+    while waiting:
+        flow, gen = waiting.pop(0)
+        yield from _close(gen, flow.is_async)
 
 
 def _flow_response(flow: Colored, value: Any) -> Response:
@@ -202,7 +247,7 @@ def _endpoint(app: App, request: Request) -> Effects:
     except Exception as exc:
         handler = app.error_handler_of(exc)
         if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
-            raise  # NOTE: unexpected errors go out through the flows, which may answer them.
+            raise  # NOTE: unexpected errors are thrown in at the flows' yield: they may answer.
         return (yield from error_response(app, request, exc))
 
 

@@ -293,6 +293,8 @@ class RouteTable:
                 except ValueError:
                     continue
                 yield from self._matches(child, segments, index + 1, [*params, (name, value)])
+        if not node.catch_all:
+            return  # PERF: the rest of the path is joined only where a {name:path} may take it.
         rest = "/".join(segments[index:])
         if rest:
             for name, converter, methods in node.catch_all:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from drive import http_scope
 
 from microweb import App, HTTPError, Request, Response
 from microweb.testing import TestClient
@@ -448,3 +449,266 @@ def test_middleware_refuses_non_generator() -> None:
 
     with pytest.raises(TypeError, match="yield"):
         app.middleware(not_a_flow)
+
+
+# -- errors no flow answers: the response they become goes out through the flows that wait --
+
+
+def waiting_flow(app: App, colour: str, name: str, seen: list[str]) -> None:
+    """Register a flow that catches any error, lets it be answered further out, and labels
+    the response it becomes (or any other response) with ``x-trail: name``."""
+    if colour == "sync":
+
+        @app.middleware
+        def label(request: Request) -> Flow:
+            try:
+                response = yield
+            except Exception as exc:
+                seen.append(f"{name} saw {type(exc).__name__}")
+                response = yield
+            response.headers.add("x-trail", name)
+
+    else:
+
+        @app.middleware
+        async def alabel(request: Request) -> AsyncFlow:
+            try:
+                response = yield
+            except Exception as exc:
+                seen.append(f"{name} saw {type(exc).__name__}")
+                response = yield
+            await asyncio.sleep(0)
+            response.headers.add("x-trail", name)
+
+
+def failing_routes(app: App) -> None:
+    @app.get("/sync")
+    def sync_boom(request: Request) -> str:
+        raise ValueError("from def")
+
+    @app.get("/async")
+    async def async_boom(request: Request) -> str:
+        raise ValueError("from async def")
+
+
+def test_waiting_flows_get_the_500_of_an_unhandled_error(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[str] = []
+    waiting_flow(app, colour, "outer", seen)
+    waiting_flow(app, "async" if colour == "sync" else "sync", "inner", seen)
+    failing_routes(app)
+    client = make_client(app)
+    for path in ("/sync", "/async"):
+        seen.clear()
+        for response in (client.get(path), client.head(path)):
+            assert response.status_code == 500
+            assert response.headers.get_list("x-trail") == ["inner", "outer"]
+        assert response.content == b""
+        assert seen == ["inner saw ValueError", "outer saw ValueError"] * 2
+
+
+def test_waiting_flows_get_the_500_handlers_response(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    seen: list[str] = []
+    waiting_flow(app, colour, "label", seen)
+    failing_routes(app)
+
+    @app.error_handler(500)
+    def server_error(request: Request, exc: Exception) -> dict[str, str]:
+        return {"error": str(exc)}
+
+    response = make_client(app).get("/async")
+    assert (response.status_code, response.json()) == (500, {"error": "from async def"})
+    assert response.headers["x-trail"] == "label"
+    assert seen == ["label saw ValueError"]
+
+
+def test_an_outer_flow_still_sees_the_error_and_may_answer_it(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[str] = []
+
+    @app.middleware
+    def answer(request: Request) -> Flow:
+        try:
+            response = yield
+        except ValueError as exc:
+            seen.append("answer saw ValueError")
+            yield Response.text(f"answered: {exc}", status=409)
+            return
+        response.headers.add("x-trail", "answer")
+
+    waiting_flow(app, colour, "inner", seen)
+    failing_routes(app)
+    response = make_client(app).get("/sync")
+    # NOTE: the inner flow waited, and got the outer flow's answer, not a 500.
+    assert (response.status_code, response.text) == (409, "answered: from def")
+    assert response.headers.get_list("x-trail") == ["inner"]
+    assert seen == ["inner saw ValueError", "answer saw ValueError"]
+
+
+def test_flows_that_let_the_error_pass_end_and_the_others_still_wait(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[str] = []
+    waiting_flow(app, colour, "outer", seen)
+
+    @app.middleware
+    def plain(request: Request) -> Flow:
+        response = yield
+        response.headers.add("x-trail", "plain")  # NOTE: never runs for an error
+
+    @app.middleware
+    async def rethrow(request: Request) -> AsyncFlow:
+        try:
+            yield
+        except ValueError:
+            seen.append("rethrow saw ValueError")
+            raise
+
+    waiting_flow(app, colour, "inner", seen)
+    failing_routes(app)
+    response = make_client(app).get("/async")
+    assert response.status_code == 500
+    assert response.headers.get_list("x-trail") == ["inner", "outer"]
+    assert seen == ["inner saw ValueError", "rethrow saw ValueError", "outer saw ValueError"]
+
+
+def test_waiting_flows_get_the_response_of_an_error_raised_by_a_flow(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[str] = []
+    waiting_flow(app, colour, "outer", seen)
+
+    @app.middleware
+    def deny(request: Request) -> Flow:
+        if request.path == "/denied":
+            raise HTTPError(401, "who are you", {"www-authenticate": "Basic"})
+        response = yield
+        if request.path == "/broken":
+            raise KeyError(response.status)
+
+    @app.get("/{name}")
+    def index(request: Request, name: str) -> str:
+        return name
+
+    client = make_client(app)
+    denied = client.get("/denied")
+    assert (denied.status_code, denied.text) == (401, "who are you")
+    assert denied.headers["www-authenticate"] == "Basic"
+    assert denied.headers["x-trail"] == "outer"
+    broken = client.get("/broken")
+    assert broken.status_code == 500
+    assert broken.headers["x-trail"] == "outer"
+    assert seen == ["outer saw HTTPError", "outer saw KeyError"]
+
+
+def test_a_waiting_flow_may_replace_the_response_or_fail(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[str] = []
+    waiting_flow(app, colour, "outer", seen)
+
+    @app.middleware
+    def middle(request: Request) -> Flow:
+        try:
+            yield
+        except ValueError:
+            response = yield
+            if request.query.get("do") == "fail":
+                raise LookupError("the waiting flow failed") from None
+            yield Response.text(f"sorry ({response.status})", status=503)
+
+    failing_routes(app)
+    client = make_client(app)
+    replaced = client.get("/sync")
+    assert (replaced.status_code, replaced.text) == (503, "sorry (500)")
+    assert replaced.headers["x-trail"] == "outer"
+    failed = client.get("/sync?do=fail")
+    assert (failed.status_code, failed.text) == (500, "Internal Server Error")
+    assert failed.headers["x-trail"] == "outer"
+
+
+def test_a_flow_that_ends_after_catching_leaves_the_error_standing(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[str] = []
+    waiting_flow(app, colour, "outer", seen)
+
+    @app.middleware
+    async def swallow(request: Request) -> AsyncFlow:
+        try:
+            yield
+        except ValueError:
+            seen.append("swallow ended")
+
+    failing_routes(app)
+    response = make_client(app).get("/sync")
+    assert response.status_code == 500
+    assert response.headers["x-trail"] == "outer"
+    assert seen == ["swallow ended", "outer saw ValueError"]
+
+
+def test_waiting_flows_are_closed_when_the_client_leaves(colour: str) -> None:
+    events: list[str] = []
+    sent: list[dict[str, Any]] = []
+    app = App()
+
+    @app.middleware
+    async def reads_on_error(request: Request) -> AsyncFlow:
+        try:
+            yield
+        except ValueError:
+            events.append("reading")
+            await request.aread()  # NOTE: the client has left: ClientDisconnect
+            yield Response.text("never sent")
+
+    if colour == "sync":
+
+        @app.middleware
+        def wait(request: Request) -> Flow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    else:
+
+        @app.middleware
+        async def await_(request: Request) -> AsyncFlow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    @app.post("/")
+    async def index(request: Request) -> str:
+        raise ValueError("boom")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        scope = http_scope("POST", headers=[(b"content-length", b"10")])
+        await app.as_asgi()(scope, receive, send)
+        # NOTE: checked before asyncio.run() finalizes the async generators left open.
+        assert events == ["reading", "closed"]
+
+    asyncio.run(main())
+    assert sent == []

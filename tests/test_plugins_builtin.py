@@ -23,6 +23,7 @@ import pytest
 from microweb import App, HTTPError, Request, Response
 from microweb.plugins import CORS, AccessLog, GZip, RequestID, Sessions, Static
 from microweb.plugins.gzip import accepts_gzip
+from microweb.plugins.static import safe_join
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -255,6 +256,42 @@ def test_cors_labels_error_answers_too(make_client: MakeClient) -> None:
     assert response.headers["access-control-allow-origin"] == "https://app.example"
 
 
+@pytest.mark.parametrize("method", [b"\xff", b"\xb5", b"GE T", b"", b"P\xffT"])
+@pytest.mark.parametrize("credentials", [False, True])
+def test_cors_preflight_refuses_a_method_that_is_not_a_token(
+    make_client: MakeClient, method: bytes, credentials: bool
+) -> None:
+    # NOTE: "\xff".upper() is "\u0178", beyond latin-1 (TRAPS.md 26): it used to answer 500.
+    plugin = CORS(allow_methods=["*"], allow_credentials=credentials)
+    headers = {"origin": "https://app.example", "access-control-request-method": method}
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert "is not a valid method name" in response.text
+    assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+@pytest.mark.parametrize("asked", [b"x-\xff", b"x-ok, bad name", b"x-\xb5, x-ok"])
+def test_cors_preflight_refuses_header_names_that_are_not_tokens(
+    make_client: MakeClient, asked: bytes
+) -> None:
+    plugin = CORS(allow_headers=["*"], allow_credentials=True)
+    headers = preflight("GET", access_control_request_headers="x")
+    headers["access-control-request-headers"] = asked
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert "are not valid header names" in response.text
+
+
+@pytest.mark.parametrize("origin", [b"https://a b.example", b"https://\xe9.example", b"\x7f"])
+def test_cors_never_echoes_a_malformed_origin(make_client: MakeClient, origin: bytes) -> None:
+    client = make_client(cors_app(CORS(allow_credentials=True)))
+    response = client.get("/items", headers={"origin": origin})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+    refused = client.options("/items", headers={**preflight("GET"), "origin": origin})
+    assert refused.status_code == 400
+
+
 def test_cors_refuses_bad_arguments() -> None:
     with pytest.raises(TypeError, match="list"):
         CORS("https://app.example")
@@ -345,12 +382,8 @@ def test_gzip_leaves_some_responses_alone(make_client: MakeClient, path: str, re
         assert response.content == TEXT.encode()  # NOTE: httpx does not decode br here
 
 
-def test_gzip_skips_head_and_bodiless_answers(make_client: MakeClient) -> None:
+def test_gzip_skips_bodiless_answers(make_client: MakeClient) -> None:
     client = make_client(gzip_app())
-    head = client.head("/text")
-    assert "content-encoding" not in head.headers
-    assert head.headers["vary"] == "Accept-Encoding"
-    assert head.headers["content-length"] == str(len(TEXT))
     empty = client.get("/empty")
     assert empty.status_code == 204
     assert "content-encoding" not in empty.headers
@@ -520,6 +553,26 @@ def test_gzip_of_a_file_drops_its_length_and_validators(
     assert "content-length" not in response.headers
     assert "accept-ranges" not in response.headers
     assert "content-encoding" not in client.get("/static/logo.png").headers
+
+
+def without_date(headers: Any) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name != "date"}
+
+
+@pytest.mark.parametrize("accept", ["gzip", "identity"])
+def test_gzip_head_has_the_headers_of_get(
+    make_client: MakeClient, files: Path, accept: str
+) -> None:
+    app = gzip_app()
+    app.install(Static(files))
+    client = make_client(app)
+    for path in ("/etag", "/text", "/static/site.css"):
+        get = client.get(path, headers={"accept-encoding": accept})
+        head = client.head(path, headers={"accept-encoding": accept})
+        assert head.content == b""
+        assert without_date(head.headers) == without_date(get.headers), path
+        if path != "/text":
+            assert head.headers["etag"].startswith('W/"') == (accept == "gzip"), path
 
 
 def test_gzip_lets_files_answer_ranges_and_conditionals(
@@ -692,6 +745,57 @@ def test_static_index_symlinked_out_is_404(make_client: MakeClient, files: Path)
     (files / "empty" / "index.html").symlink_to(files.parent / "secret.txt")
     response = make_client(static_app(files)).get("/static/empty/")
     assert response.status_code == 404
+
+
+DOTFILES = [
+    "/static/.env",
+    "/static/.git/config",
+    "/static/docs/.hidden/page.txt",
+    "/static/git/config",
+]
+
+
+@pytest.fixture
+def dotfiles(files: Path) -> Path:
+    (files / ".env").write_text("SECRET=1")
+    (files / ".git").mkdir()
+    (files / ".git" / "config").write_text("[core]")
+    (files / "docs" / ".hidden").mkdir()
+    (files / "docs" / ".hidden" / "page.txt").write_text("hidden")
+    (files / "git").symlink_to(files / ".git")  # NOTE: a link inside the folder, to a dot-folder
+    return files
+
+
+@pytest.mark.parametrize("url", DOTFILES)
+def test_static_refuses_dotfiles_by_default(
+    make_client: MakeClient, dotfiles: Path, url: str
+) -> None:
+    client = make_client(static_app(dotfiles))
+    assert client.get(url).status_code == 404
+    assert client.head(url).status_code == 404
+    assert client.get("/static/site.css").status_code == 200
+    assert client.get("/static/./site.css").status_code == 200  # NOTE: "." is no dotfile
+
+
+@pytest.mark.parametrize("url", DOTFILES)
+def test_static_serves_dotfiles_when_asked(
+    make_client: MakeClient, dotfiles: Path, url: str
+) -> None:
+    assert make_client(static_app(dotfiles, dotfiles=True)).get(url).status_code == 200
+
+
+def test_static_over_long_names_are_404(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    for url in ("/static/" + "a" * 5000, "/static/" + "/".join(["d" * 200] * 30)):
+        assert client.get(url).status_code == 404
+
+
+def test_safe_join(dotfiles: Path) -> None:
+    assert safe_join(dotfiles, "docs/index.html") == os.path.realpath(dotfiles / "docs/index.html")
+    assert safe_join(str(dotfiles), "missing.txt") == os.path.realpath(dotfiles / "missing.txt")
+    for refused in ("../secret.txt", "a\x00b", "/etc/passwd", ".env", "git/config", "x/../y"):
+        assert safe_join(dotfiles, refused) is None, refused
+    assert safe_join(dotfiles, ".env", dotfiles=True) == os.path.realpath(dotfiles / ".env")
 
 
 # -- Sessions ----------------------------------------------------------------------------------
@@ -960,6 +1064,61 @@ def test_access_log_unhandled_error_is_500(
     [record] = access_records(caplog)
     assert record.getMessage().startswith("GET /fail 500 ")
     assert not record.getMessage().endswith("id=None")
+
+
+@pytest.mark.parametrize("order", ["plugins first", "plugins last"])
+def test_unhandled_errors_carry_the_plugins_headers(
+    interface: str, colour: str, order: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    seen: list[str] = []
+
+    def plugins() -> None:
+        app.install(AccessLog())
+        app.install(RequestID(generator=lambda: "rid"))
+        app.install(CORS(["https://app.example"]))
+
+    if order == "plugins first":
+        plugins()
+
+    @app.middleware
+    def answer_lookups(request: Request) -> Iterator[Response | None]:
+        try:
+            yield
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+            if isinstance(exc, LookupError):
+                yield Response.text("looked up nothing", status=404)
+            else:
+                raise
+
+    if order == "plugins last":
+        plugins()
+
+    @app.get("/fail")
+    def fail(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/afail")
+    async def afail(request: Request) -> str:
+        raise KeyError("nothing")
+
+    headers = {"origin": "https://app.example"}
+    path, status = ("/fail", 500) if colour == "sync" else ("/afail", 404)
+    with TestClient(app, interface=interface) as client:
+        for response in (client.get(path, headers=headers), client.head(path, headers=headers)):
+            assert response.status_code == status
+            assert response.headers["x-request-id"] == "rid"
+            assert response.headers["access-control-allow-origin"] == "https://app.example"
+            assert response.headers["vary"] == "Origin"
+    assert seen == ["RuntimeError" if colour == "sync" else "KeyError"] * 2
+    messages = [record.getMessage() for record in access_records(caplog)]
+    assert [m.split()[:3] for m in messages] == [
+        ["GET", path, str(status)],
+        ["HEAD", path, str(status)],
+    ]
+    assert all(m.endswith(" id=rid") for m in messages)
 
 
 def test_access_log_escapes_the_path(

@@ -151,6 +151,31 @@ def test_dynamic_lookup_returns_converted_params() -> None:
     assert table.lookup("GET", "/users/42/posts/hello/more")[0] is None
 
 
+class SliceCounter(list[str]):
+    """Path segments that count how often a slice of them is taken."""
+
+    slices = 0
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            SliceCounter.slices += 1
+        return super().__getitem__(key)
+
+
+@pytest.mark.parametrize(("catch_all", "joins"), [(False, 0), (True, 1)])
+def test_the_rest_of_the_path_is_joined_only_for_a_catch_all(catch_all: bool, joins: int) -> None:
+    routes = [make_route("/users/{user_id:int}/posts/{slug}"), make_route("/users/me")]
+    if catch_all:
+        routes.append(make_route("/users/{rest:path}"))
+    table = make_table(*routes)
+    SliceCounter.slices = 0
+    segments = SliceCounter(["users", "42", "posts", "hello"])
+    matches = list(table._matches(table._root, segments, 0, []))
+    assert matches[0][1] == [("user_id", 42), ("slug", "hello")]
+    # NOTE: joined once, at the node "users/" where {rest:path} starts; never without it.
+    assert SliceCounter.slices == joins
+
+
 NO_MATCH = object()
 SAMPLE_UUID = "12345678-1234-5678-9abc-def012345678"
 

@@ -16,7 +16,7 @@ import pytest
 from servers import Uvicorn, run_uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
-from ws_app import MAX_MESSAGE
+from ws_app import ALLOWED_ORIGIN, MAX_MESSAGE
 
 pytestmark = pytest.mark.servers
 
@@ -37,10 +37,13 @@ def ws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
         yield server
 
 
-def _connect(url: str, subprotocols: list[str] | None = None) -> ClientConnection:
+def _connect(
+    url: str, subprotocols: list[str] | None = None, origin: str | None = None
+) -> ClientConnection:
     # NOTE: proxy=None, so that a proxy configured in the environment is never asked for localhost.
     return connect(
         url,
+        origin=origin,  # type: ignore[arg-type]
         subprotocols=subprotocols,  # type: ignore[arg-type]
         proxy=None,
         open_timeout=TIMEOUT,
@@ -183,3 +186,14 @@ def test_wrong_message_type_closes_1003(ws_server: Uvicorn) -> None:
         ws.send(b"binary where text is expected")
         closed = _closed_by_server(ws)
     assert _close_code(closed) == 1003
+
+
+def test_cors_refuses_a_handshake_from_another_origin(ws_server: Uvicorn) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _connect(ws_server.ws_url + "/echo", origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+    with _connect(ws_server.ws_url + "/echo", origin=ALLOWED_ORIGIN) as ws:
+        assert ws.response is not None
+        assert ws.response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+        ws.send("from the app's own page")
+        assert ws.recv(timeout=TIMEOUT) == "from the app's own page"

@@ -23,6 +23,7 @@ import pytest
 from drive import websocket_scope
 
 from microweb import App, Limits, Request, Response, Router, WebSocket, WebSocketDisconnect
+from microweb.plugins import CORS
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -756,6 +757,81 @@ def test_flow_response_refuses_the_handshake(
             session.receive_text()
         assert closed.value.code == 1000
     assert calls == ["s3cret"]
+
+
+def test_handshake_error_goes_out_through_the_waiting_flows(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[object] = []
+    app = App()
+
+    @app.middleware
+    async def wait(request: Request) -> AsyncIterator[None]:
+        try:
+            response = yield
+        except LookupError as exc:
+            seen.append(exc.args[0])
+            response = yield
+        seen.append(response.status)
+
+    @app.middleware
+    def broken(request: Request) -> Iterator[None]:
+        if request.query.get("fail"):
+            raise LookupError("flow failed")
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    client = asgi_client(app)
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(WebSocketDisconnect):
+        client.websocket_connect("/ws?fail=1")
+    assert seen == ["flow failed", 500]
+    with client.websocket_connect("/ws"):
+        pass
+    assert seen == ["flow failed", 500, 101]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "origin", "accepted"),
+    [
+        (CORS(["https://app.example"]), "https://app.example", True),
+        (CORS(["https://app.example"]), "https://evil.example", False),
+        (CORS(["https://app.example"]), None, True),  # NOTE: not a browser: CORS has no say
+        (CORS(["https://app.example"]), "null", False),
+        (CORS(allow_origin_regex=r"https://[a-z]+\.app\.example"), "https://eu.app.example", True),
+        (CORS(allow_origin_regex=r"https://[a-z]+\.app\.example"), "https://app.example", False),
+        (CORS(), "https://anyone.example", True),
+        (CORS(allow_credentials=True), "https://anyone.example", True),
+        (CORS(allow_credentials=True), "null", False),
+        (CORS(allow_credentials=True), "https://bad origin", False),
+    ],
+)
+def test_cors_checks_the_origin_of_handshakes(
+    asgi_client: MakeClient, plugin: CORS, origin: str | None, accepted: bool
+) -> None:
+    calls: list[str] = []
+    app = App()
+    app.install(plugin)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        calls.append("handler")
+        await ws.accept()
+        await ws.send_text("welcome")
+
+    client = asgi_client(app)
+    headers = {} if origin is None else {"origin": origin}
+    if accepted:
+        with client.websocket_connect("/ws", headers=headers) as session:
+            assert session.receive_text() == "welcome"
+        assert calls == ["handler"]
+    else:
+        with pytest.raises(WebSocketDisconnect) as refused:
+            client.websocket_connect("/ws", headers=headers)
+        assert refused.value.code == 1008  # NOTE: closed before accept: servers answer 403
+        assert calls == []
 
 
 # --- the chat example, in process ------------------------------------------------------------

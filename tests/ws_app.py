@@ -14,7 +14,9 @@ Endpoints:
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
 
 Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
-also stamps ``x-served-by: ws_app`` on every answer, handshakes included.
+also stamps ``x-served-by: ws_app`` on every answer, handshakes included. ``CORS`` allows the
+origin ``ALLOWED_ORIGIN`` only: a handshake with another ``Origin`` is refused (one without any
+is not).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import sys
 from collections.abc import Iterator
 
 from microweb import App, Limits, Request, Response, WebSocket, WebSocketDisconnect
+from microweb.plugins import CORS
 
 MAX_MESSAGE = 1024
 SUPPORTED_SUBPROTOCOLS = ("echo.v2", "echo.v1")
+ALLOWED_ORIGIN = "https://app.example"
 
 app = App(limits=Limits(max_websocket_message=MAX_MESSAGE))
+app.install(CORS([ALLOWED_ORIGIN]))
 
 
 @app.middleware

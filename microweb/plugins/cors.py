@@ -18,6 +18,11 @@ DEFAULT_METHODS = ("GET", "HEAD", "POST")
 ALWAYS_ALLOWED_HEADERS = frozenset(
     {"accept", "accept-language", "content-language", "content-type"}
 )
+# SPEC: RFC 9110 5.6.2: methods and field names are tokens; an ASCII token stays one when
+# upper- or lower-cased (other latin-1 text may not: "\xff".upper() is "\u0178").
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# SPEC: RFC 6454 6.1: a serialized origin is ASCII (scheme, host in punycode, port) or "null".
+ORIGIN = re.compile(r"[\x21-\x7e]+")
 
 Flow = Generator[Response | None, Response, None]
 
@@ -38,7 +43,9 @@ class CORS:
     A cross-origin request (one with an ``Origin`` header) from an allowed origin gets
     ``Access-Control-Allow-Origin``; a preflight request (``OPTIONS`` with
     ``Access-Control-Request-Method``) is answered with 204 by the plugin's flow, before routing,
-    or refused with 400 when the origin, method or headers are not allowed.
+    or refused with 400 when the origin, method or headers are not allowed (or malformed). A
+    WebSocket handshake from an origin that is not allowed is refused (the client gets 403):
+    browsers do not apply CORS to WebSockets, so the server must.
 
     Args:
         allow_origins: Origins allowed, such as ``["https://example.com"]``; ``["*"]`` allows
@@ -99,12 +106,22 @@ class CORS:
         app.middleware(self.flow)
 
     def flow(self, request: Request) -> Flow:
-        """Answer a preflight request, or label the response of any other request."""
+        """Answer a preflight request, or label the response of any other request.
+
+        A WebSocket handshake (the inner stack's response has status 101) from an origin that
+        is not allowed is refused instead.
+        """
         origin = request.headers.get("origin")
         if origin is not None and _is_preflight(request):
             yield self.preflight(request, origin)
             return
-        response = yield None
+        try:
+            response = yield None
+        except Exception:
+            response = yield None  # NOTE: label the response the error becomes, 500s included.
+        if response.status == 101 and origin is not None and self.allowed_origin(origin) is None:
+            yield Response.text(f"WebSocket origin {origin!r} is not allowed", status=403)
+            return
         if self.varies:
             add_vary(response, "Origin")
         if origin is not None:
@@ -114,6 +131,8 @@ class CORS:
         """Return the ``Access-Control-Allow-Origin`` value for ``origin``, ``None`` if refused."""
         if self.any_origin and not self.allow_credentials:
             return "*"
+        if not ORIGIN.fullmatch(origin):
+            return None  # NOTE: an origin that is echoed must be fit for a header.
         if origin in self.origins:
             return origin
         if self.origin_regex is not None and self.origin_regex.fullmatch(origin):
@@ -135,12 +154,18 @@ class CORS:
     def preflight(self, request: Request, origin: str) -> Response:
         """Answer a preflight request: 204 with the permissions, or 400 naming what is refused."""
         allowed = self.allowed_origin(origin)
-        method = request.headers.get("access-control-request-method", "").strip().upper()
+        method = request.headers.get("access-control-request-method", "").strip()
         asked = _header_list(request.headers.get("access-control-request-headers", ""))
         if allowed is None:
             return self._refuse(f"origin {origin!r} is not allowed")
+        if not TOKEN.fullmatch(method):
+            return self._refuse(f"method {method!r} is not a valid method name")
+        method = method.upper()
         if not self.any_method and method not in self.allowed_methods:
             return self._refuse(f"method {method!r} is not allowed")
+        malformed = [name for name in asked if not TOKEN.fullmatch(name)]
+        if malformed:
+            return self._refuse(f"headers {malformed!r} are not valid header names")
         refused = [
             name for name in asked if not self.any_header and name not in self.allowed_headers
         ]

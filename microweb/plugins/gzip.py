@@ -141,9 +141,10 @@ class GZip:
 
     Whole bodies of at least ``minimum_size`` bytes are compressed at once; streamed bodies
     (``Response.stream``, ``Response.file``) are compressed as they go, each chunk flushed so
-    that it leaves when it comes. Responses that already have a ``Content-Encoding``, answers to
-    ``HEAD``, bodiless and partial answers, ``Cache-Control: no-transform`` and media types that
-    do not compress (images, audio, video, archives, fonts, SSE...) are left alone.
+    that it leaves when it comes. A ``HEAD`` answer gets the headers the ``GET`` answer would
+    have. Responses that already have a ``Content-Encoding``, bodiless and partial answers,
+    ``Cache-Control: no-transform`` and media types that do not compress (images, audio,
+    video, archives, fonts, SSE...) are left alone.
 
     Args:
         minimum_size: Bodies smaller than this many bytes are sent as they are.
@@ -186,13 +187,18 @@ class GZip:
             return
         # NOTE: whether or not this client gets gzip, a cache must know the answer depends on it.
         add_vary(response, "Accept-Encoding")
-        # NOTE: a HEAD answer keeps the plain GET answer's length, the only one known unsent.
-        if request.method == "HEAD":
-            return
         if _asks_file_validation(request, response):
             return  # NOTE: let the framework answer 304 or 206 from the file itself.
-        if accepts_gzip(request.headers.get("accept-encoding", "")):
-            self.compress(response)
+        if not accepts_gzip(request.headers.get("accept-encoding", "")):
+            return
+        if request.method == "HEAD" and response.chunks is not None:
+            # SPEC: RFC 9110 9.3.2: HEAD carries the GET answer's headers (its ETag included);
+            # the stream is never sent, so it is left as it is for the server to close.
+            self.label(response)
+            response.length = None
+            response.file_info = None
+            return
+        self.compress(response)
 
     def compressible(self, media_type: str) -> bool:
         """Tell whether responses of ``media_type`` (no parameters) are compressed."""
@@ -222,8 +228,8 @@ class GZip:
         size = len(response.body) if response.chunks is None else response.length
         return size is None or size >= self.minimum_size
 
-    def compress(self, response: Response) -> None:
-        """Compress ``response``'s body in place and label it ``Content-Encoding: gzip``."""
+    def label(self, response: Response) -> None:
+        """Set the headers of a gzip answer on ``response``, leaving its body alone."""
         headers = response.headers
         headers["content-encoding"] = "gzip"
         headers.pop("content-length")
@@ -231,6 +237,10 @@ class GZip:
         etag = headers.get("etag")
         if etag and not etag.startswith("W/"):
             headers["etag"] = f"W/{etag}"  # SPEC: RFC 9110 8.8.3: another encoding, other bytes.
+
+    def compress(self, response: Response) -> None:
+        """Compress ``response``'s body in place and label it ``Content-Encoding: gzip``."""
+        self.label(response)
         chunks = response.chunks
         if chunks is None:
             compressor = _compressor(self.compresslevel)

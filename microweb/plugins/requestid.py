@@ -59,7 +59,11 @@ class RequestID:
         """Set ``request.state.request_id`` on the way in, echo it on the way out."""
         request_id = self.request_id(request)
         request.state.request_id = request_id
-        response = yield None
+        try:
+            response = yield None
+        except Exception:
+            # NOTE: not ours to answer: wait for the response the error becomes, and label it.
+            response = yield None
         response.headers[self.header] = request_id
 
 
@@ -72,9 +76,10 @@ class AccessLog:
     """Log one line per request, at INFO: method, path, status, duration and request ID.
 
     The duration runs until the handler's response is ready; a streamed body is still being
-    sent then. A request whose error no flow answers is logged with status 500. Each record
-    also carries the fields as attributes (``http_method``, ``http_path``, ``http_status``,
-    ``duration_ms``, ``request_id``) for structured formatters.
+    sent then. A request that raised is logged with the status of the response its error
+    became (500 for an unexpected exception). Each record also carries the fields as
+    attributes (``http_method``, ``http_path``, ``http_status``, ``duration_ms``,
+    ``request_id``) for structured formatters.
 
     Args:
         logger: The logger, or its name.
@@ -95,8 +100,7 @@ class AccessLog:
         try:
             response = yield None
         except Exception:
-            self.log(request, 500, started)
-            raise
+            response = yield None  # NOTE: log the response the error becomes (500, usually).
         self.log(request, response.status, started)
 
     def log(self, request: Request, status: int, started: float) -> None:

@@ -24,12 +24,52 @@ def _within(root: str, full: str) -> bool:
     return os.path.commonpath([root, full]) == root
 
 
+def _hidden(path: str) -> bool:
+    # NOTE: "." is the folder itself (os.path.relpath gives it for the root), not a dotfile.
+    return any(part.startswith(".") and part != "." for part in path.split("/"))
+
+
+def _resolve(root: str, path: str, dotfiles: bool) -> str | None:
+    if _unsafe(path) or (not dotfiles and _hidden(path)):
+        return None
+    full = os.path.realpath(os.path.join(root, *path.split("/")))
+    if not _within(root, full):
+        return None
+    # NOTE: checked again once resolved: a symbolic link inside the folder may lead to ".git".
+    if not dotfiles and _hidden(os.path.relpath(full, root).replace(os.sep, "/")):
+        return None
+    return full
+
+
+def safe_join(
+    directory: str | os.PathLike[str], path: str, *, dotfiles: bool = False
+) -> str | None:
+    """Return the real path that ``path`` names inside ``directory``, if it may be served.
+
+    This is the check ``Static`` makes, for handlers that serve files themselves, such as from
+    a ``{name:path}`` parameter.
+
+    Args:
+        directory: The folder that holds the files.
+        path: A relative path with ``/`` separators, as the client sent it (percent-decoded).
+        dotfiles: Allow names that start with a dot (``.env``, ``.git/config``).
+
+    Returns:
+        An absolute path inside ``directory``, symbolic links resolved (the file may not
+        exist), or ``None`` for a path that is malformed (``..`` segments, backslashes, NUL
+        bytes, absolute paths, drive letters), leads outside ``directory``, or names a dotfile
+        when ``dotfiles`` is false.
+    """
+    return _resolve(os.path.realpath(os.fspath(directory)), path, dotfiles)
+
+
 class Static:
     """Serve the files under ``directory`` at ``prefix + "/" + relative path``.
 
     Files are sent with ``Response.file``, so conditional requests and ranges work. Paths with
     ``..`` segments, backslashes, NUL bytes, absolute paths or drive letters are refused, and so
-    are symbolic links that lead out of the folder: all get 404, like missing files.
+    are symbolic links that lead out of the folder and, unless ``dotfiles`` is true, names that
+    start with a dot anywhere in the path: all get 404, like missing files.
 
     Args:
         directory: The folder to serve; it must exist.
@@ -38,6 +78,8 @@ class Static:
             asked for without its final slash is redirected to it, so relative links work.
         name: The plugin's name, and the route's name for ``url_for(name, path=...)``; give each
             ``Static`` of an app its own.
+        dotfiles: Serve files and folders whose names start with a dot (``.env``, ``.git/``,
+            ``.well-known/``); by default they get 404.
 
     Raises:
         ValueError: If ``directory`` is not a folder or ``prefix`` is malformed.
@@ -49,6 +91,7 @@ class Static:
         prefix: str = "/static",
         index: str | None = "index.html",
         name: str = "static",
+        dotfiles: bool = False,
     ) -> None:
         root = os.path.realpath(os.fspath(directory))
         if not os.path.isdir(root):
@@ -58,6 +101,7 @@ class Static:
         if index is not None and _unsafe(index):
             raise ValueError(f"Static index {index!r} must be a relative path inside the folder")
         self.root, self.prefix, self.index, self.name = root, prefix, index, name
+        self.dotfiles = dotfiles
 
     def setup(self, app: App) -> None:
         """Add the ``GET`` routes: the prefix itself, and every path under it."""
@@ -89,12 +133,10 @@ class Static:
 
         Returns:
             An absolute path inside the folder (it may not exist), or ``None`` for a path that is
-            malformed or leads outside the folder, symbolic links followed.
+            malformed, leads outside the folder (symbolic links followed) or names a dotfile
+            that is not served (see ``safe_join``).
         """
-        if _unsafe(path):
-            return None
-        full = os.path.realpath(os.path.join(self.root, *path.split("/")))
-        return full if _within(self.root, full) else None
+        return _resolve(self.root, path, self.dotfiles)
 
     def _folder(self, request: Request, full: str, path: str) -> Response:
         if self.index is None:
