@@ -27,7 +27,7 @@ logger = logging.getLogger("microweb")
 def _strip_root(path: bytes, root: bytes) -> bytes:
     # NOTE: servers differ on whether `path` includes `root_path`; accept both forms.
     if root and (path == root or path.startswith(root + b"/")):
-        return path[len(root) :]
+        return path[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
     return path
 
 

@@ -48,7 +48,7 @@ def _raw_path(environ: Environ, path_bytes: bytes) -> bytes:
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
     root = quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii")
     if root and (raw == root or raw.startswith(root + b"/")):
-        raw = raw[len(root) :]
+        raw = raw[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
     return raw
 
 
