@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ._app import App
 from ._limits import Limits
@@ -236,6 +236,9 @@ def serve(
         _end_by(signal.SIGINT)
     if not uvicorn.started:
         raise SystemExit(3)  # NOTE: Uvicorn's own status when the app did not start.
+    # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
+    # a signal without a handler is ignored.
+    _end_by(signal.SIGTERM)
 
 
 def _serve_uvicorn_processes(
@@ -290,7 +293,7 @@ def _serve_waitress(
     _end_by(stopped_by)
 
 
-def _end_by(signum: int) -> None:
+def _end_by(signum: int) -> NoReturn:
     """End the process by ``signum``, as an unhandled SIGTERM or SIGINT would, once stopped.
 
     The parent (a shell, systemd, Docker) then sees the usual status of a process stopped by
@@ -300,6 +303,9 @@ def _end_by(signum: int) -> None:
     sys.stderr.flush()
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
+    # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
+    # reports a process stopped by a signal (143 for SIGTERM).
+    os._exit(128 + signum)
 
 
 def _source_dir(target: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -51,6 +52,10 @@ class FakeUvicorn:
     def __init__(self) -> None:
         self.settings: dict[str, Any] = {}
         self.app: Any = None
+        self.ended: list[int] = []
+
+    def ended_by(self, signum: int) -> None:
+        self.ended.append(signum)
 
     def Config(self, app: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
@@ -74,6 +79,7 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(importlib, "import_module", import_module)
     # NOTE: logger levels outlive a test; other tests rely on the defaults.
     monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    monkeypatch.setattr(cli, "_end_by", fake.ended_by)
     for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL"):
         monkeypatch.delenv(f"MICROWEB_{name}", raising=False)
     return fake
@@ -120,6 +126,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "ws_max_size": 5000,
     }
     assert app.max_threads == 3
+    assert fake_uvicorn.ended == [signal.SIGTERM]  # NOTE: a plain return is a stop on SIGTERM.
 
 
 @pytest.mark.parametrize("mode", [{"workers": 3}, {"reload": True}], ids=["workers", "reload"])
