@@ -226,8 +226,10 @@ def test_root_path_gives_the_same_request_under_every_server(
     tmp_path: Path, options: list[str]
 ) -> None:
     server, *more = options[1:]
-    with serving(tmp_path, server, *more, "--root-path", "/app/") as (url, _):
+    with serving(tmp_path, server, *more, "--root-path", "/app/", "--threads", "3") as (url, _):
         seen = {path: _where(url, path) for path in ("/app/where", "/where", "/app", "/app/")}
+        max_threads = httpx.get(f"{url}/where", timeout=10).json()["max_threads"]
+    assert max_threads == (40 if server == "waitress" else 3)  # NOTE: each worker has it too.
     where = {
         "root_path": "/app",
         "path": "/where",

@@ -140,3 +140,15 @@ def test_an_idle_server_stops_at_once(tmp_path: Path, server: str) -> None:
         served.process.send_signal(signal.SIGTERM)
         assert served.ended_within(timeout=5) < 2.5
     assert served.recorded() == ["shutdown"]
+
+
+def test_a_second_signal_ends_the_wait_under_waitress(tmp_path: Path) -> None:
+    served = Served(tmp_path, "waitress", "--graceful-timeout", "20")
+    thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
+    served.wait_for_event("started")
+    served.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    served.process.send_signal(signal.SIGINT)
+    assert served.ended_within(timeout=5) < 3
+    thread.join(timeout=5)
+    assert served.recorded() == ["started", "shutdown"], read_log(served.log)
