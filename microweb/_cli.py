@@ -228,13 +228,13 @@ def serve(
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, so that it ends us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    uvicorn = module.Server(module.Config(asgi_app(app, threads, root_path), **settings))
+    runner = module.Server(module.Config(asgi_app(app, threads, root_path), **settings))
     try:
-        uvicorn.run()
+        runner.run()
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
         _end_by(signal.SIGINT)
-    if not uvicorn.started:
+    if not runner.started:
         raise SystemExit(3)  # NOTE: Uvicorn's own status when the app did not start.
     # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
     # a signal without a handler is ignored.
