@@ -12,7 +12,7 @@ from ._body import ASGIBody
 from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
 from ._datastructures import Headers
 from ._errors import ClientDisconnect
-from ._pipeline import dispatch, dispatch_handshake, run_hooks
+from ._pipeline import ShutdownError, dispatch, dispatch_handshake, run_hooks, run_shutdown
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
 from ._types import Message, Receive, Scope, Send
@@ -27,7 +27,7 @@ logger = logging.getLogger("microweb")
 def _strip_root(path: bytes, root: bytes) -> bytes:
     # NOTE: servers differ on whether `path` includes `root_path`; accept both forms.
     if root and (path == root or path.startswith(root + b"/")):
-        return path[len(root) :]
+        return path[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
     return path
 
 
@@ -72,7 +72,7 @@ class ASGIDriver:
 
     async def _shutdown(self) -> None:
         try:
-            await drive_async(run_hooks(self.app.shutdown_sequence), self.pool)
+            await drive_async(run_shutdown(self.app.shutdown_sequence), self.pool)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
@@ -93,9 +93,9 @@ class ASGIDriver:
             elif message["type"] == "lifespan.shutdown":
                 try:
                     await self._shutdown()
-                except Exception as exc:
-                    logger.exception("shutdown failed")
-                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                except ShutdownError as exc:
+                    # NOTE: every step ran and each failure was logged; report them together.
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return

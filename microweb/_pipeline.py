@@ -67,12 +67,41 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
 
 
 def run_hooks(hooks: list[Colored]) -> Effects:
-    """Run lifespan hooks in order (sync ones inline)."""
+    """Run startup hooks in order (sync ones inline); the first failure stops them."""
     for hook in hooks:
         if hook.is_async:
             yield hook.fn()
         else:
             hook.fn()
+
+
+class ShutdownError(RuntimeError):
+    """Some shutdown steps failed; each was logged, and every other step ran."""
+
+
+def run_shutdown(steps: list[Colored]) -> Effects:
+    """Run every shutdown step (hooks, then plugins' ``close()``), even after one fails.
+
+    Each failure is logged on the ``"microweb"`` logger as it happens.
+
+    Raises:
+        ShutdownError: Once all ran, naming the steps that failed.
+    """
+    failed = []
+    for step in steps:
+        try:
+            if step.is_async:
+                yield step.fn()
+            else:
+                step.fn()
+        except Exception as exc:
+            name = getattr(step.fn, "__qualname__", repr(step.fn))
+            logger.error("shutdown step %s failed", name, exc_info=exc)
+            failed.append(f"{name} ({type(exc).__name__}: {exc})")
+    if failed:
+        raise ShutdownError(
+            f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"
+        )
 
 
 def dispatch(app: App, request: Request) -> Effects:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -13,7 +14,7 @@ from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
 from ._datastructures import Headers
 from ._files import FILE_CHUNK
-from ._pipeline import dispatch, run_hooks
+from ._pipeline import ShutdownError, dispatch, run_hooks, run_shutdown
 from ._request import Address, Request, decode_path
 from ._response import Response, head_list, no_body_status
 from ._status import status_line
@@ -47,7 +48,7 @@ def _raw_path(environ: Environ, path_bytes: bytes) -> bytes:
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
     root = quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii")
     if root and (raw == root or raw.startswith(root + b"/")):
-        raw = raw[len(root) :]
+        raw = raw[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
     return raw
 
 
@@ -76,7 +77,7 @@ class WSGIDriver:
         except BaseException:
             self.app_loop.stop()
             raise
-        atexit.register(self.close)
+        atexit.register(self._close_at_exit)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = self._request(environ)
@@ -120,15 +121,27 @@ class WSGIDriver:
         )
 
     def close(self) -> None:
-        """Run the shutdown hooks once and stop the app loop."""
+        """Run the shutdown hooks and the plugins' ``close()`` once, then stop the app loop.
+
+        Every step runs even when an earlier one fails; each failure is logged on the
+        ``"microweb"`` logger.
+
+        Raises:
+            RuntimeError: Once all steps ran, naming those that failed.
+        """
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self.close)
+        atexit.unregister(self._close_at_exit)
         try:
-            drive_sync(run_hooks(self.app.shutdown_sequence), self.app_loop)
+            drive_sync(run_shutdown(self.app.shutdown_sequence), self.app_loop)
         finally:
             self.app_loop.stop()
+
+    def _close_at_exit(self) -> None:
+        # NOTE: each failure is logged already; a traceback at interpreter exit adds nothing.
+        with contextlib.suppress(ShutdownError):
+            self.close()
 
 
 def _open_unchanged(path: str, size: int) -> BinaryIO | None:

@@ -43,6 +43,7 @@ PAGES = [
     "sync-and-async.md",
     "testing.md",
     "serving.md",
+    "deployment.md",
 ]
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
 MAX_FRAGMENTS = 5

@@ -265,3 +265,103 @@ def test_asgi_without_lifespan_concurrent_first_requests_start_once() -> None:
 
     assert asyncio.run(scenario()) == [(200, b"1")] * 5
     assert starts == ["start"]
+
+
+# -- shutdown failures, both interfaces --------------------------------------------------------
+
+
+class _Closer:
+    def __init__(self, name: str, events: list[str], fail: bool) -> None:
+        self.name = name
+        self.events = events
+        self.fail = fail
+
+    def close(self) -> None:
+        self.events.append(f"close {self.name}")
+        if self.fail:
+            raise OSError(f"{self.name} pool stuck")
+
+
+def _failing_shutdown_app(events: list[str]) -> App:
+    app = App()
+
+    @app.on_shutdown
+    def flush_cache() -> None:
+        events.append("flush_cache")
+        raise RuntimeError("cache gone")
+
+    @app.on_shutdown
+    async def drain_queue() -> None:
+        await asyncio.sleep(0)
+        events.append("drain_queue")
+        raise ValueError("queue broken")
+
+    @app.on_shutdown
+    def say_bye() -> None:
+        events.append("say_bye")
+
+    app.install(_Closer("first", events, fail=False))
+    app.install(_Closer("second", events, fail=True))
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    return app
+
+
+def test_every_shutdown_step_runs_when_some_fail(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+    app = _failing_shutdown_app(events)
+    client = TestClient(app, interface=interface)
+    with client:
+        assert client.get("/").text == "ok"
+        with pytest.raises(RuntimeError) as failure:
+            client.close()
+    # NOTE: hooks in order, then plugins last installed first; nothing skipped.
+    assert events == ["flush_cache", "drain_queue", "say_bye", "close second", "close first"]
+    message = str(failure.value)
+    assert "3 of 5 shutdown steps failed" in message
+    assert "flush_cache (RuntimeError: cache gone)" in message
+    assert "drain_queue (ValueError: queue broken)" in message
+    assert "_Closer.close (OSError: second pool stuck)" in message
+    logged = [r for r in caplog.records if r.name == "microweb" and r.levelname == "ERROR"]
+    assert [r.getMessage() for r in logged] == [
+        "shutdown step _failing_shutdown_app.<locals>.flush_cache failed",
+        "shutdown step _failing_shutdown_app.<locals>.drain_queue failed",
+        "shutdown step _Closer.close failed",
+    ]
+    assert all(r.exc_info is not None for r in logged)
+
+
+def test_wsgi_close_raises_once_after_every_step() -> None:
+    events: list[str] = []
+    wsgi = _failing_shutdown_app(events).as_wsgi()
+    with pytest.raises(RuntimeError, match="3 of 5 shutdown steps failed"):
+        wsgi.close()
+    assert len(events) == 5
+    wsgi.close()  # NOTE: closed once; a second call neither reruns nor raises.
+    assert len(events) == 5
+
+
+def test_asgi_reports_shutdown_failed_after_every_step() -> None:
+    events: list[str] = []
+    sent = asyncio.run(
+        drive_lifespan(_failing_shutdown_app(events).as_asgi(), ["startup", "shutdown"])
+    )
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+    assert sent[1]["message"].startswith("3 of 5 shutdown steps failed: ")
+    assert "say_bye" not in sent[1]["message"]
+    assert events == ["flush_cache", "drain_queue", "say_bye", "close second", "close first"]
+
+
+def test_wsgi_shutdown_failures_at_interpreter_exit_are_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events: list[str] = []
+    wsgi = _failing_shutdown_app(events).as_wsgi()
+    wsgi._close_at_exit()
+    assert len(events) == 5
+    assert sum(r.name == "microweb" for r in caplog.records) == 3

@@ -15,7 +15,16 @@ import microweb
 
 PACKAGE = Path(microweb.__file__).resolve().parent
 IO_MODULES = frozenset(
-    {"_wsgi.py", "_asgi.py", "_body.py", "_concurrency.py", "testing.py", "_cli.py", "__main__.py"}
+    {
+        "_wsgi.py",
+        "_asgi.py",
+        "_body.py",
+        "_concurrency.py",
+        "testing.py",
+        "_cli.py",
+        "_waitress.py",
+        "__main__.py",
+    }
 )
 FORBIDDEN_IMPORTS = ("asyncio", "threading")
 FORBIDDEN_NAMES = frozenset({"environ", "scope"})

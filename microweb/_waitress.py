@@ -1,0 +1,139 @@
+"""Waitress with an orderly stop: on SIGTERM or SIGINT, requests in flight finish, then shutdown.
+
+Waitress's own ``serve()`` leaves SIGTERM to Python's default, which ends the process at once:
+no shutdown hooks, no plugin ``close()``, responses cut off (TRAPS.md 21). Here the server is
+built with ``waitress.create_server`` and its loop is run step by step, so that a signal turns
+into an orderly stop:
+
+1. stop accepting: the listening sockets close, so a load balancer moves on;
+2. let the requests in flight finish and their responses go out, for up to the grace period,
+   closing each connection once it is idle (a second signal ends the wait early);
+3. close what is left, stop Waitress's threads, and run ``wsgi.close()`` (shutdown hooks, then
+   the plugins' ``close()``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import waitress
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer
+
+from ._pipeline import ShutdownError
+from ._wsgi import WSGIDriver
+
+logger = logging.getLogger("microweb")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# NOTE: how often the drain looks at its connections when nothing wakes it.
+DRAIN_TICK = 0.05
+
+
+class OrderlyWaitress:
+    """Serve a WSGI app with Waitress until SIGTERM or SIGINT, then stop in order.
+
+    Args:
+        wsgi: The app's WSGI callable; its ``close()`` runs once the requests are done.
+        grace: Seconds that requests in flight get to finish after the signal.
+        **adjustments: Waitress's settings (``host``, ``port``, ``threads``, ...).
+    """
+
+    def __init__(self, wsgi: WSGIDriver, grace: float, **adjustments: Any) -> None:
+        self.wsgi = wsgi
+        self.grace = grace
+        self.map: dict[int, Any] = {}
+        self.server = waitress.create_server(wsgi, map=self.map, **adjustments)
+        self.adjustments = self.server.adj
+        self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
+        self.signal: int | None = None
+        self.hurry = False
+
+    def run(self) -> int:
+        """Serve until a stop signal, stop in order, and return the signal's number.
+
+        Raises:
+            RuntimeError: From ``wsgi.close()``, naming the shutdown steps that failed (each
+                one is logged as well).
+        """
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            while self.signal is None:
+                self._step(self.adjustments.asyncore_loop_timeout)
+            self._drain()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        # NOTE: the handlers are back: a signal now (a hook that hangs) stops the process.
+        self.wsgi.close()
+        return self.signal
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.signal is None:
+            self.signal = signum
+        else:
+            self.hurry = True
+        # NOTE: a byte down Waitress's wake-up pipe; no lock is taken, so this is safe here.
+        self.listeners[0].pull_trigger()
+
+    def _step(self, timeout: float) -> None:
+        wasyncore.loop(
+            timeout=timeout, map=self.map, use_poll=self.adjustments.asyncore_use_poll, count=1
+        )
+
+    def _channels(self) -> Iterator[Any]:
+        for listener in self.listeners:
+            yield from list(listener.active_channels.values())
+
+    def _drain(self) -> None:
+        name = signal.Signals(self.signal).name if self.signal else "signal"
+        for listener in self.listeners:
+            wasyncore.dispatcher.close(listener)  # NOTE: the listening socket, not the trigger.
+        deadline = time.monotonic() + self.grace
+        busy = self._close_idle()
+        if busy:
+            logger.info(
+                "%s: waiting up to %g s for %d connection(s) to finish", name, self.grace, busy
+            )
+        while busy and not self.hurry and time.monotonic() < deadline:
+            self._step(min(DRAIN_TICK, max(0.0, deadline - time.monotonic())))
+            busy = self._close_idle()
+        if busy:
+            logger.warning("%d connection(s) still busy after the grace period; closing them", busy)
+        for channel in self._channels():
+            channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1 if busy else 1.0)
+        wasyncore.close_all(self.map, ignore_all=True)
+
+    def _close_idle(self) -> int:
+        busy = 0
+        for channel in self._channels():
+            if _in_flight(channel):
+                busy += 1
+            else:
+                channel.handle_close()
+        return busy
+
+
+def _in_flight(channel: Any) -> bool:
+    # NOTE: a request whose headers have arrived is in flight (its body may still come);
+    # a connection that is idle, or still sending headers, is closed at once.
+    receiving = channel.request is not None and channel.request.headers_finished
+    return bool(channel.requests or channel.total_outbufs_len or receiving)
+
+
+def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int:
+    """Serve ``wsgi`` with Waitress until SIGTERM or SIGINT; return the signal's number.
+
+    Shutdown failures are logged (by ``wsgi.close()``) and not raised again.
+    """
+    server = OrderlyWaitress(wsgi, grace, **adjustments)
+    try:
+        return server.run()
+    except ShutdownError:
+        return server.signal or signal.SIGTERM

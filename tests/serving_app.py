@@ -1,0 +1,72 @@
+"""An app for the ``microweb serve`` tests, shaped by environment variables.
+
+``SERVING_EVENTS``: a file where the handler and the shutdown hook append what happened.
+``SERVING_ACCESS_LOG``: install the ``AccessLog`` plugin when set.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from microweb import App, Limits, Request
+from microweb.plugins import AccessLog
+
+app = App(limits=Limits(max_body_size=1024 * 1024))
+if os.environ.get("SERVING_ACCESS_LOG"):
+    app.install(AccessLog())
+SLOW_BODY = b"x" * 300_000
+_barriers: dict[int, threading.Barrier] = {}
+_lock = threading.Lock()
+
+
+def record(event: str) -> None:
+    """Append ``event`` to the events file, if there is one."""
+    events = os.environ.get("SERVING_EVENTS")
+    if events:
+        with Path(events).open("a") as file:
+            file.write(f"{event}\n")
+
+
+@app.on_shutdown
+def shutdown() -> None:
+    record("shutdown")
+
+
+@app.get("/slow")
+def slow(request: Request) -> bytes:
+    record("started")
+    time.sleep(float(request.query.get("seconds", "1")))
+    record("finished")
+    return SLOW_BODY
+
+
+@app.get("/together/{parties:int}")
+def together(request: Request, parties: int) -> str:
+    # NOTE: answers only when `parties` requests run at the same time (else 500 after 5 s).
+    with _lock:
+        barrier = _barriers.setdefault(parties, threading.Barrier(parties, timeout=5))
+    barrier.wait()
+    return "together"
+
+
+@app.get("/", name="home")
+@app.get("/where", name="where")
+def where(request: Request) -> dict[str, object]:
+    return {
+        "root_path": request.root_path,
+        "path": request.path,
+        "raw_path": request.raw_path.decode("latin-1"),
+        "url": str(request.url),
+        "url_for": request.url_for("where"),
+        "client": request.client.host if request.client else None,
+        "scheme": request.scheme,
+        "max_threads": request.app.max_threads,
+    }
+
+
+@app.post("/upload")
+def upload(request: Request) -> str:
+    return str(len(request.read()))

@@ -1,0 +1,100 @@
+"""examples/deploy/: the app runs under both interfaces, and the commands in the Dockerfile and
+the systemd unit are valid ``microweb serve`` command lines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from microweb import App
+from microweb._cli import _parser
+from microweb.testing import TestClient
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "examples" / "deploy"
+
+
+def _deploy_app() -> App:
+    spec = importlib.util.spec_from_file_location("deploy_example_app", DEPLOY / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app: App = module.app
+    return app
+
+
+def test_the_deploy_app_answers_and_reports_health(interface: str) -> None:
+    app = _deploy_app()
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/").text == "Hello from http://testserver/"
+        response = client.get("/healthz")
+        assert response.json() == {"healthy": True}
+        assert "x-request-id" in response.headers
+    assert app.state.healthy is False  # NOTE: the shutdown hook ran.
+
+
+def _serve_arguments(command: list[str]) -> list[str]:
+    assert Path(command[0]).name == "microweb", command
+    return command[1:]
+
+
+def test_the_dockerfile_runs_a_valid_serve_command() -> None:
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    (cmd,) = [line for line in lines if line.startswith("CMD ")]
+    args = _parser().parse_args(_serve_arguments(json.loads(cmd[len("CMD ") :])))
+    assert (args.command, args.target, args.host) == ("serve", "app:app", "0.0.0.0")
+    assert args.graceful_timeout < 10  # NOTE: docker stop sends SIGKILL 10 s after SIGTERM.
+
+
+def test_the_systemd_unit_runs_a_valid_serve_command() -> None:
+    lines = (DEPLOY / "microweb.service").read_text().splitlines()
+    (exec_start,) = [line for line in lines if line.startswith("ExecStart=")]
+    args = _parser().parse_args(_serve_arguments(shlex.split(exec_start[len("ExecStart=") :])))
+    (stop,) = [line for line in lines if line.startswith("TimeoutStopSec=")]
+    assert args.command == "serve"
+    assert args.graceful_timeout < int(stop.partition("=")[2])
+
+
+def _docker_runs() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        info = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    return info.returncode == 0
+
+
+@pytest.mark.servers
+@pytest.mark.skipif(not _docker_runs(), reason="no docker daemon here")
+def test_the_dockerfile_builds(tmp_path: Path) -> None:
+    # NOTE: a context with only what the Dockerfile copies, whichever builder docker has (the
+    # legacy one ignores Dockerfile.dockerignore).
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copy(ROOT / "README.md", tmp_path)
+    shutil.copytree(
+        ROOT / "microweb", tmp_path / "microweb", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tmp_path / "examples" / "deploy").mkdir(parents=True)
+    shutil.copy(DEPLOY / "app.py", tmp_path / "examples" / "deploy")
+    tag = "microweb-deploy-example:test"
+    build = ["docker", "build", "--quiet", "-f", str(DEPLOY / "Dockerfile"), "-t", tag]
+    result = subprocess.run(
+        [*build, str(tmp_path)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    imports = ["python", "-c", "import microweb, waitress, uvicorn, app"]
+    check = subprocess.run(
+        ["docker", "run", "--rm", tag, *imports],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

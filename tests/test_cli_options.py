@@ -1,0 +1,291 @@
+"""``microweb serve`` options reach the servers: threads, root path, logging, limits, proxies."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from servers import HOST, environment, free_port, read_log, start, stop
+
+import microweb._cli as cli
+import microweb._waitress
+from microweb import App, Limits, Request
+from microweb.plugins import AccessLog
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_FILE = str(ROOT / "tests" / "serving_app.py")
+MiB = 1024 * 1024
+
+
+@contextmanager
+def serving(tmp_path: Path, server: str, *options: str, **env: str) -> Iterator[tuple[str, Path]]:
+    """Run ``microweb serve serving_app``; yield its URL and its log file."""
+    port = free_port()
+    log = tmp_path / f"{server}.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "serving_app", "--server", server),
+        *("--port", str(port), *options),
+    ]
+    process = start(command, port=port, log=log, env=environment(**env), ready_timeout=15)
+    try:
+        yield f"http://{HOST}:{port}", log
+    finally:
+        stop(process, timeout=10)
+
+
+# -- what each server is given (in-process, with the servers stubbed) ------------------------
+
+
+class FakeUvicorn:
+    """Stands in for the uvicorn module: records what ``microweb serve`` passes."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] = {}
+        self.app: Any = None
+        self.ended: list[int] = []
+
+    def ended_by(self, signum: int) -> None:
+        self.ended.append(signum)
+
+    def Config(self, app: Any, **settings: Any) -> SimpleNamespace:
+        self.app, self.settings = app, settings
+        return SimpleNamespace()
+
+    def Server(self, config: Any) -> SimpleNamespace:
+        return SimpleNamespace(run=lambda: None, started=True)
+
+    def run(self, app: Any, **settings: Any) -> None:
+        self.app, self.settings = app, settings
+
+
+@pytest.fixture
+def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
+    fake = FakeUvicorn()
+    real_import = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> Any:
+        return fake if name == "uvicorn" else real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    # NOTE: logger levels outlive a test; other tests rely on the defaults.
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    monkeypatch.setattr(cli, "_end_by", fake.ended_by)
+    for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL", "FORWARDED_ALLOW_IPS"):
+        # NOTE: set first, so that monkeypatch removes what serve() sets when the test ends.
+        monkeypatch.setenv(f"MICROWEB_{name}", "")
+        monkeypatch.delenv(f"MICROWEB_{name}")
+    return fake
+
+
+def _sized_app(access_log: bool = False, websocket: bool = True) -> App:
+    app = App(limits=Limits(max_body_size=2 * MiB, max_websocket_message=5000))
+    if access_log:
+        app.install(AccessLog())
+
+    @app.post("/big", limits={"max_body_size": 50 * MiB})
+    def big(request: Request) -> str:
+        return "ok"
+
+    if websocket:
+
+        @app.websocket("/ws")
+        async def ws(ws: Any) -> None:
+            await ws.accept()
+
+    return app
+
+
+def test_caps_come_from_the_largest_route_limit() -> None:
+    app = _sized_app()
+    assert cli.waitress_body_cap(app) == 50 * MiB + 50 * MiB // 8
+    assert cli.websocket_message_cap(app) == 5000
+    plain = App()
+    assert cli.waitress_body_cap(plain) == 10 * MiB + 10 * MiB // 8
+    assert cli.websocket_message_cap(plain) == 1024 * 1024
+
+
+def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _sized_app(access_log=True)
+    monkeypatch.setattr(cli, "load_app", lambda target: app)
+    cli.serve("x:app", "uvicorn", HOST, 8000, threads=3, log_level="warning", graceful_timeout=2.5)
+    assert fake_uvicorn.settings == {
+        "host": HOST,
+        "port": 8000,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 2.5,
+        "proxy_headers": False,
+        "access_log": False,
+        "ws_max_size": 5000,
+    }
+    assert app.max_threads == 3
+    assert fake_uvicorn.ended == [signal.SIGTERM]  # NOTE: a plain return is a stop on SIGTERM.
+
+
+@pytest.mark.parametrize("mode", [{"workers": 3}, {"reload": True}], ids=["workers", "reload"])
+def test_uvicorn_processes_get_every_option(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch, mode: dict[str, Any]
+) -> None:
+    monkeypatch.setattr(cli, "load_app", lambda target: _sized_app())
+    cli.serve(
+        APP_FILE, "uvicorn", HOST, 8000, **mode, threads=7, root_path="/app/", log_level="debug"
+    )
+    settings = fake_uvicorn.settings
+    assert fake_uvicorn.app == "microweb._cli:asgi_from_environment"
+    assert settings["factory"] is True
+    assert settings["proxy_headers"] is False
+    assert settings["access_log"] is True
+    assert settings["ws_max_size"] == 5000
+    assert settings["timeout_graceful_shutdown"] == cli.GRACEFUL_TIMEOUT
+    assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
+    environ = {
+        name: cli.os.environ.get(f"MICROWEB_{name}")
+        for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL")
+    }
+    assert environ == {
+        "TARGET": APP_FILE,
+        "THREADS": "7",
+        "ROOT_PATH": "/app",
+        "LOG_LEVEL": "debug",
+    }
+
+
+def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_serve(wsgi: Any, grace: float, **adjustments: Any) -> int:
+        seen.update(adjustments, grace=grace)
+        return 15
+
+    monkeypatch.setattr(microweb._waitress, "serve_waitress", fake_serve)
+    monkeypatch.setattr(cli, "_end_by", lambda signum: seen.update(ended_by=signum))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    monkeypatch.setattr(cli, "load_app", lambda target: _sized_app(websocket=False))
+    cli.serve("x:app", "waitress", HOST, 9000, threads=12, root_path="/app", graceful_timeout=1)
+    assert seen == {
+        "host": HOST,
+        "port": 9000,
+        "channel_request_lookahead": 1,
+        "max_request_body_size": 50 * MiB + 50 * MiB // 8,
+        "url_prefix": "/app",
+        "clear_untrusted_proxy_headers": False,
+        "threads": 12,
+        "grace": 1,
+        "ended_by": 15,
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--graceful-timeout", "-1"], "--graceful-timeout must be 0 or more"),
+        (["--root-path", "app"], "--root-path must start with '/'"),
+    ],
+)
+def test_bad_option_values_say_what_is_wrong(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", APP_FILE, "--server", "waitress", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "normal"), [("", ""), ("/", ""), ("/app/", "/app"), ("//a/b", "/a/b")]
+)
+def test_root_path_is_normalized(given: str, normal: str) -> None:
+    assert cli.normalize_root_path(given) == normal
+
+
+# -- real servers ------------------------------------------------------------------------------
+
+
+def _where(url: str, path: str) -> Any:
+    # NOTE: forwarded headers from 127.0.0.1 must not change the client or the scheme.
+    spoofed = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+    response = httpx.get(url + path, headers=spoofed, timeout=10)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    data.pop("max_threads")
+    return data
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    "options",
+    [["--server", "waitress"], ["--server", "uvicorn"], ["--server", "uvicorn", "--workers", "2"]],
+    ids=["waitress", "uvicorn", "uvicorn-workers"],
+)
+def test_root_path_gives_the_same_request_under_every_server(
+    tmp_path: Path, options: list[str]
+) -> None:
+    server, *more = options[1:]
+    with serving(tmp_path, server, *more, "--root-path", "/app/", "--threads", "3") as (url, _):
+        seen = {path: _where(url, path) for path in ("/app/where", "/where", "/app", "/app/")}
+        max_threads = httpx.get(f"{url}/where", timeout=10).json()["max_threads"]
+    assert max_threads == (40 if server == "waitress" else 3)  # NOTE: each worker has it too.
+    where = {
+        "root_path": "/app",
+        "path": "/where",
+        "raw_path": "/where",
+        "url": f"{url}/app/where",
+        "url_for": "/app/where",
+        "client": "127.0.0.1",
+        "scheme": "http",
+    }
+    home = {**where, "path": "/", "raw_path": "/", "url": f"{url}/app/"}
+    assert seen == {"/app/where": where, "/where": where, "/app": home, "/app/": home}
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_threads_lets_that_many_requests_run_together(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress has 4 threads by default; each request waits until 8 run at once.
+    with serving(tmp_path, server, "--threads", "8") as (url, _):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: httpx.get(f"{url}/together/8", timeout=10), range(8)))
+        max_threads = httpx.get(f"{url}/where").json()["max_threads"]
+    assert [a.status_code for a in answers] == [200] * 8
+    if server == "uvicorn":
+        assert max_threads == 8
+
+
+@pytest.mark.servers
+def test_waitress_refuses_a_body_over_its_cap_before_it_arrives(tmp_path: Path) -> None:
+    # NOTE: the app's limit is 1 MiB; the old 1 GiB cap would wait for (and spool) 64 MiB.
+    with serving(tmp_path, "waitress") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection((HOST, port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (64 * MiB)
+            )
+            head = sock.recv(1024)
+        assert head.startswith(b"HTTP/1.1 413 "), head
+        just_over = httpx.post(f"{url}/upload", content=b"x" * (MiB + 1), timeout=10)
+        assert just_over.status_code == 413
+        assert "generated by waitress" not in just_over.text  # NOTE: the app's own answer.
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize(("level", "lines"), [("info", 1), ("warning", 0)])
+def test_access_log_logs_each_request_once(
+    tmp_path: Path, server: str, level: str, lines: int
+) -> None:
+    with serving(tmp_path, server, "--log-level", level, SERVING_ACCESS_LOG="1") as (url, log):
+        assert httpx.get(f"{url}/where?marker=1", timeout=10).status_code == 200
+    text = read_log(log)
+    assert sum("/where" in line for line in text.splitlines()) == lines, text
+    if level == "warning":
+        assert "INFO" not in text, text
+    else:
+        assert "microweb.access" in text, text
