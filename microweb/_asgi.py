@@ -13,8 +13,9 @@ from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, 
 from ._datastructures import Headers
 from ._errors import ClientDisconnect
 from ._pipeline import dispatch, dispatch_handshake, run_hooks
-from ._request import Address, Request, decode_raw_path, target_path
+from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
+from ._target import target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 

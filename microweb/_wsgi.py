@@ -14,9 +14,10 @@ from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
 from ._datastructures import Headers
 from ._files import FILE_CHUNK
 from ._pipeline import dispatch, run_hooks
-from ._request import Address, Request, decode_path, target_path
+from ._request import Address, Request, decode_path
 from ._response import Response, head_list, no_body_status
 from ._status import status_line
+from ._target import target_path
 from ._types import Environ, StartResponse
 
 if TYPE_CHECKING:
