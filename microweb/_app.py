@@ -211,16 +211,19 @@ class App(RouteRegistry):
             The route, or ``None`` for an ``OPTIONS`` request answered automatically.
 
         Raises:
-            HTTPError: 400 for a path that is not UTF-8, 404 or 405 (with ``Allow``).
+            HTTPError: 400 for a target that is not a path or not UTF-8, 404 or 405 (with
+                ``Allow``).
         """
         if not request.path_is_valid:
-            raise HTTPError(400, "request path is not valid UTF-8")
+            raise HTTPError(400, _invalid_target(request))
         method = request.method
         route, params, allowed = self._http.lookup(method, request.path)
         if route is None and method == "HEAD":
             route, params, allowed = self._http.lookup("GET", request.path)
         if route is None:
             if not allowed:
+                if request.path == "*":
+                    return None  # NOTE: the drivers let "*" through for OPTIONS only.
                 self._refuse_plain_http_to_websocket(request)
                 raise HTTPError(404)
             if method == "OPTIONS":
@@ -250,7 +253,12 @@ class App(RouteRegistry):
         return list(self._ws)
 
     def allowed_methods(self, path: str) -> list[str]:
-        """Return the methods of every template matching ``path``, with HEAD and OPTIONS."""
+        """Return the methods of every template matching ``path``, with HEAD and OPTIONS.
+
+        For ``*`` (``OPTIONS *``, about the server as a whole), the methods of every route.
+        """
+        if path == "*":
+            return _with_implied({method for route in self._http for method in route.methods})
         return _with_implied(self._http.lookup("", path)[2])
 
     def handler_of(self, route: Route) -> Colored:
@@ -274,9 +282,13 @@ class App(RouteRegistry):
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of the route called ``name`` (without the root path).
 
+        A ``{name:path}`` value that starts with ``/`` has that slash percent-encoded
+        (``%2F``), so that the result never starts with ``//``.
+
         Raises:
             KeyError: If no route has that name.
             TypeError: If the parameters do not fit the template.
+            ValueError: If a one-segment parameter is empty.
         """
         try:
             route = self._names[name]
@@ -319,6 +331,12 @@ def _bind(request: Request, route: Route, params: dict[str, Any]) -> Route:
     # NOTE: App._add_route resolved every route's limits to a Limits.
     request.limits = route.limits  # type: ignore[assignment]
     return route
+
+
+def _invalid_target(request: Request) -> str:
+    if request.raw_path[:1] == b"/":
+        return "request path is not valid UTF-8"
+    return "request target is not a path: it must start with '/' ('*' only for OPTIONS)"
 
 
 def _with_implied(methods: set[str]) -> list[str]:

@@ -15,6 +15,7 @@ from ._errors import ClientDisconnect
 from ._pipeline import ShutdownError, dispatch, dispatch_handshake, run_hooks, run_shutdown
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
+from ._target import target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
@@ -208,18 +209,27 @@ class ASGIDriver:
 
     def _request(self, scope: Scope, body: ASGIBody) -> Request:
         root = scope.get("root_path", "")
+        method = scope.get("method", "GET")
         raw_path = scope.get("raw_path")
         if not raw_path:
             # SPEC: raw_path is optional in ASGI; `path` is already percent-decoded text.
-            raw_path = quote(scope["path"], safe="/").encode("ascii")
-        raw_path = _strip_root(raw_path, quote(root, safe="/").encode("ascii"))
+            raw_path = quote(scope["path"], safe="/*").encode("ascii")
+        target: bytes | None = raw_path
+        if raw_path[:1] != b"/" or raw_path[1:2] == b"/":
+            # PERF: the check costs 0.07 us, a call to target_path() for every path 0.15 us.
+            # NOTE: h11 passes an absolute-form target whole, httptools only its path.
+            target = target_path(raw_path, method)
+        if target is not None and root:
+            raw_path = _strip_root(target, quote(root, safe="/").encode("ascii"))
+        elif target is not None:
+            raw_path = target
         client = scope.get("client")
         scope_headers = scope["headers"]
         return Request(
             app=self.app,
             interface="asgi",
-            method=scope.get("method", "GET"),
-            path=decode_raw_path(raw_path),
+            method=method,
+            path=decode_raw_path(raw_path) if target is not None else None,
             raw_path=raw_path,
             root_path=root,
             query_string=scope.get("query_string", b""),

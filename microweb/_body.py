@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 
+from ._buffer import BodyBuffer
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
@@ -37,28 +37,32 @@ class WSGIBody:
     """The body of a WSGI request, read from ``wsgi.input`` in bounded chunks."""
 
     def __init__(self, environ: Environ) -> None:
+        # PERF: the rest of the environ is read when the body is, not for every request.
+        self._environ = environ
         self._input = environ["wsgi.input"]
-        self._raw_length = environ.get("CONTENT_LENGTH")
-        # SPEC: PEP 3333 leaves a body without Content-Length empty unless the server says it
-        # terminates the stream itself (wsgi.input_terminated, for chunked requests).
-        self._until_eof = bool(environ.get("wsgi.input_terminated"))
-        self._disconnected = environ.get("waitress.client_disconnected")
 
     def is_disconnected(self) -> bool:
         # NOTE: only Waitress tells a WSGI app that the client left; elsewhere this stays False.
-        return bool(self._disconnected()) if self._disconnected is not None else False
+        disconnected = self._environ.get("waitress.client_disconnected")
+        return bool(disconnected()) if disconnected is not None else False
 
     async def ais_disconnected(self) -> bool:
         return self.is_disconnected()
 
     @property
     def content_length(self) -> int | None:
-        return parse_content_length(self._raw_length)
+        if "HTTP_TRANSFER_ENCODING" in self._environ:
+            # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
+            # (Waitress itself drops Transfer-Encoding and sets the length it decoded.)
+            return None
+        return parse_content_length(self._environ.get("CONTENT_LENGTH"))
 
     def _remaining(self) -> int | None:
         length = self.content_length
         if length is None:
-            return None if self._until_eof else 0
+            # SPEC: PEP 3333 leaves a body without Content-Length empty unless the server says
+            # it terminates the stream itself (wsgi.input_terminated, for chunked requests).
+            return None if self._environ.get("wsgi.input_terminated") else 0
         return length
 
     def chunks(self) -> Iterator[bytes]:
@@ -95,15 +99,19 @@ class ASGIBody:
 
     A ``def`` handler in the pool reads it through the loop, one message at a time, so nothing
     is buffered whole. The same source tells when the client has gone: while a response streams
-    (the driver's watcher) and for ``ais_disconnected()``. Body messages that those checks
-    receive are kept for the reader, up to the body limit.
+    (the driver's watcher) and for ``ais_disconnected()``. The body bytes that those checks
+    receive are kept for the reader in one buffer, up to the body limit.
     """
 
     def __init__(self, scope_headers: list[tuple[bytes, bytes]], receive: Receive) -> None:
         self._headers = scope_headers
         self._receive = receive
         self._loop = asyncio.get_running_loop()
-        self._early: deque[Message] = deque()
+        # NOTE: one buffer, not the messages: a body dripped a byte per message would cost
+        # ~200 bytes per byte as dicts (TRAPS.md 27). _early_end: the last message is kept too.
+        self._early = BodyBuffer()
+        self._has_early = False
+        self._early_end = False
         self._kept = 0
         self._overflow = False
         self._pending: asyncio.Future[Message] | None = None
@@ -113,10 +121,14 @@ class ASGIBody:
 
     @property
     def content_length(self) -> int | None:
+        length = None
         for name, value in self._headers:
+            if name == b"transfer-encoding":
+                # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
+                return None
             if name == b"content-length":
-                return parse_content_length(value.decode("latin-1"))
-        return None
+                length = value
+        return None if length is None else parse_content_length(length.decode("latin-1"))
 
     def _receive_task(self) -> asyncio.Future[Message]:
         # NOTE: one receive() in flight, shared by the reader, the watcher and the checks.
@@ -136,20 +148,31 @@ class ASGIBody:
     def _keep(self, message: Message) -> None:
         if message["type"] != "http.request":
             return
-        self._kept += len(message.get("body", b""))
+        body = message.get("body", b"")
+        self._kept += len(body)
         if self._kept > self.limit():
             # NOTE: never held past the limit; a reader gets 413 as it would have anyway.
             self._overflow = True
-            self._early.clear()
+            self._early.take()
             return
-        self._early.append(message)
+        self._early.add(body)
+        self._has_early = True
+        self._early_end = not message.get("more_body", False)
+
+    def _early_message(self) -> Message:
+        self._has_early = False
+        return {
+            "type": "http.request",
+            "body": self._early.take(),
+            "more_body": not self._early_end,
+        }
 
     async def _next_message(self) -> Message:
         while True:
             if self._overflow:
                 raise HTTPError(413, f"request body is larger than {self.limit()} bytes")
-            if self._early:
-                return self._early.popleft()
+            if self._has_early:
+                return self._early_message()
             if self.disconnected:
                 return {"type": "http.disconnect"}
             if self._pending is None and not self._watching:

@@ -8,12 +8,14 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
+from ._buffer import BodyBuffer
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
 from ._forms import FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
+from ._target import check_host
 
 if TYPE_CHECKING:
     from ._app import App
@@ -55,6 +57,9 @@ class SyncOnlyCheck(Protocol):
     def __call__(self, call: str, twin: str) -> None: ...
 
 
+_PERCENT = ord("%")
+
+
 def decode_path(raw: bytes) -> str | None:
     """Decode a percent-decoded path strictly as UTF-8; ``None`` when it is not valid UTF-8."""
     try:
@@ -64,8 +69,15 @@ def decode_path(raw: bytes) -> str | None:
 
 
 def decode_raw_path(raw_path: bytes) -> str | None:
-    """Percent-decode and UTF-8-decode a raw (still encoded) request path."""
-    return decode_path(unquote_to_bytes(raw_path))
+    """Percent-decode and UTF-8-decode a raw (still encoded) request path.
+
+    Leading slashes collapse into one, ``%2F`` decoded ones included, as Waitress does.
+    """
+    if _PERCENT not in raw_path:
+        # PERF: an int in bytes is a memchr, 0.02 us; unquote_to_bytes() costs 0.11 us.
+        return decode_path(raw_path)
+    path = unquote_to_bytes(raw_path)
+    return decode_path(path if path[1:2] != b"/" else b"/" + path.lstrip(b"/"))
 
 
 class _BodyMeter:
@@ -249,12 +261,15 @@ class Request:
         """The ``Host`` header, or the server's address when there is none.
 
         Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
+
+        Raises:
+            HTTPError: 400 for more than one ``Host``, or one that is not ``host[:port]``.
         """
         if self._host is not None:
             return self._host
-        host = self.headers.get("host")
-        if host:
-            return host
+        hosts = self.headers.getlist("host")
+        if hosts and hosts[0]:
+            return check_host(hosts)
         if self.server is None:
             return ""
         name, port = self.server
@@ -268,7 +283,8 @@ class Request:
     def url(self) -> str:
         """The full URL: scheme, host, root path, path and query string."""
         query = self.query_string.decode("latin-1")
-        path = quote(self.root_path + self.path)
+        # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
+        path = quote(self.root_path + self.path) if self.path != "*" else ""
         return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
 
     @property
@@ -278,7 +294,8 @@ class Request:
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of the route called ``name``, with the app's root path in front."""
-        return self.root_path + self.app.url_for(name, **params)
+        # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
+        return self.root_path.rstrip("/") + self.app.url_for(name, **params)
 
     # -- body, sync colour -------------------------------------------------------------------
 
@@ -302,7 +319,10 @@ class Request:
         """
         self._check_sync("read()", "aread()")
         if self._body is None:
-            self._body = b"".join(self._stream("read()"))
+            buffer = BodyBuffer()
+            for chunk in self._stream("read()"):
+                buffer.add(chunk)
+            self._body = buffer.take()
         return self._body
 
     def text(self) -> str:
@@ -364,8 +384,11 @@ class Request:
     async def aread(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``); the async twin of ``read()``."""
         if self._body is None:
+            buffer = BodyBuffer()
             async with aclosing(self._astream("aread()")) as chunks:
-                self._body = b"".join([chunk async for chunk in chunks])
+                async for chunk in chunks:
+                    buffer.add(chunk)
+            self._body = buffer.take()
         return self._body
 
     async def atext(self) -> str:

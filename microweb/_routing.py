@@ -327,8 +327,12 @@ class RouteTable:
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
     """Fill ``route``'s template with ``params``, percent-encoding each segment.
 
+    The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
+    a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be empty.
+
     Raises:
         TypeError: If a parameter is missing or unknown.
+        ValueError: If a one-segment parameter is empty (no route would match the result).
     """
     expected = set(route.param_names)
     if set(params) != expected:
@@ -342,5 +346,13 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             continue
         converter = converters[segment.converter]
         text = converter.to_url(params[segment.name])
-        parts.append(quote(text, safe="/" if segment.converter == "path" else ""))
+        if segment.converter == "path":
+            # NOTE: "/files/%2Fetc" routes back to rest="/etc": the path decodes to "//etc".
+            parts.append(
+                ("%2F" + quote(text[1:], safe="/")) if text[:1] == "/" else quote(text, safe="/")
+            )
+        elif text:
+            parts.append(quote(text, safe=""))
+        else:
+            raise ValueError(f"url_for({route.name!r}): parameter {segment.name!r} is empty")
     return "/" + "/".join(parts)

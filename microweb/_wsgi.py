@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
@@ -18,6 +18,7 @@ from ._pipeline import ShutdownError, dispatch, run_hooks, run_shutdown
 from ._request import Address, Request, decode_path
 from ._response import Response, head_list, no_body_status
 from ._status import status_line
+from ._target import target_path
 from ._types import Environ, StartResponse
 
 if TYPE_CHECKING:
@@ -39,12 +40,16 @@ def _headers_of(environ: Environ) -> Headers:
     return Headers(_trusted=items)
 
 
-def _raw_path(environ: Environ, path_bytes: bytes) -> bytes:
+def _raw_path(environ: Environ) -> bytes:
+    method = environ["REQUEST_METHOD"]
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not uri:
-        return quote(path_bytes, safe="/").encode("ascii")
-    path = urlsplit(str(uri)).path if "://" in str(uri) else str(uri).partition("?")[0]
-    raw = path.encode("latin-1")
+        path = environ.get("PATH_INFO", "").encode("latin-1") or b"/"
+        return quote(target_path(path, method) or path, safe="/*").encode("ascii")
+    sent = str(uri).partition("?")[0].encode("latin-1")
+    raw = target_path(sent, method)
+    if raw is None:
+        return sent  # NOTE: a target refused with 400; kept as sent, for logs.
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
     root = quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii")
     if root and (raw == root or raw.startswith(root + b"/")):
@@ -101,14 +106,21 @@ class WSGIDriver:
         return [] if bodiless else [response.body]
 
     def _request(self, environ: Environ) -> Request:
-        path_bytes = environ.get("PATH_INFO", "").encode("latin-1")
+        method = environ["REQUEST_METHOD"]
+        path_bytes = environ.get("PATH_INFO", "").encode("latin-1") or b"/"
+        path: bytes | None = path_bytes
+        if path_bytes[:1] != b"/" or path_bytes[1:2] == b"/":
+            # PERF: the check costs 0.07 us, a call to target_path() for every path 0.15 us.
+            # NOTE: Waitress takes the path out of an absolute-form target itself; others may
+            # not; and a server may decode "/%2F" into a PATH_INFO of "//".
+            path = target_path(path_bytes, method)
         port = environ.get("SERVER_PORT")
         return Request(
             app=self.app,
             interface="wsgi",
-            method=environ["REQUEST_METHOD"],
-            path=decode_path(path_bytes) if path_bytes else "/",
-            raw_path=lambda: _raw_path(environ, path_bytes),
+            method=method,
+            path=decode_path(path) if path is not None else None,
+            raw_path=lambda: _raw_path(environ),
             root_path=_root_path(environ.get("SCRIPT_NAME")),
             query_string=environ.get("QUERY_STRING", "").encode("latin-1"),
             headers=lambda: _headers_of(environ),

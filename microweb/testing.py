@@ -104,7 +104,9 @@ class WSGITransport(httpx.BaseTransport):
                 key = "HTTP_" + key
             text = value.decode("latin-1")
             environ[key] = f"{environ[key]}, {text}" if key in environ else text
-        if body and "CONTENT_LENGTH" not in environ:
+        # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
+        # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).
+        if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):
             environ["CONTENT_LENGTH"] = str(len(body))
         return environ
 

@@ -6,12 +6,15 @@ twins: ``aread``, ``atext``...) according to the ``colour`` fixture.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from drive import chunked
+from drive import chunked, http_scope, wsgi_environ
 
 from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
@@ -567,3 +570,147 @@ def test_a_sync_generator_as_content_streams_under_both_interfaces(
 
     response = make_client(app).post("/", content=(b"ab" for _ in range(3)))
     assert response.json() == {"size": 6}
+
+
+# -- framing: Content-Length beside Transfer-Encoding -------------------------------------------
+
+
+@pytest.mark.parametrize("length", ["3", "300", "abc"])
+def test_content_length_beside_transfer_encoding_is_ignored(
+    make_client: MakeClient, colour: str, length: str
+) -> None:
+    # SPEC: RFC 9112 6.3. The WSGI side of TestClient gives the length it read, like Waitress.
+    client = make_client(read_app(colour))
+    headers = {"transfer-encoding": "chunked", "content-length": length}
+    response = client.post("/", content=b"hello", headers=headers)
+    assert (response.status_code, response.content) == (200, b"hello")
+
+
+def test_content_length_beside_transfer_encoding_is_ignored_by_the_wsgi_body() -> None:
+    # NOTE: by hand, as a WSGI server that hands both headers on and ends the input itself.
+    environ = wsgi_environ(
+        "POST",
+        "/",
+        CONTENT_LENGTH="3",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": io.BytesIO(b"hello"), "wsgi.input_terminated": True},
+    )
+    driver = read_app("sync").as_wsgi()
+    try:
+        assert b"".join(driver(environ, lambda status, headers, exc=None: None)) == b"hello"
+    finally:
+        driver.close()
+
+
+# -- memory: a body dripped one byte per message --------------------------------------------
+
+DRIPPED = 16 * 1024  # NOTE: bytes; the sync colour under ASGI pays a loop round trip for each.
+
+
+def length_app(colour: str) -> App:
+    """An app that reads the whole body and answers with its length."""
+
+    def size(request: Request) -> str:
+        return str(len(request.read()))
+
+    async def asize(request: Request) -> str:
+        return str(len(await request.aread()))
+
+    return body_app(colour, size, asize)
+
+
+class Drip:
+    """A ``wsgi.input`` that gives one byte per ``read()``."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        self.left -= 1
+        return bytes([97])
+
+
+def drip_receive(size: int) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI ``receive`` that gives the body one byte per message, each a new object."""
+    left = size
+
+    async def receive() -> dict[str, Any]:
+        nonlocal left
+        if left:
+            left -= 1
+            return {"type": "http.request", "body": bytes([97]), "more_body": left > 0}
+        await asyncio.Event().wait()  # NOTE: the client stays, as a server's receive() does.
+        raise AssertionError("unreachable")
+
+    return receive
+
+
+def peak_of_dripped_request(interface: str, app: App, size: int) -> tuple[int, bytes]:
+    """Send a body of ``size`` bytes one byte at a time; return the traced peak and the answer.
+
+    A first one-byte request starts what outlives a request (the app loop, the thread pool).
+    """
+    if interface == "wsgi":
+        driver = app.as_wsgi()
+
+        def run(size: int) -> bytes:
+            length = str(size)
+            environ = wsgi_environ("POST", "/", CONTENT_LENGTH=length, **{"wsgi.input": Drip(size)})
+            return b"".join(driver(environ, lambda status, headers, exc=None: None))
+
+        try:
+            run(1)
+            tracemalloc.start()
+            try:
+                body = run(size)
+                return tracemalloc.get_traced_memory()[1], body
+            finally:
+                tracemalloc.stop()
+        finally:
+            driver.close()
+
+    async def main() -> tuple[int, bytes]:
+        asgi = app.as_asgi()
+
+        async def run(size: int) -> bytes:
+            sent: list[dict[str, Any]] = []
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            scope = http_scope("POST", "/", [(b"content-length", str(size).encode())])
+            await asgi(scope, drip_receive(size), send)
+            return b"".join(message.get("body", b"") for message in sent[1:])
+
+        await run(1)
+        tracemalloc.start()
+        try:
+            body = await run(size)
+            return tracemalloc.get_traced_memory()[1], body
+        finally:
+            tracemalloc.stop()
+
+    return asyncio.run(main())
+
+
+def test_a_body_dripped_a_byte_at_a_time_is_held_about_once(interface: str, colour: str) -> None:
+    # NOTE: kept as one bytes object per chunk, it cost about 90 times its size (TRAPS.md 27).
+    peak, body = peak_of_dripped_request(interface, length_app(colour), DRIPPED)
+    assert body == str(DRIPPED).encode()
+    assert peak < 3 * DRIPPED, f"{peak / DRIPPED:.1f} times the body"
+
+
+def test_body_kept_by_disconnect_checks_is_held_about_once() -> None:
+    app = App()
+
+    @app.post("/")
+    async def poll(request: Request) -> str:
+        for _ in range(DRIPPED):
+            await request.ais_disconnected()  # NOTE: each call receives one message and keeps it.
+        return str(len(await request.aread()))
+
+    peak, body = peak_of_dripped_request("asgi", app, DRIPPED)
+    assert body == str(DRIPPED).encode()
+    assert peak < 3 * DRIPPED, f"{peak / DRIPPED:.1f} times the body"

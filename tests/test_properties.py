@@ -41,9 +41,9 @@ TEXT = st.characters(blacklist_categories=("Cs",))
 
 # -- router: url_for, then match ------------------------------------------------------------
 
-# NOTE: a ``{x:path}`` value starting with "/" makes ``url_for`` build a "//..." URL (being fixed
-# in another branch); flip this to True once that fix is merged to check that case too.
-PATH_MAY_START_WITH_SLASH = False
+# NOTE: url_for encodes a leading "/" of a ``{x:path}`` value as %2F, so such values round-trip
+# under a prefix (every template here has one); test_routing.py covers the root template.
+PATH_MAY_START_WITH_SLASH = True
 DOT_SEGMENTS = (".", "..")
 
 
@@ -120,19 +120,6 @@ def test_url_for_then_match_finds_the_same_route_and_params(
             assert response.status_code == 200, (url, response.text)
             expected = {k: repr(v) for k, v in params.items()}
             assert response.json() == {"name": f"r{index}", "params": expected}
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="url_for builds '//etc/passwd' for a path value '/etc/passwd' (fixed in another "
-    "branch; then drop this mark and set PATH_MAY_START_WITH_SLASH)",
-)
-def test_url_for_path_value_with_leading_slash_round_trips() -> None:
-    app = routing_app([("/{p0:path}", {})])
-    url = app.url_for("r0", p0="/etc/passwd")
-    with TestClient(app, interface="both") as client:
-        response = client.get(url)
-    assert response.json() == {"name": "r0", "params": {"p0": repr("/etc/passwd")}}
 
 
 def test_uuid_params_come_back_as_uuids() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
+from drive import http_scope, wsgi_environ
 
-from microweb import App, Limits, Request, Response
+from microweb import App, HTTPError, Limits, Request, Response
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -332,3 +336,199 @@ def test_request_app_is_the_app_in_async_handlers_too(
         return Response.text(request.interface)
 
     assert make_client(app).get("/").text == interface
+
+
+# -- request target and Host ------------------------------------------------------------------
+
+
+def target_app() -> App:
+    """An app that answers every path (and ``/``) with what it sees of the target and host."""
+    app = App()
+
+    @app.route("/", methods=["GET", "POST"])
+    @app.route("/{rest:path}", methods=["GET", "POST"])
+    def describe(request: Request, rest: str = "") -> dict[str, Any]:
+        return {
+            "path": request.path,
+            "raw_path": request.raw_path.decode("latin-1"),
+            "host": request.host,
+            "url": request.url,
+        }
+
+    return app
+
+
+def send_target(
+    interface: str, app: App, target: str, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
+    """Send ``target`` as it came on the request line, as a plain server hands it on.
+
+    WSGI gets it percent-decoded in ``PATH_INFO`` and whole in ``REQUEST_URI``; ASGI gets it
+    as h11 does, whole in ``path`` and ``raw_path`` (the query apart).
+    """
+    path, _, query = target.partition("?")
+    if interface == "wsgi":
+        environ = wsgi_environ(
+            method,
+            unquote_to_bytes(path).decode("latin-1"),
+            REQUEST_URI=target,
+            QUERY_STRING=query,
+            HTTP_HOST="testserver",
+        )
+        seen: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
+            seen.update(status=int(status[:3]), headers=dict(headers))
+            return lambda data: None
+
+        driver = app.as_wsgi()
+        try:
+            result = driver(environ, start_response)
+            body = b"".join(result)
+            getattr(result, "close", lambda: None)()
+        finally:
+            driver.close()
+        return seen["status"], seen["headers"], body
+    scope = http_scope(method, unquote(path))
+    scope.update(raw_path=path.encode("latin-1"), query_string=query.encode("latin-1"))
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app.as_asgi()(scope, receive, send))
+    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    return sent[0]["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "raw_path", "url"),
+    [
+        ("http://example.com/a%20b?q=1", "/a b", "/a%20b", "http://testserver/a%20b?q=1"),
+        ("HTTP://example.com", "/", "/", "http://testserver/"),
+        (
+            "//evil.example/x",
+            "/evil.example/x",
+            "/evil.example/x",
+            "http://testserver/evil.example/x",
+        ),
+        ("///x?q", "/x", "/x", "http://testserver/x?q"),
+        ("/%2F%2Fevil.example/x", "/evil.example/x", "/%2F%2Fevil.example/x", None),
+        ("/a//b", "/a//b", "/a//b", "http://testserver/a//b"),
+    ],
+)
+def test_absolute_form_and_leading_slashes_give_one_path(
+    interface: str, target: str, path: str, raw_path: str, url: str | None
+) -> None:
+    status, _, body = send_target(interface, target_app(), target)
+    assert status == 200
+    seen = json.loads(body)
+    assert (seen["path"], seen["raw_path"], seen["host"]) == (path, raw_path, "testserver")
+    assert seen["url"] == (url or f"http://testserver{path}")
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("GET", "@evil.example/x"),
+        ("GET", "x"),
+        ("GET", "evil.example/x"),
+        ("GET", "*"),
+        ("POST", "*"),
+        ("GET", "http:/x"),
+    ],
+)
+def test_a_target_that_is_not_a_path_is_400(interface: str, method: str, target: str) -> None:
+    status, _, body = send_target(interface, target_app(), target, method)
+    assert status == 400
+    assert body == b"request target is not a path: it must start with '/' ('*' only for OPTIONS)"
+
+
+def test_options_asterisk_lists_every_method_of_the_app(interface: str) -> None:
+    app = target_app()
+
+    @app.delete("/items/{item_id:int}")
+    def remove(request: Request, item_id: int) -> None:
+        return None
+
+    status, headers, body = send_target(interface, app, "*", "OPTIONS")
+    assert (status, body) == (204, b"")
+    assert headers["allow"] == "DELETE, GET, HEAD, OPTIONS, POST"
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["example.org", "example.org:8080", "127.0.0.1:80", "[::1]:8000", "[2001:db8::1]", "my_host"],
+)
+def test_a_valid_host_is_kept(make_client: MakeClient, host: str) -> None:
+    body = make_client(target_app()).get("/p?q=1", headers={"host": host}).json()
+    assert (body["host"], body["url"]) == (host, f"http://{host}/p?q=1")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "user@evil.example",
+        "user:pass@evil.example",
+        "evil.example/x",
+        "evil.example?x",
+        "evil.example#x",
+        "evil.example\\x",
+        "a b",
+        "example.org:80x",
+        "[::1",
+        "::1",
+        "exa%6Dple.org",
+    ],
+)
+def test_a_host_that_is_not_host_and_port_is_400(make_client: MakeClient, host: str) -> None:
+    response = make_client(target_app()).get("/p", headers={"host": host})
+    assert response.status_code == 400
+    assert response.text == "invalid Host header"
+
+
+def test_more_than_one_host_is_400(make_client: MakeClient) -> None:
+    # NOTE: the WSGI side gets one HTTP_HOST of "a.example, b.example", as Waitress gives it.
+    response = make_client(target_app()).get("/", headers=[("host", "a"), ("host", "b")])
+    assert response.status_code == 400
+    assert response.text == "more than one Host header"
+
+
+def test_a_bad_host_goes_through_flows_and_error_handlers(make_client: MakeClient) -> None:
+    app = target_app()
+    seen: list[int] = []
+
+    @app.middleware
+    def watch(request: Request) -> Iterator[None]:
+        response = yield
+        seen.append(response.status)
+
+    @app.error_handler(HTTPError)
+    def bad_request(request: Request, exc: HTTPError) -> dict[str, str]:
+        return {"refused": exc.detail}
+
+    response = make_client(app).get("/p", headers={"host": "user@evil.example"})
+    assert response.status_code == 400
+    assert response.json() == {"refused": "invalid Host header"}
+    assert seen == [400]
+
+
+def test_the_host_is_checked_when_read(make_client: MakeClient) -> None:
+    # NOTE: checked lazily, so a request that never reads host or url costs nothing more.
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "fine"
+
+    assert make_client(app).get("/", headers={"host": "user@evil.example"}).text == "fine"
+
+
+def test_an_empty_host_falls_back_to_the_server_address(make_client: MakeClient) -> None:
+    body = make_client(target_app()).get("/p", headers={"host": ""}).json()
+    # NOTE: httpx's ASGI transport gives the scope a server without a port.
+    assert body["host"] in ("testserver", "testserver:80")
+    assert body["url"] == f"http://{body['host']}/p"

@@ -650,6 +650,59 @@ def test_request_url_for_without_root_path(make_client: MakeClient) -> None:
     assert make_client(app).get("/items/1").text == "/items/2"
 
 
+def files_app() -> App:
+    """An app with a path parameter at the root and under ``/files``, and a named segment."""
+    app = App()
+
+    @app.get("/files/{rest:path}", name="file")
+    def file(request: Request, rest: str) -> dict[str, str]:
+        return {"rest": rest, "url_for": request.url_for("file", rest=rest)}
+
+    @app.get("/{rest:path}", name="anything")
+    def anything(request: Request, rest: str) -> str:
+        return rest
+
+    @app.get("/{word}/x", name="word")
+    def word(request: Request, word: str) -> str:
+        return word
+
+    return app
+
+
+@pytest.mark.parametrize("rest", ["/etc/passwd", "//evil.example/x", "/", "a//b/"])
+def test_url_for_a_path_value_with_slashes_round_trips(make_client: MakeClient, rest: str) -> None:
+    app = files_app()
+    url = app.url_for("file", rest=rest)
+    assert url.startswith("/files/")
+    body = make_client(app).get(url).json()
+    assert body == {"rest": rest, "url_for": url}
+
+
+@pytest.mark.parametrize(
+    ("rest", "expected"),
+    [("/evil.example/x", "/%2Fevil.example/x"), ("//evil.example", "/%2F/evil.example")],
+)
+def test_url_for_never_starts_with_two_slashes(rest: str, expected: str) -> None:
+    # NOTE: "//evil.example/x" in a Location header sends a browser to another host.
+    app = files_app()
+    assert app.url_for("anything", rest=rest) == expected
+    with pytest.raises(ValueError, match="'word' is empty"):
+        app.url_for("word", word="")
+
+
+def test_request_url_for_under_a_root_path_of_slash() -> None:
+    app = files_app()
+    driver = app.as_wsgi()
+    try:
+        status, body = wsgi_get(driver, "/files/a", SCRIPT_NAME="/", QUERY_STRING="")
+    finally:
+        driver.close()
+    assert status == "200 OK"
+    assert json.loads(body) == {"rest": "a", "url_for": "/files/a"}
+    status_code, body = asyncio.run(asgi_get(app.as_asgi(), "/files/a", root_path="/"))
+    assert (status_code, json.loads(body)) == (200, {"rest": "a", "url_for": "/files/a"})
+
+
 def root_path_app() -> App:
     """An app whose handler answers with its root path, path and a url_for result."""
     app = App()

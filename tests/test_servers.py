@@ -225,3 +225,120 @@ def test_invalid_utf8_in_path_is_400(client: httpx.Client, path: str) -> None:
     response = client.get(path)
     assert response.request.url.raw_path.lower() == path.lower().encode("ascii")
     assert response.status_code == 400
+
+
+# --- request targets, Host and framing, as each server hands them on ---------------------------
+# NOTE: measured with Waitress 3.0.2, Uvicorn 0.54.0 (h11 0.16.0, httptools 0.9.0). For
+# "GET http://example.com/x", Waitress gives PATH_INFO "/x" (REQUEST_URI whole), h11 a path of
+# "http://example.com/x" and httptools "/x". For "GET //evil.example/x", Waitress gives PATH_INFO
+# "/evil.example/x", both Uvicorn parsers "//evil.example/x". "@evil/x" and "x" reach the app
+# under Waitress and h11; httptools refuses them itself. Waitress decodes a chunked body and
+# replaces Content-Length with its real length; h11 hands both headers on; httptools refuses.
+
+TARGET_APP = "target_app:app"
+
+
+@dataclass(frozen=True)
+class TargetServer:
+    """A server running ``tests/target_app.py``: its name and port."""
+
+    name: str
+    port: int
+
+
+def _target_command(name: str, port: int) -> list[str]:
+    if name == "waitress":
+        return waitress_command(f"{TARGET_APP}.as_wsgi", port)
+    parser = name.partition("-")[2]
+    return [*uvicorn_command(f"{TARGET_APP}.as_asgi", port), "--http", parser]
+
+
+@pytest.fixture(scope="module", params=["waitress", "uvicorn-h11", "uvicorn-httptools"])
+def target_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TargetServer]:
+    """Run the target app under one real server (Uvicorn with each HTTP parser)."""
+    name = str(request.param)
+    if name == "uvicorn-httptools":
+        pytest.importorskip("httptools")
+    port = free_port()
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    with running(_target_command(name, port), port=port, log=log):
+        yield TargetServer(name, port)
+
+
+def _exchange(server: TargetServer, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one request as raw bytes (``Connection: close`` added); return status and body."""
+    with socket.create_connection((HOST, server.port), timeout=5.0) as sock:
+        sock.sendall(head + b"\r\nConnection: close\r\n\r\n" + body)
+        response = _read_to_eof(sock)
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "raw_path", "query"),
+    [
+        ("http://example.com/x?q=1", "/x", "/x", "?q=1"),
+        ("//x", "/x", "/x", ""),
+        ("//evil.example/x", "/evil.example/x", "/evil.example/x", ""),
+        ("/%2F%2Fevil.example/x", "/evil.example/x", "/%2F%2Fevil.example/x", ""),
+    ],
+)
+def test_absolute_form_and_leading_slashes_give_one_path(
+    target_server: TargetServer, target: str, path: str, raw_path: str, query: str
+) -> None:
+    head = f"GET {target} HTTP/1.1\r\nHost: testserver".encode()
+    status, body = _exchange(target_server, head)
+    assert status == 200, body
+    assert json.loads(body) == {
+        "path": path,
+        "raw_path": raw_path,
+        "host": "testserver",
+        "url": f"http://testserver{path}{query}",
+    }
+
+
+@pytest.mark.parametrize("target", ["@evil.example/x", "x", "*"])
+def test_a_target_that_is_not_a_path_is_400(target_server: TargetServer, target: str) -> None:
+    status, body = _exchange(target_server, f"GET {target} HTTP/1.1\r\nHost: t".encode())
+    assert status == 400, body
+
+
+def test_options_asterisk_lists_the_methods_of_the_app(target_server: TargetServer) -> None:
+    with socket.create_connection((HOST, target_server.port), timeout=5.0) as sock:
+        sock.sendall(b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        head, _ = _read_until_end_of_head(sock)
+    assert head.startswith(b"HTTP/1.1 204 "), head
+    assert _header_fields(head)["allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+@pytest.mark.parametrize(
+    "host", [b"user@evil.example", b"evil.example/x", b"evil.example?x", b"evil.example#x"]
+)
+def test_a_host_that_is_not_host_and_port_is_400(target_server: TargetServer, host: bytes) -> None:
+    status, body = _exchange(target_server, b"GET /x HTTP/1.1\r\nHost: " + host)
+    assert (status, body) == (400, b"invalid Host header")
+
+
+def test_more_than_one_host_is_400(target_server: TargetServer) -> None:
+    # NOTE: h11 refuses it itself; Waitress joins the two, httptools hands both on.
+    status, _ = _exchange(target_server, b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b")
+    assert status == 400
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize("length", [b"3", b"300"])
+def test_content_length_beside_transfer_encoding_is_ignored(
+    target_server: TargetServer, colour: str, length: bytes
+) -> None:
+    head = (
+        f"POST /read/{colour} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n".encode()
+        + b"Content-Length: "
+        + length
+    )
+    status, body = _exchange(target_server, head, b"5\r\nhello\r\n0\r\n\r\n")
+    if target_server.name == "uvicorn-httptools":
+        assert status == 400  # NOTE: refused by httptools itself, before the app.
+    else:
+        assert (status, body) == (200, b"hello")

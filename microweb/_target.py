@@ -1,0 +1,46 @@
+"""The request target and the Host header: what microweb accepts of them (RFC 9112 3.2)."""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import HTTPError
+
+# SPEC: RFC 9112 3.2.2, absolute-form: a scheme, "://" and an authority, then the path.
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+# SPEC: RFC 9110 7.2, Host is uri-host [":" port]; of RFC 3986's hosts only a name of unreserved
+# characters, an IPv4 address or a bracketed IPv6 address, so no userinfo, "/", "?", "#" or "%".
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+
+
+def target_path(target: bytes, method: str) -> bytes | None:
+    """Return the path of a request target (RFC 9112 3.2), still percent-encoded.
+
+    Origin-form (``/a/b``) is the path itself, its leading slashes collapsed into one;
+    absolute-form (``http://host/a/b``) gives its path (``/`` when empty); asterisk-form (``*``)
+    is kept for ``OPTIONS``. ``None`` for any other target, which routing answers with 400.
+    """
+    if target[:1] == b"/":
+        # NOTE: "//evil.example" would read as a host in a relative redirect to request.path.
+        return target if target[1:2] != b"/" else b"/" + target.lstrip(b"/")
+    if target == b"*":
+        return target if method == "OPTIONS" else None
+    found = _ABSOLUTE_FORM.match(target)
+    if found is None:
+        return None
+    return target_path(target[found.end() :] or b"/", method)
+
+
+def check_host(hosts: list[str]) -> str:
+    """Return the one ``Host`` value of ``hosts`` when it is ``host[:port]``.
+
+    Raises:
+        HTTPError: 400 for more than one value, or one that is not ``host[:port]``.
+    """
+    # SPEC: RFC 9112 3.2, more than one Host or an invalid one is answered with 400.
+    # NOTE: a WSGI server joins repeated headers with ", "; no valid host has a comma.
+    if len(hosts) > 1 or "," in hosts[0]:
+        raise HTTPError(400, "more than one Host header")
+    if _HOST.fullmatch(hosts[0]) is None:
+        raise HTTPError(400, "invalid Host header")
+    return hosts[0]
