@@ -14,8 +14,10 @@ import asyncio
 import gc
 import io
 import json
+import platform
 import sys
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 from time import perf_counter
 from typing import Any, TypeVar
@@ -36,9 +38,16 @@ _EMPTY_INPUT = io.BytesIO(b"")
 # -- WSGI -------------------------------------------------------------------------------------
 
 
-def make_environ(path: str, method: str = "GET", query: str = "") -> dict[str, Any]:
-    """Return a minimal but complete WSGI environ for a request without a body."""
-    return {
+def make_environ(
+    path: str, method: str = "GET", query: str = "", body: bytes = b"", content_type: str = ""
+) -> dict[str, Any]:
+    """Return a minimal but complete WSGI environ.
+
+    With a ``body`` (or a ``content_type``), ``CONTENT_LENGTH`` and ``CONTENT_TYPE`` are set and
+    ``wsgi.input`` holds the body; ``wsgi_call`` and ``wsgi_timer`` give each request a fresh
+    ``wsgi.input`` with the same bytes.
+    """
+    environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         "PATH_INFO": path,
@@ -58,6 +67,17 @@ def make_environ(path: str, method: str = "GET", query: str = "") -> dict[str, A
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
     }
+    if body or content_type:
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["CONTENT_TYPE"] = content_type
+        environ["wsgi.input"] = io.BytesIO(body)
+    return environ
+
+
+def _fresh_input(environ: dict[str, Any]) -> bytes | None:
+    """The body to renew per request, or None for a request without one."""
+    stream = environ["wsgi.input"]
+    return None if stream is _EMPTY_INPUT else stream.getvalue()
 
 
 def _write(data: bytes) -> None:
@@ -77,7 +97,11 @@ def wsgi_call(app: Any, environ: dict[str, Any]) -> tuple[int, dict[str, str], b
         seen["headers"] = {name.lower(): value for name, value in headers}
         return _write
 
-    result = app(dict(environ), start_response)
+    environ = dict(environ)
+    body = _fresh_input(environ)
+    if body is not None:
+        environ["wsgi.input"] = io.BytesIO(body)
+    result = app(environ, start_response)
     try:
         body = b"".join(result)
     finally:
@@ -88,6 +112,9 @@ def wsgi_call(app: Any, environ: dict[str, Any]) -> tuple[int, dict[str, str], b
 
 def wsgi_timer(app: Any, environ: dict[str, Any]) -> Timer:
     """Return a timer running ``app`` on a fresh copy of ``environ`` per request."""
+    body = _fresh_input(environ)
+    if body is not None:
+        return _wsgi_body_timer(app, environ, body)
     copy = environ.copy
     start_response = _start_response
 
@@ -104,15 +131,43 @@ def wsgi_timer(app: Any, environ: dict[str, Any]) -> Timer:
     return run
 
 
+def _wsgi_body_timer(app: Any, environ: dict[str, Any], body: bytes) -> Timer:
+    copy = environ.copy
+    start_response = _start_response
+    stream = io.BytesIO
+
+    def run(n: int) -> float:
+        started = perf_counter()
+        for _ in range(n):
+            request = copy()
+            request["wsgi.input"] = stream(body)
+            result = app(request, start_response)
+            for _chunk in result:
+                pass
+            if hasattr(result, "close"):
+                result.close()
+        return perf_counter() - started
+
+    return run
+
+
 # -- ASGI -------------------------------------------------------------------------------------
 
 _REQUEST_MESSAGE = {"type": "http.request", "body": b"", "more_body": False}
 _DISCONNECT_MESSAGE = {"type": "http.disconnect"}
+# NOTE: Uvicorn reads the socket 64 KiB at a time and sends one message per read.
+BODY_CHUNK = 64 * 1024
 
 
-def make_scope(path: str, method: str = "GET", query: bytes = b"") -> dict[str, Any]:
-    """Return an ASGI 3 HTTP scope for a request without a body."""
-    return {
+def make_scope(
+    path: str, method: str = "GET", query: bytes = b"", body: bytes = b"", content_type: str = ""
+) -> dict[str, Any]:
+    """Return an ASGI 3 HTTP scope.
+
+    With a ``body`` (or a ``content_type``), the ``content-length`` and ``content-type`` headers
+    are set; pass the same ``body`` to ``asgi_call`` and ``asgi_timer``, which deliver it.
+    """
+    scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -127,25 +182,59 @@ def make_scope(path: str, method: str = "GET", query: bytes = b"") -> dict[str, 
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
+    if body or content_type:
+        scope["headers"] = [
+            *scope["headers"],
+            (b"content-length", str(len(body)).encode("ascii")),
+            (b"content-type", content_type.encode("latin-1")),
+        ]
+    return scope
 
 
 async def _send_nothing(message: dict[str, Any]) -> None:
     pass
 
 
-def _make_receive() -> Callable[[], Awaitable[dict[str, Any]]]:
+def _make_receive(body: tuple[memoryview, ...] = ()) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Return a ``receive`` giving the body (in the chunks of ``body_chunks``), then a disconnect.
+
+    Each chunk is copied into a new ``bytes`` when it is received, as a server's socket read
+    makes one: a 10 MiB body cut into chunks once and handed out again and again sits cold in
+    memory, and parsing it measured 2x slower (5.5 ms against 2.7 ms for 10 MiB).
+    """
     # NOTE: the body arrives first, then a disconnect, so an app that listens for a disconnect
     # after the body does not block forever.
-    messages = iter((_REQUEST_MESSAGE,))
+    if not body:
+        pending = iter((_REQUEST_MESSAGE,))
 
-    async def receive() -> dict[str, Any]:
-        return next(messages, _DISCONNECT_MESSAGE)
+        async def receive() -> dict[str, Any]:
+            return next(pending, _DISCONNECT_MESSAGE)
 
-    return receive
+        return receive
+    chunks, last = iter(body), body[-1]
+
+    async def receive_body() -> dict[str, Any]:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return _DISCONNECT_MESSAGE
+        return {"type": "http.request", "body": bytes(chunk), "more_body": chunk is not last}
+
+    return receive_body
 
 
-async def asgi_call(app: Any, scope: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    """Run one request and return ``(status, headers, body)``, to check an app before timing it."""
+def body_chunks(body: bytes, chunk_size: int = BODY_CHUNK) -> tuple[memoryview, ...]:
+    """Cut ``body`` into views of ``chunk_size`` bytes, one per ``http.request`` message."""
+    view = memoryview(body)
+    return tuple(view[start : start + chunk_size] for start in range(0, len(body), chunk_size))
+
+
+async def asgi_call(
+    app: Any, scope: dict[str, Any], body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """Run one request and return ``(status, headers, body)``, to check an app before timing it.
+
+    The request ``body`` arrives in 64 KiB ``http.request`` messages.
+    """
     seen: dict[str, Any] = {"body": b""}
 
     async def send(message: dict[str, Any]) -> None:
@@ -158,20 +247,26 @@ async def asgi_call(app: Any, scope: dict[str, Any]) -> tuple[int, dict[str, str
         elif message["type"] == "http.response.body":
             seen["body"] += message.get("body", b"")
 
-    await app(dict(scope), _make_receive(), send)
+    await app(dict(scope), _make_receive(body_chunks(body)), send)
     return seen["status"], seen["headers"], seen["body"]
 
 
-def asgi_timer(app: Any, scope: dict[str, Any], loop: asyncio.AbstractEventLoop) -> Timer:
-    """Return a timer awaiting ``app`` ``n`` times inside ``loop`` (one loop for the whole run)."""
+def asgi_timer(
+    app: Any, scope: dict[str, Any], loop: asyncio.AbstractEventLoop, body: bytes = b""
+) -> Timer:
+    """Return a timer awaiting ``app`` ``n`` times inside ``loop`` (one loop for the whole run).
+
+    Each request gets ``body`` in 64 KiB ``http.request`` messages, each a fresh ``bytes``.
+    """
     copy = scope.copy
     send = _send_nothing
     make_receive = _make_receive
+    chunks = body_chunks(body)
 
     async def many(n: int) -> float:
         started = perf_counter()
         for _ in range(n):
-            await app(copy(), make_receive(), send)
+            await app(copy(), make_receive(chunks), send)
         return perf_counter() - started
 
     def run(n: int) -> float:
@@ -211,6 +306,19 @@ class Lifespan:
         await self._inbox.put({"type": "lifespan.shutdown"})
         await self._outbox.get()
         await self._task
+
+
+def start_app(app: Any, interface: str, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Start ``app`` as a server would (ASGI: lifespan startup); return what stops it.
+
+    The stopper runs the lifespan shutdown (ASGI) or the callable's ``close()`` (WSGI, if any).
+    """
+    if interface == "asgi":
+        lifespan = Lifespan(app)
+        loop.run_until_complete(lifespan.startup())
+        return lambda: loop.run_until_complete(lifespan.shutdown())
+    close: Callable[[], None] | None = getattr(app, "close", None)
+    return close if close is not None else (lambda: None)
 
 
 # -- Timing -----------------------------------------------------------------------------------
@@ -284,3 +392,31 @@ def format_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def package_version(name: str) -> str | None:
+    """Return the installed version of ``name``, or the module's ``__version__``, or None."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return getattr(sys.modules.get(name), "__version__", None)
+
+
+def falcon_is_compiled() -> bool:
+    """Whether the installed Falcon is the Cython build (``falcon.app`` is not a ``.py`` file)."""
+    try:
+        import falcon.app
+    except ImportError:
+        return False
+    return not str(falcon.app.__file__).endswith(".py")
+
+
+def describe_versions(names: Iterable[str]) -> str:
+    """Return one line: the Python version and machine, each package's version, Falcon's build."""
+    parts = []
+    for name in names:
+        version = package_version(name)
+        parts.append(f"{name} {version}" if version else f"{name} (not found)")
+    falcon = "compiled" if falcon_is_compiled() else "pure Python"
+    python = f"Python {platform.python_version()} on {platform.machine()}"
+    return f"{python}; {', '.join(parts)}; falcon.App is {falcon}"

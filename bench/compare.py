@@ -26,24 +26,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import bench_apps
 from _harness import (
-    Lifespan,
     Timer,
     asgi_call,
     asgi_timer,
     decode_body,
+    describe_versions,
     format_table,
     make_environ,
     make_scope,
     measure_many,
+    start_app,
     wsgi_call,
     wsgi_timer,
 )
@@ -140,12 +139,7 @@ class Runner:
 
     def _build(self, contender: Contender) -> Any:
         app = contender.build()
-        if contender.interface == "asgi":
-            lifespan = Lifespan(app)
-            self.loop.run_until_complete(lifespan.startup())
-            self._closers.append(lambda: self.loop.run_until_complete(lifespan.shutdown()))
-        elif hasattr(app, "close"):
-            self._closers.append(app.close)
+        self._closers.append(start_app(app, contender.interface, self.loop))
         return app
 
     def _timer(self, app: Any, interface: str, path: str) -> tuple[Timer, int, bytes]:
@@ -259,28 +253,6 @@ def _bridges(runner: Runner) -> None:
         print(errors)
 
 
-def _versions() -> str:
-    parts = []
-    for name in ("microweb", "falcon", "bottle", "starlette"):
-        try:
-            parts.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            module = sys.modules.get(name)
-            version = getattr(module, "__version__", None)
-            parts.append(f"{name} {version} (checkout)" if version else f"{name} (not found)")
-    falcon = "compiled" if _falcon_is_compiled() else "pure Python"
-    python = f"Python {platform.python_version()} on {platform.machine()}"
-    return f"{python}; {', '.join(parts)}; falcon.App is {falcon}"
-
-
-def _falcon_is_compiled() -> bool:
-    try:
-        import falcon.app
-    except ImportError:
-        return False
-    return not str(falcon.app.__file__).endswith(".py")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -309,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             for contender, _label in BRIDGES:
                 runner.prepare(contender)
         runner.measure()
-        print(_versions())
+        print(describe_versions(("microweb", "falcon", "bottle", "starlette")))
         print("Ratios are peer/microweb: above 1.00x means microweb is faster.")
         for name in ("wsgi", "asgi"):
             if name in sections:

@@ -1,0 +1,217 @@
+"""The text report of ``cells.py``: tables, microweb against Falcon, bridges, memory, goals.
+
+Rows are ``cells.Row`` objects (``key``, ``label``, ``interface``, ``upload``, ``bridge``);
+results are keyed by ``(row key, cell name)``, in seconds per request.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from _harness import describe_versions, format_table
+from cell_apps import CELLS
+
+Results = Mapping[tuple[str, str], float]
+
+FLOOR = {"wsgi": "raw-wsgi", "asgi": "raw-asgi"}
+MICROWEB = {"wsgi": "microweb-wsgi", "asgi": "microweb-asgi"}
+FALCON = {"wsgi": "falcon-wsgi", "asgi": "falcon-asgi"}
+BRIDGE = {"wsgi": "microweb-wsgi-async", "asgi": "microweb-asgi-def"}
+
+
+class RowLike(Protocol):
+    """What the report reads from a row of ``cells.py``."""
+
+    key: str
+    label: str
+    interface: str
+    upload: str
+    bridge: bool
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_run(argv: list[str], repeats: int, seconds: float) -> dict[str, Any]:
+    """Return the command, the date, the machine and the versions of this run."""
+    return {
+        "command": " ".join(["python bench/cells.py", *argv]),
+        "date": datetime.now().astimezone().isoformat(timespec="minutes"),
+        "machine": f"{platform.platform()}; {_cpu()}; {os.cpu_count()} CPUs",
+        "versions": describe_versions(("microweb", "falcon", "starlette", "multipart")),
+        "repeats": repeats,
+        "seconds": seconds,
+    }
+
+
+# -- numbers ----------------------------------------------------------------------------------
+
+
+def ratios(results: Results, rows: Iterable[RowLike]) -> dict[tuple[str, str], float]:
+    """Return each measured cell's time over the raw floor's time for the same interface."""
+    out = {}
+    for row in rows:
+        for cell in CELLS:
+            value, floor = results.get((row.key, cell)), results.get((FLOOR[row.interface], cell))
+            if value is not None and floor:
+                out[row.key, cell] = value / floor
+    return out
+
+
+def _us(seconds: float | None) -> str:
+    if seconds is None:
+        return "ERR"
+    value = seconds * 1e6
+    return f"{value:.2f}" if value < 1000 else f"{value:,.0f}"
+
+
+def _x(ratio: float | None) -> str:
+    if ratio is None:
+        return "ERR"
+    if ratio >= 100:
+        return f"x{ratio:.0f}"
+    return f"x{ratio:.1f}" if ratio >= 10 else f"x{ratio:.2f}"
+
+
+def _quotient(results: Results, top: tuple[str, str], bottom: tuple[str, str]) -> float | None:
+    a, b = results.get(top), results.get(bottom)
+    return a / b if a is not None and b else None
+
+
+def checks(results: Results, rows: Iterable[RowLike]) -> list[tuple[str, str]]:
+    """Return issue 7's goals as ``(PASS | MISS | n/a, what was checked and the number)``."""
+    table = ratios(results, rows)
+    out: list[tuple[str, str]] = []
+
+    def verdict(value: float | None, limit: float, text: str) -> None:
+        shown = "n/a" if value is None else f"{value:.2f}"
+        passed = "n/a" if value is None else ("PASS" if value <= limit else "MISS")
+        out.append((passed, f"{text}: {shown} (goal <= {limit:.2f})"))
+
+    verdict(table.get((MICROWEB["wsgi"], "hello")), 2.5, "WSGI hello / raw WSGI")
+    verdict(table.get((MICROWEB["asgi"], "hello")), 2.2, "ASGI hello / raw ASGI")
+    for interface in ("wsgi", "asgi"):
+        name = interface.upper()
+        for cell in ("20 query", "echo 1KB"):
+            verdict(table.get((MICROWEB[interface], cell)), 1.25, f"{name} {cell} / raw {name}")
+        last_first = _quotient(
+            results, (MICROWEB[interface], "route last"), (MICROWEB[interface], "route first")
+        )
+        verdict(last_first, 1.10, f"{name} route last of 1000 / first of 1000")
+        call = "form()" if interface == "wsgi" else "aform()"
+        upload = table.get((MICROWEB[interface], "upload 10MiB"))
+        verdict(upload, 2.0, f"{name} upload, {call} / raw parser loop")
+    faster = [
+        _quotient(results, (MICROWEB[i], cell), (FALCON[i], cell))
+        for i in ("wsgi", "asgi")
+        for cell in CELLS
+    ]
+    wins = sum(1 for q in faster if q is not None and q < 1)
+    known = [q for q in faster if q is not None]
+    verdict_text = "PASS" if known and wins == len(faster) else "MISS"
+    out.append((verdict_text, f"faster than Falcon in every cell, both interfaces: {wins} of 14"))
+    return out
+
+
+# -- printing ---------------------------------------------------------------------------------
+
+
+def print_all(
+    meta: Mapping[str, Any],
+    rows: list[RowLike],
+    results: Results,
+    errors: Mapping[tuple[str, str], str],
+    peaks: Mapping[str, int],
+) -> None:
+    """Print the whole report."""
+    print(f"{meta['versions']}\n{meta['machine']}\n{meta['date']}: {meta['command']}")
+    print(f"In-process, no sockets; best of {meta['repeats']} interleaved rounds.")
+    cells = list(CELLS)
+    print("\n== µs per request ==")
+    print(
+        format_table(
+            ["app", *cells],
+            ([r.label, *(_us(results.get((r.key, c))) for c in cells)] for r in rows),
+        )
+    )
+    table = ratios(results, rows)
+    print("\n== ratio to the raw callable of the same interface (lower is better) ==")
+    print(
+        format_table(
+            ["app", *cells], ([r.label, *(_x(table.get((r.key, c))) for c in cells)] for r in rows)
+        )
+    )
+    _print_falcon(results)
+    _print_bridges(results)
+    _print_memory(rows, peaks)
+    print("\n== goals of issue 7 (informative) ==")
+    for verdict, text in checks(results, rows):
+        print(f"{verdict:4}  {text}")
+    if errors:
+        print("\n== wrong answers (these cells were not timed) ==")
+        for (key, cell), message in errors.items():
+            print(f"  ! {key} [{cell}]: {message}")
+
+
+def _print_falcon(results: Results) -> None:
+    print("\n== microweb vs Falcon (microweb def under WSGI, async def under ASGI) ==")
+    for cell in CELLS:
+        parts = []
+        for interface in ("wsgi", "asgi"):
+            ratio = _quotient(results, (MICROWEB[interface], cell), (FALCON[interface], cell))
+            if ratio is None:
+                parts.append(f"{interface.upper()} n/a")
+            elif ratio < 1:
+                parts.append(f"{interface.upper()} microweb faster by x{1 / ratio:.2f}")
+            else:
+                parts.append(f"{interface.upper()} Falcon faster by x{ratio:.2f}")
+        print(f"microweb vs Falcon, {cell + ':':14} {'; '.join(parts)}")
+
+
+def _print_bridges(results: Results) -> None:
+    print("\n== colour bridges: extra µs per request over the native colour ==")
+    labels = {
+        "wsgi": "WSGI: async def over def (app event loop)",
+        "asgi": "ASGI: def over async def (thread pool)",
+    }
+    table = []
+    for interface, label in labels.items():
+        row = [label]
+        for cell in CELLS:
+            bridged = results.get((BRIDGE[interface], cell))
+            native = results.get((MICROWEB[interface], cell))
+            row.append("ERR" if bridged is None or native is None else _signed(bridged - native))
+        table.append(row)
+    print(format_table(["bridge", *CELLS], table))
+
+
+def _signed(seconds: float) -> str:
+    value = seconds * 1e6
+    return f"{value:+.2f}" if abs(value) < 1000 else f"{value:+,.0f}"
+
+
+def _print_memory(rows: list[RowLike], peaks: Mapping[str, int]) -> None:
+    print("\n== 10 MiB upload: peak memory of one request (tracemalloc, over the baseline) ==")
+    table = [
+        [row.label, f"{peaks[row.key] / 2**20:.2f}" if row.key in peaks else "ERR", row.upload]
+        for row in rows
+    ]
+    print(format_table(["app", "peak MiB", "what it does with the file"], table))
+    print(
+        "(tracemalloc counts Python allocations; bytes written to a temporary file are not memory)"
+    )
