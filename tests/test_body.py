@@ -294,6 +294,14 @@ def test_json_big_finite_numbers_still_parse(make_client: MakeClient, colour: st
     }
 
 
+def test_json_after_a_byte_order_mark_parses(make_client: MakeClient, colour: str) -> None:
+    response = make_client(json_app(colour)).post(
+        "/", content=b'\xef\xbb\xbf{"a": 1}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"value": {"a": 1}}
+
+
 # -- streaming -------------------------------------------------------------------------------
 
 
