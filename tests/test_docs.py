@@ -8,6 +8,8 @@ working directory set to a temporary directory. Blocks that cannot run alone use
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import re
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import microweb
 from microweb import Limits
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -260,9 +263,17 @@ def documented_names() -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("module", ["microweb", "microweb.plugins", "microweb.testing"])
+# NOTE: microweb and each of its public submodules (plugins, testing, and any added later).
+PUBLIC_MODULES = ["microweb"] + [
+    f"microweb.{info.name}"
+    for info in pkgutil.iter_modules(microweb.__path__)
+    if not info.name.startswith("_")
+]
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
 def test_every_public_name_has_one_reference_entry(module: str) -> None:
-    exported = [f"{module}.{name}" for name in __import__(module, fromlist=["*"]).__all__]
+    exported = [f"{module}.{name}" for name in importlib.import_module(module).__all__]
     documented = documented_names()
     assert not [name for name in exported if documented.count(name) != 1], (
         "add each to one docs/reference/*.md page as `::: NAME`"
