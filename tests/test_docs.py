@@ -27,6 +27,7 @@ PAGES = [
     "requests.md",
     "forms.md",
     "responses.md",
+    "templates.md",
     "streaming.md",
     "sse.md",
     "files.md",
