@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._app import App
 from ._datastructures import Headers, MultiDict
-from ._errors import ClientDisconnect, HTTPError
+from ._errors import ClientDisconnect, HTTPError, InterfaceWarning
 from ._forms import FormData, UploadFile, safe_filename
 from ._limits import Limits
 from ._plugins import Plugin
@@ -19,6 +19,7 @@ __all__ = [
     "ClientDisconnect",
     "HTTPError",
     "Headers",
+    "InterfaceWarning",
     "Limits",
     "FormData",
     "MultiDict",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import HTTPError
+from ._errors import HTTPError, InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._pipeline import Colored
 from ._plugins import check_plugin, closers, wrap_handler
@@ -313,7 +313,7 @@ class App(RouteRegistry):
             warnings.warn(
                 "this app has WebSocket routes, which need the ASGI entrypoint (as_asgi()); "
                 "under WSGI they answer 501",
-                RuntimeWarning,
+                InterfaceWarning,
                 stacklevel=2,
             )
         return WSGIDriver(self)

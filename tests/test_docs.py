@@ -34,6 +34,7 @@ PAGES = [
     "requests.md",
     "forms.md",
     "responses.md",
+    "templates.md",
     "streaming.md",
     "sse.md",
     "files.md",
