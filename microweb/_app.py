@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._effects import Colored
 from ._errors import HTTPError
 from ._limits import Limits, resolve_limits
-from ._pipeline import Colored
 from ._plugins import check_plugin, closers, wrap_handler
 from ._router import Router, RouteRegistry
 from ._routing import (

@@ -11,11 +11,12 @@ from urllib.parse import quote
 from ._body import ASGIBody
 from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
 from ._datastructures import Headers
+from ._effects import ShutdownError, run_hooks, run_shutdown
 from ._errors import ClientDisconnect
-from ._pipeline import ShutdownError, dispatch, dispatch_handshake, run_hooks, run_shutdown
+from ._pipeline import dispatch, dispatch_handshake
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, head_list, no_body_status
-from ._target import target_path
+from ._target import strip_root, target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
@@ -23,13 +24,6 @@ if TYPE_CHECKING:
     from ._app import App
 
 logger = logging.getLogger("microweb")
-
-
-def _strip_root(path: bytes, root: bytes) -> bytes:
-    # NOTE: servers differ on whether `path` includes `root_path`; accept both forms.
-    if root and (path == root or path.startswith(root + b"/")):
-        return path[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
-    return path
 
 
 class ASGIDriver:
@@ -220,7 +214,7 @@ class ASGIDriver:
             # NOTE: h11 passes an absolute-form target whole, httptools only its path.
             target = target_path(raw_path, method)
         if target is not None and root:
-            raw_path = _strip_root(target, quote(root, safe="/").encode("ascii"))
+            raw_path = strip_root(target, quote(root, safe="/").encode("ascii"))
         elif target is not None:
             raw_path = target
         client = scope.get("client")

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._effects import Colored, Effects, Offload
 from ._errors import ClientDisconnect, HTTPError, status_phrase
 from ._files import negotiate_file
 from ._response import JSON, TEXT, Response, encode_json, to_response
@@ -29,26 +29,6 @@ if TYPE_CHECKING:
     from ._request import Request
 
 logger = logging.getLogger("microweb")
-
-Effects = Generator[Any, Any, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Offload:
-    """An effect: call a blocking ``def`` function (inline under WSGI, in the pool under ASGI)."""
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Colored:
-    """A callable with its colour, decided once at registration."""
-
-    fn: Callable[..., Any]
-    is_async: bool
-    offload: bool = False
 
 
 def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
@@ -64,44 +44,6 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
         return target.fn(request, *args, **kwargs)
     finally:
         request._inline = False
-
-
-def run_hooks(hooks: list[Colored]) -> Effects:
-    """Run startup hooks in order (sync ones inline); the first failure stops them."""
-    for hook in hooks:
-        if hook.is_async:
-            yield hook.fn()
-        else:
-            hook.fn()
-
-
-class ShutdownError(RuntimeError):
-    """Some shutdown steps failed; each was logged, and every other step ran."""
-
-
-def run_shutdown(steps: list[Colored]) -> Effects:
-    """Run every shutdown step (hooks, then plugins' ``close()``), even after one fails.
-
-    Each failure is logged on the ``"microweb"`` logger as it happens.
-
-    Raises:
-        ShutdownError: Once all ran, naming the steps that failed.
-    """
-    failed = []
-    for step in steps:
-        try:
-            if step.is_async:
-                yield step.fn()
-            else:
-                step.fn()
-        except Exception as exc:
-            name = getattr(step.fn, "__qualname__", repr(step.fn))
-            logger.error("shutdown step %s failed", name, exc_info=exc)
-            failed.append(f"{name} ({type(exc).__name__}: {exc})")
-    if failed:
-        raise ShutdownError(
-            f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"
-        )
 
 
 def dispatch(app: App, request: Request) -> Effects:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ._pipeline import Colored
+from ._effects import Colored
 from ._routing import Route, is_async_callable
 
 if TYPE_CHECKING:

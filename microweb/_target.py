@@ -31,6 +31,17 @@ def target_path(target: bytes, method: str) -> bytes | None:
     return target_path(target[found.end() :] or b"/", method)
 
 
+def strip_root(path: bytes, root: bytes) -> bytes:
+    """Return ``path`` without the ``root`` the app is mounted at (both still percent-encoded).
+
+    Servers differ on whether the path they pass includes the root path; both forms are taken.
+    The mount point itself is the app's ``/``.
+    """
+    if root and (path == root or path.startswith(root + b"/")):
+        return path[len(root) :] or b"/"
+    return path
+
+
 def check_host(hosts: list[str]) -> str:
     """Return the one ``Host`` value of ``hosts`` when it is ``host[:port]``.
 

@@ -13,12 +13,13 @@ from urllib.parse import quote
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
 from ._datastructures import Headers
+from ._effects import ShutdownError, run_hooks, run_shutdown
 from ._files import FILE_CHUNK
-from ._pipeline import ShutdownError, dispatch, run_hooks, run_shutdown
+from ._pipeline import dispatch
 from ._request import Address, Request, decode_path
 from ._response import Response, head_list, no_body_status
 from ._status import status_line
-from ._target import target_path
+from ._target import strip_root, target_path
 from ._types import Environ, StartResponse
 
 if TYPE_CHECKING:
@@ -51,10 +52,7 @@ def _raw_path(environ: Environ) -> bytes:
     if raw is None:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
-    root = quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii")
-    if root and (raw == root or raw.startswith(root + b"/")):
-        raw = raw[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
-    return raw
+    return strip_root(raw, quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii"))
 
 
 def _root_path(script_name: str | None) -> str:
