@@ -12,10 +12,11 @@ from ._body import ASGIBody
 from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
 from ._datastructures import Headers
 from ._effects import ShutdownError, run_hooks, run_shutdown
+from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
 from ._pipeline import dispatch, dispatch_handshake
 from ._request import Address, Request, decode_raw_path
-from ._response import Response, head_list, no_body_status
+from ._response import Response
 from ._target import strip_root, target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
@@ -139,23 +140,23 @@ class ASGIDriver:
 
     async def _respond(self, request: Request, body: ASGIBody, send: Send) -> None:
         response: Response = await drive_async(dispatch(self.app, request), self.pool)
+        headers, content = outgoing(response, request.method)
         await send(
             {
                 "type": "http.response.start",
                 "status": response.status,
                 "headers": [
-                    (name.encode("latin-1"), value.encode("latin-1"))
-                    for name, value in head_list(response)
+                    (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
                 ],
             }
         )
-        if request.method == "HEAD" or no_body_status(response.status):
+        if content is None:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})
-        elif response.chunks is None:
-            await send({"type": "http.response.body", "body": response.body})
+        elif isinstance(content, bytes):
+            await send({"type": "http.response.body", "body": content})
         else:
-            await self._stream_until_disconnect(response.chunks, request, body, send)
+            await self._stream_until_disconnect(content, request, body, send)
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send
@@ -181,7 +182,7 @@ class ASGIDriver:
         try:
             async for chunk in chunks:
                 if chunk:
-                    body = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                    body = encode_chunk(chunk)
                     await send({"type": "http.response.body", "body": body, "more_body": True})
         except ClientDisconnect:
             raise

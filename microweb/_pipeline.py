@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
+from ._emission import negotiate_file
 from ._errors import ClientDisconnect, HTTPError, status_phrase
-from ._files import negotiate_file
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:

@@ -14,10 +14,11 @@ from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
 from ._datastructures import Headers
 from ._effects import ShutdownError, run_hooks, run_shutdown
+from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
 from ._pipeline import dispatch
 from ._request import Address, Request, decode_path
-from ._response import Response, head_list, no_body_status
+from ._response import Response
 from ._status import status_line
 from ._target import strip_root, target_path
 from ._types import Environ, StartResponse
@@ -85,23 +86,25 @@ class WSGIDriver:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = self._request(environ)
         response: Response = drive_sync(dispatch(self.app, request), self.app_loop)
-        start_response(status_line(response.status), head_list(response))
-        # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
-        bodiless = request.method == "HEAD" or no_body_status(response.status)
-        if response.chunks is not None and not bodiless:
-            file = response.file_info
-            wrapper = environ.get("wsgi.file_wrapper")
-            if wrapper is not None and file is not None and file.whole:
-                opened = _open_unchanged(file.path, file.size)
-                if opened is not None:
-                    request.close()
-                    # NOTE: lets the server send the file its own way (Waitress: no Python loop).
-                    wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
-                    return wrapped
-            return _StreamBody(response.chunks, self.app_loop, request)
-        _close_stream(response.chunks, self.app_loop)
-        request.close()
-        return [] if bodiless else [response.body]
+        headers, body = outgoing(response, request.method)
+        start_response(status_line(response.status), headers)
+        if body is None:
+            _close_stream(response.chunks, self.app_loop)
+            request.close()
+            return []
+        if isinstance(body, bytes):
+            request.close()
+            return [body]
+        file = response.file_info
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None and file is not None and file.whole:
+            opened = _open_unchanged(file.path, file.size)
+            if opened is not None:
+                request.close()
+                # NOTE: lets the server send the file its own way (Waitress: no Python loop).
+                wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
+                return wrapped
+        return _StreamBody(body, self.app_loop, request)
 
     def _request(self, environ: Environ) -> Request:
         method = environ["REQUEST_METHOD"]
@@ -191,7 +194,7 @@ class _StreamBody:
         try:
             for chunk in self._chunks:
                 if chunk:
-                    yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                    yield encode_chunk(chunk)
         except Exception:
             # NOTE: the status line is gone already; the server can only cut the connection.
             logger.exception(
