@@ -14,7 +14,7 @@ from ._datastructures import Headers
 from ._effects import ShutdownError, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
-from ._pipeline import dispatch, dispatch_handshake
+from ._pipeline import dispatch_handshake, respond
 from ._request import Address, Request, decode_raw_path
 from ._response import Response
 from ._target import strip_root, target_path
@@ -22,7 +22,7 @@ from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._plan import Plan
 
 logger = logging.getLogger("microweb")
 
@@ -34,8 +34,10 @@ class ASGIDriver:
     sends no lifespan; ``def`` handlers run in a bounded thread pool.
     """
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        # PERF: read once here, not through the plan in every request.
+        self.app, self._limits = plan.app, plan.limits
         self._pool: ThreadPoolExecutor | None = None
         self._started = False
         self._startup_lock: asyncio.Lock | None = None
@@ -63,12 +65,12 @@ class ASGIDriver:
             self._startup_lock = asyncio.Lock()
         async with self._startup_lock:
             if not self._started:
-                await drive_async(run_hooks(self.app.startup_hooks), self.pool)
+                await drive_async(run_hooks(self.plan.startup_hooks), self.pool)
                 self._started = True
 
     async def _shutdown(self) -> None:
         try:
-            await drive_async(run_shutdown(self.app.shutdown_sequence), self.pool)
+            await drive_async(run_shutdown(self.plan.shutdown_sequence()), self.pool)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
@@ -115,12 +117,12 @@ class ASGIDriver:
         if not self._started:
             await self._startup()
         request = self._request(scope, ASGIBody([], receive))
-        route = self.app.match_websocket(request)
+        route = self.plan.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
             await send({"type": "websocket.close", "code": 1008})
             return
-        refusal = await drive_async(dispatch_handshake(self.app, request), self.pool)
+        refusal = await drive_async(dispatch_handshake(self.plan, request), self.pool)
         if refusal is not None:
             # NOTE: a flow answered instead; plain ASGI can only refuse (the server sends 403).
             await send({"type": "websocket.close", "code": 1008})
@@ -139,7 +141,10 @@ class ASGIDriver:
             await ws.close(1000)
 
     async def _respond(self, request: Request, body: ASGIBody, send: Send) -> None:
-        response: Response = await drive_async(dispatch(self.app, request), self.pool)
+        outcome = respond(self.plan, request)
+        response = (
+            outcome if isinstance(outcome, Response) else await drive_async(outcome, self.pool)
+        )
         headers, content = outgoing(response, request.method)
         await send(
             {
@@ -222,6 +227,7 @@ class ASGIDriver:
         scope_headers = scope["headers"]
         return Request(
             app=self.app,
+            limits=self._limits,
             interface="asgi",
             method=method,
             path=decode_raw_path(raw_path) if target is not None else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
 from ._buffer import BodyBuffer
@@ -16,9 +16,7 @@ from ._forms import FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
 from ._target import check_host
-
-if TYPE_CHECKING:
-    from ._app import App
+from ._types import AppLike
 
 
 class Address(NamedTuple):
@@ -150,7 +148,8 @@ class Request:
     def __init__(
         self,
         *,
-        app: App,
+        app: AppLike,
+        limits: Limits,
         interface: str,
         method: str,
         path: str | None,
@@ -174,7 +173,7 @@ class Request:
         # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
         self.may_block = may_block
         self._load_headers, self._source, self._sync_only = headers, body, sync_only
-        self.limits: Limits = app.limits
+        self.limits = limits
         self.path_params: dict[str, Any] = {}
         self.path_is_valid = path is not None
         self.route: Any = None

@@ -16,7 +16,7 @@ from ._datastructures import Headers
 from ._effects import ShutdownError, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
-from ._pipeline import dispatch
+from ._pipeline import respond
 from ._request import Address, Request, decode_path
 from ._response import Response
 from ._status import status_line
@@ -24,7 +24,7 @@ from ._target import strip_root, target_path
 from ._types import Environ, StartResponse
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._plan import Plan
 
 logger = logging.getLogger("microweb")
 
@@ -72,12 +72,14 @@ class WSGIDriver:
     """The app as a PEP 3333 callable. Startup hooks run when it is made; ``close()`` runs
     shutdown hooks (also at interpreter exit)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        # PERF: read once here, not through the plan in every request.
+        self.app, self._limits = plan.app, plan.limits
         self.app_loop = AppLoop()
         self._closed = False
         try:
-            drive_sync(run_hooks(app.startup_hooks), self.app_loop)
+            drive_sync(run_hooks(plan.startup_hooks), self.app_loop)
         except BaseException:
             self.app_loop.stop()
             raise
@@ -85,7 +87,8 @@ class WSGIDriver:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = self._request(environ)
-        response: Response = drive_sync(dispatch(self.app, request), self.app_loop)
+        outcome = respond(self.plan, request)
+        response = outcome if isinstance(outcome, Response) else drive_sync(outcome, self.app_loop)
         headers, body = outgoing(response, request.method)
         start_response(status_line(response.status), headers)
         if body is None:
@@ -118,6 +121,7 @@ class WSGIDriver:
         port = environ.get("SERVER_PORT")
         return Request(
             app=self.app,
+            limits=self._limits,
             interface="wsgi",
             method=method,
             path=decode_path(path) if path is not None else None,
@@ -147,7 +151,7 @@ class WSGIDriver:
         self._closed = True
         atexit.unregister(self._close_at_exit)
         try:
-            drive_sync(run_shutdown(self.app.shutdown_sequence), self.app_loop)
+            drive_sync(run_shutdown(self.plan.shutdown_sequence()), self.app_loop)
         finally:
             self.app_loop.stop()
 
