@@ -12,7 +12,7 @@ from ._buffer import BodyBuffer
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
-from ._forms import FormBuilder, FormData
+from ._forms import BlockingRunner, FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
 from ._target import check_host
@@ -127,6 +127,7 @@ class Request:
         "_load_headers",
         "_query",
         "_raw_path",
+        "_run_blocking",
         "_source",
         "_state",
         "_sync_only",
@@ -162,6 +163,7 @@ class Request:
         client: Address | Callable[[], Address | None] | None,
         body: BodySource,
         sync_only: SyncOnlyCheck,
+        run_blocking: BlockingRunner,
         may_block: bool = False,
     ) -> None:
         self.app, self.interface, self.method = app, interface, method
@@ -173,6 +175,8 @@ class Request:
         # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
         self.may_block = may_block
         self._load_headers, self._source, self._sync_only = headers, body, sync_only
+        # NOTE: the driver's way to block from async code (uploads' aread/asave use it).
+        self._run_blocking = run_blocking
         self.limits = limits
         self.path_params: dict[str, Any] = {}
         self.path_is_valid = path is not None
@@ -365,7 +369,7 @@ class Request:
         return self._form
 
     def _form_builder(self) -> FormBuilder:
-        builder = FormBuilder(self.content_type, self.limits)
+        builder = FormBuilder(self.content_type, self.limits, self._run_blocking)
         self._cleanups.append(builder.discard)
         return builder
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from ._body import WSGIBody
-from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
+from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
 from ._datastructures import Headers
 from ._effects import ShutdownError, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
@@ -134,6 +134,7 @@ class WSGIDriver:
             client=lambda: _client(environ),
             body=WSGIBody(environ),
             sync_only=sync_only,
+            run_blocking=run_blocking,
             may_block=True,
         )
 
