@@ -64,7 +64,8 @@ def respond(plan: Plan, request: Request) -> Response | Effects:
             return _automatic_options(plan, request)
         if found.blocking and request.may_block:
             # PERF: a def handler under WSGI without flows is a plain call, with no generator
-            # and no effect to drive: 4.9 us a request instead of 5.5 (bench/cells.py hello).
+            # and no effect to drive: 4.7 us a request instead of 5.7 (bench/cells.py --quick,
+            # hello, medians of 3 runs).
             result = found.target.fn(request, **request.path_params)
         elif found.inline:
             result = _call_inline(found.target.fn, request)

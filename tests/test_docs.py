@@ -44,6 +44,7 @@ PAGES = [
     "testing.md",
     "serving.md",
     "deployment.md",
+    "architecture.md",
 ]
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
 MAX_FRAGMENTS = 5
