@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import multipart
 
+from ._buffer import BodyBuffer
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
 from ._limits import Limits
@@ -154,12 +155,13 @@ class FormBuilder:
         self.limits = limits
         self.run_blocking = run_blocking
         self.items: list[tuple[str, FormValue]] = []
-        self._urlencoded: list[bytes] | None = None
+        # NOTE: one buffer, not a list of chunks: a body dripped a byte at a time (TRAPS.md 27).
+        self._urlencoded: BodyBuffer | None = None
         self._parser: multipart.PushMultipartParser | None = None
         self._memory = 0
         self._part: _Part | None = None
         if kind == URLENCODED:
-            self._urlencoded = []
+            self._urlencoded = BodyBuffer()
         elif kind == MULTIPART:
             self._parser = self._make_parser(params.get("boundary"))
         else:
@@ -188,7 +190,7 @@ class FormBuilder:
         if self._urlencoded is not None:
             self._memory += len(chunk)
             self._check_memory()
-            self._urlencoded.append(chunk)
+            self._urlencoded.add(chunk)
         elif self._parser is not None and not self._parser.closed and chunk:
             self._parse(chunk)
 
@@ -199,8 +201,7 @@ class FormBuilder:
             HTTPError: 400 for a truncated multipart body.
         """
         if self._urlencoded is not None:
-            data = b"".join(self._urlencoded)
-            fields = parse_fields(data, self.limits.max_query_params)
+            fields = parse_fields(self._urlencoded.take(), self.limits.max_query_params)
             self.items.extend(fields)
         elif self._parser is not None and not self._parser.closed:
             self._parse(b"")
@@ -256,7 +257,7 @@ class _Part:
             raise HTTPError(400, "multipart part without a name")
         self.segment = segment
         self.limit = limits.max_field_size
-        self.chunks: list[bytes] = []
+        self.buffer = BodyBuffer()
         self.size = 0
         self.upload: UploadFile | None = None
         self.codec = "utf-8"
@@ -281,7 +282,7 @@ class _Part:
             raise HTTPError(
                 413, f"form field {self.segment.name!r} is larger than {self.limit} bytes"
             )
-        self.chunks.append(chunk)
+        self.buffer.add(chunk)
         return len(chunk)
 
     def finish(self) -> tuple[str, FormValue]:
@@ -289,7 +290,7 @@ class _Part:
         if self.upload is not None:
             self.upload.seek(0)
             return name, self.upload
-        return name, decode_with(b"".join(self.chunks), self.codec, f"form field {name!r}")
+        return name, decode_with(self.buffer.take(), self.codec, f"form field {name!r}")
 
     def discard(self) -> None:
         if self.upload is not None:
