@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import unicodedata
+from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
 import multipart
@@ -23,6 +24,14 @@ from ._parsing import decode_with, find_text_codec, media_type, parse_fields
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+
+# NOTE: runs a blocking call from async code; the driver's lives in _concurrency (a thread).
+BlockingRunner = Callable[..., Awaitable[Any]]
+
+
+async def run_here(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` in this thread: the runner of forms built outside a request (tests)."""
+    return fn(*args)
 
 
 class UploadFile:
@@ -39,8 +48,10 @@ class UploadFile:
         content_type: str,
         headers: Headers,
         spool_threshold: int,
+        run_blocking: BlockingRunner = run_here,
     ) -> None:
         self.filename = filename
+        self._run_blocking = run_blocking
         self.content_type = content_type
         self.headers = headers
         self.size = 0
@@ -58,9 +69,8 @@ class UploadFile:
 
     async def aread(self, size: int = -1) -> bytes:
         """Read from async code; the async twin of ``read()``."""
-        from ._concurrency import run_blocking
-
-        return await run_blocking(self.file.read, size)
+        data: bytes = await self._run_blocking(self.file.read, size)
+        return data
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the read position; ``seek(0)`` reads the file again from the start."""
@@ -80,9 +90,8 @@ class UploadFile:
 
     async def asave(self, path: str | os.PathLike[str]) -> int:
         """Copy the whole file to ``path`` in a worker thread; the async twin of ``save()``."""
-        from ._concurrency import run_blocking
-
-        return await run_blocking(self.save, path)
+        written: int = await self._run_blocking(self.save, path)
+        return written
 
     @property
     def in_memory(self) -> bool:
@@ -139,9 +148,12 @@ class FormData(MultiDict[FormValue]):
 class FormBuilder:
     """Builds ``FormData`` from body chunks; the sync and async body readers both feed it."""
 
-    def __init__(self, content_type: str | None, limits: Limits) -> None:
+    def __init__(
+        self, content_type: str | None, limits: Limits, run_blocking: BlockingRunner = run_here
+    ) -> None:
         kind, params = media_type(content_type)
         self.limits = limits
+        self.run_blocking = run_blocking
         self.items: list[tuple[str, FormValue]] = []
         # NOTE: one buffer, not a list of chunks: a body dripped a byte at a time (TRAPS.md 27).
         self._urlencoded: BodyBuffer | None = None
@@ -213,7 +225,7 @@ class FormBuilder:
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, multipart.MultipartSegment):
-            self._part = _Part(event, self.limits)
+            self._part = _Part(event, self.limits, self.run_blocking)
         elif event is None:
             assert self._part is not None
             self.items.append(self._part.finish())
@@ -238,7 +250,9 @@ def _reason(exc: multipart.MultipartError) -> str:
 class _Part:
     """One multipart part being received: a text field in memory, or a file."""
 
-    def __init__(self, segment: multipart.MultipartSegment, limits: Limits) -> None:
+    def __init__(
+        self, segment: multipart.MultipartSegment, limits: Limits, run_blocking: BlockingRunner
+    ) -> None:
         if not segment.name:
             raise HTTPError(400, "multipart part without a name")
         self.segment = segment
@@ -255,7 +269,7 @@ class _Part:
             headers = Headers(_trusted=[(k.lower(), v) for k, v in segment.headerlist])
             content_type = segment.content_type or "application/octet-stream"
             self.upload = UploadFile(
-                segment.filename, content_type, headers, limits.spool_threshold
+                segment.filename, content_type, headers, limits.spool_threshold, run_blocking
             )
 
     def write(self, chunk: bytes) -> int:

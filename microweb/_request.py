@@ -5,20 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
 from ._buffer import BodyBuffer
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
-from ._forms import FormBuilder, FormData
+from ._forms import BlockingRunner, FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
 from ._target import check_host
-
-if TYPE_CHECKING:
-    from ._app import App
+from ._types import AppLike
 
 
 class Address(NamedTuple):
@@ -129,6 +127,7 @@ class Request:
         "_load_headers",
         "_query",
         "_raw_path",
+        "_run_blocking",
         "_source",
         "_state",
         "_sync_only",
@@ -150,7 +149,8 @@ class Request:
     def __init__(
         self,
         *,
-        app: App,
+        app: AppLike,
+        limits: Limits,
         interface: str,
         method: str,
         path: str | None,
@@ -163,6 +163,7 @@ class Request:
         client: Address | Callable[[], Address | None] | None,
         body: BodySource,
         sync_only: SyncOnlyCheck,
+        run_blocking: BlockingRunner,
         may_block: bool = False,
     ) -> None:
         self.app, self.interface, self.method = app, interface, method
@@ -174,7 +175,9 @@ class Request:
         # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
         self.may_block = may_block
         self._load_headers, self._source, self._sync_only = headers, body, sync_only
-        self.limits: Limits = app.limits
+        # NOTE: the driver's way to block from async code (uploads' aread/asave use it).
+        self._run_blocking = run_blocking
+        self.limits = limits
         self.path_params: dict[str, Any] = {}
         self.path_is_valid = path is not None
         self.route: Any = None
@@ -366,7 +369,7 @@ class Request:
         return self._form
 
     def _form_builder(self) -> FormBuilder:
-        builder = FormBuilder(self.content_type, self.limits)
+        builder = FormBuilder(self.content_type, self.limits, self._run_blocking)
         self._cleanups.append(builder.discard)
         return builder
 

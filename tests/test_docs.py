@@ -57,6 +57,7 @@ PAGES = [
     "migrating/bottle.md",
     "migrating/starlette.md",
     "migrating/falcon.md",
+    "architecture.md",
 ]
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
 # NOTE: a title keeps the language first, so GitHub and MkDocs still highlight the block as Python.
