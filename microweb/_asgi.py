@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ._body import ASGIBody
-from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
+from ._concurrency import (
+    drive_async,
+    iterate_in_pool,
+    make_pool,
+    run_blocking,
+    run_in_pool,
+    sync_only,
+)
 from ._datastructures import Headers
 from ._errors import ClientDisconnect
 from ._pipeline import ShutdownError, dispatch, dispatch_handshake, run_hooks, run_shutdown
@@ -241,6 +248,7 @@ class ASGIDriver:
             client=Address(client[0], client[1]) if client else None,
             body=body,
             sync_only=sync_only,
+            run_blocking=run_blocking,
         )
 
 

@@ -12,9 +12,10 @@ from ._buffer import BodyBuffer
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
-from ._forms import FormBuilder, FormData
+from ._forms import BlockingRunner, FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
+from ._parts import AsyncParts, Part, PartStream, SyncParts
 from ._target import check_host
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class Request:
         "_load_headers",
         "_query",
         "_raw_path",
+        "_run_blocking",
         "_source",
         "_state",
         "_sync_only",
@@ -164,6 +166,7 @@ class Request:
         body: BodySource,
         sync_only: SyncOnlyCheck,
         may_block: bool = False,
+        run_blocking: BlockingRunner | None = None,
     ) -> None:
         self.app, self.interface, self.method = app, interface, method
         # NOTE: a path that is not valid UTF-8 is kept as None; routing answers it with 400.
@@ -174,6 +177,8 @@ class Request:
         # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
         self.may_block = may_block
         self._load_headers, self._source, self._sync_only = headers, body, sync_only
+        # NOTE: the driver's way to run file writes off the event loop (aform() spools).
+        self._run_blocking = run_blocking
         self.limits: Limits = app.limits
         self.path_params: dict[str, Any] = {}
         self.path_is_valid = path is not None
@@ -355,18 +360,38 @@ class Request:
         """
         self._check_sync("form()", "aform()")
         if self._form is None:
-            builder = self._form_builder()
+            builder = self._form_builder(defer_writes=False)
             try:
-                for chunk in self._body_or_stream("form()"):
-                    builder.feed(chunk)
-                self._form = builder.finish()
+                self._form = builder.feed_all(self._body_or_stream("form()"))
             except BaseException:
                 builder.discard()
                 raise
         return self._form
 
-    def _form_builder(self) -> FormBuilder:
-        builder = FormBuilder(self.content_type, self.limits)
+    def iter_parts(self) -> Iterator[Part]:
+        """Yield the parts of a multipart body in order, each streamed by ``part.iter_bytes()``.
+
+        Nothing is spooled: a part's data is read as it arrives, before the next part is asked
+        for (a part not read is skipped). Limits and errors are those of ``form()``.
+
+        Raises:
+            HTTPError: 415 for a body that is not multipart, 400 malformed, 413 past a limit.
+            RuntimeError: Where an event loop runs in this thread (use ``aiter_parts()``), or
+                for a body already consumed.
+        """
+        self._check_sync("iter_parts()", "aiter_parts()")
+        stream = PartStream(self.content_type, self.limits)
+        chunks = self._body_or_stream("iter_parts()")
+        parts = SyncParts(stream, chunks, lambda: self._check_sync("iter_parts()", "aiter_parts()"))
+        try:
+            while (part := parts.next_part()) is not None:
+                yield part
+        finally:
+            # NOTE: a loop left early reads no more of the body.
+            getattr(chunks, "close", lambda: None)()
+
+    def _form_builder(self, defer_writes: bool) -> FormBuilder:
+        builder = FormBuilder(self.content_type, self.limits, defer_writes=defer_writes)
         self._cleanups.append(builder.discard)
         return builder
 
@@ -414,19 +439,34 @@ class Request:
     async def aform(self) -> FormData:
         """Read and parse a form; the async twin of ``form()``."""
         if self._form is None:
-            builder = self._form_builder()
+            # NOTE: writes of a spooled file go to a worker thread, never on the event loop.
+            builder = self._form_builder(defer_writes=self._run_blocking is not None)
             try:
-                if self._body is not None:
-                    builder.feed(self._body)
-                else:
-                    async with aclosing(self._astream("aform()")) as chunks:
-                        async for chunk in chunks:
-                            builder.feed(chunk)
-                self._form = builder.finish()
+                async with aclosing(self._abody_or_stream("aform()")) as chunks:
+                    self._form = await builder.afeed_all(chunks, self._run_blocking)
             except BaseException:
                 builder.discard()
                 raise
         return self._form
+
+    async def aiter_parts(self) -> AsyncIterator[Part]:
+        """Yield the parts of a multipart body; the async twin of ``iter_parts()``.
+
+        Read each part's data with ``part.aiter_bytes()``.
+        """
+        stream = PartStream(self.content_type, self.limits)
+        async with aclosing(self._abody_or_stream("aiter_parts()")) as chunks:
+            parts = AsyncParts(stream, chunks)
+            while (part := await parts.next_part()) is not None:
+                yield part
+
+    async def _abody_or_stream(self, call: str) -> AsyncGenerator[bytes, None]:
+        if self._body is not None:
+            yield self._body
+            return
+        async with aclosing(self._astream(call)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _astream(self, call: str) -> AsyncGenerator[bytes, None]:
         meter = self._start(call)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from ._body import WSGIBody
-from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
+from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
 from ._datastructures import Headers
 from ._files import FILE_CHUNK
 from ._pipeline import ShutdownError, dispatch, run_hooks, run_shutdown
@@ -130,6 +130,7 @@ class WSGIDriver:
             body=WSGIBody(environ),
             sync_only=sync_only,
             may_block=True,
+            run_blocking=run_blocking,
         )
 
     def close(self) -> None:
