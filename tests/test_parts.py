@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -754,3 +755,25 @@ def test_aform_never_writes_a_spooled_file_on_the_event_loop(
     assert ("write", True, False) in calls  # past the threshold: written in a worker thread
     assert ("seek", True, False) in calls
     assert [call for call in calls if call[1] and call[2]] == []
+
+
+def test_the_upload_example_streams_parts(
+    make_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from examples import upload
+
+    monkeypatch.setattr(upload, "UPLOAD_DIR", tmp_path)
+    client = make_client(upload.app)
+    files = {"file": ("../../a b.txt", b"x" * 70_000, "text/plain")}
+    response = client.post("/upload-stream", data={"note": "hi", "other": "1"}, files=files)
+    assert response.json() == {
+        "note": "hi",
+        "name": "../../a b.txt",
+        "safe_name": "a_b.txt",
+        "size": 70_000,
+        "content_type": "text/plain",
+    }
+    assert (tmp_path / "a_b.txt").read_bytes() == b"x" * 70_000
+    assert client.post("/upload-stream", data={"note": "hi"}).status_code == 415
+    no_file = client.post("/upload-stream", files={"note": (None, "hi")})
+    assert no_file.status_code == 400
