@@ -53,7 +53,7 @@ from _harness import (
 from cell_apps import CELLS, Cell
 
 STREAMS = "streams the parts, keeps nothing"
-PARTS = "streams the parts (iter_parts), keeps nothing"
+PARTS = "streams the parts (iter_parts/aiter_parts), keeps nothing"
 UPLOAD = "upload 10MiB"
 SPOOLS = "spools the file to a temporary file past 1 MiB"
 FLOOR = "feeds the parser loop chunk by chunk, keeps nothing"

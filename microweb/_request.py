@@ -107,6 +107,10 @@ class _BodyMeter:
 _MISSING: Any = object()
 
 
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+
+
 class Request:
     """An HTTP request, the same object under WSGI and ASGI.
 
@@ -460,13 +464,9 @@ class Request:
             while (part := await parts.next_part()) is not None:
                 yield part
 
-    async def _abody_or_stream(self, call: str) -> AsyncGenerator[bytes, None]:
-        if self._body is not None:
-            yield self._body
-            return
-        async with aclosing(self._astream(call)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+    def _abody_or_stream(self, call: str) -> AsyncGenerator[bytes, None]:
+        # PERF: the stream itself, not a generator around it: one async hop less per chunk.
+        return _once(self._body) if self._body is not None else self._astream(call)
 
     async def _astream(self, call: str) -> AsyncGenerator[bytes, None]:
         meter = self._start(call)
