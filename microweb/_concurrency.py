@@ -202,12 +202,20 @@ async def iterate_in_pool(iterable: Iterable[T], pool: ThreadPoolExecutor) -> As
         close = getattr(iterator, "close", None)
         if close is not None:
             # NOTE: a step cancelled mid-way still runs in its thread; close after it returns.
-            closing = pool.submit(_close_after, step, close)
-            await asyncio.shield(asyncio.wrap_future(closing))
+            await asyncio.shield(_in_a_thread(pool, _close_after, step, close))
 
 
 def _next(iterator: Iterator[T]) -> T:
     return next(iterator, _DONE)
+
+
+def _in_a_thread(pool: ThreadPoolExecutor, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
+    try:
+        return asyncio.wrap_future(pool.submit(fn, *args))
+    except RuntimeError:
+        # NOTE: the pool is shut down: Uvicorn cancels what is left after its grace period and
+        # runs the lifespan shutdown before this stream's cleanup; close it all the same.
+        return asyncio.ensure_future(asyncio.to_thread(fn, *args))
 
 
 def _close_after(step: Future[Any] | None, close: Callable[[], object]) -> None:

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import IO, Any
 
+from ._buffer import BodyBuffer
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
 from ._limits import Limits
@@ -159,7 +160,8 @@ class FormBuilder:
         kind, params = media_type(content_type)
         self.limits = limits
         self.items: list[tuple[str, FormValue]] = []
-        self._urlencoded: list[bytes] | None = None
+        # NOTE: one buffer, not a list of chunks: a body dripped a byte at a time (TRAPS.md 27).
+        self._urlencoded: BodyBuffer | None = None
         self._events: MultipartEvents | None = None
         self._memory = 0
         self._part: _FormPart | None = None
@@ -168,7 +170,7 @@ class FormBuilder:
         if defer_writes:
             self.deferred = []
         if kind == URLENCODED:
-            self._urlencoded = []
+            self._urlencoded = BodyBuffer()
         elif kind == MULTIPART:
             self._events = MultipartEvents(params.get("boundary"), limits)
         else:
@@ -185,7 +187,7 @@ class FormBuilder:
             if self._memory > self.limits.max_form_memory:
                 limit = self.limits.max_form_memory
                 raise HTTPError(413, f"form fields are larger than {limit} bytes")
-            self._urlencoded.append(chunk)
+            self._urlencoded.add(chunk)
         elif self._events is not None and not self._events.closed and chunk:
             self._parse(chunk)
 
@@ -196,8 +198,7 @@ class FormBuilder:
             HTTPError: 400 for a truncated multipart body.
         """
         if self._urlencoded is not None:
-            data = b"".join(self._urlencoded)
-            fields = parse_fields(data, self.limits.max_query_params)
+            fields = parse_fields(self._urlencoded.take(), self.limits.max_query_params)
             self.items.extend(fields)
         elif self._events is not None and not self._events.closed:
             self._parse(b"")
@@ -271,7 +272,7 @@ class _FormPart:
     def __init__(self, head: PartHead, builder: FormBuilder) -> None:
         self.head = head
         self.builder = builder
-        self.chunks: list[bytes] = []
+        self.buffer = BodyBuffer()
         self.received = 0
         self.threshold = builder.limits.spool_threshold
         self.upload: UploadFile | None = None
@@ -286,7 +287,7 @@ class _FormPart:
         """Store a chunk (its size was checked by ``MultipartEvents``)."""
         upload = self.upload
         if upload is None:
-            self.chunks.append(chunk)
+            self.buffer.add(chunk)
             return
         self.received += len(chunk)
         if self._deferred():
@@ -303,7 +304,7 @@ class _FormPart:
                 self.upload.seek(0)
             return name, self.upload
         assert self.head.codec is not None
-        return name, decode_with(b"".join(self.chunks), self.head.codec, f"form field {name!r}")
+        return name, decode_with(self.buffer.take(), self.head.codec, f"form field {name!r}")
 
     def discard(self) -> None:
         if self.upload is not None:

@@ -94,7 +94,8 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
     ):
         raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
     try:
-        return loads_json(body.decode("utf-8"))
+        # SPEC: RFC 8259 8.1, a parser may ignore a byte order mark; some clients send one.
+        return loads_json(body.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise HTTPError(400, "JSON body is not valid UTF-8") from None
     except RecursionError:

@@ -115,11 +115,13 @@ class Response:
         non-ASCII characters are percent-encoded.
 
         Raises:
-            ValueError: If ``status`` is not 3xx, or ``url`` holds CR, LF or another control
-                character.
+            ValueError: If ``status`` is not 3xx, ``url`` is empty or holds CR, LF or another
+                control character.
         """
         if not 300 <= status <= 399:
             raise ValueError(f"a redirect status must be 3xx, got {status}")
+        if not url.strip(" \t"):
+            raise ValueError("a redirect needs a URL to go to, got an empty one")
         response = cls(b"", status, headers, TEXT)
         location = _NON_ASCII.sub(lambda m: quote(m.group()), url.strip(" \t"))
         response.headers["location"] = location

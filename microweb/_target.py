@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from ._errors import HTTPError
@@ -10,7 +11,8 @@ from ._errors import HTTPError
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 # SPEC: RFC 9110 7.2, Host is uri-host [":" port]; of RFC 3986's hosts only a name of unreserved
 # characters, an IPv4 address or a bracketed IPv6 address, so no userinfo, "/", "?", "#" or "%".
-_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]*)?")
+# A port has at most five digits and is at most 65535; RFC 3986 3.2.3 lets it be empty.
+_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{0,5}))?")
 
 
 def target_path(target: bytes, method: str) -> bytes | None:
@@ -31,6 +33,22 @@ def target_path(target: bytes, method: str) -> bytes | None:
     return target_path(target[found.end() :] or b"/", method)
 
 
+def valid_host(host: str) -> bool:
+    """Tell whether ``host`` is a ``name[:port]``, ``ipv4[:port]`` or ``[ipv6][:port]``."""
+    match = _HOST.fullmatch(host)
+    if match is None:
+        return False
+    ipv6, port = match.groups()
+    if port and int(port) > 65535:
+        return False
+    if ipv6 is not None:
+        try:
+            ipaddress.IPv6Address(ipv6)
+        except ValueError:
+            return False
+    return True
+
+
 def check_host(hosts: list[str]) -> str:
     """Return the one ``Host`` value of ``hosts`` when it is ``host[:port]``.
 
@@ -41,6 +59,6 @@ def check_host(hosts: list[str]) -> str:
     # NOTE: a WSGI server joins repeated headers with ", "; no valid host has a comma.
     if len(hosts) > 1 or "," in hosts[0]:
         raise HTTPError(400, "more than one Host header")
-    if _HOST.fullmatch(hosts[0]) is None:
+    if not valid_host(hosts[0]):
         raise HTTPError(400, "invalid Host header")
     return hosts[0]

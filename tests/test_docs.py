@@ -1,13 +1,19 @@
 """Keep ``docs/`` honest: every ```python block runs, and the pages agree with the code.
 
-Each ```python block of each ``docs/*.md`` page is executed on its own, as a fresh module, with the
-working directory set to a temporary directory. Blocks that cannot run alone use the info string
-``python-fragment`` (kept rare); shell commands use ``sh``, output and diagrams ``text``.
+Each ```python block of each page under ``docs/`` (``docs/migrating/`` included) is executed on its
+own, as a fresh module, with the working directory set to a temporary directory. Blocks that cannot
+run alone use the info string ``python-fragment`` (kept rare); shell commands use ``sh``, output
+and diagrams ``text``. The migration pages show another framework's code next to microweb's: such
+a block names the framework in a title, ```python title="Flask"``` (or Bottle, Starlette,
+Falcon, optionally followed by more words), and is only compiled, never run, since those
+frameworks are not test dependencies.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import re
 import subprocess
 import sys
@@ -17,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import microweb
 from microweb import Limits
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -44,8 +51,15 @@ PAGES = [
     "testing.md",
     "serving.md",
     "deployment.md",
+    "migrating/index.md",
+    "migrating/flask.md",
+    "migrating/bottle.md",
+    "migrating/starlette.md",
+    "migrating/falcon.md",
 ]
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
+# NOTE: a title keeps the language first, so GitHub and MkDocs still highlight the block as Python.
+PEER_INFO = re.compile(r'python title="(Flask|Bottle|Starlette|Falcon)\b[^"]*"')
 MAX_FRAGMENTS = 5
 # NOTE: a block whose first line is a comment naming a file (``# hello.py``) is also written to
 # that file, so that the page's other blocks can import it; a test module is also run by pytest.
@@ -56,7 +70,7 @@ NAMED_FILE = re.compile(r"#\s*(\w+\.py)\s*$")
 class Block:
     """One fenced code block of a docs page."""
 
-    page: str
+    page: str  # path relative to docs/, such as "migrating/flask.md"
     line: int  # line of the opening fence, 1-based
     info: str
     code: str
@@ -87,13 +101,19 @@ def blocks_of(path: Path) -> Iterator[Block]:
             end += 1
         if end == len(lines):
             raise AssertionError(f"{path.name}:{index + 1}: code block is never closed")
-        yield Block(path.name, index + 1, info, "\n".join(lines[index + 1 : end]) + "\n")
+        page = path.relative_to(DOCS).as_posix()
+        yield Block(page, index + 1, info, "\n".join(lines[index + 1 : end]) + "\n")
         index = end + 1
+
+
+def all_pages() -> list[Path]:
+    """Every Markdown page under ``docs/``, subfolders included."""
+    return sorted(DOCS.rglob("*.md"))
 
 
 def all_blocks() -> list[Block]:
     """Every fenced block of every page, in page order."""
-    return [block for path in sorted(DOCS.glob("*.md")) for block in blocks_of(path)]
+    return [block for path in all_pages() for block in blocks_of(path)]
 
 
 PYTHON_BLOCKS = [block for block in all_blocks() if block.info == "python"]
@@ -176,9 +196,23 @@ def test_every_page_exists() -> None:
 
 def test_every_block_has_a_known_info_string() -> None:
     unknown = [
-        f"{block.id} {block.info!r}" for block in all_blocks() if block.info not in FENCE_INFOS
+        f"{block.id} {block.info!r}"
+        for block in all_blocks()
+        if block.info not in FENCE_INFOS and not PEER_INFO.fullmatch(block.info)
     ]
-    assert not unknown, f"use one of {sorted(FENCE_INFOS)}"
+    assert not unknown, f"use one of {sorted(FENCE_INFOS)}, or {PEER_INFO.pattern}"
+
+
+PEER_BLOCKS = [block for block in all_blocks() if PEER_INFO.fullmatch(block.info)]
+
+
+@pytest.mark.parametrize("block", PEER_BLOCKS, ids=[block.id for block in PEER_BLOCKS])
+def test_peer_block_compiles(block: Block) -> None:
+    compile("\n" * block.line + block.code, str(DOCS / block.page), "exec")
+
+
+def test_peer_blocks_stay_on_migration_pages() -> None:
+    assert not [block.id for block in PEER_BLOCKS if not block.page.startswith("migrating/")]
 
 
 def test_fragments_stay_rare() -> None:
@@ -219,13 +253,14 @@ def anchors_of(path: Path) -> set[str]:
 
 def test_links_between_pages_resolve() -> None:
     broken = []
-    for path in sorted(DOCS.glob("*.md")):
+    for path in all_pages():
+        page = path.relative_to(DOCS).as_posix()
         for target, anchor in LINK.findall(path.read_text(encoding="utf-8")):
-            linked = DOCS / target if target else path
+            linked = path.parent / target if target else path
             if not linked.is_file():
-                broken.append(f"{path.name} -> {target}")
+                broken.append(f"{page} -> {target}")
             elif anchor and anchor not in anchors_of(linked):
-                broken.append(f"{path.name} -> {target}#{anchor}")
+                broken.append(f"{page} -> {target}#{anchor}")
     assert not broken
 
 
@@ -245,3 +280,48 @@ def test_limits_table_matches_the_defaults() -> None:
         documented[row.group(1)] = int(size.group(1)) * _UNITS[size.group(2)]
     defaults = dataclasses.asdict(Limits())
     assert documented == defaults
+
+
+REFERENCE = DOCS / "reference"
+DIRECTIVE = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)
+
+
+def documented_names() -> list[str]:
+    """The object named by each ``::: path`` directive of the API reference pages."""
+    return [
+        name
+        for path in sorted(REFERENCE.glob("*.md"))
+        for name in DIRECTIVE.findall(path.read_text(encoding="utf-8"))
+    ]
+
+
+# NOTE: microweb and each of its public submodules (plugins, testing, and any added later).
+PUBLIC_MODULES = ["microweb"] + [
+    f"microweb.{info.name}"
+    for info in pkgutil.iter_modules(microweb.__path__)
+    if not info.name.startswith("_")
+]
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_name_has_one_reference_entry(module: str) -> None:
+    exported = [f"{module}.{name}" for name in importlib.import_module(module).__all__]
+    documented = documented_names()
+    assert not [name for name in exported if documented.count(name) != 1], (
+        "add each to one docs/reference/*.md page as `::: NAME`"
+    )
+
+
+def test_reference_documents_nothing_private() -> None:
+    assert not [name for name in documented_names() if "._" in name]
+
+
+def test_every_page_is_in_the_site_nav() -> None:
+    config = (DOCS.parent / "mkdocs.yml").read_text(encoding="utf-8")
+    # NOTE: commented-out nav lines do not count; mkdocs build --strict fails on either list.
+    listed = set(re.findall(r"^\s*-\s+(?:[^:#\n]+:\s+)?([\w/.-]+\.md)\s*$", config, re.MULTILINE))
+    pages = {path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md")}
+    assert not sorted(pages - listed), "add the page to `nav:` in mkdocs.yml"
+    assert not sorted(page for page in listed - pages if not (DOCS.parent / page).is_file()), (
+        "nav names a page that does not exist"
+    )

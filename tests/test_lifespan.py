@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from drive import asgi_get, wsgi_get
+from drive import asgi_get, http_scope, wsgi_get
 
-from microweb import App, Request
+from microweb import App, Request, Response
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -365,3 +367,59 @@ def test_wsgi_shutdown_failures_at_interpreter_exit_are_logged_not_raised(
     wsgi._close_at_exit()
     assert len(events) == 5
     assert sum(r.name == "microweb" for r in caplog.records) == 3
+
+
+def test_asgi_def_stream_cut_off_after_shutdown_is_still_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: Uvicorn cancels the requests left after its grace period and runs the lifespan
+    # shutdown, which stops the thread pool, before the cancelled stream closes its generator.
+    app = App()
+    closed = threading.Event()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        def chunks() -> Iterator[str]:
+            try:
+                while True:
+                    yield "tick\n"
+                    time.sleep(0.01)
+            finally:
+                closed.set()
+
+        return Response.stream(chunks())
+
+    async def scenario() -> None:
+        asgi = app.as_asgi()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        first_chunk = asyncio.Event()
+
+        async def send_lifespan(message: dict[str, Any]) -> None:
+            await replies.put(dict(message))
+
+        async def send_http(message: dict[str, Any]) -> None:
+            if message.get("body"):
+                first_chunk.set()
+
+        async def receive_http() -> dict[str, Any]:
+            await asyncio.Event().wait()  # NOTE: the client stays, as a server's receive() does.
+            raise AssertionError("unreachable")
+
+        lifespan = asyncio.ensure_future(
+            asgi({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, send_lifespan)
+        )
+        await inbox.put({"type": "lifespan.startup"})
+        assert (await asyncio.wait_for(replies.get(), 5))["type"] == "lifespan.startup.complete"
+        request = asyncio.ensure_future(asgi(http_scope(), receive_http, send_http))
+        await asyncio.wait_for(first_chunk.wait(), 5)
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await asyncio.wait_for(replies.get(), 5))["type"] == "lifespan.shutdown.complete"
+        request.cancel()
+        await asyncio.wait({request, lifespan}, timeout=5)
+        assert request.cancelled()
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(scenario())
+    assert closed.wait(5), "the generator was never closed"
+    assert not caplog.records, [record.getMessage() for record in caplog.records]

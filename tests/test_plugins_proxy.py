@@ -441,8 +441,11 @@ def test_parse_node_refuses(node: str) -> None:
 
 
 def test_valid_host() -> None:
-    assert all(map(valid_host, ["a.test", "a.test:1", "192.0.2.1:8080", "[::1]", "x_y~z"]))
-    assert not any(map(valid_host, ["", "a:b", "a.test:", "[::1", "a\\b", "é.test", "a,b"]))
+    # NOTE: the rule of the Host header, which lets a port be empty (RFC 3986 3.2.3).
+    valid = ["a.test", "a.test:1", "192.0.2.1:8080", "[::1]", "x_y~z", "a.test:"]
+    assert all(map(valid_host, valid))
+    invalid = ["", "a:b", "[::1", "a\\b", "é.test", "a,b", "a:65536", "[::1::]", "[1.2.3.4]"]
+    assert not any(map(valid_host, invalid))
 
 
 # -- microweb serve --forwarded-allow-ips --------------------------------------------------------

@@ -461,7 +461,16 @@ def test_options_asterisk_lists_every_method_of_the_app(interface: str) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["example.org", "example.org:8080", "127.0.0.1:80", "[::1]:8000", "[2001:db8::1]", "my_host"],
+    [
+        "example.org",
+        "example.org:8080",
+        "127.0.0.1:80",
+        "[::1]:8000",
+        "[2001:db8::1]",
+        "my_host",
+        "example.org:65535",
+        "example.org:",
+    ],
 )
 def test_a_valid_host_is_kept(make_client: MakeClient, host: str) -> None:
     body = make_client(target_app()).get("/p?q=1", headers={"host": host}).json()
@@ -482,6 +491,12 @@ def test_a_valid_host_is_kept(make_client: MakeClient, host: str) -> None:
         "[::1",
         "::1",
         "exa%6Dple.org",
+        "example.org:65536",
+        "example.org:99999999",
+        "[::1]:123456",
+        "[:::::]",
+        "[1.2.3.4]",
+        "[::1:]",
     ],
 )
 def test_a_host_that_is_not_host_and_port_is_400(make_client: MakeClient, host: str) -> None:

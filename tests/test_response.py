@@ -224,7 +224,7 @@ def test_redirect_drops_spaces_around_the_url(make_client: MakeClient) -> None:
     assert response.headers["location"] == "/new?q=a b"
 
 
-@pytest.mark.parametrize("url", ["/new\r\n", "\r\n/new", "/a\x00b"])
+@pytest.mark.parametrize("url", ["/new\r\n", "\r\n/new", "/a\x00b", "", " \t "])
 def test_redirect_still_refuses_control_characters(url: str) -> None:
     with pytest.raises(ValueError):
         Response.redirect(url)

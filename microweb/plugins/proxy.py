@@ -16,6 +16,7 @@ from collections.abc import Generator, Iterable, Sequence
 from typing import NamedTuple
 
 from microweb import App, Headers, HTTPError, Request, Response
+from microweb._target import valid_host
 
 Flow = Generator[Response | None, Response, None]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -29,9 +30,6 @@ _QUOTED_PAIR = re.compile(r"\\(.)")
 # SPEC: RFC 7239 6.3 obfuscated identifiers, 6 ports ("_" for an obfuscated one).
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 _PORT = re.compile(r"[0-9]{1,5}")
-# NOTE: host[:port] with a plain name, an IPv4 address or an [IPv6] address; no userinfo,
-# path, query, fragment or space can get into request.url through it.
-_HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{1,5}))?")
 # NOTE: a proxy may say ws/wss for a WebSocket; only whether it was secure matters.
 _SECURE = {"http": False, "ws": False, "https": True, "wss": True}
 # NOTE: (secure, websocket) -> the scheme the request gets.
@@ -143,22 +141,6 @@ def _port(text: str) -> int:
     return int(digits)
 
 
-def valid_host(host: str) -> bool:
-    """Tell whether ``host`` is a ``name[:port]``, ``ipv4[:port]`` or ``[ipv6][:port]``."""
-    match = _HOST.fullmatch(host)
-    if match is None:
-        return False
-    ipv6, port = match.groups()
-    if port is not None and int(port) > 65535:
-        return False
-    if ipv6 is not None:
-        try:
-            ipaddress.IPv6Address(ipv6)
-        except ValueError:
-            return False
-    return True
-
-
 def _pick(values: Sequence[str], index: int | None, hops: int) -> str | None:
     # NOTE: one value per hop: the chosen hop's; otherwise the right-most, set by the nearest
     # proxy (nginx's proxy_set_header replaces the header with one value).
@@ -183,6 +165,8 @@ def _secure(proto: str | None, header: str) -> bool | None:
 
 
 def _host(host: str | None, header: str) -> str | None:
+    # NOTE: the rule of the Host header: no userinfo, path, query, fragment or space can get
+    # into request.url through it.
     if host is not None and not valid_host(host):
         raise _malformed(header)
     return host
