@@ -7,6 +7,7 @@ from ._datastructures import Headers, MultiDict
 from ._errors import ClientDisconnect, HTTPError, InterfaceWarning
 from ._forms import FormData, UploadFile, safe_filename
 from ._limits import Limits
+from ._parts import Part
 from ._plugins import Plugin
 from ._request import Request
 from ._response import Response
@@ -23,6 +24,7 @@ __all__ = [
     "Limits",
     "FormData",
     "MultiDict",
+    "Part",
     "Plugin",
     "Request",
     "Response",

@@ -131,7 +131,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
         "_sse", "_files", "_routing", "_effects", "_target", "_buffer", "_status",
     ),
-    "core": ("_forms", "_request", "_response", "_emission", "_plugins", "_plan", "_pipeline"),
+    "core": (
+        "_parts", "_forms", "_request", "_response", "_emission", "_plugins", "_plan",
+        "_pipeline",
+    ),
     "bridges": ("_concurrency", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
