@@ -230,27 +230,48 @@ class ASGIDriver:
             raw_path = strip_root(target, quote(root, safe="/").encode("ascii"))
         elif target is not None:
             raw_path = target
-        client = scope.get("client")
-        scope_headers = scope["headers"]
         return Request(
-            app=self.app,
-            limits=self._limits,
-            interface="asgi",
-            method=method,
-            path=decode_raw_path(raw_path) if target is not None else None,
-            raw_path=raw_path,
-            root_path=root,
-            query_string=scope.get("query_string", b""),
-            headers=lambda: Headers(
-                _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope_headers]
-            ),
-            scheme=scope.get("scheme", "http"),
-            server=tuple(scope["server"]) if scope.get("server") else None,
-            client=Address(client[0], client[1]) if client else None,
-            body=body,
-            sync_only=sync_only,
-            run_blocking=run_blocking,
+            self.app,
+            self._limits,
+            method,
+            decode_raw_path(raw_path) if target is not None else None,
+            scope.get("query_string", b""),
+            scope.get("scheme", "http"),
+            ASGIHead(scope, raw_path),
+            body,
         )
+
+
+class ASGIHead:
+    """The request head in the scope, read on first use (``RequestHead``)."""
+
+    __slots__ = ("_raw_path", "_scope")
+    interface = "asgi"
+    may_block = False
+    sync_only = staticmethod(sync_only)
+    run_blocking = staticmethod(run_blocking)
+
+    def __init__(self, scope: Scope, raw_path: bytes) -> None:
+        self._scope, self._raw_path = scope, raw_path
+
+    def raw_path(self) -> bytes:
+        return self._raw_path
+
+    def root_path(self) -> str:
+        return str(self._scope.get("root_path", ""))
+
+    def headers(self) -> Headers:
+        return Headers(
+            _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._scope["headers"]]
+        )
+
+    def server(self) -> tuple[str, int | None] | None:
+        server = self._scope.get("server")
+        return (server[0], server[1]) if server else None
+
+    def client(self) -> Address | None:
+        client = self._scope.get("client")
+        return Address(client[0], client[1]) if client else None
 
 
 def _guarded(send: Send) -> Send:

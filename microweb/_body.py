@@ -36,10 +36,11 @@ def parse_content_length(value: str | None) -> int | None:
 class WSGIBody:
     """The body of a WSGI request, read from ``wsgi.input`` in bounded chunks."""
 
+    __slots__ = ("_environ",)
+
     def __init__(self, environ: Environ) -> None:
-        # PERF: the rest of the environ is read when the body is, not for every request.
+        # PERF: the environ is read when the body is, not for every request.
         self._environ = environ
-        self._input = environ["wsgi.input"]
 
     def is_disconnected(self) -> bool:
         # NOTE: only Waitress tells a WSGI app that the client left; elsewhere this stays False.
@@ -67,9 +68,10 @@ class WSGIBody:
 
     def chunks(self) -> Iterator[bytes]:
         remaining = self._remaining()
+        stream = self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
             size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-            chunk = self._input.read(size)
+            chunk = stream.read(size)
             if not chunk:
                 return
             if remaining is not None:
@@ -81,12 +83,13 @@ class WSGIBody:
         # PERF: a small body is read inline; a larger one in a worker thread, so that a slow
         # wsgi.input never stalls the app loop that all async handlers share.
         inline = remaining is not None and remaining <= CHUNK_SIZE
+        stream = self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
             size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
             if inline:
-                chunk = self._input.read(size)
+                chunk = stream.read(size)
             else:
-                chunk = await asyncio.to_thread(self._input.read, size)
+                chunk = await asyncio.to_thread(stream.read, size)
             if not chunk:
                 return
             if remaining is not None:

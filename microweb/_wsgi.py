@@ -56,16 +56,39 @@ def _raw_path(environ: Environ) -> bytes:
     return strip_root(raw, quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii"))
 
 
-def _root_path(script_name: str | None) -> str:
-    return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
+class WSGIHead:
+    """The request head in the environ, read on first use (``RequestHead``)."""
 
+    __slots__ = ("_environ",)
+    interface = "wsgi"
+    may_block = True
+    sync_only = staticmethod(sync_only)
+    run_blocking = staticmethod(run_blocking)
 
-def _client(environ: Environ) -> Address | None:
-    host = environ.get("REMOTE_ADDR")
-    if not host:
-        return None
-    port = str(environ.get("REMOTE_PORT") or "0")
-    return Address(host, int(port) if port.isdigit() else 0)
+    def __init__(self, environ: Environ) -> None:
+        self._environ = environ
+
+    def raw_path(self) -> bytes:
+        return _raw_path(self._environ)
+
+    def root_path(self) -> str:
+        script_name = self._environ.get("SCRIPT_NAME")
+        return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
+
+    def headers(self) -> Headers:
+        return _headers_of(self._environ)
+
+    def server(self) -> tuple[str, int | None]:
+        port = self._environ.get("SERVER_PORT")
+        return self._environ.get("SERVER_NAME", ""), int(port) if port else None
+
+    def client(self) -> Address | None:
+        environ = self._environ
+        host = environ.get("REMOTE_ADDR")
+        if not host:
+            return None
+        port = str(environ.get("REMOTE_PORT") or "0")
+        return Address(host, int(port) if port.isdigit() else 0)
 
 
 class WSGIDriver:
@@ -118,24 +141,16 @@ class WSGIDriver:
             # NOTE: Waitress takes the path out of an absolute-form target itself; others may
             # not; and a server may decode "/%2F" into a PATH_INFO of "//".
             path = target_path(path_bytes, method)
-        port = environ.get("SERVER_PORT")
+        query = environ.get("QUERY_STRING")
         return Request(
-            app=self.app,
-            limits=self._limits,
-            interface="wsgi",
-            method=method,
-            path=decode_path(path) if path is not None else None,
-            raw_path=lambda: _raw_path(environ),
-            root_path=_root_path(environ.get("SCRIPT_NAME")),
-            query_string=environ.get("QUERY_STRING", "").encode("latin-1"),
-            headers=lambda: _headers_of(environ),
-            scheme=environ.get("wsgi.url_scheme", "http"),
-            server=(environ.get("SERVER_NAME", ""), int(port) if port else None),
-            client=lambda: _client(environ),
-            body=WSGIBody(environ),
-            sync_only=sync_only,
-            run_blocking=run_blocking,
-            may_block=True,
+            self.app,
+            self._limits,
+            method,
+            decode_path(path) if path is not None else None,
+            query.encode("latin-1") if query else b"",
+            environ.get("wsgi.url_scheme", "http"),
+            WSGIHead(environ),
+            WSGIBody(environ),
         )
 
     def close(self) -> None:
