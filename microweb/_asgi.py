@@ -108,7 +108,6 @@ class ASGIDriver:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
-        send = _guarded(send)
         body = ASGIBody(scope["headers"], receive)
         request = self._request(scope, body)
         body.limit = lambda: request.limits.max_body_size
@@ -153,20 +152,26 @@ class ASGIDriver:
             outcome if isinstance(outcome, Response) else await drive_async(outcome, self.pool)
         )
         headers, content = outgoing(response, request.method)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
-                ],
-            }
-        )
+        start = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [
+                (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
+            ],
+        }
+        if type(content) is bytes:
+            # PERF: send() itself, not through _guarded: 0.x us less per request.
+            try:
+                await send(start)
+                await send({"type": "http.response.body", "body": content})
+            except OSError as exc:
+                raise ClientDisconnect("the client went away") from exc
+            return
+        send = _guarded(send)
+        await send(start)
         if content is None:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})
-        elif isinstance(content, bytes):
-            await send({"type": "http.response.body", "body": content})
         else:
             await self._stream_until_disconnect(content, request, body, send)
 
@@ -275,11 +280,11 @@ class ASGIHead:
 
 
 def _guarded(send: Send) -> Send:
+    # SPEC: servers may raise an OSError subclass from send() once the client has gone.
     async def guarded(message: Message) -> None:
         try:
             await send(message)
         except OSError as exc:
-            # SPEC: servers may raise an OSError subclass from send() once the client has gone.
             raise ClientDisconnect("the client went away") from exc
 
     return guarded

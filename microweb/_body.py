@@ -97,6 +97,10 @@ class WSGIBody:
             yield chunk
 
 
+def _default_limit() -> int:
+    return DEFAULT_BODY_LIMIT
+
+
 class ASGIBody:
     """The body of an ASGI request, pulled from ``receive()``.
 
@@ -106,6 +110,21 @@ class ASGIBody:
     receive are kept for the reader in one buffer, up to the body limit.
     """
 
+    __slots__ = (
+        "_early",
+        "_early_end",
+        "_has_early",
+        "_headers",
+        "_kept",
+        "_loop",
+        "_overflow",
+        "_pending",
+        "_receive",
+        "_watching",
+        "disconnected",
+        "limit",
+    )
+
     def __init__(self, scope_headers: list[tuple[bytes, bytes]], receive: Receive) -> None:
         self._headers = scope_headers
         self._receive = receive
@@ -113,14 +132,11 @@ class ASGIBody:
         # NOTE: one buffer, not the messages: a body dripped a byte per message would cost
         # ~200 bytes per byte as dicts (TRAPS.md 27). _early_end: the last message is kept too.
         self._early = BodyBuffer()
-        self._has_early = False
-        self._early_end = False
-        self._kept = 0
-        self._overflow = False
-        self._pending: asyncio.Future[Message] | None = None
-        self._watching = False
+        self._has_early = self._early_end = self._overflow = self._watching = False
         self.disconnected = False
-        self.limit: Callable[[], int] = lambda: DEFAULT_BODY_LIMIT
+        self._kept = 0
+        self._pending: asyncio.Future[Message] | None = None
+        self.limit: Callable[[], int] = _default_limit
 
     @property
     def content_length(self) -> int | None:
