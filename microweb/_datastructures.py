@@ -91,6 +91,17 @@ class MultiDict(Mapping[str, V], Generic[V]):
         return f"{type(self).__name__}({self._items!r})"
 
 
+def trusted_headers(items: list[tuple[str, str]]) -> Headers:
+    """Return ``Headers`` holding ``items`` as they are: names already lower case, values checked.
+
+    For the framework's own headers and those a server parsed; not for an app's.
+    """
+    # PERF: 0.08 us, where Headers(_trusted=items) costs 0.26 (keyword arguments).
+    headers = object.__new__(Headers)
+    headers._list = items
+    return headers
+
+
 class Headers:
     """Case-insensitive, multi-valued HTTP headers.
 
