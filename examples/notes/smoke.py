@@ -16,8 +16,10 @@ from urllib.parse import urlencode
 from urllib.request import HTTPCookieProcessor, Request, build_opener
 
 
-def multipart(fields: dict[str, str], name: str, filename: str, data: bytes) -> Request:
-    """A form with text fields and one file, as a browser sends it."""
+def multipart(url: str, fields: dict[str, str], file: tuple[str, str, bytes]) -> Request:
+    """A POST of a form with text fields and one file ``(field, filename, data)``, as a browser
+    sends it."""
+    name, filename, data = file
     boundary = uuid.uuid4().hex
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
@@ -26,7 +28,7 @@ def multipart(fields: dict[str, str], name: str, filename: str, data: bytes) -> 
     head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"'
     parts.append(f"{head}\r\nContent-Type: text/plain\r\n\r\n".encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return Request("", body, {"content-type": f"multipart/form-data; boundary={boundary}"})
+    return Request(url, body, {"content-type": f"multipart/form-data; boundary={boundary}"})
 
 
 def check(base: str, user: str, password: str) -> None:
@@ -35,8 +37,8 @@ def check(base: str, user: str, password: str) -> None:
     with browser.open(f"{base}/login", urlencode({"name": user, "password": password}).encode()):
         pass  # NOTE: a wrong password gets 400, which urllib raises as HTTPError
     data = b"0123456789" * 100
-    form = multipart({"title": "Smoke test", "body": "from smoke.py"}, "attachment", "d.txt", data)
-    form.full_url = f"{base}/notes"
+    fields = {"title": "Smoke test", "body": "from smoke.py"}
+    form = multipart(f"{base}/notes", fields, ("attachment", "digits.txt", data))
     with browser.open(form) as page:  # 303 to the new note's page, which urllib follows
         html = page.read().decode()
     found = re.search(r'href="([^"]*/files/\d+)"', html)
