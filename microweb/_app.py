@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._effects import Colored
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
-from ._plan import Endpoint, ErrorHandler, Plan, Scope, endpoint
+from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
 from ._plugins import check_plugin, closers, wrap_handler
 from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
 from ._routing import (
@@ -92,11 +92,13 @@ class App(RouteRegistry):
         # NOTE: App._add_route resolved the route's limits to a Limits.
         limits: Limits = route.limits  # type: ignore[assignment]
         router = self._routers.get(id(route))
-        scope = None
+        rules = None
         if router is not None:
-            scope = Scope(tuple(router.flows), (dict(router.error_handlers), self._error_handlers))
-            plan.scopes[id(route)] = scope
-        return endpoint(route, wrap_handler(route, self.plugins), limits, scope)
+            rules = RouterRules(
+                tuple(router.flows), (dict(router.error_handlers), self._error_handlers)
+            )
+            plan.router_rules[id(route)] = rules
+        return endpoint(route, wrap_handler(route, self.plugins), limits, rules)
 
     def install(self, plugin: P) -> P:
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.

@@ -69,9 +69,9 @@ def respond(plan: Plan, request: Request) -> Response | Effects:
             result = found.target.fn(request, **request.path_params)
         elif found.inline:
             result = _call_inline(found.target.fn, request)
-        elif found.scope is not None and found.scope.flows:
+        elif found.rules is not None and found.rules.flows:
             return _through_flows(
-                plan, request, found.scope.flows, lambda: _call(plan, request, found)
+                plan, request, found.rules.flows, lambda: _call(plan, request, found)
             )
         else:
             return _handled(plan, request, found)
@@ -259,12 +259,12 @@ def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
         return (yield from error_response(plan, request, exc))
     if found is None:
         return _automatic_options(plan, request)
-    scope = found.scope
-    if scope is not None and scope.flows:
+    rules = found.rules
+    if rules is not None and rules.flows:
         # NOTE: the router's flows, inside the app's; they share the flows that wait for an
         # error's response, so an unanswered error still reaches the app's flows.
         inner = lambda: _call(plan, request, found)  # noqa: E731
-        return (yield from _layer(plan, request, scope.flows, 0, inner, waiting))
+        return (yield from _layer(plan, request, rules.flows, 0, inner, waiting))
     return (yield from _call(plan, request, found))
 
 

@@ -34,7 +34,7 @@ ErrorHandlers = Mapping[int | type[BaseException], ErrorHandler]
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class RouterRules:
     """What a router adds to its routes: flows inside the app's, and error handlers.
 
     ``error_handlers`` are searched in order: the router's, then the app's.
@@ -51,7 +51,7 @@ class Endpoint:
     ``blocking`` is a ``def`` handler that may block: a plain call under WSGI, an offload to the
     pool under ASGI. ``inline`` is a ``def`` handler with ``offload=False``: a plain call under
     both, with blocking body reads refused. Neither: an ``async def`` handler, awaited, or a
-    route whose router has flows (``scope``), which run around the handler's call.
+    route whose router has flows (``rules``), which run around the handler's call.
     """
 
     route: Route
@@ -59,14 +59,16 @@ class Endpoint:
     limits: Limits
     blocking: bool
     inline: bool
-    scope: Scope | None = None
+    rules: RouterRules | None = None
 
 
-def endpoint(route: Route, target: Colored, limits: Limits, scope: Scope | None = None) -> Endpoint:
-    """Compile ``route`` with its wrapped handler (and its router's scope) into an ``Endpoint``."""
-    direct = not target.is_async and (scope is None or not scope.flows)
+def endpoint(
+    route: Route, target: Colored, limits: Limits, rules: RouterRules | None = None
+) -> Endpoint:
+    """Compile ``route`` with its wrapped handler (and its router's rules) into an ``Endpoint``."""
+    direct = not target.is_async and (rules is None or not rules.flows)
     return Endpoint(
-        route, target, limits, direct and target.offload, direct and not target.offload, scope
+        route, target, limits, direct and target.offload, direct and not target.offload, rules
     )
 
 
@@ -90,7 +92,7 @@ class Plan:
     closers: tuple[Colored, ...]
     limits: Limits
     # NOTE: by id() of each route of a router with flows or error handlers; read on errors only.
-    scopes: dict[int, Scope] = field(default_factory=dict)
+    router_rules: dict[int, RouterRules] = field(default_factory=dict)
 
     def shutdown_sequence(self) -> list[Colored]:
         """The shutdown hooks, then the plugins' ``close()`` (last installed first)."""
@@ -158,10 +160,12 @@ class Plan:
 
         For a request routed to ``route``, its router's handlers are searched before the app's.
         """
-        scope = self.scopes.get(id(route)) if route is not None and self.scopes else None
-        if scope is None:
+        rules = (
+            self.router_rules.get(id(route)) if route is not None and self.router_rules else None
+        )
+        if rules is None:
             return _search(self.error_handlers, exc)
-        for handlers in scope.error_handlers:
+        for handlers in rules.error_handlers:
             found = _search(handlers, exc)
             if found is not None:
                 return found

@@ -197,12 +197,15 @@ class Route:
 
 
 def check_name(known: Route | None, route: Route) -> None:
-    """Refuse a second route of the same name unless it is the same template (other methods).
+    """Refuse a second route of the same name, with another template and another handler.
+
+    One template under several methods is one route for ``url_for``; one handler under
+    several templates (stacked decorators) keeps its name, and ``url_for`` builds the first.
 
     Raises:
-        ValueError: If ``url_for(route.name)`` could build either of two templates.
+        ValueError: If ``url_for(route.name)`` could mean either of two handlers' templates.
     """
-    if known is not None and known.template != route.template:
+    if known is not None and known.template != route.template and known.handler != route.handler:
         raise ValueError(
             f"two routes are named {route.name!r} ({known.template} and {route.template}): "
             "url_for() could build only one; pass name= to tell them apart"
