@@ -140,24 +140,31 @@ class WSGIDriver:
 
     def _request(self, environ: Environ) -> Request:
         method = environ["REQUEST_METHOD"]
-        path_bytes = environ.get("PATH_INFO", "").encode("latin-1") or b"/"
-        path: bytes | None = path_bytes
-        if path_bytes[:1] != b"/" or path_bytes[1:2] == b"/":
-            # PERF: the check costs 0.07 us, a call to target_path() for every path 0.15 us.
-            # NOTE: Waitress takes the path out of an absolute-form target itself; others may
-            # not; and a server may decode "/%2F" into a PATH_INFO of "//".
-            path = target_path(path_bytes, method)
+        path_info = environ.get("PATH_INFO", "")
+        if path_info[:1] == "/" and path_info[1:2] != "/" and path_info.isascii():
+            # PERF: an ASCII path is its own UTF-8 decoding; 0.15 us saved.
+            path: str | None = path_info
+        else:
+            path = self._path(path_info, method)
         query = environ.get("QUERY_STRING")
         return Request(
             self.app,
             self._limits,
             method,
-            decode_path(path) if path is not None else None,
+            path,
             query.encode("latin-1") if query else b"",
             environ.get("wsgi.url_scheme", "http"),
             WSGIHead(environ),
             WSGIBody(environ),
         )
+
+    @staticmethod
+    def _path(path_info: str, method: str) -> str | None:
+        raw = path_info.encode("latin-1") or b"/"
+        # NOTE: Waitress takes the path out of an absolute-form target itself; others may
+        # not; and a server may decode "/%2F" into a PATH_INFO of "//".
+        target = raw if raw[:1] == b"/" and raw[1:2] != b"/" else target_path(raw, method)
+        return decode_path(target) if target is not None else None
 
     def close(self) -> None:
         """Run the shutdown hooks and the plugins' ``close()`` once, then stop the app loop.
