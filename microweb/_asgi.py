@@ -273,6 +273,12 @@ class ASGIHead:
             _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._scope["headers"]]
         )
 
+    def content_type(self) -> str | None:
+        for name, value in self._scope["headers"]:
+            if name == b"content-type":
+                return str(value.decode("latin-1"))
+        return None
+
     def server(self) -> tuple[str, int | None] | None:
         server = self._scope.get("server")
         return (server[0], server[1]) if server else None

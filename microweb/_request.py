@@ -78,6 +78,10 @@ class RequestHead(Protocol):
         """The request headers."""
         ...
 
+    def content_type(self) -> str | None:
+        """The first ``Content-Type`` header, as ``headers().get("content-type")`` gives it."""
+        ...
+
     def server(self) -> tuple[str, int | None] | None:
         """The server's address, when known."""
         ...
@@ -333,7 +337,10 @@ class Request:
     @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` header, if any."""
-        return self.headers.get("content-type")
+        if self._headers is None:
+            # PERF: read alone, without building every header: 0.x us less for a JSON body.
+            return self._head.content_type()
+        return self._headers.get("content-type")
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of the route called ``name``, with the app's root path in front."""
@@ -454,10 +461,17 @@ class Request:
     async def aread(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``); the async twin of ``read()``."""
         if self._body is None:
+            # PERF: the source's chunks counted here, not through _astream(), and closed
+            # without aclosing(): 0.x us less for a small JSON body.
+            meter = self._start("aread()")
             buffer = BodyBuffer()
-            async with aclosing(self._astream("aread()")) as chunks:
+            chunks = self._source.achunks()
+            try:
                 async for chunk in chunks:
-                    buffer.add(chunk)
+                    buffer.add(meter.count(chunk))
+            finally:
+                await chunks.aclose()
+            meter.finish()
             self._body = buffer.take()
         return self._body
 

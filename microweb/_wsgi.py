@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
-from ._datastructures import Headers
+from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
@@ -39,7 +39,7 @@ def _headers_of(environ: Environ) -> Headers:
         value = environ.get(key)
         if value:
             items.append((name, value))
-    return Headers(_trusted=items)
+    return trusted_headers(items)
 
 
 def _raw_path(environ: Environ) -> bytes:
@@ -77,6 +77,12 @@ class WSGIHead:
 
     def headers(self) -> Headers:
         return _headers_of(self._environ)
+
+    def content_type(self) -> str | None:
+        environ = self._environ
+        if "HTTP_CONTENT_TYPE" in environ:
+            return str(environ["HTTP_CONTENT_TYPE"])
+        return environ.get("CONTENT_TYPE") or None
 
     def server(self) -> tuple[str, int | None]:
         port = self._environ.get("SERVER_PORT")
