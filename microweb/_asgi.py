@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ._body import ASGIBody
+from ._body import ASGIBody, default_limit
 from ._concurrency import (
     drive_async,
     iterate_in_pool,
@@ -122,6 +122,9 @@ class ASGIDriver:
                     # NOTE: after the final send, or the client's leaving: they are cleanup.
                     await drive_async(run_after(request._after), self.pool)
             finally:
+                # PERF: the limit's closure refers to the request, which refers to the body:
+                # left in place, that cycle waits for the garbage collector, 1.1 us a request.
+                body.limit = default_limit
                 request.close()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:

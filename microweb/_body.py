@@ -97,7 +97,8 @@ class WSGIBody:
             yield chunk
 
 
-def _default_limit() -> int:
+def default_limit() -> int:
+    """The body limit of an ``ASGIBody`` until the driver gives the request's."""
     return DEFAULT_BODY_LIMIT
 
 
@@ -136,7 +137,7 @@ class ASGIBody:
         self.disconnected = False
         self._kept = 0
         self._pending: asyncio.Future[Message] | None = None
-        self.limit: Callable[[], int] = _default_limit
+        self.limit: Callable[[], int] = default_limit
 
     @property
     def content_length(self) -> int | None:
