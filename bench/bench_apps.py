@@ -278,3 +278,40 @@ def starlette_asgi_routes() -> Any:
     import cell_peers
 
     return cell_peers.starlette_routes()
+
+
+# -- 200 slow requests (slow_requests.py) -----------------------------------------------------
+
+SLOW_SECONDS = 0.5
+
+
+def slow_wsgi() -> Any:
+    """Return a WSGI app whose ``GET /slow`` is a ``def`` handler sleeping half a second."""
+    import time
+
+    from microweb import App
+
+    app = App()
+
+    @app.get("/slow")
+    def slow(request: Any) -> str:
+        time.sleep(SLOW_SECONDS)
+        return "slept"
+
+    return app.as_wsgi()
+
+
+def slow_asgi() -> Any:
+    """Return an ASGI app whose ``GET /slow`` is an ``async def`` handler sleeping half a second."""
+    import asyncio
+
+    from microweb import App
+
+    app = App()
+
+    @app.get("/slow")
+    async def slow(request: Any) -> str:
+        await asyncio.sleep(SLOW_SECONDS)
+        return "slept"
+
+    return app.as_asgi()
