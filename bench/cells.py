@@ -53,6 +53,8 @@ from _harness import (
 from cell_apps import CELLS, Cell
 
 STREAMS = "streams the parts, keeps nothing"
+PARTS = "streams the parts (iter_parts/aiter_parts), keeps nothing"
+UPLOAD = "upload 10MiB"
 SPOOLS = "spools the file to a temporary file past 1 MiB"
 FLOOR = "feeds the parser loop chunk by chunk, keeps nothing"
 
@@ -68,6 +70,7 @@ class Row:
     routes: Callable[[], Any]
     upload: str  # how it handles the upload: streams, spools, ...
     bridge: bool = False
+    cells: tuple[str, ...] | None = None  # only these cells (None: every cell)
 
 
 def _microweb(interface: str, colour: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -78,6 +81,14 @@ def _microweb(interface: str, colour: str) -> tuple[Callable[[], Any], Callable[
         lambda: serve(cell_apps.microweb_main(colour)),
         lambda: serve(cell_apps.microweb_routes(colour)),
     )
+
+
+def _parts(interface: str, colour: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    def serve() -> Any:
+        app = cell_apps.microweb_parts(colour)
+        return app.as_wsgi() if interface == "wsgi" else app.as_asgi()
+
+    return serve, serve
 
 
 def rows() -> list[Row]:
@@ -95,6 +106,14 @@ def rows() -> list[Row]:
             *_microweb("wsgi", "async"),
             SPOOLS,
             bridge=True,
+        ),
+        Row(
+            "microweb-wsgi-parts",
+            "microweb WSGI, def, iter_parts",
+            "wsgi",
+            *_parts("wsgi", "sync"),
+            PARTS,
+            cells=(UPLOAD,),
         ),
         Row("raw-asgi", "raw ASGI (floor)", "asgi", *_raw("asgi"), FLOOR),
         Row("falcon-asgi", f"{falcon} ASGI", "asgi", *_falcon("asgi"), STREAMS),
@@ -116,6 +135,14 @@ def rows() -> list[Row]:
             *_microweb("asgi", "sync"),
             SPOOLS,
             bridge=True,
+        ),
+        Row(
+            "microweb-asgi-parts",
+            "microweb ASGI, async def, aiter_parts",
+            "asgi",
+            *_parts("asgi", "async"),
+            PARTS,
+            cells=(UPLOAD,),
         ),
     ]
 
@@ -199,6 +226,8 @@ class Runner:
             self.errors.update(dict.fromkeys(((row.key, c) for c in CELLS), f"build: {exc!r}"))
             return
         for cell in CELLS.values():
+            if row.cells is not None and cell.name not in row.cells:
+                continue
             try:
                 self.timers[row.key, cell.name] = self._checked_timer(row, apps[cell.routes], cell)
             except Exception as exc:
@@ -208,7 +237,7 @@ class Runner:
         """Time every checked cell, all together in interleaved rounds."""
         self.seconds_per_request = measure_many(self.timers, self.repeats, self.seconds)
 
-    def measure_memory(self, cell: str = "upload 10MiB") -> None:
+    def measure_memory(self, cell: str = UPLOAD) -> None:
         """Take each row's ``tracemalloc`` peak for one request of ``cell``, over the baseline."""
         for (key, name), timer in self.timers.items():
             if name != cell:
@@ -251,7 +280,7 @@ def write_json(path: str, runner: Runner, table: list[Row], meta: dict[str, Any]
         ],
         "checks": [
             {"verdict": verdict, "goal": goal}
-            for verdict, goal in report.checks(runner.seconds_per_request, table)
+            for verdict, goal in report.checks(runner.seconds_per_request, table, runner.peak_bytes)
         ],
     }
     Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

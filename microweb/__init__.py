@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from ._app import App
 from ._datastructures import Headers, MultiDict
-from ._errors import ClientDisconnect, HTTPError
+from ._errors import ClientDisconnect, HTTPError, InterfaceWarning
 from ._forms import FormData, UploadFile, safe_filename
 from ._limits import Limits
+from ._parts import Part
 from ._plugins import Plugin
 from ._request import Request
 from ._response import Response
@@ -19,9 +20,11 @@ __all__ = [
     "ClientDisconnect",
     "HTTPError",
     "Headers",
+    "InterfaceWarning",
     "Limits",
     "FormData",
     "MultiDict",
+    "Part",
     "Plugin",
     "Request",
     "Response",

@@ -6,13 +6,13 @@ import dataclasses
 import inspect
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import HTTPError
+from ._effects import Colored
+from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
-from ._pipeline import Colored
+from ._plan import Endpoint, ErrorHandler, Plan, endpoint
 from ._plugins import check_plugin, closers, wrap_handler
 from ._router import Router, RouteRegistry
 from ._routing import (
@@ -27,19 +27,10 @@ from ._routing import (
 
 if TYPE_CHECKING:
     from ._asgi import ASGIDriver
-    from ._request import Request
     from ._wsgi import WSGIDriver
 
 F = TypeVar("F", bound=Callable[..., Any])
 P = TypeVar("P")
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorHandler:
-    """An error handler and what it was registered for (a status or an exception class)."""
-
-    key: int | type[BaseException]
-    target: Colored
 
 
 class App(RouteRegistry):
@@ -64,13 +55,14 @@ class App(RouteRegistry):
         self.startup_hooks: list[Colored] = []
         self.shutdown_hooks: list[Colored] = []
         self.plugins: list[Any] = []
-        self._started = False
+        self._plan: Plan | None = None
         self._ws_warned = False
         self._converters: dict[str, Converter] = dict(BUILTIN_CONVERTERS)
-        self._http = RouteTable(self._converters)
-        self._ws = RouteTable(self._converters)
+        self._http: RouteTable[Route] = RouteTable(self._converters)
+        self._ws: RouteTable[Route] = RouteTable(self._converters)
+        # NOTE: in registration order, which decides between templates that match alike.
+        self._http_routes: list[Route] = []
         self._names: dict[str, Route] = {}
-        self._handlers: dict[int, Colored] = {}
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
 
     # -- registration --------------------------------------------------------------------------
@@ -80,14 +72,18 @@ class App(RouteRegistry):
         route = dataclasses.replace(route, limits=resolve_limits(self.limits, route.limits))
         self._names.setdefault(route.name, route)
         if route.kind == "websocket":
-            self._ws.add(route)
+            self._ws.add(route, route)
             return
-        self._http.add(route)
-        self._handlers[id(route)] = (
-            wrap_handler(route, self.plugins)
-            if self._started
-            else Colored(route.handler, route.is_async, route.offload)
-        )
+        self._http.add(route, route)
+        self._http_routes.append(route)
+        if self._plan is not None:
+            # NOTE: added after startup (by a startup hook, say): served from now on.
+            self._plan.http.add(route, self._endpoint(route))
+
+    def _endpoint(self, route: Route) -> Endpoint:
+        # NOTE: App._add_route resolved the route's limits to a Limits.
+        limits: Limits = route.limits  # type: ignore[assignment]
+        return endpoint(route, wrap_handler(route, self.plugins), limits)
 
     def install(self, plugin: P) -> P:
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
@@ -96,7 +92,7 @@ class App(RouteRegistry):
             TypeError: If the plugin has no ``name``.
             ValueError: If a plugin of that name is installed, or the app has started.
         """
-        if self._started:
+        if self._plan is not None:
             raise ValueError("install plugins before calling as_wsgi() or as_asgi()")
         check_plugin(plugin, self.plugins)
         self.plugins.append(plugin)
@@ -105,21 +101,32 @@ class App(RouteRegistry):
             setup(self)
         return plugin
 
-    def start(self) -> None:
-        """Settle every decision that needs all registrations: plugins wrap the handlers.
+    def compile(self) -> Plan:
+        """Return the plan the drivers serve, compiled on the first call.
 
-        ``as_wsgi()`` and ``as_asgi()`` call it; errors surface there, before any request.
+        Plugins wrap every handler here, and each route gets the way its handler is called;
+        ``as_wsgi()`` and ``as_asgi()`` call it, so errors surface there, before any request.
+
+        Raises:
+            TypeError: If a plugin changes a handler's colour or returns no callable.
+            ValueError: If a route skips a plugin that is not installed.
         """
-        if self._started:
-            return
-        for route in self._http:
-            self._handlers[id(route)] = wrap_handler(route, self.plugins)
-        self._started = True
-
-    @property
-    def shutdown_sequence(self) -> list[Colored]:
-        """The shutdown hooks, then the plugins' ``close()`` (last installed first)."""
-        return self.shutdown_hooks + closers(self)
+        if self._plan is None:
+            http: RouteTable[Endpoint] = RouteTable(self._converters)
+            for route in self._http_routes:
+                http.add(route, self._endpoint(route))
+            self._plan = Plan(
+                app=self,
+                http=http,
+                websocket=self._ws,
+                flows=self.flows,
+                error_handlers=self._error_handlers,
+                startup_hooks=self.startup_hooks,
+                shutdown_hooks=self.shutdown_hooks,
+                closers=tuple(closers(self.plugins)),
+                limits=self.limits,
+            )
+        return self._plan
 
     def include(self, router: Router) -> None:
         """Add every route of ``router`` to this app.
@@ -202,77 +209,12 @@ class App(RouteRegistry):
         self.shutdown_hooks.append(Colored(hook, is_async_callable(hook)))
         return hook
 
-    # -- lookup, per request -------------------------------------------------------------------
-
-    def match(self, request: Request) -> Route | None:
-        """Route ``request``: set its route, path parameters and limits.
-
-        Returns:
-            The route, or ``None`` for an ``OPTIONS`` request answered automatically.
-
-        Raises:
-            HTTPError: 400 for a target that is not a path or not UTF-8, 404 or 405 (with
-                ``Allow``).
-        """
-        if not request.path_is_valid:
-            raise HTTPError(400, _invalid_target(request))
-        method = request.method
-        route, params, allowed = self._http.lookup(method, request.path)
-        if route is None and method == "HEAD":
-            route, params, allowed = self._http.lookup("GET", request.path)
-        if route is None:
-            if not allowed:
-                if request.path == "*":
-                    return None  # NOTE: the drivers let "*" through for OPTIONS only.
-                self._refuse_plain_http_to_websocket(request)
-                raise HTTPError(404)
-            if method == "OPTIONS":
-                return None
-            raise HTTPError(405, headers={"allow": ", ".join(_with_implied(allowed))})
-        return _bind(request, route, params)
-
-    def _refuse_plain_http_to_websocket(self, request: Request) -> None:
-        if self._ws.lookup("GET", request.path)[0] is None:
-            return
-        if request.interface == "wsgi":
-            raise HTTPError(
-                501, "this is a WebSocket endpoint: WebSockets need the ASGI entrypoint (as_asgi())"
-            )
-        raise HTTPError(426, "this is a WebSocket endpoint", {"upgrade": "websocket"})
-
-    def match_websocket(self, request: Request) -> Route | None:
-        """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint."""
-        if not request.path_is_valid:
-            return None
-        route, params, _ = self._ws.lookup("GET", request.path)
-        return None if route is None else _bind(request, route, params)
+    # -- the registry ----------------------------------------------------------------------------
 
     @property
     def websocket_routes(self) -> list[Route]:
         """Every WebSocket route."""
         return list(self._ws)
-
-    def allowed_methods(self, path: str) -> list[str]:
-        """Return the methods of every template matching ``path``, with HEAD and OPTIONS.
-
-        For ``*`` (``OPTIONS *``, about the server as a whole), the methods of every route.
-        """
-        if path == "*":
-            return _with_implied({method for route in self._http for method in route.methods})
-        return _with_implied(self._http.lookup("", path)[2])
-
-    def handler_of(self, route: Route) -> Colored:
-        """Return the handler to call for ``route``, with its colour."""
-        return self._handlers[id(route)]
-
-    def error_handler_of(self, exc: BaseException) -> ErrorHandler | None:
-        """Find the error handler for ``exc``: by class first, then by status."""
-        for cls in type(exc).__mro__:
-            found = self._error_handlers.get(cls)
-            if found is not None:
-                return found
-        status = exc.status if isinstance(exc, HTTPError) else 500
-        return self._error_handlers.get(status)
 
     @property
     def routes(self) -> list[Route]:
@@ -308,39 +250,18 @@ class App(RouteRegistry):
         """Return the PEP 3333 callable; startup hooks run now, shutdown on ``close()``."""
         from ._wsgi import WSGIDriver
 
-        self.start()
+        plan = self.compile()
         if self._ws_warning_due():
             warnings.warn(
                 "this app has WebSocket routes, which need the ASGI entrypoint (as_asgi()); "
                 "under WSGI they answer 501",
-                RuntimeWarning,
+                InterfaceWarning,
                 stacklevel=2,
             )
-        return WSGIDriver(self)
+        return WSGIDriver(plan)
 
     def as_asgi(self) -> ASGIDriver:
         """Return the ASGI 3 callable (``http`` and ``lifespan``)."""
         from ._asgi import ASGIDriver
 
-        self.start()
-        return ASGIDriver(self)
-
-
-def _bind(request: Request, route: Route, params: dict[str, Any]) -> Route:
-    request.route, request.path_params = route, params
-    # NOTE: App._add_route resolved every route's limits to a Limits.
-    request.limits = route.limits  # type: ignore[assignment]
-    return route
-
-
-def _invalid_target(request: Request) -> str:
-    if request.raw_path[:1] == b"/":
-        return "request path is not valid UTF-8"
-    return "request target is not a path: it must start with '/' ('*' only for OPTIONS)"
-
-
-def _with_implied(methods: set[str]) -> list[str]:
-    implied = set(methods) | {"OPTIONS"}
-    if "GET" in implied:
-        implied.add("HEAD")
-    return sorted(implied)
+        return ASGIDriver(self.compile())

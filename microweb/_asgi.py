@@ -9,27 +9,29 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ._body import ASGIBody
-from ._concurrency import drive_async, iterate_in_pool, make_pool, run_in_pool, sync_only
+from ._concurrency import (
+    drive_async,
+    iterate_in_pool,
+    make_pool,
+    run_blocking,
+    run_in_pool,
+    sync_only,
+)
 from ._datastructures import Headers
+from ._effects import ShutdownError, run_hooks, run_shutdown
+from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
-from ._pipeline import ShutdownError, dispatch, dispatch_handshake, run_hooks, run_shutdown
+from ._pipeline import dispatch_handshake, respond
 from ._request import Address, Request, decode_raw_path
-from ._response import Response, head_list, no_body_status
-from ._target import target_path
+from ._response import Response
+from ._target import strip_root, target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._plan import Plan
 
 logger = logging.getLogger("microweb")
-
-
-def _strip_root(path: bytes, root: bytes) -> bytes:
-    # NOTE: servers differ on whether `path` includes `root_path`; accept both forms.
-    if root and (path == root or path.startswith(root + b"/")):
-        return path[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
-    return path
 
 
 class ASGIDriver:
@@ -39,8 +41,10 @@ class ASGIDriver:
     sends no lifespan; ``def`` handlers run in a bounded thread pool.
     """
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        # PERF: read once here, not through the plan in every request.
+        self.app, self._limits = plan.app, plan.limits
         self._pool: ThreadPoolExecutor | None = None
         self._started = False
         self._startup_lock: asyncio.Lock | None = None
@@ -68,12 +72,12 @@ class ASGIDriver:
             self._startup_lock = asyncio.Lock()
         async with self._startup_lock:
             if not self._started:
-                await drive_async(run_hooks(self.app.startup_hooks), self.pool)
+                await drive_async(run_hooks(self.plan.startup_hooks), self.pool)
                 self._started = True
 
     async def _shutdown(self) -> None:
         try:
-            await drive_async(run_shutdown(self.app.shutdown_sequence), self.pool)
+            await drive_async(run_shutdown(self.plan.shutdown_sequence()), self.pool)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=False)
@@ -120,12 +124,12 @@ class ASGIDriver:
         if not self._started:
             await self._startup()
         request = self._request(scope, ASGIBody([], receive))
-        route = self.app.match_websocket(request)
+        route = self.plan.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
             await send({"type": "websocket.close", "code": 1008})
             return
-        refusal = await drive_async(dispatch_handshake(self.app, request), self.pool)
+        refusal = await drive_async(dispatch_handshake(self.plan, request), self.pool)
         if refusal is not None:
             # NOTE: a flow answered instead; plain ASGI can only refuse (the server sends 403).
             await send({"type": "websocket.close", "code": 1008})
@@ -144,24 +148,27 @@ class ASGIDriver:
             await ws.close(1000)
 
     async def _respond(self, request: Request, body: ASGIBody, send: Send) -> None:
-        response: Response = await drive_async(dispatch(self.app, request), self.pool)
+        outcome = respond(self.plan, request)
+        response = (
+            outcome if isinstance(outcome, Response) else await drive_async(outcome, self.pool)
+        )
+        headers, content = outgoing(response, request.method)
         await send(
             {
                 "type": "http.response.start",
                 "status": response.status,
                 "headers": [
-                    (name.encode("latin-1"), value.encode("latin-1"))
-                    for name, value in head_list(response)
+                    (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
                 ],
             }
         )
-        if request.method == "HEAD" or no_body_status(response.status):
+        if content is None:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})
-        elif response.chunks is None:
-            await send({"type": "http.response.body", "body": response.body})
+        elif isinstance(content, bytes):
+            await send({"type": "http.response.body", "body": content})
         else:
-            await self._stream_until_disconnect(response.chunks, request, body, send)
+            await self._stream_until_disconnect(content, request, body, send)
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send
@@ -187,7 +194,7 @@ class ASGIDriver:
         try:
             async for chunk in chunks:
                 if chunk:
-                    body = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                    body = encode_chunk(chunk)
                     await send({"type": "http.response.body", "body": body, "more_body": True})
         except ClientDisconnect:
             raise
@@ -220,13 +227,14 @@ class ASGIDriver:
             # NOTE: h11 passes an absolute-form target whole, httptools only its path.
             target = target_path(raw_path, method)
         if target is not None and root:
-            raw_path = _strip_root(target, quote(root, safe="/").encode("ascii"))
+            raw_path = strip_root(target, quote(root, safe="/").encode("ascii"))
         elif target is not None:
             raw_path = target
         client = scope.get("client")
         scope_headers = scope["headers"]
         return Request(
             app=self.app,
+            limits=self._limits,
             interface="asgi",
             method=method,
             path=decode_raw_path(raw_path) if target is not None else None,
@@ -241,6 +249,7 @@ class ASGIDriver:
             client=Address(client[0], client[1]) if client else None,
             body=body,
             sync_only=sync_only,
+            run_blocking=run_blocking,
         )
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
-from ._pipeline import Effects, Offload
+from ._effects import Effects, Offload
 
 T = TypeVar("T")
 

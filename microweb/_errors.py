@@ -28,6 +28,11 @@ class HTTPError(Exception):
     Raises:
         ValueError: If ``status`` is not 4xx or 5xx, or a header is invalid (see ``Headers``),
             so the mistake shows where the error is raised, not while answering it.
+
+    Attributes:
+        status: The status code (``int``).
+        detail: The message (``str``): ``detail`` as given, or the status phrase.
+        headers: The extra headers (a ``dict``, empty when none were given).
     """
 
     def __init__(
@@ -51,3 +56,12 @@ class HTTPError(Exception):
 
 class ClientDisconnect(Exception):
     """The client went away before the request body was read to its end."""
+
+
+class InterfaceWarning(RuntimeWarning):
+    """Part of the app needs the other interface: WebSocket routes in an app run under WSGI.
+
+    ``app.as_wsgi()`` issues it once per app. ``TestClient`` ignores it, since a test that
+    picks WSGI does so on purpose; elsewhere filter it as any warning:
+    ``warnings.filterwarnings("ignore", category=microweb.InterfaceWarning)``.
+    """

@@ -1,16 +1,15 @@
-"""File responses: validators, conditional requests and single byte ranges (RFC 9110 13-14)."""
+"""Files as values: what a file response serves, its validators and byte ranges (RFC 9110 13-14).
+
+Nothing here sees a request or a response; ``_emission`` answers conditional and range requests
+with these values.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._request import Request
-    from ._response import Response
 
 FILE_CHUNK = 64 * 1024
 
@@ -63,13 +62,15 @@ def stat_file(path: str | os.PathLike[str]) -> FileInfo:
     return FileInfo(fspath, info.st_size, info.st_mtime, 0, info.st_size)
 
 
-def _etag_listed(header: str, etag: str) -> bool:
+def etag_listed(header: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value lists ``etag`` (or ``*``)."""
     # SPEC: RFC 9110 13.1.2, If-None-Match uses the weak comparison.
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     return "*" in tags or etag in tags
 
 
-def _not_modified_since(header: str, mtime: float) -> bool:
+def not_modified_since(header: str, mtime: float) -> bool:
+    """Whether an ``If-Modified-Since`` value is at or after ``mtime`` (an invalid date: no)."""
     try:
         since = parsedate_to_datetime(header).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -77,8 +78,8 @@ def _not_modified_since(header: str, mtime: float) -> bool:
     return int(mtime) <= since
 
 
-def _range_applies(request: Request, file: FileInfo) -> bool:
-    if_range = request.headers.get("if-range")
+def range_applies(if_range: str | None, file: FileInfo) -> bool:
+    """Whether a ``Range`` is honoured given the request's ``If-Range`` value, if any."""
     if if_range is None:
         return True
     # SPEC: RFC 9110 13.1.5, If-Range needs a strong match (an ETag, or the exact date).
@@ -111,42 +112,3 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     if start >= size:
         return False
     return start, end - start + 1
-
-
-def negotiate_file(response: Response, request: Request) -> Response:
-    """Answer conditional and range requests for a file response (in place)."""
-    file = response.file_info
-    if file is None or response.status != 200 or request.method not in ("GET", "HEAD"):
-        return response
-    headers = request.headers
-    response.headers.setdefault("etag", file.etag)
-    response.headers.setdefault("accept-ranges", "bytes")
-    if_none_match = headers.get("if-none-match")
-    if if_none_match is not None:
-        if _etag_listed(if_none_match, file.etag):
-            return _without_body(response, 304)
-    elif (since := headers.get("if-modified-since")) and _not_modified_since(since, file.mtime):
-        return _without_body(response, 304)
-    range_header = headers.get("range")
-    if range_header is None or not _range_applies(request, file):
-        return response
-    span = parse_range(range_header, file.size)
-    if span is None or span is True:
-        return response
-    if span is False:
-        response.headers["content-range"] = f"bytes */{file.size}"
-        return _without_body(response, 416)
-    start, length = span
-    ranged = replace(file, start=start, length=length)
-    response.status, response.file_info = 206, ranged
-    response.chunks, response.length = ranged.chunks(), length
-    response.headers["content-range"] = f"bytes {start}-{start + length - 1}/{file.size}"
-    return response
-
-
-def _without_body(response: Response, status: int) -> Response:
-    response.status, response.file_info = status, None
-    response.chunks, response.length, response.body = None, None, b""
-    if status == 416:
-        response.headers["content-type"] = "text/plain; charset=utf-8"
-    return response

@@ -16,39 +16,19 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._effects import Colored, Effects, Offload
+from ._emission import negotiate_file
 from ._errors import ClientDisconnect, HTTPError, status_phrase
-from ._files import negotiate_file
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._plan import Endpoint, Plan
     from ._request import Request
 
 logger = logging.getLogger("microweb")
-
-Effects = Generator[Any, Any, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Offload:
-    """An effect: call a blocking ``def`` function (inline under WSGI, in the pool under ASGI)."""
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Colored:
-    """A callable with its colour, decided once at registration."""
-
-    fn: Callable[..., Any]
-    is_async: bool
-    offload: bool = False
 
 
 def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
@@ -66,61 +46,69 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
         request._inline = False
 
 
-def run_hooks(hooks: list[Colored]) -> Effects:
-    """Run startup hooks in order (sync ones inline); the first failure stops them."""
-    for hook in hooks:
-        if hook.is_async:
-            yield hook.fn()
-        else:
-            hook.fn()
+def respond(plan: Plan, request: Request) -> Response | Effects:
+    """Handle ``request`` through the flows and the handler.
 
-
-class ShutdownError(RuntimeError):
-    """Some shutdown steps failed; each was logged, and every other step ran."""
-
-
-def run_shutdown(steps: list[Colored]) -> Effects:
-    """Run every shutdown step (hooks, then plugins' ``close()``), even after one fails.
-
-    Each failure is logged on the ``"microweb"`` logger as it happens.
-
-    Raises:
-        ShutdownError: Once all ran, naming the steps that failed.
-    """
-    failed = []
-    for step in steps:
-        try:
-            if step.is_async:
-                yield step.fn()
-            else:
-                step.fn()
-        except Exception as exc:
-            name = getattr(step.fn, "__qualname__", repr(step.fn))
-            logger.error("shutdown step %s failed", name, exc_info=exc)
-            failed.append(f"{name} ({type(exc).__name__}: {exc})")
-    if failed:
-        raise ShutdownError(
-            f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"
-        )
-
-
-def dispatch(app: App, request: Request) -> Effects:
-    """Handle ``request`` through the flows and the handler; return the ``Response``.
+    Returns:
+        The ``Response`` when no effect was needed, or else the effect generator that the
+        driver runs to get it.
 
     Raises:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
     """
-    if app.flows:
-        return (yield from _through_flows(app, request, None))
+    if plan.flows:
+        return _through_flows(plan, request, None)
     try:
-        return (yield from _endpoint(app, request))  # PERF: no flows, no generator for them
+        found = plan.match(request)
+        if found is None:
+            return _automatic_options(plan, request)
+        if found.blocking and request.may_block:
+            # PERF: a def handler under WSGI without flows is a plain call, with no generator
+            # and no effect to drive: 4.7 us a request instead of 5.7 (bench/cells.py --quick,
+            # hello, medians of 3 runs).
+            result = found.target.fn(request, **request.path_params)
+        elif found.inline:
+            result = _call_inline(found.target.fn, request)
+        else:
+            return _handled(plan, request, found)
+        response = to_response(result)
+        # NOTE: settled here, so that flows see the final 304 or 206 of a file response.
+        return negotiate_file(response, request) if response.file_info else response
     except ClientDisconnect:
         raise
     except Exception as exc:
-        return (yield from error_response(app, request, exc))
+        return error_response(plan, request, exc)
 
 
-def dispatch_handshake(app: App, request: Request) -> Effects:
+def _call_inline(fn: Callable[..., Any], request: Request) -> Any:
+    request._inline = True
+    try:
+        return fn(request, **request.path_params)
+    finally:
+        request._inline = False
+
+
+def _handled(plan: Plan, request: Request, found: Endpoint) -> Effects:
+    # NOTE: an async def handler, or a def handler under ASGI: one effect, the handler's call.
+    target = found.target
+    try:
+        if target.is_async:
+            result = yield target.fn(request, **request.path_params)
+        else:
+            result = yield Offload(target.fn, (request,), request.path_params)
+        response = to_response(result)
+        return negotiate_file(response, request) if response.file_info else response
+    except ClientDisconnect:
+        raise
+    except Exception as exc:
+        return (yield from error_response(plan, request, exc))
+
+
+def _automatic_options(plan: Plan, request: Request) -> Response:
+    return Response(b"", 204, {"allow": ", ".join(sorted(plan.allowed_methods(request.path)))})
+
+
+def dispatch_handshake(plan: Plan, request: Request) -> Effects:
     """Run the flows around a WebSocket handshake.
 
     Returns:
@@ -128,7 +116,7 @@ def dispatch_handshake(app: App, request: Request) -> Effects:
         ``Response`` a flow answered with instead, which refuses the handshake.
     """
     handshake = Response(b"", 101)
-    response = yield from _through_flows(app, request, lambda: _accept(handshake))
+    response = yield from _through_flows(plan, request, lambda: _accept(handshake))
     if response is not handshake:
         return response
     request.state.handshake_headers = handshake.headers
@@ -140,30 +128,30 @@ def _accept(handshake: Response) -> Effects:
     return handshake
 
 
-Endpoint = Callable[[], Effects] | None
+Inner = Callable[[], Effects] | None
 # NOTE: flows that caught an error and yielded nothing, innermost first, with their generators.
 Waiting = list[tuple[Colored, Any]]
 
 
-def _through_flows(app: App, request: Request, endpoint: Endpoint) -> Effects:
+def _through_flows(plan: Plan, request: Request, inner: Inner) -> Effects:
     waiting: Waiting = []
     try:
-        return (yield from _layer(app, request, 0, endpoint, waiting))
+        return (yield from _layer(plan, request, 0, inner, waiting))
     except ClientDisconnect:
         yield from _close_all(waiting)
         raise
     except Exception as exc:
         # NOTE: no flow answered: the error's response goes out through the flows that wait.
-        response = yield from error_response(app, request, exc)
-        return (yield from _deliver(app, request, waiting, response))
+        response = yield from error_response(plan, request, exc)
+        return (yield from _deliver(plan, request, waiting, response))
 
 
-def _layer(app: App, request: Request, index: int, endpoint: Endpoint, waiting: Waiting) -> Effects:
-    if index == len(app.flows):
-        if endpoint is not None:
-            return (yield from endpoint())
-        return (yield from _endpoint(app, request))
-    flow = app.flows[index]
+def _layer(plan: Plan, request: Request, index: int, inner: Inner, waiting: Waiting) -> Effects:
+    if index == len(plan.flows):
+        if inner is not None:
+            return (yield from inner())
+        return (yield from _endpoint(plan, request))
+    flow = plan.flows[index]
     gen = flow.fn(request)
     first, done = yield from _advance(request, gen, flow.is_async, None, None)
     if done:
@@ -172,17 +160,17 @@ def _layer(app: App, request: Request, index: int, endpoint: Endpoint, waiting: 
         yield from _close(gen, flow.is_async)
         return _flow_response(flow, first)
     try:
-        response = yield from _layer(app, request, index + 1, endpoint, waiting)
+        response = yield from _layer(plan, request, index + 1, inner, waiting)
     except ClientDisconnect:
         yield from _close(gen, flow.is_async)
         raise
     except Exception as exc:
-        return (yield from _offer(app, request, flow, gen, exc, waiting))
+        return (yield from _offer(plan, request, flow, gen, exc, waiting))
     return (yield from _finish(request, flow, gen, response))
 
 
 def _offer(
-    app: App, request: Request, flow: Colored, gen: Any, exc: Exception, waiting: Waiting
+    plan: Plan, request: Request, flow: Colored, gen: Any, exc: Exception, waiting: Waiting
 ) -> Effects:
     """Throw ``exc`` in at the flow's ``yield``: the flow answers it, waits, or lets it pass."""
     out, done = yield from _advance(request, gen, flow.is_async, None, exc)
@@ -193,7 +181,7 @@ def _offer(
         waiting.append((flow, gen))
         raise exc
     yield from _close(gen, flow.is_async)
-    return (yield from _deliver(app, request, waiting, _flow_response(flow, out)))
+    return (yield from _deliver(plan, request, waiting, _flow_response(flow, out)))
 
 
 def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Effects:
@@ -203,7 +191,7 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
     return response if out is None else _flow_response(flow, out)
 
 
-def _deliver(app: App, request: Request, waiting: Waiting, response: Response) -> Effects:
+def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response) -> Effects:
     """Send ``response`` to the flows waiting for it, innermost first; return the last word."""
     while waiting:
         flow, gen = waiting.pop(0)
@@ -214,7 +202,7 @@ def _deliver(app: App, request: Request, waiting: Waiting, response: Response) -
             raise
         except Exception as exc:
             # NOTE: a waiting flow that fails is answered like any error, for those still waiting.
-            response = yield from error_response(app, request, exc)
+            response = yield from error_response(plan, request, exc)
     return response
 
 
@@ -257,36 +245,31 @@ def _flow_response(flow: Colored, value: Any) -> Response:
     return value
 
 
-def _endpoint(app: App, request: Request) -> Effects:
+def _endpoint(plan: Plan, request: Request) -> Effects:
     try:
-        route = app.match(request)
-        if route is None:
-            return Response(b"", 204, {"allow": _allow_header(app, request)})
-        target = app.handler_of(route)
-        if target.offload and request.may_block and not target.is_async:
+        found = plan.match(request)
+        if found is None:
+            return _automatic_options(plan, request)
+        if found.blocking and request.may_block:
             # PERF: a def handler under WSGI is a plain call; no effect, no extra generator.
-            result = target.fn(request, **request.path_params)
+            result = found.target.fn(request, **request.path_params)
         else:
-            result = yield from call(target, request, **request.path_params)
+            result = yield from call(found.target, request, **request.path_params)
         response = to_response(result)
         # NOTE: settled here, so that flows see the final 304 or 206 of a file response.
         return negotiate_file(response, request) if response.file_info else response
     except ClientDisconnect:
         raise
     except Exception as exc:
-        handler = app.error_handler_of(exc)
+        handler = plan.error_handler_of(exc)
         if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
             raise  # NOTE: unexpected errors are thrown in at the flows' yield: they may answer.
-        return (yield from error_response(app, request, exc))
+        return (yield from error_response(plan, request, exc))
 
 
-def _allow_header(app: App, request: Request) -> str:
-    return ", ".join(sorted(app.allowed_methods(request.path)))
-
-
-def error_response(app: App, request: Request, exc: Exception) -> Effects:
+def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     """Turn ``exc`` into a response: a registered error handler's, or the default one."""
-    handler = app.error_handler_of(exc)
+    handler = plan.error_handler_of(exc)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
         logger.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
     if handler is not None:
@@ -298,7 +281,7 @@ def error_response(app: App, request: Request, exc: Exception) -> Effects:
             exc = failure
     if isinstance(exc, HTTPError):
         return default_error(request, exc.status, exc.detail, exc.headers)
-    detail = "".join(traceback.format_exception(exc)) if app.debug else None
+    detail = "".join(traceback.format_exception(exc)) if plan.app.debug else None
     return default_error(request, 500, detail, {})
 
 

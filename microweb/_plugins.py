@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ._pipeline import Colored
+from ._effects import Colored
 from ._routing import Route, is_async_callable
-
-if TYPE_CHECKING:
-    from ._app import App
 
 
 @runtime_checkable
@@ -70,10 +67,10 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
     return Colored(handler, route.is_async, route.offload)
 
 
-def closers(app: App) -> list[Colored]:
-    """Return the ``close()`` methods of the installed plugins, last installed first."""
+def closers(plugins: Sequence[Any]) -> list[Colored]:
+    """Return the ``close()`` methods of ``plugins``, last installed first."""
     found = []
-    for plugin in reversed(app.plugins):
+    for plugin in reversed(plugins):
         close = getattr(plugin, "close", None)
         if close is not None:
             found.append(Colored(close, is_async_callable(close)))

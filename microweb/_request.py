@@ -5,20 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
 from ._buffer import BodyBuffer
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
-from ._forms import FormBuilder, FormData
+from ._forms import BlockingRunner, FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
+from ._parts import AsyncParts, Part, PartStream, SyncParts
 from ._target import check_host
-
-if TYPE_CHECKING:
-    from ._app import App
+from ._types import AppLike
 
 
 class Address(NamedTuple):
@@ -106,6 +105,10 @@ class _BodyMeter:
 _MISSING: Any = object()
 
 
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+
+
 class Request:
     """An HTTP request, the same object under WSGI and ASGI.
 
@@ -129,6 +132,7 @@ class Request:
         "_load_headers",
         "_query",
         "_raw_path",
+        "_run_blocking",
         "_source",
         "_state",
         "_sync_only",
@@ -150,7 +154,8 @@ class Request:
     def __init__(
         self,
         *,
-        app: App,
+        app: AppLike,
+        limits: Limits,
         interface: str,
         method: str,
         path: str | None,
@@ -163,6 +168,7 @@ class Request:
         client: Address | Callable[[], Address | None] | None,
         body: BodySource,
         sync_only: SyncOnlyCheck,
+        run_blocking: BlockingRunner,
         may_block: bool = False,
     ) -> None:
         self.app, self.interface, self.method = app, interface, method
@@ -174,7 +180,10 @@ class Request:
         # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
         self.may_block = may_block
         self._load_headers, self._source, self._sync_only = headers, body, sync_only
-        self.limits: Limits = app.limits
+        # NOTE: the driver's way to block from async code: uploads' aread/asave, and aform()
+        # spooling files off the event loop.
+        self._run_blocking = run_blocking
+        self.limits = limits
         self.path_params: dict[str, Any] = {}
         self.path_is_valid = path is not None
         self.route: Any = None
@@ -355,18 +364,43 @@ class Request:
         """
         self._check_sync("form()", "aform()")
         if self._form is None:
-            builder = self._form_builder()
+            builder = self._form_builder(defer_writes=False)
             try:
-                for chunk in self._body_or_stream("form()"):
-                    builder.feed(chunk)
-                self._form = builder.finish()
+                self._form = builder.feed_all(self._body_or_stream("form()"))
             except BaseException:
                 builder.discard()
                 raise
         return self._form
 
-    def _form_builder(self) -> FormBuilder:
-        builder = FormBuilder(self.content_type, self.limits)
+    def iter_parts(self) -> Iterator[Part]:
+        """Yield the parts of a multipart body in order, each streamed by ``part.iter_bytes()``.
+
+        Nothing is spooled: a part's data is read as it arrives, before the next part is asked
+        for (a part not read is skipped). Limits and errors are those of ``form()``.
+
+        Raises:
+            HTTPError: 415 for a body that is not multipart, 400 malformed, 413 past a limit.
+            RuntimeError: Where an event loop runs in this thread (use ``aiter_parts()``), or
+                for a body already consumed.
+        """
+        self._check_sync("iter_parts()", "aiter_parts()")
+        stream = PartStream(self.content_type, self.limits)
+        chunks = self._body_or_stream("iter_parts()")
+        parts = SyncParts(stream, chunks, lambda: self._check_sync("iter_parts()", "aiter_parts()"))
+        try:
+            while (part := parts.next_part()) is not None:
+                yield part
+        finally:
+            # NOTE: a loop left early reads no more of the body.
+            getattr(chunks, "close", lambda: None)()
+
+    def _form_builder(self, defer_writes: bool) -> FormBuilder:
+        builder = FormBuilder(
+            self.content_type,
+            self.limits,
+            defer_writes=defer_writes,
+            run_blocking=self._run_blocking,
+        )
         self._cleanups.append(builder.discard)
         return builder
 
@@ -414,19 +448,30 @@ class Request:
     async def aform(self) -> FormData:
         """Read and parse a form; the async twin of ``form()``."""
         if self._form is None:
-            builder = self._form_builder()
+            # NOTE: writes of a spooled file go to a worker thread, never on the event loop.
+            builder = self._form_builder(defer_writes=True)
             try:
-                if self._body is not None:
-                    builder.feed(self._body)
-                else:
-                    async with aclosing(self._astream("aform()")) as chunks:
-                        async for chunk in chunks:
-                            builder.feed(chunk)
-                self._form = builder.finish()
+                async with aclosing(self._abody_or_stream("aform()")) as chunks:
+                    self._form = await builder.afeed_all(chunks)
             except BaseException:
                 builder.discard()
                 raise
         return self._form
+
+    async def aiter_parts(self) -> AsyncIterator[Part]:
+        """Yield the parts of a multipart body; the async twin of ``iter_parts()``.
+
+        Read each part's data with ``part.aiter_bytes()``.
+        """
+        stream = PartStream(self.content_type, self.limits)
+        async with aclosing(self._abody_or_stream("aiter_parts()")) as chunks:
+            parts = AsyncParts(stream, chunks)
+            while (part := await parts.next_part()) is not None:
+                yield part
+
+    def _abody_or_stream(self, call: str) -> AsyncGenerator[bytes, None]:
+        # PERF: the stream itself, not a generator around it: one async hop less per chunk.
+        return _once(self._body) if self._body is not None else self._astream(call)
 
     async def _astream(self, call: str) -> AsyncGenerator[bytes, None]:
         meter = self._start(call)

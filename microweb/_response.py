@@ -21,7 +21,6 @@ TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
-FILE_CHUNK = 64 * 1024
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
@@ -254,8 +253,6 @@ def _guess_type(path: str) -> str:
 
 def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:
     """Return a ``Content-Disposition`` value safe for any filename (RFC 6266 ``filename*``)."""
-    from urllib.parse import quote
-
     ascii_name = "".join(
         c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
     )
@@ -285,36 +282,3 @@ def to_response(result: Any) -> Response:
         f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list "
         "or None"
     )
-
-
-def no_body_status(status: int) -> bool:
-    """Whether a response with ``status`` must not have a body (1xx, 204, 304)."""
-    return status < 200 or status in (204, 304)
-
-
-def head_list(response: Response) -> list[tuple[str, str]]:
-    """Return the headers to send, with ``Content-Length`` and ``Content-Type`` settled.
-
-    SPEC: RFC 9110 sections 8.6 and 15.3.5: no Content-Length on 1xx and 204; a HEAD answer
-    carries the length the GET answer would have.
-    """
-    # PERF: one pass over the header list, which this package owns.
-    items = []
-    typed = False
-    for item in response.headers._list:
-        name = item[0]
-        if name == "content-length":
-            continue
-        typed = typed or name == "content-type"
-        items.append(item)
-    status = response.status
-    if no_body_status(status):
-        # NOTE: wsgiref.validate refuses Content-Type on 304 too; nothing is lost without it.
-        return [item for item in items if item[0] != "content-type"] if typed else items
-    if response.chunks is None:
-        items.append(("content-length", str(len(response.body))))
-    elif response.length is not None:
-        items.append(("content-length", str(response.length)))
-    if not typed:
-        items.append(("content-type", OCTETS if response.body or response.chunks else TEXT))
-    return items

@@ -12,12 +12,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from ._limits import RouteLimits
 
 Handler = Callable[..., Any]
+V = TypeVar("V")
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 _FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -177,7 +178,8 @@ class Route:
         return tuple(s.name for s in self.segments if isinstance(s, Param))
 
 
-MethodMap = dict[str, Route]
+# NOTE: each method of a template maps to its route and the value the table holds for it.
+MethodMap = dict[str, tuple[Route, Any]]
 
 
 class _Node:
@@ -198,16 +200,20 @@ class _Node:
         return node
 
 
-class RouteTable:
-    """The routes of one kind (HTTP or WebSocket) of an app, ready for lookup."""
+class RouteTable(Generic[V]):
+    """Routes of one kind (HTTP or WebSocket), ready for lookup.
+
+    Each route comes with a value, which ``lookup`` returns: the route itself in an app's
+    registry, the compiled endpoint in a plan.
+    """
 
     def __init__(self, converters: Mapping[str, Converter]) -> None:
         self._converters = converters
         self._static: dict[str, MethodMap] = {}
         self._root = _Node()
 
-    def add(self, route: Route) -> None:
-        """Add ``route``.
+    def add(self, route: Route, value: V) -> None:
+        """Add ``route``, for which ``lookup`` returns ``value``.
 
         Raises:
             ValueError: If the same method and template are already registered, or a converter is
@@ -218,9 +224,9 @@ class RouteTable:
             if method in methods:
                 raise ValueError(
                     f"{method} {route.template} is registered twice "
-                    f"({methods[method].name!r} and {route.name!r})"
+                    f"({methods[method][0].name!r} and {route.name!r})"
                 )
-            methods[method] = route
+            methods[method] = (route, value)
 
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):
@@ -252,24 +258,25 @@ class RouteTable:
                 f"(known: {known}); register it with app.add_converter()"
             ) from None
 
-    def lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], set[str]]:
+    def lookup(self, method: str, path: str) -> tuple[V | None, dict[str, Any], set[str]]:
         """Find the route for ``method`` and ``path``.
 
         Returns:
-            ``(route, params, allowed)``: the route and its converted parameters, or ``None``
-            with the methods of every template that matches the path (empty: no template does).
+            ``(value, params, allowed)``: the route's value and its converted parameters, or
+            ``None`` with the methods of every template that matches the path (empty: no
+            template does).
         """
         methods = self._static.get(path)
         if methods is not None:
-            route = methods.get(method)
-            if route is not None:
-                return route, {}, set()
+            found = methods.get(method)
+            if found is not None:
+                return found[1], {}, set()
         allowed: set[str] = set()
         segments = path[1:].split("/")
         for methods, params in self._matches(self._root, segments, 0, []):
-            route = methods.get(method)
-            if route is not None:
-                return route, dict(params), set()
+            found = methods.get(method)
+            if found is not None:
+                return found[1], dict(params), set()
             allowed.update(methods)
         if methods_static := self._static.get(path):
             allowed.update(methods_static)
@@ -307,7 +314,7 @@ class RouteTable:
     def __iter__(self) -> Iterator[Route]:
         seen: dict[int, Route] = {}
         for methods in self._all_method_maps():
-            for route in methods.values():
+            for route, _ in methods.values():
                 seen.setdefault(id(route), route)
         return iter(seen.values())
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+ACCEPTED = "str, ServerSentEvent or a mapping with keys data, event, id, retry, comment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,19 @@ class ServerSentEvent:
     comment: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("data", "event", "id", "comment"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"ServerSentEvent {name} must be str, not {type(value).__name__}"
+                    + (": encode it first, with json.dumps() say" if name == "data" else "")
+                )
+        if self.retry is not None and (
+            not isinstance(self.retry, int) or isinstance(self.retry, bool)
+        ):
+            raise TypeError(
+                f"ServerSentEvent retry must be an int, not {type(self.retry).__name__}"
+            )
         for name in ("event", "id", "comment"):
             value = getattr(self, name)
             if value is not None and ("\n" in value or "\r" in value):
@@ -54,26 +68,62 @@ class ServerSentEvent:
         return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
-def encode_event(item: Any) -> bytes:
-    """Encode a ``str`` (the data) or a ``ServerSentEvent``.
+_FIELDS = frozenset(field.name for field in fields(ServerSentEvent))
+
+
+def event_from_mapping(item: Mapping[str, Any]) -> ServerSentEvent:
+    """Return the ``ServerSentEvent`` a mapping such as ``{"data": ..., "event": ...}`` stands for.
 
     Raises:
-        TypeError: For any other value.
+        ValueError: If a key is not a field of ``ServerSentEvent``.
+        TypeError: If a value has the wrong type.
+    """
+    unknown = [key for key in item if key not in _FIELDS]
+    if unknown:
+        raise ValueError(
+            f"unknown event stream key(s) {', '.join(map(repr, unknown))}: "
+            "use data, event, id, retry, comment"
+        )
+    return ServerSentEvent(**item)
+
+
+def encode_event(item: Any) -> bytes:
+    """Encode a ``str`` (the data), a ``ServerSentEvent`` or a mapping of its fields.
+
+    Raises:
+        TypeError: For any other value, or a field of the wrong type.
+        ValueError: For a mapping with an unknown key, or a field that would break the stream.
     """
     if isinstance(item, str):
         return ServerSentEvent(data=item).encode()
     if isinstance(item, ServerSentEvent):
         return item.encode()
-    raise TypeError(f"an event stream takes str or ServerSentEvent items, not {type(item)}")
+    if isinstance(item, Mapping):
+        return event_from_mapping(item).encode()
+    raise TypeError(f"an event stream takes {ACCEPTED}; got {type(item).__name__}")
 
 
 def sse_chunks(events: Iterable[Any]) -> Iterator[bytes]:
-    """Frame a sync iterable of events."""
-    for item in events:
-        yield encode_event(item)
+    """Frame a sync iterable of events; it is closed when the stream ends, however it ends."""
+    iterator = iter(events)
+    try:
+        for item in iterator:
+            yield encode_event(item)
+    finally:
+        # NOTE: a bad item or a client that left ends the stream here; the app's generator
+        # (and what it holds: a subscription, a connection) must not wait for the collector.
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
 
 
 async def asse_chunks(events: AsyncIterable[Any]) -> AsyncIterator[bytes]:
-    """Frame an async iterable of events."""
-    async for item in events:
-        yield encode_event(item)
+    """Frame an async iterable of events; it is closed when the stream ends, however it ends."""
+    iterator = aiter(events)
+    try:
+        async for item in iterator:
+            yield encode_event(item)
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

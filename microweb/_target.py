@@ -33,6 +33,17 @@ def target_path(target: bytes, method: str) -> bytes | None:
     return target_path(target[found.end() :] or b"/", method)
 
 
+def strip_root(path: bytes, root: bytes) -> bytes:
+    """Return ``path`` without the ``root`` the app is mounted at (both still percent-encoded).
+
+    Servers differ on whether the path they pass includes the root path; both forms are taken.
+    The mount point itself is the app's ``/``.
+    """
+    if root and (path == root or path.startswith(root + b"/")):
+        return path[len(root) :] or b"/"
+    return path
+
+
 def valid_host(host: str) -> bool:
     """Tell whether ``host`` is a ``name[:port]``, ``ipv4[:port]`` or ``[ipv6][:port]``."""
     match = _HOST.fullmatch(host)

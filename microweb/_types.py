@@ -1,10 +1,10 @@
-"""Type aliases for the two interfaces (PEP 3333 and ASGI 3), kept in one place."""
+"""Type aliases for the two interfaces (PEP 3333 and ASGI 3), and what the core knows of an app."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from types import TracebackType
-from typing import Any, TypeAlias
+from types import SimpleNamespace, TracebackType
+from typing import Any, Protocol, TypeAlias
 
 Environ: TypeAlias = dict[str, Any]
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType]
@@ -16,3 +16,15 @@ Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class AppLike(Protocol):
+    """What ``request.app`` is to the core: the ``App``, which the core never imports."""
+
+    debug: bool
+    max_threads: int
+    state: SimpleNamespace
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Build the path of the route called ``name`` (without the root path)."""
+        ...

@@ -25,7 +25,7 @@ import waitress
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
-from ._pipeline import ShutdownError
+from ._effects import ShutdownError
 from ._wsgi import WSGIDriver
 
 logger = logging.getLogger("microweb")

@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from ._body import WSGIBody
-from ._concurrency import AppLoop, drive_sync, iterate_on_loop, sync_only
+from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
 from ._datastructures import Headers
+from ._effects import ShutdownError, run_hooks, run_shutdown
+from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
-from ._pipeline import ShutdownError, dispatch, run_hooks, run_shutdown
+from ._pipeline import respond
 from ._request import Address, Request, decode_path
-from ._response import Response, head_list, no_body_status
+from ._response import Response
 from ._status import status_line
-from ._target import target_path
+from ._target import strip_root, target_path
 from ._types import Environ, StartResponse
 
 if TYPE_CHECKING:
-    from ._app import App
+    from ._plan import Plan
 
 logger = logging.getLogger("microweb")
 
@@ -51,10 +53,7 @@ def _raw_path(environ: Environ) -> bytes:
     if raw is None:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
-    root = quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii")
-    if root and (raw == root or raw.startswith(root + b"/")):
-        raw = raw[len(root) :] or b"/"  # NOTE: the mount point itself is the app's "/".
-    return raw
+    return strip_root(raw, quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii"))
 
 
 def _root_path(script_name: str | None) -> str:
@@ -73,12 +72,14 @@ class WSGIDriver:
     """The app as a PEP 3333 callable. Startup hooks run when it is made; ``close()`` runs
     shutdown hooks (also at interpreter exit)."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        # PERF: read once here, not through the plan in every request.
+        self.app, self._limits = plan.app, plan.limits
         self.app_loop = AppLoop()
         self._closed = False
         try:
-            drive_sync(run_hooks(app.startup_hooks), self.app_loop)
+            drive_sync(run_hooks(plan.startup_hooks), self.app_loop)
         except BaseException:
             self.app_loop.stop()
             raise
@@ -86,24 +87,27 @@ class WSGIDriver:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = self._request(environ)
-        response: Response = drive_sync(dispatch(self.app, request), self.app_loop)
-        start_response(status_line(response.status), head_list(response))
-        # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
-        bodiless = request.method == "HEAD" or no_body_status(response.status)
-        if response.chunks is not None and not bodiless:
-            file = response.file_info
-            wrapper = environ.get("wsgi.file_wrapper")
-            if wrapper is not None and file is not None and file.whole:
-                opened = _open_unchanged(file.path, file.size)
-                if opened is not None:
-                    request.close()
-                    # NOTE: lets the server send the file its own way (Waitress: no Python loop).
-                    wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
-                    return wrapped
-            return _StreamBody(response.chunks, self.app_loop, request)
-        _close_stream(response.chunks, self.app_loop)
-        request.close()
-        return [] if bodiless else [response.body]
+        outcome = respond(self.plan, request)
+        response = outcome if isinstance(outcome, Response) else drive_sync(outcome, self.app_loop)
+        headers, body = outgoing(response, request.method)
+        start_response(status_line(response.status), headers)
+        if body is None:
+            _close_stream(response.chunks, self.app_loop)
+            request.close()
+            return []
+        if isinstance(body, bytes):
+            request.close()
+            return [body]
+        file = response.file_info
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is not None and file is not None and file.whole:
+            opened = _open_unchanged(file.path, file.size)
+            if opened is not None:
+                request.close()
+                # NOTE: lets the server send the file its own way (Waitress: no Python loop).
+                wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
+                return wrapped
+        return _StreamBody(body, self.app_loop, request)
 
     def _request(self, environ: Environ) -> Request:
         method = environ["REQUEST_METHOD"]
@@ -117,6 +121,7 @@ class WSGIDriver:
         port = environ.get("SERVER_PORT")
         return Request(
             app=self.app,
+            limits=self._limits,
             interface="wsgi",
             method=method,
             path=decode_path(path) if path is not None else None,
@@ -129,6 +134,7 @@ class WSGIDriver:
             client=lambda: _client(environ),
             body=WSGIBody(environ),
             sync_only=sync_only,
+            run_blocking=run_blocking,
             may_block=True,
         )
 
@@ -146,7 +152,7 @@ class WSGIDriver:
         self._closed = True
         atexit.unregister(self._close_at_exit)
         try:
-            drive_sync(run_shutdown(self.app.shutdown_sequence), self.app_loop)
+            drive_sync(run_shutdown(self.plan.shutdown_sequence()), self.app_loop)
         finally:
             self.app_loop.stop()
 
@@ -193,7 +199,7 @@ class _StreamBody:
         try:
             for chunk in self._chunks:
                 if chunk:
-                    yield chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+                    yield encode_chunk(chunk)
         except Exception:
             # NOTE: the status line is gone already; the server can only cut the connection.
             logger.exception(

@@ -86,6 +86,62 @@ async def upload_async(request: Request) -> dict[str, Any]:
     return _summary(form, upload, digest, read)
 
 
+def _rss() -> int:
+    # NOTE: the resident set, from /proc (Linux): the second field of statm, in pages.
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PartsSummary:
+    """What ``/parts/...`` answers: each field, the file's size and hash, the RSS growth."""
+
+    def __init__(self) -> None:
+        self.start = self.peak = _rss()
+        self.fields: dict[str, str] = {}
+        self.digest, self.size, self.filename = hashlib.sha256(), 0, None
+
+    def add(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self.peak = max(self.peak, _rss())
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "fields": self.fields,
+            "filename": self.filename,
+            "size": self.size,
+            "sha256": self.digest.hexdigest(),
+            "rss_growth": self.peak - self.start,
+        }
+
+
+@app.post("/parts/sync", limits=UPLOAD_LIMITS)
+def parts_sync(request: Request) -> dict[str, Any]:
+    """Stream the parts with ``iter_parts()``: keep the fields, hash the file."""
+    summary = _PartsSummary()
+    for part in request.iter_parts():
+        if part.filename is None:
+            summary.fields[part.name] = part.text()
+            continue
+        summary.filename = part.filename
+        for chunk in part.iter_bytes():
+            summary.add(chunk)
+    return summary.answer()
+
+
+@app.post("/parts/async", limits=UPLOAD_LIMITS)
+async def parts_async(request: Request) -> dict[str, Any]:
+    """The async twin of ``/parts/sync``, with ``aiter_parts()``."""
+    summary = _PartsSummary()
+    async for part in request.aiter_parts():
+        if part.filename is None:
+            summary.fields[part.name] = await part.atext()
+            continue
+        summary.filename = part.filename
+        async for chunk in part.aiter_bytes():
+            summary.add(chunk)
+    return summary.answer()
+
+
 # -- a stream held until the test releases it -------------------------------------------------
 
 

@@ -12,6 +12,8 @@ frameworks are not test dependencies.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 import re
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import microweb
 from microweb import Limits
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -31,6 +34,7 @@ PAGES = [
     "requests.md",
     "forms.md",
     "responses.md",
+    "templates.md",
     "streaming.md",
     "sse.md",
     "files.md",
@@ -53,6 +57,7 @@ PAGES = [
     "migrating/bottle.md",
     "migrating/starlette.md",
     "migrating/falcon.md",
+    "architecture.md",
 ]
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
 # NOTE: a title keeps the language first, so GitHub and MkDocs still highlight the block as Python.
@@ -277,3 +282,48 @@ def test_limits_table_matches_the_defaults() -> None:
         documented[row.group(1)] = int(size.group(1)) * _UNITS[size.group(2)]
     defaults = dataclasses.asdict(Limits())
     assert documented == defaults
+
+
+REFERENCE = DOCS / "reference"
+DIRECTIVE = re.compile(r"^:::\s+([\w.]+)\s*$", re.MULTILINE)
+
+
+def documented_names() -> list[str]:
+    """The object named by each ``::: path`` directive of the API reference pages."""
+    return [
+        name
+        for path in sorted(REFERENCE.glob("*.md"))
+        for name in DIRECTIVE.findall(path.read_text(encoding="utf-8"))
+    ]
+
+
+# NOTE: microweb and each of its public submodules (plugins, testing, and any added later).
+PUBLIC_MODULES = ["microweb"] + [
+    f"microweb.{info.name}"
+    for info in pkgutil.iter_modules(microweb.__path__)
+    if not info.name.startswith("_")
+]
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_every_public_name_has_one_reference_entry(module: str) -> None:
+    exported = [f"{module}.{name}" for name in importlib.import_module(module).__all__]
+    documented = documented_names()
+    assert not [name for name in exported if documented.count(name) != 1], (
+        "add each to one docs/reference/*.md page as `::: NAME`"
+    )
+
+
+def test_reference_documents_nothing_private() -> None:
+    assert not [name for name in documented_names() if "._" in name]
+
+
+def test_every_page_is_in_the_site_nav() -> None:
+    config = (DOCS.parent / "mkdocs.yml").read_text(encoding="utf-8")
+    # NOTE: commented-out nav lines do not count; mkdocs build --strict fails on either list.
+    listed = set(re.findall(r"^\s*-\s+(?:[^:#\n]+:\s+)?([\w/.-]+\.md)\s*$", config, re.MULTILINE))
+    pages = {path.relative_to(DOCS).as_posix() for path in DOCS.rglob("*.md")}
+    assert not sorted(pages - listed), "add the page to `nav:` in mkdocs.yml"
+    assert not sorted(page for page in listed - pages if not (DOCS.parent / page).is_file()), (
+        "nav names a page that does not exist"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -380,3 +380,37 @@ def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
     assert wrong.status_code == 405
     assert wrong.headers["allow"] == "OPTIONS, POST"
     assert client.get("/boom").status_code == 500
+
+
+def test_http_error_attributes_are_public(make_client: MakeClient, colour: str) -> None:
+    app = App()
+
+    def describe(request: Request, exc: HTTPError) -> Response:
+        body = {"status": exc.status, "detail": exc.detail, "headers": exc.headers}
+        return Response.json(body, status=exc.status)
+
+    app.error_handler(HTTPError)(describe if colour == "sync" else _as_async(describe))
+
+    @app.get("/limited")
+    def limited(request: Request) -> str:
+        raise HTTPError(429, headers={"retry-after": "30"})
+
+    answer = make_client(app).get("/limited")
+    assert answer.status_code == 429
+    assert answer.json() == {
+        "status": 429,
+        "detail": "Too Many Requests",
+        "headers": {"retry-after": "30"},
+    }
+    assert HTTPError(404, "no such note").detail == "no such note"
+    assert HTTPError(400).headers == {}
+
+
+ErrorHandler = Callable[[Request, HTTPError], Response]
+
+
+def _as_async(handler: ErrorHandler) -> Callable[[Request, HTTPError], Awaitable[Response]]:
+    async def async_handler(request: Request, exc: HTTPError) -> Response:
+        return handler(request, exc)
+
+    return async_handler

@@ -879,6 +879,48 @@ def test_sessions_cookie_attributes() -> None:
     assert "SameSite=Strict" in header
 
 
+@pytest.mark.parametrize(
+    ("secure", "base_url", "marked"),
+    [
+        (None, "http://localhost", False),
+        (None, "https://example.com", True),
+        (True, "http://localhost", True),
+        (False, "https://example.com", False),
+    ],
+)
+def test_sessions_secure_follows_the_scheme_unless_given(
+    interface: str, colour: str, secure: bool | None, base_url: str, marked: bool
+) -> None:
+    app = sessions_app(Sessions(SECRET, secure=secure), colour)
+    with TestClient(app, interface=interface, base_url=base_url) as client:
+        header = client.get("/visit").headers["set-cookie"]
+        assert ("; Secure" in header) is marked
+        # NOTE: a client keeps a Secure cookie off plain http: that is the login that did not
+        # stick in development with the old default of secure=True.
+        lost = marked and base_url.startswith("http:")
+        assert client.get("/visit").json() == {"visits": 1 if lost else 2}
+
+
+@pytest.mark.parametrize(("peer", "marked"), [("10.0.0.2", True), ("203.0.113.9", False)])
+def test_sessions_secure_behind_a_trusted_proxy(interface: str, peer: str, marked: bool) -> None:
+    from microweb.plugins import ProxyHeaders
+
+    app = App()
+    app.install(Sessions(SECRET))
+    # NOTE: installed after Sessions, yet its flow is outermost: Sessions sees its scheme.
+    app.install(ProxyHeaders(trusted=["10.0.0.0/8"]))
+
+    @app.get("/login")
+    def login(request: Request) -> str:
+        request.session["user"] = "ada"
+        return request.scheme
+
+    with TestClient(app, interface=interface, client=(peer, 5000)) as client:
+        answer = client.get("/login", headers={"x-forwarded-proto": "https"})
+    assert answer.text == ("https" if marked else "http")
+    assert ("; Secure" in answer.headers["set-cookie"]) is marked
+
+
 def tamper(value: str) -> list[str]:
     payload, stamp, signature = value.split(".")
     forged = base64.urlsafe_b64encode(b'{"visits":1000}').rstrip(b"=").decode()
@@ -957,6 +999,9 @@ def test_sessions_refuse_bad_arguments() -> None:
         Sessions([])
     with pytest.raises(ValueError, match="secure"):
         Sessions(SECRET, samesite="none", secure=False)
+    with pytest.raises(ValueError, match="secure=True"):
+        Sessions(SECRET, samesite="none")
+    Sessions(SECRET, samesite="none", secure=True)
     with pytest.raises(ValueError, match="samesite"):
         Sessions(SECRET, samesite="sometimes")  # type: ignore[arg-type]
     Sessions([SECRET.encode(), SECRET])

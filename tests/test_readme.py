@@ -24,3 +24,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     test = _commands()[1]
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test in ci_lines
+
+
+def test_ci_and_tox_build_the_docs_site_strictly() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -q -e '.[docs]'" in ci and "mkdocs build --strict" in ci
+    tox = (ROOT / "tox.ini").read_text()
+    assert "[testenv:docs]" in tox and "mkdocs build --strict" in tox

@@ -49,11 +49,11 @@ def make_route(template: str, methods: tuple[str, ...] = ("GET",), name: str = "
     )
 
 
-def make_table(*routes: Route) -> RouteTable:
-    """Build a route table with the built-in converters holding ``routes``."""
-    table = RouteTable(dict(BUILTIN_CONVERTERS))
+def make_table(*routes: Route) -> RouteTable[Route]:
+    """Build a route table with the built-in converters holding ``routes`` (each its own value)."""
+    table: RouteTable[Route] = RouteTable(dict(BUILTIN_CONVERTERS))
     for route in routes:
-        table.add(route)
+        table.add(route, route)
     return table
 
 
@@ -260,11 +260,21 @@ def test_lookup_collects_the_methods_of_every_matching_template() -> None:
 
 def test_duplicate_method_and_template_is_refused_by_the_table() -> None:
     table = make_table(make_route("/a", ("GET",)), make_route("/b/{x}", ("GET",)))
+    again = make_route("/a", ("POST", "GET"), name="again")
     with pytest.raises(ValueError, match="twice"):
-        table.add(make_route("/a", ("POST", "GET"), name="again"))
+        table.add(again, again)
+    again = make_route("/b/{x}", ("GET",), name="again")
     with pytest.raises(ValueError, match="twice"):
-        table.add(make_route("/b/{x}", ("GET",), name="again"))
-    table.add(make_route("/a", ("PUT",), name="put"))
+        table.add(again, again)
+    put = make_route("/a", ("PUT",), name="put")
+    table.add(put, put)
+
+
+def test_lookup_returns_the_value_held_for_the_route() -> None:
+    table: RouteTable[str] = RouteTable(dict(BUILTIN_CONVERTERS))
+    table.add(make_route("/a/{x:int}", ("GET",)), "compiled")
+    assert table.lookup("GET", "/a/7") == ("compiled", {"x": 7}, set())
+    assert table.lookup("POST", "/a/7") == (None, {}, {"GET"})
 
 
 def test_table_iterates_over_every_route_once() -> None:

@@ -1,7 +1,9 @@
-"""The sans-IO rule: the core never imports asyncio or threading, nor names an environ or scope.
+"""The sans-IO rule and the layers, checked by reading each module's syntax tree.
 
-Only the drivers, the body sources, the concurrency module, the test client, the CLI and plugins
-may do I/O; every other module under ``microweb/`` is checked here by reading its syntax tree.
+The core never imports asyncio or threading, nor names an environ or scope: only the drivers,
+the body sources, the concurrency module, the test client, the CLI and plugins may do I/O. And
+every module imports only its own layer or lower ones (``LAYERS``, the table of
+docs/architecture.md), ``TYPE_CHECKING`` and function-local imports included, with no circle.
 """
 
 from __future__ import annotations
@@ -118,3 +120,118 @@ def test_core_does_not_import_asyncio_or_threading(path: Path) -> None:
 @pytest.mark.parametrize("path", CORE_MODULES, ids=_module_id)
 def test_core_does_not_name_environ_or_scope(path: Path) -> None:
     assert forbidden_names(_tree(path)) == []
+
+
+# -- Layers --------------------------------------------------------------------------------------
+
+# NOTE: the module map of docs/architecture.md. A module may import its own layer or a lower one,
+# never a higher one, TYPE_CHECKING and function-local imports included.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "values": (
+        "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
+        "_sse", "_files", "_routing", "_effects", "_target", "_buffer", "_status",
+    ),
+    "core": (
+        "_parts", "_forms", "_request", "_response", "_emission", "_plugins", "_plan",
+        "_pipeline",
+    ),
+    "bridges": ("_concurrency", "_body"),
+    "drivers": ("_wsgi", "_asgi", "_websocket"),
+    "facade": (
+        "_router", "_app", "__init__", "__main__", "testing", "templating", "_cli", "_waitress",
+        "plugins",
+    ),
+}  # fmt: skip
+RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
+# NOTE: the one exception the rule allows, (importer, imported); none is needed today.
+EXCEPTIONS: frozenset[tuple[str, str]] = frozenset()
+
+
+def _layer_key(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else path.stem
+
+
+def internal_imports(tree: ast.AST, package_parts: tuple[str, ...] = ()) -> set[str]:
+    """Return the package modules imported anywhere in ``tree`` (as layer keys).
+
+    ``package_parts`` is where the module sits below ``microweb`` (``("plugins",)`` for a
+    plugin), to resolve relative imports. Names imported from the package itself count as
+    ``__init__``.
+    """
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = list(package_parts[: len(package_parts) - (node.level - 1)])
+            module = node.module.split(".") if node.module else []
+            found.update(_targets([*base, *module], [alias.name for alias in node.names]))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "microweb":
+            module = (node.module or "").split(".")[1:]
+            found.update(_targets(module, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.Import):
+            dotted = [alias.name.split(".") for alias in node.names]
+            found.update(d[1] if len(d) > 1 else "__init__" for d in dotted if d[0] == "microweb")
+    return found
+
+
+def _targets(module: list[str], names: list[str]) -> list[str]:
+    if module:
+        return [module[0]]
+    return [name if name in RANK else "__init__" for name in names]
+
+
+def _imports_of(path: Path) -> set[str]:
+    return internal_imports(_tree(path), path.relative_to(PACKAGE).parent.parts)
+
+
+def test_every_module_has_a_layer() -> None:
+    keys = {_layer_key(path) for path in ALL_MODULES}
+    assert keys - set(RANK) == set()
+
+
+@pytest.mark.parametrize("path", ALL_MODULES, ids=_module_id)
+def test_imports_go_down_the_layers(path: Path) -> None:
+    importer = _layer_key(path)
+    upward = [
+        imported
+        for imported in _imports_of(path)
+        if RANK.get(imported, -1) > RANK[importer] and (importer, imported) not in EXCEPTIONS
+    ]
+    assert upward == [], f"{importer} ({_layer_of(importer)}) imports a higher layer: {upward}"
+
+
+def _layer_of(module: str) -> str:
+    return next(layer for layer, modules in LAYERS.items() if module in modules)
+
+
+def test_the_detector_sees_local_and_type_checking_imports() -> None:
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._app import App\n"
+        "def f():\n    from ._concurrency import run_blocking\n    from . import _wsgi\n"
+        "import microweb._asgi\nfrom microweb import Request\n"
+    )
+    assert internal_imports(tree) == {"_app", "_concurrency", "_wsgi", "_asgi", "__init__"}
+    plugin = ast.parse("from .._plan import Plan\nfrom . import _vary\n")
+    assert internal_imports(plugin, ("plugins",)) == {"_plan", "plugins"}
+
+
+def test_no_import_circle() -> None:
+    graph = {_module_id(path): path for path in ALL_MODULES}
+    edges = {
+        _layer_key(path): _imports_of(path) - {_layer_key(path)}
+        for path in graph.values()
+        if path.parent == PACKAGE
+    }
+    state: dict[str, int] = {}
+
+    def visit(module: str, trail: list[str]) -> None:
+        if state.get(module) == 2:
+            return
+        assert state.get(module) != 1, f"import circle: {' -> '.join([*trail, module])}"
+        state[module] = 1
+        for imported in sorted(edges.get(module, ())):
+            visit(imported, [*trail, module])
+        state[module] = 2
+
+    for module in sorted(edges):
+        visit(module, [])

@@ -162,6 +162,25 @@ def test_route_limit_replaces_the_app_default(client: httpx.Client, colour: str)
     assert refused.status_code == 413
 
 
+def test_streamed_parts_of_a_5_mb_upload(client: httpx.Client, colour: str) -> None:
+    data = random.Random(4).randbytes(UPLOAD_SIZE)
+    # NOTE: a first small upload warms the server up (a pool thread, lazy imports).
+    warm_up = client.post(f"/parts/{colour}", files={"file": ("a.bin", bytes(1000))})
+    assert warm_up.status_code == 200
+    response = client.post(
+        f"/parts/{colour}",
+        files={"file": ("big.bin", data, "application/octet-stream")},
+        data={"note": "Zoë"},
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["fields"] == {"note": "Zoë"}
+    assert (answer["filename"], answer["size"]) == ("big.bin", UPLOAD_SIZE)
+    assert answer["sha256"] == hashlib.sha256(data).hexdigest()
+    # NOTE: nothing is spooled or kept: the RSS grows by far less than the file while it streams.
+    assert answer["rss_growth"] < UPLOAD_SIZE // 2, answer
+
+
 def _wait_for_no_temp_files(server: Server) -> list[str]:
     deadline = time.monotonic() + CLOSE_DEADLINE
     while (held := server.open_temp_files()) and time.monotonic() < deadline:

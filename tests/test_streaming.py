@@ -292,6 +292,91 @@ def test_sse_refuses_nul_in_id() -> None:
         ServerSentEvent(data="x", id="a\0b")
 
 
+MAPPED_EVENTS: list[Any] = [
+    {"data": "hello"},
+    {"data": "line one\nline two", "event": "update", "id": "42", "retry": 3000},
+    {"comment": "keep-alive"},
+    {"data": "x", "event": None},
+    "plain",
+    ServerSentEvent(data="object"),
+]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_takes_mappings(make_client: MakeClient, colour: str, kind: str) -> None:
+    app = App()
+    add_get(app, colour, lambda r: Response.sse(make_chunks(kind, MAPPED_EVENTS)))
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    assert response.content == (
+        b"data: hello\n\n"
+        b"event: update\nid: 42\nretry: 3000\ndata: line one\ndata: line two\n\n"
+        b": keep-alive\n\n"
+        b"data: x\n\n"
+        b"data: plain\n\n"
+        b"data: object\n\n"
+    )
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("item", "error", "message"),
+    [
+        (42, TypeError, "str, ServerSentEvent or a mapping with keys data, event, id, retry"),
+        (b"bytes", TypeError, "str, ServerSentEvent or a mapping"),
+        ({"data": "x", "name": "y"}, ValueError, "'name'.*use data, event, id, retry, comment"),
+        ({"data": {"a": 1}}, TypeError, r"data must be str, not dict: .*json.dumps"),
+        ({"data": "x", "retry": "soon"}, TypeError, "retry must be an int"),
+    ],
+)
+def test_sse_wrong_items_fail_with_a_logged_error_naming_what_fits(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+    item: Any,
+    error: type[Exception],
+    message: str,
+) -> None:
+    closed: list[str] = []
+    app = App()
+    add_get(app, "sync", lambda r: Response.sse(make_chunks(kind, ["first", item], closed)))
+    # NOTE: the headers are gone when the item comes: the stream is cut, and the error logged.
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(error, match=message):
+        make_client(app).get("/")
+    logged = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert logged and isinstance(logged[0].exc_info[1], error)  # type: ignore[index]
+    assert closed == [kind]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_stream_closes_the_events_when_it_is_closed(kind: str) -> None:
+    # NOTE: a driver closes the response's chunks when the client leaves.
+    closed: list[str] = []
+    response = Response.sse(make_chunks(kind, ["a", "b", "c"], closed))
+    chunks: Any = response.chunks
+    if kind == "sync":
+        assert next(chunks) == b"data: a\n\n"
+        chunks.close()
+    else:
+
+        async def first_then_close() -> None:
+            assert await chunks.__anext__() == b"data: a\n\n"
+            await chunks.aclose()
+
+        asyncio.run(first_then_close())
+    assert closed == [kind]
+
+
+def test_sse_event_fields_have_types() -> None:
+    with pytest.raises(TypeError, match="data must be str, not int"):
+        ServerSentEvent(data=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="event must be str"):
+        ServerSentEvent(data="x", event=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="retry must be an int, not bool"):
+        ServerSentEvent(retry=True)
+    assert ServerSentEvent(retry=0).encode() == b"retry: 0\n\n"
+
+
 # -- request bodies in chunks ------------------------------------------------------------------
 
 

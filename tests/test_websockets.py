@@ -14,7 +14,6 @@ import json
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,7 +21,16 @@ from typing import Any
 import pytest
 from drive import websocket_scope
 
-from microweb import App, Limits, Request, Response, Router, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    InterfaceWarning,
+    Limits,
+    Request,
+    Response,
+    Router,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb.plugins import CORS
 from microweb.testing import TestClient
 
@@ -56,13 +64,6 @@ def _echo_app(**app_options: Any) -> App:
             await ws.send_text(text)
 
     return app
-
-
-def _expect_wsgi_warning(interface: str) -> AbstractContextManager[Any]:
-    # NOTE: as_wsgi() of an app with WebSocket routes warns; the WSGI client calls it lazily.
-    if interface == "wsgi":
-        return pytest.warns(RuntimeWarning, match=r"as_asgi\(\)")
-    return nullcontext()
 
 
 # --- handshake -----------------------------------------------------------------------------
@@ -247,9 +248,9 @@ def test_websocket_and_http_route_share_a_path(interface: str, make_client: Make
         await ws.accept()
         await ws.send_text("live")
 
+    # NOTE: no InterfaceWarning through the client (pytest's -W error would raise it here).
     client = make_client(app)
-    with _expect_wsgi_warning(interface):
-        assert client.get("/live").text == "page"
+    assert client.get("/live").text == "page"
     if interface == "asgi":
         with client.websocket_connect("/live") as session:
             assert session.receive_text() == "live"
@@ -585,8 +586,7 @@ def test_handler_returning_closes_normally(asgi_client: MakeClient) -> None:
 def test_plain_http_to_a_websocket_route(interface: str, make_client: MakeClient) -> None:
     app = _echo_app()
     client = make_client(app)
-    with _expect_wsgi_warning(interface):
-        response = client.get("/echo", headers={"accept": "text/plain"})
+    response = client.get("/echo", headers={"accept": "text/plain"})
     if interface == "asgi":
         assert response.status_code == 426
         assert response.headers["upgrade"] == "websocket"
@@ -598,9 +598,10 @@ def test_plain_http_to_a_websocket_route(interface: str, make_client: MakeClient
 
 def test_as_wsgi_warns_once_per_app() -> None:
     app = _echo_app()
-    with pytest.warns(RuntimeWarning, match=r"as_asgi\(\)") as caught:
+    with pytest.warns(InterfaceWarning, match=r"as_asgi\(\)") as caught:
         first = app.as_wsgi()
     assert len(caught) == 1
+    assert issubclass(InterfaceWarning, RuntimeWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         second = app.as_wsgi()

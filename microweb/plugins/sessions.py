@@ -83,13 +83,16 @@ class Sessions:
         max_age: Seconds a session lives after its last change.
         path: The cookie's ``Path``.
         domain: The cookie's ``Domain``; ``None`` keeps it to the host that set it.
-        secure: Send the cookie over HTTPS only.
+        secure: Send the cookie over HTTPS only. ``None`` (the default) marks it ``Secure``
+            exactly when the request came over HTTPS (``request.scheme``, which
+            ``ProxyHeaders`` corrects behind a proxy), so a login over plain
+            ``http://localhost`` sticks in development; ``True`` or ``False`` always wins.
         httponly: Hide the cookie from scripts.
         samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
 
     Raises:
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown, or
-            ``samesite="none"`` comes without ``secure``.
+            ``samesite="none"`` comes without ``secure=True``.
     """
 
     name = "sessions"
@@ -102,15 +105,17 @@ class Sessions:
         max_age: int = 14 * 24 * 3600,
         path: str = "/",
         domain: str | None = None,
-        secure: bool = True,
+        secure: bool | None = None,
         httponly: bool = True,
         samesite: SameSite = "lax",
     ) -> None:
         self.keys = _keys(secret)
         if samesite not in ("lax", "strict", "none"):
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
-        if samesite == "none" and not secure:
-            raise ValueError("browsers refuse samesite='none' cookies without secure=True")
+        if samesite == "none" and secure is not True:
+            raise ValueError(
+                "browsers refuse samesite='none' cookies without Secure: pass secure=True"
+            )
         if max_age <= 0:
             raise ValueError(f"max_age must be positive, got {max_age}")
         self.cookie_name, self.max_age = cookie_name, max_age
@@ -131,7 +136,12 @@ class Sessions:
         session = request.state.session
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
-        self.save(response, session, loaded, cookie is not None)
+        self.save(response, session, loaded, cookie is not None, secure=self._secure_for(request))
+
+    def _secure_for(self, request: Request) -> bool:
+        if self.secure is not None:
+            return self.secure
+        return request.scheme in ("https", "wss")
 
     def sign(self, payload: str, timestamp: int | None = None) -> str:
         """Return the cookie value for ``payload`` (JSON text), signed with the first key."""
@@ -169,7 +179,15 @@ class Sessions:
             found |= hmac.compare_digest(expected, mac)
         return found
 
-    def save(self, response: Response, session: dict[str, Any], loaded: str, had: bool) -> None:
+    def save(
+        self,
+        response: Response,
+        session: dict[str, Any],
+        loaded: str,
+        had: bool,
+        *,
+        secure: bool | None = None,
+    ) -> None:
         """Write ``session`` to ``response`` if it differs from the ``loaded`` JSON.
 
         Args:
@@ -177,6 +195,8 @@ class Sessions:
             session: The session as the handler left it.
             loaded: The canonical JSON of the session as it was loaded.
             had: Whether the request carried the cookie (an invalid one is then deleted).
+            secure: Whether to mark the cookie ``Secure``; ``None`` takes the plugin's
+                ``secure`` (``None`` there counts as ``False``).
         """
         if not session:
             if had:
@@ -196,7 +216,7 @@ class Sessions:
             max_age=self.max_age,
             path=self.path,
             domain=self.domain,
-            secure=self.secure,
+            secure=bool(self.secure) if secure is None else secure,
             httponly=self.httponly,
             samesite=self.samesite,
         )

@@ -1,0 +1,74 @@
+"""Effects: what the sans-IO core asks a driver to run, and the coloured callables behind them.
+
+The core handles a request as a generator that yields effects. An effect is either an awaitable
+(an ``async def`` handler, hook or flow step) or an ``Offload`` (a ``def`` handler that may
+block). The drivers run them through ``_concurrency``: under WSGI awaitables go to the app loop
+and offloads run inline; under ASGI awaitables are awaited and offloads go to the thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger("microweb")
+
+Effects = Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Offload:
+    """An effect: call a blocking ``def`` function (inline under WSGI, in the pool under ASGI)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Colored:
+    """A callable with its colour, decided once at registration."""
+
+    fn: Callable[..., Any]
+    is_async: bool
+    offload: bool = False
+
+
+def run_hooks(hooks: list[Colored]) -> Effects:
+    """Run startup hooks in order (sync ones inline); the first failure stops them."""
+    for hook in hooks:
+        if hook.is_async:
+            yield hook.fn()
+        else:
+            hook.fn()
+
+
+class ShutdownError(RuntimeError):
+    """Some shutdown steps failed; each was logged, and every other step ran."""
+
+
+def run_shutdown(steps: list[Colored]) -> Effects:
+    """Run every shutdown step (hooks, then plugins' ``close()``), even after one fails.
+
+    Each failure is logged on the ``"microweb"`` logger as it happens.
+
+    Raises:
+        ShutdownError: Once all ran, naming the steps that failed.
+    """
+    failed = []
+    for step in steps:
+        try:
+            if step.is_async:
+                yield step.fn()
+            else:
+                step.fn()
+        except Exception as exc:
+            name = getattr(step.fn, "__qualname__", repr(step.fn))
+            logger.error("shutdown step %s failed", name, exc_info=exc)
+            failed.append(f"{name} ({type(exc).__name__}: {exc})")
+    if failed:
+        raise ShutdownError(
+            f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"
+        )

@@ -1,0 +1,109 @@
+"""What goes out for a response, decided once for both drivers (sans-IO).
+
+File responses are settled against the request here (304, 206, 416); then ``outgoing`` gives the
+header list and one of: the body bytes, a stream to send, or nothing (HEAD, 1xx, 204, 304). The
+drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ._files import etag_listed, not_modified_since, parse_range, range_applies
+from ._response import OCTETS, TEXT, Response, StreamBody
+
+if TYPE_CHECKING:
+    from ._request import Request
+
+Header = tuple[str, str]
+
+
+def negotiate_file(response: Response, request: Request) -> Response:
+    """Answer conditional and range requests for a file response (in place)."""
+    file = response.file_info
+    if file is None or response.status != 200 or request.method not in ("GET", "HEAD"):
+        return response
+    headers = request.headers
+    response.headers.setdefault("etag", file.etag)
+    response.headers.setdefault("accept-ranges", "bytes")
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        if etag_listed(if_none_match, file.etag):
+            return _without_body(response, 304)
+    elif (since := headers.get("if-modified-since")) and not_modified_since(since, file.mtime):
+        return _without_body(response, 304)
+    range_header = headers.get("range")
+    if range_header is None or not range_applies(headers.get("if-range"), file):
+        return response
+    span = parse_range(range_header, file.size)
+    if span is None or span is True:
+        return response
+    if span is False:
+        response.headers["content-range"] = f"bytes */{file.size}"
+        return _without_body(response, 416)
+    start, length = span
+    ranged = replace(file, start=start, length=length)
+    response.status, response.file_info = 206, ranged
+    response.chunks, response.length = ranged.chunks(), length
+    response.headers["content-range"] = f"bytes {start}-{start + length - 1}/{file.size}"
+    return response
+
+
+def _without_body(response: Response, status: int) -> Response:
+    response.status, response.file_info = status, None
+    response.chunks, response.length, response.body = None, None, b""
+    if status == 416:
+        response.headers["content-type"] = TEXT
+    return response
+
+
+def no_body_status(status: int) -> bool:
+    """Whether a response with ``status`` must not have a body (1xx, 204, 304)."""
+    return status < 200 or status in (204, 304)
+
+
+def head_list(response: Response) -> list[Header]:
+    """Return the headers to send, with ``Content-Length`` and ``Content-Type`` settled.
+
+    SPEC: RFC 9110 sections 8.6 and 15.3.5: no Content-Length on 1xx and 204; a HEAD answer
+    carries the length the GET answer would have.
+    """
+    # PERF: one pass over the header list, which this package owns.
+    items = []
+    typed = False
+    for item in response.headers._list:
+        name = item[0]
+        if name == "content-length":
+            continue
+        typed = typed or name == "content-type"
+        items.append(item)
+    status = response.status
+    if no_body_status(status):
+        # NOTE: wsgiref.validate refuses Content-Type on 304 too; nothing is lost without it.
+        return [item for item in items if item[0] != "content-type"] if typed else items
+    if response.chunks is None:
+        items.append(("content-length", str(len(response.body))))
+    elif response.length is not None:
+        items.append(("content-length", str(response.length)))
+    if not typed:
+        items.append(("content-type", OCTETS if response.body or response.chunks else TEXT))
+    return items
+
+
+def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | StreamBody | None]:
+    """Return the headers to send and the body: bytes, a stream of chunks, or ``None``.
+
+    ``None`` means no body at all (HEAD, 1xx, 204, 304); the driver must still close
+    ``response.chunks`` when there is a stream, unsent.
+    """
+    headers = head_list(response)
+    # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
+    if method == "HEAD" or no_body_status(response.status):
+        return headers, None
+    return headers, response.body if response.chunks is None else response.chunks
+
+
+def encode_chunk(chunk: bytes | str) -> bytes:
+    """Encode one streamed chunk (``str`` chunks as UTF-8)."""
+    return chunk.encode("utf-8") if isinstance(chunk, str) else chunk

@@ -1,0 +1,157 @@
+"""The plan: an app compiled for serving, and the per-request lookups made on it (sans-IO).
+
+``App.compile()`` (called by ``as_wsgi()`` and ``as_asgi()``) builds one ``Plan``; the drivers
+and the pipeline take it and never see the ``App``. Every decision that needs all registrations
+is made there, once: plugins wrap each handler, each route's limits are resolved, and each
+route gets its ``Endpoint``, which says how to call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._effects import Colored
+from ._errors import HTTPError
+from ._limits import Limits
+from ._routing import Route, RouteTable
+from ._types import AppLike
+
+if TYPE_CHECKING:
+    from ._request import Request
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A route as served: its handler (wrapped by the plugins) and the way to call it.
+
+    ``blocking`` is a ``def`` handler that may block: a plain call under WSGI, an offload to the
+    pool under ASGI. ``inline`` is a ``def`` handler with ``offload=False``: a plain call under
+    both, with blocking body reads refused. Neither: an ``async def`` handler, awaited.
+    """
+
+    route: Route
+    target: Colored
+    limits: Limits
+    blocking: bool
+    inline: bool
+
+
+def endpoint(route: Route, target: Colored, limits: Limits) -> Endpoint:
+    """Compile ``route`` with its wrapped handler into an ``Endpoint``."""
+    sync = not target.is_async
+    return Endpoint(route, target, limits, sync and target.offload, sync and not target.offload)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorHandler:
+    """An error handler and what it was registered for (a status or an exception class)."""
+
+    key: int | type[BaseException]
+    target: Colored
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An app compiled for serving: what the drivers and the pipeline need, and nothing else.
+
+    ``app`` is what ``request.app`` returns; ``debug`` and ``max_threads`` are read from it
+    where needed, so that settings changed before serving count. The lists and mappings are the
+    app's own: something registered after startup (a route or a flow added by a startup hook)
+    is served, as it was before plans existed.
+    """
+
+    app: AppLike
+    http: RouteTable[Endpoint]
+    websocket: RouteTable[Route]
+    flows: list[Colored]
+    error_handlers: Mapping[int | type[BaseException], ErrorHandler]
+    startup_hooks: list[Colored]
+    shutdown_hooks: list[Colored]
+    closers: tuple[Colored, ...]
+    limits: Limits
+
+    def shutdown_sequence(self) -> list[Colored]:
+        """The shutdown hooks, then the plugins' ``close()`` (last installed first)."""
+        return [*self.shutdown_hooks, *self.closers]
+
+    def match(self, request: Request) -> Endpoint | None:
+        """Route ``request``: set its route, path parameters and limits.
+
+        Returns:
+            The endpoint, or ``None`` for an ``OPTIONS`` request answered automatically.
+
+        Raises:
+            HTTPError: 400 for a target that is not a path or not UTF-8, 404 or 405 (with
+                ``Allow``).
+        """
+        if not request.path_is_valid:
+            raise HTTPError(400, _invalid_target(request))
+        method = request.method
+        found, params, allowed = self.http.lookup(method, request.path)
+        if found is None and method == "HEAD":
+            found, params, allowed = self.http.lookup("GET", request.path)
+        if found is None:
+            if not allowed:
+                if request.path == "*":
+                    return None  # NOTE: the drivers let "*" through for OPTIONS only.
+                self._refuse_plain_http_to_websocket(request)
+                raise HTTPError(404)
+            if method == "OPTIONS":
+                return None
+            raise HTTPError(405, headers={"allow": ", ".join(_with_implied(allowed))})
+        request.route, request.path_params, request.limits = found.route, params, found.limits
+        return found
+
+    def _refuse_plain_http_to_websocket(self, request: Request) -> None:
+        if self.websocket.lookup("GET", request.path)[0] is None:
+            return
+        if request.interface == "wsgi":
+            raise HTTPError(
+                501, "this is a WebSocket endpoint: WebSockets need the ASGI entrypoint (as_asgi())"
+            )
+        raise HTTPError(426, "this is a WebSocket endpoint", {"upgrade": "websocket"})
+
+    def match_websocket(self, request: Request) -> Route | None:
+        """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint."""
+        if not request.path_is_valid:
+            return None
+        route, params, _ = self.websocket.lookup("GET", request.path)
+        if route is not None:
+            request.route, request.path_params = route, params
+            # NOTE: App._add_route resolved every route's limits to a Limits.
+            request.limits = route.limits  # type: ignore[assignment]
+        return route
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """Return the methods of every template matching ``path``, with HEAD and OPTIONS.
+
+        For ``*`` (``OPTIONS *``, about the server as a whole), the methods of every route.
+        """
+        if path == "*":
+            return _with_implied({method for route in self.http for method in route.methods})
+        return _with_implied(self.http.lookup("", path)[2])
+
+    def error_handler_of(self, exc: BaseException) -> ErrorHandler | None:
+        """Find the error handler for ``exc``: by class first, then by status."""
+        handlers = self.error_handlers
+        for cls in type(exc).__mro__:
+            found = handlers.get(cls)
+            if found is not None:
+                return found
+        status = exc.status if isinstance(exc, HTTPError) else 500
+        return handlers.get(status)
+
+
+def _invalid_target(request: Request) -> str:
+    if request.raw_path[:1] == b"/":
+        return "request path is not valid UTF-8"
+    return "request target is not a path: it must start with '/' ('*' only for OPTIONS)"
+
+
+def _with_implied(methods: set[str]) -> list[str]:
+    implied = set(methods) | {"OPTIONS"}
+    if "GET" in implied:
+        implied.add("HEAD")
+    return sorted(implied)

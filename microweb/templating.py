@@ -1,0 +1,110 @@
+"""Jinja2 templates that answer HTML responses (the optional extra ``microweb[jinja]``).
+
+Every template of the directory is read and compiled when ``Templates`` is made, so a syntax
+error stops the app before its first request, and ``render`` never touches the disk: it is
+CPU work only, like encoding JSON, and safe to call in ``async def`` handlers (on the event
+loop under ASGI, on the app's loop under WSGI).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+try:
+    import jinja2
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
+
+from ._response import Response
+
+if TYPE_CHECKING:
+    from ._request import Request
+
+__all__ = ["Templates"]
+
+Directory = str | os.PathLike[str]
+
+
+def _hidden(name: str) -> bool:
+    # NOTE: editor swap files (".page.html.swp") and folders such as ".git" are no templates.
+    return any(part.startswith(".") for part in name.split("/"))
+
+
+class Templates:
+    """A Jinja2 environment over a directory of templates, with autoescaping on.
+
+    Every value put into a template with ``{{ ... }}`` is HTML-escaped, whatever the
+    template's file name, and in templates made from strings (``templates.env.from_string``)
+    too; ``|safe`` or ``markupsafe.Markup`` mark a value that is HTML already.
+
+    Args:
+        directory: The folder that holds the templates, or a list of folders searched in
+            order. Names are paths relative to it with ``/``: ``"notes/list.html"``.
+        **env_options: Passed to ``jinja2.Environment`` (``trim_blocks``, ``undefined``,
+            ``extensions``...). Defaults that differ from Jinja's: ``autoescape=True``,
+            ``auto_reload=False`` (pass ``True`` in development to pick up edited files),
+            ``cache_size=-1`` (every compiled template stays cached).
+
+    Raises:
+        FileNotFoundError: If a directory does not exist.
+        ValueError: If ``enable_async=True`` is given: ``render`` is synchronous.
+        jinja2.TemplateSyntaxError: If a template does not compile.
+
+    Attributes:
+        env: The ``jinja2.Environment``: add filters, tests and globals to it.
+    """
+
+    def __init__(self, directory: Directory | Sequence[Directory], **env_options: Any) -> None:
+        folders = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
+        for folder in folders:
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(f"template directory {os.fspath(folder)!r} does not exist")
+        if env_options.get("enable_async"):
+            raise ValueError(
+                "Templates renders synchronously (templates are compiled up front, so rendering "
+                "does no I/O); leave enable_async off"
+            )
+        options: dict[str, Any] = {"autoescape": True, "auto_reload": False, "cache_size": -1}
+        options.update(env_options)
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), **options)
+        self._compile_all()
+
+    def _compile_all(self) -> None:
+        # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
+        # (docs/templates.md): done here, the first request on an event loop pays nothing.
+        for name in self.env.list_templates():
+            if not _hidden(name):
+                self.env.get_template(name)
+
+    def render(
+        self,
+        request: Request,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Render the template ``name`` as a ``text/html; charset=utf-8`` response.
+
+        The template sees ``request`` and ``url_for`` (``request.url_for``: paths with the
+        app's root path) besides the ``context``; a key of ``context`` wins over them.
+
+        Args:
+            request: The request being answered.
+            name: The template's name, relative to the directory.
+            context: The template's variables.
+            status: The status code.
+            headers: Extra headers.
+
+        Raises:
+            jinja2.TemplateNotFound: If there is no such template (a programming error: the
+                app answers 500 and logs it).
+        """
+        variables: dict[str, Any] = {"request": request, "url_for": request.url_for}
+        if context:
+            variables.update(context)
+        html = self.env.get_template(name).render(variables)
+        return Response.html(html, status, headers)

@@ -1,0 +1,220 @@
+"""Templates: Jinja2 pages as responses, escaping, compiled up front, under both interfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import jinja2
+import pytest
+from drive import asgi_get, wsgi_get
+
+from microweb import App, Request, Response
+from microweb.templating import Templates
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "base.html").write_text(
+        "<title>{% block title %}{% endblock %}</title>{% block body %}{% endblock %}"
+    )
+    (tmp_path / "page.html").write_text(
+        '{% extends "base.html" %}{% block title %}{{ title }}{% endblock %}'
+        "{% block body %}<p>{{ message }}</p>"
+        "<a href=\"{{ url_for('note', note_id=7) }}\">{{ request.method }} {{ request.path }}</a>"
+        "{% endblock %}"
+    )
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "item.txt").write_text("{{ text }}")
+    return tmp_path
+
+
+def _app(templates: Templates, colour: str) -> App:
+    app = App()
+
+    if colour == "sync":
+
+        @app.get("/page")
+        def page(request: Request) -> Response:
+            context = {"title": "Notes", "message": request.query.get("m", "")}
+            return templates.render(request, "page.html", context)
+
+    else:
+
+        @app.get("/page")
+        async def page(request: Request) -> Response:
+            context = {"title": "Notes", "message": request.query.get("m", "")}
+            return templates.render(request, "page.html", context)
+
+    @app.get("/notes/{note_id:int}", name="note")
+    def note(request: Request, note_id: int) -> str:
+        return str(note_id)
+
+    return app
+
+
+def test_render_puts_request_and_url_for_into_the_context(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    client = make_client(_app(Templates(folder), colour))
+    response = client.get("/page", params={"m": "hi"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.text == '<title>Notes</title><p>hi</p><a href="/notes/7">GET /page</a>'
+
+
+def test_values_are_escaped(folder: Path, make_client: MakeClient, colour: str) -> None:
+    client = make_client(_app(Templates(folder), colour))
+    response = client.get("/page", params={"m": "<script>alert('x')</script>"})
+    assert "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</p>" in response.text
+
+
+def test_every_template_escapes_whatever_its_name(folder: Path) -> None:
+    templates = Templates(folder)
+    assert templates.env.get_template("notes/item.txt").render(text="<b>") == "&lt;b&gt;"
+    assert templates.env.from_string("{{ x }}").render(x="<b>") == "&lt;b&gt;"
+    assert templates.env.from_string("{{ x|safe }}").render(x="<b>") == "<b>"
+
+
+def test_autoescape_can_be_chosen_explicitly(folder: Path) -> None:
+    select = jinja2.select_autoescape(["html"], default_for_string=False)
+    templates = Templates(folder, autoescape=select)
+    assert templates.env.get_template("notes/item.txt").render(text="<b>") == "<b>"
+
+
+def test_status_and_headers(folder: Path, make_client: MakeClient) -> None:
+    templates = Templates(folder)
+    app = App()
+
+    @app.get("/missing")
+    def missing(request: Request) -> Response:
+        context = {"title": "Gone", "message": "no such note"}
+        return templates.render(request, "page.html", context, status=404, headers={"x-a": "1"})
+
+    @app.get("/notes/{note_id:int}", name="note")
+    def note(request: Request, note_id: int) -> str:
+        return str(note_id)
+
+    response = make_client(app).get("/missing")
+    assert (response.status_code, response.headers["x-a"]) == (404, "1")
+    assert "<p>no such note</p>" in response.text
+
+
+def test_context_keys_win_over_the_defaults(folder: Path, make_client: MakeClient) -> None:
+    (folder / "who.html").write_text("{{ request }}")
+    templates = Templates(folder)
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return templates.render(request, "who.html", {"request": "mine"})
+
+    assert make_client(app).get("/").text == "mine"
+
+
+def test_url_for_includes_the_root_path(folder: Path) -> None:
+    app = _app(Templates(folder), "sync")
+    status, body = wsgi_get(app.as_wsgi(), "/page", SCRIPT_NAME="/app")
+    assert status.startswith("200") and b'href="/app/notes/7"' in body
+    status_code, body = asyncio.run(asgi_get(app.as_asgi(), "/app/page", root_path="/app"))
+    assert status_code == 200 and b'href="/app/notes/7"' in body
+
+
+def test_a_missing_template_is_a_logged_500(
+    folder: Path, make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    templates = Templates(folder)
+    app = App()
+
+    if colour == "sync":
+
+        @app.get("/")
+        def index(request: Request) -> Response:
+            return templates.render(request, "nope.html")
+
+    else:
+
+        @app.get("/")
+        async def index(request: Request) -> Response:
+            return templates.render(request, "nope.html")
+
+    assert make_client(app).get("/").status_code == 500
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert any(isinstance(e, jinja2.TemplateNotFound) for e in errors)
+
+
+def test_templates_are_compiled_when_made(folder: Path) -> None:
+    (folder / "broken.html").write_text("{% if %}")
+    with pytest.raises(jinja2.TemplateSyntaxError):
+        Templates(folder)
+
+
+def test_render_reads_no_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    templates = Templates(folder)
+
+    def no_io(*args: object, **kwargs: object) -> None:
+        raise AssertionError("render touched the file system")
+
+    monkeypatch.setattr(templates.env.loader, "get_source", no_io)
+    monkeypatch.setattr(os.path, "getmtime", no_io)
+    app = _app(templates, "async")
+    with TestClient(app, interface="both") as client:
+        assert client.get("/page").status_code == 200
+
+
+def test_auto_reload_picks_up_edited_files(folder: Path) -> None:
+    templates = Templates(folder, auto_reload=True)
+    item = folder / "notes" / "item.txt"
+    assert templates.env.get_template("notes/item.txt").render(text="a") == "a"
+    item.write_text("[{{ text }}]")
+    stat = item.stat()
+    os.utime(item, (stat.st_atime, stat.st_mtime + 10))
+    assert templates.env.get_template("notes/item.txt").render(text="a") == "[a]"
+
+
+def test_hidden_files_are_not_compiled(folder: Path) -> None:
+    (folder / ".page.html.swp").write_bytes(b"\xff\xfe{% if %}")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("{% if %}")
+    Templates(folder)
+
+
+def test_several_directories(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    other = tmp_path_factory.mktemp("other")
+    (other / "extra.html").write_text("extra {{ x }}")
+    templates = Templates([folder, other])
+    assert templates.env.get_template("extra.html").render(x=1) == "extra 1"
+
+
+def test_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        Templates(tmp_path / "nowhere")
+
+
+def test_enable_async_is_refused(folder: Path) -> None:
+    with pytest.raises(ValueError, match="enable_async"):
+        Templates(folder, enable_async=True)
+
+
+def test_microweb_does_not_import_jinja() -> None:
+    code = "import sys, microweb, microweb.testing; assert 'jinja2' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_jinja_the_error_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['jinja2'] = None\n"
+        "try:\n    import microweb.templating\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert "pip install 'microweb[jinja]'" in done.stdout

@@ -1,0 +1,224 @@
+"""TestClient's options: ignored headers, redirects, WebSocket handshakes, InterfaceWarning."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import microweb
+from microweb import App, InterfaceWarning, Request, Response, WebSocket
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+# -- ignore_headers ----------------------------------------------------------------------------
+
+
+def _app_with_changing_headers() -> App:
+    app = App()
+    counter = itertools.count()
+
+    @app.middleware
+    def stamp(request: Request) -> Any:
+        response = yield
+        number = next(counter)
+        response.headers["x-request-id"] = f"req-{number}"
+        response.headers["date"] = f"tick {number}"
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "same body"
+
+    return app
+
+
+def test_both_fails_on_headers_that_differ() -> None:
+    with (
+        TestClient(_app_with_changing_headers(), interface="both") as client,
+        pytest.raises(AssertionError, match="headers WSGI"),
+    ):
+        client.get("/")
+
+
+def test_ignore_headers_are_left_out_of_the_comparison_in_any_case() -> None:
+    app = _app_with_changing_headers()
+    with TestClient(app, interface="both", ignore_headers=("X-Request-ID",)) as client:
+        response = client.get("/")
+    assert response.text == "same body"
+    assert response.headers["x-request-id"] == "req-0"  # the WSGI answer, as always
+
+
+def test_date_is_always_left_out() -> None:
+    app = App()
+    counter = itertools.count()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response("x", headers={"date": f"tick {next(counter)}"})
+
+    with TestClient(app, interface="both") as client:
+        assert client.get("/").status_code == 200
+
+
+def test_ignore_headers_does_not_hide_other_differences() -> None:
+    app = App()
+    counter = itertools.count()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return f"body {next(counter)}"
+
+    with (
+        TestClient(app, interface="both", ignore_headers=["content-length"]) as client,
+        pytest.raises(AssertionError, match="body WSGI"),
+    ):
+        client.get("/")
+
+
+def test_ignore_headers_refuses_one_string() -> None:
+    with pytest.raises(TypeError, match="list of names"):
+        TestClient(App(), interface="both", ignore_headers="x-request-id")
+
+
+# -- follow_redirects --------------------------------------------------------------------------
+
+
+def _redirecting_app() -> App:
+    app = App()
+
+    @app.get("/old")
+    def old(request: Request) -> Response:
+        return Response.redirect("/new", status=308)
+
+    @app.get("/new")
+    def new(request: Request) -> str:
+        return "new"
+
+    return app
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_redirects_are_not_followed_by_default(interface: str) -> None:
+    with TestClient(_redirecting_app(), interface=interface) as client:
+        moved = client.get("/old")
+        assert (moved.status_code, moved.headers["location"]) == (308, "/new")
+        followed = client.get("/old", follow_redirects=True)
+        assert (followed.status_code, followed.text) == (200, "new")
+        assert str(followed.url) == "http://testserver/new"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
+    app = _redirecting_app()
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        assert client.get("/old").text == "new"
+        assert client.get("/old", follow_redirects=False).status_code == 308
+
+
+# -- default headers and https -----------------------------------------------------------------
+
+
+def test_default_headers_and_https(interface: str) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, Any]:
+        return {"token": request.headers.get("x-token"), "url": request.url}
+
+    options: dict[str, Any] = {"headers": {"x-token": "t1"}, "base_url": "https://example.com"}
+    with TestClient(app, interface=interface, **options) as client:
+        assert client.get("/").json() == {"token": "t1", "url": "https://example.com/"}
+        answer = client.get("/", headers={"x-token": "t2"})
+        assert answer.json()["token"] == "t2"
+
+
+# -- websocket_connect -------------------------------------------------------------------------
+
+
+def _cookie_app() -> App:
+    app = App()
+
+    @app.get("/login")
+    def login(request: Request) -> Response:
+        response = Response.text("in")
+        response.set_cookie("sid", "abc123")
+        return response
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        request = ws.request
+        await ws.send_json(
+            {
+                "cookies": dict(request.cookies),
+                "token": request.headers.get("x-token"),
+                "extra": request.headers.get("x-extra"),
+                "scheme": request.scheme,
+                "upgrade": request.headers.get("upgrade"),
+            }
+        )
+        await ws.close()
+
+    return app
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_websocket_connect_sends_cookies_and_default_headers(interface: str) -> None:
+    options: dict[str, Any] = {"headers": {"x-token": "t1"}}
+    with TestClient(_cookie_app(), interface=interface, **options) as client:
+        with client.websocket_connect("/ws") as session:
+            before = session.receive_json()
+        assert before["cookies"] == {}
+        assert before["token"] == "t1" and before["upgrade"] == "websocket"
+        client.get("/login")
+        with client.websocket_connect("/ws", headers={"x-extra": "1", "x-token": "t2"}) as session:
+            after = session.receive_json()
+    assert after == {
+        "cookies": {"sid": "abc123"},
+        "token": "t2",
+        "extra": "1",
+        "scheme": "ws",
+        "upgrade": "websocket",
+    }
+
+
+def test_websocket_connect_over_https_is_wss() -> None:
+    with (
+        TestClient(_cookie_app(), interface="asgi", base_url="https://example.com") as client,
+        client.websocket_connect("/ws") as session,
+    ):
+        assert session.receive_json()["scheme"] == "wss"
+
+
+# -- InterfaceWarning --------------------------------------------------------------------------
+
+
+def test_interface_warning_is_public() -> None:
+    assert microweb.InterfaceWarning is InterfaceWarning
+    assert InterfaceWarning.__module__ == "microweb"
+    assert issubclass(InterfaceWarning, RuntimeWarning)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "both"])
+def test_a_websocket_route_does_not_break_a_suite_under_w_error(interface: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with TestClient(_cookie_app(), interface=interface) as client:
+            assert client.get("/login").text == "in"
+
+
+def test_as_wsgi_still_warns_outside_the_client() -> None:
+    with pytest.warns(InterfaceWarning, match=r"as_asgi\(\)"):
+        _cookie_app().as_wsgi().close()
+
+
+def test_the_warning_can_be_filtered_by_category() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=InterfaceWarning)
+        _cookie_app().as_wsgi().close()
