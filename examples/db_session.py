@@ -5,7 +5,10 @@ colour. A ``def`` handler gets a ``def`` wrapper and a blocking ``sqlite3`` conn
 ``async def`` handler gets an ``async def`` wrapper and ``AsyncConnection``, which runs the same
 ``sqlite3`` calls in a worker thread with ``asyncio.to_thread`` so the event loop never blocks.
 Either way the session is in ``request.state.db``; it is committed when the handler returns,
-rolled back when it raises (``HTTPError`` included), and closed in every case.
+rolled back when it raises (``HTTPError`` included), and closed in every case with
+``request.after_response``: after the last byte of the response, so that a streamed body (the
+Server-Sent Events of ``/notes/events``) can still read from it. Routes registered with
+``config={"db": False}``, and routes that another plugin added, get no session.
 
 Serve it from the repository root with either server::
 
@@ -19,10 +22,10 @@ import asyncio
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from microweb import App, HTTPError, Request
+from microweb import App, HTTPError, Request, Response, ServerSentEvent
 
 Handler = Callable[..., Any]
 Row = tuple[Any, ...]
@@ -92,6 +95,8 @@ class DBSession:
 
     def apply(self, handler: Handler, route: Any) -> Handler:
         """Wrap ``handler`` in a wrapper of its own colour that owns the session."""
+        if route.config.get("db") is False or route.added_by is not None:
+            return handler  # NOTE: no session for static files, health checks and such.
         if route.is_async:
             return self._wrap_async(handler)
         return self._wrap_sync(handler)
@@ -99,9 +104,12 @@ class DBSession:
     def _wrap_sync(self, handler: Handler) -> Handler:
         @functools.wraps(handler)
         def with_session(request: Request, **params: Any) -> Any:
-            connection = sqlite3.connect(self.path)
+            # NOTE: under ASGI a streamed body is read, and this closed, on other pool threads;
+            # one at a time, never at once.
+            connection = sqlite3.connect(self.path, check_same_thread=False)
             self.counts["opened"] += 1
             request.state.db = connection
+            request.after_response(self._close, connection)
             try:
                 result = handler(request, **params)
                 connection.commit()
@@ -111,11 +119,16 @@ class DBSession:
                 connection.rollback()
                 self.counts["rolled_back"] += 1
                 raise
-            finally:
-                connection.close()
-                self.counts["closed"] += 1
 
         return with_session
+
+    def _close(self, connection: sqlite3.Connection) -> None:
+        connection.close()
+        self.counts["closed"] += 1
+
+    async def _aclose(self, connection: AsyncConnection) -> None:
+        await connection.close()
+        self.counts["closed"] += 1
 
     def _wrap_async(self, handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -123,6 +136,7 @@ class DBSession:
             connection = await AsyncConnection.open(self.path)
             self.counts["opened"] += 1
             request.state.db = connection
+            request.after_response(self._aclose, connection)
             try:
                 result = await handler(request, **params)
                 await connection.commit()
@@ -132,14 +146,36 @@ class DBSession:
                 await connection.rollback()
                 self.counts["rolled_back"] += 1
                 raise
-            finally:
-                await connection.close()
-                self.counts["closed"] += 1
 
         return with_session
 
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);"
+
+
+def add_event_routes(app: App) -> None:
+    """Stream the notes as Server-Sent Events, read from the session while they stream."""
+
+    @app.get("/notes/events")
+    def note_events(request: Request) -> Response:
+        db = request.state.db
+
+        def events() -> Iterator[ServerSentEvent]:
+            # NOTE: runs after the handler returned; the session is closed after the last event.
+            for note_id, text in db.execute("SELECT id, text FROM notes ORDER BY id"):
+                yield ServerSentEvent(text, id=str(note_id))
+
+        return Response.sse(events())
+
+    @app.get("/async/notes/events")
+    async def note_events_async(request: Request) -> Response:
+        db = request.state.db
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            for note_id, text in await db.execute("SELECT id, text FROM notes ORDER BY id"):
+                yield ServerSentEvent(text, id=str(note_id))
+
+        return Response.sse(events())
 
 
 def create_app(path: str) -> App:
@@ -175,7 +211,9 @@ def create_app(path: str) -> App:
         rows = await request.state.db.execute("SELECT text FROM notes ORDER BY id")
         return [text for (text,) in rows]
 
-    @app.get("/health", skip=["db"])
+    add_event_routes(app)
+
+    @app.get("/health", config={"db": False})
     def health(request: Request) -> dict[str, bool]:
         return {"ok": True, "db": hasattr(request.state, "db")}
 

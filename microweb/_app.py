@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -12,9 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._effects import Colored
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
-from ._plan import Endpoint, ErrorHandler, Plan, endpoint
+from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
 from ._plugins import check_plugin, closers, wrap_handler
-from ._router import Router, RouteRegistry
+from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
 from ._routing import (
     BUILTIN_CONVERTERS,
     Converter,
@@ -22,6 +21,7 @@ from ._routing import (
     RouteTable,
     build_path,
     check_handler,
+    check_name,
     is_async_callable,
 )
 
@@ -63,27 +63,42 @@ class App(RouteRegistry):
         # NOTE: in registration order, which decides between templates that match alike.
         self._http_routes: list[Route] = []
         self._names: dict[str, Route] = {}
+        # NOTE: the routers with flows or error handlers, by id() of each of their routes.
+        self._routers: dict[int, Router] = {}
+        self._installing: str | None = None
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
 
     # -- registration --------------------------------------------------------------------------
 
-    def _add_route(self, route: Route) -> None:
+    def _add_route(self, route: Route, router: Router | None = None) -> None:
         check_handler(route.handler, route.template, route.param_names)
-        route = dataclasses.replace(route, limits=resolve_limits(self.limits, route.limits))
+        check_name(self._names.get(route.name), route)
+        route = dataclasses.replace(
+            route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
+        )
+        table = self._ws if route.kind == "websocket" else self._http
+        table.add(route, route)
         self._names.setdefault(route.name, route)
         if route.kind == "websocket":
-            self._ws.add(route, route)
             return
-        self._http.add(route, route)
         self._http_routes.append(route)
+        if router is not None and (router.flows or router.error_handlers):
+            self._routers[id(route)] = router
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
-            self._plan.http.add(route, self._endpoint(route))
+            self._plan.http.add(route, self._endpoint(route, self._plan))
 
-    def _endpoint(self, route: Route) -> Endpoint:
+    def _endpoint(self, route: Route, plan: Plan) -> Endpoint:
         # NOTE: App._add_route resolved the route's limits to a Limits.
         limits: Limits = route.limits  # type: ignore[assignment]
-        return endpoint(route, wrap_handler(route, self.plugins), limits)
+        router = self._routers.get(id(route))
+        rules = None
+        if router is not None:
+            rules = RouterRules(
+                tuple(router.flows), (dict(router.error_handlers), self._error_handlers)
+            )
+            plan.router_rules[id(route)] = rules
+        return endpoint(route, wrap_handler(route, self.plugins), limits, rules)
 
     def install(self, plugin: P) -> P:
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
@@ -94,11 +109,15 @@ class App(RouteRegistry):
         """
         if self._plan is not None:
             raise ValueError("install plugins before calling as_wsgi() or as_asgi()")
-        check_plugin(plugin, self.plugins)
+        name = check_plugin(plugin, self.plugins)
         self.plugins.append(plugin)
         setup = getattr(plugin, "setup", None)
         if setup is not None:
-            setup(self)
+            self._installing = name
+            try:
+                setup(self)
+            finally:
+                self._installing = None
         return plugin
 
     def compile(self) -> Plan:
@@ -112,12 +131,9 @@ class App(RouteRegistry):
             ValueError: If a route skips a plugin that is not installed.
         """
         if self._plan is None:
-            http: RouteTable[Endpoint] = RouteTable(self._converters)
-            for route in self._http_routes:
-                http.add(route, self._endpoint(route))
-            self._plan = Plan(
+            plan = Plan(
                 app=self,
-                http=http,
+                http=RouteTable(self._converters),
                 websocket=self._ws,
                 flows=self.flows,
                 error_handlers=self._error_handlers,
@@ -126,16 +142,19 @@ class App(RouteRegistry):
                 closers=tuple(closers(self.plugins)),
                 limits=self.limits,
             )
+            for route in self._http_routes:
+                plan.http.add(route, self._endpoint(route, plan))
+            self._plan = plan
         return self._plan
 
     def include(self, router: Router) -> None:
-        """Add every route of ``router`` to this app.
+        """Add every route of ``router`` to this app, with the router's flows and error handlers.
 
         Raises:
-            ValueError: If a route is already registered here.
+            ValueError: If a route, or another template of the same name, is registered here.
         """
         for route in router.routes:
-            self._add_route(route)
+            self._add_route(route, router)
 
     def add_converter(
         self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str
@@ -166,15 +185,7 @@ class App(RouteRegistry):
         Raises:
             TypeError: If ``flow`` is not a generator function (sync or async).
         """
-        if inspect.isasyncgenfunction(flow):
-            colored = Colored(flow, True)
-        elif inspect.isgeneratorfunction(flow):
-            colored = Colored(flow, False)
-        else:
-            raise TypeError(
-                f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
-                "write `response = yield` where the rest of the stack runs"
-            )
+        colored = as_flow(flow)
         self.flows.insert(0 if outermost else len(self.flows), colored)
         return flow
 
@@ -184,17 +195,10 @@ class App(RouteRegistry):
         A status handler sees ``HTTPError`` with that status (and, for 500, any unexpected error);
         a class handler sees that class and its subclasses. It returns what a route handler may.
         """
-        if isinstance(key, int) and not 400 <= key <= 599:
-            raise ValueError(f"error handlers take a 4xx or 5xx status, got {key}")
-        if not isinstance(key, int) and not (
-            isinstance(key, type) and issubclass(key, BaseException)
-        ):
-            raise TypeError(f"error_handler() takes a status or an exception class, got {key!r}")
+        check_error_key(key)
 
         def decorator(handler: F) -> F:
-            self._error_handlers[key] = ErrorHandler(
-                key, Colored(handler, is_async_callable(handler))
-            )
+            self._error_handlers[key] = error_handler_entry(key, handler)
             return handler
 
         return decorator

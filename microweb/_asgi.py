@@ -18,7 +18,7 @@ from ._concurrency import (
     sync_only,
 )
 from ._datastructures import Headers
-from ._effects import ShutdownError, run_hooks, run_shutdown
+from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
 from ._pipeline import dispatch_handshake, respond
@@ -118,7 +118,12 @@ class ASGIDriver:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
             body.close()
-            request.close()
+            try:
+                if request._after is not None:
+                    # NOTE: after the final send, or the client's leaving: they are cleanup.
+                    await drive_async(run_after(request._after), self.pool)
+            finally:
+                request.close()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:

@@ -72,3 +72,24 @@ def run_shutdown(steps: list[Colored]) -> Effects:
         raise ShutdownError(
             f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"
         )
+
+
+# NOTE: a callback given to request.after_response(), with its arguments.
+AfterCall = tuple[Colored, tuple[Any, ...], dict[str, Any]]
+
+
+def run_after(calls: list[AfterCall]) -> Effects:
+    """Run the after-response callbacks in order; each failure is logged, and the rest run.
+
+    A callback may add another (``request.after_response`` again): it runs too, at the end.
+    """
+    while calls:
+        target, args, kwargs = calls.pop(0)
+        try:
+            if target.is_async:
+                yield target.fn(*args, **kwargs)
+            else:
+                yield Offload(target.fn, args, kwargs)
+        except Exception as exc:
+            name = getattr(target.fn, "__qualname__", repr(target.fn))
+            logger.error("after-response callback %s failed", name, exc_info=exc)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
@@ -57,7 +57,7 @@ def respond(plan: Plan, request: Request) -> Response | Effects:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
     """
     if plan.flows:
-        return _through_flows(plan, request, None)
+        return _through_flows(plan, request, plan.flows, None)
     try:
         found = plan.match(request)
         if found is None:
@@ -69,6 +69,10 @@ def respond(plan: Plan, request: Request) -> Response | Effects:
             result = found.target.fn(request, **request.path_params)
         elif found.inline:
             result = _call_inline(found.target.fn, request)
+        elif found.rules is not None and found.rules.flows:
+            return _through_flows(
+                plan, request, found.rules.flows, lambda: _call(plan, request, found)
+            )
         else:
             return _handled(plan, request, found)
         response = to_response(result)
@@ -116,7 +120,7 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
         ``Response`` a flow answered with instead, which refuses the handshake.
     """
     handshake = Response(b"", 101)
-    response = yield from _through_flows(plan, request, lambda: _accept(handshake))
+    response = yield from _through_flows(plan, request, plan.flows, lambda: _accept(handshake))
     if response is not handshake:
         return response
     request.state.handshake_headers = handshake.headers
@@ -129,14 +133,15 @@ def _accept(handshake: Response) -> Effects:
 
 
 Inner = Callable[[], Effects] | None
+Flows = Sequence[Colored]
 # NOTE: flows that caught an error and yielded nothing, innermost first, with their generators.
 Waiting = list[tuple[Colored, Any]]
 
 
-def _through_flows(plan: Plan, request: Request, inner: Inner) -> Effects:
+def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> Effects:
     waiting: Waiting = []
     try:
-        return (yield from _layer(plan, request, 0, inner, waiting))
+        return (yield from _layer(plan, request, flows, 0, inner, waiting))
     except ClientDisconnect:
         yield from _close_all(waiting)
         raise
@@ -146,12 +151,14 @@ def _through_flows(plan: Plan, request: Request, inner: Inner) -> Effects:
         return (yield from _deliver(plan, request, waiting, response))
 
 
-def _layer(plan: Plan, request: Request, index: int, inner: Inner, waiting: Waiting) -> Effects:
-    if index == len(plan.flows):
+def _layer(
+    plan: Plan, request: Request, flows: Flows, index: int, inner: Inner, waiting: Waiting
+) -> Effects:
+    if index == len(flows):
         if inner is not None:
             return (yield from inner())
-        return (yield from _endpoint(plan, request))
-    flow = plan.flows[index]
+        return (yield from _endpoint(plan, request, waiting))
+    flow = flows[index]
     gen = flow.fn(request)
     first, done = yield from _advance(request, gen, flow.is_async, None, None)
     if done:
@@ -160,7 +167,7 @@ def _layer(plan: Plan, request: Request, index: int, inner: Inner, waiting: Wait
         yield from _close(gen, flow.is_async)
         return _flow_response(flow, first)
     try:
-        response = yield from _layer(plan, request, index + 1, inner, waiting)
+        response = yield from _layer(plan, request, flows, index + 1, inner, waiting)
     except ClientDisconnect:
         yield from _close(gen, flow.is_async)
         raise
@@ -245,11 +252,24 @@ def _flow_response(flow: Colored, value: Any) -> Response:
     return value
 
 
-def _endpoint(plan: Plan, request: Request) -> Effects:
+def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
     try:
         found = plan.match(request)
-        if found is None:
-            return _automatic_options(plan, request)
+    except HTTPError as exc:
+        return (yield from error_response(plan, request, exc))
+    if found is None:
+        return _automatic_options(plan, request)
+    rules = found.rules
+    if rules is not None and rules.flows:
+        # NOTE: the router's flows, inside the app's; they share the flows that wait for an
+        # error's response, so an unanswered error still reaches the app's flows.
+        inner = lambda: _call(plan, request, found)  # noqa: E731
+        return (yield from _layer(plan, request, rules.flows, 0, inner, waiting))
+    return (yield from _call(plan, request, found))
+
+
+def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
+    try:
         if found.blocking and request.may_block:
             # PERF: a def handler under WSGI is a plain call; no effect, no extra generator.
             result = found.target.fn(request, **request.path_params)
@@ -261,7 +281,7 @@ def _endpoint(plan: Plan, request: Request) -> Effects:
     except ClientDisconnect:
         raise
     except Exception as exc:
-        handler = plan.error_handler_of(exc)
+        handler = plan.error_handler_of(exc, request.route)
         if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
             raise  # NOTE: unexpected errors are thrown in at the flows' yield: they may answer.
         return (yield from error_response(plan, request, exc))
@@ -269,7 +289,7 @@ def _endpoint(plan: Plan, request: Request) -> Effects:
 
 def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     """Turn ``exc`` into a response: a registered error handler's, or the default one."""
-    handler = plan.error_handler_of(exc)
+    handler = plan.error_handler_of(exc, request.route)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
         logger.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
     if handler is not None:
@@ -286,15 +306,20 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
 
 
 def _error_value(result: Any, exc: Exception, key: object) -> Response:
-    """A plain value from an error handler keeps the error's status (no soft 404 or 500)."""
+    """A plain value from an error handler keeps the error's status (no soft 404 or 500).
+
+    A ``(value, status)`` tuple sets its own status, and still gets the error's headers
+    (``Allow`` of a 405, say) where it sets none of that name.
+    """
     response = to_response(result)
     if isinstance(result, Response):
         return response
     if isinstance(exc, HTTPError):
-        response.status = exc.status
+        if not isinstance(result, tuple):
+            response.status = exc.status
         for name, value in exc.headers.items():
             response.headers.setdefault(name, value)
-    elif key == 500:
+    elif key == 500 and not isinstance(result, tuple):
         response.status = 500
     return response
 

@@ -9,7 +9,7 @@ route gets its ``Endpoint``, which says how to call it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._effects import Colored
@@ -23,12 +23,35 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorHandler:
+    """An error handler and what it was registered for (a status or an exception class)."""
+
+    key: int | type[BaseException]
+    target: Colored
+
+
+ErrorHandlers = Mapping[int | type[BaseException], ErrorHandler]
+
+
+@dataclass(frozen=True, slots=True)
+class RouterRules:
+    """What a router adds to its routes: flows inside the app's, and error handlers.
+
+    ``error_handlers`` are searched in order: the router's, then the app's.
+    """
+
+    flows: tuple[Colored, ...]
+    error_handlers: tuple[ErrorHandlers, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """A route as served: its handler (wrapped by the plugins) and the way to call it.
 
     ``blocking`` is a ``def`` handler that may block: a plain call under WSGI, an offload to the
     pool under ASGI. ``inline`` is a ``def`` handler with ``offload=False``: a plain call under
-    both, with blocking body reads refused. Neither: an ``async def`` handler, awaited.
+    both, with blocking body reads refused. Neither: an ``async def`` handler, awaited, or a
+    route whose router has flows (``rules``), which run around the handler's call.
     """
 
     route: Route
@@ -36,20 +59,17 @@ class Endpoint:
     limits: Limits
     blocking: bool
     inline: bool
+    rules: RouterRules | None = None
 
 
-def endpoint(route: Route, target: Colored, limits: Limits) -> Endpoint:
-    """Compile ``route`` with its wrapped handler into an ``Endpoint``."""
-    sync = not target.is_async
-    return Endpoint(route, target, limits, sync and target.offload, sync and not target.offload)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorHandler:
-    """An error handler and what it was registered for (a status or an exception class)."""
-
-    key: int | type[BaseException]
-    target: Colored
+def endpoint(
+    route: Route, target: Colored, limits: Limits, rules: RouterRules | None = None
+) -> Endpoint:
+    """Compile ``route`` with its wrapped handler (and its router's rules) into an ``Endpoint``."""
+    direct = not target.is_async and (rules is None or not rules.flows)
+    return Endpoint(
+        route, target, limits, direct and target.offload, direct and not target.offload, rules
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +86,13 @@ class Plan:
     http: RouteTable[Endpoint]
     websocket: RouteTable[Route]
     flows: list[Colored]
-    error_handlers: Mapping[int | type[BaseException], ErrorHandler]
+    error_handlers: ErrorHandlers
     startup_hooks: list[Colored]
     shutdown_hooks: list[Colored]
     closers: tuple[Colored, ...]
     limits: Limits
+    # NOTE: by id() of each route of a router with flows or error handlers; read on errors only.
+    router_rules: dict[int, RouterRules] = field(default_factory=dict)
 
     def shutdown_sequence(self) -> list[Colored]:
         """The shutdown hooks, then the plugins' ``close()`` (last installed first)."""
@@ -133,15 +155,30 @@ class Plan:
             return _with_implied({method for route in self.http for method in route.methods})
         return _with_implied(self.http.lookup("", path)[2])
 
-    def error_handler_of(self, exc: BaseException) -> ErrorHandler | None:
-        """Find the error handler for ``exc``: by class first, then by status."""
-        handlers = self.error_handlers
-        for cls in type(exc).__mro__:
-            found = handlers.get(cls)
+    def error_handler_of(self, exc: BaseException, route: Route | None) -> ErrorHandler | None:
+        """Find the error handler for ``exc``: by class first, then by status.
+
+        For a request routed to ``route``, its router's handlers are searched before the app's.
+        """
+        rules = (
+            self.router_rules.get(id(route)) if route is not None and self.router_rules else None
+        )
+        if rules is None:
+            return _search(self.error_handlers, exc)
+        for handlers in rules.error_handlers:
+            found = _search(handlers, exc)
             if found is not None:
                 return found
-        status = exc.status if isinstance(exc, HTTPError) else 500
-        return handlers.get(status)
+        return None
+
+
+def _search(handlers: ErrorHandlers, exc: BaseException) -> ErrorHandler | None:
+    for cls in type(exc).__mro__:
+        found = handlers.get(cls)
+        if found is not None:
+            return found
+    status = exc.status if isinstance(exc, HTTPError) else 500
+    return handlers.get(status)
 
 
 def _invalid_target(request: Request) -> str:

@@ -11,11 +11,13 @@ from urllib.parse import quote, unquote_to_bytes
 from ._buffer import BodyBuffer
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
+from ._effects import AfterCall, Colored
 from ._errors import HTTPError
 from ._forms import BlockingRunner, FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
 from ._parts import AsyncParts, Part, PartStream, SyncParts
+from ._routing import is_async_callable
 from ._target import check_host
 from ._types import AppLike
 
@@ -119,6 +121,7 @@ class Request:
     """
 
     __slots__ = (
+        "_after",
         "_body",
         "_cleanups",
         "_client",
@@ -198,6 +201,8 @@ class Request:
         self._inline = False
         self._form: FormData | None = None
         self._cleanups: list[Callable[[], None]] = []
+        # NOTE: None until after_response() is called: the drivers check it once per request.
+        self._after: list[AfterCall] | None = None
 
     @property
     def raw_path(self) -> bytes:
@@ -499,6 +504,26 @@ class Request:
     async def ais_disconnected(self) -> bool:
         """Tell whether the client has gone; the async twin of ``is_disconnected()``."""
         return await self._source.ais_disconnected()
+
+    def after_response(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` once the response's last byte is handed to the server.
+
+        Callbacks run in the order they were added, after a streamed body too, and also when
+        the client left mid-way: they are cleanup. ``fn`` may be ``def`` (under ASGI it runs in
+        the thread pool, so it may block) or ``async def`` (under WSGI it runs on the app
+        loop). A callback that raises is logged on the ``"microweb"`` logger; the response,
+        sent already, is not changed, and the next callbacks still run.
+
+        Args:
+            fn: The callable, sync or async.
+            *args: Positional arguments for ``fn``.
+            **kwargs: Keyword arguments for ``fn``.
+        """
+        call = (Colored(fn, is_async_callable(fn)), args, kwargs)
+        if self._after is None:
+            self._after = [call]
+        else:
+            self._after.append(call)
 
     def close(self) -> None:
         """Release what the request holds (temporary files of uploads); drivers call it."""

@@ -278,7 +278,51 @@ def to_response(result: Any) -> Response:
         return Response(bytes(result), 200, None, OCTETS)
     if result is None:
         return Response(b"", 204)
+    if isinstance(result, tuple):
+        # NOTE: after the common cases, so that plain returns pay nothing for tuples.
+        return _from_tuple(result)
     raise TypeError(
-        f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list "
-        "or None"
+        f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list, "
+        f"None, {_TUPLE_FORMS}"
     )
+
+
+_TUPLE_FORMS = "(value, status) or (value, status, headers)"
+
+
+def _from_tuple(result: tuple[Any, ...]) -> Response:
+    """Convert ``(value, status)`` or ``(value, status, headers)`` like ``value`` alone."""
+    if len(result) not in (2, 3) or isinstance(result[0], tuple):
+        raise TypeError(f"a handler returned a tuple of {len(result)} items; return {_TUPLE_FORMS}")
+    status = result[1]
+    if type(status) is not int:
+        raise TypeError(
+            f"a handler returned a tuple whose status is {type(status).__name__}; return "
+            f"{_TUPLE_FORMS} with an int status"
+        )
+    if not 100 <= status <= 599:
+        raise ValueError(f"a handler returned the status {status}; a status is 100 to 599")
+    response = to_response(result[0])
+    response.status = status
+    if len(result) == 3 and result[2]:
+        _set_headers(response.headers, result[2])
+    return response
+
+
+def _set_headers(headers: Headers, given: Any) -> None:
+    """Let ``given`` (a mapping or pairs) replace the headers of the names it sets."""
+    if isinstance(given, Mapping):
+        pairs = list(given.items())
+    elif isinstance(given, (list, tuple)) and all(
+        isinstance(pair, tuple) and len(pair) == 2 for pair in given
+    ):
+        pairs = list(given)
+    else:
+        raise TypeError(
+            f"a handler returned headers of type {type(given).__name__}; give a mapping or a "
+            "list of (name, value) pairs"
+        )
+    for name in {str(name).lower() for name, _ in pairs}:
+        headers.pop(name)
+    for name, value in pairs:
+        headers.add(name, value)

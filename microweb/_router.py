@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypedDict, TypeVar
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from ._effects import Colored
 from ._limits import RouteLimits
-from ._routing import HTTP_METHODS, Handler, Route, is_async_callable, parse_template
+from ._plan import ErrorHandler
+from ._routing import (
+    HTTP_METHODS,
+    NO_CONFIG,
+    Handler,
+    Route,
+    check_name,
+    is_async_callable,
+    parse_template,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 H = TypeVar("H", bound=Handler)
+F = TypeVar("F", bound=Callable[..., Any])
+ErrorKey = int | type[BaseException]
 
 
 class RouteOptions(TypedDict, total=False):
@@ -21,6 +36,7 @@ class RouteOptions(TypedDict, total=False):
     offload: bool
     limits: RouteLimits | None
     skip: Iterable[str]
+    config: Mapping[str, Any] | None
 
 
 class RouteRegistry:
@@ -40,6 +56,7 @@ class RouteRegistry:
         offload: bool = True,
         limits: RouteLimits | None = None,
         skip: Iterable[str] = (),
+        config: Mapping[str, Any] | None = None,
     ) -> Callable[[H], H]:
         """Register the decorated function as the handler of ``path`` for ``methods``.
 
@@ -51,9 +68,12 @@ class RouteRegistry:
                 with ``False``, inline on the event loop (only for handlers that never block).
             limits: A ``Limits`` for this route, or a mapping that changes some of the app's.
             skip: Names of plugins that must not wrap this handler.
+            config: Settings for plugins, which read them as ``route.config`` (a read-only
+                copy), such as ``{"db": False}``.
 
         Raises:
-            ValueError: If the template or a method is invalid.
+            ValueError: If the template or a method is invalid, or another template has the
+                same name.
         """
         method_set = frozenset(m.upper() for m in methods)
         unknown = method_set - HTTP_METHODS
@@ -61,9 +81,10 @@ class RouteRegistry:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
 
         def decorator(handler: H) -> H:
-            self._add_route(
-                self._make_route(path, method_set, handler, name, offload, limits, skip)
-            )
+            route = self._make_route(path, method_set, handler, name, offload, limits, skip)
+            if config:
+                route = dataclasses.replace(route, config=MappingProxyType(dict(config)))
+            self._add_route(route)
             return handler
 
         return decorator
@@ -90,6 +111,7 @@ class RouteRegistry:
             limits=limits,
             kind=kind,
             skip=tuple(skip),
+            config=NO_CONFIG,
             segments=parse_template(template),
         )
 
@@ -142,8 +164,45 @@ class RouteRegistry:
         return self._method("OPTIONS", path, options)
 
 
+def as_flow(flow: Callable[..., Any]) -> Colored:
+    """Return ``flow`` with its colour, checking that it is a generator function.
+
+    Raises:
+        TypeError: If ``flow`` is not a generator function (sync or async).
+    """
+    if inspect.isasyncgenfunction(flow):
+        return Colored(flow, True)
+    if inspect.isgeneratorfunction(flow):
+        return Colored(flow, False)
+    raise TypeError(
+        f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
+        "write `response = yield` where the rest of the stack runs"
+    )
+
+
+def check_error_key(key: ErrorKey) -> None:
+    """Check what an error handler is registered for: a 4xx/5xx status or an exception class.
+
+    Raises:
+        ValueError: If a status is not 4xx or 5xx.
+        TypeError: If the key is neither a status nor an exception class.
+    """
+    if isinstance(key, int) and not 400 <= key <= 599:
+        raise ValueError(f"error handlers take a 4xx or 5xx status, got {key}")
+    if not isinstance(key, int) and not (isinstance(key, type) and issubclass(key, BaseException)):
+        raise TypeError(f"error_handler() takes a status or an exception class, got {key!r}")
+
+
+def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHandler:
+    """Return ``handler`` for ``key`` with its colour."""
+    return ErrorHandler(key, Colored(handler, is_async_callable(handler)))
+
+
 class Router(RouteRegistry):
     """A group of routes under a common prefix, added to an app with ``app.include(router)``.
+
+    A router may have its own flows and error handlers, for its routes only: its flows run
+    inside the app's, and its error handlers are looked up before the app's.
 
     Args:
         prefix: Prepended to every template, such as ``"/api"`` (no trailing slash).
@@ -154,11 +213,45 @@ class Router(RouteRegistry):
             raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
         self.prefix = prefix
         self.routes: list[Route] = []
+        self.flows: list[Colored] = []
+        self.error_handlers: dict[ErrorKey, ErrorHandler] = {}
 
     def _add_route(self, route: Route) -> None:
         for known in self.routes:
+            if known.name == route.name:
+                check_name(known, route)
             if known.template == route.template and known.kind == route.kind:
                 twice = known.methods & route.methods
                 if twice:
                     raise ValueError(f"{sorted(twice)} {route.template} is registered twice")
         self.routes.append(route)
+
+    def middleware(self, flow: F) -> F:
+        """Register a flow for this router's routes, inside the app's flows.
+
+        It is written as for ``App.middleware``; the first registered is the outermost of the
+        router's flows. It runs once the request matched one of this router's routes.
+
+        Raises:
+            TypeError: If ``flow`` is not a generator function (sync or async).
+        """
+        self.flows.append(as_flow(flow))
+        return flow
+
+    def error_handler(self, key: ErrorKey) -> Callable[[F], F]:
+        """Register ``handler(request, exc)`` for errors of this router's routes.
+
+        It is written as for ``App.error_handler``; for a request that matched one of this
+        router's routes, the router's handlers are looked up first, then the app's.
+
+        Raises:
+            ValueError: If a status is not 4xx or 5xx.
+            TypeError: If the key is neither a status nor an exception class.
+        """
+        check_error_key(key)
+
+        def decorator(handler: F) -> F:
+            self.error_handlers[key] = error_handler_entry(key, handler)
+            return handler
+
+        return decorator

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
@@ -153,12 +154,27 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
         raise TypeError(f"{where} must accept the path parameters {missing} as keyword arguments")
 
 
+NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One registered route: a template, its methods and its handler.
+    """One registered route, as plugins see it in ``apply(handler, route)``.
 
-    ``is_async`` is the handler's colour, decided once here; ``offload`` says whether a ``def``
-    handler runs in the thread pool under ASGI.
+    Attributes:
+        name: The name for ``url_for``: the ``name=`` given, or the handler's ``__name__``.
+        template: The full template, router prefix included, such as ``"/api/items/{id:int}"``.
+        methods: The HTTP methods it answers, upper case (``HEAD`` is implied by ``GET``).
+        handler: The handler as registered, before any plugin wrapped it.
+        is_async: Whether the handler is ``async def``: a wrapper must keep that colour.
+        offload: For a ``def`` handler under ASGI: whether it runs in the thread pool.
+        limits: The route's limits (the app's, changed by those given at registration).
+        kind: ``"http"`` or ``"websocket"``.
+        skip: Names of the plugins that must not wrap this handler.
+        config: The read-only mapping given as ``config=`` at registration (empty without one):
+            free settings for plugins, such as ``{"db": False}``.
+        added_by: The ``name`` of the plugin whose ``setup()`` added the route; ``None`` for the
+            app's own routes.
     """
 
     template: str
@@ -170,12 +186,30 @@ class Route:
     limits: RouteLimits | None = None
     kind: str = "http"
     skip: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=lambda: NO_CONFIG, compare=False)
+    added_by: str | None = None
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def param_names(self) -> tuple[str, ...]:
         """The names of the template's parameters, in order."""
         return tuple(s.name for s in self.segments if isinstance(s, Param))
+
+
+def check_name(known: Route | None, route: Route) -> None:
+    """Refuse a second route of the same name, with another template and another handler.
+
+    One template under several methods is one route for ``url_for``; one handler under
+    several templates (stacked decorators) keeps its name, and ``url_for`` builds the first.
+
+    Raises:
+        ValueError: If ``url_for(route.name)`` could mean either of two handlers' templates.
+    """
+    if known is not None and known.template != route.template and known.handler != route.handler:
+        raise ValueError(
+            f"two routes are named {route.name!r} ({known.template} and {route.template}): "
+            "url_for() could build only one; pass name= to tell them apart"
+        )
 
 
 # NOTE: each method of a template maps to its route and the value the table holds for it.

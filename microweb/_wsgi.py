@@ -13,7 +13,7 @@ from urllib.parse import quote
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
 from ._datastructures import Headers
-from ._effects import ShutdownError, run_hooks, run_shutdown
+from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
 from ._pipeline import respond
@@ -93,14 +93,20 @@ class WSGIDriver:
         start_response(status_line(response.status), headers)
         if body is None:
             _close_stream(response.chunks, self.app_loop)
+            if request._after is not None:
+                return _Finished([], self.app_loop, request)
             request.close()
             return []
         if isinstance(body, bytes):
+            if request._after is not None:
+                return _Finished([body], self.app_loop, request)
             request.close()
             return [body]
         file = response.file_info
         wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper is not None and file is not None and file.whole:
+        # NOTE: a server's file wrapper gives the app no close() of its own: with callbacks
+        # to run after the response, the file streams as any body does.
+        if wrapper is not None and file is not None and file.whole and request._after is None:
             opened = _open_unchanged(file.path, file.size)
             if opened is not None:
                 request.close()
@@ -215,4 +221,26 @@ class _StreamBody:
             if self._chunks is not self._stream:
                 _close_stream(self._stream, self._app_loop)
         finally:
-            self._request.close()
+            _after_response(self._request, self._app_loop)
+
+
+class _Finished:
+    """A whole body whose ``close()`` runs the request's after-response callbacks."""
+
+    def __init__(self, chunks: list[bytes], app_loop: AppLoop, request: Request) -> None:
+        self._chunks, self._app_loop, self._request = chunks, app_loop, request
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+    def close(self) -> None:
+        _after_response(self._request, self._app_loop)
+
+
+def _after_response(request: Request, app_loop: AppLoop) -> None:
+    # SPEC: PEP 3333, the server calls close() once the body is sent, or the client has gone.
+    try:
+        if request._after is not None:
+            drive_sync(run_after(request._after), app_loop)
+    finally:
+        request.close()

@@ -1,13 +1,26 @@
-"""Shared fixtures: behaviour tests run under both interfaces, body tests under both colours."""
+"""Shared fixtures: behaviour tests run under both interfaces, body tests under both colours.
+
+The browser tests (``test_*_browser.py``) use pytest-playwright's fixtures; the two overrides here
+point Playwright at Debian's Chromium when Playwright's own build is not installed, and make those
+tests run last.
+"""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from microweb import App
 from microweb.testing import TestClient
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserType
+
+INSTALL_CHROMIUM = "apt-get install -y chromium (Debian), or python -m playwright install chromium"
 
 
 @pytest.fixture(params=["wsgi", "asgi"])
@@ -35,3 +48,33 @@ def make_client(interface: str) -> Iterator[Callable[[App], TestClient]]:
     yield make
     for client in clients:
         client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that use a Playwright browser after every other test."""
+    # NOTE: Playwright's sync API leaves its event loop marked as running in the main thread from
+    # the session's first browser test until the session ends, so any later asyncio.run() would
+    # raise "cannot be called from a running event loop". The sort is stable.
+    items.sort(key=lambda item: "browser_name" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(
+    browser_type_launch_args: dict[str, Any], browser_name: str, browser_type: BrowserType
+) -> dict[str, Any]:
+    """pytest-playwright's launch options, with Debian's Chromium where Playwright has none.
+
+    Playwright's own browser download (``playwright install``) is not reachable everywhere; a
+    Chromium from the system package manager is, and Playwright drives it when it is recent
+    enough for Playwright's DevTools protocol.
+    """
+    options = dict(browser_type_launch_args)
+    if browser_name != "chromium" or "channel" in options or "executable_path" in options:
+        return options
+    if Path(browser_type.executable_path).exists():
+        return options
+    system_chromium = shutil.which("chromium")
+    if system_chromium is None:
+        pytest.skip(f"Chromium is not installed: {INSTALL_CHROMIUM}")
+    options["executable_path"] = system_chromium
+    return options

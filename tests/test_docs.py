@@ -7,6 +7,13 @@ and diagrams ``text``. The migration pages show another framework's code next to
 a block names the framework in a title, ```python title="Flask"``` (or Bottle, Starlette,
 Falcon, optionally followed by more words), and is only compiled, never run, since those
 frameworks are not test dependencies.
+
+The tutorial (``docs/tutorial/``) builds one app of several files. Each of its blocks is a whole
+file, named by a title: ```python title="app.py"```, ```html+jinja title="templates/base.html"```
+(also ``css`` and ``js``). MkDocs shows the title above the block; GitHub highlights by the first
+word. Such blocks are not run here: ``tests/test_tutorial.py`` writes the files of steps 1 to N
+into a folder (a later step's file replaces an earlier one) and checks that step's app, so a
+broken step fails a test; after the last step the files must equal ``examples/notes/``.
 """
 
 from __future__ import annotations
@@ -53,6 +60,16 @@ PAGES = [
     "testing.md",
     "serving.md",
     "deployment.md",
+    "tutorial/index.md",
+    "tutorial/1-routes-and-templates.md",
+    "tutorial/2-sqlite-plugin.md",
+    "tutorial/3-forms.md",
+    "tutorial/4-json-api.md",
+    "tutorial/5-attachments.md",
+    "tutorial/6-live-updates.md",
+    "tutorial/7-login.md",
+    "tutorial/8-tests.md",
+    "tutorial/9-serving.md",
     "migrating/index.md",
     "migrating/flask.md",
     "migrating/bottle.md",
@@ -63,6 +80,8 @@ PAGES = [
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
 # NOTE: a title keeps the language first, so GitHub and MkDocs still highlight the block as Python.
 PEER_INFO = re.compile(r'python title="(Flask|Bottle|Starlette|Falcon)\b[^"]*"')
+# NOTE: a whole file of the tutorial's app; its title is the file's path in the app's folder.
+FILE_INFO = re.compile(r'(?:python|html\+jinja|css|js) title="((?:[\w-]+/)*[\w-]+\.\w+)"')
 MAX_FRAGMENTS = 5
 # NOTE: a block whose first line is a comment naming a file (``# hello.py``) is also written to
 # that file, so that the page's other blocks can import it; a test module is also run by pytest.
@@ -201,9 +220,13 @@ def test_every_block_has_a_known_info_string() -> None:
     unknown = [
         f"{block.id} {block.info!r}"
         for block in all_blocks()
-        if block.info not in FENCE_INFOS and not PEER_INFO.fullmatch(block.info)
+        if block.info not in FENCE_INFOS
+        and not PEER_INFO.fullmatch(block.info)
+        and not FILE_INFO.fullmatch(block.info)
     ]
-    assert not unknown, f"use one of {sorted(FENCE_INFOS)}, or {PEER_INFO.pattern}"
+    assert not unknown, (
+        f"use one of {sorted(FENCE_INFOS)}, {PEER_INFO.pattern} or {FILE_INFO.pattern}"
+    )
 
 
 PEER_BLOCKS = [block for block in all_blocks() if PEER_INFO.fullmatch(block.info)]
@@ -225,7 +248,9 @@ def test_fragments_stay_rare() -> None:
 
 def test_every_page_has_a_runnable_example() -> None:
     with_examples = {block.page for block in PYTHON_BLOCKS}
-    assert not [page for page in PAGES if page != "index.md" and page not in with_examples]
+    with_examples |= {block.page for block in all_blocks() if FILE_INFO.fullmatch(block.info)}
+    overviews = ("index.md", "tutorial/index.md")
+    assert not [page for page in PAGES if page not in overviews and page not in with_examples]
 
 
 def test_index_links_every_page() -> None:

@@ -97,3 +97,17 @@ def test_same_answers_under_both_interfaces(example: ModuleType, tmp_path: Path)
         assert client.get("/notes").json() == ["seeded"]
         assert client.get("/async/notes").json() == ["seeded"]
     assert app.state.db.counts == {"opened": 4, "committed": 4, "rolled_back": 0, "closed": 4}
+
+
+@pytest.mark.parametrize("prefix", ["", "/async"], ids=["def", "async-def"])
+def test_a_streamed_body_reads_the_session_which_closes_after_it(
+    make_client: MakeClient, notes_app: App, prefix: str
+) -> None:
+    with make_client(notes_app) as client:
+        client.post(f"{prefix}/notes", json={"text": "one"})
+        client.post(f"{prefix}/notes", json={"text": "two"})
+        response = client.get(f"{prefix}/notes/events")
+        assert response.status_code == 200
+        assert response.text == "id: 1\ndata: one\n\nid: 2\ndata: two\n\n"
+    counts = notes_app.state.db.counts
+    assert counts == {"opened": 3, "committed": 3, "rolled_back": 0, "closed": 3}

@@ -415,3 +415,170 @@ def test_request_session_without_a_sessions_plugin_says_what_to_install(
             return str(exc)
 
     assert "Sessions(secret=" in make_client(app).get("/").text
+
+
+# -- routes as plugins see them: config, added_by, names ----------------------------------------
+
+
+class ConfigReader:
+    """Records each route's metadata, and wraps only routes whose config does not say no."""
+
+    name = "db"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[Any, ...]] = {}
+
+    def apply(self, handler: Handler, route: Any) -> Handler:
+        self.seen[route.name] = (
+            route.template,
+            route.methods,
+            route.is_async,
+            dict(route.config),
+            route.added_by,
+        )
+        if route.config.get("db") is False or route.added_by is not None:
+            return handler
+        if route.is_async:
+
+            @functools.wraps(handler)
+            async def async_wrapper(request: Request, **params: Any) -> Any:
+                request.state.db = "connection"
+                return await handler(request, **params)
+
+            return async_wrapper
+
+        @functools.wraps(handler)
+        def wrapper(request: Request, **params: Any) -> Any:
+            request.state.db = "connection"
+            return handler(request, **params)
+
+        return wrapper
+
+
+class AddsRoutes:
+    name = "extras"
+
+    def setup(self, app: App) -> None:
+        @app.get("/extras/ping")
+        def ping(request: Request) -> str:
+            return f"pong {hasattr(request.state, 'db')}"
+
+
+def test_plugins_see_route_config_and_who_added_it(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    reader = app.install(ConfigReader())
+    app.install(AddsRoutes())
+
+    def body(request: Request) -> str:
+        return f"db={getattr(request.state, 'db', None)}"
+
+    for path, config in (("/with", None), ("/without", {"db": False})):
+        if colour == "sync":
+            app.get(path, name=path, config=config)(lambda request: body(request))
+        else:
+
+            async def handler(request: Request) -> str:
+                return body(request)
+
+            app.get(path, name=path, config=config)(handler)
+    with make_client(app) as client:
+        assert client.get("/with").text == "db=connection"
+        assert client.get("/without").text == "db=None"
+        assert client.get("/extras/ping").text == "pong False"
+    is_async = colour == "async"
+    assert reader.seen == {
+        "/with": ("/with", frozenset({"GET"}), is_async, {}, None),
+        "/without": ("/without", frozenset({"GET"}), is_async, {"db": False}, None),
+        "ping": ("/extras/ping", frozenset({"GET"}), False, {}, "extras"),
+    }
+
+
+def test_route_config_is_a_read_only_copy() -> None:
+    app = App()
+    config = {"db": False}
+
+    @app.get("/x", config=config)
+    def x(request: Request) -> str:
+        return "x"
+
+    config["db"] = True
+    [route] = app.routes
+    assert route.config == {"db": False}
+    with pytest.raises(TypeError):
+        route.config["db"] = True  # type: ignore[index]
+
+
+def test_router_routes_carry_their_config() -> None:
+    api = Router(prefix="/api")
+
+    @api.post("/items", config={"audit": True})
+    def create(request: Request) -> str:
+        return "made"
+
+    app = App()
+    app.include(api)
+    assert [(r.template, dict(r.config), r.added_by) for r in app.routes] == [
+        ("/api/items", {"audit": True}, None)
+    ]
+
+
+def test_two_templates_of_one_name_are_refused() -> None:
+    app = App()
+
+    @app.get("/items")
+    def items(request: Request) -> str:
+        return "all"
+
+    with pytest.raises(ValueError, match="pass name="):
+
+        @app.get("/things")
+        def items(request: Request) -> str:
+            return "things"
+
+    assert app.url_for("items") == "/items"
+
+
+def test_one_name_for_several_methods_of_one_template_is_allowed() -> None:
+    app = App()
+
+    @app.get("/items")
+    def items(request: Request) -> str:
+        return "all"
+
+    @app.post("/items")
+    def items(request: Request) -> str:  # noqa: F811
+        return "made"
+
+    app.route("/items", ["PUT", "DELETE"], name="items")(items)
+    assert app.url_for("items") == "/items"
+    assert len(app.routes) == 3
+
+
+def test_names_across_routers_are_checked_at_include_and_in_the_router() -> None:
+    app = App()
+    shop, blog = Router(prefix="/shop"), Router(prefix="/blog")
+
+    @shop.get("/")
+    def index(request: Request) -> str:
+        return "shop"
+
+    @blog.get("/")
+    def index(request: Request) -> str:  # noqa: F811
+        return "blog"
+
+    app.include(shop)
+    with pytest.raises(ValueError, match=r"'index'.*pass name="):
+        app.include(blog)
+    with pytest.raises(ValueError, match="pass name="):
+        shop.get("/other", name="index")(index)
+
+
+def test_one_handler_under_two_templates_keeps_its_name() -> None:
+    app = App()
+
+    @app.get("/")
+    @app.get("/{rest:path}")
+    def describe(request: Request, rest: str = "") -> str:
+        return rest
+
+    assert app.url_for("describe", rest="a/b") == "/a/b"

@@ -6,6 +6,7 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from microweb import App, Request, Response
 from microweb._cookies import format_set_cookie, parse_cookie_header
+from microweb._response import to_response
 from microweb.testing import TestClient
 
 MakeClient = Callable[[App], TestClient]
@@ -835,3 +837,109 @@ def test_both_mode_fails_on_differing_behaviour() -> None:
 
     with TestClient(app, interface="both") as client, pytest.raises(AssertionError):
         client.get("/")
+
+
+# -- (value, status) and (value, status, headers) -----------------------------------------------
+
+
+def returning(colour: str, value: Any) -> App:
+    app = App()
+    if colour == "sync":
+
+        @app.get("/")
+        def sync_handler(request: Request) -> Any:
+            return value
+
+    else:
+
+        @app.get("/")
+        async def async_handler(request: Request) -> Any:
+            return value
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "value,status,content_type,body",
+    [
+        (({"id": 1}, 201), 201, "application/json", b'{"id":1}'),
+        (("made", 201, {"location": "/items/1"}), 201, "text/plain; charset=utf-8", b"made"),
+        ((b"\x00", 202, [("x-a", "1"), ("x-a", "2")]), 202, "application/octet-stream", b"\x00"),
+        ((Response("teapot"), 418), 418, "text/plain; charset=utf-8", b"teapot"),
+        (("<p>hi</p>", 200, {"content-type": "text/html"}), 200, "text/html", b"<p>hi</p>"),
+        ((None, 204, None), 204, None, b""),
+    ],
+)
+def test_tuples_convert_like_their_value(
+    make_client: MakeClient,
+    colour: str,
+    value: Any,
+    status: int,
+    content_type: str | None,
+    body: bytes,
+) -> None:
+    with make_client(returning(colour, value)) as client:
+        response = client.get("/")
+    assert response.status_code == status
+    assert response.headers.get("content-type") == content_type
+    assert response.content == body
+    if len(value) == 3 and isinstance(value[2], list):
+        assert response.headers.get_list("x-a") == ["1", "2"]
+    if len(value) == 3 and isinstance(value[2], dict) and "location" in value[2]:
+        assert response.headers["location"] == "/items/1"
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        (("a", 200, {}, "extra"), "tuple of 4 items"),
+        (("a",), "tuple of 1 items"),
+        (("a", "201"), "status is str"),
+        (("a", True), "status is bool"),
+        ((("a", 201), 201), "tuple of 2 items"),
+        (("a", 201, "x-a: 1"), "mapping or a list of"),
+    ],
+)
+def test_a_wrong_tuple_is_a_type_error_naming_the_forms(value: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        to_response(value)
+
+
+def test_a_wrong_tuple_from_a_handler_is_a_500(make_client: MakeClient, colour: str) -> None:
+    with make_client(returning(colour, ("a", "201"))) as client:
+        assert client.get("/").status_code == 500
+
+
+def test_tuple_headers_are_checked_and_the_status_bounded() -> None:
+    with pytest.raises(ValueError, match="header"):
+        to_response(("a", 200, {"x-a": "one\r\ntwo"}))
+    with pytest.raises(ValueError, match="100 to 599"):
+        to_response(("a", 99))
+    with pytest.raises(TypeError, match=r"\(value, status, headers\)"):
+        to_response(object())
+
+
+def test_error_handlers_may_return_tuples(make_client: MakeClient, colour: str) -> None:
+    app = App()
+
+    @app.post("/only-post")
+    def only_post(request: Request) -> str:
+        return "posted"
+
+    if colour == "sync":
+
+        @app.error_handler(405)
+        def sync_handler(request: Request, exc: Exception) -> Any:
+            return {"error": "method"}, 400, {"x-why": "405"}
+
+    else:
+
+        @app.error_handler(405)
+        async def async_handler(request: Request, exc: Exception) -> Any:
+            return {"error": "method"}, 400, {"x-why": "405"}
+
+    with make_client(app) as client:
+        response = client.get("/only-post")
+    assert (response.status_code, response.json()) == (400, {"error": "method"})
+    assert response.headers["x-why"] == "405"
+    assert response.headers["allow"] == "OPTIONS, POST"  # NOTE: the error's own headers stay

@@ -1,0 +1,380 @@
+"""request.after_response(): callbacks of both colours run after the last body byte, in order,
+streams included, under both interfaces; failures are logged; disconnects still run them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from drive import Message, http_scope, start_response, wsgi_environ
+
+from microweb import App, HTTPError, Request, Response, ServerSentEvent
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+Handler = Callable[..., Any]
+
+
+def add_handler(app: App, colour: str, body: Callable[[Request], Any], path: str = "/") -> None:
+    """Register ``GET path`` as a def or async def handler returning ``body(request)``."""
+    if colour == "sync":
+
+        def sync_handler(request: Request) -> Any:
+            return body(request)
+
+        app.get(path, name=path)(sync_handler)
+    else:
+
+        async def async_handler(request: Request) -> Any:
+            return body(request)
+
+        app.get(path, name=path)(async_handler)
+
+
+def recorder(log: list[str]) -> tuple[Callable[..., None], Callable[..., Any]]:
+    """A def and an async def callback that append their arguments to ``log``."""
+
+    def sync_callback(tag: str, *, suffix: str = "") -> None:
+        log.append(f"sync {tag}{suffix} on {threading.current_thread().name}")
+
+    async def async_callback(tag: str, *, suffix: str = "") -> None:
+        await asyncio.sleep(0)
+        log.append(f"async {tag}{suffix} on {threading.current_thread().name}")
+
+    return sync_callback, async_callback
+
+
+def threads(log: list[str]) -> list[str]:
+    return [entry.split(" on ")[0] for entry in log]
+
+
+def test_callbacks_of_both_colours_run_in_order_after_the_response(
+    make_client: MakeClient, colour: str
+) -> None:
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def body(request: Request) -> str:
+        request.after_response(sync_callback, "one")
+        request.after_response(async_callback, "two", suffix="!")
+        request.after_response(sync_callback, "three")
+        log.append("handler returned")
+        return "hello"
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        response = client.get("/")
+        assert response.text == "hello"
+        assert threads(log) == ["handler returned", "sync one", "async two!", "sync three"]
+
+
+def test_sync_callbacks_use_the_pool_under_asgi_async_the_app_loop_under_wsgi(
+    make_client: MakeClient, interface: str
+) -> None:
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    @app.get("/")
+    async def handler(request: Request) -> str:
+        request.after_response(sync_callback, "s")
+        request.after_response(async_callback, "a")
+        return "ok"
+
+    with make_client(app) as client:
+        client.get("/")
+    sync_thread, async_thread = (entry.split(" on ")[1] for entry in log)
+    if interface == "asgi":
+        assert sync_thread.startswith("microweb-worker")
+    else:
+        assert async_thread == "microweb-app-loop"
+
+
+def streamed(kind: str, log: list[str]) -> Any:
+    if kind == "sync":
+
+        def sync_chunks() -> Iterator[bytes]:
+            for i in range(3):
+                log.append(f"chunk {i}")
+                yield b"x"
+
+        return sync_chunks()
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for i in range(3):
+            log.append(f"chunk {i}")
+            yield b"x"
+
+    return async_chunks()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_callbacks_run_after_a_streamed_body_ends(
+    make_client: MakeClient, colour: str, kind: str
+) -> None:
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def body(request: Request) -> Response:
+        request.after_response(sync_callback, "s")
+        request.after_response(async_callback, "a")
+        return Response.stream(streamed(kind, log))
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        assert client.get("/").content == b"xxx"
+    assert threads(log) == ["chunk 0", "chunk 1", "chunk 2", "sync s", "async a"]
+
+
+@pytest.mark.parametrize("method,status", [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_callbacks_run_for_responses_without_a_body(
+    make_client: MakeClient, colour: str, method: str, status: int
+) -> None:
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def body(request: Request) -> Response:
+        request.after_response(sync_callback, "s")
+        request.after_response(async_callback, "a")
+        return Response("text", status)
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        assert client.request(method, "/").status_code == status
+    assert threads(log) == ["sync s", "async a"]
+
+
+def test_callbacks_run_after_an_error_response(make_client: MakeClient, colour: str) -> None:
+    log: list[str] = []
+    sync_callback, _ = recorder(log)
+    app = App()
+
+    def body(request: Request) -> str:
+        request.after_response(sync_callback, "cleanup")
+        raise HTTPError(409, "taken")
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        assert client.get("/").status_code == 409
+    assert threads(log) == ["sync cleanup"]
+
+
+def test_a_failing_callback_is_logged_and_changes_nothing(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def broken() -> None:
+        raise RuntimeError("mail server down")
+
+    async def abroken() -> None:
+        raise RuntimeError("queue down")
+
+    def body(request: Request) -> str:
+        request.after_response(broken)
+        request.after_response(sync_callback, "s")
+        request.after_response(abroken)
+        request.after_response(async_callback, "a")
+        return "sent"
+
+    add_handler(app, colour, body)
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        response = client.get("/")
+    assert (response.status_code, response.text) == (200, "sent")
+    assert threads(log) == ["sync s", "async a"]
+    failures = [r for r in caplog.records if "after-response callback" in r.getMessage()]
+    assert [str(r.exc_info[1]) for r in failures if r.exc_info] == [
+        "mail server down",
+        "queue down",
+    ]
+
+
+def test_a_callback_may_add_another(make_client: MakeClient) -> None:
+    log: list[str] = []
+    app = App()
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        def first() -> None:
+            log.append("first")
+            request.after_response(log.append, "second")
+
+        request.after_response(first)
+        return "ok"
+
+    with make_client(app) as client:
+        client.get("/")
+    assert log == ["first", "second"]
+
+
+def test_without_callbacks_a_wsgi_body_is_a_plain_list() -> None:
+    app = App()
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        return "hello"
+
+    wsgi = app.as_wsgi()
+    try:
+        assert type(wsgi(wsgi_environ(), start_response)) is list  # NOTE: nothing to close
+    finally:
+        wsgi.close()
+
+
+# -- a plugin's per-request resource that lives as long as a streamed body --------------------
+
+
+class Connection:
+    """Stands in for a database connection; reads fail once it is closed."""
+
+    def __init__(self, opened: list[Connection]) -> None:
+        self.closed = False
+        opened.append(self)
+
+    def read(self, n: int) -> str:
+        if self.closed:
+            raise RuntimeError("read on a closed connection")
+        return f"row {n}"
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class PerRequestConnection:
+    """Opens a connection per request in ``request.state.conn``, closed after the response."""
+
+    name = "conn"
+
+    def __init__(self) -> None:
+        self.opened: list[Connection] = []
+
+    def apply(self, handler: Handler, route: Any) -> Handler:
+        if route.is_async:
+
+            @functools.wraps(handler)
+            async def async_wrapper(request: Request, **params: Any) -> Any:
+                request.state.conn = conn = Connection(self.opened)
+                request.after_response(conn.aclose)
+                return await handler(request, **params)
+
+            return async_wrapper
+
+        @functools.wraps(handler)
+        def wrapper(request: Request, **params: Any) -> Any:
+            request.state.conn = conn = Connection(self.opened)
+            request.after_response(conn.close)
+            return handler(request, **params)
+
+        return wrapper
+
+
+def sse_app(colour: str) -> tuple[App, PerRequestConnection]:
+    app = App()
+    plugin = app.install(PerRequestConnection())
+
+    def body(request: Request) -> Response:
+        conn = request.state.conn
+
+        async def events() -> AsyncIterator[ServerSentEvent]:
+            for n in range(3):
+                await asyncio.sleep(0)
+                yield ServerSentEvent(conn.read(n))
+
+        return Response.sse(events())
+
+    add_handler(app, colour, body, "/events")
+    return app, plugin
+
+
+def test_a_plugin_connection_lives_until_a_streamed_sse_body_ends(
+    make_client: MakeClient, colour: str
+) -> None:
+    app, plugin = sse_app(colour)
+    with make_client(app) as client:
+        response = client.get("/events")
+        assert response.status_code == 200
+        assert response.text == "data: row 0\n\ndata: row 1\n\ndata: row 2\n\n"
+    [conn] = plugin.opened
+    assert conn.closed
+
+
+# -- a client that leaves mid-stream: the callbacks still run ---------------------------------
+
+
+def endless(kind: str) -> Any:
+    if kind == "sync":
+
+        def sync_ticks() -> Iterator[bytes]:
+            while True:
+                yield b"tick\n"
+
+        return sync_ticks()
+
+    async def async_ticks() -> AsyncIterator[bytes]:
+        while True:
+            await asyncio.sleep(0.001)
+            yield b"tick\n"
+
+    return async_ticks()
+
+
+def leaving_app(colour: str, kind: str, log: list[str]) -> App:
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def body(request: Request) -> Response:
+        request.after_response(sync_callback, "s")
+        request.after_response(async_callback, "a")
+        return Response.stream(endless(kind))
+
+    add_handler(app, colour, body)
+    return app
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_asgi_client_leaving_mid_stream_still_runs_the_callbacks(colour: str, kind: str) -> None:
+    log: list[str] = []
+    asgi = leaving_app(colour, kind, log).as_asgi()
+
+    async def run() -> None:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if len(sent) == 3:
+                inbox.put_nowait({"type": "http.disconnect"})
+
+        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+
+    asyncio.run(run())
+    assert threads(log) == ["sync s", "async a"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_wsgi_client_leaving_mid_stream_still_runs_the_callbacks(colour: str, kind: str) -> None:
+    log: list[str] = []
+    wsgi = leaving_app(colour, kind, log).as_wsgi()
+    try:
+        body = wsgi(wsgi_environ(), start_response)
+        chunks = iter(body)
+        assert next(chunks) == b"tick\n"
+        assert log == []
+        body.close()  # type: ignore[attr-defined]  # NOTE: what a server does when the client left
+    finally:
+        wsgi.close()
+    assert threads(log) == ["sync s", "async a"]

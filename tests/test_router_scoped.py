@@ -1,0 +1,227 @@
+"""Routers with their own flows and error handlers: for their routes only, inside the app's flows;
+the router's error handlers first, then the app's; 404/405 use the app's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from microweb import App, HTTPError, Request, Response, Router
+from microweb.testing import TestClient
+
+MakeClient = Callable[[App], TestClient]
+
+
+def add(registry: App | Router, colour: str, path: str, body: Callable[[Request], Any]) -> None:
+    if colour == "sync":
+
+        def sync_handler(request: Request) -> Any:
+            return body(request)
+
+        registry.get(path, name=f"sync {path}")(sync_handler)
+    else:
+
+        async def async_handler(request: Request) -> Any:
+            return body(request)
+
+        registry.get(path, name=f"async {path}")(async_handler)
+
+
+def tagging_flow(tag: str, trail: list[str], colour: str) -> Any:
+    if colour == "sync":
+
+        def sync_flow(request: Request) -> Iterator[None]:
+            trail.append(f"{tag} in")
+            response = yield
+            trail.append(f"{tag} out")
+            response.headers.add("x-flow", tag)
+
+        return sync_flow
+
+    async def async_flow(request: Request) -> AsyncIterator[None]:
+        trail.append(f"{tag} in")
+        response = yield
+        trail.append(f"{tag} out")
+        response.headers.add("x-flow", tag)
+
+    return async_flow
+
+
+def nothing(request: Request) -> None:
+    raise HTTPError(404, "no such item")
+
+
+def broken(request: Request) -> None:
+    raise RuntimeError("boom")
+
+
+def shop(colour: str, trail: list[str], app_flows: bool = True) -> App:
+    app = App()
+    api = Router(prefix="/api")
+    if app_flows:
+        app.middleware(tagging_flow("app", trail, colour))
+    api.middleware(tagging_flow("api", trail, colour))
+
+    @api.error_handler(HTTPError)
+    def api_errors(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"error": exc.detail}, status=exc.status)
+
+    @app.error_handler(404)
+    def page_not_found(request: Request, exc: HTTPError) -> Response:
+        return Response.html("<h1>Not found</h1>", status=404)
+
+    add(api, colour, "/items", lambda request: {"items": []})
+    add(api, colour, "/items/missing", nothing)
+    add(app, colour, "/", lambda request: "home")
+    add(app, colour, "/pages/missing", nothing)
+    app.include(api)
+    return app
+
+
+@pytest.mark.parametrize("app_flows", [True, False], ids=["app-flows", "no-app-flows"])
+def test_router_flows_run_inside_the_app_flows_for_its_routes_only(
+    make_client: MakeClient, colour: str, app_flows: bool
+) -> None:
+    trail: list[str] = []
+    outer = ["app"] if app_flows else []
+    with make_client(shop(colour, trail, app_flows)) as client:
+        response = client.get("/api/items")
+        assert response.json() == {"items": []}
+        assert response.headers.get_list("x-flow") == ["api", *outer]
+        assert trail == [
+            *(f"{t} in" for t in outer),
+            "api in",
+            "api out",
+            *(f"{t} out" for t in outer),
+        ]
+        trail.clear()
+        assert client.get("/").headers.get_list("x-flow") == outer
+        assert trail == [f"{t} {d}" for d in ("in", "out") for t in outer]
+
+
+def test_router_errors_answer_json_while_the_app_answers_html(
+    make_client: MakeClient, colour: str
+) -> None:
+    with make_client(shop(colour, [])) as client:
+        api = client.get("/api/items/missing")
+        assert (api.status_code, api.json()) == (404, {"error": "no such item"})
+        assert api.headers.get_list("x-flow") == ["api", "app"]
+        page = client.get("/pages/missing")
+        assert (page.status_code, page.text) == (404, "<h1>Not found</h1>")
+        assert page.headers["content-type"].startswith("text/html")
+
+
+def test_no_route_matched_uses_the_app_handlers(make_client: MakeClient, colour: str) -> None:
+    with make_client(shop(colour, [])) as client:
+        response = client.get("/api/nowhere")
+        assert (response.status_code, response.text) == (404, "<h1>Not found</h1>")
+        assert client.post("/api/items").status_code == 405
+
+
+def test_router_handlers_come_first_then_the_app_ones(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    api = Router(prefix="/api")
+
+    @api.error_handler(404)
+    async def api_404(request: Request, exc: HTTPError) -> Any:
+        return {"error": "api 404"}
+
+    @app.error_handler(HTTPError)
+    def any_http_error(request: Request, exc: HTTPError) -> str:
+        return f"app {exc.status}"
+
+    @app.error_handler(500)
+    def app_500(request: Request, exc: Exception) -> str:
+        return "app 500"
+
+    add(api, colour, "/missing", nothing)
+    add(api, colour, "/teapot", lambda request: (_ for _ in ()).throw(HTTPError(418)))
+    add(api, colour, "/broken", broken)
+    app.include(api)
+    with make_client(app) as client:
+        response = client.get("/api/missing")
+        assert (response.status_code, response.json()) == (404, {"error": "api 404"})
+        response = client.get("/api/teapot")
+        assert (response.status_code, response.text) == (418, "app 418")
+        response = client.get("/api/broken")
+        assert (response.status_code, response.text) == (500, "app 500")
+
+
+def test_an_unexpected_error_passes_the_router_flows_to_the_app_flows(
+    make_client: MakeClient, colour: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+    api = Router(prefix="/api")
+
+    @app.middleware
+    def rollback(request: Request) -> Iterator[None]:
+        try:
+            yield
+        except RuntimeError as exc:
+            seen.append(f"app saw {exc}")
+            raise
+
+    @api.middleware
+    def waits(request: Request) -> Iterator[None]:
+        try:
+            yield
+        except RuntimeError:
+            seen.append("api saw it")
+            response = yield
+            response.headers["x-api"] = "saw the 500"
+
+    @api.error_handler(500)
+    def api_500(request: Request, exc: Exception) -> Any:
+        return {"error": "internal"}
+
+    add(api, colour, "/broken", broken)
+    app.include(api)
+    with make_client(app) as client:
+        response = client.get("/api/broken")
+    assert (response.status_code, response.json()) == (500, {"error": "internal"})
+    assert response.headers["x-api"] == "saw the 500"
+    assert seen == ["api saw it", "app saw boom"]
+
+
+def test_a_router_flow_may_answer(make_client: MakeClient, colour: str) -> None:
+    api = Router(prefix="/api")
+
+    @api.middleware
+    def key_required(request: Request) -> Iterator[Response | None]:
+        if request.headers.get("x-key") != "secret":
+            yield Response.json({"error": "key required"}, status=401)
+            return
+        yield
+
+    add(api, colour, "/items", lambda request: [])
+    app = App()
+    add(app, colour, "/", lambda request: "open")
+    app.include(api)
+    with make_client(app) as client:
+        assert client.get("/api/items").status_code == 401
+        assert client.get("/api/items", headers={"x-key": "secret"}).json() == []
+        assert client.get("/").text == "open"
+
+
+def test_a_router_with_handlers_only_keeps_the_direct_call(colour: str) -> None:
+    api = Router(prefix="/api")
+    api.error_handler(404)(lambda request, exc: {"error": "api"})
+    add(api, colour, "/x", nothing)
+    app = App()
+    app.include(api)
+    found = app.compile().http.lookup("GET", "/api/x")[0]
+    assert found is not None and found.rules is not None and not found.rules.flows
+    assert found.blocking == (colour == "sync")
+
+
+def test_router_middleware_and_error_handler_check_their_arguments() -> None:
+    api = Router()
+    with pytest.raises(TypeError, match="generator function"):
+        api.middleware(lambda request: None)
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        api.error_handler(302)
+    with pytest.raises(TypeError, match="status or an exception class"):
+        api.error_handler("404")  # type: ignore[arg-type]
