@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import chunked, http_scope, wsgi_environ
 
 from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 SyncOp = Callable[[Request], Any]
 AsyncOp = Callable[[Request], Awaitable[Any]]
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from wsgiref.util import FileWrapper
 
 import pytest
+from conftest import MakeClient
 from drive import http_scope, wsgi_environ
 
 from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 Message = dict[str, Any]
 
 

@@ -4,18 +4,16 @@ interfaces."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from conftest import MakeClient
 
 from microweb import App, Request, Response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 DATA = bytes(range(100))
 MTIME = 1_700_000_000.0

@@ -6,16 +6,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import asgi_get, http_scope, wsgi_get
 
 from microweb import App, Request, Response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 def _hooked_app(events: list[str]) -> App:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
+from conftest import MakeClient
 from drive import http_scope, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request, Response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
-
 
 # -- method and path -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from conftest import MakeClient
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +18,6 @@ from microweb import App, Request, Response
 from microweb._cookies import format_set_cookie, parse_cookie_header
 from microweb._response import to_response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 class ClosingChunks:

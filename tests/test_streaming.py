@@ -15,12 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
-from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,9 +11,6 @@ import pytest
 import microweb
 from microweb import App, InterfaceWarning, Request, Response, WebSocket
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
-
 
 # -- ignore_headers ----------------------------------------------------------------------------
 
