@@ -76,6 +76,46 @@ async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, byte
     return messages[0]["status"], body
 
 
+async def asgi_call(
+    app: App, scope: Message, messages: list[Message], gap: float = 0.0
+) -> list[Message]:
+    """Run ``app.as_asgi()`` once, without any lifespan; return the messages it sent.
+
+    The request body arrives as ``messages`` (see ``body_messages``), ``gap`` seconds apart;
+    after them, ``receive`` blocks as a server's does until the client leaves.
+    """
+    queue = list(messages)
+    sent: list[Message] = []
+    asgi = app.as_asgi()
+
+    async def receive() -> Message:
+        if queue:
+            await asyncio.sleep(gap)
+            return queue.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(dict(message))
+
+    await asyncio.wait_for(asgi(scope, receive, send), timeout=10)
+    return sent
+
+
+def body_messages(*parts: bytes) -> list[Message]:
+    """Return ``http.request`` messages carrying ``parts``, the last one without ``more_body``."""
+    last = len(parts) - 1
+    return [
+        {"type": "http.request", "body": part, "more_body": i < last}
+        for i, part in enumerate(parts)
+    ]
+
+
+def response_body(sent: list[Message]) -> bytes:
+    """Join the bodies of the ``http.response.body`` messages among ``sent``."""
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
 # -- WSGI --------------------------------------------------------------------------------------
 
 
