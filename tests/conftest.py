@@ -3,6 +3,10 @@
 The browser tests (``test_*_browser.py``) use pytest-playwright's fixtures; the two overrides here
 point Playwright at Debian's Chromium when Playwright's own build is not installed, and make those
 tests run last.
+
+Which test file checks which module: docs/architecture.md, "Where the tests are". Test modules
+import ``MakeClient`` and ``in_colour`` from here (``from conftest import ...``), so keep this the
+only conftest.py: another one, in a subfolder, would take the module name ``conftest``.
 """
 
 from __future__ import annotations
