@@ -9,7 +9,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
@@ -33,10 +33,6 @@ def sync_only(call: str, twin: str) -> None:
             f"write `await request.{twin}`. (A def handler with offload=False runs on the loop; "
             "make it async def to read the body.)"
         )
-
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 async def _with_context(
@@ -265,6 +261,6 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(fn, *args)
 
 
-def coroutine_of(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:
+async def coroutine_of(awaitable: Awaitable[T]) -> T:
     """Wrap any awaitable in a coroutine (``run_coroutine_threadsafe`` takes only those)."""
-    return _await(awaitable)
+    return await awaitable

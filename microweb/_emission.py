@@ -37,7 +37,7 @@ def negotiate_file(response: Response, request: Request) -> Response:
     if range_header is None or not range_applies(headers.get("if-range"), file):
         return response
     span = parse_range(range_header, file.size)
-    if span is None or span is True:
+    if span is None:
         return response
     if span is False:
         response.headers["content-range"] = f"bytes */{file.size}"

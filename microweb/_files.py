@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
+from typing import Literal
 
 FILE_CHUNK = 64 * 1024
 
@@ -86,7 +87,7 @@ def range_applies(if_range: str | None, file: FileInfo) -> bool:
     return if_range.strip() in (file.etag, file.last_modified)
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
+def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:
     """Parse a ``Range`` header for one span of a ``size``-byte file.
 
     Returns:

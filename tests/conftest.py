@@ -3,10 +3,15 @@
 The browser tests (``test_*_browser.py``) use pytest-playwright's fixtures; the two overrides here
 point Playwright at Debian's Chromium when Playwright's own build is not installed, and make those
 tests run last.
+
+Which test file checks which module: docs/architecture.md, "Where the tests are". Test modules
+import ``MakeClient`` and ``in_colour`` from here (``from conftest import ...``), so keep this the
+only conftest.py: another one, in a subfolder, would take the module name ``conftest``.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +24,9 @@ from microweb.testing import TestClient
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserType
+
+MakeClient = Callable[[App], TestClient]
+"""The type of the ``make_client`` fixture: ``make_client(app)`` gives a TestClient for ``app``."""
 
 INSTALL_CHROMIUM = "apt-get install -y chromium (Debian), or python -m playwright install chromium"
 
@@ -35,8 +43,39 @@ def colour(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def in_colour(colour: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """Return ``function`` for ``"sync"``; for ``"async"``, an ``async def`` that calls it.
+
+    A test writes a handler or error handler once, as a ``def``, and registers it in the colour
+    under test. The ``async def`` keeps the name and the signature (path parameters) of
+    ``function``.
+    """
+    if colour == "sync":
+        return function
+
+    @functools.wraps(function)
+    async def coloured(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return coloured
+
+
 @pytest.fixture
-def make_client(interface: str) -> Iterator[Callable[[App], TestClient]]:
+def files(tmp_path: Path) -> Path:
+    """A folder ``public/`` of small files (``site.css``, ``logo.png``, ``docs/index.html``, an
+    empty folder ``empty/``), next to a ``secret.txt`` that must never be served from it."""
+    public = tmp_path / "public"
+    (public / "docs").mkdir(parents=True)
+    (public / "empty").mkdir()
+    (public / "site.css").write_text("body { color: black; }\n" * 100)
+    (public / "docs" / "index.html").write_text("<h1>docs</h1>")
+    (public / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    (tmp_path / "secret.txt").write_text("top secret")
+    return public
+
+
+@pytest.fixture
+def make_client(interface: str) -> Iterator[MakeClient]:
     """Build TestClients for apps under the current interface; they are closed after the test."""
     clients: list[TestClient] = []
 

@@ -1,15 +1,20 @@
 """Driving an app's WSGI and ASGI callables by hand, as a server would, and bodies for TestClient.
 
 The scope and environ builders give a minimal GET (or the given method) from ``testserver``;
-``wsgi_get`` and ``asgi_get`` make one request and return its status and body.
+``wsgi_get`` and ``asgi_get`` make one request and return its status and body; ``raw_pieces``
+returns the status, the headers and the body pieces as the server iterates or receives them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 from wsgiref.util import setup_testing_defaults
+
+from microweb import App
+from microweb.testing import TestClient
 
 Message = dict[str, Any]
 
@@ -71,6 +76,46 @@ async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, byte
     return messages[0]["status"], body
 
 
+async def asgi_call(
+    app: App, scope: Message, messages: list[Message], gap: float = 0.0
+) -> list[Message]:
+    """Run ``app.as_asgi()`` once, without any lifespan; return the messages it sent.
+
+    The request body arrives as ``messages`` (see ``body_messages``), ``gap`` seconds apart;
+    after them, ``receive`` blocks as a server's does until the client leaves.
+    """
+    queue = list(messages)
+    sent: list[Message] = []
+    asgi = app.as_asgi()
+
+    async def receive() -> Message:
+        if queue:
+            await asyncio.sleep(gap)
+            return queue.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(dict(message))
+
+    await asyncio.wait_for(asgi(scope, receive, send), timeout=10)
+    return sent
+
+
+def body_messages(*parts: bytes) -> list[Message]:
+    """Return ``http.request`` messages carrying ``parts``, the last one without ``more_body``."""
+    last = len(parts) - 1
+    return [
+        {"type": "http.request", "body": part, "more_body": i < last}
+        for i, part in enumerate(parts)
+    ]
+
+
+def response_body(sent: list[Message]) -> bytes:
+    """Join the bodies of the ``http.response.body`` messages among ``sent``."""
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
 # -- WSGI --------------------------------------------------------------------------------------
 
 
@@ -107,6 +152,70 @@ def wsgi_get(wsgi: Any, path: str, **extra: Any) -> tuple[str, bytes]:
             close()
     assert len(seen) == 1, seen
     return seen[0], body
+
+
+# -- the pieces of a response as a server gets them --------------------------------------------
+
+
+def wsgi_pieces(app: App, path: str, headers: dict[str, str]) -> tuple[int, Any, list[bytes]]:
+    """Call ``as_wsgi()`` with a GET; return the status, headers and body pieces as iterated."""
+    wsgi = app.as_wsgi()
+    extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+    seen: list[Any] = []
+
+    def start_response(status: str, head: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.extend([int(status[:3]), dict(head)])
+        return lambda data: None
+
+    result = wsgi(
+        wsgi_environ("GET", path, **{"wsgi.input": io.BytesIO(b"")}, **extra), start_response
+    )
+    try:
+        pieces = [piece for piece in result if piece]
+    finally:
+        getattr(result, "close", lambda: None)()
+        wsgi.close()
+    return seen[0], seen[1], pieces
+
+
+def asgi_pieces(app: App, path: str, headers: dict[str, str]) -> tuple[int, Any, list[bytes]]:
+    """Call ``as_asgi()`` with a GET; return the status, headers and ``http.response.body`` pieces.
+
+    The call runs on a TestClient's loop, so the app's startup hooks have run.
+    """
+    scope = http_scope(path=path, headers=[(k.encode(), v.encode()) for k, v in headers.items()])
+    messages: list[Message] = []
+
+    async def call(asgi: Any) -> None:
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            messages.append(dict(message))
+
+        await asgi(scope, receive, send)
+
+    with TestClient(app, interface="asgi") as client:
+        asyncio.run_coroutine_threadsafe(call(client.asgi_app), client.loop).result()
+    start = messages[0]
+    head = {k.decode(): v.decode() for k, v in start["headers"]}
+    pieces = [m["body"] for m in messages[1:] if m.get("body")]
+    return start["status"], head, pieces
+
+
+def raw_pieces(
+    app: App, interface: str, path: str, headers: dict[str, str]
+) -> tuple[int, Any, list[bytes]]:
+    """``wsgi_pieces`` or ``asgi_pieces``, by ``interface``."""
+    get = wsgi_pieces if interface == "wsgi" else asgi_pieces
+    return get(app, path, headers)
 
 
 # -- request bodies for TestClient -------------------------------------------------------------

@@ -11,29 +11,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient, in_colour
 from drive import Message, http_scope, start_response, wsgi_environ
 
 from microweb import App, HTTPError, Request, Response, ServerSentEvent
-from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 Handler = Callable[..., Any]
 
 
 def add_handler(app: App, colour: str, body: Callable[[Request], Any], path: str = "/") -> None:
     """Register ``GET path`` as a def or async def handler returning ``body(request)``."""
-    if colour == "sync":
-
-        def sync_handler(request: Request) -> Any:
-            return body(request)
-
-        app.get(path, name=path)(sync_handler)
-    else:
-
-        async def async_handler(request: Request) -> Any:
-            return body(request)
-
-        app.get(path, name=path)(async_handler)
+    app.get(path, name=path)(in_colour(colour, body))
 
 
 def recorder(log: list[str]) -> tuple[Callable[..., None], Callable[..., Any]]:

@@ -6,15 +6,13 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
+from conftest import MakeClient
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 def _loop_running() -> bool:

@@ -56,6 +56,7 @@ PAGES = [
     "plugins-sessions.md",
     "plugins-requestid.md",
     "sync-and-async.md",
+    "wsgi-vs-asgi.md",
     "testing.md",
     "serving.md",
     "deployment.md",
@@ -352,3 +353,15 @@ def test_every_page_is_in_the_site_nav() -> None:
     assert not sorted(page for page in listed - pages if not (DOCS.parent / page).is_file()), (
         "nav names a page that does not exist"
     )
+
+
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_images_resolve() -> None:
+    missing = []
+    for path in all_pages():
+        for target in IMAGE.findall(path.read_text(encoding="utf-8")):
+            if "://" not in target and not (path.parent / target).is_file():
+                missing.append(f"{path.relative_to(DOCS).as_posix()} -> {target}")
+    assert not missing

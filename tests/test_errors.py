@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
+from conftest import MakeClient, in_colour
 
 from microweb import App, HTTPError, Request, Response
-from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 class ShopError(Exception):
@@ -23,18 +20,11 @@ class OutOfStock(ShopError):
 
 def _raising_app(colour: str, exc: Exception) -> App:
     app = App()
-    if colour == "sync":
 
-        @app.get("/")
-        def index(request: Request) -> str:
-            raise exc
+    def index(request: Request) -> str:
+        raise exc
 
-    else:
-
-        @app.get("/")
-        async def index(request: Request) -> str:
-            raise exc
-
+    app.get("/")(in_colour(colour, index))
     return app
 
 
@@ -389,7 +379,7 @@ def test_http_error_attributes_are_public(make_client: MakeClient, colour: str) 
         body = {"status": exc.status, "detail": exc.detail, "headers": exc.headers}
         return Response.json(body, status=exc.status)
 
-    app.error_handler(HTTPError)(describe if colour == "sync" else _as_async(describe))
+    app.error_handler(HTTPError)(in_colour(colour, describe))
 
     @app.get("/limited")
     def limited(request: Request) -> str:
@@ -404,13 +394,3 @@ def test_http_error_attributes_are_public(make_client: MakeClient, colour: str) 
     }
     assert HTTPError(404, "no such note").detail == "no such note"
     assert HTTPError(400).headers == {}
-
-
-ErrorHandler = Callable[[Request, HTTPError], Response]
-
-
-def _as_async(handler: ErrorHandler) -> Callable[[Request, HTTPError], Awaitable[Response]]:
-    async def async_handler(request: Request, exc: HTTPError) -> Response:
-        return handler(request, exc)
-
-    return async_handler

@@ -6,16 +6,16 @@ from __future__ import annotations
 import importlib.util
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import MakeClient
 
 from microweb import App
 from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "db_session.py"
 
 

@@ -4,18 +4,18 @@ interfaces."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+from wsgiref.util import FileWrapper
 
 import pytest
+from conftest import MakeClient
+from drive import wsgi_environ
 
 from microweb import App, Request, Response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 DATA = bytes(range(100))
 MTIME = 1_700_000_000.0
@@ -365,3 +365,36 @@ def test_missing_file_in_handler_is_500(
         response = make_client(file_app(tmp_path / "missing.txt")).get("/file")
     assert response.status_code == 500
     assert str(tmp_path) not in response.text
+
+
+def test_thousands_of_digits_in_range_are_ignored(make_client: MakeClient, tmp_path: Path) -> None:
+    target = tmp_path / "f.txt"
+    target.write_bytes(b"0123456789")
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file(target)
+
+    response = make_client(app).get("/f", headers={"range": "bytes=" + "1" * 5000 + "-"})
+    assert (response.status_code, response.content) == (200, b"0123456789")
+
+
+def test_a_file_that_grew_is_not_sent_past_its_length_under_wsgi(tmp_path: Path) -> None:
+    target = tmp_path / "grows.txt"
+    target.write_bytes(b"0123456789")
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        response = Response.file(target)
+        target.write_bytes(b"0123456789 and more")
+        return response
+
+    headers: list[Any] = []
+    environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": FileWrapper})
+    result = app.as_wsgi()(environ, lambda s, h, e=None: headers.extend(h))
+    body = b"".join(result)
+    getattr(result, "close", lambda: None)()
+    assert dict(headers)["content-length"] == "10"
+    assert body == b"0123456789"

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import http_scope
 
 from microweb import App, HTTPError, Request, Response
-from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 Flow = Iterator[Any]
 AsyncFlow = AsyncIterator[Any]
 

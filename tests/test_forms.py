@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import chunked
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +21,6 @@ from hypothesis import strategies as st
 from microweb import App, FormData, HTTPError, Limits, Request, Response, UploadFile, safe_filename
 from microweb._forms import FormBuilder
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 BOUNDARY = "----microwebTestBoundary7MA4YWxk"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"

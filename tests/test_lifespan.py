@@ -6,16 +6,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from drive import asgi_get, http_scope, wsgi_get
+from conftest import MakeClient
+from drive import asgi_get, http_scope, wsgi_environ, wsgi_get
 
 from microweb import App, Request, Response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 def _hooked_app(events: list[str]) -> App:
@@ -423,3 +422,18 @@ def test_asgi_def_stream_cut_off_after_shutdown_is_still_closed(
         asyncio.run(scenario())
     assert closed.wait(5), "the generator was never closed"
     assert not caplog.records, [record.getMessage() for record in caplog.records]
+
+
+def test_a_closed_wsgi_app_does_not_start_its_loop_again() -> None:
+    app = App()
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return "ok"
+
+    wsgi = app.as_wsgi()
+    wsgi.close()
+    seen: list[str] = []
+    wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
+    assert seen[0].startswith("500")
+    assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]

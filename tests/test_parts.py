@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import chunked, http_scope, start_response, wsgi_environ
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,7 +26,6 @@ from microweb import App, HTTPError, Limits, Part, Request, UploadFile
 from microweb._parts import AsyncParts, PartStream, SyncParts
 from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 Entry = dict[str, Any]
 LARGE = bytes(range(256)) * 40
 

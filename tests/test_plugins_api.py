@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 
 from microweb import App, Plugin, Request, Response, Router
 from microweb.testing import TestClient
 
-MakeClient = Callable[[App], TestClient]
 Handler = Callable[..., Any]
 
 

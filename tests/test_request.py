@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
-from drive import http_scope, wsgi_environ
+from conftest import MakeClient
+from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request, Response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
-
 
 # -- method and path -------------------------------------------------------------------------
 
@@ -547,3 +545,30 @@ def test_an_empty_host_falls_back_to_the_server_address(make_client: MakeClient)
     # NOTE: httpx's ASGI transport gives the scope a server without a port.
     assert body["host"] in ("testserver", "testserver:80")
     assert body["url"] == f"http://{body['host']}/p"
+
+
+def test_an_asgi_scope_without_raw_path_is_decoded_once() -> None:
+    app = App()
+
+    @app.get("/{name}")
+    def echo(request: Request, name: str) -> dict[str, str]:
+        return {"name": name, "raw": request.raw_path.decode()}
+
+    scope = http_scope("GET", "/100%")
+    del scope["raw_path"]
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    assert response_body(sent) == b'{"name":"100%","raw":"/100%25"}'
+
+
+def test_raw_path_leaves_out_the_root_path_under_both_interfaces() -> None:
+    app = App()
+
+    @app.get("/x")
+    def show(request: Request) -> bytes:
+        return request.raw_path
+
+    seen: list[str] = []
+    environ = wsgi_environ("GET", "/x", SCRIPT_NAME="/app", REQUEST_URI="/app/x?q=1")
+    assert b"".join(app.as_wsgi()(environ, lambda s, h, e=None: seen.append(s))) == b"/x"
+    scope = http_scope("GET", "/app/x", root_path="/app")
+    assert response_body(asyncio.run(asgi_call(app, scope, body_messages(b"")))) == b"/x"

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
+from conftest import MakeClient
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +18,6 @@ from microweb import App, Request, Response
 from microweb._cookies import format_set_cookie, parse_cookie_header
 from microweb._response import to_response
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 class ClosingChunks:
@@ -943,3 +942,19 @@ def test_error_handlers_may_return_tuples(make_client: MakeClient, colour: str) 
     assert (response.status_code, response.json()) == (400, {"error": "method"})
     assert response.headers["x-why"] == "405"
     assert response.headers["allow"] == "OPTIONS, POST"  # NOTE: the error's own headers stay
+
+
+def test_header_values_beyond_latin1_are_refused_and_redirects_encoded(
+    make_client: MakeClient,
+) -> None:
+    with pytest.raises(ValueError, match="latin-1"):
+        Response().headers["x-name"] = "日本"
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect("/日本?q=ü")
+
+    response = make_client(app).get("/go", follow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["location"] == "/%E6%97%A5%E6%9C%AC?q=%C3%BC"

@@ -7,26 +7,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient, in_colour
 
 from microweb import App, HTTPError, Request, Response, Router
-from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 def add(registry: App | Router, colour: str, path: str, body: Callable[[Request], Any]) -> None:
-    if colour == "sync":
-
-        def sync_handler(request: Request) -> Any:
-            return body(request)
-
-        registry.get(path, name=f"sync {path}")(sync_handler)
-    else:
-
-        async def async_handler(request: Request) -> Any:
-            return body(request)
-
-        registry.get(path, name=f"async {path}")(async_handler)
+    registry.get(path, name=f"{colour} {path}")(in_colour(colour, body))
 
 
 def tagging_flow(tag: str, trail: list[str], colour: str) -> Any:

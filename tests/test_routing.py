@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response, Router
@@ -25,10 +26,6 @@ from microweb._routing import (
     build_path,
     parse_template,
 )
-from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
-
 
 # -- helpers ---------------------------------------------------------------------------------
 

@@ -15,12 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
-from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -728,3 +726,41 @@ def test_wsgi_body_reads_from_input_in_chunks(colour: str) -> None:
         wsgi.close()
     assert sum(seen) == len(body)
     assert max(seen) <= 64 * 1024
+
+
+def test_a_send_that_fails_because_the_client_left_ends_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed: list[bool] = []
+    app = App()
+
+    @app.get("/s")
+    async def stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"x"
+                    await asyncio.sleep(0)
+            finally:
+                closed.append(True)
+
+        return Response.stream(chunks())
+
+    async def run() -> None:
+        count = 0
+
+        async def receive() -> Message:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            nonlocal count
+            count += 1
+            if count > 3:
+                raise ConnectionResetError("the client went away")
+
+        await asyncio.wait_for(app.as_asgi()(http_scope(path="/s"), receive, send), 10)
+
+    asyncio.run(run())
+    assert closed == [True]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

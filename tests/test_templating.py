@@ -7,18 +7,16 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 import pytest
+from conftest import MakeClient
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response
 from microweb.templating import Templates
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,9 +12,6 @@ import pytest
 import microweb
 from microweb import App, InterfaceWarning, Request, Response, WebSocket
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
-
 
 # -- ignore_headers ----------------------------------------------------------------------------
 
@@ -222,3 +219,18 @@ def test_the_warning_can_be_filtered_by_category() -> None:
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=InterfaceWarning)
         _cookie_app().as_wsgi().close()
+
+
+def test_both_mode_replays_an_iterable_body() -> None:
+    app = App()
+
+    @app.post("/")
+    def size(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}
+
+    def parts() -> Iterator[bytes]:
+        yield b"ab"
+        yield b"cd"
+
+    with TestClient(app, interface="both") as client:
+        assert client.post("/", content=parts()).json() == {"size": 4}

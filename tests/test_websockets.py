@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import MakeClient
 from drive import websocket_scope
 
 from microweb import (
@@ -33,8 +34,6 @@ from microweb import (
 )
 from microweb.plugins import CORS
 from microweb.testing import TestClient
-
-MakeClient = Callable[[App], TestClient]
 
 CHAT_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "chat.py"
 

@@ -28,7 +28,7 @@ def get_note(request: Request, note_id: int, db: sqlite3.Connection) -> dict[str
     return as_json(request, model.get_note(db, note_id))
 
 
-@router.post("/notes")
+@router.post("/notes", name="api_add_note")
 def add_note(request: Request, db: sqlite3.Connection) -> Response:
     if "user" not in request.session:
         raise HTTPError(401, "log in first")

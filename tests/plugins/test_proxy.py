@@ -19,7 +19,7 @@ from microweb.plugins import ProxyHeaders, RequestID
 from microweb.plugins.proxy import parse_forwarded, parse_node, valid_host
 from microweb.testing import TestClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROXY = ("127.0.0.1", 50000)
 TRUSTED = ["127.0.0.1", "10.0.0.0/8"]
 HeaderList = Sequence[tuple[str, str]]

@@ -1,0 +1,203 @@
+"""The CORS plugin under both interfaces: simple requests, preflights, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request, Response
+from microweb.plugins import CORS
+
+
+def cors_app(plugin: CORS) -> App:
+    app = App()
+    app.install(plugin)
+
+    @app.get("/items")
+    def items(request: Request) -> Response:
+        return Response.json([1, 2], headers={"x-total": "2", "vary": "Accept-Language"})
+
+    @app.post("/items")
+    async def add(request: Request) -> dict[str, Any]:
+        return {"added": True}
+
+    return app
+
+
+def preflight(method: str = "PUT", origin: str = "https://app.example", **extra: str) -> Any:
+    headers = {"origin": origin, "access-control-request-method": method}
+    headers.update({k.replace("_", "-"): v for k, v in extra.items()})
+    return headers
+
+
+def test_cors_any_origin_gets_a_star(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS()))
+    response = client.get("/items", headers={"origin": "https://anywhere.example"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
+    assert response.headers["vary"] == "Accept-Language"
+    plain = client.get("/items")
+    assert "access-control-allow-origin" not in plain.headers
+
+
+def test_cors_listed_origins_are_echoed_with_vary(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(["https://app.example", "https://admin.example/"])))
+    for origin in ("https://app.example", "https://admin.example"):
+        response = client.get("/items", headers={"origin": origin})
+        assert response.headers["access-control-allow-origin"] == origin
+        assert response.headers["vary"] == "Accept-Language, Origin"
+    refused = client.get("/items", headers={"origin": "https://evil.example"})
+    assert refused.status_code == 200
+    assert "access-control-allow-origin" not in refused.headers
+    assert refused.headers["vary"] == "Accept-Language, Origin"
+    assert client.get("/items").headers["vary"] == "Accept-Language, Origin"
+
+
+def test_cors_origin_regex_must_match_in_full(make_client: MakeClient) -> None:
+    plugin = CORS(allow_origin_regex=r"https://[a-z0-9-]+\.example\.com")
+    client = make_client(cors_app(plugin))
+    ok = client.get("/items", headers={"origin": "https://shop.example.com"})
+    assert ok.headers["access-control-allow-origin"] == "https://shop.example.com"
+    for origin in ("https://shop.example.com.evil.net", "http://shop.example.com", "null"):
+        response = client.get("/items", headers={"origin": origin})
+        assert "access-control-allow-origin" not in response.headers, origin
+
+
+def test_cors_credentials_echo_the_origin_never_a_star(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(allow_credentials=True)))
+    response = client.get("/items", headers={"origin": "https://app.example"})
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "Origin" in response.headers["vary"]
+    null = client.get("/items", headers={"origin": "null"})
+    assert "access-control-allow-origin" not in null.headers
+
+
+def test_cors_listed_null_origin_is_allowed(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(["null"], allow_credentials=True)))
+    response = client.get("/items", headers={"origin": "null"})
+    assert response.headers["access-control-allow-origin"] == "null"
+
+
+def test_cors_exposed_headers(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(expose_headers=["x-total", "x-page"])))
+    response = client.get("/items", headers={"origin": "https://app.example"})
+    assert response.headers["access-control-expose-headers"] == "x-total, x-page"
+
+
+def test_cors_preflight_is_answered_before_routing(make_client: MakeClient) -> None:
+    plugin = CORS(
+        ["https://app.example"],
+        allow_methods=["get", "POST", "PUT"],
+        allow_headers=["X-Token"],
+        max_age=120,
+    )
+    client = make_client(cors_app(plugin))
+    response = client.options("/items", headers=preflight(access_control_request_headers="X-Token"))
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert response.headers["access-control-allow-methods"] == "GET, POST, PUT"
+    assert response.headers["access-control-allow-headers"] == "x-token"
+    assert response.headers["access-control-max-age"] == "120"
+    assert response.headers["vary"] == "Origin"
+    # NOTE: answered even where no route exists: the browser asks before it knows.
+    assert client.options("/nowhere", headers=preflight()).status_code == 204
+
+
+def test_cors_content_type_needs_no_listing(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(allow_methods=["POST"])))
+    headers = preflight("POST", access_control_request_headers="Content-Type, Accept")
+    response = client.options("/items", headers=headers)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-headers"] == "content-type, accept"
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (preflight(origin="https://evil.example"), "origin 'https://evil.example'"),
+        (preflight("DELETE"), "method 'DELETE'"),
+        (preflight(access_control_request_headers="X-Token, X-Other"), "headers x-other"),
+    ],
+    ids=["origin", "method", "header"],
+)
+def test_cors_preflight_refusals(make_client: MakeClient, headers: Any, reason: str) -> None:
+    plugin = CORS(["https://app.example"], allow_methods=["PUT"], allow_headers=["x-token"])
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert reason in response.text
+    assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+def test_cors_wildcard_methods_and_headers(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(allow_methods=["*"], allow_headers=["*"])))
+    headers = preflight("PATCH", access_control_request_headers="X-A, X-B")
+    response = client.options("/items", headers=headers)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-methods"] == "*"
+    assert response.headers["access-control-allow-headers"] == "x-a, x-b"
+    with_credentials = make_client(cors_app(CORS(allow_methods=["*"], allow_credentials=True)))
+    echoed = with_credentials.options("/items", headers=preflight("PATCH"))
+    assert echoed.headers["access-control-allow-methods"] == "PATCH"
+
+
+def test_cors_options_without_request_method_is_not_a_preflight(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS()))
+    response = client.options("/items", headers={"origin": "https://app.example"})
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_labels_error_answers_too(make_client: MakeClient) -> None:
+    client = make_client(cors_app(CORS(["https://app.example"])))
+    response = client.get("/missing", headers={"origin": "https://app.example"})
+    assert response.status_code == 404
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+@pytest.mark.parametrize("method", [b"\xff", b"\xb5", b"GE T", b"", b"P\xffT"])
+@pytest.mark.parametrize("credentials", [False, True])
+def test_cors_preflight_refuses_a_method_that_is_not_a_token(
+    make_client: MakeClient, method: bytes, credentials: bool
+) -> None:
+    # NOTE: "\xff".upper() is "\u0178", beyond latin-1 (TRAPS.md 26): it used to answer 500.
+    plugin = CORS(allow_methods=["*"], allow_credentials=credentials)
+    headers = {"origin": "https://app.example", "access-control-request-method": method}
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert "is not a valid method name" in response.text
+    assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+@pytest.mark.parametrize("asked", [b"x-\xff", b"x-ok, bad name", b"x-\xb5, x-ok"])
+def test_cors_preflight_refuses_header_names_that_are_not_tokens(
+    make_client: MakeClient, asked: bytes
+) -> None:
+    plugin = CORS(allow_headers=["*"], allow_credentials=True)
+    headers = preflight("GET", access_control_request_headers="x")
+    headers["access-control-request-headers"] = asked
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert "are not valid header names" in response.text
+
+
+@pytest.mark.parametrize("origin", [b"https://a b.example", b"https://\xe9.example", b"\x7f"])
+def test_cors_never_echoes_a_malformed_origin(make_client: MakeClient, origin: bytes) -> None:
+    client = make_client(cors_app(CORS(allow_credentials=True)))
+    response = client.get("/items", headers={"origin": origin})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+    refused = client.options("/items", headers={**preflight("GET"), "origin": origin})
+    assert refused.status_code == 400
+
+
+def test_cors_refuses_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="list"):
+        CORS("https://app.example")
+    with pytest.raises(ValueError, match="max_age"):
+        CORS(max_age=-1)

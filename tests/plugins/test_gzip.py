@@ -1,0 +1,298 @@
+"""The GZip plugin under both interfaces: what is compressed, streams, files and HEAD."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import zlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+from drive import raw_pieces
+
+from microweb import App, Request, Response
+from microweb.plugins import GZip, Static
+from microweb.plugins.gzip import accepts_gzip
+
+TEXT = "microweb compresses this line. " * 100
+
+
+def gzip_app(plugin: GZip | None = None) -> App:
+    app = App()
+    app.install(plugin or GZip())
+
+    @app.get("/text")
+    def text(request: Request) -> str:
+        return TEXT
+
+    @app.get("/small")
+    def small(request: Request) -> str:
+        return "tiny"
+
+    @app.get("/json")
+    async def as_json(request: Request) -> list[str]:
+        return [TEXT]
+
+    @app.get("/png")
+    def png(request: Request) -> Response:
+        return Response(TEXT.encode(), media_type="image/png")
+
+    @app.get("/svg")
+    def svg(request: Request) -> Response:
+        return Response(TEXT.encode(), media_type="image/svg+xml")
+
+    @app.get("/encoded")
+    def encoded(request: Request) -> Response:
+        return Response(TEXT.encode(), headers={"content-encoding": "br"}, media_type="text/plain")
+
+    @app.get("/no-transform")
+    def no_transform(request: Request) -> Response:
+        return Response.text(TEXT, headers={"cache-control": "public, no-transform"})
+
+    @app.get("/etag")
+    def etag(request: Request) -> Response:
+        return Response.text(TEXT, headers={"etag": '"v1"'})
+
+    @app.get("/empty")
+    def empty(request: Request) -> None:
+        return None
+
+    return app
+
+
+def test_gzip_compresses_large_bodies(make_client: MakeClient) -> None:
+    client = make_client(gzip_app())
+    for path, expected in (("/text", TEXT), ("/json", json.dumps([TEXT]).replace(" ", ""))):
+        response = client.get(path)
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.headers["vary"] == "Accept-Encoding"
+        assert int(response.headers["content-length"]) < len(TEXT) // 10
+        assert response.text.replace(" ", "") == expected.replace(" ", "")
+
+
+def test_gzip_body_is_real_gzip(interface: str) -> None:
+    status, headers, pieces = raw_pieces(
+        gzip_app(), interface, "/text", {"accept-encoding": "gzip"}
+    )
+    assert (status, headers["content-encoding"]) == (200, "gzip")
+    body = b"".join(pieces)
+    assert int(headers["content-length"]) == len(body)
+    assert gzip.decompress(body) == TEXT.encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/small", "below minimum_size"),
+        ("/png", "image"),
+        ("/encoded", "already encoded"),
+        ("/no-transform", "no-transform"),
+    ],
+)
+def test_gzip_leaves_some_responses_alone(make_client: MakeClient, path: str, reason: str) -> None:
+    response = make_client(gzip_app()).get(path)
+    assert response.headers.get("content-encoding") in (None, "br"), reason
+    if path == "/encoded":
+        assert response.headers["content-encoding"] == "br"
+        assert response.content == TEXT.encode()  # NOTE: httpx does not decode br here
+
+
+def test_gzip_skips_bodiless_answers(make_client: MakeClient) -> None:
+    client = make_client(gzip_app())
+    empty = client.get("/empty")
+    assert empty.status_code == 204
+    assert "content-encoding" not in empty.headers
+
+
+def test_gzip_svg_is_compressed(make_client: MakeClient) -> None:
+    assert make_client(gzip_app()).get("/svg").headers["content-encoding"] == "gzip"
+
+
+@pytest.mark.parametrize(
+    ("accept", "compressed"),
+    [
+        ("gzip", True),
+        ("deflate, gzip;q=0.5", True),
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("*", True),
+        ("identity", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.000", False),
+        ("*;q=0", False),
+        ("br, *;q=0.1", True),
+        ("gzip;q=0, *", False),
+        ("gzip;q=nope", False),
+        ("gzip;q=2", False),
+        ("", False),
+    ],
+)
+def test_accept_encoding_parsing(accept: str, compressed: bool) -> None:
+    assert accepts_gzip(accept) is compressed
+
+
+def test_gzip_only_for_clients_that_accept_it(make_client: MakeClient) -> None:
+    client = make_client(gzip_app())
+    for accept in ("identity", "gzip;q=0"):
+        response = client.get("/text", headers={"accept-encoding": accept})
+        assert "content-encoding" not in response.headers
+        assert response.headers["vary"] == "Accept-Encoding"
+        assert response.text == TEXT
+
+
+def test_gzip_media_types_restrict_what_is_compressed(make_client: MakeClient) -> None:
+    client = make_client(gzip_app(GZip(media_types=["text/*"])))
+    assert client.get("/text").headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in client.get("/json").headers
+    assert "vary" not in client.get("/json").headers
+
+
+def test_gzip_weakens_a_strong_etag(make_client: MakeClient) -> None:
+    client = make_client(gzip_app())
+    assert client.get("/etag").headers["etag"] == 'W/"v1"'
+    plain = client.get("/etag", headers={"accept-encoding": "identity"})
+    assert plain.headers["etag"] == '"v1"'
+
+
+def test_gzip_minimum_size_and_level(make_client: MakeClient) -> None:
+    client = make_client(gzip_app(GZip(minimum_size=0, compresslevel=1)))
+    assert client.get("/small").headers["content-encoding"] == "gzip"
+    assert client.get("/small").text == "tiny"
+    with pytest.raises(ValueError, match="compresslevel"):
+        GZip(compresslevel=10)
+    with pytest.raises(ValueError, match="minimum_size"):
+        GZip(minimum_size=-1)
+
+
+CHUNKS = [f"chunk {n}: " + "data " * 50 + "\n" for n in range(5)]
+
+
+def streaming_app(closed: list[str]) -> App:
+    app = App()
+    app.install(GZip())
+
+    @app.get("/sync")
+    def sync_stream(request: Request) -> Response:
+        def chunks() -> Iterator[str]:
+            try:
+                yield from CHUNKS
+            finally:
+                closed.append("sync")
+
+        return Response.stream(chunks(), media_type="text/plain")
+
+    @app.get("/async")
+    async def async_stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                for chunk in CHUNKS:
+                    await asyncio.sleep(0)
+                    yield chunk.encode()
+            finally:
+                closed.append("async")
+
+        return Response.stream(chunks(), media_type="text/plain")
+
+    return app
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_gzip_streams_chunk_by_chunk(interface: str, kind: str) -> None:
+    closed: list[str] = []
+    status, headers, pieces = raw_pieces(
+        streaming_app(closed), interface, f"/{kind}", {"accept-encoding": "gzip"}
+    )
+    assert (status, headers["content-encoding"]) == (200, "gzip")
+    assert "content-length" not in headers
+    # NOTE: each chunk is flushed, so each piece decodes to the chunks sent so far.
+    decoder = zlib.decompressobj(31)
+    decoded = [decoder.decompress(piece).decode() for piece in pieces]
+    assert decoded[: len(CHUNKS)] == CHUNKS
+    assert "".join(decoded) + decoder.flush().decode() == "".join(CHUNKS)
+    assert decoder.eof
+    assert gzip.decompress(b"".join(pieces)).decode() == "".join(CHUNKS)
+    assert closed == [kind]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_gzip_stream_through_the_client(make_client: MakeClient, kind: str) -> None:
+    closed: list[str] = []
+    response = make_client(streaming_app(closed)).get(f"/{kind}")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text == "".join(CHUNKS)
+    assert closed == [kind]
+
+
+def test_gzip_stream_closes_the_inner_stream_when_closed_early() -> None:
+    closed: list[str] = []
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield b"a" * 1000
+            yield b"b" * 1000
+        finally:
+            closed.append("inner")
+
+    from microweb.plugins.gzip import gzip_chunks
+
+    compressed = gzip_chunks(chunks(), 6)
+    next(compressed)
+    compressed.close()  # type: ignore[attr-defined]
+    assert closed == ["inner"]
+
+
+def test_gzip_of_a_file_drops_its_length_and_validators(
+    make_client: MakeClient, files: Path
+) -> None:
+    app = App()
+    app.install(GZip())
+    app.install(Static(files))
+    client = make_client(app)
+    response = client.get("/static/site.css")
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text == (files / "site.css").read_text()
+    # NOTE: the file's validator becomes weak: same content, other bytes (RFC 9110 8.8.3).
+    assert response.headers["etag"].startswith('W/"')
+    assert "content-length" not in response.headers
+    assert "accept-ranges" not in response.headers
+    assert "content-encoding" not in client.get("/static/logo.png").headers
+
+
+def without_date(headers: Any) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name != "date"}
+
+
+@pytest.mark.parametrize("accept", ["gzip", "identity"])
+def test_gzip_head_has_the_headers_of_get(
+    make_client: MakeClient, files: Path, accept: str
+) -> None:
+    app = gzip_app()
+    app.install(Static(files))
+    client = make_client(app)
+    for path in ("/etag", "/text", "/static/site.css"):
+        get = client.get(path, headers={"accept-encoding": accept})
+        head = client.head(path, headers={"accept-encoding": accept})
+        assert head.content == b""
+        assert without_date(head.headers) == without_date(get.headers), path
+        if path != "/text":
+            assert head.headers["etag"].startswith('W/"') == (accept == "gzip"), path
+
+
+def test_gzip_lets_files_answer_ranges_and_conditionals(
+    make_client: MakeClient, files: Path
+) -> None:
+    app = App()
+    app.install(GZip())
+    app.install(Static(files))
+    client = make_client(app)
+    identity = client.get("/static/site.css", headers={"accept-encoding": "identity"})
+    etag = identity.headers["etag"]
+    not_modified = client.get("/static/site.css", headers={"if-none-match": etag})
+    assert not_modified.status_code == 304
+    ranged = client.get("/static/site.css", headers={"range": "bytes=0-3"})
+    assert (ranged.status_code, ranged.text) == (206, "body")
+    assert "content-encoding" not in ranged.headers

@@ -1,0 +1,182 @@
+"""The RequestID and AccessLog plugins under both interfaces."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, HTTPError, Request, Response
+from microweb.plugins import CORS, AccessLog, RequestID
+from microweb.testing import TestClient
+
+
+def id_app(*plugins: Any) -> App:
+    app = App()
+    for plugin in plugins:
+        app.install(plugin)
+
+    @app.get("/id")
+    def sync_id(request: Request) -> str:
+        return str(getattr(request.state, "request_id", None))
+
+    @app.get("/aid")
+    async def async_id(request: Request) -> str:
+        return str(getattr(request.state, "request_id", None))
+
+    @app.get("/fail")
+    def fail(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/teapot")
+    async def teapot(request: Request) -> str:
+        raise HTTPError(418)
+
+    return app
+
+
+def test_request_id_is_generated_and_echoed(make_client: MakeClient) -> None:
+    client = make_client(id_app(RequestID()))
+    seen = set()
+    for path in ("/id", "/aid"):
+        response = client.get(path)
+        assert re.fullmatch(r"[0-9a-f]{32}", response.text)
+        assert response.headers["x-request-id"] == response.text
+        seen.add(response.text)
+    assert len(seen) == 2
+    assert re.fullmatch(r"[0-9a-f]{32}", client.get("/missing").headers["x-request-id"])
+
+
+def test_request_id_trusts_a_valid_incoming_id(make_client: MakeClient) -> None:
+    client = make_client(id_app(RequestID()))
+    response = client.get("/id", headers={"x-request-id": "edge-42:abc"})
+    assert (response.text, response.headers["x-request-id"]) == ("edge-42:abc", "edge-42:abc")
+    for bad in ("a" * 201, "has space", "caf\u00e9", ""):
+        replaced = client.get("/id", headers={"x-request-id": bad.encode()})
+        assert re.fullmatch(r"[0-9a-f]{32}", replaced.text), bad
+    assert client.get("/id", headers={"x-request-id": "a" * 200}).text == "a" * 200
+
+
+def test_request_id_options(make_client: MakeClient) -> None:
+    ids = iter(["one", "two"])
+    plugin = RequestID(header="X-Trace", trust_incoming=False, generator=lambda: next(ids))
+    client = make_client(id_app(plugin))
+    response = client.get("/aid", headers={"x-trace": "from-client"})
+    assert (response.text, response.headers["x-trace"]) == ("one", "one")
+    assert client.get("/id").headers["x-trace"] == "two"
+
+
+def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "microweb.access"]
+
+
+def test_access_log_one_line_per_request(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    client = make_client(id_app(AccessLog(), RequestID(generator=lambda: "rid")))
+    client.get("/aid")
+    client.get("/teapot")
+    client.get("/missing")
+    records = access_records(caplog)
+    assert [r.levelno for r in records] == [logging.INFO] * 3
+    messages = [r.getMessage() for r in records]
+    assert re.fullmatch(r"GET /aid 200 \d+\.\d\dms id=rid", messages[0])
+    assert messages[1].startswith("GET /teapot 418 ")
+    assert messages[2].startswith("GET /missing 404 ")
+    first: Any = records[0]
+    assert (first.http_method, first.http_path, first.http_status) == ("GET", "/aid", 200)
+    assert first.request_id == "rid" and first.duration_ms >= 0
+
+
+def test_access_log_unhandled_error_is_500(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    client = make_client(id_app(AccessLog()))
+    assert client.get("/fail").status_code == 500
+    [record] = access_records(caplog)
+    assert record.getMessage().startswith("GET /fail 500 ")
+    assert not record.getMessage().endswith("id=None")
+
+
+@pytest.mark.parametrize("order", ["plugins first", "plugins last"])
+def test_unhandled_errors_carry_the_plugins_headers(
+    interface: str, colour: str, order: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    seen: list[str] = []
+
+    def plugins() -> None:
+        app.install(AccessLog())
+        app.install(RequestID(generator=lambda: "rid"))
+        app.install(CORS(["https://app.example"]))
+
+    if order == "plugins first":
+        plugins()
+
+    @app.middleware
+    def answer_lookups(request: Request) -> Iterator[Response | None]:
+        try:
+            yield
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+            if isinstance(exc, LookupError):
+                yield Response.text("looked up nothing", status=404)
+            else:
+                raise
+
+    if order == "plugins last":
+        plugins()
+
+    @app.get("/fail")
+    def fail(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/afail")
+    async def afail(request: Request) -> str:
+        raise KeyError("nothing")
+
+    headers = {"origin": "https://app.example"}
+    path, status = ("/fail", 500) if colour == "sync" else ("/afail", 404)
+    with TestClient(app, interface=interface) as client:
+        for response in (client.get(path, headers=headers), client.head(path, headers=headers)):
+            assert response.status_code == status
+            assert response.headers["x-request-id"] == "rid"
+            assert response.headers["access-control-allow-origin"] == "https://app.example"
+            assert response.headers["vary"] == "Origin"
+    assert seen == ["RuntimeError" if colour == "sync" else "KeyError"] * 2
+    messages = [record.getMessage() for record in access_records(caplog)]
+    assert [m.split()[:3] for m in messages] == [
+        ["GET", path, str(status)],
+        ["HEAD", path, str(status)],
+    ]
+    assert all(m.endswith(" id=rid") for m in messages)
+
+
+def test_access_log_escapes_the_path(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    make_client(id_app(AccessLog())).get("/a%0d%0aFAKE%20200")
+    [record] = access_records(caplog)
+    assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
+    assert record.getMessage().startswith("GET /a\\r\\nFAKE 200 404 ")
+
+
+def test_access_log_takes_a_logger_and_respects_its_level(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("tests.access")
+    caplog.set_level(logging.WARNING, logger="tests.access")
+    client = make_client(id_app(AccessLog(logger)))
+    client.get("/id")
+    assert not [r for r in caplog.records if r.name == "tests.access"]
+    caplog.set_level(logging.INFO, logger="tests.access")
+    client.get("/id")
+    assert [r.name for r in caplog.records] == ["tests.access"]

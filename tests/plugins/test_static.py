@@ -1,0 +1,219 @@
+"""The Static plugin under both interfaces: files, folders, traversal and dotfiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+from drive import raw_pieces
+
+from microweb import App
+from microweb.plugins import Static
+from microweb.plugins.static import safe_join
+
+
+def static_app(directory: Path, **options: Any) -> App:
+    app = App()
+    app.install(Static(directory, **options))
+    return app
+
+
+def test_static_serves_files(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    response = client.get("/static/site.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert response.text == (files / "site.css").read_text()
+    assert client.get("/static/logo.png").headers["content-type"] == "image/png"
+    head = client.head("/static/site.css")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str((files / "site.css").stat().st_size)
+
+
+def test_static_conditional_and_range(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    etag = client.get("/static/site.css").headers["etag"]
+    assert client.get("/static/site.css", headers={"if-none-match": etag}).status_code == 304
+    ranged = client.get("/static/site.css", headers={"range": "bytes=5-9"})
+    assert (ranged.status_code, ranged.text) == (206, "{ col")
+
+
+def test_static_missing_is_404(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    assert client.get("/static/nope.css").status_code == 404
+    assert client.get("/static/site.css/").status_code == 404
+    assert client.get("/static/docs/nope/deeper.txt").status_code == 404
+
+
+def test_static_folders_serve_their_index(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    assert client.get("/static/docs/").text == "<h1>docs</h1>"
+    moved = client.get("/static/docs", follow_redirects=False)
+    assert (moved.status_code, moved.headers["location"]) == (308, "/static/docs/")
+    assert client.get("/static/empty/").status_code == 404
+    (files / "index.html").write_text("home")
+    assert client.get("/static/").text == "home"
+    assert client.get("/static", follow_redirects=False).headers["location"] == "/static/"
+
+
+def test_static_without_index_answers_404_for_folders(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files, index=None))
+    assert client.get("/static/docs/").status_code == 404
+    assert client.get("/static/docs").status_code == 404
+    assert client.get("/static/docs/index.html").status_code == 200
+
+
+def test_static_at_the_root_and_several_folders(make_client: MakeClient, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "one.txt").write_text("one")
+    (tmp_path / "b" / "two.txt").write_text("two")
+    app = App()
+    app.install(Static(tmp_path / "a", prefix="", name="root_files"))
+    app.install(Static(tmp_path / "b", prefix="/b", name="b_files"))
+    with pytest.raises(ValueError, match="installed already"):
+        app.install(Static(tmp_path / "b", prefix="/c", name="b_files"))
+    client = make_client(app)
+    assert client.get("/one.txt").text == "one"
+    assert client.get("/b/two.txt").text == "two"
+    assert app.url_for("b_files", path="sub dir/two.txt") == "/b/sub%20dir/two.txt"
+
+
+def test_static_refuses_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not a folder"):
+        Static(tmp_path / "missing")
+    with pytest.raises(ValueError, match="prefix"):
+        Static(tmp_path, prefix="static/")
+    with pytest.raises(ValueError, match="index"):
+        Static(tmp_path, index="../index.html")
+
+
+TRAVERSALS = [
+    "/static/%2e%2e/secret.txt",
+    "/static/%2E%2E/secret.txt",
+    "/static/docs/%2e%2e/%2e%2e/secret.txt",
+    "/static/..%2fsecret.txt",
+    "/static/..%5csecret.txt",
+    "/static/docs%5c..%5c..%5csecret.txt",
+    "/static/site.css%00.png",
+    "/static/%00",
+    "/static//etc/passwd",
+    "/static/%2fetc%2fpasswd",
+    "/static/C:/Windows/win.ini",
+    "/static/C:%5cWindows%5cwin.ini",
+    "/static/%5c%5cserver%5cshare%5cfile",
+]
+
+
+@pytest.mark.parametrize("url", TRAVERSALS)
+def test_static_traversal_is_404(
+    make_client: MakeClient, files: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    resolve = Static.resolve
+
+    def spy(self: Static, path: str) -> str | None:
+        asked.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(Static, "resolve", spy)
+    response = make_client(static_app(files)).get(url)
+    assert response.status_code == 404
+    assert b"secret" not in response.content
+    assert len(asked) == 1  # NOTE: refused by the plugin, not by routing
+
+
+@pytest.mark.parametrize("interface_", ["wsgi", "asgi"])
+def test_static_literal_dot_dot_never_leaves_the_folder(files: Path, interface_: str) -> None:
+    # NOTE: httpx removes "/../" from URLs, so the raw path goes in by hand.
+    status, _, pieces = raw_pieces(static_app(files), interface_, "/static/../secret.txt", {})
+    assert status == 404
+    assert b"secret" not in b"".join(pieces)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["..", "../secret.txt", "docs/../../secret.txt", "a\\b", "/etc/passwd", "C:x", "x\x00"],
+)
+def test_static_resolve_refuses(files: Path, path: str) -> None:
+    assert Static(files).resolve(path) is None
+
+
+def test_static_resolve_stays_inside(files: Path) -> None:
+    static = Static(files)
+    assert static.resolve("docs/../site.css") is None  # NOTE: any ".." is refused
+    assert static.resolve("./site.css") == os.path.realpath(files / "site.css")
+    assert static.resolve("") == os.path.realpath(files)
+
+
+def test_static_symlinks_out_of_the_folder_are_404(make_client: MakeClient, files: Path) -> None:
+    outside = files.parent
+    (files / "leak.txt").symlink_to(outside / "secret.txt")
+    (files / "leakdir").symlink_to(outside)
+    (files / "inside.css").symlink_to(files / "site.css")
+    client = make_client(static_app(files))
+    for url in ("/static/leak.txt", "/static/leakdir/secret.txt", "/static/leakdir/"):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert b"secret" not in response.content
+    assert client.get("/static/inside.css").text == (files / "site.css").read_text()
+
+
+def test_static_index_symlinked_out_is_404(make_client: MakeClient, files: Path) -> None:
+    (files / "empty" / "index.html").symlink_to(files.parent / "secret.txt")
+    response = make_client(static_app(files)).get("/static/empty/")
+    assert response.status_code == 404
+
+
+DOTFILES = [
+    "/static/.env",
+    "/static/.git/config",
+    "/static/docs/.hidden/page.txt",
+    "/static/git/config",
+]
+
+
+@pytest.fixture
+def dotfiles(files: Path) -> Path:
+    (files / ".env").write_text("SECRET=1")
+    (files / ".git").mkdir()
+    (files / ".git" / "config").write_text("[core]")
+    (files / "docs" / ".hidden").mkdir()
+    (files / "docs" / ".hidden" / "page.txt").write_text("hidden")
+    (files / "git").symlink_to(files / ".git")  # NOTE: a link inside the folder, to a dot-folder
+    return files
+
+
+@pytest.mark.parametrize("url", DOTFILES)
+def test_static_refuses_dotfiles_by_default(
+    make_client: MakeClient, dotfiles: Path, url: str
+) -> None:
+    client = make_client(static_app(dotfiles))
+    assert client.get(url).status_code == 404
+    assert client.head(url).status_code == 404
+    assert client.get("/static/site.css").status_code == 200
+    assert client.get("/static/./site.css").status_code == 200  # NOTE: "." is no dotfile
+
+
+@pytest.mark.parametrize("url", DOTFILES)
+def test_static_serves_dotfiles_when_asked(
+    make_client: MakeClient, dotfiles: Path, url: str
+) -> None:
+    assert make_client(static_app(dotfiles, dotfiles=True)).get(url).status_code == 200
+
+
+def test_static_over_long_names_are_404(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    for url in ("/static/" + "a" * 5000, "/static/" + "/".join(["d" * 200] * 30)):
+        assert client.get(url).status_code == 404
+
+
+def test_safe_join(dotfiles: Path) -> None:
+    assert safe_join(dotfiles, "docs/index.html") == os.path.realpath(dotfiles / "docs/index.html")
+    assert safe_join(str(dotfiles), "missing.txt") == os.path.realpath(dotfiles / "missing.txt")
+    for refused in ("../secret.txt", "a\x00b", "/etc/passwd", ".env", "git/config", "x/../y"):
+        assert safe_join(dotfiles, refused) is None, refused
+    assert safe_join(dotfiles, ".env", dotfiles=True) == os.path.realpath(dotfiles / ".env")

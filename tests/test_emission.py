@@ -1,0 +1,260 @@
+"""Conditional and range requests as tables, against the pure functions of ``_files`` and
+``_emission``, and what ``outgoing`` sends; no driver, no client.
+
+The behaviour through both interfaces is in test_files.py.
+"""
+
+from __future__ import annotations
+
+import os
+from email.utils import formatdate
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from microweb import Headers, Response
+from microweb._emission import negotiate_file, outgoing
+from microweb._files import (
+    FileInfo,
+    etag_listed,
+    not_modified_since,
+    parse_range,
+    range_applies,
+    stat_file,
+)
+
+MTIME = 1_700_000_000.0
+SIZE = 100
+ETAG = FileInfo("f", SIZE, MTIME, 0, SIZE).etag
+DATE = formatdate(MTIME, usegmt=True)
+EARLIER = formatdate(MTIME - 3600, usegmt=True)
+LATER = formatdate(MTIME + 3600, usegmt=True)
+
+
+def file_of(tmp_path: Path, size: int) -> Path:
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(size)))
+    os.utime(path, (MTIME, MTIME))
+    return path
+
+
+def negotiated(path: Path, method: str, headers: dict[str, str]) -> Response:
+    # NOTE: negotiate_file reads only the method and the headers of the request.
+    request: Any = SimpleNamespace(method=method, headers=Headers(headers))
+    return negotiate_file(Response.file(path), request)
+
+
+# (request headers) -> (status, Content-Range, length sent), for a 100-byte file.
+TABLE: list[tuple[dict[str, str], tuple[int, str | None, int]]] = [
+    ({}, (200, None, 100)),
+    # If-None-Match: weak comparison, lists, "*"
+    ({"if-none-match": ETAG}, (304, None, 0)),
+    ({"if-none-match": f"W/{ETAG}"}, (304, None, 0)),
+    ({"if-none-match": f'"other", {ETAG}'}, (304, None, 0)),
+    ({"if-none-match": "*"}, (304, None, 0)),
+    ({"if-none-match": '"other"'}, (200, None, 100)),
+    # If-Modified-Since: only without If-None-Match; a bad date is ignored
+    ({"if-modified-since": DATE}, (304, None, 0)),
+    ({"if-modified-since": LATER}, (304, None, 0)),
+    ({"if-modified-since": EARLIER}, (200, None, 100)),
+    ({"if-modified-since": "yesterday"}, (200, None, 100)),
+    ({"if-modified-since": "Mon, 99 Foo 2023 25:61:61 GMT"}, (200, None, 100)),
+    ({"if-none-match": '"other"', "if-modified-since": DATE}, (200, None, 100)),
+    # single ranges
+    ({"range": "bytes=0-9"}, (206, "bytes 0-9/100", 10)),
+    ({"range": "bytes=90-"}, (206, "bytes 90-99/100", 10)),
+    ({"range": "bytes=-10"}, (206, "bytes 90-99/100", 10)),
+    ({"range": "bytes=-500"}, (206, "bytes 0-99/100", 100)),
+    ({"range": "bytes=95-200"}, (206, "bytes 95-99/100", 5)),
+    ({"range": "bytes=99-99"}, (206, "bytes 99-99/100", 1)),
+    ({"range": "bytes = 0-9"}, (206, "bytes 0-9/100", 10)),
+    ({"range": "bytes=100-"}, (416, "bytes */100", 0)),
+    ({"range": "bytes=-0"}, (416, "bytes */100", 0)),
+    # ignored: the whole file is sent
+    ({"range": "bytes=0-9,20-29"}, (200, None, 100)),
+    ({"range": "bytes=9-0"}, (200, None, 100)),
+    ({"range": "items=0-9"}, (200, None, 100)),
+    ({"range": "bytes=a-b"}, (200, None, 100)),
+    ({"range": "bytes=-"}, (200, None, 100)),
+    ({"range": "bytes=0-" + "9" * 19}, (200, None, 100)),
+    # If-Range: a strong match, by ETag or by the exact date
+    ({"range": "bytes=0-9", "if-range": ETAG}, (206, "bytes 0-9/100", 10)),
+    ({"range": "bytes=0-9", "if-range": DATE}, (206, "bytes 0-9/100", 10)),
+    ({"range": "bytes=0-9", "if-range": f"W/{ETAG}"}, (200, None, 100)),
+    ({"range": "bytes=0-9", "if-range": LATER}, (200, None, 100)),
+    ({"range": "bytes=0-9", "if-range": '"other"'}, (200, None, 100)),
+    # conditionals come first
+    ({"range": "bytes=0-9", "if-none-match": ETAG}, (304, None, 0)),
+    ({"range": "bytes=100-", "if-modified-since": DATE}, (304, None, 0)),
+]
+
+
+@pytest.mark.parametrize(("headers", "expected"), TABLE)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_conditional_and_range_table(
+    tmp_path: Path,
+    method: str,
+    headers: dict[str, str],
+    expected: tuple[int, str | None, int],
+) -> None:
+    response = negotiated(file_of(tmp_path, SIZE), method, headers)
+    length = response.length if response.chunks is not None else len(response.body)
+    assert (response.status, response.headers.get("content-range"), length) == expected
+    if response.status == 206:
+        assert response.file_info is not None
+        assert b"".join(response.chunks) == bytes(range(SIZE))[response.file_info.start :][:length]
+    if response.status in (304, 416):
+        assert response.file_info is None and response.chunks is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, (200, None, 0)),
+        ({"range": "bytes=0-"}, (416, "bytes */0", 0)),
+        ({"range": "bytes=-5"}, (416, "bytes */0", 0)),
+        ({"range": "bytes=0-0"}, (416, "bytes */0", 0)),
+    ],
+)
+def test_a_zero_length_file_satisfies_no_range(
+    tmp_path: Path, headers: dict[str, str], expected: tuple[int, str | None, int]
+) -> None:
+    response = negotiated(file_of(tmp_path, 0), "GET", headers)
+    length = response.length if response.chunks is not None else len(response.body)
+    assert (response.status, response.headers.get("content-range"), length) == expected
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_only_get_and_head_are_negotiated(tmp_path: Path, method: str) -> None:
+    headers = {"if-none-match": "*", "range": "bytes=0-9"}
+    response = negotiated(file_of(tmp_path, SIZE), method, headers)
+    assert (response.status, response.length) == (200, SIZE)
+    assert "etag" not in response.headers
+
+
+def test_validators_are_set_on_the_answer(tmp_path: Path) -> None:
+    response = negotiated(file_of(tmp_path, SIZE), "GET", {})
+    assert response.headers["etag"] == ETAG
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.headers["last-modified"] == DATE
+
+
+# -- the pure functions of _files, one table each ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=0-9", 100, (0, 10)),
+        ("bytes=90-", 100, (90, 10)),
+        ("bytes=-10", 100, (90, 10)),
+        ("bytes=-500", 100, (0, 100)),
+        ("bytes=95-500", 100, (95, 5)),
+        ("BYTES=0-0", 100, (0, 1)),
+        ("bytes=100-", 100, False),
+        ("bytes=100-200", 100, False),
+        ("bytes=-0", 100, False),
+        ("bytes=0-", 0, False),
+        ("bytes=-1", 0, False),
+        ("bytes=0-9,20-29", 100, None),
+        ("bytes=9-0", 100, None),
+        ("bytes=-", 100, None),
+        ("bytes=", 100, None),
+        ("bytes=5", 100, None),
+        ("bytes=+1-2", 100, None),
+        ("bytes=\u00b9-\u00b2", 100, None),
+        ("bytes=" + "1" * 19 + "-", 100, None),
+        ("bytes=" + "1" * 18 + "-", 100, False),
+        ("lines=0-9", 100, None),
+    ],
+)
+def test_parse_range(header: str, size: int, expected: tuple[int, int] | bool | None) -> None:
+    assert parse_range(header, size) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "listed"),
+    [
+        (ETAG, True),
+        (f"W/{ETAG}", True),
+        (f' "a" , {ETAG} ', True),
+        ("*", True),
+        ('"a", *', True),
+        ('"a"', False),
+        ("", False),
+        (ETAG.strip('"'), False),
+    ],
+)
+def test_etag_listed(header: str, listed: bool) -> None:
+    assert etag_listed(header, ETAG) is listed
+
+
+@pytest.mark.parametrize(
+    ("header", "unchanged"),
+    [
+        (DATE, True),
+        (LATER, True),
+        (EARLIER, False),
+        ("", False),
+        ("not a date", False),
+        ("Mon, 99 Foo 2023 25:61:61 GMT", False),
+        ("Tue, 14 Nov 2023 22:13:20 +9999", False),
+    ],
+)
+def test_not_modified_since(header: str, unchanged: bool) -> None:
+    assert not_modified_since(header, MTIME + 0.5) is unchanged
+
+
+@pytest.mark.parametrize(
+    ("if_range", "applies"),
+    [
+        (None, True),
+        (ETAG, True),
+        (f" {ETAG} ", True),
+        (DATE, True),
+        (f"W/{ETAG}", False),
+        (LATER, False),
+        ('"other"', False),
+        ("", False),
+    ],
+)
+def test_range_applies(if_range: str | None, applies: bool) -> None:
+    assert range_applies(if_range, FileInfo("f", SIZE, MTIME, 0, SIZE)) is applies
+
+
+def test_stat_file_describes_the_whole_file(tmp_path: Path) -> None:
+    info = stat_file(file_of(tmp_path, SIZE))
+    assert (info.size, info.mtime, info.start, info.length, info.whole) == (
+        SIZE,
+        MTIME,
+        0,
+        SIZE,
+        True,
+    )
+    assert info.etag == ETAG and info.last_modified == DATE
+
+
+# -- what goes out --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "sent"),
+    [
+        ("GET", 200, b"hello"),
+        ("HEAD", 200, None),
+        ("GET", 204, None),
+        ("GET", 304, None),
+        ("GET", 101, None),
+        ("GET", 404, b"hello"),
+    ],
+)
+def test_outgoing_sends_a_body_or_nothing(method: str, status: int, sent: bytes | None) -> None:
+    headers, body = outgoing(Response(b"hello", status, media_type="text/plain"), method)
+    assert body == sent
+    names = [name for name, _ in headers]
+    if status in (101, 204, 304):
+        assert "content-length" not in names and "content-type" not in names
+    else:
+        assert ("content-length", "5") in headers  # NOTE: a HEAD answer has the GET length

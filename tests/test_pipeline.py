@@ -1,0 +1,298 @@
+"""The sans-IO core without a driver: ``respond(plan, request)`` and the effects it yields.
+
+Each test compiles an ``App`` into a ``Plan``, builds a ``Request`` by hand and steps the
+pipeline itself: a ``Response`` when nothing needs a bridge, or else a generator that yields an
+awaitable (``async def`` code) or an ``Offload`` (a ``def`` handler that may block), and returns
+the ``Response``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Iterator
+from typing import Any
+
+import pytest
+
+from microweb import App, Headers, HTTPError, Request, Response
+from microweb._effects import Offload
+from microweb._emission import outgoing
+from microweb._forms import run_here
+from microweb._pipeline import respond
+
+
+class NoBody:
+    """An empty request body, as a driver's body source gives it."""
+
+    content_length = 0
+
+    def chunks(self) -> Iterator[bytes]:
+        return iter(())
+
+    def is_disconnected(self) -> bool:
+        return False
+
+    async def ais_disconnected(self) -> bool:
+        return False
+
+    async def achunks(self) -> AsyncGenerator[bytes, None]:
+        for chunk in ():
+            yield chunk
+
+
+def request_for(
+    app: App, method: str = "GET", path: str = "/", *, wsgi: bool = False, **headers: str
+) -> Request:
+    """A request for ``app`` as the WSGI driver (``wsgi=True``) or the ASGI driver builds it."""
+    plan = app.compile()
+    return Request(
+        app=plan.app,
+        limits=plan.limits,
+        interface="wsgi" if wsgi else "asgi",
+        method=method,
+        path=path,
+        raw_path=path.encode(),
+        root_path="",
+        query_string=b"",
+        headers=lambda: Headers(headers),
+        scheme="http",
+        server=("testserver", 80),
+        client=None,
+        body=NoBody(),
+        sync_only=lambda call, twin: None,
+        run_blocking=run_here,
+        may_block=wsgi,
+    )
+
+
+def settle(awaitable: Awaitable[Any]) -> Any:
+    """Run an awaitable that never suspends (no I/O in these tests) to its result."""
+    steps = awaitable.__await__()
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        return done.value
+
+
+def drive(result: Response | Any) -> tuple[Response, list[str]]:
+    """Run the effects as a driver does; return the response and the kinds of effects seen."""
+    if isinstance(result, Response):
+        return result, []
+    seen: list[str] = []
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = result.throw(error) if error is not None else result.send(value)
+        except StopIteration as done:
+            return done.value, seen
+        value, error = None, None
+        try:
+            if isinstance(effect, Offload):
+                seen.append("offload")
+                value = effect.fn(*effect.args, **effect.kwargs)
+            else:
+                assert inspect.isawaitable(effect), effect
+                seen.append("await")
+                value = settle(effect)
+        except Exception as exc:
+            error = exc
+
+
+def hello_app(**options: Any) -> App:
+    app = App()
+
+    @app.get("/items/{item_id:int}", **options)
+    def item(request: Request, item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.get("/live")
+    async def live(request: Request) -> str:
+        return "ok"
+
+    return app
+
+
+# -- the handler's colour, and the effect it needs ---------------------------------------------
+
+
+def test_a_def_handler_under_wsgi_is_a_plain_call() -> None:
+    app = hello_app()
+    request = request_for(app, path="/items/7", wsgi=True)
+    response = respond(app.compile(), request)
+    assert isinstance(response, Response)
+    assert (response.status, response.body) == (200, b'{"id":7}')
+    assert request.path_params == {"item_id": 7}
+
+
+def test_a_def_handler_under_asgi_yields_one_offload() -> None:
+    app = hello_app()
+    request = request_for(app, path="/items/7")
+    effects = respond(app.compile(), request)
+    assert not isinstance(effects, Response)
+    offload = next(effects)
+    assert isinstance(offload, Offload)
+    assert offload.args == (request,) and offload.kwargs == {"item_id": 7}
+    with pytest.raises(StopIteration) as done:
+        effects.send(offload.fn(*offload.args, **offload.kwargs))
+    assert done.value.value.body == b'{"id":7}'
+
+
+def test_a_def_handler_with_offload_false_runs_inline_under_asgi() -> None:
+    app = hello_app(offload=False)
+    response = respond(app.compile(), request_for(app, path="/items/3"))
+    assert isinstance(response, Response) and response.body == b'{"id":3}'
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_async_handler_yields_its_awaitable(wsgi: bool) -> None:
+    app = hello_app()
+    effects = respond(app.compile(), request_for(app, path="/live", wsgi=wsgi))
+    assert not isinstance(effects, Response)
+    awaitable = next(effects)
+    assert inspect.isawaitable(awaitable)
+    with pytest.raises(StopIteration) as done:
+        effects.send(settle(awaitable))
+    assert done.value.value.body == b"ok"
+
+
+@pytest.mark.parametrize(
+    ("flow_colour", "path", "wsgi", "expected"),
+    [
+        ("sync", "/items/1", True, []),
+        ("sync", "/items/1", False, ["offload"]),
+        ("sync", "/live", True, ["await"]),
+        ("async", "/items/1", True, ["await", "await"]),
+        ("async", "/items/1", False, ["await", "offload", "await"]),
+        ("async", "/live", False, ["await", "await", "await"]),
+    ],
+)
+def test_flows_add_effects_only_for_their_async_steps(
+    flow_colour: str, path: str, wsgi: bool, expected: list[str]
+) -> None:
+    app = hello_app()
+    if flow_colour == "sync":
+
+        @app.middleware
+        def tag(request: Request) -> Iterator[None]:
+            response = yield
+            response.headers["x-flow"] = "sync"
+
+    else:
+
+        @app.middleware
+        async def atag(request: Request) -> AsyncGenerator[None, Response]:
+            response = yield
+            response.headers["x-flow"] = "async"
+
+    response, seen = drive(respond(app.compile(), request_for(app, path=path, wsgi=wsgi)))
+    assert response.status == 200 and response.headers["x-flow"] == flow_colour
+    assert seen == expected
+
+
+# -- errors thrown in at a flow's yield ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_a_handlers_error_is_thrown_in_at_the_flows_yield(wsgi: bool) -> None:
+    app = App()
+    caught: list[str] = []
+
+    @app.middleware
+    def answer(request: Request) -> Iterator[Response | None]:
+        try:
+            yield
+        except LookupError as exc:
+            caught.append(type(exc).__name__)
+            yield Response.text("looked up nothing", status=404)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        raise KeyError("nothing")
+
+    effects = respond(app.compile(), request_for(app, wsgi=wsgi))
+    assert not isinstance(effects, Response)
+    awaitable = next(effects)
+    with pytest.raises(KeyError):
+        settle(awaitable)  # NOTE: the driver runs the effect; it raises there...
+    with pytest.raises(StopIteration) as done:
+        effects.throw(KeyError("nothing"))  # ...and throws the error back in
+    response = done.value.value
+    assert (response.status, response.body, caught) == (404, b"looked up nothing", ["KeyError"])
+
+
+@pytest.mark.parametrize("waits", [False, True])
+def test_an_error_no_flow_answers_becomes_the_error_response(
+    caplog: pytest.LogCaptureFixture, waits: bool
+) -> None:
+    app = App()
+    trail: list[str] = []
+
+    @app.middleware
+    def passing(request: Request) -> Iterator[None]:
+        try:
+            yield
+        except RuntimeError:
+            trail.append("caught")
+            if not waits:
+                raise
+            response = yield  # NOTE: yielding nothing waits for the error's response
+            trail.append(f"saw {response.status}")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        response, seen = drive(respond(app.compile(), request_for(app, wsgi=True)))
+    assert (response.status, seen) == (500, [])
+    assert trail == (["caught", "saw 500"] if waits else ["caught"])
+    assert "unhandled error in GET /" in caplog.text
+
+
+def test_an_async_error_handler_is_one_more_effect() -> None:
+    app = hello_app()
+
+    @app.error_handler(404)
+    async def missing(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"missing": request.path}, status=404)
+
+    response, seen = drive(respond(app.compile(), request_for(app, path="/nope", wsgi=True)))
+    assert (response.status, response.body, seen) == (404, b'{"missing":"/nope"}', ["await"])
+
+
+# -- answers the core gives itself: 404, 405, OPTIONS, HEAD ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "accept", "status", "body", "allow"),
+    [
+        ("GET", "/nope", "", 404, b"Not Found", None),
+        ("GET", "/nope", "application/json", 404, b'{"status":404,"detail":"Not Found"}', None),
+        ("POST", "/items/1", "", 405, b"Method Not Allowed", "GET, HEAD, OPTIONS"),
+        ("OPTIONS", "/items/1", "", 204, b"", "GET, HEAD, OPTIONS"),
+        ("OPTIONS", "*", "", 204, b"", "GET, HEAD, OPTIONS"),
+    ],
+)
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_the_core_answers_without_a_handler(
+    wsgi: bool, method: str, path: str, accept: str, status: int, body: bytes, allow: str | None
+) -> None:
+    app = hello_app()
+    request = request_for(app, method, path, wsgi=wsgi, accept=accept)
+    response, seen = drive(respond(app.compile(), request))
+    assert seen == []  # NOTE: no handler ran, so there is no effect to drive
+    assert (response.status, response.body) == (status, body)
+    assert response.headers.get("allow") == allow
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_head_runs_the_get_handler_and_sends_no_body(wsgi: bool) -> None:
+    app = hello_app()
+    response, _ = drive(respond(app.compile(), request_for(app, "HEAD", "/items/5", wsgi=wsgi)))
+    assert (response.status, response.body) == (200, b'{"id":5}')
+    headers, body = outgoing(response, "HEAD")
+    assert body is None
+    assert ("content-length", "8") in headers
