@@ -14,9 +14,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from ._effects import Effects, Offload
-from ._errors import ClientDisconnect
-from ._pipeline import Awaiting
-from ._response import Response
 
 T = TypeVar("T")
 
@@ -123,18 +120,8 @@ class AppLoop:
             loop.close()
 
 
-def drive_sync(effects: Effects | Awaiting, app_loop: AppLoop) -> Any:
+def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
     """Run a core generator in this thread: offloads inline, awaitables on the app loop."""
-    if isinstance(effects, Awaiting):
-        try:
-            outcome = effects.settle(app_loop.run(effects.call))
-        except ClientDisconnect:
-            raise
-        except Exception as exc:
-            outcome = effects.fail(exc)
-        if isinstance(outcome, Response):
-            return outcome
-        effects = outcome
     send = effects.send
     try:
         effect = send(None)
@@ -153,18 +140,8 @@ def drive_sync(effects: Effects | Awaiting, app_loop: AppLoop) -> Any:
         return stop.value
 
 
-async def drive_async(effects: Effects | Awaiting, pool: ThreadPoolExecutor) -> Any:
+async def drive_async(effects: Effects, pool: ThreadPoolExecutor) -> Any:
     """Run a core generator on the running loop: awaitables awaited, offloads in ``pool``."""
-    if isinstance(effects, Awaiting):
-        try:
-            outcome = effects.settle(await effects.call)
-        except ClientDisconnect:
-            raise
-        except Exception as exc:
-            outcome = effects.fail(exc)
-        if isinstance(outcome, Response):
-            return outcome
-        effects = outcome
     # PERF: send() and throw() inline, not through a helper: 0.4 us less per request.
     send = effects.send
     try:

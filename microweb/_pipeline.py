@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
@@ -46,12 +46,12 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
         request._inline = False
 
 
-def respond(plan: Plan, request: Request) -> Response | Effects | Awaiting:
+def respond(plan: Plan, request: Request) -> Response | Effects:
     """Handle ``request`` through the flows and the handler.
 
     Returns:
-        The ``Response`` when no effect was needed; ``Awaiting`` when the one effect is an
-        ``async def`` handler's call; or else the effect generator that the driver runs.
+        The ``Response`` when no effect was needed, or else the effect generator that the
+        driver runs to get it.
 
     Raises:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
@@ -73,8 +73,6 @@ def respond(plan: Plan, request: Request) -> Response | Effects | Awaiting:
             return _through_flows(
                 plan, request, found.rules.flows, lambda: _call(plan, request, found)
             )
-        elif found.target.is_async:
-            return Awaiting(plan, request, found.target.fn(request, **request.path_params))
         else:
             return _handled(plan, request, found)
         response = to_response(result)
@@ -84,32 +82,6 @@ def respond(plan: Plan, request: Request) -> Response | Effects | Awaiting:
         raise
     except Exception as exc:
         return error_response(plan, request, exc)
-
-
-class Awaiting:
-    """What ``respond()`` returns for an ``async def`` handler with no flows: its call alone.
-
-    The driver awaits ``call`` (on the app loop under WSGI) and hands the result to
-    ``settle``, or the error it raised to ``fail``; either may give an effect generator.
-    """
-
-    # PERF: no generator to drive for the most common async request: ASGI hello 8.7 -> x.x us.
-    __slots__ = ("call", "plan", "request")
-
-    def __init__(self, plan: Plan, request: Request, call: Awaitable[Any]) -> None:
-        self.plan, self.request, self.call = plan, request, call
-
-    def settle(self, result: Any) -> Response | Effects:
-        """Turn the handler's result into the response (an error's, if it is no response)."""
-        try:
-            response = to_response(result)
-            return negotiate_file(response, self.request) if response.file_info else response
-        except Exception as exc:
-            return error_response(self.plan, self.request, exc)
-
-    def fail(self, exc: Exception) -> Effects:
-        """Answer the error the handler raised."""
-        return error_response(self.plan, self.request, exc)
 
 
 def _call_inline(fn: Callable[..., Any], request: Request) -> Any:
