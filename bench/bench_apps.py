@@ -212,3 +212,106 @@ def bottle_wsgi() -> Any:
 def starlette_asgi() -> Any:
     """Return the Starlette app (an ASGI callable)."""
     return starlette_app()
+
+
+# -- The raw floors and the 1,000-route apps, for wrk.sh (cell_apps.py, cell_peers.py) --------
+
+
+def raw_wsgi() -> Any:
+    """Return the raw WSGI callable of ``cells.py`` (``GET /`` and ``GET /json``)."""
+    import cell_apps
+
+    return cell_apps.raw_wsgi
+
+
+def raw_asgi() -> Any:
+    """Return the raw ASGI callable of ``cells.py`` (``GET /`` and ``GET /json``)."""
+    import cell_apps
+
+    return cell_apps.raw_asgi
+
+
+def raw_wsgi_routes() -> Any:
+    """Return the raw WSGI callable of the route cells (``/r{i}/items/{id}``)."""
+    import cell_apps
+
+    return cell_apps.raw_wsgi_routes
+
+
+def raw_asgi_routes() -> Any:
+    """Return the raw ASGI callable of the route cells."""
+    import cell_apps
+
+    return cell_apps.raw_asgi_routes
+
+
+def microweb_wsgi_routes() -> Any:
+    """Return microweb's 1,000-route app with ``def`` handlers, under WSGI."""
+    import cell_apps
+
+    return cell_apps.microweb_routes("sync").as_wsgi()
+
+
+def microweb_asgi_routes() -> Any:
+    """Return microweb's 1,000-route app with ``async def`` handlers, under ASGI."""
+    import cell_apps
+
+    return cell_apps.microweb_routes("async").as_asgi()
+
+
+def falcon_wsgi_routes() -> Any:
+    """Return Falcon's 1,000-route WSGI app."""
+    import cell_peers
+
+    return cell_peers.falcon_routes()
+
+
+def falcon_asgi_routes() -> Any:
+    """Return Falcon's 1,000-route ASGI app."""
+    import cell_peers
+
+    return cell_peers.falcon_asgi_routes()
+
+
+def starlette_asgi_routes() -> Any:
+    """Return Starlette's 1,000-route app."""
+    import cell_peers
+
+    return cell_peers.starlette_routes()
+
+
+# -- 200 slow requests (slow_requests.py) -----------------------------------------------------
+
+SLOW_SECONDS = 0.5
+
+
+def slow_wsgi() -> Any:
+    """Return a WSGI app whose ``GET /slow`` is a ``def`` handler sleeping half a second."""
+    import time
+
+    from microweb import App
+
+    app = App()
+
+    @app.get("/slow")
+    def slow(request: Any) -> str:
+        time.sleep(SLOW_SECONDS)
+        return "slept"
+
+    return app.as_wsgi()
+
+
+def slow_asgi() -> Any:
+    """Return an ASGI app whose ``GET /slow`` is an ``async def`` handler sleeping half a second."""
+    import asyncio
+
+    from microweb import App
+
+    app = App()
+
+    @app.get("/slow")
+    async def slow(request: Any) -> str:
+        await asyncio.sleep(SLOW_SECONDS)
+        return "slept"
+
+    return app.as_asgi()

@@ -394,7 +394,7 @@ def microweb_routes(colour: str) -> Any:
 
     app = App()
     for index in range(ROUTE_COUNT):
-        app.get(f"/r{index}/items/{{id:int}}")(_microweb_route(index, colour))
+        app.get(f"/r{index}/items/{{id:int}}", name=f"r{index}")(_microweb_route(index, colour))
     return app
 
 

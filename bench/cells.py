@@ -305,6 +305,8 @@ def plot(path: str, runner: Runner, table: list[Row], meta: dict[str, Any]) -> N
     except ImportError:
         print("\n--plot: matplotlib is not installed (pip install matplotlib); no plot drawn.")
         return
+    # NOTE: text as text, not paths, and no date in the file: a small SVG that diffs well.
+    plt.rcParams.update({"svg.fonttype": "none"})
     ratios = report.ratios(runner.seconds_per_request, table)
     shown = [row for row in table if not row.key.startswith("raw-")]
     width = 0.8 / len(shown)
@@ -322,7 +324,7 @@ def plot(path: str, runner: Runner, table: list[Row], meta: dict[str, Any]) -> N
     axes.legend(fontsize="small", ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    figure.savefig(path, metadata={"Date": None} if path.endswith(".svg") else None)
     plt.close(figure)
     print(f"\nDrew {path}")
 

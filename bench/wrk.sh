@@ -9,11 +9,16 @@
 # Loopback traffic only.
 #
 # Usage:
-#   bench/wrk.sh [--quick] [PATH]        PATH: /, /json or /users/42 (default /)
+#   bench/wrk.sh [--quick] [PATH]        PATH: /, /json or /users/42 (default /), or a route
+#                                        of the 1,000-route apps of cells.py: /r999/items/42
+#   The raw WSGI and ASGI callables of cells.py (the floors) answer / and /json and the
+#   routes; their ratio line, raw/microweb, is the share of the raw app's requests/s that
+#   microweb keeps (issue 7: at least 0.80 behind Uvicorn).
 # Environment:
 #   DURATION (seconds per wrk run, default 3; --quick: 1), ROUNDS (default 3; --quick: 2),
 #   CONNECTIONS (default 32), THREADS (wrk threads, default 2), WAITRESS_THREADS (default 4),
-#   PYTHON (default: the repository's .venv, else python3).
+#   PYTHON (default: the repository's .venv, else python3), UVICORN_HTTP (auto, h11 or
+#   httptools; auto takes httptools when it is installed).
 #
 # Client and servers share the machine's CPUs, so the numbers are lower than on separate hosts;
 # compare the apps with each other, within one run.
@@ -92,7 +97,7 @@ start_server() {
             --call "bench_apps:$factory" >"$log" 2>&1 &
     else
         "$python" -m uvicorn --factory "bench_apps:$factory" --host 127.0.0.1 --port "$port" \
-            --log-level warning --no-access-log >"$log" 2>&1 &
+            --http "${UVICORN_HTTP:-auto}" --log-level warning --no-access-log >"$log" 2>&1 &
     fi
     labels+=("$label")
     pids+=("$!")
@@ -192,12 +197,22 @@ echo "GET $path; best of $rounds wrk runs of ${duration}s per app; $connections 
 echo "Ratios are microweb req/s / peer req/s (= peer time per request / microweb's):" \
     "above 1.00x means microweb is faster."
 
-start_server "microweb" waitress microweb_wsgi
-start_server "falcon" waitress falcon_wsgi
-start_server "bottle" waitress bottle_wsgi
+# NOTE: a path of the 1,000-route apps of cells.py serves those apps (Bottle has none).
+suffix=""
+if [[ "$path" =~ ^/r[0-9]+/items/[0-9]+$ ]]; then
+    suffix="_routes"
+fi
+
+start_server "microweb" waitress "microweb_wsgi$suffix"
+start_server "raw WSGI" waitress "raw_wsgi$suffix"
+start_server "falcon" waitress "falcon_wsgi$suffix"
+if [[ -z "$suffix" ]]; then
+    start_server "bottle" waitress bottle_wsgi
+fi
 section "WSGI under Waitress"
 
-start_server "microweb" uvicorn microweb_asgi
-start_server "starlette" uvicorn starlette_asgi
-start_server "falcon.asgi" uvicorn falcon_asgi
+start_server "microweb" uvicorn "microweb_asgi$suffix"
+start_server "raw ASGI" uvicorn "raw_asgi$suffix"
+start_server "starlette" uvicorn "starlette_asgi$suffix"
+start_server "falcon.asgi" uvicorn "falcon_asgi$suffix"
 section "ASGI under Uvicorn"

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ._body import ASGIBody
+from ._body import ASGIBody, default_limit
 from ._concurrency import (
     drive_async,
     iterate_in_pool,
@@ -108,7 +108,6 @@ class ASGIDriver:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
-        send = _guarded(send)
         body = ASGIBody(scope["headers"], receive)
         request = self._request(scope, body)
         body.limit = lambda: request.limits.max_body_size
@@ -123,6 +122,9 @@ class ASGIDriver:
                     # NOTE: after the final send, or the client's leaving: they are cleanup.
                     await drive_async(run_after(request._after), self.pool)
             finally:
+                # PERF: the limit's closure refers to the request, which refers to the body:
+                # left in place, that cycle waits for the garbage collector, 1.1 us a request.
+                body.limit = default_limit
                 request.close()
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,20 +160,24 @@ class ASGIDriver:
             outcome if isinstance(outcome, Response) else await drive_async(outcome, self.pool)
         )
         headers, content = outgoing(response, request.method)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
-                ],
-            }
-        )
+        start = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": _encoded(headers),
+        }
+        if isinstance(content, bytes):
+            # PERF: send() itself, not through _guarded: 0.24 us for both sends instead of 0.54.
+            try:
+                await send(start)
+                await send({"type": "http.response.body", "body": content})
+            except OSError as exc:
+                raise ClientDisconnect("the client went away") from exc
+            return
+        send = _guarded(send)
+        await send(start)
         if content is None:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})
-        elif isinstance(content, bytes):
-            await send({"type": "http.response.body", "body": content})
         else:
             await self._stream_until_disconnect(content, request, body, send)
 
@@ -235,35 +241,80 @@ class ASGIDriver:
             raw_path = strip_root(target, quote(root, safe="/").encode("ascii"))
         elif target is not None:
             raw_path = target
-        client = scope.get("client")
-        scope_headers = scope["headers"]
         return Request(
-            app=self.app,
-            limits=self._limits,
-            interface="asgi",
-            method=method,
-            path=decode_raw_path(raw_path) if target is not None else None,
-            raw_path=raw_path,
-            root_path=root,
-            query_string=scope.get("query_string", b""),
-            headers=lambda: Headers(
-                _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope_headers]
-            ),
-            scheme=scope.get("scheme", "http"),
-            server=tuple(scope["server"]) if scope.get("server") else None,
-            client=Address(client[0], client[1]) if client else None,
-            body=body,
-            sync_only=sync_only,
-            run_blocking=run_blocking,
+            self.app,
+            self._limits,
+            method,
+            decode_raw_path(raw_path) if target is not None else None,
+            scope.get("query_string", b""),
+            scope.get("scheme", "http"),
+            ASGIHead(scope, raw_path),
+            body,
         )
 
 
+class ASGIHead:
+    """The request head in the scope, read on first use (``RequestHead``)."""
+
+    __slots__ = ("_raw_path", "_scope")
+    interface = "asgi"
+    may_block = False
+    sync_only = staticmethod(sync_only)
+    run_blocking = staticmethod(run_blocking)
+
+    def __init__(self, scope: Scope, raw_path: bytes) -> None:
+        self._scope, self._raw_path = scope, raw_path
+
+    def raw_path(self) -> bytes:
+        return self._raw_path
+
+    def root_path(self) -> str:
+        return str(self._scope.get("root_path", ""))
+
+    def headers(self) -> Headers:
+        return Headers(
+            _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._scope["headers"]]
+        )
+
+    def content_type(self) -> str | None:
+        for name, value in self._scope["headers"]:
+            if name == b"content-type":
+                return str(value.decode("latin-1"))
+        return None
+
+    def server(self) -> tuple[str, int | None] | None:
+        server = self._scope.get("server")
+        return (server[0], server[1]) if server else None
+
+    def client(self) -> Address | None:
+        client = self._scope.get("client")
+        return Address(client[0], client[1]) if client else None
+
+
+# NOTE: the framework's own headers only, so that no app value (a cookie) is kept here.
+_CACHED_NAMES = frozenset({"content-type", "content-length"})
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    # PERF: Content-Type and Content-Length encoded once: 0.13 us for both instead of 0.36.
+    encoded = []
+    for pair in headers:
+        found = _ENCODED.get(pair)
+        if found is None:
+            found = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
+            if pair[0] in _CACHED_NAMES and len(_ENCODED) < 1024:
+                _ENCODED[pair] = found
+        encoded.append(found)
+    return encoded
+
+
 def _guarded(send: Send) -> Send:
+    # SPEC: servers may raise an OSError subclass from send() once the client has gone.
     async def guarded(message: Message) -> None:
         try:
             await send(message)
         except OSError as exc:
-            # SPEC: servers may raise an OSError subclass from send() once the client has gone.
             raise ClientDisconnect("the client went away") from exc
 
     return guarded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
 from types import SimpleNamespace
 from typing import Any, NamedTuple, Protocol
@@ -13,7 +13,7 @@ from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._effects import AfterCall, Colored
 from ._errors import HTTPError
-from ._forms import BlockingRunner, FormBuilder, FormData
+from ._forms import FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
 from ._parts import AsyncParts, Part, PartStream, SyncParts
@@ -54,8 +54,49 @@ class BodySource(Protocol):
         ...
 
 
-class SyncOnlyCheck(Protocol):
-    def __call__(self, call: str, twin: str) -> None: ...
+class RequestHead(Protocol):
+    """What a driver knows of a request beyond its first line, read on first use.
+
+    ``interface`` and ``may_block`` are the driver's own: ``may_block`` is true where the calling
+    thread may block (WSGI), so that ``def`` handlers need no offload. ``sync_only`` refuses a
+    blocking call where an event loop runs; ``run_blocking`` runs a blocking call from async
+    code (uploads' ``aread``/``asave``, ``aform()`` spooling files off the event loop).
+    """
+
+    interface: str
+    may_block: bool
+
+    def raw_path(self) -> bytes:
+        """The path as sent, still percent-encoded, without the query and the root path."""
+        ...
+
+    def root_path(self) -> str:
+        """The path the app is mounted at (``""`` at the root)."""
+        ...
+
+    def headers(self) -> Headers:
+        """The request headers."""
+        ...
+
+    def content_type(self) -> str | None:
+        """The first ``Content-Type`` header, as ``headers().get("content-type")`` gives it."""
+        ...
+
+    def server(self) -> tuple[str, int | None] | None:
+        """The server's address, when known."""
+        ...
+
+    def client(self) -> Address | None:
+        """The client's address, when known."""
+        ...
+
+    def sync_only(self, call: str, twin: str) -> None:
+        """Refuse the blocking ``call`` where an event loop runs, naming its async ``twin``."""
+        ...
+
+    def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """Run a blocking call from async code."""
+        ...
 
 
 _PERCENT = ord("%")
@@ -128,17 +169,15 @@ class Request:
         "_consumed",
         "_cookies",
         "_form",
+        "_head",
         "_headers",
         "_host",
         "_inline",
         "_json",
-        "_load_headers",
         "_query",
         "_raw_path",
-        "_run_blocking",
         "_source",
         "_state",
-        "_sync_only",
         "app",
         "interface",
         "limits",
@@ -148,48 +187,33 @@ class Request:
         "path_is_valid",
         "path_params",
         "query_string",
-        "root_path",
         "route",
         "scheme",
-        "server",
     )
 
     def __init__(
         self,
-        *,
         app: AppLike,
         limits: Limits,
-        interface: str,
         method: str,
         path: str | None,
-        raw_path: bytes | Callable[[], bytes],
-        root_path: str,
         query_string: bytes,
-        headers: Callable[[], Headers],
         scheme: str,
-        server: tuple[str, int | None] | None,
-        client: Address | Callable[[], Address | None] | None,
+        head: RequestHead,
         body: BodySource,
-        sync_only: SyncOnlyCheck,
-        run_blocking: BlockingRunner,
-        may_block: bool = False,
     ) -> None:
-        self.app, self.interface, self.method = app, interface, method
+        # PERF: positional, and the rest of the head read from ``head`` on first use: 0.4 us
+        # to build a request instead of 2.2 (15 keywords, 3 closures, 30 attributes).
+        self.app, self.limits, self.method = app, limits, method
         # NOTE: a path that is not valid UTF-8 is kept as None; routing answers it with 400.
         self.path: str = path if path is not None else ""
-        # PERF: a driver may pass raw_path and client as functions, evaluated on first use.
-        self._raw_path, self.root_path, self.query_string = raw_path, root_path, query_string
-        self.scheme, self.server, self._client = scheme, server, client
-        # NOTE: True where the calling thread may block (WSGI): def handlers need no offload.
-        self.may_block = may_block
-        self._load_headers, self._source, self._sync_only = headers, body, sync_only
-        # NOTE: the driver's way to block from async code: uploads' aread/asave, and aform()
-        # spooling files off the event loop.
-        self._run_blocking = run_blocking
-        self.limits = limits
-        self.path_params: dict[str, Any] = {}
         self.path_is_valid = path is not None
+        self.query_string, self.scheme, self._head, self._source = query_string, scheme, head, body
+        self.interface, self.may_block = head.interface, head.may_block
+        self.path_params: dict[str, Any] = {}
         self.route: Any = None
+        self._raw_path: bytes | None = None
+        self._client: Address | None = _MISSING
         self._headers: Headers | None = None
         self._host: str | None = None
         self._query: MultiDict[str] | None = None
@@ -197,25 +221,34 @@ class Request:
         self._state: SimpleNamespace | None = None
         self._body: bytes | None = None
         self._json: Any = _MISSING
-        self._consumed = False
-        self._inline = False
         self._form: FormData | None = None
-        self._cleanups: list[Callable[[], None]] = []
+        self._consumed = self._inline = False
+        self._cleanups: list[Callable[[], None]] | None = None
         # NOTE: None until after_response() is called: the drivers check it once per request.
         self._after: list[AfterCall] | None = None
 
     @property
     def raw_path(self) -> bytes:
         """The path as the client sent it, still percent-encoded, without the query."""
-        if callable(self._raw_path):
-            self._raw_path = self._raw_path()
+        if self._raw_path is None:
+            self._raw_path = self._head.raw_path()
         return self._raw_path
+
+    @property
+    def root_path(self) -> str:
+        """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``), or ``""``."""
+        return self._head.root_path()
+
+    @property
+    def server(self) -> tuple[str, int | None] | None:
+        """The server's ``(host, port)``, or ``None`` when the server gives none."""
+        return self._head.server()
 
     @property
     def client(self) -> Address | None:
         """The client's address (``.host``, ``.port``), or ``None`` when the server gives none."""
-        if callable(self._client):
-            self._client = self._client()
+        if self._client is _MISSING:
+            self._client = self._head.client()
         return self._client
 
     @client.setter
@@ -227,7 +260,7 @@ class Request:
     def headers(self) -> Headers:
         """The request headers: case-insensitive, multi-valued."""
         if self._headers is None:
-            self._headers = self._load_headers()
+            self._headers = self._head.headers()
         return self._headers
 
     @property
@@ -304,7 +337,10 @@ class Request:
     @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` header, if any."""
-        return self.headers.get("content-type")
+        if self._headers is None:
+            # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).
+            return self._head.content_type()
+        return self._headers.get("content-type")
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of the route called ``name``, with the app's root path in front."""
@@ -322,7 +358,7 @@ class Request:
                 f"loop: read the body in an offloaded def handler, or write `await request.{twin}`"
                 " in async code"
             )
-        self._sync_only(call, twin)
+        self._head.sync_only(call, twin)
 
     def read(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``).
@@ -404,8 +440,10 @@ class Request:
             self.content_type,
             self.limits,
             defer_writes=defer_writes,
-            run_blocking=self._run_blocking,
+            run_blocking=self._head.run_blocking,
         )
+        if self._cleanups is None:
+            self._cleanups = []
         self._cleanups.append(builder.discard)
         return builder
 
@@ -423,10 +461,17 @@ class Request:
     async def aread(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``); the async twin of ``read()``."""
         if self._body is None:
+            # PERF: the source's chunks counted here, not through _astream(), and closed
+            # without aclosing(): 5.7 us instead of 7.8 to read a 1 KB body under ASGI.
+            meter = self._start("aread()")
             buffer = BodyBuffer()
-            async with aclosing(self._astream("aread()")) as chunks:
+            chunks = self._source.achunks()
+            try:
                 async for chunk in chunks:
-                    buffer.add(chunk)
+                    buffer.add(meter.count(chunk))
+            finally:
+                await chunks.aclose()
+            meter.finish()
             self._body = buffer.take()
         return self._body
 
@@ -527,8 +572,9 @@ class Request:
 
     def close(self) -> None:
         """Release what the request holds (temporary files of uploads); drivers call it."""
-        while self._cleanups:
-            self._cleanups.pop()()
+        cleanups = self._cleanups
+        while cleanups:
+            cleanups.pop()()
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path!r} via {self.interface}>"

@@ -41,29 +41,44 @@ class NoBody:
             yield chunk
 
 
+class Head:
+    """The rest of a request's head, as a driver's head object gives it (``RequestHead``)."""
+
+    def __init__(self, path: str, wsgi: bool, headers: dict[str, str]) -> None:
+        self.interface, self.may_block = ("wsgi" if wsgi else "asgi"), wsgi
+        self._path, self._headers = path, headers
+
+    def raw_path(self) -> bytes:
+        return self._path.encode()
+
+    def root_path(self) -> str:
+        return ""
+
+    def headers(self) -> Headers:
+        return Headers(self._headers)
+
+    def content_type(self) -> str | None:
+        return self.headers().get("content-type")
+
+    def server(self) -> tuple[str, int | None]:
+        return ("testserver", 80)
+
+    def client(self) -> None:
+        return None
+
+    def sync_only(self, call: str, twin: str) -> None:
+        pass
+
+    run_blocking = staticmethod(run_here)
+
+
 def request_for(
     app: App, method: str = "GET", path: str = "/", *, wsgi: bool = False, **headers: str
 ) -> Request:
     """A request for ``app`` as the WSGI driver (``wsgi=True``) or the ASGI driver builds it."""
     plan = app.compile()
-    return Request(
-        app=plan.app,
-        limits=plan.limits,
-        interface="wsgi" if wsgi else "asgi",
-        method=method,
-        path=path,
-        raw_path=path.encode(),
-        root_path="",
-        query_string=b"",
-        headers=lambda: Headers(headers),
-        scheme="http",
-        server=("testserver", 80),
-        client=None,
-        body=NoBody(),
-        sync_only=lambda call, twin: None,
-        run_blocking=run_here,
-        may_block=wsgi,
-    )
+    head = Head(path, wsgi, headers)
+    return Request(plan.app, plan.limits, method, path, b"", "http", head, NoBody())
 
 
 def settle(awaitable: Awaitable[Any]) -> Any:
