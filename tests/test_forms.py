@@ -666,73 +666,68 @@ def fields(count: int, size: int = 1) -> list[bytes]:
     return [part(f"f{i}", "v" * size) for i in range(count)]
 
 
-@pytest.mark.parametrize(
-    ("limits", "body", "status"),
-    [
-        pytest.param(Limits(max_form_parts=3), multipart(*fields(3)), 200, id="parts-at-limit"),
-        pytest.param(Limits(max_form_parts=3), multipart(*fields(4)), 413, id="parts-over"),
-        pytest.param(
-            Limits(max_form_parts=3),
-            multipart(*fields(2), part("a", b"1", filename="a"), part("b", b"2", filename="b")),
-            413,
-            id="parts-over-with-files",
-        ),
-        pytest.param(
-            Limits(max_field_size=100), multipart(part("x", "v" * 100)), 200, id="field-at-limit"
-        ),
-        pytest.param(
-            Limits(max_field_size=100), multipart(part("x", "v" * 101)), 413, id="field-over"
-        ),
-        pytest.param(
-            Limits(max_field_size=100),
-            multipart(part("x", b"v" * 5000, filename="x.bin")),
-            200,
-            id="field-size-does-not-bound-files",
-        ),
-        pytest.param(
-            Limits(max_form_memory=150), multipart(*fields(2, 70)), 200, id="memory-under"
-        ),
-        pytest.param(
-            Limits(max_form_memory=150), multipart(*fields(2, 100)), 413, id="memory-over"
-        ),
-        pytest.param(
-            Limits(max_form_memory=150),
-            multipart(part("a", b"v" * 1000, filename="a"), *fields(1, 100)),
-            200,
-            id="memory-counts-fields-only",
-        ),
-        pytest.param(
-            Limits(max_part_header_size=200),
-            multipart(part("x", "1", extra=("X-Long: " + "h" * 300,))),
-            413,
-            id="part-header-size",
-        ),
-        pytest.param(
-            Limits(max_part_header_size=200),
-            multipart(part("x", "1", extra=("X-Short: " + "h" * 100,))),
-            200,
-            id="part-header-size-under",
-        ),
-        pytest.param(
-            Limits(max_part_headers=2),
-            multipart(part("x", "1", content_type="text/plain", extra=("X-A: 1", "X-B: 2"))),
-            413,
-            id="part-header-count",
-        ),
-        pytest.param(
-            Limits(max_part_headers=2),
-            multipart(part("x", "1", content_type="text/plain")),
-            200,
-            id="part-header-count-at-limit",
-        ),
-        pytest.param(
-            Limits(max_body_size=500),
-            multipart(part("f", b"z" * 1000, filename="f.bin")),
-            413,
-            id="body-size",
-        ),
-    ],
-)
+# NOTE: the one table of multipart limits; test_parts.py runs it through iter_parts() too.
+MULTIPART_LIMIT_CASES = [
+    pytest.param(Limits(max_form_parts=3), multipart(*fields(3)), 200, id="parts-at-limit"),
+    pytest.param(Limits(max_form_parts=3), multipart(*fields(4)), 413, id="parts-over"),
+    pytest.param(
+        Limits(max_form_parts=3),
+        multipart(*fields(2), part("a", b"1", filename="a"), part("b", b"2", filename="b")),
+        413,
+        id="parts-over-with-files",
+    ),
+    pytest.param(
+        Limits(max_field_size=100), multipart(part("x", "v" * 100)), 200, id="field-at-limit"
+    ),
+    pytest.param(Limits(max_field_size=100), multipart(part("x", "v" * 101)), 413, id="field-over"),
+    pytest.param(
+        Limits(max_field_size=100),
+        multipart(part("x", b"v" * 5000, filename="x.bin")),
+        200,
+        id="field-size-does-not-bound-files",
+    ),
+    pytest.param(Limits(max_form_memory=150), multipart(*fields(2, 70)), 200, id="memory-under"),
+    pytest.param(Limits(max_form_memory=150), multipart(*fields(2, 100)), 413, id="memory-over"),
+    pytest.param(
+        Limits(max_form_memory=150),
+        multipart(part("a", b"v" * 1000, filename="a"), *fields(1, 100)),
+        200,
+        id="memory-counts-fields-only",
+    ),
+    pytest.param(
+        Limits(max_part_header_size=200),
+        multipart(part("x", "1", extra=("X-Long: " + "h" * 300,))),
+        413,
+        id="part-header-size",
+    ),
+    pytest.param(
+        Limits(max_part_header_size=200),
+        multipart(part("x", "1", extra=("X-Short: " + "h" * 100,))),
+        200,
+        id="part-header-size-under",
+    ),
+    pytest.param(
+        Limits(max_part_headers=2),
+        multipart(part("x", "1", content_type="text/plain", extra=("X-A: 1", "X-B: 2"))),
+        413,
+        id="part-header-count",
+    ),
+    pytest.param(
+        Limits(max_part_headers=2),
+        multipart(part("x", "1", content_type="text/plain")),
+        200,
+        id="part-header-count-at-limit",
+    ),
+    pytest.param(
+        Limits(max_body_size=500),
+        multipart(part("f", b"z" * 1000, filename="f.bin")),
+        413,
+        id="body-size",
+    ),
+]
+
+
+@pytest.mark.parametrize(("limits", "body", "status"), MULTIPART_LIMIT_CASES)
 def test_multipart_limits(
     make_client: MakeClient, colour: str, limits: Limits, body: bytes, status: int
 ) -> None:

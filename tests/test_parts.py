@@ -20,7 +20,16 @@ from conftest import MakeClient
 from drive import chunked, http_scope, start_response, wsgi_environ
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_forms import BOUNDARY, MULTIPART, SAMPLE_BODY, SAMPLE_FILE, multipart, part, split_at
+from test_forms import (
+    BOUNDARY,
+    MULTIPART,
+    MULTIPART_LIMIT_CASES,
+    SAMPLE_BODY,
+    SAMPLE_FILE,
+    multipart,
+    part,
+    split_at,
+)
 
 from microweb import App, HTTPError, Limits, Part, Request, UploadFile
 from microweb._parts import AsyncParts, PartStream, SyncParts
@@ -302,42 +311,8 @@ def test_requests_after_an_early_break_work(make_client: MakeClient, colour: str
 # -- limits and malformed bodies ---------------------------------------------------------------
 
 
-def fields(count: int, size: int = 1) -> list[bytes]:
-    return [part(f"f{i}", "v" * size) for i in range(count)]
-
-
-LIMIT_CASES = [
-    pytest.param(Limits(max_form_parts=3), multipart(*fields(3)), 200, id="parts-at-limit"),
-    pytest.param(Limits(max_form_parts=3), multipart(*fields(4)), 413, id="parts-over"),
-    pytest.param(Limits(max_field_size=100), multipart(part("x", "v" * 100)), 200, id="field-at"),
-    pytest.param(Limits(max_field_size=100), multipart(part("x", "v" * 101)), 413, id="field-over"),
-    pytest.param(
-        Limits(max_field_size=100),
-        multipart(part("x", b"v" * 5000, filename="x.bin")),
-        200,
-        id="field-size-does-not-bound-files",
-    ),
-    pytest.param(Limits(max_form_memory=150), multipart(*fields(2, 70)), 200, id="memory-under"),
-    pytest.param(Limits(max_form_memory=150), multipart(*fields(2, 100)), 413, id="memory-over"),
-    pytest.param(
-        Limits(max_part_header_size=200),
-        multipart(part("x", "1", extra=("X-Long: " + "h" * 300,))),
-        413,
-        id="part-header-size",
-    ),
-    pytest.param(
-        Limits(max_part_headers=2),
-        multipart(part("x", "1", content_type="text/plain", extra=("X-A: 1", "X-B: 2"))),
-        413,
-        id="part-header-count",
-    ),
-    pytest.param(
-        Limits(max_body_size=500),
-        multipart(part("f", b"z" * 1000, filename="f.bin")),
-        413,
-        id="body-size",
-    ),
-]
+# NOTE: the same limits and answers as form(): one table for both.
+LIMIT_CASES = MULTIPART_LIMIT_CASES
 
 
 @pytest.mark.parametrize(("limits", "body", "status"), LIMIT_CASES)
