@@ -23,6 +23,14 @@ MICROWEB = {"wsgi": "microweb-wsgi", "asgi": "microweb-asgi"}
 FALCON = {"wsgi": "falcon-wsgi", "asgi": "falcon-asgi"}
 PARTS = {"wsgi": "microweb-wsgi-parts", "asgi": "microweb-asgi-parts"}
 BRIDGE = {"wsgi": "microweb-wsgi-async", "asgi": "microweb-asgi-def"}
+THREAD_HOP = ("thread-hop", "round trip")
+"""The key of the floor of a bridge: a bare round trip to another thread and back."""
+# NOTE: goal 4 of issue 7, in µs over the native colour, checked on the hello cell.
+BRIDGE_GOAL = {"wsgi": 50.0, "asgi": 60.0}
+BRIDGE_TEXT = {
+    "wsgi": "WSGI: async def over def (app event loop)",
+    "asgi": "ASGI: def over async def (thread pool)",
+}
 
 
 class RowLike(Protocol):
@@ -131,6 +139,9 @@ def checks(
         for i in ("wsgi", "asgi")
         for cell in CELLS
     ]
+    for interface, limit in BRIDGE_GOAL.items():
+        extra = _bridge_us(results, interface, "hello")
+        verdict(extra, limit, f"{BRIDGE_TEXT[interface]}, hello, extra µs")
     wins = sum(1 for q in faster if q is not None and q < 1)
     known = [q for q in faster if q is not None]
     verdict_text = "PASS" if known and wins == len(faster) else "MISS"
@@ -198,21 +209,40 @@ def _print_falcon(results: Results) -> None:
         print(f"microweb vs Falcon, {cell + ':':14} {'; '.join(parts)}")
 
 
+def _bridge_us(results: Results, interface: str, cell: str) -> float | None:
+    bridged = results.get((BRIDGE[interface], cell))
+    native = results.get((MICROWEB[interface], cell))
+    return None if bridged is None or native is None else (bridged - native) * 1e6
+
+
 def _print_bridges(results: Results) -> None:
     print("\n== colour bridges: extra µs per request over the native colour ==")
-    labels = {
-        "wsgi": "WSGI: async def over def (app event loop)",
-        "asgi": "ASGI: def over async def (thread pool)",
-    }
     table = []
-    for interface, label in labels.items():
+    for interface, label in BRIDGE_TEXT.items():
         row = [label]
         for cell in CELLS:
-            bridged = results.get((BRIDGE[interface], cell))
-            native = results.get((MICROWEB[interface], cell))
-            row.append("ERR" if bridged is None or native is None else _signed(bridged - native))
+            extra = _bridge_us(results, interface, cell)
+            row.append("ERR" if extra is None else _signed(extra / 1e6))
         table.append(row)
     print(format_table(["bridge", *CELLS], table))
+    floor = results.get(THREAD_HOP)
+    if floor is None:
+        return
+    floor_us = floor * 1e6
+    print(
+        f"Floor, measured in the same rounds: a bare round trip to another thread and back "
+        f"(two queue.SimpleQueue) takes {floor_us:.2f} µs on this machine."
+    )
+    for interface, label in BRIDGE_TEXT.items():
+        extra = _bridge_us(results, interface, "hello")
+        if extra is None:
+            continue
+        goal = BRIDGE_GOAL[interface]
+        verdict = "PASS" if extra <= goal else "MISS"
+        print(
+            f"{verdict:4}  {label}, hello: {extra:+.2f} µs (floor {floor_us:.2f} µs, "
+            f"overhead {extra - floor_us:.2f} µs; goal <= {goal:.0f} µs)"
+        )
 
 
 def _signed(seconds: float) -> str:

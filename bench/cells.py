@@ -27,11 +27,14 @@ import argparse
 import asyncio
 import gc
 import json
+import queue
 import sys
+import threading
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import _cells_report as report
@@ -159,6 +162,41 @@ def _falcon(interface: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return cell_peers.falcon_asgi_main, cell_peers.falcon_asgi_routes
 
 
+# -- the floor of a bridge ---------------------------------------------------------------------
+
+
+def thread_round_trip() -> tuple[Timer, Callable[[], None]]:
+    """Return a timer of bare round trips to another thread, and what stops that thread.
+
+    A bridge hands each request to another thread and waits for the answer: this is the least
+    such a hop costs on this machine (two ``queue.SimpleQueue`` and nothing else), measured in
+    the same rounds as the bridges, so the report can split a bridge into floor and overhead.
+    """
+    there: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    back: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def echo() -> None:
+        while (item := there.get()) is not None:
+            back.put(item)
+
+    thread = threading.Thread(target=echo, name="bench-echo", daemon=True)
+    thread.start()
+    put, get = there.put, back.get
+
+    def run(n: int) -> float:
+        started = perf_counter()
+        for _ in range(n):
+            put(1)
+            get()
+        return perf_counter() - started
+
+    def stop() -> None:
+        there.put(None)
+        thread.join(5)
+
+    return run, stop
+
+
 # -- checking and timing ----------------------------------------------------------------------
 
 
@@ -232,6 +270,11 @@ class Runner:
                 self.timers[row.key, cell.name] = self._checked_timer(row, apps[cell.routes], cell)
             except Exception as exc:
                 self.errors[row.key, cell.name] = f"{type(exc).__name__}: {exc}"
+
+    def add_timer(self, key: tuple[str, str], timer: Timer, stop: Callable[[], None]) -> None:
+        """Time ``timer`` with the cells (not a row's: a reference, such as a floor)."""
+        self.timers[key] = timer
+        self._stoppers.append(stop)
 
     def measure(self) -> None:
         """Time every checked cell, all together in interleaved rounds."""
@@ -347,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for row in table:
             runner.prepare(row)
+        runner.add_timer(report.THREAD_HOP, *thread_round_trip())
         runner.measure()
         runner.measure_memory()
     finally:

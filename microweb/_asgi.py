@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -22,6 +21,7 @@ from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdow
 from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
 from ._pipeline import dispatch_handshake, fail, respond, settle
+from ._pool import WorkerPool
 from ._request import Address, Request, decode_raw_path
 from ._response import Response, StreamBody
 from ._target import strip_root, target_path
@@ -45,12 +45,12 @@ class ASGIDriver:
         self.plan = plan
         # PERF: read once here, not through the plan in every request.
         self.app, self._limits = plan.app, plan.limits
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         self._started = False
         self._startup_lock: asyncio.Lock | None = None
 
     @property
-    def pool(self) -> ThreadPoolExecutor:
+    def pool(self) -> WorkerPool:
         """The thread pool for ``def`` handlers, made on first use."""
         if self._pool is None:
             self._pool = make_pool(self.app.max_threads)

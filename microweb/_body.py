@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterator
 
 from ._buffer import BodyBuffer
-from ._concurrency import coroutine_of
+from ._concurrency import coroutine_of, run_on_loop
 from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
 from ._types import Environ, Message, Receive
@@ -222,8 +222,7 @@ class ASGIBody:
     def chunks(self) -> Iterator[bytes]:
         more = True
         while more:
-            future = asyncio.run_coroutine_threadsafe(self._next_message(), self._loop)
-            body, more = self._body_of(future.result())
+            body, more = self._body_of(run_on_loop(self._loop, self._next_message()))
             if body:
                 yield body
 
@@ -239,7 +238,7 @@ class ASGIBody:
         return self.disconnected
 
     def is_disconnected(self) -> bool:
-        return asyncio.run_coroutine_threadsafe(self.ais_disconnected(), self._loop).result()
+        return run_on_loop(self._loop, self.ais_disconnected())
 
     async def wait_disconnect(self) -> None:
         """Return once the client has gone; body messages go to the reader (bounded)."""

@@ -17,8 +17,8 @@ import pytest
 
 from microweb import App, Headers, HTTPError, Request, Response
 from microweb._effects import Awaiting, Offload
-from microweb._errors import ClientDisconnect
 from microweb._emission import outgoing
+from microweb._errors import ClientDisconnect
 from microweb._forms import run_here
 from microweb._pipeline import fail, respond, settle
 

@@ -22,6 +22,7 @@ IO_MODULES = frozenset(
         "_asgi.py",
         "_body.py",
         "_concurrency.py",
+        "_pool.py",
         "testing.py",
         "_cli.py",
         "_waitress.py",
@@ -135,7 +136,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_parts", "_forms", "_request", "_response", "_emission", "_plugins", "_plan",
         "_pipeline",
     ),
-    "bridges": ("_concurrency", "_body"),
+    "bridges": ("_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "templating", "_cli", "_waitress",

@@ -1,0 +1,358 @@
+"""The colour bridges: the app loop (WSGI), the worker pool (ASGI) and what crosses them.
+
+Behaviour through both interfaces and both colours first, then the bridges' own edges
+(``AppLoop``, ``run_in_pool``, ``WorkerPool``), which no request can reach on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from typing import Any
+
+import pytest
+from conftest import MakeClient, in_colour
+
+from microweb import App, Request
+from microweb._concurrency import AppLoop, make_pool, run_in_pool, run_on_loop
+from microweb._pool import WorkerPool
+
+USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")
+SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("SEEN")
+
+
+class Boom(Exception):
+    """An error only the handler raises."""
+
+
+def test_context_variables_reach_the_handler_in_either_colour(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+
+    @app.middleware
+    def who(request: Request) -> Iterator[None]:
+        USER.set("ada")
+        yield
+
+    def handler(request: Request) -> dict[str, Any]:
+        return {"user": USER.get("nobody"), "thread": threading.current_thread().name}
+
+    app.get("/")(in_colour(colour, handler))
+    assert make_client(app).get("/").json()["user"] == "ada"
+
+
+def test_wsgi_what_an_async_handler_sets_is_set_in_the_server_thread(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.middleware
+    def report(request: Request) -> Iterator[None]:
+        response: Any = yield
+        response.headers["x-seen"] = SEEN.get("unset")
+
+    @app.get("/")
+    async def handler(request: Request) -> str:
+        SEEN.set("by the handler")
+        return "ok"
+
+    response = make_client(app).get("/")
+    assert response.headers["x-seen"] == "by the handler"
+
+
+def test_an_error_keeps_its_type_and_traceback_across_the_bridge(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    caught: list[BaseException] = []
+
+    def handler(request: Request) -> str:
+        raise Boom("from the handler")
+
+    @app.error_handler(Boom)
+    def on_boom(request: Request, exc: Boom) -> str:
+        caught.append(exc)
+        return "handled"
+
+    app.get("/")(in_colour(colour, handler))
+    assert make_client(app).get("/").text == "handled"
+    (exc,) = caught
+    assert type(exc) is Boom
+    frames = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
+    assert "handler" in frames
+
+
+def test_an_async_handler_that_really_waits(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    async def handler(request: Request) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        later = loop.create_future()
+        loop.call_later(0.02, later.set_result, "woken")
+        await asyncio.sleep(0.01)
+        woken = await asyncio.wait_for(later, 5)
+        return {"woken": woken, "task": asyncio.current_task() is not None}
+
+    assert make_client(app).get("/").json() == {"woken": "woken", "task": True}
+
+
+# -- AppLoop (WSGI) ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_loop() -> Iterator[AppLoop]:
+    loop = AppLoop()
+    yield loop
+    loop.stop()
+
+
+def test_app_loop_gives_back_the_result_and_the_context(app_loop: AppLoop) -> None:
+    USER.set("grace")
+
+    async def work() -> str:
+        SEEN.set("on the loop")
+        await asyncio.sleep(0.001)
+        return f"{USER.get()} {threading.current_thread().name}"
+
+    assert app_loop.run(work()) == "grace microweb-app-loop"
+    assert SEEN.get() == "on the loop"
+
+
+def test_app_loop_sets_nothing_back_when_the_coroutine_raises(app_loop: AppLoop) -> None:
+    async def work() -> None:
+        SEEN.set("half way")
+        await asyncio.sleep(0)
+        raise Boom("late")
+
+    context = contextvars.Context()
+
+    def in_fresh_context() -> None:
+        with pytest.raises(Boom, match="late") as caught:
+            app_loop.run(work())
+        assert "work" in [frame.name for frame in traceback.extract_tb(caught.tb)]
+        assert SEEN.get("unset") == "unset"
+
+    context.run(in_fresh_context)
+
+
+def test_app_loop_a_cancelled_coroutine_raises_cancelled_error(app_loop: AppLoop) -> None:
+    async def work() -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future
+
+    with pytest.raises(CancelledError):
+        app_loop.run(work())
+
+
+def test_app_loop_serves_many_threads_at_once(app_loop: AppLoop) -> None:
+    async def work(n: int) -> int:
+        await asyncio.sleep(0.05)
+        return n
+
+    results: dict[int, int] = {}
+
+    def call(n: int) -> None:
+        results[n] = app_loop.run(work(n))
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(8)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert results == {n: n for n in range(8)}
+    assert time.perf_counter() - started < 0.35  # NOTE: one after another: 0.4 s.
+
+
+def test_app_loop_refuses_to_wait_for_itself(app_loop: AppLoop) -> None:
+    async def inner() -> None:
+        return None
+
+    async def outer() -> None:
+        coroutine = inner()
+        try:
+            app_loop.run(coroutine)
+        finally:
+            coroutine.close()
+
+    with pytest.raises(RuntimeError, match="cannot wait for itself"):
+        app_loop.run(outer())
+
+
+def test_a_stopped_app_loop_refuses_and_closes_the_coroutine(app_loop: AppLoop) -> None:
+    async def work() -> None:
+        return None
+
+    app_loop.run(work())
+    app_loop.stop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="stopped"):
+            app_loop.run(work())
+        gc.collect()
+
+
+def test_run_on_a_closed_loop_refuses_and_closes_the_coroutine() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+
+    async def work() -> None:
+        return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="closed"):
+            run_on_loop(loop, work())
+        gc.collect()
+
+
+# -- run_in_pool (ASGI) ------------------------------------------------------------------------
+
+
+def test_run_in_pool_sees_the_context_and_keeps_the_error() -> None:
+    pool = make_pool(2)
+
+    def work(suffix: str) -> str:
+        return f"{USER.get()}{suffix} in {threading.current_thread().name}"
+
+    def fail() -> None:
+        raise Boom("in the pool")
+
+    async def scenario() -> None:
+        USER.set("linus")
+        assert (await run_in_pool(pool, work, "!")).startswith("linus! in microweb-worker-")
+        with pytest.raises(Boom, match="in the pool") as caught:
+            await run_in_pool(pool, fail)
+        assert "fail" in [frame.name for frame in traceback.extract_tb(caught.tb)]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
+def test_run_in_pool_skips_a_call_cancelled_before_it_started() -> None:
+    pool = make_pool(1)
+    release = threading.Event()
+    ran: list[str] = []
+
+    async def scenario() -> None:
+        busy = asyncio.ensure_future(run_in_pool(pool, release.wait, 5))
+        queued = asyncio.ensure_future(run_in_pool(pool, ran.append, "queued"))
+        await asyncio.sleep(0.01)
+        queued.cancel()
+        release.set()
+        assert await busy is True
+        await asyncio.sleep(0.05)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+    assert ran == []
+
+
+def test_run_in_pool_a_stop_iteration_is_not_lost() -> None:
+    pool = make_pool(1)
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="StopIteration") as caught:
+            await asyncio.wait_for(run_in_pool(pool, next, iter(())), 5)
+        assert isinstance(caught.value.__cause__, StopIteration)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
+def test_run_in_pool_after_the_loop_closed_drops_the_result_quietly() -> None:
+    pool = make_pool(1)
+    release = threading.Event()
+
+    async def scenario() -> None:
+        run_in_pool(pool, release.wait, 5)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(scenario())
+    loop.close()
+    release.set()
+    pool.shutdown()  # NOTE: the worker did not die on the closed loop: it takes the sentinel.
+
+
+def test_run_in_pool_refuses_once_the_pool_is_shut_down() -> None:
+    pool = make_pool(1)
+    pool.shutdown()
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError, match="shut down"):
+            await run_in_pool(pool, int)
+
+    asyncio.run(scenario())
+
+
+# -- WorkerPool --------------------------------------------------------------------------------
+
+
+def test_worker_pool_is_bounded_and_runs_in_parallel() -> None:
+    pool = WorkerPool(3, "bounded")
+    gate = threading.Barrier(3, timeout=5)
+    names: set[str] = set()
+
+    def work() -> None:
+        names.add(threading.current_thread().name)
+        gate.wait()
+        time.sleep(0.01)
+
+    futures = [pool.submit(work) for _ in range(9)]
+    for future in futures:
+        future.result(5)
+    pool.shutdown()
+    assert names <= {"bounded-1", "bounded-2", "bounded-3"}
+    assert len(names) == 3
+
+
+def test_worker_pool_submit_gives_a_future() -> None:
+    with WorkerPool(2) as pool:
+        assert pool.submit(pow, 2, 10).result(5) == 1024
+        with pytest.raises(ZeroDivisionError):
+            pool.submit(divmod, 1, 0).result(5)
+        assert list(pool.map(abs, [-1, -2])) == [1, 2]
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(int)
+
+
+def test_worker_pool_shutdown_waits_for_queued_work_or_cancels_it() -> None:
+    pool = WorkerPool(1, "drained")
+    release = threading.Event()
+    first = pool.submit(release.wait, 5)
+    second = pool.submit(int, "7")
+    release.set()
+    pool.shutdown(wait=True)
+    assert first.result(0) is True and second.result(0) == 7
+    assert not [t for t in threading.enumerate() if t.name.startswith("drained-")]
+
+    pool = WorkerPool(1)
+    release.clear()
+    busy = pool.submit(release.wait, 5)
+    queued = pool.submit(int, "7")
+    time.sleep(0.01)
+    pool.shutdown(wait=False, cancel_futures=True)
+    release.set()
+    assert busy.result(5) is True
+    assert queued.cancelled()
+
+
+def test_worker_pool_refuses_no_threads() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        WorkerPool(0)
