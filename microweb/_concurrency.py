@@ -351,9 +351,12 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
             app_loop.run(aclose())
 
 
-async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking call (file I/O) in a worker thread from async code."""
-    return await asyncio.to_thread(fn, *args)
+def run_blocking(fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """Start a blocking call (file I/O) in a worker thread now; await it for its result."""
+    # NOTE: asyncio.to_thread without the coroutine around it, which would start the call only
+    # when awaited: aform() writes one batch while it parses the next.
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return asyncio.get_running_loop().run_in_executor(None, call)
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

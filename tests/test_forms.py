@@ -7,6 +7,7 @@ Behaviour tests run under both interfaces and both handler colours (``def`` hand
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +19,18 @@ from drive import chunked
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from microweb import App, FormData, HTTPError, Limits, Request, Response, UploadFile, safe_filename
+from microweb import (
+    App,
+    FormData,
+    HTTPError,
+    Limits,
+    Request,
+    Response,
+    UploadFile,
+    _forms,
+    safe_filename,
+)
+from microweb._datastructures import Headers
 from microweb._forms import FormBuilder
 from microweb.testing import TestClient
 
@@ -628,6 +640,96 @@ def test_upload_files_closed_when_handler_raises(
     assert response.status_code == 500
     assert len(kept) == 2
     assert all(upload.file.closed for upload in kept)
+
+
+BATCHED_FILE = bytes(range(256)) * 1200  # NOTE: 300 KiB, about 19 batches of 16 KiB.
+
+
+def test_upload_larger_than_a_batch_arrives_whole(
+    make_client: MakeClient, colour: str, interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    kept: list[UploadFile] = []
+    client = make_client(form_app(colour, Limits(spool_threshold=1024), kept))
+    second = BATCHED_FILE[::-1][:50_000]
+    body = multipart(
+        part("big", BATCHED_FILE, filename="big.bin"),
+        part("note", "between"),
+        part("second", second, filename="second.bin"),
+    )
+    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    response = post_multipart(client, chunked(interface, pieces))
+    assert response.status_code == 200
+    data = response.json()
+    assert data["big"][0]["data"].encode("latin-1") == BATCHED_FILE
+    assert data["big"][0]["size"] == len(BATCHED_FILE)
+    assert data["second"][0]["data"].encode("latin-1") == second
+    assert data["note"] == ["between"]
+    assert [upload.in_memory for upload in kept] == [False, False]
+    assert all(upload.file.closed for upload in kept)
+
+
+@pytest.mark.parametrize("trip", ["field after the file", "body ends mid-file"])
+def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
+    make_client: MakeClient,
+    colour: str,
+    interface: str,
+    monkeypatch: pytest.MonkeyPatch,
+    trip: str,
+) -> None:
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    made: list[UploadFile] = []
+    appended: list[int] = []
+    init, append = UploadFile.__init__, UploadFile._append
+
+    def keeping_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    def counting_append(self: UploadFile, chunks: list[bytes]) -> None:
+        appended.append(sum(map(len, chunks)))
+        append(self, chunks)
+
+    monkeypatch.setattr(UploadFile, "__init__", keeping_init)
+    monkeypatch.setattr(UploadFile, "_append", counting_append)
+    # NOTE: the body limit would trip before any read where Content-Length is known (WSGI).
+    limits = Limits(spool_threshold=1024, max_field_size=10_000)
+    client = make_client(form_app(colour, limits))
+    body = multipart(
+        part("big", BATCHED_FILE, filename="big.bin"),
+        part("other", BATCHED_FILE[:100_000], filename="other.bin"),
+        part("field", "y" * 20_000),
+    )
+    if trip == "body ends mid-file":
+        body = body[: len(BATCHED_FILE) + 50_000]
+    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    response = post_multipart(client, chunked(interface, pieces))
+    assert response.status_code == (413 if trip == "field after the file" else 400)
+    assert len(appended) >= 3  # NOTE: batches were on disk before the limit tripped.
+    assert made and all(upload.file.closed for upload in made)
+
+
+def test_write_all_finishes_a_short_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writev = os.writev
+
+    def short_writev(fd: int, buffers: list[bytes]) -> int:
+        return writev(fd, [bytes(buffers[0][:3])])
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    chunks = [b"first-", b"second-", b"x" * 1000]
+    with open(tmp_path / "out", "wb") as target:
+        _forms.write_all(target.fileno(), chunks * 600)  # NOTE: more pieces than one writev.
+    assert (tmp_path / "out").read_bytes() == b"".join(chunks * 600)
+
+
+def test_an_upload_closed_during_a_write_is_closed_by_the_writer() -> None:
+    upload = UploadFile("a.bin", "application/octet-stream", Headers(), 4)
+    upload._writing = True  # NOTE: as if a worker thread were inside _append().
+    upload.close()
+    assert not upload.file.closed
+    upload._writing = False
+    upload._append([b"late"])  # NOTE: the write in flight ends and closes the file.
+    assert upload.file.closed and upload.size == 0
 
 
 def test_upload_files_closed_after_streamed_response(make_client: MakeClient, colour: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from test_forms import (
     split_at,
 )
 
-from microweb import App, HTTPError, Limits, Part, Request, UploadFile
+from microweb import App, HTTPError, Limits, Part, Request, UploadFile, _forms
 from microweb._parts import AsyncParts, PartStream, SyncParts
 from microweb.testing import TestClient
 
@@ -699,35 +700,46 @@ def test_aform_never_writes_a_spooled_file_on_the_event_loop(
     make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threshold = 1000
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16384)  # NOTE: several batches, overlapped.
+    large_file = LARGE * 20
     calls: list[tuple[str, bool, bool]] = []  # (call, past the threshold, on the event loop)
-    write, seek = UploadFile._write, UploadFile.seek
+    loop_threads: set[threading.Thread] = set()
+    write, append, seek = UploadFile._write, UploadFile._append, UploadFile.seek
 
     def spying_write(self: UploadFile, chunk: bytes) -> None:
         calls.append(("write", self.size + len(chunk) > threshold, _on_a_loop()))
         write(self, chunk)
+
+    def spying_append(self: UploadFile, chunks: list[bytes]) -> None:
+        calls.append(("append", True, threading.current_thread() in loop_threads))
+        append(self, chunks)
 
     def spying_seek(self: UploadFile, offset: int, whence: int = 0) -> int:
         calls.append(("seek", self.size > threshold, _on_a_loop()))
         return seek(self, offset, whence)
 
     monkeypatch.setattr(UploadFile, "_write", spying_write)
+    monkeypatch.setattr(UploadFile, "_append", spying_append)
     monkeypatch.setattr(UploadFile, "seek", spying_seek)
     app = App(limits=Limits(spool_threshold=threshold))
 
     @app.post("/")
     async def handler(request: Request) -> Any:
+        loop_threads.add(threading.current_thread())
         form = await request.aform()
         small, large = form["small"], form["large"]
         assert isinstance(small, UploadFile) and isinstance(large, UploadFile)
         data = await large.aread()
-        return {"small": small.in_memory, "large": large.in_memory, "ok": data == LARGE}
+        return {"small": small.in_memory, "large": large.in_memory, "ok": data == large_file}
 
-    body = multipart(part("small", b"s" * 10, filename="s"), part("large", LARGE, filename="f"))
-    pieces = [body[i : i + 300] for i in range(0, len(body), 300)]
+    body = multipart(
+        part("small", b"s" * 10, filename="s"), part("large", large_file, filename="f")
+    )
+    pieces = [body[i : i + 3000] for i in range(0, len(body), 3000)]
     client = make_client(app)
     response = post(client, chunked(interface, pieces))
     assert response.json() == {"small": True, "large": False, "ok": True}
-    assert ("write", True, False) in calls  # past the threshold: written in a worker thread
+    assert calls.count(("append", True, False)) > 2  # past the threshold: in a worker thread
     assert ("seek", True, False) in calls
     assert [call for call in calls if call[1] and call[2]] == []
 
