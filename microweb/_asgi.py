@@ -18,12 +18,12 @@ from ._concurrency import (
     sync_only,
 )
 from ._datastructures import Headers
-from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
+from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
-from ._pipeline import dispatch_handshake, respond
+from ._pipeline import dispatch_handshake, fail, respond, settle
 from ._request import Address, Request, decode_raw_path
-from ._response import Response
+from ._response import Response, StreamBody
 from ._target import strip_root, target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
@@ -57,10 +57,56 @@ class ASGIDriver:
         return self._pool
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # PERF: the HTTP path is this coroutine itself, and its plain answer is sent here: one
+        # coroutine instead of three (__call__, _http, _respond), 7.7 us a hello instead of 8.3.
+        if scope["type"] != "http":
+            return await self._other(scope, receive, send)
+        if not self._started:
+            await self._startup()
+        body = ASGIBody(scope["headers"], receive)
+        request = self._request(scope, body)
+        body.limit = lambda: request.limits.max_body_size
+        try:
+            outcome = respond(self.plan, request)
+            if isinstance(outcome, Awaiting):
+                try:
+                    outcome = settle(self.plan, request, await outcome.awaitable)
+                except Exception as exc:
+                    outcome = fail(self.plan, request, exc)
+            response = (
+                outcome if isinstance(outcome, Response) else await drive_async(outcome, self.pool)
+            )
+            headers, content = outgoing(response, request.method)
+            start = {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": _encoded(headers),
+            }
+            if isinstance(content, bytes):
+                try:
+                    await send(start)
+                    await send({"type": "http.response.body", "body": content})
+                except OSError as exc:
+                    raise ClientDisconnect("the client went away") from exc
+            else:
+                await self._send_rest(start, content, response, request, body, _guarded(send))
+        except ClientDisconnect:
+            pass  # NOTE: the client is gone; there is nobody to answer.
+        finally:
+            body.close()
+            try:
+                if request._after is not None:
+                    # NOTE: after the final send, or the client's leaving: they are cleanup.
+                    await drive_async(run_after(request._after), self.pool)
+            finally:
+                # PERF: the limit's closure refers to the request, which refers to the body:
+                # left in place, that cycle waits for the garbage collector, 1.1 us a request.
+                body.limit = default_limit
+                request.close()
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
+        if kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
@@ -105,28 +151,6 @@ class ASGIDriver:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._started:
-            await self._startup()
-        body = ASGIBody(scope["headers"], receive)
-        request = self._request(scope, body)
-        body.limit = lambda: request.limits.max_body_size
-        try:
-            await self._respond(request, body, send)
-        except ClientDisconnect:
-            pass  # NOTE: the client is gone; there is nobody to answer.
-        finally:
-            body.close()
-            try:
-                if request._after is not None:
-                    # NOTE: after the final send, or the client's leaving: they are cleanup.
-                    await drive_async(run_after(request._after), self.pool)
-            finally:
-                # PERF: the limit's closure refers to the request, which refers to the body:
-                # left in place, that cycle waits for the garbage collector, 1.1 us a request.
-                body.limit = default_limit
-                request.close()
-
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
@@ -154,26 +178,15 @@ class ASGIDriver:
         else:
             await ws.close(1000)
 
-    async def _respond(self, request: Request, body: ASGIBody, send: Send) -> None:
-        outcome = respond(self.plan, request)
-        response = (
-            outcome if isinstance(outcome, Response) else await drive_async(outcome, self.pool)
-        )
-        headers, content = outgoing(response, request.method)
-        start = {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": _encoded(headers),
-        }
-        if isinstance(content, bytes):
-            # PERF: send() itself, not through _guarded: 0.24 us for both sends instead of 0.54.
-            try:
-                await send(start)
-                await send({"type": "http.response.body", "body": content})
-            except OSError as exc:
-                raise ClientDisconnect("the client went away") from exc
-            return
-        send = _guarded(send)
+    async def _send_rest(
+        self,
+        start: Message,
+        content: StreamBody | None,
+        response: Response,
+        request: Request,
+        body: ASGIBody,
+        send: Send,
+    ) -> None:
         await send(start)
         if content is None:
             await self._close_stream(response.chunks)

@@ -9,6 +9,7 @@ route gets its ``Endpoint``, which says how to call it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -187,7 +188,7 @@ def _invalid_target(request: Request) -> str:
     return "request target is not a path: it must start with '/' ('*' only for OPTIONS)"
 
 
-def _with_implied(methods: set[str]) -> list[str]:
+def _with_implied(methods: AbstractSet[str]) -> list[str]:
     implied = set(methods) | {"OPTIONS"}
     if "GET" in implied:
         implied.add("HEAD")

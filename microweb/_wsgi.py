@@ -13,10 +13,10 @@ from urllib.parse import quote
 from ._body import WSGIBody
 from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
 from ._datastructures import Headers, trusted_headers
-from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
+from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
-from ._pipeline import respond
+from ._pipeline import fail, respond, settle
 from ._request import Address, Request, decode_path
 from ._response import Response
 from ._status import status_line
@@ -117,6 +117,11 @@ class WSGIDriver:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = self._request(environ)
         outcome = respond(self.plan, request)
+        if isinstance(outcome, Awaiting):
+            try:
+                outcome = settle(self.plan, request, self.app_loop.run(outcome.awaitable))
+            except Exception as exc:
+                outcome = fail(self.plan, request, exc)
         response = outcome if isinstance(outcome, Response) else drive_sync(outcome, self.app_loop)
         headers, body = outgoing(response, request.method)
         start_response(status_line(response.status), headers)

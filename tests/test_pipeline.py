@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from microweb import App, Headers, HTTPError, Request, Response
-from microweb._effects import Offload
+from microweb._effects import Awaiting, Offload
+from microweb._errors import ClientDisconnect
 from microweb._emission import outgoing
 from microweb._forms import run_here
-from microweb._pipeline import respond
+from microweb._pipeline import fail, respond, settle
 
 
 class NoBody:
@@ -81,7 +82,7 @@ def request_for(
     return Request(plan.app, plan.limits, method, path, b"", "http", head, NoBody())
 
 
-def settle(awaitable: Awaitable[Any]) -> Any:
+def run_to_end(awaitable: Awaitable[Any]) -> Any:
     """Run an awaitable that never suspends (no I/O in these tests) to its result."""
     steps = awaitable.__await__()
     try:
@@ -111,7 +112,7 @@ def drive(result: Response | Any) -> tuple[Response, list[str]]:
             else:
                 assert inspect.isawaitable(effect), effect
                 seen.append("await")
-                value = settle(effect)
+                value = run_to_end(effect)
         except Exception as exc:
             error = exc
 
@@ -162,15 +163,44 @@ def test_a_def_handler_with_offload_false_runs_inline_under_asgi() -> None:
 
 
 @pytest.mark.parametrize("wsgi", [True, False])
-def test_an_async_handler_yields_its_awaitable(wsgi: bool) -> None:
+def test_an_async_handler_outside_flows_is_handed_over_as_its_awaitable(wsgi: bool) -> None:
     app = hello_app()
-    effects = respond(app.compile(), request_for(app, path="/live", wsgi=wsgi))
-    assert not isinstance(effects, Response)
-    awaitable = next(effects)
-    assert inspect.isawaitable(awaitable)
+    plan = app.compile()
+    request = request_for(app, path="/live", wsgi=wsgi)
+    outcome = respond(plan, request)
+    assert isinstance(outcome, Awaiting)
+    assert inspect.isawaitable(outcome.awaitable)
+    response = settle(plan, request, run_to_end(outcome.awaitable))
+    assert isinstance(response, Response) and response.body == b"ok"
+
+
+@pytest.mark.parametrize("wsgi", [True, False])
+def test_an_awaited_handler_that_returns_no_value_gets_a_500(wsgi: bool) -> None:
+    app = hello_app()
+    plan = app.compile()
+    request = request_for(app, path="/live", wsgi=wsgi)
+    response = settle(plan, request, object())
+    assert not isinstance(response, Response)
     with pytest.raises(StopIteration) as done:
-        effects.send(settle(awaitable))
-    assert done.value.value.body == b"ok"
+        next(response)
+    assert done.value.value.status == 500
+
+
+@pytest.mark.parametrize(("error", "status"), [(HTTPError(418), 418), (ValueError("boom"), 500)])
+def test_an_awaited_handler_error_becomes_its_response(error: Exception, status: int) -> None:
+    app = hello_app()
+    plan = app.compile()
+    request = request_for(app, path="/live")
+    with pytest.raises(StopIteration) as done:
+        next(fail(plan, request, error))
+    assert done.value.value.status == status
+
+
+def test_an_awaited_handler_that_saw_the_client_leave_answers_nothing() -> None:
+    app = hello_app()
+    plan = app.compile()
+    with pytest.raises(ClientDisconnect):
+        fail(plan, request_for(app, path="/live"), ClientDisconnect("gone"))
 
 
 @pytest.mark.parametrize(
@@ -231,7 +261,7 @@ def test_a_handlers_error_is_thrown_in_at_the_flows_yield(wsgi: bool) -> None:
     assert not isinstance(effects, Response)
     awaitable = next(effects)
     with pytest.raises(KeyError):
-        settle(awaitable)  # NOTE: the driver runs the effect; it raises there...
+        run_to_end(awaitable)  # NOTE: the driver runs the effect; it raises there...
     with pytest.raises(StopIteration) as done:
         effects.throw(KeyError("nothing"))  # ...and throws the error back in
     response = done.value.value
