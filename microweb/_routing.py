@@ -378,7 +378,7 @@ class RouteTable(Generic[V]):
 
 def _walk(
     node: _Node, segments: list[str], method: str
-) -> tuple[Any, dict[str, Any], set[str]] | None:
+) -> tuple[Any, dict[str, Any], AbstractSet[str]] | None:
     """Follow the first way ``_find`` would try at each segment; ``None`` where it dead-ends.
 
     ``_find`` tries the static child, then the parameters in order, then a catch-all, going
