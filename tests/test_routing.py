@@ -241,6 +241,57 @@ def test_a_converter_that_refuses_falls_through_to_the_next_template() -> None:
     assert table.lookup("GET", "/items/five") == (by_name, {"name": "five"}, set())
 
 
+WALK_TEMPLATES = [
+    "/r1/items/{id:int}",
+    "/r2/items/{id:int}/tags/{tag}",
+    "/shop/{item:int}/price",
+    "/shop/{name}/price",
+    "/shop/new/price",
+    "/shop/new/{n:int}",
+    "/shop/{name}/{qty:int}",
+    "/docs/{rest:path}",
+    "/docs/intro/{page:int}",
+    "/u/{a}/{b}",
+]
+WALK_PATHS = [
+    "/r1/items/42",
+    "/r1/items/x",
+    "/r1/items/",
+    "/r1/items/42/more",
+    "/r2/items/7/tags/red",
+    "/shop/5/price",
+    "/shop/five/price",
+    "/shop/new/price",
+    "/shop/new/cost",
+    "/shop/new/9",
+    "/docs/intro/3",
+    "/docs/intro/three",
+    "/docs/a/b/c",
+    "/u/x/y",
+    "/u//y",
+    "/nowhere",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", WALK_PATHS)
+def test_lookup_finds_what_the_full_search_finds_first(path: str, method: str) -> None:
+    # NOTE: lookup first follows the first way at each segment, without going back; where that
+    # dead-ends it searches in full. Either way the answer is the full search's first match.
+    routes = [
+        make_route(t, ("GET",) if "price" not in t else ("GET", "POST")) for t in WALK_TEMPLATES
+    ]
+    table = make_table(*routes)
+    # NOTE: templates without parameters are looked up first, in a dict of their own.
+    candidates = [(table._static.get(path, {}), [])]
+    candidates += table._matches(table._root, path[1:].split("/"), 0, [])
+    first = next(
+        ((methods[method][1], dict(params)) for methods, params in candidates if method in methods),
+        (None, {}),
+    )
+    assert table.lookup(method, path)[:2] == first
+
+
 def test_lookup_collects_the_methods_of_every_matching_template() -> None:
     table = make_table(
         make_route("/items/{item_id:int}", ("GET",)),
