@@ -447,7 +447,7 @@ class Request:
         """Read the whole body (bounded by ``max_body_size``); the async twin of ``read()``."""
         if self._body is None:
             # PERF: the source reads it whole, with no async generator (see aread_all()):
-            # 9.1 us instead of 12.1 for a request that reads a 1 KB body under ASGI.
+            # 8.8 us instead of 11.6 for a request that reads a 1 KB body under ASGI.
             meter = self._start("aread()")
             body = await self._source.aread_all(meter)
             meter.finish()
