@@ -93,7 +93,8 @@ class ASGIDriver:
         except ClientDisconnect:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
-            body.close()
+            if body._pending is not None:
+                body.close()
             try:
                 if request._after is not None:
                     # NOTE: after the final send, or the client's leaving: they are cleanup.
@@ -102,7 +103,8 @@ class ASGIDriver:
                 # PERF: the limit's closure refers to the request, which refers to the body:
                 # left in place, that cycle waits for the garbage collector, 1.1 us a request.
                 body.limit = default_limit
-                request.close()
+                if request._cleanups:
+                    request.close()
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -170,7 +170,7 @@ class ASGIBody:
         self._loop = asyncio.get_running_loop()
         # NOTE: one buffer, not the messages: a body dripped a byte per message would cost
         # ~200 bytes per byte as dicts (TRAPS.md 27). _early_end: the last message is kept too.
-        # PERF: made when a message is first kept, rarely: 0.09 us less for every request.
+        # PERF: made when a message is kept, rarely: 0.1 us less a request.
         self._early: BodyBuffer | None = None
         self._has_early = self._early_end = self._overflow = self._watching = False
         self.disconnected = False
@@ -221,10 +221,10 @@ class ASGIBody:
         self._early_end = not message.get("more_body", False)
 
     def _early_message(self) -> Message:
-        early, self._early, self._has_early = self._early, None, False
+        self._has_early = False
         return {
             "type": "http.request",
-            "body": early.take() if early is not None else b"",
+            "body": self._early.take() if self._early is not None else b"",
             "more_body": not self._early_end,
         }
 

@@ -312,11 +312,8 @@ class RouteTable(Generic[V]):
         walked = _walk(self._root, segments, method)
         if walked is not None:
             return walked
-        params: dict[str, Any] = {}
-        hit = _find(self._root, segments, 0, len(segments), method, params)
-        if hit is not None:
-            return hit[1], params, _NO_METHODS
-        # NOTE: no template matches with this method; collect the methods of those that match.
+        # NOTE: the first way failed: search every way, in the same order; the first match
+        # with this method wins, else the methods of those that match are collected.
         allowed: set[str] = set()
         for methods, found_params in self._matches(self._root, segments, 0, []):
             found = methods.get(method)
@@ -379,15 +376,14 @@ class RouteTable(Generic[V]):
 def _walk(
     node: _Node, segments: list[str], method: str
 ) -> tuple[Any, dict[str, Any], AbstractSet[str]] | None:
-    """Follow the first way ``_find`` would try at each segment; ``None`` where it dead-ends.
+    """Follow the first way the full search tries at each segment; ``None`` where it dead-ends.
 
-    ``_find`` tries the static child, then the parameters in order, then a catch-all, going
-    back on failure. When the first way works to the end, it is the answer; otherwise the full
-    search (``_find``) runs from the start.
+    The full search (``RouteTable._matches``) tries the static child, then the parameters in
+    order, then a catch-all, going back on failure. When the first way works to the end, it
+    is the answer; otherwise the full search runs from the start.
     """
     # PERF: a loop instead of one recursive call per segment: 1.29 -> 0.92 us for the last of
-    # 1,000 routes (0.92 us against 1.13-1.4 for _find alone after its own dict change); under
-    # Uvicorn, 57.5 -> 55.8 us of server CPU a request (wrk, best of 6).
+    # 1,000 routes; under Uvicorn, 57.5 -> 55.8 us of server CPU a request (wrk, best of 6).
     params: dict[str, Any] = {}
     for segment in segments:
         child = node.static.get(segment)
@@ -404,56 +400,6 @@ def _walk(
         node = child
     found = node.methods.get(method) if node.methods else None
     return None if found is None else (found[1], params, _NO_METHODS)
-
-
-def _find(
-    node: _Node, segments: list[str], index: int, count: int, method: str, params: dict[str, Any]
-) -> tuple[Route, Any] | None:
-    """Find the first match for ``method``, in the order of ``RouteTable._matches``.
-
-    Returns the method map's entry; the parameters of the match are left in ``params``.
-    """
-    # PERF: plain recursion, no generators: a lookup among 1,000 routes in 2.0 -> 1.1 us; the
-    # parameters set on the way down (and taken back on a dead end): 1.6 -> 1.0 us (A/B in one
-    # process, loaded machine).
-    if index == count:
-        methods = node.methods
-        return methods.get(method) if methods else None
-    segment = segments[index]
-    child = node.static.get(segment)
-    if child is not None:
-        hit = _find(child, segments, index + 1, count, method, params)
-        if hit is not None:
-            return hit
-    if segment:
-        for name, converter, child in node.params:
-            try:
-                params[name] = converter.to_python(segment)
-            except ValueError:
-                continue
-            hit = _find(child, segments, index + 1, count, method, params)
-            if hit is not None:
-                return hit
-            del params[name]
-    return _find_rest(node, segments, index, method, params) if node.catch_all else None
-
-
-def _find_rest(
-    node: _Node, segments: list[str], index: int, method: str, params: dict[str, Any]
-) -> tuple[Route, Any] | None:
-    rest = "/".join(segments[index:])
-    if not rest:
-        return None
-    for name, converter, methods in node.catch_all:
-        found = methods.get(method)
-        if found is None:
-            continue
-        try:
-            params[name] = converter.to_python(rest)
-        except ValueError:
-            continue
-        return found
-    return None
 
 
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
