@@ -220,11 +220,13 @@ MethodMap = dict[str, tuple[Route, Any]]
 
 
 class _Node:
-    __slots__ = ("catch_all", "methods", "params", "static")
+    __slots__ = ("catch_all", "converting", "methods", "params", "static")
 
     def __init__(self) -> None:
         self.static: dict[str, _Node] = {}
         self.params: list[tuple[str, Converter, _Node]] = []
+        # NOTE: params with each converter's to_python, for the lookup's first way.
+        self.converting: list[tuple[str, Callable[[str], Any], _Node]] = []
         self.catch_all: list[tuple[str, Converter, MethodMap]] = []
         self.methods: MethodMap | None = None
 
@@ -234,6 +236,7 @@ class _Node:
                 return node
         node = _Node()
         self.params.append((name, converter, node))
+        self.converting.append((name, converter.to_python, node))
         return node
 
 
@@ -309,9 +312,29 @@ class RouteTable(Generic[V]):
             if found is not None:
                 return found[1], {}, _NO_METHODS
         segments = path[1:].split("/")
-        walked = _walk(self._root, segments, method)
-        if walked is not None:
-            return walked
+        # PERF: first the way a search tries first at each segment (the static child, else the
+        # first parameter that converts), in a loop: the last of 1,000 routes in 0.92 us
+        # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.6 us.
+        node = self._root
+        params: dict[str, Any] = {}
+        for segment in segments:
+            child = node.static.get(segment)
+            if child is None and segment:
+                for name, to_python, candidate in node.converting:
+                    try:
+                        params[name] = to_python(segment)
+                    except ValueError:
+                        continue
+                    child = candidate
+                    break
+            if child is None:
+                break
+            node = child
+        else:
+            methods = node.methods
+            found = methods.get(method) if methods else None
+            if found is not None:
+                return found[1], params, _NO_METHODS
         # NOTE: the first way failed: search every way, in the same order; the first match
         # with this method wins, else the methods of those that match are collected.
         allowed: set[str] = set()
@@ -371,35 +394,6 @@ class RouteTable(Generic[V]):
                 yield methods
             stack.extend(node.static.values())
             stack.extend(child for _, _, child in node.params)
-
-
-def _walk(
-    node: _Node, segments: list[str], method: str
-) -> tuple[Any, dict[str, Any], AbstractSet[str]] | None:
-    """Follow the first way the full search tries at each segment; ``None`` where it dead-ends.
-
-    The full search (``RouteTable._matches``) tries the static child, then the parameters in
-    order, then a catch-all, going back on failure. When the first way works to the end, it
-    is the answer; otherwise the full search runs from the start.
-    """
-    # PERF: a loop instead of one recursive call per segment: 1.29 -> 0.92 us for the last of
-    # 1,000 routes; under Uvicorn, 57.5 -> 55.8 us of server CPU a request (wrk, best of 6).
-    params: dict[str, Any] = {}
-    for segment in segments:
-        child = node.static.get(segment)
-        if child is None and segment:
-            for name, converter, candidate in node.params:
-                try:
-                    params[name] = converter.to_python(segment)
-                except ValueError:
-                    continue
-                child = candidate
-                break
-        if child is None:
-            return None
-        node = child
-    found = node.methods.get(method) if node.methods else None
-    return None if found is None else (found[1], params, _NO_METHODS)
 
 
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
