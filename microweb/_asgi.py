@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -64,9 +65,8 @@ class ASGIDriver:
             return await self._other(scope, receive, send)
         if not self._started:
             await self._startup()
-        body = ASGIBody(scope["headers"], receive)
-        request = self._request(scope, body)
-        body.limit = lambda: request.limits.max_body_size
+        head = ASGIHead(scope, receive, scope["headers"])
+        request = self._request(scope, head)
         try:
             outcome = respond(self.plan, request)
             if isinstance(outcome, Awaiting):
@@ -90,20 +90,21 @@ class ASGIDriver:
                 except OSError as exc:
                     raise ClientDisconnect("the client went away") from exc
             else:
-                await self._send_rest(start, content, response, request, body, _guarded(send))
+                await self._send_rest(start, content, response, request, head, _guarded(send))
         except ClientDisconnect:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
-            if body._pending is not None:
-                body.close()
+            if head.made is not None:
+                head.made.close()
             try:
                 if request._after is not None:
                     # NOTE: after the final send, or the client's leaving: they are cleanup.
                     await drive_async(run_after(request._after), self.pool)
             finally:
-                # PERF: the limit's closure refers to the request, which refers to the body:
-                # left in place, that cycle waits for the garbage collector, 1.1 us a request.
-                body.limit = default_limit
+                if head.made is not None:
+                    # PERF: the limit is a method of the request, which refers to the body: left
+                    # in place, that cycle waits for the garbage collector, 1.1 us a request.
+                    head.made.limit = default_limit
                 if request._cleanups:
                     request.close()
 
@@ -157,7 +158,8 @@ class ASGIDriver:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
-        request = self._request(scope, ASGIBody([], receive))
+        # NOTE: no headers for the body: a handshake has none, and receive() gives frames.
+        request = self._request(scope, ASGIHead(scope, receive, []))
         route = self.plan.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
@@ -187,7 +189,7 @@ class ASGIDriver:
         content: StreamBody | None,
         response: Response,
         request: Request,
-        body: ASGIBody,
+        head: ASGIHead,
         send: Send,
     ) -> None:
         await send(start)
@@ -195,7 +197,7 @@ class ASGIDriver:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})
         else:
-            await self._stream_until_disconnect(content, request, body, send)
+            await self._stream_until_disconnect(content, request, head.source(request), send)
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send
@@ -241,7 +243,7 @@ class ASGIDriver:
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
 
-    def _request(self, scope: Scope, body: ASGIBody) -> Request:
+    def _request(self, scope: Scope, head: ASGIHead) -> Request:
         method = scope.get("method", "GET")
         raw_path = scope.get("raw_path")
         path: str | None
@@ -259,6 +261,7 @@ class ASGIDriver:
                 path = None
         else:
             path, raw_path = self._target(scope, raw_path, method)
+        head.raw_path_bytes = raw_path
         return Request(
             self.app,
             self._limits,
@@ -266,8 +269,7 @@ class ASGIDriver:
             path,
             scope.get("query_string", b""),
             scope.get("scheme", "http"),
-            ASGIHead(scope, raw_path),
-            body,
+            head,
         )
 
     @staticmethod
@@ -291,17 +293,33 @@ class ASGIDriver:
 class ASGIHead:
     """The request head in the scope, read on first use (``RequestHead``)."""
 
-    __slots__ = ("_raw_path", "_scope")
+    __slots__ = ("_body_headers", "_loop", "_receive", "_scope", "made", "raw_path_bytes")
     interface = "asgi"
     may_block = False
     sync_only = staticmethod(sync_only)
     run_blocking = staticmethod(run_blocking)
+    raw_path_bytes: bytes
 
-    def __init__(self, scope: Scope, raw_path: bytes) -> None:
-        self._scope, self._raw_path = scope, raw_path
+    def __init__(self, scope: Scope, receive: Receive, body_headers: list[Any]) -> None:
+        # NOTE: raw_path_bytes is set by the driver, once the root path is out of it.
+        self._scope, self._receive, self._body_headers = scope, receive, body_headers
+        # NOTE: the body may be made in the pool (a def handler); the loop is known here.
+        self._loop = asyncio.get_running_loop()
+        self.made: ASGIBody | None = None  # NOTE: the body source, once made.
 
     def raw_path(self) -> bytes:
-        return self._raw_path
+        return self.raw_path_bytes
+
+    def body(self, limit: Callable[[], int]) -> ASGIBody:
+        self.made = ASGIBody(self._body_headers, self._receive, self._loop)
+        self.made.limit = limit
+        return self.made
+
+    def source(self, request: Request) -> ASGIBody:
+        """The body source, made now if the request has not read its body."""
+        request._body_source()
+        assert self.made is not None
+        return self.made
 
     def root_path(self) -> str:
         return str(self._scope.get("root_path", ""))

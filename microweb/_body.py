@@ -164,10 +164,16 @@ class ASGIBody:
         "limit",
     )
 
-    def __init__(self, scope_headers: list[tuple[bytes, bytes]], receive: Receive) -> None:
+    def __init__(
+        self,
+        scope_headers: list[tuple[bytes, bytes]],
+        receive: Receive,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        # NOTE: the loop the request runs on: a def handler reads through it from the pool.
         self._headers = scope_headers
         self._receive = receive
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         # NOTE: one buffer, not the messages: a body dripped a byte per message would cost
         # ~200 bytes per byte as dicts (TRAPS.md 27). _early_end: the last message is kept too.
         # PERF: made when a message is kept, rarely: 0.1 us less a request.

@@ -6,7 +6,7 @@ import atexit
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
@@ -70,6 +70,9 @@ class WSGIHead:
 
     def raw_path(self) -> bytes:
         return _raw_path(self._environ)
+
+    def body(self, limit: Callable[[], int]) -> WSGIBody:
+        return WSGIBody(self._environ)
 
     def root_path(self) -> str:
         script_name = self._environ.get("SCRIPT_NAME")
@@ -166,7 +169,6 @@ class WSGIDriver:
             query.encode("latin-1") if query else b"",
             environ.get("wsgi.url_scheme", "http"),
             WSGIHead(environ),
-            WSGIBody(environ),
         )
 
     @staticmethod

@@ -59,6 +59,9 @@ class Head:
     def raw_path(self) -> bytes:
         return self._path.encode()
 
+    def body(self, limit: Any) -> NoBody:
+        return NoBody()
+
     def root_path(self) -> str:
         return ""
 
@@ -86,7 +89,7 @@ def request_for(
     """A request for ``app`` as the WSGI driver (``wsgi=True``) or the ASGI driver builds it."""
     plan = app.compile()
     head = Head(path, wsgi, headers)
-    return Request(plan.app, plan.limits, method, path, b"", "http", head, NoBody())
+    return Request(plan.app, plan.limits, method, path, b"", "http", head)
 
 
 def run_to_end(awaitable: Awaitable[Any]) -> Any:
