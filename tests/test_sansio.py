@@ -133,8 +133,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_sse", "_files", "_routing", "_effects", "_target", "_buffer", "_status",
     ),
     "core": (
-        "_parts", "_forms", "_request", "_response", "_emission", "_plugins", "_plan",
-        "_pipeline",
+        "_parts", "_forms", "_request_head", "_request_body", "_request", "_response",
+        "_emission", "_plugins", "_plan", "_pipeline",
     ),
     "bridges": ("_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
