@@ -24,6 +24,8 @@ IO_MODULES = frozenset(
         "_concurrency.py",
         "_pool.py",
         "testing.py",
+        "_testing_wsgi.py",
+        "_testing_asgi.py",
         "_cli.py",
         "_waitress.py",
         "__main__.py",
@@ -139,8 +141,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "bridges": ("_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
-        "_router", "_app", "__init__", "__main__", "testing", "templating", "_cli", "_waitress",
-        "plugins",
+        "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
+        "templating", "_cli", "_waitress", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
