@@ -27,6 +27,8 @@ IO_MODULES = frozenset(
         "_testing_wsgi.py",
         "_testing_asgi.py",
         "_cli.py",
+        "_importer.py",
+        "_serving.py",
         "_waitress.py",
         "__main__.py",
     }
@@ -142,7 +144,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
-        "templating", "_cli", "_waitress", "plugins",
+        "templating", "_importer", "_serving", "_cli", "_waitress", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
