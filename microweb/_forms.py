@@ -174,8 +174,8 @@ class FormData(MultiDict[FormValue]):
 # parses the next. 10 MiB upload, best of 2 runs of 10 rounds (shared 2-CPU VM, 2026-11-30):
 # form() 7.02 -> 6.54 ms (x2.74 -> x2.46 of the parser loop, per-chunk writes before),
 # aform() 9.73 -> 8.51 ms (x3.78 -> x3.08). 64 KiB batches took 17.1 ms, 256 KiB 12.7 ms.
-# 2 MiB instead of 1 MiB, half the hand-overs to a thread (best of 2 runs of 20 quiet-gated
-# rounds, 2026-12-01): aform() 7.69 -> 6.49 ms (x2.89 -> x2.43), form() 6.41 -> 6.11 ms.
+# 2 MiB instead of 1 MiB, half the hand-overs to a thread (best of 25 quiet-gated rounds,
+# 2026-11-30): aform() 7.30 -> 6.79 ms (x2.74 -> x2.55), form() 6.52 -> 6.28 ms.
 WRITE_BATCH = 2 * 1024 * 1024
 # NOTE: below IOV_MAX (1024 on Linux and macOS), and it bounds a batch of dripped chunks.
 MAX_PIECES = 512
