@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
+_PERCENT = ord("%")
 
 
 class ASGIDriver:
@@ -93,7 +94,8 @@ class ASGIDriver:
         except ClientDisconnect:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
-            body.close()
+            if body._pending is not None:
+                body.close()
             try:
                 if request._after is not None:
                     # NOTE: after the final send, or the client's leaving: they are cleanup.
@@ -102,7 +104,8 @@ class ASGIDriver:
                 # PERF: the limit's closure refers to the request, which refers to the body:
                 # left in place, that cycle waits for the garbage collector, 1.1 us a request.
                 body.limit = default_limit
-                request.close()
+                if request._cleanups:
+                    request.close()
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -239,31 +242,50 @@ class ASGIDriver:
             await run_in_pool(self.pool, stream.close)
 
     def _request(self, scope: Scope, body: ASGIBody) -> Request:
-        root = scope.get("root_path", "")
         method = scope.get("method", "GET")
         raw_path = scope.get("raw_path")
-        if not raw_path:
-            # SPEC: raw_path is optional in ASGI; `path` is already percent-decoded text.
-            raw_path = quote(scope["path"], safe="/*").encode("ascii")
-        target: bytes | None = raw_path
-        if raw_path[:1] != b"/" or raw_path[1:2] == b"/":
-            # PERF: the check costs 0.07 us, a call to target_path() for every path 0.15 us.
-            # NOTE: h11 passes an absolute-form target whole, httptools only its path.
-            target = target_path(raw_path, method)
-        if target is not None and root:
-            raw_path = strip_root(target, quote(root, safe="/").encode("ascii"))
-        elif target is not None:
-            raw_path = target
+        path: str | None
+        if (
+            raw_path
+            and raw_path[:1] == b"/"
+            and raw_path[1:2] != b"/"
+            and _PERCENT not in raw_path
+            and not scope.get("root_path")
+        ):
+            # PERF: the usual path, with nothing to take out or percent-decode: 0.15 us less.
+            try:
+                path = raw_path.decode("utf-8")
+            except UnicodeDecodeError:
+                path = None
+        else:
+            path, raw_path = self._target(scope, raw_path, method)
         return Request(
             self.app,
             self._limits,
             method,
-            decode_raw_path(raw_path) if target is not None else None,
+            path,
             scope.get("query_string", b""),
             scope.get("scheme", "http"),
             ASGIHead(scope, raw_path),
             body,
         )
+
+    @staticmethod
+    def _target(scope: Scope, raw_path: bytes | None, method: str) -> tuple[str | None, bytes]:
+        """The path and the raw path of any other target (``None``: not a path, or not UTF-8)."""
+        if not raw_path:
+            # SPEC: raw_path is optional in ASGI; `path` is already percent-decoded text.
+            raw_path = quote(scope["path"], safe="/*").encode("ascii")
+        target: bytes | None = raw_path
+        if raw_path[:1] != b"/" or raw_path[1:2] == b"/":
+            # NOTE: h11 passes an absolute-form target whole, httptools only its path.
+            target = target_path(raw_path, method)
+        if target is None:
+            return None, raw_path
+        root = scope.get("root_path", "")
+        if root:
+            target = strip_root(target, quote(root, safe="/").encode("ascii"))
+        return decode_raw_path(target), target
 
 
 class ASGIHead:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterator
 
-from ._buffer import BodyBuffer
+from ._buffer import BodyBuffer, BodyMeter
 from ._concurrency import coroutine_of, run_on_loop
 from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
@@ -59,8 +59,7 @@ class WSGIBody:
             return None
         return parse_content_length(self._environ.get("CONTENT_LENGTH"))
 
-    def _remaining(self) -> int | None:
-        length = self.content_length
+    def _remaining(self, length: int | None) -> int | None:
         if length is None:
             # SPEC: PEP 3333 leaves a body without Content-Length empty unless the server says
             # it terminates the stream itself (wsgi.input_terminated, for chunked requests).
@@ -68,7 +67,7 @@ class WSGIBody:
         return length
 
     def chunks(self) -> Iterator[bytes]:
-        remaining = self._remaining()
+        remaining = self._remaining(self.content_length)
         stream = self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
             size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
@@ -79,8 +78,34 @@ class WSGIBody:
                 remaining -= len(chunk)
             yield chunk
 
+    def read_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body, each chunk counted by ``meter`` (``finish()`` is the caller's)."""
+        # PERF: a loop, not chunks() under a generator that counts: a request whose def
+        # handler reads a 1 KB body takes 5.1 us instead of 6.4. The meter's length is the
+        # Content-Length, parsed once.
+        remaining = self._remaining(meter.expected)
+        stream = self._environ["wsgi.input"]
+        if remaining is not None and remaining <= CHUNK_SIZE:
+            # NOTE: the usual body, asked for in one read; a short read goes on below.
+            body = meter.count(stream.read(remaining) if remaining else b"")
+            if len(body) == remaining or not body:
+                return body
+            remaining -= len(body)
+        else:
+            body = b""
+        buffer = BodyBuffer()
+        buffer.add(body)
+        while remaining is None or remaining > 0:
+            chunk = stream.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            if remaining is not None:
+                remaining -= len(chunk)
+            buffer.add(meter.count(chunk))
+        return buffer.take()
+
     async def achunks(self) -> AsyncGenerator[bytes, None]:
-        remaining = self._remaining()
+        remaining = self._remaining(self.content_length)
         # PERF: a small body is read inline; a larger one in a worker thread, so that a slow
         # wsgi.input never stalls the app loop that all async handlers share.
         inline = remaining is not None and remaining <= CHUNK_SIZE
@@ -96,6 +121,18 @@ class WSGIBody:
             if remaining is not None:
                 remaining -= len(chunk)
             yield chunk
+
+    async def aread_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body from async code, each chunk counted by ``meter``."""
+        remaining = self._remaining(meter.expected)
+        if remaining is not None and remaining <= CHUNK_SIZE:
+            # PERF: a small body read inline, as achunks() does, but with no async generator:
+            # a request whose async def handler reads 1 KB, 38 us instead of 45 (bridge).
+            return self.read_all(meter)
+        buffer = BodyBuffer()
+        async for chunk in self.achunks():
+            buffer.add(meter.count(chunk))
+        return buffer.take()
 
 
 def default_limit() -> int:
@@ -133,7 +170,8 @@ class ASGIBody:
         self._loop = asyncio.get_running_loop()
         # NOTE: one buffer, not the messages: a body dripped a byte per message would cost
         # ~200 bytes per byte as dicts (TRAPS.md 27). _early_end: the last message is kept too.
-        self._early = BodyBuffer()
+        # PERF: made when a message is kept, rarely: 0.1 us less a request.
+        self._early: BodyBuffer | None = None
         self._has_early = self._early_end = self._overflow = self._watching = False
         self.disconnected = False
         self._kept = 0
@@ -174,8 +212,10 @@ class ASGIBody:
         if self._kept > self.limit():
             # NOTE: never held past the limit; a reader gets 413 as it would have anyway.
             self._overflow = True
-            self._early.take()
+            self._early = None
             return
+        if self._early is None:
+            self._early = BodyBuffer()
         self._early.add(body)
         self._has_early = True
         self._early_end = not message.get("more_body", False)
@@ -184,7 +224,7 @@ class ASGIBody:
         self._has_early = False
         return {
             "type": "http.request",
-            "body": self._early.take(),
+            "body": self._early.take() if self._early is not None else b"",
             "more_body": not self._early_end,
         }
 
@@ -219,12 +259,32 @@ class ASGIBody:
             if body:
                 yield body
 
+    async def aread_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body, each message's bytes counted by ``meter``."""
+        # PERF: messages awaited in a loop, not through achunks() and a counting loop: a
+        # request whose async def handler reads a 1 KB body takes 8.8 us instead of 11.6.
+        body, more = self._body_of(await self._next_message())
+        meter.count(body)
+        if not more:
+            return body
+        buffer = BodyBuffer()
+        buffer.add(body)
+        while more:
+            body, more = self._body_of(await self._next_message())
+            buffer.add(meter.count(body))
+        return buffer.take()
+
     def chunks(self) -> Iterator[bytes]:
         more = True
         while more:
             body, more = self._body_of(run_on_loop(self._loop, self._next_message()))
             if body:
                 yield body
+
+    def read_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body from a worker thread, counted by ``meter``."""
+        # NOTE: one hop to the loop for the whole body, not one per message.
+        return run_on_loop(self._loop, self.aread_all(meter))
 
     async def ais_disconnected(self) -> bool:
         """Tell, without waiting, whether the client has gone (a body message is kept)."""

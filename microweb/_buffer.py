@@ -1,8 +1,10 @@
-"""One growing buffer for a body that arrives in pieces (sans-IO)."""
+"""A body that arrives in pieces: one growing buffer, and the meter of its size (sans-IO)."""
 
 from __future__ import annotations
 
 from io import BytesIO
+
+from ._errors import HTTPError
 
 
 class BodyBuffer:
@@ -40,3 +42,32 @@ class BodyBuffer:
         value = self._first if self._buffer is None else self._buffer.getvalue()
         self._first, self._buffer = b"", None
         return value
+
+
+class BodyMeter:
+    """Counts body bytes against the body limit and the announced ``Content-Length``.
+
+    Raises ``HTTPError`` 413 as soon as the limit is passed (when the announced length is
+    already past it too), and 400 for a body longer or shorter than its ``Content-Length``.
+    """
+
+    __slots__ = ("expected", "limit", "total")
+
+    def __init__(self, limit: int, expected: int | None) -> None:
+        if expected is not None and expected > limit:
+            raise HTTPError(413, f"request body is larger than {limit} bytes")
+        self.limit, self.expected, self.total = limit, expected, 0
+
+    def count(self, chunk: bytes) -> bytes:
+        """Count ``chunk`` and return it."""
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise HTTPError(413, f"request body is larger than {self.limit} bytes")
+        if self.expected is not None and self.total > self.expected:
+            raise HTTPError(400, "request body is longer than its Content-Length")
+        return chunk
+
+    def finish(self) -> None:
+        """Check, once the body has ended, that none of it is missing."""
+        if self.expected is not None and self.total < self.expected:
+            raise HTTPError(400, "request body is shorter than its Content-Length")

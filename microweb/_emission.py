@@ -97,9 +97,23 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     ``None`` means no body at all (HEAD, 1xx, 204, 304); the driver must still close
     ``response.chunks`` when there is a stream, unsent.
     """
+    items = response.headers._list
+    status = response.status
+    if (
+        len(items) == 1
+        and items[0][0] == "content-type"
+        and response.chunks is None
+        and status >= 200
+        and status != 204
+        and status != 304
+        and method != "HEAD"
+    ):
+        # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
+        # at once, with no pass over the list; see head_list() for the general case.
+        return [items[0], ("content-length", str(len(response.body)))], response.body
     headers = head_list(response)
     # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
-    if method == "HEAD" or no_body_status(response.status):
+    if method == "HEAD" or no_body_status(status):
         return headers, None
     return headers, response.body if response.chunks is None else response.chunks
 

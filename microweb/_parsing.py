@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from json.scanner import make_scanner
 from typing import Any
 from urllib.parse import unquote
 
@@ -69,8 +70,28 @@ def finite_float(text: str) -> float:
     return value
 
 
-# PERF: one decoder, built once; json.loads() with these options builds one per call (0.9 us).
-_decoder = json.JSONDecoder(parse_constant=reject_constant, parse_float=finite_float)
+# PERF: one scanner, built once; json.loads() with these options builds one per call (0.9 us).
+# The scanner called directly, not through JSONDecoder.decode() (two Python calls and two
+# regex matches): the echo cell's 1 KB parsed in 8.35 us instead of 8.9.
+# NOTE: the float hook costs ~0.08 us per float (0.9 us for the echo cell's 11), less than any
+# scan of the text for a risky number that we measured (translate and search: 1.9 us per KB).
+# NOTE: typeshed types make_scanner's argument as a scanner; it takes any decoder's options.
+_scan = make_scanner(
+    json.JSONDecoder(parse_constant=reject_constant, parse_float=finite_float)  # type: ignore[arg-type]
+)
+_SPACE = " \t\n\r"
+
+
+def _scan_json(text: str) -> Any:
+    # NOTE: what JSONDecoder.decode() does: one value, whitespace around it and nothing else.
+    start = 0 if text[:1] not in _SPACE else len(text) - len(text.lstrip(_SPACE))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        raise ValueError("expecting a value") from None
+    if end != len(text) and text[end:].strip(_SPACE):
+        raise ValueError("extra data after the value")
+    return value
 
 
 def loads_json(text: str) -> Any:
@@ -81,10 +102,29 @@ def loads_json(text: str) -> Any:
         ValueError: For invalid JSON (``RefusedJSON`` for valid JSON that is refused).
         RecursionError: For JSON nested too deeply.
     """
-    value = _decoder.decode(text)
+    value = _scan_json(text)
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise RefusedJSON("holds a lone surrogate (\\ud800-\\udfff)")
     return value
+
+
+# NOTE: bounded: a client sends any Content-Type it likes; the cache is emptied when full.
+_JSON_TYPE_CACHE: dict[str | None, bool] = {}
+_JSON_TYPE_CACHE_SIZE = 64
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """Tell whether a ``Content-Type`` value is JSON (``application/json`` or ``+json``)."""
+    # PERF: answered from a cache of the values seen: 0.04 us instead of 0.34 to parse it.
+    known = _JSON_TYPE_CACHE.get(content_type)
+    if known is not None:
+        return known
+    media, _ = media_type(content_type)
+    answer = media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+    if len(_JSON_TYPE_CACHE) >= _JSON_TYPE_CACHE_SIZE:
+        _JSON_TYPE_CACHE.clear()
+    _JSON_TYPE_CACHE[content_type] = answer
+    return answer
 
 
 def parse_json(body: bytes, content_type: str | None) -> Any:
@@ -93,10 +133,7 @@ def parse_json(body: bytes, content_type: str | None) -> Any:
     Raises:
         HTTPError: 415 for a non-JSON content type, 400 for invalid, non-UTF-8 or too deep JSON.
     """
-    media, _ = media_type(content_type)
-    if media not in _JSON_TYPES and not (
-        media.startswith("application/") and media.endswith("+json")
-    ):
+    if not is_json_type(content_type):
         raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
     try:
         # SPEC: RFC 8259 8.1, a parser may ignore a byte order mark; some clients send one.

@@ -8,11 +8,10 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote_to_bytes
 
-from ._buffer import BodyBuffer
+from ._buffer import BodyMeter
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._effects import AfterCall, Colored
-from ._errors import HTTPError
 from ._forms import FormBuilder, FormData
 from ._limits import Limits
 from ._parsing import decode_text, parse_fields, parse_json
@@ -51,6 +50,14 @@ class BodySource(Protocol):
 
     def achunks(self) -> AsyncGenerator[bytes, None]:
         """Yield the body's chunks from async code."""
+        ...
+
+    def read_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body, blocking, each chunk counted by ``meter``."""
+        ...
+
+    async def aread_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body from async code, each chunk counted by ``meter``."""
         ...
 
 
@@ -116,33 +123,14 @@ def decode_raw_path(raw_path: bytes) -> str | None:
     Leading slashes collapse into one, ``%2F`` decoded ones included, as Waitress does.
     """
     if _PERCENT not in raw_path:
-        # PERF: an int in bytes is a memchr, 0.02 us; unquote_to_bytes() costs 0.11 us.
-        return decode_path(raw_path)
+        # PERF: an int in bytes is a memchr, 0.02 us; unquote_to_bytes() costs 0.11 us. The
+        # decoding is decode_path()'s, inlined.
+        try:
+            return raw_path.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     path = unquote_to_bytes(raw_path)
     return decode_path(path if path[1:2] != b"/" else b"/" + path.lstrip(b"/"))
-
-
-class _BodyMeter:
-    """Counts body bytes against the limit and the announced ``Content-Length``."""
-
-    __slots__ = ("expected", "limit", "total")
-
-    def __init__(self, limit: int, expected: int | None) -> None:
-        if expected is not None and expected > limit:
-            raise HTTPError(413, f"request body is larger than {limit} bytes")
-        self.limit, self.expected, self.total = limit, expected, 0
-
-    def count(self, chunk: bytes) -> bytes:
-        self.total += len(chunk)
-        if self.total > self.limit:
-            raise HTTPError(413, f"request body is larger than {self.limit} bytes")
-        if self.expected is not None and self.total > self.expected:
-            raise HTTPError(400, "request body is longer than its Content-Length")
-        return chunk
-
-    def finish(self) -> None:
-        if self.expected is not None and self.total < self.expected:
-            raise HTTPError(400, "request body is shorter than its Content-Length")
 
 
 _MISSING: Any = object()
@@ -369,10 +357,11 @@ class Request:
         """
         self._check_sync("read()", "aread()")
         if self._body is None:
-            buffer = BodyBuffer()
-            for chunk in self._stream("read()"):
-                buffer.add(chunk)
-            self._body = buffer.take()
+            # PERF: the source reads it whole, with no generator per chunk (see read_all()).
+            meter = self._start("read()")
+            body = self._source.read_all(meter)
+            meter.finish()
+            self._body = body
         return self._body
 
     def text(self) -> str:
@@ -461,18 +450,12 @@ class Request:
     async def aread(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``); the async twin of ``read()``."""
         if self._body is None:
-            # PERF: the source's chunks counted here, not through _astream(), and closed
-            # without aclosing(): 5.7 us instead of 7.8 to read a 1 KB body under ASGI.
+            # PERF: the source reads it whole, with no async generator (see aread_all()):
+            # 8.8 us instead of 11.6 for a request that reads a 1 KB body under ASGI.
             meter = self._start("aread()")
-            buffer = BodyBuffer()
-            chunks = self._source.achunks()
-            try:
-                async for chunk in chunks:
-                    buffer.add(meter.count(chunk))
-            finally:
-                await chunks.aclose()
+            body = await self._source.aread_all(meter)
             meter.finish()
-            self._body = buffer.take()
+            self._body = body
         return self._body
 
     async def atext(self) -> str:
@@ -531,11 +514,11 @@ class Request:
                 yield meter.count(chunk)
         meter.finish()
 
-    def _start(self, call: str) -> _BodyMeter:
+    def _start(self, call: str) -> BodyMeter:
         if self._consumed:
             raise RuntimeError(f"request.{call}: the body was already consumed by streaming it")
         self._consumed = True
-        return _BodyMeter(self.limits.max_body_size, self._source.content_length)
+        return BodyMeter(self.limits.max_body_size, self._source.content_length)
 
     def is_disconnected(self) -> bool:
         """Tell whether the client has gone, for long-polling ``def`` code.

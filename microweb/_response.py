@@ -289,9 +289,23 @@ def to_response(result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if isinstance(result, str):
-        return _plain(result.encode("utf-8"), TEXT)
-    if isinstance(result, (dict, list)):
-        return _plain(encode_json(result), JSON)
+        body, media_type = result.encode("utf-8"), TEXT
+    elif isinstance(result, (dict, list)):
+        body, media_type = encode_json(result), JSON
+    else:
+        return _other_response(result)
+    # PERF: what Response(body, 200, None, media_type) makes, here with no call: 0.2 us
+    # instead of 0.48 through __init__ (and 0.05 less than through a helper).
+    response = object.__new__(Response)
+    response.body, response.status = body, 200
+    headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
+    headers._list = [("content-type", media_type)]
+    response.headers = headers
+    response.chunks = response.length = response.file_info = None
+    return response
+
+
+def _other_response(result: Any) -> Response:
     if isinstance(result, (bytes, bytearray, memoryview)):
         return Response(bytes(result), 200, None, OCTETS)
     if result is None:
@@ -303,15 +317,6 @@ def to_response(result: Any) -> Response:
         f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list, "
         f"None, {_TUPLE_FORMS}"
     )
-
-
-def _plain(body: bytes, media_type: str) -> Response:
-    # PERF: what Response(body, 200, None, media_type) makes, in 0.2 us instead of 0.48.
-    response = object.__new__(Response)
-    response.body, response.status = body, 200
-    response.headers = trusted_headers([("content-type", media_type)])
-    response.chunks = response.length = response.file_info = None
-    return response
 
 
 _TUPLE_FORMS = "(value, status) or (value, status, headers)"

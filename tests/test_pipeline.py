@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from microweb import App, Headers, HTTPError, Request, Response
+from microweb._buffer import BodyMeter
 from microweb._effects import Awaiting, Offload
 from microweb._emission import outgoing
 from microweb._errors import ClientDisconnect
@@ -40,6 +41,12 @@ class NoBody:
     async def achunks(self) -> AsyncGenerator[bytes, None]:
         for chunk in ():
             yield chunk
+
+    def read_all(self, meter: BodyMeter) -> bytes:
+        return b""
+
+    async def aread_all(self, meter: BodyMeter) -> bytes:
+        return b""
 
 
 class Head:

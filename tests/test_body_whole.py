@@ -1,0 +1,251 @@
+"""A body read whole (``read``/``aread``, ``json``/``ajson``): the sources' ``read_all`` paths.
+
+The usual body comes in one ``wsgi.input`` read or one ``http.request`` message and is read
+without a generator; these tests check the edges of that path under both interfaces and in
+both colours: a body in several pieces, an empty one, one past the limit or not matching its
+``Content-Length``, a byte order mark, a charset label and whitespace around the JSON value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
+from test_body import body_app, json_app, read_app
+
+from microweb import Limits, Request
+from microweb._parsing import _JSON_TYPE_CACHE, _JSON_TYPE_CACHE_SIZE, is_json_type
+
+JSON_HEADERS = {"content-type": "application/json"}
+PAYLOAD = {"name": "café", "items": [{"qty": 1, "price": 1.25}, {"qty": 2, "price": 2.5}]}
+PAYLOAD_BODY = json.dumps(PAYLOAD).encode()
+
+
+def pieces(body: bytes, size: int) -> list[bytes]:
+    return [body[start : start + size] for start in range(0, len(body), size)]
+
+
+def limited_json_app(colour: str, limit: int) -> Any:
+    """An app that answers with the parsed JSON body, its body limited to ``limit`` bytes."""
+    return body_app(colour, Request.json, Request.ajson, limits=Limits(max_body_size=limit))
+
+
+# -- several pieces --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_json_in_several_pieces(
+    make_client: MakeClient, colour: str, interface: str, size: int
+) -> None:
+    body = chunked(interface, pieces(PAYLOAD_BODY, size))
+    response = make_client(json_app(colour)).post("/", content=body, headers=JSON_HEADERS)
+    assert response.status_code == 200
+    assert response.json() == {"value": PAYLOAD}
+
+
+def asgi_post(colour: str, messages: list[dict[str, Any]], length: int | None) -> tuple[int, bytes]:
+    """POST ``messages`` to the JSON app by hand; return the status and the body."""
+    headers = [(b"content-type", b"application/json")]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    scope = http_scope("POST", "/", headers)
+    sent = asyncio.run(asgi_call(json_app(colour), scope, messages))
+    return sent[0]["status"], response_body(sent)
+
+
+@pytest.mark.parametrize("length", [None, len(PAYLOAD_BODY)])
+def test_asgi_messages_with_empty_bodies_between_them(colour: str, length: int | None) -> None:
+    half = len(PAYLOAD_BODY) // 2
+    messages = body_messages(b"", PAYLOAD_BODY[:half], b"", PAYLOAD_BODY[half:], b"")
+    status, body = asgi_post(colour, messages, length)
+    assert status == 200
+    assert json.loads(body) == {"value": PAYLOAD}
+
+
+def test_asgi_message_without_a_body_key_is_an_empty_piece(colour: str) -> None:
+    messages = [{"type": "http.request", "more_body": True}, *body_messages(PAYLOAD_BODY)]
+    status, body = asgi_post(colour, messages, len(PAYLOAD_BODY))
+    assert (status, json.loads(body)) == (200, {"value": PAYLOAD})
+
+
+class ShortReads(io.BytesIO):
+    """A ``wsgi.input`` that gives at most ``most`` bytes per read, as a socket file may."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        super().__init__(data)
+        self.most = most
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(self.most if size is None or size < 0 else min(size, self.most))
+
+
+def wsgi_post(colour: str, stream: io.BytesIO, length: str | None) -> tuple[str, bytes]:
+    """POST ``stream`` to the JSON app's WSGI callable by hand; return the status and the body."""
+    seen: list[str] = []
+    extra: dict[str, Any] = {"CONTENT_TYPE": "application/json", "wsgi.input": stream}
+    if length is not None:
+        extra["CONTENT_LENGTH"] = length
+    else:
+        extra["wsgi.input_terminated"] = True
+    driver = json_app(colour).as_wsgi()
+    try:
+        body = b"".join(
+            driver(wsgi_environ("POST", "/", **extra), lambda s, h, e=None: seen.append(s))
+        )
+    finally:
+        driver.close()
+    return seen[0], body
+
+
+@pytest.mark.parametrize("length", [str(len(PAYLOAD_BODY)), None])
+def test_wsgi_input_giving_short_reads(colour: str, length: str | None) -> None:
+    status, body = wsgi_post(colour, ShortReads(PAYLOAD_BODY, 5), length)
+    assert status.startswith("200")
+    assert json.loads(body) == {"value": PAYLOAD}
+
+
+def test_wsgi_input_ending_early_is_400(colour: str) -> None:
+    status, body = wsgi_post(colour, ShortReads(PAYLOAD_BODY[:10], 3), str(len(PAYLOAD_BODY)))
+    assert status.startswith("400")
+    assert b"shorter than its Content-Length" in body
+
+
+# -- empty, too long, too short --------------------------------------------------------------
+
+
+def test_empty_body(make_client: MakeClient, colour: str) -> None:
+    client = make_client(read_app(colour))
+    assert (client.post("/").status_code, client.post("/").content) == (200, b"")
+    response = make_client(json_app(colour)).post("/", content=b"", headers=JSON_HEADERS)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("chunks", [False, True])
+def test_json_over_the_limit_is_413(
+    make_client: MakeClient, colour: str, interface: str, chunks: bool
+) -> None:
+    client = make_client(limited_json_app(colour, len(PAYLOAD_BODY) - 1))
+    body: Any = chunked(interface, pieces(PAYLOAD_BODY, 10)) if chunks else PAYLOAD_BODY
+    response = client.post("/", content=body, headers=JSON_HEADERS)
+    assert response.status_code == 413
+
+
+def test_json_at_the_limit_parses(make_client: MakeClient, colour: str) -> None:
+    app = limited_json_app(colour, len(PAYLOAD_BODY))
+    response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
+    assert response.json() == PAYLOAD
+
+
+def test_json_shorter_than_its_content_length_is_400(make_client: MakeClient, colour: str) -> None:
+    headers = {**JSON_HEADERS, "content-length": str(len(PAYLOAD_BODY) + 1)}
+    response = make_client(json_app(colour)).post("/", content=PAYLOAD_BODY, headers=headers)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_asgi_body_longer_than_its_content_length_is_400(colour: str, split: bool) -> None:
+    parts = pieces(PAYLOAD_BODY, 10) if split else [PAYLOAD_BODY]
+    status, body = asgi_post(colour, body_messages(*parts), len(PAYLOAD_BODY) - 1)
+    assert status == 400
+    assert b"longer than its Content-Length" in body
+
+
+def test_wsgi_reads_no_more_than_its_content_length(colour: str) -> None:
+    # NOTE: PEP 3333: past CONTENT_LENGTH the input is not the app's to read.
+    stream = io.BytesIO(b'{"a": 1}{"b": 2}')
+    status, body = wsgi_post(colour, stream, "8")
+    assert (status[:3], json.loads(body)) == ("200", {"value": {"a": 1}})
+    assert stream.tell() == 8
+
+
+# -- byte order mark, charset, whitespace ----------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 1000])
+def test_byte_order_mark_in_several_pieces(
+    make_client: MakeClient, colour: str, interface: str, size: int
+) -> None:
+    body = chunked(interface, pieces(b"\xef\xbb\xbf" + PAYLOAD_BODY, size))
+    response = make_client(json_app(colour)).post("/", content=body, headers=JSON_HEADERS)
+    assert response.json() == {"value": PAYLOAD}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        # NOTE: JSON is UTF-8 (RFC 8259 8.1); a charset label does not change how it is read.
+        ("application/json; charset=utf-8", '{"a": "é"}'.encode(), 200),
+        ("application/json; charset=iso-8859-1", b'{"a": "ascii"}', 200),
+        ("application/json; charset=iso-8859-1", '{"a": "é"}'.encode("latin-1"), 400),
+        ("application/json; charset=utf-16", '{"a": 1}'.encode("utf-16"), 400),
+        ("application/json; charset=rot13", b'{"a": 1}', 200),
+    ],
+)
+def test_json_is_utf8_whatever_the_charset_label(
+    make_client: MakeClient, colour: str, content_type: str, body: bytes, status: int
+) -> None:
+    response = make_client(json_app(colour)).post(
+        "/", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (b' \t\r\n{"a": 1} \t\r\n', {"a": 1}),
+        (b"\n\n[]", []),
+        (b"7 ", 7),
+        (b'"x"', "x"),
+    ],
+)
+def test_whitespace_around_the_value_is_allowed(
+    make_client: MakeClient, colour: str, body: bytes, value: Any
+) -> None:
+    response = make_client(json_app(colour)).post("/", content=body, headers=JSON_HEADERS)
+    assert response.json() == {"value": value}
+
+
+@pytest.mark.parametrize(
+    "body", [b" ", b"\r\n", b" 1 2", b"{} x", b"\x0c{}", b"{}\x0c", "\u00a0{}".encode(), b"{}}"]
+)
+def test_no_value_or_more_than_one_is_400(
+    make_client: MakeClient, colour: str, body: bytes
+) -> None:
+    response = make_client(json_app(colour)).post("/", content=body, headers=JSON_HEADERS)
+    assert response.status_code == 400
+    assert "invalid JSON body" in response.text
+
+
+# -- the cache of JSON content types ---------------------------------------------------------
+
+
+def test_json_content_type_answers_are_cached_and_bounded() -> None:
+    assert is_json_type("application/json") is True
+    assert is_json_type("application/json") is True
+    assert is_json_type("Application/Problem+JSON; charset=utf-8") is True
+    assert is_json_type("text/plain") is False
+    assert is_json_type(None) is False
+    assert is_json_type("text/plain") is False
+    for index in range(3 * _JSON_TYPE_CACHE_SIZE):
+        assert is_json_type(f"application/x{index}+json") is True
+        assert is_json_type(f"application/x{index}") is False
+        assert len(_JSON_TYPE_CACHE) <= _JSON_TYPE_CACHE_SIZE
+
+
+def test_json_and_other_content_types_in_turn(make_client: MakeClient, colour: str) -> None:
+    client = make_client(json_app(colour))
+    for content_type, status in [
+        ("application/json", 200),
+        ("text/plain", 415),
+        ("application/json", 200),
+        ("application/vnd.x+json", 200),
+        ("text/plain", 415),
+    ]:
+        response = client.post("/", content=b"{}", headers={"content-type": content_type})
+        assert response.status_code == status
