@@ -22,6 +22,7 @@ FLOOR = {"wsgi": "raw-wsgi", "asgi": "raw-asgi"}
 MICROWEB = {"wsgi": "microweb-wsgi", "asgi": "microweb-asgi"}
 FALCON = {"wsgi": "falcon-wsgi", "asgi": "falcon-asgi"}
 PARTS = {"wsgi": "microweb-wsgi-parts", "asgi": "microweb-asgi-parts"}
+UPLOAD = "upload 10MiB"
 BRIDGE = {"wsgi": "microweb-wsgi-async", "asgi": "microweb-asgi-def"}
 THREAD_HOP = ("thread-hop", "round trip")
 """The key of the floor of a bridge: a bare round trip to another thread and back."""
