@@ -22,6 +22,7 @@ FLOOR = {"wsgi": "raw-wsgi", "asgi": "raw-asgi"}
 MICROWEB = {"wsgi": "microweb-wsgi", "asgi": "microweb-asgi"}
 FALCON = {"wsgi": "falcon-wsgi", "asgi": "falcon-asgi"}
 PARTS = {"wsgi": "microweb-wsgi-parts", "asgi": "microweb-asgi-parts"}
+UPLOAD = "upload 10MiB"
 BRIDGE = {"wsgi": "microweb-wsgi-async", "asgi": "microweb-asgi-def"}
 THREAD_HOP = ("thread-hop", "round trip")
 """The key of the floor of a bridge: a bare round trip to another thread and back."""
@@ -135,7 +136,7 @@ def checks(
         extra = None if peak is None or floor is None else (peak - floor) / 2**20
         verdict(extra, 1.0, f"{name} upload, {call}, peak MiB over the raw parser loop's")
     faster = [
-        _quotient(results, (MICROWEB[i], cell), (FALCON[i], cell))
+        _quotient(results, (_like_falcon(i, cell), cell), (FALCON[i], cell))
         for i in ("wsgi", "asgi")
         for cell in CELLS
     ]
@@ -194,12 +195,23 @@ def _shown(row: RowLike, cell: str, text: str) -> str:
     return text if row.cells is None or cell in row.cells else "-"
 
 
+def _like_falcon(interface: str, cell: str) -> str:
+    """The microweb row that does a cell's work as Falcon does it.
+
+    Falcon's upload streams the parts and keeps nothing, as ``iter_parts()`` does; ``form()``
+    also writes the file to disk, and has its own goal (at most x2.0 of the raw parser loop).
+    """
+    return PARTS[interface] if cell == UPLOAD else MICROWEB[interface]
+
+
 def _print_falcon(results: Results) -> None:
     print("\n== microweb vs Falcon (microweb def under WSGI, async def under ASGI) ==")
+    print("(the upload: iter_parts()/aiter_parts(), which stream the parts as Falcon does)")
     for cell in CELLS:
         parts = []
         for interface in ("wsgi", "asgi"):
-            ratio = _quotient(results, (MICROWEB[interface], cell), (FALCON[interface], cell))
+            row = _like_falcon(interface, cell)
+            ratio = _quotient(results, (row, cell), (FALCON[interface], cell))
             if ratio is None:
                 parts.append(f"{interface.upper()} n/a")
             elif ratio < 1:

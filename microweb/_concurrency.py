@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, wait
@@ -352,12 +352,45 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
             app_loop.run(aclose())
 
 
+# NOTE: the threads of blocking file I/O from async code (uploads' aread/asave, aform()'s
+# spooled writes), as many as asyncio's default executor has; started as calls come.
+FILE_THREADS = WorkerPool(min(32, (os.cpu_count() or 1) + 4), "microweb-files")
+# NOTE: the longest run_blocking() waits for a free thread to take its call (seconds).
+START_WAIT = 0.001
+
+
 def run_blocking(fn: Callable[..., T], *args: Any) -> Awaitable[T]:
-    """Start a blocking call (file I/O) in a worker thread now; await it for its result."""
-    # NOTE: asyncio.to_thread without the coroutine around it, which would start the call only
-    # when awaited: aform() writes one batch while it parses the next.
-    call = functools.partial(contextvars.copy_context().run, fn, *args)
-    return asyncio.get_running_loop().run_in_executor(None, call)
+    """Start a blocking call (file I/O) in a worker thread now; await it for its result.
+
+    Where a thread is free, this returns once it runs ``fn`` (or after ``START_WAIT``), so
+    the blocking part of the call, which releases the GIL, overlaps the caller's next work:
+    ``aform()`` writes one batch of a spooled file while it parses the next.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    started = threading.Lock()
+    started.acquire()
+    context = contextvars.copy_context()
+    if FILE_THREADS.call(_start, started, loop, future, context, fn, args):
+        # PERF: a thread woken for the call needs the GIL to reach the call's I/O, and a loop
+        # that goes on parsing keeps it until it next waits: the write of a batch only began
+        # when aform() awaited it. Waiting here until the call runs lets the write overlap the
+        # parsing. 10 MiB upload, best of 25 quiet-gated rounds (2-CPU VM), 1 MiB batches:
+        # aform() 10.58 -> 7.30 ms (x3.97 -> x2.74 of the parser loop).
+        started.acquire(timeout=START_WAIT)
+    return future
+
+
+def _start(
+    started: threading.Lock,
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    context: contextvars.Context,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> None:
+    started.release()
+    _settle(loop, future, context, fn, args, {})
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

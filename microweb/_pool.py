@@ -36,8 +36,12 @@ class WorkerPool(Executor):
         self._idle = 0  # NOTE: threads back at the queue and not yet promised to a call.
         self._shut_down = False
 
-    def call(self, fn: Callable[..., object], *args: Any) -> None:
+    def call(self, fn: Callable[..., object], *args: Any) -> bool:
         """Run ``fn(*args)`` in a worker and forget it; ``fn`` must not raise.
+
+        Returns:
+            Whether a thread takes the call at once (an idle one or a new one); otherwise it
+            waits in the queue for a busy thread.
 
         Raises:
             RuntimeError: The pool is shut down.
@@ -53,6 +57,9 @@ class WorkerPool(Executor):
                 self._idle -= 1
             elif len(self._threads) < self.max_workers:
                 self._start_thread()
+            else:
+                return False
+            return True
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` in a worker; return its future.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import os
 import threading
 import time
 import traceback
@@ -20,8 +21,8 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Request
-from microweb._concurrency import AppLoop, make_pool, run_in_pool, run_on_loop
+from microweb import App, Request, _concurrency
+from microweb._concurrency import AppLoop, make_pool, run_blocking, run_in_pool, run_on_loop
 from microweb._pool import WorkerPool
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")
@@ -301,6 +302,60 @@ def test_run_in_pool_refuses_once_the_pool_is_shut_down() -> None:
     asyncio.run(scenario())
 
 
+# -- run_blocking ------------------------------------------------------------------------------
+
+
+def test_run_blocking_returns_once_a_thread_runs_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
+    started, release = threading.Event(), threading.Event()
+
+    def blocking(value: str) -> str:
+        started.set()
+        release.wait(5)
+        return f"{value} {USER.get()}"
+
+    async def scenario() -> tuple[bool, str]:
+        USER.set("ada")
+        await run_blocking(int)  # NOTE: a thread now waits idle, as in a long upload.
+        pending = run_blocking(blocking, "written by")
+        # NOTE: nothing awaited yet, and this thread kept the GIL: the call runs all the same.
+        running = started.is_set()
+        release.set()
+        return running, await pending
+
+    assert asyncio.run(scenario()) == (True, "written by ada")
+
+
+def test_run_blocking_waits_for_no_busy_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = WorkerPool(1, "files")
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)
+    release = threading.Event()
+    busy = pool.submit(release.wait, 5)
+
+    async def scenario() -> tuple[float, list[int]]:
+        started = time.perf_counter()
+        queued = run_blocking(divmod, 7, 2)
+        waited = time.perf_counter() - started
+        release.set()
+        return waited, list(await queued)
+
+    waited, result = asyncio.run(scenario())
+    assert waited < 1.0 and result == [3, 1]  # NOTE: queued behind the busy thread, not awaited.
+    assert busy.result(5) is True
+    pool.shutdown()
+
+
+def test_run_blocking_keeps_the_error() -> None:
+    async def scenario() -> None:
+        await run_blocking(os.write, -1, b"x")
+
+    with pytest.raises(OSError):
+        asyncio.run(scenario())
+
+
 # -- WorkerPool --------------------------------------------------------------------------------
 
 
@@ -351,6 +406,15 @@ def test_worker_pool_shutdown_waits_for_queued_work_or_cancels_it() -> None:
     release.set()
     assert busy.result(5) is True
     assert queued.cancelled()
+
+
+def test_worker_pool_call_says_whether_a_thread_takes_it_at_once() -> None:
+    pool = WorkerPool(1, "one")
+    release = threading.Event()
+    assert pool.call(release.wait, 5) is True  # NOTE: a new thread.
+    assert pool.call(release.wait, 5) is False  # NOTE: queued behind it.
+    release.set()
+    pool.shutdown()
 
 
 def test_worker_pool_refuses_no_threads() -> None:

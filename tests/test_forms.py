@@ -6,6 +6,7 @@ Behaviour tests run under both interfaces and both handler colours (``def`` hand
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import re
@@ -27,6 +28,7 @@ from microweb import (
     Request,
     Response,
     UploadFile,
+    _concurrency,
     _forms,
     safe_filename,
 )
@@ -706,6 +708,76 @@ def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
     response = post_multipart(client, chunked(interface, pieces))
     assert response.status_code == (413 if trip == "field after the file" else 400)
     assert len(appended) >= 3  # NOTE: batches were on disk before the limit tripped.
+    assert made and all(upload.file.closed for upload in made)
+
+
+def test_aform_writes_a_batch_while_it_parses_the_next(
+    make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
+    events: list[str] = []
+    feed, take_batch, append = FormBuilder.feed, FormBuilder.take_batch, UploadFile._append
+
+    def spying_feed(self: FormBuilder, chunk: bytes) -> None:
+        events.append("parse")
+        feed(self, chunk)
+
+    def spying_take_batch(self: FormBuilder) -> Any:
+        events.append("hand over")
+        return take_batch(self)
+
+    def spying_append(self: UploadFile, chunks: list[bytes]) -> None:
+        events.append("write")
+        append(self, chunks)
+
+    monkeypatch.setattr(FormBuilder, "feed", spying_feed)
+    monkeypatch.setattr(FormBuilder, "take_batch", spying_take_batch)
+    monkeypatch.setattr(UploadFile, "_append", spying_append)
+    client = make_client(form_app("async", Limits(spool_threshold=1024)))
+    body = multipart(part("big", BATCHED_FILE, filename="big.bin"))
+    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    response = post_multipart(client, chunked(interface, pieces))
+    assert response.json()["big"][0]["data"].encode("latin-1") == BATCHED_FILE
+    handed = [i for i, event in enumerate(events[:-3]) if event == "hand over"]
+    assert len(handed) >= 3
+    # NOTE: each write began before the next chunk was parsed, not when aform() awaited it.
+    assert all(events[i + 1] == "write" for i in handed)
+
+
+def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
+    make_client: MakeClient,
+    colour: str,
+    interface: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    made: list[UploadFile] = []
+    writes: list[int] = []
+    init, write_all = UploadFile.__init__, _forms.write_all
+
+    def keeping_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    def filling_write_all(fd: int, chunks: list[bytes]) -> None:
+        writes.append(sum(map(len, chunks)))
+        if len(writes) > 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write_all(fd, chunks)
+
+    monkeypatch.setattr(UploadFile, "__init__", keeping_init)
+    monkeypatch.setattr(_forms, "write_all", filling_write_all)
+    client = make_client(form_app(colour, Limits(spool_threshold=1024)))
+    body = multipart(part("big", BATCHED_FILE, filename="big.bin"), part("note", "after"))
+    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    with caplog.at_level("ERROR", logger="microweb"):
+        response = post_multipart(client, chunked(interface, pieces))
+    assert response.status_code == 500
+    assert "No space left" not in response.text  # NOTE: the server's trouble stays in its log.
+    assert "No space left on device" in caplog.text
+    assert len(writes) == 3  # NOTE: no batch was written after the failed one.
     assert made and all(upload.file.closed for upload in made)
 
 
