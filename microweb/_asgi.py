@@ -23,7 +23,8 @@ from ._emission import encode_chunk, outgoing
 from ._errors import ClientDisconnect
 from ._pipeline import dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Address, Request, decode_raw_path
+from ._request import Request, decode_raw_path
+from ._request_head import Address
 from ._response import Response, StreamBody
 from ._target import strip_root, target_path
 from ._types import Message, Receive, Scope, Send

@@ -17,7 +17,8 @@ from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdow
 from ._emission import encode_chunk, outgoing
 from ._files import FILE_CHUNK
 from ._pipeline import fail, respond, settle
-from ._request import Address, Request, decode_path
+from ._request import Request, decode_path
+from ._request_head import Address
 from ._response import Response
 from ._status import status_line
 from ._target import strip_root, target_path

@@ -9,16 +9,10 @@ tested against real servers instead.
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import sys
-import threading
 import warnings
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-from urllib.parse import unquote_to_bytes
-from wsgiref.util import FileWrapper
+from typing import TYPE_CHECKING, Any, Literal
 from wsgiref.validate import validator
 
 try:
@@ -29,211 +23,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from ._app import App
     from ._asgi import ASGIDriver
-    from ._types import WSGIApp
     from ._wsgi import WSGIDriver
 
 from ._errors import InterfaceWarning
-from ._websocket import WebSocketDisconnect
+from ._testing_asgi import Lifespan, LoopThread, WebSocketSession, as_async, handshake_headers
+from ._testing_wsgi import CLIENT_ADDRESS, WSGITransport
 
 __all__ = ["TestClient", "WebSocketSession"]
 
-T = TypeVar("T")
+# NOTE: documented, and shown in reprs, as microweb.testing's.
+WebSocketSession.__module__ = __name__
+
 Interface = Literal["wsgi", "asgi", "both"]
-CLIENT_ADDRESS = ("127.0.0.1", 123)
-
-
-class WSGITransport(httpx.BaseTransport):
-    """An httpx transport that calls a WSGI app as a PEP 3333 server would.
-
-    ``PATH_INFO`` holds the percent-decoded path bytes as latin-1 text, a chunked request body
-    arrives with its ``CONTENT_LENGTH`` (as Waitress gives it), and the result is closed.
-    """
-
-    def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
-        self.app, self.client = app, client
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        environ = self._environ(request, body)
-        seen: dict[str, Any] = {}
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            seen["status"], seen["headers"] = status, headers
-            return lambda data: None
-
-        result = self.app(environ, start_response)
-        try:
-            content = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
-        return httpx.Response(
-            int(seen["status"][:3]), headers=headers, stream=httpx.ByteStream(content)
-        )
-
-    def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
-        url = request.url
-        raw_path = url.raw_path.partition(b"?")[0]
-        environ: dict[str, Any] = {
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": url.scheme,
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
-            "QUERY_STRING": url.query.decode("latin-1"),
-            "SERVER_NAME": url.host,
-            "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": self.client[0],
-            "REMOTE_PORT": str(self.client[1]),
-            "REQUEST_URI": url.raw_path.decode("latin-1"),
-            "wsgi.file_wrapper": FileWrapper,
-        }
-        for name, value in request.headers.raw:
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if key == "TRANSFER_ENCODING":
-                continue
-            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                key = "HTTP_" + key
-            text = value.decode("latin-1")
-            environ[key] = f"{environ[key]}, {text}" if key in environ else text
-        # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
-        # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).
-        if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):
-            environ["CONTENT_LENGTH"] = str(len(body))
-        return environ
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, for driving the ASGI app from sync test code."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
-
-
-class _Lifespan:
-    """Runs the ASGI lifespan protocol against the app, as a server does."""
-
-    def __init__(self, app: ASGIDriver) -> None:
-        self._app = app
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _send(self, message: Any) -> None:
-        await self._outbox.put(dict(message))
-
-    async def _step(self, kind: str) -> None:
-        await self._inbox.put({"type": f"lifespan.{kind}"})
-        reply = await self._outbox.get()
-        if reply["type"] != f"lifespan.{kind}.complete":
-            raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
-
-    async def startup(self) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self._task = asyncio.ensure_future(self._app(scope, self._inbox.get, self._send))
-        await self._step("startup")
-
-    async def shutdown(self) -> None:
-        await self._step("shutdown")
-        if self._task is not None:
-            await self._task
-
-
-class WebSocketSession:
-    """The client side of a WebSocket connection to the app under test (sync API).
-
-    Made by ``TestClient.websocket_connect()``; use it as a context manager.
-    """
-
-    __test__ = False
-
-    def __init__(self, loop: _LoopThread, app: ASGIDriver, scope: dict[str, Any]) -> None:
-        self._loop = loop
-        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task = loop.run(self._start(app, scope))
-        self.accepted = loop.run(self._from_app.get())
-        if self.accepted["type"] != "websocket.accept":
-            self._loop.run(self._finish())
-            raise WebSocketDisconnect(self.accepted.get("code", 1000), "handshake refused (403)")
-        self.subprotocol: str | None = self.accepted.get("subprotocol")
-
-    async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
-        async def send(message: Any) -> None:
-            await self._from_app.put(dict(message))
-
-        await self._to_app.put({"type": "websocket.connect"})
-        return asyncio.ensure_future(app(scope, self._to_app.get, send))
-
-    async def _finish(self) -> None:
-        await asyncio.wait_for(self._task, timeout=10)
-
-    def send_text(self, text: str) -> None:
-        """Send a text message to the app."""
-        self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
-
-    def send_bytes(self, data: bytes) -> None:
-        """Send a binary message to the app."""
-        self._loop.run(self._to_app.put({"type": "websocket.receive", "bytes": data}))
-
-    def send_json(self, value: Any) -> None:
-        """Send ``value`` as a JSON text message."""
-        self.send_text(json.dumps(value))
-
-    def _receive(self) -> dict[str, Any]:
-        message = self._loop.run(asyncio.wait_for(self._from_app.get(), timeout=10))
-        if message["type"] == "websocket.close":
-            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
-        return message
-
-    def receive_text(self) -> str:
-        """Wait for a text message from the app.
-
-        Raises:
-            WebSocketDisconnect: If the app closed the connection.
-        """
-        return str(self._receive()["text"])
-
-    def receive_bytes(self) -> bytes:
-        """Wait for a binary message from the app."""
-        return bytes(self._receive()["bytes"])
-
-    def receive_json(self) -> Any:
-        """Wait for a JSON message from the app."""
-        message = self._receive()
-        return json.loads(message.get("text") or message.get("bytes") or b"")
-
-    def close(self, code: int = 1000) -> None:
-        """Disconnect (as a client) and wait for the handler to finish."""
-        if not self._task.done():
-            self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
-            self._loop.run(self._finish())
-
-    def __enter__(self) -> WebSocketSession:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class TestClient:
@@ -287,10 +88,10 @@ class TestClient:
         self.ignore_headers = frozenset({"date", *(name.lower() for name in ignore_headers)})
         self._wsgi: WSGIDriver | None = None
         self._wsgi_client: httpx.Client | None = None
-        self._loop: _LoopThread | None = None
+        self._loop: LoopThread | None = None
         self._asgi: ASGIDriver | None = None
         self._asgi_client: httpx.AsyncClient | None = None
-        self._lifespan: _Lifespan | None = None
+        self._lifespan: Lifespan | None = None
 
     # -- the two sides -------------------------------------------------------------------------
 
@@ -312,9 +113,9 @@ class TestClient:
             "follow_redirects": self.follow_redirects,
         }
 
-    def _asgi_side(self) -> tuple[_LoopThread, httpx.AsyncClient]:
+    def _asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
-            self._loop = _LoopThread()
+            self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
             transport = httpx.ASGITransport(app=self._asgi, client=self.client)
             self._asgi_client = httpx.AsyncClient(transport=transport, **self._client_options())
@@ -360,7 +161,7 @@ class TestClient:
         content = kwargs.get("content")
         streamed = content is not None and not isinstance(content, (bytes, str))
         if streamed and not hasattr(content, "__aiter__"):
-            kwargs["content"] = _as_async(content)
+            kwargs["content"] = as_async(content)
         return loop.run(client.request(method, url, **kwargs))
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -423,7 +224,7 @@ class TestClient:
             "raw_path": target.raw_path.partition(b"?")[0],
             "query_string": target.query,
             "root_path": "",
-            "headers": _handshake_headers(handshake.headers, subprotocols or []),
+            "headers": handshake_headers(handshake.headers, subprotocols or []),
             "client": self.client,
             "server": (target.host, target.port or (443 if secure else 80)),
             "subprotocols": subprotocols or [],
@@ -437,7 +238,7 @@ class TestClient:
             self._wsgi_side()
         if self.interface in ("asgi", "both"):
             loop, _ = self._asgi_side()
-            lifespan = _Lifespan(self.asgi_app)
+            lifespan = Lifespan(self.asgi_app)
             try:
                 loop.run(lifespan.startup())
             except BaseException:
@@ -468,31 +269,6 @@ class TestClient:
             finally:
                 self._loop.stop()
                 self._loop = self._asgi_client = self._asgi = self._lifespan = None
-
-
-# NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.
-_UPGRADE = [
-    (b"connection", b"upgrade"),
-    (b"upgrade", b"websocket"),
-    (b"sec-websocket-version", b"13"),
-    (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
-]
-
-
-def _handshake_headers(
-    headers: httpx.Headers, subprotocols: list[str]
-) -> list[tuple[bytes, bytes]]:
-    raw = [(name.lower(), value) for name, value in headers.raw if name.lower() != b"connection"]
-    raw += _UPGRADE
-    if subprotocols:
-        raw.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1")))
-    return raw
-
-
-async def _as_async(chunks: Any) -> Any:
-    # NOTE: httpx's AsyncClient takes only async iterables as streamed content.
-    for chunk in chunks:
-        yield chunk
 
 
 def _assert_same(

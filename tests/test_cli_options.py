@@ -18,6 +18,7 @@ import pytest
 from servers import HOST, environment, free_port, read_log, start, stop
 
 import microweb._cli as cli
+import microweb._serving as serving_module
 import microweb._waitress
 from microweb import App, Limits, Request
 from microweb.plugins import AccessLog
@@ -78,8 +79,8 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
 
     monkeypatch.setattr(importlib, "import_module", import_module)
     # NOTE: logger levels outlive a test; other tests rely on the defaults.
-    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
-    monkeypatch.setattr(cli, "_end_by", fake.ended_by)
+    monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
+    monkeypatch.setattr(serving_module, "_end_by", fake.ended_by)
     for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL", "FORWARDED_ALLOW_IPS"):
         # NOTE: set first, so that monkeypatch removes what serve() sets when the test ends.
         monkeypatch.setenv(f"MICROWEB_{name}", "")
@@ -107,17 +108,19 @@ def _sized_app(access_log: bool = False, websocket: bool = True) -> App:
 
 def test_caps_come_from_the_largest_route_limit() -> None:
     app = _sized_app()
-    assert cli.waitress_body_cap(app) == 50 * MiB + 50 * MiB // 8
-    assert cli.websocket_message_cap(app) == 5000
+    assert serving_module.waitress_body_cap(app) == 50 * MiB + 50 * MiB // 8
+    assert serving_module.websocket_message_cap(app) == 5000
     plain = App()
-    assert cli.waitress_body_cap(plain) == 10 * MiB + 10 * MiB // 8
-    assert cli.websocket_message_cap(plain) == 1024 * 1024
+    assert serving_module.waitress_body_cap(plain) == 10 * MiB + 10 * MiB // 8
+    assert serving_module.websocket_message_cap(plain) == 1024 * 1024
 
 
 def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch) -> None:
     app = _sized_app(access_log=True)
-    monkeypatch.setattr(cli, "load_app", lambda target: app)
-    cli.serve("x:app", "uvicorn", HOST, 8000, threads=3, log_level="warning", graceful_timeout=2.5)
+    monkeypatch.setattr(serving_module, "load_app", lambda target: app)
+    serving_module.serve(
+        "x:app", "uvicorn", HOST, 8000, threads=3, log_level="warning", graceful_timeout=2.5
+    )
     assert fake_uvicorn.settings == {
         "host": HOST,
         "port": 8000,
@@ -135,20 +138,20 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
 def test_uvicorn_processes_get_every_option(
     fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch, mode: dict[str, Any]
 ) -> None:
-    monkeypatch.setattr(cli, "load_app", lambda target: _sized_app())
-    cli.serve(
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    serving_module.serve(
         APP_FILE, "uvicorn", HOST, 8000, **mode, threads=7, root_path="/app/", log_level="debug"
     )
     settings = fake_uvicorn.settings
-    assert fake_uvicorn.app == "microweb._cli:asgi_from_environment"
+    assert fake_uvicorn.app == "microweb._serving:asgi_from_environment"
     assert settings["factory"] is True
     assert settings["proxy_headers"] is False
     assert settings["access_log"] is True
     assert settings["ws_max_size"] == 5000
-    assert settings["timeout_graceful_shutdown"] == cli.GRACEFUL_TIMEOUT
+    assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
-        name: cli.os.environ.get(f"MICROWEB_{name}")
+        name: serving_module.os.environ.get(f"MICROWEB_{name}")
         for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL")
     }
     assert environ == {
@@ -167,10 +170,12 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         return 15
 
     monkeypatch.setattr(microweb._waitress, "serve_waitress", fake_serve)
-    monkeypatch.setattr(cli, "_end_by", lambda signum: seen.update(ended_by=signum))
-    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
-    monkeypatch.setattr(cli, "load_app", lambda target: _sized_app(websocket=False))
-    cli.serve("x:app", "waitress", HOST, 9000, threads=12, root_path="/app", graceful_timeout=1)
+    monkeypatch.setattr(serving_module, "_end_by", lambda signum: seen.update(ended_by=signum))
+    monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app(websocket=False))
+    serving_module.serve(
+        "x:app", "waitress", HOST, 9000, threads=12, root_path="/app", graceful_timeout=1
+    )
     assert seen == {
         "host": HOST,
         "port": 9000,
@@ -203,7 +208,7 @@ def test_bad_option_values_say_what_is_wrong(
     ("given", "normal"), [("", ""), ("/", ""), ("/app/", "/app"), ("//a/b", "/a/b")]
 )
 def test_root_path_is_normalized(given: str, normal: str) -> None:
-    assert cli.normalize_root_path(given) == normal
+    assert serving_module.normalize_root_path(given) == normal
 
 
 # -- real servers ------------------------------------------------------------------------------

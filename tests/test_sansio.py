@@ -24,7 +24,11 @@ IO_MODULES = frozenset(
         "_concurrency.py",
         "_pool.py",
         "testing.py",
+        "_testing_wsgi.py",
+        "_testing_asgi.py",
         "_cli.py",
+        "_importer.py",
+        "_serving.py",
         "_waitress.py",
         "__main__.py",
     }
@@ -133,14 +137,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_sse", "_files", "_routing", "_effects", "_target", "_buffer", "_status",
     ),
     "core": (
-        "_parts", "_forms", "_request", "_response", "_emission", "_plugins", "_plan",
-        "_pipeline",
+        "_parts", "_forms", "_request_head", "_request_body", "_request", "_response",
+        "_emission", "_plugins", "_plan", "_pipeline",
     ),
     "bridges": ("_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
-        "_router", "_app", "__init__", "__main__", "testing", "templating", "_cli", "_waitress",
-        "plugins",
+        "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
+        "templating", "_importer", "_serving", "_cli", "_waitress", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -14,7 +14,8 @@ import pytest
 from servers import HOST, free_port, start, stop
 
 from microweb import App, Headers, Request, Response
-from microweb._cli import FORWARDED_VARIABLE, TARGET_VARIABLE, asgi_from_environment, main
+from microweb._cli import main
+from microweb._serving import FORWARDED_VARIABLE, TARGET_VARIABLE, asgi_from_environment
 from microweb.plugins import ProxyHeaders, RequestID
 from microweb.plugins.proxy import parse_forwarded, parse_node, valid_host
 from microweb.testing import TestClient

@@ -1,0 +1,78 @@
+"""The app a command line names: ``module:attr``, ``module`` or ``file.py[:attr]``, imported."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+from ._app import App
+
+
+class TargetError(Exception):
+    """The target named on the command line does not lead to an App."""
+
+
+def load_app(target: str) -> App:
+    """Import the app named by ``target``: ``module:attr``, ``module``, ``file.py[:attr]``.
+
+    The attribute defaults to ``app``.
+
+    Raises:
+        TargetError: With a message that says what was not found.
+    """
+    location, _, attr = target.partition(":")
+    attr = attr or "app"
+    if location.endswith(".py") or os.sep in location:
+        module = _import_file(location)
+    else:
+        sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(location)
+        except ModuleNotFoundError as exc:
+            raise TargetError(f"cannot import module {location!r}: {exc}") from None
+    obj: object = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise TargetError(f"{location!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, App):
+        raise TargetError(f"{target!r} is a {type(obj).__name__}, not a microweb App")
+    return obj
+
+
+def _import_file(path: str) -> object:
+    if not os.path.isfile(path):
+        raise TargetError(f"no such file: {path}")
+    directory = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, directory)
+    name = os.path.splitext(os.path.basename(path))[0]
+    if _would_shadow(name, os.path.abspath(path)):
+        # NOTE: a file named like a module (json.py, http.py) must not replace that module.
+        name = f"__microweb_target__{name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _would_shadow(name: str, path: str) -> bool:
+    if name in sys.modules:
+        return True
+    try:
+        found = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True
+    return found is not None and found.origin != path
+
+
+def source_dir(target: str) -> str:
+    """Return the folder of the code ``target`` names, for the reloader to watch."""
+    location = target.partition(":")[0]
+    if location.endswith(".py") or os.sep in location:
+        return os.path.dirname(os.path.abspath(location))
+    return os.getcwd()

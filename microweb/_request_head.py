@@ -1,0 +1,235 @@
+"""The request head: what a driver gives a request, and the properties read from it lazily.
+
+A driver hands ``Request`` a ``RequestHead`` (and, through it, the ``BodySource``);
+``HeadProperties`` is the part of ``Request`` that reads the head on first use: headers, host,
+query, cookies, addresses and the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from urllib.parse import quote
+
+from ._buffer import BodyMeter
+from ._cookies import parse_cookie_header
+from ._datastructures import Headers, MultiDict
+from ._limits import Limits
+from ._parsing import parse_fields
+from ._target import check_host
+from ._types import AppLike
+
+
+class Address(NamedTuple):
+    """A peer address: ``host`` and ``port``."""
+
+    host: str
+    port: int
+
+
+class BodySource(Protocol):
+    """Where a driver's request body comes from; each colour has one way to pull chunks."""
+
+    @property
+    def content_length(self) -> int | None:
+        """The announced body length, ``None`` when unknown (400 when invalid)."""
+        ...
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the body's chunks, blocking (called where no event loop runs)."""
+        ...
+
+    def is_disconnected(self) -> bool:
+        """Tell, without blocking for long, whether the client has gone."""
+        ...
+
+    async def ais_disconnected(self) -> bool:
+        """Tell whether the client has gone, from async code."""
+        ...
+
+    def achunks(self) -> AsyncGenerator[bytes, None]:
+        """Yield the body's chunks from async code."""
+        ...
+
+    def read_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body, blocking, each chunk counted by ``meter``."""
+        ...
+
+    async def aread_all(self, meter: BodyMeter) -> bytes:
+        """Read the whole body from async code, each chunk counted by ``meter``."""
+        ...
+
+
+class RequestHead(Protocol):
+    """What a driver knows of a request beyond its first line, read on first use.
+
+    ``interface`` and ``may_block`` are the driver's own: ``may_block`` is true where the calling
+    thread may block (WSGI), so that ``def`` handlers need no offload. ``sync_only`` refuses a
+    blocking call where an event loop runs; ``run_blocking`` runs a blocking call from async
+    code (uploads' ``aread``/``asave``, ``aform()`` spooling files off the event loop).
+    """
+
+    interface: str
+    may_block: bool
+
+    def raw_path(self) -> bytes:
+        """The path as sent, still percent-encoded, without the query and the root path."""
+        ...
+
+    def root_path(self) -> str:
+        """The path the app is mounted at (``""`` at the root)."""
+        ...
+
+    def headers(self) -> Headers:
+        """The request headers."""
+        ...
+
+    def content_type(self) -> str | None:
+        """The first ``Content-Type`` header, as ``headers().get("content-type")`` gives it."""
+        ...
+
+    def server(self) -> tuple[str, int | None] | None:
+        """The server's address, when known."""
+        ...
+
+    def client(self) -> Address | None:
+        """The client's address, when known."""
+        ...
+
+    def sync_only(self, call: str, twin: str) -> None:
+        """Refuse the blocking ``call`` where an event loop runs, naming its async ``twin``."""
+        ...
+
+    def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """Run a blocking call from async code."""
+        ...
+
+    def body(self, limit: Callable[[], int]) -> BodySource:
+        """Make the body source (once, on first use); ``limit()`` gives the body size limit."""
+        ...
+
+
+# NOTE: "not read yet", where None is a value (no client address, a JSON body of null).
+MISSING: Any = object()
+
+
+class HeadProperties:
+    """The properties of ``Request`` read from its driver's head, each parsed on first use."""
+
+    # NOTE: the slots are all on Request, one layout for the hot path; mypy is told here the
+    # ones these properties fill, so that it checks the assignments.
+    if TYPE_CHECKING:
+        __slots__ = ("_client", "_cookies", "_headers", "_host", "_query", "_raw_path")
+    else:
+        __slots__ = ()
+
+    app: AppLike
+    limits: Limits
+    path: str
+    query_string: bytes
+    scheme: str
+    _head: RequestHead
+    _raw_path: bytes | None
+    _client: Address | None
+    _headers: Headers | None
+    _host: str | None
+    _query: MultiDict[str] | None
+    _cookies: dict[str, str] | None
+
+    @property
+    def raw_path(self) -> bytes:
+        """The path as the client sent it, still percent-encoded, without the query."""
+        if self._raw_path is None:
+            self._raw_path = self._head.raw_path()
+        return self._raw_path
+
+    @property
+    def root_path(self) -> str:
+        """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``), or ``""``."""
+        return self._head.root_path()
+
+    @property
+    def server(self) -> tuple[str, int | None] | None:
+        """The server's ``(host, port)``, or ``None`` when the server gives none."""
+        return self._head.server()
+
+    @property
+    def client(self) -> Address | None:
+        """The client's address (``.host``, ``.port``), or ``None`` when the server gives none."""
+        if self._client is MISSING:
+            self._client = self._head.client()
+        return self._client
+
+    @client.setter
+    def client(self, address: tuple[str, int] | None) -> None:
+        # NOTE: for plugins that know better than the server, such as ProxyHeaders.
+        self._client = None if address is None else Address(*address)
+
+    @property
+    def headers(self) -> Headers:
+        """The request headers: case-insensitive, multi-valued."""
+        if self._headers is None:
+            self._headers = self._head.headers()
+        return self._headers
+
+    @property
+    def query(self) -> MultiDict[str]:
+        """The query string as a multidict.
+
+        Raises:
+            HTTPError: 400 for invalid UTF-8 or more than ``max_query_params`` fields.
+        """
+        if self._query is None:
+            self._query = MultiDict(parse_fields(self.query_string, self.limits.max_query_params))
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The request cookies, parsed from every ``Cookie`` header."""
+        if self._cookies is None:
+            self._cookies = parse_cookie_header("; ".join(self.headers.getlist("cookie")))
+        return self._cookies
+
+    @property
+    def host(self) -> str:
+        """The ``Host`` header, or the server's address when there is none.
+
+        Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
+
+        Raises:
+            HTTPError: 400 for more than one ``Host``, or one that is not ``host[:port]``.
+        """
+        if self._host is not None:
+            return self._host
+        hosts = self.headers.getlist("host")
+        if hosts and hosts[0]:
+            return check_host(hosts)
+        if self.server is None:
+            return ""
+        name, port = self.server
+        return name if port is None else f"{name}:{port}"
+
+    @host.setter
+    def host(self, host: str) -> None:
+        self._host = host
+
+    @property
+    def url(self) -> str:
+        """The full URL: scheme, host, root path, path and query string."""
+        query = self.query_string.decode("latin-1")
+        # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
+        path = quote(self.root_path + self.path) if self.path != "*" else ""
+        return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
+
+    @property
+    def content_type(self) -> str | None:
+        """The ``Content-Type`` header, if any."""
+        if self._headers is None:
+            # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).
+            return self._head.content_type()
+        return self._headers.get("content-type")
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Build the path of the route called ``name``, with the app's root path in front."""
+        # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
+        return self.root_path.rstrip("/") + self.app.url_for(name, **params)

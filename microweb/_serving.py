@@ -1,0 +1,277 @@
+"""``microweb serve``: the app set up for Uvicorn or Waitress, run, and stopped in order.
+
+Worker processes and the reloader build the app anew from the environment
+(``asgi_from_environment``), so that each one is set up as a single process is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import sys
+from typing import Any, NoReturn
+
+from ._app import App
+from ._importer import TargetError, load_app, source_dir
+from ._limits import Limits
+from ._routing import Route
+from .plugins import ProxyHeaders
+from .plugins.requestid import AccessLog
+
+SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
+TARGET_VARIABLE = "MICROWEB_TARGET"
+FORWARDED_VARIABLE = "MICROWEB_FORWARDED_ALLOW_IPS"
+THREADS_VARIABLE = "MICROWEB_THREADS"
+ROOT_PATH_VARIABLE = "MICROWEB_ROOT_PATH"
+LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
+GRACEFUL_TIMEOUT = 5.0
+
+
+def asgi_from_environment() -> Any:
+    """Build the ASGI app named by ``$MICROWEB_TARGET`` (Uvicorn's factory for workers/reload).
+
+    The other options of ``microweb serve`` come in ``$MICROWEB_THREADS``,
+    ``$MICROWEB_ROOT_PATH``, ``$MICROWEB_LOG_LEVEL`` and ``$MICROWEB_FORWARDED_ALLOW_IPS``, so
+    each worker process sets its app up as a single process does.
+    """
+    app = load_app(os.environ[TARGET_VARIABLE])
+    trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+    configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
+    threads = os.environ.get(THREADS_VARIABLE)
+    return asgi_app(app, int(threads) if threads else None, os.environ.get(ROOT_PATH_VARIABLE, ""))
+
+
+def trust_proxies(app: App, forwarded_allow_ips: str | None) -> None:
+    """Install ``ProxyHeaders`` trusting the comma-separated addresses and ranges, if any.
+
+    Raises:
+        TargetError: If an entry is not an address or a range, or the app has the plugin.
+    """
+    if forwarded_allow_ips is None:
+        return
+    trusted = [entry.strip() for entry in forwarded_allow_ips.split(",") if entry.strip()]
+    try:
+        app.install(ProxyHeaders(trusted))
+    except ValueError as exc:
+        raise TargetError(f"--forwarded-allow-ips: {exc}") from None
+
+
+def asgi_app(app: App, threads: int | None, root_path: str) -> Any:
+    """Return ``app``'s ASGI callable, with ``threads`` in its pool, mounted at ``root_path``."""
+    if threads is not None:
+        app.max_threads = threads
+    asgi = app.as_asgi()
+    return _mounted(asgi, root_path) if root_path else asgi
+
+
+def _mounted(asgi: Any, root_path: str) -> Any:
+    # NOTE: Uvicorn's own --root-path prepends the root to every path, so a request that still
+    # has it ("/app/items") would become "/app/app/items"; Waitress's url_prefix strips it when
+    # present. Setting root_path and leaving path alone lets the driver strip the root when it
+    # is there, exactly as under Waitress.
+    async def mounted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["root_path"] = root_path
+        await asgi(scope, receive, send)
+
+    return mounted
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` from the ``"microweb"`` and ``"waitress"`` loggers.
+
+    A handler is added only when the app has not configured logging itself.
+    """
+    logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
+    for name in ("microweb", "waitress"):
+        logging.getLogger(name).setLevel(level.upper())
+
+
+def normalize_root_path(root_path: str) -> str:
+    """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
+
+    Raises:
+        TargetError: If it does not start with a slash.
+    """
+    if root_path and not root_path.startswith("/"):
+        raise TargetError(f"--root-path must start with '/', got {root_path!r}")
+    return "/" + root_path.strip("/") if root_path.strip("/") else ""
+
+
+def _all_limits(app: App, routes: list[Route]) -> list[Limits]:
+    found = [route.limits for route in routes if isinstance(route.limits, Limits)]
+    return found or [app.limits]
+
+
+def waitress_body_cap(app: App) -> int:
+    """Return Waitress's ``max_request_body_size`` for ``app``: its largest body limit, plus room.
+
+    Waitress refuses a body at its cap and counts chunked framing; the room keeps the app's own
+    413 (with its error body) for every body it would refuse, and Waitress's for far larger ones.
+    """
+    largest = max(limits.max_body_size for limits in _all_limits(app, app.routes))
+    return largest + max(64 * 1024, largest // 8)
+
+
+def websocket_message_cap(app: App) -> int:
+    """Return the largest WebSocket message any route of ``app`` accepts (Uvicorn's ws_max_size)."""
+    return max(limits.max_websocket_message for limits in _all_limits(app, app.websocket_routes))
+
+
+def _has_access_log(app: App) -> bool:
+    return any(isinstance(plugin, AccessLog) for plugin in app.plugins)
+
+
+def serve(
+    target: str,
+    server: str,
+    host: str,
+    port: int,
+    workers: int = 1,
+    reload: bool = False,
+    *,
+    threads: int | None = None,
+    root_path: str = "",
+    log_level: str = "info",
+    graceful_timeout: float = GRACEFUL_TIMEOUT,
+    forwarded_allow_ips: str | None = None,
+) -> None:
+    """Serve the app named by ``target`` until SIGTERM or SIGINT, then stop in order.
+
+    Requests in flight get ``graceful_timeout`` seconds to finish; then the shutdown hooks and
+    the plugins' ``close()`` run, and the process ends by the signal it got.
+
+    The servers' own handling of forwarded headers is off: ``forwarded_allow_ips`` (addresses
+    and CIDR ranges, comma-separated) installs ``ProxyHeaders``, which works the same under
+    both; without it, no forwarded header is trusted.
+
+    Raises:
+        TargetError: If the target is not an App, the server package is not installed (the
+            message gives the install command), or an option does not fit the server.
+    """
+    try:
+        module = importlib.import_module(server)
+    except ImportError:
+        raise TargetError(
+            f"the {server} server is not installed; install it with: "
+            f"pip install 'microweb[{server}]'"
+        ) from None
+    if server == "waitress" and (workers != 1 or reload):
+        raise TargetError("--workers and --reload are for uvicorn; waitress runs one process")
+    if threads is not None and threads < 1:
+        raise TargetError("--threads must be at least 1")
+    if graceful_timeout < 0:
+        raise TargetError("--graceful-timeout must be 0 or more seconds")
+    root_path = normalize_root_path(root_path)
+    app = load_app(target)
+    trust_proxies(app, forwarded_allow_ips)
+    configure_logging(log_level)
+    print(f"microweb: serving on http://{host}:{port} with {server} ({SERVERS[server]})")
+    sys.stdout.flush()
+    if server == "waitress":
+        _serve_waitress(app, host, port, threads, root_path, graceful_timeout)
+        return
+    settings = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": graceful_timeout,
+        # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
+        "proxy_headers": False,
+        # NOTE: with AccessLog installed, Uvicorn's line would log each request twice.
+        "access_log": not _has_access_log(app),
+        "ws_max_size": websocket_message_cap(app),
+    }
+    if workers != 1 or reload:
+        if forwarded_allow_ips is not None:
+            os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
+        _serve_uvicorn_processes(module, target, settings, workers, reload, threads, root_path)
+        return
+    # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
+    # default one even where the shell made background jobs ignore it, so that it ends us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    runner = module.Server(module.Config(asgi_app(app, threads, root_path), **settings))
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
+        _end_by(signal.SIGINT)
+    if not runner.started:
+        raise SystemExit(3)  # NOTE: Uvicorn's own status when the app did not start.
+    # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
+    # a signal without a handler is ignored.
+    _end_by(signal.SIGTERM)
+
+
+def _serve_uvicorn_processes(
+    module: Any,
+    target: str,
+    settings: dict[str, Any],
+    workers: int,
+    reload: bool,
+    threads: int | None,
+    root_path: str,
+) -> None:
+    # NOTE: worker processes and the reloader import the app anew, from a string; the options
+    # that shape the app travel in the environment (asgi_from_environment).
+    os.environ[TARGET_VARIABLE] = target
+    os.environ[ROOT_PATH_VARIABLE] = root_path
+    os.environ[LOG_LEVEL_VARIABLE] = settings["log_level"]
+    if threads is not None:
+        os.environ[THREADS_VARIABLE] = str(threads)
+    module.run(
+        "microweb._serving:asgi_from_environment",
+        factory=True,
+        workers=workers,
+        reload=reload,
+        reload_dirs=[source_dir(target)] if reload else None,
+        **settings,
+    )
+
+
+def _serve_waitress(
+    app: App, host: str, port: int, threads: int | None, root_path: str, grace: float
+) -> None:
+    from ._waitress import serve_waitress
+
+    adjustments: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        # NOTE: with lookahead Waitress reads the socket during a request, so it can tell
+        # the app that the client left (request.is_disconnected()).
+        "channel_request_lookahead": 1,
+        # NOTE: Waitress would spool up to 1 GiB to disk before the app can say 413 (TRAPS 20).
+        "max_request_body_size": waitress_body_cap(app),
+        "url_prefix": root_path,
+        # NOTE: Waitress deletes forwarded headers by default; ProxyHeaders decides, as under
+        # Uvicorn.
+        "clear_untrusted_proxy_headers": False,
+    }
+    if threads is not None:
+        adjustments["threads"] = threads
+    wsgi = app.as_wsgi()
+    try:
+        stopped_by = serve_waitress(wsgi, grace, **adjustments)
+    finally:
+        with contextlib.suppress(RuntimeError):
+            wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.
+    _end_by(stopped_by)
+
+
+def _end_by(signum: int) -> NoReturn:
+    """End the process by ``signum``, as an unhandled SIGTERM or SIGINT would, once stopped.
+
+    The parent (a shell, systemd, Docker) then sees the usual status of a process stopped by
+    that signal, and ``def`` handlers still running past the grace period don't hold it up.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
+    # reports a process stopped by a signal (143 for SIGTERM).
+    os._exit(128 + signum)

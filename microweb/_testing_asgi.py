@@ -1,0 +1,164 @@
+"""The ASGI side of ``TestClient``: its event loop thread, the lifespan, WebSocket sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from ._websocket import WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from ._asgi import ASGIDriver
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop on a daemon thread, for driving the ASGI app from sync test code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class Lifespan:
+    """Runs the ASGI lifespan protocol against the app, as a server does."""
+
+    def __init__(self, app: ASGIDriver) -> None:
+        self._app = app
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _send(self, message: Any) -> None:
+        await self._outbox.put(dict(message))
+
+    async def _step(self, kind: str) -> None:
+        await self._inbox.put({"type": f"lifespan.{kind}"})
+        reply = await self._outbox.get()
+        if reply["type"] != f"lifespan.{kind}.complete":
+            raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._task = asyncio.ensure_future(self._app(scope, self._inbox.get, self._send))
+        await self._step("startup")
+
+    async def shutdown(self) -> None:
+        await self._step("shutdown")
+        if self._task is not None:
+            await self._task
+
+
+class WebSocketSession:
+    """The client side of a WebSocket connection to the app under test (sync API).
+
+    Made by ``TestClient.websocket_connect()``; use it as a context manager.
+    """
+
+    __test__ = False
+
+    def __init__(self, loop: LoopThread, app: ASGIDriver, scope: dict[str, Any]) -> None:
+        self._loop = loop
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task = loop.run(self._start(app, scope))
+        self.accepted = loop.run(self._from_app.get())
+        if self.accepted["type"] != "websocket.accept":
+            self._loop.run(self._finish())
+            raise WebSocketDisconnect(self.accepted.get("code", 1000), "handshake refused (403)")
+        self.subprotocol: str | None = self.accepted.get("subprotocol")
+
+    async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
+        async def send(message: Any) -> None:
+            await self._from_app.put(dict(message))
+
+        await self._to_app.put({"type": "websocket.connect"})
+        return asyncio.ensure_future(app(scope, self._to_app.get, send))
+
+    async def _finish(self) -> None:
+        await asyncio.wait_for(self._task, timeout=10)
+
+    def send_text(self, text: str) -> None:
+        """Send a text message to the app."""
+        self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send a binary message to the app."""
+        self._loop.run(self._to_app.put({"type": "websocket.receive", "bytes": data}))
+
+    def send_json(self, value: Any) -> None:
+        """Send ``value`` as a JSON text message."""
+        self.send_text(json.dumps(value))
+
+    def _receive(self) -> dict[str, Any]:
+        message = self._loop.run(asyncio.wait_for(self._from_app.get(), timeout=10))
+        if message["type"] == "websocket.close":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+        return message
+
+    def receive_text(self) -> str:
+        """Wait for a text message from the app.
+
+        Raises:
+            WebSocketDisconnect: If the app closed the connection.
+        """
+        return str(self._receive()["text"])
+
+    def receive_bytes(self) -> bytes:
+        """Wait for a binary message from the app."""
+        return bytes(self._receive()["bytes"])
+
+    def receive_json(self) -> Any:
+        """Wait for a JSON message from the app."""
+        message = self._receive()
+        return json.loads(message.get("text") or message.get("bytes") or b"")
+
+    def close(self, code: int = 1000) -> None:
+        """Disconnect (as a client) and wait for the handler to finish."""
+        if not self._task.done():
+            self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
+            self._loop.run(self._finish())
+
+    def __enter__(self) -> WebSocketSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.
+_UPGRADE = [
+    (b"connection", b"upgrade"),
+    (b"upgrade", b"websocket"),
+    (b"sec-websocket-version", b"13"),
+    (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+]
+
+
+def handshake_headers(headers: httpx.Headers, subprotocols: list[str]) -> list[tuple[bytes, bytes]]:
+    raw = [(name.lower(), value) for name, value in headers.raw if name.lower() != b"connection"]
+    raw += _UPGRADE
+    if subprotocols:
+        raw.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1")))
+    return raw
+
+
+async def as_async(chunks: Any) -> Any:
+    # NOTE: httpx's AsyncClient takes only async iterables as streamed content.
+    for chunk in chunks:
+        yield chunk

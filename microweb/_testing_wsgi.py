@@ -1,0 +1,87 @@
+"""The WSGI side of ``TestClient``: an httpx transport that calls the app as a server would."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+from wsgiref.util import FileWrapper
+
+import httpx
+
+if TYPE_CHECKING:
+    from ._types import WSGIApp
+
+CLIENT_ADDRESS = ("127.0.0.1", 123)
+
+
+class WSGITransport(httpx.BaseTransport):
+    """An httpx transport that calls a WSGI app as a PEP 3333 server would.
+
+    ``PATH_INFO`` holds the percent-decoded path bytes as latin-1 text, a chunked request body
+    arrives with its ``CONTENT_LENGTH`` (as Waitress gives it), and the result is closed.
+    """
+
+    def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
+        self.app, self.client = app, client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        environ = self._environ(request, body)
+        seen: dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            seen["status"], seen["headers"] = status, headers
+            return lambda data: None
+
+        result = self.app(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
+        return httpx.Response(
+            int(seen["status"][:3]), headers=headers, stream=httpx.ByteStream(content)
+        )
+
+    def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
+        url = request.url
+        raw_path = url.raw_path.partition(b"?")[0]
+        environ: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": url.scheme,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            "QUERY_STRING": url.query.decode("latin-1"),
+            "SERVER_NAME": url.host,
+            "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": self.client[0],
+            "REMOTE_PORT": str(self.client[1]),
+            "REQUEST_URI": url.raw_path.decode("latin-1"),
+            "wsgi.file_wrapper": FileWrapper,
+        }
+        for name, value in request.headers.raw:
+            key = name.decode("latin-1").upper().replace("-", "_")
+            if key == "TRANSFER_ENCODING":
+                continue
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            text = value.decode("latin-1")
+            environ[key] = f"{environ[key]}, {text}" if key in environ else text
+        # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
+        # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).
+        if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return environ
