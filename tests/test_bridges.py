@@ -203,6 +203,48 @@ def test_a_stopped_app_loop_refuses_and_closes_the_coroutine(app_loop: AppLoop) 
         gc.collect()
 
 
+def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: AppLoop) -> None:
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    def wait() -> None:
+        try:
+            app_loop.run(forever())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    app_loop.stop()  # NOTE: as app.close() does at exit, with a request still in flight.
+    thread.join(5)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in errors] == [RuntimeError]
+    assert "stopped" in str(errors[0])
+
+
+def test_a_call_posted_to_a_loop_that_stops_first_is_released_and_closed() -> None:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+    async def work() -> None:
+        return None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_on_loop(loop, work())
+        gc.collect()
+    loop.close()
+
+
 def test_run_on_a_closed_loop_refuses_and_closes_the_coroutine() -> None:
     loop = asyncio.new_event_loop()
     loop.close()
