@@ -6,7 +6,9 @@ A ``concurrent.futures.Executor``, so ``submit()`` and ``shutdown()`` work as wi
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from queue import SimpleQueue
@@ -35,6 +37,14 @@ class WorkerPool(Executor):
         self._threads: list[threading.Thread] = []
         self._idle = 0  # NOTE: threads back at the queue and not yet promised to a call.
         self._shut_down = False
+        _POOLS.add(self)
+
+    def _forget_threads(self) -> None:
+        # NOTE: in a forked child the threads are gone (only the forking one is copied), and the
+        # lock may have been held by one of them: start afresh, as an empty pool.
+        self._queue = SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads, self._idle = [], 0
 
     def call(self, fn: Callable[..., object], *args: Any) -> bool:
         """Run ``fn(*args)`` in a worker and forget it; ``fn`` must not raise.
@@ -128,3 +138,15 @@ def _run_into(
         future.set_exception(exc)
     else:
         future.set_result(result)
+
+
+_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._forget_threads()
+
+
+if hasattr(os, "register_at_fork"):  # NOTE: not on Windows, which does not fork.
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -462,3 +462,66 @@ def test_worker_pool_call_says_whether_a_thread_takes_it_at_once() -> None:
 def test_worker_pool_refuses_no_threads() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WorkerPool(0)
+
+
+# -- a forked child (gunicorn --preload) --------------------------------------------------------
+
+
+def _in_a_forked_child(work: Any) -> int:
+    """Run ``work()`` in a forked child (it must finish within 10 s); return its exit status."""
+    with warnings.catch_warnings():
+        # NOTE: Python 3.12+ warns that forking a process with threads may deadlock: the case.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            done = threading.Event()
+            answer: list[bool] = []
+            thread = threading.Thread(target=lambda: (answer.append(work()), done.set()))
+            thread.daemon = True
+            thread.start()
+            code = 0 if done.wait(10) and answer == [True] else 2
+        finally:
+            os._exit(code)
+    for _ in range(200):
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return -1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_worker_pool_used_before_a_fork_works_in_the_child() -> None:
+    pool = WorkerPool(2, "fork-test")
+    try:
+        assert pool.submit(lambda: 1).result(timeout=5) == 1
+        assert _in_a_forked_child(lambda: pool.submit(lambda: 2).result(timeout=5) == 2) == 0
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_an_app_loop_started_before_a_fork_works_in_the_child() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 3
+
+    app_loop = AppLoop()
+    try:
+        assert app_loop.run(answer()) == 3
+        assert _in_a_forked_child(lambda: app_loop.run(answer()) == 3) == 0
+    finally:
+        app_loop.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_run_blocking_used_before_a_fork_works_in_the_child() -> None:
+    async def twice() -> bool:
+        return await run_blocking(lambda: 4) == 4
+
+    assert asyncio.run(twice())
+    assert _in_a_forked_child(lambda: asyncio.run(twice())) == 0
