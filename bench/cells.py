@@ -197,6 +197,36 @@ def thread_round_trip() -> tuple[Timer, Callable[[], None]]:
     return run, stop
 
 
+def loop_round_trip() -> tuple[Timer, Callable[[], None]]:
+    """Return a timer of bare round trips through an event loop on another thread, and its stop.
+
+    Each bridge wakes an event loop from another thread (its self-pipe, then ``epoll``): the
+    app loop under WSGI, the server's loop under ASGI when the pool's answer comes back. Here
+    the loop runs one callback that releases a lock the caller waits on, and nothing else:
+    the least a bridge can cost on this machine.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bench-loop", daemon=True)
+    thread.start()
+    call_soon = loop.call_soon_threadsafe
+
+    def run(n: int) -> float:
+        started = perf_counter()
+        for _ in range(n):
+            answered = threading.Lock()
+            answered.acquire()
+            call_soon(answered.release)
+            answered.acquire()
+        return perf_counter() - started
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+    return run, stop
+
+
 # -- checking and timing ----------------------------------------------------------------------
 
 
@@ -321,6 +351,10 @@ def write_json(path: str, runner: Runner, table: list[Row], meta: dict[str, Any]
             }
             for row in table
         ],
+        "bridge_floors_us": {
+            "thread_round_trip": _us(runner.seconds_per_request.get(report.THREAD_HOP)),
+            "loop_round_trip": _us(runner.seconds_per_request.get(report.LOOP_HOP)),
+        },
         "checks": [
             {"verdict": verdict, "goal": goal}
             for verdict, goal in report.checks(runner.seconds_per_request, table, runner.peak_bytes)
@@ -391,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in table:
             runner.prepare(row)
         runner.add_timer(report.THREAD_HOP, *thread_round_trip())
+        runner.add_timer(report.LOOP_HOP, *loop_round_trip())
         runner.measure()
         runner.measure_memory()
     finally:
