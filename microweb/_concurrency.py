@@ -9,13 +9,12 @@ import asyncio
 import contextvars
 import os
 import threading
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, wait
 from typing import Any, TypeVar
 
 from ._effects import Effects, Offload
-from ._pool import WorkerPool
+from ._pool import WorkerPool, forget_threads_after_fork
 
 T = TypeVar("T")
 
@@ -131,9 +130,9 @@ class AppLoop:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        _APP_LOOPS.add(self)
+        forget_threads_after_fork(self)
 
-    def _forget_thread(self) -> None:
+    def _after_fork(self) -> None:
         # NOTE: in a forked child (gunicorn --preload) the loop's thread is gone: the next
         # request starts a loop of its own instead of waiting on one that never runs.
         self._loop = self._thread = None
@@ -415,15 +414,3 @@ def _start(
 async def coroutine_of(awaitable: Awaitable[T]) -> T:
     """Wrap any awaitable in a coroutine (``run_coroutine_threadsafe`` takes only those)."""
     return await awaitable
-
-
-_APP_LOOPS: weakref.WeakSet[AppLoop] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for app_loop in list(_APP_LOOPS):
-        app_loop._forget_thread()
-
-
-if hasattr(os, "register_at_fork"):  # NOTE: not on Windows, which does not fork.
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from queue import SimpleQueue
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -37,9 +37,9 @@ class WorkerPool(Executor):
         self._threads: list[threading.Thread] = []
         self._idle = 0  # NOTE: threads back at the queue and not yet promised to a call.
         self._shut_down = False
-        _POOLS.add(self)
+        forget_threads_after_fork(self)
 
-    def _forget_threads(self) -> None:
+    def _after_fork(self) -> None:
         # NOTE: in a forked child the threads are gone (only the forking one is copied), and the
         # lock may have been held by one of them: start afresh, as an empty pool.
         self._queue = SimpleQueue()
@@ -140,12 +140,24 @@ def _run_into(
         future.set_result(result)
 
 
-_POOLS: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+class ForkAware(Protocol):
+    """Something that holds threads, and forgets them in a forked child."""
+
+    def _after_fork(self) -> None: ...
+
+
+# NOTE: a fork copies only the forking thread: whatever waits on the others there waits forever.
+_FORGETFUL: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+
+
+def forget_threads_after_fork(holder: ForkAware) -> None:
+    """Have ``holder._after_fork()`` called in each forked child (gunicorn ``--preload``)."""
+    _FORGETFUL.add(holder)
 
 
 def _after_fork_in_child() -> None:
-    for pool in list(_POOLS):
-        pool._forget_threads()
+    for holder in list(_FORGETFUL):
+        holder._after_fork()
 
 
 if hasattr(os, "register_at_fork"):  # NOTE: not on Windows, which does not fork.
