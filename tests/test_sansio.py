@@ -134,7 +134,8 @@ def test_core_does_not_name_environ_or_scope(path: Path) -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
-        "_sse", "_files", "_routing", "_effects", "_target", "_buffer", "_status",
+        "_sse", "_files", "_route_templates", "_routing", "_effects", "_target", "_buffer",
+        "_status",
     ),
     "core": (
         "_parts", "_forms", "_request_head", "_request_body", "_request", "_response",
