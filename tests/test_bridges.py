@@ -22,7 +22,8 @@ import pytest
 from conftest import MakeClient, in_colour
 
 from microweb import App, Request, _concurrency
-from microweb._concurrency import AppLoop, make_pool, run_blocking, run_in_pool, run_on_loop
+from microweb._app_loop import AppLoop, run_on_loop
+from microweb._concurrency import make_pool, run_blocking, run_in_pool
 from microweb._pool import WorkerPool
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")

@@ -22,6 +22,7 @@ IO_MODULES = frozenset(
         "_asgi.py",
         "_body.py",
         "_concurrency.py",
+        "_app_loop.py",
         "_pool.py",
         "testing.py",
         "_testing_wsgi.py",
@@ -141,7 +142,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_parts", "_forms", "_request_head", "_request_body", "_request", "_response",
         "_emission", "_plugins", "_plan", "_pipeline",
     ),
-    "bridges": ("_concurrency", "_pool", "_body"),
+    "bridges": ("_app_loop", "_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
