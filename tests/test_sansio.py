@@ -139,8 +139,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_status",
     ),
     "core": (
-        "_parts", "_forms", "_request_head", "_request_body", "_request", "_response",
-        "_emission", "_plugins", "_plan", "_pipeline",
+        "_parts", "_uploads", "_forms", "_request_head", "_request_body", "_request",
+        "_response", "_emission", "_plugins", "_plan", "_pipeline",
     ),
     "bridges": ("_app_loop", "_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
