@@ -22,6 +22,9 @@ _UNSET: Any = object()
 
 # NOTE: how often a thread waiting for the loop checks that the loop still runs (seconds).
 STOP_CHECK = 0.1
+# NOTE: how long the tasks left on a stopping loop get to end once cancelled, and then its
+# async generators to close (seconds each); well below the 10 s AppLoop.stop() waits.
+CLEANUP_WAIT = 2.0
 
 
 class _Hop:
@@ -144,7 +147,7 @@ class AppLoop:
         ready = threading.Event()
         loop.call_soon(ready.set)
         self._thread = threading.Thread(
-            target=loop.run_forever, name="microweb-app-loop", daemon=True
+            target=run_until_stopped, args=(loop,), name="microweb-app-loop", daemon=True
         )
         self._thread.start()
         ready.wait()
@@ -165,6 +168,10 @@ class AppLoop:
         if asyncio._get_running_loop() is loop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         hop = hop_to_loop(loop, awaitable)
+        if self._stopped and isinstance(hop.error, asyncio.CancelledError):
+            # NOTE: cancelled by stop(): the error of a thread released by the stop check.
+            hop.error = None
+            raise RuntimeError("the event loop stopped before the call ended")
         if hop.error is None and hop.context is not None:
             # NOTE: this thread's context is as it was when the hop began: set what the task
             # changed (nothing crosses back when it raised).
@@ -180,7 +187,13 @@ class AppLoop:
         return self._loop is not None
 
     def stop(self) -> None:
-        """Stop the loop and join its thread (a no-op when it never started)."""
+        """Stop the loop and join its thread (a no-op when it never started).
+
+        The tasks still pending on the loop are cancelled and get up to ``CLEANUP_WAIT``
+        seconds to end (their ``finally`` blocks run); then its async generators are closed.
+        A thread still waiting on a call gets ``RuntimeError``. Returns after at most 10 s,
+        even if a task ignores its cancellation.
+        """
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
@@ -191,6 +204,39 @@ class AppLoop:
         thread.join(timeout=10)
         if not thread.is_alive():
             loop.close()
+
+
+def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``loop`` in this thread until it stops; then cancel its tasks and let them end.
+
+    Each task left gets ``CancelledError`` and up to ``CLEANUP_WAIT`` seconds to run its
+    cleanup; then the loop's async generators are closed, as ``asyncio.run()`` does at its end.
+    """
+    loop.run_forever()
+    # NOTE: without this, a request cut off by stop() or a startup hook's background task
+    # would be destroyed pending ("Task was destroyed but it is pending!"), its cleanup unrun.
+    loop.run_until_complete(_clean_up(loop))
+
+
+async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop) - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        # NOTE: asyncio.wait, not wait_for(gather()): a task that ignores its cancellation
+        # would keep the gather, and this loop, waiting forever.
+        done, _ = await asyncio.wait(tasks, timeout=CLEANUP_WAIT)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                loop.call_exception_handler(
+                    {
+                        "message": "a task raised while its event loop stopped",
+                        "exception": task.exception(),
+                        "task": task,
+                    }
+                )
+    closing = loop.create_task(loop.shutdown_asyncgens())
+    await asyncio.wait([closing], timeout=CLEANUP_WAIT)
 
 
 def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
