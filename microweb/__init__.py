@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._app import App
 from ._datastructures import Headers, MultiDict
 from ._errors import ClientDisconnect, HTTPError, InterfaceWarning
-from ._forms import FormData, UploadFile, safe_filename
+from ._forms import FormData
 from ._limits import Limits
 from ._parts import Part
 from ._plugins import Plugin
@@ -13,6 +13,7 @@ from ._request import Request
 from ._response import Response
 from ._router import Router
 from ._sse import ServerSentEvent
+from ._uploads import UploadFile, safe_filename
 from ._websocket import WebSocket, WebSocketDisconnect
 
 __all__ = [

@@ -13,10 +13,9 @@ from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
 from ._plugins import check_plugin, closers, wrap_handler
+from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
 from ._routing import (
-    BUILTIN_CONVERTERS,
-    Converter,
     Route,
     RouteTable,
     build_path,

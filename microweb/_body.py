@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable, Iterator
 
+from ._app_loop import run_on_loop
 from ._buffer import BodyBuffer, BodyMeter
-from ._concurrency import coroutine_of, run_on_loop
+from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
 from ._types import Environ, Message, Receive

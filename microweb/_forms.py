@@ -2,156 +2,24 @@
 
 Multipart bodies come as the part events of ``_parts.MultipartEvents`` (the parser, its limits
 and its 400/413 answers, shared with ``iter_parts()``); urlencoded bodies go through the standard
-library with a cap on field count.
+library with a cap on field count. Files are ``_uploads.UploadFile``s, written in batches here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import shutil
-import tempfile
-import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import IO, Any
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from typing import Any
 
 from ._buffer import BodyBuffer
-from ._datastructures import Headers, MultiDict
+from ._datastructures import MultiDict
 from ._errors import HTTPError
 from ._limits import Limits
 from ._parsing import decode_with, media_type, parse_fields
 from ._parts import MULTIPART, MultipartEvents, PartHead
+from ._uploads import MAX_PIECES, BlockingRunner, UploadFile, run_here
 
 URLENCODED = "application/x-www-form-urlencoded"
-
-
-# NOTE: runs a blocking call from async code; the driver's lives in _concurrency (a thread).
-BlockingRunner = Callable[..., Awaitable[Any]]
-
-
-async def run_here(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn`` in this thread: the runner of forms built outside a request (tests)."""
-    return fn(*args)
-
-
-class UploadFile:
-    """A file sent in a multipart form.
-
-    Held in memory up to ``Limits.spool_threshold`` bytes, then in a temporary file that is
-    removed when the request ends. ``filename`` is the client's name for it: never use it as a
-    path (see ``safe_filename``).
-    """
-
-    def __init__(
-        self,
-        filename: str,
-        content_type: str,
-        headers: Headers,
-        spool_threshold: int,
-        run_blocking: BlockingRunner = run_here,
-    ) -> None:
-        self.filename = filename
-        self._run_blocking = run_blocking
-        self.content_type = content_type
-        self.headers = headers
-        self.size = 0
-        # NOTE: closed with the form when the request ends, so no with-block here.
-        self._spooled = tempfile.SpooledTemporaryFile(max_size=spool_threshold)  # noqa: SIM115
-        self.file: IO[bytes] = self._spooled
-        self._writing = self._closing = False
-
-    def _write(self, chunk: bytes) -> None:
-        self.file.write(chunk)
-        self.size += len(chunk)
-
-    def _append(self, chunks: list[bytes]) -> None:
-        """Write ``chunks`` to the temporary file (moved there first); blocking disk I/O.
-
-        Under ``aform()`` this runs in a worker thread while the event loop may close the file
-        (a request cancelled mid-upload): whichever of the two comes last closes it, so the file
-        descriptor is never closed under a write in flight.
-        """
-        # NOTE: each side sets its flag, then reads the other's (GIL-ordered): one of them closes.
-        self._writing = True
-        try:
-            if self._closing:
-                return
-            self._spooled.rollover()
-            write_all(self.file.fileno(), chunks)
-            self.size += sum(map(len, chunks))
-        finally:
-            self._writing = False
-            if self._closing:
-                self.file.close()
-
-    def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes (all by default) from the current position."""
-        return self.file.read(size)
-
-    async def aread(self, size: int = -1) -> bytes:
-        """Read from async code; the async twin of ``read()``."""
-        data: bytes = await self._run_blocking(self.file.read, size)
-        return data
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        """Move the read position; ``seek(0)`` reads the file again from the start."""
-        return self.file.seek(offset, whence)
-
-    def save(self, path: str | os.PathLike[str]) -> int:
-        """Copy the whole file to ``path`` (chosen by the server, never the client's name).
-
-        Returns:
-            The number of bytes written.
-        """
-        self.file.seek(0)
-        with open(path, "wb") as target:
-            shutil.copyfileobj(self.file, target, 1024 * 1024)
-        self.file.seek(0)
-        return self.size
-
-    async def asave(self, path: str | os.PathLike[str]) -> int:
-        """Copy the whole file to ``path`` in a worker thread; the async twin of ``save()``."""
-        written: int = await self._run_blocking(self.save, path)
-        return written
-
-    @property
-    def in_memory(self) -> bool:
-        """Whether the file is still held in memory (below the spool threshold)."""
-        return not getattr(self.file, "_rolled", True)
-
-    def close(self) -> None:
-        """Close the file; a temporary file on disk is removed."""
-        self._closing = True
-        if not self._writing:
-            self.file.close()
-
-    def __repr__(self) -> str:
-        return f"<UploadFile {self.filename!r} {self.content_type} {self.size} bytes>"
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_WINDOWS_NAMES = frozenset(
-    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
-)
-
-
-def safe_filename(filename: str, default: str = "upload") -> str:
-    """Return a name made from ``filename`` that is safe to use as one path component.
-
-    Directories, dots in front, and characters other than ASCII letters, digits, ``_``, ``.``
-    and ``-`` are dropped; an empty result (or a reserved Windows name) gives ``default``.
-    """
-    original = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
-    base, dot, extension = name.rpartition(".")
-    if dot and not _UNSAFE.sub("", base).strip("._") and original.rpartition(".")[0].strip("._"):
-        # NOTE: a name of non-ASCII letters only ("写真.jpg") keeps its extension.
-        name = f"{default}.{extension}"
-    name = _UNSAFE.sub("_", name).strip("._")[:200]
-    if not name or name.split(".")[0].upper() in _WINDOWS_NAMES:
-        return default
-    return name
 
 
 FormValue = str | UploadFile
@@ -177,22 +45,6 @@ class FormData(MultiDict[FormValue]):
 # 2 MiB instead of 1 MiB, half the hand-overs to a thread (best of 25 quiet-gated rounds,
 # 2026-11-30): aform() 7.30 -> 6.79 ms (x2.74 -> x2.55), form() 6.52 -> 6.28 ms.
 WRITE_BATCH = 2 * 1024 * 1024
-# NOTE: below IOV_MAX (1024 on Linux and macOS), and it bounds a batch of dripped chunks.
-MAX_PIECES = 512
-
-
-def write_all(fd: int, chunks: list[bytes]) -> None:
-    """Write ``chunks`` to the file descriptor ``fd``, in order, with as few calls as possible."""
-    writev = getattr(os, "writev", None)  # NOTE: not on Windows.
-    for start in range(0, len(chunks), MAX_PIECES):
-        piece = chunks[start : start + MAX_PIECES]
-        written = writev(fd, piece) if writev is not None else 0
-        rest = memoryview(b"".join(piece))[written:] if written < sum(map(len, piece)) else b""
-        while rest:
-            # NOTE: a short write (rare on a file) or no writev: the rest, one call at a time.
-            rest = rest[os.write(fd, rest) :]
-
-
 # NOTE: the writes of spooled files waiting for disk, in order: (file, its chunks) or (file,
 # None) for a seek back to the start once the file is complete.
 Steps = list[tuple[UploadFile, list[bytes] | None]]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from ._effects import Colored
 from ._limits import RouteLimits
 from ._plan import ErrorHandler
+from ._route_templates import parse_template
 from ._routing import (
     HTTP_METHODS,
     NO_CONFIG,
@@ -18,7 +19,6 @@ from ._routing import (
     Route,
     check_name,
     is_async_callable,
-    parse_template,
 )
 
 if TYPE_CHECKING:

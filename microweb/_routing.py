@@ -1,15 +1,13 @@
-"""Route templates, converters and lookup.
+"""Routes and their lookup: ``Route``, the checks made at registration, ``RouteTable``.
 
 Lookup cost does not grow with the number of routes: static paths are one dict lookup, and dynamic
 templates live in a trie keyed by path segment, so a request walks only the branches its own
-segments select.
+segments select. Templates and converters are parsed in ``_route_templates``.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -18,106 +16,12 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from ._limits import RouteLimits
+from ._route_templates import Converter, Param, Segment
 
 Handler = Callable[..., Any]
 V = TypeVar("V")
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
-_FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
-
-
-@dataclass(frozen=True, slots=True)
-class Converter:
-    """Turns one path segment into a value and back.
-
-    ``to_python`` raises ``ValueError`` when the segment does not fit, and the template
-    does not match.
-    """
-
-    name: str
-    to_python: Callable[[str], Any]
-    to_url: Callable[[Any], str] = str
-
-
-def _to_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise ValueError(text)
-    return int(text)
-
-
-def _to_float(text: str) -> float:
-    if not _FLOAT.fullmatch(text):
-        raise ValueError(text)
-    value = float(text)
-    # NOTE: 400 nines make float("inf") (TRAPS.md 25); only finite values match, and the
-    # pattern has no sign, so +inf is the one value to refuse.
-    if value == float("inf"):
-        raise ValueError(text)
-    return value
-
-
-def _to_uuid(text: str) -> uuid.UUID:
-    if not _UUID.fullmatch(text):
-        raise ValueError(text)
-    return uuid.UUID(text)
-
-
-def _to_str(text: str) -> str:
-    return text
-
-
-BUILTIN_CONVERTERS: Mapping[str, Converter] = {
-    "str": Converter("str", _to_str),
-    "int": Converter("int", _to_int),
-    "float": Converter("float", _to_float, repr),
-    "uuid": Converter("uuid", _to_uuid),
-    "path": Converter("path", _to_str),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """A ``{name:converter}`` segment of a template."""
-
-    name: str
-    converter: str
-
-
-Segment = str | Param
-
-
-def parse_template(template: str) -> tuple[Segment, ...]:
-    """Split a route template into static segments and parameters.
-
-    Raises:
-        ValueError: If the template is malformed; the message says how to write it.
-    """
-    if not template.startswith("/"):
-        raise ValueError(f"route template {template!r} must start with '/'")
-    segments: list[Segment] = []
-    names: set[str] = set()
-    for index, part in enumerate(template[1:].split("/")):
-        match = _PARAM.fullmatch(part)
-        if match is None:
-            if "{" in part or "}" in part:
-                raise ValueError(
-                    f"route template {template!r}: segment {part!r} is not a parameter; a "
-                    "parameter fills a whole segment, written {name} or {name:converter}"
-                )
-            segments.append(part)
-            continue
-        name, converter = match.group(1), match.group(2) or "str"
-        if name in names:
-            raise ValueError(f"route template {template!r} names parameter {name!r} twice")
-        if converter == "path" and index != template.count("/") - 1:
-            raise ValueError(
-                f"route template {template!r}: {{{name}:path}} must be the last segment"
-            )
-        names.add(name)
-        segments.append(Param(name, converter))
-    return tuple(segments)
 
 
 def is_async_callable(obj: object) -> bool:

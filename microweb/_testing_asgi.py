@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from ._app_loop import run_until_stopped
 from ._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ class LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        # NOTE: stopped as a server's asyncio.run() ends: the tasks left are cancelled.
+        self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:

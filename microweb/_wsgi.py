@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
+from ._app_loop import AppLoop, iterate_on_loop
 from ._body import WSGIBody
-from ._concurrency import AppLoop, drive_sync, iterate_on_loop, run_blocking, sync_only
+from ._concurrency import drive_sync, run_blocking, sync_only
 from ._datastructures import Headers, trusted_headers
 from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing

@@ -2,10 +2,13 @@
 
 ``SERVING_EVENTS``: a file where the handler and the shutdown hook append what happened.
 ``SERVING_ACCESS_LOG``: install the ``AccessLog`` plugin when set.
+``SERVING_TICKER``: when set, an async startup hook starts a background task that never ends by
+itself; it records ``ticker-cancelled`` when it is cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -33,6 +36,22 @@ def record(event: str) -> None:
 @app.on_shutdown
 def shutdown() -> None:
     record("shutdown")
+
+
+async def tick() -> None:
+    try:
+        while True:
+            await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        record("ticker-cancelled")
+        raise
+
+
+if os.environ.get("SERVING_TICKER"):
+
+    @app.on_startup
+    async def start_ticker() -> None:
+        app.state.ticker = asyncio.get_running_loop().create_task(tick())
 
 
 @app.get("/slow")

@@ -9,20 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import logging
 import os
 import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Request, _concurrency
-from microweb._concurrency import AppLoop, make_pool, run_blocking, run_in_pool, run_on_loop
+from microweb import App, Request, _app_loop, _concurrency
+from microweb._app_loop import AppLoop, run_on_loop
+from microweb._concurrency import make_pool, run_blocking, run_in_pool
 from microweb._pool import WorkerPool
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")
@@ -206,10 +208,14 @@ def test_a_stopped_app_loop_refuses_and_closes_the_coroutine(app_loop: AppLoop) 
 def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: AppLoop) -> None:
     started = threading.Event()
     errors: list[BaseException] = []
+    cleaned: list[str] = []
 
     async def forever() -> None:
         started.set()
-        await asyncio.sleep(60)
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cleaned.append("finally")
 
     def wait() -> None:
         try:
@@ -225,6 +231,107 @@ def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: Ap
     assert not thread.is_alive()
     assert [type(exc) for exc in errors] == [RuntimeError]
     assert "stopped" in str(errors[0])
+    assert cleaned == ["finally"]  # NOTE: the coroutine was cancelled, not left pending.
+
+
+def _destroyed_pending(caplog: pytest.LogCaptureFixture) -> list[str]:
+    gc.collect()
+    return [r.getMessage() for r in caplog.records if "destroyed but it is pending" in r.message]
+
+
+def test_stop_cancels_a_pending_task_and_runs_its_cleanup(
+    app_loop: AppLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            events.append("finally")
+
+    async def spawn() -> None:
+        # NOTE: fire and forget: only the loop knows of the task.
+        asyncio.get_running_loop().create_task(background())
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        app_loop.run(spawn())
+        app_loop.stop()
+        assert events == ["cancelled", "finally"]
+        assert _destroyed_pending(caplog) == []
+
+
+def test_stop_closes_an_async_generator_left_suspended(app_loop: AppLoop) -> None:
+    events: list[str] = []
+
+    async def numbers() -> AsyncIterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            events.append("closed")
+
+    held: list[AsyncIterator[int]] = []
+
+    async def first() -> int:
+        # NOTE: first iterated on the loop, so the loop knows of it (its asyncgen hooks).
+        held.append(numbers())
+        return await held[0].__anext__()
+
+    assert app_loop.run(first()) == 1
+    app_loop.stop()
+    assert events == ["closed"]
+
+
+def test_stop_returns_in_time_when_a_task_ignores_cancellation(
+    app_loop: AppLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_app_loop, "CLEANUP_WAIT", 0.2)
+    cancels: list[int] = []
+
+    async def stubborn() -> None:
+        while True:
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                cancels.append(1)
+
+    async def spawn() -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(stubborn())
+
+    task = app_loop.run(spawn())
+    time.sleep(0.05)
+    started = time.monotonic()
+    app_loop.stop()
+    assert time.monotonic() - started < 5
+    assert cancels == [1]
+    assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
+    task._log_destroy_pending = False  # type: ignore[attr-defined]  # NOTE: it refused to end.
+
+
+def test_a_task_that_raises_as_it_is_cancelled_is_reported(
+    app_loop: AppLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def failing() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise Boom("in cleanup")
+
+    async def spawn() -> None:
+        asyncio.get_running_loop().create_task(failing())
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        app_loop.run(spawn())
+        app_loop.stop()
+    (record,) = [r for r in caplog.records if r.name == "asyncio"]
+    assert "while its event loop stopped" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], Boom)
 
 
 def test_a_call_posted_to_a_loop_that_stops_first_is_released_and_closed() -> None:

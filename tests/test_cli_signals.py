@@ -31,7 +31,9 @@ SLOW_BODY_SIZE = 300_000
 class Served:
     """A ``microweb serve serving_app`` process, its events file and its log."""
 
-    def __init__(self, tmp_path: Path, server: str, *options: str) -> None:
+    def __init__(
+        self, tmp_path: Path, server: str, *options: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.events = tmp_path / "events.txt"
         self.log = tmp_path / "serve.log"
@@ -39,8 +41,8 @@ class Served:
             *(sys.executable, "-m", "microweb", "serve", "serving_app", "--server", server),
             *("--port", str(self.port), *options),
         ]
-        env = environment(SERVING_EVENTS=str(self.events))
-        self.process: Process = start(command, port=self.port, log=self.log, env=env)
+        variables = environment(SERVING_EVENTS=str(self.events), **(env or {}))
+        self.process: Process = start(command, port=self.port, log=self.log, env=variables)
 
     @property
     def url(self) -> str:
@@ -140,6 +142,17 @@ def test_an_idle_server_stops_at_once(tmp_path: Path, server: str) -> None:
         served.process.send_signal(signal.SIGTERM)
         assert served.ended_within(timeout=5) < 2.5
     assert served.recorded() == ["shutdown"]
+
+
+def test_waitress_cancels_a_startup_hooks_background_task_after_the_hooks(tmp_path: Path) -> None:
+    # NOTE: WSGI only: the app loop's stop cancels it. Uvicorn ends the process by SIGTERM from
+    # inside its loop, after the shutdown hooks, so no task there gets its cancellation.
+    served = Served(tmp_path, "waitress", env={"SERVING_TICKER": "1"})
+    assert httpx.get(f"{served.url}/where").status_code == 200
+    served.process.send_signal(signal.SIGTERM)
+    assert served.ended_within(timeout=5) < 3.5
+    assert served.recorded() == ["shutdown", "ticker-cancelled"], read_log(served.log)
+    assert "destroyed but it is pending" not in read_log(served.log)
 
 
 def test_a_second_signal_ends_the_wait_under_waitress(tmp_path: Path) -> None:

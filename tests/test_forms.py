@@ -30,6 +30,7 @@ from microweb import (
     UploadFile,
     _concurrency,
     _forms,
+    _uploads,
     safe_filename,
 )
 from microweb._datastructures import Headers
@@ -755,7 +756,7 @@ def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
     made: list[UploadFile] = []
     writes: list[int] = []
-    init, write_all = UploadFile.__init__, _forms.write_all
+    init, write_all = UploadFile.__init__, _uploads.write_all
 
     def keeping_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
@@ -768,7 +769,7 @@ def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
         write_all(fd, chunks)
 
     monkeypatch.setattr(UploadFile, "__init__", keeping_init)
-    monkeypatch.setattr(_forms, "write_all", filling_write_all)
+    monkeypatch.setattr(_uploads, "write_all", filling_write_all)
     client = make_client(form_app(colour, Limits(spool_threshold=1024)))
     body = multipart(part("big", BATCHED_FILE, filename="big.bin"), part("note", "after"))
     pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
@@ -790,7 +791,7 @@ def test_write_all_finishes_a_short_write(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(os, "writev", short_writev)
     chunks = [b"first-", b"second-", b"x" * 1000]
     with open(tmp_path / "out", "wb") as target:
-        _forms.write_all(target.fileno(), chunks * 600)  # NOTE: more pieces than one writev.
+        _uploads.write_all(target.fileno(), chunks * 600)  # NOTE: more pieces than one writev.
     assert (tmp_path / "out").read_bytes() == b"".join(chunks * 600)
 
 

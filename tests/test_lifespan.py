@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -101,7 +102,61 @@ def test_startup_runs_before_first_request_without_with(make_client: MakeClient)
     assert events == ["sync startup", "async startup", "request", "request"]
 
 
+def _app_with_a_background_task(events: list[str]) -> App:
+    app = App()
+
+    async def tick() -> None:
+        try:
+            while True:
+                await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        finally:
+            events.append("finally")
+
+    @app.on_startup
+    async def start() -> None:
+        app.state.ticker = asyncio.get_running_loop().create_task(tick())
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    return app
+
+
+def test_a_startup_hooks_background_task_is_cancelled_when_the_app_closes(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+    app = _app_with_a_background_task(events)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        with make_client(app) as client:
+            assert client.get("/").text == "ok"
+            assert events == []
+        assert events == ["cancelled", "finally"]
+        app.state.ticker = None
+        gc.collect()
+    assert not [r for r in caplog.records if "pending" in r.getMessage()]
+
+
 # -- WSGI --------------------------------------------------------------------------------------
+
+
+def test_wsgi_close_cancels_a_startup_hooks_background_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    events: list[str] = []
+    app = _app_with_a_background_task(events)
+    wsgi = app.as_wsgi()
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert wsgi_get(wsgi, "/") == ("200 OK", b"ok")
+        wsgi.close()
+        assert events == ["cancelled", "finally"]
+        del wsgi, app
+        gc.collect()
+    assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
 
 
 def test_wsgi_startup_at_as_wsgi_and_shutdown_on_close() -> None:

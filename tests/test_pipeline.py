@@ -20,8 +20,8 @@ from microweb._buffer import BodyMeter
 from microweb._effects import Awaiting, Offload
 from microweb._emission import outgoing
 from microweb._errors import ClientDisconnect
-from microweb._forms import run_here
 from microweb._pipeline import fail, respond, settle
+from microweb._uploads import run_here
 
 
 class NoBody:

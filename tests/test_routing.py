@@ -18,14 +18,8 @@ from conftest import MakeClient
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response, Router
-from microweb._routing import (
-    BUILTIN_CONVERTERS,
-    Param,
-    Route,
-    RouteTable,
-    build_path,
-    parse_template,
-)
+from microweb._route_templates import BUILTIN_CONVERTERS, Param, parse_template
+from microweb._routing import Route, RouteTable, build_path
 
 # -- helpers ---------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ IO_MODULES = frozenset(
         "_asgi.py",
         "_body.py",
         "_concurrency.py",
+        "_app_loop.py",
         "_pool.py",
         "testing.py",
         "_testing_wsgi.py",
@@ -134,13 +135,14 @@ def test_core_does_not_name_environ_or_scope(path: Path) -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
-        "_sse", "_files", "_routing", "_effects", "_target", "_buffer", "_status",
+        "_sse", "_files", "_route_templates", "_routing", "_effects", "_target", "_buffer",
+        "_status",
     ),
     "core": (
-        "_parts", "_forms", "_request_head", "_request_body", "_request", "_response",
-        "_emission", "_plugins", "_plan", "_pipeline",
+        "_parts", "_uploads", "_forms", "_request_head", "_request_body", "_request",
+        "_response", "_emission", "_plugins", "_plan", "_pipeline",
     ),
-    "bridges": ("_concurrency", "_pool", "_body"),
+    "bridges": ("_app_loop", "_concurrency", "_pool", "_body"),
     "drivers": ("_wsgi", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
