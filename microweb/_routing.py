@@ -218,7 +218,7 @@ class RouteTable(Generic[V]):
         segments = path[1:].split("/")
         # PERF: first the way a search tries first at each segment (the static child, else the
         # first parameter that converts), in a loop: the last of 1,000 routes in 0.92 us
-        # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.6 us.
+        # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.66 us.
         node = self._root
         params: dict[str, Any] = {}
         for segment in segments:
