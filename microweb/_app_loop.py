@@ -192,7 +192,8 @@ class AppLoop:
         The tasks still pending on the loop are cancelled and get up to ``CLEANUP_WAIT``
         seconds to end (their ``finally`` blocks run); then its async generators are closed.
         A thread still waiting on a call gets ``RuntimeError``. Returns after at most 10 s,
-        even if a task ignores its cancellation.
+        even if a task ignores its cancellation; called on the loop itself, it returns at
+        once, and the loop stops when the calling task next yields.
         """
         with self._lock:
             loop, thread = self._loop, self._thread
@@ -200,22 +201,31 @@ class AppLoop:
             self._stopped = True
         if loop is None or thread is None:
             return
+        if thread is threading.current_thread():
+            # NOTE: called on the loop (an async handler closing its app): a thread cannot
+            # join itself; the loop stops once this step of the task ends, and closes itself.
+            loop.stop()
+            return
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
-        if not thread.is_alive():
-            loop.close()
 
 
 def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
     """Run ``loop`` in this thread until it stops; then cancel its tasks and let them end.
 
     Each task left gets ``CancelledError`` and up to ``CLEANUP_WAIT`` seconds to run its
-    cleanup; then the loop's async generators are closed, as ``asyncio.run()`` does at its end.
+    cleanup; then the loop's async generators are closed, as ``asyncio.run()`` does at its end,
+    and the loop is closed.
     """
-    loop.run_forever()
-    # NOTE: without this, a request cut off by stop() or a startup hook's background task
-    # would be destroyed pending ("Task was destroyed but it is pending!"), its cleanup unrun.
-    loop.run_until_complete(_clean_up(loop))
+    try:
+        loop.run_forever()
+        # NOTE: without this, a request cut off by stop() or a startup hook's background task
+        # would be destroyed pending ("Task was destroyed but it is pending!"), its cleanup unrun.
+        loop.run_until_complete(_clean_up(loop))
+    finally:
+        # NOTE: here, not in stop(): the loop's thread is the one that knows when it is done,
+        # also when stop() did not wait for it (called on the loop, or after its 10 s).
+        loop.close()
 
 
 async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:

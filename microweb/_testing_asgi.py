@@ -33,8 +33,7 @@ class LoopThread:
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
+        self._thread.join()  # NOTE: run_until_stopped() closes the loop as it ends.
 
 
 class Lifespan:

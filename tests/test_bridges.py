@@ -234,6 +234,22 @@ def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: Ap
     assert cleaned == ["finally"]  # NOTE: the coroutine was cancelled, not left pending.
 
 
+def test_stop_from_a_coroutine_on_the_app_loop_ends_and_closes_it(app_loop: AppLoop) -> None:
+    loop = app_loop.loop
+    (thread,) = [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
+
+    async def stop_from_inside() -> str:
+        app_loop.stop()  # NOTE: it cannot join its own thread; it must not try.
+        return "stopped"
+
+    assert app_loop.run(stop_from_inside()) == "stopped"
+    thread.join(5)
+    assert not thread.is_alive()
+    assert loop.is_closed()  # NOTE: else its selector and self-pipe stay open until GC.
+    with pytest.raises(RuntimeError, match="stopped"):
+        app_loop.run(stop_from_inside())
+
+
 def _destroyed_pending(caplog: pytest.LogCaptureFixture) -> list[str]:
     gc.collect()
     return [r.getMessage() for r in caplog.records if "destroyed but it is pending" in r.message]

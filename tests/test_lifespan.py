@@ -492,3 +492,25 @@ def test_a_closed_wsgi_app_does_not_start_its_loop_again() -> None:
     wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
     assert seen[0].startswith("500")
     assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
+
+
+def test_a_wsgi_app_closed_by_its_own_async_handler_answers_and_stops() -> None:
+    events: list[str] = []
+    app = App()
+    closing: list[Any] = []
+
+    @app.on_shutdown
+    def shutdown() -> None:
+        events.append("shutdown")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        closing[0].close()  # NOTE: on the app loop's own thread.
+        return "closed"
+
+    wsgi = app.as_wsgi()
+    closing.append(wsgi)
+    assert wsgi_get(wsgi, "/") == ("200 OK", b"closed")
+    assert events == ["shutdown"]
+    time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
