@@ -672,6 +672,19 @@ def test_upload_larger_than_a_batch_arrives_whole(
     assert all(upload.file.closed for upload in kept)
 
 
+def uploads_made(monkeypatch: pytest.MonkeyPatch) -> list[UploadFile]:
+    """Return the list that every ``UploadFile`` made from now on (in this test) is added to."""
+    made: list[UploadFile] = []
+    init = UploadFile.__init__
+
+    def keeping_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(UploadFile, "__init__", keeping_init)
+    return made
+
+
 @pytest.mark.parametrize("trip", ["field after the file", "body ends mid-file"])
 def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
     make_client: MakeClient,
@@ -681,19 +694,14 @@ def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
     trip: str,
 ) -> None:
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
-    made: list[UploadFile] = []
+    made = uploads_made(monkeypatch)
     appended: list[int] = []
-    init, append = UploadFile.__init__, UploadFile._append
-
-    def keeping_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        made.append(self)
+    append = UploadFile._append
 
     def counting_append(self: UploadFile, chunks: list[bytes]) -> None:
         appended.append(sum(map(len, chunks)))
         append(self, chunks)
 
-    monkeypatch.setattr(UploadFile, "__init__", keeping_init)
     monkeypatch.setattr(UploadFile, "_append", counting_append)
     # NOTE: the body limit would trip before any read where Content-Length is known (WSGI).
     limits = Limits(spool_threshold=1024, max_field_size=10_000)
@@ -754,13 +762,9 @@ def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
-    made: list[UploadFile] = []
+    made = uploads_made(monkeypatch)
     writes: list[int] = []
-    init, write_all = UploadFile.__init__, _uploads.write_all
-
-    def keeping_init(self: UploadFile, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        made.append(self)
+    write_all = _uploads.write_all
 
     def filling_write_all(fd: int, chunks: list[bytes]) -> None:
         writes.append(sum(map(len, chunks)))
@@ -768,7 +772,6 @@ def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write_all(fd, chunks)
 
-    monkeypatch.setattr(UploadFile, "__init__", keeping_init)
     monkeypatch.setattr(_uploads, "write_all", filling_write_all)
     client = make_client(form_app(colour, Limits(spool_threshold=1024)))
     body = multipart(part("big", BATCHED_FILE, filename="big.bin"), part("note", "after"))
