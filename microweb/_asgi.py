@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from ._body import ASGIBody, default_limit
 from ._concurrency import (
+    ThreadSpooler,
     drive_async,
     iterate_in_pool,
     make_pool,
@@ -300,6 +301,7 @@ class ASGIHead:
     may_block = False
     sync_only = staticmethod(sync_only)
     run_blocking = staticmethod(run_blocking)
+    spooler = ThreadSpooler
     raw_path_bytes: bytes
 
     def __init__(self, scope: Scope, receive: Receive, body_headers: list[Any]) -> None:

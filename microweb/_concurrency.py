@@ -8,15 +8,18 @@ other direction, threads waiting on a loop, is ``_app_loop``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop
 from ._effects import Effects, Offload
+from ._forms import Steps, write_steps
 from ._pool import WorkerPool
 
 T = TypeVar("T")
@@ -223,6 +226,117 @@ def _start(
 ) -> None:
     started.release()
     _settle(loop, future, context, fn, args, {})
+
+
+class ThreadSpooler:
+    """A form's spooled file data, written in a file thread: one batch while the next is parsed.
+
+    The drivers' ``Spooler``. ``put()`` queues a batch and waits until the thread takes it,
+    which it does once the batch before it is written, and then only when the file is on disk
+    and the write about to start: the write runs (without the GIL) while the caller parses.
+    So at most two batches are in memory, and the thread is the form's only while batches
+    wait: a slow upload holds none between them.
+    """
+
+    def __init__(self, write: Callable[[Steps, Callable[[], object]], None] = write_steps) -> None:
+        self._write = write
+        self._batches: deque[_Batch] = deque()
+        self._lock = threading.Lock()
+        self._working = False
+        self._error: BaseException | None = None
+        self._failed = False
+
+    def put(self, steps: Steps) -> None:
+        """Hand over a batch; blocks until the batch before it is written."""
+        self._add(steps).taken.acquire()
+        self._raise()
+
+    async def aput(self, steps: Steps) -> None:
+        """Hand over a batch; the event loop waits at most ``START_WAIT``, then it awaits."""
+        await self._taken(self._add(steps))
+        self._raise()
+
+    def end(self) -> None:
+        """Wait until every batch is written."""
+        self._add(None).taken.acquire()
+        self._raise()
+
+    async def aend(self) -> None:
+        """Wait from async code until every batch is written."""
+        await self._taken(self._add(None))
+        self._raise()
+
+    def _add(self, steps: Steps | None) -> _Batch:
+        batch = _Batch(steps)
+        with self._lock:
+            self._batches.append(batch)
+            start, self._working = not self._working, True
+        if start:
+            FILE_THREADS.call(self._work)
+        return batch
+
+    async def _taken(self, batch: _Batch) -> None:
+        # PERF: a short blocking wait, as in run_blocking(): the thread takes the batch within
+        # its wake-up time, and only a slow disk makes the loop await instead.
+        if batch.taken.acquire(timeout=START_WAIT):
+            return
+        future = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if batch.waiter is _TAKEN:
+                return
+            batch.waiter = future
+        await future
+
+    def _work(self) -> None:
+        # NOTE: runs in a file thread until no batch waits.
+        while True:
+            with self._lock:
+                if not self._batches:
+                    self._working = False
+                    return
+                batch = self._batches.popleft()
+                waiter, batch.waiter = batch.waiter, _TAKEN
+            if waiter is not None:
+                with contextlib.suppress(RuntimeError):  # NOTE: a closed loop awaits nothing.
+                    waiter.get_loop().call_soon_threadsafe(_set_result, waiter, None)
+            if batch.steps is not None and not self._failed:
+                try:
+                    # NOTE: write_steps() lets the caller go on when the write itself begins.
+                    self._write(batch.steps, batch.release)
+                except BaseException as exc:
+                    self._error, self._failed = exc, True
+            batch.release()
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # NOTE: no cycle through this frame and the traceback.
+
+
+# NOTE: what _Batch.waiter becomes once the file thread took the batch.
+_TAKEN: Any = object()
+
+
+class _Batch:
+    """A batch of writes handed to a ``ThreadSpooler``; ``None`` asks for the end of the writes."""
+
+    __slots__ = ("released", "steps", "taken", "waiter")
+
+    def __init__(self, steps: Steps | None) -> None:
+        self.steps = steps
+        self.taken = threading.Lock()
+        self.taken.acquire()
+        self.released = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def release(self) -> None:
+        """Let the caller waiting on ``taken`` go on (once; only the file thread calls this)."""
+        if not self.released:
+            self.released = True
+            self.taken.release()
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

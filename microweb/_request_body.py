@@ -134,6 +134,7 @@ class BodyMethods(HeadProperties):
             self.limits,
             defer_writes=defer_writes,
             run_blocking=self._head.run_blocking,
+            spooler=self._head.spooler(),
         )
         if self._cleanups is None:
             self._cleanups = []
@@ -185,7 +186,7 @@ class BodyMethods(HeadProperties):
     async def aform(self) -> FormData:
         """Read and parse a form; the async twin of ``form()``."""
         if self._form is None:
-            # NOTE: writes of a spooled file go to a worker thread, never on the event loop.
+            # NOTE: writes of a spooled file go to a file thread, never on the event loop.
             builder = self._form_builder(defer_writes=True)
             try:
                 async with aclosing(self._abody_or_stream("aform()")) as chunks:

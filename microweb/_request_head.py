@@ -14,6 +14,7 @@ from urllib.parse import quote
 from ._buffer import BodyMeter
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
+from ._forms import Spooler
 from ._limits import Limits
 from ._parsing import parse_fields
 from ._target import check_host
@@ -66,7 +67,8 @@ class RequestHead(Protocol):
     ``interface`` and ``may_block`` are the driver's own: ``may_block`` is true where the calling
     thread may block (WSGI), so that ``def`` handlers need no offload. ``sync_only`` refuses a
     blocking call where an event loop runs; ``run_blocking`` runs a blocking call from async
-    code (uploads' ``aread``/``asave``, ``aform()`` spooling files off the event loop).
+    code (uploads' ``aread``/``asave``); ``spooler()`` makes what writes a form's spooled files
+    (in a file thread, off the event loop).
     """
 
     interface: str
@@ -102,6 +104,10 @@ class RequestHead(Protocol):
 
     def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         """Run a blocking call from async code."""
+        ...
+
+    def spooler(self) -> Spooler:
+        """Make the writer of one form's spooled files."""
         ...
 
     def body(self, limit: Callable[[], int]) -> BodySource:

@@ -56,21 +56,32 @@ class UploadFile:
         self.file.write(chunk)
         self.size += len(chunk)
 
-    def _append(self, chunks: list[bytes]) -> None:
-        """Write ``chunks`` to the temporary file (moved there first); blocking disk I/O.
+    def _to_disk(self) -> None:
+        """Move the file to a temporary file on disk, if it is still in memory; blocking."""
+        if self.in_memory:
+            self._guarded(self._spooled.rollover)
 
-        Under ``aform()`` this runs in a worker thread while the event loop may close the file
-        (a request cancelled mid-upload): whichever of the two comes last closes it, so the file
-        descriptor is never closed under a write in flight.
+    def _append(self, chunks: list[bytes]) -> None:
+        """Write ``chunks`` to the temporary file (moved there first); blocking disk I/O."""
+        self._guarded(self._write_chunks, chunks)
+
+    def _write_chunks(self, chunks: list[bytes]) -> None:
+        self._spooled.rollover()
+        write_all(self.file.fileno(), chunks)
+        self.size += sum(map(len, chunks))
+
+    def _guarded(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn`` (disk I/O), unless the file was closed; close it after, if asked meanwhile.
+
+        The writes run in a file thread while the request may close the file (an upload
+        cancelled mid-way): whichever of the two comes last closes it, so the file descriptor
+        is never closed under a write in flight.
         """
         # NOTE: each side sets its flag, then reads the other's (GIL-ordered): one of them closes.
         self._writing = True
         try:
-            if self._closing:
-                return
-            self._spooled.rollover()
-            write_all(self.file.fileno(), chunks)
-            self.size += sum(map(len, chunks))
+            if not self._closing:
+                fn(*args)
         finally:
             self._writing = False
             if self._closing:

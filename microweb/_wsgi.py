@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ._app_loop import AppLoop, iterate_on_loop
 from ._body import WSGIBody
-from ._concurrency import drive_sync, run_blocking, sync_only
+from ._concurrency import ThreadSpooler, drive_sync, run_blocking, sync_only
 from ._datastructures import Headers, trusted_headers
 from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import encode_chunk, outgoing
@@ -66,6 +66,7 @@ class WSGIHead:
     may_block = True
     sync_only = staticmethod(sync_only)
     run_blocking = staticmethod(run_blocking)
+    spooler = ThreadSpooler
 
     def __init__(self, environ: Environ) -> None:
         self._environ = environ

@@ -24,7 +24,7 @@ from conftest import MakeClient, in_colour
 
 from microweb import App, Request, _app_loop, _concurrency
 from microweb._app_loop import AppLoop, run_on_loop
-from microweb._concurrency import make_pool, run_blocking, run_in_pool
+from microweb._concurrency import ThreadSpooler, make_pool, run_blocking, run_in_pool
 from microweb._pool import WorkerPool
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")
@@ -519,6 +519,125 @@ def test_run_blocking_keeps_the_error() -> None:
 
     with pytest.raises(OSError):
         asyncio.run(scenario())
+
+
+# -- ThreadSpooler ----------------------------------------------------------------------------
+
+
+class GatedWrites:
+    """A spooler's write function that records each batch; batches named in ``gated`` wait."""
+
+    def __init__(self, *gated: str, fail: str = "") -> None:
+        self.gates = {name: threading.Event() for name in gated}
+        self.fail = fail
+        self.events: list[str] = []
+
+    def __call__(self, steps: list[str], ready: Any) -> None:
+        name = steps[0]
+        self.events.append(f"start {name}")
+        ready()
+        if name == self.fail:
+            raise OSError(28, "No space left on device")
+        if name in self.gates:
+            assert self.gates[name].wait(5)
+        self.events.append(f"end {name}")
+
+
+def in_thread(fn: Any, *args: Any) -> threading.Thread:
+    thread = threading.Thread(target=fn, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_spooler_writes_in_order_and_one_batch_while_the_caller_goes_on() -> None:
+    writes = GatedWrites("one")
+    spooler = ThreadSpooler(writes)
+    spooler.put(["one"])  # NOTE: returns while "one" is still being written.
+    assert writes.events == ["start one"]
+    second = in_thread(spooler.put, ["two"])
+    second.join(0.2)
+    assert second.is_alive()  # NOTE: two batches at most: "two" waits for "one" to be written.
+    writes.gates["one"].set()
+    second.join(5)
+    spooler.end()
+    assert writes.events == ["start one", "end one", "start two", "end two"]
+
+
+def test_spooler_raises_a_write_error_once_and_writes_nothing_after() -> None:
+    writes = GatedWrites(fail="one")
+    spooler = ThreadSpooler(writes)
+    raised = []
+    # NOTE: the error comes out of the first call after the write failed, whichever it is.
+    calls = [lambda: spooler.put(["one"]), lambda: spooler.put(["two"]), spooler.end]
+    for call in calls:
+        try:
+            call()
+        except OSError as exc:
+            raised.append(str(exc))
+    assert raised == ["[Errno 28] No space left on device"]
+    assert writes.events == ["start one"]
+
+
+def test_spooler_holds_no_file_thread_between_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = WorkerPool(1, "files")
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    slow, other = GatedWrites(), GatedWrites()
+    slow_upload, other_upload = ThreadSpooler(slow), ThreadSpooler(other)
+    slow_upload.put(["first"])  # NOTE: its next batch is slow to come: the thread is free.
+    finished = in_thread(lambda: (other_upload.put(["a"]), other_upload.end()))
+    finished.join(5)
+    assert not finished.is_alive() and other.events == ["start a", "end a"]
+    slow_upload.put(["second"])
+    slow_upload.end()
+    assert slow.events == ["start first", "end first", "start second", "end second"]
+    pool.shutdown()
+
+
+def test_aput_awaits_a_slow_write_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
+    writes = GatedWrites("one")
+    spooler = ThreadSpooler(writes)
+
+    async def scenario() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticking = asyncio.create_task(ticker())
+        await spooler.aput(["one"])
+        asyncio.get_running_loop().call_later(0.2, writes.gates["one"].set)
+        await spooler.aput(["two"])  # NOTE: waits for "one" to be written: 0.2 s.
+        await spooler.aend()
+        ticking.cancel()
+        return ticks
+
+    assert asyncio.run(scenario()) >= 10  # NOTE: the loop was not blocked meanwhile.
+    assert writes.events == ["start one", "end one", "start two", "end two"]
+
+
+def test_aput_cancelled_while_it_waits_leaves_the_writes_going(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
+    writes = GatedWrites("one")
+    spooler = ThreadSpooler(writes)
+
+    async def scenario() -> None:
+        await spooler.aput(["one"])
+        waiting = asyncio.create_task(spooler.aput(["two"]))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        writes.gates["one"].set()
+        await spooler.aend()
+
+    asyncio.run(scenario())
+    assert writes.events == ["start one", "end one", "start two", "end two"]
 
 
 # -- WorkerPool --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import errno
 import itertools
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -720,12 +721,13 @@ def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
     assert made and all(upload.file.closed for upload in made)
 
 
-def test_aform_writes_a_batch_while_it_parses_the_next(
-    make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch
+def test_a_batch_is_written_in_a_file_thread_while_the_next_is_parsed(
+    make_client: MakeClient, colour: str, interface: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
     monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
     events: list[str] = []
+    threads: set[str] = set()
     feed, take_batch, append = FormBuilder.feed, FormBuilder.take_batch, UploadFile._append
 
     def spying_feed(self: FormBuilder, chunk: bytes) -> None:
@@ -738,20 +740,22 @@ def test_aform_writes_a_batch_while_it_parses_the_next(
 
     def spying_append(self: UploadFile, chunks: list[bytes]) -> None:
         events.append("write")
+        threads.add(threading.current_thread().name)
         append(self, chunks)
 
     monkeypatch.setattr(FormBuilder, "feed", spying_feed)
     monkeypatch.setattr(FormBuilder, "take_batch", spying_take_batch)
     monkeypatch.setattr(UploadFile, "_append", spying_append)
-    client = make_client(form_app("async", Limits(spool_threshold=1024)))
+    client = make_client(form_app(colour, Limits(spool_threshold=1024)))
     body = multipart(part("big", BATCHED_FILE, filename="big.bin"))
     pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
     response = post_multipart(client, chunked(interface, pieces))
     assert response.json()["big"][0]["data"].encode("latin-1") == BATCHED_FILE
     handed = [i for i, event in enumerate(events[:-3]) if event == "hand over"]
     assert len(handed) >= 3
-    # NOTE: each write began before the next chunk was parsed, not when aform() awaited it.
+    # NOTE: each write began before the next chunk was parsed, not when the parser waited.
     assert all(events[i + 1] == "write" for i in handed)
+    assert {name.rsplit("-", 1)[0] for name in threads} == {"microweb-files"}
 
 
 def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
