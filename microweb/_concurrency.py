@@ -277,7 +277,9 @@ class ThreadSpooler:
 
     async def _taken(self, batch: _Batch) -> None:
         # PERF: a short blocking wait, as in run_blocking(): the thread takes the batch within
-        # its wake-up time, and only a slow disk makes the loop await instead.
+        # its wake-up time (0.11-0.22 ms a hand-over on the 2-CPU VM), and only a slow disk
+        # makes the loop await instead. aform() of 10 MiB, best of 15 x 5 (2026-11-30):
+        # 6.63 ms with run_blocking() per batch (four thread wake-ups each) -> 5.57 ms.
         if batch.taken.acquire(timeout=START_WAIT):
             return
         future = asyncio.get_running_loop().create_future()

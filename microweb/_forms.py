@@ -38,12 +38,12 @@ class FormData(MultiDict[FormValue]):
 
 
 # PERF: the data of a spooled file is written in batches of this many bytes (or MAX_PIECES
-# chunks), each with one os.writev() call; aform() writes a batch in a worker thread while it
-# parses the next. 10 MiB upload, best of 2 runs of 10 rounds (shared 2-CPU VM, 2026-11-30):
-# form() 7.02 -> 6.54 ms (x2.74 -> x2.46 of the parser loop, per-chunk writes before),
-# aform() 9.73 -> 8.51 ms (x3.78 -> x3.08). 64 KiB batches took 17.1 ms, 256 KiB 12.7 ms.
-# 2 MiB instead of 1 MiB, half the hand-overs to a thread (best of 25 quiet-gated rounds,
-# 2026-11-30): aform() 7.30 -> 6.79 ms (x2.74 -> x2.55), form() 6.52 -> 6.28 ms.
+# chunks), each with one os.writev() call by a file thread while the next batch is parsed
+# (ThreadSpooler). 10 MiB upload, best of 2 runs of 10 rounds (shared 2-CPU VM, 2026-11-30):
+# form() 7.02 -> 6.54 ms with batches (per-chunk writes before); 64 KiB batches took 17.1 ms,
+# 256 KiB 12.7 ms under aform(). 2 MiB instead of 1 MiB halves the hand-overs: aform()
+# 7.30 -> 6.79 ms. Written in a file thread rather than inline (form(), 30 interleaved rounds
+# of 3 requests, 2026-11-30): 6.16 -> 5.23 ms best, 6.57 -> 5.62 ms median.
 WRITE_BATCH = 2 * 1024 * 1024
 # NOTE: the writes of spooled files waiting for disk, in order: (file, its chunks) or (file,
 # None) for a seek back to the start once the file is complete.
@@ -291,9 +291,10 @@ class _FormPart:
         self.received += len(chunk)
         if upload is None or self.received <= self.threshold:
             # PERF: a file's first bytes wait here too, and reach the file at its end (in
-            # memory) or with its first batch (on disk): no copy into memory and out again
-            # by a rollover, which the form's first batch waited for. 10 MiB upload, best of
-            # 15 x 5: form() 5.29 -> ms, aform() 5.57 -> ms.
+            # memory) or with its first batch (on disk), not copied into memory and out again
+            # by a rollover that the first hand-over waited for (0.36-0.70 ms -> 0.19-0.25
+            # ms). 10 MiB upload, three runs of best of 15 x 5 (2-CPU VM, 2026-11-30): form()
+            # x1.98-2.02 -> x1.88-1.94 of the parser loop; aform() the same within noise.
             self.buffer.add(chunk)
             return
         if len(self.buffer):
