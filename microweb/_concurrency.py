@@ -258,13 +258,21 @@ class ThreadSpooler:
 
     def end(self) -> None:
         """Wait until every batch is written."""
-        self._add(None).taken.acquire()
+        if self._busy():
+            self._add(None).taken.acquire()
         self._raise()
 
     async def aend(self) -> None:
         """Wait from async code until every batch is written."""
-        await self._taken(self._add(None))
+        if self._busy():
+            await self._taken(self._add(None))
         self._raise()
+
+    def _busy(self) -> bool:
+        # NOTE: a thread that left has written every batch: a form with nothing spooled (or
+        # whose last write ended) waits for no file thread, which may all be busy elsewhere.
+        with self._lock:
+            return self._working
 
     def _add(self, steps: Steps | None) -> _Batch:
         batch = _Batch(steps)

@@ -593,6 +593,24 @@ def test_spooler_holds_no_file_thread_between_batches(monkeypatch: pytest.Monkey
     pool.shutdown()
 
 
+def test_spooler_ends_without_a_file_thread_when_none_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = WorkerPool(1, "files")
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    gates = [threading.Event(), threading.Event()]
+    spooler = ThreadSpooler(GatedWrites())
+    pool.call(gates[0].wait, 5)  # NOTE: the only file thread is busy with another upload.
+    ended = in_thread(spooler.end)
+    ended.join(2)
+    gates[0].set()
+    assert not ended.is_alive()  # NOTE: nothing was put: no file thread to wait for.
+    pool.call(gates[1].wait, 5)
+    asyncio.run(asyncio.wait_for(spooler.aend(), 2))
+    gates[1].set()
+    pool.shutdown()
+
+
 def test_aput_awaits_a_slow_write_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
     writes = GatedWrites("one")
