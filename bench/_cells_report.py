@@ -161,8 +161,9 @@ def print_all(
     results: Results,
     errors: Mapping[tuple[str, str], str],
     peaks: Mapping[str, int],
+    one_cpu: Results | None = None,
 ) -> None:
-    """Print the whole report."""
+    """Print the whole report (``one_cpu``: the hello bridges timed with one CPU, if any)."""
     print(f"{meta['versions']}\n{meta['machine']}\n{meta['date']}: {meta['command']}")
     print(f"In-process, no sockets; best of {meta['repeats']} interleaved rounds.")
     cells = list(CELLS)
@@ -183,6 +184,8 @@ def print_all(
     )
     _print_falcon(results)
     _print_bridges(results)
+    if one_cpu:
+        _print_one_cpu(one_cpu)
     _print_memory(rows, peaks)
     print("\n== goals of issue 7 (informative) ==")
     for verdict, text in checks(results, rows, peaks):
@@ -259,6 +262,21 @@ def _print_bridges(results: Results) -> None:
             f"{verdict:4}  {label}, hello: {extra:+.2f} µs (loop floor {floor_us:.2f} µs, "
             f"overhead {extra - floor_us:.2f} µs; goal <= {goal:.0f} µs)"
         )
+
+
+def _print_one_cpu(results: Results) -> None:
+    thread, floor = results.get(THREAD_HOP), results.get(LOOP_HOP)
+    print(
+        "On one CPU (every thread pinned to it, then the same timers in interleaved rounds), no "
+        "hop wakes an idle CPU: what is left is the bridge's own cost. Floors there: "
+        f"{_us(thread)} µs (thread round trip), {_us(floor)} µs (through an event loop)."
+    )
+    for interface, label in BRIDGE_TEXT.items():
+        extra = _bridge_us(results, interface, "hello")
+        if extra is not None:
+            goal = BRIDGE_GOAL[interface]
+            verdict = "pass" if extra <= goal else "miss"
+            print(f"{verdict:4}  one CPU: {label}, hello: {extra:+.2f} µs (goal <= {goal:.0f} µs)")
 
 
 def _signed(seconds: float) -> str:

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import queue
 import sys
 import threading
@@ -227,6 +228,20 @@ def loop_round_trip() -> tuple[Timer, Callable[[], None]]:
     return run, stop
 
 
+def _affinity() -> set[int] | None:
+    getter = getattr(os, "sched_getaffinity", None)
+    return None if getter is None or not Path("/proc/self/task").is_dir() else set(getter(0))
+
+
+def _pin_threads(cpus: set[int]) -> None:
+    """Set the CPUs of every thread of this process (os.sched_setaffinity sets one thread's)."""
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except OSError:
+            continue  # NOTE: a thread that ended meanwhile.
+
+
 # -- checking and timing ----------------------------------------------------------------------
 
 
@@ -256,6 +271,7 @@ class Runner:
         self.errors: dict[tuple[str, str], str] = {}
         self.seconds_per_request: dict[tuple[str, str], float] = {}
         self.peak_bytes: dict[str, int] = {}
+        self.one_cpu: dict[tuple[str, str], float] = {}
         self._stoppers: list[Callable[[], None]] = []
 
     def close(self) -> None:
@@ -310,6 +326,26 @@ class Runner:
         """Time every checked cell, all together in interleaved rounds."""
         self.seconds_per_request = measure_many(self.timers, self.repeats, self.seconds)
 
+    def measure_on_one_cpu(self) -> None:
+        """Time the hello bridges and their floors again with every thread on one CPU.
+
+        On a machine whose idle CPUs sleep deeply (a VM), a hop that wakes a thread on another
+        CPU costs that CPU's wake-up, which no code in the process controls; on one CPU no hop
+        wakes an idle CPU, so what is left is the bridge's own cost. Linux only (else skipped).
+        """
+        cpus = _affinity()
+        if cpus is None or len(cpus) < 2:
+            return
+        keys = [report.THREAD_HOP, report.LOOP_HOP]
+        for interface in ("wsgi", "asgi"):
+            keys += [(report.MICROWEB[interface], "hello"), (report.BRIDGE[interface], "hello")]
+        timers = {key: self.timers[key] for key in keys if key in self.timers}
+        _pin_threads({min(cpus)})
+        try:
+            self.one_cpu = measure_many(timers, self.repeats, self.seconds)
+        finally:
+            _pin_threads(cpus)
+
     def measure_memory(self, cell: str = UPLOAD) -> None:
         """Take each row's ``tracemalloc`` peak for one request of ``cell``, over the baseline."""
         for (key, name), timer in self.timers.items():
@@ -355,6 +391,7 @@ def write_json(path: str, runner: Runner, table: list[Row], meta: dict[str, Any]
             "thread_round_trip": _us(runner.seconds_per_request.get(report.THREAD_HOP)),
             "loop_round_trip": _us(runner.seconds_per_request.get(report.LOOP_HOP)),
         },
+        "one_cpu_us": {"|".join(key): _us(value) for key, value in runner.one_cpu.items()},
         "checks": [
             {"verdict": verdict, "goal": goal}
             for verdict, goal in report.checks(runner.seconds_per_request, table, runner.peak_bytes)
@@ -427,10 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         runner.add_timer(report.THREAD_HOP, *thread_round_trip())
         runner.add_timer(report.LOOP_HOP, *loop_round_trip())
         runner.measure()
+        runner.measure_on_one_cpu()
         runner.measure_memory()
     finally:
         runner.close()
-    report.print_all(meta, table, runner.seconds_per_request, runner.errors, runner.peak_bytes)
+    report.print_all(
+        meta, table, runner.seconds_per_request, runner.errors, runner.peak_bytes, runner.one_cpu
+    )
     if args.json:
         write_json(args.json, runner, table, meta)
     if args.plot:

@@ -67,17 +67,18 @@ class WSGIBody:
             return None if self._environ.get("wsgi.input_terminated") else 0
         return length
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
         remaining = self._remaining(self.content_length)
         stream = self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
             size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
             chunk = stream.read(size)
             if not chunk:
-                return
+                break
             if remaining is not None:
                 remaining -= len(chunk)
-            yield chunk
+            yield meter.count(chunk)
+        meter.finish()
 
     def read_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each chunk counted by ``meter`` (``finish()`` is the caller's)."""
@@ -105,7 +106,7 @@ class WSGIBody:
             buffer.add(meter.count(chunk))
         return buffer.take()
 
-    async def achunks(self) -> AsyncGenerator[bytes, None]:
+    async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
         remaining = self._remaining(self.content_length)
         # PERF: a small body is read inline; a larger one in a worker thread, so that a slow
         # wsgi.input never stalls the app loop that all async handlers share.
@@ -118,10 +119,11 @@ class WSGIBody:
             else:
                 chunk = await asyncio.to_thread(stream.read, size)
             if not chunk:
-                return
+                break
             if remaining is not None:
                 remaining -= len(chunk)
-            yield chunk
+            yield meter.count(chunk)
+        meter.finish()
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from async code, each chunk counted by ``meter``."""
@@ -131,8 +133,8 @@ class WSGIBody:
             # a request whose async def handler reads 1 KB, 38 us instead of 45 (bridge).
             return self.read_all(meter)
         buffer = BodyBuffer()
-        async for chunk in self.achunks():
-            buffer.add(meter.count(chunk))
+        async for chunk in self.achunks(meter):
+            buffer.add(chunk)
         return buffer.take()
 
 
@@ -259,12 +261,13 @@ class ASGIBody:
             raise ClientDisconnect("the client disconnected before the body was read")
         return message.get("body", b""), message.get("more_body", False)
 
-    async def achunks(self) -> AsyncGenerator[bytes, None]:
+    async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
         more = True
         while more:
             body, more = self._body_of(await self._next_message())
             if body:
-                yield body
+                yield meter.count(body)
+        meter.finish()
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each message's bytes counted by ``meter``."""
@@ -281,12 +284,13 @@ class ASGIBody:
             buffer.add(meter.count(body))
         return buffer.take()
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
         more = True
         while more:
             body, more = self._body_of(run_on_loop(self._loop, self._next_message()))
             if body:
-                yield body
+                yield meter.count(body)
+        meter.finish()
 
     def read_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from a worker thread, counted by ``meter``."""

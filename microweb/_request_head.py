@@ -36,8 +36,11 @@ class BodySource(Protocol):
         """The announced body length, ``None`` when unknown (400 when invalid)."""
         ...
 
-    def chunks(self) -> Iterator[bytes]:
-        """Yield the body's chunks, blocking (called where no event loop runs)."""
+    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
+        """Yield the body's chunks, blocking (called where no event loop runs).
+
+        Each chunk is counted by ``meter``, which is finished at the end of the body.
+        """
         ...
 
     def is_disconnected(self) -> bool:
@@ -48,8 +51,8 @@ class BodySource(Protocol):
         """Tell whether the client has gone, from async code."""
         ...
 
-    def achunks(self) -> AsyncGenerator[bytes, None]:
-        """Yield the body's chunks from async code."""
+    def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
+        """Yield the body's chunks from async code, counted and finished as ``chunks()``."""
         ...
 
     def read_all(self, meter: BodyMeter) -> bytes:

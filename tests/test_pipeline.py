@@ -29,7 +29,8 @@ class NoBody:
 
     content_length = 0
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
+        meter.finish()
         return iter(())
 
     def is_disconnected(self) -> bool:
@@ -38,7 +39,8 @@ class NoBody:
     async def ais_disconnected(self) -> bool:
         return False
 
-    async def achunks(self) -> AsyncGenerator[bytes, None]:
+    async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
+        meter.finish()
         for chunk in ():
             yield chunk
 
