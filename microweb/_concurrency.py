@@ -235,7 +235,8 @@ class ThreadSpooler:
     which it does once the batch before it is written, and then only when the file is on disk
     and the write about to start: the write runs (without the GIL) while the caller parses.
     So at most two batches are in memory, and the thread is the form's only while batches
-    wait: a slow upload holds none between them.
+    wait: a slow upload holds none between them, and while other calls wait for a file
+    thread, a fast one goes back in line after each batch.
     """
 
     def __init__(self, write: Callable[[Steps, Callable[[], object]], None] = write_steps) -> None:
@@ -258,13 +259,21 @@ class ThreadSpooler:
 
     def end(self) -> None:
         """Wait until every batch is written."""
-        self._add(None).taken.acquire()
+        if self._busy():
+            self._add(None).taken.acquire()
         self._raise()
 
     async def aend(self) -> None:
         """Wait from async code until every batch is written."""
-        await self._taken(self._add(None))
+        if self._busy():
+            await self._taken(self._add(None))
         self._raise()
+
+    def _busy(self) -> bool:
+        # NOTE: a thread that left has written every batch: a form with nothing spooled (or
+        # whose last write ended) waits for no file thread, which may all be busy elsewhere.
+        with self._lock:
+            return self._working
 
     def _add(self, steps: Steps | None) -> _Batch:
         batch = _Batch(steps)
@@ -291,13 +300,17 @@ class ThreadSpooler:
 
     def _work(self) -> None:
         # NOTE: runs in a file thread until no batch waits.
+        first = True
         while True:
             with self._lock:
                 if not self._batches:
                     self._working = False
                     return
+                if not first and FILE_THREADS.waiting():
+                    break
                 batch = self._batches.popleft()
                 waiter, batch.waiter = batch.waiter, _TAKEN
+            first = False
             if waiter is not None:
                 with contextlib.suppress(RuntimeError):  # NOTE: a closed loop awaits nothing.
                     waiter.get_loop().call_soon_threadsafe(_set_result, waiter, None)
@@ -308,6 +321,10 @@ class ThreadSpooler:
                 except BaseException as exc:
                     self._error, self._failed = exc, True
             batch.release()
+        # NOTE: other calls wait for a file thread (every one busy): this form takes its turn
+        # again behind them, or a client faster than the disk would keep the thread to the
+        # end of its upload while the others' writes, and their clients, wait.
+        FILE_THREADS.call(self._work)
 
     def _raise(self) -> None:
         error, self._error = self._error, None

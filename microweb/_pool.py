@@ -71,6 +71,10 @@ class WorkerPool(Executor):
                 return False
             return True
 
+    def waiting(self) -> bool:
+        """Whether calls wait in the queue (for a busy thread, or one about to take them)."""
+        return not self._queue.empty()
+
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` in a worker; return its future.
 

@@ -593,6 +593,45 @@ def test_spooler_holds_no_file_thread_between_batches(monkeypatch: pytest.Monkey
     pool.shutdown()
 
 
+def test_spooler_takes_turns_with_other_uploads_when_the_file_threads_are_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = WorkerPool(1, "files")
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    writes = GatedWrites("a1")
+    fast, other = ThreadSpooler(writes), ThreadSpooler(writes)
+    fast.put(["a1"])  # NOTE: the only file thread writes "a1" and waits for its gate.
+    waiting = [in_thread(other.put, ["b1"]), in_thread(fast.put, ["a2"])]
+    while not (other._batches and fast._batches):
+        time.sleep(0.001)  # NOTE: "a2" waits behind "a1", as with a client faster than disk.
+    writes.gates["a1"].set()
+    for thread in waiting:
+        thread.join(5)
+    fast.end()
+    other.end()
+    # NOTE: a fast upload does not keep the thread to the end while another waits for one.
+    assert writes.events == ["start a1", "end a1", "start b1", "end b1", "start a2", "end a2"]
+    pool.shutdown()
+
+
+def test_spooler_ends_without_a_file_thread_when_none_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = WorkerPool(1, "files")
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    gates = [threading.Event(), threading.Event()]
+    spooler = ThreadSpooler(GatedWrites())
+    pool.call(gates[0].wait, 5)  # NOTE: the only file thread is busy with another upload.
+    ended = in_thread(spooler.end)
+    ended.join(2)
+    gates[0].set()
+    assert not ended.is_alive()  # NOTE: nothing was put: no file thread to wait for.
+    pool.call(gates[1].wait, 5)
+    asyncio.run(asyncio.wait_for(spooler.aend(), 2))
+    gates[1].set()
+    pool.shutdown()
+
+
 def test_aput_awaits_a_slow_write_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
     writes = GatedWrites("one")

@@ -34,6 +34,7 @@ from microweb import (
     _uploads,
     safe_filename,
 )
+from microweb._concurrency import ThreadSpooler
 from microweb._datastructures import Headers
 from microweb._forms import FormBuilder
 from microweb.testing import TestClient
@@ -756,6 +757,31 @@ def test_a_batch_is_written_in_a_file_thread_while_the_next_is_parsed(
     # NOTE: each write began before the next chunk was parsed, not when the parser waited.
     assert all(events[i + 1] == "write" for i in handed)
     assert {name.rsplit("-", 1)[0] for name in threads} == {"microweb-files"}
+
+
+@pytest.mark.parametrize("content", ["urlencoded", "files in memory"])
+def test_a_form_with_nothing_to_spool_takes_no_file_thread(
+    make_client: MakeClient, colour: str, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    # NOTE: the file threads may all be writing other uploads: such a form must not wait.
+    spooling: list[object] = []
+    call = _concurrency.FILE_THREADS.call
+
+    def spying_call(fn: Any, *args: Any) -> bool:
+        if getattr(fn, "__func__", None) is ThreadSpooler._work:
+            spooling.append(fn)
+        return call(fn, *args)
+
+    monkeypatch.setattr(_concurrency.FILE_THREADS, "call", spying_call)
+    client = make_client(form_app(colour, Limits(spool_threshold=1024)))
+    if content == "urlencoded":
+        response = client.post("/", data={"name": "value"})
+        assert response.json() == {"name": ["value"]}
+    else:
+        body = multipart(part("a", b"x" * 1024, filename="a.bin"), part("b", b"", filename="b"))
+        response = post_multipart(client, body)
+        assert response.json()["a"][0]["in_memory"] is True
+    assert spooling == []
 
 
 def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
