@@ -281,7 +281,15 @@ class ThreadSpooler:
             self._batches.append(batch)
             start, self._working = not self._working, True
         if start:
-            FILE_THREADS.call(self._work)
+            try:
+                FILE_THREADS.call(self._work)
+            except BaseException:
+                # NOTE: no thread for it (the pool shut down, or none could start): nothing
+                # waits for this batch, and end() must not wait for a thread that never runs.
+                with self._lock:
+                    self._batches.clear()
+                    self._working = False
+                raise
         return batch
 
     async def _taken(self, batch: _Batch) -> None:
@@ -319,7 +327,8 @@ class ThreadSpooler:
                     # NOTE: write_steps() lets the caller go on when the write itself begins.
                     self._write(batch.steps, batch.release)
                 except BaseException as exc:
-                    self._error, self._failed = exc, True
+                    with self._lock:
+                        self._error, self._failed = exc, True
             batch.release()
         # NOTE: other calls wait for a file thread (every one busy): this form takes its turn
         # again behind them, or a client faster than the disk would keep the thread to the
@@ -327,7 +336,8 @@ class ThreadSpooler:
         FILE_THREADS.call(self._work)
 
     def _raise(self) -> None:
-        error, self._error = self._error, None
+        with self._lock:
+            error, self._error = self._error, None
         if error is not None:
             try:
                 raise error

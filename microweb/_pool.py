@@ -36,6 +36,7 @@ class WorkerPool(Executor):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0  # NOTE: threads back at the queue and not yet promised to a call.
+        self._queued = 0  # NOTE: calls queued for a busy thread (call() returned False).
         self._shut_down = False
         forget_threads_after_fork(self)
 
@@ -44,7 +45,7 @@ class WorkerPool(Executor):
         # lock may have been held by one of them: start afresh, as an empty pool.
         self._queue = SimpleQueue()
         self._lock = threading.Lock()
-        self._threads, self._idle = [], 0
+        self._threads, self._idle, self._queued = [], 0, 0
 
     def call(self, fn: Callable[..., object], *args: Any) -> bool:
         """Run ``fn(*args)`` in a worker and forget it; ``fn`` must not raise.
@@ -68,6 +69,7 @@ class WorkerPool(Executor):
             elif len(self._threads) < self.max_workers:
                 self._start_thread()
             else:
+                self._queued += 1
                 return False
             return True
 
@@ -128,7 +130,11 @@ class WorkerPool(Executor):
             fn(*args)
             del item, fn, args  # NOTE: no reference kept to the last call while idle.
             with lock:
-                self._idle += 1
+                # NOTE: a queued call is this thread's next one: it is not idle for a new call.
+                if self._queued:
+                    self._queued -= 1
+                else:
+                    self._idle += 1
 
 
 def _run_into(

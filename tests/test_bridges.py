@@ -632,6 +632,19 @@ def test_spooler_ends_without_a_file_thread_when_none_writes(
     pool.shutdown()
 
 
+def test_spooler_without_a_file_thread_raises_and_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = WorkerPool(1, "files")
+    pool.shutdown()
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    writes = GatedWrites()
+    spooler = ThreadSpooler(writes)
+    with pytest.raises(RuntimeError, match="shut down"):
+        spooler.put(["one"])
+    ending = in_thread(spooler.end)
+    ending.join(5)
+    assert not ending.is_alive() and writes.events == []  # NOTE: no wait for a thread to come.
+
+
 def test_aput_awaits_a_slow_write_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
     writes = GatedWrites("one")
@@ -680,6 +693,23 @@ def test_aput_cancelled_while_it_waits_leaves_the_writes_going(
 
 
 # -- WorkerPool --------------------------------------------------------------------------------
+
+
+def test_worker_pool_counts_no_idle_thread_after_queued_calls() -> None:
+    pool = WorkerPool(1, "counted")
+    gate = threading.Event()
+    done = threading.Event()
+    assert pool.call(gate.wait, 5) is True
+    assert [pool.call(int) for _ in range(3)] == [False, False, False]
+    gate.set()
+    pool.call(done.set)
+    assert done.wait(5)
+    time.sleep(0.05)  # NOTE: the thread is back at the queue.
+    second_gate = threading.Event()
+    assert pool.call(second_gate.wait, 5) is True  # NOTE: the idle thread takes it.
+    assert pool.call(int) is False  # NOTE: and it is busy: this call waits in the queue.
+    second_gate.set()
+    pool.shutdown()
 
 
 def test_worker_pool_is_bounded_and_runs_in_parallel() -> None:

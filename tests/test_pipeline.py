@@ -20,6 +20,7 @@ from microweb._buffer import BodyMeter
 from microweb._effects import Awaiting, Offload
 from microweb._emission import outgoing
 from microweb._errors import ClientDisconnect
+from microweb._forms import InlineSpooler
 from microweb._pipeline import fail, respond, settle
 from microweb._uploads import run_here
 
@@ -83,6 +84,7 @@ class Head:
         pass
 
     run_blocking = staticmethod(run_here)
+    spooler = InlineSpooler
 
 
 def request_for(
