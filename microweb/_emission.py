@@ -8,10 +8,10 @@ drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._files import etag_listed, not_modified_since, parse_range, range_applies
-from ._response import OCTETS, TEXT, Response, StreamBody
+from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
 
 if TYPE_CHECKING:
     from ._request import Request
@@ -116,6 +116,27 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     if method == "HEAD" or no_body_status(status):
         return headers, None
     return headers, response.body if response.chunks is None else response.chunks
+
+
+def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:
+    """Return the body and Content-Type of a handler's plain result, sent with status 200.
+
+    A ``str``, ``dict`` or ``list`` gives what ``outgoing(to_response(result), method)`` gives
+    (the two headers are Content-Type and Content-Length), without the response objects.
+    ``None``: the result needs a ``Response`` (another type, a HEAD request, or a value that
+    does not encode, for which ``to_response`` raises the error).
+    """
+    if method == "HEAD":
+        return None
+    kind = type(result)
+    try:
+        if kind is str:
+            return result.encode("utf-8"), TEXT
+        if kind is dict or kind is list:
+            return encode_json(result), JSON
+    except Exception:
+        return None
+    return None
 
 
 def encode_chunk(chunk: bytes | str) -> bytes:

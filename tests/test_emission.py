@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from microweb import Headers, Response
-from microweb._emission import negotiate_file, outgoing
+from microweb._emission import negotiate_file, outgoing, plain_answer
 from microweb._files import (
     FileInfo,
     etag_listed,
@@ -24,6 +24,7 @@ from microweb._files import (
     range_applies,
     stat_file,
 )
+from microweb._response import to_response
 
 MTIME = 1_700_000_000.0
 SIZE = 100
@@ -258,3 +259,36 @@ def test_outgoing_sends_a_body_or_nothing(method: str, status: int, sent: bytes 
         assert "content-length" not in names and "content-type" not in names
     else:
         assert ("content-length", "5") in headers  # NOTE: a HEAD answer has the GET length
+
+
+# -- plain answers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "result", ["héllo", "", {"message": "hi", "n": [1, 2.5, None]}, {}, [1, "two"], []]
+)
+def test_a_plain_answer_is_what_outgoing_sends_for_its_response(result: Any) -> None:
+    plain = plain_answer(result, "GET")
+    headers, body = outgoing(to_response(result), "GET")
+    assert plain is not None
+    content, media_type = plain
+    assert (content, [("content-type", media_type), ("content-length", str(len(content)))]) == (
+        body,
+        headers,
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "method"),
+    [
+        ("hi", "HEAD"),  # NOTE: no body: outgoing() decides.
+        (b"bytes", "GET"),
+        (None, "GET"),
+        (("text", 201), "GET"),
+        (Response("made"), "GET"),
+        ({"not json": object()}, "GET"),  # NOTE: to_response() raises the error.
+        ("\ud800", "GET"),  # NOTE: a lone surrogate does not encode: the same.
+    ],
+)
+def test_other_results_need_a_response(result: Any, method: str) -> None:
+    assert plain_answer(result, method) is None

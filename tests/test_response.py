@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -76,6 +76,30 @@ def test_str_is_utf8_text(make_client: MakeClient) -> None:
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
     assert response.content == "héllo".encode()
     assert response.headers["content-length"] == str(len("héllo".encode()))
+
+
+@pytest.mark.parametrize("value", ["héllo", {"a": [1, None]}, [1, "two"]])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_plain_value_sends_what_its_response_sends(
+    make_client: MakeClient, colour: str, value: Any, method: str
+) -> None:
+    # NOTE: an async def handler's plain value skips the Response under ASGI (plain_answer).
+    app = App()
+
+    def as_value(request: Request) -> Any:
+        return value
+
+    def as_response(request: Request) -> Response:
+        return to_response(value)
+
+    app.get("/value")(in_colour(colour, as_value))
+    app.get("/response")(in_colour(colour, as_response))
+    client = make_client(app)
+    plain, made = client.request(method, "/value"), client.request(method, "/response")
+    assert plain.status_code == made.status_code == 200
+    assert plain.headers.raw == made.headers.raw
+    assert plain.content == made.content
+    assert plain.content if method == "GET" else plain.content == b""
 
 
 def test_bytes_are_octet_stream(make_client: MakeClient) -> None:
