@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Awaiting, Colored, Effects, Offload
-from ._emission import negotiate_file
+from ._emission import negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, status_phrase
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
@@ -47,13 +47,15 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
         request._inline = False
 
 
-def respond(plan: Plan, request: Request) -> Response | Effects | Awaiting:
+def respond(plan: Plan, request: Request) -> Response | Effects | Awaiting | tuple[bytes, str]:
     """Handle ``request`` through the flows and the handler.
 
     Returns:
-        The ``Response`` when no effect was needed; an ``async def`` handler's ``Awaiting``,
-        whose result or error the driver hands to ``settle`` or ``fail``; or else the effect
-        generator that the driver runs to get the response.
+        The ``Response`` when no effect was needed; where the thread may block (WSGI), the
+        ``plain_answer`` tuple ``(body, content type)`` of a ``def`` handler's plain result
+        outside flows; an ``async def`` handler's ``Awaiting``, whose result or error the
+        driver hands to ``settle`` or ``fail``; or else the effect generator that the driver
+        runs to get the response.
 
     Raises:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
@@ -69,6 +71,11 @@ def respond(plan: Plan, request: Request) -> Response | Effects | Awaiting:
             # and no effect to drive: 4.7 us a request instead of 5.7 (bench/cells.py --quick,
             # hello, medians of 3 runs).
             result = found.target.fn(request, **request.path_params)
+            # PERF: a str, dict or list goes to the driver as it is, with no Response (the WSGI
+            # driver sends it: see its PERF note).
+            plain = plain_answer(result, request.method)
+            if plain is not None:
+                return plain
         elif found.inline:
             result = _call_inline(found.target.fn, request)
         elif found.rules is not None and found.rules.flows:

@@ -151,10 +151,16 @@ def hello_app(**options: Any) -> App:
 def test_a_def_handler_under_wsgi_is_a_plain_call() -> None:
     app = hello_app()
     request = request_for(app, path="/items/7", wsgi=True)
-    response = respond(app.compile(), request)
-    assert isinstance(response, Response)
-    assert (response.status, response.body) == (200, b'{"id":7}')
+    # NOTE: its plain result comes back as plain_answer() makes it: (body, Content-Type).
+    assert respond(app.compile(), request) == (b'{"id":7}', "application/json")
     assert request.path_params == {"item_id": 7}
+
+
+def test_a_def_handler_under_wsgi_answers_head_with_a_response() -> None:
+    app = hello_app()
+    response = respond(app.compile(), request_for(app, "HEAD", "/items/7", wsgi=True))
+    assert isinstance(response, Response)  # NOTE: outgoing() leaves its body out.
+    assert (response.status, response.body) == (200, b'{"id":7}')
 
 
 def test_a_def_handler_under_asgi_yields_one_offload() -> None:
