@@ -493,9 +493,19 @@ def test_run_blocking_returns_once_a_thread_runs_the_call(
     assert asyncio.run(scenario()) == (True, "written by ada")
 
 
-def test_run_blocking_waits_for_no_busy_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def one_file_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerPool]:
+    """The file threads as one thread, shut down after the test."""
     pool = WorkerPool(1, "files")
     monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    yield pool
+    pool.shutdown()
+
+
+def test_run_blocking_waits_for_no_busy_thread(
+    one_file_thread: WorkerPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = one_file_thread
     monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)
     release = threading.Event()
     busy = pool.submit(release.wait, 5)
@@ -510,7 +520,6 @@ def test_run_blocking_waits_for_no_busy_thread(monkeypatch: pytest.MonkeyPatch) 
     waited, result = asyncio.run(scenario())
     assert waited < 1.0 and result == [3, 1]  # NOTE: queued behind the busy thread, not awaited.
     assert busy.result(5) is True
-    pool.shutdown()
 
 
 def test_run_blocking_keeps_the_error() -> None:
@@ -578,9 +587,7 @@ def test_spooler_raises_a_write_error_once_and_writes_nothing_after() -> None:
     assert writes.events == ["start one"]
 
 
-def test_spooler_holds_no_file_thread_between_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    pool = WorkerPool(1, "files")
-    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+def test_spooler_holds_no_file_thread_between_batches(one_file_thread: WorkerPool) -> None:
     slow, other = GatedWrites(), GatedWrites()
     slow_upload, other_upload = ThreadSpooler(slow), ThreadSpooler(other)
     slow_upload.put(["first"])  # NOTE: its next batch is slow to come: the thread is free.
@@ -590,14 +597,11 @@ def test_spooler_holds_no_file_thread_between_batches(monkeypatch: pytest.Monkey
     slow_upload.put(["second"])
     slow_upload.end()
     assert slow.events == ["start first", "end first", "start second", "end second"]
-    pool.shutdown()
 
 
 def test_spooler_takes_turns_with_other_uploads_when_the_file_threads_are_busy(
-    monkeypatch: pytest.MonkeyPatch,
+    one_file_thread: WorkerPool,
 ) -> None:
-    pool = WorkerPool(1, "files")
-    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
     writes = GatedWrites("a1")
     fast, other = ThreadSpooler(writes), ThreadSpooler(writes)
     fast.put(["a1"])  # NOTE: the only file thread writes "a1" and waits for its gate.
@@ -611,14 +615,10 @@ def test_spooler_takes_turns_with_other_uploads_when_the_file_threads_are_busy(
     other.end()
     # NOTE: a fast upload does not keep the thread to the end while another waits for one.
     assert writes.events == ["start a1", "end a1", "start b1", "end b1", "start a2", "end a2"]
-    pool.shutdown()
 
 
-def test_spooler_ends_without_a_file_thread_when_none_writes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    pool = WorkerPool(1, "files")
-    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+def test_spooler_ends_without_a_file_thread_when_none_writes(one_file_thread: WorkerPool) -> None:
+    pool = one_file_thread
     gates = [threading.Event(), threading.Event()]
     spooler = ThreadSpooler(GatedWrites())
     pool.call(gates[0].wait, 5)  # NOTE: the only file thread is busy with another upload.
@@ -629,7 +629,6 @@ def test_spooler_ends_without_a_file_thread_when_none_writes(
     pool.call(gates[1].wait, 5)
     asyncio.run(asyncio.wait_for(spooler.aend(), 2))
     gates[1].set()
-    pool.shutdown()
 
 
 def test_spooler_without_a_file_thread_raises_and_ends(monkeypatch: pytest.MonkeyPatch) -> None:
