@@ -323,6 +323,31 @@ def test_asgi_without_lifespan_concurrent_first_requests_start_once() -> None:
     assert starts == ["start"]
 
 
+def test_asgi_without_lifespan_a_failing_startup_fails_the_first_request_and_runs_again() -> None:
+    app = App()
+    attempts: list[str] = []
+
+    @app.on_startup
+    async def start() -> None:
+        attempts.append("start")
+        if len(attempts) == 1:
+            raise OSError("database not up yet")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return f"started after {len(attempts)}"
+
+    async def scenario() -> tuple[int, bytes]:
+        asgi = app.as_asgi()
+        with pytest.raises(OSError, match="not up yet"):
+            await asgi_get(asgi, "/")
+        return await asgi_get(asgi, "/")
+
+    # NOTE: nothing was sent for the first request; the server answers it with a 500.
+    assert asyncio.run(scenario()) == (200, b"started after 2")
+    assert attempts == ["start", "start"]
+
+
 # -- shutdown failures, both interfaces --------------------------------------------------------
 
 

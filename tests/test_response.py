@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from conftest import MakeClient, in_colour
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microweb import App, Request, Response
+from microweb import App, Request, Response, Router
 from microweb._cookies import format_set_cookie, parse_cookie_header
 from microweb._response import to_response
 from microweb.testing import TestClient
@@ -100,6 +101,63 @@ def test_a_plain_value_sends_what_its_response_sends(
     assert plain.headers.raw == made.headers.raw
     assert plain.content == made.content
     assert plain.content if method == "GET" else plain.content == b""
+
+
+class Text(str):
+    """A ``str`` subclass: served as text, though not by the plain path (exact types only)."""
+
+
+@pytest.mark.parametrize(
+    ("value", "same_as"),
+    [(Text("héllo"), "héllo"), (OrderedDict(a=[1, None]), {"a": [1, None]})],
+)
+def test_a_subclass_of_a_plain_type_sends_what_the_plain_type_sends(
+    make_client: MakeClient, colour: str, value: Any, same_as: Any
+) -> None:
+    app = App()
+    app.get("/subclass", name="subclass")(in_colour(colour, lambda request: value))
+    app.get("/plain", name="plain")(in_colour(colour, lambda request: same_as))
+    client = make_client(app)
+    sub, plain = client.get("/subclass"), client.get("/plain")
+    assert (sub.status_code, sub.headers.raw, sub.content) == (
+        plain.status_code,
+        plain.headers.raw,
+        plain.content,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ({"x": float("nan")}, "ValueError"),
+        ({"x": {1}}, "TypeError"),
+        ({(1, 2): "tuple key"}, "TypeError"),
+        (["\ud800"], "UnicodeEncodeError"),
+        ("\ud800", "UnicodeEncodeError"),
+    ],
+)
+def test_a_plain_value_that_does_not_encode_reaches_the_error_handlers(
+    make_client: MakeClient, colour: str, value: Any, error: str
+) -> None:
+    # NOTE: plain_answer() gives up on it; to_response() raises the error, which the route's
+    # router and the app answer as a handler's own error, with no trace of the first try.
+    app, api = App(), Router("/api")
+    seen: list[BaseException] = []
+
+    def answer(request: Request, exc: Exception) -> str:
+        seen.append(exc)
+        return f"{type(exc).__name__}, context {exc.__context__!r}"
+
+    api.error_handler(500)(in_colour(colour, answer))
+    app.error_handler(500)(in_colour(colour, answer))
+    api.get("/value", name="api")(in_colour(colour, lambda request: value))
+    app.get("/value")(in_colour(colour, lambda request: value))
+    app.include(api)
+    client = make_client(app)
+    for path in ("/value", "/api/value"):
+        response = client.get(path)
+        assert (response.status_code, response.text) == (500, f"{error}, context None")
+    assert len(seen) == 2
 
 
 def test_bytes_are_octet_stream(make_client: MakeClient) -> None:
