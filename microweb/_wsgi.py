@@ -15,7 +15,7 @@ from ._body import WSGIBody
 from ._concurrency import ThreadSpooler, drive_sync, run_blocking, sync_only
 from ._datastructures import Headers, trusted_headers
 from ._effects import Awaiting, ShutdownError, run_after, run_hooks, run_shutdown
-from ._emission import encode_chunk, outgoing
+from ._emission import encode_chunk, outgoing, plain_answer
 from ._files import FILE_CHUNK
 from ._pipeline import fail, respond, settle
 from ._request import Request, decode_path
@@ -123,11 +123,18 @@ class WSGIDriver:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = self._request(environ)
         outcome = respond(self.plan, request)
+        if isinstance(outcome, Awaiting):
+            try:
+                result = self.app_loop.run(outcome.awaitable)
+            except Exception as exc:
+                outcome = fail(self.plan, request, exc)
+            else:
+                outcome = plain_answer(result, request.method) or settle(self.plan, request, result)
         if isinstance(outcome, tuple):
-            # PERF: a def handler's plain result (plain_answer), sent with no Response: a
-            # WSGI hello 29,500 -> 22,700 instructions a request (valgrind); bench/cells.py,
-            # hello 2.71 -> 1.95 us, the first of 1,000 routes 3.88 -> 3.06 us (14:28 and
-            # 14:37 UTC runs, 2026-11-30).
+            # PERF: a plain result (plain_answer: a def handler's from respond(), an async def
+            # handler's from the app loop), sent with no Response: a WSGI hello 29,500 ->
+            # 22,700 instructions a request (valgrind); bench/cells.py, hello 2.71 -> 1.95 us,
+            # the first of 1,000 routes 3.88 -> 3.06 us (14:28 and 14:37 UTC, 2026-11-30).
             content, media_type = outcome
             start_response(
                 "200 OK", [("content-type", media_type), ("content-length", str(len(content)))]
@@ -136,11 +143,6 @@ class WSGIDriver:
                 return _Finished([content], self.app_loop, request)
             request.close()
             return [content]
-        if isinstance(outcome, Awaiting):
-            try:
-                outcome = settle(self.plan, request, self.app_loop.run(outcome.awaitable))
-            except Exception as exc:
-                outcome = fail(self.plan, request, exc)
         response = outcome if isinstance(outcome, Response) else drive_sync(outcome, self.app_loop)
         headers, body = outgoing(response, request.method)
         start_response(status_line(response.status), headers)
