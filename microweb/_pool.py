@@ -63,14 +63,17 @@ class WorkerPool(Executor):
         with self._lock:
             if self._shut_down:
                 raise RuntimeError("cannot schedule new calls after the pool is shut down")
-            self._queue.put((fn, args))
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self.max_workers:
+                # NOTE: started before the call is queued: a thread that cannot start raises
+                # here and leaves no call waiting forever for it.
                 self._start_thread()
             else:
                 self._queued += 1
+                self._queue.put((fn, args))
                 return False
+            self._queue.put((fn, args))
             return True
 
     def waiting(self) -> bool:

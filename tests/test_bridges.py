@@ -694,6 +694,24 @@ def test_aput_cancelled_while_it_waits_leaves_the_writes_going(
 # -- WorkerPool --------------------------------------------------------------------------------
 
 
+def test_worker_pool_queues_nothing_when_no_thread_can_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = WorkerPool(2, "unstartable")
+
+    def refuse(thread: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start"):
+        pool.call(int)
+    assert not pool.waiting()  # NOTE: no call left behind for a thread that never came.
+    monkeypatch.undo()
+    done = threading.Event()
+    assert pool.call(done.set) is True and done.wait(5)
+    pool.shutdown()
+
+
 def test_worker_pool_counts_no_idle_thread_after_queued_calls() -> None:
     pool = WorkerPool(1, "counted")
     gate = threading.Event()
