@@ -18,20 +18,6 @@ logger = logging.getLogger("microweb")
 Effects = Generator[Any, Any, Any]
 
 
-class Awaiting:
-    """What the core returns for an ``async def`` handler outside any flow: its awaitable.
-
-    The driver awaits it (ASGI) or runs it on the app loop (WSGI), then hands the result to
-    ``_pipeline.settle``, or the error to ``_pipeline.fail``: the one-effect generator such a
-    request would need, unrolled.
-    """
-
-    __slots__ = ("awaitable",)
-
-    def __init__(self, awaitable: Any) -> None:
-        self.awaitable = awaitable
-
-
 @dataclass(frozen=True, slots=True)
 class Offload:
     """An effect: call a blocking ``def`` function (inline under WSGI, in the pool under ASGI)."""

@@ -7,8 +7,9 @@ drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._files import etag_listed, not_modified_since, parse_range, range_applies
 from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
@@ -17,6 +18,31 @@ if TYPE_CHECKING:
     from ._request import Request
 
 Header = tuple[str, str]
+T = TypeVar("T", str, bytes)
+
+
+class LengthHeaders(dict[int, tuple[T, T]]):
+    """The Content-Length header of each body size, made by ``make`` on first use.
+
+    The first 1,024 sizes met are kept, so that most answers look their header up.
+    """
+
+    __slots__ = ("_make",)
+    _make: Callable[[int], tuple[T, T]]
+
+    def __init__(self, make: Callable[[int], tuple[T, T]]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, size: int) -> tuple[T, T]:
+        header = self._make(size)
+        if len(self) < 1024:
+            self[size] = header
+        return header
+
+
+# PERF: looked up, not formatted: 720 instructions less a plain answer (see _asgi's).
+LENGTHS = LengthHeaders(lambda size: ("content-length", str(size)))
 
 
 def negotiate_file(response: Response, request: Request) -> Response:
@@ -83,7 +109,7 @@ def head_list(response: Response) -> list[Header]:
         # NOTE: wsgiref.validate refuses Content-Type on 304 too; nothing is lost without it.
         return [item for item in items if item[0] != "content-type"] if typed else items
     if response.chunks is None:
-        items.append(("content-length", str(len(response.body))))
+        items.append(LENGTHS[len(response.body)])
     elif response.length is not None:
         items.append(("content-length", str(response.length)))
     if not typed:
@@ -110,7 +136,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     ):
         # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
         # at once, with no pass over the list, 0.39 -> 0.23 us; head_list() does the rest.
-        return [items[0], ("content-length", str(len(response.body)))], response.body
+        return [items[0], LENGTHS[len(response.body)]], response.body
     headers = head_list(response)
     # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
     if method == "HEAD" or no_body_status(status):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from microweb import Headers, Response
-from microweb._emission import negotiate_file, outgoing, plain_answer
+from microweb._emission import LengthHeaders, negotiate_file, outgoing, plain_answer
 from microweb._files import (
     FileInfo,
     etag_listed,
@@ -292,3 +292,19 @@ def test_a_plain_answer_is_what_outgoing_sends_for_its_response(result: Any) -> 
 )
 def test_other_results_need_a_response(result: Any, method: str) -> None:
     assert plain_answer(result, method) is None
+
+
+def test_length_headers_are_made_once_for_the_first_sizes_and_always_right() -> None:
+    made: list[int] = []
+
+    def make(size: int) -> tuple[str, str]:
+        made.append(size)
+        return ("content-length", str(size))
+
+    lengths = LengthHeaders(make)
+    assert lengths[16] == ("content-length", "16")
+    assert lengths[16] is lengths[16] and made == [16]  # NOTE: made once, then looked up.
+    for size in range(2000):
+        assert lengths[size] == ("content-length", str(size))
+    assert len(lengths) == 1024  # NOTE: bounded: a size past the first 1,024 is made each time.
+    assert lengths[1999] == ("content-length", "1999") and made.count(1999) == 2

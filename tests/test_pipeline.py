@@ -11,17 +11,18 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Iterator
+from types import GeneratorType
 from typing import Any
 
 import pytest
 
 from microweb import App, Headers, HTTPError, Request, Response
 from microweb._buffer import BodyMeter
-from microweb._effects import Awaiting, Offload
+from microweb._effects import Offload
 from microweb._emission import outgoing
 from microweb._errors import ClientDisconnect
 from microweb._forms import InlineSpooler
-from microweb._pipeline import fail, respond, settle
+from microweb._pipeline import NOT_AWAITED, fail, respond, settle
 from microweb._uploads import run_here
 
 
@@ -188,10 +189,27 @@ def test_an_async_handler_outside_flows_is_handed_over_as_its_awaitable(wsgi: bo
     plan = app.compile()
     request = request_for(app, path="/live", wsgi=wsgi)
     outcome = respond(plan, request)
-    assert isinstance(outcome, Awaiting)
-    assert inspect.isawaitable(outcome.awaitable)
-    response = settle(plan, request, run_to_end(outcome.awaitable))
+    assert not isinstance(outcome, NOT_AWAITED)
+    assert inspect.isawaitable(outcome)
+    response = settle(plan, request, run_to_end(outcome))
     assert isinstance(response, Response) and response.body == b"ok"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "wsgi", "kind"),
+    [
+        ("GET", "/items/7", True, tuple),  # NOTE: a def handler's plain answer (WSGI)
+        ("HEAD", "/items/7", True, Response),
+        ("GET", "/items/7", False, GeneratorType),  # NOTE: its offload to the pool (ASGI)
+        ("GET", "/missing", False, GeneratorType),  # NOTE: a 404, through error handlers
+    ],
+)
+def test_what_respond_returns_that_is_no_handlers_awaitable_is_not_awaited(
+    method: str, path: str, wsgi: bool, kind: type
+) -> None:
+    app = hello_app()
+    outcome = respond(app.compile(), request_for(app, method, path, wsgi=wsgi))
+    assert isinstance(outcome, kind) and isinstance(outcome, NOT_AWAITED)
 
 
 @pytest.mark.parametrize("wsgi", [True, False])
