@@ -140,22 +140,17 @@ class WSGIDriver:
             start_response("200 OK", [_TYPES[media_type], LENGTHS[len(content)]])
             if request._after is not None:
                 return _Finished([content], self.app_loop, request)
-            request.close()
+            if request._cleanups:
+                request.close()  # PERF: checked here: 400 instructions less for a hello.
             return [content]
         response = outcome if isinstance(outcome, Response) else drive_sync(outcome, self.app_loop)
         headers, body = outgoing(response, request.method)
         start_response(status_line(response.status), headers)
         if body is None:
             _close_stream(response.chunks, self.app_loop)
-            if request._after is not None:
-                return _Finished([], self.app_loop, request)
-            request.close()
-            return []
+            return self._whole(request, [])
         if isinstance(body, bytes):
-            if request._after is not None:
-                return _Finished([body], self.app_loop, request)
-            request.close()
-            return [body]
+            return self._whole(request, [body])
         file = response.file_info
         wrapper = environ.get("wsgi.file_wrapper")
         # NOTE: a server's file wrapper gives the app no close() of its own: with callbacks
@@ -168,6 +163,13 @@ class WSGIDriver:
                 wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
                 return wrapped
         return _StreamBody(body, self.app_loop, request)
+
+    def _whole(self, request: Request, body: list[bytes]) -> Iterable[bytes]:
+        """Return a whole body; the request ends now, or once its callbacks have run."""
+        if request._after is not None:
+            return _Finished(body, self.app_loop, request)
+        request.close()
+        return body
 
     def _request(self, environ: Environ) -> Request:
         method = environ["REQUEST_METHOD"]
