@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from conftest import MakeClient
 from drive import asgi_get, wsgi_get
 
-from microweb import App, Request
+from microweb import App, Request, Response
+from microweb._routing import is_async_callable
 from microweb.testing import TestClient
 
 
@@ -38,6 +43,107 @@ def test_both_colours_under_each_interface(make_client: MakeClient, interface: s
     client = make_client(app)
     assert client.get("/def/1").json() == {"colour": "def", "n": 1, "interface": interface}
     assert client.get("/async/2").json() == {"colour": "async", "n": 2, "interface": interface}
+
+
+def _said_async(make: Callable[[], Any]) -> Callable[..., Any]:
+    """A ``def`` handler, giving ``make()``, that says it is ``async def``.
+
+    What ``inspect.markcoroutinefunction`` makes of a ``def`` (Python 3.12+); before 3.12 an
+    object whose ``__call__`` attribute is an ``async def`` stands in: registration sees that
+    attribute, a call runs the class's ``def __call__``.
+    """
+
+    def handler(request: Request) -> Any:
+        return make()
+
+    mark = getattr(inspect, "markcoroutinefunction", None)
+    if mark is not None:
+        marked: Callable[..., Any] = mark(handler)
+        return marked
+
+    class SaidAsync:
+        def __init__(self) -> None:
+            self.__dict__["__call__"] = self.said
+
+        async def said(self, request: Request) -> Any:
+            raise AssertionError("never called")
+
+        def __call__(self, request: Request) -> Any:
+            return make()
+
+    return SaidAsync()
+
+
+def _steps() -> Iterator[str]:
+    yield "a generator is no awaitable"
+
+
+SAID_ASYNC = {
+    "tuple": lambda: (b"ok", "text/plain; charset=utf-8"),
+    "Response": lambda: Response("ok"),
+    "generator": _steps,
+    "str": lambda: "ok",
+}
+
+
+@pytest.mark.parametrize("kind", SAID_ASYNC)
+def test_a_handler_said_async_that_gives_no_awaitable_is_a_500(
+    make_client: MakeClient, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a tuple, Response or generator is no awaitable: it must not pass for the driver's
+    # own plain answer, response or effect generator.
+    app = App()
+    handler = _said_async(SAID_ASYNC[kind])
+    assert is_async_callable(handler)
+    app.get("/")(handler)
+    with caplog.at_level("ERROR", logger="microweb"):
+        response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+
+
+async def _async_steps(request: Request) -> Iterator[str]:
+    return _steps()
+
+
+async def _async_tuple(request: Request) -> tuple[str, str]:
+    return ("ok", "text/plain; charset=utf-8")
+
+
+async def _async_response(request: Request) -> Response:
+    return Response("made", status=201)
+
+
+class _AsyncCall:
+    async def __call__(self, request: Request) -> tuple[str, str]:
+        return ("ok", "text/plain; charset=utf-8")
+
+
+@pytest.mark.parametrize(
+    ("handler", "status", "text"),
+    [
+        (_async_steps, 500, "Internal Server Error"),
+        (_async_tuple, 500, "Internal Server Error"),
+        (functools.partial(_async_tuple), 500, "Internal Server Error"),
+        (_AsyncCall(), 500, "Internal Server Error"),
+        (_async_response, 201, "made"),
+        (functools.partial(_async_response), 201, "made"),
+    ],
+)
+def test_what_an_async_handler_returns_is_its_result_whatever_its_type(
+    make_client: MakeClient,
+    handler: Callable[..., Any],
+    status: int,
+    text: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the awaited result, a generator or tuple included, is no effect generator or plain
+    # answer of the framework: it goes through to_response like any other result.
+    app = App()
+    app.get("/")(handler)
+    with caplog.at_level("ERROR", logger="microweb"):
+        response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (status, text)
 
 
 # -- ASGI --------------------------------------------------------------------------------------

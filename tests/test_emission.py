@@ -7,6 +7,7 @@ The behaviour through both interfaces is in test_files.py.
 from __future__ import annotations
 
 import os
+import threading
 from email.utils import formatdate
 from pathlib import Path
 from types import SimpleNamespace
@@ -308,3 +309,23 @@ def test_length_headers_are_made_once_for_the_first_sizes_and_always_right() -> 
         assert lengths[size] == ("content-length", str(size))
     assert len(lengths) == 1024  # NOTE: bounded: a size past the first 1,024 is made each time.
     assert lengths[1999] == ("content-length", "1999") and made.count(1999) == 2
+
+
+def test_length_headers_are_right_from_many_threads_at_once() -> None:
+    lengths = LengthHeaders(lambda size: ("content-length", str(size)))
+    wrong: list[int] = []
+    start = threading.Barrier(8)
+
+    def look_up(step: int) -> None:
+        start.wait()
+        for size in range(0, 3000, step):
+            if lengths[size] != ("content-length", str(size)):
+                wrong.append(size)
+
+    threads = [threading.Thread(target=look_up, args=(step,)) for step in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert 1024 <= len(lengths) < 1024 + 8  # NOTE: a race may keep one more a thread, no more.

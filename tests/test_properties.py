@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -158,6 +158,66 @@ def test_parse_fields_gives_pairs_or_400(data: bytes) -> None:
         assert exc.status == 400
     else:
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in fields)
+
+
+# NOTE: the pieces where splitting and decoding can go wrong: empty fields, "=" in names and
+# values, "+", escapes cut short, escapes of bytes that are not UTF-8 alone or together.
+FIELD_PIECES = st.sampled_from(
+    [
+        *("a", "b", " ", "é", ";", "=", "&", "&&", "+", "%", "%2", "%00"),
+        *("%2B", "%3D", "%26", "%41", "%ff", "%C3", "%A9", "%e2%82%ac"),
+    ]
+)
+
+
+def _qsl_or_400(data: bytes, max_fields: int) -> list[tuple[str, str]] | int:
+    try:
+        text = data.decode("utf-8")
+        return parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=max_fields)
+    except ValueError:  # NOTE: UnicodeDecodeError included, and parse_qsl's too many fields.
+        return 400
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(FIELD_PIECES, max_size=12).map("".join), st.integers(1, 6))
+def test_parse_fields_gives_the_pairs_of_parse_qsl(text: str, max_fields: int) -> None:
+    data = text.encode("utf-8")
+    try:
+        fields: list[tuple[str, str]] | int = parse_fields(data, max_fields=max_fields)
+    except HTTPError as exc:
+        fields = exc.status
+    assert fields == _qsl_or_400(data, max_fields)
+
+
+@pytest.mark.parametrize(
+    ("data", "pairs"),
+    [
+        (b"", []),
+        (b"&", []),
+        (b"&&a&&", [("a", "")]),
+        (b"=", [("", "")]),
+        (b"a", [("a", "")]),
+        (b"a=", [("a", "")]),
+        (b"=b", [("", "b")]),
+        (b"a=b=c", [("a", "b=c")]),
+        (b"a=1&a=2&b", [("a", "1"), ("a", "2"), ("b", "")]),
+        (b"a+b=c+d", [("a b", "c d")]),
+        (b"a%2Bb=%3D%26", [("a+b", "=&")]),
+        (b"%=%2", [("%", "%2")]),
+        (b"plain=1&esc=%41", [("plain", "1"), ("esc", "A")]),
+        (b"e=%e2%82%ac&f=\xc3\xa9", [("e", "\u20ac"), ("f", "\u00e9")]),
+        (b"a;b=c", [("a;b", "c")]),
+    ],
+)
+def test_parse_fields_edge_cases(data: bytes, pairs: list[tuple[str, str]]) -> None:
+    assert parse_fields(data, max_fields=10) == pairs
+
+
+@pytest.mark.parametrize("data", [b"a=%ff", b"%C3=1", b"a=1&b=%e2%82", b"\xff=1", b"a=%ed%a0%80"])
+def test_parse_fields_refuses_what_is_not_utf8(data: bytes) -> None:
+    with pytest.raises(HTTPError) as caught:
+        parse_fields(data, max_fields=10)
+    assert caught.value.status == 400
 
 
 # -- cookies ---------------------------------------------------------------------------------

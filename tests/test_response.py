@@ -736,6 +736,29 @@ def test_head_has_length_and_no_body(make_client: MakeClient) -> None:
     assert response.headers["content-length"] == "12"
 
 
+def test_content_length_is_the_body_size_for_any_size(make_client: MakeClient, colour: str) -> None:
+    # NOTE: the drivers look the header up by size (made once for the first 1,024 sizes).
+    app = App()
+
+    def text(request: Request, size: int) -> str:
+        return "x" * size
+
+    def data(request: Request, size: int) -> Response:
+        return Response(b"y" * size)
+
+    app.get("/text/{size:int}")(in_colour(colour, text))
+    app.get("/bytes/{size:int}")(in_colour(colour, data))
+    client = make_client(app)
+    for size in (0, 1, 9, 10, 1023, 1024, 1025, 100_000):
+        for kind in ("text", "bytes"):
+            got = client.get(f"/{kind}/{size}")
+            assert got.headers.get_list("content-length") == [str(size)]
+            assert len(got.content) == size
+            head = client.head(f"/{kind}/{size}")
+            assert head.headers.get_list("content-length") == [str(size)]
+            assert head.content == b""
+
+
 @pytest.mark.parametrize("status", [204, 304])
 @pytest.mark.parametrize(
     "make_response",
