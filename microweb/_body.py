@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 
 from ._app_loop import run_on_loop
 from ._buffer import BodyBuffer, BodyMeter
@@ -237,7 +237,17 @@ class ASGIBody:
             "more_body": not self._early_end,
         }
 
-    async def _next_message(self) -> Message:
+    def _next_message(self) -> Awaitable[Message]:
+        """The next message to await; on the loop only (from a pool thread, ``_wait_message``)."""
+        if self._pending is None and not (
+            self._overflow or self._has_early or self.disconnected or self._watching
+        ):
+            # PERF: the common case is receive()'s own awaitable, with no coroutine around
+            # it: one frame less a message.
+            return self._receive()
+        return self._wait_message()
+
+    async def _wait_message(self) -> Message:
         while True:
             if self._overflow:
                 raise HTTPError(413, f"request body is larger than {self.limit()} bytes")
@@ -287,7 +297,7 @@ class ASGIBody:
     def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
         more = True
         while more:
-            body, more = self._body_of(run_on_loop(self._loop, self._next_message()))
+            body, more = self._body_of(run_on_loop(self._loop, self._wait_message()))
             if body:
                 yield meter.count(body)
         meter.finish()
