@@ -88,11 +88,10 @@ class ASGIDriver:
             content: bytes | StreamBody | None
             if plain is not None:
                 content, media_type = plain
-                size = len(content)
                 start = {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [_TYPES[media_type], _LENGTHS[size]],
+                    "headers": [_TYPES[media_type], _LENGTHS[len(content)]],
                 }
             else:
                 response = (
