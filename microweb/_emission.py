@@ -41,7 +41,7 @@ class LengthHeaders(dict[int, tuple[T, T]]):
         return header
 
 
-# PERF: looked up, not formatted: 720 instructions less a plain answer (see _asgi's).
+# PERF: looked up, not formatted: a WSGI hello 23,150 -> 22,570 instructions (valgrind).
 LENGTHS = LengthHeaders(lambda size: ("content-length", str(size)))
 
 
