@@ -84,7 +84,7 @@ async def socket(ws: WebSocket) -> None:
     while True:
         try:
             text = await asyncio.wait_for(ws.receive_text(), POLL)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # NOTE: not the builtin TimeoutError before Python 3.11.
             text = None
         except WebSocketDisconnect:
             return
