@@ -11,6 +11,7 @@ only conftest.py: another one, in a subfolder, would take the module name ``conf
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 from collections.abc import Callable, Iterator
@@ -58,6 +59,17 @@ def in_colour(colour: str, function: Callable[..., Any]) -> Callable[..., Any]:
         return function(*args, **kwargs)
 
     return coloured
+
+
+async def sleep_until_cancelled(events: list[str]) -> None:
+    """A background task that never ends on its own: records ``"cancelled"``, then ``"finally"``."""
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        events.append("cancelled")
+        raise
+    finally:
+        events.append("finally")
 
 
 @pytest.fixture

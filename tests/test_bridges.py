@@ -20,7 +20,7 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 import pytest
-from conftest import MakeClient, in_colour
+from conftest import MakeClient, in_colour, sleep_until_cancelled
 
 from microweb import App, Request, _app_loop, _concurrency
 from microweb._app_loop import AppLoop, run_on_loop
@@ -260,18 +260,9 @@ def test_stop_cancels_a_pending_task_and_runs_its_cleanup(
 ) -> None:
     events: list[str] = []
 
-    async def background() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            events.append("cancelled")
-            raise
-        finally:
-            events.append("finally")
-
     async def spawn() -> None:
         # NOTE: fire and forget: only the loop knows of the task.
-        asyncio.get_running_loop().create_task(background())
+        asyncio.get_running_loop().create_task(sleep_until_cancelled(events))
         await asyncio.sleep(0)
 
     with caplog.at_level(logging.ERROR, logger="asyncio"):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, sleep_until_cancelled
 from drive import asgi_get, http_scope, wsgi_environ, wsgi_get
 
 from microweb import App, Request, Response
@@ -105,19 +105,9 @@ def test_startup_runs_before_first_request_without_with(make_client: MakeClient)
 def _app_with_a_background_task(events: list[str]) -> App:
     app = App()
 
-    async def tick() -> None:
-        try:
-            while True:
-                await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            events.append("cancelled")
-            raise
-        finally:
-            events.append("finally")
-
     @app.on_startup
     async def start() -> None:
-        app.state.ticker = asyncio.get_running_loop().create_task(tick())
+        app.state.ticker = asyncio.get_running_loop().create_task(sleep_until_cancelled(events))
 
     @app.get("/")
     def index(request: Request) -> str:
