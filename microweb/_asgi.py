@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from ._asgi_head import ASGIHead
+from ._asgi_request import ASGIRequest
 from ._body import ASGIBody, default_limit
 from ._concurrency import (
     drive_async,
@@ -66,8 +66,7 @@ class ASGIDriver:
         # coroutine instead of three (__call__, _http, _respond): a hello 7.7 -> 6.9 us (A/B).
         if scope["type"] != "http" or not self._started:
             return await self._other(scope, receive, send)
-        head = ASGIHead(scope, receive, scope["headers"])
-        request = self._request(scope, head)
+        request = self._request(scope, receive)
         try:
             outcome = respond(self.plan, request)
             plain = None
@@ -112,24 +111,25 @@ class ASGIDriver:
                 except OSError as exc:
                     raise ClientDisconnect("the client went away") from exc
             else:
-                await self._send_rest(start, content, response, request, head, _guarded(send))
+                await self._send_rest(start, content, response, request, _guarded(send))
         except ClientDisconnect:
             pass  # NOTE: the client is gone; there is nobody to answer.
         finally:
             if request._after is not None:
-                await self._after_response(request, head)
-            elif head.made is not None or request._cleanups:
-                _end(request, head)
+                await self._after_response(request)
+            elif request._source is not None or request._cleanups:
+                _end(request)
 
-    async def _after_response(self, request: Request, head: ASGIHead) -> None:
-        if head.made is not None:
-            head.made.close()  # NOTE: first, so no receive() waits meanwhile; _end()'s is a no-op.
+    async def _after_response(self, request: Request) -> None:
+        if request._source is not None:
+            # NOTE: first, so no receive() waits meanwhile; _end()'s is a no-op.
+            _body(request).close()
         try:
             # NOTE: after the final send, or the client's leaving: they are cleanup.
             assert request._after is not None
             await drive_async(run_after(request._after), self.pool)
         finally:
-            _end(request, head)
+            _end(request)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -185,8 +185,7 @@ class ASGIDriver:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
-        # NOTE: no headers for the body: a handshake has none, and receive() gives frames.
-        request = self._request(scope, ASGIHead(scope, receive, []))
+        request = self._request(scope, receive)
         route = self.plan.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
@@ -216,7 +215,6 @@ class ASGIDriver:
         content: StreamBody | None,
         response: Response,
         request: Request,
-        head: ASGIHead,
         send: Send,
     ) -> None:
         await send(start)
@@ -224,7 +222,7 @@ class ASGIDriver:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})
         else:
-            await self._stream_until_disconnect(content, request, head.source(request), send)
+            await self._stream_until_disconnect(content, request, _body(request), send)
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send
@@ -270,7 +268,7 @@ class ASGIDriver:
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
 
-    def _request(self, scope: Scope, head: ASGIHead) -> Request:
+    def _request(self, scope: Scope, receive: Receive) -> Request:
         method = scope.get("method", "GET")
         raw_path = scope.get("raw_path")
         path: str | None
@@ -289,15 +287,17 @@ class ASGIDriver:
                 path = None
         else:
             path, raw_path = self._target(scope, raw_path, method)
-        head.raw_path_bytes = raw_path
-        return Request(
+        return ASGIRequest(
             self.app,
             self._limits,
             method,
             path,
             scope.get("query_string", b""),
             scope.get("scheme", "http"),
-            head,
+            scope,
+            # NOTE: the body may be made in the pool (a def handler); the loop is known here.
+            (receive, asyncio.get_running_loop()),
+            raw_path,
         )
 
     @staticmethod
@@ -345,10 +345,15 @@ def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return encoded
 
 
-def _end(request: Request, head: ASGIHead) -> None:
+def _body(request: Request) -> ASGIBody:
+    """The request's body source, made now if not yet (an ``ASGIRequest``'s is an ``ASGIBody``)."""
+    return cast("ASGIBody", request._body_source())
+
+
+def _end(request: Request) -> None:
     """Close the request's body source and run its cleanups (temporary files)."""
-    made = head.made
-    if made is not None:
+    if request._source is not None:
+        made = _body(request)
         made.close()
         # PERF: the limit is a method of the request, which refers to the body: left in place,
         # that cycle waits for the garbage collector, 1.1 us a request.

@@ -2,7 +2,7 @@
 
 ``read``/``aread``, ``text``/``atext``, ``json``/``ajson``, ``iter_bytes``/``aiter_bytes``,
 ``form``/``aform`` and ``iter_parts``/``aiter_parts`` share one cache; the body comes from the
-driver's ``BodySource``, made by the head on first use.
+driver's ``BodySource``, made by its request subclass on first use.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class BodyMethods(HeadProperties):
                 f"loop: read the body in an offloaded def handler, or write `await request.{twin}`"
                 " in async code"
             )
-        self._head.sync_only(call, twin)
+        self._sync_only(call, twin)
 
     def read(self) -> bytes:
         """Read the whole body (bounded by ``max_body_size``).
@@ -133,8 +133,8 @@ class BodyMethods(HeadProperties):
             self.content_type,
             self.limits,
             defer_writes=defer_writes,
-            run_blocking=self._head.run_blocking,
-            spooler=self._head.spooler(),
+            run_blocking=self._run_blocking,
+            spooler=self._spooler(),
         )
         if self._cleanups is None:
             self._cleanups = []
@@ -219,7 +219,7 @@ class BodyMethods(HeadProperties):
     def _body_source(self) -> BodySource:
         source = self._source
         if source is None:
-            source = self._source = self._head.body(self._body_limit)
+            source = self._source = self._make_body(self._body_limit)
         return source
 
     def _body_limit(self) -> int:

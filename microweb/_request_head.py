@@ -1,8 +1,9 @@
-"""The request head: what a driver gives a request, and the properties read from it lazily.
+"""The request head: the properties read from a driver's request lazily, and what they read.
 
-A driver hands ``Request`` a ``RequestHead`` (and, through it, the ``BodySource``);
 ``HeadProperties`` is the part of ``Request`` that reads the head on first use: headers, host,
-query, cookies, addresses and the URL.
+query, cookies, addresses and the URL. It reads through the driver hooks (``_read_headers()``
+and the rest), which each driver's ``Request`` subclass (``WSGIRequest``, ``ASGIRequest``)
+gives from its environ or scope; that subclass also makes the ``BodySource``.
 """
 
 from __future__ import annotations
@@ -64,66 +65,21 @@ class BodySource(Protocol):
         ...
 
 
-class RequestHead(Protocol):
-    """What a driver knows of a request beyond its first line, read on first use.
-
-    ``interface`` and ``may_block`` are the driver's own: ``may_block`` is true where the calling
-    thread may block (WSGI), so that ``def`` handlers need no offload. ``sync_only`` refuses a
-    blocking call where an event loop runs; ``run_blocking`` runs a blocking call from async
-    code (uploads' ``aread``/``asave``); ``spooler()`` makes what writes a form's spooled files
-    (in a file thread, off the event loop).
-    """
-
-    interface: str
-    may_block: bool
-
-    def raw_path(self) -> bytes:
-        """The path as sent, still percent-encoded, without the query and the root path."""
-        ...
-
-    def root_path(self) -> str:
-        """The path the app is mounted at (``""`` at the root)."""
-        ...
-
-    def headers(self) -> Headers:
-        """The request headers."""
-        ...
-
-    def content_type(self) -> str | None:
-        """The first ``Content-Type`` header, as ``headers().get("content-type")`` gives it."""
-        ...
-
-    def server(self) -> tuple[str, int | None] | None:
-        """The server's address, when known."""
-        ...
-
-    def client(self) -> Address | None:
-        """The client's address, when known."""
-        ...
-
-    def sync_only(self, call: str, twin: str) -> None:
-        """Refuse the blocking ``call`` where an event loop runs, naming its async ``twin``."""
-        ...
-
-    def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-        """Run a blocking call from async code."""
-        ...
-
-    def spooler(self) -> Spooler:
-        """Make the writer of one form's spooled files."""
-        ...
-
-    def body(self, limit: Callable[[], int]) -> BodySource:
-        """Make the body source (once, on first use); ``limit()`` gives the body size limit."""
-        ...
-
-
 # NOTE: "not read yet", where None is a value (no client address, a JSON body of null).
 MISSING: Any = object()
 
 
 class HeadProperties:
-    """The properties of ``Request`` read from its driver's head, each parsed on first use."""
+    """The properties of ``Request`` read from its driver's head, each parsed on first use.
+
+    The ``_read_*`` methods, ``_make_body()`` and the class attributes below are the driver
+    hooks: a driver's subclass of ``Request`` gives them. ``interface`` and ``may_block`` are
+    the driver's own: ``may_block`` is true where the calling thread may block (WSGI), so that
+    ``def`` handlers need no offload. ``_sync_only`` refuses a blocking call where an event
+    loop runs; ``_run_blocking`` runs a blocking call from async code (uploads'
+    ``aread``/``asave``); ``_spooler()`` makes what writes a form's spooled files (in a file
+    thread, off the event loop).
+    """
 
     # NOTE: the slots are all on Request, one layout for the hot path; mypy is told here the
     # ones these properties fill, so that it checks the assignments.
@@ -132,12 +88,17 @@ class HeadProperties:
     else:
         __slots__ = ()
 
+    interface: str
+    may_block: bool
+    _sync_only: Callable[[str, str], None]
+    _run_blocking: Callable[..., Awaitable[Any]]
+    _spooler: Callable[[], Spooler]
+
     app: AppLike
     limits: Limits
     path: str
     query_string: bytes
     scheme: str
-    _head: RequestHead
     _raw_path: bytes | None
     _client: Address | None
     _headers: Headers | None
@@ -145,28 +106,60 @@ class HeadProperties:
     _query: MultiDict[str] | None
     _cookies: dict[str, str] | None
 
+    # -- the driver hooks ---------------------------------------------------------------------
+
+    def _read_raw_path(self) -> bytes:
+        """The path as sent, still percent-encoded, without the query and the root path."""
+        raise NotImplementedError
+
+    def _read_root_path(self) -> str:
+        """The path the app is mounted at (``""`` at the root)."""
+        raise NotImplementedError
+
+    def _read_headers(self) -> Headers:
+        """The request headers."""
+        raise NotImplementedError
+
+    def _read_content_type(self) -> str | None:
+        """The first ``Content-Type`` header, as ``_read_headers().get("content-type")``."""
+        raise NotImplementedError
+
+    def _read_server(self) -> tuple[str, int | None] | None:
+        """The server's address, when known."""
+        raise NotImplementedError
+
+    def _read_client(self) -> Address | None:
+        """The client's address, when known."""
+        raise NotImplementedError
+
+    def _make_body(self, limit: Callable[[], int]) -> BodySource:
+        """Make the body source (once, on first use); ``limit()`` gives the body size limit."""
+        raise NotImplementedError
+
+    # -- the properties -------------------------------------------------------------------------
+
     @property
     def raw_path(self) -> bytes:
         """The path as the client sent it, still percent-encoded, without the query."""
         if self._raw_path is None:
-            self._raw_path = self._head.raw_path()
+            self._raw_path = self._read_raw_path()
         return self._raw_path
 
     @property
     def root_path(self) -> str:
         """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``), or ``""``."""
-        return self._head.root_path()
+        return self._read_root_path()
 
     @property
     def server(self) -> tuple[str, int | None] | None:
         """The server's ``(host, port)``, or ``None`` when the server gives none."""
-        return self._head.server()
+        return self._read_server()
 
     @property
     def client(self) -> Address | None:
         """The client's address (``.host``, ``.port``), or ``None`` when the server gives none."""
         if self._client is MISSING:
-            self._client = self._head.client()
+            self._client = self._read_client()
         return self._client
 
     @client.setter
@@ -178,7 +171,7 @@ class HeadProperties:
     def headers(self) -> Headers:
         """The request headers: case-insensitive, multi-valued."""
         if self._headers is None:
-            self._headers = self._head.headers()
+            self._headers = self._read_headers()
         return self._headers
 
     @property
@@ -235,7 +228,7 @@ class HeadProperties:
         """The ``Content-Type`` header, if any."""
         if self._headers is None:
             # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).
-            return self._head.content_type()
+            return self._read_content_type()
         return self._headers.get("content-type")
 
     def url_for(self, name: str, /, **params: Any) -> str:

@@ -58,44 +58,42 @@ def _raw_path(environ: Environ) -> bytes:
     return strip_root(raw, quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii"))
 
 
-class WSGIHead:
-    """The request head in the environ, read on first use (``RequestHead``)."""
+class WSGIRequest(Request):
+    """A request as the WSGI driver builds it: the head read from the environ on first use."""
 
-    __slots__ = ("_environ",)
+    __slots__ = ()
     interface = "wsgi"
     may_block = True
-    sync_only = staticmethod(sync_only)
-    run_blocking = staticmethod(run_blocking)
-    spooler = ThreadSpooler
+    _sync_only = staticmethod(sync_only)
+    _run_blocking = staticmethod(run_blocking)
+    _spooler = ThreadSpooler
+    _raw: Environ
 
-    def __init__(self, environ: Environ) -> None:
-        self._environ = environ
+    def _read_raw_path(self) -> bytes:
+        return _raw_path(self._raw)
 
-    def raw_path(self) -> bytes:
-        return _raw_path(self._environ)
+    def _make_body(self, limit: Callable[[], int]) -> WSGIBody:
+        return WSGIBody(self._raw)
 
-    def body(self, limit: Callable[[], int]) -> WSGIBody:
-        return WSGIBody(self._environ)
-
-    def root_path(self) -> str:
-        script_name = self._environ.get("SCRIPT_NAME")
+    def _read_root_path(self) -> str:
+        script_name = self._raw.get("SCRIPT_NAME")
         return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
 
-    def headers(self) -> Headers:
-        return _headers_of(self._environ)
+    def _read_headers(self) -> Headers:
+        return _headers_of(self._raw)
 
-    def content_type(self) -> str | None:
-        environ = self._environ
+    def _read_content_type(self) -> str | None:
+        environ = self._raw
         if "HTTP_CONTENT_TYPE" in environ:
             return str(environ["HTTP_CONTENT_TYPE"])
         return environ.get("CONTENT_TYPE") or None
 
-    def server(self) -> tuple[str, int | None]:
-        port = self._environ.get("SERVER_PORT")
-        return self._environ.get("SERVER_NAME", ""), int(port) if port else None
+    def _read_server(self) -> tuple[str, int | None]:
+        port = self._raw.get("SERVER_PORT")
+        return self._raw.get("SERVER_NAME", ""), int(port) if port else None
 
-    def client(self) -> Address | None:
-        environ = self._environ
+    def _read_client(self) -> Address | None:
+        environ = self._raw
         host = environ.get("REMOTE_ADDR")
         if not host:
             return None
@@ -180,14 +178,16 @@ class WSGIDriver:
         else:
             path = self._path(path_info, method)
         query = environ.get("QUERY_STRING")
-        return Request(
+        return WSGIRequest(
             self.app,
             self._limits,
             method,
             path,
             query.encode("latin-1") if query else b"",
             environ.get("wsgi.url_scheme", "http"),
-            WSGIHead(environ),
+            environ,
+            None,
+            None,
         )
 
     @staticmethod

@@ -53,39 +53,46 @@ class NoBody:
         return b""
 
 
-class Head:
-    """The rest of a request's head, as a driver's head object gives it (``RequestHead``)."""
+class HandmadeRequest(Request):
+    """A request with the driver hooks a driver's own subclass gives (``HeadProperties``)."""
 
-    def __init__(self, path: str, wsgi: bool, headers: dict[str, str]) -> None:
-        self.interface, self.may_block = ("wsgi" if wsgi else "asgi"), wsgi
-        self._path, self._headers = path, headers
+    __slots__ = ()
+    _run_blocking = staticmethod(run_here)
+    _spooler = InlineSpooler
 
-    def raw_path(self) -> bytes:
-        return self._path.encode()
+    def _read_raw_path(self) -> bytes:
+        return self.path.encode()
 
-    def body(self, limit: Any) -> NoBody:
+    def _make_body(self, limit: Any) -> NoBody:
         return NoBody()
 
-    def root_path(self) -> str:
+    def _read_root_path(self) -> str:
         return ""
 
-    def headers(self) -> Headers:
-        return Headers(self._headers)
+    def _read_headers(self) -> Headers:
+        return Headers(self._raw)
 
-    def content_type(self) -> str | None:
-        return self.headers().get("content-type")
+    def _read_content_type(self) -> str | None:
+        return self._read_headers().get("content-type")
 
-    def server(self) -> tuple[str, int | None]:
+    def _read_server(self) -> tuple[str, int | None]:
         return ("testserver", 80)
 
-    def client(self) -> None:
+    def _read_client(self) -> None:
         return None
 
-    def sync_only(self, call: str, twin: str) -> None:
+    def _sync_only(self, call: str, twin: str) -> None:
         pass
 
-    run_blocking = staticmethod(run_here)
-    spooler = InlineSpooler
+
+class WSGIRequest(HandmadeRequest):
+    __slots__ = ()
+    interface, may_block = "wsgi", True
+
+
+class ASGIRequest(HandmadeRequest):
+    __slots__ = ()
+    interface, may_block = "asgi", False
 
 
 def request_for(
@@ -93,8 +100,8 @@ def request_for(
 ) -> Request:
     """A request for ``app`` as the WSGI driver (``wsgi=True``) or the ASGI driver builds it."""
     plan = app.compile()
-    head = Head(path, wsgi, headers)
-    return Request(plan.app, plan.limits, method, path, b"", "http", head)
+    kind = WSGIRequest if wsgi else ASGIRequest
+    return kind(plan.app, plan.limits, method, path, b"", "http", headers, None, None)
 
 
 def run_to_end(awaitable: Awaitable[Any]) -> Any:

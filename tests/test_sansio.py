@@ -20,7 +20,7 @@ IO_MODULES = frozenset(
     {
         "_wsgi.py",
         "_asgi.py",
-        "_asgi_head.py",
+        "_asgi_request.py",
         "_body.py",
         "_concurrency.py",
         "_app_loop.py",
@@ -144,7 +144,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_response", "_emission", "_plugins", "_plan", "_pipeline",
     ),
     "bridges": ("_app_loop", "_concurrency", "_pool", "_body"),
-    "drivers": ("_wsgi", "_asgi_head", "_asgi", "_websocket"),
+    "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "templating", "_importer", "_serving", "_cli", "_waitress", "plugins",

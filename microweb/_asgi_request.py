@@ -1,0 +1,65 @@
+"""The ASGI request: what the scope says of a request beyond its first line, read on first
+use (the driver hooks of ``HeadProperties``), and the body source it makes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._body import ASGIBody
+from ._concurrency import ThreadSpooler, run_blocking, sync_only
+from ._datastructures import Headers
+from ._request import Request
+from ._request_head import Address
+from ._types import Scope
+
+
+class ASGIRequest(Request):
+    """A request as the ASGI driver builds it, from a scope.
+
+    Its ``_channel`` is ``(receive, loop)``: the body may be made in the pool (a ``def``
+    handler), so the loop is known here, once the driver has it.
+    """
+
+    __slots__ = ()
+    interface = "asgi"
+    may_block = False
+    _sync_only = staticmethod(sync_only)
+    _run_blocking = staticmethod(run_blocking)
+    _spooler = ThreadSpooler
+    _raw: Scope
+    _raw_path: bytes
+
+    def _read_raw_path(self) -> bytes:
+        # NOTE: the driver gives it, once the root path is out of it.
+        return self._raw_path
+
+    def _make_body(self, limit: Callable[[], int]) -> ASGIBody:
+        receive, loop = self._channel
+        scope = self._raw
+        # NOTE: no headers for a WebSocket handshake's body: it has none, receive() gives frames.
+        headers = scope["headers"] if scope["type"] == "http" else []
+        body = ASGIBody(headers, receive, loop)
+        body.limit = limit
+        return body
+
+    def _read_root_path(self) -> str:
+        return str(self._raw.get("root_path", ""))
+
+    def _read_headers(self) -> Headers:
+        return Headers(
+            _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw["headers"]]
+        )
+
+    def _read_content_type(self) -> str | None:
+        for name, value in self._raw["headers"]:
+            if name == b"content-type":
+                return str(value.decode("latin-1"))
+        return None
+
+    def _read_server(self) -> tuple[str, int | None] | None:
+        server = self._raw.get("server")
+        return (server[0], server[1]) if server else None
+
+    def _read_client(self) -> Address | None:
+        client = self._raw.get("client")
+        return Address(client[0], client[1]) if client else None
