@@ -138,6 +138,52 @@ class WSGIBody:
         return buffer.take()
 
 
+class MessageChunks:
+    """The chunks of an ``ASGIBody``, one ``http.request`` message's bytes at a time.
+
+    What ``achunks()`` returns: an async iterator that ``aclose()`` stops, each chunk counted by
+    the meter, which is finished at the end of the body (not after ``aclose()``).
+    """
+
+    __slots__ = ("_meter", "_more", "_open", "_source")
+
+    def __init__(self, source: ASGIBody, meter: BodyMeter) -> None:
+        self._source, self._meter = source, meter
+        # NOTE: _more: messages remain; _open: the meter is still to finish.
+        self._more = self._open = True
+
+    def __aiter__(self) -> MessageChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        # PERF: a coroutine method, not an async generator (each of whose yields raises a
+        # StopIteration inside the interpreter), with the message read and counted right here,
+        # not by _body_of() and meter.count(): aiter_parts() of a 10 MiB upload in 64 KiB
+        # messages, 18.70M -> 18.47M instructions a request (valgrind, PYTHONHASHSEED=0,
+        # 2026-11-30).
+        source = self._source
+        while self._more:
+            message = await source._next_message()
+            if message["type"] == "http.disconnect":
+                raise source._client_left()
+            body: bytes = message.get("body", b"")
+            self._more = message.get("more_body", False)
+            if body:
+                meter = self._meter
+                meter.total += len(body)
+                if meter.total > meter.bound:
+                    meter.refuse()
+                return body
+        if self._open:
+            self._open = False
+            self._meter.finish()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Read no more of the body."""
+        self._more = self._open = False
+
+
 def default_limit() -> int:
     """The body limit of an ``ASGIBody`` until the driver gives the request's."""
     return DEFAULT_BODY_LIMIT
@@ -267,17 +313,15 @@ class ASGIBody:
 
     def _body_of(self, message: Message) -> tuple[bytes, bool]:
         if message["type"] == "http.disconnect":
-            self.disconnected = True
-            raise ClientDisconnect("the client disconnected before the body was read")
+            raise self._client_left()
         return message.get("body", b""), message.get("more_body", False)
 
-    async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
-        more = True
-        while more:
-            body, more = self._body_of(await self._next_message())
-            if body:
-                yield meter.count(body)
-        meter.finish()
+    def _client_left(self) -> ClientDisconnect:
+        self.disconnected = True
+        return ClientDisconnect("the client disconnected before the body was read")
+
+    def achunks(self, meter: BodyMeter) -> MessageChunks:
+        return MessageChunks(self, meter)
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each message's bytes counted by ``meter``."""

@@ -51,21 +51,27 @@ class BodyMeter:
     already past it too), and 400 for a body longer or shorter than its ``Content-Length``.
     """
 
-    __slots__ = ("expected", "limit", "total")
+    __slots__ = ("bound", "expected", "limit", "total")
 
     def __init__(self, limit: int, expected: int | None) -> None:
         if expected is not None and expected > limit:
             raise HTTPError(413, f"request body is larger than {limit} bytes")
         self.limit, self.expected, self.total = limit, expected, 0
+        # NOTE: the most a body may have (the limit, or the announced length within it).
+        self.bound = limit if expected is None else expected
 
     def count(self, chunk: bytes) -> bytes:
         """Count ``chunk`` and return it."""
         self.total += len(chunk)
+        if self.total > self.bound:
+            self.refuse()
+        return chunk
+
+    def refuse(self) -> None:
+        """Raise the error of a body past ``bound``: 413 past the limit, else 400."""
         if self.total > self.limit:
             raise HTTPError(413, f"request body is larger than {self.limit} bytes")
-        if self.expected is not None and self.total > self.expected:
-            raise HTTPError(400, "request body is longer than its Content-Length")
-        return chunk
+        raise HTTPError(400, "request body is longer than its Content-Length")
 
     def finish(self) -> None:
         """Check, once the body has ended, that none of it is missing."""

@@ -8,7 +8,7 @@ gives from its environ or scope; that subclass also makes the ``BodySource``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
@@ -27,6 +27,18 @@ class Address(NamedTuple):
 
     host: str
     port: int
+
+
+class BodyChunks(Protocol):
+    """The chunks of a body, pulled from async code: an async iterator that ``aclose()`` stops."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def __anext__(self) -> Awaitable[bytes]: ...
+
+    def aclose(self) -> Awaitable[None]:
+        """Read no more of the body."""
+        ...
 
 
 class BodySource(Protocol):
@@ -52,7 +64,7 @@ class BodySource(Protocol):
         """Tell whether the client has gone, from async code."""
         ...
 
-    def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
+    def achunks(self, meter: BodyMeter) -> BodyChunks:
         """Yield the body's chunks from async code, counted and finished as ``chunks()``."""
         ...
 

@@ -473,6 +473,13 @@ def _sync_iterator_kept(request: Request) -> Any:
     return list(chunks)
 
 
+def _sync_iterator_not_started(request: Request) -> Any:
+    parts = request.iter_parts()
+    chunks = next(parts).iter_bytes()
+    next(parts)
+    return [next(chunks).decode()]
+
+
 def _sync_read_twice(request: Request) -> Any:
     first = next(request.iter_parts())
     first.text()
@@ -508,6 +515,13 @@ async def _async_iterator_kept(request: Request) -> Any:
     return [chunk async for chunk in chunks]
 
 
+async def _async_iterator_not_started(request: Request) -> Any:
+    parts = request.aiter_parts()
+    chunks = (await anext(parts)).aiter_bytes()
+    await anext(parts)
+    return [(await anext(chunks)).decode()]
+
+
 async def _async_read_twice(request: Request) -> Any:
     first = await anext(request.aiter_parts())
     await first.atext()
@@ -531,6 +545,7 @@ async def _async_wrong_colour_part(request: Request) -> Any:
 SYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     "left-behind": _sync_left_behind,
     "iterator-kept": _sync_iterator_kept,
+    "iterator-not-started": _sync_iterator_not_started,
     "read-twice": _sync_read_twice,
     "twice": _sync_twice,
     "after-form": _sync_after_form,
@@ -539,6 +554,7 @@ SYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
 ASYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     "left-behind": _async_left_behind,
     "iterator-kept": _async_iterator_kept,
+    "iterator-not-started": _async_iterator_not_started,
     "read-twice": _async_read_twice,
     "twice": _async_twice,
     "after-form": _async_after_form,
@@ -551,6 +567,8 @@ ASYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     [
         ("left-behind", "part 'title' was left behind by request.{parts}: read each part's data"),
         ("iterator-kept", "part 'title' was left behind by request.{parts}"),
+        # NOTE: not a chunk of the next part's data first.
+        ("iterator-not-started", "part 'title' was left behind by request.{parts}"),
         ("read-twice", "the data of part 'title' was already read"),
         ("twice", "request.{parts}: the body was already consumed"),
         ("after-form", "request.{parts}: the body was already consumed"),

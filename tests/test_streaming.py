@@ -410,14 +410,18 @@ def test_iter_bytes_chunks(make_client: MakeClient, colour: str, interface: str)
 
 
 def body_reader_app(colour: str, op: str, seen: list[str]) -> App:
-    """``POST /`` reads the body (``read`` or ``form``), recording a ``ClientDisconnect``."""
+    """``POST /`` reads the body (``read``, ``form`` or ``parts``), noting ``ClientDisconnect``."""
     app = App()
     if colour == "sync":
 
         @app.post("/")
         def sync_handler(request: Request) -> str:
             try:
-                request.read() if op == "read" else request.form()
+                if op == "parts":
+                    for part in request.iter_parts():
+                        b"".join(part.iter_bytes())
+                else:
+                    request.read() if op == "read" else request.form()
             except ClientDisconnect:
                 seen.append("sync")
                 raise
@@ -428,7 +432,11 @@ def body_reader_app(colour: str, op: str, seen: list[str]) -> App:
         @app.post("/")
         async def async_handler(request: Request) -> str:
             try:
-                await (request.aread() if op == "read" else request.aform())
+                if op == "parts":
+                    async for part in request.aiter_parts():
+                        b"".join([chunk async for chunk in part.aiter_bytes()])
+                else:
+                    await (request.aread() if op == "read" else request.aform())
             except ClientDisconnect:
                 seen.append("async")
                 raise
@@ -437,14 +445,18 @@ def body_reader_app(colour: str, op: str, seen: list[str]) -> App:
     return app
 
 
-@pytest.mark.parametrize("op", ["read", "form"])
-def test_asgi_disconnect_mid_upload(colour: str, op: str) -> None:
+@pytest.mark.parametrize("op", ["read", "form", "parts"])
+@pytest.mark.parametrize("cut", ["in-headers", "in-data"])
+def test_asgi_disconnect_mid_upload(colour: str, op: str, cut: str) -> None:
     seen: list[str] = []
     sent: list[Message] = []
     app = body_reader_app(colour, op, seen)
     headers = [(b"content-type", b"multipart/form-data; boundary=xyz")]
+    first = b"--xyz\r\nContent-Disposition: form-"
+    if cut == "in-data":
+        first += b'data; name="f"; filename="f.bin"\r\n\r\nsome of the data'
     messages: list[Message] = [
-        {"type": "http.request", "body": b"--xyz\r\nContent-Disposition: form-", "more_body": True},
+        {"type": "http.request", "body": first, "more_body": True},
         {"type": "http.disconnect"},
     ]
 
