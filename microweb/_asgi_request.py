@@ -10,7 +10,7 @@ from ._concurrency import ThreadSpooler, run_blocking, sync_only
 from ._datastructures import Headers
 from ._request import Request
 from ._request_head import Address
-from ._types import Scope
+from ._types import Message, Scope
 
 
 class ASGIRequest(Request):
@@ -36,9 +36,12 @@ class ASGIRequest(Request):
     def _make_body(self, limit: Callable[[], int]) -> ASGIBody:
         receive, loop = self._channel
         scope = self._raw
-        # NOTE: no headers for a WebSocket handshake's body: it has none, receive() gives frames.
-        headers = scope["headers"] if scope["type"] == "http" else []
-        body = ASGIBody(headers, receive, loop)
+        if scope["type"] == "http":
+            body = ASGIBody(scope["headers"], receive, loop)
+        else:
+            # NOTE: a WebSocket handshake has no body, and its receive() gives the socket's
+            # messages, websocket.connect first, which accept() waits for: it is never read.
+            body = ASGIBody([], _no_body, loop)
         body.limit = limit
         return body
 
@@ -63,3 +66,8 @@ class ASGIRequest(Request):
     def _read_client(self) -> Address | None:
         client = self._raw.get("client")
         return Address(client[0], client[1]) if client else None
+
+
+async def _no_body() -> Message:
+    """The one message of an empty body: a WebSocket handshake's."""
+    return {"type": "http.request", "body": b"", "more_body": False}

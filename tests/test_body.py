@@ -407,6 +407,37 @@ def test_a_flow_and_the_handler_share_one_cache(make_client: MakeClient, colour:
     assert flow_saw == [payload, {"k": [1, 2]}]
 
 
+class Refused(Exception):
+    """What the handlers of the error handler test raise."""
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["unread", "read"])
+def test_an_error_handler_reads_the_body_the_handler_left(
+    make_client: MakeClient, colour: str, read_first: bool
+) -> None:
+    # NOTE: under ASGI a def handler runs in the pool and the error handler on the loop: the
+    # body source, made in either, serves both (and one cache).
+    app = App()
+
+    @app.error_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> tuple[dict[str, Any], int]:
+        return {"body": await request.atext(), "type": request.content_type}, 422
+
+    def sync_op(request: Request) -> None:
+        if read_first:
+            request.read()
+        raise Refused
+
+    async def async_op(request: Request) -> None:
+        if read_first:
+            await request.aread()
+        raise Refused
+
+    add_body_route(app, colour, sync_op, async_op)
+    response = make_client(app).post("/", content=b"ping", headers={"content-type": "text/plain"})
+    assert (response.status_code, response.json()) == (422, {"body": "ping", "type": "text/plain"})
+
+
 # -- the wrong colour ------------------------------------------------------------------------
 
 

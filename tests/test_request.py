@@ -336,6 +336,17 @@ def test_request_app_is_the_app_in_async_handlers_too(
     assert make_client(app).get("/").text == interface
 
 
+def test_repr_names_method_path_and_interface(make_client: MakeClient, interface: str) -> None:
+    app = App()
+
+    @app.post("/items/{name}")
+    def item(request: Request, name: str) -> str:
+        return repr(request)
+
+    text = make_client(app).post("/items/caf%C3%A9").text
+    assert text == f"<Request POST '/items/café' via {interface}>"
+
+
 # -- request target and Host ------------------------------------------------------------------
 
 

@@ -8,13 +8,14 @@ hand-made environ or scope.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response, Router
@@ -603,6 +604,53 @@ def test_path_params_are_keyword_arguments_and_in_request(make_client: MakeClien
         "kwargs": [12, "docs/a.txt"],
         "path_params": {"user_id": 12, "rest": "docs/a.txt"},
         "types": ["int", "str"],
+    }
+
+
+def _tagged(tag: str, request: Request, /, **params: Any) -> dict[str, Any]:
+    return {"tag": tag, "params": params, "path_params": request.path_params}
+
+
+async def _atagged(tag: str, request: Request, /, **params: Any) -> dict[str, Any]:
+    return _tagged(tag, request, **params)
+
+
+@pytest.mark.parametrize("way", ["plain", "offload=False", "app flow"])
+def test_every_handler_shape_gets_exactly_the_path_params(
+    make_client: MakeClient, colour: str, way: str
+) -> None:
+    # NOTE: a route without parameters calls its handler with no keywords at all, one with
+    # them as keywords: a handler taking **params, a positional-only request, a partial.
+    app = App()
+    options: dict[str, Any] = {"offload": False} if way == "offload=False" else {}
+    if way == "app flow":
+
+        @app.middleware
+        def passing(request: Request) -> Iterator[None]:
+            yield
+
+    def var_keyword(request: Request, /, **params: Any) -> dict[str, Any]:
+        return params
+
+    def positional_only(request: Request, /) -> str:
+        return request.path
+
+    tagged = functools.partial(_tagged if colour == "sync" else _atagged, "partial")
+    app.get("/kw", name="kw", **options)(in_colour(colour, var_keyword))
+    app.get("/kw/{a}/{b:int}", name="kw_ab", **options)(in_colour(colour, var_keyword))
+    app.get("/only", **options)(in_colour(colour, positional_only))
+    app.get("/partial", name="partial", **options)(tagged)
+    app.get("/partial/{n:int}", name="partial_n", **options)(tagged)
+
+    client = make_client(app)
+    assert client.get("/kw").json() == {}
+    assert client.get("/kw/x/2").json() == {"a": "x", "b": 2}
+    assert client.get("/only").text == "/only"
+    assert client.get("/partial").json() == {"tag": "partial", "params": {}, "path_params": {}}
+    assert client.get("/partial/7").json() == {
+        "tag": "partial",
+        "params": {"n": 7},
+        "path_params": {"n": 7},
     }
 
 

@@ -181,6 +181,15 @@ def test_flow_refuses_or_stamps_the_handshake(ws_server: Uvicorn) -> None:
         assert ws.recv(timeout=TIMEOUT) == "let me in"
 
 
+def test_a_flow_reading_the_handshake_body_leaves_the_socket_to_the_handler(
+    ws_server: Uvicorn,
+) -> None:
+    with _connect(ws_server.ws_url + "/peeked") as ws:
+        assert _receive_json(ws) == [False, ""]
+        ws.send("still here")
+        assert ws.recv(timeout=TIMEOUT) == "still here"
+
+
 def test_wrong_message_type_closes_1003(ws_server: Uvicorn) -> None:
     with _connect(ws_server.ws_url + "/echo") as ws:
         ws.send(b"binary where text is expected")

@@ -793,6 +793,43 @@ def test_handshake_error_goes_out_through_the_waiting_flows(
     assert seen == ["flow failed", 500, 101]
 
 
+def test_a_flow_reading_the_handshake_body_leaves_the_socket_messages() -> None:
+    # NOTE: a handshake has no body; its receive() gives the socket's own messages, and
+    # accept() waits for websocket.connect: a body method must not take it (nor a frame).
+    seen: list[Any] = []
+    app = App()
+
+    @app.middleware
+    async def inspect_body(request: Request) -> AsyncIterator[None]:
+        seen.append(await request.ais_disconnected())
+        seen.append(await request.aread())
+        seen.append([chunk async for chunk in request.aiter_bytes()])
+        yield
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            await ws.send_text(text)
+
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "hello"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append((message["type"], message.get("text")))
+
+    asyncio.run(asyncio.wait_for(app.as_asgi()(websocket_scope("/ws"), receive, send), 5))
+    assert seen == [False, b"", []]
+    assert sent == [("websocket.accept", None), ("websocket.send", "hello")]
+
+
 @pytest.mark.parametrize(
     ("plugin", "origin", "accepted"),
     [

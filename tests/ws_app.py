@@ -11,6 +11,9 @@ Endpoints:
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
   ``?token=s3cret``.
+- ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
+  asks whether the client has gone first, as a flow that reads bodies would; the handler sends
+  what the flow saw, then echoes.
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
 
 Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from microweb import App, Limits, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import CORS
@@ -44,6 +47,23 @@ def guard(request: Request) -> Iterator[Response | None]:
         return
     response = yield
     response.headers["x-served-by"] = "ws_app"
+
+
+@app.middleware
+async def peek(request: Request) -> AsyncIterator[None]:
+    """On ``/peeked``, ask whether the client has gone and read the body, for the handler."""
+    if request.path == "/peeked":
+        request.state.peeked = [await request.ais_disconnected(), await request.atext()]
+    yield
+
+
+@app.websocket("/peeked")
+async def peeked(ws: WebSocket) -> None:
+    """Send what the ``peek`` flow saw, then echo text messages."""
+    await ws.accept()
+    await ws.send_json(ws.request.state.peeked)
+    async for text in ws.iter_text():
+        await ws.send_text(text)
 
 
 @app.websocket("/guarded", name="guarded")
