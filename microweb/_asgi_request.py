@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._body import ASGIBody
-from ._concurrency import ThreadSpooler, run_blocking, sync_only
+from ._concurrency import ThreadHooks
 from ._datastructures import Headers
 from ._request import Request
 from ._request_head import Address
 from ._types import Message, Scope
 
 
-class ASGIRequest(Request):
+class ASGIRequest(ThreadHooks, Request):
     """A request as the ASGI driver builds it, from a scope.
 
     Its ``_channel`` is ``(receive, loop)``: the body may be made in the pool (a ``def``
@@ -23,9 +23,6 @@ class ASGIRequest(Request):
     __slots__ = ()
     interface = "asgi"
     may_block = False
-    _sync_only = staticmethod(sync_only)
-    _run_blocking = staticmethod(run_blocking)
-    _spooler = ThreadSpooler
     _raw: Scope
     _raw_path: bytes
 

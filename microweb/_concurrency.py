@@ -345,6 +345,20 @@ class ThreadSpooler:
                 del error  # NOTE: no cycle through this frame and the traceback.
 
 
+class ThreadHooks:
+    """The driver hooks of a request about blocking, the same under both drivers.
+
+    A mixin of ``WSGIRequest`` and ``ASGIRequest`` (the hooks ``HeadProperties`` names): refuse
+    a blocking call where an event loop runs, run one from async code in a file thread, and
+    write a form's spooled files in one.
+    """
+
+    __slots__ = ()
+    _sync_only = staticmethod(sync_only)
+    _run_blocking = staticmethod(run_blocking)
+    _spooler = ThreadSpooler
+
+
 # NOTE: what _Batch.waiter becomes once the file thread took the batch.
 _TAKEN: Any = object()
 

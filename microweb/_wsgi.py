@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from ._app_loop import AppLoop, iterate_on_loop
 from ._body import WSGIBody
-from ._concurrency import ThreadSpooler, drive_sync, run_blocking, sync_only
+from ._concurrency import ThreadHooks, drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
@@ -58,15 +58,12 @@ def _raw_path(environ: Environ) -> bytes:
     return strip_root(raw, quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii"))
 
 
-class WSGIRequest(Request):
+class WSGIRequest(ThreadHooks, Request):
     """A request as the WSGI driver builds it: the head read from the environ on first use."""
 
     __slots__ = ()
     interface = "wsgi"
     may_block = True
-    _sync_only = staticmethod(sync_only)
-    _run_blocking = staticmethod(run_blocking)
-    _spooler = ThreadSpooler
     _raw: Environ
 
     def _read_raw_path(self) -> bytes:
