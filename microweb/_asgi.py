@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
-_PERCENT = ord("%")
+_PERCENT, _SLASH = ord("%"), ord("/")
 
 
 class ASGIDriver:
@@ -70,7 +71,9 @@ class ASGIDriver:
         try:
             outcome = respond(self.plan, request)
             plain = None
-            if not isinstance(outcome, NOT_AWAITED):
+            # PERF: an async def handler's coroutine, the common outcome, told by its type
+            # first: 260 instructions less than isinstance() over NOT_AWAITED (valgrind).
+            if type(outcome) is CoroutineType or not isinstance(outcome, NOT_AWAITED):
                 try:
                     # NOTE: an effect generator is not awaited (NOT_AWAITED), as mypy cannot see.
                     result = await outcome  # type: ignore[misc]
@@ -274,7 +277,7 @@ class ASGIDriver:
         path: str | None
         if (
             raw_path
-            and raw_path[:1] == b"/"
+            and raw_path[0] == _SLASH
             and raw_path[1:2] != b"/"
             and _PERCENT not in raw_path
             and not scope.get("root_path")

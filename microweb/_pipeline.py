@@ -34,7 +34,8 @@ logger = logging.getLogger("microweb")
 
 # NOTE: what respond() returns that the driver does not await (a response, a plain answer, an
 # effect generator to drive); anything else is the awaitable of an async def handler.
-NOT_AWAITED = (Response, tuple, GeneratorType)
+# PERF: tuple first, a def handler's plain answer under WSGI: one isinstance check, not two.
+NOT_AWAITED = (tuple, Response, GeneratorType)
 
 
 def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:

@@ -181,7 +181,7 @@ class WSGIDriver:
             method,
             path,
             query.encode("latin-1") if query else b"",
-            environ.get("wsgi.url_scheme", "http"),
+            environ["wsgi.url_scheme"],  # SPEC: PEP 3333 requires it.
             environ,
             None,
             None,
