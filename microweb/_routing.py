@@ -28,6 +28,8 @@ def is_async_callable(obj: object) -> bool:
     """Tell whether calling ``obj`` returns a coroutine (functions, partials, callable objects)."""
     if inspect.iscoroutinefunction(obj):
         return True
+    if isinstance(obj, type):
+        return False  # NOTE: calling a class builds an instance; its __call__ is the instances'.
     call = getattr(obj, "__call__", None)  # noqa: B004
     return not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
 

@@ -366,3 +366,32 @@ def test_wsgi_client_leaving_mid_stream_still_runs_the_callbacks(colour: str, ki
     finally:
         wsgi.close()
     assert threads(log) == ["sync s", "async a"]
+
+
+class _Audit:
+    """A callback that is a class: calling it builds an instance, whatever ``__call__`` is."""
+
+    def __init__(self, log: list[str], tag: str) -> None:
+        log.append(f"made {tag}")
+
+    async def __call__(self) -> None:
+        raise AssertionError("never called: after_response calls the class itself")
+
+
+def test_a_class_with_an_async_call_is_a_sync_callback(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its async __call__ belongs to its instances; calling the class returns an instance,
+    # which was taken for an awaitable (a TypeError, logged) when the class counted as async.
+    log: list[str] = []
+    app = App()
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        request.after_response(_Audit, log, "audit")
+        return "ok"
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["made audit"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
