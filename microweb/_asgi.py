@@ -189,6 +189,14 @@ class ASGIDriver:
         if not self._started:
             await self._startup()
         request = self._request(scope, receive)
+        try:
+            await self._session(scope, request, receive, send)
+        finally:
+            # NOTE: a body source that a flow made ends as an HTTP request's does.
+            if request._source is not None or request._cleanups:
+                _end(request)
+
+    async def _session(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         route = self.plan.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.

@@ -32,6 +32,7 @@ from microweb import (
     WebSocket,
     WebSocketDisconnect,
 )
+from microweb._body import default_limit
 from microweb.plugins import CORS
 from microweb.testing import TestClient
 
@@ -907,3 +908,35 @@ def test_chat_example_broadcasts(asgi_client: MakeClient) -> None:
     with client.websocket_connect("/ws") as nameless:
         nameless.send_text("?")
         assert nameless.receive_json() == {"name": "anonymous", "text": "?"}
+
+
+def test_a_handshake_whose_body_was_made_ends_like_any_request() -> None:
+    # NOTE: the body source a flow made is closed and let go of at the end, as the HTTP path
+    # does (_end): without it, the request, its body source and the body limit (a method of
+    # the request) kept one another alive until the garbage collector ran.
+    requests: list[Request] = []
+    app = App()
+
+    @app.middleware
+    async def inspect_body(request: Request) -> AsyncIterator[None]:
+        await request.aread()
+        requests.append(request)
+        yield
+
+    @app.websocket("/ws")
+    async def hello(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("hello")
+
+    incoming = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: Any) -> None:
+        pass
+
+    asyncio.run(asyncio.wait_for(app.as_asgi()(websocket_scope("/ws"), receive, send), 5))
+    (request,) = requests
+    source: Any = request._source
+    assert source.limit is default_limit
