@@ -23,6 +23,7 @@ from microweb._emission import outgoing
 from microweb._errors import ClientDisconnect
 from microweb._forms import InlineSpooler
 from microweb._pipeline import NOT_AWAITED, fail, respond, settle
+from microweb._request import new_request
 from microweb._uploads import run_here
 
 
@@ -101,7 +102,7 @@ def request_for(
     """A request for ``app`` as the WSGI driver (``wsgi=True``) or the ASGI driver builds it."""
     plan = app.compile()
     kind = WSGIRequest if wsgi else ASGIRequest
-    return kind(plan.app, plan.limits, method, path, b"", "http", headers, None, None)
+    return new_request(kind, plan.app, plan.limits, method, path, b"", "http", headers, None, None)
 
 
 def run_to_end(awaitable: Awaitable[Any]) -> Any:
