@@ -16,7 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 from ._datastructures import Headers, MultiDict
 from ._effects import AfterCall, Colored
-from ._forms import FormData
+from ._forms import FormBuilder, FormData
 from ._limits import Limits
 from ._request_body import BodyMethods
 from ._request_head import MISSING, Address, BodySource
@@ -134,7 +134,8 @@ class Request(BodyMethods):
         self._json: Any = MISSING
         self._form: FormData | None = None
         self._consumed = self._inline = False
-        self._cleanups: list[Callable[[], None]] | None = None
+        # NOTE: the form builders, whose files are closed when the request ends.
+        self._cleanups: list[FormBuilder] | None = None
         # NOTE: None until after_response() is called: the drivers check it once per request.
         self._after: list[AfterCall] | None = None
 
@@ -184,7 +185,11 @@ class Request(BodyMethods):
         """Release what the request holds (temporary files of uploads); drivers call it."""
         cleanups = self._cleanups
         while cleanups:
-            cleanups.pop()()
+            cleanups.pop().discard()
+
+    def _files_on_disk(self) -> bool:
+        """Whether ``close()`` closes a file on disk (disk work), not only files in memory."""
+        return any(builder.on_disk for builder in self._cleanups or ())
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path!r} via {self.interface}>"
