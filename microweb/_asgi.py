@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -11,6 +12,7 @@ from urllib.parse import quote
 from ._asgi_request import ASGIRequest
 from ._body import ASGIBody, default_limit
 from ._concurrency import (
+    close_in_file_thread,
     drive_async,
     iterate_in_pool,
     make_pool,
@@ -124,8 +126,10 @@ class ASGIDriver:
         finally:
             if request._after is not None:
                 await self._after_response(request)
-            elif request._source is not None or request._cleanups:
-                _end(request)
+            elif (request._source is not None or request._cleanups) and (
+                closing := _end(request)
+            ) is not None:
+                await closing  # NOTE: uploads on disk, closed in a file thread.
 
     async def _after_response(self, request: Request) -> None:
         if request._source is not None:
@@ -136,7 +140,9 @@ class ASGIDriver:
             assert request._after is not None
             await drive_async(run_after(request._after), self.pool)
         finally:
-            _end(request)
+            closing = _end(request)
+            if closing is not None:
+                await closing
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -198,7 +204,9 @@ class ASGIDriver:
         finally:
             # NOTE: a body source that a flow made ends as an HTTP request's does.
             if request._source is not None or request._cleanups:
-                _end(request)
+                closing = _end(request)
+                if closing is not None:
+                    await closing
 
     async def _session(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         route = self.plan.match_websocket(request)
@@ -362,8 +370,12 @@ def _body(request: Request) -> ASGIBody:
     return cast("ASGIBody", request._body_source())
 
 
-def _end(request: Request) -> None:
-    """Close the request's body source and run its cleanups (temporary files)."""
+def _end(request: Request) -> Awaitable[None] | None:
+    """Close the request's body source and its uploads; await what this returns, if anything.
+
+    Returns:
+        ``None``, or, where an upload is on disk, the closing of the uploads in a file thread.
+    """
     if request._source is not None:
         made = _body(request)
         made.close()
@@ -371,7 +383,14 @@ def _end(request: Request) -> None:
         # that cycle waits for the garbage collector, 1.1 us a request.
         made.limit = default_limit
     if request._cleanups:
+        if request._files_on_disk():
+            # PERF: closing a temporary file frees its pages in the kernel, and the loop would
+            # serve nobody meanwhile: 0.25-0.75 ms for 10 MiB (median 0.40 ms, 3 x 30 closes of
+            # a TemporaryFile, 2-CPU VM, 2026-11-30). The app's call returns once they are
+            # closed. Files all in memory are closed here, with no thread hop.
+            return close_in_file_thread(request.close)
         request.close()
+    return None
 
 
 def _guarded(send: Send) -> Send:

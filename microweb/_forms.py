@@ -244,8 +244,16 @@ class FormBuilder:
         self._batch_size = self._batch_pieces = 0
         return steps
 
+    @property
+    def on_disk(self) -> bool:
+        """Whether a file of the form is a temporary file on disk (closing it is disk work)."""
+        part = self._part
+        if part is not None and part.upload is not None and not part.upload.in_memory:
+            return True
+        return any(isinstance(v, UploadFile) and not v.in_memory for _, v in self.items)
+
     def discard(self) -> None:
-        """Close the files of a form that will not be finished (after an error)."""
+        """Close the form's files: when the request ends, or for a form not finished."""
         FormData(self.items).close()
         if self._part is not None:
             self._part.discard()

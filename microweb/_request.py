@@ -150,7 +150,11 @@ class Request(BodyMethods):
         """Release what the request holds (temporary files of uploads); drivers call it."""
         cleanups = self._cleanups
         while cleanups:
-            cleanups.pop()()
+            cleanups.pop().discard()
+
+    def _files_on_disk(self) -> bool:
+        """Whether ``close()`` closes a file on disk (disk work), not only files in memory."""
+        return any(builder.on_disk for builder in self._cleanups or ())
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.path!r} via {self.interface}>"
@@ -212,6 +216,7 @@ def new_request(
     request._json = MISSING
     request._form = None
     request._consumed = request._inline = False
+    # NOTE: the form builders, whose files are closed when the request ends.
     request._cleanups = None
     # NOTE: None until after_response() is called: the drivers check it once per request.
     request._after = None

@@ -7,7 +7,7 @@ driver's ``BodySource``, made by its request subclass on first use.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ class BodyMethods(HeadProperties):
     _form: FormData | None
     _consumed: bool
     _inline: bool
-    _cleanups: list[Callable[[], None]] | None
+    _cleanups: list[FormBuilder] | None
 
     # -- body, sync colour -------------------------------------------------------------------
 
@@ -138,7 +138,7 @@ class BodyMethods(HeadProperties):
         )
         if self._cleanups is None:
             self._cleanups = []
-        self._cleanups.append(builder.discard)
+        self._cleanups.append(builder)
         return builder
 
     def _body_or_stream(self, call: str) -> Iterator[bytes]:

@@ -188,6 +188,8 @@ class WSGIDriver:
         """Return a whole body; the request ends now, or once its callbacks have run."""
         if request._after is not None:
             return _Finished(body, self.app_loop, request)
+        # NOTE: files on disk too are closed in the server's thread, which may block (ASGI
+        # hands them to a file thread, as its loop may not).
         request.close()
         return body
 

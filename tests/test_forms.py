@@ -6,18 +6,20 @@ Behaviour tests run under both interfaces and both handler colours (``def`` hand
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import io
 import itertools
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import chunked
+from drive import Message, body_messages, chunked, http_scope, start_response, wsgi_environ
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +39,7 @@ from microweb import (
 from microweb._concurrency import ThreadSpooler
 from microweb._datastructures import Headers
 from microweb._forms import FormBuilder
+from microweb._pool import WorkerPool
 from microweb.testing import TestClient
 
 BOUNDARY = "----microwebTestBoundary7MA4YWxk"
@@ -909,6 +912,245 @@ def test_upload_files_closed_after_streamed_response(make_client: MakeClient, co
     assert all(upload.file.closed for upload in kept)
 
 
+def closes_recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool]]:
+    """Return the list that each ``UploadFile.close()`` adds (filename, thread, on disk) to."""
+    closes: list[tuple[str, str, bool]] = []
+    close = UploadFile.close
+
+    def recording_close(self: UploadFile) -> None:
+        closes.append((self.filename, threading.current_thread().name, not self.in_memory))
+        close(self)
+
+    monkeypatch.setattr(UploadFile, "close", recording_close)
+    return closes
+
+
+async def sleep_forever() -> AsyncIterator[bytes]:
+    """A streamed body that sends one chunk, then waits until it is closed."""
+    yield b"first"
+    await asyncio.Event().wait()
+
+
+def answering_app(colour: str, answer: str, kept: list[UploadFile], seen: list[bool]) -> App:
+    """An app whose ``POST /`` reads the form into ``kept``, then answers as ``answer`` says.
+
+    ``"plain"``: a dict; ``"after_response"``: the same, and a callback adds to ``seen`` whether
+    each file is closed; ``"stream"``: the sizes, streamed; ``"forever"``: a stream that never ends.
+    """
+    app = App(limits=Limits(spool_threshold=64))
+
+    def respond(request: Request, form: FormData) -> Any:
+        kept.extend(v for _, v in form.multi_items() if isinstance(v, UploadFile))
+        if answer == "after_response":
+            request.after_response(lambda: seen.extend(u.file.closed for u in kept))
+        if answer == "stream":
+            return Response.stream(str(upload.size) for upload in kept)
+        if answer == "forever":
+            return Response.stream(sleep_forever())
+        return {"sizes": [upload.size for upload in kept]}
+
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> Any:
+            return respond(request, request.form())
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> Any:
+            return respond(request, await request.aform())
+
+    return app
+
+
+@pytest.mark.parametrize("answer", ["plain", "after_response", "stream"])
+def test_uploads_on_disk_are_closed_in_a_file_thread_under_asgi(
+    make_client: MakeClient,
+    interface: str,
+    colour: str,
+    answer: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closes = closes_recorded(monkeypatch)
+    kept: list[UploadFile] = []
+    seen: list[bool] = []
+    client = make_client(answering_app(colour, answer, kept, seen))
+    body = multipart(part("a", b"x" * 1000, filename="a.bin"), part("b", b"y", filename="b"))
+    response = post_multipart(client, body)
+    assert response.status_code == 200
+    assert [upload.in_memory for upload in kept] == [False, True]
+    # NOTE: closed by the time the app's call returns, and only after the callbacks ran.
+    assert all(upload.file.closed for upload in kept)
+    assert seen == ([False, False] if answer == "after_response" else [])
+    assert [(name, on_disk) for name, _, on_disk in closes] == [("a.bin", True), ("b", False)]
+    threads = {thread for _, thread, _ in closes}
+    if interface == "asgi":
+        # NOTE: never on the event loop: closing a temporary file on disk is disk work.
+        assert all(thread.startswith("microweb-files-") for thread in threads), threads
+    else:
+        # NOTE: WSGI as before: the server's thread closes them, as the response ends.
+        assert threads == {threading.current_thread().name}
+
+
+def test_uploads_in_memory_are_closed_without_a_file_thread(
+    make_client: MakeClient, interface: str, colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closes = closes_recorded(monkeypatch)
+    kept: list[UploadFile] = []
+    client = make_client(answering_app(colour, "plain", kept, []))
+    body = multipart(part("a", b"x" * 10, filename="a.bin"), part("b", b"y", filename="b"))
+    assert post_multipart(client, body).status_code == 200
+    assert [upload.in_memory for upload in kept] == [True, True]
+    assert all(upload.file.closed for upload in kept)
+    assert len(closes) == 2
+    assert not any(thread.startswith("microweb-files-") for _, thread, _ in closes)
+
+
+def test_wsgi_closes_uploads_when_the_server_closes_a_streamed_response() -> None:
+    kept: list[UploadFile] = []
+    wsgi = answering_app("sync", "stream", kept, []).as_wsgi()
+    body = multipart(part("a", b"x" * 1000, filename="a.bin"), part("b", b"y", filename="b"))
+    environ = wsgi_environ(
+        "POST",
+        "/",
+        CONTENT_TYPE=MULTIPART,
+        CONTENT_LENGTH=str(len(body)),
+        **{"wsgi.input": io.BytesIO(body)},
+    )
+    try:
+        result = wsgi(environ, start_response)
+        assert b"".join(result) == b"10001"
+        assert not any(upload.file.closed for upload in kept)
+        result.close()  # type: ignore[attr-defined]
+        assert all(upload.file.closed for upload in kept)
+    finally:
+        wsgi.close()
+
+
+def drive_upload(app: App, after_body: Callable[[], Awaitable[Message]]) -> asyncio.Task[None]:
+    """Start ``app.as_asgi()`` on a multipart POST, on the running loop; return its task.
+
+    The body (a file on disk, one in memory) arrives in one message, then ``receive`` awaits
+    ``after_body()``.
+    """
+    body = multipart(part("a", b"x" * 1000, filename="a.bin"), part("b", b"y", filename="b"))
+    scope = http_scope("POST", "/", [(b"content-type", MULTIPART.encode())])
+    messages = body_messages(body)
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else await after_body()
+
+    async def send(message: Message) -> None:
+        pass
+
+    return asyncio.ensure_future(app.as_asgi()(scope, receive, send))
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait on the loop, polling, until ``condition()`` is true (fail after ``timeout``)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.001)
+
+
+def test_uploads_on_disk_closed_in_a_file_thread_when_the_client_leaves(
+    colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closes = closes_recorded(monkeypatch)
+    kept: list[UploadFile] = []
+    app = answering_app(colour, "forever", kept, [])
+
+    async def gone() -> Message:
+        await asyncio.sleep(0.01)
+        return {"type": "http.disconnect"}
+
+    async def main() -> None:
+        await asyncio.wait_for(drive_upload(app, gone), timeout=10)
+
+    asyncio.run(main())
+    assert [upload.in_memory for upload in kept] == [False, True]
+    assert all(upload.file.closed for upload in kept)
+    assert all(thread.startswith("microweb-files-") for _, thread, _ in closes), closes
+
+
+def test_uploads_closed_once_by_the_file_thread_when_the_task_is_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kept: list[UploadFile] = []
+    calls: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    close = UploadFile.close
+
+    def slow_close(self: UploadFile) -> None:
+        calls.append(self.filename)
+        if threading.current_thread().name.startswith("microweb-files-"):
+            started.set()
+            release.wait(timeout=5)
+        close(self)
+
+    monkeypatch.setattr(UploadFile, "close", slow_close)
+    app = answering_app("async", "plain", kept, [])
+
+    async def never() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def main() -> None:
+        task = drive_upload(app, never)
+        await until(lambda: started.is_set() or task.done())
+        assert started.is_set(), "the files were not closed in a file thread"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not kept[0].file.closed  # NOTE: the file thread is still closing it.
+        release.set()
+        await until(lambda: all(upload.file.closed for upload in kept))
+
+    asyncio.run(main())
+    assert calls == ["a.bin", "b"]  # NOTE: each closed once, by the file thread.
+
+
+def test_uploads_closed_when_the_task_is_cancelled_before_a_file_thread_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = WorkerPool(1, "microweb-files")
+    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    closes = closes_recorded(monkeypatch)
+    release = threading.Event()
+    kept: list[UploadFile] = []
+    app = App(limits=Limits(spool_threshold=64))
+
+    @app.post("/")
+    async def handler(request: Request) -> str:
+        form = await request.aform()
+        kept.extend(v for _, v in form.multi_items() if isinstance(v, UploadFile))
+        pool.call(release.wait, 5)  # NOTE: the only file thread is busy from now on.
+        return "done"
+
+    async def never() -> Message:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def main() -> None:
+        task = drive_upload(app, never)
+        await until(lambda: pool.waiting() or task.done())
+        assert not task.done(), "the files were not handed to a file thread"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()  # NOTE: the queued close still runs, though nobody awaits it now.
+        await until(lambda: all(upload.file.closed for upload in kept))
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        pool.shutdown()
+    assert [name for name, _, _ in closes] == ["a.bin", "b"]
+
+
 # -- limits ------------------------------------------------------------------------------------
 
 
@@ -1234,6 +1476,23 @@ def test_builder_discard_closes_files() -> None:
     assert len(files) == 1
     builder.discard()
     assert files[0].file.closed
+
+
+def test_builder_on_disk_once_a_file_is_written_to_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16)
+    body = multipart(part("a", b"x" * 5, filename="a.bin"), part("b", b"y" * 100, filename="b"))
+    builder = FormBuilder(MULTIPART, Limits(spool_threshold=10))
+    second = body.index(b"y" * 100)
+    builder.feed(body[: second + 5])
+    assert not builder.on_disk  # NOTE: the first file and the start of the second: in memory.
+    builder.feed(body[second + 5 : -20])
+    assert builder.on_disk  # NOTE: the part still being received is on disk.
+    builder.feed(body[-20:])
+    form = builder.finish()
+    uploads = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    assert [upload.in_memory for upload in uploads] == [True, False]
+    assert builder.on_disk
+    builder.discard()
 
 
 def test_safe_filename_keeps_the_extension_of_a_non_ascii_name() -> None:
