@@ -155,7 +155,9 @@ class RouteTable(Generic[V]):
 
     def __init__(self, converters: Mapping[str, Converter]) -> None:
         self._converters = converters
-        self._static: dict[str, MethodMap] = {}
+        # NOTE: the routes without parameters, by template then method; read by Plan.match
+        # first, and by lookup().
+        self.static: dict[str, MethodMap] = {}
         self._root = _Node()
 
     def add(self, route: Route, value: V) -> None:
@@ -176,7 +178,7 @@ class RouteTable(Generic[V]):
 
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):
-            return self._static.setdefault(route.template, {})
+            return self.static.setdefault(route.template, {})
         node = self._root
         for position, segment in enumerate(route.segments):
             if isinstance(segment, str):
@@ -212,7 +214,7 @@ class RouteTable(Generic[V]):
             ``None`` with the methods of every template that matches the path (empty: no
             template does).
         """
-        methods = self._static.get(path)
+        methods = self.static.get(path)
         if methods is not None:
             found = methods.get(method)
             if found is not None:
@@ -249,7 +251,7 @@ class RouteTable(Generic[V]):
             if found is not None:
                 return found[1], dict(found_params), _NO_METHODS
             allowed.update(methods)
-        if methods_static := self._static.get(path):
+        if methods_static := self.static.get(path):
             allowed.update(methods_static)
         return None, {}, allowed
 
@@ -290,7 +292,7 @@ class RouteTable(Generic[V]):
         return iter(seen.values())
 
     def _all_method_maps(self) -> Iterator[MethodMap]:
-        yield from self._static.values()
+        yield from self.static.values()
         stack = [self._root]
         while stack:
             node = stack.pop()

@@ -278,7 +278,7 @@ def test_lookup_finds_what_the_full_search_finds_first(path: str, method: str) -
     ]
     table = make_table(*routes)
     # NOTE: templates without parameters are looked up first, in a dict of their own.
-    candidates = [(table._static.get(path, {}), [])]
+    candidates = [(table.static.get(path, {}), [])]
     candidates += table._matches(table._root, path[1:].split("/"), 0, [])
     first = next(
         ((methods[method][1], dict(params)) for methods, params in candidates if method in methods),
