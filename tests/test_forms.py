@@ -38,7 +38,7 @@ from microweb import (
 )
 from microweb._concurrency import ThreadSpooler
 from microweb._datastructures import Headers
-from microweb._forms import FormBuilder
+from microweb._forms import WRITE_BATCH, FormBuilder
 from microweb._pool import WorkerPool
 from microweb.testing import TestClient
 
@@ -991,6 +991,48 @@ def test_uploads_on_disk_are_closed_in_a_file_thread_under_asgi(
     else:
         # NOTE: WSGI as before: the server's thread closes them, as the response ends.
         assert threads == {threading.current_thread().name}
+
+
+def test_a_failed_form_leaves_its_files_on_disk_to_the_request_end(
+    make_client: MakeClient, interface: str, colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closes = closes_recorded(monkeypatch)
+    app = App(limits=Limits(spool_threshold=64))
+    handler_threads: list[str] = []
+    kept: list[UploadFile] = []
+    made = UploadFile.__init__
+
+    def keep(upload: UploadFile, *args: Any, **kwargs: Any) -> None:
+        made(upload, *args, **kwargs)
+        kept.append(upload)
+
+    monkeypatch.setattr(UploadFile, "__init__", keep)
+
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> Any:
+            handler_threads.append(threading.current_thread().name)
+            return request.form()
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> Any:
+            handler_threads.append(threading.current_thread().name)
+            return await request.aform()
+
+    client = make_client(app)
+    # NOTE: cut inside the second part: a 400 once a batch of the first file is on disk.
+    body = multipart(part("a", b"x" * (WRITE_BATCH + 10), filename="a.bin"), part("b", b"y"))
+    body = body[:-40]
+    assert post_multipart(client, body).status_code == 400
+    assert kept and all(upload.file.closed for upload in kept)
+    on_disk = [thread for _, thread, disk in closes if disk]
+    assert on_disk
+    if interface == "asgi" and colour == "async":
+        # NOTE: the event loop's thread (the handler's) closes none of them: disk work.
+        assert handler_threads[0] not in on_disk, closes
 
 
 def test_uploads_in_memory_are_closed_without_a_file_thread(
