@@ -190,7 +190,10 @@ class BodyMethods(HeadProperties):
                 async with aclosing(self._abody_or_stream("aform()")) as chunks:
                     self._form = await builder.afeed_all(chunks)
             except BaseException:
-                builder.discard()
+                # NOTE: files on disk are left to the request's end, which closes them in a
+                # file thread (ASGI: see _end() there), never on the event loop.
+                if not builder.on_disk:
+                    builder.discard()
                 raise
         return self._form
 

@@ -1151,6 +1151,39 @@ def test_uploads_closed_when_the_task_is_cancelled_before_a_file_thread_is_free(
     assert [name for name, _, _ in closes] == ["a.bin", "b"]
 
 
+@pytest.mark.parametrize("trip", ["field after the file", "body ends mid-file"])
+def test_uploads_on_disk_of_a_form_refused_mid_way_are_closed_in_a_file_thread_under_asgi(
+    make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch, trip: str
+) -> None:
+    # NOTE: aform() refused part-way (413, 400) leaves its files to the request's end, which
+    # closes those on disk off the event loop, as it does a finished form's.
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    made = uploads_made(monkeypatch)
+    closes = closes_recorded(monkeypatch)
+    app = App(limits=Limits(spool_threshold=1024, max_field_size=10_000))
+
+    @app.post("/")
+    async def handler(request: Request) -> str:
+        await request.aform()
+        raise AssertionError("unreachable")
+
+    body = multipart(
+        part("big", BATCHED_FILE, filename="big.bin"),
+        part("other", BATCHED_FILE[:100_000], filename="other.bin"),
+        part("field", "y" * 20_000),
+    )
+    if trip == "body ends mid-file":
+        body = body[: len(BATCHED_FILE) + 50_000]
+    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    response = post_multipart(make_client(app), chunked(interface, pieces))
+    assert response.status_code == (413 if trip == "field after the file" else 400)
+    assert made and all(upload.file.closed for upload in made)
+    on_disk = [(name, thread) for name, thread, disk in closes if disk]
+    assert on_disk
+    if interface == "asgi":
+        assert all(thread.startswith("microweb-files-") for _, thread in on_disk), on_disk
+
+
 # -- limits ------------------------------------------------------------------------------------
 
 
