@@ -120,6 +120,9 @@ class Plan:
         if hit is not None:
             static: Endpoint = hit[1]
             request.route, request.limits = static.route, static.limits
+            if request.path_params:
+                # NOTE: an app flow wrote to it before routing: the route's own are none.
+                request.path_params = {}
             return static
         found, params, allowed = self.http.lookup(method, request.path)
         if found is None and method == "HEAD":

@@ -38,7 +38,7 @@ from microweb import (
 )
 from microweb._concurrency import ThreadSpooler
 from microweb._datastructures import Headers
-from microweb._forms import WRITE_BATCH, FormBuilder
+from microweb._forms import FormBuilder
 from microweb._pool import WorkerPool
 from microweb.testing import TestClient
 
@@ -993,48 +993,6 @@ def test_uploads_on_disk_are_closed_in_a_file_thread_under_asgi(
         assert threads == {threading.current_thread().name}
 
 
-def test_a_failed_form_leaves_its_files_on_disk_to_the_request_end(
-    make_client: MakeClient, interface: str, colour: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    closes = closes_recorded(monkeypatch)
-    app = App(limits=Limits(spool_threshold=64))
-    handler_threads: list[str] = []
-    kept: list[UploadFile] = []
-    made = UploadFile.__init__
-
-    def keep(upload: UploadFile, *args: Any, **kwargs: Any) -> None:
-        made(upload, *args, **kwargs)
-        kept.append(upload)
-
-    monkeypatch.setattr(UploadFile, "__init__", keep)
-
-    if colour == "sync":
-
-        @app.post("/")
-        def sync_handler(request: Request) -> Any:
-            handler_threads.append(threading.current_thread().name)
-            return request.form()
-
-    else:
-
-        @app.post("/")
-        async def async_handler(request: Request) -> Any:
-            handler_threads.append(threading.current_thread().name)
-            return await request.aform()
-
-    client = make_client(app)
-    # NOTE: cut inside the second part: a 400 once a batch of the first file is on disk.
-    body = multipart(part("a", b"x" * (WRITE_BATCH + 10), filename="a.bin"), part("b", b"y"))
-    body = body[:-40]
-    assert post_multipart(client, body).status_code == 400
-    assert kept and all(upload.file.closed for upload in kept)
-    on_disk = [thread for _, thread, disk in closes if disk]
-    assert on_disk
-    if interface == "asgi" and colour == "async":
-        # NOTE: the event loop's thread (the handler's) closes none of them: disk work.
-        assert handler_threads[0] not in on_disk, closes
-
-
 def test_uploads_in_memory_are_closed_without_a_file_thread(
     make_client: MakeClient, interface: str, colour: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1191,6 +1149,39 @@ def test_uploads_closed_when_the_task_is_cancelled_before_a_file_thread_is_free(
         release.set()
         pool.shutdown()
     assert [name for name, _, _ in closes] == ["a.bin", "b"]
+
+
+@pytest.mark.parametrize("trip", ["field after the file", "body ends mid-file"])
+def test_uploads_on_disk_of_a_form_refused_mid_way_are_closed_in_a_file_thread_under_asgi(
+    make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch, trip: str
+) -> None:
+    # NOTE: aform() refused part-way (413, 400) leaves its files to the request's end, which
+    # closes those on disk off the event loop, as it does a finished form's.
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    made = uploads_made(monkeypatch)
+    closes = closes_recorded(monkeypatch)
+    app = App(limits=Limits(spool_threshold=1024, max_field_size=10_000))
+
+    @app.post("/")
+    async def handler(request: Request) -> str:
+        await request.aform()
+        raise AssertionError("unreachable")
+
+    body = multipart(
+        part("big", BATCHED_FILE, filename="big.bin"),
+        part("other", BATCHED_FILE[:100_000], filename="other.bin"),
+        part("field", "y" * 20_000),
+    )
+    if trip == "body ends mid-file":
+        body = body[: len(BATCHED_FILE) + 50_000]
+    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
+    response = post_multipart(make_client(app), chunked(interface, pieces))
+    assert response.status_code == (413 if trip == "field after the file" else 400)
+    assert made and all(upload.file.closed for upload in made)
+    on_disk = [(name, thread) for name, thread, disk in closes if disk]
+    assert on_disk
+    if interface == "asgi":
+        assert all(thread.startswith("microweb-files-") for _, thread in on_disk), on_disk
 
 
 # -- limits ------------------------------------------------------------------------------------

@@ -440,6 +440,87 @@ def test_absolute_form_and_leading_slashes_give_one_path(
 
 
 @pytest.mark.parametrize(
+    ("target", "path", "raw_path"),
+    [
+        ("/", "/", "/"),
+        ("/x", "/x", "/x"),
+        ("//", "/", "/"),
+        ("//x", "/x", "/x"),
+        ("/%2F", "/", "/%2F"),
+        ("/%2Fx", "/x", "/%2Fx"),
+        ("/x%2F", "/x/", "/x%2F"),
+        ("/a%20b", "/a b", "/a%20b"),
+        ("/caf%C3%A9", "/café", "/caf%C3%A9"),
+        ("/%7F", "/\x7f", "/%7F"),
+        ("/\x7f", "/\x7f", "/\x7f"),
+        ("/%01x", "/\x01x", "/%01x"),
+        ("http://example.com//x", "/x", "/x"),
+    ],
+)
+def test_a_path_is_the_same_whether_or_not_a_driver_takes_it_as_it_came(
+    interface: str, target: str, path: str, raw_path: str
+) -> None:
+    # NOTE: each driver takes a path that starts with one "/" and has nothing to decode as it
+    # came, and decodes any other: either side of that check, routing sees the same path.
+    status, _, body = send_target(interface, target_app(), target)
+    assert status == 200
+    seen = json.loads(body)
+    assert (seen["path"], seen["raw_path"]) == (path, raw_path)
+
+
+@pytest.mark.parametrize(
+    ("path_info", "status", "path"),
+    [
+        ("", 200, "/"),
+        ("/", 200, "/"),
+        ("//", 200, "/"),  # NOTE: a server that decoded "/%2F".
+        ("/\x00", 200, "/\x00"),
+        ("/\x7f", 200, "/\x7f"),
+        ("/caf\xc3\xa9", 200, "/café"),  # NOTE: UTF-8 decoded as latin-1, as PEP 3333 says.
+        ("/\xe9", 400, None),
+        ("http://example.com/a", 200, "/a"),
+    ],
+)
+def test_a_wsgi_path_info_alone_gives_the_path(
+    path_info: str, status: int, path: str | None
+) -> None:
+    seen: list[int] = []
+    environ = wsgi_environ("GET", path_info, HTTP_HOST="testserver")
+    driver = target_app().as_wsgi()
+    try:
+        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(int(s[:3]))))
+    finally:
+        driver.close()
+    assert seen == [status]
+    if path is not None:
+        assert json.loads(body)["path"] == path
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "path"),
+    [
+        ({"path": "/a b", "raw_path": None}, 200, "/a b"),
+        ({"path": "/a b", "raw_path": b""}, 200, "/a b"),
+        ({"path": "/%2F", "raw_path": None}, 200, "/%2F"),  # NOTE: "%252F" was sent.
+        ({"path": "/x", "raw_path": b"/\x7f"}, 200, "/\x7f"),
+        ({"path": "/x", "raw_path": b"/\xff"}, 400, None),
+        ({"path": "/mnt/x", "raw_path": b"/mnt/x", "root_path": "/mnt"}, 200, "/x"),
+        ({"path": "/x", "raw_path": b"/x", "root_path": "/mnt"}, 200, "/x"),
+        ({"path": "/mnt/x", "raw_path": b"/mnt/\xff", "root_path": "/mnt"}, 400, None),
+    ],
+)
+def test_an_asgi_scope_gives_the_path(
+    fields: dict[str, Any], status: int, path: str | None
+) -> None:
+    scope = http_scope("GET", "/")
+    scope.update(fields)
+    sent = asyncio.run(asgi_call(target_app(), scope, body_messages(b"")))
+    assert sent[0]["status"] == status
+    if path is not None:
+        assert json.loads(response_body(sent))["path"] == path
+
+
+@pytest.mark.parametrize(
     ("method", "target"),
     [
         ("GET", "@evil.example/x"),

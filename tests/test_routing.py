@@ -18,7 +18,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import asgi_get, wsgi_get
 
-from microweb import App, Request, Response, Router
+from microweb import App, HTTPError, Request, Response, Router
 from microweb._route_templates import BUILTIN_CONVERTERS, Param, parse_template
 from microweb._routing import Route, RouteTable, build_path
 
@@ -871,3 +871,120 @@ def test_router_prefix_and_include(make_client: MakeClient) -> None:
     assert app.url_for("api_item", item_id=9) == "/api/items/9"
     assert app.url_for("api_index") == "/api"
     assert allow_set(client.delete("/api/items")) == {"OPTIONS", "POST"}
+
+
+def seen_by_routing(request: Request, /, **params: Any) -> dict[str, Any]:
+    """What routing left on ``request``: the route's name, limits and parameters."""
+    return {
+        "route": request.route.name,
+        "max_body_size": request.limits.max_body_size,
+        "path_params": request.path_params,
+        "params": params,
+    }
+
+
+def routed_app(colour: str) -> App:
+    """An app whose routes, its router's and its own, with and without parameters, say what
+    routing left on the request, in handlers, the router's flow and its error handler.
+
+    Its app flow writes to ``request.path_params`` before routing, which routing replaces.
+    """
+    app = App()
+    router = Router(prefix="/r")
+
+    @app.middleware
+    def seeding(request: Request) -> Iterator[None]:
+        request.path_params["seeded"] = True
+        yield
+
+    @router.middleware
+    def tagging(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-seen"] = json.dumps(seen_by_routing(request), sort_keys=True)
+
+    def refuse(request: Request, /, **params: Any) -> None:
+        raise HTTPError(418)
+
+    @router.error_handler(418)
+    def teapot(request: Request, exc: HTTPError) -> dict[str, Any]:
+        return seen_by_routing(request)
+
+    handler = in_colour(colour, seen_by_routing)
+    app.get("/items/new", name="new_item", limits={"max_body_size": 7})(handler)
+    app.get("/items/{name}", name="item")(handler)
+    router.get("/static", name="r_static", limits={"max_body_size": 9})(handler)
+    router.get("/dynamic/{n:int}", name="r_dynamic")(handler)
+    router.get("/refused", name="r_refused")(in_colour(colour, refuse))
+    router.get("/refused/{n:int}", name="r_refused_n")(in_colour(colour, refuse))
+    app.include(router)
+    return app
+
+
+def test_routing_sets_route_limits_and_only_the_route_s_path_params(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a route without parameters is found without lookup() (Plan.match): its request
+    # still gets exactly what a route with parameters gets, its own path parameters.
+    client = make_client(routed_app(colour))
+    default = App().limits.max_body_size
+    assert client.get("/items/new").json() == {
+        "route": "new_item",
+        "max_body_size": 7,
+        "path_params": {},
+        "params": {},
+    }
+    assert client.get("/items/old").json() == {
+        "route": "item",
+        "max_body_size": default,
+        "path_params": {"name": "old"},
+        "params": {"name": "old"},
+    }
+    static = {"route": "r_static", "max_body_size": 9, "path_params": {}, "params": {}}
+    response = client.get("/r/static")
+    assert response.json() == static
+    assert json.loads(response.headers["x-seen"]) == static
+    dynamic = {"route": "r_dynamic", "max_body_size": default, "path_params": {"n": 3}}
+    response = client.get("/r/dynamic/3")
+    assert response.json() == {**dynamic, "params": {"n": 3}}
+    assert json.loads(response.headers["x-seen"]) == {**dynamic, "params": {}}
+    for path, params in (("/r/refused", {}), ("/r/refused/4", {"n": 4})):
+        response = client.get(path)
+        assert response.status_code == 418
+        assert response.json()["path_params"] == params
+        assert response.json()["route"] == ("r_refused_n" if params else "r_refused")
+
+
+def test_routes_added_by_a_startup_hook_are_served(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    router = Router(prefix="/r")
+
+    @router.middleware
+    def tagging(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-router"] = request.route.name
+
+    @app.get("/items/{name}", name="item")
+    def item(request: Request, name: str) -> dict[str, Any]:
+        return seen_by_routing(request, name=name)
+
+    @app.on_startup
+    def add_routes() -> None:
+        handler = in_colour(colour, seen_by_routing)
+        app.get("/items/new", name="new_item", limits={"max_body_size": 7})(handler)
+        app.get("/late/{n:int}", name="late")(handler)
+        router.get("/late", name="r_late")(handler)
+        app.include(router)
+
+    client = make_client(app)
+    # NOTE: a route without parameters added now still comes before a template that matches.
+    assert client.get("/items/new").json() == {
+        "route": "new_item",
+        "max_body_size": 7,
+        "path_params": {},
+        "params": {},
+    }
+    assert client.get("/items/old").json()["route"] == "item"
+    assert client.get("/late/2").json()["params"] == {"n": 2}
+    response = client.get("/r/late")
+    assert (response.json()["route"], response.headers["x-router"]) == ("r_late", "r_late")
+    assert allow_set(client.post("/r/late")) == {"GET", "HEAD", "OPTIONS"}
