@@ -633,27 +633,12 @@ def test_upload_files_closed_when_request_ends(make_client: MakeClient, colour: 
     assert all(upload.file.closed for upload in kept)
 
 
-@pytest.mark.parametrize("after", [False, True], ids=["plain", "with-callback"])
-@pytest.mark.parametrize("result", ["str", "dict", "Response", "empty"])
-def test_upload_files_closed_after_a_plain_answer(
-    make_client: MakeClient, colour: str, result: str, after: bool
-) -> None:
-    # NOTE: a str or dict answer takes the drivers' shortest path (no Response), which ends the
-    # request only where it holds something to release; the files must still be closed.
-    kept: list[UploadFile] = []
-    seen: list[bool] = []
-    app = App(limits=Limits(spool_threshold=64))
-
-    def answer(request: Request, form: FormData) -> Any:
-        kept.extend(v for _, v in form.multi_items() if isinstance(v, UploadFile))
-        if after:
-            request.after_response(lambda: seen.extend(u.file.closed for u in kept))
-        if result == "str":
-            return "done"
-        if result == "dict":
-            return {"done": True}
-        return Response("done") if result == "Response" else ""
-
+def form_answered_by(
+    colour: str, answer: Callable[[Request, FormData], Any], limits: Limits
+) -> App:
+    """An app whose ``POST /`` reads the form (``form()`` or ``aform()``, as ``colour`` says)
+    and returns ``answer(request, form)``."""
+    app = App(limits=limits)
     if colour == "sync":
 
         @app.post("/")
@@ -666,6 +651,30 @@ def test_upload_files_closed_after_a_plain_answer(
         async def async_handler(request: Request) -> Any:
             return answer(request, await request.aform())
 
+    return app
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["plain", "with-callback"])
+@pytest.mark.parametrize("result", ["str", "dict", "Response", "empty"])
+def test_upload_files_closed_after_a_plain_answer(
+    make_client: MakeClient, colour: str, result: str, after: bool
+) -> None:
+    # NOTE: a str or dict answer takes the drivers' shortest path (no Response), which ends the
+    # request only where it holds something to release; the files must still be closed.
+    kept: list[UploadFile] = []
+    seen: list[bool] = []
+
+    def answer(request: Request, form: FormData) -> Any:
+        kept.extend(v for _, v in form.multi_items() if isinstance(v, UploadFile))
+        if after:
+            request.after_response(lambda: seen.extend(u.file.closed for u in kept))
+        if result == "str":
+            return "done"
+        if result == "dict":
+            return {"done": True}
+        return Response("done") if result == "Response" else ""
+
+    app = form_answered_by(colour, answer, Limits(spool_threshold=64))
     body = multipart(part("a", b"x" * 1000, filename="a.bin"), part("b", b"y", filename="b"))
     response = post_multipart(make_client(app), body)
     assert response.status_code == 200
@@ -732,6 +741,20 @@ def uploads_made(monkeypatch: pytest.MonkeyPatch) -> list[UploadFile]:
     return made
 
 
+def refused_mid_way(interface: str, trip: str) -> Any:
+    """A chunked multipart body refused once batches of its first file are on disk: its field
+    is over ``max_field_size=10_000`` (``"field after the file"``: 413), or the body ends in
+    the middle of the second file (``"body ends mid-file"``: 400)."""
+    body = multipart(
+        part("big", BATCHED_FILE, filename="big.bin"),
+        part("other", BATCHED_FILE[:100_000], filename="other.bin"),
+        part("field", "y" * 20_000),
+    )
+    if trip == "body ends mid-file":
+        body = body[: len(BATCHED_FILE) + 50_000]
+    return chunked(interface, [body[i : i + 7000] for i in range(0, len(body), 7000)])
+
+
 @pytest.mark.parametrize("trip", ["field after the file", "body ends mid-file"])
 def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
     make_client: MakeClient,
@@ -753,15 +776,7 @@ def test_temp_file_removed_when_a_limit_trips_in_a_later_batch(
     # NOTE: the body limit would trip before any read where Content-Length is known (WSGI).
     limits = Limits(spool_threshold=1024, max_field_size=10_000)
     client = make_client(form_app(colour, limits))
-    body = multipart(
-        part("big", BATCHED_FILE, filename="big.bin"),
-        part("other", BATCHED_FILE[:100_000], filename="other.bin"),
-        part("field", "y" * 20_000),
-    )
-    if trip == "body ends mid-file":
-        body = body[: len(BATCHED_FILE) + 50_000]
-    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
-    response = post_multipart(client, chunked(interface, pieces))
+    response = post_multipart(client, refused_mid_way(interface, trip))
     assert response.status_code == (413 if trip == "field after the file" else 400)
     assert len(appended) >= 3  # NOTE: batches were on disk before the limit tripped.
     assert made and all(upload.file.closed for upload in made)
@@ -937,7 +952,6 @@ def answering_app(colour: str, answer: str, kept: list[UploadFile], seen: list[b
     ``"plain"``: a dict; ``"after_response"``: the same, and a callback adds to ``seen`` whether
     each file is closed; ``"stream"``: the sizes, streamed; ``"forever"``: a stream that never ends.
     """
-    app = App(limits=Limits(spool_threshold=64))
 
     def respond(request: Request, form: FormData) -> Any:
         kept.extend(v for _, v in form.multi_items() if isinstance(v, UploadFile))
@@ -949,19 +963,7 @@ def answering_app(colour: str, answer: str, kept: list[UploadFile], seen: list[b
             return Response.stream(sleep_forever())
         return {"sizes": [upload.size for upload in kept]}
 
-    if colour == "sync":
-
-        @app.post("/")
-        def sync_handler(request: Request) -> Any:
-            return respond(request, request.form())
-
-    else:
-
-        @app.post("/")
-        async def async_handler(request: Request) -> Any:
-            return respond(request, await request.aform())
-
-    return app
+    return form_answered_by(colour, respond, Limits(spool_threshold=64))
 
 
 @pytest.mark.parametrize("answer", ["plain", "after_response", "stream"])
@@ -1167,15 +1169,7 @@ def test_uploads_on_disk_of_a_form_refused_mid_way_are_closed_in_a_file_thread_u
         await request.aform()
         raise AssertionError("unreachable")
 
-    body = multipart(
-        part("big", BATCHED_FILE, filename="big.bin"),
-        part("other", BATCHED_FILE[:100_000], filename="other.bin"),
-        part("field", "y" * 20_000),
-    )
-    if trip == "body ends mid-file":
-        body = body[: len(BATCHED_FILE) + 50_000]
-    pieces = [body[i : i + 7000] for i in range(0, len(body), 7000)]
-    response = post_multipart(make_client(app), chunked(interface, pieces))
+    response = post_multipart(make_client(app), refused_mid_way(interface, trip))
     assert response.status_code == (413 if trip == "field after the file" else 400)
     assert made and all(upload.file.closed for upload in made)
     on_disk = [(name, thread) for name, thread, disk in closes if disk]
