@@ -7,9 +7,8 @@ import logging
 from collections.abc import Awaitable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote
 
-from ._asgi_request import ASGIRequest
+from ._asgi_request import request_of
 from ._body import ASGIBody, default_limit
 from ._concurrency import (
     close_in_file_thread,
@@ -29,9 +28,8 @@ from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Request, decode_raw_path, new_request
+from ._request import Request
 from ._response import JSON, TEXT, Response, StreamBody
-from ._target import strip_root, target_path
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
@@ -39,11 +37,6 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
-_PERCENT = ord("%")
-# PERF: how a raw path starts when there is nothing to take out of it: "/", then any byte but
-# another "/". One set lookup instead of an index, a slice and two compares: 540 instructions
-# less an ASGI hello (valgrind, PYTHONHASHSEED=0, 2026-11-30).
-_PLAIN_STARTS = frozenset([b"/", *(bytes([47, code]) for code in range(256) if code != 47)])
 
 
 class ASGIDriver:
@@ -73,7 +66,7 @@ class ASGIDriver:
         # coroutine instead of three (__call__, _http, _respond): a hello 7.7 -> 6.9 us (A/B).
         if scope["type"] != "http" or not self._started:
             return await self._other(scope, receive, send)
-        request = self._request(scope, receive)
+        request = request_of(self.app, self._limits, scope, receive)
         try:
             outcome = respond(self.plan, request)
             plain = None
@@ -198,7 +191,7 @@ class ASGIDriver:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._started:
             await self._startup()
-        request = self._request(scope, receive)
+        request = request_of(self.app, self._limits, scope, receive)
         try:
             await self._session(scope, request, receive, send)
         finally:
@@ -290,52 +283,6 @@ class ASGIDriver:
             await stream.aclose()
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
-
-    def _request(self, scope: Scope, receive: Receive) -> Request:
-        method = scope.get("method", "GET")
-        # SPEC: raw_path is optional (None if missing): _target() makes one from the path.
-        raw_path = scope.get("raw_path") or b""
-        path: str | None
-        root_path = scope.get("root_path")
-        if raw_path[:2] in _PLAIN_STARTS and _PERCENT not in raw_path and not root_path:
-            # PERF: the usual path, with nothing to take out or percent-decode, checked inline:
-            # _target() costs 0.30 us for the same path.
-            try:
-                path = raw_path.decode("utf-8")
-            except UnicodeDecodeError:
-                path = None
-        else:
-            path, raw_path = self._target(scope, raw_path, method)
-        return new_request(
-            ASGIRequest,
-            self.app,
-            self._limits,
-            method,
-            path,
-            scope.get("query_string", b""),
-            scope.get("scheme", "http"),
-            scope,
-            # NOTE: the body may be made in the pool (a def handler); the loop is known here.
-            (receive, asyncio.get_running_loop()),
-            raw_path,
-        )
-
-    @staticmethod
-    def _target(scope: Scope, raw_path: bytes | None, method: str) -> tuple[str | None, bytes]:
-        """The path and the raw path of any other target (``None``: not a path, or not UTF-8)."""
-        if not raw_path:
-            # SPEC: raw_path is optional in ASGI; `path` is already percent-decoded text.
-            raw_path = quote(scope["path"], safe="/*").encode("ascii")
-        target: bytes | None = raw_path
-        if raw_path[:1] != b"/" or raw_path[1:2] == b"/":
-            # NOTE: h11 passes an absolute-form target whole, httptools only its path.
-            target = target_path(raw_path, method)
-        if target is None:
-            return None, raw_path
-        root = scope.get("root_path", "")
-        if root:
-            target = strip_root(target, quote(root, safe="/").encode("ascii"))
-        return decode_raw_path(target), target
 
 
 # NOTE: the Content-Type of each plain answer (see plain_answer), encoded once.
