@@ -124,7 +124,7 @@ class Plan:
                 # NOTE: an app flow wrote to it before routing: the route's own are none.
                 request.path_params = {}
             return static
-        found, params, allowed = self.http.lookup(method, request.path)
+        found, params, allowed = self.http.lookup_templates(method, request.path)
         if found is None and method == "HEAD":
             found, params, allowed = self.http.lookup("GET", request.path)
         if found is None:

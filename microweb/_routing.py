@@ -219,6 +219,13 @@ class RouteTable(Generic[V]):
             found = methods.get(method)
             if found is not None:
                 return found[1], {}, _NO_METHODS
+        return self.lookup_templates(method, path)
+
+    def lookup_templates(
+        self, method: str, path: str
+    ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """``lookup()`` for a caller that found no route for ``method`` in ``static`` already:
+        the templates with parameters are searched; ``allowed`` counts every template."""
         segments = path[1:].split("/")
         # PERF: first the way a search tries first at each segment (the static child, else the
         # first parameter that converts), in a loop: the last of 1,000 routes in 0.92 us
