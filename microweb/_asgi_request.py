@@ -90,7 +90,13 @@ def request_of(app: AppLike, limits: Limits, scope: Scope, receive: Receive) -> 
     raw_path = scope.get("raw_path") or b""
     path: str | None
     root_path = scope.get("root_path")
-    if raw_path[:2] in _PLAIN_STARTS and _PERCENT not in raw_path and not root_path:
+    try:
+        plain = raw_path[:2] in _PLAIN_STARTS
+    except TypeError:
+        # NOTE: a server that sent a bytearray (the spec says bytes): the request keeps bytes.
+        raw_path = bytes(raw_path)
+        plain = raw_path[:2] in _PLAIN_STARTS
+    if plain and _PERCENT not in raw_path and not root_path:
         # PERF: the usual path, with nothing to take out or percent-decode, checked inline:
         # _target() costs 0.30 us for the same path.
         try:

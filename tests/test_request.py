@@ -496,6 +496,25 @@ def test_a_wsgi_path_info_alone_gives_the_path(
         assert json.loads(body)["path"] == path
 
 
+@pytest.mark.parametrize("raw_path", [bytearray(b"/x"), bytearray(b"/%78")])
+def test_an_asgi_bytearray_raw_path_becomes_bytes(raw_path: bytearray) -> None:
+    # NOTE: the spec says bytes; a server that sends a bytearray still gets its answer.
+    app = App()
+    seen: list[object] = []
+
+    @app.get("/x")
+    def x(request: Request) -> str:
+        seen.append(request.raw_path)
+        return "x"
+
+    scope = http_scope("GET", "/x")
+    scope["raw_path"] = raw_path
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    assert sent[0]["status"] == 200
+    assert seen == [bytes(raw_path)]
+    assert type(seen[0]) is bytes
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "path"),
     [
@@ -504,6 +523,9 @@ def test_a_wsgi_path_info_alone_gives_the_path(
         ({"path": "/%2F", "raw_path": None}, 200, "/%2F"),  # NOTE: "%252F" was sent.
         ({"path": "/x", "raw_path": b"/\x7f"}, 200, "/\x7f"),
         ({"path": "/x", "raw_path": b"/\xff"}, 400, None),
+        ({"path": "/x", "raw_path": bytearray(b"/x")}, 200, "/x"),
+        ({"path": "/a b", "raw_path": bytearray(b"/a%20b")}, 200, "/a b"),
+        ({"path": "/x", "raw_path": bytearray(b"//x")}, 200, "/x"),
         ({"path": "/mnt/x", "raw_path": b"/mnt/x", "root_path": "/mnt"}, 200, "/x"),
         ({"path": "/x", "raw_path": b"/x", "root_path": "/mnt"}, 200, "/x"),
         ({"path": "/mnt/x", "raw_path": b"/mnt/\xff", "root_path": "/mnt"}, 400, None),
