@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from conftest import MakeClient
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
 
-from microweb import App, Limits, Request, Response
+from microweb import App, ClientDisconnect, Limits, Request, Response
 from microweb.testing import TestClient
 
 SyncOp = Callable[[Request], Any]
@@ -609,6 +610,162 @@ def test_a_sync_generator_as_content_streams_under_both_interfaces(
 
     response = make_client(app).post("/", content=(b"ab" for _ in range(3)))
     assert response.json() == {"size": 6}
+
+
+# -- bridges: a body read across threads, in hops -----------------------------------------------
+# An async def handler under WSGI reads wsgi.input in a worker thread, and a def handler under
+# ASGI takes receive()'s messages through the loop: each hop carries up to HOP_CHUNKS chunks.
+
+LARGE = bytes(range(256)) * 4096  # NOTE: 1 MiB; past CHUNK_SIZE, so the reads hop.
+
+
+class Sipping(io.BytesIO):
+    """A ``wsgi.input`` giving at most ``most`` bytes per read, and counting its reads."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        super().__init__(data)
+        self.most, self.reads = most, 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        return super().read(self.most if size is None or size < 0 else min(size, self.most))
+
+
+def wsgi_sizes(colour: str, stream: io.BytesIO, **extra: Any) -> tuple[str, bytes]:
+    """POST ``stream`` to an app answering how many bytes it streamed; status and answer."""
+    app = body_app(colour, lambda r: str(len(b"".join(sync_chunks(r)))), _async_length)
+    seen: list[str] = []
+    driver = app.as_wsgi()
+    try:
+        environ = wsgi_environ("POST", "/", **{"wsgi.input": stream, **extra})
+        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
+    finally:
+        driver.close()
+    return seen[0], body
+
+
+async def _async_length(request: Request) -> str:
+    return str(len(b"".join(await async_chunks(request))))
+
+
+@pytest.mark.parametrize("most", [1000, 65536, 100_000])
+@pytest.mark.parametrize("framing", ["content-length", "terminated"])
+def test_a_large_wsgi_body_is_read_whole_whatever_each_read_gives(
+    colour: str, most: int, framing: str
+) -> None:
+    extra = (
+        {"CONTENT_LENGTH": str(len(LARGE))}
+        if framing == "content-length"
+        else {"wsgi.input_terminated": True}
+    )
+    status, body = wsgi_sizes(colour, Sipping(LARGE, most), **extra)
+    assert (status[:3], body) == ("200", str(len(LARGE)).encode())
+
+
+def test_a_large_wsgi_body_ending_early_is_400(colour: str) -> None:
+    status, body = wsgi_sizes(
+        colour, Sipping(LARGE[:300_000], 5000), CONTENT_LENGTH=str(len(LARGE))
+    )
+    assert status.startswith("400")
+    assert b"shorter than its Content-Length" in body
+
+
+def test_a_large_wsgi_body_reaches_the_handler_in_order(interface: str, colour: str) -> None:
+    app = body_app(colour, lambda r: Response(b"".join(sync_chunks(r))), _async_echo)
+    with TestClient(app, interface=interface) as client:
+        assert client.post("/", content=LARGE).content == LARGE
+
+
+async def _async_echo(request: Request) -> Response:
+    return Response(b"".join(await async_chunks(request)))
+
+
+def test_an_async_handler_under_wsgi_reads_a_large_body_in_few_hops() -> None:
+    # NOTE: 1 chunk in the first hop, then 2, 4, 8, 16: 1 MiB in 16 chunks takes 5 hops; the
+    # reads are counted, the hops seen by the threads that make them.
+    threads: set[int] = set()
+    stream = Sipping(LARGE, 65536)
+    original = stream.read
+
+    def read(size: int | None = -1) -> bytes:
+        threads.add(threading.get_ident())
+        return original(size)
+
+    stream.read = read  # type: ignore[method-assign]
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        hops.append(getattr(fn, "__name__", "?"))
+        return await real(fn, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(asyncio, "to_thread", counted)
+        status, body = wsgi_sizes("async", stream, CONTENT_LENGTH=str(len(LARGE)))
+    assert (status[:3], body) == ("200", str(len(LARGE)).encode())
+    assert hops == ["_read_chunks"] * 5
+    assert threading.get_ident() not in threads
+
+
+def test_a_def_handler_under_asgi_gets_a_slow_clients_bytes_as_they_come() -> None:
+    # NOTE: each message after the first comes only once the handler has the one before: a
+    # hop that waited for more than the messages ready would never return.
+    app = App()
+    words = [b"one", b"two", b"three", b"four", b"five"]
+    had = [threading.Event() for _ in words]
+
+    @app.post("/")
+    def handler(request: Request) -> Response:
+        chunks = []
+        for chunk in request.iter_bytes():
+            had[len(chunks)].set()
+            chunks.append(chunk)
+        return Response(b"|".join(chunks))
+
+    messages = body_messages(*words)
+
+    async def receive() -> dict[str, Any]:
+        index = len(words) - len(messages)
+        if index:
+            assert await asyncio.to_thread(had[index - 1].wait, 5), "the hop waited"
+        return messages.pop(0)
+
+    async def run() -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(app.as_asgi()(http_scope("POST", "/"), receive, send), 10)
+        return sent
+
+    sent = asyncio.run(run())
+    assert (sent[0]["status"], response_body(sent)) == (200, b"|".join(words))
+
+
+def test_a_def_handler_under_asgi_takes_the_ready_messages_in_order() -> None:
+    parts = [bytes([i]) * 1000 for i in range(40)]
+    app = body_app("sync", lambda r: Response(b"".join(sync_chunks(r))), _async_echo)
+    sent = asyncio.run(asgi_call(app, http_scope("POST", "/"), body_messages(*parts)))
+    assert (sent[0]["status"], response_body(sent)) == (200, b"".join(parts))
+
+
+def test_a_disconnect_among_the_ready_messages_ends_a_def_handlers_read() -> None:
+    seen: list[int] = []
+
+    def sync_op(request: Request) -> str:
+        try:
+            for chunk in request.iter_bytes():
+                seen.append(len(chunk))
+        except ClientDisconnect:
+            seen.append(-1)
+            raise
+        return "read"
+
+    app = body_app("sync", sync_op, _async_length)
+    messages = [*body_messages(b"a" * 10, b"b" * 20, b"c" * 30)[:2], {"type": "http.disconnect"}]
+    asyncio.run(asgi_call(app, http_scope("POST", "/"), messages))
+    assert seen == [10, 20, -1]
 
 
 # -- framing: Content-Length beside Transfer-Encoding -------------------------------------------
