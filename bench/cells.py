@@ -29,6 +29,7 @@ import gc
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import tracemalloc
@@ -443,6 +444,23 @@ def plot(path: str, runner: Runner, table: list[Row], meta: dict[str, Any]) -> N
     print(f"\nDrew {path}")
 
 
+def measure_only(runner: Runner, pattern: re.Pattern[str]) -> int:
+    """Time the matching cells alone, in interleaved rounds; print each one's time per request.
+
+    No goals and no ratios to Falcon: the apps of every row are built all the same, so the
+    process holds what a full run holds, but the rounds hold only these cells.
+    """
+    keys = [key for key in runner.timers if pattern.search("|".join(key))]
+    if not keys:
+        print(f"no cell matches {pattern.pattern!r}", file=sys.stderr)
+        return 2
+    runner.timers = {key: runner.timers[key] for key in keys}
+    runner.measure()
+    for (row, cell), seconds in runner.seconds_per_request.items():
+        print(f"{row:<24} {cell:<14} {seconds * 1e6:>12.2f} us")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Check, time and report every cell; the exit status is 0 whatever the goals say."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -451,6 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="target seconds per measurement per round")
     parser.add_argument("--plot", metavar="PATH", help="draw the ratio table (needs matplotlib)")
     parser.add_argument("--json", metavar="PATH", help="write every number as JSON")
+    parser.add_argument(
+        "--only",
+        metavar="REGEX",
+        help="time only the cells whose 'row|cell' matches (e.g. 'upload'), and print their times",
+    )
     args = parser.parse_args(argv)
     # NOTE: many short rounds beat few long ones on a shared machine (see README, Method).
     repeats = args.repeats or (10 if args.quick else 40)
@@ -461,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for row in table:
             runner.prepare(row)
+        if args.only:
+            return measure_only(runner, re.compile(args.only))
         runner.add_timer(report.THREAD_HOP, *thread_round_trip())
         runner.add_timer(report.LOOP_HOP, *loop_round_trip())
         runner.measure()

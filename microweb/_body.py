@@ -140,8 +140,8 @@ class WSGIBody:
         # stalls the app loop that all async handlers share: one chunk in the first hop, then
         # twice as many each hop, up to HOP_CHUNKS (a slow client's first bytes come at once).
         # PERF: a 10 MiB upload took 160 hops of one chunk, now 14. aform() in an async def
-        # handler under WSGI, cells.py's timer, two runs each way (2-CPU VM, 2026-12-01):
-        # 17.2-18.5 ms -> 8.5-9.8 ms.
+        # handler under WSGI, `bench/cells.py --only`, two runs each way (2-CPU VM,
+        # 2026-11-30): 17.4-18.4 ms -> 9.8 ms.
         count = 1
         while remaining is None or remaining > 0:
             chunks = await asyncio.to_thread(_read_chunks, stream, remaining, count)
@@ -387,8 +387,8 @@ class ASGIBody:
         hop, so a slow client's bytes reach the handler as they come.
         """
         # PERF: one hop per message took 160 hops for a 10 MiB upload of 64 KiB messages all
-        # ready, now 14. form() in a def handler under ASGI, cells.py's timer, two runs each
-        # way (2-CPU VM, 2026-12-01): 10.7-16.7 ms -> 9.1-9.2 ms.
+        # ready, now 14. form() in a def handler under ASGI, `bench/cells.py --only`, two runs
+        # each way (2-CPU VM, 2026-11-30): 10.1-12.4 ms -> 8.6-8.7 ms.
         message = await self._wait_message()
         messages = [message]
         size = len(message.get("body", b""))
