@@ -12,6 +12,7 @@ from ._plugins import Plugin
 from ._request import Request
 from ._response import Response
 from ._router import Router
+from ._routing import Route
 from ._sse import ServerSentEvent
 from ._uploads import UploadFile, safe_filename
 from ._websocket import WebSocket, WebSocketDisconnect
@@ -29,6 +30,7 @@ __all__ = [
     "Plugin",
     "Request",
     "Response",
+    "Route",
     "Router",
     "ServerSentEvent",
     "UploadFile",

@@ -62,14 +62,15 @@ class App(RouteRegistry):
         # NOTE: in registration order, which decides between templates that match alike.
         self._http_routes: list[Route] = []
         self._names: dict[str, Route] = {}
-        # NOTE: the routers with flows or error handlers, by id() of each of their routes.
-        self._routers: dict[int, Router] = {}
+        # NOTE: by id() of each route of an included router: the routers whose flows and error
+        # handlers apply to it, outermost first (read when the app is compiled).
+        self._routers: dict[int, tuple[Router, ...]] = {}
         self._installing: str | None = None
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
 
     # -- registration --------------------------------------------------------------------------
 
-    def _add_route(self, route: Route, router: Router | None = None) -> None:
+    def _add_route(self, route: Route, routers: tuple[Router, ...] = ()) -> None:
         check_handler(route.handler, route.template, route.param_names)
         check_name(self._names.get(route.name), route)
         route = dataclasses.replace(
@@ -81,8 +82,8 @@ class App(RouteRegistry):
         if route.kind == "websocket":
             return
         self._http_routes.append(route)
-        if router is not None and (router.flows or router.error_handlers):
-            self._routers[id(route)] = router
+        if routers:
+            self._routers[id(route)] = routers
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
             self._plan.http.add(route, self._endpoint(route, self._plan))
@@ -90,12 +91,13 @@ class App(RouteRegistry):
     def _endpoint(self, route: Route, plan: Plan) -> Endpoint:
         # NOTE: App._add_route resolved the route's limits to a Limits.
         limits: Limits = route.limits  # type: ignore[assignment]
-        router = self._routers.get(id(route))
+        routers = self._routers.get(id(route), ())
         rules = None
-        if router is not None:
-            rules = RouterRules(
-                tuple(router.flows), (dict(router.error_handlers), self._error_handlers)
-            )
+        if any(router.flows or router.error_handlers for router in routers):
+            # NOTE: outer routers' flows outside inner ones'; inner error handlers looked up first.
+            flows = tuple(flow for router in routers for flow in router.flows)
+            handlers = [dict(router.error_handlers) for router in reversed(routers)]
+            rules = RouterRules(flows, (*handlers, self._error_handlers))
             plan.router_rules[id(route)] = rules
         return endpoint(route, wrap_handler(route, self.plugins), limits, rules)
 
@@ -153,7 +155,7 @@ class App(RouteRegistry):
             ValueError: If a route, or another template of the same name, is registered here.
         """
         for route in router.routes:
-            self._add_route(route, router)
+            self._add_route(route, router._scopes_of(route))
 
     def add_converter(
         self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str

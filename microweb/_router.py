@@ -100,7 +100,7 @@ class RouteRegistry:
         skip: Iterable[str],
         kind: str = "http",
     ) -> Route:
-        template = self.prefix + path if path != "/" or not self.prefix else self.prefix
+        template = join_prefix(self.prefix, path)
         return Route(
             template=template,
             methods=methods,
@@ -164,6 +164,11 @@ class RouteRegistry:
         return self._method("OPTIONS", path, options)
 
 
+def join_prefix(prefix: str, path: str) -> str:
+    """The template of ``path`` under ``prefix``: a route on ``"/"`` gets the prefix itself."""
+    return prefix + path if path != "/" or not prefix else prefix
+
+
 def as_flow(flow: Callable[..., Any]) -> Colored:
     """Return ``flow`` with its colour, checking that it is a generator function.
 
@@ -215,6 +220,29 @@ class Router(RouteRegistry):
         self.routes: list[Route] = []
         self.flows: list[Colored] = []
         self.error_handlers: dict[ErrorKey, ErrorHandler] = {}
+        # NOTE: for each route that came from an included router, by id(): the routers between
+        # this one and the route, outermost first.
+        self._inner: dict[int, tuple[Router, ...]] = {}
+
+    def include(self, router: Router) -> None:
+        """Add every route of ``router`` under this router's prefix, with the router's flows
+        and error handlers (inside this router's).
+
+        Raises:
+            ValueError: If ``router`` is this router, or a route (or another template of the same
+                name) is registered here.
+        """
+        if router is self:
+            raise ValueError("a router cannot include itself")
+        for route in list(router.routes):
+            path = join_prefix(self.prefix, route.template)
+            nested = dataclasses.replace(route, template=path, segments=parse_template(path))
+            self._add_route(nested)
+            self._inner[id(nested)] = (router, *router._inner.get(id(route), ()))
+
+    def _scopes_of(self, route: Route) -> tuple[Router, ...]:
+        """The routers whose flows and error handlers apply to ``route``, outermost first."""
+        return (self, *self._inner.get(id(route), ()))
 
     def _add_route(self, route: Route) -> None:
         for known in self.routes:

@@ -40,6 +40,10 @@ def nothing(request: Request) -> None:
     raise HTTPError(404, "no such item")
 
 
+def forbidden(request: Request) -> None:
+    raise HTTPError(403, "no")
+
+
 def broken(request: Request) -> None:
     raise RuntimeError("boom")
 
@@ -212,3 +216,106 @@ def test_router_middleware_and_error_handler_check_their_arguments() -> None:
         api.error_handler(302)
     with pytest.raises(TypeError, match="status or an exception class"):
         api.error_handler("404")  # type: ignore[arg-type]
+
+
+# -- nested routers ----------------------------------------------------------------------------
+
+
+def nested_shop(colour: str, trail: list[str]) -> App:
+    """An app with /api (a flow, JSON errors) holding /api/v1 (a flow, 404s of its own)."""
+    app = App()
+    app.middleware(tagging_flow("app", trail, colour))
+    api = Router(prefix="/api")
+    v1 = Router(prefix="/v1")
+    api.middleware(tagging_flow("api", trail, colour))
+    v1.middleware(tagging_flow("v1", trail, colour))
+
+    @api.error_handler(HTTPError)
+    def api_errors(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"error": exc.detail, "by": "api"}, status=exc.status)
+
+    @v1.error_handler(404)
+    def v1_missing(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"error": exc.detail, "by": "v1"}, status=404)
+
+    add(v1, colour, "/", lambda request: "v1 root")
+    add(v1, colour, "/items/{item_id:int}", lambda request, item_id: {"id": item_id})
+    add(v1, colour, "/missing", nothing)
+    add(v1, colour, "/forbidden", forbidden)
+    add(api, colour, "/health", lambda request: "ok")
+    api.include(v1)
+    app.include(api)
+    return app
+
+
+def test_a_nested_router_gets_both_prefixes(make_client: MakeClient, colour: str) -> None:
+    app = nested_shop(colour, [])
+    with make_client(app) as client:
+        assert client.get("/api/v1").text == "v1 root"
+        assert client.get("/api/v1/items/7").json() == {"id": 7}
+        assert client.get("/api/health").text == "ok"
+        assert client.get("/v1/items/7").status_code == 404
+    assert app.url_for(f"{colour} /items/{{item_id:int}}", item_id=7) == "/api/v1/items/7"
+
+
+def test_nested_router_flows_run_outer_first(make_client: MakeClient, colour: str) -> None:
+    trail: list[str] = []
+    with make_client(nested_shop(colour, trail)) as client:
+        response = client.get("/api/v1/items/1")
+        assert response.headers.get_list("x-flow") == ["v1", "api", "app"]
+        assert trail == ["app in", "api in", "v1 in", "v1 out", "api out", "app out"]
+        trail.clear()
+        assert client.get("/api/health").headers.get_list("x-flow") == ["api", "app"]
+        assert trail == ["app in", "api in", "api out", "app out"]
+
+
+def test_nested_router_error_handlers_inner_first(make_client: MakeClient, colour: str) -> None:
+    with make_client(nested_shop(colour, [])) as client:
+        missing = client.get("/api/v1/missing")
+        assert (missing.status_code, missing.json()) == (404, {"error": "no such item", "by": "v1"})
+        forbidden = client.get("/api/v1/forbidden")
+        assert (forbidden.status_code, forbidden.json()) == (403, {"error": "no", "by": "api"})
+
+
+def test_a_router_cannot_include_itself_and_checks_what_it_includes() -> None:
+    api = Router(prefix="/api")
+    with pytest.raises(ValueError, match="itself"):
+        api.include(api)
+    inner = Router()
+    inner.get("/x")(lambda request: "x")
+    api.include(inner)
+    with pytest.raises(ValueError, match="registered twice"):
+        api.include(inner)
+    assert [route.template for route in api.routes] == ["/api/x"]
+    assert [route.template for route in inner.routes] == ["/x"]  # NOTE: inner is unchanged.
+
+
+def test_three_levels_of_routers_keep_every_scope(make_client: MakeClient, colour: str) -> None:
+    trail: list[str] = []
+    outer, middle, inner = Router(prefix="/a"), Router(prefix="/b"), Router(prefix="/c")
+    for tag, router in (("a", outer), ("b", middle), ("c", inner)):
+        router.middleware(tagging_flow(tag, trail, colour))
+    add(inner, colour, "/x", lambda request: "deep")
+    middle.include(inner)
+    outer.include(middle)
+    app = App()
+    app.include(outer)
+    with make_client(app) as client:
+        response = client.get("/a/b/c/x")
+        assert (response.text, response.headers.get_list("x-flow")) == ("deep", ["c", "b", "a"])
+
+
+def test_router_flows_and_handlers_registered_after_include_still_apply(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: they are read when the app is compiled, whether or not the router had any before.
+    api = Router(prefix="/api")
+    add(api, colour, "/x", nothing)
+    app = App()
+    app.include(api)
+    api.middleware(tagging_flow("api", [], colour))
+    api.error_handler(404)(lambda request, exc: ({"error": "api"}, 404))
+    with make_client(app) as client:
+        response = client.get("/api/x")
+        assert response.json() == {"error": "api"}
+        assert response.headers.get_list("x-flow") == ["api"]
