@@ -397,17 +397,18 @@ class ASGIBody:
         more = True
         most = 1  # NOTE: twice as many each hop, as WSGIBody.achunks() reads them.
         while more:
-            for message in run_on_loop(self._loop, self._ready_messages(most)):
+            # NOTE: messages up to one byte past what the meter lets through: enough for its 413.
+            room = min(HOP_CHUNKS * CHUNK_SIZE, meter.bound - meter.total + 1)
+            for message in run_on_loop(self._loop, self._ready_messages(most, room)):
                 body, more = self._body_of(message)
                 if body:
                     yield meter.count(body)
             most = min(most * 2, HOP_CHUNKS)
         meter.finish()
 
-    async def _ready_messages(self, most: int) -> list[Message]:
-        """The next message, and those after it that ``receive()`` has ready, up to ``most``
-        messages or ``HOP_CHUNKS * CHUNK_SIZE`` bytes: what a pool thread takes in one hop to
-        the loop.
+    async def _ready_messages(self, most: int, room: int) -> list[Message]:
+        """The next message, and those after it that ``receive()`` has ready, until there are
+        ``most`` messages or ``room`` bytes: what a pool thread takes in one hop to the loop.
 
         Never waits for a message past the first: one not ready yet stays pending for the next
         hop, so a slow client's bytes reach the handler as they come.
@@ -421,7 +422,7 @@ class ASGIBody:
         while (
             message["type"] == "http.request"
             and message.get("more_body", False)
-            and size < HOP_CHUNKS * CHUNK_SIZE
+            and size < room
             and len(messages) < most  # NOTE: a dripped body's messages are dicts.
             and not (self._overflow or self._has_early or self.disconnected or self._watching)
         ):

@@ -867,6 +867,36 @@ def test_a_def_handler_under_asgi_takes_the_ready_messages_in_order() -> None:
     assert (sent[0]["status"], response_body(sent)) == (200, b"".join(parts))
 
 
+def test_a_def_handler_under_asgi_takes_few_ready_messages_past_the_limit() -> None:
+    # NOTE: 40 messages of 1,000 bytes all ready, a limit of 10,000: hops of 1, 2 and 4
+    # messages, then the fourth stops at one byte past the limit (11 messages), not at 8 more.
+    limits = Limits(max_body_size=10_000)
+    app = body_app(
+        "sync", lambda r: str(len(b"".join(sync_chunks(r)))), _async_length, limits=limits
+    )
+    messages = body_messages(*[b"a" * 1000] * 40)
+    taken = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        if taken < len(messages):
+            taken += 1  # NOTE: ready: returns with no await, as a server's with data in.
+            return messages[taken - 1]
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        await asyncio.wait_for(app.as_asgi()(http_scope("POST", "/"), receive, send), 10)
+
+    asyncio.run(run())
+    assert (sent[0]["status"], taken) == (413, 11)
+
+
 def test_a_disconnect_among_the_ready_messages_ends_a_def_handlers_read() -> None:
     seen: list[int] = []
 
