@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -38,20 +39,31 @@ def parse_content_length(value: str | None) -> int | None:
     return int(value)
 
 
-def _read_chunks(stream: Any, remaining: int | None, count: int) -> list[bytes]:
-    """Read up to ``count`` chunks of ``CHUNK_SIZE`` (fewer at the end); blocking."""
-    chunks = []
-    for _ in range(count):
-        size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-        if size <= 0:
-            break
-        chunk = stream.read(size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        if remaining is not None:
-            remaining -= len(chunk)
-    return chunks
+def _read_chunks(
+    stream: Any, room: int | None, count: int, stop: threading.Event
+) -> tuple[list[bytes], Exception | None]:
+    """Read up to ``count`` chunks of ``CHUNK_SIZE``, ``room`` bytes in all; blocking.
+
+    Returns the chunks (fewer at the end of the stream, or once ``stop`` is set) and the error
+    of a read that failed after some of them: the caller hands those on before raising it.
+    """
+    chunks: list[bytes] = []
+    try:
+        for _ in range(count):
+            size = CHUNK_SIZE if room is None else min(CHUNK_SIZE, room)
+            if size <= 0 or stop.is_set():
+                break
+            chunk = stream.read(size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if room is not None:
+                room -= len(chunk)
+    except Exception as exc:
+        if not chunks:
+            raise
+        return chunks, exc
+    return chunks, None
 
 
 class WSGIBody:
@@ -142,13 +154,27 @@ class WSGIBody:
         # PERF: a 10 MiB upload took 160 hops of one chunk, now 14. aform() in an async def
         # handler under WSGI, `bench/cells.py --only`, two runs each way (2-CPU VM,
         # 2026-11-30): 17.4-18.4 ms -> 9.8 ms.
-        count = 1
+        count, stop = 1, threading.Event()
         while remaining is None or remaining > 0:
-            chunks = await asyncio.to_thread(_read_chunks, stream, remaining, count)
+            # NOTE: a body of unknown length is read to one byte past the limit, no further:
+            # enough for the meter's 413.
+            room = meter.bound - meter.total + 1 if remaining is None else remaining
+            try:
+                chunks, error = await asyncio.to_thread(_read_chunks, stream, room, count, stop)
+            except asyncio.CancelledError:
+                # NOTE: the handler gave up (a timeout): its thread ends the read under way
+                # and reads no more of wsgi.input, which the server may read again.
+                stop.set()
+                raise
             for chunk in chunks:
                 if remaining is not None:
                     remaining -= len(chunk)
                 yield meter.count(chunk)
+            if error is not None:
+                try:
+                    raise error  # NOTE: after the chunks read before it, as chunks() does.
+                finally:
+                    del error  # NOTE: no cycle through this frame and the traceback.
             if not chunks:
                 break  # NOTE: the stream ended (before Content-Length, for a short body).
             count = min(count * 2, HOP_CHUNKS)
@@ -371,17 +397,18 @@ class ASGIBody:
         more = True
         most = 1  # NOTE: twice as many each hop, as WSGIBody.achunks() reads them.
         while more:
-            for message in run_on_loop(self._loop, self._ready_messages(most)):
+            # NOTE: messages up to one byte past what the meter lets through: enough for its 413.
+            room = min(HOP_CHUNKS * CHUNK_SIZE, meter.bound - meter.total + 1)
+            for message in run_on_loop(self._loop, self._ready_messages(most, room)):
                 body, more = self._body_of(message)
                 if body:
                     yield meter.count(body)
             most = min(most * 2, HOP_CHUNKS)
         meter.finish()
 
-    async def _ready_messages(self, most: int) -> list[Message]:
-        """The next message, and those after it that ``receive()`` has ready, up to ``most``
-        messages or ``HOP_CHUNKS * CHUNK_SIZE`` bytes: what a pool thread takes in one hop to
-        the loop.
+    async def _ready_messages(self, most: int, room: int) -> list[Message]:
+        """The next message, and those after it that ``receive()`` has ready, until there are
+        ``most`` messages or ``room`` bytes: what a pool thread takes in one hop to the loop.
 
         Never waits for a message past the first: one not ready yet stays pending for the next
         hop, so a slow client's bytes reach the handler as they come.
@@ -395,7 +422,7 @@ class ASGIBody:
         while (
             message["type"] == "http.request"
             and message.get("more_body", False)
-            and size < HOP_CHUNKS * CHUNK_SIZE
+            and size < room
             and len(messages) < most  # NOTE: a dripped body's messages are dicts.
             and not (self._overflow or self._has_early or self.disconnected or self._watching)
         ):

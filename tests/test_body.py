@@ -19,6 +19,7 @@ from conftest import MakeClient
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
 
 from microweb import App, ClientDisconnect, Limits, Request, Response
+from microweb._body import CHUNK_SIZE, HOP_CHUNKS
 from microweb.testing import TestClient
 
 SyncOp = Callable[[Request], Any]
@@ -617,6 +618,7 @@ def test_a_sync_generator_as_content_streams_under_both_interfaces(
 # ASGI takes receive()'s messages through the loop: each hop carries up to HOP_CHUNKS chunks.
 
 LARGE = bytes(range(256)) * 4096  # NOTE: 1 MiB; past CHUNK_SIZE, so the reads hop.
+MAX_HOP = HOP_CHUNKS * CHUNK_SIZE  # NOTE: the most one hop reads (1 MiB).
 
 
 class Sipping(io.BytesIO):
@@ -631,9 +633,13 @@ class Sipping(io.BytesIO):
         return super().read(self.most if size is None or size < 0 else min(size, self.most))
 
 
-def wsgi_sizes(colour: str, stream: io.BytesIO, **extra: Any) -> tuple[str, bytes]:
+def wsgi_sizes(
+    colour: str, stream: io.BytesIO, limits: Limits | None = None, **extra: Any
+) -> tuple[str, bytes]:
     """POST ``stream`` to an app answering how many bytes it streamed; status and answer."""
-    app = body_app(colour, lambda r: str(len(b"".join(sync_chunks(r)))), _async_length)
+    app = body_app(
+        colour, lambda r: str(len(b"".join(sync_chunks(r)))), _async_length, limits=limits
+    )
     seen: list[str] = []
     driver = app.as_wsgi()
     try:
@@ -707,6 +713,117 @@ def test_an_async_handler_under_wsgi_reads_a_large_body_in_few_hops() -> None:
     assert threading.get_ident() not in threads
 
 
+class Failing(io.BytesIO):
+    """A ``wsgi.input`` whose ``failing``-th read raises ``OSError`` (a connection reset)."""
+
+    def __init__(self, data: bytes, failing: int) -> None:
+        super().__init__(data)
+        self.failing, self.reads = failing, 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        if self.reads == self.failing:
+            raise OSError("connection reset by peer")
+        return super().read(size)
+
+
+def test_a_wsgi_read_error_comes_after_the_chunks_read_before_it(colour: str) -> None:
+    # NOTE: the 6th read fails inside the third hop (chunks 4 and 5 read already); the
+    # handler gets those two first, as a def handler reading chunk by chunk does.
+    def sync_op(request: Request) -> Response:
+        got = 0
+        try:
+            for _ in request.iter_bytes():
+                got += 1
+        except OSError:
+            return Response(f"{got} chunks, then the error")
+        return Response("no error")
+
+    async def async_op(request: Request) -> Response:
+        got = 0
+        try:
+            async for _ in request.aiter_bytes():
+                got += 1
+        except OSError:
+            return Response(f"{got} chunks, then the error")
+        return Response("no error")
+
+    seen: list[str] = []
+    driver = body_app(colour, sync_op, async_op).as_wsgi()
+    try:
+        stream = Failing(LARGE, failing=6)
+        environ = wsgi_environ(
+            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
+        )
+        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
+    finally:
+        driver.close()
+    assert (seen[0][:3], body) == ("200", b"5 chunks, then the error")
+
+
+def test_a_wsgi_body_of_unknown_length_is_read_little_past_the_limit(colour: str) -> None:
+    # NOTE: 413 either way; the reads stop within a chunk of the limit, not a whole hop past.
+    limit = 3 * MAX_HOP // 2
+    stream = io.BytesIO(LARGE * 4)
+    status, body = wsgi_sizes(
+        colour, stream, Limits(max_body_size=limit), **{"wsgi.input_terminated": True}
+    )
+    assert (status[:3], body) == ("413", f"request body is larger than {limit} bytes".encode())
+    assert stream.tell() <= limit + CHUNK_SIZE, f"{stream.tell() - limit} bytes past the limit"
+
+
+class Stalling(io.BytesIO):
+    """A ``wsgi.input`` whose second read waits for ``go``; ``after`` is set by a third read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads = 0
+        self.go, self.after = threading.Event(), threading.Event()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads += 1
+        if self.reads == 2:
+            self.go.wait(10)
+        elif self.reads > 2:
+            self.after.set()
+        return super().read(size)
+
+
+def test_an_async_handler_that_gives_up_mid_hop_reads_no_more_of_wsgi_input() -> None:
+    # NOTE: the second hop (2 chunks) stalls on its first read; the handler times out and
+    # answers. Its worker thread ends that read, then must leave wsgi.input to the server.
+    app = App()
+
+    @app.post("/")
+    async def handler(request: Request) -> Response:
+        got: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in request.aiter_bytes():
+                got.append(chunk)
+
+        try:
+            await asyncio.wait_for(read(), 0.2)
+        except TimeoutError:
+            return Response(f"{len(got)} chunk, then gave up", status=408)
+        return Response("read it all")
+
+    stream = Stalling(LARGE)
+    driver = app.as_wsgi()
+    try:
+        environ = wsgi_environ(
+            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
+        )
+        body = b"".join(driver(environ, lambda s, h, e=None: None))
+        stream.go.set()
+        assert body == b"1 chunk, then gave up"
+        assert not stream.after.wait(0.5), "a cancelled hop read on"
+    finally:
+        stream.go.set()
+        driver.close()
+    assert stream.tell() == 2 * CHUNK_SIZE
+
+
 def test_a_def_handler_under_asgi_gets_a_slow_clients_bytes_as_they_come() -> None:
     # NOTE: each message after the first comes only once the handler has the one before: a
     # hop that waited for more than the messages ready would never return.
@@ -748,6 +865,36 @@ def test_a_def_handler_under_asgi_takes_the_ready_messages_in_order() -> None:
     app = body_app("sync", lambda r: Response(b"".join(sync_chunks(r))), _async_echo)
     sent = asyncio.run(asgi_call(app, http_scope("POST", "/"), body_messages(*parts)))
     assert (sent[0]["status"], response_body(sent)) == (200, b"".join(parts))
+
+
+def test_a_def_handler_under_asgi_takes_few_ready_messages_past_the_limit() -> None:
+    # NOTE: 40 messages of 1,000 bytes all ready, a limit of 10,000: hops of 1, 2 and 4
+    # messages, then the fourth stops at one byte past the limit (11 messages), not at 8 more.
+    limits = Limits(max_body_size=10_000)
+    app = body_app(
+        "sync", lambda r: str(len(b"".join(sync_chunks(r)))), _async_length, limits=limits
+    )
+    messages = body_messages(*[b"a" * 1000] * 40)
+    taken = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        if taken < len(messages):
+            taken += 1  # NOTE: ready: returns with no await, as a server's with data in.
+            return messages[taken - 1]
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        await asyncio.wait_for(app.as_asgi()(http_scope("POST", "/"), receive, send), 10)
+
+    asyncio.run(run())
+    assert (sent[0]["status"], taken) == (413, 11)
 
 
 def test_a_disconnect_among_the_ready_messages_ends_a_def_handlers_read() -> None:

@@ -181,6 +181,44 @@ def test_streamed_parts_of_a_5_mb_upload(client: httpx.Client, colour: str) -> N
     assert answer["rss_growth"] < UPLOAD_SIZE // 2, answer
 
 
+def _uneven_pieces(body: bytes, seed: int) -> Iterator[bytes]:
+    """``body`` in pieces of 1 byte to 100 KB, sent in bursts of 8 a few milliseconds apart."""
+    rng, start = random.Random(seed), 0
+    while start < len(body):
+        size = rng.choice([1, rng.randrange(1, 1000), rng.randrange(1000, 100_000)])
+        yield body[start : start + size]
+        start += size
+        if rng.randrange(8) == 0:
+            time.sleep(0.005)
+
+
+def test_a_slow_clients_upload_in_uneven_pieces_streams_in_order(
+    client: httpx.Client, colour: str
+) -> None:
+    # NOTE: a chunked body, some pieces together and some apart: each bridge takes what has
+    # arrived in each hop (a def handler under Uvicorn, an async def one under Waitress).
+    data = random.Random(6).randbytes(3 * MiB)
+    boundary = "sl0wb0und4ry"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nslow\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="s.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = client.post(
+        f"/parts/{colour}",
+        content=_uneven_pieces(body, seed=7),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["fields"], answer["filename"]) == ({"note": "slow"}, "s.bin")
+    assert (answer["size"], answer["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+
+
 def _wait_for_no_temp_files(server: Server) -> list[str]:
     deadline = time.monotonic() + CLOSE_DEADLINE
     while (held := server.open_temp_files()) and time.monotonic() < deadline:
