@@ -8,8 +8,8 @@ from collections.abc import Awaitable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
+from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
-from ._body import ASGIBody, default_limit
 from ._concurrency import (
     close_in_file_thread,
     drive_async,

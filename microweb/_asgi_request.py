@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ._body import ASGIBody
+from ._asgi_body import ASGIBody
 from ._concurrency import ThreadHooks
 from ._datastructures import Headers
 from ._limits import Limits

@@ -22,6 +22,7 @@ IO_MODULES = frozenset(
         "_asgi.py",
         "_asgi_request.py",
         "_body.py",
+        "_asgi_body.py",
         "_concurrency.py",
         "_app_loop.py",
         "_pool.py",
@@ -143,7 +144,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_parts", "_uploads", "_forms", "_request_head", "_request_body", "_request",
         "_response", "_emission", "_plugins", "_plan", "_pipeline",
     ),
-    "bridges": ("_app_loop", "_concurrency", "_pool", "_body"),
+    "bridges": ("_app_loop", "_concurrency", "_pool", "_body", "_asgi_body"),
     "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",

@@ -32,7 +32,7 @@ from microweb import (
     WebSocket,
     WebSocketDisconnect,
 )
-from microweb._body import default_limit
+from microweb._asgi_body import default_limit
 from microweb.plugins import CORS
 from microweb.testing import TestClient
 
