@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from ._buffer import BodyBuffer, BodyMeter
-from ._errors import HTTPError
+from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
 from ._types import Environ
 
@@ -39,6 +39,13 @@ def parse_content_length(value: str | None) -> int | None:
     return int(value)
 
 
+def client_left(exc: OSError) -> ClientDisconnect:
+    """The error of a ``wsgi.input`` read that failed: the client reset the connection."""
+    error = ClientDisconnect(f"the client disconnected while its body was read ({exc})")
+    error.__cause__ = exc
+    return error
+
+
 def _read_chunks(
     stream: Any, room: int | None, count: int, stop: threading.Event
 ) -> tuple[list[bytes], Exception | None]:
@@ -59,6 +66,10 @@ def _read_chunks(
             chunks.append(chunk)
             if room is not None:
                 room -= len(chunk)
+    except OSError as exc:
+        if not chunks:
+            raise client_left(exc) from exc
+        return chunks, client_left(exc)
     except Exception as exc:
         if not chunks:
             raise
@@ -104,7 +115,10 @@ class WSGIBody:
         stream = self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
             size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-            chunk = stream.read(size)
+            try:
+                chunk = stream.read(size)
+            except OSError as exc:
+                raise client_left(exc) from exc
             if not chunk:
                 break
             if remaining is not None:
@@ -119,23 +133,27 @@ class WSGIBody:
         # Content-Length, parsed once.
         remaining = self._remaining(meter.expected)
         stream = self._environ["wsgi.input"]
-        if remaining is not None and remaining <= CHUNK_SIZE:
-            # NOTE: the usual body, asked for in one read; a short read goes on below.
-            body = meter.count(stream.read(remaining) if remaining else b"")
-            if len(body) == remaining or not body:
-                return body
-            remaining -= len(body)
-        else:
-            body = b""
-        buffer = BodyBuffer()
-        buffer.add(body)
-        while remaining is None or remaining > 0:
-            chunk = stream.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
-            if not chunk:
-                break
-            if remaining is not None:
-                remaining -= len(chunk)
-            buffer.add(meter.count(chunk))
+        try:
+            if remaining is not None and remaining <= CHUNK_SIZE:
+                # NOTE: the usual body, asked for in one read; a short read goes on below.
+                body = meter.count(stream.read(remaining) if remaining else b"")
+                if len(body) == remaining or not body:
+                    return body
+                remaining -= len(body)
+            else:
+                body = b""
+            buffer = BodyBuffer()
+            buffer.add(body)
+            while remaining is None or remaining > 0:
+                size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = stream.read(size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                buffer.add(meter.count(chunk))
+        except OSError as exc:
+            raise client_left(exc) from exc
         return buffer.take()
 
     async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
@@ -143,7 +161,13 @@ class WSGIBody:
         stream = self._environ["wsgi.input"]
         if remaining is not None and remaining <= CHUNK_SIZE:
             # PERF: a small body is read inline, with no thread hop.
-            while remaining > 0 and (chunk := stream.read(remaining)):
+            while remaining > 0:
+                try:
+                    chunk = stream.read(remaining)
+                except OSError as exc:
+                    raise client_left(exc) from exc
+                if not chunk:
+                    break
                 remaining -= len(chunk)
                 yield meter.count(chunk)
             meter.finish()

@@ -16,6 +16,7 @@ from ._concurrency import ThreadHooks, drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
+from ._errors import ClientDisconnect
 from ._files import FILE_CHUNK
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, new_request
@@ -144,28 +145,40 @@ class WSGIDriver:
             None,
             None,
         )
-        outcome = respond(self.plan, request)
-        if not isinstance(outcome, NOT_AWAITED):
-            try:
-                # NOTE: an effect generator is not awaited (NOT_AWAITED), as mypy cannot see.
-                result = self.app_loop.run(outcome)  # type: ignore[arg-type]
-            except Exception as exc:
-                outcome = fail(self.plan, request, exc)
-            else:
-                outcome = plain_answer(result, request.method) or settle(self.plan, request, result)
-        if isinstance(outcome, tuple):
-            # PERF: a plain result (plain_answer: a def handler's from respond(), an async def
-            # handler's from the app loop), sent with no Response: a WSGI hello 29,500 ->
-            # 22,700 instructions a request (valgrind); bench/cells.py, hello 2.71 -> 1.95 us,
-            # the first of 1,000 routes 3.88 -> 3.06 us (14:28 and 14:37 UTC, 2026-11-30).
-            content, media_type = outcome
-            start_response("200 OK", [_TYPES[media_type], LENGTHS[len(content)]])
-            if request._after is not None:
-                return _Finished([content], self.app_loop, request)
-            if request._cleanups:
-                request.close()  # PERF: checked here: 400 instructions less for a hello.
-            return [content]
-        response = outcome if isinstance(outcome, Response) else drive_sync(outcome, self.app_loop)
+        try:
+            outcome = respond(self.plan, request)
+            if not isinstance(outcome, NOT_AWAITED):
+                try:
+                    # NOTE: an effect generator is not awaited (NOT_AWAITED), as mypy cannot see.
+                    result = self.app_loop.run(outcome)  # type: ignore[arg-type]
+                except Exception as exc:
+                    outcome = fail(self.plan, request, exc)
+                else:
+                    outcome = plain_answer(result, request.method) or settle(
+                        self.plan, request, result
+                    )
+            if isinstance(outcome, tuple):
+                # PERF: a plain result (plain_answer: a def handler's from respond(), an async
+                # def handler's from the app loop), sent with no Response: a WSGI hello 29,500
+                # -> 22,700 instructions a request (valgrind); bench/cells.py, hello 2.71 ->
+                # 1.95 us, the first of 1,000 routes 3.88 -> 3.06 us (2026-11-30).
+                content, media_type = outcome
+                start_response("200 OK", [_TYPES[media_type], LENGTHS[len(content)]])
+                if request._after is not None:
+                    return _Finished([content], self.app_loop, request)
+                if request._cleanups:
+                    request.close()  # PERF: checked here: 400 instructions less for a hello.
+                return [content]
+            if not isinstance(outcome, Response):
+                outcome = drive_sync(outcome, self.app_loop)
+        except ClientDisconnect as exc:
+            outcome = _client_left(exc)
+        return self._send(request, outcome, start_response)
+
+    def _send(
+        self, request: Request, response: Response, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Start ``response`` and return its body, whole, streamed or as the server's file."""
         headers, body = outgoing(response, request.method)
         start_response(status_line(response.status), headers)
         if body is None:
@@ -174,7 +187,7 @@ class WSGIDriver:
         if isinstance(body, bytes):
             return self._whole(request, [body])
         file = response.file_info
-        wrapper = environ.get("wsgi.file_wrapper")
+        wrapper = request._raw.get("wsgi.file_wrapper")
         # NOTE: a server's file wrapper gives the app no close() of its own: with callbacks
         # to run after the response, the file streams as any body does.
         if wrapper is not None and file is not None and file.whole and request._after is None:
@@ -250,6 +263,15 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
         app_loop.run(stream.aclose())
     elif hasattr(stream, "close"):
         stream.close()
+
+
+def _client_left(exc: ClientDisconnect) -> Response:
+    """The answer to a request whose client left while its body was read (``wsgi.input`` failed).
+
+    Nobody reads it, but PEP 3333 wants one; as under ASGI, which sends nothing, no traceback
+    is logged.
+    """
+    return Response(str(exc), 400)
 
 
 class _StreamBody:

@@ -714,7 +714,7 @@ def test_an_async_handler_under_wsgi_reads_a_large_body_in_few_hops() -> None:
 
 
 class Failing(io.BytesIO):
-    """A ``wsgi.input`` whose ``failing``-th read raises ``OSError`` (a connection reset)."""
+    """A ``wsgi.input`` whose ``failing``-th read fails, as a socket's does once reset."""
 
     def __init__(self, data: bytes, failing: int) -> None:
         super().__init__(data)
@@ -723,7 +723,7 @@ class Failing(io.BytesIO):
     def read(self, size: int | None = -1) -> bytes:
         self.reads += 1
         if self.reads == self.failing:
-            raise OSError("connection reset by peer")
+            raise ConnectionResetError(104, "Connection reset by peer")
         return super().read(size)
 
 
@@ -735,7 +735,7 @@ def test_a_wsgi_read_error_comes_after_the_chunks_read_before_it(colour: str) ->
         try:
             for _ in request.iter_bytes():
                 got += 1
-        except OSError:
+        except ClientDisconnect:
             return Response(f"{got} chunks, then the error")
         return Response("no error")
 
@@ -744,7 +744,7 @@ def test_a_wsgi_read_error_comes_after_the_chunks_read_before_it(colour: str) ->
         try:
             async for _ in request.aiter_bytes():
                 got += 1
-        except OSError:
+        except ClientDisconnect:
             return Response(f"{got} chunks, then the error")
         return Response("no error")
 
@@ -913,6 +913,60 @@ def test_a_disconnect_among_the_ready_messages_ends_a_def_handlers_read() -> Non
     messages = [*body_messages(b"a" * 10, b"b" * 20, b"c" * 30)[:2], {"type": "http.disconnect"}]
     asyncio.run(asgi_call(app, http_scope("POST", "/"), messages))
     assert seen == [10, 20, -1]
+
+
+# -- wsgi.input that fails: the client reset the connection -------------------------------------
+
+
+READERS: dict[str, tuple[SyncOp, AsyncOp]] = {
+    "read": (Request.read, Request.aread),
+    "iter_bytes": (sync_chunks, async_chunks),
+    "form": (Request.form, Request.aform),
+}
+
+
+def post_failing_input(app: App, size: int, **extra: Any) -> tuple[str, bytes]:
+    """POST ``size`` bytes whose ``wsgi.input`` fails at its first read; status and answer."""
+    seen: list[str] = []
+    driver = app.as_wsgi()
+    try:
+        stream = Failing(b"a=" + b"x" * (size - 2), failing=1)
+        environ = wsgi_environ("POST", "/", CONTENT_LENGTH=str(size), **{"wsgi.input": stream})
+        environ.update(extra)
+        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
+    finally:
+        driver.close()
+    return seen[0], body
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+@pytest.mark.parametrize("size", [5000, 300_000])
+def test_a_wsgi_input_that_fails_is_a_client_disconnect_answered_400(
+    colour: str, reader: str, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: as under ASGI, where the client's leaving sends nothing: no traceback, no 500.
+    app = body_app(colour, *READERS[reader])
+    status, body = post_failing_input(app, size, CONTENT_TYPE="application/x-www-form-urlencoded")
+    assert status == "400 Bad Request"
+    assert b"the client disconnected while its body was read" in body
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_a_handler_may_catch_the_client_disconnect_of_a_failed_wsgi_input(colour: str) -> None:
+    def sync_op(request: Request) -> str:
+        try:
+            return str(len(request.read()))
+        except ClientDisconnect as exc:
+            return f"gone: {type(exc.__cause__).__name__}"
+
+    async def async_op(request: Request) -> str:
+        try:
+            return str(len(await request.aread()))
+        except ClientDisconnect as exc:
+            return f"gone: {type(exc.__cause__).__name__}"
+
+    status, body = post_failing_input(body_app(colour, sync_op, async_op), 300_000)
+    assert (status, body) == ("200 OK", b"gone: ConnectionResetError")
 
 
 # -- framing: Content-Length beside Transfer-Encoding -------------------------------------------
