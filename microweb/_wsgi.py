@@ -18,7 +18,7 @@ from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._files import FILE_CHUNK
-from ._pipeline import NOT_AWAITED, fail, respond, settle
+from ._pipeline import NOT_AWAITED, default_error, fail, respond, settle
 from ._request import Request, decode_path, new_request
 from ._request_head import Address
 from ._response import JSON, TEXT, Response
@@ -172,7 +172,7 @@ class WSGIDriver:
             if not isinstance(outcome, Response):
                 outcome = drive_sync(outcome, self.app_loop)
         except ClientDisconnect as exc:
-            outcome = _client_left(exc)
+            outcome = _client_left(request, exc)
         return self._send(request, outcome, start_response)
 
     def _send(
@@ -265,13 +265,14 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
         stream.close()
 
 
-def _client_left(exc: ClientDisconnect) -> Response:
+def _client_left(request: Request, exc: ClientDisconnect) -> Response:
     """The answer to a request whose client left while its body was read (``wsgi.input`` failed).
 
     Nobody reads it, but PEP 3333 wants one; as under ASGI, which sends nothing, no traceback
-    is logged.
+    is logged. It is a default error body, so that a ``ClientDisconnect`` raised by app code,
+    with no message, still says what happened (as JSON to a client that accepts it).
     """
-    return Response(str(exc), 400)
+    return default_error(request, 400, str(exc) or "the client disconnected", {})
 
 
 class _StreamBody:
@@ -291,6 +292,10 @@ class _StreamBody:
             for chunk in self._chunks:
                 if chunk:
                     yield encode_chunk(chunk)
+        except ClientDisconnect:
+            # NOTE: the generator read the body and wsgi.input failed: the client is gone, as
+            # under ASGI, where such a stream ends with nothing logged.
+            return
         except Exception:
             # NOTE: the status line is gone already; the server can only cut the connection.
             logger.exception(

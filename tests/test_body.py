@@ -11,7 +11,7 @@ import io
 import json
 import threading
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -933,7 +933,11 @@ def post_failing_input(app: App, size: int, **extra: Any) -> tuple[str, bytes]:
         stream = Failing(b"a=" + b"x" * (size - 2), failing=1)
         environ = wsgi_environ("POST", "/", CONTENT_LENGTH=str(size), **{"wsgi.input": stream})
         environ.update(extra)
-        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
+        result = driver(environ, lambda s, h, e=None: seen.append(s))
+        try:
+            body = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()  # NOTE: as a server does.
     finally:
         driver.close()
     return seen[0], body
@@ -967,6 +971,54 @@ def test_a_handler_may_catch_the_client_disconnect_of_a_failed_wsgi_input(colour
 
     status, body = post_failing_input(body_app(colour, sync_op, async_op), 300_000)
     assert (status, body) == ("200 OK", b"gone: ConnectionResetError")
+
+
+@pytest.mark.parametrize("size", [5000, 300_000])
+def test_a_stream_that_reads_a_failing_wsgi_input_ends_with_nothing_logged(
+    colour: str, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the response has started; as under ASGI, the client's leaving is no error to log.
+    events: list[str] = []
+
+    def sync_op(request: Request) -> Response:
+        def dots() -> Iterator[bytes]:
+            yield b"start "
+            for _ in request.iter_bytes():
+                yield b"."
+
+        request.after_response(events.append, "after")
+        return Response.stream(dots())
+
+    async def async_op(request: Request) -> Response:
+        async def dots() -> AsyncIterator[bytes]:
+            yield b"start "
+            async for _ in request.aiter_bytes():
+                yield b"."
+
+        request.after_response(events.append, "after")
+        return Response.stream(dots())
+
+    status, body = post_failing_input(body_app(colour, sync_op, async_op), size)
+    assert (status, body, events) == ("200 OK", b"start ", ["after"])
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_a_client_disconnect_raised_by_app_code_under_wsgi_is_a_default_400(accept: str) -> None:
+    # NOTE: with no message, the 400 still says why, in the body any error of microweb's has.
+    app = App()
+
+    @app.get("/")
+    def gone(request: Request) -> None:
+        raise ClientDisconnect
+
+    with TestClient(app, interface="wsgi") as client:
+        response = client.get("/", headers={"accept": accept})
+    assert response.status_code == 400
+    if accept == "text/plain":
+        assert response.text == "the client disconnected"
+    else:
+        assert response.json() == {"status": 400, "detail": "the client disconnected"}
 
 
 # -- framing: Content-Length beside Transfer-Encoding -------------------------------------------

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, HTTPError, Request, Response, Router
+from microweb import App, HTTPError, Request, Response, Router, WebSocket
+from microweb.testing import TestClient
 
 
 def add(registry: App | Router, colour: str, path: str, body: Callable[[Request], Any]) -> None:
@@ -319,3 +320,66 @@ def test_router_flows_and_handlers_registered_after_include_still_apply(
         response = client.get("/api/x")
         assert response.json() == {"error": "api"}
         assert response.headers.get_list("x-flow") == ["api"]
+
+
+def test_each_level_s_handlers_are_searched_whole_before_the_next_one_out(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: by class, then by status, in one router; only then the next one out: a router's
+    # 500 handler answers an unexpected error before the app's handler for its class.
+    api = Router(prefix="/api")
+    add(api, colour, "/oops", broken)
+    api.error_handler(500)(lambda request, exc: ({"by": "api 500"}, 500))
+    app = App()
+    app.error_handler(RuntimeError)(lambda request, exc: ({"by": "app RuntimeError"}, 500))
+    add(app, colour, "/broken", broken)
+    app.include(api)
+    with make_client(app) as client:
+        assert client.get("/api/oops").json() == {"by": "api 500"}
+        assert client.get("/broken").json() == {"by": "app RuntimeError"}
+
+
+def test_a_router_included_in_two_places_keeps_the_scopes_of_each(
+    make_client: MakeClient, colour: str
+) -> None:
+    trail: list[str] = []
+    api, v1 = Router(prefix="/api"), Router(prefix="/v1")
+    api.middleware(tagging_flow("api", trail, colour))
+    v1.middleware(tagging_flow("v1", trail, colour))
+    api.error_handler(404)(lambda request, exc: ({"by": "api"}, 404))
+    add(v1, colour, "/missing", nothing)
+    api.include(v1)
+    app = App()
+    app.include(api)
+    app.include(v1)  # NOTE: the same routes again, under /v1 only: api's rules are not theirs.
+    with make_client(app) as client:
+        nested = client.get("/api/v1/missing")
+        assert (nested.json(), nested.headers.get_list("x-flow")) == ({"by": "api"}, ["v1", "api"])
+        direct = client.get("/v1/missing", headers={"accept": "application/json"})
+        assert direct.json() == {"status": 404, "detail": "no such item"}
+        assert direct.headers.get_list("x-flow") == ["v1"]
+    assert app.url_for(f"{colour} /missing") == "/api/v1/missing"  # NOTE: the first added.
+
+
+def test_a_nested_router_s_websocket_route_gets_both_prefixes() -> None:
+    # NOTE: router flows do not run around handshakes (docs/routing.md).
+    trail: list[str] = []
+    api, live = Router(prefix="/api"), Router(prefix="/live")
+    api.middleware(tagging_flow("api", trail, "sync"))
+
+    @live.websocket("/feed/{feed_id:int}")
+    async def feed(ws: WebSocket, feed_id: int) -> None:
+        await ws.accept()
+        await ws.send_json({"feed": feed_id})
+        await ws.close()
+
+    api.include(live)
+    app = App()
+    app.include(api)
+    with (
+        TestClient(app, interface="asgi") as client,
+        client.websocket_connect("/api/live/feed/3") as ws,
+    ):
+        assert ws.receive_json() == {"feed": 3}
+    assert trail == []
+    assert app.url_for("feed", feed_id=3) == "/api/live/feed/3"
