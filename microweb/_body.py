@@ -160,17 +160,9 @@ class WSGIBody:
         remaining = self._remaining(self.content_length)
         stream = self._environ["wsgi.input"]
         if remaining is not None and remaining <= CHUNK_SIZE:
-            # PERF: a small body is read inline, with no thread hop.
-            while remaining > 0:
-                try:
-                    chunk = stream.read(remaining)
-                except OSError as exc:
-                    raise client_left(exc) from exc
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                yield meter.count(chunk)
-            meter.finish()
+            # PERF: a small body is read inline, as chunks() reads it, with no thread hop.
+            for chunk in self.chunks(meter):
+                yield chunk
             return
         # NOTE: a larger body is read in a worker thread, so that a slow wsgi.input never
         # stalls the app loop that all async handlers share: one chunk in the first hop, then
