@@ -804,7 +804,7 @@ def test_an_async_handler_that_gives_up_mid_hop_reads_no_more_of_wsgi_input() ->
 
         try:
             await asyncio.wait_for(read(), 0.2)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
             return Response(f"{len(got)} chunk, then gave up", status=408)
         return Response("read it all")
 
