@@ -26,7 +26,7 @@ from ._effects import (
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
-from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
+from ._pipeline import NOT_AWAITED, client_left, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request
 from ._response import JSON, TEXT, Response, StreamBody
@@ -67,6 +67,7 @@ class ASGIDriver:
         if scope["type"] != "http" or not self._started:
             return await self._other(scope, receive, send)
         request = request_of(self.app, self._limits, scope, receive)
+        start: Message | None = None
         try:
             outcome = respond(self.plan, request)
             plain = None
@@ -114,8 +115,10 @@ class ASGIDriver:
                     raise ClientDisconnect("the client went away") from exc
             else:
                 await self._send_rest(start, content, response, request, _guarded(send))
-        except ClientDisconnect:
-            pass  # NOTE: the client is gone; there is nobody to answer.
+        except ClientDisconnect as exc:
+            # NOTE: once the start is made, or when the body's source saw the client leave,
+            # there is nobody to answer; else app code raised it: a 400, as under WSGI.
+            await self._answer_left(request, exc, send, start)
         finally:
             if request._after is not None:
                 await self._after_response(request)
@@ -123,6 +126,20 @@ class ASGIDriver:
                 closing := _end(request)
             ) is not None:
                 await closing  # NOTE: uploads on disk, closed in a file thread.
+
+    async def _answer_left(
+        self, request: Request, exc: ClientDisconnect, send: Send, started: Message | None
+    ) -> None:
+        if started is not None or (request._source is not None and _body(request).disconnected):
+            return
+        response = client_left(request, exc)
+        headers, content = outgoing(response, request.method)
+        start = {"type": "http.response.start", "status": 400, "headers": _encoded(headers)}
+        try:
+            await send(start)
+            await send({"type": "http.response.body", "body": content or b""})
+        except OSError:
+            pass  # NOTE: the client has gone after all.
 
     async def _after_response(self, request: Request) -> None:
         if request._source is not None:

@@ -385,3 +385,14 @@ def default_error(
     if "json" in request.headers.get("accept", ""):
         return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
     return Response(detail.encode("utf-8"), status, headers, TEXT)
+
+
+def client_left(request: Request, exc: ClientDisconnect) -> Response:
+    """The answer to a ``ClientDisconnect`` that reached the driver: a default 400.
+
+    WSGI sends it even when the client has gone (PEP 3333 wants a response); ASGI sends it
+    unless its body source saw ``http.disconnect``. No traceback is logged. A ``ClientDisconnect``
+    raised by app code with no message still says what happened (as JSON to a client that
+    accepts it).
+    """
+    return default_error(request, 400, str(exc) or "the client disconnected", {})

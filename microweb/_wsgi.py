@@ -18,7 +18,7 @@ from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._files import FILE_CHUNK
-from ._pipeline import NOT_AWAITED, default_error, fail, respond, settle
+from ._pipeline import NOT_AWAITED, client_left, fail, respond, settle
 from ._request import Request, decode_path, new_request
 from ._request_head import Address
 from ._response import JSON, TEXT, Response
@@ -172,7 +172,7 @@ class WSGIDriver:
             if not isinstance(outcome, Response):
                 outcome = drive_sync(outcome, self.app_loop)
         except ClientDisconnect as exc:
-            outcome = _client_left(request, exc)
+            outcome = client_left(request, exc)
         return self._send(request, outcome, start_response)
 
     def _send(
@@ -263,16 +263,6 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
         app_loop.run(stream.aclose())
     elif hasattr(stream, "close"):
         stream.close()
-
-
-def _client_left(request: Request, exc: ClientDisconnect) -> Response:
-    """The answer to a request whose client left while its body was read (``wsgi.input`` failed).
-
-    Nobody reads it, but PEP 3333 wants one; as under ASGI, which sends nothing, no traceback
-    is logged. It is a default error body, so that a ``ClientDisconnect`` raised by app code,
-    with no message, still says what happened (as JSON to a client that accepts it).
-    """
-    return default_error(request, 400, str(exc) or "the client disconnected", {})
 
 
 class _StreamBody:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
 
 from microweb import App, ClientDisconnect, Limits, Request, Response
@@ -1004,21 +1004,69 @@ def test_a_stream_that_reads_a_failing_wsgi_input_ends_with_nothing_logged(
 
 
 @pytest.mark.parametrize("accept", ["text/plain", "application/json"])
-def test_a_client_disconnect_raised_by_app_code_under_wsgi_is_a_default_400(accept: str) -> None:
-    # NOTE: with no message, the 400 still says why, in the body any error of microweb's has.
+def test_a_client_disconnect_raised_by_app_code_is_a_default_400(
+    make_client: MakeClient, colour: str, accept: str
+) -> None:
+    # NOTE: the client is still there: under ASGI too it gets the 400 (it used to get nothing,
+    # and Uvicorn made that a 500). With no message, the 400 still says why.
     app = App()
 
-    @app.get("/")
     def gone(request: Request) -> None:
         raise ClientDisconnect
 
-    with TestClient(app, interface="wsgi") as client:
-        response = client.get("/", headers={"accept": accept})
+    app.get("/")(in_colour(colour, gone))
+    response = make_client(app).get("/", headers={"accept": accept})
     assert response.status_code == 400
     if accept == "text/plain":
         assert response.text == "the client disconnected"
     else:
         assert response.json() == {"status": 400, "detail": "the client disconnected"}
+
+
+def test_a_head_request_whose_handler_raises_client_disconnect_gets_a_bare_400(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def gone(request: Request) -> None:
+        raise ClientDisconnect("stop")
+
+    response = make_client(app).head("/")
+    assert (response.status_code, response.content) == (400, b"")
+
+
+def test_asgi_sends_nothing_when_the_body_source_saw_the_client_leave(colour: str) -> None:
+    # NOTE: the handler catches nothing; the ClientDisconnect comes from http.disconnect.
+    sent: list[dict[str, Any]] = []
+    app = read_app(colour)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = http_scope("POST", headers=[(b"content-length", b"10")])
+    asyncio.run(app.as_asgi()(scope, receive, send))
+    assert sent == []
+
+
+def test_asgi_answers_a_client_disconnect_quietly_when_send_fails() -> None:
+    # NOTE: app code raised it, and the client is gone after all: no error escapes the app.
+    app = App()
+
+    @app.get("/")
+    async def gone(request: Request) -> None:
+        raise ClientDisconnect
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise ConnectionResetError("gone")
+
+    asyncio.run(app.as_asgi()(http_scope("GET"), receive, send))
 
 
 # -- framing: Content-Length beside Transfer-Encoding -------------------------------------------
