@@ -229,11 +229,16 @@ class Router(RouteRegistry):
         and error handlers (inside this router's).
 
         Raises:
-            ValueError: If ``router`` is this router, or a route (or another template of the same
-                name) is registered here.
+            ValueError: If ``router`` is this router or includes it, or a route (or another
+                template of the same name) is registered here.
         """
         if router is self:
             raise ValueError("a router cannot include itself")
+        if any(self in chain for chain in router._inner.values()):
+            # NOTE: its routes would run this router's flows twice, once as each of two levels.
+            raise ValueError(
+                "this router is included in that one; two routers cannot include each other"
+            )
         for route in list(router.routes):
             path = join_prefix(self.prefix, route.template)
             nested = dataclasses.replace(route, template=path, segments=parse_template(path))

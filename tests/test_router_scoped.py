@@ -291,6 +291,22 @@ def test_a_router_cannot_include_itself_and_checks_what_it_includes() -> None:
     assert [route.template for route in inner.routes] == ["/x"]  # NOTE: inner is unchanged.
 
 
+def test_routers_cannot_include_each_other_at_any_depth() -> None:
+    # NOTE: include() copies the routes, so this is no loop; but the copies would run a
+    # router's flows twice, as two levels of their own.
+    a, b, c = Router(prefix="/a"), Router(prefix="/b"), Router(prefix="/c")
+    c.get("/x")(lambda request: "x")
+    b.include(c)
+    a.include(b)
+    for includer, included in ((b, a), (c, a), (c, b)):
+        with pytest.raises(ValueError, match="cannot include each other"):
+            includer.include(included)
+    assert [route.template for route in c.routes] == ["/c/x"]
+    other = Router(prefix="/other")
+    other.include(b)  # NOTE: a router may be included by two others.
+    assert [route.template for route in other.routes] == ["/other/b/c/x"]
+
+
 def test_three_levels_of_routers_keep_every_scope(make_client: MakeClient, colour: str) -> None:
     trail: list[str] = []
     outer, middle, inner = Router(prefix="/a"), Router(prefix="/b"), Router(prefix="/c")
