@@ -15,9 +15,16 @@ from ._limits import Limits
 from ._types import Environ
 
 CHUNK_SIZE = 64 * 1024
-# NOTE: the most chunks a bridge takes per hop between threads: an async def handler's reads
-# of wsgi.input in a worker thread, a def handler's ASGI messages from the loop (1 MiB).
+# NOTE: the most chunks a bridge takes per hop between threads. A def handler under ASGI takes
+# up to HOP_CHUNKS of receive()'s messages, which the server holds already (1 MiB).
 HOP_CHUNKS = 16
+# NOTE: an async def handler under WSGI reads up to READ_HOP_CHUNKS of wsgi.input in a worker
+# thread; those are new bytes, alive until the handler has them all (256 KiB).
+# PERF: 16 chunks a hop grew a streamed 5 MiB upload's RSS by 1.9-2.4 MiB under Waitress (one
+# 64 KiB read at a time, def: 0.2 MiB); 4 a hop by 0-0.6 MiB, for aform() of 10 MiB in 9.0-9.3
+# ms instead of 7.6-8.6 (`bench/cells.py --repeats 20 --only`, alternating, 2-CPU VM,
+# 2026-12-01).
+READ_HOP_CHUNKS = 4
 DEFAULT_BODY_LIMIT = Limits().max_body_size
 # NOTE: int() of thousands of digits is slow and then raises; no real length needs 19.
 MAX_LENGTH_DIGITS = 18
@@ -166,10 +173,12 @@ class WSGIBody:
             return
         # NOTE: a larger body is read in a worker thread, so that a slow wsgi.input never
         # stalls the app loop that all async handlers share: one chunk in the first hop, then
-        # twice as many each hop, up to HOP_CHUNKS (a slow client's first bytes come at once).
-        # PERF: a 10 MiB upload took 160 hops of one chunk, now 14. aform() in an async def
-        # handler under WSGI, `bench/cells.py --only`, two runs each way (2-CPU VM,
-        # 2026-11-30): 17.4-18.4 ms -> 9.8 ms.
+        # twice as many each hop, up to READ_HOP_CHUNKS (a slow client's first bytes come at
+        # once).
+        # PERF: a 10 MiB upload took 160 hops of one chunk, then 14 of up to 16 (now 42 of up
+        # to 4: see READ_HOP_CHUNKS). aform() in an async def handler under WSGI,
+        # `bench/cells.py --only`, two runs each way (2-CPU VM, 2026-11-30): 17.4-18.4 ms ->
+        # 9.8 ms.
         count, stop = 1, threading.Event()
         while remaining is None or remaining > 0:
             # NOTE: a body of unknown length is read to one byte past the limit, no further:
@@ -193,7 +202,8 @@ class WSGIBody:
                     del error  # NOTE: no cycle through this frame and the traceback.
             if not chunks:
                 break  # NOTE: the stream ended (before Content-Length, for a short body).
-            count = min(count * 2, HOP_CHUNKS)
+            del chunks, chunk  # NOTE: let go of this hop's bytes before the next hop reads.
+            count = min(count * 2, READ_HOP_CHUNKS)
         meter.finish()
 
     async def aread_all(self, meter: BodyMeter) -> bytes:

@@ -19,7 +19,7 @@ from conftest import MakeClient, in_colour
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
 
 from microweb import App, ClientDisconnect, Limits, Request, Response
-from microweb._body import CHUNK_SIZE, HOP_CHUNKS
+from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
 from microweb.testing import TestClient
 
 SyncOp = Callable[[Request], Any]
@@ -614,11 +614,13 @@ def test_a_sync_generator_as_content_streams_under_both_interfaces(
 
 
 # -- bridges: a body read across threads, in hops -----------------------------------------------
-# An async def handler under WSGI reads wsgi.input in a worker thread, and a def handler under
-# ASGI takes receive()'s messages through the loop: each hop carries up to HOP_CHUNKS chunks.
+# An async def handler under WSGI reads wsgi.input in a worker thread, up to READ_HOP_CHUNKS
+# chunks a hop, and a def handler under ASGI takes receive()'s messages through the loop, up
+# to HOP_CHUNKS a hop.
 
 LARGE = bytes(range(256)) * 4096  # NOTE: 1 MiB; past CHUNK_SIZE, so the reads hop.
-MAX_HOP = HOP_CHUNKS * CHUNK_SIZE  # NOTE: the most one hop reads (1 MiB).
+MAX_HOP = HOP_CHUNKS * CHUNK_SIZE  # NOTE: the most one ASGI hop takes (1 MiB).
+MAX_READ_HOP = READ_HOP_CHUNKS * CHUNK_SIZE  # NOTE: the most one WSGI hop reads (256 KiB).
 
 
 class Sipping(io.BytesIO):
@@ -687,8 +689,8 @@ async def _async_echo(request: Request) -> Response:
 
 
 def test_an_async_handler_under_wsgi_reads_a_large_body_in_few_hops() -> None:
-    # NOTE: 1 chunk in the first hop, then 2, 4, 8, 16: 1 MiB in 16 chunks takes 5 hops; the
-    # reads are counted, the hops seen by the threads that make them.
+    # NOTE: 1 chunk in the first hop, then 2, 4 and 4 again (READ_HOP_CHUNKS): 1 MiB in 16
+    # chunks takes 6 hops; the reads are counted, the hops seen by the threads that make them.
     threads: set[int] = set()
     stream = Sipping(LARGE, 65536)
     original = stream.read
@@ -709,8 +711,40 @@ def test_an_async_handler_under_wsgi_reads_a_large_body_in_few_hops() -> None:
         patch.setattr(asyncio, "to_thread", counted)
         status, body = wsgi_sizes("async", stream, CONTENT_LENGTH=str(len(LARGE)))
     assert (status[:3], body) == ("200", str(len(LARGE)).encode())
-    assert hops == ["_read_chunks"] * 5
+    assert READ_HOP_CHUNKS == 4
+    assert hops == ["_read_chunks"] * 6
     assert threading.get_ident() not in threads
+
+
+def test_an_async_handler_under_wsgi_holds_about_one_hop_of_the_body() -> None:
+    # NOTE: each hop's chunks are new bytes, read in a worker thread and alive until the
+    # handler has taken them all: 16 chunks a hop held 1 MiB at once (tracemalloc traces
+    # every thread).
+    app = App()
+
+    @app.post("/")
+    async def count(request: Request) -> str:
+        return str(sum([len(chunk) async for chunk in request.aiter_bytes()]))
+
+    def post(stream: io.BytesIO) -> bytes:
+        size = str(len(stream.getbuffer()))
+        environ = wsgi_environ("POST", "/", CONTENT_LENGTH=size, **{"wsgi.input": stream})
+        return b"".join(driver(environ, lambda s, h, e=None: None))
+
+    driver = app.as_wsgi()
+    try:
+        post(io.BytesIO(LARGE))  # NOTE: the worker threads start, once.
+        stream = io.BytesIO(bytes(4 * len(LARGE)))  # NOTE: made before tracing, as a server's.
+        tracemalloc.start()
+        try:
+            body = post(stream)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    finally:
+        driver.close()
+    assert body == str(4 * len(LARGE)).encode()
+    assert peak < 3 * MAX_READ_HOP, f"{peak} bytes at once"  # NOTE: typically 1.3 hops.
 
 
 class Failing(io.BytesIO):
@@ -763,7 +797,7 @@ def test_a_wsgi_read_error_comes_after_the_chunks_read_before_it(colour: str) ->
 
 def test_a_wsgi_body_of_unknown_length_is_read_little_past_the_limit(colour: str) -> None:
     # NOTE: 413 either way; the reads stop within a chunk of the limit, not a whole hop past.
-    limit = 3 * MAX_HOP // 2
+    limit = 3 * MAX_READ_HOP // 2
     stream = io.BytesIO(LARGE * 4)
     status, body = wsgi_sizes(
         colour, stream, Limits(max_body_size=limit), **{"wsgi.input_terminated": True}
