@@ -18,7 +18,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
 
-from microweb import App, ClientDisconnect, Limits, Request, Response
+from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
 from microweb.testing import TestClient
 
@@ -1055,6 +1055,25 @@ def test_a_client_disconnect_raised_by_app_code_is_a_default_400(
         assert response.text == "the client disconnected"
     else:
         assert response.json() == {"status": 400, "detail": "the client disconnected"}
+
+
+def test_a_client_disconnect_raised_by_an_error_handler_is_a_default_400(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: as from a handler: not an error handler's failure (a logged traceback, a 500).
+    app = App()
+
+    @app.get("/")
+    def refused(request: Request) -> None:
+        raise HTTPError(422, "unreadable")
+
+    def gone(request: Request, exc: HTTPError) -> None:
+        raise ClientDisconnect("left while the error was answered")
+
+    app.error_handler(422)(in_colour(colour, gone))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (400, "left while the error was answered")
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
 def test_a_head_request_whose_handler_raises_client_disconnect_gets_a_bare_400(
