@@ -224,8 +224,7 @@ class ASGIDriver:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
             await send({"type": "websocket.close", "code": 1008})
             return
-        refusal = await drive_async(dispatch_handshake(self.plan, request), self.pool)
-        if refusal is not None:
+        if not await self._accepted(request):
             # NOTE: a flow answered instead; plain ASGI can only refuse (the server sends 403).
             await send({"type": "websocket.close", "code": 1008})
             return
@@ -241,6 +240,16 @@ class ASGIDriver:
             await ws.close(1011 if ws.state == "open" else 1008)
         else:
             await ws.close(1000)
+
+    async def _accepted(self, request: Request) -> bool:
+        """Run the flows around a handshake: ``False`` if one answered (or gave up on it)."""
+        try:
+            refusal = await drive_async(dispatch_handshake(self.plan, request), self.pool)
+        except ClientDisconnect:
+            # NOTE: a flow raised it: refused, as an HTTP request gets its 400, with nothing
+            # logged and nothing out of the app (which Uvicorn would log, answering 500).
+            return False
+        return refusal is None
 
     async def _send_rest(
         self,

@@ -194,14 +194,18 @@ Waiting = list[tuple[Colored, Any]]
 def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> Effects:
     waiting: Waiting = []
     try:
-        return (yield from _layer(plan, request, flows, 0, inner, waiting))
+        try:
+            return (yield from _layer(plan, request, flows, 0, inner, waiting))
+        except ClientDisconnect:
+            raise
+        except Exception as exc:
+            # NOTE: no flow answered: the error's response goes out through the flows that
+            # wait. An error handler may find the client gone (ClientDisconnect) meanwhile.
+            response = yield from error_response(plan, request, exc)
+            return (yield from _deliver(plan, request, waiting, response))
     except ClientDisconnect:
         yield from _close_all(waiting)
         raise
-    except Exception as exc:
-        # NOTE: no flow answered: the error's response goes out through the flows that wait.
-        response = yield from error_response(plan, request, exc)
-        return (yield from _deliver(plan, request, waiting, response))
 
 
 def _layer(
@@ -253,16 +257,20 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
 
 def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response) -> Effects:
     """Send ``response`` to the flows waiting for it, innermost first; return the last word."""
-    while waiting:
-        flow, gen = waiting.pop(0)
-        try:
-            response = yield from _finish(request, flow, gen, response)
-        except ClientDisconnect:
-            yield from _close_all(waiting)
-            raise
-        except Exception as exc:
-            # NOTE: a waiting flow that fails is answered like any error, for those still waiting.
-            response = yield from error_response(plan, request, exc)
+    try:
+        while waiting:
+            flow, gen = waiting.pop(0)
+            try:
+                response = yield from _finish(request, flow, gen, response)
+            except ClientDisconnect:
+                raise
+            except Exception as exc:
+                # NOTE: a waiting flow that fails is answered like any error, for those still
+                # waiting (unless the error handler finds the client gone).
+                response = yield from error_response(plan, request, exc)
+    except ClientDisconnect:
+        yield from _close_all(waiting)  # NOTE: innermost first, before the flows outside.
+        raise
     return response
 
 
@@ -349,6 +357,10 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         try:
             result = yield from call(handler.target, request, exc)
             return _error_value(result, exc, handler.key)
+        except ClientDisconnect:
+            # NOTE: no failure of the handler's (one that read the body, say): the driver
+            # answers it as any, with nothing logged.
+            raise
         except Exception as failure:
             logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
             exc = failure

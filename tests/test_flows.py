@@ -711,3 +711,62 @@ def test_waiting_flows_are_closed_when_the_client_leaves(colour: str) -> None:
 
     asyncio.run(main())
     assert sent == []
+
+
+def test_waiting_flows_are_closed_when_an_error_handler_finds_the_client_gone(
+    colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the error handler reads the body to report it, and the client has left: nothing is
+    # sent, and nothing logged but the error itself, as when a handler's read finds it gone.
+    events: list[str] = []
+    sent: list[dict[str, Any]] = []
+    app = App()
+
+    if colour == "sync":
+
+        @app.middleware
+        def wait(request: Request) -> Flow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    else:
+
+        @app.middleware
+        async def await_(request: Request) -> AsyncFlow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    @app.error_handler(500)  # NOTE: thrown in at the flows first, which wait for its answer.
+    async def report(request: Request, exc: ValueError) -> str:
+        return f"{exc} with {len(await request.aread())} bytes"
+
+    @app.post("/")
+    async def index(request: Request) -> str:
+        raise ValueError("boom")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        scope = http_scope("POST", headers=[(b"content-length", b"10")])
+        await app.as_asgi()(scope, receive, send)
+        # NOTE: checked before asyncio.run() finalizes the async generators left open.
+        assert events == ["closed"]
+
+    asyncio.run(main())
+    assert sent == []
+    errors = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == ["unhandled error in POST /"]

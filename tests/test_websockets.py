@@ -24,6 +24,7 @@ from drive import websocket_scope
 
 from microweb import (
     App,
+    ClientDisconnect,
     InterfaceWarning,
     Limits,
     Request,
@@ -792,6 +793,35 @@ def test_handshake_error_goes_out_through_the_waiting_flows(
     with client.websocket_connect("/ws"):
         pass
     assert seen == ["flow failed", 500, 101]
+
+
+def test_a_client_disconnect_from_a_handshake_flow_refuses_it_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: as an HTTP request's gets a 400, not an exception out of the app (which Uvicorn
+    # logs, answering 500); a flow's other errors refuse the handshake too.
+    app = App()
+
+    @app.middleware
+    async def gone(request: Request) -> AsyncIterator[None]:
+        raise ClientDisconnect("stop")
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app.as_asgi()(websocket_scope("/ws"), receive, send), 5))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
 def test_a_flow_reading_the_handshake_body_leaves_the_socket_messages() -> None:
