@@ -282,12 +282,14 @@ class _StreamBody:
             for chunk in self._chunks:
                 if chunk:
                     yield encode_chunk(chunk)
-        except ClientDisconnect:
-            # NOTE: the generator read the body and wsgi.input failed: the client is gone, as
-            # under ASGI, where such a stream ends with nothing logged.
-            return
-        except Exception:
-            # NOTE: the status line is gone already; the server can only cut the connection.
+        except Exception as exc:
+            if isinstance(exc, ClientDisconnect) and isinstance(exc.__cause__, OSError):
+                # NOTE: the generator read the body and wsgi.input failed: the client is gone,
+                # as under ASGI, where such a stream ends with nothing logged.
+                return
+            # NOTE: the status line is gone already; the server can only cut the connection,
+            # which a ClientDisconnect of the app's own needs too: ended quietly, a chunked
+            # response would look whole.
             logger.exception(
                 "error while streaming %s %s", self._request.method, self._request.path
             )

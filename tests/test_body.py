@@ -1064,6 +1064,54 @@ def test_a_stream_that_reads_a_failing_wsgi_input_ends_with_nothing_logged(
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
+def stream_app_raising_client_disconnect(colour: str) -> App:
+    """``GET /`` streams ``start `` and then raises ``ClientDisconnect`` of its own."""
+    app = App()
+
+    def gone() -> Iterator[bytes]:
+        yield b"start "
+        raise ClientDisconnect("stop")
+
+    async def agone() -> AsyncIterator[bytes]:
+        yield b"start "
+        raise ClientDisconnect("stop")
+
+    app.get("/")(
+        in_colour(colour, lambda request: Response.stream(gone() if colour == "sync" else agone()))
+    )
+    return app
+
+
+def test_a_client_disconnect_of_a_wsgi_stream_s_own_cuts_the_response(
+    colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the client is there: ended quietly, a chunked response would look whole to it.
+    driver = stream_app_raising_client_disconnect(colour).as_wsgi()
+    got: list[bytes] = []
+    try:
+        body = driver(wsgi_environ("GET", "/"), lambda s, h, e=None: None)
+        with pytest.raises(ClientDisconnect):
+            for chunk in body:
+                got.append(chunk)
+        body.close()  # type: ignore[attr-defined]
+    finally:
+        driver.close()
+    assert got == [b"start "]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "error while streaming GET /"
+    ]
+
+
+def test_a_client_disconnect_of_an_asgi_stream_s_own_leaves_the_response_unfinished(
+    colour: str,
+) -> None:
+    # NOTE: the server cuts the connection of an app that returns with its response unfinished.
+    app = stream_app_raising_client_disconnect(colour)
+    sent = asyncio.run(asgi_call(app, http_scope("GET", "/"), body_messages(b"")))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert (sent[1]["body"], sent[1].get("more_body")) == (b"start ", True)
+
+
 @pytest.mark.parametrize("accept", ["text/plain", "application/json"])
 def test_a_client_disconnect_raised_by_app_code_is_a_default_400(
     make_client: MakeClient, colour: str, accept: str
