@@ -259,7 +259,13 @@ class ASGIDriver:
         request: Request,
         send: Send,
     ) -> None:
-        await send(start)
+        try:
+            await send(start)
+        except BaseException:
+            # NOTE: the client is gone (or the task cancelled): no chunk will be sent, but the
+            # stream is closed all the same, as when it is sent (a file, a cursor).
+            await self._close_stream(response.chunks)
+            raise
         if content is None:
             await self._close_stream(response.chunks)
             await send({"type": "http.response.body", "body": b""})

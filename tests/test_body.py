@@ -1180,6 +1180,35 @@ def test_asgi_sends_nothing_when_the_body_source_saw_the_client_leave(colour: st
     assert sent == []
 
 
+class Closable:
+    """A response body of its own, which records its ``close()``."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"never sent"
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_asgi_closes_a_stream_whose_start_could_not_be_sent(colour: str, method: str) -> None:
+    closed: list[str] = []
+    app = App()
+    app.get("/")(in_colour(colour, lambda request: Response.stream(Closable(closed))))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise ConnectionResetError("gone")
+
+    asyncio.run(app.as_asgi()(http_scope(method), receive, send))
+    assert closed == ["closed"]
+
+
 def test_asgi_answers_a_client_disconnect_quietly_when_send_fails() -> None:
     # NOTE: app code raised it, and the client is gone after all: no error escapes the app.
     app = App()
