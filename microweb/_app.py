@@ -61,7 +61,8 @@ class App(RouteRegistry):
         self._ws: RouteTable[Route] = RouteTable(self._converters)
         # NOTE: in registration order, which decides between templates that match alike.
         self._http_routes: list[Route] = []
-        self._names: dict[str, Route] = {}
+        # NOTE: every route of each name, in registration order; url_for builds the first.
+        self._names: dict[str, list[Route]] = {}
         # NOTE: by id() of each route of an included router: the routers whose flows and error
         # handlers apply to it, outermost first (read when the app is compiled).
         self._routers: dict[int, tuple[Router, ...]] = {}
@@ -72,13 +73,13 @@ class App(RouteRegistry):
 
     def _add_route(self, route: Route, routers: tuple[Router, ...] = ()) -> None:
         check_handler(route.handler, route.template, route.param_names)
-        check_name(self._names.get(route.name), route)
+        check_name(self._names.get(route.name, ()), route)
         route = dataclasses.replace(
             route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
         )
         table = self._ws if route.kind == "websocket" else self._http
         table.add(route, route)
-        self._names.setdefault(route.name, route)
+        self._names.setdefault(route.name, []).append(route)
         if route.kind == "websocket":
             return
         self._http_routes.append(route)
@@ -238,7 +239,7 @@ class App(RouteRegistry):
             ValueError: If a one-segment parameter is empty.
         """
         try:
-            route = self._names[name]
+            route = self._names[name][0]
         except KeyError:
             raise KeyError(f"no route is named {name!r}") from None
         return build_path(route, self._converters, params)

@@ -250,9 +250,8 @@ class Router(RouteRegistry):
         return (self, *self._inner.get(id(route), ()))
 
     def _add_route(self, route: Route) -> None:
+        check_name([known for known in self.routes if known.name == route.name], route)
         for known in self.routes:
-            if known.name == route.name:
-                check_name(known, route)
             if known.template == route.template and known.kind == route.kind:
                 twice = known.methods & route.methods
                 if twice:

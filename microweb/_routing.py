@@ -8,7 +8,7 @@ segments select. Templates and converters are parsed in ``_route_templates``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -103,18 +103,24 @@ class Route:
         return tuple(s.name for s in self.segments if isinstance(s, Param))
 
 
-def check_name(known: Route | None, route: Route) -> None:
-    """Refuse a second route of the same name, with another template and another handler.
+def check_name(known: Iterable[Route], route: Route) -> None:
+    """Refuse a route whose name is taken by routes of other templates and other handlers.
 
     One template under several methods is one route for ``url_for``; one handler under
-    several templates (stacked decorators) keeps its name, and ``url_for`` builds the first.
+    several templates (stacked decorators, or a router included in two places) keeps its
+    name, and ``url_for`` builds the first. ``known`` holds the routes of that name so far.
 
     Raises:
         ValueError: If ``url_for(route.name)`` could mean either of two handlers' templates.
     """
-    if known is not None and known.template != route.template and known.handler != route.handler:
+    first = None
+    for other in known:
+        if other.template == route.template or other.handler == route.handler:
+            return
+        first = first or other
+    if first is not None:
         raise ValueError(
-            f"two routes are named {route.name!r} ({known.template} and {route.template}): "
+            f"two routes are named {route.name!r} ({first.template} and {route.template}): "
             "url_for() could build only one; pass name= to tell them apart"
         )
 

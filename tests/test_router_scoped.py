@@ -291,6 +291,28 @@ def test_a_router_cannot_include_itself_and_checks_what_it_includes() -> None:
     assert [route.template for route in inner.routes] == ["/x"]  # NOTE: inner is unchanged.
 
 
+def test_a_router_with_two_handlers_under_one_name_can_be_included_in_two_places(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: GET and POST of one template share a name; each copy's pair is the first's pair.
+    items = Router(prefix="/items")
+    items.get("/", name="items")(lambda request: "list")
+    items.post("/", name="items")(lambda request: "add")
+    api = Router(prefix="/api")
+    api.include(items)
+    app = App()
+    app.include(items)
+    app.include(api)
+    with make_client(app) as client:
+        assert client.get("/api/items").text == "list"
+        assert client.post("/api/items").text == "add"
+    assert app.url_for("items") == "/items"  # NOTE: the copy added first.
+    other = Router()
+    other.get("/elsewhere", name="items")(lambda request: "other")
+    with pytest.raises(ValueError, match="two routes are named 'items'"):
+        app.include(other)
+
+
 def test_routers_cannot_include_each_other_at_any_depth() -> None:
     # NOTE: include() copies the routes, so this is no loop; but the copies would run a
     # router's flows twice, as two levels of their own.
