@@ -1293,6 +1293,33 @@ def test_asgi_closes_a_stream_whose_start_could_not_be_sent(colour: str, method:
     assert closed == ["closed"]
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_asgi_closes_a_stream_whose_start_was_cancelled(colour: str, method: str) -> None:
+    # NOTE: the server cancels the request while send(start) waits (a slow client at shutdown).
+    closed: list[str] = []
+    app = App()
+    app.get("/")(in_colour(colour, lambda request: Response.stream(Closable(closed))))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def main() -> None:
+        sending = asyncio.Event()
+
+        async def send(message: dict[str, Any]) -> None:
+            sending.set()
+            await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(app.as_asgi()(http_scope(method), receive, send))
+        await sending.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert closed == ["closed"]
+
+
 def test_asgi_answers_a_client_disconnect_quietly_when_send_fails() -> None:
     # NOTE: app code raised it, and the client is gone after all: no error escapes the app.
     app = App()
