@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 from ._buffer import BodyBuffer, BodyMeter
@@ -46,20 +46,18 @@ def parse_content_length(value: str | None) -> int | None:
     return int(value)
 
 
-def client_left(exc: OSError) -> ClientDisconnect:
-    """The error of a ``wsgi.input`` read that failed: the client reset the connection."""
-    error = ClientDisconnect(f"the client disconnected while its body was read ({exc})")
-    error.__cause__ = exc
-    return error
-
-
 def _read_chunks(
-    stream: Any, room: int | None, count: int, stop: threading.Event
+    stream: Any,
+    room: int | None,
+    count: int,
+    stop: threading.Event,
+    client_left: Callable[[OSError], ClientDisconnect],
 ) -> tuple[list[bytes], Exception | None]:
     """Read up to ``count`` chunks of ``CHUNK_SIZE``, ``room`` bytes in all; blocking.
 
     Returns the chunks (fewer at the end of the stream, or once ``stop`` is set) and the error
     of a read that failed after some of them: the caller hands those on before raising it.
+    ``client_left`` makes the error of an ``OSError`` (the body's ``_client_left``).
     """
     chunks: list[bytes] = []
     try:
@@ -87,12 +85,23 @@ def _read_chunks(
 class WSGIBody:
     """The body of a WSGI request, read from ``wsgi.input`` in bounded chunks."""
 
-    __slots__ = ("_environ",)
+    __slots__ = ("_environ", "disconnected")
 
     def __init__(self, environ: Environ) -> None:
         # PERF: the environ is read when the body is, not for every request: 0.11 us to make
         # instead of 0.14.
         self._environ = environ
+        # NOTE: whether a read of wsgi.input failed: the client is gone, whatever became of
+        # the ClientDisconnect raised then (a parser raises it again "from None"; app code
+        # may raise one of its own from it). The driver's stream ends quietly only then.
+        self.disconnected = False
+
+    def _client_left(self, exc: OSError) -> ClientDisconnect:
+        """The error of a ``wsgi.input`` read that failed: the client reset the connection."""
+        self.disconnected = True
+        error = ClientDisconnect(f"the client disconnected while its body was read ({exc})")
+        error.__cause__ = exc
+        return error
 
     def is_disconnected(self) -> bool:
         # NOTE: only Waitress tells a WSGI app that the client left; elsewhere this stays False.
@@ -125,7 +134,7 @@ class WSGIBody:
             try:
                 chunk = stream.read(size)
             except OSError as exc:
-                raise client_left(exc) from exc
+                raise self._client_left(exc) from exc
             if not chunk:
                 break
             if remaining is not None:
@@ -160,7 +169,7 @@ class WSGIBody:
                     remaining -= len(chunk)
                 buffer.add(meter.count(chunk))
         except OSError as exc:
-            raise client_left(exc) from exc
+            raise self._client_left(exc) from exc
         return buffer.take()
 
     async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
@@ -185,7 +194,9 @@ class WSGIBody:
             # enough for the meter's 413.
             room = meter.bound - meter.total + 1 if remaining is None else remaining
             try:
-                chunks, error = await asyncio.to_thread(_read_chunks, stream, room, count, stop)
+                chunks, error = await asyncio.to_thread(
+                    _read_chunks, stream, room, count, stop, self._client_left
+                )
             except asyncio.CancelledError:
                 # NOTE: the handler gave up (a timeout): its thread ends the read under way
                 # and reads no more of wsgi.input, which the server may read again.

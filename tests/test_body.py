@@ -1064,17 +1064,99 @@ def test_a_stream_that_reads_a_failing_wsgi_input_ends_with_nothing_logged(
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
-def stream_app_raising_client_disconnect(colour: str) -> App:
+def sync_parts_dots(request: Request) -> Iterator[bytes]:
+    for _ in request.iter_parts():
+        yield b"."
+
+
+async def async_parts_dots(request: Request) -> AsyncIterator[bytes]:
+    async for _ in request.aiter_parts():
+        yield b"."
+
+
+def sync_rewrapped_dots(request: Request) -> Iterator[bytes]:
+    try:
+        for _ in request.iter_bytes():
+            yield b"."
+    except ClientDisconnect as exc:
+        raise ClientDisconnect("gone") from exc
+
+
+async def async_rewrapped_dots(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for _ in request.aiter_bytes():
+            yield b"."
+    except ClientDisconnect as exc:
+        raise ClientDisconnect("gone") from exc
+
+
+# NOTE: reads of the body whose ClientDisconnect is not the one the failed read made: the
+# parts' reader raises it again "from None", and app code may raise one of its own from it.
+STREAM_READS = {
+    "iter_parts": (sync_parts_dots, async_parts_dots),
+    "rewrapped": (sync_rewrapped_dots, async_rewrapped_dots),
+}
+
+
+def stream_reading_app(colour: str, read: str) -> App:
+    """``POST /`` streams ``start `` and then a dot for each step of ``STREAM_READS[read]``."""
+    sync_dots, async_dots = STREAM_READS[read]
+
+    def sync_op(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            yield b"start "
+            yield from sync_dots(request)
+
+        return Response.stream(chunks())
+
+    async def async_op(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"start "
+            async for dot in async_dots(request):
+                yield dot
+
+        return Response.stream(chunks())
+
+    return body_app(colour, sync_op, async_op)
+
+
+@pytest.mark.parametrize("read", list(STREAM_READS))
+@pytest.mark.parametrize("size", [5000, 300_000])
+def test_a_stream_whose_body_read_fails_ends_with_nothing_logged_however_it_reads(
+    colour: str, read: str, size: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = stream_reading_app(colour, read)
+    status, body = post_failing_input(app, size, CONTENT_TYPE="multipart/form-data; boundary=b")
+    assert (status, body) == ("200 OK", b"start ")
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.parametrize("read", list(STREAM_READS))
+def test_an_asgi_stream_whose_body_read_sees_the_client_leave_ends_with_nothing_logged(
+    colour: str, read: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = stream_reading_app(colour, read)
+    scope = http_scope("POST", headers=[(b"content-type", b"multipart/form-data; boundary=b")])
+    messages = [*body_messages(b"--b\r\n", b"")[:1], {"type": "http.disconnect"}]
+    sent = asyncio.run(asgi_call(app, scope, messages))
+    # NOTE: the watcher of receive() may cut the stream before "start " is sent: no matter,
+    # the client is gone; but the response must not be ended as whole.
+    assert sent[0]["type"] == "http.response.start"
+    assert all(m.get("more_body") for m in sent[1:])
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def stream_app_raising_client_disconnect(colour: str, cause: Exception | None = None) -> App:
     """``GET /`` streams ``start `` and then raises ``ClientDisconnect`` of its own."""
     app = App()
 
     def gone() -> Iterator[bytes]:
         yield b"start "
-        raise ClientDisconnect("stop")
+        raise ClientDisconnect("stop") from cause
 
     async def agone() -> AsyncIterator[bytes]:
         yield b"start "
-        raise ClientDisconnect("stop")
+        raise ClientDisconnect("stop") from cause
 
     app.get("/")(
         in_colour(colour, lambda request: Response.stream(gone() if colour == "sync" else agone()))
@@ -1082,11 +1164,13 @@ def stream_app_raising_client_disconnect(colour: str) -> App:
     return app
 
 
+# NOTE: an OSError of the app's own (an upstream that reset) says nothing of this client.
+@pytest.mark.parametrize("cause", [None, ConnectionResetError(104, "upstream reset")])
 def test_a_client_disconnect_of_a_wsgi_stream_s_own_cuts_the_response(
-    colour: str, caplog: pytest.LogCaptureFixture
+    colour: str, cause: Exception | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     # NOTE: the client is there: ended quietly, a chunked response would look whole to it.
-    driver = stream_app_raising_client_disconnect(colour).as_wsgi()
+    driver = stream_app_raising_client_disconnect(colour, cause).as_wsgi()
     got: list[bytes] = []
     try:
         body = driver(wsgi_environ("GET", "/"), lambda s, h, e=None: None)
@@ -1206,6 +1290,33 @@ def test_asgi_closes_a_stream_whose_start_could_not_be_sent(colour: str, method:
         raise ConnectionResetError("gone")
 
     asyncio.run(app.as_asgi()(http_scope(method), receive, send))
+    assert closed == ["closed"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_asgi_closes_a_stream_whose_start_was_cancelled(colour: str, method: str) -> None:
+    # NOTE: the server cancels the request while send(start) waits (a slow client at shutdown).
+    closed: list[str] = []
+    app = App()
+    app.get("/")(in_colour(colour, lambda request: Response.stream(Closable(closed))))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def main() -> None:
+        sending = asyncio.Event()
+
+        async def send(message: dict[str, Any]) -> None:
+            sending.set()
+            await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(app.as_asgi()(http_scope(method), receive, send))
+        await sending.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
     assert closed == ["closed"]
 
 
