@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
 from ._files import FileInfo, stat_file
-from ._sse import asse_chunks, sse_chunks
+from ._sse import AsyncSSEChunks, SSEChunks
 
 StreamBody = Iterable[bytes | str] | AsyncIterable[bytes | str]
 
@@ -212,7 +212,7 @@ class Response:
             status: The status code.
             headers: Extra headers.
         """
-        chunks = asse_chunks(events) if isinstance(events, AsyncIterable) else sse_chunks(events)
+        chunks = AsyncSSEChunks(events) if isinstance(events, AsyncIterable) else SSEChunks(events)
         response = cls.stream(chunks, "text/event-stream", status, headers)
         response.headers.setdefault("cache-control", "no-cache")
         # NOTE: tells nginx-style proxies not to buffer the stream.

@@ -103,27 +103,70 @@ def encode_event(item: Any) -> bytes:
     raise TypeError(f"an event stream takes {ACCEPTED}; got {type(item).__name__}")
 
 
-def sse_chunks(events: Iterable[Any]) -> Iterator[bytes]:
-    """Frame a sync iterable of events; it is closed when the stream ends, however it ends."""
-    iterator = iter(events)
-    try:
-        for item in iterator:
-            yield encode_event(item)
-    finally:
-        # NOTE: a bad item or a client that left ends the stream here; the app's generator
-        # (and what it holds: a subscription, a connection) must not wait for the collector.
-        close = getattr(iterator, "close", None)
+class SSEChunks:
+    """The framed chunks of a sync iterable of events.
+
+    ``close()`` closes the events however the stream ends: a bad item, a client that left, or
+    a response never sent (HEAD, a failed start), so the app's generator or subscription (and
+    what it holds: a connection) does not wait for the garbage collector.
+    """
+
+    __slots__ = ("_closed", "_events", "_iterator")
+
+    def __init__(self, events: Iterable[Any]) -> None:
+        self._events = events
+        self._iterator: Iterator[Any] | None = None
+        self._closed = False
+
+    def __iter__(self) -> SSEChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iterator is None:
+            self._iterator = iter(self._events)
+        try:
+            return encode_event(next(self._iterator))
+        except BaseException:
+            self.close()  # NOTE: the end of the events too (StopIteration).
+            raise
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # NOTE: what was iterated if anything was; else the events themselves.
+        close = getattr(self._events if self._iterator is None else self._iterator, "close", None)
         if close is not None:
             close()
 
 
-async def asse_chunks(events: AsyncIterable[Any]) -> AsyncIterator[bytes]:
-    """Frame an async iterable of events; it is closed when the stream ends, however it ends."""
-    iterator = aiter(events)
-    try:
-        async for item in iterator:
-            yield encode_event(item)
-    finally:
-        aclose = getattr(iterator, "aclose", None)
+class AsyncSSEChunks:
+    """The framed chunks of an async iterable of events; ``aclose()`` as ``SSEChunks.close()``."""
+
+    __slots__ = ("_closed", "_events", "_iterator")
+
+    def __init__(self, events: AsyncIterable[Any]) -> None:
+        self._events = events
+        self._iterator: AsyncIterator[Any] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncSSEChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._iterator is None:
+            self._iterator = aiter(self._events)
+        try:
+            return encode_event(await anext(self._iterator))
+        except BaseException:
+            await self.aclose()  # NOTE: the end of the events too (StopAsyncIteration).
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        target = self._events if self._iterator is None else self._iterator
+        aclose = getattr(target, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -365,6 +365,70 @@ def test_sse_stream_closes_the_events_when_it_is_closed(kind: str) -> None:
     assert closed == [kind]
 
 
+class Subscription:
+    """Events of the app's own, an object holding a resource: ``close()``/``aclose()`` record."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Subscription:
+        return self
+
+    def __next__(self) -> str:
+        raise StopIteration
+
+    def close(self) -> None:
+        self.closed.append("sync")
+
+
+class AsyncSubscription(Subscription):
+    def __aiter__(self) -> AsyncSubscription:
+        return self
+
+    async def __anext__(self) -> str:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.closed.append("async")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_events_of_a_head_request_are_closed_unsent(make_client: MakeClient, kind: str) -> None:
+    # NOTE: the stream never starts; the subscription is closed all the same.
+    closed: list[str] = []
+    app = App()
+    make = Subscription if kind == "sync" else AsyncSubscription
+    add_get(app, "sync", lambda r: Response.sse(make(closed)))
+    response = make_client(app).head("/")
+    assert (response.status_code, response.content, closed) == (200, b"", [kind])
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_events_whose_start_cannot_be_sent_are_closed(kind: str) -> None:
+    closed: list[str] = []
+    app = App()
+    make = Subscription if kind == "sync" else AsyncSubscription
+    add_get(app, "async", lambda r: Response.sse(make(closed)))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise ConnectionResetError("gone")
+
+    asyncio.run(app.as_asgi()(http_scope("GET", "/"), receive, send))
+    assert closed == [kind]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_events_are_closed_once_when_they_end(make_client: MakeClient, kind: str) -> None:
+    closed: list[str] = []
+    app = App()
+    add_get(app, "sync", lambda r: Response.sse(make_chunks(kind, ["a"], closed)))
+    assert make_client(app).get("/").content == b"data: a\n\n"
+    assert closed == [kind]
+
+
 def test_sse_event_fields_have_types() -> None:
     with pytest.raises(TypeError, match="data must be str, not int"):
         ServerSentEvent(data=5)  # type: ignore[arg-type]
