@@ -18,7 +18,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from microweb import App, HTTPError, Request, Response, ServerSentEvent, UploadFile
+from microweb import (
+    App,
+    ClientDisconnect,
+    HTTPError,
+    Request,
+    Response,
+    ServerSentEvent,
+    UploadFile,
+)
 
 app = App()
 
@@ -286,6 +294,18 @@ async def sse_async(request: Request) -> Response:
 
 
 # -- files ------------------------------------------------------------------------------------
+
+
+@app.get("/gone/sync")
+def gone_sync(request: Request) -> str:
+    """App code's own ``ClientDisconnect``, while the client is there: a 400 under both."""
+    raise ClientDisconnect("given up")
+
+
+@app.get("/gone/async")
+async def gone_async(request: Request) -> str:
+    """The async twin of ``/gone/sync``."""
+    raise ClientDisconnect("given up")
 
 
 @app.get("/file/sync")

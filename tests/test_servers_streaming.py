@@ -346,6 +346,12 @@ def _wait_for(path: Path, seconds: float) -> bool:
     return path.exists()
 
 
+def test_a_client_disconnect_raised_by_app_code_is_a_400(client: httpx.Client, colour: str) -> None:
+    # NOTE: Uvicorn used to answer 500 for the app that sent nothing.
+    response = client.get(f"/gone/{colour}", headers={"accept": "application/json"})
+    assert (response.status_code, response.json()) == (400, {"status": 400, "detail": "given up"})
+
+
 def test_is_disconnected_in_a_long_poll(
     request: pytest.FixtureRequest, server: Server, colour: str
 ) -> None:
