@@ -93,6 +93,8 @@ class App(RouteRegistry):
         # NOTE: App._add_route resolved the route's limits to a Limits.
         limits: Limits = route.limits  # type: ignore[assignment]
         routers = self._routers.get(id(route), ())
+        for router in routers:
+            router._compiled = True
         rules = None
         if any(router.flows or router.error_handlers for router in routers):
             # NOTE: outer routers' flows outside inner ones'; inner error handlers looked up first.
@@ -157,6 +159,7 @@ class App(RouteRegistry):
         """
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))
+        router._included = True
 
     def add_converter(
         self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str

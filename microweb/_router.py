@@ -72,8 +72,8 @@ class RouteRegistry:
                 copy), such as ``{"db": False}``.
 
         Raises:
-            ValueError: If the template or a method is invalid, or another template has the
-                same name.
+            ValueError: If the template or a method is invalid, another template has the
+                same name, or (a router) the router was included already.
         """
         method_set = frozenset(m.upper() for m in methods)
         unknown = method_set - HTTP_METHODS
@@ -223,6 +223,10 @@ class Router(RouteRegistry):
         # NOTE: for each route that came from an included router, by id(): the routers between
         # this one and the route, outermost first.
         self._inner: dict[int, tuple[Router, ...]] = {}
+        # NOTE: an app or a router copied its routes (include): a route added later would not
+        # be served there. An app compiled its flows and error handlers: ones added later would
+        # not run. Either is refused loudly rather than ignored.
+        self._included = self._compiled = False
 
     def include(self, router: Router) -> None:
         """Add every route of ``router`` under this router's prefix, with the router's flows
@@ -244,12 +248,18 @@ class Router(RouteRegistry):
             nested = dataclasses.replace(route, template=path, segments=parse_template(path))
             self._add_route(nested)
             self._inner[id(nested)] = (router, *router._inner.get(id(route), ()))
+        router._included = True
 
     def _scopes_of(self, route: Route) -> tuple[Router, ...]:
         """The routers whose flows and error handlers apply to ``route``, outermost first."""
         return (self, *self._inner.get(id(route), ()))
 
     def _add_route(self, route: Route) -> None:
+        if self._included:
+            raise ValueError(
+                f"{route.template} is added to a router already included: add a router's "
+                "routes before include(), which copies them"
+            )
         check_name([known for known in self.routes if known.name == route.name], route)
         for known in self.routes:
             if known.template == route.template and known.kind == route.kind:
@@ -266,9 +276,18 @@ class Router(RouteRegistry):
 
         Raises:
             TypeError: If ``flow`` is not a generator function (sync or async).
+            ValueError: If an app has compiled this router's flows already.
         """
+        self._check_open("flows")
         self.flows.append(as_flow(flow))
         return flow
+
+    def _check_open(self, what: str) -> None:
+        if self._compiled:
+            raise ValueError(
+                f"a router's {what} are read when the app is compiled (as_wsgi(), as_asgi()); "
+                "register them before"
+            )
 
     def error_handler(self, key: ErrorKey) -> Callable[[F], F]:
         """Register ``handler(request, exc)`` for errors of this router's routes.
@@ -277,10 +296,12 @@ class Router(RouteRegistry):
         router's routes, the router's handlers are looked up first, then the app's.
 
         Raises:
-            ValueError: If a status is not 4xx or 5xx.
+            ValueError: If a status is not 4xx or 5xx, or an app has compiled this router's
+                error handlers already.
             TypeError: If the key is neither a status nor an exception class.
         """
         check_error_key(key)
+        self._check_open("error handlers")
 
         def decorator(handler: F) -> F:
             self.error_handlers[key] = error_handler_entry(key, handler)

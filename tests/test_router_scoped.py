@@ -313,6 +313,42 @@ def test_a_router_with_two_handlers_under_one_name_can_be_included_in_two_places
         app.include(other)
 
 
+def test_a_router_refuses_routes_once_included(colour: str) -> None:
+    # NOTE: include() copies the routes: one added later would never be served.
+    inner, outer = Router(prefix="/inner"), Router(prefix="/outer")
+    add(inner, colour, "/x", nothing)
+    outer.include(inner)
+    with pytest.raises(ValueError, match="/inner/late is added to a router already included"):
+        add(inner, colour, "/late", nothing)
+    App().include(outer)
+    with pytest.raises(ValueError, match="already included"):
+        add(outer, colour, "/late", nothing)
+    more = Router(prefix="/more")
+    add(more, colour, "/y", nothing)
+    with pytest.raises(ValueError, match="already included"):
+        outer.include(more)
+    assert [route.template for route in outer.routes] == ["/outer/inner/x"]
+
+
+def test_a_router_refuses_flows_and_error_handlers_once_an_app_compiled_them(
+    colour: str,
+) -> None:
+    # NOTE: after include() they still count (see above); after as_wsgi()/as_asgi() they would not.
+    api, inner = Router(prefix="/api"), Router(prefix="/inner")
+    add(inner, colour, "/x", nothing)
+    api.include(inner)
+    app = App()
+    app.include(api)
+    api.middleware(tagging_flow("api", [], colour))
+    app.as_asgi()
+    for router in (api, inner):
+        with pytest.raises(ValueError, match="read when the app is compiled"):
+            router.middleware(tagging_flow("late", [], colour))
+        with pytest.raises(ValueError, match="read when the app is compiled"):
+            router.error_handler(404)
+    assert len(api.flows) == 1 and not inner.flows and not inner.error_handlers
+
+
 def test_routers_cannot_include_each_other_at_any_depth() -> None:
     # NOTE: include() copies the routes, so this is no loop; but the copies would run a
     # router's flows twice, as two levels of their own.
