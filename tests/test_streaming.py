@@ -403,6 +403,37 @@ def test_sse_events_of_a_head_request_are_closed_unsent(make_client: MakeClient,
     assert (response.status_code, response.content, closed) == (200, b"", [kind])
 
 
+class FailingSubscription(Subscription):
+    def close(self) -> None:
+        super().close()
+        raise OSError("unsubscribe failed")
+
+
+class AsyncFailingSubscription(AsyncSubscription):
+    async def aclose(self) -> None:
+        await super().aclose()
+        raise OSError("unsubscribe failed")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_events_of_a_head_request_that_fail_to_close_end_the_request(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: the error goes to the server as a GET's would; the request's end runs all the same.
+    closed: list[str] = []
+    app = App()
+    make = FailingSubscription if kind == "sync" else AsyncFailingSubscription
+
+    @app.get("/")
+    def events(request: Request) -> Response:
+        request.after_response(closed.append, "after")
+        return Response.sse(make(closed))
+
+    with pytest.raises(OSError, match="unsubscribe failed"):
+        make_client(app).head("/")
+    assert closed == [kind, "after"]
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_sse_events_whose_start_cannot_be_sent_are_closed(kind: str) -> None:
     closed: list[str] = []
