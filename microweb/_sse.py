@@ -108,7 +108,8 @@ class SSEChunks:
 
     ``close()`` closes the events however the stream ends: a bad item, a client that left, or
     a response never sent (HEAD, a failed start), so the app's generator or subscription (and
-    what it holds: a connection) does not wait for the garbage collector.
+    what it holds: a connection) does not wait for the garbage collector. Once iterated, the
+    iterator ``iter(events)`` is closed too, where it is another object.
     """
 
     __slots__ = ("_closed", "_events", "_iterator")
@@ -134,10 +135,13 @@ class SSEChunks:
         if self._closed:
             return
         self._closed = True
-        # NOTE: what was iterated if anything was; else the events themselves.
-        close = getattr(self._events if self._iterator is None else self._iterator, "close", None)
-        if close is not None:
-            close()
+        # NOTE: the iterator made of the events first (its finally blocks may use the events),
+        # then the events: an object whose __iter__ is a generator holds the subscription.
+        try:
+            if self._iterator is not None and self._iterator is not self._events:
+                _close(self._iterator)
+        finally:
+            _close(self._events)
 
 
 class AsyncSSEChunks:
@@ -166,7 +170,20 @@ class AsyncSSEChunks:
         if self._closed:
             return
         self._closed = True
-        target = self._events if self._iterator is None else self._iterator
-        aclose = getattr(target, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        try:
+            if self._iterator is not None and self._iterator is not self._events:
+                await _aclose(self._iterator)
+        finally:
+            await _aclose(self._events)
+
+
+def _close(target: object) -> None:
+    close = getattr(target, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(target: object) -> None:
+    aclose = getattr(target, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -182,7 +182,13 @@ class WSGIDriver:
         headers, body = outgoing(response, request.method)
         start_response(status_line(response.status), headers)
         if body is None:
-            _close_stream(response.chunks, self.app_loop)
+            try:
+                _close_stream(response.chunks, self.app_loop)
+            except BaseException:
+                # NOTE: the server gets no body whose close() would end the request: end it
+                # here (after-response callbacks, files on disk), as a GET's close() does.
+                _after_response(request, self.app_loop)
+                raise
             return self._whole(request, [])
         if isinstance(body, bytes):
             return self._whole(request, [body])

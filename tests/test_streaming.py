@@ -403,6 +403,37 @@ def test_sse_events_of_a_head_request_are_closed_unsent(make_client: MakeClient,
     assert (response.status_code, response.content, closed) == (200, b"", [kind])
 
 
+class FailingSubscription(Subscription):
+    def close(self) -> None:
+        super().close()
+        raise OSError("unsubscribe failed")
+
+
+class AsyncFailingSubscription(AsyncSubscription):
+    async def aclose(self) -> None:
+        await super().aclose()
+        raise OSError("unsubscribe failed")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_sse_events_of_a_head_request_that_fail_to_close_end_the_request(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: the error goes to the server as a GET's would; the request's end runs all the same.
+    closed: list[str] = []
+    app = App()
+    make = FailingSubscription if kind == "sync" else AsyncFailingSubscription
+
+    @app.get("/")
+    def events(request: Request) -> Response:
+        request.after_response(closed.append, "after")
+        return Response.sse(make(closed))
+
+    with pytest.raises(OSError, match="unsubscribe failed"):
+        make_client(app).head("/")
+    assert closed == [kind, "after"]
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_sse_events_whose_start_cannot_be_sent_are_closed(kind: str) -> None:
     closed: list[str] = []
@@ -427,6 +458,60 @@ def test_sse_events_are_closed_once_when_they_end(make_client: MakeClient, kind:
     add_get(app, "sync", lambda r: Response.sse(make_chunks(kind, ["a"], closed)))
     assert make_client(app).get("/").content == b"data: a\n\n"
     assert closed == [kind]
+
+
+class Feed:
+    """Events of the app's own that are iterable, not an iterator: ``__iter__`` is a generator
+    (one per stream) and ``close()``/``aclose()`` frees what the object holds."""
+
+    def __init__(self, items: list[Any], closed: list[str]) -> None:
+        self.items = items
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.items
+        finally:
+            self.closed.append("generator")
+
+    def close(self) -> None:
+        self.closed.append("feed")
+
+
+class AsyncFeed(Feed):
+    async def _events(self) -> AsyncIterator[Any]:
+        try:
+            for item in self.items:
+                yield item
+        finally:
+            self.closed.append("generator")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events()
+
+    async def aclose(self) -> None:
+        self.closed.append("feed")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("items", [["a"], ["a", 5]], ids=["whole", "bad item"])
+def test_sse_events_iterable_but_not_iterators_are_closed_when_sent(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, kind: str, items: list[Any]
+) -> None:
+    # NOTE: as when the stream never starts (HEAD): the object is closed, not only the
+    # generator its __iter__ made (first, so its finally blocks still see the object open).
+    closed: list[str] = []
+    app = App()
+    make = Feed if kind == "sync" else AsyncFeed
+    add_get(app, "sync", lambda r: Response.sse(make(items, closed)))
+    client = make_client(app)
+    with caplog.at_level(logging.CRITICAL, logger="microweb"):
+        if len(items) == 1:
+            assert client.get("/").content == b"data: a\n\n"
+        else:
+            with pytest.raises(TypeError, match="got int"):
+                client.get("/")
+    assert closed == ["generator", "feed"]
 
 
 def test_sse_event_fields_have_types() -> None:
