@@ -96,10 +96,11 @@ class App(RouteRegistry):
         for router in routers:
             router._compiled = True
         rules = None
-        if any(router.flows or router.error_handlers for router in routers):
-            # NOTE: outer routers' flows outside inner ones'; inner error handlers looked up first.
+        if routers:
+            # NOTE: outer routers' flows outside inner ones'; inner error handlers looked up
+            # first, each router's own dict, so that one registered after this counts too.
             flows = tuple(flow for router in routers for flow in router.flows)
-            handlers = [dict(router.error_handlers) for router in reversed(routers)]
+            handlers = [router.error_handlers for router in reversed(routers)]
             rules = RouterRules(flows, (*handlers, self._error_handlers))
             plan.router_rules[id(route)] = rules
         return endpoint(route, wrap_handler(route, self.plugins), limits, rules)

@@ -224,8 +224,8 @@ class Router(RouteRegistry):
         # this one and the route, outermost first.
         self._inner: dict[int, tuple[Router, ...]] = {}
         # NOTE: an app or a router copied its routes (include): a route added later would not
-        # be served there. An app compiled its flows and error handlers: ones added later would
-        # not run. Either is refused loudly rather than ignored.
+        # be served there. An app compiled its flows: ones added later would not run. Either is
+        # refused loudly rather than ignored. (Error handlers are read on each error.)
         self._included = self._compiled = False
 
     def include(self, router: Router) -> None:
@@ -276,18 +276,15 @@ class Router(RouteRegistry):
 
         Raises:
             TypeError: If ``flow`` is not a generator function (sync or async).
-            ValueError: If an app has compiled this router's flows already.
+            ValueError: If an app that includes this router has been compiled.
         """
-        self._check_open("flows")
-        self.flows.append(as_flow(flow))
-        return flow
-
-    def _check_open(self, what: str) -> None:
         if self._compiled:
             raise ValueError(
-                f"a router's {what} are read when the app is compiled (as_wsgi(), as_asgi()); "
-                "register them before"
+                "a router's flows are read when an app that includes it is compiled (as_wsgi(), "
+                "as_asgi()): register them before"
             )
+        self.flows.append(as_flow(flow))
+        return flow
 
     def error_handler(self, key: ErrorKey) -> Callable[[F], F]:
         """Register ``handler(request, exc)`` for errors of this router's routes.
@@ -296,12 +293,10 @@ class Router(RouteRegistry):
         router's routes, the router's handlers are looked up first, then the app's.
 
         Raises:
-            ValueError: If a status is not 4xx or 5xx, or an app has compiled this router's
-                error handlers already.
+            ValueError: If a status is not 4xx or 5xx.
             TypeError: If the key is neither a status nor an exception class.
         """
         check_error_key(key)
-        self._check_open("error handlers")
 
         def decorator(handler: F) -> F:
             self.error_handlers[key] = error_handler_entry(key, handler)

@@ -330,10 +330,9 @@ def test_a_router_refuses_routes_once_included(colour: str) -> None:
     assert [route.template for route in outer.routes] == ["/outer/inner/x"]
 
 
-def test_a_router_refuses_flows_and_error_handlers_once_an_app_compiled_them(
-    colour: str,
-) -> None:
-    # NOTE: after include() they still count (see above); after as_wsgi()/as_asgi() they would not.
+def test_a_router_refuses_flows_once_an_app_compiled_them(colour: str) -> None:
+    # NOTE: after include() they still count (see above); after as_wsgi()/as_asgi() they would
+    # not run: the app's plan has its routes' flows.
     api, inner = Router(prefix="/api"), Router(prefix="/inner")
     add(inner, colour, "/x", nothing)
     api.include(inner)
@@ -342,11 +341,24 @@ def test_a_router_refuses_flows_and_error_handlers_once_an_app_compiled_them(
     api.middleware(tagging_flow("api", [], colour))
     app.as_asgi()
     for router in (api, inner):
-        with pytest.raises(ValueError, match="read when the app is compiled"):
+        with pytest.raises(ValueError, match="read when an app that includes it is compiled"):
             router.middleware(tagging_flow("late", [], colour))
-        with pytest.raises(ValueError, match="read when the app is compiled"):
-            router.error_handler(404)
-    assert len(api.flows) == 1 and not inner.flows and not inner.error_handlers
+    assert len(api.flows) == 1 and not inner.flows
+
+
+def test_router_error_handlers_registered_after_the_app_compiled_count(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: they are looked up on each error, in the router's own dict (as the app's are).
+    api = Router(prefix="/api")
+    add(api, colour, "/x", nothing)
+    app = App()
+    app.include(api)
+    with make_client(app) as client:
+        assert client.get("/api/x").status_code == 404
+        api.error_handler(404)(lambda request, exc: ({"by": "api"}, 404))
+        response = client.get("/api/x")
+    assert (response.status_code, response.json()) == (404, {"by": "api"})
 
 
 def test_routers_cannot_include_each_other_at_any_depth() -> None:
