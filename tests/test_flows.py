@@ -655,9 +655,58 @@ def test_a_flow_that_ends_after_catching_leaves_the_error_standing(
     assert seen == ["swallow ended", "outer saw ValueError"]
 
 
+def add_waiting_flow(app: App, colour: str, events: list[str]) -> None:
+    """A flow (of ``colour``) that waits for the answer to a ``ValueError``; notes its closing."""
+    if colour == "sync":
+
+        @app.middleware
+        def wait(request: Request) -> Flow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+    else:
+
+        @app.middleware
+        async def await_(request: Request) -> AsyncFlow:
+            try:
+                yield
+            except ValueError:
+                try:
+                    yield
+                finally:
+                    events.append("closed")
+
+
+def post_with_the_client_gone(
+    app: App, events: list[str]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """POST to ``app`` under ASGI from a client already gone; ``events`` then, and what was sent."""
+    sent: list[dict[str, Any]] = []
+    seen: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        scope = http_scope("POST", headers=[(b"content-length", b"10")])
+        await app.as_asgi()(scope, receive, send)
+        # NOTE: read before asyncio.run() finalizes the async generators left open.
+        seen.extend(events)
+
+    asyncio.run(main())
+    return seen, sent
+
+
 def test_waiting_flows_are_closed_when_the_client_leaves(colour: str) -> None:
     events: list[str] = []
-    sent: list[dict[str, Any]] = []
     app = App()
 
     @app.middleware
@@ -669,48 +718,13 @@ def test_waiting_flows_are_closed_when_the_client_leaves(colour: str) -> None:
             await request.aread()  # NOTE: the client has left: ClientDisconnect
             yield Response.text("never sent")
 
-    if colour == "sync":
-
-        @app.middleware
-        def wait(request: Request) -> Flow:
-            try:
-                yield
-            except ValueError:
-                try:
-                    yield
-                finally:
-                    events.append("closed")
-
-    else:
-
-        @app.middleware
-        async def await_(request: Request) -> AsyncFlow:
-            try:
-                yield
-            except ValueError:
-                try:
-                    yield
-                finally:
-                    events.append("closed")
+    add_waiting_flow(app, colour, events)
 
     @app.post("/")
     async def index(request: Request) -> str:
         raise ValueError("boom")
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def main() -> None:
-        scope = http_scope("POST", headers=[(b"content-length", b"10")])
-        await app.as_asgi()(scope, receive, send)
-        # NOTE: checked before asyncio.run() finalizes the async generators left open.
-        assert events == ["reading", "closed"]
-
-    asyncio.run(main())
-    assert sent == []
+    assert post_with_the_client_gone(app, events) == (["reading", "closed"], [])
 
 
 def test_waiting_flows_are_closed_when_an_error_handler_finds_the_client_gone(
@@ -719,32 +733,8 @@ def test_waiting_flows_are_closed_when_an_error_handler_finds_the_client_gone(
     # NOTE: the error handler reads the body to report it, and the client has left: nothing is
     # sent, and nothing logged but the error itself, as when a handler's read finds it gone.
     events: list[str] = []
-    sent: list[dict[str, Any]] = []
     app = App()
-
-    if colour == "sync":
-
-        @app.middleware
-        def wait(request: Request) -> Flow:
-            try:
-                yield
-            except ValueError:
-                try:
-                    yield
-                finally:
-                    events.append("closed")
-
-    else:
-
-        @app.middleware
-        async def await_(request: Request) -> AsyncFlow:
-            try:
-                yield
-            except ValueError:
-                try:
-                    yield
-                finally:
-                    events.append("closed")
+    add_waiting_flow(app, colour, events)
 
     @app.error_handler(500)  # NOTE: thrown in at the flows first, which wait for its answer.
     async def report(request: Request, exc: ValueError) -> str:
@@ -754,19 +744,6 @@ def test_waiting_flows_are_closed_when_an_error_handler_finds_the_client_gone(
     async def index(request: Request) -> str:
         raise ValueError("boom")
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def main() -> None:
-        scope = http_scope("POST", headers=[(b"content-length", b"10")])
-        await app.as_asgi()(scope, receive, send)
-        # NOTE: checked before asyncio.run() finalizes the async generators left open.
-        assert events == ["closed"]
-
-    asyncio.run(main())
-    assert sent == []
+    assert post_with_the_client_gone(app, events) == (["closed"], [])
     errors = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
     assert errors == ["unhandled error in POST /"]
