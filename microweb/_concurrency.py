@@ -162,10 +162,19 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
                 return
             yield item
     finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
+        # NOTE: the iterator, then the iterable where it is another object (one whose __iter__
+        # is a generator, holding a cursor), as the WSGI driver closes them.
+        closes = [
+            close
+            for close in (
+                getattr(iterator, "close", None),
+                None if iterable is iterator else getattr(iterable, "close", None),
+            )
+            if close is not None
+        ]
+        if closes:
             # NOTE: a step cancelled mid-way still runs in its thread; close after it returns.
-            await asyncio.shield(_in_a_thread(pool, _close_after, step, close))
+            await asyncio.shield(_in_a_thread(pool, _close_after, step, closes))
 
 
 def _next(iterator: Iterator[T]) -> T:
@@ -181,10 +190,14 @@ def _in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Await
         return asyncio.ensure_future(asyncio.to_thread(fn, *args))
 
 
-def _close_after(step: Future[Any] | None, close: Callable[[], object]) -> None:
+def _close_after(step: Future[Any] | None, closes: list[Callable[[], object]]) -> None:
     if step is not None:
         wait([step])
-    close()
+    try:
+        closes[0]()
+    finally:
+        for close in closes[1:]:
+            close()
 
 
 # NOTE: the threads of blocking file I/O from async code (uploads' aread/asave, aform()'s

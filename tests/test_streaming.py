@@ -514,6 +514,33 @@ def test_sse_events_iterable_but_not_iterators_are_closed_when_sent(
     assert closed == ["generator", "feed"]
 
 
+class Cursor:
+    """A body of the app's own whose ``__iter__`` is a generator: both are closed, in order."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield b"row 1\n"
+            yield b"row 2\n"
+        finally:
+            self.closed.append("iterator")
+
+    def close(self) -> None:
+        self.closed.append("cursor")
+
+
+def test_a_streamed_body_and_the_iterator_it_made_are_both_closed(
+    make_client: MakeClient, colour: str
+) -> None:
+    closed: list[str] = []
+    app = App()
+    add_get(app, colour, lambda r: Response.stream(Cursor(closed)))
+    assert make_client(app).get("/").content == b"row 1\nrow 2\n"
+    assert closed == ["iterator", "cursor"]
+
+
 def test_sse_event_fields_have_types() -> None:
     with pytest.raises(TypeError, match="data must be str, not int"):
         ServerSentEvent(data=5)  # type: ignore[arg-type]
