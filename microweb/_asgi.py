@@ -130,11 +130,15 @@ class ASGIDriver:
     async def _answer_left(
         self, request: Request, exc: ClientDisconnect, send: Send, started: Message | None
     ) -> None:
-        if started is not None or (request._source is not None and _body(request).disconnected):
+        if started is not None or request._client_gone():
             return
         response = client_left(request, exc)
         headers, content = outgoing(response, request.method)
-        start = {"type": "http.response.start", "status": 400, "headers": _encoded(headers)}
+        start = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": _encoded(headers),
+        }
         try:
             await send(start)
             await send({"type": "http.response.body", "body": content or b""})

@@ -225,6 +225,11 @@ class BodyMethods(HeadProperties):
             source = self._source = self._make_body(self._body_limit)
         return source
 
+    def _client_gone(self) -> bool:
+        """Whether a read of the body found the client gone (the drivers answer nobody then)."""
+        source = self._source
+        return source is not None and source.disconnected
+
     def _body_limit(self) -> int:
         return self.limits.max_body_size
 

@@ -42,7 +42,13 @@ class BodyChunks(Protocol):
 
 
 class BodySource(Protocol):
-    """Where a driver's request body comes from; each colour has one way to pull chunks."""
+    """Where a driver's request body comes from; each colour has one way to pull chunks.
+
+    ``disconnected`` is true once a read found the client gone (``http.disconnect``, or a
+    ``wsgi.input`` read that failed), whatever became of the ``ClientDisconnect`` raised then.
+    """
+
+    disconnected: bool
 
     @property
     def content_length(self) -> int | None:

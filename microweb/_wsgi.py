@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 from ._app_loop import AppLoop, iterate_on_loop
@@ -289,7 +289,7 @@ class _StreamBody:
                 if chunk:
                     yield encode_chunk(chunk)
         except Exception as exc:
-            if isinstance(exc, ClientDisconnect) and _input_failed(self._request):
+            if isinstance(exc, ClientDisconnect) and self._request._client_gone():
                 # NOTE: the generator read the body and wsgi.input failed: the client is gone,
                 # as under ASGI, where such a stream ends with nothing logged. Told by the
                 # body, as ASGI does, not by the error's __cause__, which a "from None" clears.
@@ -311,12 +311,6 @@ class _StreamBody:
                 _close_stream(self._stream, self._app_loop)
         finally:
             _after_response(self._request, self._app_loop)
-
-
-def _input_failed(request: Request) -> bool:
-    """Whether a read of the request's ``wsgi.input`` failed (the client reset)."""
-    source = request._source
-    return source is not None and cast("WSGIBody", source).disconnected
 
 
 class _Finished:
