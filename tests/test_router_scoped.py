@@ -346,14 +346,20 @@ def test_a_router_refuses_flows_once_an_app_compiled_them(colour: str) -> None:
     assert len(api.flows) == 1 and not inner.flows
 
 
-def test_router_error_handlers_registered_after_the_app_compiled_count(
-    make_client: MakeClient, colour: str
-) -> None:
-    # NOTE: they are looked up on each error, in the router's own dict (as the app's are).
+def api_app_of_one_missing_item(colour: str) -> tuple[Router, App]:
+    """A router ``/api`` whose ``/x`` raises 404, included in a new app; both."""
     api = Router(prefix="/api")
     add(api, colour, "/x", nothing)
     app = App()
     app.include(api)
+    return api, app
+
+
+def test_router_error_handlers_registered_after_the_app_compiled_count(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: they are looked up on each error, in the router's own dict (as the app's are).
+    api, app = api_app_of_one_missing_item(colour)
     with make_client(app) as client:
         assert client.get("/api/x").status_code == 404
         api.error_handler(404)(lambda request, exc: ({"by": "api"}, 404))
@@ -396,10 +402,7 @@ def test_router_flows_and_handlers_registered_after_include_still_apply(
     make_client: MakeClient, colour: str
 ) -> None:
     # NOTE: they are read when the app is compiled, whether or not the router had any before.
-    api = Router(prefix="/api")
-    add(api, colour, "/x", nothing)
-    app = App()
-    app.include(api)
+    api, app = api_app_of_one_missing_item(colour)
     api.middleware(tagging_flow("api", [], colour))
     api.error_handler(404)(lambda request, exc: ({"error": "api"}, 404))
     with make_client(app) as client:
