@@ -249,10 +249,36 @@ def _offer(
 
 
 def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Effects:
-    out, done = yield from _advance(request, gen, flow.is_async, response, None)
-    if not done:
-        yield from _close(gen, flow.is_async)
-    return response if out is None else _flow_response(flow, out)
+    try:
+        out, done = yield from _advance(request, gen, flow.is_async, response, None)
+        if not done:
+            yield from _close(gen, flow.is_async)
+        final = response if out is None else _flow_response(flow, out)
+    except BaseException:
+        _close_later(request, response, None)  # NOTE: an error's response takes its place.
+        raise
+    if final is not response:
+        _close_later(request, response, final)
+    return final
+
+
+def _close_later(request: Request, replaced: Response, final: Response | None) -> None:
+    """Close the stream of a response a flow replaced, after the request, as a sent one is.
+
+    Closed once the final response has gone (its stream may read this one: gzip's does), unless
+    the final response streams the very same object, which the driver closes.
+    """
+    chunks = replaced.chunks
+    if chunks is None or (final is not None and final.chunks is chunks):
+        return
+    if hasattr(chunks, "aclose"):
+        request.after_response(_aclose_stream, chunks)
+    elif hasattr(chunks, "close"):
+        request.after_response(chunks.close)
+
+
+async def _aclose_stream(chunks: Any) -> None:
+    await chunks.aclose()
 
 
 def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response) -> Effects:

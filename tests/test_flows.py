@@ -161,6 +161,128 @@ def test_replace_response_after(make_client: MakeClient, colour: str) -> None:
     assert response.text == "replaced 200"
 
 
+class Cursor:
+    """A streamed body holding a resource (a cursor, a file): it must be closed, once."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"rows"
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class AsyncCursor:
+    """The async twin of ``Cursor``."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._rows()
+
+    async def _rows(self) -> AsyncIterator[bytes]:
+        yield b"rows"
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def streaming_route(app: App, streams: list[Any], kind: str) -> None:
+    """``GET /`` streams a ``Cursor`` (kind "sync") or an ``AsyncCursor``, kept in ``streams``."""
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        stream = Cursor() if kind == "sync" else AsyncCursor()
+        streams.append(stream)
+        return Response.stream(stream, "text/plain")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_replaced_stream_is_closed_after_the_response(
+    make_client: MakeClient, colour: str, kind: str, method: str
+) -> None:
+    app = App()
+    streams: list[Any] = []
+    seen: list[int] = []
+
+    if colour == "sync":
+
+        @app.middleware
+        def replace(request: Request) -> Flow:
+            yield
+            seen.append(streams[0].closed)
+            yield Response.text("replaced")
+
+    else:
+
+        @app.middleware
+        async def replace(request: Request) -> AsyncFlow:
+            yield
+            seen.append(streams[0].closed)
+            yield Response.text("replaced")
+
+    streaming_route(app, streams, kind)
+    response = make_client(app).request(method, "/")
+    assert (response.status_code, response.text) == (200, "replaced" if method == "GET" else "")
+    assert seen == [0], "closed before the flow had seen it"
+    assert streams[0].closed == 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_replaced_by_a_flow_error_is_closed(
+    make_client: MakeClient, colour: str, kind: str
+) -> None:
+    app = App()
+    streams: list[Any] = []
+
+    @app.middleware
+    def refuse(request: Request) -> Flow:
+        yield
+        raise HTTPError(503, "not now")
+
+    streaming_route(app, streams, kind)
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (503, "not now")
+    assert streams[0].closed == 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_wrapped_in_a_new_response_is_read_then_closed_once(
+    make_client: MakeClient, kind: str
+) -> None:
+    app = App()
+    streams: list[Any] = []
+
+    def upper(chunks: Any) -> Iterator[bytes]:
+        for chunk in chunks:
+            yield chunk.upper()
+
+    async def aupper(chunks: Any) -> AsyncIterator[bytes]:
+        async for chunk in chunks:
+            yield chunk.upper()
+
+    @app.middleware
+    def shout(request: Request) -> Flow:
+        response = yield
+        wrapped = upper(response.chunks) if kind == "sync" else aupper(response.chunks)
+        yield Response.stream(wrapped, "text/plain")
+
+    @app.middleware
+    def same(request: Request) -> Flow:
+        # NOTE: a new response streaming the very same object: the driver closes it.
+        response = yield
+        yield Response.stream(response.chunks, "text/plain", 201)
+
+    streaming_route(app, streams, kind)
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (200, "ROWS")
+    assert streams[0].closed == 1
+
+
 def test_modify_response_headers_and_status(make_client: MakeClient) -> None:
     app = App()
 
