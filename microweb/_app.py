@@ -72,14 +72,10 @@ class App(RouteRegistry):
     # -- registration --------------------------------------------------------------------------
 
     def _add_route(self, route: Route, routers: tuple[Router, ...] = ()) -> None:
-        check_handler(route.handler, route.template, route.param_names)
-        check_name(self._names.get(route.name, ()), route)
         route = dataclasses.replace(
             route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
         )
-        table = self._ws if route.kind == "websocket" else self._http
-        table.add(route, route)
-        self._names.setdefault(route.name, []).append(route)
+        _register(route, self._http, self._ws, self._names)
         if route.kind == "websocket":
             return
         self._http_routes.append(route)
@@ -158,6 +154,15 @@ class App(RouteRegistry):
         Raises:
             ValueError: If a route, or another template of the same name, is registered here.
         """
+        # NOTE: all or nothing: every route is tried first on copies of the tables, so a clash
+        # leaves the app as it was.
+        http, ws = RouteTable[Route](self._converters), RouteTable[Route](self._converters)
+        names: dict[str, list[Route]] = {}
+        for known in self._names.values():
+            for route in known:
+                _register(route, http, ws, names)
+        for route in router.routes:
+            _register(route, http, ws, names)
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))
         router._included = True
@@ -275,3 +280,18 @@ class App(RouteRegistry):
         from ._asgi import ASGIDriver
 
         return ASGIDriver(self.compile())
+
+
+def _register(
+    route: Route, http: RouteTable[Route], ws: RouteTable[Route], names: dict[str, list[Route]]
+) -> None:
+    """Check ``route`` and add it to the tables and the names (of the app, or copies of them).
+
+    Raises:
+        TypeError: If the handler cannot take the route's parameters.
+        ValueError: If the route clashes with one registered, or its converter is unknown.
+    """
+    check_handler(route.handler, route.template, route.param_names)
+    check_name(names.get(route.name, ()), route)
+    (ws if route.kind == "websocket" else http).add(route, route)
+    names.setdefault(route.name, []).append(route)

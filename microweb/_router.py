@@ -243,11 +243,19 @@ class Router(RouteRegistry):
             raise ValueError(
                 "this router is included in that one; two routers cannot include each other"
             )
-        for route in list(router.routes):
-            path = join_prefix(self.prefix, route.template)
-            nested = dataclasses.replace(route, template=path, segments=parse_template(path))
-            self._add_route(nested)
-            self._inner[id(nested)] = (router, *router._inner.get(id(route), ()))
+        count = len(self.routes)
+        try:
+            for route in list(router.routes):
+                path = join_prefix(self.prefix, route.template)
+                nested = dataclasses.replace(route, template=path, segments=parse_template(path))
+                self._add_route(nested)
+                self._inner[id(nested)] = (router, *router._inner.get(id(route), ()))
+        except BaseException:
+            # NOTE: all or nothing: a clash takes back the routes added before it.
+            for added in self.routes[count:]:
+                self._inner.pop(id(added), None)
+            del self.routes[count:]
+            raise
         router._included = True
 
     def _scopes_of(self, route: Route) -> tuple[Router, ...]:

@@ -386,6 +386,38 @@ def test_duplicate_route_from_an_included_router_is_refused() -> None:
         app.include(router)
 
 
+@pytest.mark.parametrize("into", ["app", "router"])
+def test_an_include_that_clashes_adds_nothing(make_client: MakeClient, into: str) -> None:
+    app = App()
+
+    @app.get("/api/b")
+    def taken(request: Request) -> str:
+        return "app"
+
+    router = Router(prefix="/api")
+    router.get("/a", name="a")(lambda request: "a")
+    router.get("/b", name="b")(lambda request: "b")  # NOTE: clashes, after /api/a.
+    if into == "app":
+        with pytest.raises(ValueError, match="twice"):
+            app.include(router)
+    else:
+        outer = Router()
+        outer.get("/api/b")(lambda request: "outer")
+        with pytest.raises(ValueError, match="twice"):
+            outer.include(router)
+        assert [route.template for route in outer.routes] == ["/api/b"]
+        app = App()
+        app.include(outer)
+    with pytest.raises(LookupError):
+        app.url_for("a")
+    client = make_client(app)
+    assert client.get("/api/a").status_code == 404
+    assert client.get("/api/b").text == ("app" if into == "app" else "outer")
+    # NOTE: nothing was half-included: the router may go in again, once the clash is gone.
+    router.routes.pop()
+    App().include(router)
+
+
 def test_duplicate_route_within_a_router_is_refused() -> None:
     router = Router(prefix="/api")
 
