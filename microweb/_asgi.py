@@ -216,8 +216,12 @@ class ASGIDriver:
         try:
             await self._session(scope, request, receive, send)
         finally:
+            # NOTE: after-response callbacks of the handshake's flows run once the connection
+            # has ended (or the handshake was refused): they are cleanup, as for HTTP.
+            if request._after is not None:
+                await self._after_response(request)
             # NOTE: a body source that a flow made ends as an HTTP request's does.
-            if request._source is not None or request._cleanups:
+            elif request._source is not None or request._cleanups:
                 closing = _end(request)
                 if closing is not None:
                     await closing

@@ -703,6 +703,46 @@ def test_flows_run_once_around_the_handshake(asgi_client: MakeClient) -> None:
     assert events == [("before", "/ws"), ("after", 101), "handler", "handler done"]
 
 
+@pytest.mark.parametrize("refused", [False, True])
+def test_after_response_callbacks_of_handshake_flows_run_when_the_connection_ends(
+    asgi_client: MakeClient, refused: bool
+) -> None:
+    events: list[str] = []
+    app = App()
+
+    @app.middleware
+    def session(request: Request) -> Iterator[Response | None]:
+        events.append("open")
+        request.after_response(events.append, "closed (def)")
+        yield
+
+    @app.middleware
+    async def guard(request: Request) -> AsyncIterator[Response | None]:
+        async def close() -> None:
+            events.append("closed (async)")
+
+        request.after_response(close)
+        if refused:
+            yield Response.text("no", status=401)
+            return
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        events.append(await ws.receive_text())
+
+    client = asgi_client(app)
+    if refused:
+        with pytest.raises(WebSocketDisconnect):
+            client.websocket_connect("/ws")
+    else:
+        with client.websocket_connect("/ws") as connection:
+            connection.send_text("message")
+    expected = ["open", "closed (def)", "closed (async)"]
+    assert events == (expected if refused else [*expected[:1], "message", *expected[1:]])
+
+
 def test_flow_headers_go_out_with_accept(asgi_client: MakeClient) -> None:
     app = App()
 
