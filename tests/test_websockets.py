@@ -743,6 +743,30 @@ def test_after_response_callbacks_of_handshake_flows_run_when_the_connection_end
     assert events == (expected if refused else [*expected[:1], "message", *expected[1:]])
 
 
+def test_a_streamed_refusal_of_a_handshake_is_closed(asgi_client: MakeClient) -> None:
+    closed: list[str] = []
+    app = App()
+
+    class Explanation:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"go away"
+
+        def close(self) -> None:
+            closed.append("closed")
+
+    @app.middleware
+    def refuse(request: Request) -> Iterator[Response | None]:
+        yield Response.stream(Explanation(), "text/plain", status=403)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    with pytest.raises(WebSocketDisconnect):
+        asgi_client(app).websocket_connect("/ws")
+    assert closed == ["closed"]
+
+
 def test_flow_headers_go_out_with_accept(asgi_client: MakeClient) -> None:
     app = App()
 
