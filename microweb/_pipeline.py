@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from ._effects import Colored, Effects, Offload
+from ._effects import AfterCall, Colored, Effects, Offload
 from ._emission import negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, status_phrase
 from ._response import JSON, TEXT, Response, encode_json, to_response
+from ._routing import is_async_callable
 
 if TYPE_CHECKING:
     from ._plan import Endpoint, Plan
@@ -272,9 +273,18 @@ def _close_later(request: Request, replaced: Response, final: Response | None) -
     if chunks is None or (final is not None and final.chunks is chunks):
         return
     if hasattr(chunks, "aclose"):
-        request.after_response(_aclose_stream, chunks)
+        call: AfterCall = (Colored(_aclose_stream, True), (chunks,), {})
     elif hasattr(chunks, "close"):
-        request.after_response(chunks.close)
+        call = (Colored(chunks.close, is_async_callable(chunks.close)), (), {})
+    else:
+        return
+    # NOTE: first of the after-response callbacks, as the driver closes a sent stream before
+    # them (one may close the connection a cursor reads: docs/plugins.md); and the last one
+    # replaced first, from the outside in, as a wrapper is closed before the stream it reads.
+    if request._after is None:
+        request._after = [call]
+    else:
+        request._after.insert(0, call)
 
 
 async def _aclose_stream(chunks: Any) -> None:

@@ -283,6 +283,66 @@ def test_a_stream_wrapped_in_a_new_response_is_read_then_closed_once(
     assert streams[0].closed == 1
 
 
+class LoggedCursor:
+    """A stream reading a connection that ``after_response`` closes: it must be closed first."""
+
+    def __init__(self, log: list[str], name: str) -> None:
+        self.log, self.name = log, name
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"rows"
+
+    def close(self) -> None:
+        self.log.append(f"{self.name} closed")
+
+
+@pytest.mark.parametrize("replaced", [False, True])
+def test_a_replaced_stream_is_closed_before_the_callbacks_as_a_sent_one(
+    make_client: MakeClient, colour: str, replaced: bool
+) -> None:
+    app = App()
+    log: list[str] = []
+
+    if colour == "sync":
+
+        @app.middleware
+        def replace(request: Request) -> Flow:
+            yield
+            request.after_response(log.append, "outer callback")
+            if replaced:
+                yield Response.text("replaced")
+
+    else:
+
+        @app.middleware
+        async def replace(request: Request) -> AsyncFlow:
+            yield
+            request.after_response(log.append, "outer callback")
+            if replaced:
+                yield Response.text("replaced")
+
+    @app.middleware
+    def wrap(request: Request) -> Flow:
+        # NOTE: the cursor is replaced twice: closed from the outside in, as a wrapper and what
+        # it reads would be.
+        yield
+        if replaced:
+            yield Response.stream(LoggedCursor(log, "wrapper"), "text/plain")
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        # NOTE: as a plugin closes the connection a streamed body reads (docs/plugins.md).
+        request.after_response(log.append, "connection closed")
+        return Response.stream(LoggedCursor(log, "cursor"), "text/plain")
+
+    response = make_client(app).get("/")
+    assert response.status_code == 200
+    if replaced:
+        assert log == ["wrapper closed", "cursor closed", "connection closed", "outer callback"]
+    else:
+        assert log == ["cursor closed", "connection closed", "outer callback"]
+
+
 def test_modify_response_headers_and_status(make_client: MakeClient) -> None:
     app = App()
 
