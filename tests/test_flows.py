@@ -343,6 +343,56 @@ def test_a_replaced_stream_is_closed_before_the_callbacks_as_a_sent_one(
         assert log == ["cursor closed", "connection closed", "outer callback"]
 
 
+@pytest.mark.parametrize("when", ["before", "after", "error"])
+def test_the_stream_of_a_flow_whose_cleanup_fails_is_closed(
+    make_client: MakeClient, colour: str, when: str
+) -> None:
+    app = App()
+    log: list[str] = []
+
+    def answer(response: Response | None) -> Response | None:
+        if (when == "after") == (response is not None):
+            return Response.stream(LoggedCursor(log, "answer"), "text/plain")
+        return None
+
+    if colour == "sync":
+
+        @app.middleware
+        def answers(request: Request) -> Flow:
+            try:
+                yield answer(None)
+                yield answer(Response.text("ok"))
+            except HTTPError:
+                yield answer(None)
+            finally:
+                raise RuntimeError("cleanup failed")
+
+    else:
+
+        @app.middleware
+        async def answers(request: Request) -> AsyncFlow:
+            try:
+                yield answer(None)
+                yield answer(Response.text("ok"))
+            except HTTPError:
+                yield answer(None)
+            finally:
+                raise RuntimeError("cleanup failed")
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        if when == "error":
+            raise HTTPError(409)
+        return Response.stream(LoggedCursor(log, "cursor"), "text/plain")
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    # NOTE: the flow's answer, never sent; after the handler, the cursor it replaced too.
+    assert sorted(log) == (
+        ["answer closed", "cursor closed"] if when == "after" else ["answer closed"]
+    )
+
+
 def test_modify_response_headers_and_status(make_client: MakeClient) -> None:
     app = App()
 
