@@ -2,7 +2,8 @@
 
 File responses are settled against the request here (304, 206, 416); then ``outgoing`` gives the
 header list and one of: the body bytes, a stream to send, or nothing (HEAD, 1xx, 204, 304). The
-drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``.
+drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``. A stream that
+is not sent, as a flow replaced its response, is closed after the request (``close_replaced``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._effects import AfterCall, Colored
 from ._files import etag_listed, not_modified_since, parse_range, range_applies
 from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
+from ._routing import is_async_callable
 
 if TYPE_CHECKING:
     from ._request import Request
@@ -168,3 +171,31 @@ def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:
 def encode_chunk(chunk: bytes | str) -> bytes:
     """Encode one streamed chunk (``str`` chunks as UTF-8)."""
     return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+
+
+def close_replaced(request: Request, replaced: Response, final: Response | None) -> None:
+    """Close the stream of a response a flow replaced, after the request, as a sent one is.
+
+    Closed once the final response has gone (its stream may read this one: gzip's does), unless
+    the final response streams the very same object, which the driver closes.
+    """
+    chunks = replaced.chunks
+    if chunks is None or (final is not None and final.chunks is chunks):
+        return
+    if hasattr(chunks, "aclose"):
+        call: AfterCall = (Colored(_aclose_stream, True), (chunks,), {})
+    elif hasattr(chunks, "close"):
+        call = (Colored(chunks.close, is_async_callable(chunks.close)), (), {})
+    else:
+        return
+    # NOTE: first of the after-response callbacks, as the driver closes a sent stream before
+    # them (one may close the connection a cursor reads: docs/plugins.md); and the last one
+    # replaced first, from the outside in, as a wrapper is closed before the stream it reads.
+    if request._after is None:
+        request._after = [call]
+    else:
+        request._after.insert(0, call)
+
+
+async def _aclose_stream(chunks: Any) -> None:
+    await chunks.aclose()

@@ -22,7 +22,7 @@ from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
-from ._emission import negotiate_file, plain_answer
+from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, status_phrase
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
@@ -223,7 +223,7 @@ def _layer(
     if done:
         raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once")
     if first is not None:
-        yield from _close(gen, flow.is_async)
+        yield from _end_flow(request, flow, gen, first)
         return _flow_response(flow, first)
     try:
         response = yield from _layer(plan, request, flows, index + 1, inner, waiting)
@@ -246,7 +246,7 @@ def _offer(
         # NOTE: the flow yielded nothing: it gets the response this error becomes, further out.
         waiting.append((flow, gen))
         raise exc
-    yield from _close(gen, flow.is_async)
+    yield from _end_flow(request, flow, gen, out)
     return (yield from _deliver(plan, request, waiting, _flow_response(flow, out)))
 
 
@@ -254,33 +254,30 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
     try:
         out, done = yield from _advance(request, gen, flow.is_async, response, None)
         if not done:
-            yield from _close(gen, flow.is_async)
+            yield from _end_flow(request, flow, gen, out, response)
         final = response if out is None else _flow_response(flow, out)
     except BaseException:
-        _close_later(request, response, None)  # NOTE: an error's response takes its place.
+        close_replaced(request, response, None)  # NOTE: an error's response takes its place.
         raise
     if final is not response:
-        _close_later(request, response, final)
+        close_replaced(request, response, final)
     return final
 
 
-def _close_later(request: Request, replaced: Response, final: Response | None) -> None:
-    """Close the stream of a response a flow replaced, after the request, as a sent one is.
+def _end_flow(
+    request: Request, flow: Colored, gen: Any, out: Any, kept: Response | None = None
+) -> Effects:
+    """Close the flow that yielded ``out``; where its cleanup fails, ``out`` goes unsent.
 
-    Closed once the final response has gone (its stream may read this one: gzip's does), unless
-    the final response streams the very same object, which the driver closes.
+    Its stream is then closed as a replaced one is, unless ``out`` is ``kept`` (the response
+    the flow was given, which ``_finish`` closes) or streams the very same object.
     """
-    chunks = replaced.chunks
-    if chunks is None or (final is not None and final.chunks is chunks):
-        return
-    if hasattr(chunks, "aclose"):
-        request.after_response(_aclose_stream, chunks)
-    elif hasattr(chunks, "close"):
-        request.after_response(chunks.close)
-
-
-async def _aclose_stream(chunks: Any) -> None:
-    await chunks.aclose()
+    try:
+        yield from _close(gen, flow.is_async)
+    except BaseException:
+        if isinstance(out, Response) and out is not kept:
+            close_replaced(request, out, kept)
+        raise
 
 
 def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response) -> Effects:

@@ -142,10 +142,22 @@ class _Node:
         self.catch_all: list[tuple[str, Converter, MethodMap]] = []
         self.methods: MethodMap | None = None
 
-    def child(self, name: str, converter: Converter) -> _Node:
+    def known_child(self, name: str, converter: Converter) -> _Node | None:
         for known_name, known, node in self.params:
             if known_name == name and known is converter:
                 return node
+        return None
+
+    def known_catch_all(self, name: str, converter: Converter) -> MethodMap | None:
+        for known_name, known, methods in self.catch_all:
+            if known_name == name and known is converter:
+                return methods
+        return None
+
+    def child(self, name: str, converter: Converter) -> _Node:
+        node = self.known_child(name, converter)
+        if node is not None:
+            return node
         node = _Node()
         self.params.append((name, converter, node))
         self.converting.append((name, converter.to_python, node))
@@ -174,13 +186,18 @@ class RouteTable(Generic[V]):
                 unknown.
         """
         methods = self._method_map(route)
+        _refuse_twice(methods, route)
         for method in route.methods:
-            if method in methods:
-                raise ValueError(
-                    f"{method} {route.template} is registered twice "
-                    f"({methods[method][0].name!r} and {route.name!r})"
-                )
             methods[method] = (route, value)
+
+    def check(self, route: Route) -> None:
+        """Raise as ``add`` would for ``route``, adding nothing (no node either).
+
+        Raises:
+            ValueError: If the same method and template are already registered, or a converter is
+                unknown.
+        """
+        _refuse_twice(self._known_map(route) or {}, route)
 
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):
@@ -192,14 +209,32 @@ class RouteTable(Generic[V]):
                 continue
             converter = self._converter(segment, route.template)
             if converter.name == "path" and position == len(route.segments) - 1:
-                for name, known, methods in node.catch_all:
-                    if name == segment.name and known is converter:
-                        return methods
-                node.catch_all.append((segment.name, converter, {}))
-                return node.catch_all[-1][2]
+                methods = node.known_catch_all(segment.name, converter)
+                if methods is None:
+                    methods = {}
+                    node.catch_all.append((segment.name, converter, methods))
+                return methods
             node = node.child(segment.name, converter)
         if node.methods is None:
             node.methods = {}
+        return node.methods
+
+    def _known_map(self, route: Route) -> MethodMap | None:
+        """``_method_map`` of a template registered already; ``None`` where there is none."""
+        if not any(isinstance(s, Param) for s in route.segments):
+            return self.static.get(route.template)
+        node = self._root
+        for position, segment in enumerate(route.segments):
+            if isinstance(segment, str):
+                found = node.static.get(segment)
+            else:
+                converter = self._converter(segment, route.template)
+                if converter.name == "path" and position == len(route.segments) - 1:
+                    return node.known_catch_all(segment.name, converter)
+                found = node.known_child(segment.name, converter)
+            if found is None:
+                return None
+            node = found
         return node.methods
 
     def _converter(self, param: Param, template: str) -> Converter:
@@ -315,6 +350,15 @@ class RouteTable(Generic[V]):
                 yield methods
             stack.extend(node.static.values())
             stack.extend(child for _, _, child in node.params)
+
+
+def _refuse_twice(methods: MethodMap, route: Route) -> None:
+    for method in route.methods:
+        if method in methods:
+            raise ValueError(
+                f"{method} {route.template} is registered twice "
+                f"({methods[method][0].name!r} and {route.name!r})"
+            )
 
 
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -416,6 +417,85 @@ def test_an_include_that_clashes_adds_nothing(make_client: MakeClient, into: str
     # NOTE: nothing was half-included: the router may go in again, once the clash is gone.
     router.routes.pop()
     App().include(router)
+
+
+async def _socket(ws: Any, **params: Any) -> None:
+    return None
+
+
+# NOTE: each case: the app's routes, the router's, and the error adding them one by one gives.
+CLASHES = {
+    "parameter": ([("GET", "/api/{id:int}")], [("GET", "/api/{id:int}")], "twice"),
+    "same converter": ([("GET", "/api/{id}")], [("GET", "/api/{id:str}")], "twice"),
+    "catch-all": ([("GET", "/api/{rest:path}")], [("GET", "/api/{rest:path}")], "twice"),
+    "websocket": ([("WS", "/api/ws")], [("WS", "/api/ws")], "twice"),
+    "within": ([], [("GET", "/api/{id}"), ("GET", "/api/{id:str}")], "twice"),
+    "name": ([("GET", "/api/{id:int}")], [("GET", "/api/n")], "named"),
+    "converter": ([], [("GET", "/api/{id:nope}")], "unknown converter"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLASHES))
+def test_an_include_refuses_what_one_by_one_would_and_adds_nothing(case: str) -> None:
+    known, added, error = CLASHES[case]
+    app = App()
+    for method, template in known:
+        register = app.websocket(template) if method == "WS" else app.get(template, name="n")
+        register(_socket if method == "WS" else _handler)
+    router = Router()
+    router.get("/api/first", name="first")(_handler)
+    for method, template in added:
+        register = router.websocket(template) if method == "WS" else router.get(template, name="n")
+        # NOTE: the app's handler, whose name may be shared, but in the case of a name.
+        other = (lambda request, **params: None) if case == "name" else _handler
+        register(_socket if method == "WS" else other)
+    with pytest.raises(ValueError, match=error):
+        app.include(router)
+    assert [route.template for route in app.routes] == [t for m, t in known if m != "WS"]
+    with pytest.raises(LookupError):
+        app.url_for("first")
+
+
+def test_an_include_takes_what_one_by_one_would() -> None:
+    app = App()
+    app.get("/api/{id:int}", name="n")(_handler)
+    app.get("/api/{key}", name="other")(_handler)
+    app.get("/files/{rest:path}")(_handler)
+    shared = functools.partial(_handler)
+    router = Router()
+    # NOTE: the name is the app's template's; then, after it, a handler of that name's again.
+    router.post("/api/{id:int}", name="n")(shared)
+    router.get("/api/{id:int}/more", name="n")(shared)
+    router.get("/api/{other}")(_handler)  # NOTE: another parameter name: another template.
+    router.post("/files/{rest:path}")(_handler)
+    router.websocket("/api/{id:int}", name="n")(_socket)
+    app.include(router)
+    assert len(app.routes) == 7
+    assert app.url_for("n", id=3) == "/api/3"
+
+
+def test_an_include_does_not_check_the_apps_routes_again() -> None:
+    reads: list[str] = []
+
+    class Handler:
+        """A handler that counts the reads of its signature, which check_handler makes."""
+
+        @property
+        def __signature__(self) -> inspect.Signature:
+            reads.append("read")
+            return inspect.signature(_handler)
+
+        def __call__(self, request: Request) -> str:
+            return "app"
+
+    app = App()
+    app.get("/", name="index")(Handler())
+    for n in range(3):
+        router = Router(prefix=f"/r{n}")
+        router.get("/", name=f"r{n}")(_handler)
+        app.include(router)
+    # PERF: once, when it was added; checking the app's routes on each include was quadratic.
+    assert reads == ["read"]
 
 
 def test_duplicate_route_within_a_router_is_refused() -> None:
