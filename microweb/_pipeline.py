@@ -176,7 +176,7 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
     response = yield from _through_flows(plan, request, plan.flows, lambda: _accept(handshake))
     if response is not handshake:
         # NOTE: never sent (plain ASGI can only refuse): a stream of it is closed all the same.
-        _close_later(request, response, None)
+        close_replaced(request, response, None)
         return response
     request.state.handshake_headers = handshake.headers
     return None
