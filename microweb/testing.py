@@ -58,6 +58,10 @@ class TestClient:
             comparison, for values that differ on every request: request ids, timings,
             cookies signed with the current time.
 
+    ``headers`` and ``follow_redirects`` are also attributes, read on every request: a test may
+    change them between requests, as with an httpx client (``client.headers["authorization"]
+    = ...`` after a login).
+
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request. The
     ``InterfaceWarning`` that ``as_wsgi()`` gives for an app with WebSocket routes is not
@@ -107,11 +111,15 @@ class TestClient:
         return self._wsgi_client
 
     def _client_options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "headers": self.headers,
-            "follow_redirects": self.follow_redirects,
-        }
+        # NOTE: headers and follow_redirects go with each request instead: an httpx client
+        # copies them when made, so a change to the attributes later would be lost.
+        return {"base_url": self.base_url}
+
+    def _headers_for(self, headers: Any) -> httpx.Headers:
+        merged = httpx.Headers(self.headers)
+        if headers is not None:
+            merged.update(headers)  # NOTE: a request's own headers win, name by name.
+        return merged
 
     def _asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
@@ -138,6 +146,8 @@ class TestClient:
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request; keyword arguments are httpx's (``json``, ``content``, ``headers``,
         ``follow_redirects``...)."""
+        kwargs["headers"] = self._headers_for(kwargs.get("headers"))
+        kwargs.setdefault("follow_redirects", self.follow_redirects)
         if self.interface == "wsgi":
             return self._wsgi_side().request(method, url, **kwargs)
         if self.interface == "asgi":
@@ -212,7 +222,7 @@ class TestClient:
         loop, client = self._asgi_side()
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
-        handshake = client.build_request("GET", url, headers=headers)
+        handshake = client.build_request("GET", url, headers=self._headers_for(headers))
         target = handshake.url
         secure = target.scheme == "https"
         scope = {

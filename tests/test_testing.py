@@ -117,6 +117,13 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
         assert client.get("/old", follow_redirects=False).status_code == 308
 
 
+def test_follow_redirects_set_on_the_client_later_counts(interface: str) -> None:
+    with TestClient(_redirecting_app(), interface=interface) as client:
+        assert client.get("/old").status_code == 308
+        client.follow_redirects = True  # NOTE: an httpx.Client attribute a test may set
+        assert client.get("/old").text == "new"
+
+
 # -- default headers and https -----------------------------------------------------------------
 
 
@@ -132,6 +139,26 @@ def test_default_headers_and_https(interface: str) -> None:
         assert client.get("/").json() == {"token": "t1", "url": "https://example.com/"}
         answer = client.get("/", headers={"x-token": "t2"})
         assert answer.json()["token"] == "t2"
+
+
+def test_headers_changed_on_the_client_later_are_sent(interface: str) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, Any]:
+        return {
+            "auth": request.headers.get("authorization"),
+            "agent": request.headers["user-agent"],
+        }
+
+    with TestClient(app, interface=interface, headers={"user-agent": "tests"}) as client:
+        assert client.get("/").json() == {"auth": None, "agent": "tests"}
+        client.headers["authorization"] = "Bearer t1"  # NOTE: as after a login, in httpx
+        assert client.get("/").json() == {"auth": "Bearer t1", "agent": "tests"}
+        answer = client.get("/", headers={"authorization": "Bearer t2"})
+        assert answer.json()["auth"] == "Bearer t2"
+        del client.headers["authorization"]
+        assert client.get("/").json()["auth"] is None
 
 
 # -- websocket_connect -------------------------------------------------------------------------
@@ -182,6 +209,15 @@ def test_websocket_connect_sends_cookies_and_default_headers(interface: str) -> 
         "scheme": "ws",
         "upgrade": "websocket",
     }
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_websocket_connect_sends_headers_set_on_the_client_later(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.get("/")  # NOTE: the client's sides exist before the header is set
+        client.headers["x-token"] = "t3"
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_json()["token"] == "t3"
 
 
 def test_websocket_connect_over_https_is_wss() -> None:
