@@ -266,11 +266,24 @@ class TestClient:
         self.close()
 
     def close(self) -> None:
-        """Run shutdown hooks (where startup ran) and release the client's resources."""
-        if self._wsgi_client is not None and self._wsgi is not None:
-            self._wsgi_client.close()
-            self._wsgi.close()
-            self._wsgi_client = self._wsgi = None
+        """Run shutdown hooks (where startup ran) and release the client's resources.
+
+        Under ``"both"``, both sides are closed even if the first one's shutdown fails.
+        """
+        try:
+            self._close_wsgi()
+        finally:
+            self._close_asgi()
+
+    def _close_wsgi(self) -> None:
+        wsgi_client, wsgi = self._wsgi_client, self._wsgi
+        # NOTE: forgotten first, so a failing shutdown hook does not run again on close().
+        self._wsgi_client = self._wsgi = None
+        if wsgi_client is not None and wsgi is not None:
+            wsgi_client.close()
+            wsgi.close()
+
+    def _close_asgi(self) -> None:
         if self._loop is not None and self._asgi_client is not None:
             try:
                 if self._lifespan is not None:

@@ -270,3 +270,27 @@ def test_both_mode_replays_an_iterable_body() -> None:
 
     with TestClient(app, interface="both") as client:
         assert client.post("/", content=parts()).json() == {"size": 4}
+
+
+# -- close -------------------------------------------------------------------------------------
+
+
+def test_both_runs_the_asgi_shutdown_when_the_wsgi_one_fails() -> None:
+    app = App()
+    stopped: list[str] = []
+
+    @app.on_shutdown
+    def fail() -> None:
+        stopped.append("shutdown")
+        raise RuntimeError("no disk")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    client = TestClient(app, interface="both")
+    with pytest.raises(RuntimeError, match="no disk"), client:
+        assert client.get("/").text == "ok"
+    assert stopped == ["shutdown", "shutdown"]  # NOTE: the WSGI side's, then the ASGI side's
+    client.close()  # NOTE: all closed already: nothing runs twice
+    assert stopped == ["shutdown", "shutdown"]
