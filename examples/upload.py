@@ -120,10 +120,10 @@ def upload_stream(request: Request) -> dict[str, Any]:
     """Save the file as its part streams in, with ``request.iter_parts()`` (nothing spooled)."""
     saved: dict[str, Any] = {"note": None}
     for part in request.iter_parts():
-        if part.filename is None:
-            if part.name == "note":
-                saved["note"] = part.text()
-            continue  # NOTE: another field is skipped, within the form limits
+        if part.name == "note" and part.filename is None:
+            saved["note"] = part.text()
+        if part.name != "file" or part.filename is None:
+            continue  # NOTE: another part is skipped, within the form limits
         safe_name = safe_filename(part.filename)
         size = 0
         with open(UPLOAD_DIR / safe_name, "wb") as target:

@@ -117,12 +117,24 @@ class WebSocketSession:
 
         Raises:
             WebSocketDisconnect: If the app closed the connection.
+            TypeError: If the app sent a binary message (it is consumed).
         """
-        return str(self._receive()["text"])
+        message = self._receive()
+        if message.get("text") is None:
+            raise TypeError("the app sent a binary message, not text: receive_bytes() takes it")
+        return str(message["text"])
 
     def receive_bytes(self) -> bytes:
-        """Wait for a binary message from the app."""
-        return bytes(self._receive()["bytes"])
+        """Wait for a binary message from the app.
+
+        Raises:
+            WebSocketDisconnect: If the app closed the connection.
+            TypeError: If the app sent a text message (it is consumed).
+        """
+        message = self._receive()
+        if message.get("bytes") is None:
+            raise TypeError("the app sent a text message, not binary: receive_text() takes it")
+        return bytes(message["bytes"])
 
     def receive_json(self) -> Any:
         """Wait for a JSON message from the app."""

@@ -49,7 +49,8 @@ class Templates:
 
     Raises:
         FileNotFoundError: If a directory does not exist.
-        ValueError: If ``enable_async=True`` is given: ``render`` is synchronous.
+        ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
+            file of the folders is not UTF-8 text (every file is compiled as a template).
         jinja2.TemplateSyntaxError: If a template does not compile.
 
     Attributes:
@@ -69,14 +70,23 @@ class Templates:
         options: dict[str, Any] = {"autoescape": True, "auto_reload": False, "cache_size": -1}
         options.update(env_options)
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), **options)
-        self._compile_all()
+        self._compile_all([os.fspath(folder) for folder in folders])
 
-    def _compile_all(self) -> None:
+    def _compile_all(self, folders: list[str]) -> None:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
         # (docs/templates.md): done here, the first request on an event loop pays nothing.
         for name in self.env.list_templates():
-            if not _hidden(name):
+            if _hidden(name):
+                continue
+            try:
                 self.env.get_template(name)
+            except UnicodeDecodeError as exc:
+                # NOTE: an image or other binary file kept beside the templates; Jinja's
+                # own error does not say which file.
+                raise ValueError(
+                    f"template {name!r} in {folders} is not UTF-8 text: keep only templates "
+                    "in the template folders"
+                ) from exc
 
     def render(
         self,

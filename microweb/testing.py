@@ -58,6 +58,10 @@ class TestClient:
             comparison, for values that differ on every request: request ids, timings,
             cookies signed with the current time.
 
+    ``headers`` and ``follow_redirects`` are also attributes, read on every request: a test may
+    change them between requests, as with an httpx client (``client.headers["authorization"]
+    = ...`` after a login).
+
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request. The
     ``InterfaceWarning`` that ``as_wsgi()`` gives for an app with WebSocket routes is not
@@ -107,11 +111,15 @@ class TestClient:
         return self._wsgi_client
 
     def _client_options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "headers": self.headers,
-            "follow_redirects": self.follow_redirects,
-        }
+        # NOTE: headers and follow_redirects go with each request instead: an httpx client
+        # copies them when made, so a change to the attributes later would be lost.
+        return {"base_url": self.base_url}
+
+    def _headers_for(self, headers: Any) -> httpx.Headers:
+        merged = httpx.Headers(self.headers)
+        if headers is not None:
+            merged.update(headers)  # NOTE: a request's own headers win, name by name.
+        return merged
 
     def _asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
@@ -138,6 +146,8 @@ class TestClient:
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request; keyword arguments are httpx's (``json``, ``content``, ``headers``,
         ``follow_redirects``...)."""
+        kwargs["headers"] = self._headers_for(kwargs.get("headers"))
+        kwargs.setdefault("follow_redirects", self.follow_redirects)
         if self.interface == "wsgi":
             return self._wsgi_side().request(method, url, **kwargs)
         if self.interface == "asgi":
@@ -212,7 +222,7 @@ class TestClient:
         loop, client = self._asgi_side()
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
-        handshake = client.build_request("GET", url, headers=headers)
+        handshake = client.build_request("GET", url, headers=self._headers_for(headers))
         target = handshake.url
         secure = target.scheme == "https"
         scope = {
@@ -256,11 +266,24 @@ class TestClient:
         self.close()
 
     def close(self) -> None:
-        """Run shutdown hooks (where startup ran) and release the client's resources."""
-        if self._wsgi_client is not None and self._wsgi is not None:
-            self._wsgi_client.close()
-            self._wsgi.close()
-            self._wsgi_client = self._wsgi = None
+        """Run shutdown hooks (where startup ran) and release the client's resources.
+
+        Under ``"both"``, both sides are closed even if the first one's shutdown fails.
+        """
+        try:
+            self._close_wsgi()
+        finally:
+            self._close_asgi()
+
+    def _close_wsgi(self) -> None:
+        wsgi_client, wsgi = self._wsgi_client, self._wsgi
+        # NOTE: forgotten first, so a failing shutdown hook does not run again on close().
+        self._wsgi_client = self._wsgi = None
+        if wsgi_client is not None and wsgi is not None:
+            wsgi_client.close()
+            wsgi.close()
+
+    def _close_asgi(self) -> None:
         if self._loop is not None and self._asgi_client is not None:
             try:
                 if self._lifespan is not None:

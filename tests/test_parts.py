@@ -782,3 +782,7 @@ def test_the_upload_example_streams_parts(
     assert client.post("/upload-stream", data={"note": "hi"}).status_code == 415
     no_file = client.post("/upload-stream", files={"note": (None, "hi")})
     assert no_file.status_code == 400
+    # NOTE: as /upload, it saves the part named "file" only, not another file part.
+    files = {"file": ("a.txt", b"a"), "extra": ("b.txt", b"b")}
+    assert client.post("/upload-stream", files=files).json()["name"] == "a.txt"
+    assert not (tmp_path / "b.txt").exists()

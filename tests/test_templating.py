@@ -156,6 +156,14 @@ def test_templates_are_compiled_when_made(folder: Path) -> None:
         Templates(folder)
 
 
+def test_a_file_that_is_not_utf8_text_is_named_when_made(folder: Path) -> None:
+    (folder / "img").mkdir()
+    (folder / "img" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match=r"'img/logo.png' in .* is not UTF-8 text") as caught:
+        Templates(folder)
+    assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+
+
 def test_render_reads_no_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     templates = Templates(folder)
 

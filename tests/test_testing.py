@@ -117,6 +117,13 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
         assert client.get("/old", follow_redirects=False).status_code == 308
 
 
+def test_follow_redirects_set_on_the_client_later_counts(interface: str) -> None:
+    with TestClient(_redirecting_app(), interface=interface) as client:
+        assert client.get("/old").status_code == 308
+        client.follow_redirects = True  # NOTE: an httpx.Client attribute a test may set
+        assert client.get("/old").text == "new"
+
+
 # -- default headers and https -----------------------------------------------------------------
 
 
@@ -132,6 +139,26 @@ def test_default_headers_and_https(interface: str) -> None:
         assert client.get("/").json() == {"token": "t1", "url": "https://example.com/"}
         answer = client.get("/", headers={"x-token": "t2"})
         assert answer.json()["token"] == "t2"
+
+
+def test_headers_changed_on_the_client_later_are_sent(interface: str) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, Any]:
+        return {
+            "auth": request.headers.get("authorization"),
+            "agent": request.headers["user-agent"],
+        }
+
+    with TestClient(app, interface=interface, headers={"user-agent": "tests"}) as client:
+        assert client.get("/").json() == {"auth": None, "agent": "tests"}
+        client.headers["authorization"] = "Bearer t1"  # NOTE: as after a login, in httpx
+        assert client.get("/").json() == {"auth": "Bearer t1", "agent": "tests"}
+        answer = client.get("/", headers={"authorization": "Bearer t2"})
+        assert answer.json()["auth"] == "Bearer t2"
+        del client.headers["authorization"]
+        assert client.get("/").json()["auth"] is None
 
 
 # -- websocket_connect -------------------------------------------------------------------------
@@ -184,6 +211,15 @@ def test_websocket_connect_sends_cookies_and_default_headers(interface: str) -> 
     }
 
 
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_websocket_connect_sends_headers_set_on_the_client_later(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.get("/")  # NOTE: the client's sides exist before the header is set
+        client.headers["x-token"] = "t3"
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_json()["token"] == "t3"
+
+
 def test_websocket_connect_over_https_is_wss() -> None:
     with (
         TestClient(_cookie_app(), interface="asgi", base_url="https://example.com") as client,
@@ -234,3 +270,27 @@ def test_both_mode_replays_an_iterable_body() -> None:
 
     with TestClient(app, interface="both") as client:
         assert client.post("/", content=parts()).json() == {"size": 4}
+
+
+# -- close -------------------------------------------------------------------------------------
+
+
+def test_both_runs_the_asgi_shutdown_when_the_wsgi_one_fails() -> None:
+    app = App()
+    stopped: list[str] = []
+
+    @app.on_shutdown
+    def fail() -> None:
+        stopped.append("shutdown")
+        raise RuntimeError("no disk")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    client = TestClient(app, interface="both")
+    with pytest.raises(RuntimeError, match="no disk"), client:
+        assert client.get("/").text == "ok"
+    assert stopped == ["shutdown", "shutdown"]  # NOTE: the WSGI side's, then the ASGI side's
+    client.close()  # NOTE: all closed already: nothing runs twice
+    assert stopped == ["shutdown", "shutdown"]

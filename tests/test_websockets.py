@@ -92,6 +92,23 @@ def test_accept_without_subprotocol_and_echo_text(asgi_client: MakeClient) -> No
     assert seen == ["connecting", "open", []]
 
 
+def test_the_session_says_which_kind_of_message_came(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_bytes(b"\x00")
+        await ws.send_text("text")
+        await ws.receive_text()
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(TypeError, match=r"a binary message, not text: receive_bytes\(\)"):
+            session.receive_text()
+        with pytest.raises(TypeError, match=r"a text message, not binary: receive_text\(\)"):
+            session.receive_bytes()
+
+
 def test_accept_with_an_offered_subprotocol(asgi_client: MakeClient) -> None:
     seen: list[list[str]] = []
     app = App()
