@@ -48,6 +48,7 @@ class Templates:
             ``cache_size=-1`` (every compiled template stays cached).
 
     Raises:
+        TypeError: If a ``loader`` is given: the templates are the directory's.
         FileNotFoundError: If a directory does not exist.
         ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
             file of the folders is not UTF-8 text (every file is compiled as a template).
@@ -62,6 +63,11 @@ class Templates:
         for folder in folders:
             if not os.path.isdir(folder):
                 raise FileNotFoundError(f"template directory {os.fspath(folder)!r} does not exist")
+        if "loader" in env_options:
+            raise TypeError(
+                "Templates makes its loader from directory; pass a list of folders to search "
+                "several, or make a jinja2.Environment of your own for another loader"
+            )
         if env_options.get("enable_async"):
             raise ValueError(
                 "Templates renders synchronously (templates are compiled up front, so rendering "

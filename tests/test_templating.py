@@ -206,6 +206,11 @@ def test_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
         Templates(tmp_path / "nowhere")
 
 
+def test_a_loader_of_ones_own_is_refused_clearly(folder: Path) -> None:
+    with pytest.raises(TypeError, match="makes its loader from directory"):
+        Templates(folder, loader=jinja2.DictLoader({"a.html": "a"}))
+
+
 def test_enable_async_is_refused(folder: Path) -> None:
     with pytest.raises(ValueError, match="enable_async"):
         Templates(folder, enable_async=True)
