@@ -10,7 +10,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 
 from ._app_loop import run_on_loop
-from ._body import CHUNK_SIZE, DEFAULT_BODY_LIMIT, HOP_CHUNKS, parse_content_length
+from ._body import (
+    CHUNK_SIZE,
+    DEFAULT_BODY_LIMIT,
+    HOP_CHUNKS,
+    check_transfer_coding,
+    parse_content_length,
+)
 from ._buffer import BodyBuffer, BodyMeter
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
@@ -115,13 +121,17 @@ class ASGIBody:
     @property
     def content_length(self) -> int | None:
         length = None
+        chunked = False
         for name, value in self._headers:
             if name == b"transfer-encoding":
-                # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
-                return None
-            if name == b"content-length":
+                check_transfer_coding(value.decode("latin-1"))
+                chunked = True
+            elif name == b"content-length":
                 length = value
-        return None if length is None else parse_content_length(length.decode("latin-1"))
+        # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
+        if chunked or length is None:
+            return None
+        return parse_content_length(length.decode("latin-1"))
 
     def _receive_task(self) -> asyncio.Future[Message]:
         # NOTE: one receive() in flight, shared by the reader, the watcher and the checks.

@@ -46,6 +46,20 @@ def parse_content_length(value: str | None) -> int | None:
     return int(value)
 
 
+def check_transfer_coding(value: str) -> None:
+    """Refuse a ``Transfer-Encoding`` whose codings are not all ``chunked``.
+
+    Raises:
+        HTTPError: 501 for another coding (``gzip, chunked``).
+    """
+    # SPEC: RFC 9112 6.1, a server that receives a transfer coding it does not understand
+    # answers 501. Waitress does, h11 answers 400; Uvicorn with httptools hands the body on
+    # with the coding undone only for chunked, so "gzip, chunked" would reach the app gzipped.
+    for coding in value.split(","):
+        if coding.strip(" \t").lower() != "chunked":
+            raise HTTPError(501, "unsupported Transfer-Encoding (only chunked is)")
+
+
 def _read_chunks(
     stream: Any,
     room: int | None,
@@ -113,7 +127,9 @@ class WSGIBody:
 
     @property
     def content_length(self) -> int | None:
-        if "HTTP_TRANSFER_ENCODING" in self._environ:
+        coding = self._environ.get("HTTP_TRANSFER_ENCODING")
+        if coding is not None:
+            check_transfer_coding(coding)
             # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
             # (Waitress itself drops Transfer-Encoding and sets the length it decoded.)
             return None

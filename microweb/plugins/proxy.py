@@ -118,6 +118,11 @@ def parse_node(node: str) -> Client | None:
     """
     if node.lower() == "unknown" or _OBFUSCATED.fullmatch(node):
         return None
+    if "%" in node:
+        # NOTE: ipaddress keeps an IPv6 zone of any text ("fe80::1%<img ...>") in the address,
+        # which would become request.client.host; RFC 7239 nodes have none (RFC 3986
+        # IPv6address), and a zone means nothing outside the proxy's own host.
+        raise ValueError("an IPv6 zone is not a client address")
     if node.startswith("["):
         address, bracket, port = node[1:].partition("]")
         if not bracket:

@@ -307,6 +307,9 @@ def test_forwarded_wins_over_x_forwarded(send: Send) -> None:
         ("x-forwarded-for", "[2001:db8::1"),
         ("x-forwarded-for", "[2001:db8::1]x"),
         ("x-forwarded-for", "999.1.1.1"),
+        ("x-forwarded-for", "fe80::1%<img src=x onerror=alert(1)>"),
+        ("x-forwarded-for", "[fe80::1%eth0 spoofed]:80"),
+        ("x-forwarded-for", "fe80::1%eth0"),
         ("x-forwarded-proto", "ftp"),
         ("x-forwarded-proto", "javascript"),
         ("x-forwarded-host", "user@evil.test"),
@@ -324,6 +327,7 @@ def test_forwarded_wins_over_x_forwarded(send: Send) -> None:
         ("forwarded", "for=192.0.2.1;proto=gopher"),
         ("forwarded", 'for=192.0.2.1;host="a.test/x"'),
         ("forwarded", 'for="[::1]:http"'),
+        ("forwarded", 'for="[fe80::1%25eth0]:80"'),
     ],
 )
 def test_malformed_values_from_a_trusted_proxy_are_400(send: Send, name: str, value: str) -> None:
@@ -435,8 +439,12 @@ def test_parse_node(node: str, client: tuple[str, int] | None) -> None:
     assert parse_node(node) == client
 
 
-@pytest.mark.parametrize("node", ["", "_", "a.test", "192.0.2.1:", "192.0.2.1:-1", "[::1]:"])
+@pytest.mark.parametrize(
+    "node",
+    ["", "_", "a.test", "192.0.2.1:", "192.0.2.1:-1", "[::1]:", "fe80::1%1", "[fe80::1%a b]:1"],
+)
 def test_parse_node_refuses(node: str) -> None:
+    # NOTE: ipaddress keeps an IPv6 zone of any text ("fe80::1%a b") in the address it gives.
     with pytest.raises(ValueError):
         parse_node(node)
 
