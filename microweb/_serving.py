@@ -30,6 +30,9 @@ LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
+# NOTE: Uvicorn's exit status when the app did not start; Waitress gets the same.
+STARTUP_FAILURE = 3
+logger = logging.getLogger("microweb")
 
 
 def asgi_from_environment() -> Any:
@@ -201,7 +204,7 @@ def serve(
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
         _end_by(signal.SIGINT)
     if not runner.started:
-        raise SystemExit(3)  # NOTE: Uvicorn's own status when the app did not start.
+        raise SystemExit(STARTUP_FAILURE)
     # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
     # a signal without a handler is ignored.
     _end_by(signal.SIGTERM)
@@ -253,12 +256,19 @@ def _serve_waitress(
     }
     if threads is not None:
         adjustments["threads"] = threads
-    wsgi = app.as_wsgi()
+    try:
+        wsgi = app.as_wsgi()
+    except Exception:
+        # NOTE: as the ASGI driver does under Uvicorn: logged, then Uvicorn's status.
+        logger.exception("startup failed")
+        raise SystemExit(STARTUP_FAILURE) from None
     try:
         stopped_by = serve_waitress(wsgi, grace, **adjustments)
     finally:
         with contextlib.suppress(RuntimeError):
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.
+    if stopped_by is None:
+        raise SystemExit(STARTUP_FAILURE)
     _end_by(stopped_by)
 
 

@@ -127,12 +127,20 @@ def _in_flight(channel: Any) -> bool:
     return bool(channel.requests or channel.total_outbufs_len or receiving)
 
 
-def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int:
+def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int | None:
     """Serve ``wsgi`` with Waitress until SIGTERM or SIGINT; return the signal's number.
 
-    Shutdown failures are logged (by ``wsgi.close()``) and not raised again.
+    Shutdown failures are logged (by ``wsgi.close()``) and not raised again. When Waitress
+    cannot listen (the port is taken, the host unknown), that is logged in one line, and the
+    result is ``None``: the caller still closes ``wsgi``.
     """
-    server = OrderlyWaitress(wsgi, grace, **adjustments)
+    try:
+        server = OrderlyWaitress(wsgi, grace, **adjustments)
+    except OSError as exc:
+        # NOTE: one line, as Uvicorn says it: a traceback would only show Waitress's frames.
+        where = f"{adjustments.get('host')}:{adjustments.get('port')}"
+        logger.error("cannot listen on %s: %s", where, exc)
+        return None
     try:
         return server.run()
     except ShutdownError:

@@ -4,6 +4,9 @@
 ``SERVING_ACCESS_LOG``: install the ``AccessLog`` plugin when set.
 ``SERVING_TICKER``: when set, an async startup hook starts a background task that never ends by
 itself; it records ``ticker-cancelled`` when it is cancelled.
+``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
+``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
+for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,28 @@ def record(event: str) -> None:
 @app.on_shutdown
 def shutdown() -> None:
     record("shutdown")
+
+
+if os.environ.get("SERVING_FAIL_STARTUP"):
+
+    @app.on_startup
+    def fail_to_start() -> None:
+        raise ConnectionError("database is down")
+
+
+if os.environ.get("SERVING_HANG_SHUTDOWN") == "sync":
+
+    @app.on_shutdown
+    def hang() -> None:
+        record("hanging")
+        time.sleep(60)
+
+elif os.environ.get("SERVING_HANG_SHUTDOWN") == "async":
+
+    @app.on_shutdown
+    async def ahang() -> None:
+        record("hanging")
+        await asyncio.sleep(60)
 
 
 async def tick() -> None:
