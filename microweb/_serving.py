@@ -12,12 +12,13 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from ._app import App
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
+from ._stopping import end_by
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -197,17 +198,19 @@ def serve(
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, so that it ends us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    runner = module.Server(module.Config(asgi_app(app, threads, root_path), **settings))
+    from ._uvicorn import orderly_uvicorn
+
+    runner = orderly_uvicorn(asgi_app(app, threads, root_path), **settings)
     try:
         runner.run()
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
-        _end_by(signal.SIGINT)
+        end_by(signal.SIGINT)
     if not runner.started:
         raise SystemExit(STARTUP_FAILURE)
     # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
     # a signal without a handler is ignored.
-    _end_by(signal.SIGTERM)
+    end_by(signal.SIGTERM)
 
 
 def _serve_uvicorn_processes(
@@ -269,19 +272,4 @@ def _serve_waitress(
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
-    _end_by(stopped_by)
-
-
-def _end_by(signum: int) -> NoReturn:
-    """End the process by ``signum``, as an unhandled SIGTERM or SIGINT would, once stopped.
-
-    The parent (a shell, systemd, Docker) then sees the usual status of a process stopped by
-    that signal, and ``def`` handlers still running past the grace period don't hold it up.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
-    # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
-    # reports a process stopped by a signal (143 for SIGTERM).
-    os._exit(128 + signum)
+    end_by(stopped_by)

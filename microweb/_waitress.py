@@ -9,7 +9,7 @@ into an orderly stop:
 2. let the requests in flight finish and their responses go out, for up to the grace period,
    closing each connection once it is idle (a second signal ends the wait early);
 3. close what is left, stop Waitress's threads, and run ``wsgi.close()`` (shutdown hooks, then
-   the plugins' ``close()``).
+   the plugins' ``close()``); a signal during those ends the process at once, by that signal.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
 from ._effects import ShutdownError
+from ._stopping import end_by
 from ._wsgi import WSGIDriver
 
 logger = logging.getLogger("microweb")
@@ -66,11 +67,13 @@ class OrderlyWaitress:
             while self.signal is None:
                 self._step(self.adjustments.asyncore_loop_timeout)
             self._drain()
+            # NOTE: a signal now (a hook that hangs) ends the process, by that signal.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, _end_at_once)
+            self.wsgi.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        # NOTE: the handlers are back: a signal now (a hook that hangs) stops the process.
-        self.wsgi.close()
         return self.signal
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -118,6 +121,10 @@ class OrderlyWaitress:
             else:
                 channel.handle_close()
         return busy
+
+
+def _end_at_once(signum: int, frame: FrameType | None) -> None:
+    end_by(signum)
 
 
 def _in_flight(channel: Any) -> bool:

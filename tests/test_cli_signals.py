@@ -165,3 +165,20 @@ def test_a_second_signal_ends_the_wait_under_waitress(tmp_path: Path) -> None:
     assert served.ended_within(timeout=5) < 3
     thread.join(timeout=5)
     assert served.recorded() == ["started", "shutdown"], read_log(served.log)
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_second_signal_ends_a_shutdown_hook_that_hangs(
+    tmp_path: Path, server: str, sig: signal.Signals, colour: str
+) -> None:
+    served = Served(tmp_path, server, env={"SERVING_HANG_SHUTDOWN": colour})
+    served.process.send_signal(signal.SIGTERM)
+    served.wait_for_event("hanging")
+    served.process.send_signal(sig)
+    # NOTE: ended by the second signal, as an unhandled one would end it (143 or 130).
+    assert served.ended_within(timeout=3) < 2
+    assert served.process.returncode == -sig, read_log(served.log)
+    assert served.recorded() == ["shutdown", "hanging"]
+    assert "Traceback" not in read_log(served.log)
