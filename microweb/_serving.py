@@ -174,7 +174,9 @@ def serve(
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
-    print(f"microweb: serving on http://{host}:{port} with {server} ({SERVERS[server]})")
+    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
+    where = f"[{host}]" if ":" in host else host
+    print(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
     sys.stdout.flush()
     if server == "waitress":
         _serve_waitress(app, host, port, threads, root_path, graceful_timeout)

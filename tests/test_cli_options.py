@@ -293,3 +293,19 @@ def test_access_log_logs_each_request_once(
         assert "INFO" not in text, text
     else:
         assert "microweb.access" in text, text
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [("::1", "http://[::1]:8000"), ("::", "http://[::]:8000"), (HOST, f"http://{HOST}:8000")],
+)
+def test_the_announced_url_brackets_an_ipv6_host(
+    fake_uvicorn: FakeUvicorn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+    url: str,
+) -> None:
+    monkeypatch.setattr(serving_module, "load_app", lambda target: App())
+    serving_module.serve("x:app", "uvicorn", host, 8000)
+    assert f"serving on {url} with uvicorn" in capsys.readouterr().out
