@@ -7,6 +7,10 @@ import signal
 import sys
 from typing import NoReturn
 
+# NOTE: how long the requests cut off after the grace period get to run their cleanup (a
+# stream's finally) before the shutdown hooks, under both servers.
+CLEANUP_WAIT = 1.0
+
 
 def end_by(signum: int) -> NoReturn:
     """End the process by ``signum``, as an unhandled SIGTERM or SIGINT would, once stopped.

@@ -1,20 +1,22 @@
-"""Uvicorn's server, where a stop signal during the shutdown hooks ends the process at once.
+"""Uvicorn's server, stopped in Waitress's order: cut-off requests' cleanup, then the hooks.
 
 Uvicorn acts on a second SIGINT only while it waits for requests in flight; once the shutdown
 hooks run, it ignores every signal, so a hook that hangs holds the process until SIGKILL. Here
 a signal that arrives while the hooks run ends the process by that signal, as under Waitress
-(``_waitress.py``).
+(``_waitress.py``). And the requests Uvicorn cuts off after the grace period get to finish
+their cleanup before the hooks run, as under Waitress, instead of never (or after them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from ._stopping import end_by
+from ._stopping import CLEANUP_WAIT, end_by
 
 
 class OrderlyUvicorn(uvicorn.Server):
@@ -42,6 +44,11 @@ class OrderlyUvicorn(uvicorn.Server):
 
         async def run_hooks() -> None:
             self.running_hooks = True
+            # NOTE: Uvicorn cancels the requests still running and goes on at once; let their
+            # cleanup (a cut-off stream's finally, in a pool thread for a def generator) run
+            # before the hooks close what it may use, as under Waitress.
+            if self.server_state.tasks:
+                await asyncio.wait(set(self.server_state.tasks), timeout=CLEANUP_WAIT)
             await lifespan_shutdown()
 
         self.lifespan.shutdown = run_hooks

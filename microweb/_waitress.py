@@ -26,7 +26,7 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
 from ._effects import ShutdownError
-from ._stopping import end_by
+from ._stopping import CLEANUP_WAIT, end_by
 from ._wsgi import WSGIDriver
 
 logger = logging.getLogger("microweb")
@@ -110,7 +110,9 @@ class OrderlyWaitress:
             logger.warning("%d connection(s) still busy after the grace period; closing them", busy)
         for channel in self._channels():
             channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1 if busy else 1.0)
+        # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
+        # that its cleanup runs before the shutdown hooks (a shorter wait lost that race).
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
         wasyncore.close_all(self.map, ignore_all=True)
 
     def _close_idle(self) -> int:

@@ -15,9 +15,10 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from microweb import App, Limits, Request
+from microweb import App, Limits, Request, Response
 from microweb.plugins import AccessLog
 
 app = App(limits=Limits(max_body_size=1024 * 1024))
@@ -114,3 +115,29 @@ def where(request: Request) -> dict[str, object]:
 @app.post("/upload")
 def upload(request: Request) -> str:
     return str(len(request.read()))
+
+
+@app.get("/ticks")
+def ticks(request: Request) -> Response:
+    def chunks() -> Iterator[str]:
+        try:
+            while True:
+                yield "tick\n"
+                time.sleep(0.1)
+        finally:
+            record("stream-closed")
+
+    return Response.stream(chunks())
+
+
+@app.get("/aticks")
+async def aticks(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "tick\n"
+                await asyncio.sleep(0.1)
+        finally:
+            record("stream-closed")
+
+    return Response.stream(chunks())
