@@ -12,12 +12,13 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import Any
 
 from ._app import App
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
+from ._stopping import end_by
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -30,6 +31,9 @@ LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
+# NOTE: Uvicorn's exit status when the app did not start; Waitress gets the same.
+STARTUP_FAILURE = 3
+logger = logging.getLogger("microweb")
 
 
 def asgi_from_environment() -> Any:
@@ -170,7 +174,9 @@ def serve(
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
-    print(f"microweb: serving on http://{host}:{port} with {server} ({SERVERS[server]})")
+    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
+    where = f"[{host}]" if ":" in host else host
+    print(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
     sys.stdout.flush()
     if server == "waitress":
         _serve_waitress(app, host, port, threads, root_path, graceful_timeout)
@@ -194,17 +200,19 @@ def serve(
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, so that it ends us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    runner = module.Server(module.Config(asgi_app(app, threads, root_path), **settings))
+    from ._uvicorn import orderly_uvicorn
+
+    runner = orderly_uvicorn(asgi_app(app, threads, root_path), **settings)
     try:
         runner.run()
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
-        _end_by(signal.SIGINT)
+        end_by(signal.SIGINT)
     if not runner.started:
-        raise SystemExit(3)  # NOTE: Uvicorn's own status when the app did not start.
+        raise SystemExit(STARTUP_FAILURE)
     # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
     # a signal without a handler is ignored.
-    _end_by(signal.SIGTERM)
+    end_by(signal.SIGTERM)
 
 
 def _serve_uvicorn_processes(
@@ -253,25 +261,17 @@ def _serve_waitress(
     }
     if threads is not None:
         adjustments["threads"] = threads
-    wsgi = app.as_wsgi()
+    try:
+        wsgi = app.as_wsgi()
+    except Exception:
+        # NOTE: as the ASGI driver does under Uvicorn: logged, then Uvicorn's status.
+        logger.exception("startup failed")
+        raise SystemExit(STARTUP_FAILURE) from None
     try:
         stopped_by = serve_waitress(wsgi, grace, **adjustments)
     finally:
         with contextlib.suppress(RuntimeError):
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.
-    _end_by(stopped_by)
-
-
-def _end_by(signum: int) -> NoReturn:
-    """End the process by ``signum``, as an unhandled SIGTERM or SIGINT would, once stopped.
-
-    The parent (a shell, systemd, Docker) then sees the usual status of a process stopped by
-    that signal, and ``def`` handlers still running past the grace period don't hold it up.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
-    # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
-    # reports a process stopped by a signal (143 for SIGTERM).
-    os._exit(128 + signum)
+    if stopped_by is None:
+        raise SystemExit(STARTUP_FAILURE)
+    end_by(stopped_by)

@@ -9,7 +9,7 @@ into an orderly stop:
 2. let the requests in flight finish and their responses go out, for up to the grace period,
    closing each connection once it is idle (a second signal ends the wait early);
 3. close what is left, stop Waitress's threads, and run ``wsgi.close()`` (shutdown hooks, then
-   the plugins' ``close()``).
+   the plugins' ``close()``); a signal during those ends the process at once, by that signal.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
 from ._effects import ShutdownError
+from ._stopping import CLEANUP_WAIT, end_by
 from ._wsgi import WSGIDriver
 
 logger = logging.getLogger("microweb")
@@ -66,11 +67,13 @@ class OrderlyWaitress:
             while self.signal is None:
                 self._step(self.adjustments.asyncore_loop_timeout)
             self._drain()
+            # NOTE: a signal now (a hook that hangs) ends the process, by that signal.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, _end_at_once)
+            self.wsgi.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        # NOTE: the handlers are back: a signal now (a hook that hangs) stops the process.
-        self.wsgi.close()
         return self.signal
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -107,7 +110,9 @@ class OrderlyWaitress:
             logger.warning("%d connection(s) still busy after the grace period; closing them", busy)
         for channel in self._channels():
             channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.1 if busy else 1.0)
+        # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
+        # that its cleanup runs before the shutdown hooks (a shorter wait lost that race).
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
         wasyncore.close_all(self.map, ignore_all=True)
 
     def _close_idle(self) -> int:
@@ -120,6 +125,10 @@ class OrderlyWaitress:
         return busy
 
 
+def _end_at_once(signum: int, frame: FrameType | None) -> None:
+    end_by(signum)
+
+
 def _in_flight(channel: Any) -> bool:
     # NOTE: a request whose headers have arrived is in flight (its body may still come);
     # a connection that is idle, or still sending headers, is closed at once.
@@ -127,12 +136,20 @@ def _in_flight(channel: Any) -> bool:
     return bool(channel.requests or channel.total_outbufs_len or receiving)
 
 
-def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int:
+def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int | None:
     """Serve ``wsgi`` with Waitress until SIGTERM or SIGINT; return the signal's number.
 
-    Shutdown failures are logged (by ``wsgi.close()``) and not raised again.
+    Shutdown failures are logged (by ``wsgi.close()``) and not raised again. When Waitress
+    cannot listen (the port is taken, the host unknown), that is logged in one line, and the
+    result is ``None``: the caller still closes ``wsgi``.
     """
-    server = OrderlyWaitress(wsgi, grace, **adjustments)
+    try:
+        server = OrderlyWaitress(wsgi, grace, **adjustments)
+    except OSError as exc:
+        # NOTE: one line, as Uvicorn says it: a traceback would only show Waitress's frames.
+        where = f"{adjustments.get('host')}:{adjustments.get('port')}"
+        logger.error("cannot listen on %s: %s", where, exc)
+        return None
     try:
         return server.run()
     except ShutdownError:

@@ -4,6 +4,9 @@
 ``SERVING_ACCESS_LOG``: install the ``AccessLog`` plugin when set.
 ``SERVING_TICKER``: when set, an async startup hook starts a background task that never ends by
 itself; it records ``ticker-cancelled`` when it is cancelled.
+``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
+``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
+for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from microweb import App, Limits, Request
+from microweb import App, Limits, Request, Response
 from microweb.plugins import AccessLog
 
 app = App(limits=Limits(max_body_size=1024 * 1024))
@@ -36,6 +40,28 @@ def record(event: str) -> None:
 @app.on_shutdown
 def shutdown() -> None:
     record("shutdown")
+
+
+if os.environ.get("SERVING_FAIL_STARTUP"):
+
+    @app.on_startup
+    def fail_to_start() -> None:
+        raise ConnectionError("database is down")
+
+
+if os.environ.get("SERVING_HANG_SHUTDOWN") == "sync":
+
+    @app.on_shutdown
+    def hang() -> None:
+        record("hanging")
+        time.sleep(60)
+
+elif os.environ.get("SERVING_HANG_SHUTDOWN") == "async":
+
+    @app.on_shutdown
+    async def ahang() -> None:
+        record("hanging")
+        await asyncio.sleep(60)
 
 
 async def tick() -> None:
@@ -89,3 +115,29 @@ def where(request: Request) -> dict[str, object]:
 @app.post("/upload")
 def upload(request: Request) -> str:
     return str(len(request.read()))
+
+
+@app.get("/ticks")
+def ticks(request: Request) -> Response:
+    def chunks() -> Iterator[str]:
+        try:
+            while True:
+                yield "tick\n"
+                time.sleep(0.1)
+        finally:
+            record("stream-closed")
+
+    return Response.stream(chunks())
+
+
+@app.get("/aticks")
+async def aticks(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "tick\n"
+                await asyncio.sleep(0.1)
+        finally:
+            record("stream-closed")
+
+    return Response.stream(chunks())

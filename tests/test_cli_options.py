@@ -19,6 +19,7 @@ from servers import HOST, environment, free_port, read_log, start, stop
 
 import microweb._cli as cli
 import microweb._serving as serving_module
+import microweb._uvicorn
 import microweb._waitress
 from microweb import App, Limits, Request
 from microweb.plugins import AccessLog
@@ -58,11 +59,8 @@ class FakeUvicorn:
     def ended_by(self, signum: int) -> None:
         self.ended.append(signum)
 
-    def Config(self, app: Any, **settings: Any) -> SimpleNamespace:
+    def server(self, app: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
-        return SimpleNamespace()
-
-    def Server(self, config: Any) -> SimpleNamespace:
         return SimpleNamespace(run=lambda: None, started=True)
 
     def run(self, app: Any, **settings: Any) -> None:
@@ -80,7 +78,8 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(importlib, "import_module", import_module)
     # NOTE: logger levels outlive a test; other tests rely on the defaults.
     monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
-    monkeypatch.setattr(serving_module, "_end_by", fake.ended_by)
+    monkeypatch.setattr(serving_module, "end_by", fake.ended_by)
+    monkeypatch.setattr(microweb._uvicorn, "orderly_uvicorn", fake.server)
     for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL", "FORWARDED_ALLOW_IPS"):
         # NOTE: set first, so that monkeypatch removes what serve() sets when the test ends.
         monkeypatch.setenv(f"MICROWEB_{name}", "")
@@ -170,7 +169,7 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         return 15
 
     monkeypatch.setattr(microweb._waitress, "serve_waitress", fake_serve)
-    monkeypatch.setattr(serving_module, "_end_by", lambda signum: seen.update(ended_by=signum))
+    monkeypatch.setattr(serving_module, "end_by", lambda signum: seen.update(ended_by=signum))
     monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
     monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app(websocket=False))
     serving_module.serve(
@@ -294,3 +293,19 @@ def test_access_log_logs_each_request_once(
         assert "INFO" not in text, text
     else:
         assert "microweb.access" in text, text
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [("::1", "http://[::1]:8000"), ("::", "http://[::]:8000"), (HOST, f"http://{HOST}:8000")],
+)
+def test_the_announced_url_brackets_an_ipv6_host(
+    fake_uvicorn: FakeUvicorn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+    url: str,
+) -> None:
+    monkeypatch.setattr(serving_module, "load_app", lambda target: App())
+    serving_module.serve("x:app", "uvicorn", host, 8000)
+    assert f"serving on {url} with uvicorn" in capsys.readouterr().out

@@ -7,6 +7,7 @@ period ran out), the shutdown hooks ran afterwards, and the process ended in tim
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import sys
@@ -165,3 +166,39 @@ def test_a_second_signal_ends_the_wait_under_waitress(tmp_path: Path) -> None:
     assert served.ended_within(timeout=5) < 3
     thread.join(timeout=5)
     assert served.recorded() == ["started", "shutdown"], read_log(served.log)
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_second_signal_ends_a_shutdown_hook_that_hangs(
+    tmp_path: Path, server: str, sig: signal.Signals, colour: str
+) -> None:
+    served = Served(tmp_path, server, env={"SERVING_HANG_SHUTDOWN": colour})
+    served.process.send_signal(signal.SIGTERM)
+    served.wait_for_event("hanging")
+    served.process.send_signal(sig)
+    # NOTE: ended by the second signal, as an unhandled one would end it (143 or 130).
+    assert served.ended_within(timeout=3) < 2
+    assert served.process.returncode == -sig, read_log(served.log)
+    assert served.recorded() == ["shutdown", "hanging"]
+    assert "Traceback" not in read_log(served.log)
+
+
+@pytest.mark.parametrize("path", ["/ticks", "/aticks"], ids=["def", "async"])
+@pytest.mark.parametrize("server", SERVERS)
+def test_an_endless_stream_cut_off_is_closed_before_the_hooks(
+    tmp_path: Path, server: str, path: str
+) -> None:
+    served = Served(tmp_path, server, "--graceful-timeout", "0.5")
+    with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "tick"
+        served.process.send_signal(signal.SIGTERM)
+        # NOTE: the client keeps reading, so the stream is cut off while it makes a chunk.
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in lines:
+                pass
+    assert served.ended_within(timeout=5) < 3
+    # NOTE: the generator's cleanup ran, and before the shutdown hooks, under both servers.
+    assert served.recorded() == ["stream-closed", "shutdown"], read_log(served.log)

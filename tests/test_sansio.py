@@ -33,6 +33,8 @@ IO_MODULES = frozenset(
         "_importer.py",
         "_serving.py",
         "_waitress.py",
+        "_uvicorn.py",
+        "_stopping.py",
         "__main__.py",
     }
 )
@@ -148,7 +150,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
-        "templating", "_importer", "_serving", "_cli", "_waitress", "plugins",
+        "templating", "_importer", "_serving", "_cli", "_waitress", "_uvicorn",
+        "_stopping", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

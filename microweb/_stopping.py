@@ -1,0 +1,27 @@
+"""How ``microweb serve`` ends its process once it has stopped: by the signal it got."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import NoReturn
+
+# NOTE: how long the requests cut off after the grace period get to run their cleanup (a
+# stream's finally) before the shutdown hooks, under both servers.
+CLEANUP_WAIT = 1.0
+
+
+def end_by(signum: int) -> NoReturn:
+    """End the process by ``signum``, as an unhandled SIGTERM or SIGINT would, once stopped.
+
+    The parent (a shell, systemd, Docker) then sees the usual status of a process stopped by
+    that signal, and ``def`` handlers still running past the grace period don't hold it up.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
+    # reports a process stopped by a signal (143 for SIGTERM).
+    os._exit(128 + signum)

@@ -1,0 +1,60 @@
+"""Uvicorn's server, stopped in Waitress's order: cut-off requests' cleanup, then the hooks.
+
+Uvicorn acts on a second SIGINT only while it waits for requests in flight; once the shutdown
+hooks run, it ignores every signal, so a hook that hangs holds the process until SIGKILL. Here
+a signal that arrives while the hooks run ends the process by that signal, as under Waitress
+(``_waitress.py``). And the requests Uvicorn cuts off after the grace period get to finish
+their cleanup before the hooks run, as under Waitress, instead of never (or after them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from ._stopping import CLEANUP_WAIT, end_by
+
+
+class OrderlyUvicorn(uvicorn.Server):
+    """``uvicorn.Server``, ended by a signal that arrives while the shutdown hooks run.
+
+    Args:
+        config: Uvicorn's ``Config``.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.running_hooks = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
+        if self.running_hooks:
+            end_by(sig)
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop as Uvicorn does, noting when its lifespan shutdown (the hooks) begins."""
+        # NOTE: Uvicorn sends lifespan.shutdown last, after the requests in flight; wrapping
+        # its call marks that moment without a wrapper around the app on every request.
+        lifespan_shutdown = self.lifespan.shutdown
+
+        async def run_hooks() -> None:
+            self.running_hooks = True
+            # NOTE: Uvicorn cancels the requests still running and goes on at once; let their
+            # cleanup (a cut-off stream's finally, in a pool thread for a def generator) run
+            # before the hooks close what it may use, as under Waitress.
+            if self.server_state.tasks:
+                await asyncio.wait(set(self.server_state.tasks), timeout=CLEANUP_WAIT)
+            await lifespan_shutdown()
+
+        self.lifespan.shutdown = run_hooks
+        await super().shutdown(sockets)
+
+
+def orderly_uvicorn(app: Any, **settings: Any) -> OrderlyUvicorn:
+    """Return an ``OrderlyUvicorn`` serving the ASGI callable ``app`` with ``settings``."""
+    return OrderlyUvicorn(uvicorn.Config(app, **settings))

@@ -1,0 +1,60 @@
+"""``microweb serve`` when the app cannot start: the same status and log under both servers.
+
+A failing startup hook, or a port that is taken, ends the command with status 3 (Uvicorn's
+own status for an app that did not start) and a logged reason, never a crash of the command
+itself with its traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from servers import HOST, REPO_ROOT, environment, free_port
+
+pytestmark = pytest.mark.servers
+
+SERVERS = ["waitress", "uvicorn"]
+STARTUP_FAILURE = 3
+
+
+def _serve(port: int, server: str, events: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "serving_app", "--server", server),
+        *("--host", HOST, "--port", str(port)),
+    ]
+    variables = environment(SERVING_EVENTS=str(events), **env)
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=variables, capture_output=True, text=True, timeout=20
+    )
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_failing_startup_hook_is_logged_and_ends_with_status_3(
+    tmp_path: Path, server: str
+) -> None:
+    done = _serve(free_port(), server, tmp_path / "events.txt", SERVING_FAIL_STARTUP="1")
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "ERROR:microweb: startup failed" in log
+    assert "ConnectionError: database is down" in log
+    # NOTE: the hook's traceback is logged; the command itself does not crash out of main.
+    assert "__main__.py" not in log, log
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_taken_port_is_one_logged_line_and_status_3(tmp_path: Path, server: str) -> None:
+    events = tmp_path / "events.txt"
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        done = _serve(taken.getsockname()[1], server, events)
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "address already in use" in log.lower()
+    assert "Traceback" not in log, log
+    # NOTE: the app had started, so its shutdown hooks ran, as under Uvicorn.
+    assert events.read_text().split() == ["shutdown"]
