@@ -180,7 +180,7 @@ class WSGIDriver:
     ) -> Iterable[bytes]:
         """Start ``response`` and return its body, whole, streamed or as the server's file."""
         headers, body = outgoing(response, request.method)
-        start_response(status_line(response.status), headers)
+        write = start_response(status_line(response.status), headers)
         if body is None:
             try:
                 _close_stream(response.chunks, self.app_loop)
@@ -203,7 +203,18 @@ class WSGIDriver:
                 # NOTE: lets the server send the file its own way (Waitress: no Python loop).
                 wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
                 return wrapped
-        return _StreamBody(body, self.app_loop, request)
+        stream = _StreamBody(body, self.app_loop, request)
+        # NOTE: a WSGI server holds the headers until the first non-empty chunk (PEP 3333), so
+        # an event stream waiting for its first event would not be open, and an error before it
+        # would be the server's own 500. An empty write sends them now, as the ASGI driver does
+        # (when the caller gave a write callable at all, as PEP 3333 asks).
+        if callable(write):
+            try:
+                write(b"")
+            except BaseException:
+                stream.close()  # NOTE: the client has gone: end the request as a server would.
+                raise
+        return stream
 
     def _whole(self, request: Request, body: list[bytes]) -> Iterable[bytes]:
         """Return a whole body; the request ends now, or once its callbacks have run."""

@@ -452,6 +452,39 @@ def test_sse_events_whose_start_cannot_be_sent_are_closed(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_wsgi_stream_starts_with_an_empty_write_and_is_closed_when_it_fails(kind: str) -> None:
+    # NOTE: the empty write sends the headers before the first chunk (PEP 3333 holds them);
+    # a server whose write fails (the client has gone) gets no body to close: the app closes it.
+    closed: list[str] = []
+    ran: list[str] = []
+    app = App()
+
+    def handler(request: Request) -> Response:
+        request.after_response(ran.append, "after")
+        return Response.sse(Subscription(closed) if kind == "sync" else AsyncSubscription(closed))
+
+    add_get(app, "sync", handler)
+    written: list[bytes] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        return written.append
+
+    wsgi = app.as_wsgi()
+    result = wsgi(wsgi_environ(), start)
+    assert written == [b""]
+    getattr(result, "close", lambda: None)()
+
+    def failing(data: bytes) -> None:
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        wsgi(wsgi_environ(), lambda status, headers, exc_info=None: failing)
+    wsgi.close()
+    assert closed == [kind, kind]
+    assert ran == ["after", "after"]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
 def test_sse_events_are_closed_once_when_they_end(make_client: MakeClient, kind: str) -> None:
     closed: list[str] = []
     app = App()
