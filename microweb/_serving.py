@@ -12,9 +12,11 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from typing import Any
 
 from ._app import App
+from ._errors import InterfaceWarning
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
@@ -262,11 +264,25 @@ def _serve_waitress(
     if threads is not None:
         adjustments["threads"] = threads
     try:
-        wsgi = app.as_wsgi()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", InterfaceWarning)
+            wsgi = app.as_wsgi()
     except Exception:
         # NOTE: as the ASGI driver does under Uvicorn: logged, then Uvicorn's status.
         logger.exception("startup failed")
         raise SystemExit(STARTUP_FAILURE) from None
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, InterfaceWarning):
+            # NOTE: said to the one serving, in the log, not as a warning that points at
+            # this file (the line that called as_wsgi()).
+            logger.warning("%s", caught_warning.message)
+        else:
+            warnings.showwarning(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
     try:
         stopped_by = serve_waitress(wsgi, grace, **adjustments)
     finally:

@@ -58,3 +58,21 @@ def test_a_taken_port_is_one_logged_line_and_status_3(tmp_path: Path, server: st
     assert "Traceback" not in log, log
     # NOTE: the app had started, so its shutdown hooks ran, as under Uvicorn.
     assert events.read_text().split() == ["shutdown"]
+
+
+def test_the_websocket_warning_under_waitress_is_one_log_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        # NOTE: a taken port ends the command right after the app is built, with status 3.
+        taken.bind((HOST, 0))
+        taken.listen()
+        command = [
+            *(sys.executable, "-m", "microweb", "serve", "examples/chat.py"),
+            *("--server", "waitress", "--host", HOST, "--port", str(taken.getsockname()[1])),
+        ]
+        done = subprocess.run(
+            command, cwd=REPO_ROOT, env=environment(), capture_output=True, text=True, timeout=20
+        )
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "WARNING:microweb: this app has WebSocket routes" in log, log
+    assert "_serving.py" not in log, log
