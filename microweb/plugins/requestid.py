@@ -14,6 +14,8 @@ from microweb import App, Request, Response
 Flow = Generator[Response | None, Response, None]
 # NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
 VALID_ID = re.compile(r"[\x21-\x7e]{1,200}")
+# SPEC: RFC 9110 5.1: a field name is a token.
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def new_request_id() -> str:
@@ -29,6 +31,9 @@ class RequestID:
         trust_incoming: Reuse the ID a client or proxy sent in ``header`` when it is valid
             (1 to 200 visible ASCII characters); otherwise, or with ``False``, make a new one.
         generator: Makes new IDs; random UUID hex by default.
+
+    Raises:
+        ValueError: If ``header`` is not a valid header name.
     """
 
     name = "request_id"
@@ -39,6 +44,9 @@ class RequestID:
         trust_incoming: bool = True,
         generator: Callable[[], str] = new_request_id,
     ) -> None:
+        # NOTE: checked now, or every request would fail with a 500 when the header is set.
+        if not TOKEN.fullmatch(header):
+            raise ValueError(f"RequestID header must be a header name, got {header!r}")
         self.header = header.lower()
         self.trust_incoming = trust_incoming
         self.generator = generator
