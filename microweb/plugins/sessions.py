@@ -91,8 +91,9 @@ class Sessions:
         samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
 
     Raises:
-        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown, or
-            ``samesite="none"`` comes without ``secure=True``.
+        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
+            ``samesite="none"`` comes without ``secure=True``, or the cookie's name, path or
+            domain is malformed.
     """
 
     name = "sessions"
@@ -121,6 +122,9 @@ class Sessions:
         self.cookie_name, self.max_age = cookie_name, max_age
         self.path, self.domain = path, domain
         self.secure, self.httponly, self.samesite = secure, httponly, samesite
+        # NOTE: a cookie made now, so that a bad name, path or domain fails here, not in a 500
+        # on the first login.
+        self._set(Response(), "", max_age, bool(secure))
 
     def setup(self, app: App) -> None:
         """Add the flow that loads and saves ``request.state.session``."""

@@ -214,6 +214,9 @@ def test_sessions_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="samesite"):
         Sessions(SECRET, samesite="sometimes")  # type: ignore[arg-type]
     Sessions([SECRET.encode(), SECRET])
+    for malformed in ({"cookie_name": "my session"}, {"path": "/a;b"}, {"domain": "a.example\n"}):
+        with pytest.raises(ValueError, match="cookie"):
+            Sessions(SECRET, **malformed)  # type: ignore[arg-type]
 
 
 def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
