@@ -30,8 +30,6 @@ SKIPPED_TYPES = frozenset(
     }
 )
 TEXTUAL_IMAGES = frozenset({"image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon"})
-# SPEC: RFC 9110 13.1: a file's validators and ranges describe its bytes, not a gzip of them.
-FILE_HEADERS = ("range", "if-none-match", "if-modified-since")
 GZIP_WBITS = 31  # 16 + 15: a gzip header and trailer around a 32 KiB-window deflate stream
 
 Flow = Generator[Response | None, Response, None]
@@ -132,8 +130,11 @@ def _media_type(response: Response) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def _asks_file_validation(request: Request, response: Response) -> bool:
-    return response.file_info is not None and any(h in request.headers for h in FILE_HEADERS)
+def _weaken(response: Response) -> None:
+    etag = response.headers.get("etag")
+    if etag and not etag.startswith("W/"):
+        # SPEC: RFC 9110 8.8.3: another encoding, other bytes: the tag is weak for them.
+        response.headers["etag"] = f"W/{etag}"
 
 
 class GZip:
@@ -181,14 +182,19 @@ class GZip:
         app.middleware(self.flow)
 
     def flow(self, request: Request) -> Flow:
-        """Compress the response of the rest of the stack when it is worth it."""
+        """Compress the response of the rest of the stack when it is worth it.
+
+        A file's 304 and 206 answers are settled before flows run, so a file response seen
+        here with status 200 is the whole file, to compress like any other.
+        """
         response = yield None
+        if response.status == 304:
+            self.not_modified(request, response)
+            return
         if not self.eligible(request, response):
             return
         # NOTE: whether or not this client gets gzip, a cache must know the answer depends on it.
         add_vary(response, "Accept-Encoding")
-        if _asks_file_validation(request, response):
-            return  # NOTE: let the framework answer 304 or 206 from the file itself.
         if not accepts_gzip(request.headers.get("accept-encoding", "")):
             return
         if request.method == "HEAD" and response.chunks is not None:
@@ -210,23 +216,37 @@ class GZip:
         return media_type not in SKIPPED_TYPES and not media_type.startswith(SKIPPED_PREFIXES)
 
     def eligible(self, request: Request, response: Response) -> bool:
-        """Tell whether ``response`` may be compressed (its answer then varies by client).
-
-        A file response to a range or conditional request is eligible, but left to the
-        framework (see ``flow``).
-        """
+        """Tell whether ``response`` may be compressed (its answer then varies by client)."""
         status = response.status
-        if status < 200 or status in (204, 206, 304):
+        if status < 200 or status in (204, 206, 304) or not self.encodable(response):
             return False
+        size = len(response.body) if response.chunks is None else response.length
+        return size is None or size >= self.minimum_size
+
+    def encodable(self, response: Response) -> bool:
+        """Tell whether ``response``'s headers and media type allow compressing it, size aside."""
         headers = response.headers
         if "content-encoding" in headers or "content-range" in headers:
             return False
         if "no-transform" in headers.get("cache-control", "").lower():
             return False
-        if not self.compressible(_media_type(response)):
-            return False
-        size = len(response.body) if response.chunks is None else response.length
-        return size is None or size >= self.minimum_size
+        return self.compressible(_media_type(response))
+
+    def not_modified(self, request: Request, response: Response) -> None:
+        """Give a 304 answer the ``Vary`` and ``ETag`` of the 200 answer it stands for.
+
+        SPEC: RFC 9110 15.4.5: a 304 carries the ``ETag`` and ``Vary`` a 200 would have; else
+        a cache would store the strong tag of the plain file with its gzip copy.
+        """
+        if not self.encodable(response):
+            return
+        # NOTE: the body's size is gone (a 304 has none), so minimum_size is not applied: a
+        # small file's 304 is labelled as a large one's, which weak comparison (If-None-Match)
+        # does not mind.
+        add_vary(response, "Accept-Encoding")
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
+            response.headers.pop("accept-ranges")  # NOTE: as on the gzip 200 (see label).
+            _weaken(response)
 
     def label(self, response: Response) -> None:
         """Set the headers of a gzip answer on ``response``, leaving its body alone."""
@@ -234,9 +254,7 @@ class GZip:
         headers["content-encoding"] = "gzip"
         headers.pop("content-length")
         headers.pop("accept-ranges")  # NOTE: ranges of the compressed bytes are not offered.
-        etag = headers.get("etag")
-        if etag and not etag.startswith("W/"):
-            headers["etag"] = f"W/{etag}"  # SPEC: RFC 9110 8.8.3: another encoding, other bytes.
+        _weaken(response)
 
     def compress(self, response: Response) -> None:
         """Compress ``response``'s body in place and label it ``Content-Encoding: gzip``."""

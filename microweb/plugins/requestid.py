@@ -14,6 +14,10 @@ from microweb import App, Request, Response
 Flow = Generator[Response | None, Response, None]
 # NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
 VALID_ID = re.compile(r"[\x21-\x7e]{1,200}")
+# NOTE: nginx's status for a request whose client left before the answer; never sent.
+CLIENT_CLOSED = 499
+# SPEC: RFC 9110 5.1: a field name is a token.
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def new_request_id() -> str:
@@ -29,6 +33,9 @@ class RequestID:
         trust_incoming: Reuse the ID a client or proxy sent in ``header`` when it is valid
             (1 to 200 visible ASCII characters); otherwise, or with ``False``, make a new one.
         generator: Makes new IDs; random UUID hex by default.
+
+    Raises:
+        ValueError: If ``header`` is not a valid header name.
     """
 
     name = "request_id"
@@ -39,6 +46,9 @@ class RequestID:
         trust_incoming: bool = True,
         generator: Callable[[], str] = new_request_id,
     ) -> None:
+        # NOTE: checked now, or every request would fail with a 500 when the header is set.
+        if not TOKEN.fullmatch(header):
+            raise ValueError(f"RequestID header must be a header name, got {header!r}")
         self.header = header.lower()
         self.trust_incoming = trust_incoming
         self.generator = generator
@@ -77,7 +87,8 @@ class AccessLog:
 
     The duration runs until the handler's response is ready; a streamed body is still being
     sent then. A request that raised is logged with the status of the response its error
-    became (500 for an unexpected exception). Each record also carries the fields as
+    became (500 for an unexpected exception), and one whose client left before it was answered
+    with 499, as nginx logs it. Each record also carries the fields as
     attributes (``http_method``, ``http_path``, ``http_status``, ``duration_ms``,
     ``request_id``) for structured formatters.
 
@@ -98,9 +109,15 @@ class AccessLog:
         """Time the rest of the stack and log the outcome."""
         started = perf_counter()
         try:
-            response = yield None
-        except Exception:
-            response = yield None  # NOTE: log the response the error becomes (500, usually).
+            try:
+                response = yield None
+            except Exception:
+                response = yield None  # NOTE: log the response the error becomes (500, usually).
+        except GeneratorExit:
+            # NOTE: closed unanswered: the client left while its body was read. Logged as
+            # nginx does, so that the request still shows.
+            self.log(request, CLIENT_CLOSED, started)
+            raise
         self.log(request, response.status, started)
 
     def log(self, request: Request, status: int, started: float) -> None:

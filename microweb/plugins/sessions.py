@@ -91,8 +91,9 @@ class Sessions:
         samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
 
     Raises:
-        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown, or
-            ``samesite="none"`` comes without ``secure=True``.
+        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
+            ``samesite="none"`` comes without ``secure=True``, or the cookie's name, path or
+            domain is malformed.
     """
 
     name = "sessions"
@@ -121,6 +122,9 @@ class Sessions:
         self.cookie_name, self.max_age = cookie_name, max_age
         self.path, self.domain = path, domain
         self.secure, self.httponly, self.samesite = secure, httponly, samesite
+        # NOTE: a cookie made now, so that a bad name, path or domain fails here, not in a 500
+        # on the first login.
+        self._set(Response(), "", max_age, bool(secure))
 
     def setup(self, app: App) -> None:
         """Add the flow that loads and saves ``request.state.session``."""
@@ -198,9 +202,13 @@ class Sessions:
             secure: Whether to mark the cookie ``Secure``; ``None`` takes the plugin's
                 ``secure`` (``None`` there counts as ``False``).
         """
+        marked = bool(self.secure) if secure is None else secure
         if not session:
             if had:
-                response.delete_cookie(self.cookie_name, path=self.path, domain=self.domain)
+                # NOTE: the same attributes as when set: browsers ignore a __Host- or __Secure-
+                # cookie without Secure, and a SameSite=None cookie's deletion in a cross-site
+                # frame unless it is SameSite=None too (RFC 6265bis 5.7).
+                self._set(response, "", 0, marked, expires="Thu, 01 Jan 1970 00:00:00 GMT")
             return
         current = encode_session(session)
         if current == loaded:
@@ -210,13 +218,19 @@ class Sessions:
             logger.warning(
                 "session cookie %r is %d bytes; browsers may drop it", self.cookie_name, len(value)
             )
+        self._set(response, value, self.max_age, marked)
+
+    def _set(
+        self, response: Response, value: str, max_age: int, secure: bool, expires: str | None = None
+    ) -> None:
         response.set_cookie(
             self.cookie_name,
             value,
-            max_age=self.max_age,
+            max_age=max_age,
+            expires=expires,
             path=self.path,
             domain=self.domain,
-            secure=bool(self.secure) if secure is None else secure,
+            secure=secure,
             httponly=self.httponly,
             samesite=self.samesite,
         )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import ntpath
 import os
 import posixpath
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
+
+# NOTE: what stays as it is in a query string: reserved characters and escapes already made.
+QUERY_SAFE = "!$%&'()*+,/:;=?@~"
 
 
 def _unsafe(path: str) -> bool:
@@ -145,5 +148,13 @@ class Static:
         if not _within(self.root, index) or not os.path.isfile(index):
             raise HTTPError(404)
         if not request.path.endswith("/"):
-            return Response.redirect(quote(request.root_path + request.path) + "/", 308)
+            return Response.redirect(_with_slash(request), 308)
         return Response.file(index)
+
+
+def _with_slash(request: Request) -> str:
+    location = quote(request.root_path + request.path) + "/"
+    if request.query_string:
+        # NOTE: the query goes along (a form's GET, a tracking tag), escaped byte for byte.
+        location += "?" + quote_from_bytes(request.query_string, safe=QUERY_SAFE)
+    return location

@@ -296,3 +296,48 @@ def test_gzip_lets_files_answer_ranges_and_conditionals(
     ranged = client.get("/static/site.css", headers={"range": "bytes=0-3"})
     assert (ranged.status_code, ranged.text) == (206, "body")
     assert "content-encoding" not in ranged.headers
+
+
+def test_gzip_compresses_a_changed_file_for_a_stale_validator(
+    make_client: MakeClient, files: Path
+) -> None:
+    app = App()
+    app.install(GZip())
+    app.install(Static(files))
+    client = make_client(app)
+    # NOTE: the client's copy is out of date, so it gets the whole file: compressed, as ever.
+    for validator in (
+        {"if-none-match": 'W/"old-tag"'},
+        {"if-modified-since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+    ):
+        response = client.get("/static/site.css", headers=validator)
+        assert response.status_code == 200
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.text == (files / "site.css").read_text()
+
+
+@pytest.mark.parametrize("accept", ["gzip", "identity"])
+def test_gzip_304_has_the_vary_and_etag_of_the_200(
+    make_client: MakeClient, files: Path, accept: str
+) -> None:
+    app = App()
+    app.install(GZip())
+    app.install(Static(files))
+    client = make_client(app)
+    whole = client.get("/static/site.css", headers={"accept-encoding": accept})
+    assert whole.headers["vary"] == "Accept-Encoding"
+    for validator in (
+        {"if-none-match": whole.headers["etag"]},
+        {"if-modified-since": whole.headers["last-modified"]},
+    ):
+        again = client.get("/static/site.css", headers={"accept-encoding": accept, **validator})
+        assert again.status_code == 304
+        # SPEC: RFC 9110 15.4.5: the 304 carries the ETag and Vary the 200 would carry.
+        assert again.headers["etag"] == whole.headers["etag"]
+        assert again.headers["vary"] == "Accept-Encoding"
+        assert ("accept-ranges" in again.headers) == ("accept-ranges" in whole.headers)
+    png = client.get("/static/logo.png")
+    not_modified = client.get("/static/logo.png", headers={"if-none-match": png.headers["etag"]})
+    assert not_modified.status_code == 304
+    assert "vary" not in not_modified.headers
+    assert not_modified.headers["etag"] == png.headers["etag"]

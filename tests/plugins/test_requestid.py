@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
+from drive import http_scope
 
 from microweb import App, HTTPError, Request, Response
 from microweb.plugins import CORS, AccessLog, RequestID
@@ -180,3 +182,54 @@ def test_access_log_takes_a_logger_and_respects_its_level(
     caplog.set_level(logging.INFO, logger="tests.access")
     client.get("/id")
     assert [r.name for r in caplog.records] == ["tests.access"]
+
+
+@pytest.mark.parametrize("header", ["x request id", "", "x-id\r\n", "x-id:"])
+def test_request_id_refuses_a_bad_header_name_at_once(header: str) -> None:
+    with pytest.raises(ValueError, match="header name"):
+        RequestID(header=header)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_access_log_a_client_gone_before_the_answer_is_499(
+    colour: str, fails: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: ASGI only: a WSGI server hands the app the whole body, or a short one that is a 400.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    app.install(RequestID())
+    app.install(AccessLog())
+
+    def read(request: Request) -> str:
+        request.read()
+        return "never sent"
+
+    async def aread(request: Request) -> str:
+        await request.aread()
+        return "never sent"
+
+    def read_then_fail(request: Request) -> str:
+        raise RuntimeError("boom")
+
+    @app.error_handler(500)
+    async def report(request: Request, exc: Exception) -> str:
+        return f"{exc} with {len(await request.aread())} bytes"
+
+    if fails:
+        app.post("/upload")(in_colour(colour, read_then_fail))
+    else:
+        app.post("/upload")(read if colour == "sync" else aread)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = http_scope("POST", "/upload", headers=[(b"content-length", b"10")])
+    asyncio.run(app.as_asgi()(scope, receive, send))
+    assert sent == []
+    [record] = access_records(caplog)
+    assert record.getMessage().startswith("POST /upload 499 ")
+    assert record.http_status == 499 and re.fullmatch(r"[0-9a-f]{32}", record.request_id)

@@ -214,6 +214,9 @@ def test_sessions_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="samesite"):
         Sessions(SECRET, samesite="sometimes")  # type: ignore[arg-type]
     Sessions([SECRET.encode(), SECRET])
+    for malformed in ({"cookie_name": "my session"}, {"path": "/a;b"}, {"domain": "a.example\n"}):
+        with pytest.raises(ValueError, match="cookie"):
+            Sessions(SECRET, **malformed)  # type: ignore[arg-type]
 
 
 def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
@@ -226,3 +229,29 @@ def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
         return "stored?"
 
     assert make_client(app).get("/").status_code == 500
+
+
+@pytest.mark.parametrize(
+    ("options", "parts"),
+    [
+        ({"cookie_name": "__Host-session", "secure": True}, ["; Secure", "SameSite=Lax"]),
+        ({"samesite": "none", "secure": True}, ["; Secure", "SameSite=None"]),
+        ({"path": "/app", "domain": "example.com"}, ["Path=/app", "Domain=example.com"]),
+    ],
+)
+def test_sessions_delete_the_cookie_with_the_attributes_it_was_set_with(
+    interface: str, options: dict[str, Any], parts: list[str]
+) -> None:
+    plugin = Sessions(SECRET, **options)
+    name = plugin.cookie_name
+    # NOTE: browsers ignore a deletion of a __Host- cookie without Secure, and of a
+    # SameSite=None cookie in a cross-site frame unless it says SameSite=None too.
+    with TestClient(
+        sessions_app(plugin), interface=interface, base_url="https://example.com"
+    ) as client:
+        value = set_cookie_value(client.get("/visit"), name)
+        logout = client.get("/logout", headers={"cookie": f"{name}={value}"})
+    header = next(h for h in logout.headers.get_list("set-cookie") if h.startswith(f"{name}="))
+    assert "Max-Age=0" in header and "HttpOnly" in header
+    for part in parts:
+        assert part in header

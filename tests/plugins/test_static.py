@@ -59,6 +59,14 @@ def test_static_folders_serve_their_index(make_client: MakeClient, files: Path) 
     assert client.get("/static", follow_redirects=False).headers["location"] == "/static/"
 
 
+def test_static_folder_redirect_keeps_the_query(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    moved = client.get("/static/docs?page=2&q=a%20b", follow_redirects=False)
+    assert (moved.status_code, moved.headers["location"]) == (308, "/static/docs/?page=2&q=a%20b")
+    raw = client.get('/static/docs?x=\xe9"<>', follow_redirects=False)
+    assert raw.headers["location"] == "/static/docs/?x=%C3%A9%22%3C%3E"
+
+
 def test_static_without_index_answers_404_for_folders(make_client: MakeClient, files: Path) -> None:
     client = make_client(static_app(files, index=None))
     assert client.get("/static/docs/").status_code == 404
