@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from microweb import App, Request, Response
 
+from ._vary import add_vary
+
 logger = logging.getLogger("microweb.sessions")
 
 SameSite = Literal["lax", "strict", "none"]
@@ -141,6 +143,11 @@ class Sessions:
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
         self.save(response, session, loaded, cookie is not None, secure=self._secure_for(request))
+        if cookie is not None or session:
+            # SPEC: RFC 9110 12.5.5: the answer depends on the session cookie; a shared cache
+            # must not hand one user's page to another. Visitors without a session keep
+            # answers a cache may share (a site's public pages, its static files).
+            add_vary(response, "Cookie")
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:

@@ -255,3 +255,15 @@ def test_sessions_delete_the_cookie_with_the_attributes_it_was_set_with(
     assert "Max-Age=0" in header and "HttpOnly" in header
     for part in parts:
         assert part in header
+
+
+def test_sessions_vary_on_cookie_once_a_session_exists(
+    make_client: MakeClient, colour: str
+) -> None:
+    client = make_client(sessions_app(Sessions(SECRET, secure=False), colour))
+    anonymous = client.get("/look")
+    assert "vary" not in anonymous.headers  # NOTE: a public page stays cacheable.
+    login = client.get("/visit")
+    assert login.headers["vary"] == "Cookie"
+    assert client.get("/look").headers["vary"] == "Cookie"
+    assert client.get("/logout").headers["vary"] == "Cookie"
