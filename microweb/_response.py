@@ -252,10 +252,32 @@ class Response:
             ),
         )
 
-    def delete_cookie(self, key: str, *, path: str | None = "/", domain: str | None = None) -> None:
-        """Tell the client to drop the cookie ``key`` (same ``path`` and ``domain`` as set)."""
+    def delete_cookie(
+        self,
+        key: str,
+        *,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: SameSite | None = "lax",
+    ) -> None:
+        """Tell the client to drop the cookie ``key``.
+
+        Give the attributes it was set with: browsers ignore the deletion of a ``__Host-`` or
+        ``__Secure-`` cookie that is not ``secure``, and of a ``samesite="none"`` cookie in a
+        cross-site frame unless the deletion says ``"none"`` too.
+        """
         self.set_cookie(
-            key, "", max_age=0, expires="Thu, 01 Jan 1970 00:00:00 GMT", path=path, domain=domain
+            key,
+            "",
+            max_age=0,
+            expires="Thu, 01 Jan 1970 00:00:00 GMT",
+            path=path,
+            domain=domain,
+            secure=secure,
+            httponly=httponly,
+            samesite=samesite,
         )
 
     def __repr__(self) -> str:

@@ -517,6 +517,21 @@ def test_delete_cookie(make_client: MakeClient) -> None:
     assert cookies[1].lower().startswith("theme=")
 
 
+def test_delete_cookie_with_the_attributes_it_was_set_with(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("bye")
+        response.delete_cookie("__Host-id", secure=True, httponly=True, samesite="none")
+        return response
+
+    cookie = make_client(app).get("/").headers["set-cookie"]
+    parts = [part.strip().lower() for part in cookie.split(";")]
+    assert parts[0].startswith("__host-id=")
+    assert {"max-age=0", "secure", "httponly", "samesite=none", "path=/"} <= set(parts)
+
+
 @pytest.mark.parametrize("path", ["/a\r\nSet-Cookie: evil=1", "/a\nb", "/a;b"])
 def test_set_cookie_refuses_bad_path(path: str) -> None:
     response = Response()
