@@ -194,7 +194,17 @@ class WebSocket:
         await self._transmit({"type": "websocket.send", "text": encode_json(value).decode("utf-8")})
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (before accept, the handshake is refused with 403)."""
+        """Close the connection (before accept, the handshake is refused with 403).
+
+        Args:
+            code: The close code: 1000-1003, 1007-1014, or 3000-4999 for the app's own.
+            reason: A short reason, at most 123 bytes in UTF-8.
+
+        Raises:
+            ValueError: If the code may not be sent, or the reason is too long; the connection
+                is left as it was.
+        """
+        _check_close(code, reason)
         if self.state == CLOSED:
             return
         self.state, self.close_code = CLOSED, code
@@ -205,3 +215,21 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path!r} {self.state}>"
+
+
+# SPEC: RFC 6455 7.4.1-7.4.2: 1004 is reserved; 1005, 1006 and 1015 must not be sent; 1012-1014
+# are registered since (IANA); 3000-4999 are for libraries and apps. Anything else, or a reason
+# that makes the close frame's payload exceed 125 bytes (RFC 6455 5.5), makes the server's
+# WebSocket library raise from send(): the client then gets no close frame at all.
+_SENDABLE = frozenset((*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)))
+MAX_REASON = 123
+
+
+def _check_close(code: int, reason: str) -> None:
+    if code not in _SENDABLE:
+        raise ValueError(
+            f"close code {code!r} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
+        )
+    size = len(reason.encode("utf-8"))
+    if size > MAX_REASON:
+        raise ValueError(f"close reason of {size} bytes: at most {MAX_REASON} bytes fit (UTF-8)")

@@ -133,6 +133,37 @@ def test_app_close_code_reaches_the_client(ws_server: Uvicorn, code: int) -> Non
     assert closed.rcvd is not None and closed.rcvd.reason == "bye"
 
 
+@pytest.mark.parametrize(
+    ("query", "code", "reason"),
+    [
+        ("?reason=" + "é" * 61, 1000, "é" * 61),  # 122 bytes: fits
+        ("?reason=" + "é" * 62, 1011, ""),  # 124 bytes: the close frame would be too long
+    ],
+    ids=["122-bytes", "124-bytes"],
+)
+def test_a_close_reason_over_123_bytes_fails_the_handler_with_1011(
+    ws_server: Uvicorn, query: str, code: int, reason: str
+) -> None:
+    with _connect(ws_server.ws_url + "/close/1000" + query) as ws:
+        closed = _closed_by_server(ws)
+    # NOTE: before the check, Uvicorn's WebSocket library raised from send(), and the client
+    # got no close frame at all (an abnormal closure, 1006).
+    assert closed.rcvd is not None, ws_server.log_text()
+    assert (closed.rcvd.code, closed.rcvd.reason) == (code, reason)
+    if code == 1011:
+        assert "at most 123 bytes" in ws_server.log_text()
+
+
+@pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 2000, 5000])
+def test_a_close_code_that_cannot_be_sent_fails_the_handler_with_1011(
+    ws_server: Uvicorn, code: int
+) -> None:
+    with _connect(ws_server.ws_url + f"/close/{code}") as ws:
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1011, ws_server.log_text()
+    assert f"close code {code} cannot be sent" in ws_server.log_text()
+
+
 def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> None:
     with _connect(ws_server.ws_url + "/echo") as ws:
         ws.send("x" * MAX_MESSAGE)

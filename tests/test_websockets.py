@@ -381,6 +381,41 @@ def test_app_closes_with_a_code(asgi_client: MakeClient) -> None:
     assert seen == [("closed", 4000)]
 
 
+@pytest.mark.parametrize(
+    ("code", "reason", "message"),
+    [
+        (1005, "", "close code 1005 cannot be sent"),
+        (2999, "", "close code 2999 cannot be sent"),
+        (1000, "x" * 124, "close reason of 124 bytes: at most 123 bytes fit"),
+        (4000, "é" * 62, "close reason of 124 bytes: at most 123 bytes fit"),
+    ],
+)
+def test_close_refuses_what_the_server_cannot_send(
+    asgi_client: MakeClient, code: int, reason: str, message: str
+) -> None:
+    # NOTE: a real server's WebSocket library raises from send() for these, and the client got
+    # no close frame at all (test_servers_websocket.py); the test client took them as they were.
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.close(code, reason)
+        except ValueError as exc:
+            seen.append((str(exc), ws.state))
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1011
+    assert len(seen) == 1
+    assert message in seen[0][0]
+    assert seen[0][1] == "open"
+
+
 def test_client_close_raises_disconnect_once_then_runtime_error(asgi_client: MakeClient) -> None:
     seen: list[Any] = []
     app = App()

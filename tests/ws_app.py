@@ -5,7 +5,8 @@ Endpoints:
 - ``/echo``: accepts the first subprotocol it supports (``echo.v2``, then ``echo.v1``) among
   those the client offers, or none; echoes text messages.
 - ``/echo-bytes``: echoes binary messages.
-- ``/close/{code:int}``: accepts, then closes with ``code`` and the reason ``"bye"``.
+- ``/close/{code:int}``: accepts, then closes with ``code`` and the reason ``?reason=``
+  (``"bye"`` by default).
 - ``/ticker``: sends a message every 10 ms until the client leaves, then prints
   ``ticker: client left`` to stderr (the server's log).
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
@@ -86,9 +87,9 @@ async def echo_bytes(ws: WebSocket) -> None:
 
 @app.websocket("/close/{code:int}")
 async def close_with(ws: WebSocket, code: int) -> None:
-    """Close at once with ``code``."""
+    """Close at once with ``code`` and the reason ``?reason=`` (``"bye"`` by default)."""
     await ws.accept()
-    await ws.close(code, "bye")
+    await ws.close(code, ws.request.query.get("reason", "bye"))
 
 
 @app.websocket("/ticker")
