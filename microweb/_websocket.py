@@ -179,14 +179,30 @@ class WebSocket:
             raise RuntimeError(f"{call} on a closed WebSocket (close code {self.close_code})")
 
     async def send_text(self, text: str) -> None:
-        """Send a text message."""
+        """Send a text message.
+
+        Raises:
+            TypeError: If ``text`` is not a ``str``; nothing is sent.
+        """
         self._check_open("send_text()")
+        if not isinstance(text, str):
+            hint = ": send_bytes() sends bytes" if isinstance(text, _BINARY) else ""
+            raise TypeError(f"send_text() takes a str, not {type(text).__name__}{hint}")
         await self._transmit({"type": "websocket.send", "text": text})
 
-    async def send_bytes(self, data: bytes) -> None:
-        """Send a binary message."""
+    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Send a binary message.
+
+        Raises:
+            TypeError: If ``data`` is not bytes-like; nothing is sent.
+        """
         self._check_open("send_bytes()")
-        await self._transmit({"type": "websocket.send", "bytes": data})
+        if not isinstance(data, _BINARY):
+            hint = ": send_text() sends a str" if isinstance(data, str) else ""
+            raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}{hint}")
+        # SPEC: an ASGI websocket.send message carries bytes, not any bytes-like object.
+        payload = data if type(data) is bytes else bytes(data)
+        await self._transmit({"type": "websocket.send", "bytes": payload})
 
     async def send_json(self, value: Any) -> None:
         """Send ``value`` as a JSON text message."""
@@ -216,6 +232,11 @@ class WebSocket:
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path!r} {self.state}>"
 
+
+# NOTE: what the servers do with another type differs: Uvicorn's websockets-sansio sends
+# nothing for send_text(None) and fails on a str given to send_bytes(); its legacy websockets
+# implementation sends that str as a text message, and fails on None. So both check first.
+_BINARY = (bytes, bytearray, memoryview)
 
 # SPEC: RFC 6455 7.4.1-7.4.2: 1004 is reserved; 1005, 1006 and 1015 must not be sent; 1012-1014
 # are registered since (IANA); 3000-4999 are for libraries and apps. Anything else, or a reason

@@ -30,10 +30,19 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def ws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
-    """Uvicorn serving ``tests/ws_app.py`` for the whole module."""
-    with run_uvicorn("ws_app:app.as_asgi", tmp_path_factory.mktemp("ws")) as server:
+# NOTE: Uvicorn's two WebSocket implementations built on the websockets package ("auto" picks
+# the sans-I/O one; "websockets" is the older one, deprecated but still chosen by some
+# deployments). They differ in what they accept from an app, so the app is run under both.
+WS_IMPLEMENTATIONS = ["websockets-sansio", "websockets"]
+
+
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
+def ws_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Uvicorn]:
+    """Uvicorn serving ``tests/ws_app.py`` for the whole module, under each implementation."""
+    options = ["--ws", request.param]
+    with run_uvicorn("ws_app:app.as_asgi", tmp_path_factory.mktemp("ws"), options) as server:
         yield server
 
 
@@ -171,6 +180,30 @@ def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> 
         ws.send("x" * (MAX_MESSAGE + 1))
         closed = _closed_by_server(ws)
     assert _close_code(closed) == 1009
+
+
+def test_a_memoryview_goes_out_as_a_binary_message(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/send/memoryview") as ws:
+        assert ws.recv(timeout=TIMEOUT) == b"view"
+        assert ws.recv(timeout=TIMEOUT) == "after"
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("text-none", "send_text() takes a str, not NoneType"),
+        ("bytes-str", "send_bytes() takes bytes, not str: send_text() sends a str"),
+    ],
+)
+def test_a_message_of_the_wrong_type_fails_the_handler_with_1011(
+    ws_server: Uvicorn, case: str, error: str
+) -> None:
+    # NOTE: before the check, websockets-sansio sent nothing for None and the legacy
+    # implementation sent the str as a text message: no error, and "after" went out.
+    with _connect(ws_server.ws_url + f"/send/{case}") as ws:
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1011, ws_server.log_text()
+    assert error in ws_server.log_text()
 
 
 def test_handler_error_closes_1011(ws_server: Uvicorn) -> None:

@@ -416,6 +416,51 @@ def test_close_refuses_what_the_server_cannot_send(
     assert seen[0][1] == "open"
 
 
+@pytest.mark.parametrize(
+    ("method", "value", "message"),
+    [
+        ("send_text", None, "send_text() takes a str, not NoneType"),
+        ("send_text", b"raw", "send_text() takes a str, not bytes: send_bytes() sends bytes"),
+        ("send_bytes", "text", "send_bytes() takes bytes, not str: send_text() sends a str"),
+        ("send_bytes", None, "send_bytes() takes bytes, not NoneType"),
+    ],
+)
+def test_a_message_of_the_wrong_type_raises_type_error(
+    asgi_client: MakeClient, method: str, value: Any, message: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await getattr(ws, method)(value)
+        except TypeError as exc:
+            seen.append(str(exc))
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()  # NOTE: nothing was sent before the close
+        assert closed.value.code == 1011
+    assert seen == [message]
+
+
+def test_send_bytes_takes_a_bytearray_or_a_memoryview(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_bytes(bytearray(b"array"))
+        await ws.send_bytes(memoryview(b"view"))
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_bytes() == b"array"
+        assert session.receive_bytes() == b"view"
+
+
 def test_client_close_raises_disconnect_once_then_runtime_error(asgi_client: MakeClient) -> None:
     seen: list[Any] = []
     app = App()

@@ -9,6 +9,8 @@ Endpoints:
   (``"bye"`` by default).
 - ``/ticker``: sends a message every 10 ms until the client leaves, then prints
   ``ticker: client left`` to stderr (the server's log).
+- ``/send/{case}``: sends a memoryview, or a value of the wrong type (close 1011), then
+  ``"after"``.
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
   ``?token=s3cret``.
@@ -104,6 +106,23 @@ async def ticker(ws: WebSocket) -> None:
             await asyncio.sleep(0.01)
     except WebSocketDisconnect as exc:
         print(f"ticker: client left ({exc.code})", file=sys.stderr, flush=True)
+
+
+@app.websocket("/send/{case}")
+async def send_case(ws: WebSocket, case: str) -> None:
+    """Send one message of the kind ``case`` names, then ``"after"``.
+
+    ``memoryview``: ``b"view"`` as a memoryview; ``text-none``: ``send_text(None)``;
+    ``bytes-str``: ``send_bytes("a str")``. The last two fail the handler (close 1011).
+    """
+    await ws.accept()
+    if case == "memoryview":
+        await ws.send_bytes(memoryview(b"view"))
+    elif case == "text-none":
+        await ws.send_text(None)  # type: ignore[arg-type]
+    else:
+        await ws.send_bytes("a str")  # type: ignore[arg-type]
+    await ws.send_text("after")
 
 
 @app.websocket("/boom")
