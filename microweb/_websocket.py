@@ -51,6 +51,8 @@ class WebSocket:
         self._receive, self._send = receive, send
         self.state = CONNECTING
         self.close_code: int | None = None
+        # NOTE: the client's leaving, noticed by a send but not yet raised by a receive.
+        self._gone_unreceived = False
 
     @property
     def path_params(self) -> dict[str, Any]:
@@ -102,6 +104,11 @@ class WebSocket:
         if self.state == CONNECTING:
             raise RuntimeError("receive before accept(): call `await ws.accept()` first")
         if self.state == CLOSED:
+            if self._gone_unreceived:
+                # NOTE: a send noticed first, maybe in another task (a broadcast that skips
+                # clients that left): the receiving loop is told once too, and ends.
+                self._gone_unreceived = False
+                raise WebSocketDisconnect(1006, _GONE)
             raise RuntimeError(
                 f"receive on a closed WebSocket (close code {self.close_code}); "
                 "WebSocketDisconnect was raised already"
@@ -170,7 +177,8 @@ class WebSocket:
             await self._send(message)
         except OSError:
             self.state, self.close_code = CLOSED, 1006
-            raise WebSocketDisconnect(1006, "the client went away") from None
+            self._gone_unreceived = True
+            raise WebSocketDisconnect(1006, _GONE) from None
 
     def _check_open(self, call: str) -> None:
         if self.state == CONNECTING:
@@ -232,6 +240,8 @@ class WebSocket:
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path!r} {self.state}>"
 
+
+_GONE = "the client went away"
 
 # NOTE: what the servers do with another type differs: Uvicorn's websockets-sansio sends
 # nothing for send_text(None) and fails on a str given to send_bytes(); its legacy websockets

@@ -7,13 +7,16 @@ each started with Uvicorn's own command line.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import Uvicorn, run_uvicorn
+from servers import HOST, Uvicorn, run_uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from ws_app import ALLOWED_ORIGIN, MAX_MESSAGE
@@ -232,6 +235,35 @@ def test_client_leaving_during_sends_is_a_websocket_disconnect(ws_server: Uvicor
     log = ws_server.log_text()
     assert "error in WebSocket handler for /ticker" not in log, log
     assert "ticker: client left" in log, log
+
+
+def _send_and_vanish(server: Uvicorn, path: str, text: str) -> None:
+    """Open a WebSocket on ``path``, send one short text frame and drop the TCP connection."""
+    with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        handshake = (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.sendall(handshake.encode("ascii"))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")
+        payload, mask = text.encode("utf-8"), os.urandom(4)
+        assert len(payload) < 126
+        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # FIN, text, masked
+
+
+def test_a_departure_seen_by_a_send_ends_the_receiving_loop(ws_server: Uvicorn) -> None:
+    # NOTE: the client leaves while the handler is busy; the echo notices it first and skips
+    # that client, as a broadcast does. The loop's next receive then ended with a
+    # RuntimeError ("receive on a closed WebSocket"), logged as an error in the handler.
+    _send_and_vanish(ws_server, "/relay", "hello, and goodbye")
+    deadline = time.monotonic() + TIMEOUT
+    while "relay: loop ended" not in ws_server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = ws_server.log_text()
+    assert "error in WebSocket handler for /relay" not in log, log
+    assert "relay: loop ended" in log, log
 
 
 def test_flow_refuses_or_stamps_the_handshake(ws_server: Uvicorn) -> None:

@@ -663,6 +663,43 @@ def test_send_after_the_client_left_raises_websocket_disconnect(
     assert [r for r in caplog.records if r.name == "microweb"] == []
 
 
+def test_a_departure_a_send_noticed_is_raised_by_the_next_receive_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: as a broadcast that skips clients that have left (examples/chat.py): the send
+    # noticed the departure and its WebSocketDisconnect was caught, so the receiving loop must
+    # still end, not fail with RuntimeError (test_servers_websocket.py has it behind Uvicorn).
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            try:
+                await ws.send_text(text)
+            except WebSocketDisconnect as exc:
+                seen.append(("send", exc.code))
+        seen.append("loop ended")
+        with pytest.raises(RuntimeError, match="receive on a closed WebSocket"):
+            await ws.receive_text()
+        seen.append((ws.state, ws.close_code))
+
+    incoming = [{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1005}
+
+    async def send(message: Any) -> None:
+        if message["type"] != "websocket.accept":
+            raise OSError("the client is gone")
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(app.as_asgi()(websocket_scope("/ws"), receive, send))
+    assert seen == [("send", 1006), "loop ended", ("closed", 1006)]
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
 def test_handler_returning_closes_normally(asgi_client: MakeClient) -> None:
     app = App()
 

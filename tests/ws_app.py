@@ -11,6 +11,8 @@ Endpoints:
   ``ticker: client left`` to stderr (the server's log).
 - ``/send/{case}``: sends a memoryview, or a value of the wrong type (close 1011), then
   ``"after"``.
+- ``/relay``: echoes each text message 0.2 s later, ignoring a client that left meanwhile;
+  prints ``relay: loop ended`` to stderr when its ``iter_text()`` loop ends.
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
   ``?token=s3cret``.
@@ -28,6 +30,7 @@ is not).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -123,6 +126,19 @@ async def send_case(ws: WebSocket, case: str) -> None:
     else:
         await ws.send_bytes("a str")  # type: ignore[arg-type]
     await ws.send_text("after")
+
+
+@app.websocket("/relay")
+async def relay(ws: WebSocket) -> None:
+    """Echo each text message 0.2 s later, as a broadcast would deliver it: a client that has
+    left meanwhile is skipped. Prints ``relay: loop ended`` once the loop has ended."""
+    await ws.accept()
+    async for text in ws.iter_text():
+        await asyncio.sleep(0.2)
+        # NOTE: as examples/chat.py's broadcast, which goes on without a client that left.
+        with contextlib.suppress(WebSocketDisconnect):
+            await ws.send_text(text)
+    print("relay: loop ended", file=sys.stderr, flush=True)
 
 
 @app.websocket("/boom")
