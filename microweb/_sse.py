@@ -43,6 +43,12 @@ class ServerSentEvent:
             raise TypeError(
                 f"ServerSentEvent retry must be an int, not {type(self.retry).__name__}"
             )
+        if self.retry is not None and self.retry < 0:
+            # SPEC: WHATWG HTML 9.2.6: a retry value that is not all ASCII digits is ignored.
+            raise ValueError(
+                f"ServerSentEvent retry must be 0 or more milliseconds, not {self.retry}: "
+                "a browser ignores a negative one"
+            )
         for name in ("event", "id", "comment"):
             value = getattr(self, name)
             if value is not None and ("\n" in value or "\r" in value):

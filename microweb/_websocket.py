@@ -51,6 +51,8 @@ class WebSocket:
         self._receive, self._send = receive, send
         self.state = CONNECTING
         self.close_code: int | None = None
+        # NOTE: the client's leaving, noticed by a send but not yet raised by a receive.
+        self._gone_unreceived = False
 
     @property
     def path_params(self) -> dict[str, Any]:
@@ -102,6 +104,11 @@ class WebSocket:
         if self.state == CONNECTING:
             raise RuntimeError("receive before accept(): call `await ws.accept()` first")
         if self.state == CLOSED:
+            if self._gone_unreceived:
+                # NOTE: a send noticed first, maybe in another task (a broadcast that skips
+                # clients that left): the receiving loop is told once too, and ends.
+                self._gone_unreceived = False
+                raise WebSocketDisconnect(1006, _GONE)
             raise RuntimeError(
                 f"receive on a closed WebSocket (close code {self.close_code}); "
                 "WebSocketDisconnect was raised already"
@@ -170,7 +177,8 @@ class WebSocket:
             await self._send(message)
         except OSError:
             self.state, self.close_code = CLOSED, 1006
-            raise WebSocketDisconnect(1006, "the client went away") from None
+            self._gone_unreceived = True
+            raise WebSocketDisconnect(1006, _GONE) from None
 
     def _check_open(self, call: str) -> None:
         if self.state == CONNECTING:
@@ -179,14 +187,30 @@ class WebSocket:
             raise RuntimeError(f"{call} on a closed WebSocket (close code {self.close_code})")
 
     async def send_text(self, text: str) -> None:
-        """Send a text message."""
+        """Send a text message.
+
+        Raises:
+            TypeError: If ``text`` is not a ``str``; nothing is sent.
+        """
         self._check_open("send_text()")
+        if not isinstance(text, str):
+            hint = ": send_bytes() sends bytes" if isinstance(text, _BINARY) else ""
+            raise TypeError(f"send_text() takes a str, not {type(text).__name__}{hint}")
         await self._transmit({"type": "websocket.send", "text": text})
 
-    async def send_bytes(self, data: bytes) -> None:
-        """Send a binary message."""
+    async def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Send a binary message.
+
+        Raises:
+            TypeError: If ``data`` is not bytes-like; nothing is sent.
+        """
         self._check_open("send_bytes()")
-        await self._transmit({"type": "websocket.send", "bytes": data})
+        if not isinstance(data, _BINARY):
+            hint = ": send_text() sends a str" if isinstance(data, str) else ""
+            raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}{hint}")
+        # SPEC: an ASGI websocket.send message carries bytes, not any bytes-like object.
+        payload = data if type(data) is bytes else bytes(data)
+        await self._transmit({"type": "websocket.send", "bytes": payload})
 
     async def send_json(self, value: Any) -> None:
         """Send ``value`` as a JSON text message."""
@@ -194,7 +218,17 @@ class WebSocket:
         await self._transmit({"type": "websocket.send", "text": encode_json(value).decode("utf-8")})
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (before accept, the handshake is refused with 403)."""
+        """Close the connection (before accept, the handshake is refused with 403).
+
+        Args:
+            code: The close code: 1000-1003, 1007-1014, or 3000-4999 for the app's own.
+            reason: A short reason, at most 123 bytes in UTF-8.
+
+        Raises:
+            ValueError: If the code may not be sent, or the reason is too long; the connection
+                is left as it was.
+        """
+        _check_close(code, reason)
         if self.state == CLOSED:
             return
         self.state, self.close_code = CLOSED, code
@@ -205,3 +239,28 @@ class WebSocket:
 
     def __repr__(self) -> str:
         return f"<WebSocket {self.request.path!r} {self.state}>"
+
+
+_GONE = "the client went away"
+
+# NOTE: what the servers do with another type differs: Uvicorn's websockets-sansio sends
+# nothing for send_text(None) and fails on a str given to send_bytes(); its legacy websockets
+# implementation sends that str as a text message, and fails on None. So both check first.
+_BINARY = (bytes, bytearray, memoryview)
+
+# SPEC: RFC 6455 7.4.1-7.4.2: 1004 is reserved; 1005, 1006 and 1015 must not be sent; 1012-1014
+# are registered since (IANA); 3000-4999 are for libraries and apps. Anything else, or a reason
+# that makes the close frame's payload exceed 125 bytes (RFC 6455 5.5), makes the server's
+# WebSocket library raise from send(): the client then gets no close frame at all.
+_SENDABLE = frozenset((*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)))
+MAX_REASON = 123
+
+
+def _check_close(code: int, reason: str) -> None:
+    if code not in _SENDABLE:
+        raise ValueError(
+            f"close code {code!r} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
+        )
+    size = len(reason.encode("utf-8"))
+    if size > MAX_REASON:
+        raise ValueError(f"close reason of {size} bytes: at most {MAX_REASON} bytes fit (UTF-8)")

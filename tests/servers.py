@@ -177,13 +177,15 @@ class Uvicorn:
 
 
 @contextmanager
-def run_uvicorn(factory: str, log_dir: Path) -> Iterator[Uvicorn]:
+def run_uvicorn(factory: str, log_dir: Path, options: Sequence[str] = ()) -> Iterator[Uvicorn]:
     """Serve ``factory`` (``module:app.as_asgi``) with Uvicorn, lifespan on, until the block ends.
 
     Args:
         factory: What ``uvicorn --factory`` calls.
         log_dir: Where the server's output goes (``uvicorn.log``).
+        options: More Uvicorn options (``["--ws", "websockets"]``).
     """
     server = Uvicorn(free_port(), log_dir / "uvicorn.log")
-    with running(uvicorn_command(factory, server.port), port=server.port, log=server.log):
+    command = [*uvicorn_command(factory, server.port), *options]
+    with running(command, port=server.port, log=server.log):
         yield server

@@ -7,6 +7,8 @@ itself; it records ``ticker-cancelled`` when it is cancelled.
 ``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
 ``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
 for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
+``SERVING_WEBSOCKET``: when set, a WebSocket route ``/ws`` records ``ws-open`` once accepted,
+echoes text messages, and records ``ws-closed-<code>`` when the client (or the server) ends it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from microweb import App, Limits, Request, Response
+from microweb import App, Limits, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import AccessLog
 
 app = App(limits=Limits(max_body_size=1024 * 1024))
@@ -141,3 +143,16 @@ async def aticks(request: Request) -> Response:
             record("stream-closed")
 
     return Response.stream(chunks())
+
+
+if os.environ.get("SERVING_WEBSOCKET"):
+
+    @app.websocket("/ws")
+    async def listen(ws: WebSocket) -> None:
+        await ws.accept()
+        record("ws-open")
+        try:
+            while True:
+                await ws.send_text(await ws.receive_text())
+        except WebSocketDisconnect as exc:
+            record(f"ws-closed-{exc.code}")

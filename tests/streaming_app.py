@@ -293,6 +293,13 @@ async def sse_async(request: Request) -> Response:
     return Response.sse(_events_async())
 
 
+@app.get("/sse/resume")
+def sse_resume(request: Request) -> Response:
+    """One event with the id ``é``, whose data is the ``Last-Event-ID`` the request carried."""
+    last = request.headers.get("last-event-id", "")
+    return Response.sse([ServerSentEvent(data=last, id="é")])
+
+
 # -- files ------------------------------------------------------------------------------------
 
 

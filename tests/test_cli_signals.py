@@ -18,6 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 from servers import HOST, Process, environment, free_port, read_log, start, stop
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 pytestmark = [
     pytest.mark.servers,
@@ -143,6 +145,31 @@ def test_an_idle_server_stops_at_once(tmp_path: Path, server: str) -> None:
         served.process.send_signal(signal.SIGTERM)
         assert served.ended_within(timeout=5) < 2.5
     assert served.recorded() == ["shutdown"]
+
+
+def test_sigterm_closes_open_websockets_with_1012_before_the_hooks(tmp_path: Path) -> None:
+    served = Served(tmp_path, "uvicorn", "--graceful-timeout", "5", env={"SERVING_WEBSOCKET": "1"})
+    url = f"ws://{HOST}:{served.port}/ws"
+    with connect(url, proxy=None, open_timeout=5) as first, connect(url, proxy=None) as second:
+        for ws in (first, second):
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "hi"
+        served.process.send_signal(signal.SIGTERM)
+        # NOTE: Uvicorn tells each client 1012 (service restart), and each handler's receive
+        # the same, so the handlers end at once and the grace period is not waited out.
+        for ws in (first, second):
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        assert served.ended_within(timeout=5) < 2.5
+    assert served.recorded() == [
+        "ws-open",
+        "ws-open",
+        "ws-closed-1012",
+        "ws-closed-1012",
+        "shutdown",
+    ], read_log(served.log)
+    assert "Traceback" not in read_log(served.log)
 
 
 def test_waitress_cancels_a_startup_hooks_background_task_after_the_hooks(tmp_path: Path) -> None:

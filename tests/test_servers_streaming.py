@@ -308,6 +308,16 @@ def test_sse_first_two_events(client: httpx.Client, colour: str) -> None:
 # --- disconnects -----------------------------------------------------------------------------
 
 
+def test_a_non_ascii_event_id_comes_back_read_as_latin_1(client: httpx.Client) -> None:
+    # NOTE: docs/sse.md: the id goes out in UTF-8, a browser sends it back in UTF-8, and
+    # both servers read header values as ISO-8859-1.
+    first = client.get("/sse/resume")
+    assert first.content == "id: é\ndata: \n\n".encode()
+    again = client.get("/sse/resume", headers={"last-event-id": "é".encode()})
+    assert again.text == "id: é\ndata: Ã©\n\n"
+    assert again.text.split("data: ")[1].strip().encode("latin-1").decode() == "é"
+
+
 def test_disconnect_closes_the_generator(server: Server, colour: str) -> None:
     token = _token()
     marker = server.shared / f"closed-{token}"

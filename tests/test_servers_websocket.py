@@ -7,13 +7,16 @@ each started with Uvicorn's own command line.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import Uvicorn, run_uvicorn
+from servers import HOST, Uvicorn, run_uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from ws_app import ALLOWED_ORIGIN, MAX_MESSAGE
@@ -30,10 +33,19 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def ws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
-    """Uvicorn serving ``tests/ws_app.py`` for the whole module."""
-    with run_uvicorn("ws_app:app.as_asgi", tmp_path_factory.mktemp("ws")) as server:
+# NOTE: Uvicorn's two WebSocket implementations built on the websockets package ("auto" picks
+# the sans-I/O one; "websockets" is the older one, deprecated but still chosen by some
+# deployments). They differ in what they accept from an app, so the app is run under both.
+WS_IMPLEMENTATIONS = ["websockets-sansio", "websockets"]
+
+
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
+def ws_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Uvicorn]:
+    """Uvicorn serving ``tests/ws_app.py`` for the whole module, under each implementation."""
+    options = ["--ws", request.param]
+    with run_uvicorn("ws_app:app.as_asgi", tmp_path_factory.mktemp("ws"), options) as server:
         yield server
 
 
@@ -133,6 +145,37 @@ def test_app_close_code_reaches_the_client(ws_server: Uvicorn, code: int) -> Non
     assert closed.rcvd is not None and closed.rcvd.reason == "bye"
 
 
+@pytest.mark.parametrize(
+    ("query", "code", "reason"),
+    [
+        ("?reason=" + "é" * 61, 1000, "é" * 61),  # 122 bytes: fits
+        ("?reason=" + "é" * 62, 1011, ""),  # 124 bytes: the close frame would be too long
+    ],
+    ids=["122-bytes", "124-bytes"],
+)
+def test_a_close_reason_over_123_bytes_fails_the_handler_with_1011(
+    ws_server: Uvicorn, query: str, code: int, reason: str
+) -> None:
+    with _connect(ws_server.ws_url + "/close/1000" + query) as ws:
+        closed = _closed_by_server(ws)
+    # NOTE: before the check, Uvicorn's WebSocket library raised from send(), and the client
+    # got no close frame at all (an abnormal closure, 1006).
+    assert closed.rcvd is not None, ws_server.log_text()
+    assert (closed.rcvd.code, closed.rcvd.reason) == (code, reason)
+    if code == 1011:
+        assert "at most 123 bytes" in ws_server.log_text()
+
+
+@pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 2000, 5000])
+def test_a_close_code_that_cannot_be_sent_fails_the_handler_with_1011(
+    ws_server: Uvicorn, code: int
+) -> None:
+    with _connect(ws_server.ws_url + f"/close/{code}") as ws:
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1011, ws_server.log_text()
+    assert f"close code {code} cannot be sent" in ws_server.log_text()
+
+
 def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> None:
     with _connect(ws_server.ws_url + "/echo") as ws:
         ws.send("x" * MAX_MESSAGE)
@@ -140,6 +183,30 @@ def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> 
         ws.send("x" * (MAX_MESSAGE + 1))
         closed = _closed_by_server(ws)
     assert _close_code(closed) == 1009
+
+
+def test_a_memoryview_goes_out_as_a_binary_message(ws_server: Uvicorn) -> None:
+    with _connect(ws_server.ws_url + "/send/memoryview") as ws:
+        assert ws.recv(timeout=TIMEOUT) == b"view"
+        assert ws.recv(timeout=TIMEOUT) == "after"
+
+
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [
+        ("text-none", "send_text() takes a str, not NoneType"),
+        ("bytes-str", "send_bytes() takes bytes, not str: send_text() sends a str"),
+    ],
+)
+def test_a_message_of_the_wrong_type_fails_the_handler_with_1011(
+    ws_server: Uvicorn, case: str, error: str
+) -> None:
+    # NOTE: before the check, websockets-sansio sent nothing for None and the legacy
+    # implementation sent the str as a text message: no error, and "after" went out.
+    with _connect(ws_server.ws_url + f"/send/{case}") as ws:
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1011, ws_server.log_text()
+    assert error in ws_server.log_text()
 
 
 def test_handler_error_closes_1011(ws_server: Uvicorn) -> None:
@@ -168,6 +235,35 @@ def test_client_leaving_during_sends_is_a_websocket_disconnect(ws_server: Uvicor
     log = ws_server.log_text()
     assert "error in WebSocket handler for /ticker" not in log, log
     assert "ticker: client left" in log, log
+
+
+def _send_and_vanish(server: Uvicorn, path: str, text: str) -> None:
+    """Open a WebSocket on ``path``, send one short text frame and drop the TCP connection."""
+    with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        handshake = (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        sock.sendall(handshake.encode("ascii"))
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")
+        payload, mask = text.encode("utf-8"), os.urandom(4)
+        assert len(payload) < 126
+        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # FIN, text, masked
+
+
+def test_a_departure_seen_by_a_send_ends_the_receiving_loop(ws_server: Uvicorn) -> None:
+    # NOTE: the client leaves while the handler is busy; the echo notices it first and skips
+    # that client, as a broadcast does. The loop's next receive then ended with a
+    # RuntimeError ("receive on a closed WebSocket"), logged as an error in the handler.
+    _send_and_vanish(ws_server, "/relay", "hello, and goodbye")
+    deadline = time.monotonic() + TIMEOUT
+    while "relay: loop ended" not in ws_server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log = ws_server.log_text()
+    assert "error in WebSocket handler for /relay" not in log, log
+    assert "relay: loop ended" in log, log
 
 
 def test_flow_refuses_or_stamps_the_handshake(ws_server: Uvicorn) -> None:

@@ -582,6 +582,8 @@ def test_sse_event_fields_have_types() -> None:
     with pytest.raises(TypeError, match="retry must be an int, not bool"):
         ServerSentEvent(retry=True)
     assert ServerSentEvent(retry=0).encode() == b"retry: 0\n\n"
+    with pytest.raises(ValueError, match="retry must be 0 or more milliseconds, not -1"):
+        ServerSentEvent(retry=-1)
 
 
 # -- request bodies in chunks ------------------------------------------------------------------

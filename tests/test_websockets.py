@@ -381,6 +381,86 @@ def test_app_closes_with_a_code(asgi_client: MakeClient) -> None:
     assert seen == [("closed", 4000)]
 
 
+@pytest.mark.parametrize(
+    ("code", "reason", "message"),
+    [
+        (1005, "", "close code 1005 cannot be sent"),
+        (2999, "", "close code 2999 cannot be sent"),
+        (1000, "x" * 124, "close reason of 124 bytes: at most 123 bytes fit"),
+        (4000, "é" * 62, "close reason of 124 bytes: at most 123 bytes fit"),
+    ],
+)
+def test_close_refuses_what_the_server_cannot_send(
+    asgi_client: MakeClient, code: int, reason: str, message: str
+) -> None:
+    # NOTE: a real server's WebSocket library raises from send() for these, and the client got
+    # no close frame at all (test_servers_websocket.py); the test client took them as they were.
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.close(code, reason)
+        except ValueError as exc:
+            seen.append((str(exc), ws.state))
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1011
+    assert len(seen) == 1
+    assert message in seen[0][0]
+    assert seen[0][1] == "open"
+
+
+@pytest.mark.parametrize(
+    ("method", "value", "message"),
+    [
+        ("send_text", None, "send_text() takes a str, not NoneType"),
+        ("send_text", b"raw", "send_text() takes a str, not bytes: send_bytes() sends bytes"),
+        ("send_bytes", "text", "send_bytes() takes bytes, not str: send_text() sends a str"),
+        ("send_bytes", None, "send_bytes() takes bytes, not NoneType"),
+    ],
+)
+def test_a_message_of_the_wrong_type_raises_type_error(
+    asgi_client: MakeClient, method: str, value: Any, message: str
+) -> None:
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await getattr(ws, method)(value)
+        except TypeError as exc:
+            seen.append(str(exc))
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()  # NOTE: nothing was sent before the close
+        assert closed.value.code == 1011
+    assert seen == [message]
+
+
+def test_send_bytes_takes_a_bytearray_or_a_memoryview(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_bytes(bytearray(b"array"))
+        await ws.send_bytes(memoryview(b"view"))
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_bytes() == b"array"
+        assert session.receive_bytes() == b"view"
+
+
 def test_client_close_raises_disconnect_once_then_runtime_error(asgi_client: MakeClient) -> None:
     seen: list[Any] = []
     app = App()
@@ -580,6 +660,43 @@ def test_send_after_the_client_left_raises_websocket_disconnect(
     assert seen == [("disconnect", "closed")]
     assert escaped == []
     assert sent == ["websocket.accept", "websocket.send"]
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
+def test_a_departure_a_send_noticed_is_raised_by_the_next_receive_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: as a broadcast that skips clients that have left (examples/chat.py): the send
+    # noticed the departure and its WebSocketDisconnect was caught, so the receiving loop must
+    # still end, not fail with RuntimeError (test_servers_websocket.py has it behind Uvicorn).
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            try:
+                await ws.send_text(text)
+            except WebSocketDisconnect as exc:
+                seen.append(("send", exc.code))
+        seen.append("loop ended")
+        with pytest.raises(RuntimeError, match="receive on a closed WebSocket"):
+            await ws.receive_text()
+        seen.append((ws.state, ws.close_code))
+
+    incoming = [{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "hi"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1005}
+
+    async def send(message: Any) -> None:
+        if message["type"] != "websocket.accept":
+            raise OSError("the client is gone")
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(app.as_asgi()(websocket_scope("/ws"), receive, send))
+    assert seen == [("send", 1006), "loop ended", ("closed", 1006)]
     assert [r for r in caplog.records if r.name == "microweb"] == []
 
 

@@ -5,9 +5,14 @@ Endpoints:
 - ``/echo``: accepts the first subprotocol it supports (``echo.v2``, then ``echo.v1``) among
   those the client offers, or none; echoes text messages.
 - ``/echo-bytes``: echoes binary messages.
-- ``/close/{code:int}``: accepts, then closes with ``code`` and the reason ``"bye"``.
+- ``/close/{code:int}``: accepts, then closes with ``code`` and the reason ``?reason=``
+  (``"bye"`` by default).
 - ``/ticker``: sends a message every 10 ms until the client leaves, then prints
   ``ticker: client left`` to stderr (the server's log).
+- ``/send/{case}``: sends a memoryview, or a value of the wrong type (close 1011), then
+  ``"after"``.
+- ``/relay``: echoes each text message 0.2 s later, ignoring a client that left meanwhile;
+  prints ``relay: loop ended`` to stderr when its ``iter_text()`` loop ends.
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
   ``?token=s3cret``.
@@ -25,6 +30,7 @@ is not).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -86,9 +92,9 @@ async def echo_bytes(ws: WebSocket) -> None:
 
 @app.websocket("/close/{code:int}")
 async def close_with(ws: WebSocket, code: int) -> None:
-    """Close at once with ``code``."""
+    """Close at once with ``code`` and the reason ``?reason=`` (``"bye"`` by default)."""
     await ws.accept()
-    await ws.close(code, "bye")
+    await ws.close(code, ws.request.query.get("reason", "bye"))
 
 
 @app.websocket("/ticker")
@@ -103,6 +109,36 @@ async def ticker(ws: WebSocket) -> None:
             await asyncio.sleep(0.01)
     except WebSocketDisconnect as exc:
         print(f"ticker: client left ({exc.code})", file=sys.stderr, flush=True)
+
+
+@app.websocket("/send/{case}")
+async def send_case(ws: WebSocket, case: str) -> None:
+    """Send one message of the kind ``case`` names, then ``"after"``.
+
+    ``memoryview``: ``b"view"`` as a memoryview; ``text-none``: ``send_text(None)``;
+    ``bytes-str``: ``send_bytes("a str")``. The last two fail the handler (close 1011).
+    """
+    await ws.accept()
+    if case == "memoryview":
+        await ws.send_bytes(memoryview(b"view"))
+    elif case == "text-none":
+        await ws.send_text(None)  # type: ignore[arg-type]
+    else:
+        await ws.send_bytes("a str")  # type: ignore[arg-type]
+    await ws.send_text("after")
+
+
+@app.websocket("/relay")
+async def relay(ws: WebSocket) -> None:
+    """Echo each text message 0.2 s later, as a broadcast would deliver it: a client that has
+    left meanwhile is skipped. Prints ``relay: loop ended`` once the loop has ended."""
+    await ws.accept()
+    async for text in ws.iter_text():
+        await asyncio.sleep(0.2)
+        # NOTE: as examples/chat.py's broadcast, which goes on without a client that left.
+        with contextlib.suppress(WebSocketDisconnect):
+            await ws.send_text(text)
+    print("relay: loop ended", file=sys.stderr, flush=True)
 
 
 @app.websocket("/boom")
