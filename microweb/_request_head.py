@@ -85,6 +85,10 @@ class BodySource(Protocol):
 
 # NOTE: "not read yet", where None is a value (no client address, a JSON body of null).
 MISSING: Any = object()
+# SPEC: RFC 3986 3.3, a path segment's characters beside the unreserved ones (which quote()
+# keeps): sub-delims, ":" and "@". request.url keeps them as the client sent them, as Werkzeug
+# does; "?", "#", "%", spaces and non-ASCII are percent-encoded.
+_PATH_SAFE = "/!$&'()*+,;=:@"
 
 
 class HeadProperties:
@@ -235,10 +239,10 @@ class HeadProperties:
 
     @property
     def url(self) -> str:
-        """The full URL: scheme, host, root path, path and query string."""
+        """The full URL: scheme, host, root path, path (percent-encoded) and query string."""
         query = self.query_string.decode("latin-1")
         # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
-        path = quote(self.root_path + self.path) if self.path != "*" else ""
+        path = quote(self.root_path + self.path, _PATH_SAFE) if self.path != "*" else ""
         return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
 
     @property

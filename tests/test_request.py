@@ -304,6 +304,25 @@ def test_scheme_host_and_url_follow_the_base_url(interface: str) -> None:
     assert body["url"] == "https://example.org:8443/caf%C3%A9"
 
 
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("/a;b=c,d", "/a;b=c,d"),
+        ("/user@host:8080", "/user@host:8080"),
+        ("/a+b/(x)/it's/$5!/*", "/a+b/(x)/it's/$5!/*"),
+        ("/a%20b/100%25/caf%C3%A9", "/a%20b/100%25/caf%C3%A9"),
+        ("/%3Fq%23f", "/%3Fq%23f"),
+    ],
+)
+def test_url_keeps_the_characters_a_path_may_hold(
+    make_client: MakeClient, target: str, url: str
+) -> None:
+    # SPEC: RFC 3986 3.3, a path segment holds sub-delims, ":" and "@" as they are; only what
+    # a segment cannot hold is percent-encoded ("?" and "#" would end the path).
+    body = make_client(describe_app()).get(target).json()
+    assert body["url"] == f"http://testserver{url}"
+
+
 def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:
     app = App()
 
