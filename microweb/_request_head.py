@@ -17,7 +17,7 @@ from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._forms import Spooler
 from ._limits import Limits
-from ._parsing import parse_fields
+from ._parsing import RequestFields, parse_fields
 from ._target import check_host
 from ._types import AppLike
 
@@ -198,13 +198,15 @@ class HeadProperties:
 
     @property
     def query(self) -> MultiDict[str]:
-        """The query string as a multidict.
+        """The query string as a multidict; ``query[name]`` missing answers 400 (a ``KeyError``).
 
         Raises:
             HTTPError: 400 for invalid UTF-8 or more than ``max_query_params`` fields.
         """
         if self._query is None:
-            self._query = MultiDict(parse_fields(self.query_string, self.limits.max_query_params))
+            self._query = RequestFields(
+                parse_fields(self.query_string, self.limits.max_query_params)
+            )
         return self._query
 
     @property

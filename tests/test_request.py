@@ -115,6 +115,27 @@ def test_query_is_a_multidict(make_client: MakeClient) -> None:
     assert {key for key, _ in body["items"]} == {"a", "b"}
 
 
+def test_query_missing_key_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/search")
+    def search(request: Request) -> str:
+        return request.query["q"]
+
+    @app.get("/page")
+    def page(request: Request) -> str:
+        try:
+            return request.query["page"]
+        except KeyError:
+            return "1"
+
+    client = make_client(app)
+    assert client.get("/search?q=x").text == "x"
+    response = client.get("/search?other=1")
+    assert (response.status_code, response.text) == (400, "missing query parameter 'q'")
+    assert client.get("/page").text == "1"
+
+
 def test_query_values_are_percent_decoded(make_client: MakeClient) -> None:
     app = App()
 
