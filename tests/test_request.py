@@ -316,6 +316,28 @@ def test_client_address_has_host_and_port_attributes(make_client: MakeClient) ->
     assert make_client(app).get("/").text == "127.0.0.1:123"
 
 
+@pytest.mark.parametrize(
+    ("base_url", "server"),
+    [
+        ("http://testserver", ["testserver", 80]),
+        ("https://example.org", ["example.org", 443]),
+        ("http://example.org:8080", ["example.org", 8080]),
+    ],
+)
+def test_server_is_the_same_under_both_interfaces(
+    interface: str, base_url: str, server: list[Any]
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> list[Any]:
+        # NOTE: a tuple returned is (body, status); a list is JSON.
+        return list(request.server or ())
+
+    with TestClient(app, interface=interface, base_url=base_url) as client:
+        assert client.get("/").json() == server
+
+
 def test_scheme_host_and_url_follow_the_base_url(interface: str) -> None:
     app = describe_app()
     with TestClient(app, interface=interface, base_url="https://example.org:8443") as client:
