@@ -256,6 +256,10 @@ class HeadProperties:
         return self._headers.get("content-type")
 
     def url_for(self, name: str, /, **params: Any) -> str:
-        """Build the path of the route called ``name``, with the app's root path in front."""
+        """Build the path of the route called ``name``, with the app's root path in front.
+
+        The root path is percent-encoded, as ``url`` encodes it (it is decoded text).
+        """
         # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
-        return self.root_path.rstrip("/") + self.app.url_for(name, **params)
+        root = self.root_path.rstrip("/")
+        return (quote(root, _PATH_SAFE) if root else "") + self.app.url_for(name, **params)

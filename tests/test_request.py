@@ -748,3 +748,27 @@ def test_raw_path_leaves_out_the_root_path_under_both_interfaces() -> None:
     assert b"".join(app.as_wsgi()(environ, lambda s, h, e=None: seen.append(s))) == b"/x"
     scope = http_scope("GET", "/app/x", root_path="/app")
     assert response_body(asyncio.run(asgi_call(app, scope, body_messages(b"")))) == b"/x"
+
+
+def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() -> None:
+    # NOTE: root_path is decoded text, as path is; a space or "é" in it must not reach a link.
+    app = App()
+
+    @app.get("/items/{name}", name="item")
+    def item(request: Request, name: str) -> dict[str, str]:
+        return {"url_for": request.url_for("item", name=name), "url": request.url}
+
+    expected = {
+        "url_for": "/my%20app/caf%C3%A9/items/x%20y",
+        "url": "http://localhost/my%20app/caf%C3%A9/items/x%20y",
+    }
+    environ = wsgi_environ(
+        "GET", "/items/x y", SCRIPT_NAME="/my app/caf\u00c3\u00a9", HTTP_HOST="localhost"
+    )
+    body = b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))
+    assert json.loads(body) == expected
+    scope = http_scope("GET", "/my app/café/items/x y", root_path="/my app/café")
+    scope["raw_path"] = b"/my%20app/caf%C3%A9/items/x%20y"
+    scope["headers"] = [(b"host", b"localhost")]
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert json.loads(body) == expected
