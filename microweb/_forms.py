@@ -12,10 +12,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol
 
 from ._buffer import BodyBuffer
-from ._datastructures import MultiDict
 from ._errors import HTTPError
 from ._limits import Limits
-from ._parsing import decode_with, media_type, parse_fields
+from ._parsing import RequestFields, decode_with, media_type, parse_fields
 from ._parts import MULTIPART, MultipartEvents, PartHead
 from ._uploads import MAX_PIECES, BlockingRunner, UploadFile, run_here
 
@@ -25,10 +24,15 @@ URLENCODED = "application/x-www-form-urlencoded"
 FormValue = str | UploadFile
 
 
-class FormData(MultiDict[FormValue]):
-    """A form: a multidict of ``str`` fields and ``UploadFile`` files."""
+class FormData(RequestFields[FormValue]):
+    """A form: a multidict of ``str`` fields and ``UploadFile`` files.
+
+    ``form[name]`` for a field the client did not send raises an ``HTTPError(400)`` that is
+    also a ``KeyError``.
+    """
 
     __slots__ = ()
+    what = "form field"
 
     def close(self) -> None:
         """Close every uploaded file."""

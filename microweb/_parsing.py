@@ -6,11 +6,14 @@ import json
 import math
 import re
 from json.scanner import make_scanner
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ._charsets import decode, find_codec
+from ._datastructures import MultiDict
 from ._errors import HTTPError
+
+V = TypeVar("V")
 
 _JSON_TYPES = ("application/json",)
 _BOM = b"\xef\xbb\xbf"
@@ -188,6 +191,27 @@ def decode_text(body: bytes, content_type: str | None) -> str:
     """
     codec = find_text_codec(media_type(content_type)[1].get("charset"), "the body")
     return decode_with(body, codec, "the body")
+
+
+class MissingField(HTTPError, KeyError):
+    """A query parameter or form field the request lacks: a ``KeyError`` that answers 400."""
+
+
+class RequestFields(MultiDict[V]):
+    """The multidict of a request's query or form: ``fields[name]`` missing is the client's 400.
+
+    As Werkzeug's ``BadRequestKeyError``: a required field the client left out is bad input,
+    not a server error, and ``except KeyError`` still catches it.
+    """
+
+    __slots__ = ()
+    what = "query parameter"
+
+    def __getitem__(self, key: str) -> V:
+        try:
+            return self._first[key]
+        except KeyError:
+            raise MissingField(400, f"missing {self.what} {key!r}") from None
 
 
 def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._forms import Spooler
 from ._limits import Limits
-from ._parsing import parse_fields
+from ._parsing import RequestFields, parse_fields
 from ._target import check_host
 from ._types import AppLike
 
@@ -85,6 +85,10 @@ class BodySource(Protocol):
 
 # NOTE: "not read yet", where None is a value (no client address, a JSON body of null).
 MISSING: Any = object()
+# SPEC: RFC 3986 3.3, a path segment's characters beside the unreserved ones (which quote()
+# keeps): sub-delims, ":" and "@". request.url keeps them as the client sent them, as Werkzeug
+# does; "?", "#", "%", spaces and non-ASCII are percent-encoded.
+_PATH_SAFE = "/!$&'()*+,;=:@"
 
 
 class HeadProperties:
@@ -194,13 +198,15 @@ class HeadProperties:
 
     @property
     def query(self) -> MultiDict[str]:
-        """The query string as a multidict.
+        """The query string as a multidict; ``query[name]`` missing answers 400 (a ``KeyError``).
 
         Raises:
             HTTPError: 400 for invalid UTF-8 or more than ``max_query_params`` fields.
         """
         if self._query is None:
-            self._query = MultiDict(parse_fields(self.query_string, self.limits.max_query_params))
+            self._query = RequestFields(
+                parse_fields(self.query_string, self.limits.max_query_params)
+            )
         return self._query
 
     @property
@@ -235,10 +241,10 @@ class HeadProperties:
 
     @property
     def url(self) -> str:
-        """The full URL: scheme, host, root path, path and query string."""
+        """The full URL: scheme, host, root path, path (percent-encoded) and query string."""
         query = self.query_string.decode("latin-1")
         # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
-        path = quote(self.root_path + self.path) if self.path != "*" else ""
+        path = quote(self.root_path + self.path, _PATH_SAFE) if self.path != "*" else ""
         return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
 
     @property
@@ -250,6 +256,10 @@ class HeadProperties:
         return self._headers.get("content-type")
 
     def url_for(self, name: str, /, **params: Any) -> str:
-        """Build the path of the route called ``name``, with the app's root path in front."""
+        """Build the path of the route called ``name``, with the app's root path in front.
+
+        The root path is percent-encoded, as ``url`` encodes it (it is decoded text).
+        """
         # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
-        return self.root_path.rstrip("/") + self.app.url_for(name, **params)
+        root = self.root_path.rstrip("/")
+        return (quote(root, _PATH_SAFE) if root else "") + self.app.url_for(name, **params)

@@ -175,3 +175,19 @@ async def as_async(chunks: Any) -> Any:
     # NOTE: httpx's AsyncClient takes only async iterables as streamed content.
     for chunk in chunks:
         yield chunk
+
+
+def with_server_port(app: Any) -> Any:
+    """Wrap the ASGI ``app`` so that a scope's ``server`` names its port, as a server's does.
+
+    ``httpx.ASGITransport`` gives ``("testserver", None)`` when the URL has the scheme's
+    default port, where the WSGI side (``SERVER_PORT``), Uvicorn and Hypercorn give 80 or 443.
+    """
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        if server is not None and server[1] is None:
+            scope["server"] = (server[0], 443 if scope.get("scheme") == "https" else 80)
+        await app(scope, receive, send)
+
+    return asgi

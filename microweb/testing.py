@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from ._wsgi import WSGIDriver
 
 from ._errors import InterfaceWarning
-from ._testing_asgi import Lifespan, LoopThread, WebSocketSession, as_async, handshake_headers
+from ._testing_asgi import (
+    Lifespan,
+    LoopThread,
+    WebSocketSession,
+    as_async,
+    handshake_headers,
+    with_server_port,
+)
 from ._testing_wsgi import CLIENT_ADDRESS, WSGITransport
 
 __all__ = ["TestClient", "WebSocketSession"]
@@ -125,7 +132,8 @@ class TestClient:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
-            transport = httpx.ASGITransport(app=self._asgi, client=self.client)
+            app = with_server_port(self._asgi)
+            transport = httpx.ASGITransport(app=app, client=self.client)
             self._asgi_client = httpx.AsyncClient(transport=transport, **self._client_options())
         return self._loop, self._asgi_client
 

@@ -241,6 +241,43 @@ def test_urlencoded_invalid_utf8_is_400(make_client: MakeClient, colour: str) ->
     assert response.status_code == 400
 
 
+def test_form_missing_field_is_400_and_still_a_key_error(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+
+    def read_form(request: Request) -> FormData:
+        return request.form()
+
+    async def aread_form(request: Request) -> FormData:
+        return await request.aform()
+
+    def subscribe(form: FormData) -> str:
+        try:
+            topic = form["topic"]
+        except KeyError:
+            topic = "news"
+        return f"{form['email']} {topic}"
+
+    if colour == "sync":
+
+        @app.post("/")
+        def handler(request: Request) -> str:
+            return subscribe(read_form(request))
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> str:
+            return subscribe(await aread_form(request))
+
+    client = make_client(app)
+    assert client.post("/", data={"email": "a@example.com"}).text == "a@example.com news"
+    for files in (None, {"cv": ("cv.txt", b"hi", "text/plain")}):
+        response = client.post("/", data={"topic": "tips"}, files=files)
+        assert (response.status_code, response.text) == (400, "missing form field 'email'")
+
+
 # -- multipart ---------------------------------------------------------------------------------
 
 

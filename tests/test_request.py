@@ -115,6 +115,27 @@ def test_query_is_a_multidict(make_client: MakeClient) -> None:
     assert {key for key, _ in body["items"]} == {"a", "b"}
 
 
+def test_query_missing_key_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/search")
+    def search(request: Request) -> str:
+        return request.query["q"]
+
+    @app.get("/page")
+    def page(request: Request) -> str:
+        try:
+            return request.query["page"]
+        except KeyError:
+            return "1"
+
+    client = make_client(app)
+    assert client.get("/search?q=x").text == "x"
+    response = client.get("/search?other=1")
+    assert (response.status_code, response.text) == (400, "missing query parameter 'q'")
+    assert client.get("/page").text == "1"
+
+
 def test_query_values_are_percent_decoded(make_client: MakeClient) -> None:
     app = App()
 
@@ -295,6 +316,28 @@ def test_client_address_has_host_and_port_attributes(make_client: MakeClient) ->
     assert make_client(app).get("/").text == "127.0.0.1:123"
 
 
+@pytest.mark.parametrize(
+    ("base_url", "server"),
+    [
+        ("http://testserver", ["testserver", 80]),
+        ("https://example.org", ["example.org", 443]),
+        ("http://example.org:8080", ["example.org", 8080]),
+    ],
+)
+def test_server_is_the_same_under_both_interfaces(
+    interface: str, base_url: str, server: list[Any]
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> list[Any]:
+        # NOTE: a tuple returned is (body, status); a list is JSON.
+        return list(request.server or ())
+
+    with TestClient(app, interface=interface, base_url=base_url) as client:
+        assert client.get("/").json() == server
+
+
 def test_scheme_host_and_url_follow_the_base_url(interface: str) -> None:
     app = describe_app()
     with TestClient(app, interface=interface, base_url="https://example.org:8443") as client:
@@ -302,6 +345,25 @@ def test_scheme_host_and_url_follow_the_base_url(interface: str) -> None:
     assert body["scheme"] == "https"
     assert body["host"] == "example.org:8443"
     assert body["url"] == "https://example.org:8443/caf%C3%A9"
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("/a;b=c,d", "/a;b=c,d"),
+        ("/user@host:8080", "/user@host:8080"),
+        ("/a+b/(x)/it's/$5!/*", "/a+b/(x)/it's/$5!/*"),
+        ("/a%20b/100%25/caf%C3%A9", "/a%20b/100%25/caf%C3%A9"),
+        ("/%3Fq%23f", "/%3Fq%23f"),
+    ],
+)
+def test_url_keeps_the_characters_a_path_may_hold(
+    make_client: MakeClient, target: str, url: str
+) -> None:
+    # SPEC: RFC 3986 3.3, a path segment holds sub-delims, ":" and "@" as they are; only what
+    # a segment cannot hold is percent-encoded ("?" and "#" would end the path).
+    body = make_client(describe_app()).get(target).json()
+    assert body["url"] == f"http://testserver{url}"
 
 
 def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:
@@ -686,3 +748,27 @@ def test_raw_path_leaves_out_the_root_path_under_both_interfaces() -> None:
     assert b"".join(app.as_wsgi()(environ, lambda s, h, e=None: seen.append(s))) == b"/x"
     scope = http_scope("GET", "/app/x", root_path="/app")
     assert response_body(asyncio.run(asgi_call(app, scope, body_messages(b"")))) == b"/x"
+
+
+def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() -> None:
+    # NOTE: root_path is decoded text, as path is; a space or "é" in it must not reach a link.
+    app = App()
+
+    @app.get("/items/{name}", name="item")
+    def item(request: Request, name: str) -> dict[str, str]:
+        return {"url_for": request.url_for("item", name=name), "url": request.url}
+
+    expected = {
+        "url_for": "/my%20app/caf%C3%A9/items/x%20y",
+        "url": "http://localhost/my%20app/caf%C3%A9/items/x%20y",
+    }
+    environ = wsgi_environ(
+        "GET", "/items/x y", SCRIPT_NAME="/my app/caf\u00c3\u00a9", HTTP_HOST="localhost"
+    )
+    body = b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))
+    assert json.loads(body) == expected
+    scope = http_scope("GET", "/my app/café/items/x y", root_path="/my app/café")
+    scope["raw_path"] = b"/my%20app/caf%C3%A9/items/x%20y"
+    scope["headers"] = [(b"host", b"localhost")]
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert json.loads(body) == expected
