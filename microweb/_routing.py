@@ -369,7 +369,8 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
 
     Raises:
         TypeError: If a parameter is missing or unknown.
-        ValueError: If a one-segment parameter is empty (no route would match the result).
+        ValueError: If a one-segment parameter is empty, or its converter's ``to_python``
+            refuses the text its ``to_url`` made (no request would match the result).
     """
     expected = set(route.param_names)
     if set(params) != expected:
@@ -388,8 +389,21 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             parts.append(
                 ("%2F" + quote(text[1:], safe="/")) if text[:1] == "/" else quote(text, safe="/")
             )
-        elif text:
-            parts.append(quote(text, safe=""))
         else:
-            raise ValueError(f"url_for({route.name!r}): parameter {segment.name!r} is empty")
+            _check_segment(route, segment, converter, text)
+            parts.append(quote(text, safe=""))
     return "/" + "/".join(parts)
+
+
+def _check_segment(route: Route, segment: Param, converter: Converter, text: str) -> None:
+    """Refuse a one-segment value that no request path could match: a link built from it
+    would answer 404."""
+    where = f"url_for({route.name!r}): parameter {segment.name!r}"
+    if not text:
+        raise ValueError(f"{where} is empty")
+    try:
+        converter.to_python(text)
+    except ValueError:
+        raise ValueError(
+            f"{where} is {text!r}, which {{{segment.name}:{segment.converter}}} does not match"
+        ) from None
