@@ -349,7 +349,8 @@ def _from_tuple(result: tuple[Any, ...]) -> Response:
     if len(result) not in (2, 3) or isinstance(result[0], tuple):
         raise TypeError(f"a handler returned a tuple of {len(result)} items; return {_TUPLE_FORMS}")
     status = result[1]
-    if type(status) is not int:
+    # NOTE: an int subclass such as HTTPStatus.CREATED is a status; a bool is not.
+    if isinstance(status, bool) or not isinstance(status, int):
         raise TypeError(
             f"a handler returned a tuple whose status is {type(status).__name__}; return "
             f"{_TUPLE_FORMS} with an int status"
@@ -357,7 +358,7 @@ def _from_tuple(result: tuple[Any, ...]) -> Response:
     if not 100 <= status <= 599:
         raise ValueError(f"a handler returned the status {status}; a status is 100 to 599")
     response = to_response(result[0])
-    response.status = status
+    response.status = int(status)
     if len(result) == 3 and result[2]:
         _set_headers(response.headers, result[2])
     return response
