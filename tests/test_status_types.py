@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, HTTPError, Request
+from microweb import App, HTTPError, Request, Response
 
 
 @pytest.mark.parametrize("status", [404.0, 404.5, "404", None, True])
@@ -39,3 +39,32 @@ def test_a_tuple_may_carry_an_http_status(make_client: MakeClient, colour: str) 
         assert (created.status_code, created.json()) == (201, {"id": 1})
         refused = client.get("/teapot", headers={"accept": "application/json"})
         assert refused.json() == {"status": 418, "detail": "I'm a Teapot"}
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (99999, ValueError),
+        (42, ValueError),
+        (600, ValueError),
+        (200.0, TypeError),
+        ("200", TypeError),
+    ],
+)
+def test_a_response_refuses_a_status_no_server_can_send(status: Any, error: type) -> None:
+    # NOTE: 99999 went out under ASGI and failed wsgiref.validate; 200.0 went out as 200.0.
+    with pytest.raises(error, match="a Response"):
+        Response("x", status=status)
+
+
+def test_a_response_takes_an_http_status_member_as_its_int(make_client: MakeClient) -> None:
+    response = Response("made", status=HTTPStatus.CREATED)
+    assert type(response.status) is int
+
+    app = App()
+
+    @app.get("/")
+    def create(request: Request) -> Response:
+        return Response("made", status=HTTPStatus.CREATED)
+
+    assert make_client(app).get("/").status_code == 201
