@@ -13,14 +13,18 @@ from ._serving import GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
 
 def routes_table(app: App) -> str:
     """Return the route table as aligned text: method, template, name, handler, colour."""
-    rows = [("METHOD", "TEMPLATE", "NAME", "HANDLER", "COLOUR")]
-    routes = app.routes + app.websocket_routes
-    for route in sorted(routes, key=lambda r: (r.template, r.kind, sorted(r.methods))):
+    lines = []
+    for route in app.routes + app.websocket_routes:
         handler = f"{route.handler.__module__}.{getattr(route.handler, '__qualname__', '?')}"
         colour = "async" if route.is_async else "sync"
-        methods = ["WS"] if route.kind == "websocket" else sorted(route.methods)
+        methods = ["WS"] if route.kind == "websocket" else route.methods
         for method in methods:
-            rows.append((method, route.template, route.name, handler, colour))
+            key = (route.template, route.kind, method)
+            lines.append((key, (method, route.template, route.name, handler, colour)))
+    # NOTE: lines, not routes, are sorted: GET and POST of one template by two handlers
+    # come out in method order, as the methods of one handler do.
+    rows = [("METHOD", "TEMPLATE", "NAME", "HANDLER", "COLOUR")]
+    rows += [row for _, row in sorted(lines)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows

@@ -41,9 +41,11 @@ class HTTPError(Exception):
         detail: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if not 400 <= status <= 599:
-            raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status}")
-        self.status = status
+        # NOTE: a float 404.0 compared fine and went out as the ASGI status 404.0; an
+        # HTTPStatus member is an int, kept as a plain one for handlers and the JSON body.
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status!r}")
+        self.status = int(status)
         self.detail = detail if detail is not None else status_phrase(status)
         self.headers = dict(headers) if headers else {}
         for name, value in self.headers.items():

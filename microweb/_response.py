@@ -15,6 +15,7 @@ from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
 from ._files import FileInfo, stat_file
 from ._sse import AsyncSSEChunks, SSEChunks
+from ._status import checked_status
 
 StreamBody = Iterable[bytes | str] | AsyncIterable[bytes | str]
 
@@ -78,7 +79,12 @@ class Response:
             body = body.encode("utf-8")
             media_type = media_type or TEXT
         self.body: bytes = body
-        self.status = status
+        # PERF: a plain int in range costs two comparisons; anything else is checked.
+        self.status = (
+            status
+            if type(status) is int and 100 <= status <= 599
+            else checked_status(status, "a Response")
+        )
         if headers:
             self.headers = Headers(headers)
             if media_type is not None:
@@ -348,14 +354,10 @@ def _from_tuple(result: tuple[Any, ...]) -> Response:
     """Convert ``(value, status)`` or ``(value, status, headers)`` like ``value`` alone."""
     if len(result) not in (2, 3) or isinstance(result[0], tuple):
         raise TypeError(f"a handler returned a tuple of {len(result)} items; return {_TUPLE_FORMS}")
-    status = result[1]
-    if type(status) is not int:
-        raise TypeError(
-            f"a handler returned a tuple whose status is {type(status).__name__}; return "
-            f"{_TUPLE_FORMS} with an int status"
-        )
-    if not 100 <= status <= 599:
-        raise ValueError(f"a handler returned the status {status}; a status is 100 to 599")
+    try:
+        status = checked_status(result[1], "a handler returned a tuple")
+    except TypeError as exc:
+        raise TypeError(f"{exc}: return {_TUPLE_FORMS} with an int status") from None
     response = to_response(result[0])
     response.status = status
     if len(result) == 3 and result[2]:

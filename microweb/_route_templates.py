@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
@@ -47,6 +48,12 @@ def _to_float(text: str) -> float:
     return value
 
 
+def _float_to_url(value: float) -> str:
+    # NOTE: repr() writes 1e+20 and 1e-07, which {x:float} does not match; the decimal form
+    # of the same shortest digits does ("100000000000000000000", "0.0000001").
+    return format(Decimal(repr(float(value))), "f")
+
+
 def _to_uuid(text: str) -> uuid.UUID:
     if not _UUID.fullmatch(text):
         raise ValueError(text)
@@ -60,7 +67,7 @@ def _to_str(text: str) -> str:
 BUILTIN_CONVERTERS: Mapping[str, Converter] = {
     "str": Converter("str", _to_str),
     "int": Converter("int", _to_int),
-    "float": Converter("float", _to_float, repr),
+    "float": Converter("float", _to_float, _float_to_url),
     "uuid": Converter("uuid", _to_uuid),
     "path": Converter("path", _to_str),
 }

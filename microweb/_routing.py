@@ -369,7 +369,8 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
 
     Raises:
         TypeError: If a parameter is missing or unknown.
-        ValueError: If a one-segment parameter is empty (no route would match the result).
+        ValueError: If a one-segment parameter is empty, or a built-in converter's
+            ``to_python`` refuses the text its ``to_url`` made (no request would match it).
     """
     expected = set(route.param_names)
     if set(params) != expected:
@@ -388,8 +389,28 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             parts.append(
                 ("%2F" + quote(text[1:], safe="/")) if text[:1] == "/" else quote(text, safe="/")
             )
-        elif text:
-            parts.append(quote(text, safe=""))
         else:
-            raise ValueError(f"url_for({route.name!r}): parameter {segment.name!r} is empty")
+            _check_segment(route, segment, converter, text)
+            parts.append(quote(text, safe=""))
     return "/" + "/".join(parts)
+
+
+# NOTE: only the built-in converters take their text back: a custom to_python may be costly
+# (a database lookup) or have effects, and url_for must not run it.
+_CHECKED = frozenset({"int", "float", "uuid"})
+
+
+def _check_segment(route: Route, segment: Param, converter: Converter, text: str) -> None:
+    """Refuse a one-segment value that no request path could match: a link built from it
+    would answer 404."""
+    where = f"url_for({route.name!r}): parameter {segment.name!r}"
+    if not text:
+        raise ValueError(f"{where} is empty")
+    if segment.converter not in _CHECKED:
+        return
+    try:
+        converter.to_python(text)
+    except ValueError:
+        raise ValueError(
+            f"{where} is {text!r}, which {{{segment.name}:{segment.converter}}} does not match"
+        ) from None

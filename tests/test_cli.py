@@ -56,6 +56,21 @@ def test_routes_table_lists_method_template_name_handler_colour() -> None:
     assert lines[2].split()[0] == "GET"
 
 
+def test_routes_table_sorts_the_methods_of_one_template_across_handlers() -> None:
+    app = App()
+
+    @app.get("/items")
+    def list_items(request: Any) -> None:
+        return None
+
+    @app.route("/items", methods=["POST", "DELETE"])
+    def change_items(request: Any) -> None:
+        return None
+
+    lines = routes_table(app).splitlines()[1:]
+    assert [line.split()[0] for line in lines] == ["DELETE", "GET", "POST"]
+
+
 def test_missing_server_names_the_install_command(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,70 @@
+"""Statuses given as ``http.HTTPStatus`` members, and statuses that are no status at all."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from conftest import MakeClient, in_colour
+
+from microweb import App, HTTPError, Request, Response
+
+
+@pytest.mark.parametrize("status", [404.0, 404.5, "404", None, True])
+def test_http_error_refuses_a_status_that_is_no_int(status: Any) -> None:
+    # NOTE: 404.0 went out as the ASGI status 404.0 and the JSON {"status": 404.0}.
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        HTTPError(status)
+
+
+def test_http_error_takes_an_http_status_member_as_its_int() -> None:
+    exc = HTTPError(HTTPStatus.IM_A_TEAPOT)
+    assert (type(exc.status), exc.status, exc.detail) == (int, 418, "I'm a Teapot")
+
+
+def test_a_tuple_may_carry_an_http_status(make_client: MakeClient, colour: str) -> None:
+    app = App()
+
+    def create(request: Request) -> Any:
+        return {"id": 1}, HTTPStatus.CREATED
+
+    def teapot(request: Request) -> Any:
+        raise HTTPError(HTTPStatus.IM_A_TEAPOT)
+
+    app.get("/create")(in_colour(colour, create))
+    app.get("/teapot")(in_colour(colour, teapot))
+    with make_client(app) as client:
+        created = client.get("/create")
+        assert (created.status_code, created.json()) == (201, {"id": 1})
+        refused = client.get("/teapot", headers={"accept": "application/json"})
+        assert refused.json() == {"status": 418, "detail": "I'm a Teapot"}
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (99999, ValueError),
+        (42, ValueError),
+        (600, ValueError),
+        (200.0, TypeError),
+        ("200", TypeError),
+    ],
+)
+def test_a_response_refuses_a_status_no_server_can_send(status: Any, error: type) -> None:
+    # NOTE: 99999 went out under ASGI and failed wsgiref.validate; 200.0 went out as 200.0.
+    with pytest.raises(error, match="a Response"):
+        Response("x", status=status)
+
+
+def test_a_response_takes_an_http_status_member_as_its_int(make_client: MakeClient) -> None:
+    response = Response("made", status=HTTPStatus.CREATED)
+    assert type(response.status) is int
+
+    app = App()
+
+    @app.get("/")
+    def create(request: Request) -> Response:
+        return Response("made", status=HTTPStatus.CREATED)
+
+    assert make_client(app).get("/").status_code == 201

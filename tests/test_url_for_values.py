@@ -1,0 +1,89 @@
+"""``url_for`` builds only URLs that route back to the values it was given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request
+
+
+def values_app() -> App:
+    app = App()
+
+    @app.get("/f/{value:float}", name="float")
+    @app.get("/i/{value:int}", name="int")
+    @app.get("/s/{value}", name="str")
+    def echo(request: Request, value: Any) -> dict:
+        return {"value": value}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "url"),
+    [
+        ("float", 1e20, "/f/100000000000000000000"),
+        ("float", 1e-7, "/f/0.0000001"),
+        ("float", 2.5, "/f/2.5"),
+        ("int", 7, "/i/7"),
+    ],
+)
+def test_url_for_a_number_routes_back_to_it(
+    make_client: MakeClient, name: str, value: float, url: str
+) -> None:
+    app = values_app()
+    assert app.url_for(name, value=value) == url
+    assert make_client(app).get(url).json() == {"value": value}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("int", -3),
+        ("float", -1.5),
+        ("float", float("inf")),
+        ("float", float("nan")),
+    ],
+)
+def test_url_for_refuses_a_value_no_request_can_match(name: str, value: object) -> None:
+    # NOTE: "/i/-3" would answer 404: {value:int} takes no sign.
+    with pytest.raises(ValueError, match="'value'"):
+        values_app().url_for(name, value=value)
+
+
+def looked_up_app(calls: list[str]) -> App:
+    app = App()
+
+    def load(text: str) -> str:
+        calls.append(text)
+        if text == "broken":
+            raise LookupError("the store is down")
+        return text.upper()
+
+    app.add_converter("user", load)
+
+    @app.get("/users/{user:user}", name="user")
+    def user(request: Request, user: str) -> str:
+        return user
+
+    return app
+
+
+def test_url_for_does_not_call_a_custom_to_python() -> None:
+    calls: list[str] = []
+    assert looked_up_app(calls).url_for("user", user="ann") == "/users/ann"
+    assert calls == []
+
+
+def test_a_custom_converter_failing_otherwise_than_with_value_error_is_a_500(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    with make_client(looked_up_app(calls)) as client:
+        assert client.get("/users/ann").text == "ANN"
+        failed = client.get("/users/broken")
+    assert (failed.status_code, failed.text) == (500, "Internal Server Error")
+    assert any(record.exc_info and record.exc_info[0] is LookupError for record in caplog.records)
