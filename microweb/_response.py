@@ -79,7 +79,8 @@ class Response:
             body = body.encode("utf-8")
             media_type = media_type or TEXT
         self.body: bytes = body
-        # PERF: a plain int in range costs two comparisons; anything else is checked.
+        # NOTE: a plain int in range, the usual status, is told inline; checked_status() tells
+        # the rest (an HTTPStatus member becomes its int) or refuses it.
         self.status = (
             status
             if type(status) is int and 100 <= status <= 599
