@@ -17,6 +17,7 @@ from drive import raw_pieces
 from microweb import App, Request, Response
 from microweb.plugins import GZip, Static
 from microweb.plugins.gzip import accepts_gzip
+from microweb.testing import TestClient
 
 TEXT = "microweb compresses this line. " * 100
 
@@ -245,13 +246,18 @@ def test_gzip_stream_closes_the_inner_stream_when_closed_early() -> None:
     assert closed == ["inner"]
 
 
-def test_gzip_of_a_file_drops_its_length_and_validators(
-    make_client: MakeClient, files: Path
-) -> None:
+def static_client(make_client: MakeClient, files: Path) -> TestClient:
+    """A client of an app serving ``files`` under ``/static`` with the default ``GZip``."""
     app = App()
     app.install(GZip())
     app.install(Static(files))
-    client = make_client(app)
+    return make_client(app)
+
+
+def test_gzip_of_a_file_drops_its_length_and_validators(
+    make_client: MakeClient, files: Path
+) -> None:
+    client = static_client(make_client, files)
     response = client.get("/static/site.css")
     assert response.headers["content-encoding"] == "gzip"
     assert response.text == (files / "site.css").read_text()
@@ -285,10 +291,7 @@ def test_gzip_head_has_the_headers_of_get(
 def test_gzip_lets_files_answer_ranges_and_conditionals(
     make_client: MakeClient, files: Path
 ) -> None:
-    app = App()
-    app.install(GZip())
-    app.install(Static(files))
-    client = make_client(app)
+    client = static_client(make_client, files)
     identity = client.get("/static/site.css", headers={"accept-encoding": "identity"})
     etag = identity.headers["etag"]
     not_modified = client.get("/static/site.css", headers={"if-none-match": etag})
@@ -301,10 +304,7 @@ def test_gzip_lets_files_answer_ranges_and_conditionals(
 def test_gzip_compresses_a_changed_file_for_a_stale_validator(
     make_client: MakeClient, files: Path
 ) -> None:
-    app = App()
-    app.install(GZip())
-    app.install(Static(files))
-    client = make_client(app)
+    client = static_client(make_client, files)
     # NOTE: the client's copy is out of date, so it gets the whole file: compressed, as ever.
     for validator in (
         {"if-none-match": 'W/"old-tag"'},
@@ -320,10 +320,7 @@ def test_gzip_compresses_a_changed_file_for_a_stale_validator(
 def test_gzip_304_has_the_vary_and_etag_of_the_200(
     make_client: MakeClient, files: Path, accept: str
 ) -> None:
-    app = App()
-    app.install(GZip())
-    app.install(Static(files))
-    client = make_client(app)
+    client = static_client(make_client, files)
     whole = client.get("/static/site.css", headers={"accept-encoding": accept})
     assert whole.headers["vary"] == "Accept-Encoding"
     for validator in (
