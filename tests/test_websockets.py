@@ -13,7 +13,7 @@ import importlib.util
 import json
 import logging
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -381,6 +381,32 @@ def test_app_closes_with_a_code(asgi_client: MakeClient) -> None:
     assert seen == [("closed", 4000)]
 
 
+def failed_call(
+    asgi_client: MakeClient,
+    call: Callable[[WebSocket], Awaitable[None]],
+    error: type[Exception],
+) -> list[tuple[str, str]]:
+    """Run ``call`` in an accepted handler, which lets its ``error`` out: the client gets 1011
+    with nothing sent before it. Returns what each error said, with the socket's state then."""
+    seen: list[tuple[str, str]] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await call(ws)
+        except error as exc:
+            seen.append((str(exc), ws.state))
+            raise
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()  # NOTE: nothing was sent before the close
+        assert closed.value.code == 1011
+    return seen
+
+
 @pytest.mark.parametrize(
     ("code", "reason", "message"),
     [
@@ -395,22 +421,7 @@ def test_close_refuses_what_the_server_cannot_send(
 ) -> None:
     # NOTE: a real server's WebSocket library raises from send() for these, and the client got
     # no close frame at all (test_servers_websocket.py); the test client took them as they were.
-    seen: list[Any] = []
-    app = App()
-
-    @app.websocket("/ws")
-    async def handler(ws: WebSocket) -> None:
-        await ws.accept()
-        try:
-            await ws.close(code, reason)
-        except ValueError as exc:
-            seen.append((str(exc), ws.state))
-            raise
-
-    with asgi_client(app).websocket_connect("/ws") as session:
-        with pytest.raises(WebSocketDisconnect) as closed:
-            session.receive_text()
-        assert closed.value.code == 1011
+    seen = failed_call(asgi_client, lambda ws: ws.close(code, reason), ValueError)
     assert len(seen) == 1
     assert message in seen[0][0]
     assert seen[0][1] == "open"
@@ -428,23 +439,8 @@ def test_close_refuses_what_the_server_cannot_send(
 def test_a_message_of_the_wrong_type_raises_type_error(
     asgi_client: MakeClient, method: str, value: Any, message: str
 ) -> None:
-    seen: list[str] = []
-    app = App()
-
-    @app.websocket("/ws")
-    async def handler(ws: WebSocket) -> None:
-        await ws.accept()
-        try:
-            await getattr(ws, method)(value)
-        except TypeError as exc:
-            seen.append(str(exc))
-            raise
-
-    with asgi_client(app).websocket_connect("/ws") as session:
-        with pytest.raises(WebSocketDisconnect) as closed:
-            session.receive_text()  # NOTE: nothing was sent before the close
-        assert closed.value.code == 1011
-    assert seen == [message]
+    seen = failed_call(asgi_client, lambda ws: getattr(ws, method)(value), TypeError)
+    assert [text for text, _ in seen] == [message]
 
 
 def test_send_bytes_takes_a_bytearray_or_a_memoryview(asgi_client: MakeClient) -> None:
