@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 from ._asgi_body import ASGIBody
 from ._concurrency import ThreadHooks
-from ._datastructures import Headers
+from ._datastructures import Headers, trusted_headers
 from ._limits import Limits
+from ._parsing import RequestHeaders
 from ._request import Request, decode_raw_path, new_request
 from ._request_head import Address
 from ._target import strip_root, target_path
@@ -51,8 +52,9 @@ class ASGIRequest(ThreadHooks, Request):
         return str(self._raw.get("root_path", ""))
 
     def _read_headers(self) -> Headers:
-        return Headers(
-            _trusted=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw["headers"]]
+        return trusted_headers(
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw["headers"]],
+            RequestHeaders,
         )
 
     def _read_content_type(self) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from ._charsets import decode, find_codec
-from ._datastructures import MultiDict
+from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
 
 V = TypeVar("V")
@@ -212,6 +212,16 @@ class RequestFields(MultiDict[V]):
             return self._first[key]
         except KeyError:
             raise MissingField(400, f"missing {self.what} {key!r}") from None
+
+
+class RequestHeaders(Headers):
+    """The headers a client sent: ``headers[name]`` missing is the client's 400, as for
+    ``RequestFields`` (and Werkzeug's ``request.headers``)."""
+
+    __slots__ = ()
+
+    def _missing(self, name: str) -> KeyError:
+        return MissingField(400, f"missing header {name!r}")
 
 
 def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:

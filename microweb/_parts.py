@@ -25,10 +25,10 @@ from typing import Any
 
 import multipart
 
-from ._datastructures import Headers
+from ._datastructures import Headers, trusted_headers
 from ._errors import HTTPError
 from ._limits import Limits
-from ._parsing import decode_with, find_text_codec, media_type
+from ._parsing import RequestHeaders, decode_with, find_text_codec, media_type
 
 MULTIPART = "multipart/form-data"
 
@@ -78,7 +78,7 @@ def _head_of(segment: multipart.MultipartSegment) -> PartHead:
         name=name,
         filename=segment.filename,
         content_type=segment.content_type or default,
-        headers=Headers(_trusted=[(k.lower(), v) for k, v in segment.headerlist]),
+        headers=trusted_headers([(k.lower(), v) for k, v in segment.headerlist], RequestHeaders),
         charset=segment.charset,
         codec=codec,
     )

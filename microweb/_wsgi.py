@@ -18,6 +18,7 @@ from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._files import FILE_CHUNK
+from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, client_left, fail, respond, settle
 from ._request import Request, decode_path, new_request
 from ._request_head import Address
@@ -42,7 +43,7 @@ def _headers_of(environ: Environ) -> Headers:
         value = environ.get(key)
         if value:
             items.append((name, value))
-    return trusted_headers(items)
+    return trusted_headers(items, RequestHeaders)
 
 
 def _raw_path(environ: Environ) -> bytes:

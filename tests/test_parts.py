@@ -247,6 +247,28 @@ def test_part_attributes_and_headers(make_client: MakeClient, colour: str) -> No
     ]
 
 
+def test_part_header_missing_is_400(make_client: MakeClient, colour: str) -> None:
+    app = App()
+
+    if colour == "sync":
+
+        @app.post("/")
+        def sync_handler(request: Request) -> Any:
+            return [item.headers["x-tag"] for item in request.iter_parts()]
+
+    else:
+
+        @app.post("/")
+        async def async_handler(request: Request) -> Any:
+            return [item.headers["x-tag"] async for item in request.aiter_parts()]
+
+    client = make_client(app)
+    tagged = multipart(part("f", "x", extra=("X-Tag: one",)))
+    assert post(client, tagged).json() == ["one"]
+    response = post(client, multipart(part("f", "x")))
+    assert (response.status_code, response.text) == (400, "missing header 'x-tag'")
+
+
 def test_text_decodes_with_the_part_charset(make_client: MakeClient, colour: str) -> None:
     app = App()
     if colour == "sync":

@@ -202,6 +202,35 @@ def test_headers_are_case_insensitive(make_client: MakeClient) -> None:
     }
 
 
+def test_header_missing_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/token")
+    def token(request: Request) -> str:
+        return request.headers["X-Token"]
+
+    @app.get("/lang")
+    def lang(request: Request) -> str:
+        try:
+            return request.headers["Accept-Language"]
+        except KeyError:
+            return "en"
+
+    client = make_client(app)
+    assert client.get("/token", headers={"x-token": "t"}).text == "t"
+    response = client.get("/token")
+    assert (response.status_code, response.text) == (400, "missing header 'X-Token'")
+    assert client.get("/lang").text == "en"
+
+
+def test_response_headers_missing_is_a_plain_key_error() -> None:
+    # NOTE: the app's own headers: a missing one is the app's bug, not the client's 400.
+    response = Response("x")
+    with pytest.raises(KeyError) as caught:
+        response.headers["x-nothing"]
+    assert not isinstance(caught.value, HTTPError)
+
+
 def test_headers_are_multi_valued(make_client: MakeClient, interface: str) -> None:
     app = App()
 
