@@ -365,11 +365,12 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     """Fill ``route``'s template with ``params``, percent-encoding each segment.
 
     The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
-    a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be empty.
+    a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be
+    empty or hold a ``/``.
 
     Raises:
         TypeError: If a parameter is missing or unknown.
-        ValueError: If a one-segment parameter is empty, or a built-in converter's
+        ValueError: If a one-segment parameter is empty or holds ``/``, or a built-in converter's
             ``to_python`` refuses the text its ``to_url`` made (no request would match it).
     """
     expected = set(route.param_names)
@@ -406,6 +407,13 @@ def _check_segment(route: Route, segment: Param, converter: Converter, text: str
     where = f"url_for({route.name!r}): parameter {segment.name!r}"
     if not text:
         raise ValueError(f"{where} is empty")
+    if "/" in text:
+        # NOTE: a request's path is matched decoded, so "a%2Fb" is two segments: a link with
+        # one would answer 404 (Starlette's str converter refuses "/" in the same way).
+        raise ValueError(
+            f"{where} is {text!r}: a '/' cannot be part of one segment; "
+            f"use {{{segment.name}:path}} for values that hold it"
+        )
     if segment.converter not in _CHECKED:
         return
     try:

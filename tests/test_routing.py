@@ -332,8 +332,8 @@ def test_table_iterates_over_every_route_once() -> None:
 def test_build_path_fills_and_percent_encodes() -> None:
     converters = dict(BUILTIN_CONVERTERS)
     route = make_route("/users/{user_id:int}/files/{name}")
-    assert build_path(route, converters, {"user_id": 3, "name": "a b/c"}) == (
-        "/users/3/files/a%20b%2Fc"
+    assert build_path(route, converters, {"user_id": 3, "name": "a b?c#d"}) == (
+        "/users/3/files/a%20b%3Fc%23d"
     )
     static = make_route("/static/{rest:path}")
     assert build_path(static, converters, {"rest": "css/x y.css"}) == "/static/css/x%20y.css"
@@ -900,6 +900,21 @@ def test_url_for_never_starts_with_two_slashes(rest: str, expected: str) -> None
     assert app.url_for("anything", rest=rest) == expected
     with pytest.raises(ValueError, match="'word' is empty"):
         app.url_for("word", word="")
+
+
+def test_url_for_refuses_a_slash_in_one_segment(make_client: MakeClient) -> None:
+    # NOTE: the path is matched decoded: "/a%2Fb/x" is "/a/b/x", which /{word}/x cannot match.
+    app = App()
+
+    @app.get("/{word}/x", name="word")
+    def word(request: Request, word: str) -> str:
+        return word
+
+    client = make_client(app)
+    assert client.get("/a%2Fb/x").status_code == 404
+    with pytest.raises(ValueError, match=r"'word' is 'a/b': a '/' cannot be part of one segment"):
+        app.url_for("word", word="a/b")
+    assert client.get(app.url_for("word", word="a%2Fb")).text == "a%2Fb"
 
 
 def test_request_url_for_under_a_root_path_of_slash() -> None:
