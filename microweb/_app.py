@@ -259,8 +259,9 @@ class App(RouteRegistry):
         Raises:
             KeyError: If no route has that name.
             TypeError: If the parameters do not fit the template.
-            ValueError: If a one-segment parameter is empty or holds ``/``, or is a value its built-in
-                converter does not take back (``-3`` for ``{n:int}``): the link would answer 404.
+            ValueError: If a one-segment parameter is empty or holds ``/``, or is a value its
+                built-in converter does not take back (``-3`` for ``{n:int}``): the link would
+                answer 404.
         """
         try:
             route = self._names[name][0]
