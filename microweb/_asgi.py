@@ -104,7 +104,7 @@ class ASGIDriver:
                 headers, content = outgoing(response, request.method)
                 start = {
                     "type": "http.response.start",
-                    "status": response.status,
+                    "status": response._status,
                     "headers": _encoded(headers),
                 }
             if isinstance(content, bytes):
@@ -136,7 +136,7 @@ class ASGIDriver:
         headers, content = outgoing(response, request.method)
         start = {
             "type": "http.response.start",
-            "status": response.status,
+            "status": response._status,
             "headers": _encoded(headers),
         }
         try:

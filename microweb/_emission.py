@@ -51,7 +51,7 @@ LENGTHS = LengthHeaders(lambda size: ("content-length", str(size)))
 def negotiate_file(response: Response, request: Request) -> Response:
     """Answer conditional and range requests for a file response (in place)."""
     file = response.file_info
-    if file is None or response.status != 200 or request.method not in ("GET", "HEAD"):
+    if file is None or response._status != 200 or request.method not in ("GET", "HEAD"):
         return response
     headers = request.headers
     response.headers.setdefault("etag", file.etag)
@@ -73,14 +73,14 @@ def negotiate_file(response: Response, request: Request) -> Response:
         return _without_body(response, 416)
     start, length = span
     ranged = replace(file, start=start, length=length)
-    response.status, response.file_info = 206, ranged
+    response._status, response.file_info = 206, ranged
     response.chunks, response.length = ranged.chunks(), length
     response.headers["content-range"] = f"bytes {start}-{start + length - 1}/{file.size}"
     return response
 
 
 def _without_body(response: Response, status: int) -> Response:
-    response.status, response.file_info = status, None
+    response._status, response.file_info = status, None
     response.chunks, response.length, response.body = None, None, b""
     if status == 416:
         response.headers["content-type"] = TEXT
@@ -107,7 +107,7 @@ def head_list(response: Response) -> list[Header]:
             continue
         typed = typed or name == "content-type"
         items.append(item)
-    status = response.status
+    status = response._status
     if no_body_status(status):
         # NOTE: wsgiref.validate refuses Content-Type on 304 too; nothing is lost without it.
         return [item for item in items if item[0] != "content-type"] if typed else items
@@ -127,7 +127,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     ``response.chunks`` when there is a stream, unsent.
     """
     items = response.headers._list
-    status = response.status
+    status = response._status
     if (
         len(items) == 1
         and items[0][0] == "content-type"

@@ -66,7 +66,7 @@ class Response:
             bodies ``application/octet-stream``.
     """
 
-    __slots__ = ("body", "chunks", "file_info", "headers", "length", "status")
+    __slots__ = ("_status", "body", "chunks", "file_info", "headers", "length")
 
     def __init__(
         self,
@@ -79,13 +79,7 @@ class Response:
             body = body.encode("utf-8")
             media_type = media_type or TEXT
         self.body: bytes = body
-        # NOTE: a plain int in range, the usual status, is told inline; checked_status() tells
-        # the rest (an HTTPStatus member becomes its int) or refuses it.
-        self.status = (
-            status
-            if type(status) is int and 100 <= status <= 599
-            else checked_status(status, "a Response")
-        )
+        self.status = status  # NOTE: through the setter, which checks it.
         if headers:
             self.headers = Headers(headers)
             if media_type is not None:
@@ -101,6 +95,23 @@ class Response:
         # NOTE: a stream's length is known only for files the framework opened itself.
         self.length: int | None = None
         self.file_info: FileInfo | None = None
+
+    @property
+    def status(self) -> int:
+        """The status code; assigning one checks it as the constructor does."""
+        return self._status
+
+    @status.setter
+    def status(self, status: int) -> None:
+        # NOTE: checked where the app sets it, so that a bad status is the app's 500 with a
+        # traceback to that line, never a status line one server sends and the other refuses.
+        # A plain int in range, the usual status, is told inline; checked_status() tells the
+        # rest (an HTTPStatus member becomes its int) or refuses it.
+        self._status = (
+            status
+            if type(status) is int and 100 <= status <= 599
+            else checked_status(status, "a Response")
+        )
 
     @classmethod
     def text(
@@ -326,7 +337,7 @@ def to_response(result: Any) -> Response:
     # PERF: what Response(body, 200, None, media_type) makes, here with no call: 0.2 us
     # instead of 0.48 through __init__ (and 0.05 less than through a helper).
     response = object.__new__(Response)
-    response.body, response.status = body, 200
+    response.body, response._status = body, 200
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
     headers._list = [("content-type", media_type)]
     response.headers = headers
@@ -360,7 +371,7 @@ def _from_tuple(result: tuple[Any, ...]) -> Response:
     except TypeError as exc:
         raise TypeError(f"{exc}: return {_TUPLE_FORMS} with an int status") from None
     response = to_response(result[0])
-    response.status = status
+    response._status = status
     if len(result) == 3 and result[2]:
         _set_headers(response.headers, result[2])
     return response

@@ -181,7 +181,7 @@ class WSGIDriver:
     ) -> Iterable[bytes]:
         """Start ``response`` and return its body, whole, streamed or as the server's file."""
         headers, body = outgoing(response, request.method)
-        write = start_response(status_line(response.status), headers)
+        write = start_response(status_line(response._status), headers)
         if body is None:
             try:
                 _close_stream(response.chunks, self.app_loop)

@@ -57,6 +57,27 @@ def test_a_response_refuses_a_status_no_server_can_send(status: Any, error: type
         Response("x", status=status)
 
 
+@pytest.mark.parametrize("status", [99, 999, True, 200.0, "200"])
+def test_assigning_a_status_no_server_can_send_is_the_apps_500(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, status: Any
+) -> None:
+    # NOTE: 99 went out under ASGI and failed wsgiref.validate; "200" failed in the driver.
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response("made")
+        response.status = status
+        return response
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert "a Response" in caplog.text
+    made = Response("x")
+    made.status = HTTPStatus.ACCEPTED
+    assert type(made.status) is int and made.status == 202
+
+
 def test_a_response_takes_an_http_status_member_as_its_int(make_client: MakeClient) -> None:
     response = Response("made", status=HTTPStatus.CREATED)
     assert type(response.status) is int
