@@ -67,7 +67,7 @@ class App(RouteRegistry):
         # handlers apply to it, outermost first (read when the app is compiled).
         self._routers: dict[int, tuple[Router, ...]] = {}
         self._installing: str | None = None
-        self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
+        self._error_handlers: dict[int | type[Exception], ErrorHandler] = {}
 
     # -- registration --------------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class App(RouteRegistry):
         self.flows.insert(0 if outermost else len(self.flows), colored)
         return flow
 
-    def error_handler(self, key: int | type[BaseException]) -> Callable[[F], F]:
+    def error_handler(self, key: int | type[Exception]) -> Callable[[F], F]:
         """Register ``handler(request, exc)`` for a status code or an exception class.
 
         A status handler sees ``HTTPError`` with that status (and, for 500, any unexpected error);

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 class ErrorHandler:
     """An error handler and what it was registered for (a status or an exception class)."""
 
-    key: int | type[BaseException]
+    key: int | type[Exception]
     target: Colored
 
 
-ErrorHandlers = Mapping[int | type[BaseException], ErrorHandler]
+ErrorHandlers = Mapping[int | type[Exception], ErrorHandler]
 
 
 @dataclass(frozen=True, slots=True)

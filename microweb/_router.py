@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 H = TypeVar("H", bound=Handler)
 F = TypeVar("F", bound=Callable[..., Any])
-ErrorKey = int | type[BaseException]
+ErrorKey = int | type[Exception]
 
 
 class RouteOptions(TypedDict, total=False):
@@ -190,12 +190,21 @@ def check_error_key(key: ErrorKey) -> None:
 
     Raises:
         ValueError: If a status is not 4xx or 5xx.
-        TypeError: If the key is neither a status nor an exception class.
+        TypeError: If the key is neither a status nor a subclass of ``Exception``.
     """
     if isinstance(key, int) and not 400 <= key <= 599:
         raise ValueError(f"error handlers take a 4xx or 5xx status, got {key}")
-    if not isinstance(key, int) and not (isinstance(key, type) and issubclass(key, BaseException)):
+    if isinstance(key, int):
+        return
+    if not (isinstance(key, type) and issubclass(key, BaseException)):
         raise TypeError(f"error_handler() takes a status or an exception class, got {key!r}")
+    if not issubclass(key, Exception):
+        # NOTE: KeyboardInterrupt, SystemExit, CancelledError stop the server or the task; no
+        # request ever reaches a handler for them, so registering one is a mistake to tell.
+        raise TypeError(
+            f"error_handler() takes a subclass of Exception; {key.__name__} is a BaseException "
+            "that ends the server or the task, never a request's error"
+        )
 
 
 def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHandler:

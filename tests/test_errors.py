@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, HTTPError, Request, Response
+from microweb import App, HTTPError, Request, Response, Router
 
 
 class ShopError(Exception):
@@ -336,6 +337,12 @@ def test_error_handler_registration_is_checked() -> None:
         app.error_handler(200)
     with pytest.raises(TypeError):
         app.error_handler("404")  # type: ignore[arg-type]
+    # NOTE: no request ever ends in these: a handler for one would never run.
+    for ending in (KeyboardInterrupt, SystemExit, asyncio.CancelledError):
+        with pytest.raises(TypeError, match=f"{ending.__name__} is a BaseException"):
+            app.error_handler(ending)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="subclass of Exception"):
+            Router().error_handler(ending)  # type: ignore[arg-type]
 
 
 def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
