@@ -132,6 +132,39 @@ def is_json_type(content_type: str | None) -> bool:
     return answer
 
 
+def quality(params: str) -> float:
+    """Return the ``q`` weight among the parameters of one item of an ``Accept``-style header
+    (1.0 when absent, 0.0 when not a number from 0 to 1)."""
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
+def prefers_json(accept: str) -> bool:
+    """Tell whether an ``Accept`` value asks for JSON (``application/json`` or ``+json``) with
+    a weight above 0 and at least that of ``text/plain`` (by its most specific range).
+
+    SPEC: RFC 9110 12.5.1: ``q=0`` means "not acceptable"; the most specific range applies.
+    """
+    json_q = 0.0
+    text = {"text/plain": -1.0, "text/*": -1.0, "*/*": -1.0}
+    for item in accept.split(","):
+        media, _, params = item.partition(";")
+        media = media.strip().lower()
+        if media in _JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+            json_q = max(json_q, quality(params))
+        elif media in text:
+            text[media] = quality(params)
+    text_q = next((q for q in text.values() if q >= 0), 0.0)
+    return json_q > 0 and json_q >= text_q
+
+
 def parse_json(body: bytes, content_type: str | None) -> Any:
     """Parse a JSON request body.
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, status_phrase
+from ._parsing import prefers_json
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:
@@ -419,7 +420,7 @@ def default_error(
 ) -> Response:
     """Return the default error body: JSON when the client accepts JSON, else plain text."""
     detail = detail or status_phrase(status)
-    if "json" in request.headers.get("accept", ""):
+    if prefers_json(request.headers.get("accept", "")):
         return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
     return Response(detail.encode("utf-8"), status, headers, TEXT)
 

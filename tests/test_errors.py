@@ -49,7 +49,16 @@ def test_http_error_default_detail_is_phrase(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "accept", ["application/json", "text/html, application/json;q=0.9", "application/problem+json"]
+    "accept",
+    [
+        "application/json",
+        "text/html, application/json;q=0.9",
+        "application/problem+json",
+        "application/vnd.api+json",
+        "Application/JSON; charset=utf-8",
+        "text/plain;q=0.5, application/json",
+        "*/*, application/json",
+    ],
 )
 def test_json_error_body_when_client_accepts_json(make_client: MakeClient, accept: str) -> None:
     app = _raising_app("sync", HTTPError(409, "already there", {"x-reason": "dup"}))
@@ -64,7 +73,22 @@ def test_json_error_body_when_client_accepts_json(make_client: MakeClient, accep
     assert response.json() == {"status": 404, "detail": "Not Found"}
 
 
-@pytest.mark.parametrize("accept", [None, "*/*", "text/html", "text/plain"])
+@pytest.mark.parametrize(
+    "accept",
+    [
+        None,
+        "*/*",
+        "text/html",
+        "text/plain",
+        # NOTE: q=0 refuses JSON (RFC 9110 12.5.1); text/plain preferred over JSON wins.
+        "application/json;q=0",
+        "application/json;q=0, */*",
+        "text/plain, application/json;q=0.5",
+        "text/*, application/json;q=0.9",
+        "application/jsonp",
+        "text/x-json-ish",
+    ],
+)
 def test_text_error_body_otherwise(make_client: MakeClient, accept: str | None) -> None:
     app = App()
     headers = {"accept": accept} if accept is not None else {}

@@ -6,6 +6,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator
 
 from microweb import App, Request, Response
+from microweb._parsing import quality
 
 from ._vary import add_vary
 
@@ -35,18 +36,6 @@ GZIP_WBITS = 31  # 16 + 15: a gzip header and trailer around a 32 KiB-window def
 Flow = Generator[Response | None, Response, None]
 
 
-def _quality(params: str) -> float:
-    for param in params.split(";"):
-        key, _, value = param.strip().partition("=")
-        if key.strip().lower() == "q":
-            try:
-                q = float(value.strip())
-            except ValueError:
-                return 0.0
-            return q if 0.0 <= q <= 1.0 else 0.0
-    return 1.0
-
-
 def accepts_gzip(accept_encoding: str) -> bool:
     """Tell whether an ``Accept-Encoding`` value accepts gzip (``q`` above 0).
 
@@ -57,9 +46,9 @@ def accepts_gzip(accept_encoding: str) -> bool:
         coding, _, params = item.partition(";")
         coding = coding.strip().lower()
         if coding in ("gzip", "x-gzip"):
-            return _quality(params) > 0
+            return quality(params) > 0
         if coding == "*":
-            star = _quality(params)
+            star = quality(params)
     return star > 0
 
 
