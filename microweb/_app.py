@@ -12,7 +12,7 @@ from ._effects import Colored
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
-from ._plugins import check_plugin, closers, wrap_handler
+from ._plugins import check_plugin, check_skips, closers, wrap_handler
 from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
 from ._routing import (
@@ -75,6 +75,8 @@ class App(RouteRegistry):
         route = dataclasses.replace(
             route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
         )
+        if self._plan is not None and route.kind != "websocket":
+            check_skips(route, self.plugins)  # NOTE: before anything is registered.
         _register(route, self._http, self._ws, self._names)
         if route.kind == "websocket":
             return
@@ -175,6 +177,8 @@ class App(RouteRegistry):
         names: dict[str, list[Route]] = {}
         for route in routes:
             check_handler(route.handler, route.template, route.param_names)
+            if self._plan is not None and route.kind != "websocket":
+                check_skips(route, self.plugins)
             check_name([*self._names.get(route.name, ()), *names.get(route.name, ())], route)
             websocket = route.kind == "websocket"
             (self._ws if websocket else self._http).check(route)

@@ -38,6 +38,13 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
     return name
 
 
+def check_skips(route: Route, plugins: Sequence[Any]) -> None:
+    """Raise ``ValueError`` if ``route`` skips a plugin that is not installed."""
+    unknown = set(route.skip) - {plugin.name for plugin in plugins}
+    if unknown:
+        raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
+
+
 def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
     """Let each plugin wrap ``route``'s handler; the first installed ends up outermost.
 
@@ -45,10 +52,7 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
         ValueError: If the route skips a plugin that is not installed.
         TypeError: If a plugin returns no callable or changes the handler's colour.
     """
-    names = {plugin.name for plugin in plugins}
-    unknown = set(route.skip) - names
-    if unknown:
-        raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
+    check_skips(route, plugins)
     handler: Callable[..., Any] = route.handler
     for plugin in reversed(plugins):
         apply = getattr(plugin, "apply", None)

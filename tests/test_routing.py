@@ -419,6 +419,28 @@ def test_an_include_that_clashes_adds_nothing(make_client: MakeClient, into: str
     App().include(router)
 
 
+def test_after_compile_a_route_that_skips_an_unknown_plugin_adds_nothing(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: once compiled, a route is served as it is added; an unknown skip= raised only
+    # after /api/a was served and the route itself registered (its url_for worked, it 404ed).
+    app = App()
+    client = make_client(app)
+    assert client.get("/api/a").status_code == 404  # NOTE: compiles the app.
+    router = Router(prefix="/api")
+    router.get("/a", name="a")(lambda request: "a")
+    router.get("/b", name="b", skip=("nope",))(lambda request: "b")
+    with pytest.raises(ValueError, match="skips plugins that are not installed"):
+        app.include(router)
+    with pytest.raises(ValueError, match="skips plugins that are not installed"):
+        app.get("/c", name="c", skip=("nope",))(lambda request: "c")
+    for name in ("a", "b", "c"):
+        with pytest.raises(LookupError):
+            app.url_for(name)
+    assert client.get("/api/a").status_code == 404
+    assert [route.template for route in app.routes] == []
+
+
 async def _socket(ws: Any, **params: Any) -> None:
     return None
 
