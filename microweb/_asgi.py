@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
+from ._calls import client_left
 from ._concurrency import (
     close_in_file_thread,
     drive_async,
@@ -26,7 +27,7 @@ from ._effects import (
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
-from ._pipeline import NOT_AWAITED, client_left, dispatch_handshake, fail, respond, settle
+from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request
 from ._response import JSON, TEXT, Response, StreamBody

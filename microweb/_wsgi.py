@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from ._app_loop import AppLoop, iterate_on_loop
 from ._body import WSGIBody
+from ._calls import client_left
 from ._concurrency import ThreadHooks, drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
@@ -19,7 +20,7 @@ from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._files import FILE_CHUNK
 from ._parsing import RequestHeaders
-from ._pipeline import NOT_AWAITED, client_left, fail, respond, settle
+from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, new_request
 from ._request_head import Address
 from ._response import JSON, TEXT, Response

@@ -144,7 +144,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "core": (
         "_parts", "_uploads", "_forms", "_request_head", "_request_body", "_request",
-        "_response", "_emission", "_plugins", "_plan", "_pipeline",
+        "_response", "_emission", "_plugins", "_plan", "_calls", "_pipeline",
     ),
     "bridges": ("_app_loop", "_concurrency", "_pool", "_body", "_asgi_body"),
     "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),

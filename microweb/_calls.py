@@ -1,0 +1,102 @@
+"""Calling app code in its colour, and answering the errors it raises.
+
+``call`` yields the effect a handler, an error handler or a flow step needs; ``error_response``
+turns an exception into a registered error handler's answer or the default error body, which
+is JSON or plain text by the client's ``Accept``; ``client_left`` answers a client that went
+away while its body was read.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._effects import Colored, Effects, Offload
+from ._errors import ClientDisconnect, HTTPError, status_phrase
+from ._parsing import prefers_json
+from ._response import JSON, TEXT, Response, encode_json, to_response
+
+if TYPE_CHECKING:
+    from ._plan import Plan
+    from ._request import Request
+
+logger = logging.getLogger("microweb")
+
+
+def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
+    """Call ``target(request, ...)`` in its colour, yielding the effect the driver must run."""
+    if target.is_async:
+        return (yield target.fn(request, *args, **kwargs))
+    if target.offload:
+        if request.may_block:
+            return target.fn(request, *args, **kwargs)
+        return (yield Offload(target.fn, (request, *args), kwargs))
+    request._inline = True
+    try:
+        return target.fn(request, *args, **kwargs)
+    finally:
+        request._inline = False
+
+
+def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
+    """Turn ``exc`` into a response: a registered error handler's, or the default one."""
+    handler = plan.error_handler_of(exc, request.route)
+    if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
+        logger.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    if handler is not None:
+        try:
+            result = yield from call(handler.target, request, exc)
+            return _error_value(result, exc, handler.key)
+        except ClientDisconnect:
+            # NOTE: no failure of the handler's (one that read the body, say): the driver
+            # answers it as any, with nothing logged.
+            raise
+        except Exception as failure:
+            logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
+            exc = failure
+    if isinstance(exc, HTTPError):
+        return default_error(request, exc.status, exc.detail, exc.headers)
+    detail = "".join(traceback.format_exception(exc)) if plan.app.debug else None
+    return default_error(request, 500, detail, {})
+
+
+def _error_value(result: Any, exc: Exception, key: object) -> Response:
+    """A plain value from an error handler keeps the error's status (no soft 404 or 500).
+
+    A ``(value, status)`` tuple sets its own status, and still gets the error's headers
+    (``Allow`` of a 405, say) where it sets none of that name.
+    """
+    response = to_response(result)
+    if isinstance(result, Response):
+        return response
+    if isinstance(exc, HTTPError):
+        if not isinstance(result, tuple):
+            response.status = exc.status
+        for name, value in exc.headers.items():
+            response.headers.setdefault(name, value)
+    elif key == 500 and not isinstance(result, tuple):
+        response.status = 500
+    return response
+
+
+def default_error(
+    request: Request, status: int, detail: str | None, headers: Mapping[str, str]
+) -> Response:
+    """Return the default error body: JSON when the client accepts JSON, else plain text."""
+    detail = detail or status_phrase(status)
+    if prefers_json(request.headers.get("accept", "")):
+        return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
+    return Response(detail.encode("utf-8"), status, headers, TEXT)
+
+
+def client_left(request: Request, exc: ClientDisconnect) -> Response:
+    """The answer to a ``ClientDisconnect`` that reached the driver: a default 400.
+
+    WSGI sends it even when the client has gone (PEP 3333 wants a response); ASGI sends it
+    unless its body source saw ``http.disconnect``. No traceback is logged. A ``ClientDisconnect``
+    raised by app code with no message still says what happened (as JSON to a client that
+    accepts it).
+    """
+    return default_error(request, 400, str(exc) or "the client disconnected", {})
