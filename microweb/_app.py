@@ -18,11 +18,11 @@ from ._router import Router, RouteRegistry, as_flow, check_error_key, error_hand
 from ._routing import (
     Route,
     RouteTable,
-    build_path,
     check_handler,
     check_name,
     is_async_callable,
 )
+from ._url_paths import build_path
 
 if TYPE_CHECKING:
     from ._asgi import ASGIDriver

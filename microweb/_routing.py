@@ -13,7 +13,6 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
 
 from ._limits import RouteLimits
 from ._route_templates import Converter, Param, Segment
@@ -359,66 +358,3 @@ def _refuse_twice(methods: MethodMap, route: Route) -> None:
                 f"{method} {route.template} is registered twice "
                 f"({methods[method][0].name!r} and {route.name!r})"
             )
-
-
-def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
-    """Fill ``route``'s template with ``params``, percent-encoding each segment.
-
-    The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
-    a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be
-    empty or hold a ``/``.
-
-    Raises:
-        TypeError: If a parameter is missing or unknown.
-        ValueError: If a one-segment parameter is empty or holds ``/``, or a built-in converter's
-            ``to_python`` refuses the text its ``to_url`` made (no request would match it).
-    """
-    expected = set(route.param_names)
-    if set(params) != expected:
-        raise TypeError(
-            f"url_for({route.name!r}) takes the parameters {sorted(expected)}, got {sorted(params)}"
-        )
-    parts = []
-    for segment in route.segments:
-        if isinstance(segment, str):
-            parts.append(quote(segment, safe=""))
-            continue
-        converter = converters[segment.converter]
-        text = converter.to_url(params[segment.name])
-        if segment.converter == "path":
-            # NOTE: "/files/%2Fetc" routes back to rest="/etc": the path decodes to "//etc".
-            parts.append(
-                ("%2F" + quote(text[1:], safe="/")) if text[:1] == "/" else quote(text, safe="/")
-            )
-        else:
-            _check_segment(route, segment, converter, text)
-            parts.append(quote(text, safe=""))
-    return "/" + "/".join(parts)
-
-
-# NOTE: only the built-in converters take their text back: a custom to_python may be costly
-# (a database lookup) or have effects, and url_for must not run it.
-_CHECKED = frozenset({"int", "float", "uuid"})
-
-
-def _check_segment(route: Route, segment: Param, converter: Converter, text: str) -> None:
-    """Refuse a one-segment value that no request path could match: a link built from it
-    would answer 404."""
-    where = f"url_for({route.name!r}): parameter {segment.name!r}"
-    if not text:
-        raise ValueError(f"{where} is empty")
-    if "/" in text:
-        # NOTE: a request's path is matched decoded, so "a%2Fb" is two segments: a link with
-        # one would answer 404 (Starlette's str converter refuses "/" in the same way).
-        raise ValueError(
-            f"{where} is {text!r}: a '/' cannot be part of one segment; "
-            f"use {{{segment.name}:path}} for values that hold it"
-        )
-    if segment.converter not in _CHECKED:
-        return
-    try:
-        converter.to_python(text)
-    except ValueError:
-        raise ValueError(
-            f"{where} is {text!r}, which {{{segment.name}:{segment.converter}}} does not match"
-        ) from None

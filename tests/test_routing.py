@@ -21,7 +21,8 @@ from drive import asgi_get, wsgi_get
 
 from microweb import App, HTTPError, Request, Response, Router
 from microweb._route_templates import BUILTIN_CONVERTERS, Param, parse_template
-from microweb._routing import Route, RouteTable, build_path
+from microweb._routing import Route, RouteTable
+from microweb._url_paths import build_path
 
 # -- helpers ---------------------------------------------------------------------------------
 

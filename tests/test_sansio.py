@@ -139,7 +139,8 @@ def test_core_does_not_name_environ_or_scope(path: Path) -> None:
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
-        "_sse", "_files", "_route_templates", "_routing", "_effects", "_target", "_buffer",
+        "_sse", "_files", "_route_templates", "_routing", "_url_paths", "_effects", "_target",
+        "_buffer",
         "_status",
     ),
     "core": (
