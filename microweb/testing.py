@@ -59,6 +59,8 @@ class TestClient:
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
             depends on it, such as ``ProxyHeaders``.
         headers: Headers sent with every request and WebSocket handshake.
+        cookies: Cookies to start with (a mapping of names to values, or an
+            ``httpx.Cookies``); they go to the app's host on any path.
         follow_redirects: Whether requests follow redirects (each request may say otherwise
             with ``follow_redirects=``); off by default, as in httpx.
         ignore_headers: Header names (any case) that ``"both"`` leaves out of its
@@ -68,6 +70,12 @@ class TestClient:
     ``headers`` and ``follow_redirects`` are also attributes, read on every request: a test may
     change them between requests, as with an httpx client (``client.headers["authorization"]
     = ...`` after a login).
+
+    ``cookies`` is an ``httpx.Cookies``, the one jar of both interfaces: the ``Set-Cookie`` of
+    each answer goes there (under ``"both"``, the WSGI side's, once both sides have answered,
+    so that both send the same request), and each request and WebSocket handshake sends what
+    it holds then. A test may read it (``client.cookies["session"]``), change it
+    (``.set()``, ``.delete()``, ``.clear()``) or replace it with a mapping.
 
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request. The
@@ -85,6 +93,7 @@ class TestClient:
         client: tuple[str, int] = CLIENT_ADDRESS,
         *,
         headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | httpx.Cookies | None = None,
         follow_redirects: bool = False,
         ignore_headers: Iterable[str] = (),
     ) -> None:
@@ -95,6 +104,7 @@ class TestClient:
         self.app, self.interface, self.base_url = app, interface, base_url
         self.client = client
         self.headers = httpx.Headers(headers)
+        self.cookies = cookies
         self.follow_redirects = follow_redirects
         self.ignore_headers = frozenset({"date", *(name.lower() for name in ignore_headers)})
         self._wsgi: WSGIDriver | None = None
@@ -103,6 +113,17 @@ class TestClient:
         self._asgi: ASGIDriver | None = None
         self._asgi_client: httpx.AsyncClient | None = None
         self._lifespan: Lifespan | None = None
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The cookies sent with the next request, and set by the app's answers (one jar)."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Mapping[str, str] | httpx.Cookies | None) -> None:
+        if cookies is not None and not isinstance(cookies, httpx.Cookies):
+            cookies = dict(cookies)
+        self._cookies = httpx.Cookies(cookies)  # NOTE: a copy; a Cookies keeps domain and path.
 
     # -- the two sides -------------------------------------------------------------------------
 
@@ -121,6 +142,19 @@ class TestClient:
         # NOTE: headers and follow_redirects go with each request instead: an httpx client
         # copies them when made, so a change to the attributes later would be lost.
         return {"base_url": self.base_url}
+
+    def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
+        # NOTE: the side gets a copy of the jar, and keeps the answer's cookies there (with
+        # those of each redirect it follows) until _keep(): under "both", each side must send
+        # the cookies from before the request, or the two requests would differ.
+        side.cookies = self._cookies
+
+    def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
+        # NOTE: in place, so that a test's reference to client.cookies stays live.
+        jar = self._cookies.jar
+        jar.clear()
+        for cookie in side.cookies.jar:
+            jar.set_cookie(cookie)
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)
@@ -157,30 +191,49 @@ class TestClient:
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
         if self.interface == "wsgi":
-            return self._wsgi_side().request(method, url, **kwargs)
+            return self._wsgi_request(method, url, kwargs, keep=True)
         if self.interface == "asgi":
-            return self._asgi_request(method, url, **kwargs)
+            return self._asgi_request(method, url, kwargs, keep=True)
         content = kwargs.get("content")
+        chunks = None
         if content is not None and not isinstance(content, (bytes, str)):
             if hasattr(content, "__aiter__"):
                 raise TypeError("interface='both' replays content: pass bytes or a sync iterable")
             chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
             kwargs["content"] = iter(chunks)
-            via_wsgi = self._wsgi_side().request(method, url, **kwargs)
+        via_wsgi = self._wsgi_request(method, url, kwargs, keep=False)
+        if chunks is not None:
             kwargs["content"] = iter(chunks)
-        else:
-            via_wsgi = self._wsgi_side().request(method, url, **kwargs)
-        via_asgi = self._asgi_request(method, url, **kwargs)
+        via_asgi = self._asgi_request(method, url, kwargs, keep=False)
+        # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
+        # the ASGI side's only where ignore_headers lets a Set-Cookie differ.
+        self._keep(self._wsgi_side())
         _assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
         return via_wsgi
 
-    def _asgi_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        loop, client = self._asgi_side()
+    def _wsgi_request(
+        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
+    ) -> httpx.Response:
+        side = self._wsgi_side()
+        self._prepare(side)
+        response = side.request(method, url, **kwargs)
+        if keep:
+            self._keep(side)
+        return response
+
+    def _asgi_request(
+        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
+    ) -> httpx.Response:
+        loop, side = self._asgi_side()
         content = kwargs.get("content")
         streamed = content is not None and not isinstance(content, (bytes, str))
         if streamed and not hasattr(content, "__aiter__"):
-            kwargs["content"] = as_async(content)
-        return loop.run(client.request(method, url, **kwargs))
+            kwargs = {**kwargs, "content": as_async(content)}
+        self._prepare(side)
+        response = loop.run(side.request(method, url, **kwargs))
+        if keep:
+            self._keep(side)
+        return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         """Send a GET request."""
@@ -228,6 +281,7 @@ class TestClient:
         if self.interface == "wsgi":
             raise RuntimeError("WebSockets need the ASGI interface: TestClient(app, 'asgi')")
         loop, client = self._asgi_side()
+        self._prepare(client)
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
         handshake = client.build_request("GET", url, headers=self._headers_for(headers))
