@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from wsgiref.validate import validator
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._asgi import ASGIDriver
     from ._wsgi import WSGIDriver
 
-from ._errors import InterfaceWarning
+from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import (
     Lifespan,
     LoopThread,
@@ -66,10 +66,17 @@ class TestClient:
         ignore_headers: Header names (any case) that ``"both"`` leaves out of its
             comparison, for values that differ on every request: request ids, timings,
             cookies signed with the current time.
+        raise_server_exceptions: Raise, from the request's call, an error that no error
+            handler answered (the app's last-resort 500) or that an after-response callback
+            raised, instead of returning the 500 (the default) or only logging it.
 
-    ``headers`` and ``follow_redirects`` are also attributes, read on every request: a test may
-    change them between requests, as with an httpx client (``client.headers["authorization"]
-    = ...`` after a login).
+    ``headers``, ``follow_redirects`` and ``raise_server_exceptions`` are also attributes,
+    read on every request: a test may change them between requests, as with an httpx client
+    (``client.headers["authorization"] = ...`` after a login).
+
+    An error that an error handler answered, an ``HTTPError`` and a ``ClientDisconnect`` are
+    never raised; an error in a streamed body always is, whatever ``raise_server_exceptions``
+    says, since its status went out before it and the response cannot be completed.
 
     ``cookies`` is an ``httpx.Cookies``, the one jar of both interfaces: the ``Set-Cookie`` of
     each answer goes there (under ``"both"``, the WSGI side's, once both sides have answered,
@@ -96,6 +103,7 @@ class TestClient:
         cookies: Mapping[str, str] | httpx.Cookies | None = None,
         follow_redirects: bool = False,
         ignore_headers: Iterable[str] = (),
+        raise_server_exceptions: bool = False,
     ) -> None:
         if interface not in ("wsgi", "asgi", "both"):
             raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
@@ -106,6 +114,7 @@ class TestClient:
         self.headers = httpx.Headers(headers)
         self.cookies = cookies
         self.follow_redirects = follow_redirects
+        self.raise_server_exceptions = raise_server_exceptions
         self.ignore_headers = frozenset({"date", *(name.lower() for name in ignore_headers)})
         self._wsgi: WSGIDriver | None = None
         self._wsgi_client: httpx.Client | None = None
@@ -216,7 +225,7 @@ class TestClient:
     ) -> httpx.Response:
         side = self._wsgi_side()
         self._prepare(side)
-        response = side.request(method, url, **kwargs)
+        response = self._watching(lambda: side.request(method, url, **kwargs))
         if keep:
             self._keep(side)
         return response
@@ -230,9 +239,25 @@ class TestClient:
         if streamed and not hasattr(content, "__aiter__"):
             kwargs = {**kwargs, "content": as_async(content)}
         self._prepare(side)
-        response = loop.run(side.request(method, url, **kwargs))
+        response = self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
         if keep:
             self._keep(side)
+        return response
+
+    def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """Send, and raise the first error the app reported as unhandled, if told to."""
+        if not self.raise_server_exceptions:
+            return send()
+        reported: list[BaseException] = []
+        # NOTE: set in this thread before the app is called: the ASGI side's task, the app
+        # loop and the thread pool each run in a copy of this context.
+        token = unhandled_errors.set(reported)
+        try:
+            response = send()
+        finally:
+            unhandled_errors.reset(token)
+        if reported:
+            raise reported[0]
         return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
