@@ -70,9 +70,10 @@ class TestClient:
             handler answered (the app's last-resort 500) or that an after-response callback
             raised, instead of returning the 500 (the default) or only logging it.
 
-    ``headers``, ``follow_redirects`` and ``raise_server_exceptions`` are also attributes,
-    read on every request: a test may change them between requests, as with an httpx client
-    (``client.headers["authorization"] = ...`` after a login).
+    ``base_url``, ``headers``, ``follow_redirects`` and ``raise_server_exceptions`` are also
+    attributes, read on every request (and WebSocket handshake): a test may change them
+    between requests, as with an httpx client (``client.headers["authorization"] = ...``
+    after a login).
 
     An error that an error handler answered, an ``HTTPError`` and a ``ClientDisconnect`` are
     never raised; an error in a streamed body always is, whatever ``raise_server_exceptions``
@@ -144,18 +145,17 @@ class TestClient:
                 warnings.simplefilter("ignore", InterfaceWarning)
                 self._wsgi = self.app.as_wsgi()
             transport = WSGITransport(validator(self._wsgi), self.client)
-            self._wsgi_client = httpx.Client(transport=transport, **self._client_options())
+            self._wsgi_client = httpx.Client(transport=transport)
         return self._wsgi_client
 
-    def _client_options(self) -> dict[str, Any]:
-        # NOTE: headers and follow_redirects go with each request instead: an httpx client
-        # copies them when made, so a change to the attributes later would be lost.
-        return {"base_url": self.base_url}
-
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
-        # NOTE: the side gets a copy of the jar, and keeps the answer's cookies there (with
-        # those of each redirect it follows) until _keep(): under "both", each side must send
-        # the cookies from before the request, or the two requests would differ.
+        # NOTE: an httpx client copies its options when made, so base_url and the cookies are
+        # given to a side before each request (headers and follow_redirects go with it), and
+        # a change to the attributes after the first request counts. The side gets a copy of
+        # the jar, and keeps the answer's cookies there (with those of each redirect it
+        # follows) until _keep(): under "both", each side must send the cookies from before
+        # the request, or the two requests would differ.
+        side.base_url = self.base_url
         side.cookies = self._cookies
 
     def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
@@ -177,7 +177,7 @@ class TestClient:
             self._asgi = self.app.as_asgi()
             app = with_server_port(self._asgi)
             transport = httpx.ASGITransport(app=app, client=self.client)
-            self._asgi_client = httpx.AsyncClient(transport=transport, **self._client_options())
+            self._asgi_client = httpx.AsyncClient(transport=transport)
         return self._loop, self._asgi_client
 
     @property
