@@ -70,20 +70,19 @@ class TestClient:
             handler answered (the app's last-resort 500) or that an after-response callback
             raised, instead of returning the 500 (the default) or only logging it.
 
-    ``base_url``, ``headers``, ``follow_redirects`` and ``raise_server_exceptions`` are also
-    attributes, read on every request (and WebSocket handshake): a test may change them
-    between requests, as with an httpx client (``client.headers["authorization"] = ...``
-    after a login).
-
-    An error that an error handler answered, an ``HTTPError`` and a ``ClientDisconnect`` are
-    never raised; an error in a streamed body always is, whatever ``raise_server_exceptions``
-    says, since its status went out before it and the response cannot be completed.
-
-    ``cookies`` is an ``httpx.Cookies``, the one jar of both interfaces: the ``Set-Cookie`` of
-    each answer goes there (under ``"both"``, the WSGI side's, once both sides have answered,
-    so that both send the same request), and each request and WebSocket handshake sends what
-    it holds then. A test may read it (``client.cookies["session"]``), change it
-    (``.set()``, ``.delete()``, ``.clear()``) or replace it with a mapping.
+    Attributes:
+        base_url: As given; read on every request and WebSocket handshake.
+        headers: An ``httpx.Headers``, read on every request and handshake: a test may
+            change it as it goes (``client.headers["authorization"] = ...`` after a login).
+        cookies: An ``httpx.Cookies``, the one jar of both interfaces. Each answer's
+            ``Set-Cookie`` goes there (under ``"both"``, the WSGI side's, once both sides
+            have answered, so both get the same request); each request and handshake sends
+            what it holds then. A test may read it, ``set()``, ``delete()``, ``clear()``,
+            or assign a mapping.
+        follow_redirects: As given; read on every request.
+        raise_server_exceptions: As given; read on every request. An error an error
+            handler answered, an ``HTTPError`` and a ``ClientDisconnect`` are never raised;
+            an error in a streamed body always is, as the response cannot be completed.
 
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request. The
