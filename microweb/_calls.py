@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
-from ._errors import ClientDisconnect, HTTPError, status_phrase
+from ._errors import ClientDisconnect, HTTPError, report_unhandled, status_phrase
 from ._parsing import prefers_json
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
@@ -58,6 +58,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             exc = failure
     if isinstance(exc, HTTPError):
         return default_error(request, exc.status, exc.detail, exc.headers)
+    report_unhandled(exc)  # NOTE: the last resort; not an error a 500 handler answered.
     detail = "".join(traceback.format_exception(exc)) if plan.app.debug else None
     return default_error(request, 500, detail, {})
 

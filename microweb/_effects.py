@@ -13,6 +13,8 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._errors import report_unhandled
+
 logger = logging.getLogger("microweb")
 
 Effects = Generator[Any, Any, Any]
@@ -79,7 +81,8 @@ AfterCall = tuple[Colored, tuple[Any, ...], dict[str, Any]]
 
 
 def run_after(calls: list[AfterCall]) -> Effects:
-    """Run the after-response callbacks in order; each failure is logged, and the rest run.
+    """Run the after-response callbacks in order; each failure is logged (and reported), and
+    the rest run.
 
     A callback may add another (``request.after_response`` again): it runs too, at the end.
     """
@@ -93,3 +96,4 @@ def run_after(calls: list[AfterCall]) -> Effects:
         except Exception as exc:
             name = getattr(target.fn, "__qualname__", repr(target.fn))
             logger.error("after-response callback %s failed", name, exc_info=exc)
+            report_unhandled(exc)

@@ -1,8 +1,9 @@
-"""Exceptions that carry an HTTP status."""
+"""Exceptions that carry an HTTP status, and where an error no handler answered is reported."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from http import HTTPStatus
 
 from ._datastructures import check_header
@@ -67,3 +68,19 @@ class InterfaceWarning(RuntimeWarning):
     picks WSGI does so on purpose; elsewhere filter it as any warning:
     ``warnings.filterwarnings("ignore", category=microweb.InterfaceWarning)``.
     """
+
+
+# NOTE: where the errors that no error handler answered (the last-resort 500s, failed
+# after-response callbacks) go, besides the log: a TestClient with raise_server_exceptions=True
+# sets a list around each request, and raises what it finds there. A context variable, as the
+# drivers carry the context to where app code runs (the WSGI app loop, the ASGI thread pool).
+unhandled_errors: ContextVar[list[BaseException] | None] = ContextVar(
+    "microweb_unhandled_errors", default=None
+)
+
+
+def report_unhandled(exc: BaseException) -> None:
+    """Hand ``exc``, which no error handler answered, to the test client watching, if any."""
+    watching = unhandled_errors.get()
+    if watching is not None:
+        watching.append(exc)

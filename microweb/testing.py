@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from wsgiref.validate import validator
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._asgi import ASGIDriver
     from ._wsgi import WSGIDriver
 
-from ._errors import InterfaceWarning
+from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import (
     Lifespan,
     LoopThread,
@@ -59,15 +59,30 @@ class TestClient:
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
             depends on it, such as ``ProxyHeaders``.
         headers: Headers sent with every request and WebSocket handshake.
+        cookies: Cookies to start with (a mapping of names to values, or an
+            ``httpx.Cookies``); they go to the app's host on any path.
         follow_redirects: Whether requests follow redirects (each request may say otherwise
             with ``follow_redirects=``); off by default, as in httpx.
         ignore_headers: Header names (any case) that ``"both"`` leaves out of its
             comparison, for values that differ on every request: request ids, timings,
             cookies signed with the current time.
+        raise_server_exceptions: Raise, from the request's call, an error that no error
+            handler answered (the app's last-resort 500) or that an after-response callback
+            raised, instead of returning the 500 (the default) or only logging it.
 
-    ``headers`` and ``follow_redirects`` are also attributes, read on every request: a test may
-    change them between requests, as with an httpx client (``client.headers["authorization"]
-    = ...`` after a login).
+    Attributes:
+        base_url: As given; read on every request and WebSocket handshake.
+        headers: An ``httpx.Headers``, read on every request and handshake: a test may
+            change it as it goes (``client.headers["authorization"] = ...`` after a login).
+        cookies: An ``httpx.Cookies``, the one jar of both interfaces. Each answer's
+            ``Set-Cookie`` goes there (under ``"both"``, the WSGI side's, once both sides
+            have answered, so both get the same request); each request and handshake sends
+            what it holds then. A test may read it, ``set()``, ``delete()``, ``clear()``,
+            or assign a mapping.
+        follow_redirects: As given; read on every request.
+        raise_server_exceptions: As given; read on every request. An error an error
+            handler answered, an ``HTTPError`` and a ``ClientDisconnect`` are never raised;
+            an error in a streamed body always is, as the response cannot be completed.
 
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request. The
@@ -85,8 +100,10 @@ class TestClient:
         client: tuple[str, int] = CLIENT_ADDRESS,
         *,
         headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | httpx.Cookies | None = None,
         follow_redirects: bool = False,
         ignore_headers: Iterable[str] = (),
+        raise_server_exceptions: bool = False,
     ) -> None:
         if interface not in ("wsgi", "asgi", "both"):
             raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
@@ -95,7 +112,9 @@ class TestClient:
         self.app, self.interface, self.base_url = app, interface, base_url
         self.client = client
         self.headers = httpx.Headers(headers)
+        self.cookies = cookies
         self.follow_redirects = follow_redirects
+        self.raise_server_exceptions = raise_server_exceptions
         self.ignore_headers = frozenset({"date", *(name.lower() for name in ignore_headers)})
         self._wsgi: WSGIDriver | None = None
         self._wsgi_client: httpx.Client | None = None
@@ -103,6 +122,17 @@ class TestClient:
         self._asgi: ASGIDriver | None = None
         self._asgi_client: httpx.AsyncClient | None = None
         self._lifespan: Lifespan | None = None
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The cookies sent with the next request, and set by the app's answers (one jar)."""
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Mapping[str, str] | httpx.Cookies | None) -> None:
+        if cookies is not None and not isinstance(cookies, httpx.Cookies):
+            cookies = dict(cookies)
+        self._cookies = httpx.Cookies(cookies)  # NOTE: a copy; a Cookies keeps domain and path.
 
     # -- the two sides -------------------------------------------------------------------------
 
@@ -114,13 +144,25 @@ class TestClient:
                 warnings.simplefilter("ignore", InterfaceWarning)
                 self._wsgi = self.app.as_wsgi()
             transport = WSGITransport(validator(self._wsgi), self.client)
-            self._wsgi_client = httpx.Client(transport=transport, **self._client_options())
+            self._wsgi_client = httpx.Client(transport=transport)
         return self._wsgi_client
 
-    def _client_options(self) -> dict[str, Any]:
-        # NOTE: headers and follow_redirects go with each request instead: an httpx client
-        # copies them when made, so a change to the attributes later would be lost.
-        return {"base_url": self.base_url}
+    def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
+        # NOTE: an httpx client copies its options when made, so base_url and the cookies are
+        # given to a side before each request (headers and follow_redirects go with it), and
+        # a change to the attributes after the first request counts. The side gets a copy of
+        # the jar, and keeps the answer's cookies there (with those of each redirect it
+        # follows) until _keep(): under "both", each side must send the cookies from before
+        # the request, or the two requests would differ.
+        side.base_url = self.base_url
+        side.cookies = self._cookies
+
+    def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
+        # NOTE: in place, so that a test's reference to client.cookies stays live.
+        jar = self._cookies.jar
+        jar.clear()
+        for cookie in side.cookies.jar:
+            jar.set_cookie(cookie)
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)
@@ -134,7 +176,7 @@ class TestClient:
             self._asgi = self.app.as_asgi()
             app = with_server_port(self._asgi)
             transport = httpx.ASGITransport(app=app, client=self.client)
-            self._asgi_client = httpx.AsyncClient(transport=transport, **self._client_options())
+            self._asgi_client = httpx.AsyncClient(transport=transport)
         return self._loop, self._asgi_client
 
     @property
@@ -157,30 +199,65 @@ class TestClient:
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
         if self.interface == "wsgi":
-            return self._wsgi_side().request(method, url, **kwargs)
+            return self._wsgi_request(method, url, kwargs, keep=True)
         if self.interface == "asgi":
-            return self._asgi_request(method, url, **kwargs)
+            return self._asgi_request(method, url, kwargs, keep=True)
         content = kwargs.get("content")
+        chunks = None
         if content is not None and not isinstance(content, (bytes, str)):
             if hasattr(content, "__aiter__"):
                 raise TypeError("interface='both' replays content: pass bytes or a sync iterable")
             chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
             kwargs["content"] = iter(chunks)
-            via_wsgi = self._wsgi_side().request(method, url, **kwargs)
+        via_wsgi = self._wsgi_request(method, url, kwargs, keep=False)
+        if chunks is not None:
             kwargs["content"] = iter(chunks)
-        else:
-            via_wsgi = self._wsgi_side().request(method, url, **kwargs)
-        via_asgi = self._asgi_request(method, url, **kwargs)
+        via_asgi = self._asgi_request(method, url, kwargs, keep=False)
+        # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
+        # the ASGI side's only where ignore_headers lets a Set-Cookie differ.
+        self._keep(self._wsgi_side())
         _assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
         return via_wsgi
 
-    def _asgi_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        loop, client = self._asgi_side()
+    def _wsgi_request(
+        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
+    ) -> httpx.Response:
+        side = self._wsgi_side()
+        self._prepare(side)
+        response = self._watching(lambda: side.request(method, url, **kwargs))
+        if keep:
+            self._keep(side)
+        return response
+
+    def _asgi_request(
+        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
+    ) -> httpx.Response:
+        loop, side = self._asgi_side()
         content = kwargs.get("content")
         streamed = content is not None and not isinstance(content, (bytes, str))
         if streamed and not hasattr(content, "__aiter__"):
-            kwargs["content"] = as_async(content)
-        return loop.run(client.request(method, url, **kwargs))
+            kwargs = {**kwargs, "content": as_async(content)}
+        self._prepare(side)
+        response = self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
+        if keep:
+            self._keep(side)
+        return response
+
+    def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """Send, and raise the first error the app reported as unhandled, if told to."""
+        if not self.raise_server_exceptions:
+            return send()
+        reported: list[BaseException] = []
+        # NOTE: set in this thread before the app is called: the ASGI side's task, the app
+        # loop and the thread pool each run in a copy of this context.
+        token = unhandled_errors.set(reported)
+        try:
+            response = send()
+        finally:
+            unhandled_errors.reset(token)
+        if reported:
+            raise reported[0]
+        return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         """Send a GET request."""
@@ -228,6 +305,7 @@ class TestClient:
         if self.interface == "wsgi":
             raise RuntimeError("WebSockets need the ASGI interface: TestClient(app, 'asgi')")
         loop, client = self._asgi_side()
+        self._prepare(client)
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
         handshake = client.build_request("GET", url, headers=self._headers_for(headers))

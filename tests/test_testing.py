@@ -161,6 +161,23 @@ def test_headers_changed_on_the_client_later_are_sent(interface: str) -> None:
         assert client.get("/").json()["auth"] is None
 
 
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_base_url_changed_on_the_client_later_counts(interface: str) -> None:
+    app = App()
+
+    @app.get("/where")
+    def where(request: Request) -> dict[str, Any]:
+        return {"url": request.url, "server": list(request.server)}
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/where").json()["url"] == "http://testserver/where"
+        client.base_url = "https://example.com:8443"  # NOTE: after the sides were made
+        assert client.get("/where").json() == {
+            "url": "https://example.com:8443/where",
+            "server": ["example.com", 8443],
+        }
+
+
 # -- websocket_connect -------------------------------------------------------------------------
 
 
@@ -218,6 +235,16 @@ def test_websocket_connect_sends_headers_set_on_the_client_later(interface: str)
         client.headers["x-token"] = "t3"
         with client.websocket_connect("/ws") as session:
             assert session.receive_json()["token"] == "t3"
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_websocket_connect_takes_a_base_url_set_later(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.get("/login")  # NOTE: the sides exist, and the cookie is for testserver
+        client.base_url = "https://example.com"
+        with client.websocket_connect("/ws") as session:
+            seen = session.receive_json()
+    assert (seen["scheme"], seen["cookies"]) == ("wss", {})
 
 
 def test_websocket_connect_over_https_is_wss() -> None:

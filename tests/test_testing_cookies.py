@@ -1,0 +1,151 @@
+"""TestClient's cookies: one jar for both interfaces, seen and changed by the test."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+import pytest
+
+from microweb import App, Request, Response, WebSocket
+from microweb.testing import TestClient
+
+INTERFACES = ["wsgi", "asgi", "both"]
+
+
+def _cookie_app() -> App:
+    app = App()
+
+    @app.get("/seen")
+    def seen(request: Request) -> dict[str, Any]:
+        return dict(request.cookies)
+
+    @app.get("/login")
+    def login(request: Request) -> Response:
+        response = Response.text("in")
+        response.set_cookie("session", "s1")
+        return response
+
+    @app.get("/logout")
+    def logout(request: Request) -> Response:
+        response = Response.text("out")
+        response.delete_cookie("session")
+        return response
+
+    @app.get("/visit")
+    def visit(request: Request) -> Response:
+        visits = int(request.cookies.get("visits", "0")) + 1
+        response = Response.json({"visits": visits})
+        response.set_cookie("visits", str(visits))
+        return response
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_json(dict(ws.request.cookies))
+        await ws.close()
+
+    return app
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_cookies_given_to_the_client_are_sent(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface, cookies={"session": "s0"}) as client:
+        assert isinstance(client.cookies, httpx.Cookies)
+        assert client.cookies["session"] == "s0"
+        assert client.get("/seen").json() == {"session": "s0"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_set_cookie_is_in_client_cookies(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        assert dict(client.cookies) == {}
+        client.get("/login")
+        assert client.cookies["session"] == "s1"
+        assert len(client.cookies.jar) == 1  # NOTE: once, under "both" too
+        assert client.get("/seen").json() == {"session": "s1"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_cookies_set_deleted_and_cleared_by_the_test(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.get("/login")
+        client.cookies.set("theme", "dark")
+        assert client.get("/seen").json() == {"session": "s1", "theme": "dark"}
+        client.cookies.delete("theme")
+        assert client.get("/seen").json() == {"session": "s1"}
+        client.cookies.set("theme", "light")
+        client.cookies.clear()
+        assert client.get("/seen").json() == {}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_cookies_replaced_by_a_mapping(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.get("/login")
+        client.cookies = {"theme": "dark"}
+        assert isinstance(client.cookies, httpx.Cookies)
+        assert client.get("/seen").json() == {"theme": "dark"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_the_app_deletes_leaves_the_jar(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.get("/login")
+        client.get("/logout")  # NOTE: Max-Age=0, which httpx's jar applies
+        assert "session" not in client.cookies
+        assert client.get("/seen").json() == {}
+
+
+def test_both_sends_each_side_the_cookies_from_before_the_request() -> None:
+    # NOTE: were the WSGI side's Set-Cookie stored before the ASGI side sent the same
+    # request, the ASGI side would count one visit more and the comparison would fail.
+    with TestClient(_cookie_app(), interface="both") as client:
+        assert [client.get("/visit").json()["visits"] for _ in range(3)] == [1, 2, 3]
+        assert client.cookies["visits"] == "3"
+        assert len(client.cookies.jar) == 1
+
+
+def test_both_keeps_the_wsgi_sides_cookie_where_they_differ() -> None:
+    app = App()
+    stamps = itertools.count()
+
+    @app.get("/stamp")
+    def stamp(request: Request) -> Response:
+        response = Response.text("stamped")
+        response.set_cookie("stamp", str(next(stamps)))
+        return response
+
+    with TestClient(app, interface="both", ignore_headers=["set-cookie"]) as client:
+        assert client.get("/stamp").headers["set-cookie"].startswith("stamp=0;")
+        assert client.cookies["stamp"] == "0"  # NOTE: the answer returned is the WSGI one
+        assert len(client.cookies.jar) == 1
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_cookies_set_by_the_first_answer_of_a_redirect_are_followed(interface: str) -> None:
+    app = _cookie_app()
+
+    @app.get("/sign-in")
+    def sign_in(request: Request) -> Response:
+        response = Response.redirect("/seen", status=303)
+        response.set_cookie("session", "s2")
+        return response
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/sign-in", follow_redirects=True).json() == {"session": "s2"}
+        assert client.cookies["session"] == "s2"
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_websocket_connect_sends_the_cookies_the_test_set(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface, cookies={"a": "1"}) as client:
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_json() == {"a": "1"}
+        client.cookies.set("b", "2")
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_json() == {"a": "1", "b": "2"}
+        client.cookies.clear()
+        with client.websocket_connect("/ws") as session:
+            assert session.receive_json() == {}

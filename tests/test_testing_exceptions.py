@@ -1,0 +1,241 @@
+"""TestClient(raise_server_exceptions=True): an error no handler answered is raised in the test.
+
+Each case runs in both handler colours: a def handler runs in the thread pool under ASGI, an
+async def one on the app loop's thread under WSGI, so the error is seen from another thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import in_colour
+
+from microweb import App, HTTPError, Request, Response
+from microweb._errors import ClientDisconnect
+from microweb.testing import TestClient
+
+INTERFACES = ["wsgi", "asgi", "both"]
+
+
+class Boom(Exception):
+    """The error the app under test raises."""
+
+
+def _failing_app(colour: str, boom: Exception) -> App:
+    app = App()
+
+    def fail(request: Request) -> str:
+        raise boom
+
+    app.get("/")(in_colour(colour, fail))
+    return app
+
+
+def _names(info: pytest.ExceptionInfo[BaseException]) -> list[str]:
+    return [str(entry.name) for entry in info.traceback]
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_by_default_the_app_answers_500(interface: str, colour: str) -> None:
+    with TestClient(_failing_app(colour, Boom("no")), interface=interface) as client:
+        assert client.raise_server_exceptions is False
+        assert client.get("/").status_code == 500
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_handlers_error_is_raised_with_its_traceback(interface: str, colour: str) -> None:
+    boom = Boom("in the handler")
+    app = _failing_app(colour, boom)
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(Boom) as raised,
+    ):
+        client.get("/")
+    assert raised.value is boom
+    assert "fail" in _names(raised)
+
+
+def test_the_option_is_read_on_every_request(interface: str) -> None:
+    with TestClient(_failing_app("sync", Boom("later")), interface=interface) as client:
+        assert client.get("/").status_code == 500
+        client.raise_server_exceptions = True
+        with pytest.raises(Boom):
+            client.get("/")
+        client.raise_server_exceptions = False
+        assert client.get("/").status_code == 500
+
+
+def _flow(colour: str, boom: Exception) -> Callable[..., Any]:
+    if colour == "sync":
+
+        def sync_flow(request: Request) -> Iterator[None]:
+            yield
+            raise boom
+
+        return sync_flow
+
+    async def async_flow(request: Request) -> AsyncIterator[None]:
+        yield
+        raise boom
+
+    return async_flow
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_flows_error_is_raised(interface: str, colour: str) -> None:
+    boom = Boom("in a flow")
+    app = App()
+    app.middleware(_flow(colour, boom))
+    app.get("/")(in_colour(colour, lambda request: "ok"))
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        with pytest.raises(Boom) as raised:
+            client.get("/")
+        assert raised.value is boom
+        client.raise_server_exceptions = False
+        assert client.get("/").status_code == 500
+
+
+class _FailingPlugin:
+    name = "failing"
+
+    def __init__(self, boom: Exception) -> None:
+        self.boom = boom
+
+    def apply(self, handler: Callable[..., Any], route: Any) -> Callable[..., Any]:
+        def wrapped(request: Request, **params: Any) -> Any:
+            raise self.boom
+
+        return in_colour("async" if route.is_async else "sync", wrapped)
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_plugins_error_is_raised(interface: str, colour: str) -> None:
+    boom = Boom("in a plugin")
+    app = App()
+    app.install(_FailingPlugin(boom))
+    app.get("/")(in_colour(colour, lambda request: "ok"))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(Boom) as raised,
+    ):
+        client.get("/")
+    assert raised.value is boom
+
+
+def _stream(colour: str, boom: Exception) -> Any:
+    if colour == "sync":
+
+        def chunks() -> Iterator[bytes]:
+            yield b"first"
+            raise boom
+
+        return chunks()
+
+    async def achunks() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise boom
+
+    return achunks()
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+@pytest.mark.parametrize("option", [False, True])
+def test_a_stream_that_fails_is_raised_whatever_the_option(
+    interface: str, colour: str, option: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its status line went out already, so there is no 500 to give: a server cuts the
+    # connection, and the client raises the error under either value.
+    boom = Boom("in a stream")
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(_stream(colour, boom))
+
+    with (
+        caplog.at_level(logging.CRITICAL, logger="microweb"),
+        TestClient(app, interface=interface, raise_server_exceptions=option) as client,
+        pytest.raises(Boom) as raised,
+    ):
+        client.get("/")
+    assert raised.value is boom
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_an_after_response_error_is_raised_once_every_callback_ran(
+    interface: str, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    boom = Boom("after the response")
+    ran: list[str] = []
+    app = App()
+
+    def callback() -> None:
+        raise boom
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        request.after_response(in_colour(colour, callback))
+        request.after_response(ran.append, "next")
+        return "ok"
+
+    with TestClient(app, interface=interface) as client:
+        with caplog.at_level(logging.ERROR, logger="microweb"):
+            assert client.get("/").text == "ok"  # NOTE: by default, logged only
+        assert "after-response callback" in caplog.text
+        client.raise_server_exceptions = True
+        ran.clear()
+        with pytest.raises(Boom) as raised:
+            client.get("/")
+    assert raised.value is boom
+    assert ran == ["next"]  # NOTE: under "both", the WSGI side raised: one run
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_errors_the_app_answers_are_not_raised(interface: str, colour: str) -> None:
+    class Gone(HTTPError):
+        pass
+
+    app = App()
+    errors: dict[str, Exception] = {
+        "/answered": ValueError("answered by its handler"),
+        "/last-resort": KeyError("answered by the 500 handler"),
+        "/http": HTTPError(404, "nothing here"),
+        "/subclass": Gone(410),
+        "/disconnect": ClientDisconnect("raised by app code"),
+    }
+
+    def fail(request: Request) -> str:
+        raise errors[request.path]
+
+    for path in errors:
+        app.get(path, name=path)(in_colour(colour, fail))
+    app.error_handler(ValueError)(in_colour(colour, lambda request, exc: ("teapot", 418)))
+    app.error_handler(500)(in_colour(colour, lambda request, exc: "sorry"))
+    statuses = {"/answered": 418, "/last-resort": 500, "/http": 404, "/subclass": 410}
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        for path, status in {**statuses, "/disconnect": 400}.items():
+            assert client.get(path).status_code == status, path
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_an_error_handler_that_fails_is_raised(interface: str, colour: str) -> None:
+    failure = Boom("in the error handler")
+    app = App()
+
+    def handle(request: Request, exc: Exception) -> str:
+        raise failure
+
+    def fail(request: Request) -> str:
+        raise ValueError("handled, badly")
+
+    app.get("/")(in_colour(colour, fail))
+    app.error_handler(ValueError)(in_colour(colour, handle))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(Boom) as raised,
+    ):
+        client.get("/")
+    assert raised.value is failure
