@@ -9,6 +9,7 @@ tests pull parts from ``_parts.PartStream`` with chunks cut at random points.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
 import json
 import threading
@@ -787,8 +788,14 @@ def test_aform_never_writes_a_spooled_file_on_the_event_loop(
 def test_the_upload_example_streams_parts(
     make_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from examples import upload
-
+    # NOTE: loaded by path: the repository root is on sys.path only when another test put it
+    # there, so this test failed when run alone.
+    spec = importlib.util.spec_from_file_location(
+        "upload_example", Path(__file__).parent.parent / "examples" / "upload.py"
+    )
+    assert spec is not None and spec.loader is not None
+    upload = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(upload)
     monkeypatch.setattr(upload, "UPLOAD_DIR", tmp_path)
     client = make_client(upload.app)
     files = {"file": ("../../a b.txt", b"x" * 70_000, "text/plain")}
