@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 from ._app_loop import run_on_loop
 from ._body import (
@@ -21,6 +22,8 @@ from ._buffer import BodyBuffer, BodyMeter
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
 from ._types import Message, Receive
+
+T = TypeVar("T")
 
 
 class MessageChunks:
@@ -86,8 +89,10 @@ class ASGIBody:
     __slots__ = (
         "_early",
         "_early_end",
+        "_ended",
         "_has_early",
         "_headers",
+        "_hop",
         "_kept",
         "_loop",
         "_overflow",
@@ -116,6 +121,10 @@ class ASGIBody:
         self.disconnected = False
         self._kept = 0
         self._pending: asyncio.Future[Message] | None = None
+        # NOTE: the task of a pool thread's hop in progress, and whether the request ended
+        # (close()): a hop still waiting then is cancelled, so the thread is not held.
+        self._hop: asyncio.Task[Any] | None = None
+        self._ended = False
         self.limit: Callable[[], int] = default_limit
 
     @property
@@ -233,7 +242,7 @@ class ASGIBody:
         while more:
             # NOTE: messages up to one byte past what the meter lets through: enough for its 413.
             room = min(HOP_CHUNKS * CHUNK_SIZE, meter.bound - meter.total + 1)
-            for message in run_on_loop(self._loop, self._ready_messages(most, room)):
+            for message in run_on_loop(self._loop, self._hop_for(self._ready_messages(most, room))):
                 body, more = self._body_of(message)
                 if body:
                     yield meter.count(body)
@@ -273,7 +282,29 @@ class ASGIBody:
     def read_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from a worker thread, counted by ``meter``."""
         # NOTE: one hop to the loop for the whole body, not one per message.
-        return run_on_loop(self._loop, self.aread_all(meter))
+        return run_on_loop(self._loop, self._hop_for(self.aread_all(meter)))
+
+    async def _hop_for(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable`` as a pool thread's hop, which ``close()`` ends.
+
+        Raises:
+            ClientDisconnect: If the request ended (its task cancelled: the server gave up on
+                it) before or while the hop waited for ``receive()``.
+        """
+        if self._ended:
+            raise self._request_ended()
+        self._hop = asyncio.current_task()
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self._ended:
+                raise self._request_ended() from None
+            raise
+        finally:
+            self._hop = None
+
+    def _request_ended(self) -> ClientDisconnect:
+        return ClientDisconnect("the request ended before its body was read")
 
     async def ais_disconnected(self) -> bool:
         """Tell, without waiting, whether the client has gone (a body message is kept)."""
@@ -300,7 +331,11 @@ class ASGIBody:
                 self._keep(message)
 
     def close(self) -> None:
-        """Stop a receive() still waiting after the response is done."""
+        """Stop a receive() still waiting after the response is done, and the hop of a pool
+        thread still reading (when the request's task was cancelled under it)."""
+        self._ended = True
         if self._pending is not None and not self._pending.done():
             self._pending.cancel()
         self._pending = None
+        if self._hop is not None:
+            self._hop.cancel()

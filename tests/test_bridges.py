@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour, sleep_until_cancelled
+from drive import http_scope
 
-from microweb import App, Request, _app_loop, _concurrency
+from microweb import App, ClientDisconnect, Request, _app_loop, _concurrency
 from microweb._app_loop import AppLoop, run_on_loop
 from microweb._concurrency import ThreadSpooler, make_pool, run_blocking, run_in_pool
 from microweb._pool import WorkerPool
@@ -844,3 +845,58 @@ def test_run_blocking_used_before_a_fork_works_in_the_child() -> None:
 
     assert asyncio.run(twice())
     assert _in_a_forked_child(lambda: asyncio.run(twice())) == 0
+
+
+# -- a def handler under ASGI whose request is cancelled while it reads -----------------------
+
+
+@pytest.mark.parametrize("read", ["read", "iter_bytes"])
+def test_a_cancelled_request_frees_the_pool_thread_that_reads_its_body(read: str) -> None:
+    # NOTE: ASGI only: a server may cancel a request's task (at shutdown, say) while receive()
+    # still waits. The def handler's hop to receive() used to wait on, holding its thread.
+    app = App()
+    seen: list[BaseException] = []
+    reading = threading.Event()
+
+    @app.post("/")
+    def upload(request: Request) -> str:
+        reading.set()
+        try:
+            if read == "read":
+                request.read()
+            else:
+                for _ in request.iter_bytes():
+                    pass
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+        return "read"
+
+    async def main() -> None:
+        asgi = app.as_asgi()
+        headers = [(b"content-length", b"10")]
+        first: list[Any] = [{"type": "http.request", "body": b"12345", "more_body": True}]
+
+        async def receive() -> Any:
+            if first:
+                return first.pop()
+            await asyncio.Event().wait()  # NOTE: the rest of the body never comes.
+
+        async def send(message: Any) -> None:
+            return None
+
+        task = asyncio.create_task(asgi(http_scope("POST", "/", headers), receive, send))
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert [type(exc) for exc in seen] == [ClientDisconnect]
+    assert "the request ended before its body was read" in str(seen[0])
