@@ -7,13 +7,17 @@ multipart bodies and describe forms are ``test_forms``'s.
 
 from __future__ import annotations
 
-from typing import Any
+import errno
+import io
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from conftest import MakeClient
 from test_forms import form_app, multipart, part, post_multipart
 
-from microweb import App, Request
+from microweb import App, Limits, Request, UploadFile, _uploads, safe_filename
+from microweb._datastructures import Headers
 
 # -- file names in filename* (RFC 8187) ---------------------------------------------------------
 
@@ -75,3 +79,167 @@ def test_streamed_parts_read_filename_star_too(make_client: MakeClient, colour: 
     body = multipart(ext_part("name=\"f\"; filename*=UTF-8''%C3%A9.txt"), part("t", "x"))
     response = post_multipart(make_client(app), body)
     assert response.json() == [["f", "é.txt"], ["t", None]]
+
+
+# -- UploadFile as a file: file objects, tell(), replaced and failed saves, after the request ---
+
+DATA = b"0123456789" * 3
+
+
+def _upload_of(form: Any) -> UploadFile:
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    return upload
+
+
+def save_app(colour: str, target: Path) -> App:
+    """``POST /`` saves the upload to a BytesIO (after a prefix), to ``target``, and tells."""
+    app = App(limits=Limits(spool_threshold=16))  # NOTE: DATA spills to disk past 16 bytes
+
+    def sync_handler(request: Request) -> dict[str, Any]:
+        upload = _upload_of(request.form())
+        upload.read(4)
+        told = upload.tell()
+        out = io.BytesIO(b">>")
+        out.seek(2)
+        written = upload.save(out)
+        return {
+            "told": told,
+            "written": written,
+            "out": out.getvalue().decode(),
+            "open": not out.closed,
+            "position": upload.tell(),
+            "to_path": upload.save(target),
+            "in_memory": upload.in_memory,
+        }
+
+    async def async_handler(request: Request) -> dict[str, Any]:
+        upload = _upload_of(await request.aform())
+        await upload.aread(4)
+        told = upload.tell()
+        out = io.BytesIO(b">>")
+        out.seek(2)
+        written = await upload.asave(out)
+        return {
+            "told": told,
+            "written": written,
+            "out": out.getvalue().decode(),
+            "open": not out.closed,
+            "position": upload.tell(),
+            "to_path": await upload.asave(target),
+            "in_memory": upload.in_memory,
+        }
+
+    app.post("/")(sync_handler if colour == "sync" else async_handler)
+    return app
+
+
+@pytest.mark.parametrize("size", [10, len(DATA)])
+def test_save_to_a_file_object_and_tell(
+    make_client: MakeClient, colour: str, tmp_path: Path, size: int
+) -> None:
+    target = tmp_path / "saved.bin"
+    target.write_bytes(b"an older, longer file that save() replaces whole")
+    body = multipart(part("f", DATA[:size], filename="d.txt"))
+    response = post_multipart(make_client(save_app(colour, target)), body)
+    assert response.json() == {
+        "told": 4,
+        "written": size,
+        "out": ">>" + DATA[:size].decode(),  # NOTE: from the object's position, whole
+        "open": True,
+        "position": 0,
+        "to_path": size,
+        "in_memory": size <= 16,
+    }
+    assert target.read_bytes() == DATA[:size]
+
+
+def test_a_save_that_fails_leaves_no_partial_file(
+    make_client: MakeClient, colour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(source: IO[bytes], out: IO[bytes], length: int = 0) -> None:
+        out.write(source.read(5))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_uploads.shutil, "copyfileobj", full_disk)
+    target = tmp_path / "saved.bin"
+    app = App()
+
+    def sync_save(request: Request) -> str:
+        try:
+            _upload_of(request.form()).save(target)
+        except OSError as exc:
+            return exc.strerror or ""
+        return "saved"
+
+    async def async_save(request: Request) -> str:
+        try:
+            await _upload_of(await request.aform()).asave(target)
+        except OSError as exc:
+            return exc.strerror or ""
+        return "saved"
+
+    app.post("/")(sync_save if colour == "sync" else async_save)
+    body = multipart(part("f", DATA, filename="d.txt"))
+    assert post_multipart(make_client(app), body).text == "No space left on device"
+    assert not target.exists()
+
+
+def test_an_upload_used_after_its_request_says_so(
+    make_client: MakeClient, colour: str, tmp_path: Path
+) -> None:
+    kept: list[UploadFile] = []
+    client = make_client(form_app(colour, kept=kept))
+    assert post_multipart(client, multipart(part("f", DATA, filename="d.txt"))).status_code == 200
+    [upload] = kept
+    closed = r"upload 'd.txt', which is closed: uploads are closed when their request ends"
+    for call, use in [
+        ("read()", lambda: upload.read()),
+        ("seek()", lambda: upload.seek(0)),
+        ("tell()", lambda: upload.tell()),
+        ("save()", lambda: upload.save(tmp_path / "late.bin")),
+        ("save()", lambda: upload.save(io.BytesIO())),
+    ]:
+        with pytest.raises(ValueError, match=rf"^{call[:-2]}\(\) on {closed}"):
+            use()
+    assert not (tmp_path / "late.bin").exists()
+
+
+def test_other_value_errors_of_an_open_upload_are_left_as_they_are() -> None:
+    upload = UploadFile("d.txt", "text/plain", Headers(), 16)
+    with pytest.raises(ValueError, match="negative seek"):
+        upload.seek(-1)
+    upload.close()
+
+
+@pytest.mark.parametrize("name", ["COM0", "lpt0.txt", "COM\u00b9.log", "LPT\u00b3"])
+def test_safe_filename_refuses_every_reserved_windows_name(name: str) -> None:
+    # NOTE: Windows reserves COM0 and LPT0 too, and the superscript digits (NFKD folds them).
+    assert safe_filename(name) == "upload"
+
+
+def test_an_after_response_callback_still_reads_the_upload(
+    make_client: MakeClient, colour: str
+) -> None:
+    read: list[bytes] = []
+    app = App(limits=Limits(spool_threshold=16))
+
+    def sync_handler(request: Request) -> str:
+        upload = _upload_of(request.form())
+        request.after_response(lambda: read.append(upload.read()))
+        return "ok"
+
+    async def async_handler(request: Request) -> str:
+        upload = _upload_of(await request.aform())
+
+        async def later() -> None:
+            read.append(await upload.aread())
+
+        request.after_response(later)
+        return "ok"
+
+    app.post("/")(sync_handler if colour == "sync" else async_handler)
+    client = make_client(app)
+    for size in (10, len(DATA)):
+        assert post_multipart(client, multipart(part("f", DATA[:size], filename="d"))).text == "ok"
+    assert read == [DATA[:10], DATA]
