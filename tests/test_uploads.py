@@ -16,7 +16,7 @@ import pytest
 from conftest import MakeClient
 from test_forms import form_app, multipart, part, post_multipart
 
-from microweb import App, Limits, Request, UploadFile, _uploads, safe_filename
+from microweb import App, HTTPError, Limits, Request, Response, UploadFile, _uploads, safe_filename
 from microweb._datastructures import Headers
 
 # -- file names in filename* (RFC 8187) ---------------------------------------------------------
@@ -243,3 +243,123 @@ def test_an_after_response_callback_still_reads_the_upload(
     for size in (10, len(DATA)):
         assert post_multipart(client, multipart(part("f", DATA[:size], filename="d"))).text == "ok"
     assert read == [DATA[:10], DATA]
+
+
+# -- a form read again, after it failed or after the body was streamed -------------------------
+
+TRUNCATED = b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nhal'
+SHORT = {"content-type": "multipart/form-data; boundary=b"}
+
+
+class PeekingPlugin:
+    """Wraps each handler to read the form first (a CSRF check, say), letting a bad one by."""
+
+    name = "peeking"
+
+    def __init__(self) -> None:
+        self.peeked: list[str] = []
+
+    def _peek(self, form: Any) -> None:
+        self.peeked.append(str(form.get("a", "")))
+
+    def apply(self, handler: Any, route: Any) -> Any:
+        if route.is_async:
+
+            async def async_wrapped(request: Request, **params: Any) -> Any:
+                try:
+                    self._peek(await request.aform())
+                except HTTPError as exc:
+                    self.peeked.append(str(exc.status))
+                return await handler(request, **params)
+
+            return async_wrapped
+
+        def wrapped(request: Request, **params: Any) -> Any:
+            try:
+                self._peek(request.form())
+            except HTTPError as exc:
+                self.peeked.append(str(exc.status))
+            return handler(request, **params)
+
+        return wrapped
+
+
+def test_a_form_that_failed_fails_the_same_way_again(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    plugin = PeekingPlugin()
+    app.install(plugin)
+
+    def handler(request: Request) -> str:
+        return str(request.form()["a"])
+
+    async def ahandler(request: Request) -> str:
+        return str((await request.aform())["a"])
+
+    app.post("/")(ahandler if colour == "async" else handler)
+    client = make_client(app)
+    response = client.post("/", content=TRUNCATED, headers=SHORT)
+    # NOTE: the handler's form() raises the 400 again: the body was gone (a 500 before).
+    assert (response.status_code, response.text) == (
+        400,
+        "invalid multipart body: Unexpected end of multipart stream (parser closed)",
+    )
+    assert client.post("/", data={"a": "1"}).text == "1"
+    assert plugin.peeked == ["400", "1"]
+
+
+def streamed_then_app(colour: str, first: str, then: str) -> App:
+    app = App()
+
+    async def consume(request: Request, call: str) -> Any:
+        if call == "form":
+            return await request.aform()
+        if call == "parts":
+            return [p.name async for p in request.aiter_parts()]
+        return [chunk async for chunk in request.aiter_bytes()]
+
+    def sync_consume(request: Request, call: str) -> Any:
+        if call == "form":
+            return request.form()
+        if call == "parts":
+            return [p.name for p in request.iter_parts()]
+        return list(request.iter_bytes())
+
+    def handler(request: Request) -> Response:
+        sync_consume(request, first)
+        try:
+            sync_consume(request, then)
+        except RuntimeError as exc:
+            return Response.text(str(exc))
+        return Response.text("no error")
+
+    async def ahandler(request: Request) -> Response:
+        await consume(request, first)
+        try:
+            await consume(request, then)
+        except RuntimeError as exc:
+            return Response.text(str(exc))
+        return Response.text("no error")
+
+    app.post("/")(ahandler if colour == "async" else handler)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "names"),
+    [
+        ("form", "parts", ("iter_parts()", "form()")),
+        ("parts", "form", ("form()", "iter_parts()")),
+        ("bytes", "form", ("form()", "iter_bytes()")),
+    ],
+)
+def test_a_second_read_of_a_streamed_body_names_the_first(
+    make_client: MakeClient, colour: str, first: str, then: str, names: tuple[str, str]
+) -> None:
+    prefix = "" if colour == "sync" else "a"
+    second, first_call = (f"{prefix}{name}" for name in names)
+    client = make_client(streamed_then_app(colour, first, then))
+    response = post_multipart(client, multipart(part("a", "1"), part("f", b"x", filename="f")))
+    assert response.text == (
+        f"request.{second}: the body was already consumed by request.{first_call}: "
+        "a request's body is read from the network once"
+    )
