@@ -26,7 +26,7 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect
+from ._errors import ClientDisconnect, report_unhandled
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request
@@ -243,8 +243,9 @@ class ASGIDriver:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
             pass
-        except Exception:
+        except Exception as exc:
             logger.exception("error in WebSocket handler for %s", request.path)
+            report_unhandled(exc)  # NOTE: before the close, which a test client then raises.
             # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
             await ws.close(1011 if ws.state == "open" else 1008)
         else:

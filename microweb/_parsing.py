@@ -7,7 +7,7 @@ import math
 import re
 from json.scanner import make_scanner
 from typing import Any, TypeVar
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from ._charsets import decode, find_codec
 from ._datastructures import Headers, MultiDict
@@ -294,3 +294,53 @@ def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:
 
 def _unquote_field(text: str) -> str:
     return unquote(text.replace("+", " "), errors="strict") if "%" in text or "+" in text else text
+
+
+# SPEC: RFC 8187 3.2.1: an ext-value is charset "'" [ language ] "'" value-chars, where
+# recipients must support UTF-8 and may support ISO-8859-1; no other charset is taken.
+_EXT_CODECS = {"utf-8": "utf-8", "iso-8859-1": "latin-1"}
+
+
+def decode_ext_value(value: str) -> str | None:
+    """Decode an RFC 8187 extended parameter value, such as ``UTF-8''%E2%82%AC.txt``.
+
+    Returns:
+        The text, or ``None`` for a value that is malformed, in another charset, or whose
+        bytes do not decode.
+    """
+    # NOTE: some clients quote the value, which RFC 8187 does not allow; taken all the same.
+    charset, first, rest = value.strip().strip('"').partition("'")
+    _, second, encoded = rest.partition("'")
+    codec = _EXT_CODECS.get(charset.lower())
+    if not (first and second) or codec is None:
+        return None
+    try:
+        return unquote_to_bytes(encoded).decode(codec)
+    except UnicodeDecodeError:
+        return None
+
+
+# NOTE: multipart reads only ``filename``; this finds ``filename*`` where a header has one.
+_EXT_FILENAME = re.compile(r';\s*filename\*\s*=\s*("[^"]*"|[^;\s]*)', re.IGNORECASE)
+
+
+def part_filename(headers: list[tuple[str, str]], plain: str | None) -> str | None:
+    """Return a multipart part's file name: its ``filename*`` if valid, else ``plain``.
+
+    ``headers`` are the part's (names as ``multipart`` gives them), ``plain`` the
+    ``filename`` parameter that ``multipart`` read (``None`` for a text field).
+
+    Raises:
+        HTTPError: 400 for a ``filename*`` that does not decode, with no ``filename`` beside it.
+    """
+    # SPEC: RFC 7578 4.2 says form-data must not use filename* (RFC 5987), yet some clients send
+    # it, alone (a non-ASCII name) or beside filename, which it then wins over (RFC 6266 4.3).
+    for key, value in headers:
+        if key == "Content-Disposition" and "*" in value:
+            found = _EXT_FILENAME.search(value)
+            decoded = decode_ext_value(found.group(1)) if found is not None else None
+            if decoded is not None:
+                return decoded
+            if found is not None and plain is None:
+                raise HTTPError(400, "multipart part with an invalid filename* parameter")
+    return plain

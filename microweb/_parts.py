@@ -28,7 +28,7 @@ import multipart
 from ._datastructures import Headers, trusted_headers
 from ._errors import HTTPError
 from ._limits import Limits
-from ._parsing import RequestHeaders, decode_with, find_text_codec, media_type
+from ._parsing import RequestHeaders, decode_with, find_text_codec, media_type, part_filename
 
 MULTIPART = "multipart/form-data"
 
@@ -68,15 +68,16 @@ def _head_of(segment: multipart.MultipartSegment) -> PartHead:
     name = segment.name
     if not name:
         raise HTTPError(400, "multipart part without a name")
+    filename = part_filename(segment.headerlist, segment.filename)
     codec = None
-    if segment.filename is None:
+    if filename is None:
         # NOTE: a text field's charset is checked before its bytes arrive (TRAPS.md 2, 24);
         # a file's is the app's business, as its bytes are never decoded here.
         codec = find_text_codec(segment.charset, f"form field {name!r}")
-    default = "text/plain" if segment.filename is None else "application/octet-stream"
+    default = "text/plain" if filename is None else "application/octet-stream"
     return PartHead(
         name=name,
-        filename=segment.filename,
+        filename=filename,
         content_type=segment.content_type or default,
         headers=trusted_headers([(k.lower(), v) for k, v in segment.headerlist], RequestHeaders),
         charset=segment.charset,

@@ -215,7 +215,8 @@ def new_request(
     request._body = None
     request._json = MISSING
     request._form = None
-    request._consumed = request._inline = False
+    request._consumed = ""
+    request._inline = False
     # NOTE: the form builders, whose files are closed when the request ends.
     request._cleanups = None
     # NOTE: None until after_response() is called: the drivers check it once per request.

@@ -34,8 +34,11 @@ class BodyMethods(HeadProperties):
     _source: BodySource | None
     _body: bytes | None
     _json: Any
-    _form: FormData | None
-    _consumed: bool
+    # NOTE: the form, or the error its reading raised, raised again by every later call: the
+    # body is gone, and a flow that caught a 400 must not turn the handler's form() into a 500.
+    _form: FormData | Exception | None
+    # NOTE: the call that streamed the body ("" before), named when another one is refused.
+    _consumed: str
     _inline: bool
     _cleanups: list[FormBuilder] | None
 
@@ -97,14 +100,21 @@ class BodyMethods(HeadProperties):
             RuntimeError: Where an event loop runs in this thread (use ``await aform()``).
         """
         self._check_sync("form()", "aform()")
-        if self._form is None:
+        form = self._form
+        if form is None:
             builder = self._form_builder(defer_writes=False)
             try:
-                self._form = builder.feed_all(self._body_or_stream("form()"))
+                form = self._form = builder.feed_all(self._body_or_stream("form()"))
+            except Exception as exc:
+                self._form = exc
+                builder.discard()
+                raise
             except BaseException:
                 builder.discard()
                 raise
-        return self._form
+        elif not isinstance(form, FormData):
+            raise form
+        return form
 
     def iter_parts(self) -> Iterator[Part]:
         """Yield the parts of a multipart body in order, each streamed by ``part.iter_bytes()``.
@@ -183,19 +193,24 @@ class BodyMethods(HeadProperties):
 
     async def aform(self) -> FormData:
         """Read and parse a form; the async twin of ``form()``."""
-        if self._form is None:
+        form = self._form
+        if form is None:
             # NOTE: writes of a spooled file go to a file thread, never on the event loop.
             builder = self._form_builder(defer_writes=True)
             try:
                 async with aclosing(self._abody_or_stream("aform()")) as chunks:
-                    self._form = await builder.afeed_all(chunks)
-            except BaseException:
+                    form = self._form = await builder.afeed_all(chunks)
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    self._form = exc
                 # NOTE: files on disk are left to the request's end, which closes them in a
                 # file thread (under ASGI): closing one is disk work, kept off the event loop.
                 if not builder.on_disk:
                     builder.discard()
                 raise
-        return self._form
+        elif not isinstance(form, FormData):
+            raise form
+        return form
 
     async def aiter_parts(self) -> AsyncIterator[Part]:
         """Yield the parts of a multipart body; the async twin of ``iter_parts()``.
@@ -235,8 +250,11 @@ class BodyMethods(HeadProperties):
 
     def _start(self, call: str) -> BodyMeter:
         if self._consumed:
-            raise RuntimeError(f"request.{call}: the body was already consumed by streaming it")
-        self._consumed = True
+            raise RuntimeError(
+                f"request.{call}: the body was already consumed by request.{self._consumed}: "
+                "a request's body is read from the network once"
+            )
+        self._consumed = call
         return BodyMeter(self.limits.max_body_size, self._body_source().content_length)
 
     def is_disconnected(self) -> bool:

@@ -6,11 +6,13 @@ import asyncio
 import json
 import threading
 from collections.abc import Coroutine
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from ._app_loop import run_until_stopped
+from ._errors import unhandled_errors
 from ._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -68,19 +70,33 @@ class Lifespan:
 class WebSocketSession:
     """The client side of a WebSocket connection to the app under test (sync API).
 
-    Made by ``TestClient.websocket_connect()``; use it as a context manager.
+    Made by ``TestClient.websocket_connect()``; use it as a context manager. With the
+    client's ``raise_server_exceptions=True``, an error that ends the handler (and that it
+    would close with 1011) is raised, as the very object, by the call that sees the end:
+    a ``receive_*()`` that gets the close, ``close()``, or the end of the ``with`` block
+    (unless the block ends with an error of its own); one refused at the handshake is raised
+    by ``websocket_connect()``. It is raised once.
     """
 
     __test__ = False
 
-    def __init__(self, loop: LoopThread, app: ASGIDriver, scope: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        loop: LoopThread,
+        app: ASGIDriver,
+        scope: dict[str, Any],
+        raise_server_exceptions: bool = False,
+    ) -> None:
         self._loop = loop
         self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # NOTE: what the app reports as unhandled, when watched; emptied once raised.
+        self._errors: list[BaseException] | None = [] if raise_server_exceptions else None
         self._task = loop.run(self._start(app, scope))
         self.accepted = loop.run(self._from_app.get())
         if self.accepted["type"] != "websocket.accept":
             self._loop.run(self._finish())
+            self._raise_reported()
             raise WebSocketDisconnect(self.accepted.get("code", 1000), "handshake refused (403)")
         self.subprotocol: str | None = self.accepted.get("subprotocol")
 
@@ -88,11 +104,20 @@ class WebSocketSession:
         async def send(message: Any) -> None:
             await self._from_app.put(dict(message))
 
+        # NOTE: set in this task's own context, which the app's task copies: the list is
+        # this session's, for as long as the connection lasts.
+        unhandled_errors.set(self._errors)
         await self._to_app.put({"type": "websocket.connect"})
         return asyncio.ensure_future(app(scope, self._to_app.get, send))
 
     async def _finish(self) -> None:
         await asyncio.wait_for(self._task, timeout=10)
+
+    def _raise_reported(self) -> None:
+        if self._errors:
+            error = self._errors[0]
+            self._errors.clear()
+            raise error
 
     def send_text(self, text: str) -> None:
         """Send a text message to the app."""
@@ -109,6 +134,7 @@ class WebSocketSession:
     def _receive(self) -> dict[str, Any]:
         message = self._loop.run(asyncio.wait_for(self._from_app.get(), timeout=10))
         if message["type"] == "websocket.close":
+            self._raise_reported()
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
         return message
 
@@ -142,7 +168,16 @@ class WebSocketSession:
         return json.loads(message.get("text") or message.get("bytes") or b"")
 
     def close(self, code: int = 1000) -> None:
-        """Disconnect (as a client) and wait for the handler to finish."""
+        """Disconnect (as a client) and wait for the handler to finish.
+
+        Raises:
+            Exception: The handler's unhandled error, not raised yet, under the client's
+                ``raise_server_exceptions=True``.
+        """
+        self._end(code)
+        self._raise_reported()
+
+    def _end(self, code: int) -> None:
         if not self._task.done():
             self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
             self._loop.run(self._finish())
@@ -150,8 +185,17 @@ class WebSocketSession:
     def __enter__(self) -> WebSocketSession:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            # NOTE: the test's own error says more than the app's, which the log has.
+            self._end(1000)
 
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.

@@ -7,6 +7,7 @@ client's file name into one safe to use on disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -88,34 +89,72 @@ class UploadFile:
                 self.file.close()
 
     def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes (all by default) from the current position."""
-        return self.file.read(size)
+        """Read up to ``size`` bytes (all by default) from the current position.
+
+        Raises:
+            ValueError: Once the file is closed (its request ended), with a message that says so.
+        """
+        try:
+            return self.file.read(size)
+        except ValueError:
+            self._check_open("read()")
+            raise
 
     async def aread(self, size: int = -1) -> bytes:
         """Read from async code; the async twin of ``read()``."""
-        data: bytes = await self._run_blocking(self.file.read, size)
+        data: bytes = await self._run_blocking(self.read, size)
         return data
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move the read position; ``seek(0)`` reads the file again from the start."""
-        return self.file.seek(offset, whence)
+        try:
+            return self.file.seek(offset, whence)
+        except ValueError:
+            self._check_open("seek()")
+            raise
 
-    def save(self, path: str | os.PathLike[str]) -> int:
-        """Copy the whole file to ``path`` (chosen by the server, never the client's name).
+    def tell(self) -> int:
+        """Return the read position."""
+        try:
+            return self.file.tell()
+        except ValueError:
+            self._check_open("tell()")
+            raise
+
+    def save(self, target: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Copy the whole file to ``target``, a path or a binary file object open for writing.
+
+        A path is chosen by the server, never the client's name; a file there is replaced. If
+        the copy fails (a full disk), what it wrote at the path is removed. A file object is
+        written from its current position and left open.
 
         Returns:
             The number of bytes written.
+
+        Raises:
+            ValueError: Once the upload is closed (its request ended).
+            OSError: If the copy fails.
         """
+        self._check_open("save()")
         self.file.seek(0)
-        with open(path, "wb") as target:
-            shutil.copyfileobj(self.file, target, 1024 * 1024)
+        if isinstance(target, (str, os.PathLike)):
+            _copy_to_path(self.file, target)
+        else:
+            shutil.copyfileobj(self.file, target, COPY_CHUNK)
         self.file.seek(0)
         return self.size
 
-    async def asave(self, path: str | os.PathLike[str]) -> int:
-        """Copy the whole file to ``path`` in a worker thread; the async twin of ``save()``."""
-        written: int = await self._run_blocking(self.save, path)
+    async def asave(self, target: str | os.PathLike[str] | IO[bytes]) -> int:
+        """Copy the whole file to ``target`` in a worker thread; the async twin of ``save()``."""
+        written: int = await self._run_blocking(self.save, target)
         return written
+
+    def _check_open(self, call: str) -> None:
+        if self.file.closed:
+            raise ValueError(
+                f"{call} on upload {self.filename!r}, which is closed: uploads are closed when "
+                "their request ends; read or save it before (or in request.after_response())"
+            ) from None
 
     @property
     def in_memory(self) -> bool:
@@ -132,9 +171,25 @@ class UploadFile:
         return f"<UploadFile {self.filename!r} {self.content_type} {self.size} bytes>"
 
 
+COPY_CHUNK = 1024 * 1024
+
+
+def _copy_to_path(source: IO[bytes], path: str | os.PathLike[str]) -> None:
+    """Copy ``source`` to a new file at ``path``; blocking. A failed copy leaves no file."""
+    with open(path, "wb") as out:
+        try:
+            shutil.copyfileobj(source, out, COPY_CHUNK)
+        except BaseException:
+            # NOTE: a half-written file would pass for the upload: a full disk leaves nothing.
+            out.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _WINDOWS_NAMES = frozenset(
-    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(10)]
 )
 
 

@@ -68,7 +68,9 @@ class TestClient:
             cookies signed with the current time.
         raise_server_exceptions: Raise, from the request's call, an error that no error
             handler answered (the app's last-resort 500) or that an after-response callback
-            raised, instead of returning the 500 (the default) or only logging it.
+            raised, instead of returning the 500 (the default) or only logging it; and an
+            error that ends a WebSocket handler, from the session (see ``WebSocketSession``),
+            instead of the close with 1011.
 
     Attributes:
         base_url: As given; read on every request and WebSocket handshake.
@@ -80,9 +82,10 @@ class TestClient:
             what it holds then. A test may read it, ``set()``, ``delete()``, ``clear()``,
             or assign a mapping.
         follow_redirects: As given; read on every request.
-        raise_server_exceptions: As given; read on every request. An error an error
-            handler answered, an ``HTTPError`` and a ``ClientDisconnect`` are never raised;
-            an error in a streamed body always is, as the response cannot be completed.
+        raise_server_exceptions: As given; read on every request and WebSocket handshake.
+            An error an error handler answered, an ``HTTPError`` and a ``ClientDisconnect``
+            are never raised; an error in a streamed body always is, as the response cannot
+            be completed.
 
     Use it as a context manager to run startup and shutdown hooks (the ASGI lifespan protocol
     under ASGI); without ``with``, startup runs on the first request. The
@@ -325,7 +328,7 @@ class TestClient:
             "server": (target.host, target.port or (443 if secure else 80)),
             "subprotocols": subprotocols or [],
         }
-        return WebSocketSession(loop, self.asgi_app, scope)
+        return WebSocketSession(loop, self.asgi_app, scope, self.raise_server_exceptions)
 
     # -- lifespan ------------------------------------------------------------------------------
 

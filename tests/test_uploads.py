@@ -1,0 +1,365 @@
+"""Uploads and forms as app code uses them: RFC 8187 file names, ``UploadFile`` against file
+objects and after its request, and a form read again after it failed.
+
+Behaviour tests run under both interfaces and both handler colours; the helpers that build
+multipart bodies and describe forms are ``test_forms``'s.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from conftest import MakeClient
+from test_forms import form_app, multipart, part, post_multipart
+
+from microweb import App, HTTPError, Limits, Request, Response, UploadFile, _uploads, safe_filename
+from microweb._datastructures import Headers
+
+# -- file names in filename* (RFC 8187) ---------------------------------------------------------
+
+
+def ext_part(disposition: str, body: bytes = b"\x00\xff data") -> bytes:
+    return f"Content-Disposition: form-data; {disposition}\r\n\r\n".encode() + body
+
+
+@pytest.mark.parametrize(
+    ("disposition", "filename"),
+    [
+        # NOTE: the name only in filename*: a file all the same, not a text field.
+        ("name=\"f\"; filename*=UTF-8''%E2%82%AC%20rates.txt", "€ rates.txt"),
+        ("name=\"f\"; filename*=utf-8'en'caf%C3%A9.txt", "café.txt"),
+        ("name=\"f\"; filename*=iso-8859-1''caf%E9.txt", "café.txt"),
+        ('name="f"; FILENAME*="UTF-8\'\'quoted.txt"', "quoted.txt"),
+        # SPEC: RFC 6266 4.3: filename* wins over filename, in either order.
+        ('name="f"; filename="EUR rates.txt"; filename*=UTF-8\'\'%E2%82%AC.txt', "€.txt"),
+        ('name="f"; filename*=UTF-8\'\'%E2%82%AC.txt; filename="EUR.txt"', "€.txt"),
+        # NOTE: one that does not decode leaves filename.
+        ('name="f"; filename="plain.txt"; filename*=koi8-r\'\'%C1.txt', "plain.txt"),
+        ('name="f"; filename="plain.txt"; filename*=UTF-8\'\'%FF.txt', "plain.txt"),
+    ],
+)
+def test_a_filename_star_parameter_names_the_file(
+    make_client: MakeClient, colour: str, disposition: str, filename: str
+) -> None:
+    response = post_multipart(make_client(form_app(colour)), multipart(ext_part(disposition)))
+    assert response.status_code == 200, response.text
+    [upload] = response.json()["f"]
+    assert upload["filename"] == filename
+    assert upload["data"] == "\x00\xff data"
+
+
+@pytest.mark.parametrize(
+    "value", ["UTF-8''%FF.txt", "koi8-r''%C1.txt", "no-quotes.txt", "UTF-8'only-one.txt"]
+)
+def test_a_filename_star_alone_that_does_not_decode_is_400(
+    make_client: MakeClient, colour: str, value: str
+) -> None:
+    body = multipart(ext_part(f'name="f"; filename*={value}'))
+    response = post_multipart(make_client(form_app(colour)), body)
+    assert (response.status_code, response.text) == (
+        400,
+        "multipart part with an invalid filename* parameter",
+    )
+
+
+def test_streamed_parts_read_filename_star_too(make_client: MakeClient, colour: str) -> None:
+    app = App()
+
+    def names(request: Request) -> list[Any]:
+        return [[p.name, p.filename] for p in request.iter_parts()]
+
+    async def anames(request: Request) -> list[Any]:
+        return [[p.name, p.filename] async for p in request.aiter_parts()]
+
+    app.post("/")(names if colour == "sync" else anames)
+    body = multipart(ext_part("name=\"f\"; filename*=UTF-8''%C3%A9.txt"), part("t", "x"))
+    response = post_multipart(make_client(app), body)
+    assert response.json() == [["f", "é.txt"], ["t", None]]
+
+
+# -- UploadFile as a file: file objects, tell(), replaced and failed saves, after the request ---
+
+DATA = b"0123456789" * 3
+
+
+def _upload_of(form: Any) -> UploadFile:
+    upload = form["f"]
+    assert isinstance(upload, UploadFile)
+    return upload
+
+
+def save_app(colour: str, target: Path) -> App:
+    """``POST /`` saves the upload to a BytesIO (after a prefix), to ``target``, and tells."""
+    app = App(limits=Limits(spool_threshold=16))  # NOTE: DATA spills to disk past 16 bytes
+
+    def sync_handler(request: Request) -> dict[str, Any]:
+        upload = _upload_of(request.form())
+        upload.read(4)
+        told = upload.tell()
+        out = io.BytesIO(b">>")
+        out.seek(2)
+        written = upload.save(out)
+        return {
+            "told": told,
+            "written": written,
+            "out": out.getvalue().decode(),
+            "open": not out.closed,
+            "position": upload.tell(),
+            "to_path": upload.save(target),
+            "in_memory": upload.in_memory,
+        }
+
+    async def async_handler(request: Request) -> dict[str, Any]:
+        upload = _upload_of(await request.aform())
+        await upload.aread(4)
+        told = upload.tell()
+        out = io.BytesIO(b">>")
+        out.seek(2)
+        written = await upload.asave(out)
+        return {
+            "told": told,
+            "written": written,
+            "out": out.getvalue().decode(),
+            "open": not out.closed,
+            "position": upload.tell(),
+            "to_path": await upload.asave(target),
+            "in_memory": upload.in_memory,
+        }
+
+    app.post("/")(sync_handler if colour == "sync" else async_handler)
+    return app
+
+
+@pytest.mark.parametrize("size", [10, len(DATA)])
+def test_save_to_a_file_object_and_tell(
+    make_client: MakeClient, colour: str, tmp_path: Path, size: int
+) -> None:
+    target = tmp_path / "saved.bin"
+    target.write_bytes(b"an older, longer file that save() replaces whole")
+    body = multipart(part("f", DATA[:size], filename="d.txt"))
+    response = post_multipart(make_client(save_app(colour, target)), body)
+    assert response.json() == {
+        "told": 4,
+        "written": size,
+        "out": ">>" + DATA[:size].decode(),  # NOTE: from the object's position, whole
+        "open": True,
+        "position": 0,
+        "to_path": size,
+        "in_memory": size <= 16,
+    }
+    assert target.read_bytes() == DATA[:size]
+
+
+def test_a_save_that_fails_leaves_no_partial_file(
+    make_client: MakeClient, colour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(source: IO[bytes], out: IO[bytes], length: int = 0) -> None:
+        out.write(source.read(5))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_uploads.shutil, "copyfileobj", full_disk)
+    target = tmp_path / "saved.bin"
+    app = App()
+
+    def sync_save(request: Request) -> str:
+        try:
+            _upload_of(request.form()).save(target)
+        except OSError as exc:
+            return exc.strerror or ""
+        return "saved"
+
+    async def async_save(request: Request) -> str:
+        try:
+            await _upload_of(await request.aform()).asave(target)
+        except OSError as exc:
+            return exc.strerror or ""
+        return "saved"
+
+    app.post("/")(sync_save if colour == "sync" else async_save)
+    body = multipart(part("f", DATA, filename="d.txt"))
+    assert post_multipart(make_client(app), body).text == "No space left on device"
+    assert not target.exists()
+
+
+def test_an_upload_used_after_its_request_says_so(
+    make_client: MakeClient, colour: str, tmp_path: Path
+) -> None:
+    kept: list[UploadFile] = []
+    client = make_client(form_app(colour, kept=kept))
+    assert post_multipart(client, multipart(part("f", DATA, filename="d.txt"))).status_code == 200
+    [upload] = kept
+    closed = r"upload 'd.txt', which is closed: uploads are closed when their request ends"
+    for call, use in [
+        ("read()", lambda: upload.read()),
+        ("seek()", lambda: upload.seek(0)),
+        ("tell()", lambda: upload.tell()),
+        ("save()", lambda: upload.save(tmp_path / "late.bin")),
+        ("save()", lambda: upload.save(io.BytesIO())),
+    ]:
+        with pytest.raises(ValueError, match=rf"^{call[:-2]}\(\) on {closed}"):
+            use()
+    assert not (tmp_path / "late.bin").exists()
+
+
+def test_other_value_errors_of_an_open_upload_are_left_as_they_are() -> None:
+    upload = UploadFile("d.txt", "text/plain", Headers(), 16)
+    with pytest.raises(ValueError, match="negative seek"):
+        upload.seek(-1)
+    upload.close()
+
+
+@pytest.mark.parametrize("name", ["COM0", "lpt0.txt", "COM\u00b9.log", "LPT\u00b3"])
+def test_safe_filename_refuses_every_reserved_windows_name(name: str) -> None:
+    # NOTE: Windows reserves COM0 and LPT0 too, and the superscript digits (NFKD folds them).
+    assert safe_filename(name) == "upload"
+
+
+def test_an_after_response_callback_still_reads_the_upload(
+    make_client: MakeClient, colour: str
+) -> None:
+    read: list[bytes] = []
+    app = App(limits=Limits(spool_threshold=16))
+
+    def sync_handler(request: Request) -> str:
+        upload = _upload_of(request.form())
+        request.after_response(lambda: read.append(upload.read()))
+        return "ok"
+
+    async def async_handler(request: Request) -> str:
+        upload = _upload_of(await request.aform())
+
+        async def later() -> None:
+            read.append(await upload.aread())
+
+        request.after_response(later)
+        return "ok"
+
+    app.post("/")(sync_handler if colour == "sync" else async_handler)
+    client = make_client(app)
+    for size in (10, len(DATA)):
+        assert post_multipart(client, multipart(part("f", DATA[:size], filename="d"))).text == "ok"
+    assert read == [DATA[:10], DATA]
+
+
+# -- a form read again, after it failed or after the body was streamed -------------------------
+
+TRUNCATED = b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nhal'
+SHORT = {"content-type": "multipart/form-data; boundary=b"}
+
+
+class PeekingPlugin:
+    """Wraps each handler to read the form first (a CSRF check, say), letting a bad one by."""
+
+    name = "peeking"
+
+    def __init__(self) -> None:
+        self.peeked: list[str] = []
+
+    def _peek(self, form: Any) -> None:
+        self.peeked.append(str(form.get("a", "")))
+
+    def apply(self, handler: Any, route: Any) -> Any:
+        if route.is_async:
+
+            async def async_wrapped(request: Request, **params: Any) -> Any:
+                try:
+                    self._peek(await request.aform())
+                except HTTPError as exc:
+                    self.peeked.append(str(exc.status))
+                return await handler(request, **params)
+
+            return async_wrapped
+
+        def wrapped(request: Request, **params: Any) -> Any:
+            try:
+                self._peek(request.form())
+            except HTTPError as exc:
+                self.peeked.append(str(exc.status))
+            return handler(request, **params)
+
+        return wrapped
+
+
+def test_a_form_that_failed_fails_the_same_way_again(make_client: MakeClient, colour: str) -> None:
+    app = App()
+    plugin = PeekingPlugin()
+    app.install(plugin)
+
+    def handler(request: Request) -> str:
+        return str(request.form()["a"])
+
+    async def ahandler(request: Request) -> str:
+        return str((await request.aform())["a"])
+
+    app.post("/")(ahandler if colour == "async" else handler)
+    client = make_client(app)
+    response = client.post("/", content=TRUNCATED, headers=SHORT)
+    # NOTE: the handler's form() raises the 400 again: the body was gone (a 500 before).
+    assert (response.status_code, response.text) == (
+        400,
+        "invalid multipart body: Unexpected end of multipart stream (parser closed)",
+    )
+    assert client.post("/", data={"a": "1"}).text == "1"
+    assert plugin.peeked == ["400", "1"]
+
+
+def streamed_then_app(colour: str, first: str, then: str) -> App:
+    app = App()
+
+    async def consume(request: Request, call: str) -> Any:
+        if call == "form":
+            return await request.aform()
+        if call == "parts":
+            return [p.name async for p in request.aiter_parts()]
+        return [chunk async for chunk in request.aiter_bytes()]
+
+    def sync_consume(request: Request, call: str) -> Any:
+        if call == "form":
+            return request.form()
+        if call == "parts":
+            return [p.name for p in request.iter_parts()]
+        return list(request.iter_bytes())
+
+    def handler(request: Request) -> Response:
+        sync_consume(request, first)
+        try:
+            sync_consume(request, then)
+        except RuntimeError as exc:
+            return Response.text(str(exc))
+        return Response.text("no error")
+
+    async def ahandler(request: Request) -> Response:
+        await consume(request, first)
+        try:
+            await consume(request, then)
+        except RuntimeError as exc:
+            return Response.text(str(exc))
+        return Response.text("no error")
+
+    app.post("/")(ahandler if colour == "async" else handler)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "names"),
+    [
+        ("form", "parts", ("iter_parts()", "form()")),
+        ("parts", "form", ("form()", "iter_parts()")),
+        ("bytes", "form", ("form()", "iter_bytes()")),
+    ],
+)
+def test_a_second_read_of_a_streamed_body_names_the_first(
+    make_client: MakeClient, colour: str, first: str, then: str, names: tuple[str, str]
+) -> None:
+    prefix = "" if colour == "sync" else "a"
+    second, first_call = (f"{prefix}{name}" for name in names)
+    client = make_client(streamed_then_app(colour, first, then))
+    response = post_multipart(client, multipart(part("a", "1"), part("f", b"x", filename="f")))
+    assert response.text == (
+        f"request.{second}: the body was already consumed by request.{first_call}: "
+        "a request's body is read from the network once"
+    )
