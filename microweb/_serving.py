@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from ._app import App
@@ -218,7 +219,11 @@ def say(line: str) -> None:
 
 
 def _serve_uvicorn(
-    app: App, settings: dict[str, Any], threads: int | None, root_path: str, announce: Any
+    app: App,
+    settings: dict[str, Any],
+    threads: int | None,
+    root_path: str,
+    announce: Callable[[], None],
 ) -> int | None:
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, so that it ends us.
@@ -244,7 +249,7 @@ def _serve_uvicorn_processes(
     reload: bool,
     threads: int | None,
     root_path: str,
-    announce: Any,
+    announce: Callable[[], None],
 ) -> int | None:
     # NOTE: worker processes and the reloader import the app anew, from a string; the options
     # that shape the app travel in the environment (asgi_from_environment).
@@ -277,7 +282,7 @@ def _serve_waitress(
     threads: int | None,
     root_path: str,
     grace: float,
-    announce: Any,
+    announce: Callable[[], None],
 ) -> None:
     from ._waitress import serve_waitress
 

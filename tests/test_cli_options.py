@@ -212,6 +212,20 @@ def test_bad_option_values_say_what_is_wrong(
 
 
 @pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "2", "--reload"], "--workers and --reload don't go together"),
+    ],
+)
+def test_bad_process_options_say_what_is_wrong(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", APP_FILE, *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("given", "normal"), [("", ""), ("/", ""), ("/app/", "/app"), ("//a/b", "/a/b")]
 )
 def test_root_path_is_normalized(given: str, normal: str) -> None:
