@@ -7,12 +7,13 @@ Worker processes and the reloader build the app anew from the environment
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import os
 import signal
-import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from ._app import App
@@ -20,7 +21,7 @@ from ._errors import InterfaceWarning
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import end_by
+from ._stopping import STARTUP_FAILURE, end_by
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -33,8 +34,6 @@ LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
-# NOTE: Uvicorn's exit status when the app did not start; Waitress gets the same.
-STARTUP_FAILURE = 3
 logger = logging.getLogger("microweb")
 
 
@@ -172,16 +171,23 @@ def serve(
         raise TargetError("--threads must be at least 1")
     if graceful_timeout < 0:
         raise TargetError("--graceful-timeout must be 0 or more seconds")
+    if workers < 1:
+        raise TargetError("--workers must be at least 1")
+    if workers != 1 and reload:
+        raise TargetError("--workers and --reload don't go together: --reload runs one process")
     root_path = normalize_root_path(root_path)
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
     # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
     where = f"[{host}]" if ":" in host else host
-    print(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
-    sys.stdout.flush()
+    # NOTE: said once the app has started and the socket listens (not before: whoever reads
+    # it expects an answer); a picklable callable, for the reloader's child process.
+    announce = functools.partial(
+        say, f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})"
+    )
     if server == "waitress":
-        _serve_waitress(app, host, port, threads, root_path, graceful_timeout)
+        _serve_waitress(app, host, port, threads, root_path, graceful_timeout, announce)
         return
     settings = {
         "host": host,
@@ -197,24 +203,42 @@ def serve(
     if workers != 1 or reload:
         if forwarded_allow_ips is not None:
             os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
-        _serve_uvicorn_processes(module, target, settings, workers, reload, threads, root_path)
-        return
+        stopped_by = _serve_uvicorn_processes(
+            module, target, settings, workers, reload, threads, root_path, announce
+        )
+    else:
+        stopped_by = _serve_uvicorn(app, settings, threads, root_path, announce)
+    if stopped_by is None:
+        raise SystemExit(STARTUP_FAILURE)
+    end_by(stopped_by)
+
+
+def say(line: str) -> None:
+    """Print ``line`` on stdout at once (the announcement that the app is serving)."""
+    print(line, flush=True)
+
+
+def _serve_uvicorn(
+    app: App,
+    settings: dict[str, Any],
+    threads: int | None,
+    root_path: str,
+    announce: Callable[[], None],
+) -> int | None:
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, so that it ends us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from ._uvicorn import orderly_uvicorn
 
-    runner = orderly_uvicorn(asgi_app(app, threads, root_path), **settings)
+    runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
     try:
         runner.run()
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
-        end_by(signal.SIGINT)
-    if not runner.started:
-        raise SystemExit(STARTUP_FAILURE)
+        return signal.SIGINT
     # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
     # a signal without a handler is ignored.
-    end_by(signal.SIGTERM)
+    return signal.SIGTERM if runner.started else None
 
 
 def _serve_uvicorn_processes(
@@ -225,7 +249,8 @@ def _serve_uvicorn_processes(
     reload: bool,
     threads: int | None,
     root_path: str,
-) -> None:
+    announce: Callable[[], None],
+) -> int | None:
     # NOTE: worker processes and the reloader import the app anew, from a string; the options
     # that shape the app travel in the environment (asgi_from_environment).
     os.environ[TARGET_VARIABLE] = target
@@ -233,7 +258,12 @@ def _serve_uvicorn_processes(
     os.environ[LOG_LEVEL_VARIABLE] = settings["log_level"]
     if threads is not None:
         os.environ[THREADS_VARIABLE] = str(threads)
-    module.run(
+    from ._supervisor import bind, serve_processes
+
+    sock = bind(settings["host"], settings["port"])
+    if sock is None:
+        return None
+    config = module.Config(
         "microweb._serving:asgi_from_environment",
         factory=True,
         workers=workers,
@@ -241,10 +271,18 @@ def _serve_uvicorn_processes(
         reload_dirs=[source_dir(target)] if reload else None,
         **settings,
     )
+    stopped_by: int | None = serve_processes(config, workers, sock, announce)
+    return stopped_by
 
 
 def _serve_waitress(
-    app: App, host: str, port: int, threads: int | None, root_path: str, grace: float
+    app: App,
+    host: str,
+    port: int,
+    threads: int | None,
+    root_path: str,
+    grace: float,
+    announce: Callable[[], None],
 ) -> None:
     from ._waitress import serve_waitress
 
@@ -284,7 +322,7 @@ def _serve_waitress(
                 caught_warning.lineno,
             )
     try:
-        stopped_by = serve_waitress(wsgi, grace, **adjustments)
+        stopped_by = serve_waitress(wsgi, grace, announce, **adjustments)
     finally:
         with contextlib.suppress(RuntimeError):
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.

@@ -10,6 +10,9 @@ from typing import NoReturn
 # NOTE: how long the requests cut off after the grace period get to run their cleanup (a
 # stream's finally) before the shutdown hooks, under both servers.
 CLEANUP_WAIT = 1.0
+# NOTE: Uvicorn's exit status when the app did not start; Waitress and the workers get the same.
+STARTUP_FAILURE = 3
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def end_by(signum: int) -> NoReturn:

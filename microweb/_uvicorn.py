@@ -5,12 +5,18 @@ hooks run, it ignores every signal, so a hook that hangs holds the process until
 a signal that arrives while the hooks run ends the process by that signal, as under Waitress
 (``_waitress.py``). And the requests Uvicorn cuts off after the grace period get to finish
 their cleanup before the hooks run, as under Waitress, instead of never (or after them).
+Once the app has started and the socket listens, it says so (``announce``), not before.
+
+In a worker process or under the reloader (``_supervisor.py``), the supervisor ends the
+process on a second signal instead: there, one signal can arrive twice (from the terminal or
+systemd to every process, and from the supervisor), and the second copy must not cut the hooks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -24,17 +30,34 @@ class OrderlyUvicorn(uvicorn.Server):
 
     Args:
         config: Uvicorn's ``Config``.
+        announce: Called once the startup hooks ran and the socket listens.
+        escalate: Whether a signal during the shutdown hooks ends the process (off in a
+            worker process, whose supervisor does that).
     """
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        announce: Callable[[], None] | None = None,
+        *,
+        escalate: bool = True,
+    ) -> None:
         super().__init__(config)
         self.running_hooks = False
+        self.announce = announce
+        self.escalate = escalate
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
-        if self.running_hooks:
+        if self.running_hooks and self.escalate:
             end_by(sig)
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
+        await super().startup(sockets)
+        if self.started and self.announce is not None:
+            self.announce()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop as Uvicorn does, noting when its lifespan shutdown (the hooks) begins."""
@@ -55,6 +78,6 @@ class OrderlyUvicorn(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def orderly_uvicorn(app: Any, **settings: Any) -> OrderlyUvicorn:
+def orderly_uvicorn(app: Any, announce: Callable[[], None], **settings: Any) -> OrderlyUvicorn:
     """Return an ``OrderlyUvicorn`` serving the ASGI callable ``app`` with ``settings``."""
-    return OrderlyUvicorn(uvicorn.Config(app, **settings))
+    return OrderlyUvicorn(uvicorn.Config(app, **settings), announce)

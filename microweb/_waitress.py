@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -26,12 +26,11 @@ from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
 from ._effects import ShutdownError
-from ._stopping import CLEANUP_WAIT, end_by
+from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._wsgi import WSGIDriver
 
 logger = logging.getLogger("microweb")
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # NOTE: how often the drain looks at its connections when nothing wakes it.
 DRAIN_TICK = 0.05
 
@@ -136,8 +135,12 @@ def _in_flight(channel: Any) -> bool:
     return bool(channel.requests or channel.total_outbufs_len or receiving)
 
 
-def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int | None:
+def serve_waitress(
+    wsgi: WSGIDriver, grace: float, announce: Callable[[], None], **adjustments: Any
+) -> int | None:
     """Serve ``wsgi`` with Waitress until SIGTERM or SIGINT; return the signal's number.
+
+    ``announce`` is called once the socket listens (the startup hooks ran in ``as_wsgi()``).
 
     Shutdown failures are logged (by ``wsgi.close()``) and not raised again. When Waitress
     cannot listen (the port is taken, the host unknown), that is logged in one line, and the
@@ -150,6 +153,7 @@ def serve_waitress(wsgi: WSGIDriver, grace: float, **adjustments: Any) -> int | 
         where = f"{adjustments.get('host')}:{adjustments.get('port')}"
         logger.error("cannot listen on %s: %s", where, exc)
         return None
+    announce()
     try:
         return server.run()
     except ShutdownError:

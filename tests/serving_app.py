@@ -5,6 +5,8 @@
 ``SERVING_TICKER``: when set, an async startup hook starts a background task that never ends by
 itself; it records ``ticker-cancelled`` when it is cancelled.
 ``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
+``SERVING_SLOW_STARTUP``: when set, a startup hook takes half a second, then prints
+``startup hooks ran``.
 ``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
 for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
 ``SERVING_WEBSOCKET``: when set, a WebSocket route ``/ws`` records ``ws-open`` once accepted,
@@ -49,6 +51,14 @@ if os.environ.get("SERVING_FAIL_STARTUP"):
     @app.on_startup
     def fail_to_start() -> None:
         raise ConnectionError("database is down")
+
+
+if os.environ.get("SERVING_SLOW_STARTUP"):
+
+    @app.on_startup
+    def slow_start() -> None:
+        time.sleep(0.5)
+        print("startup hooks ran", flush=True)
 
 
 if os.environ.get("SERVING_HANG_SHUTDOWN") == "sync":

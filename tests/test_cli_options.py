@@ -19,6 +19,7 @@ from servers import HOST, environment, free_port, read_log, start, stop
 
 import microweb._cli as cli
 import microweb._serving as serving_module
+import microweb._supervisor
 import microweb._uvicorn
 import microweb._waitress
 from microweb import App, Limits, Request
@@ -59,12 +60,17 @@ class FakeUvicorn:
     def ended_by(self, signum: int) -> None:
         self.ended.append(signum)
 
-    def server(self, app: Any, **settings: Any) -> SimpleNamespace:
+    def server(self, app: Any, announce: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
-        return SimpleNamespace(run=lambda: None, started=True)
+        return SimpleNamespace(run=announce, started=True)
 
-    def run(self, app: Any, **settings: Any) -> None:
+    def Config(self, app: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
+        return SimpleNamespace(**settings)
+
+    def serve_processes(self, config: Any, workers: int, sock: Any, announce: Any) -> int:
+        announce()
+        return signal.SIGTERM
 
 
 @pytest.fixture
@@ -80,6 +86,8 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
     monkeypatch.setattr(serving_module, "end_by", fake.ended_by)
     monkeypatch.setattr(microweb._uvicorn, "orderly_uvicorn", fake.server)
+    monkeypatch.setattr(microweb._supervisor, "serve_processes", fake.serve_processes)
+    monkeypatch.setattr(microweb._supervisor, "bind", lambda host, port: "socket")
     for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL", "FORWARDED_ALLOW_IPS"):
         # NOTE: set first, so that monkeypatch removes what serve() sets when the test ends.
         monkeypatch.setenv(f"MICROWEB_{name}", "")
@@ -164,7 +172,7 @@ def test_uvicorn_processes_get_every_option(
 def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
-    def fake_serve(wsgi: Any, grace: float, **adjustments: Any) -> int:
+    def fake_serve(wsgi: Any, grace: float, announce: Any, **adjustments: Any) -> int:
         seen.update(adjustments, grace=grace)
         return 15
 
@@ -200,6 +208,20 @@ def test_bad_option_values_say_what_is_wrong(
     options: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["serve", APP_FILE, "--server", "waitress", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "2", "--reload"], "--workers and --reload don't go together"),
+    ],
+)
+def test_bad_process_options_say_what_is_wrong(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", APP_FILE, *options]) == 2
     assert message in capsys.readouterr().err
 
 

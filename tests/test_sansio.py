@@ -34,6 +34,7 @@ IO_MODULES = frozenset(
         "_serving.py",
         "_waitress.py",
         "_uvicorn.py",
+        "_supervisor.py",
         "_stopping.py",
         "__main__.py",
     }
@@ -152,7 +153,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "templating", "_importer", "_serving", "_cli", "_waitress", "_uvicorn",
-        "_stopping", "plugins",
+        "_supervisor", "_stopping", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -1,0 +1,231 @@
+"""``--workers`` and ``--reload``: Uvicorn in child processes, stopped as one process is.
+
+Uvicorn's own supervisors run a plain ``uvicorn.Server`` in each child, so none of what
+``OrderlyUvicorn`` does holds there, and the main process ends with status 0 whatever happened.
+Here each child runs an ``OrderlyUvicorn``, and the main process:
+
+- with ``--workers``, is microweb's own: it starts the workers on one shared socket, says
+  "serving on" once every worker has started, ends with status 3 (stopping the others) when a
+  worker dies before it started, and starts a new worker when one dies later. (Uvicorn's
+  ``Multiprocess`` builds its children's server itself, with no way to pass another.)
+- with ``--reload``, is Uvicorn's reloader (``ChangeReload``, whose ``target`` runs in the
+  child); a child that fails to start leaves it waiting for the next change, as Uvicorn's does.
+
+On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them; a
+second signal kills them, so a shutdown hook that hangs is cut short. Then it ends by the
+signal it got, as a single process does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+from ._stopping import STOP_SIGNALS
+from ._uvicorn import OrderlyUvicorn
+
+if TYPE_CHECKING:
+    from uvicorn.supervisors.basereload import BaseReload as Reloader
+else:
+    from uvicorn.supervisors import ChangeReload as Reloader
+
+logger = logging.getLogger("microweb")
+
+
+def bind(host: str, port: int) -> socket.socket | None:
+    """Return a socket bound to ``host`` and ``port`` for the children, or ``None`` (logged).
+
+    It is not listening yet: each child listens once its app has started, so that no
+    connection waits on an app that may never start.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        # NOTE: one line, as under Waitress and a single Uvicorn process.
+        logger.error("cannot listen on %s:%d: %s", host, port, exc)
+        return None
+    return sock
+
+
+def serve_processes(
+    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[], None]
+) -> int | None:
+    """Serve with ``workers`` processes, or the reloader if ``config.reload``, until stopped.
+
+    Returns:
+        The signal that stopped it, or ``None`` when a worker did not start.
+    """
+    try:
+        if config.reload:
+            reloader = OrderlyReload(
+                config, target=functools.partial(_run_reloaded, config, announce), sockets=[sock]
+            )
+            reloader.run()
+            return reloader.stopped_by
+        return Workers(config, workers, sock, announce).run()
+    finally:
+        sock.close()
+
+
+class OrderlyReload(Reloader):
+    """Uvicorn's reloader; a second stop signal kills the app's process."""
+
+    stopped_by: int | None = None
+
+    def signal_handler(self, sig: int, frame: FrameType | None) -> None:
+        """Stop as Uvicorn's reloader does; kill the child on a second signal."""
+        if self.stopped_by is not None:
+            self.process.kill()
+        self.stopped_by = sig
+        super().signal_handler(sig, frame)
+
+
+def _run_reloaded(
+    config: uvicorn.Config, announce: Callable[[], None], sockets: list[socket.socket]
+) -> None:
+    OrderlyUvicorn(config, announce, escalate=False).run(sockets)
+
+
+def _run_worker(config: uvicorn.Config, sockets: list[socket.socket], ready: Connection) -> None:
+    config.configure_logging()
+    # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
+    with contextlib.suppress(KeyboardInterrupt):
+        OrderlyUvicorn(config, functools.partial(ready.send, True), escalate=False).run(sockets)
+
+
+class Worker:
+    """One worker process and the pipe on which it says that it started."""
+
+    def __init__(self, context: Any, config: uvicorn.Config, sock: socket.socket) -> None:
+        self.ready, writer = context.Pipe(duplex=False)
+        self.process: BaseProcess = context.Process(
+            target=_run_worker, args=(config, [sock], writer)
+        )
+        self.process.start()
+        writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
+        self.started = False
+
+    def check_ready(self) -> None:
+        """Note that the worker started, if it said so; close the pipe once it has ended."""
+        try:
+            self.started = self.started or bool(self.ready.recv())
+        except EOFError:
+            self.ready.close()
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the worker if it is still running."""
+        if self.process.pid is not None and self.process.exitcode is None:
+            os.kill(self.process.pid, signum)
+
+
+class Workers:
+    """Run ``count`` workers on ``sock`` until SIGTERM or SIGINT, then stop them in order.
+
+    Args:
+        config: Uvicorn's ``Config`` for every worker.
+        count: How many workers to run.
+        sock: The bound socket they share.
+        announce: Called once, when every worker first has started.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, count: int, sock: socket.socket, announce: Callable[[], None]
+    ) -> None:
+        # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
+        self.context = multiprocessing.get_context("spawn")
+        self.config = config
+        self.count = count
+        self.sock = sock
+        self.announce: Callable[[], None] | None = announce
+        self.workers: list[Worker] = []
+        self.signals: list[int] = []
+        self.wake_up, self.waker = socket.socketpair()
+        self.waker.setblocking(False)
+
+    def run(self) -> int | None:
+        """Serve until a stop signal; return it, or ``None`` if a worker did not start."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            self.workers = [Worker(self.context, self.config, self.sock) for _ in range(self.count)]
+            failed = self._serve()
+            self._stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.wake_up.close()
+            self.waker.close()
+        return None if failed else self.signals[-1]
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+        # NOTE: an OSError means the socket is full: the main loop is awake anyway.
+        with contextlib.suppress(OSError):
+            self.waker.send(b"\0")
+
+    def _wait(self) -> None:
+        pipes = [worker.ready for worker in self.workers if not worker.ready.closed]
+        # NOTE: only the running ones: the sentinel of one that has ended is always ready.
+        ended = [w.process.sentinel for w in self.workers if w.process.exitcode is None]
+        for ready in wait([self.wake_up, *pipes, *ended]):
+            if ready is self.wake_up:
+                self.wake_up.recv(64)
+        for worker in self.workers:
+            if not worker.ready.closed and worker.ready.poll():
+                worker.check_ready()
+
+    def _serve(self) -> bool:
+        """Keep the workers running until a stop signal; return True if one did not start."""
+        while not self.signals:
+            self._wait()
+            for index, worker in enumerate(self.workers):
+                if worker.process.exitcode is None or self.signals:
+                    continue
+                if not worker.started:
+                    logger.error(
+                        "worker [%d] ended before it started (status %d); stopping",
+                        worker.process.pid,
+                        worker.process.exitcode,
+                    )
+                    return True
+                logger.warning(
+                    "worker [%d] ended (status %d); starting another",
+                    worker.process.pid,
+                    worker.process.exitcode,
+                )
+                self.workers[index] = Worker(self.context, self.config, self.sock)
+            if self.announce is not None and all(worker.started for worker in self.workers):
+                self.announce()
+                self.announce = None
+        return False
+
+    def _stop(self) -> None:
+        # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
+        # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
+        for worker in self.workers:
+            worker.signal(signal.SIGTERM)
+        killed = False
+        while any(worker.process.exitcode is None for worker in self.workers):
+            if len(self.signals) > 1 and not killed:
+                for worker in self.workers:
+                    worker.signal(signal.SIGKILL)
+                killed = True
+            self._wait()
+        for worker in self.workers:
+            worker.ready.close()
+            worker.process.join()
