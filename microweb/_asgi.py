@@ -116,9 +116,7 @@ class ASGIDriver:
                     raise ClientDisconnect("the client went away") from exc
             else:
                 await self._send_rest(start, content, response, request, _guarded(send))
-        except ClientDisconnect as exc:
-            # NOTE: once the start is made, or when the body's source saw the client leave,
-            # there is nobody to answer; else app code raised it: a 400, as under WSGI.
+        except (ClientDisconnect, asyncio.CancelledError) as exc:
             await self._answer_left(request, exc, send, start)
         finally:
             if request._after is not None:
@@ -129,8 +127,20 @@ class ASGIDriver:
                 await closing  # NOTE: uploads on disk, closed in a file thread.
 
     async def _answer_left(
-        self, request: Request, exc: ClientDisconnect, send: Send, started: Message | None
+        self,
+        request: Request,
+        exc: ClientDisconnect | asyncio.CancelledError,
+        send: Send,
+        started: Message | None,
     ) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            # NOTE: the server gave up on the request. A def handler (or its stream) may go on
+            # in the pool and read the body later: a source made now is ended by _end(), so
+            # that read gets ClientDisconnect instead of holding the thread on receive().
+            _body(request)
+            raise exc
+        # NOTE: once the start is made, or when the body's source saw the client leave,
+        # there is nobody to answer; else app code raised it: a 400, as under WSGI.
         if started is not None or request._client_gone():
             return
         response = client_left(request, exc)
