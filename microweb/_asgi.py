@@ -26,7 +26,7 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect, report_unhandled
+from ._errors import ClientDisconnect, HTTPError, report_unhandled
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request
@@ -253,6 +253,10 @@ class ASGIDriver:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
             pass
+        except HTTPError:
+            # NOTE: the client's error (a header it did not send, say): not logged, as over
+            # HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (a 403 before accept).
+            await ws.close(1008)
         except Exception as exc:
             logger.exception("error in WebSocket handler for %s", request.path)
             report_unhandled(exc)  # NOTE: before the close, which a test client then raises.
