@@ -8,6 +8,7 @@ multipart bodies and describe forms are ``test_forms``'s.
 from __future__ import annotations
 
 import errno
+import gc
 import io
 from pathlib import Path
 from typing import IO, Any
@@ -305,6 +306,50 @@ def test_a_form_that_failed_fails_the_same_way_again(make_client: MakeClient, co
     )
     assert client.post("/", data={"a": "1"}).text == "1"
     assert plugin.peeked == ["400", "1"]
+
+
+FREED: list[str] = []
+
+
+class Finalized:
+    """Records its tag in ``FREED`` when it is freed."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __del__(self) -> None:
+        FREED.append(self.tag)
+
+
+def test_a_request_whose_form_failed_is_freed_without_the_garbage_collector(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the kept error's traceback holds the request's frames: the request, its body and
+    # its state waited for the cyclic garbage collector once the request ended.
+    app = App()
+
+    def handler(request: Request) -> str:
+        request.state.marker = Finalized("request")
+        with pytest.raises(HTTPError):
+            request.form()
+        return "answered"
+
+    async def ahandler(request: Request) -> str:
+        request.state.marker = Finalized("request")
+        with pytest.raises(HTTPError):
+            await request.aform()
+        return "answered"
+
+    app.post("/")(ahandler if colour == "async" else handler)
+    client = make_client(app)
+    gc.collect()
+    FREED.clear()
+    gc.disable()
+    try:
+        assert client.post("/", content=TRUNCATED, headers=SHORT).text == "answered"
+        assert FREED == ["request"]
+    finally:
+        gc.enable()
 
 
 def streamed_then_app(colour: str, first: str, then: str) -> App:
