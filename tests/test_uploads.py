@@ -67,6 +67,25 @@ def test_a_filename_star_alone_that_does_not_decode_is_400(
     )
 
 
+def test_a_filename_star_inside_a_quoted_value_is_no_parameter(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a ';' within the quoted field name is not a separator: the part is a text field.
+    app = App()
+
+    def fields(request: Request) -> list[Any]:
+        return [[p.name, p.filename] for p in request.iter_parts()]
+
+    async def afields(request: Request) -> list[Any]:
+        return [[p.name, p.filename] async for p in request.aiter_parts()]
+
+    app.post("/")(fields if colour == "sync" else afields)
+    name = "a; filename*=UTF-8''x.txt"
+    body = multipart(ext_part(f'name="{name}"', b"text"), ext_part('name="b"', b"text"))
+    response = post_multipart(make_client(app), body)
+    assert response.json() == [[name, None], ["b", None]]
+
+
 def test_streamed_parts_read_filename_star_too(make_client: MakeClient, colour: str) -> None:
     app = App()
 
