@@ -174,14 +174,32 @@ def test_save_to_a_file_object_and_tell(
     assert target.read_bytes() == DATA[:size]
 
 
+class FullAtClose(io.BufferedWriter):
+    """A file whose last buffered bytes find the disk full when it is closed."""
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("fails", ["writing", "closing"])
 def test_a_save_that_fails_leaves_no_partial_file(
-    make_client: MakeClient, colour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_client: MakeClient,
+    colour: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: str,
 ) -> None:
     def full_disk(source: IO[bytes], out: IO[bytes], length: int = 0) -> None:
         out.write(source.read(5))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_uploads.shutil, "copyfileobj", full_disk)
+    def open_full_at_close(path: Path, mode: str) -> FullAtClose:
+        return FullAtClose(io.FileIO(path, mode.replace("b", "")))
+
+    if fails == "writing":
+        monkeypatch.setattr(_uploads.shutil, "copyfileobj", full_disk)
+    else:
+        monkeypatch.setattr(_uploads, "open", open_full_at_close, raising=False)
     target = tmp_path / "saved.bin"
     app = App()
 
