@@ -26,7 +26,7 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect, report_unhandled
+from ._errors import ClientDisconnect, HTTPError, report_unhandled
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request
@@ -116,9 +116,7 @@ class ASGIDriver:
                     raise ClientDisconnect("the client went away") from exc
             else:
                 await self._send_rest(start, content, response, request, _guarded(send))
-        except ClientDisconnect as exc:
-            # NOTE: once the start is made, or when the body's source saw the client leave,
-            # there is nobody to answer; else app code raised it: a 400, as under WSGI.
+        except (ClientDisconnect, asyncio.CancelledError) as exc:
             await self._answer_left(request, exc, send, start)
         finally:
             if request._after is not None:
@@ -129,8 +127,20 @@ class ASGIDriver:
                 await closing  # NOTE: uploads on disk, closed in a file thread.
 
     async def _answer_left(
-        self, request: Request, exc: ClientDisconnect, send: Send, started: Message | None
+        self,
+        request: Request,
+        exc: ClientDisconnect | asyncio.CancelledError,
+        send: Send,
+        started: Message | None,
     ) -> None:
+        if isinstance(exc, asyncio.CancelledError):
+            # NOTE: the server gave up on the request. A def handler (or its stream) may go on
+            # in the pool and read the body later: a source made now is ended by _end(), so
+            # that read gets ClientDisconnect instead of holding the thread on receive().
+            _body(request)
+            raise exc
+        # NOTE: once the start is made, or when the body's source saw the client leave,
+        # there is nobody to answer; else app code raised it: a 400, as under WSGI.
         if started is not None or request._client_gone():
             return
         response = client_left(request, exc)
@@ -243,6 +253,10 @@ class ASGIDriver:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
             pass
+        except HTTPError:
+            # NOTE: the client's error (a header it did not send, say): not logged, as over
+            # HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (a 403 before accept).
+            await ws.close(1008)
         except Exception as exc:
             logger.exception("error in WebSocket handler for %s", request.path)
             report_unhandled(exc)  # NOTE: before the close, which a test client then raises.

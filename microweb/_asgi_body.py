@@ -292,6 +292,8 @@ class ASGIBody:
                 it) before or while the hop waited for ``receive()``.
         """
         if self._ended:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # NOTE: it will never run; no "never awaited" warning.
             raise self._request_ended()
         self._hop = asyncio.current_task()
         try:

@@ -321,7 +321,17 @@ def decode_ext_value(value: str) -> str | None:
 
 
 # NOTE: multipart reads only ``filename``; this finds ``filename*`` where a header has one.
-_EXT_FILENAME = re.compile(r';\s*filename\*\s*=\s*("[^"]*"|[^;\s]*)', re.IGNORECASE)
+# Each match takes a whole parameter, quoted value included, so that a ';' inside a quoted
+# value (a field named "a; filename*=...") is not taken for the start of one.
+_DISPOSITION_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
+
+
+def _ext_filename(disposition: str) -> str | None:
+    """Return the raw value of the ``filename*`` parameter of a ``Content-Disposition``."""
+    for found in _DISPOSITION_PARAM.finditer(disposition):
+        if found.group(1).lower() == "filename*":
+            return found.group(2)
+    return None
 
 
 def part_filename(headers: list[tuple[str, str]], plain: str | None) -> str | None:
@@ -337,8 +347,8 @@ def part_filename(headers: list[tuple[str, str]], plain: str | None) -> str | No
     # it, alone (a non-ASCII name) or beside filename, which it then wins over (RFC 6266 4.3).
     for key, value in headers:
         if key == "Content-Disposition" and "*" in value:
-            found = _EXT_FILENAME.search(value)
-            decoded = decode_ext_value(found.group(1)) if found is not None else None
+            found = _ext_filename(value)
+            decoded = decode_ext_value(found) if found is not None else None
             if decoded is not None:
                 return decoded
             if found is not None and plain is None:

@@ -151,6 +151,10 @@ class Request(BodyMethods):
         cleanups = self._cleanups
         while cleanups:
             cleanups.pop().discard()
+        if isinstance(self._form, Exception):
+            # NOTE: the error a form raised is kept for form()'s next call; its traceback holds
+            # frames that hold this request, a cycle only the garbage collector would free.
+            self._form = None
 
     def _files_on_disk(self) -> bool:
         """Whether ``close()`` closes a file on disk (disk work), not only files in memory."""

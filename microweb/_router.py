@@ -202,8 +202,9 @@ def check_error_key(key: ErrorKey) -> None:
         # NOTE: KeyboardInterrupt, SystemExit, CancelledError stop the server or the task; no
         # request ever reaches a handler for them, so registering one is a mistake to tell.
         raise TypeError(
-            f"error_handler() takes a subclass of Exception; {key.__name__} is a BaseException "
-            "that ends the server or the task, never a request's error"
+            f"error_handler() takes a subclass of Exception, got {key.__name__}: a request's "
+            "error is always an Exception (register Exception to catch them all), and "
+            "KeyboardInterrupt, SystemExit or CancelledError end the server or the task"
         )
 
 

@@ -176,15 +176,18 @@ COPY_CHUNK = 1024 * 1024
 
 def _copy_to_path(source: IO[bytes], path: str | os.PathLike[str]) -> None:
     """Copy ``source`` to a new file at ``path``; blocking. A failed copy leaves no file."""
-    with open(path, "wb") as out:
-        try:
+    # NOTE: opened outside the try: a file that did not open (not ours to write) is not removed.
+    out = open(path, "wb")  # noqa: SIM115
+    try:
+        # NOTE: closed within the try: the last buffered bytes are written by close(), which
+        # finds a full disk as a write does.
+        with out:
             shutil.copyfileobj(source, out, COPY_CHUNK)
-        except BaseException:
-            # NOTE: a half-written file would pass for the upload: a full disk leaves nothing.
-            out.close()
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
+    except BaseException:
+        # NOTE: a half-written file would pass for the upload: a full disk leaves nothing.
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -900,3 +900,71 @@ def test_a_cancelled_request_frees_the_pool_thread_that_reads_its_body(read: str
     asyncio.run(main())
     assert [type(exc) for exc in seen] == [ClientDisconnect]
     assert "the request ended before its body was read" in str(seen[0])
+
+
+FORM_TYPE = b"application/x-www-form-urlencoded"
+READS = {
+    "read": Request.read,
+    "iter_bytes": lambda request: list(request.iter_bytes()),
+    "form": Request.form,
+}
+
+
+@pytest.mark.parametrize("read", list(READS))
+def test_a_request_cancelled_before_its_handler_reads_the_body_frees_the_thread(read: str) -> None:
+    # NOTE: the request's task is cancelled while the def handler works, before it first
+    # touches the body: its read must not wait on receive() (which never answers here), and
+    # the only thread of the pool must serve the next request.
+    app = App(max_threads=1)
+    seen: list[BaseException] = []
+    working, cancelled = threading.Event(), threading.Event()
+
+    @app.post("/")
+    def upload(request: Request) -> str:
+        working.set()
+        cancelled.wait(5)
+        try:
+            READS[read](request)
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+        return "read"
+
+    @app.get("/next")
+    def after(request: Request) -> str:
+        return "served"
+
+    async def main() -> list[Any]:
+        asgi = app.as_asgi()
+        headers = [(b"content-length", b"10"), (b"content-type", FORM_TYPE)]
+
+        async def receive() -> Any:
+            await asyncio.Event().wait()  # NOTE: the body never comes.
+
+        async def send(message: Any) -> None:
+            return None
+
+        task = asyncio.create_task(asgi(http_scope("POST", "/", headers), receive, send))
+        while not working.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        cancelled.set()
+        sent: list[Any] = []
+
+        async def no_body() -> Any:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def keep(message: Any) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(asgi(http_scope("GET", "/next"), no_body, keep), 5)
+        return sent
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NOTE: no coroutine left un-awaited.
+        sent = asyncio.run(main())
+        gc.collect()
+    assert [type(exc) for exc in seen] == [ClientDisconnect]
+    assert sent[1]["body"] == b"served"

@@ -225,6 +225,19 @@ def test_handshake_without_a_websocket_route_is_403(ws_server: Uvicorn, path: st
     assert httpx.get(ws_server.http_url + "/plain", timeout=TIMEOUT).text == "plain"
 
 
+def test_a_handshake_without_a_header_the_handler_reads_is_403_and_not_logged(
+    ws_server: Uvicorn,
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _connect(ws_server.ws_url + "/token")
+    assert refused.value.response.status_code == 403
+    assert "error in WebSocket handler for /token" not in ws_server.log_text()
+    with connect(
+        ws_server.ws_url + "/token", additional_headers={"X-Token": "t0k"}, proxy=None
+    ) as ws:
+        assert ws.recv(timeout=TIMEOUT) == "t0k"
+
+
 def test_client_leaving_during_sends_is_a_websocket_disconnect(ws_server: Uvicorn) -> None:
     with _connect(ws_server.ws_url + "/ticker") as ws:
         assert ws.recv(timeout=TIMEOUT) == "0"

@@ -8,6 +8,7 @@ multipart bodies and describe forms are ``test_forms``'s.
 from __future__ import annotations
 
 import errno
+import gc
 import io
 from pathlib import Path
 from typing import IO, Any
@@ -64,6 +65,25 @@ def test_a_filename_star_alone_that_does_not_decode_is_400(
         400,
         "multipart part with an invalid filename* parameter",
     )
+
+
+def test_a_filename_star_inside_a_quoted_value_is_no_parameter(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a ';' within the quoted field name is not a separator: the part is a text field.
+    app = App()
+
+    def fields(request: Request) -> list[Any]:
+        return [[p.name, p.filename] for p in request.iter_parts()]
+
+    async def afields(request: Request) -> list[Any]:
+        return [[p.name, p.filename] async for p in request.aiter_parts()]
+
+    app.post("/")(fields if colour == "sync" else afields)
+    name = "a; filename*=UTF-8''x.txt"
+    body = multipart(ext_part(f'name="{name}"', b"text"), ext_part('name="b"', b"text"))
+    response = post_multipart(make_client(app), body)
+    assert response.json() == [[name, None], ["b", None]]
 
 
 def test_streamed_parts_read_filename_star_too(make_client: MakeClient, colour: str) -> None:
@@ -154,14 +174,32 @@ def test_save_to_a_file_object_and_tell(
     assert target.read_bytes() == DATA[:size]
 
 
+class FullAtClose(io.BufferedWriter):
+    """A file whose last buffered bytes find the disk full when it is closed."""
+
+    def flush(self) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("fails", ["writing", "closing"])
 def test_a_save_that_fails_leaves_no_partial_file(
-    make_client: MakeClient, colour: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_client: MakeClient,
+    colour: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fails: str,
 ) -> None:
     def full_disk(source: IO[bytes], out: IO[bytes], length: int = 0) -> None:
         out.write(source.read(5))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_uploads.shutil, "copyfileobj", full_disk)
+    def open_full_at_close(path: Path, mode: str) -> FullAtClose:
+        return FullAtClose(io.FileIO(path, mode.replace("b", "")))
+
+    if fails == "writing":
+        monkeypatch.setattr(_uploads.shutil, "copyfileobj", full_disk)
+    else:
+        monkeypatch.setattr(_uploads, "open", open_full_at_close, raising=False)
     target = tmp_path / "saved.bin"
     app = App()
 
@@ -305,6 +343,50 @@ def test_a_form_that_failed_fails_the_same_way_again(make_client: MakeClient, co
     )
     assert client.post("/", data={"a": "1"}).text == "1"
     assert plugin.peeked == ["400", "1"]
+
+
+FREED: list[str] = []
+
+
+class Finalized:
+    """Records its tag in ``FREED`` when it is freed."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def __del__(self) -> None:
+        FREED.append(self.tag)
+
+
+def test_a_request_whose_form_failed_is_freed_without_the_garbage_collector(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the kept error's traceback holds the request's frames: the request, its body and
+    # its state waited for the cyclic garbage collector once the request ended.
+    app = App()
+
+    def handler(request: Request) -> str:
+        request.state.marker = Finalized("request")
+        with pytest.raises(HTTPError):
+            request.form()
+        return "answered"
+
+    async def ahandler(request: Request) -> str:
+        request.state.marker = Finalized("request")
+        with pytest.raises(HTTPError):
+            await request.aform()
+        return "answered"
+
+    app.post("/")(ahandler if colour == "async" else handler)
+    client = make_client(app)
+    gc.collect()
+    FREED.clear()
+    gc.disable()
+    try:
+        assert client.post("/", content=TRUNCATED, headers=SHORT).text == "answered"
+        assert FREED == ["request"]
+    finally:
+        gc.enable()
 
 
 def streamed_then_app(colour: str, first: str, then: str) -> App:

@@ -1164,3 +1164,30 @@ def test_a_handshake_whose_body_was_made_ends_like_any_request() -> None:
     (request,) = requests
     source: Any = request._source
     assert source.limit is default_limit
+
+
+@pytest.mark.parametrize("accepted", [False, True])
+def test_a_header_the_client_did_not_send_is_its_error_not_the_servers(
+    caplog: pytest.LogCaptureFixture, accepted: bool
+) -> None:
+    # NOTE: ws.headers[name] missing raises an HTTPError (400), the client's error as over
+    # HTTP: no traceback logged, nothing raised by raise_server_exceptions, and 1008 (a 403
+    # before accept()), never 1011, the server's own failure.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        if accepted:
+            await ws.accept()
+        await ws.send_text(ws.headers["x-token"])
+
+    client = TestClient(app, interface="asgi", raise_server_exceptions=True)
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/ws") as session,
+    ):
+        session.receive_text()
+    client.close()
+    assert closed.value.code == 1008
+    assert [r for r in caplog.records if r.name == "microweb"] == []

@@ -149,6 +149,14 @@ async def boom(ws: WebSocket) -> None:
     raise RuntimeError("boom (expected by the test)")
 
 
+@app.websocket("/token")
+async def token(ws: WebSocket) -> None:
+    """Echo the X-Token header, read before accept() (a 403 without it)."""
+    value = ws.headers["x-token"]
+    await ws.accept()
+    await ws.send_text(value)
+
+
 @app.get("/plain")
 def plain(request: Request) -> str:
     """An HTTP route with no WebSocket endpoint."""
