@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -58,7 +59,10 @@ if os.environ.get("SERVING_SLOW_STARTUP"):
     @app.on_startup
     def slow_start() -> None:
         time.sleep(0.5)
-        print("startup hooks ran", flush=True)
+        # NOTE: one write, line and newline together: two workers print at once, and print()
+        # writes the newline apart, so their lines came out run together.
+        sys.stdout.write("startup hooks ran\n")
+        sys.stdout.flush()
 
 
 if os.environ.get("SERVING_HANG_SHUTDOWN") == "sync":
