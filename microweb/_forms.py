@@ -146,6 +146,9 @@ class FormBuilder:
         self._urlencoded: BodyBuffer | None = None
         self._events: MultipartEvents | None = None
         self._memory = 0
+        # NOTE: the bytes of the form's files kept in memory: together they stay within the
+        # spool threshold, so a form of many small files is not held whole in memory.
+        self.files_in_memory = 0
         self._part: _FormPart | None = None
         self._steps: Steps = []
         self._batch_size = self._batch_pieces = 0
@@ -286,14 +289,15 @@ class _FormPart:
         self.builder = builder
         self.buffer = BodyBuffer()
         self.received = 0
-        self.threshold = builder.limits.spool_threshold
+        # NOTE: what the form's files in memory leave of the threshold; past it, to disk.
+        self.threshold = max(0, builder.limits.spool_threshold - builder.files_in_memory)
         self.upload: UploadFile | None = None
         if head.filename is not None:
             self.upload = UploadFile(
                 head.filename,
                 head.content_type,
                 head.headers,
-                self.threshold,
+                max(self.threshold, 1),  # NOTE: 0 is "never" to SpooledTemporaryFile.
                 builder.run_blocking,
             )
 
@@ -321,6 +325,7 @@ class _FormPart:
             else:
                 self.upload._write(self.buffer.take())
                 self.upload.seek(0)
+                self.builder.files_in_memory += self.received
             return name, self.upload
         assert self.head.codec is not None
         return name, decode_with(self.buffer.take(), self.head.codec, f"form field {name!r}")

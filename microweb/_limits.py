@@ -21,7 +21,8 @@ class Limits:
         max_form_memory: Bytes of all text fields of one form together (413).
         max_part_header_size: Bytes of the headers of one multipart part (413).
         max_part_headers: Header lines of one multipart part (413).
-        spool_threshold: Bytes past which an uploaded file moves to a temporary file.
+        spool_threshold: Bytes of a form's files held in memory together; past them, a file
+            moves to a temporary file.
         max_query_params: Fields of a query string or urlencoded body (400).
         max_websocket_message: Bytes of one WebSocket message (the connection closes with 1009).
     """

@@ -30,9 +30,9 @@ async def run_here(fn: Callable[..., Any], *args: Any) -> Any:
 class UploadFile:
     """A file sent in a multipart form.
 
-    Held in memory up to ``Limits.spool_threshold`` bytes, then in a temporary file that is
-    removed when the request ends. ``filename`` is the client's name for it: never use it as a
-    path (see ``safe_filename``).
+    Held in memory while the form's files hold up to ``Limits.spool_threshold`` bytes together,
+    then in a temporary file that is removed when the request ends. ``filename`` is the
+    client's name for it: never use it as a path (see ``safe_filename``).
     """
 
     def __init__(

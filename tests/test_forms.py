@@ -648,6 +648,29 @@ def test_upload_spills_to_disk_past_threshold(make_client: MakeClient, colour: s
     assert [upload.filename for upload in kept] == ["big.bin", "small.bin"]
 
 
+def test_the_threshold_bounds_the_forms_files_in_memory_together(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: each file under the threshold, not so together: a file goes to disk when it would
+    # take the form's files in memory past it (c, d), and stays in memory when it fits (e, f).
+    client = make_client(form_app(colour, Limits(spool_threshold=1000)))
+    sizes = {"a": 400, "b": 400, "c": 400, "d": 300, "e": 200, "f": 0}
+    body = multipart(
+        *(part(name, b"x" * size, filename=f"{name}.bin") for name, size in sizes.items())
+    )
+    data = post_multipart(client, body).json()
+    assert {name: data[name][0]["in_memory"] for name in sizes} == {
+        "a": True,
+        "b": True,
+        "c": False,
+        "d": False,
+        "e": True,
+        "f": True,
+    }
+    assert {name: data[name][0]["size"] for name in sizes} == sizes
+    assert data["c"][0]["data"] == "x" * 400
+
+
 def test_default_threshold_keeps_small_files_in_memory(
     make_client: MakeClient, colour: str
 ) -> None:
