@@ -253,10 +253,11 @@ class ASGIDriver:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
             pass
-        except HTTPError:
-            # NOTE: the client's error (a header it did not send, say): not logged, as over
-            # HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (a 403 before accept).
-            await ws.close(1008)
+        except HTTPError as exc:
+            # NOTE: an answer the app chose (a header the client did not send, say): not
+            # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
+            # client's 4xx; a 403 before accept), 1011 the server's trouble (a 5xx).
+            await ws.close(1008 if exc.status < 500 else 1011)
         except Exception as exc:
             logger.exception("error in WebSocket handler for %s", request.path)
             report_unhandled(exc)  # NOTE: before the close, which a test client then raises.

@@ -25,6 +25,7 @@ from drive import websocket_scope
 from microweb import (
     App,
     ClientDisconnect,
+    HTTPError,
     InterfaceWarning,
     Limits,
     Request,
@@ -1167,6 +1168,30 @@ def test_a_handshake_whose_body_was_made_ends_like_any_request() -> None:
 
 
 @pytest.mark.parametrize("accepted", [False, True])
+def test_a_5xx_http_error_after_accept_closes_with_1011_unlogged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the app chose the 503: not logged as a failure, but the server's trouble, not
+    # the client's (1011, not 1008).
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        raise HTTPError(503, "down for maintenance")
+
+    client = TestClient(app, interface="asgi")
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect("/ws") as session,
+    ):
+        session.receive_text()
+    client.close()
+    assert closed.value.code == 1011
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
 def test_a_header_the_client_did_not_send_is_its_error_not_the_servers(
     caplog: pytest.LogCaptureFixture, accepted: bool
 ) -> None:
