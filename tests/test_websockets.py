@@ -1167,7 +1167,6 @@ def test_a_handshake_whose_body_was_made_ends_like_any_request() -> None:
     assert source.limit is default_limit
 
 
-@pytest.mark.parametrize("accepted", [False, True])
 def test_a_5xx_http_error_after_accept_closes_with_1011_unlogged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -1192,6 +1191,7 @@ def test_a_5xx_http_error_after_accept_closes_with_1011_unlogged(
     assert [r for r in caplog.records if r.name == "microweb"] == []
 
 
+@pytest.mark.parametrize("accepted", [False, True])
 def test_a_header_the_client_did_not_send_is_its_error_not_the_servers(
     caplog: pytest.LogCaptureFixture, accepted: bool
 ) -> None:
