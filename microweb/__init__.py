@@ -7,13 +7,13 @@ from ._datastructures import Headers, MultiDict
 from ._errors import ClientDisconnect, HTTPError, InterfaceWarning
 from ._forms import FormData
 from ._limits import Limits
-from ._parts import Part
 from ._plugins import Plugin
 from ._request import Request
 from ._response import Response
 from ._router import Router
 from ._routing import Route
 from ._sse import ServerSentEvent
+from ._streamed_parts import Part
 from ._uploads import UploadFile, safe_filename
 from ._websocket import WebSocket, WebSocketDisconnect
 

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ._buffer import BodyMeter
 from ._forms import FormBuilder, FormData
 from ._parsing import decode_text, parse_json
-from ._parts import AsyncParts, Part, PartStream, SyncParts
+from ._parts import PartStream
 from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties
+from ._streamed_parts import AsyncParts, Part, SyncParts
 
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:

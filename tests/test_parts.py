@@ -34,7 +34,8 @@ from test_forms import (
 )
 
 from microweb import App, HTTPError, Limits, Part, Request, UploadFile, _forms
-from microweb._parts import AsyncParts, PartStream, SyncParts
+from microweb._parts import PartStream
+from microweb._streamed_parts import AsyncParts, SyncParts
 from microweb.testing import TestClient
 
 Entry = dict[str, Any]

@@ -145,7 +145,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_status",
     ),
     "core": (
-        "_parts", "_uploads", "_forms", "_request_head", "_request_body", "_request",
+        "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
+        "_request",
         "_response", "_emission", "_plugins", "_plan", "_calls", "_pipeline",
     ),
     "bridges": ("_app_loop", "_concurrency", "_pool", "_body", "_asgi_body"),
