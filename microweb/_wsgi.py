@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
@@ -123,6 +124,9 @@ class WSGIDriver:
             self.app_loop.stop()
             raise
         atexit.register(self._close_at_exit)
+        # NOTE: a worker that multiprocessing forked (Granian's) ends with os._exit(), which
+        # runs no atexit handler; multiprocessing runs its own finalizers just before.
+        self._at_worker_exit = Finalize(None, self._close_at_exit, exitpriority=_FIRST)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         # PERF: the request built here, with no method of the driver's around it: 380
@@ -248,6 +252,7 @@ class WSGIDriver:
             return
         self._closed = True
         atexit.unregister(self._close_at_exit)
+        self._at_worker_exit.cancel()
         try:
             drive_sync(run_shutdown(self.plan.shutdown_sequence()), self.app_loop)
         finally:
@@ -258,6 +263,10 @@ class WSGIDriver:
         with contextlib.suppress(ShutdownError):
             self.close()
 
+
+# NOTE: a finalizer's exit priority: higher runs first, so the hooks run before multiprocessing
+# ends its own objects (pools, managers), as atexit runs the last registered handler first.
+_FIRST = 100
 
 # NOTE: the Content-Type header of each plain answer (see plain_answer), made once.
 _TYPES = {media_type: ("content-type", media_type) for media_type in (TEXT, JSON)}

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import MakeClient, sleep_until_cancelled
 from drive import asgi_get, http_scope, wsgi_environ, wsgi_get
+from servers import TESTS_DIR, environment
 
 from microweb import App, Request, Response
 from microweb.testing import TestClient
@@ -161,6 +165,15 @@ def test_wsgi_startup_at_as_wsgi_and_shutdown_on_close() -> None:
     assert events[-2:] == ["async shutdown", "sync shutdown"]
     wsgi.close()
     assert events.count("sync shutdown") == 1
+
+
+def test_wsgi_shutdown_runs_when_a_forked_multiprocessing_worker_ends(tmp_path: Path) -> None:
+    # NOTE: such a worker ends with os._exit(), which runs no atexit handler (Granian's).
+    events = tmp_path / "events.txt"
+    script = [sys.executable, str(TESTS_DIR / "worker_process.py"), str(events)]
+    done = subprocess.run(script, env=environment(), capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr.decode()
+    assert events.read_text() == "startup\nshutdown\n"
 
 
 def test_wsgi_async_hooks_run_on_the_app_loop() -> None:
