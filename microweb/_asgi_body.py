@@ -309,8 +309,12 @@ class ASGIBody:
         return ClientDisconnect("the request ended before its body was read")
 
     async def ais_disconnected(self) -> bool:
-        """Tell, without waiting, whether the client has gone (a body message is kept)."""
-        if self.disconnected:
+        """Tell, without waiting, whether the client has gone (a body message is kept).
+
+        Once the request has ended (``close()``), it has: as Uvicorn's ``receive()`` says once
+        the response is complete, and with no ``receive()`` left waiting after a cancel.
+        """
+        if self.disconnected or self._ended:
             return True
         pending = self._receive_task()
         await asyncio.sleep(0)

@@ -902,6 +902,50 @@ def test_a_cancelled_request_frees_the_pool_thread_that_reads_its_body(read: str
     assert "the request ended before its body was read" in str(seen[0])
 
 
+def test_after_a_cancel_the_handler_sees_the_client_gone() -> None:
+    # NOTE: a def handler that polls is_disconnected() after its request's task was cancelled:
+    # the request is over, and no receive() is left waiting (it said False, and left one).
+    app = App()
+    answers: list[bool] = []
+    polling, cancelled = threading.Event(), threading.Event()
+
+    @app.get("/")
+    def poll(request: Request) -> str:
+        answers.append(request.is_disconnected())
+        polling.set()
+        cancelled.wait(5)
+        answers.append(request.is_disconnected())
+        return "done"
+
+    receives: list[int] = []
+
+    async def main() -> None:
+        asgi = app.as_asgi()
+
+        async def receive() -> Any:
+            receives.append(1)
+            await asyncio.Event().wait()  # NOTE: the client stays; the server gives up.
+
+        async def send(message: Any) -> None:
+            return None
+
+        task = asyncio.create_task(asgi(http_scope("GET", "/"), receive, send))
+        while not polling.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        cancelled.set()
+        for _ in range(100):
+            if len(answers) == 2:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert answers == [False, True]
+    assert len(receives) == 1
+
+
 FORM_TYPE = b"application/x-www-form-urlencoded"
 READS = {
     "read": Request.read,
