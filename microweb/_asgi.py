@@ -12,7 +12,6 @@ from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._calls import client_left
 from ._concurrency import (
-    close_in_file_thread,
     drive_async,
     iterate_in_pool,
     make_pool,
@@ -27,6 +26,7 @@ from ._effects import (
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect, HTTPError, report_unhandled
+from ._file_threads import close_in_file_thread
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request

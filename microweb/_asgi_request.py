@@ -9,8 +9,8 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from ._asgi_body import ASGIBody
-from ._concurrency import ThreadHooks
 from ._datastructures import Headers, trusted_headers
+from ._file_threads import ThreadHooks
 from ._limits import Limits
 from ._parsing import RequestHeaders
 from ._request import Request, decode_raw_path, new_request

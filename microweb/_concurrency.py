@@ -1,25 +1,20 @@
 """The bridges from async code to threads, and the effect drivers that use both directions.
 
-Async code hands calls to the thread pool (``def`` handlers under ASGI) and to the file
-threads (blocking file I/O); ``drive_sync`` and ``drive_async`` run the core's effects. The
-other direction, threads waiting on a loop, is ``_app_loop``.
+Async code hands calls to the thread pool (``def`` handlers under ASGI); ``drive_sync`` and
+``drive_async`` run the core's effects. The file threads (blocking file I/O) are
+``_file_threads``; the other direction, threads waiting on a loop, is ``_app_loop``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import os
-import threading
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop
 from ._effects import Effects, Offload
-from ._forms import Steps, write_steps
 from ._pool import WorkerPool
 
 T = TypeVar("T")
@@ -91,11 +86,11 @@ def run_in_pool(pool: WorkerPool, fn: Any, *args: Any, **kwargs: Any) -> Awaitab
     # PERF: the worker settles this future with one call_soon_threadsafe, where
     # run_in_executor chains a concurrent future to it by callbacks: 45 us -> 32 us a call in
     # a ThreadPoolExecutor, 21 us in a WorkerPool (best of 7 x 2,000, 2-CPU VM).
-    pool.call(_settle, loop, future, contextvars.copy_context(), fn, args, kwargs)
+    pool.call(settle_future, loop, future, contextvars.copy_context(), fn, args, kwargs)
     return future
 
 
-def _settle(
+def settle_future(
     loop: asyncio.AbstractEventLoop,
     future: asyncio.Future[Any],
     context: contextvars.Context,
@@ -113,14 +108,14 @@ def _settle(
         settle: Callable[[asyncio.Future[Any], Any], None] = _set_exception
         value = exc
     else:
-        settle = _set_result
+        settle = set_result
     try:
         loop.call_soon_threadsafe(settle, future, value)
     except RuntimeError:
         return  # NOTE: the loop is closed (the server is gone); nobody waits for this now.
 
 
-def _set_result(future: asyncio.Future[Any], value: Any) -> None:
+def set_result(future: asyncio.Future[Any], value: Any) -> None:
     if not future.cancelled():
         future.set_result(value)
 
@@ -156,7 +151,7 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
         while True:
             future = loop.create_future()
             context = contextvars.copy_context()
-            step = pool.submit(_settle, loop, future, context, _next, (iterator,), {})
+            step = pool.submit(settle_future, loop, future, context, _next, (iterator,), {})
             item = await future
             if item is _DONE:
                 return
@@ -174,14 +169,14 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
         ]
         if closes:
             # NOTE: a step cancelled mid-way still runs in its thread; close after it returns.
-            await asyncio.shield(_in_a_thread(pool, _close_after, step, closes))
+            await asyncio.shield(in_a_thread(pool, _close_after, step, closes))
 
 
 def _next(iterator: Iterator[T]) -> T:
     return next(iterator, _DONE)
 
 
-def _in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
+def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
     try:
         return asyncio.wrap_future(pool.submit(fn, *args))
     except RuntimeError:
@@ -198,212 +193,6 @@ def _close_after(step: Future[Any] | None, closes: list[Callable[[], object]]) -
     finally:
         for close in closes[1:]:
             close()
-
-
-# NOTE: the threads of blocking file I/O from async code (uploads' aread/asave, aform()'s
-# spooled writes, the closing of files on disk as an ASGI request ends), as many as asyncio's
-# default executor has; started as calls come.
-FILE_THREADS = WorkerPool(min(32, (os.cpu_count() or 1) + 4), "microweb-files")
-# NOTE: the longest run_blocking() waits for a free thread to take its call (seconds).
-START_WAIT = 0.001
-
-
-def run_blocking(fn: Callable[..., T], *args: Any) -> Awaitable[T]:
-    """Start a blocking call (file I/O) in a worker thread now; await it for its result.
-
-    Where a thread is free, this returns once it runs ``fn`` (or after ``START_WAIT``), so
-    the blocking part of the call, which releases the GIL, overlaps the caller's next work:
-    ``aform()`` writes one batch of a spooled file while it parses the next.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-    started = threading.Lock()
-    started.acquire()
-    context = contextvars.copy_context()
-    if FILE_THREADS.call(_start, started, loop, future, context, fn, args):
-        # PERF: a thread woken for the call needs the GIL to reach the call's I/O, and a loop
-        # that goes on parsing keeps it until it next waits: the write of a batch only began
-        # when aform() awaited it. Waiting here until the call runs lets the write overlap the
-        # parsing. 10 MiB upload, best of 25 quiet-gated rounds (2-CPU VM), 1 MiB batches:
-        # aform() 10.58 -> 7.30 ms (x3.97 -> x2.74 of the parser loop).
-        started.acquire(timeout=START_WAIT)
-    return future
-
-
-def close_in_file_thread(close: Callable[[], None]) -> Awaitable[None]:
-    """Start ``close`` (files on disk to close) in a file thread now; await it to wait for it.
-
-    The call runs to its end even when the task awaiting it is cancelled, so nothing is left
-    open; a second ``close`` meanwhile would race it.
-    """
-    # NOTE: shielded, as a cancelled awaiter would cancel the call before a thread took it.
-    return asyncio.shield(_in_a_thread(FILE_THREADS, close))
-
-
-def _start(
-    started: threading.Lock,
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    context: contextvars.Context,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-) -> None:
-    started.release()
-    _settle(loop, future, context, fn, args, {})
-
-
-class ThreadSpooler:
-    """A form's spooled file data, written in a file thread: one batch while the next is parsed.
-
-    The drivers' ``Spooler``. ``put()`` queues a batch and waits until the thread takes it,
-    which it does once the batch before it is written, and then only when the file is on disk
-    and the write about to start: the write runs (without the GIL) while the caller parses.
-    So at most two batches are in memory, and the thread is the form's only while batches
-    wait: a slow upload holds none between them, and while other calls wait for a file
-    thread, a fast one goes back in line after each batch.
-    """
-
-    def __init__(self, write: Callable[[Steps, Callable[[], object]], None] = write_steps) -> None:
-        self._write = write
-        self._batches: deque[_Batch] = deque()
-        self._lock = threading.Lock()
-        self._working = False
-        self._error: BaseException | None = None
-        self._failed = False
-
-    def put(self, steps: Steps) -> None:
-        """Hand over a batch; blocks until the batch before it is written."""
-        self._add(steps).taken.acquire()
-        self._raise()
-
-    async def aput(self, steps: Steps) -> None:
-        """Hand over a batch; the event loop waits at most ``START_WAIT``, then it awaits."""
-        await self._taken(self._add(steps))
-        self._raise()
-
-    def end(self) -> None:
-        """Wait until every batch is written."""
-        if self._busy():
-            self._add(None).taken.acquire()
-        self._raise()
-
-    async def aend(self) -> None:
-        """Wait from async code until every batch is written."""
-        if self._busy():
-            await self._taken(self._add(None))
-        self._raise()
-
-    def _busy(self) -> bool:
-        # NOTE: a thread that left has written every batch: a form with nothing spooled (or
-        # whose last write ended) waits for no file thread, which may all be busy elsewhere.
-        with self._lock:
-            return self._working
-
-    def _add(self, steps: Steps | None) -> _Batch:
-        batch = _Batch(steps)
-        with self._lock:
-            self._batches.append(batch)
-            start, self._working = not self._working, True
-        if start:
-            try:
-                FILE_THREADS.call(self._work)
-            except BaseException:
-                # NOTE: no thread for it (the pool shut down, or none could start): nothing
-                # waits for this batch, and end() must not wait for a thread that never runs.
-                with self._lock:
-                    self._batches.clear()
-                    self._working = False
-                raise
-        return batch
-
-    async def _taken(self, batch: _Batch) -> None:
-        # PERF: a short blocking wait, as in run_blocking(): the thread takes the batch within
-        # its wake-up time (0.11-0.22 ms a hand-over on the 2-CPU VM), and only a slow disk
-        # makes the loop await instead. aform() of 10 MiB, best of 15 x 5 (2026-11-30):
-        # 6.63 ms with run_blocking() per batch (four thread wake-ups each) -> 5.57 ms.
-        if batch.taken.acquire(timeout=START_WAIT):
-            return
-        future = asyncio.get_running_loop().create_future()
-        with self._lock:
-            if batch.waiter is _TAKEN:
-                return
-            batch.waiter = future
-        await future
-
-    def _work(self) -> None:
-        # NOTE: runs in a file thread until no batch waits.
-        first = True
-        while True:
-            with self._lock:
-                if not self._batches:
-                    self._working = False
-                    return
-                if not first and FILE_THREADS.waiting():
-                    break
-                batch = self._batches.popleft()
-                waiter, batch.waiter = batch.waiter, _TAKEN
-            first = False
-            if waiter is not None:
-                with contextlib.suppress(RuntimeError):  # NOTE: a closed loop awaits nothing.
-                    waiter.get_loop().call_soon_threadsafe(_set_result, waiter, None)
-            if batch.steps is not None and not self._failed:
-                try:
-                    # NOTE: write_steps() lets the caller go on when the write itself begins.
-                    self._write(batch.steps, batch.release)
-                except BaseException as exc:
-                    with self._lock:
-                        self._error, self._failed = exc, True
-            batch.release()
-        # NOTE: other calls wait for a file thread (every one busy): this form takes its turn
-        # again behind them, or a client faster than the disk would keep the thread to the
-        # end of its upload while the others' writes, and their clients, wait.
-        FILE_THREADS.call(self._work)
-
-    def _raise(self) -> None:
-        with self._lock:
-            error, self._error = self._error, None
-        if error is not None:
-            try:
-                raise error
-            finally:
-                del error  # NOTE: no cycle through this frame and the traceback.
-
-
-class ThreadHooks:
-    """The driver hooks of a request about blocking, the same under both drivers.
-
-    A mixin of ``WSGIRequest`` and ``ASGIRequest`` (the hooks ``HeadProperties`` names): refuse
-    a blocking call where an event loop runs, run one from async code in a file thread, and
-    write a form's spooled files in one.
-    """
-
-    __slots__ = ()
-    _sync_only = staticmethod(sync_only)
-    _run_blocking = staticmethod(run_blocking)
-    _spooler = ThreadSpooler
-
-
-# NOTE: what _Batch.waiter becomes once the file thread took the batch.
-_TAKEN: Any = object()
-
-
-class _Batch:
-    """A batch of writes handed to a ``ThreadSpooler``; ``None`` asks for the end of the writes."""
-
-    __slots__ = ("released", "steps", "taken", "waiter")
-
-    def __init__(self, steps: Steps | None) -> None:
-        self.steps = steps
-        self.taken = threading.Lock()
-        self.taken.acquire()
-        self.released = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    def release(self) -> None:
-        """Let the caller waiting on ``taken`` go on (once; only the file thread calls this)."""
-        if not self.released:
-            self.released = True
-            self.taken.release()
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

@@ -14,11 +14,12 @@ from urllib.parse import quote
 from ._app_loop import AppLoop, iterate_on_loop
 from ._body import WSGIBody
 from ._calls import client_left
-from ._concurrency import ThreadHooks, drive_sync
+from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
+from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle

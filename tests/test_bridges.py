@@ -23,9 +23,10 @@ import pytest
 from conftest import MakeClient, in_colour, sleep_until_cancelled
 from drive import http_scope
 
-from microweb import App, ClientDisconnect, Request, _app_loop, _concurrency
+from microweb import App, ClientDisconnect, Request, _app_loop, _file_threads
 from microweb._app_loop import AppLoop, run_on_loop
-from microweb._concurrency import ThreadSpooler, make_pool, run_blocking, run_in_pool
+from microweb._concurrency import make_pool, run_in_pool
+from microweb._file_threads import ThreadSpooler, run_blocking
 from microweb._pool import WorkerPool
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("USER")
@@ -465,7 +466,7 @@ def test_run_in_pool_refuses_once_the_pool_is_shut_down() -> None:
 def test_run_blocking_returns_once_a_thread_runs_the_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
+    monkeypatch.setattr(_file_threads, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
     started, release = threading.Event(), threading.Event()
 
     def blocking(value: str) -> str:
@@ -489,7 +490,7 @@ def test_run_blocking_returns_once_a_thread_runs_the_call(
 def one_file_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerPool]:
     """The file threads as one thread, shut down after the test."""
     pool = WorkerPool(1, "files")
-    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    monkeypatch.setattr(_file_threads, "FILE_THREADS", pool)
     yield pool
     pool.shutdown()
 
@@ -498,7 +499,7 @@ def test_run_blocking_waits_for_no_busy_thread(
     one_file_thread: WorkerPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pool = one_file_thread
-    monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)
+    monkeypatch.setattr(_file_threads, "START_WAIT", 5.0)
     release = threading.Event()
     busy = pool.submit(release.wait, 5)
 
@@ -626,7 +627,7 @@ def test_spooler_ends_without_a_file_thread_when_none_writes(one_file_thread: Wo
 def test_spooler_without_a_file_thread_raises_and_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     pool = WorkerPool(1, "files")
     pool.shutdown()
-    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    monkeypatch.setattr(_file_threads, "FILE_THREADS", pool)
     writes = GatedWrites()
     spooler = ThreadSpooler(writes)
     with pytest.raises(RuntimeError, match="shut down"):
@@ -637,7 +638,7 @@ def test_spooler_without_a_file_thread_raises_and_ends(monkeypatch: pytest.Monke
 
 
 def test_aput_awaits_a_slow_write_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
+    monkeypatch.setattr(_file_threads, "START_WAIT", 0.001)
     writes = GatedWrites("one")
     spooler = ThreadSpooler(writes)
 
@@ -665,7 +666,7 @@ def test_aput_awaits_a_slow_write_and_the_loop_goes_on(monkeypatch: pytest.Monke
 def test_aput_cancelled_while_it_waits_leaves_the_writes_going(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_concurrency, "START_WAIT", 0.001)
+    monkeypatch.setattr(_file_threads, "START_WAIT", 0.001)
     writes = GatedWrites("one")
     spooler = ThreadSpooler(writes)
 

@@ -31,13 +31,13 @@ from microweb import (
     Request,
     Response,
     UploadFile,
-    _concurrency,
+    _file_threads,
     _forms,
     _uploads,
     safe_filename,
 )
-from microweb._concurrency import ThreadSpooler
 from microweb._datastructures import Headers
+from microweb._file_threads import ThreadSpooler
 from microweb._forms import FormBuilder
 from microweb._pool import WorkerPool
 from microweb.testing import TestClient
@@ -846,7 +846,7 @@ def test_a_batch_is_written_in_a_file_thread_while_the_next_is_parsed(
     make_client: MakeClient, colour: str, interface: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
-    monkeypatch.setattr(_concurrency, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
+    monkeypatch.setattr(_file_threads, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
     events: list[str] = []
     threads: set[str] = set()
     feed, take_batch, append = FormBuilder.feed, FormBuilder.take_batch, UploadFile._append
@@ -885,14 +885,14 @@ def test_a_form_with_nothing_to_spool_takes_no_file_thread(
 ) -> None:
     # NOTE: the file threads may all be writing other uploads: such a form must not wait.
     spooling: list[object] = []
-    call = _concurrency.FILE_THREADS.call
+    call = _file_threads.FILE_THREADS.call
 
     def spying_call(fn: Any, *args: Any) -> bool:
         if getattr(fn, "__func__", None) is ThreadSpooler._work:
             spooling.append(fn)
         return call(fn, *args)
 
-    monkeypatch.setattr(_concurrency.FILE_THREADS, "call", spying_call)
+    monkeypatch.setattr(_file_threads.FILE_THREADS, "call", spying_call)
     client = make_client(form_app(colour, Limits(spool_threshold=1024)))
     if content == "urlencoded":
         response = client.post("/", data={"name": "value"})
@@ -1178,7 +1178,7 @@ def test_uploads_closed_when_the_task_is_cancelled_before_a_file_thread_is_free(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pool = WorkerPool(1, "microweb-files")
-    monkeypatch.setattr(_concurrency, "FILE_THREADS", pool)
+    monkeypatch.setattr(_file_threads, "FILE_THREADS", pool)
     closes = closes_recorded(monkeypatch)
     release = threading.Event()
     kept: list[UploadFile] = []
