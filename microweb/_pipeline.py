@@ -5,7 +5,7 @@ Design rules of the core (checked by tests/test_sansio.py):
 
 1. The core never imports ``asyncio`` or ``threading`` and never sees an environ or a scope; only
    the drivers (``_wsgi``, ``_asgi``), the body sources (``_body``) and the bridges
-   (``_app_loop``, ``_concurrency``) do I/O.
+   (``_app_loop``, ``_concurrency``, ``_file_threads``) do I/O.
 2. Handling a request is a generator that *yields effects* and is driven by a driver. An effect is
    either an awaitable (an ``async def`` handler, hook or flow step) or an ``Offload`` (a ``def``
    handler that may block). The WSGI driver runs awaitables on the app's loop and offloads

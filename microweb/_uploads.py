@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from ._datastructures import Headers
 
-# NOTE: runs a blocking call from async code; the driver's lives in _concurrency (a thread).
+# NOTE: runs a blocking call from async code; the driver's lives in _file_threads (a thread).
 BlockingRunner = Callable[..., Awaitable[Any]]
 
 
