@@ -227,7 +227,13 @@ def decode_text(body: bytes, content_type: str | None) -> str:
 
 
 class MissingField(HTTPError, KeyError):
-    """A query parameter or form field the request lacks: a ``KeyError`` that answers 400."""
+    """A query parameter, form field or header the request lacks: a ``KeyError`` that answers
+    400. Its ``args`` are a ``KeyError``'s, ``(key,)``, so ``except KeyError as exc`` code that
+    reads ``exc.args[0]`` gets the key."""
+
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(400, f"missing {what} {key!r}")
+        self.args = (key,)
 
 
 class RequestFields(MultiDict[V]):
@@ -244,7 +250,7 @@ class RequestFields(MultiDict[V]):
         try:
             return self._first[key]
         except KeyError:
-            raise MissingField(400, f"missing {self.what} {key!r}") from None
+            raise MissingField(self.what, key) from None
 
 
 class RequestHeaders(Headers):
@@ -254,7 +260,7 @@ class RequestHeaders(Headers):
     __slots__ = ()
 
     def _missing(self, name: str) -> KeyError:
-        return MissingField(400, f"missing header {name!r}")
+        return MissingField("header", name)
 
 
 def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:

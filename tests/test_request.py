@@ -213,14 +213,23 @@ def test_header_missing_is_400_and_still_a_key_error(make_client: MakeClient) ->
     def lang(request: Request) -> str:
         try:
             return request.headers["Accept-Language"]
-        except KeyError:
-            return "en"
+        except KeyError as exc:
+            # NOTE: a KeyError's args: the key, as dict code expects (not the status).
+            return f"en, for want of {exc.args[0]}, {exc}"
+
+    @app.get("/q")
+    def query(request: Request) -> str:
+        try:
+            return request.query["page"]
+        except KeyError as exc:
+            return f"1, for want of {exc.args[0]}, {exc}"
 
     client = make_client(app)
     assert client.get("/token", headers={"x-token": "t"}).text == "t"
     response = client.get("/token")
     assert (response.status_code, response.text) == (400, "missing header 'X-Token'")
-    assert client.get("/lang").text == "en"
+    assert client.get("/lang").text == "en, for want of Accept-Language, 'Accept-Language'"
+    assert client.get("/q").text == "1, for want of page, 'page'"
 
 
 def test_response_headers_missing_is_a_plain_key_error() -> None:
