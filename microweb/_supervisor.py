@@ -13,7 +13,8 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
 
 On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them; a
 second signal kills them, so a shutdown hook that hangs is cut short. Then it ends by the
-signal it got, as a single process does.
+signal it got, as a single process does. A child whose main process was killed (SIGKILL,
+SIGHUP) stops in order by itself, within a second.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def serve_processes(
     try:
         if config.reload:
             reloader = OrderlyReload(
-                config, target=functools.partial(_run_reloaded, config, announce), sockets=[sock]
+                config,
+                target=functools.partial(_run_reloaded, config, announce, os.getpid()),
+                sockets=[sock],
             )
             reloader.run()
             return reloader.stopped_by
@@ -97,16 +100,30 @@ class OrderlyReload(Reloader):
 
 
 def _run_reloaded(
-    config: uvicorn.Config, announce: Callable[[], None], sockets: list[socket.socket]
+    config: uvicorn.Config,
+    announce: Callable[[], None],
+    supervisor: int,
+    sockets: list[socket.socket],
 ) -> None:
-    OrderlyUvicorn(config, announce, escalate=False).run(sockets)
+    OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor).run(sockets)
 
 
-def _run_worker(config: uvicorn.Config, sockets: list[socket.socket], ready: Connection) -> None:
+def _run_worker(
+    config: uvicorn.Config, sockets: list[socket.socket], ready: Connection, supervisor: int
+) -> None:
     config.configure_logging()
+    server = OrderlyUvicorn(
+        config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
+    )
     # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
     with contextlib.suppress(KeyboardInterrupt):
-        OrderlyUvicorn(config, functools.partial(ready.send, True), escalate=False).run(sockets)
+        server.run(sockets)
+
+
+def _say_started(ready: Connection) -> None:
+    # NOTE: the main process may have gone while the app started; the worker sees it soon.
+    with contextlib.suppress(OSError):
+        ready.send(True)
 
 
 class Worker:
@@ -115,7 +132,7 @@ class Worker:
     def __init__(self, context: Any, config: uvicorn.Config, sock: socket.socket) -> None:
         self.ready, writer = context.Pipe(duplex=False)
         self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, [sock], writer)
+            target=_run_worker, args=(config, [sock], writer, os.getpid())
         )
         self.process.start()
         writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.

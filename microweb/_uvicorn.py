@@ -10,11 +10,15 @@ Once the app has started and the socket listens, it says so (``announce``), not 
 In a worker process or under the reloader (``_supervisor.py``), the supervisor ends the
 process on a second signal instead: there, one signal can arrive twice (from the terminal or
 systemd to every process, and from the supervisor), and the second copy must not cut the hooks.
+And the process stops in order once its supervisor has gone (killed by SIGKILL or SIGHUP),
+instead of serving on, unsupervised, with the port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -23,6 +27,10 @@ from typing import Any
 import uvicorn
 
 from ._stopping import CLEANUP_WAIT, end_by
+
+logger = logging.getLogger("microweb")
+# NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
+_TICKS_PER_CHECK = 10
 
 
 class OrderlyUvicorn(uvicorn.Server):
@@ -33,6 +41,8 @@ class OrderlyUvicorn(uvicorn.Server):
         announce: Called once the startup hooks ran and the socket listens.
         escalate: Whether a signal during the shutdown hooks ends the process (off in a
             worker process, whose supervisor does that).
+        supervisor: The pid of the supervisor of a worker process: once it has gone, the
+            worker stops as on SIGTERM.
     """
 
     def __init__(
@@ -41,17 +51,27 @@ class OrderlyUvicorn(uvicorn.Server):
         announce: Callable[[], None] | None = None,
         *,
         escalate: bool = True,
+        supervisor: int | None = None,
     ) -> None:
         super().__init__(config)
         self.running_hooks = False
         self.announce = announce
         self.escalate = escalate
+        self.supervisor = supervisor
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
         if self.running_hooks and self.escalate:
             end_by(sig)
         super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        """Tick as Uvicorn does; stop once the supervisor has gone."""
+        looked_for = self.supervisor is not None and counter % _TICKS_PER_CHECK == 0
+        if looked_for and not self.should_exit and os.getppid() != self.supervisor:
+            logger.warning("the main process [%d] has ended; stopping", self.supervisor)
+            self.should_exit = True
+        return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
