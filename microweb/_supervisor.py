@@ -65,7 +65,7 @@ def bind(host: str, port: int) -> socket.socket | None:
 
 
 def serve_processes(
-    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[], None]
+    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[int], None]
 ) -> int | None:
     """Serve with ``workers`` processes, or the reloader if ``config.reload``, until stopped.
 
@@ -101,7 +101,7 @@ class OrderlyReload(Reloader):
 
 def _run_reloaded(
     config: uvicorn.Config,
-    announce: Callable[[], None],
+    announce: Callable[[int], None],
     supervisor: int,
     sockets: list[socket.socket],
 ) -> None:
@@ -120,7 +120,7 @@ def _run_worker(
         server.run(sockets)
 
 
-def _say_started(ready: Connection) -> None:
+def _say_started(ready: Connection, port: int) -> None:
     # NOTE: the main process may have gone while the app started; the worker sees it soon.
     with contextlib.suppress(OSError):
         ready.send(True)
@@ -158,18 +158,22 @@ class Workers:
         config: Uvicorn's ``Config`` for every worker.
         count: How many workers to run.
         sock: The bound socket they share.
-        announce: Called once, when every worker first has started.
+        announce: Called once, with the port, when every worker first has started.
     """
 
     def __init__(
-        self, config: uvicorn.Config, count: int, sock: socket.socket, announce: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        count: int,
+        sock: socket.socket,
+        announce: Callable[[int], None],
     ) -> None:
         # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
         self.context = multiprocessing.get_context("spawn")
         self.config = config
         self.count = count
         self.sock = sock
-        self.announce: Callable[[], None] | None = announce
+        self.announce: Callable[[int], None] | None = announce
         self.workers: list[Worker] = []
         self.signals: list[int] = []
         self.wake_up, self.waker = socket.socketpair()
@@ -227,7 +231,7 @@ class Workers:
                 )
                 self.workers[index] = Worker(self.context, self.config, self.sock)
             if self.announce is not None and all(worker.started for worker in self.workers):
-                self.announce()
+                self.announce(self.sock.getsockname()[1])
                 self.announce = None
         return False
 

@@ -38,7 +38,7 @@ class OrderlyUvicorn(uvicorn.Server):
 
     Args:
         config: Uvicorn's ``Config``.
-        announce: Called once the startup hooks ran and the socket listens.
+        announce: Called with the port once the startup hooks ran and the socket listens.
         escalate: Whether a signal during the shutdown hooks ends the process (off in a
             worker process, whose supervisor does that).
         supervisor: The pid of the supervisor of a worker process: once it has gone, the
@@ -48,7 +48,7 @@ class OrderlyUvicorn(uvicorn.Server):
     def __init__(
         self,
         config: uvicorn.Config,
-        announce: Callable[[], None] | None = None,
+        announce: Callable[[int], None] | None = None,
         *,
         escalate: bool = True,
         supervisor: int | None = None,
@@ -77,7 +77,7 @@ class OrderlyUvicorn(uvicorn.Server):
         """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
         await super().startup(sockets)
         if self.started and self.announce is not None:
-            self.announce()
+            self.announce(self.servers[0].sockets[0].getsockname()[1])
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop as Uvicorn does, noting when its lifespan shutdown (the hooks) begins."""
@@ -98,6 +98,6 @@ class OrderlyUvicorn(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def orderly_uvicorn(app: Any, announce: Callable[[], None], **settings: Any) -> OrderlyUvicorn:
+def orderly_uvicorn(app: Any, announce: Callable[[int], None], **settings: Any) -> OrderlyUvicorn:
     """Return an ``OrderlyUvicorn`` serving the ASGI callable ``app`` with ``settings``."""
     return OrderlyUvicorn(uvicorn.Config(app, **settings), announce)

@@ -1,4 +1,4 @@
-"""``microweb serve``: workers whose main process was killed.
+"""``microweb serve``: the port it announces, and workers whose main process was killed.
 
 Each test runs a real ``microweb serve`` on 127.0.0.1 and stops it, and what it started, by pid.
 """
@@ -24,7 +24,12 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
 ]
 
-SERVES = {"workers": ["--workers", "2"], "reload": ["--reload"]}
+SERVES = {
+    "uvicorn": ["--server", "uvicorn"],
+    "waitress": ["--server", "waitress"],
+    "workers": ["--workers", "2"],
+    "reload": ["--reload"],
+}
 PROCESSES = {"workers": 2, "reload": 1}
 SERVING = re.compile(r"^microweb: serving on http://127\.0\.0\.1:(\d+) ", re.MULTILINE)
 STARTED = re.compile(r"Started server process \[(\d+)\]")
@@ -63,6 +68,17 @@ def _refused(port: int) -> bool:
     except httpx.ConnectError:
         return True
     return False
+
+
+@pytest.mark.parametrize("mode", SERVES)
+def test_port_0_announces_the_port_it_listens_on(tmp_path: Path, mode: str) -> None:
+    log = tmp_path / "serve.log"
+    with _serving(log, 0, *SERVES[mode]) as process:
+        found = SERVING.search(read_log(log))
+        assert found is not None and process.poll() is None, read_log(log)
+        port = int(found.group(1))
+        assert port != 0, read_log(log)
+        assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=lambda s: s.name)
