@@ -179,13 +179,10 @@ def serve(
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
-    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
-    where = f"[{host}]" if ":" in host else host
     # NOTE: said once the app has started and the socket listens (not before: whoever reads
-    # it expects an answer); a picklable callable, for the reloader's child process.
-    announce = functools.partial(
-        say, f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})"
-    )
+    # it expects an answer), with the port it listens on (the one the system chose for
+    # --port 0); a picklable callable, for the reloader's child process.
+    announce = functools.partial(say_serving, host, server)
     if server == "waitress":
         _serve_waitress(app, host, port, threads, root_path, graceful_timeout, announce)
         return
@@ -213,9 +210,13 @@ def serve(
     end_by(stopped_by)
 
 
-def say(line: str) -> None:
-    """Print ``line`` on stdout at once (the announcement that the app is serving)."""
-    print(line, flush=True)
+def say_serving(host: str, server: str, port: int) -> None:
+    """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
+    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
+    where = f"[{host}]" if ":" in host else host
+    print(
+        f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})", flush=True
+    )
 
 
 def _serve_uvicorn(
@@ -223,7 +224,7 @@ def _serve_uvicorn(
     settings: dict[str, Any],
     threads: int | None,
     root_path: str,
-    announce: Callable[[], None],
+    announce: Callable[[int], None],
 ) -> int | None:
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, so that it ends us.
@@ -249,7 +250,7 @@ def _serve_uvicorn_processes(
     reload: bool,
     threads: int | None,
     root_path: str,
-    announce: Callable[[], None],
+    announce: Callable[[int], None],
 ) -> int | None:
     # NOTE: worker processes and the reloader import the app anew, from a string; the options
     # that shape the app travel in the environment (asgi_from_environment).
@@ -282,7 +283,7 @@ def _serve_waitress(
     threads: int | None,
     root_path: str,
     grace: float,
-    announce: Callable[[], None],
+    announce: Callable[[int], None],
 ) -> None:
     from ._waitress import serve_waitress
 

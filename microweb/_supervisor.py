@@ -13,7 +13,8 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
 
 On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them; a
 second signal kills them, so a shutdown hook that hangs is cut short. Then it ends by the
-signal it got, as a single process does.
+signal it got, as a single process does. A child whose main process was killed (SIGKILL,
+SIGHUP) stops in order by itself, within a second.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def bind(host: str, port: int) -> socket.socket | None:
 
 
 def serve_processes(
-    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[], None]
+    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[int], None]
 ) -> int | None:
     """Serve with ``workers`` processes, or the reloader if ``config.reload``, until stopped.
 
@@ -74,7 +75,9 @@ def serve_processes(
     try:
         if config.reload:
             reloader = OrderlyReload(
-                config, target=functools.partial(_run_reloaded, config, announce), sockets=[sock]
+                config,
+                target=functools.partial(_run_reloaded, config, announce, os.getpid()),
+                sockets=[sock],
             )
             reloader.run()
             return reloader.stopped_by
@@ -97,16 +100,30 @@ class OrderlyReload(Reloader):
 
 
 def _run_reloaded(
-    config: uvicorn.Config, announce: Callable[[], None], sockets: list[socket.socket]
+    config: uvicorn.Config,
+    announce: Callable[[int], None],
+    supervisor: int,
+    sockets: list[socket.socket],
 ) -> None:
-    OrderlyUvicorn(config, announce, escalate=False).run(sockets)
+    OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor).run(sockets)
 
 
-def _run_worker(config: uvicorn.Config, sockets: list[socket.socket], ready: Connection) -> None:
+def _run_worker(
+    config: uvicorn.Config, sockets: list[socket.socket], ready: Connection, supervisor: int
+) -> None:
     config.configure_logging()
+    server = OrderlyUvicorn(
+        config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
+    )
     # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
     with contextlib.suppress(KeyboardInterrupt):
-        OrderlyUvicorn(config, functools.partial(ready.send, True), escalate=False).run(sockets)
+        server.run(sockets)
+
+
+def _say_started(ready: Connection, port: int) -> None:
+    # NOTE: the main process may have gone while the app started; the worker sees it soon.
+    with contextlib.suppress(OSError):
+        ready.send(True)
 
 
 class Worker:
@@ -115,7 +132,7 @@ class Worker:
     def __init__(self, context: Any, config: uvicorn.Config, sock: socket.socket) -> None:
         self.ready, writer = context.Pipe(duplex=False)
         self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, [sock], writer)
+            target=_run_worker, args=(config, [sock], writer, os.getpid())
         )
         self.process.start()
         writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
@@ -141,18 +158,22 @@ class Workers:
         config: Uvicorn's ``Config`` for every worker.
         count: How many workers to run.
         sock: The bound socket they share.
-        announce: Called once, when every worker first has started.
+        announce: Called once, with the port, when every worker first has started.
     """
 
     def __init__(
-        self, config: uvicorn.Config, count: int, sock: socket.socket, announce: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        count: int,
+        sock: socket.socket,
+        announce: Callable[[int], None],
     ) -> None:
         # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
         self.context = multiprocessing.get_context("spawn")
         self.config = config
         self.count = count
         self.sock = sock
-        self.announce: Callable[[], None] | None = announce
+        self.announce: Callable[[int], None] | None = announce
         self.workers: list[Worker] = []
         self.signals: list[int] = []
         self.wake_up, self.waker = socket.socketpair()
@@ -210,7 +231,7 @@ class Workers:
                 )
                 self.workers[index] = Worker(self.context, self.config, self.sock)
             if self.announce is not None and all(worker.started for worker in self.workers):
-                self.announce()
+                self.announce(self.sock.getsockname()[1])
                 self.announce = None
         return False
 

@@ -10,11 +10,15 @@ Once the app has started and the socket listens, it says so (``announce``), not 
 In a worker process or under the reloader (``_supervisor.py``), the supervisor ends the
 process on a second signal instead: there, one signal can arrive twice (from the terminal or
 systemd to every process, and from the supervisor), and the second copy must not cut the hooks.
+And the process stops in order once its supervisor has gone (killed by SIGKILL or SIGHUP),
+instead of serving on, unsupervised, with the port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -24,28 +28,36 @@ import uvicorn
 
 from ._stopping import CLEANUP_WAIT, end_by
 
+logger = logging.getLogger("microweb")
+# NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
+_TICKS_PER_CHECK = 10
+
 
 class OrderlyUvicorn(uvicorn.Server):
     """``uvicorn.Server``, ended by a signal that arrives while the shutdown hooks run.
 
     Args:
         config: Uvicorn's ``Config``.
-        announce: Called once the startup hooks ran and the socket listens.
+        announce: Called with the port once the startup hooks ran and the socket listens.
         escalate: Whether a signal during the shutdown hooks ends the process (off in a
             worker process, whose supervisor does that).
+        supervisor: The pid of the supervisor of a worker process: once it has gone, the
+            worker stops as on SIGTERM.
     """
 
     def __init__(
         self,
         config: uvicorn.Config,
-        announce: Callable[[], None] | None = None,
+        announce: Callable[[int], None] | None = None,
         *,
         escalate: bool = True,
+        supervisor: int | None = None,
     ) -> None:
         super().__init__(config)
         self.running_hooks = False
         self.announce = announce
         self.escalate = escalate
+        self.supervisor = supervisor
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
@@ -53,11 +65,19 @@ class OrderlyUvicorn(uvicorn.Server):
             end_by(sig)
         super().handle_exit(sig, frame)
 
+    async def on_tick(self, counter: int) -> bool:
+        """Tick as Uvicorn does; stop once the supervisor has gone."""
+        looked_for = self.supervisor is not None and counter % _TICKS_PER_CHECK == 0
+        if looked_for and not self.should_exit and os.getppid() != self.supervisor:
+            logger.warning("the main process [%d] has ended; stopping", self.supervisor)
+            self.should_exit = True
+        return await super().on_tick(counter)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
         await super().startup(sockets)
         if self.started and self.announce is not None:
-            self.announce()
+            self.announce(self.servers[0].sockets[0].getsockname()[1])
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop as Uvicorn does, noting when its lifespan shutdown (the hooks) begins."""
@@ -78,6 +98,6 @@ class OrderlyUvicorn(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def orderly_uvicorn(app: Any, announce: Callable[[], None], **settings: Any) -> OrderlyUvicorn:
+def orderly_uvicorn(app: Any, announce: Callable[[int], None], **settings: Any) -> OrderlyUvicorn:
     """Return an ``OrderlyUvicorn`` serving the ASGI callable ``app`` with ``settings``."""
     return OrderlyUvicorn(uvicorn.Config(app, **settings), announce)

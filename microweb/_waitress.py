@@ -136,11 +136,12 @@ def _in_flight(channel: Any) -> bool:
 
 
 def serve_waitress(
-    wsgi: WSGIDriver, grace: float, announce: Callable[[], None], **adjustments: Any
+    wsgi: WSGIDriver, grace: float, announce: Callable[[int], None], **adjustments: Any
 ) -> int | None:
     """Serve ``wsgi`` with Waitress until SIGTERM or SIGINT; return the signal's number.
 
-    ``announce`` is called once the socket listens (the startup hooks ran in ``as_wsgi()``).
+    ``announce`` is called with the port once the socket listens (the startup hooks ran in
+    ``as_wsgi()``).
 
     Shutdown failures are logged (by ``wsgi.close()``) and not raised again. When Waitress
     cannot listen (the port is taken, the host unknown), that is logged in one line, and the
@@ -153,7 +154,7 @@ def serve_waitress(
         where = f"{adjustments.get('host')}:{adjustments.get('port')}"
         logger.error("cannot listen on %s: %s", where, exc)
         return None
-    announce()
+    announce(server.listeners[0].effective_port)
     try:
         return server.run()
     except ShutdownError:

@@ -62,14 +62,14 @@ class FakeUvicorn:
 
     def server(self, app: Any, announce: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
-        return SimpleNamespace(run=announce, started=True)
+        return SimpleNamespace(run=lambda: announce(settings["port"]), started=True)
 
     def Config(self, app: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
         return SimpleNamespace(**settings)
 
     def serve_processes(self, config: Any, workers: int, sock: Any, announce: Any) -> int:
-        announce()
+        announce(8000)
         return signal.SIGTERM
 
 
