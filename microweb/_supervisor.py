@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -126,6 +127,12 @@ def _say_started(ready: Connection, port: int) -> None:
         ready.send(True)
 
 
+# NOTE: a worker that ends within RESTART_WINDOW seconds of its start is replaced only after
+# RESTART_PAUSE seconds (seconds each).
+RESTART_WINDOW = 5.0
+RESTART_PAUSE = 1.0
+
+
 class Worker:
     """One worker process and the pipe on which it says that it started."""
 
@@ -137,6 +144,7 @@ class Worker:
         self.process.start()
         writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
+        self.born = time.monotonic()
 
     def check_ready(self) -> None:
         """Note that the worker started, if it said so; close the pipe once it has ended."""
@@ -224,16 +232,28 @@ class Workers:
                         worker.process.exitcode,
                     )
                     return True
-                logger.warning(
-                    "worker [%d] ended (status %d); starting another",
-                    worker.process.pid,
-                    worker.process.exitcode,
-                )
-                self.workers[index] = Worker(self.context, self.config, self.sock)
+                self._replace(index, worker)
             if self.announce is not None and all(worker.started for worker in self.workers):
                 self.announce(self.sock.getsockname()[1])
                 self.announce = None
         return False
+
+    def _replace(self, index: int, worker: Worker) -> None:
+        """Start another worker in place of ``worker``, which ended after it had started."""
+        logger.warning(
+            "worker [%d] ended (status %d); starting another",
+            worker.process.pid,
+            worker.process.exitcode,
+        )
+        if time.monotonic() - worker.born < RESTART_WINDOW:
+            # NOTE: a worker that dies as soon as it serves would be replaced in a loop that
+            # keeps a CPU busy spawning (46 restarts in 6 s with 2 workers): pause first, for
+            # as long as no stop signal comes.
+            if wait([self.wake_up], RESTART_PAUSE):
+                self.wake_up.recv(64)
+            if self.signals:
+                return
+        self.workers[index] = Worker(self.context, self.config, self.sock)
 
     def _stop(self) -> None:
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would

@@ -1,6 +1,8 @@
-"""``microweb serve``: the port it announces, and workers whose main process was killed.
+"""``microweb serve``: the port it announces, workers whose main process was killed, and the
+pause before a worker that keeps dying is replaced.
 
-Each test runs a real ``microweb serve`` on 127.0.0.1 and stops it, and what it started, by pid.
+Each process test runs a real ``microweb serve`` on 127.0.0.1 and stops it, and what it
+started, by pid; the pause is tested on the supervisor's own step, with no process.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from servers import HOST, REPO_ROOT, environment, free_port, read_log, stop
+
+from microweb import _supervisor
 
 pytestmark = [
     pytest.mark.servers,
@@ -106,3 +111,54 @@ def test_workers_stop_in_order_once_the_main_process_is_killed(
                     os.kill(pid, signal.SIGKILL)
     assert process.returncode == -sig, read_log(log)
     assert "Traceback" not in read_log(log)
+
+
+# -- the pause before a replacement ------------------------------------------------------------
+
+
+@pytest.fixture
+def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_supervisor.Workers]:
+    """A ``Workers`` whose replacements are the string ``"new"``: no process is started."""
+    monkeypatch.setattr(_supervisor, "Worker", lambda *args: "new")
+    workers = _supervisor.Workers(None, 1, None, lambda port: None)  # type: ignore[arg-type]
+    try:
+        yield workers
+    finally:
+        workers.wake_up.close()
+        workers.waker.close()
+
+
+def _ended_worker(age: float) -> SimpleNamespace:
+    process = SimpleNamespace(pid=1234, exitcode=1)
+    return SimpleNamespace(born=time.monotonic() - age, process=process)
+
+
+def test_a_worker_that_dies_young_is_replaced_after_a_pause(
+    supervisor: _supervisor.Workers,
+) -> None:
+    # NOTE: with no pause, a worker that dies as it starts serving was replaced in a loop
+    # that kept a CPU busy (46 restarts in 6 s with 2 workers).
+    young = _ended_worker(0.1)
+    supervisor.workers = [young]  # type: ignore[list-item]
+    started = time.monotonic()
+    supervisor._replace(0, young)  # type: ignore[arg-type]
+    assert time.monotonic() - started >= _supervisor.RESTART_PAUSE * 0.9
+    assert supervisor.workers == ["new"]
+
+
+def test_an_old_worker_is_replaced_at_once_and_a_signal_cuts_the_pause(
+    supervisor: _supervisor.Workers,
+) -> None:
+    old = _ended_worker(_supervisor.RESTART_WINDOW + 1)
+    supervisor.workers = [old]  # type: ignore[list-item]
+    started = time.monotonic()
+    supervisor._replace(0, old)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 0.5
+    assert supervisor.workers == ["new"]
+    young = _ended_worker(0.1)
+    supervisor.workers = [young]  # type: ignore[list-item]
+    supervisor._on_signal(signal.SIGTERM, None)  # NOTE: as if it came during the pause.
+    started = time.monotonic()
+    supervisor._replace(0, young)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 0.5
+    assert supervisor.workers == [young]  # NOTE: stopping: no replacement.
