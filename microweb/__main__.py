@@ -6,4 +6,6 @@ import sys
 
 from ._cli import main
 
-sys.exit(main())
+# NOTE: guarded, so that a tool that imports every module (pydoc, a module walker) runs nothing.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,7 +32,9 @@ def routes_table(app: App) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="microweb", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="microweb", description="Serve an app with Uvicorn or Waitress, or list its routes."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="serve an app")
     serve_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")

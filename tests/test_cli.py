@@ -130,3 +130,21 @@ def test_a_target_file_named_like_a_module_does_not_shadow_it(tmp_path: Path) ->
 
     assert isinstance(load_app(str(target)), App)
     assert sys.modules["json"] is json
+
+
+def test_help_is_plain_text_and_importing_main_runs_nothing() -> None:
+    # NOTE: --help showed the module docstring's ``markup``; importing microweb.__main__ (a
+    # tool that walks every module) ran the command line, which exited.
+    result = subprocess.run(
+        [sys.executable, "-c", "import microweb.__main__; print('imported')"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout) == (0, "imported\n"), result.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "microweb", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert shown.returncode == 0
+    assert "Serve an app with Uvicorn or Waitress" in shown.stdout
+    assert "``" not in shown.stdout
