@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,25 @@ def uvicorn_command(factory: str, port: int) -> list[str]:
 def read_log(log: Path) -> str:
     """Return what has been logged to ``log`` so far."""
     return log.read_text("utf-8", "replace")
+
+
+def wait_for(check: Callable[[], object], what: str, log: Path, timeout: float = 15.0) -> None:
+    """Wait until ``check()`` is true; fail with ``log``'s text after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what}:\n{read_log(log)}"
+        time.sleep(0.05)
+
+
+# NOTE: the ways `microweb serve` runs an app, as command-line options, and how many app
+# processes each one starts where it starts more than one.
+SERVE_MODES = {
+    "uvicorn": ["--server", "uvicorn"],
+    "waitress": ["--server", "waitress"],
+    "workers": ["--workers", "2"],
+    "reload": ["--reload"],
+}
+MODE_PROCESSES = {"workers": 2, "reload": 1}
 
 
 def start(

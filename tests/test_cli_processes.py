@@ -16,20 +16,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import HOST, REPO_ROOT, environment, free_port, read_log, start, stop
+from servers import (
+    HOST,
+    MODE_PROCESSES,
+    REPO_ROOT,
+    SERVE_MODES,
+    environment,
+    free_port,
+    read_log,
+    start,
+    stop,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
 ]
-
-SERVES = {
-    "uvicorn": ["--server", "uvicorn"],
-    "waitress": ["--server", "waitress"],
-    "workers": ["--workers", "2"],
-    "reload": ["--reload"],
-}
-PROCESSES = {"workers": 2, "reload": 1}
 
 
 def _command(port: int, *options: str) -> list[str]:
@@ -37,24 +40,17 @@ def _command(port: int, *options: str) -> list[str]:
     return [*serve, "--port", str(port), *options]
 
 
-def _wait_for(check: object, what: str, log: Path, timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"no {what}:\n{read_log(log)}"
-        time.sleep(0.05)
-
-
 def _events(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-@pytest.mark.parametrize("mode", SERVES)
+@pytest.mark.parametrize("mode", SERVE_MODES)
 def test_the_serving_line_comes_once_the_startup_hooks_ran(tmp_path: Path, mode: str) -> None:
     port, log = free_port(), tmp_path / "serve.log"
     variables = environment(SERVING_SLOW_STARTUP="1")
-    process = start(_command(port, *SERVES[mode]), port=port, log=log, env=variables)
+    process = start(_command(port, *SERVE_MODES[mode]), port=port, log=log, env=variables)
     try:
-        _wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
         assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
     finally:
         stop(process, timeout=10)
@@ -62,42 +58,42 @@ def test_the_serving_line_comes_once_the_startup_hooks_ran(tmp_path: Path, mode:
     serving = [i for i, line in enumerate(lines) if line.startswith("microweb: serving on")]
     hooks = [i for i, line in enumerate(lines) if line == "startup hooks ran"]
     assert len(serving) == 1, lines
-    assert len(hooks) == PROCESSES.get(mode, 1), lines
+    assert len(hooks) == MODE_PROCESSES.get(mode, 1), lines
     assert max(hooks) < serving[0], lines
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-@pytest.mark.parametrize("mode", PROCESSES)
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_a_signal_runs_every_processs_hooks_and_ends_by_it(
     tmp_path: Path, mode: str, sig: signal.Signals
 ) -> None:
     port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
     variables = environment(SERVING_EVENTS=str(events))
-    process = start(_command(port, *SERVES[mode]), port=port, log=log, env=variables)
+    process = start(_command(port, *SERVE_MODES[mode]), port=port, log=log, env=variables)
     try:
-        _wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
         process.send_signal(sig)
         process.wait(timeout=5)
     finally:
         stop(process)
     assert process.returncode == -sig, read_log(log)
-    assert _events(events) == ["shutdown"] * PROCESSES[mode], read_log(log)
+    assert _events(events) == ["shutdown"] * MODE_PROCESSES[mode], read_log(log)
     assert "Traceback" not in read_log(log)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
-@pytest.mark.parametrize("mode", PROCESSES)
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_a_second_signal_ends_shutdown_hooks_that_hang(
     tmp_path: Path, mode: str, sig: signal.Signals
 ) -> None:
     port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
     variables = environment(SERVING_EVENTS=str(events), SERVING_HANG_SHUTDOWN="sync")
-    process = start(_command(port, *SERVES[mode]), port=port, log=log, env=variables)
+    process = start(_command(port, *SERVE_MODES[mode]), port=port, log=log, env=variables)
     try:
-        _wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
         process.send_signal(signal.SIGTERM)
-        count = PROCESSES[mode]
-        _wait_for(lambda: _events(events).count("hanging") == count, "hanging hooks", log)
+        count = MODE_PROCESSES[mode]
+        wait_for(lambda: _events(events).count("hanging") == count, "hanging hooks", log)
         began = time.monotonic()
         process.send_signal(sig)
         process.wait(timeout=5)
@@ -108,7 +104,7 @@ def test_a_second_signal_ends_shutdown_hooks_that_hang(
     assert "Traceback" not in read_log(log)
 
 
-@pytest.mark.parametrize("mode", PROCESSES)
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) -> None:
     # NOTE: a terminal sends SIGINT to the whole process group: each child gets it from there
     # and from the main process, and must still run its hooks, once.
@@ -116,7 +112,7 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
     variables = environment(SERVING_EVENTS=str(events))
     with log.open("wb") as output:
         process = subprocess.Popen(
-            _command(port, *SERVES[mode]),
+            _command(port, *SERVE_MODES[mode]),
             cwd=REPO_ROOT,
             env=variables,
             stdin=subprocess.DEVNULL,
@@ -125,13 +121,13 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
             start_new_session=True,
         )
     try:
-        _wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=5)
     finally:
         stop(process)
     assert process.returncode == -signal.SIGINT, read_log(log)
-    assert _events(events) == ["shutdown"] * PROCESSES[mode], read_log(log)
+    assert _events(events) == ["shutdown"] * MODE_PROCESSES[mode], read_log(log)
     assert "Traceback" not in read_log(log)
 
 
@@ -139,10 +135,10 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "serve.log"
     process = start(_command(port, "--workers", "2"), port=port, log=log)
     try:
-        _wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
         pids = [line for line in read_log(log).splitlines() if "Started server process" in line]
         os.kill(int(pids[0].rsplit("[", 1)[1].rstrip("]")), signal.SIGKILL)
-        _wait_for(lambda: "starting another" in read_log(log), "replacement", log)
+        wait_for(lambda: "starting another" in read_log(log), "replacement", log)
         for _ in range(4):
             assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
     finally:
@@ -202,7 +198,7 @@ def test_reload_picks_up_a_change_and_keeps_the_options(tmp_path: Path, target: 
             except httpx.HTTPError:
                 return False  # NOTE: between the old process and the new one.
 
-        _wait_for(reloaded, "reload", log)
+        wait_for(reloaded, "reload", log)
         assert answer() == {"version": "two", "root_path": "/app", "client": "203.0.113.9"}
     finally:
         stop(process, timeout=10)

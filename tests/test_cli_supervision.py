@@ -13,14 +13,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
-from servers import HOST, REPO_ROOT, environment, free_port, read_log, stop
+from servers import (
+    HOST,
+    MODE_PROCESSES,
+    REPO_ROOT,
+    SERVE_MODES,
+    environment,
+    free_port,
+    read_log,
+    stop,
+    wait_for,
+)
 
 from microweb import _supervisor
 
@@ -29,22 +39,8 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
 ]
 
-SERVES = {
-    "uvicorn": ["--server", "uvicorn"],
-    "waitress": ["--server", "waitress"],
-    "workers": ["--workers", "2"],
-    "reload": ["--reload"],
-}
-PROCESSES = {"workers": 2, "reload": 1}
 SERVING = re.compile(r"^microweb: serving on http://127\.0\.0\.1:(\d+) ", re.MULTILINE)
 STARTED = re.compile(r"Started server process \[(\d+)\]")
-
-
-def _wait_for(check: Callable[[], object], what: str, log: Path, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"no {what}:\n{read_log(log)}"
-        time.sleep(0.05)
 
 
 @contextmanager
@@ -61,7 +57,7 @@ def _serving(log: Path, port: int, *options: str, **env: str) -> Iterator[subpro
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(lambda: SERVING.search(read_log(log)) or process.poll() is not None, "line", log)
+        wait_for(lambda: SERVING.search(read_log(log)) or process.poll() is not None, "line", log)
         yield process
     finally:
         stop(process, timeout=10)
@@ -75,10 +71,10 @@ def _refused(port: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("mode", SERVES)
+@pytest.mark.parametrize("mode", SERVE_MODES)
 def test_port_0_announces_the_port_it_listens_on(tmp_path: Path, mode: str) -> None:
     log = tmp_path / "serve.log"
-    with _serving(log, 0, *SERVES[mode]) as process:
+    with _serving(log, 0, *SERVE_MODES[mode]) as process:
         found = SERVING.search(read_log(log))
         assert found is not None and process.poll() is None, read_log(log)
         port = int(found.group(1))
@@ -87,15 +83,15 @@ def test_port_0_announces_the_port_it_listens_on(tmp_path: Path, mode: str) -> N
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=lambda s: s.name)
-@pytest.mark.parametrize("mode", PROCESSES)
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_workers_stop_in_order_once_the_main_process_is_killed(
     tmp_path: Path, mode: str, sig: signal.Signals
 ) -> None:
     # NOTE: a main process killed cannot stop its workers; left alone, they served on.
     port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
-    with _serving(log, port, *SERVES[mode], SERVING_EVENTS=str(events)) as process:
+    with _serving(log, port, *SERVE_MODES[mode], SERVING_EVENTS=str(events)) as process:
         workers = [int(pid) for pid in STARTED.findall(read_log(log))]
-        assert len(workers) == PROCESSES[mode], read_log(log)
+        assert len(workers) == MODE_PROCESSES[mode], read_log(log)
         try:
             process.send_signal(sig)
             process.wait(timeout=5)
@@ -104,7 +100,7 @@ def test_workers_stop_in_order_once_the_main_process_is_killed(
                 ended = events.read_text().split() if events.exists() else []
                 return ended == ["shutdown"] * len(workers) and _refused(port)
 
-            _wait_for(stopped, "orderly stop of the workers", log, timeout=10)
+            wait_for(stopped, "orderly stop of the workers", log, timeout=10)
         finally:
             for pid in workers:
                 with suppress(ProcessLookupError):
