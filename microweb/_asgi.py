@@ -157,9 +157,10 @@ class ASGIDriver:
             pass  # NOTE: the client has gone after all.
 
     async def _after_response(self, request: Request) -> None:
-        if request._source is not None:
-            # NOTE: first, so no receive() waits meanwhile; _end()'s is a no-op.
-            _body(request).close()
+        # NOTE: first, so no receive() waits meanwhile (_end()'s is a no-op), and made if not
+        # yet, so that a callback's is_disconnected() says the request has ended, as Uvicorn's
+        # receive() does, whether or not the handler read the body.
+        _body(request).close()
         try:
             # NOTE: after the final send, or the client's leaving: they are cleanup.
             assert request._after is not None

@@ -233,7 +233,12 @@ class MissingField(HTTPError, KeyError):
 
     def __init__(self, what: str, key: str) -> None:
         super().__init__(400, f"missing {what} {key!r}")
+        self.what = what
         self.args = (key,)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # NOTE: copy and pickle rebuild an exception as cls(*args), and these args are (key,).
+        return (type(self), (self.what, self.args[0]), self.__dict__)
 
 
 class RequestFields(MultiDict[V]):

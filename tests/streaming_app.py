@@ -258,6 +258,33 @@ async def poll_async(request: Request) -> str:
     return "still here"
 
 
+# -- a stream that asks, chunk by chunk, whether its client has gone ----------------------------
+
+
+@app.get("/asking/sync")
+def asking_sync(request: Request) -> Response:
+    """Five chunks, each ``0`` or ``1``: what ``is_disconnected()`` said as it was made."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(5):
+            yield b"%d" % request.is_disconnected()
+            time.sleep(TICK)
+
+    return Response.stream(chunks(), media_type="text/plain")
+
+
+@app.get("/asking/async")
+async def asking_async(request: Request) -> Response:
+    """The async twin of ``/asking/sync``, with ``await ais_disconnected()``."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(5):
+            yield b"%d" % await request.ais_disconnected()
+            await asyncio.sleep(TICK)
+
+    return Response.stream(chunks(), media_type="text/plain")
+
+
 # -- server-sent events -----------------------------------------------------------------------
 
 FIRST_EVENTS: list[Any] = [

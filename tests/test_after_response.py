@@ -395,3 +395,31 @@ def test_a_class_with_an_async_call_is_a_sync_callback(
         assert client.get("/").text == "ok"
     assert log == ["made audit"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["body unread", "body read"])
+def test_a_callback_asking_if_the_client_left_gets_one_answer(
+    make_client: MakeClient, interface: str, colour: str, read_first: bool
+) -> None:
+    # NOTE: docs/streaming.md: under ASGI the request has ended once its response is sent
+    # (Uvicorn's receive() says http.disconnect then); the answer was True only when the
+    # handler had read the body. WSGI servers but Waitress cannot tell: False.
+    answers: list[bool] = []
+    app = App()
+
+    def ask(request: Request) -> None:
+        answers.append(request.is_disconnected())
+
+    async def aask(request: Request) -> None:
+        answers.append(await request.ais_disconnected())
+
+    def body(request: Request) -> str:
+        if read_first:
+            request.read()
+        request.after_response(ask if colour == "sync" else aask, request)
+        return "sent"
+
+    app.post("/")(body)
+    with make_client(app) as client:
+        assert client.post("/", content=b"data").text == "sent"
+    assert answers == [interface == "asgi"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import pickle
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
@@ -230,6 +232,27 @@ def test_header_missing_is_400_and_still_a_key_error(make_client: MakeClient) ->
     assert (response.status_code, response.text) == (400, "missing header 'X-Token'")
     assert client.get("/lang").text == "en, for want of Accept-Language, 'Accept-Language'"
     assert client.get("/q").text == "1, for want of page, 'page'"
+
+
+def test_a_missing_field_error_survives_copy_and_pickle(make_client: MakeClient) -> None:
+    # NOTE: exceptions are copied and pickled by cls(*args): multiprocessing, a process pool,
+    # copy.copy(); with args (key,) and a two-argument __init__, that raised TypeError.
+    app = App()
+
+    @app.get("/")
+    def copies(request: Request) -> str:
+        try:
+            request.query["page"]
+        except KeyError as exc:
+            made = [copy.copy(exc), copy.deepcopy(exc), pickle.loads(pickle.dumps(exc))]
+            return " | ".join(
+                f"{type(e).__name__} {e.args} {e.status} {e.detail}"  # type: ignore[attr-defined]
+                for e in made
+            )
+        return "?"
+
+    described = "MissingField ('page',) 400 missing query parameter 'page'"
+    assert make_client(app).get("/").text == " | ".join([described] * 3)
 
 
 def test_response_headers_missing_is_a_plain_key_error() -> None:

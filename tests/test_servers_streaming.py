@@ -338,6 +338,14 @@ def test_disconnect_closes_the_generator(server: Server, colour: str) -> None:
     assert int(marker.read_text()) < 100
 
 
+def test_a_stream_that_asks_hears_that_its_client_is_there(
+    client: httpx.Client, colour: str
+) -> None:
+    # NOTE: under ASGI the request ends (and is_disconnected() turns True) only after the
+    # last chunk; while the client reads, every answer is False.
+    assert client.get(f"/asking/{colour}").content == b"00000"
+
+
 WAITRESS_LOOKAHEAD = "--channel-request-lookahead=1"
 
 
@@ -391,6 +399,13 @@ def test_is_disconnected_under_waitress_with_lookahead(
 ) -> None:
     noticed = _leave_a_long_poll(waitress_with_lookahead, colour)
     assert _wait_for(noticed, 3.0), "request.is_disconnected() did not notice in 3 s"
+
+
+def test_a_stream_under_waitress_with_lookahead_hears_that_its_client_is_there(
+    waitress_with_lookahead: Server, colour: str
+) -> None:
+    with httpx.Client(base_url=waitress_with_lookahead.base_url, timeout=15.0) as http:
+        assert http.get(f"/asking/{colour}").content == b"00000"
 
 
 # --- files -----------------------------------------------------------------------------------

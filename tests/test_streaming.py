@@ -987,3 +987,30 @@ def test_a_send_that_fails_because_the_client_left_ends_quietly(
     asyncio.run(run())
     assert closed == [True]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_stream_that_asks_if_the_client_left_hears_no_while_it_streams(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the request ends only after the last chunk (is_disconnected() is True after it,
+    # under ASGI): while the client reads, each chunk's question must say False.
+    app = App()
+
+    @app.post("/")
+    def stream(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(3):
+                yield b"%d" % request.is_disconnected()
+            yield request.read()
+            yield b"%d" % request.is_disconnected()
+
+        async def achunks() -> AsyncIterator[bytes]:
+            for _ in range(3):
+                yield b"%d" % await request.ais_disconnected()
+                await asyncio.sleep(0)
+            yield await request.aread()
+            yield b"%d" % await request.ais_disconnected()
+
+        return Response.stream(chunks() if colour == "sync" else achunks())
+
+    assert make_client(app).post("/", content=b"body").content == b"000body0"
