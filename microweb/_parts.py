@@ -48,6 +48,10 @@ def _reason(exc: multipart.MultipartError) -> str:
 
 def parser_error(exc: multipart.MultipartError) -> HTTPError:
     """Map an error of the parser to its answer: 413 past one of its limits, else 400."""
+    # NOTE: the parser keeps its error, whose traceback holds the parser's frames: a cycle
+    # that kept the request (in the frames above) until the garbage collector ran (seen under
+    # Python 3.12). The answer does not need that traceback.
+    exc.__traceback__ = None
     if isinstance(exc, multipart.ParserLimitReached):
         return HTTPError(413, f"multipart limit reached: {exc}")
     return HTTPError(400, f"invalid multipart body: {_reason(exc)}")
