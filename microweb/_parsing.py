@@ -258,6 +258,16 @@ class RequestFields(MultiDict[V]):
             raise MissingField(self.what, key) from None
 
 
+class RequestCookies(dict[str, str]):
+    """The cookies a client sent, a ``dict``: ``cookies[name]`` missing is the client's 400,
+    as for ``RequestFields``."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> str:
+        raise MissingField("cookie", key)
+
+
 class RequestHeaders(Headers):
     """The headers a client sent: ``headers[name]`` missing is the client's 400, as for
     ``RequestFields`` (and Werkzeug's ``request.headers``)."""

@@ -17,7 +17,7 @@ from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
 from ._forms import Spooler
 from ._limits import Limits
-from ._parsing import RequestFields, parse_fields
+from ._parsing import RequestCookies, RequestFields, parse_fields
 from ._target import check_host
 from ._types import AppLike
 
@@ -211,9 +211,11 @@ class HeadProperties:
 
     @property
     def cookies(self) -> dict[str, str]:
-        """The request cookies, parsed from every ``Cookie`` header."""
+        """The request cookies, parsed from every ``Cookie`` header: a ``dict`` where a name
+        the client did not send answers 400 (``missing cookie 'name'``), as for ``query``."""
         if self._cookies is None:
-            self._cookies = parse_cookie_header("; ".join(self.headers.getlist("cookie")))
+            cookies = parse_cookie_header("; ".join(self.headers.getlist("cookie")))
+            self._cookies = RequestCookies(cookies)
         return self._cookies
 
     @property

@@ -309,6 +309,29 @@ def test_cookies(make_client: MakeClient) -> None:
     assert client.get("/c").json() == {}
 
 
+def test_a_cookie_missing_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
+    # NOTE: as query, form and headers: it was a plain dict's KeyError, a 500.
+    app = App()
+
+    @app.get("/session")
+    def session(request: Request) -> str:
+        assert isinstance(request.cookies, dict)
+        return request.cookies["sid"]
+
+    @app.get("/theme")
+    def theme(request: Request) -> str:
+        try:
+            return request.cookies["theme"]
+        except KeyError as exc:
+            return f"light, for want of {exc.args[0]}"
+
+    client = make_client(app)
+    assert client.get("/session", headers={"cookie": "sid=abc"}).text == "abc"
+    response = client.get("/session")
+    assert (response.status_code, response.text) == (400, "missing cookie 'sid'")
+    assert client.get("/theme").text == "light, for want of theme"
+
+
 def test_bad_cookie_pairs_are_skipped(make_client: MakeClient) -> None:
     client = make_client(cookie_app())
     header = 'a=1; bad; =nameless; sp ace=2; semi"colon=3;; b=2; a=second; "q"=4'
