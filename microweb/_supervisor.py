@@ -207,10 +207,12 @@ class Workers:
         with contextlib.suppress(OSError):
             self.waker.send(b"\0")
 
-    def _wait(self) -> None:
+    def _wait(self, watched: list[Worker]) -> None:
+        """Wait for a signal, a worker's message, or the end of one of ``watched``."""
         pipes = [worker.ready for worker in self.workers if not worker.ready.closed]
-        # NOTE: only the running ones: the sentinel of one that has ended is always ready.
-        ended = [w.process.sentinel for w in self.workers if w.process.exitcode is None]
+        # NOTE: the caller's list, not a second look at exitcode: a worker that ended between
+        # the two looks would be left out, and nothing would wake this wait (it hung in CI).
+        ended = [worker.process.sentinel for worker in watched]
         for ready in wait([self.wake_up, *pipes, *ended]):
             if ready is self.wake_up:
                 self.wake_up.recv(64)
@@ -221,7 +223,8 @@ class Workers:
     def _serve(self) -> bool:
         """Keep the workers running until a stop signal; return True if one did not start."""
         while not self.signals:
-            self._wait()
+            # NOTE: every worker: one that has ended is dealt with below, so none stays ready.
+            self._wait(self.workers)
             for index, worker in enumerate(self.workers):
                 if worker.process.exitcode is None or self.signals:
                     continue
@@ -261,12 +264,13 @@ class Workers:
         for worker in self.workers:
             worker.signal(signal.SIGTERM)
         killed = False
-        while any(worker.process.exitcode is None for worker in self.workers):
+        while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
-                for worker in self.workers:
+                for worker in running:
                     worker.signal(signal.SIGKILL)
                 killed = True
-            self._wait()
+            # NOTE: only the running ones: the sentinel of one that has ended is always ready.
+            self._wait(running)
         for worker in self.workers:
             worker.ready.close()
             worker.process.join()

@@ -7,11 +7,13 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -158,3 +160,68 @@ def test_an_old_worker_is_replaced_at_once_and_a_signal_cuts_the_pause(
     supervisor._replace(0, young)  # type: ignore[arg-type]
     assert time.monotonic() - started < 0.5
     assert supervisor.workers == [young]  # NOTE: stopping: no replacement.
+
+
+class _EndingProcess:
+    """A worker's process that is running at the first look and has ended at every later one."""
+
+    def __init__(self, sentinel: int) -> None:
+        self.pid = 1234
+        self.sentinel = sentinel
+        self.looks = 0
+
+    @property
+    def exitcode(self) -> int | None:
+        self.looks += 1
+        return None if self.looks == 1 else 3
+
+    def join(self) -> None:
+        pass
+
+
+def test_stopping_returns_when_a_worker_ends_between_two_looks(
+    supervisor: _supervisor.Workers,
+) -> None:
+    # NOTE: the supervisor looked at exitcode once to loop and again to choose what to wait
+    # on; a worker that ended in between was waited on by nothing, and the command hung (CI,
+    # Python 3.10, a failing startup hook with --workers 2).
+    sentinel, writer = os.pipe()
+    os.close(writer)  # NOTE: the sentinel is ready, as once a process has ended.
+    reader, _ = multiprocessing.Pipe(duplex=False)
+    reader.close()
+    worker = SimpleNamespace(
+        process=_EndingProcess(sentinel), ready=reader, signal=lambda sig: None
+    )
+    supervisor.workers = [worker]  # type: ignore[list-item]
+    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    try:
+        stopping.start()
+        stopping.join(5)
+        assert not stopping.is_alive(), "the supervisor waits on no worker"
+    finally:
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: wakes a stuck wait.
+        stopping.join(5)
+        os.close(sentinel)
+
+
+def test_serving_sees_a_worker_that_ended_since_the_last_look(
+    supervisor: _supervisor.Workers,
+) -> None:
+    # NOTE: the same race while serving: a worker that ended after the loop looked at it was
+    # left out of the wait, so its end was seen only at the next signal.
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, _ = multiprocessing.Pipe(duplex=False)
+    reader.close()
+    process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=3)
+    supervisor.workers = [SimpleNamespace(process=process, ready=reader, started=False)]  # type: ignore[list-item]
+    failed: list[bool] = []
+    serving = threading.Thread(target=lambda: failed.append(supervisor._serve()), daemon=True)
+    try:
+        serving.start()
+        serving.join(5)
+        assert failed == [True], "the supervisor did not see the worker end"
+    finally:
+        supervisor._on_signal(signal.SIGTERM, None)
+        serving.join(5)
+        os.close(sentinel)
