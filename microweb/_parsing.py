@@ -132,6 +132,12 @@ def is_json_type(content_type: str | None) -> bool:
     return answer
 
 
+# NOTE: the longest Accept or Accept-Encoding value read; a longer one is treated as absent.
+# Browsers send under 300 characters, and each item costs Python work: 256 KiB of commas (a
+# head Waitress accepts) took 127 ms to read, 4 KiB takes 1 ms.
+MAX_ACCEPT_SIZE = 4096
+
+
 def quality(params: str) -> float:
     """Return the ``q`` weight among the parameters of one item of an ``Accept``-style header
     (1.0 when absent, 0.0 when not a number from 0 to 1)."""
@@ -151,7 +157,11 @@ def prefers_json(accept: str) -> bool:
     a weight above 0 and at least that of ``text/plain`` (by its most specific range).
 
     SPEC: RFC 9110 12.5.1: ``q=0`` means "not acceptable"; the most specific range applies.
+    A value longer than ``MAX_ACCEPT_SIZE`` is not read (the same section lets a server
+    disregard the header): the answer is then no.
     """
+    if len(accept) > MAX_ACCEPT_SIZE:
+        return False
     json_q = 0.0
     text = {"text/plain": -1.0, "text/*": -1.0, "*/*": -1.0}
     for item in accept.split(","):
