@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from http.cookies import Morsel
 from typing import Literal
-from urllib.parse import quote, unquote
+from urllib.parse import quote
+
+from ._parsing import percent_decode
 
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # SPEC: RFC 6265 section 4.1.1, a cookie-octet is visible ASCII but DQUOTE, comma, semicolon
@@ -50,7 +52,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
-        cookies[name] = unquote(value) if "%" in value else value
+        cookies[name] = percent_decode(value) if "%" in value else value
     return cookies
 
 

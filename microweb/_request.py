@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, TypeVar
-from urllib.parse import unquote_to_bytes
 
 from ._effects import AfterCall, Colored
 from ._limits import Limits
+from ._parsing import percent_decode_bytes
 from ._request_body import BodyMethods
 from ._request_head import MISSING
 from ._routing import is_async_callable
@@ -46,7 +46,7 @@ def decode_raw_path(raw_path: bytes) -> str | None:
             return raw_path.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    path = unquote_to_bytes(raw_path)
+    path = percent_decode_bytes(raw_path)
     return decode_path(path if path[1:2] != b"/" else b"/" + path.lstrip(b"/"))
 
 

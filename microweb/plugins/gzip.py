@@ -6,7 +6,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator
 
 from microweb import App, Request, Response
-from microweb._parsing import quality
+from microweb._parsing import MAX_ACCEPT_SIZE, quality
 
 from ._vary import add_vary
 
@@ -39,8 +39,12 @@ Flow = Generator[Response | None, Response, None]
 def accepts_gzip(accept_encoding: str) -> bool:
     """Tell whether an ``Accept-Encoding`` value accepts gzip (``q`` above 0).
 
-    SPEC: RFC 9110 12.5.3: ``*`` stands for any coding not listed; ``x-gzip`` is gzip.
+    SPEC: RFC 9110 12.5.3: ``*`` stands for any coding not listed; ``x-gzip`` is gzip. A value
+    longer than ``MAX_ACCEPT_SIZE`` (4096 characters) is not read: the answer is then no, and
+    the body goes plain, which every client accepts.
     """
+    if len(accept_encoding) > MAX_ACCEPT_SIZE:
+        return False
     star = 0.0
     for item in accept_encoding.split(","):
         coding, _, params = item.partition(";")

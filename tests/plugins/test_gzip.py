@@ -15,6 +15,7 @@ from conftest import MakeClient
 from drive import raw_pieces
 
 from microweb import App, Request, Response
+from microweb._parsing import MAX_ACCEPT_SIZE
 from microweb.plugins import GZip, Static
 from microweb.plugins.gzip import accepts_gzip
 from microweb.testing import TestClient
@@ -134,6 +135,21 @@ def test_gzip_svg_is_compressed(make_client: MakeClient) -> None:
 )
 def test_accept_encoding_parsing(accept: str, compressed: bool) -> None:
     assert accepts_gzip(accept) is compressed
+
+
+def test_an_accept_encoding_value_over_the_cap_is_not_read(make_client: MakeClient) -> None:
+    # NOTE: each item costs Python work (256 KiB of commas took 68 ms); a longer value is read
+    # as one that does not accept gzip, and the body goes plain.
+    longest = "gzip" + "," * (MAX_ACCEPT_SIZE - len("gzip"))
+    assert accepts_gzip(longest) and not accepts_gzip(longest + " ")
+    client = make_client(gzip_app())
+    assert (
+        client.get("/text", headers={"accept-encoding": longest}).headers.get("content-encoding")
+        == "gzip"
+    )
+    response = client.get("/text", headers={"accept-encoding": longest + ","})
+    assert "content-encoding" not in response.headers
+    assert response.headers["vary"] == "Accept-Encoding"
 
 
 def test_gzip_only_for_clients_that_accept_it(make_client: MakeClient) -> None:
