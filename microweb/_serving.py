@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -32,6 +33,8 @@ THREADS_VARIABLE = "MICROWEB_THREADS"
 ROOT_PATH_VARIABLE = "MICROWEB_ROOT_PATH"
 LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# NOTE: by its import string, which Uvicorn imports in each worker process.
+UVICORN_HTTP = "microweb._httptools:BoundedHttpTools"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
 logger = logging.getLogger("microweb")
@@ -196,6 +199,8 @@ def serve(
         # NOTE: with AccessLog installed, Uvicorn's line would log each request twice.
         "access_log": not _has_access_log(app),
         "ws_max_size": websocket_message_cap(app),
+        # NOTE: Uvicorn's pick ("auto"), with a bounded head when it is httptools.
+        "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else "auto",
     }
     if workers != 1 or reload:
         if forwarded_allow_ips is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import signal
 import socket
@@ -136,6 +137,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "proxy_headers": False,
         "access_log": False,
         "ws_max_size": 5000,
+        "http": "microweb._httptools:BoundedHttpTools",
     }
     assert app.max_threads == 3
     assert fake_uvicorn.ended == [signal.SIGTERM]  # NOTE: a plain return is a stop on SIGTERM.
@@ -155,6 +157,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["proxy_headers"] is False
     assert settings["access_log"] is True
     assert settings["ws_max_size"] == 5000
+    assert settings["http"] == "microweb._httptools:BoundedHttpTools"  # NOTE: by name, per worker.
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
@@ -331,3 +334,68 @@ def test_the_announced_url_brackets_an_ipv6_host(
     monkeypatch.setattr(serving_module, "load_app", lambda target: App())
     serving_module.serve("x:app", "uvicorn", host, 8000)
     assert f"serving on {url} with uvicorn" in capsys.readouterr().out
+
+
+def test_uvicorn_without_httptools_gets_its_own_pick(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    real_find_spec = serving_module.importlib.util.find_spec
+    monkeypatch.setattr(
+        serving_module.importlib.util,
+        "find_spec",
+        lambda name: None if name == "httptools" else real_find_spec(name),
+    )
+    serving_module.serve("x:app", "uvicorn", HOST, 8000)
+    assert fake_uvicorn.settings["http"] == "auto"  # NOTE: h11, which bounds a head itself.
+
+
+def _answer_to_head(port: int, header_size: int) -> bytes:
+    """Send a GET whose one header is ``header_size`` bytes long; return the status line."""
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        head = b"GET /where HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % (b"a" * header_size)
+        # NOTE: a server that refuses the head may stop reading it, and reset the rest.
+        with contextlib.suppress(OSError):
+            sock.sendall(head)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_request_head_over_256_kib_is_431_under_both_servers(tmp_path: Path, server: str) -> None:
+    # NOTE: Uvicorn with httptools took a head of any size: a 20 MB header reached the app.
+    with serving(tmp_path, server) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        assert _answer_to_head(port, 250 * 1024).split(b" ")[1] == b"200"
+        for size in (257 * 1024, 20 * MiB):
+            assert _answer_to_head(port, size).split(b" ")[1] == b"431", size
+        assert httpx.get(f"{url}/where", timeout=10).status_code == 200
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_kept_alive_connection_is_measured_per_request(tmp_path: Path, server: str) -> None:
+    # NOTE: many short header lines, in many reads, after a request that was served.
+    small = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
+    lines = b"".join(b"X-N%d: %s\r\n" % (n, b"v" * 100) for n in range(3000))
+    with (
+        serving(tmp_path, server) as (url, _),
+        socket.create_connection((HOST, int(url.rsplit(":", 1)[1])), timeout=10) as sock,
+    ):
+        sock.sendall(small)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        with contextlib.suppress(OSError):
+            sock.sendall(b"GET /where HTTP/1.1\r\nHost: x\r\n")
+            for start in range(0, len(lines), 1024):
+                sock.sendall(lines[start : start + 1024])
+            sock.sendall(b"\r\n")
+        answer = b""
+        while b"\r\n" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+        assert answer.split(b" ")[1] == b"431", answer[:80]

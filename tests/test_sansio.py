@@ -154,7 +154,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
-        "templating", "_importer", "_serving", "_cli", "_waitress", "_uvicorn",
+        "templating", "_importer", "_serving", "_cli", "_waitress", "_uvicorn", "_httptools",
         "_supervisor", "_stopping", "plugins",
     ),
 }  # fmt: skip
