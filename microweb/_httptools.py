@@ -9,6 +9,10 @@ that a head is bounded under both servers, with Waitress's limit and status.
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Callable
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
@@ -27,61 +31,57 @@ _REFUSAL = (
 
 
 class BoundedHttpTools(HttpToolsProtocol):
-    """``HttpToolsProtocol`` that answers 431, and closes, once a head passes ``MAX_HEAD_SIZE``.
+    """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
-    A whole head is measured by its request target and header lines. One that is still
-    coming is measured by the reads that did not end it (asyncio reads at most 256 KiB at a
-    time), so that httptools never holds much more than the limit of one header's value.
+    A whole head is measured as Waitress measures it: request line, header lines and the blank
+    line (each header line as ``name: value``). One that is still coming is measured by the
+    reads that held nothing else (asyncio reads at most 256 KiB at a time), so that httptools
+    never holds more than the limit and two reads of one header's value. Requests that came
+    before a refused one are answered first.
     """
 
     # NOTE: a class attribute, read on each use, so that a test can lower it.
     max_head_size = MAX_HEAD_SIZE
 
     # NOTE: the state starts from these class values, instead of in an __init__ that would
-    # repeat Uvicorn's signature. reading_head: a connection starts with a head.
+    # repeat Uvicorn's signature. reading_head: from the end of a message (or the start of the
+    # connection) to the end of the next head; heads: how many heads have ended.
     reading_head, refused = True, False
-    read_in_head = head_size = 0
+    read_in_head = heads = 0
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
         if self.refused:
             return
-        in_head = self.reading_head
+        in_head, heads = self.reading_head, self.heads
         super().data_received(data)
-        if self.refused or not (in_head and self.reading_head):
+        # NOTE: only a read that a head went on through, with no head ending in it, is all
+        # head: one that ended a head and began another holds the requests between them.
+        if self.refused or not (in_head and self.reading_head and heads == self.heads):
             return
-        # NOTE: the head went on before and after this read: all of it is head.
         self.read_in_head += len(data)
-        if self.read_in_head > self.max_head_size:
+        # NOTE: the head goes on after these bytes, so it is longer than they are.
+        if self.read_in_head >= self.max_head_size:
             self._refuse()
-
-    def on_message_begin(self) -> None:
-        """Begin a request as Uvicorn does, and the measure of its head."""
-        if not self.refused:
-            self.reading_head, self.read_in_head, self.head_size = True, 0, 0
-            super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        """Take the request target as Uvicorn does, and measure it."""
-        if not self.refused:
-            self.head_size += len(url)
-            super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """Take a header as Uvicorn does, and measure its line."""
-        if not self.refused:
-            self.head_size += len(name) + len(value) + 4  # NOTE: ": " and CRLF.
-            super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it if its head is too large."""
         if self.refused:
             return
-        self.reading_head = False
-        if self.head_size > self.max_head_size:
+        self.reading_head, self.heads = False, self.heads + 1
+        if self._head_size() >= self.max_head_size:
             self._refuse()
         else:
             super().on_headers_complete()
+
+    def _head_size(self) -> int:
+        # NOTE: "GET " + target + " HTTP/1.1\r\n", ": " and CRLF per header, the blank line;
+        # Waitress counts these bytes, and refuses a head of MAX_HEAD_SIZE of them.
+        headers = self.headers
+        # NOTE: summed in C from what Uvicorn kept: an on_header of ours would add a Python
+        # call for each header line of each request.
+        fields = sum(map(len, itertools.chain.from_iterable(headers)))
+        return len(self.parser.get_method()) + len(self.url) + 14 + fields + 4 * len(headers)
 
     def on_body(self, body: bytes) -> None:
         """Pass on the body as Uvicorn does; after a refusal, the parser's rest is dropped."""
@@ -89,17 +89,36 @@ class BoundedHttpTools(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        """End the request as Uvicorn does, unless it was refused."""
+        """End the request as Uvicorn does, unless it was refused; a head may come next."""
         if not self.refused:
+            self.reading_head, self.read_in_head = True, 0
             super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        """Upgrade as Uvicorn does, unless the handshake was refused."""
+        # NOTE: httptools stops at the end of an upgrade's head whatever on_headers_complete
+        # did, and Uvicorn upgraded a refused request, which has no method (KeyError).
+        if not self.refused:
+            super().handle_websocket_upgrade()
 
     def _refuse(self) -> None:
         self.refused = True
-        self.logger.warning("request head over %d bytes: refused with 431", self.max_head_size)
+        size = self.max_head_size
+        self.logger.warning("request head of %d bytes or more: refused with 431", size)
         if self.cycle is not None and not self.cycle.response_complete:
-            # NOTE: a pipelined request's turn: the one before it is still being answered.
-            self.transport.close()
+            # NOTE: requests before this one are still being answered (the last one read is
+            # the last to answer): the 431 follows them, as under Waitress.
+            self.cycle.on_response = functools.partial(self._refuse_after, self.cycle.on_response)
             return
+        self._answer_431()
+
+    def _refuse_after(self, on_response: Callable[[], None]) -> None:
+        on_response()
+        if not self.transport.is_closing():
+            self._unset_keepalive_if_required()
+            self._answer_431()
+
+    def _answer_431(self) -> None:
         self.transport.write(_REFUSAL)
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what

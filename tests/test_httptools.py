@@ -1,0 +1,164 @@
+"""``BoundedHttpTools``, the head cap ``microweb serve`` gives Uvicorn's httptools protocol.
+
+The protocol is fed here read by read, with no socket: where a head ends in a read decides how
+it is measured, and a real connection does not choose its reads. The same heads under real
+servers are in ``test_cli_options.py``. Every head is compared with what Waitress, whose limit
+this is, does with the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.server import ServerState
+from waitress.adjustments import Adjustments
+from waitress.parser import HTTPRequestParser
+
+from microweb import App, Request
+from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools
+
+SMALL = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
+UPGRADE = (
+    b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+)
+
+
+class _Transport(asyncio.Transport):
+    """Keeps what the protocol writes; a connection that nobody closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = self.ended = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.ended = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
+
+    def pause_reading(self) -> None:
+        """Nothing to pause: the test chooses the reads."""
+
+    def resume_reading(self) -> None:
+        """Nothing to resume: the test chooses the reads."""
+
+
+def _app() -> App:
+    app = App()
+
+    @app.get("/where")
+    async def where(request: Request) -> str:
+        return "here"
+
+    @app.get("/slow")
+    async def slow(request: Request) -> str:
+        await asyncio.sleep(0.1)
+        return "slow"
+
+    return app
+
+
+def _serve(reads: Sequence[bytes], answers: int) -> _Transport:
+    """Feed ``reads`` to a new connection; return it once ``answers`` answers were written."""
+
+    async def connection() -> _Transport:
+        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="error")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Transport()
+        protocol.connection_made(transport)
+        for data in reads:
+            protocol.data_received(data)
+            # NOTE: a timer, so that the next read comes before /slow's answer (after 0.1 s).
+            await asyncio.sleep(0.01)
+        for _ in range(500):
+            if len(_statuses(transport)) >= answers:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    return asyncio.run(connection())
+
+
+def _statuses(transport: _Transport) -> list[int]:
+    # NOTE: each answer's body is "here", "slow" or the 431's text, with no status line in it.
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", transport.written)]
+
+
+def _waitress_refuses(head: bytes) -> bool:
+    parser = HTTPRequestParser(Adjustments())
+    parser.received(head)
+    return parser.error is not None
+
+
+def _head(size: int, extra: bytes = b"") -> bytes:
+    """A GET of ``size`` bytes, head and all, whose last header is long."""
+    start = b"GET /where HTTP/1.1\r\nHost: x\r\n" + extra + b"X-Big: "
+    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("size", [MAX_HEAD_SIZE - 1, MAX_HEAD_SIZE, MAX_HEAD_SIZE + 20])
+@pytest.mark.parametrize("cut", [None, 200_000])
+def test_a_head_is_refused_from_the_size_at_which_waitress_refuses_it(
+    size: int, cut: int | None
+) -> None:
+    # NOTE: the request line and the blank line were not counted: heads up to 20 bytes over
+    # Waitress's limit were served.
+    head = _head(size)
+    reads = [head] if cut is None else [head[:cut], head[cut:]]
+    expected = [431] if _waitress_refuses(head) else [200]
+    assert expected == ([431] if size >= MAX_HEAD_SIZE else [200])
+    assert _statuses(_serve(reads, 1)) == expected
+
+
+def test_an_oversized_websocket_handshake_is_431_without_an_error() -> None:
+    # NOTE: Uvicorn upgraded the refused request all the same, and failed on its missing method
+    # ("Fatal error: protocol.data_received() call failed", KeyError: 'method').
+    head = _head(MAX_HEAD_SIZE + 100, UPGRADE)
+    transport = _serve([head[:200_000], head[200_000:]], 1)
+    assert _statuses(transport) == [431]
+    assert transport.ended and not transport.closed  # NOTE: closed after the linger.
+
+
+def test_requests_before_an_oversized_head_are_answered_before_its_431() -> None:
+    # NOTE: the connection was closed at once, and the answers still due were lost; Waitress
+    # gives them, then its 431.
+    head = _head(MAX_HEAD_SIZE + 100)
+    assert _waitress_refuses(head)
+    slow = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _serve([slow + SMALL + head[:200_000], head[200_000:]], 3)
+    assert _statuses(transport) == [200, 200, 431]
+    assert transport.ended
+
+
+def test_pipelined_requests_are_not_counted_in_the_next_head() -> None:
+    # NOTE: a read in which a head was still going at its start and another at its end was
+    # counted whole, with the requests between them: an 80 KiB head was refused.
+    head = _head(160 * 1024)
+    request = _head(4096)
+    reads = [
+        request[:20],
+        request[20:] + request * 30 + head[:40],
+        head[40:150_000],
+        head[150_000:],
+    ]
+    assert not _waitress_refuses(b"".join(reads))
+    assert _statuses(_serve(reads, 32)) == [200] * 32
