@@ -257,6 +257,7 @@ def requests_left_in_cycles(
     off meanwhile, since a kept log record holds the error, its traceback and so the request.
     """
     headers = {"CONTENT_TYPE": content_type} if content_type else {}
+    wsgi = app.as_wsgi() if interface == "wsgi" else None
 
     def call() -> None:
         with contextlib.suppress(Exception):
@@ -264,7 +265,7 @@ def requests_left_in_cycles(
                 environ = wsgi_environ(method, path, **headers)
                 environ["CONTENT_LENGTH"] = str(len(body))
                 environ["wsgi.input"] = io.BytesIO(body)
-                result = app.as_wsgi()(environ, start_response)
+                result = wsgi(environ, start_response)
                 try:
                     b"".join(result)
                 finally:
@@ -287,3 +288,5 @@ def requests_left_in_cycles(
         gc.garbage.clear()
         gc.enable()
         logging.disable(logging.NOTSET)
+        if wsgi is not None:
+            wsgi.close()  # NOTE: its app loop stops (other tests count app loop threads).
