@@ -113,6 +113,11 @@ def settle_future(
         loop.call_soon_threadsafe(settle, future, value)
     except RuntimeError:
         return  # NOTE: the loop is closed (the server is gone); nobody waits for this now.
+    finally:
+        # NOTE: an exception's traceback holds this frame: without the del, the frame, the
+        # exception and the future (which holds the exception) make a cycle that keeps the
+        # request and its body alive until a full garbage collection.
+        del future, value
 
 
 def set_result(future: asyncio.Future[Any], value: Any) -> None:

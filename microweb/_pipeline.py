@@ -223,13 +223,16 @@ def _offer(
     plan: Plan, request: Request, flow: Colored, gen: Any, exc: Exception, waiting: Waiting
 ) -> Effects:
     """Throw ``exc`` in at the flow's ``yield``: the flow answers it, waits, or lets it pass."""
-    out, done = yield from _advance(request, gen, flow.is_async, None, exc)
-    if done:
-        raise exc  # NOTE: the flow ended without answering: the error stands.
-    if out is None:
-        # NOTE: the flow yielded nothing: it gets the response this error becomes, further out.
-        waiting.append((flow, gen))
-        raise exc
+    try:
+        out, done = yield from _advance(request, gen, flow.is_async, None, exc)
+        if done:
+            raise exc  # NOTE: the flow ended without answering: the error stands.
+        if out is None:
+            # NOTE: the flow yielded nothing: it gets the response this error becomes, further out.
+            waiting.append((flow, gen))
+            raise exc
+    finally:
+        del exc  # NOTE: no cycle through this frame and the traceback (see _advance).
     yield from _end_flow(request, flow, gen, out)
     return (yield from _deliver(plan, request, waiting, _flow_response(flow, out)))
 
@@ -288,7 +291,7 @@ def _advance(
 ) -> Effects:
     try:
         if is_async:
-            out = yield (gen.athrow(exc) if exc is not None else gen.asend(value))
+            out = yield (_athrow(gen, exc) if exc is not None else gen.asend(value))
         else:
             request._inline = True
             try:
@@ -297,7 +300,21 @@ def _advance(
                 request._inline = False
     except (StopIteration, StopAsyncIteration):
         return None, True
+    finally:
+        # NOTE: the error thrown in comes back out through this frame when the flow lets it
+        # pass: kept here, it would make a cycle with its traceback, and the request, its body
+        # and form would wait for a full garbage collection.
+        del exc
     return out, False
+
+
+async def _athrow(gen: Any, exc: Exception) -> Any:
+    # NOTE: not gen.athrow(exc) as the effect: that object keeps exc, and the frames that held
+    # the effect (the drivers', the app loop's) are in its traceback when the flow lets it pass.
+    try:
+        return await gen.athrow(exc)
+    finally:
+        del exc
 
 
 def _close(gen: Any, is_async: bool) -> Effects:

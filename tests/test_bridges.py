@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour, sleep_until_cancelled
-from drive import http_scope
+from drive import http_scope, requests_left_in_cycles
 
 from microweb import App, ClientDisconnect, Request, _app_loop, _file_threads
 from microweb._app_loop import AppLoop, run_on_loop
@@ -1013,3 +1013,26 @@ def test_a_request_cancelled_before_its_handler_reads_the_body_frees_the_thread(
         gc.collect()
     assert [type(exc) for exc in seen] == [ClientDisconnect]
     assert sent[1]["body"] == b"served"
+
+
+# -- errors that cross a bridge leave no reference cycle ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"), [("/json", b'{"a": '), ("/boom", b"")], ids=["bad-json-400", "error-500"]
+)
+def test_a_handler_s_error_leaves_no_cycle_holding_the_request(
+    interface: str, colour: str, path: str, body: bytes
+) -> None:
+    # NOTE: a def handler under ASGI raises in a pool thread: its frame, its error and the
+    # future that carries the error back made a cycle, and a 400 for a 10 MiB body of invalid
+    # JSON kept the body until a full collection (Uvicorn grew by 500 MB in 160 requests).
+    app = App()
+    app.post("/json")(in_colour(colour, lambda request: request.json()))
+
+    def boom(request: Request) -> None:
+        raise Boom("no")
+
+    app.post("/boom")(in_colour(colour, boom))
+    kept = requests_left_in_cycles(app, interface, "POST", path, body, "application/json")
+    assert kept == 0
