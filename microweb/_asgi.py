@@ -314,8 +314,15 @@ class ASGIDriver:
             for task in (sender, watcher):
                 task.cancel()
             await asyncio.wait({sender, watcher})
-        if not sender.cancelled():
-            sender.result()
+        error = None if sender.cancelled() else sender.exception()
+        # NOTE: the error's traceback will hold this frame: without the dels, the frame, the
+        # task and the error make a cycle that keeps the request until a full collection.
+        del sender, watcher, task
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error
 
     async def _send_stream(self, stream: Any, request: Request, send: Send) -> None:
         chunks = stream if hasattr(stream, "__aiter__") else iterate_in_pool(stream, self.pool)

@@ -157,7 +157,12 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
             future = loop.create_future()
             context = contextvars.copy_context()
             step = pool.submit(settle_future, loop, future, context, _next, (iterator,), {})
-            item = await future
+            try:
+                item = await future
+            finally:
+                # NOTE: the future holds the iterator's error, whose traceback will hold this
+                # frame: a cycle that kept the request until a full collection.
+                del future
             if item is _DONE:
                 return
             yield item

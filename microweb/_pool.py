@@ -151,6 +151,10 @@ def _run_into(
         future.set_exception(exc)
     else:
         future.set_result(result)
+    finally:
+        # NOTE: an error raised below this frame, and caught there, holds it in its traceback
+        # (as a caller): the arguments kept here would make a cycle with what they hold.
+        del fn, args, kwargs
 
 
 class ForkAware(Protocol):

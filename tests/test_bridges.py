@@ -23,7 +23,7 @@ import pytest
 from conftest import MakeClient, in_colour, sleep_until_cancelled
 from drive import http_scope, requests_left_in_cycles
 
-from microweb import App, ClientDisconnect, Request, _app_loop, _file_threads
+from microweb import App, ClientDisconnect, Request, Response, _app_loop, _file_threads
 from microweb._app_loop import AppLoop, run_on_loop
 from microweb._concurrency import make_pool, run_in_pool
 from microweb._file_threads import ThreadSpooler, run_blocking
@@ -1036,3 +1036,27 @@ def test_a_handler_s_error_leaves_no_cycle_holding_the_request(
     app.post("/boom")(in_colour(colour, boom))
     kept = requests_left_in_cycles(app, interface, "POST", path, body, "application/json")
     assert kept == 0
+
+
+def test_a_stream_that_fails_midway_leaves_no_cycle_holding_the_request(
+    interface: str, colour: str
+) -> None:
+    # NOTE: under ASGI the task that sent the stream, the frames its error passed (the pool
+    # thread's call for a def generator, whose caller kept the call's arguments) and the
+    # future that carried it made cycles: 75 objects per request left to the collector for an
+    # async generator, 111 for a def one.
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"first"
+        raise Boom("midway")
+
+    async def achunks() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise Boom("midway")
+
+    @app.get("/stream")
+    def stream(request: Request) -> Response:
+        return Response.stream(chunks() if colour == "sync" else achunks())
+
+    assert requests_left_in_cycles(app, interface, "GET", "/stream") == 0
