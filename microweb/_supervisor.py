@@ -148,10 +148,14 @@ class Worker:
 
     def check_ready(self) -> None:
         """Note that the worker started, if it said so; close the pipe once it has ended."""
+        # NOTE: read even once it has started: a pipe that has ended and stays open is always
+        # ready, and every wait returned at once (a busy loop while the others stopped).
         try:
-            self.started = self.started or bool(self.ready.recv())
+            said = self.ready.recv()
         except EOFError:
             self.ready.close()
+        else:
+            self.started = self.started or bool(said)
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker if it is still running."""
