@@ -157,6 +157,11 @@ class Worker:
         else:
             self.started = self.started or bool(said)
 
+    def read_the_rest(self) -> None:
+        """Read what the worker said before it ended (its pipe then ends as well)."""
+        while not self.ready.closed and self.ready.poll():
+            self.check_ready()
+
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker if it is still running."""
         if self.process.pid is not None and self.process.exitcode is None:
@@ -232,6 +237,9 @@ class Workers:
             for index, worker in enumerate(self.workers):
                 if worker.process.exitcode is None or self.signals:
                     continue
+                # NOTE: it may have said that it started after the pipes were read and then
+                # ended: read that first, or it is taken for a worker that never started.
+                worker.read_the_rest()
                 if not worker.started:
                     logger.error(
                         "worker [%d] ended before it started (status %d); stopping",

@@ -239,6 +239,49 @@ def test_serving_sees_a_worker_that_ended_since_the_last_look(
         os.close(sentinel)
 
 
+class _SaysStartedAndEnds:
+    """A worker's process that says it started and ends just as the supervisor looks at it."""
+
+    def __init__(self, sentinel: int, writer: Connection) -> None:
+        self.pid = 1234
+        self.sentinel = sentinel
+        self.writer = writer
+
+    @property
+    def exitcode(self) -> int:
+        if not self.writer.closed:
+            self.writer.send(True)
+            self.writer.close()
+        return 0
+
+
+def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_was_read(
+    supervisor: _supervisor.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: its "started" arrived after the supervisor had read the pipes and before it looked
+    # at exitcode: it was taken for a worker that never started, and the command ended with
+    # status 3 instead of replacing it.
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, said = multiprocessing.Pipe(duplex=False)
+    worker = _worker(_SaysStartedAndEnds(sentinel, said), reader)
+    supervisor.workers = [worker]
+    supervisor.announce = None
+    replaced: list[object] = []
+
+    def replace(index: int, ended: object) -> None:
+        replaced.append(ended)
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
+
+    monkeypatch.setattr(supervisor, "_replace", replace)
+    try:
+        assert supervisor._serve() is False
+        assert replaced == [worker]
+    finally:
+        reader.close()
+        os.close(sentinel)
+
+
 def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     supervisor: _supervisor.Workers,
 ) -> None:
