@@ -54,8 +54,11 @@ class OrderlyWaitress:
         self.signal: int | None = None
         self.hurry = False
 
-    def run(self) -> int:
+    def run(self, announce: Callable[[int], None]) -> int:
         """Serve until a stop signal, stop in order, and return the signal's number.
+
+        Args:
+            announce: Called with the port once a signal would stop the server in order.
 
         Raises:
             RuntimeError: From ``wsgi.close()``, naming the shutdown steps that failed (each
@@ -63,6 +66,9 @@ class OrderlyWaitress:
         """
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
+            # NOTE: not before the handlers: a SIGTERM sent as soon as the port is announced
+            # met Python's default, which ends the process with no shutdown hooks.
+            announce(self.listeners[0].effective_port)
             while self.signal is None:
                 self._step(self.adjustments.asyncore_loop_timeout)
             self._drain()
@@ -154,8 +160,7 @@ def serve_waitress(
         where = f"{adjustments.get('host')}:{adjustments.get('port')}"
         logger.error("cannot listen on %s: %s", where, exc)
         return None
-    announce(server.listeners[0].effective_port)
     try:
-        return server.run()
+        return server.run(announce)
     except ShutdownError:
         return server.signal or signal.SIGTERM
