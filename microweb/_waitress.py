@@ -53,6 +53,7 @@ class OrderlyWaitress:
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
         self.signal: int | None = None
         self.hurry = False
+        self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).
 
     def run(self, announce: Callable[[int], None]) -> int:
         """Serve until a stop signal, stop in order, and return the signal's number.
@@ -87,7 +88,10 @@ class OrderlyWaitress:
         else:
             self.hurry = True
         # NOTE: a byte down Waitress's wake-up pipe; no lock is taken, so this is safe here.
-        self.listeners[0].pull_trigger()
+        # Not once close_all() has closed it: the write raised OSError here (or went into the
+        # file that took its number). The handler runs on this thread, so the flag holds.
+        if self.looping:
+            self.listeners[0].pull_trigger()
 
     def _step(self, timeout: float) -> None:
         wasyncore.loop(
@@ -118,6 +122,7 @@ class OrderlyWaitress:
         # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
         # that its cleanup runs before the shutdown hooks (a shorter wait lost that race).
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
+        self.looping = False
         wasyncore.close_all(self.map, ignore_all=True)
 
     def _close_idle(self) -> int:
