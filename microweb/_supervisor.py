@@ -148,10 +148,19 @@ class Worker:
 
     def check_ready(self) -> None:
         """Note that the worker started, if it said so; close the pipe once it has ended."""
+        # NOTE: read even once it has started: a pipe that has ended and stays open is always
+        # ready, and every wait returned at once (a busy loop while the others stopped).
         try:
-            self.started = self.started or bool(self.ready.recv())
+            said = self.ready.recv()
         except EOFError:
             self.ready.close()
+        else:
+            self.started = self.started or bool(said)
+
+    def read_the_rest(self) -> None:
+        """Read what the worker said before it ended (its pipe then ends as well)."""
+        while not self.ready.closed and self.ready.poll():
+            self.check_ready()
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker if it is still running."""
@@ -228,6 +237,9 @@ class Workers:
             for index, worker in enumerate(self.workers):
                 if worker.process.exitcode is None or self.signals:
                     continue
+                # NOTE: it may have said that it started after the pipes were read and then
+                # ended: read that first, or it is taken for a worker that never started.
+                worker.read_the_rest()
                 if not worker.started:
                     logger.error(
                         "worker [%d] ended before it started (status %d); stopping",

@@ -53,9 +53,13 @@ class OrderlyWaitress:
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
         self.signal: int | None = None
         self.hurry = False
+        self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).
 
-    def run(self) -> int:
+    def run(self, announce: Callable[[int], None]) -> int:
         """Serve until a stop signal, stop in order, and return the signal's number.
+
+        Args:
+            announce: Called with the port once a signal would stop the server in order.
 
         Raises:
             RuntimeError: From ``wsgi.close()``, naming the shutdown steps that failed (each
@@ -63,6 +67,9 @@ class OrderlyWaitress:
         """
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
+            # NOTE: not before the handlers: a SIGTERM sent as soon as the port is announced
+            # met Python's default, which ends the process with no shutdown hooks.
+            announce(self.listeners[0].effective_port)
             while self.signal is None:
                 self._step(self.adjustments.asyncore_loop_timeout)
             self._drain()
@@ -81,7 +88,10 @@ class OrderlyWaitress:
         else:
             self.hurry = True
         # NOTE: a byte down Waitress's wake-up pipe; no lock is taken, so this is safe here.
-        self.listeners[0].pull_trigger()
+        # Not once close_all() has closed it: the write raised OSError here (or went into the
+        # file that took its number). The handler runs on this thread, so the flag holds.
+        if self.looping:
+            self.listeners[0].pull_trigger()
 
     def _step(self, timeout: float) -> None:
         wasyncore.loop(
@@ -112,6 +122,7 @@ class OrderlyWaitress:
         # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
         # that its cleanup runs before the shutdown hooks (a shorter wait lost that race).
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
+        self.looping = False
         wasyncore.close_all(self.map, ignore_all=True)
 
     def _close_idle(self) -> int:
@@ -154,8 +165,7 @@ def serve_waitress(
         where = f"{adjustments.get('host')}:{adjustments.get('port')}"
         logger.error("cannot listen on %s: %s", where, exc)
         return None
-    announce(server.listeners[0].effective_port)
     try:
-        return server.run()
+        return server.run(announce)
     except ShutdownError:
         return server.signal or signal.SIGTERM

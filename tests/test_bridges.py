@@ -160,8 +160,17 @@ def test_app_loop_a_cancelled_coroutine_raises_cancelled_error(app_loop: AppLoop
 
 
 def test_app_loop_serves_many_threads_at_once(app_loop: AppLoop) -> None:
+    # NOTE: each call returns only once all eight are on the loop together, so calls served
+    # one after another would time out. (It was timed, 0.35 s for eight sleeps of 0.05 s,
+    # which a loaded 2-core CI machine can miss while the loop is right.)
+    arrived: list[int] = []
+    everyone = asyncio.Event()
+
     async def work(n: int) -> int:
-        await asyncio.sleep(0.05)
+        arrived.append(n)
+        if len(arrived) == 8:
+            everyone.set()
+        await asyncio.wait_for(everyone.wait(), timeout=10)
         return n
 
     results: dict[int, int] = {}
@@ -170,13 +179,11 @@ def test_app_loop_serves_many_threads_at_once(app_loop: AppLoop) -> None:
         results[n] = app_loop.run(work(n))
 
     threads = [threading.Thread(target=call, args=(n,)) for n in range(8)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(5)
+        thread.join(15)
     assert results == {n: n for n in range(8)}
-    assert time.perf_counter() - started < 0.35  # NOTE: one after another: 0.4 s.
 
 
 def test_app_loop_refuses_to_wait_for_itself(app_loop: AppLoop) -> None:
@@ -714,7 +721,12 @@ def test_worker_pool_counts_no_idle_thread_after_queued_calls() -> None:
     gate.set()
     pool.call(done.set)
     assert done.wait(5)
-    time.sleep(0.05)  # NOTE: the thread is back at the queue.
+    # NOTE: until the thread is back at the queue (a fixed 0.05 s was too short on a loaded
+    # machine: the call was then queued and said False).
+    deadline = time.monotonic() + 5
+    while pool._idle != 1:
+        assert time.monotonic() < deadline, "the thread did not come back to the queue"
+        time.sleep(0.001)
     second_gate = threading.Event()
     assert pool.call(second_gate.wait, 5) is True  # NOTE: the idle thread takes it.
     assert pool.call(int) is False  # NOTE: and it is busy: this call waits in the queue.
@@ -762,9 +774,17 @@ def test_worker_pool_shutdown_waits_for_queued_work_or_cancels_it() -> None:
 
     pool = WorkerPool(1)
     release.clear()
-    busy = pool.submit(release.wait, 5)
+    taken = threading.Event()
+
+    def hold() -> bool:
+        taken.set()
+        return release.wait(5)
+
+    busy = pool.submit(hold)
     queued = pool.submit(int, "7")
-    time.sleep(0.01)
+    # NOTE: the thread has taken the first call (a fixed 0.01 s could leave it queued, and
+    # cancelled with the second).
+    assert taken.wait(5)
     pool.shutdown(wait=False, cancel_futures=True)
     release.set()
     assert busy.result(5) is True

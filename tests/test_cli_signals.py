@@ -14,12 +14,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import httpx
 import pytest
 from servers import HOST, Process, environment, free_port, read_log, start, stop
+from waitress import wasyncore
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+
+from microweb import App
+from microweb._waitress import OrderlyWaitress, serve_waitress
 
 pytestmark = [
     pytest.mark.servers,
@@ -229,3 +235,52 @@ def test_an_endless_stream_cut_off_is_closed_before_the_hooks(
     assert served.ended_within(timeout=5) < 3
     # NOTE: the generator's cleanup ran, and before the shutdown hooks, under both servers.
     assert served.recorded() == ["stream-closed", "shutdown"], read_log(served.log)
+
+
+def _refuse_early(signum: int, frame: FrameType | None) -> None:
+    raise AssertionError(f"{signal.Signals(signum).name} came before the orderly stop's handler")
+
+
+def test_waitress_stops_in_order_on_a_signal_right_after_it_says_serving() -> None:
+    # NOTE: it said "serving on" before it set its signal handlers, so a SIGTERM sent at once
+    # (a test, a supervisor) met Python's default and ended the process with no shutdown hooks.
+    app = App()
+    events: list[str] = []
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    previous = signal.signal(signal.SIGTERM, _refuse_early)
+    try:
+        stopped_by = serve_waitress(
+            wsgi, 1.0, lambda port: signal.raise_signal(signal.SIGTERM), host=HOST, port=0
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        wsgi.close()
+    assert stopped_by == signal.SIGTERM
+    assert events == ["shutdown"]
+
+
+def test_a_signal_after_waitress_closed_its_sockets_is_no_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the handler woke the loop by writing to Waitress's trigger, which close_all() had
+    # closed: an OSError out of the signal handler (or a byte into a file that took the fd).
+    app = App()
+    events: list[str] = []
+    app.on_shutdown(lambda: events.append("shutdown"))
+    wsgi = app.as_wsgi()
+    server = OrderlyWaitress(wsgi, 1.0, host=HOST, port=0)
+    close_all = wasyncore.close_all
+
+    def close_then_signal(*args: Any, **kwargs: Any) -> None:
+        close_all(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)  # NOTE: the second signal, at that moment.
+
+    monkeypatch.setattr(wasyncore, "close_all", close_then_signal)
+    server.signal = signal.SIGTERM  # NOTE: the first one has come.
+    try:
+        assert server.run(lambda port: None) == signal.SIGTERM
+    finally:
+        wsgi.close()
+    assert server.hurry
+    assert events == ["shutdown"]

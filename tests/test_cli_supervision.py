@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,6 +36,9 @@ from servers import (
 )
 
 from microweb import _supervisor
+
+# NOTE: the class itself, before the fixture below replaces it.
+REAL_WORKER = _supervisor.Worker
 
 pytestmark = [
     pytest.mark.servers,
@@ -131,6 +135,14 @@ def _ended_worker(age: float) -> SimpleNamespace:
     return SimpleNamespace(born=time.monotonic() - age, process=process)
 
 
+def _worker(process: object, ready: Connection, started: bool = False) -> _supervisor.Worker:
+    """A ``Worker`` on ``process`` (a fake) and its pipe ``ready``, born a minute ago."""
+    worker = REAL_WORKER.__new__(REAL_WORKER)
+    worker.process = process  # type: ignore[assignment]
+    worker.ready, worker.started, worker.born = ready, started, time.monotonic() - 60
+    return worker
+
+
 def test_a_worker_that_dies_young_is_replaced_after_a_pause(
     supervisor: _supervisor.Workers,
 ) -> None:
@@ -214,7 +226,7 @@ def test_serving_sees_a_worker_that_ended_since_the_last_look(
     reader, _ = multiprocessing.Pipe(duplex=False)
     reader.close()
     process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=3)
-    supervisor.workers = [SimpleNamespace(process=process, ready=reader, started=False)]  # type: ignore[list-item]
+    supervisor.workers = [_worker(process, reader)]
     failed: list[bool] = []
     serving = threading.Thread(target=lambda: failed.append(supervisor._serve()), daemon=True)
     try:
@@ -225,3 +237,66 @@ def test_serving_sees_a_worker_that_ended_since_the_last_look(
         supervisor._on_signal(signal.SIGTERM, None)
         serving.join(5)
         os.close(sentinel)
+
+
+class _SaysStartedAndEnds:
+    """A worker's process that says it started and ends just as the supervisor looks at it."""
+
+    def __init__(self, sentinel: int, writer: Connection) -> None:
+        self.pid = 1234
+        self.sentinel = sentinel
+        self.writer = writer
+
+    @property
+    def exitcode(self) -> int:
+        if not self.writer.closed:
+            self.writer.send(True)
+            self.writer.close()
+        return 0
+
+
+def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_was_read(
+    supervisor: _supervisor.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: its "started" arrived after the supervisor had read the pipes and before it looked
+    # at exitcode: it was taken for a worker that never started, and the command ended with
+    # status 3 instead of replacing it.
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, said = multiprocessing.Pipe(duplex=False)
+    worker = _worker(_SaysStartedAndEnds(sentinel, said), reader)
+    supervisor.workers = [worker]
+    supervisor.announce = None
+    replaced: list[object] = []
+
+    def replace(index: int, ended: object) -> None:
+        replaced.append(ended)
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
+
+    monkeypatch.setattr(supervisor, "_replace", replace)
+    try:
+        assert supervisor._serve() is False
+        assert replaced == [worker]
+    finally:
+        reader.close()
+        os.close(sentinel)
+
+
+def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
+    supervisor: _supervisor.Workers,
+) -> None:
+    # NOTE: it was read only until the worker said that it started; once the worker ended, its
+    # pipe stayed open and always ready, so every wait returned at once, and the supervisor
+    # kept a CPU busy while the other workers ran their shutdown hooks.
+    reader, said = multiprocessing.Pipe(duplex=False)
+    said.send(True)
+    said.close()
+    worker = _worker(SimpleNamespace(pid=1234, sentinel=None, exitcode=0), reader, started=True)
+    supervisor.workers = [worker]
+    try:
+        supervisor._wait([])
+        supervisor._wait([])
+        assert worker.ready.closed
+        assert worker.started
+    finally:
+        reader.close()
