@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -129,6 +130,7 @@ def start(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
+            preexec_fn=hangup_ends_it if hasattr(signal, "SIGHUP") else None,
         )
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
@@ -147,6 +149,13 @@ def start(
         f"{shlex.join(command)} not listening on port {port} after {ready_timeout} s "
         f"(log: {log}):\n{read_log(log)}"
     )
+
+
+def hangup_ends_it() -> None:
+    """Give the process SIGHUP's default action (a ``preexec_fn``): a hang-up ends it."""
+    # NOTE: a suite started under nohup (or a runner that ignores SIGHUP) passes the ignored
+    # SIGHUP on to every server, and the tests that hang up on one would wait for nothing.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def stop(process: Process, timeout: float = STOP_TIMEOUT) -> None:

@@ -30,6 +30,7 @@ from servers import (
     SERVE_MODES,
     environment,
     free_port,
+    hangup_ends_it,
     read_log,
     stop,
     wait_for,
@@ -61,6 +62,7 @@ def _serving(log: Path, port: int, *options: str, **env: str) -> Iterator[subpro
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
+            preexec_fn=hangup_ends_it,
         )
     try:
         wait_for(lambda: SERVING.search(read_log(log)) or process.poll() is not None, "line", log)
