@@ -96,6 +96,17 @@ class Response:
         self.length: int | None = None
         self.file_info: FileInfo | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "status" in cls.__dict__:
+            # NOTE: a class-level status (Django's style) hides the checked property, and the
+            # drivers, which read the checked value, failed every response with a 500.
+            raise TypeError(
+                f"{cls.__name__} sets 'status' as a class attribute, which hides "
+                "Response.status; pass the status to Response.__init__ instead, e.g. "
+                "super().__init__(body, status=410)"
+            )
+
     @property
     def status(self) -> int:
         """The status code; assigning one checks it as the constructor does."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -238,6 +239,24 @@ def test_status_is_assignable(make_client: MakeClient) -> None:
     response = make_client(app).post("/")
     assert response.status_code == 201
     assert response.text == "made"
+
+
+def test_a_subclass_sets_its_status_through_the_constructor(make_client: MakeClient) -> None:
+    # NOTE: a class-level status (Django's style) hid the checked property: every response of
+    # the subclass was a 500 from the driver. It is refused where the class is written.
+    with pytest.raises(TypeError, match=re.escape("super().__init__(body, status=410)")):
+
+        class Shadowing(Response):
+            status = 410
+
+    class Gone(Response):
+        def __init__(self, body: str) -> None:
+            super().__init__(body, status=410)
+
+    app = App()
+    app.get("/")(lambda request: Gone("gone"))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (410, "gone")
 
 
 # -- factories ---------------------------------------------------------------------------------
