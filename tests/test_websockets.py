@@ -1180,15 +1180,7 @@ def test_a_5xx_http_error_after_accept_closes_with_1011_unlogged(
         raise HTTPError(503, "down for maintenance")
 
     client = TestClient(app, interface="asgi")
-    with (
-        caplog.at_level(logging.ERROR, logger="microweb"),
-        pytest.raises(WebSocketDisconnect) as closed,
-        client.websocket_connect("/ws") as session,
-    ):
-        session.receive_text()
-    client.close()
-    assert closed.value.code == 1011
-    assert [r for r in caplog.records if r.name == "microweb"] == []
+    assert _close_code_and_logged(client, caplog) == (1011, [])
 
 
 @pytest.mark.parametrize("accepted", [False, True])
@@ -1207,6 +1199,13 @@ def test_a_header_the_client_did_not_send_is_its_error_not_the_servers(
         await ws.send_text(ws.headers["x-token"])
 
     client = TestClient(app, interface="asgi", raise_server_exceptions=True)
+    assert _close_code_and_logged(client, caplog) == (1008, [])
+
+
+def _close_code_and_logged(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> tuple[int, list[logging.LogRecord]]:
+    """Open ``/ws`` and wait for the close; return its code and what microweb logged."""
     with (
         caplog.at_level(logging.ERROR, logger="microweb"),
         pytest.raises(WebSocketDisconnect) as closed,
@@ -1214,5 +1213,4 @@ def test_a_header_the_client_did_not_send_is_its_error_not_the_servers(
     ):
         session.receive_text()
     client.close()
-    assert closed.value.code == 1008
-    assert [r for r in caplog.records if r.name == "microweb"] == []
+    return closed.value.code, [r for r in caplog.records if r.name == "microweb"]
