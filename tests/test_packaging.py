@@ -33,7 +33,7 @@ PACKAGE = ROOT / "microweb"
 # NOTE: the oldest setuptools measured to build the project: 76.1.0 rejects ``license = "MIT"``
 # (a PEP 639 license expression); it must match the floor in ``[build-system] requires``.
 SETUPTOOLS = "77.0.3"
-BUILD_FILES = ["pyproject.toml", "README.md"]
+BUILD_FILES = ["pyproject.toml", "README.md", "LICENSE"]
 EXTRAS_THE_DOCS_NAME = re.compile(r"(?:microweb|\.)\[([\w,-]+)\]")
 
 
@@ -83,6 +83,16 @@ def test_the_wheel_holds_every_module_and_py_typed_and_nothing_else(wheel: Path)
     modules = {path.relative_to(ROOT).as_posix() for path in PACKAGE.rglob("*.py")}
     assert names == modules | {"microweb/py.typed"}
     assert "microweb/plugins/__init__.py" in names
+
+
+def test_the_wheel_carries_the_license_text(wheel: Path) -> None:
+    # NOTE: MIT asks that its notice go with every copy; the metadata names it, the file holds it.
+    license_text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License\n")
+    assert _metadata(wheel).get_all("License-File") == ["LICENSE"]
+    with zipfile.ZipFile(wheel) as archive:
+        packed = archive.read(f"microweb-{microweb.__version__}.dist-info/licenses/LICENSE")
+    assert packed.decode("utf-8") == license_text
 
 
 def test_the_wheel_declares_the_microweb_command(wheel: Path) -> None:
