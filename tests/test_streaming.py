@@ -717,7 +717,7 @@ def test_asgi_disconnect_closes_streaming_generator(colour: str, kind: str) -> N
     app = App()
     add_get(app, colour, lambda r: Response.stream(endless_chunks(kind, closed, produced)))
 
-    async def run() -> float:
+    async def run() -> None:
         inbox: asyncio.Queue[Message] = asyncio.Queue()
         inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
 
@@ -726,13 +726,12 @@ def test_asgi_disconnect_closes_streaming_generator(colour: str, kind: str) -> N
             if message["type"] == "http.response.body" and len(sent) == 3:
                 inbox.put_nowait({"type": "http.disconnect"})
 
-        started = time.monotonic()
         await call_asgi(app, http_scope(), inbox.get, send, timeout=3.0)
-        return time.monotonic() - started
 
-    elapsed = asyncio.run(run())
+    asyncio.run(run())
     assert closed.is_set(), "the generator's finally block did not run"
-    assert elapsed < 2.0
+    # NOTE: stopped soon after the disconnect, not at the end of its 500 chunks (a count, not
+    # a time: a loaded machine slows both).
     assert len(produced) < 100
     assert [m["type"] for m in sent].count("http.response.start") == 1
     assert sent[1] == {"type": "http.response.body", "body": b"tick\n", "more_body": True}
