@@ -8,6 +8,7 @@ own pid. Its output goes to a log file, which every failure message includes.
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import signal
 import socket
@@ -30,12 +31,43 @@ STOP_TIMEOUT = 5.0
 Process = subprocess.Popen[bytes]
 
 
+def _outgoing_ports() -> range:
+    """The ports the system gives outgoing connections (Linux says; else IANA's range)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return range(49152, 65536)
+    return range(int(low), int(high) + 1)
+
+
+# NOTE: ports handed out by this process, never handed out twice (a test may take several
+# before it starts any server).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """Return a TCP port that is free on ``HOST`` right now."""
+    """Return a TCP port that is free on ``HOST`` right now.
+
+    It is chosen below the range of outgoing connections' ports: a port the system picked
+    (``bind(0)``) is also one that any client of the suite may get as its own local port
+    before the server binds it, and the server then fails with "address in use".
+    """
+    outgoing = _outgoing_ports()
+    candidates = range(20000, outgoing.start) if outgoing.start > 21000 else range(0)
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def environment(**extra: str) -> dict[str, str]:
