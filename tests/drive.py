@@ -245,6 +245,9 @@ def chunked(interface: str, chunks: Iterable[bytes]) -> Iterator[bytes] | AsyncI
 # -- what outlives a request -------------------------------------------------------------------
 
 
+PROBE = b"probe-for-cycles"
+
+
 def requests_left_in_cycles(
     app: App, interface: str, method: str, path: str, body: bytes = b"", content_type: str = ""
 ) -> int:
@@ -255,15 +258,18 @@ def requests_left_in_cycles(
     of the oldest generation, which a busy server may not run for a long time. An error the
     app raises is expected (a stream that fails midway): it is swallowed here, and logging is
     off meanwhile, since a kept log record holds the error, its traceback and so the request.
+
+    Only the counted request is counted: it alone has ``PROBE`` for its query string, so a
+    request left by another test's thread meanwhile is not taken for it.
     """
     headers = {"CONTENT_TYPE": content_type} if content_type else {}
     wsgi = app.as_wsgi() if interface == "wsgi" else None
     asgi = app.as_asgi() if interface == "asgi" else None
 
-    def call() -> None:
+    def call(query: bytes = b"") -> None:
         with contextlib.suppress(Exception):
             if interface == "wsgi":
-                environ = wsgi_environ(method, path, **headers)
+                environ = wsgi_environ(method, path, QUERY_STRING=query.decode(), **headers)
                 environ["CONTENT_LENGTH"] = str(len(body))
                 environ["wsgi.input"] = io.BytesIO(body)
                 result = wsgi(environ, start_response)
@@ -273,17 +279,21 @@ def requests_left_in_cycles(
                     result.close()
             else:
                 extra = [(b"content-type", content_type.encode())] if content_type else []
-                asyncio.run(_call_quietly(asgi, http_scope(method, path, extra), body))
+                scope = http_scope(method, path, extra)
+                scope["query_string"] = query
+                asyncio.run(_call_quietly(asgi, scope, body))
 
     logging.disable(logging.CRITICAL)
     call()  # NOTE: the first request starts the threads and fills the caches; not counted.
     gc.collect()
     gc.disable()
     try:
-        call()
+        call(PROBE)
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
-        return sum(isinstance(found, Request) for found in gc.garbage)
+        return sum(
+            isinstance(found, Request) and found.query_string == PROBE for found in gc.garbage
+        )
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
