@@ -9,7 +9,7 @@ and offloads run inline; under ASGI awaitables are awaited and offloads go to th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +92,20 @@ def run_after(calls: list[AfterCall]) -> Effects:
             if target.is_async:
                 yield target.fn(*args, **kwargs)
             else:
-                yield Offload(target.fn, args, kwargs)
+                returned = yield Offload(target.fn, args, kwargs)
+                if isinstance(returned, Coroutine):
+                    _never_awaited(returned)
         except Exception as exc:
             name = getattr(target.fn, "__qualname__", repr(target.fn))
             logger.error("after-response callback %s failed", name, exc_info=exc)
             report_unhandled(exc)
+
+
+def _never_awaited(returned: Coroutine[Any, Any, Any]) -> None:
+    # NOTE: a def callback (a lambda around an async call, say) made a coroutine that runs only
+    # if awaited; closed and told, rather than lost with a "never awaited" warning.
+    returned.close()
+    raise TypeError(
+        "it returned a coroutine, which nobody awaits: give after_response() the async def "
+        "function and its arguments"
+    )

@@ -9,7 +9,7 @@ each builds its own subclass (``WSGIRequest``, ``ASGIRequest``), which gives the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -24,6 +24,19 @@ from ._types import AppLike
 _PERCENT = ord("%")
 _new = object.__new__
 R = TypeVar("R", bound="Request")
+
+
+def _not_callable(fn: object) -> str:
+    # NOTE: told where the handler makes the mistake; found after the response, it was only a
+    # log line, and the coroutine's "never awaited" warning.
+    if isinstance(fn, Coroutine):
+        fn.close()
+        name = getattr(fn, "__qualname__", "fn")
+        return (
+            f"after_response() takes the function and its arguments, not the coroutine a call "
+            f"made: request.after_response({name}, ...), not request.after_response({name}(...))"
+        )
+    return f"after_response() takes a function to call, not {type(fn).__name__}"
 
 
 def decode_path(raw: bytes) -> str | None:
@@ -139,7 +152,13 @@ class Request(BodyMethods):
             fn: The callable, sync or async.
             *args: Positional arguments for ``fn``.
             **kwargs: Keyword arguments for ``fn``.
+
+        Raises:
+            TypeError: If ``fn`` is not callable, such as the coroutine of ``notify(order)``
+                where ``notify, order`` was meant.
         """
+        if not callable(fn):
+            raise TypeError(_not_callable(fn))
         call = (Colored(fn, is_async_callable(fn)), args, kwargs)
         if self._after is None:
             self._after = [call]

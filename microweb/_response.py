@@ -63,7 +63,8 @@ class Response:
         status: The status code.
         headers: Initial headers.
         media_type: The ``Content-Type``; without one, a ``str`` body is ``text/plain`` and other
-            bodies ``application/octet-stream``.
+            bodies ``application/octet-stream``. A ``Content-Type`` in ``headers`` wins over
+            it, in the factories (``Response.json``, ``Response.html``...) too.
     """
 
     __slots__ = ("_status", "body", "chunks", "file_info", "headers", "length")
@@ -82,7 +83,9 @@ class Response:
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
             self.headers = Headers(headers)
-            if media_type is not None:
+            # NOTE: a Content-Type in the headers is the app's own choice (an
+            # application/problem+json error, a text template); it was silently replaced.
+            if media_type is not None and "content-type" not in self.headers:
                 self.headers["content-type"] = media_type
         elif media_type in _KNOWN_TYPES:
             # PERF: the framework's own media types need no validation.

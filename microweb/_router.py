@@ -165,7 +165,15 @@ class RouteRegistry:
 
 
 def join_prefix(prefix: str, path: str) -> str:
-    """The template of ``path`` under ``prefix``: a route on ``"/"`` gets the prefix itself."""
+    """The template of ``path`` under ``prefix``: a route on ``"/"`` gets the prefix itself.
+
+    Raises:
+        ValueError: If ``path`` does not start with ``/`` (``""`` under a prefix is the
+            prefix, as ``"/"`` is).
+    """
+    if path and not path.startswith("/"):
+        # NOTE: glued to the prefix, "users" under "/api" was served at "/apiusers".
+        raise ValueError(f"route template {path!r} must start with '/'")
     return prefix + path if path != "/" or not prefix else prefix
 
 

@@ -7,7 +7,8 @@ into an orderly stop:
 
 1. stop accepting: the listening sockets close, so a load balancer moves on;
 2. let the requests in flight finish and their responses go out, for up to the grace period,
-   closing each connection once it is idle (a second signal ends the wait early);
+   closing each connection once it is idle (a second signal ends the wait early); a request
+   is in flight until its after-response callbacks have run;
 3. close what is left, stop Waitress's threads, and run ``wsgi.close()`` (shutdown hooks, then
    the plugins' ``close()``); a signal during those ends the process at once, by that signal.
 """
@@ -107,16 +108,16 @@ class OrderlyWaitress:
         for listener in self.listeners:
             wasyncore.dispatcher.close(listener)  # NOTE: the listening socket, not the trigger.
         deadline = time.monotonic() + self.grace
-        busy = self._close_idle()
+        busy = self._busy()
         if busy:
             logger.info(
-                "%s: waiting up to %g s for %d connection(s) to finish", name, self.grace, busy
+                "%s: waiting up to %g s for %d request(s) to finish", name, self.grace, busy
             )
         while busy and not self.hurry and time.monotonic() < deadline:
             self._step(min(DRAIN_TICK, max(0.0, deadline - time.monotonic())))
-            busy = self._close_idle()
+            busy = self._busy()
         if busy:
-            logger.warning("%d connection(s) still busy after the grace period; closing them", busy)
+            logger.warning("%d request(s) still busy after the grace period; closing them", busy)
         for channel in self._channels():
             channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
         # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
@@ -124,6 +125,15 @@ class OrderlyWaitress:
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
         self.looping = False
         wasyncore.close_all(self.map, ignore_all=True)
+
+    def _busy(self) -> int:
+        in_flight = self._close_idle()
+        # NOTE: a task thread may work on once its connection is gone: the after-response
+        # callbacks run in the body's close(), when the client has the whole answer and may
+        # have closed the connection, which Waitress notices (with a request lookahead) and
+        # drops. Uvicorn waits for them, as for any request in flight.
+        running: int = self.server.task_dispatcher.active_count
+        return max(in_flight, running)
 
     def _close_idle(self) -> int:
         busy = 0

@@ -113,7 +113,7 @@ class Templates:
             name: The template's name, relative to the directory.
             context: The template's variables.
             status: The status code.
-            headers: Extra headers.
+            headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
 
         Raises:
             jinja2.TemplateNotFound: If there is no such template (a programming error: the

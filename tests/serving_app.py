@@ -104,6 +104,24 @@ def slow(request: Request) -> bytes:
     return SLOW_BODY
 
 
+@app.get("/after")
+async def after(request: Request) -> str:
+    seconds = float(request.query.get("seconds", "1"))
+
+    def work() -> None:
+        record("after-started")
+        time.sleep(seconds)
+        record("after-finished")
+
+    async def awork() -> None:
+        record("after-started")
+        await asyncio.sleep(seconds)
+        record("after-finished")
+
+    request.after_response(awork if request.query.get("colour") == "async" else work)
+    return "answered"
+
+
 @app.get("/together/{parties:int}")
 def together(request: Request, parties: int) -> str:
     # NOTE: answers only when `parties` requests run at the same time (else 500 after 5 s).

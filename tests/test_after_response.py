@@ -187,6 +187,62 @@ def test_a_failing_callback_is_logged_and_changes_nothing(
     ]
 
 
+def test_a_coroutine_or_another_non_callable_is_refused_where_it_is_added(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: request.after_response(notify("x")) was taken, then failed after the response
+    # ("'coroutine' object is not callable" in the log, and a "never awaited" warning).
+    log: list[str] = []
+    app = App()
+
+    async def notify(what: str) -> None:
+        log.append(f"notified {what}")
+
+    def body(request: Request) -> list[str]:
+        refused = []
+        for wrong in (notify("order 1"), None):
+            with pytest.raises(TypeError) as error:
+                request.after_response(wrong)
+            refused.append(str(error.value))
+        return refused
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    coroutine, none = response.json()
+    assert "request.after_response(" in coroutine
+    assert ".notify, ...), not request.after_response(" in coroutine
+    assert none == "after_response() takes a function to call, not NoneType"
+    assert log == []
+
+
+def test_a_def_callback_that_returns_a_coroutine_is_logged(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the coroutine of a lambda around an async call was dropped with nothing but a
+    # "never awaited" warning: the work was lost silently.
+    log: list[str] = []
+    app = App()
+
+    async def notify(what: str) -> None:
+        log.append(f"notified {what}")
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        request.after_response(lambda: notify("order 1"))
+        request.after_response(log.append, "next")
+        return "ok"
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["next"]
+    failures = [r for r in caplog.records if "after-response callback" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
+    assert "returned a coroutine, which nobody awaits" in str(failures[0].exc_info[1])
+
+
 def test_a_callback_may_add_another(make_client: MakeClient) -> None:
     log: list[str] = []
     app = App()

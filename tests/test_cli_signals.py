@@ -146,6 +146,25 @@ def test_a_request_slower_than_the_grace_period_does_not_hold_the_process(
     assert 0.9 < took < 4.0
 
 
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize("server", SERVERS)
+def test_after_response_callbacks_running_at_the_signal_finish_before_the_hooks(
+    tmp_path: Path, server: str, colour: str
+) -> None:
+    # NOTE: Waitress's drain counted connections; the client had its whole answer and closed
+    # its connection, so the callback still running in the task thread was cut off (after a
+    # second), while Uvicorn waited for it as for any request in flight.
+    served = Served(tmp_path, server, "--graceful-timeout", "8")
+    response = httpx.get(f"{served.url}/after?seconds=2&colour={colour}", timeout=5)
+    assert (response.status_code, response.text) == (200, "answered")
+    served.wait_for_event("after-started")
+    served.process.send_signal(signal.SIGTERM)
+    served.ended_within(timeout=8)
+    assert served.recorded() == ["after-started", "after-finished", "shutdown"], read_log(
+        served.log
+    )
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_an_idle_server_stops_at_once(tmp_path: Path, server: str) -> None:
     served = Served(tmp_path, server, "--graceful-timeout", "10")

@@ -294,6 +294,37 @@ def test_text_html_json_factories(make_client: MakeClient) -> None:
     assert json_response.json() == {"ü": [1, 2]}
 
 
+def test_a_content_type_in_the_headers_wins_over_the_media_type(make_client: MakeClient) -> None:
+    # NOTE: Response.json(..., headers={"content-type": "application/problem+json"}) sent
+    # application/json: the factory's media type replaced the app's own header, silently.
+    app = App()
+    problem = {"Content-Type": "application/problem+json"}
+
+    @app.get("/problem")
+    def problem_json(request: Request) -> Response:
+        return Response.json({"title": "out of stock"}, status=409, headers=problem)
+
+    @app.get("/plain")
+    def plain(request: Request) -> Response:
+        return Response.html("<p>not html</p>", headers={"content-type": "text/plain"})
+
+    @app.get("/both")
+    def both(request: Request) -> Response:
+        return Response(b"a,b", headers={"content-type": "text/csv"}, media_type="text/plain")
+
+    @app.get("/stream")
+    def stream(request: Request) -> Response:
+        return Response.stream(iter(["a"]), "text/plain", headers={"content-type": "text/csv"})
+
+    client = make_client(app)
+    answer = client.get("/problem")
+    assert (answer.status_code, answer.json()) == (409, {"title": "out of stock"})
+    assert answer.headers.get_list("content-type") == ["application/problem+json"]
+    assert client.get("/plain").headers.get_list("content-type") == ["text/plain"]
+    assert client.get("/both").headers.get_list("content-type") == ["text/csv"]
+    assert client.get("/stream").headers.get_list("content-type") == ["text/csv"]
+
+
 def test_redirect_defaults_to_307(make_client: MakeClient) -> None:
     app = App()
 

@@ -582,6 +582,23 @@ def test_router_prefix_must_be_well_formed() -> None:
             Router(prefix=prefix)
 
 
+def test_a_router_route_must_start_with_a_slash() -> None:
+    # NOTE: "users" under "/api" was glued into "/apiusers", as the app refuses "users".
+    api = Router(prefix="/api")
+    for path in ("users", "{user_id}", "users/{user_id}"):
+        with pytest.raises(ValueError, match=f"route template '{path}' must start with '/'"):
+            api.get(path)(lambda request: "x")
+        with pytest.raises(ValueError, match="must start with '/'"):
+            api.websocket(path)(_echo_ws)
+    assert api.routes == []
+    api.get("", name="root")(lambda request: "x")  # NOTE: as "/": the prefix itself.
+    assert [route.template for route in api.routes] == ["/api"]
+
+
+async def _echo_ws(ws: object) -> None:
+    raise AssertionError("never called")
+
+
 def test_converter_cannot_be_registered_twice() -> None:
     app = App()
     with pytest.raises(ValueError, match="int"):

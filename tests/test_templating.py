@@ -106,6 +106,22 @@ def test_status_and_headers(folder: Path, make_client: MakeClient) -> None:
     assert "<p>no such note</p>" in response.text
 
 
+def test_a_content_type_in_the_headers_wins(folder: Path, make_client: MakeClient) -> None:
+    # NOTE: a text template (a plain-text mail preview) rendered with its own Content-Type was
+    # sent as text/html all the same.
+    templates = Templates(folder)
+    app = App()
+    plain = {"content-type": "text/plain; charset=utf-8"}
+
+    @app.get("/item")
+    def item(request: Request) -> Response:
+        return templates.render(request, "notes/item.txt", {"text": "hi"}, headers=plain)
+
+    response = make_client(app).get("/item")
+    assert response.headers.get_list("content-type") == ["text/plain; charset=utf-8"]
+    assert response.text == "hi"
+
+
 def test_context_keys_win_over_the_defaults(folder: Path, make_client: MakeClient) -> None:
     (folder / "who.html").write_text("{{ request }}")
     templates = Templates(folder)
