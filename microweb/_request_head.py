@@ -235,6 +235,8 @@ class HeadProperties:
         if self.server is None:
             return ""
         name, port = self.server
+        if ":" in name and not name.startswith("["):
+            name = f"[{name}]"  # NOTE: an IPv6 address, given bare by servers on [::1].
         return name if port is None else f"{name}:{port}"
 
     @host.setter

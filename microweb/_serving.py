@@ -38,6 +38,8 @@ UVICORN_HTTP = "microweb._httptools:BoundedHttpTools"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
 logger = logging.getLogger("microweb")
+# NOTE: hosts that listen on every interface, and so name no one address.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 def asgi_from_environment() -> Any:
@@ -305,6 +307,10 @@ def _serve_waitress(
         # Uvicorn.
         "clear_untrusted_proxy_headers": False,
     }
+    if host not in WILDCARD_HOSTS:
+        # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0); Waitress's own is
+        # "waitress.invalid", where Uvicorn gives the address it listens on.
+        adjustments["server_name"] = host
     if threads is not None:
         adjustments["threads"] = threads
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import signal
 import socket
 import sys
@@ -193,6 +194,7 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "max_request_body_size": 50 * MiB + 50 * MiB // 8,
         "url_prefix": "/app",
         "clear_untrusted_proxy_headers": False,
+        "server_name": HOST,
         "threads": 12,
         "grace": 1,
         "ended_by": 15,
@@ -318,6 +320,23 @@ def test_access_log_logs_each_request_once(
         assert "INFO" not in text, text
     else:
         assert "microweb.access" in text, text
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_request_without_host_gets_the_listening_address_under_both_servers(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: HTTP/1.0 allows no Host; Waitress's own server_name would be "waitress.invalid".
+    with serving(tmp_path, server) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection((HOST, port), timeout=5) as sock:
+            sock.sendall(b"GET /where HTTP/1.0\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert body["url"] == f"{url}/where"
 
 
 @pytest.mark.parametrize(

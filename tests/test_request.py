@@ -807,6 +807,13 @@ def test_an_empty_host_falls_back_to_the_server_address(make_client: MakeClient)
     assert body["url"] == f"http://{body['host']}/p"
 
 
+def test_an_ipv6_server_address_is_bracketed_when_it_stands_for_the_host(interface: str) -> None:
+    # NOTE: a server on [::1] gives its address unbracketed; "::1:8000" is no host[:port].
+    with TestClient(target_app(), interface=interface, base_url="http://[::1]:8000") as client:
+        body = client.get("/p", headers={"host": ""}).json()
+    assert (body["host"], body["url"]) == ("[::1]:8000", "http://[::1]:8000/p")
+
+
 def test_an_asgi_scope_without_raw_path_is_decoded_once() -> None:
     app = App()
 
