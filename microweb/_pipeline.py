@@ -156,7 +156,10 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
         ``None`` to accept (with the headers the flows set, in ``request.state``), or the
         ``Response`` a flow answered with instead, which refuses the handshake.
     """
-    handshake = Response(b"", 101)
+    handshake = Response(b"")
+    # NOTE: the status flows see on an accepted handshake; set past the check, which refuses a
+    # 1xx from an app, since the server sends this one itself.
+    handshake._status = 101
     response = yield from _through_flows(plan, request, plan.flows, lambda: _accept(handshake))
     if response is not handshake:
         # NOTE: never sent (plain ASGI can only refuse): a stream of it is closed all the same.

@@ -123,7 +123,7 @@ class Response:
         # rest (an HTTPStatus member becomes its int) or refuses it.
         self._status = (
             status
-            if type(status) is int and 100 <= status <= 599
+            if type(status) is int and 200 <= status <= 599
             else checked_status(status, "a Response")
         )
 

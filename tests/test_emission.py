@@ -253,7 +253,10 @@ def test_stat_file_describes_the_whole_file(tmp_path: Path) -> None:
     ],
 )
 def test_outgoing_sends_a_body_or_nothing(method: str, status: int, sent: bytes | None) -> None:
-    headers, body = outgoing(Response(b"hello", status, media_type="text/plain"), method)
+    response = Response(b"hello", media_type="text/plain")
+    # NOTE: past the status check, which refuses a 1xx from an app: 101 is the handshake's own.
+    response._status = status
+    headers, body = outgoing(response, method)
     assert body == sent
     names = [name for name, _ in headers]
     if status in (101, 204, 304):

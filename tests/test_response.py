@@ -1082,7 +1082,7 @@ def test_a_wrong_tuple_from_a_handler_is_a_500(make_client: MakeClient, colour: 
 def test_tuple_headers_are_checked_and_the_status_bounded() -> None:
     with pytest.raises(ValueError, match="header"):
         to_response(("a", 200, {"x-a": "one\r\ntwo"}))
-    with pytest.raises(ValueError, match="100 to 599"):
+    with pytest.raises(ValueError, match="200 to 599"):
         to_response(("a", 99))
     with pytest.raises(TypeError, match=r"\(value, status, headers\)"):
         to_response(object())
