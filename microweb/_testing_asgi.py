@@ -93,7 +93,7 @@ class WebSocketSession:
         # NOTE: what the app reports as unhandled, when watched; emptied once raised.
         self._errors: list[BaseException] | None = [] if raise_server_exceptions else None
         self._task = loop.run(self._start(app, scope))
-        self.accepted = loop.run(self._from_app.get())
+        self.accepted = loop.run(self._next_message())
         if self.accepted["type"] != "websocket.accept":
             self._loop.run(self._finish())
             self._raise_reported()
@@ -109,6 +109,26 @@ class WebSocketSession:
         unhandled_errors.set(self._errors)
         await self._to_app.put({"type": "websocket.connect"})
         return asyncio.ensure_future(app(scope, self._to_app.get, send))
+
+    async def _next_message(self) -> dict[str, Any]:
+        """Return the app's next message; if the app ends first, what a server makes of it.
+
+        Raises:
+            Exception: An error that escaped the app, as a server would log it.
+        """
+        if self._from_app.empty() and not self._task.done():
+            waiting = asyncio.ensure_future(self._from_app.get())
+            await asyncio.wait([waiting, self._task], return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                return waiting.result()
+            waiting.cancel()
+        if not self._from_app.empty():
+            return self._from_app.get_nowait()
+        # NOTE: the app ended and said nothing more (a server closes the connection): its error
+        # is raised; after an accept, the client sees 1006, the code of a connection that
+        # ended without a close frame; before, a refused handshake.
+        self._task.result()
+        return {"type": "websocket.close", "code": 1006}
 
     async def _finish(self) -> None:
         await asyncio.wait_for(self._task, timeout=10)
@@ -132,7 +152,7 @@ class WebSocketSession:
         self.send_text(json.dumps(value))
 
     def _receive(self) -> dict[str, Any]:
-        message = self._loop.run(asyncio.wait_for(self._from_app.get(), timeout=10))
+        message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=10))
         if message["type"] == "websocket.close":
             self._raise_reported()
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,47 @@ def test_under_wsgi_websocket_connect_still_refuses() -> None:
     client = TestClient(_app(Boom("x")), interface="wsgi", raise_server_exceptions=True)
     with client, pytest.raises(RuntimeError, match="ASGI"):
         client.websocket_connect("/ws")
+
+
+# -- an error that escapes the app (a bug in microweb or a plugin): raised, never a hang ----------
+
+
+def _escaping_app(monkeypatch: pytest.MonkeyPatch, accept_first: bool) -> App:
+    from microweb._asgi import ASGIDriver
+
+    async def escapes(
+        self: ASGIDriver, scope: object, request: object, receive: object, send: Any
+    ) -> None:
+        if accept_first:
+            await send({"type": "websocket.accept"})
+        raise Boom("escaped the driver")
+
+    monkeypatch.setattr(ASGIDriver, "_session", escapes)
+    app = App()
+
+    @app.websocket("/ws")
+    async def ws_accept(ws: WebSocket) -> None:
+        await ws.accept()
+
+    return app
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_an_error_escaping_the_app_before_the_handshake_is_raised(
+    monkeypatch: pytest.MonkeyPatch, side: str
+) -> None:
+    # NOTE: websocket_connect() waited for the app's first message forever: the suite hung.
+    app = _escaping_app(monkeypatch, accept_first=False)
+    with TestClient(app, interface=side) as client, pytest.raises(Boom, match="escaped"):
+        client.websocket_connect("/ws")
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_an_error_escaping_the_app_after_the_accept_is_raised(
+    monkeypatch: pytest.MonkeyPatch, side: str
+) -> None:
+    app = _escaping_app(monkeypatch, accept_first=True)
+    with TestClient(app, interface=side) as client:
+        ws = client.websocket_connect("/ws")
+        with pytest.raises(Boom, match="escaped"):
+            ws.receive_text()
