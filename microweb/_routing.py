@@ -7,6 +7,7 @@ segments select. Templates and converters are parsed in ``_route_templates``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -27,6 +28,10 @@ def is_async_callable(obj: object) -> bool:
     """Tell whether calling ``obj`` returns a coroutine (functions, partials, callable objects)."""
     if inspect.iscoroutinefunction(obj):
         return True
+    while isinstance(obj, functools.partial):
+        # NOTE: inspect unwraps a partial only down to a function; a partial of an object with
+        # an async __call__ (partial(Resource(), ...)) was taken for def and its coroutine lost.
+        obj = obj.func
     if isinstance(obj, type):
         return False  # NOTE: calling a class builds an instance; its __call__ is the instances'.
     call = getattr(obj, "__call__", None)  # noqa: B004

@@ -453,6 +453,35 @@ def test_a_class_with_an_async_call_is_a_sync_callback(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+class _Notifier:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def __call__(self, what: str) -> None:
+        await asyncio.sleep(0)
+        self.log.append(f"notified {what}")
+
+
+def test_a_partial_of_an_object_with_an_async_call_is_awaited(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: inspect sees through a partial only to a function: partial(_Notifier(log), ...)
+    # counted as def, and its coroutine was logged as never awaited instead of run.
+    log: list[str] = []
+    app = App()
+
+    def body(request: Request) -> str:
+        request.after_response(functools.partial(_Notifier(log), "order 1"))
+        request.after_response(functools.partial(functools.partial(_Notifier(log)), "order 2"))
+        return "ok"
+
+    add_handler(app, colour, body)
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["notified order 1", "notified order 2"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 @pytest.mark.parametrize("read_first", [False, True], ids=["body unread", "body read"])
 def test_a_callback_asking_if_the_client_left_gets_one_answer(
     make_client: MakeClient, interface: str, colour: str, read_first: bool
