@@ -301,21 +301,6 @@ class App(RouteRegistry):
 
         return ASGIDriver(self.compile())
 
-    if not TYPE_CHECKING:
-        # NOTE: hidden from type checkers, which should keep calling an App passed as a WSGI or
-        # ASGI app a mistake. At run time, `uvicorn mymod:app` or `waitress-serve mymod:app`
-        # (a Starlette or Flask habit) otherwise starts, and every request is a 500 logged as
-        # "'App' object is not callable", which says nothing of what to write instead.
-        def __call__(self, *args: object, **kwargs: object) -> None:
-            raise TypeError(NOT_A_SERVER_APP)
-
-
-NOT_A_SERVER_APP = (
-    "a microweb App is not itself a WSGI or ASGI application: serve app.as_wsgi() or "
-    "app.as_asgi() (waitress-serve --call mymod:app.as_wsgi, uvicorn --factory "
-    "mymod:app.as_asgi), or run: microweb serve mymod:app"
-)
-
 
 def _register(
     route: Route, http: RouteTable[Route], ws: RouteTable[Route], names: dict[str, list[Route]]
