@@ -195,9 +195,14 @@ class ASGIDriver:
         try:
             await drive_async(run_shutdown(self.plan.shutdown_sequence()), self.pool)
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-                self._pool = None
+            self._release_pool()
+
+    def _release_pool(self) -> None:
+        """End the threads of the ``def`` handlers' pool, once their calls end (a new pool is
+        made if a call comes later)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -9,7 +9,9 @@ tested against real servers instead.
 from __future__ import annotations
 
 import asyncio
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,6 +127,11 @@ class TestClient:
         self._asgi: ASGIDriver | None = None
         self._asgi_client: httpx.AsyncClient | None = None
         self._lifespan: Lifespan | None = None
+        # NOTE: what releases each side's threads and files; also run when the client is
+        # dropped unclosed (a fixture that returns TestClient(app), as with Flask's and
+        # Starlette's clients), where each side held a thread and three descriptors until exit.
+        self._release_wsgi: weakref.finalize[Any, TestClient] | None = None
+        self._release_asgi: weakref.finalize[Any, TestClient] | None = None
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -148,6 +155,7 @@ class TestClient:
                 self._wsgi = self.app.as_wsgi()
             transport = WSGITransport(validator(self._wsgi), self.client)
             self._wsgi_client = httpx.Client(transport=transport)
+            self._release_wsgi = _on_drop(self, _close_wsgi_side, self._wsgi_client, self._wsgi)
         return self._wsgi_client
 
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
@@ -180,6 +188,9 @@ class TestClient:
             app = with_server_port(self._asgi)
             transport = httpx.ASGITransport(app=app, client=self.client)
             self._asgi_client = httpx.AsyncClient(transport=transport)
+            self._release_asgi = _on_drop(
+                self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
+            )
         return self._loop, self._asgi_client
 
     @property
@@ -365,22 +376,67 @@ class TestClient:
             self._close_asgi()
 
     def _close_wsgi(self) -> None:
-        wsgi_client, wsgi = self._wsgi_client, self._wsgi
+        release = self._release_wsgi
         # NOTE: forgotten first, so a failing shutdown hook does not run again on close().
-        self._wsgi_client = self._wsgi = None
-        if wsgi_client is not None and wsgi is not None:
-            wsgi_client.close()
-            wsgi.close()
+        self._wsgi_client = self._wsgi = self._release_wsgi = None
+        _close_now(release)
 
     def _close_asgi(self) -> None:
-        if self._loop is not None and self._asgi_client is not None:
-            try:
-                if self._lifespan is not None:
-                    self._loop.run(self._lifespan.shutdown())
-                self._loop.run(self._asgi_client.aclose())
-            finally:
-                self._loop.stop()
-                self._loop = self._asgi_client = self._asgi = self._lifespan = None
+        loop, lifespan, release = self._loop, self._lifespan, self._release_asgi
+        self._loop = self._asgi_client = self._asgi = self._lifespan = self._release_asgi = None
+        if loop is None or release is None:
+            return
+        try:
+            if lifespan is not None:
+                loop.run(lifespan.shutdown())
+        finally:
+            _close_now(release)
+
+
+def _on_drop(
+    client: TestClient, close: Callable[..., None], *parts: Any
+) -> weakref.finalize[Any, TestClient]:
+    """Return what runs ``close(*parts)`` once: when called, or when ``client`` is collected.
+
+    At interpreter exit it is left to the drivers (the WSGI one runs its shutdown hooks then).
+    """
+    release = weakref.finalize(client, _from_a_safe_thread, close, *parts)
+    release.atexit = False
+    return release
+
+
+def _close_now(release: weakref.finalize[Any, TestClient] | None) -> None:
+    """Run a side's close now, in this thread (``close()``), unless it has run."""
+    found = release.detach() if release is not None else None
+    if found is not None:
+        _, _, (close, *parts), _ = found
+        close(*parts)
+
+
+def _from_a_safe_thread(close: Callable[..., None], *parts: Any) -> None:
+    # NOTE: a client dropped unclosed, collected in a thread other than the main one (maybe
+    # its own event loop, or a pool thread, which the close would wait on): such a close runs
+    # in a thread of its own.
+    if threading.current_thread() is threading.main_thread():
+        close(*parts)
+    else:
+        threading.Thread(target=close, args=parts, name="microweb-testclient-close").start()
+
+
+def _close_wsgi_side(client: httpx.Client, wsgi: WSGIDriver) -> None:
+    """Close the WSGI side: its httpx client, then the driver (shutdown hooks, app loop)."""
+    client.close()
+    wsgi.close()
+
+
+def _close_asgi_side(loop: LoopThread, client: httpx.AsyncClient, asgi: ASGIDriver) -> None:
+    """Close the ASGI side: its httpx client, its event loop and the pool of ``def`` handlers
+    (a lifespan shutdown, which releases the pool too, is run before this)."""
+    try:
+        loop.run(client.aclose())
+    finally:
+        loop.stop()
+        asgi._release_pool()
 
 
 def _assert_same(

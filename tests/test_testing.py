@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -321,3 +323,55 @@ def test_both_runs_the_asgi_shutdown_when_the_wsgi_one_fails() -> None:
     assert stopped == ["shutdown", "shutdown"]  # NOTE: the WSGI side's, then the ASGI side's
     client.close()  # NOTE: all closed already: nothing runs twice
     assert stopped == ["shutdown", "shutdown"]
+
+
+# -- a client dropped without close() ------------------------------------------------------------
+
+
+def _sync_and_async_app(events: list[str]) -> App:
+    app = App()
+
+    @app.get("/sync")
+    def sync_hello(request: Request) -> str:
+        return "s"
+
+    @app.get("/async")
+    async def async_hello(request: Request) -> str:
+        return "a"
+
+    @app.on_shutdown
+    def record_shutdown() -> None:
+        events.append("shutdown")
+
+    return app
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_client_dropped_unclosed_ends_its_threads(interface: Any) -> None:
+    # NOTE: a fixture returning TestClient(app), a Flask and Starlette habit, left an event loop
+    # thread (and a pool thread under ASGI) with their descriptors until exit: "Too many open
+    # files" after a few hundred tests.
+    before = set(threading.enumerate())
+    client = TestClient(_sync_and_async_app([]), interface=interface)
+    assert (client.get("/sync").text, client.get("/async").text) == ("s", "a")
+    started = set(threading.enumerate()) - before
+    assert started
+    del client
+    deadline = time.monotonic() + 10
+    while alive := [thread.name for thread in started if thread.is_alive()]:
+        assert time.monotonic() < deadline, f"still running: {alive}"
+        time.sleep(0.01)
+
+
+def test_a_wsgi_client_runs_the_shutdown_hooks_once_closed_or_dropped() -> None:
+    events: list[str] = []
+    app = _sync_and_async_app(events)
+    closed = TestClient(app)
+    assert closed.get("/sync").status_code == 200
+    closed.close()
+    del closed
+    assert events == ["shutdown"]
+    dropped = TestClient(app)
+    assert dropped.get("/async").status_code == 200
+    del dropped
+    assert events == ["shutdown", "shutdown"]
