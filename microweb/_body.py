@@ -99,7 +99,7 @@ def _read_chunks(
 class WSGIBody:
     """The body of a WSGI request, read from ``wsgi.input`` in bounded chunks."""
 
-    __slots__ = ("_environ", "disconnected")
+    __slots__ = ("_environ", "disconnected", "ended")
 
     def __init__(self, environ: Environ) -> None:
         # PERF: the environ is read when the body is, not for every request: 0.11 us to make
@@ -109,6 +109,9 @@ class WSGIBody:
         # the ClientDisconnect raised then (a parser raises it again "from None"; app code
         # may raise one of its own from it). The driver's stream ends quietly only then.
         self.disconnected = False
+        # NOTE: set once the response is out (before the after-response callbacks): the
+        # request has ended, as the ASGI body says then.
+        self.ended = False
 
     def _client_left(self, exc: OSError) -> ClientDisconnect:
         """The error of a ``wsgi.input`` read that failed: the client reset the connection."""
@@ -118,6 +121,8 @@ class WSGIBody:
         return error
 
     def is_disconnected(self) -> bool:
+        if self.ended:
+            return True
         # NOTE: only Waitress tells a WSGI app that the client left; elsewhere this stays False.
         disconnected = self._environ.get("waitress.client_disconnected")
         return bool(disconnected()) if disconnected is not None else False

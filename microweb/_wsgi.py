@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.util import Finalize
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
 
 from ._app_loop import AppLoop, iterate_on_loop
@@ -353,6 +353,9 @@ def _after_response(request: Request, app_loop: AppLoop) -> None:
     # SPEC: PEP 3333, the server calls close() once the body is sent, or the client has gone.
     try:
         if request._after is not None:
+            # NOTE: made if not yet, so that a callback's is_disconnected() says the request has
+            # ended, as under ASGI, whether or not the handler read the body.
+            cast("WSGIBody", request._body_source()).ended = True
             drive_sync(run_after(request._after), app_loop)
     finally:
         request.close()
