@@ -113,6 +113,7 @@ def _cookies(request: Request) -> Response:
 
 
 both("/cookies", _cookies)
+both("/raw-path", lambda request: request.raw_path.decode("latin-1"))
 
 
 # -- streams ------------------------------------------------------------------------------------

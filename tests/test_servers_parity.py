@@ -339,6 +339,14 @@ def test_a_hop_by_hop_header_from_the_app_is_its_500_under_every_server(
         assert answer.header(name) is None, server
 
 
+def test_a_fragment_in_the_target_is_no_part_of_the_raw_path(ports: dict[str, int]) -> None:
+    # NOTE: Waitress kept "#frag" in RAW_URI; h11 keeps it in the path itself (a 404).
+    for server, port in ports.items():
+        if server != "uvicorn-h11":
+            answer = _exchange(port, "GET", "/raw-path/sync#frag")
+            assert (answer.status, answer.body) == (200, b"/raw-path/sync"), server
+
+
 def test_a_stream_to_an_http_1_0_client(ports: dict[str, int]) -> None:
     for name, port in ports.items():
         answer = _exchange(port, "GET", "/stream/bytes/async-async", version="HTTP/1.0")
