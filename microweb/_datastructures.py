@@ -18,19 +18,38 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # header bytes as latin-1.
 # PERF: one character class: 0.21 us a typical value with the strip check below, 0.52 us before.
 _FORBIDDEN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]")
+# NOTE: PEP 3333's hop-by-hop headers, which belong to the server's connection: Waitress answers
+# a WSGI app that sets one with its own 500, while Uvicorn sends it as it is (Transfer-Encoding
+# beside the framework's Content-Length, under httptools; Connection: close, and closes).
+# Refused as CR and LF are, so both interfaces fail the same way. Upgrade is not among them:
+# RFC 9110 15.5.22 has a 426 send it (the ASGI driver's own refusal of plain HTTP does).
+_HOP_BY_HOP = frozenset(
+    [
+        *("connection", "keep-alive", "proxy-authenticate", "proxy-authorization"),
+        *("te", "trailers", "transfer-encoding"),
+    ]
+)
 
 
 def check_header(name: str, value: str) -> tuple[str, str]:
     """Return ``(name in lower case, value)`` for a header the app sets.
 
     Raises:
-        ValueError: If the name is not a token, or the value holds a control character (CR,
-            LF, NUL, ...; HTAB is allowed inside) or a character beyond latin-1, or starts or
-            ends with a space or tab.
+        ValueError: If the name is not a token or is a hop-by-hop header (``Connection``,
+            ``Keep-Alive``, ``Transfer-Encoding``, ``TE``, ``Trailers``, ``Proxy-Authenticate``,
+            ``Proxy-Authorization``), or the value holds a control character (CR, LF, NUL, ...;
+            HTAB is allowed inside) or a character beyond latin-1, or starts or ends with a
+            space or tab.
         TypeError: If the value is not a ``str``.
     """
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
         raise ValueError(f"invalid header name: {name!r}")
+    key = name.lower()
+    if key in _HOP_BY_HOP:
+        raise ValueError(
+            f"header {name!r} is hop-by-hop: the server sets it for the connection (framing and "
+            "keep-alive), and a WSGI server refuses it from the app (PEP 3333)"
+        )
     if not isinstance(value, str):
         raise TypeError(f"header {name!r} value must be str, not {type(value).__name__}")
     # NOTE: h11 refuses surrounding spaces and tabs inside send(), so Uvicorn's client would get
@@ -41,7 +60,7 @@ def check_header(name: str, value: str) -> tuple[str, str]:
             f"beyond latin-1, or starts or ends with a space or tab (strip it; percent-encode "
             f"URLs): {value!r}"
         )
-    return name.lower(), value
+    return key, value
 
 
 class MultiDict(Mapping[str, V], Generic[V]):
@@ -95,10 +114,11 @@ class MultiDict(Mapping[str, V], Generic[V]):
 class Headers:
     """Case-insensitive, multi-valued HTTP headers.
 
-    Names are kept in lower case. Values are checked when set (see ``check_header``): a control
-    character such as CR or LF, a character beyond latin-1 or surrounding spaces raise
-    ``ValueError``, so a header that would split the response, or that one server sends and
-    another refuses, is never emitted.
+    Names are kept in lower case. Names and values are checked when set (see ``check_header``):
+    a control character such as CR or LF, a character beyond latin-1 or surrounding spaces, and
+    a hop-by-hop name such as ``Connection`` or ``Transfer-Encoding`` raise ``ValueError``, so a
+    header that would split the response, or that one server sends and another refuses, is
+    never emitted.
 
     ``headers[name]`` for a missing name raises ``KeyError``. The headers a client sent
     (``request.headers``, a multipart part's ``headers``) raise a ``KeyError`` that is also an

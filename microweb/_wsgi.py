@@ -55,7 +55,9 @@ def _raw_path(environ: Environ) -> bytes:
     if not uri:
         path = environ.get("PATH_INFO", "").encode("latin-1") or b"/"
         return quote(target_path(path, method) or path, safe="/*").encode("ascii")
-    sent = str(uri).partition("?")[0].encode("latin-1")
+    # NOTE: a fragment ("/a#b") is no part of a target (RFC 9112 3.2); Waitress keeps it in
+    # RAW_URI (not in PATH_INFO), where Uvicorn's httptools drops it from raw_path.
+    sent = str(uri).partition("?")[0].partition("#")[0].encode("latin-1")
     raw = target_path(sent, method)
     if raw is None:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.

@@ -94,6 +94,9 @@ FACTORIES: dict[str, Callable[[], Response]] = {
     "non-ascii-header": lambda: Response(b"x", headers={"x-name": "café ñ"}),
     "mixed-case": lambda: Response(b"x", headers={"X-Mixed-Case": "Value"}),
     "duplicates": lambda: Response(b"x", headers=[("x-dup", "a"), ("x-dup", "b"), ("x-dup", "c")]),
+    # NOTE: hop-by-hop headers, which the servers own: a ValueError, so the app's own 500.
+    "connection-close": lambda: Response(b"x", headers={"connection": "close"}),
+    "transfer-encoding": lambda: Response(b"hello", headers={"transfer-encoding": "chunked"}),
 }
 
 for _name, _factory in FACTORIES.items():
@@ -110,6 +113,7 @@ def _cookies(request: Request) -> Response:
 
 
 both("/cookies", _cookies)
+both("/raw-path", lambda request: request.raw_path.decode("latin-1"))
 
 
 # -- streams ------------------------------------------------------------------------------------

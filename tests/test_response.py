@@ -16,7 +16,7 @@ from conftest import MakeClient, in_colour
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microweb import App, Request, Response, Router
+from microweb import App, HTTPError, Request, Response, Router
 from microweb._cookies import format_set_cookie, parse_cookie_header
 from microweb._response import to_response
 from microweb.testing import TestClient
@@ -744,6 +744,46 @@ def test_padded_header_in_handler_is_500_under_both_interfaces(make_client: Make
     response = make_client(app).get("/")
     assert response.status_code == 500
     assert "x-padded" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("Connection", "keep-alive", "Transfer-Encoding", "TE", "Trailers"),
+        *("Proxy-Authenticate", "proxy-authorization"),
+    ],
+)
+def test_hop_by_hop_header_refused_at_set_time(name: str) -> None:
+    response = Response()
+    with pytest.raises(ValueError, match="hop-by-hop"):
+        response.headers[name] = "close"
+    with pytest.raises(ValueError, match="hop-by-hop"):
+        response.headers.add(name, "chunked")
+    with pytest.raises(ValueError, match="hop-by-hop"):
+        Response(b"", headers={name: "keep-alive"})
+    with pytest.raises(ValueError, match="hop-by-hop"):
+        HTTPError(503, headers={name: "close"})
+    assert name.lower() not in response.headers
+
+
+def test_upgrade_header_is_not_refused() -> None:
+    response = Response(b"", 426, {"Upgrade": "websocket"})
+    assert response.headers["upgrade"] == "websocket"
+
+
+@pytest.mark.parametrize("name", ["connection", "transfer-encoding"])
+def test_hop_by_hop_header_in_handler_is_500_under_both_interfaces(
+    make_client: MakeClient, name: str
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response(b"x", headers={name: "chunked" if "transfer" in name else "close"})
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert name not in response.headers
 
 
 def test_header_name_with_crlf_refused() -> None:

@@ -161,7 +161,7 @@ VALUES = ("str", "dict", "list", "bytes", "none", "empty-str", "tuple-status", "
 FACTORIES = (
     *("text", "html", "json", "redirect", "redirect-303", "no-content", "not-modified"),
     *("reset", "created-empty", "custom-status", "unknown-status", "wrong-length"),
-    *("non-ascii-header", "mixed-case", "duplicates"),
+    *("non-ascii-header", "mixed-case", "duplicates", "connection-close", "transfer-encoding"),
 )
 STREAMS = ("bytes", "str", "empty-chunks", "nothing")
 PATHS = [
@@ -325,6 +325,26 @@ def test_which_server_keeps_the_connection(
         assert kept is (waitress_keeps or name != "waitress"), name
         # NOTE: a server that closes says so first.
         assert kept or answer.header("connection") == "close", name
+
+
+@pytest.mark.parametrize("name", ["connection-close", "transfer-encoding"])
+def test_a_hop_by_hop_header_from_the_app_is_its_500_under_every_server(
+    ports: dict[str, int], name: str
+) -> None:
+    # NOTE: Waitress answered with its own 500 and closed; Uvicorn sent the header as it was
+    # (Transfer-Encoding: chunked beside Content-Length, under httptools).
+    for server, port in ports.items():
+        answer, kept = _kept_alive(port, "GET", f"/factory/{name}/sync")
+        assert (answer.status, answer.body, kept) == (500, b"Internal Server Error", True), server
+        assert answer.header(name) is None, server
+
+
+def test_a_fragment_in_the_target_is_no_part_of_the_raw_path(ports: dict[str, int]) -> None:
+    # NOTE: Waitress kept "#frag" in RAW_URI; h11 keeps it in the path itself (a 404).
+    for server, port in ports.items():
+        if server != "uvicorn-h11":
+            answer = _exchange(port, "GET", "/raw-path/sync#frag")
+            assert (answer.status, answer.body) == (200, b"/raw-path/sync"), server
 
 
 def test_a_stream_to_an_http_1_0_client(ports: dict[str, int]) -> None:
