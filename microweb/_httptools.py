@@ -73,6 +73,10 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._refuse()
         else:
             super().on_headers_complete()
+            # NOTE: the scope holds the head's header list itself, to which httptools' fields of
+            # a chunked body's trailer were added: an app that read its headers after the body
+            # found them there, past a proxy that filtered the head (Waitress drops them).
+            self.headers = list(self.headers)
 
     def _head_size(self) -> int:
         # NOTE: "GET " + target + " HTTP/1.1\r\n", ": " and CRLF per header, the blank line;

@@ -151,6 +151,12 @@ def upload(request: Request) -> str:
     return str(len(request.read()))
 
 
+@app.post("/headers-after-body")
+def headers_after_body(request: Request) -> list[str]:
+    request.read()
+    return sorted(request.headers)
+
+
 @app.get("/ticks")
 def ticks(request: Request) -> Response:
     def chunks() -> Iterator[str]:

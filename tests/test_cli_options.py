@@ -418,3 +418,26 @@ def test_a_kept_alive_connection_is_measured_per_request(tmp_path: Path, server:
         while b"\r\n" not in answer and (chunk := sock.recv(4096)):
             answer += chunk
         assert answer.split(b" ")[1] == b"431", answer[:80]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_chunked_bodys_trailer_is_no_request_header(tmp_path: Path, server: str) -> None:
+    # NOTE: httptools added a trailer's fields to the scope's headers, which a handler reading
+    # its headers after the body saw (a header a proxy filtering the head never checked).
+    request = (
+        b"POST /headers-after-body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\nX-Smuggled: 1\r\n\r\n"
+    )
+    with (
+        serving(tmp_path, server) as (url, _),
+        socket.create_connection((HOST, int(url.rsplit(":", 1)[1])), timeout=10) as sock,
+    ):
+        sock.sendall(request)
+        answer = b""
+        while b"]" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    names = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert "host" in names
+    assert "x-smuggled" not in names
