@@ -37,7 +37,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     line (each header line as ``name: value``). One that is still coming is measured by the
     reads that held nothing else (asyncio reads at most 256 KiB at a time), so that httptools
     never holds more than the limit and two reads of one header's value. Requests that came
-    before a refused one are answered first.
+    before a refused one, or before one that httptools cannot parse (400), are answered first.
     """
 
     # NOTE: a class attribute, read on each use, so that a test can lower it.
@@ -104,6 +104,23 @@ class BoundedHttpTools(HttpToolsProtocol):
         # did, and Uvicorn upgraded a refused request, which has no method (KeyError).
         if not self.refused:
             super().handle_websocket_upgrade()
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request httptools could not parse with 400, after the requests before it."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            super().send_400_response(msg)
+            return
+        # NOTE: Uvicorn closed the connection at once, under the answers still due to requests
+        # pipelined before the bad one, which their clients lost; Waitress sends them first.
+        self.refused = True
+        cycle.on_response = functools.partial(self._answer_400_after, cycle.on_response, msg)
+
+    def _answer_400_after(self, on_response: Callable[[], None], msg: str) -> None:
+        on_response()
+        if not self.transport.is_closing():
+            self._unset_keepalive_if_required()
+            super().send_400_response(msg)
 
     def _refuse(self) -> None:
         self.refused = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import re
 import signal
 import socket
 import sys
@@ -441,3 +442,19 @@ def test_a_chunked_bodys_trailer_is_no_request_header(tmp_path: Path, server: st
     names = json.loads(answer.partition(b"\r\n\r\n")[2])
     assert "host" in names
     assert "x-smuggled" not in names
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_request_before_an_unparsable_one_is_answered_first(tmp_path: Path, server: str) -> None:
+    # NOTE: Uvicorn with httptools answered only the 400, and the first answer was lost.
+    with (
+        serving(tmp_path, server) as (url, _),
+        socket.create_connection((HOST, int(url.rsplit(":", 1)[1])), timeout=10) as sock,
+    ):
+        sock.sendall(b"GET /where HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    # NOTE: Waitress answers a start line it cannot read as HTTP/1.0.
+    assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer) == [b"200", b"400"], answer

@@ -162,3 +162,13 @@ def test_pipelined_requests_are_not_counted_in_the_next_head() -> None:
     ]
     assert not _waitress_refuses(b"".join(reads))
     assert _statuses(_serve(reads, 32)) == [200] * 32
+
+
+@pytest.mark.parametrize("first", [b"/where", b"/slow"])
+def test_requests_before_an_unparsable_one_are_answered_before_its_400(first: bytes) -> None:
+    # NOTE: Uvicorn answered the bad request's 400 and closed at once: the answer to the good
+    # request before it, in the same read, was lost (Waitress sends it first).
+    good = b"GET " + first + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _serve([good + b"GARBAGE\r\n\r\n"], answers=2)
+    assert _statuses(transport) == [200, 400]
+    assert transport.closed
