@@ -178,16 +178,16 @@ class Sessions:
         return session if isinstance(session, dict) else {}
 
     def _verified(self, body: str, signature: str) -> bool:
-        try:
-            mac = _b64decode(signature)
-        except (ValueError, binascii.Error):
-            return False
         message = body.encode("ascii", "replace")
+        # NOTE: the signature is compared in the one spelling sign() writes, not decoded:
+        # base64 decoding takes padding, "+" for "-", ignored low bits in the last character
+        # and skips other characters, so many altered cookies would pass as this one.
+        given = signature.encode("ascii", "replace")
         # NOTE: every key is tried, whatever matched, so timing tells nothing about which.
         found = False
         for key in self.keys:
-            expected = hmac.new(key, message, hashlib.sha256).digest()
-            found |= hmac.compare_digest(expected, mac)
+            expected = _b64encode(hmac.new(key, message, hashlib.sha256).digest())
+            found |= hmac.compare_digest(expected.encode("ascii"), given)
         return found
 
     def save(

@@ -145,7 +145,28 @@ def tamper(value: str) -> list[str]:
         "..",
         f"{payload}.{stamp}.{signature}!",
         f"{payload}.-1.{signature}",
+        # NOTE: spellings that base64 decoding maps to the same bytes: padding, characters it
+        # skips, the standard alphabet, and the unused low bits of the last character.
+        f"{payload}.{stamp}.{signature}=",
+        f"{payload}.{stamp}.{signature}!!!",
+        f"{payload}.{stamp}.{signature[:20]}!{signature[20:]}==",
+        f"{payload}.{stamp}.{signature.translate(STANDARD_ALPHABET)}",
+        f"{payload}.{stamp}.{signature[:-1]}{last_bits_changed(signature[-1])}",
     ]
+
+
+# NOTE: "+" and "/" where the URL-safe alphabet has "-" and "_"; "A" and "B" swapped so that a
+# signature without "-" or "_" is changed too.
+STANDARD_ALPHABET = str.maketrans("-_AB", "+/BA")
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def last_bits_changed(char: str) -> str:
+    """Return the character that differs from ``char`` in its lowest bit only.
+
+    The 43rd character of a SHA-256 signature carries 4 bits of it and 2 of padding.
+    """
+    return BASE64URL[BASE64URL.index(char) ^ 1]
 
 
 def test_sessions_ignore_tampered_and_malformed_cookies(
