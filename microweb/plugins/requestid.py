@@ -8,6 +8,7 @@ import re
 import uuid
 from collections.abc import Callable, Generator
 from time import perf_counter
+from urllib.parse import quote
 
 from microweb import App, Request, Response
 
@@ -77,9 +78,15 @@ class RequestID:
         response.headers[self.header] = request_id
 
 
-def _printable(text: str) -> str:
-    # NOTE: the path is the client's text: escape line breaks and the like to keep one line.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+# NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def _logged_path(path: str) -> str:
+    # NOTE: the path is the client's text, percent-encoded again as Uvicorn's access log does:
+    # escaped control characters kept a request on one line, but a space ("/a%20200") let it
+    # add fields, and a reader splitting the line on spaces took "200" for the status.
+    return quote(path, safe=_PATH_SAFE)
 
 
 class AccessLog:
@@ -126,7 +133,7 @@ class AccessLog:
             return
         duration_ms = (perf_counter() - started) * 1000
         request_id = getattr(request.state, "request_id", None)
-        path = _printable(request.path)
+        path = _logged_path(request.path)
         fields = {
             "http_method": request.method,
             "http_path": path,

@@ -168,7 +168,8 @@ def test_access_log_escapes_the_path(
     make_client(id_app(AccessLog())).get("/a%0d%0aFAKE%20200")
     [record] = access_records(caplog)
     assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
-    assert record.getMessage().startswith("GET /a\\r\\nFAKE 200 404 ")
+    assert record.getMessage().startswith("GET /a%0D%0AFAKE%20200 404 ")
+    assert record.http_path == "/a%0D%0AFAKE%20200"  # type: ignore[attr-defined]
 
 
 def test_access_log_takes_a_logger_and_respects_its_level(
