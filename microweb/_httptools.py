@@ -72,6 +72,10 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self._head_size() >= self.max_head_size:
             self._refuse()
         else:
+            if self.expect_100_continue and self.parser.get_http_version() == "1.0":
+                # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
+                # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
+                self.expect_100_continue = False
             super().on_headers_complete()
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
             # a chunked body's trailer were added: an app that read its headers after the body

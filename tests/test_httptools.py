@@ -69,6 +69,10 @@ def _app() -> App:
     async def where(request: Request) -> str:
         return "here"
 
+    @app.post("/echo")
+    async def echo(request: Request) -> bytes:
+        return await request.aread()
+
     @app.get("/slow")
     async def slow(request: Request) -> str:
         await asyncio.sleep(0.1)
@@ -172,3 +176,12 @@ def test_requests_before_an_unparsable_one_are_answered_before_its_400(first: by
     transport = _serve([good + b"GARBAGE\r\n\r\n"], answers=2)
     assert _statuses(transport) == [200, 400]
     assert transport.closed
+
+
+@pytest.mark.parametrize(("version", "interim"), [(b"1.1", [100, 200]), (b"1.0", [200])])
+def test_100_continue_is_sent_to_http_1_1_only(version: bytes, interim: list[int]) -> None:
+    # NOTE: Uvicorn sent 100 Continue to an HTTP/1.0 client, which RFC 9110 says to ignore.
+    head = b"POST /echo HTTP/%s\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    transport = _serve([head % version, b"hello"], answers=len(interim))
+    assert [int(s) for s in re.findall(rb"HTTP/1\.[01] (\d{3}) ", transport.written)] == interim
+    assert transport.written.endswith(b"hello")
