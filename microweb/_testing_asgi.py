@@ -86,8 +86,13 @@ class WebSocketSession:
         app: ASGIDriver,
         scope: dict[str, Any],
         raise_server_exceptions: bool = False,
+        *,
+        owner: object = None,
     ) -> None:
         self._loop = loop
+        # NOTE: the TestClient, kept alive while the session is: dropped, it would close the
+        # loop (TestClient(app).websocket_connect(...) in one line, or in a fixture).
+        self._owner = owner
         self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         # NOTE: what the app reports as unhandled, when watched; emptied once raised.

@@ -339,7 +339,9 @@ class TestClient:
             "server": (target.host, target.port or (443 if secure else 80)),
             "subprotocols": subprotocols or [],
         }
-        return WebSocketSession(loop, self.asgi_app, scope, self.raise_server_exceptions)
+        return WebSocketSession(
+            loop, self.asgi_app, scope, self.raise_server_exceptions, owner=self
+        )
 
     # -- lifespan ------------------------------------------------------------------------------
 
