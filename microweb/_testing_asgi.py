@@ -123,10 +123,15 @@ class WebSocketSession:
         """
         if self._from_app.empty() and not self._task.done():
             waiting = asyncio.ensure_future(self._from_app.get())
-            await asyncio.wait([waiting, self._task], return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait([waiting, self._task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # NOTE: also when this receive is cancelled (its timeout): a wait left running
+                # would take the app's next message from the receive after it.
+                if not waiting.done():
+                    waiting.cancel()
             if waiting.done():
                 return waiting.result()
-            waiting.cancel()
         if not self._from_app.empty():
             return self._from_app.get_nowait()
         # NOTE: the app ended and said nothing more (a server closes the connection): its error
