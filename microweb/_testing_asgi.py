@@ -86,8 +86,13 @@ class WebSocketSession:
         app: ASGIDriver,
         scope: dict[str, Any],
         raise_server_exceptions: bool = False,
+        *,
+        owner: object = None,
     ) -> None:
         self._loop = loop
+        # NOTE: the TestClient, kept alive while the session is: dropped, it would close the
+        # loop (TestClient(app).websocket_connect(...) in one line, or in a fixture).
+        self._owner = owner
         self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         # NOTE: what the app reports as unhandled, when watched; emptied once raised.
@@ -118,10 +123,15 @@ class WebSocketSession:
         """
         if self._from_app.empty() and not self._task.done():
             waiting = asyncio.ensure_future(self._from_app.get())
-            await asyncio.wait([waiting, self._task], return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait([waiting, self._task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # NOTE: also when this receive is cancelled (its timeout): a wait left running
+                # would take the app's next message from the receive after it.
+                if not waiting.done():
+                    waiting.cancel()
             if waiting.done():
                 return waiting.result()
-            waiting.cancel()
         if not self._from_app.empty():
             return self._from_app.get_nowait()
         # NOTE: the app ended and said nothing more (a server closes the connection): its error

@@ -375,3 +375,41 @@ def test_a_wsgi_client_runs_the_shutdown_hooks_once_closed_or_dropped() -> None:
     assert dropped.get("/async").status_code == 200
     del dropped
     assert events == ["shutdown", "shutdown"]
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_a_session_outlives_the_client_it_came_from(interface: Any) -> None:
+    # NOTE: TestClient(app).websocket_connect(...) in one line, or in a fixture: the client was
+    # closed as it was dropped, and the session's first send found its event loop closed.
+    app = App()
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            await ws.send_text(text)
+
+    with TestClient(app, interface=interface).websocket_connect("/echo") as session:
+        session.send_text("still open")
+        assert session.receive_text() == "still open"
+
+
+def test_a_dropped_client_whose_shutdown_fails_only_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: raised where Python collected the client, the ShutdownError was an "Exception ignored
+    # in: <finalize object>", which pytest pins on whichever test runs then.
+    app = App()
+
+    @app.on_shutdown
+    def fail() -> None:
+        raise RuntimeError("no goodbye")
+
+    unraisable: list[Any] = []
+    client = TestClient(app)
+    assert client.get("/").status_code == 404
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.unraisablehook", unraisable.append)
+        del client
+    assert unraisable == []
+    assert "shutdown step" in caplog.text and "no goodbye" in caplog.text

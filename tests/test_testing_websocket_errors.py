@@ -6,6 +6,8 @@ clients (the latter uses its ASGI side); under ``"wsgi"`` ``websocket_connect()`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from microweb import App, Request, WebSocket, WebSocketDisconnect
-from microweb.testing import TestClient
+from microweb.testing import TestClient, WebSocketSession
 
 SIDES = ["asgi", "both"]
 
@@ -208,3 +210,26 @@ def test_an_error_escaping_the_app_after_the_accept_is_raised(
         ws = client.websocket_connect("/ws")
         with pytest.raises(Boom, match="escaped"):
             ws.receive_text()
+
+
+def test_a_receive_cancelled_while_waiting_loses_no_message() -> None:
+    # NOTE: a receive that ended unanswered (its timeout of 10 s, or a cancel) left its wait for
+    # the app's next message running: that took the message, and the next receive never saw it.
+    app = App()
+
+    @app.websocket("/ws")
+    async def echo_once(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(await ws.receive_text())
+
+    async def receive_cancelled(session: WebSocketSession) -> None:
+        waiting = asyncio.ensure_future(session._next_message())
+        await asyncio.sleep(0)  # NOTE: it waits for the app now; the app waits for the test.
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+    with TestClient(app, interface="asgi") as client, client.websocket_connect("/ws") as session:
+        asyncio.run_coroutine_threadsafe(receive_cancelled(session), client.loop).result()
+        session.send_text("kept")
+        assert session.receive_text() == "kept"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator
 from time import perf_counter
 from urllib.parse import quote
 
-from microweb import App, Request, Response
+from microweb import App, Headers, Request, Response
 
 Flow = Generator[Response | None, Response, None]
 # NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
@@ -47,9 +47,15 @@ class RequestID:
         trust_incoming: bool = True,
         generator: Callable[[], str] = new_request_id,
     ) -> None:
-        # NOTE: checked now, or every request would fail with a 500 when the header is set.
+        # NOTE: checked now, or every request would fail with a 500 when the header is set:
+        # a name that is no token, or a hop-by-hop one (Connection, TE...), which no response
+        # may carry.
         if not TOKEN.fullmatch(header):
             raise ValueError(f"RequestID header must be a header name, got {header!r}")
+        try:
+            Headers()[header] = "0"
+        except ValueError as exc:
+            raise ValueError(f"RequestID header name cannot be {header!r}: {exc}") from None
         self.header = header.lower()
         self.trust_incoming = trust_incoming
         self.generator = generator

@@ -185,7 +185,9 @@ def test_access_log_takes_a_logger_and_respects_its_level(
     assert [r.name for r in caplog.records] == ["tests.access"]
 
 
-@pytest.mark.parametrize("header", ["x request id", "", "x-id\r\n", "x-id:"])
+@pytest.mark.parametrize(
+    "header", ["x request id", "", "x-id\r\n", "x-id:", "Connection", "te", "Keep-Alive"]
+)
 def test_request_id_refuses_a_bad_header_name_at_once(header: str) -> None:
     with pytest.raises(ValueError, match="header name"):
         RequestID(header=header)
