@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import warnings
 import weakref
@@ -157,7 +158,9 @@ class TestClient:
                 self._wsgi = self.app.as_wsgi()
             transport = WSGITransport(validator(self._wsgi), self.client)
             self._wsgi_client = httpx.Client(transport=transport)
-            self._release_wsgi = _on_drop(self, _close_wsgi_side, self._wsgi_client, self._wsgi)
+            self._release_wsgi = _on_drop(
+                self, _close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
+            )
         return self._wsgi_client
 
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
@@ -397,14 +400,27 @@ class TestClient:
             _close_now(release)
 
 
+# NOTE: True while the cycle collector runs: a client it frees is freed at no fixed point, in
+# the middle of any test's code.
+_COLLECTING = [False]
+
+
+def _watch_collections(phase: str, info: dict[str, int]) -> None:
+    _COLLECTING[0] = phase == "start"
+
+
+gc.callbacks.append(_watch_collections)
+
+
 def _on_drop(
-    client: TestClient, close: Callable[..., None], *parts: Any
+    client: TestClient, close: Callable[..., None], *parts: Any, hooks: bool = False
 ) -> weakref.finalize[Any, TestClient]:
     """Return what runs ``close(*parts)`` once: when called, or when ``client`` is collected.
 
-    At interpreter exit it is left to the drivers (the WSGI one runs its shutdown hooks then).
+    At interpreter exit it is left to the drivers (the WSGI one runs its shutdown hooks then),
+    and so is a close that runs shutdown ``hooks`` when the cycle collector frees the client.
     """
-    release = weakref.finalize(client, _from_a_safe_thread, close, *parts)
+    release = weakref.finalize(client, _from_a_safe_thread, close, hooks, *parts)
     release.atexit = False
     return release
 
@@ -413,11 +429,16 @@ def _close_now(release: weakref.finalize[Any, TestClient] | None) -> None:
     """Run a side's close now, in this thread (``close()``), unless it has run."""
     found = release.detach() if release is not None else None
     if found is not None:
-        _, _, (close, *parts), _ = found
+        _, _, (close, _, *parts), _ = found
         close(*parts)
 
 
-def _from_a_safe_thread(close: Callable[..., None], *parts: Any) -> None:
+def _from_a_safe_thread(close: Callable[..., None], hooks: bool, *parts: Any) -> None:
+    if hooks and _COLLECTING[0]:
+        # NOTE: a client in a reference cycle (a test's traceback holds its frame): its
+        # shutdown hooks, run by a later collection, closed what another test's client of the
+        # same app had just opened. The WSGI driver runs them at exit, as before.
+        return
     # NOTE: a client dropped unclosed, collected in a thread other than the main one (maybe
     # its own event loop, or a pool thread, which the close would wait on): such a close runs
     # in a thread of its own.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import time
@@ -413,3 +414,16 @@ def test_a_dropped_client_whose_shutdown_fails_only_logs_it(
         del client
     assert unraisable == []
     assert "shutdown step" in caplog.text and "no goodbye" in caplog.text
+
+
+def test_a_client_freed_by_the_cycle_collector_leaves_its_wsgi_hooks_to_exit() -> None:
+    # NOTE: freed at no fixed point, its shutdown hooks ran in the middle of the next test and
+    # closed what that test's client of the same app had just opened.
+    events: list[str] = []
+    client = TestClient(_sync_and_async_app(events))
+    assert client.get("/sync").status_code == 200
+    cycle: list[Any] = [client]
+    cycle.append(cycle)
+    del client, cycle
+    gc.collect()
+    assert events == []
