@@ -112,8 +112,16 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """Answer a request httptools could not parse with 400, after the requests before it."""
+        if self.refused:
+            # NOTE: httptools parses on after a head refused with 431 (sent, or due after the
+            # answers before it): what it cannot parse there is dropped with the rest. A 400
+            # after the 431 was written past the end of the writing side (asyncio's "Fatal
+            # error: protocol.data_received() call failed"), or in its place.
+            return
         cycle = self.cycle
-        if cycle is None or cycle.response_complete:
+        # NOTE: a bad chunk in the body of the last request read is that request's 400, now:
+        # its handler waited for the rest of the body, which never came, and no answer went.
+        if cycle is None or cycle.response_complete or not self.reading_head:
             super().send_400_response(msg)
             return
         # NOTE: Uvicorn closed the connection at once, under the answers still due to requests

@@ -400,13 +400,14 @@ class TestClient:
             _close_now(release)
 
 
-# NOTE: True while the cycle collector runs: a client it frees is freed at no fixed point, in
-# the middle of any test's code.
-_COLLECTING = [False]
+# NOTE: the thread in which the cycle collector runs, while it runs: a client it frees is
+# freed at no fixed point, in the middle of any test's code. Its thread only: finalizers let
+# other threads run meanwhile, where a client dropped by its last reference is not one of these.
+_COLLECTING: list[int | None] = [None]
 
 
 def _watch_collections(phase: str, info: dict[str, int]) -> None:
-    _COLLECTING[0] = phase == "start"
+    _COLLECTING[0] = threading.get_ident() if phase == "start" else None
 
 
 gc.callbacks.append(_watch_collections)
@@ -434,7 +435,7 @@ def _close_now(release: weakref.finalize[Any, TestClient] | None) -> None:
 
 
 def _from_a_safe_thread(close: Callable[..., None], hooks: bool, *parts: Any) -> None:
-    if hooks and _COLLECTING[0]:
+    if hooks and _COLLECTING[0] == threading.get_ident():
         # NOTE: a client in a reference cycle (a test's traceback holds its frame): its
         # shutdown hooks, run by a later collection, closed what another test's client of the
         # same app had just opened. The WSGI driver runs them at exit, as before.

@@ -427,3 +427,31 @@ def test_a_client_freed_by_the_cycle_collector_leaves_its_wsgi_hooks_to_exit() -
     del client, cycle
     gc.collect()
     assert events == []
+
+
+def test_a_client_dropped_while_another_thread_collects_runs_its_wsgi_hooks() -> None:
+    # NOTE: the collection was watched for the whole process: a client dropped by its last
+    # reference in the main thread, while a collection ran in another thread (whose callbacks
+    # and finalizers let other threads run), was taken for one the collector freed, and its
+    # driver was left open until exit.
+    events: list[str] = []
+    client = TestClient(_sync_and_async_app(events))
+    assert client.get("/sync").status_code == 200
+    collecting, dropped = threading.Event(), threading.Event()
+
+    def pause(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and threading.current_thread() is collector:
+            collecting.set()
+            dropped.wait(10)
+
+    collector = threading.Thread(target=gc.collect)
+    gc.callbacks.append(pause)
+    try:
+        collector.start()
+        assert collecting.wait(10)
+        del client
+        dropped.set()
+        collector.join(10)
+    finally:
+        gc.callbacks.remove(pause)
+    assert events == ["shutdown"]

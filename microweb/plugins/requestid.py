@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Callable, Generator
 from time import perf_counter
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
 from microweb import App, Headers, Request, Response
 
@@ -88,11 +88,15 @@ class RequestID:
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-def _logged_path(path: str) -> str:
+def _logged_path(request: Request) -> str:
     # NOTE: the path is the client's text, percent-encoded again as Uvicorn's access log does:
     # escaped control characters kept a request on one line, but a space ("/a%20200") let it
     # add fields, and a reader splitting the line on spaces took "200" for the status.
-    return quote(path, safe=_PATH_SAFE)
+    if request.path_is_valid:
+        return quote(request.path, safe=_PATH_SAFE)
+    # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
+    # field ("GET  400"). Its bytes then, in the same spelling.
+    return quote_from_bytes(unquote_to_bytes(request.raw_path), safe=_PATH_SAFE)
 
 
 class AccessLog:
@@ -139,7 +143,7 @@ class AccessLog:
             return
         duration_ms = (perf_counter() - started) * 1000
         request_id = getattr(request.state, "request_id", None)
-        path = _logged_path(request.path)
+        path = _logged_path(request)
         fields = {
             "http_method": request.method,
             "http_path": path,

@@ -172,6 +172,19 @@ def test_access_log_escapes_the_path(
     assert record.http_path == "/a%0D%0AFAKE%20200"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("path", ["/a%FF%20b", "/caf%E9"])
+def test_access_log_keeps_a_path_that_is_not_utf8(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # NOTE: such a path was logged empty ("GET  400"): a reader splitting the line on runs of
+    # spaces took the status for the path.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    assert make_client(id_app(AccessLog())).get(path).status_code == 400
+    [record] = access_records(caplog)
+    assert record.getMessage().split()[:3] == ["GET", path, "400"]
+    assert record.http_path == path  # type: ignore[attr-defined]
+
+
 def test_access_log_takes_a_logger_and_respects_its_level(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
