@@ -13,7 +13,7 @@ import functools
 import itertools
 from collections.abc import Callable
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
 MAX_HEAD_SIZE = 256 * 1024
@@ -127,30 +127,29 @@ class BoundedHttpTools(HttpToolsProtocol):
         # NOTE: Uvicorn closed the connection at once, under the answers still due to requests
         # pipelined before the bad one, which their clients lost; Waitress sends them first.
         self.refused = True
-        cycle.on_response = functools.partial(self._answer_400_after, cycle.on_response, msg)
-
-    def _answer_400_after(self, on_response: Callable[[], None], msg: str) -> None:
-        on_response()
-        if not self.transport.is_closing():
-            self._unset_keepalive_if_required()
-            super().send_400_response(msg)
+        self._after_earlier(cycle, functools.partial(super().send_400_response, msg))
 
     def _refuse(self) -> None:
         self.refused = True
         size = self.max_head_size
         self.logger.warning("request head of %d bytes or more: refused with 431", size)
-        if self.cycle is not None and not self.cycle.response_complete:
-            # NOTE: requests before this one are still being answered (the last one read is
-            # the last to answer): the 431 follows them, as under Waitress.
-            self.cycle.on_response = functools.partial(self._refuse_after, self.cycle.on_response)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            self._after_earlier(cycle, self._answer_431)
             return
         self._answer_431()
 
-    def _refuse_after(self, on_response: Callable[[], None]) -> None:
+    def _after_earlier(self, cycle: RequestResponseCycle, answer: Callable[[], None]) -> None:
+        """Send ``answer()`` once ``cycle``, the last request read, is answered: requests
+        before a refused one are answered first, as under Waitress (the last read is the last
+        to answer)."""
+        cycle.on_response = functools.partial(self._answer_after, cycle.on_response, answer)
+
+    def _answer_after(self, on_response: Callable[[], None], answer: Callable[[], None]) -> None:
         on_response()
         if not self.transport.is_closing():
             self._unset_keepalive_if_required()
-            self._answer_431()
+            answer()
 
     def _answer_431(self) -> None:
         self.transport.write(_REFUSAL)
