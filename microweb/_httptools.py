@@ -48,6 +48,8 @@ class BoundedHttpTools(HttpToolsProtocol):
     # connection) to the end of the next head; heads: how many heads have ended.
     reading_head, refused = True, False
     read_in_head = heads = 0
+    # NOTE: the request read before the last one (``self.cycle``), answered or not.
+    earlier: RequestResponseCycle | None = None
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
@@ -76,6 +78,7 @@ class BoundedHttpTools(HttpToolsProtocol):
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
                 # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
                 self.expect_100_continue = False
+            self.earlier = self.cycle
             super().on_headers_complete()
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
             # a chunked body's trailer were added: an app that read its headers after the body
@@ -119,11 +122,20 @@ class BoundedHttpTools(HttpToolsProtocol):
             # error: protocol.data_received() call failed"), or in its place.
             return
         cycle = self.cycle
-        # NOTE: a bad chunk in the body of the last request read is that request's 400, now:
-        # its handler waited for the rest of the body, which never came, and no answer went.
-        if cycle is None or cycle.response_complete or not self.reading_head:
+        if cycle is None or cycle.response_complete:
             super().send_400_response(msg)
             return
+        if not self.reading_head:
+            # NOTE: a bad chunk in the body of the last request read. If its handler runs,
+            # this is its 400, now: the handler waits for the rest of the body, which never
+            # comes, and the requests before it are answered. If it still waits for those
+            # answers, it never runs, and its 400 comes after them.
+            queued = [entry for entry in self.pipeline if entry[0] is cycle]
+            if not queued or self.earlier is None:
+                super().send_400_response(msg)
+                return
+            self.pipeline.remove(queued[0])
+            cycle = self.earlier
         # NOTE: Uvicorn closed the connection at once, under the answers still due to requests
         # pipelined before the bad one, which their clients lost; Waitress sends them first.
         self.refused = True

@@ -447,13 +447,23 @@ def test_a_chunked_bodys_trailer_is_no_request_header(tmp_path: Path, server: st
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
-def test_a_request_before_an_unparsable_one_is_answered_first(tmp_path: Path, server: str) -> None:
+@pytest.mark.parametrize(
+    "unparsable",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+    ],
+    ids=["head", "chunk"],
+)
+def test_a_request_before_an_unparsable_one_is_answered_first(
+    tmp_path: Path, server: str, unparsable: bytes
+) -> None:
     # NOTE: Uvicorn with httptools answered only the 400, and the first answer was lost.
     with (
         serving(tmp_path, server) as (url, _),
         socket.create_connection((HOST, int(url.rsplit(":", 1)[1])), timeout=10) as sock,
     ):
-        sock.sendall(b"GET /where HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n")
+        sock.sendall(b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n" + unparsable)
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk

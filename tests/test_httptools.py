@@ -178,6 +178,19 @@ def test_requests_before_an_unparsable_one_are_answered_before_its_400(first: by
     assert transport.closed
 
 
+@pytest.mark.parametrize("before", [[b"/slow"], [b"/slow", b"/where"], [b"/where"]])
+def test_requests_before_one_with_a_bad_chunk_are_answered_before_its_400(
+    before: list[bytes],
+) -> None:
+    # NOTE: a request still waiting for the answers before it had its 400 sent at once, and the
+    # connection closed under those answers (Waitress sends them first).
+    earlier = b"".join(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n" for path in before)
+    bad = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+    transport = _serve([earlier + bad], answers=len(before) + 1)
+    assert _statuses(transport) == [200] * len(before) + [400]
+    assert transport.closed
+
+
 @pytest.mark.parametrize(("version", "interim"), [(b"1.1", [100, 200]), (b"1.0", [200])])
 def test_100_continue_is_sent_to_http_1_1_only(version: bytes, interim: list[int]) -> None:
     # NOTE: Uvicorn sent 100 Continue to an HTTP/1.0 client, which RFC 9110 says to ignore.
