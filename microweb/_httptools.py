@@ -15,10 +15,10 @@ this protocol, while a body is due.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 from collections.abc import Callable
+from typing import Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -38,6 +38,12 @@ _REFUSAL = (
     b"\r\n"
     b"request header fields too large"
 )
+
+
+class _Timer(Protocol):
+    """What ``loop.call_later`` returns, as used here (no asyncio import outside the drivers)."""
+
+    def cancel(self) -> None: ...
 
 
 class BoundedHttpTools(HttpToolsProtocol):
@@ -62,7 +68,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     # NOTE: when a byte of a body that is due last came (loop time), and the timer that
     # looks at it; a request read whole in one read, the common case, arms no timer.
     body_read_at = 0.0
-    stall_timer: asyncio.TimerHandle | None = None
+    stall_timer: _Timer | None = None
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
