@@ -11,6 +11,11 @@ into an orderly stop:
    is in flight until its after-response callbacks have run;
 3. close what is left, stop Waitress's threads, and run ``wsgi.close()`` (shutdown hooks, then
    the plugins' ``close()``); a signal during those ends the process at once, by that signal.
+
+While it serves, a connection whose client has stopped reading a large response is closed
+once nothing has moved on it for Waitress's ``channel_timeout``: Waitress closes only idle
+connections, with no request, and a thread writing to that client waited for ever
+(``threads`` such clients held every thread).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ logger = logging.getLogger("microweb")
 
 # NOTE: how often the drain looks at its connections when nothing wakes it.
 DRAIN_TICK = 0.05
+# NOTE: how often, at most, the server looks for connections that stopped reading.
+STALL_CHECK = 1.0
 
 
 class OrderlyWaitress:
@@ -55,6 +62,7 @@ class OrderlyWaitress:
         self.signal: int | None = None
         self.hurry = False
         self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).
+        self.next_stall_check = 0.0
 
     def run(self, announce: Callable[[int], None]) -> int:
         """Serve until a stop signal, stop in order, and return the signal's number.
@@ -73,6 +81,7 @@ class OrderlyWaitress:
             announce(self.listeners[0].effective_port)
             while self.signal is None:
                 self._step(self.adjustments.asyncore_loop_timeout)
+                self._close_stalled()
             self._drain()
             # NOTE: a signal now (a hook that hangs) ends the process, by that signal.
             for sig in STOP_SIGNALS:
@@ -98,6 +107,22 @@ class OrderlyWaitress:
         wasyncore.loop(
             timeout=timeout, map=self.map, use_poll=self.adjustments.asyncore_use_poll, count=1
         )
+
+    def _close_stalled(self) -> None:
+        """Close the connections whose response waits on a client that has stopped reading."""
+        now = time.time()  # NOTE: Waitress's clock for last_activity.
+        if now < self.next_stall_check:
+            return
+        self.next_stall_check = now + STALL_CHECK
+        timeout = self.adjustments.channel_timeout
+        watermark = self.adjustments.outbuf_high_watermark
+        for channel in self._channels():
+            # NOTE: past the high watermark, the thread that writes the response waits for the
+            # client to read; last_activity is the last byte sent or received.
+            waiting = channel.total_outbufs_len > watermark
+            if channel.requests and waiting and channel.last_activity < now - timeout:
+                logger.warning("client stopped reading for %d s: connection closed", timeout)
+                channel.handle_close()  # NOTE: also wakes the thread waiting to write.
 
     def _channels(self) -> Iterator[Any]:
         for listener in self.listeners:

@@ -306,3 +306,49 @@ def test_a_signal_after_waitress_closed_its_sockets_is_no_error(
         wsgi.close()
     assert server.hurry
     assert events == ["shutdown"]
+
+
+STALLED_SERVER = """
+import sys
+from microweb import App, Response
+from microweb._waitress import serve_waitress
+
+app = App()
+
+
+@app.get("/endless")
+def endless(request):
+    return Response.stream(b"x" * 65536 for _ in iter(int, 1))
+
+
+@app.get("/hello")
+def hello(request):
+    return "hello"
+
+
+serve_waitress(
+    app.as_wsgi(), 1.0, lambda port: print("serving", flush=True), host="127.0.0.1",
+    port=int(sys.argv[1]), threads=1, channel_timeout=1, outbuf_high_watermark=1048576,
+)
+"""
+
+
+def test_waitress_closes_a_connection_whose_client_stopped_reading(tmp_path: Path) -> None:
+    # NOTE: the thread writing the endless stream waited for the client to read, for ever:
+    # Waitress's channel_timeout closes only connections with no request. One such client
+    # per thread held the whole server.
+    script = tmp_path / "stalled.py"
+    script.write_text(STALLED_SERVER)
+    port = free_port()
+    log = tmp_path / "stalled.log"
+    process = start([sys.executable, str(script), str(port)], port=port, log=log)
+    try:
+        with socket.create_connection((HOST, port)) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)  # NOTE: the one thread is now writing to it.
+            response = httpx.get(f"http://{HOST}:{port}/hello", timeout=15)
+        assert response.text == "hello"
+        assert "client stopped reading" in read_log(log)
+    finally:
+        stop(process)

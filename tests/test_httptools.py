@@ -209,3 +209,110 @@ def test_bytes_after_an_oversized_head_are_dropped_unparsed(before: bytes) -> No
     transport = _serve([before + _head(MAX_HEAD_SIZE + 100) + b"GARBAGE\r\n\r\n"], len(expected))
     assert _statuses(transport) == expected
     assert transport.ended
+
+
+class _Closing(_Transport):
+    """A transport whose ``close()`` ends the connection, as asyncio's does."""
+
+    protocol: BoundedHttpTools
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self.protocol.connection_lost(None)
+
+
+def _stalled_upload(reads: Sequence[bytes], pause: float, outcome: list[str]) -> _Closing:
+    """Feed ``reads`` to a def handler that reads the body, ``pause`` seconds apart; return
+    the connection once the handler is done or 3 seconds have passed."""
+    app = App(max_threads=1)
+
+    @app.post("/upload")
+    def upload(request: Request) -> str:
+        try:
+            outcome.append(str(len(request.read())))
+        except Exception as exc:  # NOTE: what the handler saw, whatever it is.
+            outcome.append(type(exc).__name__)
+            raise
+        return outcome[-1]
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        for data in reads:
+            protocol.data_received(data)
+            await asyncio.sleep(pause)
+        for _ in range(300):
+            if outcome:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    return asyncio.run(connection())
+
+
+UPLOAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"
+
+
+def test_a_body_that_stops_coming_closes_the_connection_and_frees_the_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: Uvicorn waited for the rest of the body for ever: the def handler held its pool
+    # thread as long as the client kept the connection open (Waitress closes it after its
+    # channel_timeout). App.max_threads silent clients held every def route.
+    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 0.2, raising=False)
+    outcome: list[str] = []
+    transport = _stalled_upload([UPLOAD + b"ab"], 0.0, outcome)
+    assert transport.closed
+    assert outcome == ["ClientDisconnect"]
+
+
+def test_a_body_that_keeps_coming_slowly_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 1.0, raising=False)
+    outcome: list[str] = []
+    # NOTE: 0.2 s between bytes, 1.4 s in all: longer than the timeout, never idle for it.
+    reads = [UPLOAD, *(b"x" for _ in range(8))]
+    transport = _stalled_upload(reads, 0.2, outcome)
+    assert outcome == ["8"]
+    assert b"HTTP/1.1 200 OK" in transport.written
+
+
+def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the client waits for the app, which sends 100 Continue when it reads the body.
+    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 0.2, raising=False)
+    outcome: list[str] = []
+
+    async def connection() -> _Closing:
+        app = App()
+
+        @app.post("/upload")
+        async def upload(request: Request) -> str:
+            await asyncio.sleep(0.5)  # NOTE: longer than the timeout, before any read.
+            outcome.append(str(len(await request.aread())))
+            return outcome[-1]
+
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        protocol.data_received(UPLOAD.replace(b"Host: x", b"Host: x\r\nExpect: 100-continue"))
+        for _ in range(300):
+            if b"100 Continue" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        protocol.data_received(b"12345678")
+        for _ in range(300):
+            if outcome:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert outcome == ["8"]
+    assert not transport.closed
