@@ -68,8 +68,9 @@ class SizedFile:
     """A file opened to be sent whole, for a server's file wrapper: a short read raises.
 
     Waitress sends a wrapped file from its main loop, and a file that shrank while it is sent
-    left it retrying the missing bytes forever: a CPU busy and the client waiting. An
-    ``OSError`` from ``read()`` makes it close the connection instead.
+    left it retrying the missing bytes until its ``channel_timeout`` (120 s by default): a CPU
+    busy all that time, and the client waiting. An ``OSError`` from ``read()`` makes it close
+    the connection at once.
 
     Args:
         file: The file, opened for reading in binary mode.

@@ -431,7 +431,7 @@ def test_a_server_file_wrapper_gets_an_error_when_the_file_shrinks(tmp_path: Pat
         return Response.file(target)
 
     # NOTE: Waitress's own wrapper, driven as its main loop drives it: a read of what is left
-    # that came back empty was retried forever, with the client waiting.
+    # that came back empty was retried until Waitress's channel_timeout, with the client waiting.
     environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": ReadOnlyFileBasedBuffer})
     wrapped = app.as_wsgi()(environ, lambda s, h, e=None: None)
     assert isinstance(wrapped, ReadOnlyFileBasedBuffer)
