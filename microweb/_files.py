@@ -65,12 +65,13 @@ def shrank(path: str, missing: int) -> OSError:
 
 
 class SizedFile:
-    """A file opened to be sent whole, for a server's file wrapper: a short read raises.
+    """A file opened to be sent whole, for a server's file wrapper: it ends at its length.
 
     Waitress sends a wrapped file from its main loop, and a file that shrank while it is sent
     left it retrying the missing bytes until its ``channel_timeout`` (120 s by default): a CPU
     busy all that time, and the client waiting. An ``OSError`` from ``read()`` makes it close
-    the connection at once.
+    the connection at once. A file that grew ends at the announced length, for a wrapper that
+    reads to the end of the file (``wsgiref``'s).
 
     Args:
         file: The file, opened for reading in binary mode.
@@ -84,14 +85,15 @@ class SizedFile:
         self._size = size
 
     def read(self, size: int = -1) -> bytes:
-        """Read up to ``size`` bytes (all when negative), never fewer than the file should have.
+        """Read ``size`` bytes (the rest when negative), never past the announced length.
 
         Raises:
             OSError: If the file ends before its announced length.
         """
-        due = self._size - self._file.tell()
-        data = self._file.read(size)
-        if len(data) < (due if size < 0 else min(size, due)):
+        due = max(self._size - self._file.tell(), 0)
+        wanted = due if size < 0 else min(size, due)
+        data = self._file.read(wanted)
+        if len(data) < wanted:
             raise shrank(self._file.name, due - len(data))
         return data
 

@@ -442,3 +442,22 @@ def test_a_server_file_wrapper_gets_an_error_when_the_file_shrinks(tmp_path: Pat
     with pytest.raises(OSError, match="shrank"):
         wrapped.get(65536)
     wrapped.close()
+
+
+def test_a_server_file_wrapper_stops_at_the_length_of_a_file_that_grew(tmp_path: Path) -> None:
+    target = tmp_path / "grows.bin"
+    target.write_bytes(b"0123456789")
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file(target)
+
+    environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": FileWrapper})
+    headers: list[Any] = []
+    wrapped = app.as_wsgi()(environ, lambda s, h, e=None: headers.extend(h))
+    with target.open("ab") as grows:
+        grows.write(b" and more, past its Content-Length")
+    # NOTE: wsgiref's wrapper reads to the end of the file: it sent the bytes added.
+    assert (dict(headers)["content-length"], b"".join(wrapped)) == ("10", b"0123456789")
+    getattr(wrapped, "close", lambda: None)()
