@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Literal
+from typing import BinaryIO, Literal
 
 FILE_CHUNK = 64 * 1024
 
@@ -41,13 +41,81 @@ class FileInfo:
         return self.start == 0 and self.length == self.size
 
     def chunks(self) -> Iterator[bytes]:
-        """Read the span in chunks; the file is opened on the first ``next()``."""
+        """Read the span in chunks; the file is opened on the first ``next()``.
+
+        Raises:
+            OSError: If the file ends before the span does (it shrank since it was described).
+        """
         with open(self.path, "rb") as file:
             file.seek(self.start)
             remaining = self.length
             while remaining > 0 and (chunk := file.read(min(FILE_CHUNK, remaining))):
                 remaining -= len(chunk)
                 yield chunk
+        # NOTE: its Content-Length is out: ending short would be a length that lies, which
+        # desynchronises a kept-alive connection on a server that does not count (an error
+        # makes every server cut the connection).
+        if remaining:
+            raise shrank(self.path, remaining)
+
+
+def shrank(path: str, missing: int) -> OSError:
+    """The error for a file that ended ``missing`` bytes before the length announced for it."""
+    return OSError(f"{path} ended {missing} bytes short of its announced length (it shrank)")
+
+
+class SizedFile:
+    """A file opened to be sent whole, for a server's file wrapper: it ends at its length.
+
+    Waitress sends a wrapped file from its main loop, and a file that shrank while it is sent
+    left it retrying the missing bytes until its ``channel_timeout`` (120 s by default): a CPU
+    busy all that time, and the client waiting. An ``OSError`` from ``read()`` makes it close
+    the connection at once. A file that grew ends at the announced length, for a wrapper that
+    reads to the end of the file (``wsgiref``'s).
+
+    Args:
+        file: The file, opened for reading in binary mode.
+        size: The length announced for it.
+    """
+
+    __slots__ = ("_file", "_size")
+
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self._file = file
+        self._size = size
+
+    def read(self, size: int = -1) -> bytes:
+        """Read ``size`` bytes (the rest when negative), never past the announced length.
+
+        Raises:
+            OSError: If the file ends before its announced length.
+        """
+        due = max(self._size - self._file.tell(), 0)
+        wanted = due if size < 0 else min(size, due)
+        data = self._file.read(wanted)
+        if len(data) < wanted:
+            raise shrank(self._file.name, due - len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move to ``offset`` as ``whence`` says; return the new position."""
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        """Return the current position."""
+        return self._file.tell()
+
+    def seekable(self) -> bool:
+        """Return ``True``: a regular file can seek."""
+        return True
+
+    def fileno(self) -> int:
+        """Return the file descriptor (servers that ``sendfile()`` use it)."""
+        return self._file.fileno()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
 
 
 def stat_file(path: str | os.PathLike[str]) -> FileInfo:

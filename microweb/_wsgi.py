@@ -20,7 +20,7 @@ from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._file_threads import ThreadHooks
-from ._files import FILE_CHUNK
+from ._files import FILE_CHUNK, SizedFile
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, new_request
@@ -210,7 +210,7 @@ class WSGIDriver:
             if opened is not None:
                 request.close()
                 # NOTE: lets the server send the file its own way (Waitress: no Python loop).
-                wrapped: Iterable[bytes] = wrapper(opened, FILE_CHUNK)
+                wrapped: Iterable[bytes] = wrapper(SizedFile(opened, file.size), FILE_CHUNK)
                 return wrapped
         stream = _StreamBody(body, self.app_loop, request)
         # NOTE: a WSGI server holds the headers until the first non-empty chunk (PEP 3333), so

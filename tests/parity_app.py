@@ -207,6 +207,27 @@ def _download(request: Request) -> Response:
 both("/file/{name}", _file)
 both("/download", _download)
 
+# NOTE: a file the client shrinks while it is sent (POST /file-shrink), made sparse: a length
+# past what the socket buffers hold, without writing it.
+SHRINKING = FOLDER / "shrinking.bin"
+SHRINKING_SIZE = 64 * 1024 * 1024
+
+
+def _shrinking(request: Request) -> Response:
+    with SHRINKING.open("wb") as file:
+        file.truncate(SHRINKING_SIZE)
+    return Response.file(SHRINKING)
+
+
+def _shrink(request: Request) -> str:
+    with SHRINKING.open("r+b") as file:
+        file.truncate(1000)
+    return "shrunk"
+
+
+both("/file-shrinking", _shrinking)
+both("/file-shrink", _shrink, methods=("POST",))
+
 
 # -- errors -------------------------------------------------------------------------------------
 

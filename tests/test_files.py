@@ -13,6 +13,7 @@ from wsgiref.util import FileWrapper
 import pytest
 from conftest import MakeClient
 from drive import wsgi_environ
+from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
 from microweb.testing import TestClient
@@ -398,3 +399,65 @@ def test_a_file_that_grew_is_not_sent_past_its_length_under_wsgi(tmp_path: Path)
     getattr(result, "close", lambda: None)()
     assert dict(headers)["content-length"] == "10"
     assert body == b"0123456789"
+
+
+def test_a_file_that_shrank_is_an_error_not_a_short_body(
+    make_client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "shrinks.bin"
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        target.write_bytes(bytes(200_000))
+        response = Response.file(target)
+        target.write_bytes(bytes(1000))
+        return response
+
+    # NOTE: its Content-Length (200000) is out; a body that ends short would be a length that
+    # lies. The error reaches the server, which cuts the connection (a real server would).
+    with caplog.at_level("ERROR", logger="microweb"), pytest.raises(OSError, match="shrank"):
+        make_client(app).get("/f")
+    assert [record.getMessage() for record in caplog.records] == ["error while streaming GET /f"]
+
+
+def test_a_server_file_wrapper_gets_an_error_when_the_file_shrinks(tmp_path: Path) -> None:
+    target = tmp_path / "shrinks.bin"
+    target.write_bytes(bytes(200_000))
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file(target)
+
+    # NOTE: Waitress's own wrapper, driven as its main loop drives it: a read of what is left
+    # that came back empty was retried until Waitress's channel_timeout, with the client waiting.
+    environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": ReadOnlyFileBasedBuffer})
+    wrapped = app.as_wsgi()(environ, lambda s, h, e=None: None)
+    assert isinstance(wrapped, ReadOnlyFileBasedBuffer)
+    assert wrapped.prepare(200_000) == 200_000
+    assert len(wrapped.get(65536)) == 65536
+    wrapped.skip(65536, True)
+    target.write_bytes(bytes(1000))
+    with pytest.raises(OSError, match="shrank"):
+        wrapped.get(65536)
+    wrapped.close()
+
+
+def test_a_server_file_wrapper_stops_at_the_length_of_a_file_that_grew(tmp_path: Path) -> None:
+    target = tmp_path / "grows.bin"
+    target.write_bytes(b"0123456789")
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file(target)
+
+    environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": FileWrapper})
+    headers: list[Any] = []
+    wrapped = app.as_wsgi()(environ, lambda s, h, e=None: headers.extend(h))
+    with target.open("ab") as grows:
+        grows.write(b" and more, past its Content-Length")
+    # NOTE: wsgiref's wrapper reads to the end of the file: it sent the bytes added.
+    assert (dict(headers)["content-length"], b"".join(wrapped)) == ("10", b"0123456789")
+    getattr(wrapped, "close", lambda: None)()
