@@ -24,7 +24,10 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# NOTE: what a URI reference cannot hold but a URL written by hand often does (RFC 3986
+# section 2, as browsers encode a typed URL): a space, ", <, >, \, ^, `, {, |, } and non-ASCII.
+# "%" stays: the URL may be encoded already. Control characters are refused by the header check.
+_NOT_IN_URI = re.compile(r'[ "<>\\^`{|}\x80-\U0010ffff]+')
 
 # PERF: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -161,7 +164,8 @@ class Response:
         permanent moves).
 
         Spaces and tabs around ``url`` are dropped, as a browser drops them from a typed URL;
-        non-ASCII characters are percent-encoded.
+        spaces inside it, non-ASCII characters and the other characters a URI cannot hold
+        (``"<>\\^`{|}``) are percent-encoded (UTF-8). A ``%`` is kept as it is.
 
         Raises:
             ValueError: If ``status`` is not 3xx, ``url`` is empty or holds CR, LF or another
@@ -172,7 +176,7 @@ class Response:
         if not url.strip(" \t"):
             raise ValueError("a redirect needs a URL to go to, got an empty one")
         response = cls(b"", status, headers, TEXT)
-        location = _NON_ASCII.sub(lambda m: quote(m.group()), url.strip(" \t"))
+        location = _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), url.strip(" \t"))
         response.headers["location"] = location
         return response
 

@@ -354,7 +354,33 @@ def test_redirect_drops_spaces_around_the_url(make_client: MakeClient) -> None:
 
     response = make_client(app).get("/old")
     assert response.status_code == 307
-    assert response.headers["location"] == "/new?q=a b"
+    assert response.headers["location"] == "/new?q=a%20b"
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("/a b", "/a%20b"),
+        ('/q?x="<y>"', "/q?x=%22%3Cy%3E%22"),
+        ("/{a}|b^c`d", "/%7Ba%7D%7Cb%5Ec%60d"),
+        # NOTE: a browser reads "/\\evil.test" as "//evil.test", another site.
+        ("/\\evil.test", "/%5Cevil.test"),
+        ("/a%20b?c=%C3%BC#top", "/a%20b?c=%C3%BC#top"),
+        ("https://x.test/p?a=1&b=[2]", "https://x.test/p?a=1&b=[2]"),
+    ],
+)
+def test_redirect_encodes_what_a_uri_cannot_hold(
+    make_client: MakeClient, url: str, location: str
+) -> None:
+    # NOTE: a space and these characters went into Location as they were: no valid URI, and
+    # clients and proxies differ on what they make of one.
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect(url)
+
+    assert make_client(app).get("/go").headers["location"] == location
 
 
 @pytest.mark.parametrize("url", ["/new\r\n", "\r\n/new", "/a\x00b", "", " \t "])
