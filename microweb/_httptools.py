@@ -6,11 +6,8 @@ app. Uvicorn's h11 protocol refuses a head past its first reads, and Waitress an
 256 KiB. ``microweb serve`` runs Uvicorn with this protocol when httptools is installed, so
 that a head is bounded under both servers, with Waitress's limit and status.
 
-Uvicorn also waits for a request body that never comes, for ever: a client that sends a head
-and then nothing held its ``def`` handler's pool thread for as long as it kept the connection
-open, and ``App.max_threads`` such clients held every ``def`` route. Waitress closes a
-connection with no byte for its ``channel_timeout`` while a request is still arriving; so does
-this protocol, while a body is due.
+A body that stops coming closes the connection after ``BodyStallTimer.body_timeout``, as
+under Waitress (``_stall.py``).
 """
 
 from __future__ import annotations
@@ -18,15 +15,13 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
-from typing import Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from ._stall import BodyStallTimer
+
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
 MAX_HEAD_SIZE = 256 * 1024
-# NOTE: Waitress's default channel_timeout: seconds with no byte of a body that is due before
-# the connection is closed, under both servers.
-BODY_TIMEOUT = 120.0
 # NOTE: seconds a refused connection is still read (what comes is dropped) before it closes.
 LINGER = 2.0
 
@@ -40,13 +35,7 @@ _REFUSAL = (
 )
 
 
-class _Timer(Protocol):
-    """What ``loop.call_later`` returns, as used here (no asyncio import outside the drivers)."""
-
-    def cancel(self) -> None: ...
-
-
-class BoundedHttpTools(HttpToolsProtocol):
+class BoundedHttpTools(HttpToolsProtocol, BodyStallTimer):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank
@@ -56,9 +45,8 @@ class BoundedHttpTools(HttpToolsProtocol):
     before a refused one, or before one that httptools cannot parse (400), are answered first.
     """
 
-    # NOTE: class attributes, read on each use, so that a test can lower them.
+    # NOTE: a class attribute, read on each use, so that a test can lower it.
     max_head_size = MAX_HEAD_SIZE
-    body_timeout = BODY_TIMEOUT
 
     # NOTE: the state starts from these class values, instead of in an __init__ that would
     # repeat Uvicorn's signature. reading_head: from the end of a message (or the start of the
@@ -67,10 +55,6 @@ class BoundedHttpTools(HttpToolsProtocol):
     read_in_head = heads = 0
     # NOTE: the request read before the last one (``self.cycle``), answered or not.
     earlier: RequestResponseCycle | None = None
-    # NOTE: when a byte of a body that is due last came (loop time), and the timer that
-    # looks at it; a request read whole in one read, the common case, arms no timer.
-    body_read_at = 0.0
-    stall_timer: _Timer | None = None
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
@@ -81,7 +65,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self.refused:
             return
         if not self.reading_head:
-            self._body_due()
+            self.body_moved()
         # NOTE: only a read that a head went on through, with no head ending in it, is all
         # head: one that ended a head and began another holds the requests between them.
         if not (in_head and self.reading_head and heads == self.heads):
@@ -129,42 +113,21 @@ class BoundedHttpTools(HttpToolsProtocol):
         """End the request as Uvicorn does, unless it was refused; a head may come next."""
         if not self.refused:
             self.reading_head, self.read_in_head = True, 0
-            self._stop_stall_timer()
+            self.stop_stall_timer()
             super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timer with it."""
-        self._stop_stall_timer()
+        self.stop_stall_timer()
         super().connection_lost(exc)
 
-    def _body_due(self) -> None:
-        self.body_read_at = self.loop.time()
-        if self.stall_timer is None:
-            self.stall_timer = self.loop.call_later(self.body_timeout, self._check_stall)
+    def body_due(self) -> bool:
+        """Return whether the body of the last request read is still due (``_stall.py``)."""
+        return not (self.reading_head or self.refused)
 
-    def _stop_stall_timer(self) -> None:
-        if self.stall_timer is not None:
-            self.stall_timer.cancel()
-            self.stall_timer = None
-
-    def _check_stall(self) -> None:
-        """Close the connection if the body due has not moved for ``body_timeout`` seconds."""
-        self.stall_timer = None
-        if self.reading_head or self.refused or self.transport.is_closing():
-            return
-        now = self.loop.time()
-        cycle = self.cycle
-        # NOTE: a wait that is the app's, not the client's: reading paused until the app takes
-        # what came (or answers the requests before), or a client that waits for its 100
-        # Continue, which goes once the app reads the body.
-        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
-            self.body_read_at = now
-        idle = now - self.body_read_at
-        if idle < self.body_timeout:
-            self.stall_timer = self.loop.call_later(self.body_timeout - idle, self._check_stall)
-            return
-        self.logger.warning("no byte of a request body for %g s: connection closed", idle)
-        self.transport.close()
+    def waiting_cycle(self) -> RequestResponseCycle | None:
+        """Return the last request read, whose body is the one due (``_stall.py``)."""
+        return self.cycle
 
     def handle_websocket_upgrade(self) -> None:
         """Upgrade as Uvicorn does, unless the handshake was refused."""
@@ -173,7 +136,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         if not self.refused:
             # NOTE: the connection is the WebSocket protocol's from here: no body is due.
             self.reading_head = True
-            self._stop_stall_timer()
+            self.stop_stall_timer()
             super().handle_websocket_upgrade()
 
     def send_400_response(self, msg: str) -> None:

@@ -357,7 +357,7 @@ def test_the_announced_url_brackets_an_ipv6_host(
     assert f"serving on {url} with uvicorn" in capsys.readouterr().out
 
 
-def test_uvicorn_without_httptools_gets_its_own_pick(
+def test_uvicorn_without_httptools_runs_h11_with_the_stall_timer(
     fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
@@ -368,7 +368,8 @@ def test_uvicorn_without_httptools_gets_its_own_pick(
         lambda name: None if name == "httptools" else real_find_spec(name),
     )
     serving_module.serve("x:app", "uvicorn", HOST, 8000)
-    assert fake_uvicorn.settings["http"] == "auto"  # NOTE: h11, which bounds a head itself.
+    # NOTE: Uvicorn's own pick ("auto", h11) waited for a stalled body for ever (hunt46).
+    assert fake_uvicorn.settings["http"] == "microweb._h11:BoundedH11"
 
 
 def _answer_to_head(port: int, header_size: int) -> bytes:
