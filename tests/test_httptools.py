@@ -213,6 +213,35 @@ def test_bytes_after_an_oversized_head_are_dropped_unparsed(before: bytes) -> No
     assert transport.ended
 
 
+def test_requests_pipelined_in_one_read_are_parsed_a_few_at_a_time() -> None:
+    # NOTE: Uvicorn queued every request of a read (14,000 small GETs in 256 KiB) and read on
+    # after each answer: one client that pipelined without reading its answers made the
+    # server hold a gigabyte in 15 s (hunt46). Waitress and h11 parse a request or two ahead.
+    reads = [b"GET /where HTTP/1.1\r\n\r\n" * 5000]
+    waiting: list[int] = []
+
+    async def connection() -> _Transport:
+        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="error")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Transport()
+        protocol.connection_made(transport)
+        for data in reads:
+            protocol.data_received(data)
+            waiting.append(len(protocol.pipeline))
+        for _ in range(1000):
+            waiting.append(len(protocol.pipeline))
+            # NOTE: no read while requests wait: Uvicorn read on after each answer.
+            assert protocol.flow.read_paused or not protocol.pipeline
+            if len(_statuses(transport)) >= 5000:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert _statuses(transport) == [200] * 5000
+    assert max(waiting) <= BoundedHttpTools.max_pipelined + 1000
+
+
 class _Closing(_Transport):
     """A transport whose ``close()`` ends the connection, as asyncio's does."""
 
