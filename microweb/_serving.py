@@ -38,6 +38,9 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # body that stops coming.
 UVICORN_HTTP = "microweb._httptools:BoundedHttpTools"
 UVICORN_H11 = "microweb._h11:BoundedH11"
+# NOTE: the websockets library's protocol (Uvicorn's pick when it is installed), which stops
+# reading a client that does not read its pongs; else Uvicorn's own pick.
+UVICORN_WS = "microweb._ws_flow:FlowControlledWebSockets"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
 logger = logging.getLogger("microweb")
@@ -205,6 +208,7 @@ def serve(
         "access_log": not _has_access_log(app),
         "ws_max_size": websocket_message_cap(app),
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
+        "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",
     }
     if workers != 1 or reload:
         if forwarded_allow_ips is not None:

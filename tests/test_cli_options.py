@@ -141,6 +141,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "access_log": False,
         "ws_max_size": 5000,
         "http": "microweb._httptools:BoundedHttpTools",
+        "ws": "microweb._ws_flow:FlowControlledWebSockets",
     }
     assert app.max_threads == 3
     assert fake_uvicorn.ended == [signal.SIGTERM]  # NOTE: a plain return is a stop on SIGTERM.
@@ -161,6 +162,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["access_log"] is True
     assert settings["ws_max_size"] == 5000
     assert settings["http"] == "microweb._httptools:BoundedHttpTools"  # NOTE: by name, per worker.
+    assert settings["ws"] == "microweb._ws_flow:FlowControlledWebSockets"
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
