@@ -33,8 +33,14 @@ THREADS_VARIABLE = "MICROWEB_THREADS"
 ROOT_PATH_VARIABLE = "MICROWEB_ROOT_PATH"
 LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-# NOTE: by its import string, which Uvicorn imports in each worker process.
+# NOTE: by their import strings, which Uvicorn imports in each worker process: httptools
+# with a bounded head when it is installed (Uvicorn's pick), else h11; both with a timer for a
+# body that stops coming.
 UVICORN_HTTP = "microweb._httptools:BoundedHttpTools"
+UVICORN_H11 = "microweb._h11:BoundedH11"
+# NOTE: the websockets library's protocol (Uvicorn's pick when it is installed), which stops
+# reading a client that does not read its pongs; else Uvicorn's own pick.
+UVICORN_WS = "microweb._ws_flow:FlowControlledWebSockets"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
 logger = logging.getLogger("microweb")
@@ -201,8 +207,8 @@ def serve(
         # NOTE: with AccessLog installed, Uvicorn's line would log each request twice.
         "access_log": not _has_access_log(app),
         "ws_max_size": websocket_message_cap(app),
-        # NOTE: Uvicorn's pick ("auto"), with a bounded head when it is httptools.
-        "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else "auto",
+        "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
+        "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",
     }
     if workers != 1 or reload:
         if forwarded_allow_ips is not None:

@@ -141,6 +141,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "access_log": False,
         "ws_max_size": 5000,
         "http": "microweb._httptools:BoundedHttpTools",
+        "ws": "microweb._ws_flow:FlowControlledWebSockets",
     }
     assert app.max_threads == 3
     assert fake_uvicorn.ended == [signal.SIGTERM]  # NOTE: a plain return is a stop on SIGTERM.
@@ -161,6 +162,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["access_log"] is True
     assert settings["ws_max_size"] == 5000
     assert settings["http"] == "microweb._httptools:BoundedHttpTools"  # NOTE: by name, per worker.
+    assert settings["ws"] == "microweb._ws_flow:FlowControlledWebSockets"
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
@@ -357,7 +359,7 @@ def test_the_announced_url_brackets_an_ipv6_host(
     assert f"serving on {url} with uvicorn" in capsys.readouterr().out
 
 
-def test_uvicorn_without_httptools_gets_its_own_pick(
+def test_uvicorn_without_httptools_runs_h11_with_the_stall_timer(
     fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
@@ -368,7 +370,8 @@ def test_uvicorn_without_httptools_gets_its_own_pick(
         lambda name: None if name == "httptools" else real_find_spec(name),
     )
     serving_module.serve("x:app", "uvicorn", HOST, 8000)
-    assert fake_uvicorn.settings["http"] == "auto"  # NOTE: h11, which bounds a head itself.
+    # NOTE: Uvicorn's own pick ("auto", h11) waited for a stalled body for ever (hunt46).
+    assert fake_uvicorn.settings["http"] == "microweb._h11:BoundedH11"
 
 
 def _answer_to_head(port: int, header_size: int) -> bytes:

@@ -1,4 +1,5 @@
-"""``BoundedHttpTools``, the head cap ``microweb serve`` gives Uvicorn's httptools protocol.
+"""``BoundedHttpTools``, the head cap ``microweb serve`` gives Uvicorn's httptools protocol;
+and the stalled-body timer it gives both of Uvicorn's protocols (``BoundedH11`` for h11).
 
 The protocol is fed here read by read, with no socket: where a head ends in a read decides how
 it is measured, and a real connection does not choose its reads. The same heads under real
@@ -20,6 +21,7 @@ from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 
 from microweb import App, Request
+from microweb._h11 import BoundedH11
 from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools
 
 SMALL = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -211,10 +213,39 @@ def test_bytes_after_an_oversized_head_are_dropped_unparsed(before: bytes) -> No
     assert transport.ended
 
 
+def test_requests_pipelined_in_one_read_are_parsed_a_few_at_a_time() -> None:
+    # NOTE: Uvicorn queued every request of a read (14,000 small GETs in 256 KiB) and read on
+    # after each answer: one client that pipelined without reading its answers made the
+    # server hold a gigabyte in 15 s (hunt46). Waitress and h11 parse a request or two ahead.
+    reads = [b"GET /where HTTP/1.1\r\n\r\n" * 5000]
+    waiting: list[int] = []
+
+    async def connection() -> _Transport:
+        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="error")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Transport()
+        protocol.connection_made(transport)
+        for data in reads:
+            protocol.data_received(data)
+            waiting.append(len(protocol.pipeline))
+        for _ in range(1000):
+            waiting.append(len(protocol.pipeline))
+            # NOTE: no read while requests wait: Uvicorn read on after each answer.
+            assert protocol.flow.read_paused or not protocol.pipeline
+            if len(_statuses(transport)) >= 5000:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert _statuses(transport) == [200] * 5000
+    assert max(waiting) <= BoundedHttpTools.max_pipelined + 1000
+
+
 class _Closing(_Transport):
     """A transport whose ``close()`` ends the connection, as asyncio's does."""
 
-    protocol: BoundedHttpTools
+    protocol: BoundedHttpTools | BoundedH11
 
     def close(self) -> None:
         if not self.closed:
@@ -222,9 +253,21 @@ class _Closing(_Transport):
             self.protocol.connection_lost(None)
 
 
-def _stalled_upload(reads: Sequence[bytes], pause: float, outcome: list[str]) -> _Closing:
+# NOTE: microweb serve's protocol for each of Uvicorn's parsers; h11 is Uvicorn's pick without
+# httptools, which microweb[uvicorn] does not install.
+PROTOCOLS = [BoundedHttpTools, BoundedH11]
+Protocols = type[BoundedHttpTools] | type[BoundedH11]
+
+
+def _stalled_upload(
+    protocol_class: Protocols,
+    reads: Sequence[bytes],
+    pause: float,
+    outcome: list[str],
+    handled: int = 1,
+) -> _Closing:
     """Feed ``reads`` to a def handler that reads the body, ``pause`` seconds apart; return
-    the connection once the handler is done or 3 seconds have passed."""
+    the connection once it has handled ``handled`` requests or 3 seconds have passed."""
     app = App(max_threads=1)
 
     @app.post("/upload")
@@ -238,7 +281,7 @@ def _stalled_upload(reads: Sequence[bytes], pause: float, outcome: list[str]) ->
 
     async def connection() -> _Closing:
         config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
         transport = _Closing()
         transport.protocol = protocol
         protocol.connection_made(transport)
@@ -246,7 +289,7 @@ def _stalled_upload(reads: Sequence[bytes], pause: float, outcome: list[str]) ->
             protocol.data_received(data)
             await asyncio.sleep(pause)
         for _ in range(300):
-            if outcome:
+            if len(outcome) >= handled:
                 break
             await asyncio.sleep(0.01)
         return transport
@@ -257,34 +300,54 @@ def _stalled_upload(reads: Sequence[bytes], pause: float, outcome: list[str]) ->
 UPLOAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"
 
 
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
 def test_a_body_that_stops_coming_closes_the_connection_and_frees_the_thread(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
 ) -> None:
     # NOTE: Uvicorn waited for the rest of the body for ever: the def handler held its pool
     # thread as long as the client kept the connection open (Waitress closes it after its
     # channel_timeout). App.max_threads silent clients held every def route.
-    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 0.2, raising=False)
+    # NOTE: so did h11's, Uvicorn's parser without httptools (hunt46).
+    monkeypatch.setattr(protocol_class, "body_timeout", 0.2, raising=False)
     outcome: list[str] = []
-    transport = _stalled_upload([UPLOAD + b"ab"], 0.0, outcome)
+    transport = _stalled_upload(protocol_class, [UPLOAD + b"ab"], 0.0, outcome)
     assert transport.closed
     assert outcome == ["ClientDisconnect"]
 
 
-def test_a_body_that_keeps_coming_slowly_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 1.0, raising=False)
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_stalled_body_pipelined_after_another_request_is_closed_too(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    # NOTE: h11 reads the second head once the first request is answered, with no read to come.
+    monkeypatch.setattr(protocol_class, "body_timeout", 0.2, raising=False)
+    outcome: list[str] = []
+    first = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n12345678"
+    transport = _stalled_upload(protocol_class, [first + UPLOAD + b"ab"], 0.0, outcome, 2)
+    assert outcome == ["8", "ClientDisconnect"]
+    assert transport.closed
+    assert transport.written.count(b"HTTP/1.1 200 OK") == 1
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_body_that_keeps_coming_slowly_is_read_whole(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    monkeypatch.setattr(protocol_class, "body_timeout", 1.0, raising=False)
     outcome: list[str] = []
     # NOTE: 0.2 s between bytes, 1.4 s in all: longer than the timeout, never idle for it.
     reads = [UPLOAD, *(b"x" for _ in range(8))]
-    transport = _stalled_upload(reads, 0.2, outcome)
+    transport = _stalled_upload(protocol_class, reads, 0.2, outcome)
     assert outcome == ["8"]
     assert b"HTTP/1.1 200 OK" in transport.written
 
 
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
 def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
 ) -> None:
     # NOTE: the client waits for the app, which sends 100 Continue when it reads the body.
-    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 0.2, raising=False)
+    monkeypatch.setattr(protocol_class, "body_timeout", 0.2, raising=False)
     outcome: list[str] = []
 
     async def connection() -> _Closing:
@@ -297,7 +360,7 @@ def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
             return outcome[-1]
 
         config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
         transport = _Closing()
         transport.protocol = protocol
         protocol.connection_made(transport)

@@ -35,6 +35,7 @@ IO_MODULES = frozenset(
         "_serving.py",
         "_waitress.py",
         "_uvicorn.py",
+        "_stall.py",
         "_supervisor.py",
         "_stopping.py",
         "__main__.py",
@@ -155,6 +156,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "templating", "_importer", "_serving", "_cli", "_waitress", "_uvicorn", "_httptools",
+        "_h11", "_stall", "_ws_flow",
         "_supervisor", "_stopping", "plugins",
     ),
 }  # fmt: skip

@@ -737,6 +737,49 @@ def test_asgi_disconnect_closes_streaming_generator(colour: str, kind: str) -> N
     assert sent[1] == {"type": "http.response.body", "body": b"tick\n", "more_body": True}
 
 
+@pytest.mark.parametrize("response", ["stream", "sse"])
+def test_asgi_disconnect_stops_an_async_generator_that_never_awaits(response: str) -> None:
+    # NOTE: Uvicorn's send() returns at once after the client left, so an async generator with
+    # no await of its own (rows from a list) never gave the event loop a turn: the watcher
+    # never heard the disconnect, and an endless one held the server at 100% CPU, answering
+    # no one, for ever (hunt46, under both of Uvicorn's parsers).
+    produced: list[int] = []
+    closed = threading.Event()
+    sent: list[Message] = []
+
+    async def chunks() -> AsyncIterator[str]:
+        try:
+            # NOTE: bounded, so that the old code ends, after every chunk.
+            for i in range(100_000):
+                produced.append(i)
+                yield "tick"
+        finally:
+            closed.set()
+
+    app = App()
+    maker = Response.stream if response == "stream" else Response.sse
+    add_get(app, "async", lambda r: maker(chunks()))
+
+    async def run() -> None:
+        gone = asyncio.Event()
+
+        async def receive() -> Message:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            # NOTE: as Uvicorn's send() does: it never waits, before or after the client left.
+            sent.append(message)
+            if len(sent) == 3:
+                gone.set()
+
+        await call_asgi(app, http_scope(), receive, send, timeout=30.0)
+
+    asyncio.run(run())
+    assert closed.is_set()
+    assert len(produced) < 100
+
+
 def disconnect_probe_app(colour: str) -> App:
     """``POST /`` checks for a disconnect before and after reading the body, then waits for one."""
     app = App()
