@@ -1,10 +1,11 @@
-"""Uvicorn's h11 protocol, with the stalled-body timer that ``microweb serve`` gives httptools.
+"""Uvicorn's h11 protocol, with the stalled-request timer that ``microweb serve`` gives httptools.
 
 Without httptools (``pip install "microweb[uvicorn]"`` does not install it), Uvicorn runs h11,
-which bounds a request head itself but, like httptools, waits for a request body that never
-comes for ever: a ``def`` handler reading it held its pool thread as long as the client kept
-the connection open. ``microweb serve`` runs this protocol then, so that such a connection is
-closed after ``BodyStallTimer.body_timeout``, as under httptools and Waitress (``_stall.py``).
+which bounds a request head itself but, like httptools, waits for a request that never comes
+for ever: a ``def`` handler reading a body that stopped held its pool thread as long as the
+client kept the connection open, and a connection that sent nothing, or part of a head, stayed
+open. ``microweb serve`` runs this protocol then, so that such a connection is closed after
+``StallTimer.stall_timeout``, as under httptools and Waitress (``_stall.py``).
 """
 
 from __future__ import annotations
@@ -12,25 +13,32 @@ from __future__ import annotations
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from ._stall import BodyStallTimer
+from ._stall import StallTimer, Transport
 
 
-class BoundedH11(H11Protocol, BodyStallTimer):
-    """``H11Protocol`` that closes a connection whose request body stopped coming."""
+class BoundedH11(H11Protocol, StallTimer):
+    """``H11Protocol`` that closes a connection whose request stopped coming."""
 
-    # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's.
-    upgraded = False
+    # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
+    # answered: whether a response has ended on it.
+    upgraded = answered = False
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        """Start the connection as Uvicorn does, and the timer for its first head."""
+        super().connection_made(transport)
+        self.request_moved()
 
     def data_received(self, data: bytes) -> None:
-        """Feed ``data`` to h11 as Uvicorn does; watch the body, if one is due."""
+        """Feed ``data`` to h11 as Uvicorn does; watch the request, if one is due."""
         super().data_received(data)
-        self._watch_body()
+        self._watch()
 
     def on_response_complete(self) -> None:
         """End the response as Uvicorn does; watch the body of a request pipelined after it."""
         super().on_response_complete()
+        self.answered = True
         # NOTE: the next request's head may have come in an earlier read, with no read to come.
-        self._watch_body()
+        self._watch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timer with it."""
@@ -43,18 +51,27 @@ class BoundedH11(H11Protocol, BodyStallTimer):
         self.stop_stall_timer()
         super().handle_websocket_upgrade(event)
 
-    def body_due(self) -> bool:
-        """Return whether h11 waits for more of the client's request body (``_stall.py``)."""
-        return not self.upgraded and self.conn.their_state is h11.SEND_BODY
+    def request_due(self) -> bool:
+        """Return whether the client owes a head or a body now (``_stall.py``)."""
+        if self.upgraded:
+            return False
+        conn = self.conn
+        if conn.their_state is h11.SEND_BODY:
+            return True
+        if conn.their_state is not h11.IDLE or conn.our_state is not h11.IDLE:
+            return False
+        # NOTE: a new connection owes its first head; after an answer, a head whose first bytes
+        # came (an idle connection is left to Uvicorn's keep-alive timer).
+        return not self.answered or bool(conn.trailing_data[0])
 
     def waiting_cycle(self) -> RequestResponseCycle | None:
         """Return the request being read, whose body is the one due (``_stall.py``)."""
         return self.cycle
 
-    def _watch_body(self) -> None:
+    def _watch(self) -> None:
         if self.transport.is_closing():
             return
-        if self.body_due():
-            self.body_moved()
+        if self.request_due():
+            self.request_moved()
         else:
             self.stop_stall_timer()

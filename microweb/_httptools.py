@@ -6,8 +6,8 @@ app. Uvicorn's h11 protocol refuses a head past its first reads, and Waitress an
 256 KiB. ``microweb serve`` runs Uvicorn with this protocol when httptools is installed, so
 that a head is bounded under both servers, with Waitress's limit and status.
 
-A body that stops coming closes the connection after ``BodyStallTimer.body_timeout``, as
-under Waitress (``_stall.py``).
+A request that stops coming (a head, from the connection's start, or a body) closes the
+connection after ``StallTimer.stall_timeout``, as under Waitress (``_stall.py``).
 
 Uvicorn also queued every request pipelined in a read (14,000 in one 256 KiB read of small
 GETs), and read on whenever one was answered: one client that pipelined requests without
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._stall import BodyStallTimer
+from ._stall import StallTimer, Transport
 
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
 MAX_HEAD_SIZE = 256 * 1024
@@ -46,7 +46,7 @@ _REFUSAL = (
 )
 
 
-class BoundedHttpTools(HttpToolsProtocol, BodyStallTimer):
+class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank
@@ -71,6 +71,19 @@ class BoundedHttpTools(HttpToolsProtocol, BodyStallTimer):
     # connection is the WebSocket protocol's (parsing ends there).
     held = b""
     upgraded = False
+    # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
+    # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
+    head_due = True
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        """Start the connection as Uvicorn does, and the timer for its first head."""
+        super().connection_made(transport)
+        self.request_moved()
+
+    def on_message_begin(self) -> None:
+        """Begin a request as Uvicorn does; its head is due from here."""
+        super().on_message_begin()
+        self.head_due = True
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` in slices, until the pipeline of requests waiting is full."""
@@ -111,8 +124,8 @@ class BoundedHttpTools(HttpToolsProtocol, BodyStallTimer):
         super().data_received(data)
         if self.refused:
             return
-        if not self.reading_head:
-            self.body_moved()
+        if self.request_due():
+            self.request_moved()
         # NOTE: only a read that a head went on through, with no head ending in it, is all
         # head: one that ended a head and began another holds the requests between them.
         if not (in_head and self.reading_head and heads == self.heads):
@@ -124,6 +137,7 @@ class BoundedHttpTools(HttpToolsProtocol, BodyStallTimer):
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it if its head is too large."""
+        self.head_due = False
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1
@@ -168,9 +182,15 @@ class BoundedHttpTools(HttpToolsProtocol, BodyStallTimer):
         self.stop_stall_timer()
         super().connection_lost(exc)
 
-    def body_due(self) -> bool:
-        """Return whether the body of the last request read is still due (``_stall.py``)."""
-        return not (self.reading_head or self.refused)
+    def request_due(self) -> bool:
+        """Return whether the client owes a head or a body now (``_stall.py``)."""
+        if self.refused or self.upgraded:
+            return False
+        if not self.reading_head:
+            return True
+        # NOTE: a head pipelined behind a request still answered is due once that is done.
+        cycle = self.cycle
+        return self.head_due and (cycle is None or cycle.response_complete)
 
     def waiting_cycle(self) -> RequestResponseCycle | None:
         """Return the last request read, whose body is the one due (``_stall.py``)."""

@@ -1,11 +1,12 @@
-"""A request body that stops coming closes its connection, under both of Uvicorn's parsers.
+"""A request that stops coming closes its connection, under both of Uvicorn's parsers.
 
-Uvicorn waits for a request body that never comes, for ever, with httptools and with h11: a
-client that sends a head and then nothing held its ``def`` handler's pool thread for as long
-as it kept the connection open, and ``App.max_threads`` such clients held every ``def`` route.
-Waitress closes a connection with no byte for its ``channel_timeout`` while a request is still
-arriving; ``microweb serve`` runs Uvicorn's protocols with this timer, which does the same
-while a body is due.
+Uvicorn waits for a request that never comes, for ever, with httptools and with h11: a client
+that sent a head and then nothing of its body held its ``def`` handler's pool thread for as
+long as it kept the connection open (``App.max_threads`` such clients held every ``def``
+route), and a connection that sent nothing, or part of a head, held its socket and memory
+(hundreds of them reach the process's file limit). Waitress closes a connection with no byte
+for its ``channel_timeout`` while a request is still arriving; ``microweb serve`` runs
+Uvicorn's protocols with this timer, which does the same while a head or a body is due.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
-# NOTE: Waitress's default channel_timeout: seconds with no byte of a body that is due before
-# the connection is closed, under both servers.
-BODY_TIMEOUT = 120.0
+# NOTE: Waitress's default channel_timeout: seconds with no byte of a request that is due
+# before the connection is closed, under both servers.
+STALL_TIMEOUT = 120.0
+# NOTE: for the protocols' connection_made(), which may not import asyncio (test_sansio).
+Transport = asyncio.Transport
 
 
 class _Cycle(Protocol):
@@ -27,20 +30,21 @@ class _Cycle(Protocol):
     waiting_for_100_continue: bool
 
 
-class BodyStallTimer:
-    """Closes the connection once the body due has not moved for ``body_timeout`` seconds.
+class StallTimer:
+    """Closes the connection once the request due has not moved for ``stall_timeout`` seconds.
 
-    Mixed into a Uvicorn HTTP protocol (after it, among the bases), which says when a body is
-    due (``body_due``), calls ``body_moved`` when a read may have brought some of it, and
-    ``stop_stall_timer`` when the connection ends. A request read whole in one read, the
-    common case, arms no timer.
+    Mixed into a Uvicorn HTTP protocol (after it, among the bases), which says when the client
+    owes bytes (``request_due``: a head, from the connection's start or its first byte, or a
+    body), calls ``request_moved`` when a read may have brought some, and ``stop_stall_timer``
+    when the connection ends. The connection's start arms the timer once; a request read whole
+    in one read, the common case, arms none.
     """
 
     # NOTE: a class attribute, read on each use, so that a test can lower it.
-    body_timeout = BODY_TIMEOUT
-    # NOTE: when a byte of a body that is due last came (loop time), and the timer that looks
-    # at it.
-    body_read_at = 0.0
+    stall_timeout = STALL_TIMEOUT
+    # NOTE: when a byte of a request that is due last came (loop time), and the timer that
+    # looks at it.
+    read_at = 0.0
     stall_timer: asyncio.TimerHandle | None = None
 
     # NOTE: the protocol's own, set by Uvicorn.
@@ -49,29 +53,29 @@ class BodyStallTimer:
     flow: FlowControl
     logger: logging.Logger
 
-    def body_due(self) -> bool:
-        """Return whether a request body is due from the client now."""
+    def request_due(self) -> bool:
+        """Return whether the client owes a head or a body now (not while the app answers)."""
         raise NotImplementedError
 
     def waiting_cycle(self) -> _Cycle | None:
-        """Return the request whose body is due, if Uvicorn has made one for it."""
+        """Return the request whose body may be due, if Uvicorn has made one for it."""
         raise NotImplementedError
 
-    def body_moved(self) -> None:
-        """Note that a body is due and may have moved; arm the timer if it is not armed."""
-        self.body_read_at = self.loop.time()
+    def request_moved(self) -> None:
+        """Note that a request is due and may have moved; arm the timer if it is not armed."""
+        self.read_at = self.loop.time()
         if self.stall_timer is None:
-            self.stall_timer = self.loop.call_later(self.body_timeout, self._check_stall)
+            self.stall_timer = self.loop.call_later(self.stall_timeout, self._check_stall)
 
     def stop_stall_timer(self) -> None:
-        """Disarm the timer: no body is due any more, or the connection has ended."""
+        """Disarm the timer: no request is due any more, or the connection has ended."""
         if self.stall_timer is not None:
             self.stall_timer.cancel()
             self.stall_timer = None
 
     def _check_stall(self) -> None:
         self.stall_timer = None
-        if not self.body_due() or self.transport.is_closing():
+        if not self.request_due() or self.transport.is_closing():
             return
         now = self.loop.time()
         cycle = self.waiting_cycle()
@@ -79,10 +83,10 @@ class BodyStallTimer:
         # what came (or answers the requests before), or a client that waits for its 100
         # Continue, which goes once the app reads the body.
         if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
-            self.body_read_at = now
-        idle = now - self.body_read_at
-        if idle < self.body_timeout:
-            self.stall_timer = self.loop.call_later(self.body_timeout - idle, self._check_stall)
+            self.read_at = now
+        idle = now - self.read_at
+        if idle < self.stall_timeout:
+            self.stall_timer = self.loop.call_later(self.stall_timeout - idle, self._check_stall)
             return
-        self.logger.warning("no byte of a request body for %g s: connection closed", idle)
+        self.logger.warning("no byte of a request due for %g s: connection closed", idle)
         self.transport.close()

@@ -308,7 +308,7 @@ def test_a_body_that_stops_coming_closes_the_connection_and_frees_the_thread(
     # thread as long as the client kept the connection open (Waitress closes it after its
     # channel_timeout). App.max_threads silent clients held every def route.
     # NOTE: so did h11's, Uvicorn's parser without httptools (hunt46).
-    monkeypatch.setattr(protocol_class, "body_timeout", 0.2, raising=False)
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
     outcome: list[str] = []
     transport = _stalled_upload(protocol_class, [UPLOAD + b"ab"], 0.0, outcome)
     assert transport.closed
@@ -320,7 +320,7 @@ def test_a_stalled_body_pipelined_after_another_request_is_closed_too(
     monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
 ) -> None:
     # NOTE: h11 reads the second head once the first request is answered, with no read to come.
-    monkeypatch.setattr(protocol_class, "body_timeout", 0.2, raising=False)
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
     outcome: list[str] = []
     first = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n12345678"
     transport = _stalled_upload(protocol_class, [first + UPLOAD + b"ab"], 0.0, outcome, 2)
@@ -333,7 +333,7 @@ def test_a_stalled_body_pipelined_after_another_request_is_closed_too(
 def test_a_body_that_keeps_coming_slowly_is_read_whole(
     monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
 ) -> None:
-    monkeypatch.setattr(protocol_class, "body_timeout", 1.0, raising=False)
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.0)
     outcome: list[str] = []
     # NOTE: 0.2 s between bytes, 1.4 s in all: longer than the timeout, never idle for it.
     reads = [UPLOAD, *(b"x" for _ in range(8))]
@@ -347,7 +347,7 @@ def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
     monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
 ) -> None:
     # NOTE: the client waits for the app, which sends 100 Continue when it reads the body.
-    monkeypatch.setattr(protocol_class, "body_timeout", 0.2, raising=False)
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
     outcome: list[str] = []
 
     async def connection() -> _Closing:
@@ -379,3 +379,67 @@ def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
     transport = asyncio.run(connection())
     assert outcome == ["8"]
     assert not transport.closed
+
+
+def _idle_connection(
+    protocol_class: Protocols, reads: Sequence[bytes], pause: float, wait: float
+) -> _Closing:
+    """Feed ``reads`` to a new connection ``pause`` seconds apart, then wait ``wait`` seconds
+    (or until it is closed); return it."""
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="critical")
+        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        for data in reads:
+            protocol.data_received(data)
+            await asyncio.sleep(pause)
+        for _ in range(int(wait / 0.01)):
+            if transport.closed:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    return asyncio.run(connection())
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("sent", [b"", b"GET /where HTTP/1.1\r\nHo"], ids=["nothing", "part"])
+def test_a_head_that_stops_coming_closes_the_connection(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, sent: bytes
+) -> None:
+    # NOTE: Uvicorn kept a connection that sent nothing, or part of a head, open for ever
+    # (its keep-alive timer starts after an answer): hundreds of them held the process's file
+    # descriptors (hunt46). Waitress closes them after its channel_timeout.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    transport = _idle_connection(protocol_class, [sent] if sent else [], 0.0, 3.0)
+    assert transport.closed
+    assert transport.written == b""
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_head_that_keeps_coming_slowly_is_answered(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.0)
+    head = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
+    # NOTE: 0.2 s between reads, 1.2 s in all: longer than the timeout, never idle for it.
+    reads = [head[i : i + 6] for i in range(0, len(head), 6)]
+    transport = _idle_connection(protocol_class, reads, 0.2, 0.5)
+    assert _statuses(transport) == [200]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("after", [b"", b"GET /where HTTP/1.1\r\nHo"], ids=["nothing", "part"])
+def test_a_slow_answer_is_no_stalled_request(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, after: bytes
+) -> None:
+    # NOTE: while the app answers, the client owes nothing, even with part of the next head
+    # sent: the wait is the app's.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.05)
+    slow = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    transport = _idle_connection(protocol_class, [slow + after], 0.0, 0.3)
+    assert _statuses(transport) == [200]
+    assert b"slow" in transport.written
