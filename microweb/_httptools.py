@@ -195,7 +195,7 @@ class BoundedHttpTools(HttpToolsProtocol):
             # answers, it never runs, and its 400 comes after them.
             queued = [entry for entry in self.pipeline if entry[0] is cycle]
             if not queued or self.earlier is None:
-                super().send_400_response(msg)
+                self._answer_400_now(cycle, msg)
                 return
             self.pipeline.remove(queued[0])
             cycle = self.earlier
@@ -203,6 +203,14 @@ class BoundedHttpTools(HttpToolsProtocol):
         # pipelined before the bad one, which their clients lost; Waitress sends them first.
         self.refused = True
         self._after_earlier(cycle, functools.partial(super().send_400_response, msg))
+
+    def _answer_400_now(self, cycle: RequestResponseCycle, msg: str) -> None:
+        if cycle.response_started:
+            # NOTE: the handler's answer is on its way: Uvicorn wrote the 400 inside it, where
+            # the client read a status line as body. The cut connection is the error.
+            self.transport.close()
+            return
+        super().send_400_response(msg)
 
     def _refuse(self) -> None:
         self.refused = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from uvicorn.server import ServerState
 from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 
-from microweb import App, Request
+from microweb import App, Request, Response
 from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools
 
 SMALL = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -316,3 +316,39 @@ def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
     transport = asyncio.run(connection())
     assert outcome == ["8"]
     assert not transport.closed
+
+
+def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> None:
+    # NOTE: Uvicorn wrote its 400 into the body being streamed: the client read a status line
+    # as a chunk of the answer, or as bytes of a body with a Content-Length.
+    app = App()
+
+    @app.post("/ticks")
+    async def ticks(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            for tick in range(3):
+                yield f"tick{tick}"
+                await asyncio.sleep(0.05)
+
+        return Response.stream(chunks())
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        head = b"POST /ticks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        protocol.data_received(head + b"3\r\nabc\r\n")
+        for _ in range(300):
+            if b"tick0" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        protocol.data_received(b"zz\r\n\r\n")
+        await asyncio.sleep(0.2)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert _statuses(transport) == [200]
+    assert b"tick0" in transport.written and b"Invalid HTTP request" not in transport.written
+    assert transport.closed
