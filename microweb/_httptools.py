@@ -71,6 +71,8 @@ class BoundedHttpTools(HttpToolsProtocol):
     # looks at it; a request read whole in one read, the common case, arms no timer.
     body_read_at = 0.0
     stall_timer: _Timer | None = None
+    # NOTE: whether the last request read expects 100-continue and no byte of its body came.
+    continue_expected = False
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
@@ -103,6 +105,7 @@ class BoundedHttpTools(HttpToolsProtocol):
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
                 # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
                 self.expect_100_continue = False
+            self.continue_expected = self.expect_100_continue
             self.earlier = self.cycle
             super().on_headers_complete()
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
@@ -123,6 +126,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         """Pass on the body as Uvicorn does; after a refusal, the parser's rest is dropped."""
         if not self.refused:
+            self.continue_expected = False
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -156,8 +160,10 @@ class BoundedHttpTools(HttpToolsProtocol):
         cycle = self.cycle
         # NOTE: a wait that is the app's, not the client's: reading paused until the app takes
         # what came (or answers the requests before), or a client that waits for its 100
-        # Continue, which goes once the app reads the body.
-        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+        # Continue, which goes once the app reads the body. A client answered before any 100
+        # Continue need not send the body at all (RFC 9110 10.1.1; curl stops): its answer
+        # may stream on, and Uvicorn's keep-alive timeout closes the connection after it.
+        if self.flow.read_paused or (cycle is not None and self._continue_awaited(cycle)):
             self.body_read_at = now
         idle = now - self.body_read_at
         if idle < self.body_timeout:
@@ -165,6 +171,9 @@ class BoundedHttpTools(HttpToolsProtocol):
             return
         self.logger.warning("no byte of a request body for %g s: connection closed", idle)
         self.transport.close()
+
+    def _continue_awaited(self, cycle: RequestResponseCycle) -> bool:
+        return cycle.waiting_for_100_continue or (self.continue_expected and cycle.response_started)
 
     def handle_websocket_upgrade(self) -> None:
         """Upgrade as Uvicorn does, unless the handshake was refused."""

@@ -257,15 +257,20 @@ def _stalled_upload(reads: Sequence[bytes], pause: float, outcome: list[str]) ->
 UPLOAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"
 
 
+@pytest.mark.parametrize(
+    "read",
+    [UPLOAD + b"ab", UPLOAD.replace(b"x\r\n", b"x\r\nExpect: 100-continue\r\n")],
+    ids=["some-body", "nothing-after-100-continue"],
+)
 def test_a_body_that_stops_coming_closes_the_connection_and_frees_the_thread(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, read: bytes
 ) -> None:
     # NOTE: Uvicorn waited for the rest of the body for ever: the def handler held its pool
     # thread as long as the client kept the connection open (Waitress closes it after its
     # channel_timeout). App.max_threads silent clients held every def route.
     monkeypatch.setattr(BoundedHttpTools, "body_timeout", 0.2, raising=False)
     outcome: list[str] = []
-    transport = _stalled_upload([UPLOAD + b"ab"], 0.0, outcome)
+    transport = _stalled_upload([read], 0.0, outcome)
     assert transport.closed
     assert outcome == ["ClientDisconnect"]
 
@@ -352,3 +357,43 @@ def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> 
     assert _statuses(transport) == [200]
     assert b"tick0" in transport.written and b"Invalid HTTP request" not in transport.written
     assert transport.closed
+
+
+def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a client that expects 100-continue and gets a final answer instead need not send
+    # the body (RFC 9110 10.1.1; curl stops sending): a stream that outlived the timeout was
+    # cut, as if the client had stalled. curl sends Expect: 100-continue for bodies over 1 MiB.
+    monkeypatch.setattr(BoundedHttpTools, "body_timeout", 0.2, raising=False)
+    app = App()
+
+    @app.post("/ticks")
+    async def ticks(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            for tick in range(6):
+                yield f"tick{tick}"
+                await asyncio.sleep(0.1)  # NOTE: 0.6 s in all, three times the timeout.
+
+        return Response.stream(chunks())
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        head = UPLOAD.replace(b"/upload", b"/ticks").replace(
+            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
+        )
+        protocol.data_received(head)
+        for _ in range(300):
+            if transport.closed or transport.written.endswith(b"0\r\n\r\n"):
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert b"tick5" in transport.written and transport.written.endswith(b"0\r\n\r\n")
+    assert b"100 Continue" not in transport.written
+    assert not transport.closed
