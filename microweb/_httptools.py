@@ -176,14 +176,24 @@ class BoundedHttpTools(HttpToolsProtocol):
         return cycle.waiting_for_100_continue or (self.continue_expected and cycle.response_started)
 
     def handle_websocket_upgrade(self) -> None:
-        """Upgrade as Uvicorn does, unless the handshake was refused."""
+        """Upgrade as Uvicorn does, once the requests before are answered; unless refused."""
         # NOTE: httptools stops at the end of an upgrade's head whatever on_headers_complete
         # did, and Uvicorn upgraded a refused request, which has no method (KeyError).
-        if not self.refused:
-            # NOTE: the connection is the WebSocket protocol's from here: no body is due.
-            self.reading_head = True
-            self._stop_stall_timer()
+        if self.refused:
+            return
+        # NOTE: the connection is the WebSocket protocol's from here: no body is due.
+        self.reading_head = True
+        self._stop_stall_timer()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
             super().handle_websocket_upgrade()
+            return
+        # NOTE: pipelined behind unanswered requests, Uvicorn upgraded at once: the handshake's
+        # answer went out as theirs, and theirs went into the WebSocket. It waits for them;
+        # nothing more is HTTP (a client sends no frame before the handshake's answer).
+        self.refused = True
+        self.flow.pause_reading()
+        self._after_earlier(cycle, super().handle_websocket_upgrade)
 
     def send_400_response(self, msg: str) -> None:
         """Answer a request httptools could not parse with 400, after the requests before it."""

@@ -55,6 +55,10 @@ class _Transport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Take the protocol a WebSocket upgrade hands the connection to."""
+        self.protocol_set = protocol
+
     def pause_reading(self) -> None:
         """Nothing to pause: the test chooses the reads."""
 
@@ -189,6 +193,15 @@ def test_requests_before_one_with_a_bad_chunk_are_answered_before_its_400(
     transport = _serve([earlier + bad], answers=len(before) + 1)
     assert _statuses(transport) == [200] * len(before) + [400]
     assert transport.closed
+
+
+def test_a_websocket_handshake_pipelined_after_a_request_is_answered_after_it() -> None:
+    # NOTE: Uvicorn upgraded at once: the handshake's answer went first, as the answer to the
+    # request before it, and that request's answer went into the WebSocket after it.
+    slow = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    handshake = b"GET /where HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n"
+    transport = _serve([slow + handshake], answers=2)
+    assert _statuses(transport) == [200, 403]
 
 
 @pytest.mark.parametrize(("version", "interim"), [(b"1.1", [100, 200]), (b"1.0", [200])])
