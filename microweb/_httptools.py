@@ -74,6 +74,8 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
     # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
     head_due = True
+    # NOTE: whether the last request read expects 100-continue and no byte of its body came.
+    continue_expected = False
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -148,6 +150,7 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
                 # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
                 self.expect_100_continue = False
+            self.continue_expected = self.expect_100_continue
             self.earlier = self.cycle
             super().on_headers_complete()
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
@@ -168,6 +171,7 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     def on_body(self, body: bytes) -> None:
         """Pass on the body as Uvicorn does; after a refusal, the parser's rest is dropped."""
         if not self.refused:
+            self.continue_expected = False
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -196,15 +200,34 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
         """Return the last request read, whose body is the one due (``_stall.py``)."""
         return self.cycle
 
+    def app_waits(self) -> bool:
+        """Return whether the wait is the app's (``_stall.py``)."""
+        # NOTE: a client answered before any 100 Continue need not send the body at all
+        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
+        # timeout closes the connection after it.
+        cycle = self.cycle
+        answered_first = cycle is not None and cycle.response_started and self.continue_expected
+        return answered_first or super().app_waits()
+
     def handle_websocket_upgrade(self) -> None:
-        """Upgrade as Uvicorn does, unless the handshake was refused."""
+        """Upgrade as Uvicorn does, once the requests before are answered; unless refused."""
         # NOTE: httptools stops at the end of an upgrade's head whatever on_headers_complete
         # did, and Uvicorn upgraded a refused request, which has no method (KeyError).
-        if not self.refused:
-            # NOTE: the connection is the WebSocket protocol's from here: no body is due.
-            self.reading_head, self.upgraded = True, True
-            self.stop_stall_timer()
+        if self.refused:
+            return
+        # NOTE: the connection is the WebSocket protocol's from here: no body is due.
+        self.reading_head, self.upgraded = True, True
+        self.stop_stall_timer()
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
             super().handle_websocket_upgrade()
+            return
+        # NOTE: pipelined behind unanswered requests, Uvicorn upgraded at once: the handshake's
+        # answer went out as theirs, and theirs went into the WebSocket. It waits for them;
+        # nothing more is HTTP (a client sends no frame before the handshake's answer).
+        self.refused = True
+        self.flow.pause_reading()
+        self._after_earlier(cycle, super().handle_websocket_upgrade)
 
     def send_400_response(self, msg: str) -> None:
         """Answer a request httptools could not parse with 400, after the requests before it."""
@@ -225,7 +248,7 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
             # answers, it never runs, and its 400 comes after them.
             queued = [entry for entry in self.pipeline if entry[0] is cycle]
             if not queued or self.earlier is None:
-                super().send_400_response(msg)
+                self._answer_400_now(cycle, msg)
                 return
             self.pipeline.remove(queued[0])
             cycle = self.earlier
@@ -233,6 +256,14 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
         # pipelined before the bad one, which their clients lost; Waitress sends them first.
         self.refused = True
         self._after_earlier(cycle, functools.partial(super().send_400_response, msg))
+
+    def _answer_400_now(self, cycle: RequestResponseCycle, msg: str) -> None:
+        if cycle.response_started:
+            # NOTE: the handler's answer is on its way: Uvicorn wrote the 400 inside it, where
+            # the client read a status line as body. The cut connection is the error.
+            self.transport.close()
+            return
+        super().send_400_response(msg)
 
     def _refuse(self) -> None:
         self.refused = True

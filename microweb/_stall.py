@@ -61,6 +61,13 @@ class StallTimer:
         """Return the request whose body may be due, if Uvicorn has made one for it."""
         raise NotImplementedError
 
+    def app_waits(self) -> bool:
+        """Return whether the client waits for the app, which then owes the next move."""
+        cycle = self.waiting_cycle()
+        # NOTE: reading paused until the app takes what came (or answers the requests before),
+        # or a client that waits for its 100 Continue, which goes once the app reads the body.
+        return self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+
     def request_moved(self) -> None:
         """Note that a request is due and may have moved; arm the timer if it is not armed."""
         self.read_at = self.loop.time()
@@ -78,11 +85,7 @@ class StallTimer:
         if not self.request_due() or self.transport.is_closing():
             return
         now = self.loop.time()
-        cycle = self.waiting_cycle()
-        # NOTE: a wait that is the app's, not the client's: reading paused until the app takes
-        # what came (or answers the requests before), or a client that waits for its 100
-        # Continue, which goes once the app reads the body.
-        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+        if self.app_waits():
             self.read_at = now
         idle = now - self.read_at
         if idle < self.stall_timeout:

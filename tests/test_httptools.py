@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from uvicorn.server import ServerState
 from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
 
-from microweb import App, Request
+from microweb import App, Request, Response
 from microweb._h11 import BoundedH11
 from microweb._httptools import MAX_HEAD_SIZE, BoundedHttpTools
 
@@ -62,6 +62,10 @@ class _Transport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         """Nothing to resume: the test chooses the reads."""
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Take the protocol a WebSocket upgrade hands the connection to."""
+        self.protocol_set = protocol
 
 
 def _app() -> App:
@@ -242,6 +246,15 @@ def test_requests_pipelined_in_one_read_are_parsed_a_few_at_a_time() -> None:
     assert max(waiting) <= BoundedHttpTools.max_pipelined + 1000
 
 
+def test_a_websocket_handshake_pipelined_after_a_request_is_answered_after_it() -> None:
+    # NOTE: Uvicorn upgraded at once: the handshake's answer went first, as the answer to the
+    # request before it, and that request's answer went into the WebSocket after it.
+    slow = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    handshake = b"GET /where HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n"
+    transport = _serve([slow + handshake], answers=2)
+    assert _statuses(transport) == [200, 403]
+
+
 class _Closing(_Transport):
     """A transport whose ``close()`` ends the connection, as asyncio's does."""
 
@@ -301,8 +314,13 @@ UPLOAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    "read",
+    [UPLOAD + b"ab", UPLOAD.replace(b"x\r\n", b"x\r\nExpect: 100-continue\r\n")],
+    ids=["some-body", "nothing-after-100-continue"],
+)
 def test_a_body_that_stops_coming_closes_the_connection_and_frees_the_thread(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, read: bytes
 ) -> None:
     # NOTE: Uvicorn waited for the rest of the body for ever: the def handler held its pool
     # thread as long as the client kept the connection open (Waitress closes it after its
@@ -310,7 +328,7 @@ def test_a_body_that_stops_coming_closes_the_connection_and_frees_the_thread(
     # NOTE: so did h11's, Uvicorn's parser without httptools (hunt46).
     monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
     outcome: list[str] = []
-    transport = _stalled_upload(protocol_class, [UPLOAD + b"ab"], 0.0, outcome)
+    transport = _stalled_upload(protocol_class, [read], 0.0, outcome)
     assert transport.closed
     assert outcome == ["ClientDisconnect"]
 
@@ -443,3 +461,79 @@ def test_a_slow_answer_is_no_stalled_request(
     transport = _idle_connection(protocol_class, [slow + after], 0.0, 0.3)
     assert _statuses(transport) == [200]
     assert b"slow" in transport.written
+
+
+def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> None:
+    # NOTE: Uvicorn wrote its 400 into the body being streamed: the client read a status line
+    # as a chunk of the answer, or as bytes of a body with a Content-Length.
+    app = App()
+
+    @app.post("/ticks")
+    async def ticks(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            for tick in range(3):
+                yield f"tick{tick}"
+                await asyncio.sleep(0.05)
+
+        return Response.stream(chunks())
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        head = b"POST /ticks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        protocol.data_received(head + b"3\r\nabc\r\n")
+        for _ in range(300):
+            if b"tick0" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        protocol.data_received(b"zz\r\n\r\n")
+        await asyncio.sleep(0.2)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert _statuses(transport) == [200]
+    assert b"tick0" in transport.written and b"Invalid HTTP request" not in transport.written
+    assert transport.closed
+
+
+def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a client that expects 100-continue and gets a final answer instead need not send
+    # the body (RFC 9110 10.1.1; curl stops sending): a stream that outlived the timeout was
+    # cut, as if the client had stalled. curl sends Expect: 100-continue for bodies over 1 MiB.
+    monkeypatch.setattr(BoundedHttpTools, "stall_timeout", 0.2)
+    app = App()
+
+    @app.post("/ticks")
+    async def ticks(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[str]:
+            for tick in range(6):
+                yield f"tick{tick}"
+                await asyncio.sleep(0.1)  # NOTE: 0.6 s in all, three times the timeout.
+
+        return Response.stream(chunks())
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        head = UPLOAD.replace(b"/upload", b"/ticks").replace(
+            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
+        )
+        protocol.data_received(head)
+        for _ in range(300):
+            if transport.closed or transport.written.endswith(b"0\r\n\r\n"):
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert b"tick5" in transport.written and transport.written.endswith(b"0\r\n\r\n")
+    assert b"100 Continue" not in transport.written
+    assert not transport.closed

@@ -365,6 +365,9 @@ def test_redirect_drops_spaces_around_the_url(make_client: MakeClient) -> None:
         ("/{a}|b^c`d", "/%7Ba%7D%7Cb%5Ec%60d"),
         # NOTE: a browser reads "/\\evil.test" as "//evil.test", another site.
         ("/\\evil.test", "/%5Cevil.test"),
+        # NOTE: a browser drops a tab inside a URL: "/\t/evil.test" is "//evil.test" to it.
+        ("/\t/evil.test", "/%09/evil.test"),
+        ("/a\tb", "/a%09b"),
         ("/a%20b?c=%C3%BC#top", "/a%20b?c=%C3%BC#top"),
         ("https://x.test/p?a=1&b=[2]", "https://x.test/p?a=1&b=[2]"),
     ],
