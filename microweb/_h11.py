@@ -20,8 +20,10 @@ class BoundedH11(H11Protocol, StallTimer):
     """``H11Protocol`` that closes a connection whose request stopped coming."""
 
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
-    # answered: whether a response has ended on it.
-    upgraded = answered = False
+    # answered: whether a response has ended on it; continue_expected: whether the request
+    # being read expects 100-continue and no byte of its body came.
+    upgraded = answered = continue_expected = False
+    seen: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -31,6 +33,13 @@ class BoundedH11(H11Protocol, StallTimer):
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to h11 as Uvicorn does; watch the request, if one is due."""
         super().data_received(data)
+        cycle = self.cycle
+        if cycle is not self.seen:
+            self.seen = cycle
+            self.continue_expected = cycle is not None and cycle.waiting_for_100_continue
+            self.continue_expected &= cycle is not None and not cycle.body
+        elif data:
+            self.continue_expected = False
         self._watch()
 
     def on_response_complete(self) -> None:
@@ -67,6 +76,15 @@ class BoundedH11(H11Protocol, StallTimer):
     def waiting_cycle(self) -> RequestResponseCycle | None:
         """Return the request being read, whose body is the one due (``_stall.py``)."""
         return self.cycle
+
+    def app_waits(self) -> bool:
+        """Return whether the wait is the app's (``_stall.py``)."""
+        # NOTE: a client answered before any 100 Continue need not send the body at all
+        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
+        # timeout closes the connection after it.
+        cycle = self.cycle
+        answered_first = cycle is not None and cycle.response_started and self.continue_expected
+        return answered_first or super().app_waits()
 
     def _watch(self) -> None:
         if self.transport.is_closing():

@@ -499,13 +499,14 @@ def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> 
     assert transport.closed
 
 
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
 def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
 ) -> None:
     # NOTE: a client that expects 100-continue and gets a final answer instead need not send
     # the body (RFC 9110 10.1.1; curl stops sending): a stream that outlived the timeout was
     # cut, as if the client had stalled. curl sends Expect: 100-continue for bodies over 1 MiB.
-    monkeypatch.setattr(BoundedHttpTools, "stall_timeout", 0.2)
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
     app = App()
 
     @app.post("/ticks")
@@ -519,7 +520,7 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
 
     async def connection() -> _Closing:
         config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
         transport = _Closing()
         transport.protocol = protocol
         protocol.connection_made(transport)
@@ -536,4 +537,7 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
     transport = asyncio.run(connection())
     assert b"tick5" in transport.written and transport.written.endswith(b"0\r\n\r\n")
     assert b"100 Continue" not in transport.written
-    assert not transport.closed
+    # NOTE: h11 cannot read the next request past a body never sent: Uvicorn closes that
+    # connection once the answer is whole; httptools keeps it.
+    if protocol_class is BoundedHttpTools:
+        assert not transport.closed
