@@ -36,8 +36,8 @@ class BoundedH11(H11Protocol, StallTimer):
         cycle = self.cycle
         if cycle is not self.seen:
             self.seen = cycle
-            self.continue_expected = cycle is not None and cycle.waiting_for_100_continue
-            self.continue_expected &= cycle is not None and not cycle.body
+            expects = cycle is not None and cycle.waiting_for_100_continue
+            self.continue_expected = expects and cycle is not None and not cycle.body
         elif data:
             self.continue_expected = False
         self._watch()
