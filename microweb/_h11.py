@@ -20,9 +20,8 @@ class BoundedH11(H11Protocol, StallTimer):
     """``H11Protocol`` that closes a connection whose request stopped coming."""
 
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
-    # answered: whether a response has ended on it; continue_expected: whether the request
-    # being read expects 100-continue and no byte of its body came.
-    upgraded = answered = continue_expected = False
+    # answered: whether a response has ended on it.
+    upgraded = answered = False
     seen: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
@@ -76,15 +75,6 @@ class BoundedH11(H11Protocol, StallTimer):
     def waiting_cycle(self) -> RequestResponseCycle | None:
         """Return the request being read, whose body is the one due (``_stall.py``)."""
         return self.cycle
-
-    def app_waits(self) -> bool:
-        """Return whether the wait is the app's (``_stall.py``)."""
-        # NOTE: a client answered before any 100 Continue need not send the body at all
-        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
-        # timeout closes the connection after it.
-        cycle = self.cycle
-        answered_first = cycle is not None and cycle.response_started and self.continue_expected
-        return answered_first or super().app_waits()
 
     def _watch(self) -> None:
         if self.transport.is_closing():

@@ -74,8 +74,6 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
     # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
     head_due = True
-    # NOTE: whether the last request read expects 100-continue and no byte of its body came.
-    continue_expected = False
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -199,15 +197,6 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     def waiting_cycle(self) -> RequestResponseCycle | None:
         """Return the last request read, whose body is the one due (``_stall.py``)."""
         return self.cycle
-
-    def app_waits(self) -> bool:
-        """Return whether the wait is the app's (``_stall.py``)."""
-        # NOTE: a client answered before any 100 Continue need not send the body at all
-        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
-        # timeout closes the connection after it.
-        cycle = self.cycle
-        answered_first = cycle is not None and cycle.response_started and self.continue_expected
-        return answered_first or super().app_waits()
 
     def handle_websocket_upgrade(self) -> None:
         """Upgrade as Uvicorn does, once the requests before are answered; unless refused."""

@@ -28,6 +28,7 @@ class _Cycle(Protocol):
     """What is read of Uvicorn's request cycle (each parser has its own class)."""
 
     waiting_for_100_continue: bool
+    response_started: bool
 
 
 class StallTimer:
@@ -46,6 +47,9 @@ class StallTimer:
     # looks at it.
     read_at = 0.0
     stall_timer: asyncio.TimerHandle | None = None
+    # NOTE: whether the request being read expects 100-continue and no byte of its body has
+    # come; each protocol keeps it.
+    continue_expected = False
 
     # NOTE: the protocol's own, set by Uvicorn.
     loop: asyncio.AbstractEventLoop
@@ -63,10 +67,18 @@ class StallTimer:
 
     def app_waits(self) -> bool:
         """Return whether the client waits for the app, which then owes the next move."""
+        if self.flow.read_paused:
+            # NOTE: until the app takes what came, or answers the requests before.
+            return True
         cycle = self.waiting_cycle()
-        # NOTE: reading paused until the app takes what came (or answers the requests before),
-        # or a client that waits for its 100 Continue, which goes once the app reads the body.
-        return self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+        if cycle is None:
+            return False
+        # NOTE: a client that waits for its 100 Continue, which goes once the app reads the
+        # body; or one answered before any 100 Continue, which need not send the body at all
+        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
+        # timeout closes the connection after it.
+        answered_first = self.continue_expected and cycle.response_started
+        return cycle.waiting_for_100_continue or answered_first
 
     def request_moved(self) -> None:
         """Note that a request is due and may have moved; arm the timer if it is not armed."""
