@@ -272,6 +272,16 @@ PROTOCOLS = [BoundedHttpTools, BoundedH11]
 Protocols = type[BoundedHttpTools] | type[BoundedH11]
 
 
+def _connect(protocol_class: Protocols, app: Any) -> tuple[BoundedHttpTools | BoundedH11, _Closing]:
+    """A new connection to ``app`` over ``protocol_class``, in the running event loop."""
+    config = uvicorn.Config(app, lifespan="off", log_level="critical")
+    protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
+    transport = _Closing()
+    transport.protocol = protocol
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
 def _stalled_upload(
     protocol_class: Protocols,
     reads: Sequence[bytes],
@@ -293,11 +303,7 @@ def _stalled_upload(
         return outcome[-1]
 
     async def connection() -> _Closing:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(protocol_class, app.as_asgi())
         for data in reads:
             protocol.data_received(data)
             await asyncio.sleep(pause)
@@ -377,11 +383,7 @@ def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
             outcome.append(str(len(await request.aread())))
             return outcome[-1]
 
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(protocol_class, app.as_asgi())
         protocol.data_received(UPLOAD.replace(b"Host: x", b"Host: x\r\nExpect: 100-continue"))
         for _ in range(300):
             if b"100 Continue" in transport.written:
@@ -406,11 +408,7 @@ def _idle_connection(
     (or until it is closed); return it."""
 
     async def connection() -> _Closing:
-        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="critical")
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(protocol_class, _app().as_asgi())
         for data in reads:
             protocol.data_received(data)
             await asyncio.sleep(pause)
@@ -478,11 +476,7 @@ def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> 
         return Response.stream(chunks())
 
     async def connection() -> _Closing:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(BoundedHttpTools, app.as_asgi())
         head = b"POST /ticks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         protocol.data_received(head + b"3\r\nabc\r\n")
         for _ in range(300):
@@ -519,11 +513,7 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
         return Response.stream(chunks())
 
     async def connection() -> _Closing:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(protocol_class, app.as_asgi())
         head = UPLOAD.replace(b"/upload", b"/ticks").replace(
             b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
         )
