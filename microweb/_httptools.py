@@ -76,6 +76,9 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     head_due = True
     # NOTE: whether the last request read expects 100-continue and no byte of its body came.
     continue_expected = False
+    # NOTE: the request being answered, which is not the last one read (``self.cycle``) when
+    # requests are pipelined behind it.
+    answering: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -93,6 +96,11 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
             return
         if self.held:
             self.held += data
+            # NOTE: reading was paused with the bytes held, but the request being answered
+            # resumes it when it waits on receive() (a stream's disconnect watcher does, for
+            # as long as it streams): each read was held, and the next one taken, with no
+            # bound (54 MB in 5 s behind a stream). One read, and reading stops again.
+            self.flow.pause_reading()
             return
         if len(data) <= SLICE:
             self._parse(data)
@@ -108,6 +116,9 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
 
     def on_response_complete(self) -> None:
         """Start the next request as Uvicorn does; read on only once none is waiting."""
+        if self.pipeline:
+            # NOTE: the request Uvicorn starts now (the pipeline's oldest).
+            self.answering = self.pipeline[-1][0]
         super().on_response_complete()
         if self.transport.is_closing():
             return
@@ -151,8 +162,10 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
                 # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
                 self.expect_100_continue = False
             self.continue_expected = self.expect_100_continue
-            self.earlier = self.cycle
+            earlier = self.earlier = self.cycle
             super().on_headers_complete()
+            if earlier is None or earlier.response_complete:
+                self.answering = self.cycle
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
             # a chunked body's trailer were added: an app that read its headers after the body
             # found them there, past a proxy that filtered the head (Waitress drops them).
@@ -184,6 +197,13 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timer with it."""
         self.stop_stall_timer()
+        answering = self.answering
+        if answering is not None and not answering.response_complete:
+            # NOTE: Uvicorn tells only the last request read (self.cycle) that its client has
+            # gone: the one answered, with requests pipelined behind it, never heard of it,
+            # and a stream there ran on for ever (its disconnect watcher waited in receive()).
+            answering.disconnected = True
+            answering.message_event.set()
         super().connection_lost(exc)
 
     def request_due(self) -> bool:
@@ -207,7 +227,9 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
         # timeout closes the connection after it.
         cycle = self.cycle
         answered_first = cycle is not None and cycle.response_started and self.continue_expected
-        return answered_first or super().app_waits()
+        # NOTE: bytes held (read past a full pipeline) are the server's to parse: with them,
+        # the client may have sent all it owes, and waits for answers.
+        return answered_first or bool(self.held) or super().app_waits()
 
     def handle_websocket_upgrade(self) -> None:
         """Upgrade as Uvicorn does, once the requests before are answered; unless refused."""
