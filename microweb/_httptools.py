@@ -74,6 +74,9 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
     # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
     head_due = True
+    # NOTE: the request being answered, which is not the last one read (``self.cycle``) when
+    # requests are pipelined behind it.
+    answering: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         """Start the connection as Uvicorn does, and the timer for its first head."""
@@ -91,6 +94,11 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
             return
         if self.held:
             self.held += data
+            # NOTE: reading was paused with the bytes held, but the request being answered
+            # resumes it when it waits on receive() (a stream's disconnect watcher does, for
+            # as long as it streams): each read was held, and the next one taken, with no
+            # bound (54 MB in 5 s behind a stream). One read, and reading stops again.
+            self.flow.pause_reading()
             return
         if len(data) <= SLICE:
             self._parse(data)
@@ -106,6 +114,9 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
 
     def on_response_complete(self) -> None:
         """Start the next request as Uvicorn does; read on only once none is waiting."""
+        if self.pipeline:
+            # NOTE: the request Uvicorn starts now (the pipeline's oldest).
+            self.answering = self.pipeline[-1][0]
         super().on_response_complete()
         if self.transport.is_closing():
             return
@@ -149,8 +160,10 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
                 # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
                 self.expect_100_continue = False
             self.continue_expected = self.expect_100_continue
-            self.earlier = self.cycle
+            earlier = self.earlier = self.cycle
             super().on_headers_complete()
+            if earlier is None or earlier.response_complete:
+                self.answering = self.cycle
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of
             # a chunked body's trailer were added: an app that read its headers after the body
             # found them there, past a proxy that filtered the head (Waitress drops them).
@@ -182,6 +195,13 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timer with it."""
         self.stop_stall_timer()
+        answering = self.answering
+        if answering is not None and not answering.response_complete:
+            # NOTE: Uvicorn tells only the last request read (self.cycle) that its client has
+            # gone: the one answered, with requests pipelined behind it, never heard of it,
+            # and a stream there ran on for ever (its disconnect watcher waited in receive()).
+            answering.disconnected = True
+            answering.message_event.set()
         super().connection_lost(exc)
 
     def request_due(self) -> bool:
@@ -197,6 +217,12 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
     def waiting_cycle(self) -> RequestResponseCycle | None:
         """Return the last request read, whose body is the one due (``_stall.py``)."""
         return self.cycle
+
+    def app_waits(self) -> bool:
+        """Return whether the wait is the app's (``_stall.py``)."""
+        # NOTE: bytes held (read past a full pipeline) are the server's to parse: with them,
+        # the client may have sent all it owes, and waits for answers.
+        return bool(self.held) or super().app_waits()
 
     def handle_websocket_upgrade(self) -> None:
         """Upgrade as Uvicorn does, once the requests before are answered; unless refused."""

@@ -1,43 +1,58 @@
-"""Uvicorn's WebSocket protocol, which stops reading a client that does not read its answers.
+"""Uvicorn's WebSocket protocol, which keeps one pong for a client that does not read its answers.
 
 Uvicorn's protocol for the ``websockets`` library (its pick when it is installed, as the
-``microweb[uvicorn]`` extra does) answers each ping with a pong as it reads it, and reads on
-whatever its write buffer holds: a client that sent pings and never read the pongs made the
-server buffer them all (120 MB in 15 s, growing with what the client sent). ``microweb serve``
-runs this protocol, which stops reading while the write buffer is over its high-water mark, as
-Uvicorn's HTTP protocols do while a response waits; the app's own sends wait for it already.
+``microweb[uvicorn]`` extra does) answers each ping with a pong as it reads it, whatever its
+write buffer holds: a client that sent pings and never read the pongs made the server buffer
+them all (120 MB in 15 s, growing with what the client sent). ``microweb serve`` runs this
+protocol, which, while the write buffer is over its high-water mark, keeps only the pong to the
+last ping read and writes it once the buffer drains (RFC 6455 5.5.3 allows answering only the
+most recent ping); the app's own sends wait for the buffer already.
+
+It reads on meanwhile, as Uvicorn does: a protocol that stopped reading instead deadlocked a
+client that sends a message whole before it reads (an app that sent a large message, then
+waited for the client's, waited for ever, and so did the client).
 """
 
 from __future__ import annotations
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+# NOTE: the first byte of a server's pong frame (FIN, opcode 0xA); websockets writes each frame
+# as one item of data_to_send(), and no extension changes a control frame's first byte.
+_PONG = b"\x8a"
+
 
 class FlowControlledWebSockets(WebSocketsSansIOProtocol):
-    """``WebSocketsSansIOProtocol`` that reads nothing while its answers cannot be written."""
+    """``WebSocketsSansIOProtocol`` that queues no pongs while its answers cannot be written."""
 
-    # NOTE: whether the transport's write buffer is over its high-water mark; read_paused,
-    # Uvicorn's, is whether a message waits for the app.
+    # NOTE: whether the transport's write buffer is over its high-water mark, and the pong
+    # owed to the last ping read meanwhile (written once the buffer drains).
     write_paused = False
+    pong_due = b""
 
-    def data_received(self, data: bytes) -> None:
-        """Read as Uvicorn does; stop reading if what it wrote (pongs) is not being read."""
-        super().data_received(data)
-        # NOTE: the app's receive() resumes reading when it takes a message, whatever the
-        # write buffer holds; one read later, reading stops again.
-        if self.write_paused and not self.transport.is_closing():
-            self.transport.pause_reading()
+    def handle_ping(self) -> None:
+        """Answer a ping as Uvicorn does, unless writes wait: then keep the last pong only."""
+        output = self.conn.data_to_send()
+        if self.write_paused:
+            kept = []
+            for frame in output:
+                if frame[:1] == _PONG:
+                    self.pong_due = frame
+                else:
+                    kept.append(frame)
+            output = kept
+        if output:
+            self.transport.write(b"".join(output))
 
     def pause_writing(self) -> None:
-        """Hold the app's sends as Uvicorn does, and stop reading the client."""
+        """Hold the app's sends as Uvicorn does, and the pongs."""
         super().pause_writing()
         self.write_paused = True
-        if not self.transport.is_closing():
-            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        """Let the app send as Uvicorn does; read again unless a message waits for the app."""
-        super().resume_writing()
+        """Write the pong owed, if any, then let the app send as Uvicorn does."""
         self.write_paused = False
-        if not self.read_paused and not self.transport.is_closing():
-            self.transport.resume_reading()
+        pong, self.pong_due = self.pong_due, b""
+        if pong and not self.transport.is_closing():
+            self.transport.write(pong)
+        super().resume_writing()
