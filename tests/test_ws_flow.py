@@ -63,6 +63,23 @@ class _Unread(asyncio.Transport):
         self.reading = True
 
 
+async def _accepted(
+    protocol_class: type[WebSocketsSansIOProtocol], app: App
+) -> tuple[WebSocketsSansIOProtocol, _Unread]:
+    """A WebSocket connection to ``app`` over ``protocol_class``, its handshake done."""
+    config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+    config.load()
+    protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
+    transport = _Unread(protocol)
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    for _ in range(100):
+        if protocol.handshake_complete:
+            break
+        await asyncio.sleep(0.01)
+    return protocol, transport
+
+
 def _pings_read(protocol_class: type[WebSocketsSansIOProtocol]) -> tuple[int, int]:
     """Feed pings, 1 MiB at most, while the transport reads; return (bytes fed, buffered)."""
     app = App()
@@ -74,16 +91,7 @@ def _pings_read(protocol_class: type[WebSocketsSansIOProtocol]) -> tuple[int, in
             await ws.send_text(text)
 
     async def connection() -> tuple[int, int]:
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Unread(protocol)
-        protocol.connection_made(transport)
-        protocol.data_received(HANDSHAKE)
-        for _ in range(100):
-            if protocol.handshake_complete:
-                break
-            await asyncio.sleep(0.01)
+        protocol, transport = await _accepted(protocol_class, app)
         fed = 0
         read = _ping(b"p" * 100) * 100
         while transport.reading and fed < 1024 * 1024:
@@ -134,16 +142,7 @@ def test_the_pong_to_the_last_ping_goes_once_the_client_reads() -> None:
             await ws.accept()
             await ws.receive_text()
 
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Unread(protocol)
-        protocol.connection_made(transport)
-        protocol.data_received(HANDSHAKE)
-        for _ in range(100):
-            if protocol.handshake_complete:
-                break
-            await asyncio.sleep(0.01)
+        protocol, transport = await _accepted(FlowControlledWebSockets, app)
         while not transport.write_paused:
             protocol.data_received(_ping(b"early"))
         written: list[bytes] = []
