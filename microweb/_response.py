@@ -170,15 +170,20 @@ class Response:
         hold (``"<>\\^`{|}``) are percent-encoded (UTF-8). A ``%`` is kept as it is.
 
         Raises:
-            ValueError: If ``status`` is not 3xx, ``url`` is empty or holds CR, LF or another
-                control character.
+            ValueError: If ``status`` is not 3xx, ``url`` is empty or holds CR, LF, another
+                control character or a lone surrogate.
         """
         if not 300 <= status <= 399:
             raise ValueError(f"a redirect status must be 3xx, got {status}")
         if not url.strip(" \t"):
             raise ValueError("a redirect needs a URL to go to, got an empty one")
         response = cls(b"", status, headers, TEXT)
-        location = _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), url.strip(" \t"))
+        try:
+            location = _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), url.strip(" \t"))
+        except UnicodeEncodeError:
+            # NOTE: a lone surrogate (say from bytes decoded with surrogateescape): said as a
+            # redirect's error, not as the codec's.
+            raise ValueError(f"a redirect URL must be text UTF-8 can encode, got {url!r}") from None
         response.headers["location"] = location
         return response
 

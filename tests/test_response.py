@@ -392,6 +392,12 @@ def test_redirect_still_refuses_control_characters(url: str) -> None:
         Response.redirect(url)
 
 
+def test_redirect_to_a_url_with_a_lone_surrogate_says_so() -> None:
+    # NOTE: the codec's own UnicodeEncodeError named no redirect (review47).
+    with pytest.raises(ValueError, match="redirect URL must be text UTF-8 can encode"):
+        Response.redirect("/a\udcffb")
+
+
 # -- streams -----------------------------------------------------------------------------------
 
 
