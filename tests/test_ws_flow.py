@@ -64,9 +64,10 @@ class _Unread(asyncio.Transport):
 
 
 async def _accepted(
-    protocol_class: type[WebSocketsSansIOProtocol], app: App
+    protocol_class: type[WebSocketsSansIOProtocol], app: App, until_writes_wait: bool = False
 ) -> tuple[WebSocketsSansIOProtocol, _Unread]:
-    """A WebSocket connection to ``app`` over ``protocol_class``, its handshake done."""
+    """A WebSocket connection to ``app`` over ``protocol_class``, its handshake done (and,
+    with ``until_writes_wait``, the app's first sends past the high-water mark)."""
     config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
     config.load()
     protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
@@ -74,7 +75,7 @@ async def _accepted(
     protocol.connection_made(transport)
     protocol.data_received(HANDSHAKE)
     for _ in range(100):
-        if protocol.handshake_complete:
+        if transport.write_paused if until_writes_wait else protocol.handshake_complete:
             break
         await asyncio.sleep(0.01)
     return protocol, transport
@@ -175,16 +176,7 @@ def test_a_client_that_sends_a_message_whole_before_reading_is_read() -> None:
             await ws.send_bytes(b"s" * (4 * HIGH_WATER))
             received.append(len(await ws.receive_bytes()))
 
-        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
-        config.load()
-        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Unread(protocol)
-        protocol.connection_made(transport)
-        protocol.data_received(HANDSHAKE)
-        for _ in range(100):
-            if transport.write_paused:
-                break
-            await asyncio.sleep(0.01)
+        protocol, transport = await _accepted(FlowControlledWebSockets, app, True)
         message = _masked(0x2, b"c" * (8 * HIGH_WATER))
         fed = 0
         while transport.reading and fed < len(message):
