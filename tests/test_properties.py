@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from microweb import App, Headers, HTTPError, Limits, Request, Response, UploadFile
 from microweb._cookies import parse_cookie_header
+from microweb._datastructures import _HOP_BY_HOP as HOP_BY_HOP
 from microweb._files import parse_range
 from microweb._forms import FormBuilder
 from microweb._parsing import parse_fields, percent_decode, percent_decode_bytes
@@ -226,6 +227,8 @@ def test_parse_fields_refuses_what_is_not_utf8(data: bytes) -> None:
 # -- cookies ---------------------------------------------------------------------------------
 
 TOKEN = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
+# NOTE: a response may not set a hop-by-hop header (a ValueError), so its names are the rest.
+RESPONSE_NAME = TOKEN.filter(lambda name: name.lower() not in HOP_BY_HOP)
 # SPEC: RFC 6265 4.1.1 cookie-octet; non-ASCII values are being fixed in another branch.
 COOKIE_OCTETS = st.text(
     st.sampled_from([chr(c) for c in range(0x21, 0x7F) if chr(c) not in '",;\\']), max_size=20
@@ -329,7 +332,7 @@ def case_variants(name: str) -> st.SearchStrategy[str]:
 
 
 @FAST
-@given(TOKEN, SAFE_VALUES, st.data())
+@given(RESPONSE_NAME, SAFE_VALUES, st.data())
 def test_headers_keep_values_verbatim_and_look_up_any_case(
     name: str, value: str, data: st.DataObject
 ) -> None:
