@@ -48,9 +48,19 @@ class BoundedH11(H11Protocol, StallTimer):
         # NOTE: the next request's head may have come in an earlier read, with no read to come.
         self._watch()
 
+    def pause_writing(self) -> None:
+        """Pause writing as Uvicorn does; the client must read within ``stall_timeout``."""
+        super().pause_writing()
+        self.writing_stopped()
+
+    def resume_writing(self) -> None:
+        """Resume writing as Uvicorn does: the client reads."""
+        super().resume_writing()
+        self.writing_moved()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        """End the connection as Uvicorn does, and its timer with it."""
-        self.stop_stall_timer()
+        """End the connection as Uvicorn does, and its timers with it."""
+        self.stop_timers()
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:

@@ -192,9 +192,19 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
             self.stop_stall_timer()
             super().on_message_complete()
 
+    def pause_writing(self) -> None:
+        """Pause writing as Uvicorn does; the client must read within ``stall_timeout``."""
+        super().pause_writing()
+        self.writing_stopped()
+
+    def resume_writing(self) -> None:
+        """Resume writing as Uvicorn does: the client reads."""
+        super().resume_writing()
+        self.writing_moved()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        """End the connection as Uvicorn does, and its timer with it."""
-        self.stop_stall_timer()
+        """End the connection as Uvicorn does, and its timers with it."""
+        self.stop_timers()
         answering = self.answering
         if answering is not None and not answering.response_complete:
             # NOTE: Uvicorn tells only the last request read (self.cycle) that its client has

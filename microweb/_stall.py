@@ -7,6 +7,10 @@ route), and a connection that sent nothing, or part of a head, held its socket a
 (hundreds of them reach the process's file limit). Waitress closes a connection with no byte
 for its ``channel_timeout`` while a request is still arriving; ``microweb serve`` runs
 Uvicorn's protocols with this timer, which does the same while a head or a body is due.
+
+A client that stops reading its answer held it for ever too: the app's send waited for the
+buffer to drain, and a ``def`` stream held its pool thread. Waitress closes such a connection
+under ``microweb serve`` (``_waitress.py``); the timer does the same here.
 """
 
 from __future__ import annotations
@@ -36,9 +40,14 @@ class StallTimer:
 
     Mixed into a Uvicorn HTTP protocol (after it, among the bases), which says when the client
     owes bytes (``request_due``: a head, from the connection's start or its first byte, or a
-    body), calls ``request_moved`` when a read may have brought some, and ``stop_stall_timer``
-    when the connection ends. The connection's start arms the timer once; a request read whole
-    in one read, the common case, arms none.
+    body), calls ``request_moved`` when a read may have brought some, ``stop_stall_timer`` when
+    none is due, and ``stop_timers`` when the connection ends. The connection's start arms the
+    timer once; a request read whole in one read, the common case, arms none.
+
+    An answer the client stops reading closes the connection too, once writing has stayed
+    paused (the transport's buffer past its high-water mark) for ``stall_timeout`` seconds
+    with none of the buffer sent: the protocol calls ``writing_stopped`` and ``writing_moved``
+    when writing pauses and resumes.
     """
 
     # NOTE: a class attribute, read on each use, so that a test can lower it.
@@ -47,6 +56,10 @@ class StallTimer:
     # looks at it.
     read_at = 0.0
     stall_timer: asyncio.TimerHandle | None = None
+    # NOTE: the timer armed while writing is paused: the client reads nothing of its answer.
+    write_timer: asyncio.TimerHandle | None = None
+    # NOTE: the bytes the transport still had to send when writing paused, or at the last look.
+    write_left = 0
     # NOTE: whether the request being read expects 100-continue and no byte of its body has
     # come; each protocol keeps it.
     continue_expected = False
@@ -87,10 +100,47 @@ class StallTimer:
             self.stall_timer = self.loop.call_later(self.stall_timeout, self._check_stall)
 
     def stop_stall_timer(self) -> None:
-        """Disarm the timer: no request is due any more, or the connection has ended."""
+        """Disarm the timer: no request is due any more."""
         if self.stall_timer is not None:
             self.stall_timer.cancel()
             self.stall_timer = None
+
+    def stop_timers(self) -> None:
+        """Disarm both timers: the connection has ended."""
+        self.stop_stall_timer()
+        self.writing_moved()
+
+    def writing_stopped(self) -> None:
+        """Note that the client has stopped reading (the transport paused writing)."""
+        self.write_left = self.transport.get_write_buffer_size()
+        if self.write_timer is None:
+            self.write_timer = self.loop.call_later(self.stall_timeout, self._check_writing)
+
+    def writing_moved(self) -> None:
+        """Note that the client read what was buffered (writing resumed), or has gone."""
+        if self.write_timer is not None:
+            self.write_timer.cancel()
+            self.write_timer = None
+
+    def _check_writing(self) -> None:
+        self.write_timer = None
+        if not self.flow.write_paused or self.transport.is_closing():
+            return
+        if self.transport.get_protocol() is not self:  # type: ignore[comparison-overlap]
+            return  # NOTE: upgraded: the WebSocket protocol's flow is another.
+        left = self.transport.get_write_buffer_size()
+        if left < self.write_left:
+            # NOTE: the client reads, slowly: the kernel takes more only once it has sent
+            # half of what it holds (megabytes), so writing may stay paused for seconds.
+            self.write_left = left
+            self.write_timer = self.loop.call_later(self.stall_timeout, self._check_writing)
+            return
+        self.logger.warning(
+            "client stopped reading for %g s: connection closed", self.stall_timeout
+        )
+        # NOTE: not close(), which waits for the buffer to be sent, to a client that reads
+        # nothing. The app hears that the client left, as when it leaves.
+        self.transport.abort()
 
     def _check_stall(self) -> None:
         self.stall_timer = None

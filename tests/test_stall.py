@@ -1,0 +1,170 @@
+"""The answer side of ``StallTimer``: a client that stops reading its answer is closed.
+
+Served over real sockets on 127.0.0.1, in this process, by the protocol ``microweb serve``
+gives each of Uvicorn's parsers: a transport's write buffer, its pauses and its ``abort()``
+are asyncio's own. The request side (heads and bodies that stop coming) is tested read by read
+in ``test_httptools.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.server import ServerState
+
+from microweb import App, Request, Response
+from microweb._h11 import BoundedH11
+from microweb._httptools import BoundedHttpTools
+
+PROTOCOLS = [BoundedHttpTools, BoundedH11]
+Protocols = type[BoundedHttpTools] | type[BoundedH11]
+CHUNK = b"x" * 65536
+
+
+def _streaming_app(ended: threading.Event) -> App:
+    """An app whose two routes stream without end, in each colour; ``ended`` is set when the
+    stream is closed."""
+    app = App(max_threads=1)
+
+    @app.get("/def")
+    def sync_stream(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            try:
+                while True:
+                    yield CHUNK
+            finally:
+                ended.set()
+
+        return Response.stream(chunks())
+
+    @app.get("/async")
+    async def async_stream(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield CHUNK
+                    await asyncio.sleep(0)
+            finally:
+                ended.set()
+
+        return Response.stream(chunks())
+
+    return app
+
+
+async def _client(port: int, path: str) -> socket.socket:
+    # NOTE: a small receive buffer, so that the server's buffer fills soon.
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+    client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return client
+
+
+def _serve(protocol_class: Protocols, app: Any, client_reads: Any) -> tuple[bool, bool]:
+    """Serve ``app`` on a free port and run ``client_reads(port)``; return whether the
+    connection was closed by the server, and whether the stream ended, when it returns."""
+    ended = threading.Event()
+
+    async def run() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        config = uvicorn.Config(app(ended).as_asgi(), lifespan="off", log_level="critical")
+        state = ServerState()
+        server = await loop.create_server(
+            lambda: protocol_class(config, state, {}, loop), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        # NOTE: a small send buffer for the connections it accepts, so that what a slow
+        # client reads frees room at once (the kernel's own grows to megabytes).
+        server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        try:
+            closed = await client_reads(port)
+            for _ in range(200):
+                if ended.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            return closed, ended.is_set()
+        finally:
+            for connection in list(state.connections):
+                connection.transport.abort()
+            # NOTE: the app hears that its client left, and its task ends in this loop.
+            for _ in range(200):
+                if ended.is_set() and not state.tasks:
+                    break
+                await asyncio.sleep(0.01)
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("path", ["/def", "/async"])
+def test_a_client_that_stops_reading_is_closed_and_the_stream_ends(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, path: str
+) -> None:
+    # NOTE: the app's send waited for the buffer to drain for ever; a def stream held its
+    # pool thread (one such client per thread shut every def route). Waitress closes it under
+    # microweb serve after its channel_timeout.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.5)
+
+    async def stop_reading(port: int) -> bool:
+        client = await _client(port, path)
+        await asyncio.sleep(2.0)
+        return await asyncio.get_running_loop().run_in_executor(None, _drained, client)
+
+    closed, ended = _serve(protocol_class, _streaming_app, stop_reading)
+    assert closed
+    assert ended
+
+
+def _drained(client: socket.socket) -> bool:
+    """Read what is buffered; return whether the server ended the connection within 5 s."""
+    with client:
+        client.settimeout(1)
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                if not client.recv(1 << 20):
+                    return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+        return False  # NOTE: the stream still flows: nothing closed it.
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("path", ["/def", "/async"])
+def test_a_client_that_reads_slowly_is_not_closed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, path: str
+) -> None:
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.5)
+
+    async def read_slowly(port: int) -> bool:
+        client = await _client(port, path)
+        with client:
+            # NOTE: 64 KiB every 50 ms for 3 s: longer than the timeout; the server's writing
+            # pauses all along (the stream has no end), and resumes every 0.3 s or so.
+            for _ in range(60):
+                await asyncio.sleep(0.05)
+                try:
+                    if not client.recv(65536):
+                        return True
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    return True
+        return False
+
+    closed, ended = _serve(protocol_class, _streaming_app, read_slowly)
+    assert not closed
+    assert ended  # NOTE: once the client left.
