@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
-from ._calls import client_left
+from ._calls import client_left, cut_off
 from ._concurrency import (
     drive_async,
     iterate_in_pool,
@@ -142,6 +142,7 @@ class ASGIDriver:
             # in the pool and read the body later: a source made now is ended by _end(), so
             # that read gets ClientDisconnect instead of holding the thread on receive().
             _body(request)
+            cut_off(request, exc, "before its answer" if started is None else "during its answer")
             raise exc
         # NOTE: once the start is made, or when the body's source saw the client leave,
         # there is nobody to answer; else app code raised it: a 400, as under WSGI.
@@ -169,6 +170,9 @@ class ASGIDriver:
             # NOTE: after the final send, or the client's leaving: they are cleanup.
             assert request._after is not None
             await drive_async(run_after(request._after), self.pool)
+        except asyncio.CancelledError as exc:
+            cut_off(request, exc, "in its after-response work")
+            raise
         finally:
             closing = _end(request)
             if closing is not None:

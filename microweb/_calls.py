@@ -3,13 +3,14 @@
 ``call`` yields the effect a handler, an error handler or a flow step needs; ``error_response``
 turns an exception into a registered error handler's answer or the default error body, which
 is JSON or plain text by the client's ``Accept``; ``client_left`` answers a client that went
-away while its body was read.
+away while its body was read; ``cut_off`` reports a request the server cancelled.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from ._request import Request
 
 logger = logging.getLogger("microweb")
+# NOTE: the cancellations cut_off() reported, so that a server's logger can leave out its own
+# traceback of them (microweb serve's Uvicorn does); weak, as each is gone with its task.
+_reported: weakref.WeakSet[BaseException] = weakref.WeakSet()
 
 
 def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
@@ -101,3 +105,18 @@ def client_left(request: Request, exc: ClientDisconnect) -> Response:
     accepts it).
     """
     return default_error(request, 400, str(exc) or "the client disconnected", {})
+
+
+def cut_off(request: Request, cancel: BaseException, what: str) -> None:
+    """Report in one line that the server cancelled ``request`` (``cancel``) during ``what``.
+
+    A server cancels a request's task when it gives up on it: Uvicorn at the end of its grace
+    period. The cancellation is no error of the app's and its traceback says nothing of it.
+    """
+    logger.warning("%s %s cut off %s: the server cancelled it", request.method, request.path, what)
+    _reported.add(cancel)
+
+
+def was_cut_off(exc: BaseException) -> bool:
+    """Return whether ``exc`` is a cancellation that ``cut_off()`` reported."""
+    return exc in _reported

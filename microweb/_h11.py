@@ -32,12 +32,7 @@ class BoundedH11(H11Protocol, StallTimer):
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to h11 as Uvicorn does; watch the request, if one is due."""
         super().data_received(data)
-        cycle = self.cycle
-        if cycle is not self.seen:
-            self.seen = cycle
-            expects = cycle is not None and cycle.waiting_for_100_continue
-            self.continue_expected = expects and cycle is not None and not cycle.body
-        elif data:
+        if not self._see_cycle() and data:
             self.continue_expected = False
         self._watch()
 
@@ -46,6 +41,7 @@ class BoundedH11(H11Protocol, StallTimer):
         super().on_response_complete()
         self.answered = True
         # NOTE: the next request's head may have come in an earlier read, with no read to come.
+        self._see_cycle()
         self._watch()
 
     def pause_writing(self) -> None:
@@ -57,6 +53,18 @@ class BoundedH11(H11Protocol, StallTimer):
         """Resume writing as Uvicorn does: the client reads."""
         super().resume_writing()
         self.writing_moved()
+
+    def _see_cycle(self) -> bool:
+        """Note whether a request Uvicorn has just made expects 100-continue; return whether
+        there was one (before its app's task first runs)."""
+        cycle = self.cycle
+        if cycle is self.seen:
+            return False
+        self.seen = cycle
+        self.continue_expected = False
+        if cycle is not None and cycle.waiting_for_100_continue and not cycle.body:
+            self.expect_continue(cycle)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""

@@ -159,9 +159,11 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
                 # client knows no 1xx); Uvicorn sent one, Waitress ignores it.
                 self.expect_100_continue = False
-            self.continue_expected = self.expect_100_continue
+            self.continue_expected = False
             earlier = self.earlier = self.cycle
             super().on_headers_complete()
+            if self.expect_100_continue and self.cycle is not earlier:
+                self.expect_continue(self.cycle)
             if earlier is None or earlier.response_complete:
                 self.answering = self.cycle
             # NOTE: the scope holds the head's header list itself, to which httptools' fields of

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
@@ -33,6 +34,10 @@ class _Cycle(Protocol):
 
     waiting_for_100_continue: bool
     response_started: bool
+
+    @property
+    def receive(self) -> Callable[[], Awaitable[Any]]:
+        """The request's ``receive()``, which sends the 100 Continue."""
 
 
 class StallTimer:
@@ -60,8 +65,8 @@ class StallTimer:
     write_timer: asyncio.TimerHandle | None = None
     # NOTE: the bytes the transport still had to send when writing paused, or at the last look.
     write_left = 0
-    # NOTE: whether the request being read expects 100-continue and no byte of its body has
-    # come; each protocol keeps it.
+    # NOTE: whether the request being read expects 100-continue, has not been told to go on
+    # and no byte of its body has come; each protocol keeps it (with expect_continue()).
     continue_expected = False
 
     # NOTE: the protocol's own, set by Uvicorn.
@@ -78,6 +83,26 @@ class StallTimer:
         """Return the request whose body may be due, if Uvicorn has made one for it."""
         raise NotImplementedError
 
+    def expect_continue(self, cycle: _Cycle) -> None:
+        """Note that ``cycle``, the request just read, expects 100-continue; and when it goes.
+
+        Uvicorn sends the ``100 Continue`` on the app's first ``receive()``, unless the answer
+        started first; either clears ``waiting_for_100_continue``, so the request's own
+        ``receive`` is wrapped to tell them apart. Call before the app's task first runs.
+        """
+        self.continue_expected = True
+        receive = cycle.receive
+
+        async def receive_after_continue() -> Any:
+            if cycle.waiting_for_100_continue and self.waiting_cycle() is cycle:
+                # NOTE: Uvicorn's receive() sends the 100 Continue now: the client owes the
+                # body from here, even once the answer has started.
+                self.continue_expected = False
+            return await receive()
+
+        # NOTE: run_asgi() hands the app self.receive, looked up when the task first runs.
+        cycle.receive = receive_after_continue  # type: ignore[misc]
+
     def app_waits(self) -> bool:
         """Return whether the client waits for the app, which then owes the next move."""
         if self.flow.read_paused:
@@ -89,7 +114,7 @@ class StallTimer:
         # NOTE: a client that waits for its 100 Continue, which goes once the app reads the
         # body; or one answered before any 100 Continue, which need not send the body at all
         # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
-        # timeout closes the connection after it.
+        # timeout closes the connection after it. One told 100 Continue owes the body.
         answered_first = self.continue_expected and cycle.response_started
         return cycle.waiting_for_100_continue or answered_first
 

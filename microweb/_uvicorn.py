@@ -6,6 +6,8 @@ a signal that arrives while the hooks run ends the process by that signal, as un
 (``_waitress.py``). And the requests Uvicorn cuts off after the grace period get to finish
 their cleanup before the hooks run, as under Waitress, instead of never (or after them).
 Once the app has started and the socket listens, it says so (``announce``), not before.
+A request cut off at the end of the grace period is logged in one line, the app's, without
+Uvicorn's traceback of the cancellation.
 
 In a worker process or under the reloader (``_supervisor.py``), the supervisor ends the
 process on a second signal instead: there, one signal can arrive twice (from the terminal or
@@ -26,11 +28,29 @@ from typing import Any
 
 import uvicorn
 
+from ._calls import was_cut_off
 from ._stopping import CLEANUP_WAIT, end_by
 
 logger = logging.getLogger("microweb")
 # NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
 _TICKS_PER_CHECK = 10
+
+
+class _CutOffTracebacks(logging.Filter):
+    """Leaves out Uvicorn's traceback of a request that the app reported as cut off.
+
+    Uvicorn cancels the requests still running at the end of its grace period and logs each
+    cancellation with a full traceback ("Exception in ASGI application"), where Waitress
+    logs one line; the app has logged its own line for it, naming the request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return whether ``record`` is to be logged: all but such a traceback."""
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not was_cut_off(exc)
+
+
+_CUT_OFF_TRACEBACKS = _CutOffTracebacks()
 
 
 class OrderlyUvicorn(uvicorn.Server):
@@ -54,6 +74,9 @@ class OrderlyUvicorn(uvicorn.Server):
         supervisor: int | None = None,
     ) -> None:
         super().__init__(config)
+        # NOTE: after Uvicorn's logging set-up (the Config's), which keeps a logger's filters;
+        # added once (addFilter() skips a filter it has).
+        logging.getLogger("uvicorn.error").addFilter(_CUT_OFF_TRACEBACKS)
         self.running_hooks = False
         self.announce = announce
         self.escalate = escalate

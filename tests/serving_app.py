@@ -104,6 +104,19 @@ def slow(request: Request) -> bytes:
     return SLOW_BODY
 
 
+@app.get("/aslow")
+async def aslow(request: Request) -> str:
+    record("started")
+    await asyncio.sleep(float(request.query.get("seconds", "1")))
+    record("finished")
+    return "slow"
+
+
+@app.get("/boom")
+def boom(request: Request) -> str:
+    raise RuntimeError("boom")
+
+
 @app.get("/after")
 async def after(request: Request) -> str:
     seconds = float(request.query.get("seconds", "1"))

@@ -259,6 +259,47 @@ def test_an_endless_stream_cut_off_is_closed_before_the_hooks(
     assert served.recorded() == ["stream-closed", "shutdown"], read_log(served.log)
 
 
+@pytest.mark.parametrize(
+    ("path", "waited", "what"),
+    [
+        ("/slow?seconds=30", "started", "before its answer"),
+        ("/aslow?seconds=30", "started", "before its answer"),
+        ("/ticks", "", "during its answer"),
+        ("/aticks", "", "during its answer"),
+        ("/after?seconds=30", "after-started", "in its after-response work"),
+        ("/after?seconds=30&colour=async", "after-started", "in its after-response work"),
+    ],
+    ids=["def", "async", "def-stream", "async-stream", "def-after", "async-after"],
+)
+def test_a_request_cut_off_by_the_grace_period_is_logged_in_one_line(
+    tmp_path: Path, path: str, waited: str, what: str
+) -> None:
+    # NOTE: Uvicorn logged each request it cancelled at the end of the grace period with a
+    # full traceback of the cancellation ("Exception in ASGI application"), where Waitress
+    # logs one line. A handler's own error is still logged in full.
+    served = Served(tmp_path, "uvicorn", "--graceful-timeout", "1")
+    assert httpx.get(f"{served.url}/boom", timeout=5).status_code == 500
+    if waited:
+        thread, _ = _get_in_background(f"{served.url}{path}")
+        served.wait_for_event(waited)
+        served.process.send_signal(signal.SIGTERM)
+        thread.join(timeout=10)
+    else:
+        with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "tick"
+            served.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(httpx.HTTPError):
+                for _ in lines:
+                    pass
+    served.ended_within(timeout=8)
+    log = read_log(served.log)
+    route = path.partition("?")[0]
+    assert f"WARNING:microweb: GET {route} cut off {what}: the server cancelled it" in log, log
+    assert "Exception in ASGI application" not in log, log
+    assert log.count("Traceback") == 1 and "RuntimeError: boom" in log, log
+
+
 def _refuse_early(signum: int, frame: FrameType | None) -> None:
     raise AssertionError(f"{signal.Signals(signum).name} came before the orderly stop's handler")
 

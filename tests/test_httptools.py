@@ -494,12 +494,17 @@ def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> 
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    "before", [b"", b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"], ids=["alone", "pipelined"]
+)
 def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, before: bytes
 ) -> None:
     # NOTE: a client that expects 100-continue and gets a final answer instead need not send
     # the body (RFC 9110 10.1.1; curl stops sending): a stream that outlived the timeout was
     # cut, as if the client had stalled. curl sends Expect: 100-continue for bodies over 1 MiB.
+    # NOTE: h11 makes a request pipelined behind another once that is answered, with no read:
+    # its 100-continue went unnoticed, and its stream was cut (fix49).
     monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
     app = App()
 
@@ -517,7 +522,7 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
         head = UPLOAD.replace(b"/upload", b"/ticks").replace(
             b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
         )
-        protocol.data_received(head)
+        protocol.data_received(before + head)
         for _ in range(300):
             if transport.closed or transport.written.endswith(b"0\r\n\r\n"):
                 break
@@ -641,3 +646,57 @@ def test_a_body_held_behind_a_long_stream_is_no_stalled_request(
     assert _statuses(transport) == [200] * 10
     assert transport.written.endswith(b"b" * 20000)
     assert not transport.closed
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+) -> None:
+    # NOTE: a read sends the 100 Continue (Uvicorn's receive()): from then on the client owes
+    # the body, even once the answer has started. The exemption for an answer sent before
+    # any 100 Continue kept such a connection, and the stream reading it, open for ever.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    outcome: list[str] = []
+    app = App()
+
+    async def chunks(request: Request) -> AsyncIterator[bytes]:
+        yield b"started"
+        try:
+            async for chunk in request.aiter_bytes():
+                yield chunk
+        except Exception as exc:  # NOTE: what the stream saw, whatever it is.
+            outcome.append(type(exc).__name__)
+            raise
+
+    if colour == "def":
+
+        @app.post("/echo")
+        def echo_def(request: Request) -> Response:
+            assert not request.is_disconnected()  # NOTE: a read: 100 Continue goes.
+            return Response.stream(chunks(request))
+
+    else:
+
+        @app.post("/echo")
+        async def echo(request: Request) -> Response:
+            assert not await request.ais_disconnected()  # NOTE: a read: 100 Continue goes.
+            return Response.stream(chunks(request))
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi())
+        head = UPLOAD.replace(b"/upload", b"/echo").replace(
+            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
+        )
+        protocol.data_received(head)
+        for _ in range(300):
+            if outcome:
+                break
+            await asyncio.sleep(0.01)
+        # NOTE: before asyncio.run() cancels what still runs, and Uvicorn closes for that.
+        outcome.append("closed" if transport.closed else "open")
+        return transport
+
+    transport = asyncio.run(connection())
+    assert b"100 Continue" in transport.written and b"started" in transport.written
+    assert outcome == ["ClientDisconnect", "closed"]
