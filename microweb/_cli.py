@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError, load_app
-from ._serving import GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
+from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
 
 
 def routes_table(app: App) -> str:
@@ -66,6 +66,21 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds requests in flight get to finish after SIGTERM or SIGINT "
         f"(default {GRACEFUL_TIMEOUT:g})",
     )
+    serve_cmd.add_argument(
+        "--client-timeout",
+        type=int,
+        default=CLIENT_TIMEOUT,
+        metavar="S",
+        help="seconds a client may send nothing of a request it owes, or read nothing of its "
+        f"answer, before its connection is closed (default {CLIENT_TIMEOUT})",
+    )
+    serve_cmd.add_argument(
+        "--connection-limit",
+        type=int,
+        metavar="N",
+        help="connections served at once: waitress accepts no more (default 100); "
+        "uvicorn answers 503 past it (default: no limit)",
+    )
     routes_cmd = commands.add_parser("routes", help="print the route table of an app")
     routes_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")
     return parser
@@ -90,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log_level=args.log_level,
                 graceful_timeout=args.graceful_timeout,
                 forwarded_allow_ips=args.forwarded_allow_ips,
+                client_timeout=args.client_timeout,
+                connection_limit=args.connection_limit,
             )
     except TargetError as exc:
         print(f"microweb: error: {exc}", file=sys.stderr)

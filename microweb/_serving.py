@@ -32,6 +32,7 @@ FORWARDED_VARIABLE = "MICROWEB_FORWARDED_ALLOW_IPS"
 THREADS_VARIABLE = "MICROWEB_THREADS"
 ROOT_PATH_VARIABLE = "MICROWEB_ROOT_PATH"
 LOG_LEVEL_VARIABLE = "MICROWEB_LOG_LEVEL"
+CLIENT_TIMEOUT_VARIABLE = "MICROWEB_CLIENT_TIMEOUT"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # NOTE: by their import strings, which Uvicorn imports in each worker process: httptools
 # with a bounded head when it is installed (Uvicorn's pick), else h11; both with a timer for a
@@ -43,6 +44,9 @@ UVICORN_H11 = "microweb._h11:BoundedH11"
 UVICORN_WS = "microweb._ws_flow:FlowControlledWebSockets"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
+# NOTE: Waitress's default channel_timeout, which microweb's Uvicorn protocols follow
+# (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
+CLIENT_TIMEOUT = 120
 logger = logging.getLogger("microweb")
 # NOTE: hosts that listen on every interface, and so name no one address.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -52,14 +56,24 @@ def asgi_from_environment() -> Any:
     """Build the ASGI app named by ``$MICROWEB_TARGET`` (Uvicorn's factory for workers/reload).
 
     The other options of ``microweb serve`` come in ``$MICROWEB_THREADS``,
-    ``$MICROWEB_ROOT_PATH``, ``$MICROWEB_LOG_LEVEL`` and ``$MICROWEB_FORWARDED_ALLOW_IPS``, so
-    each worker process sets its app up as a single process does.
+    ``$MICROWEB_ROOT_PATH``, ``$MICROWEB_LOG_LEVEL``, ``$MICROWEB_CLIENT_TIMEOUT`` and
+    ``$MICROWEB_FORWARDED_ALLOW_IPS``, so each worker process sets its app up as a single
+    process does.
     """
+    time_clients(int(os.environ.get(CLIENT_TIMEOUT_VARIABLE, CLIENT_TIMEOUT)))
     app = load_app(os.environ[TARGET_VARIABLE])
     trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
     return asgi_app(app, int(threads) if threads else None, os.environ.get(ROOT_PATH_VARIABLE, ""))
+
+
+def time_clients(seconds: int) -> None:
+    """Close a Uvicorn connection whose client sends nothing it owes, or reads nothing of its
+    answer, for ``seconds`` (``microweb serve``'s protocols, ``_stall.py``)."""
+    from ._stall import StallTimer
+
+    StallTimer.stall_timeout = float(seconds)
 
 
 def trust_proxies(app: App, forwarded_allow_ips: str | None) -> None:
@@ -155,6 +169,8 @@ def serve(
     log_level: str = "info",
     graceful_timeout: float = GRACEFUL_TIMEOUT,
     forwarded_allow_ips: str | None = None,
+    client_timeout: int = CLIENT_TIMEOUT,
+    connection_limit: int | None = None,
 ) -> None:
     """Serve the app named by ``target`` until SIGTERM or SIGINT, then stop in order.
 
@@ -164,6 +180,11 @@ def serve(
     The servers' own handling of forwarded headers is off: ``forwarded_allow_ips`` (addresses
     and CIDR ranges, comma-separated) installs ``ProxyHeaders``, which works the same under
     both; without it, no forwarded header is trusted.
+
+    A client that sends nothing of a request it owes, or reads nothing of its answer, for
+    ``client_timeout`` seconds is closed, under both. ``connection_limit`` caps the
+    connections served at once: Waitress accepts no more (it takes 100 by default); Uvicorn
+    answers 503 past it (it has no cap by default).
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -178,12 +199,13 @@ def serve(
         ) from None
     if server == "waitress" and (workers != 1 or reload):
         raise TargetError("--workers and --reload are for uvicorn; waitress runs one process")
-    if threads is not None and threads < 1:
-        raise TargetError("--threads must be at least 1")
-    if graceful_timeout < 0:
-        raise TargetError("--graceful-timeout must be 0 or more seconds")
-    if workers < 1:
-        raise TargetError("--workers must be at least 1")
+    _check_least(
+        ("--threads", threads, 1),
+        ("--workers", workers, 1),
+        ("--graceful-timeout", graceful_timeout, 0),
+        ("--client-timeout", client_timeout, 1),
+        ("--connection-limit", connection_limit, 1),
+    )
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
     root_path = normalize_root_path(root_path)
@@ -195,8 +217,18 @@ def serve(
     # --port 0); a picklable callable, for the reloader's child process.
     announce = functools.partial(say_serving, host, server)
     if server == "waitress":
-        _serve_waitress(app, host, port, threads, root_path, graceful_timeout, announce)
+        # NOTE: Waitress looks for idle connections every cleanup_interval (30 s) only.
+        adjustments: dict[str, Any] = {
+            "channel_timeout": client_timeout,
+            "cleanup_interval": min(30, client_timeout),
+        }
+        if connection_limit is not None:
+            adjustments["connection_limit"] = connection_limit
+        _serve_waitress(
+            app, host, port, threads, root_path, graceful_timeout, announce, adjustments
+        )
         return
+    time_clients(client_timeout)
     settings = {
         "host": host,
         "port": port,
@@ -210,9 +242,14 @@ def serve(
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
         "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",
     }
+    if connection_limit is not None:
+        # NOTE: Uvicorn refuses a request once the connections, its own included, reach the
+        # limit: N connections are served with a limit of N + 1.
+        settings["limit_concurrency"] = connection_limit + 1
     if workers != 1 or reload:
         if forwarded_allow_ips is not None:
             os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
+        os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
         stopped_by = _serve_uvicorn_processes(
             module, target, settings, workers, reload, threads, root_path, announce
         )
@@ -221,6 +258,19 @@ def serve(
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
     end_by(stopped_by)
+
+
+def _check_least(*options: tuple[str, float | None, int]) -> None:
+    """Refuse an option given below its least value: ``(name, value or None, least)``.
+
+    Raises:
+        TargetError: Naming the first such option.
+    """
+    for name, value, least in options:
+        if value is not None and value < least:
+            raise TargetError(
+                f"{name} must be 0 or more" if least == 0 else f"{name} must be at least {least}"
+            )
 
 
 def say_serving(host: str, server: str, port: int) -> None:
@@ -297,10 +347,12 @@ def _serve_waitress(
     root_path: str,
     grace: float,
     announce: Callable[[int], None],
+    options: dict[str, Any],
 ) -> None:
     from ._waitress import serve_waitress
 
     adjustments: dict[str, Any] = {
+        **options,
         "host": host,
         "port": port,
         # NOTE: with lookahead Waitress reads the socket during a request, so it can tell

@@ -58,6 +58,10 @@ class OrderlyWaitress:
         self.map: dict[int, Any] = {}
         self.server = waitress.create_server(wsgi, map=self.map, **adjustments)
         self.adjustments = self.server.adj
+        if "connection_limit" in adjustments:
+            # NOTE: Waitress counts its listening sockets and its wake-up pipe, the map so far,
+            # against the limit; microweb serve's --connection-limit counts connections.
+            self.adjustments.connection_limit += len(self.map)
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
         self.signal: int | None = None
         self.hurry = False

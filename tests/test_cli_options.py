@@ -23,10 +23,13 @@ from servers import HOST, environment, free_port, read_log, start, stop
 
 import microweb._cli as cli
 import microweb._serving as serving_module
+import microweb._stall
 import microweb._supervisor
 import microweb._uvicorn
 import microweb._waitress
 from microweb import App, Limits, Request
+from microweb._h11 import BoundedH11
+from microweb._httptools import BoundedHttpTools
 from microweb.plugins import AccessLog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +95,16 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(microweb._uvicorn, "orderly_uvicorn", fake.server)
     monkeypatch.setattr(microweb._supervisor, "serve_processes", fake.serve_processes)
     monkeypatch.setattr(microweb._supervisor, "bind", lambda host, port: "socket")
-    for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL", "FORWARDED_ALLOW_IPS"):
+    # NOTE: serve() sets the stall timeout of this process's protocols; restored at the end.
+    monkeypatch.setattr(microweb._stall.StallTimer, "stall_timeout", microweb._stall.STALL_TIMEOUT)
+    for name in (
+        "TARGET",
+        "THREADS",
+        "ROOT_PATH",
+        "LOG_LEVEL",
+        "FORWARDED_ALLOW_IPS",
+        "CLIENT_TIMEOUT",
+    ):
         # NOTE: set first, so that monkeypatch removes what serve() sets when the test ends.
         monkeypatch.setenv(f"MICROWEB_{name}", "")
         monkeypatch.delenv(f"MICROWEB_{name}")
@@ -153,7 +165,12 @@ def test_uvicorn_processes_get_every_option(
 ) -> None:
     monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
     serving_module.serve(
-        APP_FILE, "uvicorn", HOST, 8000, **mode, threads=7, root_path="/app/", log_level="debug"
+        *(APP_FILE, "uvicorn", HOST, 8000),
+        **mode,
+        threads=7,
+        root_path="/app/",
+        log_level="debug",
+        client_timeout=45,
     )
     settings = fake_uvicorn.settings
     assert fake_uvicorn.app == "microweb._serving:asgi_from_environment"
@@ -167,14 +184,19 @@ def test_uvicorn_processes_get_every_option(
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
         name: serving_module.os.environ.get(f"MICROWEB_{name}")
-        for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL")
+        for name in ("TARGET", "THREADS", "ROOT_PATH", "LOG_LEVEL", "CLIENT_TIMEOUT")
     }
     assert environ == {
         "TARGET": APP_FILE,
         "THREADS": "7",
         "ROOT_PATH": "/app",
         "LOG_LEVEL": "debug",
+        "CLIENT_TIMEOUT": "45",
     }
+    # NOTE: what each worker process does with them.
+    microweb._stall.StallTimer.stall_timeout = 120.0
+    serving_module.asgi_from_environment()
+    assert BoundedHttpTools.stall_timeout == 45
 
 
 def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,9 +222,28 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "clear_untrusted_proxy_headers": False,
         "server_name": HOST,
         "threads": 12,
+        "channel_timeout": 120,
+        "cleanup_interval": 30,
         "grace": 1,
         "ended_by": 15,
     }
+    seen.clear()
+    serving_module.serve("x:app", "waitress", HOST, 9000, client_timeout=10, connection_limit=500)
+    assert (seen["channel_timeout"], seen["cleanup_interval"]) == (10, 10)
+    assert seen["connection_limit"] == 500
+
+
+def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch) -> None:
+    stall = microweb._stall
+    monkeypatch.setattr(serving_module, "load_app", lambda target: App())
+    serving_module.serve("x:app", "uvicorn", HOST, 8000)
+    assert "limit_concurrency" not in fake_uvicorn.settings  # NOTE: Uvicorn's default: none.
+    assert stall.StallTimer.stall_timeout == 120
+    serving_module.serve("x:app", "uvicorn", HOST, 8000, client_timeout=30, connection_limit=500)
+    assert fake_uvicorn.settings["limit_concurrency"] == 501  # NOTE: see _serving.py.
+    # NOTE: the class microweb serve's protocols read it from, in this process.
+    assert stall.StallTimer.stall_timeout == 30
+    assert BoundedHttpTools.stall_timeout == BoundedH11.stall_timeout == 30
 
 
 @pytest.mark.parametrize(
@@ -210,6 +251,8 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         (["--threads", "0"], "--threads must be at least 1"),
         (["--graceful-timeout", "-1"], "--graceful-timeout must be 0 or more"),
+        (["--client-timeout", "0"], "--client-timeout must be at least 1"),
+        (["--connection-limit", "0"], "--connection-limit must be at least 1"),
         (["--root-path", "app"], "--root-path must start with '/'"),
     ],
 )
@@ -498,3 +541,60 @@ def test_a_bad_chunk_size_is_answered_with_400(tmp_path: Path, server: str, spli
             while chunk := sock.recv(4096):
                 answer += chunk
     assert re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer) == [b"400"], answer
+
+
+def _answered(conn: socket.socket, path: str = "/where", wait: float = 5.0) -> int | None:
+    """Send a GET for ``path`` on ``conn``; return the status of its answer, or None if none
+    came within ``wait`` seconds."""
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    conn.settimeout(wait)
+    try:
+        head = conn.recv(65536)
+    except TimeoutError:
+        return None
+    return int(head.split(b" ", 2)[1]) if head else None
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_client_timeout_closes_a_silent_connection_sooner(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress's 120 s, and the same under Uvicorn, unless --client-timeout says less.
+    with serving(tmp_path, server, "--client-timeout", "2") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection((HOST, port)) as conn:
+            conn.sendall(b"GET /where HTTP/1.1\r\nHo")
+            began = time.monotonic()
+            conn.settimeout(15)
+            assert conn.recv(100) == b""
+            assert 1.5 < time.monotonic() - began < 10
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_connection_limit_serves_that_many_connections(tmp_path: Path, server: str) -> None:
+    with serving(tmp_path, server, "--connection-limit", "2") as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        time.sleep(0.5)  # NOTE: for the server to see the end of the readiness check's connection.
+        first, second = (socket.create_connection((HOST, port)) for _ in range(2))
+        with first, second:
+            assert [_answered(first), _answered(second)] == [200, 200]
+            with socket.create_connection((HOST, port)) as third:
+                if server == "uvicorn":
+                    # NOTE: Uvicorn accepts the connection, and refuses its requests.
+                    assert _answered(third) == 503
+                else:
+                    # NOTE: Waitress accepts no connection past the limit, until one ends.
+                    assert _answered(third, wait=2.0) is None
+                    first.close()
+                    assert _answered_later(third) == 200
+            with socket.create_connection((HOST, port)) as fourth:
+                second.close()
+                time.sleep(0.5)  # NOTE: for the server to see it.
+                assert _answered(fourth) == 200
+
+
+def _answered_later(conn: socket.socket) -> int | None:
+    """Return the status of the answer to a request already sent on ``conn`` (within 10 s)."""
+    conn.settimeout(10)
+    head = conn.recv(65536)
+    return int(head.split(b" ", 2)[1]) if head else None
