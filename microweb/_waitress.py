@@ -16,6 +16,9 @@ While it serves, a connection whose client has stopped reading a large response 
 once nothing has moved on it for Waitress's ``channel_timeout``: Waitress closes only idle
 connections, with no request, and a thread writing to that client waited for ever
 (``threads`` such clients held every thread).
+
+Its connections read a chunked request body with ``_chunked.ChunkedBody``, whose cost grows
+with the body, where Waitress's own grew with each read's size times its chunks.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import waitress
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer
 
+from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._wsgi import WSGIDriver
@@ -63,6 +67,8 @@ class OrderlyWaitress:
             # against the limit; microweb serve's --connection-limit counts connections.
             self.adjustments.connection_limit += len(self.map)
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
+        for listener in self.listeners:
+            listener.channel_class = ChunkedChannel  # NOTE: a chunked body read in linear time.
         self.signal: int | None = None
         self.hurry = False
         self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).

@@ -155,8 +155,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
-        "templating", "_importer", "_serving", "_cli", "_waitress", "_uvicorn", "_httptools",
-        "_h11", "_stall", "_ws_flow",
+        "templating", "_importer", "_serving", "_cli", "_waitress", "_chunked", "_uvicorn",
+        "_httptools", "_h11", "_stall", "_ws_flow",
         "_supervisor", "_stopping", "plugins",
     ),
 }  # fmt: skip
