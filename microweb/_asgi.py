@@ -142,7 +142,9 @@ class ASGIDriver:
             # in the pool and read the body later: a source made now is ended by _end(), so
             # that read gets ClientDisconnect instead of holding the thread on receive().
             _body(request)
-            cut_off(request, exc, "before its answer" if started is None else "during its answer")
+            if _cancelled_here():
+                what = "before its answer" if started is None else "during its answer"
+                cut_off(request, exc, what)
             raise exc
         # NOTE: once the start is made, or when the body's source saw the client leave,
         # there is nobody to answer; else app code raised it: a 400, as under WSGI.
@@ -171,7 +173,8 @@ class ASGIDriver:
             assert request._after is not None
             await drive_async(run_after(request._after), self.pool)
         except asyncio.CancelledError as exc:
-            cut_off(request, exc, "in its after-response work")
+            if _cancelled_here():
+                cut_off(request, exc, "in its after-response work")
             raise
         finally:
             closing = _end(request)
@@ -443,3 +446,12 @@ async def _aclose(iterator: Any) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def _cancelled_here() -> bool:
+    """Return whether the request's own task was cancelled (the server gave up on it), not
+    app code that raised a ``CancelledError`` or awaited a task it had cancelled."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    # NOTE: Python 3.10 keeps no count of a task's cancellations: every CancelledError is
+    # taken for the server's there.
+    return cancelling is None or cancelling() > 0

@@ -149,7 +149,10 @@ class StallTimer:
 
     def _check_writing(self) -> None:
         self.write_timer = None
-        if not self.flow.write_paused or self.transport.is_closing():
+        # NOTE: a closing transport is looked at too: close() (Connection: close, or Uvicorn's
+        # keep-alive timeout after a whole answer) waits for the buffer to be sent, and a
+        # client that read nothing held it, megabytes of its answer, for ever.
+        if not self.flow.write_paused:
             return
         if self.transport.get_protocol() is not self:  # type: ignore[comparison-overlap]
             return  # NOTE: upgraded: the WebSocket protocol's flow is another.

@@ -7,8 +7,10 @@ import logging
 
 import pytest
 from conftest import MakeClient, in_colour
+from drive import http_scope
 
 from microweb import App, HTTPError, Request, Response, Router
+from microweb._calls import was_cut_off
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 
 
@@ -440,3 +442,88 @@ def test_http_error_attributes_are_public(make_client: MakeClient, colour: str) 
     }
     assert HTTPError(404, "no such note").detail == "no such note"
     assert HTTPError(400).headers == {}
+
+
+# -- Cancellations -----------------------------------------------------------------------------
+
+
+async def _cancelled_subtask() -> None:
+    """Await a task this code cancelled itself: its CancelledError is app code's, not a cut."""
+    task = asyncio.ensure_future(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    task.cancel()
+    await task
+
+
+def _cancelling_app(started: asyncio.Event) -> App:
+    app = App()
+
+    @app.get("/own")
+    async def own(request: Request) -> str:
+        await _cancelled_subtask()
+        return "unreachable"
+
+    @app.get("/after")
+    async def after(request: Request) -> str:
+        request.after_response(_cancelled_subtask)
+        return "answered"
+
+    @app.get("/waits")
+    async def waits(request: Request) -> str:
+        started.set()
+        await asyncio.sleep(10)
+        return "unreachable"
+
+    return app
+
+
+@pytest.mark.parametrize("path", ["/own", "/after"])
+def test_a_cancelled_error_of_app_code_is_not_taken_for_the_servers_cut(
+    caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    # NOTE: a handler (or an after-response callback) that awaited a task it had cancelled
+    # was logged as "cut off: the server cancelled it", and microweb serve's Uvicorn then
+    # left out the traceback that shows where it came from.
+    async def call() -> BaseException:
+        asgi = _cancelling_app(asyncio.Event()).as_asgi()
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            pass
+
+        with pytest.raises(asyncio.CancelledError) as raised:
+            await asgi(http_scope(path=path), receive, send)
+        return raised.value
+
+    caplog.set_level(logging.WARNING, logger="microweb")
+    error = asyncio.run(call())
+    assert not was_cut_off(error)
+    assert "cut off" not in caplog.text
+
+
+def test_a_request_the_server_cancels_is_reported_as_cut_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def call() -> BaseException:
+        started = asyncio.Event()
+        asgi = _cancelling_app(started).as_asgi()
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            pass
+
+        task = asyncio.ensure_future(asgi(http_scope(path="/waits"), receive, send))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as raised:
+            await task
+        return raised.value
+
+    caplog.set_level(logging.WARNING, logger="microweb")
+    error = asyncio.run(call())
+    assert was_cut_off(error)
+    assert "GET /waits cut off before its answer: the server cancelled it" in caplog.text

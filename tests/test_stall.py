@@ -69,14 +69,19 @@ async def _client(port: int, path: str) -> socket.socket:
     return client
 
 
-def _serve(protocol_class: Protocols, app: Any, client_reads: Any) -> tuple[bool, bool]:
-    """Serve ``app`` on a free port and run ``client_reads(port)``; return whether the
-    connection was closed by the server, and whether the stream ended, when it returns."""
+def _serve(
+    protocol_class: Protocols, app: Any, client_reads: Any, **options: Any
+) -> tuple[bool, bool]:
+    """Serve ``app`` on a free port (Uvicorn's ``options``) and run ``client_reads(port)``;
+    return whether the connection was closed by the server, and whether the stream ended,
+    when it returns."""
     ended = threading.Event()
 
     async def run() -> tuple[bool, bool]:
         loop = asyncio.get_running_loop()
-        config = uvicorn.Config(app(ended).as_asgi(), lifespan="off", log_level="critical")
+        config = uvicorn.Config(
+            app(ended).as_asgi(), lifespan="off", log_level="critical", **options
+        )
         state = ServerState()
         server = await loop.create_server(
             lambda: protocol_class(config, state, {}, loop), "127.0.0.1", 0
@@ -168,3 +173,61 @@ def test_a_client_that_reads_slowly_is_not_closed(
     closed, ended = _serve(protocol_class, _streaming_app, read_slowly)
     assert not closed
     assert ended  # NOTE: once the client left.
+
+
+BIG = b"x" * (4 << 20)
+
+
+def _big_app(ended: threading.Event) -> App:
+    """An app that answers 4 MiB in one body; ``ended`` is set once it has answered."""
+    app = App()
+
+    @app.get("/big")
+    def big(request: Request) -> Response:
+        ended.set()
+        return Response(BIG)
+
+    return app
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("connection", ["close", "keep-alive"])
+def test_a_client_that_reads_nothing_of_a_whole_answer_is_closed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, connection: str
+) -> None:
+    # NOTE: the answer is whole in the transport's buffer, and Uvicorn closes the connection
+    # after it (Connection: close, or its keep-alive timeout, 5 s, long before the stall
+    # timeout): close() waits for the buffer to be sent, and the timer skipped a transport
+    # that was closing, so a client that read nothing held the connection and the megabytes
+    # of its answer for ever (16 MiB a connection for a 16 MiB body).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.0)
+
+    async def read_nothing(port: int) -> bool:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        client.sendall(f"GET /big HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode())
+        await asyncio.sleep(2.5)
+        read = await asyncio.get_running_loop().run_in_executor(None, _read_all, client)
+        return read < len(BIG)
+
+    closed, _ = _serve(protocol_class, _big_app, read_nothing, timeout_keep_alive=0.2)
+    assert closed
+
+
+def _read_all(client: socket.socket) -> int:
+    """Read until the server ends the connection (or 5 s pass); return the bytes read."""
+    read = 0
+    with client:
+        client.settimeout(1)
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                data = client.recv(1 << 20)
+                if not data:
+                    break
+                read += len(data)
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return read
