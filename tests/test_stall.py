@@ -9,6 +9,7 @@ in ``test_httptools.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -70,7 +71,11 @@ async def _client(port: int, path: str) -> socket.socket:
 
 
 def _serve(
-    protocol_class: Protocols, app: Any, client_reads: Any, **options: Any
+    protocol_class: Protocols,
+    app: Any,
+    client_reads: Any,
+    send_buffer: int | None = 16384,
+    **options: Any,
 ) -> tuple[bool, bool]:
     """Serve ``app`` on a free port (Uvicorn's ``options``) and run ``client_reads(port)``;
     return whether the connection was closed by the server, and whether the stream ended,
@@ -87,9 +92,10 @@ def _serve(
             lambda: protocol_class(config, state, {}, loop), "127.0.0.1", 0
         )
         port = server.sockets[0].getsockname()[1]
-        # NOTE: a small send buffer for the connections it accepts, so that what a slow
-        # client reads frees room at once (the kernel's own grows to megabytes).
-        server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        if send_buffer is not None:
+            # NOTE: a small send buffer for the connections it accepts, so that what a slow
+            # client reads frees room at once (the kernel's own grows to megabytes).
+            server.sockets[0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         try:
             closed = await client_reads(port)
             for _ in range(200):
@@ -231,3 +237,42 @@ def _read_all(client: socket.socket) -> int:
         except (ConnectionResetError, TimeoutError):
             pass
     return read
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_client_that_slows_down_after_a_fast_start_is_not_closed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    # NOTE: after a fast start the kernel's send queue holds megabytes, and the transport's
+    # buffer moves only once it has sent about a third of them: a client reading 320 KiB/s
+    # was closed within 3 s of stall_timeout (review50). The kernel's queue counts now.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.5)
+    events: list[threading.Event] = []
+
+    def app(ended: threading.Event) -> App:
+        events.append(ended)
+        return _streaming_app(ended)
+
+    async def fast_then_slow(port: int) -> bool:
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setblocking(False)
+        with client:
+            await loop.sock_connect(client, ("127.0.0.1", port))
+            client.sendall(b"GET /async HTTP/1.1\r\nHost: x\r\n\r\n")
+            began = loop.time()
+            while loop.time() - began < 0.5:
+                with contextlib.suppress(BlockingIOError):
+                    client.recv(1 << 20)
+                await asyncio.sleep(0.001)
+            # NOTE: then 32 KiB every 100 ms, 4.5 s: three times the timeout.
+            for _ in range(45):
+                await asyncio.sleep(0.1)
+                if events[0].is_set():
+                    return True  # NOTE: the server aborted the connection; the stream ended.
+                with contextlib.suppress(BlockingIOError):
+                    client.recv(32768)
+        return False
+
+    closed, _ = _serve(protocol_class, app, fast_then_slow, send_buffer=None)
+    assert not closed
