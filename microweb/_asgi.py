@@ -243,6 +243,10 @@ class ASGIDriver:
         request = request_of(self.app, self._limits, scope, receive)
         try:
             await self._session(scope, request, receive, send)
+        except asyncio.CancelledError as exc:
+            if _cancelled_here():
+                cut_off(request, exc, "in its WebSocket session")
+            raise
         finally:
             # NOTE: after-response callbacks of the handshake's flows run once the connection
             # has ended (or the handshake was refused): they are cleanup, as for HTTP.

@@ -207,3 +207,10 @@ if os.environ.get("SERVING_WEBSOCKET"):
                 await ws.send_text(await ws.receive_text())
         except WebSocketDisconnect as exc:
             record(f"ws-closed-{exc.code}")
+
+    @app.websocket("/ws-stubborn")
+    async def stubborn(ws: WebSocket) -> None:
+        # NOTE: a session that does not end when the server says it is going away.
+        await ws.accept()
+        record("ws-open")
+        await asyncio.sleep(30)

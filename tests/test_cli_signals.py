@@ -300,6 +300,21 @@ def test_a_request_cut_off_by_the_grace_period_is_logged_in_one_line(
     assert log.count("Traceback") == 1 and "RuntimeError: boom" in log, log
 
 
+def test_a_websocket_session_cut_off_by_the_grace_period_is_logged_in_one_line(
+    tmp_path: Path,
+) -> None:
+    served = Served(tmp_path, "uvicorn", "--graceful-timeout", "1", env={"SERVING_WEBSOCKET": "1"})
+    with connect(f"ws://{HOST}:{served.port}/ws-stubborn", proxy=None, open_timeout=5) as ws:
+        served.wait_for_event("ws-open")
+        served.process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=8)
+    served.ended_within(timeout=8)
+    log = read_log(served.log)
+    assert "GET /ws-stubborn cut off in its WebSocket session: the server cancelled it" in log, log
+    assert "Traceback" not in log, log
+
+
 def _refuse_early(signum: int, frame: FrameType | None) -> None:
     raise AssertionError(f"{signal.Signals(signum).name} came before the orderly stop's handler")
 
