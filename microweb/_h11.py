@@ -16,7 +16,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from ._stall import StallTimer, Transport
 
 
-class BoundedH11(H11Protocol, StallTimer):
+class BoundedH11(StallTimer, H11Protocol):
     """``H11Protocol`` that closes a connection whose request stopped coming."""
 
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
@@ -43,16 +43,6 @@ class BoundedH11(H11Protocol, StallTimer):
         # NOTE: the next request's head may have come in an earlier read, with no read to come.
         self._see_cycle()
         self._watch()
-
-    def pause_writing(self) -> None:
-        """Pause writing as Uvicorn does; the client must read within ``stall_timeout``."""
-        super().pause_writing()
-        self.writing_stopped()
-
-    def resume_writing(self) -> None:
-        """Resume writing as Uvicorn does: the client reads."""
-        super().resume_writing()
-        self.writing_moved()
 
     def _see_cycle(self) -> bool:
         """Note whether a request Uvicorn has just made expects 100-continue; return whether

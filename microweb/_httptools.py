@@ -46,7 +46,7 @@ _REFUSAL = (
 )
 
 
-class BoundedHttpTools(HttpToolsProtocol, StallTimer):
+class BoundedHttpTools(StallTimer, HttpToolsProtocol):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank
@@ -193,16 +193,6 @@ class BoundedHttpTools(HttpToolsProtocol, StallTimer):
             self.reading_head, self.read_in_head = True, 0
             self.stop_stall_timer()
             super().on_message_complete()
-
-    def pause_writing(self) -> None:
-        """Pause writing as Uvicorn does; the client must read within ``stall_timeout``."""
-        super().pause_writing()
-        self.writing_stopped()
-
-    def resume_writing(self) -> None:
-        """Resume writing as Uvicorn does: the client reads."""
-        super().resume_writing()
-        self.writing_moved()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""

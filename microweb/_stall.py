@@ -51,10 +51,10 @@ class _Cycle(Protocol):
         """The request's ``receive()``, which sends the 100 Continue."""
 
 
-class StallTimer:
+class StallTimer(asyncio.BaseProtocol):
     """Closes the connection once the request due has not moved for ``stall_timeout`` seconds.
 
-    Mixed into a Uvicorn HTTP protocol (after it, among the bases), which says when the client
+    Mixed into a Uvicorn HTTP protocol (before it, among the bases), which says when the client
     owes bytes (``request_due``: a head, from the connection's start or its first byte, or a
     body), calls ``request_moved`` when a read may have brought some, ``stop_stall_timer`` when
     none is due, and ``stop_timers`` when the connection ends. The connection's start arms the
@@ -62,8 +62,8 @@ class StallTimer:
 
     An answer the client stops reading closes the connection too, once writing has stayed
     paused (the transport's buffer past its high-water mark) for ``stall_timeout`` seconds
-    with none of the buffer sent: the protocol calls ``writing_stopped`` and ``writing_moved``
-    when writing pauses and resumes.
+    with none of the buffer sent: the transport pauses and resumes writing through this
+    class's ``pause_writing`` and ``resume_writing``, then the protocol's.
     """
 
     # NOTE: a class attribute, read on each use, so that a test can lower it.
@@ -146,6 +146,16 @@ class StallTimer:
         self.stop_stall_timer()
         self.writing_moved()
 
+    def pause_writing(self) -> None:
+        """Pause writing as the protocol does; the client must read within ``stall_timeout``."""
+        super().pause_writing()
+        self.writing_stopped()
+
+    def resume_writing(self) -> None:
+        """Resume writing as the protocol does: the client reads."""
+        super().resume_writing()
+        self.writing_moved()
+
     def writing_stopped(self) -> None:
         """Note that the client has stopped reading (the transport paused writing)."""
         self.write_left = self._unsent()
@@ -165,7 +175,7 @@ class StallTimer:
         # client that read nothing held it, megabytes of its answer, for ever.
         if not self.flow.write_paused:
             return
-        if self.transport.get_protocol() is not self:  # type: ignore[comparison-overlap]
+        if self.transport.get_protocol() is not self:
             return  # NOTE: upgraded: the WebSocket protocol's flow is another.
         left = self._unsent()
         if left < self.write_left:
