@@ -598,3 +598,36 @@ def _answered_later(conn: socket.socket) -> int | None:
     conn.settimeout(10)
     head = conn.recv(65536)
     return int(head.split(b" ", 2)[1]) if head else None
+
+
+def _handshake(port: int) -> tuple[socket.socket, bytes]:
+    """Open a WebSocket handshake to ``/ws``; return the socket and the answer's status line."""
+    conn = socket.create_connection((HOST, port))
+    conn.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    conn.settimeout(5)
+    return conn, conn.recv(65536).split(b"\r\n", 1)[0]
+
+
+@pytest.mark.servers
+def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> None:
+    # NOTE: Uvicorn upgrades before it checks limit_concurrency: WebSockets went past it.
+    with serving(tmp_path, "uvicorn", "--connection-limit", "2", SERVING_WEBSOCKET="1") as (
+        url,
+        _,
+    ):
+        port = int(url.rsplit(":", 1)[1])
+        time.sleep(0.5)  # NOTE: for the server to see the end of the readiness check's connection.
+        first, answer = _handshake(port)
+        with first, socket.create_connection((HOST, port)) as second:
+            assert answer == b"HTTP/1.1 101 Switching Protocols"
+            assert _answered(second) == 200
+            third, answer = _handshake(port)
+            with third:
+                assert answer == b"HTTP/1.1 503 Service Unavailable"
+        time.sleep(0.5)  # NOTE: for the server to see both end.
+        fourth, answer = _handshake(port)
+        with fourth:
+            assert answer == b"HTTP/1.1 101 Switching Protocols"
