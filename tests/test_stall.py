@@ -276,3 +276,42 @@ def test_a_client_that_slows_down_after_a_fast_start_is_not_closed(
 
     closed, _ = _serve(protocol_class, app, fast_then_slow, send_buffer=None)
     assert not closed
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_client_that_stops_reading_after_a_fast_start_is_closed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    # NOTE: the kernel's send queue counts as unsent: what leaves it for the client's receive
+    # buffer (megabytes after a fast start) looks like reading, until that buffer is full. On
+    # the loopback the close came 3.0 s after the last read at a 1.5 s timeout (1.5 s when
+    # only the transport's buffer counted); a queue that shrank at each look kept it for ever.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.5)
+    events: list[threading.Event] = []
+
+    def app(ended: threading.Event) -> App:
+        events.append(ended)
+        return _streaming_app(ended)
+
+    async def fast_then_nothing(port: int) -> bool:
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setblocking(False)
+        with client:
+            await loop.sock_connect(client, ("127.0.0.1", port))
+            client.sendall(b"GET /async HTTP/1.1\r\nHost: x\r\n\r\n")
+            began = loop.time()
+            while loop.time() - began < 0.5:
+                with contextlib.suppress(BlockingIOError):
+                    client.recv(1 << 20)
+                await asyncio.sleep(0.001)
+            # NOTE: then nothing, for up to six times the timeout.
+            for _ in range(90):
+                await asyncio.sleep(0.1)
+                if events[0].is_set():
+                    return True  # NOTE: the server aborted the connection; the stream ended.
+        return False
+
+    closed, ended = _serve(protocol_class, app, fast_then_nothing, send_buffer=None)
+    assert closed
+    assert ended
