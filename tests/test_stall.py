@@ -239,14 +239,10 @@ def _read_all(client: socket.socket) -> int:
     return read
 
 
-@pytest.mark.parametrize("protocol_class", PROTOCOLS)
-def test_a_client_that_slows_down_after_a_fast_start_is_not_closed(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
-) -> None:
-    # NOTE: after a fast start the kernel's send queue holds megabytes, and the transport's
-    # buffer moves only once it has sent about a third of them: a client reading 320 KiB/s
-    # was closed within 3 s of stall_timeout (review50). The kernel's queue counts now.
-    monkeypatch.setattr(protocol_class, "stall_timeout", 1.5)
+def _after_a_fast_start(protocol_class: Protocols, read: int, ticks: int) -> tuple[bool, bool]:
+    """Stream to a client that reads all it can for 0.5 s, then ``read`` bytes every 100 ms
+    (nothing, for 0) for ``ticks`` ticks; return whether the server closed the connection
+    meanwhile, and whether the stream ended."""
     events: list[threading.Event] = []
 
     def app(ended: threading.Event) -> App:
@@ -265,16 +261,28 @@ def test_a_client_that_slows_down_after_a_fast_start_is_not_closed(
                 with contextlib.suppress(BlockingIOError):
                     client.recv(1 << 20)
                 await asyncio.sleep(0.001)
-            # NOTE: then 32 KiB every 100 ms, 4.5 s: three times the timeout.
-            for _ in range(45):
+            for _ in range(ticks):
                 await asyncio.sleep(0.1)
                 if events[0].is_set():
                     return True  # NOTE: the server aborted the connection; the stream ended.
-                with contextlib.suppress(BlockingIOError):
-                    client.recv(32768)
+                if read:
+                    with contextlib.suppress(BlockingIOError):
+                        client.recv(read)
         return False
 
-    closed, _ = _serve(protocol_class, app, fast_then_slow, send_buffer=None)
+    return _serve(protocol_class, app, fast_then_slow, send_buffer=None)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_client_that_slows_down_after_a_fast_start_is_not_closed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    # NOTE: after a fast start the kernel's send queue holds megabytes, and the transport's
+    # buffer moves only once it has sent about a third of them: a client reading 320 KiB/s
+    # was closed within 3 s of stall_timeout (review50). The kernel's queue counts now.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 1.5)
+    # NOTE: 32 KiB every 100 ms, 4.5 s: three times the timeout.
+    closed, _ = _after_a_fast_start(protocol_class, 32768, 45)
     assert not closed
 
 
@@ -287,31 +295,7 @@ def test_a_client_that_stops_reading_after_a_fast_start_is_closed(
     # the loopback the close came 3.0 s after the last read at a 1.5 s timeout (1.5 s when
     # only the transport's buffer counted); a queue that shrank at each look kept it for ever.
     monkeypatch.setattr(protocol_class, "stall_timeout", 1.5)
-    events: list[threading.Event] = []
-
-    def app(ended: threading.Event) -> App:
-        events.append(ended)
-        return _streaming_app(ended)
-
-    async def fast_then_nothing(port: int) -> bool:
-        loop = asyncio.get_running_loop()
-        client = socket.socket()
-        client.setblocking(False)
-        with client:
-            await loop.sock_connect(client, ("127.0.0.1", port))
-            client.sendall(b"GET /async HTTP/1.1\r\nHost: x\r\n\r\n")
-            began = loop.time()
-            while loop.time() - began < 0.5:
-                with contextlib.suppress(BlockingIOError):
-                    client.recv(1 << 20)
-                await asyncio.sleep(0.001)
-            # NOTE: then nothing, for up to six times the timeout.
-            for _ in range(90):
-                await asyncio.sleep(0.1)
-                if events[0].is_set():
-                    return True  # NOTE: the server aborted the connection; the stream ended.
-        return False
-
-    closed, ended = _serve(protocol_class, app, fast_then_nothing, send_buffer=None)
+    # NOTE: then nothing, for up to six times the timeout.
+    closed, ended = _after_a_fast_start(protocol_class, 0, 90)
     assert closed
     assert ended
