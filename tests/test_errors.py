@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -477,6 +478,11 @@ def _cancelling_app(started: asyncio.Event) -> App:
     return app
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="Python 3.10 counts no task's cancellations: every CancelledError is taken for a cut "
+    "(documented in docs/serving.md)",
+)
 @pytest.mark.parametrize("path", ["/own", "/after"])
 def test_a_cancelled_error_of_app_code_is_not_taken_for_the_servers_cut(
     caplog: pytest.LogCaptureFixture, path: str
@@ -516,12 +522,23 @@ def test_a_request_the_server_cancels_is_reported_as_cut_off(
         async def send(message: dict[str, object]) -> None:
             pass
 
-        task = asyncio.ensure_future(asgi(http_scope(path="/waits"), receive, send))
+        caught: list[BaseException] = []
+
+        async def served() -> None:
+            # NOTE: caught inside the task, as a server does: awaiting a cancelled task gives
+            # a new CancelledError on Python 3.10.
+            try:
+                await asgi(http_scope(path="/waits"), receive, send)
+            except asyncio.CancelledError as exc:
+                caught.append(exc)
+                raise
+
+        task = asyncio.ensure_future(served())
         await started.wait()
         task.cancel()
-        with pytest.raises(asyncio.CancelledError) as raised:
+        with pytest.raises(asyncio.CancelledError):
             await task
-        return raised.value
+        return caught[0]
 
     caplog.set_level(logging.WARNING, logger="microweb")
     error = asyncio.run(call())
