@@ -252,6 +252,10 @@ def _after_a_fast_start(protocol_class: Protocols, read: int, ticks: int) -> tup
     async def fast_then_slow(port: int) -> bool:
         loop = asyncio.get_running_loop()
         client = socket.socket()
+        # NOTE: a receive buffer of its own size, so that what the client reads opens its
+        # window soon (the kernel's own grows to megabytes, and then the server sees the
+        # reads only seconds later, which made the first test fail under load).
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
         client.setblocking(False)
         with client:
             await loop.sock_connect(client, ("127.0.0.1", port))
