@@ -25,6 +25,12 @@ from ._types import Message, Receive
 
 T = TypeVar("T")
 
+# NOTE: a scope extension that microweb's Uvicorn protocols give a request expecting
+# 100-continue (_stall.py): called, once, when the app first waits for the body. Uvicorn sends
+# no 100 Continue once the answer has started, so a body read after that is one the client
+# need not send; this tells the protocol that the client owes it from now on.
+BODY_AWAITED = "microweb.body_awaited"
+
 
 class MessageChunks:
     """The chunks of an ``ASGIBody``, one ``http.request`` message's bytes at a time.
@@ -87,6 +93,7 @@ class ASGIBody:
     """
 
     __slots__ = (
+        "_awaited",
         "_early",
         "_early_end",
         "_ended",
@@ -126,6 +133,11 @@ class ASGIBody:
         self._hop: asyncio.Task[Any] | None = None
         self._ended = False
         self.limit: Callable[[], int] = default_limit
+        self._awaited: Callable[[], object] | None = None
+
+    def tell_awaited(self, awaited: Callable[[], object]) -> None:
+        """Call ``awaited`` when a reader first waits for the body (``BODY_AWAITED``)."""
+        self._awaited = awaited
 
     @property
     def content_length(self) -> int | None:
@@ -184,7 +196,11 @@ class ASGIBody:
     def _next_message(self) -> Awaitable[Message]:
         """The next message to await; on the loop only (from a pool thread, ``_wait_message``)."""
         if self._pending is None and not (
-            self._overflow or self._has_early or self.disconnected or self._watching
+            self._overflow
+            or self._has_early
+            or self.disconnected
+            or self._watching
+            or self._awaited
         ):
             # PERF: the common case is receive()'s own awaitable, with no coroutine around
             # it: one frame less a message.
@@ -192,6 +208,10 @@ class ASGIBody:
         return self._wait_message()
 
     async def _wait_message(self) -> Message:
+        if self._awaited is not None:
+            # NOTE: a reader, not the disconnect watcher nor a check, which read no body.
+            awaited, self._awaited = self._awaited, None
+            awaited()
         while True:
             if self._overflow:
                 raise HTTPError(413, f"request body is larger than {self.limit()} bytes")

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ._asgi_body import ASGIBody
+from ._asgi_body import BODY_AWAITED, ASGIBody
 from ._datastructures import Headers, trusted_headers
 from ._file_threads import ThreadHooks
 from ._limits import Limits
@@ -41,6 +41,9 @@ class ASGIRequest(ThreadHooks, Request):
         scope = self._raw
         if scope["type"] == "http":
             body = ASGIBody(scope["headers"], receive, loop)
+            extensions = scope.get("extensions")
+            if extensions and BODY_AWAITED in extensions:
+                body.tell_awaited(extensions[BODY_AWAITED])
         else:
             # NOTE: a WebSocket handshake has no body, and its receive() gives the socket's
             # messages, websocket.connect first, which accept() waits for: it is never read.

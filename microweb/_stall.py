@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
+from ._asgi_body import BODY_AWAITED
+
 # NOTE: Waitress's default channel_timeout: seconds with no byte of a request that is due
 # before the connection is closed, under both servers.
 STALL_TIMEOUT = 120.0
@@ -45,6 +47,7 @@ class _Cycle(Protocol):
 
     waiting_for_100_continue: bool
     response_started: bool
+    scope: Any
 
     @property
     def receive(self) -> Callable[[], Awaitable[Any]]:
@@ -111,8 +114,20 @@ class StallTimer(asyncio.BaseProtocol):
                 self.continue_expected = False
             return await receive()
 
-        # NOTE: run_asgi() hands the app self.receive, looked up when the task first runs.
+        def body_awaited() -> None:
+            if self.continue_expected and cycle.response_started and self.waiting_cycle() is cycle:
+                # NOTE: the app reads a body after answering first, when Uvicorn sends no
+                # 100 Continue. The client need not send it, yet the app waits for it (and a
+                # def stream holds its pool thread): from here the client owes it, for
+                # stall_timeout, as one told 100 Continue does (review50).
+                self.continue_expected = False
+                if self.request_due() and not self.transport.is_closing():
+                    self.request_moved()
+
+        # NOTE: run_asgi() hands the app self.receive, looked up when the task first runs;
+        # the app's body source calls body_awaited when it first waits for the body.
         cycle.receive = receive_after_continue  # type: ignore[misc]
+        cycle.scope.setdefault("extensions", {})[BODY_AWAITED] = body_awaited
 
     def app_waits(self) -> bool:
         """Return whether the client waits for the app, which then owes the next move."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -700,3 +700,88 @@ def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer
     transport = asyncio.run(connection())
     assert b"100 Continue" in transport.written and b"started" in transport.written
     assert outcome == ["ClientDisconnect", "closed"]
+
+
+def _answer_then_read_app(outcome: list[str], colour: str) -> App:
+    """An app whose ``POST /echo`` starts its answer, then reads the body into it."""
+    app = App()
+
+    if colour == "def":
+
+        def chunks_def(request: Request) -> Iterator[bytes]:
+            yield b"started"
+            try:
+                yield from request.iter_bytes()
+            except Exception as exc:  # NOTE: what the stream saw, whatever it is.
+                outcome.append(type(exc).__name__)
+                raise
+            outcome.append("read")
+
+        @app.post("/echo")
+        def echo_def(request: Request) -> Response:
+            return Response.stream(chunks_def(request))
+
+    else:
+
+        async def chunks(request: Request) -> AsyncIterator[bytes]:
+            yield b"started"
+            try:
+                async for chunk in request.aiter_bytes():
+                    yield chunk
+            except Exception as exc:  # NOTE: what the stream saw, whatever it is.
+                outcome.append(type(exc).__name__)
+                raise
+            outcome.append("read")
+
+        @app.post("/echo")
+        async def echo(request: Request) -> Response:
+            return Response.stream(chunks(request))
+
+    return app
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+@pytest.mark.parametrize("sends", [False, True], ids=["sends-nothing", "sends-the-body"])
+def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, sends: bool
+) -> None:
+    # NOTE: Uvicorn sends no 100 Continue once the answer has started, and the client need
+    # not send the body then (RFC 9110 10.1.1): an app that read it after starting its
+    # answer waited for ever, holding the connection (and a def stream its pool thread),
+    # while the stall timer took the client for one that was answered (review50). Once the
+    # app reads, the client owes the body; one that sends it late (curl waits a second)
+    # is read whole.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.3)
+    outcome: list[str] = []
+    app = _answer_then_read_app(outcome, colour)
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, app.as_asgi())
+        head = UPLOAD.replace(b"/upload", b"/echo").replace(
+            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
+        )
+        # NOTE: a wait longer than the timeout before the read starts: the timer counts
+        # from the app's read, not from the head.
+        protocol.data_received(head)
+        for _ in range(300):
+            if b"started" in transport.written:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        if sends:
+            protocol.data_received(b"12345678")
+        for _ in range(150):
+            if outcome:
+                break
+            await asyncio.sleep(0.01)
+        # NOTE: before asyncio.run() cancels what still runs, and Uvicorn closes for that.
+        outcome.append("closed" if transport.closed else "open")
+        return transport
+
+    transport = asyncio.run(connection())
+    assert b"100 Continue" not in transport.written and b"started" in transport.written
+    if sends:
+        assert outcome[0] == "read" and b"12345678" in transport.written
+    else:
+        assert outcome == ["ClientDisconnect", "closed"]
