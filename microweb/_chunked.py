@@ -11,6 +11,8 @@ read; it holds a size line or a trailer in one buffer and searches only what is 
 One difference: Waitress checks a size with ``^[0-9a-fA-F]+$``, whose ``$`` also matches
 before a final LF, so it reads ``1\n\r\n`` as a size of 1; ``ChunkedBody`` answers 400, as
 a bare LF ends no line in HTTP/1.1 (RFC 9112, section 7.1) and a proxy may read it otherwise.
+Through ``ChunkedParser``, a chunk whose size alone reaches Waitress's body cap gets its 413
+at its size line, not once that many bytes have come.
 ``microweb serve --server waitress`` gives it to every connection (``_waitress.py``).
 """
 
@@ -22,7 +24,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
 from waitress.rfc7230 import CHUNK_EXT_RE
-from waitress.utilities import BadRequest
+from waitress.utilities import BadRequest, RequestEntityTooLarge
 
 # NOTE: what bytes.translate() deletes to find a size line that is all hex digits (no LF).
 _HEXDIGITS = b"0123456789abcdefABCDEF"
@@ -40,8 +42,12 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
     chunk_remainder: int
     chunk_end: bytes
 
-    def __init__(self, buf: Any) -> None:
+    def __init__(self, buf: Any, max_body: int | None = None) -> None:
         super().__init__(buf)
+        # NOTE: Waitress's max_request_body_size: a chunk that alone is this large is refused
+        # from its size line. Waitress waited for its data, until the client's timeout, to
+        # refuse it once as many bytes had come (10,000 hex digits, then nothing: review51).
+        self.max_body = max_body
         # NOTE: a size line that goes on past a read (Waitress's control_line), and the
         # trailer as far as it has come: one buffer each, whatever the size of the reads.
         self.line = bytearray()
@@ -131,7 +137,10 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
             self.all_chunks_received = True
             return start
         chunk = int(line, 16)
-        if chunk > 0:
+        if self.max_body is not None and chunk >= self.max_body:
+            self.error = RequestEntityTooLarge(f"exceeds max_body of {self.max_body}")
+            self.all_chunks_received = True
+        elif chunk > 0:
             self.chunk_remainder = chunk
         else:
             self.all_chunks_received = True
@@ -186,12 +195,13 @@ class ChunkedParser(HTTPRequestParser):  # type: ignore[misc]
     """Waitress's request parser, reading a chunked body with ``ChunkedBody``."""
 
     body_rcv: Any
+    adj: Any
 
     def parse_header(self, header_plus: bytes) -> None:
         """Parse the head as Waitress does; a chunked body gets ``ChunkedBody``."""
         super().parse_header(header_plus)
         if type(self.body_rcv) is ChunkedReceiver:
-            self.body_rcv = ChunkedBody(self.body_rcv.buf)
+            self.body_rcv = ChunkedBody(self.body_rcv.buf, self.adj.max_request_body_size)
 
 
 class ChunkedChannel(HTTPChannel):  # type: ignore[misc]

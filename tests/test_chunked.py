@@ -22,7 +22,7 @@ from waitress.adjustments import Adjustments
 from waitress.buffers import OverflowableBuffer
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
-from waitress.utilities import BadRequest
+from waitress.utilities import BadRequest, RequestEntityTooLarge
 
 from microweb import App
 from microweb._chunked import ChunkedBody, ChunkedChannel, ChunkedParser
@@ -232,3 +232,27 @@ def test_a_long_trailer_is_not_copied_at_each_read() -> None:
     assert min(peaks) < 100_000
     assert receiver.received(b"\r\n\r\nGET") == 4
     assert receiver.completed and receiver.trailer.endswith(b"t" * 8 + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("cap", "size"),
+    [(1000, b"3e8"), (1 << 20, b"f" * 10_000)],
+    ids=["the-cap", "10000-hex-digits"],
+)
+def test_a_chunk_too_large_for_the_cap_is_refused_at_its_size_line(cap: int, size: bytes) -> None:
+    # NOTE: Waitress's reader takes the size and waits for that many bytes, until the
+    # client's timeout, before its 413 (review51): nothing more needs to come to refuse it.
+    adjustments = Adjustments(max_request_body_size=cap)
+    parser = ChunkedParser(adjustments)
+    request = HEAD + b"5\r\nhello\r\n" + size + b"\r\nmore"
+    left = request
+    while left and not parser.completed:
+        left = left[parser.received(left) :]
+    assert parser.completed
+    assert isinstance(parser.error, RequestEntityTooLarge)
+    # NOTE: a chunk under the cap is waited for, as Waitress does.
+    parser = ChunkedParser(adjustments)
+    left = HEAD + b"%x\r\nmore" % (cap - 1)
+    while left:
+        left = left[parser.received(left) :]
+    assert not parser.completed and parser.error is None
