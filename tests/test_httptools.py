@@ -648,62 +648,9 @@ def test_a_body_held_behind_a_long_stream_is_no_stalled_request(
     assert not transport.closed
 
 
-@pytest.mark.parametrize("protocol_class", PROTOCOLS)
-@pytest.mark.parametrize("colour", ["def", "async"])
-def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
-) -> None:
-    # NOTE: a read sends the 100 Continue (Uvicorn's receive()): from then on the client owes
-    # the body, even once the answer has started. The exemption for an answer sent before
-    # any 100 Continue kept such a connection, and the stream reading it, open for ever.
-    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
-    outcome: list[str] = []
-    app = App()
-
-    async def chunks(request: Request) -> AsyncIterator[bytes]:
-        yield b"started"
-        try:
-            async for chunk in request.aiter_bytes():
-                yield chunk
-        except Exception as exc:  # NOTE: what the stream saw, whatever it is.
-            outcome.append(type(exc).__name__)
-            raise
-
-    if colour == "def":
-
-        @app.post("/echo")
-        def echo_def(request: Request) -> Response:
-            assert not request.is_disconnected()  # NOTE: a read: 100 Continue goes.
-            return Response.stream(chunks(request))
-
-    else:
-
-        @app.post("/echo")
-        async def echo(request: Request) -> Response:
-            assert not await request.ais_disconnected()  # NOTE: a read: 100 Continue goes.
-            return Response.stream(chunks(request))
-
-    async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, app.as_asgi())
-        head = UPLOAD.replace(b"/upload", b"/echo").replace(
-            b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
-        )
-        protocol.data_received(head)
-        for _ in range(300):
-            if outcome:
-                break
-            await asyncio.sleep(0.01)
-        # NOTE: before asyncio.run() cancels what still runs, and Uvicorn closes for that.
-        outcome.append("closed" if transport.closed else "open")
-        return transport
-
-    transport = asyncio.run(connection())
-    assert b"100 Continue" in transport.written and b"started" in transport.written
-    assert outcome == ["ClientDisconnect", "closed"]
-
-
-def _answer_then_read_app(outcome: list[str], colour: str) -> App:
-    """An app whose ``POST /echo`` starts its answer, then reads the body into it."""
+def _echo_app(outcome: list[str], colour: str, check_first: bool) -> App:
+    """An app whose ``POST /echo`` starts its answer, then reads the body into it; with
+    ``check_first``, it checks ``is_disconnected()`` first, a read, which sends 100 Continue."""
     app = App()
 
     if colour == "def":
@@ -719,6 +666,8 @@ def _answer_then_read_app(outcome: list[str], colour: str) -> App:
 
         @app.post("/echo")
         def echo_def(request: Request) -> Response:
+            if check_first:
+                assert not request.is_disconnected()
             return Response.stream(chunks_def(request))
 
     else:
@@ -735,42 +684,32 @@ def _answer_then_read_app(outcome: list[str], colour: str) -> App:
 
         @app.post("/echo")
         async def echo(request: Request) -> Response:
+            if check_first:
+                assert not await request.ais_disconnected()
             return Response.stream(chunks(request))
 
     return app
 
 
-@pytest.mark.parametrize("protocol_class", PROTOCOLS)
-@pytest.mark.parametrize("colour", ["def", "async"])
-@pytest.mark.parametrize("sends", [False, True], ids=["sends-nothing", "sends-the-body"])
-def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
-    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, sends: bool
-) -> None:
-    # NOTE: Uvicorn sends no 100 Continue once the answer has started, and the client need
-    # not send the body then (RFC 9110 10.1.1): an app that read it after starting its
-    # answer waited for ever, holding the connection (and a def stream its pool thread),
-    # while the stall timer took the client for one that was answered (review50). Once the
-    # app reads, the client owes the body; one that sends it late (curl waits a second)
-    # is read whole.
-    monkeypatch.setattr(protocol_class, "stall_timeout", 0.3)
-    outcome: list[str] = []
-    app = _answer_then_read_app(outcome, colour)
+def _echo_expecting_continue(
+    protocol_class: Protocols, app: App, outcome: list[str], body: bytes
+) -> _Closing:
+    """Send ``POST /echo`` expecting 100-continue; once the answer has started, wait 0.2 s and
+    send ``body``; return the connection once the app's stream has ended, or 1.5 s later."""
 
     async def connection() -> _Closing:
         protocol, transport = _connect(protocol_class, app.as_asgi())
         head = UPLOAD.replace(b"/upload", b"/echo").replace(
             b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
         )
-        # NOTE: a wait longer than the timeout before the read starts: the timer counts
-        # from the app's read, not from the head.
         protocol.data_received(head)
         for _ in range(300):
             if b"started" in transport.written:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)
-        if sends:
-            protocol.data_received(b"12345678")
+        if body:
+            protocol.data_received(body)
         for _ in range(150):
             if outcome:
                 break
@@ -779,9 +718,43 @@ def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
         outcome.append("closed" if transport.closed else "open")
         return transport
 
-    transport = asyncio.run(connection())
+    return asyncio.run(connection())
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+def test_a_client_told_100_continue_that_sends_nothing_is_closed_under_an_answer(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str
+) -> None:
+    # NOTE: a read sends the 100 Continue (Uvicorn's receive()): from then on the client owes
+    # the body, even once the answer has started. The exemption for an answer sent before
+    # any 100 Continue kept such a connection, and the stream reading it, open for ever.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.2)
+    outcome: list[str] = []
+    app = _echo_app(outcome, colour, check_first=True)
+    transport = _echo_expecting_continue(protocol_class, app, outcome, b"")
+    assert b"100 Continue" in transport.written and b"started" in transport.written
+    assert outcome == ["ClientDisconnect", "closed"]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("colour", ["def", "async"])
+@pytest.mark.parametrize("body", [b"", b"12345678"], ids=["sends-nothing", "sends-the-body"])
+def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, colour: str, body: bytes
+) -> None:
+    # NOTE: Uvicorn sends no 100 Continue once the answer has started, and the client need
+    # not send the body then (RFC 9110 10.1.1): an app that read it after starting its
+    # answer waited for ever, holding the connection (and a def stream its pool thread),
+    # while the stall timer took the client for one that was answered (review50). Once the
+    # app reads, the client owes the body; one that sends it late (curl waits a second)
+    # is read whole. The 0.2 s before the body, under a 0.3 s timeout, count from the read.
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.3)
+    outcome: list[str] = []
+    app = _echo_app(outcome, colour, check_first=False)
+    transport = _echo_expecting_continue(protocol_class, app, outcome, body)
     assert b"100 Continue" not in transport.written and b"started" in transport.written
-    if sends:
-        assert outcome[0] == "read" and b"12345678" in transport.written
+    if body:
+        assert outcome[0] == "read" and body in transport.written
     else:
         assert outcome == ["ClientDisconnect", "closed"]
