@@ -27,6 +27,14 @@ STOP_CHECK = 0.1
 CLEANUP_WAIT = 2.0
 
 
+class LoopStopped(RuntimeError):
+    """The loop stopped before a call on it ended: the app was closed under a waiting thread.
+
+    A server's stop cut the call off (Waitress at the end of its grace period); the thread that
+    waited is no error of the app's.
+    """
+
+
 class _Hop:
     """One awaitable handed from a thread to an event loop, and what came of it."""
 
@@ -82,7 +90,7 @@ def hop_to_loop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> _Ho
         if not loop.is_running() and not hop.done.acquire(blocking=False):
             if hop.task is None and asyncio.iscoroutine(awaitable):
                 awaitable.close()  # NOTE: it never started; say so without a warning.
-            raise RuntimeError("the event loop stopped before the call ended")
+            raise LoopStopped("the event loop stopped before the call ended")
     hop.task = None
     return hop
 
@@ -171,7 +179,7 @@ class AppLoop:
         if self._stopped and isinstance(hop.error, asyncio.CancelledError):
             # NOTE: cancelled by stop(): the error of a thread released by the stop check.
             hop.error = None
-            raise RuntimeError("the event loop stopped before the call ended")
+            raise LoopStopped("the event loop stopped before the call ended")
         if hop.error is None and hop.context is not None:
             # NOTE: this thread's context is as it was when the hop began: set what the task
             # changed (nothing crosses back when it raised).

@@ -38,9 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="serve an app")
     serve_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")
-    serve_cmd.add_argument("--server", choices=sorted(SERVERS), default="uvicorn")
-    serve_cmd.add_argument("--host", default="127.0.0.1")
-    serve_cmd.add_argument("--port", type=int, default=8000)
+    serve_cmd.add_argument(
+        "--server",
+        choices=sorted(SERVERS),
+        default="uvicorn",
+        help="uvicorn (ASGI, the default) or waitress (WSGI)",
+    )
+    serve_cmd.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve_cmd.add_argument(
+        "--port", type=int, default=8000, help="default 8000; 0 for one the system picks"
+    )
     serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_cmd.add_argument(

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
-from ._app_loop import AppLoop
+from ._app_loop import AppLoop, LoopStopped
 from ._effects import Effects, Offload
 from ._pool import WorkerPool
 
@@ -45,6 +45,11 @@ def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
                     value = effect.fn(*effect.args, **effect.kwargs)
                 else:
                     value = app_loop.run(effect)
+            except LoopStopped:
+                # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
+                # errors don't get it, their finally blocks run.
+                effects.close()
+                raise
             except Exception as exc:
                 effect = effects.throw(exc)
             else:

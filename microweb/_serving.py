@@ -47,6 +47,7 @@ GRACEFUL_TIMEOUT = 5.0
 # NOTE: Waitress's default channel_timeout, which microweb's Uvicorn protocols follow
 # (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
 CLIENT_TIMEOUT = 120
+MAX_PORT = 65535
 logger = logging.getLogger("microweb")
 # NOTE: hosts that listen on every interface, and so name no one address.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -206,6 +207,10 @@ def serve(
         ("--client-timeout", client_timeout, 1),
         ("--connection-limit", connection_limit, 1),
     )
+    if not 0 <= port <= MAX_PORT:
+        # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
+        # raised OverflowError with a traceback (exit status 1).
+        raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
     root_path = normalize_root_path(root_path)

@@ -11,9 +11,9 @@ from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
 
-from ._app_loop import AppLoop, iterate_on_loop
+from ._app_loop import AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
-from ._calls import client_left
+from ._calls import client_left, default_error
 from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
@@ -160,6 +160,8 @@ class WSGIDriver:
                 try:
                     # NOTE: an effect generator is not awaited (NOT_AWAITED), as mypy cannot see.
                     result = self.app_loop.run(outcome)  # type: ignore[arg-type]
+                except LoopStopped:
+                    raise
                 except Exception as exc:
                     outcome = fail(self.plan, request, exc)
                 else:
@@ -182,6 +184,11 @@ class WSGIDriver:
                 outcome = drive_sync(outcome, self.app_loop)
         except ClientDisconnect as exc:
             outcome = client_left(request, exc)
+        except LoopStopped:
+            # NOTE: cut off by the app's close (a server's stop after its grace period, which
+            # logged it): a 500 where it can still go out, as Uvicorn's cancellation gives,
+            # with no traceback and no error handler.
+            outcome = default_error(request, 500, None, {})
         return self._send(request, outcome, start_response)
 
     def _send(
@@ -358,6 +365,9 @@ def _after_response(request: Request, app_loop: AppLoop) -> None:
             # NOTE: made if not yet, so that a callback's is_disconnected() says the request has
             # ended, as under ASGI, whether or not the handler read the body.
             cast("WSGIBody", request._body_source()).ended = True
-            drive_sync(run_after(request._after), app_loop)
+            # NOTE: callbacks cut off by the app's close were counted as in flight, and the
+            # server's stop logged them; the rest of them cannot run.
+            with contextlib.suppress(LoopStopped):
+                drive_sync(run_after(request._after), app_loop)
     finally:
         request.close()

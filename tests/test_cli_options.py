@@ -263,6 +263,29 @@ def test_bad_option_values_say_what_is_wrong(
     assert message in capsys.readouterr().err
 
 
+def test_help_gives_the_server_host_and_port_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "uvicorn (ASGI, the default)" in text
+    assert "--host HOST default 127.0.0.1" in text
+    assert "--port PORT default 8000; 0 for one the system picks" in text
+
+
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_a_port_out_of_range_is_refused(
+    server: str, port: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def served(*args: object) -> None:
+        raise AssertionError(f"--port {port} was served")
+
+    monkeypatch.setattr(serving_module, "_serve_waitress", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    assert cli.main(["serve", APP_FILE, "--server", server, "--port", port]) == 2
+    assert f"--port must be from 0 to 65535, got {port}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

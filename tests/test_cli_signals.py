@@ -300,6 +300,46 @@ def test_a_request_cut_off_by_the_grace_period_is_logged_in_one_line(
     assert log.count("Traceback") == 1 and "RuntimeError: boom" in log, log
 
 
+@pytest.mark.parametrize(
+    ("path", "waited"),
+    [
+        ("/slow?seconds=30", "started"),
+        ("/aslow?seconds=30", "started"),
+        ("/aticks", ""),
+        ("/after?seconds=30&colour=async", "after-started"),
+    ],
+    ids=["def", "async", "async-stream", "async-after"],
+)
+def test_a_request_cut_off_under_waitress_is_logged_in_one_line(
+    tmp_path: Path, path: str, waited: str
+) -> None:
+    # NOTE: an async def handler cut off under Waitress was logged again after the shutdown
+    # hooks, as "unhandled error" with a traceback: the app loop's stop had released its
+    # server thread with a RuntimeError, which the driver took for the handler's own error.
+    served = Served(tmp_path, "waitress", "--graceful-timeout", "1")
+    assert httpx.get(f"{served.url}/boom", timeout=5).status_code == 500
+    if waited:
+        thread, _ = _get_in_background(f"{served.url}{path}")
+        served.wait_for_event(waited)
+        served.process.send_signal(signal.SIGTERM)
+        thread.join(timeout=10)
+    else:
+        with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "tick"
+            served.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(httpx.HTTPError):
+                for _ in lines:
+                    pass
+    served.ended_within(timeout=8)
+    # NOTE: the server thread may log after the shutdown hooks; give it the time it took.
+    time.sleep(0.5)
+    log = read_log(served.log)
+    assert "WARNING:microweb: 1 request(s) still busy after the grace period" in log, log
+    assert log.count("Traceback") == 1 and "RuntimeError: boom" in log, log
+    assert "unhandled error in GET /a" not in log, log
+
+
 def test_a_websocket_session_cut_off_by_the_grace_period_is_logged_in_one_line(
     tmp_path: Path,
 ) -> None:
