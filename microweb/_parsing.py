@@ -8,7 +8,6 @@ import math
 import re
 from json.scanner import make_scanner
 from typing import Any, TypeVar
-from urllib.parse import unquote_to_bytes
 
 from ._charsets import decode, find_codec
 from ._datastructures import Headers, MultiDict
@@ -401,7 +400,7 @@ def decode_ext_value(value: str) -> str | None:
     if not (first and second) or codec is None:
         return None
     try:
-        return unquote_to_bytes(encoded).decode(codec)
+        return percent_decode_bytes(encoded.encode("utf-8")).decode(codec)
     except UnicodeDecodeError:
         return None
 

@@ -6,14 +6,12 @@ import asyncio
 import copy
 import json
 import pickle
-import sys
 from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request, Response
@@ -169,24 +167,6 @@ def test_too_many_query_params_is_400(make_client: MakeClient) -> None:
 def test_query_with_invalid_utf8_is_400(make_client: MakeClient, query: str) -> None:
     response = make_client(query_app()).get(f"/q?{query}")
     assert response.status_code == 400
-
-
-def traced_lines(read: Any) -> tuple[int, Any]:
-    """Call ``read()``; return how many Python lines it ran in this thread, and its result."""
-    lines = 0
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal lines
-        lines += event == "line"
-        return tracer
-
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        value = read()
-    finally:
-        sys.settrace(previous)
-    return lines, value
 
 
 @pytest.mark.parametrize("unit", ["%41", "%", "%41%", "%zz", "%C3%A9a", "é%41"])
