@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 ACCEPTED = "str, ServerSentEvent or a mapping with keys data, event, id, retry, comment"
 
 
@@ -70,7 +68,10 @@ class ServerSentEvent:
         if self.data is not None:
             # SPEC: the event stream splits lines only on CRLF, CR and LF (str.splitlines() also
             # splits on form feeds and U+2028 and drops a final empty line).
-            lines.extend(f"data: {line}" for line in _LINE_BREAK.split(self.data))
+            # NOTE: three replacements in C, not a str per line nor a regex match per line:
+            # data of 1 MB of "\n" held 79 MB and took 2.4 s to frame (a sub(), 0.14 s).
+            data = self.data.replace("\r\n", "\n").replace("\r", "\n")
+            lines.append("data: " + data.replace("\n", "\ndata: "))
         return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 

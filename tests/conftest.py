@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -59,6 +61,24 @@ def in_colour(colour: str, function: Callable[..., Any]) -> Callable[..., Any]:
         return function(*args, **kwargs)
 
     return coloured
+
+
+def traced_lines(read: Any) -> tuple[int, Any]:
+    """Call ``read()``; return how many Python lines it ran in this thread, and its result."""
+    lines = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal lines
+        lines += event == "line"
+        return tracer
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        value = read()
+    finally:
+        sys.settrace(previous)
+    return lines, value
 
 
 async def sleep_until_cancelled(events: list[str]) -> None:

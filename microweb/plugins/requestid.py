@@ -8,9 +8,10 @@ import re
 import uuid
 from collections.abc import Callable, Generator
 from time import perf_counter
-from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
+from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, Headers, Request, Response
+from microweb._parsing import percent_decode_bytes
 
 Flow = Generator[Response | None, Response, None]
 # NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
@@ -96,7 +97,7 @@ def _logged_path(request: Request) -> str:
         return quote(request.path, safe=_PATH_SAFE)
     # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
     # field ("GET  400"). Its bytes then, in the same spelling.
-    return quote_from_bytes(unquote_to_bytes(request.raw_path), safe=_PATH_SAFE)
+    return quote_from_bytes(percent_decode_bytes(request.raw_path), safe=_PATH_SAFE)
 
 
 class AccessLog:
