@@ -54,12 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         help="waitress: server threads (default 4); uvicorn: the pool for def handlers "
-        "(App.max_threads)",
+        "(default App.max_threads, 40)",
     )
     serve_cmd.add_argument(
         "--root-path", default="", help="the path prefix the app is mounted at, as /app"
     )
-    serve_cmd.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve_cmd.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default info")
     serve_cmd.add_argument(
         "--forwarded-allow-ips",
         metavar="IPS",

@@ -263,13 +263,16 @@ def test_bad_option_values_say_what_is_wrong(
     assert message in capsys.readouterr().err
 
 
-def test_help_gives_the_server_host_and_port_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_gives_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "uvicorn (ASGI, the default)" in text
     assert "--host HOST default 127.0.0.1" in text
     assert "--port PORT default 8000; 0 for one the system picks" in text
+    assert "(default 4); uvicorn: the pool for def handlers (default App.max_threads, 40)" in text
+    assert "--log-level {critical,error,warning,info,debug} default info" in text
+    assert "(default 5)" in text and "(default 120)" in text and "(default 100)" in text
 
 
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
