@@ -49,7 +49,7 @@ def test_a_failing_startup_hook_is_logged_and_ends_with_status_3(
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_a_taken_port_is_one_logged_line_and_status_3(tmp_path: Path, server: str) -> None:
+def test_a_taken_port_is_status_3_with_no_traceback(tmp_path: Path, server: str) -> None:
     events = tmp_path / "events.txt"
     with socket.socket() as taken:
         taken.bind((HOST, 0))
