@@ -269,6 +269,9 @@ PERCENT_PIECES = st.sampled_from(
         *("ÿ", "€", "%e2%82%ac", "%e2%82", "%f0%9f", "%98%80", "%ED%A0%80", "%c0%af"),
         # NOTE: what the decoder writes escapes with (quoted-printable's "=XX"), and marks.
         *("=", "=41", "%3D", "%3d", "%25", "h", "%hh", "\r\n", "=\n", "_"),
+        # NOTE: what quoted-printable decoders may strip (whitespace before a line break, a
+        # soft break) or stop at (NUL).
+        *(" \r\n", "\t\n", "=\r\n", "%20\r\n", "%09\n", "\x00", "%00=\r"),
     ]
 )
 
@@ -288,6 +291,13 @@ def test_percent_decode_gives_what_unquote_gives(text: str, padding: str) -> Non
         except UnicodeDecodeError:
             assert expected == "400"
     data = text.encode("utf-8")
+    assert percent_decode_bytes(data) == unquote_to_bytes(data)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.one_of(PERCENT_PIECES.map(str.encode), st.binary(max_size=4))).map(b"".join))
+def test_percent_decode_bytes_gives_what_unquote_to_bytes_gives(data: bytes) -> None:
+    # NOTE: any bytes, not only UTF-8: a raw path or a filename* may hold them.
     assert percent_decode_bytes(data) == unquote_to_bytes(data)
 
 
