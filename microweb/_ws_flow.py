@@ -25,6 +25,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   counts a message's bytes, not its fragments, and empty ones went on for ever.
 - A text message that is not UTF-8 closes with 1007, as under Uvicorn, with no traceback in
   the log.
+- A handshake websockets refuses (more than 128 header lines, say) is answered and closed:
+  Uvicorn sent no answer, kept the connection, and failed on it at shutdown.
 - A client that reads nothing of what the app sends is closed after ``--client-timeout``, as
   over HTTP (``_stall.StallTimer``): the app's send waited for ever, and so did the close of
   Uvicorn's keepalive ping timeout, which waits for the buffer to be sent.
@@ -50,6 +52,10 @@ _PONG = b"\x8a"
 # ones and 13 ms in 256 KiB reads; 20,000 small messages took 200 ms in any of them.
 DEFLATED_SLICE = 4 * 1024
 READ_SLICE = 64 * 1024
+_BAD_HANDSHAKE = (
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8"
+    b"\r\nContent-Length: 30\r\n\r\nInvalid WebSocket handshake.\r\n"
+)
 # NOTE: fragments of one message. Each costs 3 to 7 us of CPU: 4096 take 12 to 30 ms; a
 # message under the default 1 MiB limit passes in fragments of 256 bytes.
 MAX_FRAGMENTS = 4096
@@ -83,6 +89,19 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
                 self.unparsed = data[start:]
                 return
             super().data_received(data[start : start + size])
+            if not self.handshake_initiated and self.conn.handshake_exc is not None:
+                self.refuse_handshake()
+                return
+
+    def refuse_handshake(self) -> None:
+        """Send the refusal of a head websockets could not parse (Uvicorn sent none), and close."""
+        # NOTE: websockets wrote its 431 (a line over 8 KiB, more than 128 lines) into its
+        # output and ended it, or ended it with nothing (another error: a 400 is due). Uvicorn
+        # wrote neither and kept the connection, and its 500 for it at shutdown raised.
+        refusal = b"".join(self.conn.data_to_send()) or _BAD_HANDSHAKE
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        self.transport.write(refusal)
+        self.transport.close()
 
     async def receive(self) -> Any:
         """Hand the app the next message; once it has taken them all, parse what waits."""

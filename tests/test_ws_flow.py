@@ -377,3 +377,38 @@ def test_a_client_that_reads_nothing_the_app_sends_is_closed(
 
     assert asyncio.run(connection())
     assert ended == [1006]
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        # NOTE: websockets allows 128 header lines and 8 KiB a line; Uvicorn's HTTP protocol
+        # passes such a head on (microweb's caps a head at 256 KiB).
+        (HANDSHAKE[:-2] + b"X-Many: 1\r\n" * 130 + b"\r\n", b"431"),
+        (HANDSHAKE[:-2] + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+        (HANDSHAKE[:-2] + b"X-Bad: a\x01b\r\n\r\n", b"400"),
+    ],
+)
+def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, status: bytes) -> None:
+    # NOTE: websockets refused it, but Uvicorn's protocol never wrote the refusal: the
+    # connection stayed open, and at shutdown Uvicorn's 500 for it raised AssertionError
+    # (websockets had ended its output already), so the server crashed with a traceback
+    # before the app's shutdown hooks ran (hunt56).
+    async def connection() -> tuple[bytes, bool]:
+        config = uvicorn.Config(App().as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Unread(protocol)
+        closed: list[bool] = []
+        transport.close = lambda: closed.append(True)  # type: ignore[method-assign]
+        protocol.connection_made(transport)
+        protocol.data_received(head)
+        written = bytes(transport.written)
+        protocol.shutdown()
+        protocol.connection_lost(None)
+        return written, bool(closed)
+
+    written, closed = asyncio.run(connection())
+    assert written.startswith(b"HTTP/1.1 " + status + b" ")
+    assert b"\r\n\r\n" in written
+    assert closed
