@@ -39,8 +39,9 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # body that stops coming.
 UVICORN_HTTP = "microweb._httptools:BoundedHttpTools"
 UVICORN_H11 = "microweb._h11:BoundedH11"
-# NOTE: the websockets library's protocol (Uvicorn's pick when it is installed), which stops
-# reading a client that does not read its pongs; else Uvicorn's own pick.
+# NOTE: the websockets library's protocol (Uvicorn's pick when it is installed), which keeps
+# one pong for a client that does not read them and bounds what a client makes it hold
+# (_ws_flow.py); else Uvicorn's own pick.
 UVICORN_WS = "microweb._ws_flow:FlowControlledWebSockets"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0

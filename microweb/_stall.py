@@ -188,7 +188,7 @@ class StallTimer(asyncio.BaseProtocol):
         # NOTE: a closing transport is looked at too: close() (Connection: close, or Uvicorn's
         # keep-alive timeout after a whole answer) waits for the buffer to be sent, and a
         # client that read nothing held it, megabytes of its answer, for ever.
-        if not self.flow.write_paused:
+        if not self.writing_paused():
             return
         if self.transport.get_protocol() is not self:
             return  # NOTE: upgraded: the WebSocket protocol's flow is another.
@@ -204,6 +204,10 @@ class StallTimer(asyncio.BaseProtocol):
         # NOTE: not close(), which waits for the buffer to be sent, to a client that reads
         # nothing. The app hears that the client left, as when it leaves.
         self.transport.abort()
+
+    def writing_paused(self) -> bool:
+        """Return whether the transport's buffer is past its high-water mark."""
+        return self.flow.write_paused
 
     def _unsent(self) -> int:
         """Return the bytes of the answers written that the client has not taken yet."""

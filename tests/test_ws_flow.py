@@ -7,14 +7,17 @@ high-water mark, as a socket whose client reads nothing does.
 from __future__ import annotations
 
 import asyncio
+import logging
+import zlib
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
-from microweb import App, WebSocket
-from microweb._ws_flow import FlowControlledWebSockets
+from microweb import App, WebSocket, WebSocketDisconnect
+from microweb._ws_flow import MAX_FRAGMENTS, FlowControlledWebSockets
 
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -40,9 +43,12 @@ class _Unread(asyncio.Transport):
         self.buffered = 0
         self.reading = True
         self.write_paused = False
+        self.aborted = False
+        self.written = bytearray()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.buffered += len(data)
+        self.written += data
         if self.buffered > HIGH_WATER and not self.write_paused:
             self.write_paused = True
             self.protocol.pause_writing()
@@ -52,6 +58,17 @@ class _Unread(asyncio.Transport):
 
     def close(self) -> None:
         """Nothing to close: the test ends the connection."""
+
+    def abort(self) -> None:
+        """Drop the connection, as asyncio does: the protocol hears of it soon."""
+        self.aborted = True
+        asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_protocol(self) -> Any:
+        return self.protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
@@ -64,16 +81,21 @@ class _Unread(asyncio.Transport):
 
 
 async def _accepted(
-    protocol_class: type[WebSocketsSansIOProtocol], app: App, until_writes_wait: bool = False
+    protocol_class: type[WebSocketsSansIOProtocol],
+    app: App,
+    until_writes_wait: bool = False,
+    offer: bytes = b"",
 ) -> tuple[WebSocketsSansIOProtocol, _Unread]:
     """A WebSocket connection to ``app`` over ``protocol_class``, its handshake done (and,
-    with ``until_writes_wait``, the app's first sends past the high-water mark)."""
+    with ``until_writes_wait``, the app's first sends past the high-water mark); ``offer``
+    is the client's ``Sec-WebSocket-Extensions`` header, if any."""
     config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
     config.load()
     protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
     transport = _Unread(protocol)
     protocol.connection_made(transport)
-    protocol.data_received(HANDSHAKE)
+    extensions = b"Sec-WebSocket-Extensions: " + offer + b"\r\n" if offer else b""
+    protocol.data_received(HANDSHAKE[:-2] + extensions + b"\r\n")
     for _ in range(100):
         if transport.write_paused if until_writes_wait else protocol.handshake_complete:
             break
@@ -120,8 +142,9 @@ def test_uvicorns_own_protocol_buffers_every_pong() -> None:
     assert buffered > 900 * 1024  # NOTE: a pong is 4 bytes shorter than its masked ping.
 
 
-def _masked(opcode: int, payload: bytes) -> bytes:
-    """A masked frame from the client, of any length."""
+def _masked(opcode: int, payload: bytes, fin: bool = True, compressed: bool = False) -> bytes:
+    """A masked frame from the client, of any length (a fragment unless ``fin``; with
+    ``compressed``, the first frame of a permessage-deflate message)."""
     mask = b"abcd"
     masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
     size = len(payload)
@@ -131,7 +154,8 @@ def _masked(opcode: int, payload: bytes) -> bytes:
         length = bytes([0x80 | 126]) + size.to_bytes(2, "big")
     else:
         length = bytes([0x80 | 127]) + size.to_bytes(8, "big")
-    return bytes([0x80 | opcode]) + length + mask + masked
+    first = (0x80 if fin else 0) | (0x40 if compressed else 0) | opcode
+    return bytes([first]) + length + mask + masked
 
 
 def test_the_pong_to_the_last_ping_goes_once_the_client_reads() -> None:
@@ -191,3 +215,200 @@ def test_a_client_that_sends_a_message_whole_before_reading_is_read() -> None:
 
     assert asyncio.run(connection()) >= 8 * HIGH_WATER
     assert received == [8 * HIGH_WATER]
+
+
+def _closed_with(transport: _Unread) -> int | None:
+    """The code of the close frame the server wrote last, if any."""
+    at = transport.written.rfind(b"\x88")
+    if at < 0 or at + 4 > len(transport.written):
+        return None
+    return int.from_bytes(transport.written[at + 2 : at + 4], "big")
+
+
+def _echo_app(received: list[str]) -> App:
+    app = App()
+
+    @app.websocket("/ws")
+    async def collect(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            received.append(text)
+
+    return app
+
+
+def test_a_text_message_that_is_not_utf8_closes_1007_with_nothing_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: Uvicorn's protocol closed it with 1007 too, but logged the UnicodeDecodeError's
+    # traceback at ERROR: any client wrote tracebacks into the log at will (hunt56).
+    received: list[str] = []
+
+    async def connection() -> int | None:
+        protocol, transport = await _accepted(FlowControlledWebSockets, _echo_app(received))
+        # NOTE: Uvicorn's logging config stops its records short of the root logger, and
+        # log_level="critical" drops errors.
+        logger = logging.getLogger("uvicorn.error")
+        level = logger.level
+        logger.addHandler(caplog.handler)
+        logger.setLevel(logging.INFO)
+        try:
+            protocol.data_received(_masked(0x1, b"fine"))
+            await asyncio.sleep(0.01)
+            protocol.data_received(_masked(0x1, "café".encode()[:-1], fin=False))
+            protocol.data_received(_masked(0x0, b"!"))
+            await asyncio.sleep(0.01)
+        finally:
+            logger.removeHandler(caplog.handler)
+            logger.setLevel(level)
+        protocol.connection_lost(None)
+        return _closed_with(transport)
+
+    assert asyncio.run(connection()) == 1007
+    assert received == ["fine"]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+
+
+def test_a_message_in_too_many_fragments_closes_1009() -> None:
+    # NOTE: websockets counts a fragmented message's bytes, not its fragments: empty ones
+    # went on for ever, each costing 3 us of CPU and 8 bytes of Uvicorn's list (5 million
+    # held 39 MB and took 30 s, and the message never ended; hunt56).
+    received: list[str] = []
+
+    async def connection() -> tuple[int | None, bool]:
+        protocol, transport = await _accepted(FlowControlledWebSockets, _echo_app(received))
+        protocol.data_received(_masked(0x1, b"a", fin=False))
+        empty = _masked(0x0, b"", fin=False)
+        for _ in range(100):
+            protocol.data_received(empty * 100)
+        protocol.data_received(_masked(0x0, b"z"))
+        await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return _closed_with(transport), len(protocol.frames) <= MAX_FRAGMENTS
+
+    assert asyncio.run(connection()) == (1009, True)
+    assert received == []
+
+
+def test_a_message_in_as_many_fragments_as_allowed_is_received() -> None:
+    received: list[str] = []
+
+    async def connection() -> int | None:
+        protocol, transport = await _accepted(FlowControlledWebSockets, _echo_app(received))
+        fragments = [_masked(0x0, b"b", fin=False)] * (MAX_FRAGMENTS - 2)
+        protocol.data_received(b"".join([_masked(0x1, b"a", fin=False), *fragments]))
+        protocol.data_received(_masked(0x0, b"c"))
+        await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return _closed_with(transport)
+
+    assert asyncio.run(connection()) is None
+    assert received == ["a" + "b" * (MAX_FRAGMENTS - 2) + "c"]
+
+
+def _deflated(data: bytes) -> bytes:
+    """``data`` compressed as a permessage-deflate client does (RFC 7692 7.2.1)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -12)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def test_messages_wait_compressed_until_the_app_takes_the_one_before() -> None:
+    # NOTE: Uvicorn's protocol inflated every message of a read before it stopped reading:
+    # 1 MiB of zeros deflates to 1 KiB, so one 256 KiB read queued 250 MiB for an app that
+    # had not received yet; three such clients took a server from 31 MB to 543 MB (hunt56).
+    taken: list[int] = []
+    queued: list[int] = []
+
+    async def connection() -> None:
+        app = App()
+
+        @app.websocket("/ws")
+        async def slow(ws: WebSocket) -> None:
+            await ws.accept()
+            async for data in ws.iter_bytes():
+                taken.append(len(data))
+
+        protocol, _ = await _accepted(
+            FlowControlledWebSockets, app, offer=b"permessage-deflate; client_max_window_bits"
+        )
+        message = _masked(0x2, _deflated(bytes(1000 * 1024)), compressed=True)
+        protocol.data_received(message * 20)
+        queued.append(sum(len(item.get("bytes") or b"") for item in protocol.queue._queue))  # type: ignore[attr-defined]
+        for _ in range(200):
+            if len(taken) == 20:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+
+    asyncio.run(connection())
+    assert queued[0] <= 5 * 1024 * 1024  # NOTE: 4 KiB inflates to 4 MiB at most.
+    assert taken == [1000 * 1024] * 20
+
+
+def test_a_client_that_reads_nothing_the_app_sends_is_closed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the app's send waited for the buffer to drain for ever: Uvicorn's keepalive ping
+    # timed out and closed the transport, but close() waits for the buffer too, so the
+    # connection and the app's task stayed for good (95 s and counting; hunt56).
+    monkeypatch.setattr(FlowControlledWebSockets, "stall_timeout", 0.2)
+    ended: list[int] = []
+
+    async def connection() -> bool:
+        app = App()
+
+        @app.websocket("/ws")
+        async def push(ws: WebSocket) -> None:
+            await ws.accept()
+            try:
+                while True:
+                    await ws.send_bytes(bytes(HIGH_WATER))
+            except WebSocketDisconnect as exc:
+                ended.append(exc.code)
+
+        protocol, transport = await _accepted(FlowControlledWebSockets, app, True)
+        for _ in range(200):
+            if ended:
+                break
+            await asyncio.sleep(0.01)
+        if not ended:
+            protocol.connection_lost(None)
+        return transport.aborted
+
+    assert asyncio.run(connection())
+    assert ended == [1006]
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        # NOTE: websockets allows 128 header lines and 8 KiB a line; Uvicorn's HTTP protocol
+        # passes such a head on (microweb's caps a head at 256 KiB).
+        (HANDSHAKE[:-2] + b"X-Many: 1\r\n" * 130 + b"\r\n", b"431"),
+        (HANDSHAKE[:-2] + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n", b"431"),
+        (HANDSHAKE[:-2] + b"X-Bad: a\x01b\r\n\r\n", b"400"),
+    ],
+)
+def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, status: bytes) -> None:
+    # NOTE: websockets refused it, but Uvicorn's protocol never wrote the refusal: the
+    # connection stayed open, and at shutdown Uvicorn's 500 for it raised AssertionError
+    # (websockets had ended its output already), so the server crashed with a traceback
+    # before the app's shutdown hooks ran (hunt56).
+    async def connection() -> tuple[bytes, bool]:
+        config = uvicorn.Config(App().as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        protocol = FlowControlledWebSockets(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Unread(protocol)
+        closed: list[bool] = []
+        transport.close = lambda: closed.append(True)  # type: ignore[method-assign]
+        protocol.connection_made(transport)
+        protocol.data_received(head)
+        written = bytes(transport.written)
+        protocol.shutdown()
+        protocol.connection_lost(None)
+        return written, bool(closed)
+
+    written, closed = asyncio.run(connection())
+    assert written.startswith(b"HTTP/1.1 " + status + b" ")
+    assert b"\r\n\r\n" in written
+    assert closed
