@@ -6,7 +6,8 @@ write buffer holds: a client that sent pings and never read the pongs made the s
 them all (120 MB in 15 s, growing with what the client sent). ``microweb serve`` runs this
 protocol, which, while the write buffer is over its high-water mark, keeps only the pong to the
 last ping read and writes it once the buffer drains (RFC 6455 5.5.3 allows answering only the
-most recent ping); the app's own sends wait for the buffer already.
+most recent ping). The app's own sends wait for the buffer to drain, as they do under Uvicorn
+0.53 and later; under 0.51 and 0.52 they did not, and were buffered without a bound.
 
 It refuses a handshake with 503 once the server's connections, its own included, reach
 Uvicorn's ``limit_concurrency`` (``microweb serve --connection-limit``): Uvicorn checks the
@@ -37,7 +38,9 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import SecurityError
 from websockets.frames import Frame
 from websockets.http11 import Request
 
@@ -56,6 +59,11 @@ _BAD_HANDSHAKE = (
     b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8"
     b"\r\nContent-Length: 30\r\n\r\nInvalid WebSocket handshake.\r\n"
 )
+_LARGE_HANDSHAKE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 23\r\n\r\n"
+    b"Headers are too large.\n"
+)
 # NOTE: fragments of one message. Each costs 3 to 7 us of CPU: 4096 take 12 to 30 ms; a
 # message under the default 1 MiB limit passes in fragments of 256 bytes.
 MAX_FRAGMENTS = 4096
@@ -69,8 +77,10 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
     # owed to the last ping read meanwhile (written once the buffer drains).
     write_paused = False
     pong_due = b""
-    # NOTE: what was read but not parsed yet, while a message waits for the app.
+    # NOTE: what was read but not parsed yet, while a message waits for the app; and whether
+    # the connection is lost.
     unparsed = b""
+    lost = False
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` a slice at a time, until a message waits for the app."""
@@ -95,13 +105,28 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
 
     def refuse_handshake(self) -> None:
         """Send the refusal of a head websockets could not parse (Uvicorn sent none), and close."""
-        # NOTE: websockets wrote its 431 (a line over 8 KiB, more than 128 lines) into its
-        # output and ended it, or ended it with nothing (another error: a 400 is due). Uvicorn
-        # wrote neither and kept the connection, and its 500 for it at shutdown raised.
-        refusal = b"".join(self.conn.data_to_send()) or _BAD_HANDSHAKE
+        # NOTE: websockets 17 wrote its 431 (a line over 8 KiB, more than 128 lines) into its
+        # output and ended it, or ended it with nothing (another error: a 400 is due); 15
+        # writes no 431, and its error's cause says the head was too large. Uvicorn wrote
+        # neither and kept the connection, and its 500 for it at shutdown raised.
+        refusal = b"".join(self.conn.data_to_send())
+        if not refusal:
+            cause = getattr(self.conn.handshake_exc, "__cause__", None)
+            refusal = _LARGE_HANDSHAKE if isinstance(cause, SecurityError) else _BAD_HANDSHAKE
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
         self.transport.write(refusal)
         self.transport.close()
+
+    def shutdown(self) -> None:
+        """Close as Uvicorn does at the server's stop; a connection closed already just ends."""
+        if self.close_sent:
+            # NOTE: as Uvicorn does from 0.53 on: before, it sent a close frame (1012) even
+            # after a refused handshake, which raised (websockets was still connecting), and
+            # the server stopped with a traceback before the app's shutdown hooks ran.
+            self.stop_keepalive()
+            self.transport.close()
+            return
+        super().shutdown()
 
     async def receive(self) -> Any:
         """Hand the app the next message; once it has taken them all, parse what waits."""
@@ -111,7 +136,15 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
         return message
 
     async def send(self, message: Any) -> None:
-        """Send as Uvicorn does; after a close, parse what waits (the client's close, say)."""
+        """Send as Uvicorn does; after a close, parse what waits (the client's close, say).
+
+        Raises:
+            ClientDisconnected: If the connection is lost (the app hears that its client left).
+        """
+        if self.lost:
+            # NOTE: as Uvicorn does from 0.53 on; before, a send went on writing to the lost
+            # transport, and a loop of sends that never awaited a receive() spun for ever.
+            raise ClientDisconnected()
         await super().send(message)
         if self.unparsed and not self.read_paused:
             self.parse_unparsed()
@@ -153,8 +186,12 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""
         self.stop_timers()
-        self.unparsed = b""
+        self.unparsed, self.lost = b"", True
         super().connection_lost(exc)
+        # NOTE: a send held by pause_writing() goes on, to hear that the client has gone:
+        # asyncio resumes no writing on a transport lost while paused, and Uvicorn before 0.53
+        # does not wake it either.
+        self.writable.set()
 
     def writing_paused(self) -> bool:
         """Return whether the transport's buffer is past its high-water mark."""
@@ -191,14 +228,19 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
             self.transport.write(b"".join(output))
 
     def pause_writing(self) -> None:
-        """Hold the app's sends as Uvicorn does, and the pongs."""
+        """Hold the app's sends, and the pongs."""
+        # NOTE: Uvicorn's own protocol holds the sends only from 0.53 on: under 0.51 and 0.52
+        # (microweb supports 0.51 on), a client that read nothing had the app's sends
+        # buffered without a bound, and a loop of sends never yielded to the loop.
+        self.writable.clear()
         super().pause_writing()
         self.write_paused = True
 
     def resume_writing(self) -> None:
-        """Write the pong owed, if any, then let the app send as Uvicorn does."""
+        """Write the pong owed, if any, then let the app send."""
         self.write_paused = False
         pong, self.pong_due = self.pong_due, b""
         if pong and not self.transport.is_closing():
             self.transport.write(pong)
+        self.writable.set()
         super().resume_writing()

@@ -412,3 +412,33 @@ def test_a_handshake_websockets_refuses_is_answered_and_closed(head: bytes, stat
     assert written.startswith(b"HTTP/1.1 " + status + b" ")
     assert b"\r\n\r\n" in written
     assert closed
+
+
+def test_the_apps_sends_wait_while_the_client_reads_nothing() -> None:
+    # NOTE: under Uvicorn 0.51 and 0.52 (pyproject's floor is 0.51) the protocol had no
+    # pause_writing(): every send went into the buffer, which grew without a bound for a
+    # client that read nothing, and a loop of sends never yielded to the event loop.
+    sent: list[int] = []
+
+    async def connection() -> tuple[list[int], int]:
+        app = App()
+
+        @app.websocket("/ws")
+        async def push(ws: WebSocket) -> None:
+            await ws.accept()
+            # NOTE: bounded, so that a failure is a failure, not the machine's memory gone.
+            for count in range(1, 33):
+                await ws.send_bytes(bytes(HIGH_WATER // 4))
+                sent.append(count)
+
+        protocol, transport = await _accepted(FlowControlledWebSockets, app, True)
+        await asyncio.sleep(0.1)
+        held = list(sent)
+        protocol.connection_lost(None)
+        await asyncio.sleep(0.05)
+        return held, transport.buffered
+
+    held, buffered = asyncio.run(connection())
+    # NOTE: the send that crossed the high-water mark returned; the next one waits.
+    assert held and held[-1] <= 5
+    assert buffered <= 2 * HIGH_WATER
