@@ -11,8 +11,8 @@ read; it holds a size line or a trailer in one buffer and searches only what is 
 One difference: Waitress checks a size with ``^[0-9a-fA-F]+$``, whose ``$`` also matches
 before a final LF, so it reads ``1\n\r\n`` as a size of 1; ``ChunkedBody`` answers 400, as
 a bare LF ends no line in HTTP/1.1 (RFC 9112, section 7.1) and a proxy may read it otherwise.
-Through ``ChunkedParser``, a chunk whose size alone reaches Waitress's body cap gets its 413
-at its size line, not once that many bytes have come.
+Through ``ChunkedParser``, a chunk whose size takes the body to Waitress's body cap gets its
+413 at its size line, not once that many bytes have come.
 ``microweb serve --server waitress`` gives it to every connection (``_waitress.py``).
 """
 
@@ -44,8 +44,8 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
 
     def __init__(self, buf: Any, max_body: int | None = None) -> None:
         super().__init__(buf)
-        # NOTE: Waitress's max_request_body_size: a chunk that alone is this large is refused
-        # from its size line. Waitress waited for its data, until the client's timeout, to
+        # NOTE: Waitress's max_request_body_size: a chunk that takes the body this far is
+        # refused from its size line. Waitress waited for its data, until the client's timeout, to
         # refuse it once as many bytes had come (10,000 hex digits, then nothing: review51).
         self.max_body = max_body
         # NOTE: a size line that goes on past a read (Waitress's control_line), and the
@@ -137,7 +137,9 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
             self.all_chunks_received = True
             return start
         chunk = int(line, 16)
-        if self.max_body is not None and chunk >= self.max_body:
+        # NOTE: with the data of the reads before (this read's is appended at its end): any
+        # body refused here, Waitress refuses once its data has come, counting the framing.
+        if self.max_body is not None and len(self.buf) + chunk >= self.max_body:
             self.error = RequestEntityTooLarge(f"exceeds max_body of {self.max_body}")
             self.all_chunks_received = True
         elif chunk > 0:
