@@ -259,6 +259,26 @@ def test_an_endless_stream_cut_off_is_closed_before_the_hooks(
     assert served.recorded() == ["stream-closed", "shutdown"], read_log(served.log)
 
 
+def _boom_then_cut_off(served: Served, path: str, waited: str) -> None:
+    """Get ``/boom`` (a handler's own error), then ``path``; send SIGTERM once the request has
+    logged ``waited`` (or, with none, once its stream's first line came); wait for the end."""
+    assert httpx.get(f"{served.url}/boom", timeout=5).status_code == 500
+    if waited:
+        thread, _ = _get_in_background(f"{served.url}{path}")
+        served.wait_for_event(waited)
+        served.process.send_signal(signal.SIGTERM)
+        thread.join(timeout=10)
+    else:
+        with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "tick"
+            served.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(httpx.HTTPError):
+                for _ in lines:
+                    pass
+    served.ended_within(timeout=8)
+
+
 @pytest.mark.parametrize(
     ("path", "waited", "what"),
     [
@@ -278,21 +298,7 @@ def test_a_request_cut_off_by_the_grace_period_is_logged_in_one_line(
     # full traceback of the cancellation ("Exception in ASGI application"), where Waitress
     # logs one line. A handler's own error is still logged in full.
     served = Served(tmp_path, "uvicorn", "--graceful-timeout", "1")
-    assert httpx.get(f"{served.url}/boom", timeout=5).status_code == 500
-    if waited:
-        thread, _ = _get_in_background(f"{served.url}{path}")
-        served.wait_for_event(waited)
-        served.process.send_signal(signal.SIGTERM)
-        thread.join(timeout=10)
-    else:
-        with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
-            lines = response.iter_lines()
-            assert next(lines) == "tick"
-            served.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(httpx.HTTPError):
-                for _ in lines:
-                    pass
-    served.ended_within(timeout=8)
+    _boom_then_cut_off(served, path, waited)
     log = read_log(served.log)
     route = path.partition("?")[0]
     assert f"WARNING:microweb: GET {route} cut off {what}: the server cancelled it" in log, log
@@ -317,21 +323,7 @@ def test_a_request_cut_off_under_waitress_is_logged_in_one_line(
     # hooks, as "unhandled error" with a traceback: the app loop's stop had released its
     # server thread with a RuntimeError, which the driver took for the handler's own error.
     served = Served(tmp_path, "waitress", "--graceful-timeout", "1")
-    assert httpx.get(f"{served.url}/boom", timeout=5).status_code == 500
-    if waited:
-        thread, _ = _get_in_background(f"{served.url}{path}")
-        served.wait_for_event(waited)
-        served.process.send_signal(signal.SIGTERM)
-        thread.join(timeout=10)
-    else:
-        with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
-            lines = response.iter_lines()
-            assert next(lines) == "tick"
-            served.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(httpx.HTTPError):
-                for _ in lines:
-                    pass
-    served.ended_within(timeout=8)
+    _boom_then_cut_off(served, path, waited)
     # NOTE: the server thread may log after the shutdown hooks; give it the time it took.
     time.sleep(0.5)
     log = read_log(served.log)
