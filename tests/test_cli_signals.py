@@ -246,14 +246,7 @@ def test_an_endless_stream_cut_off_is_closed_before_the_hooks(
     tmp_path: Path, server: str, path: str
 ) -> None:
     served = Served(tmp_path, server, "--graceful-timeout", "0.5")
-    with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
-        lines = response.iter_lines()
-        assert next(lines) == "tick"
-        served.process.send_signal(signal.SIGTERM)
-        # NOTE: the client keeps reading, so the stream is cut off while it makes a chunk.
-        with contextlib.suppress(httpx.HTTPError):
-            for _ in lines:
-                pass
+    _sigterm_during_stream(served, path)
     assert served.ended_within(timeout=5) < 3
     # NOTE: the generator's cleanup ran, and before the shutdown hooks, under both servers.
     assert served.recorded() == ["stream-closed", "shutdown"], read_log(served.log)
@@ -269,14 +262,21 @@ def _boom_then_cut_off(served: Served, path: str, waited: str) -> None:
         served.process.send_signal(signal.SIGTERM)
         thread.join(timeout=10)
     else:
-        with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
-            lines = response.iter_lines()
-            assert next(lines) == "tick"
-            served.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(httpx.HTTPError):
-                for _ in lines:
-                    pass
+        _sigterm_during_stream(served, path)
     served.ended_within(timeout=8)
+
+
+def _sigterm_during_stream(served: Served, path: str) -> None:
+    """Stream ``path`` (its first line is ``tick``), send SIGTERM after that line, and read on
+    until the stream ends or is cut off."""
+    with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "tick"
+        served.process.send_signal(signal.SIGTERM)
+        # NOTE: the client keeps reading, so the stream is cut off while it makes a chunk.
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in lines:
+                pass
 
 
 @pytest.mark.parametrize(
