@@ -86,6 +86,12 @@ class OrderlyUvicorn(uvicorn.Server):
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
         if self.running_hooks and self.escalate:
             end_by(sig)
+        if self.should_exit and not self.escalate:
+            # NOTE: supervised, one signal comes twice, from the terminal and from the
+            # supervisor, in either order: a SIGTERM handled before the terminal's SIGINT
+            # (which another thread of the process may take first) made Uvicorn quit without
+            # the shutdown hooks (CI, Python 3.13). The supervisor acts on a second signal.
+            return
         super().handle_exit(sig, frame)
 
     async def on_tick(self, counter: int) -> bool:
