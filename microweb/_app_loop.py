@@ -143,7 +143,9 @@ class AppLoop:
         if loop is None:
             with self._lock:
                 if self._stopped:
-                    raise RuntimeError("the app loop was stopped: this WSGI app was closed")
+                    # NOTE: a request the server let in after the app's close (its grace
+                    # period over) is cut off as a call in flight is: no error of the app's.
+                    raise LoopStopped("the app loop was stopped: this WSGI app was closed")
                 if self._loop is None:
                     self._start()
                 loop = self._loop
@@ -199,9 +201,9 @@ class AppLoop:
 
         The tasks still pending on the loop are cancelled and get up to ``CLEANUP_WAIT``
         seconds to end (their ``finally`` blocks run); then its async generators are closed.
-        A thread still waiting on a call gets ``RuntimeError``. Returns after at most 10 s,
-        even if a task ignores its cancellation; called on the loop itself, it returns at
-        once, and the loop stops when the calling task next yields.
+        A thread still waiting on a call, or calling later, gets ``LoopStopped``. Returns
+        after at most 10 s, even if a task ignores its cancellation; called on the loop
+        itself, it returns at once, and the loop stops when the calling task next yields.
         """
         with self._lock:
             loop, thread = self._loop, self._thread

@@ -507,7 +507,9 @@ def test_asgi_def_stream_cut_off_after_shutdown_is_still_closed(
     assert not caplog.records, [record.getMessage() for record in caplog.records]
 
 
-def test_a_closed_wsgi_app_does_not_start_its_loop_again() -> None:
+def test_a_closed_wsgi_app_does_not_start_its_loop_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = App()
 
     @app.get("/")
@@ -517,9 +519,14 @@ def test_a_closed_wsgi_app_does_not_start_its_loop_again() -> None:
     wsgi = app.as_wsgi()
     wsgi.close()
     seen: list[str] = []
-    wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
+    with caplog.at_level(logging.DEBUG):
+        body = wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
     assert seen[0].startswith("500")
+    assert b"".join(body) == b"Internal Server Error"
     assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
+    # NOTE: a request the closed app cannot run is no error of the app's: no traceback, as
+    # for a call the loop's stop cut off.
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
 
 
 def test_a_wsgi_app_closed_by_its_own_async_handler_answers_and_stops() -> None:
