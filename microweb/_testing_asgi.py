@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote
 
 import httpx
 
 from ._app_loop import run_until_stopped
 from ._errors import unhandled_errors
+from ._testing_wsgi import take_written_path
 from ._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -251,17 +254,40 @@ async def as_async(chunks: Any) -> Any:
         yield chunk
 
 
-def with_server_port(app: Any) -> Any:
-    """Wrap the ASGI ``app`` so that a scope's ``server`` names its port, as a server's does.
+# NOTE: the path the test wrote, for the request being sent in this task (httpx awaits the app
+# in the task that sends the request).
+_written: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("written", default=None)
 
-    ``httpx.ASGITransport`` gives ``("testserver", None)`` when the URL has the scheme's
-    default port, where the WSGI side (``SERVER_PORT``), Uvicorn and Hypercorn give 80 or 443.
+
+class ASGITransport(httpx.ASGITransport):
+    """httpx's ASGI transport, giving the app the path as the test wrote it (``as_served()``)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        token = _written.set(take_written_path(request))
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            _written.reset(token)
+
+
+def as_served(app: Any) -> Any:
+    """Wrap the ASGI ``app`` so that an HTTP scope is what a server gives it.
+
+    ``httpx.ASGITransport`` gives ``("testserver", None)`` as ``server`` when the URL has the
+    scheme's default port, where the WSGI side (``SERVER_PORT``), Uvicorn and Hypercorn give 80
+    or 443; it keeps the spaces and tabs around a header value, which every server strips; and
+    it has only httpx's normalised path, where ``ASGITransport`` knows the one the test wrote.
     """
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         server = scope.get("server")
         if server is not None and server[1] is None:
             scope["server"] = (server[0], 443 if scope.get("scheme") == "https" else 80)
+        if scope["type"] == "http":
+            scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
+            written = _written.get()
+            if written is not None:
+                scope["raw_path"], scope["path"] = written, unquote(written.decode("ascii"))
         await app(scope, receive, send)
 
     return asgi

@@ -14,13 +14,41 @@ if TYPE_CHECKING:
     from ._types import WSGIApp
 
 CLIENT_ADDRESS = ("127.0.0.1", 123)
+# NOTE: the request extension that carries a path as the test wrote it (see written_path()).
+WRITTEN_PATH = "microweb.written_path"
+
+
+def written_path(base_url: str, url: object) -> list[bytes] | None:
+    """Return the raw path of ``url`` as written, where httpx would send another one.
+
+    httpx drops dot segments (``/static/../secret`` goes out as ``/secret``) and reads a
+    leading ``//`` as a host, where a server hands the app the target as it came. The path is
+    percent-encoded as httpx encodes it, behind ``base_url``'s own path. It comes in a list
+    that the transport empties: httpx gives a redirect the first request's extensions.
+    """
+    if not isinstance(url, str) or not url.startswith("/"):
+        return None
+    path = url.partition("#")[0].partition("?")[0]
+    if not path.startswith("//") and not {".", ".."} & set(path.split("/")):
+        return None
+    # NOTE: a URL with neither a scheme nor a host is the one kind httpx leaves unnormalised;
+    # the "/-" in front keeps a leading "//" from reading as a host.
+    encoded = httpx.URL("/-" + path).raw_path[2:]
+    return [httpx.URL(base_url).raw_path.rstrip(b"/") + encoded]
+
+
+def take_written_path(request: httpx.Request) -> bytes | None:
+    """Return the path ``written_path()`` gave ``request``, once (never to a redirect)."""
+    written = request.extensions.get(WRITTEN_PATH)
+    return written.pop() if written else None
 
 
 class WSGITransport(httpx.BaseTransport):
     """An httpx transport that calls a WSGI app as a PEP 3333 server would.
 
     ``PATH_INFO`` holds the percent-decoded path bytes as latin-1 text, a chunked request body
-    arrives with its ``CONTENT_LENGTH`` (as Waitress gives it), and the result is closed.
+    arrives with its ``CONTENT_LENGTH`` and a header whose name holds ``_`` is dropped (as
+    Waitress does both), and the result is closed.
     """
 
     def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
@@ -51,7 +79,8 @@ class WSGITransport(httpx.BaseTransport):
 
     def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         url = request.url
-        raw_path = url.raw_path.partition(b"?")[0]
+        raw_path = take_written_path(request) or url.raw_path.partition(b"?")[0]
+        query = b"?" + url.query if url.query else b""
         environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": url.scheme,
@@ -69,16 +98,20 @@ class WSGITransport(httpx.BaseTransport):
             "SERVER_PROTOCOL": "HTTP/1.1",
             "REMOTE_ADDR": self.client[0],
             "REMOTE_PORT": str(self.client[1]),
-            "REQUEST_URI": url.raw_path.decode("latin-1"),
+            "REQUEST_URI": (raw_path + query).decode("latin-1"),
             "wsgi.file_wrapper": FileWrapper,
         }
         for name, value in request.headers.raw:
+            # NOTE: as Waitress does: in a CGI name "_" and "-" are one, and X_Forwarded_For
+            # would pass for X-Forwarded-For.
+            if b"_" in name:
+                continue
             key = name.decode("latin-1").upper().replace("-", "_")
             if key == "TRANSFER_ENCODING":
                 continue
             if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 key = "HTTP_" + key
-            text = value.decode("latin-1")
+            text = value.strip(b" \t").decode("latin-1")  # NOTE: as every server strips it.
             environ[key] = f"{environ[key]}, {text}" if key in environ else text
         # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
         # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote
 from wsgiref.validate import validator
 
 try:
@@ -32,14 +33,15 @@ if TYPE_CHECKING:
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import (
+    ASGITransport,
     Lifespan,
     LoopThread,
     WebSocketSession,
     as_async,
+    as_served,
     handshake_headers,
-    with_server_port,
 )
-from ._testing_wsgi import CLIENT_ADDRESS, WSGITransport
+from ._testing_wsgi import CLIENT_ADDRESS, WRITTEN_PATH, WSGITransport, written_path
 
 __all__ = ["TestClient", "WebSocketSession"]
 
@@ -190,8 +192,7 @@ class TestClient:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
-            app = with_server_port(self._asgi)
-            transport = httpx.ASGITransport(app=app, client=self.client)
+            transport = ASGITransport(app=as_served(self._asgi), client=self.client)
             self._asgi_client = httpx.AsyncClient(transport=transport)
             self._release_asgi = _on_drop(
                 self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -243,6 +244,7 @@ class TestClient:
     ) -> httpx.Response:
         side = self._wsgi_side()
         self._prepare(side)
+        kwargs = self._as_written(url, kwargs)
         response = self._watching(lambda: side.request(method, url, **kwargs))
         if keep:
             self._keep(side)
@@ -257,10 +259,19 @@ class TestClient:
         if streamed and not hasattr(content, "__aiter__"):
             kwargs = {**kwargs, "content": as_async(content)}
         self._prepare(side)
+        kwargs = self._as_written(url, kwargs)
         response = self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
         if keep:
             self._keep(side)
         return response
+
+    def _as_written(self, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Add the path as written to the request, where httpx would change it (each side its own:
+        the transport takes it)."""
+        written = written_path(self.base_url, url)
+        if written is None:
+            return kwargs
+        return {**kwargs, "extensions": {**kwargs.get("extensions", {}), WRITTEN_PATH: written}}
 
     def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         """Send, and raise the first error the app reported as unhandled, if told to."""
@@ -330,13 +341,15 @@ class TestClient:
         handshake = client.build_request("GET", url, headers=self._headers_for(headers))
         target = handshake.url
         secure = target.scheme == "https"
+        written = written_path(self.base_url, url)
+        raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
         scope = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
             "scheme": "wss" if secure else "ws",
-            "path": target.path,
-            "raw_path": target.raw_path.partition(b"?")[0],
+            "path": unquote(raw_path.decode("ascii")),
+            "raw_path": raw_path,
             "query_string": target.query,
             "root_path": "",
             "headers": handshake_headers(handshake.headers, subprotocols or []),
