@@ -60,7 +60,7 @@ class OrderlyUvicorn(uvicorn.Server):
         config: Uvicorn's ``Config``.
         announce: Called with the port once the startup hooks ran and the socket listens.
         escalate: Whether a signal during the shutdown hooks ends the process (off in a
-            worker process, whose supervisor does that).
+            worker process, whose supervisor does that, until the supervisor has gone).
         supervisor: The pid of the supervisor of a worker process: once it has gone, the
             worker stops as on SIGTERM.
     """
@@ -84,9 +84,10 @@ class OrderlyUvicorn(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
-        if self.running_hooks and self.escalate:
+        alone = self.escalate or self.supervisor_gone()
+        if self.running_hooks and alone:
             end_by(sig)
-        if self.should_exit and not self.escalate:
+        if self.should_exit and not alone:
             # NOTE: supervised, one signal comes twice, from the terminal and from the
             # supervisor, in either order: a SIGTERM handled before the terminal's SIGINT
             # (which another thread of the process may take first) made Uvicorn quit without
@@ -94,10 +95,17 @@ class OrderlyUvicorn(uvicorn.Server):
             return
         super().handle_exit(sig, frame)
 
+    def supervisor_gone(self) -> bool:
+        """Return whether this process had a supervisor, which has gone."""
+        # NOTE: then no supervisor acts on a second signal: the process does, as a lone
+        # server. A worker that hung in its hooks after its supervisor was killed ignored
+        # every SIGTERM and SIGINT (review57).
+        return self.supervisor is not None and os.getppid() != self.supervisor
+
     async def on_tick(self, counter: int) -> bool:
         """Tick as Uvicorn does; stop once the supervisor has gone."""
-        looked_for = self.supervisor is not None and counter % _TICKS_PER_CHECK == 0
-        if looked_for and not self.should_exit and os.getppid() != self.supervisor:
+        looked_for = counter % _TICKS_PER_CHECK == 0
+        if looked_for and not self.should_exit and self.supervisor_gone():
             logger.warning("the main process [%d] has ended; stopping", self.supervisor)
             self.should_exit = True
         return await super().on_tick(counter)

@@ -139,11 +139,16 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
         """Send as Uvicorn does; after a close, parse what waits (the client's close, say).
 
         Raises:
-            ClientDisconnected: If the connection is lost (the app hears that its client left).
+            ClientDisconnected: If the connection is lost or closing, or the server has
+                closed it (the app hears that its client left).
         """
-        if self.lost:
-            # NOTE: as Uvicorn does from 0.53 on; before, a send went on writing to the lost
-            # transport, and a loop of sends that never awaited a receive() spun for ever.
+        await self.writable.wait()
+        if self.lost or self.close_sent or self.transport.is_closing():
+            # NOTE: Uvicorn checks only that the connection is lost (from 0.53 on), which
+            # it hears on the event loop's next turn: a loop of sends that never awaited a
+            # receive() wrote on to a socket asyncio had closed already, holding the loop
+            # (review57). After a close of the server's (a bad frame: 1007, 1009), it raised
+            # RuntimeError into the app, which logged a traceback. The app closes only once.
             raise ClientDisconnected()
         await super().send(message)
         if self.unparsed and not self.read_paused:

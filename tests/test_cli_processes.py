@@ -31,6 +31,7 @@ from servers import (
 )
 
 from microweb import App
+from microweb import _uvicorn as uvicorn_module
 from microweb._uvicorn import OrderlyUvicorn
 
 pytestmark = [
@@ -224,10 +225,27 @@ def test_a_supervised_process_runs_its_hooks_whichever_copy_of_a_signal_comes_fi
     # the SIGTERM came first once in CI (Python 3.13): another thread of the worker took the
     # SIGINT. The supervisor acts on a second signal; a lone server still quits on one.
     config = uvicorn.Config(App().as_asgi(), lifespan="off")
-    supervised = OrderlyUvicorn(config, escalate=False, supervisor=os.getpid())
+    supervised = OrderlyUvicorn(config, escalate=False, supervisor=os.getppid())
     alone = OrderlyUvicorn(config)
     for server in (supervised, alone):
         for sig in order:
             server.handle_exit(sig, None)
     assert supervised.should_exit and not supervised.force_exit
     assert alone.force_exit is (order[1] == signal.SIGINT)
+
+
+def test_a_process_whose_supervisor_has_gone_is_ended_by_a_signal_during_its_hooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a worker whose supervisor was killed (SIGKILL) stops on its own and runs its
+    # hooks; one that hung there ignored SIGTERM and SIGINT, any number of them, as it left
+    # them to a supervisor that had gone: only SIGKILL ended it (review57).
+    ended: list[int] = []
+    monkeypatch.setattr(uvicorn_module, "end_by", ended.append)
+    config = uvicorn.Config(App().as_asgi(), lifespan="off")
+    # NOTE: this process's own pid is not its parent's: the supervisor has gone.
+    orphan = OrderlyUvicorn(config, escalate=False, supervisor=os.getpid())
+    orphan.handle_exit(signal.SIGTERM, None)
+    orphan.running_hooks = True
+    orphan.handle_exit(signal.SIGTERM, None)
+    assert ended == [signal.SIGTERM]
