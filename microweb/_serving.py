@@ -145,13 +145,24 @@ def waitress_body_cap(app: App) -> int:
     Waitress refuses a body at its cap and counts chunked framing; the room keeps the app's own
     413 (with its error body) for every body it would refuse, and Waitress's for far larger ones.
     """
-    largest = max(limits.max_body_size for limits in _all_limits(app, app.routes))
-    return largest + max(64 * 1024, largest // 8)
+    return _with_room(max(limits.max_body_size for limits in _all_limits(app, app.routes)))
 
 
 def websocket_message_cap(app: App) -> int:
-    """Return the largest WebSocket message any route of ``app`` accepts (Uvicorn's ws_max_size)."""
-    return max(limits.max_websocket_message for limits in _all_limits(app, app.websocket_routes))
+    """Return Uvicorn's ``ws_max_size`` for ``app``: its largest WebSocket message, plus room.
+
+    websockets bounds each frame as it comes, compressed (random bytes deflate to a few bytes
+    more), and after the message's last inflated byte its next fragments still count: the room
+    lets through every message the app accepts, and the app's own limit closes with 1009 one
+    that is over it once inflated.
+    """
+    routes = app.websocket_routes
+    return _with_room(max(limits.max_websocket_message for limits in _all_limits(app, routes)))
+
+
+def _with_room(largest: int) -> int:
+    """``largest`` plus an eighth, 64 KiB at least: the server's cap, above the app's limit."""
+    return largest + max(64 * 1024, largest // 8)
 
 
 def _has_access_log(app: App) -> bool:

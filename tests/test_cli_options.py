@@ -132,10 +132,10 @@ def _sized_app(access_log: bool = False, websocket: bool = True) -> App:
 def test_caps_come_from_the_largest_route_limit() -> None:
     app = _sized_app()
     assert serving_module.waitress_body_cap(app) == 50 * MiB + 50 * MiB // 8
-    assert serving_module.websocket_message_cap(app) == 5000
+    assert serving_module.websocket_message_cap(app) == 5000 + 64 * 1024
     plain = App()
     assert serving_module.waitress_body_cap(plain) == 10 * MiB + 10 * MiB // 8
-    assert serving_module.websocket_message_cap(plain) == 1024 * 1024
+    assert serving_module.websocket_message_cap(plain) == MiB + MiB // 8
 
 
 def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +151,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "timeout_graceful_shutdown": 2.5,
         "proxy_headers": False,
         "access_log": False,
-        "ws_max_size": 5000,
+        "ws_max_size": 5000 + 64 * 1024,
         "http": "microweb._httptools:BoundedHttpTools",
         "ws": "microweb._ws_flow:FlowControlledWebSockets",
     }
@@ -177,7 +177,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["factory"] is True
     assert settings["proxy_headers"] is False
     assert settings["access_log"] is True
-    assert settings["ws_max_size"] == 5000
+    assert settings["ws_max_size"] == 5000 + 64 * 1024
     assert settings["http"] == "microweb._httptools:BoundedHttpTools"  # NOTE: by name, per worker.
     assert settings["ws"] == "microweb._ws_flow:FlowControlledWebSockets"
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT

@@ -11,12 +11,13 @@ import base64
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import HOST, Uvicorn, run_uvicorn
+from servers import HOST, Uvicorn, free_port, run_uvicorn, running
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from ws_app import ALLOWED_ORIGIN, MAX_MESSAGE
@@ -183,6 +184,38 @@ def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> 
         ws.send("x" * (MAX_MESSAGE + 1))
         closed = _closed_by_server(ws)
     assert _close_code(closed) == 1009
+
+
+@pytest.fixture(scope="module")
+def served_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
+    """``microweb serve ws_app --server uvicorn``, which sets Uvicorn's message cap itself."""
+    server = Uvicorn(free_port(), tmp_path_factory.mktemp("served") / "serve.log")
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "ws_app", "--server", "uvicorn"),
+        *("--host", HOST, "--port", str(server.port)),
+    ]
+    with running(command, port=server.port, log=server.log):
+        yield server
+
+
+@pytest.mark.parametrize("fragments", [1, 7])
+def test_a_compressed_message_at_the_limit_passes_under_microweb_serve(
+    served_ws: Uvicorn, fragments: int
+) -> None:
+    # NOTE: the websockets client offers permessage-deflate, and random bytes deflate to a
+    # few bytes more than they are. Uvicorn's ws_max_size bounds each frame as it comes,
+    # compressed: set to the app's limit exactly, it refused with 1009 a message within it
+    # (review57). The app's own limit applies to the message received, inflated.
+    at_limit = os.urandom(MAX_MESSAGE)
+    size = -(-MAX_MESSAGE // fragments)
+    pieces = [at_limit[i : i + size] for i in range(0, MAX_MESSAGE, size)]
+    with _connect(served_ws.ws_url + "/echo-bytes") as ws:
+        ws.send(pieces if fragments > 1 else at_limit)
+        assert ws.recv(timeout=TIMEOUT) == at_limit
+        ws.send(os.urandom(MAX_MESSAGE + 1))
+        closed = _closed_by_server(ws)
+    assert _close_code(closed) == 1009
+    assert "Traceback" not in served_ws.log_text()
 
 
 def test_a_memoryview_goes_out_as_a_binary_message(ws_server: Uvicorn) -> None:
