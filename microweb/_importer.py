@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import types
 
 from ._app import App
 
@@ -37,6 +38,11 @@ def load_app(target: str) -> App:
         if not hasattr(obj, part):
             raise TargetError(f"{location!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    if isinstance(obj, types.FunctionType):
+        raise TargetError(
+            f"{target!r} is a function, not a microweb App; if it is an app factory, serve a "
+            f"module that calls it: app = {obj.__name__}()"
+        )
     if not isinstance(obj, App):
         raise TargetError(f"{target!r} is a {type(obj).__name__}, not a microweb App")
     return obj

@@ -32,6 +32,7 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         ("no_such_module_xyz:app", "cannot import module"),
         ("examples.hello:nothing", "has no attribute"),
         ("examples.hello:App", "not a microweb App"),
+        ("examples.hello:index", r"an app factory, serve a module that calls it: app = index\(\)"),
     ],
 )
 def test_bad_targets_say_what_is_wrong(
