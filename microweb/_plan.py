@@ -169,7 +169,7 @@ class Plan:
         return _with_implied(self.http.lookup("", path)[2])
 
     def error_handler_of(self, exc: BaseException, route: Route | None) -> ErrorHandler | None:
-        """Find the error handler for ``exc``: by class first, then by status.
+        """Find the error handler for ``exc``: by class, its status coming before ``HTTPError``.
 
         For a request routed to ``route``, its router's handlers are searched before the app's.
         """
@@ -186,12 +186,20 @@ class Plan:
 
 
 def _search(handlers: ErrorHandlers, exc: BaseException) -> ErrorHandler | None:
+    # NOTE: an HTTPError's status is looked up where HTTPError comes in its classes: after a
+    # subclass of it, before HTTPError and Exception. As in Flask and Starlette, a handler for
+    # any exception (a 500 page that logs) does not take the place of a 404 page.
+    http = isinstance(exc, HTTPError)
+    status = exc.status if isinstance(exc, HTTPError) else 500
     for cls in type(exc).__mro__:
+        if cls is HTTPError:
+            found = handlers.get(status)
+            if found is not None:
+                return found
         found = handlers.get(cls)
         if found is not None:
             return found
-    status = exc.status if isinstance(exc, HTTPError) else 500
-    return handlers.get(status)
+    return None if http else handlers.get(status)
 
 
 def _invalid_target(request: Request) -> str:

@@ -421,6 +421,57 @@ def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
     assert client.get("/boom").status_code == 500
 
 
+class Gone(HTTPError):
+    def __init__(self) -> None:
+        super().__init__(410, "gone for good")
+
+
+def test_a_status_handler_comes_before_handlers_for_httperror_and_its_bases(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: as in Flask and Starlette: an error page for any exception does not take the 404
+    # page's place (port59 found the opposite when porting a Flask app). A handler for a
+    # subclass of HTTPError is more specific than a status, and still comes first.
+    app = App()
+    app.error_handler(Exception)(in_colour(colour, lambda request, exc: ("any error", 500)))
+    app.error_handler(HTTPError)(in_colour(colour, lambda request, exc: "some HTTP error"))
+    app.error_handler(404)(in_colour(colour, lambda request, exc: "the 404 page"))
+    app.error_handler(410)(in_colour(colour, lambda request, exc: "the 410 page"))
+    app.error_handler(Gone)(in_colour(colour, lambda request, exc: "the Gone page"))
+
+    @app.get("/gone")
+    def gone(request: Request) -> str:
+        raise Gone()
+
+    @app.get("/teapot")
+    def teapot(request: Request) -> str:
+        raise HTTPError(418)
+
+    @app.get("/boom")
+    def boom(request: Request) -> str:
+        raise KeyError("a bug")
+
+    client = make_client(app)
+    assert (client.get("/nowhere").status_code, client.get("/nowhere").text) == (
+        404,
+        "the 404 page",
+    )
+    assert client.get("/gone").text == "the Gone page"
+    assert client.get("/teapot").text == "some HTTP error"
+    assert (client.get("/boom").status_code, client.get("/boom").text) == (500, "any error")
+
+
+def test_a_handler_for_exception_still_answers_a_status_with_no_handler(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    app.error_handler(Exception)(in_colour(colour, lambda request, exc: ("any error", 599)))
+    app.error_handler(500)(in_colour(colour, lambda request, exc: "the 500 page"))
+    client = make_client(app)
+    missing = client.get("/nowhere")
+    assert (missing.status_code, missing.text) == (599, "any error")
+
+
 def test_http_error_attributes_are_public(make_client: MakeClient, colour: str) -> None:
     app = App()
 
