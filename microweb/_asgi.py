@@ -29,7 +29,7 @@ from ._errors import ClientDisconnect, HTTPError, report_unhandled
 from ._file_threads import close_in_file_thread
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Request
+from ._request import Request, logged_path
 from ._response import JSON, TEXT, Response, StreamBody
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
@@ -280,7 +280,7 @@ class ASGIDriver:
             # client's 4xx; a 403 before accept), 1011 the server's trouble (a 5xx).
             await ws.close(1008 if exc.status < 500 else 1011)
         except Exception as exc:
-            logger.exception("error in WebSocket handler for %s", request.path)
+            logger.exception("error in WebSocket handler for %s", logged_path(request))
             report_unhandled(exc)  # NOTE: before the close, which a test client then raises.
             # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
             await ws.close(1011 if ws.state == "open" else 1008)
@@ -365,7 +365,7 @@ class ASGIDriver:
             raise
         except Exception:
             # NOTE: the status line is gone already; end the response without a proper close.
-            logger.exception("error while streaming %s %s", request.method, request.path)
+            logger.exception("error while streaming %s %s", request.method, logged_path(request))
             raise
         finally:
             await _aclose(chunks)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._effects import Colored, Effects, Offload
 from ._errors import ClientDisconnect, HTTPError, report_unhandled, status_phrase
 from ._parsing import prefers_json
+from ._request import logged_path
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     """Turn ``exc`` into a response: a registered error handler's, or the default one."""
     handler = plan.error_handler_of(exc, request.route)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
-        logger.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+        logger.error("unhandled error in %s %s", request.method, logged_path(request), exc_info=exc)
     if handler is not None:
         try:
             result = yield from call(handler.target, request, exc)
@@ -113,7 +114,9 @@ def cut_off(request: Request, cancel: BaseException, what: str) -> None:
     A server cancels a request's task when it gives up on it: Uvicorn at the end of its grace
     period. The cancellation is no error of the app's and its traceback says nothing of it.
     """
-    logger.warning("%s %s cut off %s: the server cancelled it", request.method, request.path, what)
+    logger.warning(
+        "%s %s cut off %s: the server cancelled it", request.method, logged_path(request), what
+    )
     _reported.add(cancel)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_from_bytes
 
 from ._effects import AfterCall, Colored
 from ._limits import Limits
@@ -245,3 +246,23 @@ def new_request(
     # NOTE: None until after_response() is called: the drivers check it once per request.
     request._after = None
     return request
+
+
+# NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def logged_path(request: Request) -> str:
+    """Return the request's path as a log line may hold it: percent-encoded again.
+
+    ``request.path`` is decoded: ``/a%0D%0AINFO:%20forged`` holds CR LF, which started a
+    forged line in the log. Encoded as Uvicorn's access log encodes it, the path is one field
+    without spaces or control characters; a path that is not UTF-8 is its bytes so encoded.
+    """
+    # NOTE: escaped control characters kept a request on one line, but a space ("/a%20200")
+    # let it add fields, and a reader splitting the line on spaces took "200" for the status.
+    if request.path_is_valid:
+        return quote(request.path, safe=_PATH_SAFE)
+    # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
+    # field ("GET  400"). Its bytes then, in the same spelling.
+    return quote_from_bytes(percent_decode_bytes(request.raw_path), safe=_PATH_SAFE)

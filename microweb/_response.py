@@ -26,10 +26,10 @@ OCTETS = "application/octet-stream"
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
 # NOTE: what a URI reference cannot hold but a URL written by hand often does (RFC 3986
 # section 2, as browsers encode a typed URL): a space, ", <, >, \, ^, `, {, |, } and non-ASCII.
-# "%" stays: the URL may be encoded already. A tab passes the header check, and a browser
-# drops it from a URL ("/\t/evil.test" is "//evil.test", another site): it is encoded too.
-# The other control characters are refused by the header check.
-_NOT_IN_URI = re.compile(r'[\t "<>\\^`{|}\x80-\U0010ffff]+')
+# "%" stays: the URL may be encoded already. Control characters are encoded too: a redirect
+# to a client's "?next=" holding CR LF was a 500 (the header check refused it), and a browser
+# drops a tab, CR or LF from a URL ("/\t/evil.test" is "//evil.test", another site).
+_NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f-\U0010ffff]+')
 
 # PERF: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -166,12 +166,12 @@ class Response:
         permanent moves).
 
         Spaces and tabs around ``url`` are dropped, as a browser drops them from a typed URL;
-        spaces and tabs inside it, non-ASCII characters and the other characters a URI cannot
-        hold (``"<>\\^`{|}``) are percent-encoded (UTF-8). A ``%`` is kept as it is.
+        spaces inside it, control characters (tab, CR, LF, NUL...), non-ASCII characters and
+        the other characters a URI cannot hold (``"<>\\^`{|}``) are percent-encoded (UTF-8),
+        so a URL from the client never splits the response. A ``%`` is kept as it is.
 
         Raises:
-            ValueError: If ``status`` is not 3xx, ``url`` is empty or holds CR, LF, another
-                control character or a lone surrogate.
+            ValueError: If ``status`` is not 3xx, ``url`` is empty or holds a lone surrogate.
         """
         if not 300 <= status <= 399:
             raise ValueError(f"a redirect status must be 3xx, got {status}")

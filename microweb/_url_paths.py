@@ -16,11 +16,13 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
 
     The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
     a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be
-    empty or hold a ``/``.
+    empty or hold a ``/``. No value may be, or hold as a segment, ``.`` or ``..``, which a
+    client resolves away (``/files/../admin`` is ``/admin`` to it).
 
     Raises:
         TypeError: If a parameter is missing or unknown.
-        ValueError: If a one-segment parameter is empty or holds ``/``, or a built-in converter's
+        ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
+            empty, a value is or holds a ``.`` or ``..`` segment, or a built-in converter's
             ``to_python`` refuses the text its ``to_url`` made (no request would match it).
     """
     expected = set(route.param_names)
@@ -35,6 +37,7 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             continue
         converter = converters[segment.converter]
         text = converter.to_url(params[segment.name])
+        _check_dots(route, segment, text)
         if segment.converter == "path":
             # NOTE: "/files/%2Fetc" routes back to rest="/etc": the path decodes to "//etc".
             parts.append(
@@ -44,6 +47,26 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             _check_segment(route, segment, converter, text)
             parts.append(quote(text, safe=""))
     return "/" + "/".join(parts)
+
+
+# SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for
+# ".." as well, so no encoding of a dot segment survives them.
+_DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _check_dots(route: Route, segment: Param, text: str) -> None:
+    """Refuse a value that is empty where a path is due, or that a client would resolve."""
+    where = f"url_for({route.name!r}): parameter {segment.name!r}"
+    if not text and segment.converter == "path":
+        # NOTE: "/files/" matches no {rest:path}, which takes one character at least.
+        raise ValueError(f"{where} is empty")
+    if _DOT_SEGMENTS.intersection(text.split("/")):
+        # NOTE: a browser, httpx or curl resolves "/files/a/../../admin" to "/admin": a link
+        # built from a client's value would lead to another route (hunt60).
+        raise ValueError(
+            f"{where} is {text!r}: a '.' or '..' segment is resolved away by clients, so the "
+            "link would lead elsewhere"
+        )
 
 
 # NOTE: only the built-in converters take their text back: a custom to_python may be costly

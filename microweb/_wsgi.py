@@ -23,7 +23,7 @@ from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, SizedFile
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
-from ._request import Request, decode_path, new_request
+from ._request import Request, decode_path, logged_path, new_request
 from ._request_head import Address
 from ._response import JSON, TEXT, Response
 from ._status import status_line
@@ -330,7 +330,7 @@ class _StreamBody:
             # which a ClientDisconnect of the app's own needs too: ended quietly, a chunked
             # response would look whole.
             logger.exception(
-                "error while streaming %s %s", self._request.method, self._request.path
+                "error while streaming %s %s", self._request.method, logged_path(self._request)
             )
             raise
 

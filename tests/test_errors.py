@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -595,3 +596,44 @@ def test_a_request_the_server_cancels_is_reported_as_cut_off(
     error = asyncio.run(call())
     assert was_cut_off(error)
     assert "GET /waits cut off before its answer: the server cancelled it" in caplog.text
+
+
+FORGED = "/files/a%0D%0AINFO:%20200%20OK%20forged%1B[2J"
+
+
+def test_the_log_line_of_an_unhandled_error_holds_the_path_encoded(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the line held request.path decoded: CR LF started a forged line in the log, ESC
+    # drove the terminal that shows it (hunt60). Encoded as the access log encodes it.
+    app = App()
+
+    def fails(request: Request, rest: str) -> str:
+        raise LookupError(rest)
+
+    app.get("/files/{rest:path}")(in_colour(colour, fails))
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        assert make_client(app).get(FORGED).status_code == 500
+    assert [record.getMessage() for record in caplog.records] == [
+        "unhandled error in GET /files/a%0D%0AINFO:%20200%20OK%20forged%1B%5B2J"
+    ]
+
+
+def test_the_log_line_of_a_stream_that_fails_holds_the_path_encoded(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+        raise LookupError("gone")
+
+    @app.get("/files/{rest:path}")
+    def stream(request: Request, rest: str) -> Response:
+        return Response.stream(chunks())
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(LookupError):
+        make_client(app).get(FORGED)
+    assert [record.getMessage() for record in caplog.records] == [
+        "error while streaming GET /files/a%0D%0AINFO:%20200%20OK%20forged%1B%5B2J"
+    ]

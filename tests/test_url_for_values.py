@@ -87,3 +87,68 @@ def test_a_custom_converter_failing_otherwise_than_with_value_error_is_a_500(
         failed = client.get("/users/broken")
     assert (failed.status_code, failed.text) == (500, "Internal Server Error")
     assert any(record.exc_info and record.exc_info[0] is LookupError for record in caplog.records)
+
+
+def dots_app() -> App:
+    app = App()
+
+    @app.get("/s/{value}", name="str")
+    def one(request: Request, value: str) -> dict:
+        return {"value": value}
+
+    @app.get("/files/{value:path}", name="file")
+    def file(request: Request, value: str) -> dict:
+        return {"value": value}
+
+    @app.get("/admin")
+    def admin(request: Request) -> str:
+        return "admin"
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("str", "."),
+        ("str", ".."),
+        ("file", ".."),
+        ("file", "../admin"),
+        ("file", "a/../../admin"),
+        ("file", "a/./b"),
+        ("file", "a/."),
+        ("file", "/.."),
+    ],
+)
+def test_url_for_refuses_a_dot_segment_that_clients_resolve(name: str, value: str) -> None:
+    # NOTE: url_for("file", value="../admin") was "/files/../admin", which a browser, httpx
+    # and curl ask for as "/admin": a link built from a client's value led to another route
+    # (hunt60). An encoded "%2E%2E" is a dot segment to a browser as well (WHATWG URL).
+    app = dots_app()
+    with pytest.raises(ValueError, match=r"'value'.*resolved away by clients"):
+        app.url_for(name, value=value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "url"),
+    [
+        ("str", "...", "/s/..."),
+        ("str", ".a", "/s/.a"),
+        ("file", "a..b/.c/d.", "/files/a..b/.c/d."),
+        ("file", "%2e%2e", "/files/%252e%252e"),
+    ],
+)
+def test_url_for_keeps_dots_that_are_no_dot_segment(
+    make_client: MakeClient, name: str, value: str, url: str
+) -> None:
+    app = dots_app()
+    assert app.url_for(name, value=value) == url
+    assert make_client(app).get(url).json() == {"value": value}
+
+
+def test_url_for_refuses_an_empty_path_value(make_client: MakeClient) -> None:
+    # NOTE: it built "/files/", which no {value:path} matches: a link that answered 404.
+    app = dots_app()
+    assert make_client(app).get("/files/").status_code == 404
+    with pytest.raises(ValueError, match="'value' is empty"):
+        app.url_for("file", value="")

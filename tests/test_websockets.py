@@ -620,6 +620,27 @@ def test_handler_exception_closes_1011_and_is_logged(
     assert "/boom" in records[0].getMessage()
 
 
+def test_the_log_line_of_a_failed_handler_holds_the_path_encoded(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: it held request.path decoded: CR LF in it forged a log line (hunt60).
+    app = App()
+
+    @app.websocket("/rooms/{name}")
+    async def room(ws: WebSocket, name: str) -> None:
+        raise LookupError(name)
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(WebSocketDisconnect),
+        asgi_client(app).websocket_connect("/rooms/a%0D%0AINFO:%20forged") as session,
+    ):
+        session.receive_text()
+    assert [r.getMessage() for r in caplog.records if r.name == "microweb"] == [
+        "error in WebSocket handler for /rooms/a%0D%0AINFO:%20forged"
+    ]
+
+
 def test_send_after_the_client_left_raises_websocket_disconnect(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -8,10 +8,9 @@ import re
 import uuid
 from collections.abc import Callable, Generator
 from time import perf_counter
-from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, Headers, Request, Response
-from microweb._parsing import percent_decode_bytes
+from microweb._request import logged_path
 
 Flow = Generator[Response | None, Response, None]
 # NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
@@ -85,21 +84,6 @@ class RequestID:
         response.headers[self.header] = request_id
 
 
-# NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-
-def _logged_path(request: Request) -> str:
-    # NOTE: the path is the client's text, percent-encoded again as Uvicorn's access log does:
-    # escaped control characters kept a request on one line, but a space ("/a%20200") let it
-    # add fields, and a reader splitting the line on spaces took "200" for the status.
-    if request.path_is_valid:
-        return quote(request.path, safe=_PATH_SAFE)
-    # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
-    # field ("GET  400"). Its bytes then, in the same spelling.
-    return quote_from_bytes(percent_decode_bytes(request.raw_path), safe=_PATH_SAFE)
-
-
 class AccessLog:
     """Log one line per request, at INFO: method, path, status, duration and request ID.
 
@@ -144,7 +128,7 @@ class AccessLog:
             return
         duration_ms = (perf_counter() - started) * 1000
         request_id = getattr(request.state, "request_id", None)
-        path = _logged_path(request)
+        path = logged_path(request)
         fields = {
             "http_method": request.method,
             "http_path": path,
