@@ -17,7 +17,7 @@ from http.cookies import Morsel
 from typing import Literal
 from urllib.parse import quote
 
-from ._parsing import percent_decode
+from ._parsing import percent_decode, percent_encode_uri
 
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # SPEC: RFC 6265 section 4.1.1, a cookie-octet is visible ASCII but DQUOTE, comma, semicolon
@@ -88,6 +88,10 @@ def format_set_cookie(
         if setting is not None:
             if any(c in setting for c in ";\r\n"):
                 raise ValueError(f"cookie {attribute} contains a forbidden character: {setting!r}")
+            if attribute == "path":
+                # NOTE: a browser matches it against the path it sends, encoded: "/café" never
+                # matched "/caf%C3%A9", and the cookie was never sent back (hunt60).
+                setting = percent_encode_uri(setting)
             morsel[attribute] = setting
     if max_age is not None:
         morsel["max-age"] = str(int(max_age))

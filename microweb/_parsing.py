@@ -8,6 +8,7 @@ import math
 import re
 from json.scanner import make_scanner
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from ._charsets import decode, find_codec
 from ._datastructures import Headers, MultiDict
@@ -364,6 +365,23 @@ def percent_decode_bytes(data: bytes) -> bytes:
     else:
         data = _ESCAPE_START.sub(b"=", data)
     return binascii.a2b_qp(data)
+
+
+# NOTE: what a URI reference cannot hold but a URL written by hand often does (RFC 3986
+# section 2, as browsers encode a typed URL): a space, ", <, >, \, ^, `, {, |, } and non-ASCII.
+# "%" stays: the URL may be encoded already. Control characters are encoded too: a redirect
+# to a client's "?next=" holding CR LF was a 500 (the header check refused it), and a browser
+# drops a tab, CR or LF from a URL ("/\t/evil.test" is "//evil.test", another site).
+_NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f-\U0010ffff]+')
+
+
+def percent_encode_uri(text: str) -> str:
+    """Percent-encode (as UTF-8) what a URI cannot hold, as a browser does a typed URL.
+
+    Raises:
+        UnicodeEncodeError: If ``text`` holds a lone surrogate.
+    """
+    return _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), text)
 
 
 def percent_decode(text: str, errors: str = "replace") -> str:

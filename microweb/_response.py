@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-import re
 from collections.abc import AsyncIterable, Iterable, Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
@@ -14,6 +13,7 @@ from urllib.parse import quote
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
 from ._files import FileInfo, stat_file
+from ._parsing import percent_encode_uri
 from ._sse import AsyncSSEChunks, SSEChunks
 from ._status import checked_status
 
@@ -24,12 +24,6 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 OCTETS = "application/octet-stream"
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
-# NOTE: what a URI reference cannot hold but a URL written by hand often does (RFC 3986
-# section 2, as browsers encode a typed URL): a space, ", <, >, \, ^, `, {, |, } and non-ASCII.
-# "%" stays: the URL may be encoded already. Control characters are encoded too: a redirect
-# to a client's "?next=" holding CR LF was a 500 (the header check refused it), and a browser
-# drops a tab, CR or LF from a URL ("/\t/evil.test" is "//evil.test", another site).
-_NOT_IN_URI = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f-\U0010ffff]+')
 
 # PERF: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -179,7 +173,7 @@ class Response:
             raise ValueError("a redirect needs a URL to go to, got an empty one")
         response = cls(b"", status, headers, TEXT)
         try:
-            location = _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), url.strip(" \t"))
+            location = percent_encode_uri(url.strip(" \t"))
         except UnicodeEncodeError:
             # NOTE: a lone surrogate (say from bytes decoded with surrogateescape): said as a
             # redirect's error, not as the codec's.

@@ -651,6 +651,29 @@ def test_set_cookie_refuses_bad_path(path: str) -> None:
     assert "set-cookie" not in response.headers
 
 
+def test_a_cookie_path_is_sent_as_the_browser_sends_the_request_path(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: a browser matches a cookie's Path against the request's path as sent, encoded:
+    # "Path=/café" never matched "/caf%C3%A9", and the cookie was never sent back (hunt60).
+    app = App()
+
+    @app.get("/caf\u00e9 noir/")
+    def set_it(request: Request) -> Response:
+        response = Response.text("set")
+        response.set_cookie("seen", "1", path=request.path)
+        return response
+
+    @app.get("/caf\u00e9 noir/back")
+    def back(request: Request) -> str:
+        return request.cookies.get("seen", "none")
+
+    client = make_client(app)
+    cookie = client.get("/caf%C3%A9%20noir/").headers["set-cookie"]
+    assert "Path=/caf%C3%A9%20noir/;" in cookie, cookie
+    assert client.get("/caf%C3%A9%20noir/back").text == "1"
+
+
 def test_set_cookie_refuses_bad_name() -> None:
     with pytest.raises(ValueError):
         Response().set_cookie("bad name\r\n", "x")
