@@ -55,15 +55,21 @@ class ASGIRequest(ThreadHooks, Request):
         return str(self._raw.get("root_path", ""))
 
     def _read_headers(self) -> Headers:
+        # NOTE: Uvicorn's httptools parser keeps the spaces and tabs that end a value, where
+        # Waitress and h11 strip them (RFC 9112 5: they are not part of it): "Bearer t " would
+        # not be "Bearer t" under that one server.
         return trusted_headers(
-            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._raw["headers"]],
+            [
+                (k.decode("latin-1"), v.decode("latin-1").strip(_OWS))
+                for k, v in self._raw["headers"]
+            ],
             RequestHeaders,
         )
 
     def _read_content_type(self) -> str | None:
         for name, value in self._raw["headers"]:
             if name == b"content-type":
-                return str(value.decode("latin-1"))
+                return str(value.decode("latin-1").strip(_OWS))
         return None
 
     def _read_server(self) -> tuple[str, int | None] | None:
@@ -73,6 +79,10 @@ class ASGIRequest(ThreadHooks, Request):
     def _read_client(self) -> Address | None:
         client = self._raw.get("client")
         return Address(client[0], client[1]) if client else None
+
+
+# SPEC: RFC 9110 5.6.3, the optional whitespace around a field value.
+_OWS = " \t"
 
 
 async def _no_body() -> Message:

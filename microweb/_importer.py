@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -38,14 +39,36 @@ def load_app(target: str) -> App:
         if not hasattr(obj, part):
             raise TargetError(f"{location!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
-    if isinstance(obj, types.FunctionType):
-        raise TargetError(
-            f"{target!r} is a function, not a microweb App; if it is an app factory, serve a "
-            f"module that calls it: app = {obj.__name__}()"
-        )
     if not isinstance(obj, App):
-        raise TargetError(f"{target!r} is a {type(obj).__name__}, not a microweb App")
+        raise _not_an_app(target, location, attr, obj)
     return obj
+
+
+# NOTE: what may make an App when called; any other callable (a WSGIDriver is one) is not.
+_MAKERS = (types.FunctionType, types.MethodType, functools.partial, type)
+
+
+def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetError:
+    """Return the error for a target that names ``obj``, not an App: what to serve instead."""
+    owner, _, name = attr.rpartition(".")
+    if isinstance(getattr(obj, "__self__", None), App):
+        # NOTE: app.as_wsgi, as waitress-serve --call and uvicorn --factory take it.
+        return TargetError(
+            f"{target!r} is a method of an App, not the App: serve {location}:{owner}"
+        )
+    kind = "class" if isinstance(obj, type) else type(obj).__name__
+    if isinstance(getattr(obj, "app", None), App) and not isinstance(obj, types.ModuleType):
+        return TargetError(
+            f"{target!r} is a {kind}, made by an App's as_wsgi() or as_asgi(): serve the App"
+        )
+    if isinstance(obj, _MAKERS):
+        # NOTE: the name as the target wrote it, which a module that calls it imports: a
+        # lambda's own __name__ is "<lambda>", an alias's is the function's.
+        return TargetError(
+            f"{target!r} is a {kind}, not a microweb App; if it is an app factory, serve a "
+            f"module that calls it: app = {name}()"
+        )
+    return TargetError(f"{target!r} is a {kind}, not a microweb App")
 
 
 def _import_file(path: str) -> object:

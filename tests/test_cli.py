@@ -43,6 +43,46 @@ def test_bad_targets_say_what_is_wrong(
         load_app(target)
 
 
+FACTORIES = """
+import functools
+from microweb import App
+
+app = App()
+make = lambda: App()
+def create_app(name="shop"):
+    return App()
+factory = create_app
+bound = functools.partial(create_app, "shop")
+class ShopApp(App):
+    pass
+wsgi = app.as_wsgi()
+"""
+
+
+@pytest.mark.parametrize(
+    ("attr", "message"),
+    [
+        # NOTE: the name the target wrote, which the module that calls it imports: a lambda's
+        # own name is "<lambda>", an alias's the function's.
+        ("make", r"is a function, .*: app = make\(\)$"),
+        ("factory", r"is a function, .*: app = factory\(\)$"),
+        ("bound", r"is a partial, .*: app = bound\(\)$"),
+        ("ShopApp", r"is a class, .*: app = ShopApp\(\)$"),
+        # NOTE: what waitress-serve --call and uvicorn --factory take, beside microweb serve.
+        ("app.as_wsgi", r"is a method of an App, not the App: serve .*factories.py:app$"),
+        ("app.as_asgi", r"is a method of an App, not the App: serve .*factories.py:app$"),
+        ("wsgi", r"is a WSGIDriver, made by an App's as_wsgi\(\) or as_asgi\(\): serve the App$"),
+    ],
+)
+def test_a_target_that_makes_an_app_says_what_to_serve(
+    tmp_path: Path, attr: str, message: str
+) -> None:
+    path = tmp_path / "factories.py"
+    path.write_text(FACTORIES)
+    with pytest.raises(TargetError, match=message):
+        load_app(f"{path}:{attr}")
+
+
 def test_routes_table_lists_method_template_name_handler_colour() -> None:
     app = App()
 
