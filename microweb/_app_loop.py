@@ -35,6 +35,10 @@ class LoopStopped(RuntimeError):
     """
 
 
+class AppClosed(LoopStopped):
+    """The loop was stopped before the call began: the WSGI app had been closed."""
+
+
 class _Hop:
     """One awaitable handed from a thread to an event loop, and what came of it."""
 
@@ -145,7 +149,7 @@ class AppLoop:
                 if self._stopped:
                     # NOTE: a request the server let in after the app's close (its grace
                     # period over) is cut off as a call in flight is: no error of the app's.
-                    raise LoopStopped("the app loop was stopped: this WSGI app was closed")
+                    raise AppClosed("the app loop was stopped: this WSGI app was closed")
                 if self._loop is None:
                     self._start()
                 loop = self._loop

@@ -11,7 +11,7 @@ from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
 
-from ._app_loop import AppLoop, LoopStopped, iterate_on_loop
+from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
 from ._calls import client_left, default_error
 from ._concurrency import drive_sync
@@ -184,11 +184,8 @@ class WSGIDriver:
                 outcome = drive_sync(outcome, self.app_loop)
         except ClientDisconnect as exc:
             outcome = client_left(request, exc)
-        except LoopStopped:
-            # NOTE: cut off by the app's close (a server's stop after its grace period, which
-            # logged it): a 500 where it can still go out, as Uvicorn's cancellation gives,
-            # with no traceback and no error handler.
-            outcome = default_error(request, 500, None, {})
+        except LoopStopped as exc:
+            outcome = _cut_off(request, exc)
         return self._send(request, outcome, start_response)
 
     def _send(
@@ -356,6 +353,20 @@ class _Finished:
 
     def close(self) -> None:
         _after_response(self._request, self._app_loop)
+
+
+def _cut_off(request: Request, stopped: LoopStopped) -> Response:
+    """Answer a request cut off by the app's close: a 500, where it can still go out."""
+    # NOTE: as Uvicorn's cancellation gives, with no traceback and no error handler: a
+    # server's stop after its grace period, which logged it, or a call on a closed app.
+    if isinstance(stopped, AppClosed):
+        # NOTE: no server's log says why this one failed.
+        logger.warning(
+            "%s %s reached async code after the app was closed: answered 500",
+            request.method,
+            logged_path(request),
+        )
+    return default_error(request, 500, None, {})
 
 
 def _after_response(request: Request, app_loop: AppLoop) -> None:
