@@ -185,13 +185,18 @@ class WSGIDriver:
         except ClientDisconnect as exc:
             outcome = client_left(request, exc)
         except LoopStopped as exc:
-            outcome = _cut_off(request, exc)
+            outcome = _cut_off(request, isinstance(exc, AppClosed))
         return self._send(request, outcome, start_response)
 
     def _send(
         self, request: Request, response: Response, start_response: StartResponse
     ) -> Iterable[bytes]:
         """Start ``response`` and return its body, whole, streamed or as the server's file."""
+        if self.app_loop.closed and hasattr(response.chunks, "__aiter__"):
+            # NOTE: its chunks need the stopped loop: a 200 went out, then a traceback twice,
+            # the driver's and the server's, for a body cut off (review62). Not started, the
+            # iterable has nothing to close.
+            response = _cut_off(request, True)
         headers, body = outgoing(response, request.method)
         write = start_response(status_line(response._status), headers)
         if body is None:
@@ -355,18 +360,26 @@ class _Finished:
         _after_response(self._request, self._app_loop)
 
 
-def _cut_off(request: Request, stopped: LoopStopped) -> Response:
-    """Answer a request cut off by the app's close: a 500, where it can still go out."""
+def _cut_off(request: Request, app_closed: bool) -> Response:
+    """Answer a request cut off by the app's close: a 500, where it can still go out.
+
+    ``app_closed``: the app was closed before the call began (``AppClosed``).
+    """
     # NOTE: as Uvicorn's cancellation gives, with no traceback and no error handler: a
     # server's stop after its grace period, which logged it, or a call on a closed app.
-    if isinstance(stopped, AppClosed):
-        # NOTE: no server's log says why this one failed.
-        logger.warning(
-            "%s %s reached async code after the app was closed: answered 500",
-            request.method,
-            logged_path(request),
-        )
+    if app_closed:
+        _log_closed(request, "answered 500")
     return default_error(request, 500, None, {})
+
+
+def _log_closed(request: Request, outcome: str) -> None:
+    # NOTE: no server's log says why this request failed.
+    logger.warning(
+        "%s %s reached async code after the app was closed: %s",
+        request.method,
+        logged_path(request),
+        outcome,
+    )
 
 
 def _after_response(request: Request, app_loop: AppLoop) -> None:
@@ -376,9 +389,13 @@ def _after_response(request: Request, app_loop: AppLoop) -> None:
             # NOTE: made if not yet, so that a callback's is_disconnected() says the request has
             # ended, as under ASGI, whether or not the handler read the body.
             cast("WSGIBody", request._body_source()).ended = True
-            # NOTE: callbacks cut off by the app's close were counted as in flight, and the
-            # server's stop logged them; the rest of them cannot run.
-            with contextlib.suppress(LoopStopped):
+            try:
                 drive_sync(run_after(request._after), app_loop)
+            except LoopStopped as stopped:
+                # NOTE: callbacks cut off by the app's close were counted as in flight, and
+                # the server's stop logged them; the rest of them cannot run. Those of a
+                # request that began after the close were dropped with no word (review62).
+                if isinstance(stopped, AppClosed):
+                    _log_closed(request, "after-response callbacks not run")
     finally:
         request.close()

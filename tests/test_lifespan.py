@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -528,6 +528,71 @@ def test_a_closed_wsgi_app_does_not_start_its_loop_again(
     # for a call the loop's stop cut off, but one line that says why (review61).
     assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
         ("WARNING", "GET / reached async code after the app was closed: answered 500", None)
+    ]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_closed_wsgi_app_answers_an_async_stream_with_one_line(
+    caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    # NOTE: a def handler reaches no async code, but its async stream does (review62): a 200
+    # went out, then two tracebacks, the driver's and the server's, for a body cut off.
+    app = App()
+
+    @app.get("/feed")
+    def feed(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            yield "one"
+
+        return Response.stream(events())
+
+    wsgi = app.as_wsgi()
+    wsgi.close()
+    seen: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        body = wsgi(wsgi_environ(method, "/feed"), lambda s, h, e=None: seen.append(s))
+        content = b"".join(body)
+        getattr(body, "close", lambda: None)()
+    assert seen == ["500 Internal Server Error"]
+    assert content == (b"Internal Server Error" if method == "GET" else b"")
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "WARNING",
+            f"{method} /feed reached async code after the app was closed: answered 500",
+            None,
+        )
+    ]
+
+
+def test_a_closed_wsgi_app_says_its_async_callbacks_did_not_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: they were dropped with no word (review62).
+    app = App()
+    ran: list[str] = []
+
+    async def notify() -> None:
+        ran.append("notify")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        request.after_response(notify)
+        return "ok"
+
+    wsgi = app.as_wsgi()
+    wsgi.close()
+    seen: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        body = wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
+        assert b"".join(body) == b"ok"
+        body.close()  # type: ignore[attr-defined]
+    assert (seen, ran) == (["200 OK"], [])
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "WARNING",
+            "GET / reached async code after the app was closed: after-response callbacks not run",
+            None,
+        )
     ]
 
 
