@@ -196,11 +196,6 @@ class AppLoop:
         return result
 
     @property
-    def closed(self) -> bool:
-        """Whether ``stop()`` was called: no async code can run on this loop any more."""
-        return self._stopped
-
-    @property
     def started(self) -> bool:
         """Whether the loop has been started."""
         return self._loop is not None
