@@ -73,25 +73,27 @@ def format_set_cookie(
 ) -> str:
     """Return the value of one ``Set-Cookie`` header.
 
-    The value is percent-encoded (see ``encode_cookie_value``).
+    The value is percent-encoded (see ``encode_cookie_value``), and so is what a path cannot
+    hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        ValueError: If the name is not a token, the value holds a lone surrogate or an attribute
-            holds a forbidden character.
+        ValueError: If the name is not a token, the value or the path holds a lone surrogate,
+            or ``domain`` or ``expires`` holds ``;`` or a line break.
     """
     if not _COOKIE_NAME.fullmatch(key):
         raise ValueError(f"invalid cookie name: {key!r}")
     morsel: Morsel[str] = Morsel()
     morsel.set(key, value, encode_cookie_value(value))
-    # NOTE: attributes are checked for ';' and line breaks here.
-    for attribute, setting in (("path", path), ("domain", domain), ("expires", expires)):
+    if path is not None:
+        # NOTE: a browser matches it against the path it sends, encoded: "/café" never
+        # matched "/caf%C3%A9", and the cookie was never sent back (hunt60). A path from the
+        # client (request.path) may hold ";" or a line break: encoded, not a 500 (review62).
+        morsel["path"] = percent_encode_uri(path).replace(";", "%3B")
+    # NOTE: the other attributes are checked for ';' and line breaks here.
+    for attribute, setting in (("domain", domain), ("expires", expires)):
         if setting is not None:
             if any(c in setting for c in ";\r\n"):
                 raise ValueError(f"cookie {attribute} contains a forbidden character: {setting!r}")
-            if attribute == "path":
-                # NOTE: a browser matches it against the path it sends, encoded: "/café" never
-                # matched "/caf%C3%A9", and the cookie was never sent back (hunt60).
-                setting = percent_encode_uri(setting)
             morsel[attribute] = setting
     if max_age is not None:
         morsel["max-age"] = str(int(max_age))

@@ -269,10 +269,11 @@ class Response:
         httponly: bool = False,
         samesite: SameSite | None = "lax",
     ) -> None:
-        """Add a ``Set-Cookie`` header.
+        """Add a ``Set-Cookie`` header; the value and the path are percent-encoded.
 
         Raises:
-            ValueError: If the name or an attribute holds a forbidden character.
+            ValueError: If the name is not a token, or ``domain`` or ``expires`` holds ``;``
+                or a line break.
         """
         self.headers.add(
             "set-cookie",

@@ -94,8 +94,8 @@ class Sessions:
 
     Raises:
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
-            ``samesite="none"`` comes without ``secure=True``, or the cookie's name, path or
-            domain is malformed.
+            ``samesite="none"`` comes without ``secure=True``, or the cookie's name or domain
+            is malformed.
     """
 
     name = "sessions"
@@ -124,7 +124,7 @@ class Sessions:
         self.cookie_name, self.max_age = cookie_name, max_age
         self.path, self.domain = path, domain
         self.secure, self.httponly, self.samesite = secure, httponly, samesite
-        # NOTE: a cookie made now, so that a bad name, path or domain fails here, not in a 500
+        # NOTE: a cookie made now, so that a bad name or domain fails here, not in a 500
         # on the first login.
         self._set(Response(), "", max_age, bool(secure))
 

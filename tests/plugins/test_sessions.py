@@ -241,7 +241,7 @@ def test_sessions_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="samesite"):
         Sessions(SECRET, samesite="sometimes")  # type: ignore[arg-type]
     Sessions([SECRET.encode(), SECRET])
-    for malformed in ({"cookie_name": "my session"}, {"path": "/a;b"}, {"domain": "a.example\n"}):
+    for malformed in ({"cookie_name": "my session"}, {"domain": "a.example\n"}):
         with pytest.raises(ValueError, match="cookie"):
             Sessions(SECRET, **malformed)  # type: ignore[arg-type]
 
