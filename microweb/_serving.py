@@ -121,6 +121,26 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
     for name in ("microweb", "waitress"):
         logging.getLogger(name).setLevel(level.upper())
+    # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
+    # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
+    waitress = logging.getLogger("waitress")
+    if not any(isinstance(f, _OneLine) for f in waitress.filters):
+        waitress.addFilter(_OneLine())
+
+
+# NOTE: the C0 controls and DEL, written as Python writes them in a str's repr.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+class _OneLine(logging.Filter):
+    """Write the control characters of a record's message escaped: one record, one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.isprintable():
+            # NOTE: the traceback is exc_info's, kept as it is.
+            record.msg, record.args = message.translate(_CONTROLS), None
+        return True
 
 
 def normalize_root_path(root_path: str) -> str:

@@ -170,6 +170,17 @@ def headers_after_body(request: Request) -> list[str]:
     return sorted(request.headers)
 
 
+@app.get("/fails/{rest:path}")
+def fails(request: Request, rest: str) -> Response:
+    """Send one chunk, then fail: the server logs the request's path with the error."""
+
+    def chunks() -> Iterator[str]:
+        yield "first\n"
+        raise RuntimeError("the stream failed")
+
+    return Response.stream(chunks())
+
+
 @app.get("/ticks")
 def ticks(request: Request) -> Response:
     def chunks() -> Iterator[str]:

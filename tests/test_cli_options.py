@@ -461,6 +461,19 @@ def _answer_to_head(port: int, header_size: int) -> bytes:
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_path_in_the_servers_log_lines_forges_no_line(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress logs "Exception while serving <path>" with the path decoded: a client's
+    # %0D%0A started a line of its own choosing in the log (review62).
+    with serving(tmp_path, server) as (url, log):
+        with httpx.Client() as client, pytest.raises(httpx.HTTPError):
+            client.get(f"{url}/fails/a%0D%0AERROR:forged:%20line%1B[31m").read()
+        time.sleep(0.5)  # NOTE: the server logs after the connection is cut.
+        text = read_log(log)
+    assert "the stream failed" in text, text
+    assert not [line for line in text.splitlines() if line.startswith("ERROR:forged")], text
+    assert "\x1b" not in text, text
+
+
 def test_a_request_head_over_256_kib_is_431_under_both_servers(tmp_path: Path, server: str) -> None:
     # NOTE: Uvicorn with httptools took a head of any size: a 20 MB header reached the app.
     with serving(tmp_path, server) as (url, _):
