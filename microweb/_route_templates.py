@@ -97,6 +97,11 @@ def parse_template(template: str) -> tuple[Segment, ...]:
     for index, part in enumerate(template[1:].split("/")):
         match = _PARAM.fullmatch(part)
         if match is None:
+            if part in (".", ".."):
+                raise ValueError(
+                    f"route template {template!r} has a '.' or '..' segment: clients resolve "
+                    "it away before they ask, so no request could reach the route"
+                )
             if "{" in part or "}" in part:
                 raise ValueError(
                     f"route template {template!r}: segment {part!r} is not a parameter; a "

@@ -595,6 +595,16 @@ def test_a_router_route_must_start_with_a_slash() -> None:
     assert [route.template for route in api.routes] == ["/api"]
 
 
+@pytest.mark.parametrize("template", ["/a/../b", "/a/./b", "/..", "/files/{id}/.."])
+def test_a_route_with_a_dot_segment_is_refused(template: str) -> None:
+    # NOTE: a client resolves "/a/../b" to "/b" before it asks: the route could never be
+    # requested, and url_for() would build a link to another one (review62).
+    app = App()
+    with pytest.raises(ValueError, match="'.' or '..' segment"):
+        app.get(template)(lambda request: "x")
+    app.get("/a/.well-known/b..c/...")(lambda request: "dots inside a segment are fine")
+
+
 async def _echo_ws(ws: object) -> None:
     raise AssertionError("never called")
 
