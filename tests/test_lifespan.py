@@ -507,6 +507,20 @@ def test_asgi_def_stream_cut_off_after_shutdown_is_still_closed(
     assert not caplog.records, [record.getMessage() for record in caplog.records]
 
 
+def _served_closed(
+    app: App, caplog: pytest.LogCaptureFixture, method: str = "GET", path: str = "/"
+) -> tuple[str, bytes, list[tuple[str, str, Any]]]:
+    """Call ``app``'s WSGI driver once it is closed: the status, the body, what was logged."""
+    wsgi = app.as_wsgi()
+    wsgi.close()
+    seen: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        body = wsgi(wsgi_environ(method, path), lambda s, h, e=None: seen.append(s))
+        content = b"".join(body)
+        getattr(body, "close", lambda: None)()
+    return seen[0], content, [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records]
+
+
 def test_a_closed_wsgi_app_does_not_start_its_loop_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -516,17 +530,12 @@ def test_a_closed_wsgi_app_does_not_start_its_loop_again(
     async def index(request: Request) -> str:
         return "ok"
 
-    wsgi = app.as_wsgi()
-    wsgi.close()
-    seen: list[str] = []
-    with caplog.at_level(logging.DEBUG):
-        body = wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
-    assert seen[0].startswith("500")
-    assert b"".join(body) == b"Internal Server Error"
+    status, content, logged = _served_closed(app, caplog)
+    assert (status, content) == ("500 Internal Server Error", b"Internal Server Error")
     assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
     # NOTE: a request the closed app cannot run is no error of the app's: no traceback, as
     # for a call the loop's stop cut off, but one line that says why (review61).
-    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+    assert logged == [
         ("WARNING", "GET / reached async code after the app was closed: answered 500", None)
     ]
 
@@ -546,16 +555,10 @@ def test_a_closed_wsgi_app_answers_an_async_stream_with_one_line(
 
         return Response.stream(events())
 
-    wsgi = app.as_wsgi()
-    wsgi.close()
-    seen: list[str] = []
-    with caplog.at_level(logging.DEBUG):
-        body = wsgi(wsgi_environ(method, "/feed"), lambda s, h, e=None: seen.append(s))
-        content = b"".join(body)
-        getattr(body, "close", lambda: None)()
-    assert seen == ["500 Internal Server Error"]
+    status, content, logged = _served_closed(app, caplog, method, "/feed")
+    assert status == "500 Internal Server Error"
     assert content == (b"Internal Server Error" if method == "GET" else b"")
-    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+    assert logged == [
         (
             "WARNING",
             f"{method} /feed reached async code after the app was closed: answered 500",
@@ -579,15 +582,9 @@ def test_a_closed_wsgi_app_says_its_async_callbacks_did_not_run(
         request.after_response(notify)
         return "ok"
 
-    wsgi = app.as_wsgi()
-    wsgi.close()
-    seen: list[str] = []
-    with caplog.at_level(logging.DEBUG):
-        body = wsgi(wsgi_environ("GET", "/"), lambda s, h, e=None: seen.append(s))
-        assert b"".join(body) == b"ok"
-        body.close()  # type: ignore[attr-defined]
-    assert (seen, ran) == (["200 OK"], [])
-    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+    status, content, logged = _served_closed(app, caplog)
+    assert (status, content, ran) == ("200 OK", b"ok", [])
+    assert logged == [
         (
             "WARNING",
             "GET / reached async code after the app was closed: after-response callbacks not run",
