@@ -474,6 +474,8 @@ def test_a_path_in_the_servers_log_lines_forges_no_line(tmp_path: Path, server: 
     assert "\x1b" not in text, text
 
 
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_a_request_head_over_256_kib_is_431_under_both_servers(tmp_path: Path, server: str) -> None:
     # NOTE: Uvicorn with httptools took a head of any size: a 20 MB header reached the app.
     with serving(tmp_path, server) as (url, _):
