@@ -1,0 +1,268 @@
+"""microweb behind a real nginx, run with ``examples/deploy/nginx.conf`` as shipped.
+
+The shipped file is read and only what ties it to a machine is replaced: its ports (free ones on
+127.0.0.1), its certificate (a self-signed one made with ``openssl``), and ``/etc`` paths. It
+is wrapped in the ``http`` block that ``/etc/nginx/nginx.conf`` gives it. Behind it,
+``microweb serve tests/nginx_app.py --forwarded-allow-ips 127.0.0.1`` runs under Waitress and
+under Uvicorn, as ``docs/deployment.md`` says. The client connects from 127.0.0.2, an address
+the app does not trust, so the client the app sees can only have come from nginx's headers.
+
+Skipped when there is no ``nginx`` on ``PATH`` (Debian: ``apt-get install nginx-light``) or no
+``openssl``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from servers import HOST, REPO_ROOT, free_port, read_log, running, wait_for
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+NGINX = shutil.which("nginx")
+OPENSSL = shutil.which("openssl")
+
+pytestmark = [
+    pytest.mark.servers,
+    pytest.mark.skipif(
+        NGINX is None, reason="no nginx binary on PATH (apt-get install nginx-light)"
+    ),
+    pytest.mark.skipif(OPENSSL is None, reason="no openssl binary on PATH"),
+]
+
+SHIPPED = REPO_ROOT / "examples" / "deploy" / "nginx.conf"
+TIMEOUT = 5.0
+SITE = "example.com"
+# NOTE: the client's own address; the app trusts 127.0.0.1 (nginx) only.
+CLIENT = "127.0.0.2"
+# NOTE: what a client writes to pass for someone else, in every forwarded header.
+SPOOFED = {
+    "x-forwarded-for": "6.6.6.6",
+    "x-forwarded-proto": "http",
+    "x-forwarded-host": "evil.example",
+    "forwarded": 'for=7.7.7.7;proto=http;host="evil.example"',
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    """nginx in front of one ``microweb serve``: where to reach it, and the logs."""
+
+    server: str
+    https_port: int
+    http_port: int
+    upstream: int
+    error_log: Path
+    app_log: Path
+
+    def url(self, path: str) -> str:
+        """Return the HTTPS URL of ``path`` on nginx."""
+        return f"https://{HOST}:{self.https_port}{path}"
+
+    def errors(self) -> list[str]:
+        """Return nginx's error log lines of level error and above."""
+        levels = ("[error]", "[crit]", "[alert]", "[emerg]")
+        return [
+            line for line in read_log(self.error_log).splitlines() if line[20:].startswith(levels)
+        ]
+
+    def client(self, *, http2: bool = False) -> httpx.Client:
+        """Return a client that connects from ``CLIENT`` and asks for ``SITE``."""
+        transport = httpx.HTTPTransport(local_address=CLIENT, verify=False, http2=http2)
+        return httpx.Client(
+            transport=transport, headers={"host": SITE}, timeout=TIMEOUT, trust_env=False
+        )
+
+
+def replace(text: str, old: str, new: str) -> str:
+    """Return ``text`` with ``old`` replaced; fail when the shipped file no longer has it."""
+    assert old in text, f"{SHIPPED} no longer has {old!r}; update {Path(__file__).name}"
+    return text.replace(old, new)
+
+
+def nginx_config(work: Path, *, http_port: int, https_port: int, upstream: int) -> str:
+    """Return the shipped config, tied to this machine, inside an ``http`` block."""
+    site = SHIPPED.read_text()
+    site = replace(site, "server 127.0.0.1:8000;", f"server {HOST}:{upstream};")
+    site = replace(site, "listen 80;", f"listen {HOST}:{http_port};")
+    site = replace(site, "listen 443 ssl", f"listen {HOST}:{https_port} ssl")
+    site = replace(site, "/etc/letsencrypt/live/example.com/fullchain.pem", str(work / "cert.pem"))
+    site = replace(site, "/etc/letsencrypt/live/example.com/privkey.pem", str(work / "key.pem"))
+    # NOTE: a root nginx hands its workers to `nobody`, who could not write the temporary files.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "".join(
+        f"{kind}_temp_path {work / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\npid {work / 'nginx.pid'};\n"
+        f"error_log {work / 'error.log'} info;\nevents {{ worker_connections 128; }}\n"
+        f"http {{\naccess_log {work / 'access.log'};\n{temp}{site}\n}}\n"
+    )
+
+
+def make_certificate(work: Path) -> None:
+    """Write a self-signed certificate for ``SITE`` to ``work``."""
+    command = [
+        *(str(OPENSSL), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+        *("-keyout", str(work / "key.pem"), "-out", str(work / "cert.pem"), "-subj", f"/CN={SITE}"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+
+def nginx_command(work: Path, *more: str) -> list[str]:
+    """Return the command line that runs nginx with ``work/nginx.conf``."""
+    conf = work / "nginx.conf"
+    return [str(NGINX), "-p", str(work), "-e", str(work / "error.log"), "-c", str(conf), *more]
+
+
+@pytest.fixture(scope="module", params=["waitress", "uvicorn"])
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """nginx with the shipped config, in front of ``microweb serve`` under one server."""
+    server: str = request.param
+    work = tmp_path_factory.mktemp(f"nginx-{server}")
+    make_certificate(work)
+    upstream, http_port, https_port = free_port(), free_port(), free_port()
+    config = nginx_config(work, http_port=http_port, https_port=https_port, upstream=upstream)
+    (work / "nginx.conf").write_text(config)
+    checked = subprocess.run(nginx_command(work, "-t"), capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, f"nginx refuses the shipped config:\n{checked.stderr}"
+    app = [sys.executable, "-m", "microweb", "serve", "tests/nginx_app.py", "--server", server]
+    app += ["--host", HOST, "--port", str(upstream), "--forwarded-allow-ips", "127.0.0.1"]
+    env = {**os.environ, "NGINX_APP_STATIC": str(work), "PYTHONPATH": str(REPO_ROOT)}
+    app_log = work / "app.log"
+    with running(app, port=upstream, log=app_log, env=env):
+        nginx = nginx_command(work, "-g", "daemon off;")
+        with running(nginx, port=https_port, log=work / "nginx.out"):
+            yield Site(server, https_port, http_port, upstream, work / "error.log", app_log)
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
+@pytest.mark.parametrize("path", ["/whoami", "/events/whoami", "/ws/whoami"])
+def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2: bool) -> None:
+    if http2:
+        pytest.importorskip("h2")
+    with site.client(http2=http2) as client:
+        answer = client.get(site.url(path), headers=SPOOFED)
+    assert answer.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+    assert answer.json() == {
+        "client": [CLIENT, 0],
+        "scheme": "https",
+        "host": SITE,
+        "url": f"https://{SITE}{path}",
+        "external": f"https://{SITE}/whoami",
+        "forwarded_for": CLIENT,
+    }
+
+
+def test_redirects_point_at_the_public_url(site: Site) -> None:
+    with site.client() as client:
+        answer = client.get(site.url("/go"), headers=SPOOFED)
+        plain = client.get(f"http://{HOST}:{site.http_port}/whoami")
+    assert (answer.status_code, answer.headers["location"]) == (307, f"https://{SITE}/whoami")
+    assert (plain.status_code, plain.headers["location"]) == (301, f"https://{SITE}/whoami")
+
+
+def _upstream_connections(port: int) -> set[str] | None:
+    """Return nginx's connections to the app (any state) by their local address, on Linux."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    remote = f":{port:04X}"
+    return {fields[1] for fields in (line.split() for line in table) if fields[2].endswith(remote)}
+
+
+def test_early_answers_leave_the_next_request_whole(site: Site) -> None:
+    body = b"x" * 300_000
+    early = [("/private", 401), ("/nope", 404), ("/small", 413), ("/echo", 200)]
+    with site.client() as client:
+        for path, status in early:
+            assert client.post(site.url(path), content=body).status_code == status, path
+            assert client.get(site.url("/whoami")).json()["client"] == [CLIENT, 0], path
+        assert client.get(site.url("/boom")).status_code == 500
+        assert client.get(site.url("/whoami")).status_code == 200
+        before = _upstream_connections(site.upstream)
+        for _ in range(5):
+            assert client.get(site.url("/whoami")).status_code == 200
+        after = _upstream_connections(site.upstream)
+    assert site.errors() == []
+    if before is not None and after is not None:
+        assert len(after - before) <= 1, "nginx opened a connection to the app per request"
+
+
+def test_bodies_at_and_over_the_limits(site: Site) -> None:
+    limit = 10 << 20  # NOTE: the app's default max_body_size, and nginx's client_max_body_size.
+    with site.client() as client:
+        assert client.post(site.url("/echo"), content=b"x" * limit).json() == {"length": limit}
+        over = client.post(site.url("/echo"), content=b"x" * (limit + 1))
+        assert over.status_code == 413 and "nginx" in over.text  # refused by nginx first
+        chunks = (b"y" * 1000 for _ in range(3))
+        assert client.post(site.url("/small"), content=chunks).status_code == 413
+        assert client.get(site.url("/whoami")).status_code == 200
+
+
+def test_events_arrive_one_by_one_and_a_client_that_leaves_ends_the_stream(site: Site) -> None:
+    with site.client() as client, client.stream("GET", site.url("/events/ticks")) as answer:
+        assert answer.headers["content-type"] == "text/event-stream"
+        lines = answer.iter_lines()
+        # NOTE: the stream never ends: a buffering proxy would hold these until its buffer
+        # fills, minutes from now, and the read would time out.
+        assert [next(lines) for _ in range(4)] == ["data: tick 0", "", "data: tick 1", ""]
+    wait_for(
+        lambda: "ticks: stream closed" in read_log(site.app_log),
+        "end of the stream in the app after the client left",
+        site.app_log,
+        timeout=TIMEOUT,
+    )
+
+
+def _websocket(site: Site, headers: dict[str, str] | None = None) -> ClientConnection:
+    """Open ``/ws/echo`` through nginx over TLS, from ``CLIENT``."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    sock = socket.create_connection((HOST, site.https_port), TIMEOUT, (CLIENT, 0))
+    return connect(
+        f"wss://{SITE}/ws/echo",
+        sock=sock,
+        ssl=context,
+        additional_headers=headers,
+        open_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+    )
+
+
+def test_websockets_through_nginx_under_uvicorn(site: Site) -> None:
+    if site.server == "waitress":
+        with pytest.raises(InvalidStatus) as refused:
+            _websocket(site)
+        assert refused.value.response.status_code == 501
+        return
+    with _websocket(site, SPOOFED) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=TIMEOUT) == f"wss {CLIENT} hi"
+        ws.send("close:4001")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+    with _websocket(site) as ws:
+        ws.close(4002, "bye")
+    wait_for(
+        lambda: "ws: client closed 4002" in read_log(site.app_log),
+        "the client's close code in the app",
+        site.app_log,
+        timeout=TIMEOUT,
+    )
