@@ -200,11 +200,13 @@ def _host(host: str | None, header: str) -> str | None:
 class ProxyHeaders:
     """Take the client's address, scheme and host from the headers of trusted proxies.
 
-    Only when the direct peer (``request.client``) is trusted, the plugin reads ``Forwarded``
-    or, when there is none, ``X-Forwarded-For``, ``X-Forwarded-Proto`` and
-    ``X-Forwarded-Host``. It walks the hops from the right, skipping trusted addresses: the
-    first untrusted hop is the client (the left-most one when all are trusted). It then sets
-    ``request.client``, ``request.scheme`` and ``request.host`` (hence ``request.url``).
+    Only when the direct peer (``request.client``) is trusted, the plugin reads the headers
+    your proxies write: ``X-Forwarded-For``, ``X-Forwarded-Proto`` and ``X-Forwarded-Host``, or
+    with ``forwarded=True`` RFC 7239's ``Forwarded``; never both, since a proxy that writes one
+    family passes the other on from the client. It walks the hops from the right, skipping
+    trusted addresses: the first untrusted hop is the client (the left-most one when all are
+    trusted). It then sets ``request.client``, ``request.scheme`` and ``request.host`` (hence
+    ``request.url``).
 
     Its flow is the outermost, wherever the plugin is installed, so every other flow sees the
     corrected request. A malformed value from a trusted proxy is answered with 400, one longer
@@ -214,6 +216,9 @@ class ProxyHeaders:
     Args:
         trusted: Addresses and CIDR ranges of the proxies in front of the app, IPv4 or IPv6
             (``"127.0.0.1"``, ``"10.0.0.0/8"``, ``"::1"``); ``"*"`` trusts every peer.
+        forwarded: Read ``Forwarded`` instead of ``X-Forwarded-*`` (for proxies that write
+            RFC 7239's header, which nginx, HAProxy, Caddy, Traefik and most load balancers
+            don't by default).
 
     Raises:
         ValueError: If an entry is not an address or a range (or has host bits set).
@@ -221,8 +226,9 @@ class ProxyHeaders:
 
     name = "proxy_headers"
 
-    def __init__(self, trusted: Iterable[str] = ()) -> None:
+    def __init__(self, trusted: Iterable[str] = (), *, forwarded: bool = False) -> None:
         self.trust_all, self.networks = _networks(trusted)
+        self.forwarded = forwarded
         # PERF: checking an address costs about 5 us, a cached answer 0.3 us; the peer is
         # nearly always one of a few proxies.
         self._cached_trusts = functools.lru_cache(maxsize=1024)(self._trusts)
@@ -263,7 +269,9 @@ class ProxyHeaders:
         # NOTE: no peer address (a Unix socket) is trusted only by "*".
         if not self.trusts("" if peer is None else peer.host):
             return
-        if "forwarded" in request.headers:
+        # NOTE: one family only. nginx's usual lines set X-Forwarded-* and pass a client's own
+        # Forwarded on: read whenever present, it let any client choose its address (proxy63).
+        if self.forwarded:
             found = self._from_forwarded(request.headers)
         else:
             found = self._from_x_forwarded(request.headers)

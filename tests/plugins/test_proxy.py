@@ -47,13 +47,17 @@ def echo_app(plugin: ProxyHeaders | None) -> App:
 
 @pytest.fixture
 def send(interface: str) -> Iterator[Send]:
-    """Send one request to a fresh echo app: ``send(headers, trusted=..., peer=...)``."""
+    """Send one request to a fresh echo app: ``send(headers, trusted=, peer=, forwarded=)``."""
     clients: list[TestClient] = []
 
     def request(
-        headers: HeaderList = (), trusted: Sequence[str] = TRUSTED, peer: tuple[str, int] = PROXY
+        headers: HeaderList = (),
+        trusted: Sequence[str] = TRUSTED,
+        peer: tuple[str, int] = PROXY,
+        forwarded: bool = False,
     ) -> httpx.Response:
-        client = TestClient(echo_app(ProxyHeaders(trusted)), interface=interface, client=peer)
+        plugin = ProxyHeaders(trusted, forwarded=forwarded)
+        client = TestClient(echo_app(plugin), interface=interface, client=peer)
         clients.append(client)
         return client.get("/echo?q=1", headers=list(headers))
 
@@ -273,27 +277,57 @@ def test_x_forwarded_proto_and_host(send: Send, headers: HeaderList, scheme: str
     ],
 )
 def test_forwarded(send: Send, value: str, expected: tuple[Any, str, str | None]) -> None:
-    answer = seen(send, [("forwarded", value)])
+    answer = seen(send, [("forwarded", value)], forwarded=True)
     host = expected[2] or "testserver"
     assert (answer["client"], answer["scheme"], answer["host"]) == (*expected[:2], host)
 
 
 def test_forwarded_lines_join_in_order(send: Send) -> None:
     headers = [("forwarded", "for=192.0.2.60;proto=https"), ("forwarded", "for=10.0.0.3")]
-    assert seen(send, headers)["client"] == ["192.0.2.60", 0]
+    assert seen(send, headers, forwarded=True)["client"] == ["192.0.2.60", 0]
 
 
-def test_forwarded_wins_over_x_forwarded(send: Send) -> None:
+# NOTE: what a client sends through a proxy that writes the other family, broken or not.
+SPOOFED_FORWARDED = ("forwarded", 'for=6.6.6.6;proto=http;host="evil.test"')
+SPOOFED_X_FORWARDED = [
+    ("x-forwarded-for", "6.6.6.6"),
+    ("x-forwarded-proto", "http"),
+    ("x-forwarded-host", "evil.test"),
+]
+
+
+@pytest.mark.parametrize("spoofed", [SPOOFED_FORWARDED, ("forwarded", "for==")])
+def test_by_default_a_clients_forwarded_header_is_never_read(
+    send: Send, spoofed: tuple[str, str]
+) -> None:
+    # NOTE: nginx's usual lines set X-Forwarded-* and pass the client's Forwarded on (proxy63).
     headers = [
+        spoofed,
         ("x-forwarded-for", "198.51.100.1"),
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "x.test"),
-        ("forwarded", "for=192.0.2.60"),
     ]
     assert seen(send, headers) == {
+        "client": ["198.51.100.1", 0],
+        "scheme": "https",
+        "host": "x.test",
+        "url": "https://x.test/echo?q=1",
+    }
+    assert seen(send, [spoofed]) == UNCHANGED
+
+
+@pytest.mark.parametrize(
+    "spoofed", [SPOOFED_X_FORWARDED, [("x-forwarded-for", "nope"), ("x-forwarded-host", "a b")]]
+)
+def test_with_forwarded_x_forwarded_headers_are_never_read(send: Send, spoofed: HeaderList) -> None:
+    headers = [*spoofed, ("forwarded", "for=192.0.2.60;proto=https")]
+    assert seen(send, headers, forwarded=True) == {
         **UNCHANGED,
         "client": ["192.0.2.60", 0],
+        "scheme": "https",
+        "url": "https://testserver/echo?q=1",
     }
+    assert seen(send, spoofed, forwarded=True) == UNCHANGED
 
 
 # -- malformed values from a trusted proxy: 400 --------------------------------------------------
@@ -331,7 +365,7 @@ def test_forwarded_wins_over_x_forwarded(send: Send) -> None:
     ],
 )
 def test_malformed_values_from_a_trusted_proxy_are_400(send: Send, name: str, value: str) -> None:
-    response = send([(name, value)])
+    response = send([(name, value)], forwarded=name == "forwarded")
     assert response.status_code == 400
     assert "from a trusted proxy" in response.text
     header = "x-forwarded-for" if name == "x-forwarded-for" else name
@@ -354,16 +388,19 @@ def test_values_from_a_trusted_proxy_longer_than_the_cap_are_431(
     items = ", ".join([item] * (MAX_VALUE_SIZE // (len(item) + 2) + 1))
     longest = items[: MAX_VALUE_SIZE - len(item)].rpartition(",")[0] + ", " + item
     assert len(longest) <= MAX_VALUE_SIZE < len(items)
-    assert send([(name, longest)]).status_code == 200
-    response = send([(name, items)])
+    family = {"forwarded": name == "forwarded"}
+    assert send([(name, longest)], **family).status_code == 200
+    response = send([(name, items)], **family)
     assert response.status_code == 431
     assert response.text == (
         f"{HEADER_NAMES[name]} header from a trusted proxy is longer than 8192 characters"
     )
     half = items[: MAX_VALUE_SIZE // 2 - 1].rpartition(",")[0]
-    assert send([(name, half), (name, half)]).status_code == 200
-    assert send([(name, half)] * 3).status_code == 431
-    assert seen(send, [(name, items)], trusted=["10.0.0.1"]) == UNCHANGED
+    assert send([(name, half), (name, half)], **family).status_code == 200
+    assert send([(name, half)] * 3, **family).status_code == 431
+    assert seen(send, [(name, items)], trusted=["10.0.0.1"], **family) == UNCHANGED
+    # NOTE: the other family is not read, so not measured either.
+    assert send([(name, items)], forwarded=name != "forwarded").status_code == 200
 
 
 HEADER_NAMES = {
@@ -374,9 +411,10 @@ HEADER_NAMES = {
 }
 
 
-def test_malformed_values_from_an_untrusted_peer_are_ignored(send: Send) -> None:
+@pytest.mark.parametrize("forwarded", [False, True])
+def test_malformed_values_from_an_untrusted_peer_are_ignored(send: Send, forwarded: bool) -> None:
     headers = [("x-forwarded-for", "nope"), ("forwarded", "for=="), ("x-forwarded-host", "a b")]
-    assert seen(send, headers, trusted=["10.0.0.1"]) == UNCHANGED
+    assert seen(send, headers, trusted=["10.0.0.1"], forwarded=forwarded) == UNCHANGED
 
 
 # -- order ---------------------------------------------------------------------------------------
