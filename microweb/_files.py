@@ -6,7 +6,10 @@ with these values.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
@@ -24,6 +27,7 @@ class FileInfo:
     mtime: float
     start: int = 0
     length: int = -1
+    identity: tuple[int, int] | None = None  # (device, inode): the file described, not its name
 
     @property
     def etag(self) -> str:
@@ -32,8 +36,13 @@ class FileInfo:
 
     @property
     def last_modified(self) -> str:
-        """The ``Last-Modified`` value."""
-        return formatdate(self.mtime, usegmt=True)
+        """The ``Last-Modified`` value: the modification time, not after now nor before 1970."""
+        # SPEC: RFC 9110 8.8.2.1, a modification time in the future is sent as the current
+        # time. NOTE: a clock set wrong, or a file unpacked from an archive, leaves one in 2100;
+        # sent as it is, a client's If-Modified-Since of 2100 made every later version a 304.
+        # Bounded, it is an HTTP date too: a time past the year 9999 (tmpfs, btrfs and XFS
+        # store one) made formatdate raise ValueError, a 500.
+        return formatdate(min(max(self.mtime, 0.0), time.time()), usegmt=True)
 
     @property
     def whole(self) -> bool:
@@ -46,7 +55,7 @@ class FileInfo:
         Raises:
             OSError: If the file ends before the span does (it shrank since it was described).
         """
-        with open(self.path, "rb") as file:
+        with open_described(self) as file:
             file.seek(self.start)
             remaining = self.length
             while remaining > 0 and (chunk := file.read(min(FILE_CHUNK, remaining))):
@@ -57,6 +66,39 @@ class FileInfo:
         # makes every server cut the connection).
         if remaining:
             raise shrank(self.path, remaining)
+
+
+def open_described(file: FileInfo) -> BinaryIO:
+    """Open the file that ``file`` describes, for reading in binary mode.
+
+    Raises:
+        OSError: If it can't be opened, or its name now leads to another file (one renamed
+            over it, a named pipe) since it was described.
+    """
+    opened = open(file.path, "rb", opener=_open_without_waiting)  # noqa: SIM115
+    try:
+        found = os.fstat(opened.fileno())
+        if not stat.S_ISREG(found.st_mode) or (
+            file.identity is not None and (found.st_dev, found.st_ino) != file.identity
+        ):
+            # NOTE: its headers (length, ETag, Content-Range) describe the file that was there:
+            # another file's bytes under them would be a corrupt download that looks whole.
+            raise OSError(f"{file.path} was replaced since it was described")
+        if NONBLOCK:
+            os.set_blocking(opened.fileno(), True)
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+# NOTE: a named pipe put in a file's place blocked open() until some writer came: a pool thread
+# (ASGI) or a server thread (WSGI) held for ever. Opened without waiting, it is refused.
+NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
+
+
+def _open_without_waiting(path: str, flags: int) -> int:
+    return os.open(path, flags | NONBLOCK)
 
 
 def shrank(path: str, missing: int) -> OSError:
@@ -98,7 +140,11 @@ class SizedFile:
         return data
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        """Move to ``offset`` as ``whence`` says; return the new position."""
+        """Move to ``offset`` as ``whence`` says (``SEEK_END``: the announced end)."""
+        # NOTE: Waitress seeks to the end to learn the size: the file's own end is a length
+        # that may differ from the announced one, and /proc files refuse it (EINVAL, a 500).
+        if whence == os.SEEK_END:
+            return self._file.seek(self._size + offset)
         return self._file.seek(offset, whence)
 
     def tell(self) -> int:
@@ -123,12 +169,18 @@ def stat_file(path: str | os.PathLike[str]) -> FileInfo:
 
     Raises:
         FileNotFoundError: If there is no regular file there.
+        PermissionError: If this process may not read it.
     """
     fspath = os.fspath(path)
     info = os.stat(fspath)
-    if not os.path.isfile(fspath):
+    if not stat.S_ISREG(info.st_mode):
         raise FileNotFoundError(f"not a regular file: {fspath}")
-    return FileInfo(fspath, info.st_size, info.st_mtime, 0, info.st_size)
+    # NOTE: found now, before any header is out: found at the first read, it was a 200 (or a
+    # 304, a HEAD's 200) and then a cut connection, with a traceback logged for each request.
+    if not os.access(fspath, os.R_OK):
+        raise PermissionError(errno.EACCES, "not readable", fspath)
+    identity = (info.st_dev, info.st_ino)
+    return FileInfo(fspath, info.st_size, info.st_mtime, 0, info.st_size, identity)
 
 
 def etag_listed(header: str, etag: str) -> bool:

@@ -223,6 +223,7 @@ class Response:
 
         Raises:
             FileNotFoundError: If there is no regular file at ``path``.
+            PermissionError: If the file may not be read by this process.
         """
         info = stat_file(path)
         media_type = media_type or _guess_type(info.path)

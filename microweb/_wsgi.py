@@ -20,7 +20,7 @@ from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect
 from ._file_threads import ThreadHooks
-from ._files import FILE_CHUNK, SizedFile
+from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, logged_path, new_request
@@ -216,7 +216,7 @@ class WSGIDriver:
         # NOTE: a server's file wrapper gives the app no close() of its own: with callbacks
         # to run after the response, the file streams as any body does.
         if wrapper is not None and file is not None and file.whole and request._after is None:
-            opened = _open_unchanged(file.path, file.size)
+            opened = _open_unchanged(file)
             if opened is not None:
                 request.close()
                 # NOTE: lets the server send the file its own way (Waitress: no Python loop).
@@ -285,13 +285,13 @@ _FIRST = 100
 _TYPES = {media_type: ("content-type", media_type) for media_type in (TEXT, JSON)}
 
 
-def _open_unchanged(path: str, size: int) -> BinaryIO | None:
+def _open_unchanged(file: FileInfo) -> BinaryIO | None:
     # NOTE: a file wrapper sends to EOF; use it only while that is the announced length.
     try:
-        opened = open(path, "rb")  # noqa: SIM115
+        opened = open_described(file)
     except OSError:
         return None
-    if os.fstat(opened.fileno()).st_size != size:
+    if os.fstat(opened.fileno()).st_size != file.size:
         opened.close()
         return None
     return opened

@@ -4,7 +4,8 @@ interfaces."""
 from __future__ import annotations
 
 import os
-from email.utils import formatdate
+import time
+from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -16,6 +17,7 @@ from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
+from microweb._files import FileInfo
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -461,3 +463,91 @@ def test_a_server_file_wrapper_stops_at_the_length_of_a_file_that_grew(tmp_path:
     # NOTE: wsgiref's wrapper reads to the end of the file: it sent the bytes added.
     assert (dict(headers)["content-length"], b"".join(wrapped)) == ("10", b"0123456789")
     getattr(wrapped, "close", lambda: None)()
+
+
+# -- what the file system holds ----------------------------------------------------------------
+
+
+def test_a_file_renamed_over_before_it_is_opened_is_an_error_not_its_bytes(
+    make_client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target, new = tmp_path / "report.txt", tmp_path / "report.txt.new"
+    target.write_bytes(b"old version")
+    new.write_bytes(b"NEW VERSION")  # NOTE: the same size: only the inode tells them apart
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        response = Response.file(target)
+        os.replace(new, target)  # NOTE: the safe way to publish a new version, done meanwhile
+        return response
+
+    # NOTE: the headers (ETag, and Content-Range for a range) are the old file's: the new
+    # file's bytes under them would pass for the old file, whole.
+    with caplog.at_level("ERROR", logger="microweb"), pytest.raises(OSError, match="replaced"):
+        make_client(app).get("/f")
+    assert [record.getMessage() for record in caplog.records] == ["error while streaming GET /f"]
+
+
+@pytest.mark.timeout(30)
+def test_a_named_pipe_put_in_a_files_place_does_not_block_its_response(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    target = tmp_path / "data.bin"
+    target.write_bytes(bytes(100))
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        response = Response.file(target)
+        target.unlink()
+        os.mkfifo(target)  # NOTE: nobody writes to it: open() for reading waited for ever
+        return response
+
+    with pytest.raises(OSError, match="replaced"):
+        make_client(app).get("/f")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_file_raises_before_any_header(tmp_path: Path) -> None:
+    target = tmp_path / "private.txt"
+    target.write_text("private")
+    target.chmod(0)
+    with pytest.raises(PermissionError):
+        Response.file(target)
+
+
+def test_a_modification_time_in_the_future_is_sent_as_now(
+    make_client: MakeClient, data_file: Path
+) -> None:
+    year_2100 = 4_102_444_800
+    os.utime(data_file, (year_2100, year_2100))
+    before = int(time.time())
+    response = make_client(file_app(data_file)).get("/file")
+    sent = parsedate_to_datetime(response.headers["last-modified"]).timestamp()
+    # SPEC: RFC 9110 8.8.2.1: a client that revalidated with If-Modified-Since: 2100 would
+    # get 304 for every later version of the file, until 2100.
+    assert before <= sent <= time.time()
+
+
+@pytest.mark.parametrize("mtime", [1e15, -1e15])
+def test_any_modification_time_is_an_http_date(mtime: float) -> None:
+    # NOTE: tmpfs, btrfs and XFS keep a time past the year 9999: formatdate raised ValueError.
+    sent = parsedate_to_datetime(FileInfo("f", 1, mtime, 0, 1).last_modified).timestamp()
+    assert 0 <= sent <= time.time()
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux's /proc")
+def test_a_proc_file_under_waitress_file_wrapper_is_not_a_500(tmp_path: Path) -> None:
+    app = App()
+
+    @app.get("/f")
+    def file(request: Request) -> Response:
+        return Response.file("/proc/self/status")  # NOTE: st_size 0, and it can't seek to its end
+
+    environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": ReadOnlyFileBasedBuffer})
+    wrapped = app.as_wsgi()(environ, lambda s, h, e=None: None)
+    assert isinstance(wrapped, ReadOnlyFileBasedBuffer)
+    # NOTE: Waitress seeks to the end to learn the size: EINVAL, and Waitress's own 500.
+    assert wrapped.prepare(0) == 0
+    wrapped.close()

@@ -155,7 +155,10 @@ class Static:
             raise HTTPError(404)
         if not request.path.endswith("/"):
             return Response.redirect(_with_slash(request), 308)
-        return Response.file(index)
+        try:
+            return Response.file(index)
+        except OSError:
+            raise HTTPError(404) from None
 
 
 def _with_slash(request: Request) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +248,33 @@ def test_safe_join(dotfiles: Path) -> None:
     for refused in ("../secret.txt", "a\x00b", "/etc/passwd", ".env", "git/config", "x/../y"):
         assert safe_join(dotfiles, refused) is None, refused
     assert safe_join(dotfiles, ".env", dotfiles=True) == os.path.realpath(dotfiles / ".env")
+
+
+def special_files(folder: Path) -> list[str]:
+    """Put in ``folder`` what is not a regular file; return their names."""
+    os.mkfifo(folder / "pipe")
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(folder / "socket"))
+    (folder / "zeros").symlink_to("/dev/zero")  # NOTE: a device, that never ends
+    (folder / "status").symlink_to("/proc/self/status")  # NOTE: size 0, content all the same
+    (folder / "dangling").symlink_to(folder / "gone")
+    (folder / "loop").symlink_to(folder / "loop")
+    return ["pipe", "socket", "zeros", "status", "dangling", "loop"]
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="needs Unix sockets")
+def test_static_special_files_are_404(make_client: MakeClient, files: Path) -> None:
+    client = make_client(static_app(files))
+    for name in special_files(files):
+        for method in ("GET", "HEAD"):
+            assert client.request(method, f"/static/{name}").status_code == 404, (method, name)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_static_unreadable_files_are_404(make_client: MakeClient, files: Path) -> None:
+    (files / "site.css").chmod(0)
+    (files / "docs" / "index.html").chmod(0)
+    client = make_client(static_app(files))
+    for url in ("/static/site.css", "/static/docs/"):
+        assert client.get(url).status_code == 404, url
+        assert client.head(url).status_code == 404, url
