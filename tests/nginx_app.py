@@ -1,7 +1,8 @@
 """The app that ``test_behind_nginx.py`` serves behind nginx, with ``microweb serve``.
 
 It is served with ``--forwarded-allow-ips 127.0.0.1`` (nginx's address), as the deployment
-docs say. Endpoints:
+docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that reads
+``Forwarded`` instead. Endpoints:
 
 - ``/whoami`` (also under ``/events/`` and ``/ws/``, nginx's other locations): the client,
   scheme, host and URL the app sees, and an absolute URL built from them and ``url_for``.
@@ -32,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
-from microweb.plugins import GZip, Static
+from microweb.plugins import GZip, ProxyHeaders, Static
 
 SMALL_LIMIT = 1000
 SLOW_CHUNKS = 5
@@ -45,6 +46,9 @@ STATIC_DIR = Path(os.environ.get("NGINX_APP_STATIC") or tempfile.mkdtemp(prefix=
 app = App()
 app.install(GZip())
 app.install(Static(STATIC_DIR, prefix="/static"))
+if os.environ.get("NGINX_APP_FORWARDED"):
+    # NOTE: behind nginx that writes Forwarded (docs/plugins-proxy.md's line), not X-Forwarded-*.
+    app.install(ProxyHeaders(["127.0.0.1"], forwarded=True))
 
 
 def _seen(request: Request) -> dict[str, object]:
