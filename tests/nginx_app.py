@@ -19,6 +19,8 @@ docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that r
 - ``/sleep``: answers after ``?s=`` seconds.
 - ``/events/ticks``: an event stream, one event every ``TICK`` seconds; when the stream ends,
   the generator's ``finally`` prints ``ticks: stream closed`` to stderr (the server's log).
+- ``/events/lines``: a line every ``TICK`` seconds, a plain stream without
+  ``X-Accel-Buffering``: only the location's ``proxy_buffering off`` lets it through as it goes.
 - ``/ws/echo`` (WebSocket): echoes text; ``close:CODE`` closes with ``CODE``; when the client
   closes, prints ``ws: client closed CODE`` to stderr.
 """
@@ -60,6 +62,7 @@ def _seen(request: Request) -> dict[str, object]:
         "url": request.url,
         "external": f"{request.scheme}://{request.host}{request.url_for('whoami')}",
         "forwarded_for": request.headers.get("x-forwarded-for"),
+        "forwarded": request.headers.get("forwarded"),
     }
 
 
@@ -156,6 +159,20 @@ def ticks(request: Request) -> Response:
             print("ticks: stream closed", file=sys.stderr, flush=True)
 
     return Response.sse(events())
+
+
+@app.get("/events/lines")
+def lines(request: Request) -> Response:
+    """Send a line every ``TICK`` seconds until the client leaves, as a plain stream."""
+
+    def numbered() -> Iterator[bytes]:
+        n = 0
+        while True:
+            yield b"line %d\n" % n
+            n += 1
+            time.sleep(TICK)
+
+    return Response.stream(numbered(), media_type="text/plain")
 
 
 @app.websocket("/ws/echo")

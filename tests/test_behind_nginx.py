@@ -204,6 +204,7 @@ def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2:
         "url": f"https://{SITE}{path}",
         "external": f"https://{SITE}/whoami",
         "forwarded_for": CLIENT,
+        "forwarded": None,  # NOTE: the client's own, cleared: other code might believe it.
     }
 
 
@@ -269,6 +270,14 @@ def test_events_arrive_one_by_one_and_a_client_that_leaves_ends_the_stream(site:
     )
 
 
+def test_a_plain_stream_arrives_as_it_goes_under_events(site: Site) -> None:
+    with site.client() as client, client.stream("GET", site.url("/events/lines")) as answer:
+        assert "x-accel-buffering" not in answer.headers
+        lines = answer.iter_lines()
+        # NOTE: as above, a buffering nginx would hold the lines and the read would time out.
+        assert [next(lines) for _ in range(3)] == ["line 0", "line 1", "line 2"]
+
+
 def _websocket(site: Site, headers: dict[str, str] | None = None) -> ClientConnection:
     """Open ``/ws/echo`` through nginx over TLS, from ``CLIENT``."""
     context = ssl.create_default_context()
@@ -321,6 +330,7 @@ def test_the_documented_forwarded_line_leaves_clients_no_say(tmp_path: Path) -> 
         "url": f"https://{SITE}/whoami",
         "external": f"https://{SITE}/whoami",
         "forwarded_for": SPOOFED["x-forwarded-for"],  # NOTE: passed on, and never read.
+        "forwarded": f'for="{CLIENT}";proto=https',
     }
     # NOTE: refused for its Host header alone; Forwarded, all nginx's, is well formed.
     assert (spoofed.status_code, spoofed.text) == (400, "more than one Host header")
