@@ -284,8 +284,7 @@ def serve(
         # limit: N connections are served with a limit of N + 1.
         settings["limit_concurrency"] = connection_limit + 1
     if workers != 1 or reload:
-        if forwarded_allow_ips is not None:
-            os.environ[FORWARDED_VARIABLE] = forwarded_allow_ips
+        _export(FORWARDED_VARIABLE, forwarded_allow_ips)
         os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
         stopped_by = _serve_uvicorn_processes(
             module, target, settings, workers, reload, threads, root_path, announce
@@ -342,6 +341,16 @@ def _serve_uvicorn(
     return signal.SIGTERM if runner.started else None
 
 
+def _export(name: str, value: str | None) -> None:
+    # NOTE: an option not given is removed, not left as found: a variable inherited from the
+    # shell (or an outer microweb serve) made the workers trust proxies that one process
+    # would not (review65).
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def _serve_uvicorn_processes(
     module: Any,
     target: str,
@@ -357,8 +366,7 @@ def _serve_uvicorn_processes(
     os.environ[TARGET_VARIABLE] = target
     os.environ[ROOT_PATH_VARIABLE] = root_path
     os.environ[LOG_LEVEL_VARIABLE] = settings["log_level"]
-    if threads is not None:
-        os.environ[THREADS_VARIABLE] = str(threads)
+    _export(THREADS_VARIABLE, None if threads is None else str(threads))
     from ._supervisor import bind, serve_processes
 
     sock = bind(settings["host"], settings["port"])

@@ -1,7 +1,8 @@
 """The app that ``test_behind_nginx.py`` serves behind nginx, with ``microweb serve``.
 
 It is served with ``--forwarded-allow-ips 127.0.0.1`` (nginx's address), as the deployment
-docs say. Endpoints:
+docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that reads
+``Forwarded`` instead. Endpoints:
 
 - ``/whoami`` (also under ``/events/`` and ``/ws/``, nginx's other locations): the client,
   scheme, host and URL the app sees, and an absolute URL built from them and ``url_for``.
@@ -18,6 +19,8 @@ docs say. Endpoints:
 - ``/sleep``: answers after ``?s=`` seconds.
 - ``/events/ticks``: an event stream, one event every ``TICK`` seconds; when the stream ends,
   the generator's ``finally`` prints ``ticks: stream closed`` to stderr (the server's log).
+- ``/events/lines``: a line every ``TICK`` seconds, a plain stream without
+  ``X-Accel-Buffering``: only the location's ``proxy_buffering off`` lets it through as it goes.
 - ``/ws/echo`` (WebSocket): echoes text; ``close:CODE`` closes with ``CODE``; when the client
   closes, prints ``ws: client closed CODE`` to stderr.
 """
@@ -32,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
-from microweb.plugins import GZip, Static
+from microweb.plugins import GZip, ProxyHeaders, Static
 
 SMALL_LIMIT = 1000
 SLOW_CHUNKS = 5
@@ -45,6 +48,9 @@ STATIC_DIR = Path(os.environ.get("NGINX_APP_STATIC") or tempfile.mkdtemp(prefix=
 app = App()
 app.install(GZip())
 app.install(Static(STATIC_DIR, prefix="/static"))
+if os.environ.get("NGINX_APP_FORWARDED"):
+    # NOTE: behind nginx that writes Forwarded (docs/plugins-proxy.md's line), not X-Forwarded-*.
+    app.install(ProxyHeaders(["127.0.0.1"], forwarded=True))
 
 
 def _seen(request: Request) -> dict[str, object]:
@@ -56,6 +62,7 @@ def _seen(request: Request) -> dict[str, object]:
         "url": request.url,
         "external": f"{request.scheme}://{request.host}{request.url_for('whoami')}",
         "forwarded_for": request.headers.get("x-forwarded-for"),
+        "forwarded": request.headers.get("forwarded"),
     }
 
 
@@ -152,6 +159,20 @@ def ticks(request: Request) -> Response:
             print("ticks: stream closed", file=sys.stderr, flush=True)
 
     return Response.sse(events())
+
+
+@app.get("/events/lines")
+def lines(request: Request) -> Response:
+    """Send a line every ``TICK`` seconds until the client leaves, as a plain stream."""
+
+    def numbered() -> Iterator[bytes]:
+        n = 0
+        while True:
+            yield b"line %d\n" % n
+            n += 1
+            time.sleep(TICK)
+
+    return Response.stream(numbered(), media_type="text/plain")
 
 
 @app.websocket("/ws/echo")

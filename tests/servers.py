@@ -164,6 +164,19 @@ def start(
             stderr=subprocess.STDOUT,
             preexec_fn=hangup_ends_it if hasattr(signal, "SIGHUP") else None,
         )
+    try:
+        _wait_until_listening(process, command, port, log, ready_timeout)
+    except BaseException:
+        # NOTE: Ctrl-C while waiting comes here too; the caller never got the process to stop,
+        # and it kept running, its port taken, after pytest had ended (review65).
+        stop(process)
+        raise
+    return process
+
+
+def _wait_until_listening(
+    process: Process, command: Sequence[str], port: int, log: Path, ready_timeout: float
+) -> None:
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -173,10 +186,9 @@ def start(
             )
         try:
             with socket.create_connection((HOST, port), timeout=0.2):
-                return process
+                return
         except OSError:
             time.sleep(0.05)
-    stop(process)
     pytest.fail(
         f"{shlex.join(command)} not listening on port {port} after {ready_timeout} s "
         f"(log: {log}):\n{read_log(log)}"

@@ -6,6 +6,8 @@ is wrapped in the ``http`` block that ``/etc/nginx/nginx.conf`` gives it. Behind
 ``microweb serve tests/nginx_app.py --forwarded-allow-ips 127.0.0.1`` runs under Waitress and
 under Uvicorn, as ``docs/deployment.md`` says. The client connects from 127.0.0.2, an address
 the app does not trust, so the client the app sees can only have come from nginx's headers.
+One more test replaces the ``X-Forwarded-*`` lines with the ``Forwarded`` line that
+``docs/plugins-proxy.md`` gives, in front of ``ProxyHeaders(forwarded=True)``.
 
 Skipped when there is no ``nginx`` on ``PATH`` or in ``/usr/sbin`` (Debian: ``apt-get install
 nginx-light``), or no ``openssl``.
@@ -20,6 +22,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +45,17 @@ pytestmark = [
 ]
 
 SHIPPED = REPO_ROOT / "examples" / "deploy" / "nginx.conf"
+DOCUMENTED = REPO_ROOT / "docs" / "plugins-proxy.md"
+# NOTE: the lines of every location that the documented Forwarded line replaces.
+X_FORWARDED_LINES = "".join(
+    f"        proxy_set_header {line};\n"
+    for line in (
+        "X-Forwarded-For $remote_addr",
+        "X-Forwarded-Proto $scheme",
+        "X-Forwarded-Host $host",
+        'Forwarded ""',
+    )
+)
 TIMEOUT = 5.0
 SITE = "example.com"
 # NOTE: the client's own address; the app trusts 127.0.0.1 (nginx) only.
@@ -127,27 +141,54 @@ def nginx_command(work: Path, *more: str) -> list[str]:
     return [str(NGINX), "-p", str(work), "-e", str(work / "error.log"), "-c", str(conf), *more]
 
 
+@contextmanager
+def serving_site(work: Path, server: str, *, forwarded: bool = False) -> Iterator[Site]:
+    """Run nginx with the shipped config in front of ``microweb serve`` under ``server``.
+
+    With ``forwarded``, nginx writes ``Forwarded`` with the line of ``docs/plugins-proxy.md``
+    instead of ``X-Forwarded-*``, and the app reads it (``ProxyHeaders(forwarded=True)``).
+    """
+    make_certificate(work)
+    upstream, http_port, https_port = free_port(), free_port(), free_port()
+    config = nginx_config(work, http_port=http_port, https_port=https_port, upstream=upstream)
+    if forwarded:
+        config = replace(config, X_FORWARDED_LINES, f"        {documented_forwarded_line()}\n")
+    (work / "nginx.conf").write_text(config)
+    checked = subprocess.run(nginx_command(work, "-t"), capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, f"nginx refuses the shipped config:\n{checked.stderr}"
+    app = [sys.executable, "-m", "microweb", "serve", "tests/nginx_app.py", "--server", server]
+    app += ["--host", HOST, "--port", str(upstream)]
+    env = {**os.environ, "NGINX_APP_STATIC": str(work), "PYTHONPATH": str(REPO_ROOT)}
+    if forwarded:
+        env["NGINX_APP_FORWARDED"] = "1"
+    else:
+        app += ["--forwarded-allow-ips", "127.0.0.1"]
+    app_log = work / "app.log"
+    with running(app, port=upstream, log=app_log, env=env):
+        nginx = nginx_command(work, "-g", "daemon off;")
+        with running(nginx, port=https_port, log=work / "nginx.out"):
+            yield Site(server, https_port, http_port, upstream, work / "error.log", app_log)
+
+
+def documented_forwarded_line() -> str:
+    """Return the ``Forwarded`` line that ``docs/plugins-proxy.md`` gives for nginx."""
+    lines = [
+        line.strip()
+        for line in DOCUMENTED.read_text().splitlines()
+        if line.strip().startswith('proxy_set_header Forwarded "for=')
+    ]
+    assert len(lines) == 1, f"{DOCUMENTED} no longer has one Forwarded line for nginx"
+    return lines[0]
+
+
 @pytest.fixture(scope="module", params=["waitress", "uvicorn"])
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     """nginx with the shipped config, in front of ``microweb serve`` under one server."""
     server: str = request.param
-    work = tmp_path_factory.mktemp(f"nginx-{server}")
-    make_certificate(work)
-    upstream, http_port, https_port = free_port(), free_port(), free_port()
-    config = nginx_config(work, http_port=http_port, https_port=https_port, upstream=upstream)
-    (work / "nginx.conf").write_text(config)
-    checked = subprocess.run(nginx_command(work, "-t"), capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, f"nginx refuses the shipped config:\n{checked.stderr}"
-    app = [sys.executable, "-m", "microweb", "serve", "tests/nginx_app.py", "--server", server]
-    app += ["--host", HOST, "--port", str(upstream), "--forwarded-allow-ips", "127.0.0.1"]
-    env = {**os.environ, "NGINX_APP_STATIC": str(work), "PYTHONPATH": str(REPO_ROOT)}
-    app_log = work / "app.log"
-    with running(app, port=upstream, log=app_log, env=env):
-        nginx = nginx_command(work, "-g", "daemon off;")
-        with running(nginx, port=https_port, log=work / "nginx.out"):
-            yield Site(server, https_port, http_port, upstream, work / "error.log", app_log)
+    with serving_site(tmp_path_factory.mktemp(f"nginx-{server}"), server) as site:
+        yield site
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
@@ -163,6 +204,7 @@ def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2:
         "url": f"https://{SITE}{path}",
         "external": f"https://{SITE}/whoami",
         "forwarded_for": CLIENT,
+        "forwarded": None,  # NOTE: the client's own, cleared: other code might believe it.
     }
 
 
@@ -228,6 +270,14 @@ def test_events_arrive_one_by_one_and_a_client_that_leaves_ends_the_stream(site:
     )
 
 
+def test_a_plain_stream_arrives_as_it_goes_under_events(site: Site) -> None:
+    with site.client() as client, client.stream("GET", site.url("/events/lines")) as answer:
+        assert "x-accel-buffering" not in answer.headers
+        lines = answer.iter_lines()
+        # NOTE: as above, a buffering nginx would hold the lines and the read would time out.
+        assert [next(lines) for _ in range(3)] == ["line 0", "line 1", "line 2"]
+
+
 def _websocket(site: Site, headers: dict[str, str] | None = None) -> ClientConnection:
     """Open ``/ws/echo`` through nginx over TLS, from ``CLIENT``."""
     context = ssl.create_default_context()
@@ -265,3 +315,22 @@ def test_websockets_through_nginx_under_uvicorn(site: Site) -> None:
         site.app_log,
         timeout=TIMEOUT,
     )
+
+
+def test_the_documented_forwarded_line_leaves_clients_no_say(tmp_path: Path) -> None:
+    # NOTE: a Host header nginx passes on, which closes host="..." and adds an element.
+    injected = f'{SITE}",for=6.6.6.6;proto=http;host="evil.example'
+    with serving_site(tmp_path, "uvicorn", forwarded=True) as rfc_site, rfc_site.client() as client:
+        plain = client.get(rfc_site.url("/whoami"), headers=SPOOFED)
+        spoofed = client.get(rfc_site.url("/whoami"), headers={"host": injected})
+    assert plain.json() == {
+        "client": [CLIENT, 0],
+        "scheme": "https",
+        "host": SITE,
+        "url": f"https://{SITE}/whoami",
+        "external": f"https://{SITE}/whoami",
+        "forwarded_for": SPOOFED["x-forwarded-for"],  # NOTE: passed on, and never read.
+        "forwarded": f'for="{CLIENT}";proto=https',
+    }
+    # NOTE: refused for its Host header alone; Forwarded, all nginx's, is well formed.
+    assert (spoofed.status_code, spoofed.text) == (400, "more than one Host header")

@@ -30,7 +30,7 @@ import microweb._waitress
 from microweb import App, Limits, Request
 from microweb._h11 import BoundedH11
 from microweb._httptools import BoundedHttpTools
-from microweb.plugins import AccessLog
+from microweb.plugins import AccessLog, ProxyHeaders
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_FILE = str(ROOT / "tests" / "serving_app.py")
@@ -197,6 +197,19 @@ def test_uvicorn_processes_get_every_option(
     microweb._stall.StallTimer.stall_timeout = 120.0
     serving_module.asgi_from_environment()
     assert BoundedHttpTools.stall_timeout == 45
+
+
+def test_uvicorn_processes_ignore_options_left_in_the_environment(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: left by the shell or an outer microweb serve; a single process never reads them.
+    monkeypatch.setenv("MICROWEB_FORWARDED_ALLOW_IPS", "*")
+    monkeypatch.setenv("MICROWEB_THREADS", "9")
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    serving_module.serve(APP_FILE, "uvicorn", HOST, 8000, workers=2)
+    worker_app = serving_module.asgi_from_environment().app
+    assert not any(isinstance(plugin, ProxyHeaders) for plugin in worker_app.plugins)
+    assert worker_app.max_threads != 9
 
 
 def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:

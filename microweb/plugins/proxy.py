@@ -1,7 +1,7 @@
 """The client's address, scheme and host, as told by trusted reverse proxies.
 
-``ProxyHeaders`` reads ``Forwarded`` (RFC 7239), or else ``X-Forwarded-For``, ``-Proto`` and
-``-Host``, and only from a direct peer that is listed as trusted.
+``ProxyHeaders`` reads ``X-Forwarded-For``, ``-Proto`` and ``-Host``, or with ``forwarded=True``
+``Forwarded`` (RFC 7239), never both, and only from a direct peer that is listed as trusted.
 
 SPEC: RFC 7239 (``Forwarded``); ``X-Forwarded-*`` have no specification, the rules here are the
 common practice of proxies that append to them.
