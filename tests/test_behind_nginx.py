@@ -10,7 +10,7 @@ One more test replaces the ``X-Forwarded-*`` lines with the ``Forwarded`` line t
 ``docs/plugins-proxy.md`` gives, in front of ``ProxyHeaders(forwarded=True)``.
 
 Skipped when there is no ``nginx`` on ``PATH`` or in ``/usr/sbin`` (Debian: ``apt-get install
-nginx-light``), or no ``openssl``.
+nginx``), or no ``openssl``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ OPENSSL = shutil.which("openssl")
 pytestmark = [
     pytest.mark.servers,
     pytest.mark.skipif(
-        NGINX is None, reason="no nginx binary on PATH (apt-get install nginx-light)"
+        NGINX is None, reason="no nginx binary on PATH or in /usr/sbin (apt-get install nginx)"
     ),
     pytest.mark.skipif(OPENSSL is None, reason="no openssl binary on PATH"),
 ]
