@@ -7,20 +7,16 @@ docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that r
 - ``/whoami`` (also under ``/events/`` and ``/ws/``, nginx's other locations): the client,
   scheme, host and URL the app sees, and an absolute URL built from them and ``url_for``.
 - ``/go``: a redirect to ``/whoami``, absolute, built the same way.
-- ``POST /echo``: the length of the body read (``def``); ``POST /aecho`` the same (``async``).
+- ``POST /echo``: the length of the body read.
 - ``POST /small``: a body limit of ``SMALL_LIMIT`` bytes (413 past it).
 - ``POST /private``: 401 before the body is read.
 - ``/boom``: an error in the handler (500).
-- ``/nothing``: 204.
-- ``/file``: ``Response.file`` of ``FILE_BODY``; ``/static/...`` the same file by the
-  ``Static`` plugin; both gzipped (the ``GZip`` plugin) for a client that asks.
-- ``/slow``: ``SLOW_CHUNKS`` chunks, 0.2 s apart; with ``?unbuffered``, the response says
-  ``X-Accel-Buffering: no``.
-- ``/sleep``: answers after ``?s=`` seconds.
 - ``/events/ticks``: an event stream, one event every ``TICK`` seconds; when the stream ends,
   the generator's ``finally`` prints ``ticks: stream closed`` to stderr (the server's log).
 - ``/events/lines``: a line every ``TICK`` seconds, a plain stream without
   ``X-Accel-Buffering``: only the location's ``proxy_buffering off`` lets it through as it goes.
+  ``/lines`` is the same stream in nginx's buffering ``location /``, with
+  ``X-Accel-Buffering: no``, as docs/streaming.md says to send it there.
 - ``/ws/echo`` (WebSocket): echoes text; ``close:CODE`` closes with ``CODE``; when the client
   closes, prints ``ws: client closed CODE`` to stderr.
 """
@@ -29,25 +25,16 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
-from microweb.plugins import GZip, ProxyHeaders, Static
+from microweb.plugins import ProxyHeaders
 
 SMALL_LIMIT = 1000
-SLOW_CHUNKS = 5
 TICK = 0.3
-FILE_BODY = b"".join(b"line %04d of a file served behind nginx\n" % n for n in range(500))
-
-STATIC_DIR = Path(os.environ.get("NGINX_APP_STATIC") or tempfile.mkdtemp(prefix="nginx-app-"))
-(STATIC_DIR / "page.txt").write_bytes(FILE_BODY)
 
 app = App()
-app.install(GZip())
-app.install(Static(STATIC_DIR, prefix="/static"))
 if os.environ.get("NGINX_APP_FORWARDED"):
     # NOTE: behind nginx that writes Forwarded (docs/plugins-proxy.md's line), not X-Forwarded-*.
     app.install(ProxyHeaders(["127.0.0.1"], forwarded=True))
@@ -86,12 +73,6 @@ def echo(request: Request) -> dict[str, int]:
     return {"length": len(request.read())}
 
 
-@app.post("/aecho")
-async def aecho(request: Request) -> dict[str, int]:
-    """Read the whole body and tell its length, from async code."""
-    return {"length": len(await request.aread())}
-
-
 @app.post("/small", limits={"max_body_size": SMALL_LIMIT})
 def small(request: Request) -> dict[str, int]:
     """Read a body of at most ``SMALL_LIMIT`` bytes."""
@@ -108,40 +89,6 @@ def private(request: Request) -> str:
 def boom(request: Request) -> str:
     """Fail."""
     raise RuntimeError("boom")
-
-
-@app.get("/nothing")
-def nothing(request: Request) -> None:
-    """Answer 204."""
-
-
-@app.get("/file")
-def file(request: Request) -> Response:
-    """Send the file, with ranges and conditional requests."""
-    return Response.file(STATIC_DIR / "page.txt", media_type="text/plain")
-
-
-@app.get("/slow")
-def slow(request: Request) -> Response:
-    """Stream ``SLOW_CHUNKS`` chunks, 0.2 s apart."""
-
-    def chunks() -> Iterator[bytes]:
-        for n in range(SLOW_CHUNKS):
-            if n:
-                time.sleep(0.2)
-            yield b"chunk %d\n" % n
-
-    response = Response.stream(chunks(), media_type="text/plain")
-    if "unbuffered" in request.query:
-        response.headers["x-accel-buffering"] = "no"
-    return response
-
-
-@app.get("/sleep")
-def sleep(request: Request) -> str:
-    """Answer after ``?s=`` seconds."""
-    time.sleep(float(request.query.get("s", "1")))
-    return "slept"
 
 
 @app.get("/events/ticks")
@@ -162,6 +109,7 @@ def ticks(request: Request) -> Response:
 
 
 @app.get("/events/lines")
+@app.get("/lines", name="unbuffered_lines")
 def lines(request: Request) -> Response:
     """Send a line every ``TICK`` seconds until the client leaves, as a plain stream."""
 
@@ -172,7 +120,10 @@ def lines(request: Request) -> Response:
             n += 1
             time.sleep(TICK)
 
-    return Response.stream(numbered(), media_type="text/plain")
+    response = Response.stream(numbered(), media_type="text/plain")
+    if request.path == "/lines":
+        response.headers["x-accel-buffering"] = "no"
+    return response
 
 
 @app.websocket("/ws/echo")
