@@ -17,7 +17,7 @@ from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
-from microweb._files import FileInfo
+from microweb._files import FileInfo, range_applies
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -535,6 +535,31 @@ def test_any_modification_time_is_an_http_date(mtime: float) -> None:
     # NOTE: tmpfs, btrfs and XFS keep a time past the year 9999: formatdate raised ValueError.
     sent = parsedate_to_datetime(FileInfo("f", 1, mtime, 0, 1).last_modified).timestamp()
     assert 0 <= sent <= time.time()
+
+
+def test_a_date_before_1970_validates_no_version_of_the_file(
+    make_client: MakeClient, data_file: Path
+) -> None:
+    os.utime(data_file, (-100, -100))
+    client = make_client(file_app(data_file))
+    sent = get(client).headers["last-modified"]  # NOTE: 1970, as for every version before it
+    data_file.write_bytes(DATA[::-1])
+    os.utime(data_file, (-200, -200))
+    changed = get(client, if_modified_since=sent)
+    assert changed.status_code == 200
+    assert changed.content == DATA[::-1]
+    # NOTE: a 206 here was the new version's bytes, to be spliced onto the old version's.
+    resumed = get(client, range="bytes=50-", if_range=sent)
+    assert resumed.status_code == 200
+    assert resumed.content == DATA[::-1]
+
+
+def test_a_date_sent_for_a_future_modification_time_does_not_validate_a_range() -> None:
+    year_2100 = 4_102_444_800.0
+    later = FileInfo("f", 100, year_2100, 0, 100)
+    # NOTE: sent as now, the date was also that of any version written in the same second.
+    assert not range_applies(later.last_modified, later)
+    assert range_applies(later.etag, later)
 
 
 @pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux's /proc")
