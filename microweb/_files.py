@@ -185,10 +185,16 @@ def stat_file(path: str | os.PathLike[str]) -> FileInfo:
         raise FileNotFoundError(f"not a regular file: {fspath}")
     # NOTE: found now, before any header is out: found at the first read, it was a 200 (or a
     # 304, a HEAD's 200) and then a cut connection, with a traceback logged for each request.
-    if not os.access(fspath, os.R_OK):
+    if not os.access(fspath, os.R_OK, effective_ids=EFFECTIVE_ACCESS):
         raise PermissionError(errno.EACCES, "not readable", fspath)
     identity = (info.st_dev, info.st_ino)
     return FileInfo(fspath, info.st_size, info.st_mtime, 0, info.st_size, identity)
+
+
+# NOTE: open() uses the effective ids and capabilities; os.access checks the real uid unless
+# told: a server with the effective uid nobody passed the check and then failed at the read, and
+# one run with CAP_DAC_READ_SEARCH (systemd's AmbientCapabilities) got a 404 for every file.
+EFFECTIVE_ACCESS = os.access in os.supports_effective_ids
 
 
 def etag_listed(header: str, etag: str) -> bool:
