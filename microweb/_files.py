@@ -106,7 +106,13 @@ NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 
 
 def _open_without_waiting(path: str, flags: int) -> int:
-    return os.open(path, flags | NONBLOCK)
+    try:
+        return os.open(path, flags | NONBLOCK)
+    except BlockingIOError:
+        # NOTE: a file under another process's write lease (Samba's oplocks, an NFS server's
+        # delegation) refuses an open that would wait for the lease to end (45 s at most, the
+        # kernel's lease-break-time): it was an error after the headers. A pipe never refuses.
+        return os.open(path, flags)
 
 
 def shrank(path: str, missing: int) -> OSError:

@@ -3,7 +3,10 @@ interfaces."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
+import sys
 import time
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -506,6 +509,40 @@ def test_a_named_pipe_put_in_a_files_place_does_not_block_its_response(
 
     with pytest.raises(OSError, match="replaced"):
         make_client(app).get("/f")
+
+
+LEASE_HOLDER = """
+import fcntl, os, signal, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+except OSError:
+    print("unsupported", flush=True)
+    sys.exit()
+def release(signum, frame):
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    sys.exit()
+signal.signal(signal.SIGIO, release)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETLEASE"), reason="needs Linux's file leases")
+def test_a_file_under_another_process_lease_is_sent_once_it_is_released(tmp_path: Path) -> None:
+    target = tmp_path / "shared.txt"
+    target.write_bytes(DATA)
+    command = [sys.executable, "-c", LEASE_HOLDER, str(target)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            state = holder.stdout.readline().strip() if holder.stdout else ""
+            if state != "held":
+                pytest.skip(f"no write lease on this file system ({state})")
+            # NOTE: as Samba holds one for a client's oplock: the holder is told to let go.
+            assert b"".join(Response.file(target).chunks) == DATA
+        finally:
+            holder.kill()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
