@@ -60,7 +60,11 @@ def negotiate_file(response: Response, request: Request) -> Response:
     if if_none_match is not None:
         if etag_listed(if_none_match, file.etag):
             return _without_body(response, 304)
-    elif (since := headers.get("if-modified-since")) and not_modified_since(since, file.mtime):
+    elif (
+        (since := headers.get("if-modified-since"))
+        and file.dated
+        and not_modified_since(since, file.mtime)
+    ):
         return _without_body(response, 304)
     range_header = headers.get("range")
     if range_header is None or not range_applies(headers.get("if-range"), file):

@@ -45,6 +45,14 @@ class FileInfo:
         return formatdate(min(max(self.mtime, 0.0), time.time()), usegmt=True)
 
     @property
+    def dated(self) -> bool:
+        """Whether ``Last-Modified`` is the modification time, so that a date validates it."""
+        # NOTE: a bounded date is shared by other versions (every one before 1970 is sent as
+        # 1970): If-Modified-Since with it gave 304 for a changed file, and If-Range a 206 of
+        # the new version spliced onto the old one's first bytes.
+        return 0.0 <= self.mtime <= time.time()
+
+    @property
     def whole(self) -> bool:
         """Whether the whole file is sent (not a range)."""
         return self.start == 0 and self.length == self.size
@@ -98,7 +106,13 @@ NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 
 
 def _open_without_waiting(path: str, flags: int) -> int:
-    return os.open(path, flags | NONBLOCK)
+    try:
+        return os.open(path, flags | NONBLOCK)
+    except BlockingIOError:
+        # NOTE: a file under another process's write lease (Samba's oplocks, an NFS server's
+        # delegation) refuses an open that would wait for the lease to end (45 s at most, the
+        # kernel's lease-break-time): it was an error after the headers. A pipe never refuses.
+        return os.open(path, flags)
 
 
 def shrank(path: str, missing: int) -> OSError:
@@ -177,10 +191,16 @@ def stat_file(path: str | os.PathLike[str]) -> FileInfo:
         raise FileNotFoundError(f"not a regular file: {fspath}")
     # NOTE: found now, before any header is out: found at the first read, it was a 200 (or a
     # 304, a HEAD's 200) and then a cut connection, with a traceback logged for each request.
-    if not os.access(fspath, os.R_OK):
+    if not os.access(fspath, os.R_OK, effective_ids=EFFECTIVE_ACCESS):
         raise PermissionError(errno.EACCES, "not readable", fspath)
     identity = (info.st_dev, info.st_ino)
     return FileInfo(fspath, info.st_size, info.st_mtime, 0, info.st_size, identity)
+
+
+# NOTE: open() uses the effective ids and capabilities; os.access checks the real uid unless
+# told: a server with the effective uid nobody passed the check and then failed at the read, and
+# one run with CAP_DAC_READ_SEARCH (systemd's AmbientCapabilities) got a 404 for every file.
+EFFECTIVE_ACCESS = os.access in os.supports_effective_ids
 
 
 def etag_listed(header: str, etag: str) -> bool:
@@ -204,7 +224,8 @@ def range_applies(if_range: str | None, file: FileInfo) -> bool:
     if if_range is None:
         return True
     # SPEC: RFC 9110 13.1.5, If-Range needs a strong match (an ETag, or the exact date).
-    return if_range.strip() in (file.etag, file.last_modified)
+    validator = if_range.strip()
+    return validator == file.etag or (file.dated and validator == file.last_modified)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:

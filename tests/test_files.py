@@ -3,7 +3,10 @@ interfaces."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
+import sys
 import time
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
@@ -17,7 +20,7 @@ from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
-from microweb._files import FileInfo
+from microweb._files import FileInfo, range_applies
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -508,6 +511,40 @@ def test_a_named_pipe_put_in_a_files_place_does_not_block_its_response(
         make_client(app).get("/f")
 
 
+LEASE_HOLDER = """
+import fcntl, os, signal, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+except OSError:
+    print("unsupported", flush=True)
+    sys.exit()
+def release(signum, frame):
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    sys.exit()
+signal.signal(signal.SIGIO, release)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(fcntl, "F_SETLEASE"), reason="needs Linux's file leases")
+def test_a_file_under_another_process_lease_is_sent_once_it_is_released(tmp_path: Path) -> None:
+    target = tmp_path / "shared.txt"
+    target.write_bytes(DATA)
+    command = [sys.executable, "-c", LEASE_HOLDER, str(target)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            state = holder.stdout.readline().strip() if holder.stdout else ""
+            if state != "held":
+                pytest.skip(f"no write lease on this file system ({state})")
+            # NOTE: as Samba holds one for a client's oplock: the holder is told to let go.
+            assert b"".join(Response.file(target).chunks) == DATA
+        finally:
+            holder.kill()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
 def test_an_unreadable_file_raises_before_any_header(tmp_path: Path) -> None:
     target = tmp_path / "private.txt"
@@ -535,6 +572,31 @@ def test_any_modification_time_is_an_http_date(mtime: float) -> None:
     # NOTE: tmpfs, btrfs and XFS keep a time past the year 9999: formatdate raised ValueError.
     sent = parsedate_to_datetime(FileInfo("f", 1, mtime, 0, 1).last_modified).timestamp()
     assert 0 <= sent <= time.time()
+
+
+def test_a_date_before_1970_validates_no_version_of_the_file(
+    make_client: MakeClient, data_file: Path
+) -> None:
+    os.utime(data_file, (-100, -100))
+    client = make_client(file_app(data_file))
+    sent = get(client).headers["last-modified"]  # NOTE: 1970, as for every version before it
+    data_file.write_bytes(DATA[::-1])
+    os.utime(data_file, (-200, -200))
+    changed = get(client, if_modified_since=sent)
+    assert changed.status_code == 200
+    assert changed.content == DATA[::-1]
+    # NOTE: a 206 here was the new version's bytes, to be spliced onto the old version's.
+    resumed = get(client, range="bytes=50-", if_range=sent)
+    assert resumed.status_code == 200
+    assert resumed.content == DATA[::-1]
+
+
+def test_a_date_sent_for_a_future_modification_time_does_not_validate_a_range() -> None:
+    year_2100 = 4_102_444_800.0
+    later = FileInfo("f", 100, year_2100, 0, 100)
+    # NOTE: sent as now, the date was also that of any version written in the same second.
+    assert not range_applies(later.last_modified, later)
+    assert range_applies(later.etag, later)
 
 
 @pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux's /proc")

@@ -70,3 +70,56 @@ def test_unreadable_files_are_answered_before_any_header(
             assert direct.status_code == 500, method
         assert client.get("/direct/unreadable.txt").text == "Internal Server Error"
         assert client.get("/static/readable.txt").text == "ok"
+
+
+def file_opened_by(prefix: list[str], path: Path) -> str:
+    """Return what ``Response.file(path)`` gives in a process run under ``prefix``: the
+    file's text, or ``refused`` when it raises (before any header would be sent)."""
+    code = (
+        "import sys\n"
+        "from microweb import Response\n"
+        "try:\n"
+        "    response = Response.file(sys.argv[1])\n"
+        "except PermissionError:\n"
+        "    print('refused', end='')\n"
+        "else:\n"
+        "    print(b''.join(response.chunks).decode(), end='')\n"
+    )
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", code, str(path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=environment(),
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        # NOTE: the real uid root passed the check, and the read failed after the headers.
+        (["--euid=nobody", "--egid=nogroup", "--clear-groups"], "refused"),
+        # NOTE: a file the server may read by a capability, not its uid, was refused (404).
+        (
+            [
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--inh-caps=+dac_read_search",
+                "--ambient-caps=+dac_read_search",
+            ],
+            "private",
+        ),
+    ],
+    ids=["effective-uid", "capability"],
+)
+def test_readability_is_that_of_the_effective_ids(
+    folder: Path, ids: list[str], expected: str
+) -> None:
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run a process with other ids")
+    as_unprivileged()  # NOTE: skips when nobody can't run this checkout's Python
+    assert file_opened_by([setpriv, *ids], folder / "unreadable.txt") == expected
