@@ -13,7 +13,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._effects import AfterCall, Colored
-from ._files import etag_listed, not_modified_since, parse_range, range_applies
+from ._files import (
+    etag_listed,
+    etag_matched,
+    not_modified_since,
+    parse_range,
+    range_applies,
+    unmodified_since,
+)
 from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
 from ._routing import is_async_callable
 
@@ -56,6 +63,16 @@ def negotiate_file(response: Response, request: Request) -> Response:
     headers = request.headers
     response.headers.setdefault("etag", file.etag)
     response.headers.setdefault("accept-ranges", "bytes")
+    # SPEC: RFC 9110 13.2.2, in this order: If-Match, else If-Unmodified-Since (412); then
+    # If-None-Match, else If-Modified-Since (304); then If-Range.
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if not etag_matched(if_match, file.etag):
+            return _without_body(response, 412)
+    elif (unmodified := headers.get("if-unmodified-since")) and not unmodified_since(
+        unmodified, file
+    ):
+        return _without_body(response, 412)
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         if etag_listed(if_none_match, file.etag):
@@ -86,7 +103,7 @@ def negotiate_file(response: Response, request: Request) -> Response:
 def _without_body(response: Response, status: int) -> Response:
     response._status, response.file_info = status, None
     response.chunks, response.length, response.body = None, None, b""
-    if status == 416:
+    if status in (412, 416):
         response.headers["content-type"] = TEXT
     return response
 

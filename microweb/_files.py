@@ -210,6 +210,24 @@ def etag_listed(header: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def etag_matched(header: str, etag: str) -> bool:
+    """Whether an ``If-Match`` value lists ``etag`` (or ``*``), by the strong comparison."""
+    # SPEC: RFC 9110 13.1.1, If-Match uses the strong comparison: a weak tag never matches.
+    tags = {tag.strip() for tag in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def unmodified_since(header: str, file: FileInfo) -> bool:
+    """Whether an ``If-Unmodified-Since`` value lets the request on (an invalid date does)."""
+    try:
+        since = parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # SPEC: RFC 9110 13.1.4, an invalid date is ignored.
+        return True
+    # NOTE: a bounded Last-Modified is shared by other versions: it can't vouch for this one.
+    return file.dated and int(file.mtime) <= since
+
+
 def not_modified_since(header: str, mtime: float) -> bool:
     """Whether an ``If-Modified-Since`` value is at or after ``mtime`` (an invalid date: no)."""
     try:

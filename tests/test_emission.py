@@ -20,10 +20,12 @@ from microweb._emission import LengthHeaders, negotiate_file, outgoing, plain_an
 from microweb._files import (
     FileInfo,
     etag_listed,
+    etag_matched,
     not_modified_since,
     parse_range,
     range_applies,
     stat_file,
+    unmodified_since,
 )
 from microweb._response import to_response
 
@@ -90,6 +92,24 @@ TABLE: list[tuple[dict[str, str], tuple[int, str | None, int]]] = [
     # conditionals come first
     ({"range": "bytes=0-9", "if-none-match": ETAG}, (304, None, 0)),
     ({"range": "bytes=100-", "if-modified-since": DATE}, (304, None, 0)),
+    # If-Match: strong comparison, lists, "*"; 412 when it fails, before everything else
+    ({"if-match": ETAG}, (200, None, 100)),
+    ({"if-match": f'"other", {ETAG}'}, (200, None, 100)),
+    ({"if-match": "*"}, (200, None, 100)),
+    ({"if-match": f"W/{ETAG}"}, (412, None, 0)),
+    ({"if-match": '"other"'}, (412, None, 0)),
+    ({"if-match": '"other"', "if-none-match": ETAG}, (412, None, 0)),
+    ({"if-match": '"other"', "range": "bytes=0-9"}, (412, None, 0)),
+    ({"if-match": ETAG, "range": "bytes=0-9"}, (206, "bytes 0-9/100", 10)),
+    ({"if-match": ETAG, "if-none-match": ETAG}, (304, None, 0)),
+    # If-Unmodified-Since: only without If-Match; a bad date is ignored
+    ({"if-unmodified-since": DATE}, (200, None, 100)),
+    ({"if-unmodified-since": LATER}, (200, None, 100)),
+    ({"if-unmodified-since": EARLIER}, (412, None, 0)),
+    ({"if-unmodified-since": "yesterday"}, (200, None, 100)),
+    ({"if-match": ETAG, "if-unmodified-since": EARLIER}, (200, None, 100)),
+    ({"if-unmodified-since": EARLIER, "if-none-match": ETAG}, (412, None, 0)),
+    ({"if-unmodified-since": DATE, "range": "bytes=90-"}, (206, "bytes 90-99/100", 10)),
 ]
 
 
@@ -107,8 +127,10 @@ def test_conditional_and_range_table(
     if response.status == 206:
         assert response.file_info is not None
         assert b"".join(response.chunks) == bytes(range(SIZE))[response.file_info.start :][:length]
-    if response.status in (304, 416):
+    if response.status in (304, 412, 416):
         assert response.file_info is None and response.chunks is None
+    if response.status == 412:
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
 
 
 @pytest.mark.parametrize(
@@ -191,6 +213,38 @@ def test_parse_range(header: str, size: int, expected: tuple[int, int] | bool | 
 )
 def test_etag_listed(header: str, listed: bool) -> None:
     assert etag_listed(header, ETAG) is listed
+
+
+@pytest.mark.parametrize(
+    ("header", "matched"),
+    [
+        (ETAG, True),
+        (f' "a" , {ETAG} ', True),
+        ("*", True),
+        (f"W/{ETAG}", False),
+        ('"a"', False),
+        ("", False),
+    ],
+)
+def test_etag_matched(header: str, matched: bool) -> None:
+    assert etag_matched(header, ETAG) is matched
+
+
+@pytest.mark.parametrize(
+    ("header", "mtime", "allowed"),
+    [
+        (DATE, MTIME, True),
+        (LATER, MTIME, True),
+        (EARLIER, MTIME, False),
+        ("not a date", MTIME, True),
+        ("", MTIME, True),
+        # NOTE: a bounded Last-Modified (before 1970, or in the future) vouches for no version.
+        (formatdate(0, usegmt=True), -100.0, False),
+        (LATER, 4_102_444_800.0, False),
+    ],
+)
+def test_unmodified_since(header: str, mtime: float, allowed: bool) -> None:
+    assert unmodified_since(header, FileInfo("f", SIZE, mtime, 0, SIZE)) is allowed
 
 
 @pytest.mark.parametrize(

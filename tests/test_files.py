@@ -207,6 +207,30 @@ def test_if_none_match_takes_precedence(client: TestClient) -> None:
     assert response.content == DATA
 
 
+def test_if_match_and_if_unmodified_since_refuse_another_version_with_412(
+    client: TestClient,
+) -> None:
+    # SPEC: RFC 9110 13.1.1 and 13.1.4: a download resumed or checked against a version the
+    # client had gets 412 once the file is another one, not the other one's bytes.
+    first = get(client)
+    etag, last_modified = first.headers["etag"], first.headers["last-modified"]
+    for headers in ({"if_match": etag}, {"if_unmodified_since": last_modified}):
+        again = get(client, range="bytes=0-9", **headers)
+        assert (again.status_code, again.content) == (206, DATA[:10])
+    earlier = formatdate(MTIME - 3600, usegmt=True)
+    for headers in (
+        {"if_match": '"other"'},
+        {"if_match": f"W/{etag}"},
+        {"if_unmodified_since": earlier},
+    ):
+        refused = get(client, range="bytes=0-9", **headers)
+        assert (refused.status_code, refused.content) == (412, b"")
+        assert refused.headers["content-type"] == "text/plain; charset=utf-8"
+        assert "content-range" not in refused.headers
+    head = client.head("/file", headers={"if-match": '"other"'})
+    assert (head.status_code, head.content) == (412, b"")
+
+
 def test_conditional_on_head(client: TestClient) -> None:
     etag = get(client).headers["etag"]
     response = client.head("/file", headers={"if-none-match": etag})
