@@ -1094,3 +1094,41 @@ def test_flows_are_closed_when_the_server_cancels_the_request(colour: str, handl
         "outer GeneratorExit",
         "outer finally",
     ]
+
+
+def test_a_second_bare_yield_ends_the_flow_there(make_client: MakeClient, colour: str) -> None:
+    # NOTE: as docs/middleware.md says: the flow is closed, its finally runs, nothing after.
+    events: list[str] = []
+    app = App()
+
+    if colour == "sync":
+
+        @app.middleware
+        def twice(request: Request) -> Flow:
+            try:
+                response = yield
+                response.headers["x-first"] = "yes"
+                yield
+                events.append("after the second yield")
+            finally:
+                events.append("finally")
+
+    else:
+
+        @app.middleware
+        async def atwice(request: Request) -> AsyncFlow:
+            try:
+                response = yield
+                response.headers["x-first"] = "yes"
+                yield
+                events.append("after the second yield")
+            finally:
+                events.append("finally")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text, response.headers["x-first"]) == (200, "ok", "yes")
+    assert events == ["finally"]
