@@ -71,7 +71,9 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                     value = await run_in_pool(pool, effect.fn, *effect.args, **effect.kwargs)
                 else:
                     value = await effect
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                # NOTE: a cancellation too, so that the flows it cuts off are closed (their
+                # aclose() awaited) before it goes on, instead of when they are collected.
                 effect = effects.throw(exc)
             else:
                 effect = send(value)

@@ -192,9 +192,20 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
             # wait. An error handler may find the client gone (ClientDisconnect) meanwhile.
             response = yield from error_response(plan, request, exc)
             return (yield from _deliver(plan, request, waiting, response))
-    except ClientDisconnect:
-        yield from _close_all(waiting)
+    except BaseException as exc:
+        if isinstance(exc, ClientDisconnect) or _cut_off(exc):
+            yield from _close_all(waiting)
         raise
+
+
+def _cut_off(exc: BaseException) -> bool:
+    """Tell whether ``exc`` ends the request with nothing to answer: a server's cancellation.
+
+    The flows are closed then, as when the client leaves (``GeneratorExit`` at their ``yield``),
+    and their ``finally`` blocks run before it goes on; the driver throws it in for that.
+    ``GeneratorExit`` itself is the closing of the whole generator, where nothing may be awaited.
+    """
+    return not isinstance(exc, (Exception, GeneratorExit))
 
 
 def _layer(
@@ -214,11 +225,15 @@ def _layer(
         return _flow_response(flow, first)
     try:
         response = yield from _layer(plan, request, flows, index + 1, inner, waiting)
-    except ClientDisconnect:
-        yield from _close(gen, flow.is_async)
-        raise
     except Exception as exc:
+        if isinstance(exc, ClientDisconnect):
+            yield from _close(gen, flow.is_async)
+            raise
         return (yield from _offer(plan, request, flow, gen, exc, waiting))
+    except BaseException as exc:
+        if _cut_off(exc):
+            yield from _close(gen, flow.is_async)
+        raise
     return (yield from _finish(request, flow, gen, response))
 
 
@@ -283,8 +298,9 @@ def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response)
                 # NOTE: a waiting flow that fails is answered like any error, for those still
                 # waiting (unless the error handler finds the client gone).
                 response = yield from error_response(plan, request, exc)
-    except ClientDisconnect:
-        yield from _close_all(waiting)  # NOTE: innermost first, before the flows outside.
+    except BaseException as exc:
+        if isinstance(exc, ClientDisconnect) or _cut_off(exc):
+            yield from _close_all(waiting)  # NOTE: innermost first, before the flows outside.
         raise
     return response
 

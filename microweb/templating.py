@@ -32,6 +32,11 @@ def _hidden(name: str) -> bool:
     return any(part.startswith(".") for part in name.split("/"))
 
 
+def _listed(name: str) -> bool:
+    """Tell whether ``name`` is spelled as ``list_templates()`` spells a template it finds."""
+    return not _hidden(name) and all(name.split("/")) and "\x00" not in name
+
+
 class Templates:
     """A Jinja2 environment over a directory of templates, with autoescaping on.
 
@@ -76,14 +81,13 @@ class Templates:
         options: dict[str, Any] = {"autoescape": True, "auto_reload": False, "cache_size": -1}
         options.update(env_options)
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), **options)
-        self._compile_all([os.fspath(folder) for folder in folders])
+        self._compiled = self._compile_all([os.fspath(folder) for folder in folders])
 
-    def _compile_all(self, folders: list[str]) -> None:
+    def _compile_all(self, folders: list[str]) -> frozenset[str]:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
         # (docs/templates.md): done here, the first request on an event loop pays nothing.
-        for name in self.env.list_templates():
-            if _hidden(name):
-                continue
+        names = [name for name in self.env.list_templates() if not _hidden(name)]
+        for name in names:
             try:
                 self.env.get_template(name)
             except UnicodeDecodeError as exc:
@@ -93,6 +97,7 @@ class Templates:
                     f"template {name!r} in {folders} is not UTF-8 text: keep only templates "
                     "in the template folders"
                 ) from exc
+        return frozenset(names)
 
     def render(
         self,
@@ -116,9 +121,16 @@ class Templates:
             headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
 
         Raises:
-            jinja2.TemplateNotFound: If there is no such template (a programming error: the
-                app answers 500 and logs it).
+            jinja2.TemplateNotFound: If ``name`` is not one of the templates compiled when
+                ``Templates`` was made, spelled as they were (with ``auto_reload=True``, also
+                a file added since, neither hidden nor spelled another way). Unless the app
+                catches it, a 500 that is logged.
         """
+        if name not in self._compiled and not (self.env.auto_reload and _listed(name)):
+            # NOTE: Jinja would look for it on disk, on the event loop, and cache what it
+            # found under this spelling for good: "./page.html", "//page.html", and hidden
+            # files, which are not compiled up front.
+            raise jinja2.TemplateNotFound(name)
         variables: dict[str, Any] = {"request": request, "url_for": request.url_for}
         if context:
             variables.update(context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -1005,3 +1006,129 @@ def test_an_error_passing_a_flow_leaves_no_cycle_holding_the_request(
         raise RuntimeError("no")
 
     assert requests_left_in_cycles(app, interface, "POST", "/", b"body") == 0
+
+
+# -- a request the server cancels (ASGI) --------------------------------------------------------
+
+
+def add_flow_with_cleanup(app: App, colour: str, name: str, events: list[str]) -> None:
+    """A flow (of ``colour``) that notes what reaches its ``yield``, and its ``finally``."""
+    if colour == "sync":
+
+        @app.middleware
+        def flow(request: Request) -> Flow:
+            try:
+                yield
+            except BaseException as exc:
+                events.append(f"{name} {type(exc).__name__}")
+                raise
+            finally:
+                events.append(f"{name} finally")
+
+    else:
+
+        @app.middleware
+        async def aflow(request: Request) -> AsyncFlow:
+            try:
+                yield
+            except BaseException as exc:
+                events.append(f"{name} {type(exc).__name__}")
+                raise
+            finally:
+                events.append(f"{name} finally")
+
+
+@pytest.mark.parametrize("handler", ["async", "def"])
+def test_flows_are_closed_when_the_server_cancels_the_request(colour: str, handler: str) -> None:
+    # NOTE: Uvicorn cancels a request's task when its graceful shutdown times out. The flows'
+    # finally blocks ran only when their generators were collected, if ever: an async flow's
+    # aclose() was left to a task of a loop that was about to stop.
+    events: list[str] = []
+    started = asyncio.Event()
+    app = App()
+    add_flow_with_cleanup(app, colour, "outer", events)
+    add_flow_with_cleanup(app, "async" if colour == "sync" else "sync", "inner", events)
+
+    if handler == "async":
+
+        @app.get("/")
+        async def slow(request: Request) -> str:
+            started.set()
+            await asyncio.sleep(3600)
+            return "never"
+
+    else:
+        release = threading.Event()
+
+        @app.get("/")
+        def slow_def(request: Request) -> str:
+            started.set()  # NOTE: an asyncio.Event set from a pool thread: polled below.
+            release.wait(5)
+            return "never sent"
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # NOTE: the client stays; the server gives up.
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    async def main() -> list[str]:
+        task = asyncio.create_task(app.as_asgi()(http_scope(), receive, send))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # NOTE: read before asyncio.run() finalizes the async generators left open.
+        return list(events)
+
+    try:
+        seen = asyncio.run(main())
+    finally:
+        if handler == "def":
+            release.set()
+    assert seen == [
+        "inner GeneratorExit",
+        "inner finally",
+        "outer GeneratorExit",
+        "outer finally",
+    ]
+
+
+def test_a_second_bare_yield_ends_the_flow_there(make_client: MakeClient, colour: str) -> None:
+    # NOTE: as docs/middleware.md says: the flow is closed, its finally runs, nothing after.
+    events: list[str] = []
+    app = App()
+
+    if colour == "sync":
+
+        @app.middleware
+        def twice(request: Request) -> Flow:
+            try:
+                response = yield
+                response.headers["x-first"] = "yes"
+                yield
+                events.append("after the second yield")
+            finally:
+                events.append("finally")
+
+    else:
+
+        @app.middleware
+        async def atwice(request: Request) -> AsyncFlow:
+            try:
+                response = yield
+                response.headers["x-first"] = "yes"
+                yield
+                events.append("after the second yield")
+            finally:
+                events.append("finally")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text, response.headers["x-first"]) == (200, "ok", "yes")
+    assert events == ["finally"]

@@ -193,6 +193,64 @@ def test_render_reads_no_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert client.get("/page").status_code == 200
 
 
+NAMES_NOT_COMPILED = [
+    "/page.html",  # NOTE: Jinja reads "page.html" again for each spelling, and caches it anew.
+    "./page.html",
+    "notes//item.txt",
+    ".secret.html",  # NOTE: hidden files are not compiled up front: never served either.
+    ".git/config",
+    "added.html",  # NOTE: a file added after Templates() was made.
+    "../base.html",
+    "page.html\x00",
+]
+
+
+@pytest.mark.parametrize("name", NAMES_NOT_COMPILED)
+def test_render_serves_only_the_templates_compiled_up_front(
+    folder: Path, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # NOTE: a name built from the client's input reached the disk, on the event loop, and each
+    # new spelling of one template stayed cached for good (cache_size=-1).
+    (folder / ".secret.html").write_text("the secret")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[remote]")
+    templates = Templates(folder)
+    (folder / "added.html").write_text("added later")
+    cached = len(templates.env.cache)  # type: ignore[arg-type]
+
+    def no_io(*args: object, **kwargs: object) -> None:
+        raise AssertionError("render touched the file system")
+
+    monkeypatch.setattr(templates.env.loader, "get_source", no_io)
+    app = App()
+
+    @app.get("/")
+    def page(request: Request) -> Response:
+        try:
+            return templates.render(request, request.query["name"])
+        except jinja2.TemplateNotFound:
+            return Response.text("no such page", status=404)
+
+    response = make_client(app).get("/", params={"name": name})
+    assert (response.status_code, response.text) == (404, "no such page")
+    assert len(templates.env.cache) == cached  # type: ignore[arg-type]
+
+
+def test_auto_reload_also_finds_files_added_later(folder: Path, make_client: MakeClient) -> None:
+    templates = Templates(folder, auto_reload=True)
+    (folder / "added.html").write_text("added {{ request.path }}")
+    (folder / ".secret.html").write_text("the secret")
+    app = App()
+
+    @app.get("/{name}")
+    def page(request: Request, name: str) -> Response:
+        return templates.render(request, name)
+
+    client = make_client(app)
+    assert client.get("/added.html").text == "added /added.html"
+    assert client.get("/.secret.html").status_code == 500
+
+
 def test_auto_reload_picks_up_edited_files(folder: Path) -> None:
     templates = Templates(folder, auto_reload=True)
     item = folder / "notes" / "item.txt"
