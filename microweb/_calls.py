@@ -59,7 +59,10 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             # answers it as any, with nothing logged.
             raise
         except Exception as failure:
-            logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
+            # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
+            # KeyError into a 404, say): logged, with its traceback, it read as a failure.
+            if not isinstance(failure, HTTPError):
+                logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
             exc = failure
     if isinstance(exc, HTTPError):
         return default_error(request, exc.status, exc.detail, exc.headers)

@@ -422,6 +422,28 @@ def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
     assert client.get("/boom").status_code == 500
 
 
+def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: HTTPErrors are answers, not failures, wherever they are raised (hunt69 found this
+    # one logged at ERROR with a traceback, "error handler ... failed").
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    app = App()
+
+    @app.get("/item")
+    def item(request: Request) -> str:
+        raise KeyError("item")
+
+    def missing(request: Request, exc: Exception) -> str:
+        raise HTTPError(404, "no such item", headers={"x-reason": "missing"})
+
+    app.error_handler(KeyError)(in_colour(colour, missing))
+    answer = make_client(app).get("/item")
+    assert (answer.status_code, answer.text) == (404, "no such item")
+    assert answer.headers["x-reason"] == "missing"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 class Gone(HTTPError):
     def __init__(self) -> None:
         super().__init__(410, "gone for good")
