@@ -61,13 +61,14 @@ def negotiate_file(response: Response, request: Request) -> Response:
     if file is None or response._status != 200 or request.method not in ("GET", "HEAD"):
         return response
     headers = request.headers
-    response.headers.setdefault("etag", file.etag)
+    # NOTE: the app's own ETag, if it set one, is the one sent: the client sends that back.
+    etag = response.headers.setdefault("etag", file.etag)
     response.headers.setdefault("accept-ranges", "bytes")
     # SPEC: RFC 9110 13.2.2, in this order: If-Match, else If-Unmodified-Since (412); then
     # If-None-Match, else If-Modified-Since (304); then If-Range.
     if_match = headers.get("if-match")
     if if_match is not None:
-        if not etag_matched(if_match, file.etag):
+        if not etag_matched(if_match, etag):
             return _without_body(response, 412)
     elif (unmodified := headers.get("if-unmodified-since")) and not unmodified_since(
         unmodified, file
@@ -75,7 +76,7 @@ def negotiate_file(response: Response, request: Request) -> Response:
         return _without_body(response, 412)
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
-        if etag_listed(if_none_match, file.etag):
+        if etag_listed(if_none_match, etag):
             return _without_body(response, 304)
     elif (
         (since := headers.get("if-modified-since"))
@@ -84,7 +85,7 @@ def negotiate_file(response: Response, request: Request) -> Response:
     ):
         return _without_body(response, 304)
     range_header = headers.get("range")
-    if range_header is None or not range_applies(headers.get("if-range"), file):
+    if range_header is None or not range_applies(headers.get("if-range"), file, etag):
         return response
     span = parse_range(range_header, file.size)
     if span is None:

@@ -207,14 +207,14 @@ def etag_listed(header: str, etag: str) -> bool:
     """Whether an ``If-None-Match`` value lists ``etag`` (or ``*``)."""
     # SPEC: RFC 9110 13.1.2, If-None-Match uses the weak comparison.
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    return "*" in tags or etag in tags
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 def etag_matched(header: str, etag: str) -> bool:
     """Whether an ``If-Match`` value lists ``etag`` (or ``*``), by the strong comparison."""
     # SPEC: RFC 9110 13.1.1, If-Match uses the strong comparison: a weak tag never matches.
     tags = {tag.strip() for tag in header.split(",")}
-    return "*" in tags or etag in tags
+    return "*" in tags or (etag in tags and not etag.startswith("W/"))
 
 
 def unmodified_since(header: str, file: FileInfo) -> bool:
@@ -237,13 +237,18 @@ def not_modified_since(header: str, mtime: float) -> bool:
     return int(mtime) <= since
 
 
-def range_applies(if_range: str | None, file: FileInfo) -> bool:
-    """Whether a ``Range`` is honoured given the request's ``If-Range`` value, if any."""
+def range_applies(if_range: str | None, file: FileInfo, etag: str) -> bool:
+    """Whether a ``Range`` is honoured given the request's ``If-Range`` value, if any.
+
+    ``etag`` is the ETag sent with the file (``file.etag``, unless the app set its own).
+    """
     if if_range is None:
         return True
     # SPEC: RFC 9110 13.1.5, If-Range needs a strong match (an ETag, or the exact date).
     validator = if_range.strip()
-    return validator == file.etag or (file.dated and validator == file.last_modified)
+    if validator == etag:
+        return not etag.startswith("W/")
+    return file.dated and validator == file.last_modified
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:

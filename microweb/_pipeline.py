@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from ._calls import call, error_response
+from ._calls import call, error_response, logger
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError
@@ -194,7 +194,7 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
             return (yield from _deliver(plan, request, waiting, response))
     except BaseException as exc:
         if isinstance(exc, ClientDisconnect) or _cut_off(exc):
-            yield from _close_all(waiting)
+            yield from _close_all(waiting, exc)
         raise
 
 
@@ -232,7 +232,7 @@ def _layer(
         return (yield from _offer(plan, request, flow, gen, exc, waiting))
     except BaseException as exc:
         if _cut_off(exc):
-            yield from _close(gen, flow.is_async)
+            yield from _close_cut_off(flow, gen)
         raise
     return (yield from _finish(request, flow, gen, response))
 
@@ -300,7 +300,7 @@ def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response)
                 response = yield from error_response(plan, request, exc)
     except BaseException as exc:
         if isinstance(exc, ClientDisconnect) or _cut_off(exc):
-            yield from _close_all(waiting)  # NOTE: innermost first, before the flows outside.
+            yield from _close_all(waiting, exc)  # NOTE: innermost first, before those outside.
         raise
     return response
 
@@ -343,10 +343,25 @@ def _close(gen: Any, is_async: bool) -> Effects:
         gen.close()
 
 
-def _close_all(waiting: Waiting) -> Effects:
+def _close_all(waiting: Waiting, ending: BaseException) -> Effects:
     while waiting:
         flow, gen = waiting.pop(0)
+        if _cut_off(ending):
+            yield from _close_cut_off(flow, gen)
+        else:
+            yield from _close(gen, flow.is_async)
+
+
+def _close_cut_off(flow: Colored, gen: Any) -> Effects:
+    """Close a flow that the server's cancellation cut off; an error of its cleanup is logged.
+
+    The cancellation goes on: the error must not take its place, or the flows outside would
+    answer a request the server gave up on, and its task would end as if not cancelled.
+    """
+    try:
         yield from _close(gen, flow.is_async)
+    except Exception:
+        logger.exception("flow %s failed while its request was cancelled", flow.fn.__qualname__)
 
 
 def _flow_response(flow: Colored, value: Any) -> Response:

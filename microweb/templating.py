@@ -9,7 +9,7 @@ loop under ASGI, on the app's loop under WSGI).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -35,6 +35,35 @@ def _hidden(name: str) -> bool:
 def _listed(name: str) -> bool:
     """Tell whether ``name`` is spelled as ``list_templates()`` spells a template it finds."""
     return not _hidden(name) and all(name.split("/")) and "\x00" not in name
+
+
+class _CompiledLoader(jinja2.FileSystemLoader):
+    """The folders' loader; once every template is compiled, it loads no other name.
+
+    Jinja calls it on a cache miss only: a name ``render()`` refuses, but also one that a
+    template includes, extends or imports, made at render time (``{% include name %}``).
+    """
+
+    def __init__(self, folders: list[Directory]) -> None:
+        super().__init__(folders)
+        self.compiled: frozenset[str] | None = None  # NOTE: None while compiling up front.
+
+    def load(
+        self,
+        environment: jinja2.Environment,
+        name: str,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> jinja2.Template:
+        if self.compiled is not None and not _servable(environment, self.compiled, name):
+            raise jinja2.TemplateNotFound(name)
+        return super().load(environment, name, globals)
+
+
+def _servable(environment: jinja2.Environment, compiled: frozenset[str], name: str) -> bool:
+    # NOTE: anything else, Jinja would look for on disk, on the event loop, and cache what it
+    # found under this spelling for good: "./page.html", "//page.html", and hidden files,
+    # which are not compiled up front.
+    return name in compiled or (environment.auto_reload and _listed(name))
 
 
 class Templates:
@@ -80,8 +109,9 @@ class Templates:
             )
         options: dict[str, Any] = {"autoescape": True, "auto_reload": False, "cache_size": -1}
         options.update(env_options)
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(folders), **options)
-        self._compiled = self._compile_all([os.fspath(folder) for folder in folders])
+        loader = _CompiledLoader(folders)
+        self.env = jinja2.Environment(loader=loader, **options)
+        self._compiled = loader.compiled = self._compile_all([os.fspath(f) for f in folders])
 
     def _compile_all(self, folders: list[str]) -> frozenset[str]:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
@@ -126,10 +156,7 @@ class Templates:
                 a file added since, neither hidden nor spelled another way). Unless the app
                 catches it, a 500 that is logged.
         """
-        if name not in self._compiled and not (self.env.auto_reload and _listed(name)):
-            # NOTE: Jinja would look for it on disk, on the event loop, and cache what it
-            # found under this spelling for good: "./page.html", "//page.html", and hidden
-            # files, which are not compiled up front.
+        if not _servable(self.env, self._compiled, name):
             raise jinja2.TemplateNotFound(name)
         variables: dict[str, Any] = {"request": request, "url_for": request.url_for}
         if context:

@@ -20,7 +20,7 @@ from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
-from microweb._files import FileInfo, range_applies
+from microweb._files import FileInfo, range_applies, stat_file
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -229,6 +229,39 @@ def test_if_match_and_if_unmodified_since_refuse_another_version_with_412(
         assert "content-range" not in refused.headers
     head = client.head("/file", headers={"if-match": '"other"'})
     assert (head.status_code, head.content) == (412, b"")
+
+
+@pytest.mark.parametrize("tag", ['"v1"', 'W/"v1"'])
+def test_conditions_compare_the_etag_the_app_set(
+    data_file: Path, make_client: MakeClient, tag: str
+) -> None:
+    # NOTE: the app's ETag is the one sent (its headers are kept), but the conditions were
+    # compared with the file's own: a client sending back the ETag it was given got 412 from
+    # If-Match every time, never a 304 from If-None-Match, never a range from If-Range.
+    app = App()
+
+    @app.get("/file")
+    def file(request: Request) -> Response:
+        return Response.file(data_file, headers={"etag": tag})
+
+    client = make_client(app)
+    assert client.get("/file").headers["etag"] == tag
+    file_etag = stat_file(data_file).etag
+    strong = not tag.startswith("W/")
+    # SPEC: RFC 9110 13.1.1 and 13.1.5: If-Match and If-Range compare strongly: a weak ETag
+    # never matches; 13.1.2: If-None-Match compares weakly.
+    for headers, status in (
+        ({"if-match": tag}, 206 if strong else 412),
+        ({"if-match": file_etag}, 412),
+        ({"if-none-match": tag}, 304),
+        ({"if-none-match": 'W/"v1"'}, 304),
+        ({"if-none-match": file_etag}, 206),
+        ({"if-range": tag}, 206 if strong else 200),
+        ({"if-range": file_etag}, 200),
+    ):
+        response = client.get("/file", headers={"range": "bytes=0-9", **headers})
+        assert (headers, response.status_code) == (headers, status)
+        assert response.headers["etag"] == tag
 
 
 def test_conditional_on_head(client: TestClient) -> None:
@@ -619,8 +652,8 @@ def test_a_date_sent_for_a_future_modification_time_does_not_validate_a_range() 
     year_2100 = 4_102_444_800.0
     later = FileInfo("f", 100, year_2100, 0, 100)
     # NOTE: sent as now, the date was also that of any version written in the same second.
-    assert not range_applies(later.last_modified, later)
-    assert range_applies(later.etag, later)
+    assert not range_applies(later.last_modified, later, later.etag)
+    assert range_applies(later.etag, later, later.etag)
 
 
 @pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux's /proc")

@@ -1132,3 +1132,86 @@ def test_a_second_bare_yield_ends_the_flow_there(make_client: MakeClient, colour
     response = make_client(app).get("/")
     assert (response.status_code, response.text, response.headers["x-first"]) == (200, "ok", "yes")
     assert events == ["finally"]
+
+
+def add_flow_failing_to_close(app: App, colour: str, events: list[str]) -> None:
+    """A flow (of ``colour``) that waits for an error's response, and whose cleanup fails."""
+    if colour == "sync":
+
+        @app.middleware
+        def flow(request: Request) -> Flow:
+            try:
+                yield
+            except ValueError:
+                yield  # NOTE: waits for the response the error becomes.
+            finally:
+                events.append("failing finally")
+                raise RuntimeError("cleanup failed")
+
+    else:
+
+        @app.middleware
+        async def aflow(request: Request) -> AsyncFlow:
+            try:
+                yield
+            except ValueError:
+                yield
+            finally:
+                events.append("failing finally")
+                raise RuntimeError("cleanup failed")
+
+
+@pytest.mark.parametrize("when", ["in the handler", "in the error handler"])
+def test_a_flow_whose_cleanup_fails_leaves_the_cancellation_going_on(
+    colour: str, when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the cleanup's error took the cancellation's place: the flows outside got it thrown
+    # in, and the request the server had given up on was answered with a 500, its task ending as
+    # if never cancelled; or (a flow waiting for an error's response) the task ended with the
+    # cleanup's error. It is logged now, the other flows are closed, the cancellation goes on.
+    events: list[str] = []
+    started = asyncio.Event()
+    app = App()
+    add_flow_with_cleanup(app, "async" if colour == "sync" else "sync", "outer", events)
+    add_flow_failing_to_close(app, colour, events)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        if when == "in the error handler":
+            raise ValueError("boom")
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+
+    @app.error_handler(500)  # NOTE: thrown in at the flows first; the failing one waits.
+    async def slow(request: Request, exc: Exception) -> str:
+        if isinstance(exc, ValueError):
+            started.set()
+            await asyncio.sleep(3600)
+        return "answered"
+
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()  # NOTE: the client stays; the server gives up.
+        return {}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def main() -> list[str]:
+        task = asyncio.create_task(app.as_asgi()(http_scope(), receive, send))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return list(events)
+
+    seen = asyncio.run(main())
+    assert sent == []
+    if when == "in the handler":
+        assert seen == ["failing finally", "outer GeneratorExit", "outer finally"]
+    else:  # NOTE: the outer flow let the error pass and ended; the failing one waited.
+        assert seen == ["outer ValueError", "outer finally", "failing finally"]
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [str(exc) for exc in logged if isinstance(exc, RuntimeError)] == ["cleanup failed"]

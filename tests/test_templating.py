@@ -236,6 +236,45 @@ def test_render_serves_only_the_templates_compiled_up_front(
     assert len(templates.env.cache) == cached  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("name", NAMES_NOT_COMPILED)
+def test_an_include_finds_only_the_templates_compiled_up_front(
+    folder: Path, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # NOTE: render() refused these names, but an include (or extends, import) of a name made at
+    # render time still read the disk, served hidden files, and cached each spelling for good.
+    (folder / "shows.html").write_text("[{% include name %}]")
+    (folder / ".secret.html").write_text("the secret")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[remote]")
+    templates = Templates(folder)
+    (folder / "added.html").write_text("added later")
+    cached = len(templates.env.cache)  # type: ignore[arg-type]
+    loader = templates.env.loader
+    assert isinstance(loader, jinja2.FileSystemLoader)
+    read = loader.get_source
+    reads: list[str] = []
+
+    def counted(environment: jinja2.Environment, template: str) -> object:
+        reads.append(template)
+        return read(environment, template)
+
+    monkeypatch.setattr(loader, "get_source", counted)
+    app = App()
+
+    @app.get("/")
+    def page(request: Request) -> Response:
+        try:
+            return templates.render(request, "shows.html", {"name": request.query["name"]})
+        except jinja2.TemplateNotFound as exc:
+            return Response.text(f"no {exc.name}", status=404)
+
+    response = make_client(app).get("/", params={"name": name})
+    assert (response.status_code, response.text) == (404, f"no {name}")
+    assert (reads, len(templates.env.cache)) == ([], cached)  # type: ignore[arg-type]
+    # NOTE: the names compiled up front are included as before.
+    assert make_client(app).get("/", params={"name": "notes/item.txt"}).text == "[]"
+
+
 def test_auto_reload_also_finds_files_added_later(folder: Path, make_client: MakeClient) -> None:
     templates = Templates(folder, auto_reload=True)
     (folder / "added.html").write_text("added {{ request.path }}")
