@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 _Item = tuple[Callable[..., object], tuple[Any, ...]]
+_PoolRef = weakref.ReferenceType["WorkerPool"]
 
 
 class WorkerPool(Executor):
@@ -39,13 +40,19 @@ class WorkerPool(Executor):
         self._queued = 0  # NOTE: calls queued for a busy thread (call() returned False).
         self._shut_down = False
         forget_threads_after_fork(self)
+        # NOTE: an App dropped without a lifespan shutdown (a test's, an httpx.ASGITransport's)
+        # left its idle threads waiting on the queue for ever, one pool of them per App: the
+        # threads hold only a weak reference to the pool, and its collection ends them.
+        self._finalizer = weakref.finalize(self, _end_threads, self._queue, self._threads)
 
     def _after_fork(self) -> None:
         # NOTE: in a forked child the threads are gone (only the forking one is copied), and the
         # lock may have been held by one of them: start afresh, as an empty pool.
+        self._finalizer.detach()
         self._queue = SimpleQueue()
         self._lock = threading.Lock()
         self._threads, self._idle, self._queued = [], 0, 0
+        self._finalizer = weakref.finalize(self, _end_threads, self._queue, self._threads)
 
     def call(self, fn: Callable[..., object], *args: Any) -> bool:
         """Run ``fn(*args)`` in a worker and forget it; ``fn`` must not raise.
@@ -119,25 +126,39 @@ class WorkerPool(Executor):
     def _start_thread(self) -> None:
         name = f"{self._name}-{len(self._threads) + 1}"
         # NOTE: daemon threads: a handler stuck at interpreter exit does not keep it alive.
-        thread = threading.Thread(target=self._work, name=name, daemon=True)
+        work = (self._queue, weakref.ref(self))
+        thread = threading.Thread(target=_work, args=work, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
-    def _work(self) -> None:
-        get, lock = self._queue.get, self._lock
-        while True:
-            item = get()
-            if item is None:
-                return
-            fn, args = item
-            fn(*args)
-            del item, fn, args  # NOTE: no reference kept to the last call while idle.
-            with lock:
-                # NOTE: a queued call is this thread's next one: it is not idle for a new call.
-                if self._queued:
-                    self._queued -= 1
-                else:
-                    self._idle += 1
+    def _done(self) -> None:
+        """Count the calling thread back at the queue, after a call."""
+        with self._lock:
+            # NOTE: a queued call is this thread's next one: it is not idle for a new call.
+            if self._queued:
+                self._queued -= 1
+            else:
+                self._idle += 1
+
+
+def _work(queue: SimpleQueue[_Item | None], ref: _PoolRef) -> None:
+    get = queue.get
+    while True:
+        item = get()
+        if item is None:
+            return
+        fn, args = item
+        fn(*args)
+        del item, fn, args  # NOTE: no reference kept to the last call while idle.
+        pool = ref()
+        if pool is not None:
+            pool._done()
+        del pool  # NOTE: nor to the pool: its collection is what ends an idle thread.
+
+
+def _end_threads(queue: SimpleQueue[_Item | None], threads: list[threading.Thread]) -> None:
+    for _ in threads:
+        queue.put(None)
 
 
 def _run_into(

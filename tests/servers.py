@@ -121,6 +121,35 @@ def wait_for(check: Callable[[], object], what: str, log: Path, timeout: float =
         time.sleep(0.05)
 
 
+# NOTE: /proc/net/tcp's states of a socket that sent its FIN and waits for the peer's.
+_CLOSED_BY_US_ONLY = {"04", "05"}  # FIN_WAIT1, FIN_WAIT2
+
+
+def _connections_the_server_keeps(port: int) -> int | None:
+    """Return how many connections to ``port`` this machine's clients closed and the server
+    has not, or None where there is no /proc/net/tcp."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    remote = f":{port:04X}"
+    rows = (line.split() for line in table)
+    return sum(1 for row in rows if row[2].endswith(remote) and row[3] in _CLOSED_BY_US_ONLY)
+
+
+def wait_for_server_to_close(port: int, log: Path, timeout: float = 15.0) -> None:
+    """Wait until the server on ``port`` has closed every connection its clients closed.
+
+    A server counts a connection against its limit until it sees the end and closes its own
+    side; Waitress and Uvicorn drop it from their count just before they do.
+    """
+    if _connections_the_server_keeps(port) is None:
+        # NOTE: no socket table to read (not Linux): a pause is all there is.
+        time.sleep(0.5)
+        return
+    wait_for(lambda: _connections_the_server_keeps(port) == 0, "close by the server", log, timeout)
+
+
 # NOTE: the ways `microweb serve` runs an app, as command-line options, and how many app
 # processes each one starts where it starts more than one.
 SERVE_MODES = {

@@ -228,6 +228,10 @@ async def endless_async(request: Request) -> Response:
 # -- long polling that stops when the client has gone ---------------------------------------
 
 
+def _record_polling(token: str) -> None:
+    (SHARED_DIR / f"polling-{token}").touch()
+
+
 def _record_noticed(token: str, waited: float) -> None:
     partial = SHARED_DIR / f"partial-{token}"
     partial.write_text(f"{waited:.2f}")
@@ -236,8 +240,10 @@ def _record_noticed(token: str, waited: float) -> None:
 
 @app.get("/poll/sync")
 def poll_sync(request: Request) -> str:
-    """Wait up to 5 s; write ``noticed-<token>`` as soon as ``is_disconnected()`` says so."""
+    """Write ``polling-<token>``, then wait up to 5 s; write ``noticed-<token>`` as soon as
+    ``is_disconnected()`` says so."""
     token, started = _token(request), time.monotonic()
+    _record_polling(token)
     while time.monotonic() - started < POLL_TIMEOUT:
         if request.is_disconnected():
             _record_noticed(token, time.monotonic() - started)
@@ -250,6 +256,7 @@ def poll_sync(request: Request) -> str:
 async def poll_async(request: Request) -> str:
     """The async twin of ``/poll/sync``, with ``await ais_disconnected()``."""
     token, started = _token(request), time.monotonic()
+    _record_polling(token)
     while time.monotonic() - started < POLL_TIMEOUT:
         if await request.ais_disconnected():
             _record_noticed(token, time.monotonic() - started)

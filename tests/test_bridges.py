@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour, sleep_until_cancelled
-from drive import http_scope, requests_left_in_cycles
+from drive import asgi_get, http_scope, requests_left_in_cycles
 
 from microweb import App, ClientDisconnect, Request, Response, _app_loop, _file_threads
 from microweb._app_loop import AppLoop, LoopStopped, run_on_loop
@@ -465,6 +465,24 @@ def test_run_in_pool_refuses_once_the_pool_is_shut_down() -> None:
             await run_in_pool(pool, int)
 
     asyncio.run(scenario())
+
+
+def test_an_asgi_app_dropped_without_a_lifespan_shutdown_leaves_no_thread() -> None:
+    # NOTE: its pool's idle threads waited on the queue for ever: some 150 of them were left
+    # at the end of this suite, one pool per App called without a lifespan (flake68).
+    app = App()
+    seen: list[threading.Thread] = []
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        seen.append(threading.current_thread())
+        return "ok"
+
+    assert asyncio.run(asgi_get(app.as_asgi(), "/")) == (200, b"ok")
+    del app, handler
+    gc.collect()
+    seen[0].join(timeout=10)
+    assert not seen[0].is_alive()
 
 
 # -- run_blocking ------------------------------------------------------------------------------

@@ -188,7 +188,10 @@ def test_microweb_serve_gives_waitress_connections_this_reader() -> None:
         for listener in server.listeners:
             listener.close()
         server.server.trigger.close()
+        # NOTE: its four threads were still waiting for tasks at the end of the session.
+        server.server.task_dispatcher.shutdown()
         wsgi.close()
+    assert not server.server.task_dispatcher.threads
 
 
 def _held_by(receiver: Any, reads: Iterable[bytes]) -> int:

@@ -19,7 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import HOST, environment, free_port, read_log, start, stop
+from servers import (
+    HOST,
+    environment,
+    free_port,
+    read_log,
+    start,
+    stop,
+    wait_for,
+    wait_for_server_to_close,
+)
 
 import microweb._cli as cli
 import microweb._serving as serving_module
@@ -480,7 +489,8 @@ def test_a_path_in_the_servers_log_lines_forges_no_line(tmp_path: Path, server: 
     with serving(tmp_path, server) as (url, log):
         with httpx.Client() as client, pytest.raises(httpx.HTTPError):
             client.get(f"{url}/fails/a%0D%0AERROR:forged:%20line%1B[31m").read()
-        time.sleep(0.5)  # NOTE: the server logs after the connection is cut.
+        # NOTE: the server may log after the connection is cut.
+        wait_for(lambda: "the stream failed" in read_log(log), "error logged", log)
         text = read_log(log)
     assert "the stream failed" in text, text
     assert not [line for line in text.splitlines() if line.startswith("ERROR:forged")], text
@@ -626,9 +636,10 @@ def test_client_timeout_closes_a_silent_connection_sooner(tmp_path: Path, server
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_connection_limit_serves_that_many_connections(tmp_path: Path, server: str) -> None:
-    with serving(tmp_path, server, "--connection-limit", "2") as (url, _):
+    with serving(tmp_path, server, "--connection-limit", "2") as (url, log):
         port = int(url.rsplit(":", 1)[1])
-        time.sleep(0.5)  # NOTE: for the server to see the end of the readiness check's connection.
+        # NOTE: the readiness check's connection counts until the server has closed it.
+        wait_for_server_to_close(port, log)
         first, second = (socket.create_connection((HOST, port)) for _ in range(2))
         with first, second:
             assert [_answered(first), _answered(second)] == [200, 200]
@@ -643,7 +654,7 @@ def test_connection_limit_serves_that_many_connections(tmp_path: Path, server: s
                     assert _answered_later(third) == 200
             with socket.create_connection((HOST, port)) as fourth:
                 second.close()
-                time.sleep(0.5)  # NOTE: for the server to see it.
+                wait_for_server_to_close(port, log)
                 assert _answered(fourth) == 200
 
 
@@ -670,10 +681,11 @@ def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> Non
     # NOTE: Uvicorn upgrades before it checks limit_concurrency: WebSockets went past it.
     with serving(tmp_path, "uvicorn", "--connection-limit", "2", SERVING_WEBSOCKET="1") as (
         url,
-        _,
+        log,
     ):
         port = int(url.rsplit(":", 1)[1])
-        time.sleep(0.5)  # NOTE: for the server to see the end of the readiness check's connection.
+        # NOTE: the readiness check's connection counts until the server has closed it.
+        wait_for_server_to_close(port, log)
         first, answer = _handshake(port)
         with first, socket.create_connection((HOST, port)) as second:
             assert answer == b"HTTP/1.1 101 Switching Protocols"
@@ -681,7 +693,7 @@ def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> Non
             third, answer = _handshake(port)
             with third:
                 assert answer == b"HTTP/1.1 503 Service Unavailable"
-        time.sleep(0.5)  # NOTE: for the server to see both end.
+        wait_for_server_to_close(port, log)
         fourth, answer = _handshake(port)
         with fourth:
             assert answer == b"HTTP/1.1 101 Switching Protocols"

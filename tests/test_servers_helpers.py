@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,21 @@ def test_a_server_interrupted_while_it_starts_is_stopped(
     with pytest.raises(Interrupted):
         servers.start(never_listens, port=port, log=tmp_path / "log")
     assert len(started) == 1 and started[0].poll() is not None
+
+
+def test_the_wait_for_a_server_to_close_lasts_until_it_has(tmp_path: Path) -> None:
+    # NOTE: a server counts a connection against --connection-limit until it has closed its
+    # side; a fixed pause after the client's close was too short on a loaded machine.
+    port, log = servers.free_port(), tmp_path / "log"
+    log.write_text("")
+    if servers._connections_the_server_keeps(port) is None:
+        pytest.skip("no /proc/net/tcp")
+    with socket.create_server((servers.HOST, port)) as listener:
+        client = socket.create_connection((servers.HOST, port))
+        accepted, _ = listener.accept()
+        with client, accepted:
+            client.close()
+            with pytest.raises(AssertionError, match="no close by the server"):
+                servers.wait_for_server_to_close(port, log, timeout=0)
+            assert servers._connections_the_server_keeps(port) == 1
+        servers.wait_for_server_to_close(port, log)
