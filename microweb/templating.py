@@ -40,8 +40,9 @@ def _listed(name: str) -> bool:
 class _CompiledLoader(jinja2.FileSystemLoader):
     """The folders' loader; once every template is compiled, it loads no other name.
 
-    Jinja calls it on a cache miss only: a name ``render()`` refuses, but also one that a
-    template includes, extends or imports, made at render time (``{% include name %}``).
+    Jinja calls it on a cache miss only: for a name ``render()`` was given that was not
+    compiled, and for one that a template includes, extends or imports, made at render time
+    (``{% include name %}``). Both are refused here, the one place that decides.
     """
 
     def __init__(self, folders: list[Directory]) -> None:
@@ -111,7 +112,7 @@ class Templates:
         options.update(env_options)
         loader = _CompiledLoader(folders)
         self.env = jinja2.Environment(loader=loader, **options)
-        self._compiled = loader.compiled = self._compile_all([os.fspath(f) for f in folders])
+        loader.compiled = self._compile_all([os.fspath(f) for f in folders])
 
     def _compile_all(self, folders: list[str]) -> frozenset[str]:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
@@ -156,8 +157,6 @@ class Templates:
                 a file added since, neither hidden nor spelled another way). Unless the app
                 catches it, a 500 that is logged.
         """
-        if not _servable(self.env, self._compiled, name):
-            raise jinja2.TemplateNotFound(name)
         variables: dict[str, Any] = {"request": request, "url_for": request.url_for}
         if context:
             variables.update(context)

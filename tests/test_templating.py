@@ -205,18 +205,23 @@ NAMES_NOT_COMPILED = [
 ]
 
 
+def _with_hidden_and_late_files(folder: Path) -> tuple[Templates, int]:
+    """Hidden files in ``folder``, ``Templates`` of it, then a file added; and its cache size."""
+    (folder / ".secret.html").write_text("the secret")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[remote]")
+    templates = Templates(folder)
+    (folder / "added.html").write_text("added later")
+    return templates, len(templates.env.cache)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("name", NAMES_NOT_COMPILED)
 def test_render_serves_only_the_templates_compiled_up_front(
     folder: Path, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     # NOTE: a name built from the client's input reached the disk, on the event loop, and each
     # new spelling of one template stayed cached for good (cache_size=-1).
-    (folder / ".secret.html").write_text("the secret")
-    (folder / ".git").mkdir()
-    (folder / ".git" / "config").write_text("[remote]")
-    templates = Templates(folder)
-    (folder / "added.html").write_text("added later")
-    cached = len(templates.env.cache)  # type: ignore[arg-type]
+    templates, cached = _with_hidden_and_late_files(folder)
 
     def no_io(*args: object, **kwargs: object) -> None:
         raise AssertionError("render touched the file system")
@@ -243,12 +248,7 @@ def test_an_include_finds_only_the_templates_compiled_up_front(
     # NOTE: render() refused these names, but an include (or extends, import) of a name made at
     # render time still read the disk, served hidden files, and cached each spelling for good.
     (folder / "shows.html").write_text("[{% include name %}]")
-    (folder / ".secret.html").write_text("the secret")
-    (folder / ".git").mkdir()
-    (folder / ".git" / "config").write_text("[remote]")
-    templates = Templates(folder)
-    (folder / "added.html").write_text("added later")
-    cached = len(templates.env.cache)  # type: ignore[arg-type]
+    templates, cached = _with_hidden_and_late_files(folder)
     loader = templates.env.loader
     assert isinstance(loader, jinja2.FileSystemLoader)
     read = loader.get_source
