@@ -108,10 +108,22 @@ def outcome(hop: _Hop) -> Any:
     try:
         if isinstance(error, asyncio.CancelledError):
             # NOTE: what run_coroutine_threadsafe(...).result() raised for a cancelled task.
-            raise CancelledError()
+            raise own_cancellation(error)
         raise error
     finally:
         del error  # NOTE: no cycle through this frame and the traceback.
+
+
+def own_cancellation(error: asyncio.CancelledError) -> CancelledError:
+    """Return what app code's own ``CancelledError`` is to its request: an error like others.
+
+    A cancellation that the server did not make (a task the code cancelled, then awaited)
+    becomes ``concurrent.futures.CancelledError``, an ``Exception`` that the error handlers
+    answer, with ``error`` as its cause, under both interfaces.
+    """
+    own = CancelledError(*error.args)
+    own.__cause__ = error
+    return own
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:

@@ -12,7 +12,9 @@ from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._calls import client_left, cut_off
 from ._concurrency import (
+    cancelled_here,
     drive_async,
+    error_of_request,
     iterate_in_pool,
     make_pool,
     run_in_pool,
@@ -82,8 +84,8 @@ class ASGIDriver:
                 try:
                     # NOTE: an effect generator is not awaited (NOT_AWAITED), as mypy cannot see.
                     result = await outcome  # type: ignore[misc]
-                except Exception as exc:
-                    outcome = fail(self.plan, request, exc)
+                except (Exception, asyncio.CancelledError) as exc:
+                    outcome = fail(self.plan, request, error_of_request(exc))
                 else:
                     # PERF: a str, dict or list sent as it is, with no Response, outgoing() or
                     # header encoding: an ASGI hello 42,600 -> 33,800 instructions a request,
@@ -142,7 +144,7 @@ class ASGIDriver:
             # in the pool and read the body later: a source made now is ended by _end(), so
             # that read gets ClientDisconnect instead of holding the thread on receive().
             _body(request)
-            if _cancelled_here():
+            if cancelled_here():
                 what = "before its answer" if started is None else "during its answer"
                 cut_off(request, exc, what)
             raise exc
@@ -173,7 +175,7 @@ class ASGIDriver:
             assert request._after is not None
             await drive_async(run_after(request._after), self.pool)
         except asyncio.CancelledError as exc:
-            if _cancelled_here():
+            if cancelled_here():
                 cut_off(request, exc, "in its after-response work")
             raise
         finally:
@@ -244,7 +246,7 @@ class ASGIDriver:
         try:
             await self._session(scope, request, receive, send)
         except asyncio.CancelledError as exc:
-            if _cancelled_here():
+            if cancelled_here():
                 cut_off(request, exc, "in its WebSocket session")
             raise
         finally:
@@ -450,12 +452,3 @@ async def _aclose(iterator: Any) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
-
-
-def _cancelled_here() -> bool:
-    """Return whether the request's own task was cancelled (the server gave up on it), not
-    app code that raised a ``CancelledError`` or awaited a task it had cancelled."""
-    cancelling = getattr(asyncio.current_task(), "cancelling", None)
-    # NOTE: Python 3.10 keeps no count of a task's cancellations: every CancelledError is
-    # taken for the server's there.
-    return cancelling is None or cancelling() > 0

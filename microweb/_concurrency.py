@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
-from ._app_loop import AppLoop, LoopStopped
+from ._app_loop import AppLoop, LoopStopped, own_cancellation
 from ._effects import Effects, Offload
 from ._pool import WorkerPool
 
@@ -71,15 +71,39 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                     value = await run_in_pool(pool, effect.fn, *effect.args, **effect.kwargs)
                 else:
                     value = await effect
-            except (Exception, asyncio.CancelledError) as exc:
-                # NOTE: a cancellation too, so that the flows it cuts off are closed (their
-                # aclose() awaited) before it goes on, instead of when they are collected.
+            except Exception as exc:
                 effect = effects.throw(exc)
+            except asyncio.CancelledError as exc:
+                # NOTE: the server's cancellation is thrown in too, so that the flows it cuts
+                # off are closed (their aclose() awaited) before it goes on, instead of when
+                # they are collected. App code's own is an error of the request, as under WSGI.
+                effect = effects.throw(exc if cancelled_here() else own_cancellation(exc))
             else:
                 effect = send(value)
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value
+
+
+def cancelled_here() -> bool:
+    """Return whether the running task was cancelled (the server gave up on its request), not
+    app code that raised a ``CancelledError`` or awaited a task it had cancelled."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    # NOTE: Python 3.10 keeps no count of a task's cancellations: every CancelledError is
+    # taken for the server's there.
+    return cancelling is None or cancelling() > 0
+
+
+def error_of_request(exc: Exception | asyncio.CancelledError) -> Exception:
+    """Return ``exc`` as an error for the error handlers; re-raise the server's cancellation.
+
+    App code's own ``CancelledError`` is an error of its request, as under WSGI.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    if cancelled_here():
+        raise exc
+    return own_cancellation(exc)
 
 
 def run_in_pool(pool: WorkerPool, fn: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
