@@ -193,9 +193,15 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
             response = yield from error_response(plan, request, exc)
             return (yield from _deliver(plan, request, waiting, response))
     except BaseException as exc:
-        if isinstance(exc, ClientDisconnect) or _cut_off(exc):
+        if _unanswered(exc):
             yield from _close_all(waiting, exc)
         raise
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """Tell whether ``exc`` ends the request with nobody to answer: the client left, or the
+    server cut the request off. The flows that wait are closed then, not given a response."""
+    return isinstance(exc, ClientDisconnect) or _cut_off(exc)
 
 
 def _cut_off(exc: BaseException) -> bool:
@@ -299,7 +305,7 @@ def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response)
                 # waiting (unless the error handler finds the client gone).
                 response = yield from error_response(plan, request, exc)
     except BaseException as exc:
-        if isinstance(exc, ClientDisconnect) or _cut_off(exc):
+        if _unanswered(exc):
             yield from _close_all(waiting, exc)  # NOTE: innermost first, before those outside.
         raise
     return response
