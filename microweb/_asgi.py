@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
-from ._calls import client_left, cut_off
+from ._calls import client_left, cut_off, stream_failed
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -365,9 +365,9 @@ class ASGIDriver:
                     turn_at = clock() + TURN
         except ClientDisconnect:
             raise
-        except Exception:
+        except Exception as exc:
             # NOTE: the status line is gone already; end the response without a proper close.
-            logger.exception("error while streaming %s %s", request.method, logged_path(request))
+            stream_failed(request, exc)
             raise
         finally:
             await _aclose(chunks)

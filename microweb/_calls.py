@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,10 @@ if TYPE_CHECKING:
     from ._request import Request
 
 logger = logging.getLogger("microweb")
-# NOTE: the cancellations cut_off() reported, so that a server's logger can leave out its own
-# traceback of them (microweb serve's Uvicorn does); weak, as each is gone with its task.
-_reported: weakref.WeakSet[BaseException] = weakref.WeakSet()
+# NOTE: set on what the app logged itself, naming the request (a cancellation that cut_off()
+# reported, a stream's error), so that a server's logger can leave out its own traceback of
+# it (microweb serve's servers do). An attribute: most exceptions take no weak reference.
+_REPORTED = "_microweb_reported"
 
 
 def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
@@ -120,9 +120,37 @@ def cut_off(request: Request, cancel: BaseException, what: str) -> None:
     logger.warning(
         "%s %s cut off %s: the server cancelled it", request.method, logged_path(request), what
     )
-    _reported.add(cancel)
+    setattr(cancel, _REPORTED, True)
 
 
-def was_cut_off(exc: BaseException) -> bool:
-    """Return whether ``exc`` is a cancellation that ``cut_off()`` reported."""
-    return exc in _reported
+def stream_failed(request: Request, exc: BaseException) -> None:
+    """Log that ``request``'s stream raised ``exc`` after its headers went out.
+
+    The driver re-raises it: that is how a server learns to cut the connection, so that the
+    client can tell the response is incomplete. The server's own record of it is then
+    left out under ``microweb serve`` (``ReportedTracebacks``).
+    """
+    logger.error("error while streaming %s %s", request.method, logged_path(request), exc_info=exc)
+    setattr(exc, _REPORTED, True)
+
+
+def was_reported(exc: BaseException) -> bool:
+    """Return whether ``exc`` is a cancellation or a stream's error that the app logged."""
+    return getattr(exc, _REPORTED, False) is True
+
+
+class ReportedTracebacks(logging.Filter):
+    """Leaves out a server's record of an error that the app logged itself.
+
+    Uvicorn logs each cancellation and each error that leaves the app with a full traceback
+    ("Exception in ASGI application"), Waitress each error of a response's iterable
+    ("Exception while serving"); the app has logged its own line for it, naming the request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return whether ``record`` is to be logged: all but such a record."""
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not was_reported(exc)
+
+
+REPORTED_TRACEBACKS = ReportedTracebacks()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._app import App
+from ._calls import REPORTED_TRACEBACKS
 from ._errors import InterfaceWarning
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
@@ -126,6 +127,8 @@ def configure_logging(level: str) -> None:
     waitress = logging.getLogger("waitress")
     if not any(isinstance(f, _OneLine) for f in waitress.filters):
         waitress.addFilter(_OneLine())
+    # NOTE: a stream's error, which microweb has logged (addFilter() skips a filter it has).
+    waitress.addFilter(REPORTED_TRACEBACKS)
 
 
 # NOTE: the C0 controls and DEL, written as Python writes them in a str's repr.

@@ -28,29 +28,12 @@ from typing import Any
 
 import uvicorn
 
-from ._calls import was_cut_off
+from ._calls import REPORTED_TRACEBACKS
 from ._stopping import CLEANUP_WAIT, end_by
 
 logger = logging.getLogger("microweb")
 # NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
 _TICKS_PER_CHECK = 10
-
-
-class _CutOffTracebacks(logging.Filter):
-    """Leaves out Uvicorn's traceback of a request that the app reported as cut off.
-
-    Uvicorn cancels the requests still running at the end of its grace period and logs each
-    cancellation with a full traceback ("Exception in ASGI application"), where Waitress
-    logs one line; the app has logged its own line for it, naming the request.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Return whether ``record`` is to be logged: all but such a traceback."""
-        exc = record.exc_info[1] if record.exc_info else None
-        return exc is None or not was_cut_off(exc)
-
-
-_CUT_OFF_TRACEBACKS = _CutOffTracebacks()
 
 
 class OrderlyUvicorn(uvicorn.Server):
@@ -76,7 +59,7 @@ class OrderlyUvicorn(uvicorn.Server):
         super().__init__(config)
         # NOTE: after Uvicorn's logging set-up (the Config's), which keeps a logger's filters;
         # added once (addFilter() skips a filter it has).
-        logging.getLogger("uvicorn.error").addFilter(_CUT_OFF_TRACEBACKS)
+        logging.getLogger("uvicorn.error").addFilter(REPORTED_TRACEBACKS)
         self.running_hooks = False
         self.announce = announce
         self.escalate = escalate

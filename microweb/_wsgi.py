@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
-from ._calls import client_left, default_error
+from ._calls import client_left, default_error, stream_failed
 from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
@@ -332,9 +332,7 @@ class _StreamBody:
             # NOTE: the status line is gone already; the server can only cut the connection,
             # which a ClientDisconnect of the app's own needs too: ended quietly, a chunked
             # response would look whole.
-            logger.exception(
-                "error while streaming %s %s", self._request.method, logged_path(self._request)
-            )
+            stream_failed(self._request, exc)
             raise
 
     def close(self) -> None:

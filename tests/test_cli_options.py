@@ -499,6 +499,24 @@ def test_a_path_in_the_servers_log_lines_forges_no_line(tmp_path: Path, server: 
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_stream_that_fails_midway_is_logged_once(tmp_path: Path, server: str) -> None:
+    # NOTE: microweb logs the error, naming the request, and re-raises it so that the server
+    # cuts the connection; the server then logged it again with a second traceback ("Exception
+    # while serving", "Exception in ASGI application").
+    with serving(tmp_path, server) as (url, log):
+        with httpx.Client() as client, pytest.raises(httpx.HTTPError):
+            client.get(f"{url}/fails/report").read()
+        wait_for(lambda: "the stream failed" in read_log(log), "error logged", log)
+        # NOTE: a second record, were there one, comes right after the first.
+        time.sleep(0.5)
+        text = read_log(log)
+    assert "ERROR:microweb: error while streaming GET /fails/report" in text, text
+    assert text.count("Traceback") == 1, text
+    assert text.count("RuntimeError: the stream failed") == 1, text
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_a_request_head_over_256_kib_is_431_under_both_servers(tmp_path: Path, server: str) -> None:
     # NOTE: Uvicorn with httptools took a head of any size: a 20 MB header reached the app.
     with serving(tmp_path, server) as (url, _):

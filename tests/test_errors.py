@@ -12,7 +12,7 @@ from conftest import MakeClient, in_colour
 from drive import http_scope
 
 from microweb import App, HTTPError, Request, Response, Router
-from microweb._calls import was_cut_off
+from microweb._calls import was_reported
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 
 
@@ -626,7 +626,7 @@ def test_a_request_the_server_cancels_is_reported_as_cut_off(
 
     caplog.set_level(logging.WARNING, logger="microweb")
     error = asyncio.run(call())
-    assert was_cut_off(error)
+    assert was_reported(error)
     assert "GET /waits cut off before its answer: the server cancelled it" in caplog.text
 
 
