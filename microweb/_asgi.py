@@ -281,9 +281,10 @@ class ASGIDriver:
             # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
             # client's 4xx; a 403 before accept), 1011 the server's trouble (a 5xx).
             await ws.close(1008 if exc.status < 500 else 1011)
-        except Exception as exc:
-            logger.exception("error in WebSocket handler for %s", logged_path(request))
-            report_unhandled(exc)  # NOTE: before the close, which a test client then raises.
+        except (Exception, asyncio.CancelledError) as exc:
+            error = error_of_request(exc)
+            logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=error)
+            report_unhandled(error)  # NOTE: before the close, which a test client then raises.
             # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
             await ws.close(1011 if ws.state == "open" else 1008)
         else:

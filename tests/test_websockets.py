@@ -12,6 +12,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -618,6 +619,37 @@ def test_handler_exception_closes_1011_and_is_logged(
     assert records[0].exc_info is not None
     assert isinstance(records[0].exc_info[1], LookupError)
     assert "/boom" in records[0].getMessage()
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="Python 3.10 counts no task's cancellations: taken for a cut (serving.md)",
+)
+def test_a_cancelled_error_of_the_handlers_own_closes_1011_and_is_logged(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a task the handler cancelled, then awaited: an error of the session's, as over
+    # HTTP, not the server's cancellation (which left the app, and the test client raised it).
+    app = App()
+
+    @app.websocket("/ws")
+    async def session(ws: WebSocket) -> None:
+        await ws.accept()
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        asgi_client(app).websocket_connect("/ws") as connected,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        connected.receive_text()
+    assert closed.value.code == 1011
+    records = [r for r in caplog.records if r.name == "microweb"]
+    assert len(records) == 1 and records[0].exc_info is not None
+    assert isinstance(records[0].exc_info[1].__cause__, asyncio.CancelledError)
 
 
 def test_the_log_line_of_a_failed_handler_holds_the_path_encoded(
