@@ -366,10 +366,13 @@ class ASGIDriver:
                     turn_at = clock() + TURN
         except ClientDisconnect:
             raise
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             # NOTE: the status line is gone already; end the response without a proper close.
-            stream_failed(request, exc)
-            raise
+            error = error_of_request(exc)
+            stream_failed(request, error)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             await _aclose(chunks)
         await send({"type": "http.response.body", "body": b""})

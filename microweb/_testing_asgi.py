@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ._app_loop import run_until_stopped
+from ._app_loop import run_on_loop, run_until_stopped
 from ._errors import unhandled_errors
 from ._testing_wsgi import take_written_path
 from ._websocket import WebSocketDisconnect
@@ -34,7 +34,9 @@ class LoopThread:
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        # NOTE: not run_coroutine_threadsafe(), whose future turns the app's own
+        # concurrent.futures.CancelledError into asyncio's, which WSGI does not raise.
+        return run_on_loop(self.loop, coro)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

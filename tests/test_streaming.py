@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent import futures
 from typing import Any
 
 import pytest
@@ -908,6 +910,38 @@ def test_asgi_stream_error_after_first_chunk(
     logged = [r for r in caplog.records if r.name == "microweb" and r.levelno >= logging.ERROR]
     assert logged, "the stream error was not logged"
     assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in logged)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="Python 3.10 counts no task's cancellations: taken for a cut (serving.md)",
+)
+def test_a_streams_own_cancelled_error_is_its_error_under_both_interfaces(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: an async stream that awaits a task it cancelled. Under ASGI the CancelledError
+    # left the app unlogged, as if the server had cut the request off.
+    app = App()
+
+    async def chunks() -> AsyncIterator[str]:
+        yield "first"
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
+
+    @app.get("/")
+    async def index(request: Request) -> Response:
+        return Response.stream(chunks())
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(futures.CancelledError) as raised,
+    ):
+        make_client(app).get("/")
+    assert isinstance(raised.value.__cause__, asyncio.CancelledError)
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
 
 
 # -- WSGI, driven by hand ----------------------------------------------------------------------
