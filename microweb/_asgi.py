@@ -285,6 +285,7 @@ class ASGIDriver:
             error = error_of_request(exc)
             logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=error)
             report_unhandled(error)  # NOTE: before the close, which a test client then raises.
+            del error  # NOTE: no cycle through this frame and the traceback.
             # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
             await ws.close(1011 if ws.state == "open" else 1008)
         else:
@@ -369,10 +370,13 @@ class ASGIDriver:
         except (Exception, asyncio.CancelledError) as exc:
             # NOTE: the status line is gone already; end the response without a proper close.
             error = error_of_request(exc)
-            stream_failed(request, error)
-            if error is exc:
-                raise
-            raise error from exc
+            try:
+                stream_failed(request, error)
+                if error is exc:
+                    raise
+                raise error from exc
+            finally:
+                del error  # NOTE: no cycle through this frame and the traceback.
         finally:
             await _aclose(chunks)
         await send({"type": "http.response.body", "body": b""})
