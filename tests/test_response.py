@@ -999,6 +999,30 @@ def test_no_body_status_closes_stream(make_client: MakeClient) -> None:
     assert streams[0].closed
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_205_sends_no_content_and_a_length_of_zero(make_client: MakeClient, method: str) -> None:
+    # SPEC: RFC 9110 15.3.6: a 205 has no content. It is not one of the statuses a client
+    # reads without a body (1xx, 204, 304), so the length says there is none.
+    app = App()
+    streams: list[ClosingChunks] = []
+
+    @app.get("/text")
+    def text(request: Request) -> Response:
+        return Response.text("not sent", status=205)
+
+    @app.get("/stream")
+    def stream(request: Request) -> Response:
+        streams.append(ClosingChunks([b"never"]))
+        return Response.stream(streams[-1], status=205)
+
+    client = make_client(app)
+    for path in ("/text", "/stream"):
+        response = client.request(method, path)
+        assert (response.status_code, response.content) == (205, b""), path
+        assert response.headers["content-length"] == "0", path
+    assert streams[0].closed
+
+
 # -- files -------------------------------------------------------------------------------------
 
 
