@@ -30,6 +30,17 @@ _HOP_BY_HOP = frozenset(
     ]
 )
 
+# SPEC: RFC 9110 5.3: a field that is not list-based is sent once (Set-Cookie aside). These are
+# the singletons a response carries whose second value a client reads its own way: Chromium
+# refuses two Location or Content-Disposition values, and picks one of two Content-Types.
+_SINGLE_VALUED = frozenset(
+    [
+        *("content-type", "content-length", "content-range", "content-location"),
+        *("content-disposition", "location", "etag", "last-modified", "expires", "date"),
+        *("age", "retry-after"),
+    ]
+)
+
 
 def check_header(name: str, value: str) -> tuple[str, str]:
     """Return ``(name in lower case, value)`` for a header the app sets.
@@ -118,7 +129,8 @@ class Headers:
     a control character such as CR or LF, a character beyond latin-1 or surrounding spaces, and
     a hop-by-hop name such as ``Connection`` or ``Transfer-Encoding`` raise ``ValueError``, so a
     header that would split the response, or that one server sends and another refuses, is
-    never emitted.
+    never emitted. ``add`` refuses a second value for a header that takes one (``Content-Type``,
+    ``Location``, ``ETag``...), which clients would read each their own way.
 
     ``headers[name]`` for a missing name raises ``KeyError``. The headers a client sent
     (``request.headers``, a multipart part's ``headers``) raise a ``KeyError`` that is also an
@@ -184,8 +196,20 @@ class Headers:
         return found
 
     def add(self, name: str, value: str) -> None:
-        """Append a value, keeping the ones already there (for ``Set-Cookie``, say)."""
-        self._list.append(check_header(name, value))
+        """Append a value, keeping the ones already there (for ``Set-Cookie``, say).
+
+        Raises:
+            ValueError: As ``check_header`` does, or if ``name`` is a header that takes one
+                value (``Content-Type``, ``Location``, ``ETag``...) and has one already.
+        """
+        item = check_header(name, value)
+        key = item[0]
+        if key in _SINGLE_VALUED and any(found == key for found, _ in self._list):
+            raise ValueError(
+                f"header {name!r} takes one value and has one already; replace it with "
+                f"headers[{name!r}] = value"
+            )
+        self._list.append(item)
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()

@@ -1,9 +1,10 @@
 """What goes out for a response, decided once for both drivers (sans-IO).
 
 File responses are settled against the request here (304, 206, 416); then ``outgoing`` gives the
-header list and one of: the body bytes, a stream to send, or nothing (HEAD, 1xx, 204, 304). The
-drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``. A stream that
-is not sent, as a flow replaced its response, is closed after the request (``close_replaced``).
+header list and one of: the body bytes, a stream to send, or nothing (HEAD, 1xx, 204, 205,
+304). The drivers only do the I/O, encoding each streamed chunk with ``encode_chunk``. A stream
+that is not sent, as a flow replaced its response, is closed after the request
+(``close_replaced``).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def head_list(response: Response) -> list[Header]:
     """Return the headers to send, with ``Content-Length`` and ``Content-Type`` settled.
 
     SPEC: RFC 9110 sections 8.6 and 15.3.5: no Content-Length on 1xx and 204; a HEAD answer
-    carries the length the GET answer would have.
+    carries the length the GET answer would have; a 205 says ``0`` (15.3.6).
     """
     # PERF: one pass over the header list, which this package owns.
     items = []
@@ -133,7 +134,10 @@ def head_list(response: Response) -> list[Header]:
     if no_body_status(status):
         # NOTE: wsgiref.validate refuses Content-Type on 304 too; nothing is lost without it.
         return [item for item in items if item[0] != "content-type"] if typed else items
-    if response.chunks is None:
+    if status == 205:
+        # SPEC: RFC 9110 15.3.6: a 205 has no content, and a client reads one by its length.
+        items.append(LENGTHS[0])
+    elif response.chunks is None:
         items.append(LENGTHS[len(response.body)])
     elif response.length is not None:
         items.append(("content-length", str(response.length)))
@@ -145,7 +149,7 @@ def head_list(response: Response) -> list[Header]:
 def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | StreamBody | None]:
     """Return the headers to send and the body: bytes, a stream of chunks, or ``None``.
 
-    ``None`` means no body at all (HEAD, 1xx, 204, 304); the driver must still close
+    ``None`` means no body at all (HEAD, 1xx, 204, 205, 304); the driver must still close
     ``response.chunks`` when there is a stream, unsent.
     """
     items = response.headers._list
@@ -157,6 +161,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
         and status >= 200
         and status != 204
         and status != 304
+        and status != 205
         and method != "HEAD"
     ):
         # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
@@ -164,7 +169,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
         return [items[0], LENGTHS[len(response.body)]], response.body
     headers = head_list(response)
     # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
-    if method == "HEAD" or no_body_status(status):
+    if method == "HEAD" or no_body_status(status) or status == 205:
         return headers, None
     return headers, response.body if response.chunks is None else response.chunks
 

@@ -303,6 +303,8 @@ def test_stat_file_describes_the_whole_file(tmp_path: Path) -> None:
         ("HEAD", 200, None),
         ("GET", 204, None),
         ("GET", 304, None),
+        ("GET", 205, None),
+        ("HEAD", 205, None),
         ("GET", 101, None),
         ("GET", 404, b"hello"),
     ],
@@ -316,6 +318,8 @@ def test_outgoing_sends_a_body_or_nothing(method: str, status: int, sent: bytes 
     names = [name for name, _ in headers]
     if status in (101, 204, 304):
         assert "content-length" not in names and "content-type" not in names
+    elif status == 205:
+        assert ("content-length", "0") in headers  # NOTE: no content in a 205, RFC 9110 15.3.6
     else:
         assert ("content-length", "5") in headers  # NOTE: a HEAD answer has the GET length
 

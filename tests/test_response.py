@@ -827,6 +827,48 @@ def test_header_values_that_every_server_sends(value: str) -> None:
     assert response.headers["x"] == value
 
 
+@pytest.mark.parametrize(
+    "name", ["Content-Type", "location", "content-disposition", "etag", "last-modified", "date"]
+)
+def test_a_second_value_of_a_single_value_header_is_refused(name: str) -> None:
+    # SPEC: RFC 9110 5.3: only list-based fields (and Set-Cookie) may be sent twice. Two
+    # Content-Type or Location lines went out as they were, and clients pick either one.
+    response = Response.text("x")
+    response.headers[name] = "one"
+    with pytest.raises(ValueError, match="takes one value"):
+        response.headers.add(name, "two")
+    assert response.headers.getlist(name) == ["one"]
+    with pytest.raises(ValueError, match="takes one value"):
+        Response(b"", headers=[(name, "one"), (name.upper(), "two")])
+    response.headers[name] = "two"  # NOTE: replacing the value stays the way to change it
+    assert response.headers.getlist(name) == ["two"]
+
+
+def test_list_headers_and_cookies_still_take_several_values() -> None:
+    response = Response.text("x")
+    for name in ("vary", "cache-control", "link", "x-custom"):
+        response.headers.add(name, "a")
+        response.headers.add(name, "b")
+        assert response.headers.getlist(name) == ["a", "b"]
+    response.set_cookie("a", "1")
+    response.set_cookie("b", "2")
+    assert len(response.headers.getlist("set-cookie")) == 2
+
+
+def test_a_second_content_type_in_a_handler_is_500_under_both_interfaces(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> tuple[str, int, list[tuple[str, str]]]:
+        return "<b>x</b>", 200, [("content-type", "text/plain"), ("content-type", "text/html")]
+
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert response.headers.get_list("content-type") == ["text/plain; charset=utf-8"]
+
+
 def test_padded_header_in_handler_is_500_under_both_interfaces(make_client: MakeClient) -> None:
     app = App()
 
@@ -996,6 +1038,30 @@ def test_no_body_status_closes_stream(make_client: MakeClient) -> None:
     response = make_client(app).get("/")
     assert response.status_code == 204
     assert response.content == b""
+    assert streams[0].closed
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_205_sends_no_content_and_a_length_of_zero(make_client: MakeClient, method: str) -> None:
+    # SPEC: RFC 9110 15.3.6: a 205 has no content. It is not one of the statuses a client
+    # reads without a body (1xx, 204, 304), so the length says there is none.
+    app = App()
+    streams: list[ClosingChunks] = []
+
+    @app.get("/text")
+    def text(request: Request) -> Response:
+        return Response.text("not sent", status=205)
+
+    @app.get("/stream")
+    def stream(request: Request) -> Response:
+        streams.append(ClosingChunks([b"never"]))
+        return Response.stream(streams[-1], status=205)
+
+    client = make_client(app)
+    for path in ("/text", "/stream"):
+        response = client.request(method, path)
+        assert (response.status_code, response.content) == (205, b""), path
+        assert response.headers["content-length"] == "0", path
     assert streams[0].closed
 
 
