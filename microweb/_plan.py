@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._effects import Colored
 from ._errors import HTTPError
 from ._limits import Limits
-from ._routing import HTTP_METHODS, Route, RouteTable
+from ._routing import Route, RouteTable
 from ._types import AppLike
 
 if TYPE_CHECKING:
@@ -106,8 +106,8 @@ class Plan:
             The endpoint, or ``None`` for an ``OPTIONS`` request answered automatically.
 
         Raises:
-            HTTPError: 400 for a target that is not a path or not UTF-8, 404, or 405 (with
-                ``Allow``; 501 for a method no route can take).
+            HTTPError: 400 for a target that is not a path or not UTF-8, 404 or 405 (with
+                ``Allow``).
         """
         if not request.path_is_valid:
             raise HTTPError(400, _invalid_target(request))
@@ -135,10 +135,7 @@ class Plan:
                 raise HTTPError(404)
             if method == "OPTIONS":
                 return None
-            # SPEC: RFC 9110 15.6.2: a method no route can take is not implemented (501);
-            # 405 says the method is known, and not taken by this resource.
-            status = 405 if method in HTTP_METHODS else 501
-            raise HTTPError(status, headers={"allow": ", ".join(_with_implied(allowed))})
+            raise HTTPError(405, headers={"allow": ", ".join(_with_implied(allowed))})
         request.route, request.path_params, request.limits = found.route, params, found.limits
         return found
 
