@@ -366,3 +366,12 @@ def test_gzip_206_has_the_vary_of_the_200(make_client: MakeClient, files: Path) 
     png = client.get("/static/logo.png", headers={"range": "bytes=0-3"})
     assert png.status_code == 206
     assert "vary" not in png.headers
+
+
+def test_gzip_leaves_a_compressed_file_alone(make_client: MakeClient, files: Path) -> None:
+    compressed = gzip.compress(json.dumps(list(range(2000))).encode())
+    (files / "data.json.gz").write_bytes(compressed)
+    response = static_client(make_client, files).get("/static/data.json.gz")
+    assert response.headers["content-type"] == "application/gzip"
+    assert "content-encoding" not in response.headers
+    assert response.content == compressed
