@@ -324,8 +324,21 @@ class Response:
         return f"<Response {self.status} {kind}>"
 
 
+# NOTE: the type of a compressed file ("data.json.gz"), which mimetypes gives as the type of
+# its content plus an encoding: those bytes are the archive, not JSON, and labelled as JSON
+# they were compressed a second time by GZip and read as gzip bytes by clients.
+COMPRESSED_TYPES = {
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+}
+
+
 def _guess_type(path: str) -> str:
-    guessed = mimetypes.guess_type(path)[0] or OCTETS
+    guessed, encoding = mimetypes.guess_type(path)
+    if encoding is not None:
+        return COMPRESSED_TYPES.get(encoding, OCTETS)
+    guessed = guessed or OCTETS
     # NOTE: text files are taken as UTF-8, the web's default; pass media_type= otherwise.
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 

@@ -4,7 +4,8 @@ It is served with ``--forwarded-allow-ips 127.0.0.1`` (nginx's address), as the 
 docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that reads
 ``Forwarded`` instead. Endpoints:
 
-- ``/whoami`` (also under ``/events/`` and ``/ws/``, nginx's other locations): the client,
+- ``/whoami`` (also under ``/events/`` and ``/ws/``, nginx's other locations): the request ID
+  (``RequestID`` is installed, as in ``examples/deploy/app.py``), the client,
   scheme, host and URL the app sees, and an absolute URL built from them and ``url_for``.
 - ``/go``: a redirect to ``/whoami``, absolute, built the same way.
 - ``POST /echo``: the length of the body read.
@@ -29,12 +30,13 @@ import time
 from collections.abc import Iterator
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
-from microweb.plugins import ProxyHeaders
+from microweb.plugins import ProxyHeaders, RequestID
 
 SMALL_LIMIT = 1000
 TICK = 0.3
 
 app = App()
+app.install(RequestID())
 if os.environ.get("NGINX_APP_FORWARDED"):
     # NOTE: behind nginx that writes Forwarded (docs/plugins-proxy.md's line), not X-Forwarded-*.
     app.install(ProxyHeaders(["127.0.0.1"], forwarded=True))
@@ -50,6 +52,7 @@ def _seen(request: Request) -> dict[str, object]:
         "external": f"{request.scheme}://{request.host}{request.url_for('whoami')}",
         "forwarded_for": request.headers.get("x-forwarded-for"),
         "forwarded": request.headers.get("forwarded"),
+        "request_id": request.state.request_id,
     }
 
 

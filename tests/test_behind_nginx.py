@@ -16,6 +16,7 @@ nginx``), or no ``openssl``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -66,6 +67,7 @@ SPOOFED = {
     "x-forwarded-proto": "http",
     "x-forwarded-host": "evil.example",
     "forwarded": 'for=7.7.7.7;proto=http;host="evil.example"',
+    "x-request-id": "chosen-by-the-client",
 }
 
 
@@ -197,7 +199,12 @@ def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2:
     with site.client(http2=http2) as client:
         answer = client.get(site.url(path), headers=SPOOFED)
     assert answer.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
-    assert answer.json() == {
+    seen = answer.json()
+    # NOTE: nginx's own $request_id, which RequestID reuses, never the client's.
+    request_id = seen.pop("request_id")
+    assert re.fullmatch("[0-9a-f]{32}", request_id)
+    assert answer.headers["x-request-id"] == request_id
+    assert seen == {
         "client": [CLIENT, 0],
         "scheme": "https",
         "host": SITE,
@@ -332,7 +339,9 @@ def test_the_documented_forwarded_line_leaves_clients_no_say(tmp_path: Path) -> 
     with serving_site(tmp_path, "uvicorn", forwarded=True) as rfc_site, rfc_site.client() as client:
         plain = client.get(rfc_site.url("/whoami"), headers=SPOOFED)
         spoofed = client.get(rfc_site.url("/whoami"), headers={"host": injected})
-    assert plain.json() == {
+    seen = plain.json()
+    assert seen.pop("request_id") != SPOOFED["x-request-id"]
+    assert seen == {
         "client": [CLIENT, 0],
         "scheme": "https",
         "host": SITE,

@@ -86,6 +86,12 @@ def test_etag_changes_with_the_file(client: TestClient, data_file: Path) -> None
         ("data.json", "application/json"),
         ("archive.unknownext", "application/octet-stream"),
         ("noextension", "application/octet-stream"),
+        # NOTE: a compressed file is the archive, whatever it holds.
+        ("data.json.gz", "application/gzip"),
+        ("logs.tar.gz", "application/gzip"),
+        ("page.html.bz2", "application/x-bzip2"),
+        ("dump.sql.xz", "application/x-xz"),
+        ("script.js.br", "application/octet-stream"),
     ],
 )
 def test_content_type_guessed(

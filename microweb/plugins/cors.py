@@ -48,7 +48,8 @@ class CORS:
     """Let browsers call the app from other origins, within the limits given here.
 
     A cross-origin request (one with an ``Origin`` header) from an allowed origin gets
-    ``Access-Control-Allow-Origin``; a preflight request (``OPTIONS`` with
+    ``Access-Control-Allow-Origin`` (``*`` without credentials, which every request gets, with
+    an ``Origin`` or not); a preflight request (``OPTIONS`` with
     ``Access-Control-Request-Method``) is answered with 204 by the plugin's flow, before routing,
     or refused with 400 when the origin, method or headers are not allowed (or malformed, or
     listed in more than 8192 characters, ``MAX_REQUEST_HEADERS_SIZE``). A
@@ -134,6 +135,11 @@ class CORS:
             add_vary(response, "Origin")
         if origin is not None:
             self.label(response, origin)
+        elif not self.varies:
+            # SPEC: Fetch, "CORS protocol and HTTP caches": a "*" is sent to every request,
+            # with an Origin or not, since no Vary says that the answer depends on it; else a
+            # cache would hand the answer to a navigation, without the header, to a script.
+            self.label(response, "*")
 
     def allowed_origin(self, origin: str) -> str | None:
         """Return the ``Access-Control-Allow-Origin`` value for ``origin``, ``None`` if refused."""

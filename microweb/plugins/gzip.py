@@ -184,6 +184,9 @@ class GZip:
         if response.status == 304:
             self.not_modified(request, response)
             return
+        if response.status == 206:
+            self.partial(response)
+            return
         if not self.eligible(request, response):
             return
         # NOTE: whether or not this client gets gzip, a cache must know the answer depends on it.
@@ -218,8 +221,11 @@ class GZip:
 
     def encodable(self, response: Response) -> bool:
         """Tell whether ``response``'s headers and media type allow compressing it, size aside."""
+        return "content-range" not in response.headers and self._transformable(response)
+
+    def _transformable(self, response: Response) -> bool:
         headers = response.headers
-        if "content-encoding" in headers or "content-range" in headers:
+        if "content-encoding" in headers:
             return False
         if "no-transform" in headers.get("cache-control", "").lower():
             return False
@@ -240,6 +246,19 @@ class GZip:
         if accepts_gzip(request.headers.get("accept-encoding", "")):
             response.headers.pop("accept-ranges")  # NOTE: as on the gzip 200 (see label).
             _weaken(response)
+
+    def partial(self, response: Response) -> None:
+        """Give a 206 answer the ``Vary`` of the 200 answer its whole file would get.
+
+        SPEC: RFC 9110 15.3.7: a 206 carries the ``Vary`` a 200 to the same request would
+        have; else a cache that stored the plain part would take it for every client.
+        """
+        if not self._transformable(response):
+            return
+        _, _, total = response.headers.get("content-range", "").rpartition("/")
+        if total.isdigit() and int(total) < self.minimum_size:
+            return
+        add_vary(response, "Accept-Encoding")
 
     def label(self, response: Response) -> None:
         """Set the headers of a gzip answer on ``response``, leaving its body alone."""

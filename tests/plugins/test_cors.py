@@ -39,8 +39,18 @@ def test_cors_any_origin_gets_a_star(make_client: MakeClient) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
     assert response.headers["vary"] == "Accept-Language"
+
+
+def test_cors_star_goes_to_requests_without_an_origin_too(make_client: MakeClient) -> None:
+    # SPEC: Fetch, "CORS protocol and HTTP caches": with no Vary: Origin, a cache may hand the
+    # answer to a request without Origin (a page load, curl) to a script's request.
+    client = make_client(cors_app(CORS(expose_headers=["x-total"])))
     plain = client.get("/items")
-    assert "access-control-allow-origin" not in plain.headers
+    assert plain.headers["access-control-allow-origin"] == "*"
+    assert plain.headers["access-control-expose-headers"] == "x-total"
+    assert plain.headers["vary"] == "Accept-Language"
+    missing = client.get("/nowhere")
+    assert (missing.status_code, missing.headers["access-control-allow-origin"]) == (404, "*")
 
 
 def test_cors_listed_origins_are_echoed_with_vary(make_client: MakeClient) -> None:

@@ -354,3 +354,24 @@ def test_gzip_304_has_the_vary_and_etag_of_the_200(
     assert not_modified.status_code == 304
     assert "vary" not in not_modified.headers
     assert not_modified.headers["etag"] == png.headers["etag"]
+
+
+def test_gzip_206_has_the_vary_of_the_200(make_client: MakeClient, files: Path) -> None:
+    client = static_client(make_client, files)
+    ranged = client.get("/static/site.css", headers={"range": "bytes=0-3"})
+    assert (ranged.status_code, ranged.text) == (206, "body")
+    # SPEC: RFC 9110 15.3.7: the 206 carries the Vary a 200 to the same request would carry.
+    assert ranged.headers["vary"] == "Accept-Encoding"
+    assert "content-encoding" not in ranged.headers
+    png = client.get("/static/logo.png", headers={"range": "bytes=0-3"})
+    assert png.status_code == 206
+    assert "vary" not in png.headers
+
+
+def test_gzip_leaves_a_compressed_file_alone(make_client: MakeClient, files: Path) -> None:
+    compressed = gzip.compress(json.dumps(list(range(2000))).encode())
+    (files / "data.json.gz").write_bytes(compressed)
+    response = static_client(make_client, files).get("/static/data.json.gz")
+    assert response.headers["content-type"] == "application/gzip"
+    assert "content-encoding" not in response.headers
+    assert response.content == compressed

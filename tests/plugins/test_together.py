@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from microweb import App, Request
+from microweb import App, Request, Response
 from microweb.plugins import CORS, AccessLog, GZip, RequestID, Sessions, Static
 from microweb.testing import TestClient
 
@@ -65,3 +65,22 @@ def test_flow_plugins_around_a_websocket_handshake(caplog: pytest.LogCaptureFixt
     assert b"content-encoding" not in accepted
     [record] = [r for r in caplog.records if r.name == "microweb.access"]
     assert record.getMessage().startswith("GET /ws 101 ")
+
+
+def test_vary_lines_of_the_handler_are_kept_by_every_plugin(interface: str) -> None:
+    app = App()
+    app.install(CORS(["https://app.example"]))
+    app.install(GZip())
+    app.install(Sessions(SECRET, secure=False))
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        request.session["user"] = "ada"
+        response = Response.text(TEXT)
+        response.headers.add("vary", "X-Theme")
+        response.headers.add("vary", "X-Locale")
+        return response
+
+    with TestClient(app, interface=interface) as client:
+        answer = client.get("/", headers={"origin": "https://app.example"})
+    assert answer.headers.get_list("vary") == ["X-Theme, X-Locale, Cookie, Accept-Encoding, Origin"]
