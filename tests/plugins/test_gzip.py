@@ -110,6 +110,23 @@ def test_gzip_skips_bodiless_answers(make_client: MakeClient) -> None:
     assert "content-encoding" not in empty.headers
 
 
+def test_gzip_leaves_a_205_alone(make_client: MakeClient) -> None:
+    # NOTE: a 205 goes out with no content whatever the handler gave; compressed, it said
+    # Content-Encoding: gzip over nothing.
+    app = App()
+    app.install(GZip(minimum_size=10))
+
+    @app.post("/reset")
+    def reset(request: Request) -> Response:
+        return Response(TEXT, status=205)
+
+    response = make_client(app).post("/reset", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 205
+    assert (response.content, response.headers["content-length"]) == (b"", "0")
+    assert "content-encoding" not in response.headers
+    assert "vary" not in response.headers
+
+
 def test_gzip_svg_is_compressed(make_client: MakeClient) -> None:
     assert make_client(gzip_app()).get("/svg").headers["content-encoding"] == "gzip"
 
