@@ -252,17 +252,19 @@ def new_request(
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-def logged_path(request: Request) -> str:
+def logged_path(request: Request, *, whole: bool = False) -> str:
     """Return the request's path as a log line may hold it: percent-encoded again.
 
     ``request.path`` is decoded: ``/a%0D%0AINFO:%20forged`` holds CR LF, which started a
     forged line in the log. Encoded as Uvicorn's access log encodes it, the path is one field
     without spaces or control characters; a path that is not UTF-8 is its bytes so encoded.
+    ``whole`` puts the root path (the app's mount) before it: the path the client asked for.
     """
+    root = quote(request.root_path, safe=_PATH_SAFE) if whole else ""
     # NOTE: escaped control characters kept a request on one line, but a space ("/a%20200")
     # let it add fields, and a reader splitting the line on spaces took "200" for the status.
     if request.path_is_valid:
-        return quote(request.path, safe=_PATH_SAFE)
+        return root + quote(request.path, safe=_PATH_SAFE)
     # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
     # field ("GET  400"). Its bytes then, in the same spelling.
-    return quote_from_bytes(percent_decode_bytes(request.raw_path), safe=_PATH_SAFE)
+    return root + quote_from_bytes(percent_decode_bytes(request.raw_path), safe=_PATH_SAFE)

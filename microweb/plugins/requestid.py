@@ -8,9 +8,13 @@ import re
 import uuid
 from collections.abc import Callable, Generator
 from time import perf_counter
+from urllib.parse import quote
 
 from microweb import App, Headers, Request, Response
 from microweb._request import logged_path
+
+# NOTE: what an IP address (v4, v6, with a zone) or RFC 7239's obfuscated node holds.
+_HOST_SAFE = ":.[]_-%"
 
 Flow = Generator[Response | None, Response, None]
 # NOTE: an incoming ID ends up in logs and headers: visible ASCII only, and not too long.
@@ -128,15 +132,23 @@ class AccessLog:
             return
         duration_ms = (perf_counter() - started) * 1000
         request_id = getattr(request.state, "request_id", None)
-        path = logged_path(request)
+        # NOTE: the path the client asked for: under a root path (a mount, --root-path), the
+        # app's own path is only its end.
+        path = logged_path(request, whole=True)
+        peer = request.client
+        # NOTE: a proxy's Forwarded may name a client by a token of its own: one field still.
+        client = quote(peer.host, safe=_HOST_SAFE) if peer is not None else None
         fields = {
             "http_method": request.method,
             "http_path": path,
             "http_status": status,
             "duration_ms": duration_ms,
+            "client_addr": client,
             "request_id": request_id,
         }
-        suffix = f" id={request_id}" if request_id is not None else ""
+        suffix = f" client={client}" if client is not None else ""
+        if request_id is not None:
+            suffix += f" id={request_id}"
         self.logger.info(
             "%s %s %d %.2fms%s", request.method, path, status, duration_ms, suffix, extra=fields
         )

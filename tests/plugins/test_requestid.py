@@ -7,13 +7,14 @@ import logging
 import re
 from collections.abc import Iterator
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import http_scope
+from drive import asgi_call, body_messages, http_scope, wsgi_get
 
 from microweb import App, HTTPError, Request, Response
-from microweb.plugins import CORS, AccessLog, RequestID
+from microweb.plugins import CORS, AccessLog, ProxyHeaders, RequestID
 from microweb.testing import TestClient
 
 
@@ -87,12 +88,51 @@ def test_access_log_one_line_per_request(
     records = access_records(caplog)
     assert [r.levelno for r in records] == [logging.INFO] * 3
     messages = [r.getMessage() for r in records]
-    assert re.fullmatch(r"GET /aid 200 \d+\.\d\dms id=rid", messages[0])
+    assert re.fullmatch(r"GET /aid 200 \d+\.\d\dms client=127\.0\.0\.1 id=rid", messages[0])
     assert messages[1].startswith("GET /teapot 418 ")
     assert messages[2].startswith("GET /missing 404 ")
     first: Any = records[0]
     assert (first.http_method, first.http_path, first.http_status) == ("GET", "/aid", 200)
     assert first.request_id == "rid" and first.duration_ms >= 0
+    assert first.client_addr == "127.0.0.1"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_access_log_names_the_client_and_the_whole_path(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: with AccessLog installed, Uvicorn's own access log is off: no line held the
+    # client's address, and under a root path the app's path was logged without it.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    app.install(AccessLog())
+    app.install(ProxyHeaders(["10.0.0.1"]))
+
+    @app.get("/login")
+    def login(request: Request) -> str:
+        return "ok"
+
+    forwarded = [(b"x-forwarded-for", b"203.0.113.9")]
+    if interface == "wsgi":
+        status, _ = wsgi_get(
+            validator(app.as_wsgi()),
+            "/login",
+            QUERY_STRING="",
+            SCRIPT_NAME="/app",
+            REMOTE_ADDR="10.0.0.1",
+            HTTP_X_FORWARDED_FOR="203.0.113.9",
+        )
+        assert status.startswith("200")
+    else:
+        scope = {**http_scope(path="/app/login", root_path="/app", headers=forwarded)}
+        scope["client"] = ("10.0.0.1", 5000)
+        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+        assert sent[0]["status"] == 200
+    [record] = access_records(caplog)
+    assert record.getMessage().startswith("GET /app/login 200 ")
+    assert record.getMessage().endswith(" client=203.0.113.9")
+    fields: Any = record
+    assert (fields.http_path, fields.client_addr) == ("/app/login", "203.0.113.9")
 
 
 def test_access_log_unhandled_error_is_500(
