@@ -13,8 +13,8 @@ from microweb import App, Request
 from microweb.plugins import AccessLog, RequestID
 
 app = App()
+app.install(AccessLog())  # first: the outermost flow times the others
 app.install(RequestID())
-app.install(AccessLog())
 logger = logging.getLogger("microweb.example")
 
 
