@@ -599,8 +599,8 @@ def test_a_cancelled_error_raised_by_sync_code_is_an_error_of_its_request(
 ) -> None:
     # NOTE: no server cancels sync code. Under WSGI a def handler's (or callback's)
     # CancelledError left the app: Waitress logged it and left the connection open,
-    # unanswered; under ASGI, raised on
-    # the loop (offload=False, a sync flow), Uvicorn answered its own 500 past the handlers.
+    # unanswered; under ASGI, raised on the loop (offload=False, a sync flow), Uvicorn
+    # answered its own 500 past the handlers.
     if interface == "asgi" and sys.version_info < (3, 11):
         pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
     caplog.set_level(logging.WARNING, logger="microweb")
