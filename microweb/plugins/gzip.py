@@ -211,7 +211,7 @@ class GZip:
     def eligible(self, request: Request, response: Response) -> bool:
         """Tell whether ``response`` may be compressed (its answer then varies by client)."""
         status = response.status
-        if status < 200 or status in (204, 206, 304) or not self.encodable(response):
+        if status < 200 or status in (204, 205, 206, 304) or not self.encodable(response):
             return False
         size = len(response.body) if response.chunks is None else response.length
         return size is None or size >= self.minimum_size

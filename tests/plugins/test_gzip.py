@@ -110,6 +110,23 @@ def test_gzip_skips_bodiless_answers(make_client: MakeClient) -> None:
     assert "content-encoding" not in empty.headers
 
 
+def test_gzip_leaves_a_205_alone(make_client: MakeClient) -> None:
+    # NOTE: a 205 sends no content: its body was compressed for nothing and labelled
+    # Content-Encoding: gzip beside Content-Length: 0, which is no gzip stream.
+    app = App()
+    app.install(GZip(minimum_size=10))
+
+    @app.post("/form")
+    def reset(request: Request) -> Response:
+        return Response.text("form saved; reset it " * 20, status=205)
+
+    response = make_client(app).post("/form", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 205
+    assert response.headers["content-length"] == "0"
+    assert "content-encoding" not in response.headers
+    assert "vary" not in response.headers
+
+
 def test_gzip_svg_is_compressed(make_client: MakeClient) -> None:
     assert make_client(gzip_app()).get("/svg").headers["content-encoding"] == "gzip"
 
