@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
+from ._app_loop import own_cancellation
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._calls import client_left, cut_off, stream_failed
@@ -140,6 +141,12 @@ class ASGIDriver:
         started: Message | None,
     ) -> None:
         if isinstance(exc, asyncio.CancelledError):
+            if started is None and not cancelled_here():
+                # NOTE: sync code raised it on the loop (a def handler with offload=False, a
+                # sync flow), which the core took for a cut (the flows are closed); no server
+                # cancelled the request: an error of it, as when it comes from the pool.
+                await self._answer_error(request, own_cancellation(exc), send)
+                return
             # NOTE: the server gave up on the request. A def handler (or its stream) may go on
             # in the pool and read the body later: a source made now is ended by _end(), so
             # that read gets ClientDisconnect instead of holding the thread on receive().
@@ -164,6 +171,23 @@ class ASGIDriver:
             await send({"type": "http.response.body", "body": content or b""})
         except OSError:
             pass  # NOTE: the client has gone after all.
+
+    async def _answer_error(self, request: Request, error: Exception, send: Send) -> None:
+        response = await drive_async(fail(self.plan, request, error), self.pool)
+        headers, content = outgoing(response, request.method)
+        start = {
+            "type": "http.response.start",
+            "status": response._status,
+            "headers": _encoded(headers),
+        }
+        try:
+            if isinstance(content, bytes):
+                await send(start)
+                await send({"type": "http.response.body", "body": content})
+            else:
+                await self._send_rest(start, content, response, request, _guarded(send))
+        except (ClientDisconnect, OSError):
+            pass  # NOTE: the client has gone meanwhile.
 
     async def _after_response(self, request: Request) -> None:
         # NOTE: first, so no receive() waits meanwhile (_end()'s is a no-op), and made if not

@@ -120,7 +120,7 @@ def cut_off(request: Request, cancel: BaseException, what: str) -> None:
     logger.warning(
         "%s %s cut off %s: the server cancelled it", request.method, logged_path(request), what
     )
-    setattr(cancel, _REPORTED, True)
+    _mark_reported(cancel)
 
 
 def stream_failed(request: Request, exc: BaseException) -> None:
@@ -131,12 +131,19 @@ def stream_failed(request: Request, exc: BaseException) -> None:
     left out under ``microweb serve`` (``ReportedTracebacks``).
     """
     logger.error("error while streaming %s %s", request.method, logged_path(request), exc_info=exc)
-    setattr(exc, _REPORTED, True)
+    _mark_reported(exc)
+
+
+def _mark_reported(exc: BaseException) -> None:
+    # NOTE: in the instance's __dict__ (every exception has one), past its __setattr__: an
+    # error class that refuses new attributes (attrs' frozen ones) raised its own error here,
+    # in place of the app's, which the server then logged as a second failure.
+    vars(exc)[_REPORTED] = True
 
 
 def was_reported(exc: BaseException) -> bool:
     """Return whether ``exc`` is a cancellation or a stream's error that the app logged."""
-    return getattr(exc, _REPORTED, False) is True
+    return vars(exc).get(_REPORTED) is True
 
 
 class ReportedTracebacks(logging.Filter):

@@ -52,6 +52,10 @@ def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
                 raise
             except Exception as exc:
                 effect = effects.throw(exc)
+            except asyncio.CancelledError as exc:
+                # NOTE: no server cancels a call in this thread: a def handler's, flow's or
+                # callback's own, an error as under ASGI (where the pool's future carries it).
+                effect = effects.throw(own_cancellation(exc))
             else:
                 effect = send(value)
     except StopIteration as stop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -11,7 +12,7 @@ from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
 
-from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
+from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop, own_cancellation
 from ._body import WSGIBody
 from ._calls import client_left, default_error, stream_failed
 from ._concurrency import drive_sync
@@ -184,9 +185,26 @@ class WSGIDriver:
                 outcome = drive_sync(outcome, self.app_loop)
         except ClientDisconnect as exc:
             outcome = client_left(request, exc)
-        except LoopStopped as exc:
-            outcome = _cut_off(request, isinstance(exc, AppClosed))
+        except (LoopStopped, asyncio.CancelledError) as exc:
+            outcome = self._unfinished(request, exc)
         return self._send(request, outcome, start_response)
+
+    def _unfinished(self, request: Request, exc: LoopStopped | asyncio.CancelledError) -> Response:
+        """Answer a request that the app loop's stop cut off, or sync code's cancellation."""
+        if isinstance(exc, LoopStopped):
+            return _cut_off(request, isinstance(exc, AppClosed))
+        # NOTE: no server cancels a WSGI request: sync code raised it (a def handler, a sync
+        # flow; the core took it for a cut and closed the flows). An error of the request, as
+        # under ASGI; let out, it left Waitress's connection open, unanswered.
+        try:
+            response: Response = drive_sync(
+                fail(self.plan, request, own_cancellation(exc)), self.app_loop
+            )
+        except ClientDisconnect as left:
+            return client_left(request, left)
+        except LoopStopped as stopped:
+            return _cut_off(request, isinstance(stopped, AppClosed))
+        return response
 
     def _send(
         self, request: Request, response: Response, start_response: StartResponse
@@ -334,6 +352,15 @@ class _StreamBody:
             # response would look whole.
             stream_failed(self._request, exc)
             raise
+        except asyncio.CancelledError as exc:
+            # NOTE: a sync stream's own (no server cancels it), an error as under ASGI: let out
+            # as it was, Waitress neither logged it as the request's nor cut the connection.
+            error = own_cancellation(exc)
+            try:
+                stream_failed(self._request, error)
+                raise error from exc
+            finally:
+                del error  # NOTE: no cycle through this frame and the traceback.
 
     def close(self) -> None:
         try:

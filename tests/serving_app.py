@@ -181,6 +181,12 @@ def fails(request: Request, rest: str) -> Response:
     return Response.stream(chunks())
 
 
+@app.get("/cancels")
+def cancels(request: Request) -> str:
+    """Raise a CancelledError of the handler's own: the request's error (no server's cut)."""
+    raise asyncio.CancelledError("the handler's own")
+
+
 @app.get("/ticks")
 def ticks(request: Request) -> Response:
     def chunks() -> Iterator[str]:

@@ -517,6 +517,19 @@ def test_a_stream_that_fails_midway_is_logged_once(tmp_path: Path, server: str) 
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_def_handlers_own_cancelled_error_is_answered_500(tmp_path: Path, server: str) -> None:
+    # NOTE: under Waitress it left the app: Waitress logged it and never answered, holding
+    # the connection open until the client gave up.
+    if server == "uvicorn" and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
+    with serving(tmp_path, server) as (url, log), httpx.Client(timeout=5) as client:
+        response = client.get(f"{url}/cancels")
+        wait_for(lambda: "unhandled error in GET /cancels" in read_log(log), "logged", log)
+    assert response.status_code == 500, read_log(log)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_a_request_head_over_256_kib_is_431_under_both_servers(tmp_path: Path, server: str) -> None:
     # NOTE: Uvicorn with httptools took a head of any size: a 20 MB header reached the app.
     with serving(tmp_path, server) as (url, _):

@@ -22,6 +22,7 @@ from conftest import MakeClient
 from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
+from microweb._calls import REPORTED_TRACEBACKS
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -942,6 +943,69 @@ def test_a_streams_own_cancelled_error_is_its_error_under_both_interfaces(
     assert isinstance(raised.value.__cause__, asyncio.CancelledError)
     logged = [r for r in caplog.records if r.name == "microweb"]
     assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+
+
+def test_a_sync_streams_cancelled_error_is_its_error_under_both_interfaces(
+    make_client: MakeClient, interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: under WSGI it left the stream unlogged, and Waitress kept the connection open
+    # after the first chunk instead of cutting it: the client waited for the rest.
+    if interface == "asgi" and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
+    app = App()
+
+    def chunks() -> Iterator[str]:
+        yield "first"
+        raise asyncio.CancelledError("the stream's own")
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response.stream(chunks())
+
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(futures.CancelledError) as raised,
+    ):
+        make_client(app).get("/")
+    assert isinstance(raised.value.__cause__, asyncio.CancelledError)
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+
+
+class _SealedError(Exception):
+    """An error that takes no new attribute, as attrs' frozen exception classes do (they let
+    Python set ``__traceback__``, ``__cause__`` and ``__context__``)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if not name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__} is frozen")
+        super().__setattr__(name, value)
+
+
+def test_a_stream_error_that_refuses_attributes_is_raised_as_it_is(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: marking it as logged raised AttributeError in its place, which a server then
+    # logged as a second error, unfiltered.
+    app = App()
+
+    def chunks() -> Iterator[str]:
+        yield "first"
+        raise _SealedError(7)
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response.stream(chunks())
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(_SealedError):
+        make_client(app).get("/")
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+    assert logged[0].exc_info is not None
+    server_record = logging.LogRecord(
+        "waitress", logging.ERROR, __file__, 1, "Exception while serving /", (), logged[0].exc_info
+    )
+    assert not REPORTED_TRACEBACKS.filter(server_record)
 
 
 # -- WSGI, driven by hand ----------------------------------------------------------------------
