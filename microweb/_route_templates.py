@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
+# NOTE: Falcon's converters take arguments ({day:dt("%Y-%m-%d")}, {n:int(min=1)}); ours do not.
+_WITH_ARGUMENTS = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[A-Za-z_][A-Za-z0-9_]*\(.*\)\}")
 _FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -101,6 +103,14 @@ def parse_template(template: str) -> tuple[Segment, ...]:
                 raise ValueError(
                     f"route template {template!r} has a '.' or '..' segment: clients resolve "
                     "it away before they ask, so no request could reach the route"
+                )
+            arguments = _WITH_ARGUMENTS.fullmatch(part)
+            if arguments is not None:
+                raise ValueError(
+                    f"route template {template!r}: segment {part!r} gives its converter "
+                    "arguments, which converters do not take; register one with "
+                    "app.add_converter(name, to_python) that parses or checks the segment, "
+                    f"and write {{{arguments.group(1)}:name}}"
                 )
             if "{" in part or "}" in part:
                 raise ValueError(

@@ -38,6 +38,19 @@ def is_async_callable(obj: object) -> bool:
     return not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
 
 
+def _hides_async(handler: Handler) -> bool:
+    """Tell whether ``handler`` is ``def`` but wraps (``__wrapped__``) an ``async def`` callable."""
+    # NOTE: functools.wraps sets __wrapped__; a def wrapper of an async def handler would be
+    # called as def and return its coroutine, a 500 on every request instead of a startup error.
+    if is_async_callable(handler):
+        return False
+    try:
+        inner = inspect.unwrap(handler)
+    except ValueError:  # a __wrapped__ cycle
+        return False
+    return inner is not handler and is_async_callable(inner)
+
+
 def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:
     """Refuse, at registration, a handler that could never be called correctly.
 
@@ -52,6 +65,12 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
         )
     if not callable(handler):
         raise TypeError(f"{where} is not callable")
+    if _hides_async(handler):
+        raise TypeError(
+            f"{where} is a def function wrapping an async def one (a decorator's wrapper?): "
+            "calling it gives a coroutine that nothing awaits; make the wrapper async def and "
+            "return await handler(request, **params)"
+        )
     try:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):

@@ -363,3 +363,34 @@ def test_wsgi_no_new_loop_per_request() -> None:
         wsgi.close()
     assert len(loops) == 4
     assert all(loop is loops[0] for loop in loops)
+
+
+def _def_wrapper(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator whose wrapper is ``def`` whatever the handler's colour (a ported hook)."""
+
+    @functools.wraps(handler)
+    def checked(request: Request, **params: Any) -> Any:
+        return handler(request, **params)
+
+    return checked
+
+
+def test_a_def_wrapper_of_an_async_handler_is_refused_at_registration() -> None:
+    app = App()
+
+    async def create(request: Request) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(TypeError, match="make the wrapper async def"):
+        app.post("/tasks")(_def_wrapper(create))
+    assert [route.template for route in app.routes] == []
+
+
+def test_a_def_wrapper_of_a_def_handler_is_served(make_client: MakeClient) -> None:
+    app = App()
+
+    def show(request: Request, task_id: int) -> dict[str, Any]:
+        return {"id": task_id}
+
+    app.get("/tasks/{task_id:int}")(_def_wrapper(show))
+    assert make_client(app).get("/tasks/3").json() == {"id": 3}

@@ -94,6 +94,13 @@ def test_parse_template_refuses_bad_templates(template: str) -> None:
     assert repr(template) in str(info.value)
 
 
+@pytest.mark.parametrize("template", ['/reports/{day:dt("%Y-%m-%d")}', "/tasks/{n:int(min=1)}"])
+def test_converter_arguments_are_refused_with_add_converter_named(template: str) -> None:
+    # NOTE: Falcon's spelling; "is not a parameter" misled, as the segment is one parameter.
+    with pytest.raises(ValueError, match="converters do not take; register one with app"):
+        parse_template(template)
+
+
 def test_bad_template_is_refused_at_registration() -> None:
     app = App()
     with pytest.raises(ValueError, match="whole segment"):
