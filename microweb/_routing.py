@@ -42,7 +42,8 @@ def _hides_async(handler: Handler) -> bool:
     """Tell whether ``handler`` is ``def`` but wraps (``__wrapped__``) an ``async def`` callable."""
     # NOTE: functools.wraps sets __wrapped__; a def wrapper of an async def handler would be
     # called as def and return its coroutine, a 500 on every request instead of a startup error.
-    if is_async_callable(handler):
+    # Only a plain function: a callable object (asgiref's async_to_sync) runs the coroutine.
+    if not inspect.isfunction(handler):
         return False
     try:
         inner = inspect.unwrap(handler)

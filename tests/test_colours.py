@@ -394,3 +394,27 @@ def test_a_def_wrapper_of_a_def_handler_is_served(make_client: MakeClient) -> No
 
     app.get("/tasks/{task_id:int}")(_def_wrapper(show))
     assert make_client(app).get("/tasks/3").json() == {"id": 3}
+
+
+class _RunsItself:
+    """A sync callable that runs an async handler to its end, as asgiref's async_to_sync."""
+
+    def __init__(self, handler: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, handler)
+        self._handler = handler
+
+    def __call__(self, request: Request, **params: Any) -> Any:
+        return asyncio.run(self._handler(request, **params))
+
+
+def test_a_sync_object_that_runs_an_async_handler_itself_is_served(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: it has __wrapped__ too; only a def function's wrapper is taken for a mistake.
+    app = App()
+
+    async def show(request: Request, task_id: int) -> dict[str, Any]:
+        return {"id": task_id}
+
+    app.get("/tasks/{task_id:int}")(_RunsItself(show))
+    assert make_client(app).get("/tasks/3").json() == {"id": 3}
