@@ -145,7 +145,10 @@ class ASGIDriver:
                 # NOTE: sync code raised it on the loop (a def handler with offload=False, a
                 # sync flow), which the core took for a cut (the flows are closed); no server
                 # cancelled the request: an error of it, as when it comes from the pool.
-                await self._answer_error(request, own_cancellation(exc), send)
+                error = own_cancellation(exc)
+                await self._answer(
+                    request, await drive_async(fail(self.plan, request, error), self.pool), send
+                )
                 return
             # NOTE: the server gave up on the request. A def handler (or its stream) may go on
             # in the pool and read the body later: a source made now is ended by _end(), so
@@ -159,21 +162,10 @@ class ASGIDriver:
         # there is nobody to answer; else app code raised it: a 400, as under WSGI.
         if started is not None or request._client_gone():
             return
-        response = client_left(request, exc)
-        headers, content = outgoing(response, request.method)
-        start = {
-            "type": "http.response.start",
-            "status": response._status,
-            "headers": _encoded(headers),
-        }
-        try:
-            await send(start)
-            await send({"type": "http.response.body", "body": content or b""})
-        except OSError:
-            pass  # NOTE: the client has gone after all.
+        await self._answer(request, client_left(request, exc), send)
 
-    async def _answer_error(self, request: Request, error: Exception, send: Send) -> None:
-        response = await drive_async(fail(self.plan, request, error), self.pool)
+    async def _answer(self, request: Request, response: Response, send: Send) -> None:
+        """Send ``response``, made after the usual path failed; a client gone is no error."""
         headers, content = outgoing(response, request.method)
         start = {
             "type": "http.response.start",
