@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._app_loop import own_cancellation
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
-from ._calls import client_left, cut_off, stream_failed
+from ._calls import client_left, cut_off, handlers_failed, stream_failed
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -173,7 +173,20 @@ class ASGIDriver:
             pass  # NOTE: the client has gone after all.
 
     async def _answer_error(self, request: Request, error: Exception, send: Send) -> None:
-        response = await drive_async(fail(self.plan, request, error), self.pool)
+        try:
+            response = await drive_async(fail(self.plan, request, error), self.pool)
+        except ClientDisconnect as left:
+            # NOTE: an error handler found the client gone: answered as when no error came
+            # first; let out, Uvicorn answered its own 500.
+            await self._answer_left(request, left, send, None)
+            return
+        except asyncio.CancelledError as again:
+            if cancelled_here():
+                cut_off(request, again, "before its answer")
+                raise
+            # NOTE: a sync error handler raised it (once more, called again for it): let out,
+            # Uvicorn answered its own 500.
+            response = handlers_failed(self.plan, request, own_cancellation(again))
         headers, content = outgoing(response, request.method)
         start = {
             "type": "http.response.start",
