@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._app_loop import own_cancellation
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
-from ._calls import client_left, cut_off, stream_failed
+from ._calls import client_left, cut_off, handlers_failed, stream_failed
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -145,10 +145,7 @@ class ASGIDriver:
                 # NOTE: sync code raised it on the loop (a def handler with offload=False, a
                 # sync flow), which the core took for a cut (the flows are closed); no server
                 # cancelled the request: an error of it, as when it comes from the pool.
-                error = own_cancellation(exc)
-                await self._answer(
-                    request, await drive_async(fail(self.plan, request, error), self.pool), send
-                )
+                await self._answer_error(request, own_cancellation(exc), send)
                 return
             # NOTE: the server gave up on the request. A def handler (or its stream) may go on
             # in the pool and read the body later: a source made now is ended by _end(), so
@@ -163,6 +160,23 @@ class ASGIDriver:
         if started is not None or request._client_gone():
             return
         await self._answer(request, client_left(request, exc), send)
+
+    async def _answer_error(self, request: Request, error: Exception, send: Send) -> None:
+        try:
+            response = await drive_async(fail(self.plan, request, error), self.pool)
+        except ClientDisconnect as left:
+            # NOTE: an error handler found the client gone: answered as when no error came
+            # first; let out, Uvicorn answered its own 500.
+            await self._answer_left(request, left, send, None)
+            return
+        except asyncio.CancelledError as again:
+            if cancelled_here():
+                cut_off(request, again, "before its answer")
+                raise
+            # NOTE: a sync error handler raised it (once more, called again for it): let out,
+            # Uvicorn answered its own 500.
+            response = handlers_failed(self.plan, request, own_cancellation(again))
+        await self._answer(request, response, send)
 
     async def _answer(self, request: Request, response: Response, send: Send) -> None:
         """Send ``response``, made after the usual path failed; a client gone is no error."""

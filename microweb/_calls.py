@@ -66,6 +66,23 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             exc = failure
     if isinstance(exc, HTTPError):
         return default_error(request, exc.status, exc.detail, exc.headers)
+    return _last_resort(plan, request, exc)
+
+
+def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
+    """Answer ``exc``, which an error handler raised where no error handler may answer it.
+
+    A sync error handler's own ``CancelledError`` reaches the driver past the handlers (the
+    core takes it for a cut), which answer it then; raised there again, it is logged as any
+    error handler's failure and the default 500 goes out.
+    """
+    logger.error(
+        "error handler failed for %s %s", request.method, logged_path(request), exc_info=exc
+    )
+    return _last_resort(plan, request, exc)
+
+
+def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
     report_unhandled(exc)  # NOTE: the last resort; not an error a 500 handler answered.
     detail = "".join(traceback.format_exception(exc)) if plan.app.debug else None
     return default_error(request, 500, detail, {})

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop, own_cancellation
 from ._body import WSGIBody
-from ._calls import client_left, default_error, stream_failed
+from ._calls import client_left, default_error, handlers_failed, stream_failed
 from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
@@ -204,6 +204,10 @@ class WSGIDriver:
             return client_left(request, left)
         except LoopStopped as stopped:
             return _cut_off(request, isinstance(stopped, AppClosed))
+        except asyncio.CancelledError as again:
+            # NOTE: a sync error handler raised it (once more, called again for it): let out,
+            # it left Waitress's connection open, unanswered.
+            return handlers_failed(self.plan, request, own_cancellation(again))
         return response
 
     def _send(
