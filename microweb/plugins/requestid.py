@@ -89,14 +89,14 @@ class RequestID:
 
 
 class AccessLog:
-    """Log one line per request, at INFO: method, path, status, duration and request ID.
+    """Log one line per request, at INFO: method, path, status, duration, client and request ID.
 
     The duration runs until the handler's response is ready; a streamed body is still being
     sent then. A request that raised is logged with the status of the response its error
     became (500 for an unexpected exception), and one whose client left before it was answered
     with 499, as nginx logs it. Each record also carries the fields as
     attributes (``http_method``, ``http_path``, ``http_status``, ``duration_ms``,
-    ``request_id``) for structured formatters.
+    ``client_addr``, ``request_id``) for structured formatters.
 
     Args:
         logger: The logger, or its name.
