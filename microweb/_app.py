@@ -18,6 +18,7 @@ from ._router import Router, RouteRegistry, as_flow, check_error_key, error_hand
 from ._routing import (
     Route,
     RouteTable,
+    check_colour,
     check_handler,
     check_name,
     is_async_callable,
@@ -233,12 +234,22 @@ class App(RouteRegistry):
         return decorator
 
     def on_startup(self, hook: F) -> F:
-        """Run ``hook()`` (sync or async) before the first request is served."""
+        """Run ``hook()`` (sync or async) before the first request is served.
+
+        Raises:
+            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function.
+        """
+        check_colour(hook, f"startup hook {getattr(hook, '__qualname__', hook)!r}")
         self.startup_hooks.append(Colored(hook, is_async_callable(hook)))
         return hook
 
     def on_shutdown(self, hook: F) -> F:
-        """Run ``hook()`` (sync or async) when the server stops."""
+        """Run ``hook()`` (sync or async) when the server stops.
+
+        Raises:
+            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function.
+        """
+        check_colour(hook, f"shutdown hook {getattr(hook, '__qualname__', hook)!r}")
         self.shutdown_hooks.append(Colored(hook, is_async_callable(hook)))
         return hook
 

@@ -17,6 +17,7 @@ from ._routing import (
     NO_CONFIG,
     Handler,
     Route,
+    check_colour,
     check_name,
     is_async_callable,
 )
@@ -217,7 +218,12 @@ def check_error_key(key: ErrorKey) -> None:
 
 
 def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHandler:
-    """Return ``handler`` for ``key`` with its colour."""
+    """Return ``handler`` for ``key`` with its colour.
+
+    Raises:
+        TypeError: If ``handler`` is a ``def`` wrapper of an ``async def`` function.
+    """
+    check_colour(handler, f"error handler {getattr(handler, '__qualname__', handler)!r}")
     return ErrorHandler(key, Colored(handler, is_async_callable(handler)))
 
 

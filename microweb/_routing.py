@@ -38,18 +38,35 @@ def is_async_callable(obj: object) -> bool:
     return not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
 
 
-def _hides_async(handler: Handler) -> bool:
-    """Tell whether ``handler`` is ``def`` but wraps (``__wrapped__``) an ``async def`` callable."""
+def _hides_async(fn: Callable[..., Any]) -> bool:
+    """Tell whether ``fn`` is ``def`` but wraps (``__wrapped__``) an ``async def`` callable."""
     # NOTE: functools.wraps sets __wrapped__; a def wrapper of an async def handler would be
     # called as def and return its coroutine, a 500 on every request instead of a startup error.
     # Only a plain function: a callable object (asgiref's async_to_sync) runs the coroutine.
-    if not inspect.isfunction(handler):
-        return False
+    if inspect.ismethod(fn):
+        fn = fn.__func__  # NOTE: a resource's bound method (Falcon's on_get) is checked too.
+    if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn):
+        return False  # NOTE: an async def wrapper is the right one.
     try:
-        inner = inspect.unwrap(handler)
+        inner = inspect.unwrap(fn)
     except ValueError:  # a __wrapped__ cycle
         return False
-    return inner is not handler and is_async_callable(inner)
+    return inner is not fn and is_async_callable(inner)
+
+
+def check_colour(fn: Callable[..., Any], where: str) -> None:
+    """Refuse a ``def`` function that wraps an ``async def`` one: its colour would be wrong.
+
+    Raises:
+        TypeError: With what to write instead; ``where`` names ``fn``'s use.
+    """
+    if _hides_async(fn):
+        raise TypeError(
+            f"{where} is a def function wrapping an async def one (a decorator's wrapper?): "
+            "one that returns the coroutine leaves it unawaited, one that runs it "
+            "(asyncio.run, asyncer.runnify) runs it away from the app's event loop; make the "
+            "wrapper async def and await the function, or register the async def function itself"
+        )
 
 
 def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:
@@ -66,12 +83,7 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
         )
     if not callable(handler):
         raise TypeError(f"{where} is not callable")
-    if _hides_async(handler):
-        raise TypeError(
-            f"{where} is a def function wrapping an async def one (a decorator's wrapper?): "
-            "calling it gives a coroutine that nothing awaits; make the wrapper async def and "
-            "return await handler(request, **params)"
-        )
+    check_colour(handler, where)
     try:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):

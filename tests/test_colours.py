@@ -396,6 +396,75 @@ def test_a_def_wrapper_of_a_def_handler_is_served(make_client: MakeClient) -> No
     assert make_client(app).get("/tasks/3").json() == {"id": 3}
 
 
+def _async_wrapper(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator whose wrapper is ``async def``, for ``async def`` handlers."""
+
+    @functools.wraps(handler)
+    async def checked(request: Request, *args: Any, **params: Any) -> Any:
+        return await handler(request, *args, **params)
+
+    return checked
+
+
+def test_an_async_wrapper_of_an_async_handler_is_served(make_client: MakeClient) -> None:
+    # NOTE: it wraps an async def function too: it was refused as a def wrapper would be.
+    app = App()
+
+    @app.error_handler(404)
+    @_async_wrapper
+    async def missing(request: Request, exc: Exception) -> tuple[str, int]:
+        return "no task", 404
+
+    @app.get("/tasks/{task_id:int}")
+    @_async_wrapper
+    async def show(request: Request, task_id: int) -> dict[str, Any]:
+        return {"id": task_id}
+
+    client = make_client(app)
+    assert client.get("/tasks/3").json() == {"id": 3}
+    assert client.get("/nothing").text == "no task"
+
+
+class _Resource:
+    """A Falcon-style resource whose responder a decorator wrapped in a def function."""
+
+    @_def_wrapper
+    async def on_get(self, request: Request) -> dict[str, Any]:
+        return {}
+
+
+def test_a_def_wrapper_of_an_async_method_is_refused_at_registration() -> None:
+    # NOTE: a bound method is no function: the wrapper in it was served, a 500 on each request.
+    app = App()
+    with pytest.raises(TypeError, match="make the wrapper async def"):
+        app.get("/tasks")(_Resource().on_get)
+    assert app.routes == []
+
+
+async def _answer(request: Request, exc: Exception) -> str:
+    return "answered"
+
+
+async def _hook() -> None:
+    return None
+
+
+@pytest.mark.parametrize("where", ["error handler", "startup hook", "shutdown hook"])
+def test_a_def_wrapper_of_an_async_function_is_refused_where_it_is_registered(
+    where: str,
+) -> None:
+    # NOTE: an error handler's coroutine was a 500 on each error; a hook's was never awaited,
+    # so startup went on without it (a RuntimeWarning at most).
+    app = App()
+    register = {
+        "error handler": lambda: app.error_handler(500)(_def_wrapper(_answer)),
+        "startup hook": lambda: app.on_startup(_def_wrapper(_hook)),
+        "shutdown hook": lambda: app.on_shutdown(_def_wrapper(_hook)),
+    }[where]
+    with pytest.raises(TypeError, match=f"{where} .* make the wrapper async def"):
+        register()
+
+
 class _RunsItself:
     """A sync callable that runs an async handler to its end, as asgiref's async_to_sync."""
 
