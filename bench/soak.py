@@ -4,19 +4,28 @@ Each server runs ``bench/soak_app.py`` through the ``microweb serve`` command us
 subprocess on a free port of 127.0.0.1, with its own empty ``TMPDIR``. Worker threads send a mix
 of requests for ``--seconds`` (``_soak_load.MIX``): normal requests whose answers are checked byte
 for byte, clients that leave early (uploads cut off midway, SSE streams dropped, WebSockets that
-vanish, slow drippers that stop), and malformed requests that must get the right 4xx.
+vanish, slow drippers that stop), malformed requests that must get the right 4xx, and answers
+that fail on purpose (streams cut midway, the app's own cancellations and errors answered 500).
+The app runs with ``--root-path /soak`` and ``AccessLog``, ``ProxyHeaders``, ``CORS``, ``GZip``
+and ``Static`` installed.
 
 The server process is measured from ``/proc/<pid>`` after a warm-up (the baseline), every half
 second under load (the peak), and after the load, once it has settled (the end): RSS, open file
 descriptors, threads, files in its ``TMPDIR`` and descriptors open on files there (temporary
 files are unlinked at once, so only their descriptors show). The end must be back at the baseline,
-RSS within ``--rss-tolerance-mib``, and the app must report no SSE stream or WebSocket still open.
+RSS within ``--rss-tolerance-mib``, and the app must report no SSE stream, WebSocket or flow
+still open. With ``--server-workers N`` (Uvicorn), the supervisor and its workers are measured
+together.
+
+The server's log is read at the end: each failing stream and each 500 must be one ERROR record
+(microweb's), with no second one from the server, and each request one access line.
 
 Usage (Linux only, for ``/proc``)::
 
     python bench/soak.py                  # 60 s per server
     python bench/soak.py --quick          # 10 s per server
     python bench/soak.py --seconds 300 --servers uvicorn --workers 16
+    python bench/soak.py --servers uvicorn --server-workers 2
 
 The exit status is 1 on any wrong answer, failed exchange or leak.
 """
@@ -52,13 +61,23 @@ for _path in (str(REPO_ROOT), str(BENCH_DIR)):
         sys.path.insert(1, _path)
 
 from _harness import format_table  # noqa: E402
-from _soak_load import HOST, MIX, TIMEOUT, Outcome, Target, exchange, request_bytes  # noqa: E402
+from _soak_load import (  # noqa: E402
+    HOST,
+    MIX,
+    ROOT_PATH,
+    TIMEOUT,
+    Outcome,
+    Target,
+    exchange,
+    request_bytes,
+)
 
 APP = BENCH_DIR / "soak_app.py"
 SERVERS = ("waitress", "uvicorn")
 MAX_OPERATIONS = 1_000_000
 SAMPLE_EVERY = 0.5
 MAX_REPORTED = 10
+OPEN_COUNTS = ("sse_open", "ws_open", "flow_sync_open", "flow_async_open")
 
 
 @dataclass(frozen=True)
@@ -72,24 +91,54 @@ class Sample:
     temp_fds: int
 
 
-def sample(pid: int, tmpdir: Path) -> Sample:
-    """Read ``pid``'s resources from ``/proc`` and count what it holds in ``tmpdir``."""
-    status = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        status[name] = value.split()
+def process_tree(pid: int) -> list[int]:
+    """Return ``pid`` and its descendants (a supervisor's worker processes)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+                pending.extend(int(child) for child in children.split())
+    return found
+
+
+def fd_targets(pid: int) -> list[str]:
+    """Return what ``pid``'s open descriptors point at."""
     fd_dir = Path(f"/proc/{pid}/fd")
     targets = []
-    for fd in os.listdir(fd_dir):
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(fd_dir):
+            try:
+                targets.append(os.readlink(fd_dir / fd))
+            except OSError:
+                continue  # NOTE: closed between listdir and readlink.
+    return targets
+
+
+def sample(pid: int, tmpdir: Path) -> Sample:
+    """Read the resources of ``pid`` and its children from ``/proc``, and count what they hold
+    in ``tmpdir``."""
+    rss = threads = 0
+    targets: list[str] = []
+    for member in process_tree(pid):
+        status = {}
         try:
-            targets.append(os.readlink(fd_dir / fd))
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
         except OSError:
-            continue  # NOTE: closed between listdir and readlink.
+            continue  # NOTE: a child that ended meanwhile.
+        for line in lines:
+            name, _, value = line.partition(":")
+            status[name] = value.split()
+        rss += int(status.get("VmRSS", ["0"])[0])
+        threads += int(status["Threads"][0])
+        targets.extend(fd_targets(member))
     temp_files = sum(len(files) for _, _, files in os.walk(tmpdir))
     return Sample(
-        rss_kib=int(status["VmRSS"][0]),
+        rss_kib=rss,
         fds=len(targets),
-        threads=int(status["Threads"][0]),
+        threads=threads,
         temp_files=temp_files,
         temp_fds=sum(target.startswith(str(tmpdir)) for target in targets),
     )
@@ -173,20 +222,33 @@ def load(target: Target, seconds: float, workers: int, seed: int, process: Proce
     return tally
 
 
-def app_stats(target: Target) -> dict[str, Any]:
-    """Ask the app how many SSE streams and WebSockets it has open (and has closed)."""
-    answer = exchange(target, request_bytes("GET", "/stats"))
-    return dict(json.loads(answer.body))
+def app_stats(target: Target, processes: int = 1) -> dict[str, Any]:
+    """Ask the app how many SSE streams, WebSockets and flows it has open (and has closed).
+
+    With several worker processes, ask until each has answered (connections go to any of
+    them), and add their counts up; thread names are prefixed with the worker's pid.
+    """
+    by_pid: dict[int, dict[str, Any]] = {}
+    for _ in range(50 * processes):
+        answer = dict(json.loads(exchange(target, request_bytes("GET", "/stats")).body))
+        by_pid[answer.pop("pid")] = answer
+        if len(by_pid) == processes:
+            break
+    total: dict[str, Any] = {"threads": [], "workers answering": len(by_pid)}
+    for pid, answer in sorted(by_pid.items()):
+        names = answer.pop("threads")
+        total["threads"] += [f"{pid}:{name}" if processes > 1 else name for name in names]
+        for name, value in answer.items():
+            total[name] = total.get(name, 0) + value
+    return total
 
 
 def fd_kinds(pid: int) -> Counter[str]:
-    """Count ``pid``'s open descriptors by kind (``socket``, ``anon_inode:[eventpoll]``, a path)."""
-    kinds: Counter[str] = Counter()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    for fd in os.listdir(fd_dir):
-        with contextlib.suppress(OSError):
-            kinds[os.readlink(fd_dir / fd).split(":[")[0]] += 1
-    return kinds
+    """Count the open descriptors of ``pid`` and its children by kind (``socket``,
+    ``anon_inode:[eventpoll]``, a path)."""
+    return Counter(
+        target.split(":[")[0] for member in process_tree(pid) for target in fd_targets(member)
+    )
 
 
 def what_is_new(before: Counter[str], after: Counter[str]) -> str:
@@ -200,6 +262,7 @@ class Process:
 
     pid: int
     tmpdir: Path
+    workers: int = 1
     samples: list[Sample] = field(default_factory=list)
 
 
@@ -212,10 +275,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(server: str, port: int, tmpdir: Path, log: Path) -> Iterator[Process]:
+def serving(server: str, port: int, tmpdir: Path, log: Path, workers: int = 1) -> Iterator[Process]:
     """Run ``microweb serve`` for the soak app under ``server``; stop it by its pid."""
     command = [sys.executable, "-m", "microweb", "serve", str(APP), "--server", server]
-    env = dict(os.environ, TMPDIR=str(tmpdir))
+    command += ["--root-path", ROOT_PATH]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    # NOTE: the app's static files and template live beside the TMPDIR, not in it.
+    env = dict(os.environ, TMPDIR=str(tmpdir), SOAK_STATIC_DIR=str(tmpdir.parent / "files"))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -228,7 +295,7 @@ def serving(server: str, port: int, tmpdir: Path, log: Path) -> Iterator[Process
         )
     try:
         _wait_listening(process, port, log)
-        yield Process(process.pid, tmpdir)
+        yield Process(process.pid, tmpdir, workers)
     finally:
         process.terminate()
         try:
@@ -255,9 +322,9 @@ def settle(target: Target, process: Process, baseline: Sample, seconds: float) -
     """Wait (up to ``seconds``) until the server is back at ``baseline``; return the last sample."""
     deadline = time.monotonic() + seconds
     while True:
-        streams = app_stats(target)
+        streams = app_stats(target, process.workers)
         now = sample(process.pid, process.tmpdir)
-        quiet = streams["sse_open"] == 0 and streams["ws_open"] == 0
+        quiet = not any(streams[kind] for kind in OPEN_COUNTS)
         # NOTE: pool threads stay once started; leaks_of() tells them from leaked threads.
         back = (now.fds, now.temp_files, now.temp_fds) <= (
             baseline.fds,
@@ -283,15 +350,16 @@ class Report:
     leaks: list[str] = field(default_factory=list)
     new_fds: str = ""
     new_threads: str = ""
-    log_errors: list[str] = field(default_factory=list)
+    log: LogCounts | None = None
+    log_problems: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        """Whether any answer was wrong or anything leaked."""
-        return bool(sum(self.tally.wrong.values()) or self.leaks)
+        """Whether any answer was wrong, anything leaked, or the log is not as expected."""
+        return bool(sum(self.tally.wrong.values()) or self.leaks or self.log_problems)
 
 
-POOL_THREADS = ("asyncio_", "microweb-worker", "ThreadPoolExecutor-")
+POOL_THREADS = ("asyncio_", "microweb-worker", "microweb-files", "ThreadPoolExecutor-")
 
 
 def leaks_of(report: Report, new_threads: Counter[str], rss_mib: float) -> list[str]:
@@ -306,13 +374,15 @@ def leaks_of(report: Report, new_threads: Counter[str], rss_mib: float) -> list[
         for f in fields(Sample)
         if f.name not in ("rss_kib", "threads") and getattr(end, f.name) > getattr(baseline, f.name)
     ]
-    pooled = sum(n for name, n in new_threads.items() if name.startswith(POOL_THREADS))
+    pooled = sum(
+        n for name, n in new_threads.items() if name.split(":")[-1].startswith(POOL_THREADS)
+    )
     if end.threads - pooled > baseline.threads:
         found.append(f"threads: {baseline.threads} -> {end.threads} ({pooled} of pools)")
     if end.rss_kib > baseline.rss_kib + rss_mib * 1024:
         found.append(f"rss: {baseline.rss_kib} KiB -> {end.rss_kib} KiB (> +{rss_mib} MiB)")
     streams = report.streams
-    found.extend(f"{kind}: {streams[kind]}" for kind in ("sse_open", "ws_open") if streams[kind])
+    found.extend(f"{kind}: {streams[kind]}" for kind in OPEN_COUNTS if streams[kind])
     return found
 
 
@@ -322,16 +392,18 @@ def soak(server: str, args: argparse.Namespace, workdir: Path) -> Report:
     tmpdir.mkdir()
     port = free_port()
     target = Target(server, port)
-    with serving(server, port, tmpdir, workdir / f"{server}.log") as process:
+    log = workdir / f"{server}.log"
+    with serving(server, port, tmpdir, log, args.server_workers) as process:
         warm = load(target, args.warmup, args.workers, -1 - args.seed, process)
         baseline = settle(target, process, peak(process.samples), args.settle)
         time.sleep(1.0)
         baseline = sample(process.pid, tmpdir)
-        fds_before, threads_before = fd_kinds(process.pid), Counter(app_stats(target)["threads"])
+        threads_before = Counter(app_stats(target, process.workers)["threads"])
+        fds_before = fd_kinds(process.pid)
         process.samples.clear()
         tally = load(target, args.seconds, args.workers, args.seed, process)
         end = settle(target, process, baseline, args.settle)
-        streams = app_stats(target)
+        streams = app_stats(target, process.workers)
         new_fds = what_is_new(fds_before, fd_kinds(process.pid))
         new_threads = Counter(streams.pop("threads")) - threads_before
     for kind, count in warm.wrong.items():
@@ -340,13 +412,83 @@ def soak(server: str, args: argparse.Namespace, workdir: Path) -> Report:
     report = Report(server, args.seconds, tally, baseline, peak(process.samples), end, streams)
     report.leaks = leaks_of(report, new_threads, args.rss_tolerance_mib)
     report.new_fds, report.new_threads = new_fds, what_is_new(Counter(), new_threads)
+    report.log = read_log(log)
+    report.log_problems = log_problems(report.log, warm.requests + tally.requests)
     return report
 
 
-def errors_in_log(log: Path) -> list[str]:
-    """Return the lines of a server log that report an error or a traceback."""
-    lines = log.read_text("utf-8", "replace").splitlines()
-    return [line for line in lines if "Traceback" in line or "ERROR" in line or "Error" in line]
+@dataclass
+class LogCounts:
+    """What a server's log holds: its size, records by kind, and the bytes of failure records."""
+
+    size: int = 0
+    records: Counter[str] = field(default_factory=Counter)
+    failure_bytes: int = 0
+    others: list[str] = field(default_factory=list)
+
+
+# NOTE: the start of each kind of record counted; "%(levelname)s:%(name)s: %(message)s" is
+# microweb serve's format, "ERROR:    ..." Uvicorn's.
+LOG_RECORDS = {
+    "stream failed": "ERROR:microweb: error while streaming ",
+    "unhandled error": "ERROR:microweb: unhandled error in ",
+    "access": "INFO:microweb.access: ",
+    "server's traceback (uvicorn)": "ERROR:    Exception in ASGI application",
+    "server's traceback (waitress)": "ERROR:waitress:Exception while serving",
+}
+FAILURES = ("stream failed", "unhandled error")
+LEVELS = ("DEBUG:", "INFO:", "WARNING:", "ERROR:", "CRITICAL:")
+
+
+def read_log(log: Path) -> LogCounts:
+    """Count the records of a server log; sum the bytes of the failure records (tracebacks
+    included)."""
+    text = log.read_text("utf-8", "replace")
+    counts = LogCounts(size=len(text.encode()))
+    in_failure = False
+    for line in text.splitlines():
+        kind = next((k for k, start in LOG_RECORDS.items() if line.startswith(start)), None)
+        starts_record = line.startswith(LEVELS)
+        if kind is not None:
+            counts.records[kind] += 1
+            if kind == "access":
+                counts.records["access with client=10."] += " client=10." in line
+                counts.records[f"access under {ROOT_PATH}"] += f" {ROOT_PATH}/" in line
+        elif starts_record and line.startswith("ERROR:"):
+            counts.others.append(line)
+        elif starts_record:
+            counts.records["other records"] += 1
+        if starts_record:
+            in_failure = kind in FAILURES
+        elif line.startswith("Traceback (most recent call last)") and not in_failure:
+            # NOTE: a failure record's traceback may show a chain (a cancellation's cause).
+            counts.records["traceback of no failure record"] += 1
+        if in_failure:
+            counts.failure_bytes += len(line.encode()) + 1
+    return counts
+
+
+def log_problems(log: LogCounts, requests: Counter[str]) -> list[str]:
+    """Compare the log's records with the requests sent: one record per failure, no more."""
+    streams = sum(n for kind, n in requests.items() if kind.startswith("stream fails"))
+    errors = sum(n for kind, n in requests.items() if kind.startswith("500 "))
+    proxied = requests["proxied, root path"]
+    found = []
+    expected = {
+        "stream failed": streams,
+        "unhandled error": errors,
+        "server's traceback (uvicorn)": 0,
+        "server's traceback (waitress)": 0,
+        "traceback of no failure record": 0,
+        "access with client=10.": proxied,
+    }
+    for kind, count in expected.items():
+        if log.records[kind] != count:
+            found.append(f"{kind}: {log.records[kind]} records for {count} expected")
+    if log.records[f"access under {ROOT_PATH}"] < proxied:
+        found.append(f"access under {ROOT_PATH}: fewer than the {proxied} requests made there")
+    found.extend(f"unexpected: {line}" for line in log.others[:MAX_REPORTED])
+    return found
 
 
 def print_report(report: Report) -> None:
@@ -373,9 +515,18 @@ def print_report(report: Report) -> None:
     for leak in report.leaks:
         print(f"LEAK {leak}")
     print(f"new descriptors: {report.new_fds}; new threads: {report.new_threads}")
-    print(f"server log: {len(report.log_errors)} error lines")
-    for line in report.log_errors[:MAX_REPORTED]:
-        print(f"  {line}")
+    log = report.log
+    if log is not None:
+        answers = sum(tally.requests.values()) + sum(tally.faults.values())
+        failures = sum(log.records[kind] for kind in FAILURES)
+        per_failure = log.failure_bytes / failures if failures else 0.0
+        print(
+            f"server log: {log.size} bytes ({log.size / max(answers, 1):.0f} per request), "
+            f"{failures} failure records ({per_failure:.0f} bytes each)"
+        )
+        print(f"  records: {dict(sorted(log.records.items()))}")
+    for problem in report.log_problems:
+        print(f"LOG {problem}")
     print(f"{report.server}: {'FAIL' if report.failed else 'ok'}")
 
 
@@ -388,17 +539,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="client threads")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the baseline")
     parser.add_argument("--settle", type=float, default=15.0, help="seconds allowed to settle")
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="uvicorn worker processes (--workers)"
+    )
     parser.add_argument("--rss-tolerance-mib", type=float, default=16.0)
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="copy the server logs there")
     parser.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds = 10.0
+    if args.server_workers > 1 and "waitress" in args.servers:
+        parser.error("--server-workers is for uvicorn: add --servers uvicorn")
     print(f"soak: seed {args.seed}, {args.workers} workers, {args.seconds:g} s per server")
     workdir = Path(tempfile.mkdtemp(prefix="microweb-soak-"))
     try:
         reports = [soak(server, args, workdir) for server in args.servers]
-        for report in reports:
-            report.log_errors = errors_in_log(workdir / f"{report.server}.log")
+        if args.keep_logs is not None:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in workdir.glob("*.log"):
+                shutil.copy(log, args.keep_logs / log.name)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for report in reports:

@@ -14,8 +14,22 @@ one byte for byte. Handlers of both colours, both body-reading twins:
 - ``GET /sse?count=N&every=S``: an async generator of ``N`` events ``0`` .. ``N-1``, one every
   ``S`` seconds (bounded: at most 10,000 events, 1 s apart).
 - ``WS /ws``: echoes text messages (Uvicorn; Waitress answers 501).
-- ``GET /stats``: how many SSE streams and WebSockets are open now, and how many ended (after the
-  load stops, both open counts must fall back to 0), and the names of the live threads.
+- ``GET /stream/fail?mode=sync|async|cancel&after=N``: ``N`` chunks, then the stream raises (a
+  ``RuntimeError``, or for ``cancel`` a sync stream's own ``CancelledError``): logged once, and
+  the connection is cut, so the client sees an incomplete response.
+- ``GET /cancelled/async`` (a task it cancelled, then awaited), ``GET /cancelled/sync`` (a ``def``
+  handler raising ``CancelledError``), ``GET /double-type`` (``Headers.add`` of a second
+  Content-Type): 500, answered by the app's 500 handler (``{"soak": "error", "type": ...}``).
+- ``GET /reset``: 205 from a handler that returned a body: no content goes out.
+- ``GET /whoami``: the client address (``ProxyHeaders`` trusts 127.0.0.1) and the root path.
+- ``GET /page?name=``: a Jinja template compiled up front, the name escaped.
+- ``GET /static/...``: ``Static`` over ``SOAK_STATIC_DIR``: ``page.txt`` (compressible text,
+  ranges, conditions), ``blob.bin``, and ``pipe``, a named pipe (404, as a missing file).
+- ``GET /stats``: how many SSE streams, WebSockets and flows are open now, and how many ended
+  (after the load stops, the open counts must fall back to 0), and the names of the live threads.
+
+Every answer goes through ``AccessLog`` (outermost), ``ProxyHeaders``, ``CORS`` (``*``) and
+``GZip``; a sync and an async flow count themselves in and out.
 
 Files above ``SPOOL_THRESHOLD`` (16 KiB, far below the default 1 MiB) go to temporary files, so
 the soak exercises their clean-up.
@@ -24,9 +38,13 @@ the soak exercises their clean-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 from microweb import (
@@ -40,13 +58,64 @@ from microweb import (
     WebSocket,
     WebSocketDisconnect,
 )
+from microweb.plugins import CORS, AccessLog, GZip, ProxyHeaders, Static
+from microweb.templating import Templates
 
 KiB = 1024
 SPOOL_THRESHOLD = 16 * KiB
 SMALL_LIMIT = 64 * KiB
 MAX_EVENTS = 10_000
 
+PAGE_LINES = 5000
+TEMPLATE = "<p>Hello {{ name }}</p>\n"
+
+
+def page_text() -> bytes:
+    """The content of ``static/page.txt``: numbered lines, about 70 KiB."""
+    return b"".join(b"soak line %05d\n" % n for n in range(PAGE_LINES))
+
+
+def blob_bytes() -> bytes:
+    """The content of ``static/blob.bin``: 64 KiB of SHA-256 output, which does not compress."""
+    return b"".join(hashlib.sha256(b"%d" % n).digest() for n in range(2048))
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    # NOTE: several worker processes import this module: each writes aside, then renames.
+    if path.exists():
+        return
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    aside.write_bytes(data)
+    os.replace(aside, path)
+
+
+def make_files(folder: Path) -> tuple[Path, Path]:
+    """Create the static files and the template under ``folder``; return both folders."""
+    static, templates = folder / "static", folder / "templates"
+    static.mkdir(parents=True, exist_ok=True)
+    templates.mkdir(parents=True, exist_ok=True)
+    _write_once(static / "page.txt", page_text())
+    _write_once(static / "blob.bin", blob_bytes())
+    _write_once(templates / "page.html", TEMPLATE.encode())
+    with contextlib.suppress(FileExistsError):
+        os.mkfifo(static / "pipe")
+    return static, templates
+
+
+STATIC_DIR, TEMPLATES_DIR = make_files(
+    Path(os.environ.get("SOAK_STATIC_DIR") or tempfile.mkdtemp(prefix="soak-static-"))
+)
+
 app = App(limits=Limits(spool_threshold=SPOOL_THRESHOLD, max_body_size=4 * 1024 * KiB))
+app.install(AccessLog())
+app.install(ProxyHeaders(trusted=["127.0.0.1"]))
+app.install(CORS())
+app.install(GZip())
+app.install(Static(STATIC_DIR, prefix="/static"))
+templates = Templates(TEMPLATES_DIR)
+
+
+KINDS = ("sse", "ws", "flow_sync", "flow_async")
 
 
 class Counters:
@@ -54,10 +123,12 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.values = {"sse_open": 0, "sse_done": 0, "ws_open": 0, "ws_done": 0}
+        self.values = {
+            **{f"{kind}_{state}": 0 for kind in KINDS for state in ("open", "done")},
+        }
 
     def enter(self, kind: str) -> None:
-        """Count one more open ``kind`` (``sse`` or ``ws``)."""
+        """Count one more open ``kind`` (one of ``KINDS``)."""
         with self._lock:
             self.values[f"{kind}_open"] += 1
 
@@ -74,6 +145,32 @@ class Counters:
 
 
 counters = Counters()
+
+
+@app.middleware
+def count_sync(request: Request) -> Any:
+    """Count the requests a sync flow is open around."""
+    counters.enter("flow_sync")
+    try:
+        yield
+    finally:
+        counters.leave("flow_sync")
+
+
+@app.middleware
+async def count_async(request: Request) -> Any:
+    """Count the requests an async flow is open around."""
+    counters.enter("flow_async")
+    try:
+        yield
+    finally:
+        counters.leave("flow_async")
+
+
+@app.error_handler(500)
+def server_error(request: Request, exc: Exception) -> dict[str, str]:
+    """Answer an unexpected error with the name of its class (and status 500)."""
+    return {"soak": "error", "type": type(exc).__name__}
 
 
 def _int_param(request: Request, name: str, default: int, high: int) -> int:
@@ -98,8 +195,13 @@ async def json_square(request: Request) -> dict[str, int]:
 
 @app.get("/stats")
 def stats(request: Request) -> dict[str, Any]:
-    """Report the open and finished streams and WebSockets, and the names of live threads."""
-    return {**counters.snapshot(), "threads": sorted(t.name for t in threading.enumerate())}
+    """Report the open and finished streams, WebSockets and flows, and the live threads."""
+    values = counters.snapshot()
+    # NOTE: this request's own flows are open while it is answered.
+    values["flow_sync_open"] -= 1
+    values["flow_async_open"] -= 1
+    threads = sorted(t.name for t in threading.enumerate())
+    return {**values, "threads": threads, "pid": os.getpid()}
 
 
 @app.post("/echo/sync")
@@ -187,3 +289,74 @@ async def websocket_echo(ws: WebSocket) -> None:
         pass
     finally:
         counters.leave("ws")
+
+
+class SoakStreamError(RuntimeError):
+    """The error a failing stream raises midway."""
+
+
+@app.get("/stream/fail")
+def stream_fail(request: Request) -> Response:
+    """Stream ``after`` chunks, then fail: ``mode`` says how (see the module docstring)."""
+    mode = request.query.get("mode", "sync")
+    after = _int_param(request, "after", 2, 100)
+
+    def sync_chunks() -> Iterator[bytes]:
+        for number in range(after):
+            yield b"chunk %d\n" % number
+        if mode == "cancel":
+            raise asyncio.CancelledError
+        raise SoakStreamError("soak stream failure")
+
+    async def async_chunks() -> AsyncIterator[bytes]:
+        for chunk in sync_chunks():
+            yield chunk
+            await asyncio.sleep(0)
+
+    if mode not in ("sync", "async", "cancel"):
+        raise HTTPError(400, "mode is sync, async or cancel")
+    chunks = async_chunks() if mode == "async" else sync_chunks()
+    return Response.stream(chunks, media_type="application/x-soak")
+
+
+@app.get("/cancelled/async")
+async def cancelled_async(request: Request) -> str:
+    """Await a task this handler cancelled: its ``CancelledError`` is the handler's own."""
+    task = asyncio.ensure_future(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    task.cancel()
+    await task
+    return "not reached"
+
+
+@app.get("/cancelled/sync")
+def cancelled_sync(request: Request) -> str:
+    """Raise ``CancelledError`` from a ``def`` handler."""
+    raise asyncio.CancelledError
+
+
+@app.get("/double-type")
+def double_type(request: Request) -> Response:
+    """Add a second Content-Type, which ``Headers.add`` refuses (a 500)."""
+    response = Response.text("two types")
+    response.headers.add("content-type", "text/html")
+    return response
+
+
+@app.get("/reset")
+def reset(request: Request) -> Response:
+    """Answer 205 from a body that must not go out."""
+    return Response.text("soak text " * 100, status=205)
+
+
+@app.get("/whoami")
+def whoami(request: Request) -> dict[str, Any]:
+    """Answer the client's address and the root path, as the app sees them."""
+    client = request.client
+    return {"client": client.host if client else None, "root_path": request.root_path}
+
+
+@app.get("/page")
+def page(request: Request) -> Response:
+    """Render the compiled template with ``name``."""
+    return templates.render(request, "page.html", {"name": request.query.get("name", "")})
