@@ -10,9 +10,9 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Awaitable, Iterator
-from concurrent.futures import CancelledError
 from typing import Any, TypeVar
 
+from ._errors import own_cancellation
 from ._pool import forget_threads_after_fork
 
 T = TypeVar("T")
@@ -112,18 +112,6 @@ def outcome(hop: _Hop) -> Any:
         raise error
     finally:
         del error  # NOTE: no cycle through this frame and the traceback.
-
-
-def own_cancellation(error: asyncio.CancelledError) -> CancelledError:
-    """Return what app code's own ``CancelledError`` is to its request: an error like others.
-
-    A cancellation that the server did not make (a task the code cancelled, then awaited)
-    becomes ``concurrent.futures.CancelledError``, an ``Exception`` that the error handlers
-    answer, with ``error`` as its cause, under both interfaces.
-    """
-    own = CancelledError(*error.args)
-    own.__cause__ = error
-    return own
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:

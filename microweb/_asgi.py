@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
-from ._app_loop import own_cancellation
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._calls import client_left, cut_off, handlers_failed, stream_failed
@@ -28,7 +27,7 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect, HTTPError, report_unhandled
+from ._errors import ClientDisconnect, HTTPError, own_cancellation, report_unhandled
 from ._file_threads import close_in_file_thread
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool

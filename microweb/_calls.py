@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
-from ._errors import ClientDisconnect, HTTPError, report_unhandled, status_phrase
+from ._errors import (
+    ClientDisconnect,
+    HTTPError,
+    is_asyncio_cancellation,
+    own_cancellation,
+    report_unhandled,
+    status_phrase,
+)
 from ._parsing import prefers_json
 from ._request import logged_path
 from ._response import JSON, TEXT, Response, encode_json, to_response
@@ -36,11 +43,22 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
         return (yield target.fn(request, *args, **kwargs))
     if target.offload:
         if request.may_block:
-            return target.fn(request, *args, **kwargs)
+            try:
+                return target.fn(request, *args, **kwargs)
+            except BaseException as exc:
+                if is_asyncio_cancellation(exc):
+                    raise own_cancellation(exc) from exc
+                raise
         return (yield Offload(target.fn, (request, *args), kwargs))
     request._inline = True
     try:
         return target.fn(request, *args, **kwargs)
+    except BaseException as exc:
+        # NOTE: sync code's own: no server cancels a call made in this thread (its cut comes
+        # in at a yield). As a cut, it closed the flows, which never saw the 500.
+        if is_asyncio_cancellation(exc):
+            raise own_cancellation(exc) from exc
+        raise
     finally:
         request._inline = False
 

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
-from ._app_loop import AppLoop, LoopStopped, own_cancellation
+from ._app_loop import AppLoop, LoopStopped
 from ._effects import Effects, Offload
+from ._errors import own_cancellation
 from ._pool import WorkerPool
 
 T = TypeVar("T")

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import CancelledError
 from contextvars import ContextVar
 from http import HTTPStatus
 
 from ._datastructures import check_header
+
+
+def is_asyncio_cancellation(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is an ``asyncio.CancelledError``.
+
+    Told by the class's name and module: the core does not import asyncio (the sans-IO rule).
+    """
+    return any(
+        cls.__name__ == "CancelledError" and cls.__module__ == "asyncio.exceptions"
+        for cls in type(exc).__mro__
+    )
+
+
+def own_cancellation(error: BaseException) -> CancelledError:
+    """Return what app code's own ``CancelledError`` is to its request: an error like others.
+
+    A cancellation that the server did not make (a task the code cancelled, then awaited; one
+    that sync code raised) becomes ``concurrent.futures.CancelledError``, an ``Exception`` that
+    the error handlers answer, with ``error`` as its cause, under both interfaces.
+    """
+    own = CancelledError(*error.args)
+    own.__cause__ = error
+    return own
 
 
 def status_phrase(status: int) -> str:

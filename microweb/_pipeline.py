@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._calls import call, error_response, logger
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
-from ._errors import ClientDisconnect, HTTPError
+from ._errors import ClientDisconnect, HTTPError, is_asyncio_cancellation, own_cancellation
 from ._response import Response, to_response
 
 if TYPE_CHECKING:
@@ -321,6 +321,11 @@ def _advance(
             request._inline = True
             try:
                 out = gen.throw(exc) if exc is not None else gen.send(value)
+            except BaseException as error:
+                # NOTE: a sync flow's own (no server cancels a call made in this thread).
+                if is_asyncio_cancellation(error):
+                    raise own_cancellation(error) from error
+                raise
             finally:
                 request._inline = False
     except (StopIteration, StopAsyncIteration):
@@ -399,7 +404,13 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
     try:
         if found.blocking and request.may_block:
             # PERF: a def handler under WSGI is a plain call; no effect, no extra generator.
-            result = found.target.fn(request, **request.path_params)
+            try:
+                result = found.target.fn(request, **request.path_params)
+            except BaseException as exc:
+                # NOTE: its own (no server cancels a call made in this thread).
+                if is_asyncio_cancellation(exc):
+                    raise own_cancellation(exc) from exc
+                raise
         else:
             result = yield from call(found.target, request, **request.path_params)
         response = to_response(result)

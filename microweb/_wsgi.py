@@ -12,14 +12,14 @@ from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
 
-from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop, own_cancellation
+from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, stream_failed
 from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect
+from ._errors import ClientDisconnect, own_cancellation
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
 from ._parsing import RequestHeaders
