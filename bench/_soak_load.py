@@ -303,11 +303,7 @@ def server_error(target: Target, rng: random.Random, http: httpx.Client) -> Outc
     response = http.get(path)
     right = response.status_code == 500 and response.json() == {"soak": "error", "type": error}
     wrong = "" if right else f"{path}: {response.status_code} {response.content[:200]!r}"
-    if path != "/cancelled/sync" or target.server != "waitress":
-        # NOTE: a def handler's own CancelledError under WSGI closes the flows first, as a cut
-        # would, and its 500 goes out without them (docs/errors.md): no CORS there.
-        wrong += cors_missing(response)
-    return Outcome(f"500 {path}", wrong)
+    return Outcome(f"500 {path}", wrong + cors_missing(response))
 
 
 def reset_content(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
