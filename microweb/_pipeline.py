@@ -285,9 +285,12 @@ def _end_flow(
     """
     try:
         yield from _close(gen, flow.is_async)
-    except BaseException:
+    except BaseException as error:
         if isinstance(out, Response) and out is not kept:
             close_replaced(request, out, kept)
+        if not flow.is_async and is_asyncio_cancellation(error):
+            # NOTE: a sync flow's cleanup's own (closed in this thread, where no server cancels).
+            raise own_cancellation(error) from error
         raise
 
 

@@ -689,6 +689,45 @@ def test_the_flows_see_the_500_of_sync_codes_own_cancelled_error(
     assert statuses == [500]
 
 
+@pytest.mark.parametrize("when", ["after its answer", "at its second yield"])
+def test_the_flows_see_the_500_of_a_sync_flows_cleanups_own_cancelled_error(
+    make_client: MakeClient, when: str
+) -> None:
+    # NOTE: the cleanup runs when the core closes the flow, in the request's thread: its own
+    # CancelledError was taken for the server's cut there, the flows outside were closed and
+    # the 500 went out without them (review78).
+    app = App()
+    statuses: list[int] = []
+
+    @app.middleware
+    def outer(request: Request) -> Iterator[None]:
+        try:
+            response = yield
+        except Exception:
+            response = yield
+        statuses.append(response.status)
+        response.headers["x-outer"] = "seen"
+
+    @app.middleware
+    def inner(request: Request) -> Iterator[Response | None]:
+        try:
+            if when == "after its answer":
+                yield Response("answered by the flow")
+            else:
+                yield
+                yield  # NOTE: the flow ends here: closed, its finally runs.
+        finally:
+            raise asyncio.CancelledError("the cleanup's own")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    response = make_client(app).get("/")
+    assert (response.status_code, response.headers.get("x-outer")) == (500, "seen")
+    assert statuses == [500]
+
+
 @pytest.mark.parametrize("key", [500, Exception])
 def test_an_error_handler_that_raises_a_cancelled_error_fails_as_any(
     make_client: MakeClient,
