@@ -17,8 +17,7 @@ from ._effects import Colored, Effects, Offload
 from ._errors import (
     ClientDisconnect,
     HTTPError,
-    is_asyncio_cancellation,
-    own_cancellation,
+    raise_own_cancellation,
     report_unhandled,
     status_phrase,
 )
@@ -46,18 +45,14 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
             try:
                 return target.fn(request, *args, **kwargs)
             except BaseException as exc:
-                if is_asyncio_cancellation(exc):
-                    raise own_cancellation(exc) from exc
+                raise_own_cancellation(exc)
                 raise
         return (yield Offload(target.fn, (request, *args), kwargs))
     request._inline = True
     try:
         return target.fn(request, *args, **kwargs)
     except BaseException as exc:
-        # NOTE: sync code's own: no server cancels a call made in this thread (its cut comes
-        # in at a yield). As a cut, it closed the flows, which never saw the 500.
-        if is_asyncio_cancellation(exc):
-            raise own_cancellation(exc) from exc
+        raise_own_cancellation(exc)
         raise
     finally:
         request._inline = False

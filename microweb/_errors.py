@@ -33,6 +33,19 @@ def own_cancellation(error: BaseException) -> CancelledError:
     return own
 
 
+def raise_own_cancellation(exc: BaseException) -> None:
+    """Raise the error ``exc`` is, if it is asyncio's ``CancelledError`` raised by sync app
+    code called in the request's own thread; return for anything else, which the caller
+    re-raises as it is.
+
+    No server cancels a call made in that thread (its cancellation comes in at a ``yield`` of
+    the core), so this one is the code's own: taken for a cut, it closed the flows, which then
+    never saw the 500 it became.
+    """
+    if is_asyncio_cancellation(exc):
+        raise own_cancellation(exc) from exc
+
+
 def status_phrase(status: int) -> str:
     """Return the reason phrase of ``status`` (``"Unknown"`` for codes without one)."""
     try:

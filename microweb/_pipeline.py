@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._calls import call, error_response, logger
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
-from ._errors import ClientDisconnect, HTTPError, is_asyncio_cancellation, own_cancellation
+from ._errors import ClientDisconnect, HTTPError, raise_own_cancellation
 from ._response import Response, to_response
 
 if TYPE_CHECKING:
@@ -288,9 +288,8 @@ def _end_flow(
     except BaseException as error:
         if isinstance(out, Response) and out is not kept:
             close_replaced(request, out, kept)
-        if not flow.is_async and is_asyncio_cancellation(error):
-            # NOTE: a sync flow's cleanup's own (closed in this thread, where no server cancels).
-            raise own_cancellation(error) from error
+        if not flow.is_async:
+            raise_own_cancellation(error)  # NOTE: a sync flow's cleanup's own.
         raise
 
 
@@ -325,9 +324,7 @@ def _advance(
             try:
                 out = gen.throw(exc) if exc is not None else gen.send(value)
             except BaseException as error:
-                # NOTE: a sync flow's own (no server cancels a call made in this thread).
-                if is_asyncio_cancellation(error):
-                    raise own_cancellation(error) from error
+                raise_own_cancellation(error)  # NOTE: a sync flow's own.
                 raise
             finally:
                 request._inline = False
@@ -410,9 +407,7 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
             try:
                 result = found.target.fn(request, **request.path_params)
             except BaseException as exc:
-                # NOTE: its own (no server cancels a call made in this thread).
-                if is_asyncio_cancellation(exc):
-                    raise own_cancellation(exc) from exc
+                raise_own_cancellation(exc)
                 raise
         else:
             result = yield from call(found.target, request, **request.path_params)
