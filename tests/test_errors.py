@@ -643,6 +643,24 @@ def test_a_cancelled_error_raised_by_sync_code_is_an_error_of_its_request(
     assert "cut off" not in caplog.text
 
 
+def _app_with_an_outer_flow() -> tuple[App, list[int]]:
+    """An app whose flow takes the response an error becomes, as AccessLog, RequestID and CORS
+    do: it records its status and adds ``x-outer``."""
+    app = App()
+    statuses: list[int] = []
+
+    @app.middleware
+    def outer(request: Request) -> Iterator[None]:
+        try:
+            response = yield
+        except Exception:
+            response = yield
+        statuses.append(response.status)
+        response.headers["x-outer"] = "seen"
+
+    return app, statuses
+
+
 @pytest.mark.parametrize("where", ["handler", "inline", "flow", "error handler"])
 def test_the_flows_see_the_500_of_sync_codes_own_cancelled_error(
     make_client: MakeClient, interface: str, where: str
@@ -652,18 +670,7 @@ def test_the_flows_see_the_500_of_sync_codes_own_cancelled_error(
     # AccessLog flow logged 499), where a def handler in ASGI's pool was answered through them.
     if interface == "asgi" and where == "handler" and sys.version_info < (3, 11):
         pytest.skip("Python 3.10 counts no task's cancellations: from the pool, a cut")
-    app = App()
-    statuses: list[int] = []
-
-    @app.middleware
-    def outer(request: Request) -> Iterator[None]:
-        # NOTE: as AccessLog, RequestID and CORS do: the response an error becomes.
-        try:
-            response = yield
-        except Exception:
-            response = yield
-        statuses.append(response.status)
-        response.headers["x-outer"] = "seen"
+    app, statuses = _app_with_an_outer_flow()
 
     if where == "flow":
 
@@ -696,17 +703,7 @@ def test_the_flows_see_the_500_of_a_sync_flows_cleanups_own_cancelled_error(
     # NOTE: the cleanup runs when the core closes the flow, in the request's thread: its own
     # CancelledError was taken for the server's cut there, the flows outside were closed and
     # the 500 went out without them (review78).
-    app = App()
-    statuses: list[int] = []
-
-    @app.middleware
-    def outer(request: Request) -> Iterator[None]:
-        try:
-            response = yield
-        except Exception:
-            response = yield
-        statuses.append(response.status)
-        response.headers["x-outer"] = "seen"
+    app, statuses = _app_with_an_outer_flow()
 
     @app.middleware
     def inner(request: Request) -> Iterator[Response | None]:
