@@ -913,53 +913,34 @@ def test_asgi_stream_error_after_first_chunk(
     assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in logged)
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11),
-    reason="Python 3.10 counts no task's cancellations: taken for a cut (serving.md)",
-)
+async def _awaits_a_task_it_cancelled() -> AsyncIterator[str]:
+    yield "first"
+    task = asyncio.ensure_future(asyncio.sleep(10))
+    await asyncio.sleep(0)
+    task.cancel()
+    await task
+
+
+def _raises_its_own_cancellation() -> Iterator[str]:
+    yield "first"
+    raise asyncio.CancelledError("the stream's own")
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
 def test_a_streams_own_cancelled_error_is_its_error_under_both_interfaces(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    make_client: MakeClient, interface: str, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # NOTE: an async stream that awaits a task it cancelled. Under ASGI the CancelledError
-    # left the app unlogged, as if the server had cut the request off.
-    app = App()
-
-    async def chunks() -> AsyncIterator[str]:
-        yield "first"
-        task = asyncio.ensure_future(asyncio.sleep(10))
-        await asyncio.sleep(0)
-        task.cancel()
-        await task
-
-    @app.get("/")
-    async def index(request: Request) -> Response:
-        return Response.stream(chunks())
-
-    with (
-        caplog.at_level(logging.ERROR, logger="microweb"),
-        pytest.raises(futures.CancelledError) as raised,
-    ):
-        make_client(app).get("/")
-    assert isinstance(raised.value.__cause__, asyncio.CancelledError)
-    logged = [r for r in caplog.records if r.name == "microweb"]
-    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
-
-
-def test_a_sync_streams_cancelled_error_is_its_error_under_both_interfaces(
-    make_client: MakeClient, interface: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    # NOTE: under WSGI it left the stream unlogged, and Waitress kept the connection open
-    # after the first chunk instead of cutting it: the client waited for the rest.
+    # NOTE: an async stream that awaits a task it cancelled left the app unlogged under ASGI,
+    # as if the server had cut the request off. A sync stream's own left the stream unlogged
+    # under WSGI, and Waitress kept the connection open after the first chunk instead of
+    # cutting it: the client waited for the rest.
     if interface == "asgi" and sys.version_info < (3, 11):
         pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
     app = App()
 
-    def chunks() -> Iterator[str]:
-        yield "first"
-        raise asyncio.CancelledError("the stream's own")
-
     @app.get("/")
     def index(request: Request) -> Response:
+        chunks = _awaits_a_task_it_cancelled if kind == "async" else _raises_its_own_cancellation
         return Response.stream(chunks())
 
     with (
