@@ -226,10 +226,16 @@ class Response:
             PermissionError: If the file may not be read by this process.
         """
         info = stat_file(path)
-        media_type = media_type or _guess_type(info.path)
+        # NOTE: an SVG image compressed by its author (.svgz) is shown by browsers only as an
+        # SVG labelled Content-Encoding: gzip, as nginx and Apache are configured to send it;
+        # a download stays the archive it is, which browsers save without unpacking.
+        svgz = media_type is None and filename is None and info.path.lower().endswith(".svgz")
+        media_type = SVG if svgz else media_type or _guess_type(info.path)
         response = cls.stream(info.chunks(), media_type, status, headers)
         response.file_info, response.length = info, info.size
         response.headers["last-modified"] = info.last_modified
+        if svgz:
+            response.headers.setdefault("content-encoding", "gzip")
         if filename is not None:
             response.headers["content-disposition"] = content_disposition(filename)
         return response
@@ -327,6 +333,7 @@ class Response:
 # NOTE: the type of a compressed file ("data.json.gz"), which mimetypes gives as the type of
 # its content plus an encoding: those bytes are the archive, not JSON, and labelled as JSON
 # they were compressed a second time by GZip and read as gzip bytes by clients.
+SVG = "image/svg+xml"
 COMPRESSED_TYPES = {
     "gzip": "application/gzip",
     "bzip2": "application/x-bzip2",

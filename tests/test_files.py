@@ -4,6 +4,7 @@ interfaces."""
 from __future__ import annotations
 
 import fcntl
+import gzip
 import os
 import subprocess
 import sys
@@ -103,6 +104,40 @@ def test_content_type_guessed(
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] == expected
     assert response.content == b"content"
+
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"/>'
+
+
+@pytest.mark.parametrize("name", ["icon.svgz", "ICON.SVGZ"])
+def test_svgz_is_an_svg_sent_gzip_encoded(
+    make_client: MakeClient, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(SVG))
+    client = make_client(file_app(path))
+    response = client.get("/file")
+    # NOTE: httpx, like a browser, unpacks the gzip encoding: the image, not the archive.
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.content == SVG
+    ranged = client.get("/file", headers={"range": "bytes=0-1"})
+    # SPEC: RFC 9110 14.1.2: a range of an encoded file is a range of its encoded bytes.
+    size = path.stat().st_size
+    assert (ranged.status_code, ranged.headers["content-range"]) == (206, f"bytes 0-1/{size}")
+    assert ranged.headers["content-encoding"] == "gzip"
+
+
+@pytest.mark.parametrize("options", [{"filename": "icon.svgz"}, {"media_type": "application/gzip"}])
+def test_svgz_download_or_own_type_is_the_archive(
+    make_client: MakeClient, tmp_path: Path, options: dict[str, str]
+) -> None:
+    path = tmp_path / "icon.svgz"
+    path.write_bytes(gzip.compress(SVG))
+    response = make_client(file_app(path, **options)).get("/file")
+    assert response.headers["content-type"] == "application/gzip"
+    assert "content-encoding" not in response.headers
+    assert response.content == path.read_bytes()
 
 
 def test_explicit_media_type_and_headers(make_client: MakeClient, data_file: Path) -> None:

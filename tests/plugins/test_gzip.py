@@ -392,3 +392,13 @@ def test_gzip_leaves_a_compressed_file_alone(make_client: MakeClient, files: Pat
     assert response.headers["content-type"] == "application/gzip"
     assert "content-encoding" not in response.headers
     assert response.content == compressed
+
+
+def test_gzip_leaves_an_svgz_alone(make_client: MakeClient, files: Path) -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * 500 + b"</svg>"
+    (files / "icon.svgz").write_bytes(gzip.compress(svg))
+    response = static_client(make_client, files).get("/static/icon.svgz")
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.headers["content-encoding"] == "gzip"
+    assert "vary" not in response.headers
+    assert response.content == svg
