@@ -143,7 +143,7 @@ class HeadProperties:
         raise NotImplementedError
 
     def _read_content_type(self) -> str | None:
-        """The first ``Content-Type`` header, as ``_read_headers().get("content-type")``."""
+        """The ``Content-Type`` header; lines of it joined by ``, ``, as WSGI servers join them."""
         raise NotImplementedError
 
     def _read_server(self) -> tuple[str, int | None] | None:
@@ -253,11 +253,9 @@ class HeadProperties:
 
     @property
     def content_type(self) -> str | None:
-        """The ``Content-Type`` header, if any."""
-        if self._headers is None:
-            # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).
-            return self._read_content_type()
-        return self._headers.get("content-type")
+        """The ``Content-Type`` header, if any (two lines of it joined by a comma)."""
+        # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).
+        return self._read_content_type()
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of the route called ``name``, with the app's root path in front.
