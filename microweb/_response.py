@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 from urllib.parse import quote
@@ -394,6 +394,13 @@ def _other_response(result: Any) -> Response:
     if isinstance(result, tuple):
         # NOTE: after the common cases, so that plain returns pay nothing for tuples.
         return _from_tuple(result)
+    if isinstance(result, Coroutine):
+        result.close()  # NOTE: no "never awaited" warning beside the error that explains it.
+        raise TypeError(
+            "a handler returned a coroutine: it was called as a def function because neither "
+            "it nor its __call__ is async def (a mock wrapping an async function?); register "
+            "the async def function, or an object whose __call__ is async def"
+        )
     raise TypeError(
         f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list, "
         f"None, {_TUPLE_FORMS}"

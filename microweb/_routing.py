@@ -28,6 +28,10 @@ def is_async_callable(obj: object) -> bool:
     """Tell whether calling ``obj`` returns a coroutine (functions, partials, callable objects)."""
     if inspect.iscoroutinefunction(obj):
         return True
+    if isinstance(obj, staticmethod):
+        # NOTE: a handler registered inside its class body, under @staticmethod: callable
+        # since Python 3.10, but inspect does not look inside it.
+        return is_async_callable(obj.__func__)
     while isinstance(obj, functools.partial):
         # NOTE: inspect unwraps a partial only down to a function; a partial of an object with
         # an async __call__ (partial(Resource(), ...)) was taken for def and its coroutine lost.

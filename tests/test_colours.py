@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import inspect
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from conftest import MakeClient
@@ -487,3 +489,53 @@ def test_a_sync_object_that_runs_an_async_handler_itself_is_served(
 
     app.get("/tasks/{task_id:int}")(_RunsItself(show))
     assert make_client(app).get("/tasks/3").json() == {"id": 3}
+
+
+def test_an_async_staticmethod_is_async(make_client: MakeClient) -> None:
+    # NOTE: a staticmethod is callable since Python 3.10, but inspect does not look inside it:
+    # its coroutine was taken for a def handler's return value, a 500 on every request.
+    app = App()
+
+    class Views:
+        @app.get("/async")
+        @staticmethod
+        async def index(request: Request) -> str:
+            await asyncio.sleep(0)
+            return "async staticmethod"
+
+        @app.get("/def")
+        @staticmethod
+        def plain(request: Request) -> str:
+            return "def staticmethod"
+
+        @app.error_handler(LookupError)
+        @staticmethod
+        async def missing(request: Request, exc: LookupError) -> tuple[str, int]:
+            return "handled", 404
+
+        @app.get("/missing")
+        @staticmethod
+        async def raises(request: Request) -> str:
+            raise LookupError("nothing")
+
+    client = make_client(app)
+    assert client.get("/async").text == "async staticmethod"
+    assert client.get("/def").text == "def staticmethod"
+    assert (client.get("/missing").status_code, client.get("/missing").text) == (404, "handled")
+
+
+def test_a_coroutine_from_a_def_handler_is_a_500_that_says_why(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    async def real(request: Request) -> str:
+        return "never"
+
+    app = App()
+    # NOTE: a MagicMock's __call__ is def, whatever it wraps; AsyncMock is the async one.
+    app.get("/")(mock.MagicMock(wraps=real))
+    with caplog.at_level("ERROR", logger="microweb"):
+        response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert "returned a coroutine: it was called as a def function" in caplog.text
+    gc.collect()
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
