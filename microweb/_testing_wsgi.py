@@ -6,7 +6,7 @@ import io
 import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
-from wsgiref.util import FileWrapper
+from wsgiref.util import FileWrapper, is_hop_by_hop
 
 import httpx
 
@@ -48,7 +48,8 @@ class WSGITransport(httpx.BaseTransport):
 
     ``PATH_INFO`` holds the percent-decoded path bytes as latin-1 text, a chunked request body
     arrives with its ``CONTENT_LENGTH`` and a header whose name holds ``_`` is dropped (as
-    Waitress does both), and the result is closed.
+    Waitress does both), a hop-by-hop response header fails the request (as Waitress fails it),
+    and the result is closed.
     """
 
     def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
@@ -62,6 +63,7 @@ class WSGITransport(httpx.BaseTransport):
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
+            _refuse_hop_by_hop(headers)
             seen["status"], seen["headers"] = status, headers
             return lambda data: None
 
@@ -107,14 +109,37 @@ class WSGITransport(httpx.BaseTransport):
             if b"_" in name:
                 continue
             key = name.decode("latin-1").upper().replace("-", "_")
-            if key == "TRANSFER_ENCODING":
+            text = value.strip(b" \t").decode("latin-1")  # NOTE: as every server strips it.
+            if key == "TRANSFER_ENCODING" and _only_chunked(text):
                 continue
             if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 key = "HTTP_" + key
-            text = value.strip(b" \t").decode("latin-1")  # NOTE: as every server strips it.
             environ[key] = f"{environ[key]}, {text}" if key in environ else text
         # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
         # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).
         if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):
             environ["CONTENT_LENGTH"] = str(len(body))
         return environ
+
+
+def _only_chunked(codings: str) -> bool:
+    """Tell whether a ``Transfer-Encoding`` names ``chunked`` alone, which Waitress decodes.
+
+    Any other coding (``gzip, chunked``) stays in the environ, where the app refuses it with
+    501 as under ASGI; Waitress answers it with 501 itself, before the app runs.
+    """
+    return all(coding.strip(" \t").lower() == "chunked" for coding in codings.split(","))
+
+
+def _refuse_hop_by_hop(headers: list[tuple[str, str]]) -> None:
+    """Fail on a hop-by-hop response header, which PEP 3333 forbids an app to set.
+
+    microweb refuses all but ``Upgrade`` when they are set; Waitress answers an app that sends
+    ``Upgrade`` with its own 500, where Uvicorn sends it on.
+    """
+    for name, _ in headers:
+        if is_hop_by_hop(name):
+            raise AssertionError(
+                f"{name!r} is a hop-by-hop header, which a WSGI app must not send (PEP 3333): "
+                "Waitress answers the request with its own 500"
+            )

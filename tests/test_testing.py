@@ -541,3 +541,51 @@ def test_header_values_arrive_as_a_server_gives_them(interface: Any) -> None:
         assert (seen["x-api-key"], "x_api_key" in seen) == ("key", False)
     else:
         assert (seen["x-api-key"], seen["x_api_key"]) == ("key", "spoof")
+
+
+@pytest.mark.parametrize("coding", ["gzip", "gzip, chunked"])
+def test_a_transfer_coding_other_than_chunked_reaches_the_app(interface: str, coding: str) -> None:
+    # NOTE: Waitress answers it with 501 before the app runs, Uvicorn's httptools hands it on
+    # and the app answers 501: the WSGI side dropped it and gave the body as if plain.
+    app = App()
+
+    @app.post("/")
+    def read(request: Request) -> bytes:
+        return request.read()
+
+    with TestClient(app, interface) as client:
+        answer = client.post("/", content=b"coded", headers={"transfer-encoding": coding})
+    assert (answer.status_code, answer.text) == (
+        501,
+        "unsupported Transfer-Encoding (only chunked is)",
+    )
+
+
+def test_a_chunked_transfer_coding_in_any_case_is_read(interface: str) -> None:
+    app = App()
+
+    @app.post("/")
+    def read(request: Request) -> bytes:
+        return request.read()
+
+    headers = {"transfer-encoding": " Chunked "}
+    with TestClient(app, interface) as client:
+        answer = client.post("/", content=iter([b"hel", b"lo"]), headers=headers)
+    assert (answer.status_code, answer.content) == (200, b"hello")
+
+
+def test_an_upgrade_header_fails_under_wsgi_as_waitress_fails_it(interface: str) -> None:
+    # NOTE: PEP 3333 forbids a WSGI app hop-by-hop headers; microweb refuses all but Upgrade
+    # when they are set (a 426 sends it), Waitress answers its own 500, Uvicorn sends it on.
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response.text("hi", headers={"upgrade": "h2c"})
+
+    with TestClient(app, interface) as client:
+        if interface == "wsgi":
+            with pytest.raises(AssertionError, match="'upgrade' is a hop-by-hop header"):
+                client.get("/")
+        else:
+            assert client.get("/").headers["upgrade"] == "h2c"
