@@ -561,6 +561,23 @@ def test_a_transfer_coding_other_than_chunked_reaches_the_app(interface: str, co
     )
 
 
+@pytest.mark.parametrize("lengths", [["abc"], ["-1"], ["+3"], ["3, 3"], ["3", "4"]])
+def test_a_malformed_content_length_is_a_400(interface: str, lengths: list[str]) -> None:
+    # NOTE: both servers answer 400 before the app runs; the WSGI side raised wsgiref.validate's
+    # ValueError or AssertionError from the request, as no PEP 3333 environ holds such a value.
+    app = App()
+
+    @app.post("/")
+    def read(request: Request) -> bytes:
+        return request.read()
+
+    headers = [("content-length", length) for length in lengths]
+    with TestClient(app, interface) as client:
+        answer = client.post("/", content=b"abc", headers=headers)
+    assert answer.status_code == 400
+    assert "Content-Length" in answer.text
+
+
 def test_a_chunked_transfer_coding_in_any_case_is_read(interface: str) -> None:
     app = App()
 
