@@ -42,7 +42,11 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` header into a dict; the first value of a repeated name wins.
 
     Values are unquoted and percent-decoded (UTF-8; an invalid sequence becomes U+FFFD).
+    The header is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII
+    are read as UTF-8, as the escapes are.
     """
+    if not header.isascii():
+        header = _as_utf8(header)
     cookies: dict[str, str] = {}
     for pair in header.split(";"):
         name, sep, value = pair.partition("=")
@@ -54,6 +58,17 @@ def parse_cookie_header(header: str) -> dict[str, str]:
             value = value[1:-1]
         cookies[name] = percent_decode(value) if "%" in value else value
     return cookies
+
+
+def _as_utf8(header: str) -> str:
+    # NOTE: a cookie set by a page's script (document.cookie = "name=José") comes back as raw
+    # UTF-8 bytes; read as latin-1 it was "JosÃ©" under every server, where "Jos%C3%A9" was
+    # "José". Text beyond latin-1 was not decoded from a request's bytes: kept as it is.
+    try:
+        raw = header.encode("latin-1")
+    except UnicodeEncodeError:
+        return header
+    return raw.decode("utf-8", "replace")
 
 
 SameSite = Literal["lax", "strict", "none"]
