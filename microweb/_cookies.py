@@ -20,6 +20,10 @@ from urllib.parse import quote
 from ._parsing import percent_decode, percent_encode_uri
 
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# NOTE: a host name (or an IP address) and nothing else: a comma, a space or "=" in a Domain
+# attribute went out as it was, and a client that splits Set-Cookie lines on commas (as many
+# do, having joined them) read "Domain=a.example, admin=1" as a second cookie.
+_COOKIE_DOMAIN = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 # SPEC: RFC 6265 section 4.1.1, a cookie-octet is visible ASCII but DQUOTE, comma, semicolon
 # and backslash. ``quote`` always keeps letters, digits and ``_.-~``; "%" is a cookie-octet but is
 # encoded too, so that a value holding it comes back unchanged.
@@ -92,24 +96,25 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        ValueError: If the name is not a token, the value or the path holds a lone surrogate,
-            or ``domain`` or ``expires`` holds ``;`` or a line break.
+        ValueError: If the name is not a token or is the name of an attribute (``path``,
+            ``expires``...), the value or the path holds a lone surrogate, ``domain`` is not
+            a host name, or ``expires`` holds ``;`` or a line break.
     """
-    if not _COOKIE_NAME.fullmatch(key):
-        raise ValueError(f"invalid cookie name: {key!r}")
     morsel: Morsel[str] = Morsel()
+    _check_name(morsel, key)
     morsel.set(key, value, encode_cookie_value(value))
     if path is not None:
         # NOTE: a browser matches it against the path it sends, encoded: "/café" never
         # matched "/caf%C3%A9", and the cookie was never sent back (hunt60). A path from the
         # client (request.path) may hold ";" or a line break: encoded, not a 500 (review62).
         morsel["path"] = percent_encode_uri(path).replace(";", "%3B")
-    # NOTE: the other attributes are checked for ';' and line breaks here.
-    for attribute, setting in (("domain", domain), ("expires", expires)):
-        if setting is not None:
-            if any(c in setting for c in ";\r\n"):
-                raise ValueError(f"cookie {attribute} contains a forbidden character: {setting!r}")
-            morsel[attribute] = setting
+    if domain is not None:
+        _check_domain(domain)
+        morsel["domain"] = domain
+    if expires is not None:
+        if any(c in expires for c in ";\r\n"):
+            raise ValueError(f"cookie expires contains a forbidden character: {expires!r}")
+        morsel["expires"] = expires
     if max_age is not None:
         morsel["max-age"] = str(int(max_age))
     morsel["secure"] = secure
@@ -119,3 +124,21 @@ def format_set_cookie(
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
         morsel["samesite"] = samesite.capitalize()
     return morsel.OutputString()
+
+
+def _check_name(morsel: Morsel[str], key: str) -> None:
+    if not _COOKIE_NAME.fullmatch(key):
+        raise ValueError(f"invalid cookie name: {key!r}")
+    if morsel.isReservedKey(key):
+        # NOTE: Morsel refuses "path", "expires" and the other attribute names with its own
+        # CookieError, which is no ValueError: Sessions(cookie_name="path") escaped its check.
+        raise ValueError(f"invalid cookie name: {key!r} is the name of a cookie attribute")
+
+
+def _check_domain(domain: str) -> None:
+    # NOTE: "" is no Domain attribute at all, as Morsel leaves an empty one out.
+    if domain and not _COOKIE_DOMAIN.fullmatch(domain):
+        raise ValueError(
+            "cookie domain must be a host name (an international one in its IDNA form, "
+            f"'xn--...'): {domain!r}"
+        )

@@ -241,7 +241,12 @@ def test_sessions_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="samesite"):
         Sessions(SECRET, samesite="sometimes")  # type: ignore[arg-type]
     Sessions([SECRET.encode(), SECRET])
-    for malformed in ({"cookie_name": "my session"}, {"domain": "a.example\n"}):
+    for malformed in (
+        {"cookie_name": "my session"},
+        {"cookie_name": "path"},
+        {"domain": "a.example\n"},
+        {"domain": "a.example, admin=1"},
+    ):
         with pytest.raises(ValueError, match="cookie"):
             Sessions(SECRET, **malformed)  # type: ignore[arg-type]
 
