@@ -57,11 +57,32 @@ def parse_cookie_header(header: str) -> dict[str, str]:
         name = name.strip()
         if not sep or not _COOKIE_NAME.fullmatch(name) or name in cookies:
             continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        cookies[name] = percent_decode(value) if "%" in value else value
+        cookies[name] = _decoded_value(value)
     return cookies
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """Return every value the ``Cookie`` header gives ``name``, in the order sent.
+
+    A browser sends one value per cookie of that name that matches the request: its own host
+    and path's, and those a sibling subdomain set on the parent domain, or on a longer path
+    (sent first). Values are decoded as ``parse_cookie_header`` decodes them.
+    """
+    if not header.isascii():
+        header = _as_utf8(header)
+    values = []
+    for pair in header.split(";"):
+        found, sep, value = pair.partition("=")
+        if sep and found.strip() == name:
+            values.append(_decoded_value(value))
+    return values
+
+
+def _decoded_value(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return percent_decode(value) if "%" in value else value
 
 
 def _as_utf8(header: str) -> str:
