@@ -20,6 +20,10 @@ from urllib.parse import quote
 from ._parsing import percent_decode, percent_encode_uri
 
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# NOTE: a host name (or an IP address) and nothing else: a comma, a space or "=" in a Domain
+# attribute went out as it was, and a client that splits Set-Cookie lines on commas (as many
+# do, having joined them) read "Domain=a.example, admin=1" as a second cookie.
+_COOKIE_DOMAIN = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 # SPEC: RFC 6265 section 4.1.1, a cookie-octet is visible ASCII but DQUOTE, comma, semicolon
 # and backslash. ``quote`` always keeps letters, digits and ``_.-~``; "%" is a cookie-octet but is
 # encoded too, so that a value holding it comes back unchanged.
@@ -42,18 +46,54 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` header into a dict; the first value of a repeated name wins.
 
     Values are unquoted and percent-decoded (UTF-8; an invalid sequence becomes U+FFFD).
+    The header is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII
+    are read as UTF-8, as the escapes are.
     """
+    if not header.isascii():
+        header = _as_utf8(header)
     cookies: dict[str, str] = {}
     for pair in header.split(";"):
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not _COOKIE_NAME.fullmatch(name) or name in cookies:
             continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        cookies[name] = percent_decode(value) if "%" in value else value
+        cookies[name] = _decoded_value(value)
     return cookies
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """Return every value the ``Cookie`` header gives ``name``, in the order sent.
+
+    A browser sends one value per cookie of that name that matches the request: its own host
+    and path's, and those a sibling subdomain set on the parent domain, or on a longer path
+    (sent first). Values are decoded as ``parse_cookie_header`` decodes them.
+    """
+    if not header.isascii():
+        header = _as_utf8(header)
+    values = []
+    for pair in header.split(";"):
+        found, sep, value = pair.partition("=")
+        if sep and found.strip() == name:
+            values.append(_decoded_value(value))
+    return values
+
+
+def _decoded_value(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return percent_decode(value) if "%" in value else value
+
+
+def _as_utf8(header: str) -> str:
+    # NOTE: a cookie set by a page's script (document.cookie = "name=José") comes back as raw
+    # UTF-8 bytes; read as latin-1 it was "JosÃ©" under every server, where "Jos%C3%A9" was
+    # "José". Text beyond latin-1 was not decoded from a request's bytes: kept as it is.
+    try:
+        raw = header.encode("latin-1")
+    except UnicodeEncodeError:
+        return header
+    return raw.decode("utf-8", "replace")
 
 
 SameSite = Literal["lax", "strict", "none"]
@@ -77,24 +117,25 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        ValueError: If the name is not a token, the value or the path holds a lone surrogate,
-            or ``domain`` or ``expires`` holds ``;`` or a line break.
+        ValueError: If the name is not a token or is the name of an attribute (``path``,
+            ``expires``...), the value or the path holds a lone surrogate, ``domain`` is not
+            a host name, or ``expires`` holds ``;`` or a line break.
     """
-    if not _COOKIE_NAME.fullmatch(key):
-        raise ValueError(f"invalid cookie name: {key!r}")
     morsel: Morsel[str] = Morsel()
+    _check_name(morsel, key)
     morsel.set(key, value, encode_cookie_value(value))
     if path is not None:
         # NOTE: a browser matches it against the path it sends, encoded: "/café" never
         # matched "/caf%C3%A9", and the cookie was never sent back (hunt60). A path from the
         # client (request.path) may hold ";" or a line break: encoded, not a 500 (review62).
         morsel["path"] = percent_encode_uri(path).replace(";", "%3B")
-    # NOTE: the other attributes are checked for ';' and line breaks here.
-    for attribute, setting in (("domain", domain), ("expires", expires)):
-        if setting is not None:
-            if any(c in setting for c in ";\r\n"):
-                raise ValueError(f"cookie {attribute} contains a forbidden character: {setting!r}")
-            morsel[attribute] = setting
+    if domain is not None:
+        _check_domain(domain)
+        morsel["domain"] = domain
+    if expires is not None:
+        if any(c in expires for c in ";\r\n"):
+            raise ValueError(f"cookie expires contains a forbidden character: {expires!r}")
+        morsel["expires"] = expires
     if max_age is not None:
         morsel["max-age"] = str(int(max_age))
     morsel["secure"] = secure
@@ -104,3 +145,21 @@ def format_set_cookie(
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
         morsel["samesite"] = samesite.capitalize()
     return morsel.OutputString()
+
+
+def _check_name(morsel: Morsel[str], key: str) -> None:
+    if not _COOKIE_NAME.fullmatch(key):
+        raise ValueError(f"invalid cookie name: {key!r}")
+    if morsel.isReservedKey(key):
+        # NOTE: Morsel refuses "path", "expires" and the other attribute names with its own
+        # CookieError, which is no ValueError: Sessions(cookie_name="path") escaped its check.
+        raise ValueError(f"invalid cookie name: {key!r} is the name of a cookie attribute")
+
+
+def _check_domain(domain: str) -> None:
+    # NOTE: "" is no Domain attribute at all, as Morsel leaves an empty one out.
+    if domain and not _COOKIE_DOMAIN.fullmatch(domain):
+        raise ValueError(
+            "cookie domain must be a host name (an international one in its IDNA form, "
+            f"'xn--...'): {domain!r}"
+        )

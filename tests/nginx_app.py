@@ -12,6 +12,8 @@ docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that r
 - ``POST /small``: a body limit of ``SMALL_LIMIT`` bytes (413 past it).
 - ``POST /private``: 401 before the body is read.
 - ``/boom``: an error in the handler (500).
+- ``/cookie/{size}``: sets cookie ``big``, name and value ``size`` bytes together (a browser
+  keeps up to 4096), as a ``Sessions`` cookie grows.
 - ``/events/ticks``: an event stream, one event every ``TICK`` seconds; when the stream ends,
   the generator's ``finally`` prints ``ticks: stream closed`` to stderr (the server's log).
 - ``/events/lines``: a line every ``TICK`` seconds, a plain stream without
@@ -86,6 +88,13 @@ def small(request: Request) -> dict[str, int]:
 def private(request: Request) -> str:
     """Refuse every request before reading its body."""
     raise HTTPError(401, headers={"www-authenticate": "Bearer"})
+
+
+@app.get("/cookie/{size:int}")
+def big_cookie(request: Request, size: int) -> Response:
+    response = Response.text("set")
+    response.set_cookie("big", "x" * (size - len("big")), httponly=True, secure=True)
+    return response
 
 
 @app.get("/boom")

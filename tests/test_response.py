@@ -690,6 +690,48 @@ def test_set_cookie_refuses_bad_name() -> None:
         Response().set_cookie("bad name\r\n", "x")
 
 
+@pytest.mark.parametrize("name", ["path", "Expires", "max-age", "Domain", "secure", "HttpOnly"])
+def test_set_cookie_refuses_an_attribute_name_with_a_value_error(name: str) -> None:
+    # NOTE: http.cookies' Morsel refused them with its CookieError, which no caller expecting
+    # the documented ValueError caught (Sessions(cookie_name="path") among them).
+    with pytest.raises(ValueError, match="attribute"):
+        Response().set_cookie(name, "x")
+    with pytest.raises(ValueError, match="attribute"):
+        Response().delete_cookie(name)
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "a.example, admin=1",
+        "a.example admin=1",
+        "a.example=1",
+        " a.example",
+        "a.example ",
+        "a.example\t",
+        "a\x00.example",
+        '"a.example"',
+        "exämple.com",
+    ],
+)
+def test_set_cookie_refuses_a_domain_that_is_not_a_host_name(domain: str) -> None:
+    # NOTE: a comma went out as it was; a client that splits joined Set-Cookie lines on commas
+    # read "Domain=a.example, admin=1" as a second cookie, admin=1.
+    with pytest.raises(ValueError, match="host name"):
+        Response().set_cookie("v", "x", domain=domain)
+    with pytest.raises(ValueError, match="host name"):
+        Response().delete_cookie("v", domain=domain)
+
+
+@pytest.mark.parametrize(
+    "domain", ["a.example", ".a.example", "xn--exmple-cua.com", "127.0.0.1", "[::1]", "my_host"]
+)
+def test_set_cookie_takes_host_names_as_domain(domain: str) -> None:
+    response = Response()
+    response.set_cookie("v", "x", domain=domain)
+    assert f"; Domain={domain};" in response.headers["set-cookie"]
+
+
 COOKIE_VALUES = [
     "José",
     "a,b",

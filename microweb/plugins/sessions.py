@@ -18,6 +18,7 @@ from collections.abc import Generator, Iterable
 from typing import Any, Literal
 
 from microweb import App, Request, Response
+from microweb._cookies import cookie_values
 
 from ._vary import add_vary
 
@@ -30,6 +31,11 @@ MIN_SECRET_SIZE = 16
 # NOTE: keys are derived for this one purpose, so a secret shared with other code signs nothing
 # that code would accept, and the reverse.
 KEY_CONTEXT = b"microweb.plugins.sessions"
+# NOTE: how many cookies of the session's name are tried, in the order sent (see _first_valid):
+# a few cover a stale one on another path and one planted on the parent domain, while each try
+# is an HMAC per key, and the flow runs on the event loop under ASGI (17,000 of them in a
+# 256 KiB header took 140 ms with two keys).
+MAX_TRIED_COOKIES = 8
 
 Flow = Generator[Response | None, Response, None]
 Secret = str | bytes
@@ -134,20 +140,34 @@ class Sessions:
 
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
-        cookie = request.cookies.get(self.cookie_name)
-        session = self.load(cookie) if cookie else {}
+        cookies = cookie_values("; ".join(request.headers.getlist("cookie")), self.cookie_name)
+        session = self._first_valid(cookies)
+        # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
+        # may be among those.
+        had = bool(session) or 0 < len(cookies) <= MAX_TRIED_COOKIES
         loaded = encode_session(session)
         request.state.session = session
         response = yield None
         session = request.state.session
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
-        self.save(response, session, loaded, cookie is not None, secure=self._secure_for(request))
-        if cookie is not None or session:
+        self.save(response, session, loaded, had, secure=self._secure_for(request))
+        if cookies or session:
             # SPEC: RFC 9110 12.5.5: the answer depends on the session cookie; a shared cache
             # must not hand one user's page to another. Visitors without a session keep
             # answers a cache may share (a site's public pages, its static files).
             add_vary(response, "Cookie")
+
+    def _first_valid(self, cookies: list[str]) -> dict[str, Any]:
+        # NOTE: every cookie of the name is tried, not the first only: a sibling subdomain can
+        # set one on the parent domain, or on a longer path (which the browser sends first).
+        # Read alone, it emptied the session, and the deletion that followed removed the
+        # user's own cookie: a logout that no login undid while the planted cookie lived.
+        for cookie in cookies[:MAX_TRIED_COOKIES]:
+            session = self.load(cookie)
+            if session:
+                return session
+        return {}
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:
