@@ -13,6 +13,8 @@ literal ``%`` followed by two hex digits is read decoded.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from http.cookies import Morsel
 from typing import Literal
 from urllib.parse import quote
@@ -104,12 +106,13 @@ def format_set_cookie(
     value: str,
     *,
     max_age: int | None,
-    expires: str | None,
+    expires: str | datetime | None,
     path: str | None,
     domain: str | None,
     secure: bool,
     httponly: bool,
     samesite: SameSite | None,
+    partitioned: bool = False,
 ) -> str:
     """Return the value of one ``Set-Cookie`` header.
 
@@ -119,10 +122,12 @@ def format_set_cookie(
     Raises:
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, ``domain`` is not
-            a host name, or ``expires`` holds ``;`` or a line break.
+            a host name, ``expires`` holds ``;`` or a line break, or the cookie is one that
+            browsers drop (see ``_check_kept``).
     """
     morsel: Morsel[str] = Morsel()
     _check_name(morsel, key)
+    _check_kept(key, path, domain, secure, samesite, partitioned)
     morsel.set(key, value, encode_cookie_value(value))
     if path is not None:
         # NOTE: a browser matches it against the path it sends, encoded: "/café" never
@@ -132,6 +137,8 @@ def format_set_cookie(
     if domain is not None:
         _check_domain(domain)
         morsel["domain"] = domain
+    if isinstance(expires, datetime):
+        expires = http_date(expires)
     if expires is not None:
         if any(c in expires for c in ";\r\n"):
             raise ValueError(f"cookie expires contains a forbidden character: {expires!r}")
@@ -144,7 +151,42 @@ def format_set_cookie(
         if samesite.lower() not in ("lax", "strict", "none"):
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
         morsel["samesite"] = samesite.capitalize()
-    return morsel.OutputString()
+    # NOTE: Morsel knows Partitioned from Python 3.14 on only.
+    return morsel.OutputString() + ("; Partitioned" if partitioned else "")
+
+
+def http_date(moment: datetime) -> str:
+    """Format ``moment`` as an HTTP date (``Wed, 02 Dec 2026 10:30:00 GMT``); naive is UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return format_datetime(moment.astimezone(timezone.utc), usegmt=True)
+
+
+def _check_kept(
+    key: str,
+    path: str | None,
+    domain: str | None,
+    secure: bool,
+    samesite: SameSite | None,
+    partitioned: bool,
+) -> None:
+    # NOTE: browsers drop these cookies without a word (RFC 6265bis's prefixes and SameSite
+    # rules, CHIPS for Partitioned): the app never learnt why its cookie was not kept. A
+    # ValueError names what to change.
+    prefix = key[:9].lower()
+    needs_secure = None
+    if samesite is not None and samesite.lower() == "none":
+        needs_secure = "a cookie with samesite='none'"
+    elif partitioned:
+        needs_secure = "a cookie with partitioned=True"
+    elif prefix.startswith(("__secure-", "__host-")):
+        needs_secure = f"a cookie named {key!r}"
+    if needs_secure is not None and not secure:
+        raise ValueError(f"browsers drop {needs_secure} unless it is secure=True")
+    if prefix.startswith("__host-") and (path != "/" or domain):
+        raise ValueError(
+            f"browsers drop a cookie named {key!r} unless its path is '/' and it has no domain"
+        )
 
 
 def _check_name(morsel: Morsel[str], key: str) -> None:

@@ -6,6 +6,7 @@ import json
 import mimetypes
 import os
 from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
+from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 from urllib.parse import quote
@@ -269,18 +270,35 @@ class Response:
         value: str = "",
         *,
         max_age: int | None = None,
-        expires: str | None = None,
+        expires: str | datetime | None = None,
         path: str | None = "/",
         domain: str | None = None,
         secure: bool = False,
         httponly: bool = False,
         samesite: SameSite | None = "lax",
+        partitioned: bool = False,
     ) -> None:
         """Add a ``Set-Cookie`` header; the value and the path are percent-encoded.
 
+        Args:
+            key: The cookie's name.
+            value: Any ``str``.
+            max_age: Seconds until the cookie expires; ``0`` drops it.
+            expires: The moment it expires: an HTTP date, or a ``datetime`` (naive is UTC).
+            path: The path under which the browser sends it back.
+            domain: A host name the cookie is shared with, subdomains included.
+            secure: Sent over HTTPS only.
+            httponly: Hidden from the page's scripts.
+            samesite: ``"lax"``, ``"strict"``, ``"none"`` or ``None`` (no attribute).
+            partitioned: Kept apart for each top-level site (CHIPS), for a cookie that a
+                page embedded in other sites sets.
+
         Raises:
-            ValueError: If the name is not a token, or ``domain`` or ``expires`` holds ``;``
-                or a line break.
+            ValueError: If the name is not a token or is an attribute's, ``domain`` is not a
+                host name, ``expires`` holds ``;`` or a line break, or browsers would drop the
+                cookie: ``samesite="none"``, ``partitioned=True`` or a ``__Secure-`` or
+                ``__Host-`` name without ``secure=True``, a ``__Host-`` one with a
+                ``domain`` or another path than ``/``.
         """
         self.headers.add(
             "set-cookie",
@@ -294,6 +312,7 @@ class Response:
                 secure=secure,
                 httponly=httponly,
                 samesite=samesite,
+                partitioned=partitioned,
             ),
         )
 
@@ -306,12 +325,14 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: SameSite | None = "lax",
+        partitioned: bool = False,
     ) -> None:
         """Tell the client to drop the cookie ``key``.
 
-        Give the attributes it was set with: browsers ignore the deletion of a ``__Host-`` or
-        ``__Secure-`` cookie that is not ``secure``, and of a ``samesite="none"`` cookie in a
-        cross-site frame unless the deletion says ``"none"`` too.
+        Give the attributes it was set with: browsers ignore the deletion of a
+        ``samesite="none"`` cookie in a cross-site frame unless the deletion says ``"none"``
+        too, and that of a partitioned cookie without ``partitioned=True``. Raises
+        ``ValueError`` as ``set_cookie`` does.
         """
         self.set_cookie(
             key,
@@ -323,6 +344,7 @@ class Response:
             secure=secure,
             httponly=httponly,
             samesite=samesite,
+            partitioned=partitioned,
         )
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import os
 import re
@@ -641,6 +642,54 @@ def test_delete_cookie_with_the_attributes_it_was_set_with(make_client: MakeClie
     parts = [part.strip().lower() for part in cookie.split(";")]
     assert parts[0].startswith("__host-id=")
     assert {"max-age=0", "secure", "httponly", "samesite=none", "path=/"} <= set(parts)
+
+
+def test_set_cookie_takes_a_datetime_and_partitioned(make_client: MakeClient) -> None:
+    app = App()
+    utc_plus_2 = datetime.timezone(datetime.timedelta(hours=2))
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("ok")
+        # NOTE: a naive datetime is UTC, as Werkzeug takes it; an aware one is converted.
+        response.set_cookie("naive", "1", expires=datetime.datetime(2027, 1, 2, 3, 4, 5))
+        response.set_cookie(
+            "aware", "2", expires=datetime.datetime(2027, 1, 2, 3, 4, 5, tzinfo=utc_plus_2)
+        )
+        response.set_cookie("embedded", "3", secure=True, samesite="none", partitioned=True)
+        response.delete_cookie("old", secure=True, partitioned=True)
+        return response
+
+    naive, aware, embedded, old = make_client(app).get("/").headers.get_list("set-cookie")
+    assert naive.startswith("naive=1; expires=Sat, 02 Jan 2027 03:04:05 GMT;")
+    assert aware.startswith("aware=2; expires=Sat, 02 Jan 2027 01:04:05 GMT;")
+    assert embedded == "embedded=3; Path=/; SameSite=None; Secure; Partitioned"
+    assert old.startswith("old=; expires=Thu, 01 Jan 1970") and old.endswith("; Partitioned")
+
+
+@pytest.mark.parametrize(
+    ("key", "options", "message"),
+    [
+        ("id", {"samesite": "none"}, "samesite='none' unless it is secure=True"),
+        ("id", {"samesite": "None"}, "samesite='none' unless it is secure=True"),
+        ("id", {"partitioned": True}, "partitioned=True unless it is secure=True"),
+        ("__Secure-id", {}, "named '__Secure-id' unless it is secure=True"),
+        ("__Host-id", {}, "named '__Host-id' unless it is secure=True"),
+        ("__host-id", {}, "named '__host-id' unless it is secure=True"),
+        ("__Host-id", {"secure": True, "path": "/app"}, "path is '/' and it has no domain"),
+        ("__Host-id", {"secure": True, "path": None}, "path is '/' and it has no domain"),
+        ("__Host-id", {"secure": True, "domain": "a.example"}, "path is '/' and it has no domain"),
+    ],
+)
+def test_set_cookie_refuses_a_cookie_browsers_drop(
+    key: str, options: dict[str, Any], message: str
+) -> None:
+    # NOTE: browsers drop these without a word (RFC 6265bis, CHIPS): the app never learnt why
+    # its cookie was not kept.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Response().set_cookie(key, "x", **options)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Response().delete_cookie(key, **options)
 
 
 @pytest.mark.parametrize(

@@ -249,6 +249,16 @@ def test_sessions_refuse_bad_arguments() -> None:
     ):
         with pytest.raises(ValueError, match="cookie"):
             Sessions(SECRET, **malformed)  # type: ignore[arg-type]
+    # NOTE: browsers drop a __Host- cookie without Secure: secure=None (Secure over HTTPS only)
+    # would have failed each request over plain HTTP, so it is refused when the plugin is made.
+    for dropped in (
+        {"cookie_name": "__Host-session"},
+        {"cookie_name": "__Secure-session", "secure": False},
+        {"cookie_name": "__Host-session", "secure": True, "path": "/app"},
+    ):
+        with pytest.raises(ValueError, match="browsers drop a cookie named"):
+            Sessions(SECRET, **dropped)  # type: ignore[arg-type]
+    Sessions(SECRET, cookie_name="__Host-session", secure=True)
 
 
 def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
