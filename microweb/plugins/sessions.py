@@ -75,6 +75,25 @@ def encode_session(session: dict[str, Any]) -> str:
     return json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _refuse_other_keys(session: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for a key that is not ``str``, in ``session`` or nested in it.
+
+    NOTE: JSON turns ``1`` into ``"1"`` without a word (``session[1]`` came back as
+    ``session["1"]``), and a dict mixing ``int`` and ``str`` keys failed to sort, with a
+    message that named neither the session nor the key.
+    """
+    stack: list[Any] = [session]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise TypeError(f"session keys must be str (JSON's), not {key!r}")
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
 class Sessions:
     """Give every request a ``request.session`` dict, stored in a signed cookie.
 
@@ -237,6 +256,7 @@ class Sessions:
                 # frame unless it is SameSite=None too (RFC 6265bis 5.7).
                 self._set(response, "", 0, marked, expires="Thu, 01 Jan 1970 00:00:00 GMT")
             return
+        _refuse_other_keys(session)
         current = encode_session(session)
         if current == loaded:
             return

@@ -274,6 +274,27 @@ def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize(
+    "stored", [{1: "one"}, {1: "one", "two": 2}, {"nested": [{(1, 2): "pair"}]}, {None: 0}]
+)
+def test_sessions_keys_must_be_str(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, stored: dict[Any, Any]
+) -> None:
+    # NOTE: JSON turned 1 into "1" without a word, and mixed keys failed to sort with a message
+    # that named neither the session nor the key.
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        request.session.update(stored)
+        return "stored?"
+
+    with caplog.at_level("ERROR", logger="microweb"):
+        assert make_client(app).get("/").status_code == 500
+    assert "session keys must be str (JSON's), not " in caplog.text
+
+
+@pytest.mark.parametrize(
     ("options", "parts"),
     [
         ({"cookie_name": "__Host-session", "secure": True}, ["; Secure", "SameSite=Lax"]),
