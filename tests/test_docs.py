@@ -5,7 +5,7 @@ own, as a fresh module, with the working directory set to a temporary directory.
 run alone use the info string ``python-fragment`` (kept rare); shell commands use ``sh``, output
 and diagrams ``text``. The migration pages show another framework's code next to microweb's: such
 a block names the framework in a title, ```python title="Flask"``` (or Bottle, Starlette,
-Falcon, optionally followed by more words), and is only compiled, never run, since those
+Falcon, Django, optionally followed by more words), and is only compiled, never run, since those
 frameworks are not test dependencies.
 
 The tutorial (``docs/tutorial/``) builds one app of several files. Each of its blocks is a whole
@@ -75,11 +75,12 @@ PAGES = [
     "migrating/bottle.md",
     "migrating/starlette.md",
     "migrating/falcon.md",
+    "migrating/django.md",
     "architecture.md",
 ]
 FENCE_INFOS = {"python", "python-fragment", "text", "sh"}
 # NOTE: a title keeps the language first, so GitHub and MkDocs still highlight the block as Python.
-PEER_INFO = re.compile(r'python title="(Flask|Bottle|Starlette|Falcon)\b[^"]*"')
+PEER_INFO = re.compile(r'python title="(Flask|Bottle|Starlette|Falcon|Django)\b[^"]*"')
 # NOTE: a whole file of the tutorial's app; its title is the file's path in the app's folder.
 FILE_INFO = re.compile(r'(?:python|html\+jinja|css|js) title="((?:[\w-]+/)*[\w-]+\.\w+)"')
 MAX_FRAGMENTS = 5
