@@ -15,7 +15,9 @@ def routes_table(app: App) -> str:
     """Return the route table as aligned text: method, template, name, handler, colour."""
     lines = []
     for route in app.routes + app.websocket_routes:
-        handler = f"{route.handler.__module__}.{getattr(route.handler, '__qualname__', '?')}"
+        # NOTE: a callable object or a partial has no __qualname__ of its own: its class's.
+        named = getattr(route.handler, "__qualname__", None) or type(route.handler).__qualname__
+        handler = f"{getattr(route.handler, '__module__', '?')}.{named}"
         colour = "async" if route.is_async else "sync"
         methods = ["WS"] if route.kind == "websocket" else route.methods
         for method in methods:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import subprocess
 import sys
@@ -110,6 +111,27 @@ def test_routes_table_sorts_the_methods_of_one_template_across_handlers() -> Non
 
     lines = routes_table(app).splitlines()[1:]
     assert [line.split()[0] for line in lines] == ["DELETE", "GET", "POST"]
+
+
+class _Resource:
+    async def __call__(self, request: Any) -> str:
+        return "resource"
+
+
+def _page(request: Any, kind: str) -> str:
+    return kind
+
+
+def test_routes_table_names_the_class_of_a_callable_object_or_partial() -> None:
+    app = App()
+    app.get("/resource", name="resource")(_Resource())
+    app.get("/page", name="page")(functools.partial(_page, kind="page"))
+    lines = routes_table(app).splitlines()[1:]
+    # NOTE: the handler column said "test_cli.?" for both.
+    assert [line.split()[3:] for line in lines] == [
+        ["functools.partial", "sync"],
+        [f"{__name__}._Resource", "async"],
+    ]
 
 
 def test_missing_server_names_the_install_command(
