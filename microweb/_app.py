@@ -195,6 +195,9 @@ class App(RouteRegistry):
             name: The converter's name in templates.
             to_python: Turns a segment into a value; raises ``ValueError`` when it does not fit.
             to_url: Turns a value back into a segment, for ``url_for``.
+
+        Raises:
+            ValueError: If a converter of that name is registered, a built-in one included.
         """
         if name in self._converters:
             raise ValueError(f"converter {name!r} is already registered")
@@ -224,6 +227,11 @@ class App(RouteRegistry):
 
         A status handler sees ``HTTPError`` with that status (and, for 500, any unexpected error);
         a class handler sees that class and its subclasses. It returns what a route handler may.
+
+        Raises:
+            ValueError: If a status is not 4xx or 5xx.
+            TypeError: If the key is neither a status nor a subclass of ``Exception``, or the
+                handler is a ``def`` wrapper of an ``async def`` function.
         """
         check_error_key(key)
 
@@ -274,9 +282,10 @@ class App(RouteRegistry):
         Raises:
             KeyError: If no route has that name.
             TypeError: If the parameters do not fit the template.
-            ValueError: If a one-segment parameter is empty or holds ``/``, or is a value its
-                built-in converter does not take back (``-3`` for ``{n:int}``): the link would
-                answer 404.
+            ValueError: If a one-segment parameter is empty or holds ``/``, a ``{name:path}``
+                value is empty, a value is or holds a ``.`` or ``..`` segment, or a value is one
+                its built-in converter does not take back (``-3`` for ``{n:int}``): the link
+                would answer 404 or lead elsewhere.
         """
         try:
             route = self._names[name][0]

@@ -66,6 +66,7 @@ class HTTPError(Exception):
     Raises:
         ValueError: If ``status`` is not 4xx or 5xx, or a header is invalid (see ``Headers``),
             so the mistake shows where the error is raised, not while answering it.
+        TypeError: If a header value is not a ``str``.
 
     Attributes:
         status: The status code (``int``).

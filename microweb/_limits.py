@@ -48,6 +48,7 @@ class Limits:
 
         Raises:
             TypeError: If a name is not a limit.
+            ValueError: If a value is negative or not a whole number, as at construction.
         """
         return dataclasses.replace(self, **changes)
 

@@ -60,8 +60,11 @@ class BodyMethods(HeadProperties):
         """Read the whole body (bounded by ``max_body_size``).
 
         Raises:
-            HTTPError: 413 past the limit, 400 for a body shorter than its ``Content-Length``.
-            RuntimeError: Where an event loop runs in this thread (use ``await aread()``).
+            HTTPError: 413 past the limit; 400 for an invalid ``Content-Length`` or a body
+                shorter than it; 501 for a ``Transfer-Encoding`` other than ``chunked``.
+            RuntimeError: Where an event loop runs in this thread (use ``await aread()``), or
+                once the body was streamed (``iter_bytes()``, ``iter_parts()``...).
+            ClientDisconnect: If the client left before the end of the body.
         """
         self._check_sync("read()", "aread()")
         if self._body is None:

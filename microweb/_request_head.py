@@ -220,7 +220,8 @@ class HeadProperties:
 
     @property
     def host(self) -> str:
-        """The ``Host`` header, or the server's address when there is none.
+        """The ``Host`` header, or the server's address when there is none (or it is empty);
+        ``""`` when the server gives no address either.
 
         Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
 
@@ -245,7 +246,11 @@ class HeadProperties:
 
     @property
     def url(self) -> str:
-        """The full URL: scheme, host, root path, path (percent-encoded) and query string."""
+        """The full URL: scheme, host, root path, path (percent-encoded) and query string.
+
+        Raises:
+            HTTPError: 400 for a ``Host`` that ``host`` refuses.
+        """
         query = self.query_string.decode("latin-1")
         # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
         path = quote(self.root_path + self.path, _PATH_SAFE) if self.path != "*" else ""

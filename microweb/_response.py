@@ -65,6 +65,11 @@ class Response:
         media_type: The ``Content-Type``; without one, a ``str`` body is ``text/plain`` and other
             bodies ``application/octet-stream``. A ``Content-Type`` in ``headers`` wins over
             it, in the factories (``Response.json``, ``Response.html``...) too.
+
+    Raises:
+        TypeError: If ``status`` is not an ``int`` (a ``bool`` is not one), or a header value
+            is not a ``str``.
+        ValueError: If ``status`` is not 200 to 599, or a header is refused (see ``Headers``).
     """
 
     __slots__ = ("_status", "body", "chunks", "file_info", "headers", "length")
@@ -194,6 +199,9 @@ class Response:
 
         ``iterable`` may be sync or async (``str`` chunks are UTF-8 encoded), under both
         interfaces; it is closed when the response ends, also when the client goes away.
+
+        Raises:
+            TypeError: If ``iterable`` is ``bytes`` or ``str`` (give ``Response(body)``).
         """
         if isinstance(iterable, (bytes, str)):
             raise TypeError("Response.stream() takes an iterable of chunks, not bytes or str")
@@ -212,8 +220,9 @@ class Response:
     ) -> Response:
         """Return a response that streams the file at ``path``.
 
-        Conditional requests (``If-None-Match``, ``If-Modified-Since``) get 304, a single
-        ``Range`` gets 206 (416 when unsatisfiable; ``If-Range`` is honoured).
+        Conditional requests get 304 (``If-None-Match``, ``If-Modified-Since``) or 412
+        (``If-Match``, ``If-Unmodified-Since``), a single ``Range`` gets 206 (416 when
+        unsatisfiable; ``If-Range`` is honoured), for ``GET`` and ``HEAD`` with status 200.
 
         Args:
             path: The file; its size and modification time are read now.

@@ -75,6 +75,9 @@ class RouteRegistry:
         Raises:
             ValueError: If the template or a method is invalid, another template has the
                 same name, or (a router) the router was included already.
+            TypeError: If the handler does not take the template's parameters as keyword
+                arguments, is a generator function, or is a ``def`` wrapper of an
+                ``async def`` function.
         """
         method_set = frozenset(m.upper() for m in methods)
         unknown = method_set - HTTP_METHODS
@@ -326,7 +329,8 @@ class Router(RouteRegistry):
 
         Raises:
             ValueError: If a status is not 4xx or 5xx.
-            TypeError: If the key is neither a status nor an exception class.
+            TypeError: If the key is neither a status nor a subclass of ``Exception``, or the
+                handler is a ``def`` wrapper of an ``async def`` function.
         """
         check_error_key(key)
 

@@ -199,8 +199,11 @@ _WINDOWS_NAMES = frozenset(
 def safe_filename(filename: str, default: str = "upload") -> str:
     """Return a name made from ``filename`` that is safe to use as one path component.
 
-    Directories, dots in front, and characters other than ASCII letters, digits, ``_``, ``.``
-    and ``-`` are dropped; an empty result (or a reserved Windows name) gives ``default``.
+    Directories and dots in front are dropped, accents are stripped (``é`` gives ``e``), each
+    run of other characters than ASCII letters, digits, ``_``, ``.`` and ``-`` becomes one
+    ``_``, and underscores and dots at either end are dropped; an empty result (or a reserved
+    Windows name) gives ``default``, and a name of non-ASCII letters only keeps its extension
+    (``写真.jpg`` gives ``upload.jpg``).
     """
     original = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
