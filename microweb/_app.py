@@ -18,6 +18,7 @@ from ._router import Router, RouteRegistry, as_flow, check_error_key, error_hand
 from ._routing import (
     Route,
     RouteTable,
+    check_arguments,
     check_colour,
     check_handler,
     check_name,
@@ -245,9 +246,12 @@ class App(RouteRegistry):
         """Run ``hook()`` (sync or async) before the first request is served.
 
         Raises:
-            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function.
+            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
+                cannot be called without arguments.
         """
-        check_colour(hook, f"startup hook {getattr(hook, '__qualname__', hook)!r}")
+        where = f"startup hook {getattr(hook, '__qualname__', hook)!r}"
+        check_colour(hook, where)
+        check_arguments(hook, where, "()")
         self.startup_hooks.append(Colored(hook, is_async_callable(hook)))
         return hook
 
@@ -255,9 +259,12 @@ class App(RouteRegistry):
         """Run ``hook()`` (sync or async) when the server stops.
 
         Raises:
-            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function.
+            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
+                cannot be called without arguments.
         """
-        check_colour(hook, f"shutdown hook {getattr(hook, '__qualname__', hook)!r}")
+        where = f"shutdown hook {getattr(hook, '__qualname__', hook)!r}"
+        check_colour(hook, where)
+        check_arguments(hook, where, "()")
         self.shutdown_hooks.append(Colored(hook, is_async_callable(hook)))
         return hook
 

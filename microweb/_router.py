@@ -17,6 +17,7 @@ from ._routing import (
     NO_CONFIG,
     Handler,
     Route,
+    check_arguments,
     check_colour,
     check_name,
     is_async_callable,
@@ -187,9 +188,12 @@ def as_flow(flow: Callable[..., Any]) -> Colored:
     Raises:
         TypeError: If ``flow`` is not a generator function (sync or async).
     """
+    where = f"flow {getattr(flow, '__qualname__', flow)!r}"
     if inspect.isasyncgenfunction(flow):
+        check_arguments(flow, where, "(request)")
         return Colored(flow, True)
     if inspect.isgeneratorfunction(flow):
+        check_arguments(flow, where, "(request)")
         return Colored(flow, False)
     raise TypeError(
         f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
@@ -226,7 +230,9 @@ def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHand
     Raises:
         TypeError: If ``handler`` is a ``def`` wrapper of an ``async def`` function.
     """
-    check_colour(handler, f"error handler {getattr(handler, '__qualname__', handler)!r}")
+    where = f"error handler {getattr(handler, '__qualname__', handler)!r}"
+    check_colour(handler, where)
+    check_arguments(handler, where, "(request, exc)")
     return ErrorHandler(key, Colored(handler, is_async_callable(handler)))
 
 

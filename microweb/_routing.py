@@ -73,6 +73,27 @@ def check_colour(fn: Callable[..., Any], where: str) -> None:
         )
 
 
+def check_arguments(fn: Callable[..., Any], where: str, called_as: str) -> None:
+    """Refuse a function that cannot be called the way microweb calls it (``called_as``).
+
+    ``called_as`` is the call's shape, such as ``"(request, exc)"``; its names stand for the
+    positional arguments given.
+
+    Raises:
+        TypeError: Naming the call, where the call would have failed with a 500 on the
+            first request that needed ``fn``.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # NOTE: a builtin without a signature: it will tell when it is called.
+    count = called_as.count(",") + 1 if called_as != "()" else 0
+    try:
+        signature.bind(*[None] * count)
+    except TypeError:
+        raise TypeError(f"{where} must accept being called as {called_as}") from None
+
+
 def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:
     """Refuse, at registration, a handler that could never be called correctly.
 

@@ -1183,3 +1183,54 @@ def test_routes_added_by_a_startup_hook_are_served(make_client: MakeClient, colo
     response = client.get("/r/late")
     assert (response.json()["route"], response.headers["x-router"]) == ("r_late", "r_late")
     assert allow_set(client.post("/r/late")) == {"GET", "HEAD", "OPTIONS"}
+
+
+# -- what microweb calls, checked when it is registered --------------------------------------
+
+
+class _Handlers:
+    def error(self, request: Request, exc: Exception) -> str:
+        return "bound method"
+
+    def hook(self) -> None:
+        return None
+
+
+def _error_only_request(request: Request) -> str:
+    return "one argument"
+
+
+def _hook_wanting_app(app: App) -> None:
+    return None
+
+
+def _flow_without_request() -> Iterator[None]:
+    yield
+
+
+def test_error_handlers_hooks_and_flows_that_cannot_be_called_are_refused() -> None:
+    # NOTE: each was registered, then failed with a 500 on the first error (or at startup)
+    # with a TypeError about arguments, far from the line that registered it.
+    app, router = App(), Router()
+    with pytest.raises(TypeError, match=r"must accept being called as \(request, exc\)"):
+        app.error_handler(404)(_error_only_request)
+    with pytest.raises(TypeError, match=r"must accept being called as \(request, exc\)"):
+        router.error_handler(ValueError)(_error_only_request)
+    with pytest.raises(TypeError, match=r"startup hook .* must accept being called as \(\)"):
+        app.on_startup(_hook_wanting_app)
+    with pytest.raises(TypeError, match=r"shutdown hook .* must accept being called as \(\)"):
+        app.on_shutdown(_hook_wanting_app)
+    with pytest.raises(TypeError, match=r"flow .* must accept being called as \(request\)"):
+        app.middleware(_flow_without_request)
+    with pytest.raises(TypeError, match=r"flow .* must accept being called as \(request\)"):
+        router.middleware(_flow_without_request)
+
+
+def test_what_can_be_called_so_is_accepted() -> None:
+    app, handlers = App(), _Handlers()
+    app.error_handler(404)(handlers.error)
+    app.error_handler(500)(lambda *args: "any arguments")
+    app.error_handler(ValueError)(lambda request, exc, extra=None: "a default")
+    app.on_startup(handlers.hook)
+    app.on_shutdown(lambda *, optional=1: None)
+    app.error_handler(KeyError)(print)  # NOTE: a builtin: no signature to check.
