@@ -20,6 +20,7 @@ from ._routing import (
     check_colour,
     check_name,
     is_async_callable,
+    unwrap_staticmethod,
 )
 
 if TYPE_CHECKING:
@@ -184,9 +185,10 @@ def as_flow(flow: Callable[..., Any]) -> Colored:
     Raises:
         TypeError: If ``flow`` is not a generator function (sync or async).
     """
-    if inspect.isasyncgenfunction(flow):
+    function = unwrap_staticmethod(flow)
+    if inspect.isasyncgenfunction(function):
         return Colored(flow, True)
-    if inspect.isgeneratorfunction(flow):
+    if inspect.isgeneratorfunction(function):
         return Colored(flow, False)
     raise TypeError(
         f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
