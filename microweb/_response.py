@@ -236,10 +236,7 @@ class Response:
             PermissionError: If the file may not be read by this process.
         """
         info = stat_file(path)
-        # NOTE: an SVG image compressed by its author (.svgz) is shown by browsers only as an
-        # SVG labelled Content-Encoding: gzip, as nginx and Apache are configured to send it;
-        # a download stays the archive it is, which browsers save without unpacking.
-        svgz = media_type is None and filename is None and info.path.lower().endswith(".svgz")
+        svgz = media_type is None and filename is None and _is_svgz(info.path, headers)
         media_type = SVG if svgz else media_type or _guess_type(info.path)
         response = cls.stream(info.chunks(), media_type, status, headers)
         response.file_info, response.length = info, info.size
@@ -379,6 +376,18 @@ def _guess_type(path: str) -> str:
     guessed = guessed or OCTETS
     # NOTE: text files are taken as UTF-8, the web's default; pass media_type= otherwise.
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
+
+
+def _is_svgz(path: str, headers: Mapping[str, str] | None) -> bool:
+    """Tell whether ``path`` is an SVG image compressed by its author, sent as the image."""
+    # NOTE: browsers show a .svgz only as an SVG labelled Content-Encoding: gzip, as nginx and
+    # Apache are configured to send it. A download, or a type of the caller's own, stays the
+    # archive, also when given in ``headers``: "application/gzip" with that encoding was read
+    # by clients as the SVG itself, and a download was saved unpacked under the .svgz name.
+    if not path.lower().endswith(".svgz"):
+        return False
+    own = Headers(headers or ())
+    return "content-type" not in own and "content-disposition" not in own
 
 
 def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:

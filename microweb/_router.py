@@ -21,6 +21,7 @@ from ._routing import (
     check_colour,
     check_name,
     is_async_callable,
+    unwrap_staticmethod,
 )
 
 if TYPE_CHECKING:
@@ -189,14 +190,15 @@ def as_flow(flow: Callable[..., Any]) -> Colored:
         TypeError: If ``flow`` is not a generator function (sync or async).
     """
     where = f"flow {getattr(flow, '__qualname__', flow)!r}"
-    if inspect.isasyncgenfunction(flow):
+    function = unwrap_staticmethod(flow)
+    if inspect.isasyncgenfunction(function):
         check_arguments(flow, where, "(request)")
         return Colored(flow, True)
-    if inspect.isgeneratorfunction(flow):
+    if inspect.isgeneratorfunction(function):
         check_arguments(flow, where, "(request)")
         return Colored(flow, False)
     raise TypeError(
-        f"flow {getattr(flow, '__qualname__', flow)!r} must be a generator function: "
+        f"{where} must be a generator function: "
         "write `response = yield` where the rest of the stack runs"
     )
 

@@ -28,18 +28,27 @@ def is_async_callable(obj: object) -> bool:
     """Tell whether calling ``obj`` returns a coroutine (functions, partials, callable objects)."""
     if inspect.iscoroutinefunction(obj):
         return True
-    if isinstance(obj, staticmethod):
-        # NOTE: a handler registered inside its class body, under @staticmethod: callable
-        # since Python 3.10, but inspect does not look inside it.
-        return is_async_callable(obj.__func__)
     while isinstance(obj, functools.partial):
         # NOTE: inspect unwraps a partial only down to a function; a partial of an object with
         # an async __call__ (partial(Resource(), ...)) was taken for def and its coroutine lost.
         obj = obj.func
+    if isinstance(obj, staticmethod):
+        # NOTE: after the partials: a partial of an async staticmethod was taken for def.
+        return is_async_callable(unwrap_staticmethod(obj))
     if isinstance(obj, type):
         return False  # NOTE: calling a class builds an instance; its __call__ is the instances'.
     call = getattr(obj, "__call__", None)  # noqa: B004
     return not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
+
+
+def unwrap_staticmethod(obj: Any) -> Any:
+    """Return the function under a ``staticmethod``, or ``obj`` itself.
+
+    A function registered inside its class body, under ``@staticmethod``, is callable (since
+    Python 3.10), but ``inspect`` does not look inside it: its colour, and whether it is a
+    generator function, are its function's.
+    """
+    return obj.__func__ if isinstance(obj, staticmethod) else obj
 
 
 def _hides_async(fn: Callable[..., Any]) -> bool:
@@ -47,6 +56,7 @@ def _hides_async(fn: Callable[..., Any]) -> bool:
     # NOTE: functools.wraps sets __wrapped__; a def wrapper of an async def handler would be
     # called as def and return its coroutine, a 500 on every request instead of a startup error.
     # Only a plain function: a callable object (asgiref's async_to_sync) runs the coroutine.
+    fn = unwrap_staticmethod(fn)
     if inspect.ismethod(fn):
         fn = fn.__func__  # NOTE: a resource's bound method (Falcon's on_get) is checked too.
     if not inspect.isfunction(fn) or inspect.iscoroutinefunction(fn):
@@ -101,7 +111,8 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
         TypeError: With a message that says what to write instead.
     """
     where = f"handler {getattr(handler, '__qualname__', handler)!r} for {template!r}"
-    if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+    function = unwrap_staticmethod(handler)
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
         raise TypeError(
             f"{where} is a generator function; to stream, return Response.stream(generator()) "
             "from a def or async def handler"

@@ -128,9 +128,19 @@ def test_svgz_is_an_svg_sent_gzip_encoded(
     assert ranged.headers["content-encoding"] == "gzip"
 
 
-@pytest.mark.parametrize("options", [{"filename": "icon.svgz"}, {"media_type": "application/gzip"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"filename": "icon.svgz"},
+        {"media_type": "application/gzip"},
+        # NOTE: given in the headers, they went out beside Content-Encoding: gzip, which made
+        # clients unpack the archive (review82).
+        {"headers": {"Content-Type": "application/gzip"}},
+        {"headers": {"Content-Disposition": 'attachment; filename="icon.svgz"'}},
+    ],
+)
 def test_svgz_download_or_own_type_is_the_archive(
-    make_client: MakeClient, tmp_path: Path, options: dict[str, str]
+    make_client: MakeClient, tmp_path: Path, options: dict[str, Any]
 ) -> None:
     path = tmp_path / "icon.svgz"
     path.write_bytes(gzip.compress(SVG))
