@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# NOTE: seconds a WebSocket session waits for the app: its answer to the handshake, a message,
+# the handler's end once the client has closed.
+WAIT = 10
+
 
 class LoopThread:
     """An event loop on a daemon thread, for driving the ASGI app from sync test code."""
@@ -103,7 +107,7 @@ class WebSocketSession:
         # NOTE: what the app reports as unhandled, when watched; emptied once raised.
         self._errors: list[BaseException] | None = [] if raise_server_exceptions else None
         self._task = loop.run(self._start(app, scope))
-        self.accepted = loop.run(self._next_message())
+        self.accepted = loop.run(self._answer_to_handshake())
         if self.accepted["type"] != "websocket.accept":
             self._loop.run(self._finish())
             self._raise_reported()
@@ -119,6 +123,23 @@ class WebSocketSession:
         unhandled_errors.set(self._errors)
         await self._to_app.put({"type": "websocket.connect"})
         return asyncio.ensure_future(app(scope, self._to_app.get, send))
+
+    async def _answer_to_handshake(self) -> dict[str, Any]:
+        """Return the app's accept or close; give up on an app that sends neither in time.
+
+        Raises:
+            TimeoutError: If the app neither accepted nor refused within ``WAIT`` seconds; its
+                handler is cancelled, as a server's shutdown would.
+        """
+        try:
+            return await asyncio.wait_for(self._next_message(), timeout=WAIT)
+        except asyncio.TimeoutError:  # NOTE: not yet the builtin TimeoutError on Python 3.10.
+            # NOTE: a handler that never calls accept() nor close() held the test for ever.
+            self._task.cancel()
+            await asyncio.wait([self._task])
+            raise TimeoutError(
+                f"the app neither accepted nor refused the WebSocket handshake in {WAIT} s"
+            ) from None
 
     async def _next_message(self) -> dict[str, Any]:
         """Return the app's next message; if the app ends first, what a server makes of it.
@@ -146,7 +167,7 @@ class WebSocketSession:
         return {"type": "websocket.close", "code": 1006}
 
     async def _finish(self) -> None:
-        await asyncio.wait_for(self._task, timeout=10)
+        await asyncio.wait_for(self._task, timeout=WAIT)
 
     def _raise_reported(self) -> None:
         if self._errors:
@@ -167,7 +188,7 @@ class WebSocketSession:
         self.send_text(json.dumps(value))
 
     def _receive(self) -> dict[str, Any]:
-        message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=10))
+        message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=WAIT))
         if message["type"] == "websocket.close":
             self._raise_reported()
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")

@@ -331,6 +331,8 @@ class TestClient:
         Raises:
             RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
             WebSocketDisconnect: If the app refuses the handshake.
+            TimeoutError: If the app neither accepts nor refuses it within 10 seconds (its
+                handler is cancelled then).
         """
         if self.interface == "wsgi":
             raise RuntimeError("WebSockets need the ASGI interface: TestClient(app, 'asgi')")

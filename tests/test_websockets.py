@@ -234,6 +234,29 @@ def test_handler_that_never_accepts_refuses_the_handshake(asgi_client: MakeClien
         pass
 
 
+@pytest.mark.timeout(10)
+def test_a_handler_that_neither_accepts_nor_refuses_times_the_handshake_out(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: websocket_connect() waited for the app's answer with no bound: the test hung.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2, raising=False)
+    ended: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def undecided(ws: WebSocket) -> None:
+        try:
+            await asyncio.sleep(3600)  # NOTE: awaiting what never comes (a lookup, a lock)
+        finally:
+            ended.append("cancelled")
+
+    client = asgi_client(app)
+    with pytest.raises(TimeoutError, match="neither accepted nor refused the WebSocket"):
+        client.websocket_connect("/ws")
+    assert ended == ["cancelled"]  # NOTE: as a server cancels it at shutdown
+    assert "GET /ws cut off in its WebSocket session" in caplog.text
+
+
 def test_refused_handshakes(asgi_client: MakeClient) -> None:
     calls: list[str] = []
     app = App()
