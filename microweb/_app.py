@@ -80,11 +80,13 @@ class App(RouteRegistry):
         if self._plan is not None and route.kind != "websocket":
             check_skips(route, self.plugins)  # NOTE: before anything is registered.
         _register(route, self._http, self._ws, self._names)
-        if route.kind == "websocket":
-            return
-        self._http_routes.append(route)
         if routers:
             self._routers[id(route)] = routers
+        if route.kind == "websocket":
+            if self._plan is not None:
+                self._router_rules(route, self._plan)
+            return
+        self._http_routes.append(route)
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
             self._plan.http.add(route, self._endpoint(route, self._plan))
@@ -92,18 +94,23 @@ class App(RouteRegistry):
     def _endpoint(self, route: Route, plan: Plan) -> Endpoint:
         # NOTE: App._add_route resolved the route's limits to a Limits.
         limits: Limits = route.limits  # type: ignore[assignment]
+        rules = self._router_rules(route, plan)
+        return endpoint(route, wrap_handler(route, self.plugins), limits, rules)
+
+    def _router_rules(self, route: Route, plan: Plan) -> RouterRules | None:
+        """Compile the flows and error handlers of ``route``'s routers into ``plan``."""
         routers = self._routers.get(id(route), ())
+        if not routers:
+            return None
         for router in routers:
             router._compiled = True
-        rules = None
-        if routers:
-            # NOTE: outer routers' flows outside inner ones'; inner error handlers looked up
-            # first, each router's own dict, so that one registered after this counts too.
-            flows = tuple(flow for router in routers for flow in router.flows)
-            handlers = [router.error_handlers for router in reversed(routers)]
-            rules = RouterRules(flows, (*handlers, self._error_handlers))
-            plan.router_rules[id(route)] = rules
-        return endpoint(route, wrap_handler(route, self.plugins), limits, rules)
+        # NOTE: outer routers' flows outside inner ones'; inner error handlers looked up
+        # first, each router's own dict, so that one registered after this counts too.
+        flows = tuple(flow for router in routers for flow in router.flows)
+        handlers = [router.error_handlers for router in reversed(routers)]
+        rules = RouterRules(flows, (*handlers, self._error_handlers))
+        plan.router_rules[id(route)] = rules
+        return rules
 
     def install(self, plugin: P) -> P:
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
@@ -149,6 +156,8 @@ class App(RouteRegistry):
             )
             for route in self._http_routes:
                 plan.http.add(route, self._endpoint(route, plan))
+            for route in self._ws:
+                self._router_rules(route, plan)
             self._plan = plan
         return self._plan
 

@@ -160,7 +160,13 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
     # NOTE: the status flows see on an accepted handshake; set past the check, which refuses a
     # 1xx from an app, since the server sends this one itself.
     handshake._status = 101
-    response = yield from _through_flows(plan, request, plan.flows, lambda: _accept(handshake))
+    flows: Flows = plan.flows
+    rules = plan.router_rules.get(id(request.route)) if plan.router_rules else None
+    if rules is not None and rules.flows:
+        # NOTE: a router's flows inside the app's, as around its HTTP routes: its auth flow
+        # was skipped for its WebSocket routes, which it was there to guard.
+        flows = [*plan.flows, *rules.flows]
+    response = yield from _through_flows(plan, request, flows, lambda: _accept(handshake))
     if response is not handshake:
         # NOTE: never sent (plain ASGI can only refuse): a stream of it is closed all the same.
         close_replaced(request, response, None)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, HTTPError, Request, Response, Router, WebSocket
+from microweb import App, HTTPError, Request, Response, Router, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
 
 
@@ -450,11 +450,14 @@ def test_a_router_included_in_two_places_keeps_the_scopes_of_each(
     assert app.url_for(f"{colour} /missing") == "/api/v1/missing"  # NOTE: the first added.
 
 
-def test_a_nested_router_s_websocket_route_gets_both_prefixes() -> None:
-    # NOTE: router flows do not run around handshakes (docs/routing.md).
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_nested_router_s_websocket_route_gets_both_prefixes_and_flows(colour: str) -> None:
+    # NOTE: the routers' flows run around the handshake, inside the app's, as around their
+    # HTTP routes: they did not, and a router's auth flow left its WebSocket routes open.
     trail: list[str] = []
     api, live = Router(prefix="/api"), Router(prefix="/live")
-    api.middleware(tagging_flow("api", trail, "sync"))
+    api.middleware(tagging_flow("api", trail, colour))
+    live.middleware(tagging_flow("live", trail, colour))
 
     @live.websocket("/feed/{feed_id:int}")
     async def feed(ws: WebSocket, feed_id: int) -> None:
@@ -464,11 +467,39 @@ def test_a_nested_router_s_websocket_route_gets_both_prefixes() -> None:
 
     api.include(live)
     app = App()
+    app.middleware(tagging_flow("app", trail, colour))
     app.include(api)
     with (
         TestClient(app, interface="asgi") as client,
         client.websocket_connect("/api/live/feed/3") as ws,
     ):
         assert ws.receive_json() == {"feed": 3}
-    assert trail == []
+    assert trail == ["app in", "api in", "live in", "live out", "api out", "app out"]
     assert app.url_for("feed", feed_id=3) == "/api/live/feed/3"
+
+
+def test_a_router_s_flow_refuses_the_handshakes_of_its_websocket_routes() -> None:
+    api = Router(prefix="/api")
+
+    @api.middleware
+    def token_required(request: Request) -> Iterator[Response | None]:
+        if request.query.get("token") != "s3cret":
+            yield Response.text("no token", status=401)
+            return
+        yield None
+
+    @api.websocket("/live")
+    async def live(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("in")
+
+    app = App()
+    app.include(api)
+    with TestClient(app, interface="asgi") as client:
+        with pytest.raises(WebSocketDisconnect, match="refused"):
+            client.websocket_connect("/api/live")
+        with client.websocket_connect("/api/live?token=s3cret") as ws:
+            assert ws.receive_text() == "in"
+    # NOTE: a flow registered after the app was compiled would never run around it.
+    with pytest.raises(ValueError):
+        api.middleware(tagging_flow("late", [], "sync"))
