@@ -53,6 +53,8 @@ class WebSocket:
         self.close_code: int | None = None
         # NOTE: the client's leaving, noticed by a send but not yet raised by a receive.
         self._gone_unreceived = False
+        # NOTE: closed by the client (its close, or a send that found it gone), not by close().
+        self._client_gone = False
 
     @property
     def path_params(self) -> dict[str, Any]:
@@ -98,6 +100,7 @@ class WebSocket:
 
     def _closed_by_client(self, message: Message) -> None:
         self.state, self.close_code = CLOSED, int(message.get("code", 1005))
+        self._client_gone = True
         raise WebSocketDisconnect(self.close_code, message.get("reason") or "")
 
     async def _next(self) -> tuple[str | None, bytes | None]:
@@ -177,13 +180,18 @@ class WebSocket:
             await self._send(message)
         except OSError:
             self.state, self.close_code = CLOSED, 1006
-            self._gone_unreceived = True
+            self._gone_unreceived = self._client_gone = True
             raise WebSocketDisconnect(1006, _GONE) from None
 
     def _check_open(self, call: str) -> None:
         if self.state == CONNECTING:
             raise RuntimeError(f"{call} before accept(): call `await ws.accept()` first")
         if self.state == CLOSED:
+            if self._client_gone:
+                # NOTE: a send from another task (a broadcast) after the handler's receive saw
+                # the client leave: the client is gone, as for a send that finds it so, where
+                # a RuntimeError escaped the broadcaster's `except WebSocketDisconnect`.
+                raise WebSocketDisconnect(self.close_code or 1006, _GONE)
             raise RuntimeError(f"{call} on a closed WebSocket (close code {self.close_code})")
 
     async def send_text(self, text: str) -> None:

@@ -508,6 +508,38 @@ def test_client_close_raises_disconnect_once_then_runtime_error(asgi_client: Mak
     assert seen[2] == ("closed", 1001)
 
 
+def test_a_send_after_the_client_left_raises_disconnect_in_every_task(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: a broadcast from another task, after the handler's own receive saw the client leave
+    # (hunt84): it raised RuntimeError, which escaped the broadcaster's
+    # `except WebSocketDisconnect` and failed its own handler with 1011.
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("ready")
+        try:
+            await ws.receive_text()
+        except WebSocketDisconnect as exc:
+            seen.append(("receive", exc.code))
+
+        async def broadcast() -> None:
+            try:
+                await ws.send_text("to everyone")
+            except WebSocketDisconnect as exc:
+                seen.append(("broadcast", exc.code))
+
+        await asyncio.gather(broadcast(), broadcast())
+
+    session = asgi_client(app).websocket_connect("/ws")
+    assert session.receive_text() == "ready"
+    session.close(1001)
+    assert seen == [("receive", 1001), ("broadcast", 1001), ("broadcast", 1001)]
+
+
 def test_send_before_accept_and_after_close_raise(asgi_client: MakeClient) -> None:
     seen: list[str] = []
     app = App()
