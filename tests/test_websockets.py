@@ -257,6 +257,70 @@ def test_a_handler_that_neither_accepts_nor_refuses_times_the_handshake_out(
     assert "GET /ws cut off in its WebSocket session" in caplog.text
 
 
+def _stubborn(ignored: list[str]) -> Callable[[WebSocket], Awaitable[None]]:
+    """A handler that accepts if told to, then ignores its first cancellation and waits on."""
+
+    async def handler(ws: WebSocket) -> None:
+        if ws.request.query.get("accept"):
+            await ws.accept()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            ignored.append("cancel")
+        await asyncio.sleep(3600)  # NOTE: the loop's stop cancels it again; this one ends it.
+
+    return handler
+
+
+@pytest.mark.timeout(10)
+def test_a_handler_that_ignores_its_cancellation_still_times_the_handshake_out(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: websocket_connect() cancelled the undecided handler, then waited for its end with
+    # no bound: a handler that caught CancelledError held the test for ever.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    ignored: list[str] = []
+    app = App()
+    app.websocket("/ws")(_stubborn(ignored))
+    with pytest.raises(TimeoutError, match="neither accepted nor refused"):
+        asgi_client(app).websocket_connect("/ws")
+    assert ignored == ["cancel"]
+
+
+@pytest.mark.timeout(10)
+def test_a_handler_that_outlives_the_client_s_close_times_it_out(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: close() waited 10 s for the handler's end, then cancelled it and waited with no
+    # bound for that; a TimeoutError names the wait now, also on Python 3.10.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    ignored: list[str] = []
+    app = App()
+    app.websocket("/ws")(_stubborn(ignored))
+    session = asgi_client(app).websocket_connect("/ws?accept=1")
+    with pytest.raises(TimeoutError, match=r"did not end within 0\.2 s of the close"):
+        session.close()
+    assert ignored == ["cancel"]
+
+
+def test_a_receive_that_gets_nothing_raises_the_builtin_timeout_error(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: on Python 3.10, asyncio's own TimeoutError, which `except TimeoutError` misses.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    app = App()
+
+    @app.websocket("/ws")
+    async def quiet(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(TimeoutError, match=r"no message in 0\.2 s") as raised:
+            session.receive_text()
+        assert type(raised.value) is TimeoutError
+
+
 def test_refused_handshakes(asgi_client: MakeClient) -> None:
     calls: list[str] = []
     app = App()
