@@ -604,6 +604,38 @@ def test_a_send_after_the_client_left_raises_disconnect_in_every_task(
     assert seen == [("receive", 1001), ("broadcast", 1001), ("broadcast", 1001)]
 
 
+def test_a_send_after_a_close_for_the_client_s_fault_raises_disconnect(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: a message too big closed the connection (1009) as the client's leaving does; a
+    # broadcast to it from another client's handler raised RuntimeError, which escaped that
+    # handler's `except WebSocketDisconnect` and closed the other client with 1011.
+    room: list[WebSocket] = []
+    seen: list[Any] = []
+    app = App(limits=Limits(max_websocket_message=10))
+
+    @app.websocket("/ws")
+    async def member(ws: WebSocket) -> None:
+        await ws.accept()
+        room.append(ws)
+        async for text in ws.iter_text():
+            for other in room:
+                try:
+                    await other.send_text(text)
+                except WebSocketDisconnect as exc:
+                    seen.append(("broadcast", exc.code))
+
+    client = asgi_client(app)
+    with client.websocket_connect("/ws") as rude, client.websocket_connect("/ws") as polite:
+        rude.send_text("x" * 11)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            rude.receive_text()
+        assert closed.value.code == 1009
+        polite.send_text("hi")
+        assert polite.receive_text() == "hi"
+    assert seen == [("broadcast", 1009)]
+
+
 def test_send_before_accept_and_after_close_raise(asgi_client: MakeClient) -> None:
     seen: list[str] = []
     app = App()
