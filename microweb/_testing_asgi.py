@@ -135,8 +135,7 @@ class WebSocketSession:
             return await asyncio.wait_for(self._next_message(), timeout=WAIT)
         except asyncio.TimeoutError:  # NOTE: not yet the builtin TimeoutError on Python 3.10.
             # NOTE: a handler that never calls accept() nor close() held the test for ever.
-            self._task.cancel()
-            await asyncio.wait([self._task])
+            await _give_up(self._task)
             raise TimeoutError(
                 f"the app neither accepted nor refused the WebSocket handshake in {WAIT} s"
             ) from None
@@ -167,7 +166,11 @@ class WebSocketSession:
         return {"type": "websocket.close", "code": 1006}
 
     async def _finish(self) -> None:
-        await asyncio.wait_for(self._task, timeout=WAIT)
+        await asyncio.wait([self._task], timeout=WAIT)
+        if not self._task.done():
+            await _give_up(self._task)
+            raise TimeoutError(f"the WebSocket handler did not end within {WAIT} s of the close")
+        self._task.result()
 
     def _raise_reported(self) -> None:
         if self._errors:
@@ -188,7 +191,10 @@ class WebSocketSession:
         self.send_text(json.dumps(value))
 
     def _receive(self) -> dict[str, Any]:
-        message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=WAIT))
+        try:
+            message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=WAIT))
+        except asyncio.TimeoutError:  # NOTE: not yet the builtin TimeoutError on Python 3.10.
+            raise TimeoutError(f"the app sent no message in {WAIT} s") from None
         if message["type"] == "websocket.close":
             self._raise_reported()
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
@@ -252,6 +258,14 @@ class WebSocketSession:
         else:
             # NOTE: the test's own error says more than the app's, which the log has.
             self._end(1000)
+
+
+async def _give_up(task: asyncio.Task[None]) -> None:
+    """Cancel the app's ``task`` and let it end, for ``WAIT`` seconds at most."""
+    task.cancel()
+    # NOTE: bounded, unlike wait_for()'s own cancel: a handler that catches CancelledError and
+    # goes on waiting held the test for ever. The loop's stop cancels it again, also bounded.
+    await asyncio.wait([task], timeout=WAIT)
 
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.

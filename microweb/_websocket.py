@@ -53,7 +53,8 @@ class WebSocket:
         self.close_code: int | None = None
         # NOTE: the client's leaving, noticed by a send but not yet raised by a receive.
         self._gone_unreceived = False
-        # NOTE: closed by the client (its close, or a send that found it gone), not by close().
+        # NOTE: ended by the client (its close, a send that found it gone, a message that broke
+        # the rules), not by the handler's close().
         self._client_gone = False
 
     @property
@@ -126,6 +127,9 @@ class WebSocket:
         return text, data
 
     async def _fail(self, code: int, reason: str) -> None:
+        # NOTE: the client's fault: a broadcast from another task gets WebSocketDisconnect, as
+        # for a client that left, not a RuntimeError that failed its own handler with 1011.
+        self._client_gone = True
         await self.close(code, reason)
         raise WebSocketDisconnect(code, reason)
 

@@ -257,6 +257,70 @@ def test_a_handler_that_neither_accepts_nor_refuses_times_the_handshake_out(
     assert "GET /ws cut off in its WebSocket session" in caplog.text
 
 
+def _stubborn(ignored: list[str]) -> Callable[[WebSocket], Awaitable[None]]:
+    """A handler that accepts if told to, then ignores its first cancellation and waits on."""
+
+    async def handler(ws: WebSocket) -> None:
+        if ws.request.query.get("accept"):
+            await ws.accept()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            ignored.append("cancel")
+        await asyncio.sleep(3600)  # NOTE: the loop's stop cancels it again; this one ends it.
+
+    return handler
+
+
+@pytest.mark.timeout(10)
+def test_a_handler_that_ignores_its_cancellation_still_times_the_handshake_out(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: websocket_connect() cancelled the undecided handler, then waited for its end with
+    # no bound: a handler that caught CancelledError held the test for ever.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    ignored: list[str] = []
+    app = App()
+    app.websocket("/ws")(_stubborn(ignored))
+    with pytest.raises(TimeoutError, match="neither accepted nor refused"):
+        asgi_client(app).websocket_connect("/ws")
+    assert ignored == ["cancel"]
+
+
+@pytest.mark.timeout(10)
+def test_a_handler_that_outlives_the_client_s_close_times_it_out(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: close() waited 10 s for the handler's end, then cancelled it and waited with no
+    # bound for that; a TimeoutError names the wait now, also on Python 3.10.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    ignored: list[str] = []
+    app = App()
+    app.websocket("/ws")(_stubborn(ignored))
+    session = asgi_client(app).websocket_connect("/ws?accept=1")
+    with pytest.raises(TimeoutError, match=r"did not end within 0\.2 s of the close"):
+        session.close()
+    assert ignored == ["cancel"]
+
+
+def test_a_receive_that_gets_nothing_raises_the_builtin_timeout_error(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: on Python 3.10, asyncio's own TimeoutError, which `except TimeoutError` misses.
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    app = App()
+
+    @app.websocket("/ws")
+    async def quiet(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(TimeoutError, match=r"no message in 0\.2 s") as raised:
+            session.receive_text()
+        assert type(raised.value) is TimeoutError
+
+
 def test_refused_handshakes(asgi_client: MakeClient) -> None:
     calls: list[str] = []
     app = App()
@@ -538,6 +602,38 @@ def test_a_send_after_the_client_left_raises_disconnect_in_every_task(
     assert session.receive_text() == "ready"
     session.close(1001)
     assert seen == [("receive", 1001), ("broadcast", 1001), ("broadcast", 1001)]
+
+
+def test_a_send_after_a_close_for_the_client_s_fault_raises_disconnect(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: a message too big closed the connection (1009) as the client's leaving does; a
+    # broadcast to it from another client's handler raised RuntimeError, which escaped that
+    # handler's `except WebSocketDisconnect` and closed the other client with 1011.
+    room: list[WebSocket] = []
+    seen: list[Any] = []
+    app = App(limits=Limits(max_websocket_message=10))
+
+    @app.websocket("/ws")
+    async def member(ws: WebSocket) -> None:
+        await ws.accept()
+        room.append(ws)
+        async for text in ws.iter_text():
+            for other in room:
+                try:
+                    await other.send_text(text)
+                except WebSocketDisconnect as exc:
+                    seen.append(("broadcast", exc.code))
+
+    client = asgi_client(app)
+    with client.websocket_connect("/ws") as rude, client.websocket_connect("/ws") as polite:
+        rude.send_text("x" * 11)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            rude.receive_text()
+        assert closed.value.code == 1009
+        polite.send_text("hi")
+        assert polite.receive_text() == "hi"
+    assert seen == [("broadcast", 1009)]
 
 
 def test_send_before_accept_and_after_close_raise(asgi_client: MakeClient) -> None:
