@@ -101,7 +101,8 @@ class WebSocket:
 
     def _closed_by_client(self, message: Message) -> None:
         self.state, self.close_code = CLOSED, int(message.get("code", 1005))
-        self._client_gone = True
+        # NOTE: this raise is the receive's one, even when a send noticed the departure first.
+        self._client_gone, self._gone_unreceived = True, False
         raise WebSocketDisconnect(self.close_code, message.get("reason") or "")
 
     async def _next(self) -> tuple[str | None, bytes | None]:

@@ -901,6 +901,58 @@ def test_a_departure_a_send_noticed_is_raised_by_the_next_receive_once(
     assert [r for r in caplog.records if r.name == "microweb"] == []
 
 
+def test_a_client_close_after_a_send_noticed_it_gone_is_raised_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the handler waits in a receive while another task's send finds the client gone;
+    # the client's close then reaches that receive. Its WebSocketDisconnect is the one: a
+    # second one (1006) came from the next receive, where RuntimeError belongs (review86).
+    seen: list[Any] = []
+    app = App()
+    gone = asyncio.Event()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+        async def broadcast() -> None:
+            try:
+                await ws.send_text("to everyone")
+            except WebSocketDisconnect as exc:
+                seen.append(("send", exc.code))
+            gone.set()
+
+        task = asyncio.ensure_future(broadcast())
+        try:
+            await ws.receive_text()
+        except WebSocketDisconnect as exc:
+            seen.append(("receive", exc.code))
+        await task
+        try:
+            await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            seen.append(("again", type(exc).__name__))
+
+    connected = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal connected
+        if not connected:
+            connected = True
+            return {"type": "websocket.connect"}
+        await gone.wait()
+        return {"type": "websocket.disconnect", "code": 1001}
+
+    async def send(message: Any) -> None:
+        if message["type"] != "websocket.accept":
+            raise OSError("the client is gone")
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(app.as_asgi()(websocket_scope("/ws"), receive, send))
+    assert seen == [("send", 1006), ("receive", 1001), ("again", "RuntimeError")]
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
 def test_handler_returning_closes_normally(asgi_client: MakeClient) -> None:
     app = App()
 
