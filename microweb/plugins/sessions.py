@@ -125,8 +125,9 @@ class Sessions:
 
     Raises:
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
-            ``samesite="none"`` comes without ``secure=True``, or the cookie's name or domain
-            is malformed.
+            ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
+            ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
+            ``/``, or the cookie's name or domain is malformed.
     """
 
     name = "sessions"
