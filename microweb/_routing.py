@@ -93,15 +93,29 @@ def check_arguments(fn: Callable[..., Any], where: str, called_as: str) -> None:
         TypeError: Naming the call, where the call would have failed with a 500 on the
             first request that needed ``fn``.
     """
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return  # NOTE: a builtin without a signature: it will tell when it is called.
     count = called_as.count(",") + 1 if called_as != "()" else 0
+    function = unwrap_staticmethod(fn)
+    # NOTE: a decorator's wrapper (functools.wraps) is what gets called, and it may take other
+    # arguments than the function it names: one that supplies a dependency itself (injector's
+    # @inject) wraps an error handler of three parameters and takes two. Only a call that
+    # neither signature allows is refused.
+    if _takes(function, count, follow_wrapped=True):
+        return
+    if not _takes(function, count, follow_wrapped=False):
+        raise TypeError(f"{where} must accept being called as {called_as}")
+
+
+def _takes(fn: Callable[..., Any], count: int, *, follow_wrapped: bool) -> bool:
+    """Tell whether ``fn``'s signature takes ``count`` positional arguments."""
+    try:
+        signature = inspect.signature(fn, follow_wrapped=follow_wrapped)
+    except (TypeError, ValueError):
+        return True  # NOTE: a builtin without a signature: it will tell when it is called.
     try:
         signature.bind(*[None] * count)
     except TypeError:
-        raise TypeError(f"{where} must accept being called as {called_as}") from None
+        return False
+    return True
 
 
 def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:

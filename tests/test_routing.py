@@ -12,7 +12,7 @@ import functools
 import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -1234,3 +1234,32 @@ def test_what_can_be_called_so_is_accepted() -> None:
     app.on_startup(handlers.hook)
     app.on_shutdown(lambda *, optional=1: None)
     app.error_handler(KeyError)(print)  # NOTE: a builtin: no signature to check.
+
+
+def _with_database(function: Callable[..., Any]) -> Callable[..., Any]:
+    # NOTE: a decorator that supplies an argument itself, as injector's @inject does.
+    @functools.wraps(function)
+    def supplied(*args: Any) -> Any:
+        return function(*args, "the database")
+
+    return supplied
+
+
+def test_a_wrapper_that_supplies_an_argument_is_called_as_it_says(make_client: MakeClient) -> None:
+    # NOTE: the signature of the function it wraps, of one parameter more, was refused.
+    app, started = App(), []
+
+    @app.on_startup
+    @_with_database
+    def connect(database: str) -> None:
+        started.append(database)
+
+    @app.error_handler(404)
+    @_with_database
+    def not_found(request: Request, exc: HTTPError, database: str) -> str:
+        return f"not found, said {database}"
+
+    with make_client(app) as client:
+        answer = client.get("/nowhere")
+    assert (answer.status_code, answer.text) == (404, "not found, said the database")
+    assert started == ["the database"]

@@ -83,14 +83,20 @@ def _refuse_other_keys(session: dict[str, Any]) -> None:
     message that named neither the session nor the key.
     """
     stack: list[Any] = [session]
+    # NOTE: a list or dict that holds itself is json's ValueError (a 500); walked without
+    # knowing which were seen, it spun forever, on the event loop under ASGI.
+    seen: set[int] = set()
     while stack:
         item = stack.pop()
+        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
+            continue
+        seen.add(id(item))
         if isinstance(item, dict):
             for key in item:
                 if not isinstance(key, str):
                     raise TypeError(f"session keys must be str (JSON's), not {key!r}")
             stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
+        else:
             stack.extend(item)
 
 
@@ -119,8 +125,9 @@ class Sessions:
 
     Raises:
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
-            ``samesite="none"`` comes without ``secure=True``, or the cookie's name or domain
-            is malformed.
+            ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
+            ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
+            ``/``, or the cookie's name or domain is malformed.
     """
 
     name = "sessions"

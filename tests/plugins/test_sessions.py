@@ -294,6 +294,28 @@ def test_sessions_keys_must_be_str(
     assert "session keys must be str (JSON's), not " in caplog.text
 
 
+@pytest.mark.timeout(20)
+def test_a_session_that_holds_itself_is_a_500(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the walk that looks for keys other than str spun forever on it (on the event loop
+    # under ASGI, where no other request was served); it is json's ValueError.
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        shared: dict[str, Any] = {"name": "shared"}
+        loop: list[Any] = [shared, shared]
+        loop.append(loop)
+        request.session["loop"] = loop
+        return "stored?"
+
+    with caplog.at_level("ERROR", logger="microweb"):
+        assert make_client(app).get("/").status_code == 500
+    assert "Circular reference detected" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("options", "parts"),
     [
