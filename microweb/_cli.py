@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 
@@ -11,13 +12,20 @@ from ._importer import TargetError, load_app
 from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
 
 
+def _handler_name(handler: object) -> str:
+    """Name a handler as ``module.qualname``: a partial by what it wraps, an object by its class."""
+    if isinstance(handler, functools.partial):
+        return f"functools.partial({_handler_name(handler.func)})"
+    # NOTE: a callable object has no __qualname__ of its own: its class's.
+    named = getattr(handler, "__qualname__", None) or type(handler).__qualname__
+    return f"{getattr(handler, '__module__', '?')}.{named}"
+
+
 def routes_table(app: App) -> str:
     """Return the route table as aligned text: method, template, name, handler, colour."""
     lines = []
     for route in app.routes + app.websocket_routes:
-        # NOTE: a callable object or a partial has no __qualname__ of its own: its class's.
-        named = getattr(route.handler, "__qualname__", None) or type(route.handler).__qualname__
-        handler = f"{getattr(route.handler, '__module__', '?')}.{named}"
+        handler = _handler_name(route.handler)
         colour = "async" if route.is_async else "sync"
         methods = ["WS"] if route.kind == "websocket" else route.methods
         for method in methods:

@@ -129,7 +129,7 @@ def test_routes_table_names_the_class_of_a_callable_object_or_partial() -> None:
     lines = routes_table(app).splitlines()[1:]
     # NOTE: the handler column said "test_cli.?" for both.
     assert [line.split()[3:] for line in lines] == [
-        ["functools.partial", "sync"],
+        [f"functools.partial({__name__}._page)", "sync"],
         [f"{__name__}._Resource", "async"],
     ]
 
