@@ -120,6 +120,7 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
+        TypeError: If ``expires`` is neither a ``str`` nor a ``datetime`` (a ``date``, say).
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, ``domain`` is not
             a host name, ``expires`` holds ``;`` or a line break, or the cookie is one that
@@ -139,6 +140,10 @@ def format_set_cookie(
         morsel["domain"] = domain
     if isinstance(expires, datetime):
         expires = http_date(expires)
+    elif expires is not None and not isinstance(expires, str):
+        raise TypeError(
+            f"expires takes a datetime or an HTTP date str, not {type(expires).__name__}"
+        )
     if expires is not None:
         if any(c in expires for c in ";\r\n"):
             raise ValueError(f"cookie expires contains a forbidden character: {expires!r}")

@@ -300,6 +300,7 @@ class Response:
                 page embedded in other sites sets.
 
         Raises:
+            TypeError: If ``expires`` is neither a ``str`` nor a ``datetime``.
             ValueError: If the name is not a token or is an attribute's, ``domain`` is not a
                 host name, ``expires`` holds ``;`` or a line break, or browsers would drop the
                 cookie: ``samesite="none"``, ``partitioned=True`` or a ``__Secure-`` or

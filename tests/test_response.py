@@ -667,6 +667,12 @@ def test_set_cookie_takes_a_datetime_and_partitioned(make_client: MakeClient) ->
     assert old.startswith("old=; expires=Thu, 01 Jan 1970") and old.endswith("; Partitioned")
 
 
+def test_set_cookie_refuses_an_expires_of_another_type() -> None:
+    # NOTE: a date said "argument of type 'datetime.date' is not iterable".
+    with pytest.raises(TypeError, match="expires takes a datetime or an HTTP date str, not date"):
+        Response().set_cookie("a", "1", expires=datetime.date(2027, 1, 2))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("key", "options", "message"),
     [
