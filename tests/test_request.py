@@ -283,6 +283,18 @@ def test_two_content_types_are_one_malformed_type(
     assert seen == [f"{first}, text/plain"]
 
 
+@pytest.mark.parametrize("headers", [[], [("content-type", "")]])
+def test_an_empty_content_type_is_none(make_client: MakeClient, headers: list[Any]) -> None:
+    app = App()
+
+    @app.post("/type")
+    def content_type(request: Request) -> Any:
+        return {"type": request.content_type}
+
+    response = make_client(app).post("/type", content=b"a", headers=headers)
+    assert response.json() == {"type": None}
+
+
 def test_header_missing_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
     app = App()
 
