@@ -76,7 +76,9 @@ class ASGIRequest(ThreadHooks, Request):
             if name == b"content-type":
                 text = value.decode("latin-1").strip(_OWS)
                 found = text if found is None else f"{found}, {text}"
-        return found
+        # NOTE: an empty line is no Content-Type, as under WSGI, where CGI's CONTENT_TYPE
+        # cannot tell an empty header from none.
+        return found or None
 
     def _read_server(self) -> tuple[str, int | None] | None:
         server = self._raw.get("server")

@@ -21,7 +21,7 @@ from ._errors import (
     report_unhandled,
     status_phrase,
 )
-from ._parsing import prefers_json
+from ._parsing import header_value, prefers_json
 from ._request import logged_path
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
@@ -125,7 +125,7 @@ def default_error(
 ) -> Response:
     """Return the default error body: JSON when the client accepts JSON, else plain text."""
     detail = detail or status_phrase(status)
-    if prefers_json(request.headers.get("accept", "")):
+    if prefers_json(header_value(request.headers, "accept") or ""):
         return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
     return Response(detail.encode("utf-8"), status, headers, TEXT)
 

@@ -22,6 +22,7 @@ from ._files import (
     range_applies,
     unmodified_since,
 )
+from ._parsing import header_value
 from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
 from ._routing import is_async_callable
 
@@ -67,26 +68,26 @@ def negotiate_file(response: Response, request: Request) -> Response:
     response.headers.setdefault("accept-ranges", "bytes")
     # SPEC: RFC 9110 13.2.2, in this order: If-Match, else If-Unmodified-Since (412); then
     # If-None-Match, else If-Modified-Since (304); then If-Range.
-    if_match = headers.get("if-match")
+    if_match = header_value(headers, "if-match")
     if if_match is not None:
         if not etag_matched(if_match, etag):
             return _without_body(response, 412)
-    elif (unmodified := headers.get("if-unmodified-since")) and not unmodified_since(
+    elif (unmodified := header_value(headers, "if-unmodified-since")) and not unmodified_since(
         unmodified, file
     ):
         return _without_body(response, 412)
-    if_none_match = headers.get("if-none-match")
+    if_none_match = header_value(headers, "if-none-match")
     if if_none_match is not None:
         if etag_listed(if_none_match, etag):
             return _without_body(response, 304)
     elif (
-        (since := headers.get("if-modified-since"))
+        (since := header_value(headers, "if-modified-since"))
         and file.dated
         and not_modified_since(since, file.mtime)
     ):
         return _without_body(response, 304)
-    range_header = headers.get("range")
-    if range_header is None or not range_applies(headers.get("if-range"), file, etag):
+    range_header = header_value(headers, "range")
+    if range_header is None or not range_applies(header_value(headers, "if-range"), file, etag):
         return response
     span = parse_range(range_header, file.size)
     if span is None:

@@ -133,6 +133,21 @@ def is_json_type(content_type: str | None) -> bool:
     return answer
 
 
+def header_value(headers: Headers, name: str) -> str | None:
+    """Return every line of the request header ``name`` joined with ``", "``, or ``None``.
+
+    The framework reads a header with this, never ``headers.get()``: WSGI servers join the
+    lines of a header into one variable, ASGI servers pass each line, so the first line alone
+    would be read differently under the two interfaces.
+    """
+    # SPEC: RFC 9110 5.3, lines of a field join with commas; for a field that is no list
+    # (Origin, If-Modified-Since, Range), the joined value is as malformed as WSGI's.
+    lines = headers.getlist(name)
+    if not lines:
+        return None
+    return lines[0] if len(lines) == 1 else ", ".join(lines)
+
+
 # NOTE: the longest Accept or Accept-Encoding value read; a longer one is treated as absent.
 # Browsers send under 300 characters, and each item costs Python work: 256 KiB of commas (a
 # head Waitress accepts) took 127 ms to read, 4 KiB takes 1 ms.

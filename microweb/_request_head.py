@@ -231,7 +231,7 @@ class HeadProperties:
         if self._host is not None:
             return self._host
         hosts = self.headers.getlist("host")
-        if hosts and hosts[0]:
+        if len(hosts) > 1 or (hosts and hosts[0]):
             return check_host(hosts)
         if self.server is None:
             return ""

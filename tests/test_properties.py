@@ -10,6 +10,7 @@ in a few seconds and never fails on a slow machine.
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 import uuid
@@ -528,3 +529,83 @@ def test_multipart_one_byte_at_a_time() -> None:
     parts: list[tuple[str, bool, str | bytes]] = [("a", False, "é\r\n"), ("b", True, b"\r\n--")]
     body = multipart_body(parts)
     assert parse_in_chunks(body, list(range(len(body)))) == parse_in_chunks(body, [])
+
+
+# -- headers sent on several lines --------------------------------------------------------
+
+# NOTE: values the framework reads for each header that decides an answer: the error body's
+# type (Accept), gzip (Accept-Encoding), CORS, the request ID, a file's conditions and range.
+# The file was last modified at FILE_DATE.
+FILE_DATE = "Sat, 01 Jan 2000 00:00:00 GMT"
+READ_HEADERS = {
+    "accept": ["application/json", "text/plain", "application/json;q=0", "*/*"],
+    "accept-encoding": ["gzip", "gzip;q=0", "identity", "*"],
+    "origin": ["https://a.example", "https://b.example", "null"],
+    "access-control-request-method": ["GET", "PUT", ""],
+    "access-control-request-headers": ["x-a", "x-b", ""],
+    "x-request-id": ["abc", "def", ""],
+    "if-match": ["*", '"x"', ","],
+    "if-none-match": ["*", '"x"', ","],
+    "if-modified-since": [
+        FILE_DATE,
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+    ],
+    "if-unmodified-since": [FILE_DATE, "Thu, 01 Jan 1970 00:00:00 GMT"],
+    "range": ["bytes=0-1", "bytes=5-", "bytes=-3"],
+    "if-range": ['"x"', FILE_DATE],
+}
+# NOTE: the headers without which a header above is not read.
+COMPANIONS = {
+    "access-control-request-method": [("origin", "https://a.example")],
+    "access-control-request-headers": [
+        ("origin", "https://a.example"),
+        ("access-control-request-method", "GET"),
+    ],
+    "if-range": [("range", "bytes=0-1")],
+}
+
+
+@pytest.fixture(scope="module")
+def lines_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A client for an app with every plugin that reads a request header, and a file."""
+    from microweb.plugins import CORS, GZip, RequestID
+
+    path = tmp_path_factory.mktemp("lines") / "f.txt"
+    path.write_bytes(b"0123456789" * 10)
+    os.utime(path, (946_684_800, 946_684_800))  # NOTE: FILE_DATE.
+    app = App()
+    app.install(CORS(["https://a.example"], allow_credentials=True, allow_headers=["x-a"]))
+    app.install(GZip(minimum_size=10))
+    app.install(RequestID(generator=lambda: "new"))
+
+    @app.route("/f", methods=["GET", "PUT"])
+    def serve(request: Request) -> Response:
+        return Response.file(path)
+
+    @app.get("/error")
+    def error(request: Request) -> str:
+        raise HTTPError(409, "a conflict, said at some length")
+
+    with TestClient(app, interface="both") as client:
+        yield client
+
+
+LINES = st.sampled_from(sorted(READ_HEADERS)).flatmap(
+    lambda name: st.tuples(
+        st.just(name), st.lists(st.sampled_from(READ_HEADERS[name]), min_size=2, max_size=3)
+    )
+)
+TARGETS = st.sampled_from([("GET", "/f"), ("OPTIONS", "/f"), ("GET", "/error"), ("PUT", "/f")])
+
+
+@settings(FAST, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(LINES, TARGETS)
+def test_a_header_on_several_lines_is_read_alike_under_both_interfaces(
+    lines_client: TestClient, header: tuple[str, list[str]], target: tuple[str, str]
+) -> None:
+    # NOTE: WSGI servers join the lines of a header with commas, ASGI servers pass each line;
+    # interface="both" fails when the two answers differ.
+    name, values = header
+    headers = [*COMPANIONS.get(name, []), *((name, value) for value in values)]
+    lines_client.request(*target, headers=headers)

@@ -283,6 +283,18 @@ def test_two_content_types_are_one_malformed_type(
     assert seen == [f"{first}, text/plain"]
 
 
+@pytest.mark.parametrize("headers", [[], [("content-type", "")]])
+def test_an_empty_content_type_is_none(make_client: MakeClient, headers: list[Any]) -> None:
+    app = App()
+
+    @app.post("/type")
+    def content_type(request: Request) -> Any:
+        return {"type": request.content_type}
+
+    response = make_client(app).post("/type", content=b"a", headers=headers)
+    assert response.json() == {"type": None}
+
+
 def test_header_missing_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
     app = App()
 
@@ -869,9 +881,12 @@ def test_a_host_that_is_not_host_and_port_is_400(make_client: MakeClient, host: 
     assert response.text == "invalid Host header"
 
 
-def test_more_than_one_host_is_400(make_client: MakeClient) -> None:
-    # NOTE: the WSGI side gets one HTTP_HOST of "a.example, b.example", as Waitress gives it.
-    response = make_client(target_app()).get("/", headers=[("host", "a"), ("host", "b")])
+@pytest.mark.parametrize("hosts", [["a", "b"], ["", "b"], ["a", ""], ["", ""]])
+def test_more_than_one_host_is_400(make_client: MakeClient, hosts: list[str]) -> None:
+    # NOTE: the WSGI side gets one HTTP_HOST of "a, b" (", b" for an empty first line), as
+    # Waitress gives it; the ASGI side took an empty first line for no Host at all.
+    headers = [("host", host) for host in hosts]
+    response = make_client(target_app()).get("/p", headers=headers)
     assert response.status_code == 400
     assert response.text == "more than one Host header"
 

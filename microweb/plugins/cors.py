@@ -9,6 +9,7 @@ import re
 from collections.abc import Generator, Iterable
 
 from microweb import App, Request, Response
+from microweb._parsing import header_value
 
 from ._vary import add_vary
 
@@ -120,7 +121,7 @@ class CORS:
         A WebSocket handshake (the inner stack's response has status 101) from an origin that
         is not allowed is refused instead.
         """
-        origin = request.headers.get("origin")
+        origin = header_value(request.headers, "origin")
         if origin is not None and _is_preflight(request):
             yield self.preflight(request, origin)
             return
@@ -168,7 +169,7 @@ class CORS:
     def preflight(self, request: Request, origin: str) -> Response:
         """Answer a preflight request: 204 with the permissions, or 400 naming what is refused."""
         allowed = self.allowed_origin(origin)
-        method = request.headers.get("access-control-request-method", "").strip()
+        method = (header_value(request.headers, "access-control-request-method") or "").strip()
         if allowed is None:
             return self._refuse(f"origin {origin!r} is not allowed")
         if not TOKEN.fullmatch(method):
@@ -176,7 +177,7 @@ class CORS:
         method = method.upper()
         if not self.any_method and method not in self.allowed_methods:
             return self._refuse(f"method {method!r} is not allowed")
-        asked = _header_list(request.headers.get("access-control-request-headers", ""))
+        asked = _header_list(header_value(request.headers, "access-control-request-headers") or "")
         if asked is None:
             size = MAX_REQUEST_HEADERS_SIZE
             return self._refuse(f"Access-Control-Request-Headers is longer than {size} characters")

@@ -6,7 +6,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator
 
 from microweb import App, Request, Response
-from microweb._parsing import MAX_ACCEPT_SIZE, quality
+from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 
 from ._vary import add_vary
 
@@ -191,7 +191,7 @@ class GZip:
             return
         # NOTE: whether or not this client gets gzip, a cache must know the answer depends on it.
         add_vary(response, "Accept-Encoding")
-        if not accepts_gzip(request.headers.get("accept-encoding", "")):
+        if not accepts_gzip(header_value(request.headers, "accept-encoding") or ""):
             return
         if request.method == "HEAD" and response.chunks is not None:
             # SPEC: RFC 9110 9.3.2: HEAD carries the GET answer's headers (its ETag included);
@@ -243,7 +243,7 @@ class GZip:
         # small file's 304 is labelled as a large one's, which weak comparison (If-None-Match)
         # does not mind.
         add_vary(response, "Accept-Encoding")
-        if accepts_gzip(request.headers.get("accept-encoding", "")):
+        if accepts_gzip(header_value(request.headers, "accept-encoding") or ""):
             response.headers.pop("accept-ranges")  # NOTE: as on the gzip 200 (see label).
             _weaken(response)
 

@@ -11,6 +11,7 @@ from time import perf_counter
 from urllib.parse import quote
 
 from microweb import App, Headers, Request, Response
+from microweb._parsing import header_value
 from microweb._request import logged_path
 
 # NOTE: what an IP address (v4, v6, with a zone) or RFC 7239's obfuscated node holds.
@@ -71,7 +72,7 @@ class RequestID:
     def request_id(self, request: Request) -> str:
         """Return the ID for ``request``: the trusted incoming one, or a new one."""
         if self.trust_incoming:
-            incoming = request.headers.get(self.header)
+            incoming = header_value(request.headers, self.header)
             if incoming is not None and VALID_ID.fullmatch(incoming):
                 return incoming
         return self.generator()
