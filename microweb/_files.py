@@ -6,13 +6,15 @@ with these values.
 
 from __future__ import annotations
 
+import calendar
 import errno
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from typing import BinaryIO, Literal
 
 FILE_CHUNK = 64 * 1024
@@ -219,9 +221,8 @@ def etag_matched(header: str, etag: str) -> bool:
 
 def unmodified_since(header: str, file: FileInfo) -> bool:
     """Whether an ``If-Unmodified-Since`` value lets the request on (an invalid date does)."""
-    try:
-        since = parsedate_to_datetime(header).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
+    since = parse_http_date(header)
+    if since is None:
         # SPEC: RFC 9110 13.1.4, an invalid date is ignored.
         return True
     # NOTE: a bounded Last-Modified is shared by other versions: it can't vouch for this one.
@@ -230,11 +231,53 @@ def unmodified_since(header: str, file: FileInfo) -> bool:
 
 def not_modified_since(header: str, mtime: float) -> bool:
     """Whether an ``If-Modified-Since`` value is at or after ``mtime`` (an invalid date: no)."""
-    try:
-        since = parsedate_to_datetime(header).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return False
-    return int(mtime) <= since
+    since = parse_http_date(header)
+    return since is not None and int(mtime) <= since
+
+
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH = f"(?P<month>{'|'.join(_MONTHS)})"
+_TIME = r"(?P<hour>\d\d):(?P<minute>\d\d):(?P<second>\d\d)"
+# SPEC: RFC 9110 5.6.7, the three forms a recipient accepts, each one date in GMT.
+_HTTP_DATES = [
+    re.compile(rf"{_DAY}, (?P<day>\d\d) {_MONTH} (?P<year>\d{{4}}) {_TIME} GMT"),
+    re.compile(
+        rf"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+        rf"(?P<day>\d\d)-{_MONTH}-(?P<year>\d\d) {_TIME} GMT"
+    ),
+    re.compile(rf"{_DAY} {_MONTH} (?P<day>[ \d]\d) {_TIME} (?P<year>\d{{4}})"),
+]
+
+
+def parse_http_date(value: str) -> int | None:
+    """Return the POSIX time of an HTTP-date, or ``None`` for anything else.
+
+    NOTE: ``email.utils`` read the first date of a list ("<date>, <date>", which RFC 9110
+    13.1.3 has ignored), offsets other than GMT, and asctime's date in the server's local time.
+    """
+    value = value.strip()
+    for form in _HTTP_DATES:
+        match = form.fullmatch(value)
+        if match is not None:
+            break
+    else:
+        return None
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        # SPEC: RFC 9110 5.6.7, a two-digit year more than 50 years ahead is in the past.
+        this_year = time.gmtime().tm_year
+        year += this_year - this_year % 100
+        if year > this_year + 50:
+            year -= 100
+    month = _MONTHS.index(match["month"]) + 1
+    fields = (int(match["day"]), int(match["hour"]), int(match["minute"]), int(match["second"]))
+    day, hour, minute, second = fields
+    if not (year and 1 <= day <= calendar.monthrange(year, month)[1]):
+        return None
+    if hour > 23 or minute > 59 or second > 60:  # NOTE: 60, a leap second.
+        return None
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
 def range_applies(if_range: str | None, file: FileInfo, etag: str) -> bool:

@@ -21,7 +21,7 @@ from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
-from microweb._files import FileInfo, range_applies, stat_file
+from microweb._files import FileInfo, parse_http_date, range_applies, stat_file
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -248,6 +248,65 @@ def test_if_modified_since_invalid_date(client: TestClient) -> None:
     response = get(client, if_modified_since="not a date")
     assert response.status_code == 200
     assert response.content == DATA
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        # NOTE: a list of dates, or one with an offset, is no HTTP-date (RFC 9110 13.1.3):
+        # email.utils read the first date, and answered 304 to a header to ignore.
+        formatdate(MTIME + 3600, usegmt=True) + ", " + formatdate(MTIME - 3600, usegmt=True),
+        formatdate(MTIME + 3600, usegmt=True) + ", garbage",
+        formatdate(MTIME + 3600, localtime=False).replace("-0000", "+0000"),
+        "Tue, 14 Nov 2023 22:13:20 UTC",
+    ],
+)
+def test_if_modified_since_that_is_no_http_date_is_ignored(client: TestClient, since: str) -> None:
+    response = get(client, if_modified_since=since)
+    assert response.status_code == 200
+    assert response.content == DATA
+
+
+def test_if_modified_since_in_the_old_forms_is_gmt_whatever_the_server_zone(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: asctime's form has no zone; email.utils gave a naive datetime, which timestamp()
+    # read in the server's zone: eight hours off in Los Angeles.
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        moment = time.gmtime(MTIME)
+        asctime = time.strftime("%a %b %d %H:%M:%S %Y", moment)
+        rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", moment)
+        earlier = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(MTIME - 60))
+        etag = get(client).headers["etag"]
+        assert_not_modified(get(client, if_modified_since=asctime), etag)
+        assert_not_modified(get(client, if_modified_since=rfc850), etag)
+        assert get(client, if_modified_since=earlier).status_code == 200
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sun, 06 Nov 1994 08:49:37 GMT", 784111777),
+        ("Sunday, 06-Nov-94 08:49:37 GMT", 784111777),
+        ("Sun Nov  6 08:49:37 1994", 784111777),
+        (" Sun, 06 Nov 1994 08:49:37 GMT ", 784111777),
+        ("Sun, 06 Nov 1994 08:49:37 GMT, Sun, 06 Nov 1994 08:49:37 GMT", None),
+        ("Sun, 06 Nov 1994 08:49:37 +0000", None),
+        ("06 Nov 1994 08:49:37 GMT", None),
+        ("Sun, 31 Feb 1994 08:49:37 GMT", None),
+        ("Sun, 06 Nov 1994 24:49:37 GMT", None),
+        ("Sun, 06 Nov 0000 08:49:37 GMT", None),
+        ("sun, 06 nov 1994 08:49:37 gmt", None),
+        ("", None),
+    ],
+)
+def test_parse_http_date_takes_the_three_forms_only(value: str, expected: int | None) -> None:
+    assert parse_http_date(value) == expected
 
 
 def test_if_none_match_takes_precedence(client: TestClient) -> None:
