@@ -95,27 +95,41 @@ def check_arguments(fn: Callable[..., Any], where: str, called_as: str) -> None:
     """
     count = called_as.count(",") + 1 if called_as != "()" else 0
     function = unwrap_staticmethod(fn)
+    try:
+        named = inspect.signature(function)
+        own = inspect.signature(function, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return  # NOTE: a builtin without a signature: it will tell when it is called.
+    if _binds(named, count):
+        return
     # NOTE: a decorator's wrapper (functools.wraps) is what gets called, and it may take other
     # arguments than the function it names: one that supplies a dependency itself (injector's
-    # @inject) wraps an error handler of three parameters and takes two. Only a call that
-    # neither signature allows is refused.
-    if _takes(function, count, follow_wrapped=True):
-        return
-    if not _takes(function, count, follow_wrapped=False):
+    # @inject) wraps an error handler of three parameters and takes two. A wrapper supplies
+    # arguments and takes none away, so one that passes on what it is given (*args, **kwargs,
+    # a logging decorator's) still hands the function more than it takes.
+    if not _binds(own, count) or _hands_on_too_many(own, named, count):
         raise TypeError(f"{where} must accept being called as {called_as}")
 
 
-def _takes(fn: Callable[..., Any], count: int, *, follow_wrapped: bool) -> bool:
-    """Tell whether ``fn``'s signature takes ``count`` positional arguments."""
-    try:
-        signature = inspect.signature(fn, follow_wrapped=follow_wrapped)
-    except (TypeError, ValueError):
-        return True  # NOTE: a builtin without a signature: it will tell when it is called.
+def _binds(signature: inspect.Signature, count: int) -> bool:
+    """Tell whether ``signature`` takes ``count`` positional arguments."""
     try:
         signature.bind(*[None] * count)
     except TypeError:
         return False
     return True
+
+
+def _hands_on_too_many(own: inspect.Signature, named: inspect.Signature, count: int) -> bool:
+    """Tell whether a wrapper of only ``*args``/``**kwargs`` gives ``named`` too many."""
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if any(p.kind not in variadic for p in own.parameters.values()):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    kinds = [p.kind for p in named.parameters.values()]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return False
+    return count > sum(kind in positional for kind in kinds)
 
 
 def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:

@@ -1263,3 +1263,25 @@ def test_a_wrapper_that_supplies_an_argument_is_called_as_it_says(make_client: M
         answer = client.get("/nowhere")
     assert (answer.status_code, answer.text) == (404, "not found, said the database")
     assert started == ["the database"]
+
+
+def _logged(function: Callable[..., Any]) -> Callable[..., Any]:
+    # NOTE: the commonest decorator: it passes on whatever it is given.
+    @functools.wraps(function)
+    def passing_on(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return passing_on
+
+
+def test_a_wrapper_that_passes_on_its_arguments_is_checked_as_the_function_it_wraps() -> None:
+    # NOTE: its own signature takes any call, and each was registered, then a 500 on the first
+    # error with a TypeError about arguments.
+    app, router = App(), Router()
+    with pytest.raises(TypeError, match=r"must accept being called as \(request, exc\)"):
+        app.error_handler(404)(_logged(_error_only_request))
+    with pytest.raises(TypeError, match=r"must accept being called as \(request, exc\)"):
+        router.error_handler(ValueError)(_logged(_error_only_request))
+    # NOTE: one that is given too few may be given the rest by the wrapper, as above.
+    app.on_startup(_logged(_hook_wanting_app))
+    app.error_handler(ValueError)(_logged(lambda *args: "any arguments"))
