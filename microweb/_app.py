@@ -258,10 +258,7 @@ class App(RouteRegistry):
             TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
                 cannot be called without arguments.
         """
-        where = f"startup hook {getattr(hook, '__qualname__', hook)!r}"
-        check_colour(hook, where)
-        check_arguments(hook, where, "()")
-        self.startup_hooks.append(Colored(hook, is_async_callable(hook)))
+        self.startup_hooks.append(_hook(hook, "startup"))
         return hook
 
     def on_shutdown(self, hook: F) -> F:
@@ -271,10 +268,7 @@ class App(RouteRegistry):
             TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
                 cannot be called without arguments.
         """
-        where = f"shutdown hook {getattr(hook, '__qualname__', hook)!r}"
-        check_colour(hook, where)
-        check_arguments(hook, where, "()")
-        self.shutdown_hooks.append(Colored(hook, is_async_callable(hook)))
+        self.shutdown_hooks.append(_hook(hook, "shutdown"))
         return hook
 
     # -- the registry ----------------------------------------------------------------------------
@@ -351,3 +345,16 @@ def _register(
     check_name(names.get(route.name, ()), route)
     (ws if route.kind == "websocket" else http).add(route, route)
     names.setdefault(route.name, []).append(route)
+
+
+def _hook(hook: Callable[..., Any], kind: str) -> Colored:
+    """Check a startup or shutdown ``hook`` and return it with its colour.
+
+    Raises:
+        TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or cannot be
+            called without arguments.
+    """
+    where = f"{kind} hook {getattr(hook, '__qualname__', hook)!r}"
+    check_colour(hook, where)
+    check_arguments(hook, where, "()")
+    return Colored(hook, is_async_callable(hook))
