@@ -169,8 +169,11 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
         if self.close_sent:
             return  # NOTE: the app has closed: Uvicorn drops what comes until the client's close.
         data = frames[0] if len(frames) == 1 else b"".join(frames)
+        # NOTE: typed Any: from Uvicorn 0.55 on, the queue takes its private event TypedDicts
+        # (uvicorn._types), which microweb does not import.
+        message: Any
         if self.curr_msg_data_type == "bytes":
-            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+            message = {"type": "websocket.receive", "bytes": data}
         else:
             try:
                 text = data.decode()
@@ -178,7 +181,8 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
                 # SPEC: RFC 6455 8.1: a text message that is not UTF-8 fails the connection.
                 self.fail_connection(1007, "invalid UTF-8")
                 return
-            self.queue.put_nowait({"type": "websocket.receive", "text": text})
+            message = {"type": "websocket.receive", "text": text}
+        self.queue.put_nowait(message)
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
