@@ -272,16 +272,22 @@ def _stubborn(ignored: list[str]) -> Callable[[WebSocket], Awaitable[None]]:
     return handler
 
 
+def _stubborn_app(monkeypatch: pytest.MonkeyPatch, ignored: list[str]) -> App:
+    """An app of one stubborn handler, with the test client's waits cut to 0.2 s."""
+    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    app = App()
+    app.websocket("/ws")(_stubborn(ignored))
+    return app
+
+
 @pytest.mark.timeout(10)
 def test_a_handler_that_ignores_its_cancellation_still_times_the_handshake_out(
     asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # NOTE: websocket_connect() cancelled the undecided handler, then waited for its end with
     # no bound: a handler that caught CancelledError held the test for ever.
-    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
     ignored: list[str] = []
-    app = App()
-    app.websocket("/ws")(_stubborn(ignored))
+    app = _stubborn_app(monkeypatch, ignored)
     with pytest.raises(TimeoutError, match="neither accepted nor refused"):
         asgi_client(app).websocket_connect("/ws")
     assert ignored == ["cancel"]
@@ -293,10 +299,8 @@ def test_a_handler_that_outlives_the_client_s_close_times_it_out(
 ) -> None:
     # NOTE: close() waited 10 s for the handler's end, then cancelled it and waited with no
     # bound for that; a TimeoutError names the wait now, also on Python 3.10.
-    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
     ignored: list[str] = []
-    app = App()
-    app.websocket("/ws")(_stubborn(ignored))
+    app = _stubborn_app(monkeypatch, ignored)
     session = asgi_client(app).websocket_connect("/ws?accept=1")
     with pytest.raises(TimeoutError, match=r"did not end within 0\.2 s of the close"):
         session.close()

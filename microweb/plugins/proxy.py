@@ -16,6 +16,7 @@ from collections.abc import Generator, Iterable, Sequence
 from typing import NamedTuple
 
 from microweb import App, Headers, HTTPError, Request, Response
+from microweb._parsing import header_value
 from microweb._target import valid_host
 
 Flow = Generator[Response | None, Response, None]
@@ -73,8 +74,7 @@ def _joined(headers: Headers, name: str, header: str) -> str:
     Raises:
         HTTPError: 431 for a value longer than ``MAX_VALUE_SIZE``.
     """
-    # SPEC: RFC 9110 5.3, lines of a list header join with commas.
-    joined = ", ".join(headers.getlist(name))
+    joined = header_value(headers, name) or ""
     if len(joined) > MAX_VALUE_SIZE:
         # SPEC: RFC 6585 5, 431 for a single header field that is too large.
         raise HTTPError(
