@@ -291,7 +291,14 @@ def range_applies(if_range: str | None, file: FileInfo, etag: str) -> bool:
     validator = if_range.strip()
     if validator == etag:
         return not etag.startswith("W/")
-    return file.dated and validator == file.last_modified
+    if validator.startswith(('"', "W/")) or not file.dated:
+        return False
+    # NOTE: the date is compared as a time, so that the same second in another of the three
+    # forms matches too. SPEC: RFC 9110 8.8.2.2, a date is a strong validator only if the
+    # file was last changed at least a second before now: another change in the same second
+    # would keep its date.
+    when = parse_http_date(validator)
+    return when == int(file.mtime) and when < int(time.time())
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:

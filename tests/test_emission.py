@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from email.utils import formatdate
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +36,10 @@ ETAG = FileInfo("f", SIZE, MTIME, 0, SIZE).etag
 DATE = formatdate(MTIME, usegmt=True)
 EARLIER = formatdate(MTIME - 3600, usegmt=True)
 LATER = formatdate(MTIME + 3600, usegmt=True)
+# NOTE: the same second as DATE in RFC 9110's two obsolete forms, which recipients accept.
+DATE_RFC850 = "Tuesday, 14-Nov-23 22:13:20 GMT"
+DATE_ASCTIME = "Tue Nov 14 22:13:20 2023"
+EARLIER_SECOND = formatdate(MTIME - 1, usegmt=True)
 
 
 def file_of(tmp_path: Path, size: int) -> Path:
@@ -270,7 +275,13 @@ def test_not_modified_since(header: str, unchanged: bool) -> None:
         (ETAG, True),
         (f" {ETAG} ", True),
         (DATE, True),
+        (DATE_RFC850, True),
+        (DATE_ASCTIME, True),
+        (f" {DATE} ", True),
         (f"W/{ETAG}", False),
+        (EARLIER, False),
+        (f"{DATE}, {DATE}", False),
+        ("Tue, 14 Nov 2023 22:13:20 +0000", False),
         (LATER, False),
         ('"other"', False),
         ("", False),
@@ -279,6 +290,18 @@ def test_not_modified_since(header: str, unchanged: bool) -> None:
 def test_range_applies(if_range: str | None, applies: bool) -> None:
     file = FileInfo("f", SIZE, MTIME, 0, SIZE)
     assert range_applies(if_range, file, file.etag) is applies
+
+
+def test_a_date_is_no_validator_of_a_file_changed_in_this_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SPEC: RFC 9110 8.8.2.2: another change in the same second would keep the date.
+    clock = SimpleNamespace(time=lambda: MTIME + 0.9, gmtime=time.gmtime)
+    monkeypatch.setattr("microweb._files.time", clock)
+    fresh = FileInfo("f", SIZE, MTIME + 0.5, 0, SIZE)
+    assert not range_applies(DATE, fresh, fresh.etag)
+    older = FileInfo("f", SIZE, MTIME - 0.5, 0, SIZE)
+    assert range_applies(EARLIER_SECOND, older, older.etag)
 
 
 def test_stat_file_describes_the_whole_file(tmp_path: Path) -> None:

@@ -474,6 +474,15 @@ def test_if_range_matching_date(client: TestClient) -> None:
     assert response.content == DATA[:10]
 
 
+def test_if_range_matching_date_in_an_obsolete_form(client: TestClient) -> None:
+    # SPEC: RFC 9110 5.6.7: a recipient reads the RFC 850 and asctime forms of a date too.
+    moment = time.gmtime(MTIME)
+    for form in ("%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"):
+        if_range = time.strftime(form, moment)
+        response = get(client, range="bytes=0-9", if_range=if_range)
+        assert (response.status_code, response.content) == (206, DATA[:10]), if_range
+
+
 @pytest.mark.parametrize(
     "if_range",
     ['"stale-etag"', "W/{etag}", formatdate(MTIME - 60, usegmt=True)],
