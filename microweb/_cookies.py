@@ -12,8 +12,9 @@ literal ``%`` followed by two hex digits is read decoded.
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.cookies import Morsel
 from typing import Literal
@@ -105,7 +106,7 @@ def format_set_cookie(
     key: str,
     value: str,
     *,
-    max_age: int | None,
+    max_age: int | timedelta | None,
     expires: str | datetime | None,
     path: str | None,
     domain: str | None,
@@ -149,7 +150,7 @@ def format_set_cookie(
             raise ValueError(f"cookie expires contains a forbidden character: {expires!r}")
         morsel["expires"] = expires
     if max_age is not None:
-        morsel["max-age"] = str(int(max_age))
+        morsel["max-age"] = str(max_age_seconds(max_age))
     morsel["secure"] = secure
     morsel["httponly"] = httponly
     if samesite is not None:
@@ -158,6 +159,16 @@ def format_set_cookie(
         morsel["samesite"] = samesite.capitalize()
     # NOTE: Morsel knows Partitioned from Python 3.14 on only.
     return morsel.OutputString() + ("; Partitioned" if partitioned else "")
+
+
+def max_age_seconds(max_age: float | timedelta) -> int:
+    """Return ``max_age`` as whole seconds for ``Max-Age``, a fraction rounded up.
+
+    NOTE: truncated, a cookie meant to live half a second was sent with ``Max-Age=0``, which
+    deletes it at once.
+    """
+    seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
+    return math.ceil(seconds)
 
 
 def http_date(moment: datetime) -> str:

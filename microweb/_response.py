@@ -6,7 +6,7 @@ import json
 import mimetypes
 import os
 from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 from urllib.parse import quote
@@ -275,7 +275,7 @@ class Response:
         key: str,
         value: str = "",
         *,
-        max_age: int | None = None,
+        max_age: int | timedelta | None = None,
         expires: str | datetime | None = None,
         path: str | None = "/",
         domain: str | None = None,
@@ -289,7 +289,8 @@ class Response:
         Args:
             key: The cookie's name.
             value: Any ``str``.
-            max_age: Seconds until the cookie expires; ``0`` drops it.
+            max_age: Seconds until the cookie expires, or a ``timedelta`` (a fraction of a
+                second is rounded up); ``0`` drops it.
             expires: The moment it expires: an HTTP date, or a ``datetime`` (naive is UTC).
             path: The path under which the browser sends it back.
             domain: A host name the cookie is shared with, subdomains included.

@@ -568,6 +568,26 @@ def test_stream_refuses_bytes() -> None:
 # -- cookies -----------------------------------------------------------------------------------
 
 
+def test_set_cookie_max_age_takes_a_timedelta_and_rounds_a_fraction_up(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        response = Response.text("ok")
+        response.set_cookie("a", "1", max_age=datetime.timedelta(hours=1))
+        # NOTE: truncated to Max-Age=0, the cookie was deleted as it was set.
+        response.set_cookie("b", "2", max_age=0.5)  # type: ignore[arg-type]
+        response.set_cookie("c", "3", max_age=datetime.timedelta(milliseconds=1500))
+        response.set_cookie("d", "4", max_age=0)
+        return response
+
+    cookies = make_client(app).get("/").headers.get_list("set-cookie")
+    ages = [part for cookie in cookies for part in cookie.split("; ") if part.startswith("Max")]
+    assert ages == ["Max-Age=3600", "Max-Age=1", "Max-Age=2", "Max-Age=0"]
+
+
 def test_set_cookie_attributes(make_client: MakeClient) -> None:
     app = App()
 

@@ -15,10 +15,11 @@ import json
 import logging
 import time
 from collections.abc import Generator, Iterable
+from datetime import timedelta
 from typing import Any, Literal
 
 from microweb import App, Request, Response
-from microweb._cookies import cookie_values
+from microweb._cookies import cookie_values, max_age_seconds
 
 from ._vary import add_vary
 
@@ -113,7 +114,8 @@ class Sessions:
             verify, so a new key can be put first while cookies signed with the old one still
             work.
         cookie_name: The cookie's name.
-        max_age: Seconds a session lives after its last change.
+        max_age: Seconds a session lives after its last change, or a ``timedelta`` (a
+            fraction of a second is rounded up).
         path: The cookie's ``Path``.
         domain: The cookie's ``Domain``; ``None`` keeps it to the host that set it.
         secure: Send the cookie over HTTPS only. ``None`` (the default) marks it ``Secure``
@@ -137,7 +139,7 @@ class Sessions:
         secret: Secret | Iterable[Secret],
         *,
         cookie_name: str = "session",
-        max_age: int = 14 * 24 * 3600,
+        max_age: int | timedelta = 14 * 24 * 3600,
         path: str = "/",
         domain: str | None = None,
         secure: bool | None = None,
@@ -151,14 +153,15 @@ class Sessions:
             raise ValueError(
                 "browsers refuse samesite='none' cookies without Secure: pass secure=True"
             )
-        if max_age <= 0:
-            raise ValueError(f"max_age must be positive, got {max_age}")
-        self.cookie_name, self.max_age = cookie_name, max_age
+        seconds = max_age_seconds(max_age)
+        if seconds <= 0:
+            raise ValueError(f"max_age must be positive, got {max_age!r}")
+        self.cookie_name, self.max_age = cookie_name, seconds
         self.path, self.domain = path, domain
         self.secure, self.httponly, self.samesite = secure, httponly, samesite
         # NOTE: a cookie made now, so that a bad name or domain fails here, not in a 500
         # on the first login.
-        self._set(Response(), "", max_age, bool(secure))
+        self._set(Response(), "", seconds, bool(secure))
 
     def setup(self, app: App) -> None:
         """Add the flow that loads and saves ``request.state.session``."""

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -259,6 +260,20 @@ def test_sessions_refuse_bad_arguments() -> None:
         with pytest.raises(ValueError, match="browsers drop a cookie named"):
             Sessions(SECRET, **dropped)  # type: ignore[arg-type]
     Sessions(SECRET, cookie_name="__Host-session", secure=True)
+    for age in (0, -1, timedelta(0), -0.5):
+        with pytest.raises(ValueError, match="max_age must be positive"):
+            Sessions(SECRET, max_age=age)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("max_age", "sent"), [(timedelta(days=1), "Max-Age=86400"), (0.5, "Max-Age=1")]
+)
+def test_sessions_max_age_takes_a_timedelta_and_rounds_a_fraction_up(
+    make_client: MakeClient, max_age: Any, sent: str
+) -> None:
+    # NOTE: max_age=0.5 sent Max-Age=0, which deleted the session as it was set.
+    client = make_client(sessions_app(Sessions(SECRET, secure=False, max_age=max_age)))
+    assert sent in client.get("/visit").headers["set-cookie"].split("; ")
 
 
 def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
