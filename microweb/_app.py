@@ -24,7 +24,7 @@ from ._routing import (
     check_name,
     is_async_callable,
 )
-from ._url_paths import build_path
+from ._url_paths import Query, build_path, build_query
 
 if TYPE_CHECKING:
     from ._asgi import ASGIDriver
@@ -283,15 +283,17 @@ class App(RouteRegistry):
         """Every registered route."""
         return list(self._http)
 
-    def url_for(self, name: str, /, **params: Any) -> str:
+    def url_for(self, name: str, /, _query: Query | None = None, **params: Any) -> str:
         """Build the path of the route called ``name`` (without the root path).
 
         A ``{name:path}`` value that starts with ``/`` has that slash percent-encoded
-        (``%2F``), so that the result never starts with ``//``.
+        (``%2F``), so that the result never starts with ``//``. ``_query`` (a mapping or a
+        list of pairs) adds a query string: see ``build_query``.
 
         Raises:
             KeyError: If no route has that name.
-            TypeError: If the parameters do not fit the template.
+            TypeError: If the parameters do not fit the template, or a query value is not a
+                ``str``, ``int``, ``float`` or ``None``.
             ValueError: If a one-segment parameter is empty or holds ``/``, a ``{name:path}``
                 value is empty, a value is or holds a ``.`` or ``..`` segment, or a value is one
                 its built-in converter does not take back (``-3`` for ``{n:int}``): the link
@@ -301,7 +303,8 @@ class App(RouteRegistry):
             route = self._names[name][0]
         except KeyError:
             raise KeyError(f"no route is named {name!r}") from None
-        return build_path(route, self._converters, params)
+        path = build_path(route, self._converters, params)
+        return path if _query is None else path + build_query(_query)
 
     # -- entrypoints ---------------------------------------------------------------------------
 

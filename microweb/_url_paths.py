@@ -3,9 +3,9 @@ refused where no request path could route back to it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from ._route_templates import Converter, Param
 from ._routing import Route
@@ -47,6 +47,37 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             _check_segment(route, segment, converter, text)
             parts.append(quote(text, safe=""))
     return "/" + "/".join(parts)
+
+
+QueryValue = str | int | float | None
+Query = Mapping[str, QueryValue | Iterable[QueryValue]] | Iterable[tuple[str, QueryValue]]
+
+
+def build_query(query: Query) -> str:
+    """Return ``query`` as a query string, with its ``?``, or ``""`` when it has no pair.
+
+    A mapping's list (or tuple) value repeats its name; ``None`` values are left out, as
+    Werkzeug and Django leave them out. Names and values are percent-encoded as UTF-8, a
+    space as ``%20``.
+
+    Raises:
+        TypeError: If a value is not a ``str``, ``int``, ``float`` or ``None``: ``bytes``, or
+            an object whose ``repr()``-like ``str()`` would land in the link.
+    """
+    pairs = query.items() if isinstance(query, Mapping) else query
+    flat: list[tuple[str, str]] = []
+    for name, value in pairs:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if item is None:
+                continue
+            if not isinstance(item, (str, int, float)):
+                raise TypeError(
+                    f"url_for: query value for {name!r} must be a str, int or float, "
+                    f"not {type(item).__name__}"
+                )
+            flat.append((name, str(item)))
+    return "?" + urlencode(flat, quote_via=quote, safe="") if flat else ""
 
 
 # SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for

@@ -152,3 +152,52 @@ def test_url_for_refuses_an_empty_path_value(make_client: MakeClient) -> None:
     assert make_client(app).get("/files/").status_code == 404
     with pytest.raises(ValueError, match="'value' is empty"):
         app.url_for("file", value="")
+
+
+def query_app() -> App:
+    app = App()
+
+    @app.get("/search/{where}", name="search")
+    def search(request: Request, where: str) -> dict:
+        return {"where": where, "query": list(request.query.multi_items())}
+
+    @app.get("/link")
+    def link(request: Request) -> dict:
+        return {"link": request.url_for("search", where="all", _query={"q": "a b"})}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("query", "url"),
+    [
+        ({"q": "a b&c=d", "page": 2}, "/search/x?q=a%20b%26c%3Dd&page=2"),
+        ({"tag": ["é", "/"], "none": None, "f": 0.5}, "/search/x?tag=%C3%A9&tag=%2F&f=0.5"),
+        ([("a", "1"), ("a", "2"), ("b", "")], "/search/x?a=1&a=2&b="),
+        ({}, "/search/x"),
+        ({"only": None}, "/search/x"),
+    ],
+)
+def test_url_for_query_routes_back_to_its_pairs(
+    make_client: MakeClient, query: Any, url: str
+) -> None:
+    app = query_app()
+    assert app.url_for("search", where="x", _query=query) == url
+    pairs = query.items() if isinstance(query, dict) else query
+    sent = [
+        [name, str(item)]
+        for name, value in pairs
+        for item in (value if isinstance(value, list) else [value])
+        if item is not None
+    ]
+    assert make_client(app).get(url).json() == {"where": "x", "query": sent}
+
+
+def test_request_url_for_takes_a_query(make_client: MakeClient) -> None:
+    assert make_client(query_app()).get("/link").json() == {"link": "/search/all?q=a%20b"}
+
+
+@pytest.mark.parametrize("value", [b"bytes", object(), {"nested": "dict"}])
+def test_url_for_refuses_a_query_value_that_is_no_text_or_number(value: object) -> None:
+    with pytest.raises(TypeError, match="query value for 'q'"):
+        query_app().url_for("search", where="x", _query={"q": value})
