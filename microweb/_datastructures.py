@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Generic, TypeVar, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar, overload
 
 V = TypeVar("V")
 D = TypeVar("D")
+T = TypeVar("T")
 H = TypeVar("H", bound="Headers")
 
 # SPEC: RFC 9110 section 5.1, a field name is a token.
@@ -106,13 +107,52 @@ class MultiDict(Mapping[str, V], Generic[V]):
     def __contains__(self, key: object) -> bool:
         return key in self._first
 
-    def get(self, key: str, default: D | None = None) -> V | D | None:  # type: ignore[override]
-        """Return the first value of ``key``, or ``default``."""
-        return self._first.get(key, default)
+    @overload
+    def get(self, key: str) -> V | None: ...
+    @overload
+    def get(self, key: str, default: D) -> V | D: ...
+    @overload
+    def get(self, key: str, default: D, type: Callable[[V], T]) -> T | D: ...
+    @overload
+    def get(self, key: str, *, type: Callable[[V], T]) -> T | None: ...
+    def get(
+        self, key: str, default: object = None, type: Callable[[V], object] | None = None
+    ) -> object:
+        """Return the first value of ``key``, or ``default``.
 
-    def getlist(self, key: str) -> list[V]:
-        """Return every value of ``key`` in arrival order (an empty list when absent)."""
-        return [value for name, value in self._items if name == key]
+        With ``type`` (``int``, say), the value is converted, and ``default`` is returned when
+        the conversion raises ``ValueError`` or ``TypeError``: ``?page=x`` is page 1, as with
+        Werkzeug's ``type=``.
+        """
+        if type is None:
+            return self._first.get(key, default)
+        if key not in self._first:
+            return default
+        try:
+            return type(self._first[key])
+        except (ValueError, TypeError):
+            return default
+
+    @overload
+    def getlist(self, key: str) -> list[V]: ...
+    @overload
+    def getlist(self, key: str, type: Callable[[V], T]) -> list[T]: ...
+    def getlist(self, key: str, type: Callable[[V], object] | None = None) -> list[Any]:
+        """Return every value of ``key`` in arrival order (an empty list when absent).
+
+        With ``type``, each value is converted, and one whose conversion raises
+        ``ValueError`` or ``TypeError`` is left out.
+        """
+        values = [value for name, value in self._items if name == key]
+        if type is None:
+            return values
+        converted: list[Any] = []
+        for value in values:
+            try:
+                converted.append(type(value))
+            except (ValueError, TypeError):
+                continue
+        return converted
 
     def multi_items(self) -> list[tuple[str, V]]:
         """Return every ``(key, value)`` pair in arrival order."""

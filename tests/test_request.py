@@ -117,6 +117,39 @@ def test_query_is_a_multidict(make_client: MakeClient) -> None:
     assert {key for key, _ in body["items"]} == {"a", "b"}
 
 
+def test_query_and_form_get_convert_with_type(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/typed")
+    def typed(request: Request) -> dict[str, Any]:
+        q, form = request.query, request.form()
+        return {
+            "page": q.get("page", 1, type=int),
+            "bad": q.get("bad", 1, type=int),
+            "missing": q.get("missing", type=int),
+            "ids": q.getlist("id", type=int),
+            "ratio": form.get("ratio", type=float),
+            "file": form.get("file", "not a number", type=int),
+            "names": form.getlist("name", type=str.upper),
+        }
+
+    query = "page=7&bad=x&id=1&id=two&id=3"
+    response = make_client(app).post(
+        f"/typed?{query}",
+        data={"ratio": "0.5", "name": ["a", "b"]},
+        files={"file": ("f.txt", b"12")},
+    )
+    assert response.json() == {
+        "page": 7,
+        "bad": 1,
+        "missing": None,
+        "ids": [1, 3],
+        "ratio": 0.5,
+        "file": "not a number",  # NOTE: int(UploadFile) is a TypeError: the default.
+        "names": ["A", "B"],
+    }
+
+
 def test_query_missing_key_is_400_and_still_a_key_error(make_client: MakeClient) -> None:
     app = App()
 
