@@ -23,6 +23,9 @@ from urllib.parse import quote
 from ._parsing import percent_decode, percent_encode_uri
 
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# NOTE: what a browser sends as a name: anything but a control character (";" and "=" end
+# it). PHP's "a[b]" is no RFC token, and was skipped where Werkzeug and Starlette read it.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # NOTE: a host name (or an IP address) and nothing else: a comma, a space or "=" in a Domain
 # attribute went out as it was, and a client that splits Set-Cookie lines on commas (as many
 # do, having joined them) read "Domain=a.example, admin=1" as a second cookie.
@@ -49,6 +52,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` header into a dict; the first value of a repeated name wins.
 
     Values are unquoted and percent-decoded (UTF-8; an invalid sequence becomes U+FFFD).
+    A pair without ``=``, or whose name is empty or holds a control character, is skipped.
     The header is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII
     are read as UTF-8, as the escapes are.
     """
@@ -58,7 +62,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     for pair in header.split(";"):
         name, sep, value = pair.partition("=")
         name = name.strip()
-        if not sep or not _COOKIE_NAME.fullmatch(name) or name in cookies:
+        if not sep or not name or name in cookies or _CONTROL.search(name):
             continue
         cookies[name] = _decoded_value(value)
     return cookies

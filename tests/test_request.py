@@ -15,6 +15,7 @@ from conftest import MakeClient, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request, Response
+from microweb._cookies import parse_cookie_header
 from microweb.testing import TestClient
 
 # -- method and path -------------------------------------------------------------------------
@@ -485,8 +486,29 @@ def test_a_cookie_missing_is_400_and_still_a_key_error(make_client: MakeClient) 
 
 def test_bad_cookie_pairs_are_skipped(make_client: MakeClient) -> None:
     client = make_client(cookie_app())
-    header = 'a=1; bad; =nameless; sp ace=2; semi"colon=3;; b=2; a=second; "q"=4'
+    header = "a=1; bad; =nameless; ; b=2; a=second;; \t=tab"
     assert client.get("/c", headers={"cookie": header}).json() == {"a": "1", "b": "2"}
+
+
+def test_cookie_names_beyond_the_rfc_token_are_read_as_browsers_send_them(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: PHP sets "items[0]"; a browser sends any name without ";", "=" or a control
+    # character. They were skipped, where Werkzeug and Starlette read them.
+    client = make_client(cookie_app())
+    header = 'items[0]=pen; sp ace=2; semi"colon=3; "q"=4; café=5'
+    assert client.get("/c", headers={"cookie": header.encode()}).json() == {
+        "items[0]": "pen",
+        "sp ace": "2",
+        'semi"colon': "3",
+        '"q"': "4",
+        "café": "5",
+    }
+
+
+@pytest.mark.parametrize("name", ["a\x01b", "a\x7fb", "a\x00"])
+def test_a_cookie_name_with_a_control_character_is_skipped(name: str) -> None:
+    assert parse_cookie_header(f"{name}=1; b=2") == {"b": "2"}
 
 
 def test_cookie_full_of_backslashes_is_parsed(make_client: MakeClient) -> None:
