@@ -179,6 +179,14 @@ class WebSocket:
         except WebSocketDisconnect:
             return
 
+    async def iter_json(self) -> AsyncIterator[Any]:
+        """Yield JSON messages (as ``receive_json()`` reads them) until the client disconnects."""
+        try:
+            while True:
+                yield await self.receive_json()
+        except WebSocketDisconnect:
+            return
+
     async def _transmit(self, message: Message) -> None:
         # SPEC: ASGI servers raise an OSError subclass from send() once the client has gone.
         try:

@@ -452,6 +452,35 @@ def test_iter_bytes(asgi_client: MakeClient) -> None:
         assert session.receive_text() == "5"
 
 
+def test_iter_json_reads_text_and_binary_and_ends_at_departure_or_bad_json(
+    asgi_client: MakeClient,
+) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        async for value in ws.iter_json():
+            seen.append(value)
+            await ws.send_json({"n": len(seen)})
+        seen.append(("ended", ws.close_code))
+
+    client = asgi_client(app)
+    with client.websocket_connect("/ws") as session:
+        session.send_json({"a": 1})
+        session.send_bytes(b"[2]")
+        assert [session.receive_json() for _ in range(2)] == [{"n": 1}, {"n": 2}]
+    assert seen == [{"a": 1}, [2], ("ended", 1000)]
+    seen.clear()
+    with client.websocket_connect("/ws") as session:
+        session.send_text("{not json")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_json()
+    assert closed.value.code == 1007
+    assert seen == [("ended", 1007)]
+
+
 # --- closing -------------------------------------------------------------------------------
 
 
