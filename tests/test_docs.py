@@ -55,6 +55,7 @@ PAGES = [
     "plugins-static.md",
     "plugins-sessions.md",
     "plugins-requestid.md",
+    "plugins-trustedhosts.md",
     "sync-and-async.md",
     "wsgi-vs-asgi.md",
     "testing.md",

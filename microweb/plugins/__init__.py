@@ -1,7 +1,7 @@
 """Built-in plugins, each written against the public plugin API only.
 
 Install them with ``app.install(...)``: ``CORS``, ``GZip``, ``Static``, ``Sessions``,
-``RequestID``, ``AccessLog`` and ``ProxyHeaders``.
+``RequestID``, ``AccessLog``, ``ProxyHeaders`` and ``TrustedHosts``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,18 @@ from .proxy import ProxyHeaders
 from .requestid import AccessLog, RequestID
 from .sessions import Sessions
 from .static import Static
+from .trustedhosts import TrustedHosts
 
-__all__ = ["CORS", "AccessLog", "GZip", "ProxyHeaders", "RequestID", "Sessions", "Static"]
+__all__ = [
+    "CORS",
+    "AccessLog",
+    "GZip",
+    "ProxyHeaders",
+    "RequestID",
+    "Sessions",
+    "Static",
+    "TrustedHosts",
+]
 
 for _name in __all__:
     globals()[_name].__module__ = "microweb.plugins"

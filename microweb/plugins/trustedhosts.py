@@ -1,0 +1,200 @@
+"""The Host allow-list: a request for a host name the app does not serve is answered with 400.
+
+``request.host`` (hence ``request.url``) is whatever the client sent; absolute links, redirects
+and cache keys built from it would follow a forged ``Host``. ``TrustedHosts`` refuses those
+requests before any other flow, route or error lookup sees them.
+
+SPEC: RFC 9110 7.2 (Host: uri-host and an optional port), RFC 1034 3.1 (a name ending in a dot
+is absolute: ``example.com.`` is ``example.com``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Generator, Iterable, Sequence
+
+from microweb import App, HTTPError, Request, Response
+from microweb._target import valid_host
+
+from .proxy import ProxyHeaders
+
+Flow = Generator[Response | None, Response, None]
+
+ANY_HOST = "*"
+WILDCARD = "*."
+
+
+def _ipv6(text: str) -> str | None:
+    """``[address]`` in its normal form (``[::1]`` for ``[0:0::1]``); ``None`` if not IPv6."""
+    try:
+        return f"[{ipaddress.IPv6Address(text).compressed}]"
+    except ValueError:
+        return None
+
+
+def host_name(host: str) -> str | None:
+    """Return the name of a ``host[:port]`` value as patterns are compared with it.
+
+    Lower-cased, without the port and one trailing dot; an IPv6 address keeps its brackets and
+    takes its normal form. ``None`` for a bracketed value that is not an IPv6 address.
+    """
+    if host.startswith("["):
+        address, _, _ = host[1:].partition("]")
+        return _ipv6(address)
+    name = host.partition(":")[0].lower()
+    return name[:-1] if name.endswith(".") else name
+
+
+def _refuse(pattern: str, why: str) -> ValueError:
+    return ValueError(f"trusted host {pattern!r}: {why}")
+
+
+def _name(pattern: str, given: str) -> str:
+    """Check ``pattern`` (``given`` without its ``*.``) and return its name as ``host_name``
+    gives names.
+
+    Raises:
+        ValueError: If it is not a host name, an IPv4 address or an IPv6 address.
+    """
+    if not pattern:
+        raise _refuse(given, "empty")
+    if "://" in pattern or "/" in pattern:
+        raise _refuse(given, "give a host name, not a URL")
+    if "*" in pattern:
+        raise _refuse(given, "a * may only start a pattern, as '*.' followed by a domain")
+    if not pattern.isascii():
+        raise _refuse(given, "write an internationalized name in its ASCII form (xn--...)")
+    if ":" in pattern and not pattern.startswith("["):
+        bare_ipv6 = _ipv6(pattern)  # NOTE: "::1" is taken for "[::1]".
+        if bare_ipv6 is not None:
+            return bare_ipv6
+    if not valid_host(pattern):
+        raise _refuse(given, "not a host name or an IP address")
+    if ":" in pattern.rpartition("]")[2]:
+        raise _refuse(given, "ports are not compared: give the host alone")
+    name = host_name(pattern)
+    if not name or "" in name.split("."):
+        hint = ' (Django\'s ".example.com" is "example.com", "*.example.com" here)'
+        raise _refuse(given, "a host name has no empty label" + hint * pattern.startswith("."))
+    return name
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _patterns(hosts: Iterable[str]) -> tuple[bool, frozenset[str], tuple[str, ...]]:
+    """Split ``hosts`` into "any host", exact names and wildcard suffixes (``.example.com``).
+
+    Raises:
+        TypeError: If ``hosts`` is one string.
+        ValueError: If it is empty, or a pattern is not a host name, an address, ``*.domain``
+            or ``*``.
+    """
+    if isinstance(hosts, str):
+        raise TypeError(f"TrustedHosts takes a list of hosts, not one string: [{hosts!r}]")
+    patterns = [pattern.strip() for pattern in hosts]
+    if not patterns:
+        raise ValueError("TrustedHosts needs at least one host (['*'] allows every host)")
+    names: set[str] = set()
+    suffixes: set[str] = set()
+    for pattern in patterns:
+        if pattern == ANY_HOST:
+            continue
+        if not pattern.startswith(WILDCARD):
+            names.add(_name(pattern, pattern))
+            continue
+        domain = _name(pattern[len(WILDCARD) :], pattern)
+        if _is_address(domain):
+            raise _refuse(pattern, "an IP address has no subdomains")
+        suffixes.add("." + domain)
+    return ANY_HOST in patterns, frozenset(names), tuple(sorted(suffixes))
+
+
+class TrustedHosts:
+    """Answer 400 to a request whose host is not one of ``hosts``, before anything else runs.
+
+    The host checked is ``request.host``: the ``Host`` header, or the server's address when
+    the request has none, or the host ``ProxyHeaders`` took from a trusted proxy. Names are
+    compared without case, port and one trailing dot. A refused request raises
+    ``HTTPError(400, "host not allowed")`` in the plugin's flow, which runs outside every
+    other flow but ``ProxyHeaders``' (whatever the install order), so routes, 404s, 405s,
+    ``OPTIONS``, CORS preflights and WebSocket handshakes (refused with 403) are all checked.
+
+    Args:
+        hosts: The host names the app serves: ``"example.com"``, ``"*.example.com"`` (any
+            subdomain, at any depth, but not ``example.com`` itself), ``"localhost"``,
+            ``"127.0.0.1"``, ``"[::1]"``; ``"*"`` allows every host.
+        www_redirect: Redirect (307) a refused ``example.com`` to ``www.example.com`` when
+            that host is allowed, keeping the port, path and query.
+
+    Raises:
+        TypeError: If ``hosts`` is one string.
+        ValueError: If ``hosts`` is empty or a pattern is malformed: empty, with a port, a
+            URL, or with a ``*`` elsewhere than a leading ``*.``.
+    """
+
+    name = "trusted_hosts"
+
+    def __init__(self, hosts: Iterable[str], *, www_redirect: bool = False) -> None:
+        self.any_host, self.names, self.suffixes = _patterns(hosts)
+        self.www_redirect = www_redirect
+        self._proxies_outside: Sequence[ProxyHeaders] = ()
+
+    def setup(self, app: App) -> None:
+        """Add the flow outside every flow registered so far (``ProxyHeaders``' aside)."""
+        # NOTE: ProxyHeaders' flow is outermost too, and the last outermost flow wins: after
+        # it, this flow would run first and see the proxy's own Host. It then corrects the
+        # request itself first; ProxyHeaders' flow, inside, finds the same values again.
+        self._proxies_outside = [
+            plugin
+            for plugin in app.plugins
+            if isinstance(plugin, ProxyHeaders) and (plugin.trust_all or plugin.networks)
+        ]
+        app.middleware(self.flow, outermost=True)
+
+    def allows(self, host: str) -> bool:
+        """Tell whether ``host`` (a ``host[:port]`` value, as ``request.host``) is allowed."""
+        if self.any_host:
+            return True
+        name = host_name(host)
+        if name is None:
+            return False
+        return name in self.names or any(self._below(name, suffix) for suffix in self.suffixes)
+
+    @staticmethod
+    def _below(name: str, suffix: str) -> bool:
+        # NOTE: "a.b" of "a.b.example.com" must be labels: ".example.com" and "a..example.com"
+        # are no subdomains.
+        return name.endswith(suffix) and "" not in name[: -len(suffix)].split(".")
+
+    def flow(self, request: Request) -> Flow:
+        """Refuse a request for a host that is not allowed (or redirect it to ``www.``)."""
+        for proxy in self._proxies_outside:
+            proxy.rewrite(request)
+        host = request.host
+        if not self.allows(host):
+            redirect = self._www_redirect(request, host)
+            if redirect is None:
+                raise HTTPError(400, "host not allowed")
+            yield redirect
+            return
+        yield None
+
+    def _www_redirect(self, request: Request, host: str) -> Response | None:
+        """The redirect to ``www.`` + ``host``, if asked for and that host is allowed."""
+        if not self.www_redirect or request.scheme in ("ws", "wss"):
+            return None
+        www = "www." + host
+        if not self.allows(www):
+            return None
+        url = request.url
+        # NOTE: request.url is scheme://host..., the host as request.host gives it.
+        after_host = url[len(request.scheme) + 3 + len(host) :]
+        # NOTE: 307, as Starlette's: it keeps the method, and a browser does not keep it for
+        # good, as it would a 308 sent by mistake (a host left out of the list).
+        return Response.redirect(f"{request.scheme}://{www}{after_host}")

@@ -1,0 +1,311 @@
+"""TrustedHosts under both interfaces: allowed and refused hosts, with ProxyHeaders and without."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb.plugins import CORS, ProxyHeaders, TrustedHosts
+from microweb.testing import TestClient
+
+HOSTS = ["example.com", "*.example.com", "localhost", "127.0.0.1", "[::1]"]
+PROXY = ("127.0.0.1", 50000)
+
+
+def hosts_app(*plugins: Any) -> App:
+    app = App()
+    for plugin in plugins:
+        app.install(plugin)
+
+    @app.get("/where")
+    def where(request: Request) -> dict[str, str]:
+        return {"host": request.host, "url": request.url}
+
+    @app.post("/only-post")
+    def only_post(request: Request) -> str:
+        return "posted"
+
+    return app
+
+
+def status_for(make_client: MakeClient, host: str, hosts: Iterable[str] = HOSTS) -> int:
+    response = make_client(hosts_app(TrustedHosts(hosts))).get("/where", headers={"host": host})
+    return response.status_code
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "example.com",
+        "EXAMPLE.Com",
+        "example.com:8443",
+        "example.com.",
+        "example.com.:80",
+        "www.example.com",
+        "a.b.example.com",
+        "localhost:8000",
+        "127.0.0.1",
+        "[::1]:8000",
+        "[0:0:0:0:0:0:0:1]",
+    ],
+)
+def test_allowed_hosts_are_served(make_client: MakeClient, host: str) -> None:
+    response = make_client(hosts_app(TrustedHosts(HOSTS))).get("/where", headers={"host": host})
+    assert response.status_code == 200
+    assert response.json()["host"] == host
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.com",
+        "example.com.evil.com",
+        "evilexample.com",
+        "example.com..",
+        "a..example.com",
+        ".example.com",
+        "127.0.0.2",
+        "[::2]",
+        "localhost.localdomain",
+    ],
+)
+def test_other_hosts_are_400(make_client: MakeClient, host: str) -> None:
+    response = make_client(hosts_app(TrustedHosts(HOSTS))).get("/where", headers={"host": host})
+    assert (response.status_code, response.text) == (400, "host not allowed")
+
+
+def test_a_wildcard_leaves_out_the_bare_domain(make_client: MakeClient) -> None:
+    assert status_for(make_client, "example.com", ["*.example.com"]) == 400
+    assert status_for(make_client, "shop.example.com", ["*.example.com"]) == 200
+
+
+def test_star_allows_every_host(make_client: MakeClient) -> None:
+    assert status_for(make_client, "anything.test:1234", ["*"]) == 200
+
+
+def test_the_refusal_is_an_http_error_that_error_handlers_see(make_client: MakeClient) -> None:
+    app = hosts_app(TrustedHosts(HOSTS))
+
+    @app.error_handler(400)
+    def bad_request(request: Request, exc: HTTPError) -> Response:
+        return Response.html("<p>Unknown site.</p>", status=400)
+
+    response = make_client(app).get("/where", headers={"host": "evil.com"})
+    assert (response.status_code, response.text) == (400, "<p>Unknown site.</p>")
+    assert (
+        "evil.com"
+        not in make_client(hosts_app(TrustedHosts(HOSTS)))
+        .get("/where", headers={"host": "evil.com", "accept": "application/json"})
+        .text
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "detail"),
+    [
+        ("example.com@evil.com", "invalid Host header"),
+        ("evil.com/x", "invalid Host header"),
+        ("example.com:80@evil.com", "invalid Host header"),
+    ],
+)
+def test_a_smuggled_host_is_400(make_client: MakeClient, host: str, detail: str) -> None:
+    response = make_client(hosts_app(TrustedHosts(HOSTS))).get("/where", headers={"host": host})
+    assert (response.status_code, response.text) == (400, detail)
+
+
+def test_two_host_lines_are_400(make_client: MakeClient) -> None:
+    client = make_client(hosts_app(TrustedHosts(HOSTS)))
+    response = client.get("/where", headers=[("host", "example.com"), ("host", "evil.com")])
+    assert (response.status_code, response.text) == (400, "more than one Host header")
+
+
+def test_no_host_is_checked_as_the_server_address(make_client: MakeClient) -> None:
+    # NOTE: an empty Host stands for none; request.host is then the server's address
+    # ("testserver" in tests, "testserver:80" on httpx's ASGI side).
+    assert status_for(make_client, "", ["example.com"]) == 400
+    assert status_for(make_client, "", ["example.com", "testserver"]) == 200
+
+
+def test_no_host_and_no_server_address_is_refused() -> None:
+    plugin = TrustedHosts(["example.com"])
+    assert not plugin.allows("")
+    assert TrustedHosts(["*"]).allows("")
+
+
+# -- every path through the app ------------------------------------------------------------------
+
+
+def test_404_405_and_options_are_refused_too(make_client: MakeClient) -> None:
+    client = make_client(hosts_app(TrustedHosts(HOSTS)))
+    evil = {"host": "evil.com"}
+    assert client.get("/nowhere", headers=evil).status_code == 400
+    assert client.get("/only-post", headers=evil).status_code == 400
+    assert client.options("/where", headers=evil).status_code == 400
+    assert client.get("/nowhere", headers={"host": "example.com"}).status_code == 404
+    assert client.get("/only-post", headers={"host": "example.com"}).status_code == 405
+
+
+@pytest.mark.parametrize("cors_first", [True, False])
+def test_a_cors_preflight_is_refused_whatever_the_install_order(
+    make_client: MakeClient, cors_first: bool
+) -> None:
+    plugins = [CORS(["https://app.example.com"]), TrustedHosts(HOSTS)]
+    client = make_client(hosts_app(*(plugins if cors_first else reversed(plugins))))
+    preflight = {
+        "origin": "https://app.example.com",
+        "access-control-request-method": "GET",
+    }
+    assert client.options("/where", headers={**preflight, "host": "evil.com"}).status_code == 400
+    allowed = client.options("/where", headers={**preflight, "host": "api.example.com"})
+    assert allowed.status_code == 204
+
+
+def test_other_flows_see_only_allowed_hosts(make_client: MakeClient) -> None:
+    app = App()
+    seen: list[str] = []
+
+    @app.middleware
+    def first(request: Request) -> Generator[None, Response, None]:
+        seen.append(request.host)
+        yield
+
+    app.install(TrustedHosts(HOSTS))
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    client = make_client(app)
+    assert client.get("/", headers={"host": "evil.com"}).status_code == 400
+    assert client.get("/", headers={"host": "example.com"}).status_code == 200
+    assert seen == ["example.com"]
+
+
+def test_a_websocket_handshake_to_another_host_is_refused() -> None:
+    app = App()
+    app.install(TrustedHosts(HOSTS))
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.request.host)
+        await ws.close()
+
+    with TestClient(app, interface="asgi") as client:
+        with client.websocket_connect("/ws", headers={"host": "example.com"}) as ws:
+            assert ws.receive_text() == "example.com"
+        with pytest.raises(WebSocketDisconnect) as refused:
+            client.websocket_connect("/ws", headers={"host": "evil.com"})
+    assert refused.value.code == 1008  # NOTE: the client of a real server gets a 403.
+
+
+# -- with ProxyHeaders -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("proxy_first", [True, False])
+def test_the_host_from_a_trusted_proxy_is_checked_whatever_the_install_order(
+    interface: str, proxy_first: bool
+) -> None:
+    plugins: list[Any] = [ProxyHeaders(["127.0.0.1"]), TrustedHosts(["shop.example"])]
+    app = hosts_app(*(plugins if proxy_first else reversed(plugins)))
+    proxied = {"host": "127.0.0.1:8000", "x-forwarded-host": "shop.example"}
+    with TestClient(app, interface=interface, client=PROXY) as client:
+        response = client.get("/where", headers=proxied)
+        assert response.json() == {"host": "shop.example", "url": "http://shop.example/where"}
+        forged = {"host": "127.0.0.1:8000", "x-forwarded-host": "evil.com"}
+        assert client.get("/where", headers=forged).status_code == 400
+        # NOTE: the proxy's own Host is not the host the client asked for.
+        assert client.get("/where", headers={"host": "shop.example"}).status_code == 200
+        assert client.get("/where", headers={"host": "127.0.0.1:8000"}).status_code == 400
+    with TestClient(app, interface=interface, client=("203.0.113.9", 4000)) as client:
+        assert client.get("/where", headers=forged | {"host": "shop.example"}).status_code == 200
+        assert client.get("/where", headers=proxied).status_code == 400
+
+
+def test_after_proxy_headers_both_flows_give_the_same_request(interface: str) -> None:
+    app = App()
+    app.install(ProxyHeaders(["127.0.0.1", "10.0.0.0/8"]))
+    app.install(TrustedHosts(["shop.example"]))
+
+    @app.get("/")
+    def index(request: Request) -> dict[str, Any]:
+        client = request.client
+        return {"client": client and client.host, "scheme": request.scheme, "url": request.url}
+
+    headers = {
+        "x-forwarded-for": "6.6.6.6, 203.0.113.9, 10.0.0.2",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "shop.example",
+    }
+    with TestClient(app, interface=interface, client=PROXY) as client:
+        assert client.get("/", headers=headers).json() == {
+            "client": "203.0.113.9",
+            "scheme": "https",
+            "url": "https://shop.example/",
+        }
+
+
+# -- www_redirect ----------------------------------------------------------------------------------
+
+
+def test_www_redirect(make_client: MakeClient) -> None:
+    app = hosts_app(TrustedHosts(["www.example.com"], www_redirect=True))
+    client = make_client(app)
+    response = client.get("/where?a=1", headers={"host": "example.com:8080"})
+    assert response.status_code == 307
+    assert response.headers["location"] == "http://www.example.com:8080/where?a=1"
+    assert client.get("/where", headers={"host": "evil.com"}).status_code == 400
+    assert client.get("/where", headers={"host": "www.example.com"}).status_code == 200
+
+
+def test_without_www_redirect_the_bare_domain_is_refused(make_client: MakeClient) -> None:
+    assert status_for(make_client, "example.com", ["www.example.com"]) == 400
+
+
+# -- patterns ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("", "empty"),
+        ("  ", "empty"),
+        ("*.", "empty"),
+        ("ex*mple.com", "a * may only start"),
+        ("*.*.example.com", "a * may only start"),
+        ("*example.com", "a * may only start"),
+        ("https://example.com", "not a URL"),
+        ("example.com/app", "not a URL"),
+        ("example.com:8000", "ports are not compared"),
+        ("[::1]:8000", "ports are not compared"),
+        (".example.com", "Django's"),
+        ("example..com", "no empty label"),
+        ("*.127.0.0.1", "no subdomains"),
+        ("*.[::1]", "no subdomains"),
+        ("bücher.example", "xn--"),
+        ("user@example.com", "not a host name"),
+        ("[::1", "not a host name"),
+        ("[example.com]", "not a host name"),
+    ],
+)
+def test_bad_patterns_fail_at_construction(pattern: str, message: str) -> None:
+    with pytest.raises(ValueError, match="trusted host") as error:
+        TrustedHosts([pattern])
+    assert message in str(error.value)
+
+
+def test_one_string_or_no_hosts_fail_at_construction() -> None:
+    with pytest.raises(TypeError, match=r"not one string: \['example.com'\]"):
+        TrustedHosts("example.com")
+    with pytest.raises(ValueError, match="at least one host"):
+        TrustedHosts([])
+
+
+def test_patterns_are_normalized() -> None:
+    plugin = TrustedHosts([" Example.COM. ", "::1", "*.Example.Org"])
+    assert plugin.names == {"example.com", "[::1]"}
+    assert plugin.suffixes == (".example.org",)
