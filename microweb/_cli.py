@@ -41,13 +41,27 @@ def routes_table(app: App) -> str:
     )
 
 
+TARGET_HELP = "module:app, module, or path/to/file.py[:app]; module:create_app() calls a factory"
+FACTORY_HELP = "the target is an app factory: call it (as module:create_app() does)"
+
+
+def _target(args: argparse.Namespace) -> str:
+    """The target as ``load_app`` takes it: with ``()`` when ``--factory`` is given."""
+    target: str = args.target
+    if args.factory and not target.endswith("()"):
+        location, _, attr = target.partition(":")
+        return f"{location}:{attr or 'app'}()"
+    return target
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="microweb", description="Serve an app with Uvicorn or Waitress, or list its routes."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="serve an app")
-    serve_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")
+    serve_cmd.add_argument("target", help=TARGET_HELP)
+    serve_cmd.add_argument("--factory", action="store_true", help=FACTORY_HELP)
     serve_cmd.add_argument(
         "--server",
         choices=sorted(SERVERS),
@@ -99,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         "uvicorn answers 503 past it (default: no limit)",
     )
     routes_cmd = commands.add_parser("routes", help="print the route table of an app")
-    routes_cmd.add_argument("target", help="module:app, module, or path/to/file.py[:app]")
+    routes_cmd.add_argument("target", help=TARGET_HELP)
+    routes_cmd.add_argument("--factory", action="store_true", help=FACTORY_HELP)
     return parser
 
 
@@ -108,10 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":
-            print(routes_table(load_app(args.target)))
+            print(routes_table(load_app(_target(args))))
         else:
             serve(
-                args.target,
+                _target(args),
                 args.server,
                 args.host,
                 args.port,

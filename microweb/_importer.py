@@ -1,10 +1,12 @@
-"""The app a command line names: ``module:attr``, ``module`` or ``file.py[:attr]``, imported."""
+"""The app a command line names: ``module:attr``, ``module`` or ``file.py[:attr]``, imported;
+``attr()`` calls an app factory."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import types
@@ -19,13 +21,19 @@ class TargetError(Exception):
 def load_app(target: str) -> App:
     """Import the app named by ``target``: ``module:attr``, ``module``, ``file.py[:attr]``.
 
-    The attribute defaults to ``app``.
+    The attribute defaults to ``app``. ``module:attr()`` calls the attribute, an app factory
+    such as Flask's ``create_app``, with no arguments, and serves the ``App`` it returns.
 
     Raises:
         TargetError: With a message that says what was not found.
     """
     location, _, attr = target.partition(":")
     attr = attr or "app"
+    call = attr.endswith("()")
+    if call:
+        attr = attr[:-2]
+        if not attr:
+            raise TargetError(f"{target!r} names nothing to call: write module:create_app()")
     if location.endswith(".py") or os.sep in location:
         module = _import_file(location)
     else:
@@ -39,9 +47,32 @@ def load_app(target: str) -> App:
         if not hasattr(obj, part):
             raise TargetError(f"{location!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    if call:
+        obj = _called(target, obj)
     if not isinstance(obj, App):
         raise _not_an_app(target, location, attr, obj)
     return obj
+
+
+def _called(target: str, factory: object) -> App:
+    """Return the App that ``factory()`` makes (what ``module:factory()`` serves)."""
+    if isinstance(factory, App):
+        raise TargetError(f"{target!r} calls an App, not an app factory: leave out the ()")
+    if not callable(factory):
+        raise TargetError(f"{target!r} calls a {type(factory).__name__}, which can't be called")
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        name = target.partition(":")[2].removesuffix("()")
+        raise TargetError(
+            f"{target!r} needs arguments: serve a module that calls it, app = {name}(...)"
+        ) from None
+    except ValueError:  # NOTE: no signature to read (some built-ins): it is just called.
+        pass
+    made = factory()
+    if not isinstance(made, App):
+        raise TargetError(f"{target!r} returned a {type(made).__name__}, not a microweb App")
+    return made
 
 
 # NOTE: what may make an App when called; any other callable (a WSGIDriver is one) is not.
@@ -50,7 +81,7 @@ _MAKERS = (types.FunctionType, types.MethodType, functools.partial, type)
 
 def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetError:
     """Return the error for a target that names ``obj``, not an App: what to serve instead."""
-    owner, _, name = attr.rpartition(".")
+    owner = attr.rpartition(".")[0]
     if isinstance(getattr(obj, "__self__", None), App):
         # NOTE: app.as_wsgi, as waitress-serve --call and uvicorn --factory take it.
         return TargetError(
@@ -62,11 +93,11 @@ def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetErr
             f"{target!r} is a {kind}, made by an App's as_wsgi() or as_asgi(): serve the App"
         )
     if isinstance(obj, _MAKERS):
-        # NOTE: the name as the target wrote it, which a module that calls it imports: a
-        # lambda's own __name__ is "<lambda>", an alias's is the function's.
+        # NOTE: the name as the target wrote it: a lambda's own __name__ is "<lambda>", an
+        # alias's is the function's.
         return TargetError(
-            f"{target!r} is a {kind}, not a microweb App; if it is an app factory, serve a "
-            f"module that calls it: app = {name}()"
+            f"{target!r} is a {kind}, not a microweb App; if it is an app factory, serve "
+            f"{location}:{attr}() (or add --factory)"
         )
     return TargetError(f"{target!r} is a {kind}, not a microweb App")
 

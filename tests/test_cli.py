@@ -33,7 +33,10 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         ("no_such_module_xyz:app", "cannot import module"),
         ("examples.hello:nothing", "has no attribute"),
         ("examples.hello:App", "not a microweb App"),
-        ("examples.hello:index", r"an app factory, serve a module that calls it: app = index\(\)"),
+        ("examples.hello:index", r"an app factory, serve examples.hello:index\(\)"),
+        ("examples.hello:app()", r"calls an App, not an app factory: leave out the \(\)$"),
+        ("examples.hello:index()", r"needs arguments: .*, app = index\(\.\.\.\)$"),
+        ("examples.hello:()", "names nothing to call"),
     ],
 )
 def test_bad_targets_say_what_is_wrong(
@@ -65,10 +68,10 @@ wsgi = app.as_wsgi()
     [
         # NOTE: the name the target wrote, which the module that calls it imports: a lambda's
         # own name is "<lambda>", an alias's the function's.
-        ("make", r"is a function, .*: app = make\(\)$"),
-        ("factory", r"is a function, .*: app = factory\(\)$"),
-        ("bound", r"is a partial, .*: app = bound\(\)$"),
-        ("ShopApp", r"is a class, .*: app = ShopApp\(\)$"),
+        ("make", r"is a function, .*factory, serve .*factories.py:make\(\) \(or add --factory\)$"),
+        ("factory", r"is a function, .*factory, serve .*factories.py:factory\(\) \(or add"),
+        ("bound", r"is a partial, .*factory, serve .*factories.py:bound\(\) \(or add"),
+        ("ShopApp", r"is a class, .*factory, serve .*factories.py:ShopApp\(\) \(or add"),
         # NOTE: what waitress-serve --call and uvicorn --factory take, beside microweb serve.
         ("app.as_wsgi", r"is a method of an App, not the App: serve .*factories.py:app$"),
         ("app.as_asgi", r"is a method of an App, not the App: serve .*factories.py:app$"),
@@ -82,6 +85,45 @@ def test_a_target_that_makes_an_app_says_what_to_serve(
     path.write_text(FACTORIES)
     with pytest.raises(TargetError, match=message):
         load_app(f"{path}:{attr}")
+
+
+@pytest.mark.parametrize("attr", ["make", "factory", "bound", "ShopApp", "create_app"])
+def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
+    tmp_path: Path, attr: str
+) -> None:
+    path = tmp_path / "factories.py"
+    path.write_text(FACTORIES)
+    assert isinstance(load_app(f"{path}:{attr}()"), App)
+
+
+@pytest.mark.parametrize(
+    ("attr", "message"),
+    [
+        ("wsgi()", r"needs arguments"),
+        ("app.as_wsgi()", r"returned a WSGIDriver, not a microweb App$"),
+        ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
+    ],
+)
+def test_a_factory_target_that_makes_no_app_says_so(
+    tmp_path: Path, attr: str, message: str
+) -> None:
+    path = tmp_path / "factories.py"
+    path.write_text(FACTORIES + 'FACTORY_NOTE = "not callable"\n')
+    with pytest.raises(TargetError, match=message):
+        load_app(f"{path}:{attr}")
+
+
+def test_the_factory_flag_calls_the_target(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "factories.py"
+    path.write_text(
+        FACTORIES.replace("return App()", "made = App()\n    made.get('/x')(len)\n    return made")
+    )
+    assert main(["routes", "--factory", f"{path}:create_app"]) == 0
+    assert "/x" in capsys.readouterr().out
+    assert main(["routes", f"{path}:create_app"]) == 2
+    assert "(or add --factory)" in capsys.readouterr().err
 
 
 def test_routes_table_lists_method_template_name_handler_colour() -> None:
