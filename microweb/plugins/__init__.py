@@ -1,19 +1,20 @@
 """Built-in plugins, each written against the public plugin API only.
 
 Install them with ``app.install(...)``: ``CORS``, ``GZip``, ``Static``, ``Sessions``,
-``RequestID``, ``AccessLog`` and ``ProxyHeaders``.
+``RequestID``, ``AccessLog``, ``ProxyHeaders`` and ``CSRF``.
 """
 
 from __future__ import annotations
 
 from .cors import CORS
+from .csrf import CSRF
 from .gzip import GZip
 from .proxy import ProxyHeaders
 from .requestid import AccessLog, RequestID
 from .sessions import Sessions
 from .static import Static
 
-__all__ = ["CORS", "AccessLog", "GZip", "ProxyHeaders", "RequestID", "Sessions", "Static"]
+__all__ = ["CORS", "CSRF", "AccessLog", "GZip", "ProxyHeaders", "RequestID", "Sessions", "Static"]
 
 for _name in __all__:
     globals()[_name].__module__ = "microweb.plugins"
