@@ -144,9 +144,13 @@ class CSRF:
         yield None
 
     def apply(self, handler: Handler, route: Route) -> Handler:
-        """Check unsafe requests before ``handler`` runs (routes with safe methods only are
-        left unwrapped)."""
+        """Wrap ``handler`` to check unsafe requests before it runs.
+
+        NOTE: the check is here, not in the flow, because app flows run before routing: only
+        here is the route known, so that ``skip=["csrf"]`` can exempt it.
+        """
         if route.methods <= SAFE_METHODS:
+            # PERF: a route of safe methods only keeps its handler, with no wrapper to call.
             return handler
         check = self.check
         if route.is_async:
