@@ -150,7 +150,7 @@ class CSRF:
         here is the route known, so that ``skip=["csrf"]`` can exempt it.
         """
         if route.methods <= SAFE_METHODS:
-            # PERF: a route of safe methods only keeps its handler, with no wrapper to call.
+            # NOTE: a route of safe methods only keeps its handler: no wrapper to call.
             return handler
         check = self.check
         if route.is_async:
