@@ -51,6 +51,7 @@ PAGES = [
     "lifespan.md",
     "plugins.md",
     "plugins-cors.md",
+    "plugins-csrf.md",
     "plugins-gzip.md",
     "plugins-static.md",
     "plugins-sessions.md",

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 from notes_example import NOTES_DIR, SECRET, add_user, imported
 
-from microweb import App
+from microweb import App, WebSocketDisconnect
 from microweb.testing import TestClient
 
 # NOTE: a session cookie is signed with the current time, so the two interfaces' differ.
@@ -111,6 +111,19 @@ def test_adding_needs_a_login(app: App) -> None:
         assert unknown.status_code == 400
         log_in(client)
         assert client.post("/logout").headers["location"] == "/"
+
+
+def test_other_sites_cannot_post_with_the_session(app: App, interface: str) -> None:
+    forged = {"sec-fetch-site": "cross-site", "origin": "https://evil.example"}
+    with TestClient(app, interface=interface) as client:
+        log_in(client)
+        assert client.post("/notes", data={"title": "Forged"}, headers=forged).status_code == 403
+        assert client.post("/logout", headers=forged).status_code == 403
+        own = {"sec-fetch-site": "same-origin", "origin": "http://testserver"}
+        added = client.post("/notes", data={"title": "Mine"}, headers=own)
+        assert (added.status_code, added.headers["location"]) == (303, "/notes/1")
+    with TestClient(app, interface="asgi") as client, pytest.raises(WebSocketDisconnect):
+        client.websocket_connect("/ws", headers={"origin": "https://evil.example"})
 
 
 def test_api_adds_and_reads_notes(app: App, interface: str) -> None:

@@ -25,7 +25,7 @@ import pages
 from db import Database
 
 from microweb import App
-from microweb.plugins import Sessions, Static
+from microweb.plugins import CSRF, Sessions, Static
 
 
 def create_app(data: str | Path, secret: str | None = None) -> App:
@@ -37,6 +37,7 @@ def create_app(data: str | Path, secret: str | None = None) -> App:
     app = App()
     app.state.data = Path(data)
     app.state.feed = live.Feed()
+    app.install(CSRF())  # NOTE: first, so that a refused request opens no database connection.
     app.state.db = app.install(Database(app.state.data / "notes.db", model.SCHEMA, auth.SCHEMA))
     app.install(Sessions(secret))
     app.install(Static(Path(__file__).parent / "static"))

@@ -1,12 +1,13 @@
 """Built-in plugins, each written against the public plugin API only.
 
 Install them with ``app.install(...)``: ``CORS``, ``GZip``, ``Static``, ``Sessions``,
-``RequestID``, ``AccessLog``, ``ProxyHeaders`` and ``TrustedHosts``.
+``RequestID``, ``AccessLog``, ``ProxyHeaders``, ``TrustedHosts`` and ``CSRF``.
 """
 
 from __future__ import annotations
 
 from .cors import CORS
+from .csrf import CSRF
 from .gzip import GZip
 from .proxy import ProxyHeaders
 from .requestid import AccessLog, RequestID
@@ -16,6 +17,7 @@ from .trustedhosts import TrustedHosts
 
 __all__ = [
     "CORS",
+    "CSRF",
     "AccessLog",
     "GZip",
     "ProxyHeaders",
