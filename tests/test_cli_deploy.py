@@ -29,14 +29,28 @@ def _deploy_app() -> App:
     return app
 
 
-def test_the_deploy_app_answers_and_reports_health(interface: str) -> None:
+def test_the_deploy_app_answers_and_reports_health(
+    interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALLOWED_HOSTS", raising=False)
     app = _deploy_app()
-    with TestClient(app, interface=interface) as client:
-        assert client.get("/").text == "Hello from http://testserver/"
-        response = client.get("/healthz")
+    with TestClient(app, interface=interface, base_url="http://localhost:8000") as client:
+        assert client.get("/").text == "Hello from http://localhost:8000/"
+        response = client.get("/healthz", headers={"host": "127.0.0.1:8000"})
         assert response.json() == {"healthy": True}
         assert "x-request-id" in response.headers
+        # NOTE: the test client's own host is no host the example answers for.
+        assert client.get("/", headers={"host": "testserver"}).status_code == 400
     assert app.state.healthy is False  # NOTE: the shutdown hook ran.
+
+
+def test_the_deploy_app_answers_for_the_hosts_of_its_environment(
+    interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLOWED_HOSTS", "example.com,*.example.com")
+    with TestClient(_deploy_app(), interface=interface) as client:
+        assert client.get("/", headers={"host": "www.example.com"}).status_code == 200
+        assert client.get("/", headers={"host": "localhost"}).status_code == 400
 
 
 def _serve_arguments(command: list[str]) -> list[str]:

@@ -8,13 +8,17 @@ Run it as the container does (from this folder):
 from __future__ import annotations
 
 import logging
+import os
 
 from microweb import App, Request
-from microweb.plugins import AccessLog, RequestID
+from microweb.plugins import AccessLog, RequestID, TrustedHosts
 
 app = App()
 app.install(AccessLog())  # first: the outermost flow times the others
 app.install(RequestID())
+# The host names this app answers for, as a comma-separated list: your domain in production
+# (ALLOWED_HOSTS=example.com,www.example.com), and the address the health check connects to.
+app.install(TrustedHosts(os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")))
 logger = logging.getLogger("microweb.example")
 
 
