@@ -217,3 +217,12 @@ def test_url_for_refuses_a_query_value_that_is_no_text_or_number(value: object) 
 def test_url_for_refuses_a_query_name_that_is_no_str(query: Any, message: str) -> None:
     with pytest.raises(TypeError, match=re.escape(message)):
         query_app().url_for("search", where="x", _query=query)
+
+
+def test_a_route_parameter_named_query_is_refused_at_registration() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="url_for's query argument"):
+
+        @app.get("/items/{_query}")
+        def item(request: Request, _query: str) -> str:
+            return _query
