@@ -11,6 +11,11 @@ D = TypeVar("D")
 T = TypeVar("T")
 H = TypeVar("H", bound="Headers")
 
+# NOTE: what a type= converter raises for a value it does not take: ValueError and TypeError,
+# as Werkzeug catches, and ArithmeticError, which Decimal("x") raises (InvalidOperation) and
+# int(float("inf")) too (OverflowError); a client's "?price=x" was a 500.
+NOT_CONVERTED = (ValueError, TypeError, ArithmeticError)
+
 # SPEC: RFC 9110 section 5.1, a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # SPEC: RFC 9110 section 5.5: no control character but HTAB in a field value. CR and LF would
@@ -121,8 +126,8 @@ class MultiDict(Mapping[str, V], Generic[V]):
         """Return the first value of ``key``, or ``default``.
 
         With ``type`` (``int``, say), the value is converted, and ``default`` is returned when
-        the conversion raises ``ValueError`` or ``TypeError``: ``?page=x`` is page 1, as with
-        Werkzeug's ``type=``.
+        the conversion raises ``ValueError``, ``TypeError`` or ``ArithmeticError`` (what
+        ``Decimal`` raises): ``?page=x`` is page 1, as with Werkzeug's ``type=``.
         """
         if type is None:
             return self._first.get(key, default)
@@ -130,7 +135,7 @@ class MultiDict(Mapping[str, V], Generic[V]):
             return default
         try:
             return type(self._first[key])
-        except (ValueError, TypeError):
+        except NOT_CONVERTED:
             return default
 
     @overload
@@ -141,7 +146,7 @@ class MultiDict(Mapping[str, V], Generic[V]):
         """Return every value of ``key`` in arrival order (an empty list when absent).
 
         With ``type``, each value is converted, and one whose conversion raises
-        ``ValueError`` or ``TypeError`` is left out.
+        ``ValueError``, ``TypeError`` or ``ArithmeticError`` is left out.
         """
         values = [value for name, value in self._items if name == key]
         if type is None:
@@ -150,7 +155,7 @@ class MultiDict(Mapping[str, V], Generic[V]):
         for value in values:
             try:
                 converted.append(type(value))
-            except (ValueError, TypeError):
+            except NOT_CONVERTED:
                 continue
         return converted
 

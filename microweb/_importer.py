@@ -12,6 +12,7 @@ import sys
 import types
 
 from ._app import App
+from ._routing import is_async_callable
 
 
 class TargetError(Exception):
@@ -60,6 +61,12 @@ def _called(target: str, factory: object) -> App:
         raise TargetError(f"{target!r} calls an App, not an app factory: leave out the ()")
     if not callable(factory):
         raise TargetError(f"{target!r} calls a {type(factory).__name__}, which can't be called")
+    if is_async_callable(factory):
+        # NOTE: called, it made a coroutine that nobody awaited (a RuntimeWarning besides).
+        raise TargetError(
+            f"{target!r} is an async def factory: make it a def, and await what it needs "
+            "in an on_startup hook"
+        )
     try:
         inspect.signature(factory).bind()
     except TypeError:

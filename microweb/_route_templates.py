@@ -84,6 +84,8 @@ class Param:
 
 
 Segment = str | Param
+# NOTE: the keyword of url_for() that holds the query string, not a path parameter.
+QUERY_ARGUMENT = "_query"
 
 
 def parse_template(template: str) -> tuple[Segment, ...]:
@@ -122,6 +124,12 @@ def parse_template(template: str) -> tuple[Segment, ...]:
         name, converter = match.group(1), match.group(2) or "str"
         if name in names:
             raise ValueError(f"route template {template!r} names parameter {name!r} twice")
+        if name == QUERY_ARGUMENT:
+            # NOTE: url_for(name, _query=...) takes it: no link to the route could be built.
+            raise ValueError(
+                f"route template {template!r}: {{{name}}} is url_for's query argument, "
+                "give the parameter another name"
+            )
         if converter == "path" and index != template.count("/") - 1:
             raise ValueError(
                 f"route template {template!r}: {{{name}:path}} must be the last segment"

@@ -61,12 +61,19 @@ def build_query(query: Query) -> str:
     space as ``%20``.
 
     Raises:
-        TypeError: If a value is not a ``str``, ``int``, ``float`` or ``None``: ``bytes``, or
-            an object whose ``repr()``-like ``str()`` would land in the link.
+        TypeError: If ``query`` is a ``str`` or ``bytes`` (not pairs), a name is not a
+            ``str``, or a value is not a ``str``, ``int``, ``float`` or ``None``: ``bytes``,
+            or an object whose ``repr()``-like ``str()`` would land in the link.
     """
+    if isinstance(query, (str, bytes)):
+        # NOTE: iterated, "a=b" gave "not enough values to unpack", a ValueError.
+        raise TypeError(f"url_for: _query takes a dict or a list of pairs, not {query!r}")
     pairs = query.items() if isinstance(query, Mapping) else query
     flat: list[tuple[str, str]] = []
     for name, value in pairs:
+        if not isinstance(name, str):
+            # NOTE: a name of None went out as "None=", and bytes as their text.
+            raise TypeError(f"url_for: query name {name!r} must be a str")
         values = value if isinstance(value, (list, tuple)) else [value]
         for item in values:
             if item is None:

@@ -102,13 +102,16 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
         ("wsgi()", r"needs arguments"),
         ("app.as_wsgi()", r"returned a WSGIDriver, not a microweb App$"),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
+        ("acreate()", r"is an async def factory: make it a def"),
     ],
 )
 def test_a_factory_target_that_makes_no_app_says_so(
     tmp_path: Path, attr: str, message: str
 ) -> None:
     path = tmp_path / "factories.py"
-    path.write_text(FACTORIES + 'FACTORY_NOTE = "not callable"\n')
+    path.write_text(
+        FACTORIES + 'FACTORY_NOTE = "not callable"\n' + "async def acreate():\n    return App()\n"
+    )
     with pytest.raises(TargetError, match=message):
         load_app(f"{path}:{attr}")
 

@@ -7,6 +7,7 @@ import copy
 import json
 import pickle
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -132,9 +133,13 @@ def test_query_and_form_get_convert_with_type(make_client: MakeClient) -> None:
             "ratio": form.get("ratio", type=float),
             "file": form.get("file", "not a number", type=int),
             "names": form.getlist("name", type=str.upper),
+            # NOTE: Decimal raises InvalidOperation, an ArithmeticError, for "x".
+            "price": str(q.get("price", Decimal(0), type=Decimal)),
+            "prices": [str(price) for price in q.getlist("price", type=Decimal)],
+            "whole": q.getlist("ratio", type=lambda value: int(float(value))),
         }
 
-    query = "page=7&bad=x&id=1&id=two&id=3"
+    query = "page=7&bad=x&id=1&id=two&id=3&price=x&price=2.50&ratio=inf&ratio=2.5"
     response = make_client(app).post(
         f"/typed?{query}",
         data={"ratio": "0.5", "name": ["a", "b"]},
@@ -148,6 +153,9 @@ def test_query_and_form_get_convert_with_type(make_client: MakeClient) -> None:
         "ratio": 0.5,
         "file": "not a number",  # NOTE: int(UploadFile) is a TypeError: the default.
         "names": ["A", "B"],
+        "price": "0",
+        "prices": ["2.50"],
+        "whole": [2],
     }
 
 

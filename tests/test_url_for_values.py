@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -201,3 +202,27 @@ def test_request_url_for_takes_a_query(make_client: MakeClient) -> None:
 def test_url_for_refuses_a_query_value_that_is_no_text_or_number(value: object) -> None:
     with pytest.raises(TypeError, match="query value for 'q'"):
         query_app().url_for("search", where="x", _query={"q": value})
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({None: "x"}, "query name None must be a str"),
+        ({1: "x"}, "query name 1 must be a str"),
+        ([(b"q", "x")], "query name b'q' must be a str"),
+        ("q=x", "_query takes a dict or a list of pairs, not 'q=x'"),
+        (b"q=x", "_query takes a dict or a list of pairs"),
+    ],
+)
+def test_url_for_refuses_a_query_name_that_is_no_str(query: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        query_app().url_for("search", where="x", _query=query)
+
+
+def test_a_route_parameter_named_query_is_refused_at_registration() -> None:
+    app = App()
+    with pytest.raises(ValueError, match="url_for's query argument"):
+
+        @app.get("/items/{_query}")
+        def item(request: Request, _query: str) -> str:
+            return _query

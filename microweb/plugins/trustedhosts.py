@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Generator, Iterable, Sequence
+from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
 from microweb._target import valid_host
@@ -20,6 +21,8 @@ from .proxy import ProxyHeaders
 
 Flow = Generator[Response | None, Response, None]
 
+# NOTE: what request.url leaves unescaped in a path (RFC 3986 pchar, and "/").
+_PATH_SAFE = "/!$&'()*+,;=:@"
 ANY_HOST = "*"
 WILDCARD = "*."
 
@@ -187,14 +190,18 @@ class TrustedHosts:
 
     def _www_redirect(self, request: Request, host: str) -> Response | None:
         """The redirect to ``www.`` + ``host``, if asked for and that host is allowed."""
-        if not self.www_redirect or request.scheme in ("ws", "wss"):
+        # NOTE: "*" or a target that is no path: after the host, it would change the host.
+        if not self.www_redirect or request.scheme in ("ws", "wss") or request.raw_path[:1] != b"/":
             return None
         www = "www." + host
         if not self.allows(www):
             return None
-        url = request.url
-        # NOTE: request.url is scheme://host..., the host as request.host gives it.
-        after_host = url[len(request.scheme) + 3 + len(host) :]
+        # NOTE: the path as the client sent it (request.url has it decoded and encoded again,
+        # "/a%2Fb" as "/a/b", another route), its escapes kept and anything else escaped.
+        path = quote(request.root_path, safe=_PATH_SAFE) + quote_from_bytes(
+            request.raw_path, safe=_PATH_SAFE + "%"
+        )
+        query = request.query_string.decode("latin-1")
         # NOTE: 307, as Starlette's: it keeps the method, and a browser does not keep it for
         # good, as it would a 308 sent by mistake (a host left out of the list).
-        return Response.redirect(f"{request.scheme}://{www}{after_host}")
+        return Response.redirect(f"{request.scheme}://{www}{path}" + (f"?{query}" if query else ""))

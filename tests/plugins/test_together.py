@@ -9,8 +9,18 @@ from typing import Any
 
 import pytest
 
-from microweb import App, Request, Response
-from microweb.plugins import CORS, AccessLog, GZip, RequestID, Sessions, Static
+from microweb import App, Request, Response, WebSocket, WebSocketDisconnect
+from microweb.plugins import (
+    CORS,
+    CSRF,
+    AccessLog,
+    GZip,
+    ProxyHeaders,
+    RequestID,
+    Sessions,
+    Static,
+    TrustedHosts,
+)
 from microweb.testing import TestClient
 
 SECRET = "a-test-secret-of-32-characters!!"
@@ -84,3 +94,78 @@ def test_vary_lines_of_the_handler_are_kept_by_every_plugin(interface: str) -> N
     with TestClient(app, interface=interface) as client:
         answer = client.get("/", headers={"origin": "https://app.example"})
     assert answer.headers.get_list("vary") == ["X-Theme, X-Locale, Cookie, Accept-Encoding, Origin"]
+
+
+def every_plugin_app(files: Path) -> App:
+    """All nine plugins; the two that must come first (ProxyHeaders, TrustedHosts) installed
+    last, where the order would matter if they did not put their flows outside."""
+    app = App()
+    app.install(AccessLog())
+    app.install(RequestID(generator=lambda: "rid"))
+    # NOTE: CORS refuses WebSocket handshakes from any origin it does not list, the app's own
+    # included, so the app's own origin is listed for the handshake test.
+    app.install(CORS(["https://app.example", "https://shop.example"], allow_credentials=True))
+    app.install(CSRF(trusted_origins=["https://app.example"]))
+    app.install(GZip())
+    app.install(Sessions(SECRET))
+    app.install(Static(files))
+    app.install(TrustedHosts(["shop.example"]))
+    app.install(ProxyHeaders(trusted=["127.0.0.1"]))
+
+    @app.post("/cart")
+    def add(request: Request) -> str:
+        request.session["items"] = request.session.get("items", 0) + 1
+        return TEXT
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_json({"scheme": ws.request.scheme, "host": ws.request.host})
+
+    return app
+
+
+PROXIED = {"x-forwarded-proto": "https", "x-forwarded-host": "shop.example"}
+PROXY = ("127.0.0.1", 50000)
+
+
+def test_csrf_and_trusted_hosts_with_every_other_plugin(interface: str, files: Path) -> None:
+    with TestClient(every_plugin_app(files), interface=interface, client=PROXY) as client:
+        own = client.post("/cart", headers={**PROXIED, "origin": "https://shop.example"})
+        assert (own.status_code, own.text) == (200, TEXT)
+        assert own.headers["content-encoding"] == "gzip"
+        assert own.headers["x-request-id"] == "rid"
+        assert "Secure" in own.headers["set-cookie"]  # NOTE: https, as the proxy said.
+
+        # NOTE: CORS lets app.example read answers, CSRF lets its pages post.
+        trusted = {**PROXIED, "sec-fetch-site": "cross-site", "origin": "https://app.example"}
+        allowed = client.post("/cart", headers=trusted)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+
+        forged = {**PROXIED, "sec-fetch-site": "cross-site", "origin": "https://evil.example"}
+        refused = client.post("/cart", headers=forged)
+        assert (refused.status_code, refused.headers["x-request-id"]) == (403, "rid")
+        assert "set-cookie" not in refused.headers
+        assert client.post("/static/site.css", headers=forged).status_code == 405
+
+        for headers in ({**PROXIED, "x-forwarded-host": "evil.example"}, {"host": "evil.example"}):
+            other_host = client.post("/cart", headers={**headers, "origin": "https://shop.example"})
+            assert (other_host.status_code, other_host.text) == (400, "host not allowed")
+            assert "x-request-id" not in other_host.headers  # NOTE: no other flow ran.
+
+
+def test_csrf_and_trusted_hosts_check_a_websocket_handshake_among_every_plugin(
+    files: Path,
+) -> None:
+    with TestClient(every_plugin_app(files), interface="asgi", client=PROXY) as client:
+        own = {**PROXIED, "origin": "https://shop.example"}
+        with client.websocket_connect("/ws", headers=own) as ws:
+            assert ws.receive_json() == {"scheme": "wss", "host": "shop.example"}
+        for refused in (
+            {**PROXIED, "origin": "https://evil.example"},
+            {**PROXIED, "sec-fetch-site": "same-site", "origin": "https://shop.example"},
+            {**own, "x-forwarded-host": "evil.example"},
+        ):
+            with pytest.raises(WebSocketDisconnect):
+                client.websocket_connect("/ws", headers=refused)

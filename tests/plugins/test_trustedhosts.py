@@ -262,6 +262,14 @@ def test_www_redirect(make_client: MakeClient) -> None:
     assert client.get("/where", headers={"host": "www.example.com"}).status_code == 200
 
 
+def test_www_redirect_keeps_the_path_as_sent(make_client: MakeClient) -> None:
+    app = hosts_app(TrustedHosts(["www.example.com"], www_redirect=True))
+    response = make_client(app).get("/files/a%2Fb%20c?q=%2F", headers={"host": "example.com"})
+    assert response.status_code == 307
+    # NOTE: "/files/a/b c" is another path, which a one-segment route does not match.
+    assert response.headers["location"] == "http://www.example.com/files/a%2Fb%20c?q=%2F"
+
+
 def test_without_www_redirect_the_bare_domain_is_refused(make_client: MakeClient) -> None:
     assert status_for(make_client, "example.com", ["www.example.com"]) == 400
 
