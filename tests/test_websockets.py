@@ -1358,6 +1358,12 @@ def test_a_flow_reading_the_handshake_body_leaves_the_socket_messages() -> None:
         (CORS(allow_credentials=True), "https://anyone.example", True),
         (CORS(allow_credentials=True), "null", False),
         (CORS(allow_credentials=True), "https://bad origin", False),
+        # NOTE: the app's own pages (the test client's host, http://testserver): no partner to
+        # list, where they were refused (review92); another scheme or port is another origin.
+        (CORS(["https://app.example"]), "http://testserver", True),
+        (CORS(["https://app.example"]), "http://TESTSERVER:80", True),
+        (CORS(["https://app.example"]), "https://testserver", False),
+        (CORS(["https://app.example"]), "http://testserver:8080", False),
     ],
 )
 def test_cors_checks_the_origin_of_handshakes(

@@ -12,6 +12,7 @@ from microweb import App, Request, Response
 from microweb._parsing import header_value
 
 from ._vary import add_vary
+from .csrf import own_origin, parse_origin
 
 DEFAULT_METHODS = ("GET", "HEAD", "POST")
 # NOTE: browsers may send these without asking; content-type is listed so that JSON APIs work
@@ -54,8 +55,8 @@ class CORS:
     ``Access-Control-Request-Method``) is answered with 204 by the plugin's flow, before routing,
     or refused with 400 when the origin, method or headers are not allowed (or malformed, or
     listed in more than 8192 characters, ``MAX_REQUEST_HEADERS_SIZE``). A
-    WebSocket handshake from an origin that is not allowed is refused (the client gets 403):
-    browsers do not apply CORS to WebSockets, so the server must.
+    WebSocket handshake from an origin that is neither allowed nor the app's own is refused
+    (the client gets 403): browsers do not apply CORS to WebSockets, so the server must.
 
     Args:
         allow_origins: Origins allowed, such as ``["https://example.com"]``; ``["*"]`` allows
@@ -119,7 +120,7 @@ class CORS:
         """Answer a preflight request, or label the response of any other request.
 
         A WebSocket handshake (the inner stack's response has status 101) from an origin that
-        is not allowed is refused instead.
+        is neither allowed nor the app's own is refused instead.
         """
         origin = header_value(request.headers, "origin")
         if origin is not None and _is_preflight(request):
@@ -129,7 +130,7 @@ class CORS:
             response = yield None
         except Exception:
             response = yield None  # NOTE: label the response the error becomes, 500s included.
-        if response.status == 101 and origin is not None and self.allowed_origin(origin) is None:
+        if response.status == 101 and origin is not None and not self._may_open(request, origin):
             yield Response.text(f"WebSocket origin {origin!r} is not allowed", status=403)
             return
         if self.varies:
@@ -141,6 +142,15 @@ class CORS:
             # with an Origin or not, since no Vary says that the answer depends on it; else a
             # cache would hand the answer to a navigation, without the header, to a script.
             self.label(response, "*")
+
+    def _may_open(self, request: Request, origin: str) -> bool:
+        """Whether a page of ``origin`` may open the WebSocket: an allowed origin or the app's."""
+        # NOTE: the app's own pages are no cross-origin caller: a list of partners' origins
+        # refused the handshakes of the app's own pages (review92).
+        if self.allowed_origin(origin) is not None:
+            return True
+        own = own_origin(request)
+        return own is not None and parse_origin(origin) == own
 
     def allowed_origin(self, origin: str) -> str | None:
         """Return the ``Access-Control-Allow-Origin`` value for ``origin``, ``None`` if refused."""
