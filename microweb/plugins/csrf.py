@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from microweb import App, HTTPError, Request, Response, Route
 from microweb._parsing import header_value
+from microweb._request import logged_path
 
 logger = logging.getLogger("microweb.csrf")
 
@@ -181,9 +182,9 @@ class CSRF:
         if reason is None:
             return
         origin = header_value(request.headers, "origin")
-        logger.info(
-            "refused %s %s from origin %r: %s", request.method, request.path, origin, reason
-        )
+        # NOTE: the path encoded again: decoded, "/a%0D%0A..." started a forged log line.
+        path = logged_path(request, whole=True)
+        logger.info("refused %s %s from origin %r: %s", request.method, path, origin, reason)
         raise HTTPError(403, f"Cross-site request refused: {reason}")
 
     def refusal(self, request: Request) -> str | None:

@@ -11,13 +11,17 @@ is absolute: ``example.com.`` is ``example.com``).
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Generator, Iterable, Sequence
 from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
+from microweb._request import logged_path
 from microweb._target import valid_host
 
 from .proxy import ProxyHeaders
+
+logger = logging.getLogger("microweb.trustedhosts")
 
 Flow = Generator[Response | None, Response, None]
 
@@ -183,6 +187,9 @@ class TrustedHosts:
         if not self.allows(host):
             redirect = self._www_redirect(request, host)
             if redirect is None:
+                # NOTE: the refusal happens outside AccessLog's flow: this is its only trace.
+                path = logged_path(request, whole=True)
+                logger.info("refused %s %s for host %r", request.method, path, host)
                 raise HTTPError(400, "host not allowed")
             yield redirect
             return

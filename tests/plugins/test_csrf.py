@@ -292,6 +292,25 @@ def test_csrf_logs_each_refusal(make_client: MakeClient, caplog: pytest.LogCaptu
     assert "another site's page" in message
 
 
+def test_csrf_logs_a_refused_path_on_one_line(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+    app.install(CSRF())
+
+    @app.post("/{anything}")
+    def anything(request: Request, anything: str) -> str:
+        return anything
+
+    client = make_client(app)
+    with caplog.at_level(logging.INFO, logger="microweb.csrf"):
+        refused = client.post("/a%0D%0AINFO:%20forged", headers=site("cross-site", EVIL))
+    assert refused.status_code == 403
+    [record] = [r for r in caplog.records if r.name == "microweb.csrf"]
+    # NOTE: decoded, the path's CR LF started a line of the attacker's in the log.
+    assert record.getMessage().startswith("refused POST /a%0D%0AINFO:%20forged from origin")
+
+
 @pytest.mark.parametrize(
     ("base_url", "headers", "accepted"),
     [

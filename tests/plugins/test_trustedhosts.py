@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Iterable
 from typing import Any
 
@@ -85,6 +86,21 @@ def test_a_wildcard_leaves_out_the_bare_domain(make_client: MakeClient) -> None:
 
 def test_star_allows_every_host(make_client: MakeClient) -> None:
     assert status_for(make_client, "anything.test:1234", ["*"]) == 200
+
+
+def test_each_refusal_is_logged_on_one_line(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: refused outside AccessLog's flow, and with Uvicorn's access log off under
+    # microweb serve, a refusal left no trace anywhere.
+    client = make_client(hosts_app(TrustedHosts(HOSTS)))
+    with caplog.at_level(logging.INFO, logger="microweb.trustedhosts"):
+        assert client.get("/where", headers={"host": "example.com"}).status_code == 200
+        refused = client.get("/a%0D%0Ab", headers={"host": "evil.com:81"})
+    assert refused.status_code == 400
+    [record] = [r for r in caplog.records if r.name == "microweb.trustedhosts"]
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == "refused GET /a%0D%0Ab for host 'evil.com:81'"
 
 
 def test_the_refusal_is_an_http_error_that_error_handlers_see(make_client: MakeClient) -> None:
