@@ -8,6 +8,7 @@ loop under ASGI, on the app's loop under WSGI).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
 
 from ._response import Response
+from .plugins.flashes import get_flashed_messages
 
 if TYPE_CHECKING:
     from ._request import Request
@@ -141,8 +143,9 @@ class Templates:
     ) -> Response:
         """Render the template ``name`` as a ``text/html; charset=utf-8`` response.
 
-        The template sees ``request`` and ``url_for`` (``request.url_for``: paths with the
-        app's root path) besides the ``context``; a key of ``context`` wins over them.
+        The template sees ``request``, ``url_for`` (``request.url_for``: paths with the
+        app's root path) and ``get_flashed_messages`` (``microweb.plugins``' own, for this
+        request) besides the ``context``; a key of ``context`` wins over them.
 
         Args:
             request: The request being answered.
@@ -157,7 +160,13 @@ class Templates:
                 a file added since, neither hidden nor spelled another way). Unless the app
                 catches it, a 500 that is logged.
         """
-        variables: dict[str, Any] = {"request": request, "url_for": request.url_for}
+        variables: dict[str, Any] = {
+            "request": request,
+            "url_for": request.url_for,
+            # NOTE: Flask's template global, bound to the request: templates ported from
+            # Flask call it as they are. Sessions is needed only when a template calls it.
+            "get_flashed_messages": functools.partial(get_flashed_messages, request),
+        }
         if context:
             variables.update(context)
         html = self.env.get_template(name).render(variables)

@@ -71,6 +71,8 @@ def test_form_redirects_after_post_and_attachment_downloads_by_range(
         files = {"attachment": ("../../etc/report.txt", data, "text/plain")}
         added = client.post("/notes", data={"title": "Report", "body": "see file"}, files=files)
         assert (added.status_code, added.headers["location"]) == (303, "/notes/1")
+        assert '<p class="flash">Note saved.</p>' in client.get("/notes/1").text
+        assert "Note saved." not in client.get("/notes/1").text
     assert [path.name[17:] for path in (app.state.data / "attachments").iterdir()] == ["report.txt"]
     with TestClient(app, **BOTH) as client:
         page = client.get("/notes/1")

@@ -9,6 +9,7 @@ import live
 import model
 
 from microweb import Request, Response, Router, UploadFile
+from microweb.plugins import flash
 from microweb.templating import Templates
 
 router = Router()
@@ -44,6 +45,7 @@ def add_note(request: Request, db: sqlite3.Connection) -> Response:
     if isinstance(upload, UploadFile) and upload.filename:
         model.add_attachment(db, request.app.state.data / "attachments", note_id, upload)
     live.announce(request, note_id, title)
+    flash(request, "Note saved.")  # NOTE: base.html shows it on the next page, once.
     # NOTE: 303 turns the POST into a GET: reloading the note's page does not post it again.
     return Response.redirect(request.url_for("note", note_id=note_id), status=303)
 

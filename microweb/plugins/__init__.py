@@ -1,13 +1,16 @@
 """Built-in plugins, each written against the public plugin API only.
 
 Install them with ``app.install(...)``: ``CORS``, ``GZip``, ``Static``, ``Sessions``,
-``RequestID``, ``AccessLog``, ``ProxyHeaders``, ``TrustedHosts`` and ``CSRF``.
+``RequestID``, ``AccessLog``, ``ProxyHeaders``, ``TrustedHosts`` and ``CSRF``. Next to
+``Sessions``, two functions keep one-time messages in the session: ``flash(request, message)``
+and ``get_flashed_messages(request)``.
 """
 
 from __future__ import annotations
 
 from .cors import CORS
 from .csrf import CSRF
+from .flashes import flash, get_flashed_messages
 from .gzip import GZip
 from .proxy import ProxyHeaders
 from .requestid import AccessLog, RequestID
@@ -25,6 +28,8 @@ __all__ = [
     "Sessions",
     "Static",
     "TrustedHosts",
+    "flash",
+    "get_flashed_messages",
 ]
 
 for _name in __all__:

@@ -1,0 +1,143 @@
+"""Flash messages: one-time notes for the next page ("Note saved."), kept in the session.
+
+``flash(request, message)`` adds a message to ``request.session``; the page shown next (often
+after a redirect) reads them with ``get_flashed_messages(request)``, which removes them from
+the session. These are Flask's names and behaviour: every message is read at once, and a
+second read within the same request gives the same list (kept in ``request.state``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Literal, overload
+
+from microweb import Request
+
+logger = logging.getLogger("microweb.flashes")
+
+# NOTE: Flask's key, so that a session dumped while porting reads the same.
+SESSION_KEY = "_flashes"
+# NOTE: where the messages read in this request are kept, for the next read of the request.
+STATE_KEY = "_flashes"
+# NOTE: messages wait in the session cookie, which browsers drop past about 4 KB (and the whole
+# session with it: a logout). Twenty short messages take about 1.5 KB; more than that waiting
+# means that no page shows them, so the oldest give way.
+MAX_FLASHES = 20
+
+Flash = tuple[str, str]
+Categories = str | Iterable[str]
+
+
+def _check_text(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"a flashed {what} must be a str, not {type(value).__name__}")
+    if hasattr(value, "__html__"):
+        # NOTE: markupsafe.Markup is a str that would come back as plain text from the
+        # session's JSON, escaped where it was meant to be HTML.
+        raise TypeError(
+            f"a flashed {what} is plain text, escaped when a template shows it: "
+            "put the HTML in the template, and pass a category to choose it"
+        )
+
+
+def flash(request: Request, message: str, category: str = "message") -> None:
+    """Keep ``message`` in the session until a page reads it with ``get_flashed_messages``.
+
+    Args:
+        request: The request whose session keeps the message.
+        message: The text to show, plain (a template escapes it).
+        category: A word the page can style or filter by: ``"error"``, ``"info"``...
+
+    Raises:
+        TypeError: If ``message`` or ``category`` is not a ``str``, or is HTML
+            (``markupsafe.Markup``).
+        RuntimeError: If the ``Sessions`` plugin is not installed.
+    """
+    _check_text(message, "message")
+    _check_text(category, "category")
+    waiting = request.session.get(SESSION_KEY)
+    if not isinstance(waiting, list):
+        waiting = []
+    waiting.append([category, message])
+    if len(waiting) > MAX_FLASHES:
+        logger.warning(
+            "more than %d flashed messages wait in the session: the oldest is dropped "
+            "(does a page show them?)",
+            MAX_FLASHES,
+        )
+        del waiting[:-MAX_FLASHES]
+    request.session[SESSION_KEY] = waiting
+
+
+@overload
+def get_flashed_messages(
+    request: Request,
+    *,
+    with_categories: Literal[False] = False,
+    category_filter: Categories = (),
+) -> list[str]: ...
+
+
+@overload
+def get_flashed_messages(
+    request: Request,
+    *,
+    with_categories: Literal[True],
+    category_filter: Categories = (),
+) -> list[Flash]: ...
+
+
+def get_flashed_messages(
+    request: Request,
+    *,
+    with_categories: bool = False,
+    category_filter: Categories = (),
+) -> list[str] | list[Flash]:
+    """Return the messages flashed for this page, and remove them all from the session.
+
+    Every message is read at the first call, in the order flashed; later calls in the same
+    request return the same messages (filtered by their own ``category_filter``), so a page
+    may show its errors in one place and the rest in another. Messages flashed after the
+    first call wait for the next request.
+
+    Args:
+        request: The request being answered.
+        with_categories: Return ``(category, message)`` pairs instead of the messages.
+        category_filter: Return only the messages of these categories (one ``str``, or
+            several). The others are removed from the session too.
+
+    Returns:
+        The messages, or ``(category, message)`` pairs; an empty list when there are none.
+
+    Raises:
+        RuntimeError: If the ``Sessions`` plugin is not installed.
+    """
+    flashes = _read_once(request)
+    if category_filter:
+        wanted = {category_filter} if isinstance(category_filter, str) else set(category_filter)
+        flashes = [flash for flash in flashes if flash[0] in wanted]
+    if with_categories:
+        return list(flashes)
+    return [message for _, message in flashes]
+
+
+def _read_once(request: Request) -> list[Flash]:
+    read: list[Flash] | None = getattr(request.state, STATE_KEY, None)
+    if read is None:
+        # NOTE: popped, so the session changes and its cookie is rewritten without them; a
+        # session without messages is left as it is, and sends no cookie.
+        stored = request.session.pop(SESSION_KEY, [])
+        entries = stored if isinstance(stored, list) else []
+        read = [(entry[0], entry[1]) for entry in entries if _is_flash(entry)]
+        setattr(request.state, STATE_KEY, read)
+    return read
+
+
+def _is_flash(entry: object) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) == 2
+        and isinstance(entry[0], str)
+        and isinstance(entry[1], str)
+    )
