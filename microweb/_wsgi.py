@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
+
+# NOTE: an environ key a server may set (microweb serve's Waitress does): a callable that takes
+# a function and calls it once the response is sent whole. Waitress sends a streamed body's last
+# chunk, and the head of an answer with no body (HEAD, 204, 304), only after the body's close():
+# callbacks run in close() held the client until they had run.
+AFTER_SENT = "microweb.after_sent"
 
 
 def _headers_of(environ: Environ) -> Headers:
@@ -374,7 +381,7 @@ class _StreamBody:
             if self._chunks is not self._stream:
                 _close_stream(self._stream, self._app_loop)
         finally:
-            _after_response(self._request, self._app_loop)
+            _end_request(self._request, self._app_loop)
 
 
 class _Finished:
@@ -387,7 +394,16 @@ class _Finished:
         return iter(self._chunks)
 
     def close(self) -> None:
-        _after_response(self._request, self._app_loop)
+        _end_request(self._request, self._app_loop)
+
+
+def _end_request(request: Request, app_loop: AppLoop) -> None:
+    """End ``request`` from its body's ``close()``: at once, or once the server has sent all."""
+    after_sent = request._raw.get(AFTER_SENT) if request._after is not None else None
+    if after_sent is None:
+        _after_response(request, app_loop)
+    else:
+        after_sent(functools.partial(_after_response, request, app_loop))
 
 
 def _cut_off(request: Request, app_closed: bool) -> Response:

@@ -118,7 +118,9 @@ def boom(request: Request) -> str:
 
 
 @app.get("/after")
-async def after(request: Request) -> str:
+async def after(request: Request) -> Response | str:
+    """Answer at once, then work for ``seconds`` in a callback (``colour``: ``async`` or not);
+    ``body``: ``stream`` streams the answer, ``none`` answers 204."""
     seconds = float(request.query.get("seconds", "1"))
 
     def work() -> None:
@@ -132,6 +134,11 @@ async def after(request: Request) -> str:
         record("after-finished")
 
     request.after_response(awork if request.query.get("colour") == "async" else work)
+    body = request.query.get("body")
+    if body == "stream":
+        return Response.stream(iter(["ans", "wered"]))
+    if body == "none":
+        return Response(status=204)
     return "answered"
 
 
