@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
@@ -25,7 +25,7 @@ from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
-from ._request import Request, decode_path, logged_path, new_request
+from ._request import Request, decode_path, logged_path, logged_request, new_request
 from ._request_head import Address
 from ._response import JSON, TEXT, Response
 from ._status import status_line
@@ -403,7 +403,7 @@ def _end_request(request: Request, app_loop: AppLoop) -> None:
     if after_sent is None:
         _after_response(request, app_loop)
     else:
-        after_sent(functools.partial(_after_response, request, app_loop))
+        after_sent(partial(_after_response, request, app_loop))
 
 
 def _cut_off(request: Request, app_closed: bool) -> Response:
@@ -436,7 +436,7 @@ def _after_response(request: Request, app_loop: AppLoop) -> None:
             # ended, as under ASGI, whether or not the handler read the body.
             cast("WSGIBody", request._body_source()).ended = True
             try:
-                drive_sync(run_after(request._after), app_loop)
+                drive_sync(run_after(request._after, partial(logged_request, request)), app_loop)
             except LoopStopped as stopped:
                 # NOTE: callbacks cut off by the app's close were counted as in flight, and
                 # the server's stop logged them; the rest of them cannot run. Those of a

@@ -185,6 +185,11 @@ def test_a_failing_callback_is_logged_and_changes_nothing(
         "mail server down",
         "queue down",
     ]
+    # NOTE: once each, naming the request: Waitress's threads run several requests' callbacks.
+    assert [r.getMessage().rpartition("<locals>.")[2] for r in failures] == [
+        "broken of GET / failed",
+        "abroken of GET / failed",
+    ]
 
 
 def test_a_coroutine_or_another_non_callable_is_refused_where_it_is_added(
