@@ -7,6 +7,8 @@ itself; it records ``ticker-cancelled`` when it is cancelled.
 ``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
 ``SERVING_SLOW_STARTUP``: when set, a startup hook takes half a second, then prints
 ``startup hooks ran``.
+``SERVING_HANG_STARTUP``: when set, a startup hook records ``startup-hanging`` and sleeps for
+60 s, ``def`` (``sync``) or ``async def`` (``async``).
 ``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
 for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
 ``SERVING_WEBSOCKET``: when set, a WebSocket route ``/ws`` records ``ws-open`` once accepted,
@@ -63,6 +65,21 @@ if os.environ.get("SERVING_SLOW_STARTUP"):
         # writes the newline apart, so their lines came out run together.
         sys.stdout.write("startup hooks ran\n")
         sys.stdout.flush()
+
+
+if os.environ.get("SERVING_HANG_STARTUP") == "sync":
+
+    @app.on_startup
+    def hang_at_start() -> None:
+        record("startup-hanging")
+        time.sleep(60)
+
+elif os.environ.get("SERVING_HANG_STARTUP") == "async":
+
+    @app.on_startup
+    async def ahang_at_start() -> None:
+        record("startup-hanging")
+        await asyncio.sleep(60)
 
 
 if os.environ.get("SERVING_HANG_SHUTDOWN") == "sync":
