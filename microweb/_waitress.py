@@ -19,7 +19,9 @@ connections, with no request, and a thread writing to that client waited for eve
 
 Its tasks run a request's after-response callbacks once the whole response is sent: Waitress
 sends a streamed body's last chunk, and the head of an answer with no body, only after the
-body's ``close()``, where the WSGI driver runs them, so the client waited for them.
+body's ``close()``, where the WSGI driver runs them, so the client waited for them. App code's
+``SystemExit`` (or ``KeyboardInterrupt``, ``GeneratorExit``) is answered as Uvicorn answers it,
+500 or a closed connection, where Waitress left the request unanswered and its connection open.
 
 Its connections read a chunked request body with ``_chunked.ChunkedBody``, whose cost grows
 with the body, where Waitress's own grew with each read's size times its chunks.
@@ -185,10 +187,16 @@ class OrderlyWaitress:
         return busy
 
 
-class AfterSentTask(WSGITask):  # type: ignore[misc]
+class Escaped(Exception):
+    """App code's ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit``, as an error of its
+    request (no signal reaches a task's thread: app code raised it)."""
+
+
+class OrderlyTask(WSGITask):  # type: ignore[misc]
     """Waitress's task, which runs the work the app hands to ``AFTER_SENT`` once it has sent
     the whole response (its ``finish()``), in its own thread: the stop's drain waits for it as
-    for any request in flight."""
+    for any request in flight. An exception that is no ``Exception`` leaves it as ``Escaped``.
+    """
 
     def __init__(self, channel: Any, request: Any) -> None:
         super().__init__(channel, request)
@@ -201,19 +209,33 @@ class AfterSentTask(WSGITask):  # type: ignore[misc]
         return environ
 
     def service(self) -> None:
-        """Answer the request, then run the work left for after it, even when it failed."""
+        """Answer the request, then run the work left for after it, even when it failed.
+
+        Raises:
+            Escaped: For app code's ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit``,
+                with its traceback: Waitress's channel then answers 500 or, once the head
+                went out, closes the connection, as Uvicorn does.
+        """
         try:
-            super().service()
-        finally:
-            while self.after_sent:
-                self.after_sent.pop(0)()
+            try:
+                super().service()
+            finally:
+                while self.after_sent:
+                    self.after_sent.pop(0)()
+        except Exception:
+            raise
+        except BaseException as exc:
+            # NOTE: the channel handles only an Exception: the request stayed unanswered and
+            # its connection open, counted in flight until the grace period ran out.
+            escaped = Escaped(f"{type(exc).__name__}: {exc}").with_traceback(exc.__traceback__)
+            raise escaped from None
 
 
 class OrderlyChannel(ChunkedChannel):
     """Waitress's connection, reading chunked bodies with ``ChunkedBody`` (in linear time), its
-    requests answered by ``AfterSentTask``."""
+    requests answered by ``OrderlyTask``."""
 
-    task_class: Any = AfterSentTask
+    task_class: Any = OrderlyTask
 
 
 def _end_at_once(signum: int, frame: FrameType | None) -> None:

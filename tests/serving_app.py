@@ -159,6 +159,19 @@ async def after(request: Request) -> Response | str:
     return "answered"
 
 
+def _exit() -> None:
+    sys.exit("app code's own exit")
+
+
+@app.get("/exits")
+def exits(request: Request) -> str:
+    """``sys.exit()`` in the handler (``where=handler``) or in an after-response callback."""
+    if request.query.get("where") == "handler":
+        _exit()
+    request.after_response(_exit)
+    return "answered"
+
+
 @app.get("/together/{parties:int}")
 def together(request: Request, parties: int) -> str:
     # NOTE: answers only when `parties` requests run at the same time (else 500 after 5 s).
