@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from functools import partial
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,7 +32,7 @@ from ._errors import ClientDisconnect, HTTPError, own_cancellation, report_unhan
 from ._file_threads import close_in_file_thread
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Request, logged_path
+from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
@@ -202,7 +203,8 @@ class ASGIDriver:
         try:
             # NOTE: after the final send, or the client's leaving: they are cleanup.
             assert request._after is not None
-            await drive_async(run_after(request._after), self.pool)
+            callbacks = run_after(request._after, partial(logged_request, request))
+            await drive_async(callbacks, self.pool)
         except asyncio.CancelledError as exc:
             if cancelled_here():
                 cut_off(request, exc, "in its after-response work")

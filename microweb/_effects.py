@@ -80,11 +80,12 @@ def run_shutdown(steps: list[Colored]) -> Effects:
 AfterCall = tuple[Colored, tuple[Any, ...], dict[str, Any]]
 
 
-def run_after(calls: list[AfterCall]) -> Effects:
+def run_after(calls: list[AfterCall], named: Callable[[], str]) -> Effects:
     """Run the after-response callbacks in order; each failure is logged (and reported), and
     the rest run.
 
     A callback may add another (``request.after_response`` again): it runs too, at the end.
+    ``named`` gives the request's method and path, for the log line of a failure.
     """
     while calls:
         target, args, kwargs = calls.pop(0)
@@ -97,7 +98,9 @@ def run_after(calls: list[AfterCall]) -> Effects:
                     _never_awaited(returned)
         except Exception as exc:
             name = getattr(target.fn, "__qualname__", repr(target.fn))
-            logger.error("after-response callback %s failed", name, exc_info=exc)
+            # NOTE: the request named, as the response is long logged: Waitress's threads
+            # run callbacks of several requests at once.
+            logger.error("after-response callback %s of %s failed", name, named(), exc_info=exc)
             report_unhandled(exc)
 
 

@@ -252,6 +252,11 @@ def new_request(
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
+def logged_request(request: Request) -> str:
+    """Return the request's method and path as a log line names it: ``GET /orders``."""
+    return f"{request.method} {logged_path(request)}"
+
+
 def logged_path(request: Request, *, whole: bool = False) -> str:
     """Return the request's path as a log line may hold it: percent-encoded again.
 

@@ -1,10 +1,11 @@
 """Uvicorn's server, stopped in Waitress's order: cut-off requests' cleanup, then the hooks.
 
-Uvicorn acts on a second SIGINT only while it waits for requests in flight; once the shutdown
-hooks run, it ignores every signal, so a hook that hangs holds the process until SIGKILL. Here
-a signal that arrives while the hooks run ends the process by that signal, as under Waitress
-(``_waitress.py``). And the requests Uvicorn cuts off after the grace period get to finish
-their cleanup before the hooks run, as under Waitress, instead of never (or after them).
+Uvicorn acts on a second SIGINT only while it waits for requests in flight; while the startup
+hooks run, or the shutdown hooks, it ignores every signal, so a hook that hangs holds the
+process until SIGKILL. Here a signal that arrives while the hooks run ends the process by that
+signal, as under Waitress (``_waitress.py``, where the startup hooks run before its
+handlers). And the requests Uvicorn cuts off after the grace period get to finish their
+cleanup before the hooks run, as under Waitress, instead of never (or after them).
 Once the app has started and the socket listens, it says so (``announce``), not before.
 A request cut off at the end of the grace period is logged in one line, the app's, without
 Uvicorn's traceback of the cancellation.
@@ -37,7 +38,8 @@ _TICKS_PER_CHECK = 10
 
 
 class OrderlyUvicorn(uvicorn.Server):
-    """``uvicorn.Server``, ended by a signal that arrives while the shutdown hooks run.
+    """``uvicorn.Server``, ended by a signal that arrives while the startup or shutdown hooks
+    run.
 
     Args:
         config: Uvicorn's ``Config``.
@@ -61,12 +63,18 @@ class OrderlyUvicorn(uvicorn.Server):
         # added once (addFilter() skips a filter it has).
         logging.getLogger("uvicorn.error").addFilter(REPORTED_TRACEBACKS)
         self.running_hooks = False
+        self.starting = False
         self.announce = announce
         self.escalate = escalate
         self.supervisor = supervisor
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
+        if self.starting:
+            # NOTE: nothing is served yet, and the shutdown hooks don't run after a startup
+            # that did not end; Uvicorn waited for it, so a startup hook that hung ignored
+            # every signal. One signal, even one of two copies when supervised, ends it.
+            end_by(sig)
         alone = self.escalate or self.supervisor_gone()
         if self.running_hooks and alone:
             end_by(sig)
@@ -95,7 +103,11 @@ class OrderlyUvicorn(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
-        await super().startup(sockets)
+        self.starting = True
+        try:
+            await super().startup(sockets)
+        finally:
+            self.starting = False
         if self.started and self.announce is not None:
             self.announce(self.servers[0].sockets[0].getsockname()[1])
 

@@ -17,6 +17,12 @@ once nothing has moved on it for Waitress's ``channel_timeout``: Waitress closes
 connections, with no request, and a thread writing to that client waited for ever
 (``threads`` such clients held every thread).
 
+Its tasks run a request's after-response callbacks once the whole response is sent: Waitress
+sends a streamed body's last chunk, and the head of an answer with no body, only after the
+body's ``close()``, where the WSGI driver runs them, so the client waited for them. App code's
+``SystemExit`` (or ``KeyboardInterrupt``, ``GeneratorExit``) is answered as Uvicorn answers it,
+500 or a closed connection, where Waitress left the request unanswered and its connection open.
+
 Its connections read a chunked request body with ``_chunked.ChunkedBody``, whose cost grows
 with the body, where Waitress's own grew with each read's size times its chunks.
 """
@@ -33,11 +39,12 @@ from typing import Any
 import waitress
 from waitress import wasyncore
 from waitress.server import BaseWSGIServer
+from waitress.task import WSGITask
 
 from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
-from ._wsgi import WSGIDriver
+from ._wsgi import AFTER_SENT, WSGIDriver
 
 logger = logging.getLogger("microweb")
 
@@ -68,7 +75,7 @@ class OrderlyWaitress:
             self.adjustments.connection_limit += len(self.map)
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
         for listener in self.listeners:
-            listener.channel_class = ChunkedChannel  # NOTE: a chunked body read in linear time.
+            listener.channel_class = OrderlyChannel
         self.signal: int | None = None
         self.hurry = False
         self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).
@@ -178,6 +185,57 @@ class OrderlyWaitress:
             else:
                 channel.handle_close()
         return busy
+
+
+class Escaped(Exception):
+    """App code's ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit``, as an error of its
+    request (no signal reaches a task's thread: app code raised it)."""
+
+
+class OrderlyTask(WSGITask):  # type: ignore[misc]
+    """Waitress's task, which runs the work the app hands to ``AFTER_SENT`` once it has sent
+    the whole response (its ``finish()``), in its own thread: the stop's drain waits for it as
+    for any request in flight. An exception that is no ``Exception`` leaves it as ``Escaped``.
+    """
+
+    def __init__(self, channel: Any, request: Any) -> None:
+        super().__init__(channel, request)
+        self.after_sent: list[Callable[[], None]] = []
+
+    def get_environment(self) -> dict[str, Any]:
+        """Return Waitress's environ, with ``AFTER_SENT``."""
+        environ: dict[str, Any] = super().get_environment()
+        environ[AFTER_SENT] = self.after_sent.append
+        return environ
+
+    def service(self) -> None:
+        """Answer the request, then run the work left for after it, even when it failed.
+
+        Raises:
+            Escaped: For app code's ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit``,
+                with its traceback: Waitress's channel then answers 500 or, once the head
+                went out, closes the connection, as Uvicorn does.
+        """
+        try:
+            try:
+                super().service()
+            finally:
+                while self.after_sent:
+                    self.after_sent.pop(0)()
+        except Exception:
+            raise
+        except BaseException as exc:
+            # NOTE: the channel handles only an Exception: the request stayed unanswered and
+            # its connection open, counted in flight until the grace period ran out.
+            escaped = Escaped(f"{type(exc).__name__}: {exc}").with_traceback(exc.__traceback__)
+            raise escaped from None
+
+
+class OrderlyChannel(ChunkedChannel):
+    """Waitress's connection, reading chunked bodies with ``ChunkedBody`` (in linear time), its
+    requests answered by ``OrderlyTask``."""
+
+    task_class: Any = OrderlyTask
 
 
 def _end_at_once(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import quote
@@ -24,7 +25,7 @@ from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
-from ._request import Request, decode_path, logged_path, new_request
+from ._request import Request, decode_path, logged_path, logged_request, new_request
 from ._request_head import Address
 from ._response import JSON, TEXT, Response
 from ._status import status_line
@@ -35,6 +36,12 @@ if TYPE_CHECKING:
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
+
+# NOTE: an environ key a server may set (microweb serve's Waitress does): a callable that takes
+# a function and calls it once the response is sent whole. Waitress sends a streamed body's last
+# chunk, and the head of an answer with no body (HEAD, 204, 304), only after the body's close():
+# callbacks run in close() held the client until they had run.
+AFTER_SENT = "microweb.after_sent"
 
 
 def _headers_of(environ: Environ) -> Headers:
@@ -374,7 +381,7 @@ class _StreamBody:
             if self._chunks is not self._stream:
                 _close_stream(self._stream, self._app_loop)
         finally:
-            _after_response(self._request, self._app_loop)
+            _end_request(self._request, self._app_loop)
 
 
 class _Finished:
@@ -387,7 +394,16 @@ class _Finished:
         return iter(self._chunks)
 
     def close(self) -> None:
-        _after_response(self._request, self._app_loop)
+        _end_request(self._request, self._app_loop)
+
+
+def _end_request(request: Request, app_loop: AppLoop) -> None:
+    """End ``request`` from its body's ``close()``: at once, or once the server has sent all."""
+    after_sent = request._raw.get(AFTER_SENT) if request._after is not None else None
+    if after_sent is None:
+        _after_response(request, app_loop)
+    else:
+        after_sent(partial(_after_response, request, app_loop))
 
 
 def _cut_off(request: Request, app_closed: bool) -> Response:
@@ -420,7 +436,7 @@ def _after_response(request: Request, app_loop: AppLoop) -> None:
             # ended, as under ASGI, whether or not the handler read the body.
             cast("WSGIBody", request._body_source()).ended = True
             try:
-                drive_sync(run_after(request._after), app_loop)
+                drive_sync(run_after(request._after, partial(logged_request, request)), app_loop)
             except LoopStopped as stopped:
                 # NOTE: callbacks cut off by the app's close were counted as in flight, and
                 # the server's stop logged them; the rest of them cannot run. Those of a

@@ -7,6 +7,8 @@ itself; it records ``ticker-cancelled`` when it is cancelled.
 ``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
 ``SERVING_SLOW_STARTUP``: when set, a startup hook takes half a second, then prints
 ``startup hooks ran``.
+``SERVING_HANG_STARTUP``: when set, a startup hook records ``startup-hanging`` and sleeps for
+60 s, ``def`` (``sync``) or ``async def`` (``async``).
 ``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
 for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
 ``SERVING_WEBSOCKET``: when set, a WebSocket route ``/ws`` records ``ws-open`` once accepted,
@@ -65,6 +67,21 @@ if os.environ.get("SERVING_SLOW_STARTUP"):
         sys.stdout.flush()
 
 
+if os.environ.get("SERVING_HANG_STARTUP") == "sync":
+
+    @app.on_startup
+    def hang_at_start() -> None:
+        record("startup-hanging")
+        time.sleep(60)
+
+elif os.environ.get("SERVING_HANG_STARTUP") == "async":
+
+    @app.on_startup
+    async def ahang_at_start() -> None:
+        record("startup-hanging")
+        await asyncio.sleep(60)
+
+
 if os.environ.get("SERVING_HANG_SHUTDOWN") == "sync":
 
     @app.on_shutdown
@@ -118,7 +135,9 @@ def boom(request: Request) -> str:
 
 
 @app.get("/after")
-async def after(request: Request) -> str:
+async def after(request: Request) -> Response | str:
+    """Answer at once, then work for ``seconds`` in a callback (``colour``: ``async`` or not);
+    ``body``: ``stream`` streams the answer, ``none`` answers 204."""
     seconds = float(request.query.get("seconds", "1"))
 
     def work() -> None:
@@ -132,6 +151,24 @@ async def after(request: Request) -> str:
         record("after-finished")
 
     request.after_response(awork if request.query.get("colour") == "async" else work)
+    body = request.query.get("body")
+    if body == "stream":
+        return Response.stream(iter(["ans", "wered"]))
+    if body == "none":
+        return Response(status=204)
+    return "answered"
+
+
+def _exit() -> None:
+    sys.exit("app code's own exit")
+
+
+@app.get("/exits")
+def exits(request: Request) -> str:
+    """``sys.exit()`` in the handler (``where=handler``) or in an after-response callback."""
+    if request.query.get("where") == "handler":
+        _exit()
+    request.after_response(_exit)
     return "answered"
 
 

@@ -14,7 +14,8 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import Message, http_scope, start_response, wsgi_environ
 
-from microweb import App, HTTPError, Request, Response, ServerSentEvent
+from microweb import App, HTTPError, Request, Response, ServerSentEvent, WebSocket
+from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
 
@@ -184,6 +185,11 @@ def test_a_failing_callback_is_logged_and_changes_nothing(
     assert [str(r.exc_info[1]) for r in failures if r.exc_info] == [
         "mail server down",
         "queue down",
+    ]
+    # NOTE: once each, naming the request: Waitress's threads run several requests' callbacks.
+    assert [r.getMessage().rpartition("<locals>.")[2] for r in failures] == [
+        "broken of GET / failed",
+        "abroken of GET / failed",
     ]
 
 
@@ -508,3 +514,19 @@ def test_a_callback_asking_if_the_client_left_gets_one_answer(
     with make_client(app) as client:
         assert client.post("/", content=b"data").text == "sent"
     assert answers == [True]
+
+
+def test_a_websocket_handlers_callbacks_run_once_the_connection_has_ended() -> None:
+    log: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def chat(ws: WebSocket) -> None:
+        ws.request.after_response(log.append, "callback")
+        await ws.accept()
+        log.append(await ws.receive_text())
+
+    with TestClient(app, interface="asgi") as client:
+        with client.websocket_connect("/ws") as session:
+            session.send_text("bye")
+        assert log == ["bye", "callback"]

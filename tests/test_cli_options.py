@@ -517,6 +517,53 @@ def test_a_stream_that_fails_midway_is_logged_once(tmp_path: Path, server: str) 
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_the_client_has_its_whole_answer_before_the_after_response_work(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: Waitress sends a stream's last chunk, and the head of an answer with no body, only
+    # after the body's close(), where the callbacks ran: the client waited for them.
+    # NOTE: a connection each: under Waitress the next request on a kept-alive connection
+    # waits for the callbacks of the one before (docs/responses.md).
+    with serving(tmp_path, server) as (url, log):
+        for method, body, status in [
+            ("GET", "stream", 200),
+            ("GET", "none", 204),
+            ("HEAD", "whole", 200),
+            ("GET", "whole", 200),
+        ]:
+            began = time.monotonic()
+            response = httpx.request(method, f"{url}/after?seconds=2&body={body}", timeout=10)
+            took = time.monotonic() - began
+            assert response.status_code == status, read_log(log)
+            assert response.content == (b"answered" if status == 200 and method == "GET" else b"")
+            assert took < 1.5, f"{method} {body}: {took:.2f} s"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: Waitress's channel handles only an Exception: a handler's SystemExit left the
+    # client waiting for an answer, and a callback's its kept-alive connection, which the
+    # stop then counted in flight until the grace period ran out. Uvicorn answers 500, or
+    # closes the connection once the answer went out.
+    with serving(tmp_path, server) as (url, log):
+        assert httpx.get(f"{url}/exits?where=handler", timeout=3).status_code == 500
+        port = int(url.rpartition(":")[2])
+        with socket.create_connection((HOST, port), timeout=3) as conn:
+            conn.sendall(b"GET /exits?where=callback HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while chunk := conn.recv(65536):
+                received += chunk
+        assert httpx.get(f"{url}/where", timeout=3).status_code == 200
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
+    assert received.endswith(b"\r\n\r\nanswered"), received
+    assert read_log(log).count("SystemExit: app code's own exit") == 2, read_log(log)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_a_def_handlers_own_cancelled_error_is_answered_500(tmp_path: Path, server: str) -> None:
     # NOTE: under Waitress it left the app: Waitress logged it and never answered, holding
     # the connection open until the client gave up.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -19,7 +20,17 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import HOST, Process, environment, free_port, read_log, start, stop
+from servers import (
+    HOST,
+    REPO_ROOT,
+    Process,
+    environment,
+    free_port,
+    read_log,
+    start,
+    stop,
+    wait_for,
+)
 from waitress import wasyncore
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -238,6 +249,41 @@ def test_a_second_signal_ends_a_shutdown_hook_that_hangs(
     assert served.process.returncode == -sig, read_log(served.log)
     assert served.recorded() == ["shutdown", "hanging"]
     assert "Traceback" not in read_log(served.log)
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize(
+    "options", [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]], ids=" ".join
+)
+def test_a_signal_ends_a_startup_hook_that_hangs(
+    tmp_path: Path, options: list[str], colour: str
+) -> None:
+    # NOTE: Uvicorn waits for the startup hooks whatever signal comes: one that hung held a
+    # single process until SIGKILL, and a worker until a second signal. Waitress runs them
+    # before it handles signals, so SIGTERM's default ends it.
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    workers = 2 if "--workers" in options else 1
+    command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--server", *options]
+    variables = environment(SERVING_EVENTS=str(events), SERVING_HANG_STARTUP=colour)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(free_port())],
+            cwd=REPO_ROOT,
+            env=variables,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        hanging = ["startup-hanging"] * workers
+        wait_for(lambda: events.exists() and events.read_text().split() == hanging, "hook", log)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=3)
+    finally:
+        stop(process)
+    # NOTE: no shutdown hook after a startup that did not end, as when one fails.
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert events.read_text().split() == hanging
 
 
 @pytest.mark.parametrize("path", ["/ticks", "/aticks"], ids=["def", "async"])
