@@ -2,7 +2,8 @@
 
 ``request.host`` (hence ``request.url``) is whatever the client sent; absolute links, redirects
 and cache keys built from it would follow a forged ``Host``. ``TrustedHosts`` refuses those
-requests before any other flow, route or error lookup sees them.
+requests before any other flow (``ProxyHeaders``' aside) or route sees them; an error handler
+for 400 may answer the refusal.
 
 SPEC: RFC 9110 7.2 (Host: uri-host and an optional port), RFC 1034 3.1 (a name ending in a dot
 is absolute: ``example.com.`` is ``example.com``).
@@ -98,13 +99,18 @@ def _patterns(hosts: Iterable[str]) -> tuple[bool, frozenset[str], tuple[str, ..
     """Split ``hosts`` into "any host", exact names and wildcard suffixes (``.example.com``).
 
     Raises:
-        TypeError: If ``hosts`` is one string.
+        TypeError: If ``hosts`` is one string, or holds something else than a string.
         ValueError: If it is empty, or a pattern is not a host name, an address, ``*.domain``
             or ``*``.
     """
     if isinstance(hosts, str):
         raise TypeError(f"TrustedHosts takes a list of hosts, not one string: [{hosts!r}]")
-    patterns = [pattern.strip() for pattern in hosts]
+    given = list(hosts)
+    for pattern in given:
+        if not isinstance(pattern, str):
+            # NOTE: [os.environ.get("HOST")] gave None, and an AttributeError from strip().
+            raise TypeError(f"TrustedHosts takes host names as str, not {pattern!r}")
+    patterns = [pattern.strip() for pattern in given]
     if not patterns:
         raise ValueError("TrustedHosts needs at least one host (['*'] allows every host)")
     names: set[str] = set()
@@ -140,7 +146,7 @@ class TrustedHosts:
             that host is allowed, keeping the port, path and query.
 
     Raises:
-        TypeError: If ``hosts`` is one string.
+        TypeError: If ``hosts`` is one string, or holds something else than a string.
         ValueError: If ``hosts`` is empty or a pattern is malformed: empty, with a port, a
             URL, or with a ``*`` elsewhere than a leading ``*.``.
     """

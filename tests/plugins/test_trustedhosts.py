@@ -329,6 +329,11 @@ def test_one_string_or_no_hosts_fail_at_construction() -> None:
         TrustedHosts([])
 
 
+def test_a_host_that_is_no_string_fails_at_construction() -> None:
+    with pytest.raises(TypeError, match="host names as str, not None"):
+        TrustedHosts(["example.com", None])  # type: ignore[list-item]
+
+
 def test_patterns_are_normalized() -> None:
     plugin = TrustedHosts([" Example.COM. ", "::1", "*.Example.Org"])
     assert plugin.names == {"example.com", "[::1]"}
