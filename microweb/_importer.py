@@ -78,7 +78,7 @@ def _called(target: str, factory: object) -> App:
         pass
     made = factory()
     if not isinstance(made, App):
-        raise TargetError(f"{target!r} returned a {type(made).__name__}, not a microweb App")
+        raise TargetError(f"{target!r} returned an object of type {type(made).__name__}, not a microweb App")
     return made
 
 

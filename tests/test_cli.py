@@ -100,7 +100,7 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
     ("attr", "message"),
     [
         ("wsgi()", r"needs arguments"),
-        ("app.as_wsgi()", r"returned a WSGIDriver, not a microweb App$"),
+        ("app.as_wsgi()", r"returned an object of type WSGIDriver, not a microweb App$"),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
         ("acreate()", r"is an async def factory: make it a def"),
     ],
