@@ -78,7 +78,8 @@ def _called(target: str, factory: object) -> App:
         pass
     made = factory()
     if not isinstance(made, App):
-        raise TargetError(f"{target!r} returned an object of type {type(made).__name__}, not a microweb App")
+        kind = type(made).__name__
+        raise TargetError(f"{target!r} returned an object of type {kind}, not a microweb App")
     return made
 
 
