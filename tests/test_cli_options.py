@@ -541,6 +541,35 @@ def test_the_client_has_its_whole_answer_before_the_after_response_work(
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /after?seconds=2&body=stream HTTP/1.0\r\n\r\n",
+        b"GET /after?seconds=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ],
+    ids=["http-1.0-stream", "connection-close"],
+)
+def test_a_connection_that_ends_with_the_answer_closes_before_the_after_response_work(
+    tmp_path: Path, server: str, head: bytes
+) -> None:
+    # NOTE: Waitress closed it once its task was over, after the callbacks: an HTTP/1.0
+    # client, whose streamed body ends when the connection closes, waited for them.
+    with serving(tmp_path, server) as (url, log):
+        port = int(url.rpartition(":")[2])
+        with socket.create_connection((HOST, port), timeout=10) as conn:
+            began = time.monotonic()
+            conn.sendall(head)
+            received = b""
+            while chunk := conn.recv(65536):
+                received += chunk
+            took = time.monotonic() - began
+    assert received.startswith(b"HTTP/1.1 200 ") or received.startswith(b"HTTP/1.0 200 ")
+    assert received.endswith(b"answered") or received.endswith(b"wered\r\n0\r\n\r\n")
+    assert took < 1.5, f"{took:.2f} s: {read_log(log)}"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
     tmp_path: Path, server: str
 ) -> None:
