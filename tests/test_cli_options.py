@@ -593,6 +593,27 @@ def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_streams_own_system_exit_midway_closes_its_connection_only(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: under Uvicorn the stream is sent from a task of the driver's own, and asyncio
+    # raises a task's SystemExit again out of its loop: the whole server ended.
+    with serving(tmp_path, server) as (url, log):
+        port = int(url.rpartition(":")[2])
+        for where in ("stream", "astream"):
+            with socket.create_connection((HOST, port), timeout=5) as conn:
+                conn.sendall(f"GET /exits?where={where} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                received = b""
+                while chunk := conn.recv(65536):
+                    received += chunk
+            assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
+            assert b"first\n" in received and not received.endswith(b"0\r\n\r\n"), received
+            assert httpx.get(f"{url}/where", timeout=3).status_code == 200, read_log(log)
+    assert read_log(log).count("SystemExit: app code's own exit") == 2, read_log(log)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_a_def_handlers_own_cancelled_error_is_answered_500(tmp_path: Path, server: str) -> None:
     # NOTE: under Waitress it left the app: Waitress logged it and never answered, holding
     # the connection open until the client gave up.
