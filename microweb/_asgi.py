@@ -370,6 +370,8 @@ class ASGIDriver:
                 task.cancel()
             await asyncio.wait({sender, watcher})
         error = None if sender.cancelled() else sender.exception()
+        if isinstance(error, _Carried):
+            error = error.escaped  # NOTE: in the request's own task, the server's to handle.
         # NOTE: the error's traceback will hold this frame: without the dels, the frame, the
         # task and the error make a cycle that keeps the request until a full collection.
         del sender, watcher, task
@@ -398,6 +400,10 @@ class ASGIDriver:
                     turn_at = clock() + TURN
         except ClientDisconnect:
             raise
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # NOTE: raised out of a task, asyncio raises them again out of its loop: a stream's
+            # sys.exit() ended the whole server, where a handler's is answered as any error.
+            raise _Carried(exc) from exc
         except (Exception, asyncio.CancelledError) as exc:
             # NOTE: the status line is gone already; end the response without a proper close.
             error = error_of_request(exc)
@@ -433,6 +439,14 @@ _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
 # NOTE: the framework's own headers only, so that no app value (a cookie) is kept here.
 _CACHED_NAMES = frozenset({"content-type", "content-length"})
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+class _Carried(Exception):
+    """App code's ``KeyboardInterrupt`` or ``SystemExit``, carried out of the stream's task."""
+
+    def __init__(self, escaped: BaseException) -> None:
+        super().__init__(repr(escaped))
+        self.escaped = escaped
 
 
 def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

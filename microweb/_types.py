@@ -21,6 +21,7 @@ class AppLike(Protocol):
 
     debug: bool
     max_threads: int
+    plugins: list[Any]
     state: SimpleNamespace
 
     def url_for(self, name: str, /, **params: Any) -> str:

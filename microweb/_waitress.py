@@ -19,7 +19,9 @@ connections, with no request, and a thread writing to that client waited for eve
 
 Its tasks run a request's after-response callbacks once the whole response is sent: Waitress
 sends a streamed body's last chunk, and the head of an answer with no body, only after the
-body's ``close()``, where the WSGI driver runs them, so the client waited for them. App code's
+body's ``close()``, where the WSGI driver runs them, so the client waited for them; and it
+closed a connection that ends with its response (HTTP/1.0, ``Connection: close``) only after
+them, the end of an HTTP/1.0 client's streamed body. App code's
 ``SystemExit`` (or ``KeyboardInterrupt``, ``GeneratorExit``) is answered as Uvicorn answers it,
 500 or a closed connection, where Waitress left the request unanswered and its connection open.
 
@@ -219,6 +221,7 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         try:
             try:
                 super().service()
+                self._close_when_sent()
             finally:
                 while self.after_sent:
                     self.after_sent.pop(0)()
@@ -229,6 +232,20 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
             # its connection open, counted in flight until the grace period ran out.
             escaped = Escaped(f"{type(exc).__name__}: {exc}").with_traceback(exc.__traceback__)
             raise escaped from None
+
+    def _close_when_sent(self) -> None:
+        """Let Waitress close a connection that ends with this response once it is sent.
+
+        NOTE: Waitress's channel does it only once the task is over, after the callbacks: an
+        HTTP/1.0 client, whose streamed body ends when the connection closes, waited for them.
+        A task that failed is left to the channel, which may still answer it 500.
+        """
+        if not self.close_on_finish:
+            return
+        channel = self.channel
+        with channel.requests_lock:
+            channel.close_when_flushed = True
+        channel.server.pull_trigger()
 
 
 class OrderlyChannel(ChunkedChannel):

@@ -164,12 +164,29 @@ def _exit() -> None:
 
 
 @app.get("/exits")
-def exits(request: Request) -> str:
-    """``sys.exit()`` in the handler (``where=handler``) or in an after-response callback."""
-    if request.query.get("where") == "handler":
+def exits(request: Request) -> Response | str:
+    """``sys.exit()`` in the handler (``where=handler``), in a stream midway (``where=stream``
+    a ``def`` generator's, ``astream`` an ``async def`` one's) or in an after-response
+    callback."""
+    where = request.query.get("where")
+    if where == "handler":
         _exit()
+    if where == "stream":
+        return Response.stream(_exit_midway())
+    if where == "astream":
+        return Response.stream(_aexit_midway())
     request.after_response(_exit)
     return "answered"
+
+
+def _exit_midway() -> Iterator[str]:
+    yield "first\n"
+    _exit()
+
+
+async def _aexit_midway() -> AsyncIterator[str]:
+    yield "first\n"
+    _exit()
 
 
 @app.get("/together/{parties:int}")

@@ -541,6 +541,35 @@ def test_the_client_has_its_whole_answer_before_the_after_response_work(
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /after?seconds=2&body=stream HTTP/1.0\r\n\r\n",
+        b"GET /after?seconds=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ],
+    ids=["http-1.0-stream", "connection-close"],
+)
+def test_a_connection_that_ends_with_the_answer_closes_before_the_after_response_work(
+    tmp_path: Path, server: str, head: bytes
+) -> None:
+    # NOTE: Waitress closed it once its task was over, after the callbacks: an HTTP/1.0
+    # client, whose streamed body ends when the connection closes, waited for them.
+    with serving(tmp_path, server) as (url, log):
+        port = int(url.rpartition(":")[2])
+        with socket.create_connection((HOST, port), timeout=10) as conn:
+            began = time.monotonic()
+            conn.sendall(head)
+            received = b""
+            while chunk := conn.recv(65536):
+                received += chunk
+            took = time.monotonic() - began
+    assert received.startswith(b"HTTP/1.1 200 ") or received.startswith(b"HTTP/1.0 200 ")
+    assert received.endswith(b"answered") or received.endswith(b"wered\r\n0\r\n\r\n")
+    assert took < 1.5, f"{took:.2f} s: {read_log(log)}"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
     tmp_path: Path, server: str
 ) -> None:
@@ -559,6 +588,27 @@ def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
         assert httpx.get(f"{url}/where", timeout=3).status_code == 200
     assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
     assert received.endswith(b"\r\n\r\nanswered"), received
+    assert read_log(log).count("SystemExit: app code's own exit") == 2, read_log(log)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_streams_own_system_exit_midway_closes_its_connection_only(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: under Uvicorn the stream is sent from a task of the driver's own, and asyncio
+    # raises a task's SystemExit again out of its loop: the whole server ended.
+    with serving(tmp_path, server) as (url, log):
+        port = int(url.rpartition(":")[2])
+        for where in ("stream", "astream"):
+            with socket.create_connection((HOST, port), timeout=5) as conn:
+                conn.sendall(f"GET /exits?where={where} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                received = b""
+                while chunk := conn.recv(65536):
+                    received += chunk
+            assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
+            assert b"first\n" in received and not received.endswith(b"0\r\n\r\n"), received
+            assert httpx.get(f"{url}/where", timeout=3).status_code == 200, read_log(log)
     assert read_log(log).count("SystemExit: app code's own exit") == 2, read_log(log)
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import MakeClient, in_colour
 
 from microweb import App, HTTPError, Request, Response
-from microweb.plugins import Sessions, flash, get_flashed_messages
+from microweb.plugins import Sessions, TrustedHosts, flash, get_flashed_messages
 from microweb.plugins.flashes import MAX_FLASHES
 from microweb.templating import Templates
 from microweb.testing import TestClient
@@ -305,3 +305,35 @@ def test_a_template_without_sessions_renders_until_it_calls_for_messages(
     with TestClient(app, interface="both", raise_server_exceptions=False) as client:
         assert client.get("/plain").text == "/plain"
         assert client.get("/flashes").status_code == 500
+
+
+def test_an_error_page_answered_outside_the_sessions_flow_reads_no_messages(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    # NOTE: TrustedHosts' flow is outside Sessions': its refusal's page, rendered with a base
+    # template that shows the messages, raised request.session's RuntimeError, a 500.
+    (tmp_path / "error.html").write_text("{{ get_flashed_messages() }} {{ status }}")
+    templates = Templates(tmp_path)
+    app = App()
+    app.install(TrustedHosts(["testserver"]))
+    app.install(Sessions(SECRET, secure=False))
+
+    @app.error_handler(400)
+    def bad_request(request: Request, exc: HTTPError) -> Response:
+        return templates.render(request, "error.html", {"status": 400}, status=400)
+
+    @app.post("/save")
+    def save(request: Request) -> str:
+        flash(request, "Note saved.")
+        return "saved"
+
+    @app.get("/show")
+    def show(request: Request) -> list[str]:
+        return get_flashed_messages(request)
+
+    client = make_client(app)
+    client.post("/save")
+    refused = client.get("/show", headers={"host": "elsewhere.example"})
+    assert (refused.status_code, refused.text) == (400, "[] 400")
+    # NOTE: the message still waits for a page of the app's own host.
+    assert client.get("/show").json() == ["Note saved."]
