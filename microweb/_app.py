@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._effects import Colored
+from ._effects import Colored, Lifespan
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
@@ -53,7 +55,8 @@ class App(RouteRegistry):
         self.max_threads = max_threads
         self.state = SimpleNamespace()
         self.flows: list[Colored] = []
-        self.startup_hooks: list[Colored] = []
+        # NOTE: hooks and lifespans in one list: they start in the order they were registered.
+        self.startup_steps: list[Colored | Lifespan] = []
         self.shutdown_hooks: list[Colored] = []
         self.plugins: list[Any] = []
         self._plan: Plan | None = None
@@ -149,7 +152,7 @@ class App(RouteRegistry):
                 websocket=self._ws,
                 flows=self.flows,
                 error_handlers=self._error_handlers,
-                startup_hooks=self.startup_hooks,
+                startup_steps=self.startup_steps,
                 shutdown_hooks=self.shutdown_hooks,
                 closers=tuple(closers(self.plugins)),
                 limits=self.limits,
@@ -258,7 +261,7 @@ class App(RouteRegistry):
             TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
                 cannot be called without arguments.
         """
-        self.startup_hooks.append(_hook(hook, "startup"))
+        self.startup_steps.append(_hook(hook, "startup"))
         return hook
 
     def on_shutdown(self, hook: F) -> F:
@@ -270,6 +273,25 @@ class App(RouteRegistry):
         """
         self.shutdown_hooks.append(_hook(hook, "shutdown"))
         return hook
+
+    def lifespan(self, fn: F) -> F:
+        """Hold ``fn(app)``, a context manager, open while the app serves.
+
+        It is entered at startup, in registration order with the startup hooks, and exited at
+        shutdown after the shutdown hooks, the last entered first. A mapping it yields goes on
+        ``app.state``.
+
+        Args:
+            fn: A function of the app that returns a context manager, async or sync (one
+                decorated with ``@asynccontextmanager`` or ``@contextmanager``), or a generator
+                function, async or not, that yields once (it is made one).
+
+        Raises:
+            TypeError: If ``fn`` is an ``async def`` function without ``yield``, or cannot be
+                called with the app alone.
+        """
+        self.startup_steps.append(_lifespan(fn))
+        return fn
 
     # -- the registry ----------------------------------------------------------------------------
 
@@ -361,3 +383,25 @@ def _hook(hook: Callable[..., Any], kind: str) -> Colored:
     check_colour(hook, where)
     check_arguments(hook, where, "()")
     return Colored(hook, is_async_callable(hook))
+
+
+def _lifespan(fn: Callable[..., Any]) -> Lifespan:
+    """Check a lifespan function; make a generator function a context manager's.
+
+    Raises:
+        TypeError: If ``fn`` is an ``async def`` function without ``yield``, or cannot be
+            called with the app alone.
+    """
+    name = getattr(fn, "__qualname__", repr(fn))
+    where = f"lifespan {name!r}"
+    check_arguments(fn, where, "(app)")
+    if inspect.isasyncgenfunction(fn):
+        return Lifespan(contextlib.asynccontextmanager(fn), name)
+    if inspect.isgeneratorfunction(fn):
+        return Lifespan(contextlib.contextmanager(fn), name)
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"{where} is an async def function without yield: write `yield` where the app "
+            "serves (before it is startup, after it shutdown)"
+        )
+    return Lifespan(fn, name)

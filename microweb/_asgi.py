@@ -21,15 +21,16 @@ from ._concurrency import (
     run_in_pool,
 )
 from ._effects import (
+    Colored,
     Effects,
     ShutdownError,
     run_after,
-    run_hooks,
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect, HTTPError, own_cancellation, report_unhandled
 from ._file_threads import close_in_file_thread
+from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request, logged_path, logged_request
@@ -61,6 +62,8 @@ class ASGIDriver:
         self._pool: WorkerPool | None = None
         self._started = False
         self._startup_lock: asyncio.Lock | None = None
+        # NOTE: the exits of the lifespans this callable entered, for its lifespan shutdown.
+        self._exits: list[Colored] = []
 
     @property
     def pool(self) -> WorkerPool:
@@ -232,12 +235,14 @@ class ASGIDriver:
             self._startup_lock = asyncio.Lock()
         async with self._startup_lock:
             if not self._started:
-                await drive_async(run_hooks(self.plan.startup_hooks), self.pool)
+                startup = run_startup(self.plan.startup_steps, self.app)
+                self._exits = await drive_async(startup, self.pool)
                 self._started = True
 
     async def _shutdown(self) -> None:
         try:
-            await drive_async(run_shutdown(self.plan.shutdown_sequence()), self.pool)
+            exits, self._exits = self._exits, []
+            await drive_async(run_shutdown(self.plan.shutdown_sequence(exits)), self.pool)
         finally:
             self._release_pool()
 

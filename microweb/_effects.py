@@ -38,13 +38,13 @@ class Colored:
     offload: bool = False
 
 
-def run_hooks(hooks: list[Colored]) -> Effects:
-    """Run startup hooks in order (sync ones inline); the first failure stops them."""
-    for hook in hooks:
-        if hook.is_async:
-            yield hook.fn()
-        else:
-            hook.fn()
+@dataclass(frozen=True, slots=True)
+class Lifespan:
+    """A lifespan registered with ``app.lifespan``: ``factory(app)`` returns a context manager,
+    entered at startup and exited at shutdown (sync or async: known from what it returns)."""
+
+    factory: Callable[[Any], Any]
+    name: str
 
 
 class ShutdownError(RuntimeError):

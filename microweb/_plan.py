@@ -13,7 +13,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._effects import Colored
+from ._effects import Colored, Lifespan
 from ._errors import HTTPError
 from ._limits import Limits
 from ._routing import Route, RouteTable
@@ -88,16 +88,17 @@ class Plan:
     websocket: RouteTable[Route]
     flows: list[Colored]
     error_handlers: ErrorHandlers
-    startup_hooks: list[Colored]
+    startup_steps: list[Colored | Lifespan]
     shutdown_hooks: list[Colored]
     closers: tuple[Colored, ...]
     limits: Limits
     # NOTE: by id() of each route of a router with flows or error handlers; read on errors only.
     router_rules: dict[int, RouterRules] = field(default_factory=dict)
 
-    def shutdown_sequence(self) -> list[Colored]:
-        """The shutdown hooks, then the plugins' ``close()`` (last installed first)."""
-        return [*self.shutdown_hooks, *self.closers]
+    def shutdown_sequence(self, exits: list[Colored]) -> list[Colored]:
+        """The shutdown hooks, then the ``exits`` of the lifespans entered (the last entered
+        first), then the plugins' ``close()`` (the last installed first)."""
+        return [*self.shutdown_hooks, *exits[::-1], *self.closers]
 
     def match(self, request: Request) -> Endpoint | None:
         """Route ``request``: set its route, path parameters and limits.

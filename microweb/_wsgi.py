@@ -18,11 +18,12 @@ from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, stream_failed
 from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
-from ._effects import ShutdownError, run_after, run_hooks, run_shutdown
+from ._effects import ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect, own_cancellation
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
+from ._lifespans import run_startup
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, logged_path, logged_request, new_request
@@ -33,6 +34,7 @@ from ._target import strip_root, target_path
 from ._types import Environ, StartResponse
 
 if TYPE_CHECKING:
+    from ._effects import Colored
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
@@ -130,7 +132,10 @@ class WSGIDriver:
         self.app_loop = AppLoop()
         self._closed = False
         try:
-            drive_sync(run_hooks(plan.startup_hooks), self.app_loop)
+            # NOTE: the exits of the lifespans this callable entered, for its close().
+            self._exits: list[Colored] = drive_sync(
+                run_startup(plan.startup_steps, plan.app), self.app_loop
+            )
         except BaseException:
             self.app_loop.stop()
             raise
@@ -296,7 +301,7 @@ class WSGIDriver:
         atexit.unregister(self._close_at_exit)
         self._at_worker_exit.cancel()
         try:
-            drive_sync(run_shutdown(self.plan.shutdown_sequence()), self.app_loop)
+            drive_sync(run_shutdown(self.plan.shutdown_sequence(self._exits)), self.app_loop)
         finally:
             self.app_loop.stop()
 

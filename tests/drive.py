@@ -3,7 +3,8 @@
 The scope and environ builders give a minimal GET (or the given method) from ``testserver``;
 ``wsgi_get`` and ``asgi_get`` make one request and return its status and body; ``raw_pieces``
 returns the status, the headers and the body pieces as the server iterates or receives them.
-``requests_left_in_cycles`` tells whether a request outlives its call until a garbage collection.
+``drive_lifespan`` plays a server's side of the lifespan protocol. ``requests_left_in_cycles``
+tells whether a request outlives its call until a garbage collection.
 """
 
 from __future__ import annotations
@@ -44,6 +45,28 @@ def http_scope(
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
+
+
+async def drive_lifespan(asgi: Any, steps: list[str]) -> list[dict[str, Any]]:
+    """Send ``lifespan.<step>`` for each step (as a server would); return the app's replies."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[dict[str, Any]] = []
+    replied = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(dict(message))
+        replied.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    task = asyncio.ensure_future(asgi(scope, inbox.get, send))
+    for step in steps:
+        replied.clear()
+        await inbox.put({"type": f"lifespan.{step}"})
+        await asyncio.wait_for(replied.wait(), timeout=5)
+        if sent[-1]["type"].endswith(".failed"):
+            break
+    await asyncio.wait_for(task, timeout=5)
+    return sent
 
 
 def websocket_scope(path: str = "/", subprotocols: Iterable[str] = ()) -> Message:

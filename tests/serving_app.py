@@ -11,6 +11,8 @@ itself; it records ``ticker-cancelled`` when it is cancelled.
 60 s, ``def`` (``sync``) or ``async def`` (``async``).
 ``SERVING_HANG_SHUTDOWN``: when set, a second shutdown hook records ``hanging`` and sleeps
 for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
+``SERVING_LIFESPAN``: when set, an async lifespan records ``lifespan-entered`` and, once it is
+exited, ``lifespan-exited``; with ``fail``, it raises ``ConnectionError`` before its ``yield``.
 ``SERVING_WEBSOCKET``: when set, a WebSocket route ``/ws`` records ``ws-open`` once accepted,
 echoes text messages, and records ``ws-closed-<code>`` when the client (or the server) ends it.
 """
@@ -23,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from microweb import App, Limits, Request, Response, WebSocket, WebSocketDisconnect
@@ -95,6 +98,20 @@ elif os.environ.get("SERVING_HANG_SHUTDOWN") == "async":
     async def ahang() -> None:
         record("hanging")
         await asyncio.sleep(60)
+
+
+if os.environ.get("SERVING_LIFESPAN"):
+
+    @app.lifespan
+    @asynccontextmanager
+    async def held_open(app: App) -> AsyncIterator[None]:
+        if os.environ["SERVING_LIFESPAN"] == "fail":
+            raise ConnectionError("the lifespan's database is down")
+        record("lifespan-entered")
+        try:
+            yield
+        finally:
+            record("lifespan-exited")
 
 
 async def tick() -> None:

@@ -186,6 +186,17 @@ def test_an_idle_server_stops_at_once(tmp_path: Path, server: str) -> None:
     assert served.recorded() == ["shutdown"]
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_sigterm_exits_the_lifespan_after_the_shutdown_hooks(tmp_path: Path, server: str) -> None:
+    served = Served(tmp_path, server, env={"SERVING_LIFESPAN": "1"})
+    assert httpx.get(f"{served.url}/where", timeout=5).status_code == 200
+    served.process.send_signal(signal.SIGTERM)
+    served.ended_within(timeout=5)
+    assert served.recorded() == ["lifespan-entered", "shutdown", "lifespan-exited"], read_log(
+        served.log
+    )
+
+
 def test_sigterm_closes_open_websockets_with_1012_before_the_hooks(tmp_path: Path) -> None:
     served = Served(tmp_path, "uvicorn", "--graceful-timeout", "5", env={"SERVING_WEBSOCKET": "1"})
     url = f"ws://{HOST}:{served.port}/ws"

@@ -49,6 +49,16 @@ def test_a_failing_startup_hook_is_logged_and_ends_with_status_3(
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_a_lifespan_that_fails_to_enter_ends_with_status_3(tmp_path: Path, server: str) -> None:
+    done = _serve(free_port(), server, tmp_path / "events.txt", SERVING_LIFESPAN="fail")
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "ERROR:microweb: startup failed" in log
+    assert "ConnectionError: the lifespan's database is down" in log
+    assert "serving on" not in log, log
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_taken_port_is_status_3_with_no_traceback(tmp_path: Path, server: str) -> None:
     events = tmp_path / "events.txt"
     with socket.socket() as taken:

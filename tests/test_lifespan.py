@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, sleep_until_cancelled
-from drive import asgi_get, http_scope, wsgi_environ, wsgi_get
+from drive import asgi_get, drive_lifespan, http_scope, wsgi_environ, wsgi_get
 from servers import TESTS_DIR, environment
 
 from microweb import App, Request, Response
@@ -50,28 +50,6 @@ def _hooked_app(events: list[str]) -> App:
         return request.app.state.resource
 
     return app
-
-
-async def drive_lifespan(asgi: Any, steps: list[str]) -> list[dict[str, Any]]:
-    """Send ``lifespan.<step>`` for each step (as a server would); return the app's replies."""
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    sent: list[dict[str, Any]] = []
-    replied = asyncio.Event()
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(dict(message))
-        replied.set()
-
-    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-    task = asyncio.ensure_future(asgi(scope, inbox.get, send))
-    for step in steps:
-        replied.clear()
-        await inbox.put({"type": f"lifespan.{step}"})
-        await asyncio.wait_for(replied.wait(), timeout=5)
-        if sent[-1]["type"].endswith(".failed"):
-            break
-    await asyncio.wait_for(task, timeout=5)
-    return sent
 
 
 # -- both interfaces ---------------------------------------------------------------------------

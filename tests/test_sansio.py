@@ -26,6 +26,7 @@ IO_MODULES = frozenset(
         "_concurrency.py",
         "_file_threads.py",
         "_app_loop.py",
+        "_lifespans.py",
         "_pool.py",
         "testing.py",
         "_testing_wsgi.py",
@@ -151,7 +152,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_request",
         "_response", "_emission", "_plugins", "_plan", "_calls", "_pipeline",
     ),
-    "bridges": ("_app_loop", "_concurrency", "_file_threads", "_pool", "_body", "_asgi_body"),
+    "bridges": (
+        "_app_loop", "_concurrency", "_file_threads", "_pool", "_body", "_asgi_body",
+        "_lifespans",
+    ),
     "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",

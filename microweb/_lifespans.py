@@ -1,0 +1,160 @@
+"""Startup as the drivers run it: hooks called, lifespans entered, and what undoes them.
+
+A lifespan (``app.lifespan``) is a context manager held open from startup to shutdown. Entering
+one gives a shutdown step, its exit, which the driver keeps: each ``as_wsgi()`` callable and
+each ``as_asgi()`` callable enters the app's lifespans for itself. An async one runs in a task
+of its own on the loop that serves the async code, so that what it opens around its ``yield``
+(a task group, a cancel scope) is entered and exited in one task, under either interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ._effects import Colored, Effects, Lifespan, ShutdownError, run_shutdown
+from ._types import AppLike
+
+StartupStep = Colored | Lifespan
+
+
+def run_startup(steps: list[StartupStep], app: AppLike) -> Effects:
+    """Run the startup hooks and enter the lifespans, in registration order.
+
+    Returns:
+        The exits of the lifespans entered, in the order entered (shutdown runs them reversed).
+
+    Raises:
+        Exception: The first step's failure; the lifespans entered before it are exited first.
+    """
+    exits: list[Colored] = []
+    try:
+        # NOTE: the live list: a step registered by a step before it runs too, as for hooks.
+        for step in steps:
+            if isinstance(step, Lifespan):
+                yield from _enter(step, app, exits)
+            elif step.is_async:
+                yield step.fn()
+            else:
+                step.fn()
+    except Exception:
+        # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
+        # raised. A context manager closes what it opened, even when the app never serves.
+        with contextlib.suppress(ShutdownError):
+            yield from run_shutdown(exits[::-1])
+        raise
+    return exits
+
+
+def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
+    manager = lifespan.factory(app)
+    if hasattr(manager, "__aenter__"):
+        with _named(lifespan):
+            value, leave = yield _hold(manager)
+        exits.append(_exit_step(lifespan, leave, is_async=True))
+    elif hasattr(manager, "__enter__"):
+        with _named(lifespan):
+            value = manager.__enter__()
+        exits.append(_exit_step(lifespan, _sync_exit(manager), is_async=False))
+    else:
+        raise TypeError(
+            f"lifespan {lifespan.name!r} returned {type(manager).__name__}, not a context "
+            "manager: decorate it with @asynccontextmanager (or @contextmanager)"
+        )
+    # NOTE: after its exit is kept, so that a value refused here still exits it.
+    _keep(value, lifespan, app)
+
+
+async def _hold(manager: Any) -> tuple[Any, Callable[[], Awaitable[None]]]:
+    """Enter ``manager`` in a task of its own; return what it gave and how to exit it."""
+    loop = asyncio.get_running_loop()
+    entered: asyncio.Future[Any] = loop.create_future()
+    release = asyncio.Event()
+
+    async def held() -> None:
+        try:
+            # NOTE: its block ends normally on release: no exception of the app is thrown in.
+            async with manager as value:
+                entered.set_result(value)
+                await release.wait()
+        except BaseException as exc:
+            if entered.done():
+                raise  # NOTE: from its exit, or a cancellation while held: the exit's caller's.
+            entered.set_exception(exc)
+
+    task = loop.create_task(held())
+    try:
+        value = await entered
+    except BaseException:
+        task.cancel()
+        raise
+
+    async def leave() -> None:
+        release.set()
+        await task
+
+    return value, leave
+
+
+def _sync_exit(manager: Any) -> Callable[[], None]:
+    def leave() -> None:
+        manager.__exit__(None, None, None)
+
+    return leave
+
+
+def _exit_step(lifespan: Lifespan, leave: Callable[[], Any], is_async: bool) -> Colored:
+    """Return the shutdown step that exits a lifespan with ``leave``."""
+    if is_async:
+
+        async def exit_async() -> None:
+            with _named(lifespan):
+                await leave()
+
+        step: Callable[[], Any] = exit_async
+    else:
+
+        def exit_sync() -> None:
+            with _named(lifespan):
+                leave()
+
+        step = exit_sync
+    # NOTE: a failed shutdown step is reported by its name: the lifespan's, as a hook's.
+    step.__qualname__ = step.__name__ = lifespan.name
+    return Colored(step, is_async)
+
+
+# NOTE: contextlib's words, the same from Python 3.10 to 3.13, for a generator that returned
+# before its yield and one that yielded again after it.
+_CONTEXTLIB_ERRORS = {
+    "generator didn't yield": "ended without yielding",
+    "generator didn't stop": "yielded twice",
+}
+
+
+@contextlib.contextmanager
+def _named(lifespan: Lifespan) -> Any:
+    try:
+        yield
+    except RuntimeError as exc:
+        said = _CONTEXTLIB_ERRORS.get(str(exc))
+        if said is None:
+            raise
+        raise RuntimeError(
+            f"lifespan {lifespan.name!r} {said}: it must yield once, where the app serves"
+        ) from exc
+
+
+def _keep(value: Any, lifespan: Lifespan, app: AppLike) -> None:
+    """Put what a lifespan yielded (a mapping, or ``None``) on ``app.state``."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise TypeError(
+            f"lifespan {lifespan.name!r} yielded {type(value).__name__}: yield nothing, or a "
+            "mapping of names (str) to values, which go on app.state"
+        )
+    for key, item in value.items():
+        setattr(app.state, key, item)
