@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ._effects import Colored, Effects, Lifespan, ShutdownError, run_shutdown
 from ._types import AppLike
+
+logger = logging.getLogger("microweb")
 
 StartupStep = Colored | Lifespan
 
@@ -52,7 +55,7 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
     manager = lifespan.factory(app)
     if hasattr(manager, "__aenter__"):
         with _named(lifespan):
-            value, leave = yield _hold(manager)
+            value, leave = yield _hold(manager, lifespan.name)
         exits.append(_exit_step(lifespan, leave, is_async=True))
     elif hasattr(manager, "__enter__"):
         with _named(lifespan):
@@ -67,7 +70,7 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
     _keep(value, lifespan, app)
 
 
-async def _hold(manager: Any) -> tuple[Any, Callable[[], Awaitable[None]]]:
+async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[None]]]:
     """Enter ``manager`` in a task of its own; return what it gave and how to exit it."""
     loop = asyncio.get_running_loop()
     entered: asyncio.Future[Any] = loop.create_future()
@@ -90,12 +93,22 @@ async def _hold(manager: Any) -> tuple[Any, Callable[[], Awaitable[None]]]:
     except BaseException:
         task.cancel()
         raise
+    task.add_done_callback(lambda task: _ended_early(task, release, name))
 
     async def leave() -> None:
         release.set()
         await task
 
     return value, leave
+
+
+def _ended_early(task: asyncio.Task[None], release: asyncio.Event, name: str) -> None:
+    # NOTE: a failure of what it holds (a task group's child) ends it while the app serves;
+    # logged now, not at the shutdown that may be days away (or never, without lifespan
+    # messages). Its exit raises it again, as a shutdown failure.
+    if release.is_set() or task.cancelled() or task.exception() is None:
+        return
+    logger.error("lifespan %r ended while the app serves", name, exc_info=task.exception())
 
 
 def _sync_exit(manager: Any) -> Callable[[], None]:

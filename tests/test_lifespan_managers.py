@@ -218,6 +218,47 @@ def test_every_exit_runs_when_one_fails_and_the_failure_names_the_lifespan(
     ]
 
 
+def test_a_lifespan_that_ends_while_the_app_serves_is_logged_then(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+    ended = asyncio.Event()
+
+    @app.lifespan
+    @asynccontextmanager
+    async def refresher(app: App) -> AsyncIterator[None]:
+        held = asyncio.current_task()
+        assert held is not None
+        # NOTE: a child that fails cancels the task that holds it, as a task group does.
+        app.state.child = asyncio.get_running_loop().call_soon(held.cancel)
+        try:
+            yield
+        except asyncio.CancelledError:
+            ended.set()
+            raise ConnectionError("cache server gone") from None
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        await ended.wait()
+        for _ in range(5):  # NOTE: a few turns of the loop for the lifespan's task to end.
+            await asyncio.sleep(0)
+        return "served"
+
+    client = TestClient(app, interface=interface)
+    with (
+        client,
+        pytest.raises(RuntimeError, match=r"refresher \(ConnectionError: cache server gone\)"),
+    ):
+        assert client.get("/").text == "served"
+        logged = [r for r in caplog.records if r.name == "microweb"]
+        assert [r.getMessage() for r in logged] == [
+            "lifespan 'test_a_lifespan_that_ends_while_the_app_serves_is_logged_then.<locals>"
+            ".refresher' ended while the app serves"
+        ]
+        assert "cache server gone" in str(logged[0].exc_info)
+        client.close()  # NOTE: its exit raises the failure again, as a shutdown failure.
+
+
 @pytest.mark.parametrize("kind", ["async", "sync"])
 def test_a_lifespan_that_does_not_yield_fails_startup_saying_so(
     make_client: MakeClient, kind: str
