@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterable, Sequence
 from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
-from microweb._request import logged_path
+from microweb._request import clipped, logged_path
 from microweb._target import valid_host
 
 from .proxy import ProxyHeaders
@@ -195,7 +195,7 @@ class TrustedHosts:
             if redirect is None:
                 # NOTE: the refusal happens outside AccessLog's flow: this is its only trace.
                 path = logged_path(request, whole=True)
-                logger.info("refused %s %s for host %r", request.method, path, host)
+                logger.info("refused %s %s for host %r", request.method, path, clipped(host))
                 raise HTTPError(400, "host not allowed")
             yield redirect
             return

@@ -292,6 +292,18 @@ def test_csrf_logs_each_refusal(make_client: MakeClient, caplog: pytest.LogCaptu
     assert "another site's page" in message
 
 
+def test_csrf_logs_a_long_origin_cut(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[str] = []
+    client = make_client(csrf_app(CSRF(), calls))
+    origin = "https://" + "a" * 1000 + ".example"
+    with caplog.at_level(logging.INFO, logger="microweb.csrf"):
+        assert client.post("/change", headers={"origin": origin}).status_code == 403
+    [record] = [r for r in caplog.records if r.name == "microweb.csrf"]
+    assert f"from origin {origin[:200] + '...'!r}: " in record.getMessage()
+
+
 def test_csrf_logs_a_refused_path_on_one_line(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:

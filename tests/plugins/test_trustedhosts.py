@@ -103,6 +103,18 @@ def test_each_refusal_is_logged_on_one_line(
     assert record.getMessage() == "refused GET /a%0D%0Ab for host 'evil.com:81'"
 
 
+def test_a_long_host_is_logged_cut(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a 64 KiB Host was logged whole, a line of 64 KiB per request (review96).
+    host = ("a" * 60 + ".") * 20 + "evil"
+    client = make_client(hosts_app(TrustedHosts(HOSTS)))
+    with caplog.at_level(logging.INFO, logger="microweb.trustedhosts"):
+        assert client.get("/where", headers={"host": host}).status_code == 400
+    [record] = [r for r in caplog.records if r.name == "microweb.trustedhosts"]
+    assert record.getMessage() == f"refused GET /where for host {host[:200] + '...'!r}"
+
+
 def test_the_refusal_is_an_http_error_that_error_handlers_see(make_client: MakeClient) -> None:
     app = hosts_app(TrustedHosts(HOSTS))
 
