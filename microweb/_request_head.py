@@ -89,6 +89,8 @@ MISSING: Any = object()
 # keeps): sub-delims, ":" and "@". request.url keeps them as the client sent them, as Werkzeug
 # does; "?", "#", "%", spaces and non-ASCII are percent-encoded.
 _PATH_SAFE = "/!$&'()*+,;=:@"
+# NOTE: the scheme of the pages a WebSocket handshake's app serves, for an absolute URL.
+_PAGE_SCHEMES = {"ws": "http", "wss": "https"}
 
 
 class HeadProperties:
@@ -262,11 +264,21 @@ class HeadProperties:
         # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).
         return self._read_content_type()
 
-    def url_for(self, name: str, /, **params: Any) -> str:
+    def url_for(self, name: str, /, _external: bool = False, **params: Any) -> str:
         """Build the path of the route called ``name``, with the app's root path in front.
 
-        The root path is percent-encoded, as ``url`` encodes it (it is decoded text).
+        The root path is percent-encoded, as ``url`` encodes it (it is decoded text). With
+        ``_external=True``, the URL is absolute: the request's scheme and host in front
+        (``http``/``https`` for a WebSocket's ``ws``/``wss``), for a link that leaves the
+        site, such as one in an email; install ``TrustedHosts`` so that the host is yours.
+
+        Raises:
+            HTTPError: 400 for a ``Host`` that ``host`` refuses (``_external=True`` only).
         """
         # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
         root = self.root_path.rstrip("/")
-        return (quote(root, _PATH_SAFE) if root else "") + self.app.url_for(name, **params)
+        path = (quote(root, _PATH_SAFE) if root else "") + self.app.url_for(name, **params)
+        if not _external:
+            return path
+        scheme = _PAGE_SCHEMES.get(self.scheme, self.scheme)
+        return f"{scheme}://{self.host}{path}"

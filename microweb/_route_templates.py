@@ -84,8 +84,9 @@ class Param:
 
 
 Segment = str | Param
-# NOTE: the keyword of url_for() that holds the query string, not a path parameter.
-QUERY_ARGUMENT = "_query"
+# NOTE: the keywords of url_for() that are options (the query string; an absolute URL from
+# request.url_for), not path parameters.
+URL_FOR_OPTIONS = frozenset({"_query", "_external"})
 
 
 def parse_template(template: str) -> tuple[Segment, ...]:
@@ -124,10 +125,10 @@ def parse_template(template: str) -> tuple[Segment, ...]:
         name, converter = match.group(1), match.group(2) or "str"
         if name in names:
             raise ValueError(f"route template {template!r} names parameter {name!r} twice")
-        if name == QUERY_ARGUMENT:
+        if name in URL_FOR_OPTIONS:
             # NOTE: url_for(name, _query=...) takes it: no link to the route could be built.
             raise ValueError(
-                f"route template {template!r}: {{{name}}} is url_for's query argument, "
+                f"route template {template!r}: {{{name}}} is an argument of url_for, "
                 "give the parameter another name"
             )
         if converter == "path" and index != template.count("/") - 1:

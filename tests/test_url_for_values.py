@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from conftest import MakeClient
 
-from microweb import App, Request
+from microweb import App, Request, WebSocket
+from microweb.testing import TestClient
 
 
 def values_app() -> App:
@@ -219,10 +220,48 @@ def test_url_for_refuses_a_query_name_that_is_no_str(query: Any, message: str) -
         query_app().url_for("search", where="x", _query=query)
 
 
-def test_a_route_parameter_named_query_is_refused_at_registration() -> None:
+@pytest.mark.parametrize("name", ["_query", "_external"])
+def test_a_route_parameter_named_like_an_option_of_url_for_is_refused(name: str) -> None:
     app = App()
-    with pytest.raises(ValueError, match="url_for's query argument"):
+    with pytest.raises(ValueError, match="is an argument of url_for"):
+        app.get(f"/items/{{{name}}}")(lambda request, **params: "")
 
-        @app.get("/items/{_query}")
-        def item(request: Request, _query: str) -> str:
-            return _query
+
+@pytest.mark.parametrize(
+    ("base_url", "headers", "expected"),
+    [
+        ("http://testserver", {}, "http://testserver/search/all?q=a%20b"),
+        ("https://shop.example:8443", {}, "https://shop.example:8443/search/all?q=a%20b"),
+        ("http://testserver", {"host": "[::1]:8000"}, "http://[::1]:8000/search/all?q=a%20b"),
+    ],
+)
+def test_request_url_for_external_is_absolute(
+    interface: str, base_url: str, headers: dict[str, str], expected: str
+) -> None:
+    app = query_app()
+
+    @app.get("/external")
+    def external(request: Request) -> str:
+        return request.url_for("search", _external=True, where="all", _query={"q": "a b"})
+
+    with TestClient(app, interface=interface, base_url=base_url) as client:
+        assert client.get("/external", headers=headers).text == expected
+
+
+def test_request_url_for_external_from_a_websocket_is_http() -> None:
+    app = query_app()
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_text(socket.request.url_for("search", _external=True, where="x"))
+
+    client = TestClient(app, interface="asgi", base_url="https://shop.example")
+    with client, client.websocket_connect("/ws") as session:
+        assert session.receive_text() == "https://shop.example/search/x"
+
+
+def test_app_url_for_has_no_external() -> None:
+    # NOTE: only a request knows a scheme and a host.
+    with pytest.raises(TypeError):
+        query_app().url_for("search", _external=True, where="x")
