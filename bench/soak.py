@@ -19,8 +19,8 @@ second under load (the peak), and after the load, once it has settled (the end):
 descriptors, threads, files in its ``TMPDIR`` and descriptors open on files there (temporary
 files are unlinked at once, so only their descriptors show). The end must be back at the baseline,
 RSS within ``--rss-tolerance-mib``, and the app must report no SSE stream, WebSocket, flow,
-pool lease or after-response callback still open, and its lifespan's pool still open. With ``--server-workers N`` (Uvicorn), the supervisor and its workers are measured
-together.
+pool lease or after-response callback still open, and its lifespan's pool still open. With
+``--server-workers N`` (Uvicorn), the supervisor and its workers are measured together.
 
 The server's log is read at the end: each failing stream, 500 and failing after-response
 callback must be one ERROR record (microweb's), with no second one from the server, each
