@@ -34,6 +34,10 @@ ROOT_PATH = "/soak"
 PAGE = b"".join(b"soak line %05d\n" % n for n in range(5000))
 BLOB = b"".join(hashlib.sha256(b"%d" % n).digest() for n in range(2048))
 STREAM_MODES = ("sync", "async", "cancel")
+EVIL_HOST = "evil.example"
+CROSS_SITE = {"sec-fetch-site": "cross-site", "origin": "https://evil.example"}
+# NOTE: soak_app.AFTER_SLOW: a slow after-response callback takes that long.
+AFTER_SLOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,15 @@ class Reader:
     def response(self) -> RawResponse:
         """Read a whole response: by ``Content-Length``, chunked, or until the server closes."""
         status, headers = self.head()
+        return RawResponse(status, headers, self.response_body(headers))
+
+    def response_body(self, headers: dict[str, str]) -> bytes:
+        """Read the body of a response whose head is ``headers``."""
         if "chunked" in headers.get("transfer-encoding", ""):
-            body = self._chunked()
-        elif "content-length" in headers:
-            body = self.exactly(int(headers["content-length"]))
-        else:
-            body = self.rest()
-        return RawResponse(status, headers, body)
+            return self._chunked()
+        if "content-length" in headers:
+            return self.exactly(int(headers["content-length"]))
+        return self.rest()
 
     def _chunked(self) -> bytes:
         parts = []
@@ -432,7 +438,9 @@ def ws_read(reader: Reader) -> tuple[int, bytes]:
     return first & 0x0F, reader.exactly(size)
 
 
-def ws_handshake(target: Target, sock: socket.socket) -> tuple[Reader, RawResponse | None]:
+def ws_handshake(
+    target: Target, sock: socket.socket, path: str = "/ws", extra: Iterable[tuple[str, str]] = ()
+) -> tuple[Reader, RawResponse | None]:
     """Send a handshake; return the reader and, when the server refused it, its answer."""
     key = base64.b64encode(os.urandom(16)).decode()
     headers = [
@@ -440,8 +448,9 @@ def ws_handshake(target: Target, sock: socket.socket) -> tuple[Reader, RawRespon
         ("Connection", "Upgrade"),
         ("Sec-WebSocket-Key", key),
         ("Sec-WebSocket-Version", "13"),
+        *extra,
     ]
-    lines = ["GET /ws HTTP/1.1", f"Host: {HOST}", *(f"{n}: {v}" for n, v in headers)]
+    lines = [f"GET {path} HTTP/1.1", f"Host: {HOST}", *(f"{n}: {v}" for n, v in headers)]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     reader = Reader(sock)
     status, answer_headers = reader.head()
@@ -454,9 +463,9 @@ def ws_handshake(target: Target, sock: socket.socket) -> tuple[Reader, RawRespon
     return reader, None
 
 
-def _ws_refused(kind: str, refused: RawResponse) -> Outcome:
+def _ws_refused(kind: str, refused: RawResponse, expected: int = 501) -> Outcome:
     # NOTE: under WSGI a WebSocket route answers 501, which is the right answer there.
-    right = refused.status == 501
+    right = refused.status == expected
     return Outcome(kind, "" if right else f"/ws handshake: {refused.status} {refused.body!r}")
 
 
@@ -486,6 +495,149 @@ def websocket_vanish(target: Target, rng: random.Random, http: httpx.Client) -> 
         if rng.random() < 0.5:
             sock.sendall(ws_frame(0x1, b"going away"))
     return Outcome("websocket vanish", fault=True)
+
+
+def websocket_json(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
+    """Send JSON values to ``/ws/json`` (``iter_json()``), each answered ``{"echo": value}``;
+    a fifth end with a message that is not JSON, which the server closes with 1007."""
+    kind = "websocket json"
+    with connect(target) as sock:
+        reader, refused = ws_handshake(target, sock, "/ws/json")
+        if refused is not None:
+            return _ws_refused(kind, refused)
+        for _ in range(rng.randrange(1, 4)):
+            value = random_json(rng)
+            sock.sendall(ws_frame(0x1, json.dumps(value).encode()))
+            opcode, payload = ws_read(reader)
+            if opcode != 0x1 or json.loads(payload) != {"echo": value}:
+                return Outcome(kind, f"ws json differs: {opcode} {payload[:100]!r}")
+        invalid = rng.random() < 0.2
+        sent = b'{"not": json' if invalid else (1000).to_bytes(2, "big")
+        sock.sendall(ws_frame(0x1 if invalid else 0x8, sent))
+        opcode, payload = ws_read(reader)
+        if invalid:
+            kind = "websocket json, invalid"
+            if (opcode, payload[:2]) != (0x8, (1007).to_bytes(2, "big")):
+                return Outcome(kind, f"no close 1007: {opcode} {payload[:100]!r}")
+            sock.sendall(ws_frame(0x8, payload[:2]))
+    return Outcome(kind, "" if opcode == 0x8 else f"no close frame: {opcode}")
+
+
+def websocket_cross_site(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
+    """A handshake from another site's page: CSRF refuses it with 403 (under Waitress the
+    route answers 501 first, as to every handshake)."""
+    if target.server == "waitress":
+        kind, expected = "websocket cross-site 501", 501
+    else:
+        kind, expected = "websocket cross-site 403", 403
+    with connect(target) as sock:
+        _, refused = ws_handshake(target, sock, rng.choice(["/ws", "/ws/json"]), CROSS_SITE.items())
+    if refused is None:
+        return Outcome(kind, "the handshake was accepted")
+    return _ws_refused(kind, refused, expected)
+
+
+# -- today's plugins and after-response callbacks ------------------------------------------------
+
+
+def wrong_host(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
+    """A request for a host TrustedHosts doesn't list: 400, before any route or flow."""
+    path = rng.choice(["/text", "/json?n=3", "/static/page.txt", "/nowhere", f"{ROOT_PATH}/whoami"])
+    host = rng.choice([EVIL_HOST, f"{EVIL_HOST}:8080", "127.0.0.2", "localhost.evil.example"])
+    response = http.get(path, headers={"host": host})
+    right = (response.status_code, response.text) == (400, "host not allowed")
+    return Outcome("wrong host 400", "" if right else f"{host} {path}: {response.status_code}")
+
+
+def csrf_post(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
+    """POST JSON from the app's own page (200, echoed) or from another site's (403)."""
+    value = random_json(rng)
+    sent = json.dumps(value).encode()
+    case = rng.choice(["same-origin", "own origin", "cross-site", "origin only"])
+    headers = {
+        "same-origin": {"sec-fetch-site": "same-origin", "origin": target.base_url},
+        "own origin": {"origin": target.base_url},
+        "cross-site": CROSS_SITE,
+        "origin only": {"origin": CROSS_SITE["origin"]},
+    }[case]
+    path = rng.choice(["/echo/sync", "/echo/async"])
+    response = http.post(
+        path, content=sent, headers={**headers, "content-type": "application/json"}
+    )
+    if case in ("same-origin", "own origin"):
+        return Outcome(
+            f"csrf {case} 200", check_echo(response.status_code, response.content, value, sent)
+        )
+    right = response.status_code == 403 and "set-cookie" not in response.headers
+    wrong = "" if right else f"{path}: {response.status_code} {response.content[:100]!r}"
+    return Outcome(f"csrf {case} 403", wrong)
+
+
+def login_flash(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
+    """Log in (a form, from the app's own page), follow the 303 to ``/me`` (built with
+    ``url_for(_query=)``): the session's user and the flashed welcome, once; then ``/me``
+    again with ``?visit=`` not a number (``query.get(type=int)``'s default, no flash left).
+    A fifth try it from another site's page: 403, and no cookie set."""
+    name = random_text(rng, rng.randrange(1, 30))
+    visit = rng.randrange(1_000_000)
+    cross = rng.random() < 0.2
+    headers = CROSS_SITE if cross else {"sec-fetch-site": "same-origin"}
+    with httpx.Client(base_url=target.base_url, timeout=TIMEOUT) as own:
+        answer = own.post(f"/login?visit={visit}", data={"name": name}, headers=headers)
+        if cross:
+            right = answer.status_code == 403 and not own.cookies
+            return Outcome(
+                "login cross-site 403", "" if right else f"{answer.status_code} {own.cookies}"
+            )
+        location = answer.headers.get("location", "")
+        if answer.status_code != 303 or not location.endswith(f"/me?visit={visit}"):
+            return Outcome("login, flash", f"login: {answer.status_code} {location!r}")
+        first = own.get(location).json()
+        flashed = {"user": name, "visit": visit, "flashes": [["success", f"welcome {name}"]]}
+        if first != flashed:
+            return Outcome("login, flash", f"{location}: {first}")
+        again = own.get("/me?visit=x").json()
+        right = again == {"user": name, "visit": -1, "flashes": []}
+    return Outcome("login, flash", "" if right else f"/me again: {again}")
+
+
+def after_response(target: Target, rng: random.Random, http: httpx.Client) -> Outcome:
+    """GET ``/after`` over a connection that ends with the answer (HTTP/1.0, or HTTP/1.1 with
+    ``Connection: close``), whole or streamed, its callback quick, slow or failing, ``def`` or
+    ``async def``: the answer is right, and the connection closes without waiting for the
+    callback (a slow one sleeps AFTER_SLOW)."""
+    mode = rng.choice(["quick", "quick", "slow", "fail"])
+    colour, stream = rng.choice(["sync", "async"]), rng.choice(["0", "1"])
+    n = rng.randrange(1000)
+    path = f"/after?mode={mode}&colour={colour}&stream={stream}&n={n}"
+    version = rng.choice(["1.0", "1.1"])
+    if version == "1.0":
+        # NOTE: no Host: TrustedHosts checks the address microweb serve listens on.
+        data = f"GET {path} HTTP/1.0\r\n\r\n".encode()
+    else:
+        data = request_bytes("GET", path)
+    kind = f"after-response {mode}"
+    with connect(target) as sock:
+        sock.sendall(data)
+        reader = Reader(sock)
+        status, headers = reader.head()
+        headed = time.monotonic()
+        # NOTE: Uvicorn with httptools sends a stream chunked even to an HTTP/1.0 client
+        # (serving.md, "What each server adds"); Waitress ends it with the connection.
+        chunked = "chunked" in headers.get("transfer-encoding", "")
+        if version == "1.0" and chunked and target.server == "waitress":
+            return Outcome(kind, f"HTTP/1.0 {path}: chunked for an HTTP/1.0 client")
+        try:
+            body = reader.response_body(headers)
+            rest = reader.rest()
+        except ConnectionError as exc:
+            return Outcome(kind, f"HTTP/{version} {path}: {exc}")
+        waited = time.monotonic() - headed
+    if (status, body, rest) != (200, b"after %d" % n, b""):
+        return Outcome(kind, f"HTTP/{version} {path}: {status} {body[:100]!r} {rest[:100]!r}")
+    if waited > AFTER_SLOW / 2:
+        return Outcome(kind, f"HTTP/{version} {path}: closed {waited:.2f} s after the head")
+    return Outcome(kind)
 
 
 # -- faults: clients that leave -----------------------------------------------------------------
@@ -603,4 +755,12 @@ MIX: list[tuple[Kind, int]] = [
     (reset_content, 1),
     (server_error, 2),
     (stream_fails, 2),
+    # NOTE: TrustedHosts, CSRF, Sessions with flashes, a lifespan's pool, after-response
+    # callbacks, iter_json().
+    (wrong_host, 2),
+    (csrf_post, 3),
+    (login_flash, 2),
+    (after_response, 3),
+    (websocket_json, 2),
+    (websocket_cross_site, 1),
 ]

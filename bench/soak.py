@@ -1,24 +1,31 @@
 """Soak the same app under Waitress and Uvicorn with a mixed load, then check for leaks.
 
-Each server runs ``bench/soak_app.py`` through the ``microweb serve`` command users run, in a
-subprocess on a free port of 127.0.0.1, with its own empty ``TMPDIR``. Worker threads send a mix
-of requests for ``--seconds`` (``_soak_load.MIX``): normal requests whose answers are checked byte
-for byte, clients that leave early (uploads cut off midway, SSE streams dropped, WebSockets that
-vanish, slow drippers that stop), malformed requests that must get the right 4xx, and answers
-that fail on purpose (streams cut midway, the app's own cancellations and errors answered 500).
-The app runs with ``--root-path /soak`` and ``AccessLog``, ``ProxyHeaders``, ``CORS``, ``GZip``
-and ``Static`` installed.
+Each server runs ``bench/soak_app.py``'s factory (``create_app()``) through the ``microweb
+serve`` command users run, in a subprocess on a free port of 127.0.0.1, with its own empty
+``TMPDIR``. Worker threads send a mix of requests for ``--seconds`` (``_soak_load.MIX``): normal
+requests whose answers are checked byte for byte, clients that leave early (uploads cut off
+midway, SSE streams dropped, WebSockets that vanish, slow drippers that stop), malformed
+requests that must get the right 4xx, and answers that fail on purpose (streams cut midway, the
+app's own cancellations and errors answered 500). Also: wrong hosts (``TrustedHosts``: 400),
+cross-site and same-origin POSTs and handshakes (``CSRF``: 403, or the answer), a login with a
+flashed message read back (``Sessions``), handlers leasing from a pool that an
+``app.lifespan`` holds, after-response callbacks (quick, slow, failing) on connections that end
+with their answer (HTTP/1.0, ``Connection: close``), and a WebSocket route reading
+``iter_json()``. The app runs with ``--root-path /soak`` and ``AccessLog``, ``ProxyHeaders``,
+``TrustedHosts``, ``CORS``, ``CSRF``, ``Sessions``, ``GZip`` and ``Static`` installed.
 
 The server process is measured from ``/proc/<pid>`` after a warm-up (the baseline), every half
 second under load (the peak), and after the load, once it has settled (the end): RSS, open file
 descriptors, threads, files in its ``TMPDIR`` and descriptors open on files there (temporary
 files are unlinked at once, so only their descriptors show). The end must be back at the baseline,
-RSS within ``--rss-tolerance-mib``, and the app must report no SSE stream, WebSocket or flow
-still open. With ``--server-workers N`` (Uvicorn), the supervisor and its workers are measured
-together.
+RSS within ``--rss-tolerance-mib``, and the app must report no SSE stream, WebSocket, flow,
+pool lease or after-response callback still open, and its lifespan's pool still open. With
+``--server-workers N`` (Uvicorn), the supervisor and its workers are measured together.
 
-The server's log is read at the end: each failing stream and each 500 must be one ERROR record
-(microweb's), with no second one from the server, and each request one access line.
+The server's log is read at the end: each failing stream, 500 and failing after-response
+callback must be one ERROR record (microweb's), with no second one from the server, each
+refused host and cross-site request one INFO record of its plugin, and each worker process's
+lifespan must have closed its pool once, at the stop.
 
 Usage (Linux only, for ``/proc``)::
 
@@ -77,7 +84,14 @@ SERVERS = ("waitress", "uvicorn")
 MAX_OPERATIONS = 1_000_000
 SAMPLE_EVERY = 0.5
 MAX_REPORTED = 10
-OPEN_COUNTS = ("sse_open", "ws_open", "flow_sync_open", "flow_async_open")
+OPEN_COUNTS = (
+    "sse_open",
+    "ws_open",
+    "flow_sync_open",
+    "flow_async_open",
+    "lease_open",
+    "after_open",
+)
 
 
 @dataclass(frozen=True)
@@ -277,7 +291,8 @@ def free_port() -> int:
 @contextmanager
 def serving(server: str, port: int, tmpdir: Path, log: Path, workers: int = 1) -> Iterator[Process]:
     """Run ``microweb serve`` for the soak app under ``server``; stop it by its pid."""
-    command = [sys.executable, "-m", "microweb", "serve", str(APP), "--server", server]
+    command = [sys.executable, "-m", "microweb", "serve", f"{APP}:create_app()"]
+    command += ["--server", server]
     command += ["--root-path", ROOT_PATH]
     if workers > 1:
         command += ["--workers", str(workers)]
@@ -383,6 +398,8 @@ def leaks_of(report: Report, new_threads: Counter[str], rss_mib: float) -> list[
         found.append(f"rss: {baseline.rss_kib} KiB -> {end.rss_kib} KiB (> +{rss_mib} MiB)")
     streams = report.streams
     found.extend(f"{kind}: {streams[kind]}" for kind in OPEN_COUNTS if streams[kind])
+    if streams["pool_open"] != streams["workers answering"]:
+        found.append(f"lifespan pools open: {streams['pool_open']}, one per worker expected")
     return found
 
 
@@ -413,7 +430,9 @@ def soak(server: str, args: argparse.Namespace, workdir: Path) -> Report:
     report.leaks = leaks_of(report, new_threads, args.rss_tolerance_mib)
     report.new_fds, report.new_threads = new_fds, what_is_new(Counter(), new_threads)
     report.log = read_log(log)
-    report.log_problems = log_problems(report.log, warm.requests + tally.requests)
+    report.log_problems = log_problems(
+        report.log, warm.requests + tally.requests, args.server_workers
+    )
     return report
 
 
@@ -432,11 +451,15 @@ class LogCounts:
 LOG_RECORDS = {
     "stream failed": "ERROR:microweb: error while streaming ",
     "unhandled error": "ERROR:microweb: unhandled error in ",
+    "after-response failed": "ERROR:microweb: after-response callback ",
     "access": "INFO:microweb.access: ",
+    "host refused": "INFO:microweb.trustedhosts: refused ",
+    "csrf refused": "INFO:microweb.csrf: refused ",
+    "lifespan pool closed": "INFO:soak: soak pool closed ",
     "server's traceback (uvicorn)": "ERROR:    Exception in ASGI application",
     "server's traceback (waitress)": "ERROR:waitress:Exception while serving",
 }
-FAILURES = ("stream failed", "unhandled error")
+FAILURES = ("stream failed", "unhandled error", "after-response failed")
 LEVELS = ("DEBUG:", "INFO:", "WARNING:", "ERROR:", "CRITICAL:")
 
 
@@ -468,15 +491,21 @@ def read_log(log: Path) -> LogCounts:
     return counts
 
 
-def log_problems(log: LogCounts, requests: Counter[str]) -> list[str]:
-    """Compare the log's records with the requests sent: one record per failure, no more."""
+def log_problems(log: LogCounts, requests: Counter[str], workers: int) -> list[str]:
+    """Compare the log's records with the requests sent: one record per failure and per
+    refusal, no more, and one closed lifespan pool per worker process."""
     streams = sum(n for kind, n in requests.items() if kind.startswith("stream fails"))
     errors = sum(n for kind, n in requests.items() if kind.startswith("500 "))
     proxied = requests["proxied, root path"]
+    cross_site = sum(n for kind, n in requests.items() if kind.endswith("403"))
     found = []
     expected = {
         "stream failed": streams,
         "unhandled error": errors,
+        "after-response failed": requests["after-response fail"],
+        "host refused": requests["wrong host 400"],
+        "csrf refused": cross_site,
+        "lifespan pool closed": workers,
         "server's traceback (uvicorn)": 0,
         "server's traceback (waitress)": 0,
         "traceback of no failure record": 0,
