@@ -622,10 +622,10 @@ def after_response(target: Target, rng: random.Random, http: httpx.Client) -> Ou
         reader = Reader(sock)
         status, headers = reader.head()
         headed = time.monotonic()
-        # NOTE: Uvicorn with httptools sends a stream chunked even to an HTTP/1.0 client
-        # (serving.md, "What each server adds"); Waitress ends it with the connection.
+        # NOTE: both servers under microweb serve end it with the connection (plain Uvicorn
+        # with httptools sends it chunked even to an HTTP/1.0 client: serving.md).
         chunked = "chunked" in headers.get("transfer-encoding", "")
-        if version == "1.0" and chunked and target.server == "waitress":
+        if version == "1.0" and chunked:
             return Outcome(kind, f"HTTP/1.0 {path}: chunked for an HTTP/1.0 client")
         try:
             body = reader.response_body(headers)

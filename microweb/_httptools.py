@@ -13,17 +13,23 @@ Uvicorn also queued every request pipelined in a read (14,000 in one 256 KiB rea
 GETs), and read on whenever one was answered: one client that pipelined requests without
 reading the answers held a gigabyte of queued requests after 15 s. Here the queue is
 bounded, as it is under Waitress and h11, which parse a request or two ahead.
+
+A body without a length (a stream) goes to an HTTP/1.0 client as it is, ended by the close of
+the connection, as Waitress and h11 send it: Uvicorn's httptools protocol chunked it, which
+HTTP/1.0 has no word for, and the client read the chunk sizes as the body.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from ._stall import StallTimer, Transport
+from ._types import Message
 
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
 MAX_HEAD_SIZE = 256 * 1024
@@ -162,6 +168,8 @@ class BoundedHttpTools(StallTimer, HttpToolsProtocol):
             self.continue_expected = False
             earlier = self.earlier = self.cycle
             super().on_headers_complete()
+            if self.cycle is not earlier and self.scope["http_version"] == "1.0":
+                end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:
                 self.expect_continue(self.cycle)
             if earlier is None or earlier.response_complete:
@@ -312,3 +320,32 @@ class BoundedHttpTools(StallTimer, HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER, self.transport.close)
+
+
+def end_by_closing(cycle: RequestResponseCycle) -> None:
+    """Have ``cycle`` send a body without a length as HTTP/1.0 has it: ended by the close.
+
+    SPEC: RFC 9112 6.3: without a length and without chunked framing (which an HTTP/1.0
+    recipient does not know), a response body ends when the connection closes. Uvicorn never
+    keeps an HTTP/1.0 connection alive, so it closes once the body is sent.
+    """
+    send: Callable[[Any], Awaitable[None]] = cycle.send
+    unframed = False
+
+    async def send_unframed(message: Message) -> None:
+        nonlocal unframed
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            sized = any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+            if not sized and status >= 200 and status not in (204, 304):
+                unframed = True
+                # NOTE: decided before Uvicorn looks: it then adds no Transfer-Encoding.
+                cycle.chunked_encoding = False
+        elif unframed and message["type"] == "http.response.body":
+            # NOTE: Uvicorn counts a body against its Content-Length, and this one has none:
+            # each piece is expected, and one byte more while more is to come.
+            more = 1 if message.get("more_body", False) else 0
+            cycle.expected_content_length = len(message.get("body", b"")) + more
+        await send(message)
+
+    cycle.send = send_unframed  # type: ignore[method-assign,assignment]
