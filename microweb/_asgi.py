@@ -10,7 +10,7 @@ from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
-from ._asgi_request import request_of
+from ._asgi_request import request_of, sends_refusal
 from ._calls import client_left, cut_off, handlers_failed, stream_failed
 from ._concurrency import (
     cancelled_here,
@@ -300,11 +300,9 @@ class ASGIDriver:
         route = self.plan.match_websocket(request)
         if route is None:
             # SPEC: closing before accept makes the server refuse the handshake with 403.
-            await send({"type": "websocket.close", "code": 1008})
+            await send(_REFUSAL)
             return
-        if not await self._accepted(request):
-            # NOTE: a flow answered instead; plain ASGI can only refuse (the server sends 403).
-            await send({"type": "websocket.close", "code": 1008})
+        if not await self._accepted(request, send):
             return
         limit = request.limits.max_websocket_message
         ws = WebSocket(request, receive, send, list(scope.get("subprotocols") or []), limit)
@@ -327,15 +325,23 @@ class ASGIDriver:
         else:
             await ws.close(1000)
 
-    async def _accepted(self, request: Request) -> bool:
-        """Run the flows around a handshake: ``False`` if one answered (or gave up on it)."""
+    async def _accepted(self, request: Request, send: Send) -> bool:
+        """Run the flows around a handshake; refuse it and return ``False`` if one answered
+        (or gave up on it)."""
         try:
             refusal = await drive_async(dispatch_handshake(self.plan, request), self.pool)
         except ClientDisconnect:
             # NOTE: a flow raised it: refused, as an HTTP request gets its 400, with nothing
             # logged and nothing out of the app (which Uvicorn would log, answering 500).
+            await send(_REFUSAL)
             return False
-        return refusal is None
+        if refusal is None:
+            return True
+        if sends_refusal(request, refusal):
+            await _send_refusal(refusal, send)
+        else:
+            await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+        return False
 
     async def _send_rest(
         self,
@@ -465,6 +471,27 @@ def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
                 _ENCODED[pair] = found
         encoded.append(found)
     return encoded
+
+
+# NOTE: a close before accept, which refuses the handshake: the server answers it with 403.
+_REFUSAL = {"type": "websocket.close", "code": 1008}
+
+
+async def _send_refusal(response: Response, send: Send) -> None:
+    """Answer a refused handshake with ``response`` (the denial-response extension)."""
+    headers, content = outgoing(response, "GET")
+    start = {
+        "type": "websocket.http.response.start",
+        "status": response._status,
+        "headers": _encoded(headers),
+    }
+    try:
+        # NOTE: one after the other, with no await between them that yields: Uvicorn's older
+        # websockets protocol writes the answer as it has it on its next turn.
+        await send(start)
+        await send({"type": "websocket.http.response.body", "body": content or b""})
+    except OSError:
+        pass  # NOTE: the client has gone meanwhile.
 
 
 def _body(request: Request) -> ASGIBody:

@@ -15,6 +15,8 @@ from ._limits import Limits
 from ._parsing import RequestHeaders
 from ._request import Request, decode_raw_path, new_request
 from ._request_head import Address
+from ._response import Response
+from ._status import STATUS_LINES
 from ._target import strip_root, target_path
 from ._types import AppLike, Message, Receive, Scope
 
@@ -87,6 +89,30 @@ class ASGIRequest(ThreadHooks, Request):
     def _read_client(self) -> Address | None:
         client = self._raw.get("client")
         return Address(client[0], client[1]) if client else None
+
+
+# SPEC: the ASGI extension "WebSocket Denial Response": a server that names it in the scope's
+# extensions sends the HTTP response an app gives instead of accepting a handshake.
+DENIAL_RESPONSE = "websocket.http.response"
+
+
+def sends_refusal(request: Request, response: Response) -> bool:
+    """Tell whether the client of a handshake refused with ``response`` gets that response.
+
+    It does where the server announces the denial-response extension, the body is whole bytes
+    and the status has a name; else the refusal is a close before accept, which the server
+    answers with 403.
+    """
+    if not isinstance(request, ASGIRequest) or response.chunks is not None:
+        # NOTE: a stream is not sent: the server holds the whole body before it sends any
+        # (Uvicorn does), so an endless one (an event stream) would grow without a bound.
+        return False
+    if response._status not in STATUS_LINES:
+        # NOTE: Uvicorn's legacy websockets protocol (and its sans-I/O one in 0.51) looks the
+        # status up in http.HTTPStatus: a 499 raised there, and the client got a 500.
+        return False
+    extensions = request._raw.get("extensions") or {}
+    return DENIAL_RESPONSE in extensions
 
 
 # SPEC: RFC 9110 5.6.3, the optional whitespace around a field value.

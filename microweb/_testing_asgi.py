@@ -97,6 +97,7 @@ class WebSocketSession:
         raise_server_exceptions: bool = False,
         *,
         owner: object = None,
+        handshake: httpx.Request | None = None,
     ) -> None:
         self._loop = loop
         # NOTE: the TestClient, kept alive while the session is: dropped, it would close the
@@ -109,9 +110,10 @@ class WebSocketSession:
         self._task = loop.run(self._start(app, scope))
         self.accepted = loop.run(self._answer_to_handshake())
         if self.accepted["type"] != "websocket.accept":
+            refused = loop.run(self._refusal(self.accepted, handshake))
             self._loop.run(self._finish())
             self._raise_reported()
-            raise WebSocketDisconnect(self.accepted.get("code", 1000), "handshake refused (403)")
+            raise refused
         self.subprotocol: str | None = self.accepted.get("subprotocol")
 
     async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
@@ -139,6 +141,28 @@ class WebSocketSession:
             raise TimeoutError(
                 f"the app neither accepted nor refused the WebSocket handshake in {WAIT} s"
             ) from None
+
+    async def _refusal(
+        self, answer: dict[str, Any], handshake: httpx.Request | None
+    ) -> WebSocketRefused:
+        """Return the refusal the client sees, as a server sends it: the app's response (the
+        denial-response extension), or 403 for a close before accept."""
+        if answer["type"] != "websocket.http.response.start":
+            empty = httpx.Response(403, request=handshake)
+            return WebSocketRefused(empty, answer.get("code", 1000))
+        body = bytearray()
+        while True:
+            message = await asyncio.wait_for(self._next_message(), timeout=WAIT)
+            if message["type"] != "websocket.http.response.body":
+                break  # NOTE: the app ended, its answer unfinished: the server sends none.
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        headers = [(bytes(name), bytes(value)) for name, value in answer.get("headers", [])]
+        response = httpx.Response(
+            answer["status"], headers=headers, content=bytes(body), request=handshake
+        )
+        return WebSocketRefused(response)
 
     async def _next_message(self) -> dict[str, Any]:
         """Return the app's next message; if the app ends first, what a server makes of it.
@@ -258,6 +282,23 @@ class WebSocketSession:
         else:
             # NOTE: the test's own error says more than the app's, which the log has.
             self._end(1000)
+
+
+class WebSocketRefused(WebSocketDisconnect):
+    """The app refused the WebSocket handshake; ``response`` is the HTTP answer the client got.
+
+    That is the response a flow refused it with (the app sees a server that announces the
+    denial-response extension, as Uvicorn does), or an empty 403 where the app closed before
+    accepting. ``code`` is the app's close code then, and 1008 (policy violation) otherwise.
+
+    Args:
+        response: The answer to the handshake.
+        code: The close code.
+    """
+
+    def __init__(self, response: httpx.Response, code: int = 1008) -> None:
+        super().__init__(code, f"handshake refused ({response.status_code})")
+        self.response = response
 
 
 async def _give_up(task: asyncio.Task[None]) -> None:

@@ -28,6 +28,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   the log.
 - A handshake websockets refuses (more than 128 header lines, say) is answered and closed:
   Uvicorn sent no answer, kept the connection, and failed on it at shutdown.
+- A handshake the app refused with a response of its own (the denial-response extension) is
+  complete once that response is sent: Uvicorn logged an error for every such refusal.
 - A client that reads nothing of what the app sends is closed after ``--client-timeout``, as
   over HTTP (``_stall.StallTimer``): the app's send waited for ever, and so did the close of
   Uvicorn's keepalive ping timeout, which waits for the buffer to be sent.
@@ -35,14 +37,16 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
 
 from __future__ import annotations
 
+import email.utils
 from http import HTTPStatus
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.datastructures import Headers
 from websockets.exceptions import SecurityError
 from websockets.frames import Frame
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 
 from ._stall import StallTimer
 
@@ -150,9 +154,36 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
             # (review57). After a close of the server's (a bad frame: 1007, 1009), it raised
             # RuntimeError into the app, which logged a traceback. The app closes only once.
             raise ClientDisconnected()
+        if message["type"] == "websocket.http.response.body" and self.initial_response:
+            self.send_refusal(message)
+            return
         await super().send(message)
         if self.unparsed and not self.read_paused:
             self.parse_unparsed()
+
+    def send_refusal(self, message: Any) -> None:
+        """Add to the app's answer to a handshake it refused; send it once it is whole."""
+        assert self.initial_response is not None  # NOTE: set by the answer's start.
+        status, headers, body = self.initial_response
+        body += message["body"]
+        self.initial_response = (status, headers, body)
+        if message.get("more_body"):
+            return
+        # NOTE: the app's headers, and Uvicorn's defaults where it gave none: Uvicorn 0.51
+        # sent both, two Content-Length lines among them, which the websockets client refused
+        # as no valid response.
+        fields = Headers(headers)
+        fields.setdefault("Date", email.utils.formatdate(usegmt=True))
+        fields.setdefault("Connection", "close")
+        fields.setdefault("Content-Length", str(len(body)))
+        fields.setdefault("Content-Type", "text/plain; charset=utf-8")
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
+        self.conn.send_response(Response(status, HTTPStatus(status).phrase, fields, body))
+        # NOTE: complete: Uvicorn (0.54 still) logged an error for every such refusal once
+        # the app returned ("ASGI callable returned without completing handshake").
+        self.handshake_complete = self.close_sent = True
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
 
     def handle_cont(self, event: Frame) -> None:
         """Add a fragment as Uvicorn does, up to ``MAX_FRAGMENTS``: past them, close with 1009."""

@@ -36,6 +36,7 @@ from ._testing_asgi import (
     ASGITransport,
     Lifespan,
     LoopThread,
+    WebSocketRefused,
     WebSocketSession,
     as_async,
     as_served,
@@ -43,10 +44,10 @@ from ._testing_asgi import (
 )
 from ._testing_wsgi import CLIENT_ADDRESS, WRITTEN_PATH, WSGITransport, written_path
 
-__all__ = ["TestClient", "WebSocketSession"]
+__all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
 
 # NOTE: documented, and shown in reprs, as microweb.testing's.
-WebSocketSession.__module__ = __name__
+WebSocketSession.__module__ = WebSocketRefused.__module__ = __name__
 
 Interface = Literal["wsgi", "asgi", "both"]
 
@@ -330,7 +331,8 @@ class TestClient:
 
         Raises:
             RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
-            WebSocketDisconnect: If the app refuses the handshake.
+            WebSocketRefused: If the app refuses the handshake (a ``WebSocketDisconnect``
+                whose ``response`` is the answer the client got).
             TimeoutError: If the app neither accepts nor refuses it within 10 seconds (its
                 handler is cancelled then).
         """
@@ -358,9 +360,16 @@ class TestClient:
             "client": self.client,
             "server": (target.host, target.port or (443 if secure else 80)),
             "subprotocols": subprotocols or [],
+            # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
+            "extensions": {"websocket.http.response": {}},
         }
         return WebSocketSession(
-            loop, self.asgi_app, scope, self.raise_server_exceptions, owner=self
+            loop,
+            self.asgi_app,
+            scope,
+            self.raise_server_exceptions,
+            owner=self,
+            handshake=handshake,
         )
 
     # -- lifespan ------------------------------------------------------------------------------

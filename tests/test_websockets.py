@@ -228,8 +228,10 @@ def test_handler_that_never_accepts_refuses_the_handshake(asgi_client: MakeClien
         await ws.accept()
 
     client = asgi_client(app)
-    with pytest.raises(WebSocketDisconnect):
+    with pytest.raises(WebSocketDisconnect) as refused:
         client.websocket_connect("/ws")
+    # NOTE: no response to send: the server answers a close before accept with 403.
+    assert (refused.value.code, refused.value.response.status_code) == (1000, 403)
     with client.websocket_connect("/ws?token=ok"):
         pass
 
@@ -341,8 +343,9 @@ def test_refused_handshakes(asgi_client: MakeClient) -> None:
 
     client = asgi_client(app)
     for path in ("/plain", "/nowhere", "/ws/extra"):
-        with pytest.raises(WebSocketDisconnect):
+        with pytest.raises(WebSocketDisconnect) as refused:
             client.websocket_connect(path)
+        assert refused.value.response.status_code == 403  # NOTE: no flow ran: nothing to send.
     assert calls == []
     assert client.get("/plain").text == "plain"
 
@@ -1182,8 +1185,10 @@ def test_a_streamed_refusal_of_a_handshake_is_closed(asgi_client: MakeClient) ->
     async def handler(ws: WebSocket) -> None:
         await ws.accept()
 
-    with pytest.raises(WebSocketDisconnect):
+    with pytest.raises(WebSocketDisconnect) as refused:
         asgi_client(app).websocket_connect("/ws")
+    # NOTE: not sent: a server holds a refusal's whole body before it sends it.
+    assert (refused.value.response.status_code, refused.value.response.content) == (403, b"")
     assert closed == ["closed"]
 
 
@@ -1243,6 +1248,75 @@ def test_flow_response_refuses_the_handshake(
             session.receive_text()
         assert closed.value.code == 1000
     assert calls == ["s3cret"]
+
+
+def test_a_flow_refusal_reaches_the_client_as_that_response(asgi_client: MakeClient) -> None:
+    app = App()
+
+    @app.middleware
+    async def auth(request: Request) -> AsyncIterator[Response | None]:
+        token = request.query.get("token")
+        if token == "spent":
+            raise HTTPError(429, "too many connections", headers={"retry-after": "30"})
+        if token != "s3cret":
+            refusal = Response.json({"error": "unauthorized"}, status=401)
+            refusal.headers["www-authenticate"] = "Bearer"
+            yield refusal
+            return
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    client = asgi_client(app)
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect("/ws")
+    answer = refused.value.response
+    assert (answer.status_code, answer.json()) == (401, {"error": "unauthorized"})
+    assert answer.headers["www-authenticate"] == "Bearer"
+    assert refused.value.code == 1008
+    with pytest.raises(WebSocketDisconnect) as limited:
+        client.websocket_connect("/ws?token=spent")
+    answer = limited.value.response
+    assert (answer.status_code, answer.headers["retry-after"]) == (429, "30")
+    assert "too many connections" in answer.text
+    with client.websocket_connect("/ws?token=s3cret"):
+        pass
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_flow_refusal_is_sent_only_where_the_server_can_send_it(announced: bool) -> None:
+    # SPEC: the ASGI "WebSocket Denial Response" extension, which Uvicorn announces.
+    app = App()
+
+    @app.middleware
+    def auth(request: Request) -> Iterator[Response | None]:
+        yield Response.text("who are you?", status=401)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = websocket_scope("/ws")
+    if announced:
+        scope["extensions"] = {"websocket.http.response": {}}
+    asyncio.run(asyncio.wait_for(app.as_asgi()(scope, receive, send), 5))
+    if not announced:
+        assert sent == [{"type": "websocket.close", "code": 1008}]  # NOTE: the server's 403
+        return
+    start, body = sent
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 401)
+    assert dict(start["headers"])[b"content-length"] == b"12"
+    assert body == {"type": "websocket.http.response.body", "body": b"who are you?"}
 
 
 def test_handshake_error_goes_out_through_the_waiting_flows(

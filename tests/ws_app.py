@@ -15,7 +15,8 @@ Endpoints:
   prints ``relay: loop ended`` to stderr when its ``iter_text()`` loop ends.
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
-  ``?token=s3cret``.
+  ``?token=s3cret``: with a 401 whose JSON body says why, or, with ``?token=odd``, with a 499
+  (a status no server can send as a refusal: the client gets 403).
 - ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
   asks whether the client has gone first, as a flow that reads bodies would; the handler sends
   what the flow saw, then echoes.
@@ -48,8 +49,11 @@ app.install(CORS([ALLOWED_ORIGIN]))
 @app.middleware
 def guard(request: Request) -> Iterator[Response | None]:
     """Refuse ``/guarded`` without the token; stamp every other answer."""
-    if request.path == "/guarded" and request.query.get("token") != "s3cret":
-        yield Response.text("forbidden", status=403)
+    token = request.query.get("token")
+    if request.path == "/guarded" and token != "s3cret":
+        refusal = Response.json({"error": "a token is required"}, status=401)
+        refusal.headers["www-authenticate"] = "Bearer"
+        yield Response.text("odd", status=499) if token == "odd" else refusal
         return
     response = yield
     response.headers["x-served-by"] = "ws_app"

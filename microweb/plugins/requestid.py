@@ -11,6 +11,7 @@ from time import perf_counter
 from urllib.parse import quote
 
 from microweb import App, Headers, Request, Response
+from microweb._asgi_request import sends_refusal
 from microweb._parsing import header_value
 from microweb._request import logged_path
 
@@ -89,14 +90,35 @@ class RequestID:
         response.headers[self.header] = request_id
 
 
+# NOTE: the schemes of a WebSocket handshake's request.
+_HANDSHAKE_SCHEMES = ("ws", "wss")
+
+
+def _sent_status(request: Request, response: Response) -> int:
+    """Return the status the client gets for ``response``.
+
+    A refused WebSocket handshake's client gets 403 where the server cannot send the response
+    (plain ASGI can only refuse), or where it streams (see ``sends_refusal``).
+    """
+    status = response.status
+    if (
+        request.scheme in _HANDSHAKE_SCHEMES
+        and status != 101
+        and not sends_refusal(request, response)
+    ):
+        return 403
+    return status
+
+
 class AccessLog:
     """Log one line per request, at INFO: method, path, status, duration, client and request ID.
 
     The duration runs until the handler's response is ready; a streamed body is still being
     sent then. A request that raised is logged with the status of the response its error
     became (500 for an unexpected exception), and one whose client left before it was answered
-    with 499, as nginx logs it. Each record also carries the fields as
-    attributes (``http_method``, ``http_path``, ``http_status``, ``duration_ms``,
+    with 499, as nginx logs it. A WebSocket handshake refused by a flow is logged with the
+    status its client gets: 403 where the server can only refuse. Each record also carries
+    the fields as attributes (``http_method``, ``http_path``, ``http_status``, ``duration_ms``,
     ``client_addr``, ``request_id``) for structured formatters.
 
     Args:
@@ -125,7 +147,7 @@ class AccessLog:
             # nginx does, so that the request still shows.
             self.log(request, CLIENT_CLOSED, started)
             raise
-        self.log(request, response.status, started)
+        self.log(request, _sent_status(request, response), started)
 
     def log(self, request: Request, status: int, started: float) -> None:
         """Log one request that ended with ``status``, timed from ``started``."""

@@ -11,9 +11,9 @@ from wsgiref.validate import validator
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import asgi_call, body_messages, http_scope, wsgi_get
+from drive import asgi_call, body_messages, http_scope, websocket_scope, wsgi_get
 
-from microweb import App, HTTPError, Request, Response
+from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import CORS, AccessLog, ProxyHeaders, RequestID
 from microweb.testing import TestClient
 
@@ -289,3 +289,45 @@ def test_access_log_a_client_gone_before_the_answer_is_499(
     [record] = access_records(caplog)
     assert record.getMessage().startswith("POST /upload 499 ")
     assert record.http_status == 499 and re.fullmatch(r"[0-9a-f]{32}", record.request_id)
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_access_log_a_refused_handshake_has_the_status_its_client_gets(
+    announced: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a server that announces the denial-response extension (Uvicorn, the test client)
+    # sends the flow's 401; one that does not can only refuse, with 403.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    app.install(AccessLog())
+
+    @app.middleware
+    def auth(request: Request) -> Iterator[Response | None]:
+        if request.query.get("token") != "s3cret":
+            yield Response.text("who are you?", status=401)
+            return
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    scope = websocket_scope("/ws")
+    if announced:
+        scope["extensions"] = {"websocket.http.response": {}}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    asyncio.run(app.as_asgi()(scope, receive, send))
+    with TestClient(app, interface="asgi") as client:
+        with client.websocket_connect("/ws?token=s3cret"):
+            pass
+        with pytest.raises(WebSocketDisconnect):
+            client.websocket_connect("/ws")
+    lines = [record.getMessage().split()[:3] for record in access_records(caplog)]
+    refused = ["GET", "/ws", "401" if announced else "403"]
+    assert lines == [refused, ["GET", "/ws", "101"], ["GET", "/ws", "401"]]
