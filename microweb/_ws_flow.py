@@ -48,6 +48,7 @@ from websockets.exceptions import SecurityError
 from websockets.frames import Frame
 from websockets.http11 import Request, Response
 
+from ._asgi_request import DENIAL_SENT_WHOLE
 from ._stall import StallTimer
 
 # NOTE: the first byte of a server's pong frame (FIN, opcode 0xA); websockets writes each frame
@@ -242,6 +243,10 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
         limit = self.config.limit_concurrency
         if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
             super().handle_connect(event)
+            if not self.handshake_complete:
+                # NOTE: this protocol sends an app's refusal whole (send_refusal); the app's
+                # task, made above, has not run yet.
+                self.scope["extensions"][DENIAL_SENT_WHOLE] = {}
             return
         # NOTE: the checks and the warning of Uvicorn's HTTP protocols, for their 503.
         self.logger.warning("Exceeded concurrency limit.")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ._asgi import ASGIDriver
     from ._wsgi import WSGIDriver
 
+from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import (
@@ -361,7 +362,7 @@ class TestClient:
             "server": (target.host, target.port or (443 if secure else 80)),
             "subprotocols": subprotocols or [],
             # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
-            "extensions": {"websocket.http.response": {}},
+            "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
         }
         return WebSocketSession(
             loop,

@@ -37,6 +37,9 @@ IO_MODULES = frozenset(
         "_waitress.py",
         "_uvicorn.py",
         "_stall.py",
+        # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
+        "_httptools.py",
+        "_ws_flow.py",
         "_supervisor.py",
         "_stopping.py",
         "__main__.py",

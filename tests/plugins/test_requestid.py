@@ -295,8 +295,8 @@ def test_access_log_a_client_gone_before_the_answer_is_499(
 def test_access_log_a_refused_handshake_has_the_status_its_client_gets(
     announced: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # NOTE: a server that announces the denial-response extension (Uvicorn, the test client)
-    # sends the flow's 401; one that does not can only refuse, with 403.
+    # NOTE: a server that sends a denial response whole (microweb serve's protocol, the test
+    # client) sends the flow's 401; another can only refuse, with 403.
     caplog.set_level(logging.INFO, logger="microweb.access")
     app = App()
     app.install(AccessLog())
@@ -314,7 +314,7 @@ def test_access_log_a_refused_handshake_has_the_status_its_client_gets(
 
     scope = websocket_scope("/ws")
     if announced:
-        scope["extensions"] = {"websocket.http.response": {}}
+        scope["extensions"] = {"websocket.http.response": {}, "microweb.denial_response": {}}
 
     async def receive() -> dict[str, Any]:
         return {"type": "websocket.connect"}
