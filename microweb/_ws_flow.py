@@ -49,6 +49,7 @@ from websockets.frames import Frame
 from websockets.http11 import Request, Response
 
 from ._asgi_request import DENIAL_SENT_WHOLE
+from ._emission import no_body_status
 from ._stall import StallTimer
 
 # NOTE: the first byte of a server's pong frame (FIN, opcode 0xA); websockets writes each frame
@@ -176,8 +177,11 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
         fields = Headers(headers)
         fields.setdefault("Date", email.utils.formatdate(usegmt=True))
         fields.setdefault("Connection", "close")
-        fields.setdefault("Content-Length", str(len(body)))
-        fields.setdefault("Content-Type", "text/plain; charset=utf-8")
+        if not no_body_status(status):
+            # SPEC: RFC 9110 8.6: no Content-Length on a 204, and on a 304 only the length
+            # of a representation the refusal does not have (Uvicorn added "0" to both).
+            fields.setdefault("Content-Length", str(len(body)))
+            fields.setdefault("Content-Type", "text/plain; charset=utf-8")
         self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
         self.conn.send_response(Response(status, HTTPStatus(status).phrase, fields, body))
         # NOTE: complete: Uvicorn (0.54 still) logged an error for every such refusal once

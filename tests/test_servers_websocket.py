@@ -19,6 +19,7 @@ import httpx
 import pytest
 from servers import HOST, Uvicorn, free_port, run_uvicorn, running
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
 from ws_app import ALLOWED_ORIGIN, MAX_MESSAGE
 
@@ -206,6 +207,14 @@ def test_a_flow_refusal_reaches_the_client_under_microweb_serve(served_ws: Uvico
     assert "without completing handshake" not in served_ws.log_text()
 
 
+def test_a_refusal_without_a_body_gets_no_length_under_microweb_serve(served_ws: Uvicorn) -> None:
+    # SPEC: RFC 9110 8.6: a 204 has no Content-Length (Uvicorn's protocol added "0").
+    answer = _refusal(served_ws, "/guarded?token=none")
+    assert answer.status_code == 204
+    assert "content-length" not in answer.headers
+    assert "content-type" not in answer.headers
+
+
 @pytest.mark.parametrize("fragments", [1, 7])
 def test_a_compressed_message_at_the_limit_passes_under_microweb_serve(
     served_ws: Uvicorn, fragments: int
@@ -320,10 +329,14 @@ def test_a_departure_seen_by_a_send_ends_the_receiving_loop(ws_server: Uvicorn) 
     assert "relay: loop ended" in log, log
 
 
-def _refused_with(server: Uvicorn, path: str) -> tuple[int, str, bytes]:
+def _refusal(server: Uvicorn, path: str) -> Response:
     with pytest.raises(InvalidStatus) as refused:
         _connect(server.ws_url + path)
-    answer = refused.value.response
+    return refused.value.response
+
+
+def _refused_with(server: Uvicorn, path: str) -> tuple[int, str, bytes]:
+    answer = _refusal(server, path)
     return answer.status_code, answer.headers.get("www-authenticate", ""), bytes(answer.body)
 
 

@@ -248,6 +248,21 @@ def test_request_url_for_external_is_absolute(
         assert client.get("/external", headers=headers).text == expected
 
 
+def test_request_url_for_takes_no_positional_option(interface: str) -> None:
+    # NOTE: app.url_for's second place is the query: here it made an absolute URL without it.
+    app = query_app()
+
+    @app.get("/positional")
+    def positional(request: Request) -> str:
+        try:
+            return request.url_for("search", {"q": "a"}, where="all")  # type: ignore[misc]
+        except TypeError:
+            return "refused"
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/positional").text == "refused"
+
+
 def test_request_url_for_external_from_a_websocket_is_http() -> None:
     app = query_app()
 

@@ -16,7 +16,8 @@ Endpoints:
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
   ``?token=s3cret``: with a 401 whose JSON body says why, or, with ``?token=odd``, with a 499
-  (a status no server can send as a refusal: the client gets 403).
+  (a status no server can send as a refusal: the client gets 403), or, with ``?token=none``,
+  with a 204.
 - ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
   asks whether the client has gone first, as a flow that reads bodies would; the handler sends
   what the flow saw, then echoes.
@@ -53,7 +54,11 @@ def guard(request: Request) -> Iterator[Response | None]:
     if request.path == "/guarded" and token != "s3cret":
         refusal = Response.json({"error": "a token is required"}, status=401)
         refusal.headers["www-authenticate"] = "Bearer"
-        yield Response.text("odd", status=499) if token == "odd" else refusal
+        if token == "odd":
+            refusal = Response.text("odd", status=499)
+        elif token == "none":
+            refusal = Response(b"", status=204)
+        yield refusal
         return
     response = yield
     response.headers["x-served-by"] = "ws_app"
