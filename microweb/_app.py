@@ -321,6 +321,9 @@ class App(RouteRegistry):
                 its built-in converter does not take back (``-3`` for ``{n:int}``): the link
                 would answer 404 or lead elsewhere.
         """
+        if "_external" in params:
+            # NOTE: it was named among the route's parameters, as if the template lacked it.
+            raise TypeError("url_for(_external=True) needs a request: call request.url_for")
         try:
             route = self._names[name][0]
         except KeyError:
