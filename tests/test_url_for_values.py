@@ -278,5 +278,5 @@ def test_request_url_for_external_from_a_websocket_is_http() -> None:
 
 def test_app_url_for_has_no_external() -> None:
     # NOTE: only a request knows a scheme and a host.
-    with pytest.raises(TypeError, match="needs a request: call request.url_for"):
+    with pytest.raises(TypeError, match=r"needs a request: call request\.url_for"):
         query_app().url_for("search", _external=True, where="x")
