@@ -77,6 +77,23 @@ def websocket_scope(path: str = "/", subprotocols: Iterable[str] = ()) -> Messag
     return scope
 
 
+def handshake_messages(asgi: Any, scope: Message) -> list[Message]:
+    """Run a WebSocket handshake through an ASGI callable; return what it sent.
+
+    The client sends ``websocket.connect``, and nothing after it.
+    """
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(asgi(scope, receive, send), 5))
+    return sent
+
+
 async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, bytes]:
     """Call an ASGI callable with a GET http scope, without any lifespan; return status and body.
 

@@ -62,6 +62,17 @@ def serving(tmp_path: Path, server: str, *options: str, **env: str) -> Iterator[
         stop(process, timeout=10)
 
 
+def exchange(url: str, request: bytes, timeout: float = 3) -> bytes:
+    """Send ``request`` as it is on a connection of its own; return all until the server closes."""
+    port = int(url.rpartition(":")[2])
+    received = b""
+    with socket.create_connection((HOST, port), timeout=timeout) as conn:
+        conn.sendall(request)
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
 # -- what each server is given (in-process, with the servers stubbed) ------------------------
 
 
@@ -555,14 +566,9 @@ def test_a_connection_that_ends_with_the_answer_closes_before_the_after_response
     # NOTE: Waitress closed it once its task was over, after the callbacks: an HTTP/1.0
     # client, whose streamed body ends when the connection closes, waited for them.
     with serving(tmp_path, server) as (url, log):
-        port = int(url.rpartition(":")[2])
-        with socket.create_connection((HOST, port), timeout=10) as conn:
-            began = time.monotonic()
-            conn.sendall(head)
-            received = b""
-            while chunk := conn.recv(65536):
-                received += chunk
-            took = time.monotonic() - began
+        began = time.monotonic()
+        received = exchange(url, head, timeout=10)
+        took = time.monotonic() - began
     assert received.startswith(b"HTTP/1.1 200 ") or received.startswith(b"HTTP/1.0 200 ")
     assert received.endswith(b"\r\n\r\nanswered"), received
     assert took < 1.5, f"{took:.2f} s: {read_log(log)}"
@@ -575,16 +581,11 @@ def test_a_stream_to_an_http_1_0_client_ends_with_the_connection(
 ) -> None:
     # NOTE: Uvicorn's httptools protocol chunked it, and an HTTP/1.0 client, which knows no
     # chunks, read the chunk sizes as the body (a whole body keeps its Content-Length).
-    answers = []
     with serving(tmp_path, server) as (url, log):
-        port = int(url.rpartition(":")[2])
-        for target in (b"/after?seconds=0&body=stream", b"/after?seconds=0"):
-            with socket.create_connection((HOST, port), timeout=10) as conn:
-                conn.sendall(b"GET " + target + b" HTTP/1.0\r\n\r\n")
-                received = b""
-                while chunk := conn.recv(65536):
-                    received += chunk
-            answers.append(received)
+        answers = [
+            exchange(url, b"GET " + target + b" HTTP/1.0\r\n\r\n", timeout=10)
+            for target in (b"/after?seconds=0&body=stream", b"/after?seconds=0")
+        ]
     streamed, whole = (answer.lower() for answer in answers)
     assert b"transfer-encoding" not in streamed, read_log(log)
     assert b"content-length" not in streamed
@@ -604,12 +605,7 @@ def test_app_codes_own_system_exit_is_answered_and_ends_its_connection(
     # closes the connection once the answer went out.
     with serving(tmp_path, server) as (url, log):
         assert httpx.get(f"{url}/exits?where=handler", timeout=3).status_code == 500
-        port = int(url.rpartition(":")[2])
-        with socket.create_connection((HOST, port), timeout=3) as conn:
-            conn.sendall(b"GET /exits?where=callback HTTP/1.1\r\nHost: x\r\n\r\n")
-            received = b""
-            while chunk := conn.recv(65536):
-                received += chunk
+        received = exchange(url, b"GET /exits?where=callback HTTP/1.1\r\nHost: x\r\n\r\n")
         assert httpx.get(f"{url}/where", timeout=3).status_code == 200
     assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
     assert received.endswith(b"\r\n\r\nanswered"), received
@@ -624,13 +620,9 @@ def test_a_streams_own_system_exit_midway_closes_its_connection_only(
     # NOTE: under Uvicorn the stream is sent from a task of the driver's own, and asyncio
     # raises a task's SystemExit again out of its loop: the whole server ended.
     with serving(tmp_path, server) as (url, log):
-        port = int(url.rpartition(":")[2])
         for where in ("stream", "astream"):
-            with socket.create_connection((HOST, port), timeout=5) as conn:
-                conn.sendall(f"GET /exits?where={where} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-                received = b""
-                while chunk := conn.recv(65536):
-                    received += chunk
+            head = f"GET /exits?where={where} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            received = exchange(url, head, timeout=5)
             assert received.startswith(b"HTTP/1.1 200 OK\r\n"), read_log(log)
             assert b"first\n" in received and not received.endswith(b"0\r\n\r\n"), received
             assert httpx.get(f"{url}/where", timeout=3).status_code == 200, read_log(log)

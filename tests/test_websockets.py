@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import websocket_scope
+from drive import handshake_messages, websocket_scope
 
 from microweb import (
     App,
@@ -1310,18 +1310,10 @@ def test_a_flow_refusal_is_sent_only_where_the_server_can_send_it(
     async def handler(ws: WebSocket) -> None:
         await ws.accept()
 
-    sent: list[Any] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
     scope = websocket_scope("/ws")
     if extensions is not None:
         scope["extensions"] = extensions
-    asyncio.run(asyncio.wait_for(app.as_asgi()(scope, receive, send), 5))
+    sent = handshake_messages(app.as_asgi(), scope)
     if extensions is None or "microweb.denial_response" not in extensions:
         assert sent == [{"type": "websocket.close", "code": 1008}]  # NOTE: the server's 403
         return
@@ -1381,15 +1373,7 @@ def test_a_client_disconnect_from_a_handshake_flow_refuses_it_quietly(
     async def handler(ws: WebSocket) -> None:
         await ws.accept()
 
-    sent: list[Any] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    asyncio.run(asyncio.wait_for(app.as_asgi()(websocket_scope("/ws"), receive, send), 5))
+    sent = handshake_messages(app.as_asgi(), websocket_scope("/ws"))
     assert sent == [{"type": "websocket.close", "code": 1008}]
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 

@@ -11,7 +11,14 @@ from wsgiref.validate import validator
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import asgi_call, body_messages, http_scope, websocket_scope, wsgi_get
+from drive import (
+    asgi_call,
+    body_messages,
+    handshake_messages,
+    http_scope,
+    websocket_scope,
+    wsgi_get,
+)
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import CORS, AccessLog, ProxyHeaders, RequestID
@@ -315,14 +322,7 @@ def test_access_log_a_refused_handshake_has_the_status_its_client_gets(
     scope = websocket_scope("/ws")
     if announced:
         scope["extensions"] = {"websocket.http.response": {}, "microweb.denial_response": {}}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
-    asyncio.run(app.as_asgi()(scope, receive, send))
+    handshake_messages(app.as_asgi(), scope)
     with TestClient(app, interface="asgi") as client:
         with client.websocket_connect("/ws?token=s3cret"):
             pass
