@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._datastructures import Headers
 from ._parsing import loads_json
@@ -12,6 +12,8 @@ from ._types import Message, Receive, Send
 
 if TYPE_CHECKING:
     from ._request import Request
+
+T = TypeVar("T")
 
 CONNECTING, OPEN, CLOSED = "connecting", "open", "closed"
 
@@ -163,29 +165,17 @@ class WebSocket:
         except (ValueError, RecursionError):
             await self._fail(1007, "invalid JSON message")
 
-    async def iter_text(self) -> AsyncIterator[str]:
+    def iter_text(self) -> AsyncIterator[str]:
         """Yield text messages until the client disconnects."""
-        try:
-            while True:
-                yield await self.receive_text()
-        except WebSocketDisconnect:
-            return
+        return _until_disconnect(self.receive_text)
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    def iter_bytes(self) -> AsyncIterator[bytes]:
         """Yield binary messages until the client disconnects."""
-        try:
-            while True:
-                yield await self.receive_bytes()
-        except WebSocketDisconnect:
-            return
+        return _until_disconnect(self.receive_bytes)
 
-    async def iter_json(self) -> AsyncIterator[Any]:
+    def iter_json(self) -> AsyncIterator[Any]:
         """Yield JSON messages (as ``receive_json()`` reads them) until the client disconnects."""
-        try:
-            while True:
-                yield await self.receive_json()
-        except WebSocketDisconnect:
-            return
+        return _until_disconnect(self.receive_json)
 
     async def _transmit(self, message: Message) -> None:
         # SPEC: ASGI servers raise an OSError subclass from send() once the client has gone.
@@ -285,3 +275,12 @@ def _check_close(code: int, reason: str) -> None:
     size = len(reason.encode("utf-8"))
     if size > MAX_REASON:
         raise ValueError(f"close reason of {size} bytes: at most {MAX_REASON} bytes fit (UTF-8)")
+
+
+async def _until_disconnect(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+    """Yield what ``receive()`` gives until the client disconnects."""
+    try:
+        while True:
+            yield await receive()
+    except WebSocketDisconnect:
+        return
