@@ -182,7 +182,9 @@ class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
             # of a representation the refusal does not have (Uvicorn added "0" to both).
             fields.setdefault("Content-Length", str(len(body)))
             fields.setdefault("Content-Type", "text/plain; charset=utf-8")
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": 1006})
+        # NOTE: typed Any, as below: Uvicorn 0.55's queue takes its own event TypedDicts.
+        gone: Any = {"type": "websocket.disconnect", "code": 1006}
+        self.queue.put_nowait(gone)
         self.conn.send_response(Response(status, HTTPStatus(status).phrase, fields, body))
         # NOTE: complete: Uvicorn (0.54 still) logged an error for every such refusal once
         # the app returned ("ASGI callable returned without completing handshake").
