@@ -55,6 +55,9 @@ class App(RouteRegistry):
         self.max_threads = max_threads
         self.state = SimpleNamespace()
         self.flows: list[Colored] = []
+        # NOTE: how many flows at the front of self.flows are ProxyHeaders': they stay outside
+        # flows registered later with outermost=True (_pin_outermost).
+        self._pinned = 0
         # NOTE: hooks and lifespans in one list: they start in the order they were registered.
         self.startup_steps: list[Colored | Lifespan] = []
         self.shutdown_hooks: list[Colored] = []
@@ -226,13 +229,25 @@ class App(RouteRegistry):
             flow: The generator function, sync or async.
             outermost: Put the flow outside every flow registered so far, instead of inside
                 them. For flows that must see the request first whatever the order of
-                registration (``ProxyHeaders``); among such flows, the last one wins.
+                registration (``TrustedHosts``); among such flows, the last one wins.
+                ``ProxyHeaders``' flow stays outside them all.
 
         Raises:
             TypeError: If ``flow`` is not a generator function (sync or async).
         """
         colored = as_flow(flow)
-        self.flows.insert(0 if outermost else len(self.flows), colored)
+        self.flows.insert(self._pinned if outermost else len(self.flows), colored)
+        return flow
+
+    def _pin_outermost(self, flow: F) -> F:
+        """Register a flow outside every other, even those registered later with
+        ``outermost=True``: for ``ProxyHeaders``, whose corrected request every flow must see.
+
+        Raises:
+            TypeError: If ``flow`` is not a generator function (sync or async).
+        """
+        self.flows.insert(0, as_flow(flow))
+        self._pinned += 1
         return flow
 
     def error_handler(self, key: int | type[Exception]) -> Callable[[F], F]:

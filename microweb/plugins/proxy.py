@@ -234,9 +234,9 @@ class ProxyHeaders:
         self._cached_trusts = functools.lru_cache(maxsize=1024)(self._trusts)
 
     def setup(self, app: App) -> None:
-        """Add the flow, outside every other flow."""
+        """Add the flow, outside every other flow, wherever they were registered."""
         if self.trust_all or self.networks:
-            app.middleware(self.flow, outermost=True)
+            app._pin_outermost(self.flow)
 
     def trusts(self, host: str) -> bool:
         """Tell whether the address ``host`` is a trusted proxy."""

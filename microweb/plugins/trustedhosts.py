@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable
 from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
 from microweb._request import clipped, logged_path
 from microweb._target import valid_host
-
-from .proxy import ProxyHeaders
 
 logger = logging.getLogger("microweb.trustedhosts")
 
@@ -156,18 +154,9 @@ class TrustedHosts:
     def __init__(self, hosts: Iterable[str], *, www_redirect: bool = False) -> None:
         self.any_host, self.names, self.suffixes = _patterns(hosts)
         self.www_redirect = www_redirect
-        self._proxies_outside: Sequence[ProxyHeaders] = ()
 
     def setup(self, app: App) -> None:
         """Add the flow outside every flow registered so far (``ProxyHeaders``' aside)."""
-        # NOTE: ProxyHeaders' flow is outermost too, and the last outermost flow wins: after
-        # it, this flow would run first and see the proxy's own Host. It then corrects the
-        # request itself first; ProxyHeaders' flow, inside, finds the same values again.
-        self._proxies_outside = [
-            plugin
-            for plugin in app.plugins
-            if isinstance(plugin, ProxyHeaders) and (plugin.trust_all or plugin.networks)
-        ]
         app.middleware(self.flow, outermost=True)
 
     def allows(self, host: str) -> bool:
@@ -187,8 +176,6 @@ class TrustedHosts:
 
     def flow(self, request: Request) -> Flow:
         """Refuse a request for a host that is not allowed (or redirect it to ``www.``)."""
-        for proxy in self._proxies_outside:
-            proxy.rewrite(request)
         host = request.host
         if not self.allows(host):
             redirect = self._www_redirect(request, host)

@@ -277,6 +277,38 @@ def test_after_proxy_headers_both_flows_give_the_same_request(interface: str) ->
         }
 
 
+class CountingProxyHeaders(ProxyHeaders):
+    rewrites = 0
+
+    def rewrite(self, request: Request) -> None:
+        self.rewrites += 1
+        super().rewrite(request)
+
+
+@pytest.mark.parametrize("proxy_first", [True, False])
+def test_a_request_is_corrected_once_and_outermost_flows_see_it(
+    interface: str, proxy_first: bool
+) -> None:
+    proxy = CountingProxyHeaders(["127.0.0.1"])
+    plugins: list[Any] = [proxy, TrustedHosts(["shop.example"])]
+    app = hosts_app(*(plugins if proxy_first else reversed(plugins)))
+    seen: list[str] = []
+
+    def first_look(request: Request) -> Generator[None, Response, None]:
+        seen.append(request.host)
+        yield
+
+    # NOTE: registered last with outermost=True, it still runs inside ProxyHeaders' flow.
+    app.middleware(first_look, outermost=True)
+    proxied = {"host": "127.0.0.1:8000", "x-forwarded-host": "shop.example"}
+    with TestClient(app, interface=interface, client=PROXY) as client:
+        assert client.get("/where", headers=proxied).status_code == 200
+        forged = {"host": "127.0.0.1:8000", "x-forwarded-host": "evil.com"}
+        assert client.get("/where", headers=forged).status_code == 400
+    assert proxy.rewrites == 2
+    assert seen == ["shop.example", "evil.com"]
+
+
 # -- www_redirect ----------------------------------------------------------------------------------
 
 
