@@ -25,6 +25,10 @@ them, the end of an HTTP/1.0 client's streamed body. App code's
 ``SystemExit`` (or ``KeyboardInterrupt``, ``GeneratorExit``) is answered as Uvicorn answers it,
 500 or a closed connection, where Waitress left the request unanswered and its connection open.
 
+Its tasks keep the connection open after an HTTP/1.1 response without ``Content-Length`` (a
+204, a 304, a chunked stream), which Waitress closed: every CORS preflight, revalidation or
+stream cost the client a new connection.
+
 Its connections read a chunked request body with ``_chunked.ChunkedBody``, whose cost grows
 with the body, where Waitress's own grew with each read's size times its chunks.
 """
@@ -203,6 +207,49 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
     def __init__(self, channel: Any, request: Any) -> None:
         super().__init__(channel, request)
         self.after_sent: list[Callable[[], None]] = []
+        self._heading = False
+
+    def build_response_header(self) -> bytes:
+        """Build the head as Waitress does, keeping the connection open where Waitress would
+        close it with no need (``set_close_on_finish``)."""
+        self._heading = True
+        try:
+            head: bytes = super().build_response_header()
+        finally:
+            self._heading = False
+        return head
+
+    def set_close_on_finish(self) -> None:
+        """Close the connection once the response is sent, unless the response ends by itself.
+
+        NOTE: Waitress closes after every HTTP/1.1 response without ``Content-Length``: a 204
+        or 304, which has no body (RFC 9110 6.4.1; CORS preflights, revalidations), and a
+        chunked stream, which its final chunk ends (RFC 9112 7.1). The client then opened a
+        new connection for its next request.
+        """
+        if self._heading and self._ends_by_itself():
+            return
+        super().set_close_on_finish()
+
+    def _ends_by_itself(self) -> bool:
+        # NOTE: called while the head is built: HTTP/1.0 and "Connection: close" are decided
+        # there before, and a response with Content-Length never comes here.
+        if self.version != "1.1":
+            return False
+        connection: str = self.request.headers.get("CONNECTION", "")
+        return connection.lower() != "close"
+
+    def finish(self) -> None:
+        """End the response; the answer to a HEAD request gets no final chunk.
+
+        NOTE: Waitress sent one after the head of a streamed answer to HEAD, which has no body
+        (RFC 9110 9.3.2): a client that kept the connection read it as its next answer.
+        """
+        if not self.wrote_header:
+            self.write(b"")
+        if self.request.command == "HEAD":
+            self.chunked_response = False
+        super().finish()
 
     def get_environment(self) -> dict[str, Any]:
         """Return Waitress's environ, with ``AFTER_SENT``."""

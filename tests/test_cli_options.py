@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import importlib
 import json
 import re
@@ -572,6 +573,42 @@ def test_a_connection_that_ends_with_the_answer_closes_before_the_after_response
     assert received.startswith(b"HTTP/1.1 200 ") or received.startswith(b"HTTP/1.0 200 ")
     assert received.endswith(b"\r\n\r\nanswered"), received
     assert took < 1.5, f"{took:.2f} s: {read_log(log)}"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_connection_stays_open_after_a_response_without_content_length(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: Waitress closed the connection after every HTTP/1.1 response without
+    # Content-Length: a 204 (CORS preflights) and a chunked stream, which end by themselves.
+    with serving(tmp_path, server) as (url, log):
+        port = int(url.rpartition(":")[2])
+        conn = http.client.HTTPConnection(HOST, port, timeout=10)
+        try:
+            conn.connect()
+            kept = conn.sock
+            for target, status, body in [
+                ("/after?seconds=0&body=none", 204, b""),
+                ("/after?seconds=0&body=stream", 200, b"answered"),
+                ("/after?seconds=0", 200, b"answered"),
+            ]:
+                conn.request("GET", target)
+                response = conn.getresponse()
+                assert (response.status, response.read()) == (status, body), read_log(log)
+                assert not response.will_close, target
+                assert conn.sock is kept, target
+            # NOTE: Waitress sent a final chunk after the head of a streamed HEAD answer, which
+            # the next answer on the connection would start with.
+            conn.request("HEAD", "/after?seconds=0&body=stream")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"")
+            conn.request("GET", "/after?seconds=0")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"answered"), read_log(log)
+            assert conn.sock is kept
+        finally:
+            conn.close()
 
 
 @pytest.mark.servers
