@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
@@ -38,11 +38,28 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
     return name
 
 
-def check_skips(route: Route, plugins: Sequence[Any]) -> None:
-    """Raise ``ValueError`` if ``route`` skips a plugin that is not installed."""
+def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str] = ()) -> None:
+    """Check that each plugin ``route`` skips is installed, and that skipping it does something.
+
+    On a WebSocket route, whose handler no ``apply`` wraps, a skip leaves out the plugin's
+    flows around the handshake: the plugin must have added some (``with_flows`` names those).
+
+    Raises:
+        ValueError: If a skipped plugin is not installed, or (a WebSocket route) added no flow.
+    """
     unknown = set(route.skip) - {plugin.name for plugin in plugins}
     if unknown:
         raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
+    if route.kind != "websocket":
+        return
+    idle = [name for name in route.skip if name not in with_flows]
+    if idle:
+        # NOTE: a skip that did nothing would leave the handshake checked by nobody's word.
+        raise ValueError(
+            f"WebSocket route {route.name!r} skips plugins that add no flow: {idle}; on a "
+            "WebSocket route, skip= leaves out the flows a plugin added (no apply() wraps a "
+            "WebSocket handler), so it would change nothing"
+        )
 
 
 def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
