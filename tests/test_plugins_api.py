@@ -621,6 +621,19 @@ def test_a_router_skipping_an_unknown_plugin_is_refused_at_include_once_compiled
     assert app.routes == []
 
 
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_an_http_route_skipping_a_plugin_without_apply_fails_at_startup(entrypoint: str) -> None:
+    # NOTE: its flows see every HTTP request, before routing: the skip would change nothing.
+    app = App()
+    app.install(Stamp())
+    app.install(Tagger("tag"))
+    api = Router(prefix="/api", skip=["stamp", "tag"])
+    api.post("/items", name="items")(lambda request: "made")
+    app.include(api)
+    with pytest.raises(ValueError, match=r"route 'items' skips plugins that have no apply\(\)"):
+        getattr(app, entrypoint)()
+
+
 def test_skip_refuses_one_string_for_a_list() -> None:
     app = App()
     with pytest.raises(TypeError, match=r"not one string: \['csrf'\]"):
