@@ -75,6 +75,8 @@ class App(RouteRegistry):
         # handlers apply to it, outermost first (read when the app is compiled).
         self._routers: dict[int, tuple[Router, ...]] = {}
         self._installing: str | None = None
+        # NOTE: the flows each plugin's setup() registered, by the plugin's name.
+        self._plugin_flows: dict[str, list[Colored]] = {}
         self._error_handlers: dict[int | type[Exception], ErrorHandler] = {}
 
     # -- registration --------------------------------------------------------------------------
@@ -83,8 +85,8 @@ class App(RouteRegistry):
         route = dataclasses.replace(
             route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
         )
-        if self._plan is not None and route.kind != "websocket":
-            check_skips(route, self.plugins)  # NOTE: before anything is registered.
+        if self._plan is not None:
+            self._check_skips(route)  # NOTE: before anything is registered.
         _register(route, self._http, self._ws, self._names)
         if routers:
             self._routers[id(route)] = routers
@@ -96,6 +98,11 @@ class App(RouteRegistry):
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
             self._plan.http.add(route, self._endpoint(route, self._plan))
+
+    def _check_skips(self, route: Route) -> None:
+        """Raise ``ValueError`` if ``route`` skips a plugin that is not installed, or one that
+        added no flow to leave out of a WebSocket route's handshakes."""
+        check_skips(route, self.plugins, self._plugin_flows)
 
     def _endpoint(self, route: Route, plan: Plan) -> Endpoint:
         # NOTE: App._add_route resolved the route's limits to a Limits.
@@ -146,7 +153,8 @@ class App(RouteRegistry):
 
         Raises:
             TypeError: If a plugin changes a handler's colour or returns no callable.
-            ValueError: If a route skips a plugin that is not installed.
+            ValueError: If a route skips a plugin that is not installed, or a WebSocket route
+                one that added no flow.
         """
         if self._plan is None:
             plan = Plan(
@@ -159,10 +167,12 @@ class App(RouteRegistry):
                 shutdown_hooks=self.shutdown_hooks,
                 closers=tuple(closers(self.plugins)),
                 limits=self.limits,
+                plugin_flows=self._plugin_flows,
             )
             for route in self._http_routes:
                 plan.http.add(route, self._endpoint(route, plan))
             for route in self._ws:
+                self._check_skips(route)
                 self._router_rules(route, plan)
             self._plan = plan
         return self._plan
@@ -194,8 +204,8 @@ class App(RouteRegistry):
         names: dict[str, list[Route]] = {}
         for route in routes:
             check_handler(route.handler, route.template, route.param_names)
-            if self._plan is not None and route.kind != "websocket":
-                check_skips(route, self.plugins)
+            if self._plan is not None:
+                self._check_skips(route)
             check_name([*self._names.get(route.name, ()), *names.get(route.name, ())], route)
             websocket = route.kind == "websocket"
             (self._ws if websocket else self._http).check(route)
@@ -236,7 +246,7 @@ class App(RouteRegistry):
             TypeError: If ``flow`` is not a generator function (sync or async).
         """
         colored = as_flow(flow)
-        self.flows.insert(self._pinned if outermost else len(self.flows), colored)
+        self._add_flow(self._pinned if outermost else len(self.flows), colored)
         return flow
 
     def _pin_outermost(self, flow: F) -> F:
@@ -246,9 +256,14 @@ class App(RouteRegistry):
         Raises:
             TypeError: If ``flow`` is not a generator function (sync or async).
         """
-        self.flows.insert(0, as_flow(flow))
+        self._add_flow(0, as_flow(flow))
         self._pinned += 1
         return flow
+
+    def _add_flow(self, index: int, colored: Colored) -> None:
+        self.flows.insert(index, colored)
+        if self._installing is not None:
+            self._plugin_flows.setdefault(self._installing, []).append(colored)
 
     def error_handler(self, key: int | type[Exception]) -> Callable[[F], F]:
         """Register ``handler(request, exc)`` for a status code or an exception class.

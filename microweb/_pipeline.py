@@ -161,11 +161,14 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
     # 1xx from an app, since the server sends this one itself.
     handshake._status = 101
     flows: Flows = plan.flows
-    rules = plan.router_rules.get(id(request.route)) if plan.router_rules else None
+    route = request.route
+    if route is not None and route.skip:
+        flows = _not_skipped(plan, route.skip)
+    rules = plan.router_rules.get(id(route)) if plan.router_rules else None
     if rules is not None and rules.flows:
         # NOTE: a router's flows inside the app's, as around its HTTP routes: its auth flow
         # was skipped for its WebSocket routes, which it was there to guard.
-        flows = [*plan.flows, *rules.flows]
+        flows = [*flows, *rules.flows]
     response = yield from _through_flows(plan, request, flows, lambda: _accept(handshake))
     if response is not handshake:
         # NOTE: never sent (plain ASGI can only refuse): a stream of it is closed all the same.
@@ -173,6 +176,13 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
         return response
     request.state.handshake_headers = handshake.headers
     return None
+
+
+def _not_skipped(plan: Plan, skip: Sequence[str]) -> list[Colored]:
+    """The app's flows but those of the plugins a WebSocket route skips."""
+    # NOTE: by identity: one function registered twice makes two equal Colored values.
+    left_out = {id(flow) for name in skip for flow in plan.plugin_flows.get(name, ())}
+    return [flow for flow in plan.flows if id(flow) not in left_out]
 
 
 def _accept(handshake: Response) -> Effects:

@@ -94,6 +94,9 @@ class Plan:
     limits: Limits
     # NOTE: by id() of each route of a router with flows or error handlers; read on errors only.
     router_rules: dict[int, RouterRules] = field(default_factory=dict)
+    # NOTE: the flows each plugin's setup() added, by the plugin's name: what a WebSocket
+    # route's skip= leaves out of its handshakes.
+    plugin_flows: Mapping[str, list[Colored]] = field(default_factory=dict)
 
     def shutdown_sequence(self, exits: list[Colored]) -> list[Colored]:
         """The shutdown hooks, then the ``exits`` of the lifespans entered (the last entered

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
@@ -38,11 +38,42 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
     return name
 
 
-def check_skips(route: Route, plugins: Sequence[Any]) -> None:
-    """Raise ``ValueError`` if ``route`` skips a plugin that is not installed."""
+def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str] = ()) -> None:
+    """Check that each plugin ``route`` skips is installed, and that skipping it does something.
+
+    On an HTTP route a skip leaves out the plugin's ``apply``, which it must have. On a
+    WebSocket route, whose handler no ``apply`` wraps, a skip leaves out the plugin's flows
+    around the handshake: the plugin must have added some (``with_flows`` names those).
+
+    Raises:
+        ValueError: If a skipped plugin is not installed, has no ``apply`` (an HTTP route), or
+            added no flow (a WebSocket route).
+    """
     unknown = set(route.skip) - {plugin.name for plugin in plugins}
     if unknown:
         raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
+    if route.kind == "websocket":
+        idle = [name for name in route.skip if name not in with_flows]
+        if idle:
+            # NOTE: a skip that did nothing would leave the handshake checked by nobody's word.
+            raise ValueError(
+                f"WebSocket route {route.name!r} skips plugins that add no flow: {idle}; on a "
+                "WebSocket route, skip= leaves out the flows a plugin added (no apply() wraps "
+                "a WebSocket handler), so it would change nothing"
+            )
+        return
+    idle = [plugin.name for plugin in plugins if plugin.name in route.skip and not _applies(plugin)]
+    if idle:
+        # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and was none.
+        raise ValueError(
+            f"route {route.name!r} skips plugins that have no apply(): {idle}; on an HTTP "
+            "route, skip= leaves out a plugin's apply() wrapper, and a plugin's flows see every "
+            "request (they run before routing), so it would change nothing"
+        )
+
+
+def _applies(plugin: Any) -> bool:
+    return getattr(plugin, "apply", None) is not None
 
 
 def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:

@@ -21,6 +21,7 @@ from ._routing import (
     check_colour,
     check_name,
     is_async_callable,
+    skip_names,
     unwrap_staticmethod,
 )
 
@@ -70,27 +71,26 @@ class RouteRegistry:
             offload: For a ``def`` handler under ASGI: run it in the thread pool (the default) or,
                 with ``False``, inline on the event loop (only for handlers that never block).
             limits: A ``Limits`` for this route, or a mapping that changes some of the app's.
-            skip: Names of plugins that must not wrap this handler.
+            skip: Names of plugins that must not wrap this handler (added to a router's).
             config: Settings for plugins, which read them as ``route.config`` (a read-only
-                copy), such as ``{"db": False}``.
+                copy), such as ``{"db": False}``; they win over a router's of the same key.
 
         Raises:
             ValueError: If the template or a method is invalid, another template has the
                 same name, or (a router) the router was included already.
             TypeError: If the handler does not take the template's parameters as keyword
                 arguments, is a generator function, or is a ``def`` wrapper of an
-                ``async def`` function.
+                ``async def`` function; or if ``skip`` is one string instead of a list.
         """
         method_set = frozenset(m.upper() for m in methods)
         unknown = method_set - HTTP_METHODS
         if unknown or not method_set:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
+        skipped = skip_names(skip)
 
         def decorator(handler: H) -> H:
-            route = self._make_route(path, method_set, handler, name, offload, limits, skip)
-            if config:
-                route = dataclasses.replace(route, config=MappingProxyType(dict(config)))
-            self._add_route(route)
+            route = self._make_route(path, method_set, handler, name, offload, limits)
+            self._add_route(self._with_options(route, skipped, config))
             return handler
 
         return decorator
@@ -103,7 +103,6 @@ class RouteRegistry:
         name: str | None,
         offload: bool,
         limits: RouteLimits | None,
-        skip: Iterable[str],
         kind: str = "http",
     ) -> Route:
         template = join_prefix(self.prefix, path)
@@ -116,17 +115,38 @@ class RouteRegistry:
             offload=offload,
             limits=limits,
             kind=kind,
-            skip=tuple(skip),
-            config=NO_CONFIG,
             segments=parse_template(template),
         )
 
-    def websocket(self, path: str, *, name: str | None = None) -> Callable[[H], H]:
+    def _with_options(
+        self, route: Route, skip: tuple[str, ...], config: Mapping[str, Any] | None
+    ) -> Route:
+        """Return ``route`` with the ``skip`` and ``config`` given to its decorator."""
+        return with_options(route, skip, config or NO_CONFIG)
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        name: str | None = None,
+        skip: Iterable[str] = (),
+        config: Mapping[str, Any] | None = None,
+    ) -> Callable[[H], H]:
         """Register an ``async def handler(ws, **params)`` for WebSocket connections (ASGI).
 
+        Args:
+            path: A template such as ``"/rooms/{room}"``.
+            name: The name for ``url_for``; the function's name by default.
+            skip: Names of plugins whose flows must leave this route's handshakes alone (no
+                ``apply`` wraps a WebSocket handler). A plugin that added no flow cannot be
+                skipped here: that is an error at startup.
+            config: Settings for the flows around the handshake, which read them as
+                ``request.route.config``.
+
         Raises:
-            TypeError: If the handler is not ``async def``.
+            TypeError: If the handler is not ``async def``, or ``skip`` is one string.
         """
+        skipped = skip_names(skip)
 
         def decorator(handler: H) -> H:
             if not is_async_callable(handler):
@@ -135,9 +155,9 @@ class RouteRegistry:
                     "async def"
                 )
             route = self._make_route(
-                path, frozenset({"GET"}), handler, name, True, None, (), kind="websocket"
+                path, frozenset({"GET"}), handler, name, True, None, kind="websocket"
             )
-            self._add_route(route)
+            self._add_route(self._with_options(route, skipped, config))
             return handler
 
         return decorator
@@ -181,6 +201,22 @@ def join_prefix(prefix: str, path: str) -> str:
         # NOTE: glued to the prefix, "users" under "/api" was served at "/apiusers".
         raise ValueError(f"route template {path!r} must start with '/'")
     return prefix + path if path != "/" or not prefix else prefix
+
+
+def with_options(route: Route, skip: tuple[str, ...], config: Mapping[str, Any]) -> Route:
+    """Return ``route`` with ``skip`` added to its own and ``config`` under its own.
+
+    Skips add up; of two settings of one key, the route's own wins (a route's over its
+    router's, an inner router's over an outer one's).
+    """
+    if not skip and not config:
+        return route
+    merged = {**config, **route.config}
+    return dataclasses.replace(
+        route,
+        skip=tuple(dict.fromkeys((*route.skip, *skip))),
+        config=MappingProxyType(merged) if merged else NO_CONFIG,
+    )
 
 
 def as_flow(flow: Callable[..., Any]) -> Colored:
@@ -246,12 +282,30 @@ class Router(RouteRegistry):
 
     Args:
         prefix: Prepended to every template, such as ``"/api"`` (no trailing slash).
+        skip: Plugin names that every route of this router skips, those of the routers it
+            includes too, added to each route's own ``skip=``.
+        config: Settings for plugins on every route of this router, those of the routers it
+            includes too; a route's own ``config=`` (or an inner router's) wins for a key
+            both set.
+
+    Raises:
+        ValueError: If the prefix does not start with ``/`` or ends with ``/``.
+        TypeError: If ``skip`` is one string instead of a list.
     """
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        skip: Iterable[str] = (),
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
         self.prefix = prefix
+        self.skip = skip_names(skip)
+        # NOTE: a read-only copy: changed after routes were added, it would not reach them.
+        self.config: Mapping[str, Any] = MappingProxyType(dict(config or {}))
         self.routes: list[Route] = []
         self.flows: list[Colored] = []
         self.error_handlers: dict[ErrorKey, ErrorHandler] = {}
@@ -282,7 +336,8 @@ class Router(RouteRegistry):
         try:
             for route in list(router.routes):
                 path = join_prefix(self.prefix, route.template)
-                nested = dataclasses.replace(route, template=path, segments=parse_template(path))
+                moved = dataclasses.replace(route, template=path, segments=parse_template(path))
+                nested = with_options(moved, self.skip, self.config)
                 self._add_route(nested)
                 self._inner[id(nested)] = (router, *router._inner.get(id(route), ()))
         except BaseException:
@@ -292,6 +347,12 @@ class Router(RouteRegistry):
             del self.routes[count:]
             raise
         router._included = True
+
+    def _with_options(
+        self, route: Route, skip: tuple[str, ...], config: Mapping[str, Any] | None
+    ) -> Route:
+        own = with_options(route, skip, config or NO_CONFIG)
+        return with_options(own, self.skip, self.config)
 
     def _scopes_of(self, route: Route) -> tuple[Router, ...]:
         """The routers whose flows and error handlers apply to ``route``, outermost first."""

@@ -164,6 +164,17 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
 NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
 
 
+def skip_names(skip: Iterable[str]) -> tuple[str, ...]:
+    """Return the plugin names of a ``skip=`` argument.
+
+    Raises:
+        TypeError: If ``skip`` is one string: ``skip="csrf"`` would skip ``c``, ``s``, ``r``.
+    """
+    if isinstance(skip, str):
+        raise TypeError(f"skip takes a list of plugin names, not one string: [{skip!r}]")
+    return tuple(skip)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One registered route, as plugins see it in ``apply(handler, route)``.
@@ -177,9 +188,10 @@ class Route:
         offload: For a ``def`` handler under ASGI: whether it runs in the thread pool.
         limits: The route's limits (the app's, changed by those given at registration).
         kind: ``"http"`` or ``"websocket"``.
-        skip: Names of the plugins that must not wrap this handler.
-        config: The read-only mapping given as ``config=`` at registration (empty without one):
-            free settings for plugins, such as ``{"db": False}``.
+        skip: Names of the plugins that must not wrap this handler (for a WebSocket route:
+            whose flows must leave its handshakes alone), its routers' included.
+        config: The read-only mapping given as ``config=`` at registration (empty without one),
+            over those of its routers: free settings for plugins, such as ``{"db": False}``.
         added_by: The ``name`` of the plugin whose ``setup()`` added the route; ``None`` for the
             app's own routes.
     """

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 
-from microweb import App, Plugin, Request, Response, Router
+from microweb import App, Plugin, Request, Response, Router, WebSocket
 from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
@@ -520,6 +520,240 @@ def test_router_routes_carry_their_config() -> None:
     assert [(r.template, dict(r.config), r.added_by) for r in app.routes] == [
         ("/api/items", {"audit": True}, None)
     ]
+
+
+# -- a router's skip and config ----------------------------------------------------------------
+
+
+def test_a_router_s_skip_leaves_each_of_its_routes_unwrapped_nested_ones_too(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    app.install(Tagger("outer"))
+    app.install(Tagger("inner"))
+    api = Router(prefix="/api", skip=["outer"])
+    admin = Router(prefix="/admin", skip=["inner"])
+    for registry, path, skip in (
+        (app, "/plain", ()),
+        (api, "/one", ()),
+        (api, "/own", ("inner",)),
+        (admin, "/both", ()),
+    ):
+        registry.get(path, name=path, skip=skip)(in_colour(colour, lambda request: "ok"))
+    api.include(admin)
+    app.include(api)
+    client = make_client(app)
+    assert client.get("/plain").text == "outer(inner(ok))"
+    assert client.get("/api/one").text == "inner(ok)"
+    assert client.get("/api/own").text == "ok"
+    assert client.get("/api/admin/both").text == "ok"
+    assert {r.template: set(r.skip) for r in app.routes if r.template != "/plain"} == {
+        "/api/one": {"outer"},
+        "/api/own": {"outer", "inner"},
+        "/api/admin/both": {"outer", "inner"},
+    }
+
+
+def test_a_router_s_config_reaches_plugins_under_its_routes_own(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    app.install(ConfigReader())
+    api = Router(prefix="/api", config={"db": False, "audit": True})
+
+    def body(request: Request) -> str:
+        return f"db={getattr(request.state, 'db', None)}"
+
+    api.get("/off", name="off")(in_colour(colour, body))
+    api.get("/on", name="on", config={"db": True})(in_colour(colour, body))
+    app.include(api)
+    client = make_client(app)
+    assert client.get("/api/off").text == "db=None"
+    assert client.get("/api/on").text == "db=connection"
+    assert {r.name: dict(r.config) for r in app.routes} == {
+        "off": {"db": False, "audit": True},
+        "on": {"db": True, "audit": True},
+    }
+
+
+def test_config_keys_of_a_route_win_over_its_router_s_an_inner_router_s_over_an_outer_s() -> None:
+    given = {"a": "outer", "b": "outer", "c": "outer"}
+    outer = Router(prefix="/o", config=given)
+    inner = Router(prefix="/i", config={"b": "inner", "c": "inner"})
+    inner.get("/x", name="x", config={"c": "route"})(lambda request: "x")
+    outer.get("/y", name="y")(lambda request: "y")
+    outer.include(inner)
+    given["a"] = "changed later"
+    app = App()
+    app.include(outer)
+    assert {r.template: dict(r.config) for r in app.routes} == {
+        "/o/y": {"a": "outer", "b": "outer", "c": "outer"},
+        "/o/i/x": {"a": "outer", "b": "inner", "c": "route"},
+    }
+    with pytest.raises(TypeError):
+        outer.config["a"] = "x"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+@pytest.mark.parametrize("depth", ["router", "nested"])
+def test_a_router_skipping_an_unknown_plugin_fails_at_startup(entrypoint: str, depth: str) -> None:
+    app = App()
+    app.install(Tagger("tag"))
+    api = Router(prefix="/api", skip=["tga"])
+    api.get("/", name="index")(lambda request: "index")
+    if depth == "nested":
+        outer = Router(prefix="/v1")
+        outer.include(api)
+        api = outer
+    app.include(api)
+    with pytest.raises(ValueError, match="route 'index' skips plugins that are not installed"):
+        getattr(app, entrypoint)()
+
+
+def test_a_router_skipping_an_unknown_plugin_is_refused_at_include_once_compiled() -> None:
+    app = App()
+    app.install(Tagger("tag"))
+    app.as_asgi()
+    api = Router(prefix="/api", skip=["tga"])
+    api.get("/", name="index")(lambda request: "index")
+    with pytest.raises(ValueError, match="'tga'"):
+        app.include(api)
+    assert app.routes == []
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_an_http_route_skipping_a_plugin_without_apply_fails_at_startup(entrypoint: str) -> None:
+    # NOTE: its flows see every HTTP request, before routing: the skip would change nothing.
+    app = App()
+    app.install(Stamp())
+    app.install(Tagger("tag"))
+    api = Router(prefix="/api", skip=["stamp", "tag"])
+    api.post("/items", name="items")(lambda request: "made")
+    app.include(api)
+    with pytest.raises(ValueError, match=r"route 'items' skips plugins that have no apply\(\)"):
+        getattr(app, entrypoint)()
+
+
+def test_skip_refuses_one_string_for_a_list() -> None:
+    app = App()
+    with pytest.raises(TypeError, match=r"not one string: \['csrf'\]"):
+        Router(skip="csrf")
+    with pytest.raises(TypeError, match="not one string"):
+        app.get("/", skip="csrf")
+    with pytest.raises(TypeError, match="not one string"):
+        app.websocket("/ws", skip="csrf")
+
+
+# -- skip and config on WebSocket routes -------------------------------------------------------
+
+
+class Stamp:
+    """A plugin with a flow (no apply) that stamps the handshake's state and its answer."""
+
+    name = "stamp"
+
+    def setup(self, app: App) -> None:
+        app.middleware(self.flow)
+
+    def flow(self, request: Request) -> Iterator[None]:
+        request.state.stamped = True
+        response = yield
+        response.headers["x-stamp"] = "yes"
+
+
+def test_a_websocket_route_s_skip_leaves_the_plugin_s_flows_out_of_its_handshakes() -> None:
+    seen: dict[str, Any] = {}
+    app = App()
+    app.install(Stamp())
+    live = Router(prefix="/live", skip=["stamp"])
+
+    async def handler(ws: WebSocket) -> None:
+        seen[ws.request.path] = (
+            getattr(ws.request.state, "stamped", False),
+            dict(ws.request.route.config),
+        )
+        await ws.accept()
+        await ws.close()
+
+    app.websocket("/stamped")(handler)
+    app.websocket("/plain", name="plain", skip=["stamp"], config={"room": 1})(handler)
+    live.websocket("/feed", name="feed")(handler)
+    app.include(live)
+    with TestClient(app, interface="asgi") as client:
+        for path in ("/stamped", "/plain", "/live/feed"):
+            with client.websocket_connect(path) as session:
+                seen[path + " header"] = dict(session.accepted["headers"]).get(b"x-stamp")
+    assert seen == {
+        "/stamped": (True, {}),
+        "/stamped header": b"yes",
+        "/plain": (False, {"room": 1}),
+        "/plain header": None,
+        "/live/feed": (False, {}),
+        "/live/feed header": None,
+    }
+
+
+def test_a_websocket_route_with_skip_and_config_answers_plain_http(
+    interface: str, make_client: MakeClient
+) -> None:
+    # NOTE: WebSockets are ASGI only: under WSGI, the route answers 501 as any WebSocket route.
+    app = App()
+    app.install(Stamp())
+
+    @app.websocket("/ws", skip=["stamp"], config={"room": 1})
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    response = make_client(app).get("/ws")
+    if interface == "asgi":
+        assert (response.status_code, response.headers["upgrade"]) == (426, "websocket")
+    else:
+        assert response.status_code == 501
+        assert "as_asgi()" in response.text
+
+
+class Plain:
+    """A plugin with neither flow nor apply."""
+
+    name = "plain"
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+@pytest.mark.parametrize("plugin", ["apply only", "no flow"])
+def test_a_websocket_route_skipping_a_plugin_without_flows_fails_at_startup(
+    entrypoint: str, plugin: str
+) -> None:
+    # NOTE: no apply() wraps a WebSocket handler: the skip would change nothing.
+    app = App()
+    app.install(Stamp())
+    app.install(Tagger("tag") if plugin == "apply only" else Plain())
+    name = app.plugins[-1].name
+
+    @app.websocket("/ws", skip=[name])
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    with pytest.raises(
+        ValueError, match="WebSocket route 'handler' skips plugins that add no flow"
+    ):
+        getattr(app, entrypoint)()  # NOTE: before as_wsgi() warns of WebSocket routes.
+
+
+def test_a_websocket_route_skipping_a_plugin_without_flows_is_refused_once_compiled() -> None:
+    app = App()
+    app.install(Tagger("tag"))
+    app.as_asgi()
+    live = Router(prefix="/live", skip=["tag"])
+
+    @live.websocket("/feed")
+    async def feed(ws: WebSocket) -> None:
+        await ws.accept()
+
+    with pytest.raises(ValueError, match="skips plugins that add no flow: \\['tag'\\]"):
+        app.include(live)
+    with pytest.raises(ValueError, match="skips plugins that are not installed"):
+        app.websocket("/other", skip=["nothing"])(feed)
+    assert app.websocket_routes == []
 
 
 def test_two_templates_of_one_name_are_refused() -> None:

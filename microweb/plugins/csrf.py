@@ -116,7 +116,8 @@ class CSRF:
     HTTP requests are checked right before the route's handler, by the wrapper ``apply`` puts
     around every handler of a route with an unsafe method: a route exempts itself with
     ``skip=["csrf"]``. WebSocket handshakes are checked by the plugin's flow, with the same
-    rules (a browser opens a WebSocket from any page, with the user's cookies).
+    rules (a browser opens a WebSocket from any page, with the user's cookies); a handshake is
+    routed before the flows run, so a WebSocket route's ``skip=["csrf"]`` leaves the flow out.
 
     Args:
         trusted_origins: Origins of other sites whose pages may send unsafe requests, such as
