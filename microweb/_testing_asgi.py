@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import threading
 from collections.abc import Coroutine
@@ -15,7 +14,7 @@ import httpx
 
 from ._app_loop import run_on_loop, run_until_stopped
 from ._errors import unhandled_errors
-from ._testing_wsgi import take_written_path
+from ._testing_http import written as written_path
 from ._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -332,29 +331,14 @@ async def as_async(chunks: Any) -> Any:
         yield chunk
 
 
-# NOTE: the path the test wrote, for the request being sent in this task (httpx awaits the app
-# in the task that sends the request).
-_written: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("written", default=None)
-
-
-class ASGITransport(httpx.ASGITransport):
-    """httpx's ASGI transport, giving the app the path as the test wrote it (``as_served()``)."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        token = _written.set(take_written_path(request))
-        try:
-            return await super().handle_async_request(request)
-        finally:
-            _written.reset(token)
-
-
 def as_served(app: Any) -> Any:
     """Wrap the ASGI ``app`` so that an HTTP scope is what a server gives it.
 
-    ``httpx.ASGITransport`` gives ``("testserver", None)`` as ``server`` when the URL has the
+    A scope made from an httpx request (``ASGITransport``, as httpx's own) has
+    ``("testserver", None)`` as ``server`` when the URL has the
     scheme's default port, where the WSGI side (``SERVER_PORT``), Uvicorn and Hypercorn give 80
     or 443; it keeps the spaces and tabs around a header value, which every server strips; and
-    it has only httpx's normalised path, where ``ASGITransport`` knows the one the test wrote.
+    it has only httpx's normalised path, where the transport knows the one the test wrote.
     """
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -363,7 +347,7 @@ def as_served(app: Any) -> Any:
             scope["server"] = (server[0], 443 if scope.get("scheme") == "https" else 80)
         if scope["type"] == "http":
             scope["headers"] = [(name, value.strip(b" \t")) for name, value in scope["headers"]]
-            written = _written.get()
+            written = written_path.get()
             if written is not None:
                 scope["raw_path"], scope["path"] = written, unquote(written.decode("ascii"))
         await app(scope, receive, send)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 from wsgiref.util import FileWrapper, is_hop_by_hop
@@ -49,8 +50,8 @@ class WSGITransport(httpx.BaseTransport):
 
     ``PATH_INFO`` holds the percent-decoded path bytes as latin-1 text, a chunked request body
     arrives with its ``CONTENT_LENGTH`` and a header whose name holds ``_`` is dropped (as
-    Waitress does both), a hop-by-hop response header fails the request (as Waitress fails it),
-    and the result is closed.
+    Waitress does both), and a hop-by-hop response header fails the request (as Waitress fails
+    it). The body is the app's iterable, read as the response is read and closed with it.
     """
 
     def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
@@ -73,16 +74,11 @@ class WSGITransport(httpx.BaseTransport):
             return lambda data: None
 
         result = self.app(environ, start_response)
-        try:
-            content = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        # NOTE: PEP 3333 lets an app call start_response() as late as its first non-empty
+        # chunk; microweb's driver calls it before it returns, even for a stream.
+        assert "status" in seen, "the WSGI driver returned before calling start_response()"
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
-        return httpx.Response(
-            int(seen["status"][:3]), headers=headers, stream=httpx.ByteStream(content)
-        )
+        return httpx.Response(int(seen["status"][:3]), headers=headers, stream=WSGIBody(result))
 
     def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         url = request.url
@@ -128,6 +124,25 @@ class WSGITransport(httpx.BaseTransport):
 
 
 _DIGITS = re.compile(r"[0-9]+")
+
+
+class WSGIBody(httpx.SyncByteStream):
+    """A WSGI app's iterable as an httpx body: each chunk taken when the reader asks for it."""
+
+    def __init__(self, result: Iterable[bytes]) -> None:
+        self._result = result
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._result:
+            if chunk:
+                yield chunk
+
+    def close(self) -> None:
+        # SPEC: PEP 3333, the server calls close() however the response ends (the validator
+        # checks that it does).
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            close()
 
 
 def _only_chunked(codings: str) -> bool:

@@ -1,9 +1,8 @@
 """Drive an app in-process through its real WSGI and ASGI callables.
 
 ``TestClient`` is built on httpx: requests go through a small PEP 3333 transport (the app under
-``wsgiref.validate``) or through ``httpx.ASGITransport``. Both transports buffer the whole
-response, so a test sees a streamed body only once it has ended; streaming and disconnects are
-tested against real servers instead.
+``wsgiref.validate``) or a small ASGI one. Both hand over the body as the app gives it, so that
+``stream()`` reads it chunk by chunk; a response closed early is a client that went away.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import gc
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
@@ -34,7 +33,6 @@ from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import (
-    ASGITransport,
     Lifespan,
     LoopThread,
     WebSocketRefused,
@@ -43,6 +41,7 @@ from ._testing_asgi import (
     as_served,
     handshake_headers,
 )
+from ._testing_http import ASGITransport, SyncBody
 from ._testing_wsgi import CLIENT_ADDRESS, WRITTEN_PATH, WSGITransport, written_path
 
 __all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
@@ -194,7 +193,7 @@ class TestClient:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
-            transport = ASGITransport(app=as_served(self._asgi), client=self.client)
+            transport = ASGITransport(as_served(self._asgi), self.client)
             self._asgi_client = httpx.AsyncClient(transport=transport)
             self._release_asgi = _on_drop(
                 self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -256,12 +255,8 @@ class TestClient:
         self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
     ) -> httpx.Response:
         loop, side = self._asgi_side()
-        content = kwargs.get("content")
-        streamed = content is not None and not isinstance(content, (bytes, str))
-        if streamed and not hasattr(content, "__aiter__"):
-            kwargs = {**kwargs, "content": as_async(content)}
         self._prepare(side)
-        kwargs = self._as_written(url, kwargs)
+        kwargs = self._as_written(url, _async_content(kwargs))
         response = self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
         if keep:
             self._keep(side)
@@ -277,18 +272,85 @@ class TestClient:
 
     def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         """Send, and raise the first error the app reported as unhandled, if told to."""
-        if not self.raise_server_exceptions:
-            return send()
+        with self._reporting() as reported:
+            response = send()
+        if reported:
+            raise reported[0]
+        return response
+
+    @contextlib.contextmanager
+    def _reporting(self) -> Iterator[list[BaseException]]:
+        """Collect, while open, the errors the app reports as unhandled, if told to raise them."""
         reported: list[BaseException] = []
+        if not self.raise_server_exceptions:
+            yield reported
+            return
         # NOTE: set in this thread before the app is called: the ASGI side's task, the app
         # loop and the thread pool each run in a copy of this context.
         token = unhandled_errors.set(reported)
         try:
-            response = send()
+            yield reported
         finally:
             unhandled_errors.reset(token)
-        if reported:
-            raise reported[0]
+
+    @contextlib.contextmanager
+    def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """Send a request and give its response with the body unread, as httpx's ``stream()``.
+
+        ``iter_bytes()``, ``iter_text()``, ``iter_lines()`` and ``iter_raw()`` give the body
+        as the app sends it; ``read()`` takes the rest. Leaving the ``with`` block before the
+        end is a client that goes away: the app sees it as under a server (its stream is
+        closed, its after-response work runs), and the block's exit waits for that. Keyword
+        arguments are ``request()``'s.
+
+        Raises:
+            RuntimeError: Under ``interface="both"``, which compares whole answers.
+            Exception: Under ``raise_server_exceptions=True``, an error that no error handler
+                answered, from the ``with`` statement (or, for an after-response callback,
+                from the block's exit); an error in the streamed body, whatever the option,
+                from the read that meets it.
+        """
+        if self.interface == "both":
+            # NOTE: a comparison needs both bodies whole, which an endless stream never is,
+            # and a read paced by the test would run the app's code twice, once per side.
+            raise RuntimeError(
+                "stream() reads one interface's answer as it comes: use "
+                "TestClient(app, 'wsgi') or TestClient(app, 'asgi')"
+            )
+        kwargs["headers"] = self._headers_for(kwargs.get("headers"))
+        kwargs.setdefault("follow_redirects", self.follow_redirects)
+        with self._reporting() as reported:
+            response = self._open(method, url, kwargs)
+            try:
+                if reported:
+                    raise reported[0]
+                yield response
+            except BaseException:
+                response.close()
+                raise
+            response.close()
+            if reported:
+                raise reported[0]
+
+    def _open(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """Send a request through the client's one side; return once the answer's head is in."""
+        # NOTE: httpx takes these when it sends a request, not when it builds one.
+        sending = {name: kwargs.pop(name) for name in _SENDING if name in kwargs}
+        if self.interface == "wsgi":
+            side = self._wsgi_side()
+            self._prepare(side)
+            request = side.build_request(method, url, **self._as_written(url, kwargs))
+            response = side.send(request, stream=True, **sending)
+            self._keep(side)
+            return response
+        loop, async_side = self._asgi_side()
+        self._prepare(async_side)
+        kwargs = self._as_written(url, _async_content(kwargs))
+        request = async_side.build_request(method, url, **kwargs)
+        response = loop.run(async_side.send(request, stream=True, **sending))
+        self._keep(async_side)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = SyncBody(loop.loop, response.stream)
         return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
@@ -423,6 +485,18 @@ class TestClient:
                 loop.run(lifespan.shutdown())
         finally:
             _close_now(release)
+
+
+_SENDING = ("auth", "follow_redirects")
+
+
+def _async_content(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Return a request's keyword arguments with a sync iterable body made async."""
+    content = kwargs.get("content")
+    streamed = content is not None and not isinstance(content, (bytes, str))
+    if streamed and not hasattr(content, "__aiter__"):
+        return {**kwargs, "content": as_async(content)}
+    return kwargs
 
 
 # NOTE: the thread in which the cycle collector runs, while it runs: a client it frees is

@@ -37,6 +37,9 @@ KEY_CONTEXT = b"microweb.plugins.sessions"
 # is an HMAC per key, and the flow runs on the event loop under ASGI (17,000 of them in a
 # 256 KiB header took 140 ms with two keys).
 MAX_TRIED_COOKIES = 8
+# NOTE: how long a session lives after its last change, by default; with max_age=None, the age
+# past which a signed value is refused all the same (see Sessions).
+DEFAULT_MAX_AGE = 14 * 24 * 3600
 
 Flow = Generator[Response | None, Response, None]
 Secret = str | bytes
@@ -109,13 +112,20 @@ class Sessions:
     ``Set-Cookie`` (an emptied one deletes the cookie); an unchanged one sends nothing, so it
     expires ``max_age`` seconds after its last change. Values must be JSON-serializable.
 
+    With ``max_age=None`` the cookie has neither ``Max-Age`` nor ``Expires``: the browser
+    forgets it when it ends its session. The server still refuses a value signed more than
+    ``DEFAULT_MAX_AGE`` (14 days) ago, as Flask refuses one past its
+    ``PERMANENT_SESSION_LIFETIME``: browsers that restore their tabs keep such cookies for
+    months, and a cookie copied off a machine would otherwise be good for ever.
+
     Args:
         secret: The signing key (at least 16 bytes), or a list of keys: the first signs, all
             verify, so a new key can be put first while cookies signed with the old one still
             work.
         cookie_name: The cookie's name.
         max_age: Seconds a session lives after its last change, or a ``timedelta`` (a
-            fraction of a second is rounded up).
+            fraction of a second is rounded up); ``None`` for a cookie that ends with the
+            browser's session (see above).
         path: The cookie's ``Path``.
         domain: The cookie's ``Domain``; ``None`` keeps it to the host that set it.
         secure: Send the cookie over HTTPS only. ``None`` (the default) marks it ``Secure``
@@ -139,7 +149,7 @@ class Sessions:
         secret: Secret | Iterable[Secret],
         *,
         cookie_name: str = "session",
-        max_age: int | timedelta = 14 * 24 * 3600,
+        max_age: int | timedelta | None = DEFAULT_MAX_AGE,
         path: str = "/",
         domain: str | None = None,
         secure: bool | None = None,
@@ -153,10 +163,12 @@ class Sessions:
             raise ValueError(
                 "browsers refuse samesite='none' cookies without Secure: pass secure=True"
             )
-        seconds = max_age_seconds(max_age)
-        if seconds <= 0:
-            raise ValueError(f"max_age must be positive, got {max_age!r}")
+        seconds = None if max_age is None else max_age_seconds(max_age)
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"max_age must be positive or None, got {max_age!r}")
         self.cookie_name, self.max_age = cookie_name, seconds
+        # NOTE: how old a signature load() accepts.
+        self._lifetime = DEFAULT_MAX_AGE if seconds is None else seconds
         self.path, self.domain = path, domain
         self.secure, self.httponly, self.samesite = secure, httponly, samesite
         # NOTE: a cookie made now, so that a bad name or domain fails here, not in a 500
@@ -218,7 +230,7 @@ class Sessions:
         payload, _, stamp = body.rpartition(".")
         if not stamp.isascii() or not stamp.isdigit():
             return {}
-        if time.time() - int(stamp) > self.max_age:
+        if time.time() - int(stamp) > self._lifetime:
             return {}
         try:
             session = json.loads(_b64decode(payload))
@@ -284,7 +296,12 @@ class Sessions:
         self._set(response, value, self.max_age, marked)
 
     def _set(
-        self, response: Response, value: str, max_age: int, secure: bool, expires: str | None = None
+        self,
+        response: Response,
+        value: str,
+        max_age: int | None,
+        secure: bool,
+        expires: str | None = None,
     ) -> None:
         response.set_cookie(
             self.cookie_name,

@@ -17,6 +17,8 @@ from microweb.plugins import Sessions
 from microweb.testing import TestClient
 
 SECRET = "a-test-secret-of-32-characters!!"
+# NOTE: how long the server accepts a signature when the cookie has no max_age (documented).
+FOURTEEN_DAYS = 14 * 24 * 3600
 
 
 def sessions_app(plugin: Sessions, colour: str = "sync") -> App:
@@ -227,6 +229,40 @@ def test_sessions_expire(make_client: MakeClient, monkeypatch: pytest.MonkeyPatc
     assert make_client(app).get("/look", headers=headers).json() == {"visits": 5}
     monkeypatch.setattr(time, "time", lambda: now + 601)
     assert make_client(app).get("/look", headers=headers).json() == {}
+
+
+def test_sessions_without_max_age_end_with_the_browser(
+    make_client: MakeClient, colour: str
+) -> None:
+    client = make_client(sessions_app(Sessions(SECRET, secure=False, max_age=None), colour))
+    first = client.get("/visit")
+    attributes = [part.split("=")[0].lower() for part in first.headers["set-cookie"].split("; ")]
+    assert sorted(attributes) == ["httponly", "path", "samesite", "session"]
+    assert client.get("/visit").json() == {"visits": 2}  # still signed, and read back
+    cookie = client.cookies["session"]
+    assert "Max-Age=0" in client.get("/logout").headers["set-cookie"]
+    assert client.get("/look").json() == {}
+    tampered = cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")
+    assert client.get("/look", headers={"cookie": f"session={tampered}"}).json() == {}
+
+
+def test_sessions_without_max_age_still_expire_on_the_server(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: a browser that restores its tabs keeps a session cookie for months; one that no
+    # server refuses would be good for ever (as Flask, not Starlette, does).
+    plugin = Sessions(SECRET, secure=False, max_age=None)
+    app = sessions_app(plugin)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now - FOURTEEN_DAYS + 60)
+    cookie = plugin.sign(json.dumps({"visits": 5}))
+    monkeypatch.setattr(time, "time", lambda: now)
+    headers = {"cookie": f"session={cookie}"}
+    assert make_client(app).get("/look", headers=headers).json() == {"visits": 5}
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    refused = make_client(app).get("/look", headers=headers)
+    assert refused.json() == {}
+    assert "Max-Age=0" in refused.headers["set-cookie"]
 
 
 def test_sessions_refuse_bad_arguments() -> None:

@@ -1,0 +1,206 @@
+"""The ASGI side of ``TestClient``'s HTTP requests: the app's answer, read as it is sent.
+
+``httpx.ASGITransport`` runs the app to its end and hands over the body whole, so a streamed
+answer could be read only once it had ended, and an endless one never. Here the app runs in a
+task of its own; the response comes back once its head is sent, and each chunk of the body as
+the app sends it. Closing the response before the end is a client that goes away: the app's
+``receive()`` says ``http.disconnect``, as a server's does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+from ._app_loop import run_on_loop
+from ._testing_wsgi import take_written_path
+
+# NOTE: seconds the close of a response waits for the app to end (its stream closed, its
+# after-response work done) before it cancels the app's task, as WebSocket sessions do.
+WAIT = 10
+# NOTE: chunks the app may send ahead of the reader: a server's socket buffer takes a few
+# before send() waits, and an endless stream must not fill memory meanwhile.
+AHEAD = 4
+
+# NOTE: the path the test wrote, for the request being sent in this task (see as_served()).
+written: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("written", default=None)
+
+
+class ASGITransport(httpx.AsyncBaseTransport):
+    """An httpx transport that calls an ASGI app as a server would, and streams its answer."""
+
+    def __init__(self, app: Any, client: tuple[str, int]) -> None:
+        self.app, self.client = app, client
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        token = written.set(take_written_path(request))
+        try:
+            # NOTE: the app's task is made here, and copies this context: the written path,
+            # and the list that collects unhandled errors for raise_server_exceptions.
+            exchange = _Exchange(self.app, _scope(request, self.client), request)
+        finally:
+            written.reset(token)
+        status, headers = await exchange.head()
+        return httpx.Response(status, headers=headers, stream=exchange)
+
+
+def _scope(request: httpx.Request, client: tuple[str, int]) -> dict[str, Any]:
+    url = request.url
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "headers": [(name.lower(), value) for name, value in request.headers.raw],
+        "scheme": url.scheme,
+        "path": url.path,
+        "raw_path": url.raw_path.partition(b"?")[0],
+        "query_string": url.query,
+        "server": (url.host, url.port),
+        "client": client,
+        "root_path": "",
+    }
+
+
+class _End:
+    """In the queue of chunks: the app sent its last one."""
+
+
+class _Exchange(httpx.AsyncByteStream):
+    """One request to the ASGI app: its task, its ``receive()`` and ``send()``, and its body."""
+
+    def __init__(self, app: Any, scope: dict[str, Any], request: httpx.Request) -> None:
+        self._request = request
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        self._upload = request.stream.__aiter__()
+        self._body_sent = False
+        self._head: dict[str, Any] | None = None
+        self._started = asyncio.Event()
+        self._chunks: asyncio.Queue[bytes | _End] = asyncio.Queue(AHEAD)
+        # NOTE: set once the answer is over for the client: read to its end, or left.
+        self._over = asyncio.Event()
+        self._left = False
+        self._outcome_taken = False
+        self._task = asyncio.ensure_future(app(scope, self._receive, self._send))
+
+    async def _receive(self) -> dict[str, Any]:
+        if not self._body_sent:
+            return await self._request_body()
+        await self._over.wait()
+        return {"type": "http.disconnect"}
+
+    async def _request_body(self) -> dict[str, Any]:
+        try:
+            chunk = await self._upload.__anext__()
+        except StopAsyncIteration:
+            self._body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def _send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self._head = dict(message)
+            self._started.set()
+            return
+        if message["type"] != "http.response.body" or self._left:
+            return  # NOTE: a server takes send() after the client left (TRAPS.md 10).
+        chunk = bytes(message.get("body", b""))
+        if chunk and self._request.method != "HEAD":
+            await self._chunks.put(chunk)
+        if not message.get("more_body", False):
+            await self._chunks.put(_End())
+
+    async def head(self) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Wait for the app's ``http.response.start``; return its status and headers.
+
+        Raises:
+            Exception: What escaped the app before it started its answer.
+            RuntimeError: If the app returned without starting one.
+        """
+        started = asyncio.ensure_future(self._started.wait())
+        await asyncio.wait({started, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if self._head is None:
+            self._take_outcome()
+            raise RuntimeError("the ASGI app returned without sending a response")
+        return self._head["status"], list(self._head.get("headers", []))
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self._next_chunk()
+            if isinstance(chunk, _End):
+                self._over.set()
+                return
+            yield chunk
+
+    async def _next_chunk(self) -> bytes | _End:
+        """Return the app's next chunk, or raise what ended it first.
+
+        Raises:
+            Exception: The app's error (a stream that failed), once.
+            RuntimeError: If the app returned with its answer unfinished.
+        """
+        if self._chunks.empty() and not self._task.done():
+            waiting = asyncio.ensure_future(self._chunks.get())
+            await asyncio.wait({waiting, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                return waiting.result()
+            waiting.cancel()
+        if not self._chunks.empty():
+            return self._chunks.get_nowait()
+        self._take_outcome()
+        raise RuntimeError("the ASGI app returned before its response was complete")
+
+    def _take_outcome(self) -> None:
+        """Raise the app's error, if it failed and nobody raised it yet."""
+        if not self._outcome_taken and self._task.done():
+            self._outcome_taken = True
+            self._task.result()
+
+    async def aclose(self) -> None:
+        """End the exchange: a client that leaves, if the answer is not over; wait for the app.
+
+        Raises:
+            Exception: An error that ended the app and was not raised yet.
+        """
+        if not self._over.is_set():
+            self._left = True
+            self._over.set()
+            while not self._chunks.empty():
+                self._chunks.get_nowait()  # NOTE: frees a send() waiting for room.
+        await asyncio.wait({self._task}, timeout=WAIT)
+        if not self._task.done():
+            # NOTE: bounded, as a server's shutdown is: a stream that ignores the disconnect
+            # (a def generator blocked in the pool) must not hold the test for ever.
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=WAIT)
+            raise TimeoutError(f"the app did not end within {WAIT} s of the client leaving")
+        self._take_outcome()
+
+
+class SyncBody(httpx.SyncByteStream):
+    """An async response body read from sync code, each chunk a hop to the client's loop
+    (running in another thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, body: httpx.AsyncByteStream) -> None:
+        self._loop, self._body = loop, body
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = self._body.__aiter__()
+        while True:
+            try:
+                chunk = run_on_loop(self._loop, _next(chunks))
+            except StopAsyncIteration:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        run_on_loop(self._loop, self._body.aclose())
+
+
+async def _next(chunks: AsyncIterator[bytes]) -> bytes:
+    return await chunks.__anext__()

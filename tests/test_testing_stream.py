@@ -1,0 +1,235 @@
+"""TestClient.stream(): a response read as the app sends it, under both interfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request, Response
+from microweb.testing import TestClient
+
+# NOTE: seconds a generator waits for the test; the buffered client waited this long, then
+# sent both chunks at once.
+PATIENCE = 5
+
+
+def paced_app(colour: str, release: threading.Event, produced: list[str]) -> App:
+    """``/events`` sends one event, then a second once the test sets ``release``."""
+    app = App()
+
+    def sync_events() -> Iterator[str]:
+        produced.append("one")
+        yield "one"
+        release.wait(PATIENCE)
+        produced.append("two")
+        yield "two"
+
+    async def async_events() -> AsyncIterator[str]:
+        produced.append("one")
+        yield "one"
+        deadline = time.monotonic() + PATIENCE
+        while not release.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        produced.append("two")
+        yield "two"
+
+    @app.get("/events")
+    def events(request: Request) -> Response:
+        return Response.sse(sync_events() if colour == "sync" else async_events())
+
+    return app
+
+
+def endless_app(colour: str, ended: list[str]) -> App:
+    """``/ticks`` streams for ever; ``ended`` records the generator's finally and the
+    after-response callback."""
+    app = App()
+
+    def sync_ticks() -> Iterator[str]:
+        try:
+            for number in range(10**9):
+                yield f"tick {number}\n"
+                time.sleep(0.001)
+        finally:
+            ended.append("finally")
+
+    async def async_ticks() -> AsyncIterator[str]:
+        try:
+            for number in range(10**9):
+                yield f"tick {number}\n"
+                await asyncio.sleep(0.001)
+        finally:
+            ended.append("finally")
+
+    @app.get("/ticks")
+    def ticks(request: Request) -> Response:
+        request.after_response(ended.append, "after response")
+        return Response.stream(sync_ticks() if colour == "sync" else async_ticks())
+
+    return app
+
+
+def test_stream_gives_each_event_before_the_next_is_made(
+    make_client: MakeClient, colour: str
+) -> None:
+    release, produced = threading.Event(), []
+    client = make_client(paced_app(colour, release, produced))
+    started = time.monotonic()
+    with client.stream("GET", "/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        lines = response.iter_lines()
+        assert next(lines) == "data: one"
+        assert produced == ["one"]
+        release.set()
+        assert [next(lines), next(lines), next(lines)] == ["", "data: two", ""]
+        assert list(lines) == []
+    assert time.monotonic() - started < PATIENCE
+
+
+def test_stream_left_early_ends_the_apps_stream(make_client: MakeClient, colour: str) -> None:
+    ended: list[str] = []
+    client = make_client(endless_app(colour, ended))
+    with client.stream("GET", "/ticks") as response:
+        lines = response.iter_lines()
+        assert [next(lines) for _ in range(3)] == ["tick 0", "tick 1", "tick 2"]
+        assert ended == []
+    # NOTE: as a client that goes away under a server: the generator is closed, and the
+    # request's after-response work has run by the time the block is left.
+    assert ended == ["finally", "after response"]
+
+
+def test_stream_of_a_whole_response(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/item")
+    async def item(request: Request) -> dict[str, int]:
+        return {"id": 7}
+
+    client = make_client(app)
+    with client.stream("GET", "/item") as response:
+        assert not response.is_stream_consumed
+        assert response.read() == b'{"id":7}'
+        assert response.json() == {"id": 7}
+    with client.stream("GET", "/missing") as response:
+        assert response.status_code == 404
+        assert b"".join(response.iter_bytes()) == client.get("/missing").content
+
+
+def test_stream_raises_an_error_of_the_body_after_the_chunks_before_it(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+
+    def sync_chunks() -> Iterator[str]:
+        yield "first\n"
+        raise ZeroDivisionError("mid-stream")
+
+    async def async_chunks() -> AsyncIterator[str]:
+        yield "first\n"
+        raise ZeroDivisionError("mid-stream")
+
+    @app.get("/broken")
+    def broken(request: Request) -> Response:
+        return Response.stream(sync_chunks() if colour == "sync" else async_chunks())
+
+    client = make_client(app)
+    received: list[bytes] = []
+    with (
+        pytest.raises(ZeroDivisionError, match="mid-stream"),
+        client.stream("GET", "/broken") as response,
+    ):
+        assert response.status_code == 200
+        for chunk in response.iter_bytes():
+            received.append(chunk)
+    assert received == [b"first\n"]
+    assert client.get("/missing").status_code == 404  # the client goes on
+
+
+def test_stream_sends_and_keeps_the_clients_cookies_and_headers(interface: str) -> None:
+    app = App()
+
+    @app.get("/login")
+    def login(request: Request) -> Response:
+        seen = f"{request.url} {request.headers.get('x-team')} {request.cookies.get('theme')}"
+        response = Response.stream(iter([seen]))
+        response.set_cookie("session", "s-1")
+        return response
+
+    base = "https://example.com"
+    with TestClient(app, interface, base, headers={"x-team": "blue"}) as client:
+        client.cookies.set("theme", "dark")
+        with client.stream("GET", "/login") as response:
+            assert client.cookies["session"] == "s-1"  # kept once the head is in
+            assert response.read() == b"https://example.com/login blue dark"
+
+
+def test_stream_raises_what_no_error_handler_answered(interface: str) -> None:
+    app = App()
+
+    @app.get("/fails")
+    def fails(request: Request) -> Response:
+        raise KeyError("before the stream")
+
+    @app.get("/after")
+    def after(request: Request) -> Response:
+        request.after_response(int, "not a number")
+        return Response.stream(iter(["body"]))
+
+    with TestClient(app, interface, raise_server_exceptions=True) as client:
+        with pytest.raises(KeyError, match="before the stream"), client.stream("GET", "/fails"):
+            raise AssertionError("the block must not run")
+        with (
+            pytest.raises(ValueError, match="not a number"),
+            client.stream("GET", "/after") as response,
+        ):
+            assert response.read() == b"body"
+        client.raise_server_exceptions = False
+        with client.stream("GET", "/fails") as response:
+            assert response.status_code == 500
+
+
+def test_stream_follows_redirects_as_requests_do(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/old")
+    def old(request: Request) -> Response:
+        return Response.redirect("/new")
+
+    @app.get("/new")
+    def new(request: Request) -> Response:
+        return Response.stream(iter(["new ", "page"]))
+
+    client = make_client(app)
+    with client.stream("GET", "/old") as response:
+        assert response.status_code == 307
+    with client.stream("GET", "/old", follow_redirects=True) as response:
+        assert [r.status_code for r in response.history] == [307]
+        assert response.read() == b"new page"
+
+
+def test_stream_sends_a_streamed_request_body(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        return Response.stream(request.aiter_bytes())
+
+    client = make_client(app)
+    with client.stream("POST", "/echo", content=iter([b"a", b"bc"])) as response:
+        assert response.read() == b"abc"
+
+
+def test_stream_is_refused_under_both() -> None:
+    app = App()
+    with (
+        TestClient(app, interface="both") as client,
+        pytest.raises(RuntimeError, match=r"TestClient\(app, 'asgi'\)"),
+        client.stream("GET", "/"),
+    ):
+        raise AssertionError("the block must not run")
