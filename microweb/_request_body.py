@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from ._buffer import BodyMeter
+from ._errors import HTTPError
 from ._forms import FormBuilder, FormData
 from ._parsing import decode_text, parse_json
 from ._parts import PartStream
@@ -80,11 +81,25 @@ class BodyMethods(HeadProperties):
         self._check_sync("text()", "atext()")
         return decode_text(self.read(), self.content_type)
 
-    def json(self) -> Any:
-        """Read the body and parse it as JSON (415 for another content type, 400 if invalid)."""
+    def json(self, *, silent: bool = False) -> Any:
+        """Read the body and parse it as JSON (415 for another content type, 400 if invalid).
+
+        Args:
+            silent: Return ``None`` instead of the 415 or the 400, as Flask's
+                ``get_json(silent=True)``. A body past the size limit is still a 413.
+        """
         self._check_sync("json()", "ajson()")
         if self._json is MISSING:
-            self._json = parse_json(self.read(), self.content_type)
+            return self._parsed_json(self.read(), silent)
+        return self._json
+
+    def _parsed_json(self, body: bytes, silent: bool) -> Any:
+        try:
+            self._json = parse_json(body, self.content_type)
+        except HTTPError:
+            if silent:
+                return None  # NOTE: not kept: a later json() without silent gets its error.
+            raise
         return self._json
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -179,10 +194,10 @@ class BodyMethods(HeadProperties):
         """Read and decode the body; the async twin of ``text()``."""
         return decode_text(await self.aread(), self.content_type)
 
-    async def ajson(self) -> Any:
+    async def ajson(self, *, silent: bool = False) -> Any:
         """Read and parse a JSON body; the async twin of ``json()``."""
         if self._json is MISSING:
-            self._json = parse_json(await self.aread(), self.content_type)
+            return self._parsed_json(await self.aread(), silent)
         return self._json
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:

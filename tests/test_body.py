@@ -277,6 +277,53 @@ def test_invalid_json_is_400(make_client: MakeClient, colour: str, body: bytes) 
     assert response.status_code == 400
 
 
+def silent_json_app(colour: str) -> App:
+    """An app that answers ``{"value": ..., "loud": status}``: ``json(silent=True)``, then the
+    status a plain ``json()`` gives (200 if it parses)."""
+
+    def loud_status(parse: Callable[[], Any]) -> int:
+        try:
+            parse()
+        except HTTPError as exc:
+            return exc.status
+        return 200
+
+    def sync_json(request: Request) -> Response:
+        value = request.json(silent=True)
+        return Response.json({"value": value, "loud": loud_status(request.json)})
+
+    async def async_json(request: Request) -> Response:
+        value = await request.ajson(silent=True)
+        try:
+            await request.ajson()
+        except HTTPError as exc:
+            return Response.json({"value": value, "loud": exc.status})
+        return Response.json({"value": value, "loud": 200})
+
+    return body_app(colour, sync_json, async_json)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "answer"),
+    [
+        (b'{"a": 1}', "application/json", {"value": {"a": 1}, "loud": 200}),
+        (b"{not json", "application/json", {"value": None, "loud": 400}),
+        (b"", "application/json", {"value": None, "loud": 400}),
+        (b'{"a": 1}', "text/plain", {"value": None, "loud": 415}),
+        (b"[" * DEEP, "application/json", {"value": None, "loud": 400}),
+    ],
+    ids=["valid", "invalid", "empty", "another-type", "deep"],
+)
+def test_silent_json_gives_none_for_a_body_that_is_not_json(
+    make_client: MakeClient, colour: str, body: bytes, content_type: str, answer: Any
+) -> None:
+    # NOTE: Flask's get_json(silent=True); the failure is not kept for a later plain json().
+    response = make_client(silent_json_app(colour)).post(
+        "/", content=body, headers={"content-type": content_type}
+    )
+    assert (response.status_code, response.json()) == (200, answer)
+
+
 def test_json_float_overflow_says_why(make_client: MakeClient, colour: str) -> None:
     response = make_client(json_app(colour)).post(
         "/", content=b'{"a": 1e999}', headers={"content-type": "application/json"}

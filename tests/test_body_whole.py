@@ -9,6 +9,7 @@ both colours: a body in several pieces, an empty one, one past the limit or not 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 from typing import Any
@@ -132,6 +133,17 @@ def test_json_over_the_limit_is_413(
     client = make_client(limited_json_app(colour, len(PAYLOAD_BODY) - 1))
     body: Any = chunked(interface, pieces(PAYLOAD_BODY, 10)) if chunks else PAYLOAD_BODY
     response = client.post("/", content=body, headers=JSON_HEADERS)
+    assert response.status_code == 413
+
+
+def test_silent_json_over_the_limit_is_still_413(make_client: MakeClient, colour: str) -> None:
+    app = body_app(
+        colour,
+        functools.partial(Request.json, silent=True),
+        functools.partial(Request.ajson, silent=True),
+        limits=Limits(max_body_size=len(PAYLOAD_BODY) - 1),
+    )
+    response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
     assert response.status_code == 413
 
 
