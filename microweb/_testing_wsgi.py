@@ -140,7 +140,11 @@ class WSGIBody(httpx.SyncByteStream):
     def close(self) -> None:
         # SPEC: PEP 3333, the server calls close() however the response ends (the validator
         # checks that it does).
-        close = getattr(self._result, "close", None)
+        # NOTE: let go, as httpx's response and its stream refer to each other: the iterable
+        # (and the validator's wrapper, whose __del__ checks it was closed) waited for the
+        # garbage collector, which ran that __del__ in whatever code was running then.
+        result, self._result = self._result, ()
+        close = getattr(result, "close", None)
         if close is not None:
             close()
 

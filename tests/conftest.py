@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -72,12 +73,17 @@ def traced_lines(read: Any) -> tuple[int, Any]:
         lines += event == "line"
         return tracer
 
+    # NOTE: no collection while tracing: finalizers of earlier tests' garbage (the WSGI
+    # validator's __del__) would add their lines to the count at random.
+    gc.collect()
+    gc.disable()
     previous = sys.gettrace()
     sys.settrace(tracer)
     try:
         value = read()
     finally:
         sys.settrace(previous)
+        gc.enable()
     return lines, value
 
 
