@@ -693,6 +693,44 @@ def test_a_websocket_route_s_skip_leaves_the_plugin_s_flows_out_of_its_handshake
     }
 
 
+class Suite:
+    """A plugin whose setup() installs another (``Stamp``), then adds a flow and a route."""
+
+    name = "suite"
+
+    def setup(self, app: App) -> None:
+        app.install(Stamp())
+        app.middleware(self.flow)
+        app.get("/suite")(self.page)
+
+    def flow(self, request: Request) -> Iterator[None]:
+        request.state.suited = True
+        yield
+
+    def page(self, request: Request) -> str:
+        return "suite"
+
+
+def test_what_a_setup_adds_after_installing_another_plugin_stays_its_own() -> None:
+    # NOTE: the inner install() set "installing" back to nobody: the flow added after it was
+    # no plugin's (skip=["suite"] refused, as of a plugin with no flow), the route the app's.
+    seen: dict[str, tuple[bool, bool]] = {}
+    app = App()
+    app.install(Suite())
+
+    @app.websocket("/ws", skip=["suite"])
+    async def handler(ws: WebSocket) -> None:
+        state = ws.request.state
+        seen["ws"] = (getattr(state, "suited", False), getattr(state, "stamped", False))
+        await ws.accept()
+        await ws.close()
+
+    with TestClient(app, interface="asgi") as client, client.websocket_connect("/ws") as session:
+        stamp = dict(session.accepted["headers"]).get(b"x-stamp")
+    assert (seen, stamp) == ({"ws": (False, True)}, b"yes")
+    assert {route.template: route.added_by for route in app.routes} == {"/suite": "suite"}
+
+
 def test_a_websocket_route_with_skip_and_config_answers_plain_http(
     interface: str, make_client: MakeClient
 ) -> None:
