@@ -11,6 +11,7 @@ import pytest
 from conftest import MakeClient, in_colour
 
 from microweb import App, Plugin, Request, Response, Router, WebSocket
+from microweb.plugins import Sessions
 from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
@@ -415,6 +416,25 @@ def test_request_session_without_a_sessions_plugin_says_what_to_install(
             return str(exc)
 
     assert "Sessions(secret=" in make_client(app).get("/").text
+
+
+def test_request_session_on_a_websocket_route_that_skips_sessions_says_so() -> None:
+    app = App()
+    app.install(Sessions(secret="k" * 32))
+    said: list[str] = []
+
+    @app.websocket("/ws", skip=["sessions"])
+    async def handler(ws: WebSocket) -> None:
+        try:
+            said.append(f"a session: {ws.request.session}")
+        except RuntimeError as exc:
+            said.append(str(exc))
+        await ws.accept()
+        await ws.close()
+
+    with TestClient(app, interface="asgi") as client, client.websocket_connect("/ws"):
+        pass
+    assert len(said) == 1 and "WebSocket route skips it" in said[0], said
 
 
 # -- routes as plugins see them: config, added_by, names ----------------------------------------
