@@ -138,11 +138,12 @@ class App(RouteRegistry):
         self.plugins.append(plugin)
         setup = getattr(plugin, "setup", None)
         if setup is not None:
-            self._installing = name
+            # NOTE: a setup() may install another plugin: what it adds after that is its own.
+            outer, self._installing = self._installing, name
             try:
                 setup(self)
             finally:
-                self._installing = None
+                self._installing = outer
         return plugin
 
     def compile(self) -> Plan:

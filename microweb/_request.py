@@ -130,13 +130,17 @@ class Request(BodyMethods):
         """The session dict, set by the ``Sessions`` plugin as ``request.state.session``.
 
         Raises:
-            RuntimeError: If no sessions plugin is installed.
+            RuntimeError: If no sessions plugin's flow ran for this request.
         """
         session = getattr(self.state, "session", None)
         if session is None:
+            # NOTE: installed, the plugin may still not have run: a flow outside it answered
+            # (an error page for a host TrustedHosts refused), or a WebSocket route skips it.
             raise RuntimeError(
                 "request.session needs a sessions plugin: "
-                "app.install(Sessions(secret=...)) from microweb.plugins"
+                "app.install(Sessions(secret=...)) from microweb.plugins; if it is installed, "
+                "its flow did not run for this request: a flow outside it answered, or this "
+                "WebSocket route skips it"
             )
         return session  # type: ignore[no-any-return]
 

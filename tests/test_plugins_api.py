@@ -11,6 +11,7 @@ import pytest
 from conftest import MakeClient, in_colour
 
 from microweb import App, Plugin, Request, Response, Router, WebSocket
+from microweb.plugins import Sessions
 from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
@@ -417,6 +418,25 @@ def test_request_session_without_a_sessions_plugin_says_what_to_install(
     assert "Sessions(secret=" in make_client(app).get("/").text
 
 
+def test_request_session_on_a_websocket_route_that_skips_sessions_says_so() -> None:
+    app = App()
+    app.install(Sessions(secret="k" * 32))
+    said: list[str] = []
+
+    @app.websocket("/ws", skip=["sessions"])
+    async def handler(ws: WebSocket) -> None:
+        try:
+            said.append(f"a session: {ws.request.session}")
+        except RuntimeError as exc:
+            said.append(str(exc))
+        await ws.accept()
+        await ws.close()
+
+    with TestClient(app, interface="asgi") as client, client.websocket_connect("/ws"):
+        pass
+    assert len(said) == 1 and "WebSocket route skips it" in said[0], said
+
+
 # -- routes as plugins see them: config, added_by, names ----------------------------------------
 
 
@@ -691,6 +711,44 @@ def test_a_websocket_route_s_skip_leaves_the_plugin_s_flows_out_of_its_handshake
         "/live/feed": (False, {}),
         "/live/feed header": None,
     }
+
+
+class Suite:
+    """A plugin whose setup() installs another (``Stamp``), then adds a flow and a route."""
+
+    name = "suite"
+
+    def setup(self, app: App) -> None:
+        app.install(Stamp())
+        app.middleware(self.flow)
+        app.get("/suite")(self.page)
+
+    def flow(self, request: Request) -> Iterator[None]:
+        request.state.suited = True
+        yield
+
+    def page(self, request: Request) -> str:
+        return "suite"
+
+
+def test_what_a_setup_adds_after_installing_another_plugin_stays_its_own() -> None:
+    # NOTE: the inner install() set "installing" back to nobody: the flow added after it was
+    # no plugin's (skip=["suite"] refused, as of a plugin with no flow), the route the app's.
+    seen: dict[str, tuple[bool, bool]] = {}
+    app = App()
+    app.install(Suite())
+
+    @app.websocket("/ws", skip=["suite"])
+    async def handler(ws: WebSocket) -> None:
+        state = ws.request.state
+        seen["ws"] = (getattr(state, "suited", False), getattr(state, "stamped", False))
+        await ws.accept()
+        await ws.close()
+
+    with TestClient(app, interface="asgi") as client, client.websocket_connect("/ws") as session:
+        stamp = dict(session.accepted["headers"]).get(b"x-stamp")
+    assert (seen, stamp) == ({"ws": (False, True)}, b"yes")
+    assert {route.template: route.added_by for route in app.routes} == {"/suite": "suite"}
 
 
 def test_a_websocket_route_with_skip_and_config_answers_plain_http(
