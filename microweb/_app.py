@@ -14,7 +14,7 @@ from ._effects import Colored, Lifespan
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
-from ._plugins import check_plugin, check_skips, closers, wrap_handler
+from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
 from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
 from ._routing import (
@@ -175,6 +175,7 @@ class App(RouteRegistry):
             for route in self._ws:
                 self._check_skips(route)
                 self._router_rules(route, plan)
+            check_router_skips([*self._http_routes, *self._ws], self.plugins, self._plugin_flows)
             self._plan = plan
         return self._plan
 
@@ -212,6 +213,8 @@ class App(RouteRegistry):
             (self._ws if websocket else self._http).check(route)
             (ws if websocket else http).add(route, route)
             names.setdefault(route.name, []).append(route)
+        if self._plan is not None:
+            check_router_skips(routes, self.plugins, self._plugin_flows)
 
     def add_converter(
         self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str

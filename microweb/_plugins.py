@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
@@ -45,6 +45,9 @@ def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str]
     WebSocket route, whose handler no ``apply`` wraps, a skip leaves out the plugin's flows
     around the handshake: the plugin must have added some (``with_flows`` names those).
 
+    A router's skip (on each of its routes) is let be where it changes nothing, as long as it
+    changes something on one of its routes (``check_router_skips``).
+
     Raises:
         ValueError: If a skipped plugin is not installed, has no ``apply`` (an HTTP route), or
             added no flow (a WebSocket route).
@@ -52,8 +55,9 @@ def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str]
     unknown = set(route.skip) - {plugin.name for plugin in plugins}
     if unknown:
         raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
+    own = [name for name in route.skip if name not in route._router_skip]
     if route.kind == "websocket":
-        idle = [name for name in route.skip if name not in with_flows]
+        idle = [name for name in own if name not in with_flows]
         if idle:
             # NOTE: a skip that did nothing would leave the handshake checked by nobody's word.
             raise ValueError(
@@ -62,13 +66,42 @@ def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str]
                 "a WebSocket handler), so it would change nothing"
             )
         return
-    idle = [plugin.name for plugin in plugins if plugin.name in route.skip and not _applies(plugin)]
+    idle = [plugin.name for plugin in plugins if plugin.name in own and not _applies(plugin)]
     if idle:
         # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and was none.
         raise ValueError(
             f"route {route.name!r} skips plugins that have no apply(): {idle}; on an HTTP "
             "route, skip= leaves out a plugin's apply() wrapper, and a plugin's flows see every "
             "request (they run before routing), so it would change nothing"
+        )
+
+
+def check_router_skips(
+    routes: Iterable[Route], plugins: Sequence[Any], with_flows: Container[str]
+) -> None:
+    """Check that each plugin that routers skip is left out somewhere by it.
+
+    Raises:
+        ValueError: If routers skip a plugin that changes nothing on any of their routes: one
+            without ``apply`` where they have only HTTP routes, say (``Router(skip=["sessions"])``).
+    """
+    by_name = {plugin.name: plugin for plugin in plugins}
+    skipped: dict[str, bool] = {}
+    for route in routes:
+        for name in route._router_skip:
+            plugin = by_name.get(name)
+            if route.kind == "websocket":
+                works = name in with_flows
+            else:
+                works = plugin is not None and _applies(plugin)
+            skipped[name] = skipped.get(name, False) or works
+    idle = [name for name, works in skipped.items() if not works]
+    if idle:
+        # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and was none.
+        raise ValueError(
+            f"routers skip plugins that change nothing on any of their routes: {idle}; skip= "
+            "leaves out a plugin's apply() wrapper around HTTP handlers, and its flows around "
+            "WebSocket handshakes (flows see every HTTP request: they run before routing)"
         )
 
 

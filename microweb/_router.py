@@ -203,11 +203,13 @@ def join_prefix(prefix: str, path: str) -> str:
     return prefix + path if path != "/" or not prefix else prefix
 
 
-def with_options(route: Route, skip: tuple[str, ...], config: Mapping[str, Any]) -> Route:
+def with_options(
+    route: Route, skip: tuple[str, ...], config: Mapping[str, Any], *, router: bool = False
+) -> Route:
     """Return ``route`` with ``skip`` added to its own and ``config`` under its own.
 
     Skips add up; of two settings of one key, the route's own wins (a route's over its
-    router's, an inner router's over an outer one's).
+    router's, an inner router's over an outer one's). ``router`` says they are a router's.
     """
     if not skip and not config:
         return route
@@ -216,6 +218,9 @@ def with_options(route: Route, skip: tuple[str, ...], config: Mapping[str, Any])
         route,
         skip=tuple(dict.fromkeys((*route.skip, *skip))),
         config=MappingProxyType(merged) if merged else NO_CONFIG,
+        _router_skip=(
+            tuple(dict.fromkeys((*route._router_skip, *skip))) if router else route._router_skip
+        ),
     )
 
 
@@ -337,7 +342,7 @@ class Router(RouteRegistry):
             for route in list(router.routes):
                 path = join_prefix(self.prefix, route.template)
                 moved = dataclasses.replace(route, template=path, segments=parse_template(path))
-                nested = with_options(moved, self.skip, self.config)
+                nested = with_options(moved, self.skip, self.config, router=True)
                 self._add_route(nested)
                 self._inner[id(nested)] = (router, *router._inner.get(id(route), ()))
         except BaseException:
@@ -352,7 +357,7 @@ class Router(RouteRegistry):
         self, route: Route, skip: tuple[str, ...], config: Mapping[str, Any] | None
     ) -> Route:
         own = with_options(route, skip, config or NO_CONFIG)
-        return with_options(own, self.skip, self.config)
+        return with_options(own, self.skip, self.config, router=True)
 
     def _scopes_of(self, route: Route) -> tuple[Router, ...]:
         """The routers whose flows and error handlers apply to ``route``, outermost first."""

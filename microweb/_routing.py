@@ -208,6 +208,9 @@ class Route:
     config: Mapping[str, Any] = field(default_factory=lambda: NO_CONFIG, compare=False)
     added_by: str | None = None
     segments: tuple[Segment, ...] = field(default=(), compare=False, repr=False)
+    # NOTE: the names of skip that came from its routers: one that changes nothing on this
+    # route (a flow-only plugin on an HTTP route) is let be, if it changes something on another.
+    _router_skip: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def param_names(self) -> tuple[str, ...]:

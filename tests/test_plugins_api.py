@@ -647,11 +647,47 @@ def test_an_http_route_skipping_a_plugin_without_apply_fails_at_startup(entrypoi
     app = App()
     app.install(Stamp())
     app.install(Tagger("tag"))
+    app.post("/items", name="items", skip=["stamp", "tag"])(lambda request: "made")
+    with pytest.raises(ValueError, match=r"route 'items' skips plugins that have no apply\(\)"):
+        getattr(app, entrypoint)()
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_a_router_skipping_a_plugin_that_changes_none_of_its_routes_fails_at_startup(
+    entrypoint: str,
+) -> None:
+    app = App()
+    app.install(Stamp())
+    app.install(Tagger("tag"))
     api = Router(prefix="/api", skip=["stamp", "tag"])
     api.post("/items", name="items")(lambda request: "made")
     app.include(api)
-    with pytest.raises(ValueError, match=r"route 'items' skips plugins that have no apply\(\)"):
+    with pytest.raises(ValueError, match=r"change nothing on any of their routes: \['stamp'\]"):
         getattr(app, entrypoint)()
+
+
+def test_a_router_skip_is_let_be_on_the_routes_where_it_changes_nothing() -> None:
+    # NOTE: Tagger has only apply() (HTTP handlers), Stamp only a flow (WebSocket handshakes):
+    # one router of both kinds of route may skip each, as long as some route is changed.
+    app = App()
+    app.install(Stamp())
+    app.install(Tagger("tag"))
+    live = Router(prefix="/live", skip=["stamp", "tag"])
+    live.get("/page", name="page")(lambda request: "page")
+
+    @live.websocket("/feed")
+    async def feed(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_json(sorted(vars(ws.request.state)))
+        await ws.close()
+
+    app.include(live)
+    with TestClient(app, interface="asgi") as client:
+        page = client.get("/live/page")
+        # NOTE: not tag(page); Stamp's flow still runs for HTTP requests, before routing.
+        assert (page.text, page.headers["x-stamp"]) == ("page", "yes")
+        with client.websocket_connect("/live/feed") as ws:
+            assert "stamped" not in ws.receive_json()
 
 
 def test_skip_refuses_one_string_for_a_list() -> None:
@@ -807,7 +843,7 @@ def test_a_websocket_route_skipping_a_plugin_without_flows_is_refused_once_compi
     async def feed(ws: WebSocket) -> None:
         await ws.accept()
 
-    with pytest.raises(ValueError, match="skips plugins that add no flow: \\['tag'\\]"):
+    with pytest.raises(ValueError, match="change nothing on any of their routes: \\['tag'\\]"):
         app.include(live)
     with pytest.raises(ValueError, match="skips plugins that are not installed"):
         app.websocket("/other", skip=["nothing"])(feed)
