@@ -104,6 +104,60 @@ def test_stream_left_early_ends_the_apps_stream(make_client: MakeClient, colour:
     assert ended == ["finally", "after response"]
 
 
+def test_a_request_waits_for_after_response_work_however_long(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the bound on a client that left applied to a body read to its end: past it, the
+    # work was cancelled and request() raised "did not end within 10 s of the client leaving".
+    monkeypatch.setattr("microweb._testing_http.WAIT", 0.1)
+    done: list[str] = []
+    app = App()
+
+    async def slow_work(name: str) -> None:
+        await asyncio.sleep(0.3)
+        done.append(name)
+
+    @app.get("/work")
+    def work(request: Request) -> Response:
+        request.after_response(slow_work, request.query["name"])
+        return Response.stream(iter(["queued"]))
+
+    client = make_client(app)
+    assert client.get("/work?name=request").text == "queued"
+    assert done == ["request"]
+    with client.stream("GET", "/work?name=stream") as response:
+        assert response.read() == b"queued"
+    assert done == ["request", "stream"]
+
+
+def test_stream_left_early_gives_a_stuck_app_a_bounded_wait(
+    make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("microweb._testing_http.WAIT", 0.1)
+    app = App()
+
+    def stuck() -> Iterator[str]:
+        yield "first\n"
+        time.sleep(0.5)  # NOTE: in the pool under ASGI, where no disconnect reaches it
+        yield "second\n"
+
+    @app.get("/stuck")
+    def stuck_route(request: Request) -> Response:
+        return Response.stream(stuck())
+
+    client = make_client(app)
+    if interface == "wsgi":
+        # NOTE: the iterable is only read when the test reads, so it is closed at once.
+        with client.stream("GET", "/stuck") as response:
+            assert next(response.iter_lines()) == "first"
+        return
+    with (
+        pytest.raises(TimeoutError, match=r"within 0\.1 s of the client leaving"),
+        client.stream("GET", "/stuck") as response,
+    ):
+        assert next(response.iter_lines()) == "first"
+
+
 def test_stream_of_a_whole_response(make_client: MakeClient) -> None:
     app = App()
 
