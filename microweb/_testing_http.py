@@ -88,7 +88,9 @@ class _Exchange(httpx.AsyncByteStream):
         self._task = asyncio.ensure_future(app(scope, self._receive, self._send))
 
     async def _receive(self) -> dict[str, Any]:
-        if not self._body_sent:
+        # NOTE: once the answer is over, a client that left sends no more of its body, and
+        # Uvicorn says http.disconnect the same way after a complete response.
+        if not self._body_sent and not self._over.is_set():
             return await self._request_body()
         await self._over.wait()
         return {"type": "http.disconnect"}

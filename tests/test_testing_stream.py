@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from conftest import MakeClient
 
-from microweb import App, Request, Response
+from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
 
 # NOTE: seconds a generator waits for the test; the buffered client waited this long, then
@@ -277,6 +278,44 @@ def test_stream_sends_a_streamed_request_body(make_client: MakeClient) -> None:
     client = make_client(app)
     with client.stream("POST", "/echo", content=iter([b"a", b"bc"])) as response:
         assert response.read() == b"abc"
+
+
+def test_stream_left_early_stops_sending_the_request_body(
+    make_client: MakeClient, interface: str, colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the app's receive() went on handing out an endless upload after the client left,
+    # so an echo never saw the disconnect: the block's exit cancelled it after the bound and
+    # raised TimeoutError. Under WSGI the body is read whole before the app runs (as Waitress
+    # does), so it is finite there.
+    monkeypatch.setattr("microweb._testing_http.WAIT", 0.5)
+    ended: list[str] = []
+    app = App(limits=Limits(max_body_size=10**12))
+
+    def sync_echo(request: Request) -> Iterator[bytes]:
+        try:
+            yield from request.iter_bytes()
+        finally:
+            ended.append("finally")
+
+    async def async_echo(request: Request) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in request.aiter_bytes():
+                yield chunk
+        finally:
+            ended.append("finally")
+
+    @app.post("/echo")
+    def echo(request: Request) -> Response:
+        return Response.stream(sync_echo(request) if colour == "sync" else async_echo(request))
+
+    def upload() -> Iterator[bytes]:
+        for number in itertools.count() if interface == "asgi" else range(100):
+            yield b"%d\n" % number
+
+    client = make_client(app)
+    with client.stream("POST", "/echo", content=upload()) as response:
+        assert next(response.iter_lines()) == "0"
+    assert ended == ["finally"]
 
 
 def test_stream_is_refused_under_both() -> None:
