@@ -206,6 +206,39 @@ def test_stream_raises_an_error_of_the_body_after_the_chunks_before_it(
     assert client.get("/missing").status_code == 404  # the client goes on
 
 
+def test_stream_left_early_raises_an_error_of_the_streams_close_from_the_exit(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+
+    def sync_chunks() -> Iterator[str]:
+        try:
+            while True:
+                yield "chunk\n"
+        finally:
+            raise ZeroDivisionError("while closing")
+
+    async def async_chunks() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "chunk\n"
+                await asyncio.sleep(0)
+        finally:
+            raise ZeroDivisionError("while closing")
+
+    @app.get("/closing")
+    def closing(request: Request) -> Response:
+        return Response.stream(sync_chunks() if colour == "sync" else async_chunks())
+
+    client = make_client(app)  # NOTE: raise_server_exceptions is off: raised all the same.
+    with (
+        pytest.raises(ZeroDivisionError, match="while closing"),
+        client.stream("GET", "/closing") as response,
+    ):
+        assert next(response.iter_lines()) == "chunk"
+    assert client.get("/missing").status_code == 404  # the client goes on
+
+
 def test_stream_sends_and_keeps_the_clients_cookies_and_headers(interface: str) -> None:
     app = App()
 
