@@ -135,10 +135,11 @@ def test_stream_left_early_gives_a_stuck_app_a_bounded_wait(
     make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("microweb._testing_http.WAIT", 0.1)
-    app = App()
+    app, sleeping = App(), threading.Event()
 
     def stuck() -> Iterator[str]:
         yield "first\n"
+        sleeping.set()
         time.sleep(0.5)  # NOTE: in the pool under ASGI, where no disconnect reaches it
         yield "second\n"
 
@@ -157,6 +158,8 @@ def test_stream_left_early_gives_a_stuck_app_a_bounded_wait(
         client.stream("GET", "/stuck") as response,
     ):
         assert next(response.iter_lines()) == "first"
+        # NOTE: left before the app asks for the next chunk, the generator is closed at once.
+        assert sleeping.wait(PATIENCE)
 
 
 def test_stream_of_a_whole_response(make_client: MakeClient) -> None:
