@@ -88,7 +88,9 @@ class _Exchange(httpx.AsyncByteStream):
         self._task = asyncio.ensure_future(app(scope, self._receive, self._send))
 
     async def _receive(self) -> dict[str, Any]:
-        if not self._body_sent:
+        # NOTE: once the answer is over, a client that left sends no more of its body, and
+        # Uvicorn says http.disconnect the same way after a complete response.
+        if not self._body_sent and not self._over.is_set():
             return await self._request_body()
         await self._over.wait()
         return {"type": "http.disconnect"}
@@ -166,12 +168,22 @@ class _Exchange(httpx.AsyncByteStream):
 
         Raises:
             Exception: An error that ended the app and was not raised yet.
+            TimeoutError: If the client left and the app did not end within ``WAIT`` seconds.
         """
-        if not self._over.is_set():
-            self._left = True
-            self._over.set()
-            while not self._chunks.empty():
-                self._chunks.get_nowait()  # NOTE: frees a send() waiting for room.
+        if self._over.is_set():
+            # NOTE: read to its end: the app's after-response work takes as long as it takes,
+            # as under WSGI, where the iterable's close() runs it (httpx's transport waited too).
+            await asyncio.wait({self._task})
+        else:
+            await self._leave()
+        self._take_outcome()
+
+    async def _leave(self) -> None:
+        """Be a client that goes away before the end, and give the app ``WAIT`` seconds to end."""
+        self._left = True
+        self._over.set()
+        while not self._chunks.empty():
+            self._chunks.get_nowait()  # NOTE: frees a send() waiting for room.
         await asyncio.wait({self._task}, timeout=WAIT)
         if not self._task.done():
             # NOTE: bounded, as a server's shutdown is: a stream that ignores the disconnect
@@ -179,7 +191,6 @@ class _Exchange(httpx.AsyncByteStream):
             self._task.cancel()
             await asyncio.wait({self._task}, timeout=WAIT)
             raise TimeoutError(f"the app did not end within {WAIT} s of the client leaving")
-        self._take_outcome()
 
 
 class SyncBody(httpx.SyncByteStream):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from conftest import MakeClient
 
-from microweb import App, Request, Response
+from microweb import App, Limits, Request, Response
 from microweb.testing import TestClient
 
 # NOTE: seconds a generator waits for the test; the buffered client waited this long, then
@@ -104,6 +105,63 @@ def test_stream_left_early_ends_the_apps_stream(make_client: MakeClient, colour:
     assert ended == ["finally", "after response"]
 
 
+def test_a_request_waits_for_after_response_work_however_long(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the bound on a client that left applied to a body read to its end: past it, the
+    # work was cancelled and request() raised "did not end within 10 s of the client leaving".
+    monkeypatch.setattr("microweb._testing_http.WAIT", 0.1)
+    done: list[str] = []
+    app = App()
+
+    async def slow_work(name: str) -> None:
+        await asyncio.sleep(0.3)
+        done.append(name)
+
+    @app.get("/work")
+    def work(request: Request) -> Response:
+        request.after_response(slow_work, request.query["name"])
+        return Response.stream(iter(["queued"]))
+
+    client = make_client(app)
+    assert client.get("/work?name=request").text == "queued"
+    assert done == ["request"]
+    with client.stream("GET", "/work?name=stream") as response:
+        assert response.read() == b"queued"
+    assert done == ["request", "stream"]
+
+
+def test_stream_left_early_gives_a_stuck_app_a_bounded_wait(
+    make_client: MakeClient, interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("microweb._testing_http.WAIT", 0.1)
+    app, sleeping = App(), threading.Event()
+
+    def stuck() -> Iterator[str]:
+        yield "first\n"
+        sleeping.set()
+        time.sleep(0.5)  # NOTE: in the pool under ASGI, where no disconnect reaches it
+        yield "second\n"
+
+    @app.get("/stuck")
+    def stuck_route(request: Request) -> Response:
+        return Response.stream(stuck())
+
+    client = make_client(app)
+    if interface == "wsgi":
+        # NOTE: the iterable is only read when the test reads, so it is closed at once.
+        with client.stream("GET", "/stuck") as response:
+            assert next(response.iter_lines()) == "first"
+        return
+    with (
+        pytest.raises(TimeoutError, match=r"within 0\.1 s of the client leaving"),
+        client.stream("GET", "/stuck") as response,
+    ):
+        assert next(response.iter_lines()) == "first"
+        # NOTE: left before the app asks for the next chunk, the generator is closed at once.
+        assert sleeping.wait(PATIENCE)
+
+
 def test_stream_of_a_whole_response(make_client: MakeClient) -> None:
     app = App()
 
@@ -148,6 +206,39 @@ def test_stream_raises_an_error_of_the_body_after_the_chunks_before_it(
         for chunk in response.iter_bytes():
             received.append(chunk)
     assert received == [b"first\n"]
+    assert client.get("/missing").status_code == 404  # the client goes on
+
+
+def test_stream_left_early_raises_an_error_of_the_streams_close_from_the_exit(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+
+    def sync_chunks() -> Iterator[str]:
+        try:
+            while True:
+                yield "chunk\n"
+        finally:
+            raise ZeroDivisionError("while closing")
+
+    async def async_chunks() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "chunk\n"
+                await asyncio.sleep(0)
+        finally:
+            raise ZeroDivisionError("while closing")
+
+    @app.get("/closing")
+    def closing(request: Request) -> Response:
+        return Response.stream(sync_chunks() if colour == "sync" else async_chunks())
+
+    client = make_client(app)  # NOTE: raise_server_exceptions is off: raised all the same.
+    with (
+        pytest.raises(ZeroDivisionError, match="while closing"),
+        client.stream("GET", "/closing") as response,
+    ):
+        assert next(response.iter_lines()) == "chunk"
     assert client.get("/missing").status_code == 404  # the client goes on
 
 
@@ -223,6 +314,44 @@ def test_stream_sends_a_streamed_request_body(make_client: MakeClient) -> None:
     client = make_client(app)
     with client.stream("POST", "/echo", content=iter([b"a", b"bc"])) as response:
         assert response.read() == b"abc"
+
+
+def test_stream_left_early_stops_sending_the_request_body(
+    make_client: MakeClient, interface: str, colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the app's receive() went on handing out an endless upload after the client left,
+    # so an echo never saw the disconnect: the block's exit cancelled it after the bound and
+    # raised TimeoutError. Under WSGI the body is read whole before the app runs (as Waitress
+    # does), so it is finite there.
+    monkeypatch.setattr("microweb._testing_http.WAIT", 0.5)
+    ended: list[str] = []
+    app = App(limits=Limits(max_body_size=10**12))
+
+    def sync_echo(request: Request) -> Iterator[bytes]:
+        try:
+            yield from request.iter_bytes()
+        finally:
+            ended.append("finally")
+
+    async def async_echo(request: Request) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in request.aiter_bytes():
+                yield chunk
+        finally:
+            ended.append("finally")
+
+    @app.post("/echo")
+    def echo(request: Request) -> Response:
+        return Response.stream(sync_echo(request) if colour == "sync" else async_echo(request))
+
+    def upload() -> Iterator[bytes]:
+        for number in itertools.count() if interface == "asgi" else range(100):
+            yield b"%d\n" % number
+
+    client = make_client(app)
+    with client.stream("POST", "/echo", content=upload()) as response:
+        assert next(response.iter_lines()) == "0"
+    assert ended == ["finally"]
 
 
 def test_stream_is_refused_under_both() -> None:
