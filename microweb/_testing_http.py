@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from ._app_loop import run_on_loop
-from ._testing_wsgi import take_written_path
+from ._testing_wsgi import CLIENT_CLOSED, take_written_path
 
 # NOTE: seconds the close of a response waits for the app to end (its stream closed, its
 # after-response work done) before it cancels the app's task, as WebSocket sessions do.
@@ -203,6 +203,8 @@ class SyncBody(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         chunks = self._body.__aiter__()
         while True:
+            if self._loop.is_closed():
+                raise RuntimeError(CLIENT_CLOSED)  # NOTE: "Event loop is closed" said nothing.
             try:
                 chunk = run_on_loop(self._loop, _next(chunks))
             except StopAsyncIteration:
@@ -210,6 +212,8 @@ class SyncBody(httpx.SyncByteStream):
             yield chunk
 
     def close(self) -> None:
+        if self._loop.is_closed():
+            return  # NOTE: the client's close cancelled the app's task, and waited for it.
         run_on_loop(self._loop, self._body.aclose())
 
 

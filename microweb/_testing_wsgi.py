@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 from wsgiref.util import FileWrapper, is_hop_by_hop
 
 import httpx
 
+from ._app_loop import AppClosed
+
 if TYPE_CHECKING:
     from ._types import WSGIApp
 
 CLIENT_ADDRESS = ("127.0.0.1", 123)
+# NOTE: what reading a response says once its client was closed.
+CLIENT_CLOSED = (
+    "the TestClient was closed while this response was read: the app's answer was cut off "
+    "as a server's shutdown cuts it off"
+)
 # NOTE: the request extension that carries a path as the test wrote it (see written_path()).
 WRITTEN_PATH = "microweb.written_path"
 
@@ -54,8 +62,13 @@ class WSGITransport(httpx.BaseTransport):
     it). The body is the app's iterable, read as the response is read and closed with it.
     """
 
-    def __init__(self, app: WSGIApp, client: tuple[str, int] = CLIENT_ADDRESS) -> None:
-        self.app, self.client = app, client
+    def __init__(
+        self,
+        app: WSGIApp,
+        client: tuple[str, int] = CLIENT_ADDRESS,
+        closed: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.app, self.client, self.closed = app, client, closed
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -78,7 +91,9 @@ class WSGITransport(httpx.BaseTransport):
         # chunk; microweb's driver calls it before it returns, even for a stream.
         assert "status" in seen, "the WSGI driver returned before calling start_response()"
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
-        return httpx.Response(int(seen["status"][:3]), headers=headers, stream=WSGIBody(result))
+        return httpx.Response(
+            int(seen["status"][:3]), headers=headers, stream=WSGIBody(result, self.closed)
+        )
 
     def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         url = request.url
@@ -129,11 +144,18 @@ _DIGITS = re.compile(r"[0-9]+")
 class WSGIBody(httpx.SyncByteStream):
     """A WSGI app's iterable as an httpx body: each chunk taken when the reader asks for it."""
 
-    def __init__(self, result: Iterable[bytes]) -> None:
-        self._result = result
+    def __init__(self, result: Iterable[bytes], closed: Callable[[], bool]) -> None:
+        self._result, self._closed = result, closed
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._result:
+        chunks = iter(self._result)
+        while True:
+            if self._closed():
+                # NOTE: a def stream runs in the reader's thread: it went on for ever.
+                raise RuntimeError(CLIENT_CLOSED)
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
             if chunk:
                 yield chunk
 
@@ -146,7 +168,10 @@ class WSGIBody(httpx.SyncByteStream):
         result, self._result = self._result, ()
         close = getattr(result, "close", None)
         if close is not None:
-            close()
+            # NOTE: the client was closed while the response was read: the app's close cut
+            # off an async stream already, as a server's shutdown does.
+            with contextlib.suppress(AppClosed):
+                close()
 
 
 def _only_chunked(codings: str) -> bool:

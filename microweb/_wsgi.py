@@ -286,6 +286,11 @@ class WSGIDriver:
         target = raw if raw[:1] == b"/" and raw[1:2] != b"/" else target_path(raw, method)
         return decode_path(target) if target is not None else None
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
     def close(self) -> None:
         """Run the shutdown hooks and the plugins' ``close()`` once, then stop the app loop.
 

@@ -159,7 +159,8 @@ class TestClient:
                 # routes; a request to one still answers 501 with a message naming as_asgi().
                 warnings.simplefilter("ignore", InterfaceWarning)
                 self._wsgi = self.app.as_wsgi()
-            transport = WSGITransport(validator(self._wsgi), self.client)
+            driver = self._wsgi
+            transport = WSGITransport(validator(driver), self.client, lambda: driver.closed)
             self._wsgi_client = httpx.Client(transport=transport)
             self._release_wsgi = _on_drop(
                 self, _close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True

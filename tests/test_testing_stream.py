@@ -105,6 +105,19 @@ def test_stream_left_early_ends_the_apps_stream(make_client: MakeClient, colour:
     assert ended == ["finally", "after response"]
 
 
+def test_a_client_closed_while_a_stream_is_read_says_so(interface: str, colour: str) -> None:
+    # NOTE: under ASGI the read said "Event loop is closed", and so did the block's exit.
+    ended: list[str] = []
+    client = TestClient(endless_app(colour, ended), interface=interface)
+    with client.stream("GET", "/ticks") as response:
+        lines = response.iter_lines()
+        assert next(lines) == "tick 0"
+        client.close()
+        with pytest.raises(RuntimeError, match="TestClient was closed while this response"):
+            list(lines)
+    # NOTE: the block's exit is quiet: the client's close cut the answer off already.
+
+
 def test_a_request_waits_for_after_response_work_however_long(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
