@@ -30,6 +30,14 @@ def load_app(target: str) -> App:
     """
     location, _, attr = target.partition(":")
     attr = attr or "app"
+    if "(" in attr and not attr.endswith("()"):
+        # NOTE: flask --app "shop:create_app('dev')" takes arguments; looked up as an attribute,
+        # the name would be reported missing.
+        name = attr.partition("(")[0]
+        raise TargetError(
+            f"{target!r} passes arguments: a factory is called with none; serve a module that "
+            f"calls it, app = {name}(...)"
+        )
     call = attr.endswith("()")
     if call:
         attr = attr[:-2]

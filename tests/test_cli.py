@@ -37,6 +37,9 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         ("examples.hello:app()", r"calls an App, not an app factory: leave out the \(\)$"),
         ("examples.hello:index()", r"needs arguments: .*, app = index\(\.\.\.\)$"),
         ("examples.hello:()", "names nothing to call"),
+        # NOTE: Flask's --app takes arguments; this named a missing attribute "index('dev')".
+        ("examples.hello:index('dev')", r"passes arguments: .*, app = index\(\.\.\.\)$"),
+        ("examples.hello:index( )", r"passes arguments: .*, app = index\(\.\.\.\)$"),
     ],
 )
 def test_bad_targets_say_what_is_wrong(
