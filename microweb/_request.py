@@ -129,18 +129,22 @@ class Request(BodyMethods):
     def session(self) -> dict[str, Any]:
         """The session dict, set by the ``Sessions`` plugin as ``request.state.session``.
 
+        Where the plugin is installed but its flow did not run for this request (a flow
+        outside it answered, such as ``TrustedHosts``' refusal; or a WebSocket route skips
+        it), an empty session that can't be changed.
+
         Raises:
-            RuntimeError: If no sessions plugin's flow ran for this request.
+            RuntimeError: If no sessions plugin is installed.
         """
         session = getattr(self.state, "session", None)
         if session is None:
-            # NOTE: installed, the plugin may still not have run: a flow outside it answered
-            # (an error page for a host TrustedHosts refused), or a WebSocket route skips it.
+            if any(getattr(plugin, "name", None) == "sessions" for plugin in self.app.plugins):
+                # NOTE: an error page whose base template reads the session ("logged in as")
+                # turned TrustedHosts' 400 into a 500.
+                return UnloadedSession()
             raise RuntimeError(
                 "request.session needs a sessions plugin: "
-                "app.install(Sessions(secret=...)) from microweb.plugins; if it is installed, "
-                "its flow did not run for this request: a flow outside it answered, or this "
-                "WebSocket route skips it"
+                "app.install(Sessions(secret=...)) from microweb.plugins"
             )
         return session  # type: ignore[no-any-return]
 
@@ -253,6 +257,21 @@ def new_request(
 
 
 # NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
+class UnloadedSession(dict[str, Any]):
+    """The session of a request that the sessions plugin's flow never saw: empty, and a
+    change raises, since it could not be saved."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            "this request's session was not loaded, so it can't be changed: a flow outside "
+            "the sessions plugin answered it (such as TrustedHosts' refusal), or this "
+            "WebSocket route skips the plugin"
+        )
+
+    __setitem__ = __delitem__ = update = setdefault = _refuse
+    pop = popitem = clear = __ior__ = _refuse
+
+
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 

@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from typing import Literal, overload
 
 from microweb import Request
-
-from .sessions import Sessions
+from microweb._request import UnloadedSession
 
 logger = logging.getLogger("microweb.flashes")
 
@@ -126,7 +125,7 @@ def get_flashed_messages(
 
 def _read_once(request: Request) -> list[Flash]:
     read: list[Flash] | None = getattr(request.state, STATE_KEY, None)
-    if read is None and _outside_sessions(request):
+    if read is None and isinstance(request.session, UnloadedSession):
         # NOTE: answered before Sessions' flow loaded the session (TrustedHosts' refusal, in
         # a 400 error handler): its page, rendered with the site's base template, was a 500.
         # No message was read, so none is lost.
@@ -139,12 +138,6 @@ def _read_once(request: Request) -> list[Flash]:
         read = [(entry[0], entry[1]) for entry in entries if _is_flash(entry)]
         setattr(request.state, STATE_KEY, read)
     return read
-
-
-def _outside_sessions(request: Request) -> bool:
-    """Whether the app has ``Sessions`` but this request never reached its flow."""
-    loaded = getattr(request.state, "session", None) is not None
-    return not loaded and any(isinstance(plugin, Sessions) for plugin in request.app.plugins)
 
 
 def _is_flash(entry: object) -> bool:

@@ -337,3 +337,35 @@ def test_an_error_page_answered_outside_the_sessions_flow_reads_no_messages(
     assert (refused.status_code, refused.text) == (400, "[] 400")
     # NOTE: the message still waits for a page of the app's own host.
     assert client.get("/show").json() == ["Note saved."]
+
+
+def test_an_error_page_answered_outside_the_sessions_flow_reads_an_empty_session(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    # NOTE: a base template that says who is logged in made TrustedHosts' 400 a 500.
+    (tmp_path / "error.html").write_text("[{{ request.session.get('user', 'nobody') }}]")
+    templates = Templates(tmp_path)
+    app = App()
+    app.install(TrustedHosts(["testserver"]))
+    app.install(Sessions(SECRET, secure=False))
+    changed: list[str] = []
+
+    @app.error_handler(400)
+    def bad_request(request: Request, exc: HTTPError) -> Response:
+        try:
+            request.session["seen"] = True
+        except RuntimeError as error:
+            changed.append(str(error))
+        return templates.render(request, "error.html", status=400)
+
+    @app.post("/login")
+    def login(request: Request) -> str:
+        request.session["user"] = "ada"
+        return "in"
+
+    client = make_client(app)
+    client.post("/login")
+    refused = client.get("/anything", headers={"host": "elsewhere.example"})
+    assert (refused.status_code, refused.text) == (400, "[nobody]")
+    assert "set-cookie" not in refused.headers
+    assert changed and "session was not loaded" in changed[0]
