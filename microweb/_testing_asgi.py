@@ -201,12 +201,22 @@ class WebSocketSession:
             self._errors.clear()
             raise error
 
+    def _check_client(self) -> None:
+        if self._loop.loop.is_closed():
+            # NOTE: "Event loop is closed" said nothing; the close cancelled the handler.
+            raise RuntimeError(
+                "the TestClient was closed while this WebSocket session was open: the app's "
+                "session was cut off as a server's shutdown cuts it off"
+            )
+
     def send_text(self, text: str) -> None:
         """Send a text message to the app."""
+        self._check_client()
         self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
 
     def send_bytes(self, data: bytes) -> None:
         """Send a binary message to the app."""
+        self._check_client()
         self._loop.run(self._to_app.put({"type": "websocket.receive", "bytes": data}))
 
     def send_json(self, value: Any) -> None:
@@ -214,6 +224,7 @@ class WebSocketSession:
         self.send_text(json.dumps(value))
 
     def _receive(self) -> dict[str, Any]:
+        self._check_client()
         try:
             message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=WAIT))
         except asyncio.TimeoutError:  # NOTE: not yet the builtin TimeoutError on Python 3.10.
