@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -626,6 +627,17 @@ def test_a_session_used_after_its_client_was_closed_says_so(call: str) -> None:
         client.close()
         with pytest.raises(RuntimeError, match="TestClient was closed while this WebSocket"):
             SESSION_CALLS[call](session)
+
+
+def test_a_receive_waiting_when_another_thread_closes_the_client_says_so() -> None:
+    # NOTE: it raised CancelledError.
+    client = TestClient(_echo_app(), interface="asgi")
+    with client.websocket_connect("/echo") as session:
+        closer = threading.Timer(0.2, client.close)
+        closer.start()
+        with pytest.raises(RuntimeError, match="TestClient was closed while this WebSocket"):
+            session.receive_text()
+        closer.join()
 
 
 def test_a_send_after_the_client_left_raises_disconnect_in_every_task(
