@@ -105,11 +105,12 @@ def check_router_skips(
         if idle:
             # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and
             # was none.
+            where = f"the router of prefix {router.prefix!r}" if router.prefix else "a router"
             raise ValueError(
-                f"the router of prefix {router.prefix!r} skips plugins that change nothing on any "
-                f"of its routes: {idle}; skip= leaves out a plugin's apply() wrapper around HTTP "
-                "handlers, and its flows around WebSocket handshakes (flows see every HTTP "
-                "request: they run before routing)"
+                f"{where} skips plugins that change nothing on any of its routes: {idle}; "
+                "skip= leaves out a plugin's apply() wrapper around HTTP handlers, and its "
+                "flows around WebSocket handshakes (flows see every HTTP request: they run "
+                "before routing)"
             )
 
 
