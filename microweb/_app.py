@@ -175,7 +175,11 @@ class App(RouteRegistry):
             for route in self._ws:
                 self._check_skips(route)
                 self._router_rules(route, plan)
-            check_router_skips([*self._http_routes, *self._ws], self.plugins, self._plugin_flows)
+            scoped = [
+                (route, self._routers.get(id(route), ()))
+                for route in [*self._http_routes, *self._ws]
+            ]
+            check_router_skips(scoped, self.plugins, self._plugin_flows)
             self._plan = plan
         return self._plan
 
@@ -185,13 +189,13 @@ class App(RouteRegistry):
         Raises:
             ValueError: If a route, or another template of the same name, is registered here.
         """
-        self._check_all(router.routes)
+        self._check_all(router)
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))
         router._included = True
 
-    def _check_all(self, routes: list[Route]) -> None:
-        """Raise as adding ``routes`` one by one would, adding none of them.
+    def _check_all(self, router: Router) -> None:
+        """Raise as adding the routes of ``router`` one by one would, adding none of them.
 
         Raises:
             TypeError: If a handler cannot take its route's parameters.
@@ -204,7 +208,7 @@ class App(RouteRegistry):
         # checks first; routes of one int parameter, one run each, 2026-12-01).
         http, ws = RouteTable[Route](self._converters), RouteTable[Route](self._converters)
         names: dict[str, list[Route]] = {}
-        for route in routes:
+        for route in router.routes:
             check_handler(route.handler, route.template, route.param_names)
             if self._plan is not None:
                 self._check_skips(route)
@@ -214,7 +218,8 @@ class App(RouteRegistry):
             (ws if websocket else http).add(route, route)
             names.setdefault(route.name, []).append(route)
         if self._plan is not None:
-            check_router_skips(routes, self.plugins, self._plugin_flows)
+            scoped = [(route, router._scopes_of(route)) for route in router.routes]
+            check_router_skips(scoped, self.plugins, self._plugin_flows)
 
     def add_converter(
         self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str

@@ -28,29 +28,11 @@ def load_app(target: str) -> App:
     Raises:
         TargetError: With a message that says what was not found.
     """
-    location, _, attr = target.partition(":")
-    attr = attr or "app"
-    if "(" in attr and not attr.endswith("()"):
-        # NOTE: flask --app "shop:create_app('dev')" takes arguments; looked up as an attribute,
-        # the name would be reported missing.
-        name = attr.partition("(")[0]
-        raise TargetError(
-            f"{target!r} passes arguments: a factory is called with none; serve a module that "
-            f"calls it, app = {name}(...)"
-        )
-    call = attr.endswith("()")
-    if call:
-        attr = attr[:-2]
-        if not attr:
-            raise TargetError(f"{target!r} names nothing to call: write module:create_app()")
+    location, attr, call = _split(target)
     if location.endswith(".py") or os.sep in location:
         module = _import_file(location)
     else:
-        sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(location)
-        except ModuleNotFoundError as exc:
-            raise TargetError(f"cannot import module {location!r}: {exc}") from None
+        module = _import_module(target, location)
     obj: object = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -61,6 +43,37 @@ def load_app(target: str) -> App:
     if not isinstance(obj, App):
         raise _not_an_app(target, location, attr, obj)
     return obj
+
+
+def _split(target: str) -> tuple[str, str, bool]:
+    """Return the target's location, its attribute and whether it calls it (``()``)."""
+    location, _, attr = target.partition(":")
+    attr = attr or "app"
+    call = attr.endswith("()")
+    if call:
+        attr = attr[:-2]
+        if not attr:
+            raise TargetError(f"{target!r} names nothing to call: write module:create_app()")
+    if "(" in attr or ")" in attr:
+        # NOTE: flask --app "shop:create_app('dev')" takes arguments; looked up as an attribute,
+        # the name would be reported missing (with --factory too, which adds the "()").
+        name = attr.partition("(")[0]
+        raise TargetError(
+            f"{target!r} passes arguments: a factory is called with none; serve a module that "
+            f"calls it, app = {name}(...)"
+        )
+    return location, attr, call
+
+
+def _import_module(target: str, location: str) -> types.ModuleType:
+    if not location or location.startswith("."):
+        # NOTE: importlib raised ValueError or TypeError for these, a traceback on the console.
+        raise TargetError(f"{target!r} names no module: write module:app, with an absolute name")
+    sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(location)
+    except ModuleNotFoundError as exc:
+        raise TargetError(f"cannot import module {location!r}: {exc}") from None
 
 
 def _called(target: str, factory: object) -> App:

@@ -77,32 +77,49 @@ def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str]
 
 
 def check_router_skips(
-    routes: Iterable[Route], plugins: Sequence[Any], with_flows: Container[str]
+    scoped: Iterable[tuple[Route, Sequence[Any]]],
+    plugins: Sequence[Any],
+    with_flows: Container[str],
 ) -> None:
-    """Check that each plugin that routers skip is left out somewhere by it.
+    """Check that each router's skip leaves each plugin it names out of one of its routes.
+
+    ``scoped`` pairs each route with its routers (each with ``prefix`` and ``skip``): each
+    router is judged on its own routes, so that another router's skip that does something
+    does not cover for it.
 
     Raises:
-        ValueError: If routers skip a plugin that changes nothing on any of their routes: one
-            without ``apply`` where they have only HTTP routes, say (``Router(skip=["sessions"])``).
+        ValueError: If a router skips a plugin that changes nothing on any of its routes: one
+            without ``apply`` where it has only HTTP routes, say (``Router(skip=["sessions"])``).
     """
     by_name = {plugin.name: plugin for plugin in plugins}
-    skipped: dict[str, bool] = {}
-    for route in routes:
-        for name in route._router_skip:
-            plugin = by_name.get(name)
-            if route.kind == "websocket":
-                works = name in with_flows
-            else:
-                works = plugin is not None and _applies(plugin)
-            skipped[name] = skipped.get(name, False) or works
-    idle = [name for name, works in skipped.items() if not works]
-    if idle:
-        # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and was none.
-        raise ValueError(
-            f"routers skip plugins that change nothing on any of their routes: {idle}; skip= "
-            "leaves out a plugin's apply() wrapper around HTTP handlers, and its flows around "
-            "WebSocket handshakes (flows see every HTTP request: they run before routing)"
-        )
+    changed: dict[tuple[int, str], bool] = {}
+    routers: dict[int, Any] = {}
+    for route, scopes in scoped:
+        for router in scopes:
+            routers[id(router)] = router
+            for name in router.skip:
+                works = _skip_changes(route, by_name.get(name), with_flows)
+                changed[id(router), name] = changed.get((id(router), name), False) or works
+    for key, router in routers.items():
+        idle = [name for name in router.skip if not changed.get((key, name), True)]
+        if idle:
+            # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and
+            # was none.
+            where = f"the router of prefix {router.prefix!r}" if router.prefix else "a router"
+            raise ValueError(
+                f"{where} skips plugins that change nothing on any of its routes: {idle}; "
+                "skip= leaves out a plugin's apply() wrapper around HTTP handlers, and its "
+                "flows around WebSocket handshakes (flows see every HTTP request: they run "
+                "before routing)"
+            )
+
+
+def _skip_changes(route: Route, plugin: Any, with_flows: Container[str]) -> bool:
+    if plugin is None:
+        return False
+    if route.kind == "websocket":
+        return plugin.name in with_flows
+    return _applies(plugin)
 
 
 def _applies(plugin: Any) -> bool:

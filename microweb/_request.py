@@ -82,6 +82,7 @@ class Request(BodyMethods):
     __slots__ = (
         "_after",
         "_body",
+        "_body_error",
         "_channel",
         "_cleanups",
         "_client",
@@ -245,6 +246,7 @@ def new_request(
     request._cookies = None
     request._state = None
     request._body = None
+    request._body_error = None
     request._json = MISSING
     request._form = None
     request._consumed = ""

@@ -218,10 +218,15 @@ def with_options(
         route,
         skip=tuple(dict.fromkeys((*route.skip, *skip))),
         config=MappingProxyType(merged) if merged else NO_CONFIG,
-        _router_skip=(
-            tuple(dict.fromkeys((*route._router_skip, *skip))) if router else route._router_skip
-        ),
+        _router_skip=_router_skip(route, skip) if router else route._router_skip,
     )
+
+
+def _router_skip(route: Route, skip: tuple[str, ...]) -> tuple[str, ...]:
+    # NOTE: a name the route skips itself stays its own, checked strictly (check_skips): the
+    # router skipping it too does not let an own skip that changes nothing pass.
+    added = (name for name in skip if name not in route.skip)
+    return tuple(dict.fromkeys((*route._router_skip, *added)))
 
 
 def as_flow(flow: Callable[..., Any]) -> Colored:

@@ -25,6 +25,11 @@ T = TypeVar("T")
 # NOTE: seconds a WebSocket session waits for the app: its answer to the handshake, a message,
 # the handler's end once the client has closed.
 WAIT = 10
+# NOTE: what a session used once its client was closed says.
+SESSION_CUT_OFF = (
+    "the TestClient was closed while this WebSocket session was open: the app's session was "
+    "cut off as a server's shutdown cuts it off"
+)
 
 
 class LoopThread:
@@ -32,6 +37,8 @@ class LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        # NOTE: set as stop() begins: a call that another thread's stop() cut off is told so.
+        self.stopping = False
         # NOTE: stopped as a server's asyncio.run() ends: the tasks left are cancelled.
         self._thread = threading.Thread(target=run_until_stopped, args=(self.loop,), daemon=True)
         self._thread.start()
@@ -42,6 +49,7 @@ class LoopThread:
         return run_on_loop(self.loop, coro)
 
     def stop(self) -> None:
+        self.stopping = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()  # NOTE: run_until_stopped() closes the loop as it ends.
 
@@ -201,12 +209,19 @@ class WebSocketSession:
             self._errors.clear()
             raise error
 
+    def _check_client(self) -> None:
+        if self._loop.stopping:
+            # NOTE: "Event loop is closed" said nothing; the close cancelled the handler.
+            raise RuntimeError(SESSION_CUT_OFF)
+
     def send_text(self, text: str) -> None:
         """Send a text message to the app."""
+        self._check_client()
         self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
 
     def send_bytes(self, data: bytes) -> None:
         """Send a binary message to the app."""
+        self._check_client()
         self._loop.run(self._to_app.put({"type": "websocket.receive", "bytes": data}))
 
     def send_json(self, value: Any) -> None:
@@ -214,10 +229,14 @@ class WebSocketSession:
         self.send_text(json.dumps(value))
 
     def _receive(self) -> dict[str, Any]:
+        self._check_client()
         try:
             message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=WAIT))
         except asyncio.TimeoutError:  # NOTE: not yet the builtin TimeoutError on Python 3.10.
             raise TimeoutError(f"the app sent no message in {WAIT} s") from None
+        except Exception:
+            self._check_client()  # NOTE: a close from another thread cancelled the wait.
+            raise
         if message["type"] == "websocket.close":
             self._raise_reported()
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")

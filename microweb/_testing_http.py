@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -195,24 +195,35 @@ class _Exchange(httpx.AsyncByteStream):
 
 class SyncBody(httpx.SyncByteStream):
     """An async response body read from sync code, each chunk a hop to the client's loop
-    (running in another thread)."""
+    (running in another thread); ``closed`` tells whether the client closed that loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, body: httpx.AsyncByteStream) -> None:
-        self._loop, self._body = loop, body
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        body: httpx.AsyncByteStream,
+        closed: Callable[[], bool],
+    ) -> None:
+        self._loop, self._body, self._closed = loop, body, closed
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = self._body.__aiter__()
         while True:
-            if self._loop.is_closed():
+            if self._closed():
                 raise RuntimeError(CLIENT_CLOSED)  # NOTE: "Event loop is closed" said nothing.
             try:
                 chunk = run_on_loop(self._loop, _next(chunks))
             except StopAsyncIteration:
                 return
+            except Exception:
+                # NOTE: a close from another thread cancels the read under way (a
+                # CancelledError), or stops the loop under it.
+                if self._closed():
+                    raise RuntimeError(CLIENT_CLOSED) from None
+                raise
             yield chunk
 
     def close(self) -> None:
-        if self._loop.is_closed():
+        if self._closed():
             return  # NOTE: the client's close cancelled the app's task, and waited for it.
         run_on_loop(self._loop, self._body.aclose())
 

@@ -351,7 +351,7 @@ class TestClient:
         response = loop.run(async_side.send(request, stream=True, **sending))
         self._keep(async_side)
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = SyncBody(loop.loop, response.stream)
+        response.stream = SyncBody(loop.loop, response.stream, lambda: loop.stopping)
         return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:

@@ -9,9 +9,11 @@ both colours: a body in several pieces, an empty one, one past the limit or not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from conftest import MakeClient
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
 from test_body import body_app, json_app, read_app
 
-from microweb import Limits, Request
+from microweb import HTTPError, Limits, Request
 from microweb._parsing import _JSON_TYPE_CACHE, _JSON_TYPE_CACHE_SIZE, is_json_type
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -143,6 +145,23 @@ def test_silent_json_over_the_limit_is_still_413(make_client: MakeClient, colour
         functools.partial(Request.ajson, silent=True),
         limits=Limits(max_body_size=len(PAYLOAD_BODY) - 1),
     )
+    response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
+    assert response.status_code == 413
+
+
+def test_a_body_past_the_limit_is_413_again_after_a_flow_caught_it(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a flow that peeks at ajson(silent=True) and lets a 413 go: the handler's json()
+    # raised RuntimeError ("already consumed"), a 500.
+    app = limited_json_app(colour, len(PAYLOAD_BODY) - 1)
+
+    @app.middleware
+    async def peek(request: Request) -> AsyncIterator[None]:
+        with contextlib.suppress(HTTPError):
+            await request.ajson(silent=True)
+        yield
+
     response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
     assert response.status_code == 413
 

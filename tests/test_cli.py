@@ -40,6 +40,11 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         # NOTE: Flask's --app takes arguments; this named a missing attribute "index('dev')".
         ("examples.hello:index('dev')", r"passes arguments: .*, app = index\(\.\.\.\)$"),
         ("examples.hello:index( )", r"passes arguments: .*, app = index\(\.\.\.\)$"),
+        # NOTE: what --factory makes of the one above: the "()" it adds hid the arguments.
+        ("examples.hello:index('dev')()", r"passes arguments: .*, app = index\(\.\.\.\)$"),
+        # NOTE: importlib raised ValueError and TypeError for these: a traceback.
+        (":app", r"':app' names no module: write module:app"),
+        (".hello:app", r"'.hello:app' names no module"),
     ],
 )
 def test_bad_targets_say_what_is_wrong(
@@ -130,6 +135,8 @@ def test_the_factory_flag_calls_the_target(
     assert "/x" in capsys.readouterr().out
     assert main(["routes", f"{path}:create_app"]) == 2
     assert "(or add --factory)" in capsys.readouterr().err
+    assert main(["routes", "--factory", f"{path}:create_app('dev')"]) == 2
+    assert "passes arguments: a factory is called with none" in capsys.readouterr().err
 
 
 def test_routes_table_lists_method_template_name_handler_colour() -> None:

@@ -664,7 +664,10 @@ def test_a_router_skipping_a_plugin_that_changes_none_of_its_routes_fails_at_sta
     api = Router(prefix="/api", skip=["stamp", "tag"])
     api.post("/items", name="items")(lambda request: "made")
     app.include(api)
-    with pytest.raises(ValueError, match=r"change nothing on any of their routes: \['stamp'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"prefix '/api' skips plugins that change nothing on any of its routes: \['stamp'\]",
+    ):
         getattr(app, entrypoint)()
 
 
@@ -690,6 +693,67 @@ def test_a_router_skip_is_let_be_on_the_routes_where_it_changes_nothing() -> Non
         assert (page.text, page.headers["x-stamp"]) == ("page", "yes")
         with client.websocket_connect("/live/feed") as ws:
             assert "stamped" not in ws.receive_json()
+
+
+async def feed_handler(ws: WebSocket) -> None:
+    await ws.accept()
+
+
+@pytest.mark.parametrize("when", ["startup", "include after startup"])
+def test_a_router_skip_that_changes_nothing_is_refused_beside_one_that_does(when: str) -> None:
+    # NOTE: each router is judged on its own routes: /live's skip of Stamp leaves its flow out
+    # of a handshake, which does not make /api's (HTTP routes only) any less of a no-op.
+    app = App()
+    app.install(Stamp())
+    live = Router(prefix="/live", skip=["stamp"])
+    live.websocket("/feed", name="feed")(feed_handler)
+    api = Router(prefix="/api", skip=["stamp"])
+    api.get("/items", name="items")(lambda request: "items")
+    app.include(live)
+    if when == "startup":
+        app.include(api)
+    refused = r"prefix '/api' skips plugins that change nothing on any of its routes: \['stamp'\]"
+    with pytest.raises(ValueError, match=refused):
+        app.as_asgi()
+        app.include(api)
+
+
+def test_an_inner_router_skip_is_judged_on_its_own_routes() -> None:
+    app = App()
+    app.install(Stamp())
+    inner = Router(prefix="/pages", skip=["stamp"])
+    inner.get("/", name="pages")(lambda request: "pages")
+    outer = Router(prefix="/live")
+    outer.websocket("/feed", name="feed", skip=["stamp"])(feed_handler)
+    outer.include(inner)
+    app.include(outer)
+    with pytest.raises(ValueError, match=r"prefix '/pages' skips plugins that change nothing"):
+        app.as_asgi()
+
+
+def test_an_outer_router_skip_counts_what_it_changes_on_an_inner_router_s_routes() -> None:
+    app = App()
+    app.install(Stamp())
+    inner = Router(prefix="/feeds")
+    inner.websocket("/one", name="one")(feed_handler)
+    outer = Router(prefix="/live", skip=["stamp"])
+    outer.get("/page", name="page")(lambda request: "page")
+    outer.include(inner)
+    app.include(outer)
+    app.as_asgi()  # NOTE: its skip leaves Stamp's flow out of /live/feeds/one's handshakes.
+
+
+def test_a_route_s_own_skip_stays_strict_where_its_router_skips_the_same_plugin() -> None:
+    # NOTE: the router's skip does something (on /live/feed); the route's own one on an HTTP
+    # route does nothing, and said so before the router's was let be.
+    app = App()
+    app.install(Stamp())
+    live = Router(prefix="/live", skip=["stamp"])
+    live.get("/page", name="page", skip=["stamp"])(lambda request: "page")
+    live.websocket("/feed", name="feed")(feed_handler)
+    app.include(live)
+    with pytest.raises(ValueError, match=r"route 'page' skips plugins that have no apply\(\)"):
+        app.as_asgi()
 
 
 def test_skip_refuses_one_string_for_a_list() -> None:
@@ -845,7 +909,7 @@ def test_a_websocket_route_skipping_a_plugin_without_flows_is_refused_once_compi
     async def feed(ws: WebSocket) -> None:
         await ws.accept()
 
-    with pytest.raises(ValueError, match="change nothing on any of their routes: \\['tag'\\]"):
+    with pytest.raises(ValueError, match="change nothing on any of its routes: \\['tag'\\]"):
         app.include(live)
     with pytest.raises(ValueError, match="skips plugins that are not installed"):
         app.websocket("/other", skip=["nothing"])(feed)

@@ -118,6 +118,37 @@ def test_a_client_closed_while_a_stream_is_read_says_so(interface: str, colour: 
     # NOTE: the block's exit is quiet: the client's close cut the answer off already.
 
 
+def test_a_client_closed_by_another_thread_while_a_read_waits_says_so(
+    interface: str, colour: str
+) -> None:
+    # NOTE: under ASGI the waiting read raised CancelledError.
+    app = App()
+
+    def sync_chunks() -> Iterator[str]:
+        yield "first\n"
+        time.sleep(0.5)
+        yield "second\n"
+
+    async def async_chunks() -> AsyncIterator[str]:
+        yield "first\n"
+        await asyncio.sleep(0.5)
+        yield "second\n"
+
+    @app.get("/slow")
+    def slow(request: Request) -> Response:
+        return Response.stream(sync_chunks() if colour == "sync" else async_chunks())
+
+    client = TestClient(app, interface=interface)
+    with client.stream("GET", "/slow") as response:
+        lines = response.iter_lines()
+        assert next(lines) == "first"
+        closer = threading.Thread(target=client.close)
+        closer.start()
+        with pytest.raises(RuntimeError, match="TestClient was closed while this response"):
+            list(lines)
+        closer.join()
+
+
 def test_a_request_waits_for_after_response_work_however_long(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

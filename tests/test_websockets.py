@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -606,6 +607,37 @@ def test_client_close_raises_disconnect_once_then_runtime_error(asgi_client: Mak
     assert seen[0] == ("disconnect", 1001)
     assert seen[1][0] == "runtime"
     assert seen[2] == ("closed", 1001)
+
+
+SESSION_CALLS: dict[str, Callable[[Any], object]] = {
+    "send_text": lambda session: session.send_text("x"),
+    "send_bytes": lambda session: session.send_bytes(b"x"),
+    "receive_text": lambda session: session.receive_text(),
+}
+
+
+@pytest.mark.parametrize("call", SESSION_CALLS)
+def test_a_session_used_after_its_client_was_closed_says_so(call: str) -> None:
+    # NOTE: as a response read after the close (test_testing_stream): it said "Event loop is
+    # closed"; the session's exit stays quiet, the client's close ended the handler already.
+    client = TestClient(_echo_app(), interface="asgi")
+    with client.websocket_connect("/echo") as session:
+        session.send_text("hello")
+        assert session.receive_text() == "hello"
+        client.close()
+        with pytest.raises(RuntimeError, match="TestClient was closed while this WebSocket"):
+            SESSION_CALLS[call](session)
+
+
+def test_a_receive_waiting_when_another_thread_closes_the_client_says_so() -> None:
+    # NOTE: it raised CancelledError.
+    client = TestClient(_echo_app(), interface="asgi")
+    with client.websocket_connect("/echo") as session:
+        closer = threading.Timer(0.2, client.close)
+        closer.start()
+        with pytest.raises(RuntimeError, match="TestClient was closed while this WebSocket"):
+            session.receive_text()
+        closer.join()
 
 
 def test_a_send_after_the_client_left_raises_disconnect_in_every_task(
