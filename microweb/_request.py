@@ -184,6 +184,7 @@ class Request(BodyMethods):
             # NOTE: the error a form raised is kept for form()'s next call; its traceback holds
             # frames that hold this request, a cycle only the garbage collector would free.
             self._form = None
+        self._body_error = None  # NOTE: the same cycle, for a whole read's error.
 
     def _files_on_disk(self) -> bool:
         """Whether ``close()`` closes a file on disk (disk work), not only files in memory."""
