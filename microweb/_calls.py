@@ -60,6 +60,9 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
 
 def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     """Turn ``exc`` into a response: a registered error handler's, or the default one."""
+    # NOTE: an error page may answer a request that flows it raised in front of never saw:
+    # request.session is then an empty one, not the error of a flow that reads it too early.
+    request._error_page = True
     handler = plan.error_handler_of(exc, request.route)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
         logger.error("unhandled error in %s %s", request.method, logged_path(request), exc_info=exc)

@@ -88,6 +88,7 @@ class Request(BodyMethods):
         "_client",
         "_consumed",
         "_cookies",
+        "_error_page",
         "_form",
         "_headers",
         "_host",
@@ -118,6 +119,8 @@ class Request(BodyMethods):
     _channel: Any
     _state: SimpleNamespace | None
     _after: list[AfterCall] | None
+    # NOTE: the one slot new_request() leaves unset: error_response() sets it, off the hot path.
+    _error_page: bool
 
     @property
     def state(self) -> SimpleNamespace:
@@ -130,24 +133,42 @@ class Request(BodyMethods):
     def session(self) -> dict[str, Any]:
         """The session dict, set by the ``Sessions`` plugin as ``request.state.session``.
 
-        Where the plugin is installed but its flow did not run for this request (a flow
-        outside it answered, such as ``TrustedHosts``' refusal; or a WebSocket route skips
-        it), an empty session that can't be changed.
+        Where the plugin is installed but its flow never ran for this request (an error page
+        for a request a flow outside it refused, such as ``TrustedHosts``; or a WebSocket route
+        that skips it), an empty session that can't be changed.
 
         Raises:
-            RuntimeError: If no sessions plugin is installed.
+            RuntimeError: If no sessions plugin is installed, or its flow has not run yet: this
+                code runs in a flow outside it, on the request's way in.
         """
         session = getattr(self.state, "session", None)
         if session is None:
-            if any(getattr(plugin, "name", None) == "sessions" for plugin in self.app.plugins):
-                # NOTE: an error page whose base template reads the session ("logged in as")
-                # turned TrustedHosts' 400 into a 500.
-                return UnloadedSession()
-            raise RuntimeError(
-                "request.session needs a sessions plugin: "
-                "app.install(Sessions(secret=...)) from microweb.plugins"
-            )
+            if not any(getattr(plugin, "name", None) == "sessions" for plugin in self.app.plugins):
+                raise RuntimeError(
+                    "request.session needs a sessions plugin: "
+                    "app.install(Sessions(secret=...)) from microweb.plugins"
+                )
+            if not self._answered_outside_sessions():
+                # NOTE: an empty session here read as a user logged out: a login check in a
+                # flow registered before app.install(Sessions(...)) sent everyone to log in.
+                raise RuntimeError(
+                    "request.session is read before the sessions plugin's flow loaded it: "
+                    "this code runs in a flow outside it (a flow registered before "
+                    "app.install(Sessions(...)) runs first); register the flow after it"
+                )
+            # NOTE: an error page whose base template reads the session ("logged in as")
+            # turned TrustedHosts' 400 into a 500.
+            return UnloadedSession()
         return session  # type: ignore[no-any-return]
+
+    def _answered_outside_sessions(self) -> bool:
+        """Whether an error page or a WebSocket route answers this request, which the sessions
+        plugin's flow did not load: its session can't be loaded any more."""
+        # NOTE: the slot is set by error_response() only, so that the hot path sets nothing.
+        if getattr(self, "_error_page", False):
+            return True
+        route = self.route
+        return route is not None and route.kind == "websocket" and "sessions" in route.skip
 
     def after_response(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` once the response's last byte is handed to the server.
@@ -259,7 +280,6 @@ def new_request(
     return request
 
 
-# NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
 class UnloadedSession(dict[str, Any]):
     """The session of a request that the sessions plugin's flow never saw: empty, and a
     change raises, since it could not be saved."""
@@ -275,6 +295,7 @@ class UnloadedSession(dict[str, Any]):
     pop = popitem = clear = __ior__ = _refuse
 
 
+# NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 

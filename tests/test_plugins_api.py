@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -416,6 +416,52 @@ def test_request_session_without_a_sessions_plugin_says_what_to_install(
             return str(exc)
 
     assert "Sessions(secret=" in make_client(app).get("/").text
+
+
+def test_request_session_read_by_a_flow_outside_the_sessions_flow_says_so(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: an empty session there read as a user logged out: this login check, registered
+    # before Sessions was installed, sent a logged-in user back to /login, with no error.
+    app = App()
+
+    def logged_out(request: Request) -> bool:
+        return request.path != "/login" and "user" not in request.session
+
+    if colour == "sync":
+
+        @app.middleware
+        def login_required(request: Request) -> Iterator[Response | None]:
+            yield Response.redirect("/login") if logged_out(request) else None
+
+    else:
+
+        @app.middleware
+        async def alogin_required(request: Request) -> AsyncIterator[Response | None]:
+            yield Response.redirect("/login") if logged_out(request) else None
+
+    app.install(Sessions(secret="k" * 32, secure=False))
+
+    @app.get("/login")
+    def login(request: Request) -> str:
+        request.session["user"] = "ada"
+        return "in"
+
+    @app.get("/")
+    def home(request: Request) -> str:
+        return "home"
+
+    @app.error_handler(500)
+    def failed(request: Request, exc: Exception) -> str:
+        # NOTE: an error page outside the session's flow reads an empty session.
+        return f"{exc} / {dict(request.session)}"
+
+    client = make_client(app)
+    assert client.get("/login").text == "in"
+    answer = client.get("/", follow_redirects=False)
+    assert answer.status_code == 500
+    assert "flow outside it" in answer.text and "register the flow after it" in answer.text
+    assert answer.text.endswith(" / {}")
 
 
 def test_request_session_on_a_websocket_route_that_skips_sessions_is_empty_and_says_so() -> None:
