@@ -52,21 +52,19 @@ def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str]
         ValueError: If a skipped plugin is not installed, has no ``apply`` (an HTTP route), or
             added no flow (a WebSocket route).
     """
-    unknown = set(route.skip) - {plugin.name for plugin in plugins}
+    by_name = {plugin.name: plugin for plugin in plugins}
+    unknown = set(route.skip) - set(by_name)
     if unknown:
         raise ValueError(f"route {route.name!r} skips plugins that are not installed: {unknown}")
     own = [name for name in route.skip if name not in route._router_skip]
-    if route.kind == "websocket":
-        idle = [name for name in own if name not in with_flows]
-        if idle:
-            # NOTE: a skip that did nothing would leave the handshake checked by nobody's word.
-            raise ValueError(
-                f"WebSocket route {route.name!r} skips plugins that add no flow: {idle}; on a "
-                "WebSocket route, skip= leaves out the flows a plugin added (no apply() wraps "
-                "a WebSocket handler), so it would change nothing"
-            )
-        return
-    idle = [plugin.name for plugin in plugins if plugin.name in own and not _applies(plugin)]
+    idle = [name for name in own if not _skip_changes(route, by_name[name], with_flows)]
+    if idle and route.kind == "websocket":
+        # NOTE: a skip that did nothing would leave the handshake checked by nobody's word.
+        raise ValueError(
+            f"WebSocket route {route.name!r} skips plugins that add no flow: {idle}; on a "
+            "WebSocket route, skip= leaves out the flows a plugin added (no apply() wraps "
+            "a WebSocket handler), so it would change nothing"
+        )
     if idle:
         # NOTE: Router(skip=["sessions"]) on an /api router looked like an exemption and was none.
         raise ValueError(
