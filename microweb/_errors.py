@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import CancelledError
 from contextvars import ContextVar
+from dataclasses import dataclass
 from http import HTTPStatus
+from types import TracebackType
+from typing import NoReturn
 
 from ._datastructures import check_header
 
@@ -97,6 +100,29 @@ class HTTPError(Exception):
 
 class ClientDisconnect(Exception):
     """The client went away before the request body was read to its end."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptError:
+    """An error a read of the request body raised, kept to be raised again by later reads.
+
+    The body is gone once a read failed: a later read must get the same answer (a 413, a
+    ``ClientDisconnect``), not a 500 for a body "already consumed". It is raised again with the
+    traceback it first had: raised as it is, the exception would keep the frames of every
+    raise before, one more set at each call.
+    """
+
+    error: Exception
+    traceback: TracebackType | None
+
+    @classmethod
+    def of(cls, error: Exception) -> KeptError:
+        """Keep ``error``, just caught, with its traceback as it is now."""
+        return cls(error, error.__traceback__)
+
+    def raise_again(self) -> NoReturn:
+        """Raise the kept error again, from its first traceback."""
+        raise self.error.with_traceback(self.traceback)
 
 
 class InterfaceWarning(RuntimeWarning):

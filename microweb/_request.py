@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
 from ._effects import AfterCall, Colored
+from ._errors import KeptError
 from ._limits import Limits
 from ._parsing import percent_decode_bytes
 from ._request_body import BodyMethods
@@ -201,7 +202,7 @@ class Request(BodyMethods):
         cleanups = self._cleanups
         while cleanups:
             cleanups.pop().discard()
-        if isinstance(self._form, Exception):
+        if isinstance(self._form, KeptError):
             # NOTE: the error a form raised is kept for form()'s next call; its traceback holds
             # frames that hold this request, a cycle only the garbage collector would free.
             self._form = None

@@ -12,7 +12,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from ._buffer import BodyMeter
-from ._errors import HTTPError
+from ._errors import ClientDisconnect, HTTPError, KeptError
 from ._forms import FormBuilder, FormData
 from ._parsing import decode_text, parse_json
 from ._parts import PartStream
@@ -35,14 +35,15 @@ class BodyMethods(HeadProperties):
 
     _source: BodySource | None
     _body: bytes | None
-    # NOTE: the 4xx a whole read of the body raised (413, a short body), raised again by every
-    # later read: the body is gone, and a flow that caught it (around json(silent=True), say)
-    # must not turn the handler's json() into a 500 ("already consumed").
-    _body_error: HTTPError | None
+    # NOTE: the 4xx a whole read of the body raised (413, a short body), or its
+    # ClientDisconnect, raised again by every later read: the body is gone, and a flow that
+    # caught it (around json(silent=True), say) must not turn the handler's json() into a 500
+    # ("already consumed").
+    _body_error: KeptError | None
     _json: Any
     # NOTE: the form, or the error its reading raised, raised again by every later call: the
     # body is gone, and a flow that caught a 400 must not turn the handler's form() into a 500.
-    _form: FormData | Exception | None
+    _form: FormData | KeptError | None
     # NOTE: the call that streamed the body ("" before), named when another one is refused.
     _consumed: str
     _inline: bool
@@ -78,8 +79,9 @@ class BodyMethods(HeadProperties):
                 meter = self._start("read()")
                 body = self._body_source().read_all(meter)
                 meter.finish()
-            except HTTPError as exc:
-                self._body_error = exc
+            except (HTTPError, ClientDisconnect) as exc:
+                # NOTE: a kept error raised again (by _start()) stays as it was first kept.
+                self._body_error = self._body_error or KeptError.of(exc)
                 raise
             self._body = body
         return self._body
@@ -133,14 +135,14 @@ class BodyMethods(HeadProperties):
             try:
                 form = self._form = builder.feed_all(self._body_or_stream("form()"))
             except Exception as exc:
-                self._form = exc
+                self._form = KeptError.of(exc)
                 builder.discard()
                 raise
             except BaseException:
                 builder.discard()
                 raise
         elif not isinstance(form, FormData):
-            raise form
+            form.raise_again()
         return form
 
     def iter_parts(self) -> Iterator[Part]:
@@ -196,8 +198,9 @@ class BodyMethods(HeadProperties):
                 meter = self._start("aread()")
                 body = await self._body_source().aread_all(meter)
                 meter.finish()
-            except HTTPError as exc:
-                self._body_error = exc
+            except (HTTPError, ClientDisconnect) as exc:
+                # NOTE: a kept error raised again (by _start()) stays as it was first kept.
+                self._body_error = self._body_error or KeptError.of(exc)
                 raise
             self._body = body
         return self._body
@@ -233,14 +236,14 @@ class BodyMethods(HeadProperties):
                     form = self._form = await builder.afeed_all(chunks)
             except BaseException as exc:
                 if isinstance(exc, Exception):
-                    self._form = exc
+                    self._form = KeptError.of(exc)
                 # NOTE: files on disk are left to the request's end, which closes them in a
                 # file thread (under ASGI): closing one is disk work, kept off the event loop.
                 if not builder.on_disk:
                     builder.discard()
                 raise
         elif not isinstance(form, FormData):
-            raise form
+            form.raise_again()
         return form
 
     async def aiter_parts(self) -> AsyncIterator[Part]:
@@ -281,7 +284,7 @@ class BodyMethods(HeadProperties):
 
     def _start(self, call: str) -> BodyMeter:
         if self._body_error is not None:
-            raise self._body_error
+            self._body_error.raise_again()
         if self._consumed:
             raise RuntimeError(
                 f"request.{call}: the body was already consumed by request.{self._consumed}: "

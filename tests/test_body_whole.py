@@ -13,15 +13,16 @@ import contextlib
 import functools
 import io
 import json
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from conftest import MakeClient
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
-from test_body import body_app, json_app, read_app
+from test_body import LARGE, Failing, body_app, json_app, read_app
 
-from microweb import HTTPError, Limits, Request
+from microweb import ClientDisconnect, HTTPError, Limits, Request
 from microweb._parsing import _JSON_TYPE_CACHE, _JSON_TYPE_CACHE_SIZE, is_json_type
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -164,6 +165,77 @@ def test_a_body_past_the_limit_is_413_again_after_a_flow_caught_it(
 
     response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
     assert response.status_code == 413
+
+
+# NOTE: each error a read raised, with the depth of its traceback when it was caught.
+Caught = list[tuple[BaseException, int]]
+
+
+def read_three_times(request: Request, errors: Caught) -> None:
+    for _ in range(3):
+        try:
+            request.read()
+        except (HTTPError, ClientDisconnect) as exc:
+            errors.append((exc, len(traceback.extract_tb(exc.__traceback__))))
+
+
+async def aread_three_times(request: Request, errors: Caught) -> None:
+    for _ in range(3):
+        try:
+            await request.aread()
+        except (HTTPError, ClientDisconnect) as exc:
+            errors.append((exc, len(traceback.extract_tb(exc.__traceback__))))
+
+
+def three_reads_app(colour: str, errors: Caught, **options: Any) -> Any:
+    """An app whose handler reads the body three times, keeping the errors, and answers 200."""
+
+    def sync_op(request: Request) -> str:
+        read_three_times(request, errors)
+        return "read"
+
+    async def async_op(request: Request) -> str:
+        await aread_three_times(request, errors)
+        return "read"
+
+    return body_app(colour, sync_op, async_op, **options)
+
+
+def test_a_kept_body_error_is_raised_again_with_the_same_traceback(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the kept exception was raised as it was: its traceback grew by the frames of each
+    # raise (4, 7, 10... entries), frames that held the request and every local on the way.
+    errors: Caught = []
+    app = three_reads_app(colour, errors, limits=Limits(max_body_size=4))
+    assert make_client(app).post("/", content=b"too long").status_code == 200
+    assert [getattr(error, "status", None) for error, _ in errors] == [413, 413, 413]
+    depths = [depth for _, depth in errors]
+    assert depths[1] == depths[2], depths
+
+
+def test_a_client_gone_mid_body_is_raised_again_under_asgi(colour: str) -> None:
+    # NOTE: a handler that caught the ClientDisconnect and read again got RuntimeError
+    # ("already consumed"), a 500 and a logged traceback for a client that had left.
+    errors: Caught = []
+    app = three_reads_app(colour, errors)
+    messages = [*body_messages(b"a" * 10, b"b" * 20)[:1], {"type": "http.disconnect"}]
+    asyncio.run(asgi_call(app, http_scope("POST", "/"), messages))
+    assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
+
+
+def test_a_client_gone_mid_body_is_raised_again_under_wsgi(colour: str) -> None:
+    errors: Caught = []
+    driver = three_reads_app(colour, errors).as_wsgi()
+    try:
+        stream = Failing(LARGE, failing=2)
+        environ = wsgi_environ(
+            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
+        )
+        b"".join(driver(environ, lambda status, headers, exc_info=None: None))
+    finally:
+        driver.close()
+    assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
 
 
 def test_json_at_the_limit_parses(make_client: MakeClient, colour: str) -> None:
