@@ -54,15 +54,27 @@ def _split(target: str) -> tuple[str, str, bool]:
         attr = attr[:-2]
         if not attr:
             raise TargetError(f"{target!r} names nothing to call: write module:create_app()")
-    if "(" in attr or ")" in attr:
+    if not _is_dotted(attr):
+        raise _not_a_name(target, attr)
+    return location, attr, call
+
+
+def _not_a_name(target: str, attr: str) -> TargetError:
+    name, parenthesis, rest = attr.partition("(")
+    if parenthesis and rest.endswith(")") and rest[:-1] and _is_dotted(name):
         # NOTE: flask --app "shop:create_app('dev')" takes arguments; looked up as an attribute,
         # the name would be reported missing (with --factory too, which adds the "()").
-        name = attr.partition("(")[0]
-        raise TargetError(
+        return TargetError(
             f"{target!r} passes arguments: a factory is called with none; serve a module that "
             f"calls it, app = {name}(...)"
         )
-    return location, attr, call
+    return TargetError(
+        f"{target!r} names no attribute: write module:app, or module:create_app() for a factory"
+    )
+
+
+def _is_dotted(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
 
 
 def _import_module(target: str, location: str) -> types.ModuleType:

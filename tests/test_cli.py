@@ -42,6 +42,14 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         ("examples.hello:index( )", r"passes arguments: .*, app = index\(\.\.\.\)$"),
         # NOTE: what --factory makes of the one above: the "()" it adds hid the arguments.
         ("examples.hello:index('dev')()", r"passes arguments: .*, app = index\(\.\.\.\)$"),
+        # NOTE: these were said to pass arguments, "app = index)(...)" and "app = index(...)".
+        (
+            "examples.hello:index)",
+            r"names no attribute: write module:app, or module:create_app\(\)",
+        ),
+        ("examples.hello:index()()", "names no attribute"),
+        ("examples.hello:index(()", "names no attribute"),
+        ("examples.hello:in-dex", "names no attribute"),
         # NOTE: importlib raised ValueError and TypeError for these: a traceback.
         (":app", r"':app' names no module: write module:app"),
         (".hello:app", r"'.hello:app' names no module"),
