@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._buffer import BodyMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
 from ._forms import FormBuilder, FormData
-from ._parsing import decode_text, parse_json
+from ._parsing import decode_text, is_json_type, parse_json
 from ._parts import PartStream
 from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties
 from ._streamed_parts import AsyncParts, Part, SyncParts
@@ -100,12 +100,24 @@ class BodyMethods(HeadProperties):
         """
         self._check_sync("json()", "ajson()")
         if self._json is MISSING:
+            if not self._is_json(silent):
+                return None
             return self._parsed_json(self.read(), silent)
         return self._json
 
+    def _is_json(self, silent: bool) -> bool:
+        # NOTE: asked before the body is read, as Flask does: a form or a file is not read (or
+        # refused with 413) only to be refused as not JSON, and json(silent=True) after form()
+        # gives None where it raised RuntimeError (the body already consumed).
+        if is_json_type(self.content_type):
+            return True
+        if silent:
+            return False
+        raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
+
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
         try:
-            self._json = parse_json(body, self.content_type)
+            self._json = parse_json(body)
         except HTTPError:
             if silent:
                 return None  # NOTE: not kept: a later json() without silent gets its error.
@@ -212,6 +224,8 @@ class BodyMethods(HeadProperties):
     async def ajson(self, *, silent: bool = False) -> Any:
         """Read and parse a JSON body; the async twin of ``json()``."""
         if self._json is MISSING:
+            if not self._is_json(silent):
+                return None
             return self._parsed_json(await self.aread(), silent)
         return self._json
 

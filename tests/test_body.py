@@ -324,6 +324,41 @@ def test_silent_json_gives_none_for_a_body_that_is_not_json(
     assert (response.status_code, response.json()) == (200, answer)
 
 
+def test_silent_json_after_form_is_none(make_client: MakeClient, colour: str) -> None:
+    # NOTE: form() streamed the body; json(silent=True) read it again: RuntimeError, a 500.
+    def sync_op(request: Request) -> Response:
+        form = request.form()
+        return Response.json({"form": dict(form), "json": request.json(silent=True)})
+
+    async def async_op(request: Request) -> Response:
+        form = await request.aform()
+        return Response.json({"form": dict(form), "json": await request.ajson(silent=True)})
+
+    response = make_client(body_app(colour, sync_op, async_op)).post("/", data={"a": "1"})
+    assert (response.status_code, response.json()) == (200, {"form": {"a": "1"}, "json": None})
+
+
+@pytest.mark.parametrize(("silent", "answer"), [(False, 415), (True, None)])
+def test_json_of_another_type_is_refused_before_its_body_is_read(
+    make_client: MakeClient, colour: str, silent: bool, answer: int | None
+) -> None:
+    # NOTE: the body was read first: past the limit, a 413 for a body that was not JSON anyway.
+    def sync_op(request: Request) -> Response:
+        return Response.json({"value": request.json(silent=silent)})
+
+    async def async_op(request: Request) -> Response:
+        return Response.json({"value": await request.ajson(silent=silent)})
+
+    app = body_app(colour, sync_op, async_op, limits=Limits(max_body_size=4))
+    response = make_client(app).post(
+        "/", content=b"not json at all", headers={"content-type": "text/plain"}
+    )
+    if answer is None:
+        assert (response.status_code, response.json()) == (200, {"value": None})
+    else:
+        assert response.status_code == answer
+
+
 def test_json_float_overflow_says_why(make_client: MakeClient, colour: str) -> None:
     response = make_client(json_app(colour)).post(
         "/", content=b'{"a": 1e999}', headers={"content-type": "application/json"}
