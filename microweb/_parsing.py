@@ -397,6 +397,45 @@ def percent_encode_uri(text: str) -> str:
     return _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), text)
 
 
+# NOTE: an absolute or scheme-relative URL's authority, up to the path, query or fragment.
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#\\]*)")
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]+")
+# NOTE: the characters IDNA 2003 (Python's "idna" codec) maps to others where browsers (UTS 46,
+# nontransitional) keep them: "straße.de" would be strasse.de, another host than the browser's.
+_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+
+
+def encode_location(url: str) -> str:
+    """Return ``url`` as a ``Location`` value: a non-ASCII host in IDNA form (``xn--``), the
+    rest percent-encoded where a URI cannot hold it (``percent_encode_uri``).
+
+    A host the codec can't encode as a browser would is percent-encoded as the rest, which a
+    browser decodes before it applies IDNA itself.
+
+    Raises:
+        UnicodeEncodeError: If ``url`` holds a lone surrogate.
+    """
+    match = _AUTHORITY.match(url)
+    if match is not None and not match.group(1).isascii():
+        start, end = match.span(1)
+        url = url[:start] + _ascii_authority(match.group(1)) + url[end:]
+    return percent_encode_uri(url)
+
+
+def _ascii_authority(authority: str) -> str:
+    userinfo, at, host_port = authority.rpartition("@")
+    host, colon, port = host_port.partition(":")
+    if host.isascii() or not _DEVIATIONS.isdisjoint(host):
+        return authority
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return authority
+    if not _HOSTNAME.fullmatch(ascii_host):
+        return authority  # NOTE: a space, say: no host either way; percent-encoded as it was.
+    return f"{userinfo}{at}{ascii_host}{colon}{port}"
+
+
 def percent_decode(text: str, errors: str = "replace") -> str:
     """Return ``urllib.parse.unquote(text, errors=errors)`` (UTF-8), decoded in C.
 

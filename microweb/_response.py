@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
 from ._files import FileInfo, stat_file
-from ._parsing import percent_encode_uri
+from ._parsing import encode_location
 from ._sse import AsyncSSEChunks, SSEChunks
 from ._status import checked_status
 
@@ -168,7 +168,9 @@ class Response:
         Spaces and tabs around ``url`` are dropped, as a browser drops them from a typed URL;
         spaces inside it, control characters (tab, CR, LF, NUL...), non-ASCII characters and
         the other characters a URI cannot hold (``"<>\\^`{|}``) are percent-encoded (UTF-8),
-        so a URL from the client never splits the response. A ``%`` is kept as it is.
+        so a URL from the client never splits the response. A ``%`` is kept as it is. A
+        non-ASCII host is sent in its IDNA form (``https://bücher.de`` as
+        ``https://xn--bcher-kva.de``), which every client can follow.
 
         Raises:
             ValueError: If ``status`` is not 3xx, ``url`` is empty or holds a lone surrogate.
@@ -179,7 +181,7 @@ class Response:
             raise ValueError("a redirect needs a URL to go to, got an empty one")
         response = cls(b"", status, headers, TEXT)
         try:
-            location = percent_encode_uri(url.strip(" \t"))
+            location = encode_location(url.strip(" \t"))
         except UnicodeEncodeError:
             # NOTE: a lone surrogate (say from bytes decoded with surrogateescape): said as a
             # redirect's error, not as the codec's.

@@ -390,6 +390,37 @@ def test_redirect_encodes_what_a_uri_cannot_hold(
 @pytest.mark.parametrize(
     ("url", "location"),
     [
+        ("https://bücher.de/straße?q=ü", "https://xn--bcher-kva.de/stra%C3%9Fe?q=%C3%BC"),
+        ("//Bücher.de:8080/x", "//xn--bcher-kva.de:8080/x"),
+        ("https://üser@bücher.de/", "https://%C3%BCser@xn--bcher-kva.de/"),
+        ("https://evil\u3002example/", "https://evil.example/"),
+        # NOTE: IDNA 2003 makes straße strasse, another host than a browser's (UTS 46): left to
+        # the browser, which decodes the escapes before it applies IDNA.
+        ("https://straße.de/", "https://stra%C3%9Fe.de/"),
+        # NOTE: no host name either way: percent-encoded as before.
+        ("https://ü b.de/", "https://%C3%BC%20b.de/"),
+        ("https://a..ü/", "https://a..%C3%BC/"),
+        ("/bücher.de", "/b%C3%BCcher.de"),
+        ("https://[::1]:80/ü", "https://[::1]:80/%C3%BC"),
+    ],
+)
+def test_redirect_to_a_non_ascii_host_sends_its_idna_form(
+    make_client: MakeClient, url: str, location: str
+) -> None:
+    # NOTE: the host was percent-encoded (b%C3%BCcher.de): browsers decode it, but httpx,
+    # curl and requests can't follow it.
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect(url)
+
+    assert make_client(app).get("/go").headers["location"] == location
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
         ("/new\r\nSet-Cookie: admin=1", "/new%0D%0ASet-Cookie:%20admin=1"),
         ("\r\n/new", "%0D%0A/new"),
         ("/a\x00b\x0bc\x0cd\x1be\x7ff", "/a%00b%0Bc%0Cd%1Be%7Ff"),
