@@ -143,8 +143,9 @@ class GZip:
     Args:
         minimum_size: Bodies smaller than this many bytes are sent as they are.
         compresslevel: From 1 (fastest) to 9 (smallest); 0 stores without compressing.
-        media_types: Only compress these media types (``"text/*"`` covers a whole type);
-            by default, every type but the ones known not to compress.
+        media_types: Only compress these media types (``"text/*"`` covers a whole type but
+            for the types known not to compress, such as ``text/event-stream``, which must be
+            listed by name); by default, every type but the ones known not to compress.
 
     Raises:
         ValueError: If ``minimum_size`` is negative or ``compresslevel`` not in 0 to 9.
@@ -205,8 +206,12 @@ class GZip:
     def compressible(self, media_type: str) -> bool:
         """Tell whether responses of ``media_type`` (no parameters) are compressed."""
         if self.media_types is not None:
+            if media_type in self.media_types:
+                return True
+            # NOTE: a whole type ("text/*") leaves out the types that don't compress: with the
+            # docs' own list, SSE streams were compressed, which some proxies hold back.
             major = media_type.partition("/")[0]
-            return media_type in self.media_types or f"{major}/*" in self.media_types
+            return f"{major}/*" in self.media_types and media_type not in SKIPPED_TYPES
         if media_type in TEXTUAL_IMAGES:
             return True
         return media_type not in SKIPPED_TYPES and not media_type.startswith(SKIPPED_PREFIXES)

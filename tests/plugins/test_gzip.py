@@ -185,6 +185,35 @@ def test_gzip_media_types_restrict_what_is_compressed(make_client: MakeClient) -
     assert "vary" not in client.get("/json").headers
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_gzip_a_whole_type_leaves_sse_alone(make_client: MakeClient, kind: str) -> None:
+    # NOTE: "text/*" covers text/event-stream only when it is listed by name, as without
+    # media_types: some proxies hold a compressed stream back, and its events with it.
+    def events() -> Iterator[str]:
+        yield from ["first", "second"]
+
+    async def aevents() -> AsyncIterator[str]:
+        for event in ["first", "second"]:
+            yield event
+
+    def sse_app(plugin: GZip) -> App:
+        app = App()
+        app.install(plugin)
+
+        @app.get("/events")
+        def stream(request: Request) -> Response:
+            return Response.sse(events() if kind == "sync" else aevents())
+
+        return app
+
+    whole_types = make_client(sse_app(GZip(media_types=["text/*", "application/json"])))
+    response = whole_types.get("/events")
+    assert "content-encoding" not in response.headers
+    assert response.text == "data: first\n\ndata: second\n\n"
+    by_name = make_client(sse_app(GZip(media_types=["text/event-stream"])))
+    assert by_name.get("/events").headers["content-encoding"] == "gzip"
+
+
 def test_gzip_weakens_a_strong_etag(make_client: MakeClient) -> None:
     client = make_client(gzip_app())
     assert client.get("/etag").headers["etag"] == 'W/"v1"'
