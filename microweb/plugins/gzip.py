@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable
 
 from microweb import App, Request, Response
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
@@ -68,7 +68,7 @@ def _compress_chunk(compressor: zlib._Compress, chunk: bytes | str) -> bytes:
     return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
 
-def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> Iterator[bytes]:
+def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
     """Compress a sync stream chunk by chunk; closing the result closes ``chunks``.
 
     Args:
@@ -76,8 +76,77 @@ def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> Iterator[bytes]:
         level: The compression level, 0 to 9.
 
     Returns:
-        A generator of gzip data, one piece per input chunk, then the trailer.
+        An iterator of gzip data, one piece per input chunk, then the trailer.
     """
+    return GzipStream(chunks, level)
+
+
+def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStream:
+    """Compress an async stream chunk by chunk; closing the result closes ``chunks``.
+
+    Args:
+        chunks: The body chunks (``str`` is UTF-8 encoded).
+        level: The compression level, 0 to 9.
+
+    Returns:
+        An async iterator of gzip data, one piece per input chunk, then the trailer.
+    """
+    return AsyncGzipStream(chunks, level)
+
+
+# NOTE: the streams are objects, not bare generators, for their close: a generator closed
+# before its first next() runs no finally, so a driver that closed the body unsent (its
+# http.response.start failed: the client gone, the task cancelled) left the app's stream (a
+# file, a cursor) open.
+class GzipStream:
+    """The gzip data of a sync stream; closing it closes the stream, read or not."""
+
+    __slots__ = ("_compressed", "_source", "_started")
+
+    def __init__(self, chunks: Iterable[bytes | str], level: int) -> None:
+        self._source = chunks
+        self._compressed = _compressed(chunks, level)
+        self._started = False
+
+    def __iter__(self) -> GzipStream:
+        return self
+
+    def __next__(self) -> bytes:
+        self._started = True
+        return next(self._compressed)
+
+    def close(self) -> None:
+        """Close the compressed stream and the one it reads."""
+        self._compressed.close()  # NOTE: once started, its finally closes the source.
+        if not self._started:
+            _close(self._source)
+
+
+class AsyncGzipStream:
+    """The gzip data of an async stream; closing it closes the stream, read or not."""
+
+    __slots__ = ("_compressed", "_source", "_started")
+
+    def __init__(self, chunks: AsyncIterable[bytes | str], level: int) -> None:
+        self._source = chunks
+        self._compressed = _acompressed(chunks, level)
+        self._started = False
+
+    def __aiter__(self) -> AsyncGzipStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._started = True
+        return await anext(self._compressed)
+
+    async def aclose(self) -> None:
+        """Close the compressed stream and the one it reads."""
+        await self._compressed.aclose()
+        if not self._started:
+            await _aclose(self._source)
+
+
+def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, None, None]:
     compressor = _compressor(level)
     iterator = iter(chunks)
     try:
@@ -88,21 +157,12 @@ def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> Iterator[bytes]:
         yield compressor.flush()
     finally:
         for source in (iterator, chunks):
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
+            _close(source)
 
 
-async def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncIterator[bytes]:
-    """Compress an async stream chunk by chunk; closing the result closes ``chunks``.
-
-    Args:
-        chunks: The body chunks (``str`` is UTF-8 encoded).
-        level: The compression level, 0 to 9.
-
-    Returns:
-        An async generator of gzip data, one piece per input chunk, then the trailer.
-    """
+async def _acompressed(
+    chunks: AsyncIterable[bytes | str], level: int
+) -> AsyncGenerator[bytes, None]:
     compressor = _compressor(level)
     iterator = aiter(chunks)
     try:
@@ -113,9 +173,19 @@ async def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncI
         yield compressor.flush()
     finally:
         for source in (iterator, chunks):
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await _aclose(source)
+
+
+def _close(source: object) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(source: object) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _media_type(response: Response) -> str:
@@ -143,8 +213,9 @@ class GZip:
     Args:
         minimum_size: Bodies smaller than this many bytes are sent as they are.
         compresslevel: From 1 (fastest) to 9 (smallest); 0 stores without compressing.
-        media_types: Only compress these media types (``"text/*"`` covers a whole type);
-            by default, every type but the ones known not to compress.
+        media_types: Only compress these media types (``"text/*"`` covers a whole type but
+            for the types known not to compress, such as ``text/event-stream``, which must be
+            listed by name); by default, every type but the ones known not to compress.
 
     Raises:
         ValueError: If ``minimum_size`` is negative or ``compresslevel`` not in 0 to 9.
@@ -205,8 +276,12 @@ class GZip:
     def compressible(self, media_type: str) -> bool:
         """Tell whether responses of ``media_type`` (no parameters) are compressed."""
         if self.media_types is not None:
+            if media_type in self.media_types:
+                return True
+            # NOTE: a whole type ("text/*") leaves out the types that don't compress: with the
+            # docs' own list, SSE streams were compressed, which some proxies hold back.
             major = media_type.partition("/")[0]
-            return media_type in self.media_types or f"{major}/*" in self.media_types
+            return f"{major}/*" in self.media_types and media_type not in SKIPPED_TYPES
         if media_type in TEXTUAL_IMAGES:
             return True
         return media_type not in SKIPPED_TYPES and not media_type.startswith(SKIPPED_PREFIXES)

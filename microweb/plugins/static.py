@@ -41,12 +41,15 @@ def _resolve(root: str, path: str, dotfiles: bool) -> str | None:
     if len(path) > MAX_PATH_LENGTH or _unsafe(path) or (not dotfiles and _hidden(path)):
         return None
     full = os.path.realpath(os.path.join(root, *path.split("/")))
+    return full if _servable(root, full, dotfiles) else None
+
+
+def _servable(root: str, full: str, dotfiles: bool) -> bool:
+    """Whether the real path ``full`` is inside ``root`` and no dotfile (unless served)."""
     if not _within(root, full):
-        return None
-    # NOTE: checked again once resolved: a symbolic link inside the folder may lead to ".git".
-    if not dotfiles and _hidden(os.path.relpath(full, root).replace(os.sep, "/")):
-        return None
-    return full
+        return False
+    # NOTE: checked once resolved: a symbolic link inside the folder may lead to ".git".
+    return dotfiles or not _hidden(os.path.relpath(full, root).replace(os.sep, "/"))
 
 
 def safe_join(
@@ -84,14 +87,17 @@ class Static:
         directory: The folder to serve; it must exist.
         prefix: The URL prefix, such as ``"/static"`` (``""`` serves from the root).
         index: The file served for a folder (``"/static/docs/"``), or ``None`` for 404. A folder
-            asked for without its final slash is redirected to it, so relative links work.
+            asked for without its final slash is redirected to it, so relative links work. The
+            index is refused as the file itself would be (a link out of the folder, or to a
+            dotfile).
         name: The plugin's name, and the route's name for ``url_for(name, path=...)``; give each
             ``Static`` of an app its own.
         dotfiles: Serve files and folders whose names start with a dot (``.env``, ``.git/``,
             ``.well-known/``); by default they get 404.
 
     Raises:
-        ValueError: If ``directory`` is not a folder or ``prefix`` is malformed.
+        ValueError: If ``directory`` is not a folder, ``prefix`` is malformed, or ``index`` is
+            a dotfile while ``dotfiles`` is false.
     """
 
     def __init__(
@@ -109,6 +115,9 @@ class Static:
             raise ValueError(f"Static prefix {prefix!r} must start with '/' and not end with '/'")
         if index is not None and _unsafe(index):
             raise ValueError(f"Static index {index!r} must be a relative path inside the folder")
+        if index is not None and not dotfiles and _hidden(index):
+            # NOTE: an index is served as a request for it by name would be: never, here.
+            raise ValueError(f"Static index {index!r} is a dotfile: pass dotfiles=True to serve it")
         self.root, self.prefix, self.index, self.name = root, prefix, index, name
         self.dotfiles = dotfiles
 
@@ -151,7 +160,8 @@ class Static:
         if self.index is None:
             raise HTTPError(404)
         index = os.path.realpath(os.path.join(full, self.index))
-        if not _within(self.root, index) or not os.path.isfile(index):
+        # NOTE: checked as any file is: an index.html linked to "../.git/config" served it.
+        if not _servable(self.root, index, self.dotfiles) or not os.path.isfile(index):
             raise HTTPError(404)
         if not request.path.endswith("/"):
             return Response.redirect(_with_slash(request), 308)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import zlib
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import raw_pieces
+from drive import http_scope, raw_pieces, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb._parsing import MAX_ACCEPT_SIZE
@@ -185,6 +186,35 @@ def test_gzip_media_types_restrict_what_is_compressed(make_client: MakeClient) -
     assert "vary" not in client.get("/json").headers
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_gzip_a_whole_type_leaves_sse_alone(make_client: MakeClient, kind: str) -> None:
+    # NOTE: "text/*" covers text/event-stream only when it is listed by name, as without
+    # media_types: some proxies hold a compressed stream back, and its events with it.
+    def events() -> Iterator[str]:
+        yield from ["first", "second"]
+
+    async def aevents() -> AsyncIterator[str]:
+        for event in ["first", "second"]:
+            yield event
+
+    def sse_app(plugin: GZip) -> App:
+        app = App()
+        app.install(plugin)
+
+        @app.get("/events")
+        def stream(request: Request) -> Response:
+            return Response.sse(events() if kind == "sync" else aevents())
+
+        return app
+
+    whole_types = make_client(sse_app(GZip(media_types=["text/*", "application/json"])))
+    response = whole_types.get("/events")
+    assert "content-encoding" not in response.headers
+    assert response.text == "data: first\n\ndata: second\n\n"
+    by_name = make_client(sse_app(GZip(media_types=["text/event-stream"])))
+    assert by_name.get("/events").headers["content-encoding"] == "gzip"
+
+
 def test_gzip_weakens_a_strong_etag(make_client: MakeClient) -> None:
     client = make_client(gzip_app())
     assert client.get("/etag").headers["etag"] == 'W/"v1"'
@@ -277,6 +307,78 @@ def test_gzip_stream_closes_the_inner_stream_when_closed_early() -> None:
     next(compressed)
     compressed.close()  # type: ignore[attr-defined]
     assert closed == ["inner"]
+
+
+class Rows:
+    """A sync stream that holds a resource until it is closed (a cursor, a file)."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Rows:
+        return self
+
+    def __next__(self) -> bytes:
+        return b"row\n" * 200
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+class AsyncRows:
+    """An async stream that holds a resource until it is closed."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __aiter__(self) -> AsyncRows:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return b"row\n" * 200
+
+    async def aclose(self) -> None:
+        self.closed.append("closed")
+
+
+def unsent_stream(interface: str, app: App, path: str) -> None:
+    """Have ``app`` answer ``path`` with gzip, then end the response before its body is read:
+    WSGI's result closed unread, ASGI's ``http.response.start`` failing (the client gone)."""
+    if interface == "wsgi":
+        environ = wsgi_environ("GET", path, HTTP_ACCEPT_ENCODING="gzip")
+        wsgi = app.as_wsgi()
+        wsgi(environ, lambda status, headers, exc_info=None: None).close()
+        wsgi.close()
+        return
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        raise OSError("the client is gone")
+
+    scope = http_scope(path=path, headers=[(b"accept-encoding", b"gzip")])
+    with TestClient(app, interface="asgi") as client:
+        call = client.asgi_app(scope, receive, send)
+        with contextlib.suppress(OSError):
+            asyncio.run_coroutine_threadsafe(call, client.loop).result()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_gzip_stream_closes_the_inner_stream_when_never_read(interface: str, kind: str) -> None:
+    # NOTE: a generator closed before its first next() runs no finally: the app's stream
+    # stayed open when the response ended before its body was sent.
+    closed: list[str] = []
+    app = App()
+    app.install(GZip())
+
+    @app.get("/rows")
+    def rows(request: Request) -> Response:
+        stream = Rows(closed) if kind == "sync" else AsyncRows(closed)
+        return Response.stream(stream, media_type="text/csv")
+
+    unsent_stream(interface, app, "/rows")
+    assert closed == ["closed"]
 
 
 def static_client(make_client: MakeClient, files: Path) -> TestClient:

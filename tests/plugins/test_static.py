@@ -98,6 +98,9 @@ def test_static_refuses_bad_arguments(tmp_path: Path) -> None:
         Static(tmp_path, prefix="static/")
     with pytest.raises(ValueError, match="index"):
         Static(tmp_path, index="../index.html")
+    with pytest.raises(ValueError, match="dotfiles=True"):
+        Static(tmp_path, index=".index.html")
+    assert Static(tmp_path, index=".index.html", dotfiles=True).index == ".index.html"
 
 
 TRAVERSALS = [
@@ -205,6 +208,18 @@ def test_static_refuses_dotfiles_by_default(
     assert client.head(url).status_code == 404
     assert client.get("/static/site.css").status_code == 200
     assert client.get("/static/./site.css").status_code == 200  # NOTE: "." is no dotfile
+
+
+def test_static_index_symlinked_to_a_dotfile_is_404(
+    make_client: MakeClient, dotfiles: Path
+) -> None:
+    # NOTE: a folder's index is refused as the file itself would be: by name, "../.git/config".
+    (dotfiles / "empty" / "index.html").symlink_to(dotfiles / ".git" / "config")
+    response = make_client(static_app(dotfiles)).get("/static/empty/")
+    assert response.status_code == 404
+    assert b"[core]" not in response.content
+    served = make_client(static_app(dotfiles, dotfiles=True)).get("/static/empty/")
+    assert (served.status_code, served.text) == (200, "[core]")
 
 
 @pytest.mark.parametrize("url", DOTFILES)
