@@ -353,8 +353,9 @@ class App(RouteRegistry):
 
         Raises:
             KeyError: If no route has that name.
-            TypeError: If the parameters do not fit the template, or a query value is not a
-                ``str``, ``int``, ``float`` or ``None``.
+            TypeError: If the parameters do not fit the template, a parameter is ``None`` or
+                ``bytes`` (unless its converter's ``to_url`` takes it), or a query value is
+                not a ``str``, ``int``, ``float`` or ``None``.
             ValueError: If a one-segment parameter is empty or holds ``/``, a ``{name:path}``
                 value is empty, a value is or holds a ``.`` or ``..`` segment, or a value is one
                 its built-in converter does not take back (``-3`` for ``{n:int}``): the link

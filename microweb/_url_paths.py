@@ -20,7 +20,8 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     client resolves away (``/files/../admin`` is ``/admin`` to it).
 
     Raises:
-        TypeError: If a parameter is missing or unknown.
+        TypeError: If a parameter is missing or unknown, or is ``None`` or ``bytes`` where
+            its converter would write it with ``str()``.
         ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
             empty, a value is or holds a ``.`` or ``..`` segment, or a built-in converter's
             ``to_python`` refuses the text its ``to_url`` made (no request would match it).
@@ -36,7 +37,7 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             parts.append(quote(segment, safe=""))
             continue
         converter = converters[segment.converter]
-        text = converter.to_url(params[segment.name])
+        text = _to_url(route, segment, converter, params[segment.name])
         _check_dots(route, segment, text)
         if segment.converter == "path":
             # NOTE: "/files/%2Fetc" routes back to rest="/etc": the path decodes to "//etc".
@@ -85,6 +86,18 @@ def build_query(query: Query) -> str:
                 )
             flat.append((name, str(item)))
     return "?" + urlencode(flat, quote_via=quote, safe="") if flat else ""
+
+
+def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> str:
+    """Return ``value`` as its converter writes it, refusing what ``str()`` would misspell."""
+    if converter.to_url is str and (value is None or isinstance(value, (bytes, bytearray))):
+        # NOTE: str() gave "/notes/None" and "/notes/b'pen'": links to values nobody gave.
+        # Werkzeug refuses None too; build_query refuses both.
+        raise TypeError(
+            f"url_for({route.name!r}): parameter {segment.name!r} is {value!r}, not a value "
+            "to put in a link"
+        )
+    return converter.to_url(value)
 
 
 # SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for

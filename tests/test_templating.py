@@ -15,6 +15,7 @@ from conftest import MakeClient
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response
+from microweb.plugins import Sessions, flash
 from microweb.templating import Templates
 from microweb.testing import TestClient
 
@@ -132,6 +133,45 @@ def test_context_keys_win_over_the_defaults(folder: Path, make_client: MakeClien
         return templates.render(request, "who.html", {"request": "mine"})
 
     assert make_client(app).get("/").text == "mine"
+
+
+def test_macros_imported_without_context_see_request_url_for_and_flashes(
+    folder: Path, make_client: MakeClient
+) -> None:
+    # NOTE: Flask's url_for, get_flashed_messages and request are Jinja globals, so a macro
+    # file imported the usual way ({% import %}, {% from ... import %}) calls them; they were
+    # undefined there (a 500), as an import without context sees globals only.
+    (folder / "links.html").write_text(
+        "{% macro home() %}<a href=\"{{ url_for('note', note_id=1) }}\">"
+        "{{ request.path }}</a>{% endmacro %}"
+    )
+    (folder / "nav.html").write_text(
+        '{% import "links.html" as links %}'
+        "{% macro nav() %}{{ links.home() }}"
+        "{% for message in get_flashed_messages() %}!{{ message }}{% endfor %}{% endmacro %}"
+    )
+    (folder / "menu.html").write_text(
+        '{% import "nav.html" as n %}{% from "links.html" import home %}{{ n.nav() }} {{ home() }}'
+    )
+    templates = Templates(folder)
+    app = App()
+    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
+
+    @app.get("/menu/{tag}")
+    def menu(request: Request, tag: str) -> Response:
+        flash(request, tag)
+        return templates.render(request, "menu.html")
+
+    @app.get("/notes/{note_id:int}", name="note")
+    def note(request: Request, note_id: int) -> str:
+        return str(note_id)
+
+    client = make_client(app)
+    for tag in ("a", "b"):  # each request its own: no module kept from the first
+        page = client.get(f"/menu/{tag}")
+        assert page.status_code == 200, page.text
+        link = f'<a href="/notes/1">/menu/{tag}</a>'
+        assert page.text == f"{link}!{tag} {link}"
 
 
 def test_url_for_includes_the_root_path(folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import threading
@@ -609,3 +610,32 @@ def test_an_upgrade_header_fails_under_wsgi_as_waitress_fails_it(interface: str)
                 client.get("/")
         else:
             assert client.get("/").headers["upgrade"] == "h2c"
+
+
+# -- called from async code --------------------------------------------------------------------
+
+
+def test_a_def_handler_reads_its_body_when_the_test_is_async(interface: str) -> None:
+    # NOTE: an async test (pytest-asyncio, anyio) runs the client in a thread whose event loop
+    # is running; a server's thread has none, so a def handler under WSGI got a 500 ("an event
+    # loop is running in this thread") that no server would give.
+    app = App()
+    after: list[Any] = []
+
+    @app.post("/echo")
+    def echo(request: Request) -> Any:
+        request.after_response(lambda: after.append(request.json()))
+        return request.json()
+
+    @app.post("/stream")
+    def stream(request: Request) -> Response:
+        return Response.stream(iter([request.read(), b"!"]))
+
+    async def test() -> None:
+        with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+            assert client.post("/echo", json={"a": 1}).json() == {"a": 1}
+            with client.stream("POST", "/stream", content=b"chunk") as response:
+                assert response.read() == b"chunk!"
+
+    asyncio.run(test())
+    assert after == [{"a": 1}]

@@ -56,6 +56,26 @@ def test_url_for_refuses_a_value_no_request_can_match(name: str, value: object) 
         values_app().url_for(name, value=value)
 
 
+@pytest.mark.parametrize("name", ["str", "int"])
+@pytest.mark.parametrize("value", [None, b"pen", bytearray(b"pen")])
+def test_url_for_refuses_none_and_bytes_rather_than_their_str(name: str, value: object) -> None:
+    # NOTE: str() made "/s/None" and "/s/b'pen'", links to values nobody gave (Flask's
+    # url_for refuses None too); _query= refuses them already.
+    with pytest.raises(TypeError, match=r"url_for\('\w+'\): parameter 'value' is "):
+        values_app().url_for(name, value=value)
+
+
+def test_url_for_refuses_none_in_a_path_parameter() -> None:
+    app = App()
+
+    @app.get("/files/{rest:path}", name="file")
+    def file(request: Request, rest: str) -> str:
+        return rest
+
+    with pytest.raises(TypeError, match="None"):
+        app.url_for("file", rest=None)
+
+
 def looked_up_app(calls: list[str]) -> App:
     app = App()
 
