@@ -12,7 +12,7 @@ from microweb import App, Request, Response
 from microweb._parsing import header_value
 
 from ._vary import add_vary
-from .csrf import own_origin, parse_origin
+from .csrf import DEFAULT_PORTS, own_origin, parse_origin
 
 DEFAULT_METHODS = ("GET", "HEAD", "POST")
 # NOTE: browsers may send these without asking; content-type is listed so that JSON APIs work
@@ -37,6 +37,37 @@ def _names(values: Iterable[str], what: str) -> tuple[str, ...]:
     if isinstance(values, str):
         raise TypeError(f"{what} takes a list of strings, not one string: [{values!r}]")
     return tuple(values)
+
+
+def _allowed_origins(values: Iterable[str]) -> frozenset[str]:
+    """The allowed origins as browsers send them in ``Origin``.
+
+    Raises:
+        ValueError: For one no browser sends, which would never match: one with a path, a host
+            with no scheme.
+    """
+    origins = set()
+    for text in _names(values, "allow_origins"):
+        if text != "*":
+            origins.add(_serialized(text))
+    return frozenset(origins)
+
+
+def _serialized(text: str) -> str:
+    scheme, separator, rest = text.partition("://")
+    trimmed = text.removesuffix("/")  # NOTE: "https://app.example/" was always taken.
+    if scheme.lower() in DEFAULT_PORTS:
+        origin = parse_origin(trimmed) if trimmed == trimmed.strip() else None
+        if origin is not None:
+            # NOTE: as a browser serializes it: lower case, and no default port (":443").
+            default = origin.port == DEFAULT_PORTS[origin.scheme]
+            return f"{origin.scheme}://{origin.host}" + ("" if default else f":{origin.port}")
+    elif text == "null" or (separator and rest and "/" not in rest and ORIGIN.fullmatch(text)):
+        return text.lower()  # NOTE: a browser extension's (chrome-extension://...), say.
+    raise ValueError(
+        f"allowed origin {text!r} is not one a browser sends: write scheme://host[:port], such "
+        "as 'https://app.example' (no path), 'null', or '*'"
+    )
 
 
 def _header_list(value: str) -> list[str] | None:
@@ -95,7 +126,7 @@ class CORS:
             raise ValueError(f"max_age must be 0 or more seconds, got {max_age}")
         origins = _names(allow_origins, "allow_origins")
         self.any_origin = "*" in origins
-        self.origins = frozenset(o.rstrip("/").lower() for o in origins if o != "*")
+        self.origins = _allowed_origins(origins)
         self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
         methods = {m.upper() for m in _names(allow_methods, "allow_methods")}
         self.any_method = "*" in methods
@@ -184,9 +215,11 @@ class CORS:
             return self._refuse(f"origin {origin!r} is not allowed")
         if not TOKEN.fullmatch(method):
             return self._refuse(f"method {method!r} is not a valid method name")
-        method = method.upper()
+        # SPEC: Fetch, "CORS-preflight fetch": the method is matched case-sensitively. A
+        # browser upper-cases only DELETE, GET, HEAD, OPTIONS, POST and PUT; it sends "patch" as
+        # written, and an answer that allows "PATCH" fails the request in the browser.
         if not self.any_method and method not in self.allowed_methods:
-            return self._refuse(f"method {method!r} is not allowed")
+            return self._refuse(f"method {method!r} is not allowed{self._case_hint(method)}")
         asked = _header_list(header_value(request.headers, "access-control-request-headers") or "")
         if asked is None:
             size = MAX_REQUEST_HEADERS_SIZE
@@ -211,6 +244,11 @@ class CORS:
         if self.varies:
             add_vary(response, "Origin")
         return response
+
+    def _case_hint(self, method: str) -> str:
+        if method.upper() == method or method.upper() not in self.allowed_methods:
+            return ""
+        return f" (methods are case-sensitive: a page's fetch() must send {method.upper()!r})"
 
     def _methods_value(self, method: str) -> str:
         if not self.any_method:

@@ -66,6 +66,56 @@ def test_cors_listed_origins_are_echoed_with_vary(make_client: MakeClient) -> No
     assert client.get("/items").headers["vary"] == "Accept-Language, Origin"
 
 
+def test_cors_origins_are_matched_as_browsers_send_them(make_client: MakeClient) -> None:
+    # NOTE: an explicit default port or upper case never matched: browsers send neither.
+    plugin = CORS(["HTTPS://App.example:443", "http://local.example:80", "https://b.example:8443"])
+    client = make_client(cors_app(plugin))
+    for origin in ("https://app.example", "http://local.example", "https://b.example:8443"):
+        response = client.get("/items", headers={"origin": origin})
+        assert response.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://app.example/app",
+        "app.example",
+        "https://app.example//",
+        " https://app.example",
+        "chrome-extension://id/page",
+        "https://app.example:99999",
+    ],
+)
+def test_cors_refuses_an_origin_no_browser_sends(origin: str) -> None:
+    # NOTE: accepted silently, and never matched: the partner's page was refused with no word.
+    with pytest.raises(ValueError, match="is not one a browser sends"):
+        CORS([origin])
+
+
+def test_cors_keeps_null_and_other_schemes(make_client: MakeClient) -> None:
+    plugin = CORS(["null", "chrome-extension://abcdefgh"], allow_credentials=True)
+    client = make_client(cors_app(plugin))
+    for origin in ("null", "chrome-extension://abcdefgh"):
+        response = client.get("/items", headers={"origin": origin})
+        assert response.headers["access-control-allow-origin"] == origin
+
+
+@pytest.mark.parametrize("credentials", [False, True])
+def test_cors_preflight_methods_are_case_sensitive(
+    make_client: MakeClient, credentials: bool
+) -> None:
+    # NOTE: "patch" was upper-cased and allowed as "PATCH", which fails the browser's own
+    # check (browsers send a PATCH as written); with every method allowed, it is echoed as is.
+    listed = make_client(cors_app(CORS(allow_methods=["PATCH"], allow_credentials=credentials)))
+    refused = listed.options("/items", headers=preflight("patch"))
+    assert refused.status_code == 400
+    assert "must send 'PATCH'" in refused.text
+    assert listed.options("/items", headers=preflight("PATCH")).status_code == 204
+    every = make_client(cors_app(CORS(allow_methods=["*"], allow_credentials=True)))
+    echoed = every.options("/items", headers=preflight("patch"))
+    assert echoed.headers["access-control-allow-methods"] == "patch"
+
+
 def test_cors_origin_regex_must_match_in_full(make_client: MakeClient) -> None:
     plugin = CORS(allow_origin_regex=r"https://[a-z0-9-]+\.example\.com")
     client = make_client(cors_app(plugin))
