@@ -11,7 +11,7 @@ import pytest
 from conftest import MakeClient, in_colour
 
 from microweb import App, Plugin, Request, Response, Router, WebSocket
-from microweb.plugins import Sessions
+from microweb.plugins import Sessions, TrustedHosts
 from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
@@ -464,12 +464,23 @@ def test_request_session_read_by_a_flow_outside_the_sessions_flow_says_so(
     assert answer.text.endswith(" / {}")
 
 
-def test_request_session_on_a_websocket_route_that_skips_sessions_is_empty_and_says_so() -> None:
+class AdminSessions(Sessions):
+    """The sessions plugin installed under a name of its own."""
+
+    name = "admin_sessions"
+
+
+# NOTE: the core found the sessions plugin by the name "sessions": a subclass under another
+# name got "needs a sessions plugin" where the empty session was due.
+@pytest.mark.parametrize("plugin", [Sessions, AdminSessions])
+def test_request_session_on_a_websocket_route_that_skips_sessions_is_empty_and_says_so(
+    plugin: type[Sessions],
+) -> None:
     app = App()
-    app.install(Sessions(secret="k" * 32))
+    app.install(plugin(secret="k" * 32))
     said: list[str] = []
 
-    @app.websocket("/ws", skip=["sessions"])
+    @app.websocket("/ws", skip=[plugin.name])
     async def handler(ws: WebSocket) -> None:
         said.append(f"a session: {ws.request.session}")
         try:
@@ -483,6 +494,40 @@ def test_request_session_on_a_websocket_route_that_skips_sessions_is_empty_and_s
         pass
     assert said[0] == "a session: {}"
     assert len(said) == 2 and "WebSocket route skips the plugin" in said[1], said
+
+
+class NamedSessions:
+    """A plugin called "sessions" that sets no session."""
+
+    name = "sessions"
+
+    def setup(self, app: App) -> None:
+        app.on_startup(lambda: None)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "answer"),
+    [
+        (AdminSessions(secret="k" * 32), "{}"),
+        (NamedSessions(), "request.session needs a sessions plugin"),
+    ],
+)
+def test_an_error_page_knows_a_sessions_plugin_by_its_mark_not_its_name(
+    make_client: MakeClient, plugin: Any, answer: str
+) -> None:
+    app = App()
+    app.install(TrustedHosts(["testserver"]))  # NOTE: its refusal comes before the session.
+    app.install(plugin)
+
+    @app.error_handler(400)
+    def refused(request: Request, exc: Exception) -> str:
+        try:
+            return str(dict(request.session))
+        except RuntimeError as error:
+            return str(error)
+
+    page = make_client(app).get("/", headers={"host": "elsewhere.example"})
+    assert page.text.startswith(answer)
 
 
 # -- routes as plugins see them: config, added_by, names ----------------------------------------

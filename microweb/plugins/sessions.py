@@ -143,6 +143,9 @@ class Sessions:
     """
 
     name = "sessions"
+    # NOTE: what tells the core (request.session, outside this plugin's flow) that this plugin
+    # sets request.state.session, whatever name it is installed under.
+    sets_session = True
 
     def __init__(
         self,
