@@ -170,8 +170,15 @@ def max_age_seconds(max_age: float | timedelta) -> int:
 
     NOTE: truncated, a cookie meant to live half a second was sent with ``Max-Age=0``, which
     deletes it at once.
+
+    Raises:
+        ValueError: For an infinite or NaN ``max_age``.
     """
     seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
+    if not math.isfinite(seconds):
+        # NOTE: math.ceil() raised OverflowError or a ValueError about integers: no word of
+        # max_age. A cookie that ends with the browser has no max_age at all (None).
+        raise ValueError(f"max_age must be a finite number of seconds, got {max_age!r}")
     return math.ceil(seconds)
 
 

@@ -619,6 +619,12 @@ def test_set_cookie_max_age_takes_a_timedelta_and_rounds_a_fraction_up(
     assert ages == ["Max-Age=3600", "Max-Age=1", "Max-Age=2", "Max-Age=0"]
 
 
+@pytest.mark.parametrize("age", [float("inf"), float("nan")])
+def test_set_cookie_refuses_a_max_age_that_is_no_number_of_seconds(age: float) -> None:
+    with pytest.raises(ValueError, match="max_age must be a finite number of seconds"):
+        Response.text("ok").set_cookie("a", "1", max_age=age)  # type: ignore[arg-type]
+
+
 def test_set_cookie_attributes(make_client: MakeClient) -> None:
     app = App()
 

@@ -299,6 +299,11 @@ def test_sessions_refuse_bad_arguments() -> None:
     for age in (0, -1, timedelta(0), -0.5):
         with pytest.raises(ValueError, match="max_age must be positive"):
             Sessions(SECRET, max_age=age)  # type: ignore[arg-type]
+    # NOTE: OverflowError ("cannot convert float infinity to integer") and a ValueError that
+    # named no max_age.
+    for age in (float("inf"), float("nan"), -float("inf")):
+        with pytest.raises(ValueError, match="max_age must be a finite number of seconds"):
+            Sessions(SECRET, max_age=age)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
