@@ -15,6 +15,7 @@ from urllib.parse import quote
 from ._buffer import BodyMeter
 from ._cookies import parse_cookie_header
 from ._datastructures import Headers, MultiDict
+from ._errors import HTTPError
 from ._forms import Spooler
 from ._limits import Limits
 from ._parsing import RequestCookies, RequestFields, parse_fields
@@ -273,7 +274,8 @@ class HeadProperties:
         site, such as one in an email; install ``TrustedHosts`` so that the host is yours.
 
         Raises:
-            HTTPError: 400 for a ``Host`` that ``host`` refuses (``_external=True`` only).
+            HTTPError: 400 for a ``Host`` that ``host`` refuses, or for no host at all (a
+                request without ``Host`` on a Unix socket), with ``_external=True`` only.
         """
         # NOTE: _external is keyword-only: app.url_for's second place is the query, and a
         # query given there (request.url_for("x", {"q": "a"})) made an absolute URL without it.
@@ -283,4 +285,9 @@ class HeadProperties:
         if not _external:
             return path
         scheme = _PAGE_SCHEMES.get(self.scheme, self.scheme)
-        return f"{scheme}://{self.host}{path}"
+        host = self.host
+        if not host:
+            # NOTE: "http:///items" (no Host, on a Unix socket) is a link to the host "items"
+            # for a browser, which skips the extra slash.
+            raise HTTPError(400, "the request names no host: no absolute URL can be built")
+        return f"{scheme}://{host}{path}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import pytest
 from conftest import MakeClient
+from drive import asgi_call, body_messages, http_scope, response_body
 
 from microweb import App, Request, WebSocket
 from microweb.testing import TestClient
@@ -266,6 +268,22 @@ def test_request_url_for_external_is_absolute(
 
     with TestClient(app, interface=interface, base_url=base_url) as client:
         assert client.get("/external", headers=headers).text == expected
+
+
+def test_request_url_for_external_without_any_host_is_400() -> None:
+    # NOTE: ASGI only: a WSGI environ always has SERVER_NAME. On a Unix socket a request with
+    # no Host has no server address either, and the URL was "http:///search/all", a link to
+    # the host "search" for a browser.
+    app = query_app()
+
+    @app.get("/external")
+    def external(request: Request) -> str:
+        return request.url_for("search", _external=True, where="all")
+
+    scope = {**http_scope("GET", "/external"), "headers": [], "server": None}
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    assert sent[0]["status"] == 400
+    assert response_body(sent) == b"the request names no host: no absolute URL can be built"
 
 
 def test_request_url_for_takes_no_positional_option(interface: str) -> None:
