@@ -33,22 +33,23 @@ written: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("written"
 class ASGITransport(httpx.AsyncBaseTransport):
     """An httpx transport that calls an ASGI app as a server would, and streams its answer."""
 
-    def __init__(self, app: Any, client: tuple[str, int]) -> None:
-        self.app, self.client = app, client
+    def __init__(self, app: Any, client: tuple[str, int], root_path: str = "") -> None:
+        self.app, self.client, self.root_path = app, client, root_path
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         token = written.set(take_written_path(request))
         try:
             # NOTE: the app's task is made here, and copies this context: the written path,
             # and the list that collects unhandled errors for raise_server_exceptions.
-            exchange = _Exchange(self.app, _scope(request, self.client), request)
+            scope = _scope(request, self.client, self.root_path)
+            exchange = _Exchange(self.app, scope, request)
         finally:
             written.reset(token)
         status, headers = await exchange.head()
         return httpx.Response(status, headers=headers, stream=exchange)
 
 
-def _scope(request: httpx.Request, client: tuple[str, int]) -> dict[str, Any]:
+def _scope(request: httpx.Request, client: tuple[str, int], root_path: str) -> dict[str, Any]:
     url = request.url
     return {
         "type": "http",
@@ -62,7 +63,8 @@ def _scope(request: httpx.Request, client: tuple[str, int]) -> dict[str, Any]:
         "query_string": url.query,
         "server": (url.host, url.port),
         "client": client,
-        "root_path": "",
+        # NOTE: the path keeps the root path, as the ASGI spec has it; the driver takes it out.
+        "root_path": root_path,
     }
 
 

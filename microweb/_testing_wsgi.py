@@ -8,12 +8,13 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 from wsgiref.util import FileWrapper, is_hop_by_hop
 
 import httpx
 
 from ._app_loop import AppClosed
+from ._target import strip_root
 
 if TYPE_CHECKING:
     from ._types import WSGIApp
@@ -67,8 +68,9 @@ class WSGITransport(httpx.BaseTransport):
         app: WSGIApp,
         client: tuple[str, int] = CLIENT_ADDRESS,
         closed: Callable[[], bool] = lambda: False,
+        root_path: str = "",
     ) -> None:
-        self.app, self.client, self.closed = app, client, closed
+        self.app, self.client, self.closed, self.root_path = app, client, closed, root_path
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -95,6 +97,11 @@ class WSGITransport(httpx.BaseTransport):
             int(seen["status"][:3]), headers=headers, stream=WSGIBody(result, self.closed)
         )
 
+    def _below_root(self, raw_path: bytes) -> bytes:
+        if not self.root_path:
+            return raw_path
+        return strip_root(raw_path, quote(self.root_path, safe="/").encode("ascii"))
+
     def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         url = request.url
         raw_path = take_written_path(request) or url.raw_path.partition(b"?")[0]
@@ -108,8 +115,10 @@ class WSGITransport(httpx.BaseTransport):
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
             "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(raw_path).decode("latin-1"),
+            # SPEC: PEP 3333, text as the bytes of the URL taken as latin-1; as Waitress's
+            # url_prefix, the root path is taken out of a path that has it.
+            "SCRIPT_NAME": self.root_path.encode("utf-8").decode("latin-1"),
+            "PATH_INFO": unquote_to_bytes(self._below_root(raw_path)).decode("latin-1"),
             "QUERY_STRING": url.query.decode("latin-1"),
             "SERVER_NAME": url.host,
             "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),

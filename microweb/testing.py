@@ -82,6 +82,15 @@ class TestClient:
             raised, instead of returning the 500 (the default) or only logging it; and an
             error that ends a WebSocket handler, from the session (see ``WebSocketSession``),
             instead of the close with 1011.
+        root_path: The prefix the app is mounted at (``"/app"``), as ``microweb serve
+            --root-path`` mounts it: ``request.root_path`` is the prefix, ``request.path``
+            the URL's path without it, and ``url_for`` puts it in front. Write URLs with the
+            prefix, as a browser sends them (``client.get("/app/items")``).
+
+    Raises:
+        ValueError: For an unknown ``interface``, or a ``root_path`` that does not start with
+            ``/`` or that ends with one.
+        TypeError: If ``ignore_headers`` is one string.
 
     Attributes:
         base_url: As given; read on every request and WebSocket handshake.
@@ -118,9 +127,16 @@ class TestClient:
         follow_redirects: bool = False,
         ignore_headers: Iterable[str] = (),
         raise_server_exceptions: bool = False,
+        root_path: str = "",
     ) -> None:
         if interface not in ("wsgi", "asgi", "both"):
             raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
+        if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+            raise ValueError(
+                f"root_path must start with '/' and not end with one, such as '/app', "
+                f"got {root_path!r}"
+            )
+        self._root_path = root_path
         if isinstance(ignore_headers, str):
             raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
         self.app, self.interface, self.base_url = app, interface, base_url
@@ -143,6 +159,11 @@ class TestClient:
         self._release_asgi: weakref.finalize[Any, TestClient] | None = None
 
     @property
+    def root_path(self) -> str:
+        """The prefix the app is mounted at, as ``microweb serve --root-path`` mounts it."""
+        return self._root_path
+
+    @property
     def cookies(self) -> httpx.Cookies:
         """The cookies sent with the next request, and set by the app's answers (one jar)."""
         return self._cookies
@@ -163,7 +184,9 @@ class TestClient:
                 warnings.simplefilter("ignore", InterfaceWarning)
                 self._wsgi = self.app.as_wsgi()
             driver = self._wsgi
-            transport = WSGITransport(validator(driver), self.client, lambda: driver.closed)
+            transport = WSGITransport(
+                validator(driver), self.client, lambda: driver.closed, self._root_path
+            )
             self._wsgi_client = httpx.Client(transport=transport)
             self._release_wsgi = _on_drop(
                 self, _close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
@@ -197,7 +220,7 @@ class TestClient:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
-            transport = ASGITransport(as_served(self._asgi), self.client)
+            transport = ASGITransport(as_served(self._asgi), self.client, self._root_path)
             self._asgi_client = httpx.AsyncClient(transport=transport)
             self._release_asgi = _on_drop(
                 self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -422,7 +445,7 @@ class TestClient:
             "path": unquote(raw_path.decode("ascii")),
             "raw_path": raw_path,
             "query_string": target.query,
-            "root_path": "",
+            "root_path": self._root_path,
             "headers": handshake_headers(handshake.headers, subprotocols or []),
             "client": self.client,
             "server": (target.host, target.port or (443 if secure else 80)),

@@ -212,6 +212,70 @@ def _cookie_app() -> App:
     return app
 
 
+def mounted_app() -> App:
+    app = App()
+
+    @app.get("/items/{item_id:int}", name="item")
+    def item(request: Request, item_id: int) -> dict[str, Any]:
+        return {
+            "root_path": request.root_path,
+            "path": request.path,
+            "link": request.url_for("item", item_id=item_id + 1),
+            "url": request.url,
+            "seen": request.cookies.get("seen"),
+        }
+
+    @app.post("/visit")
+    def visit(request: Request) -> Response:
+        # NOTE: a cookie kept to the mount point, and a redirect the app builds.
+        response = Response.redirect(request.url_for("item", item_id=1), status=303)
+        response.set_cookie("seen", "yes", path=request.root_path)
+        return response
+
+    return app
+
+
+@pytest.mark.parametrize("written", ["/app/items/7", "/items/7"])
+def test_root_path_mounts_the_app_under_a_prefix(interface: str, written: str) -> None:
+    # NOTE: as microweb serve --root-path mounts it: the path with or without the prefix.
+    with TestClient(mounted_app(), interface=interface, root_path="/app") as client:
+        answer = client.get(written).json()
+    assert answer == {
+        "root_path": "/app",
+        "path": "/items/7",
+        "link": "/app/items/8",
+        "url": "http://testserver/app/items/7",
+        "seen": None,
+    }
+
+
+def test_root_path_redirects_and_cookies_stay_under_the_prefix(interface: str) -> None:
+    client = TestClient(mounted_app(), interface=interface, root_path="/app")
+    with client:
+        landed = client.post("/app/visit", follow_redirects=True)
+    assert str(landed.url) == "http://testserver/app/items/1"
+    assert landed.json()["seen"] == "yes"
+
+
+def test_root_path_reaches_websocket_handshakes() -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_json([socket.request.root_path, socket.request.path])
+
+    client = TestClient(app, interface="asgi", root_path="/app")
+    with client, client.websocket_connect("/app/ws") as session:
+        assert session.receive_json() == ["/app", "/ws"]
+
+
+@pytest.mark.parametrize("root_path", ["app", "/app/", "/"])
+def test_root_path_must_be_a_prefix(root_path: str) -> None:
+    with pytest.raises(ValueError, match="root_path must start with '/' and not end with one"):
+        TestClient(App(), root_path=root_path)
+
+
 @pytest.mark.parametrize("interface", ["asgi", "both"])
 def test_websocket_connect_sends_cookies_and_default_headers(interface: str) -> None:
     options: dict[str, Any] = {"headers": {"x-token": "t1"}}
