@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import re
 from collections.abc import Generator, Iterable, Sequence
 from typing import NamedTuple
 
 from microweb import App, Headers, HTTPError, Request, Response
 from microweb._parsing import header_value
+from microweb._request import logged_path
 from microweb._target import valid_host
+
+logger = logging.getLogger("microweb.proxy")
 
 Flow = Generator[Response | None, Response, None]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -210,8 +214,8 @@ class ProxyHeaders:
 
     Its flow is the outermost, wherever the plugin is installed, so every other flow sees the
     corrected request. A malformed value from a trusted proxy is answered with 400, one longer
-    than 8192 characters (``MAX_VALUE_SIZE``) with 431. With nobody trusted the plugin adds no
-    flow and changes nothing.
+    than 8192 characters (``MAX_VALUE_SIZE``) with 431, each logged at ``INFO`` on the
+    ``microweb.proxy`` logger. With nobody trusted the plugin adds no flow and changes nothing.
 
     Args:
         trusted: Addresses and CIDR ranges of the proxies in front of the app, IPv4 or IPv6
@@ -254,8 +258,22 @@ class ProxyHeaders:
         return any(address in network for network in self.networks)
 
     def flow(self, request: Request) -> Flow:
-        """Correct the request on the way in."""
-        self.rewrite(request)
+        """Correct the request on the way in; a refusal is logged on ``microweb.proxy``."""
+        try:
+            self.rewrite(request)
+        except HTTPError as refusal:
+            # NOTE: the 400 said nothing in the log but its status, and it is the operator's
+            # to look into: a proxy's setting, or a client's value that a proxy passed on.
+            # INFO, as CSRF's refusals: any client can make a proxy pass a bad value on.
+            peer = request.client
+            logger.info(
+                "refused %s %s from proxy %s: %s",
+                request.method,
+                logged_path(request, whole=True),
+                "(no address)" if peer is None else peer.host,
+                refusal.detail,
+            )
+            raise
         yield None
 
     def rewrite(self, request: Request) -> None:

@@ -3,6 +3,7 @@ Waitress and Uvicorn."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
@@ -370,6 +371,17 @@ def test_malformed_values_from_a_trusted_proxy_are_400(send: Send, name: str, va
     assert "from a trusted proxy" in response.text
     header = "x-forwarded-for" if name == "x-forwarded-for" else name
     assert header in response.text.lower()
+
+
+def test_a_refusal_is_logged_with_its_reason(send: Send, caplog: pytest.LogCaptureFixture) -> None:
+    # NOTE: only the access log's 400 told of it, with no word of the proxy or the header.
+    with caplog.at_level(logging.INFO, logger="microweb.proxy"):
+        assert send([("x-forwarded-proto", "ftp")]).status_code == 400
+    [record] = [r for r in caplog.records if r.name == "microweb.proxy"]
+    assert record.getMessage() == (
+        f"refused GET /echo from proxy {PROXY[0]}: "
+        "malformed X-Forwarded-Proto header from a trusted proxy"
+    )
 
 
 @pytest.mark.parametrize(
