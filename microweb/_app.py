@@ -252,7 +252,8 @@ class App(RouteRegistry):
                 ``ProxyHeaders``' flow stays outside them all.
 
         Raises:
-            TypeError: If ``flow`` is not a generator function (sync or async).
+            TypeError: If ``flow`` is not a generator function (sync or async), or cannot be
+                called with the request alone.
         """
         colored = as_flow(flow)
         self._add_flow(self._pinned if outermost else len(self.flows), colored)
@@ -283,7 +284,8 @@ class App(RouteRegistry):
         Raises:
             ValueError: If a status is not 4xx or 5xx.
             TypeError: If the key is neither a status nor a subclass of ``Exception``, or the
-                handler is a ``def`` wrapper of an ``async def`` function.
+                handler cannot be called as ``(request, exc)`` or is a ``def`` wrapper of an
+                ``async def`` function.
         """
         check_error_key(key)
 

@@ -259,11 +259,15 @@ class Response:
         """Return a Server-Sent Events stream (``text/event-stream``).
 
         Args:
-            events: A sync or async iterable of ``str`` (each one an event's data) or
-                ``ServerSentEvent`` items. Yield ``ServerSentEvent(comment="ping")`` now and
-                then to keep an idle connection open.
+            events: A sync or async iterable of ``str`` (each one an event's data),
+                ``ServerSentEvent`` items, or mappings with its field names as keys
+                (``{"data": "hi", "event": "greeting"}``). Yield
+                ``ServerSentEvent(comment="ping")`` now and then to keep an idle connection
+                open. Another item is a ``TypeError`` (an unknown key a ``ValueError``) while
+                the stream is sent: it is logged and cuts the stream.
             status: The status code.
-            headers: Extra headers.
+            headers: Extra headers; a ``Cache-Control`` or ``X-Accel-Buffering`` of their
+                own replaces the default (``no-cache``, ``no``).
         """
         chunks = AsyncSSEChunks(events) if isinstance(events, AsyncIterable) else SSEChunks(events)
         response = cls.stream(chunks, "text/event-stream", status, headers)

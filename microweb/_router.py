@@ -389,7 +389,8 @@ class Router(RouteRegistry):
         router's flows. It runs once the request matched one of this router's routes.
 
         Raises:
-            TypeError: If ``flow`` is not a generator function (sync or async).
+            TypeError: If ``flow`` is not a generator function (sync or async), or cannot be
+                called with the request alone.
             ValueError: If an app that includes this router has been compiled.
         """
         if self._compiled:
@@ -409,7 +410,8 @@ class Router(RouteRegistry):
         Raises:
             ValueError: If a status is not 4xx or 5xx.
             TypeError: If the key is neither a status nor a subclass of ``Exception``, or the
-                handler is a ``def`` wrapper of an ``async def`` function.
+                handler cannot be called as ``(request, exc)`` or is a ``def`` wrapper of an
+                ``async def`` function.
         """
         check_error_key(key)
 
