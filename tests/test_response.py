@@ -397,6 +397,15 @@ def test_redirect_encodes_what_a_uri_cannot_hold(
         # NOTE: IDNA 2003 makes straße strasse, another host than a browser's (UTS 46): left to
         # the browser, which decodes the escapes before it applies IDNA.
         ("https://straße.de/", "https://stra%C3%9Fe.de/"),
+        # NOTE: newer than Unicode 3.2, which the codec knows: the capital sharp s became "ss"
+        # (a browser's is xn--zca, ß); Cherokee capitals were lower-cased (a browser keeps them).
+        ("https://\u1e9e.de/", "https://%E1%BA%9E.de/"),
+        ("https://\u13a0\u13a1.de/", "https://%E1%8E%A0%E1%8E%A1.de/"),
+        # NOTE: browsers apply IDNA to the hosts of http(s), ws(s) and ftp only: another
+        # scheme's host is opaque to them, and percent-encoded.
+        ("myapp://bücher/callback", "myapp://b%C3%BCcher/callback"),
+        ("HTTPS://bücher.de/", "HTTPS://xn--bcher-kva.de/"),
+        ("wss://bücher.de/", "wss://xn--bcher-kva.de/"),
         # NOTE: no host name either way: percent-encoded as before.
         ("https://ü b.de/", "https://%C3%BC%20b.de/"),
         ("https://a..ü/", "https://a..%C3%BC/"),
