@@ -257,6 +257,20 @@ def test_root_path_redirects_and_cookies_stay_under_the_prefix(interface: str) -
     assert landed.json()["seen"] == "yes"
 
 
+def test_a_non_ascii_root_path_is_left_out_of_the_raw_path(interface: str) -> None:
+    # NOTE: under WSGI, SCRIPT_NAME holds the root's UTF-8 bytes as latin-1 text; quoted as
+    # text, it was encoded twice ("/caf%C3%83%C2%A9") and never matched the target, so
+    # raw_path kept the root (and TrustedHosts' www redirect wrote it twice).
+    app = App()
+
+    @app.get("/items")
+    def items(request: Request) -> str:
+        return request.raw_path.decode("ascii")
+
+    with TestClient(app, interface=interface, root_path="/caf\u00e9") as client:
+        assert client.get("/caf%C3%A9/items").text == "/items"
+
+
 def test_root_path_reaches_websocket_handshakes() -> None:
     app = App()
 
