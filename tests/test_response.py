@@ -634,6 +634,13 @@ def test_set_cookie_refuses_a_max_age_that_is_no_number_of_seconds(age: float) -
         Response.text("ok").set_cookie("a", "1", max_age=age)  # type: ignore[arg-type]
 
 
+def test_set_cookie_takes_an_int_max_age_past_a_float_range() -> None:
+    # NOTE: the finiteness check turned it into a float first: OverflowError.
+    response = Response.text("ok")
+    response.set_cookie("a", "1", max_age=10**400)
+    assert f"Max-Age={10**400}" in response.headers["set-cookie"]
+
+
 def test_set_cookie_attributes(make_client: MakeClient) -> None:
     app = App()
 
