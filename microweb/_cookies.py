@@ -175,7 +175,8 @@ def max_age_seconds(max_age: float | timedelta) -> int:
         ValueError: For an infinite or NaN ``max_age``.
     """
     seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
-    if not math.isfinite(seconds):
+    # NOTE: an int is finite, and past a float's range isfinite() raised OverflowError for it.
+    if not isinstance(seconds, int) and not math.isfinite(seconds):
         # NOTE: math.ceil() raised OverflowError or a ValueError about integers: no word of
         # max_age. A cookie that ends with the browser has no max_age at all (None).
         raise ValueError(f"max_age must be a finite number of seconds, got {max_age!r}")

@@ -6,6 +6,7 @@ import binascii
 import json
 import math
 import re
+import unicodedata
 from json.scanner import make_scanner
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -397,35 +398,50 @@ def percent_encode_uri(text: str) -> str:
     return _NOT_IN_URI.sub(lambda m: quote(m.group(), safe=""), text)
 
 
-# NOTE: an absolute or scheme-relative URL's authority, up to the path, query or fragment.
-_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#\\]*)")
+# NOTE: an absolute or scheme-relative URL's scheme and authority, up to the path, query or
+# fragment.
+_AUTHORITY = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.-]*):)?//([^/?#\\]*)")
+# SPEC: WHATWG URL, "special scheme": browsers apply IDNA to these schemes' hosts only; any
+# other's (myapp://callback) is an opaque host, which they percent-encode.
+_IDNA_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 _HOSTNAME = re.compile(r"[A-Za-z0-9.-]+")
-# NOTE: the characters IDNA 2003 (Python's "idna" codec) maps to others where browsers (UTS 46,
-# nontransitional) keep them: "straße.de" would be strasse.de, another host than the browser's.
-_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+# NOTE: the characters known to IDNA 2003 (Python's "idna" codec, Unicode 3.2) that browsers
+# (UTS 46, nontransitional) map otherwise: the deviations ("straße.de" would be strasse.de,
+# another host than the browser's), Cherokee capitals (the codec lower-cases them, UTS 46 maps
+# the small letters to them), fillers and inherent vowels that UTS 46 drops, and CJK
+# compatibility ideographs whose decomposition Unicode has corrected since. Found by encoding
+# each character both ways, with the idna package's UTS 46 as the browser.
+_CHEROKEE_CAPITALS = "".join(map(chr, range(0x13A0, 0x13F5)))
+_DEVIATIONS = frozenset(
+    "\u00df\u03c2\u200c\u200d\u115f\u1160\u17b4\u17b5\u3164\uffa0"
+    f"\U0002f868\U0002f874\U0002f91f\U0002f95f\U0002f9bf{_CHEROKEE_CAPITALS}"
+)
 
 
 def encode_location(url: str) -> str:
     """Return ``url`` as a ``Location`` value: a non-ASCII host in IDNA form (``xn--``), the
     rest percent-encoded where a URI cannot hold it (``percent_encode_uri``).
 
-    A host the codec can't encode as a browser would is percent-encoded as the rest, which a
-    browser decodes before it applies IDNA itself.
+    A host the codec can't encode as a browser would, and the host of a scheme browsers apply
+    no IDNA to, are percent-encoded as the rest; a browser decodes the escapes of an
+    ``http(s)`` host before it applies IDNA itself.
 
     Raises:
         UnicodeEncodeError: If ``url`` holds a lone surrogate.
     """
     match = _AUTHORITY.match(url)
-    if match is not None and not match.group(1).isascii():
-        start, end = match.span(1)
-        url = url[:start] + _ascii_authority(match.group(1)) + url[end:]
+    if match is not None and not match.group(2).isascii():
+        scheme = match.group(1)
+        if scheme is None or scheme.lower() in _IDNA_SCHEMES:
+            start, end = match.span(2)
+            url = url[:start] + _ascii_authority(match.group(2)) + url[end:]
     return percent_encode_uri(url)
 
 
 def _ascii_authority(authority: str) -> str:
     userinfo, at, host_port = authority.rpartition("@")
     host, colon, port = host_port.partition(":")
-    if host.isascii() or not _DEVIATIONS.isdisjoint(host):
+    if host.isascii() or not all(_encoded_as_browsers_do(char) for char in host):
         return authority
     try:
         ascii_host = host.encode("idna").decode("ascii")
@@ -434,6 +450,14 @@ def _ascii_authority(authority: str) -> str:
     if not _HOSTNAME.fullmatch(ascii_host):
         return authority  # NOTE: a space, say: no host either way; percent-encoded as it was.
     return f"{userinfo}{at}{ascii_host}{colon}{port}"
+
+
+def _encoded_as_browsers_do(char: str) -> bool:
+    # NOTE: a character added to Unicode after 3.2 passes the codec unmapped, or lower-cased
+    # by today's tables, where UTS 46 maps it: "\u1e9e" (capital sharp s) became "ss", not ß.
+    return char.isascii() or (
+        char not in _DEVIATIONS and unicodedata.ucd_3_2_0.category(char) != "Cn"
+    )
 
 
 def percent_decode(text: str, errors: str = "replace") -> str:

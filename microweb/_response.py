@@ -170,7 +170,8 @@ class Response:
         the other characters a URI cannot hold (``"<>\\^`{|}``) are percent-encoded (UTF-8),
         so a URL from the client never splits the response. A ``%`` is kept as it is. A
         non-ASCII host is sent in its IDNA form (``https://bücher.de`` as
-        ``https://xn--bcher-kva.de``), which every client can follow.
+        ``https://xn--bcher-kva.de``), which every client can follow, unless a browser would
+        convert it otherwise or not at all (then it is percent-encoded: docs/responses.md).
 
         Raises:
             ValueError: If ``status`` is not 3xx, ``url`` is empty or holds a lone surrogate.

@@ -88,10 +88,14 @@ def build_query(query: Query) -> str:
     return "?" + urlencode(flat, quote_via=quote, safe="") if flat else ""
 
 
+_BINARY = (bytes, bytearray, memoryview)
+
+
 def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> str:
     """Return ``value`` as its converter writes it, refusing what ``str()`` would misspell."""
-    if converter.to_url is str and (value is None or isinstance(value, (bytes, bytearray))):
-        # NOTE: str() gave "/notes/None" and "/notes/b'pen'": links to values nobody gave.
+    if converter.to_url is str and (value is None or isinstance(value, _BINARY)):
+        # NOTE: str() gave "/notes/None", "/notes/b'pen'" and "/notes/<memory at 0x...>": links
+        # to values nobody gave.
         # Werkzeug refuses None too; build_query refuses both.
         raise TypeError(
             f"url_for({route.name!r}): parameter {segment.name!r} is {value!r}, not a value "

@@ -71,8 +71,10 @@ def _raw_path(environ: Environ) -> bytes:
     raw = target_path(sent, method)
     if raw is None:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.
-    # NOTE: like ASGI's raw_path here, without the root path the app is mounted at.
-    return strip_root(raw, quote(environ.get("SCRIPT_NAME", ""), safe="/").encode("ascii"))
+    # NOTE: like ASGI's raw_path here, without the root path the app is mounted at; quoted
+    # from its bytes, as text its latin-1 spelling of UTF-8 ("/cafÃ©") was encoded twice.
+    root = environ.get("SCRIPT_NAME", "").encode("latin-1")
+    return strip_root(raw, quote(root, safe="/").encode("ascii"))
 
 
 # PERF: how a path starts when it needs no more than its ASCII check: "/", then anything but

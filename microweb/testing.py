@@ -369,6 +369,9 @@ class TestClient:
             request = side.build_request(method, url, **self._as_written(url, kwargs))
             response = _as_served(lambda: side.send(request, stream=True, **sending))
             self._keep(side)
+            if asyncio._get_running_loop() is not None:
+                assert isinstance(response.stream, httpx.SyncByteStream)
+                response.stream = _ServedBody(response.stream)
             return response
         loop, async_side = self._asgi_side()
         self._prepare(async_side)
@@ -528,6 +531,35 @@ def _as_served(call: Callable[[], T]) -> T:
         return call()
     with concurrent.futures.ThreadPoolExecutor(1, "microweb-testclient-wsgi") as thread:
         return thread.submit(contextvars.copy_context().run, call).result()
+
+
+class _ServedBody(httpx.SyncByteStream):
+    """A WSGI answer's body, read and closed in a thread without a running event loop.
+
+    The app's ``def`` stream runs as the body is read, and its after-response work when the
+    body is closed: in an ``async def`` test's thread, a stream that reads the request failed
+    as a handler did (see ``_as_served``). Every step is made in one thread of its own, in one
+    context, as a server's thread would make them.
+    """
+
+    def __init__(self, body: httpx.SyncByteStream) -> None:
+        self._body = body
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, "microweb-testclient-wsgi")
+        self._context = contextvars.copy_context()
+
+    def _run(self, call: Callable[[], T]) -> T:
+        return self._thread.submit(self._context.run, call).result()
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = iter(self._body)
+        while (chunk := self._run(lambda: next(chunks, None))) is not None:
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            self._run(self._body.close)
+        finally:
+            self._thread.shutdown()
 
 
 def _async_content(kwargs: dict[str, Any]) -> dict[str, Any]:

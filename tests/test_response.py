@@ -397,6 +397,15 @@ def test_redirect_encodes_what_a_uri_cannot_hold(
         # NOTE: IDNA 2003 makes straße strasse, another host than a browser's (UTS 46): left to
         # the browser, which decodes the escapes before it applies IDNA.
         ("https://straße.de/", "https://stra%C3%9Fe.de/"),
+        # NOTE: newer than Unicode 3.2, which the codec knows: the capital sharp s became "ss"
+        # (a browser's is xn--zca, ß); Cherokee capitals were lower-cased (a browser keeps them).
+        ("https://\u1e9e.de/", "https://%E1%BA%9E.de/"),
+        ("https://\u13a0\u13a1.de/", "https://%E1%8E%A0%E1%8E%A1.de/"),
+        # NOTE: browsers apply IDNA to the hosts of http(s), ws(s) and ftp only: another
+        # scheme's host is opaque to them, and percent-encoded.
+        ("myapp://bücher/callback", "myapp://b%C3%BCcher/callback"),
+        ("HTTPS://bücher.de/", "HTTPS://xn--bcher-kva.de/"),
+        ("wss://bücher.de/", "wss://xn--bcher-kva.de/"),
         # NOTE: no host name either way: percent-encoded as before.
         ("https://ü b.de/", "https://%C3%BC%20b.de/"),
         ("https://a..ü/", "https://a..%C3%BC/"),
@@ -623,6 +632,13 @@ def test_set_cookie_max_age_takes_a_timedelta_and_rounds_a_fraction_up(
 def test_set_cookie_refuses_a_max_age_that_is_no_number_of_seconds(age: float) -> None:
     with pytest.raises(ValueError, match="max_age must be a finite number of seconds"):
         Response.text("ok").set_cookie("a", "1", max_age=age)  # type: ignore[arg-type]
+
+
+def test_set_cookie_takes_an_int_max_age_past_a_float_range() -> None:
+    # NOTE: the finiteness check turned it into a float first: OverflowError.
+    response = Response.text("ok")
+    response.set_cookie("a", "1", max_age=10**400)
+    assert f"Max-Age={10**400}" in response.headers["set-cookie"]
 
 
 def test_set_cookie_attributes(make_client: MakeClient) -> None:

@@ -257,6 +257,20 @@ def test_root_path_redirects_and_cookies_stay_under_the_prefix(interface: str) -
     assert landed.json()["seen"] == "yes"
 
 
+def test_a_non_ascii_root_path_is_left_out_of_the_raw_path(interface: str) -> None:
+    # NOTE: under WSGI, SCRIPT_NAME holds the root's UTF-8 bytes as latin-1 text; quoted as
+    # text, it was encoded twice ("/caf%C3%83%C2%A9") and never matched the target, so
+    # raw_path kept the root (and TrustedHosts' www redirect wrote it twice).
+    app = App()
+
+    @app.get("/items")
+    def items(request: Request) -> str:
+        return request.raw_path.decode("ascii")
+
+    with TestClient(app, interface=interface, root_path="/caf\u00e9") as client:
+        assert client.get("/caf%C3%A9/items").text == "/items"
+
+
 def test_root_path_reaches_websocket_handshakes() -> None:
     app = App()
 
@@ -703,3 +717,38 @@ def test_a_def_handler_reads_its_body_when_the_test_is_async(interface: str) -> 
 
     asyncio.run(test())
     assert after == [{"a": 1}]
+
+
+def test_a_streamed_answer_is_read_and_closed_as_served_when_the_test_is_async(
+    interface: str,
+) -> None:
+    # NOTE: stream() made the WSGI call in a thread of its own, then read and closed the body
+    # in the test's thread, where its loop runs: a def stream that reads the request failed
+    # ("an event loop is running in this thread"), and after-response work ran on that loop.
+    app = App()
+    after: list[Any] = []
+
+    @app.post("/upper")
+    def upper(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            for chunk in request.iter_bytes():
+                yield chunk.upper()
+
+        request.after_response(lambda: after.append(_loop_running()))
+        return Response.stream(chunks())
+
+    async def test() -> None:
+        client = TestClient(app, interface=interface, raise_server_exceptions=True)
+        with client, client.stream("POST", "/upper", content=[b"ab", b"cd"]) as response:
+            assert response.read() == b"ABCD"
+
+    asyncio.run(test())
+    assert after == [False]
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

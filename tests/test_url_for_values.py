@@ -59,7 +59,7 @@ def test_url_for_refuses_a_value_no_request_can_match(name: str, value: object) 
 
 
 @pytest.mark.parametrize("name", ["str", "int"])
-@pytest.mark.parametrize("value", [None, b"pen", bytearray(b"pen")])
+@pytest.mark.parametrize("value", [None, b"pen", bytearray(b"pen"), memoryview(b"pen")])
 def test_url_for_refuses_none_and_bytes_rather_than_their_str(name: str, value: object) -> None:
     # NOTE: str() made "/s/None" and "/s/b'pen'", links to values nobody gave (Flask's
     # url_for refuses None too); _query= refuses them already.

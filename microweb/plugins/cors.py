@@ -54,16 +54,17 @@ def _allowed_origins(values: Iterable[str]) -> frozenset[str]:
 
 
 def _serialized(text: str) -> str:
-    scheme, separator, rest = text.partition("://")
-    trimmed = text.removesuffix("/")  # NOTE: "https://app.example/" was always taken.
+    # NOTE: "https://app.example/" was always taken, an extension's origin as well.
+    trimmed = text.removesuffix("/")
+    scheme, separator, rest = trimmed.partition("://")
     if scheme.lower() in DEFAULT_PORTS:
         origin = parse_origin(trimmed) if trimmed == trimmed.strip() else None
         if origin is not None:
             # NOTE: as a browser serializes it: lower case, and no default port (":443").
             default = origin.port == DEFAULT_PORTS[origin.scheme]
             return f"{origin.scheme}://{origin.host}" + ("" if default else f":{origin.port}")
-    elif text == "null" or (separator and rest and "/" not in rest and ORIGIN.fullmatch(text)):
-        return text.lower()  # NOTE: a browser extension's (chrome-extension://...), say.
+    elif text == "null" or (separator and rest and "/" not in rest and ORIGIN.fullmatch(trimmed)):
+        return trimmed.lower()  # NOTE: a browser extension's (chrome-extension://...), say.
     raise ValueError(
         f"allowed origin {text!r} is not one a browser sends: write scheme://host[:port], such "
         "as 'https://app.example' (no path), 'null', or '*'"

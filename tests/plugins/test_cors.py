@@ -100,6 +100,18 @@ def test_cors_keeps_null_and_other_schemes(make_client: MakeClient) -> None:
         assert response.headers["access-control-allow-origin"] == origin
 
 
+@pytest.mark.parametrize("written", ["https://app.example/", "moz-extension://abcdefgh/"])
+def test_cors_takes_an_origin_written_with_a_final_slash(
+    make_client: MakeClient, written: str
+) -> None:
+    # NOTE: taken for every scheme before; after 3531fa7 only for http(s), and an extension's
+    # was a ValueError that stopped the app at startup.
+    client = make_client(cors_app(CORS([written], allow_credentials=True)))
+    origin = written.removesuffix("/")
+    response = client.get("/items", headers={"origin": origin})
+    assert response.headers["access-control-allow-origin"] == origin
+
+
 @pytest.mark.parametrize("credentials", [False, True])
 def test_cors_preflight_methods_are_case_sensitive(
     make_client: MakeClient, credentials: bool
