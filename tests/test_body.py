@@ -359,6 +359,34 @@ def test_json_of_another_type_is_refused_before_its_body_is_read(
         assert response.status_code == answer
 
 
+def test_json_after_the_body_was_streamed_names_itself(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: it named request.read(), which it calls, not the call the handler made.
+    def sync_op(request: Request) -> str:
+        list(request.iter_bytes())
+        try:
+            request.json()
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    async def async_op(request: Request) -> str:
+        [chunk async for chunk in request.aiter_bytes()]
+        try:
+            await request.ajson()
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    client = make_client(body_app(colour, sync_op, async_op))
+    response = client.post("/", json={"a": 1})
+    prefix = "" if colour == "sync" else "a"
+    assert response.text.startswith(
+        f"request.{prefix}json(): the body was already consumed by request.{prefix}iter_bytes()"
+    )
+
+
 def test_json_float_overflow_says_why(make_client: MakeClient, colour: str) -> None:
     response = make_client(json_app(colour)).post(
         "/", content=b'{"a": 1e999}', headers={"content-type": "application/json"}
