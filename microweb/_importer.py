@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import types
 
@@ -45,10 +46,15 @@ def load_app(target: str) -> App:
     return obj
 
 
+_DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+
+
 def _split(target: str) -> tuple[str, str, bool]:
     """Return the target's location, its attribute and whether it calls it (``()``)."""
-    location, _, attr = target.partition(":")
-    attr = attr or "app"
+    # NOTE: a Windows path's drive ("C:\\apps\\shop.py:app") is no module:attr separator.
+    drive = target[:2] if _DRIVE.match(target) else ""
+    location, _, attr = target[len(drive) :].partition(":")
+    location, attr = drive + location, attr or "app"
     call = attr.endswith("()")
     if call:
         attr = attr[:-2]

@@ -15,6 +15,7 @@ from servers import HOST, free_port, start, stop
 
 from microweb import App
 from microweb._cli import TargetError, load_app, main, routes_table
+from microweb._importer import _split
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +62,20 @@ def test_bad_targets_say_what_is_wrong(
     monkeypatch.chdir(ROOT)
     with pytest.raises(TargetError, match=message):
         load_app(target)
+
+
+@pytest.mark.parametrize(
+    ("target", "parts"),
+    [
+        ("C:\\apps\\shop.py:app", ("C:\\apps\\shop.py", "app", False)),
+        ("c:/apps/shop.py", ("c:/apps/shop.py", "app", False)),
+        ("D:\\shop.py:create_app()", ("D:\\shop.py", "create_app", True)),
+        ("shop:app", ("shop", "app", False)),
+    ],
+)
+def test_a_windows_drive_is_no_separator(target: str, parts: tuple[str, str, bool]) -> None:
+    # NOTE: "C:\\apps\\shop.py:app" was the module "C" and the attribute "\\apps\\shop.py:app".
+    assert _split(target) == parts
 
 
 FACTORIES = """
