@@ -182,7 +182,9 @@ class TestClient:
                 # NOTE: a suite under -W error must not fail because the app has WebSocket
                 # routes; a request to one still answers 501 with a message naming as_asgi().
                 warnings.simplefilter("ignore", InterfaceWarning)
-                self._wsgi = self.app.as_wsgi()
+                # NOTE: as_wsgi() runs the startup hooks: as a server runs them, with no
+                # running event loop, also from an async def test.
+                self._wsgi = _as_served(self.app.as_wsgi)
             driver = self._wsgi
             transport = WSGITransport(
                 validator(driver), self.client, lambda: driver.closed, self._root_path
@@ -503,7 +505,7 @@ class TestClient:
         release = self._release_wsgi
         # NOTE: forgotten first, so a failing shutdown hook does not run again on close().
         self._wsgi_client = self._wsgi = self._release_wsgi = None
-        _close_now(release)
+        _as_served(lambda: _close_now(release))  # NOTE: the shutdown hooks, as startup's.
 
     def _close_asgi(self) -> None:
         loop, lifespan, release = self._loop, self._lifespan, self._release_asgi

@@ -719,6 +719,28 @@ def test_a_def_handler_reads_its_body_when_the_test_is_async(interface: str) -> 
     assert after == [{"a": 1}]
 
 
+def test_def_hooks_run_as_served_under_wsgi_when_the_test_is_async() -> None:
+    # NOTE: as_wsgi() and close() ran the hooks in the test's thread, where its loop runs: a
+    # def hook that runs async setup with asyncio.run() failed ("cannot be called from a
+    # running event loop"), as it never does under Waitress. (Under ASGI def hooks run on the
+    # server's loop, by design: see lifespan.md.)
+    app = App()
+    ran: list[str] = []
+
+    async def connect(step: str) -> None:
+        ran.append(step)
+
+    app.on_startup(lambda: asyncio.run(connect("startup")))
+    app.on_shutdown(lambda: asyncio.run(connect("shutdown")))
+
+    async def test() -> None:
+        with TestClient(app, interface="wsgi"):
+            pass
+
+    asyncio.run(test())
+    assert ran == ["startup", "shutdown"]
+
+
 def test_a_streamed_answer_is_read_and_closed_as_served_when_the_test_is_async(
     interface: str,
 ) -> None:
