@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
 
 from ._response import Response
+from ._routing import is_async_callable
 from .plugins.flashes import get_flashed_messages
 
 if TYPE_CHECKING:
@@ -27,6 +28,30 @@ if TYPE_CHECKING:
 __all__ = ["Templates"]
 
 Directory = str | os.PathLike[str]
+ContextProcessor = Callable[["Request"], Mapping[str, Any]]
+
+
+def _processors(given: Iterable[ContextProcessor]) -> tuple[ContextProcessor, ...]:
+    if callable(given):
+        raise TypeError(f"context_processors takes a list of functions: [{given!r}]")
+    processors = tuple(given)
+    for processor in processors:
+        if not callable(processor) or is_async_callable(processor):
+            raise TypeError(
+                f"context processor {processor!r} must be a def function called with the "
+                "request: render() is synchronous, so it can't await an async def one"
+            )
+    return processors
+
+
+def _processed(processor: ContextProcessor, request: Request) -> Mapping[str, Any]:
+    variables = processor(request)
+    if not isinstance(variables, Mapping):
+        raise TypeError(
+            f"context processor {processor!r} returned {type(variables).__name__}, not a "
+            "mapping of template variables"
+        )
+    return variables
 
 
 def _hidden(name: str) -> bool:
@@ -109,13 +134,18 @@ class Templates:
     Args:
         directory: The folder that holds the templates, or a list of folders searched in
             order. Names are paths relative to it with ``/``: ``"notes/list.html"``.
+        context_processors: Functions called with the request on each ``render``, in order;
+            each returns a mapping of variables every template sees (the signed-in user, say),
+            as Flask's ``@app.context_processor`` and Starlette's ``context_processors``.
         **env_options: Passed to ``jinja2.Environment`` (``trim_blocks``, ``undefined``,
             ``extensions``...). Defaults that differ from Jinja's: ``autoescape=True``,
             ``auto_reload=False`` (pass ``True`` in development to pick up edited files),
             ``cache_size=-1`` (every compiled template stays cached).
 
     Raises:
-        TypeError: If a ``loader`` is given: the templates are the directory's.
+        TypeError: If a ``loader`` is given: the templates are the directory's; or a context
+            processor is not a ``def`` function (``render`` is synchronous), or one is given
+            alone instead of in a list.
         FileNotFoundError: If a directory does not exist.
         ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
             file of the folders is not UTF-8 text (every file is compiled as a template).
@@ -125,7 +155,14 @@ class Templates:
         env: The ``jinja2.Environment``: add filters, tests and globals to it.
     """
 
-    def __init__(self, directory: Directory | Sequence[Directory], **env_options: Any) -> None:
+    def __init__(
+        self,
+        directory: Directory | Sequence[Directory],
+        *,
+        context_processors: Iterable[ContextProcessor] = (),
+        **env_options: Any,
+    ) -> None:
+        self.context_processors = _processors(context_processors)
         folders = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
         for folder in folders:
             if not os.path.isdir(folder):
@@ -176,7 +213,8 @@ class Templates:
 
         The template sees ``request``, ``url_for`` (``request.url_for``: paths with the
         app's root path) and ``get_flashed_messages`` (``microweb.plugins``' own, for this
-        request) besides the ``context``; a key of ``context`` wins over them. Those three
+        request), then what the context processors return, then the ``context``; a later
+        one wins over an earlier one with the same name. Those three
         also reach macro files the template imports without context, as in Flask.
 
         Args:
@@ -199,6 +237,8 @@ class Templates:
             # Flask call it as they are. Sessions is needed only when a template calls it.
             "get_flashed_messages": functools.partial(get_flashed_messages, request),
         }
+        for processor in self.context_processors:
+            variables.update(_processed(processor, request))
         if context:
             variables.update(context)
         html = self.env.get_template(name).render(variables)

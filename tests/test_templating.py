@@ -135,6 +135,69 @@ def test_context_keys_win_over_the_defaults(folder: Path, make_client: MakeClien
     assert make_client(app).get("/").text == "mine"
 
 
+def test_context_processors_add_variables_to_every_render(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    (folder / "who.html").write_text("{{ user }} {{ site }} {{ request.path }}")
+
+    def user(request: Request) -> dict[str, str]:
+        return {"user": request.headers.get("x-user", "nobody"), "site": "notes"}
+
+    def site(request: Request) -> dict[str, str]:
+        return {"site": "shop"}  # NOTE: a later processor wins over user()'s "notes".
+
+    templates = Templates(folder, context_processors=[user, site])
+    app = App()
+
+    if colour == "sync":
+
+        @app.get("/who")
+        def who(request: Request) -> Response:
+            return templates.render(request, "who.html")
+
+    else:
+
+        @app.get("/who")
+        async def who(request: Request) -> Response:
+            return templates.render(request, "who.html")
+
+    @app.get("/mine")
+    def mine(request: Request) -> Response:
+        return templates.render(request, "who.html", {"user": "from the context"})
+
+    client = make_client(app)
+    assert client.get("/who", headers={"x-user": "ada"}).text == "ada shop /who"
+    assert client.get("/who").text == "nobody shop /who"
+    assert client.get("/mine").text == "from the context shop /mine"
+
+
+def test_context_processors_are_checked(folder: Path, make_client: MakeClient) -> None:
+    def user(request: Request) -> dict[str, str]:
+        return {"user": "ada"}
+
+    async def later(request: Request) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(TypeError, match="takes a list of functions"):
+        Templates(folder, context_processors=user)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be a def function"):
+        Templates(folder, context_processors=[later])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="must be a def function"):
+        Templates(folder, context_processors=["user"])  # type: ignore[list-item]
+    (folder / "who.html").write_text("{{ user }}")
+    templates = Templates(folder, context_processors=[lambda request: ["user"]])  # type: ignore[list-item, return-value]
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        try:
+            return templates.render(request, "who.html")
+        except TypeError as exc:
+            return Response.text(str(exc))
+
+    assert "returned list, not a mapping of template variables" in make_client(app).get("/").text
+
+
 def test_macros_imported_without_context_see_request_url_for_and_flashes(
     folder: Path, make_client: MakeClient
 ) -> None:
