@@ -112,6 +112,15 @@ def files(tmp_path: Path) -> Path:
     return public
 
 
+def loop_runs_here() -> bool:
+    """Whether an event loop runs in this thread (where a server's WSGI thread has none)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 @pytest.fixture
 def make_client(interface: str) -> Iterator[MakeClient]:
     """Build TestClients for apps under the current interface; they are closed after the test."""

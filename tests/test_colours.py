@@ -14,20 +14,12 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, loop_runs_here
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response
 from microweb._routing import is_async_callable
 from microweb.testing import TestClient
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def test_both_colours_under_each_interface(make_client: MakeClient, interface: str) -> None:
@@ -199,17 +191,17 @@ def test_asgi_offload_false_runs_on_the_loop_thread(make_client: MakeClient) -> 
 
     @app.get("/async")
     async def on_loop(request: Request) -> str:
-        seen["async"] = (threading.get_ident(), _loop_running())
+        seen["async"] = (threading.get_ident(), loop_runs_here())
         return "ok"
 
     @app.get("/inline", offload=False)
     def inline(request: Request) -> str:
-        seen["inline"] = (threading.get_ident(), _loop_running())
+        seen["inline"] = (threading.get_ident(), loop_runs_here())
         return "ok"
 
     @app.get("/pooled")
     def pooled(request: Request) -> str:
-        seen["pooled"] = (threading.get_ident(), _loop_running())
+        seen["pooled"] = (threading.get_ident(), loop_runs_here())
         return "ok"
 
     client = TestClient(app, interface="asgi")
@@ -253,12 +245,12 @@ def test_wsgi_def_handler_runs_on_calling_thread() -> None:
 
     @app.get("/")
     def index(request: Request) -> str:
-        seen.append((threading.get_ident(), _loop_running()))
+        seen.append((threading.get_ident(), loop_runs_here()))
         return "ok"
 
     @app.get("/inline", offload=False)
     def inline(request: Request) -> str:
-        seen.append((threading.get_ident(), _loop_running()))
+        seen.append((threading.get_ident(), loop_runs_here()))
         return "ok"
 
     wsgi = app.as_wsgi()

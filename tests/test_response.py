@@ -358,6 +358,17 @@ def test_redirect_drops_spaces_around_the_url(make_client: MakeClient) -> None:
     assert response.headers["location"] == "/new?q=a%20b"
 
 
+def redirected_to(make_client: MakeClient, url: str) -> str:
+    """The ``Location`` that ``Response.redirect(url)`` sends."""
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect(url)
+
+    return make_client(app).get("/go").headers["location"]
+
+
 @pytest.mark.parametrize(
     ("url", "location"),
     [
@@ -378,13 +389,7 @@ def test_redirect_encodes_what_a_uri_cannot_hold(
 ) -> None:
     # NOTE: a space and these characters went into Location as they were: no valid URI, and
     # clients and proxies differ on what they make of one.
-    app = App()
-
-    @app.get("/go")
-    def go(request: Request) -> Response:
-        return Response.redirect(url)
-
-    assert make_client(app).get("/go").headers["location"] == location
+    assert redirected_to(make_client, url) == location
 
 
 @pytest.mark.parametrize(
@@ -418,13 +423,7 @@ def test_redirect_to_a_non_ascii_host_sends_its_idna_form(
 ) -> None:
     # NOTE: the host was percent-encoded (b%C3%BCcher.de): browsers decode it, but httpx,
     # curl and requests can't follow it.
-    app = App()
-
-    @app.get("/go")
-    def go(request: Request) -> Response:
-        return Response.redirect(url)
-
-    assert make_client(app).get("/go").headers["location"] == location
+    assert redirected_to(make_client, url) == location
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import loop_runs_here
 
 import microweb
 from microweb import App, InterfaceWarning, Request, Response, WebSocket
@@ -756,7 +757,7 @@ def test_a_streamed_answer_is_read_and_closed_as_served_when_the_test_is_async(
             for chunk in request.iter_bytes():
                 yield chunk.upper()
 
-        request.after_response(lambda: after.append(_loop_running()))
+        request.after_response(lambda: after.append(loop_runs_here()))
         return Response.stream(chunks())
 
     async def test() -> None:
@@ -766,11 +767,3 @@ def test_a_streamed_answer_is_read_and_closed_as_served_when_the_test_is_async(
 
     asyncio.run(test())
     assert after == [False]
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
