@@ -69,7 +69,7 @@ class HTTPError(Exception):
     Raises:
         ValueError: If ``status`` is not 4xx or 5xx, or a header is invalid (see ``Headers``),
             so the mistake shows where the error is raised, not while answering it.
-        TypeError: If a header value is not a ``str``.
+        TypeError: If ``detail`` or a header value is not a ``str``.
 
     Attributes:
         status: The status code (``int``).
@@ -87,6 +87,13 @@ class HTTPError(Exception):
         # HTTPStatus member is an int, kept as a plain one for handlers and the JSON body.
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status!r}")
+        if detail is not None and not isinstance(detail, str):
+            # NOTE: a dict detail (FastAPI's habit) went out as JSON to JSON clients and
+            # crashed the plain-text answer past the 500 handler: refused here instead.
+            raise TypeError(
+                f"HTTPError detail must be a str, got {type(detail).__name__}: for a "
+                "structured error body, return Response.json(value, status) instead"
+            )
         self.status = int(status)
         self.detail = detail if detail is not None else status_phrase(status)
         self.headers = dict(headers) if headers else {}

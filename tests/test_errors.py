@@ -138,6 +138,27 @@ def test_http_error_refuses_invalid_headers_when_raised(headers: dict[str, str])
         HTTPError(400, "bad", headers)
 
 
+@pytest.mark.parametrize("detail", [{"title": "invalid"}, ["a"], b"bytes", 42])
+def test_http_error_refuses_non_str_detail(detail: object) -> None:
+    with pytest.raises(TypeError, match=r"detail must be a str.*Response\.json"):
+        HTTPError(422, detail)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_http_error_with_dict_detail_in_handler_is_500(
+    make_client: MakeClient, colour: str, accept: str
+) -> None:
+    # A dict detail used to reach the plain-text default body and crash the app past its 500.
+    app = App()
+
+    def structured(request: Request) -> None:
+        raise HTTPError(422, {"title": "invalid"})  # type: ignore[arg-type]
+
+    app.get("/")(in_colour(colour, structured))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 500
+
+
 def test_http_error_with_invalid_header_in_handler_is_500(make_client: MakeClient) -> None:
     app = App()
 
