@@ -7,6 +7,7 @@ ends; under WSGI that loop is the ``AppLoop``, the app's one long-lived event lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections.abc import Awaitable, Iterator
@@ -132,6 +133,7 @@ class AppLoop:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._cut = False
         forget_threads_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -182,8 +184,8 @@ class AppLoop:
         if asyncio._get_running_loop() is loop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         hop = hop_to_loop(loop, awaitable)
-        if self._stopped and isinstance(hop.error, asyncio.CancelledError):
-            # NOTE: cancelled by stop(): the error of a thread released by the stop check.
+        if (self._stopped or self._cut) and isinstance(hop.error, asyncio.CancelledError):
+            # NOTE: cancelled by stop() or cut_waiting(): no error of the app's.
             hop.error = None
             raise LoopStopped("the event loop stopped before the call ended")
         if hop.error is None and hop.context is not None:
@@ -194,6 +196,20 @@ class AppLoop:
                     var.set(value)
         result: T = outcome(hop)
         return result
+
+    def cut_waiting(self) -> None:
+        """Cancel the calls that threads wait on now; each such thread gets ``LoopStopped``.
+
+        A server's stop at the end of its grace period: the calls' ``finally`` blocks run now,
+        before the shutdown hooks, not once ``stop()`` cancels what is left on the loop. The
+        loop runs on (the shutdown hooks need it), and calls made later are not cut.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        self._cut = True
+        with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
+            loop.call_soon_threadsafe(_cancel_hops, loop)
 
     @property
     def started(self) -> bool:
@@ -222,6 +238,14 @@ class AppLoop:
             return
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+def _cancel_hops(loop: asyncio.AbstractEventLoop) -> None:
+    # NOTE: the tasks that threads wait on are those of _run_hop(); a startup hook's own tasks
+    # and the lifespans held open are left to stop(), after the shutdown hooks.
+    for task in asyncio.all_tasks(loop):
+        if getattr(task.get_coro(), "cr_code", None) is _run_hop.__code__:
+            task.cancel()
 
 
 def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

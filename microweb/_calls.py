@@ -153,7 +153,7 @@ def cut_off(request: Request, cancel: BaseException, what: str) -> None:
     logger.warning(
         "%s %s cut off %s: the server cancelled it", request.method, logged_path(request), what
     )
-    _mark_reported(cancel)
+    mark_reported(cancel)
 
 
 def stream_failed(request: Request, exc: BaseException) -> None:
@@ -164,10 +164,11 @@ def stream_failed(request: Request, exc: BaseException) -> None:
     left out under ``microweb serve`` (``ReportedTracebacks``).
     """
     logger.error("error while streaming %s %s", request.method, logged_path(request), exc_info=exc)
-    _mark_reported(exc)
+    mark_reported(exc)
 
 
-def _mark_reported(exc: BaseException) -> None:
+def mark_reported(exc: BaseException) -> None:
+    """Mark ``exc`` as logged already (or as no error of the app's): see ``ReportedTracebacks``."""
     # NOTE: in the instance's __dict__ (every exception has one), past its __setattr__: an
     # error class that refuses new attributes (attrs' frozen ones) raised its own error here,
     # in place of the app's, which the server then logged as a second failure.

@@ -168,6 +168,10 @@ class OrderlyWaitress:
             logger.warning("%d request(s) still busy after the grace period; closing them", busy)
         for channel in self._channels():
             channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
+        # NOTE: a thread waiting on async code (a handler mid-await, a quiet event stream) was
+        # released only by the app loop's stop, after the shutdown hooks: cut off now, so that
+        # its finally blocks run first, as under Uvicorn.
+        self.wsgi.app_loop.cut_waiting()
         # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
         # that its cleanup runs before the shutdown hooks (a shorter wait lost that race).
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)

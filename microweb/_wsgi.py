@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
-from ._calls import client_left, default_error, handlers_failed, stream_failed
+from ._calls import client_left, default_error, handlers_failed, mark_reported, stream_failed
 from ._concurrency import drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_shutdown
@@ -370,6 +370,11 @@ class _StreamBody:
                 # as under ASGI, where such a stream ends with nothing logged. Told by the
                 # body, as ASGI does, not by the error's __cause__, which a "from None" clears.
                 return
+            if isinstance(exc, LoopStopped):
+                # NOTE: cut off by the server's stop, which logged it, or by the app's close:
+                # no error of the app's. Raised on, so that the server cuts the connection.
+                mark_reported(exc)
+                raise
             # NOTE: the status line is gone already; the server can only cut the connection,
             # which a ClientDisconnect of the app's own needs too: ended quietly, a chunked
             # response would look whole.

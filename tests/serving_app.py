@@ -284,6 +284,31 @@ async def aticks(request: Request) -> Response:
     return Response.stream(chunks())
 
 
+@app.get("/quiet")
+async def quiet(request: Request) -> Response:
+    """An event stream that waits for an event that never comes; records ``stream-closed``."""
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "ready"
+            await asyncio.Event().wait()
+        finally:
+            record("stream-closed")
+
+    return Response.sse(events())
+
+
+@app.get("/awaits")
+async def awaits(request: Request) -> str:
+    """Record ``started``, then wait for an event that never comes; records ``handler-closed``."""
+    try:
+        record("started")
+        await asyncio.Event().wait()
+    finally:
+        record("handler-closed")
+    return "never"
+
+
 if os.environ.get("SERVING_WEBSOCKET"):
 
     @app.websocket("/ws")

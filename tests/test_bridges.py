@@ -243,6 +243,42 @@ def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: Ap
     assert cleaned == ["finally"]  # NOTE: the coroutine was cancelled, not left pending.
 
 
+def test_cut_waiting_releases_waiting_threads_and_keeps_the_loop(app_loop: AppLoop) -> None:
+    started = threading.Event()
+    errors: list[BaseException] = []
+    cleaned: list[str] = []
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cleaned.append("finally")
+
+    async def background() -> asyncio.Task[None]:
+        # NOTE: a task of the app's own (a startup hook's), which no thread waits on.
+        return asyncio.get_running_loop().create_task(asyncio.sleep(60))
+
+    def wait() -> None:
+        try:
+            app_loop.run(forever())
+        except BaseException as exc:
+            errors.append(exc)
+
+    task = app_loop.run(background())
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    app_loop.cut_waiting()  # NOTE: as Waitress's stop does at the end of its grace period.
+    thread.join(5)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in errors] == [LoopStopped]
+    assert cleaned == ["finally"]
+    # NOTE: the loop runs on for the shutdown hooks; the app's own task is left to stop().
+    assert app_loop.run(asyncio.sleep(0, "still running")) == "still running"
+    assert not task.done()
+
+
 def test_stop_from_a_coroutine_on_the_app_loop_ends_and_closes_it(app_loop: AppLoop) -> None:
     loop = app_loop.loop
     (thread,) = [t for t in threading.enumerate() if t.name == "microweb-app-loop"]

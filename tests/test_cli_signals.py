@@ -309,6 +309,42 @@ def test_an_endless_stream_cut_off_is_closed_before_the_hooks(
     assert served.recorded() == ["stream-closed", "shutdown"], read_log(served.log)
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_quiet_async_stream_cut_off_is_closed_before_the_hooks(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: under Waitress, a stream waiting on the app loop with nothing to send was released
+    # only when the app loop stopped, after the shutdown hooks: its finally ran against closed
+    # resources, and its server thread logged "error while streaming".
+    served = Served(tmp_path, server, "--graceful-timeout", "0.5")
+    with httpx.stream("GET", f"{served.url}/quiet", timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "data: ready"
+        served.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(httpx.HTTPError):
+            for _ in lines:
+                pass
+    assert served.ended_within(timeout=5) < 3
+    log = read_log(served.log)
+    assert served.recorded() == ["stream-closed", "shutdown"], log
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_an_async_handler_cut_off_mid_await_ends_before_the_hooks(
+    tmp_path: Path, server: str
+) -> None:
+    served = Served(tmp_path, server, "--graceful-timeout", "0.5")
+    thread, _ = _get_in_background(f"{served.url}/awaits")
+    served.wait_for_event("started")
+    served.process.send_signal(signal.SIGTERM)
+    thread.join(timeout=10)
+    assert served.ended_within(timeout=5) < 3
+    log = read_log(served.log)
+    assert served.recorded() == ["started", "handler-closed", "shutdown"], log
+    assert "Traceback" not in log, log
+
+
 def _boom_then_cut_off(served: Served, path: str, waited: str) -> None:
     """Get ``/boom`` (a handler's own error), then ``path``; send SIGTERM once the request has
     logged ``waited`` (or, with none, once its stream's first line came); wait for the end."""
