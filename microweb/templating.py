@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 try:
     import jinja2
+    import jinja2.nodes
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
 
@@ -124,6 +125,15 @@ def _servable(environment: jinja2.Environment, compiled: frozenset[str], name: s
     return name in compiled or (environment.auto_reload and _listed(name))
 
 
+def _names_to_add(env: jinja2.Environment, loader: jinja2.BaseLoader, name: str) -> set[str]:
+    """Give the filters and tests that the template ``name`` uses and ``env`` lacks."""
+    source, filename, _ = loader.get_source(env, name)
+    tree = env.parse(source, name, filename)
+    filters = {node.name for node in tree.find_all(jinja2.nodes.Filter)}
+    tests = {node.name for node in tree.find_all(jinja2.nodes.Test)}
+    return (filters - env.filters.keys()) | (tests - env.tests.keys())
+
+
 class Templates:
     """A Jinja2 environment over a directory of templates, with autoescaping on.
 
@@ -149,10 +159,13 @@ class Templates:
         FileNotFoundError: If a directory does not exist.
         ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
             file of the folders is not UTF-8 text (every file is compiled as a template).
-        jinja2.TemplateSyntaxError: If a template does not compile.
+        jinja2.TemplateSyntaxError: If a template does not compile, for another reason than
+            a filter or test that ``env`` lacks: such a template is compiled on its first
+            render, once the app has added them.
 
     Attributes:
-        env: The ``jinja2.Environment``: add filters, tests and globals to it.
+        env: The ``jinja2.Environment``: add filters, tests and globals to it before the
+            first render.
     """
 
     def __init__(
@@ -182,9 +195,9 @@ class Templates:
         loader = _CompiledLoader(folders)
         self.env = jinja2.Environment(loader=loader, **options)
         self.env.template_class = _RequestTemplate
-        loader.compiled = self._compile_all([os.fspath(f) for f in folders])
+        loader.compiled = self._compile_all(loader, [os.fspath(f) for f in folders])
 
-    def _compile_all(self, folders: list[str]) -> frozenset[str]:
+    def _compile_all(self, loader: _CompiledLoader, folders: list[str]) -> frozenset[str]:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
         # (docs/templates.md): done here, the first request on an event loop pays nothing.
         names = [name for name in self.env.list_templates() if not _hidden(name)]
@@ -198,6 +211,12 @@ class Templates:
                     f"template {name!r} in {folders} is not UTF-8 text: keep only templates "
                     "in the template folders"
                 ) from exc
+            except jinja2.TemplateAssertionError:
+                # NOTE: Jinja checks filter and test names as it compiles, and the app can add
+                # its own to self.env only once this returns (Flask's template_filter): such a
+                # template is compiled on its first render instead, as Jinja would.
+                if not _names_to_add(self.env, loader, name):
+                    raise
         return frozenset(names)
 
     def render(

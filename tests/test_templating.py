@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import asgi_get, wsgi_get
 
 from microweb import App, Request, Response
@@ -272,6 +272,59 @@ def test_a_missing_template_is_a_logged_500(
 def test_templates_are_compiled_when_made(folder: Path) -> None:
     (folder / "broken.html").write_text("{% if %}")
     with pytest.raises(jinja2.TemplateSyntaxError):
+        Templates(folder)
+
+
+def _loud_pages(folder: Path) -> None:
+    """A base layout that uses a filter, and a page that uses a test, neither of them Jinja's."""
+    (folder / "loud_base.html").write_text(
+        "<h1>{{ title|shout }}</h1>{% block body %}{% endblock %}"
+    )
+    (folder / "loud.html").write_text(
+        '{% extends "loud_base.html" %}{% block body %}{{ title is quiet }}{% endblock %}'
+    )
+
+
+def _rendering(templates: Templates, colour: str) -> App:
+    app = App()
+
+    def loud(request: Request) -> Response:
+        return templates.render(request, "loud.html", {"title": request.query["title"]})
+
+    app.get("/loud")(in_colour(colour, loud))
+    return app
+
+
+def test_filters_and_tests_added_to_env_after_templates_is_made(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: Templates compiled every template when made, before the app could add its filters:
+    # a template that used one stopped the app with "No filter named 'shout'".
+    _loud_pages(folder)
+    templates = Templates(folder)
+    templates.env.filters["shout"] = str.upper
+    templates.env.tests["quiet"] = str.islower
+    client = make_client(_rendering(templates, colour))
+    assert client.get("/loud", params={"title": "hi"}).text == "<h1>HI</h1>True"
+    assert client.get("/loud", params={"title": "Hi"}).text == "<h1>HI</h1>False"
+
+
+def test_a_filter_never_added_is_a_logged_500_at_render(
+    folder: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    _loud_pages(folder)
+    templates = Templates(folder)
+    templates.env.tests["quiet"] = str.islower
+    assert make_client(_rendering(templates, "sync")).get("/loud?title=hi").status_code == 500
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [str(e) for e in errors] == ["No filter named 'shout'."]
+    assert isinstance(errors[0], jinja2.TemplateAssertionError)
+
+
+def test_other_compile_errors_still_stop_the_app_when_made(folder: Path) -> None:
+    (folder / "twice.html").write_text("{% block a %}{% endblock %}{% block a %}{% endblock %}")
+    with pytest.raises(jinja2.TemplateAssertionError, match="block 'a' defined twice"):
         Templates(folder)
 
 
