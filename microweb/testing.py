@@ -11,8 +11,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import copy
 import gc
+import http.cookiejar
 import threading
+import urllib.request
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -53,6 +56,25 @@ WebSocketSession.__module__ = WebSocketRefused.__module__ = __name__
 
 Interface = Literal["wsgi", "asgi", "both"]
 T = TypeVar("T")
+
+
+def _to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL) -> None:
+    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host.
+
+    As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
+    its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
+    so that the app's changes to a session seemed lost.
+    """
+    # NOTE: the jar's own name for the host ("testserver.local" for "testserver"), which
+    # typeshed leaves out.
+    erhn = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
+    host: str = erhn(urllib.request.Request(str(base_url)))[1]
+    for cookie in [cookie for cookie in jar if not cookie.domain]:
+        jar.clear("", cookie.path, cookie.name)
+        # NOTE: a copy: the side's jar shares its cookies with the client's until _keep().
+        for_host = copy.copy(cookie)
+        for_host.domain, for_host.domain_specified, for_host.domain_initial_dot = host, False, False
+        jar.set_cookie(for_host)
 
 
 class TestClient:
@@ -204,6 +226,7 @@ class TestClient:
         # the request, or the two requests would differ.
         side.base_url = self.base_url
         side.cookies = self._cookies
+        _to_host(side.cookies.jar, side.base_url)
 
     def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
         # NOTE: in place, so that a test's reference to client.cookies stays live.

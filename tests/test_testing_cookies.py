@@ -98,6 +98,27 @@ def test_a_cookie_the_app_deletes_leaves_the_jar(interface: str) -> None:
         assert client.get("/seen").json() == {}
 
 
+@pytest.mark.parametrize("base_url", ["http://testserver", "https://shop.example:8443"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_the_apps_set_cookie_replaces_a_cookie_the_test_set(interface: str, base_url: str) -> None:
+    # NOTE: the test's cookie was for any host and the app's for its host: both were kept and
+    # sent, the test's first, so the app's changes seemed lost (a count stuck at 6).
+    with TestClient(_cookie_app(), interface=interface, base_url=base_url) as client:
+        client.cookies.set("visits", "5")
+        assert [client.get("/visit").json()["visits"] for _ in range(2)] == [6, 7]
+        assert client.cookies["visits"] == "7"
+        assert len(client.cookies.jar) == 1
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_the_app_deletes_a_cookie_given_to_the_client(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface, cookies={"session": "s0"}) as client:
+        assert client.get("/seen").json() == {"session": "s0"}
+        client.get("/logout")
+        assert client.get("/seen").json() == {}
+        assert "session" not in client.cookies
+
+
 def test_both_sends_each_side_the_cookies_from_before_the_request() -> None:
     # NOTE: were the WSGI side's Set-Cookie stored before the ASGI side sent the same
     # request, the ASGI side would count one visit more and the comparison would fail.
