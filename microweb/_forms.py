@@ -28,17 +28,53 @@ class FormData(RequestFields[FormValue]):
     """A form: a multidict of ``str`` fields and ``UploadFile`` files.
 
     ``form[name]`` for a field the client did not send raises an ``HTTPError(400)`` that is
-    also a ``KeyError``.
+    also a ``KeyError``. ``form.fields`` and ``form.files`` hold the fields and the files
+    apart, as Werkzeug's ``request.form`` and ``request.files`` do.
     """
 
-    __slots__ = ()
+    __slots__ = ("_files", "_text")
     what = "form field"
+    _text: RequestFields[str]
+    _files: RequestFields[UploadFile]
+
+    @property
+    def fields(self) -> RequestFields[str]:
+        """The text fields alone, a multidict of ``str``.
+
+        A file that the client sent under a field's name is not there: ``form.fields.get(
+        "title", "")`` is always text, and ``form.fields["title"]`` answers 400 for it.
+        """
+        try:
+            return self._text
+        except AttributeError:
+            self._text = _Fields((k, v) for k, v in self._items if isinstance(v, str))
+            return self._text
+
+    @property
+    def files(self) -> RequestFields[UploadFile]:
+        """The files alone, a multidict of ``UploadFile``: ``form.files["avatar"]`` answers 400
+        (``missing form file 'avatar'``) when no file came under that name."""
+        try:
+            return self._files
+        except AttributeError:
+            self._files = _Files((k, v) for k, v in self._items if isinstance(v, UploadFile))
+            return self._files
 
     def close(self) -> None:
         """Close every uploaded file."""
         for _, value in self.multi_items():
             if isinstance(value, UploadFile):
                 value.close()
+
+
+class _Fields(RequestFields[str]):
+    __slots__ = ()
+    what = "form field"
+
+
+class _Files(RequestFields[UploadFile]):
+    __slots__ = ()
+    what = "form file"
 
 
 # PERF: the data of a spooled file is written in batches of this many bytes (or MAX_PIECES
