@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
+import weakref
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
@@ -17,6 +18,9 @@ from ._errors import own_cancellation
 from ._pool import forget_threads_after_fork
 
 T = TypeVar("T")
+# NOTE: the hop tasks that AppLoop.cut_waiting() cancelled: their CancelledError is the server's
+# stop, while a CancelledError of any later call (a shutdown hook's own) is the app's.
+_CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
 # NOTE: the default of a context variable's get(): set by no one.
 _UNSET: Any = object()
 
@@ -43,7 +47,7 @@ class AppClosed(LoopStopped):
 class _Hop:
     """One awaitable handed from a thread to an event loop, and what came of it."""
 
-    __slots__ = ("awaitable", "context", "done", "error", "result", "task")
+    __slots__ = ("awaitable", "context", "cut", "done", "error", "result", "task")
 
     def __init__(self, awaitable: Awaitable[Any]) -> None:
         self.awaitable = awaitable
@@ -53,6 +57,7 @@ class _Hop:
         self.error: BaseException | None = None
         self.context: contextvars.Context | None = None
         self.task: asyncio.Task[None] | None = None
+        self.cut = False
 
     def start(self) -> None:
         # NOTE: runs on the loop, in the copy of the caller's context that call_soon_threadsafe
@@ -66,6 +71,8 @@ async def _run_hop(hop: _Hop) -> None:
         hop.result = await hop.awaitable
     except BaseException as exc:
         hop.error = exc
+        if isinstance(exc, asyncio.CancelledError):
+            hop.cut = asyncio.current_task() in _CUT_TASKS
     finally:
         hop.context = contextvars.copy_context()
         # NOTE: released here, not from a done callback: one turn of the loop less.
@@ -133,7 +140,6 @@ class AppLoop:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        self._cut = False
         forget_threads_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -184,8 +190,10 @@ class AppLoop:
         if asyncio._get_running_loop() is loop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         hop = hop_to_loop(loop, awaitable)
-        if (self._stopped or self._cut) and isinstance(hop.error, asyncio.CancelledError):
-            # NOTE: cancelled by stop() or cut_waiting(): no error of the app's.
+        if isinstance(hop.error, asyncio.CancelledError) and (self._stopped or hop.cut):
+            # NOTE: cancelled by stop() or cut_waiting(): no error of the app's. Only the calls
+            # that cut_waiting() cancelled: a later call's own CancelledError (a shutdown
+            # hook's) is an error like others, and the shutdown's other steps still run.
             hop.error = None
             raise LoopStopped("the event loop stopped before the call ended")
         if hop.error is None and hop.context is not None:
@@ -207,7 +215,6 @@ class AppLoop:
         loop = self._loop
         if loop is None:
             return
-        self._cut = True
         with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
             loop.call_soon_threadsafe(_cancel_hops, loop)
 
@@ -245,6 +252,7 @@ def _cancel_hops(loop: asyncio.AbstractEventLoop) -> None:
     # and the lifespans held open are left to stop(), after the shutdown hooks.
     for task in asyncio.all_tasks(loop):
         if getattr(task.get_coro(), "cr_code", None) is _run_hop.__code__:
+            _CUT_TASKS.add(task)
             task.cancel()
 
 

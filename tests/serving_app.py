@@ -3,7 +3,8 @@
 ``SERVING_EVENTS``: a file where the handler and the shutdown hook append what happened.
 ``SERVING_ACCESS_LOG``: install the ``AccessLog`` plugin when set.
 ``SERVING_TICKER``: when set, an async startup hook starts a background task that never ends by
-itself; it records ``ticker-cancelled`` when it is cancelled.
+itself; it records ``ticker-cancelled`` when it is cancelled. With ``awaited``, a shutdown hook
+cancels the task and awaits it, letting its ``CancelledError`` out (a failed shutdown step).
 ``SERVING_FAIL_STARTUP``: when set, a startup hook raises ``ConnectionError``.
 ``SERVING_SLOW_STARTUP``: when set, a startup hook takes half a second, then prints
 ``startup hooks ran``.
@@ -128,6 +129,14 @@ if os.environ.get("SERVING_TICKER"):
     @app.on_startup
     async def start_ticker() -> None:
         app.state.ticker = asyncio.get_running_loop().create_task(tick())
+
+
+if os.environ.get("SERVING_TICKER") == "awaited":
+
+    @app.on_shutdown
+    async def stop_ticker() -> None:
+        app.state.ticker.cancel()
+        await app.state.ticker
 
 
 @app.get("/slow")

@@ -279,6 +279,21 @@ def test_cut_waiting_releases_waiting_threads_and_keeps_the_loop(app_loop: AppLo
     assert not task.done()
 
 
+def test_a_call_after_cut_waiting_raises_its_own_cancellation(app_loop: AppLoop) -> None:
+    # NOTE: a shutdown hook that cancels a task and awaits it runs after the cut: its own
+    # CancelledError is an error of the hook, not LoopStopped, which ended the whole shutdown.
+    async def awaits_a_cancelled_task() -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.sleep(60))
+        await asyncio.sleep(0)
+        task.cancel()
+        await task
+
+    assert app_loop.run(asyncio.sleep(0, "started")) == "started"
+    app_loop.cut_waiting()
+    with pytest.raises(CancelledError):
+        app_loop.run(awaits_a_cancelled_task())
+
+
 def test_stop_from_a_coroutine_on_the_app_loop_ends_and_closes_it(app_loop: AppLoop) -> None:
     loop = app_loop.loop
     (thread,) = [t for t in threading.enumerate() if t.name == "microweb-app-loop"]

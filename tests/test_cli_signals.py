@@ -233,6 +233,25 @@ def test_waitress_cancels_a_startup_hooks_background_task_after_the_hooks(tmp_pa
     assert "destroyed but it is pending" not in read_log(served.log)
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_shutdown_hooks_own_cancellation_fails_that_step_only(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: under Waitress, every call on the app loop after its stop's cut was taken for the
+    # cut: the hook's CancelledError became LoopStopped, which ended the shutdown there (the
+    # lifespan never exited) with a traceback and exit status 1.
+    variables = {"SERVING_TICKER": "awaited", "SERVING_LIFESPAN": "1"}
+    served = Served(tmp_path, server, env=variables)
+    assert httpx.get(f"{served.url}/where").status_code == 200
+    served.process.send_signal(signal.SIGTERM)
+    served.ended_within(timeout=5)
+    log = read_log(served.log)
+    expected = ["lifespan-entered", "shutdown", "ticker-cancelled", "lifespan-exited"]
+    assert served.recorded() == expected, log
+    assert "shutdown step stop_ticker failed" in log, log
+    assert "LoopStopped" not in log, log
+
+
 def test_a_second_signal_ends_the_wait_under_waitress(tmp_path: Path) -> None:
     served = Served(tmp_path, "waitress", "--graceful-timeout", "20")
     thread, _ = _get_in_background(f"{served.url}/slow?seconds=30")
