@@ -170,11 +170,14 @@ class OrderlyWaitress:
             channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
         # NOTE: a thread waiting on async code (a handler mid-await, a quiet event stream) was
         # released only by the app loop's stop, after the shutdown hooks: cut off now, so that
-        # its finally blocks run first, as under Uvicorn.
+        # its finally blocks run first, as under Uvicorn. The threads are told to stop first:
+        # one that the cut frees takes no queued request, whose async code no cut would reach.
+        dispatcher = self.server.task_dispatcher
+        dispatcher.set_thread_count(0)
         self.wsgi.app_loop.cut_waiting()
         # NOTE: a def stream cut off closes its generator in its task thread: wait for it, so
         # that its cleanup runs before the shutdown hooks (a shorter wait lost that race).
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
+        dispatcher.shutdown(cancel_pending=True, timeout=CLEANUP_WAIT)
         self.looping = False
         wasyncore.close_all(self.map, ignore_all=True)
 
