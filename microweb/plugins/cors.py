@@ -67,8 +67,17 @@ def _serialized(text: str) -> str:
         return trimmed.lower()  # NOTE: a browser extension's (chrome-extension://...), say.
     raise ValueError(
         f"allowed origin {text!r} is not one a browser sends: write scheme://host[:port], such "
-        "as 'https://app.example' (no path), 'null', or '*'"
+        f"as 'https://app.example' (no path), 'null', or '*'{_hint(trimmed)}"
     )
+
+
+def _hint(origin: str) -> str:
+    if "*" in origin:
+        return "; for subdomains, give allow_origin_regex=r'https://[a-z0-9-]+\\.example\\.com'"
+    if not origin.isascii():
+        # NOTE: a browser sends an internationalized host in its ASCII form.
+        return "; write an internationalized host as its 'xn--' ASCII form"
+    return ""
 
 
 def _header_list(value: str) -> list[str] | None:

@@ -92,6 +92,18 @@ def test_cors_refuses_an_origin_no_browser_sends(origin: str) -> None:
         CORS([origin])
 
 
+@pytest.mark.parametrize(
+    ("origin", "hint"),
+    [
+        ("https://*.example.com", r"allow_origin_regex=r'https://\[a-z0-9-\]\+"),
+        ("https://пример.рф", "'xn--' ASCII form"),
+    ],
+)
+def test_cors_refusal_says_what_to_write_instead(origin: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=hint):
+        CORS([origin])
+
+
 def test_cors_keeps_null_and_other_schemes(make_client: MakeClient) -> None:
     plugin = CORS(["null", "chrome-extension://abcdefgh"], allow_credentials=True)
     client = make_client(cors_app(plugin))
