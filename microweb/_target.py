@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import unquote_to_bytes
 
 from ._errors import HTTPError
 
@@ -39,9 +40,27 @@ def strip_root(path: bytes, root: bytes) -> bytes:
     Servers differ on whether the path they pass includes the root path; both forms are taken.
     The mount point itself is the app's ``/``.
     """
-    if root and (path == root or path.startswith(root + b"/")):
+    if not root:
+        return path
+    if path == root or path.startswith(root + b"/"):
         return path[len(root) :] or b"/"
+    # NOTE: the same root written another way ("/caf%c3%a9" for "/caf%C3%A9", "/a!b" for
+    # "/a%21b"): its segments compared decoded, as a WSGI server's SCRIPT_NAME compares them.
+    depth = root.count(b"/")
+    end = _nth_slash(path, depth + 1)
+    if path.count(b"/", 0, end) == depth and unquote_to_bytes(path[:end]) == unquote_to_bytes(root):
+        return path[end:] or b"/"
     return path
+
+
+def _nth_slash(path: bytes, n: int) -> int:
+    """The index of the ``n``-th ``/`` of ``path`` (from 1), or its length if it has fewer."""
+    index = -1
+    for _ in range(n):
+        index = path.find(b"/", index + 1)
+        if index < 0:
+            return len(path)
+    return index
 
 
 def valid_host(host: str) -> bool:
