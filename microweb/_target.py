@@ -44,6 +44,8 @@ def strip_root(path: bytes, root: bytes) -> bytes:
         return path
     if path == root or path.startswith(root + b"/"):
         return path[len(root) :] or b"/"
+    if b"%" not in root and b"%" not in path:
+        return path  # NOTE: with no escape on either side, there is no other way to write it.
     # NOTE: the same root written another way ("/caf%c3%a9" for "/caf%C3%A9", "/a!b" for
     # "/a%21b"): its segments compared decoded, as a WSGI server's SCRIPT_NAME compares them.
     depth = root.count(b"/")
