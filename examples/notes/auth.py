@@ -59,7 +59,7 @@ def login_page(request: Request) -> Response:
 @router.post("/login")
 def login(request: Request, db: sqlite3.Connection) -> Response:
     form = request.form()
-    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    name, password = form.fields.get("name", ""), form.fields.get("password", "")
     row = db.execute("SELECT password FROM users WHERE name = ?", (name,)).fetchone()
     stored = row["password"] if row else UNKNOWN_USER
     if not check_password(password, stored) or row is None:
