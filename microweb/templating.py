@@ -125,13 +125,32 @@ def _servable(environment: jinja2.Environment, compiled: frozenset[str], name: s
     return name in compiled or (environment.auto_reload and _listed(name))
 
 
-def _names_to_add(env: jinja2.Environment, loader: jinja2.BaseLoader, name: str) -> set[str]:
-    """Give the filters and tests that the template ``name`` uses and ``env`` lacks."""
+def _stand_in(*args: Any, **kwargs: Any) -> None:
+    """Stand for a filter or test that the app adds later, while a template is checked."""
+
+
+def _compiles_once_added(env: jinja2.Environment, loader: jinja2.BaseLoader, name: str) -> bool:
+    """Tell whether the template ``name`` lacks filters or tests that ``env`` has not yet.
+
+    If so, it is compiled with stand-ins for them, and not kept: any other compile error is
+    raised here, when ``Templates`` is made.
+    """
     source, filename, _ = loader.get_source(env, name)
     tree = env.parse(source, name, filename)
-    filters = {node.name for node in tree.find_all(jinja2.nodes.Filter)}
-    tests = {node.name for node in tree.find_all(jinja2.nodes.Test)}
-    return (filters - env.filters.keys()) | (tests - env.tests.keys())
+    filters = {node.name for node in tree.find_all(jinja2.nodes.Filter)} - env.filters.keys()
+    tests = {node.name for node in tree.find_all(jinja2.nodes.Test)} - env.tests.keys()
+    if not filters and not tests:
+        return False
+    env.filters.update(dict.fromkeys(filters, _stand_in))
+    env.tests.update(dict.fromkeys(tests, _stand_in))
+    try:
+        env.compile(source, name, filename)
+    finally:
+        for filter_name in filters:
+            del env.filters[filter_name]
+        for test_name in tests:
+            del env.tests[test_name]
+    return True
 
 
 class Templates:
@@ -214,8 +233,9 @@ class Templates:
             except jinja2.TemplateAssertionError:
                 # NOTE: Jinja checks filter and test names as it compiles, and the app can add
                 # its own to self.env only once this returns (Flask's template_filter): such a
-                # template is compiled on its first render instead, as Jinja would.
-                if not _names_to_add(self.env, loader, name):
+                # template is compiled on its first render instead, as Jinja would; checked
+                # now with stand-ins, so that its other errors still stop the app here.
+                if not _compiles_once_added(self.env, loader, name):
                     raise
         return frozenset(names)
 

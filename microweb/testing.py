@@ -58,12 +58,18 @@ Interface = Literal["wsgi", "asgi", "both"]
 T = TypeVar("T")
 
 
-def _to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL) -> None:
+# NOTE: a side's copies of the cookies the test set, each to its original, which _keep() puts
+# back in the client's jar where the app left the copy as it was.
+GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.Cookie]
+
+
+def _to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
     """Give the cookies that the test set for any host (no domain) to ``base_url``'s host.
 
     As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
     its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
-    so that the app's changes to a session seemed lost.
+    so that the app's changes to a session seemed lost. ``given`` maps each copy made for the
+    host to the test's cookie.
     """
     # NOTE: the jar's own name for the host ("testserver.local" for "testserver"), which
     # typeshed leaves out.
@@ -75,6 +81,7 @@ def _to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL) -> None:
         for_host = copy.copy(cookie)
         for_host.domain, for_host.domain_specified, for_host.domain_initial_dot = host, False, False
         jar.set_cookie(for_host)
+        given[for_host] = cookie
 
 
 class TestClient:
@@ -179,6 +186,7 @@ class TestClient:
         # Starlette's clients), where each side held a thread and three descriptors until exit.
         self._release_wsgi: weakref.finalize[Any, TestClient] | None = None
         self._release_asgi: weakref.finalize[Any, TestClient] | None = None
+        self._given: GivenCookies = weakref.WeakKeyDictionary()
 
     @property
     def root_path(self) -> str:
@@ -226,14 +234,17 @@ class TestClient:
         # the request, or the two requests would differ.
         side.base_url = self.base_url
         side.cookies = self._cookies
-        _to_host(side.cookies.jar, side.base_url)
+        _to_host(side.cookies.jar, side.base_url, self._given)
 
     def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
         # NOTE: in place, so that a test's reference to client.cookies stays live.
+        # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
+        # (for any host): set again by the test, it replaces itself, where its copy for the host
+        # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
         jar = self._cookies.jar
         jar.clear()
         for cookie in side.cookies.jar:
-            jar.set_cookie(cookie)
+            jar.set_cookie(self._given.get(cookie, cookie))
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)

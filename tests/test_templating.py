@@ -328,6 +328,24 @@ def test_other_compile_errors_still_stop_the_app_when_made(folder: Path) -> None
         Templates(folder)
 
 
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ("{% block a %}{% endblock %}{% block a %}{% endblock %}", "block 'a' defined twice"),
+        ("{% for x in y %}{% set loop = 1 %}{% endfor %}", "special loop variable"),
+        ("{% macro m(a, a) %}{% endmacro %}", "duplicate argument"),
+    ],
+)
+def test_a_template_with_a_filter_of_the_apps_still_stops_the_app_for_other_errors(
+    folder: Path, source: str, error: str
+) -> None:
+    # NOTE: the filter's error came first, so the template was left for its first render,
+    # and the other error with it: the app started, and the page was a 500.
+    (folder / "page.html").write_text("{{ title|shout }}{{ title is quiet }}" + source)
+    with pytest.raises((jinja2.TemplateSyntaxError, SyntaxError), match=error):
+        Templates(folder)
+
+
 def test_a_file_that_is_not_utf8_text_is_named_when_made(folder: Path) -> None:
     (folder / "img").mkdir()
     (folder / "img" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n")

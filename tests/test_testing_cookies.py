@@ -119,6 +119,31 @@ def test_the_app_deletes_a_cookie_given_to_the_client(interface: str) -> None:
         assert "session" not in client.cookies
 
 
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_the_test_sets_again_after_a_request_is_read_back(interface: str) -> None:
+    # NOTE: the request moved the test's first cookie to the host, and the second one went
+    # beside it: client.cookies["theme"] raised httpx.CookieConflict.
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.cookies.set("theme", "dark")
+        assert client.get("/seen").json() == {"theme": "dark"}
+        client.cookies.set("theme", "light")
+        assert client.cookies["theme"] == "light"
+        assert len(client.cookies.jar) == 1
+        assert client.get("/seen").json() == {"theme": "light"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_the_test_set_follows_base_url(interface: str) -> None:
+    with TestClient(_cookie_app(), interface=interface) as client:
+        client.cookies.set("theme", "dark")
+        client.get("/seen")
+        client.base_url = "https://shop.example"
+        assert client.get("/seen").json() == {"theme": "dark"}
+        client.get("/visit")
+        client.base_url = "http://testserver"
+        assert client.get("/seen").json() == {"theme": "dark"}  # NOTE: the app's stays there
+
+
 def test_both_sends_each_side_the_cookies_from_before_the_request() -> None:
     # NOTE: were the WSGI side's Set-Cookie stored before the ASGI side sent the same
     # request, the ASGI side would count one visit more and the comparison would fail.
