@@ -47,7 +47,7 @@ class FormData(RequestFields[FormValue]):
         try:
             return self._text
         except AttributeError:
-            self._text = _Fields((k, v) for k, v in self._items if isinstance(v, str))
+            self._text = FormFields((k, v) for k, v in self._items if isinstance(v, str))
             return self._text
 
     @property
@@ -57,7 +57,7 @@ class FormData(RequestFields[FormValue]):
         try:
             return self._files
         except AttributeError:
-            self._files = _Files((k, v) for k, v in self._items if isinstance(v, UploadFile))
+            self._files = FormFiles((k, v) for k, v in self._items if isinstance(v, UploadFile))
             return self._files
 
     def close(self) -> None:
@@ -67,12 +67,16 @@ class FormData(RequestFields[FormValue]):
                 value.close()
 
 
-class _Fields(RequestFields[str]):
+class FormFields(RequestFields[str]):
+    """``form.fields``: the text fields of a form."""
+
     __slots__ = ()
     what = "form field"
 
 
-class _Files(RequestFields[UploadFile]):
+class FormFiles(RequestFields[UploadFile]):
+    """``form.files``: the files of a form."""
+
     __slots__ = ()
     what = "form file"
 

@@ -72,7 +72,12 @@ def _serialized(text: str) -> str:
 
 
 def _hint(origin: str) -> str:
-    if "*" in origin:
+    if origin.strip() == "*":
+        return "; write '*' with no spaces"
+    name, _, port = origin.partition("://")[2].partition(":")
+    if "*" in port:
+        return "; for any port, give allow_origin_regex=r'https://app\\.example(:[0-9]+)?'"
+    if "*" in name:
         return "; for subdomains, give allow_origin_regex=r'https://[a-z0-9-]+\\.example\\.com'"
     if not origin.isascii():
         # NOTE: a browser sends an internationalized host in its ASCII form.

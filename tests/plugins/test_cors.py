@@ -97,6 +97,8 @@ def test_cors_refuses_an_origin_no_browser_sends(origin: str) -> None:
     [
         ("https://*.example.com", r"allow_origin_regex=r'https://\[a-z0-9-\]\+"),
         ("https://пример.рф", "'xn--' ASCII form"),
+        ("https://app.example:*", "for any port"),
+        (" * ", "write '\\*' with no spaces"),
     ],
 )
 def test_cors_refusal_says_what_to_write_instead(origin: str, hint: str) -> None:
