@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Generator,
+    Iterable,
+    Iterator,
+)
 
 from microweb import App, Request, Response
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
@@ -148,8 +155,10 @@ class AsyncGzipStream:
 
 def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, None, None]:
     compressor = _compressor(level)
-    iterator = iter(chunks)
+    iterator: Iterator[bytes | str] | None = None
     try:
+        # NOTE: in the try: a stream whose iter() raises is closed all the same.
+        iterator = iter(chunks)
         for chunk in iterator:
             data = _compress_chunk(compressor, chunk)
             if data:
@@ -164,8 +173,9 @@ async def _acompressed(
     chunks: AsyncIterable[bytes | str], level: int
 ) -> AsyncGenerator[bytes, None]:
     compressor = _compressor(level)
-    iterator = aiter(chunks)
+    iterator: AsyncIterator[bytes | str] | None = None
     try:
+        iterator = aiter(chunks)
         async for chunk in iterator:
             data = _compress_chunk(compressor, chunk)
             if data:

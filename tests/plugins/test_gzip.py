@@ -309,6 +309,49 @@ def test_gzip_stream_closes_the_inner_stream_when_closed_early() -> None:
     assert closed == ["inner"]
 
 
+class Broken:
+    """A sync stream that holds a resource, whose iterator cannot be made."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise OSError("the cursor is gone")
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+class AsyncBroken:
+    """An async stream that holds a resource, whose iterator cannot be made."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        raise OSError("the cursor is gone")
+
+    async def aclose(self) -> None:
+        self.closed.append("closed")
+
+
+@pytest.mark.parametrize("stream", [Broken, AsyncBroken])
+def test_gzip_stream_closes_a_stream_whose_iteration_fails_to_start(
+    make_client: MakeClient, stream: type[Broken | AsyncBroken]
+) -> None:
+    closed: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=10))
+
+    @app.get("/")
+    def answer(request: Request) -> Response:
+        return Response.stream(stream(closed), media_type="text/plain")
+
+    with pytest.raises(OSError, match="the cursor is gone"):
+        make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert closed == ["closed"]
+
+
 class Rows:
     """A sync stream that holds a resource until it is closed (a cursor, a file)."""
 
