@@ -201,9 +201,9 @@ def safe_filename(filename: str, default: str = "upload") -> str:
 
     Directories and dots in front are dropped, accents are stripped (``é`` gives ``e``), each
     run of other characters than ASCII letters, digits, ``_``, ``.`` and ``-`` becomes one
-    ``_``, and underscores and dots at either end are dropped; an empty result (or a reserved
-    Windows name) gives ``default``, and a name of non-ASCII letters only keeps its extension
-    (``写真.jpg`` gives ``upload.jpg``).
+    ``_``, the result is cut to 200 characters, and underscores and dots at either end are
+    dropped; an empty result (or a reserved Windows name) gives ``default``, and a name of
+    non-ASCII letters only keeps its extension (``写真.jpg`` gives ``upload.jpg``).
     """
     original = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
@@ -211,7 +211,8 @@ def safe_filename(filename: str, default: str = "upload") -> str:
     if dot and not _UNSAFE.sub("", base).strip("._") and original.rpartition(".")[0].strip("._"):
         # NOTE: a name of non-ASCII letters only ("写真.jpg") keeps its extension.
         name = f"{default}.{extension}"
-    name = _UNSAFE.sub("_", name).strip("._")[:200]
+    # NOTE: stripped again after the cut, which may end the name on a dot or an underscore.
+    name = _UNSAFE.sub("_", name).strip("._")[:200].rstrip("._")
     if not name or name.split(".")[0].upper() in _WINDOWS_NAMES:
         return default
     return name

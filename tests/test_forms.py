@@ -681,6 +681,12 @@ def test_safe_filename(name: str, expected: str) -> None:
     assert safe_filename(name) == expected
 
 
+@pytest.mark.parametrize("name", ["a" * 199 + ".txt", "a" * 199 + "__b", "a" * 199 + " (1).txt"])
+def test_safe_filename_cut_to_200_ends_on_no_dot_or_underscore(name: str) -> None:
+    # NOTE: the cut to 200 characters came after the strip: "aaa." and "aaa_" got through.
+    assert safe_filename(name) == "a" * 199
+
+
 def test_safe_filename_default() -> None:
     assert safe_filename("", default="file.bin") == "file.bin"
     assert safe_filename("CON", default="file.bin") == "file.bin"
@@ -691,7 +697,7 @@ def test_safe_filename_default() -> None:
 def test_safe_filename_is_always_one_safe_component(name: str) -> None:
     result = safe_filename(name)
     assert SAFE.fullmatch(result)
-    assert not result.startswith(".")
+    assert result == result.strip("._")
     assert result not in (".", "..")
     assert len(result) <= 200
     assert result.split(".")[0].upper() not in ("CON", "PRN", "AUX", "NUL")

@@ -119,7 +119,8 @@ class CORS:
 
     Raises:
         TypeError: If a list argument is given as a single string.
-        ValueError: If ``max_age`` is negative.
+        ValueError: If ``max_age`` is negative, or an allowed origin is not one a browser
+            sends (with a path, or with no scheme).
     """
 
     name = "cors"

@@ -225,6 +225,7 @@ class ProxyHeaders:
             don't by default).
 
     Raises:
+        TypeError: If ``trusted`` is one string instead of a list.
         ValueError: If an entry is not an address or a range (or has host bits set).
     """
 

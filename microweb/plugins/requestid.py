@@ -42,7 +42,8 @@ class RequestID:
         generator: Makes new IDs; random UUID hex by default.
 
     Raises:
-        ValueError: If ``header`` is not a valid header name.
+        ValueError: If ``header`` is not a valid header name, or is a hop-by-hop one
+            (``Connection``, ``TE``...).
     """
 
     name = "request_id"
