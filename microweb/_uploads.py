@@ -201,9 +201,10 @@ def safe_filename(filename: str, default: str = "upload") -> str:
 
     Directories and dots in front are dropped, accents are stripped (``é`` gives ``e``), each
     run of other characters than ASCII letters, digits, ``_``, ``.`` and ``-`` becomes one
-    ``_``, the result is cut to 200 characters, and underscores and dots at either end are
-    dropped; an empty result (or a reserved Windows name) gives ``default``, and a name of
-    non-ASCII letters only keeps its extension (``写真.jpg`` gives ``upload.jpg``).
+    ``_``, the result is cut to 200 characters (keeping an extension of up to 16), and
+    underscores and dots at either end are dropped; an empty result (or a reserved Windows
+    name) gives ``default``, and a name of non-ASCII letters only keeps its extension
+    (``写真.jpg`` gives ``upload.jpg``).
     """
     original = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = unicodedata.normalize("NFKD", original).encode("ascii", "ignore").decode("ascii")
@@ -211,11 +212,21 @@ def safe_filename(filename: str, default: str = "upload") -> str:
     if dot and not _UNSAFE.sub("", base).strip("._") and original.rpartition(".")[0].strip("._"):
         # NOTE: a name of non-ASCII letters only ("写真.jpg") keeps its extension.
         name = f"{default}.{extension}"
-    # NOTE: stripped again after the cut, which may end the name on a dot or an underscore.
-    name = _UNSAFE.sub("_", name).strip("._")[:200].rstrip("._")
+    name = _cut(_UNSAFE.sub("_", name).strip("._"))
     if not name or name.split(".")[0].upper() in _WINDOWS_NAMES:
         return default
     return name
+
+
+def _cut(name: str, most: int = 200) -> str:
+    """Cut ``name`` to ``most`` characters, keeping a short extension (``.txt``) at its end."""
+    if len(name) <= most:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and len(extension) <= 16:
+        # NOTE: stripped again after the cut, which may end the stem on a dot or an underscore.
+        return f"{stem[: most - len(extension) - 1].rstrip('._')}.{extension}"
+    return name[:most].rstrip("._")
 
 
 # NOTE: below IOV_MAX (1024 on Linux and macOS), and it bounds a batch of dripped chunks.

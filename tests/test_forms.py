@@ -681,10 +681,21 @@ def test_safe_filename(name: str, expected: str) -> None:
     assert safe_filename(name) == expected
 
 
-@pytest.mark.parametrize("name", ["a" * 199 + ".txt", "a" * 199 + "__b", "a" * 199 + " (1).txt"])
-def test_safe_filename_cut_to_200_ends_on_no_dot_or_underscore(name: str) -> None:
-    # NOTE: the cut to 200 characters came after the strip: "aaa." and "aaa_" got through.
-    assert safe_filename(name) == "a" * 199
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a" * 199 + ".txt", "a" * 196 + ".txt"),
+        ("a" * 199 + "__b", "a" * 199),
+        ("a" * 199 + " (1).txt", "a" * 196 + ".txt"),
+        ("a" * 190 + "_" * 20 + ".txt", "a" * 190 + ".txt"),
+        ("x" * 300 + ".txt", "x" * 196 + ".txt"),
+        ("x" * 300 + "." + "y" * 17, "x" * 200),
+    ],
+)
+def test_safe_filename_cut_to_200_keeps_the_extension(name: str, expected: str) -> None:
+    # NOTE: the cut to 200 characters came after the strip: "aaa." and "aaa_" got through;
+    # and it dropped the extension of a long name.
+    assert safe_filename(name) == expected
 
 
 def test_safe_filename_default() -> None:
