@@ -144,6 +144,7 @@ class RouteRegistry:
                 ``request.route.config``.
 
         Raises:
+            ValueError: If the template is invalid, or another route has the same name.
             TypeError: If the handler is not ``async def``, or ``skip`` is one string.
         """
         skipped = skip_names(skip)
