@@ -99,6 +99,13 @@ class OrderlyReload(Reloader):
         self.stopped_by = sig
         super().signal_handler(sig, frame)
 
+    def shutdown(self) -> None:
+        """Close this process's copy of the socket, then stop the app's process."""
+        # NOTE: as Workers._stop does: new connections are refused during the grace period.
+        for sock in self.sockets:
+            sock.close()
+        super().shutdown()
+
 
 def _run_reloaded(
     config: uvicorn.Config,
@@ -271,6 +278,10 @@ class Workers:
         self.workers[index] = Worker(self.context, self.config, self.sock)
 
     def _stop(self) -> None:
+        # NOTE: this process's copy of the shared socket goes first: while it stayed open, the
+        # system took new connections in all through the workers' grace period, and reset them
+        # at its end, where a single process refuses them at once (a proxy then moves on).
+        self.sock.close()
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
         # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
         for worker in self.workers:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,6 +136,52 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
     assert process.returncode == -signal.SIGINT, read_log(log)
     assert _events(events) == ["shutdown"] * MODE_PROCESSES[mode], read_log(log)
     assert "Traceback" not in read_log(log)
+
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
+def test_a_signal_closes_the_port_while_requests_in_flight_finish(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: the main process kept its copy of the shared socket open until its children had
+    # ended, so the system took new connections in all through the grace period, and reset them
+    # at its end: behind nginx, a request waited out the whole grace period for a 502, where a
+    # single process refuses it at once and nginx moves on.
+    port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
+    command = _command(port, *SERVE_MODES[mode], "--graceful-timeout", "5")
+    process = start(command, port=port, log=log, env=environment(SERVING_EVENTS=str(events)))
+    outcome: dict[str, object] = {}
+
+    def get_slow() -> None:
+        try:
+            outcome["status"] = httpx.get(f"http://{HOST}:{port}/slow?seconds=2", timeout=10)
+        except httpx.HTTPError as exc:
+            outcome["error"] = exc
+
+    request = threading.Thread(target=get_slow)
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        request.start()
+        wait_for(lambda: "started" in _events(events), "the request in flight", log)
+        process.send_signal(signal.SIGTERM)
+        wait_for(lambda: _refuses_connections(port), "the port closed", log, timeout=1.5)
+        assert "finished" not in _events(events), read_log(log)
+        process.wait(timeout=10)
+    finally:
+        stop(process)
+        request.join(timeout=10)
+    answer = outcome.get("status")
+    assert isinstance(answer, httpx.Response) and answer.status_code == 200, outcome
+    # NOTE: with --workers, the idle worker may have run its hook before the request finished.
+    expected = ["started", "finished"] + ["shutdown"] * MODE_PROCESSES[mode]
+    assert sorted(_events(events)) == sorted(expected), read_log(log)
 
 
 def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,12 +125,14 @@ def test_workers_stop_in_order_once_the_main_process_is_killed(
 def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_supervisor.Workers]:
     """A ``Workers`` whose replacements are the string ``"new"``: no process is started."""
     monkeypatch.setattr(_supervisor, "Worker", lambda *args: "new")
-    workers = _supervisor.Workers(None, 1, None, lambda port: None)  # type: ignore[arg-type]
+    sock = socket.socket()  # NOTE: never bound; stopping closes it.
+    workers = _supervisor.Workers(None, 1, sock, lambda port: None)  # type: ignore[arg-type]
     try:
         yield workers
     finally:
         workers.wake_up.close()
         workers.waker.close()
+        sock.close()
 
 
 def _ended_worker(age: float) -> SimpleNamespace:
