@@ -341,4 +341,9 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
         return root + quote(request.path, safe=_PATH_SAFE)
     # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
     # field ("GET  400"). Its bytes then, in the same spelling.
-    return root + quote_from_bytes(percent_decode_bytes(request.raw_path), safe=_PATH_SAFE)
+    return root + logged_bytes(percent_decode_bytes(request.raw_path))
+
+
+def logged_bytes(path: bytes) -> str:
+    """Return a decoded path's bytes as ``logged_path()`` spells a path: percent-encoded."""
+    return quote_from_bytes(path, safe=_PATH_SAFE)

@@ -49,6 +49,7 @@ from waitress.task import WSGITask
 
 from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
+from ._request import logged_bytes
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._wsgi import AFTER_SENT, WSGIDriver
 
@@ -167,6 +168,9 @@ class OrderlyWaitress:
         if busy:
             logger.warning("%d request(s) still busy after the grace period; closing them", busy)
         for channel in self._channels():
+            if busy and (named := _named(channel)):
+                # NOTE: each one named, as under Uvicorn, where microweb logs each one cancelled.
+                logger.warning("%s cut off: still busy after the grace period", named)
             channel.handle_close()  # NOTE: also wakes a task thread waiting to write.
         # NOTE: a thread waiting on async code (a handler mid-await, a quiet event stream) was
         # released only by the app loop's stop, after the shutdown hooks: cut off now, so that
@@ -318,6 +322,15 @@ def _in_flight(channel: Any) -> bool:
     # a connection that is idle, or still sending headers, is closed at once.
     receiving = channel.request is not None and channel.request.headers_finished
     return bool(channel.requests or channel.total_outbufs_len or receiving)
+
+
+def _named(channel: Any) -> str | None:
+    """Name the request a connection works on (``GET /path``), as a log line spells it."""
+    parser = channel.requests[0] if channel.requests else channel.request
+    if parser is None or not parser.headers_finished:
+        return None
+    # NOTE: Waitress's path is decoded, its bytes as latin-1 text: "%0A" is a line break.
+    return f"{parser.command} {logged_bytes(parser.path.encode('latin-1'))}"
 
 
 def serve_waitress(

@@ -440,8 +440,28 @@ def test_a_request_cut_off_under_waitress_is_logged_in_one_line(
     time.sleep(0.5)
     log = read_log(served.log)
     assert "WARNING:microweb: 1 request(s) still busy after the grace period" in log, log
+    if "after" not in path:
+        # NOTE: a request whose answer went out (its after-response work runs) is only counted.
+        route = path.partition("?")[0]
+        assert f"WARNING:microweb: GET {route} cut off: still busy after the grace" in log, log
     assert log.count("Traceback") == 1 and "RuntimeError: boom" in log, log
     assert "unhandled error in GET /a" not in log, log
+
+
+def test_waitress_names_a_request_it_cuts_off_as_a_log_line_spells_it() -> None:
+    # NOTE: Waitress's path is decoded: a "%0A" in it would start a forged log line.
+    from types import SimpleNamespace
+
+    from waitress.adjustments import Adjustments
+    from waitress.parser import HTTPRequestParser
+
+    from microweb._waitress import _named
+
+    parser = HTTPRequestParser(Adjustments())
+    parser.received(b"GET /a%0AINFO:%20forged%FF?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    named = _named(SimpleNamespace(requests=[parser], request=None))
+    assert named == "GET /a%0AINFO:%20forged%FF"
+    assert _named(SimpleNamespace(requests=[], request=None)) is None
 
 
 def test_a_websocket_session_cut_off_by_the_grace_period_is_logged_in_one_line(
