@@ -10,6 +10,7 @@ in a few seconds and never fails on a slow machine.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 import time
@@ -28,7 +29,13 @@ from microweb._cookies import parse_cookie_header
 from microweb._datastructures import _HOP_BY_HOP as HOP_BY_HOP
 from microweb._files import parse_range
 from microweb._forms import FormBuilder
-from microweb._parsing import parse_fields, percent_decode, percent_decode_bytes
+from microweb._parsing import (
+    RefusedJSON,
+    loads_json,
+    parse_fields,
+    percent_decode,
+    percent_decode_bytes,
+)
 from microweb._request import decode_raw_path
 from microweb.testing import TestClient
 
@@ -223,6 +230,31 @@ def test_parse_fields_refuses_what_is_not_utf8(data: bytes) -> None:
     with pytest.raises(HTTPError) as caught:
         parse_fields(data, max_fields=10)
     assert caught.value.status == 400
+
+
+# -- JSON strings with surrogate escapes ---------------------------------------------------
+
+JSON_STRING_PIECES = st.sampled_from(
+    [
+        *(r"\ud800", r"\udc00", r"\uD83D", r"\uDE00", r"\uDBFF", r"\uDFFF", r"\uD7FF", r"\uE000"),
+        *("\\\\", r"\\ud800", r"\\udc00", r"\n", r"\"", r"\u0041", r"\u005c", "u", "d800", "a"),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(JSON_STRING_PIECES, max_size=10).map("".join))
+def test_a_lone_surrogate_is_refused_exactly_when_the_parsed_text_has_one(piece: str) -> None:
+    # NOTE: the check reads the text; json.loads decodes it, pairs joined, and only a lone
+    # surrogate then fails to encode.
+    text = f'["{piece}", {{"{piece}": 1}}]'
+    try:
+        json.loads(text)[0].encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(RefusedJSON):
+            loads_json(text)
+    else:
+        assert loads_json(text) == json.loads(text)
 
 
 # -- cookies ---------------------------------------------------------------------------------
