@@ -113,6 +113,15 @@ def read_log(log: Path) -> str:
     return log.read_text("utf-8", "replace")
 
 
+def refuses_connections(port: int) -> bool:
+    """Tell whether nothing listens on ``port`` of ``HOST`` (a connection is refused)."""
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return False
+    except OSError:
+        return True
+
+
 def wait_for(check: Callable[[], object], what: str, log: Path, timeout: float = 15.0) -> None:
     """Wait until ``check()`` is true; fail with ``log``'s text after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -214,7 +214,12 @@ def test_a_stopped_app_loop_refuses_and_closes_the_coroutine(app_loop: AppLoop) 
         gc.collect()
 
 
-def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: AppLoop) -> None:
+def _waiting_on(app_loop: AppLoop) -> tuple[threading.Thread, list[BaseException], list[str]]:
+    """Start a thread that waits on a coroutine of the app loop that sleeps for a minute.
+
+    Returns the thread (once the coroutine runs), the errors its call raised, and what the
+    coroutine's ``finally`` recorded.
+    """
     started = threading.Event()
     errors: list[BaseException] = []
     cleaned: list[str] = []
@@ -235,6 +240,11 @@ def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: Ap
     thread = threading.Thread(target=wait, daemon=True)
     thread.start()
     assert started.wait(5)
+    return thread, errors, cleaned
+
+
+def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: AppLoop) -> None:
+    thread, errors, cleaned = _waiting_on(app_loop)
     app_loop.stop()  # NOTE: as app.close() does at exit, with a request still in flight.
     thread.join(5)
     assert not thread.is_alive()
@@ -244,31 +254,12 @@ def test_a_thread_waiting_on_the_app_loop_is_released_when_it_stops(app_loop: Ap
 
 
 def test_cut_waiting_releases_waiting_threads_and_keeps_the_loop(app_loop: AppLoop) -> None:
-    started = threading.Event()
-    errors: list[BaseException] = []
-    cleaned: list[str] = []
-
-    async def forever() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(60)
-        finally:
-            cleaned.append("finally")
-
     async def background() -> asyncio.Task[None]:
         # NOTE: a task of the app's own (a startup hook's), which no thread waits on.
         return asyncio.get_running_loop().create_task(asyncio.sleep(60))
 
-    def wait() -> None:
-        try:
-            app_loop.run(forever())
-        except BaseException as exc:
-            errors.append(exc)
-
     task = app_loop.run(background())
-    thread = threading.Thread(target=wait, daemon=True)
-    thread.start()
-    assert started.wait(5)
+    thread, errors, cleaned = _waiting_on(app_loop)
     app_loop.cut_waiting()  # NOTE: as Waitress's stop does at the end of its grace period.
     thread.join(5)
     assert not thread.is_alive()

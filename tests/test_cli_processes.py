@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from servers import (
     environment,
     free_port,
     read_log,
+    refuses_connections,
     start,
     stop,
     wait_for,
@@ -138,14 +138,6 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
     assert "Traceback" not in read_log(log)
 
 
-def _refuses_connections(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=1):
-            return False
-    except OSError:
-        return True
-
-
 @pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_a_signal_closes_the_port_while_requests_in_flight_finish(
     tmp_path: Path, mode: str
@@ -171,7 +163,7 @@ def test_a_signal_closes_the_port_while_requests_in_flight_finish(
         request.start()
         wait_for(lambda: "started" in _events(events), "the request in flight", log)
         process.send_signal(signal.SIGTERM)
-        wait_for(lambda: _refuses_connections(port), "the port closed", log, timeout=1.5)
+        wait_for(lambda: refuses_connections(port), "the port closed", log, timeout=1.5)
         assert "finished" not in _events(events), read_log(log)
         process.wait(timeout=10)
     finally:

@@ -27,6 +27,7 @@ from servers import (
     environment,
     free_port,
     read_log,
+    refuses_connections,
     start,
     stop,
     wait_for,
@@ -102,14 +103,6 @@ def _get_in_background(url: str) -> tuple[threading.Thread, dict[str, object]]:
     return thread, outcome
 
 
-def _refuses_connections(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=1):
-            return False
-    except OSError:
-        return True
-
-
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
 @pytest.mark.parametrize("server", SERVERS)
 def test_signal_lets_the_request_in_flight_finish_then_runs_the_hooks(
@@ -121,7 +114,7 @@ def test_signal_lets_the_request_in_flight_finish_then_runs_the_hooks(
     served.process.send_signal(sig)
     # NOTE: the listener closes while the request in flight (1 s) still runs: a state to wait
     # for, not a time, so a loaded machine that is slow to deliver the signal does not fail it.
-    while not _refuses_connections(served.port):
+    while not refuses_connections(served.port):
         assert "finished" not in served.recorded(), "accepted connections until the request ended"
         time.sleep(0.02)
     took = served.ended_within(timeout=5)
@@ -336,13 +329,7 @@ def test_a_quiet_async_stream_cut_off_is_closed_before_the_hooks(
     # only when the app loop stopped, after the shutdown hooks: its finally ran against closed
     # resources, and its server thread logged "error while streaming".
     served = Served(tmp_path, server, "--graceful-timeout", "0.5")
-    with httpx.stream("GET", f"{served.url}/quiet", timeout=10) as response:
-        lines = response.iter_lines()
-        assert next(lines) == "data: ready"
-        served.process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(httpx.HTTPError):
-            for _ in lines:
-                pass
+    _sigterm_during_stream(served, "/quiet", first="data: ready")
     assert served.ended_within(timeout=5) < 3
     log = read_log(served.log)
     assert served.recorded() == ["stream-closed", "shutdown"], log
@@ -354,10 +341,7 @@ def test_an_async_handler_cut_off_mid_await_ends_before_the_hooks(
     tmp_path: Path, server: str
 ) -> None:
     served = Served(tmp_path, server, "--graceful-timeout", "0.5")
-    thread, _ = _get_in_background(f"{served.url}/awaits")
-    served.wait_for_event("started")
-    served.process.send_signal(signal.SIGTERM)
-    thread.join(timeout=10)
+    _sigterm_once(served, "/awaits", "started")
     assert served.ended_within(timeout=5) < 3
     log = read_log(served.log)
     assert served.recorded() == ["started", "handler-closed", "shutdown"], log
@@ -369,21 +353,27 @@ def _boom_then_cut_off(served: Served, path: str, waited: str) -> None:
     logged ``waited`` (or, with none, once its stream's first line came); wait for the end."""
     assert httpx.get(f"{served.url}/boom", timeout=5).status_code == 500
     if waited:
-        thread, _ = _get_in_background(f"{served.url}{path}")
-        served.wait_for_event(waited)
-        served.process.send_signal(signal.SIGTERM)
-        thread.join(timeout=10)
+        _sigterm_once(served, path, waited)
     else:
         _sigterm_during_stream(served, path)
     served.ended_within(timeout=8)
 
 
-def _sigterm_during_stream(served: Served, path: str) -> None:
-    """Stream ``path`` (its first line is ``tick``), send SIGTERM after that line, and read on
-    until the stream ends or is cut off."""
+def _sigterm_once(served: Served, path: str, waited: str) -> None:
+    """Get ``path`` in the background, send SIGTERM once the request has logged ``waited``, and
+    wait for the request's end (an answer or a cut)."""
+    thread, _ = _get_in_background(f"{served.url}{path}")
+    served.wait_for_event(waited)
+    served.process.send_signal(signal.SIGTERM)
+    thread.join(timeout=10)
+
+
+def _sigterm_during_stream(served: Served, path: str, first: str = "tick") -> None:
+    """Stream ``path``, send SIGTERM after its ``first`` line, and read on until the stream
+    ends or is cut off."""
     with httpx.stream("GET", f"{served.url}{path}", timeout=10) as response:
         lines = response.iter_lines()
-        assert next(lines) == "tick"
+        assert next(lines) == first
         served.process.send_signal(signal.SIGTERM)
         # NOTE: the client keeps reading, so the stream is cut off while it makes a chunk.
         with contextlib.suppress(httpx.HTTPError):
