@@ -233,6 +233,8 @@ def test_a_shutdown_hooks_own_cancellation_fails_that_step_only(
     # NOTE: under Waitress, every call on the app loop after its stop's cut was taken for the
     # cut: the hook's CancelledError became LoopStopped, which ended the shutdown there (the
     # lifespan never exited) with a traceback and exit status 1.
+    if server == "uvicorn" and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (lifespan.md)")
     variables = {"SERVING_TICKER": "awaited", "SERVING_LIFESPAN": "1"}
     served = Served(tmp_path, server, env=variables)
     assert httpx.get(f"{served.url}/where").status_code == 200
