@@ -8,9 +8,10 @@ Async code hands calls to the thread pool (``def`` handlers under ASGI); ``drive
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop, LoopStopped
@@ -180,46 +181,110 @@ _DONE: Any = object()
 
 
 async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncIterator[T]:
-    """Iterate a sync iterable from async code; each ``next()`` runs in ``pool``."""
+    """Iterate a sync iterable from async code, in one worker of ``pool`` from start to end.
+
+    ``iter()``, each ``next()`` and the closing run in that one thread, as a WSGI server runs
+    them: a stream that holds a thread-bound resource (an ``sqlite3`` connection, a
+    thread-local) works under both interfaces. The worker is held until the stream ends.
+    """
     if isinstance(iterable, (list, tuple)):
         for item in iterable:
             yield item
         return
-    iterator = iter(iterable)
-    loop = asyncio.get_running_loop()
-    step: Future[Any] | None = None
+    pinned = _Pinned(iterable, asyncio.get_running_loop())
     try:
-        while True:
-            future = loop.create_future()
-            context = contextvars.copy_context()
-            step = pool.submit(settle_future, loop, future, context, _next, (iterator,), {})
-            try:
-                item = await future
-            finally:
-                # NOTE: the future holds the iterator's error, whose traceback will hold this
-                # frame: a cycle that kept the request until a full collection.
-                del future
-            if item is _DONE:
-                return
+        pool.submit(pinned.run)
+    except RuntimeError:
+        # NOTE: the pool is shut down (Uvicorn's stop): a thread of its own, as in_a_thread().
+        threading.Thread(target=pinned.run, name="microweb-stream", daemon=True).start()
+    try:
+        while (item := await pinned.next()) is not _DONE:
             yield item
     finally:
-        # NOTE: the iterator, then the iterable where it is another object (one whose __iter__
-        # is a generator, holding a cursor), as the WSGI driver closes them.
-        closes = [
-            close
-            for close in (
-                getattr(iterator, "close", None),
-                None if iterable is iterator else getattr(iterable, "close", None),
-            )
-            if close is not None
-        ]
+        # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.
+        await asyncio.shield(pinned.stop())
+
+
+class _Pinned:
+    """A sync iterable iterated in one thread, one ``next()`` each time the loop asks for one.
+
+    Closed in that thread too (the iterator, then the iterable where it is another object, as
+    the WSGI driver closes them), once it ends, fails, or the loop stops asking.
+    """
+
+    def __init__(self, iterable: Iterable[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self._iterable, self._loop = iterable, loop
+        # NOTE: the values of the stream's context variables, kept from step to step.
+        self._context = contextvars.copy_context()
+        self._asked = threading.Semaphore(0)
+        self._stopping = False
+        self._waiter: asyncio.Future[Any] | None = None
+        self._closed: asyncio.Future[None] = loop.create_future()
+
+    def next(self) -> asyncio.Future[Any]:
+        """Ask the thread for the next item (``_DONE`` at the end); on the loop."""
+        self._waiter = waiter = self._loop.create_future()
+        self._asked.release()
+        return waiter
+
+    async def stop(self) -> None:
+        """Ask the thread to close the iterable and end; wait until it has; on the loop."""
+        self._stopping = True
+        self._asked.release()
+        await self._closed
+
+    def run(self) -> None:
+        """Iterate as the loop asks, then close; in the worker."""
+        iterator: Iterator[Any] | None = None
+        try:
+            iterator = self._context.run(iter, self._iterable)
+            while self._step(iterator):
+                pass
+        except BaseException as exc:
+            self._settle(_set_exception, exc)
+        finally:
+            try:
+                self._context.run(_close, iterator, self._iterable)
+            except BaseException as exc:
+                # NOTE: the closing's error is the stream's too: stop() raises it.
+                self._call(_set_exception, self._closed, exc)
+            else:
+                self._call(set_result, self._closed, None)
+
+    def _step(self, iterator: Iterator[Any]) -> bool:
+        self._asked.acquire()
+        if self._stopping:
+            return False
+        item = self._context.run(next, iterator, _DONE)
+        self._settle(set_result, item)
+        return item is not _DONE
+
+    def _settle(self, settle: Callable[[asyncio.Future[Any], Any], None], value: Any) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._call(settle, waiter, value)
+
+    def _call(self, settle: Callable[..., None], *args: Any) -> None:
+        # NOTE: a closed loop (the server is gone) refuses it; nobody waits for this now.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(settle, *args)
+
+
+def _close(iterator: Iterator[Any] | None, iterable: Iterable[Any]) -> None:
+    closes = [
+        close
+        for close in (
+            getattr(iterator, "close", None),
+            None if iterable is iterator else getattr(iterable, "close", None),
+        )
+        if close is not None
+    ]
+    try:
         if closes:
-            # NOTE: a step cancelled mid-way still runs in its thread; close after it returns.
-            await asyncio.shield(in_a_thread(pool, _close_after, step, closes))
-
-
-def _next(iterator: Iterator[T]) -> T:
-    return next(iterator, _DONE)
+            closes[0]()
+    finally:
+        for close in closes[1:]:
+            close()
 
 
 def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
@@ -229,16 +294,6 @@ def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaita
         # NOTE: the pool is shut down: Uvicorn cancels what is left after its grace period and
         # runs the lifespan shutdown before this stream's cleanup; close it all the same.
         return asyncio.ensure_future(asyncio.to_thread(fn, *args))
-
-
-def _close_after(step: Future[Any] | None, closes: list[Callable[[], object]]) -> None:
-    if step is not None:
-        wait([step])
-    try:
-        closes[0]()
-    finally:
-        for close in closes[1:]:
-            close()
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

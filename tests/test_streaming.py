@@ -1158,3 +1158,50 @@ def test_a_stream_that_asks_if_the_client_left_hears_no_while_it_streams(
         return Response.stream(chunks() if colour == "sync" else achunks())
 
     assert make_client(app).post("/", content=b"body").content == b"000body0"
+
+
+@pytest.mark.parametrize("leave_early", [False, True])
+def test_a_def_stream_runs_in_one_thread_from_start_to_close(
+    make_client: MakeClient, leave_early: bool
+) -> None:
+    # NOTE: under ASGI each next() went to whichever pool thread was free: a stream reading an
+    # sqlite3 cursor failed mid-way there ("SQLite objects created in a thread can only be
+    # used in that same thread"), and worked under WSGI.
+    import sqlite3
+
+    threads: list[int] = []
+    closed: list[str] = []
+
+    class Rows:
+        """A cursor's rows, iterated and closed in the thread that opened them."""
+
+        def __iter__(self) -> Iterator[str]:
+            threads.append(threading.get_ident())
+            self.db = sqlite3.connect(":memory:")
+            try:
+                for (n,) in self.db.execute(
+                    "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL "
+                    "SELECT n + 1 FROM c WHERE n < 50) SELECT n FROM c"
+                ):
+                    threads.append(threading.get_ident())
+                    time.sleep(0.001)
+                    yield f"{n}\n"
+            finally:
+                threads.append(threading.get_ident())
+                self.db.close()
+                closed.append("closed")
+
+    app = App()
+
+    @app.get("/rows")
+    def rows(request: Request) -> Response:
+        return Response.stream(Rows(), media_type="text/plain")
+
+    client = make_client(app)
+    if leave_early:
+        with client.stream("GET", "/rows") as response:
+            assert next(response.iter_lines()) == "1"
+    else:
+        assert client.get("/rows").text.split() == [str(n) for n in range(1, 51)]
+    assert closed == ["closed"]
+    assert len(set(threads)) == 1, f"{len(set(threads))} threads"
