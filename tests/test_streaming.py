@@ -191,6 +191,32 @@ def test_stream_of_many_chunks(make_client: MakeClient, colour: str) -> None:
     assert make_client(app).get("/").content == b"".join(chunks)
 
 
+def test_stream_sends_bytearray_and_memoryview_chunks_as_bytes(make_client: MakeClient) -> None:
+    # NOTE: wsgiref.validate refused them under WSGI, where ASGI sent them.
+    app = App()
+    chunks = [bytearray(b"ab"), memoryview(b"cd"), b"ef"]
+    add_get(app, "sync", lambda r: Response.stream(make_chunks("async", chunks)))
+    assert make_client(app).get("/").content == b"abcdef"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("item", [5, {"a": 1}, 1.5])
+def test_a_stream_chunk_of_another_type_is_a_logged_type_error_under_both_interfaces(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, kind: str, item: Any
+) -> None:
+    # NOTE: under ASGI an int went out as that many NUL bytes (bytes(5)) and a dict failed
+    # with "'str' object cannot be interpreted as an integer"; WSGI's server failed on them.
+    closed: list[str] = []
+    app = App()
+    add_get(app, "sync", lambda r: Response.stream(make_chunks(kind, [b"first", item], closed)))
+    message = f"yields bytes or str chunks, not {type(item).__name__}"
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(TypeError, match=message):
+        make_client(app).get("/")
+    logged = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+    assert closed == [kind]
+
+
 @pytest.mark.parametrize("body", [b"bytes", "text"])
 def test_stream_refuses_bytes_and_str(body: bytes | str) -> None:
     with pytest.raises(TypeError):
