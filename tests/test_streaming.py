@@ -223,6 +223,13 @@ def test_stream_refuses_bytes_and_str(body: bytes | str) -> None:
         Response.stream(body)
 
 
+@pytest.mark.parametrize("value", [None, 42, object()])
+def test_stream_refuses_what_is_not_iterable(value: Any) -> None:
+    # NOTE: None went out as an empty 200; 42 failed after the headers under ASGI.
+    with pytest.raises(TypeError, match=f"iterable of chunks, not {type(value).__name__}"):
+        Response.stream(value)
+
+
 # -- Server-Sent Events ------------------------------------------------------------------------
 
 EVENTS: list[Any] = [
@@ -364,6 +371,29 @@ def test_sse_takes_mappings(make_client: MakeClient, colour: str, kind: str) -> 
         b"data: plain\n\n"
         b"data: object\n\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ("hello", "not one str: wrap it in a list"),
+        ({"data": "hi", "event": "x"}, "not one dict: wrap it in a list"),
+        (ServerSentEvent(data="hi"), "not one ServerSentEvent: wrap it in a list"),
+        (b"hello", "iterable of events .*, not bytes"),
+        (None, "iterable of events .*, not NoneType"),
+    ],
+)
+def test_sse_refuses_one_event_or_what_is_not_iterable_before_the_headers(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, events: Any, message: str
+) -> None:
+    # NOTE: a str went out as one event per character and a dict as one per key, with a 200;
+    # the others cut the stream after its headers.
+    with pytest.raises(TypeError, match=message):
+        Response.sse(events)
+    app = App()
+    add_get(app, "sync", lambda r: Response.sse(events))
+    with caplog.at_level(logging.CRITICAL, logger="microweb"):
+        assert make_client(app).get("/").status_code == 500
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
