@@ -196,9 +196,22 @@ def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:
     return None
 
 
-def encode_chunk(chunk: bytes | str) -> bytes:
-    """Encode one streamed chunk (``str`` chunks as UTF-8)."""
-    return chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+def encode_chunk(chunk: object) -> bytes:
+    """Encode one streamed chunk: ``str`` as UTF-8, a ``bytearray`` or ``memoryview`` as bytes.
+
+    Raises:
+        TypeError: For a chunk of another type, under both interfaces alike.
+    """
+    if type(chunk) is bytes:
+        return chunk
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8")
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        # NOTE: the servers differ on these (wsgiref refuses them, ASGI wants bytes): copied.
+        return bytes(chunk)
+    # NOTE: an int went out under ASGI as that many NUL bytes (bytes(5)), and failed under
+    # WSGI; a dict failed with "'str' object cannot be interpreted as an integer".
+    raise TypeError(f"a streamed response yields bytes or str chunks, not {type(chunk).__name__}")
 
 
 def close_replaced(request: Request, replaced: Response, final: Response | None) -> None:

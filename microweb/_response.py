@@ -15,7 +15,7 @@ from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
 from ._files import FileInfo, stat_file
 from ._parsing import encode_location
-from ._sse import AsyncSSEChunks, SSEChunks
+from ._sse import AsyncSSEChunks, SSEChunks, check_events
 from ._status import checked_status
 
 StreamBody = Iterable[bytes | str] | AsyncIterable[bytes | str]
@@ -204,10 +204,17 @@ class Response:
         interfaces; it is closed when the response ends, also when the client goes away.
 
         Raises:
-            TypeError: If ``iterable`` is ``bytes`` or ``str`` (give ``Response(body)``).
+            TypeError: If ``iterable`` is ``bytes`` or ``str`` (give ``Response(body)``), or
+                is not iterable.
         """
         if isinstance(iterable, (bytes, str)):
             raise TypeError("Response.stream() takes an iterable of chunks, not bytes or str")
+        if not isinstance(iterable, (Iterable, AsyncIterable)):
+            # NOTE: None was sent as an empty 200, another value failed once the headers had
+            # gone (under ASGI) or outside the stream's handling (under WSGI).
+            raise TypeError(
+                f"Response.stream() takes an iterable of chunks, not {type(iterable).__name__}"
+            )
         response = cls(b"", status, headers, media_type)
         response.chunks = iterable
         return response
@@ -269,7 +276,12 @@ class Response:
             status: The status code.
             headers: Extra headers; a ``Cache-Control`` or ``X-Accel-Buffering`` of their
                 own replaces the default (``no-cache``, ``no``).
+
+        Raises:
+            TypeError: If ``events`` is one event (a ``str``, a mapping, a
+                ``ServerSentEvent``), ``bytes``, or not iterable.
         """
+        check_events(events)
         chunks = AsyncSSEChunks(events) if isinstance(events, AsyncIterable) else SSEChunks(events)
         response = cls.stream(chunks, "text/event-stream", status, headers)
         response.headers.setdefault("cache-control", "no-cache")

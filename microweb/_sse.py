@@ -110,6 +110,28 @@ def encode_event(item: Any) -> bytes:
     raise TypeError(f"an event stream takes {ACCEPTED}; got {type(item).__name__}")
 
 
+def check_events(events: object) -> None:
+    """Refuse what is not an iterable of events, before any header goes out.
+
+    Raises:
+        TypeError: For one event (a ``str``, a mapping, a ``ServerSentEvent``), bytes, or
+            anything that is not iterable.
+    """
+    # NOTE: a str went out as one event per character, a mapping as one per key, with no
+    # error; the others failed only once the headers had gone, as a cut stream.
+    if isinstance(events, (str, Mapping, ServerSentEvent)):
+        raise TypeError(
+            f"Response.sse() takes an iterable of events, not one {type(events).__name__}: "
+            "wrap it in a list, [event]"
+        )
+    if isinstance(events, (bytes, bytearray, memoryview)) or not isinstance(
+        events, (Iterable, AsyncIterable)
+    ):
+        raise TypeError(
+            f"Response.sse() takes an iterable of events ({ACCEPTED}), not {type(events).__name__}"
+        )
+
+
 class SSEChunks:
     """The framed chunks of a sync iterable of events.
 

@@ -191,10 +191,43 @@ def test_stream_of_many_chunks(make_client: MakeClient, colour: str) -> None:
     assert make_client(app).get("/").content == b"".join(chunks)
 
 
+def test_stream_sends_bytearray_and_memoryview_chunks_as_bytes(make_client: MakeClient) -> None:
+    # NOTE: wsgiref.validate refused them under WSGI, where ASGI sent them.
+    app = App()
+    chunks = [bytearray(b"ab"), memoryview(b"cd"), b"ef"]
+    add_get(app, "sync", lambda r: Response.stream(make_chunks("async", chunks)))
+    assert make_client(app).get("/").content == b"abcdef"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("item", [5, {"a": 1}, 1.5])
+def test_a_stream_chunk_of_another_type_is_a_logged_type_error_under_both_interfaces(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, kind: str, item: Any
+) -> None:
+    # NOTE: under ASGI an int went out as that many NUL bytes (bytes(5)) and a dict failed
+    # with "'str' object cannot be interpreted as an integer"; WSGI's server failed on them.
+    closed: list[str] = []
+    app = App()
+    add_get(app, "sync", lambda r: Response.stream(make_chunks(kind, [b"first", item], closed)))
+    message = f"yields bytes or str chunks, not {type(item).__name__}"
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(TypeError, match=message):
+        make_client(app).get("/")
+    logged = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+    assert closed == [kind]
+
+
 @pytest.mark.parametrize("body", [b"bytes", "text"])
 def test_stream_refuses_bytes_and_str(body: bytes | str) -> None:
     with pytest.raises(TypeError):
         Response.stream(body)
+
+
+@pytest.mark.parametrize("value", [None, 42, object()])
+def test_stream_refuses_what_is_not_iterable(value: Any) -> None:
+    # NOTE: None went out as an empty 200; 42 failed after the headers under ASGI.
+    with pytest.raises(TypeError, match=f"iterable of chunks, not {type(value).__name__}"):
+        Response.stream(value)
 
 
 # -- Server-Sent Events ------------------------------------------------------------------------
@@ -338,6 +371,29 @@ def test_sse_takes_mappings(make_client: MakeClient, colour: str, kind: str) -> 
         b"data: plain\n\n"
         b"data: object\n\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ("hello", "not one str: wrap it in a list"),
+        ({"data": "hi", "event": "x"}, "not one dict: wrap it in a list"),
+        (ServerSentEvent(data="hi"), "not one ServerSentEvent: wrap it in a list"),
+        (b"hello", "iterable of events .*, not bytes"),
+        (None, "iterable of events .*, not NoneType"),
+    ],
+)
+def test_sse_refuses_one_event_or_what_is_not_iterable_before_the_headers(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, events: Any, message: str
+) -> None:
+    # NOTE: a str went out as one event per character and a dict as one per key, with a 200;
+    # the others cut the stream after its headers.
+    with pytest.raises(TypeError, match=message):
+        Response.sse(events)
+    app = App()
+    add_get(app, "sync", lambda r: Response.sse(events))
+    with caplog.at_level(logging.CRITICAL, logger="microweb"):
+        assert make_client(app).get("/").status_code == 500
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

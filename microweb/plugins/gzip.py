@@ -13,6 +13,7 @@ from collections.abc import (
 )
 
 from microweb import App, Request, Response
+from microweb._emission import encode_chunk
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 
 from ._vary import add_vary
@@ -68,7 +69,7 @@ def _compressor(level: int) -> zlib._Compress:
 
 
 def _compress_chunk(compressor: zlib._Compress, chunk: bytes | str) -> bytes:
-    data = chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+    data = encode_chunk(chunk)
     if not data:
         return b""
     # NOTE: a sync flush ends each chunk on a byte boundary, so it leaves now, decodable as is.
