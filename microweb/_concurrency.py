@@ -193,7 +193,7 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
         return
     pinned = _Pinned(iterable, asyncio.get_running_loop())
     try:
-        pool.submit(pinned.run)
+        pool.call(pinned.run)  # NOTE: run() raises nothing: its errors go to the loop.
     except RuntimeError:
         # NOTE: the pool is shut down (Uvicorn's stop): a thread of its own, as in_a_thread().
         threading.Thread(target=pinned.run, name="microweb-stream", daemon=True).start()
