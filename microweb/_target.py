@@ -48,21 +48,12 @@ def strip_root(path: bytes, root: bytes) -> bytes:
         return path  # NOTE: with no escape on either side, there is no other way to write it.
     # NOTE: the same root written another way ("/caf%c3%a9" for "/caf%C3%A9", "/a!b" for
     # "/a%21b"): its segments compared decoded, as a WSGI server's SCRIPT_NAME compares them.
+    # NOTE: as many raw segments as the root has: a "%2F" never stands for one of its "/".
     depth = root.count(b"/")
-    end = _nth_slash(path, depth + 1)
-    if path.count(b"/", 0, end) == depth and unquote_to_bytes(path[:end]) == unquote_to_bytes(root):
-        return path[end:] or b"/"
+    prefix = b"/".join(path.split(b"/", depth + 1)[: depth + 1])
+    if prefix.count(b"/") == depth and unquote_to_bytes(prefix) == unquote_to_bytes(root):
+        return path[len(prefix) :] or b"/"
     return path
-
-
-def _nth_slash(path: bytes, n: int) -> int:
-    """The index of the ``n``-th ``/`` of ``path`` (from 1), or its length if it has fewer."""
-    index = -1
-    for _ in range(n):
-        index = path.find(b"/", index + 1)
-        if index < 0:
-            return len(path)
-    return index
 
 
 def valid_host(host: str) -> bool:
