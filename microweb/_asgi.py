@@ -393,8 +393,7 @@ class ASGIDriver:
                 del error
 
     async def _send_stream(self, stream: Any, request: Request, send: Send) -> None:
-        own = hasattr(stream, "__aiter__")
-        chunks = stream if own else iterate_in_pool(stream, self.pool)
+        chunks = stream if hasattr(stream, "__aiter__") else iterate_in_pool(stream, self.pool)
         clock = asyncio.get_running_loop().time
         turn_at = clock() + TURN
         try:
@@ -402,11 +401,12 @@ class ASGIDriver:
                 if chunk:
                     body = encode_chunk(chunk)
                     await send({"type": "http.response.body", "body": body, "more_body": True})
-                if own and clock() >= turn_at:
+                if clock() >= turn_at:
                     # NOTE: servers' send() returns at once once the client left (and while its
                     # socket takes all), so an async generator with no await of its own never
                     # gave the loop a turn: the disconnect watcher never ran, and an endless
-                    # one held the whole server for ever. A pool's chunk waits anyway.
+                    # one held the whole server for ever. A sync stream's thread, ahead of the
+                    # loop, may have its next chunk ready each time too.
                     await asyncio.sleep(0)
                     turn_at = clock() + TURN
         except ClientDisconnect:

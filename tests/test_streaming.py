@@ -23,6 +23,7 @@ from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
 from microweb._calls import REPORTED_TRACEBACKS
+from microweb._concurrency import AHEAD
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -1261,3 +1262,74 @@ def test_a_def_stream_runs_in_one_thread_from_start_to_close(
         assert client.get("/rows").text.split() == [str(n) for n in range(1, 51)]
     assert closed == ["closed"]
     assert len(set(threads)) == 1, f"{len(set(threads))} threads"
+
+
+def _settled(produced: list[int], at_least: int) -> int:
+    """Wait until ``produced`` holds ``at_least`` items (5 s at most), then a little more, and
+    return how many it holds: a stream that can make more has made them by then."""
+    deadline = time.monotonic() + 5
+    while len(produced) < at_least and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    return len(produced)
+
+
+def test_a_def_stream_runs_ahead_of_a_client_that_waits_by_a_bounded_count(
+    interface: str,
+) -> None:
+    # NOTE: under ASGI each chunk was a round trip to the stream's thread and back (45 to
+    # 90 us); its thread now makes up to AHEAD chunks while the loop sends. Under WSGI the
+    # server pulls each chunk: nothing is made ahead of it.
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                produced.append(1)
+                yield b"chunk\n"
+        finally:
+            closed.set()
+
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(endless())
+
+    if interface == "wsgi":
+        body = iter(app.as_wsgi()(wsgi_environ(), start_response))
+        assert next(body) == b"chunk\n"
+        assert _settled(produced, 1) == 1
+        body.close()  # type: ignore[attr-defined]
+    else:
+        # NOTE: the chunk taken, and AHEAD more made while the client takes none.
+        assert (
+            asyncio.run(_one_chunk_taken(app, lambda: _settled(produced, AHEAD + 1))) == AHEAD + 1
+        )
+    assert closed.is_set()
+
+
+async def _one_chunk_taken(app: App, check: Callable[[], int]) -> int:
+    """Serve ``/`` to a client that takes the first chunk, then nothing until ``check()``
+    (run in a thread) is done; then it leaves. Return what ``check()`` returned."""
+    taken = asyncio.Event()
+    left = asyncio.Event()
+    checked: list[int] = []
+
+    async def receive() -> Message:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            taken.set()
+            await left.wait()
+
+    async def client() -> None:
+        await taken.wait()
+        checked.append(await asyncio.to_thread(check))
+        left.set()
+
+    await asyncio.gather(call_asgi(app, http_scope(), receive, send, timeout=10.0), client())
+    return checked[0]
