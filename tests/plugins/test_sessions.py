@@ -454,3 +454,21 @@ def test_sessions_try_a_bounded_number_of_cookies(make_client: MakeClient) -> No
     answer = make_client(app).get("/look", headers={"cookie": "session=x.1.y; session=x.2.y"})
     assert len(tried) == 2
     assert "Max-Age=0" in answer.headers["set-cookie"]
+
+
+def test_a_session_of_one_cookie_name_is_no_session_of_another(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the signature was bound to the secret only: an app's "session" cookie, renamed
+    # "admin_session", was the session of an admin app that shared the secret (a user's
+    # session replayed as the admin's).
+    users = sessions_app(Sessions(SECRET, secure=False), colour)
+    admin = sessions_app(Sessions(SECRET, cookie_name="admin_session", secure=False), colour)
+    value = set_cookie_value(make_client(users).get("/visit"))
+    assert make_client(users).get("/look", headers={"cookie": f"session={value}"}).json()
+    replayed = make_client(admin).get("/look", headers={"cookie": f"admin_session={value}"})
+    assert replayed.json() == {}
+    assert "Max-Age=0" in replayed.headers["set-cookie"]
+    own = set_cookie_value(make_client(admin).get("/visit"), "admin_session")
+    back = make_client(users).get("/look", headers={"cookie": f"session={own}"})
+    assert back.json() == {}
