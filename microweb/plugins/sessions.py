@@ -42,6 +42,11 @@ MAX_TRIED_COOKIES = 8
 # NOTE: how long a session lives after its last change, by default; with max_age=None, the age
 # past which a signed value is refused all the same (see Sessions).
 DEFAULT_MAX_AGE = 14 * 24 * 3600
+# NOTE: how far ahead of this server's clock a signature may be dated: the clocks of servers
+# behind one load balancer differ by seconds. A cookie dated further ahead was signed by a clock
+# set wrong, and without this bound it lived its max_age past that date (itsdangerous refuses
+# any signature from the future).
+MAX_CLOCK_SKEW = 60
 
 Flow = Generator[Response | None, Response, None]
 Secret = str | bytes
@@ -238,7 +243,8 @@ class Sessions:
         payload, _, stamp = body.rpartition(".")
         if not stamp.isascii() or not stamp.isdigit():
             return {}
-        if time.time() - int(stamp) > self._lifetime:
+        age = time.time() - int(stamp)
+        if age > self._lifetime or age < -MAX_CLOCK_SKEW:
             return {}
         try:
             session = json.loads(_b64decode(payload))

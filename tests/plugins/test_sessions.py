@@ -472,3 +472,15 @@ def test_a_session_of_one_cookie_name_is_no_session_of_another(
     own = set_cookie_value(make_client(admin).get("/visit"), "admin_session")
     back = make_client(users).get("/look", headers={"cookie": f"session={own}"})
     assert back.json() == {}
+
+
+def test_sessions_refuse_a_cookie_signed_in_the_future(make_client: MakeClient) -> None:
+    # NOTE: a cookie dated ahead (a server's clock set wrong when it signed) lived its max_age
+    # past that date; a few seconds' skew between servers is allowed.
+    plugin = Sessions(SECRET, secure=False, max_age=3600)
+    app = sessions_app(plugin)
+    now = int(time.time())
+    for ahead, kept in ((30, True), (3600, False), (10**12, False)):
+        cookie = plugin.sign(json.dumps({"visits": 5}), now + ahead)
+        answer = make_client(app).get("/look", headers={"cookie": f"session={cookie}"})
+        assert answer.json() == ({"visits": 5} if kept else {}), ahead
