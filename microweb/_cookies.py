@@ -128,7 +128,7 @@ def format_set_cookie(
         TypeError: If ``expires`` is neither a ``str`` nor a ``datetime`` (a ``date``, say).
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, ``domain`` is not
-            a host name, ``expires`` holds ``;`` or a line break, or the cookie is one that
+            a host name, ``expires`` holds ``;``, ``=`` or a line break, or the cookie is one that
             browsers drop (see ``_check_kept``).
     """
     morsel: Morsel[str] = Morsel()
@@ -150,7 +150,9 @@ def format_set_cookie(
             f"expires takes a datetime or an HTTP date str, not {type(expires).__name__}"
         )
     if expires is not None:
-        if any(c in expires for c in ";\r\n"):
+        # NOTE: "=" too: an HTTP date has none, and a client that splits joined Set-Cookie
+        # lines on commas read "expires=Thu, 01 Jan 2037 00:00:00 GMT, admin=1" as two cookies.
+        if any(c in expires for c in ";=\r\n"):
             raise ValueError(f"cookie expires contains a forbidden character: {expires!r}")
         morsel["expires"] = expires
     if max_age is not None:

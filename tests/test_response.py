@@ -746,6 +746,29 @@ def test_set_cookie_refuses_an_expires_of_another_type() -> None:
 
 
 @pytest.mark.parametrize(
+    "expires",
+    [
+        "Thu, 01 Jan 2037 00:00:00 GMT, admin=1",
+        "Thu, 01 Jan 2037 00:00:00 GMT; Domain=example.com",
+        "Thu, 01 Jan 2037 00:00:00 GMT\r\nSet-Cookie: admin=1",
+    ],
+)
+def test_an_expires_that_would_add_a_cookie_or_an_attribute_is_refused(expires: str) -> None:
+    # NOTE: a client that splits joined Set-Cookie lines on commas (as many do) read the first
+    # as a second cookie, admin=1: an HTTP date holds no "=".
+    with pytest.raises(ValueError, match="cookie expires contains a forbidden character"):
+        Response().set_cookie("theme", "dark", expires=expires)
+
+
+def test_an_http_date_is_kept_as_given() -> None:
+    response = Response()
+    response.set_cookie("theme", "dark", expires="Thu, 01 Jan 2037 00:00:00 GMT")
+    assert response.headers["set-cookie"].startswith(
+        "theme=dark; expires=Thu, 01 Jan 2037 00:00:00 GMT;"
+    )
+
+
+@pytest.mark.parametrize(
     ("key", "options", "message"),
     [
         ("id", {"samesite": "none"}, "samesite='none' unless it is secure=True"),

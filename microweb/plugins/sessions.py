@@ -1,8 +1,9 @@
 """Sessions kept in a signed cookie: ``request.session`` is a dict that survives requests.
 
 A cookie holds ``payload.timestamp.signature``: the session as base64url JSON, the time it was
-signed (seconds since the epoch), and HMAC-SHA256 over both. The session is readable by the
-client (signed, not encrypted): keep secrets out of it.
+signed (seconds since the epoch), and HMAC-SHA256 over both, with a key derived from the secret
+and the cookie's name. The session is readable by the client (signed, not encrypted): keep
+secrets out of it.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ SameSite = Literal["lax", "strict", "none"]
 # NOTE: browsers drop cookies past 4096 bytes (name, value and attributes together).
 MAX_COOKIE_SIZE = 4000
 MIN_SECRET_SIZE = 16
-# NOTE: keys are derived for this one purpose, so a secret shared with other code signs nothing
-# that code would accept, and the reverse.
+# NOTE: keys are derived for this one purpose and one cookie name, so a secret shared with other
+# code signs nothing that code would accept, and the reverse; and a session of one cookie name
+# (a user's "session") is no session of another ("admin_session") under the same secret.
 KEY_CONTEXT = b"microweb.plugins.sessions"
 # NOTE: how many cookies of the session's name are tried, in the order sent (see _first_valid):
 # a few cover a stale one on another path and one planted on the parent domain, while each try
@@ -40,6 +42,11 @@ MAX_TRIED_COOKIES = 8
 # NOTE: how long a session lives after its last change, by default; with max_age=None, the age
 # past which a signed value is refused all the same (see Sessions).
 DEFAULT_MAX_AGE = 14 * 24 * 3600
+# NOTE: how far ahead of this server's clock a signature may be dated: the clocks of servers
+# behind one load balancer differ by seconds. A cookie dated further ahead was signed by a clock
+# set wrong, and without this bound it lived its max_age past that date (itsdangerous refuses
+# any signature from the future).
+MAX_CLOCK_SKEW = 60
 
 Flow = Generator[Response | None, Response, None]
 Secret = str | bytes
@@ -53,21 +60,24 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _derive(secret: Secret) -> bytes:
+def _derive(secret: Secret, cookie_name: str) -> bytes:
     raw = secret.encode("utf-8") if isinstance(secret, str) else secret
     if len(raw) < MIN_SECRET_SIZE:
         raise ValueError(
             f"a session secret needs at least {MIN_SECRET_SIZE} bytes; make one with "
             "secrets.token_urlsafe(32)"
         )
-    return hmac.new(raw, KEY_CONTEXT, hashlib.sha256).digest()
+    # NOTE: a cookie name is a token (checked before), so it holds no NUL: the context is
+    # unambiguous.
+    context = KEY_CONTEXT + b"\x00" + cookie_name.encode("ascii")
+    return hmac.new(raw, context, hashlib.sha256).digest()
 
 
-def _keys(secret: Secret | Iterable[Secret]) -> list[bytes]:
+def _keys(secret: Secret | Iterable[Secret], cookie_name: str) -> list[bytes]:
     secrets = [secret] if isinstance(secret, (str, bytes)) else list(secret)
     if not secrets:
         raise ValueError("Sessions needs at least one secret")
-    return [_derive(s) for s in secrets]
+    return [_derive(s, cookie_name) for s in secrets]
 
 
 def encode_session(session: dict[str, Any]) -> str:
@@ -159,7 +169,6 @@ class Sessions:
         httponly: bool = True,
         samesite: SameSite = "lax",
     ) -> None:
-        self.keys = _keys(secret)
         if samesite not in ("lax", "strict", "none"):
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
         if samesite == "none" and secure is not True:
@@ -177,6 +186,7 @@ class Sessions:
         # NOTE: a cookie made now, so that a bad name or domain fails here, not in a 500
         # on the first login.
         self._set(Response(), "", seconds, bool(secure))
+        self.keys = _keys(secret, cookie_name)
 
     def setup(self, app: App) -> None:
         """Add the flow that loads and saves ``request.state.session``."""
@@ -233,7 +243,8 @@ class Sessions:
         payload, _, stamp = body.rpartition(".")
         if not stamp.isascii() or not stamp.isdigit():
             return {}
-        if time.time() - int(stamp) > self._lifetime:
+        age = time.time() - int(stamp)
+        if age > self._lifetime or age < -MAX_CLOCK_SKEW:
             return {}
         try:
             session = json.loads(_b64decode(payload))

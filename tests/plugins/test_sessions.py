@@ -454,3 +454,33 @@ def test_sessions_try_a_bounded_number_of_cookies(make_client: MakeClient) -> No
     answer = make_client(app).get("/look", headers={"cookie": "session=x.1.y; session=x.2.y"})
     assert len(tried) == 2
     assert "Max-Age=0" in answer.headers["set-cookie"]
+
+
+def test_a_session_of_one_cookie_name_is_no_session_of_another(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the signature was bound to the secret only: an app's "session" cookie, renamed
+    # "admin_session", was the session of an admin app that shared the secret (a user's
+    # session replayed as the admin's).
+    users = sessions_app(Sessions(SECRET, secure=False), colour)
+    admin = sessions_app(Sessions(SECRET, cookie_name="admin_session", secure=False), colour)
+    value = set_cookie_value(make_client(users).get("/visit"))
+    assert make_client(users).get("/look", headers={"cookie": f"session={value}"}).json()
+    replayed = make_client(admin).get("/look", headers={"cookie": f"admin_session={value}"})
+    assert replayed.json() == {}
+    assert "Max-Age=0" in replayed.headers["set-cookie"]
+    own = set_cookie_value(make_client(admin).get("/visit"), "admin_session")
+    back = make_client(users).get("/look", headers={"cookie": f"session={own}"})
+    assert back.json() == {}
+
+
+def test_sessions_refuse_a_cookie_signed_in_the_future(make_client: MakeClient) -> None:
+    # NOTE: a cookie dated ahead (a server's clock set wrong when it signed) lived its max_age
+    # past that date; a few seconds' skew between servers is allowed.
+    plugin = Sessions(SECRET, secure=False, max_age=3600)
+    app = sessions_app(plugin)
+    now = int(time.time())
+    for ahead, kept in ((30, True), (3600, False), (10**12, False)):
+        cookie = plugin.sign(json.dumps({"visits": 5}), now + ahead)
+        answer = make_client(app).get("/look", headers={"cookie": f"session={cookie}"})
+        assert answer.json() == ({"visits": 5} if kept else {}), ahead
