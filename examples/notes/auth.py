@@ -65,6 +65,7 @@ def login(request: Request, db: sqlite3.Connection) -> Response:
     if not check_password(password, stored) or row is None:
         context = {"name": name, "error": "Wrong name or password."}
         return templates.render(request, "login.html", context, status=400)
+    request.session.clear()  # nothing kept from before the login (a planted session's keys)
     request.session["user"] = name
     return Response.redirect(request.url_for("index"), status=303)
 
