@@ -500,7 +500,10 @@ def decode_ext_value(value: str) -> str | None:
 # NOTE: multipart reads only ``filename``; this finds ``filename*`` where a header has one.
 # Each match takes a whole parameter, quoted value included, so that a ';' inside a quoted
 # value (a field named "a; filename*=...") is not taken for the start of one.
-_DISPOSITION_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
+# PERF: the name taken whole by a look-ahead (which never backtracks), the quoted value by a
+# loop over runs of plain characters: a 4 KB line of one long name without "=" took 69 us,
+# one of a long quoted value 140 us; now 25 and 36 (timeit, 2026-12-03).
+_DISPOSITION_PARAM = re.compile(r';\s*(?=([^\s=;"]+))\1\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^;\s]*)')
 
 
 def _ext_filename(disposition: str) -> str | None:

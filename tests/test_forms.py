@@ -1398,6 +1398,19 @@ MULTIPART_LIMIT_CASES = [
         413,
         id="body-size",
     ),
+    # NOTE: two semicolons before the file name's own: "; name=...; filename=...".
+    pytest.param(
+        Limits(), multipart(part("f", b"1", filename=";" * 30)), 200, id="part-header-params-at"
+    ),
+    pytest.param(
+        Limits(), multipart(part("f", b"1", filename=";" * 31)), 413, id="part-header-params-over"
+    ),
+    pytest.param(
+        Limits(),
+        multipart(part("x", "1", content_type="text/plain" + ";a=b" * 33)),
+        413,
+        id="part-content-type-params-over",
+    ),
 ]
 
 
