@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ._app_loop import AppLoop, LoopStopped
+from ._app_loop import AHEAD, AppLoop, LoopStopped
 from ._effects import Effects, Offload
 from ._errors import own_cancellation
 from ._pool import WorkerPool
@@ -179,12 +179,6 @@ def make_pool(max_threads: int) -> WorkerPool:
 
 
 _DONE: Any = object()
-# PERF: how many chunks a sync stream's thread may make before the loop has taken them: it
-# makes the next while the loop sends the last, and the loop takes what is ready without
-# waking the thread for each. 2,000 chunks of a def generator under ASGI, us a chunk (best
-# of 7): one at a time 34-47, 2 ahead 23, 4 ahead 11-13, 8 ahead 7-8, 16 ahead 5-7 (2-CPU
-# VM, 2026-12-03). The chunks ahead are all the memory it holds.
-AHEAD = 16
 
 
 async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncIterator[T]:
@@ -215,7 +209,13 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
             if item is _DONE:
                 return
             if type(item) is _Raised:
-                raise item.error
+                error, item = item.error, None
+                try:
+                    raise error
+                finally:
+                    # NOTE: no cycle through this frame and the traceback, which would keep the
+                    # request until a full garbage collection.
+                    del error
             yield item
     finally:
         # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.

@@ -85,7 +85,6 @@ def _head_of(segment: multipart.MultipartSegment) -> PartHead:
 # (in C, quoted ones too) and the part refused before its parameters are parsed.
 MAX_PART_HEADER_SEMICOLONS = 32
 _HEADERS_WITH_PARAMS = frozenset({"Content-Disposition", "Content-Type"})
-_create_segment = multipart.PushMultipartParser._create_segment
 
 
 class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
@@ -100,7 +99,8 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
                 raise multipart.ParserLimitReached(
                     f"a part's {name} holds more than {MAX_PART_HEADER_SEMICOLONS} semicolons"
                 )
-        return _create_segment(self, headerlist)
+        segment: multipart.MultipartSegment = super()._create_segment(headerlist)
+        return segment
 
 
 class MultipartEvents:

@@ -7,13 +7,14 @@ Behaviour tests go through the TestClient under both interfaces; the disconnect 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import logging
 import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -22,8 +23,8 @@ from conftest import MakeClient
 from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
+from microweb._app_loop import AHEAD
 from microweb._calls import REPORTED_TRACEBACKS
-from microweb._concurrency import AHEAD
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",
@@ -1333,3 +1334,76 @@ async def _one_chunk_taken(app: App, check: Callable[[], int]) -> int:
 
     await asyncio.gather(call_asgi(app, http_scope(), receive, send, timeout=10.0), client())
     return checked[0]
+
+
+def test_an_async_stream_runs_ahead_of_a_server_thread_that_waits_by_a_bounded_count(
+    interface: str,
+) -> None:
+    # NOTE: under WSGI each chunk was a call from the server's thread to the app loop and back
+    # (30 to 70 us); the stream's task on the loop now makes up to AHEAD chunks while the
+    # server sends. Under ASGI the server's loop pulls each chunk: nothing is made ahead.
+    produced: list[int] = []
+    closed = threading.Event()
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                produced.append(1)
+                yield b"chunk\n"
+                await asyncio.sleep(0)
+        finally:
+            closed.set()
+
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(endless())
+
+    if interface == "wsgi":
+        wsgi = app.as_wsgi()
+        body = iter(wsgi(wsgi_environ(), start_response))
+        assert next(body) == b"chunk\n"
+        # NOTE: the chunk taken, and AHEAD more made while the server's thread takes none.
+        assert _settled(produced, AHEAD + 1) == AHEAD + 1
+        body.close()  # type: ignore[attr-defined]
+        wsgi.close()
+    else:
+        assert asyncio.run(_one_chunk_taken(app, lambda: _settled(produced, 1))) == 1
+    assert closed.is_set()
+
+
+STREAM_USER: contextvars.ContextVar[str] = contextvars.ContextVar("STREAM_USER")
+STREAM_STEP: contextvars.ContextVar[str] = contextvars.ContextVar("STREAM_STEP")
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_sees_the_requests_context_variables_and_keeps_its_own(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: a stream that runs in another thread than its sender's (sync under ASGI, async
+    # under WSGI) sees what the request's flows set, and what a step sets, the next step
+    # sees: so it was when each chunk was a call of its own, and so it stays, run ahead.
+    app = App()
+
+    def user(request: Request) -> Generator[None, Response, None]:
+        STREAM_USER.set("ada")
+        STREAM_STEP.set("start")
+        yield
+
+    app.middleware(user)
+
+    def chunks() -> Iterator[str]:
+        yield f"{STREAM_USER.get('nobody')} {STREAM_STEP.get('unset')}\n"
+        STREAM_STEP.set("one")
+        yield f"{STREAM_USER.get('nobody')} {STREAM_STEP.get('unset')}\n"
+
+    async def achunks() -> AsyncIterator[str]:
+        for line in chunks():
+            yield line
+
+    @app.get("/")
+    def index(request: Request) -> Response:
+        return Response.stream(chunks() if kind == "sync" else achunks())
+
+    assert make_client(app).get("/").text == "ada start\nada one\n"
