@@ -88,8 +88,29 @@ _HEADERS_WITH_PARAMS = frozenset({"Content-Disposition", "Content-Type"})
 
 
 class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
-    """``multipart``'s push parser, refusing (413) a part header with more semicolons than
-    ``MAX_PART_HEADER_SEMICOLONS`` before its parameters are parsed."""
+    """``multipart``'s push parser, with the limits of a part's headers taken for the whole
+    head (its lines and bytes, folded lines included), and refusing (413) a part header with
+    more semicolons than ``MAX_PART_HEADER_SEMICOLONS`` before its parameters are parsed."""
+
+    _head_lines = 0
+    _head_bytes = 0
+
+    def _on_segment_start(self) -> None:
+        super()._on_segment_start()
+        self._head_lines = self._head_bytes = 0
+
+    def _on_segment_headerline(self, line: bytes) -> None:
+        # NOTE: multipart checks each line alone and counts headers, not lines: a folded line
+        # (" x") joins its header again, so 2,000 of them under one header, in each of 999
+        # parts (8 MB), took 4.2 s of CPU. docs/forms.md: the limits are the lines and bytes
+        # of one part's head.
+        self._head_lines += 1
+        self._head_bytes += len(line)
+        if self._head_lines > self.max_header_count:
+            raise multipart.ParserLimitReached("a part has too many header lines")
+        if self._head_bytes > self.max_header_size:
+            raise multipart.ParserLimitReached("a part's headers are too long")
+        super()._on_segment_headerline(line)
 
     def _create_segment(self, headerlist: list[tuple[str, str]]) -> multipart.MultipartSegment:
         # NOTE: the hook multipart documents for subclasses; the names come title-cased.
