@@ -398,6 +398,21 @@ def test_a_body_without_a_boundary_is_400(make_client: MakeClient, colour: str) 
     assert (response.status_code, response.text) == (400, "multipart body without a boundary")
 
 
+@pytest.mark.parametrize(("length", "status"), [(70, 200), (71, 400)])
+def test_a_boundary_longer_than_rfc_2046_allows_is_400(
+    make_client: MakeClient, colour: str, length: int, status: int
+) -> None:
+    boundary = "b" * length
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--{boundary}--\r\n'
+    )
+    content_type = f"multipart/form-data; boundary={boundary}"
+    response = post(make_client(parts_app(colour)), body.encode(), content_type)
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.text == "multipart boundary longer than 70 characters"
+
+
 @pytest.mark.parametrize(
     "content_type",
     [None, "application/x-www-form-urlencoded", "application/json", "multipart/mixed; boundary=b"],
