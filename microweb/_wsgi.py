@@ -362,7 +362,11 @@ class _StreamBody:
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._chunks:
-                if chunk:
+                # PERF: bytes told here, with no call: 0.10 -> 0.0x us a chunk (bench/streams.py).
+                if type(chunk) is bytes:
+                    if chunk:
+                        yield chunk
+                elif chunk:
                     yield encode_chunk(chunk)
         except Exception as exc:
             if isinstance(exc, ClientDisconnect) and self._request._client_gone():
