@@ -215,7 +215,13 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
             if item is _DONE:
                 return
             if type(item) is _Raised:
-                raise item.error
+                error, item = item.error, None
+                try:
+                    raise error
+                finally:
+                    # NOTE: the error's traceback holds this frame: without the del, the frame
+                    # and the error make a cycle that keeps the request until a collection.
+                    del error
             yield item
     finally:
         # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.
