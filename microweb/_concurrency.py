@@ -213,13 +213,36 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
                 try:
                     raise error
                 finally:
-                    # NOTE: no cycle through this frame and the traceback, which would keep the
-                    # request until a full garbage collection.
+                    # NOTE: the error's traceback holds this frame: without the del, the frame
+                    # and the error make a cycle that keeps the request until a collection.
                     del error
             yield item
     finally:
         # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.
-        await asyncio.shield(pinned.stop())
+        await _stopped(pinned)
+
+
+async def _stopped(pinned: _Pinned) -> None:
+    """Stop ``pinned`` and wait until it is closed; a first cancellation waits all the same."""
+    stopping = asyncio.ensure_future(pinned.stop())
+    try:
+        await asyncio.wait((stopping,))
+    except asyncio.CancelledError:
+        # NOTE: the driver cancels the sending once the client left, and that may come while
+        # the stream closes already (a send() that raised, as servers may once the client
+        # left): the stream's finally then ran after its request had ended, after-response
+        # work included. A second cancellation gives up on it, as a shield would.
+        await asyncio.wait((stopping,))
+        if not stopping.cancelled():
+            stopping.exception()  # NOTE: taken, as a shield does: the cancellation wins.
+        raise
+    error = stopping.exception()
+    del stopping  # NOTE: the task holds the error: no cycle through this frame.
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error
 
 
 class _Raised:

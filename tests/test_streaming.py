@@ -1407,3 +1407,55 @@ def test_a_stream_sees_the_requests_context_variables_and_keeps_its_own(
         return Response.stream(chunks() if kind == "sync" else achunks())
 
     assert make_client(app).get("/").text == "ada start\nada one\n"
+
+
+def test_a_def_stream_is_closed_before_the_after_response_work_when_a_send_fails(
+    interface: str,
+) -> None:
+    # NOTE: a server may raise from send() once the client left (the ASGI spec asks for an
+    # OSError), and the disconnect watcher then cancels the sending while it closes the
+    # stream: the stream's thread, made ahead, gave the watcher no turn before that send.
+    # The generator's finally ran after the request had ended, after-response work included.
+    log: list[str] = []
+
+    def rows() -> Iterator[bytes]:
+        try:
+            for _ in range(100):
+                yield b"row\n"
+        finally:
+            time.sleep(0.05)  # NOTE: a cursor or a file being released
+            log.append("stream closed")
+
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        request.after_response(log.append, "after the response")
+        return Response.stream(rows())
+
+    if interface == "wsgi":
+        body = app.as_wsgi()(wsgi_environ(), start_response)
+        chunks = iter(body)
+        assert next(chunks) == b"row\n"
+        body.close()  # type: ignore[attr-defined]  # NOTE: what a server does when the client left
+    else:
+        asyncio.run(_served_until_a_send_fails(app))
+    log.append("returned")
+    assert log == ["stream closed", "after the response", "returned"]
+
+
+async def _served_until_a_send_fails(app: App) -> None:
+    """Serve ``/`` to a client that leaves after the first chunk; send() raises from then on."""
+    gone = asyncio.Event()
+
+    async def receive() -> Message:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if gone.is_set():
+            raise OSError("the client went away")
+        if message["type"] == "http.response.body":
+            gone.set()
+
+    await call_asgi(app, http_scope(), receive, send)
