@@ -383,6 +383,7 @@ class _Ahead:
         self._item_waiter: threading.Lock | None = None
         self._room_waiter: asyncio.Future[None] | None = None
         self._stopping = False
+        self.closing = False
 
     async def produce(self) -> None:
         """Make items while there is room, until the end, an error or stop(); on the loop."""
@@ -406,6 +407,9 @@ class _Ahead:
                     return
                 self._put(item)
         finally:
+            # NOTE: from here on, stop() cancels nothing: its cancellation, come late, cut the
+            # iterable's own closing short where it awaited.
+            self.closing = True
             try:
                 aclose = getattr(iterator, "aclose", None)
                 if aclose is not None:
@@ -455,15 +459,16 @@ class _Ahead:
         if not hop.done.locked():
             return
         with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
-            self._loop.call_soon_threadsafe(_cancel_hop, hop)
+            self._loop.call_soon_threadsafe(_cancel_producing, self, hop)
 
 
 def _is_cut() -> bool:
     return asyncio.current_task() in _CUT_TASKS
 
 
-def _cancel_hop(hop: _Hop) -> None:
-    if hop.task is not None:
+def _cancel_producing(ahead: _Ahead, hop: _Hop) -> None:
+    # NOTE: on the loop, as produce() is: it cannot start its closing meanwhile.
+    if hop.task is not None and not ahead.closing:
         hop.task.cancel()
 
 

@@ -19,6 +19,7 @@ from ._concurrency import (
     iterate_in_pool,
     make_pool,
     run_in_pool,
+    through_one_cancellation,
 )
 from ._effects import (
     Colored,
@@ -427,7 +428,7 @@ class ASGIDriver:
             finally:
                 del error  # NOTE: no cycle through this frame and the traceback.
         finally:
-            await _aclose(chunks)
+            await through_one_cancellation(_aclose(chunks))
         await send({"type": "http.response.body", "body": b""})
 
     async def _close_stream(self, stream: Any) -> None:

@@ -219,25 +219,28 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
             yield item
     finally:
         # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.
-        await _stopped(pinned)
+        await through_one_cancellation(pinned.stop())
 
 
-async def _stopped(pinned: _Pinned) -> None:
-    """Stop ``pinned`` and wait until it is closed; a first cancellation waits all the same."""
-    stopping = asyncio.ensure_future(pinned.stop())
+async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
+    """Await ``awaitable`` to its end even when the caller is cancelled once meanwhile, then
+    raise that cancellation; a second cancellation gives up on it, as a shield would.
+
+    For the closing of a stream: the driver cancels the sending once the client left, and that
+    may come while the stream closes already (a ``send()`` that raised, as servers may once the
+    client left). Cut there, the stream's ``finally`` ran after its request had ended, its
+    after-response work included, or never ended.
+    """
+    closing = asyncio.ensure_future(awaitable)
     try:
-        await asyncio.wait((stopping,))
+        await asyncio.wait((closing,))
     except asyncio.CancelledError:
-        # NOTE: the driver cancels the sending once the client left, and that may come while
-        # the stream closes already (a send() that raised, as servers may once the client
-        # left): the stream's finally then ran after its request had ended, after-response
-        # work included. A second cancellation gives up on it, as a shield would.
-        await asyncio.wait((stopping,))
-        if not stopping.cancelled():
-            stopping.exception()  # NOTE: taken, as a shield does: the cancellation wins.
+        await asyncio.wait((closing,))
+        if not closing.cancelled():
+            closing.exception()  # NOTE: taken, as a shield does: the cancellation wins.
         raise
-    error = stopping.exception()
-    del stopping  # NOTE: the task holds the error: no cycle through this frame.
+    error = closing.exception()
+    del closing  # NOTE: the task holds the error: no cycle through this frame.
     if error is not None:
         try:
             raise error

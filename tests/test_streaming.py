@@ -1409,14 +1409,18 @@ def test_a_stream_sees_the_requests_context_variables_and_keeps_its_own(
     assert make_client(app).get("/").text == "ada start\nada one\n"
 
 
-def test_a_def_stream_is_closed_before_the_after_response_work_when_a_send_fails(
-    interface: str,
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_is_closed_before_the_after_response_work_when_a_send_fails(
+    interface: str, kind: str
 ) -> None:
     # NOTE: a server may raise from send() once the client left (the ASGI spec asks for an
     # OSError), and the disconnect watcher then cancels the sending while it closes the
     # stream: the stream's thread, made ahead, gave the watcher no turn before that send.
     # The generator's finally ran after the request had ended, after-response work included.
     log: list[str] = []
+
+    # NOTE: an async generator's closing was cut off where it awaited (under both kinds of
+    # server: the sending is cancelled whichever way the client's leaving shows first).
 
     def rows() -> Iterator[bytes]:
         try:
@@ -1426,22 +1430,34 @@ def test_a_def_stream_is_closed_before_the_after_response_work_when_a_send_fails
             time.sleep(0.05)  # NOTE: a cursor or a file being released
             log.append("stream closed")
 
+    async def arows() -> AsyncIterator[bytes]:
+        try:
+            for _ in range(100):
+                yield b"row\n"
+                await asyncio.sleep(0)
+        finally:
+            await asyncio.sleep(0.05)  # NOTE: a connection being released
+            log.append("stream closed")
+
     app = App()
 
     @app.get("/")
     def stream(request: Request) -> Response:
         request.after_response(log.append, "after the response")
-        return Response.stream(rows())
+        return Response.stream(rows() if kind == "sync" else arows())
 
     if interface == "wsgi":
-        body = app.as_wsgi()(wsgi_environ(), start_response)
+        wsgi = app.as_wsgi()
+        body = wsgi(wsgi_environ(), start_response)
         chunks = iter(body)
         assert next(chunks) == b"row\n"
         body.close()  # type: ignore[attr-defined]  # NOTE: what a server does when the client left
+        log.append("returned")
+        wsgi.close()  # NOTE: its app loop, which the async stream started, stopped
     else:
         asyncio.run(_served_until_a_send_fails(app))
-    log.append("returned")
-    assert log == ["stream closed", "after the response", "returned"]
+        log.append("returned")
+    assert log == ["stream closed", "after the response", "returned"], log
 
 
 async def _served_until_a_send_fails(app: App) -> None:
