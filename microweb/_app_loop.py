@@ -340,7 +340,7 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
             raise AppClosed("the app loop was stopped: this WSGI app was closed")
         ahead.stop(hop)
         _wait_for(hop, loop)
-        _end_of_stream(hop, app_loop)
+        _end_of_stream(hop, app_loop, ended)
 
 
 # PERF: how many chunks a stream may make ahead of the one who takes them, across threads: an
@@ -480,14 +480,18 @@ def _wait_for(hop: _Hop, loop: asyncio.AbstractEventLoop) -> None:
     hop.task = None
 
 
-def _end_of_stream(hop: _Hop, app_loop: AppLoop) -> None:
+def _end_of_stream(hop: _Hop, app_loop: AppLoop, ended: bool) -> None:
     """Raise what ended a stream's task: the app's close or the server's cut as
-    ``LoopStopped``, an error of its closing as it is; a cancellation of stop() is none."""
+    ``LoopStopped`` (``ended``: while the thread took its items), an error of its closing as
+    it is; the cancellation of a stream that the thread stopped taking is none."""
     error, hop.error = hop.error, None
     try:
         if isinstance(error, asyncio.CancelledError):
-            if app_loop._stopped or hop.cut:
+            if ended and (app_loop._stopped or hop.cut):
                 raise LoopStopped("the event loop stopped before the call ended")
+            # NOTE: the server closed the stream (its client gone, or cut off by its stop,
+            # which logged it): it ended as asked, whoever cancelled it first. Raised from the
+            # body's close(), LoopStopped was Waitress's "Exception while serving" traceback.
             return
         if error is not None:
             raise error

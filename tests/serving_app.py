@@ -293,6 +293,22 @@ async def aticks(request: Request) -> Response:
     return Response.stream(chunks())
 
 
+@app.get("/arush")
+async def arush(request: Request) -> Response:
+    """An async stream that never waits: its chunks (64 KiB of ticks) are made ahead of the
+    client that reads; records ``stream-closed``."""
+
+    async def chunks() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "tick\n" * 13_000
+                await asyncio.sleep(0)
+        finally:
+            record("stream-closed")
+
+    return Response.stream(chunks())
+
+
 @app.get("/quiet")
 async def quiet(request: Request) -> Response:
     """An event stream that waits for an event that never comes; records ``stream-closed``."""

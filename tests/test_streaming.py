@@ -1475,3 +1475,41 @@ async def _served_until_a_send_fails(app: App) -> None:
             gone.set()
 
     await call_asgi(app, http_scope(), receive, send)
+
+
+@pytest.mark.parametrize("pause", [0.0, 10.0], ids=["waiting-for-room", "inside-a-step"])
+def test_an_async_stream_cut_off_then_closed_by_the_server_ends_without_an_error(
+    pause: float,
+) -> None:
+    # NOTE: WSGI only (the app loop's cut). Waitress's stop cuts a stream off while its
+    # thread writes (the drain closed the connection): the write fails and Waitress closes the
+    # body. The close raised LoopStopped, which Waitress logged as "Exception while serving"
+    # with a traceback, for a request its stop had named in one line already.
+    closed = threading.Event()
+    produced: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                produced.append(1)
+                yield b"chunk\n"
+                await asyncio.sleep(pause)
+        finally:
+            closed.set()
+
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(endless())
+
+    wsgi = app.as_wsgi()
+    try:
+        body = wsgi(wsgi_environ(), start_response)
+        assert next(iter(body)) == b"chunk\n"
+        _settled(produced, AHEAD + 1 if pause == 0 else 1)
+        wsgi.app_loop.cut_waiting()
+        assert closed.wait(5)
+        body.close()  # type: ignore[attr-defined]
+    finally:
+        wsgi.close()
