@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import threading
 import weakref
 from collections import deque
@@ -258,9 +259,18 @@ def _cancel_hops(loop: asyncio.AbstractEventLoop) -> None:
     # NOTE: the tasks that threads wait on are those of _run_hop(); a startup hook's own tasks
     # and the lifespans held open are left to stop(), after the shutdown hooks.
     for task in asyncio.all_tasks(loop):
-        if getattr(task.get_coro(), "cr_code", None) is _run_hop.__code__:
+        coroutine = task.get_coro()
+        if getattr(coroutine, "cr_code", None) is _run_hop.__code__:
             _CUT_TASKS.add(task)
-            task.cancel()
+            # NOTE: cr_code told it is _run_hop()'s coroutine, which mypy cannot see.
+            state = inspect.getcoroutinestate(coroutine)  # type: ignore[arg-type]
+            if state == inspect.CORO_CREATED:
+                # NOTE: a task cancelled before its first step never runs _run_hop(), which
+                # releases the waiting thread: cancelled once its first step, already
+                # scheduled, has run.
+                loop.call_soon(task.cancel)
+            else:
+                task.cancel()
 
 
 def run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:

@@ -270,6 +270,21 @@ def test_cut_waiting_releases_waiting_threads_and_keeps_the_loop(app_loop: AppLo
     assert not task.done()
 
 
+def test_cut_waiting_releases_a_call_whose_task_has_not_started_yet(app_loop: AppLoop) -> None:
+    # NOTE: a task cancelled before its first step never runs its coroutine's body: the hop's
+    # lock was never released, and its thread waited until the loop stopped.
+    loop = app_loop.loop
+    hop = _app_loop._Hop(asyncio.sleep(60))
+
+    def start_then_cut() -> None:
+        hop.start()
+        _app_loop._cancel_hops(loop)
+
+    loop.call_soon_threadsafe(start_then_cut)
+    assert hop.done.acquire(timeout=5)
+    assert isinstance(hop.error, asyncio.CancelledError) and hop.cut
+
+
 def test_a_call_after_cut_waiting_raises_its_own_cancellation(app_loop: AppLoop) -> None:
     # NOTE: a shutdown hook that cancels a task and awaits it runs after the cut: its own
     # CancelledError is an error of the hook, not LoopStopped, which ended the whole shutdown.
