@@ -1,7 +1,9 @@
 """Threads that wait on an event loop: the hop to a loop, and the app loop (WSGI).
 
 A server thread hands an awaitable to a loop running in another thread and blocks until it
-ends; under WSGI that loop is the ``AppLoop``, the app's one long-lived event loop.
+ends; under WSGI that loop is the ``AppLoop``, the app's one long-lived event loop. An async
+stream runs there in one task, ahead of the server thread that sends its chunks
+(``iterate_on_loop``).
 """
 
 from __future__ import annotations
