@@ -19,7 +19,6 @@ from ._concurrency import (
     iterate_in_pool,
     make_pool,
     run_in_pool,
-    through_one_cancellation,
 )
 from ._effects import (
     Colored,
@@ -371,7 +370,8 @@ class ASGIDriver:
         self, stream: Any, request: Request, body: ASGIBody, send: Send
     ) -> None:
         # NOTE: servers accept send() after the client left (TRAPS.md 10); watch receive() too.
-        sender = asyncio.ensure_future(self._send_stream(stream, request, send))
+        sending = _Sending()
+        sender = asyncio.ensure_future(self._send_stream(stream, request, send, sending))
         watcher = asyncio.ensure_future(body.wait_disconnect())
         try:
             await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -380,22 +380,28 @@ class ASGIDriver:
                 logger.error("disconnect watcher failed", exc_info=watcher.exception())
                 await asyncio.wait({sender})
         finally:
-            for task in (sender, watcher):
-                task.cancel()
+            watcher.cancel()
+            if not sending.closing:
+                # NOTE: a stream that closes already is let finish, before the request ends
+                # (its after-response work included): cut, its finally stopped where it
+                # awaited. A second cancellation of this task gives up on it, as a shield.
+                sender.cancel()
             await asyncio.wait({sender, watcher})
         error = None if sender.cancelled() else sender.exception()
         if isinstance(error, _Carried):
             error = error.escaped  # NOTE: in the request's own task, the server's to handle.
         # NOTE: the error's traceback will hold this frame: without the dels, the frame, the
         # task and the error make a cycle that keeps the request until a full collection.
-        del sender, watcher, task
+        del sender, watcher
         if error is not None:
             try:
                 raise error
             finally:
                 del error
 
-    async def _send_stream(self, stream: Any, request: Request, send: Send) -> None:
+    async def _send_stream(
+        self, stream: Any, request: Request, send: Send, sending: _Sending
+    ) -> None:
         chunks = stream if hasattr(stream, "__aiter__") else iterate_in_pool(stream, self.pool)
         clock = asyncio.get_running_loop().time
         turn_at = clock() + TURN
@@ -434,9 +440,13 @@ class ASGIDriver:
             finally:
                 del error  # NOTE: no cycle through this frame and the traceback.
         finally:
-            # PERF: an async generator that ran to its end has nothing left to close: no task.
+            # PERF: an async generator that ran to its end has nothing left to close.
             if getattr(chunks, "ag_frame", chunks) is not None:
-                await through_one_cancellation(_aclose(chunks))
+                # NOTE: closed in this task, where it ran: in another (a task of its own), its
+                # finally reset a context variable's token in another context (ValueError),
+                # and left a scope entered in this task from another one.
+                sending.closing = True
+                await _aclose(chunks)
         await _guarded(send)({"type": "http.response.body", "body": b""})
 
     async def _close_stream(self, stream: Any) -> None:
@@ -460,6 +470,15 @@ _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
 # NOTE: the framework's own headers only, so that no app value (a cookie) is kept here.
 _CACHED_NAMES = frozenset({"content-type", "content-length"})
 _ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+
+
+class _Sending:
+    """What the driver knows of a stream's sending task: whether it closes the stream."""
+
+    __slots__ = ("closing",)
+
+    def __init__(self) -> None:
+        self.closing = False
 
 
 class _Carried(Exception):

@@ -1513,3 +1513,44 @@ def test_an_async_stream_cut_off_then_closed_by_the_server_ends_without_an_error
         body.close()  # type: ignore[attr-defined]
     finally:
         wsgi.close()
+
+
+STREAM_TOKEN: contextvars.ContextVar[str] = contextvars.ContextVar("STREAM_TOKEN")
+
+
+def test_an_async_stream_cut_off_closes_in_the_context_it_ran_in(interface: str) -> None:
+    # NOTE: under ASGI the closing of a stream the client left ran in a task of its own, in a
+    # copy of the context: a finally that reset a token it had set (structlog's
+    # bound_contextvars, OpenTelemetry's spans) raised ValueError ("created in a different
+    # Context"), and a scope entered in the sending task was exited in another.
+    resets: list[str] = []
+
+    async def rows() -> AsyncIterator[bytes]:
+        token = STREAM_TOKEN.set("streaming")
+        task = asyncio.current_task()
+        try:
+            for _ in range(100):
+                yield b"row\n"
+                await asyncio.sleep(0)
+        finally:
+            same_task = asyncio.current_task() is task
+            STREAM_TOKEN.reset(token)  # NOTE: raises in another context
+            resets.append(f"reset, same task: {same_task}")
+
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(rows())
+
+    if interface == "wsgi":
+        wsgi = app.as_wsgi()
+        body = wsgi(wsgi_environ(), start_response)
+        assert next(iter(body)) == b"row\n"
+        body.close()  # type: ignore[attr-defined]  # NOTE: what a server does when the client left
+        wsgi.close()
+        assert resets == ["reset, same task: True"]
+    else:
+        asyncio.run(_served_until_a_send_fails(app))  # NOTE: the stream closing as send() failed
+        asyncio.run(_one_chunk_taken(app, lambda: 0))  # NOTE: cancelled in send(): disconnect
+        assert resets == ["reset, same task: True"] * 2
