@@ -178,6 +178,8 @@ def test_events_replay_after_last_event_id(app: App) -> None:
         # NOTE: without the header a stream starts from now; a bad one counts as absent.
         assert client.get("/events").text == "retry: 2000\n\n"
         assert client.get("/events", headers={"last-event-id": "9" * 50}).text == "retry: 2000\n\n"
+        # NOTE: the byte 0xB2 reads as "²", a digit to str.isdigit() but not to int(): a 500.
+        assert client.get("/events", headers={"last-event-id": b"\xb2"}).text == "retry: 2000\n\n"
 
 
 def test_events_reach_an_open_stream(app: App, interface: str) -> None:

@@ -54,8 +54,10 @@ def announce(request: Request, note_id: int, title: str) -> None:
 def events(request: Request) -> Response:
     feed: Feed = request.app.state.feed
     last_id = request.headers.get("last-event-id", "")
-    # NOTE: the header is the client's: resume after it only when it is a plain small number.
-    start = int(last_id) if last_id.isdigit() and len(last_id) < 10 else feed.last
+    # NOTE: the header is the client's: resume after it only when it is a plain small number,
+    # in ASCII digits: isdigit() alone takes "²" (a latin-1 byte), which int() refuses.
+    plain = last_id.isascii() and last_id.isdigit() and len(last_id) < 10
+    start = int(last_id) if plain else feed.last
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         yield {"retry": 2000}
