@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from ._errors import own_cancellation
 from ._pool import forget_threads_after_fork
@@ -335,14 +335,8 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
     ended = False
     try:
         while (item := ahead.take()) is not _END:
-            if type(item) is _Raised:
-                error, item = item.error, None
-                try:
-                    raise error
-                finally:
-                    # NOTE: no cycle through this frame and the traceback, which would keep the
-                    # request until a full garbage collection.
-                    del error
+            if type(item) is Raised:
+                item.reraise()
             yield item
         ended = True
     finally:
@@ -366,13 +360,23 @@ AHEAD = 16
 _END: Any = object()
 
 
-class _Raised:
-    """What a stream raised, in the queue of its items."""
+class Raised:
+    """What a stream raised, in the queue of its items (here and in ``iterate_in_pool``)."""
 
     __slots__ = ("error",)
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: BaseException | None) -> None:
         self.error = error
+
+    def reraise(self) -> NoReturn:
+        """Raise the error, let go by this item first: the traceback, which holds the frames
+        it passes, then holds no cycle that keeps the request until a full collection."""
+        error, self.error = self.error, None
+        assert error is not None
+        try:
+            raise error
+        finally:
+            del error
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
@@ -412,10 +416,10 @@ class _Ahead:
                         raise
                     # NOTE: the stream's own (it awaited a task it cancelled): its error, as
                     # when each step was a call of its own.
-                    self._put(_Raised(own_cancellation(exc)))
+                    self._put(Raised(own_cancellation(exc)))
                     return
                 except BaseException as exc:
-                    self._put(_Raised(exc))
+                    self._put(Raised(exc))
                     return
                 self._put(item)
         finally:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ._app_loop import AHEAD, AppLoop, LoopStopped
+from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised
 from ._effects import Effects, Offload
 from ._errors import own_cancellation
 from ._pool import WorkerPool
@@ -208,14 +208,8 @@ async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncItera
             room.release()
             if item is _DONE:
                 return
-            if type(item) is _Raised:
-                error, item = item.error, None
-                try:
-                    raise error
-                finally:
-                    # NOTE: the error's traceback holds this frame: without the del, the frame
-                    # and the error make a cycle that keeps the request until a collection.
-                    del error
+            if type(item) is Raised:
+                item.reraise()
             yield item
     finally:
         # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.
@@ -246,15 +240,6 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             raise error
         finally:
             del error
-
-
-class _Raised:
-    """What a sync stream raised, in the queue of its items."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 class _Pinned:
@@ -302,7 +287,7 @@ class _Pinned:
             while self._step(iterator):
                 pass
         except BaseException as exc:
-            self._put(_Raised(exc))
+            self._put(Raised(exc))
         finally:
             try:
                 self._context.run(_close, iterator, self._iterable)
