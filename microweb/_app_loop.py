@@ -15,7 +15,7 @@ import inspect
 import threading
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 from ._errors import own_cancellation
@@ -314,12 +314,16 @@ async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
     await asyncio.wait([closing], timeout=CLEANUP_WAIT)
 
 
-def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
+def iterate_on_loop(
+    aiterable: Any, app_loop: AppLoop, gone: Callable[[], bool] | None = None
+) -> Iterator[Any]:
     """Iterate an async iterable from a server thread; it runs on the app loop, in one task.
 
     The task makes up to ``AHEAD`` items ahead of the thread that takes them. Closing this
     iterator early cancels the task (the iterable is closed in it); a call cut off by the
-    app's close or the server's stop raises ``LoopStopped`` here.
+    app's close or the server's stop raises ``LoopStopped`` here. ``gone`` (the server's word
+    that the client left, Waitress's) is asked while the thread waits for an item: this
+    iterator then ends, and the iterable is closed.
     """
     loop = app_loop.loop
     if asyncio._get_running_loop() is loop:
@@ -334,7 +338,9 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
         raise
     ended = False
     try:
-        while (item := ahead.take()) is not _END:
+        while (item := ahead.take(gone)) is not _END:
+            if item is _LEFT:
+                return
             if type(item) is Raised:
                 item.reraise()
             yield item
@@ -358,6 +364,8 @@ def iterate_on_loop(aiterable: Any, app_loop: AppLoop) -> Iterator[Any]:
 # 4-4.3 16 ahead. The chunks ahead are all the memory it holds.
 AHEAD = 16
 _END: Any = object()
+# NOTE: what take() gives when the server says the client left while it waited.
+_LEFT: Any = object()
 
 
 class Raised:
@@ -450,8 +458,9 @@ class _Ahead:
         if waiter is not None:
             waiter.release()
 
-    def take(self) -> Any:
-        """Return the next item, ``_END`` at the end; in the server's thread."""
+    def take(self, gone: Callable[[], bool] | None) -> Any:
+        """Return the next item, ``_END`` at the end, ``_LEFT`` once ``gone()`` says the client
+        left while no item was ready; in the server's thread."""
         while True:
             with self._lock:
                 if self._ready:
@@ -464,6 +473,11 @@ class _Ahead:
             while not waiter.acquire(timeout=STOP_CHECK):
                 if not self._loop.is_running() and not self._ready:
                     raise LoopStopped("the event loop stopped before the call ended")
+                if gone is not None and gone():
+                    # NOTE: a quiet stream (an event stream with no news) learnt nothing of
+                    # its client's leaving under Waitress, and held a thread until its next
+                    # chunk or the server's stop.
+                    return _LEFT
         if room is not None:
             with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
                 self._loop.call_soon_threadsafe(_wake, room)

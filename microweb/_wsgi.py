@@ -355,7 +355,8 @@ class _StreamBody:
         self._app_loop = app_loop
         self._request = request
         if hasattr(stream, "__aiter__"):
-            self._chunks: Iterator[Any] = iterate_on_loop(stream, app_loop)
+            gone = request._raw.get("waitress.client_disconnected")
+            self._chunks: Iterator[Any] = iterate_on_loop(stream, app_loop, gone)
         else:
             self._chunks = iter(stream)
 

@@ -1554,3 +1554,49 @@ def test_an_async_stream_cut_off_closes_in_the_context_it_ran_in(interface: str)
         asyncio.run(_served_until_a_send_fails(app))  # NOTE: the stream closing as send() failed
         asyncio.run(_one_chunk_taken(app, lambda: 0))  # NOTE: cancelled in send(): disconnect
         assert resets == ["reset, same task: True"] * 2
+
+
+def test_a_quiet_async_stream_ends_when_the_server_says_its_client_left(interface: str) -> None:
+    # NOTE: under Waitress, an async event stream with no news learnt nothing of its client's
+    # leaving, and held a thread until its next chunk (or the server's stop). It is now closed
+    # while it waits, as under ASGI, where the disconnect message closes it.
+    left = threading.Event()
+    closed = threading.Event()
+
+    async def quiet() -> AsyncIterator[bytes]:
+        try:
+            yield b"first\n"
+            await asyncio.sleep(3)  # NOTE: no news for a while
+            yield b"late\n"
+        finally:
+            closed.set()
+
+    app = App()
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(quiet())
+
+    if interface == "wsgi":
+        wsgi = app.as_wsgi()
+        environ = wsgi_environ(**{"waitress.client_disconnected": left.is_set})
+        body = wsgi(environ, start_response)
+        chunks = iter(body)
+        assert next(chunks) == b"first\n"
+        left.set()
+        assert list(chunks) == []  # NOTE: not b"late\n", 3 s later
+        body.close()  # type: ignore[attr-defined]
+        wsgi.close()
+    else:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            await asyncio.sleep(0.1)
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        asyncio.run(call_asgi(app, http_scope(), receive, send, timeout=10.0))
+        assert [m.get("body") for m in sent[1:]] == [b"first\n"]
+    assert closed.is_set()
