@@ -1275,39 +1275,31 @@ def _settled(produced: list[int], at_least: int) -> int:
     return len(produced)
 
 
-def test_a_def_stream_runs_ahead_of_a_client_that_waits_by_a_bounded_count(
-    interface: str,
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_runs_ahead_of_a_sender_in_another_thread_by_a_bounded_count(
+    interface: str, kind: str
 ) -> None:
-    # NOTE: under ASGI each chunk was a round trip to the stream's thread and back (45 to
-    # 90 us); its thread now makes up to AHEAD chunks while the loop sends. Under WSGI the
-    # server pulls each chunk: nothing is made ahead of it.
+    # NOTE: a stream that runs in another thread than its sender's (sync under ASGI, async
+    # under WSGI) took a round trip between the two for each chunk (30 to 90 us); it now
+    # makes up to AHEAD chunks while the sender sends. Where the sender pulls each chunk
+    # itself (the server's thread under WSGI, the loop under ASGI), nothing is made ahead.
     produced: list[int] = []
     closed = threading.Event()
-
-    def endless() -> Iterator[bytes]:
-        try:
-            while True:
-                produced.append(1)
-                yield b"chunk\n"
-        finally:
-            closed.set()
-
     app = App()
-
-    @app.get("/")
-    def stream(request: Request) -> Response:
-        return Response.stream(endless())
-
+    add_get(app, "sync", lambda request: Response.stream(endless_chunks(kind, closed, produced)))
+    across = (interface, kind) in {("asgi", "sync"), ("wsgi", "async")}
+    # NOTE: the chunk taken, and AHEAD more made while the sender takes none.
+    expected = AHEAD + 1 if across else 1
     if interface == "wsgi":
-        body = iter(app.as_wsgi()(wsgi_environ(), start_response))
-        assert next(body) == b"chunk\n"
-        assert _settled(produced, 1) == 1
+        wsgi = app.as_wsgi()
+        body = iter(wsgi(wsgi_environ(), start_response))
+        assert next(body) == b"tick\n"
+        assert _settled(produced, expected) == expected
         body.close()  # type: ignore[attr-defined]
+        wsgi.close()
     else:
-        # NOTE: the chunk taken, and AHEAD more made while the client takes none.
-        assert (
-            asyncio.run(_one_chunk_taken(app, lambda: _settled(produced, AHEAD + 1))) == AHEAD + 1
-        )
+        taken = asyncio.run(_one_chunk_taken(app, lambda: _settled(produced, expected)))
+        assert taken == expected
     assert closed.is_set()
 
 
@@ -1334,43 +1326,6 @@ async def _one_chunk_taken(app: App, check: Callable[[], int]) -> int:
 
     await asyncio.gather(call_asgi(app, http_scope(), receive, send, timeout=10.0), client())
     return checked[0]
-
-
-def test_an_async_stream_runs_ahead_of_a_server_thread_that_waits_by_a_bounded_count(
-    interface: str,
-) -> None:
-    # NOTE: under WSGI each chunk was a call from the server's thread to the app loop and back
-    # (30 to 70 us); the stream's task on the loop now makes up to AHEAD chunks while the
-    # server sends. Under ASGI the server's loop pulls each chunk: nothing is made ahead.
-    produced: list[int] = []
-    closed = threading.Event()
-
-    async def endless() -> AsyncIterator[bytes]:
-        try:
-            while True:
-                produced.append(1)
-                yield b"chunk\n"
-                await asyncio.sleep(0)
-        finally:
-            closed.set()
-
-    app = App()
-
-    @app.get("/")
-    def stream(request: Request) -> Response:
-        return Response.stream(endless())
-
-    if interface == "wsgi":
-        wsgi = app.as_wsgi()
-        body = iter(wsgi(wsgi_environ(), start_response))
-        assert next(body) == b"chunk\n"
-        # NOTE: the chunk taken, and AHEAD more made while the server's thread takes none.
-        assert _settled(produced, AHEAD + 1) == AHEAD + 1
-        body.close()  # type: ignore[attr-defined]
-        wsgi.close()
-    else:
-        assert asyncio.run(_one_chunk_taken(app, lambda: _settled(produced, 1))) == 1
-    assert closed.is_set()
 
 
 STREAM_USER: contextvars.ContextVar[str] = contextvars.ContextVar("STREAM_USER")
