@@ -336,7 +336,7 @@ def iterate_on_loop(
     except RuntimeError:
         producing.close()  # NOTE: the loop is closed; it will never run.
         raise
-    ended = False
+    ended = closed = False
     try:
         while (item := ahead.take(gone)) is not _END:
             if item is _LEFT:
@@ -345,10 +345,16 @@ def iterate_on_loop(
                 item.reraise()
             yield item
         ended = True
+    except GeneratorExit:
+        closed = True
+        raise
     finally:
         if app_loop._stopped and not ended:
-            # NOTE: closed after the app's close, as any call made then: the loop's stop
-            # cancelled the task, which closed the iterable.
+            # NOTE: the loop's stop cancelled the task, which closed the iterable. Closed by
+            # the server after that, the stream has ended as asked: raised from the body's
+            # close(), AppClosed was Waitress's traceback. Taken from after it, it was cut off.
+            if closed:
+                return
             raise AppClosed("the app loop was stopped: this WSGI app was closed")
         ahead.stop(hop)
         _wait_for(hop, loop)

@@ -400,7 +400,11 @@ class _StreamBody:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
-            if self._chunks is not self._stream:
+            if self._chunks is not self._stream and not self._app_loop._stopped:
+                # NOTE: after the app's close, the loop's stop has closed what it ran (the
+                # stream's task, the async generators it began); a stream it never began has
+                # no frame to end. Closing it again raised AppClosed from close(), which
+                # Waitress logged as a traceback.
                 _close_stream(self._stream, self._app_loop)
         finally:
             _end_request(self._request, self._app_loop)

@@ -545,6 +545,39 @@ def test_a_closed_wsgi_app_answers_an_async_stream_with_one_line(
     ]
 
 
+@pytest.mark.parametrize("taken", [0, 1], ids=["never begun", "one chunk taken"])
+def test_an_async_stream_closed_after_its_app_closes_quietly(
+    caplog: pytest.LogCaptureFixture, taken: int
+) -> None:
+    # NOTE: a stream that outlives the server's drain is closed by the server after the app's
+    # close: close() raised AppClosed, which Waitress logged as a traceback.
+    app = App()
+    ended: list[str] = []
+
+    @app.get("/feed")
+    def feed(request: Request) -> Response:
+        async def events() -> AsyncIterator[str]:
+            try:
+                while True:
+                    yield "tick"
+                    await asyncio.sleep(0.01)
+            finally:
+                ended.append("closed")
+
+        return Response.stream(events())
+
+    wsgi = app.as_wsgi()
+    body = wsgi(wsgi_environ("GET", "/feed"), lambda s, h, e=None: None)
+    chunks = iter(body)
+    assert [next(chunks) for _ in range(taken)] == [b"tick"] * taken
+    with caplog.at_level(logging.DEBUG):
+        wsgi.close()
+        body.close()
+    # NOTE: the loop's stop closed the generator it began; one it never began has nothing to end.
+    assert ended == ["closed"] * taken
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_a_closed_wsgi_app_says_its_async_callbacks_did_not_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
