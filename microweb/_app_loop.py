@@ -116,9 +116,14 @@ def _adopt(hop: _Hop) -> None:
     # NOTE: this thread's context is as it was when the hop began (nothing crosses back when
     # the task raised: callers check).
     if hop.context is not None:
-        for var, value in hop.context.items():
-            if var.get(_UNSET) is not value:
-                var.set(value)
+        adopt(hop.context)
+
+
+def adopt(context: contextvars.Context) -> None:
+    """Set in the current context what ``context``, a copy of it made earlier, has changed."""
+    for var, value in context.items():
+        if var.get(_UNSET) is not value:
+            var.set(value)
 
 
 def outcome(hop: _Hop) -> Any:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised
+from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised, adopt
 from ._effects import Effects, Offload
 from ._errors import own_cancellation
 from ._pool import WorkerPool
@@ -75,7 +75,7 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
         while True:
             try:
                 if type(effect) is Offload:
-                    value = await run_in_pool(pool, effect.fn, *effect.args, **effect.kwargs)
+                    value = await _offloaded(effect, pool)
                 else:
                     value = await effect
             except Exception as exc:
@@ -126,6 +126,27 @@ def run_in_pool(pool: WorkerPool, fn: Any, *args: Any, **kwargs: Any) -> Awaitab
     # a ThreadPoolExecutor, 21 us in a WorkerPool (best of 7 x 2,000, 2-CPU VM).
     pool.call(settle_future, loop, future, contextvars.copy_context(), fn, args, kwargs)
     return future
+
+
+async def _offloaded(effect: Offload, pool: WorkerPool) -> Any:
+    """Run an offloaded call (a ``def`` handler) in ``pool``; what it set of the context
+    variables is set in the caller's context afterwards, as if it had run there.
+
+    So the flows after it, its error handler and its stream see what a ``def`` handler set, as
+    under WSGI, where it runs in the server's thread. Nothing crosses back from a call whose
+    caller was cancelled.
+    """
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    context = contextvars.copy_context()
+    pool.call(settle_future, loop, future, context, effect.fn, effect.args, effect.kwargs)
+    try:
+        return await future
+    finally:
+        # NOTE: settled once the call has returned or raised: the worker is done with context.
+        if future.done() and not future.cancelled():
+            adopt(context)
+        del future  # NOTE: it holds the error, whose traceback holds this frame: no cycle.
 
 
 def settle_future(

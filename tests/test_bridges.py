@@ -73,6 +73,44 @@ def test_wsgi_what_an_async_handler_sets_is_set_in_the_server_thread(
     assert response.headers["x-seen"] == "by the handler"
 
 
+@pytest.mark.parametrize("stream_colour", ["sync", "async"])
+def test_what_a_handler_sets_is_seen_after_it_in_either_colour(
+    make_client: MakeClient, colour: str, stream_colour: str
+) -> None:
+    # NOTE: a def handler under ASGI runs in a copy of the request's context, in the pool:
+    # what it set was lost to the flows after it, its error handler and its stream, where
+    # under WSGI (one thread) all of them saw it.
+    app = App()
+
+    @app.middleware
+    def report(request: Request) -> Iterator[None]:
+        response: Any = yield
+        response.headers["x-seen"] = SEEN.get("unset")
+
+    def handler(request: Request) -> Response:
+        SEEN.set(f"by the {colour} handler")
+        if request.query.get("fail"):
+            raise Boom("after setting it")
+
+        def chunks() -> Iterator[str]:
+            yield SEEN.get("unset")
+
+        async def achunks() -> AsyncIterator[str]:
+            yield SEEN.get("unset")
+
+        return Response.stream(chunks() if stream_colour == "sync" else achunks())
+
+    @app.error_handler(Boom)
+    def on_boom(request: Request, exc: Boom) -> str:
+        return SEEN.get("unset")
+
+    app.get("/")(in_colour(colour, handler))
+    client = make_client(app)
+    response = client.get("/")
+    assert (response.text, response.headers["x-seen"]) == (f"by the {colour} handler",) * 2
+    assert client.get("/?fail=1").text == f"by the {colour} handler"
+
+
 def test_an_error_keeps_its_type_and_traceback_across_the_bridge(
     make_client: MakeClient, colour: str
 ) -> None:
