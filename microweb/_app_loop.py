@@ -113,8 +113,8 @@ def hop_to_loop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> _Ho
 
 def _adopt(hop: _Hop) -> None:
     """Set in this thread what the hop's task changed of its context variables."""
-    # NOTE: this thread's context is as it was when the hop began (nothing crosses back when
-    # the task raised: callers check).
+    # NOTE: this thread's context is as it was when the hop began (callers check that the task
+    # was not cancelled: then nothing crosses back).
     if hop.context is not None:
         adopt(hop.context)
 
@@ -215,7 +215,9 @@ class AppLoop:
             # hook's) is an error like others, and the shutdown's other steps still run.
             hop.error = None
             raise LoopStopped("the event loop stopped before the call ended")
-        if hop.error is None:
+        if not isinstance(hop.error, asyncio.CancelledError):
+            # NOTE: an error's too: a def handler that sets one and raises leaves it set in
+            # this thread, and an async handler under ASGI in the request's task.
             _adopt(hop)
         result: T = outcome(hop)
         return result
@@ -358,12 +360,12 @@ def iterate_on_loop(
             # NOTE: the loop's stop cancelled the task, which closed the iterable. Closed by
             # the server after that, the stream has ended as asked: raised from the body's
             # close(), AppClosed was Waitress's traceback. Taken from after it, it was cut off.
-            if closed:
-                return
-            raise AppClosed("the app loop was stopped: this WSGI app was closed")
-        ahead.stop(hop)
-        _wait_for(hop, loop)
-        _end_of_stream(hop, app_loop, ended)
+            if not closed:
+                raise AppClosed("the app loop was stopped: this WSGI app was closed")
+        else:
+            ahead.stop(hop)
+            _wait_for(hop, loop)
+            _end_of_stream(hop, app_loop, ended)
 
 
 # PERF: how many chunks a stream may make ahead of the one who takes them, across threads: an
