@@ -230,7 +230,9 @@ def _check_name(morsel: Morsel[str], key: str) -> None:
 
 def _check_domain(domain: str) -> None:
     # NOTE: "" is no Domain attribute at all, as Morsel leaves an empty one out.
-    if domain and not _COOKIE_DOMAIN.fullmatch(domain):
+    # NOTE: an empty label ("a..example", ".", "..") passed the pattern; browsers drop such a
+    # cookie with no word, so the app's mistake showed as a login that never stuck.
+    if domain and (not _COOKIE_DOMAIN.fullmatch(domain) or ".." in domain or domain == "."):
         raise ValueError(
             "cookie domain must be a host name (an international one in its IDNA form, "
             f"'xn--...'): {domain!r}"

@@ -862,6 +862,10 @@ def test_set_cookie_refuses_an_attribute_name_with_a_value_error(name: str) -> N
         "a\x00.example",
         '"a.example"',
         "exämple.com",
+        "a..example",
+        "..example",
+        "..",
+        ".",
     ],
 )
 def test_set_cookie_refuses_a_domain_that_is_not_a_host_name(domain: str) -> None:
