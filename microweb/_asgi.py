@@ -407,12 +407,14 @@ class ASGIDriver:
         turn_at = clock() + TURN
         try:
             async for chunk in chunks:
+                # PERF: bytes told here, with no call, and the server's send() awaited with no
+                # coroutine around it: 0.82 -> 0.68 us a chunk (bench/streams.py).
+                if type(chunk) is not bytes:
+                    # NOTE: a falsy one too (None, 0), which was skipped with no word.
+                    chunk = encode_chunk(chunk)
                 if chunk:
-                    # PERF: bytes told here, with no call, and the server's send() awaited with
-                    # no coroutine around it: 0.82 -> 0.68 us a chunk (bench/streams.py).
-                    body = chunk if type(chunk) is bytes else encode_chunk(chunk)
                     try:
-                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     except OSError as exc:
                         raise ClientDisconnect("the client went away") from exc
                 if clock() >= turn_at:
