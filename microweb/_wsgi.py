@@ -342,6 +342,12 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
     if stream is None:
         return
     if hasattr(stream, "aclose"):
+        if app_loop._stopped:
+            # NOTE: after the app's close, the loop's stop has closed what it ran (the stream's
+            # task, the async generators it began); a stream it never began has no frame to
+            # end. Closed again, it raised AppClosed from the body's close(), which Waitress
+            # logged as a traceback.
+            return
         app_loop.run(stream.aclose())
     elif hasattr(stream, "close"):
         stream.close()
@@ -400,11 +406,7 @@ class _StreamBody:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
-            if self._chunks is not self._stream and not self._app_loop._stopped:
-                # NOTE: after the app's close, the loop's stop has closed what it ran (the
-                # stream's task, the async generators it began); a stream it never began has
-                # no frame to end. Closing it again raised AppClosed from close(), which
-                # Waitress logged as a traceback.
+            if self._chunks is not self._stream:
                 _close_stream(self._stream, self._app_loop)
         finally:
             _end_request(self._request, self._app_loop)

@@ -545,26 +545,42 @@ def test_a_closed_wsgi_app_answers_an_async_stream_with_one_line(
     ]
 
 
+class _Ticks:
+    """A sync stream of its own: a generator as ``__iter__``, and a ``close()``."""
+
+    def __init__(self, ended: list[str]) -> None:
+        self.ended = ended
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            yield "tick"
+
+    def close(self) -> None:
+        self.ended.append("closed")
+
+
 @pytest.mark.parametrize("taken", [0, 1], ids=["never begun", "one chunk taken"])
-def test_an_async_stream_closed_after_its_app_closes_quietly(
-    caplog: pytest.LogCaptureFixture, taken: int
+@pytest.mark.parametrize("kind", ["async generator", "sync object"])
+def test_a_stream_closed_after_its_app_closes_quietly(
+    caplog: pytest.LogCaptureFixture, taken: int, kind: str
 ) -> None:
     # NOTE: a stream that outlives the server's drain is closed by the server after the app's
-    # close: close() raised AppClosed, which Waitress logged as a traceback.
+    # close: close() raised AppClosed, which Waitress logged as a traceback. A sync stream
+    # needs no loop to be closed, and is.
     app = App()
     ended: list[str] = []
 
+    async def events() -> AsyncIterator[str]:
+        try:
+            while True:
+                yield "tick"
+                await asyncio.sleep(0.01)
+        finally:
+            ended.append("closed")
+
     @app.get("/feed")
     def feed(request: Request) -> Response:
-        async def events() -> AsyncIterator[str]:
-            try:
-                while True:
-                    yield "tick"
-                    await asyncio.sleep(0.01)
-            finally:
-                ended.append("closed")
-
-        return Response.stream(events())
+        return Response.stream(events() if kind == "async generator" else _Ticks(ended))
 
     wsgi = app.as_wsgi()
     body = wsgi(wsgi_environ("GET", "/feed"), lambda s, h, e=None: None)
@@ -574,7 +590,7 @@ def test_an_async_stream_closed_after_its_app_closes_quietly(
         wsgi.close()
         body.close()
     # NOTE: the loop's stop closed the generator it began; one it never began has nothing to end.
-    assert ended == ["closed"] * taken
+    assert ended == ["closed"] * (taken if kind == "async generator" else 1)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
