@@ -400,11 +400,13 @@ class _StreamBody:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
-            if self._chunks is not self._stream and not self._app_loop._stopped:
+            if self._chunks is not self._stream and not (
+                self._app_loop._stopped and hasattr(self._stream, "aclose")
+            ):
                 # NOTE: after the app's close, the loop's stop has closed what it ran (the
                 # stream's task, the async generators it began); a stream it never began has
                 # no frame to end. Closing it again raised AppClosed from close(), which
-                # Waitress logged as a traceback.
+                # Waitress logged as a traceback. A sync iterable needs no loop: closed still.
                 _close_stream(self._stream, self._app_loop)
         finally:
             _end_request(self._request, self._app_loop)
