@@ -215,10 +215,10 @@ class AppLoop:
             # hook's) is an error like others, and the shutdown's other steps still run.
             hop.error = None
             raise LoopStopped("the event loop stopped before the call ended")
-        if not isinstance(hop.error, asyncio.CancelledError):
-            # NOTE: an error's too: a def handler that sets one and raises leaves it set in
-            # this thread, and an async handler under ASGI in the request's task.
-            _adopt(hop)
+        # NOTE: an error's too, a CancelledError of the app's own included (the cut ones are
+        # LoopStopped above): a def handler that sets one and raises leaves it set in this
+        # thread, and an async handler under ASGI in the request's task.
+        _adopt(hop)
         result: T = outcome(hop)
         return result
 

@@ -80,9 +80,14 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             if not isinstance(failure, HTTPError):
                 logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
             exc = failure
-    if isinstance(exc, HTTPError):
-        return default_error(request, exc.status, exc.detail, exc.headers)
-    return _last_resort(plan, request, exc)
+    try:
+        if isinstance(exc, HTTPError):
+            return default_error(request, exc.status, exc.detail, exc.headers)
+        return _last_resort(plan, request, exc)
+    finally:
+        # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
+        # the error and the request it holds made a cycle, freed by a full collection only.
+        del exc
 
 
 def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:

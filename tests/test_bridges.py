@@ -114,6 +114,26 @@ def test_what_a_handler_sets_is_seen_after_it_in_either_colour(
     assert client.get("/?n=2&fail=1").text == f"by the {colour} handler, request 2"
 
 
+def test_what_a_handler_set_before_its_own_cancellation_is_seen_by_its_error_handler(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a CancelledError of the handler's own is an error of its request like others, as
+    # no server cancelled it: under WSGI what an async handler set before it was lost (taken
+    # for the app loop's cut), where ASGI and a def handler kept it.
+    app = App()
+
+    def handler(request: Request) -> str:
+        SEEN.set(f"by the {colour} handler")
+        raise asyncio.CancelledError
+
+    @app.error_handler(Exception)
+    def on_error(request: Request, exc: Exception) -> str:
+        return SEEN.get("unset")
+
+    app.get("/")(in_colour(colour, handler))
+    assert make_client(app).get("/").text == f"by the {colour} handler"
+
+
 def test_an_error_keeps_its_type_and_traceback_across_the_bridge(
     make_client: MakeClient, colour: str
 ) -> None:

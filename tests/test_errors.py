@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import http_scope
+from drive import http_scope, requests_left_in_cycles
 
 from microweb import App, ClientDisconnect, HTTPError, Request, Response, Router
 from microweb._calls import was_reported
@@ -463,6 +463,25 @@ def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
     assert (answer.status_code, answer.text) == (404, "no such item")
     assert answer.headers["x-reason"] == "missing"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize("raised", [RuntimeError, HTTPError], ids=["failure", "httperror"])
+def test_an_error_handler_that_raises_leaves_no_cycle_holding_the_request(
+    interface: str, colour: str, raised: type[Exception]
+) -> None:
+    # NOTE: what the handler raised has the error page's frame in its traceback, which kept
+    # it: each such 500 (or 4xx) kept its request, body and form until a full collection.
+    app = App()
+
+    @app.post("/")
+    def boom(request: Request) -> None:
+        raise KeyError("item")
+
+    def failing(request: Request, exc: Exception) -> str:
+        raise RuntimeError("the handler failed") if raised is RuntimeError else HTTPError(404)
+
+    app.error_handler(KeyError)(in_colour(colour, failing))
+    assert requests_left_in_cycles(app, interface, "POST", "/", b"body") == 0
 
 
 class Gone(HTTPError):
