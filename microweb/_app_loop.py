@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import sys
 import threading
 import weakref
 from collections import deque
@@ -51,10 +52,12 @@ class AppClosed(LoopStopped):
 class _Hop:
     """One awaitable handed from a thread to an event loop, and what came of it."""
 
-    __slots__ = ("awaitable", "context", "cut", "done", "error", "result", "task")
+    __slots__ = ("awaitable", "context", "cut", "done", "error", "result", "run_in", "task")
 
-    def __init__(self, awaitable: Awaitable[Any]) -> None:
-        self.awaitable = awaitable
+    def __init__(
+        self, awaitable: Awaitable[Any], run_in: contextvars.Context | None = None
+    ) -> None:
+        self.awaitable, self.run_in = awaitable, run_in
         self.done = threading.Lock()
         self.done.acquire()
         self.result: Any = None
@@ -67,7 +70,15 @@ class _Hop:
         # NOTE: runs on the loop, in the copy of the caller's context that call_soon_threadsafe
         # made; the task copies it again, so the awaitable sees the caller's values. The task
         # is kept here: the loop holds its tasks weakly.
-        self.task = asyncio.get_running_loop().create_task(_run_hop(self))
+        loop = asyncio.get_running_loop()
+        if self.run_in is None:
+            self.task = loop.create_task(_run_hop(self))
+        elif sys.version_info >= (3, 11):
+            # NOTE: in run_in itself, where the caller runs too: a token made in one step
+            # resets in the next.
+            self.task = loop.create_task(_run_hop(self), context=self.run_in)
+        else:
+            self.task = self.run_in.run(loop.create_task, _run_hop(self))  # NOTE: a copy.
 
 
 async def _run_hop(hop: _Hop) -> None:
@@ -79,17 +90,27 @@ async def _run_hop(hop: _Hop) -> None:
             hop.cut = asyncio.current_task() in _CUT_TASKS
     finally:
         hop.context = contextvars.copy_context()
-        # NOTE: released here, not from a done callback: one turn of the loop less.
-        hop.done.release()
+        if hop.run_in is not None and sys.version_info >= (3, 11):
+            # NOTE: on the loop's next turn, once this task's step has left run_in: the caller
+            # enters it at once, and a context is entered by one thread at a time.
+            asyncio.get_running_loop().call_soon(hop.done.release)
+        else:
+            # NOTE: released here, not from a done callback: one turn of the loop less.
+            hop.done.release()
 
 
-def hop_to_loop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> _Hop:
+def hop_to_loop(
+    loop: asyncio.AbstractEventLoop,
+    awaitable: Awaitable[T],
+    run_in: contextvars.Context | None = None,
+) -> _Hop:
     """Run ``awaitable`` as a task on ``loop`` (running in another thread) and wait for it.
 
-    The task sees this thread's context variables. Returns the finished hop: its ``result``,
+    The task sees this thread's context variables: it runs in a copy of this thread's context,
+    or in ``run_in`` (a copy of it on Python 3.10). Returns the finished hop: its ``result``,
     ``error`` and ``context`` (the task's, at its end).
     """
-    hop = _Hop(awaitable)
+    hop = _Hop(awaitable, run_in)
     try:
         loop.call_soon_threadsafe(hop.start)
     except RuntimeError:
@@ -194,11 +215,14 @@ class AppLoop:
         ready.wait()
         self._loop = loop
 
-    def run(self, awaitable: Awaitable[T]) -> T:
+    def run(self, awaitable: Awaitable[T], run_in: contextvars.Context | None = None) -> T:
         """Run ``awaitable`` on the app loop and wait for its result in this thread.
 
         Context variables cross both ways: the coroutine sees this thread's values, and what it
-        sets is set here afterwards, as if it had run in this thread.
+        sets is set here afterwards, as if it had run in this thread. Given ``run_in``, a
+        context the caller runs in too (``drive_sync``'s), the coroutine runs in it instead,
+        on Python 3.11 and later, and a ``ContextVar`` token made in one call resets in the
+        next; on 3.10 in a copy, and what it sets is set in ``run_in`` afterwards.
         """
         try:
             loop = self.loop
@@ -208,7 +232,7 @@ class AppLoop:
             raise
         if asyncio._get_running_loop() is loop:
             raise RuntimeError("the app loop cannot wait for itself; await instead")
-        hop = hop_to_loop(loop, awaitable)
+        hop = hop_to_loop(loop, awaitable, run_in)
         if isinstance(hop.error, asyncio.CancelledError) and (self._stopped or hop.cut):
             # NOTE: cancelled by stop() or cut_waiting(): no error of the app's. Only the calls
             # that cut_waiting() cancelled: a later call's own CancelledError (a shutdown
@@ -218,7 +242,10 @@ class AppLoop:
         # NOTE: an error's too, a CancelledError of the app's own included (the cut ones are
         # LoopStopped above): a def handler that sets one and raises leaves it set in this
         # thread, and an async handler under ASGI in the request's task.
-        _adopt(hop)
+        if run_in is None:
+            _adopt(hop)
+        elif sys.version_info < (3, 11):
+            run_in.run(_adopt, hop)  # NOTE: the task ran in a copy of run_in.
         result: T = outcome(hop)
         return result
 

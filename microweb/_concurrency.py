@@ -38,32 +38,59 @@ def sync_only(call: str, twin: str) -> None:
 
 
 def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
-    """Run a core generator in this thread: offloads inline, awaitables on the app loop."""
-    send = effects.send
+    """Run a core generator in this thread: offloads inline, awaitables on the app loop.
+
+    From the first awaitable on, everything runs in one context of its own, this thread's
+    steps and the loop's alike (on Python 3.11 and later; a copy of it for each awaitable on
+    3.10), as a request's task runs them under ASGI: a ``ContextVar`` token made before an
+    async flow's ``yield`` resets after it. What that context holds at the end is set here.
+    """
+    send: Callable[[Any], Any] = effects.send
+    throw: Callable[[BaseException], Any] = effects.throw
+    close: Callable[[], object] = effects.close
+    steps: contextvars.Context | None = None
     try:
         effect = send(None)
         while True:
             try:
                 if type(effect) is Offload:
-                    value = effect.fn(*effect.args, **effect.kwargs)
+                    fn, args, kwargs = effect.fn, effect.args, effect.kwargs
+                    value = fn(*args, **kwargs) if steps is None else steps.run(fn, *args, **kwargs)
                 else:
-                    value = app_loop.run(effect)
+                    if steps is None:
+                        steps = contextvars.copy_context()
+                        send, throw = _inside(steps, send), _inside(steps, throw)
+                        close = _inside(steps, close)
+                    value = app_loop.run(effect, steps)
             except LoopStopped:
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
-                effects.close()
+                close()
                 raise
             except Exception as exc:
-                effect = effects.throw(exc)
+                effect = throw(exc)
             except asyncio.CancelledError as exc:
                 # NOTE: no server cancels a call in this thread: a def handler's, flow's or
                 # callback's own, an error as under ASGI (where the pool's future carries it).
-                effect = effects.throw(own_cancellation(exc))
+                effect = throw(own_cancellation(exc))
             else:
                 effect = send(value)
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value
+    finally:
+        if steps is not None:
+            # NOTE: so the driver and the stream, which run after, see what the steps set.
+            adopt(steps)
+
+
+def _inside(context: contextvars.Context, call: Callable[..., Any]) -> Callable[..., Any]:
+    """Return ``call`` made to run in ``context``."""
+
+    def inside(*args: Any) -> Any:
+        return context.run(call, *args)
+
+    return inside
 
 
 async def drive_async(effects: Effects, pool: WorkerPool) -> Any:

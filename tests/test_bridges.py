@@ -11,6 +11,7 @@ import contextvars
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
@@ -114,12 +115,47 @@ def test_what_a_handler_sets_is_seen_after_it_in_either_colour(
     assert client.get("/?n=2&fail=1").text == f"by the {colour} handler, request 2"
 
 
+def test_an_async_flow_resets_with_the_token_it_made_before_yield(
+    make_client: MakeClient, interface: str, colour: str
+) -> None:
+    # NOTE: under WSGI each step of an async flow ran in a task of its own, in a copy of the
+    # server thread's context: reset(token) after yield answered 500, "created in a different
+    # Context" (a tracing span's detach does it). Under ASGI the request's task runs them all.
+    if interface == "wsgi" and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 cannot run a task in a given context (sync-and-async.md)")
+    # NOTE: a variable of this test's own: the WSGI client's thread keeps what others set.
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current")
+    app = App()
+
+    @app.middleware
+    async def who(request: Request) -> AsyncIterator[None]:
+        token = current.set(request.query["user"])
+        try:
+            response: Any = yield
+            response.headers["x-after"] = current.get()
+        finally:
+            current.reset(token)
+        response.headers["x-reset"] = current.get("unset")
+
+    def handler(request: Request) -> str:
+        return current.get()
+
+    app.get("/")(in_colour(colour, handler))
+    client = make_client(app)
+    for user in ("ada", "grace"):
+        response = client.get(f"/?user={user}")
+        assert (response.status_code, response.text) == (200, user)
+        assert (response.headers["x-after"], response.headers["x-reset"]) == (user, "unset")
+
+
 def test_what_a_handler_set_before_its_own_cancellation_is_seen_by_its_error_handler(
-    make_client: MakeClient, colour: str
+    make_client: MakeClient, interface: str, colour: str
 ) -> None:
     # NOTE: a CancelledError of the handler's own is an error of its request like others, as
     # no server cancelled it: under WSGI what an async handler set before it was lost (taken
     # for the app loop's cut), where ASGI and a def handler kept it.
+    if interface == "asgi" and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 counts no task's cancellations: taken for a cut (serving.md)")
     app = App()
 
     def handler(request: Request) -> str:
