@@ -161,7 +161,7 @@ async def _offloaded(effect: Offload, pool: WorkerPool) -> Any:
 
     So the flows after it, its error handler and its stream see what a ``def`` handler set, as
     under WSGI, where it runs in the server's thread. Nothing crosses back from a call whose
-    caller was cancelled.
+    caller was cancelled before it ended (nor, then, is it waited for).
     """
     loop = asyncio.get_running_loop()
     future = loop.create_future()
