@@ -542,6 +542,9 @@ def _end(request: Request) -> Awaitable[None] | None:
         # PERF: the limit is a method of the request, which refers to the body: left in place,
         # that cycle waits for the garbage collector, 1.1 us a request.
         made.limit = default_limit
+        # NOTE: a read's kept error has a traceback through frames that hold the request,
+        # which holds it: a cycle that kept the request until a full collection.
+        request._body_error = None
     if request._cleanups:
         if request._files_on_disk():
             # PERF: closing a temporary file frees its pages in the kernel, and the loop would

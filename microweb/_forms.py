@@ -303,7 +303,10 @@ class FormBuilder:
         """Close the form's files: when the request ends, or for a form not finished."""
         FormData(self.items).close()
         if self._part is not None:
+            # NOTE: a part cut off refers back to this builder: left, that cycle kept what it
+            # had received (up to spool_threshold) until a full collection.
             self._part.discard()
+            self._part = None
         self.take_batch()
 
     def _parse(self, chunk: bytes) -> None:

@@ -120,7 +120,12 @@ def fail(plan: Plan, request: Request, exc: Exception) -> Effects:
         ClientDisconnect: If the client left while its body was read; nothing should be sent.
     """
     if isinstance(exc, ClientDisconnect):
-        raise exc
+        # NOTE: this frame would hold the error that holds it in its traceback: a cycle that
+        # kept the request, its body and its form until a full collection.
+        try:
+            raise exc
+        finally:
+            del exc
     return error_response(plan, request, exc)
 
 
