@@ -17,6 +17,8 @@ class Limits:
     Args:
         max_body_size: Bytes of any request body, however it is read (413 past it).
         max_form_parts: Fields and files in one form (413).
+        max_form_files: Files in one form (413): each one past ``spool_threshold`` holds a
+            file descriptor until the request ends.
         max_field_size: Bytes of one text field held in memory (413).
         max_form_memory: Bytes of all text fields of one form together (413).
         max_part_header_size: Bytes of the headers of one multipart part (413).
@@ -29,6 +31,11 @@ class Limits:
 
     max_body_size: int = 10 * MiB
     max_form_parts: int = 1000
+    # NOTE: Django's DATA_UPLOAD_MAX_NUMBER_FILES is 100 too (CVE-2023-24580). With only
+    # max_form_parts, one form of a 1 MiB file and 999 one-byte ones (1.1 MB) held 1,000 file
+    # descriptors: a client that stopped there kept them, and Uvicorn, at the usual limit of
+    # 1,024, could accept no connection until it timed out (memory131).
+    max_form_files: int = 100
     max_field_size: int = 64 * KiB
     max_form_memory: int = 1 * MiB
     max_part_header_size: int = 4 * KiB

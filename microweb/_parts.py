@@ -160,6 +160,7 @@ class MultipartEvents:
         self._field: str | None = None
         self._field_size = 0
         self._memory = 0
+        self._files = 0
         try:
             self._parser = _Parser(
                 boundary,
@@ -216,6 +217,10 @@ class MultipartEvents:
     def _start(self, segment: multipart.MultipartSegment) -> PartHead:
         head = _head_of(segment)
         self._field, self._field_size = head.name if head.codec else None, 0
+        if head.filename is not None:
+            self._files += 1
+            if self._files > self.limits.max_form_files:
+                raise HTTPError(413, f"the form has more than {self.limits.max_form_files} files")
         return head
 
     def count(self, size: int) -> None:

@@ -1362,6 +1362,28 @@ MULTIPART_LIMIT_CASES = [
         id="parts-over-with-files",
     ),
     pytest.param(
+        Limits(max_form_files=2),
+        multipart(*fields(5), part("a", b"1", filename="a"), part("b", b"2", filename="b")),
+        200,
+        id="files-at-limit",
+    ),
+    pytest.param(
+        Limits(max_form_files=2),
+        multipart(*(part(f"f{i}", b"1", filename=f"{i}.txt") for i in range(3))),
+        413,
+        id="files-over",
+    ),
+    # NOTE: a 1 MiB file, then one-byte ones: each of those spilled held a file descriptor.
+    pytest.param(
+        Limits(),
+        multipart(
+            part("big", b"b" * 1024 * 1024, filename="big.bin"),
+            *(part(f"f{i}", b"1", filename=f"{i}.txt") for i in range(100)),
+        ),
+        413,
+        id="files-over-the-default",
+    ),
+    pytest.param(
         Limits(max_field_size=100), multipart(part("x", "v" * 100)), 200, id="field-at-limit"
     ),
     pytest.param(Limits(max_field_size=100), multipart(part("x", "v" * 101)), 413, id="field-over"),
