@@ -1,8 +1,9 @@
 """The bridges from async code to threads, and the effect drivers that use both directions.
 
-Async code hands calls to the thread pool (``def`` handlers under ASGI); ``drive_sync`` and
-``drive_async`` run the core's effects. The file threads (blocking file I/O) are
-``_file_threads``; the other direction, threads waiting on a loop, is ``_app_loop``.
+Async code hands calls to the thread pool (``def`` handlers under ASGI); ``drive_sync`` (and
+``drive_in_thread``, for the startup and shutdown) and ``drive_async`` run the core's effects.
+The file threads (blocking file I/O) are ``_file_threads``; the other direction, threads
+waiting on a loop, is ``_app_loop``.
 """
 
 from __future__ import annotations
@@ -38,59 +39,67 @@ def sync_only(call: str, twin: str) -> None:
 
 
 def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
-    """Run a core generator in this thread: offloads inline, awaitables on the app loop.
+    """Run a request's core generator in this thread: offloads inline, awaitables on the loop.
 
-    From the first awaitable on, everything runs in one context of its own, this thread's
-    steps and the loop's alike (on Python 3.11 and later; a copy of it for each awaitable on
-    3.10), as a request's task runs them under ASGI: a ``ContextVar`` token made before an
-    async flow's ``yield`` resets after it. What that context holds at the end is set here.
+    All of it runs in one context of the request's own, this thread's steps and the loop's
+    alike (on Python 3.11 and later; a copy of it for each awaitable on 3.10), as a request's
+    task runs them under ASGI: a ``ContextVar`` token made before a flow's ``yield`` resets
+    after it, whatever the colour of the flow and of the code between. What that context holds
+    at the end is set here.
     """
-    send: Callable[[Any], Any] = effects.send
-    throw: Callable[[BaseException], Any] = effects.throw
-    close: Callable[[], object] = effects.close
-    steps: contextvars.Context | None = None
+    steps = contextvars.copy_context()
     try:
-        effect = send(None)
+        return _drive(effects, app_loop, steps.run, steps)
+    finally:
+        # NOTE: so the driver and the stream, which run after, see what the steps set.
+        adopt(steps)
+
+
+def drive_in_thread(effects: Effects, app_loop: AppLoop) -> Any:
+    """Run a core generator in this thread's own context: offloads inline, awaitables on the
+    app loop, each in a copy of it, what they set set here afterwards.
+
+    For the startup and the shutdown, which may run in one thread: a sync lifespan resets at
+    the shutdown with the token it made at the startup.
+    """
+    return _drive(effects, app_loop, _call, None)
+
+
+def _call(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+def _drive(
+    effects: Effects,
+    app_loop: AppLoop,
+    run: Callable[..., Any],
+    steps: contextvars.Context | None,
+) -> Any:
+    """Run ``effects``, each step of it through ``run``; awaitables in ``steps`` if given."""
+    try:
+        effect = run(effects.send, None)
         while True:
             try:
                 if type(effect) is Offload:
-                    fn, args, kwargs = effect.fn, effect.args, effect.kwargs
-                    value = fn(*args, **kwargs) if steps is None else steps.run(fn, *args, **kwargs)
+                    value = run(effect.fn, *effect.args, **effect.kwargs)
                 else:
-                    if steps is None:
-                        steps = contextvars.copy_context()
-                        send, throw = _inside(steps, send), _inside(steps, throw)
-                        close = _inside(steps, close)
                     value = app_loop.run(effect, steps)
             except LoopStopped:
                 # NOTE: the call was cut off, not failed: the flows' and callbacks' handlers of
                 # errors don't get it, their finally blocks run.
-                close()
+                run(effects.close)
                 raise
             except Exception as exc:
-                effect = throw(exc)
+                effect = run(effects.throw, exc)
             except asyncio.CancelledError as exc:
                 # NOTE: no server cancels a call in this thread: a def handler's, flow's or
                 # callback's own, an error as under ASGI (where the pool's future carries it).
-                effect = throw(own_cancellation(exc))
+                effect = run(effects.throw, own_cancellation(exc))
             else:
-                effect = send(value)
+                effect = run(effects.send, value)
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value
-    finally:
-        if steps is not None:
-            # NOTE: so the driver and the stream, which run after, see what the steps set.
-            adopt(steps)
-
-
-def _inside(context: contextvars.Context, call: Callable[..., Any]) -> Callable[..., Any]:
-    """Return ``call`` made to run in ``context``."""
-
-    def inside(*args: Any) -> Any:
-        return context.run(call, *args)
-
-    return inside
 
 
 async def drive_async(effects: Effects, pool: WorkerPool) -> Any:

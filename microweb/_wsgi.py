@@ -16,7 +16,7 @@ from urllib.parse import quote
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, mark_reported, stream_failed
-from ._concurrency import drive_sync
+from ._concurrency import drive_in_thread, drive_sync
 from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
@@ -135,7 +135,7 @@ class WSGIDriver:
         self._closed = False
         try:
             # NOTE: the exits of the lifespans this callable entered, for its close().
-            self._exits: list[Colored] = drive_sync(
+            self._exits: list[Colored] = drive_in_thread(
                 run_startup(plan.startup_steps, plan.app), self.app_loop
             )
         except BaseException:
@@ -308,7 +308,7 @@ class WSGIDriver:
         atexit.unregister(self._close_at_exit)
         self._at_worker_exit.cancel()
         try:
-            drive_sync(run_shutdown(self.plan.shutdown_sequence(self._exits)), self.app_loop)
+            drive_in_thread(run_shutdown(self.plan.shutdown_sequence(self._exits)), self.app_loop)
         finally:
             self.app_loop.stop()
 

@@ -148,6 +148,40 @@ def test_an_async_flow_resets_with_the_token_it_made_before_yield(
         assert (response.headers["x-after"], response.headers["x-reset"]) == (user, "unset")
 
 
+def test_a_def_flow_resets_with_the_token_it_made_before_async_code_ran(
+    make_client: MakeClient, interface: str, colour: str
+) -> None:
+    # NOTE: under WSGI the request's own context began at its first awaitable: a def flow
+    # outside it set in the server thread's context and reset in that other one, a 500
+    # ("created in a different Context"), whatever the handler's colour.
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current")
+    app = App()
+
+    @app.middleware
+    def who(request: Request) -> Iterator[None]:
+        token = current.set(request.query["user"])
+        try:
+            response: Any = yield
+            response.headers["x-after"] = current.get()
+        finally:
+            current.reset(token)
+        response.headers["x-reset"] = current.get("unset")
+
+    @app.middleware
+    async def inside(request: Request) -> AsyncIterator[None]:
+        yield
+
+    def handler(request: Request) -> str:
+        return current.get()
+
+    app.get("/")(in_colour(colour, handler))
+    client = make_client(app)
+    for user in ("ada", "grace"):
+        response = client.get(f"/?user={user}")
+        assert (response.status_code, response.text) == (200, user)
+        assert (response.headers["x-after"], response.headers["x-reset"]) == (user, "unset")
+
+
 def test_what_a_handler_set_before_its_own_cancellation_is_seen_by_its_error_handler(
     make_client: MakeClient, interface: str, colour: str
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -138,6 +139,33 @@ def test_an_async_lifespan_runs_in_one_task_on_the_loop_of_the_async_handlers(
     with make_client(app) as client:
         assert client.get("/").text == "True"
     assert seen["exit task"] is seen["enter task"]
+
+
+def test_a_sync_lifespan_resets_at_shutdown_with_the_token_it_made_at_startup(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: under WSGI an async startup hook before it made the rest of the startup run in a
+    # context of its own, and the shutdown in another: the reset raised ValueError ("created
+    # in a different Context"), and the shutdown failed.
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current")
+    events: list[str] = []
+    app = App()
+
+    @app.on_startup
+    async def first() -> None:
+        await asyncio.sleep(0)
+
+    @app.lifespan
+    @contextmanager
+    def held(app: App) -> Iterator[None]:
+        token = current.set("open")
+        yield
+        current.reset(token)
+        events.append(current.get("reset"))
+
+    with make_client(app):
+        pass
+    assert events == ["reset"]
 
 
 @asynccontextmanager
