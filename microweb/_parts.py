@@ -217,7 +217,9 @@ class MultipartEvents:
     def _start(self, segment: multipart.MultipartSegment) -> PartHead:
         head = _head_of(segment)
         self._field, self._field_size = head.name if head.codec else None, 0
-        if head.filename is not None:
+        # NOTE: a file input left empty (filename="", no data) is no file, as in Django: a form
+        # of 100 files and one such input was a 413.
+        if head.filename:
             self._files += 1
             if self._files > self.limits.max_form_files:
                 raise HTTPError(413, f"the form has more than {self.limits.max_form_files} files")

@@ -1351,6 +1351,11 @@ def fields(count: int, size: int = 1) -> list[bytes]:
     return [part(f"f{i}", "v" * size) for i in range(count)]
 
 
+def empty_input() -> bytes:
+    """A browser's part for a file input left empty: no file name, no data."""
+    return part("empty", b"", filename="", content_type="application/octet-stream")
+
+
 # NOTE: the one table of multipart limits; test_parts.py runs it through iter_parts() too.
 MULTIPART_LIMIT_CASES = [
     pytest.param(Limits(max_form_parts=3), multipart(*fields(3)), 200, id="parts-at-limit"),
@@ -1372,6 +1377,12 @@ MULTIPART_LIMIT_CASES = [
         multipart(*(part(f"f{i}", b"1", filename=f"{i}.txt") for i in range(3))),
         413,
         id="files-over",
+    ),
+    pytest.param(
+        Limits(max_form_files=2),
+        multipart(*(part(f"f{i}", b"1", filename=f"{i}.txt") for i in range(2)), empty_input()),
+        200,
+        id="files-an-empty-input-is-none",
     ),
     # NOTE: a 1 MiB file, then one-byte ones: each of those spilled held a file descriptor.
     pytest.param(
