@@ -115,6 +115,23 @@ def test_what_a_handler_sets_is_seen_after_it_in_either_colour(
     assert client.get("/?n=2&fail=1").text == f"by the {colour} handler, request 2"
 
 
+def _assert_each_request_resets(
+    make_client: MakeClient, app: App, colour: str, current: contextvars.ContextVar[str]
+) -> None:
+    """Serve a handler of ``colour`` that answers ``current``; the app's flow sets it from the
+    query with a token, puts it in ``x-after`` and, once reset, in ``x-reset``."""
+
+    def handler(request: Request) -> str:
+        return current.get()
+
+    app.get("/")(in_colour(colour, handler))
+    client = make_client(app)
+    for user in ("ada", "grace"):
+        response = client.get(f"/?user={user}")
+        assert (response.status_code, response.text) == (200, user)
+        assert (response.headers["x-after"], response.headers["x-reset"]) == (user, "unset")
+
+
 def test_an_async_flow_resets_with_the_token_it_made_before_yield(
     make_client: MakeClient, interface: str, colour: str
 ) -> None:
@@ -137,15 +154,7 @@ def test_an_async_flow_resets_with_the_token_it_made_before_yield(
             current.reset(token)
         response.headers["x-reset"] = current.get("unset")
 
-    def handler(request: Request) -> str:
-        return current.get()
-
-    app.get("/")(in_colour(colour, handler))
-    client = make_client(app)
-    for user in ("ada", "grace"):
-        response = client.get(f"/?user={user}")
-        assert (response.status_code, response.text) == (200, user)
-        assert (response.headers["x-after"], response.headers["x-reset"]) == (user, "unset")
+    _assert_each_request_resets(make_client, app, colour, current)
 
 
 def test_a_def_flow_resets_with_the_token_it_made_before_async_code_ran(
@@ -171,15 +180,7 @@ def test_a_def_flow_resets_with_the_token_it_made_before_async_code_ran(
     async def inside(request: Request) -> AsyncIterator[None]:
         yield
 
-    def handler(request: Request) -> str:
-        return current.get()
-
-    app.get("/")(in_colour(colour, handler))
-    client = make_client(app)
-    for user in ("ada", "grace"):
-        response = client.get(f"/?user={user}")
-        assert (response.status_code, response.text) == (200, user)
-        assert (response.headers["x-after"], response.headers["x-reset"]) == (user, "unset")
+    _assert_each_request_resets(make_client, app, colour, current)
 
 
 def test_what_a_handler_set_before_its_own_cancellation_is_seen_by_its_error_handler(
