@@ -52,10 +52,12 @@ class BodyMeter:
     """
 
     __slots__ = ("bound", "expected", "limit", "total")
+    # NOTE: what the 413 calls the body.
+    what = "request body"
 
     def __init__(self, limit: int, expected: int | None) -> None:
         if expected is not None and expected > limit:
-            raise HTTPError(413, f"request body is larger than {limit} bytes")
+            raise self.too_large(limit)
         self.limit, self.expected, self.total = limit, expected, 0
         # NOTE: the most a body may have (the limit, or the announced length within it).
         self.bound = limit if expected is None else expected
@@ -70,10 +72,22 @@ class BodyMeter:
     def refuse(self) -> None:
         """Raise the error of a body past ``bound``: 413 past the limit, else 400."""
         if self.total > self.limit:
-            raise HTTPError(413, f"request body is larger than {self.limit} bytes")
+            raise self.too_large(self.limit)
         raise HTTPError(400, "request body is longer than its Content-Length")
+
+    @classmethod
+    def too_large(cls, limit: int) -> HTTPError:
+        """The 413 of a body past ``limit``."""
+        return HTTPError(413, f"{cls.what} is larger than {limit} bytes")
 
     def finish(self) -> None:
         """Check, once the body has ended, that none of it is missing."""
         if self.expected is not None and self.total < self.expected:
             raise HTTPError(400, "request body is shorter than its Content-Length")
+
+
+class JSONMeter(BodyMeter):
+    """A ``BodyMeter`` for a body read by ``json()``/``ajson()``, against ``max_json_size``."""
+
+    __slots__ = ()
+    what = "JSON body"

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from conftest import MakeClient
 from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
-from test_body import LARGE, Failing, body_app, json_app, read_app
+from test_body import LARGE, Failing, add_body_route, body_app, json_app, read_app
 
-from microweb import ClientDisconnect, HTTPError, Limits, Request
+from microweb import App, ClientDisconnect, HTTPError, Limits, Request
 from microweb._parsing import _JSON_TYPE_CACHE, _JSON_TYPE_CACHE_SIZE, is_json_type
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -165,6 +165,72 @@ def test_a_body_past_the_limit_is_413_again_after_a_flow_caught_it(
 
     response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
     assert response.status_code == 413
+
+
+# -- max_json_size ---------------------------------------------------------------------------
+
+
+def json_within(colour: str, **limits: int) -> App:
+    """An app whose handler answers with ``json()`` of the body, under ``Limits(**limits)``."""
+    return body_app(colour, Request.json, Request.ajson, limits=Limits(**limits))
+
+
+@pytest.mark.parametrize("chunks", [False, True])
+def test_json_past_max_json_size_is_413_within_max_body_size(
+    make_client: MakeClient, colour: str, interface: str, chunks: bool
+) -> None:
+    size = len(PAYLOAD_BODY)
+    body: Any = chunked(interface, pieces(PAYLOAD_BODY, 10)) if chunks else PAYLOAD_BODY
+    refused = make_client(json_within(colour, max_json_size=size - 1))
+    response = refused.post("/", content=body, headers=JSON_HEADERS)
+    assert (response.status_code, response.text) == (
+        413,
+        f"JSON body is larger than {size - 1} bytes",
+    )
+    taken = make_client(json_within(colour, max_json_size=size))
+    body = chunked(interface, pieces(PAYLOAD_BODY, 10)) if chunks else PAYLOAD_BODY
+    assert taken.post("/", content=body, headers=JSON_HEADERS).json() == PAYLOAD
+
+
+def test_the_smaller_of_max_json_size_and_max_body_size_holds(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = json_within(colour, max_body_size=len(PAYLOAD_BODY) - 1, max_json_size=1 << 30)
+    response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
+    assert response.status_code == 413
+    assert response.text == f"request body is larger than {len(PAYLOAD_BODY) - 1} bytes"
+
+
+def test_max_json_size_bounds_only_json(make_client: MakeClient, colour: str) -> None:
+    client = make_client(read_app(colour, limits=Limits(max_json_size=4)))
+    assert client.post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS).content == PAYLOAD_BODY
+
+
+def test_json_after_read_is_refused_past_max_json_size(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the body read whole by read() first is held to json()'s limit all the same.
+    def sync_op(request: Request) -> Any:
+        return [len(request.read()), request.json()]
+
+    async def async_op(request: Request) -> Any:
+        return [len(await request.aread()), await request.ajson()]
+
+    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
+    response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
+    assert (response.status_code, response.text) == (413, "JSON body is larger than 10 bytes")
+    within = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=len(PAYLOAD_BODY)))
+    answer = make_client(within).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
+    assert answer.json() == [len(PAYLOAD_BODY), PAYLOAD]
+
+
+def test_a_route_raises_max_json_size(make_client: MakeClient, colour: str) -> None:
+    app = App(limits=Limits(max_json_size=10))
+    add_body_route(app, colour, Request.json, Request.ajson, "/small")
+    add_body_route(app, colour, Request.json, Request.ajson, "/big", limits={"max_json_size": 999})
+    client = make_client(app)
+    assert client.post("/small", content=PAYLOAD_BODY, headers=JSON_HEADERS).status_code == 413
+    assert client.post("/big", content=PAYLOAD_BODY, headers=JSON_HEADERS).json() == PAYLOAD
 
 
 # NOTE: each error a read raised, with the depth of its traceback when it was caught.
