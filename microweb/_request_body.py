@@ -190,6 +190,7 @@ class BodyMethods(HeadProperties):
             while (part := parts.next_part()) is not None:
                 yield part
         finally:
+            parts.end()
             # NOTE: a loop left early reads no more of the body.
             getattr(chunks, "close", lambda: None)()
 
@@ -289,8 +290,11 @@ class BodyMethods(HeadProperties):
         stream = PartStream(self.content_type, self.limits)
         async with aclosing(self._abody_or_stream("aiter_parts()")) as chunks:
             parts = AsyncParts(stream, chunks)
-            while (part := await parts.next_part()) is not None:
-                yield part
+            try:
+                while (part := await parts.next_part()) is not None:
+                    yield part
+            finally:
+                parts.end()
 
     def _abody_or_stream(self, call: str) -> BodyChunks:
         # PERF: the stream itself, not a generator around it: one async hop less per chunk.

@@ -14,6 +14,7 @@ Rules of streamed parts (docs/forms.md, "Streaming parts"):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -87,16 +88,38 @@ class _Parts:
         self.stream, self.call = stream, call
         self.current: Part | None = None
         self.error: Exception | None = None
+        self.ended = False
 
     def _fail(self, exc: Exception) -> Exception:
-        # NOTE: the first error of the body (a parser error mapped to 400/413), kept to be
-        # raised again by every later step.
-        self.error = parser_error(exc) if isinstance(exc, multipart.MultipartError) else exc
-        return self.error
+        """Keep the first error of the body (a parser error mapped to 400/413); return it."""
+        if isinstance(exc, multipart.MultipartError):
+            exc = parser_error(exc)
+        # NOTE: a copy is kept, to be raised again by every later step (_again()): it is never
+        # raised itself, so it holds no traceback. The traceback's frames hold this object and
+        # the request: kept here, the error made a cycle that held them (the parser, the body
+        # read so far) until a full collection, for every malformed body.
+        self.error = copy.copy(exc)
+        return exc
+
+    def end(self) -> None:
+        """The loop over the parts has ended: the part it was at is left behind."""
+        # NOTE: the current part refers to this object, which refers to it: a cycle, kept
+        # until a full collection, once a handler broke out of the loop or a part's data
+        # failed (the part, the parser, the body read so far).
+        self.ended = True
+        current, self.current = self.current, None
+        if current is not None and current._state is not _DONE:
+            current._state = _LEFT
+
+    def _again(self) -> Exception:
+        """A copy of the kept error, to raise."""
+        error = copy.copy(self.error)
+        assert error is not None
+        return error
 
     def _claim(self, part: Part, method: str) -> None:
         if self.error is not None:
-            raise self.error
+            raise self._again()
         if part._state is _NEW and part is self.current:
             part._state = _READING
             return
@@ -105,6 +128,12 @@ class _Parts:
         raise RuntimeError(f"part.{method}: the data of part {part.name!r} was already read")
 
     def _left_behind(self, part: Part, method: str) -> RuntimeError:
+        if self.ended:
+            return RuntimeError(
+                f"part.{method}: part {part.name!r} was left behind by request.{self.call}, "
+                "whose loop has ended (a break, or the generator closed): read each part's "
+                "data inside the loop"
+            )
         return RuntimeError(
             f"part.{method}: part {part.name!r} was left behind by request.{self.call}: read "
             "each part's data before asking for the next part"
@@ -145,7 +174,7 @@ class SyncParts(_Parts):
 
     def _next_event(self) -> Event:
         if self.error is not None:
-            raise self.error
+            raise self._again()
         stream = self.stream
         try:
             while (event := next(stream.pending, _NEED_DATA)) is _NEED_DATA:
@@ -203,7 +232,7 @@ class AsyncParts(_Parts):
 
     async def _next_event(self) -> Event:
         if self.error is not None:
-            raise self.error
+            raise self._again()
         stream = self.stream
         try:
             while (event := next(stream.pending, _NEED_DATA)) is _NEED_DATA:
