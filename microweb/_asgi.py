@@ -61,7 +61,8 @@ class ASGIDriver:
         self.app, self._limits = plan.app, plan.limits
         self._pool: WorkerPool | None = None
         self._started = False
-        self._startup_lock: asyncio.Lock | None = None
+        # NOTE: the startup under way (its own task), or None before it and after it failed.
+        self._starting: asyncio.Task[None] | None = None
         # NOTE: the exits of the lifespans this callable entered, for its lifespan shutdown.
         self._exits: list[Colored] = []
 
@@ -231,13 +232,31 @@ class ASGIDriver:
             raise ValueError(f"microweb cannot serve ASGI scope type {kind!r}")
 
     async def _startup(self) -> None:
-        if self._startup_lock is None:
-            self._startup_lock = asyncio.Lock()
-        async with self._startup_lock:
-            if not self._started:
-                startup = run_startup(self.plan.startup_steps, self.app)
-                self._exits = await drive_async(startup, self.pool)
-                self._started = True
+        """Run the startup once, for a server without lifespan; the first requests wait for it.
+
+        Raises:
+            Exception: What the startup raised; the next call runs it again.
+        """
+        task = self._starting
+        if task is None:
+            # NOTE: a task of its own, for a server without lifespan, where the first requests
+            # start the app: one of them cancelled (its client gone, the server stopping) does
+            # not cut the startup off half-way, to be run again from the start by the next
+            # request (a second pool opened), and what the hooks set in context variables stays
+            # out of that request, as under the lifespan protocol.
+            task = self._starting = asyncio.get_running_loop().create_task(self._start())
+        if not task.done():
+            await asyncio.wait((task,))  # NOTE: a cancelled caller leaves the task running.
+        if (task.cancelled() or task.exception() is not None) and self._starting is task:
+            self._starting = None
+        task.result()
+
+    async def _start(self) -> None:
+        # NOTE: on lifespan.startup, in the lifespan's task, where the shutdown runs too: a
+        # lifespan's token made at startup resets at shutdown.
+        startup = run_startup(self.plan.startup_steps, self.app)
+        self._exits = await drive_async(startup, self.pool)
+        self._started = True
 
     async def _shutdown(self) -> None:
         try:
@@ -258,7 +277,7 @@ class ASGIDriver:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._startup()
+                    await self._start()
                 except Exception as exc:
                     # NOTE: uvicorn's --lifespan auto would log and serve anyway (TRAPS.md 11).
                     logger.exception("startup failed")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import gc
 import logging
 import subprocess
@@ -327,6 +329,63 @@ def test_asgi_without_lifespan_a_failing_startup_fails_the_first_request_and_run
     # NOTE: nothing was sent for the first request; the server answers it with a 500.
     assert asyncio.run(scenario()) == (200, b"started after 2")
     assert attempts == ["start", "start"]
+
+
+def test_asgi_without_lifespan_a_cancelled_first_request_does_not_cut_the_startup_off() -> None:
+    # NOTE: the startup ran in the first request's task: cancelled with it (its client gone,
+    # under a server that cancels then), it stopped half-way, and the next request ran it again
+    # from the start (two pools opened, one never closed).
+    app = App()
+    steps: list[str] = []
+
+    @app.on_startup
+    async def start() -> None:
+        steps.append("open pool")
+        await asyncio.sleep(0.05)
+        steps.append("warm cache")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return ", ".join(steps)
+
+    async def scenario() -> tuple[int, bytes]:
+        asgi = app.as_asgi()
+        first = asyncio.ensure_future(asgi_get(asgi, "/"))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return await asgi_get(asgi, "/")
+
+    assert asyncio.run(scenario()) == (200, b"open pool, warm cache")
+    assert steps == ["open pool", "warm cache"]
+
+
+@pytest.mark.parametrize("lifespan", [True, False], ids=["lifespan", "no-lifespan"])
+def test_asgi_what_startup_hooks_set_in_context_variables_stays_out_of_requests(
+    lifespan: bool,
+) -> None:
+    # NOTE: without lifespan, the first request ran the startup in its own task and saw what
+    # the hooks set (and only it): now no request does, as under the lifespan protocol. (Under
+    # WSGI the startup runs in the thread that called as_wsgi(), and sets there.)
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
+    app = App()
+
+    @app.on_startup
+    def sync_start() -> None:
+        current.set("sync startup")
+
+    @app.on_startup
+    async def async_start() -> None:
+        current.set("async startup")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return current.get()
+
+    client = TestClient(app, interface="asgi")
+    with client if lifespan else contextlib.nullcontext(client):
+        assert [client.get("/").text for _ in range(2)] == ["unset", "unset"]
 
 
 # -- shutdown failures, both interfaces --------------------------------------------------------
