@@ -101,15 +101,26 @@ class _Parts:
         self.error = copy.copy(exc)
         return exc
 
-    def end(self) -> None:
-        """The loop over the parts has ended: the part it was at is left behind."""
+    def end(self) -> bool:
+        """The loop over the parts has ended: the part it was at is left behind, unless its
+        data is being read; return whether the body's chunks may be closed (no reader left).
+        """
         # NOTE: the current part refers to this object, which refers to it: a cycle, kept
         # until a full collection, once a handler broke out of the loop or a part's data
         # failed (the part, the parser, the body read so far).
         self.ended = True
         current, self.current = self.current, None
+        if current is not None and current._state is _READING and self.error is None:
+            # NOTE: its reader goes on to the part's end, and pulls the chunks itself. An
+            # async generator left by a `break` is closed later, when the event loop runs its
+            # finaliser: taken from under a reader mid-part, the part failed after some of its
+            # data (a 500 under Uvicorn for a 300 KB file read after the loop), and under WSGI
+            # the closing of the chunks it was awaiting failed too ("aclose(): asynchronous
+            # generator is already running", logged by asyncio).
+            return False
         if current is not None and current._state is not _DONE:
             current._state = _LEFT
+        return True
 
     def _again(self) -> Exception:
         """A copy of the kept error, to raise."""
