@@ -5,6 +5,7 @@ Rules of streamed parts (docs/forms.md, "Streaming parts"):
 
 1. Parts come in body order; a part's data can be read once, and only while it is the current
    part. Asking for the next part skips what is left of the current one (the limits still count).
+   When the loop ends, the current part is left behind, unless its data is being read already.
 2. A part without a filename is a text field: it streams like any other part, but is bounded by
    ``max_field_size`` and, with the other fields, by ``max_form_memory``, exactly as in
    ``form()``, so a request gets the same answer from either.
