@@ -190,9 +190,9 @@ class BodyMethods(HeadProperties):
             while (part := parts.next_part()) is not None:
                 yield part
         finally:
-            parts.end()
-            # NOTE: a loop left early reads no more of the body.
-            getattr(chunks, "close", lambda: None)()
+            # NOTE: a loop left early reads no more of the body (but for a part being read).
+            if parts.end():
+                getattr(chunks, "close", lambda: None)()
 
     def _form_builder(self, defer_writes: bool) -> FormBuilder:
         builder = FormBuilder(
@@ -288,13 +288,15 @@ class BodyMethods(HeadProperties):
         Read each part's data with ``part.aiter_bytes()``.
         """
         stream = PartStream(self.content_type, self.limits)
-        async with aclosing(self._abody_or_stream("aiter_parts()")) as chunks:
-            parts = AsyncParts(stream, chunks)
-            try:
-                while (part := await parts.next_part()) is not None:
-                    yield part
-            finally:
-                parts.end()
+        chunks = self._abody_or_stream("aiter_parts()")
+        parts = AsyncParts(stream, chunks)
+        try:
+            while (part := await parts.next_part()) is not None:
+                yield part
+        finally:
+            # NOTE: as in iter_parts(), the chunks of a part being read are left to its reader.
+            if parts.end():
+                await chunks.aclose()
 
     def _abody_or_stream(self, call: str) -> BodyChunks:
         # PERF: the stream itself, not a generator around it: one async hop less per chunk.

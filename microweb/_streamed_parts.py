@@ -5,6 +5,7 @@ Rules of streamed parts (docs/forms.md, "Streaming parts"):
 
 1. Parts come in body order; a part's data can be read once, and only while it is the current
    part. Asking for the next part skips what is left of the current one (the limits still count).
+   When the loop ends, the current part is left behind, unless its data is being read already.
 2. A part without a filename is a text field: it streams like any other part, but is bounded by
    ``max_field_size`` and, with the other fields, by ``max_form_memory``, exactly as in
    ``form()``, so a request gets the same answer from either.
@@ -101,15 +102,26 @@ class _Parts:
         self.error = copy.copy(exc)
         return exc
 
-    def end(self) -> None:
-        """The loop over the parts has ended: the part it was at is left behind."""
+    def end(self) -> bool:
+        """The loop over the parts has ended: the part it was at is left behind, unless its
+        data is being read; return whether the body's chunks may be closed (no reader left).
+        """
         # NOTE: the current part refers to this object, which refers to it: a cycle, kept
         # until a full collection, once a handler broke out of the loop or a part's data
         # failed (the part, the parser, the body read so far).
         self.ended = True
         current, self.current = self.current, None
+        if current is not None and current._state is _READING and self.error is None:
+            # NOTE: its reader goes on to the part's end, and pulls the chunks itself. An
+            # async generator left by a `break` is closed later, when the event loop runs its
+            # finaliser: taken from under a reader mid-part, the part failed after some of its
+            # data (a 500 under Uvicorn for a 300 KB file read after the loop), and under WSGI
+            # the closing of the chunks it was awaiting failed too ("aclose(): asynchronous
+            # generator is already running", logged by asyncio).
+            return False
         if current is not None and current._state is not _DONE:
             current._state = _LEFT
+        return True
 
     def _again(self) -> Exception:
         """A copy of the kept error, to raise."""

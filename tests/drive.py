@@ -297,13 +297,15 @@ def requests_left_in_cycles(
     body: bytes = b"",
     content_type: str = "",
     cut: bool = False,
+    cancel: bool = False,
 ) -> int:
     """Make one request by hand with the cycle collector off; count the ``Request`` objects
     that only the cycle collector could free afterwards (0: reference counting freed them),
     and the form builders (which hold what a form received).
 
     With ``cut``, the client leaves after ``body``, though its ``Content-Length`` promised
-    more: under WSGI the input ends short, under ASGI ``http.disconnect`` follows.
+    more: under WSGI the input ends short, under ASGI ``http.disconnect`` follows. With
+    ``cancel`` (ASGI), the server cancels the app's call once it waits (as at a stop).
 
     A request in a reference cycle keeps its body, form and files in memory until a collection
     of the oldest generation, which a busy server may not run for a long time. An error the
@@ -334,7 +336,7 @@ def requests_left_in_cycles(
                 extra.append((b"content-length", str(length).encode()))
                 scope = http_scope(method, path, extra)
                 scope["query_string"] = query
-                asyncio.run(_call_quietly(asgi, scope, body, cut))
+                asyncio.run(_call_quietly(asgi, scope, body, cut, cancel))
 
     logging.disable(logging.CRITICAL)
     call()  # NOTE: the first request starts the threads and fills the caches; not counted.
@@ -358,8 +360,11 @@ def requests_left_in_cycles(
             wsgi.close()  # NOTE: its app loop stops (other tests count app loop threads).
 
 
-async def _call_quietly(asgi: Any, scope: Message, body: bytes, cut: bool = False) -> None:
-    """Call ``asgi`` once; an error out of it is dropped here, as a server drops it.
+async def _call_quietly(
+    asgi: Any, scope: Message, body: bytes, cut: bool = False, cancel: bool = False
+) -> None:
+    """Call ``asgi`` once; an error out of it is dropped here, as a server drops it. With
+    ``cancel``, the call is cancelled once it has waited a while.
 
     Not through ``asgi_call``: an error that leaves the app through ``asyncio.wait_for`` and
     ``asyncio.run`` is held in cycles of their own frames, which a server's call never makes.
@@ -380,4 +385,15 @@ async def _call_quietly(asgi: Any, scope: Message, body: bytes, cut: bool = Fals
 
     # NOTE: a stream that failed midway raises out of the app: a server logs it, then drops it.
     with contextlib.suppress(Exception):
-        await asgi(scope, receive, send)
+        if not cancel:
+            await asgi(scope, receive, send)
+            return
+        call = asyncio.ensure_future(asgi(scope, receive, send))
+        await asyncio.wait({call}, timeout=0.05)
+        call.cancel()
+        await asyncio.wait({call})
+        # NOTE: taken (the server's own cancellation, or what the app raised instead), and let
+        # go: the task would hold it.
+        with contextlib.suppress(BaseException):
+            call.result()
+        del call

@@ -7,12 +7,13 @@ import logging
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import jinja2
 import pytest
 from conftest import MakeClient, in_colour
-from drive import asgi_get, wsgi_get
+from drive import asgi_get, requests_left_in_cycles, wsgi_get
 
 from microweb import App, Request, Response
 from microweb.plugins import Sessions, flash
@@ -267,6 +268,38 @@ def test_a_missing_template_is_a_logged_500(
     assert make_client(app).get("/").status_code == 500
     errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert any(isinstance(e, jinja2.TemplateNotFound) for e in errors)
+
+
+def test_a_template_that_raises_leaves_no_cycle_holding_the_request(
+    folder: Path, interface: str, colour: str
+) -> None:
+    # NOTE: Jinja's rewritten traceback (frames of its own making, which hold the error) made
+    # a cycle with the error: each 500 kept its request and the template's variables until a
+    # full collection.
+    (folder / "broken.html").write_text(
+        '{% extends "base.html" %}{% block body %}{{ request.path }} {{ 1 / 0 }}{% endblock %}'
+    )
+    app = App()
+    templates = Templates(folder)
+    app.get("/")(in_colour(colour, lambda request: templates.render(request, "broken.html")))
+    assert requests_left_in_cycles(app, interface, "GET", "/") == 0
+
+
+def test_the_logged_error_of_a_template_still_names_its_lines(
+    folder: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    (folder / "broken.html").write_text(
+        '{% extends "base.html" %}{% block body %}\n{{ 1 / 0 }}{% endblock %}'
+    )
+    caplog.set_level(logging.ERROR, logger="microweb")
+    templates = Templates(folder)
+    app = App()
+    app.get("/")(lambda request: templates.render(request, "broken.html"))
+    assert make_client(app).get("/").status_code == 500
+    [error] = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    lines = "".join(traceback.format_exception(error))
+    assert f"{folder / 'broken.html'}\", line 2, in block 'body'" in lines
+    assert "{{ 1 / 0 }}" in lines and "ZeroDivisionError" in lines
 
 
 def test_templates_are_compiled_when_made(folder: Path) -> None:

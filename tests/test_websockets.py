@@ -9,6 +9,7 @@ Handlers record what they saw in a list; a session's ``close()`` (also at the en
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import json
 import logging
@@ -1611,3 +1612,51 @@ def _close_code_and_logged(
         session.receive_text()
     client.close()
     return closed.value.code, [r for r in caplog.records if r.name == "microweb"]
+
+
+def test_a_handler_the_server_cut_off_leaves_no_cycle_holding_the_request() -> None:
+    # NOTE: the server's cancellation was raised again from a frame that held it: a cycle with
+    # its traceback, whose frames held the request (43 objects a session cut off, as at a stop).
+    app = App()
+
+    @app.websocket("/ws")
+    async def waits(ws: WebSocket) -> None:
+        await ws.accept()
+        await asyncio.sleep(10)
+
+    asgi = app.as_asgi()
+
+    async def session(query: bytes) -> None:
+        scope = websocket_scope("/ws")
+        scope["query_string"] = query
+        messages = [{"type": "websocket.connect"}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop(0)
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        call = asyncio.ensure_future(asgi(scope, receive, send))
+        await asyncio.wait({call}, timeout=0.05)
+        call.cancel()
+        await asyncio.wait({call})
+        assert call.cancelled()
+        del call
+
+    asyncio.run(session(b""))  # NOTE: the first session fills the caches; not counted.
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(session(b"counted"))
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kept = [o for o in gc.garbage if isinstance(o, Request) and o.query_string == b"counted"]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert kept == []
