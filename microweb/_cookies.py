@@ -48,18 +48,33 @@ def encode_cookie_value(value: str) -> str:
         raise ValueError("cookie value holds a lone surrogate (\\ud800-\\udfff)") from None
 
 
+# NOTE: the pairs of a Cookie header read; the rest is ignored. RFC 6265 6.1 asks a browser
+# to keep 50 cookies a domain and 3,000 in all (Chrome keeps 180 a domain). A 256 KiB header
+# (what Waitress and httptools let through) of 52,000 short names ("a=;b=;...") took 32 ms
+# and 8.4 MB (32 times its size) as a dict; 3,000 pairs take 2 ms and 0.5 MB.
+MAX_COOKIE_PAIRS = 3000
+
+
+def _pairs(header: str) -> list[str]:
+    pairs = header.split(";", MAX_COOKIE_PAIRS)
+    if len(pairs) > MAX_COOKIE_PAIRS:
+        pairs.pop()  # NOTE: the rest of the header, unread.
+    return pairs
+
+
 def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` header into a dict; the first value of a repeated name wins.
 
     Values are unquoted and percent-decoded (UTF-8; an invalid sequence becomes U+FFFD).
     A pair without ``=``, or whose name is empty or holds a control character, is skipped.
     The header is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII
-    are read as UTF-8, as the escapes are.
+    are read as UTF-8, as the escapes are. Only the first ``MAX_COOKIE_PAIRS`` (3,000)
+    pairs are read.
     """
     if not header.isascii():
         header = _as_utf8(header)
     cookies: dict[str, str] = {}
-    for pair in header.split(";"):
+    for pair in _pairs(header):
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name or name in cookies or _CONTROL.search(name):
@@ -73,12 +88,12 @@ def cookie_values(header: str, name: str) -> list[str]:
 
     A browser sends one value per cookie of that name that matches the request: its own host
     and path's, and those a sibling subdomain set on the parent domain, or on a longer path
-    (sent first). Values are decoded as ``parse_cookie_header`` decodes them.
+    (sent first). Values are decoded, and pairs read, as ``parse_cookie_header`` does.
     """
     if not header.isascii():
         header = _as_utf8(header)
     values = []
-    for pair in header.split(";"):
+    for pair in _pairs(header):
         found, sep, value = pair.partition("=")
         if sep and found.strip() == name:
             values.append(_decoded_value(value))

@@ -356,6 +356,8 @@ class _FormPart:
             # x1.98-2.02 -> x1.88-1.94 of the parser loop; aform() the same within noise.
             self.buffer.add(chunk)
             return
+        if self.received - len(chunk) <= self.threshold:
+            upload._reserve_disk()  # NOTE: the file's first bytes past its threshold.
         if len(self.buffer):
             self.builder.spool(upload, self.buffer.take())
         self.builder.spool(upload, chunk)

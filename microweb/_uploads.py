@@ -13,10 +13,17 @@ import re
 import shutil
 import tempfile
 import unicodedata
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import IO, Any
 
 from ._datastructures import Headers
+from ._errors import HTTPError
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - NOTE: Windows has no resource module.
+    resource = None  # type: ignore[assignment]
 
 # NOTE: runs a blocking call from async code; the driver's lives in _file_threads (a thread).
 BlockingRunner = Callable[..., Awaitable[Any]]
@@ -25,6 +32,35 @@ BlockingRunner = Callable[..., Awaitable[Any]]
 async def run_here(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn`` in this thread: the runner of forms built outside a request (tests)."""
     return fn(*args)
+
+
+# NOTE: max_form_files bounds one form's temporary files, not the process's. A form of one
+# 1 MiB file (which fills spool_threshold in memory) and 99 files of 30 KB each (4 MB) holds
+# 99 file descriptors while its client stalls before the end of the body: 13 such requests
+# (52 MB) took all 1,024 of a Uvicorn process, which then failed to accept any connection
+# ("Too many open files") until they timed out (microweb serve, 2026-12-03). The uploads that
+# hold a temporary file are counted here, and one more past the cap is 503, so that the
+# process keeps the rest of its descriptors for connections. A WeakSet, so that an upload
+# dropped without close() is not counted for ever.
+_ON_DISK: weakref.WeakSet[UploadFile] = weakref.WeakSet()
+# NOTE: the cap where the process's limit of open files is unknown or unlimited.
+DEFAULT_DISK_UPLOADS = 512
+
+
+def disk_upload_cap() -> int:
+    """Return how many uploads may hold a temporary file at once in this process: half of
+    its limit of open files (``RLIMIT_NOFILE``, read each time: an app may raise it)."""
+    if resource is None:  # pragma: no cover
+        return DEFAULT_DISK_UPLOADS
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return DEFAULT_DISK_UPLOADS
+    return max(1, soft // 2)
+
+
+def disk_uploads() -> int:
+    """Return how many uploads hold (or are about to hold) a temporary file in this process."""
+    return len(_ON_DISK)
 
 
 class UploadFile:
@@ -52,6 +88,19 @@ class UploadFile:
         self._spooled = tempfile.SpooledTemporaryFile(max_size=spool_threshold)  # noqa: SIM115
         self.file: IO[bytes] = self._spooled
         self._writing = self._closing = False
+
+    def _reserve_disk(self) -> None:
+        """Count the temporary file this upload is about to hold; called by the parser's
+        thread before its first write to disk is batched.
+
+        Raises:
+            HTTPError: 503 when ``disk_upload_cap()`` uploads of the process hold one already.
+        """
+        if self in _ON_DISK or self.file.closed:
+            return
+        if len(_ON_DISK) >= disk_upload_cap():
+            raise HTTPError(503, "too many uploaded files held on disk at once; try again later")
+        _ON_DISK.add(self)
 
     def _write(self, chunk: bytes) -> None:
         self.file.write(chunk)
@@ -166,6 +215,7 @@ class UploadFile:
         self._closing = True
         if not self._writing:
             self.file.close()
+        _ON_DISK.discard(self)
 
     def __repr__(self) -> str:
         return f"<UploadFile {self.filename!r} {self.content_type} {self.size} bytes>"

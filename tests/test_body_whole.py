@@ -407,6 +407,18 @@ def test_json_content_type_answers_are_cached_and_bounded() -> None:
         assert len(_JSON_TYPE_CACHE) <= _JSON_TYPE_CACHE_SIZE
 
 
+def test_a_long_content_type_is_answered_but_not_kept(make_client: MakeClient) -> None:
+    # NOTE: 64 requests with Content-Types of 256 KiB each left 16 MB in the cache for good.
+    client = make_client(json_app("sync"))
+    _JSON_TYPE_CACHE.clear()
+    for index in range(4):
+        long_type = f"application/json; x={index}; pad={'a' * 10_000}"
+        response = client.post("/", content=b"{}", headers={"content-type": long_type})
+        assert response.status_code == 200
+    assert sum(len(key or "") for key in _JSON_TYPE_CACHE) < 1_000
+    assert is_json_type("text/plain; pad=" + "a" * 10_000) is False
+
+
 def test_json_and_other_content_types_in_turn(make_client: MakeClient, colour: str) -> None:
     client = make_client(json_app(colour))
     for content_type, status in [

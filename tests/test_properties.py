@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlencode
+from urllib.parse import parse_qsl, quote, unquote, unquote_to_bytes, urlencode
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -35,6 +36,7 @@ from microweb._parsing import (
     parse_fields,
     percent_decode,
     percent_decode_bytes,
+    percent_encode_uri,
 )
 from microweb._request import decode_raw_path
 from microweb.testing import TestClient
@@ -356,6 +358,47 @@ def test_lone_percent_signs_cost_no_exception_each() -> None:
     decoded = "a%" * 5_000 + "A%"
     assert (cookies, fields, path) == ({"c": decoded}, [("q", decoded)], "/" + decoded)
     assert len(raised) < 10
+
+
+# NOTE: what percent_encode_uri() did before it used translate(): quote() on each run of the
+# characters a URI cannot hold.
+_NOT_IN_URI_RUN = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f-\U0010ffff]+')
+URI_PIECES = st.one_of(
+    st.sampled_from(["a", "/", "%", "%41", " ", '"', "\\", "^", "~", "\x7f", "\x80", "é", "€"]),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(URI_PIECES, max_size=12).map("".join))
+def test_percent_encode_uri_gives_what_quote_on_each_run_gives(text: str) -> None:
+    expected = _NOT_IN_URI_RUN.sub(lambda m: quote(m.group(), safe=""), text)
+    assert percent_encode_uri(text) == expected
+
+
+def python_calls(fn: Any, *args: Any) -> int:
+    """Return how many Python functions ``fn(*args)`` called (``fn`` itself not counted)."""
+    calls: list[str] = []
+
+    def profiler(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    previous = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return len(calls) - 1
+
+
+def test_redirects_to_a_client_url_cost_no_python_call_per_character() -> None:
+    # NOTE: a redirect to a client's 256 KiB "?next=" of 'a"a"...' called quote() for each
+    # '"': 116 ms of CPU; one whose host was 40,000 labels of "é." ran the Python "idna"
+    # codec on each: 440 ms.
+    assert python_calls(percent_encode_uri, 'a"é ' * 5_000) == 0
+    assert python_calls(Response.redirect, "http://" + "é." * 5_000 + "/" + 'a"' * 5_000) < 50
 
 
 # -- headers ---------------------------------------------------------------------------------

@@ -455,3 +455,61 @@ def test_a_second_read_of_a_streamed_body_names_the_first(
         f"request.{second}: the body was already consumed by request.{first_call}: "
         "a request's body is read from the network once"
     )
+
+
+# -- temporary files held by the process ---------------------------------------------------------
+
+
+def spilled_form(files: int) -> bytes:
+    """A form whose first file fills a spool threshold of 4 bytes; each file after it spills."""
+    parts = [part(f"f{i}", b"1", filename=f"{i}.txt") for i in range(files)]
+    return multipart(part("big", b"bbbb", filename="big.bin"), *parts)
+
+
+def wait_for_no_disk_uploads() -> int:
+    # NOTE: a def handler's pool thread closes its form a moment after the answer is out.
+    deadline = time.monotonic() + 5
+    while _uploads.disk_uploads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _uploads.disk_uploads()
+
+
+def test_uploads_on_disk_past_the_process_cap_are_503(
+    make_client: MakeClient, colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: max_form_files bounds one form; 13 stalled forms of 99 spilled files each took all
+    # 1,024 file descriptors of a Uvicorn process, which then accepted no connection.
+    monkeypatch.setattr(_uploads, "disk_upload_cap", lambda: 2)
+    client = make_client(form_app(colour, Limits(spool_threshold=4)))
+    response = post_multipart(client, spilled_form(3))
+    assert (response.status_code, response.text) == (
+        503,
+        "too many uploaded files held on disk at once; try again later",
+    )
+    assert wait_for_no_disk_uploads() == 0
+    # NOTE: the files of a request are no longer counted once it ended.
+    for _ in range(2):
+        response = post_multipart(client, spilled_form(2))
+        assert response.status_code == 200, response.text
+        assert len(response.json()["f1"]) == 1
+        assert wait_for_no_disk_uploads() == 0
+
+
+def test_the_disk_upload_cap_is_half_the_open_file_limit() -> None:
+    resource = pytest.importorskip("resource")
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        assert _uploads.disk_upload_cap() == _uploads.DEFAULT_DISK_UPLOADS
+    else:
+        assert _uploads.disk_upload_cap() == max(1, soft // 2)
+
+
+def test_an_upload_dropped_without_close_is_no_longer_counted() -> None:
+    upload = UploadFile("a.txt", "text/plain", Headers(), 1)
+    upload._reserve_disk()
+    upload._reserve_disk()
+    assert _uploads.disk_uploads() == 1
+    upload.file.close()  # NOTE: what a SpooledTemporaryFile does when freed, without a warning.
+    del upload
+    gc.collect()
+    assert _uploads.disk_uploads() == 0
