@@ -107,7 +107,7 @@ class WebSocket:
         self._client_gone, self._gone_unreceived = True, False
         raise WebSocketDisconnect(self.close_code, message.get("reason") or "")
 
-    async def _next(self) -> tuple[str | None, bytes | None]:
+    async def _next(self, json: bool = False) -> tuple[str | None, bytes | None]:
         if self.state == CONNECTING:
             raise RuntimeError("receive before accept(): call `await ws.accept()` first")
         if self.state == CLOSED:
@@ -125,8 +125,12 @@ class WebSocket:
             self._closed_by_client(message)
         text, data = message.get("text"), message.get("bytes")
         size = len(data) if data is not None else len((text or "").encode("utf-8"))
-        if size > self.max_message_size:
-            await self._fail(1009, f"message larger than {self.max_message_size} bytes")
+        limit = self.max_message_size
+        if size > limit:
+            await self._fail(1009, f"message larger than {limit} bytes")
+        if json and size > (json_limit := self.request.limits.max_json_size):
+            # NOTE: parsed JSON weighs far more than its text, as for request.json().
+            await self._fail(1009, f"JSON message larger than {json_limit} bytes")
         return text, data
 
     async def _fail(self, code: int, reason: str) -> None:
@@ -156,9 +160,10 @@ class WebSocket:
         """Wait for a JSON message, text or binary.
 
         The parser is the one of ``request.json()``: invalid JSON, ``NaN``, a number beyond a
-        float's range or a lone surrogate closes the connection with 1007.
+        float's range or a lone surrogate closes the connection with 1007; a message larger
+        than ``max_json_size`` (or ``max_websocket_message``) with 1009.
         """
-        text, data = await self._next()
+        text, data = await self._next(json=True)
         try:
             payload = text if text is not None else (data or b"").decode("utf-8")
             return loads_json(payload)

@@ -774,6 +774,40 @@ def test_message_over_the_limit_closes_1009(
     assert seen == [code]
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "bytes"])
+def test_a_json_message_over_max_json_size_closes_1009(
+    asgi_client: MakeClient, binary: bool
+) -> None:
+    # NOTE: receive_json() parses on the event loop; an app that raised max_websocket_message
+    # for its binary messages raised what JSON got parsed with it.
+    seen: list[int | None] = []
+    app = App(limits=Limits(max_websocket_message=1000, max_json_size=16))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            async for value in ws.iter_json():
+                await ws.send_json(value)
+        finally:
+            seen.append(ws.close_code)
+
+    def send(session: Any, text: str) -> None:
+        session.send_bytes(text.encode()) if binary else session.send_text(text)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        send(session, '["' + "x" * 12 + '"]')  # exactly 16 bytes
+        assert session.receive_json() == ["x" * 12]
+        send(session, '["' + "x" * 13 + '"]')
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert (closed.value.code, closed.value.reason) == (
+            1009,
+            "JSON message larger than 16 bytes",
+        )
+    assert seen == [1009]
+
+
 @pytest.mark.parametrize(
     ("expects", "sent", "code"),
     [
