@@ -16,8 +16,9 @@ class Limits:
 
     Args:
         max_body_size: Bytes of any request body, however it is read (413 past it).
-        max_json_size: Bytes of a body read by ``json()``/``ajson()`` (413 past it); the
-            smaller of it and ``max_body_size`` holds.
+        max_json_size: Bytes of a body read by ``json()``/``ajson()`` (413 past it; the
+            smaller of it and ``max_body_size`` holds), and of a WebSocket message read by
+            ``receive_json()`` (the connection closes with 1009).
         max_form_parts: Fields and files in one form (413).
         max_form_files: Files in one form (413): each one past ``spool_threshold`` holds a
             file descriptor until the request ends.
