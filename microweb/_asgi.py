@@ -61,8 +61,9 @@ class ASGIDriver:
         self.app, self._limits = plan.app, plan.limits
         self._pool: WorkerPool | None = None
         self._started = False
-        # NOTE: the startup under way (its own task), or None before it and after it failed.
-        self._starting: asyncio.Task[None] | None = None
+        # NOTE: the startup under way or done (a request's task of its own, or the lifespan's
+        # future), or None before it and after it failed.
+        self._starting: asyncio.Future[None] | None = None
         # NOTE: the exits of the lifespans this callable entered, for its lifespan shutdown.
         self._exits: list[Colored] = []
 
@@ -251,11 +252,43 @@ class ASGIDriver:
             # request (a second pool opened), and what the hooks set in context variables stays
             # out of that request, as under the lifespan protocol.
             task = self._starting = asyncio.get_running_loop().create_task(self._start())
+            task.add_done_callback(self._forget_failed)
         if not task.done():
             await asyncio.wait((task,))  # NOTE: a cancelled caller leaves the task running.
-        if (task.cancelled() or task.exception() is not None) and self._starting is task:
-            self._starting = None
         task.result()
+
+    def _forget_failed(self, done: asyncio.Future[None]) -> None:
+        # NOTE: as soon as it ends, not when a waiter looks: a failure whose waiters were all
+        # cancelled is still retrieved (no "exception was never retrieved" log), and the next
+        # request runs the startup again instead of getting that old error.
+        if (done.cancelled() or done.exception() is not None) and self._starting is done:
+            self._starting = None
+
+    async def _lifespan_startup(self) -> None:
+        """Run the startup on ``lifespan.startup``, in the lifespan's task; once, as requests do.
+
+        Raises:
+            Exception: What the startup raised.
+        """
+        if self._started:
+            return  # NOTE: a second lifespan of this callable: its startup has run.
+        if self._starting is not None:
+            # NOTE: a server that called a request before lifespan.startup (the protocol has
+            # it the other way round) started it: a second run would open every resource twice
+            # and lose the first run's exits, never shut down.
+            await self._startup()
+            return
+        # NOTE: a request that a server calls before lifespan.startup.complete waits for it.
+        done = self._starting = asyncio.get_running_loop().create_future()
+        done.add_done_callback(self._forget_failed)
+        try:
+            await self._start()
+        except BaseException as exc:
+            done.set_exception(
+                exc if isinstance(exc, Exception) else RuntimeError("startup cut off")
+            )
+            raise
+        done.set_result(None)
 
     async def _start(self) -> None:
         # NOTE: on lifespan.startup, in the lifespan's task, where the shutdown runs too: a
@@ -283,7 +316,7 @@ class ASGIDriver:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._start()
+                    await self._lifespan_startup()
                 except Exception as exc:
                     # NOTE: uvicorn's --lifespan auto would log and serve anyway (TRAPS.md 11).
                     logger.exception("startup failed")
