@@ -245,7 +245,7 @@ class ASGIDriver:
             Exception: What the startup raised; the next call runs it again.
         """
         task = self._starting
-        if task is None:
+        if task is None or (task.done() and not self._started):
             # NOTE: a task of its own, for a server without lifespan, where the first requests
             # start the app: one of them cancelled (its client gone, the server stopping) does
             # not cut the startup off half-way, to be run again from the start by the next
@@ -259,8 +259,8 @@ class ASGIDriver:
 
     def _forget_failed(self, done: asyncio.Future[None]) -> None:
         # NOTE: as soon as it ends, not when a waiter looks: a failure whose waiters were all
-        # cancelled is still retrieved (no "exception was never retrieved" log), and the next
-        # request runs the startup again instead of getting that old error.
+        # cancelled is still retrieved (no "exception was never retrieved" log) and let go of
+        # (a failed one still here is run again, not raised again).
         if (done.cancelled() or done.exception() is not None) and self._starting is done:
             self._starting = None
 
@@ -272,7 +272,7 @@ class ASGIDriver:
         """
         if self._started:
             return  # NOTE: a second lifespan of this callable: its startup has run.
-        if self._starting is not None:
+        if self._starting is not None and not self._starting.done():
             # NOTE: a server that called a request before lifespan.startup (the protocol has
             # it the other way round) started it: a second run would open every resource twice
             # and lose the first run's exits, never shut down.
