@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable
 from functools import partial
@@ -66,6 +67,10 @@ class ASGIDriver:
         self._starting: asyncio.Future[None] | None = None
         # NOTE: the exits of the lifespans this callable entered, for its lifespan shutdown.
         self._exits: list[Colored] = []
+        # NOTE: the context that as_asgi() was called in, for a startup without lifespan: not
+        # the first request's, where an outer ASGI middleware may have set a request id or a
+        # trace span, which the hooks (and the tasks they start, for good) would have seen.
+        self._app_context = contextvars.copy_context()
 
     @property
     def pool(self) -> WorkerPool:
@@ -251,7 +256,9 @@ class ASGIDriver:
             # not cut the startup off half-way, to be run again from the start by the next
             # request (a second pool opened), and what the hooks set in context variables stays
             # out of that request, as under the lifespan protocol.
-            task = self._starting = asyncio.get_running_loop().create_task(self._start())
+            # NOTE: run() for Python 3.10, whose create_task() takes no context.
+            create = asyncio.get_running_loop().create_task
+            task = self._starting = self._app_context.copy().run(create, self._start())
             task.add_done_callback(self._forget_failed)
         if not task.done():
             await asyncio.wait((task,))  # NOTE: a cancelled caller leaves the task running.

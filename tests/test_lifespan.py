@@ -396,6 +396,37 @@ def test_asgi_a_request_and_lifespan_startup_under_way_together_start_once(first
     assert opened == ["pool"]
 
 
+def test_asgi_without_lifespan_the_startup_sees_no_context_of_the_first_request() -> None:
+    # NOTE: the startup's task copied the first request's context: what an outer ASGI
+    # middleware set for that request (a request id, a trace span) was seen by the hooks, and
+    # by the tasks they started for good, where the lifespan protocol shows them none (review136).
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+    app = App()
+    seen: list[str] = []
+
+    async def worker() -> None:
+        seen.append(f"worker {request_id.get()}")
+
+    @app.on_startup
+    async def start() -> None:
+        seen.append(f"startup {request_id.get()}")
+        app.state.worker = asyncio.create_task(worker())
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        await app.state.worker
+        return request_id.get()
+
+    inner = app.as_asgi()
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        request_id.set("first request")
+        await inner(scope, receive, send)
+
+    assert asyncio.run(asgi_get(outer, "/")) == (200, b"first request")
+    assert seen == ["startup -", "worker -"]
+
+
 def test_asgi_without_lifespan_a_failing_startup_whose_requests_left_runs_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
