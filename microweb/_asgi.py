@@ -278,7 +278,7 @@ class ASGIDriver:
             Exception: What the startup raised.
         """
         if self._started:
-            return  # NOTE: a second lifespan of this callable: its startup has run.
+            return  # NOTE: requests of a server that sent none before ran it.
         if self._starting is not None and not self._starting.done():
             # NOTE: a server that called a request before lifespan.startup (the protocol has
             # it the other way round) started it: a second run would open every resource twice
@@ -310,6 +310,8 @@ class ASGIDriver:
             await drive_async(run_shutdown(self.plan.shutdown_sequence(exits)), self.pool)
         finally:
             self._release_pool()
+            # NOTE: stopped: a later lifespan.startup (the callable served again) starts it again.
+            self._started, self._starting = False, None
 
     def _release_pool(self) -> None:
         """End the threads of the ``def`` handlers' pool, once their calls end (a new pool is

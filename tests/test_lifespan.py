@@ -396,6 +396,23 @@ def test_asgi_a_request_and_lifespan_startup_under_way_together_start_once(first
     assert opened == ["pool"]
 
 
+def test_asgi_a_callable_served_again_after_its_shutdown_starts_again() -> None:
+    # NOTE: a lifespan.startup after the shutdown of an earlier one (the same callable served
+    # again, as in a test suite) runs the startup, whose resources that shutdown closed.
+    events: list[str] = []
+    app = App()
+    app.on_startup(lambda: events.append("start"))
+    app.on_shutdown(lambda: events.append("stop"))
+
+    async def scenario() -> None:
+        asgi = app.as_asgi()
+        for _ in range(2):
+            await drive_lifespan(asgi, ["startup", "shutdown"])
+
+    asyncio.run(scenario())
+    assert events == ["start", "stop", "start", "stop"]
+
+
 def test_asgi_without_lifespan_the_startup_sees_no_context_of_the_first_request() -> None:
     # NOTE: the startup's task copied the first request's context: what an outer ASGI
     # middleware set for that request (a request id, a trace span) was seen by the hooks, and
