@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable
 from functools import partial
@@ -61,10 +62,15 @@ class ASGIDriver:
         self.app, self._limits = plan.app, plan.limits
         self._pool: WorkerPool | None = None
         self._started = False
-        # NOTE: the startup under way (its own task), or None before it and after it failed.
-        self._starting: asyncio.Task[None] | None = None
+        # NOTE: the startup under way or done (a request's task of its own, or the lifespan's
+        # future), or None before it and after it failed.
+        self._starting: asyncio.Future[None] | None = None
         # NOTE: the exits of the lifespans this callable entered, for its lifespan shutdown.
         self._exits: list[Colored] = []
+        # NOTE: the context that as_asgi() was called in, for a startup without lifespan: not
+        # the first request's, where an outer ASGI middleware may have set a request id or a
+        # trace span, which the hooks (and the tasks they start, for good) would have seen.
+        self._app_context = contextvars.copy_context()
 
     @property
     def pool(self) -> WorkerPool:
@@ -244,18 +250,52 @@ class ASGIDriver:
             Exception: What the startup raised; the next call runs it again.
         """
         task = self._starting
-        if task is None:
+        if task is None or (task.done() and not self._started):
             # NOTE: a task of its own, for a server without lifespan, where the first requests
             # start the app: one of them cancelled (its client gone, the server stopping) does
             # not cut the startup off half-way, to be run again from the start by the next
             # request (a second pool opened), and what the hooks set in context variables stays
             # out of that request, as under the lifespan protocol.
-            task = self._starting = asyncio.get_running_loop().create_task(self._start())
+            # NOTE: run() for Python 3.10, whose create_task() takes no context.
+            create = asyncio.get_running_loop().create_task
+            task = self._starting = self._app_context.copy().run(create, self._start())
+            task.add_done_callback(self._forget_failed)
         if not task.done():
             await asyncio.wait((task,))  # NOTE: a cancelled caller leaves the task running.
-        if (task.cancelled() or task.exception() is not None) and self._starting is task:
-            self._starting = None
         task.result()
+
+    def _forget_failed(self, done: asyncio.Future[None]) -> None:
+        # NOTE: as soon as it ends, not when a waiter looks: a failure whose waiters were all
+        # cancelled is still retrieved (no "exception was never retrieved" log) and let go of
+        # (a failed one still here is run again, not raised again).
+        if (done.cancelled() or done.exception() is not None) and self._starting is done:
+            self._starting = None
+
+    async def _lifespan_startup(self) -> None:
+        """Run the startup on ``lifespan.startup``, in the lifespan's task; once, as requests do.
+
+        Raises:
+            Exception: What the startup raised.
+        """
+        if self._started:
+            return  # NOTE: requests of a server that sent none before ran it.
+        if self._starting is not None and not self._starting.done():
+            # NOTE: a server that called a request before lifespan.startup (the protocol has
+            # it the other way round) started it: a second run would open every resource twice
+            # and lose the first run's exits, never shut down.
+            await self._startup()
+            return
+        # NOTE: a request that a server calls before lifespan.startup.complete waits for it.
+        done = self._starting = asyncio.get_running_loop().create_future()
+        done.add_done_callback(self._forget_failed)
+        try:
+            await self._start()
+        except BaseException as exc:
+            done.set_exception(
+                exc if isinstance(exc, Exception) else RuntimeError("startup cut off")
+            )
+            raise
+        done.set_result(None)
 
     async def _start(self) -> None:
         # NOTE: on lifespan.startup, in the lifespan's task, where the shutdown runs too: a
@@ -270,6 +310,8 @@ class ASGIDriver:
             await drive_async(run_shutdown(self.plan.shutdown_sequence(exits)), self.pool)
         finally:
             self._release_pool()
+            # NOTE: stopped: a later lifespan.startup (the callable served again) starts it again.
+            self._started, self._starting = False, None
 
     def _release_pool(self) -> None:
         """End the threads of the ``def`` handlers' pool, once their calls end (a new pool is
@@ -283,7 +325,7 @@ class ASGIDriver:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._start()
+                    await self._lifespan_startup()
                 except Exception as exc:
                     # NOTE: uvicorn's --lifespan auto would log and serve anyway (TRAPS.md 11).
                     logger.exception("startup failed")

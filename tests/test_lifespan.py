@@ -361,6 +361,124 @@ def test_asgi_without_lifespan_a_cancelled_first_request_does_not_cut_the_startu
     assert steps == ["open pool", "warm cache"]
 
 
+@pytest.mark.parametrize("first", ["request", "lifespan"])
+def test_asgi_a_request_and_lifespan_startup_under_way_together_start_once(first: str) -> None:
+    # NOTE: a server that calls a request before lifespan.startup, or before its
+    # startup.complete (not as the protocol has it): the startup ran twice at once, two pools
+    # opened and the first one's exits lost (review136).
+    app = App()
+    opened: list[str] = []
+
+    @app.on_startup
+    async def start() -> None:
+        opened.append("pool")
+        await asyncio.sleep(0.05)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return str(len(opened))
+
+    async def scenario() -> tuple[tuple[int, bytes], list[dict[str, Any]]]:
+        asgi = app.as_asgi()
+        if first == "request":
+            request = asyncio.ensure_future(asgi_get(asgi, "/"))
+            await asyncio.sleep(0.01)
+            replies = await drive_lifespan(asgi, ["startup", "shutdown"])
+            return await request, replies
+        lifespan = asyncio.ensure_future(drive_lifespan(asgi, ["startup", "shutdown"]))
+        await asyncio.sleep(0.01)
+        answer = await asgi_get(asgi, "/")
+        return answer, await lifespan
+
+    answer, replies = asyncio.run(scenario())
+    assert answer == (200, b"1")
+    assert replies[0] == {"type": "lifespan.startup.complete"}
+    assert opened == ["pool"]
+
+
+def test_asgi_a_callable_served_again_after_its_shutdown_starts_again() -> None:
+    # NOTE: a lifespan.startup after the shutdown of an earlier one (the same callable served
+    # again, as in a test suite) runs the startup, whose resources that shutdown closed.
+    events: list[str] = []
+    app = App()
+    app.on_startup(lambda: events.append("start"))
+    app.on_shutdown(lambda: events.append("stop"))
+
+    async def scenario() -> None:
+        asgi = app.as_asgi()
+        for _ in range(2):
+            await drive_lifespan(asgi, ["startup", "shutdown"])
+
+    asyncio.run(scenario())
+    assert events == ["start", "stop", "start", "stop"]
+
+
+def test_asgi_without_lifespan_the_startup_sees_no_context_of_the_first_request() -> None:
+    # NOTE: the startup's task copied the first request's context: what an outer ASGI
+    # middleware set for that request (a request id, a trace span) was seen by the hooks, and
+    # by the tasks they started for good, where the lifespan protocol shows them none (review136).
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+    app = App()
+    seen: list[str] = []
+
+    async def worker() -> None:
+        seen.append(f"worker {request_id.get()}")
+
+    @app.on_startup
+    async def start() -> None:
+        seen.append(f"startup {request_id.get()}")
+        app.state.worker = asyncio.create_task(worker())
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        await app.state.worker
+        return request_id.get()
+
+    inner = app.as_asgi()
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        request_id.set("first request")
+        await inner(scope, receive, send)
+
+    assert asyncio.run(asgi_get(outer, "/")) == (200, b"first request")
+    assert seen == ["startup -", "worker -"]
+
+
+def test_asgi_without_lifespan_a_failing_startup_whose_requests_left_runs_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the one request waiting for a startup that failed was cancelled: the next request
+    # got that old error instead of a new attempt, and asyncio logged "Task exception was
+    # never retrieved" (review136).
+    app = App()
+    attempts: list[str] = []
+
+    @app.on_startup
+    async def start() -> None:
+        attempts.append("start")
+        await asyncio.sleep(0.02)
+        if len(attempts) == 1:
+            raise OSError("database not up yet")
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return f"started after {len(attempts)}"
+
+    async def scenario() -> tuple[int, bytes]:
+        asgi = app.as_asgi()
+        first = asyncio.ensure_future(asgi_get(asgi, "/"))
+        await asyncio.sleep(0.005)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.sleep(0.05)  # NOTE: the startup fails meanwhile, awaited by nobody.
+        return await asgi_get(asgi, "/")
+
+    assert asyncio.run(scenario()) == (200, b"started after 2")
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
 @pytest.mark.parametrize("lifespan", [True, False], ids=["lifespan", "no-lifespan"])
 def test_asgi_what_startup_hooks_set_in_context_variables_stays_out_of_requests(
     lifespan: bool,
