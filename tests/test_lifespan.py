@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -285,18 +285,37 @@ def test_asgi_without_lifespan_starts_before_first_request() -> None:
     assert events == ["sync startup", "async startup", "request", "request"]
 
 
-def test_asgi_without_lifespan_concurrent_first_requests_start_once() -> None:
+def _startup_app(start: Callable[[], Awaitable[None]], answer: Callable[[], str]) -> App:
+    """An app with the async startup hook ``start``, whose ``GET /`` answers ``answer()``."""
     app = App()
+    app.on_startup(start)
+
+    @app.get("/")
+    async def index(request: Request) -> str:
+        return answer()
+
+    return app
+
+
+async def _get_after_a_cancelled_first(asgi: Any, wait: float = 0) -> tuple[int, bytes]:
+    """Cancel a first request 5 ms in, wait ``wait`` seconds, then make a second one."""
+    first = asyncio.ensure_future(asgi_get(asgi, "/"))
+    await asyncio.sleep(0.005)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.sleep(wait)
+    return await asgi_get(asgi, "/")
+
+
+def test_asgi_without_lifespan_concurrent_first_requests_start_once() -> None:
     starts: list[str] = []
 
-    @app.on_startup
     async def start() -> None:
         await asyncio.sleep(0.05)
         starts.append("start")
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return str(len(starts))
+    app = _startup_app(start, lambda: str(len(starts)))
 
     async def scenario() -> list[tuple[int, bytes]]:
         asgi = app.as_asgi()
@@ -307,18 +326,14 @@ def test_asgi_without_lifespan_concurrent_first_requests_start_once() -> None:
 
 
 def test_asgi_without_lifespan_a_failing_startup_fails_the_first_request_and_runs_again() -> None:
-    app = App()
     attempts: list[str] = []
 
-    @app.on_startup
     async def start() -> None:
         attempts.append("start")
         if len(attempts) == 1:
             raise OSError("database not up yet")
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return f"started after {len(attempts)}"
+    app = _startup_app(start, lambda: f"started after {len(attempts)}")
 
     async def scenario() -> tuple[int, bytes]:
         asgi = app.as_asgi()
@@ -335,29 +350,16 @@ def test_asgi_without_lifespan_a_cancelled_first_request_does_not_cut_the_startu
     # NOTE: the startup ran in the first request's task: cancelled with it (its client gone,
     # under a server that cancels then), it stopped half-way, and the next request ran it again
     # from the start (two pools opened, one never closed).
-    app = App()
     steps: list[str] = []
 
-    @app.on_startup
     async def start() -> None:
         steps.append("open pool")
         await asyncio.sleep(0.05)
         steps.append("warm cache")
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return ", ".join(steps)
-
-    async def scenario() -> tuple[int, bytes]:
-        asgi = app.as_asgi()
-        first = asyncio.ensure_future(asgi_get(asgi, "/"))
-        await asyncio.sleep(0.01)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        return await asgi_get(asgi, "/")
-
-    assert asyncio.run(scenario()) == (200, b"open pool, warm cache")
+    app = _startup_app(start, lambda: ", ".join(steps))
+    answer = asyncio.run(_get_after_a_cancelled_first(app.as_asgi()))
+    assert answer == (200, b"open pool, warm cache")
     assert steps == ["open pool", "warm cache"]
 
 
@@ -366,17 +368,13 @@ def test_asgi_a_request_and_lifespan_startup_under_way_together_start_once(first
     # NOTE: a server that calls a request before lifespan.startup, or before its
     # startup.complete (not as the protocol has it): the startup ran twice at once, two pools
     # opened and the first one's exits lost (review136).
-    app = App()
     opened: list[str] = []
 
-    @app.on_startup
     async def start() -> None:
         opened.append("pool")
         await asyncio.sleep(0.05)
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return str(len(opened))
+    app = _startup_app(start, lambda: str(len(opened)))
 
     async def scenario() -> tuple[tuple[int, bytes], list[dict[str, Any]]]:
         asgi = app.as_asgi()
@@ -450,31 +448,18 @@ def test_asgi_without_lifespan_a_failing_startup_whose_requests_left_runs_again(
     # NOTE: the one request waiting for a startup that failed was cancelled: the next request
     # got that old error instead of a new attempt, and asyncio logged "Task exception was
     # never retrieved" (review136).
-    app = App()
     attempts: list[str] = []
 
-    @app.on_startup
     async def start() -> None:
         attempts.append("start")
         await asyncio.sleep(0.02)
         if len(attempts) == 1:
             raise OSError("database not up yet")
 
-    @app.get("/")
-    async def index(request: Request) -> str:
-        return f"started after {len(attempts)}"
-
-    async def scenario() -> tuple[int, bytes]:
-        asgi = app.as_asgi()
-        first = asyncio.ensure_future(asgi_get(asgi, "/"))
-        await asyncio.sleep(0.005)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        await asyncio.sleep(0.05)  # NOTE: the startup fails meanwhile, awaited by nobody.
-        return await asgi_get(asgi, "/")
-
-    assert asyncio.run(scenario()) == (200, b"started after 2")
+    app = _startup_app(start, lambda: f"started after {len(attempts)}")
+    # NOTE: the startup fails meanwhile (in 20 ms), awaited by nobody.
+    answer = asyncio.run(_get_after_a_cancelled_first(app.as_asgi(), wait=0.05))
+    assert answer == (200, b"started after 2")
     gc.collect()
     assert "never retrieved" not in caplog.text
 
