@@ -135,7 +135,7 @@ class UploadFile:
         finally:
             self._writing = False
             if self._closing:
-                self.file.close()
+                self._close_file()
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all by default) from the current position.
@@ -214,7 +214,12 @@ class UploadFile:
         """Close the file; a temporary file on disk is removed."""
         self._closing = True
         if not self._writing:
-            self.file.close()
+            self._close_file()
+
+    def _close_file(self) -> None:
+        # NOTE: counted among the uploads on disk until its descriptor is closed, by close() or,
+        # with a write in flight, by the writer after it.
+        self.file.close()
         _ON_DISK.discard(self)
 
     def __repr__(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import gc
 import io
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -502,6 +503,28 @@ def test_the_disk_upload_cap_is_half_the_open_file_limit() -> None:
         assert _uploads.disk_upload_cap() == _uploads.DEFAULT_DISK_UPLOADS
     else:
         assert _uploads.disk_upload_cap() == max(1, soft // 2)
+
+
+def test_an_upload_closed_under_a_write_is_counted_until_the_writer_closes_it() -> None:
+    # NOTE: close() with a write in flight leaves the closing to the writer: the descriptor is
+    # open until then, and was no longer counted (review136).
+    upload = UploadFile("a.bin", "application/octet-stream", Headers(), 1)
+    upload._reserve_disk()
+    writing, closed = threading.Event(), threading.Event()
+
+    def write(chunks: list[bytes]) -> None:
+        writing.set()
+        closed.wait(5)
+
+    upload._write_chunks = write  # type: ignore[method-assign]
+    writer = threading.Thread(target=upload._append, args=([b"x"],))
+    writer.start()
+    assert writing.wait(5)
+    upload.close()
+    assert (_uploads.disk_uploads(), upload.file.closed) == (1, False)
+    closed.set()
+    writer.join(5)
+    assert (_uploads.disk_uploads(), upload.file.closed) == (0, True)
 
 
 def test_an_upload_dropped_without_close_is_no_longer_counted() -> None:
