@@ -387,13 +387,19 @@ async def _call_quietly(
     with contextlib.suppress(Exception):
         if not cancel:
             await asgi(scope, receive, send)
-            return
-        call = asyncio.ensure_future(asgi(scope, receive, send))
-        await asyncio.wait({call}, timeout=0.05)
-        call.cancel()
-        await asyncio.wait({call})
-        # NOTE: taken (the server's own cancellation, or what the app raised instead), and let
-        # go: the task would hold it.
-        with contextlib.suppress(BaseException):
-            call.result()
-        del call
+        else:
+            call = asyncio.ensure_future(asgi(scope, receive, send))
+            await asyncio.wait({call}, timeout=0.05)
+            call.cancel()
+            await asyncio.wait({call})
+            # NOTE: taken (the server's own cancellation, or what the app raised instead), and
+            # let go: the task would hold it.
+            with contextlib.suppress(BaseException):
+                call.result()
+            del call
+    # NOTE: a server's loop runs on after the call: an async generator the app left unfinished
+    # (an aiter_parts() loop left by `break`) is closed by the loop's finaliser a few turns
+    # later. asyncio.run() ending at once cancelled that closing (Python 3.12), which left a
+    # cycle of its own, with the request in it.
+    for _ in range(3):
+        await asyncio.sleep(0)
