@@ -262,7 +262,8 @@ class ASGIBody:
             buffer.add(meter.count(body))
         return buffer.take()
 
-    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
+        # NOTE: the chunks are the messages of receive(), as the server sized them.
         more = True
         most = 1  # NOTE: twice as many each hop, as WSGIBody.achunks() reads them.
         while more:

@@ -147,13 +147,13 @@ class WSGIBody:
             return None if self._environ.get("wsgi.input_terminated") else 0
         return length
 
-    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
+        most = CHUNK_SIZE if size is None else size
         remaining = self._remaining(self.content_length)
         stream = self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
-            size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
             try:
-                chunk = stream.read(size)
+                chunk = stream.read(most if remaining is None else min(most, remaining))
             except OSError as exc:
                 raise self._client_left(exc) from exc
             if not chunk:

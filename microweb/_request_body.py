@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._buffer import BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
-from ._forms import FormBuilder, FormData
+from ._forms import FORM_READ, FormBuilder, FormData
 from ._parsing import decode_text, is_json_type, parse_json
 from ._parts import PartStream
 from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties
@@ -161,7 +161,7 @@ class BodyMethods(HeadProperties):
         if form is None:
             builder = self._form_builder(defer_writes=False)
             try:
-                form = self._form = builder.feed_all(self._body_or_stream("form()"))
+                form = self._form = builder.feed_all(self._body_or_stream("form()", FORM_READ))
             except Exception as exc:
                 self._form = KeptError.of(exc)
                 builder.discard()
@@ -209,12 +209,12 @@ class BodyMethods(HeadProperties):
         self._cleanups.append(builder)
         return builder
 
-    def _body_or_stream(self, call: str) -> Iterator[bytes]:
-        return iter((self._body,)) if self._body is not None else self._stream(call)
+    def _body_or_stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
+        return iter((self._body,)) if self._body is not None else self._stream(call, size)
 
-    def _stream(self, call: str) -> Iterator[bytes]:
+    def _stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
         # PERF: the source's own generator, which counts each chunk: no generator around it.
-        return self._body_source().chunks(self._start(call))
+        return self._body_source().chunks(self._start(call), size)
 
     # -- body, async colour ------------------------------------------------------------------
 

@@ -56,10 +56,12 @@ class BodySource(Protocol):
         """The announced body length, ``None`` when unknown (400 when invalid)."""
         ...
 
-    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
         """Yield the body's chunks, blocking (called where no event loop runs).
 
-        Each chunk is counted by ``meter``, which is finished at the end of the body.
+        Each chunk is counted by ``meter``, which is finished at the end of the body. ``size``
+        is the most bytes a chunk read from a stream may hold (the source's own when
+        ``None``); a source that yields the body as the server received it ignores it.
         """
         ...
 

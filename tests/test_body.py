@@ -20,6 +20,7 @@ from drive import asgi_call, body_messages, chunked, http_scope, response_body, 
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
+from microweb._forms import FORM_READ
 from microweb._parsing import parse_json
 from microweb.testing import TestClient
 
@@ -765,6 +766,55 @@ def wsgi_sizes(
 
 async def _async_length(request: Request) -> str:
     return str(len(b"".join(await async_chunks(request))))
+
+
+class Asked(io.BytesIO):
+    """A ``wsgi.input`` keeping the size of each read asked of it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        return super().read(size)
+
+
+@pytest.mark.parametrize("call", ["form", "stream"])
+def test_form_reads_wsgi_input_in_larger_chunks_than_stream(call: str) -> None:
+    # NOTE: WSGI only: under ASGI the server sizes the chunks (its receive() messages).
+    boundary = "b0undary"
+    data = LARGE * 2
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="f"; filename="f.bin"\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    app = App()
+
+    @app.post("/")
+    def handler(request: Request) -> str:
+        if call == "form":
+            return str(request.form()["f"].size)
+        return str(sum(len(chunk) for chunk in request.iter_bytes()))
+
+    stream = Asked(body)
+    driver = app.as_wsgi()
+    try:
+        environ = wsgi_environ(
+            "POST",
+            "/",
+            CONTENT_LENGTH=str(len(body)),
+            CONTENT_TYPE=f"multipart/form-data; boundary={boundary}",
+            **{"wsgi.input": stream},
+        )
+        answer = b"".join(driver(environ, lambda s, h, e=None: None))
+    finally:
+        driver.close()
+    assert answer == str(len(data) if call == "form" else len(body)).encode()
+    assert max(stream.asked) == (FORM_READ if call == "form" else CHUNK_SIZE)
 
 
 @pytest.mark.parametrize("most", [1000, 65536, 100_000])

@@ -34,6 +34,7 @@ from microweb import (
     UploadFile,
     _file_threads,
     _forms,
+    _request_body,
     _uploads,
     safe_filename,
 )
@@ -952,6 +953,7 @@ def test_a_batch_is_written_in_a_file_thread_while_the_next_is_parsed(
     make_client: MakeClient, colour: str, interface: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    monkeypatch.setattr(_request_body, "FORM_READ", 7000)  # NOTE: WSGI reads the pieces apart.
     monkeypatch.setattr(_file_threads, "START_WAIT", 5.0)  # NOTE: a slow machine waits longer.
     events: list[str] = []
     threads: set[str] = set()
@@ -1018,6 +1020,7 @@ def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    monkeypatch.setattr(_request_body, "FORM_READ", 7000)  # NOTE: WSGI reads the pieces apart.
     made = uploads_made(monkeypatch)
     writes: list[int] = []
     write_all = _uploads.write_all

@@ -32,7 +32,7 @@ class NoBody:
 
     content_length = 0
 
-    def chunks(self, meter: BodyMeter) -> Iterator[bytes]:
+    def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
         meter.finish()
         return iter(())
 
