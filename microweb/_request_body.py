@@ -340,9 +340,10 @@ class BodyMethods(HeadProperties):
             # the server cancelled): Uvicorn's receive() says http.disconnect once the response
             # is sent, so the body is gone; Waitress still had it. Refused under both.
             raise ClientDisconnect(
-                f"the request ended before its body was read: read it in the handler, not "
-                f"after its response (request.{call} in an after-response callback, say), and "
-                "pass the callback what it needs"
+                f"the request ended before its body was read (its response was sent, or the "
+                f"server gave up on it): read it in the handler, not after its response "
+                f"(request.{call} in an after-response callback), and pass the callback what "
+                "it needs"
             )
         limits, length = self.limits, source.content_length
         if json and limits.max_json_size < limits.max_body_size:

@@ -576,4 +576,4 @@ def test_a_callback_gets_the_body_the_handler_read_and_no_other(
         assert seen == [b"data"]
     else:
         assert len(seen) == 1
-        assert str(seen[0]).startswith("the request ended before its body was read: read it")
+        assert str(seen[0]).startswith("the request ended before its body was read (its response")
