@@ -257,6 +257,40 @@ def test_a_def_callback_that_returns_a_coroutine_is_logged(
     assert "returned a coroutine, which nobody awaits" in str(failures[0].exc_info[1])
 
 
+def test_a_generator_function_as_a_callback_is_logged(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: called, a generator function makes a generator and runs none of its code: the
+    # work was lost without a word, under both interfaces, from either kind.
+    log: list[str] = []
+    app = App()
+
+    def audit(what: str) -> Iterator[None]:
+        log.append(f"audit {what}")
+        yield
+
+    async def notify(what: str) -> AsyncIterator[None]:
+        log.append(f"notify {what}")
+        yield
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        request.after_response(audit, "a")
+        request.after_response(functools.partial(notify, "b"))
+        request.after_response(log.append, "next")
+        return "ok"
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["next"]
+    failures = [r for r in caplog.records if "after-response callback" in r.getMessage()]
+    assert len(failures) == 2
+    assert [str(r.exc_info[1]).split(",")[0] for r in failures if r.exc_info] == [
+        "it returned a generator",
+        "it returned an async generator",
+    ]
+
+
 def test_a_callback_may_add_another(make_client: MakeClient) -> None:
     log: list[str] = []
     app = App()
