@@ -25,6 +25,7 @@ from ._routing import (
     check_handler,
     check_name,
     is_async_callable,
+    unwrap_staticmethod,
 )
 from ._url_paths import Query, build_path, build_query
 
@@ -299,8 +300,9 @@ class App(RouteRegistry):
         """Run ``hook()`` (sync or async) before the first request is served.
 
         Raises:
-            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
-                cannot be called without arguments.
+            TypeError: If ``hook`` is a generator function (``lifespan`` takes those), a
+                ``def`` wrapper of an ``async def`` function, or cannot be called without
+                arguments.
         """
         self.startup_steps.append(_hook(hook, "startup"))
         return hook
@@ -309,8 +311,9 @@ class App(RouteRegistry):
         """Run ``hook()`` (sync or async) when the server stops.
 
         Raises:
-            TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or
-                cannot be called without arguments.
+            TypeError: If ``hook`` is a generator function (``lifespan`` takes those), a
+                ``def`` wrapper of an ``async def`` function, or cannot be called without
+                arguments.
         """
         self.shutdown_hooks.append(_hook(hook, "shutdown"))
         return hook
@@ -421,10 +424,20 @@ def _hook(hook: Callable[..., Any], kind: str) -> Colored:
     """Check a startup or shutdown ``hook`` and return it with its colour.
 
     Raises:
-        TypeError: If ``hook`` is a ``def`` wrapper of an ``async def`` function, or cannot be
-            called without arguments.
+        TypeError: If ``hook`` is a generator function (``@app.lifespan`` takes those), a
+            ``def`` wrapper of an ``async def`` function, or cannot be called without
+            arguments.
     """
     where = f"{kind} hook {getattr(hook, '__qualname__', hook)!r}"
+    function = unwrap_staticmethod(hook)
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        # NOTE: a lifespan (Starlette's, FastAPI's) given as a hook ran nothing: called, it
+        # only makes a generator, which nobody iterated.
+        raise TypeError(
+            f"{where} is a generator function, whose code would never run: for code around "
+            "the app's serving (startup before the yield, shutdown after it), register it "
+            "with @app.lifespan, called with the app; else remove the yield"
+        )
     check_colour(hook, where)
     check_arguments(hook, where, "()")
     return Colored(hook, is_async_callable(hook))

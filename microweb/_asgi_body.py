@@ -96,7 +96,6 @@ class ASGIBody:
         "_awaited",
         "_early",
         "_early_end",
-        "_ended",
         "_has_early",
         "_headers",
         "_hop",
@@ -107,6 +106,7 @@ class ASGIBody:
         "_receive",
         "_watching",
         "disconnected",
+        "ended",
         "limit",
     )
 
@@ -129,9 +129,10 @@ class ASGIBody:
         self._kept = 0
         self._pending: asyncio.Future[Message] | None = None
         # NOTE: the task of a pool thread's hop in progress, and whether the request ended
-        # (close()): a hop still waiting then is cancelled, so the thread is not held.
+        # (close()): a hop still waiting then is cancelled, so the thread is not held; a read
+        # that starts then is refused (Request._start()).
         self._hop: asyncio.Task[Any] | None = None
-        self._ended = False
+        self.ended = False
         self.limit: Callable[[], int] = default_limit
         self._awaited: Callable[[], object] | None = None
 
@@ -318,7 +319,7 @@ class ASGIBody:
             ClientDisconnect: If the request ended (its task cancelled: the server gave up on
                 it) before or while the hop waited for ``receive()``.
         """
-        if self._ended:
+        if self.ended:
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # NOTE: it will never run; no "never awaited" warning.
             raise self._request_ended()
@@ -326,7 +327,7 @@ class ASGIBody:
         try:
             return await awaitable
         except asyncio.CancelledError:
-            if self._ended:
+            if self.ended:
                 raise self._request_ended() from None
             raise
         finally:
@@ -341,7 +342,7 @@ class ASGIBody:
         Once the request has ended (``close()``), it has: as Uvicorn's ``receive()`` says once
         the response is complete, and with no ``receive()`` left waiting after a cancel.
         """
-        if self.disconnected or self._ended:
+        if self.disconnected or self.ended:
             return True
         pending = self._receive_task()
         await asyncio.sleep(0)
@@ -366,7 +367,7 @@ class ASGIBody:
     def close(self) -> None:
         """Stop a receive() still waiting after the response is done, and the hop of a pool
         thread still reading (when the request's task was cancelled under it)."""
-        self._ended = True
+        self.ended = True
         if self._pending is not None and not self._pending.done():
             self._pending.cancel()
         self._pending = None

@@ -70,7 +70,8 @@ class BodyMethods(HeadProperties):
                 shorter than it; 501 for a ``Transfer-Encoding`` other than ``chunked``.
             RuntimeError: Where an event loop runs in this thread (use ``await aread()``), or
                 once the body was streamed (``iter_bytes()``, ``iter_parts()``...).
-            ClientDisconnect: If the client left before the end of the body.
+            ClientDisconnect: If the client left before the end of the body, or the request
+                ended (its response sent) before the body was read.
         """
         self._check_sync("read()", "aread()")
         return self._whole("read()")
@@ -333,7 +334,18 @@ class BodyMethods(HeadProperties):
                 f"request.{call}: the body was already consumed by request.{self._consumed}: "
                 "a request's body is read from the network once"
             )
-        limits, length = self.limits, self._body_source().content_length
+        source = self._body_source()
+        if source.ended:
+            # NOTE: an after-response callback's read (under ASGI, also a def handler's that
+            # the server cancelled): Uvicorn's receive() says http.disconnect once the response
+            # is sent, so the body is gone; Waitress still had it. Refused under both.
+            raise ClientDisconnect(
+                f"the request ended before its body was read (its response was sent, or the "
+                f"server gave up on it): read it in the handler, not after its response "
+                f"(request.{call} in an after-response callback), and pass the callback what "
+                "it needs"
+            )
+        limits, length = self.limits, source.content_length
         if json and limits.max_json_size < limits.max_body_size:
             meter: BodyMeter = JSONMeter(limits.max_json_size, length)
         else:

@@ -47,9 +47,12 @@ class BodySource(Protocol):
 
     ``disconnected`` is true once a read found the client gone (``http.disconnect``, or a
     ``wsgi.input`` read that failed), whatever became of the ``ClientDisconnect`` raised then.
+    ``ended`` is true once the request has ended (its response sent, or its task cancelled):
+    its body, if not read by then, can no longer be.
     """
 
     disconnected: bool
+    ended: bool
 
     @property
     def content_length(self) -> int | None:

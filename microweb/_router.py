@@ -277,9 +277,18 @@ def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHand
     """Return ``handler`` for ``key`` with its colour.
 
     Raises:
-        TypeError: If ``handler`` is a ``def`` wrapper of an ``async def`` function.
+        TypeError: If ``handler`` is a generator function, a ``def`` wrapper of an
+            ``async def`` function, or cannot be called as ``(request, exc)``.
     """
     where = f"error handler {getattr(handler, '__qualname__', handler)!r}"
+    function = unwrap_staticmethod(handler)
+    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+        # NOTE: taken, it answered each of its errors with a logged 500 ("a handler returned
+        # generator"), as a route handler would: refused at registration as one is.
+        raise TypeError(
+            f"{where} is a generator function; to stream, return Response.stream(generator()) "
+            "from a def or async def error handler"
+        )
     check_colour(handler, where)
     check_arguments(handler, where, "(request, exc)")
     return ErrorHandler(key, Colored(handler, is_async_callable(handler)))

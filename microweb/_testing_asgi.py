@@ -12,8 +12,9 @@ from urllib.parse import unquote
 
 import httpx
 
-from ._app_loop import run_on_loop, run_until_stopped
+from ._app_loop import run_until_stopped
 from ._errors import unhandled_errors
+from ._testing_http import run_served, served
 from ._testing_http import written as written_path
 from ._websocket import WebSocketDisconnect
 
@@ -46,7 +47,7 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         # NOTE: not run_coroutine_threadsafe(), whose future turns the app's own
         # concurrent.futures.CancelledError into asyncio's, which WSGI does not raise.
-        return run_on_loop(self.loop, coro)
+        return run_served(self.loop, coro)
 
     def stop(self) -> None:
         self.stopping = True
@@ -68,13 +69,22 @@ class Lifespan:
 
     async def _step(self, kind: str) -> None:
         await self._inbox.put({"type": f"lifespan.{kind}"})
-        reply = await self._outbox.get()
+        replied = asyncio.ensure_future(self._outbox.get())
+        assert self._task is not None
+        await asyncio.wait({replied, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not replied.done():
+            # NOTE: the app's task ended without a reply: a hook's SystemExit (served()), raised
+            # in the test as the WSGI side raises it, where the wait went on for ever.
+            replied.cancel()
+            self._task.result()
+            raise RuntimeError(f"lifespan {kind}: the app returned without a reply")
+        reply = replied.result()
         if reply["type"] != f"lifespan.{kind}.complete":
             raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
 
     async def startup(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        self._task = asyncio.ensure_future(self._app(scope, self._inbox.get, self._send))
+        self._task = asyncio.ensure_future(served(self._app(scope, self._inbox.get, self._send)))
         await self._step("startup")
 
     async def shutdown(self) -> None:
@@ -131,7 +141,7 @@ class WebSocketSession:
         # this session's, for as long as the connection lasts.
         unhandled_errors.set(self._errors)
         await self._to_app.put({"type": "websocket.connect"})
-        return asyncio.ensure_future(app(scope, self._to_app.get, send))
+        return asyncio.ensure_future(served(app(scope, self._to_app.get, send)))
 
     async def _answer_to_handshake(self) -> dict[str, Any]:
         """Return the app's accept or close; give up on an app that sends neither in time.

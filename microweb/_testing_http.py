@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 
 from ._app_loop import run_on_loop
 from ._testing_wsgi import CLIENT_CLOSED, take_written_path
+
+T = TypeVar("T")
 
 # NOTE: seconds the close of a response waits for the app to end (its stream closed, its
 # after-response work done) before it cancels the app's task, as WebSocket sessions do.
@@ -28,6 +30,42 @@ AHEAD = 4
 
 # NOTE: the path the test wrote, for the request being sent in this task (see as_served()).
 written: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("written", default=None)
+
+
+class _Ending(Exception):
+    """What the task of an app's call (``served()``) ends with instead of the ``SystemExit`` or
+    ``KeyboardInterrupt`` that the app let out; ``run_served()`` raises that in the test."""
+
+    def __init__(self, ending: BaseException) -> None:
+        super().__init__(repr(ending))
+        self.ending = ending
+
+
+async def served(call: Awaitable[None]) -> None:
+    """Await an app's call as a server's task does: its ``SystemExit`` ends the call, not the loop.
+
+    Raises:
+        _Ending: For a ``SystemExit`` or ``KeyboardInterrupt`` of the app's.
+    """
+    try:
+        await call
+    except (SystemExit, KeyboardInterrupt) as exc:
+        # NOTE: raised out of a task, asyncio lets them out of the loop, which stopped: the call
+        # raised LoopStopped, and every later one "Event loop is closed". Uvicorn catches them in
+        # its task and serves on (docs/errors.md); the WSGI side raises them from the call. An
+        # Exception on the loop (a wait_for() task raises it too), the app's own in the test.
+        raise _Ending(exc) from None
+
+
+def run_served(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` on ``loop`` from the test's thread, as ``run_on_loop()`` does; raise the
+    ``SystemExit`` or ``KeyboardInterrupt`` of an app's call (``served()``) it met as it was."""
+    ending = None
+    try:
+        return run_on_loop(loop, awaitable)
+    except _Ending as ended:
+        ending = ended.ending
+    raise ending  # NOTE: out of the except block: no context to chain.
 
 
 class ASGITransport(httpx.AsyncBaseTransport):
@@ -87,7 +125,7 @@ class _Exchange(httpx.AsyncByteStream):
         self._over = asyncio.Event()
         self._left = False
         self._outcome_taken = False
-        self._task = asyncio.ensure_future(app(scope, self._receive, self._send))
+        self._task = asyncio.ensure_future(served(app(scope, self._receive, self._send)))
 
     async def _receive(self) -> dict[str, Any]:
         # NOTE: once the answer is over, a client that left sends no more of its body, and
@@ -213,7 +251,7 @@ class SyncBody(httpx.SyncByteStream):
             if self._closed():
                 raise RuntimeError(CLIENT_CLOSED)  # NOTE: "Event loop is closed" said nothing.
             try:
-                chunk = run_on_loop(self._loop, _next(chunks))
+                chunk = run_served(self._loop, _next(chunks))
             except StopAsyncIteration:
                 return
             except Exception:
@@ -227,7 +265,7 @@ class SyncBody(httpx.SyncByteStream):
     def close(self) -> None:
         if self._closed():
             return  # NOTE: the client's close cancelled the app's task, and waited for it.
-        run_on_loop(self._loop, self._body.aclose())
+        run_served(self._loop, self._body.aclose())
 
 
 async def _next(chunks: AsyncIterator[bytes]) -> bytes:

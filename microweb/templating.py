@@ -9,6 +9,7 @@ loop under ASGI, on the app's loop under WSGI).
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from types import FrameType
@@ -38,6 +39,12 @@ def _processors(given: Iterable[ContextProcessor]) -> tuple[ContextProcessor, ..
         raise TypeError(f"context_processors takes a list of functions: [{given!r}]")
     processors = tuple(given)
     for processor in processors:
+        if inspect.isgeneratorfunction(processor) or inspect.isasyncgenfunction(processor):
+            # NOTE: taken, every render() failed ("returned generator, not a mapping").
+            raise TypeError(
+                f"context processor {processor!r} is a generator function: return the dict "
+                "of template variables"
+            )
         if not callable(processor) or is_async_callable(processor):
             raise TypeError(
                 f"context processor {processor!r} must be a def function called with the "
@@ -174,8 +181,8 @@ class Templates:
 
     Raises:
         TypeError: If a ``loader`` is given: the templates are the directory's; or a context
-            processor is not a ``def`` function (``render`` is synchronous), or one is given
-            alone instead of in a list.
+            processor is not a ``def`` function (``render`` is synchronous) or is a generator
+            function, or one is given alone instead of in a list.
         FileNotFoundError: If a directory does not exist.
         ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
             file of the folders is not UTF-8 text (every file is compiled as a template).

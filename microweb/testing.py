@@ -293,7 +293,13 @@ class TestClient:
                 raise TypeError("interface='both' replays content: pass bytes or a sync iterable")
             chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
             kwargs["content"] = iter(chunks)
-        via_wsgi = self._wsgi_request(method, url, kwargs, keep=False)
+        try:
+            via_wsgi = self._wsgi_request(method, url, kwargs, keep=False)
+        except BaseException:
+            # NOTE: raised (raise_server_exceptions, a redirect httpx refuses), the ASGI side is
+            # not called: the cookies the WSGI side was given on the way are kept, as one side's.
+            self._keep(self._wsgi_side())
+            raise
         if chunks is not None:
             kwargs["content"] = iter(chunks)
         via_asgi = self._asgi_request(method, url, kwargs, keep=False)
@@ -309,10 +315,13 @@ class TestClient:
         side = self._wsgi_side()
         self._prepare(side)
         kwargs = self._as_written(url, kwargs)
-        response = self._watching(lambda: _as_served(lambda: side.request(method, url, **kwargs)))
-        if keep:
-            self._keep(side)
-        return response
+        try:
+            return self._watching(lambda: _as_served(lambda: side.request(method, url, **kwargs)))
+        finally:
+            # NOTE: also when an error is raised: a redirect's cookies came before it, as in
+            # stream() and in a browser (a sign-in's session, dropped, signed the test out).
+            if keep:
+                self._keep(side)
 
     def _asgi_request(
         self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
@@ -320,10 +329,11 @@ class TestClient:
         loop, side = self._asgi_side()
         self._prepare(side)
         kwargs = self._as_written(url, _async_content(kwargs))
-        response = self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
-        if keep:
-            self._keep(side)
-        return response
+        try:
+            return self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
+        finally:
+            if keep:
+                self._keep(side)  # NOTE: also when an error is raised, as under WSGI.
 
     def _as_written(self, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Add the path as written to the request, where httpx would change it (each side its own:

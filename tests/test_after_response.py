@@ -14,7 +14,15 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import Message, http_scope, start_response, wsgi_environ
 
-from microweb import App, HTTPError, Request, Response, ServerSentEvent, WebSocket
+from microweb import (
+    App,
+    ClientDisconnect,
+    HTTPError,
+    Request,
+    Response,
+    ServerSentEvent,
+    WebSocket,
+)
 from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
@@ -247,6 +255,40 @@ def test_a_def_callback_that_returns_a_coroutine_is_logged(
     assert len(failures) == 1
     assert failures[0].exc_info is not None
     assert "returned a coroutine, which nobody awaits" in str(failures[0].exc_info[1])
+
+
+def test_a_generator_function_as_a_callback_is_logged(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: called, a generator function makes a generator and runs none of its code: the
+    # work was lost without a word, under both interfaces, from either kind.
+    log: list[str] = []
+    app = App()
+
+    def audit(what: str) -> Iterator[None]:
+        log.append(f"audit {what}")
+        yield
+
+    async def notify(what: str) -> AsyncIterator[None]:
+        log.append(f"notify {what}")
+        yield
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        request.after_response(audit, "a")
+        request.after_response(functools.partial(notify, "b"))
+        request.after_response(log.append, "next")
+        return "ok"
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["next"]
+    failures = [r for r in caplog.records if "after-response callback" in r.getMessage()]
+    assert len(failures) == 2
+    assert [str(r.exc_info[1]).split(",")[0] for r in failures if r.exc_info] == [
+        "it returned a generator",
+        "it returned an async generator",
+    ]
 
 
 def test_a_callback_may_add_another(make_client: MakeClient) -> None:
@@ -530,3 +572,42 @@ def test_a_websocket_handlers_callbacks_run_once_the_connection_has_ended() -> N
         with client.websocket_connect("/ws") as session:
             session.send_text("bye")
         assert log == ["bye", "callback"]
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["body unread", "body read"])
+def test_a_callback_gets_the_body_the_handler_read_and_no_other(
+    make_client: MakeClient, colour: str, read_first: bool
+) -> None:
+    # NOTE: Uvicorn's receive() says http.disconnect once the response is sent, so the body
+    # the handler left unread is gone; a callback that read it got it under WSGI (and from an
+    # async def callback under the test client's ASGI), and "the client disconnected" under
+    # Uvicorn. Now the same error everywhere; a body read in the handler is there for it.
+    seen: list[object] = []
+    app = App()
+
+    def read(request: Request) -> None:
+        try:
+            seen.append(request.read())
+        except ClientDisconnect as exc:
+            seen.append(str(exc))
+
+    async def aread(request: Request) -> None:
+        try:
+            seen.append(await request.aread())
+        except ClientDisconnect as exc:
+            seen.append(str(exc))
+
+    def body(request: Request) -> str:
+        if read_first:
+            request.read()
+        request.after_response(read if colour == "sync" else aread, request)
+        return "sent"
+
+    app.post("/")(body)
+    with make_client(app) as client:
+        assert client.post("/", content=b"data").text == "sent"
+    if read_first:
+        assert seen == [b"data"]
+    else:
+        assert len(seen) == 1
+        assert str(seen[0]).startswith("the request ended before its body was read (its response")

@@ -410,6 +410,30 @@ def test_registration_refuses_a_function_that_does_not_take_the_app() -> None:
         app.lifespan(held)
 
 
+@pytest.mark.parametrize("kind", ["startup", "shutdown"])
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_generator_function_as_a_hook_is_refused_with_lifespan_named(
+    kind: str, colour: str
+) -> None:
+    # NOTE: a lifespan written for on_startup (Starlette's, FastAPI's) was taken and ran
+    # nothing: calling it makes a generator, which nobody iterated; the pool never opened.
+    app = App()
+    events: list[str] = []
+
+    def opened() -> Iterator[None]:
+        events.append("open")
+        yield
+
+    async def aopened() -> AsyncIterator[None]:
+        events.append("open")
+        yield
+
+    register = app.on_startup if kind == "startup" else app.on_shutdown
+    with pytest.raises(TypeError, match=r"is a generator function.*@app\.lifespan"):
+        register(opened if colour == "sync" else aopened)
+    assert app.startup_steps == [] and app.shutdown_hooks == []
+
+
 def test_registration_returns_the_function_itself() -> None:
     def held(app: App) -> Iterator[None]:
         yield

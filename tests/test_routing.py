@@ -575,6 +575,27 @@ def test_generator_function_handler_is_refused(kind: str) -> None:
         app.get("/stream")(gen if kind == "generator" else agen)
 
 
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+def test_generator_function_error_handler_is_refused(kind: str) -> None:
+    # NOTE: taken, it answered every error it was for (every 404) with a logged 500: "a
+    # handler returned generator".
+    app, router = App(), Router()
+
+    def gen(request: Request, exc: Exception) -> Iterator[str]:
+        yield "x"
+
+    async def agen(request: Request, exc: Exception) -> AsyncIterator[str]:
+        yield "x"
+
+    handler = gen if kind == "generator" else agen
+    with pytest.raises(
+        TypeError, match=r"error handler .* is a generator function.*Response\.stream"
+    ):
+        app.error_handler(404)(handler)
+    with pytest.raises(TypeError, match=r"error handler .* is a generator function"):
+        router.error_handler(ValueError)(handler)
+
+
 def test_unknown_http_method_is_refused() -> None:
     app = App()
     with pytest.raises(ValueError, match="FETCH"):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
@@ -185,6 +186,13 @@ def test_context_processors_are_checked(folder: Path, make_client: MakeClient) -
         Templates(folder, context_processors=[later])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="must be a def function"):
         Templates(folder, context_processors=["user"])  # type: ignore[list-item]
+
+    def yielded(request: Request) -> Iterator[dict[str, str]]:
+        yield {"user": "ada"}
+
+    # NOTE: taken, every render failed with a 500 ("returned generator, not a mapping").
+    with pytest.raises(TypeError, match="is a generator function: return the dict"):
+        Templates(folder, context_processors=[yielded])  # type: ignore[list-item]
     (folder / "who.html").write_text("{{ user }}")
     templates = Templates(folder, context_processors=[lambda request: ["user"]])  # type: ignore[list-item, return-value]
     app = App()

@@ -184,6 +184,40 @@ def test_cookies_set_by_the_first_answer_of_a_redirect_are_followed(interface: s
         assert client.cookies["session"] == "s2"
 
 
+@pytest.mark.parametrize(
+    ("interface", "streamed"),
+    [("wsgi", False), ("asgi", False), ("both", False), ("wsgi", True), ("asgi", True)],
+    ids=["wsgi", "asgi", "both", "wsgi-stream", "asgi-stream"],
+)
+def test_cookies_set_before_an_error_that_is_raised_are_kept(
+    interface: str, streamed: bool
+) -> None:
+    # NOTE: with raise_server_exceptions=True, the cookie of a sign-in whose redirect led to a
+    # bug was dropped by client.get() (kept by client.stream()): the test's next request was
+    # signed out, where a browser, and the default option, kept it.
+    app = _cookie_app()
+
+    @app.get("/sign-in")
+    def sign_in(request: Request) -> Response:
+        response = Response.redirect("/broken", status=303)
+        response.set_cookie("session", "s3")
+        return response
+
+    @app.get("/broken")
+    def broken(request: Request) -> str:
+        raise ZeroDivisionError("a bug")
+
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        with pytest.raises(ZeroDivisionError):
+            if streamed:
+                with client.stream("GET", "/sign-in", follow_redirects=True):
+                    pass
+            else:
+                client.get("/sign-in", follow_redirects=True)
+        assert dict(client.cookies) == {"session": "s3"}
+        assert client.get("/seen").json() == {"session": "s3"}
+
+
 @pytest.mark.parametrize("interface", ["asgi", "both"])
 def test_websocket_connect_sends_the_cookies_the_test_set(interface: str) -> None:
     with TestClient(_cookie_app(), interface=interface, cookies={"a": "1"}) as client:

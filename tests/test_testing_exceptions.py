@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import in_colour
 
-from microweb import App, HTTPError, Request, Response
+from microweb import App, HTTPError, Request, Response, WebSocket
 from microweb._errors import ClientDisconnect
 from microweb.testing import TestClient
 
@@ -239,3 +239,81 @@ def test_an_error_handler_that_fails_is_raised(interface: str, colour: str) -> N
     ):
         client.get("/")
     assert raised.value is failure
+
+
+def _ending_app(colour: str, ending: BaseException) -> App:
+    app = App()
+
+    def fail(request: Request) -> str:
+        raise ending
+
+    def streamed(request: Request) -> Response:
+        def chunks() -> Iterator[str]:
+            yield "a"
+            raise ending
+
+        return Response.stream(chunks())
+
+    def later(request: Request) -> str:
+        request.after_response(in_colour(colour, lambda: fail(request)))
+        return "sent"
+
+    app.get("/handler")(in_colour(colour, fail))
+    app.get("/stream")(in_colour(colour, streamed))
+    app.get("/after")(in_colour(colour, later))
+    app.get("/fine")(lambda request: "fine")
+    return app
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+@pytest.mark.parametrize("where", ["handler", "stream", "after"])
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_system_exit_goes_to_the_test_and_the_client_serves_on(
+    interface: str, colour: str, where: str, ending: type[BaseException]
+) -> None:
+    # NOTE: docs/errors.md: app code's SystemExit and KeyboardInterrupt go to the server, which
+    # serves on. Under WSGI the call raised it and the client served on; under ASGI it stopped
+    # the client's loop: LoopStopped instead, then "Event loop is closed" from every request
+    # and from the with block's exit, and no shutdown hook ran.
+    events: list[str] = []
+    app = _ending_app(colour, ending(3))
+    app.on_shutdown(lambda: events.append("shutdown"))
+    with TestClient(app, interface=interface) as client:
+        with pytest.raises(ending):
+            client.get(f"/{where}")
+        assert client.get("/fine").text == "fine"
+    assert events == ["shutdown"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_websocket_handlers_system_exit_goes_to_the_test(ending: type[BaseException]) -> None:
+    app = App()
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_text()
+        raise ending(2)
+
+    app.get("/fine")(lambda request: "fine")
+    with TestClient(app, interface="asgi") as client:
+        with pytest.raises(ending), client.websocket_connect("/ws") as session:
+            session.send_text("bye")
+            session.receive_text()
+        assert client.get("/fine").text == "fine"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_startup_hooks_system_exit_goes_to_the_test(
+    interface: str, ending: type[BaseException]
+) -> None:
+    # NOTE: under ASGI the lifespan's task stopped the client's loop: "Event loop is closed".
+    app = App()
+
+    @app.on_startup
+    def start() -> None:
+        raise ending(7)
+
+    with pytest.raises(ending), TestClient(app, interface=interface):
+        pass
