@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
 
-from ._response import Response
+from ._response import HTML, Response
 from ._routing import is_async_callable
 from .plugins.flashes import get_flashed_messages
 
@@ -277,6 +277,47 @@ class Templates:
                 a file added since, neither hidden nor spelled another way). Unless the app
                 catches it, a 500 that is logged.
         """
+        variables = self._variables(request, context)
+        try:
+            html = self.env.get_template(name).render(variables)
+        except Exception as exc:
+            _let_go(exc)
+            raise
+        return Response.html(html, status, headers)
+
+    def stream(
+        self,
+        request: Request,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Render the template ``name`` as it is sent: a streamed ``text/html; charset=utf-8``
+        response, as Flask's ``stream_template``.
+
+        The template sees what ``render()`` gives it. The context processors run and the
+        template is found now; the template runs as the response is sent, its output sent in
+        pieces of about ``STREAM_PIECE`` characters. An error while it runs cuts the response
+        off (its status and first pieces are sent already) and is logged.
+
+        Args:
+            request: The request being answered.
+            name: The template's name, relative to the directory.
+            context: The template's variables.
+            status: The status code.
+            headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
+
+        Raises:
+            jinja2.TemplateNotFound: As ``render()`` does; raised here, before the response
+                starts, and so is what a context processor raises.
+        """
+        variables = self._variables(request, context)
+        template = self.env.get_template(name)
+        return Response.stream(_pieces(template, variables), HTML, status, headers)
+
+    def _variables(self, request: Request, context: Mapping[str, Any] | None) -> dict[str, Any]:
         variables: dict[str, Any] = {
             "request": request,
             "url_for": request.url_for,
@@ -288,12 +329,31 @@ class Templates:
             variables.update(_processed(processor, request))
         if context:
             variables.update(context)
-        try:
-            html = self.env.get_template(name).render(variables)
-        except Exception as exc:
-            _let_go(exc)
-            raise
-        return Response.html(html, status, headers)
+        return variables
+
+
+# NOTE: Jinja yields each piece of text and each value apart (a few characters each); sent so,
+# a page would take a write (WSGI) or a hop from the pool's thread to the loop (ASGI) each.
+STREAM_PIECE = 8192
+
+
+def _pieces(template: jinja2.Template, variables: dict[str, Any]) -> Iterator[str]:
+    """Yield the template's output in pieces of about ``STREAM_PIECE`` characters."""
+    waiting: list[str] = []
+    size = 0
+    try:
+        for text in template.generate(variables):
+            waiting.append(text)
+            size += len(text)
+            if size >= STREAM_PIECE:
+                yield "".join(waiting)
+                waiting.clear()
+                size = 0
+    except Exception as exc:
+        _let_go(exc)
+        raise
+    if waiting:
+        yield "".join(waiting)
 
 
 def _let_go(error: BaseException) -> None:

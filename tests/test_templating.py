@@ -293,6 +293,90 @@ def test_a_template_that_raises_leaves_no_cycle_holding_the_request(
     assert requests_left_in_cycles(app, interface, "GET", "/") == 0
 
 
+def _streaming(templates: Templates, colour: str, name: str = "page.html") -> App:
+    app = App()
+
+    def page(request: Request) -> Response:
+        context = {"title": "Notes", "message": request.query.get("m", "")}
+        return templates.stream(request, name, context, headers={"x-page": "1"})
+
+    app.get("/page")(in_colour(colour, page))
+
+    @app.get("/notes/{note_id:int}", name="note")
+    def note(request: Request, note_id: int) -> str:
+        return str(note_id)
+
+    return app
+
+
+def test_stream_sends_what_render_does(folder: Path, make_client: MakeClient, colour: str) -> None:
+    def user(request: Request) -> dict[str, str]:
+        return {"title": "from the processor, under the context"}
+
+    templates = Templates(folder, context_processors=[user])
+    client = make_client(_streaming(templates, colour))
+    response = client.get("/page", params={"m": "<hi>"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["x-page"] == "1"
+    assert "content-length" not in response.headers  # NOTE: sent as it is rendered.
+    assert response.text == (
+        '<title>Notes</title><p>&lt;hi&gt;</p><a href="/notes/7">GET /page</a>'
+    )
+
+
+def test_stream_sends_a_long_page_in_pieces(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    (folder / "long.html").write_text("{% for i in range(3000) %}<li>{{ i }}</li>{% endfor %}")
+    client = make_client(_streaming(Templates(folder), colour, "long.html"))
+    with client.stream("GET", "/page") as response:
+        pieces = [piece for piece in response.iter_raw() if piece]
+    page = "".join(f"<li>{i}</li>" for i in range(3000))
+    assert b"".join(pieces).decode() == page
+    # NOTE: 9,000 values and tags from Jinja, sent in pieces of about STREAM_PIECE characters.
+    assert 2 <= len(pieces) <= len(page) // 8192 + 2
+
+
+def test_stream_finds_the_template_and_runs_the_processors_in_the_handler(
+    folder: Path, make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    client = make_client(_streaming(Templates(folder), colour, "nope.html"))
+    assert client.get("/page").status_code == 500  # NOTE: not a 200 cut off.
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert any(isinstance(e, jinja2.TemplateNotFound) for e in errors)
+
+
+def test_a_streamed_template_that_raises_is_cut_off_and_logged(
+    folder: Path, make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="microweb")
+    (folder / "broken.html").write_text("{{ 'x' * 9000 }}{{ 1 / 0 }}")
+    client = make_client(_streaming(Templates(folder), colour, "broken.html"))
+    with client.stream("GET", "/page") as response:
+        assert response.status_code == 200  # NOTE: sent before the template failed.
+        pieces = []
+        with pytest.raises(ZeroDivisionError):  # NOTE: the test client raises the app's error.
+            for piece in response.iter_raw():
+                pieces.append(piece)
+    assert b"".join(pieces) == b"x" * 9000
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert any(isinstance(e, ZeroDivisionError) for e in errors)
+
+
+def test_a_streamed_template_that_raises_leaves_no_cycle_holding_the_request(
+    folder: Path, interface: str, colour: str
+) -> None:
+    (folder / "broken.html").write_text(
+        '{% extends "base.html" %}{% block body %}{{ request.path }} {{ 1 / 0 }}{% endblock %}'
+    )
+    app = App()
+    templates = Templates(folder)
+    app.get("/")(in_colour(colour, lambda request: templates.stream(request, "broken.html")))
+    assert requests_left_in_cycles(app, interface, "GET", "/") == 0
+
+
 def test_the_logged_error_of_a_template_still_names_its_lines(
     folder: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
