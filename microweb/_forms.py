@@ -7,7 +7,7 @@ library with a cap on field count. Files are ``_uploads.UploadFile``s, written i
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol
 
@@ -18,6 +18,7 @@ from ._parsing import RequestFields, decode_with, media_type, parse_fields
 from ._parts import MULTIPART, MultipartEvents, PartHead
 from ._uploads import MAX_PIECES, BlockingRunner, UploadFile, run_here
 
+logger = logging.getLogger("microweb")
 URLENCODED = "application/x-www-form-urlencoded"
 
 
@@ -248,8 +249,10 @@ class FormBuilder:
                 self.feed(chunk)
             return self.finish()
         except BaseException:
-            with contextlib.suppress(Exception):
+            try:
                 self.spooler.end()
+            except Exception as exc:
+                _lost_write(exc)
             raise
 
     async def afeed_all(self, chunks: AsyncIterator[bytes]) -> FormData:
@@ -266,8 +269,10 @@ class FormBuilder:
             await spooler.aend()
             return form
         except BaseException:
-            with contextlib.suppress(Exception):
+            try:
                 await spooler.aend()
+            except Exception as exc:
+                _lost_write(exc)
             raise
 
     @property
@@ -328,6 +333,14 @@ class FormBuilder:
             else:
                 assert part is not None
                 part.write(event)
+
+
+def _lost_write(error: Exception) -> None:
+    """Log the error of a spooled write that the request's own error (raised instead) hides."""
+    # NOTE: a full disk met while the request failed for another reason (the client left, or
+    # sent a malformed body): the request ends with its own error, and the disk's was dropped
+    # unseen; the server's operator needs it.
+    logger.error("a write of an uploaded file failed as the request failed", exc_info=error)
 
 
 class _FormPart:

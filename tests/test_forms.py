@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from microweb import (
     App,
+    ClientDisconnect,
     FormData,
     HTTPError,
     Limits,
@@ -1010,6 +1011,49 @@ def test_a_form_with_nothing_to_spool_takes_no_file_thread(
         response = post_multipart(client, body)
         assert response.json()["a"][0]["in_memory"] is True
     assert spooling == []
+
+
+def test_a_full_disk_hidden_by_the_requests_own_error_is_logged(
+    colour: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the client leaves while the write of a batch fails: the request ends with its
+    # ClientDisconnect, and the full disk was dropped unseen.
+    monkeypatch.setattr(_forms, "WRITE_BATCH", 16 * 1024)
+    gone = threading.Event()
+
+    def failing_write_all(fd: int, chunks: list[bytes]) -> None:
+        assert gone.wait(5)  # NOTE: fails once the request has gone on past its hand-over.
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_uploads, "write_all", failing_write_all)
+    body = multipart(part("big", BATCHED_FILE, filename="big.bin"))
+    builder = FormBuilder(
+        MULTIPART,
+        Limits(spool_threshold=1024),
+        defer_writes=colour == "async",
+        spooler=ThreadSpooler(),
+    )
+
+    def leaving() -> ClientDisconnect:
+        gone.set()
+        return ClientDisconnect("the client left")
+
+    def chunks() -> Iterator[bytes]:
+        yield body[:20_000]  # NOTE: one batch handed over, whose write then fails.
+        raise leaving()
+
+    async def achunks() -> AsyncIterator[bytes]:
+        yield body[:20_000]
+        raise leaving()
+
+    with caplog.at_level("ERROR", logger="microweb"), pytest.raises(ClientDisconnect):
+        if colour == "sync":
+            builder.feed_all(chunks())
+        else:
+            asyncio.run(builder.afeed_all(achunks()))
+    builder.discard()
+    assert "No space left on device" in caplog.text
+    assert "a write of an uploaded file failed" in caplog.text
 
 
 def test_a_full_disk_is_a_server_error_and_the_temp_files_are_closed(
