@@ -108,16 +108,18 @@ class BodyMethods(HeadProperties):
         self._check_sync("text()", "atext()")
         return decode_text(self._whole("text()"), self.content_type)
 
-    def json(self, *, silent: bool = False) -> Any:
+    def json(self, *, silent: bool = False, force: bool = False) -> Any:
         """Read the body and parse it as JSON (415 for another content type, 400 if invalid).
 
         Args:
             silent: Return ``None`` instead of the 415 or the 400, as Flask's
                 ``get_json(silent=True)``. A body past the size limit is still a 413.
+            force: Parse the body whatever its ``Content-Type``, as Flask's
+                ``get_json(force=True)``: for a client that sends JSON as ``text/plain``.
         """
         self._check_sync("json()", "ajson()")
         if self._json is MISSING:
-            if not self._is_json(silent):
+            if not force and not self._is_json(silent):
                 return None
             return self._parsed_json(self._whole("json()", json=True), silent)
         return self._json
@@ -246,10 +248,10 @@ class BodyMethods(HeadProperties):
         """Read and decode the body; the async twin of ``text()``."""
         return decode_text(await self._awhole("atext()"), self.content_type)
 
-    async def ajson(self, *, silent: bool = False) -> Any:
+    async def ajson(self, *, silent: bool = False, force: bool = False) -> Any:
         """Read and parse a JSON body; the async twin of ``json()``."""
         if self._json is MISSING:
-            if not self._is_json(silent):
+            if not force and not self._is_json(silent):
                 return None
             return self._parsed_json(await self._awhole("ajson()", json=True), silent)
         return self._json

@@ -326,6 +326,51 @@ def test_silent_json_gives_none_for_a_body_that_is_not_json(
     assert (response.status_code, response.json()) == (200, answer)
 
 
+def forced_json_app(colour: str, limits: Limits | None = None, **options: bool) -> App:
+    """An app that answers the JSON of ``json(force=True, **options)``, or its error."""
+    return body_app(
+        colour,
+        lambda request: Response.json({"value": request.json(force=True, **options)}),
+        _async_forced(options),
+        limits=limits,
+    )
+
+
+def _async_forced(options: dict[str, bool]) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request) -> Response:
+        return Response.json({"value": await request.ajson(force=True, **options)})
+
+    return handler
+
+
+@pytest.mark.parametrize("content_type", ["text/plain; charset=UTF-8", "", "application/json"])
+def test_forced_json_parses_the_body_whatever_its_type(
+    make_client: MakeClient, colour: str, content_type: str
+) -> None:
+    # NOTE: Flask's get_json(force=True): AWS SNS, say, posts its JSON as text/plain.
+    headers = {"content-type": content_type} if content_type else {}
+    response = make_client(forced_json_app(colour)).post(
+        "/", content=b'{"Type": "Notification"}', headers=headers
+    )
+    assert (response.status_code, response.json()) == (200, {"value": {"Type": "Notification"}})
+
+
+@pytest.mark.parametrize(
+    ("body", "silent", "answer"),
+    [(b"{not json", False, 400), (b"{not json", True, None), (b"x" * 2000, True, 413)],
+    ids=["invalid", "invalid-silent", "too-large-silent"],
+)
+def test_forced_json_still_refuses_what_is_not_json_or_too_large(
+    make_client: MakeClient, colour: str, body: bytes, silent: bool, answer: int | None
+) -> None:
+    app = forced_json_app(colour, Limits(max_json_size=1000), silent=silent)
+    response = make_client(app).post("/", content=body, headers={"content-type": "text/plain"})
+    if answer is None:
+        assert (response.status_code, response.json()) == (200, {"value": None})
+    else:
+        assert response.status_code == answer
+
+
 def test_silent_json_after_form_is_none(make_client: MakeClient, colour: str) -> None:
     # NOTE: form() streamed the body; json(silent=True) read it again: RuntimeError, a 500.
     def sync_op(request: Request) -> Response:
