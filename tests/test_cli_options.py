@@ -288,6 +288,9 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--client-timeout", "0"], "--client-timeout must be at least 1"),
         (["--connection-limit", "0"], "--connection-limit must be at least 1"),
         (["--root-path", "app"], "--root-path must start with '/'"),
+        (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
+        (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
+        (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
     ],
 )
 def test_bad_option_values_say_what_is_wrong(
@@ -382,6 +385,25 @@ def test_root_path_gives_the_same_request_under_every_server(
     }
     home = {**where, "path": "/", "raw_path": "/", "url": f"{url}/app/"}
     assert seen == {"/app/where": where, "/where": where, "/app": home, "/app/": home}
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_non_ascii_root_path_is_served_under_both(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress compared "/café" with a path in PEP 3333's spelling ("/cafÃ©"): every
+    # request under it was a 404, and a request without it got a root path of "/caf\ufffd".
+    with serving(tmp_path, server, "--root-path", "/café") as (url, _):
+        seen = {path: _where(url, path) for path in ("/caf%C3%A9/where", "/where")}
+    where = {
+        "root_path": "/café",
+        "path": "/where",
+        "raw_path": "/where",
+        "url": f"{url}/caf%C3%A9/where",
+        "url_for": "/caf%C3%A9/where",
+        "client": "127.0.0.1",
+        "scheme": "http",
+    }
+    assert seen == {"/caf%C3%A9/where": where, "/where": where}
 
 
 @pytest.mark.servers
