@@ -30,6 +30,7 @@ from servers import (
     wait_for,
     wait_for_server_to_close,
 )
+from waitress.adjustments import Adjustments
 
 import microweb._cli as cli
 import microweb._serving as serving_module
@@ -404,6 +405,30 @@ def test_a_non_ascii_root_path_is_served_under_both(tmp_path: Path, server: str)
         "scheme": "http",
     }
     assert seen == {"/caf%C3%A9/where": where, "/where": where}
+
+
+def test_waitress_joins_cookie_lines_with_semicolons() -> None:
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    head = b'GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\ncookie:  b="x, y" \r\nX: 1, 2\r\n\r\n'
+    parser.received(head)
+    assert parser.headers["COOKIE"] == 'a=1; b="x, y"'
+    assert parser.headers["X"] == "1, 2"  # NOTE: other lines are joined as Waitress joins them.
+    single = microweb._waitress.OrderlyParser(Adjustments())
+    single.received(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1, 2\r\n\r\n")
+    assert single.headers["COOKIE"] == "a=1, 2"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_cookie_lines_give_the_same_cookies_under_both(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress joined them with ", ": a was "1, b=2", and b was lost (hostile137).
+    with serving(tmp_path, server) as (url, _):
+        received = exchange(
+            url,
+            b"GET /cookies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Cookie: a=1\r\nCookie: b=2; c=3\r\n\r\n",
+        )
+    assert received.partition(b"\r\n\r\n")[2] == b'{"a":"1","b":"2","c":"3"}'
 
 
 @pytest.mark.servers

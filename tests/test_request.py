@@ -458,6 +458,14 @@ def test_cookies(make_client: MakeClient) -> None:
     assert client.get("/c").json() == {}
 
 
+def test_cookie_lines_are_joined_as_one_cookie_header(make_client: MakeClient) -> None:
+    # NOTE: the test client's WSGI side joined them with ", ", as plain Waitress does: "a" was
+    # "1, b=2" and "b" was lost (microweb serve's Waitress joins them with "; ", hostile137).
+    lines = [("cookie", "a=1"), ("cookie", 'b="x, y"; c=3')]
+    answer = make_client(cookie_app()).get("/c", headers=lines)
+    assert answer.json() == {"a": "1", "b": "x, y", "c": "3"}
+
+
 def test_cookie_values_sent_as_raw_utf8_are_text(make_client: MakeClient) -> None:
     # NOTE: a page's script sets "name=José" raw, and the browser sends its UTF-8 bytes. Read
     # as latin-1, as servers decode headers, it was "JosÃ©", where "Jos%C3%A9" was "José".
