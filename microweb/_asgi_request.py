@@ -90,6 +90,9 @@ class ASGIRequest(ThreadHooks, Request):
         client = self._raw.get("client")
         return Address(client[0], client[1]) if client else None
 
+    def _read_owes_host(self) -> bool:
+        return bool(self._raw.get("http_version") == "1.1")
+
 
 # SPEC: the ASGI extension "WebSocket Denial Response": a server that names it in the scope's
 # extensions sends the HTTP response an app gives instead of accepting a handshake.

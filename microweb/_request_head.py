@@ -162,6 +162,10 @@ class HeadProperties:
         """The client's address, when known."""
         raise NotImplementedError
 
+    def _read_owes_host(self) -> bool:
+        """Whether the request's protocol owes a ``Host`` header (HTTP/1.1)."""
+        raise NotImplementedError
+
     def _make_body(self, limit: Callable[[], int]) -> BodySource:
         """Make the body source (once, on first use); ``limit()`` gives the body size limit."""
         raise NotImplementedError
@@ -228,19 +232,25 @@ class HeadProperties:
 
     @property
     def host(self) -> str:
-        """The ``Host`` header, or the server's address when there is none (or it is empty);
-        ``""`` when the server gives no address either.
+        """The ``Host`` header, or the server's address when it is empty or, in HTTP/1.0,
+        missing; ``""`` when the server gives no address either.
 
         Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
 
         Raises:
-            HTTPError: 400 for more than one ``Host``, or one that is not ``host[:port]``.
+            HTTPError: 400 for more than one ``Host``, one that is not ``host[:port]``, or
+                none in an HTTP/1.1 request.
         """
         if self._host is not None:
             return self._host
         hosts = self.headers.getlist("host")
         if len(hosts) > 1 or (hosts and hosts[0]):
             return check_host(hosts)
+        if not hosts and self._read_owes_host():
+            # SPEC: RFC 9112 3.2, an HTTP/1.1 request without Host is answered with 400.
+            # NOTE: h11 refuses it before the app runs; Waitress and httptools passed it on,
+            # with the server's address for a host (hostile137).
+            raise HTTPError(400, "missing Host header")
         if self.server is None:
             return ""
         name, port = self.server

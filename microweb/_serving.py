@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -150,10 +151,14 @@ def normalize_root_path(root_path: str) -> str:
     """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
 
     Raises:
-        TargetError: If it does not start with a slash.
+        TargetError: If it does not start with a slash, or is no printable text.
     """
     if root_path and not root_path.startswith("/"):
         raise TargetError(f"--root-path must start with '/', got {root_path!r}")
+    if not root_path.isprintable():
+        # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
+        # hold; a control character would be a path no client sends as it is.
+        raise TargetError(f"--root-path must be printable UTF-8 text, got {root_path!r}")
     return "/" + root_path.strip("/") if root_path.strip("/") else ""
 
 
@@ -252,6 +257,13 @@ def serve(
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
+    unknown = unresolved(host, port)
+    if unknown is not None:
+        # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
+        # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
+        # traceback and status 1 (hostile137).
+        logger.error("cannot listen on %s:%d: %s", host, port, unknown)
+        raise SystemExit(STARTUP_FAILURE)
     # NOTE: said once the app has started and the socket listens (not before: whoever reads
     # it expects an answer), with the port it listens on (the one the system chose for
     # --port 0); a picklable callable, for the reloader's child process.
@@ -299,6 +311,15 @@ def serve(
     end_by(stopped_by)
 
 
+def unresolved(host: str, port: int) -> str | None:
+    """Return why ``host`` names no address to listen on (``None`` when it names one)."""
+    try:
+        socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        return str(exc)
+    return None
+
+
 def _check_least(*options: tuple[str, float | None, int]) -> None:
     """Refuse an option given below its least value: ``(name, value or None, least)``.
 
@@ -306,7 +327,8 @@ def _check_least(*options: tuple[str, float | None, int]) -> None:
         TargetError: Naming the first such option.
     """
     for name, value, least in options:
-        if value is not None and value < least:
+        # NOTE: "not >=" refuses NaN too (--graceful-timeout nan), which Waitress took for 0.
+        if value is not None and not value >= least:
             raise TargetError(
                 f"{name} must be 0 or more" if least == 0 else f"{name} must be at least {least}"
             )
@@ -408,7 +430,10 @@ def _serve_waitress(
         "channel_request_lookahead": 1,
         # NOTE: Waitress would spool up to 1 GiB to disk before the app can say 413 (TRAPS 20).
         "max_request_body_size": waitress_body_cap(app),
-        "url_prefix": root_path,
+        # NOTE: in PEP 3333's spelling (UTF-8 bytes as latin-1 text), the one Waitress compares
+        # with the path and gives as SCRIPT_NAME: "/café" as given answered 404 under it, and
+        # url_for() wrote "/%EF%BF%BD/..." (hostile137).
+        "url_prefix": root_path.encode("utf-8").decode("latin-1"),
         # NOTE: Waitress deletes forwarded headers by default; ProxyHeaders decides, as under
         # Uvicorn.
         "clear_untrusted_proxy_headers": False,

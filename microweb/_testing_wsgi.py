@@ -139,7 +139,9 @@ class WSGITransport(httpx.BaseTransport):
                 continue
             if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 key = "HTTP_" + key
-            environ[key] = f"{environ[key]}, {text}" if key in environ else text
+            # NOTE: Cookie lines joined by "; ", as microweb serve's Waitress joins them.
+            joint = "; " if key == "HTTP_COOKIE" else ", "
+            environ[key] = f"{environ[key]}{joint}{text}" if key in environ else text
         # NOTE: like Waitress, which decodes a chunked body and gives the app its real length
         # (a Content-Length sent beside Transfer-Encoding is ignored: RFC 9112 6.3).
         if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):

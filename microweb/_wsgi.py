@@ -114,6 +114,9 @@ class WSGIRequest(ThreadHooks, Request):
         port = self._raw.get("SERVER_PORT")
         return self._raw.get("SERVER_NAME", ""), int(port) if port else None
 
+    def _read_owes_host(self) -> bool:
+        return bool(self._raw.get("SERVER_PROTOCOL") == "HTTP/1.1")
+
     def _read_client(self) -> Address | None:
         environ = self._raw
         host = environ.get("REMOTE_ADDR")

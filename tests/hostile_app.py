@@ -1,7 +1,8 @@
 """The app that ``test_servers_hostile.py`` runs under real Waitress and Uvicorn processes.
 
 Each endpoint hands a client-chosen value to something that once passed a check and then broke
-one server and not the other: a header value, a redirect target, a cookie, a body charset.
+one server and not the other: a header value, a redirect target, a cookie, a body charset, the
+request's URL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def header(request: Request) -> Response:
 @app.get("/redirect")
 def redirect(request: Request) -> Response:
     return Response.redirect(request.query["to"])
+
+
+@app.get("/url")
+def url(request: Request) -> str:
+    return request.url
 
 
 @app.get("/cookie/set")

@@ -239,6 +239,11 @@ def where(request: Request) -> dict[str, object]:
     }
 
 
+@app.get("/cookies")
+def cookies(request: Request) -> dict[str, str]:
+    return dict(request.cookies)
+
+
 @app.post("/upload")
 def upload(request: Request) -> str:
     return str(len(request.read()))

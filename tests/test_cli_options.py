@@ -30,6 +30,7 @@ from servers import (
     wait_for,
     wait_for_server_to_close,
 )
+from waitress.adjustments import Adjustments
 
 import microweb._cli as cli
 import microweb._serving as serving_module
@@ -288,6 +289,9 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--client-timeout", "0"], "--client-timeout must be at least 1"),
         (["--connection-limit", "0"], "--connection-limit must be at least 1"),
         (["--root-path", "app"], "--root-path must start with '/'"),
+        (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
+        (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
+        (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
     ],
 )
 def test_bad_option_values_say_what_is_wrong(
@@ -382,6 +386,49 @@ def test_root_path_gives_the_same_request_under_every_server(
     }
     home = {**where, "path": "/", "raw_path": "/", "url": f"{url}/app/"}
     assert seen == {"/app/where": where, "/where": where, "/app": home, "/app/": home}
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_non_ascii_root_path_is_served_under_both(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress compared "/café" with a path in PEP 3333's spelling ("/cafÃ©"): every
+    # request under it was a 404, and a request without it got a root path of "/caf\ufffd".
+    with serving(tmp_path, server, "--root-path", "/café") as (url, _):
+        seen = {path: _where(url, path) for path in ("/caf%C3%A9/where", "/where")}
+    where = {
+        "root_path": "/café",
+        "path": "/where",
+        "raw_path": "/where",
+        "url": f"{url}/caf%C3%A9/where",
+        "url_for": "/caf%C3%A9/where",
+        "client": "127.0.0.1",
+        "scheme": "http",
+    }
+    assert seen == {"/caf%C3%A9/where": where, "/where": where}
+
+
+def test_waitress_joins_cookie_lines_with_semicolons() -> None:
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    head = b'GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1\r\ncookie:  b="x, y" \r\nX: 1, 2\r\n\r\n'
+    parser.received(head)
+    assert parser.headers["COOKIE"] == 'a=1; b="x, y"'
+    assert parser.headers["X"] == "1, 2"  # NOTE: other lines are joined as Waitress joins them.
+    single = microweb._waitress.OrderlyParser(Adjustments())
+    single.received(b"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1, 2\r\n\r\n")
+    assert single.headers["COOKIE"] == "a=1, 2"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_cookie_lines_give_the_same_cookies_under_both(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress joined them with ", ": a was "1, b=2", and b was lost (hostile137).
+    with serving(tmp_path, server) as (url, _):
+        received = exchange(
+            url,
+            b"GET /cookies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Cookie: a=1\r\nCookie: b=2; c=3\r\n\r\n",
+        )
+    assert received.partition(b"\r\n\r\n")[2] == b'{"a":"1","b":"2","c":"3"}'
 
 
 @pytest.mark.servers

@@ -1,8 +1,8 @@
 """``microweb serve`` when the app cannot start: the same status and log under both servers.
 
-A failing startup hook, or a port that is taken, ends the command with status 3 (Uvicorn's
-own status for an app that did not start) and a logged reason, never a crash of the command
-itself with its traceback.
+A failing startup hook, a port that is taken or a host that names no address ends the command
+with status 3 (Uvicorn's own status for an app that did not start) and a logged reason, never
+a crash of the command itself with its traceback.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ SERVERS = ["waitress", "uvicorn", "uvicorn-workers"]
 STARTUP_FAILURE = 3
 
 
-def _serve(port: int, server: str, events: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _serve(
+    port: int, server: str, events: Path, host: str = HOST, **env: str
+) -> subprocess.CompletedProcess[str]:
     name, _, workers = server.partition("-")
     command = [
         *(sys.executable, "-m", "microweb", "serve", "serving_app", "--server", name),
-        *("--host", HOST, "--port", str(port)),
+        *("--host", host, "--port", str(port)),
         *(["--workers", "2"] if workers else []),
     ]
     variables = environment(SERVING_EVENTS=str(events), **env)
@@ -76,6 +78,22 @@ def test_a_taken_port_is_status_3_with_no_traceback(tmp_path: Path, server: str)
     assert (events.read_text().split() if started else events.exists()) == (
         ["shutdown"] if started else False
     )
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("host", ["bad..host", "256.1.1.1"], ids=["idna", "no-address"])
+def test_an_unknown_host_is_status_3_with_no_traceback(
+    tmp_path: Path, server: str, host: str
+) -> None:
+    # NOTE: Waitress raised ValueError, and a single Uvicorn process UnicodeError for a name
+    # that IDNA refuses: a traceback and status 1.
+    events = tmp_path / "events.txt"
+    done = _serve(8000, server, events, host=host)
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert f"ERROR:microweb: cannot listen on {host}:8000: " in log, log
+    assert "Traceback" not in log, log
+    assert not events.exists()  # NOTE: refused before the app started.
 
 
 def test_the_websocket_warning_under_waitress_is_one_log_line(tmp_path: Path) -> None:

@@ -458,6 +458,14 @@ def test_cookies(make_client: MakeClient) -> None:
     assert client.get("/c").json() == {}
 
 
+def test_cookie_lines_are_joined_as_one_cookie_header(make_client: MakeClient) -> None:
+    # NOTE: the test client's WSGI side joined them with ", ", as plain Waitress does: "a" was
+    # "1, b=2" and "b" was lost (microweb serve's Waitress joins them with "; ", hostile137).
+    lines = [("cookie", "a=1"), ("cookie", 'b="x, y"; c=3')]
+    answer = make_client(cookie_app()).get("/c", headers=lines)
+    assert answer.json() == {"a": "1", "b": "x, y", "c": "3"}
+
+
 def test_cookie_values_sent_as_raw_utf8_are_text(make_client: MakeClient) -> None:
     # NOTE: a page's script sets "name=José" raw, and the browser sends its UTF-8 bytes. Read
     # as latin-1, as servers decode headers, it was "JosÃ©", where "Jos%C3%A9" was "José".
@@ -1000,6 +1008,40 @@ def test_an_empty_host_falls_back_to_the_server_address(make_client: MakeClient)
     # NOTE: httpx's ASGI transport gives the scope a server without a port.
     assert body["host"] in ("testserver", "testserver:80")
     assert body["url"] == f"http://{body['host']}/p"
+
+
+def _without_host(interface: str, version: str) -> tuple[int, bytes]:
+    """GET /p of ``target_app()`` with no ``Host`` at all, over HTTP/``version``."""
+    app = target_app()
+    if interface == "wsgi":
+        environ = wsgi_environ("GET", "/p", SERVER_PROTOCOL=f"HTTP/{version}")
+        del environ["HTTP_HOST"]
+        seen: list[str] = []
+        driver = app.as_wsgi()
+        try:
+            body = b"".join(driver(environ, lambda status, headers: seen.append(status)))
+        finally:
+            driver.close()
+        return int(seen[0][:3]), body
+    scope = http_scope("GET", "/p")
+    scope.update(http_version=version, headers=[])
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    return sent[0]["status"], response_body(sent)
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+def test_no_host_is_400_in_http_1_1_and_the_server_address_in_http_1_0(
+    interface: str, version: str
+) -> None:
+    # NOTE: h11 refused an HTTP/1.1 request without Host before the app ran; Waitress and
+    # httptools passed it on, and request.host was the server's address (hostile137).
+    status, body = _without_host(interface, version)
+    if version == "1.1":
+        assert (status, body) == (400, b"missing Host header")
+    else:
+        assert status == 200
+        server = "127.0.0.1" if interface == "wsgi" else "testserver:80"  # NOTE: wsgiref's.
+        assert json.loads(body)["url"].startswith(f"http://{server}")
 
 
 def test_an_ipv6_server_address_is_bracketed_when_it_stands_for_the_host(interface: str) -> None:

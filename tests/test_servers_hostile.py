@@ -5,6 +5,7 @@ Waitress (WSGI) and Uvicorn with h11 (ASGI) run ``tests/hostile_app.py`` in subp
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -78,3 +79,19 @@ def test_punycode_body_is_400(client: httpx.Client) -> None:
     headers = {"content-type": "text/plain; charset=punycode"}
     response = client.post("/text", content=body, headers=headers)
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(("version", "status"), [("1.1", b"400"), ("1.0", b"200")])
+def test_a_request_without_host_is_400_in_http_1_1_only(
+    client: httpx.Client, version: str, status: bytes
+) -> None:
+    # NOTE: Uvicorn's h11 parser refuses it itself; Waitress and httptools (the parser here)
+    # passed it on, and request.url had the server's address for a host (hostile137).
+    port = client.base_url.port
+    assert port is not None
+    with socket.create_connection((HOST, port), timeout=5) as conn:
+        conn.sendall(f"GET /url HTTP/{version}\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert received.split(b" ", 2)[1] == status, received

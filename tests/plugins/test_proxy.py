@@ -192,6 +192,15 @@ def test_x_forwarded_for_right_most_untrusted_hop_is_the_client(
     assert seen(send, [("x-forwarded-for", chain)])["client"] == client
 
 
+@pytest.mark.parametrize("forwarded", [False, True])
+def test_an_ipv4_client_written_as_ipv6_is_its_ipv4_address(send: Send, forwarded: bool) -> None:
+    # NOTE: a dual-stack proxy's view of an IPv4 client; it was "::ffff:cb00:7109" on 3.11.
+    headers = [("forwarded", 'for="[::ffff:203.0.113.9]:4711"')] if forwarded else []
+    headers += [] if forwarded else [("x-forwarded-for", "::ffff:203.0.113.9")]
+    client = seen(send, headers, forwarded=forwarded)["client"]
+    assert client == ["203.0.113.9", 4711 if forwarded else 0]
+
+
 def test_x_forwarded_for_lines_join_in_order(send: Send) -> None:
     headers = [("x-forwarded-for", "203.0.113.1"), ("x-forwarded-for", "203.0.113.9, 10.0.0.2")]
     assert seen(send, headers)["client"] == ["203.0.113.9", 0]
@@ -517,6 +526,8 @@ def test_parse_forwarded_elements() -> None:
         ("192.0.2.1", ("192.0.2.1", 0)),
         ("192.0.2.1:80", ("192.0.2.1", 80)),
         ("[::1]:_x", ("::1", 0)),
+        ("::ffff:203.0.113.5", ("203.0.113.5", 0)),
+        ("[::FFFF:cb00:7105]:443", ("203.0.113.5", 443)),
         ("UNKNOWN", None),
         ("_a.b-c_d", None),
     ],
