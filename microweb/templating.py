@@ -9,7 +9,6 @@ loop under ASGI, on the app's loop under WSGI).
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from types import FrameType
@@ -23,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
 
 from ._response import HTML, Response
-from ._routing import is_async_callable
+from ._routing import is_async_callable, is_generator_callable
 from .plugins.flashes import get_flashed_messages
 from .plugins.flashes import take_now as take_flashes_now
 
@@ -41,7 +40,7 @@ def _processors(given: Iterable[ContextProcessor]) -> tuple[ContextProcessor, ..
         raise TypeError(f"context_processors takes a list of functions: [{given!r}]")
     processors = tuple(given)
     for processor in processors:
-        if inspect.isgeneratorfunction(processor) or inspect.isasyncgenfunction(processor):
+        if is_generator_callable(processor):
             # NOTE: taken, every render() failed ("returned generator, not a mapping").
             raise TypeError(
                 f"context processor {processor!r} is a generator function: return the dict "
