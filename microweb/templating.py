@@ -349,7 +349,10 @@ class Templates:
             return True  # NOTE: a comment naming it too, which takes the messages in vain.
         if not any(word in source for word in ("extends", "include", "import")):
             return False
-        tree = self.env.parse(source, name, filename)
+        try:
+            tree = self.env.parse(source, name, filename)
+        except jinja2.TemplateSyntaxError:
+            return False  # NOTE: not one compiled up front (a hidden file): rendering says so.
         # NOTE: None for a name made as the page runs ({% include page %}): any could.
         return any(
             other is None or self._calls(other, function, seen)
