@@ -54,9 +54,8 @@ def unwrap_staticmethod(obj: Any) -> Any:
 def is_generator_callable(obj: object) -> bool:
     """Tell whether calling ``obj`` returns a generator or an async generator (functions,
     partials, staticmethods, callable objects)."""
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    obj = unwrap_staticmethod(obj)
+    while isinstance(obj, (functools.partial, staticmethod)):
+        obj = obj.func if isinstance(obj, functools.partial) else obj.__func__
     if not isinstance(obj, type) and not inspect.isfunction(obj) and not inspect.ismethod(obj):
         # NOTE: an object whose __call__ yields was taken, where a function that yields was
         # refused: its code never ran, or each call was a 500.

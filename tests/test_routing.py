@@ -608,7 +608,13 @@ class _AsyncYielding:
 
 @pytest.mark.parametrize("use", ["route", "error handler", "startup", "context processor"])
 @pytest.mark.parametrize(
-    "made", [_Yielding, _AsyncYielding, lambda: functools.partial(_Yielding())]
+    "made",
+    [
+        _Yielding,
+        _AsyncYielding,
+        lambda: functools.partial(_Yielding()),
+        lambda: staticmethod(functools.partial(_Yielding())),
+    ],
 )
 def test_a_callable_object_whose_call_yields_is_refused_as_a_generator_function(
     use: str, made: Callable[[], Any], tmp_path: Any
