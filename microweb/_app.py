@@ -25,7 +25,7 @@ from ._routing import (
     check_handler,
     check_name,
     is_async_callable,
-    unwrap_staticmethod,
+    is_generator_callable,
 )
 from ._url_paths import Query, build_path, build_query
 
@@ -429,8 +429,7 @@ def _hook(hook: Callable[..., Any], kind: str) -> Colored:
             arguments.
     """
     where = f"{kind} hook {getattr(hook, '__qualname__', hook)!r}"
-    function = unwrap_staticmethod(hook)
-    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+    if is_generator_callable(hook):
         # NOTE: a lifespan (Starlette's, FastAPI's) given as a hook ran nothing: called, it
         # only makes a generator, which nobody iterated.
         raise TypeError(

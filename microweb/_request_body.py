@@ -119,7 +119,7 @@ class BodyMethods(HeadProperties):
         """
         self._check_sync("json()", "ajson()")
         if self._json is MISSING:
-            if not force and not self._is_json(silent):
+            if (not force and not self._is_json(silent)) or (silent and self._streamed()):
                 return None
             return self._parsed_json(self._whole("json()", json=True), silent)
         return self._json
@@ -133,6 +133,12 @@ class BodyMethods(HeadProperties):
         if silent:
             return False
         raise HTTPError(415, "expected a JSON body (Content-Type: application/json)")
+
+    def _streamed(self) -> bool:
+        # NOTE: the body went to form() or a stream, unkept: json(force=True, silent=True) read
+        # it again (RuntimeError, a 500), where Flask's get_json gives None, as json(silent=True)
+        # does for a form's type.
+        return self._body is None and bool(self._consumed)
 
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
         try:
@@ -251,7 +257,7 @@ class BodyMethods(HeadProperties):
     async def ajson(self, *, silent: bool = False, force: bool = False) -> Any:
         """Read and parse a JSON body; the async twin of ``json()``."""
         if self._json is MISSING:
-            if not force and not self._is_json(silent):
+            if (not force and not self._is_json(silent)) or (silent and self._streamed()):
                 return None
             return self._parsed_json(await self._awhole("ajson()", json=True), silent)
         return self._json

@@ -21,6 +21,7 @@ from ._routing import (
     check_colour,
     check_name,
     is_async_callable,
+    is_generator_callable,
     skip_names,
     unwrap_staticmethod,
 )
@@ -281,8 +282,7 @@ def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHand
             ``async def`` function, or cannot be called as ``(request, exc)``.
     """
     where = f"error handler {getattr(handler, '__qualname__', handler)!r}"
-    function = unwrap_staticmethod(handler)
-    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+    if is_generator_callable(handler):
         # NOTE: taken, it answered each of its errors with a logged 500 ("a handler returned
         # generator"), as a route handler would: refused at registration as one is.
         raise TypeError(

@@ -51,6 +51,18 @@ def unwrap_staticmethod(obj: Any) -> Any:
     return obj.__func__ if isinstance(obj, staticmethod) else obj
 
 
+def is_generator_callable(obj: object) -> bool:
+    """Tell whether calling ``obj`` returns a generator or an async generator (functions,
+    partials, staticmethods, callable objects)."""
+    while isinstance(obj, (functools.partial, staticmethod)):
+        obj = obj.func if isinstance(obj, functools.partial) else obj.__func__
+    if not isinstance(obj, type) and not inspect.isfunction(obj) and not inspect.ismethod(obj):
+        # NOTE: an object whose __call__ yields was taken, where a function that yields was
+        # refused: its code never ran, or each call was a 500.
+        obj = getattr(obj, "__call__", obj)  # noqa: B004
+    return inspect.isgeneratorfunction(obj) or inspect.isasyncgenfunction(obj)
+
+
 def _hides_async(fn: Callable[..., Any]) -> bool:
     """Tell whether ``fn`` is ``def`` but wraps (``__wrapped__``) an ``async def`` callable."""
     # NOTE: functools.wraps sets __wrapped__; a def wrapper of an async def handler would be
@@ -139,8 +151,7 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
         TypeError: With a message that says what to write instead.
     """
     where = f"handler {getattr(handler, '__qualname__', handler)!r} for {template!r}"
-    function = unwrap_staticmethod(handler)
-    if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+    if is_generator_callable(handler):
         raise TypeError(
             f"{where} is a generator function; to stream, return Response.stream(generator()) "
             "from a def or async def handler"

@@ -596,6 +596,45 @@ def test_generator_function_error_handler_is_refused(kind: str) -> None:
         router.error_handler(ValueError)(handler)
 
 
+class _Yielding:
+    def __call__(self, *args: Any) -> Iterator[str]:
+        yield "x"
+
+
+class _AsyncYielding:
+    async def __call__(self, *args: Any) -> AsyncIterator[str]:
+        yield "x"
+
+
+@pytest.mark.parametrize("use", ["route", "error handler", "startup", "context processor"])
+@pytest.mark.parametrize(
+    "made",
+    [
+        _Yielding,
+        _AsyncYielding,
+        lambda: functools.partial(_Yielding()),
+        lambda: staticmethod(functools.partial(_Yielding())),
+    ],
+)
+def test_a_callable_object_whose_call_yields_is_refused_as_a_generator_function(
+    use: str, made: Callable[[], Any], tmp_path: Any
+) -> None:
+    # NOTE: a function that yields was refused in each use, an object whose __call__ yields
+    # taken: its code never ran (a startup hook), or every call was a logged 500.
+    from microweb.templating import Templates
+
+    app, function = App(), made()
+    with pytest.raises(TypeError, match="is a generator function"):
+        if use == "route":
+            app.get("/")(function)
+        elif use == "error handler":
+            app.error_handler(404)(function)
+        elif use == "startup":
+            app.on_startup(function)
+        else:
+            Templates(tmp_path, context_processors=[function])
+
+
 def test_unknown_http_method_is_refused() -> None:
     app = App()
     with pytest.raises(ValueError, match="FETCH"):

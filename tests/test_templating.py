@@ -377,6 +377,47 @@ def test_a_streamed_template_that_raises_leaves_no_cycle_holding_the_request(
     assert requests_left_in_cycles(app, interface, "GET", "/") == 0
 
 
+@pytest.mark.parametrize(
+    "page",
+    [
+        "{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}",
+        '{% extends "base.html" %}{% block body %}{% include "flashes.html" %}{% endblock %}',
+        '{% from "shown.html" import shown %}{{ shown() }}',
+    ],
+)
+def test_a_streamed_page_takes_the_flashes_it_shows_from_the_session(
+    folder: Path, make_client: MakeClient, colour: str, page: str
+) -> None:
+    # NOTE: the cookie is sent before the template runs: read while it ran, the messages were
+    # shown on every later page, never taken from the session.
+    (folder / "flashes.html").write_text(
+        "{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}"
+    )
+    (folder / "shown.html").write_text(
+        "{% macro shown() %}{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}{% endmacro %}"
+    )
+    (folder / "streamed.html").write_text(page)
+    (folder / "quiet.html").write_text('{% extends "base.html" %}{% block body %}-{% endblock %}')
+    templates = Templates(folder)
+    app = App()
+    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
+
+    @app.post("/flash/{tag}")
+    def flash_it(request: Request, tag: str) -> str:
+        flash(request, tag)
+        return "ok"
+
+    def streamed(request: Request, name: str) -> Response:
+        return templates.stream(request, name)
+
+    app.get("/{name}")(in_colour(colour, streamed))
+    client = make_client(app)
+    client.post("/flash/a")
+    assert client.get("/quiet.html").text.endswith("-")  # NOTE: not shown, so not taken.
+    assert client.get("/streamed.html").text.endswith("!a")
+    assert "!" not in client.get("/streamed.html").text
+
+
 def test_the_logged_error_of_a_template_still_names_its_lines(
     folder: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -123,6 +123,20 @@ def get_flashed_messages(
     return [message for _, message in flashes]
 
 
+def take_now(request: Request) -> None:
+    """Take the waiting messages from the session now, for a later ``get_flashed_messages``.
+
+    For a page whose template runs once its headers (the session's cookie) are sent: read
+    then, the messages would stay in the session. Without a sessions plugin, nothing is done
+    here: the page's own call raises, as it does in a rendered page.
+    """
+    try:
+        _ = request.session  # NOTE: raises without a sessions plugin.
+    except RuntimeError:
+        return
+    _read_once(request)
+
+
 def _read_once(request: Request) -> list[Flash]:
     read: list[Flash] | None = getattr(request.state, STATE_KEY, None)
     if read is None and isinstance(request.session, UnloadedSession):
