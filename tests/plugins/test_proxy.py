@@ -141,8 +141,9 @@ def test_trusted_peers_ipv6_cidr_and_star(
 def test_a_trusted_entry_written_as_ipv4_mapped_ipv6_matches_its_ipv4_peer(
     send: Send, peer: tuple[str, int], trusted: list[str]
 ) -> None:
-    # NOTE: "::ffff:10.0.0.1" is how a dual-stack server (Uvicorn on --host ::) reports and
-    # logs an IPv4 proxy; peers are compared as IPv4, and that entry trusted nobody (review139).
+    # NOTE: "::ffff:10.0.0.1" is how a dual-stack server (microweb serve --host :: --workers 2
+    # did) reports and logs an IPv4 proxy; peers are compared as IPv4, and that entry trusted
+    # nobody (review139).
     headers = [("x-forwarded-for", "203.0.113.9")]
     assert seen(send, headers, peer=peer, trusted=trusted)["client"] == ["203.0.113.9", 0]
 
