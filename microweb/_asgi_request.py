@@ -14,7 +14,7 @@ from ._file_threads import ThreadHooks
 from ._limits import Limits
 from ._parsing import RequestHeaders
 from ._request import Request, decode_raw_path, new_request
-from ._request_head import Address
+from ._request_head import Address, owes_host
 from ._response import Response
 from ._status import STATUS_LINES
 from ._target import strip_root, target_path
@@ -91,7 +91,10 @@ class ASGIRequest(ThreadHooks, Request):
         return Address(client[0], client[1]) if client else None
 
     def _read_owes_host(self) -> bool:
-        return bool(self._raw.get("http_version") == "1.1")
+        # SPEC: ASGI's WebSocket scope, "http_version": optional, "1.1" when missing (an HTTP
+        # scope must give it).
+        implied = "1.1" if self._raw.get("type") == "websocket" else ""
+        return owes_host(self._raw.get("http_version", implied))
 
 
 # SPEC: the ASGI extension "WebSocket Denial Response": a server that names it in the scope's

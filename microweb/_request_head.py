@@ -99,6 +99,16 @@ _PATH_SAFE = "/!$&'()*+,;=:@"
 _PAGE_SCHEMES = {"ws": "http", "wss": "https"}
 
 
+def owes_host(version: str) -> bool:
+    """Tell whether a request of HTTP ``version`` (``"1.1"``, ``"1.0"``, ``"2"``) owes a
+    ``Host`` header: HTTP/1.1, and a later HTTP/1 (``"1.2"``) read as HTTP/1.1."""
+    # SPEC: RFC 9110 2.5, a message of a higher minor version is processed as the highest one
+    # the recipient implements. NOTE: Waitress gives "HTTP/1.2" to the app as "HTTP/1.0" and
+    # httptools refuses it; a server that passes it on is read as for 1.1 (review139).
+    major, dot, minor = version.partition(".")
+    return major == "1" and dot == "." and minor.isascii() and minor.isdigit() and int(minor) > 0
+
+
 class HeadProperties:
     """The properties of ``Request`` read from its driver's head, each parsed on first use.
 

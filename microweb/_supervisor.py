@@ -55,6 +55,11 @@ def bind(host: str, port: int) -> socket.socket | None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with the
+        # system's default (dual-stack on Linux), --workers 2 took IPv4 connections that one
+        # worker refused, each client's address then "::ffff:a.b.c.d" (review139).
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -27,7 +27,7 @@ from ._lifespans import run_startup
 from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, logged_path, logged_request, new_request
-from ._request_head import Address
+from ._request_head import Address, owes_host
 from ._response import JSON, TEXT, Response
 from ._status import status_line
 from ._target import strip_root, target_path
@@ -115,7 +115,8 @@ class WSGIRequest(ThreadHooks, Request):
         return self._raw.get("SERVER_NAME", ""), int(port) if port else None
 
     def _read_owes_host(self) -> bool:
-        return bool(self._raw.get("SERVER_PROTOCOL") == "HTTP/1.1")
+        protocol: str = self._raw.get("SERVER_PROTOCOL", "")
+        return protocol.startswith("HTTP/") and owes_host(protocol[5:])
 
     def _read_client(self) -> Address | None:
         environ = self._raw

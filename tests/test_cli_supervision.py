@@ -305,3 +305,17 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
         assert worker.started
     finally:
         reader.close()
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_the_shared_socket_on_every_ipv6_address_takes_no_ipv4_connection() -> None:
+    # NOTE: as a single Uvicorn or Waitress process on --host ::; dual-stack, --workers 2
+    # served IPv4 clients as "::ffff:127.0.0.1" where one worker refused them (review139).
+    sock = _supervisor.bind("::", 0)
+    assert sock is not None
+    with sock:
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        socket.create_connection(("::1", port), timeout=5).close()

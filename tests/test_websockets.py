@@ -1694,3 +1694,29 @@ def test_a_handler_the_server_cut_off_leaves_no_cycle_holding_the_request() -> N
         gc.garbage.clear()
         gc.enable()
     assert kept == []
+
+
+@pytest.mark.parametrize("version", ["1.1", None, "2"], ids=["http-1.1", "missing", "http-2"])
+def test_a_handshake_without_host_is_refused_in_http_1_1_which_a_missing_version_is(
+    version: str | None,
+) -> None:
+    # SPEC: ASGI's WebSocket scope, "http_version" optional and "1.1" when missing: such a
+    # handshake without Host had the server's address for a host (review139).
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.request.host)
+
+    scope = websocket_scope("/ws")
+    scope["headers"] = []
+    if version is None:
+        del scope["http_version"]
+    else:
+        scope["http_version"] = version
+    sent = handshake_messages(app.as_asgi(), scope)
+    if version == "2":
+        assert sent[1] == {"type": "websocket.send", "text": "testserver:80"}
+        return
+    assert sent[1:] == [{"type": "websocket.close", "code": 1008, "reason": ""}]

@@ -44,6 +44,8 @@ _SCHEME = {(False, False): "http", (True, False): "https", (False, True): "ws", 
 # values are parsed, and their hops walked, in Python: 256 KiB of them (one head under
 # Waitress's cap) took 0.2-0.6 s, 8 KiB takes 16 ms at most.
 MAX_VALUE_SIZE = 8192
+# SPEC: RFC 4291 2.5.5.2, the IPv4-mapped IPv6 addresses.
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 class _Forwarding(NamedTuple):
@@ -64,12 +66,23 @@ def _networks(trusted: Iterable[str]) -> tuple[bool, tuple[Network, ...]]:
         if entry == "*":
             continue
         try:
-            networks.append(ipaddress.ip_network(entry))
+            networks.append(_unmapped(ipaddress.ip_network(entry)))
         except ValueError as exc:
             raise ValueError(
                 f"trusted proxy {entry!r} is not an address or a range: {exc}"
             ) from None
     return "*" in entries, tuple(networks)
+
+
+def _unmapped(network: Network) -> Network:
+    """A range of IPv4 addresses written as IPv6 (``::ffff:10.0.0.0/104``) as IPv4."""
+    # NOTE: peers and hops in that block are compared as IPv4 (_trusts, parse_node): an entry
+    # copied from a dual-stack server's log ("::ffff:10.0.0.1") trusted nobody (review139).
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None  # NOTE: for mypy; every address of _MAPPED maps.
+        return ipaddress.IPv4Network((mapped, network.prefixlen - _MAPPED.prefixlen))
+    return network
 
 
 def _joined(headers: Headers, name: str, header: str) -> str:

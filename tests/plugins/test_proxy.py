@@ -128,6 +128,42 @@ def test_trusted_peers_ipv6_cidr_and_star(
     assert seen(send, headers, peer=peer, trusted=trusted)["client"] == ["203.0.113.9", 0]
 
 
+@pytest.mark.parametrize(
+    ("peer", "trusted"),
+    [
+        (("::ffff:10.0.0.1", 9), ["::ffff:10.0.0.1"]),
+        (("10.0.0.1", 9), ["::ffff:10.0.0.1"]),
+        (("::ffff:10.0.0.1", 9), ["::ffff:10.0.0.0/104"]),
+        (("10.0.0.1", 9), ["::ffff:a00:0/104"]),
+    ],
+    ids=["mapped-both", "mapped-entry", "mapped-range", "mapped-range-hex"],
+)
+def test_a_trusted_entry_written_as_ipv4_mapped_ipv6_matches_its_ipv4_peer(
+    send: Send, peer: tuple[str, int], trusted: list[str]
+) -> None:
+    # NOTE: "::ffff:10.0.0.1" is how a dual-stack server (microweb serve --host :: --workers 2
+    # did) reports and logs an IPv4 proxy; peers are compared as IPv4, and that entry trusted
+    # nobody (review139).
+    headers = [("x-forwarded-for", "203.0.113.9")]
+    assert seen(send, headers, peer=peer, trusted=trusted)["client"] == ["203.0.113.9", 0]
+
+
+def test_a_hop_of_a_trusted_ipv4_mapped_range_is_skipped(send: Send) -> None:
+    headers = [("x-forwarded-for", "203.0.113.9, ::ffff:10.0.0.2")]
+    trusted = ["127.0.0.1", "::ffff:10.0.0.0/104"]
+    assert seen(send, headers, trusted=trusted)["client"] == ["203.0.113.9", 0]
+
+
+def test_6to4_and_nat64_ranges_stay_ipv6(send: Send) -> None:
+    # NOTE: they hold an IPv4 address too, but are not the mapped block: never made IPv4.
+    headers = [("x-forwarded-for", "203.0.113.9")]
+    for peer, trusted in [("2002:a00:1::1", "2002::/16"), ("64:ff9b::a00:1", "64:ff9b::/96")]:
+        through = seen(send, headers, peer=(peer, 9), trusted=[trusted])
+        assert through["client"][0] == "203.0.113.9"
+        ipv4 = seen(send, headers, peer=("10.0.0.1", 9), trusted=[trusted])
+        assert ipv4["client"][0] == "10.0.0.1"
+
+
 @pytest.mark.parametrize(("trusted", "changed"), [(["127.0.0.1", "::1"], False), (["*"], True)])
 def test_a_request_without_a_peer_address_is_trusted_only_by_star(
     trusted: list[str], changed: bool
