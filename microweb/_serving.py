@@ -51,6 +51,10 @@ GRACEFUL_TIMEOUT = 5.0
 # (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
 CLIENT_TIMEOUT = 120
 MAX_PORT = 65535
+# NOTE: more threads than any app needs, and fewer than Linux starts by default (about 32000,
+# two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
+# fail half-way and the process abort (status 134) with a traceback.
+MAX_THREADS = 10_000
 logger = logging.getLogger("microweb")
 # NOTE: hosts that listen on every interface, and so name no one address.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -247,6 +251,8 @@ def serve(
         ("--client-timeout", client_timeout, 1),
         ("--connection-limit", connection_limit, 1),
     )
+    if threads is not None and threads > MAX_THREADS:
+        raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
     if not 0 <= port <= MAX_PORT:
         # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
         # raised OverflowError with a traceback (exit status 1).

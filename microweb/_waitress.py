@@ -49,7 +49,7 @@ from waitress import wasyncore
 from waitress.parser import get_header_lines
 from waitress.rfc7230 import HEADER_FIELD_RE
 from waitress.server import BaseWSGIServer
-from waitress.task import WSGITask
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from ._chunked import ChunkedChannel, ChunkedParser
 from ._effects import ShutdownError
@@ -65,6 +65,47 @@ DRAIN_TICK = 0.05
 STALL_CHECK = 1.0
 
 
+# NOTE: Waitress's own default, which create_server() no longer applies once given the
+# dispatcher (its threads are started here).
+DEFAULT_THREADS = 4
+
+
+class ThreadsNotStarted(RuntimeError):
+    """The system refused a thread of Waitress's (those it started are stopped)."""
+
+
+class OrderlyDispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
+    """Waitress's dispatcher, whose threads all start or none is left running."""
+
+    def start(self, count: int) -> None:
+        """Start ``count`` threads.
+
+        Raises:
+            ThreadsNotStarted: If the system refused one (the process's or the machine's
+                limit on threads): the ones started are stopped, so the process ends cleanly.
+        """
+        try:
+            self.set_thread_count(count)
+        except RuntimeError as exc:
+            # NOTE: Waitress's own start raised from deep inside create_server(), with the
+            # threads it had started left running (hostile137's --threads 100000).
+            started = len(self.threads)
+            self.shutdown(timeout=CLEANUP_WAIT)
+            raise ThreadsNotStarted(
+                f"cannot start {count} threads ({exc}; {started} started): ask for fewer "
+                "with --threads"
+            ) from None
+
+    def start_new_thread(self, target: Callable[[int], None], thread_no: int) -> None:
+        try:
+            super().start_new_thread(target, thread_no)
+        except RuntimeError:
+            # NOTE: Waitress counted the thread before it started it; uncounted, the stop
+            # waits only for the threads that run.
+            self.threads.discard(thread_no)
+            raise
+
+
 class OrderlyWaitress:
     """Serve a WSGI app with Waitress until SIGTERM or SIGINT, then stop in order.
 
@@ -78,7 +119,15 @@ class OrderlyWaitress:
         self.wsgi = wsgi
         self.grace = grace
         self.map: dict[int, Any] = {}
-        self.server = waitress.create_server(wsgi, map=self.map, **adjustments)
+        dispatcher = OrderlyDispatcher()
+        dispatcher.start(adjustments.get("threads", DEFAULT_THREADS))
+        try:
+            self.server = waitress.create_server(
+                wsgi, map=self.map, _dispatcher=dispatcher, **adjustments
+            )
+        except BaseException:
+            dispatcher.shutdown(timeout=CLEANUP_WAIT)
+            raise
         self.adjustments = self.server.adj
         if "connection_limit" in adjustments:
             # NOTE: Waitress counts its listening sockets and its wake-up pipe, the map so far,
@@ -379,6 +428,9 @@ def serve_waitress(
     """
     try:
         server = OrderlyWaitress(wsgi, grace, **adjustments)
+    except ThreadsNotStarted as exc:
+        logger.error("%s", exc)
+        return None
     except OSError as exc:
         # NOTE: one line, as Uvicorn says it: a traceback would only show Waitress's frames.
         where = f"{adjustments.get('host')}:{adjustments.get('port')}"

@@ -285,6 +285,7 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
     ("options", "message"),
     [
         (["--threads", "0"], "--threads must be at least 1"),
+        (["--threads", "10001"], "--threads must be at most 10000, got 10001"),
         (["--graceful-timeout", "-1"], "--graceful-timeout must be 0 or more"),
         (["--client-timeout", "0"], "--client-timeout must be at least 1"),
         (["--connection-limit", "0"], "--connection-limit must be at least 1"),

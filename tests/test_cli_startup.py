@@ -7,13 +7,18 @@ a crash of the command itself with its traceback.
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from servers import HOST, REPO_ROOT, environment, free_port
+
+from microweb import App
+from microweb._waitress import serve_waitress
 
 pytestmark = pytest.mark.servers
 
@@ -112,3 +117,28 @@ def test_the_websocket_warning_under_waitress_is_one_log_line(tmp_path: Path) ->
     assert done.returncode == STARTUP_FAILURE, log
     assert "WARNING:microweb: this app has WebSocket routes" in log, log
     assert "_serving.py" not in log, log
+
+
+def test_threads_the_system_refuses_end_waitress_with_none_left_running(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: Waitress's start raised from inside create_server() with the threads it had
+    # started left running, and --threads 100000 aborted the process (status 134).
+    start = threading.Thread.start
+
+    def refuse_the_fourth(thread: threading.Thread) -> None:
+        if thread.name == "waitress-3":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_fourth)
+    wsgi = App().as_wsgi()
+    try:
+        with caplog.at_level(logging.ERROR, "microweb"):
+            stopped_by = serve_waitress(wsgi, 1.0, lambda port: None, host=HOST, port=0, threads=6)
+    finally:
+        wsgi.close()
+    assert stopped_by is None  # NOTE: the command's status 3, as for a taken port.
+    assert "cannot start 6 threads (can't start new thread; 3 started)" in caplog.text
+    left = [thread.name for thread in threading.enumerate() if thread.name.startswith("waitress")]
+    assert left == []
