@@ -46,6 +46,7 @@ _SCHEME = {(False, False): "http", (True, False): "https", (False, True): "ws", 
 MAX_VALUE_SIZE = 8192
 # SPEC: RFC 4291 2.5.5.2, the IPv4-mapped IPv6 addresses.
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_EVERY_IPV4 = ipaddress.IPv4Network("0.0.0.0/0")
 
 
 class _Forwarding(NamedTuple):
@@ -66,11 +67,16 @@ def _networks(trusted: Iterable[str]) -> tuple[bool, tuple[Network, ...]]:
         if entry == "*":
             continue
         try:
-            networks.append(_unmapped(ipaddress.ip_network(entry)))
+            network = ipaddress.ip_network(entry)
         except ValueError as exc:
             raise ValueError(
                 f"trusted proxy {entry!r} is not an address or a range: {exc}"
             ) from None
+        networks.append(_unmapped(network))
+        if isinstance(network, ipaddress.IPv6Network) and network.supernet_of(_MAPPED):
+            # NOTE: "::/0" (every IPv6 address) holds the mapped block, whose peers are
+            # compared as IPv4: it trusted none of them (review139's note).
+            networks.append(_EVERY_IPV4)
     return "*" in entries, tuple(networks)
 
 

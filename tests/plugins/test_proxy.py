@@ -135,8 +135,10 @@ def test_trusted_peers_ipv6_cidr_and_star(
         (("10.0.0.1", 9), ["::ffff:10.0.0.1"]),
         (("::ffff:10.0.0.1", 9), ["::ffff:10.0.0.0/104"]),
         (("10.0.0.1", 9), ["::ffff:a00:0/104"]),
+        (("::ffff:10.0.0.1", 9), ["::/0"]),
+        (("10.0.0.1", 9), ["::/64"]),
     ],
-    ids=["mapped-both", "mapped-entry", "mapped-range", "mapped-range-hex"],
+    ids=["mapped-both", "mapped-entry", "mapped-range", "mapped-range-hex", "all-v6", "v6-64"],
 )
 def test_a_trusted_entry_written_as_ipv4_mapped_ipv6_matches_its_ipv4_peer(
     send: Send, peer: tuple[str, int], trusted: list[str]
