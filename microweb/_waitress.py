@@ -46,7 +46,7 @@ from typing import Any
 
 import waitress
 from waitress import wasyncore
-from waitress.parser import get_header_lines
+from waitress.parser import ParsingError, get_header_lines
 from waitress.rfc7230 import HEADER_FIELD_RE
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher, WSGITask
@@ -371,13 +371,25 @@ def cookie_lines(header_plus: bytes) -> list[str]:
 
 class OrderlyParser(ChunkedParser):
     """Waitress's request parser (``ChunkedBody`` for chunked bodies), with ``Cookie`` lines
-    joined by ``"; "``."""
+    joined by ``"; "``, and ``Transfer-Encoding`` refused outside HTTP/1.1."""
 
     headers: dict[str, str]
+    version: str
 
     def parse_header(self, header_plus: bytes) -> None:
-        """Parse the head as Waitress does; join ``Cookie`` lines as one ``Cookie`` header."""
+        """Parse the head as Waitress does; join ``Cookie`` lines as one ``Cookie`` header.
+
+        Raises:
+            ParsingError: (Waitress's 400, and the connection closed) for a ``Transfer-Encoding``
+                in a request that is not HTTP/1.1.
+        """
         super().parse_header(header_plus)
+        if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
+            # SPEC: RFC 9112 6.1, an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+            # NOTE: Waitress reads chunked bodies in HTTP/1.1 only: it framed an HTTP/1.0 (or
+            # 1.2) body by its Content-Length, or as empty, and kept the connection, so the
+            # chunks were read as the next request, one no proxy before it had seen.
+            raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
         joined = self.headers.get("COOKIE")
         if joined is not None and ", " in joined:
             # SPEC: RFC 6265 5.4 and RFC 9113 8.2.3, cookie pairs are joined with "; ": with

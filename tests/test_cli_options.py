@@ -419,6 +419,38 @@ def test_waitress_joins_cookie_lines_with_semicolons() -> None:
     assert single.headers["COOKIE"] == "a=1, 2"
 
 
+@pytest.mark.parametrize("version", ["1.0", "1.2"])
+def test_waitress_refuses_transfer_encoding_outside_http_1_1(version: str) -> None:
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(
+        f"POST / HTTP/{version}\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    )
+    assert parser.completed
+    assert parser.error is not None and parser.error.code == 400
+    assert f"Transfer-Encoding in an HTTP/{version} request" in parser.error.body
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize("length", [b"", b"Content-Length: 5\r\n"], ids=["no-length", "length"])
+def test_a_chunked_http_1_0_body_is_never_read_as_the_next_request(
+    tmp_path: Path, server: str, length: bytes
+) -> None:
+    # NOTE: Waitress framed it as empty (or by its Content-Length) and kept the connection:
+    # the chunk, a whole request of its own, was answered as the next one.
+    inner = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serving(tmp_path, server) as (url, _):
+        received = exchange(
+            url,
+            b"POST /upload HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+            + length
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner),
+        )
+    assert len(re.findall(rb"HTTP/1\.[01] \d{3} ", received)) <= 1, received
+    assert b'"root_path"' not in received  # NOTE: /where's answer.
+
+
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_cookie_lines_give_the_same_cookies_under_both(tmp_path: Path, server: str) -> None:
