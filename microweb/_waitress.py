@@ -359,19 +359,19 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         channel.server.pull_trigger()
 
 
-def cookie_lines(header_plus: bytes) -> list[str]:
-    """Return the values of the ``Cookie`` lines of a request head Waitress has parsed."""
+def header_lines(header_plus: bytes, name: bytes) -> list[str]:
+    """Return the values of the ``name`` lines (lowercase) of a head Waitress has parsed."""
     values = []
     for line in get_header_lines(header_plus.partition(b"\r\n")[2]):
         found = HEADER_FIELD_RE.match(line)
-        if found is not None and found.group("name").lower() == b"cookie":
+        if found is not None and found.group("name").lower() == name:
             values.append(found.group("value").strip(b" \t").decode("latin-1"))
     return values
 
 
 class OrderlyParser(ChunkedParser):
     """Waitress's request parser (``ChunkedBody`` for chunked bodies), with ``Cookie`` lines
-    joined by ``"; "``, and ``Transfer-Encoding`` refused outside HTTP/1.1."""
+    joined by ``"; "``, and an ambiguous ``Transfer-Encoding`` refused."""
 
     headers: dict[str, str]
     version: str
@@ -381,7 +381,9 @@ class OrderlyParser(ChunkedParser):
 
         Raises:
             ParsingError: (Waitress's 400, and the connection closed) for a ``Transfer-Encoding``
-                in a request that is not HTTP/1.1.
+                in a request that is not HTTP/1.1, or with a ``Content-Length``, or that
+                names ``chunked`` twice: each a framing that a proxy before Waitress may read
+                otherwise, as Uvicorn refuses them.
         """
         super().parse_header(header_plus)
         if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
@@ -390,17 +392,27 @@ class OrderlyParser(ChunkedParser):
             # 1.2) body by its Content-Length, or as empty, and kept the connection, so the
             # chunks were read as the next request, one no proxy before it had seen.
             raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
+        if self.chunked:
+            # SPEC: RFC 9112 6.3, a server that serves a request with both MUST close the
+            # connection after it; RFC 9112 7, chunked is applied once. Waitress served both
+            # and kept the connection, whose next request a proxy that read the
+            # Content-Length (or one chunked coding) had not seen as one.
+            if "CONTENT_LENGTH" in self.headers:
+                raise ParsingError("Transfer-Encoding with Content-Length")
+            codings = ",".join(header_lines(header_plus, b"transfer-encoding")).split(",")
+            if sum(1 for coding in codings if coding.strip(" \t")) > 1:
+                raise ParsingError("Transfer-Encoding names chunked more than once")
         joined = self.headers.get("COOKIE")
         if joined is not None and ", " in joined:
             # SPEC: RFC 6265 5.4 and RFC 9113 8.2.3, cookie pairs are joined with "; ": with
             # Waitress's ", ", "a=1" and "b=2" on two lines were one cookie a of "1, b=2".
             # NOTE: read again only when ", " is there, as one value may hold it too.
-            self.headers["COOKIE"] = "; ".join(cookie_lines(header_plus))
+            self.headers["COOKIE"] = "; ".join(header_lines(header_plus, b"cookie"))
 
 
 class OrderlyChannel(ChunkedChannel):
-    """Waitress's connection, reading chunked bodies with ``ChunkedBody`` (in linear time) and
-    ``Cookie`` lines joined by ``"; "``, its requests answered by ``OrderlyTask``."""
+    """Waitress's connection, its heads parsed by ``OrderlyParser`` and its requests answered
+    by ``OrderlyTask``."""
 
     task_class: Any = OrderlyTask
     parser_class: Any = OrderlyParser
