@@ -758,3 +758,34 @@ def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
         assert outcome[0] == "read" and body in transport.written
     else:
         assert outcome == ["ClientDisconnect", "closed"]
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    ],
+    ids=["length-first", "coding-first"],
+)
+def test_a_request_framed_two_ways_is_400_and_nothing_after_it_is_read(
+    protocol_class: Protocols, framing: bytes
+) -> None:
+    # NOTE: h11 read the chunks and kept the connection, and answered the request after them,
+    # which a proxy that framed the body by its Content-Length had sent as body bytes.
+    smuggled = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = b"POST /echo HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n5\r\nhello\r\n0\r\n\r\n"
+
+    async def connection() -> _Closing:
+        protocol, transport = _connect(protocol_class, _app().as_asgi())
+        protocol.data_received(request + smuggled)
+        for _ in range(100):
+            if transport.closed:
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert transport.closed
+    assert _statuses(transport) == [400]
