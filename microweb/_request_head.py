@@ -157,7 +157,8 @@ class HeadProperties:
         raise NotImplementedError
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
-        """The request's header lines (names in lower case), the first ``limit + 1`` at most."""
+        """The request's header lines (names in lower case); a driver may stop after the
+        first ``limit + 1``, as ``headers`` refuses more than ``limit``."""
         raise NotImplementedError
 
     def _read_content_type(self) -> str | None:

@@ -61,10 +61,10 @@ from ._wsgi import AFTER_SENT, WSGIDriver
 logger = logging.getLogger("microweb")
 
 # NOTE: the most header lines of a request head (folded ones too) Waitress parses; past them,
-# 431 before any is parsed. Waitress parses each line in Python, in the
-# thread that reads every connection: a 240 KB head (under its 256 KiB cap) of 60,000 lines
-# "a:" took 226 ms of CPU, of 60,000 folded lines 168 ms; 2,000 lines take about 5 ms
-# (hostile140). Twice Limits.max_headers, which the app checks again.
+# 431 before any is parsed. Waitress parses each line in Python, in the thread that reads
+# every connection: a 240 KB head (under its 256 KiB cap) of 60,000 lines "a:" took 226 ms of
+# CPU, of 60,000 folded lines 168 ms; 2,000 lines take about 5 ms (hostile140). Twice
+# Limits.max_headers, which the app checks again.
 MAX_HEAD_LINES = 2000
 # NOTE: how often the drain looks at its connections when nothing wakes it.
 DRAIN_TICK = 0.05
