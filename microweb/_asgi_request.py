@@ -9,10 +9,8 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from ._asgi_body import BODY_AWAITED, ASGIBody
-from ._datastructures import Headers, trusted_headers
 from ._file_threads import ThreadHooks
 from ._limits import Limits
-from ._parsing import RequestHeaders
 from ._request import Request, decode_raw_path, new_request
 from ._request_head import Address, owes_host
 from ._response import Response
@@ -56,17 +54,14 @@ class ASGIRequest(ThreadHooks, Request):
     def _read_root_path(self) -> str:
         return str(self._raw.get("root_path", ""))
 
-    def _read_headers(self) -> Headers:
+    def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
+        raw = self._raw["headers"]
+        if len(raw) > limit:
+            raw = raw[: limit + 1]
         # NOTE: Uvicorn's httptools parser keeps the spaces and tabs that end a value, where
         # Waitress and h11 strip them (RFC 9112 5: they are not part of it): "Bearer t " would
         # not be "Bearer t" under that one server.
-        return trusted_headers(
-            [
-                (k.decode("latin-1"), v.decode("latin-1").strip(_OWS))
-                for k, v in self._raw["headers"]
-            ],
-            RequestHeaders,
-        )
+        return [(k.decode("latin-1"), v.decode("latin-1").strip(_OWS)) for k, v in raw]
 
     def _read_content_type(self) -> str | None:
         # NOTE: two Content-Type lines are joined, as Waitress joins them for WSGI: the same

@@ -26,10 +26,14 @@ class Limits:
         max_form_memory: Bytes of all text fields of one form together (413).
         max_part_header_size: Bytes of the headers of one multipart part (413).
         max_part_headers: Header lines of one multipart part (413).
+        max_form_header_size: Bytes of the headers of all the parts of one multipart body
+            together (413).
         spool_threshold: Bytes of a form's files held in memory together; past them, a file
             moves to a temporary file.
         max_query_params: Fields of a query string or urlencoded body (400).
         max_websocket_message: Bytes of one WebSocket message (the connection closes with 1009).
+        max_headers: Header lines of a request, checked when ``request.headers`` (or what is
+            read from them: the host, the cookies) is first read (431).
     """
 
     max_body_size: int = 10 * MiB
@@ -48,9 +52,21 @@ class Limits:
     max_form_memory: int = 1 * MiB
     max_part_header_size: int = 4 * KiB
     max_part_headers: int = 8
+    # NOTE: multipart parses a part's quoted values in Python, and one with a backslash in a
+    # per-character loop: 999 parts of one 4 KB name full of '\";' (4 MB, each part under
+    # max_part_header_size) took 250 ms of CPU, 63 ms a MB, in one request; 512 KiB of them
+    # take 35 ms. A form of 1,000 fields with 200 bytes of headers each fits in 200 KB
+    # (hostile140).
+    max_form_header_size: int = 512 * KiB
     spool_threshold: int = 1 * MiB
     max_query_params: int = 1000
     max_websocket_message: int = 1 * MiB
+    # NOTE: each header line becomes a tuple of two str: 50,000 lines (within the 256 KiB head
+    # that microweb serve lets Uvicorn take) took 23 ms to read and 8.5 MB, on top of the
+    # server's own list, kept while the request lasts, and each lookup scanned them (1 ms).
+    # Browsers send 10 to 20; HTTP/2 may send each cookie on a line of its own (RFC 9113
+    # 8.2.3), and a browser keeps up to 180 cookies a site (hostile140).
+    max_headers: int = 1000
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

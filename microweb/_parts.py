@@ -108,11 +108,14 @@ def _check_params(name: str, value: str) -> None:
 
 class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     """``multipart``'s push parser, with the limits of a part's headers taken for the whole
-    head (its lines and bytes, folded lines included), and refusing (413) a part header with
-    more parameters than ``MAX_PART_HEADER_PARAMS`` before they are parsed."""
+    head (its lines and bytes, folded lines included), the bytes of every part's head together
+    bounded too, and refusing (413) a part header with more parameters than
+    ``MAX_PART_HEADER_PARAMS`` before they are parsed."""
 
     _head_lines = 0
     _head_bytes = 0
+    _all_head_bytes = 0
+    max_all_head_bytes = 0  # NOTE: set by MultipartEvents (Limits.max_form_header_size).
 
     def _on_segment_start(self) -> None:
         super()._on_segment_start()
@@ -129,6 +132,9 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
             raise multipart.ParserLimitReached("a part has too many header lines")
         if self._head_bytes > self.max_header_size:
             raise multipart.ParserLimitReached("a part's headers are too long")
+        self._all_head_bytes += len(line)
+        if self._all_head_bytes > self.max_all_head_bytes:
+            raise multipart.ParserLimitReached("the parts' headers are too long together")
         super()._on_segment_headerline(line)
 
     def _create_segment(self, headerlist: list[tuple[str, str]]) -> multipart.MultipartSegment:
@@ -171,6 +177,7 @@ class MultipartEvents:
             )
         except multipart.MultipartError:
             raise HTTPError(400, "invalid multipart boundary") from None
+        self._parser.max_all_head_bytes = limits.max_form_header_size
         # NOTE: the parser's own events of a chunk, for event_of(); its errors are unmapped.
         # The parse() method itself, not one that calls it (see the PERF of AsyncParts._adata).
         self.raw: Callable[[bytes], Iterator[Any]] = self._parser.parse

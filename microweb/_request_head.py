@@ -1,7 +1,7 @@
 """The request head: the properties read from a driver's request lazily, and what they read.
 
 ``HeadProperties`` is the part of ``Request`` that reads the head on first use: headers, host,
-query, cookies, addresses and the URL. It reads through the driver hooks (``_read_headers()``
+query, cookies, addresses and the URL. It reads through the driver hooks (``_read_header_lines()``
 and the rest), which each driver's ``Request`` subclass (``WSGIRequest``, ``ASGIRequest``)
 gives from its environ or scope; that subclass also makes the ``BodySource``.
 """
@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 from ._buffer import BodyMeter
 from ._cookies import parse_cookie_header
-from ._datastructures import Headers, MultiDict
+from ._datastructures import Headers, MultiDict, trusted_headers
 from ._errors import HTTPError
 from ._forms import Spooler
 from ._limits import Limits
-from ._parsing import RequestCookies, RequestFields, parse_fields
+from ._parsing import RequestCookies, RequestFields, RequestHeaders, parse_fields
 from ._target import check_host
 from ._types import AppLike
 
@@ -156,8 +156,9 @@ class HeadProperties:
         """The path the app is mounted at (``""`` at the root)."""
         raise NotImplementedError
 
-    def _read_headers(self) -> Headers:
-        """The request headers."""
+    def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
+        """The request's header lines (names in lower case); a driver may stop after the
+        first ``limit + 1``, as ``headers`` refuses more than ``limit``."""
         raise NotImplementedError
 
     def _read_content_type(self) -> str | None:
@@ -213,9 +214,19 @@ class HeadProperties:
 
     @property
     def headers(self) -> Headers:
-        """The request headers: case-insensitive, multi-valued."""
+        """The request headers: case-insensitive, multi-valued.
+
+        Raises:
+            HTTPError: 431 for more than ``max_headers`` header lines (the first ones are kept,
+                for the error's answer).
+        """
         if self._headers is None:
-            self._headers = self._read_headers()
+            limit = self.limits.max_headers
+            lines = self._read_header_lines(limit)
+            if len(lines) > limit:
+                self._headers = trusted_headers(lines[:limit], RequestHeaders)
+                raise HTTPError(431, f"more than {limit} header lines")
+            self._headers = trusted_headers(lines, RequestHeaders)
         return self._headers
 
     @property

@@ -17,14 +17,12 @@ from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, mark_reported, stream_failed
 from ._concurrency import drive_in_thread, drive_sync
-from ._datastructures import Headers, trusted_headers
 from ._effects import ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect, own_cancellation
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
 from ._lifespans import run_startup
-from ._parsing import RequestHeaders
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, logged_path, logged_request, new_request
 from ._request_head import Address, owes_host
@@ -46,7 +44,9 @@ logger = logging.getLogger("microweb")
 AFTER_SENT = "microweb.after_sent"
 
 
-def _headers_of(environ: Environ) -> Headers:
+def _header_lines(environ: Environ) -> list[tuple[str, str]]:
+    # NOTE: the server joined the lines of one name into one value (PEP 3333, CGI), so here
+    # there is one line a name.
     items = [
         (key[5:].replace("_", "-").lower(), value)
         for key, value in environ.items()
@@ -56,7 +56,7 @@ def _headers_of(environ: Environ) -> Headers:
         value = environ.get(key)
         if value:
             items.append((name, value))
-    return trusted_headers(items, RequestHeaders)
+    return items
 
 
 def _raw_path(environ: Environ) -> bytes:
@@ -101,8 +101,8 @@ class WSGIRequest(ThreadHooks, Request):
         script_name = self._raw.get("SCRIPT_NAME")
         return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
 
-    def _read_headers(self) -> Headers:
-        return _headers_of(self._raw)
+    def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
+        return _header_lines(self._raw)
 
     def _read_content_type(self) -> str | None:
         environ = self._raw

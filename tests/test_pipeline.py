@@ -70,11 +70,11 @@ class HandmadeRequest(Request):
     def _read_root_path(self) -> str:
         return ""
 
-    def _read_headers(self) -> Headers:
-        return Headers(self._raw)
+    def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
+        return Headers(self._raw).items()
 
     def _read_content_type(self) -> str | None:
-        return self._read_headers().get("content-type")
+        return Headers(self._raw).get("content-type")
 
     def _read_server(self) -> tuple[str, int | None]:
         return ("testserver", 80)

@@ -553,6 +553,45 @@ def test_cookie_full_of_backslashes_is_parsed(make_client: MakeClient) -> None:
     assert body == {"a": "1", "b": "2", "x_len": 10_000}
 
 
+def header_count_app(limit: int) -> App:
+    """An app with ``max_headers=limit`` whose routes read the headers, the cookies, the host."""
+    app = App(limits=Limits(max_headers=limit))
+
+    @app.get("/headers")
+    def headers(request: Request) -> dict[str, Any]:
+        return {"x-0": request.headers.get("x-0"), "lines": len(request.headers)}
+
+    @app.get("/cookies")
+    async def cookies(request: Request) -> dict[str, str]:
+        return request.cookies
+
+    @app.get("/host")
+    def host(request: Request) -> str:
+        return request.host
+
+    return app
+
+
+def test_header_lines_up_to_max_headers_are_read(make_client: MakeClient) -> None:
+    client = make_client(header_count_app(1000))
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    lines = client.get("/headers", headers=sent).json()["lines"]
+    # NOTE: the client adds a few of its own (host, accept, user-agent...).
+    client = make_client(header_count_app(lines))
+    assert client.get("/headers", headers=sent).json() == {"x-0": "0", "lines": lines}
+
+
+@pytest.mark.parametrize("path", ["/headers", "/cookies", "/host"])
+def test_header_lines_past_max_headers_are_431(make_client: MakeClient, path: str) -> None:
+    # NOTE: each line was a tuple of two str, kept while the request lasted, and each lookup
+    # scanned them all: 50,000 lines took 23 ms and 8.5 MB, then 1 ms a lookup (hostile140).
+    client = make_client(header_count_app(30))
+    sent = {f"x-{i}": str(i) for i in range(40)} | {"cookie": "a=1"}
+    response = client.get(path, headers=sent)
+    assert response.status_code == 431
+    assert "more than 30 header lines" in response.text
+
+
 # -- client, scheme, host, url, state, interface, app ----------------------------------------
 
 
