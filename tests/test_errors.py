@@ -443,6 +443,49 @@ def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
     assert client.get("/boom").status_code == 500
 
 
+def test_a_response_with_the_error_status_from_an_error_handler_keeps_the_error_headers(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: review140 found a templated 405 page (templates.render(..., status=405)) sent
+    # without Allow, and a 401 page without WWW-Authenticate, where a tuple kept them.
+    app = App()
+
+    @app.post("/only-post")
+    def only_post(request: Request) -> str:
+        return "posted"
+
+    @app.get("/private")
+    def private(request: Request) -> str:
+        raise HTTPError(401, headers={"www-authenticate": "Bearer", "x-kept": "error's"})
+
+    @app.get("/gone")
+    def gone(request: Request) -> str:
+        raise HTTPError(401, headers={"www-authenticate": "Bearer"})
+
+    def not_allowed(request: Request, exc: Exception) -> Response:
+        return Response.html("<h1>Not here</h1>", status=405)
+
+    def unauthorized(request: Request, exc: Exception) -> Response:
+        if request.path == "/gone":  # another status: the handler's own answer, as it is
+            return Response.redirect("/login", status=303)
+        page = Response.html("<h1>Sign in</h1>", status=401)
+        page.headers["x-kept"] = "handler's"
+        return page
+
+    app.error_handler(405)(in_colour(colour, not_allowed))
+    app.error_handler(401)(in_colour(colour, unauthorized))
+    client = make_client(app)
+    wrong = client.get("/only-post")
+    assert (wrong.status_code, wrong.text) == (405, "<h1>Not here</h1>")
+    assert wrong.headers["allow"] == "OPTIONS, POST"
+    refused = client.get("/private")
+    assert (refused.status_code, refused.headers["www-authenticate"]) == (401, "Bearer")
+    assert refused.headers["x-kept"] == "handler's"
+    moved = client.get("/gone")
+    assert (moved.status_code, moved.headers["location"]) == (303, "/login")
+    assert "www-authenticate" not in moved.headers
+
+
 def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
