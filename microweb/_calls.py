@@ -69,7 +69,19 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     if handler is not None:
         try:
             result = yield from call(handler.target, request, exc)
-            return _error_value(result, exc, handler.key)
+            response = _error_value(result, exc, handler.key)
+            if response.status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
+                # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
+                # where a 500 handler's error is logged (review140); Starlette logs both.
+                logger.error(
+                    "unhandled error in %s %s, answered %d by %r",
+                    request.method,
+                    logged_path(request),
+                    response.status,
+                    handler.target.fn,
+                    exc_info=exc,
+                )
+            return response
         except ClientDisconnect:
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged.

@@ -486,6 +486,40 @@ def test_a_response_with_the_error_status_from_an_error_handler_keeps_the_error_
     assert "www-authenticate" not in moved.headers
 
 
+def test_an_error_a_class_handler_answers_with_a_5xx_is_logged(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: review140 found a catch-all handler (Exception -> a JSON 500) hiding every bug's
+    # traceback, where the same error answered by a 500 handler is logged.
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    app = App()
+
+    @app.get("/bug")
+    def bug(request: Request) -> str:
+        raise ZeroDivisionError("a bug")
+
+    @app.get("/item")
+    def item(request: Request) -> str:
+        raise KeyError("item")
+
+    def missing(request: Request, exc: Exception) -> Response:
+        return Response.text("no such item", status=404)
+
+    def internal(request: Request, exc: Exception) -> tuple[dict[str, str], int]:
+        return {"error": "internal"}, 500
+
+    app.error_handler(KeyError)(in_colour(colour, missing))
+    app.error_handler(Exception)(in_colour(colour, internal))
+    client = make_client(app)
+    assert client.get("/item").status_code == 404
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    failed = client.get("/bug")
+    assert (failed.status_code, failed.json()) == (500, {"error": "internal"})
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.getMessage().startswith("unhandled error in GET /bug, answered 500 by ")
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
 def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
