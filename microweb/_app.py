@@ -21,6 +21,7 @@ from ._routing import (
     Route,
     RouteTable,
     check_arguments,
+    check_call,
     check_colour,
     check_handler,
     check_name,
@@ -154,7 +155,9 @@ class App(RouteRegistry):
         ``as_wsgi()`` and ``as_asgi()`` call it, so errors surface there, before any request.
 
         Raises:
-            TypeError: If a plugin changes a handler's colour or returns no callable.
+            TypeError: If a plugin changes a handler's colour or returns no callable, or a
+                handler (as the plugins wrapped it) cannot take the request (or WebSocket) and
+                the path parameters.
             ValueError: If a route skips a plugin that is not installed, or a WebSocket route
                 one that added no flow.
         """
@@ -175,6 +178,7 @@ class App(RouteRegistry):
                 plan.http.add(route, self._endpoint(route, plan))
             for route in self._ws:
                 self._check_skips(route)
+                check_call(route.handler, route, "ws")
                 self._router_rules(route, plan)
             scoped = [
                 (route, self._routers.get(id(route), ()))

@@ -6,7 +6,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
-from ._routing import Route, is_async_callable
+from ._routing import Route, check_call, is_async_callable
 
 
 @runtime_checkable
@@ -147,6 +147,7 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
                 f"{route.name!r}; wrap it in a {colour} function (route.is_async tells which)"
             )
         handler = wrapped
+    check_call(handler, route)
     return Colored(handler, route.is_async, route.offload)
 
 

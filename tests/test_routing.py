@@ -551,6 +551,70 @@ def test_handler_that_does_not_accept_a_path_param_is_refused() -> None:
             return "no param"
 
 
+def _no_request() -> str:
+    return "Flask's index()"
+
+
+def _param_only(user_id: int) -> str:
+    return "the path parameter where the request goes"
+
+
+def _wants_db(request: Request, db: str, user_id: int = 0) -> str:
+    return db
+
+
+class _Database:
+    """A plugin whose apply() supplies the handler's ``db`` argument."""
+
+    name = "db"
+
+    def apply(self, handler: Callable[..., Any], route: Any) -> Callable[..., Any]:
+        @functools.wraps(handler)
+        def with_db(request: Request, **params: Any) -> Any:
+            return handler(request, db="connection", **params)
+
+        return with_db
+
+
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+def test_handler_that_cannot_take_the_request_and_params_fails_at_startup(
+    entrypoint: str,
+) -> None:
+    # NOTE: review140: each was served, and failed with a 500 on every request.
+    for template, handler, called_as in [
+        ("/", _no_request, r"\(request\)"),
+        ("/users/{user_id:int}", _param_only, r"\(request, user_id=...\)"),
+        ("/raw", _wants_db, r"\(request\)"),
+    ]:
+        app = App()
+        app.get(template)(handler)
+        with pytest.raises(
+            TypeError, match=f"{handler.__name__}.* must accept being called as {called_as}"
+        ):
+            getattr(app, entrypoint)()
+    app = App()
+    app.install(_Database())
+    app.get("/users/{user_id:int}")(_wants_db)  # the plugin supplies db
+    app.get("/skipped", skip=["db"])(_wants_db)
+    with pytest.raises(TypeError, match="'/skipped' must accept being called as"):
+        getattr(app, entrypoint)()
+    app = App()
+    app.websocket("/ws/{room}")(_socket_without_ws)
+    with pytest.raises(TypeError, match=r"must accept being called as \(ws, room=...\)"):
+        getattr(app, entrypoint)()
+
+
+async def _socket_without_ws(room: str) -> None:
+    return None  # NOTE: the room where the WebSocket goes: it could never be accepted.
+
+
+def test_a_plugin_may_supply_a_handler_argument(make_client: MakeClient) -> None:
+    app = App()
+    app.install(_Database())
+    app.get("/users/{user_id:int}")(_wants_db)
+    assert make_client(app).get("/users/7").text == "connection"
+
+
 def test_handler_taking_var_keyword_accepts_any_param() -> None:
     app = App()
 
