@@ -81,8 +81,12 @@ class RouteRegistry:
                 same name, or (a router) the router was included already.
             TypeError: If the handler does not take the template's parameters as keyword
                 arguments, is a generator function, or is a ``def`` wrapper of an
-                ``async def`` function; or if ``skip`` is one string instead of a list.
+                ``async def`` function; or if ``methods`` or ``skip`` is one string instead
+                of a list.
         """
+        if isinstance(methods, str):
+            # NOTE: methods="POST" read as the methods P, O, S and T (review140).
+            raise TypeError(f"methods takes a list of methods, not one string: [{methods!r}]")
         method_set = frozenset(m.upper() for m in methods)
         unknown = method_set - HTTP_METHODS
         if unknown or not method_set:

@@ -705,6 +705,11 @@ def test_unknown_http_method_is_refused() -> None:
         app.route("/x", methods=["FETCH"])
     with pytest.raises(ValueError):
         app.route("/x", methods=[])
+    # NOTE: review140: "unknown HTTP methods ['O', 'P', 'S', 'T']" for methods="POST".
+    with pytest.raises(TypeError, match=r"one string: \['POST'\]"):
+        app.route("/x", methods="POST")
+    with pytest.raises(TypeError, match="one string"):
+        Router().route("/x", methods="get")
 
 
 def test_router_prefix_must_be_well_formed() -> None:
