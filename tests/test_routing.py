@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -98,6 +99,16 @@ def test_parse_template_refuses_bad_templates(template: str) -> None:
 def test_converter_arguments_are_refused_with_add_converter_named(template: str) -> None:
     # NOTE: Falcon's spelling; "is not a parameter" misled, as the segment is one parameter.
     with pytest.raises(ValueError, match="converters do not take; register one with app"):
+        parse_template(template)
+
+
+@pytest.mark.parametrize(
+    ("template", "written"),
+    [("/users/<int:user_id>", "{user_id:int}"), ("/hello/<name>/x", "{name}")],
+)
+def test_flask_parameters_are_refused_with_the_spelling_to_use(template: str, written: str) -> None:
+    # NOTE: review140: a literal '<int:user_id>' segment matched only '%3Cint:user_id%3E'.
+    with pytest.raises(ValueError, match=f"Flask's spelling .*; write {re.escape(written)}$"):
         parse_template(template)
 
 
