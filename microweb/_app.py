@@ -238,9 +238,21 @@ class App(RouteRegistry):
 
         Raises:
             ValueError: If a converter of that name is registered, a built-in one included.
+            TypeError: If ``to_python`` or ``to_url`` is ``async def``, a generator function,
+                or cannot be called with one value.
         """
         if name in self._converters:
             raise ValueError(f"converter {name!r} is already registered")
+        for role, fn in (("to_python", to_python), ("to_url", to_url)):
+            where = f"converter {name!r}: {role} {getattr(fn, '__qualname__', fn)!r}"
+            if is_async_callable(fn) or is_generator_callable(fn):
+                # NOTE: an async def to_python handed the handler a coroutine, never awaited
+                # (review140): the path is matched synchronously.
+                raise TypeError(
+                    f"{where} must be a plain def function returning the value: the path is "
+                    "matched synchronously; load what the segment names in the handler"
+                )
+            check_arguments(fn, where, "(value)")
         self._converters[name] = Converter(name, to_python, to_url)
 
     def middleware(self, flow: F, *, outermost: bool = False) -> F:

@@ -765,6 +765,33 @@ def test_converter_cannot_be_registered_twice() -> None:
         app.add_converter("hex", lambda text: int(text, 16))
 
 
+def test_a_converter_that_cannot_convert_synchronously_is_refused() -> None:
+    # NOTE: review140: an async def to_python (a database lookup) handed the handler a
+    # coroutine, never awaited; one of no argument was a 500 on every matching request.
+    app = App()
+
+    async def load_user(segment: str) -> str:
+        return segment
+
+    def segments(segment: str) -> Iterator[str]:
+        yield segment
+
+    for to_python in (load_user, segments):
+        with pytest.raises(TypeError, match="must be a plain def function returning the value"):
+            app.add_converter("user", to_python)
+    with pytest.raises(TypeError, match=r"to_python .* must accept being called as \(value\)"):
+        app.add_converter("user", lambda: "nobody")
+    with pytest.raises(TypeError, match=r"to_url .* must accept being called as \(value\)"):
+        app.add_converter("user", str, lambda value, extra: str(value))
+    app.add_converter("user", str.upper, str.lower)  # NOTE: builtins and methods pass.
+
+    @app.get("/users/{name:user}")
+    def user(request: Request, name: str) -> str:
+        return name
+
+    assert app.url_for("user", name="ADA") == "/users/ada"
+
+
 # -- behaviour: 404, 405, HEAD, OPTIONS ------------------------------------------------------
 
 
