@@ -16,7 +16,14 @@ from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
 from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
 from ._route_templates import BUILTIN_CONVERTERS, Converter
-from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
+from ._router import (
+    Router,
+    RouteRegistry,
+    as_flow,
+    check_error_key,
+    check_includable,
+    error_handler_entry,
+)
 from ._routing import (
     Route,
     RouteTable,
@@ -193,7 +200,9 @@ class App(RouteRegistry):
 
         Raises:
             ValueError: If a route, or another template of the same name, is registered here.
+            TypeError: If ``router`` is no ``Router`` (another ``App``, say).
         """
+        check_includable(router)
         self._check_all(router)
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))

@@ -348,7 +348,9 @@ class Router(RouteRegistry):
         Raises:
             ValueError: If ``router`` is this router or includes it, or a route (or another
                 template of the same name) is registered here.
+            TypeError: If ``router`` is no ``Router`` (an ``App``, say).
         """
+        check_includable(router)
         if router is self:
             raise ValueError("a router cannot include itself")
         if any(self in chain for chain in router._inner.values()):
@@ -434,3 +436,19 @@ class Router(RouteRegistry):
             return handler
 
         return decorator
+
+
+def check_includable(router: object) -> None:
+    """Raise ``TypeError`` unless ``router`` is a ``Router``, which ``include()`` takes.
+
+    An ``App`` has routes too, but its flows, plugins and hooks would be left behind: including
+    one read its private tables and failed with ``AttributeError`` (review140).
+    """
+    if isinstance(router, Router):
+        return
+    if isinstance(router, RouteRegistry):
+        raise TypeError(
+            "include() takes a Router, not an App, whose plugins, flows and hooks would be "
+            "left out: register the routes on a Router, with its own flows, and include it"
+        )
+    raise TypeError(f"include() takes a Router, not {type(router).__name__}: {router!r}")
