@@ -16,11 +16,19 @@ from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, endpoint
 from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
 from ._route_templates import BUILTIN_CONVERTERS, Converter
-from ._router import Router, RouteRegistry, as_flow, check_error_key, error_handler_entry
+from ._router import (
+    Router,
+    RouteRegistry,
+    as_flow,
+    check_error_key,
+    check_includable,
+    error_handler_entry,
+)
 from ._routing import (
     Route,
     RouteTable,
     check_arguments,
+    check_call,
     check_colour,
     check_handler,
     check_name,
@@ -154,7 +162,9 @@ class App(RouteRegistry):
         ``as_wsgi()`` and ``as_asgi()`` call it, so errors surface there, before any request.
 
         Raises:
-            TypeError: If a plugin changes a handler's colour or returns no callable.
+            TypeError: If a plugin changes a handler's colour or returns no callable, or a
+                handler (as the plugins wrapped it) cannot take the request (or WebSocket) and
+                the path parameters.
             ValueError: If a route skips a plugin that is not installed, or a WebSocket route
                 one that added no flow.
         """
@@ -175,6 +185,7 @@ class App(RouteRegistry):
                 plan.http.add(route, self._endpoint(route, plan))
             for route in self._ws:
                 self._check_skips(route)
+                check_call(route.handler, route, "ws")
                 self._router_rules(route, plan)
             scoped = [
                 (route, self._routers.get(id(route), ()))
@@ -189,7 +200,9 @@ class App(RouteRegistry):
 
         Raises:
             ValueError: If a route, or another template of the same name, is registered here.
+            TypeError: If ``router`` is no ``Router`` (another ``App``, say).
         """
+        check_includable(router)
         self._check_all(router)
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))
@@ -234,9 +247,21 @@ class App(RouteRegistry):
 
         Raises:
             ValueError: If a converter of that name is registered, a built-in one included.
+            TypeError: If ``to_python`` or ``to_url`` is ``async def``, a generator function,
+                or cannot be called with one value.
         """
         if name in self._converters:
             raise ValueError(f"converter {name!r} is already registered")
+        for role, fn in (("to_python", to_python), ("to_url", to_url)):
+            where = f"converter {name!r}: {role} {getattr(fn, '__qualname__', fn)!r}"
+            if is_async_callable(fn) or is_generator_callable(fn):
+                # NOTE: an async def to_python handed the handler a coroutine, never awaited
+                # (review140): the path is matched synchronously.
+                raise TypeError(
+                    f"{where} must be a plain def function returning the value: the path is "
+                    "matched synchronously; load what the segment names in the handler"
+                )
+            check_arguments(fn, where, "(value)")
         self._converters[name] = Converter(name, to_python, to_url)
 
     def middleware(self, flow: F, *, outermost: bool = False) -> F:

@@ -69,7 +69,19 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     if handler is not None:
         try:
             result = yield from call(handler.target, request, exc)
-            return _error_value(result, exc, handler.key)
+            response = _error_value(result, exc, handler.key)
+            if response.status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
+                # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
+                # where a 500 handler's error is logged (review140); Starlette logs both.
+                logger.error(
+                    "unhandled error in %s %s, answered %d by %r",
+                    request.method,
+                    logged_path(request),
+                    response.status,
+                    handler.target.fn,
+                    exc_info=exc,
+                )
+            return response
         except ClientDisconnect:
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged.
@@ -113,19 +125,27 @@ def _error_value(result: Any, exc: Exception, key: object) -> Response:
     """A plain value from an error handler keeps the error's status (no soft 404 or 500).
 
     A ``(value, status)`` tuple sets its own status, and still gets the error's headers
-    (``Allow`` of a 405, say) where it sets none of that name.
+    (``Allow`` of a 405, say) where it sets none of that name. So does a ``Response`` with
+    the error's status (a page rendered with ``status=405``); another status is its own.
     """
     response = to_response(result)
     if isinstance(result, Response):
+        if isinstance(exc, HTTPError) and response.status == exc.status:
+            _add_headers(response, exc)
         return response
     if isinstance(exc, HTTPError):
         if not isinstance(result, tuple):
             response.status = exc.status
-        for name, value in exc.headers.items():
-            response.headers.setdefault(name, value)
+        _add_headers(response, exc)
     elif key == 500 and not isinstance(result, tuple):
         response.status = 500
     return response
+
+
+def _add_headers(response: Response, exc: HTTPError) -> None:
+    # SPEC: RFC 9110 15.5.6 and 15.5.2: a 405 MUST carry Allow, a 401 WWW-Authenticate.
+    for name, value in exc.headers.items():
+        response.headers.setdefault(name, value)
 
 
 def default_error(

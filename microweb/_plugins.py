@@ -6,7 +6,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
-from ._routing import Route, is_async_callable
+from ._routing import Route, check_call, is_async_callable
 
 
 @runtime_checkable
@@ -27,9 +27,13 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
     """Return the plugin's name after checking it can be installed.
 
     Raises:
-        TypeError: If it has no string ``name``.
+        TypeError: If it is a class, or has no string ``name``.
         ValueError: If a plugin of that name is installed already.
     """
+    if isinstance(plugin, type):
+        # NOTE: install(CSRF) failed in setup() with "missing 1 required positional argument:
+        # 'app'", and left the class installed (review140).
+        raise TypeError(f"install() takes a plugin, not its class: {plugin.__name__}(...)")
     name = getattr(plugin, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"a plugin needs a non-empty str attribute `name`: {plugin!r}")
@@ -147,6 +151,7 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
                 f"{route.name!r}; wrap it in a {colour} function (route.is_async tells which)"
             )
         handler = wrapped
+    check_call(handler, route)
     return Colored(handler, route.is_async, route.offload)
 
 

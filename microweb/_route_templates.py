@@ -16,6 +16,7 @@ from typing import Any
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 # NOTE: Falcon's converters take arguments ({day:dt("%Y-%m-%d")}, {n:int(min=1)}); ours do not.
 _WITH_ARGUMENTS = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[A-Za-z_][A-Za-z0-9_]*\(.*\)\}")
+_FLASK_PARAM = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*):)?([A-Za-z_][A-Za-z0-9_]*)>")
 _FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -89,6 +90,38 @@ Segment = str | Param
 URL_FOR_OPTIONS = frozenset({"_query", "_external"})
 
 
+def _literal(template: str, part: str) -> str:
+    """Return ``part``, a literal segment of ``template``, or raise what is wrong with it."""
+    if part in (".", ".."):
+        raise ValueError(
+            f"route template {template!r} has a '.' or '..' segment: clients resolve "
+            "it away before they ask, so no request could reach the route"
+        )
+    arguments = _WITH_ARGUMENTS.fullmatch(part)
+    if arguments is not None:
+        raise ValueError(
+            f"route template {template!r}: segment {part!r} gives its converter "
+            "arguments, which converters do not take; register one with "
+            "app.add_converter(name, to_python) that parses or checks the segment, "
+            f"and write {{{arguments.group(1)}:name}}"
+        )
+    if "{" in part or "}" in part:
+        raise ValueError(
+            f"route template {template!r}: segment {part!r} is not a parameter; a "
+            "parameter fills a whole segment, written {name} or {name:converter}"
+        )
+    flask = _FLASK_PARAM.fullmatch(part)
+    if flask is not None:
+        # NOTE: a literal '<int:id>' matched only a client's '%3Cint:id%3E' (review140).
+        converter, name = flask.group(1), flask.group(2)
+        written = f"{{{name}:{converter}}}" if converter else f"{{{name}}}"
+        raise ValueError(
+            f"route template {template!r}: segment {part!r} is Flask's spelling of a "
+            f"parameter, which would match only that text; write {written}"
+        )
+    return part
+
+
 def parse_template(template: str) -> tuple[Segment, ...]:
     """Split a route template into static segments and parameters.
 
@@ -102,25 +135,7 @@ def parse_template(template: str) -> tuple[Segment, ...]:
     for index, part in enumerate(template[1:].split("/")):
         match = _PARAM.fullmatch(part)
         if match is None:
-            if part in (".", ".."):
-                raise ValueError(
-                    f"route template {template!r} has a '.' or '..' segment: clients resolve "
-                    "it away before they ask, so no request could reach the route"
-                )
-            arguments = _WITH_ARGUMENTS.fullmatch(part)
-            if arguments is not None:
-                raise ValueError(
-                    f"route template {template!r}: segment {part!r} gives its converter "
-                    "arguments, which converters do not take; register one with "
-                    "app.add_converter(name, to_python) that parses or checks the segment, "
-                    f"and write {{{arguments.group(1)}:name}}"
-                )
-            if "{" in part or "}" in part:
-                raise ValueError(
-                    f"route template {template!r}: segment {part!r} is not a parameter; a "
-                    "parameter fills a whole segment, written {name} or {name:converter}"
-                )
-            segments.append(part)
+            segments.append(_literal(template, part))
             continue
         name, converter = match.group(1), match.group(2) or "str"
         if name in names:

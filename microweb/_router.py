@@ -81,8 +81,12 @@ class RouteRegistry:
                 same name, or (a router) the router was included already.
             TypeError: If the handler does not take the template's parameters as keyword
                 arguments, is a generator function, or is a ``def`` wrapper of an
-                ``async def`` function; or if ``skip`` is one string instead of a list.
+                ``async def`` function; or if ``methods`` or ``skip`` is one string instead
+                of a list.
         """
+        if isinstance(methods, str):
+            # NOTE: methods="POST" read as the methods P, O, S and T (review140).
+            raise TypeError(f"methods takes a list of methods, not one string: [{methods!r}]")
         method_set = frozenset(m.upper() for m in methods)
         unknown = method_set - HTTP_METHODS
         if unknown or not method_set:
@@ -344,7 +348,9 @@ class Router(RouteRegistry):
         Raises:
             ValueError: If ``router`` is this router or includes it, or a route (or another
                 template of the same name) is registered here.
+            TypeError: If ``router`` is no ``Router`` (an ``App``, say).
         """
+        check_includable(router)
         if router is self:
             raise ValueError("a router cannot include itself")
         if any(self in chain for chain in router._inner.values()):
@@ -430,3 +436,19 @@ class Router(RouteRegistry):
             return handler
 
         return decorator
+
+
+def check_includable(router: object) -> None:
+    """Raise ``TypeError`` unless ``router`` is a ``Router``, which ``include()`` takes.
+
+    An ``App`` has routes too, but its flows, plugins and hooks would be left behind: including
+    one read its private tables and failed with ``AttributeError`` (review140).
+    """
+    if isinstance(router, Router):
+        return
+    if isinstance(router, RouteRegistry):
+        raise TypeError(
+            "include() takes a Router, not an App, whose plugins, flows and hooks would be "
+            "left out: register the routes on a Router, with its own flows, and include it"
+        )
+    raise TypeError(f"include() takes a Router, not {type(router).__name__}: {router!r}")

@@ -95,38 +95,40 @@ def check_colour(fn: Callable[..., Any], where: str) -> None:
         )
 
 
-def check_arguments(fn: Callable[..., Any], where: str, called_as: str) -> None:
+def check_arguments(
+    fn: Callable[..., Any], where: str, called_as: str, keywords: Sequence[str] = ()
+) -> None:
     """Refuse a function that cannot be called the way microweb calls it (``called_as``).
 
     ``called_as`` is the call's shape, such as ``"(request, exc)"``; its names stand for the
-    positional arguments given.
+    positional arguments given, then the ``keywords`` (a route's path parameters).
 
     Raises:
         TypeError: Naming the call, where the call would have failed with a 500 on the
             first request that needed ``fn``.
     """
-    count = called_as.count(",") + 1 if called_as != "()" else 0
+    count = called_as.count(",") + 1 - len(keywords) if called_as != "()" else 0
     function = unwrap_staticmethod(fn)
     try:
         named = inspect.signature(function)
         own = inspect.signature(function, follow_wrapped=False)
     except (TypeError, ValueError):
         return  # NOTE: a builtin without a signature: it will tell when it is called.
-    if _binds(named, count):
+    if _binds(named, count, keywords):
         return
     # NOTE: a decorator's wrapper (functools.wraps) is what gets called, and it may take other
     # arguments than the function it names: one that supplies a dependency itself (injector's
     # @inject) wraps an error handler of three parameters and takes two. A wrapper supplies
     # arguments and takes none away, so one that passes on what it is given (*args, **kwargs,
     # a logging decorator's) still hands the function more than it takes.
-    if not _binds(own, count) or _hands_on_too_many(own, named, count):
+    if not _binds(own, count, keywords) or _hands_on_too_many(own, named, count):
         raise TypeError(f"{where} must accept being called as {called_as}")
 
 
-def _binds(signature: inspect.Signature, count: int) -> bool:
-    """Tell whether ``signature`` takes ``count`` positional arguments."""
+def _binds(signature: inspect.Signature, count: int, keywords: Sequence[str] = ()) -> bool:
+    """Tell whether ``signature`` takes ``count`` positional arguments and the ``keywords``."""
     try:
-        signature.bind(*[None] * count)
+        signature.bind(*[None] * count, **dict.fromkeys(keywords))
     except TypeError:
         return False
     return True
@@ -170,6 +172,30 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
     missing = [name for name in param_names if name not in accepted]
     if missing:
         raise TypeError(f"{where} must accept the path parameters {missing} as keyword arguments")
+
+
+def check_call(handler: Callable[..., Any], route: Route, first: str = "request") -> None:
+    """Refuse, at startup, a handler that cannot be called as ``(first, **path_params)``.
+
+    ``handler`` is the one the plugins' ``apply()`` gave, which may supply arguments of the
+    route's handler itself (a database connection).
+
+    Raises:
+        TypeError: Naming the call, which would have failed with a 500 on every request.
+    """
+    # NOTE: Flask's `def index():` (no request), or a path parameter in the request's place,
+    # passed registration and failed on every request (review140).
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return
+    if _binds(signature, 1, route.param_names):
+        return
+    where = (
+        f"handler {getattr(route.handler, '__qualname__', route.handler)!r} for {route.template!r}"
+    )
+    called_as = ", ".join([first, *(f"{name}=..." for name in route.param_names)])
+    check_arguments(handler, where, f"({called_as})", route.param_names)
 
 
 NO_CONFIG: Mapping[str, Any] = MappingProxyType({})

@@ -22,7 +22,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
 
 from ._response import HTML, Response
-from ._routing import is_async_callable, is_generator_callable
+from ._routing import check_arguments, is_async_callable, is_generator_callable
 from .plugins.flashes import get_flashed_messages
 from .plugins.flashes import take_now as take_flashes_now
 
@@ -51,6 +51,8 @@ def _processors(given: Iterable[ContextProcessor]) -> tuple[ContextProcessor, ..
                 f"context processor {processor!r} must be a def function called with the "
                 "request: render() is synchronous, so it can't await an async def one"
             )
+        # NOTE: Flask's processors take no argument; taken, every render() failed (review140).
+        check_arguments(processor, f"context processor {processor!r}", "(request)")
     return processors
 
 

@@ -291,6 +291,19 @@ def test_a_router_cannot_include_itself_and_checks_what_it_includes() -> None:
     assert [route.template for route in inner.routes] == ["/x"]  # NOTE: inner is unchanged.
 
 
+def test_include_takes_a_router_only() -> None:
+    # NOTE: review140: an App (Starlette's Mount of an app) failed with AttributeError
+    # '_scopes_of', once it had a route; an empty one was taken, and changed nothing.
+    other = App()
+    other.get("/hello")(lambda request: "hello")
+    for including in (App(), Router(prefix="/api")):
+        for included in (other, App()):
+            with pytest.raises(TypeError, match="takes a Router, not an App"):
+                including.include(included)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="takes a Router, not NoneType"):
+            including.include(None)  # type: ignore[arg-type]
+
+
 def test_a_router_with_two_handlers_under_one_name_can_be_included_in_two_places(
     make_client: MakeClient,
 ) -> None:

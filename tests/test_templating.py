@@ -193,6 +193,9 @@ def test_context_processors_are_checked(folder: Path, make_client: MakeClient) -
     # NOTE: taken, every render failed with a 500 ("returned generator, not a mapping").
     with pytest.raises(TypeError, match="is a generator function: return the dict"):
         Templates(folder, context_processors=[yielded])  # type: ignore[list-item]
+    # NOTE: review140: Flask's processors take no argument; taken, every render() was a 500.
+    with pytest.raises(TypeError, match=r"must accept being called as \(request\)"):
+        Templates(folder, context_processors=[lambda: {"user": "ada"}])  # type: ignore[list-item]
     (folder / "who.html").write_text("{{ user }}")
     templates = Templates(folder, context_processors=[lambda request: ["user"]])  # type: ignore[list-item, return-value]
     app = App()

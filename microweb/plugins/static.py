@@ -122,8 +122,13 @@ class Static:
         self.dotfiles = dotfiles
 
     def setup(self, app: App) -> None:
-        """Add the ``GET`` routes: the prefix itself, and every path under it."""
+        """Add the ``GET`` routes: every path under the prefix, and the prefix itself (the
+        folder's index) unless ``index`` is ``None``."""
         app.get(self.prefix + "/{path:path}", name=self.name)(self.serve)
+        if self.index is None:
+            # NOTE: they could only answer 404; at the root (prefix ""), "/" clashed with the
+            # app's own home page, which favicon.ico and robots.txt served so stand beside.
+            return
         app.get(self.prefix + "/", name=f"{self.name}.index")(self.serve)
         if self.prefix:
             app.get(self.prefix, name=f"{self.name}.prefix")(self.serve)

@@ -75,6 +75,26 @@ def test_static_without_index_answers_404_for_folders(make_client: MakeClient, f
     assert client.get("/static/docs/index.html").status_code == 200
 
 
+def test_static_at_the_root_without_index_leaves_the_home_page_to_the_app(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    # NOTE: review140: favicon.ico and robots.txt served at the root beside the app's own
+    # home page: install() raised "GET / is registered twice", even with index=None, whose
+    # "/" route could only answer 404, and left the plugin half installed.
+    (tmp_path / "robots.txt").write_text("User-agent: *")
+    for installed_first in (True, False):
+        app = App()
+        if installed_first:
+            app.install(Static(tmp_path, prefix="", index=None))
+        app.get("/")(lambda request: "home")
+        if not installed_first:
+            app.install(Static(tmp_path, prefix="", index=None))
+        client = make_client(app)
+        assert client.get("/").text == "home"
+        assert client.get("/robots.txt").text == "User-agent: *"
+        assert client.get("/missing.txt").status_code == 404
+
+
 def test_static_at_the_root_and_several_folders(make_client: MakeClient, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
