@@ -152,8 +152,15 @@ def default_error(
     request: Request, status: int, detail: str | None, headers: Mapping[str, str]
 ) -> Response:
     """Return the default error body: JSON when the client accepts JSON, else plain text."""
+    try:
+        accept = header_value(request.headers, "accept")
+    except HTTPError as refused:
+        # NOTE: this answer read the headers first (a 404 with no flow that read them): their
+        # 431 escaped the app, a 500 and a traceback from the server (review141). It is the
+        # answer, as when a flow reads them first; the headers now hold the first lines.
+        return default_error(request, refused.status, refused.detail, refused.headers)
     detail = detail or status_phrase(status)
-    if prefers_json(header_value(request.headers, "accept") or ""):
+    if prefers_json(accept or ""):
         return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
     return Response(detail.encode("utf-8"), status, headers, TEXT)
 

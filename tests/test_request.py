@@ -592,6 +592,18 @@ def test_header_lines_past_max_headers_are_431(make_client: MakeClient, path: st
     assert "more than 30 header lines" in response.text
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/host")])
+def test_header_lines_past_max_headers_first_read_by_an_error_answer_are_431(
+    make_client: MakeClient, method: str, path: str
+) -> None:
+    # NOTE: the default 404 (or 405) read the headers first, for Accept, and their 431 escaped
+    # the app: a 500 and a traceback from the server (review141).
+    client = make_client(header_count_app(30))
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    response = client.request(method, path, headers=sent)
+    assert (response.status_code, response.text) == (431, "more than 30 header lines")
+
+
 # -- client, scheme, host, url, state, interface, app ----------------------------------------
 
 
