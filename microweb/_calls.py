@@ -8,11 +8,13 @@ away while its body was read; ``cut_off`` reports a request the server cancelled
 
 from __future__ import annotations
 
+import copy
 import logging
 import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._datastructures import trusted_headers
 from ._effects import Colored, Effects, Offload
 from ._errors import (
     ClientDisconnect,
@@ -131,6 +133,11 @@ def _error_value(result: Any, exc: Exception, key: object) -> Response:
     response = to_response(result)
     if isinstance(result, Response):
         if isinstance(exc, HTTPError) and response.status == exc.status:
+            if any(name not in response.headers for name in exc.headers):
+                # NOTE: a copy: an error page the app keeps (a module's constant) kept the
+                # first 405's Allow, and every later 405 sent it, for other paths (review141).
+                response = copy.copy(response)
+                response.headers = trusted_headers(response.headers.items())
             _add_headers(response, exc)
         return response
     if isinstance(exc, HTTPError):

@@ -486,6 +486,29 @@ def test_a_response_with_the_error_status_from_an_error_handler_keeps_the_error_
     assert "www-authenticate" not in moved.headers
 
 
+def test_an_error_page_the_app_keeps_gets_each_errors_own_headers(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: review141: the error's headers were added to the Response the handler returned,
+    # which the app kept: the first 405's Allow stayed on it, and went out with every 405.
+    app = App()
+    page = Response.html("<h1>Not here</h1>", status=405)
+
+    @app.get("/read")
+    def read(request: Request) -> str:
+        return "read"
+
+    @app.post("/write")
+    def write(request: Request) -> str:
+        return "written"
+
+    app.error_handler(405)(in_colour(colour, lambda request, exc: page))
+    client = make_client(app)
+    assert client.post("/read").headers["allow"] == "GET, HEAD, OPTIONS"
+    assert client.get("/write").headers["allow"] == "OPTIONS, POST"
+    assert "allow" not in page.headers
+
+
 def test_an_error_a_class_handler_answers_with_a_5xx_is_logged(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
