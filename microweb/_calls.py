@@ -28,7 +28,7 @@ from ._request import logged_path
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:
-    from ._plan import Plan
+    from ._plan import ErrorHandler, Plan
     from ._request import Request
 
 logger = logging.getLogger("microweb")
@@ -72,18 +72,6 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         try:
             result = yield from call(handler.target, request, exc)
             response = _error_value(result, exc, handler.key)
-            if response.status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
-                # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
-                # where a 500 handler's error is logged (review140); Starlette logs both.
-                logger.error(
-                    "unhandled error in %s %s, answered %d by %r",
-                    request.method,
-                    logged_path(request),
-                    response.status,
-                    handler.target.fn,
-                    exc_info=exc,
-                )
-            return response
         except ClientDisconnect:
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged.
@@ -91,9 +79,14 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         except Exception as failure:
             # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
             # KeyError into a 404, say): logged, with its traceback, it read as a failure.
-            if not isinstance(failure, HTTPError):
+            if isinstance(failure, HTTPError):
+                _log_answered(request, exc, handler, failure.status)
+            else:
                 logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
             exc = failure
+        else:
+            _log_answered(request, exc, handler, response.status)
+            return response
     try:
         if isinstance(exc, HTTPError):
             return default_error(request, exc.status, exc.detail, exc.headers)
@@ -102,6 +95,22 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
         # the error and the request it holds made a cycle, freed by a full collection only.
         del exc
+
+
+def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, status: int) -> None:
+    """Log ``exc``, a bug that a class handler answered with ``status``, if it is a 5xx."""
+    if status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
+        # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
+        # where a 500 handler's error is logged (review140); Starlette logs both. One that
+        # raises HTTPError(500) hid it too (review141).
+        logger.error(
+            "unhandled error in %s %s, answered %d by %r",
+            request.method,
+            logged_path(request),
+            status,
+            handler.target.fn,
+            exc_info=exc,
+        )
 
 
 def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:

@@ -543,6 +543,29 @@ def test_an_error_a_class_handler_answers_with_a_5xx_is_logged(
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
 
 
+def test_an_error_a_class_handler_answers_by_raising_a_5xx_httperror_is_logged(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: review141: a catch-all handler that raised HTTPError(500) hid the bug's traceback,
+    # as one that returned a 500 did before review140.
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    app = App()
+
+    @app.get("/bug")
+    def bug(request: Request) -> str:
+        raise ZeroDivisionError("a bug")
+
+    def internal(request: Request, exc: Exception) -> str:
+        raise HTTPError(503, "try again later")
+
+    app.error_handler(Exception)(in_colour(colour, internal))
+    failed = make_client(app).get("/bug")
+    assert (failed.status_code, failed.text) == (503, "try again later")
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.getMessage().startswith("unhandled error in GET /bug, answered 503 by ")
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
 def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
