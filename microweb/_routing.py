@@ -127,7 +127,9 @@ def _takes(
     wrapper passes on what it is given (a logging decorator's) and may supply more, so what
     it wraps must take at least what it is given.
     """
-    while True:
+    seen: set[int] = set()
+    while id(getattr(fn, "__func__", fn)) not in seen:  # NOTE: a __wrapped__ cycle ends it.
+        seen.add(id(getattr(fn, "__func__", fn)))
         try:
             own: inspect.Signature | None = inspect.signature(fn, follow_wrapped=False)
         except (TypeError, ValueError):
@@ -142,6 +144,7 @@ def _takes(
             # that self is not counted among the arguments given.
             inner = types.MethodType(inner, fn.__self__)
         fn, partly = unwrap_staticmethod(inner), True
+    return True
 
 
 def _binds(

@@ -1547,3 +1547,14 @@ def test_a_wrapper_that_takes_fewer_than_the_function_it_names_is_refused() -> N
         App().get("/items/{item_id:int}")(request_only(item))
     with pytest.raises(TypeError, match=r"must accept being called as \(request, exc\)"):
         App().error_handler(404)(request_only(not_found))
+
+
+def test_a_wrapper_cycle_is_served_as_its_own_signature_says(make_client: MakeClient) -> None:
+    # NOTE: the checks walk __wrapped__ from wrapper to wrapper: a cycle must end the walk.
+    def cycle(*args: Any, **kwargs: Any) -> str:
+        return "served"
+
+    cycle.__wrapped__ = cycle  # type: ignore[attr-defined]
+    app = App()
+    app.get("/")(cycle)
+    assert make_client(app).get("/").text == "served"
