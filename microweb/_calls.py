@@ -8,11 +8,13 @@ away while its body was read; ``cut_off`` reports a request the server cancelled
 
 from __future__ import annotations
 
+import copy
 import logging
 import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._datastructures import trusted_headers
 from ._effects import Colored, Effects, Offload
 from ._errors import (
     ClientDisconnect,
@@ -26,7 +28,7 @@ from ._request import logged_path
 from ._response import JSON, TEXT, Response, encode_json, to_response
 
 if TYPE_CHECKING:
-    from ._plan import Plan
+    from ._plan import ErrorHandler, Plan
     from ._request import Request
 
 logger = logging.getLogger("microweb")
@@ -70,18 +72,6 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         try:
             result = yield from call(handler.target, request, exc)
             response = _error_value(result, exc, handler.key)
-            if response.status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
-                # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
-                # where a 500 handler's error is logged (review140); Starlette logs both.
-                logger.error(
-                    "unhandled error in %s %s, answered %d by %r",
-                    request.method,
-                    logged_path(request),
-                    response.status,
-                    handler.target.fn,
-                    exc_info=exc,
-                )
-            return response
         except ClientDisconnect:
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged.
@@ -89,9 +79,14 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         except Exception as failure:
             # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
             # KeyError into a 404, say): logged, with its traceback, it read as a failure.
-            if not isinstance(failure, HTTPError):
+            if isinstance(failure, HTTPError):
+                _log_answered(request, exc, handler, failure.status)
+            else:
                 logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
             exc = failure
+        else:
+            _log_answered(request, exc, handler, response.status)
+            return response
     try:
         if isinstance(exc, HTTPError):
             return default_error(request, exc.status, exc.detail, exc.headers)
@@ -100,6 +95,22 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
         # the error and the request it holds made a cycle, freed by a full collection only.
         del exc
+
+
+def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, status: int) -> None:
+    """Log ``exc``, a bug that a class handler answered with ``status``, if it is a 5xx."""
+    if status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
+        # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
+        # where a 500 handler's error is logged (review140); Starlette logs both. One that
+        # raises HTTPError(500) hid it too (review141).
+        logger.error(
+            "unhandled error in %s %s, answered %d by %r",
+            request.method,
+            logged_path(request),
+            status,
+            handler.target.fn,
+            exc_info=exc,
+        )
 
 
 def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
@@ -131,6 +142,11 @@ def _error_value(result: Any, exc: Exception, key: object) -> Response:
     response = to_response(result)
     if isinstance(result, Response):
         if isinstance(exc, HTTPError) and response.status == exc.status:
+            if any(name not in response.headers for name in exc.headers):
+                # NOTE: a copy: an error page the app keeps (a module's constant) kept the
+                # first 405's Allow, and every later 405 sent it, for other paths (review141).
+                response = copy.copy(response)
+                response.headers = trusted_headers(response.headers.items())
             _add_headers(response, exc)
         return response
     if isinstance(exc, HTTPError):
@@ -152,8 +168,15 @@ def default_error(
     request: Request, status: int, detail: str | None, headers: Mapping[str, str]
 ) -> Response:
     """Return the default error body: JSON when the client accepts JSON, else plain text."""
+    try:
+        accept = header_value(request.headers, "accept")
+    except HTTPError as refused:
+        # NOTE: this answer read the headers first (a 404 with no flow that read them): their
+        # 431 escaped the app, a 500 and a traceback from the server (review141). It is the
+        # answer, as when a flow reads them first; the headers now hold the first lines.
+        return default_error(request, refused.status, refused.detail, refused.headers)
     detail = detail or status_phrase(status)
-    if prefers_json(header_value(request.headers, "accept") or ""):
+    if prefers_json(accept or ""):
         return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
     return Response(detail.encode("utf-8"), status, headers, TEXT)
 

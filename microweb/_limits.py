@@ -33,7 +33,8 @@ class Limits:
         max_query_params: Fields of a query string or urlencoded body (400).
         max_websocket_message: Bytes of one WebSocket message (the connection closes with 1009).
         max_headers: Header lines of a request, checked when ``request.headers`` (or what is
-            read from them: the host, the cookies) is first read (431).
+            read from them: the host, the cookies) is first read (431). The app's only: a
+            route's is not used, and a route's mapping of limits may not name it.
     """
 
     max_body_size: int = 10 * MiB
@@ -87,10 +88,31 @@ class Limits:
 RouteLimits = Limits | Mapping[str, int]
 
 
+def check_route_limits(override: RouteLimits | None) -> None:
+    """Refuse a route's mapping of limits that names one only the app's can set.
+
+    Raises:
+        ValueError: If it names ``max_headers``.
+    """
+    if isinstance(override, Mapping) and "max_headers" in override:
+        raise ValueError(
+            "max_headers is the app's limit, not a route's: the headers may be read before "
+            "routing (by flows, as the plugins' are); set App(limits=Limits(max_headers=...))"
+        )
+
+
 def resolve_limits(base: Limits, override: RouteLimits | None) -> Limits:
-    """Combine the app's limits with a route's: a ``Limits`` replaces, a mapping amends."""
+    """Combine the app's limits with a route's: a ``Limits`` replaces, a mapping amends.
+
+    ``max_headers`` stays the app's.
+    """
     if override is None:
         return base
     if isinstance(override, Limits):
-        return override
+        # NOTE: the headers are read with the limits current at their first read: a flow's
+        # read, before routing, took the app's and a handler's the route's, so a route's
+        # max_headers held only in an app with no flow that read them (review141).
+        if override.max_headers == base.max_headers:
+            return override
+        return override.replace(max_headers=base.max_headers)
     return base.replace(**override)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,7 +31,7 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
         TypeError: If it is a class, or has no string ``name``.
         ValueError: If a plugin of that name is installed already.
     """
-    if isinstance(plugin, type):
+    if isinstance(plugin, type) and _needs_instance(plugin):
         # NOTE: install(CSRF) failed in setup() with "missing 1 required positional argument:
         # 'app'", and left the class installed (review140).
         raise TypeError(f"install() takes a plugin, not its class: {plugin.__name__}(...)")
@@ -76,6 +77,21 @@ def check_skips(route: Route, plugins: Sequence[Any], with_flows: Container[str]
             "route, skip= leaves out a plugin's apply() wrapper, and a plugin's flows see every "
             "request (they run before routing), so it would change nothing"
         )
+
+
+def _needs_instance(cls: type) -> bool:
+    """Tell whether a plugin's class has a method that only an instance can call.
+
+    A class whose hooks are all class or static methods is a plugin as it is (review141).
+    """
+    for hook in ("setup", "apply", "close"):
+        try:
+            found = inspect.getattr_static(cls, hook)
+        except AttributeError:
+            continue
+        if not isinstance(found, (classmethod, staticmethod)):
+            return True
+    return False
 
 
 def check_router_skips(

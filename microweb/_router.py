@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._effects import Colored
-from ._limits import RouteLimits
+from ._limits import RouteLimits, check_route_limits
 from ._plan import ErrorHandler
 from ._route_templates import parse_template
 from ._routing import (
@@ -78,7 +78,8 @@ class RouteRegistry:
 
         Raises:
             ValueError: If the template or a method is invalid, another template has the
-                same name, or (a router) the router was included already.
+                same name, ``limits`` names ``max_headers`` (the app's only), or (a router)
+                the router was included already.
             TypeError: If the handler does not take the template's parameters as keyword
                 arguments, is a generator function, or is a ``def`` wrapper of an
                 ``async def`` function; or if ``methods`` or ``skip`` is one string instead
@@ -92,6 +93,7 @@ class RouteRegistry:
         if unknown or not method_set:
             raise ValueError(f"unknown HTTP methods {sorted(unknown)} for route {path!r}")
         skipped = skip_names(skip)
+        check_route_limits(limits)
 
         def decorator(handler: H) -> H:
             route = self._make_route(path, method_set, handler, name, offload, limits)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -108,42 +109,61 @@ def check_arguments(
             first request that needed ``fn``.
     """
     count = called_as.count(",") + 1 - len(keywords) if called_as != "()" else 0
-    function = unwrap_staticmethod(fn)
-    try:
-        named = inspect.signature(function)
-        own = inspect.signature(function, follow_wrapped=False)
-    except (TypeError, ValueError):
-        return  # NOTE: a builtin without a signature: it will tell when it is called.
-    if _binds(named, count, keywords):
-        return
-    # NOTE: a decorator's wrapper (functools.wraps) is what gets called, and it may take other
-    # arguments than the function it names: one that supplies a dependency itself (injector's
-    # @inject) wraps an error handler of three parameters and takes two. A wrapper supplies
-    # arguments and takes none away, so one that passes on what it is given (*args, **kwargs,
-    # a logging decorator's) still hands the function more than it takes.
-    if not _binds(own, count, keywords) or _hands_on_too_many(own, named, count):
+    if not _takes(unwrap_staticmethod(fn), count, keywords):
         raise TypeError(f"{where} must accept being called as {called_as}")
 
 
-def _binds(signature: inspect.Signature, count: int, keywords: Sequence[str] = ()) -> bool:
-    """Tell whether ``signature`` takes ``count`` positional arguments and the ``keywords``."""
+def _takes(
+    fn: Callable[..., Any], count: int, keywords: Sequence[str], *, partly: bool = False
+) -> bool:
+    """Tell whether ``fn`` takes ``count`` positional arguments and the ``keywords``
+    (``partly``: and maybe others besides).
+
+    A decorator's wrapper (``functools.wraps``) is what gets called, and it may take other
+    arguments than the function it names: one that supplies a dependency itself (injector's
+    @inject) wraps an error handler of three parameters and takes two, and a plugin's may
+    take the request and not pass it on. So each wrapper is checked by its own signature,
+    and what a wrapper of only ``*args``/``**kwargs`` wraps is checked after it: such a
+    wrapper passes on what it is given (a logging decorator's) and may supply more, so what
+    it wraps must take at least what it is given.
+    """
+    seen: set[int] = set()
+    while id(getattr(fn, "__func__", fn)) not in seen:  # NOTE: a __wrapped__ cycle ends it.
+        seen.add(id(getattr(fn, "__func__", fn)))
+        try:
+            own: inspect.Signature | None = inspect.signature(fn, follow_wrapped=False)
+        except (TypeError, ValueError):
+            own = None  # NOTE: a builtin, or lru_cache's wrapper: no signature to check.
+        if own is not None and not _binds(own, count, keywords, partly=partly):
+            return False
+        inner = getattr(fn, "__wrapped__", None)
+        if inner is None or not callable(inner) or (own is not None and not _passes_on(own)):
+            return True
+        if inspect.ismethod(fn):
+            # NOTE: a method's __wrapped__ is its function's, unbound: bound again, so
+            # that self is not counted among the arguments given.
+            inner = types.MethodType(inner, fn.__self__)
+        fn, partly = unwrap_staticmethod(inner), True
+    return True
+
+
+def _binds(
+    signature: inspect.Signature, count: int, keywords: Sequence[str] = (), *, partly: bool = False
+) -> bool:
+    """Tell whether ``signature`` takes ``count`` positional arguments and the ``keywords``
+    (``partly``: and maybe others besides)."""
+    bind = signature.bind_partial if partly else signature.bind
     try:
-        signature.bind(*[None] * count, **dict.fromkeys(keywords))
+        bind(*[None] * count, **dict.fromkeys(keywords))
     except TypeError:
         return False
     return True
 
 
-def _hands_on_too_many(own: inspect.Signature, named: inspect.Signature, count: int) -> bool:
-    """Tell whether a wrapper of only ``*args``/``**kwargs`` gives ``named`` too many."""
+def _passes_on(signature: inspect.Signature) -> bool:
+    """Tell whether ``signature`` is a wrapper's of only ``*args``/``**kwargs``."""
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    if any(p.kind not in variadic for p in own.parameters.values()):
-        return False
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    kinds = [p.kind for p in named.parameters.values()]
-    if inspect.Parameter.VAR_POSITIONAL in kinds:
-        return False
-    return count > sum(kind in positional for kind in kinds)
+    return all(p.kind in variadic for p in signature.parameters.values())
 
 
 def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -> None:
@@ -161,17 +181,18 @@ def check_handler(handler: Handler, template: str, param_names: Sequence[str]) -
     if not callable(handler):
         raise TypeError(f"{where} is not callable")
     check_colour(handler, where)
+    # NOTE: partly: a plugin's apply() may supply other arguments, checked at startup. By
+    # the signature of what is called: a decorator that loads the user of a {user_id} and
+    # hands the function the user was refused, by the function's own signature (review141).
+    if _takes(unwrap_staticmethod(handler), 0, param_names, partly=True):
+        return
     try:
-        signature = inspect.signature(handler)
+        parameters = list(inspect.signature(handler).parameters.values())
     except (TypeError, ValueError):
-        return
-    parameters = signature.parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return
+        parameters = []
     accepted = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
-    missing = [name for name in param_names if name not in accepted]
-    if missing:
-        raise TypeError(f"{where} must accept the path parameters {missing} as keyword arguments")
+    missing = [name for name in param_names if name not in accepted] or list(param_names)
+    raise TypeError(f"{where} must accept the path parameters {missing} as keyword arguments")
 
 
 def check_call(handler: Callable[..., Any], route: Route, first: str = "request") -> None:
@@ -185,12 +206,6 @@ def check_call(handler: Callable[..., Any], route: Route, first: str = "request"
     """
     # NOTE: Flask's `def index():` (no request), or a path parameter in the request's place,
     # passed registration and failed on every request (review140).
-    try:
-        signature = inspect.signature(handler)
-    except (TypeError, ValueError):
-        return
-    if _binds(signature, 1, route.param_names):
-        return
     where = (
         f"handler {getattr(route.handler, '__qualname__', route.handler)!r} for {route.template!r}"
     )

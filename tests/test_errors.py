@@ -486,6 +486,29 @@ def test_a_response_with_the_error_status_from_an_error_handler_keeps_the_error_
     assert "www-authenticate" not in moved.headers
 
 
+def test_an_error_page_the_app_keeps_gets_each_errors_own_headers(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: review141: the error's headers were added to the Response the handler returned,
+    # which the app kept: the first 405's Allow stayed on it, and went out with every 405.
+    app = App()
+    page = Response.html("<h1>Not here</h1>", status=405)
+
+    @app.get("/read")
+    def read(request: Request) -> str:
+        return "read"
+
+    @app.post("/write")
+    def write(request: Request) -> str:
+        return "written"
+
+    app.error_handler(405)(in_colour(colour, lambda request, exc: page))
+    client = make_client(app)
+    assert client.post("/read").headers["allow"] == "GET, HEAD, OPTIONS"
+    assert client.get("/write").headers["allow"] == "OPTIONS, POST"
+    assert "allow" not in page.headers
+
+
 def test_an_error_a_class_handler_answers_with_a_5xx_is_logged(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -517,6 +540,29 @@ def test_an_error_a_class_handler_answers_with_a_5xx_is_logged(
     assert (failed.status_code, failed.json()) == (500, {"error": "internal"})
     [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert record.getMessage().startswith("unhandled error in GET /bug, answered 500 by ")
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+def test_an_error_a_class_handler_answers_by_raising_a_5xx_httperror_is_logged(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: review141: a catch-all handler that raised HTTPError(500) hid the bug's traceback,
+    # as one that returned a 500 did before review140.
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    app = App()
+
+    @app.get("/bug")
+    def bug(request: Request) -> str:
+        raise ZeroDivisionError("a bug")
+
+    def internal(request: Request, exc: Exception) -> str:
+        raise HTTPError(503, "try again later")
+
+    app.error_handler(Exception)(in_colour(colour, internal))
+    failed = make_client(app).get("/bug")
+    assert (failed.status_code, failed.text) == (503, "try again later")
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.getMessage().startswith("unhandled error in GET /bug, answered 503 by ")
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
 
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import MakeClient, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
-from microweb import App, HTTPError, Limits, Request, Response
+from microweb import App, HTTPError, Limits, Request, Response, Router
 from microweb._cookies import cookie_values, parse_cookie_header
 from microweb.testing import TestClient
 
@@ -590,6 +590,47 @@ def test_header_lines_past_max_headers_are_431(make_client: MakeClient, path: st
     response = client.get(path, headers=sent)
     assert response.status_code == 431
     assert "more than 30 header lines" in response.text
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/host")])
+def test_header_lines_past_max_headers_first_read_by_an_error_answer_are_431(
+    make_client: MakeClient, method: str, path: str
+) -> None:
+    # NOTE: the default 404 (or 405) read the headers first, for Accept, and their 431 escaped
+    # the app: a 500 and a traceback from the server (review141).
+    client = make_client(header_count_app(30))
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    response = client.request(method, path, headers=sent)
+    assert (response.status_code, response.text) == (431, "more than 30 header lines")
+
+
+@pytest.mark.parametrize("reader", ["flow", "handler"])
+def test_max_headers_is_the_apps_whoever_reads_the_headers_first(
+    make_client: MakeClient, reader: str
+) -> None:
+    # NOTE: the limits current at the first read counted the lines: a flow's, before routing,
+    # the app's, a handler's the route's; a route's max_headers held only in an app with no
+    # flow that read the headers, as the plugins' do (review141).
+    app = App(limits=Limits(max_headers=30))
+    if reader == "flow":
+
+        @app.middleware
+        def read_headers(request: Request) -> Iterator[None]:
+            assert request.headers
+            yield
+
+    @app.get("/replaced", limits=Limits(max_body_size=10))
+    def replaced(request: Request) -> int:
+        return len(request.headers)
+
+    response = make_client(app).get("/replaced", headers={f"x-{i}": "" for i in range(40)})
+    assert (response.status_code, response.text) == (431, "more than 30 header lines")
+
+
+def test_a_routes_max_headers_is_refused() -> None:
+    for registry in (App(), Router()):
+        with pytest.raises(ValueError, match="max_headers is the app's limit, not a route's"):
+            registry.get("/", limits={"max_headers": 5000})
 
 
 # -- client, scheme, host, url, state, interface, app ----------------------------------------
