@@ -15,11 +15,16 @@ Through ``ChunkedParser``, a chunk whose size takes the body to Waitress's body 
 413 at its size line, not once that many bytes have come. And a body whose chunk extensions
 (``;name=value`` after a size) come to more than ``MAX_CHUNK_EXTENSIONS`` bytes, or with a size
 line longer than that, is refused with 400, where Waitress reads them up to its body cap.
+And a trailer that is not field lines ended by CRLF (a bare LF, a folded line, a request
+line) is refused with 400, as under httptools: Waitress read anything up to the first
+CRLF CRLF as the trailer, and so swallowed a request pipelined after a body that lacked its
+last CRLF, or after a trailer line that a proxy taking a bare LF as a line end had ended.
 ``microweb serve --server waitress`` gives it to every connection (``_waitress.py``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from waitress.channel import HTTPChannel
@@ -27,6 +32,10 @@ from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
 from waitress.rfc7230 import CHUNK_EXT_RE
 from waitress.utilities import BadRequest, RequestEntityTooLarge
+
+# NOTE: a field line (RFC 9112 5) as Waitress's HEADER_FIELD_RE matches one, in linear time:
+# that one takes time in the square of a line's length to fail (see _waitress.py).
+FIELD_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
 
 # NOTE: what bytes.translate() deletes to find a size line that is all hex digits (no LF).
 _HEXDIGITS = b"0123456789abcdefABCDEF"
@@ -186,7 +195,20 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
             return 0
         self.completed = True
         del trailer[pos + 4 :]
+        if self.error is None and not trailer_is_valid(trailer):
+            # NOTE: Waitress reads any bytes up to the first CRLF CRLF as the trailer: a
+            # request pipelined after a body whose last CRLF was missing, or after a trailer
+            # line that ends in a bare LF (which nginx takes as its end), was swallowed as
+            # trailer lines, where httptools and h11 answer 400. Refused, the connection closes.
+            self.error = BadRequest("Invalid trailer")
         return held + len(rest) - (pos + 4)
+
+
+def trailer_is_valid(trailer: bytes | bytearray) -> bool:
+    """Tell whether ``trailer`` (up to its CRLF CRLF) is field lines, each ended by CRLF."""
+    # SPEC: RFC 9112 7.1.2, trailer-section = *( field-line CRLF ); RFC 9112 5.2, obs-fold is
+    # for a message/http container only (httptools refuses it there too).
+    return all(FIELD_LINE.fullmatch(line) for line in bytes(trailer[:-4]).split(b"\r\n"))
 
 
 def _whole_chunks(s: bytes, start: int, end: int, data: list[bytes]) -> int:

@@ -22,6 +22,7 @@ from waitress.adjustments import Adjustments
 from waitress.buffers import OverflowableBuffer
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver
+from waitress.rfc7230 import HEADER_FIELD_RE
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
 from microweb import App
@@ -59,7 +60,23 @@ def _both(reads: Sequence[bytes]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     with _STRICT_SIZE:
         waitress = _outcome(ChunkedReceiver(OverflowableBuffer(512 * 1024)), reads)
     ours = _outcome(ChunkedBody(OverflowableBuffer(512 * 1024)), reads)
-    return waitress, ours
+    return _trailer_checked(waitress), ours
+
+
+def _trailer_checked(outcome: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Waitress's outcome, with the 400 ``ChunkedBody`` gives a trailer of no field lines."""
+    # NOTE: Waitress takes any bytes up to CRLF CRLF as the trailer; ChunkedBody answers 400
+    # for lines that are not fields, and reads the same bytes otherwise.
+    consumed, completed, all_received, error, trailer, body = outcome
+    if completed and error is None and trailer.endswith(b"\r\n\r\n") and not _fields(trailer):
+        error = ("BadRequest", "Invalid trailer")
+    return consumed, completed, all_received, error, trailer, body
+
+
+def _fields(trailer: bytes) -> bool:
+    # NOTE: Waitress's own expression for a header line, whose "$" also matches before an LF.
+    lines = trailer[:-4].split(b"\r\n")
+    return all(b"\n" not in line and HEADER_FIELD_RE.match(line) for line in lines)
 
 
 def _split(stream: bytes, cuts: Sequence[int]) -> list[bytes]:
