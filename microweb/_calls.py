@@ -8,13 +8,11 @@ away while its body was read; ``cut_off`` reports a request the server cancelled
 
 from __future__ import annotations
 
-import copy
 import logging
 import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._datastructures import trusted_headers
 from ._effects import Colored, Effects, Offload
 from ._errors import (
     ClientDisconnect,
@@ -25,7 +23,7 @@ from ._errors import (
 )
 from ._parsing import header_value, prefers_json
 from ._request import logged_path
-from ._response import JSON, TEXT, Response, encode_json, to_response
+from ._response import JSON, TEXT, Response, copied, encode_json, to_response
 
 if TYPE_CHECKING:
     from ._plan import ErrorHandler, Plan
@@ -139,16 +137,15 @@ def _error_value(result: Any, exc: Exception, key: object) -> Response:
     (``Allow`` of a 405, say) where it sets none of that name. So does a ``Response`` with
     the error's status (a page rendered with ``status=405``); another status is its own.
     """
-    response = to_response(result)
     if isinstance(result, Response):
+        # NOTE: a copy: an error page the app keeps (a module's constant) kept the first 405's
+        # Allow, and every later 405 sent it, for other paths (review141); and the flows add
+        # one request's own headers (a session cookie) to the response they are given.
+        response = copied(result)
         if isinstance(exc, HTTPError) and response.status == exc.status:
-            if any(name not in response.headers for name in exc.headers):
-                # NOTE: a copy: an error page the app keeps (a module's constant) kept the
-                # first 405's Allow, and every later 405 sent it, for other paths (review141).
-                response = copy.copy(response)
-                response.headers = trusted_headers(response.headers.items())
             _add_headers(response, exc)
         return response
+    response = to_response(result)
     if isinstance(exc, HTTPError):
         if not isinstance(result, tuple):
             response.status = exc.status

@@ -23,7 +23,7 @@ from ._files import (
     unmodified_since,
 )
 from ._parsing import header_value
-from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
+from ._response import JSON, OCTETS, TEXT, Response, StreamBody, copied, encode_json
 from ._routing import is_async_callable
 
 if TYPE_CHECKING:
@@ -58,9 +58,16 @@ LENGTHS = LengthHeaders(lambda size: ("content-length", str(size)))
 
 
 def negotiate_file(response: Response, request: Request) -> Response:
-    """Answer conditional and range requests for a file response (in place)."""
+    """Answer conditional and range requests for a file response, on a copy that reads the
+    file anew."""
     file = response.file_info
-    if file is None or response._status != 200 or request.method not in ("GET", "HEAD"):
+    if file is None:
+        return response
+    # NOTE: a file response the app keeps (a module's constant) went out empty the second time
+    # under ASGI, its one read spent, and kept the first request's 206 under both.
+    response = copied(response)
+    response.chunks = file.chunks()
+    if response._status != 200 or request.method not in ("GET", "HEAD"):
         return response
     headers = request.headers
     # NOTE: the app's own ETag, if it set one, is the one sent: the client sends that back.

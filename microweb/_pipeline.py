@@ -24,7 +24,7 @@ from ._calls import call, error_response, logger
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, raise_own_cancellation
-from ._response import Response, to_response
+from ._response import Response, copied, to_response
 
 if TYPE_CHECKING:
     from ._plan import Endpoint, Plan
@@ -287,7 +287,7 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
         out, done = yield from _advance(request, gen, flow.is_async, response, None)
         if not done:
             yield from _end_flow(request, flow, gen, out, response)
-        final = response if out is None else _flow_response(flow, out)
+        final = response if out is None or out is response else _flow_response(flow, out)
     except BaseException:
         close_replaced(request, response, None)  # NOTE: an error's response takes its place.
         raise
@@ -402,7 +402,7 @@ def _flow_response(flow: Colored, value: Any) -> Response:
             f"flow {flow.fn.__qualname__} yielded {type(value).__name__}; yield a Response to "
             "answer, or yield nothing to go on"
         )
-    return value
+    return copied(value)  # NOTE: the flows outside change it; the app may keep it (see _call).
 
 
 def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
@@ -432,7 +432,10 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
                 raise
         else:
             result = yield from call(found.target, request, **request.path_params)
-        response = to_response(result)
+        # NOTE: the flows change the response they are given; a Response the app keeps and
+        # returns again (a module's constant) must not keep what they add for this request:
+        # one user's session cookie went to the next client it was returned to (review141).
+        response = copied(result) if isinstance(result, Response) else to_response(result)
         # NOTE: settled here, so that flows see the final 304 or 206 of a file response.
         return negotiate_file(response, request) if response.file_info else response
     except ClientDisconnect:

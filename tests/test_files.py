@@ -804,3 +804,32 @@ def test_a_proc_file_under_waitress_file_wrapper_is_not_a_500(tmp_path: Path) ->
     # NOTE: Waitress seeks to the end to learn the size: EINVAL, and Waitress's own 500.
     assert wrapped.prepare(0) == 0
     wrapped.close()
+
+
+@pytest.mark.parametrize("flows", [False, True])
+def test_a_kept_file_response_is_sent_whole_each_time(
+    make_client: MakeClient, data_file: Path, flows: bool
+) -> None:
+    kept = Response.file(data_file)
+    app = App()
+    app.get("/file")(lambda request: kept)
+    if flows:
+
+        @app.middleware
+        def tag(request: Request) -> Any:
+            response = yield
+            response.headers["x-tag"] = "on"
+
+    client = make_client(app)
+    etag = get(client).headers["etag"]
+    assert get(client, range="bytes=0-9").content == DATA[:10]
+    assert get(client, if_none_match=etag).status_code == 304
+    for _ in range(2):
+        whole = get(client)
+        assert (whole.status_code, whole.content) == (200, DATA)
+        assert "content-range" not in whole.headers
+    assert (kept.status, kept.file_info, "content-range" in kept.headers) == (
+        200,
+        stat_file(data_file),
+        False,
+    )

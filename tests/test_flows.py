@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import http_scope, requests_left_in_cycles
 
 from microweb import App, HTTPError, Request, Response
@@ -1215,3 +1215,53 @@ def test_a_flow_whose_cleanup_fails_leaves_the_cancellation_going_on(
         assert seen == ["outer ValueError", "outer finally", "failing finally"]
     logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert [str(exc) for exc in logged if isinstance(exc, RuntimeError)] == ["cleanup failed"]
+
+
+KEPT = Response.redirect("/", 303, {"x-kept": "yes"})
+"""A response kept at module level, as an app keeps a constant page; returned by many requests."""
+
+
+@pytest.mark.parametrize("source", ["handler", "tuple", "flow", "replacing flow", "error handler"])
+def test_a_kept_response_is_never_changed_by_a_request(
+    make_client: MakeClient, colour: str, source: str
+) -> None:
+    app = App()
+    before = (KEPT.status, KEPT.headers.items(), KEPT.body)
+
+    @app.middleware
+    def per_user(request: Request) -> Flow:
+        response = yield
+        # NOTE: as Sessions adds its cookie: a value of this request's own.
+        response.headers.add("set-cookie", f"user={request.query.get('user')}")
+
+    if source in ("flow", "replacing flow"):
+
+        @app.middleware
+        def answer(request: Request) -> Flow:
+            if source == "flow":
+                yield KEPT
+            else:
+                yield
+                yield KEPT
+
+    @app.error_handler(404)
+    def missing(request: Request, exc: HTTPError) -> Response:
+        return KEPT
+
+    def home(request: Request) -> Any:
+        if source == "error handler":
+            raise HTTPError(404)
+        if source == "tuple":
+            return KEPT, 302, {"x-user": str(request.query.get("user"))}
+        return KEPT
+
+    app.get("/")(in_colour(colour, home))
+    client = make_client(app)
+    for user in ("alice", "bob"):
+        response = client.get(f"/?user={user}", follow_redirects=False)
+        assert response.headers.get_list("set-cookie") == [f"user={user}"]
+        assert response.headers["x-kept"] == "yes"
+        assert response.status_code == (302 if source == "tuple" else 303)
+        if source == "tuple":
+            assert response.headers["x-user"] == user
+    assert (KEPT.status, KEPT.headers.items(), KEPT.body) == before

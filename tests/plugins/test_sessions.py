@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Request
+from microweb import App, Request, Response
 from microweb.plugins import Sessions
 from microweb.testing import TestClient
 
@@ -484,3 +484,30 @@ def test_sessions_refuse_a_cookie_signed_in_the_future(make_client: MakeClient) 
         cookie = plugin.sign(json.dumps({"visits": 5}), now + ahead)
         answer = make_client(app).get("/look", headers={"cookie": f"session={cookie}"})
         assert answer.json() == ({"visits": 5} if kept else {}), ahead
+
+
+HOME = Response.redirect("/", 303)
+"""A redirect an app keeps at module level and returns after every login."""
+
+
+def test_a_kept_response_never_carries_one_users_session_to_another(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def login(request: Request) -> Response:
+        request.session["user"] = request.query["user"]
+        return HOME
+
+    def home(request: Request) -> Response:
+        return HOME
+
+    app.get("/login")(in_colour(colour, login))
+    app.get("/home")(in_colour(colour, home))
+    alice, bob = make_client(app), make_client(app)
+    assert set_cookie_value(alice.get("/login?user=alice", follow_redirects=False))
+    answer = bob.get("/home", follow_redirects=False)
+    assert answer.status_code == 303
+    assert set_cookie_value(answer) is None
+    assert "set-cookie" not in HOME.headers
