@@ -16,10 +16,8 @@ import h11
 from h11._readers import maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
+from ._parsing import folded_framing
 from ._stall import StallTimer, Transport
-
-# NOTE: the header fields that frame a request's body.
-FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
 
 
 class FoldChecked:
@@ -36,16 +34,10 @@ class FoldChecked:
             h11.RemoteProtocolError: For a folded framing field (400).
         """
         lines: list[bytearray] | None = self.buf.maybe_extract_lines()
-        name = b""
-        for line in lines or ():
-            if bytes(line[:1]) not in (b" ", b"\t"):
-                name = bytes(line.partition(b":")[0]).lower()
-            elif name in FRAMING_FIELDS:
-                # SPEC: RFC 9112 5.2, a server either refuses obs-fold with 400 or replaces it
-                # with spaces. NOTE: h11 joined "Transfer-Encoding:" and " chunked" and read a
-                # chunked body, where httptools answers 400 and a proxy that knows no folding
-                # took the line as no framing, and the chunks as the next request.
-                raise h11.RemoteProtocolError(f"folded {name.decode()} line", 400)
+        folded = folded_framing(lines or ())
+        if folded is not None:
+            # NOTE: the head's 400, as httptools answers (see folded_framing).
+            raise h11.RemoteProtocolError(f"folded {folded.decode()} line", 400)
         return lines
 
     def is_next_line_obviously_invalid_request_line(self) -> bool:

@@ -7,6 +7,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Iterable
 from json.scanner import make_scanner
 from typing import Any, TypeVar
 
@@ -158,6 +159,29 @@ def header_value(headers: Headers, name: str) -> str | None:
     if not lines:
         return None
     return lines[0] if len(lines) == 1 else ", ".join(lines)
+
+
+# NOTE: the header fields that frame a request's body.
+FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
+
+
+def folded_framing(lines: Iterable[bytes | bytearray]) -> bytes | None:
+    """Return the name of a framing field of a request head folded onto its next line
+    (obs-fold), or ``None``; ``lines`` are the head's lines, without their CRLF.
+
+    For the servers that join such lines (Waitress, h11) to refuse the head.
+    """
+    # SPEC: RFC 9112 5.2, a server either refuses obs-fold with 400 or replaces it with
+    # spaces. NOTE: Waitress and h11 joined "Transfer-Encoding:" and a next line " chunked" and
+    # read a chunked body, where httptools answers 400; a proxy that knows no folding took the
+    # line as no framing (or refused it), and the chunks as the next request.
+    name = b""
+    for line in lines:
+        if line[:1] not in (b" ", b"\t"):
+            name = bytes(line.partition(b":")[0]).lower()
+        elif name in FRAMING_FIELDS:
+            return name
+    return None
 
 
 # NOTE: the longest Accept or Accept-Encoding value read; a longer one is treated as absent.

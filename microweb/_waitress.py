@@ -54,6 +54,7 @@ from waitress.utilities import RequestHeaderFieldsTooLarge
 
 from ._chunked import FIELD_LINE, ChunkedChannel, ChunkedParser
 from ._effects import ShutdownError
+from ._parsing import folded_framing
 from ._request import logged_bytes
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._wsgi import AFTER_SENT, WSGIDriver
@@ -418,27 +419,15 @@ def plain_head(header_plus: bytes) -> bytes:
     return b"\r\n".join(lines) if len(lines) > 1 else first_line + b"\r\n"
 
 
-# NOTE: the header fields that frame a request's body, as Waitress's keys name them.
-FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
-
-
 def refuse_folded_framing(header_plus: bytes) -> None:
     """Refuse a head whose ``Transfer-Encoding`` or ``Content-Length`` is folded (obs-fold).
 
     Raises:
         ParsingError: For such a head (Waitress's 400, and the connection closed).
     """
-    # SPEC: RFC 9112 5.2, a server either refuses obs-fold with 400 or replaces it with
-    # spaces. NOTE: Waitress joined "Transfer-Encoding:" and a next line " chunked" and read a
-    # chunked body (h11 does too), where httptools answers 400; a proxy that knows no folding
-    # took the line as no framing (or refused it), and the chunks as the next request.
-    name = b""
-    for line in header_plus.split(b"\r\n")[1:]:
-        if line[:1] in (b" ", b"\t"):
-            if name in FRAMING_FIELDS:
-                raise ParsingError(f"folded {name.decode().title()} line")
-        else:
-            name = line.partition(b":")[0].lower()
+    folded = folded_framing(header_plus.split(b"\r\n"))
+    if folded is not None:
+        raise ParsingError(f"folded {folded.decode().title()} line")
 
 
 class OrderlyParser(ChunkedParser):
