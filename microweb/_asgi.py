@@ -381,6 +381,7 @@ class ASGIDriver:
             # NOTE: an answer the app chose (a header the client did not send, say): not
             # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
             # client's 4xx; a 403 before accept), 1011 the server's trouble (a 5xx).
+            exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
             await ws.close(1008 if exc.status < 500 else 1011)
         except (Exception, asyncio.CancelledError) as exc:
             error = error_of_request(exc)

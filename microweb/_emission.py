@@ -64,9 +64,9 @@ def negotiate_file(response: Response, request: Request) -> Response:
     if file is None:
         return response
     # NOTE: a file response the app keeps (a module's constant) went out empty the second time
-    # under ASGI, its one read spent, and kept the first request's 206 under both.
+    # under ASGI, its one read spent, and kept the first request's 206 under both: the copy
+    # reads the file anew.
     response = copied(response)
-    response.chunks = file.chunks()
     if response._status != 200 or request.method not in ("GET", "HEAD"):
         return response
     headers = request.headers

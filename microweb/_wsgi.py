@@ -364,9 +364,11 @@ class _StreamBody:
         self._stream = stream
         self._app_loop = app_loop
         self._request = request
+        self._iterated: _Iterated | None = None
         if hasattr(stream, "__aiter__"):
             gone = request._raw.get("waitress.client_disconnected")
-            self._chunks: Iterator[Any] = iterate_on_loop(stream, app_loop, gone)
+            self._iterated = _Iterated(stream)
+            self._chunks: Iterator[Any] = iterate_on_loop(self._iterated, app_loop, gone)
         else:
             self._chunks = iter(stream)
 
@@ -410,10 +412,34 @@ class _StreamBody:
             close = getattr(self._chunks, "close", None)
             if close is not None:
                 close()
-            if self._chunks is not self._stream:
+            iterated = self._iterated
+            if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
                 _close_stream(self._stream, self._app_loop)
         finally:
             _end_request(self._request, self._app_loop)
+
+
+class _Iterated:
+    """An async stream as the app loop's task iterates it: tells whether that task closes it.
+
+    The task closes the iterator it took (in the task, where it ran); where that iterator is
+    the stream itself (an async generator, a class whose ``__aiter__`` returns ``self``), the
+    stream is closed, and ``_StreamBody.close()`` must not close it a second time.
+    """
+
+    __slots__ = ("closes_stream", "stream")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.closes_stream = stream, False
+
+    def __aiter__(self) -> Any:
+        iterator = self.stream.__aiter__()
+        # NOTE: an object whose aclose() is no generator's got it twice, the second time from
+        # another task (review142). PERF: an async generator's second aclose() was a hop to
+        # the app loop for nothing: a one-chunk stream 170 -> 100 us a request (direct WSGI
+        # calls, best of 5 runs of 2,000, 2026-12-04).
+        self.closes_stream = iterator is self.stream
+        return iterator
 
 
 class _Finished:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -586,6 +587,42 @@ def test_an_error_handler_that_raises_leaves_no_cycle_holding_the_request(
 
     app.error_handler(KeyError)(in_colour(colour, failing))
     assert requests_left_in_cycles(app, interface, "POST", "/", b"body") == 0
+
+
+DENIED = HTTPError(403, "no entry", headers={"x-why": "kept"})
+"""An error the app keeps at module level and raises in every request it refuses."""
+
+
+@pytest.mark.parametrize("flows", [False, True], ids=["no flows", "flows"])
+@pytest.mark.parametrize("handled", [False, True], ids=["default", "error handler"])
+def test_an_httperror_the_app_keeps_keeps_no_request_it_answered(
+    make_client: MakeClient, colour: str, flows: bool, handled: bool
+) -> None:
+    # NOTE: each raise added that request's frames to its traceback: every request it
+    # answered stayed alive, with its body, for as long as the app ran.
+    app = App()
+    if flows:
+
+        @app.middleware
+        def passing(request: Request) -> Iterator[None]:
+            yield
+
+    def refuse(request: Request) -> None:
+        raise DENIED
+
+    def page(request: Request, exc: HTTPError) -> str:
+        return f"refused: {exc.detail}"
+
+    app.post("/kept-error-probe")(in_colour(colour, refuse))
+    if handled:
+        app.error_handler(403)(in_colour(colour, page))
+    client = make_client(app)
+    for _ in range(3):
+        answer = client.post("/kept-error-probe", content=b"x" * 1000)
+        assert (answer.status_code, answer.headers["x-why"]) == (403, "kept")
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.path == "/kept-error-probe"]
+    assert (kept, DENIED.__traceback__) == ([], None)
 
 
 class Gone(HTTPError):

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from wsgiref.util import FileWrapper
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
@@ -833,3 +833,30 @@ def test_a_kept_file_response_is_sent_whole_each_time(
         stat_file(data_file),
         False,
     )
+
+
+@pytest.mark.parametrize("source", ["error handler", "error handler tuple", "flow"])
+def test_a_kept_file_page_of_an_error_handler_or_a_flow_is_sent_whole_each_time(
+    make_client: MakeClient, data_file: Path, colour: str, source: str
+) -> None:
+    # NOTE: a module's error page; sent empty under its Content-Length the second time, its one
+    # read spent (ASGI; WSGI too where the file streams, with after-response work).
+    kept = Response.file(data_file, status=503 if source == "flow" else 404)
+    app = App()
+
+    @app.middleware
+    def maintenance(request: Request) -> Any:
+        request.after_response(lambda: None)
+        if source == "flow":
+            yield kept
+            return
+        yield
+
+    def missing(request: Request, exc: Exception) -> Any:
+        return (kept, 404) if source == "error handler tuple" else kept
+
+    app.error_handler(404)(in_colour(colour, missing))
+    client = make_client(app)
+    for _ in range(3):
+        answer = client.get("/nowhere")
+        assert (answer.status_code, answer.content) == (kept.status, DATA)

@@ -657,6 +657,37 @@ def test_a_streamed_body_and_the_iterator_it_made_are_both_closed(
     assert closed == ["iterator", "cursor"]
 
 
+class AsyncRows:
+    """An async body of the app's own that is its own iterator (a cursor that releases its
+    connection in ``aclose()``, which must run once)."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+        self.rows = [b"row 1\n", b"row 2\n"]
+
+    def __aiter__(self) -> AsyncRows:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.rows:
+            raise StopAsyncIteration
+        return self.rows.pop(0)
+
+    async def aclose(self) -> None:
+        self.closed.append("cursor")
+
+
+def test_an_async_body_that_is_its_own_iterator_is_closed_once(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: under WSGI, the app loop's task closed it, then the body's close() again.
+    closed: list[str] = []
+    app = App()
+    add_get(app, colour, lambda r: Response.stream(AsyncRows(closed)))
+    assert make_client(app).get("/").content == b"row 1\nrow 2\n"
+    assert closed == ["cursor"]
+
+
 def test_sse_event_fields_have_types() -> None:
     with pytest.raises(TypeError, match="data must be str, not int"):
         ServerSentEvent(data=5)  # type: ignore[arg-type]

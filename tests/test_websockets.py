@@ -1615,6 +1615,27 @@ def test_a_5xx_http_error_after_accept_closes_with_1011_unlogged(
     assert _close_code_and_logged(client, caplog) == (1011, [])
 
 
+MAINTENANCE = HTTPError(503, "down for maintenance")
+"""An error the app keeps at module level and raises in every WebSocket session."""
+
+
+def test_an_http_error_the_app_keeps_keeps_no_session_it_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: each raise added that session's frames to its traceback, kept for ever.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        raise MAINTENANCE
+
+    client = TestClient(app, interface="asgi")
+    for _ in range(2):
+        assert _close_code_and_logged(client, caplog) == (1011, [])
+    assert MAINTENANCE.__traceback__ is None
+
+
 @pytest.mark.parametrize("accepted", [False, True])
 def test_a_header_the_client_did_not_send_is_its_error_not_the_servers(
     caplog: pytest.LogCaptureFixture, accepted: bool
