@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import mimetypes
@@ -467,7 +468,7 @@ def copied(response: Response) -> Response:
         twin.length = response.length
         twin.file_info = response.file_info
     else:
-        twin = copy.copy(response)  # NOTE: a subclass's own attributes too.
+        twin = _twin_of(response)
     if twin.file_info is not None:
         # NOTE: a kept file response's one read is spent by its first request: a kept error
         # page or a flow's answer (Response.file(..., status=404)) then went out empty under
@@ -476,6 +477,30 @@ def copied(response: Response) -> Response:
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
     headers._list = response.headers._list.copy()
     twin.headers = headers
+    return twin
+
+
+def _twin_of(response: Response) -> Response:
+    """Return an object of the subclass ``response`` is, with its slots and ``__dict__``.
+
+    Made without calling the class: its ``__new__`` or ``__init__`` may take arguments of its
+    own (``copy.copy`` calls ``__new__`` with none, a 500 on every request that returned one).
+    """
+    cls = type(response)
+    if hasattr(cls, "__copy__"):
+        return copy.copy(response)
+    twin: Response = object.__new__(cls)
+    for owner in cls.__mro__:
+        slots = owner.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            if slot.startswith("__") and not slot.endswith("__"):
+                slot = f"_{owner.__name__.lstrip('_')}{slot}"  # NOTE: the name Python mangled.
+            with contextlib.suppress(AttributeError):  # NOTE: a slot never set stays unset.
+                setattr(twin, slot, getattr(response, slot))
+    if hasattr(response, "__dict__"):
+        vars(twin).update(vars(response))
     return twin
 
 

@@ -1265,3 +1265,44 @@ def test_a_kept_response_is_never_changed_by_a_request(
         if source == "tuple":
             assert response.headers["x-user"] == user
     assert (KEPT.status, KEPT.headers.items(), KEPT.body) == before
+
+
+class Page(Response):
+    """A subclass made from its own arguments, with a slot of its own and a ``__dict__``."""
+
+    __slots__ = ("__dict__", "__title")
+
+    def __new__(cls, title: str) -> Page:
+        return super().__new__(cls)
+
+    def __init__(self, title: str) -> None:
+        super().__init__(f"<h1>{title}</h1>", media_type="text/html")
+        self.__title = title
+        self.extra = [title]
+
+    @property
+    def title(self) -> str:
+        return self.__title
+
+
+KEPT_PAGE = Page("home")
+
+
+def test_a_kept_response_of_a_subclass_is_copied_whole(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = App()
+    seen: list[Any] = []
+
+    @app.middleware
+    def tag(request: Request) -> Flow:
+        response = yield
+        seen.append((type(response), response.title, response.extra, response is KEPT_PAGE))
+        response.headers["x-tag"] = "on"
+
+    app.get("/")(in_colour(colour, lambda request: KEPT_PAGE))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (200, "<h1>home</h1>")
+    assert response.headers["x-tag"] == "on"
+    assert seen == [(Page, "home", ["home"], False)]
+    assert "x-tag" not in KEPT_PAGE.headers
