@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._checkpoint import Checkpoint
 from ._effects import Colored, Lifespan
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
@@ -78,6 +79,7 @@ class App(RouteRegistry):
         self._ws: RouteTable[Route] = RouteTable(self._converters)
         # NOTE: in registration order, which decides between templates that match alike.
         self._http_routes: list[Route] = []
+        self._ws_routes: list[Route] = []
         # NOTE: every route of each name, in registration order; url_for builds the first.
         self._names: dict[str, list[Route]] = {}
         # NOTE: by id() of each route of an included router: the routers whose flows and error
@@ -100,6 +102,7 @@ class App(RouteRegistry):
         if routers:
             self._routers[id(route)] = routers
         if route.kind == "websocket":
+            self._ws_routes.append(route)
             if self._plan is not None:
                 self._router_rules(route, self._plan)
             return
@@ -137,6 +140,10 @@ class App(RouteRegistry):
     def install(self, plugin: P) -> P:
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
 
+        All or nothing: if ``setup`` raises, what it added (routes, flows, hooks, lifespans,
+        converters, error handlers, plugins it installed, ``app.state`` attributes) is taken
+        back, the plugin is not installed, and the error propagates.
+
         Raises:
             TypeError: If the plugin has no ``name``.
             ValueError: If a plugin of that name is installed, or the app has started.
@@ -144,16 +151,32 @@ class App(RouteRegistry):
         if self._plan is not None:
             raise ValueError("install plugins before calling as_wsgi() or as_asgi()")
         name = check_plugin(plugin, self.plugins)
-        self.plugins.append(plugin)
         setup = getattr(plugin, "setup", None)
-        if setup is not None:
-            # NOTE: a setup() may install another plugin: what it adds after that is its own.
-            outer, self._installing = self._installing, name
-            try:
-                setup(self)
-            finally:
-                self._installing = outer
+        if setup is None:
+            self.plugins.append(plugin)
+            return plugin
+        # NOTE: all or nothing: a setup() that raised left its routes, flows, hooks, converters
+        # and the plugin itself on the app, and installing it again was refused as a duplicate.
+        checkpoint = Checkpoint(self, _REGISTRIES)
+        self.plugins.append(plugin)
+        # NOTE: a setup() may install another plugin: what it adds after that is its own.
+        outer, self._installing = self._installing, name
+        try:
+            setup(self)
+        except BaseException:
+            checkpoint.restore()
+            self._rebuild_tables()
+            raise
+        finally:
+            self._installing = outer
         return plugin
+
+    def _rebuild_tables(self) -> None:
+        """Make the route tables anew from the routes registered, in their order."""
+        self._http = RouteTable(self._converters)
+        self._ws = RouteTable(self._converters)
+        for route in (*self._http_routes, *self._ws_routes):
+            (self._ws if route.kind == "websocket" else self._http).add(route, route)
 
     def compile(self) -> Plan:
         """Return the plan the drivers serve, compiled on the first call.
@@ -428,6 +451,13 @@ class App(RouteRegistry):
         from ._asgi import ASGIDriver
 
         return ASGIDriver(self.compile())
+
+
+# NOTE: what a plugin's setup() can add to an App, taken back when it raises.
+_REGISTRIES = (
+    "flows", "_pinned", "startup_steps", "shutdown_hooks", "plugins", "state", "_converters",
+    "_http_routes", "_ws_routes", "_names", "_routers", "_plugin_flows", "_error_handlers",
+)  # fmt: skip
 
 
 def _register(
