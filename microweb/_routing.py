@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from ._limits import RouteLimits
-from ._route_templates import Converter, Param, Segment
+from ._route_templates import PLAIN_SEGMENT_NAMES, Converter, Param, Segment
 
 Handler = Callable[..., Any]
 V = TypeVar("V")
@@ -409,9 +409,13 @@ class RouteTable(Generic[V]):
             return self._converters[param.converter]
         except KeyError:
             known = ", ".join(sorted(self._converters))
+            advice = "register it with app.add_converter()"
+            if param.converter in PLAIN_SEGMENT_NAMES:
+                # NOTE: Flask's <string:name>, written in braces, is our plain {name}.
+                advice = f"a segment of any text is written {{{param.name}}}, with no converter"
             raise ValueError(
                 f"route template {template!r} uses unknown converter {param.converter!r} "
-                f"(known: {known}); register it with app.add_converter()"
+                f"(known: {known}); {advice}"
             ) from None
 
     def lookup(self, method: str, path: str) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
