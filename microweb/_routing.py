@@ -523,10 +523,20 @@ class RouteTable(Generic[V]):
             stack.extend(child for _, _, child in node.params)
 
 
+class RouteClash(ValueError):
+    """A method and template registered twice; ``routes`` holds the first and the second."""
+
+    def __init__(self, message: str, routes: tuple[Route, Route]) -> None:
+        super().__init__(message)
+        self.routes = routes
+
+
 def _refuse_twice(methods: MethodMap, route: Route) -> None:
     for method in route.methods:
         if method in methods:
-            raise ValueError(
-                f"{method} {route.template} is registered twice "
-                f"({methods[method][0].name!r} and {route.name!r})"
+            known = methods[method][0]
+            raise RouteClash(
+                f"{method} {route.template} is registered twice ({known.name!r} and "
+                f"{route.name!r})",
+                (known, route),
             )

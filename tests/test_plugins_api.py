@@ -246,6 +246,23 @@ def test_a_route_clash_in_setup_takes_back_the_routes_before_it(
     assert make_client(app).get("/stats").text == "own stats"
 
 
+def test_a_clash_with_a_plugins_route_names_the_plugin() -> None:
+    class Stats:
+        name = "stats"
+
+        def setup(self, app: App) -> None:
+            app.get("/stats", name="stats.page")(lambda request: "stats")
+
+    app = App()
+    app.install(Stats())
+    with pytest.raises(ValueError) as error:
+        app.get("/stats", name="mine")(lambda request: "mine")
+    assert str(error.value) == (
+        "GET /stats is registered twice ('stats.page' and 'mine'): 'stats.page' is the route "
+        "of the plugin 'stats'"
+    )
+
+
 async def _accept(ws: WebSocket) -> None:
     await ws.accept()
 
