@@ -6,7 +6,7 @@ import asyncio
 import copy
 import json
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
@@ -433,6 +433,50 @@ def test_asgi_header_values_lose_the_spaces_and_tabs_a_server_kept() -> None:
     sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
     seen = json.loads(response_body(sent))
     assert (seen["authorization"], seen["x-empty"]) == ("Bearer t", "")
+
+
+@pytest.mark.parametrize("kind", [list, tuple, iter])
+def test_an_asgi_scope_gives_its_headers_as_any_iterable_of_pairs(
+    colour: str, kind: Callable[[list[tuple[bytes, bytes]]], Iterable[Any]]
+) -> None:
+    # NOTE: a generator failed with "object of type 'generator' has no len()" out of the ASGI
+    # callable (builder143); ASGI allows any iterable, read more than once here.
+    app = App()
+
+    def echo(request: Request) -> dict[str, Any]:
+        return {"agent": request.headers["user-agent"], "json": request.json()}
+
+    async def aecho(request: Request) -> dict[str, Any]:
+        return {"agent": request.headers["user-agent"], "json": await request.ajson()}
+
+    app.post("/")(echo if colour == "sync" else aecho)
+    pairs = [(b"host", b"testserver"), (b"content-type", b"application/json")]
+    pairs += [(b"content-length", b"8"), (b"user-agent", b"t")]
+    scope = {**http_scope("POST"), "headers": kind(pairs)}
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b'{"a": 1}')))
+    assert (sent[0]["status"], json.loads(response_body(sent))) == (
+        200,
+        {"agent": "t", "json": {"a": 1}},
+    )
+
+
+def test_an_asgi_scope_of_endless_header_pairs_reads_one_past_max_headers() -> None:
+    pulled = 0
+
+    def endless() -> Iterator[tuple[bytes, bytes]]:
+        nonlocal pulled
+        yield b"host", b"testserver"
+        while True:
+            pulled += 1
+            yield b"x-n", b"1"
+
+    scope = {**http_scope("GET", "/headers"), "headers": endless()}
+    sent = asyncio.run(asgi_call(header_count_app(30), scope, body_messages(b"")))
+    assert (sent[0]["status"], response_body(sent), pulled) == (
+        431,
+        b"more than 30 header lines",
+        30,
+    )
 
 
 def cookie_app() -> App:
