@@ -774,6 +774,42 @@ def test_url_keeps_the_characters_a_path_may_hold(
     assert body["url"] == f"http://testserver{url}"
 
 
+@pytest.mark.parametrize(
+    ("target", "full_path"),
+    [
+        ("/a", "/a"),
+        ("/a?", "/a"),
+        ("/a?x=1&y=%20z&x=2", "/a?x=1&y=%20z&x=2"),
+        ("/files/a%20b/%3F?q", "/files/a%20b/%3F?q"),
+        ("/caf%C3%A9?next=/b%3Fc", "/caf%C3%A9?next=/b%3Fc"),
+        ("/x;y=1:@", "/x;y=1:@"),
+    ],
+)
+def test_full_path_is_the_path_and_query_string_of_url(
+    make_client: MakeClient, target: str, full_path: str
+) -> None:
+    # NOTE: Flask's request.full_path, added (builder143); it ends in "?" only with a query.
+    app = App()
+
+    @app.get("/{rest:path}")
+    def both(request: Request, rest: str) -> list[str]:
+        return [request.full_path, request.url]
+
+    seen, url = make_client(app).get(target).json()
+    assert (seen, url) == (full_path, f"http://testserver{full_path}")
+
+
+def test_full_path_leaves_the_root_path_out_under_both_interfaces() -> None:
+    app = App()
+    app.get("/items/{name}")(lambda request, name: request.full_path)
+    environ = wsgi_environ("GET", "/items/x y", SCRIPT_NAME="/app", QUERY_STRING="q=1")
+    assert b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None)) == b"/items/x%20y?q=1"
+    scope = {**http_scope("GET", "/app/items/x y", root_path="/app"), "query_string": b"q=1"}
+    scope["raw_path"] = b"/app/items/x%20y"
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert body == b"/items/x%20y?q=1"
+
+
 def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:
     app = App()
 
