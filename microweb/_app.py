@@ -122,11 +122,13 @@ class App(RouteRegistry):
             # NOTE: Static(prefix="") with its index took "/", and the app's home page was
             # refused with no word of index=None (builder143).
             notes = [self._plugin_note(route) for route in clash.routes if route.added_by]
-            raise ValueError(": ".join([str(clash), "; ".join(notes)][: 1 + bool(notes)])) from None
+            message = f"{clash}: {'; '.join(notes)}" if notes else str(clash)
+            raise ValueError(message) from None
 
     def _plugin_note(self, route: Route) -> str:
-        plugin = next(p for p in self.plugins if getattr(p, "name", None) == route.added_by)
-        advice = getattr(plugin, "_clash_advice", None)
+        """Name the plugin that added ``route``; add what it advises, if it says."""
+        named = (p for p in self.plugins if getattr(p, "name", None) == route.added_by)
+        advice = getattr(next(named, None), "_clash_advice", None)
         note = f"{route.name!r} is the route of the plugin {route.added_by!r}"
         return f"{note}, {advice(route)}" if advice is not None else note
 
