@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from types import CodeType, FunctionType, MethodType
@@ -22,7 +23,11 @@ def check_binding(
         TypeError: If the arguments do not fit ``fn``'s parameters, with the reason
             ``inspect.Signature.bind`` gives.
     """
-    if _fits_code(fn, args, kwargs):
+    if type(fn) is functools.partial:
+        # NOTE: a partial's own arguments come first, its keywords are overridden.
+        if _fits_code(fn.func, (*fn.args, *args), {**fn.keywords, **kwargs}):
+            return
+    elif _fits_code(fn, args, kwargs):
         return
     try:
         signature = inspect.signature(fn, follow_wrapped=False)
