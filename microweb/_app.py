@@ -87,6 +87,9 @@ class App(RouteRegistry):
         # handlers apply to it, outermost first (read when the app is compiled).
         self._routers: dict[int, tuple[Router, ...]] = {}
         self._installing: str | None = None
+        # NOTE: each router include() marked, with its mark before: a setup() that raised
+        # takes the marks back (install).
+        self._inclusions: list[tuple[Router, bool]] = []
         # NOTE: the flows each plugin's setup() registered, by the plugin's name.
         self._plugin_flows: dict[str, list[Colored]] = {}
         self._error_handlers: dict[int | type[Exception], ErrorHandler] = {}
@@ -178,13 +181,15 @@ class App(RouteRegistry):
             return plugin
         # NOTE: all or nothing: a setup() that raised left its routes, flows, hooks, converters
         # and the plugin itself on the app, and installing it again was refused as a duplicate.
-        checkpoint = Checkpoint(self, _REGISTRIES)
+        checkpoint, included = Checkpoint(self, _REGISTRIES), len(self._inclusions)
         self.plugins.append(plugin)
         # NOTE: a setup() may install another plugin: what it adds after that is its own.
         outer, self._installing = self._installing, name
         try:
             setup(self)
         except BaseException:
+            for router, mark in reversed(self._inclusions[included:]):
+                router._included = mark
             checkpoint.restore()
             self._rebuild_tables()
             raise
@@ -250,6 +255,7 @@ class App(RouteRegistry):
         self._check_all(router)
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))
+        self._inclusions.append((router, router._included))
         router._included = True
 
     def _check_all(self, router: Router) -> None:
@@ -479,6 +485,7 @@ class App(RouteRegistry):
 _REGISTRIES = (
     "flows", "_pinned", "startup_steps", "shutdown_hooks", "plugins", "state", "_converters",
     "_http_routes", "_ws_routes", "_names", "_routers", "_plugin_flows", "_error_handlers",
+    "_inclusions",
 )  # fmt: skip
 
 

@@ -246,6 +246,30 @@ def test_a_route_clash_in_setup_takes_back_the_routes_before_it(
     assert make_client(app).get("/stats").text == "own stats"
 
 
+def test_a_router_included_by_a_setup_that_raised_takes_routes_again(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: the include had marked it, so a route added to it later was refused as added to a
+    # router already included (builder143).
+    pages = Router(prefix="/pages")
+    pages.get("/a", name="a")(lambda request: "a")
+
+    class Failing:
+        name = "failing"
+
+        def setup(self, app: App) -> None:
+            app.include(pages)
+            raise RuntimeError("no")
+
+    app = App()
+    with pytest.raises(RuntimeError):
+        app.install(Failing())
+    pages.get("/b", name="b")(lambda request: "b")
+    app.include(pages)
+    client = make_client(app)
+    assert (client.get("/pages/a").text, client.get("/pages/b").text) == ("a", "b")
+
+
 def test_a_clash_with_a_plugins_route_names_the_plugin() -> None:
     class Stats:
         name = "stats"
