@@ -6,10 +6,11 @@ import contextlib
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._checkpoint import Checkpoint
 from ._effects import Colored, Lifespan
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
@@ -26,6 +27,7 @@ from ._router import (
 )
 from ._routing import (
     Route,
+    RouteClash,
     RouteTable,
     check_arguments,
     check_call,
@@ -78,12 +80,16 @@ class App(RouteRegistry):
         self._ws: RouteTable[Route] = RouteTable(self._converters)
         # NOTE: in registration order, which decides between templates that match alike.
         self._http_routes: list[Route] = []
+        self._ws_routes: list[Route] = []
         # NOTE: every route of each name, in registration order; url_for builds the first.
         self._names: dict[str, list[Route]] = {}
         # NOTE: by id() of each route of an included router: the routers whose flows and error
         # handlers apply to it, outermost first (read when the app is compiled).
         self._routers: dict[int, tuple[Router, ...]] = {}
         self._installing: str | None = None
+        # NOTE: each router include() marked, with its mark before: a setup() that raised
+        # takes the marks back (install).
+        self._inclusions: list[tuple[Router, bool]] = []
         # NOTE: the flows each plugin's setup() registered, by the plugin's name.
         self._plugin_flows: dict[str, list[Colored]] = {}
         self._error_handlers: dict[int | type[Exception], ErrorHandler] = {}
@@ -96,10 +102,12 @@ class App(RouteRegistry):
         )
         if self._plan is not None:
             self._check_skips(route)  # NOTE: before anything is registered.
-        _register(route, self._http, self._ws, self._names)
+        with self._clash_advised():
+            _register(route, self._http, self._ws, self._names)
         if routers:
             self._routers[id(route)] = routers
         if route.kind == "websocket":
+            self._ws_routes.append(route)
             if self._plan is not None:
                 self._router_rules(route, self._plan)
             return
@@ -107,6 +115,25 @@ class App(RouteRegistry):
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
             self._plan.http.add(route, self._endpoint(route, self._plan))
+
+    @contextlib.contextmanager
+    def _clash_advised(self) -> Iterator[None]:
+        """Say, in a clash with a route a plugin added, which plugin, and its advice."""
+        try:
+            yield
+        except RouteClash as clash:
+            # NOTE: Static(prefix="") with its index took "/", and the app's home page was
+            # refused with no word of index=None (builder143).
+            notes = [self._plugin_note(route) for route in clash.routes if route.added_by]
+            message = f"{clash}: {'; '.join(notes)}" if notes else str(clash)
+            raise ValueError(message) from None
+
+    def _plugin_note(self, route: Route) -> str:
+        """Name the plugin that added ``route``; add what it advises, if it says."""
+        named = (p for p in self.plugins if getattr(p, "name", None) == route.added_by)
+        advice = getattr(next(named, None), "_clash_advice", None)
+        note = f"{route.name!r} is the route of the plugin {route.added_by!r}"
+        return f"{note}, {advice(route)}" if advice is not None else note
 
     def _check_skips(self, route: Route) -> None:
         """Raise ``ValueError`` if ``route`` skips a plugin that is not installed, or one that
@@ -137,6 +164,10 @@ class App(RouteRegistry):
     def install(self, plugin: P) -> P:
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
 
+        All or nothing: if ``setup`` raises, what it added (routes, flows, hooks, lifespans,
+        converters, error handlers, plugins it installed, ``app.state`` attributes) is taken
+        back, the plugin is not installed, and the error propagates.
+
         Raises:
             TypeError: If the plugin has no ``name``.
             ValueError: If a plugin of that name is installed, or the app has started.
@@ -144,16 +175,34 @@ class App(RouteRegistry):
         if self._plan is not None:
             raise ValueError("install plugins before calling as_wsgi() or as_asgi()")
         name = check_plugin(plugin, self.plugins)
-        self.plugins.append(plugin)
         setup = getattr(plugin, "setup", None)
-        if setup is not None:
-            # NOTE: a setup() may install another plugin: what it adds after that is its own.
-            outer, self._installing = self._installing, name
-            try:
-                setup(self)
-            finally:
-                self._installing = outer
+        if setup is None:
+            self.plugins.append(plugin)
+            return plugin
+        # NOTE: all or nothing: a setup() that raised left its routes, flows, hooks, converters
+        # and the plugin itself on the app, and installing it again was refused as a duplicate.
+        checkpoint, included = Checkpoint(self, _REGISTRIES), len(self._inclusions)
+        self.plugins.append(plugin)
+        # NOTE: a setup() may install another plugin: what it adds after that is its own.
+        outer, self._installing = self._installing, name
+        try:
+            setup(self)
+        except BaseException:
+            for router, mark in reversed(self._inclusions[included:]):
+                router._included = mark
+            checkpoint.restore()
+            self._rebuild_tables()
+            raise
+        finally:
+            self._installing = outer
         return plugin
+
+    def _rebuild_tables(self) -> None:
+        """Make the route tables anew from the routes registered, in their order."""
+        self._http = RouteTable(self._converters)
+        self._ws = RouteTable(self._converters)
+        for route in (*self._http_routes, *self._ws_routes):
+            (self._ws if route.kind == "websocket" else self._http).add(route, route)
 
     def compile(self) -> Plan:
         """Return the plan the drivers serve, compiled on the first call.
@@ -206,6 +255,7 @@ class App(RouteRegistry):
         self._check_all(router)
         for route in router.routes:
             self._add_route(route, router._scopes_of(route))
+        self._inclusions.append((router, router._included))
         router._included = True
 
     def _check_all(self, router: Router) -> None:
@@ -228,7 +278,8 @@ class App(RouteRegistry):
                 self._check_skips(route)
             check_name([*self._names.get(route.name, ()), *names.get(route.name, ())], route)
             websocket = route.kind == "websocket"
-            (self._ws if websocket else self._http).check(route)
+            with self._clash_advised():
+                (self._ws if websocket else self._http).check(route)
             (ws if websocket else http).add(route, route)
             names.setdefault(route.name, []).append(route)
         if self._plan is not None:
@@ -428,6 +479,14 @@ class App(RouteRegistry):
         from ._asgi import ASGIDriver
 
         return ASGIDriver(self.compile())
+
+
+# NOTE: what a plugin's setup() can add to an App, taken back when it raises.
+_REGISTRIES = (
+    "flows", "_pinned", "startup_steps", "shutdown_hooks", "plugins", "state", "_converters",
+    "_http_routes", "_ws_routes", "_names", "_routers", "_plugin_flows", "_error_handlers",
+    "_inclusions",
+)  # fmt: skip
 
 
 def _register(

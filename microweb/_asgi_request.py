@@ -5,7 +5,9 @@ and the body source is made there too."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote
 
 from ._asgi_body import BODY_AWAITED, ASGIBody
@@ -160,6 +162,11 @@ def request_of(app: AppLike, limits: Limits, scope: Scope, receive: Receive) -> 
             path = None
     else:
         path, raw_path = _target(scope, raw_path, method)
+    headers = scope.get("headers")
+    # PERF: the check costs 0.03 us; a copy of every scope with its headers a tuple, 0.35 us
+    # for 8 headers (timeit, 2026-12-04).
+    if type(headers) is not list and type(headers) is not tuple and headers is not None:
+        scope = _with_header_tuple(scope, headers, limits.max_headers)
     return new_request(
         ASGIRequest,
         app,
@@ -173,6 +180,15 @@ def request_of(app: AppLike, limits: Limits, scope: Scope, receive: Receive) -> 
         (receive, asyncio.get_running_loop()),
         raw_path,
     )
+
+
+def _with_header_tuple(scope: Scope, headers: Iterable[Any], limit: int) -> Scope:
+    """A copy of ``scope`` whose headers, any iterable of pairs, are a tuple that the request
+    reads as often as it needs, of at most ``limit + 1`` pairs (one more makes the 431)."""
+    # SPEC: ASGI's HTTP scope, "headers": "An iterable of [name, value] two-item iterables";
+    # Uvicorn and Hypercorn give a list, which is read in place. A generator is read once,
+    # and never past the limit.
+    return {**scope, "headers": tuple(itertools.islice(headers, limit + 1))}
 
 
 def _target(scope: Scope, raw_path: bytes | None, method: str) -> tuple[str | None, bytes]:

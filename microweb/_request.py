@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
+from ._binding import check_binding
 from ._effects import AfterCall, Colored
 from ._errors import KeptError
 from ._limits import Limits
@@ -197,10 +198,14 @@ class Request(BodyMethods):
 
         Raises:
             TypeError: If ``fn`` is not callable, such as the coroutine of ``notify(order)``
-                where ``notify, order`` was meant.
+                where ``notify, order`` was meant, or if the arguments do not fit its
+                parameters (checked now, as ``inspect.Signature.bind`` would; a callable
+                whose signature cannot be read is let be).
         """
         if not callable(fn):
             raise TypeError(_not_callable(fn))
+        # NOTE: arguments that did not fit failed only after the response, as a log line.
+        check_binding(fn, args, kwargs, "request.after_response()")
         call = (Colored(fn, is_async_callable(fn)), args, kwargs)
         if self._after is None:
             self._after = [call]

@@ -296,6 +296,15 @@ class HeadProperties:
         return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
 
     @property
+    def full_path(self) -> str:
+        """The path (percent-encoded, as in ``url``, without the root path) and, after a
+        ``?``, the query string when there is one: ``/search?q=a%20b``, as Flask's
+        ``request.full_path`` (which always ends in ``?`` without a query string)."""
+        query = self.query_string
+        path = quote(self.path, _PATH_SAFE)
+        return f"{path}?{query.decode('latin-1')}" if query else path
+
+    @property
     def content_type(self) -> str | None:
         """The ``Content-Type`` header, if any (two lines of it joined by a comma)."""
         # PERF: read alone, without building every header: 0.05 us instead of 2.3 (WSGI).

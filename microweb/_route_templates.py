@@ -16,7 +16,10 @@ from typing import Any
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 # NOTE: Falcon's converters take arguments ({day:dt("%Y-%m-%d")}, {n:int(min=1)}); ours do not.
 _WITH_ARGUMENTS = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[A-Za-z_][A-Za-z0-9_]*\(.*\)\}")
-_FLASK_PARAM = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*):)?([A-Za-z_][A-Za-z0-9_]*)>")
+_FLASK_PARAM = re.compile(r"<(?:([A-Za-z_][A-Za-z0-9_]*)(\([^>]*\))?:)?([A-Za-z_][A-Za-z0-9_]*)>")
+# NOTE: Flask's converters of one segment, any text but '/': our {name} with no converter.
+# (Werkzeug's int, float, uuid and path, and a custom one, keep their names here.)
+PLAIN_SEGMENT_NAMES = frozenset({"string", "default", "str"})
 _FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -110,16 +113,33 @@ def _literal(template: str, part: str) -> str:
             f"route template {template!r}: segment {part!r} is not a parameter; a "
             "parameter fills a whole segment, written {name} or {name:converter}"
         )
-    flask = _FLASK_PARAM.fullmatch(part)
+    flask = _FLASK_PARAM.search(part)
     if flask is not None:
         # NOTE: a literal '<int:id>' matched only a client's '%3Cint:id%3E' (review140).
-        converter, name = flask.group(1), flask.group(2)
-        written = f"{{{name}:{converter}}}" if converter else f"{{{name}}}"
-        raise ValueError(
-            f"route template {template!r}: segment {part!r} is Flask's spelling of a "
-            f"parameter, which would match only that text; write {written}"
-        )
+        raise ValueError(f"route template {template!r}: {_flask_advice(part, flask)}")
     return part
+
+
+def _flask_advice(part: str, flask: re.Match[str]) -> str:
+    """Say how to write the Flask parameter that ``flask`` found in the segment ``part``."""
+    converter, arguments, name = flask.groups()
+    if arguments:
+        return (
+            f"segment {part!r} is Flask's spelling of a parameter with converter arguments, "
+            "which converters do not take; register one with app.add_converter(name, "
+            f"to_python) that parses or checks the segment, and write {{{name}:name}}"
+        )
+    plain = converter is None or converter in PLAIN_SEGMENT_NAMES
+    written = f"{{{name}}}" if plain else f"{{{name}:{converter}}}"
+    if flask.group(0) != part:
+        return (
+            f"segment {part!r} holds Flask's spelling of a parameter, {flask.group(0)!r}; "
+            f"a parameter fills a whole segment, written {written}"
+        )
+    return (
+        f"segment {part!r} is Flask's spelling of a parameter, which would match only that "
+        f"text; write {written}"
+    )
 
 
 def parse_template(template: str) -> tuple[Segment, ...]:

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from ._limits import RouteLimits
-from ._route_templates import Converter, Param, Segment
+from ._route_templates import PLAIN_SEGMENT_NAMES, Converter, Param, Segment
 
 Handler = Callable[..., Any]
 V = TypeVar("V")
@@ -409,9 +409,13 @@ class RouteTable(Generic[V]):
             return self._converters[param.converter]
         except KeyError:
             known = ", ".join(sorted(self._converters))
+            advice = "register it with app.add_converter()"
+            if param.converter in PLAIN_SEGMENT_NAMES:
+                # NOTE: Flask's <string:name>, written in braces, is our plain {name}.
+                advice = f"a segment of any text is written {{{param.name}}}, with no converter"
             raise ValueError(
                 f"route template {template!r} uses unknown converter {param.converter!r} "
-                f"(known: {known}); register it with app.add_converter()"
+                f"(known: {known}); {advice}"
             ) from None
 
     def lookup(self, method: str, path: str) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
@@ -519,10 +523,20 @@ class RouteTable(Generic[V]):
             stack.extend(child for _, _, child in node.params)
 
 
+class RouteClash(ValueError):
+    """A method and template registered twice; ``routes`` holds the first and the second."""
+
+    def __init__(self, message: str, routes: tuple[Route, Route]) -> None:
+        super().__init__(message)
+        self.routes = routes
+
+
 def _refuse_twice(methods: MethodMap, route: Route) -> None:
     for method in route.methods:
         if method in methods:
-            raise ValueError(
-                f"{method} {route.template} is registered twice "
-                f"({methods[method][0].name!r} and {route.name!r})"
+            known = methods[method][0]
+            raise RouteClash(
+                f"{method} {route.template} is registered twice ({known.name!r} and "
+                f"{route.name!r})",
+                (known, route),
             )

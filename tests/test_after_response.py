@@ -231,6 +231,89 @@ def test_a_coroutine_or_another_non_callable_is_refused_where_it_is_added(
     assert log == []
 
 
+class Mailer:
+    def send(self, to: str, subject: str = "") -> None:
+        raise AssertionError("never called")
+
+
+def test_arguments_that_do_not_fit_are_refused_where_they_are_added(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: they were taken, and failed only after the response, as a log line (builder143).
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def body(request: Request) -> list[str]:
+        refused = []
+        for fn, args, kwargs in (
+            (sync_callback, (), {}),
+            (async_callback, ("a", "b"), {}),
+            (sync_callback, ("a",), {"tag": "b"}),
+            (async_callback, ("a",), {"sufix": "!"}),
+            (Mailer().send, ("to", "subject", "body"), {}),
+            (functools.partial(sync_callback, "a"), ("b",), {}),
+        ):
+            with pytest.raises(TypeError, match=r"^request\.after_response\(\): ") as error:
+                request.after_response(fn, *args, **kwargs)
+            refused.append(str(error.value).split(": ", 1)[1])
+        return refused
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        response = client.get("/")
+    callback = "recorder.<locals>.{}_callback(tag, *, suffix='')"
+    assert response.json() == [
+        f"the arguments do not fit {callback.format('sync')}: missing a required argument: 'tag'",
+        f"the arguments do not fit {callback.format('async')}: too many positional arguments",
+        f"the arguments do not fit {callback.format('sync')}: multiple values for argument 'tag'",
+        f"the arguments do not fit {callback.format('async')}: got an unexpected keyword "
+        "argument 'sufix'",
+        "the arguments do not fit Mailer.send(to, subject=''): too many positional arguments",
+        "the arguments do not fit partial(*, suffix=''): too many positional arguments",
+    ]
+    assert log == []
+
+
+def test_a_callback_that_does_not_fit_is_a_500_at_the_handlers_line(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log: list[str] = []
+    sync_callback, _ = recorder(log)
+    app = App(debug=True)
+
+    def body(request: Request) -> str:
+        request.after_response(sync_callback, "a", "b")
+        return "never"
+
+    add_handler(app, colour, body)
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        response = client.get("/")
+    assert response.status_code == 500
+    assert 'request.after_response(sync_callback, "a", "b")' in response.text
+    assert "too many positional arguments" in response.text
+    assert [record.getMessage() for record in caplog.records] == ["unhandled error in GET /"]
+    assert log == []
+
+
+def test_callbacks_whose_signature_cannot_be_read_are_taken(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: dict.update has no signature inspect can read; a class's is its __init__'s.
+    seen: dict[str, int] = {}
+    app = App()
+
+    def body(request: Request) -> str:
+        request.after_response(seen.update, {"update": 1})
+        request.after_response(functools.partial(seen.__setitem__, "partial"), 2)
+        return "ok"
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert seen == {"update": 1, "partial": 2}
+
+
 def test_a_def_callback_that_returns_a_coroutine_is_logged(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import copy
 import json
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
@@ -435,6 +435,50 @@ def test_asgi_header_values_lose_the_spaces_and_tabs_a_server_kept() -> None:
     assert (seen["authorization"], seen["x-empty"]) == ("Bearer t", "")
 
 
+@pytest.mark.parametrize("kind", [list, tuple, iter])
+def test_an_asgi_scope_gives_its_headers_as_any_iterable_of_pairs(
+    colour: str, kind: Callable[[list[tuple[bytes, bytes]]], Iterable[Any]]
+) -> None:
+    # NOTE: a generator failed with "object of type 'generator' has no len()" out of the ASGI
+    # callable (builder143); ASGI allows any iterable, read more than once here.
+    app = App()
+
+    def echo(request: Request) -> dict[str, Any]:
+        return {"agent": request.headers["user-agent"], "json": request.json()}
+
+    async def aecho(request: Request) -> dict[str, Any]:
+        return {"agent": request.headers["user-agent"], "json": await request.ajson()}
+
+    app.post("/")(echo if colour == "sync" else aecho)
+    pairs = [(b"host", b"testserver"), (b"content-type", b"application/json")]
+    pairs += [(b"content-length", b"8"), (b"user-agent", b"t")]
+    scope = {**http_scope("POST"), "headers": kind(pairs)}
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b'{"a": 1}')))
+    assert (sent[0]["status"], json.loads(response_body(sent))) == (
+        200,
+        {"agent": "t", "json": {"a": 1}},
+    )
+
+
+def test_an_asgi_scope_of_endless_header_pairs_reads_one_past_max_headers() -> None:
+    pulled = 0
+
+    def endless() -> Iterator[tuple[bytes, bytes]]:
+        nonlocal pulled
+        yield b"host", b"testserver"
+        while True:
+            pulled += 1
+            yield b"x-n", b"1"
+
+    scope = {**http_scope("GET", "/headers"), "headers": endless()}
+    sent = asyncio.run(asgi_call(header_count_app(30), scope, body_messages(b"")))
+    assert (sent[0]["status"], response_body(sent), pulled) == (
+        431,
+        b"more than 30 header lines",
+        30,
+    )
+
+
 def cookie_app() -> App:
     """An app whose ``/c`` answers with ``request.cookies``."""
     app = App()
@@ -728,6 +772,42 @@ def test_url_keeps_the_characters_a_path_may_hold(
     # a segment cannot hold is percent-encoded ("?" and "#" would end the path).
     body = make_client(describe_app()).get(target).json()
     assert body["url"] == f"http://testserver{url}"
+
+
+@pytest.mark.parametrize(
+    ("target", "full_path"),
+    [
+        ("/a", "/a"),
+        ("/a?", "/a"),
+        ("/a?x=1&y=%20z&x=2", "/a?x=1&y=%20z&x=2"),
+        ("/files/a%20b/%3F?q", "/files/a%20b/%3F?q"),
+        ("/caf%C3%A9?next=/b%3Fc", "/caf%C3%A9?next=/b%3Fc"),
+        ("/x;y=1:@", "/x;y=1:@"),
+    ],
+)
+def test_full_path_is_the_path_and_query_string_of_url(
+    make_client: MakeClient, target: str, full_path: str
+) -> None:
+    # NOTE: Flask's request.full_path, added (builder143); it ends in "?" only with a query.
+    app = App()
+
+    @app.get("/{rest:path}")
+    def both(request: Request, rest: str) -> list[str]:
+        return [request.full_path, request.url]
+
+    seen, url = make_client(app).get(target).json()
+    assert (seen, url) == (full_path, f"http://testserver{full_path}")
+
+
+def test_full_path_leaves_the_root_path_out_under_both_interfaces() -> None:
+    app = App()
+    app.get("/items/{name}")(lambda request, name: request.full_path)
+    environ = wsgi_environ("GET", "/items/x y", SCRIPT_NAME="/app", QUERY_STRING="q=1")
+    assert b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None)) == b"/items/x%20y?q=1"
+    scope = {**http_scope("GET", "/app/items/x y", root_path="/app"), "query_string": b"q=1"}
+    scope["raw_path"] = b"/app/items/x%20y"
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert body == b"/items/x%20y?q=1"
 
 
 def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:

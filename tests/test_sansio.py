@@ -149,7 +149,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
         "_sse", "_files", "_route_templates", "_routing", "_url_paths", "_effects", "_target",
         "_buffer",
-        "_status",
+        "_status", "_checkpoint", "_binding",
     ),
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",

@@ -7,7 +7,7 @@ import os
 import posixpath
 from urllib.parse import quote, quote_from_bytes
 
-from microweb import App, HTTPError, Request, Response
+from microweb import App, HTTPError, Request, Response, Route
 
 # NOTE: what stays as it is in a query string: reserved characters and escapes already made.
 QUERY_SAFE = "!$%&'()*+,/:;=?@~"
@@ -132,6 +132,16 @@ class Static:
         app.get(self.prefix + "/", name=f"{self.name}.index")(self.serve)
         if self.prefix:
             app.get(self.prefix, name=f"{self.name}.prefix")(self.serve)
+
+    def _clash_advice(self, route: Route) -> str:
+        """What to change when one of this plugin's routes clashes with the app's."""
+        if route.name in (f"{self.name}.index", f"{self.name}.prefix"):
+            where = route.template
+            return (
+                f"which serves the folder's {self.index} at {where}: pass index=None to "
+                f"Static() to leave {where} to the app's route"
+            )
+        return f"which serves the folder's files under {self.prefix}/: give it another prefix="
 
     def serve(self, request: Request, path: str = "") -> Response:
         """Answer one request: the file, a folder's index, a redirect to a folder, or 404.

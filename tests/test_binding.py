@@ -1,0 +1,85 @@
+"""check_binding: arguments checked against a callable's parameters, without calling it."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from microweb._binding import _fits_code, check_binding
+
+
+def plain(a: int, b: int = 1) -> None: ...
+def positional_only(a: int, /, b: int = 2, *, c: int) -> None: ...
+def variadic(a: int, *args: int, b: int, c: int = 3, **kwargs: int) -> None: ...
+def keywords_only(*, a: int) -> None: ...
+def keywords_into_kwargs(a: int, /, **kwargs: int) -> None: ...
+async def coroutine(x: int, *, y: int) -> None: ...
+
+
+class Methods:
+    def method(self, a: int, b: int = 1) -> None: ...
+
+    @classmethod
+    def classy(cls, a: int, *, b: int) -> None: ...
+
+
+FUNCTIONS: list[Callable[..., Any]] = [
+    plain, positional_only, variadic, keywords_only, keywords_into_kwargs, coroutine,
+    Methods().method, Methods.classy,
+]  # fmt: skip
+KEYWORDS = ("a", "b", "c", "x", "y", "args", "kwargs", "self", "z")
+
+
+PARTIALS: list[Callable[..., Any]] = [
+    functools.partial(plain, 0), functools.partial(plain, b=0), functools.partial(variadic, 0, c=1),
+    functools.partial(positional_only, 0), functools.partial(Methods().method, a=0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS + PARTIALS, ids=repr)
+def test_the_check_agrees_with_a_call(fn: Callable[..., Any]) -> None:
+    # NOTE: the functions do nothing, so a call tells whether the arguments fit; inspect's
+    # signature of partial(variadic, 0, c=1) wrongly takes a=0 (given twice when called).
+    for count, size in itertools.product(range(4), range(3)):
+        for keys in itertools.combinations(KEYWORDS, size):
+            args, kwargs = tuple(range(count)), dict.fromkeys(keys, 0)
+            fits = _calls(fn, args, kwargs)
+            assert _fast(fn, args, kwargs) is fits, (args, kwargs)
+            if fits:
+                check_binding(fn, args, kwargs, "here")
+                continue
+            try:
+                inspect.signature(fn).bind(*args, **kwargs)
+            except TypeError:
+                with pytest.raises(TypeError, match=r"^here: the arguments do not fit "):
+                    check_binding(fn, args, kwargs, "here")
+
+
+def _calls(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    try:
+        returned = fn(*args, **kwargs)
+    except TypeError:
+        return False
+    if inspect.iscoroutine(returned):
+        returned.close()
+    return True
+
+
+def _fast(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    if isinstance(fn, functools.partial):
+        return _fits_code(fn.func, (*fn.args, *args), {**fn.keywords, **kwargs})
+    return _fits_code(fn, args, kwargs)
+
+
+def test_other_callables_are_checked_by_inspect_or_let_be() -> None:
+    check_binding(functools.partial(plain, 1), (2,), {}, "here")
+    with pytest.raises(TypeError, match=r"fit partial\(\*, b=2\): too many positional"):
+        check_binding(functools.partial(plain, 1, b=2), (3,), {}, "here")
+    with pytest.raises(TypeError, match=r"fit Methods\(\): too many positional"):
+        check_binding(Methods, (1,), {}, "here")
+    check_binding({}.update, ({"a": 1},), {"b": 2}, "here")  # NOTE: no signature to read.
