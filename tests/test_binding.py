@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -83,3 +84,40 @@ def test_other_callables_are_checked_by_inspect_or_let_be() -> None:
     with pytest.raises(TypeError, match=r"fit Methods\(\): too many positional"):
         check_binding(Methods, (1,), {}, "here")
     check_binding({}.update, ({"a": 1},), {"b": 2}, "here")  # NOTE: no signature to read.
+
+
+def test_a_c_functions_signature_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NOTE: inspect parses a builtin's text signature each time: 100 us for os.remove.
+    reads: list[object] = []
+    signature = inspect.signature
+
+    def counted(fn: Callable[..., Any], **options: Any) -> inspect.Signature:
+        reads.append(fn)
+        return signature(fn, **options)
+
+    monkeypatch.setattr(inspect, "signature", counted)
+    for _ in range(3):
+        check_binding(os.remove, ("path",), {}, "here")
+        check_binding(bytearray().extend, (b"x",), {}, "here")
+        check_binding(int.from_bytes, (b"x",), {"byteorder": "big"}, "here")
+    assert len(reads) <= 3
+    with pytest.raises(TypeError, match=r"fit bytearray\.extend\(iterable_of_ints, /\)"):
+        check_binding(bytearray().extend, (), {}, "here")
+    with pytest.raises(TypeError, match=r"fit remove\(path, \*, dir_fd=None\): missing"):
+        check_binding(os.remove, (), {}, "here")
+
+
+class Lazy:
+    """A callable whose ``__signature__`` is looked up elsewhere, and fails."""
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        raise LookupError("not loaded")
+
+    def __call__(self, value: int) -> None: ...
+
+
+def test_a_signature_that_fails_to_load_is_let_be() -> None:
+    # NOTE: inspect passes on the LookupError: the check made it a 500 of a working app.
+    Lazy()(1)
+    check_binding(Lazy(), (1,), {}, "here")
