@@ -89,7 +89,7 @@ def _unannotated(signature: inspect.Signature) -> inspect.Signature:
 
 
 def _fits_code(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
-    """Tell, from its code object, that a plain function or method takes these arguments.
+    """Tell, from its code object, that a function, method or def __call__ takes these arguments.
 
     ``False`` means "not known to fit": a callable of another kind, or arguments that do not
     fit, which ``inspect`` then tells apart.
@@ -100,6 +100,10 @@ def _fits_code(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
     given = len(args)
     if type(fn) is MethodType:
         fn, given = fn.__func__, given + 1
+    elif type(fn) is not FunctionType:
+        # NOTE: an object of a class with a def __call__ (a metaclass's, for a class): called
+        # as that function with the object first (inspect took 12.7 us).
+        fn, given = type(fn).__call__, given + 1
     if type(fn) is not FunctionType:
         return False
     code = fn.__code__

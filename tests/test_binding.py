@@ -29,9 +29,19 @@ class Methods:
     def classy(cls, a: int, *, b: int) -> None: ...
 
 
+class Calls:
+    def __call__(self, a: int, /, *, b: int = 2) -> None: ...
+
+
+class Described(Calls):
+    """Its ``__signature__`` describes the class's keywords, not a call of an object."""
+
+    __signature__ = inspect.Signature([inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY)])
+
+
 FUNCTIONS: list[Callable[..., Any]] = [
     plain, positional_only, variadic, keywords_only, keywords_into_kwargs, coroutine,
-    Methods().method, Methods.classy,
+    Methods().method, Methods.classy, Calls(), Described(),
 ]  # fmt: skip
 KEYWORDS = ("a", "b", "c", "x", "y", "args", "kwargs", "self", "z")
 
