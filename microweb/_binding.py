@@ -103,7 +103,10 @@ def _fits_code(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
     elif type(fn) is not FunctionType:
         # NOTE: an object of a class with a def __call__ (a metaclass's, for a class): called
         # as that function with the object first (inspect took 12.7 us).
-        fn, given = type(fn).__call__, given + 1
+        call = _own_call(type(fn))
+        # NOTE: a staticmethod's function is called without the object (inspect took the
+        # object for its first parameter, and refused calls that work).
+        fn, given = (call.__func__, given) if type(call) is staticmethod else (call, given + 1)
     if type(fn) is not FunctionType:
         return False
     code = fn.__code__
@@ -122,6 +125,16 @@ def _fits_code(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[st
         if name not in kwargs and name not in defaults:
             return False  # NOTE: a required keyword-only parameter left out.
     return True
+
+
+def _own_call(cls: type) -> Any:
+    """The ``__call__`` that ``cls`` defines or inherits, as written in its class body."""
+    # NOTE: not cls.__call__, which is the function inside a staticmethod: told apart here.
+    for klass in cls.__mro__:
+        call = vars(klass).get("__call__")
+        if call is not None:
+            return call
+    return None
 
 
 def _keywords_fit(code: CodeType, given: int, kwargs: Mapping[str, Any]) -> bool:

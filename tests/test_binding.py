@@ -33,6 +33,11 @@ class Calls:
     def __call__(self, a: int, /, *, b: int = 2) -> None: ...
 
 
+class CallsStatic:
+    @staticmethod
+    def __call__(a: int, b: int = 2) -> None: ...
+
+
 class Described(Calls):
     """Its ``__signature__`` describes the class's keywords, not a call of an object."""
 
@@ -131,3 +136,12 @@ def test_a_signature_that_fails_to_load_is_let_be() -> None:
     # NOTE: inspect passes on the LookupError: the check made it a 500 of a working app.
     Lazy()(1)
     check_binding(Lazy(), (1,), {}, "here")
+
+
+def test_a_static_call_is_checked_without_the_object() -> None:
+    # NOTE: inspect's signature drops the function's first parameter, as if it took the
+    # object: CallsStatic()(1, 2), which works, was refused (a 500).
+    check_binding(CallsStatic(), (1, 2), {}, "here")
+    check_binding(CallsStatic(), (), {"a": 1}, "here")
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        check_binding(CallsStatic(), (1, 2, 3), {}, "here")
