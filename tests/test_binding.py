@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from microweb._binding import _fits_code, check_binding
+from microweb._binding import _as_called, _fits_code, check_binding
 
 
 def plain(a: int, b: int = 1) -> None: ...
@@ -87,6 +87,7 @@ def _calls(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 
 
 def _fast(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    fn = _as_called(fn)
     if isinstance(fn, functools.partial):
         return _fits_code(fn.func, (*fn.args, *args), {**fn.keywords, **kwargs})
     return _fits_code(fn, args, kwargs)
@@ -138,10 +139,35 @@ def test_a_signature_that_fails_to_load_is_let_be() -> None:
     check_binding(Lazy(), (1,), {}, "here")
 
 
-def test_a_static_call_is_checked_without_the_object() -> None:
-    # NOTE: inspect's signature drops the function's first parameter, as if it took the
-    # object: CallsStatic()(1, 2), which works, was refused (a 500).
-    check_binding(CallsStatic(), (1, 2), {}, "here")
-    check_binding(CallsStatic(), (), {"a": 1}, "here")
+class CallsClassy:
+    @classmethod
+    def __call__(cls, a: int) -> None: ...
+
+
+class CallsPartial:
+    __call__ = functools.partial(plain, 1)
+
+
+class CallsObject:
+    __call__ = Calls()
+
+
+@pytest.mark.parametrize(
+    ("fn", "args"),
+    [
+        (CallsStatic(), (1, 2)),
+        (CallsClassy(), (1,)),
+        (CallsPartial(), (2,)),
+        (CallsObject(), (1,)),
+    ],
+    ids=repr,
+)
+def test_a_call_is_checked_as_python_binds_it(
+    fn: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    # NOTE: inspect took each __call__ for a function and dropped its first parameter, as if
+    # it took the object: these calls, which work, were refused (a 500).
+    fn(*args)
+    check_binding(fn, args, {}, "here")
     with pytest.raises(TypeError, match="too many positional arguments"):
-        check_binding(CallsStatic(), (1, 2, 3), {}, "here")
+        check_binding(fn, (*args, 0, 0), {}, "here")
