@@ -489,7 +489,11 @@ def _twin_of(response: Response) -> Response:
     """
     cls: type = type(response)
     if hasattr(cls, "__copy__"):
-        return copy.copy(response)
+        shallow = copy.copy(response)
+        if shallow is not response:
+            return shallow
+        # NOTE: a __copy__ that returns the object (an "immutable" class's) let the flows
+        # change the kept response, whose headers then went to every later client.
     twin: Response = object.__new__(cls)
     for slot in _slots_of(cls):
         try:

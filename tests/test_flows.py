@@ -1359,3 +1359,38 @@ def test_a_kept_subclass_keeps_slots_read_from_their_descriptors(
     assert client.get("/article").text == "by ann"
     assert client.get("/underscores").text == "underscores"
     assert seen == [("ann", False, False), (True, False)]
+
+
+class Frozen(Response):
+    """A subclass that says it is immutable: its ``__copy__`` returns it."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Frozen:
+        return self
+
+
+KEPT_FROZEN = Frozen("frozen")
+
+
+def test_a_kept_response_whose_copy_is_itself_is_still_copied(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: copy.copy() gave the kept response back: each user's cookie stayed on it, and
+    # went to every later client.
+    app = App()
+
+    @app.middleware
+    def login(request: Request) -> Flow:
+        response = yield
+        response.set_cookie("user", str(request.query.get("user")))
+
+    app.get("/")(in_colour(colour, lambda request: KEPT_FROZEN))
+    client = make_client(app)
+    for user in ("alice", "bob"):
+        response = client.get(f"/?user={user}")
+        assert (response.text, response.headers.get_list("set-cookie")) == (
+            "frozen",
+            [f"user={user}; Path=/; SameSite=Lax"],
+        )
+    assert "set-cookie" not in KEPT_FROZEN.headers
