@@ -33,6 +33,9 @@ def check_binding(
     """
     if type(fn) not in _PLAIN:
         fn = _as_called(fn)
+    elif type(fn) is functools.partial and type(fn.func) not in _PLAIN:
+        # NOTE: a partial of an object: of its __call__ as bound, which inspect got wrong too.
+        fn = functools.partial(_as_called(fn.func), *fn.args, **fn.keywords)
     if type(fn) is functools.partial:
         # NOTE: a partial's own arguments come first, its keywords are overridden.
         if _fits_code(fn.func, (*fn.args, *args), {**fn.keywords, **kwargs}):

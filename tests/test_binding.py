@@ -159,6 +159,9 @@ class CallsObject:
         (CallsClassy(), (1,)),
         (CallsPartial(), (2,)),
         (CallsObject(), (1,)),
+        (functools.partial(CallsStatic(), 1), (2,)),
+        (functools.partial(CallsClassy()), (1,)),
+        (functools.partial(CallsPartial()), (2,)),
     ],
     ids=repr,
 )
