@@ -485,7 +485,7 @@ class App(RouteRegistry):
 _REGISTRIES = (
     "flows", "_pinned", "startup_steps", "shutdown_hooks", "plugins", "state", "_converters",
     "_http_routes", "_ws_routes", "_names", "_routers", "_plugin_flows", "_error_handlers",
-    "_inclusions",
+    "_inclusions", "_plan",
 )  # fmt: skip
 
 

@@ -1306,3 +1306,91 @@ def test_a_kept_response_of_a_subclass_is_copied_whole(
     assert response.headers["x-tag"] == "on"
     assert seen == [(Page, "home", ["home"], False)]
     assert "x-tag" not in KEPT_PAGE.headers
+
+
+FIELDS = ("author", "edited")
+
+
+class Article(Response):
+    """A subclass whose ``__slots__`` were a generator, spent once the class was made."""
+
+    __slots__ = (f"_{field}" for field in FIELDS)
+
+    def __init__(self, author: str) -> None:
+        super().__init__(f"by {author}")
+        self._author, self._edited = author, False
+
+
+class _(Response):
+    """A class whose name is all underscores: Python mangles no slot name in it."""
+
+    __slots__ = ("__seen",)
+
+    def __init__(self) -> None:
+        super().__init__("underscores")
+        self.__seen = True
+
+    def seen(self) -> bool:
+        return self.__seen
+
+
+KEPT_ARTICLE, KEPT_UNDERSCORES = Article("ann"), _()
+
+
+def test_a_kept_subclass_keeps_slots_read_from_their_descriptors(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the slots were copied by the names in __slots__: none for a generator, and a
+    # wrongly mangled one under a class named "_": an AttributeError, a 500, each request.
+    app = App()
+    seen: list[Any] = []
+
+    @app.middleware
+    def tag(request: Request) -> Flow:
+        response = yield
+        if isinstance(response, Article):
+            seen.append((response._author, response._edited, response is KEPT_ARTICLE))
+        else:
+            seen.append((response.seen(), response is KEPT_UNDERSCORES))
+
+    app.get("/article", name="article")(in_colour(colour, lambda request: KEPT_ARTICLE))
+    app.get("/underscores", name="u")(in_colour(colour, lambda request: KEPT_UNDERSCORES))
+    client = make_client(app)
+    assert client.get("/article").text == "by ann"
+    assert client.get("/underscores").text == "underscores"
+    assert seen == [("ann", False, False), (True, False)]
+
+
+class Frozen(Response):
+    """A subclass that says it is immutable: its ``__copy__`` returns it."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Frozen:
+        return self
+
+
+KEPT_FROZEN = Frozen("frozen")
+
+
+def test_a_kept_response_whose_copy_is_itself_is_still_copied(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: copy.copy() gave the kept response back: each user's cookie stayed on it, and
+    # went to every later client.
+    app = App()
+
+    @app.middleware
+    def login(request: Request) -> Flow:
+        response = yield
+        response.set_cookie("user", str(request.query.get("user")))
+
+    app.get("/")(in_colour(colour, lambda request: KEPT_FROZEN))
+    client = make_client(app)
+    for user in ("alice", "bob"):
+        response = client.get(f"/?user={user}")
+        assert (response.text, response.headers.get_list("set-cookie")) == (
+            "frozen",
+            [f"user={user}; Path=/; SameSite=Lax"],
+        )
+    assert "set-cookie" not in KEPT_FROZEN.headers

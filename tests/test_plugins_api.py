@@ -287,6 +287,28 @@ def test_a_clash_with_a_plugins_route_names_the_plugin() -> None:
     )
 
 
+def test_a_setup_that_compiled_the_app_and_raised_leaves_it_uncompiled(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: the plan compiled in setup() was kept: the app served the route it took back,
+    # and refused plugins as started.
+    class Compiling:
+        name = "compiling"
+
+        def setup(self, app: App) -> None:
+            app.get("/mine", name="mine")(lambda request: "mine")
+            app.compile()
+            raise RuntimeError("setup failed after compiling")
+
+    app = App()
+    app.get("/", name="home")(lambda request: "home")
+    with pytest.raises(RuntimeError, match="after compiling"):
+        app.install(Compiling())
+    app.install(Tagger("tag"))
+    client = make_client(app)
+    assert (client.get("/mine").status_code, client.get("/").text) == (404, "tag(home)")
+
+
 async def _accept(ws: WebSocket) -> None:
     await ws.accept()
 
