@@ -265,13 +265,15 @@ def serve(
         raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
+    if uds is not None:
+        _check_unix_trust(forwarded_allow_ips)
     root_path = normalize_root_path(root_path)
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
     listener = None
     if uds is not None:
-        listener = _bind_unix(uds, forwarded_allow_ips)
+        listener = _bind_unix(uds)
     else:
         _check_address(host, port)
     try:
@@ -306,20 +308,25 @@ def _check_address(host: str, port: int) -> None:
         raise SystemExit(STARTUP_FAILURE)
 
 
-def _bind_unix(path: str, forwarded_allow_ips: str | None) -> UnixListener:
-    """Bind the Unix socket at ``path``, or end with the startup failure's status (logged).
+def _check_unix_trust(forwarded_allow_ips: str | None) -> None:
+    """Refuse ``--forwarded-allow-ips`` that trusts nobody on a Unix socket.
 
     Raises:
-        TargetError: If ``forwarded_allow_ips`` would trust nobody: a Unix socket's peer has
-            no address, which only ``*`` trusts.
+        TargetError: If it has no ``*``: a Unix socket's peer has no address, which only
+            ``*`` trusts.
     """
-    if forwarded_allow_ips is not None and "*" not in forwarded_allow_ips.split(","):
+    entries = [] if forwarded_allow_ips is None else forwarded_allow_ips.split(",")
+    if entries and "*" not in (entry.strip() for entry in entries):
         # NOTE: as Uvicorn's --forwarded-allow-ips, which trusts a peer without address only
         # with "*": addresses would silently trust nobody.
         raise TargetError(
             "--forwarded-allow-ips with --uds: a Unix socket's peer has no address, "
             "give '*' to trust the proxy in front of it"
         )
+
+
+def _bind_unix(path: str) -> UnixListener:
+    """Bind the Unix socket at ``path``, or end with the startup failure's status (logged)."""
     listener = bind_unix(path)
     if listener is None:
         raise SystemExit(STARTUP_FAILURE)

@@ -53,7 +53,9 @@ class UnixListener:
         """Remove the socket file, if it is still the one bound here (never another file)."""
         with contextlib.suppress(OSError):
             found = os.stat(self.path)
-            if (found.st_dev, found.st_ino) == self._made:
+            # NOTE: a socket still, as an inode's number is given again once freed: a regular
+            # file put in place of a removed socket had the same one.
+            if stat.S_ISSOCK(found.st_mode) and (found.st_dev, found.st_ino) == self._made:
                 os.unlink(self.path)
 
 

@@ -115,7 +115,9 @@ class WSGIRequest(ThreadHooks, Request):
         name = self._raw.get("SERVER_NAME", "")
         if not name and not port:
             return None  # NOTE: as ASGI's server, none on a Unix socket (microweb serve).
-        return name, int(port) if port else None
+        # NOTE: waitress-serve --unix-socket gives the socket's path as SERVER_PORT: int()
+        # of it answered a request without Host with 500.
+        return name, int(port) if port and port.isdigit() else None
 
     def _read_owes_host(self) -> bool:
         protocol: str = self._raw.get("SERVER_PROTOCOL", "")
