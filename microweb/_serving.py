@@ -24,8 +24,8 @@ from ._errors import InterfaceWarning
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import AT_END, STARTUP_FAILURE, end_by
-from ._unix import UnixListener, bind_unix
+from ._stopping import STARTUP_FAILURE, end_by
+from ._unix import UnixListener, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -266,14 +266,14 @@ def serve(
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
     if uds is not None:
-        _check_unix_trust(forwarded_allow_ips)
+        check_unix_trust(forwarded_allow_ips)
     root_path = normalize_root_path(root_path)
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
     listener = None
     if uds is not None:
-        listener = _bind_unix(uds)
+        listener = listen_unix(uds)
     else:
         _check_address(host, port)
     try:
@@ -306,32 +306,6 @@ def _check_address(host: str, port: int) -> None:
         # traceback and status 1 (hostile137).
         logger.error("cannot listen on %s:%d: %s", host, port, unknown)
         raise SystemExit(STARTUP_FAILURE)
-
-
-def _check_unix_trust(forwarded_allow_ips: str | None) -> None:
-    """Refuse ``--forwarded-allow-ips`` that trusts nobody on a Unix socket.
-
-    Raises:
-        TargetError: If it has no ``*``: a Unix socket's peer has no address, which only
-            ``*`` trusts.
-    """
-    entries = [] if forwarded_allow_ips is None else forwarded_allow_ips.split(",")
-    if entries and "*" not in (entry.strip() for entry in entries):
-        # NOTE: as Uvicorn's --forwarded-allow-ips, which trusts a peer without address only
-        # with "*": addresses would silently trust nobody.
-        raise TargetError(
-            "--forwarded-allow-ips with --uds: a Unix socket's peer has no address, "
-            "give '*' to trust the proxy in front of it"
-        )
-
-
-def _bind_unix(path: str) -> UnixListener:
-    """Bind the Unix socket at ``path``, or end with the startup failure's status (logged)."""
-    listener = bind_unix(path)
-    if listener is None:
-        raise SystemExit(STARTUP_FAILURE)
-    AT_END.append(listener.remove)
-    return listener
 
 
 def _serve(

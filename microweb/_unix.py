@@ -24,6 +24,9 @@ import socket
 import stat
 from typing import Any
 
+from ._importer import TargetError
+from ._stopping import AT_END, STARTUP_FAILURE
+
 logger = logging.getLogger("microweb")
 
 # NOTE: read and write for everyone, as Uvicorn and Gunicorn give it (Waitress's 0o600 lets
@@ -105,6 +108,36 @@ def _refusal(path: str) -> str | None:
         if exc.errno != errno.ENOENT:
             return exc.strerror or str(exc)
     return None
+
+
+def check_unix_trust(forwarded_allow_ips: str | None) -> None:
+    """Refuse ``--forwarded-allow-ips`` that trusts nobody on a Unix socket.
+
+    Raises:
+        TargetError: If it has no ``*``: a Unix socket's peer has no address, which only
+            ``*`` trusts.
+    """
+    entries = [] if forwarded_allow_ips is None else forwarded_allow_ips.split(",")
+    if entries and "*" not in (entry.strip() for entry in entries):
+        # NOTE: as Uvicorn's --forwarded-allow-ips, which trusts a peer without address only
+        # with "*": addresses would silently trust nobody.
+        raise TargetError(
+            "--forwarded-allow-ips with --uds: a Unix socket's peer has no address, "
+            "give '*' to trust the proxy in front of it"
+        )
+
+
+def listen_unix(path: str) -> UnixListener:
+    """Bind the Unix socket at ``path``, its file removed however the process ends (``end_by``).
+
+    Raises:
+        SystemExit: With the startup failure's status, when it cannot be bound (logged).
+    """
+    listener = bind_unix(path)
+    if listener is None:
+        raise SystemExit(STARTUP_FAILURE)
+    AT_END.append(listener.remove)
+    return listener
 
 
 class NoUnixAddress:
