@@ -41,6 +41,8 @@ def routes_table(app: App) -> str:
     )
 
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 TARGET_HELP = "module:app, module, or path/to/file.py[:app]; module:create_app() calls a factory"
 FACTORY_HELP = "the target is an app factory: call it (as module:create_app() does)"
 
@@ -68,9 +70,16 @@ def _parser() -> argparse.ArgumentParser:
         default="uvicorn",
         help="uvicorn (ASGI, the default) or waitress (WSGI)",
     )
-    serve_cmd.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    # NOTE: no defaults here (None), so that --uds can tell a --host or --port given.
+    serve_cmd.add_argument("--host", help=f"default {DEFAULT_HOST}")
     serve_cmd.add_argument(
-        "--port", type=int, default=8000, help="default 8000; 0 for one the system picks"
+        "--port", type=int, help=f"default {DEFAULT_PORT}; 0 for one the system picks"
+    )
+    serve_cmd.add_argument(
+        "--uds",
+        metavar="PATH",
+        help="listen on a Unix socket at PATH instead of a host and port (mode 0o666; a stale "
+        "socket file is replaced, any other file is left and the start fails)",
     )
     serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
@@ -125,11 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "routes":
             print(routes_table(load_app(_target(args))))
         else:
+            if args.uds is not None and (args.host is not None or args.port is not None):
+                raise TargetError(
+                    "--uds listens on a Unix socket: --host and --port don't go with it"
+                )
             serve(
                 _target(args),
                 args.server,
-                args.host,
-                args.port,
+                DEFAULT_HOST if args.host is None else args.host,
+                DEFAULT_PORT if args.port is None else args.port,
                 args.workers,
                 args.reload,
                 threads=args.threads,
@@ -139,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 forwarded_allow_ips=args.forwarded_allow_ips,
                 client_timeout=args.client_timeout,
                 connection_limit=args.connection_limit,
+                uds=args.uds,
             )
     except TargetError as exc:
         print(f"microweb: error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import folded_framing
 from ._stall import StallTimer, Transport
+from ._unix import NoUnixAddress
 
 
 class FoldChecked:
@@ -73,7 +74,7 @@ class FramedConnection(h11.Connection):
         return event
 
 
-class BoundedH11(StallTimer, H11Protocol):
+class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
     """``H11Protocol`` that closes a connection whose request stopped coming, and refuses a
     request framed both by ``Transfer-Encoding`` and ``Content-Length``."""
 

@@ -30,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from ._stall import StallTimer, Transport
 from ._types import Message
+from ._unix import NoUnixAddress
 
 # NOTE: Waitress's default max_request_header_size, so that both servers refuse the same heads.
 MAX_HEAD_SIZE = 256 * 1024
@@ -52,7 +53,7 @@ _REFUSAL = (
 )
 
 
-class BoundedHttpTools(StallTimer, HttpToolsProtocol):
+class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank

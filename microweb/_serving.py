@@ -25,6 +25,7 @@ from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
 from ._stopping import STARTUP_FAILURE, end_by
+from ._unix import UnixListener, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -216,6 +217,7 @@ def serve(
     forwarded_allow_ips: str | None = None,
     client_timeout: int = CLIENT_TIMEOUT,
     connection_limit: int | None = None,
+    uds: str | None = None,
 ) -> None:
     """Serve the app named by ``target`` until SIGTERM or SIGINT, then stop in order.
 
@@ -230,6 +232,10 @@ def serve(
     ``client_timeout`` seconds is closed, under both. ``connection_limit`` caps the
     connections served at once: Waitress accepts no more (it takes 100 by default); Uvicorn
     answers 503 past it (it has no cap by default).
+
+    With ``uds``, the app is served on a Unix socket at that path instead of ``host`` and
+    ``port`` (``_unix.py``): made with mode 0o666, replacing a stale socket file but no other
+    file, and removed once the server has stopped.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -259,10 +265,40 @@ def serve(
         raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
+    if uds is not None:
+        check_unix_trust(forwarded_allow_ips)
     root_path = normalize_root_path(root_path)
     app = load_app(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
+    listener = None
+    if uds is not None:
+        listener = listen_unix(uds)
+    else:
+        _check_address(host, port)
+    try:
+        stopped_by = _serve(
+            module, app, target, server, host, port, workers, reload, listener,
+            threads=threads,
+            root_path=root_path,
+            log_level=log_level,
+            graceful_timeout=graceful_timeout,
+            forwarded_allow_ips=forwarded_allow_ips,
+            client_timeout=client_timeout,
+            connection_limit=connection_limit,
+        )  # fmt: skip
+    finally:
+        if listener is not None:
+            # NOTE: before end_by(), which ends the process; a process killed (or ended by a
+            # second signal while its shutdown hooks ran) leaves a stale file, which the next
+            # start replaces.
+            listener.remove()
+    if stopped_by is None:
+        raise SystemExit(STARTUP_FAILURE)
+    end_by(stopped_by)
+
+
+def _check_address(host: str, port: int) -> None:
     unknown = unresolved(host, port)
     if unknown is not None:
         # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
@@ -270,10 +306,36 @@ def serve(
         # traceback and status 1 (hostile137).
         logger.error("cannot listen on %s:%d: %s", host, port, unknown)
         raise SystemExit(STARTUP_FAILURE)
+
+
+def _serve(
+    module: Any,
+    app: App,
+    target: str,
+    server: str,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    listener: UnixListener | None,
+    *,
+    threads: int | None,
+    root_path: str,
+    log_level: str,
+    graceful_timeout: float,
+    forwarded_allow_ips: str | None,
+    client_timeout: int,
+    connection_limit: int | None,
+) -> int | None:
+    """Run ``server`` until it stops; return the signal that stopped it, ``None`` if it did
+    not start."""
     # NOTE: said once the app has started and the socket listens (not before: whoever reads
     # it expects an answer), with the port it listens on (the one the system chose for
     # --port 0); a picklable callable, for the reloader's child process.
-    announce = functools.partial(say_serving, host, server)
+    if listener is None:
+        announce = functools.partial(say_serving, host, server)
+    else:
+        announce = functools.partial(say_serving_unix, listener.path, server)
     if server == "waitress":
         # NOTE: Waitress looks for idle connections every cleanup_interval (30 s) only.
         adjustments: dict[str, Any] = {
@@ -282,14 +344,15 @@ def serve(
         }
         if connection_limit is not None:
             adjustments["connection_limit"] = connection_limit
-        _serve_waitress(
-            app, host, port, threads, root_path, graceful_timeout, announce, adjustments
+        if listener is None:
+            adjustments.update(host=host, port=port)
+        else:
+            adjustments["sockets"] = [listener.sock]
+        return _serve_waitress(
+            app, host, threads, root_path, graceful_timeout, announce, adjustments
         )
-        return
     time_clients(client_timeout)
     settings = {
-        "host": host,
-        "port": port,
         "log_level": log_level,
         "timeout_graceful_shutdown": graceful_timeout,
         # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
@@ -300,21 +363,20 @@ def serve(
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
         "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",
     }
+    if listener is None:
+        settings.update(host=host, port=port)
     if connection_limit is not None:
         # NOTE: Uvicorn refuses a request once the connections, its own included, reach the
         # limit: N connections are served with a limit of N + 1.
         settings["limit_concurrency"] = connection_limit + 1
+    sock = None if listener is None else listener.sock
     if workers != 1 or reload:
         _export(FORWARDED_VARIABLE, forwarded_allow_ips)
         os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
-        stopped_by = _serve_uvicorn_processes(
-            module, target, settings, workers, reload, threads, root_path, announce
+        return _serve_uvicorn_processes(
+            module, target, settings, workers, reload, threads, root_path, announce, sock
         )
-    else:
-        stopped_by = _serve_uvicorn(app, settings, threads, root_path, announce)
-    if stopped_by is None:
-        raise SystemExit(STARTUP_FAILURE)
-    end_by(stopped_by)
+    return _serve_uvicorn(app, settings, threads, root_path, announce, sock)
 
 
 def unresolved(host: str, port: int) -> str | None:
@@ -349,27 +411,54 @@ def say_serving(host: str, server: str, port: int) -> None:
     )
 
 
+def say_serving_unix(path: str, server: str, _port: object) -> None:
+    """Print on stdout, at once, that the app is served on the Unix socket ``path``.
+
+    ``_port`` is what the servers pass to ``say_serving`` (for a Unix socket, its name).
+    """
+    # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
+    # the path whole, so that one can copy it.
+    print(
+        f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})",
+        flush=True,
+    )
+
+
 def _serve_uvicorn(
     app: App,
     settings: dict[str, Any],
     threads: int | None,
     root_path: str,
     announce: Callable[[int], None],
+    sock: socket.socket | None = None,
 ) -> int | None:
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
-    # default one even where the shell made background jobs ignore it, so that it ends us.
+    # default one even where the shell made background jobs ignore it, and SIGTERM's one that
+    # comes back here too: its default ended the process at once, before serve() removed the
+    # Unix socket's file (end_by() ends it as that would).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminated)
     from ._uvicorn import orderly_uvicorn
 
     runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
     try:
-        runner.run()
+        runner.run(None if sock is None else [sock])
     except KeyboardInterrupt:
-        # NOTE: Uvicorn ran the shutdown and re-raised SIGINT; SIGTERM it re-raises itself.
+        # NOTE: Uvicorn ran the shutdown and re-raised SIGINT.
         return signal.SIGINT
+    except Terminated:
+        return signal.SIGTERM
     # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
     # a signal without a handler is ignored.
     return signal.SIGTERM if runner.started else None
+
+
+class Terminated(BaseException):
+    """SIGTERM, once Uvicorn has stopped on it (or before it listened for it)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _export(name: str, value: str | None) -> None:
@@ -391,6 +480,7 @@ def _serve_uvicorn_processes(
     threads: int | None,
     root_path: str,
     announce: Callable[[int], None],
+    sock: socket.socket | None = None,
 ) -> int | None:
     # NOTE: worker processes and the reloader import the app anew, from a string; the options
     # that shape the app travel in the environment (asgi_from_environment).
@@ -400,9 +490,10 @@ def _serve_uvicorn_processes(
     _export(THREADS_VARIABLE, None if threads is None else str(threads))
     from ._supervisor import bind, serve_processes
 
-    sock = bind(settings["host"], settings["port"])
     if sock is None:
-        return None
+        sock = bind(settings["host"], settings["port"])
+        if sock is None:
+            return None
     config = module.Config(
         "microweb._serving:asgi_from_environment",
         factory=True,
@@ -418,19 +509,16 @@ def _serve_uvicorn_processes(
 def _serve_waitress(
     app: App,
     host: str,
-    port: int,
     threads: int | None,
     root_path: str,
     grace: float,
     announce: Callable[[int], None],
     options: dict[str, Any],
-) -> None:
+) -> int | None:
     from ._waitress import serve_waitress
 
     adjustments: dict[str, Any] = {
         **options,
-        "host": host,
-        "port": port,
         # NOTE: with lookahead Waitress reads the socket during a request, so it can tell
         # the app that the client left (request.is_disconnected()).
         "channel_request_lookahead": 1,
@@ -444,7 +532,11 @@ def _serve_waitress(
         # Uvicorn.
         "clear_untrusted_proxy_headers": False,
     }
-    if host not in WILDCARD_HOSTS:
+    if "sockets" in options:
+        # NOTE: a Unix socket has no address: SERVER_NAME is empty, as Uvicorn's is none
+        # (OrderlyTask), so that a request without Host has no host under both.
+        adjustments["server_name"] = ""
+    elif host not in WILDCARD_HOSTS:
         # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0); Waitress's own is
         # "waitress.invalid", where Uvicorn gives the address it listens on.
         adjustments["server_name"] = host
@@ -471,10 +563,7 @@ def _serve_waitress(
                 caught_warning.lineno,
             )
     try:
-        stopped_by = serve_waitress(wsgi, grace, announce, **adjustments)
+        return serve_waitress(wsgi, grace, announce, **adjustments)
     finally:
         with contextlib.suppress(RuntimeError):
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.
-    if stopped_by is None:
-        raise SystemExit(STARTUP_FAILURE)
-    end_by(stopped_by)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 # NOTE: how long the requests cut off after the grace period get to run their cleanup (a
@@ -13,6 +14,9 @@ CLEANUP_WAIT = 1.0
 # NOTE: Uvicorn's exit status when the app did not start; Waitress and the workers get the same.
 STARTUP_FAILURE = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# NOTE: what end_by() does first, however the process stops (the Unix socket's file removed):
+# a signal while the hooks run ends the process there, past the callers' finally blocks.
+AT_END: list[Callable[[], None]] = []
 
 
 def end_by(signum: int) -> NoReturn:
@@ -21,6 +25,8 @@ def end_by(signum: int) -> NoReturn:
     The parent (a shell, systemd, Docker) then sees the usual status of a process stopped by
     that signal, and ``def`` handlers still running past the grace period don't hold it up.
     """
+    for step in AT_END:
+        step()
     sys.stdout.flush()
     sys.stderr.flush()
     signal.signal(signum, signal.SIG_DFL)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -324,9 +325,17 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         super().finish()
 
     def get_environment(self) -> dict[str, Any]:
-        """Return Waitress's environ, with ``AFTER_SENT``."""
+        """Return Waitress's environ, with ``AFTER_SENT``; on a Unix socket, with no address
+        for the client or the server."""
         environ: dict[str, Any] = super().get_environment()
         environ[AFTER_SENT] = self.after_sent.append
+        if self.channel.server.family == socket.AF_UNIX:
+            # NOTE: Waitress gave REMOTE_ADDR "localhost" and REMOTE_PORT "None" for a peer
+            # that has no address, and the socket's path as SERVER_PORT (a 500 for a request
+            # without Host); Uvicorn gives no client and no server there.
+            for name in ("REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT"):
+                environ.pop(name, None)
+            environ["SERVER_PORT"] = ""
         return environ
 
     def service(self) -> None:

@@ -51,6 +51,7 @@ from websockets.http11 import Request, Response
 from ._asgi_request import DENIAL_SENT_WHOLE
 from ._emission import no_body_status
 from ._stall import StallTimer
+from ._unix import NoUnixAddress
 
 # NOTE: the first byte of a server's pong frame (FIN, opcode 0xA); websockets writes each frame
 # as one item of data_to_send(), and no extension changes a control frame's first byte.
@@ -75,7 +76,7 @@ _LARGE_HANDSHAKE = (
 MAX_FRAGMENTS = 4096
 
 
-class FlowControlledWebSockets(StallTimer, WebSocketsSansIOProtocol):
+class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtocol):
     """``WebSocketsSansIOProtocol`` that queues no pongs while its answers cannot be written,
     and holds no more than a slice of a read's messages for an app that has not taken them."""
 

@@ -110,9 +110,14 @@ class WSGIRequest(ThreadHooks, Request):
             return str(environ["HTTP_CONTENT_TYPE"])
         return environ.get("CONTENT_TYPE") or None
 
-    def _read_server(self) -> tuple[str, int | None]:
+    def _read_server(self) -> tuple[str, int | None] | None:
         port = self._raw.get("SERVER_PORT")
-        return self._raw.get("SERVER_NAME", ""), int(port) if port else None
+        name = self._raw.get("SERVER_NAME", "")
+        if not name and not port:
+            return None  # NOTE: as ASGI's server, none on a Unix socket (microweb serve).
+        # NOTE: waitress-serve --unix-socket gives the socket's path as SERVER_PORT: int()
+        # of it answered a request without Host with 500.
+        return name, int(port) if port and port.isdigit() else None
 
     def _read_owes_host(self) -> bool:
         protocol: str = self._raw.get("SERVER_PROTOCOL", "")

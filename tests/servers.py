@@ -178,16 +178,18 @@ def start(
     cwd: Path = REPO_ROOT,
     env: Mapping[str, str] | None = None,
     ready_timeout: float = READY_TIMEOUT,
+    uds: Path | None = None,
 ) -> Process:
     """Start ``command`` and return its process once it accepts connections on ``port``.
 
     Args:
         command: The server's command line.
-        port: The port on ``HOST`` it listens on.
+        port: The port on ``HOST`` it listens on (ignored with ``uds``).
         log: The file its output (stdout and stderr) goes to.
         cwd: Where it runs.
         env: Its environment (``environment()`` when not given).
         ready_timeout: How long it may take to listen.
+        uds: The Unix socket it listens on instead of ``port``.
 
     Fails the test (after stopping the process) when the process exits or is not listening in
     time; the message includes the log.
@@ -203,7 +205,7 @@ def start(
             preexec_fn=hangup_ends_it if hasattr(signal, "SIGHUP") else None,
         )
     try:
-        _wait_until_listening(process, command, port, log, ready_timeout)
+        _wait_until_listening(process, command, port, log, ready_timeout, uds)
     except BaseException:
         # NOTE: Ctrl-C while waiting comes here too; the caller never got the process to stop,
         # and it kept running, its port taken, after pytest had ended (review65).
@@ -213,7 +215,12 @@ def start(
 
 
 def _wait_until_listening(
-    process: Process, command: Sequence[str], port: int, log: Path, ready_timeout: float
+    process: Process,
+    command: Sequence[str],
+    port: int,
+    log: Path,
+    ready_timeout: float,
+    uds: Path | None = None,
 ) -> None:
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
@@ -223,14 +230,28 @@ def _wait_until_listening(
                 f"(log: {log}):\n{read_log(log)}"
             )
         try:
-            with socket.create_connection((HOST, port), timeout=0.2):
+            with _connected(port, uds):
                 return
         except OSError:
             time.sleep(0.05)
+    where = f"port {port}" if uds is None else f"unix:{uds}"
     pytest.fail(
-        f"{shlex.join(command)} not listening on port {port} after {ready_timeout} s "
+        f"{shlex.join(command)} not listening on {where} after {ready_timeout} s "
         f"(log: {log}):\n{read_log(log)}"
     )
+
+
+def _connected(port: int, uds: Path | None) -> socket.socket:
+    if uds is None:
+        return socket.create_connection((HOST, port), timeout=0.2)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(0.2)
+        sock.connect(str(uds))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def hangup_ends_it() -> None:
@@ -254,10 +275,15 @@ def stop(process: Process, timeout: float = STOP_TIMEOUT) -> None:
 
 @contextmanager
 def running(
-    command: Sequence[str], *, port: int, log: Path, env: Mapping[str, str] | None = None
+    command: Sequence[str],
+    *,
+    port: int,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    uds: Path | None = None,
 ) -> Iterator[Process]:
     """Run ``command`` (see ``start``) until the block ends, then stop it."""
-    process = start(command, port=port, log=log, env=env)
+    process = start(command, port=port, log=log, env=env, uds=uds)
     try:
         yield process
     finally:

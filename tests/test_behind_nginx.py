@@ -149,29 +149,39 @@ def nginx_command(work: Path, *more: str) -> list[str]:
 
 
 @contextmanager
-def serving_site(work: Path, server: str, *, forwarded: bool = False) -> Iterator[Site]:
+def serving_site(
+    work: Path, server: str, *, forwarded: bool = False, uds: bool = False
+) -> Iterator[Site]:
     """Run nginx with the shipped config in front of ``microweb serve`` under ``server``.
 
     With ``forwarded``, nginx writes ``Forwarded`` with the line of ``docs/plugins-proxy.md``
     instead of ``X-Forwarded-*``, and the app reads it (``ProxyHeaders(forwarded=True)``).
+    With ``uds``, the app listens on a Unix socket (``--uds``, ``--forwarded-allow-ips "*"``),
+    nginx's upstream as ``docs/deployment.md`` writes it.
     """
     make_certificate(work)
     upstream, http_port, https_port = free_port(), free_port(), free_port()
     config = nginx_config(work, http_port=http_port, https_port=https_port, upstream=upstream)
     if forwarded:
         config = replace(config, X_FORWARDED_LINES, f"        {documented_forwarded_line()}\n")
+    socket_path = work / "app.sock" if uds else None
+    if socket_path is not None:
+        config = replace(config, f"server {HOST}:{upstream};", f"server unix:{socket_path};")
     (work / "nginx.conf").write_text(config)
     checked = subprocess.run(nginx_command(work, "-t"), capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, f"nginx refuses the shipped config:\n{checked.stderr}"
     app = [sys.executable, "-m", "microweb", "serve", "tests/nginx_app.py", "--server", server]
-    app += ["--host", HOST, "--port", str(upstream)]
+    if socket_path is None:
+        app += ["--host", HOST, "--port", str(upstream)]
+    else:
+        app += ["--uds", str(socket_path)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     if forwarded:
         env["NGINX_APP_FORWARDED"] = "1"
     else:
-        app += ["--forwarded-allow-ips", "127.0.0.1"]
+        app += ["--forwarded-allow-ips", "127.0.0.1" if socket_path is None else "*"]
     app_log = work / "app.log"
-    with running(app, port=upstream, log=app_log, env=env):
+    with running(app, port=upstream, log=app_log, env=env, uds=socket_path):
         nginx = nginx_command(work, "-g", "daemon off;")
         with running(nginx, port=https_port, log=work / "nginx.out"):
             yield Site(server, https_port, http_port, upstream, work / "error.log", app_log)
@@ -375,3 +385,26 @@ def test_the_documented_forwarded_line_leaves_clients_no_say(tmp_path: Path) -> 
     }
     # NOTE: refused for its Host header alone; Forwarded, all nginx's, is well formed.
     assert (spoofed.status_code, spoofed.text) == (400, "more than one Host header")
+
+
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_behind_nginx_on_a_unix_socket(tmp_path: Path, server: str) -> None:
+    # NOTE: the peer has no address there; "*" trusts nginx, the only one that may connect.
+    with serving_site(tmp_path, server, uds=True) as uds_site, uds_site.client() as client:
+        answer = client.get(uds_site.url("/whoami"), headers=SPOOFED)
+        with client.stream("GET", uds_site.url("/events/lines")) as streamed:
+            lines = streamed.iter_lines()
+            assert [next(lines), next(lines)] == ["line 0", "line 1"]
+    seen = answer.json()
+    assert seen.pop("request_id") != SPOOFED["x-request-id"]
+    assert seen == {
+        "client": [CLIENT, 0],
+        "scheme": "https",
+        "host": SITE,
+        "url": f"https://{SITE}/whoami",
+        "external": f"https://{SITE}/whoami",
+        "forwarded_for": CLIENT,
+        "forwarded": None,
+    }
+    assert uds_site.errors() == []
+    assert not (tmp_path / "app.sock").exists(), read_log(uds_site.app_log)

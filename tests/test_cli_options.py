@@ -93,7 +93,9 @@ class FakeUvicorn:
 
     def server(self, app: Any, announce: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings
-        return SimpleNamespace(run=lambda: announce(settings["port"]), started=True)
+        return SimpleNamespace(
+            run=lambda sockets=None: announce(settings.get("port")), started=True
+        )
 
     def Config(self, app: Any, **settings: Any) -> SimpleNamespace:
         self.app, self.settings = app, settings

@@ -1205,6 +1205,26 @@ def test_no_host_is_400_in_http_1_1_and_the_server_address_in_http_1_0(
         assert json.loads(body)["url"].startswith(f"http://{server}")
 
 
+@pytest.mark.parametrize(
+    ("name", "port", "host"),
+    [("", "", ""), ("waitress.invalid", "/run/app.sock", "waitress.invalid")],
+)
+def test_a_unix_socket_server_has_no_port(name: str, port: str, host: str) -> None:
+    # NOTE: microweb serve --uds gives no server (as Uvicorn's scope, None); waitress-serve
+    # --unix-socket gives the socket's path as SERVER_PORT, which was a 500 (int() of it).
+    environ = wsgi_environ("GET", "/p", SERVER_PROTOCOL="HTTP/1.0", SERVER_NAME=name)
+    environ["SERVER_PORT"] = port
+    del environ["HTTP_HOST"]
+    seen: list[str] = []
+    driver = target_app().as_wsgi()
+    try:
+        body = b"".join(driver(environ, lambda status, headers: seen.append(status)))
+    finally:
+        driver.close()
+    assert seen[0][:3] == "200", body
+    assert (json.loads(body)["host"], json.loads(body)["url"]) == (host, f"http://{host}/p")
+
+
 def test_an_ipv6_server_address_is_bracketed_when_it_stands_for_the_host(interface: str) -> None:
     # NOTE: a server on [::1] gives its address unbracketed; "::1:8000" is no host[:port].
     with TestClient(target_app(), interface=interface, base_url="http://[::1]:8000") as client:

@@ -43,6 +43,7 @@ IO_MODULES = frozenset(
         "_ws_flow.py",
         "_supervisor.py",
         "_stopping.py",
+        "_unix.py",
         "__main__.py",
     }
 )
@@ -166,7 +167,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_http",
         "templating", "_importer", "_serving", "_cli", "_waitress", "_chunked", "_uvicorn",
         "_httptools", "_h11", "_stall", "_ws_flow",
-        "_supervisor", "_stopping", "plugins",
+        "_supervisor", "_stopping", "_unix", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -1,0 +1,178 @@
+"""``microweb serve --uds PATH``: the app on a Unix socket, the same under both servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from servers import environment, read_log, stop, wait_for
+
+import microweb._cli as cli
+from microweb._unix import SOCKET_MODE, bind_unix
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+SERVERS = ("uvicorn", "waitress")
+
+
+@contextlib.contextmanager
+def serving(
+    path: Path, log: Path, *options: str, timeout: float = 15
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``microweb serve serving_app --uds path``; yield it once it says it serves."""
+    command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--uds", str(path)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, *options], env=environment(), stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for(
+            lambda: process.poll() is not None or "serving on" in read_log(log),
+            "serving line",
+            log,
+            timeout,
+        )
+        assert process.poll() is None, read_log(log)
+        yield process
+    finally:
+        stop(process, timeout=10)
+
+
+def client(path: Path) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), base_url="http://app.test")
+
+
+def raw_exchange(path: Path, request: bytes) -> bytes:
+    """Send ``request`` on a connection of its own; return all until the server closes."""
+    received = b""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5)
+        conn.connect(str(path))
+        conn.sendall(request)
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
+def stale_socket(path: Path) -> None:
+    """Leave a socket file at ``path`` that nobody listens on (a killed server's)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+
+
+# -- real servers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_serves_on_a_unix_socket_and_removes_it_at_the_end(tmp_path: Path, server: str) -> None:
+    path = tmp_path / "app.sock"
+    stale_socket(path)
+    log = tmp_path / "serve.log"
+    options = ["--server", server, "--root-path", "/app", "--forwarded-allow-ips", "*"]
+    with serving(path, log, *options, "--client-timeout", "1") as process:
+        assert f"microweb: serving on unix:{path} with {server}" in read_log(log)
+        assert stat.S_IMODE(path.stat().st_mode) == SOCKET_MODE
+        with client(path) as http:
+            where = http.get("/app/where").json()
+            assert where["client"] is None
+            assert (where["root_path"], where["url_for"]) == ("/app", "/app/where")
+            assert where["url"] == "http://app.test/app/where"
+            forwarded = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+            proxied = http.get("/app/where", headers=forwarded).json()
+            assert (proxied["client"], proxied["scheme"]) == ("203.0.113.9", "https")
+            with http.stream("GET", "/app/ticks") as streamed:
+                lines = streamed.iter_lines()
+                assert [next(lines), next(lines)] == ["tick", "tick"]
+        # NOTE: HTTP/1.0 without Host: no host at all (Waitress gave the path as its port: 500).
+        answer = raw_exchange(path, b"GET /app/where HTTP/1.0\r\n\r\n")
+        assert answer.split(b" ", 2)[1] == b"200", answer
+        assert b'"url":"http:///app/where"' in answer, answer
+        # NOTE: a head that stops coming is closed after --client-timeout (1 s).
+        started = time.monotonic()
+        raw_exchange(path, b"GET /app/where HTTP/1.1\r\nHost: a")
+        assert time.monotonic() - started < 4
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == -signal.SIGTERM, read_log(log)
+    assert not path.exists(), read_log(log)
+
+
+def test_workers_share_the_unix_socket(tmp_path: Path) -> None:
+    path = tmp_path / "app.sock"
+    log = tmp_path / "serve.log"
+    with serving(path, log, "--workers", "2") as process:
+        with client(path) as http:
+            assert http.get("/where").json()["client"] is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == -signal.SIGTERM, read_log(log)
+    assert not path.exists(), read_log(log)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_file_at_the_path_is_never_deleted(tmp_path: Path, server: str) -> None:
+    path = tmp_path / "app.sock"
+    path.write_text("precious")
+    command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--server", server]
+    done = subprocess.run(
+        [*command, "--uds", str(path)], env=environment(), capture_output=True, timeout=30
+    )
+    assert done.returncode == 3, done
+    assert path.read_text() == "precious"
+    error = done.stderr.decode()
+    assert f"cannot listen on unix:{path}: the path exists and is not a socket" in error
+    assert "Traceback" not in error
+
+
+# -- the command line and the socket (in-process) -------------------------------------------
+
+
+@pytest.mark.parametrize("option", [["--port", "8000"], ["--host", "127.0.0.1"]])
+def test_uds_with_host_or_port_is_refused(
+    tmp_path: Path, option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "serving_app", "--uds", str(tmp_path / "a.sock"), *option]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        "microweb: error: --uds listens on a Unix socket: --host and --port don't go with it\n"
+    )
+    assert not (tmp_path / "a.sock").exists()
+
+
+def test_uds_with_forwarded_addresses_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["serve", "serving_app", "--uds", str(tmp_path / "a.sock")]
+    assert cli.main([*argv, "--forwarded-allow-ips", "127.0.0.1"]) == 2
+    assert "give '*' to trust the proxy in front of it" in capsys.readouterr().err
+    assert not (tmp_path / "a.sock").exists()
+
+
+def test_a_socket_another_server_listens_on_is_left(tmp_path: Path) -> None:
+    path = tmp_path / "app.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
+        other.bind(str(path))
+        other.listen()
+        assert bind_unix(str(path)) is None
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(path))  # NOTE: still the other server's.
+
+
+def test_a_stale_socket_is_replaced_and_removed_only_while_it_is_ours(tmp_path: Path) -> None:
+    path = tmp_path / "app.sock"
+    stale_socket(path)
+    listener = bind_unix(str(path))
+    assert listener is not None
+    listener.sock.close()
+    os.unlink(path)
+    path.write_text("someone else's")
+    listener.remove()
+    assert path.read_text() == "someone else's"
