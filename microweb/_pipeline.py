@@ -175,11 +175,13 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
         # was skipped for its WebSocket routes, which it was there to guard.
         flows = [*flows, *rules.flows]
     response = yield from _through_flows(plan, request, flows, lambda: _accept(handshake))
-    if response is not handshake:
+    # NOTE: by its status, not by identity: each flow passes on a copy (see _finish), and an
+    # app's Response cannot have a 1xx.
+    if response._status != 101:
         # NOTE: never sent (plain ASGI can only refuse): a stream of it is closed all the same.
         close_replaced(request, response, None)
         return response
-    request.state.handshake_headers = handshake.headers
+    request.state.handshake_headers = response.headers
     return None
 
 
@@ -287,12 +289,17 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
         out, done = yield from _advance(request, gen, flow.is_async, response, None)
         if not done:
             yield from _end_flow(request, flow, gen, out, response)
-        final = response if out is None or out is response else _flow_response(flow, out)
+        if out is None or out is response:
+            # NOTE: a copy goes on out, the same stream in it: the flow may keep the response
+            # it was given (a cache of pages), and the flows outside it change theirs for this
+            # request alone. Kept, it got the session cookie Sessions adds further out, and
+            # gave it to the next client it answered.
+            return copied(response, reread=False)
+        final = _flow_response(flow, out)
     except BaseException:
         close_replaced(request, response, None)  # NOTE: an error's response takes its place.
         raise
-    if final is not response:
-        close_replaced(request, response, final)
+    close_replaced(request, response, final)
     return final
 
 
@@ -435,8 +442,11 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
         # NOTE: the flows change the response they are given; a Response the app keeps and
         # returns again (a module's constant) must not keep what they add for this request:
         # one user's session cookie went to the next client it was returned to (review141).
-        response = copied(result) if isinstance(result, Response) else to_response(result)
-        # NOTE: settled here, so that flows see the final 304 or 206 of a file response.
+        if isinstance(result, Response) and result.file_info is None:
+            return copied(result)
+        # NOTE: a file Response is copied by negotiate_file, which settles here, so that flows
+        # see the final 304 or 206 of a file response.
+        response = to_response(result)
         return negotiate_file(response, request) if response.file_info else response
     except ClientDisconnect:
         raise
