@@ -20,6 +20,7 @@ from ._files import (
     not_modified_since,
     parse_range,
     range_applies,
+    reads_the_file,
     unmodified_since,
 )
 from ._parsing import header_value
@@ -67,7 +68,9 @@ def negotiate_file(response: Response, request: Request) -> Response:
     # under ASGI, its one read spent, and kept the first request's 206 under both: the copy
     # reads the file anew.
     response = copied(response)
-    if response._status != 200 or request.method not in ("GET", "HEAD"):
+    # NOTE: nor where the app put a stream of its own in the file's place: what is sent is not
+    # the file, whose validators and ranges describe other bytes.
+    if not _negotiable(response, request):
         return response
     headers = request.headers
     # NOTE: the app's own ETag, if it set one, is the one sent: the client sends that back.
@@ -108,6 +111,14 @@ def negotiate_file(response: Response, request: Request) -> Response:
     response.chunks, response.length = ranged.chunks(), length
     response.headers["content-range"] = f"bytes {start}-{start + length - 1}/{file.size}"
     return response
+
+
+def _negotiable(response: Response, request: Request) -> bool:
+    return (
+        response._status == 200
+        and request.method in ("GET", "HEAD")
+        and reads_the_file(response.chunks)
+    )
 
 
 def _without_body(response: Response, status: int) -> Response:

@@ -327,3 +327,13 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
     if start >= size:
         return False
     return start, end - start + 1
+
+
+# NOTE: the code of every FileInfo.chunks() generator, by which one is told from a stream put
+# in its place (gzip's, a flow's own), which is what is sent instead of the file.
+_FILE_READ = FileInfo.chunks.__code__
+
+
+def reads_the_file(chunks: object) -> bool:
+    """Whether ``chunks`` is a read of a ``FileInfo`` (``FileInfo.chunks()``), not a stream."""
+    return getattr(chunks, "gi_code", None) is _FILE_READ

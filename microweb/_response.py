@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
-from ._files import FileInfo, stat_file
+from ._files import FileInfo, reads_the_file, stat_file
 from ._parsing import encode_location
 from ._sse import AsyncSSEChunks, SSEChunks, check_events
 from ._status import checked_status
@@ -457,7 +457,7 @@ def copied(response: Response, *, reread: bool = True) -> Response:
     what flows and plugins add for one request (a session cookie) goes on the copy, never on
     the kept one. A stream is the same object in both: it is read once, whichever is sent. A
     file response's copy reads its file anew, unless not ``reread`` (a response on its way,
-    whose reading is this request's).
+    whose reading is this request's) or its chunks are a stream put in the file's place.
     """
     # PERF: 0.29 us a copy, one slot at a time, where packing them in tuples and calling
     # trusted_headers() took 0.32 (timeit, same process, 2026-12-04). A whole WSGI request
@@ -471,7 +471,7 @@ def copied(response: Response, *, reread: bool = True) -> Response:
         twin.file_info = response.file_info
     else:
         twin = _twin_of(response)
-    if reread and twin.file_info is not None:
+    if reread and twin.file_info is not None and reads_the_file(twin.chunks):
         # NOTE: a kept file response's one read is spent by its first request: a kept error
         # page or a flow's answer (Response.file(..., status=404)) then went out empty under
         # its Content-Length, under ASGI (and WSGI with after-response work) (review142).

@@ -21,7 +21,7 @@ from ._effects import ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
 from ._errors import ClientDisconnect, own_cancellation
 from ._file_threads import ThreadHooks
-from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described
+from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._request import Request, decode_path, logged_path, logged_request, new_request
@@ -260,7 +260,15 @@ class WSGIDriver:
         wrapper = request._raw.get("wsgi.file_wrapper")
         # NOTE: a server's file wrapper gives the app no close() of its own: with callbacks
         # to run after the response, the file streams as any body does.
-        if wrapper is not None and file is not None and file.whole and request._after is None:
+        # NOTE: nor when a flow put a stream of its own in the file's place (a transform):
+        # that is what goes out, as under ASGI.
+        if (
+            wrapper is not None
+            and file is not None
+            and file.whole
+            and request._after is None
+            and reads_the_file(response.chunks)
+        ):
             opened = _open_unchanged(file)
             if opened is not None:
                 request.close()

@@ -860,3 +860,44 @@ def test_a_kept_file_page_of_an_error_handler_or_a_flow_is_sent_whole_each_time(
     for _ in range(3):
         answer = client.get("/nowhere")
         assert (answer.status_code, answer.content) == (kept.status, DATA)
+
+
+def _upper(chunks: Any) -> Any:
+    for chunk in chunks:
+        yield chunk.upper()
+
+
+@pytest.mark.parametrize("where", ["flow", "handler", "kept"])
+def test_chunks_put_in_place_of_a_files_are_what_is_sent(
+    make_client: MakeClient, data_file: Path, colour: str, where: str
+) -> None:
+    # NOTE: under WSGI a flow's chunks went unsent (the server's file wrapper sent the file);
+    # under both, a handler's were dropped for a fresh read of the file.
+    kept = Response.file(data_file)
+    kept.chunks = _upper(kept.chunks)
+    app = App()
+
+    def serve(request: Request) -> Response:
+        if where == "kept":
+            return kept
+        response = Response.file(data_file)
+        if where == "handler":
+            response.chunks = _upper(response.chunks)
+        return response
+
+    app.get("/file")(in_colour(colour, serve))
+    if where == "flow":
+
+        @app.middleware
+        def upper(request: Request) -> Any:
+            response = yield
+            response.chunks = _upper(response.chunks)
+
+    client = make_client(app)
+    response = get(client, range="bytes=0-9")
+    assert (response.status_code, response.content) == (
+        (206, DATA[:10].upper()) if where == "flow" else (200, DATA.upper())
+    )
+    if where != "kept":  # NOTE: a stream of its own is read once, as any stream is.
+        response = get(client)
+        assert (response.status_code, response.content) == (200, DATA.upper())
