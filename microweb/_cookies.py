@@ -12,6 +12,7 @@ literal ``%`` followed by two hex digits is read decoded.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from datetime import datetime, timedelta, timezone
@@ -22,6 +23,10 @@ from urllib.parse import quote
 
 from ._parsing import percent_decode, percent_encode_uri
 
+logger = logging.getLogger("microweb")
+# SPEC: RFC 6265bis 5.7, a user agent ignores a cookie whose name and value together are longer
+# than this many bytes.
+MAX_COOKIE_PAIR = 4096
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # NOTE: what a browser sends as a name: anything but a control character (";" and "=" end
 # it). PHP's "a[b]" is no RFC token, and was skipped where Werkzeug and Starlette read it.
@@ -150,6 +155,15 @@ def format_set_cookie(
     _check_name(morsel, key)
     _check_kept(key, path, domain, secure, samesite, partitioned)
     morsel.set(key, value, encode_cookie_value(value))
+    if len(key) + len(morsel.coded_value) > MAX_COOKIE_PAIR:
+        # NOTE: logged, not raised: the page is still answered, and the app learns why the
+        # cookie was never sent back (a session that grew past it: a login that never stuck).
+        logger.warning(
+            "cookie %r is %d bytes, name and value encoded; browsers drop one past %d",
+            key,
+            len(key) + len(morsel.coded_value),
+            MAX_COOKIE_PAIR,
+        )
     if path is not None:
         # NOTE: a browser matches it against the path it sends, encoded: "/café" never
         # matched "/caf%C3%A9", and the cookie was never sent back (hunt60). A path from the

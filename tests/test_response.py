@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -794,6 +794,29 @@ def test_set_cookie_refuses_a_cookie_browsers_drop(
         Response().set_cookie(key, "x", **options)
     with pytest.raises(ValueError, match=re.escape(message)):
         Response().delete_cookie(key, **options)
+
+
+@pytest.mark.parametrize(
+    ("value", "warned"), [("a" * 4090, False), ("a" * 4094, True), ("é" * 1400, True)]
+)
+def test_set_cookie_logs_a_cookie_too_large_for_browsers(
+    caplog: pytest.LogCaptureFixture, value: str, warned: bool
+) -> None:
+    # NOTE: RFC 6265bis 5.7: past 4096 bytes of name and value (as sent, percent-encoded),
+    # browsers drop it without a word; the page is still answered, with the cookie.
+    response = Response()
+    with caplog.at_level("WARNING", logger="microweb"):
+        response.set_cookie("key", value)
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == (
+        [
+            f"cookie 'key' is {3 + len(quote(value, safe=''))} bytes, name and value encoded; "
+            "browsers drop one past 4096"
+        ]
+        if warned
+        else []
+    )
+    assert response.headers["set-cookie"].startswith("key=")
 
 
 @pytest.mark.parametrize(

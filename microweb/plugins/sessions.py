@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 import time
 from collections.abc import Generator, Iterable
 from datetime import timedelta
@@ -24,11 +23,7 @@ from microweb._cookies import cookie_values, max_age_seconds
 
 from ._vary import add_vary
 
-logger = logging.getLogger("microweb.sessions")
-
 SameSite = Literal["lax", "strict", "none"]
-# NOTE: browsers drop cookies past 4096 bytes (name, value and attributes together).
-MAX_COOKIE_SIZE = 4000
 MIN_SECRET_SIZE = 16
 # NOTE: keys are derived for this one purpose and one cookie name, so a secret shared with other
 # code signs nothing that code would accept, and the reverse; and a session of one cookie name
@@ -303,10 +298,7 @@ class Sessions:
             return
         _refuse_other_keys(session)
         value = self.sign(current)
-        if len(value) + len(self.cookie_name) > MAX_COOKIE_SIZE:
-            logger.warning(
-                "session cookie %r is %d bytes; browsers may drop it", self.cookie_name, len(value)
-            )
+        # NOTE: one too large for browsers is logged by set_cookie(), by its name.
         self._set(response, value, self.max_age, marked)
 
     def _set(

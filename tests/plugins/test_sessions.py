@@ -511,3 +511,24 @@ def test_a_kept_response_never_carries_one_users_session_to_another(
     assert answer.status_code == 303
     assert set_cookie_value(answer) is None
     assert "set-cookie" not in HOME.headers
+
+
+def test_a_session_too_large_for_browsers_is_logged(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def fill(request: Request) -> str:
+        request.session["notes"] = "n" * int(request.query["size"])
+        return "kept"
+
+    app.get("/fill")(in_colour(colour, fill))
+    client = make_client(app)
+    with caplog.at_level("WARNING", logger="microweb"):
+        assert client.get("/fill?size=1000").text == "kept"
+        assert caplog.records == []
+        answer = client.get("/fill?size=4000")
+    assert answer.text == "kept"
+    assert set_cookie_value(answer) is not None
+    assert [r.getMessage().split(" is ")[0] for r in caplog.records] == ["cookie 'session'"]
