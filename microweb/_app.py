@@ -165,8 +165,9 @@ class App(RouteRegistry):
         """Install a plugin: its ``setup(app)`` runs now, its ``apply`` at startup.
 
         All or nothing: if ``setup`` raises, what it added (routes, flows, hooks, lifespans,
-        converters, error handlers, plugins it installed, ``app.state`` attributes) is taken
-        back, the plugin is not installed, and the error propagates.
+        converters, error handlers, plugins it installed, ``app.state`` attributes, ``debug``,
+        ``limits`` and ``max_threads``) is taken back, the plugin is not installed, and the
+        error propagates.
 
         Raises:
             TypeError: If the plugin has no ``name``.
@@ -485,7 +486,7 @@ class App(RouteRegistry):
 _REGISTRIES = (
     "flows", "_pinned", "startup_steps", "shutdown_hooks", "plugins", "state", "_converters",
     "_http_routes", "_ws_routes", "_names", "_routers", "_plugin_flows", "_error_handlers",
-    "_inclusions", "_plan",
+    "_inclusions", "_plan", "debug", "limits", "max_threads",
 )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Plugin, Request, Response, Router, WebSocket
+from microweb import App, Limits, Plugin, Request, Response, Router, WebSocket
 from microweb.plugins import CSRF, Sessions, TrustedHosts
 from microweb.testing import TestClient
 
@@ -208,6 +208,24 @@ def test_a_setup_that_raises_takes_back_what_it_added(make_client: MakeClient) -
     home, teapot = client.get("/"), client.get("/half/ff")
     assert (home.text, "x-half" in home.headers, teapot.status_code) == ("home", False, 404)
     assert plugin.started == []
+
+
+def test_a_setup_that_raises_takes_back_the_settings_it_changed(make_client: MakeClient) -> None:
+    class Tuning:
+        name = "tuning"
+
+        def setup(self, app: App) -> None:
+            app.debug = True
+            app.limits = Limits(max_body_size=4)
+            app.max_threads = 1
+            raise RuntimeError("no")
+
+    app = App(limits=Limits(max_body_size=100))
+    app.post("/echo")(lambda request: request.read())
+    with pytest.raises(RuntimeError):
+        app.install(Tuning())
+    assert (app.debug, app.limits, app.max_threads) == (False, Limits(max_body_size=100), 40)
+    assert make_client(app).post("/echo", content=b"0123456789").content == b"0123456789"
 
 
 def test_a_setup_that_raised_installs_again_as_a_first_time(make_client: MakeClient) -> None:
