@@ -414,7 +414,8 @@ def say_serving(host: str, server: str, port: int) -> None:
 def say_serving_unix(path: str, server: str, _port: object) -> None:
     """Print on stdout, at once, that the app is served on the Unix socket ``path``.
 
-    ``_port`` is what the servers pass to ``say_serving`` (for a Unix socket, its name).
+    ``_port`` is what the servers pass to ``say_serving`` (0 under Uvicorn, the path under
+    Waitress).
     """
     # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
     # the path whole, so that one can copy it.

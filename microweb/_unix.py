@@ -110,6 +110,14 @@ def _refusal(path: str) -> str | None:
     return None
 
 
+def port_of(sock: socket.socket) -> int:
+    """Return the port ``sock`` is bound to, 0 for a Unix socket (which has none)."""
+    name = sock.getsockname()
+    # NOTE: a Unix socket's name is its path, whose [1] was taken for the port: a path of one
+    # character ("--uds s") ended Uvicorn's start with an IndexError and a traceback.
+    return 0 if isinstance(name, str) else int(name[1])
+
+
 def check_unix_trust(forwarded_allow_ips: str | None) -> None:
     """Refuse ``--forwarded-allow-ips`` that trusts nobody on a Unix socket.
 

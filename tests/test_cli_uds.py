@@ -26,13 +26,18 @@ SERVERS = ("uvicorn", "waitress")
 
 @contextlib.contextmanager
 def serving(
-    path: Path, log: Path, *options: str, timeout: float = 15
+    path: Path, log: Path, *options: str, timeout: float = 15, cwd: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``microweb serve serving_app --uds path``; yield it once it says it serves."""
+    """Run ``microweb serve serving_app --uds path`` (in ``cwd``); yield it once it says it
+    serves."""
     command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--uds", str(path)]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*command, *options], env=environment(), stdout=output, stderr=subprocess.STDOUT
+            [*command, *options],
+            env=environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
     try:
         wait_for(
@@ -114,6 +119,21 @@ def test_workers_share_the_unix_socket(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == -signal.SIGTERM, read_log(log)
     assert not path.exists(), read_log(log)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_relative_path_of_one_character(tmp_path: Path, workers: str) -> None:
+    # NOTE: the socket's name is its path, of which the announcement took [1] as the port:
+    # a path of one character was an IndexError with a traceback (status 1, or 3 with
+    # workers), under Uvicorn.
+    log = tmp_path / "serve.log"
+    with serving(Path("s"), log, "--workers", workers, cwd=tmp_path) as process:
+        assert f"microweb: serving on unix:{tmp_path / 's'} with uvicorn" in read_log(log)
+        with client(tmp_path / "s") as http:
+            assert http.get("/where").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == -signal.SIGTERM, read_log(log)
+    assert not (tmp_path / "s").exists(), read_log(log)
 
 
 @pytest.mark.parametrize("server", SERVERS)
