@@ -118,6 +118,20 @@ def port_of(sock: socket.socket) -> int:
     return 0 if isinstance(name, str) else int(name[1])
 
 
+def check_unix_path(path: str) -> None:
+    """Refuse a ``--uds`` path that is empty or no printable text.
+
+    Raises:
+        TargetError: If it is.
+    """
+    if not path or not path.isprintable():
+        # NOTE: bytes of no UTF-8 come from the command line as surrogates: the socket was
+        # bound, then printing where it serves raised UnicodeEncodeError under a UTF-8 locale
+        # (a traceback, status 1); a newline split that line in two; "" bound a socket of no
+        # file (Linux's autobind) and failed as "unix::".
+        raise TargetError(f"--uds must be a path of printable text, got {path!r}")
+
+
 def check_unix_trust(forwarded_allow_ips: str | None) -> None:
     """Refuse ``--forwarded-allow-ips`` that trusts nobody on a Unix socket.
 

@@ -176,6 +176,24 @@ def test_uds_with_forwarded_addresses_is_refused(
     assert not (tmp_path / "a.sock").exists()
 
 
+@pytest.mark.parametrize("path", ["", "caf\udce9.sock", "a\nb.sock"])
+def test_a_path_of_no_printable_text_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    path: str,
+) -> None:
+    # NOTE: bytes of no UTF-8 (as "caf\xe9.sock" comes from the command line) were bound, then
+    # printing the path ended the start with UnicodeEncodeError under a UTF-8 locale; a newline
+    # split the line that says where it serves; "" bound a socket with no file ("unix::").
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("microweb._serving.listen_unix", pytest.fail)
+    assert cli.main(["serve", "serving_app", "--uds", path]) == 2
+    error = capsys.readouterr().err
+    assert error == f"microweb: error: --uds must be a path of printable text, got {path!r}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_socket_another_server_listens_on_is_left(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
