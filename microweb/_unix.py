@@ -49,17 +49,20 @@ class UnixListener:
     def __init__(self, path: str, sock: socket.socket) -> None:
         self.path = path
         self.sock = sock
+        # NOTE: a relative path was looked for again from the working directory of the end,
+        # which app code may have changed: the file was left behind.
+        self._where = os.path.abspath(path)
         found = os.stat(path)
         self._made = (found.st_dev, found.st_ino)
 
     def remove(self) -> None:
         """Remove the socket file, if it is still the one bound here (never another file)."""
         with contextlib.suppress(OSError):
-            found = os.stat(self.path)
+            found = os.stat(self._where)
             # NOTE: a socket still, as an inode's number is given again once freed: a regular
             # file put in place of a removed socket had the same one.
             if stat.S_ISSOCK(found.st_mode) and (found.st_dev, found.st_ino) == self._made:
-                os.unlink(self.path)
+                os.unlink(self._where)
 
 
 def bind_unix(path: str) -> UnixListener | None:

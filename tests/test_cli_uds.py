@@ -214,3 +214,18 @@ def test_a_stale_socket_is_replaced_and_removed_only_while_it_is_ours(tmp_path: 
     path.write_text("someone else's")
     listener.remove()
     assert path.read_text() == "someone else's"
+
+
+def test_a_relative_path_is_removed_after_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: app code that changes the working directory (at import, in a startup hook) made
+    # the file be looked for in the new one, and left behind.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    listener = bind_unix("app.sock")
+    assert listener is not None
+    listener.sock.close()
+    os.chdir("elsewhere")
+    listener.remove()
+    assert not (tmp_path / "app.sock").exists()
