@@ -97,10 +97,15 @@ def _refusal(path: str) -> str | None:
     if not stat.S_ISSOCK(found.st_mode):
         return "the path exists and is not a socket (it is left as it is)"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        # NOTE: a blocking connect waits for room in a full accept queue (a server that
+        # hangs, or was stopped): the start hung for ever, saying nothing.
+        probe.setblocking(False)
         try:
             probe.connect(path)
         except ConnectionRefusedError:
             pass  # NOTE: nobody listens on it: the socket of a server that was killed.
+        except BlockingIOError:
+            return "another server listens on it (and accepts no connection)"
         except OSError as exc:
             return exc.strerror or str(exc)
         else:

@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,6 +203,27 @@ def test_a_socket_another_server_listens_on_is_left(tmp_path: Path) -> None:
         assert bind_unix(str(path)) is None
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.connect(str(path))  # NOTE: still the other server's.
+
+
+def test_a_socket_whose_server_accepts_nothing_is_left_at_once(tmp_path: Path) -> None:
+    # NOTE: the check's connect waited for room in a full accept queue (a server that hangs,
+    # or was stopped): the start hung for ever, saying nothing.
+    path = tmp_path / "app.sock"
+    results: list[object] = []
+    with contextlib.ExitStack() as stack:
+        other = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        other.bind(str(path))
+        other.listen(0)
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(8):
+                waiting = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                waiting.setblocking(False)
+                waiting.connect(str(path))
+        checking = threading.Thread(target=lambda: results.append(bind_unix(str(path))))
+        checking.start()
+        checking.join(timeout=5)
+        assert results == [None]
+    checking.join()  # NOTE: the listener closed, a connect still waiting is refused.
 
 
 def test_a_stale_socket_is_replaced_and_removed_only_while_it_is_ours(tmp_path: Path) -> None:
