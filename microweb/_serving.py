@@ -25,7 +25,7 @@ from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
 from ._stopping import STARTUP_FAILURE, end_by
-from ._unix import UnixListener, check_unix_trust, listen_unix
+from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -266,6 +266,7 @@ def serve(
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
     if uds is not None:
+        check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
     root_path = normalize_root_path(root_path)
     app = load_app(target)
@@ -414,7 +415,8 @@ def say_serving(host: str, server: str, port: int) -> None:
 def say_serving_unix(path: str, server: str, _port: object) -> None:
     """Print on stdout, at once, that the app is served on the Unix socket ``path``.
 
-    ``_port`` is what the servers pass to ``say_serving`` (for a Unix socket, its name).
+    ``_port`` is what the servers pass to ``say_serving`` (0 under Uvicorn, the path under
+    Waitress).
     """
     # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
     # the path whole, so that one can copy it.

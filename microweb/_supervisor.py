@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from ._stopping import STOP_SIGNALS
+from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ class Workers:
                     return True
                 self._replace(index, worker)
             if self.announce is not None and all(worker.started for worker in self.workers):
-                self.announce(self.sock.getsockname()[1])
+                self.announce(port_of(self.sock))
                 self.announce = None
         return False
 

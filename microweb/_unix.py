@@ -49,17 +49,20 @@ class UnixListener:
     def __init__(self, path: str, sock: socket.socket) -> None:
         self.path = path
         self.sock = sock
+        # NOTE: a relative path was looked for again from the working directory of the end,
+        # which app code may have changed: the file was left behind.
+        self._where = os.path.abspath(path)
         found = os.stat(path)
         self._made = (found.st_dev, found.st_ino)
 
     def remove(self) -> None:
         """Remove the socket file, if it is still the one bound here (never another file)."""
         with contextlib.suppress(OSError):
-            found = os.stat(self.path)
+            found = os.stat(self._where)
             # NOTE: a socket still, as an inode's number is given again once freed: a regular
             # file put in place of a removed socket had the same one.
             if stat.S_ISSOCK(found.st_mode) and (found.st_dev, found.st_ino) == self._made:
-                os.unlink(self.path)
+                os.unlink(self._where)
 
 
 def bind_unix(path: str) -> UnixListener | None:
@@ -94,10 +97,15 @@ def _refusal(path: str) -> str | None:
     if not stat.S_ISSOCK(found.st_mode):
         return "the path exists and is not a socket (it is left as it is)"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        # NOTE: a blocking connect waits for room in a full accept queue (a server that
+        # hangs, or was stopped): the start hung for ever, saying nothing.
+        probe.setblocking(False)
         try:
             probe.connect(path)
         except ConnectionRefusedError:
             pass  # NOTE: nobody listens on it: the socket of a server that was killed.
+        except BlockingIOError:
+            return "another server listens on it (and accepts no connection)"
         except OSError as exc:
             return exc.strerror or str(exc)
         else:
@@ -108,6 +116,28 @@ def _refusal(path: str) -> str | None:
         if exc.errno != errno.ENOENT:
             return exc.strerror or str(exc)
     return None
+
+
+def port_of(sock: socket.socket) -> int:
+    """Return the port ``sock`` is bound to, 0 for a Unix socket (which has none)."""
+    name = sock.getsockname()
+    # NOTE: a Unix socket's name is its path, whose [1] was taken for the port: a path of one
+    # character ("--uds s") ended Uvicorn's start with an IndexError and a traceback.
+    return 0 if isinstance(name, str) else int(name[1])
+
+
+def check_unix_path(path: str) -> None:
+    """Refuse a ``--uds`` path that is empty or no printable text.
+
+    Raises:
+        TargetError: If it is.
+    """
+    if not path or not path.isprintable():
+        # NOTE: bytes of no UTF-8 come from the command line as surrogates: the socket was
+        # bound, then printing where it serves raised UnicodeEncodeError under a UTF-8 locale
+        # (a traceback, status 1); a newline split that line in two; "" bound a socket of no
+        # file (Linux's autobind) and failed as "unix::".
+        raise TargetError(f"--uds must be a path of printable text, got {path!r}")
 
 
 def check_unix_trust(forwarded_allow_ips: str | None) -> None:

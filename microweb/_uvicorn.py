@@ -31,6 +31,7 @@ import uvicorn
 
 from ._calls import REPORTED_TRACEBACKS
 from ._stopping import CLEANUP_WAIT, end_by
+from ._unix import port_of
 
 logger = logging.getLogger("microweb")
 # NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
@@ -109,7 +110,7 @@ class OrderlyUvicorn(uvicorn.Server):
         finally:
             self.starting = False
         if self.started and self.announce is not None:
-            self.announce(self.servers[0].sockets[0].getsockname()[1])
+            self.announce(port_of(self.servers[0].sockets[0]))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop as Uvicorn does, noting when its lifespan shutdown (the hooks) begins."""

@@ -335,6 +335,11 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
             # without Host); Uvicorn gives no client and no server there.
             for name in ("REMOTE_ADDR", "REMOTE_HOST", "REMOTE_PORT"):
                 environ.pop(name, None)
+            # SPEC: PEP 3333 wants SERVER_NAME and SERVER_PORT never empty (asgiref and
+            # Uvicorn's WSGIMiddleware make up "localhost" and "80"). NOTE: only microweb's
+            # driver reads this environ (microweb serve takes an App, no WSGI middleware goes
+            # in between; wsgiref.validate checks only that both are there): no host beats a
+            # made-up one that url_for(_external=True) would write into links.
             environ["SERVER_PORT"] = ""
         return environ
 

@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +27,18 @@ SERVERS = ("uvicorn", "waitress")
 
 @contextlib.contextmanager
 def serving(
-    path: Path, log: Path, *options: str, timeout: float = 15
+    path: Path, log: Path, *options: str, timeout: float = 15, cwd: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``microweb serve serving_app --uds path``; yield it once it says it serves."""
+    """Run ``microweb serve serving_app --uds path`` (in ``cwd``); yield it once it says it
+    serves."""
     command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--uds", str(path)]
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*command, *options], env=environment(), stdout=output, stderr=subprocess.STDOUT
+            [*command, *options],
+            env=environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
     try:
         wait_for(
@@ -116,6 +122,21 @@ def test_workers_share_the_unix_socket(tmp_path: Path) -> None:
     assert not path.exists(), read_log(log)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_relative_path_of_one_character(tmp_path: Path, workers: str) -> None:
+    # NOTE: the socket's name is its path, of which the announcement took [1] as the port:
+    # a path of one character was an IndexError with a traceback (status 1, or 3 with
+    # workers), under Uvicorn.
+    log = tmp_path / "serve.log"
+    with serving(Path("s"), log, "--workers", workers, cwd=tmp_path) as process:
+        assert f"microweb: serving on unix:{tmp_path / 's'} with uvicorn" in read_log(log)
+        with client(tmp_path / "s") as http:
+            assert http.get("/where").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == -signal.SIGTERM, read_log(log)
+    assert not (tmp_path / "s").exists(), read_log(log)
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_file_at_the_path_is_never_deleted(tmp_path: Path, server: str) -> None:
     path = tmp_path / "app.sock"
@@ -156,6 +177,24 @@ def test_uds_with_forwarded_addresses_is_refused(
     assert not (tmp_path / "a.sock").exists()
 
 
+@pytest.mark.parametrize("path", ["", "caf\udce9.sock", "a\nb.sock"])
+def test_a_path_of_no_printable_text_is_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    path: str,
+) -> None:
+    # NOTE: bytes of no UTF-8 (as "caf\xe9.sock" comes from the command line) were bound, then
+    # printing the path ended the start with UnicodeEncodeError under a UTF-8 locale; a newline
+    # split the line that says where it serves; "" bound a socket with no file ("unix::").
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("microweb._serving.listen_unix", pytest.fail)
+    assert cli.main(["serve", "serving_app", "--uds", path]) == 2
+    error = capsys.readouterr().err
+    assert error == f"microweb: error: --uds must be a path of printable text, got {path!r}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_socket_another_server_listens_on_is_left(tmp_path: Path) -> None:
     path = tmp_path / "app.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
@@ -164,6 +203,27 @@ def test_a_socket_another_server_listens_on_is_left(tmp_path: Path) -> None:
         assert bind_unix(str(path)) is None
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
             probe.connect(str(path))  # NOTE: still the other server's.
+
+
+def test_a_socket_whose_server_accepts_nothing_is_left_at_once(tmp_path: Path) -> None:
+    # NOTE: the check's connect waited for room in a full accept queue (a server that hangs,
+    # or was stopped): the start hung for ever, saying nothing.
+    path = tmp_path / "app.sock"
+    results: list[object] = []
+    with contextlib.ExitStack() as stack:
+        other = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        other.bind(str(path))
+        other.listen(0)
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(8):
+                waiting = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                waiting.setblocking(False)
+                waiting.connect(str(path))
+        checking = threading.Thread(target=lambda: results.append(bind_unix(str(path))))
+        checking.start()
+        checking.join(timeout=5)
+        assert results == [None]
+    checking.join()  # NOTE: the listener closed, a connect still waiting is refused.
 
 
 def test_a_stale_socket_is_replaced_and_removed_only_while_it_is_ours(tmp_path: Path) -> None:
@@ -176,3 +236,18 @@ def test_a_stale_socket_is_replaced_and_removed_only_while_it_is_ours(tmp_path: 
     path.write_text("someone else's")
     listener.remove()
     assert path.read_text() == "someone else's"
+
+
+def test_a_relative_path_is_removed_after_a_change_of_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: app code that changes the working directory (at import, in a startup hook) made
+    # the file be looked for in the new one, and left behind.
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    listener = bind_unix("app.sock")
+    assert listener is not None
+    listener.sock.close()
+    os.chdir("elsewhere")
+    listener.remove()
+    assert not (tmp_path / "app.sock").exists()
