@@ -10,10 +10,17 @@ rolled back when it raises (``HTTPError`` included), and closed in every case wi
 Server-Sent Events of ``/notes/events``) can still read from it. Routes registered with
 ``config={"db": False}``, and routes that another plugin added, get no session.
 
-Serve it from the repository root with either server::
+Serve it from the repository root with either server (the database is ``notes.db`` in the
+current directory, or the file that ``NOTES_DB`` names)::
 
     microweb serve examples/db_session.py                    # ASGI, Uvicorn
     microweb serve examples/db_session.py --server waitress  # WSGI, Waitress
+
+There is no page at ``/``; try the JSON routes (``/async/...`` are the ``async def`` twins)::
+
+    curl -d '{"text": "buy milk"}' -H 'content-type: application/json' localhost:8000/notes
+    curl localhost:8000/notes               # ["buy milk"]
+    curl localhost:8000/notes/events        # the same notes as Server-Sent Events
 """
 
 from __future__ import annotations
@@ -178,6 +185,13 @@ def add_event_routes(app: App) -> None:
         return Response.sse(events())
 
 
+def note_text(data: Any) -> str:
+    """The ``text`` of a JSON body, or a 400: ``{}`` or ``[1]`` parse too, and must not be a 500."""
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise HTTPError(400, 'expected a JSON object with a string "text"')
+    return data["text"]
+
+
 def create_app(path: str) -> App:
     """Build the notes app on the SQLite file at ``path``."""
     app = App()
@@ -186,7 +200,7 @@ def create_app(path: str) -> App:
 
     @app.post("/notes")
     def add_note(request: Request) -> dict[str, Any]:
-        text = request.json()["text"]
+        text = note_text(request.json())
         cursor = request.state.db.execute("INSERT INTO notes (text) VALUES (?)", (text,))
         if not text.strip():
             raise HTTPError(400, "a note needs text")  # NOTE: the insert is rolled back
@@ -194,7 +208,7 @@ def create_app(path: str) -> App:
 
     @app.post("/async/notes")
     async def add_note_async(request: Request) -> dict[str, Any]:
-        text = (await request.ajson())["text"]
+        text = note_text(await request.ajson())
         await request.state.db.execute("INSERT INTO notes (text) VALUES (?)", (text,))
         if not text.strip():
             raise HTTPError(400, "a note needs text")

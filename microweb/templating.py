@@ -19,7 +19,9 @@ try:
     import jinja2.meta
     import jinja2.nodes
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("microweb.templating needs Jinja2: pip install 'microweb[jinja]'") from exc
+    raise ImportError(
+        "microweb.templating needs Jinja2: pip install jinja2 (microweb's 'jinja' extra)"
+    ) from exc
 
 from ._response import HTML, Response
 from ._routing import check_arguments, is_async_callable, is_generator_callable

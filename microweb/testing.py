@@ -27,7 +27,9 @@ from wsgiref.validate import validator
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("microweb.testing needs httpx: pip install 'microweb[testing]'") from exc
+    raise ImportError(
+        "microweb.testing needs httpx: pip install httpx (microweb's 'testing' extra)"
+    ) from exc
 
 if TYPE_CHECKING:
     from ._app import App

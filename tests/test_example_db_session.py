@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 from conftest import MakeClient
 
-from microweb import App
+from microweb import App, Request
 from microweb.testing import TestClient
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "db_session.py"
@@ -63,6 +63,20 @@ def test_commit_on_success_rollback_on_error(
     assert counts == {"opened": 3, "committed": 2, "rolled_back": 1, "closed": 3}
 
 
+@pytest.mark.parametrize("body", [{}, [1], {"text": 5}], ids=["no-text", "a-list", "not-a-string"])
+@pytest.mark.parametrize("prefix", ["", "/async"], ids=["def", "async-def"])
+def test_json_of_the_wrong_shape_is_a_400_not_a_500(
+    make_client: MakeClient, notes_app: App, prefix: str, body: object
+) -> None:
+    with make_client(notes_app) as client:
+        refused = client.post(f"{prefix}/notes", json=body)
+        assert (refused.status_code, refused.text) == (
+            400,
+            'expected a JSON object with a string "text"',
+        )
+        assert client.get(f"{prefix}/notes").json() == []
+
+
 def test_both_colours_share_one_database(make_client: MakeClient, notes_app: App) -> None:
     client = make_client(notes_app)
     client.post("/notes", json={"text": "from def"})
@@ -74,9 +88,15 @@ def test_both_colours_share_one_database(make_client: MakeClient, notes_app: App
 def test_an_unexpected_error_rolls_back_and_closes(
     make_client: MakeClient, notes_app: App, example: ModuleType
 ) -> None:
+    @notes_app.post("/boom")
+    def boom(request: Request) -> None:
+        request.state.db.execute("INSERT INTO notes (text) VALUES ('lost')")
+        raise RuntimeError("boom")  # NOTE: the example's own routes answer bad input with a 400
+
     client = make_client(notes_app)
-    response = client.post("/notes", json={"wrong": "field"})  # KeyError in the handler
+    response = client.post("/boom")
     assert response.status_code == 500
+    assert stored(notes_app) == []
     counts = notes_app.state.db.counts
     assert counts["rolled_back"] == 1
     assert counts["opened"] == counts["closed"] == 1
