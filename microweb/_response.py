@@ -87,6 +87,8 @@ class Response:
         if isinstance(body, str):
             body = body.encode("utf-8")
             media_type = media_type or TEXT
+        elif type(body) is not bytes:
+            body = _bytes_of(body)
         self.body: bytes = body
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
@@ -391,6 +393,20 @@ COMPRESSED_TYPES = {
     "bzip2": "application/x-bzip2",
     "xz": "application/x-xz",
 }
+
+
+def _bytes_of(body: object) -> bytes:
+    """Return a bytes-like body as ``bytes``, or raise for one that cannot be sent."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    # NOTE: a generator was accepted here and failed with a 500 only when the response was
+    # sent (its length is asked for then), far from the line that made it.
+    hint = (
+        "; to send chunks as they are made, return Response.stream(...)"
+        if isinstance(body, (Iterable, AsyncIterable))
+        else ""
+    )
+    raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
 
 
 def _guess_type(path: str) -> str:

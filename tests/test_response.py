@@ -242,6 +242,37 @@ def test_status_is_assignable(make_client: MakeClient) -> None:
     assert response.text == "made"
 
 
+def test_a_body_that_is_not_bytes_is_refused_where_the_response_is_made(
+    interface: str, colour: str
+) -> None:
+    # NOTE: Response(gen()) was accepted, and the handler's response became a 500 only when the
+    # driver asked for its length, with a traceback far from the line that made it.
+    def chunks() -> Iterator[bytes]:
+        yield b"never sent"
+
+    with pytest.raises(TypeError, match=re.escape("not generator; to send chunks as they are")):
+        Response(chunks())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"must be bytes or str, not int$"):
+        Response(3)  # type: ignore[arg-type]
+
+    app = App()
+
+    def generator(request: Request) -> Response:
+        return Response(chunks())  # type: ignore[arg-type]
+
+    def bytes_like(request: Request, kind: str) -> Response:
+        return Response(bytearray(b"ab") if kind == "bytearray" else memoryview(b"cd"))  # type: ignore[arg-type]
+
+    app.get("/generator")(in_colour(colour, generator))
+    app.get("/{kind}")(in_colour(colour, bytes_like))
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        with pytest.raises(TypeError, match=re.escape("return Response.stream(...)")):
+            client.get("/generator")
+        # NOTE: bytes-like bodies are sent as bytes (the WSGI validator refuses anything else).
+        assert client.get("/bytearray").content == b"ab"
+        assert client.get("/memoryview").content == b"cd"
+
+
 def test_a_subclass_sets_its_status_through_the_constructor(make_client: MakeClient) -> None:
     # NOTE: a class-level status (Django's style) hid the checked property: every response of
     # the subclass was a 500 from the driver. It is refused where the class is written.
