@@ -30,6 +30,8 @@ from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
+# NOTE: what the extras in pyproject.toml install, for the message when a server is missing.
+_SERVER_PACKAGES = {"uvicorn": "'uvicorn>=0.51' 'websockets>=15'", "waitress": "'waitress>=3.0'"}
 TARGET_VARIABLE = "MICROWEB_TARGET"
 FORWARDED_VARIABLE = "MICROWEB_FORWARDED_ALLOW_IPS"
 THREADS_VARIABLE = "MICROWEB_THREADS"
@@ -244,9 +246,10 @@ def serve(
     try:
         module = importlib.import_module(server)
     except ImportError:
+        # NOTE: not "pip install 'microweb[...]'": PyPI's microweb is an unrelated project.
         raise TargetError(
-            f"the {server} server is not installed; install it with: "
-            f"pip install 'microweb[{server}]'"
+            f"the {server} server is not installed; install it with: pip install "
+            f"{_SERVER_PACKAGES[server]} (or pip install -e '.[{server}]' in microweb's clone)"
         ) from None
     if server == "waitress" and (workers != 1 or reload):
         raise TargetError("--workers and --reload are for uvicorn; waitress runs one process")

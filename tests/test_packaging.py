@@ -27,6 +27,7 @@ from packaging.requirements import Requirement
 from servers import HOST, free_port, read_log, start, stop
 
 import microweb
+from microweb._serving import _SERVER_PACKAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "microweb"
@@ -166,6 +167,17 @@ def test_every_extra_the_docs_and_readme_name_exists(wheel: Path) -> None:
     assert {"servers", "jinja", "testing", "test", "docs", "bench"} <= named
     assert named <= extras
     assert {"uvicorn", "waitress", "lint"} <= extras
+
+
+def test_the_missing_server_message_names_what_the_server_extra_installs(wheel: Path) -> None:
+    requirements = [Requirement(line) for line in _metadata(wheel).get_all("Requires-Dist", [])]
+    for server, packages in _SERVER_PACKAGES.items():
+        extra = {
+            f"{requirement.name}{requirement.specifier}"
+            for requirement in requirements
+            if requirement.marker is not None and requirement.marker.evaluate({"extra": server})
+        }
+        assert {package.strip("'") for package in packages.split()} == extra
 
 
 def _checkout_files() -> list[str]:
