@@ -22,6 +22,7 @@ from ._parsing import percent_decode_bytes
 from ._request_body import BodyMethods
 from ._request_head import MISSING
 from ._routing import is_async_callable
+from ._target import PATH_SAFE
 from ._types import AppLike
 
 _PERCENT = ord("%")
@@ -311,10 +312,6 @@ class UnloadedSession(dict[str, Any]):
     pop = popitem = clear = __ior__ = _refuse
 
 
-# NOTE: RFC 3986's pchar and "/", which a path may hold as they are.
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-
 # NOTE: a client-chosen header value quoted in a log line is cut to this many characters: a
 # 64 KiB Host or Origin was logged whole, one line of 64 KiB per request (review96).
 LOGGED_VALUE = 200
@@ -340,11 +337,11 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
     without spaces or control characters; a path that is not UTF-8 is its bytes so encoded.
     ``whole`` puts the root path (the app's mount) before it: the path the client asked for.
     """
-    root = quote(request.root_path, safe=_PATH_SAFE) if whole else ""
+    root = quote(request.root_path, safe=PATH_SAFE) if whole else ""
     # NOTE: escaped control characters kept a request on one line, but a space ("/a%20200")
     # let it add fields, and a reader splitting the line on spaces took "200" for the status.
     if request.path_is_valid:
-        return root + quote(request.path, safe=_PATH_SAFE)
+        return root + quote(request.path, safe=PATH_SAFE)
     # NOTE: not UTF-8, or not a path ("*" for a GET): request.path is "", and the line lost a
     # field ("GET  400"). Its bytes then, in the same spelling.
     return root + logged_bytes(percent_decode_bytes(request.raw_path))
@@ -352,4 +349,4 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
 
 def logged_bytes(path: bytes) -> str:
     """Return a decoded path's bytes as ``logged_path()`` spells a path: percent-encoded."""
-    return quote_from_bytes(path, safe=_PATH_SAFE)
+    return quote_from_bytes(path, safe=PATH_SAFE)

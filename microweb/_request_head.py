@@ -19,7 +19,7 @@ from ._errors import HTTPError
 from ._forms import Spooler
 from ._limits import Limits
 from ._parsing import RequestCookies, RequestFields, RequestHeaders, parse_fields
-from ._target import check_host
+from ._target import PATH_SAFE, check_host, query_text
 from ._types import AppLike
 
 
@@ -91,10 +91,6 @@ class BodySource(Protocol):
 
 # NOTE: "not read yet", where None is a value (no client address, a JSON body of null).
 MISSING: Any = object()
-# SPEC: RFC 3986 3.3, a path segment's characters beside the unreserved ones (which quote()
-# keeps): sub-delims, ":" and "@". request.url keeps them as the client sent them, as Werkzeug
-# does; "?", "#", "%", spaces and non-ASCII are percent-encoded.
-_PATH_SAFE = "/!$&'()*+,;=:@"
 # NOTE: the scheme of the pages a WebSocket handshake's app serves, for an absolute URL.
 _PAGE_SCHEMES = {"ws": "http", "wss": "https"}
 
@@ -290,9 +286,9 @@ class HeadProperties:
         Raises:
             HTTPError: 400 for a ``Host`` that ``host`` refuses.
         """
-        query = self.query_string.decode("latin-1")
+        query = query_text(self.query_string)
         # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
-        path = quote(self.root_path + self.path, _PATH_SAFE) if self.path != "*" else ""
+        path = quote(self.root_path + self.path, PATH_SAFE) if self.path != "*" else ""
         return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
 
     @property
@@ -301,8 +297,8 @@ class HeadProperties:
         ``?``, the query string when there is one: ``/search?q=a%20b``, as Flask's
         ``request.full_path`` (which always ends in ``?`` without a query string)."""
         query = self.query_string
-        path = quote(self.path, _PATH_SAFE)
-        return f"{path}?{query.decode('latin-1')}" if query else path
+        path = quote(self.path, PATH_SAFE)
+        return f"{path}?{query_text(query)}" if query else path
 
     @property
     def content_type(self) -> str | None:
@@ -326,7 +322,7 @@ class HeadProperties:
         # query given there (request.url_for("x", {"q": "a"})) made an absolute URL without it.
         # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
         root = self.root_path.rstrip("/")
-        path = (quote(root, _PATH_SAFE) if root else "") + self.app.url_for(name, **params)
+        path = (quote(root, PATH_SAFE) if root else "") + self.app.url_for(name, **params)
         if not _external:
             return path
         scheme = _PAGE_SCHEMES.get(self.scheme, self.scheme)

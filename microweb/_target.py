@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from ._errors import HTTPError
 
@@ -14,6 +14,25 @@ _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 # characters, an IPv4 address or a bracketed IPv6 address, so no userinfo, "/", "?", "#" or "%".
 # A port has at most five digits and is at most 65535; RFC 3986 3.2.3 lets it be empty.
 _HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{0,5}))?")
+
+
+# SPEC: RFC 3986 3.3, a path segment's characters beside the unreserved ones (which quote()
+# keeps): sub-delims, ":" and "@". request.url keeps them as the client sent them, as Werkzeug
+# does; "?", "#", "%", spaces and non-ASCII are percent-encoded.
+PATH_SAFE = "/!$&'()*+,;=:@"
+# NOTE: what a query string in a URL keeps as it came: printable ASCII but "#", which would
+# start a fragment. A raw non-ASCII byte (a client that sent "?q=é" unencoded) is
+# percent-encoded: decoded as Latin-1, "é" in UTF-8 read as "Ã©", and a next= link
+# built from it led elsewhere.
+_QUERY_SAFE = bytes(c for c in range(0x21, 0x7F) if c != ord("#"))
+_QUERY_UNSAFE = re.compile(rb"[^\x21\x22\x24-\x7e]")
+
+
+def query_text(query: bytes) -> str:
+    """Return a raw query string as URL text, percent-encoding what a URL cannot hold."""
+    if _QUERY_UNSAFE.search(query) is None:
+        return query.decode("ascii")
+    return quote(query, _QUERY_SAFE)
 
 
 def target_path(target: bytes, method: str) -> bytes | None:

@@ -268,7 +268,7 @@ def test_a_body_that_is_not_bytes_is_refused_where_the_response_is_made(
     with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
         with pytest.raises(TypeError, match=re.escape("return Response.stream(...)")):
             client.get("/generator")
-        # NOTE: bytes-like bodies are sent as bytes (the WSGI validator refuses anything else).
+        # NOTE: bytes-like bodies are sent as bytes (they were taken for streams of ints).
         assert client.get("/bytearray").content == b"ab"
         assert client.get("/memoryview").content == b"cd"
 

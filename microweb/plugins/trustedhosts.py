@@ -18,14 +18,12 @@ from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
 from microweb._request import clipped, logged_path
-from microweb._target import valid_host
+from microweb._target import PATH_SAFE, query_text, valid_host
 
 logger = logging.getLogger("microweb.trustedhosts")
 
 Flow = Generator[Response | None, Response, None]
 
-# NOTE: what request.url leaves unescaped in a path (RFC 3986 pchar, and "/").
-_PATH_SAFE = "/!$&'()*+,;=:@"
 ANY_HOST = "*"
 WILDCARD = "*."
 
@@ -210,10 +208,10 @@ class TrustedHosts:
             return None
         # NOTE: the path as the client sent it (request.url has it decoded and encoded again,
         # "/a%2Fb" as "/a/b", another route), its escapes kept and anything else escaped.
-        path = quote(request.root_path, safe=_PATH_SAFE) + quote_from_bytes(
-            request.raw_path, safe=_PATH_SAFE + "%"
+        path = quote(request.root_path, safe=PATH_SAFE) + quote_from_bytes(
+            request.raw_path, safe=PATH_SAFE + "%"
         )
-        query = request.query_string.decode("latin-1")
+        query = query_text(request.query_string)
         # NOTE: 307, as Starlette's: it keeps the method, and a browser does not keep it for
         # good, as it would a 308 sent by mistake (a host left out of the list).
         return Response.redirect(f"{request.scheme}://{www}{path}" + (f"?{query}" if query else ""))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Generator, Iterable
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
 from conftest import MakeClient
+from drive import asgi_call, body_messages, http_scope, wsgi_environ
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import CORS, ProxyHeaders, TrustedHosts
@@ -342,6 +345,30 @@ def test_www_redirect_keeps_the_path_as_sent(make_client: MakeClient) -> None:
     assert response.status_code == 307
     # NOTE: "/files/a/b c" is another path, which a one-segment route does not match.
     assert response.headers["location"] == "http://www.example.com/files/a%2Fb%20c?q=%2F"
+
+
+def test_www_redirect_percent_encodes_a_raw_non_ascii_query(interface: str) -> None:
+    # NOTE: the raw query was decoded as Latin-1, and the Location header then encoded that
+    # text as UTF-8: "?q=é" sent unencoded led to "?q=%C3%83%C2%A9".
+    app = hosts_app(TrustedHosts(["www.example.com"], www_redirect=True))
+    raw = "q=é".encode()
+    if interface == "wsgi":
+        query = raw.decode("latin-1")  # NOTE: PEP 3333 gives the raw bytes as a Latin-1 str.
+        environ = wsgi_environ("GET", "/where", SCRIPT_NAME="", QUERY_STRING=query)
+        environ["HTTP_HOST"] = "example.com"
+        seen: list[Any] = []
+        wsgi = validator(app.as_wsgi())
+        result = wsgi(environ, lambda status, head, exc=None: seen.extend([status, head]))
+        result.close()
+        status, headers = int(seen[0][:3]), dict(seen[1])
+    else:
+        scope = {**http_scope("GET", "/where"), "query_string": raw}
+        scope["headers"] = [(b"host", b"example.com")]
+        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+        status = sent[0]["status"]
+        headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    assert status == 307
+    assert headers["location"] == "http://www.example.com/where?q=%C3%A9"
 
 
 def test_without_www_redirect_the_bare_domain_is_refused(make_client: MakeClient) -> None:
