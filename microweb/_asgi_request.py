@@ -54,7 +54,8 @@ class ASGIRequest(ThreadHooks, Request):
         return body
 
     def _read_root_path(self) -> str:
-        return str(self._raw.get("root_path", ""))
+        # NOTE: without a final "/", as under WSGI: "uvicorn --root-path /" gives "/".
+        return str(self._raw.get("root_path", "")).rstrip("/")
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
         raw = self._raw["headers"]

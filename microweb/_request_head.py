@@ -188,7 +188,8 @@ class HeadProperties:
 
     @property
     def root_path(self) -> str:
-        """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``), or ``""``."""
+        """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``) without a
+        final ``/``, or ``""`` (for a root path of ``/`` too)."""
         return self._read_root_path()
 
     @property
@@ -320,8 +321,8 @@ class HeadProperties:
         """
         # NOTE: _external is keyword-only: app.url_for's second place is the query, and a
         # query given there (request.url_for("x", {"q": "a"})) made an absolute URL without it.
-        # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
-        root = self.root_path.rstrip("/")
+        # NOTE: root_path has no final "/": a root path of "/" made "//items", a host to a browser.
+        root = self.root_path
         path = (quote(root, PATH_SAFE) if root else "") + self.app.url_for(name, **params)
         if not _external:
             return path

@@ -99,7 +99,12 @@ class WSGIRequest(ThreadHooks, Request):
 
     def _read_root_path(self) -> str:
         script_name = self._raw.get("SCRIPT_NAME")
-        return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
+        if not script_name:
+            return ""
+        # NOTE: without a final "/" (a SCRIPT_NAME of "/" is the root): root_path + path was
+        # "//x", a host to a browser, in Static's redirect to a folder and a next= link.
+        root: str = script_name.encode("latin-1").decode("utf-8", "replace")
+        return root.rstrip("/")
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
         return _header_lines(self._raw)

@@ -1275,6 +1275,27 @@ def test_raw_path_leaves_out_the_root_path_under_both_interfaces() -> None:
     assert response_body(asyncio.run(asgi_call(app, scope, body_messages(b"")))) == b"/x"
 
 
+def test_a_root_path_of_slash_is_the_root_under_both_interfaces() -> None:
+    # NOTE: "uvicorn --root-path /" gives a root_path of "/": request.url was
+    # "http://testserver//x", and the docs' next= link (root_path + full_path) "//x?q=1",
+    # which a browser reads as the host "x".
+    app = App()
+
+    @app.get("/x")
+    def show(request: Request) -> list[str]:
+        return [request.root_path, request.url, request.root_path + request.full_path]
+
+    expected = ["", "http://testserver/x?q=1", "/x?q=1"]
+    environ = wsgi_environ("GET", "/x", SCRIPT_NAME="/", QUERY_STRING="q=1")
+    environ.update(HTTP_HOST="testserver")
+    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
+    for path in ("/x", "//x"):  # NOTE: Uvicorn puts the root path in front of the path.
+        scope = {**http_scope("GET", path, root_path="/"), "query_string": b"q=1"}
+        scope["raw_path"] = b"/x"
+        body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+        assert json.loads(body) == expected
+
+
 def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() -> None:
     # NOTE: root_path is decoded text, as path is; a space or "é" in it must not reach a link.
     app = App()
