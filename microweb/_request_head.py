@@ -19,7 +19,7 @@ from ._errors import HTTPError
 from ._forms import Spooler
 from ._limits import Limits
 from ._parsing import RequestCookies, RequestFields, RequestHeaders, parse_fields
-from ._target import PATH_SAFE, check_host, query_text
+from ._target import PATH_SAFE, check_host, query_text, valid_host
 from ._types import AppLike
 
 
@@ -251,7 +251,8 @@ class HeadProperties:
     @property
     def host(self) -> str:
         """The ``Host`` header, or the server's address when it is empty or, in HTTP/1.0,
-        missing; ``""`` when the server gives no address either.
+        missing; ``""`` when the server gives no address either, or one that is no
+        ``host[:port]`` (a Unix socket's path).
 
         Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
 
@@ -274,7 +275,11 @@ class HeadProperties:
         name, port = self.server
         if ":" in name and not name.startswith("["):
             name = f"[{name}]"  # NOTE: an IPv6 address, given bare by servers on [::1].
-        return name if port is None else f"{name}:{port}"
+        host = name if port is None else f"{name}:{port}"
+        # NOTE: "uvicorn --uds" gives the socket's path as the server's name: the host was
+        # "/run/app.sock", and url_for(_external=True) "http:///run/app.sock/items", a link to
+        # the host "run", where a request naming no host must get 400.
+        return host if valid_host(host) else ""
 
     @host.setter
     def host(self, host: str) -> None:

@@ -1241,6 +1241,30 @@ def test_a_unix_socket_server_has_no_port(name: str, port: str, host: str) -> No
     assert (json.loads(body)["host"], json.loads(body)["url"]) == (host, f"http://{host}/p")
 
 
+def test_a_unix_socket_path_given_as_the_server_name_is_no_host() -> None:
+    # NOTE: "uvicorn --uds" (0.55) gives the scope a server of (socket path, None): the host
+    # of a request naming none was "/run/app.sock", and url_for(_external=True) built
+    # "http:///run/app.sock/p", a link to the host "run", where it answers 400.
+    app = App()
+
+    @app.get("/p", name="p")
+    def show(request: Request) -> str:
+        return request.host + " " + request.url_for("p", _external=True)
+
+    no_host = b"the request names no host: no absolute URL can be built"
+    for headers, version in (([], "1.0"), ([(b"host", b"")], "1.1")):
+        scope = {**http_scope("GET", "/p"), "server": ("/run/app.sock", None)}
+        scope.update(headers=headers, http_version=version)
+        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+        assert (sent[0]["status"], response_body(sent)) == (400, no_host)
+    environ = wsgi_environ("GET", "/p", SERVER_NAME="/run/app.sock", SERVER_PORT="")
+    del environ["HTTP_HOST"]
+    environ["SERVER_PROTOCOL"] = "HTTP/1.0"
+    seen: list[str] = []
+    body = b"".join(app.as_wsgi()(environ, lambda status, headers: seen.append(status)))
+    assert (seen[0][:3], body) == ("400", no_host)
+
+
 def test_an_ipv6_server_address_is_bracketed_when_it_stands_for_the_host(interface: str) -> None:
     # NOTE: a server on [::1] gives its address unbracketed; "::1:8000" is no host[:port].
     with TestClient(target_app(), interface=interface, base_url="http://[::1]:8000") as client:
