@@ -398,10 +398,17 @@ def header_lines(header_plus: bytes, name: bytes) -> list[str]:
 # length, or worse, to fail, in its one thread that reads every connection: "X:", 40,000
 # spaces and a control byte took 10 s of CPU; a target of 4,000 "a", "://" and 4,000 digits
 # before " HTTP/1.1 x" took 1.9 s (hostile141). A head of 256 KiB would take hours.
-# Both accept the same lines: Waitress's scheme-and-authority part of the target is made of
-# bytes that the rest of it allows too, and a header value of any visible bytes, spaces and
-# tabs is one that its optional whitespace and field content cover.
-REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+(?: HTTP/[0-9]\.[0-9])?")
+# Both accept the same lines (but for the targets below): Waitress's scheme-and-authority
+# part of the target is made of bytes that the rest of it allows too, and a header value of
+# any visible bytes, spaces and tabs is one that its optional whitespace and field content
+# cover.
+# NOTE: a target of visible bytes: Waitress passed a raw NUL, tab or other control byte on to
+# the app ("/x\x00" was the path "/x\x00", "?q=\x01" a query), where h11 and httptools refuse
+# it (RFC 9112 3.2, a target is URI characters) and Uvicorn answered 400. Bytes past ASCII are
+# left to Waitress, whose own 400 says "Bad URI".
+REQUEST_LINE = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e\x80-\xff]+(?: HTTP/[0-9]\.[0-9])?"
+)
 
 
 def plain_head(header_plus: bytes) -> bytes:

@@ -546,6 +546,18 @@ def test_waitress_reads_the_same_headers_from_the_plain_head(head: bytes) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    "target", [b"/x\x00", b"/x?q=\x01", b"/a\tb", b"/x\x7f", b"/\x1b[2J", b"/x?\x0b"]
+)
+def test_waitress_refuses_a_control_byte_in_the_target(target: bytes) -> None:
+    # NOTE: Waitress passed them on, "/x\x00" as the path "/x\x00", where Uvicorn's parsers
+    # refuse them (400): the same request had another answer under the other server.
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert parser.completed
+    assert parser.error is not None and parser.error.body == "Start line is invalid"
+
+
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 @pytest.mark.parametrize(
