@@ -58,6 +58,7 @@ from ._effects import ShutdownError
 from ._parsing import folded_framing
 from ._request import logged_bytes
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
+from ._target import target_path
 from ._wsgi import AFTER_SENT, WSGIDriver
 
 logger = logging.getLogger("microweb")
@@ -465,7 +466,9 @@ class OrderlyParser(ChunkedParser):
         A head of more than ``MAX_HEAD_LINES`` header lines is refused with 431, unparsed.
 
         Raises:
-            ParsingError: (Waitress's 400, and the connection closed) for a ``Transfer-Encoding``
+            ParsingError: (Waitress's 400, and the connection closed) for a target that is
+                neither a path nor absolute-form but that Waitress reads a path from
+                (``http:/x``), for a ``Transfer-Encoding``
                 in a request that is not HTTP/1.1, or with a ``Content-Length``, or that
                 names ``chunked`` twice, or a ``Transfer-Encoding`` or ``Content-Length``
                 folded onto a next line: each a framing that a proxy before Waitress may read
@@ -479,6 +482,12 @@ class OrderlyParser(ChunkedParser):
             self.completed = True
             return
         super().parse_header(plain_head(header_plus))
+        if self.path[:1] == "/" and self.request_uri[:1] != "/":
+            target = self.request_uri.encode("latin-1")
+            if target_path(target, self.command) is None:
+                # NOTE: "http:/x" and "foo:/x", no path nor absolute-form (RFC 9112 3.2): read
+                # by urlsplit(), they gave the path "/x", where Uvicorn answers 400.
+                raise ParsingError("request target is not a path")
         if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
             # SPEC: RFC 9112 6.1, an HTTP/1.0 message with Transfer-Encoding has faulty framing.
             # NOTE: Waitress reads chunked bodies in HTTP/1.1 only: it framed an HTTP/1.0 (or
