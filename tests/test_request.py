@@ -826,6 +826,22 @@ def test_a_raw_non_ascii_query_is_percent_encoded_in_url_and_full_path() -> None
     assert json.loads(body) == expected
 
 
+def test_a_raw_query_keeps_no_character_a_uri_cannot_hold() -> None:
+    # NOTE: Waitress passes '"', "<", ">" and the like unencoded: request.url kept them, and a
+    # Link header of "<{request.url}>; rel=canonical" was ended by the client's ">".
+    app = App()
+    app.get("/s")(lambda request: [request.full_path, request.url])
+    raw = b'a=1>;rel=preload,<//evil.example>&q="{|}\\^`'
+    query = "a=1%3E;rel=preload,%3C//evil.example%3E&q=%22%7B%7C%7D%5C%5E%60"
+    expected = [f"/s?{query}", f"http://testserver/s?{query}"]
+    environ = wsgi_environ("GET", "/s", QUERY_STRING=raw.decode("latin-1"))
+    environ.update(SERVER_NAME="testserver", SERVER_PORT="80", HTTP_HOST="testserver")
+    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
+    scope = {**http_scope("GET", "/s"), "query_string": raw}
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert json.loads(body) == expected
+
+
 def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:
     app = App()
 
