@@ -73,7 +73,7 @@ def _raw_path(environ: Environ) -> bytes:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at; quoted
     # from its bytes, as text its latin-1 spelling of UTF-8 ("/cafÃ©") was encoded twice.
-    root = environ.get("SCRIPT_NAME", "").encode("latin-1")
+    root = environ.get("SCRIPT_NAME", "").encode("latin-1").rstrip(b"/")
     return strip_root(raw, quote(root, safe="/").encode("ascii"))
 
 

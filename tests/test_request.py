@@ -1336,6 +1336,25 @@ def test_a_root_path_of_slash_is_the_root_under_both_interfaces() -> None:
         assert json.loads(body) == expected
 
 
+def test_a_root_path_with_a_final_slash_is_taken_out_of_the_path_under_both_interfaces() -> None:
+    # NOTE: a root path of "/app/" was not taken out of a path that holds it ("/app/x" was
+    # the path "/app/x" under ASGI, and the raw path "/app/x" under WSGI), and request.url
+    # was "http://testserver/app//app/x".
+    app = App()
+
+    @app.get("/{rest:path}")
+    def show(request: Request, rest: str) -> list[str]:
+        return [request.root_path, request.path, request.raw_path.decode(), request.url]
+
+    expected = ["/app", "/x", "/x", "http://testserver/app/x"]
+    environ = wsgi_environ("GET", "/x", SCRIPT_NAME="/app/", REQUEST_URI="/app/x")
+    environ.update(HTTP_HOST="testserver")
+    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
+    scope = http_scope("GET", "/app/x", root_path="/app/")
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert json.loads(body) == expected
+
+
 def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() -> None:
     # NOTE: root_path is decoded text, as path is; a space or "é" in it must not reach a link.
     app = App()
