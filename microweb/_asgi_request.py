@@ -54,7 +54,8 @@ class ASGIRequest(ThreadHooks, Request):
         return body
 
     def _read_root_path(self) -> str:
-        return str(self._raw.get("root_path", ""))
+        # NOTE: without a final "/", as under WSGI: "uvicorn --root-path /" gives "/".
+        return str(self._raw.get("root_path", "")).rstrip("/")
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
         raw = self._raw["headers"]
@@ -202,7 +203,8 @@ def _target(scope: Scope, raw_path: bytes | None, method: str) -> tuple[str | No
         target = target_path(raw_path, method)
     if target is None:
         return None, raw_path
-    root = scope.get("root_path", "")
+    # NOTE: "/app/" is mounted where "/app" is: its path "/app/x" kept the root in it.
+    root = scope.get("root_path", "").rstrip("/")
     if root:
         target = strip_root(target, quote(root, safe="/").encode("ascii"))
     return decode_raw_path(target), target

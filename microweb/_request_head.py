@@ -19,7 +19,7 @@ from ._errors import HTTPError
 from ._forms import Spooler
 from ._limits import Limits
 from ._parsing import RequestCookies, RequestFields, RequestHeaders, parse_fields
-from ._target import PATH_SAFE, check_host, query_text
+from ._target import PATH_SAFE, check_host, query_text, valid_host
 from ._types import AppLike
 
 
@@ -188,7 +188,8 @@ class HeadProperties:
 
     @property
     def root_path(self) -> str:
-        """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``), or ``""``."""
+        """The path the app is mounted at (``SCRIPT_NAME``, ASGI's ``root_path``) without a
+        final ``/``, or ``""`` (for a root path of ``/`` too)."""
         return self._read_root_path()
 
     @property
@@ -250,7 +251,8 @@ class HeadProperties:
     @property
     def host(self) -> str:
         """The ``Host`` header, or the server's address when it is empty or, in HTTP/1.0,
-        missing; ``""`` when the server gives no address either.
+        missing; ``""`` when the server gives no address either, or one that is no
+        ``host[:port]`` (a Unix socket's path).
 
         Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
 
@@ -273,7 +275,11 @@ class HeadProperties:
         name, port = self.server
         if ":" in name and not name.startswith("["):
             name = f"[{name}]"  # NOTE: an IPv6 address, given bare by servers on [::1].
-        return name if port is None else f"{name}:{port}"
+        host = name if port is None else f"{name}:{port}"
+        # NOTE: "uvicorn --uds" gives the socket's path as the server's name: the host was
+        # "/run/app.sock", and url_for(_external=True) "http:///run/app.sock/items", a link to
+        # the host "run", where a request naming no host must get 400.
+        return host if valid_host(host) else ""
 
     @host.setter
     def host(self, host: str) -> None:
@@ -320,8 +326,8 @@ class HeadProperties:
         """
         # NOTE: _external is keyword-only: app.url_for's second place is the query, and a
         # query given there (request.url_for("x", {"q": "a"})) made an absolute URL without it.
-        # NOTE: a root path of "/" would otherwise make "//items", a host to a browser.
-        root = self.root_path.rstrip("/")
+        # NOTE: root_path has no final "/": a root path of "/" made "//items", a host to a browser.
+        root = self.root_path
         path = (quote(root, PATH_SAFE) if root else "") + self.app.url_for(name, **params)
         if not _external:
             return path

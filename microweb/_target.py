@@ -21,11 +21,13 @@ _HOST = re.compile(r"(?:[A-Za-z0-9._~-]+|\[([0-9A-Fa-f:.]+)\])(?::([0-9]{0,5}))?
 # does; "?", "#", "%", spaces and non-ASCII are percent-encoded.
 PATH_SAFE = "/!$&'()*+,;=:@"
 # NOTE: what a query string in a URL keeps as it came: printable ASCII but "#", which would
-# start a fragment. A raw non-ASCII byte (a client that sent "?q=é" unencoded) is
-# percent-encoded: decoded as Latin-1, "é" in UTF-8 read as "Ã©", and a next= link
-# built from it led elsewhere.
-_QUERY_SAFE = bytes(c for c in range(0x21, 0x7F) if c != ord("#"))
-_QUERY_UNSAFE = re.compile(rb"[^\x21\x22\x24-\x7e]")
+# start a fragment, and the characters a URI cannot hold (RFC 3986 2, as Response.redirect
+# encodes them): a raw ">" ended the "<url>" of a Link header built from request.url, and
+# let the client add parameters after it. A raw non-ASCII byte (a client that sent "?q=é"
+# unencoded) is percent-encoded: decoded as Latin-1, "é" in UTF-8 read as "Ã©", and a next=
+# link built from it led elsewhere.
+_QUERY_SAFE = bytes(c for c in range(0x21, 0x7F) if c not in b'#"<>\\^`{|}')
+_QUERY_UNSAFE = re.compile(b"[^%s]" % re.escape(_QUERY_SAFE))
 
 
 def query_text(query: bytes) -> str:

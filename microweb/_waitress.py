@@ -58,6 +58,7 @@ from ._effects import ShutdownError
 from ._parsing import folded_framing
 from ._request import logged_bytes
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
+from ._target import target_path
 from ._wsgi import AFTER_SENT, WSGIDriver
 
 logger = logging.getLogger("microweb")
@@ -398,10 +399,17 @@ def header_lines(header_plus: bytes, name: bytes) -> list[str]:
 # length, or worse, to fail, in its one thread that reads every connection: "X:", 40,000
 # spaces and a control byte took 10 s of CPU; a target of 4,000 "a", "://" and 4,000 digits
 # before " HTTP/1.1 x" took 1.9 s (hostile141). A head of 256 KiB would take hours.
-# Both accept the same lines: Waitress's scheme-and-authority part of the target is made of
-# bytes that the rest of it allows too, and a header value of any visible bytes, spaces and
-# tabs is one that its optional whitespace and field content cover.
-REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ ]+(?: HTTP/[0-9]\.[0-9])?")
+# Both accept the same lines (but for the targets below): Waitress's scheme-and-authority
+# part of the target is made of bytes that the rest of it allows too, and a header value of
+# any visible bytes, spaces and tabs is one that its optional whitespace and field content
+# cover.
+# NOTE: a target of visible bytes: Waitress passed a raw NUL, tab or other control byte on to
+# the app ("/x\x00" was the path "/x\x00", "?q=\x01" a query), where h11 and httptools refuse
+# it (RFC 9112 3.2, a target is URI characters) and Uvicorn answered 400. Bytes past ASCII are
+# left to Waitress, whose own 400 says "Bad URI".
+REQUEST_LINE = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e\x80-\xff]+(?: HTTP/[0-9]\.[0-9])?"
+)
 
 
 def plain_head(header_plus: bytes) -> bytes:
@@ -458,7 +466,9 @@ class OrderlyParser(ChunkedParser):
         A head of more than ``MAX_HEAD_LINES`` header lines is refused with 431, unparsed.
 
         Raises:
-            ParsingError: (Waitress's 400, and the connection closed) for a ``Transfer-Encoding``
+            ParsingError: (Waitress's 400, and the connection closed) for a target that is
+                neither a path nor absolute-form but that Waitress reads a path from
+                (``http:/x``), for a ``Transfer-Encoding``
                 in a request that is not HTTP/1.1, or with a ``Content-Length``, or that
                 names ``chunked`` twice, or a ``Transfer-Encoding`` or ``Content-Length``
                 folded onto a next line: each a framing that a proxy before Waitress may read
@@ -472,6 +482,12 @@ class OrderlyParser(ChunkedParser):
             self.completed = True
             return
         super().parse_header(plain_head(header_plus))
+        if self.path[:1] == "/" and self.request_uri[:1] != "/":
+            target = self.request_uri.encode("latin-1")
+            if target_path(target, self.command) is None:
+                # NOTE: "http:/x" and "foo:/x", no path nor absolute-form (RFC 9112 3.2): read
+                # by urlsplit(), they gave the path "/x", where Uvicorn answers 400.
+                raise ParsingError("request target is not a path")
         if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
             # SPEC: RFC 9112 6.1, an HTTP/1.0 message with Transfer-Encoding has faulty framing.
             # NOTE: Waitress reads chunked bodies in HTTP/1.1 only: it framed an HTTP/1.0 (or

@@ -73,7 +73,7 @@ def _raw_path(environ: Environ) -> bytes:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at; quoted
     # from its bytes, as text its latin-1 spelling of UTF-8 ("/cafÃ©") was encoded twice.
-    root = environ.get("SCRIPT_NAME", "").encode("latin-1")
+    root = environ.get("SCRIPT_NAME", "").encode("latin-1").rstrip(b"/")
     return strip_root(raw, quote(root, safe="/").encode("ascii"))
 
 
@@ -99,7 +99,12 @@ class WSGIRequest(ThreadHooks, Request):
 
     def _read_root_path(self) -> str:
         script_name = self._raw.get("SCRIPT_NAME")
-        return script_name.encode("latin-1").decode("utf-8", "replace") if script_name else ""
+        if not script_name:
+            return ""
+        # NOTE: without a final "/" (a SCRIPT_NAME of "/" is the root): root_path + path was
+        # "//x", a host to a browser, in Static's redirect to a folder and a next= link.
+        root: str = script_name.encode("latin-1").decode("utf-8", "replace")
+        return root.rstrip("/")
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
         return _header_lines(self._raw)

@@ -546,6 +546,49 @@ def test_waitress_reads_the_same_headers_from_the_plain_head(head: bytes) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    "target", [b"/x\x00", b"/x?q=\x01", b"/a\tb", b"/x\x7f", b"/\x1b[2J", b"/x?\x0b"]
+)
+def test_waitress_refuses_a_control_byte_in_the_target(target: bytes) -> None:
+    # NOTE: Waitress passed them on, "/x\x00" as the path "/x\x00", where Uvicorn's parsers
+    # refuse them (400): the same request had another answer under the other server.
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert parser.completed
+    assert parser.error is not None and parser.error.body == "Start line is invalid"
+
+
+@pytest.mark.parametrize("target", [b"http:/x", b"foo:/x?q=1", b"https:/"])
+def test_waitress_refuses_a_target_it_would_read_a_path_from_that_is_none(target: bytes) -> None:
+    # NOTE: urlsplit() gave "http:/x" the path "/x", which the app served, where Uvicorn
+    # answers 400: neither origin-form nor absolute-form (RFC 9112 3.2).
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert parser.completed
+    assert parser.error is not None and parser.error.body == "request target is not a path"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_a_target_uvicorn_refuses_is_400_under_both_servers(tmp_path: Path, server: str) -> None:
+    # NOTE: Waitress served "/where\x00" (a 404 for the path "/where\x00"), "/where?\x01"
+    # and "http:/where" (the path "/where"), where Uvicorn answers 400.
+    close = b"Connection: close\r\n\r\n"
+    with serving(tmp_path, server) as (url, _):
+        for target in (b"/where\x00", b"/where?q=\x01", b"/wh\tere", b"http:/where"):
+            received = exchange(url, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + close)
+            assert re.match(rb"HTTP/1\.[01] 400 ", received), (target, received)
+        served = exchange(url, b"GET /where HTTP/1.1\r\nHost: x\r\n" + close)
+        assert served.startswith(b"HTTP/1.1 200 "), served
+
+
+@pytest.mark.parametrize("target", [b"/x", b"http://h/x", b"http:///x", b"//h/x", b"*", b"@e/x"])
+def test_waitress_passes_paths_and_absolute_form_on(target: bytes) -> None:
+    parser = microweb._waitress.OrderlyParser(Adjustments())
+    parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert parser.completed and parser.error is None
+
+
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 @pytest.mark.parametrize(

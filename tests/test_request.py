@@ -826,6 +826,22 @@ def test_a_raw_non_ascii_query_is_percent_encoded_in_url_and_full_path() -> None
     assert json.loads(body) == expected
 
 
+def test_a_raw_query_keeps_no_character_a_uri_cannot_hold() -> None:
+    # NOTE: Waitress passes '"', "<", ">" and the like unencoded: request.url kept them, and a
+    # Link header of "<{request.url}>; rel=canonical" was ended by the client's ">".
+    app = App()
+    app.get("/s")(lambda request: [request.full_path, request.url])
+    raw = b'a=1>;rel=preload,<//evil.example>&q="{|}\\^`'
+    query = "a=1%3E;rel=preload,%3C//evil.example%3E&q=%22%7B%7C%7D%5C%5E%60"
+    expected = [f"/s?{query}", f"http://testserver/s?{query}"]
+    environ = wsgi_environ("GET", "/s", QUERY_STRING=raw.decode("latin-1"))
+    environ.update(SERVER_NAME="testserver", SERVER_PORT="80", HTTP_HOST="testserver")
+    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
+    scope = {**http_scope("GET", "/s"), "query_string": raw}
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert json.loads(body) == expected
+
+
 def test_state_is_a_fresh_namespace_per_request(make_client: MakeClient) -> None:
     app = App()
 
@@ -1241,6 +1257,30 @@ def test_a_unix_socket_server_has_no_port(name: str, port: str, host: str) -> No
     assert (json.loads(body)["host"], json.loads(body)["url"]) == (host, f"http://{host}/p")
 
 
+def test_a_unix_socket_path_given_as_the_server_name_is_no_host() -> None:
+    # NOTE: "uvicorn --uds" (0.55) gives the scope a server of (socket path, None): the host
+    # of a request naming none was "/run/app.sock", and url_for(_external=True) built
+    # "http:///run/app.sock/p", a link to the host "run", where it answers 400.
+    app = App()
+
+    @app.get("/p", name="p")
+    def show(request: Request) -> str:
+        return request.host + " " + request.url_for("p", _external=True)
+
+    no_host = b"the request names no host: no absolute URL can be built"
+    for headers, version in (([], "1.0"), ([(b"host", b"")], "1.1")):
+        scope = {**http_scope("GET", "/p"), "server": ("/run/app.sock", None)}
+        scope.update(headers=headers, http_version=version)
+        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+        assert (sent[0]["status"], response_body(sent)) == (400, no_host)
+    environ = wsgi_environ("GET", "/p", SERVER_NAME="/run/app.sock", SERVER_PORT="")
+    del environ["HTTP_HOST"]
+    environ["SERVER_PROTOCOL"] = "HTTP/1.0"
+    seen: list[str] = []
+    body = b"".join(app.as_wsgi()(environ, lambda status, headers: seen.append(status)))
+    assert (seen[0][:3], body) == ("400", no_host)
+
+
 def test_an_ipv6_server_address_is_bracketed_when_it_stands_for_the_host(interface: str) -> None:
     # NOTE: a server on [::1] gives its address unbracketed; "::1:8000" is no host[:port].
     with TestClient(target_app(), interface=interface, base_url="http://[::1]:8000") as client:
@@ -1273,6 +1313,46 @@ def test_raw_path_leaves_out_the_root_path_under_both_interfaces() -> None:
     assert b"".join(app.as_wsgi()(environ, lambda s, h, e=None: seen.append(s))) == b"/x"
     scope = http_scope("GET", "/app/x", root_path="/app")
     assert response_body(asyncio.run(asgi_call(app, scope, body_messages(b"")))) == b"/x"
+
+
+def test_a_root_path_of_slash_is_the_root_under_both_interfaces() -> None:
+    # NOTE: "uvicorn --root-path /" gives a root_path of "/": request.url was
+    # "http://testserver//x", and the docs' next= link (root_path + full_path) "//x?q=1",
+    # which a browser reads as the host "x".
+    app = App()
+
+    @app.get("/x")
+    def show(request: Request) -> list[str]:
+        return [request.root_path, request.url, request.root_path + request.full_path]
+
+    expected = ["", "http://testserver/x?q=1", "/x?q=1"]
+    environ = wsgi_environ("GET", "/x", SCRIPT_NAME="/", QUERY_STRING="q=1")
+    environ.update(HTTP_HOST="testserver")
+    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
+    for path in ("/x", "//x"):  # NOTE: Uvicorn puts the root path in front of the path.
+        scope = {**http_scope("GET", path, root_path="/"), "query_string": b"q=1"}
+        scope["raw_path"] = b"/x"
+        body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+        assert json.loads(body) == expected
+
+
+def test_a_root_path_with_a_final_slash_is_taken_out_of_the_path_under_both_interfaces() -> None:
+    # NOTE: a root path of "/app/" was not taken out of a path that holds it ("/app/x" was
+    # the path "/app/x" under ASGI, and the raw path "/app/x" under WSGI), and request.url
+    # was "http://testserver/app//app/x".
+    app = App()
+
+    @app.get("/{rest:path}")
+    def show(request: Request, rest: str) -> list[str]:
+        return [request.root_path, request.path, request.raw_path.decode(), request.url]
+
+    expected = ["/app", "/x", "/x", "http://testserver/app/x"]
+    environ = wsgi_environ("GET", "/x", SCRIPT_NAME="/app/", REQUEST_URI="/app/x")
+    environ.update(HTTP_HOST="testserver")
+    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
+    scope = http_scope("GET", "/app/x", root_path="/app/")
+    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
+    assert json.loads(body) == expected
 
 
 def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import socket
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import raw_pieces
+from drive import asgi_call, body_messages, http_scope, raw_pieces, wsgi_environ
 
 from microweb import App, Request
 from microweb.plugins import Static
@@ -68,6 +69,22 @@ def test_static_folder_redirect_keeps_the_query(make_client: MakeClient, files: 
     assert (moved.status_code, moved.headers["location"]) == (308, "/static/docs/?page=2&q=a%20b")
     raw = client.get('/static/docs?x=\xe9"<>', follow_redirects=False)
     assert raw.headers["location"] == "/static/docs/?x=%C3%A9%22%3C%3E"
+
+
+def test_static_folder_redirect_under_a_root_path_of_slash_stays_on_the_site(
+    files: Path,
+) -> None:
+    # NOTE: "uvicorn --root-path /": the redirect to the folder was "//static/docs/", which a
+    # browser reads as the host "static".
+    app = static_app(files)
+    environ = wsgi_environ("GET", "/static/docs", SCRIPT_NAME="/", QUERY_STRING="a=1")
+    seen: list[list[tuple[str, str]]] = []
+    b"".join(app.as_wsgi()(environ, lambda status, headers, e=None: seen.append(headers)))
+    assert ("location", "/static/docs/?a=1") in seen[0]
+    scope = {**http_scope("GET", "//static/docs", root_path="/"), "query_string": b"a=1"}
+    scope["raw_path"] = b"/static/docs"
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    assert (b"location", b"/static/docs/?a=1") in sent[0]["headers"]
 
 
 def test_static_without_index_answers_404_for_folders(make_client: MakeClient, files: Path) -> None:
