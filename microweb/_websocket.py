@@ -251,6 +251,8 @@ class WebSocket:
         Raises:
             ValueError: If the code may not be sent, or the reason is too long; the connection
                 is left as it was.
+            TypeError: If the code is not an ``int``, or the reason not a ``str``; the
+                connection is left as it was.
         """
         _check_close(code, reason)
         if self.state == CLOSED:
@@ -281,6 +283,12 @@ MAX_REASON = 123
 
 
 def _check_close(code: int, reason: str) -> None:
+    # NOTE: 1000.0 == 1000 passed the check below, and the server's struct.pack() of it raised
+    # from send(): the client got no close frame. An IntEnum code is an int, and is sent.
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise TypeError(f"close() takes an int code, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"close() takes a str reason, not {type(reason).__name__}")
     if code not in _SENDABLE:
         raise ValueError(
             f"close code {code!r} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"

@@ -9,6 +9,7 @@ Handlers record what they saw in a list; a session's ``close()`` (also at the en
 from __future__ import annotations
 
 import asyncio
+import enum
 import gc
 import importlib.util
 import json
@@ -552,6 +553,44 @@ def test_close_refuses_what_the_server_cannot_send(
     assert len(seen) == 1
     assert message in seen[0][0]
     assert seen[0][1] == "open"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "message"),
+    [
+        (1000.0, "", "close() takes an int code, not float"),
+        (True, "", "close() takes an int code, not bool"),
+        ("1000", "", "close() takes an int code, not str"),
+        (1000, None, "close() takes a str reason, not NoneType"),
+        (1000, b"bye", "close() takes a str reason, not bytes"),
+    ],
+)
+def test_close_refuses_a_code_or_reason_of_another_type(
+    asgi_client: MakeClient, code: Any, reason: Any, message: str
+) -> None:
+    # NOTE: 1000.0 == 1000 passed the check of the code, and a real server's struct.pack()
+    # raised from send(): the client got no close frame at all, and the handler's failure
+    # could close with 1011 no more (the socket was closed already); a None reason was an
+    # AttributeError.
+    seen = failed_call(asgi_client, lambda ws: ws.close(code, reason), TypeError)
+    assert seen == [(message, "open")]
+
+
+def test_close_takes_an_int_enum_code(asgi_client: MakeClient) -> None:
+    class Code(enum.IntEnum):
+        ROOM_CLOSED = 4000
+
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close(Code.ROOM_CLOSED)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 4000
 
 
 @pytest.mark.parametrize(
