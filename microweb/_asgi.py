@@ -376,7 +376,11 @@ class ASGIDriver:
         try:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
-            pass
+            if ws.state == "connecting":
+                # NOTE: the handler's own, before accept() (a client that left makes the
+                # state "closed"): a refusal, as a return would be. Without an answer, Uvicorn
+                # sent a 500 and logged "ASGI callable returned without completing handshake".
+                await ws.close(1008)
         except HTTPError as exc:
             # NOTE: an answer the app chose (a header the client did not send, say): not
             # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the

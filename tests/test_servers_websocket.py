@@ -275,6 +275,17 @@ def test_handshake_without_a_websocket_route_is_403(ws_server: Uvicorn, path: st
     assert httpx.get(ws_server.http_url + "/plain", timeout=TIMEOUT).text == "plain"
 
 
+def test_a_websocket_disconnect_raised_before_accept_is_a_403_not_logged(
+    ws_server: Uvicorn,
+) -> None:
+    # NOTE: the app sent nothing: Uvicorn answered 500 and logged "ASGI callable returned
+    # without completing handshake."
+    with pytest.raises(InvalidStatus) as refused:
+        _connect(ws_server.ws_url + "/unwelcome")
+    assert refused.value.response.status_code == 403
+    assert "without completing handshake" not in ws_server.log_text()
+
+
 def test_a_handshake_without_a_header_the_handler_reads_is_403_and_not_logged(
     ws_server: Uvicorn,
 ) -> None:

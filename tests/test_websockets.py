@@ -239,6 +239,26 @@ def test_handler_that_never_accepts_refuses_the_handshake(asgi_client: MakeClien
         pass
 
 
+def test_a_websocket_disconnect_the_handler_raises_before_accept_refuses_quietly(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the app answered nothing: Uvicorn sent a 500 and logged an error, as for an app
+    # that returned without completing the handshake.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise WebSocketDisconnect(4001, "no token")
+
+    assert handshake_messages(app.as_asgi(), websocket_scope("/ws")) == [
+        {"type": "websocket.close", "code": 1008, "reason": ""}
+    ]
+    with pytest.raises(WebSocketDisconnect) as refused:
+        asgi_client(app).websocket_connect("/ws")
+    assert (refused.value.code, refused.value.response.status_code) == (1008, 403)
+    assert caplog.records == []
+
+
 @pytest.mark.timeout(10)
 def test_a_handler_that_neither_accepts_nor_refuses_times_the_handshake_out(
     asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

@@ -21,6 +21,7 @@ Endpoints:
 - ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
   asks whether the client has gone first, as a flow that reads bodies would; the handler sends
   what the flow saw, then echoes.
+- ``/unwelcome``: raises ``WebSocketDisconnect`` before accept() (a 403).
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
 
 Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
@@ -164,6 +165,12 @@ async def token(ws: WebSocket) -> None:
     value = ws.headers["x-token"]
     await ws.accept()
     await ws.send_text(value)
+
+
+@app.websocket("/unwelcome")
+async def unwelcome(ws: WebSocket) -> None:
+    """Raise ``WebSocketDisconnect`` before accept() (a 403)."""
+    raise WebSocketDisconnect(4001, "not welcome")
 
 
 @app.get("/plain")
