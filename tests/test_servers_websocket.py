@@ -286,6 +286,12 @@ def test_a_websocket_disconnect_raised_before_accept_is_a_403_not_logged(
     assert "without completing handshake" not in ws_server.log_text()
 
 
+def test_a_websocket_disconnect_raised_after_accept_closes_with_1000(ws_server: Uvicorn) -> None:
+    # NOTE: the app sent no close: the client saw the connection drop with no close frame.
+    with _connect(ws_server.ws_url + "/unwelcome?late=1") as ws:
+        assert _close_code(_closed_by_server(ws)) == 1000
+
+
 def test_a_handshake_without_a_header_the_handler_reads_is_403_and_not_logged(
     ws_server: Uvicorn,
 ) -> None:

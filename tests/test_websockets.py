@@ -251,11 +251,72 @@ def test_a_websocket_disconnect_the_handler_raises_before_accept_refuses_quietly
         raise WebSocketDisconnect(4001, "no token")
 
     assert handshake_messages(app.as_asgi(), websocket_scope("/ws")) == [
-        {"type": "websocket.close", "code": 1008, "reason": ""}
+        {"type": "websocket.close", "code": 1000, "reason": ""}
     ]
     with pytest.raises(WebSocketDisconnect) as refused:
         asgi_client(app).websocket_connect("/ws")
-    assert (refused.value.code, refused.value.response.status_code) == (1008, 403)
+    assert (refused.value.code, refused.value.response.status_code) == (1000, 403)
+    assert caplog.records == []
+
+
+def test_a_websocket_disconnect_the_handler_raises_after_accept_closes_with_1000(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the app sent no close: the client saw the connection drop with no close frame.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        raise WebSocketDisconnect(4001, "done")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1000
+    assert caplog.records == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in 3.11")
+@pytest.mark.parametrize("leaves", ["client", "handler"])
+def test_a_task_group_that_saw_the_client_leave_ends_quietly(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, leaves: str
+) -> None:
+    # NOTE: the group's ExceptionGroup, of one WebSocketDisconnect, was logged as the handler's
+    # error, with its traceback, whenever a client left: and raised in the test.
+    ended: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+        async def reader() -> None:
+            while True:
+                if await ws.receive_text() == "stop":
+                    raise WebSocketDisconnect(4001)
+
+        async def ticker() -> None:
+            while True:
+                await ws.send_text("tick")
+                await asyncio.sleep(0.01)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(reader())
+                group.create_task(ticker())
+        finally:
+            ended.append(ws.state)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_text() == "tick"
+        if leaves == "handler":
+            session.send_text("stop")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    session.receive_text()
+            assert closed.value.code == 1000
+    assert ended == ["closed" if leaves == "client" else "open"]
     assert caplog.records == []
 
 

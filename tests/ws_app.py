@@ -21,7 +21,8 @@ Endpoints:
 - ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
   asks whether the client has gone first, as a flow that reads bodies would; the handler sends
   what the flow saw, then echoes.
-- ``/unwelcome``: raises ``WebSocketDisconnect`` before accept() (a 403).
+- ``/unwelcome``: raises ``WebSocketDisconnect`` before accept() (a 403), or with ``?late=1``
+  after it (a close with 1000).
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
 
 Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
@@ -169,7 +170,9 @@ async def token(ws: WebSocket) -> None:
 
 @app.websocket("/unwelcome")
 async def unwelcome(ws: WebSocket) -> None:
-    """Raise ``WebSocketDisconnect`` before accept() (a 403)."""
+    """Raise ``WebSocketDisconnect`` before accept() (a 403), or after it with ``?late=1``."""
+    if ws.request.query.get("late"):
+        await ws.accept()
     raise WebSocketDisconnect(4001, "not welcome")
 
 
