@@ -117,6 +117,12 @@ class WebSocket:
                 # clients that left): the receiving loop is told once too, and ends.
                 self._gone_unreceived = False
                 raise WebSocketDisconnect(1006, _GONE)
+            if not self._client_gone:
+                # NOTE: no WebSocketDisconnect was raised: the message said it was.
+                raise RuntimeError(
+                    f"receive after close(): the app closed this WebSocket (close code "
+                    f"{self.close_code})"
+                )
             raise RuntimeError(
                 f"receive on a closed WebSocket (close code {self.close_code}); "
                 "WebSocketDisconnect was raised already"

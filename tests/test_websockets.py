@@ -845,15 +845,18 @@ def test_send_before_accept_and_after_close_raise(asgi_client: MakeClient) -> No
         await attempt(lambda: ws.send_text("late"))
         await attempt(lambda: ws.send_bytes(b"late"))
         await attempt(lambda: ws.send_json("late"))
+        await attempt(lambda: ws.receive_text())
 
     with asgi_client(app).websocket_connect("/ws") as session:
         with pytest.raises(WebSocketDisconnect) as closed:
             session.receive_text()
         assert closed.value.code == 1000
-    assert len(seen) == 6
+    assert len(seen) == 7
     assert "accept()" in seen[0]
     assert "accept()" in seen[1]
     assert all("closed" in message for message in seen[3:])
+    # NOTE: it said "WebSocketDisconnect was raised already", which none was.
+    assert seen[6] == "receive after close(): the app closed this WebSocket (close code 1000)"
 
 
 @pytest.mark.parametrize(
