@@ -690,6 +690,45 @@ def test_a_message_of_the_wrong_type_raises_type_error(
     assert [text for text, _ in seen] == [message]
 
 
+@pytest.mark.parametrize(
+    ("method", "value", "error"),
+    [
+        ("send_text", b"raw", TypeError),
+        ("send_text", None, TypeError),
+        ("send_text", "\udc80", UnicodeEncodeError),
+        ("send_bytes", "text", TypeError),
+        ("send_bytes", None, TypeError),
+    ],
+)
+def test_the_session_sends_only_what_a_real_client_can(
+    asgi_client: MakeClient, method: str, value: Any, error: type[Exception]
+) -> None:
+    # NOTE: the app got what the test gave: bytes from receive_text(), a str from
+    # receive_bytes(), a lone surrogate no UTF-8 frame can carry.
+    with asgi_client(_echo_app()).websocket_connect("/echo") as session:
+        with pytest.raises(error):
+            getattr(session, method)(value)
+        session.send_text("still open")
+        assert session.receive_text() == "still open"
+
+
+def test_the_session_sends_a_bytearray_as_bytes(asgi_client: MakeClient) -> None:
+    seen: list[object] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        seen.append(await ws.receive_bytes())
+        seen.append(await ws.receive_bytes())
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_bytes(bytearray(b"ab"))
+        session.send_bytes(memoryview(b"cd"))
+    assert seen == [b"ab", b"cd"]
+    assert [type(data) for data in seen] == [bytes, bytes]
+
+
 def test_send_bytes_takes_a_bytearray_or_a_memoryview(asgi_client: MakeClient) -> None:
     app = App()
 
