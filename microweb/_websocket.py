@@ -73,9 +73,12 @@ class WebSocket:
     async def accept(
         self,
         subprotocol: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Headers | None = None,
     ) -> None:
         """Accept the connection, optionally choosing one of the client's subprotocols.
+
+        ``headers`` go out with the acceptance, over those the flows set on the handshake of
+        the same name; a ``Set-Cookie`` is added to theirs.
 
         Raises:
             RuntimeError: If called twice or after close.
@@ -94,8 +97,18 @@ class WebSocket:
             self._closed_by_client(message)
         from_flows = getattr(self.request.state, "handshake_headers", None)
         merged = Headers(from_flows.items() if from_flows is not None else None)
-        for name, value in Headers(headers).items():
-            merged[name] = value
+        given = headers.items() if isinstance(headers, Headers) else Headers(headers).items()
+        replaced = set()
+        for name, value in given:
+            if name == "set-cookie":
+                # NOTE: one header per cookie: replaced, the flows' cookies (the session's)
+                # were lost.
+                merged.add(name, value)
+            elif name in replaced:
+                merged.add(name, value)  # NOTE: a Headers given may hold a name twice.
+            else:
+                merged[name] = value
+                replaced.add(name)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         await self._transmit(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw}

@@ -29,6 +29,7 @@ from drive import handshake_messages, websocket_scope
 from microweb import (
     App,
     ClientDisconnect,
+    Headers,
     HTTPError,
     InterfaceWarning,
     Limits,
@@ -1439,6 +1440,48 @@ def test_flow_headers_go_out_with_accept(asgi_client: MakeClient) -> None:
     assert (b"x-flow", b"yes") in headers
     assert (b"x-handler", b"yes") in headers
     assert [v for k, v in headers if k == b"x-both"] == [b"from handler"]
+
+
+def test_cookies_of_accept_are_added_to_those_of_the_flows(asgi_client: MakeClient) -> None:
+    # NOTE: accept()'s Set-Cookie replaced the flows' own: the session cookie was lost.
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.set_cookie("session", "s1")
+        response.headers["x-both"] = "from flow"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(headers={"set-cookie": "theme=dark", "x-both": "from handler"})
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in session.accepted["headers"]]
+    cookies = [v.split(b";")[0] for k, v in headers if k == b"set-cookie"]
+    assert cookies == [b"session=s1", b"theme=dark"]
+    assert [v for k, v in headers if k == b"x-both"] == [b"from handler"]
+
+
+def test_accept_takes_headers_with_a_name_twice(asgi_client: MakeClient) -> None:
+    # NOTE: a Headers (response.headers' type) failed: "too many values to unpack".
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["link"] = "</flow>"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        headers = Headers()
+        headers.add("link", "</a>")
+        headers.add("link", "</b>")
+        await ws.accept(headers=headers)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in session.accepted["headers"]]
+    assert [v for k, v in headers if k == b"link"] == [b"</a>", b"</b>"]
 
 
 def test_flow_response_refuses_the_handshake(
