@@ -82,7 +82,9 @@ class WebSocket:
 
         Raises:
             RuntimeError: If called twice or after close.
-            ValueError: If the client did not offer ``subprotocol``.
+            ValueError: If the client did not offer ``subprotocol``, or ``headers`` (or the
+                flows) set ``Upgrade``, ``Sec-WebSocket-Accept`` or
+                ``Sec-WebSocket-Extensions``, which the server sets.
             WebSocketDisconnect: If the client left during the handshake.
         """
         if self.state != CONNECTING:
@@ -109,6 +111,12 @@ class WebSocket:
             else:
                 merged[name] = value
                 replaced.add(name)
+        clash = sorted(_SERVERS_OWN.intersection(merged.keys()))
+        if clash:
+            raise ValueError(
+                f"header {clash[0]!r} of the handshake's answer is the server's to set: "
+                "another one fails the handshake in the client"
+            )
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         await self._transmit(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw}
@@ -288,6 +296,11 @@ class WebSocket:
 
 
 _GONE = "the client went away"
+
+# NOTE: the server sends its own in a 101; the app's made a second (Upgrade, Sec-WebSocket-
+# Accept), or claimed an extension the server did not agree to, and the websockets client
+# failed the handshake under Uvicorn's both protocols, while the app took it as accepted.
+_SERVERS_OWN = frozenset({"upgrade", "sec-websocket-accept", "sec-websocket-extensions"})
 
 # NOTE: what the servers do with another type differs: Uvicorn's websockets-sansio sends
 # nothing for send_text(None) and fails on a str given to send_bytes(); its legacy websockets

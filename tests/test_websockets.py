@@ -1484,6 +1484,40 @@ def test_accept_takes_headers_with_a_name_twice(asgi_client: MakeClient) -> None
     assert [v for k, v in headers if k == b"link"] == [b"</a>", b"</b>"]
 
 
+@pytest.mark.parametrize("name", ["Upgrade", "sec-websocket-accept", "Sec-WebSocket-Extensions"])
+@pytest.mark.parametrize("by", ["accept", "flow"])
+def test_a_header_the_server_sets_in_the_handshake_s_answer_fails_accept(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, name: str, by: str
+) -> None:
+    # NOTE: the server sends its own: the websockets client failed the handshake (a second
+    # Upgrade or Sec-WebSocket-Accept, an extension it did not offer), while the handler
+    # went on as if accepted; the test client accepted it.
+    seen: list[str] = []
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        if by == "flow":
+            response.headers[name] = "websocket"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await ws.accept(headers={name: "websocket"} if by == "accept" else None)
+        except ValueError as exc:
+            seen.append(str(exc))
+            raise
+
+    with pytest.raises(WebSocketDisconnect) as refused:
+        asgi_client(app).websocket_connect("/ws")
+    assert refused.value.response.status_code == 403
+    assert seen == [
+        f"header {name.lower()!r} of the handshake's answer is the server's to set: another "
+        "one fails the handshake in the client"
+    ]
+
+
 def test_flow_response_refuses_the_handshake(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
