@@ -135,6 +135,11 @@ class WebSocketSession:
 
     async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
         async def send(message: Any) -> None:
+            text = message.get("text")
+            if type(text) is str and not text.isascii():
+                # NOTE: as Uvicorn's WebSocket protocols do, which encode it first: a lone
+                # surrogate raises UnicodeEncodeError into the app, and nothing is sent.
+                text.encode("utf-8")
             await self._from_app.put(dict(message))
 
         # NOTE: set in this task's own context, which the app's task copies: the list is

@@ -713,6 +713,28 @@ def test_the_session_sends_only_what_a_real_client_can(
         assert session.receive_text() == "still open"
 
 
+def test_text_the_app_sends_with_a_lone_surrogate_raises_as_under_a_server(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: Uvicorn's protocols raise UnicodeEncodeError from send() (test_servers_websocket):
+    # the test client sent it, and a test passed that failed under a server.
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.send_text("bad \udc80")
+        except UnicodeEncodeError as exc:
+            seen.append(exc.reason)
+        await ws.send_text("after é")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_text() == "after é"
+    assert seen == ["surrogates not allowed"]
+
+
 def test_the_session_sends_a_bytearray_as_bytes(asgi_client: MakeClient) -> None:
     seen: list[object] = []
     app = App()

@@ -127,11 +127,14 @@ async def send_case(ws: WebSocket, case: str) -> None:
     """Send one message of the kind ``case`` names, then ``"after"``.
 
     ``memoryview``: ``b"view"`` as a memoryview; ``text-none``: ``send_text(None)``;
-    ``bytes-str``: ``send_bytes("a str")``. The last two fail the handler (close 1011).
+    ``bytes-str``: ``send_bytes("a str")``; ``surrogate``: a text with a lone surrogate. The
+    last three fail the handler (close 1011).
     """
     await ws.accept()
     if case == "memoryview":
         await ws.send_bytes(memoryview(b"view"))
+    elif case == "surrogate":
+        await ws.send_text("bad \udc80")
     elif case == "text-none":
         await ws.send_text(None)  # type: ignore[arg-type]
     else:
