@@ -37,7 +37,7 @@ from ._pool import WorkerPool
 from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._types import Message, Receive, Scope, Send
-from ._websocket import WebSocket, WebSocketDisconnect
+from ._websocket import WebSocket, WebSocketDisconnect, only_disconnects
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -376,7 +376,12 @@ class ASGIDriver:
         try:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
-            pass
+            # NOTE: the client's leaving, and the socket is closed already (this close does
+            # nothing), or the handler's own, which ends the connection as a return does. The
+            # app answered nothing for that one: before accept(), Uvicorn sent a 500 and logged
+            # "ASGI callable returned without completing handshake"; after, the client got no
+            # close frame.
+            await ws.close(1000)
         except HTTPError as exc:
             # NOTE: an answer the app chose (a header the client did not send, say): not
             # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
@@ -384,6 +389,11 @@ class ASGIDriver:
             exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
             await ws.close(1008 if exc.status < 500 else 1011)
         except (Exception, asyncio.CancelledError) as exc:
+            if only_disconnects(exc):
+                # NOTE: a TaskGroup's, when its reading task saw the client leave: the client's
+                # leaving, as above, which was logged as an error with its traceback.
+                await ws.close(1000)
+                return
             error = error_of_request(exc)
             logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=error)
             report_unhandled(error)  # NOTE: before the close, which a test client then raises.

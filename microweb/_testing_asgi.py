@@ -135,6 +135,11 @@ class WebSocketSession:
 
     async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
         async def send(message: Any) -> None:
+            text = message.get("text")
+            if type(text) is str and not text.isascii():
+                # NOTE: as Uvicorn's WebSocket protocols do, which encode it first: a lone
+                # surrogate raises UnicodeEncodeError into the app, and nothing is sent.
+                text.encode("utf-8")
             await self._from_app.put(dict(message))
 
         # NOTE: set in this task's own context, which the app's task copies: the list is
@@ -225,14 +230,33 @@ class WebSocketSession:
             raise RuntimeError(SESSION_CUT_OFF)
 
     def send_text(self, text: str) -> None:
-        """Send a text message to the app."""
+        """Send a text message to the app.
+
+        Raises:
+            TypeError: If ``text`` is not a ``str``; nothing is sent.
+            UnicodeEncodeError: If ``text`` has a lone surrogate, which UTF-8 cannot carry.
+        """
+        # NOTE: the app got what it was given: bytes from receive_text(), a lone surrogate a
+        # real client cannot send (a WebSocket client encodes text in UTF-8 first).
+        if not isinstance(text, str):
+            raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
+        text.encode("utf-8")
         self._check_client()
         self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
 
-    def send_bytes(self, data: bytes) -> None:
-        """Send a binary message to the app."""
+    def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
+        """Send a binary message to the app.
+
+        Raises:
+            TypeError: If ``data`` is not bytes-like; nothing is sent.
+        """
+        # NOTE: the app got what it was given: a str from receive_bytes(); a bytearray where
+        # a server's message carries bytes.
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
         self._check_client()
-        self._loop.run(self._to_app.put({"type": "websocket.receive", "bytes": data}))
+        message = {"type": "websocket.receive", "bytes": bytes(data)}
+        self._loop.run(self._to_app.put(message))
 
     def send_json(self, value: Any) -> None:
         """Send ``value`` as a JSON text message."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -72,13 +73,18 @@ class WebSocket:
     async def accept(
         self,
         subprotocol: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Headers | None = None,
     ) -> None:
         """Accept the connection, optionally choosing one of the client's subprotocols.
 
+        ``headers`` go out with the acceptance, over those the flows set on the handshake of
+        the same name; a ``Set-Cookie`` is added to theirs.
+
         Raises:
             RuntimeError: If called twice or after close.
-            ValueError: If the client did not offer ``subprotocol``.
+            ValueError: If the client did not offer ``subprotocol``, or ``headers`` (or the
+                flows) set ``Upgrade``, ``Sec-WebSocket-Accept`` or
+                ``Sec-WebSocket-Extensions``, which the server sets.
             WebSocketDisconnect: If the client left during the handshake.
         """
         if self.state != CONNECTING:
@@ -93,8 +99,24 @@ class WebSocket:
             self._closed_by_client(message)
         from_flows = getattr(self.request.state, "handshake_headers", None)
         merged = Headers(from_flows.items() if from_flows is not None else None)
-        for name, value in Headers(headers).items():
-            merged[name] = value
+        given = headers.items() if isinstance(headers, Headers) else Headers(headers).items()
+        replaced = set()
+        for name, value in given:
+            if name == "set-cookie":
+                # NOTE: one header per cookie: replaced, the flows' cookies (the session's)
+                # were lost.
+                merged.add(name, value)
+            elif name in replaced:
+                merged.add(name, value)  # NOTE: a Headers given may hold a name twice.
+            else:
+                merged[name] = value
+                replaced.add(name)
+        clash = sorted(_SERVERS_OWN.intersection(merged.keys()))
+        if clash:
+            raise ValueError(
+                f"header {clash[0]!r} of the handshake's answer is the server's to set: "
+                "another one fails the handshake in the client"
+            )
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         await self._transmit(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw}
@@ -116,6 +138,12 @@ class WebSocket:
                 # clients that left): the receiving loop is told once too, and ends.
                 self._gone_unreceived = False
                 raise WebSocketDisconnect(1006, _GONE)
+            if not self._client_gone:
+                # NOTE: no WebSocketDisconnect was raised: the message said it was.
+                raise RuntimeError(
+                    f"receive after close(): the app closed this WebSocket (close code "
+                    f"{self.close_code})"
+                )
             raise RuntimeError(
                 f"receive on a closed WebSocket (close code {self.close_code}); "
                 "WebSocketDisconnect was raised already"
@@ -251,6 +279,8 @@ class WebSocket:
         Raises:
             ValueError: If the code may not be sent, or the reason is too long; the connection
                 is left as it was.
+            TypeError: If the code is not an ``int``, or the reason not a ``str``; the
+                connection is left as it was.
         """
         _check_close(code, reason)
         if self.state == CLOSED:
@@ -267,6 +297,11 @@ class WebSocket:
 
 _GONE = "the client went away"
 
+# NOTE: the server sends its own in a 101; the app's made a second (Upgrade, Sec-WebSocket-
+# Accept), or claimed an extension the server did not agree to, and the websockets client
+# failed the handshake under Uvicorn's both protocols, while the app took it as accepted.
+_SERVERS_OWN = frozenset({"upgrade", "sec-websocket-accept", "sec-websocket-extensions"})
+
 # NOTE: what the servers do with another type differs: Uvicorn's websockets-sansio sends
 # nothing for send_text(None) and fails on a str given to send_bytes(); its legacy websockets
 # implementation sends that str as a text message, and fails on None. So both check first.
@@ -281,6 +316,12 @@ MAX_REASON = 123
 
 
 def _check_close(code: int, reason: str) -> None:
+    # NOTE: 1000.0 == 1000 passed the check below, and the server's struct.pack() of it raised
+    # from send(): the client got no close frame. An IntEnum code is an int, and is sent.
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise TypeError(f"close() takes an int code, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"close() takes a str reason, not {type(reason).__name__}")
     if code not in _SENDABLE:
         raise ValueError(
             f"close code {code!r} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
@@ -288,6 +329,19 @@ def _check_close(code: int, reason: str) -> None:
     size = len(reason.encode("utf-8"))
     if size > MAX_REASON:
         raise ValueError(f"close reason of {size} bytes: at most {MAX_REASON} bytes fit (UTF-8)")
+
+
+# NOTE: exception groups (and asyncio.TaskGroup) are new in Python 3.11.
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)
+
+
+def only_disconnects(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is an exception group of ``WebSocketDisconnect`` only (an
+    ``asyncio.TaskGroup``'s whose reading task saw the client leave)."""
+    if _GROUP is None or not isinstance(exc, _GROUP):
+        return False
+    group: Any = exc
+    return group.split(WebSocketDisconnect)[1] is None
 
 
 async def _until_disconnect(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:

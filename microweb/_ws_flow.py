@@ -30,6 +30,7 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
   Uvicorn sent no answer, kept the connection, and failed on it at shutdown.
 - A handshake the app refused with a response of its own (the denial-response extension) is
   complete once that response is sent: Uvicorn logged an error for every such refusal.
+- A handshake the app has not answered when the server stops gets 503: Uvicorn sent 500.
 - A client that reads nothing of what the app sends is closed after ``--client-timeout``, as
   over HTTP (``_stall.StallTimer``): the app's send waited for ever, and so did the close of
   Uvicorn's keepalive ping timeout, which waits for the buffer to be sent.
@@ -131,6 +132,17 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             # after a refused handshake, which raised (websockets was still connecting), and
             # the server stopped with a traceback before the app's shutdown hooks ran.
             self.stop_keepalive()
+            self.transport.close()
+            return
+        if not self.handshake_complete and self.initial_response is None:
+            # NOTE: a handshake the app has not answered yet: Uvicorn answered 500, a server
+            # error, where the server is stopping. SPEC: RFC 9110 15.6.4, 503.
+            self.stop_keepalive()
+            self.handshake_initiated = self.handshake_complete = self.close_sent = True
+            self.conn.send_response(
+                self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, "The server is stopping.\n")
+            )
+            self.transport.write(b"".join(self.conn.data_to_send()))
             self.transport.close()
             return
         super().shutdown()

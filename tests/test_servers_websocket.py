@@ -246,6 +246,8 @@ def test_a_memoryview_goes_out_as_a_binary_message(ws_server: Uvicorn) -> None:
     [
         ("text-none", "send_text() takes a str, not NoneType"),
         ("bytes-str", "send_bytes() takes bytes, not str: send_text() sends a str"),
+        # NOTE: the server's own error, which the test client raises too (test_websockets).
+        ("surrogate", "surrogates not allowed"),
     ],
 )
 def test_a_message_of_the_wrong_type_fails_the_handler_with_1011(
@@ -273,6 +275,23 @@ def test_handshake_without_a_websocket_route_is_403(ws_server: Uvicorn, path: st
         _connect(ws_server.ws_url + path)
     assert refused.value.response.status_code == 403
     assert httpx.get(ws_server.http_url + "/plain", timeout=TIMEOUT).text == "plain"
+
+
+def test_a_websocket_disconnect_raised_before_accept_is_a_403_not_logged(
+    ws_server: Uvicorn,
+) -> None:
+    # NOTE: the app sent nothing: Uvicorn answered 500 and logged "ASGI callable returned
+    # without completing handshake."
+    with pytest.raises(InvalidStatus) as refused:
+        _connect(ws_server.ws_url + "/unwelcome")
+    assert refused.value.response.status_code == 403
+    assert "without completing handshake" not in ws_server.log_text()
+
+
+def test_a_websocket_disconnect_raised_after_accept_closes_with_1000(ws_server: Uvicorn) -> None:
+    # NOTE: the app sent no close: the client saw the connection drop with no close frame.
+    with _connect(ws_server.ws_url + "/unwelcome?late=1") as ws:
+        assert _close_code(_closed_by_server(ws)) == 1000
 
 
 def test_a_handshake_without_a_header_the_handler_reads_is_403_and_not_logged(

@@ -9,6 +9,7 @@ Handlers record what they saw in a list; a session's ``close()`` (also at the en
 from __future__ import annotations
 
 import asyncio
+import enum
 import gc
 import importlib.util
 import json
@@ -28,6 +29,7 @@ from drive import handshake_messages, websocket_scope
 from microweb import (
     App,
     ClientDisconnect,
+    Headers,
     HTTPError,
     InterfaceWarning,
     Limits,
@@ -236,6 +238,87 @@ def test_handler_that_never_accepts_refuses_the_handshake(asgi_client: MakeClien
     assert (refused.value.code, refused.value.response.status_code) == (1000, 403)
     with client.websocket_connect("/ws?token=ok"):
         pass
+
+
+def test_a_websocket_disconnect_the_handler_raises_before_accept_refuses_quietly(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the app answered nothing: Uvicorn sent a 500 and logged an error, as for an app
+    # that returned without completing the handshake.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise WebSocketDisconnect(4001, "no token")
+
+    assert handshake_messages(app.as_asgi(), websocket_scope("/ws")) == [
+        {"type": "websocket.close", "code": 1000, "reason": ""}
+    ]
+    with pytest.raises(WebSocketDisconnect) as refused:
+        asgi_client(app).websocket_connect("/ws")
+    assert (refused.value.code, refused.value.response.status_code) == (1000, 403)
+    assert caplog.records == []
+
+
+def test_a_websocket_disconnect_the_handler_raises_after_accept_closes_with_1000(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the app sent no close: the client saw the connection drop with no close frame.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        raise WebSocketDisconnect(4001, "done")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1000
+    assert caplog.records == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in 3.11")
+@pytest.mark.parametrize("leaves", ["client", "handler"])
+def test_a_task_group_that_saw_the_client_leave_ends_quietly(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, leaves: str
+) -> None:
+    # NOTE: the group's ExceptionGroup, of one WebSocketDisconnect, was logged as the handler's
+    # error, with its traceback, whenever a client left: and raised in the test.
+    ended: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+        async def reader() -> None:
+            while True:
+                if await ws.receive_text() == "stop":
+                    raise WebSocketDisconnect(4001)
+
+        async def ticker() -> None:
+            while True:
+                await ws.send_text("tick")
+                await asyncio.sleep(0.01)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(reader())
+                group.create_task(ticker())
+        finally:
+            ended.append(ws.state)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_text() == "tick"
+        if leaves == "handler":
+            session.send_text("stop")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    session.receive_text()
+            assert closed.value.code == 1000
+    assert ended == ["closed" if leaves == "client" else "open"]
+    assert caplog.records == []
 
 
 @pytest.mark.timeout(10)
@@ -555,6 +638,44 @@ def test_close_refuses_what_the_server_cannot_send(
 
 
 @pytest.mark.parametrize(
+    ("code", "reason", "message"),
+    [
+        (1000.0, "", "close() takes an int code, not float"),
+        (True, "", "close() takes an int code, not bool"),
+        ("1000", "", "close() takes an int code, not str"),
+        (1000, None, "close() takes a str reason, not NoneType"),
+        (1000, b"bye", "close() takes a str reason, not bytes"),
+    ],
+)
+def test_close_refuses_a_code_or_reason_of_another_type(
+    asgi_client: MakeClient, code: Any, reason: Any, message: str
+) -> None:
+    # NOTE: 1000.0 == 1000 passed the check of the code, and a real server's struct.pack()
+    # raised from send(): the client got no close frame at all, and the handler's failure
+    # could close with 1011 no more (the socket was closed already); a None reason was an
+    # AttributeError.
+    seen = failed_call(asgi_client, lambda ws: ws.close(code, reason), TypeError)
+    assert seen == [(message, "open")]
+
+
+def test_close_takes_an_int_enum_code(asgi_client: MakeClient) -> None:
+    class Code(enum.IntEnum):
+        ROOM_CLOSED = 4000
+
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close(Code.ROOM_CLOSED)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 4000
+
+
+@pytest.mark.parametrize(
     ("method", "value", "message"),
     [
         ("send_text", None, "send_text() takes a str, not NoneType"),
@@ -568,6 +689,67 @@ def test_a_message_of_the_wrong_type_raises_type_error(
 ) -> None:
     seen = failed_call(asgi_client, lambda ws: getattr(ws, method)(value), TypeError)
     assert [text for text, _ in seen] == [message]
+
+
+@pytest.mark.parametrize(
+    ("method", "value", "error"),
+    [
+        ("send_text", b"raw", TypeError),
+        ("send_text", None, TypeError),
+        ("send_text", "\udc80", UnicodeEncodeError),
+        ("send_bytes", "text", TypeError),
+        ("send_bytes", None, TypeError),
+    ],
+)
+def test_the_session_sends_only_what_a_real_client_can(
+    asgi_client: MakeClient, method: str, value: Any, error: type[Exception]
+) -> None:
+    # NOTE: the app got what the test gave: bytes from receive_text(), a str from
+    # receive_bytes(), a lone surrogate no UTF-8 frame can carry.
+    with asgi_client(_echo_app()).websocket_connect("/echo") as session:
+        with pytest.raises(error):
+            getattr(session, method)(value)
+        session.send_text("still open")
+        assert session.receive_text() == "still open"
+
+
+def test_text_the_app_sends_with_a_lone_surrogate_raises_as_under_a_server(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: Uvicorn's protocols raise UnicodeEncodeError from send() (test_servers_websocket):
+    # the test client sent it, and a test passed that failed under a server.
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.send_text("bad \udc80")
+        except UnicodeEncodeError as exc:
+            seen.append(exc.reason)
+        await ws.send_text("after é")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        assert session.receive_text() == "after é"
+    assert seen == ["surrogates not allowed"]
+
+
+def test_the_session_sends_a_bytearray_as_bytes(asgi_client: MakeClient) -> None:
+    seen: list[object] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        seen.append(await ws.receive_bytes())
+        seen.append(await ws.receive_bytes())
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_bytes(bytearray(b"ab"))
+        session.send_bytes(memoryview(b"cd"))
+    assert seen == [b"ab", b"cd"]
+    assert [type(data) for data in seen] == [bytes, bytes]
 
 
 def test_send_bytes_takes_a_bytearray_or_a_memoryview(asgi_client: MakeClient) -> None:
@@ -725,15 +907,18 @@ def test_send_before_accept_and_after_close_raise(asgi_client: MakeClient) -> No
         await attempt(lambda: ws.send_text("late"))
         await attempt(lambda: ws.send_bytes(b"late"))
         await attempt(lambda: ws.send_json("late"))
+        await attempt(lambda: ws.receive_text())
 
     with asgi_client(app).websocket_connect("/ws") as session:
         with pytest.raises(WebSocketDisconnect) as closed:
             session.receive_text()
         assert closed.value.code == 1000
-    assert len(seen) == 6
+    assert len(seen) == 7
     assert "accept()" in seen[0]
     assert "accept()" in seen[1]
     assert all("closed" in message for message in seen[3:])
+    # NOTE: it said "WebSocketDisconnect was raised already", which none was.
+    assert seen[6] == "receive after close(): the app closed this WebSocket (close code 1000)"
 
 
 @pytest.mark.parametrize(
@@ -1277,6 +1462,82 @@ def test_flow_headers_go_out_with_accept(asgi_client: MakeClient) -> None:
     assert (b"x-flow", b"yes") in headers
     assert (b"x-handler", b"yes") in headers
     assert [v for k, v in headers if k == b"x-both"] == [b"from handler"]
+
+
+def test_cookies_of_accept_are_added_to_those_of_the_flows(asgi_client: MakeClient) -> None:
+    # NOTE: accept()'s Set-Cookie replaced the flows' own: the session cookie was lost.
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.set_cookie("session", "s1")
+        response.headers["x-both"] = "from flow"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(headers={"set-cookie": "theme=dark", "x-both": "from handler"})
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in session.accepted["headers"]]
+    cookies = [v.split(b";")[0] for k, v in headers if k == b"set-cookie"]
+    assert cookies == [b"session=s1", b"theme=dark"]
+    assert [v for k, v in headers if k == b"x-both"] == [b"from handler"]
+
+
+def test_accept_takes_headers_with_a_name_twice(asgi_client: MakeClient) -> None:
+    # NOTE: a Headers (response.headers' type) failed: "too many values to unpack".
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["link"] = "</flow>"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        headers = Headers()
+        headers.add("link", "</a>")
+        headers.add("link", "</b>")
+        await ws.accept(headers=headers)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in session.accepted["headers"]]
+    assert [v for k, v in headers if k == b"link"] == [b"</a>", b"</b>"]
+
+
+@pytest.mark.parametrize("name", ["Upgrade", "sec-websocket-accept", "Sec-WebSocket-Extensions"])
+@pytest.mark.parametrize("by", ["accept", "flow"])
+def test_a_header_the_server_sets_in_the_handshake_s_answer_fails_accept(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, name: str, by: str
+) -> None:
+    # NOTE: the server sends its own: the websockets client failed the handshake (a second
+    # Upgrade or Sec-WebSocket-Accept, an extension it did not offer), while the handler
+    # went on as if accepted; the test client accepted it.
+    seen: list[str] = []
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        if by == "flow":
+            response.headers[name] = "websocket"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await ws.accept(headers={name: "websocket"} if by == "accept" else None)
+        except ValueError as exc:
+            seen.append(str(exc))
+            raise
+
+    with pytest.raises(WebSocketDisconnect) as refused:
+        asgi_client(app).websocket_connect("/ws")
+    assert refused.value.response.status_code == 403
+    assert seen == [
+        f"header {name.lower()!r} of the handshake's answer is the server's to set: another "
+        "one fails the handshake in the client"
+    ]
 
 
 def test_flow_response_refuses_the_handshake(

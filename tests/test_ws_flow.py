@@ -556,3 +556,42 @@ def test_a_send_after_the_server_closed_on_a_bad_frame_is_a_disconnect(
         asyncio.run(connection())
     assert ended == [1006]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_handshake_the_app_has_not_answered_gets_503_at_shutdown() -> None:
+    # NOTE: Uvicorn's protocol answered 500 Internal Server Error: no error, the server stops.
+    ended: list[str] = []
+    app = App()
+    go = asyncio.Event()
+
+    @app.websocket("/ws")
+    async def slow(ws: WebSocket) -> None:
+        await go.wait()
+        try:
+            await ws.accept()
+        except WebSocketDisconnect as exc:
+            ended.append(f"disconnect {exc.code}")
+            raise
+
+    async def connection() -> bytes:
+        config = uvicorn.Config(app.as_asgi(), lifespan="off", log_level="critical")
+        config.load()
+        loop = asyncio.get_running_loop()
+        protocol = FlowControlledWebSockets(config, ServerState(), {}, loop)
+        transport = _Unread(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(HANDSHAKE)
+        await asyncio.sleep(0.05)
+        protocol.shutdown()
+        go.set()
+        for _ in range(100):
+            if ended:
+                break
+            await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        return bytes(transport.written)
+
+    written = asyncio.run(connection())
+    assert written.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert written.endswith(b"\r\n\r\nThe server is stopping.\n")
+    assert ended == ["disconnect 1006"]

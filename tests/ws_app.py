@@ -21,6 +21,8 @@ Endpoints:
 - ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
   asks whether the client has gone first, as a flow that reads bodies would; the handler sends
   what the flow saw, then echoes.
+- ``/unwelcome``: raises ``WebSocketDisconnect`` before accept() (a 403), or with ``?late=1``
+  after it (a close with 1000).
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
 
 Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
@@ -125,11 +127,14 @@ async def send_case(ws: WebSocket, case: str) -> None:
     """Send one message of the kind ``case`` names, then ``"after"``.
 
     ``memoryview``: ``b"view"`` as a memoryview; ``text-none``: ``send_text(None)``;
-    ``bytes-str``: ``send_bytes("a str")``. The last two fail the handler (close 1011).
+    ``bytes-str``: ``send_bytes("a str")``; ``surrogate``: a text with a lone surrogate. The
+    last three fail the handler (close 1011).
     """
     await ws.accept()
     if case == "memoryview":
         await ws.send_bytes(memoryview(b"view"))
+    elif case == "surrogate":
+        await ws.send_text("bad \udc80")
     elif case == "text-none":
         await ws.send_text(None)  # type: ignore[arg-type]
     else:
@@ -164,6 +169,14 @@ async def token(ws: WebSocket) -> None:
     value = ws.headers["x-token"]
     await ws.accept()
     await ws.send_text(value)
+
+
+@app.websocket("/unwelcome")
+async def unwelcome(ws: WebSocket) -> None:
+    """Raise ``WebSocketDisconnect`` before accept() (a 403), or after it with ``?late=1``."""
+    if ws.request.query.get("late"):
+        await ws.accept()
+    raise WebSocketDisconnect(4001, "not welcome")
 
 
 @app.get("/plain")
