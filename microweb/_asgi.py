@@ -29,7 +29,7 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect, HTTPError, own_cancellation, report_unhandled
+from ._errors import ClientDisconnect, HTTPError, only_of, own_cancellation, report_unhandled
 from ._file_threads import close_in_file_thread
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
@@ -37,7 +37,7 @@ from ._pool import WorkerPool
 from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._types import Message, Receive, Scope, Send
-from ._websocket import WebSocket, WebSocketDisconnect, only_disconnects
+from ._websocket import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -389,7 +389,7 @@ class ASGIDriver:
             exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
             await ws.close(1008 if exc.status < 500 else 1011)
         except (Exception, asyncio.CancelledError) as exc:
-            if only_disconnects(exc):
+            if only_of(exc, WebSocketDisconnect) is not None:
                 # NOTE: a TaskGroup's, when its reading task saw the client leave: the client's
                 # leaving, as above, which was logged as an error with its traceback.
                 await ws.close(1000)

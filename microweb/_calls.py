@@ -17,6 +17,7 @@ from ._effects import Colored, Effects, Offload
 from ._errors import (
     ClientDisconnect,
     HTTPError,
+    only_of,
     raise_own_cancellation,
     report_unhandled,
     status_phrase,
@@ -59,7 +60,17 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
 
 
 def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
-    """Turn ``exc`` into a response: a registered error handler's, or the default one."""
+    """Turn ``exc`` into a response: a registered error handler's, or the default one.
+
+    Raises:
+        ClientDisconnect: For an exception group of them only (a ``TaskGroup``'s whose task
+            read the body of a client that left): nothing should be sent.
+    """
+    left = only_of(exc, ClientDisconnect)
+    if left is not None:
+        # NOTE: a client's leaving, as a ClientDisconnect alone is: it was logged as an
+        # unhandled error with its traceback, and answered with a 500.
+        raise left
     # NOTE: an error page may answer a request that flows it raised in front of never saw:
     # request.session is then an empty one, not the error of a flow that reads it too early.
     request._error_page = True

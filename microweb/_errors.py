@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from concurrent.futures import CancelledError
 from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from ._datastructures import check_header
 
@@ -107,6 +108,25 @@ class HTTPError(Exception):
 
 class ClientDisconnect(Exception):
     """The client went away before the request body was read to its end."""
+
+
+# NOTE: exception groups (and asyncio.TaskGroup) are new in Python 3.11.
+_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)
+E = TypeVar("E", bound=BaseException)
+
+
+def only_of(exc: BaseException, kind: type[E]) -> E | None:
+    """Return the first ``kind`` in ``exc`` when ``exc`` is an exception group of ``kind``
+    only (an ``asyncio.TaskGroup``'s whose task saw the client leave), else ``None``."""
+    if _GROUP is None or not isinstance(exc, _GROUP):
+        return None
+    group: Any = exc
+    if group.split(kind)[1] is not None:
+        return None
+    while isinstance(group, _GROUP):
+        group = group.exceptions[0]
+    found: E = group
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -329,19 +328,6 @@ def _check_close(code: int, reason: str) -> None:
     size = len(reason.encode("utf-8"))
     if size > MAX_REASON:
         raise ValueError(f"close reason of {size} bytes: at most {MAX_REASON} bytes fit (UTF-8)")
-
-
-# NOTE: exception groups (and asyncio.TaskGroup) are new in Python 3.11.
-_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)
-
-
-def only_disconnects(exc: BaseException) -> bool:
-    """Tell whether ``exc`` is an exception group of ``WebSocketDisconnect`` only (an
-    ``asyncio.TaskGroup``'s whose reading task saw the client leave)."""
-    if _GROUP is None or not isinstance(exc, _GROUP):
-        return False
-    group: Any = exc
-    return group.split(WebSocketDisconnect)[1] is None
 
 
 async def _until_disconnect(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sys
 import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -1443,6 +1444,32 @@ def test_a_client_disconnect_raised_by_an_error_handler_is_a_default_400(
     response = make_client(app).get("/")
     assert (response.status_code, response.text) == (400, "left while the error was answered")
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are new in 3.11")
+@pytest.mark.parametrize("mixed", [False, True])
+def test_an_exception_group_of_client_disconnects_is_one_client_disconnect(
+    make_client: MakeClient, colour: str, mixed: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: an asyncio.TaskGroup whose task read the body of a client that left raises them
+    # in a group: it was logged as an unhandled error with its traceback, and a 500.
+    app = App()
+
+    def gone(request: Request) -> None:
+        inner = [ClientDisconnect("left during the read")]
+        other: list[Exception] = [KeyError("x")] if mixed else []
+        group = ExceptionGroup("reader", inner)  # noqa: F821 (3.11+)
+        raise ExceptionGroup("task group", [group, *other])  # noqa: F821 (3.11+)
+
+    app.get("/")(in_colour(colour, gone))
+    response = make_client(app).get("/")
+    errors = [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    if mixed:
+        assert response.status_code == 500
+        assert errors == ["unhandled error in GET /"]
+    else:
+        assert (response.status_code, response.text) == (400, "left during the read")
+        assert errors == []
 
 
 def test_a_head_request_whose_handler_raises_client_disconnect_gets_a_bare_400(
