@@ -83,7 +83,8 @@ class WebSocket:
             RuntimeError: If called twice or after close.
             ValueError: If the client did not offer ``subprotocol``, or ``headers`` (or the
                 flows) set ``Upgrade``, ``Sec-WebSocket-Accept`` or
-                ``Sec-WebSocket-Extensions``, which the server sets.
+                ``Sec-WebSocket-Extensions``, which the server sets, or
+                ``Sec-WebSocket-Protocol``, which ``subprotocol`` sets.
             WebSocketDisconnect: If the client left during the handshake.
         """
         if self.state != CONNECTING:
@@ -110,6 +111,13 @@ class WebSocket:
             else:
                 merged[name] = value
                 replaced.add(name)
+        if "sec-websocket-protocol" in merged:
+            # NOTE: past the check above: the client got a subprotocol it may not have offered
+            # (and failed the handshake), or two, and the test client saw none.
+            raise ValueError(
+                "choose the subprotocol with accept(subprotocol=...), not a "
+                "Sec-WebSocket-Protocol header"
+            )
         clash = sorted(_SERVERS_OWN.intersection(merged.keys()))
         if clash:
             raise ValueError(

@@ -1540,6 +1540,31 @@ def test_a_header_the_server_sets_in_the_handshake_s_answer_fails_accept(
     ]
 
 
+@pytest.mark.parametrize("subprotocol", [None, "chat"])
+def test_a_sec_websocket_protocol_header_in_accept_points_to_subprotocol(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, subprotocol: str | None
+) -> None:
+    # NOTE: the header went past the check of subprotocol=: under Uvicorn the client got a
+    # subprotocol it had not offered (and failed the handshake) or two; the test client none.
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await ws.accept(subprotocol, headers={"Sec-WebSocket-Protocol": "other"})
+        except ValueError as exc:
+            seen.append(str(exc))
+            raise
+
+    with pytest.raises(WebSocketDisconnect) as refused:
+        asgi_client(app).websocket_connect("/ws", subprotocols=["chat"])
+    assert refused.value.response.status_code == 403
+    assert seen == [
+        "choose the subprotocol with accept(subprotocol=...), not a Sec-WebSocket-Protocol header"
+    ]
+
+
 def test_flow_response_refuses_the_handshake(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
