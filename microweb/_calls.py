@@ -66,7 +66,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         ClientDisconnect: For an exception group of them only (a ``TaskGroup``'s whose task
             read the body of a client that left): nothing should be sent.
     """
-    left = only_of(exc, ClientDisconnect)
+    left = None if isinstance(exc, HTTPError) else only_of(exc, ClientDisconnect)
     if left is not None:
         # NOTE: a client's leaving, as a ClientDisconnect alone is: it was logged as an
         # unhandled error with its traceback, and answered with a 500.

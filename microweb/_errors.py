@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Mapping
 from concurrent.futures import CancelledError
 from contextvars import ContextVar
@@ -110,20 +111,24 @@ class ClientDisconnect(Exception):
     """The client went away before the request body was read to its end."""
 
 
-# NOTE: exception groups (and asyncio.TaskGroup) are new in Python 3.11.
-_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)
 E = TypeVar("E", bound=BaseException)
+_BUILTIN_GROUP: Any = getattr(builtins, "BaseExceptionGroup", None)
 
 
 def only_of(exc: BaseException, kind: type[E]) -> E | None:
     """Return the first ``kind`` in ``exc`` when ``exc`` is an exception group of ``kind``
     only (an ``asyncio.TaskGroup``'s whose task saw the client leave), else ``None``."""
-    if _GROUP is None or not isinstance(exc, _GROUP):
+    # NOTE: exception groups are new in Python 3.11; on 3.10, anyio's task groups raise those
+    # of the exceptiongroup backport, looked for only if something imported it.
+    group_type = _BUILTIN_GROUP or getattr(
+        sys.modules.get("exceptiongroup"), "BaseExceptionGroup", None
+    )
+    if group_type is None or not isinstance(exc, group_type):
         return None
     group: Any = exc
     if group.split(kind)[1] is not None:
         return None
-    while isinstance(group, _GROUP):
+    while isinstance(group, group_type):
         group = group.exceptions[0]
     found: E = group
     return found
