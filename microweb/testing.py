@@ -49,7 +49,13 @@ from ._testing_asgi import (
     handshake_headers,
 )
 from ._testing_http import ASGITransport, SyncBody
-from ._testing_wsgi import CLIENT_ADDRESS, WRITTEN_PATH, WSGITransport, written_path
+from ._testing_wsgi import (
+    CLIENT_ADDRESS,
+    WRITTEN_PATH,
+    WSGITransport,
+    check_peer,
+    written_path,
+)
 
 __all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
 
@@ -99,7 +105,8 @@ class TestClient:
             ``request.scheme`` ``"https"`` under both interfaces.
         client: The peer address the app sees (``request.client``), as a server gives it
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
-            depends on it, such as ``ProxyHeaders``.
+            depends on it, such as ``ProxyHeaders``; ``None`` for a peer with no address, as
+            a Unix socket's (``request.client`` is ``None``).
         headers: Headers sent with every request and WebSocket handshake.
         cookies: Cookies to start with (a mapping of names to values, or an
             ``httpx.Cookies``); they go to the app's host on any path.
@@ -119,12 +126,15 @@ class TestClient:
             prefix, as a browser sends them (``client.get("/app/items")``).
 
     Raises:
-        ValueError: For an unknown ``interface``, or a ``root_path`` that does not start with
-            ``/`` or that ends with one.
-        TypeError: If ``ignore_headers`` is one string.
+        ValueError: For an unknown ``interface``, a ``base_url`` that is not an ``http://`` or
+            ``https://`` URL with a host, or a ``root_path`` that does not start with ``/`` or
+            that ends with one.
+        TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
+            ``(host, port)`` tuple nor ``None``.
 
     Attributes:
-        base_url: As given; read on every request and WebSocket handshake.
+        base_url: As given; read on every request and WebSocket handshake, and checked as
+            when given.
         headers: An ``httpx.Headers``, read on every request and handshake: a test may
             change it as it goes (``client.headers["authorization"] = ...`` after a login).
         cookies: An ``httpx.Cookies``, the one jar of both interfaces. Each answer's
@@ -151,7 +161,7 @@ class TestClient:
         app: App,
         interface: Interface = "wsgi",
         base_url: str = "http://testserver",
-        client: tuple[str, int] = CLIENT_ADDRESS,
+        client: tuple[str, int] | None = CLIENT_ADDRESS,
         *,
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | httpx.Cookies | None = None,
@@ -171,7 +181,7 @@ class TestClient:
         if isinstance(ignore_headers, str):
             raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
         self.app, self.interface, self.base_url = app, interface, base_url
-        self.client = client
+        self.client = check_peer(client)
         self.headers = httpx.Headers(headers)
         self.cookies = cookies
         self.follow_redirects = follow_redirects
@@ -189,6 +199,23 @@ class TestClient:
         self._release_wsgi: weakref.finalize[Any, TestClient] | None = None
         self._release_asgi: weakref.finalize[Any, TestClient] | None = None
         self._given: GivenCookies = weakref.WeakKeyDictionary()
+
+    @property
+    def base_url(self) -> str:
+        """The scheme and host (and a path, put in front of each request's) requests go to."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, base_url: str) -> None:
+        # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
+        # ASGI side served it, and "testserver" with a ValueError about a URL type.
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                f"base_url must be an http:// or https:// URL with a host, such as "
+                f"'http://testserver', got {base_url!r}"
+            )
+        self._base_url = base_url
 
     @property
     def root_path(self) -> str:
@@ -488,7 +515,7 @@ class TestClient:
         secure = target.scheme == "https"
         written = written_path(self.base_url, url)
         raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
-        scope = {
+        scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",

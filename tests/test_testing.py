@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from conftest import loop_runs_here
 
@@ -786,3 +787,60 @@ def test_a_streamed_answer_is_read_and_closed_as_served_when_the_test_is_async(
 
     asyncio.run(test())
     assert after == [False]
+
+
+# -- base_url and client, checked ---------------------------------------------------------------
+
+
+def _peer_app() -> App:
+    app = App()
+
+    @app.get("/peer")
+    def peer(request: Request) -> dict[str, Any]:
+        return {"client": request.client and list(request.client), "scheme": request.scheme}
+
+    @app.get("/away")
+    def away(request: Request) -> Response:
+        return Response.redirect("ftp://files.example/report.pdf")
+
+    return app
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize("base_url", ["ftp://files.example", "testserver", "http://"])
+def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
+    interface: str, base_url: str
+) -> None:
+    # NOTE: "ftp://..." failed with KeyError('ftp') under WSGI and was served under ASGI.
+    with pytest.raises(ValueError, match="base_url must be an http:// or https:// URL"):
+        TestClient(_peer_app(), interface=interface, base_url=base_url)
+    with TestClient(_peer_app(), interface=interface) as client:
+        with pytest.raises(ValueError, match="base_url must be"):
+            client.base_url = base_url
+        assert client.get("/peer").json()["scheme"] == "http"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_followed_redirect_to_another_scheme_raises_as_httpx_does(interface: str) -> None:
+    with TestClient(_peer_app(), interface=interface) as client:
+        assert client.get("/away").headers["location"] == "ftp://files.example/report.pdf"
+        with pytest.raises(httpx.UnsupportedProtocol, match="http:// and https:// requests only"):
+            client.get("/away", follow_redirects=True)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_client_none_is_a_peer_with_no_address_under_both_interfaces(interface: str) -> None:
+    # NOTE: a TypeError under WSGI, where ASGI gave request.client None.
+    with TestClient(_peer_app(), interface=interface, client=None) as client:
+        assert client.get("/peer").json()["client"] is None
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+@pytest.mark.parametrize("peer", ["203.0.113.7", ("203.0.113.7",), ("203.0.113.7", "80"), [1, 2]])
+def test_a_client_that_is_not_a_host_and_port_is_refused_when_made(
+    interface: str, peer: Any
+) -> None:
+    # NOTE: "203.0.113.7" gave request.client ("2", 0) under WSGI and ("2", "0") under ASGI;
+    # a one-item tuple an IndexError under WSGI and a 500 under ASGI.
+    with pytest.raises(TypeError, match=r"client must be a \(host, port\) tuple"):
+        TestClient(_peer_app(), interface=interface, client=peer)
