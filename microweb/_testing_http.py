@@ -71,8 +71,10 @@ def run_served(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
 class ASGITransport(httpx.AsyncBaseTransport):
     """An httpx transport that calls an ASGI app as a server would, and streams its answer."""
 
-    def __init__(self, app: Any, client: tuple[str, int] | None, root_path: str = "") -> None:
-        self.app, self.client, self.root_path = app, client, root_path
+    def __init__(
+        self, app: Any, peer: Callable[[], tuple[str, int] | None], root_path: str = ""
+    ) -> None:
+        self.app, self.peer, self.root_path = app, peer, root_path
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         check_scheme(request.url)
@@ -80,7 +82,7 @@ class ASGITransport(httpx.AsyncBaseTransport):
         try:
             # NOTE: the app's task is made here, and copies this context: the written path,
             # and the list that collects unhandled errors for raise_server_exceptions.
-            scope = _scope(request, self.client, self.root_path)
+            scope = _scope(request, self.peer(), self.root_path)
             exchange = _Exchange(self.app, scope, request)
         finally:
             written.reset(token)

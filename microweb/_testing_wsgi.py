@@ -103,11 +103,11 @@ class WSGITransport(httpx.BaseTransport):
     def __init__(
         self,
         app: WSGIApp,
-        client: tuple[str, int] | None = CLIENT_ADDRESS,
+        peer: Callable[[], tuple[str, int] | None] = lambda: CLIENT_ADDRESS,
         closed: Callable[[], bool] = lambda: False,
         root_path: str = "",
     ) -> None:
-        self.app, self.client, self.closed, self.root_path = app, client, closed, root_path
+        self.app, self.peer, self.closed, self.root_path = app, peer, closed, root_path
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         check_scheme(request.url)
@@ -164,9 +164,10 @@ class WSGITransport(httpx.BaseTransport):
             "REQUEST_URI": (raw_path + query).decode("latin-1"),
             "wsgi.file_wrapper": FileWrapper,
         }
-        if self.client is not None:
+        client = self.peer()
+        if client is not None:
             # NOTE: a peer with no address has neither, as microweb serve gives a Unix socket's.
-            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = self.client[0], str(self.client[1])
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
         for name, value in request.headers.raw:
             # NOTE: as Waitress does: in a CGI name "_" and "-" are one, and X_Forwarded_For
             # would pass for X-Forwarded-For.

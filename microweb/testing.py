@@ -135,6 +135,8 @@ class TestClient:
     Attributes:
         base_url: As given; read on every request and WebSocket handshake, and checked as
             when given.
+        client: As given; read on every request and WebSocket handshake, and checked as
+            when given.
         headers: An ``httpx.Headers``, read on every request and handshake: a test may
             change it as it goes (``client.headers["authorization"] = ...`` after a login).
         cookies: An ``httpx.Cookies``, the one jar of both interfaces. Each answer's
@@ -181,7 +183,9 @@ class TestClient:
         if isinstance(ignore_headers, str):
             raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
         self.app, self.interface, self.base_url = app, interface, base_url
-        self.client = check_peer(client)
+        # NOTE: one list, read by each side's transport on every request, which holds no
+        # reference to the client (a dropped client is closed when collected).
+        self._peer = [check_peer(client)]
         self.headers = httpx.Headers(headers)
         self.cookies = cookies
         self.follow_redirects = follow_redirects
@@ -218,6 +222,15 @@ class TestClient:
         self._base_url = base_url
 
     @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer address the app sees; read on every request and WebSocket handshake."""
+        return self._peer[0]
+
+    @client.setter
+    def client(self, client: tuple[str, int] | None) -> None:
+        self._peer[0] = check_peer(client)
+
+    @property
     def root_path(self) -> str:
         """The prefix the app is mounted at, as ``microweb serve --root-path`` mounts it."""
         return self._root_path
@@ -246,7 +259,7 @@ class TestClient:
                 self._wsgi = _as_served(self.app.as_wsgi)
             driver = self._wsgi
             transport = WSGITransport(
-                validator(driver), self.client, lambda: driver.closed, self._root_path
+                validator(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
             self._wsgi_client = httpx.Client(transport=transport)
             self._release_wsgi = _on_drop(
@@ -285,7 +298,7 @@ class TestClient:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
-            transport = ASGITransport(as_served(self._asgi), self.client, self._root_path)
+            transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
             self._asgi_client = httpx.AsyncClient(transport=transport)
             self._release_asgi = _on_drop(
                 self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -702,6 +715,11 @@ def _close_dropped(close: Callable[..., None], *parts: Any) -> None:
     # then (as the WSGI driver's own close at exit, it is not raised).
     with contextlib.suppress(ShutdownError):
         close(*parts)
+
+
+def _reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:
+    """Return what reads the client's peer address as it is at each request."""
+    return lambda: peer[0]
 
 
 def _close_wsgi_side(client: httpx.Client, wsgi: WSGIDriver) -> None:

@@ -844,3 +844,17 @@ def test_a_client_that_is_not_a_host_and_port_is_refused_when_made(
     # a one-item tuple an IndexError under WSGI and a 500 under ASGI.
     with pytest.raises(TypeError, match=r"client must be a \(host, port\) tuple"):
         TestClient(_peer_app(), interface=interface, client=peer)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_client_changed_on_the_client_later_counts(interface: str) -> None:
+    # NOTE: HTTP requests kept the address of the first one, where handshakes took the new one.
+    with TestClient(_peer_app(), interface=interface) as client:
+        assert client.get("/peer").json()["client"] == ["127.0.0.1", 123]
+        client.client = ("203.0.113.7", 5000)
+        assert client.get("/peer").json()["client"] == ["203.0.113.7", 5000]
+        client.client = None
+        assert client.get("/peer").json()["client"] is None
+        with pytest.raises(TypeError, match="client must be"):
+            client.client = "203.0.113.7"  # type: ignore[assignment]
+        assert client.client is None
