@@ -203,6 +203,10 @@ class TestClient:
         self._release_wsgi: weakref.finalize[Any, TestClient] | None = None
         self._release_asgi: weakref.finalize[Any, TestClient] | None = None
         self._given: GivenCookies = weakref.WeakKeyDictionary()
+        # NOTE: held while a side is made: the first requests of a client used without `with`,
+        # sent from several threads at once, each made the side (startup hooks run once per
+        # thread, the extra sides left to the collector, "Event loop is closed" at exit).
+        self._making = threading.RLock()
 
     @property
     def base_url(self) -> str:
@@ -249,6 +253,13 @@ class TestClient:
     # -- the two sides -------------------------------------------------------------------------
 
     def _wsgi_side(self) -> httpx.Client:
+        client = self._wsgi_client
+        if client is not None:
+            return client
+        with self._making:
+            return self._make_wsgi_side()
+
+    def _make_wsgi_side(self) -> httpx.Client:
         if self._wsgi_client is None:
             with warnings.catch_warnings():
                 # NOTE: a suite under -W error must not fail because the app has WebSocket
@@ -295,6 +306,13 @@ class TestClient:
         return merged
 
     def _asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
+        loop, client = self._loop, self._asgi_client
+        if loop is not None and client is not None:
+            return loop, client
+        with self._making:
+            return self._make_asgi_side()
+
+    def _make_asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()

@@ -858,3 +858,37 @@ def test_client_changed_on_the_client_later_counts(interface: str) -> None:
         with pytest.raises(TypeError, match="client must be"):
             client.client = "203.0.113.7"  # type: ignore[assignment]
         assert client.client is None
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_first_requests_from_several_threads_make_each_side_once(interface: str) -> None:
+    # NOTE: without `with`, each thread's first request made a side of its own: the startup
+    # hooks ran once per thread, and the extra sides were left to the collector.
+    app = App()
+    started: list[str] = []
+
+    @app.on_startup
+    def startup() -> None:
+        time.sleep(0.05)  # NOTE: so that the other threads' requests come meanwhile
+        started.append("started")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    client = TestClient(app, interface=interface)
+    ready = threading.Barrier(4)
+    answers: list[int] = []
+
+    def send() -> None:
+        ready.wait()
+        answers.append(client.get("/").status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+    assert answers == [200] * 4
+    assert started == ["started"] * (2 if interface == "both" else 1)
