@@ -91,7 +91,15 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             if isinstance(failure, HTTPError):
                 _log_answered(request, exc, handler, failure.status)
             else:
-                logger.error("error handler %r failed", handler.target.fn, exc_info=failure)
+                # NOTE: the request named, as in every other error logged: "error handler
+                # <function bad at 0x...> failed" alone did not say which request met it.
+                logger.error(
+                    "error handler %r failed in %s %s",
+                    handler.target.fn,
+                    request.method,
+                    logged_path(request),
+                    exc_info=failure,
+                )
             _answered(exc)
             exc = failure
         else:

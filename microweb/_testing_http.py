@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._app_loop import run_on_loop
-from ._testing_wsgi import CLIENT_CLOSED, take_written_path
+from ._testing_wsgi import CLIENT_CLOSED, check_scheme, take_written_path
 
 T = TypeVar("T")
 
@@ -71,15 +71,18 @@ def run_served(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
 class ASGITransport(httpx.AsyncBaseTransport):
     """An httpx transport that calls an ASGI app as a server would, and streams its answer."""
 
-    def __init__(self, app: Any, client: tuple[str, int], root_path: str = "") -> None:
-        self.app, self.client, self.root_path = app, client, root_path
+    def __init__(
+        self, app: Any, peer: Callable[[], tuple[str, int] | None], root_path: str = ""
+    ) -> None:
+        self.app, self.peer, self.root_path = app, peer, root_path
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        check_scheme(request.url)
         token = written.set(take_written_path(request))
         try:
             # NOTE: the app's task is made here, and copies this context: the written path,
             # and the list that collects unhandled errors for raise_server_exceptions.
-            scope = _scope(request, self.client, self.root_path)
+            scope = _scope(request, self.peer(), self.root_path)
             exchange = _Exchange(self.app, scope, request)
         finally:
             written.reset(token)
@@ -87,7 +90,9 @@ class ASGITransport(httpx.AsyncBaseTransport):
         return httpx.Response(status, headers=headers, stream=exchange)
 
 
-def _scope(request: httpx.Request, client: tuple[str, int], root_path: str) -> dict[str, Any]:
+def _scope(
+    request: httpx.Request, client: tuple[str, int] | None, root_path: str
+) -> dict[str, Any]:
     url = request.url
     return {
         "type": "http",

@@ -48,6 +48,43 @@ def written_path(base_url: str, url: object) -> list[bytes] | None:
     return [httpx.URL(base_url).raw_path.rstrip(b"/") + encoded]
 
 
+def check_peer(client: object) -> tuple[str, int] | None:
+    """Return ``client`` if it is a peer address a server could give: ``(host, port)``, or
+    ``None`` for a peer with no address (a Unix socket's).
+
+    Raises:
+        TypeError: For anything else (a host alone, a one-item tuple).
+    """
+    if client is None:
+        return None
+    if (
+        not isinstance(client, tuple)
+        or len(client) != 2
+        or not isinstance(client[0], str)
+        or not isinstance(client[1], int)
+        or isinstance(client[1], bool)
+    ):
+        raise TypeError(
+            f"client must be a (host, port) tuple, such as ('203.0.113.7', 5000), or None for "
+            f"a peer with no address (a Unix socket), got {client!r}"
+        )
+    return client
+
+
+def check_scheme(url: httpx.URL) -> None:
+    """Refuse a request to a URL that is not ``http`` or ``https``, as httpx's own transport does.
+
+    Raises:
+        httpx.UnsupportedProtocol: For any other scheme (a redirect to ``ftp://...``).
+    """
+    # NOTE: the WSGI side failed with KeyError('ftp') and the ASGI side served the request,
+    # with request.scheme "ftp".
+    if url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(
+            f"the TestClient sends http:// and https:// requests only, not {str(url)!r}"
+        )
+
+
 def take_written_path(request: httpx.Request) -> bytes | None:
     """Return the path ``written_path()`` gave ``request``, once (never to a redirect)."""
     written = request.extensions.get(WRITTEN_PATH)
@@ -66,13 +103,14 @@ class WSGITransport(httpx.BaseTransport):
     def __init__(
         self,
         app: WSGIApp,
-        client: tuple[str, int] = CLIENT_ADDRESS,
+        peer: Callable[[], tuple[str, int] | None] = lambda: CLIENT_ADDRESS,
         closed: Callable[[], bool] = lambda: False,
         root_path: str = "",
     ) -> None:
-        self.app, self.client, self.closed, self.root_path = app, client, closed, root_path
+        self.app, self.peer, self.closed, self.root_path = app, peer, closed, root_path
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        check_scheme(request.url)
         body = request.read()
         environ = self._environ(request, body)
         if not _DIGITS.fullmatch(environ.get("CONTENT_LENGTH", "0")):
@@ -123,11 +161,13 @@ class WSGITransport(httpx.BaseTransport):
             "SERVER_NAME": url.host,
             "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
             "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": self.client[0],
-            "REMOTE_PORT": str(self.client[1]),
             "REQUEST_URI": (raw_path + query).decode("latin-1"),
             "wsgi.file_wrapper": FileWrapper,
         }
+        client = self.peer()
+        if client is not None:
+            # NOTE: a peer with no address has neither, as microweb serve gives a Unix socket's.
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
         for name, value in request.headers.raw:
             # NOTE: as Waitress does: in a CGI name "_" and "-" are one, and X_Forwarded_For
             # would pass for X-Forwarded-For.

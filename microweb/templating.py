@@ -188,7 +188,7 @@ class Templates:
         TypeError: If a ``loader`` is given: the templates are the directory's; or a context
             processor is not a ``def`` function (``render`` is synchronous) or is a generator
             function, or one is given alone instead of in a list.
-        FileNotFoundError: If a directory does not exist.
+        FileNotFoundError: If a directory does not exist, or is a file.
         ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
             file of the folders is not UTF-8 text (every file is compiled as a template).
         jinja2.TemplateSyntaxError: If a template does not compile, for another reason than
@@ -212,7 +212,9 @@ class Templates:
         folders = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
         for folder in folders:
             if not os.path.isdir(folder):
-                raise FileNotFoundError(f"template directory {os.fspath(folder)!r} does not exist")
+                # NOTE: a file given for the folder was said not to exist.
+                what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+                raise FileNotFoundError(f"template directory {os.fspath(folder)!r} {what}")
         if "loader" in env_options:
             raise TypeError(
                 "Templates makes its loader from directory; pass a list of folders to search "

@@ -49,7 +49,13 @@ from ._testing_asgi import (
     handshake_headers,
 )
 from ._testing_http import ASGITransport, SyncBody
-from ._testing_wsgi import CLIENT_ADDRESS, WRITTEN_PATH, WSGITransport, written_path
+from ._testing_wsgi import (
+    CLIENT_ADDRESS,
+    WRITTEN_PATH,
+    WSGITransport,
+    check_peer,
+    written_path,
+)
 
 __all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
 
@@ -99,7 +105,8 @@ class TestClient:
             ``request.scheme`` ``"https"`` under both interfaces.
         client: The peer address the app sees (``request.client``), as a server gives it
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
-            depends on it, such as ``ProxyHeaders``.
+            depends on it, such as ``ProxyHeaders``; ``None`` for a peer with no address, as
+            a Unix socket's (``request.client`` is ``None``).
         headers: Headers sent with every request and WebSocket handshake.
         cookies: Cookies to start with (a mapping of names to values, or an
             ``httpx.Cookies``); they go to the app's host on any path.
@@ -119,12 +126,17 @@ class TestClient:
             prefix, as a browser sends them (``client.get("/app/items")``).
 
     Raises:
-        ValueError: For an unknown ``interface``, or a ``root_path`` that does not start with
-            ``/`` or that ends with one.
-        TypeError: If ``ignore_headers`` is one string.
+        ValueError: For an unknown ``interface``, a ``base_url`` that is not an ``http://`` or
+            ``https://`` URL with a host, or a ``root_path`` that does not start with ``/`` or
+            that ends with one.
+        TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
+            ``(host, port)`` tuple nor ``None``.
 
     Attributes:
-        base_url: As given; read on every request and WebSocket handshake.
+        base_url: As given; read on every request and WebSocket handshake, and checked as
+            when given.
+        client: As given; read on every request and WebSocket handshake, and checked as
+            when given.
         headers: An ``httpx.Headers``, read on every request and handshake: a test may
             change it as it goes (``client.headers["authorization"] = ...`` after a login).
         cookies: An ``httpx.Cookies``, the one jar of both interfaces. Each answer's
@@ -151,7 +163,7 @@ class TestClient:
         app: App,
         interface: Interface = "wsgi",
         base_url: str = "http://testserver",
-        client: tuple[str, int] = CLIENT_ADDRESS,
+        client: tuple[str, int] | None = CLIENT_ADDRESS,
         *,
         headers: Mapping[str, str] | None = None,
         cookies: Mapping[str, str] | httpx.Cookies | None = None,
@@ -171,7 +183,9 @@ class TestClient:
         if isinstance(ignore_headers, str):
             raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
         self.app, self.interface, self.base_url = app, interface, base_url
-        self.client = client
+        # NOTE: one list, read by each side's transport on every request, which holds no
+        # reference to the client (a dropped client is closed when collected).
+        self._peer = [check_peer(client)]
         self.headers = httpx.Headers(headers)
         self.cookies = cookies
         self.follow_redirects = follow_redirects
@@ -189,6 +203,36 @@ class TestClient:
         self._release_wsgi: weakref.finalize[Any, TestClient] | None = None
         self._release_asgi: weakref.finalize[Any, TestClient] | None = None
         self._given: GivenCookies = weakref.WeakKeyDictionary()
+        # NOTE: held while a side is made: the first requests of a client used without `with`,
+        # sent from several threads at once, each made the side (startup hooks run once per
+        # thread, the extra sides left to the collector, "Event loop is closed" at exit).
+        self._making = threading.RLock()
+
+    @property
+    def base_url(self) -> str:
+        """The scheme and host (and a path, put in front of each request's) requests go to."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, base_url: str) -> None:
+        # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
+        # ASGI side served it, and "testserver" with a ValueError about a URL type.
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                f"base_url must be an http:// or https:// URL with a host, such as "
+                f"'http://testserver', got {base_url!r}"
+            )
+        self._base_url = base_url
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer address the app sees; read on every request and WebSocket handshake."""
+        return self._peer[0]
+
+    @client.setter
+    def client(self, client: tuple[str, int] | None) -> None:
+        self._peer[0] = check_peer(client)
 
     @property
     def root_path(self) -> str:
@@ -209,6 +253,13 @@ class TestClient:
     # -- the two sides -------------------------------------------------------------------------
 
     def _wsgi_side(self) -> httpx.Client:
+        client = self._wsgi_client
+        if client is not None:
+            return client
+        with self._making:
+            return self._make_wsgi_side()
+
+    def _make_wsgi_side(self) -> httpx.Client:
         if self._wsgi_client is None:
             with warnings.catch_warnings():
                 # NOTE: a suite under -W error must not fail because the app has WebSocket
@@ -219,7 +270,7 @@ class TestClient:
                 self._wsgi = _as_served(self.app.as_wsgi)
             driver = self._wsgi
             transport = WSGITransport(
-                validator(driver), self.client, lambda: driver.closed, self._root_path
+                validator(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
             self._wsgi_client = httpx.Client(transport=transport)
             self._release_wsgi = _on_drop(
@@ -255,10 +306,17 @@ class TestClient:
         return merged
 
     def _asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
+        loop, client = self._loop, self._asgi_client
+        if loop is not None and client is not None:
+            return loop, client
+        with self._making:
+            return self._make_asgi_side()
+
+    def _make_asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
-            transport = ASGITransport(as_served(self._asgi), self.client, self._root_path)
+            transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
             self._asgi_client = httpx.AsyncClient(transport=transport)
             self._release_asgi = _on_drop(
                 self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -488,7 +546,7 @@ class TestClient:
         secure = target.scheme == "https"
         written = written_path(self.base_url, url)
         raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
-        scope = {
+        scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
@@ -675,6 +733,11 @@ def _close_dropped(close: Callable[..., None], *parts: Any) -> None:
     # then (as the WSGI driver's own close at exit, it is not raised).
     with contextlib.suppress(ShutdownError):
         close(*parts)
+
+
+def _reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:
+    """Return what reads the client's peer address as it is at each request."""
+    return lambda: peer[0]
 
 
 def _close_wsgi_side(client: httpx.Client, wsgi: WSGIDriver) -> None:

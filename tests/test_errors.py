@@ -548,6 +548,26 @@ def test_an_error_a_class_handler_answers_with_a_5xx_is_logged(
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
 
 
+def test_an_error_handler_that_fails_is_logged_with_the_request_it_answered(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    app = App()
+
+    @app.get("/orders/{order}")
+    def order(request: Request, order: str) -> str:
+        raise KeyError(order)
+
+    def broken(request: Request, exc: Exception) -> str:
+        raise RuntimeError("the handler's own bug")
+
+    app.error_handler(KeyError)(in_colour(colour, broken))
+    assert make_client(app).get("/orders/7?x=1").status_code == 500
+    [record] = [r for r in caplog.records if r.getMessage().startswith("error handler ")]
+    assert record.getMessage().endswith(" failed in GET /orders/7")
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
 def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:

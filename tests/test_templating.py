@@ -651,6 +651,12 @@ def test_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
         Templates(tmp_path / "nowhere")
 
 
+def test_a_file_given_as_the_directory_is_said_to_be_a_file(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text("<p>hi</p>")
+    with pytest.raises(FileNotFoundError, match=r"page\.html' is a file, not a folder"):
+        Templates(tmp_path / "page.html")
+
+
 def test_a_loader_of_ones_own_is_refused_clearly(folder: Path) -> None:
     with pytest.raises(TypeError, match="makes its loader from directory"):
         Templates(folder, loader=jinja2.DictLoader({"a.html": "a"}))

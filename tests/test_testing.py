@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from conftest import loop_runs_here
 
@@ -786,3 +787,108 @@ def test_a_streamed_answer_is_read_and_closed_as_served_when_the_test_is_async(
 
     asyncio.run(test())
     assert after == [False]
+
+
+# -- base_url and client, checked ---------------------------------------------------------------
+
+
+def _peer_app() -> App:
+    app = App()
+
+    @app.get("/peer")
+    def peer(request: Request) -> dict[str, Any]:
+        return {"client": request.client and list(request.client), "scheme": request.scheme}
+
+    @app.get("/away")
+    def away(request: Request) -> Response:
+        return Response.redirect("ftp://files.example/report.pdf")
+
+    return app
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize("base_url", ["ftp://files.example", "testserver", "http://"])
+def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
+    interface: str, base_url: str
+) -> None:
+    # NOTE: "ftp://..." failed with KeyError('ftp') under WSGI and was served under ASGI.
+    with pytest.raises(ValueError, match="base_url must be an http:// or https:// URL"):
+        TestClient(_peer_app(), interface=interface, base_url=base_url)
+    with TestClient(_peer_app(), interface=interface) as client:
+        with pytest.raises(ValueError, match="base_url must be"):
+            client.base_url = base_url
+        assert client.get("/peer").json()["scheme"] == "http"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_followed_redirect_to_another_scheme_raises_as_httpx_does(interface: str) -> None:
+    with TestClient(_peer_app(), interface=interface) as client:
+        assert client.get("/away").headers["location"] == "ftp://files.example/report.pdf"
+        with pytest.raises(httpx.UnsupportedProtocol, match="http:// and https:// requests only"):
+            client.get("/away", follow_redirects=True)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_client_none_is_a_peer_with_no_address_under_both_interfaces(interface: str) -> None:
+    # NOTE: a TypeError under WSGI, where ASGI gave request.client None.
+    with TestClient(_peer_app(), interface=interface, client=None) as client:
+        assert client.get("/peer").json()["client"] is None
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+@pytest.mark.parametrize("peer", ["203.0.113.7", ("203.0.113.7",), ("203.0.113.7", "80"), [1, 2]])
+def test_a_client_that_is_not_a_host_and_port_is_refused_when_made(
+    interface: str, peer: Any
+) -> None:
+    # NOTE: "203.0.113.7" gave request.client ("2", 0) under WSGI and ("2", "0") under ASGI;
+    # a one-item tuple an IndexError under WSGI and a 500 under ASGI.
+    with pytest.raises(TypeError, match=r"client must be a \(host, port\) tuple"):
+        TestClient(_peer_app(), interface=interface, client=peer)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_client_changed_on_the_client_later_counts(interface: str) -> None:
+    # NOTE: HTTP requests kept the address of the first one, where handshakes took the new one.
+    with TestClient(_peer_app(), interface=interface) as client:
+        assert client.get("/peer").json()["client"] == ["127.0.0.1", 123]
+        client.client = ("203.0.113.7", 5000)
+        assert client.get("/peer").json()["client"] == ["203.0.113.7", 5000]
+        client.client = None
+        assert client.get("/peer").json()["client"] is None
+        with pytest.raises(TypeError, match="client must be"):
+            client.client = "203.0.113.7"  # type: ignore[assignment]
+        assert client.client is None
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_first_requests_from_several_threads_make_each_side_once(interface: str) -> None:
+    # NOTE: without `with`, each thread's first request made a side of its own: the startup
+    # hooks ran once per thread, and the extra sides were left to the collector.
+    app = App()
+    started: list[str] = []
+
+    @app.on_startup
+    def startup() -> None:
+        time.sleep(0.05)  # NOTE: so that the other threads' requests come meanwhile
+        started.append("started")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "ok"
+
+    client = TestClient(app, interface=interface)
+    ready = threading.Barrier(4)
+    answers: list[int] = []
+
+    def send() -> None:
+        ready.wait()
+        answers.append(client.get("/").status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+    assert answers == [200] * 4
+    assert started == ["started"] * (2 if interface == "both" else 1)
