@@ -147,12 +147,24 @@ def format_set_cookie(
     Raises:
         TypeError: If ``expires`` is neither a ``str`` nor a ``datetime`` (a ``date``, say).
         ValueError: If the name is not a token or is the name of an attribute (``path``,
-            ``expires``...), the value or the path holds a lone surrogate, ``domain`` is not
-            a host name, ``expires`` holds ``;``, ``=`` or a line break, or the cookie is one that
-            browsers drop (see ``_check_kept``).
+            ``expires``...), the value or the path holds a lone surrogate, the path does not
+            start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
+            ``;``, ``=`` or a line break, or the cookie is one that browsers drop (see
+            ``_check_kept``).
     """
     morsel: Morsel[str] = Morsel()
     _check_name(morsel, key)
+    if path == "":
+        # NOTE: the root, as request.root_path is for an app at the root: with no Path sent, a
+        # browser scoped the cookie to the request's folder ("/auth" for POST /auth/login),
+        # and never sent it back to "/me".
+        path = "/"
+    elif path is not None and path[:1] != "/":
+        # SPEC: RFC 6265 5.2.4, a browser takes such a Path for none, the request's folder.
+        raise ValueError(
+            f"cookie path {path!r} does not start with '/': browsers would scope the cookie "
+            "to the request's folder instead"
+        )
     _check_kept(key, path, domain, secure, samesite, partitioned)
     morsel.set(key, value, encode_cookie_value(value))
     if len(key) + len(morsel.coded_value) > MAX_COOKIE_PAIR:

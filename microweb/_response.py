@@ -316,7 +316,8 @@ class Response:
             max_age: Seconds until the cookie expires, or a ``timedelta`` (a fraction of a
                 second is rounded up); ``0`` drops it.
             expires: The moment it expires: an HTTP date, or a ``datetime`` (naive is UTC).
-            path: The path under which the browser sends it back.
+            path: The path under which the browser sends it back; ``""`` is ``/`` (so
+                ``path=request.root_path`` works at the root too); ``None`` sends no ``Path``.
             domain: A host name the cookie is shared with, subdomains included.
             secure: Sent over HTTPS only.
             httponly: Hidden from the page's scripts.
@@ -326,8 +327,8 @@ class Response:
 
         Raises:
             TypeError: If ``expires`` is neither a ``str`` nor a ``datetime``.
-            ValueError: If the name is not a token or is an attribute's, ``domain`` is not a
-                host name, ``expires`` holds ``;``, ``=`` or a line break, or browsers would
+            ValueError: If the name is not a token or is an attribute's, ``path`` does not
+                start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``, ``=`` or a line break, or browsers would
                 drop the cookie: ``samesite="none"``, ``partitioned=True`` or a ``__Secure-`` or
                 ``__Host-`` name without ``secure=True``, a ``__Host-`` one with a
                 ``domain`` or another path than ``/``.

@@ -892,6 +892,39 @@ def test_a_cookie_path_is_sent_as_the_browser_sends_the_request_path(
     assert client.get("/caf%C3%A9%20noir/back").text == "1"
 
 
+def test_a_cookie_path_of_the_root_path_is_the_app_s_wherever_it_is_mounted(
+    interface: str,
+) -> None:
+    # NOTE: path=request.root_path (the docs' pattern) was "" at the root: no Path was sent,
+    # and a browser scoped the cookie to the request's folder, "/auth" for POST /auth/login,
+    # never sending it to "/me".
+    app = App()
+
+    @app.post("/auth/login")
+    def login(request: Request) -> Response:
+        response = Response.text("in")
+        response.set_cookie("user", "ada", path=request.root_path)
+        return response
+
+    @app.get("/me")
+    def me(request: Request) -> str:
+        return request.cookies.get("user", "nobody")
+
+    for root in ("", "/app"):
+        with TestClient(app, interface=interface, root_path=root) as client:
+            cookie = client.post(f"{root}/auth/login").headers["set-cookie"]
+            assert f"Path={root or '/'};" in cookie, cookie
+            assert client.get(f"{root}/me").text == "ada"
+    with pytest.raises(ValueError, match="does not start with '/'"):
+        Response().set_cookie("user", "ada", path="auth")
+    with pytest.raises(ValueError, match="does not start with '/'"):
+        Response().delete_cookie("user", path="auth")
+    assert "Path" not in format_set_cookie(
+        "user", "ada", max_age=None, expires=None, path=None, domain=None, secure=False,
+        httponly=False, samesite=None,
+    )  # fmt: skip
+
+
 def test_set_cookie_refuses_bad_name() -> None:
     with pytest.raises(ValueError):
         Response().set_cookie("bad name\r\n", "x")
