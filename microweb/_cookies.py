@@ -126,6 +126,26 @@ def _as_utf8(header: str) -> str:
 SameSite = Literal["lax", "strict", "none"]
 
 
+def _checked_path(path: str | None) -> str | None:
+    """Return the cookie's path, ``""`` as ``/``.
+
+    Raises:
+        ValueError: For a path that does not start with ``/``.
+    """
+    if path == "":
+        # NOTE: the root, as request.root_path is for an app at the root: with no Path sent, a
+        # browser scoped the cookie to the request's folder ("/auth" for POST /auth/login),
+        # and never sent it back to "/me".
+        return "/"
+    if path is not None and path[:1] != "/":
+        # SPEC: RFC 6265 5.2.4, a browser takes such a Path for none, the request's folder.
+        raise ValueError(
+            f"cookie path {path!r} does not start with '/': browsers would scope the cookie "
+            "to the request's folder instead"
+        )
+    return path
+
+
 def format_set_cookie(
     key: str,
     value: str,
@@ -154,17 +174,7 @@ def format_set_cookie(
     """
     morsel: Morsel[str] = Morsel()
     _check_name(morsel, key)
-    if path == "":
-        # NOTE: the root, as request.root_path is for an app at the root: with no Path sent, a
-        # browser scoped the cookie to the request's folder ("/auth" for POST /auth/login),
-        # and never sent it back to "/me".
-        path = "/"
-    elif path is not None and path[:1] != "/":
-        # SPEC: RFC 6265 5.2.4, a browser takes such a Path for none, the request's folder.
-        raise ValueError(
-            f"cookie path {path!r} does not start with '/': browsers would scope the cookie "
-            "to the request's folder instead"
-        )
+    path = _checked_path(path)
     _check_kept(key, path, domain, secure, samesite, partitioned)
     morsel.set(key, value, encode_cookie_value(value))
     if len(key) + len(morsel.coded_value) > MAX_COOKIE_PAIR:

@@ -328,10 +328,11 @@ class Response:
         Raises:
             TypeError: If ``expires`` is neither a ``str`` nor a ``datetime``.
             ValueError: If the name is not a token or is an attribute's, ``path`` does not
-                start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``, ``=`` or a line break, or browsers would
-                drop the cookie: ``samesite="none"``, ``partitioned=True`` or a ``__Secure-`` or
-                ``__Host-`` name without ``secure=True``, a ``__Host-`` one with a
-                ``domain`` or another path than ``/``.
+                start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``,
+                ``=`` or a line break, or browsers would drop the cookie:
+                ``samesite="none"``, ``partitioned=True`` or a ``__Secure-`` or ``__Host-``
+                name without ``secure=True``, a ``__Host-`` one with a ``domain`` or another
+                path than ``/``.
         """
         self.headers.add(
             "set-cookie",
