@@ -207,6 +207,7 @@ class TestClient:
         # sent from several threads at once, each made the side (startup hooks run once per
         # thread, the extra sides left to the collector, "Event loop is closed" at exit).
         self._making = threading.RLock()
+        self._entered = False
 
     @property
     def base_url(self) -> str:
@@ -574,6 +575,12 @@ class TestClient:
     # -- lifespan ------------------------------------------------------------------------------
 
     def __enter__(self) -> TestClient:
+        if self._entered:
+            # NOTE: the inner block ran the ASGI startup hooks again (the first lifespan never
+            # ended), and its exit closed the client under the outer block, which went on with
+            # sides made anew whose shutdown hooks never ran. Flask's client refuses it too.
+            raise RuntimeError("this TestClient is in a with block already; use that block")
+        self._entered = True
         if self.interface in ("wsgi", "both"):
             self._wsgi_side()
         if self.interface in ("asgi", "both"):
@@ -600,6 +607,7 @@ class TestClient:
 
         Under ``"both"``, both sides are closed even if the first one's shutdown fails.
         """
+        self._entered = False
         try:
             self._close_wsgi()
         finally:

@@ -448,6 +448,26 @@ def _sync_and_async_app(events: list[str]) -> App:
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_client_is_in_one_with_block_at_a_time(interface: str) -> None:
+    # NOTE: a nested block ran the ASGI startup hooks again, and its end closed the client
+    # under the outer block, which went on with sides whose shutdown hooks never ran.
+    events: list[str] = []
+    app = App()
+    app.on_startup(lambda: events.append("startup"))
+    app.on_shutdown(lambda: events.append("shutdown"))
+    app.get("/")(lambda request: "ok")
+    client = TestClient(app, interface=interface)  # type: ignore[arg-type]
+    with client:
+        with pytest.raises(RuntimeError, match="in a with block already"), client:
+            pass
+        assert client.get("/").text == "ok"
+    sides = 2 if interface == "both" else 1
+    assert events == ["startup"] * sides + ["shutdown"] * sides
+    with client:  # NOTE: after the block, anew.
+        assert client.get("/").text == "ok"
+    assert events == (["startup"] * sides + ["shutdown"] * sides) * 2
+
+
 def test_a_client_dropped_unclosed_ends_its_threads(interface: Any) -> None:
     # NOTE: a fixture returning TestClient(app), a Flask and Starlette habit, left an event loop
     # thread (and a pool thread under ASGI) with their descriptors until exit: "Too many open
