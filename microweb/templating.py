@@ -189,8 +189,9 @@ class Templates:
             processor is not a ``def`` function (``render`` is synchronous) or is a generator
             function, or one is given alone instead of in a list.
         FileNotFoundError: If a directory does not exist, or is a file.
-        ValueError: If ``enable_async=True`` is given: ``render`` is synchronous; or if a
-            file of the folders is not UTF-8 text (every file is compiled as a template).
+        ValueError: If ``directory`` is an empty list, or ``enable_async=True`` is given:
+            ``render`` is synchronous; or if a file of the folders is not UTF-8 text (every
+            file is compiled as a template).
         jinja2.TemplateSyntaxError: If a template does not compile, for another reason than
             a filter or test that ``env`` lacks: such a template is compiled on its first
             render, once the app has added them.
@@ -210,6 +211,9 @@ class Templates:
         self.context_processors = _processors(context_processors)
         self._flash_pages: dict[str, bool] = {}
         folders = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
+        if not folders:
+            # NOTE: accepted, every render was a TemplateNotFound, far from the mistake.
+            raise ValueError("Templates needs a template folder; it was given an empty list")
         for folder in folders:
             if not os.path.isdir(folder):
                 # NOTE: a file given for the folder was said not to exist.

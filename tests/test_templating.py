@@ -651,6 +651,12 @@ def test_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
         Templates(tmp_path / "nowhere")
 
 
+def test_an_empty_list_of_folders_is_refused() -> None:
+    # NOTE: accepted, every render was a TemplateNotFound.
+    with pytest.raises(ValueError, match="needs a template folder"):
+        Templates([])
+
+
 def test_a_file_given_as_the_directory_is_said_to_be_a_file(tmp_path: Path) -> None:
     (tmp_path / "page.html").write_text("<p>hi</p>")
     with pytest.raises(FileNotFoundError, match=r"page\.html' is a file, not a folder"):
