@@ -80,6 +80,14 @@ def test_the_systemd_unit_runs_a_valid_serve_command() -> None:
     assert "server 127.0.0.1:8000;" in (DEPLOY / "nginx.conf").read_text()
 
 
+def test_the_systemd_unit_says_how_to_write_files_under_protect_system_strict() -> None:
+    # NOTE: under ProtectSystem=strict an app that writes a database or uploads (the tutorial's
+    # notes app) fails with "Read-only file system" unless the unit gives it a folder.
+    unit = (DEPLOY / "microweb.service").read_text()
+    assert "ProtectSystem=strict" in unit
+    assert "StateDirectory=" in unit and "ReadWritePaths=" in unit
+
+
 def test_the_dockerfile_copies_every_file_the_build_reads() -> None:
     # NOTE: without LICENSE (license-files), setuptools built the image's wheel without the
     # license and warned "Pattern 'LICENSE' did not match any files", an error from 2027 on.
