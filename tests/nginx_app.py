@@ -4,7 +4,8 @@ It is served with ``--forwarded-allow-ips 127.0.0.1`` (nginx's address), as the 
 docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that reads
 ``Forwarded`` instead. Endpoints:
 
-- ``/whoami`` (also under ``/events/`` and ``/ws/``, nginx's other locations): the request ID
+- ``/whoami`` (also ``/events`` and under ``/events/`` and ``/ws/``, nginx's other
+  locations): the request ID
   (``RequestID`` is installed, as in ``examples/deploy/app.py``), the client,
   scheme, host and URL the app sees, and an absolute URL built from them and ``url_for``.
 - ``/go``: a redirect to ``/whoami``, absolute, built the same way.
@@ -20,8 +21,8 @@ docs say; with ``$NGINX_APP_FORWARDED`` set, it installs ``ProxyHeaders`` that r
   ``X-Accel-Buffering``: only the location's ``proxy_buffering off`` lets it through as it goes.
   ``/lines`` is the same stream in nginx's buffering ``location /``, with
   ``X-Accel-Buffering: no``, as docs/streaming.md says to send it there.
-- ``/ws/echo`` (WebSocket): echoes text; ``close:CODE`` closes with ``CODE``; when the client
-  closes, prints ``ws: client closed CODE`` to stderr.
+- ``/ws/echo`` and ``/ws`` (WebSockets): echo text; ``close:CODE`` closes with ``CODE``; when
+  the client closes, prints ``ws: client closed CODE`` to stderr.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def _seen(request: Request) -> dict[str, object]:
 
 
 @app.get("/whoami")
+@app.get("/events", name="events_itself")
 @app.get("/events/whoami", name="events_whoami")
 @app.get("/ws/whoami", name="ws_whoami")
 def whoami(request: Request) -> dict[str, object]:
@@ -139,6 +141,7 @@ def lines(request: Request) -> Response:
 
 
 @app.websocket("/ws/echo")
+@app.websocket("/ws", name="ws_itself")
 async def ws_echo(ws: WebSocket) -> None:
     """Echo text with the scheme and client seen; ``close:CODE`` closes with that code."""
     await ws.accept()

@@ -209,7 +209,8 @@ def site(
 
 
 @pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
-@pytest.mark.parametrize("path", ["/whoami", "/events/whoami", "/ws/whoami"])
+# NOTE: /events itself, as examples/notes/ has it, was nginx's 301 to /events/ (no route there).
+@pytest.mark.parametrize("path", ["/whoami", "/events", "/events/whoami", "/ws/whoami"])
 def test_the_app_sees_the_client_and_url_nginx_saw(site: Site, path: str, http2: bool) -> None:
     with site.client(http2=http2) as client:
         answer = client.get(site.url(path), headers=SPOOFED)
@@ -319,15 +320,17 @@ def test_a_stream_that_says_so_is_not_buffered_under_location_slash(site: Site) 
         assert [next(lines) for _ in range(3)] == ["line 0", "line 1", "line 2"]
 
 
-def _websocket(site: Site, headers: dict[str, str] | None = None) -> ClientConnection:
-    """Open ``/ws/echo`` through nginx over TLS, from ``CLIENT``."""
+def _websocket(
+    site: Site, headers: dict[str, str] | None = None, path: str = "/ws/echo"
+) -> ClientConnection:
+    """Open ``path`` through nginx over TLS, from ``CLIENT``."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     sock = socket.create_connection((HOST, site.https_port), TIMEOUT, (CLIENT, 0))
     try:
         return connect(
-            f"wss://{SITE}/ws/echo",
+            f"wss://{SITE}{path}",
             sock=sock,
             ssl=context,
             additional_headers=headers,
@@ -364,6 +367,20 @@ def test_websockets_through_nginx_under_uvicorn(site: Site) -> None:
         site.app_log,
         timeout=TIMEOUT,
     )
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws/echo"])
+def test_a_websocket_at_the_location_itself_or_below_it(site: Site, path: str) -> None:
+    # NOTE: /ws itself, as examples/chat.py and examples/notes/ have it, was nginx's 301 to
+    # /ws/ under `location /ws/`, which WebSocket clients do not follow.
+    if site.server == "waitress":
+        with pytest.raises(InvalidStatus) as refused:
+            _websocket(site, path=path)
+        assert refused.value.response.status_code == 501
+        return
+    with _websocket(site, path=path) as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=TIMEOUT) == f"wss {CLIENT} hi"
 
 
 def test_the_documented_forwarded_line_leaves_clients_no_say(tmp_path: Path) -> None:

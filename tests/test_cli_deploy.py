@@ -80,6 +80,33 @@ def test_the_systemd_unit_runs_a_valid_serve_command() -> None:
     assert "server 127.0.0.1:8000;" in (DEPLOY / "nginx.conf").read_text()
 
 
+def test_the_systemd_unit_says_how_to_write_files_under_protect_system_strict() -> None:
+    # NOTE: under ProtectSystem=strict an app that writes a database or uploads (the tutorial's
+    # notes app) fails with "Read-only file system" unless the unit gives it a folder.
+    unit = (DEPLOY / "microweb.service").read_text()
+    assert "ProtectSystem=strict" in unit
+    assert "StateDirectory=" in unit and "ReadWritePaths=" in unit
+
+
+def test_the_dockerfile_copies_every_file_the_build_reads() -> None:
+    # NOTE: without LICENSE (license-files), setuptools built the image's wheel without the
+    # license and warned "Pattern 'LICENSE' did not match any files", an error from 2027 on.
+    tomllib = pytest.importorskip("tomllib")  # NOTE: Python 3.11 and later.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = {"pyproject.toml", project["readme"], *project["license-files"]}
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    install = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install"))
+    copied = {
+        source
+        for line in lines[:install]
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]
+    }
+    assert needed <= copied
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {f"!{name}" for name in needed} <= set(ignore)
+
+
 def _docker_runs() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -97,6 +124,7 @@ def test_the_dockerfile_builds(tmp_path: Path) -> None:
     # legacy one ignores Dockerfile.dockerignore).
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     shutil.copy(ROOT / "README.md", tmp_path)
+    shutil.copy(ROOT / "LICENSE", tmp_path)
     shutil.copytree(
         ROOT / "microweb", tmp_path / "microweb", ignore=shutil.ignore_patterns("__pycache__")
     )
