@@ -7,7 +7,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
-from ._routing import Route, check_call, is_async_callable
+from ._routing import Route, check_arguments, check_call, check_colour, is_async_callable
 
 
 @runtime_checkable
@@ -28,7 +28,8 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
     """Return the plugin's name after checking it can be installed.
 
     Raises:
-        TypeError: If it is a class, or has no string ``name``.
+        TypeError: If it is a class, has no string ``name``, or has a ``close`` that cannot be
+            called without arguments (or is a ``def`` wrapper of an ``async def`` one).
         ValueError: If a plugin of that name is installed already.
     """
     if isinstance(plugin, type) and _needs_instance(plugin):
@@ -40,6 +41,16 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
         raise TypeError(f"a plugin needs a non-empty str attribute `name`: {plugin!r}")
     if any(getattr(other, "name", None) == name for other in installed):
         raise ValueError(f"a plugin named {name!r} is installed already")
+    close = getattr(plugin, "close", None)
+    if close is not None:
+        # NOTE: a close() that takes an argument, or a def wrapper of an async def one, failed
+        # or was skipped only at shutdown, after the app had served; shutdown hooks are checked
+        # when registered.
+        where = f"plugin {name!r} close()"
+        if not callable(close):
+            raise TypeError(f"{where} must be a method, not {close!r}")
+        check_colour(close, where)
+        check_arguments(close, where, "()")
     return name
 
 

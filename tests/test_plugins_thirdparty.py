@@ -373,3 +373,81 @@ def test_bundled_plugins_in_any_install_order(
     assert preflight.headers["access-control-allow-origin"] == "https://good.example"
     hello = client.get("/static/site.css", headers={"origin": "https://good.example"})
     assert hello.headers["access-control-allow-origin"] == "https://good.example"
+
+
+# -- close() and hooks checked early -----------------------------------------------------------
+
+
+def test_a_close_that_needs_an_argument_is_refused_at_install() -> None:
+    class Pool:
+        name = "pool"
+
+        def close(self, timeout: float) -> None:
+            pass
+
+    app = App()
+    with pytest.raises(TypeError, match=r"plugin 'pool' close\(\) must accept being called as"):
+        app.install(Pool())
+    assert app.plugins == []
+
+
+def test_a_def_close_wrapping_an_async_one_is_refused_at_install() -> None:
+    class Pool:
+        name = "pool"
+
+        async def aclose(self) -> None:
+            pass
+
+        @functools.wraps(aclose)
+        def close(self) -> Any:  # a decorator's wrapper: returns the coroutine
+            return self.aclose()
+
+    with pytest.raises(TypeError, match=r"plugin 'pool' close\(\) is a def function wrapping"):
+        App().install(Pool())
+
+
+def test_a_close_that_is_not_callable_is_refused_at_install() -> None:
+    class Pool:
+        name = "pool"
+        close = "soon"
+
+    with pytest.raises(TypeError, match=r"plugin 'pool' close\(\) must be a method"):
+        App().install(Pool())
+
+
+def test_a_def_close_returning_a_coroutine_fails_at_shutdown_rather_than_passing(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+
+    class Pool:
+        name = "pool"
+
+        def __init__(self) -> None:
+            self.close = lambda: self.aclose()  # no __wrapped__: only its result tells
+
+        async def aclose(self) -> None:
+            events.append("closed")
+
+    app = App()
+    app.install(Pool())
+    failed = pytest.raises(RuntimeError, match="returned a coroutine, which nobody awaits")
+    with failed, TestClient(app, interface=interface):
+        pass
+    assert events == []
+    assert "shutdown step" in caplog.text
+
+
+def test_a_def_startup_hook_returning_a_coroutine_fails_startup(interface: str) -> None:
+    events: list[str] = []
+
+    async def connect() -> None:
+        events.append("connected")
+
+    app = App()
+    app.on_startup(lambda: connect())
+    # NOTE: the TypeError itself under WSGI; under ASGI, the lifespan's failure names it.
+    failed = pytest.raises((TypeError, RuntimeError), match="def startup step returned a coroutine")
+    with failed, TestClient(app, interface=interface):
+        pass
+    assert events == []
