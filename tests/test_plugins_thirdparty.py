@@ -199,6 +199,27 @@ def test_db_pool_hands_a_connection_per_request_and_closes_at_shutdown(
     assert (pool.started, pool.closed) == (False, 1)
 
 
+def test_db_pool_gets_its_connection_back_on_every_error_path(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App()
+    pool = app.install(DBPool())
+
+    def crash(request: Request) -> str:
+        raise RuntimeError("handler bug")
+
+    def teapot(request: Request) -> str:
+        raise HTTPError(418)
+
+    app.get("/crash", name="crash")(in_colour(colour, crash))
+    app.get("/teapot", name="teapot")(in_colour(colour, teapot))
+    client = make_client(app)
+    assert client.get("/crash").status_code == 500
+    assert client.get("/teapot").status_code == 418
+    assert client.get("/missing").status_code == 404
+    assert (pool.handed, pool.returned) == (3, 3)
+
+
 def test_auth_plugin_refuses_with_its_error_handler(make_client: MakeClient, colour: str) -> None:
     app = App()
     app.install(TokenAuth({"secret": "alice"}, public=("/health",)))
