@@ -472,3 +472,34 @@ def test_a_def_startup_hook_returning_a_coroutine_fails_startup(interface: str) 
     with failed, TestClient(app, interface=interface):
         pass
     assert events == []
+
+
+def test_close_does_not_run_when_startup_fails_but_a_plugins_lifespan_exits(
+    interface: str,
+) -> None:
+    events: list[str] = []
+
+    class Pool:
+        name = "pool"
+
+        def setup(self, app: App) -> None:
+            app.lifespan(self.held)
+            app.on_startup(self.fail)
+
+        def held(self, app: App) -> Generator[None, None, None]:
+            events.append("opened")
+            yield
+            events.append("released")
+
+        def fail(self) -> None:
+            raise ConnectionError("db down")
+
+        def close(self) -> None:
+            events.append("closed")
+
+    app = App()
+    app.install(Pool())
+    failed = pytest.raises((ConnectionError, RuntimeError), match="db down")
+    with failed, TestClient(app, interface=interface):
+        pass
+    assert events == ["opened", "released"]
