@@ -160,10 +160,13 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
 
     Raises:
         ValueError: If the route skips a plugin that is not installed.
-        TypeError: If a plugin returns no callable or changes the handler's colour.
+        TypeError: If a plugin returns no callable or changes the handler's colour, or the
+            handler as wrapped cannot take the request and the path parameters (naming the
+            outermost plugin that wrapped it).
     """
     check_skips(route, plugins)
     handler: Callable[..., Any] = route.handler
+    outermost: str | None = None
     for plugin in reversed(plugins):
         apply = getattr(plugin, "apply", None)
         if apply is None or plugin.name in route.skip:
@@ -177,9 +180,29 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
                 f"plugin {plugin.name!r} changed the colour of the {colour} handler "
                 f"{route.name!r}; wrap it in a {colour} function (route.is_async tells which)"
             )
+        if wrapped is not handler:
+            outermost = plugin.name
         handler = wrapped
-    check_call(handler, route)
+    try:
+        check_call(handler, route)
+    except TypeError as exc:
+        if outermost is None or not _callable_as_routed(route):
+            raise
+        # NOTE: the handler was blamed for what a plugin's wrapper could not take: the message
+        # named a handler that takes its parameters well.
+        raise TypeError(
+            f"{exc}, as the plugin {outermost!r} wrapped it: its apply() must return a wrapper "
+            "that takes the request and the path parameters (as keywords: **params)"
+        ) from None
     return Colored(handler, route.is_async, route.offload)
+
+
+def _callable_as_routed(route: Route) -> bool:
+    try:
+        check_call(route.handler, route)
+    except TypeError:
+        return False
+    return True
 
 
 def closers(plugins: Sequence[Any]) -> list[Colored]:

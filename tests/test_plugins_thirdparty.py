@@ -503,3 +503,47 @@ def test_close_does_not_run_when_startup_fails_but_a_plugins_lifespan_exits(
     with failed, TestClient(app, interface=interface):
         pass
     assert events == ["opened", "released"]
+
+
+def test_a_wrapper_that_drops_the_path_parameters_names_the_plugin() -> None:
+    class Lossy:
+        name = "lossy"
+
+        def apply(self, handler: Handler, route: Route) -> Handler:
+            def wrapper(request: Request) -> Any:
+                return handler(request)
+
+            return wrapper
+
+    app = App()
+    app.install(Lossy())
+
+    @app.get("/users/{user_id:int}")
+    def user(request: Request, user_id: int) -> str:
+        return str(user_id)
+
+    with pytest.raises(TypeError, match=r"as the plugin 'lossy' wrapped it: its apply\(\)"):
+        app.as_wsgi()
+
+
+def test_a_handler_that_cannot_take_the_request_is_blamed_under_a_passing_wrapper() -> None:
+    class Logged:
+        name = "logged"
+
+        def apply(self, handler: Handler, route: Route) -> Handler:
+            @functools.wraps(handler)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return handler(*args, **kwargs)
+
+            return wrapper
+
+    app = App()
+    app.install(Logged())
+
+    @app.get("/users/{user_id:int}")
+    def user(user_id: int) -> str:  # no request
+        return str(user_id)
+
+    with pytest.raises(TypeError, match="must accept being called as") as raised:
+        app.as_wsgi()
+    assert "plugin" not in str(raised.value)
