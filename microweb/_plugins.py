@@ -21,7 +21,12 @@ class Plugin(Protocol):
     - ``close()``: called at shutdown, sync or async.
     """
 
-    name: str
+    # NOTE: read-only, so that a class attribute, a ClassVar or a property is a name too:
+    # `name: str` took only an instance variable, and `name: ClassVar[str] = "db"` was refused.
+    @property
+    def name(self) -> str:
+        """Tells plugins apart, unique in the app; ``skip=[...]`` uses it."""
+        ...
 
 
 def check_plugin(plugin: object, installed: Sequence[object]) -> str:

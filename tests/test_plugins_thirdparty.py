@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
+import microweb
 from microweb import App, HTTPError, Request, Response, Route, Router
 from microweb.plugins import CORS, CSRF, ProxyHeaders, RequestID, Sessions, Static, TrustedHosts
 from microweb.testing import TestClient
@@ -547,3 +548,29 @@ def test_a_handler_that_cannot_take_the_request_is_blamed_under_a_passing_wrappe
     with pytest.raises(TypeError, match="must accept being called as") as raised:
         app.as_wsgi()
     assert "plugin" not in str(raised.value)
+
+
+def test_the_plugin_protocol_takes_a_name_however_it_is_declared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pytest.importorskip("mypy.api")
+    # NOTE: the microweb under test, not the one mypy would find from the current folder.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MYPYPATH", str(Path(microweb.__file__).parent.parent))
+    module = tmp_path / "typed_plugins.py"
+    module.write_text(
+        "from typing import ClassVar, Final\n"
+        "from microweb import Plugin\n"
+        "class Plain:\n    name = 'plain'\n"
+        "class Classy:\n    name: ClassVar[str] = 'classy'\n"
+        "class Fixed:\n    name: Final = 'fixed'\n"
+        "class Computed:\n    @property\n    def name(self) -> str:\n        return 'computed'\n"
+        "class Own:\n    def __init__(self) -> None:\n        self.name = 'own'\n"
+        "class Numbered:\n    name = 3\n"
+        "fine: list[Plugin] = [Plain(), Classy(), Fixed(), Computed(), Own()]\n"
+        "wrong: Plugin = Numbered()\n"
+    )
+    out, _, status = api.run(["--strict", "--no-incremental", str(module)])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and "typed_plugins.py:19:" in errors[0], out
+    assert status == 1
