@@ -7,13 +7,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import signal
+import sys
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import MakeClient, in_colour
+from servers import read_log
+from test_cli_signals import Served
 
 import microweb
 from microweb import App, HTTPError, Request, Response, Route, Router
@@ -574,3 +579,22 @@ def test_the_plugin_protocol_takes_a_name_however_it_is_declared(
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert len(errors) == 1 and "typed_plugins.py:19:" in errors[0], out
     assert status == 1
+
+
+@pytest.mark.servers
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_microweb_serve_closes_plugins_on_sigterm_after_the_hooks(
+    tmp_path: Path, server: str
+) -> None:
+    served = Served(tmp_path, server, env={"SERVING_LIFESPAN": "1", "SERVING_PLUGINS": "1"})
+    assert httpx.get(f"{served.url}/where", timeout=5).status_code == 200
+    served.process.send_signal(signal.SIGTERM)
+    served.ended_within(timeout=5)
+    assert served.recorded() == [
+        "lifespan-entered",
+        "shutdown",
+        "lifespan-exited",
+        "close-async",
+        "close-sync",
+    ], read_log(served.log)
