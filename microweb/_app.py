@@ -170,7 +170,8 @@ class App(RouteRegistry):
         error propagates.
 
         Raises:
-            TypeError: If the plugin has no ``name``.
+            TypeError: If the plugin has no ``name``, is a class that needs an instance, or has
+                a ``close`` that cannot be called without arguments.
             ValueError: If a plugin of that name is installed, or the app has started.
         """
         if self._plan is not None:

@@ -66,7 +66,7 @@ def run_shutdown(steps: list[Colored]) -> Effects:
             if step.is_async:
                 yield step.fn()
             else:
-                step.fn()
+                refuse_coroutine(step.fn(), "shutdown")
         except Exception as exc:
             name = getattr(step.fn, "__qualname__", repr(step.fn))
             logger.error("shutdown step %s failed", name, exc_info=exc)
@@ -123,6 +123,22 @@ def _never_iterated(returned: Generator[Any, Any, Any] | AsyncGenerator[Any, Any
         "function's code runs only when iterated; give after_response() a def or async def "
         "function without yield"
     )
+
+
+def refuse_coroutine(returned: object, kind: str) -> None:
+    """Raise if a ``def`` startup or shutdown step (``kind``) returned a coroutine, closed.
+
+    Raises:
+        TypeError: Saying to register the ``async def`` function itself.
+    """
+    if isinstance(returned, Coroutine):
+        # NOTE: a lambda around an async call (close = lambda: self.aclose()) ran nothing: its
+        # coroutine was dropped with a "never awaited" warning, and the step counted as done.
+        returned.close()
+        raise TypeError(
+            f"a def {kind} step returned a coroutine, which nobody awaits: register the "
+            "async def function itself (or make the step async def and await it)"
+        )
 
 
 def _never_awaited(returned: Coroutine[Any, Any, Any]) -> None:

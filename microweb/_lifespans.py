@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ._effects import Colored, Effects, Lifespan, ShutdownError, run_shutdown
+from ._effects import Colored, Effects, Lifespan, ShutdownError, refuse_coroutine, run_shutdown
 from ._types import AppLike
 
 logger = logging.getLogger("microweb")
@@ -41,7 +41,7 @@ def run_startup(steps: list[StartupStep], app: AppLike) -> Effects:
             elif step.is_async:
                 yield step.fn()
             else:
-                step.fn()
+                refuse_coroutine(step.fn(), "startup")
     except Exception:
         # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
         # raised. A context manager closes what it opened, even when the app never serves.

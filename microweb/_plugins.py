@@ -7,7 +7,7 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._effects import Colored
-from ._routing import Route, check_call, is_async_callable
+from ._routing import Route, check_arguments, check_call, check_colour, is_async_callable
 
 
 @runtime_checkable
@@ -21,14 +21,20 @@ class Plugin(Protocol):
     - ``close()``: called at shutdown, sync or async.
     """
 
-    name: str
+    # NOTE: read-only, so that a class attribute, a ClassVar or a property is a name too:
+    # `name: str` took only an instance variable, and `name: ClassVar[str] = "db"` was refused.
+    @property
+    def name(self) -> str:
+        """Tells plugins apart, unique in the app; ``skip=[...]`` uses it."""
+        ...
 
 
 def check_plugin(plugin: object, installed: Sequence[object]) -> str:
     """Return the plugin's name after checking it can be installed.
 
     Raises:
-        TypeError: If it is a class, or has no string ``name``.
+        TypeError: If it is a class, has no string ``name``, or has a ``close`` that cannot be
+            called without arguments (or is a ``def`` wrapper of an ``async def`` one).
         ValueError: If a plugin of that name is installed already.
     """
     if isinstance(plugin, type) and _needs_instance(plugin):
@@ -40,6 +46,16 @@ def check_plugin(plugin: object, installed: Sequence[object]) -> str:
         raise TypeError(f"a plugin needs a non-empty str attribute `name`: {plugin!r}")
     if any(getattr(other, "name", None) == name for other in installed):
         raise ValueError(f"a plugin named {name!r} is installed already")
+    close = getattr(plugin, "close", None)
+    if close is not None:
+        # NOTE: a close() that takes an argument, or a def wrapper of an async def one, failed
+        # or was skipped only at shutdown, after the app had served; shutdown hooks are checked
+        # when registered.
+        where = f"plugin {name!r} close()"
+        if not callable(close):
+            raise TypeError(f"{where} must be a method, not {close!r}")
+        check_colour(close, where)
+        check_arguments(close, where, "()")
     return name
 
 
@@ -149,10 +165,13 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
 
     Raises:
         ValueError: If the route skips a plugin that is not installed.
-        TypeError: If a plugin returns no callable or changes the handler's colour.
+        TypeError: If a plugin returns no callable or changes the handler's colour, or the
+            handler as wrapped cannot take the request and the path parameters (naming the
+            outermost plugin that wrapped it).
     """
     check_skips(route, plugins)
     handler: Callable[..., Any] = route.handler
+    outermost: str | None = None
     for plugin in reversed(plugins):
         apply = getattr(plugin, "apply", None)
         if apply is None or plugin.name in route.skip:
@@ -166,9 +185,29 @@ def wrap_handler(route: Route, plugins: Sequence[Any]) -> Colored:
                 f"plugin {plugin.name!r} changed the colour of the {colour} handler "
                 f"{route.name!r}; wrap it in a {colour} function (route.is_async tells which)"
             )
+        if wrapped is not handler:
+            outermost = plugin.name
         handler = wrapped
-    check_call(handler, route)
+    try:
+        check_call(handler, route)
+    except TypeError as exc:
+        if outermost is None or not _callable_as_routed(route):
+            raise
+        # NOTE: the handler was blamed for what a plugin's wrapper could not take: the message
+        # named a handler that takes its parameters well.
+        raise TypeError(
+            f"{exc}, as the plugin {outermost!r} wrapped it: its apply() must return a wrapper "
+            "that takes the request and the path parameters (as keywords: **params)"
+        ) from None
     return Colored(handler, route.is_async, route.offload)
+
+
+def _callable_as_routed(route: Route) -> bool:
+    try:
+        check_call(route.handler, route)
+    except TypeError:
+        return False
+    return True
 
 
 def closers(plugins: Sequence[Any]) -> list[Colored]:

@@ -16,6 +16,8 @@ for 60 s, in a ``def`` hook (``sync``) or an ``async def`` one (``async``).
 exited, ``lifespan-exited``; with ``fail``, it raises ``ConnectionError`` before its ``yield``.
 ``SERVING_WEBSOCKET``: when set, a WebSocket route ``/ws`` records ``ws-open`` once accepted,
 echoes text messages, and records ``ws-closed-<code>`` when the client (or the server) ends it.
+``SERVING_PLUGINS``: when set, two plugins are installed, whose ``close()`` record
+``close-sync`` (a ``def``, installed first) and ``close-async`` (an ``async def``).
 """
 
 from __future__ import annotations
@@ -99,6 +101,26 @@ elif os.environ.get("SERVING_HANG_SHUTDOWN") == "async":
     async def ahang() -> None:
         record("hanging")
         await asyncio.sleep(60)
+
+
+class SyncClosing:
+    name = "sync_closing"
+
+    def close(self) -> None:
+        record("close-sync")
+
+
+class AsyncClosing:
+    name = "async_closing"
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+        record("close-async")
+
+
+if os.environ.get("SERVING_PLUGINS"):
+    app.install(SyncClosing())
+    app.install(AsyncClosing())
 
 
 if os.environ.get("SERVING_LIFESPAN"):
