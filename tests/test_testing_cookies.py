@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from typing import Any
 
 import httpx
@@ -250,7 +251,8 @@ def test_a_cookie_with_a_domain_without_a_dot_is_kept_but_not_sent(interface: st
 
     with TestClient(app, interface=interface) as client:
         client.get("/set")
-        assert client.cookies["site"] == "1"
+        # NOTE: Python 3.10's jar does not keep it at all.
+        assert client.cookies.get("site") == ("1" if sys.version_info >= (3, 11) else None)
         assert client.get("/see").json() == {}
     with TestClient(app, interface=interface, base_url="http://testserver.example") as client:
         client.get("/set")
