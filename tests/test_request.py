@@ -810,30 +810,25 @@ def test_full_path_leaves_the_root_path_out_under_both_interfaces() -> None:
     assert body == b"/items/x%20y?q=1"
 
 
-def test_a_raw_non_ascii_query_is_percent_encoded_in_url_and_full_path() -> None:
-    # NOTE: the raw query was decoded as Latin-1: "?q=é" sent unencoded (UTF-8) read as
-    # "q=Ã©", and a next= link built from full_path led to another page.
+@pytest.mark.parametrize(
+    ("raw", "query"),
+    [
+        # NOTE: the raw query was decoded as Latin-1: "?q=é" sent unencoded (UTF-8) read as
+        # "q=Ã©", and a next= link built from full_path led to another page.
+        ("q=é&r=a b#c".encode(), "q=%C3%A9&r=a%20b%23c"),
+        # NOTE: Waitress passes '"', "<", ">" and the like unencoded: request.url kept them, and
+        # a Link header of "<{request.url}>; rel=canonical" was ended by the client's ">".
+        (
+            b'a=1>;rel=preload,<//evil.example>&q="{|}\\^`',
+            "a=1%3E;rel=preload,%3C//evil.example%3E&q=%22%7B%7C%7D%5C%5E%60",
+        ),
+    ],
+)
+def test_a_raw_query_keeps_no_character_a_uri_cannot_hold(raw: bytes, query: str) -> None:
     app = App()
     app.get("/s")(lambda request: [request.full_path, request.url])
-    raw = "q=é&r=a b#c".encode()
-    expected = ["/s?q=%C3%A9&r=a%20b%23c", "http://testserver/s?q=%C3%A9&r=a%20b%23c"]
-    # NOTE: PEP 3333 passes the raw bytes as a Latin-1 str; ASGI passes them as bytes.
-    environ = wsgi_environ("GET", "/s", QUERY_STRING=raw.decode("latin-1"))
-    environ.update(SERVER_NAME="testserver", SERVER_PORT="80", HTTP_HOST="testserver")
-    assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
-    scope = {**http_scope("GET", "/s"), "query_string": raw}
-    body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
-    assert json.loads(body) == expected
-
-
-def test_a_raw_query_keeps_no_character_a_uri_cannot_hold() -> None:
-    # NOTE: Waitress passes '"', "<", ">" and the like unencoded: request.url kept them, and a
-    # Link header of "<{request.url}>; rel=canonical" was ended by the client's ">".
-    app = App()
-    app.get("/s")(lambda request: [request.full_path, request.url])
-    raw = b'a=1>;rel=preload,<//evil.example>&q="{|}\\^`'
-    query = "a=1%3E;rel=preload,%3C//evil.example%3E&q=%22%7B%7C%7D%5C%5E%60"
     expected = [f"/s?{query}", f"http://testserver/s?{query}"]
+    # NOTE: PEP 3333 passes the raw bytes as a Latin-1 str; ASGI passes them as bytes.
     environ = wsgi_environ("GET", "/s", QUERY_STRING=raw.decode("latin-1"))
     environ.update(SERVER_NAME="testserver", SERVER_PORT="80", HTTP_HOST="testserver")
     assert json.loads(b"".join(app.as_wsgi()(environ, lambda s, h, e=None: None))) == expected
