@@ -53,7 +53,7 @@ X_FORWARDED_LINES = "".join(
     for line in (
         "X-Forwarded-For $remote_addr",
         "X-Forwarded-Proto $scheme",
-        "X-Forwarded-Host $host",
+        "X-Forwarded-Host $http_host",
         'Forwarded ""',
     )
 )
@@ -237,6 +237,33 @@ def test_redirects_point_at_the_public_url(site: Site) -> None:
         plain = client.get(f"http://{HOST}:{site.http_port}/whoami")
     assert (answer.status_code, answer.headers["location"]) == (307, f"https://{SITE}/whoami")
     assert (plain.status_code, plain.headers["location"]) == (301, f"https://{SITE}/whoami")
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
+def test_a_site_on_another_port_keeps_the_port_in_its_urls(site: Site, http2: bool) -> None:
+    # NOTE: what a browser sends for https://example.com:PORT/. nginx's $host drops the port:
+    # the app built its links without it, and CSRF took the site's own Origin for another's.
+    public = f"{SITE}:{site.https_port}"
+    with site.client(http2=http2) as client:
+        seen = client.get(site.url("/whoami"), headers={"host": public}).json()
+        moved = client.get(site.url("/go"), headers={"host": public})
+    assert (seen["host"], seen["url"]) == (public, f"https://{public}/whoami")
+    assert seen["external"] == moved.headers["location"] == f"https://{public}/whoami"
+
+
+def test_an_http10_request_without_a_host_gets_a_clear_400(site: Site) -> None:
+    # NOTE: $http_host is empty then, and nginx passes no Host header on (in HTTP/1.1).
+    raw = b"GET /whoami HTTP/1.0\r\n\r\n"
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection = socket.create_connection((HOST, site.https_port), timeout=TIMEOUT)
+    with connection, context.wrap_socket(connection) as tls:
+        tls.sendall(raw)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert (head.split(b"\r\n")[0], body) == (b"HTTP/1.1 400 Bad Request", b"missing Host header")
 
 
 def _upstream_connections(port: int) -> set[str] | None:
