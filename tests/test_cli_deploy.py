@@ -80,6 +80,16 @@ def test_the_systemd_unit_runs_a_valid_serve_command() -> None:
     assert "server 127.0.0.1:8000;" in (DEPLOY / "nginx.conf").read_text()
 
 
+def test_the_systemd_unit_runs_the_app_as_a_user_of_its_own() -> None:
+    # NOTE: it ran as www-data, the user of nginx's workers on Debian: a flaw in either could
+    # then write what the other serves or keeps.
+    unit = (DEPLOY / "microweb.service").read_text().splitlines()
+    (user,) = [line.partition("=")[2] for line in unit if line.startswith("User=")]
+    (group,) = [line.partition("=")[2] for line in unit if line.startswith("Group=")]
+    assert user not in {"root", "www-data", "nginx", "nobody"}
+    assert group not in {"root", "www-data", "nginx", "nogroup", "nobody"}
+
+
 def test_the_systemd_unit_says_how_to_write_files_under_protect_system_strict() -> None:
     # NOTE: under ProtectSystem=strict an app that writes a database or uploads (the tutorial's
     # notes app) fails with "Read-only file system" unless the unit gives it a folder.
