@@ -454,6 +454,17 @@ class App(RouteRegistry):
         path = build_path(route, self._converters, params)
         return path if _query is None else path + build_query(_query)
 
+    def _kind_of(self, name: str) -> str:
+        """Return the kind (``"http"`` or ``"websocket"``) of the route ``url_for`` builds.
+
+        Raises:
+            KeyError: If no route has that name.
+        """
+        try:
+            return self._names[name][0].kind
+        except KeyError:
+            raise KeyError(f"no route is named {name!r}") from None
+
     # -- entrypoints ---------------------------------------------------------------------------
 
     def _ws_warning_due(self) -> bool:
