@@ -17,6 +17,7 @@ from drive import asgi_call, body_messages, http_scope, response_body, wsgi_envi
 
 from microweb import App, HTTPError, Limits, Request, Response, Router
 from microweb._cookies import cookie_values, parse_cookie_header
+from microweb.plugins import TrustedHosts
 from microweb.testing import TestClient
 
 # -- method and path -------------------------------------------------------------------------
@@ -970,6 +971,27 @@ def test_absolute_form_and_leading_slashes_give_one_path(
     seen = json.loads(body)
     assert (seen["path"], seen["raw_path"], seen["host"]) == (path, raw_path, "testserver")
     assert seen["url"] == (url or f"http://testserver{path}")
+
+
+@pytest.mark.parametrize(
+    ("trusted", "target", "status"),
+    [
+        (["testserver"], "http://evil.example/x", 200),
+        (["good.example"], "http://good.example/x", 400),
+    ],
+)
+def test_trusted_hosts_checks_the_host_header_an_absolute_target_leaves_in_place(
+    interface: str, trusted: list[str], target: str, status: int
+) -> None:
+    # NOTE: the host of an absolute-form target is not used (httptools drops it before the
+    # app runs): request.host is the Host header ("testserver" here), and that is what
+    # TrustedHosts checks, so a target naming a trusted host lets no other Host in (fix154).
+    app = target_app()
+    app.install(TrustedHosts(trusted))
+    answer, _, body = send_target(interface, app, target)
+    assert answer == status, body
+    if status == 200:
+        assert json.loads(body)["host"] == "testserver"
 
 
 @pytest.mark.parametrize(
