@@ -297,13 +297,26 @@ class HeadProperties:
     def url(self) -> str:
         """The full URL: scheme, host, root path, path (percent-encoded) and query string.
 
+        For a request that names no host, on a server that has no address either (no ``Host``
+        in HTTP/1.0, on a Unix socket), ``host`` is ``""``, and the URL is relative: the root
+        path, path and query string alone, as Starlette gives it.
+
         Raises:
             HTTPError: 400 for a ``Host`` that ``host`` refuses.
         """
         query = query_text(self.query_string)
-        # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
-        path = quote(self.root_path + self.path, PATH_SAFE) if self.path != "*" else ""
-        return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
+        query = f"?{query}" if query else ""
+        host = self.host
+        if self.path == "*":
+            # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty
+            # path.
+            return f"{self.scheme}://{host}{query}" if host else "*" + query
+        path = quote(self.root_path + self.path, PATH_SAFE)
+        if not host:
+            # SPEC: RFC 9110 4.2.1, no http URI has an empty host. "http:///app/x" was the URL,
+            # which a browser reads as "http://app/x": a redirect to it left the site (fix154).
+            return path + query
+        return f"{self.scheme}://{host}{path}{query}"
 
     @property
     def full_path(self) -> str:
