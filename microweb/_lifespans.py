@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ._effects import Colored, Effects, Lifespan, ShutdownError, refuse_coroutine, run_shutdown
+from ._plan import StartupSteps
 from ._types import AppLike
 
 logger = logging.getLogger("microweb")
@@ -25,6 +26,9 @@ StartupStep = Colored | Lifespan
 
 def run_startup(steps: list[StartupStep], app: AppLike) -> Effects:
     """Run the startup hooks and enter the lifespans, in registration order.
+
+    Once every step ran, the callable counts as serving (``StartupSteps.serving``) until
+    ``Plan.shutdown_sequence`` is asked for its shutdown.
 
     Returns:
         The exits of the lifespans entered, in the order entered (shutdown runs them reversed).
@@ -48,6 +52,8 @@ def run_startup(steps: list[StartupStep], app: AppLike) -> Effects:
         with contextlib.suppress(ShutdownError):
             yield from run_shutdown(exits[::-1])
         raise
+    if isinstance(steps, StartupSteps):
+        steps.serving += 1
     return exits
 
 

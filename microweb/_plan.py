@@ -73,6 +73,16 @@ def endpoint(
     )
 
 
+class StartupSteps(list[Colored | Lifespan]):
+    """An app's startup hooks and lifespans, in registration order, and how many of its
+    callables (``as_wsgi()``, ``as_asgi()``) ran them and have not shut down since.
+
+    While one of them serves, a step registered would never run in it: ``App`` refuses it.
+    """
+
+    serving: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """An app compiled for serving: what the drivers and the pipeline need, and nothing else.
@@ -100,7 +110,14 @@ class Plan:
 
     def shutdown_sequence(self, exits: list[Colored]) -> list[Colored]:
         """The shutdown hooks, then the ``exits`` of the lifespans entered (the last entered
-        first), then the plugins' ``close()`` (the last installed first)."""
+        first), then the plugins' ``close()`` (the last installed first).
+
+        Asked for by a callable whose startup ran, as it shuts down: it no longer counts as
+        serving, and startup steps may be registered again for the callables started later.
+        """
+        steps = self.startup_steps
+        if isinstance(steps, StartupSteps):
+            steps.serving = max(0, steps.serving - 1)
         return [*self.shutdown_hooks, *exits[::-1], *self.closers]
 
     def match(self, request: Request) -> Endpoint | None:

@@ -91,8 +91,16 @@ class BodySource(Protocol):
 
 # NOTE: "not read yet", where None is a value (no client address, a JSON body of null).
 MISSING: Any = object()
-# NOTE: the scheme of the pages a WebSocket handshake's app serves, for an absolute URL.
-_PAGE_SCHEMES = {"ws": "http", "wss": "https"}
+# NOTE: the scheme of an absolute URL, by the kind of its route and whether the request came
+# secure: a WebSocket route's URL is only of use as ws/wss (as Starlette builds it), a page's as
+# http/https, whatever the kind of the request that builds it.
+_URL_SCHEMES = {
+    ("http", False): "http",
+    ("http", True): "https",
+    ("websocket", False): "ws",
+    ("websocket", True): "wss",
+}
+_SECURE_SCHEMES = frozenset({"https", "wss"})
 
 
 def owes_host(version: str) -> bool:
@@ -289,13 +297,26 @@ class HeadProperties:
     def url(self) -> str:
         """The full URL: scheme, host, root path, path (percent-encoded) and query string.
 
+        For a request that names no host, on a server that has no address either (no ``Host``
+        in HTTP/1.0, on a Unix socket), ``host`` is ``""``, and the URL is relative: the root
+        path, path and query string alone, as Starlette gives it.
+
         Raises:
             HTTPError: 400 for a ``Host`` that ``host`` refuses.
         """
         query = query_text(self.query_string)
-        # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty path.
-        path = quote(self.root_path + self.path, PATH_SAFE) if self.path != "*" else ""
-        return f"{self.scheme}://{self.host}{path}" + (f"?{query}" if query else "")
+        query = f"?{query}" if query else ""
+        host = self.host
+        if self.path == "*":
+            # SPEC: RFC 9112 3.3, the URL of an asterisk-form target (OPTIONS *) has an empty
+            # path.
+            return f"{self.scheme}://{host}{query}" if host else "*" + query
+        path = quote(self.root_path + self.path, PATH_SAFE)
+        if not host:
+            # SPEC: RFC 9110 4.2.1, no http URI has an empty host. "http:///app/x" was the URL,
+            # which a browser reads as "http://app/x": a redirect to it left the site (fix154).
+            return path + query
+        return f"{self.scheme}://{host}{path}{query}"
 
     @property
     def full_path(self) -> str:
@@ -316,9 +337,11 @@ class HeadProperties:
         """Build the path of the route called ``name``, with the app's root path in front.
 
         The root path is percent-encoded, as ``url`` encodes it (it is decoded text). With
-        ``_external=True``, the URL is absolute: the request's scheme and host in front
-        (``http``/``https`` for a WebSocket's ``ws``/``wss``), for a link that leaves the
-        site, such as one in an email; install ``TrustedHosts`` so that the host is yours.
+        ``_external=True``, the URL is absolute: a scheme and the request's host in front, for
+        a link that leaves the site, such as one in an email; install ``TrustedHosts`` so that
+        the host is yours. The scheme is ``http`` or ``https`` for an HTTP route, ``ws`` or
+        ``wss`` for a WebSocket route, the secure one when the request came over ``https``
+        or ``wss``.
 
         Raises:
             HTTPError: 400 for a ``Host`` that ``host`` refuses, or for no host at all (a
@@ -331,7 +354,8 @@ class HeadProperties:
         path = (quote(root, PATH_SAFE) if root else "") + self.app.url_for(name, **params)
         if not _external:
             return path
-        scheme = _PAGE_SCHEMES.get(self.scheme, self.scheme)
+        secure = self.scheme in _SECURE_SCHEMES
+        scheme = _URL_SCHEMES[self.app._kind_of(name), secure]
         host = self.host
         if not host:
             # NOTE: "http:///items" (no Host, on a Unix socket) is a link to the host "items"

@@ -27,3 +27,7 @@ class AppLike(Protocol):
     def url_for(self, name: str, /, **params: Any) -> str:
         """Build the path of the route called ``name`` (without the root path)."""
         ...
+
+    def _kind_of(self, name: str) -> str:
+        """Return the kind (``"http"`` or ``"websocket"``) of the route ``url_for`` builds."""
+        ...

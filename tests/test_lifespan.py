@@ -805,3 +805,115 @@ def test_a_wsgi_app_closed_by_its_own_async_handler_answers_and_stops() -> None:
     for thread in [t for t in threading.enumerate() if t.name == "microweb-app-loop"]:
         thread.join(10)
     assert not [t for t in threading.enumerate() if t.name == "microweb-app-loop"]
+
+
+# -- startup steps registered late ---------------------------------------------------------------
+
+
+_LATE_EVENTS = {
+    "hook": ["late startup"],
+    "lifespan": ["late lifespan entered", "late lifespan exited"],
+}
+
+
+def _register_late(app: App, events: list[str], kind: str) -> None:
+    """Register a startup hook (``kind="hook"``) or a lifespan that records what runs."""
+    if kind == "hook":
+        app.on_startup(lambda: events.append("late startup"))
+        return
+
+    @app.lifespan
+    def late(app: App) -> Iterator[None]:
+        events.append("late lifespan entered")
+        yield
+        events.append("late lifespan exited")
+
+
+@pytest.mark.parametrize("kind", ["hook", "lifespan"])
+def test_a_startup_step_registered_after_the_startup_ran_is_refused(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: it was accepted and never ran, with no word (fix154).
+    events: list[str] = []
+    app = _hooked_app(events)
+    with make_client(app) as client:
+        assert client.get("/").text == "ready"
+        with pytest.raises(RuntimeError, match="registered after the app's startup ran"):
+            _register_late(app, events, kind)
+        assert client.get("/").text == "ready"
+    assert len(app.startup_steps) == 2
+    assert "late" not in " ".join(events)
+
+
+def test_a_startup_hook_after_as_wsgi_is_refused_which_ran_the_startup() -> None:
+    events: list[str] = []
+    app = _hooked_app(events)
+    wsgi = app.as_wsgi()
+    try:
+        with pytest.raises(RuntimeError, match=r"before as_wsgi\(\) \(which runs the startup\)"):
+            app.on_startup(lambda: events.append("late startup"))
+    finally:
+        wsgi.close()
+
+
+@pytest.mark.parametrize("kind", ["hook", "lifespan"])
+def test_a_startup_step_registered_after_as_asgi_before_the_startup_runs(kind: str) -> None:
+    events: list[str] = []
+    app = App()
+
+    async def scenario() -> None:
+        asgi = app.as_asgi()
+        _register_late(app, events, kind)
+        await drive_lifespan(asgi, ["startup", "shutdown"])
+
+    asyncio.run(scenario())
+    assert events == _LATE_EVENTS[kind]
+
+
+def test_a_startup_step_registered_by_a_startup_hook_still_runs(make_client: MakeClient) -> None:
+    events: list[str] = []
+    app = App()
+
+    @app.on_startup
+    def first() -> None:
+        events.append("first")
+        app.on_startup(lambda: events.append("added by first"))
+
+    with make_client(app):
+        assert events == ["first", "added by first"]
+
+
+@pytest.mark.parametrize("kind", ["hook", "lifespan"])
+def test_a_startup_step_may_be_registered_again_once_the_app_shut_down(kind: str) -> None:
+    # NOTE: no callable serves then; the next one started runs it.
+    events: list[str] = []
+    app = App()
+
+    async def scenario() -> None:
+        asgi = app.as_asgi()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        task = asyncio.ensure_future(asgi(scope, inbox.get, outbox.put))
+        await inbox.put({"type": "lifespan.startup"})
+        assert (await asyncio.wait_for(outbox.get(), 5))["type"] == "lifespan.startup.complete"
+        with pytest.raises(RuntimeError, match="would never run"):
+            _register_late(app, events, kind)
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await asyncio.wait_for(outbox.get(), 5))["type"] == "lifespan.shutdown.complete"
+        await asyncio.wait_for(task, 5)
+        _register_late(app, events, kind)
+        await drive_lifespan(asgi, ["startup", "shutdown"])
+
+    asyncio.run(scenario())
+    assert events == _LATE_EVENTS[kind]
+
+
+def test_a_shutdown_hook_registered_after_the_startup_still_runs(make_client: MakeClient) -> None:
+    # NOTE: the shutdown reads the live list: such a hook is not lost, so it stays allowed.
+    events: list[str] = []
+    app = _hooked_app(events)
+    with make_client(app) as client:
+        client.get("/")
+        app.on_shutdown(lambda: events.append("late shutdown"))
+    assert events[-1] == "late shutdown"

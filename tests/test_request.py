@@ -9,7 +9,7 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 import pytest
 from conftest import MakeClient, traced_lines
@@ -17,6 +17,7 @@ from drive import asgi_call, body_messages, http_scope, response_body, wsgi_envi
 
 from microweb import App, HTTPError, Limits, Request, Response, Router
 from microweb._cookies import cookie_values, parse_cookie_header
+from microweb.plugins import TrustedHosts
 from microweb.testing import TestClient
 
 # -- method and path -------------------------------------------------------------------------
@@ -973,6 +974,27 @@ def test_absolute_form_and_leading_slashes_give_one_path(
 
 
 @pytest.mark.parametrize(
+    ("trusted", "target", "status"),
+    [
+        (["testserver"], "http://evil.example/x", 200),
+        (["good.example"], "http://good.example/x", 400),
+    ],
+)
+def test_trusted_hosts_checks_the_host_header_an_absolute_target_leaves_in_place(
+    interface: str, trusted: list[str], target: str, status: int
+) -> None:
+    # NOTE: the host of an absolute-form target is not used (httptools drops it before the
+    # app runs): request.host is the Host header ("testserver" here), and that is what
+    # TrustedHosts checks, so a target naming a trusted host lets no other Host in (fix154).
+    app = target_app()
+    app.install(TrustedHosts(trusted))
+    answer, _, body = send_target(interface, app, target)
+    assert answer == status, body
+    if status == 200:
+        assert json.loads(body)["host"] == "testserver"
+
+
+@pytest.mark.parametrize(
     ("target", "path", "raw_path"),
     [
         ("/", "/", "/"),
@@ -1233,10 +1255,10 @@ def test_no_host_is_400_in_http_1_1_and_the_server_address_in_http_1_0(
 
 
 @pytest.mark.parametrize(
-    ("name", "port", "host"),
-    [("", "", ""), ("waitress.invalid", "/run/app.sock", "waitress.invalid")],
+    ("name", "port", "host", "url"),
+    [("", "", "", "/p"), ("waitress.invalid", "/run/app.sock", "waitress.invalid", None)],
 )
-def test_a_unix_socket_server_has_no_port(name: str, port: str, host: str) -> None:
+def test_a_unix_socket_server_has_no_port(name: str, port: str, host: str, url: str | None) -> None:
     # NOTE: microweb serve --uds gives no server (as Uvicorn's scope, None); waitress-serve
     # --unix-socket gives the socket's path as SERVER_PORT, which was a 500 (int() of it).
     environ = wsgi_environ("GET", "/p", SERVER_PROTOCOL="HTTP/1.0", SERVER_NAME=name)
@@ -1249,7 +1271,8 @@ def test_a_unix_socket_server_has_no_port(name: str, port: str, host: str) -> No
     finally:
         driver.close()
     assert seen[0][:3] == "200", body
-    assert (json.loads(body)["host"], json.loads(body)["url"]) == (host, f"http://{host}/p")
+    expected = url or f"http://{host}/p"
+    assert (json.loads(body)["host"], json.loads(body)["url"]) == (host, expected)
 
 
 def test_a_unix_socket_path_given_as_the_server_name_is_no_host() -> None:
@@ -1274,6 +1297,57 @@ def test_a_unix_socket_path_given_as_the_server_name_is_no_host() -> None:
     seen: list[str] = []
     body = b"".join(app.as_wsgi()(environ, lambda status, headers: seen.append(status)))
     assert (seen[0][:3], body) == ("400", no_host)
+
+
+@pytest.mark.parametrize(
+    ("target", "query", "url"),
+    [("/where", "q=a%20b", "/app/where?q=a%20b"), ("/caf\u00e9", "", "/app/caf%C3%A9")],
+)
+def test_the_url_of_a_request_naming_no_host_on_a_unix_socket_is_relative(
+    interface: str, target: str, query: str, url: str
+) -> None:
+    # NOTE: it was "http:///app/where?q=a%20b", which a browser reads as a URL of the host
+    # "app": a redirect to request.url left the site (fix154). As Starlette, a relative URL.
+    app = App()
+
+    @app.get("/{rest:path}")
+    def show(request: Request, rest: str) -> dict[str, str]:
+        return {"host": request.host, "url": request.url}
+
+    if interface == "asgi":
+        raw = quote(target).encode()
+        scope = {**http_scope("GET", "/app" + target), "server": None, "headers": []}
+        scope.update(http_version="1.0", root_path="/app", query_string=query.encode())
+        scope["raw_path"] = b"/app" + raw
+        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+        status, body = sent[0]["status"], response_body(sent)
+    else:
+        path_info = target.encode().decode("latin-1")
+        environ = wsgi_environ("GET", path_info, SERVER_PROTOCOL="HTTP/1.0", SERVER_NAME="")
+        environ.update(SERVER_PORT="", SCRIPT_NAME="/app", QUERY_STRING=query)
+        del environ["HTTP_HOST"]
+        seen: list[str] = []
+        driver = app.as_wsgi()
+        try:
+            body = b"".join(driver(environ, lambda status, headers: seen.append(status)))
+        finally:
+            driver.close()
+        status = int(seen[0][:3])
+    assert status == 200, body
+    assert json.loads(body) == {"host": "", "url": url}
+
+
+def test_the_url_of_options_asterisk_naming_no_host_is_an_asterisk() -> None:
+    app = App()
+
+    @app.middleware
+    def describe(request: Request) -> Iterator[Response | None]:
+        yield Response(request.url)
+
+    scope = {**http_scope("OPTIONS", "*"), "server": None, "headers": [], "http_version": "1.0"}
+    scope["raw_path"] = b"*"
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    assert (sent[0]["status"], response_body(sent)) == (200, b"*")
 
 
 def test_an_ipv6_server_address_is_bracketed_when_it_stands_for_the_host(interface: str) -> None:

@@ -317,6 +317,55 @@ def test_request_url_for_external_from_a_websocket_is_http() -> None:
         assert session.receive_text() == "https://shop.example/search/x"
 
 
+def chat_app() -> App:
+    """An app with a page and a WebSocket route, each able to link to the other."""
+    app = App()
+
+    @app.websocket("/chat/{room}")
+    async def chat(socket: WebSocket, room: str) -> None:
+        await socket.accept()
+        request = socket.request
+        urls = [request.url_for(name, _external=True, room=room) for name in ("chat", "lobby")]
+        await socket.send_text(" ".join(urls))
+
+    @app.get("/lobby/{room}")
+    def lobby(request: Request, room: str) -> str:
+        return request.url_for("chat", _external=True, room=room)
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("http://testserver", "ws://testserver/chat/a%20b"),
+        ("https://shop.example:8443", "wss://shop.example:8443/chat/a%20b"),
+    ],
+)
+def test_request_url_for_external_of_a_websocket_route_is_ws(
+    interface: str, base_url: str, expected: str
+) -> None:
+    # NOTE: it was "http://testserver/chat/a%20b", no URL a WebSocket client opens; as in
+    # Starlette, the route's kind decides the scheme, the request only whether it is secure.
+    with TestClient(chat_app(), interface=interface, base_url=base_url) as client:
+        assert client.get("/lobby/a b").text == expected
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("http://testserver", "ws://testserver/chat/x http://testserver/lobby/x"),
+        ("https://shop.example", "wss://shop.example/chat/x https://shop.example/lobby/x"),
+    ],
+)
+def test_request_url_for_external_from_a_websocket_follows_the_route(
+    base_url: str, expected: str
+) -> None:
+    client = TestClient(chat_app(), interface="asgi", base_url=base_url)
+    with client, client.websocket_connect("/chat/x") as session:
+        assert session.receive_text() == expected
+
+
 def test_app_url_for_has_no_external() -> None:
     # NOTE: only a request knows a scheme and a host.
     with pytest.raises(TypeError, match=r"needs a request: call request\.url_for"):
