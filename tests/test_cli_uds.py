@@ -101,7 +101,8 @@ def test_serves_on_a_unix_socket_and_removes_it_at_the_end(tmp_path: Path, serve
         # NOTE: HTTP/1.0 without Host: no host at all (Waitress gave the path as its port: 500).
         answer = raw_exchange(path, b"GET /app/where HTTP/1.0\r\n\r\n")
         assert answer.split(b" ", 2)[1] == b"200", answer
-        assert b'"url":"http:///app/where"' in answer, answer
+        # NOTE: relative: "http:///app/where" is read as the host "app".
+        assert b'"url":"/app/where"' in answer, answer
         # NOTE: a head that stops coming is closed after --client-timeout (1 s).
         started = time.monotonic()
         raw_exchange(path, b"GET /app/where HTTP/1.1\r\nHost: a")
