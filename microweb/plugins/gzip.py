@@ -204,6 +204,20 @@ def _media_type(response: Response) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
+def _no_transform(lines: list[str]) -> bool:
+    """Tell whether ``Cache-Control`` lines hold the ``no-transform`` directive.
+
+    NOTE: every line is read (a handler may add ``no-transform`` on a line of its own, which
+    means the same as one line: RFC 9110 5.3), and directives are matched by name, not as text:
+    a ``no-transform`` on a line after ``public, max-age=60`` was compressed.
+    """
+    for line in lines:
+        for directive in line.split(","):
+            if directive.partition("=")[0].strip().lower() == "no-transform":
+                return True
+    return False
+
+
 def _weaken(response: Response) -> None:
     etag = response.headers.get("etag")
     if etag and not etag.startswith("W/"):
@@ -313,7 +327,7 @@ class GZip:
         headers = response.headers
         if "content-encoding" in headers:
             return False
-        if "no-transform" in headers.get("cache-control", "").lower():
+        if _no_transform(headers.getlist("cache-control")):
             return False
         return self.compressible(_media_type(response))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import http_scope, raw_pieces, wsgi_environ
 
 from microweb import App, Request, Response
@@ -102,6 +102,47 @@ def test_gzip_leaves_some_responses_alone(make_client: MakeClient, path: str, re
     if path == "/encoded":
         assert response.headers["content-encoding"] == "br"
         assert response.content == TEXT.encode()  # NOTE: httpx does not decode br here
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["public, max-age=60", "no-transform"],
+        ["public", "max-age=60, No-Transform"],
+        ['private="set-cookie"', "max-age=0 , NO-TRANSFORM"],
+    ],
+)
+def test_gzip_reads_no_transform_on_every_cache_control_line(
+    make_client: MakeClient, colour: str, lines: list[str]
+) -> None:
+    app = App()
+    app.install(GZip())
+
+    def page(request: Request) -> Response:
+        response = Response.text(TEXT)
+        for line in lines:
+            response.headers.add("cache-control", line)
+        return response
+
+    app.get("/page")(in_colour(colour, page))
+    response = make_client(app).get("/page", headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in response.headers
+    assert response.text == TEXT
+    assert response.headers.get_list("cache-control") == lines
+
+
+def test_gzip_matches_no_transform_by_name_only(make_client: MakeClient) -> None:
+    app = App()
+    app.install(GZip())
+
+    @app.get("/page")
+    def page(request: Request) -> Response:
+        # NOTE: an extension directive whose name holds "no-transform" is another directive.
+        return Response.text(TEXT, headers={"cache-control": "x-no-transform-hint, public"})
+
+    response = make_client(app).get("/page", headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text == TEXT
 
 
 def test_gzip_skips_bodiless_answers(make_client: MakeClient) -> None:
