@@ -96,8 +96,8 @@ class Static:
             ``.well-known/``); by default they get 404.
 
     Raises:
-        ValueError: If ``directory`` is not a folder, ``prefix`` is malformed, or ``index`` is
-            a dotfile while ``dotfiles`` is false.
+        ValueError: If ``directory`` is not a folder, ``prefix`` is malformed (or holds a
+            route parameter, ``{...}``), or ``index`` is a dotfile while ``dotfiles`` is false.
     """
 
     def __init__(
@@ -113,6 +113,11 @@ class Static:
             raise ValueError(f"Static directory {os.fspath(directory)!r} is not a folder")
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"Static prefix {prefix!r} must start with '/' and not end with '/'")
+        if "{" in prefix or "}" in prefix:
+            # NOTE: else a TypeError at install that serve() takes no such path parameter.
+            raise ValueError(
+                f"Static prefix {prefix!r} is a fixed path: it can't hold route parameters {{...}}"
+            )
         if index is not None and _unsafe(index):
             raise ValueError(f"Static index {index!r} must be a relative path inside the folder")
         if index is not None and not dotfiles and _hidden(index):

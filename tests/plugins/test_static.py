@@ -175,6 +175,9 @@ def test_static_refuses_bad_arguments(tmp_path: Path) -> None:
         Static(tmp_path / "missing")
     with pytest.raises(ValueError, match="prefix"):
         Static(tmp_path, prefix="static/")
+    for prefix in ("/{lang}", "/{lang}/static", "/x{y}z", "/a}"):
+        with pytest.raises(ValueError, match=r"can't hold route parameters"):
+            Static(tmp_path, prefix=prefix)
     with pytest.raises(ValueError, match="index"):
         Static(tmp_path, index="../index.html")
     with pytest.raises(ValueError, match="dotfiles=True"):
