@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import (
     AsyncGenerator,
@@ -39,6 +40,8 @@ SKIPPED_TYPES = frozenset(
     }
 )
 TEXTUAL_IMAGES = frozenset({"image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon"})
+# SPEC: RFC 9110 8.3.1 and 5.6.2: a type and a subtype, both tokens ("*" is a token character).
+MEDIA_RANGE = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+/[!#$%&'*+.^_`|~0-9a-z-]+")
 GZIP_WBITS = 31  # 16 + 15: a gzip header and trailer around a 32 KiB-window deflate stream
 
 Flow = Generator[Response | None, Response, None]
@@ -218,6 +221,30 @@ def _no_transform(lines: list[str]) -> bool:
     return False
 
 
+def _media_types(media_types: Iterable[str]) -> frozenset[str]:
+    """Return ``media_types`` in lower case, each checked to be one that can match.
+
+    NOTE: a type is matched without its parameters, and ``*/*`` matches nothing: with
+    ``"text/html; charset=utf-8"``, ``"text/html "`` or ``"*/*"`` listed, nothing was
+    compressed, and nothing said why.
+
+    Raises:
+        ValueError: For an entry that is not ``type/subtype`` or ``type/*``.
+    """
+    checked = set()
+    for media_type in media_types:
+        lowered = media_type.lower()
+        if lowered == "*/*":
+            raise ValueError("media_types=['*/*']: leave media_types out to compress every type")
+        if not MEDIA_RANGE.fullmatch(lowered) or lowered.startswith("*/"):
+            raise ValueError(
+                f"media_types takes types without parameters or spaces, such as 'text/html' "
+                f"or 'text/*', not {media_type!r}"
+            )
+        checked.add(lowered)
+    return frozenset(checked)
+
+
 def _weaken(response: Response) -> None:
     etag = response.headers.get("etag")
     if etag and not etag.startswith("W/"):
@@ -243,7 +270,9 @@ class GZip:
             listed by name); by default, every type but the ones known not to compress.
 
     Raises:
-        ValueError: If ``minimum_size`` is negative or ``compresslevel`` not in 0 to 9.
+        ValueError: If ``minimum_size`` is negative, ``compresslevel`` not in 0 to 9, or an
+            entry of ``media_types`` is not ``type/subtype`` or ``type/*`` (parameters,
+            spaces, ``*/*``).
     """
 
     name = "gzip"
@@ -262,9 +291,7 @@ class GZip:
             raise TypeError(f"media_types takes a list of strings: [{media_types!r}]")
         self.minimum_size = minimum_size
         self.compresslevel = compresslevel
-        self.media_types = (
-            None if media_types is None else frozenset(t.lower() for t in media_types)
-        )
+        self.media_types = None if media_types is None else _media_types(media_types)
 
     def setup(self, app: App) -> None:
         """Add the flow that compresses responses on their way out."""

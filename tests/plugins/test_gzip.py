@@ -273,6 +273,23 @@ def test_gzip_minimum_size_and_level(make_client: MakeClient) -> None:
         GZip(minimum_size=-1)
 
 
+@pytest.mark.parametrize(
+    "media_type",
+    ["text/html; charset=utf-8", "text/html ", " text/css", "text", "*/*", "*/html", "a/b/c", ""],
+)
+def test_gzip_refuses_media_types_that_can_never_match(media_type: str) -> None:
+    with pytest.raises(ValueError, match="media_types"):
+        GZip(media_types=["application/json", media_type])
+
+
+def test_gzip_media_types_are_matched_in_any_case(make_client: MakeClient) -> None:
+    plugin = GZip(media_types=["Text/Plain", "APPLICATION/*"])
+    assert plugin.media_types == {"text/plain", "application/*"}
+    client = make_client(gzip_app(plugin))
+    assert client.get("/text").headers["content-encoding"] == "gzip"
+    assert client.get("/json").headers["content-encoding"] == "gzip"
+
+
 CHUNKS = [f"chunk {n}: " + "data " * 50 + "\n" for n in range(5)]
 
 
