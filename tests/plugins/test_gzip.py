@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -85,6 +86,47 @@ def test_gzip_body_is_real_gzip(interface: str) -> None:
     body = b"".join(pieces)
     assert int(headers["content-length"]) == len(body)
     assert gzip.decompress(body) == TEXT.encode()
+
+
+def test_gzip_compresses_a_large_whole_body_as_a_stream_off_the_event_loop(
+    interface: str, colour: str
+) -> None:
+    # NOTE: compressed whole where the flow runs, 12.7 MB of text held the event loop for 0.4 s
+    # under ASGI (review153): every other connection waited.
+    import microweb.plugins.gzip as gzip_module
+
+    big = "".join(f"row {n}: delivered\n" for n in range(20_000))  # NOTE: about 400 KB.
+    assert len(big) > gzip_module.INLINE_BODY
+    threads: set[int] = set()
+    app = App()
+    app.install(GZip())
+
+    def big_text(request: Request) -> str:
+        return big
+
+    app.get("/big")(in_colour(colour, big_text))
+
+    @app.get("/loop")
+    async def loop_thread(request: Request) -> str:
+        return str(threading.get_ident())  # NOTE: under ASGI, the event loop's thread.
+
+    made = gzip_module._compressor
+
+    def watched(level: int) -> Any:
+        threads.add(threading.get_ident())
+        return made(level)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gzip_module, "_compressor", watched)
+        with TestClient(app, interface=interface) as client:
+            answer = client.get("/big")
+            loop = int(client.get("/loop").text)
+    assert answer.headers["content-encoding"] == "gzip"
+    assert "content-length" not in answer.headers
+    assert answer.text == big
+    assert len(threads) == 1
+    if interface == "asgi":
+        assert loop not in threads
 
 
 @pytest.mark.parametrize(
