@@ -53,7 +53,10 @@ def _servable(root: str, full: str, dotfiles: bool) -> bool:
 
 
 def safe_join(
-    directory: str | os.PathLike[str], path: str, *, dotfiles: bool = False
+    directory: str | bytes | os.PathLike[str] | os.PathLike[bytes],
+    path: str,
+    *,
+    dotfiles: bool = False,
 ) -> str | None:
     """Return the real path that ``path`` names inside ``directory``, if it may be served.
 
@@ -72,7 +75,7 @@ def safe_join(
         characters, ``MAX_PATH_LENGTH``), leads outside ``directory``, or names a dotfile when
         ``dotfiles`` is false.
     """
-    return _resolve(os.path.realpath(os.fspath(directory)), path, dotfiles)
+    return _resolve(os.path.realpath(os.fsdecode(directory)), path, dotfiles)
 
 
 class Static:
@@ -96,23 +99,30 @@ class Static:
             ``.well-known/``); by default they get 404.
 
     Raises:
-        ValueError: If ``directory`` is not a folder, ``prefix`` is malformed, or ``index`` is
-            a dotfile while ``dotfiles`` is false.
+        ValueError: If ``directory`` is not a folder, ``prefix`` is malformed (or holds a
+            route parameter, ``{...}``), or ``index`` is a dotfile while ``dotfiles`` is false.
     """
 
     def __init__(
         self,
-        directory: str | os.PathLike[str],
+        directory: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         prefix: str = "/static",
         index: str | None = "index.html",
         name: str = "static",
         dotfiles: bool = False,
     ) -> None:
-        root = os.path.realpath(os.fspath(directory))
+        # NOTE: fsdecode, not fspath: a bytes folder was taken here, and every request then
+        # joined it with the str path, a TypeError (a 500) for each file.
+        root = os.path.realpath(os.fsdecode(directory))
         if not os.path.isdir(root):
-            raise ValueError(f"Static directory {os.fspath(directory)!r} is not a folder")
+            raise ValueError(f"Static directory {os.fsdecode(directory)!r} is not a folder")
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"Static prefix {prefix!r} must start with '/' and not end with '/'")
+        if "{" in prefix or "}" in prefix:
+            # NOTE: else a TypeError at install that serve() takes no such path parameter.
+            raise ValueError(
+                f"Static prefix {prefix!r} is a fixed path: it can't hold route parameters {{...}}"
+            )
         if index is not None and _unsafe(index):
             raise ValueError(f"Static index {index!r} must be a relative path inside the folder")
         if index is not None and not dotfiles and _hidden(index):

@@ -170,11 +170,23 @@ def test_static_at_the_root_and_several_folders(make_client: MakeClient, tmp_pat
     assert app.url_for("b_files", path="sub dir/two.txt") == "/b/sub%20dir/two.txt"
 
 
+def test_static_takes_a_bytes_folder(make_client: MakeClient, tmp_path: Path) -> None:
+    (tmp_path / "site.css").write_text("body {}")
+    folder = os.fsencode(tmp_path)
+    app = App()
+    app.install(Static(folder))
+    assert make_client(app).get("/static/site.css").text == "body {}"
+    assert safe_join(folder, "site.css") == str(tmp_path.resolve() / "site.css")
+
+
 def test_static_refuses_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a folder"):
         Static(tmp_path / "missing")
     with pytest.raises(ValueError, match="prefix"):
         Static(tmp_path, prefix="static/")
+    for prefix in ("/{lang}", "/{lang}/static", "/x{y}z", "/a}"):
+        with pytest.raises(ValueError, match=r"can't hold route parameters"):
+            Static(tmp_path, prefix=prefix)
     with pytest.raises(ValueError, match="index"):
         Static(tmp_path, index="../index.html")
     with pytest.raises(ValueError, match="dotfiles=True"):
