@@ -480,16 +480,23 @@ class App(RouteRegistry):
         path = build_path(route, self._converters, params)
         return path if _query is None else path + build_query(_query)
 
-    def _kind_of(self, name: str) -> str:
-        """Return the kind (``"http"`` or ``"websocket"``) of the route ``url_for`` builds.
+    def _kind_of(self, name: str, preferred: str) -> str:
+        """Return the kind (``"http"`` or ``"websocket"``) of the route ``url_for`` builds:
+        ``preferred`` (the kind of the request that asks) when routes of both kinds have the
+        name, one template served as a page and as a WebSocket.
 
         Raises:
             KeyError: If no route has that name.
         """
         try:
-            return self._names[name][0].kind
+            routes = self._names[name]
         except KeyError:
             raise KeyError(f"no route is named {name!r}") from None
+        # NOTE: not the kind registered first: which one that was flipped a page's link to
+        # itself to ws:// (review155).
+        if any(route.kind == preferred for route in routes):
+            return preferred
+        return routes[0].kind
 
     # -- entrypoints ---------------------------------------------------------------------------
 

@@ -82,6 +82,10 @@ class StartupSteps(list[Colored | Lifespan]):
 
     serving: int = 0
 
+    def stopped(self) -> None:
+        """Count one callable fewer serving: it shut down, or was dropped without a shutdown."""
+        self.serving = max(0, self.serving - 1)
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -117,7 +121,7 @@ class Plan:
         """
         steps = self.startup_steps
         if isinstance(steps, StartupSteps):
-            steps.serving = max(0, steps.serving - 1)
+            steps.stopped()
         return [*self.shutdown_hooks, *exits[::-1], *self.closers]
 
     def match(self, request: Request) -> Endpoint | None:

@@ -101,6 +101,7 @@ _URL_SCHEMES = {
     ("websocket", True): "wss",
 }
 _SECURE_SCHEMES = frozenset({"https", "wss"})
+_WEBSOCKET_SCHEMES = frozenset({"ws", "wss"})
 
 
 def owes_host(version: str) -> bool:
@@ -341,7 +342,8 @@ class HeadProperties:
         a link that leaves the site, such as one in an email; install ``TrustedHosts`` so that
         the host is yours. The scheme is ``http`` or ``https`` for an HTTP route, ``ws`` or
         ``wss`` for a WebSocket route, the secure one when the request came over ``https``
-        or ``wss``.
+        or ``wss``. A name of both an HTTP and a WebSocket route (one path served both ways)
+        builds the request's own kind.
 
         Raises:
             HTTPError: 400 for a ``Host`` that ``host`` refuses, or for no host at all (a
@@ -355,7 +357,8 @@ class HeadProperties:
         if not _external:
             return path
         secure = self.scheme in _SECURE_SCHEMES
-        scheme = _URL_SCHEMES[self.app._kind_of(name), secure]
+        own = "websocket" if self.scheme in _WEBSOCKET_SCHEMES else "http"
+        scheme = _URL_SCHEMES[self.app._kind_of(name, own), secure]
         host = self.host
         if not host:
             # NOTE: "http:///items" (no Host, on a Unix socket) is a link to the host "items"

@@ -28,6 +28,7 @@ class AppLike(Protocol):
         """Build the path of the route called ``name`` (without the root path)."""
         ...
 
-    def _kind_of(self, name: str) -> str:
-        """Return the kind (``"http"`` or ``"websocket"``) of the route ``url_for`` builds."""
+    def _kind_of(self, name: str, preferred: str) -> str:
+        """Return the kind (``"http"`` or ``"websocket"``) of the route ``url_for`` builds,
+        ``preferred`` when routes of both kinds have the name."""
         ...

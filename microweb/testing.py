@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
+from ._plan import StartupSteps
 from ._testing_asgi import (
     Lifespan,
     LoopThread,
@@ -762,6 +763,14 @@ def _close_asgi_side(loop: LoopThread, client: httpx.AsyncClient, asgi: ASGIDriv
     finally:
         loop.stop()
         asgi._release_pool()
+        if asgi._started:
+            # NOTE: started by a request, with no lifespan: its shutdown never runs, as a
+            # server's without lifespan messages, but it serves no more. Still counted as
+            # serving, it made the app refuse every startup step for good (review155).
+            asgi._started = False
+            steps = asgi.plan.startup_steps
+            if isinstance(steps, StartupSteps):
+                steps.stopped()
 
 
 def _assert_same(

@@ -917,3 +917,25 @@ def test_a_shutdown_hook_registered_after_the_startup_still_runs(make_client: Ma
         client.get("/")
         app.on_shutdown(lambda: events.append("late shutdown"))
     assert events[-1] == "late shutdown"
+
+
+@pytest.mark.parametrize("drop", ["close", "collect"])
+def test_a_startup_step_may_be_registered_once_a_client_without_with_is_closed(
+    interface: str, drop: str
+) -> None:
+    # NOTE: an ASGI side started by its first request, with no lifespan, never counted as shut
+    # down: once the client was closed (or dropped), the app refused every startup step for
+    # good, though the next client runs it (review155).
+    events: list[str] = []
+    app = _hooked_app(events)
+    client = TestClient(app, interface=interface)
+    assert client.get("/").text == "ready"
+    if drop == "close":
+        client.close()
+    else:
+        del client
+        gc.collect()
+    _register_late(app, events, "hook")
+    with TestClient(app, interface=interface) as again:
+        assert again.get("/").text == "ready"
+    assert "late startup" in events

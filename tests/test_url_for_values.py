@@ -366,6 +366,34 @@ def test_request_url_for_external_from_a_websocket_follows_the_route(
         assert session.receive_text() == expected
 
 
+@pytest.mark.parametrize("websocket_first", [True, False])
+def test_request_url_for_external_of_a_name_of_both_kinds_follows_the_request(
+    interface: str, websocket_first: bool
+) -> None:
+    # NOTE: a page and its WebSocket at one path, under one name: the scheme was the kind of
+    # the route registered first, so that the page linked to itself as ws:// (review155).
+    app = App()
+
+    def page(request: Request) -> str:
+        return request.url_for("chat", _external=True)
+
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.request.url_for("chat", _external=True))
+
+    if websocket_first:
+        app.websocket("/chat", name="chat")(socket)
+    app.get("/chat", name="chat")(page)
+    if not websocket_first:
+        app.websocket("/chat", name="chat")(socket)
+    with TestClient(app, interface=interface, base_url="https://shop.example") as client:
+        assert client.get("/chat").text == "https://shop.example/chat"
+    if interface == "asgi":
+        client = TestClient(app, interface="asgi", base_url="https://shop.example")
+        with client, client.websocket_connect("/chat") as session:
+            assert session.receive_text() == "wss://shop.example/chat"
+
+
 def test_app_url_for_has_no_external() -> None:
     # NOTE: only a request knows a scheme and a host.
     with pytest.raises(TypeError, match=r"needs a request: call request\.url_for"):
