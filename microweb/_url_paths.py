@@ -23,8 +23,9 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
         TypeError: If a parameter is missing or unknown, or is ``None`` or ``bytes`` where
             its converter would write it with ``str()``.
         ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
-            empty, a value is or holds a ``.`` or ``..`` segment, or a built-in converter's
-            ``to_python`` refuses the text its ``to_url`` made (no request would match it).
+            empty, a value is or holds a ``.`` or ``..`` segment, holds a lone surrogate (no
+            UTF-8), or a built-in converter's ``to_python`` refuses the text its ``to_url`` made
+            (no request would match it).
     """
     expected = set(route.param_names)
     if set(params) != expected:
@@ -38,6 +39,7 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             continue
         converter = converters[segment.converter]
         text = _to_url(route, segment, converter, params[segment.name])
+        _check_utf8(text, f"url_for({route.name!r}): parameter {segment.name!r}")
         _check_dots(route, segment, text)
         if segment.converter == "path":
             # NOTE: "/files/%2Fetc" routes back to rest="/etc": the path decodes to "//etc".
@@ -65,6 +67,7 @@ def build_query(query: Query) -> str:
         TypeError: If ``query`` is a ``str`` or ``bytes`` (not pairs), a name is not a
             ``str``, or a value is not a ``str``, ``int``, ``float`` or ``None``: ``bytes``,
             or an object whose ``repr()``-like ``str()`` would land in the link.
+        ValueError: If a name or value holds a lone surrogate (no UTF-8).
     """
     if isinstance(query, (str, bytes)):
         # NOTE: iterated, "a=b" gave "not enough values to unpack", a ValueError.
@@ -85,7 +88,24 @@ def build_query(query: Query) -> str:
                     f"not {type(item).__name__}"
                 )
             flat.append((name, str(item)))
+    for name, text in flat:
+        _check_utf8(name, "url_for: a query name")
+        _check_utf8(text, f"url_for: query value for {name!r}")
     return "?" + urlencode(flat, quote_via=quote, safe="") if flat else ""
+
+
+def _check_utf8(text: str, where: str) -> None:
+    """Refuse text that UTF-8 cannot encode (a lone surrogate), which no URL can carry."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # NOTE: quote() raised its UnicodeEncodeError, which named no parameter.
+        raise ValueError(
+            f"{where} holds {text[exc.start : exc.end]!r}, a lone surrogate: UTF-8, and so a "
+            "URL, cannot carry it"
+        ) from None
 
 
 _BINARY = (bytes, bytearray, memoryview)

@@ -154,6 +154,35 @@ def test_url_for_refuses_a_dot_segment_that_clients_resolve(name: str, value: st
 
 
 @pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"value": "\ud800"}, "parameter 'value'"),
+        ({"value": "a\udcffb"}, "parameter 'value'"),
+        ({"value": "x", "_query": {"q": "\udc80"}}, "query value for 'q'"),
+        ({"value": "x", "_query": [("\udc80", "v")]}, "a query name"),
+    ],
+)
+def test_url_for_names_a_lone_surrogate_no_url_can_carry(
+    make_client: MakeClient, params: dict[str, Any], where: str
+) -> None:
+    # NOTE: it was quote()'s UnicodeEncodeError, which named no parameter (say, a value taken
+    # from a filename decoded with surrogateescape).
+    app = values_app()
+
+    @app.get("/link")
+    def link(request: Request) -> str:
+        try:
+            return request.url_for("str", **params)
+        except ValueError as exc:
+            return f"refused: {exc}"
+
+    with pytest.raises(ValueError, match=re.escape(where)) as refused:
+        app.url_for("str", **params)
+    assert type(refused.value) is ValueError
+    assert make_client(app).get("/link").text == f"refused: {refused.value}"
+
+
+@pytest.mark.parametrize(
     ("name", "value", "url"),
     [
         ("str", "...", "/s/..."),
