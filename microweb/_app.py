@@ -438,7 +438,9 @@ class App(RouteRegistry):
             raise RuntimeError(
                 f"{what} registered after the app's startup ran would never run: register it "
                 "before as_wsgi() (which runs the startup), or before the ASGI server starts "
-                "the app (its lifespan.startup, or the first request)"
+                "the app (its lifespan.startup, or the first request). A callable counts as "
+                "started until it shuts down: close() under WSGI, lifespan.shutdown under ASGI "
+                "(one served without lifespan messages never does), the close of a TestClient"
             )
 
     # -- the registry ----------------------------------------------------------------------------
