@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Templates"]
 
-Directory = str | os.PathLike[str]
+Directory = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 ContextProcessor = Callable[["Request"], Mapping[str, Any]]
 
 
@@ -86,7 +86,7 @@ class _CompiledLoader(jinja2.FileSystemLoader):
     (``{% include name %}``). Both are refused here, the one place that decides.
     """
 
-    def __init__(self, folders: list[Directory]) -> None:
+    def __init__(self, folders: list[str]) -> None:
         super().__init__(folders)
         self.compiled: frozenset[str] | None = None  # NOTE: None while compiling up front.
 
@@ -210,7 +210,11 @@ class Templates:
     ) -> None:
         self.context_processors = _processors(context_processors)
         self._flash_pages: dict[str, bool] = {}
-        folders = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
+        given = [directory] if isinstance(directory, (str, bytes, os.PathLike)) else directory
+        # NOTE: fsdecode, as Static does: a bytes folder was iterated as a list of ints ("expected
+        # str, bytes or os.PathLike object, not int"), and a bytes path-like one failed in
+        # Jinja's loader, joined with str names.
+        folders = [os.fsdecode(folder) for folder in given]
         if not folders:
             # NOTE: accepted, every render was a TemplateNotFound, far from the mistake.
             raise ValueError("Templates needs a template folder; it was given an empty list")
@@ -218,7 +222,7 @@ class Templates:
             if not os.path.isdir(folder):
                 # NOTE: a file given for the folder was said not to exist.
                 what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
-                raise FileNotFoundError(f"template directory {os.fspath(folder)!r} {what}")
+                raise FileNotFoundError(f"template directory {folder!r} {what}")
         if "loader" in env_options:
             raise TypeError(
                 "Templates makes its loader from directory; pass a list of folders to search "
@@ -235,7 +239,7 @@ class Templates:
         self.env = jinja2.Environment(loader=loader, **options)
         self.env.template_class = _RequestTemplate
         self._loader = loader
-        loader.compiled = self._compile_all(loader, [os.fspath(f) for f in folders])
+        loader.compiled = self._compile_all(loader, folders)
 
     def _compile_all(self, loader: _CompiledLoader, folders: list[str]) -> frozenset[str]:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us

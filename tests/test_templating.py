@@ -646,6 +646,20 @@ def test_several_directories(folder: Path, tmp_path_factory: pytest.TempPathFact
     assert templates.env.get_template("extra.html").render(x=1) == "extra 1"
 
 
+def test_a_bytes_folder_is_taken_as_its_path(folder: Path) -> None:
+    # NOTE: a bytes folder was iterated as a list of ints (a TypeError about an int); a bytes
+    # path-like one failed in Jinja's loader, joined with str names.
+    class BytesPath:
+        def __fspath__(self) -> bytes:
+            return bytes(folder)
+
+    for directory in (bytes(folder), BytesPath(), [bytes(folder)]):
+        templates = Templates(directory)
+        assert templates.env.get_template("notes/item.txt").render(text="<b>") == "&lt;b&gt;"
+    with pytest.raises(FileNotFoundError, match="nowhere' does not exist"):
+        Templates(bytes(folder / "nowhere"))
+
+
 def test_a_missing_directory_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
         Templates(tmp_path / "nowhere")
