@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +68,14 @@ def _processors(given: Iterable[ContextProcessor]) -> tuple[ContextProcessor, ..
 
 def _processed(processor: ContextProcessor, request: Request) -> Mapping[str, Any]:
     variables = processor(request)
+    if isinstance(variables, Coroutine):
+        # NOTE: a def one around an async call (a lambda): left open, the coroutine was also
+        # reported "never awaited", by the garbage collector, at some later line.
+        variables.close()
+        raise TypeError(
+            f"context processor {processor!r} returned a coroutine, which render() can't "
+            "await: it is synchronous; make the processor a def function that returns a mapping"
+        )
     if not isinstance(variables, Mapping):
         raise TypeError(
             f"context processor {processor!r} returned {type(variables).__name__}, not a "

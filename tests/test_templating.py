@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -208,6 +209,37 @@ def test_context_processors_are_checked(folder: Path, make_client: MakeClient) -
             return Response.text(str(exc))
 
     assert "returned list, not a mapping of template variables" in make_client(app).get("/").text
+
+
+@pytest.mark.parametrize("how", ["render", "stream"])
+def test_a_processor_that_returns_a_coroutine_closes_it(
+    folder: Path, make_client: MakeClient, colour: str, how: str
+) -> None:
+    # NOTE: a lambda around an async call: the coroutine was left open, and the garbage
+    # collector later warned that it was never awaited, at an unrelated line.
+    made: list[Any] = []
+
+    async def user(request: Request) -> dict[str, str]:
+        return {"user": "ada"}
+
+    def wrapped(request: Request) -> Any:
+        made.append(user(request))
+        return made[-1]
+
+    (folder / "who.html").write_text("{{ user }}")
+    templates = Templates(folder, context_processors=[wrapped])
+
+    def index(request: Request) -> Response:
+        try:
+            return getattr(templates, how)(request, "who.html")  # type: ignore[no-any-return]
+        except TypeError as exc:
+            return Response.text(str(exc))
+
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    text = make_client(app).get("/").text
+    assert "returned a coroutine, which render() can't await" in text
+    assert made[0].cr_frame is None  # NOTE: closed (a coroutine never started has a frame).
 
 
 def test_macros_imported_without_context_see_request_url_for_and_flashes(
