@@ -374,6 +374,27 @@ def test_stream_sends_a_long_page_in_pieces(
     assert 2 <= len(pieces) <= len(page) // 8192 + 2
 
 
+def test_a_streamed_template_runs_off_the_event_loop_from_both_colours(
+    folder: Path, colour: str
+) -> None:
+    # NOTE: docs/templates.md said it ran as "a stream of the handler's colour": an async def
+    # handler's too runs in the pool under ASGI (a sync stream), as render() there does not.
+    (folder / "where.html").write_text("{{ on_a_loop() }}")
+    templates = Templates(folder)
+
+    def on_a_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    templates.env.globals["on_a_loop"] = on_a_loop
+    app = _streaming(templates, colour, "where.html")
+    with TestClient(app, interface="asgi") as client:
+        assert client.get("/page").text == "False"
+
+
 def test_stream_finds_the_template_and_runs_the_processors_in_the_handler(
     folder: Path, make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
