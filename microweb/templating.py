@@ -390,6 +390,13 @@ class Templates:
         )
 
     def _variables(self, request: Request, context: Mapping[str, Any] | None) -> dict[str, Any]:
+        if isinstance(request, str):
+            # NOTE: Starlette's and Flask's order, the name first ("'str' object has no
+            # attribute 'url_for'" said nothing of it).
+            raise TypeError(
+                f"Templates takes the request first, then the name: "
+                f"render(request, {request!r}, {{...}}), not render({request!r}, ...)"
+            )
         variables: dict[str, Any] = {
             "request": request,
             "url_for": request.url_for,

@@ -242,6 +242,16 @@ def test_a_processor_that_returns_a_coroutine_closes_it(
     assert made[0].cr_frame is None  # NOTE: closed (a coroutine never started has a frame).
 
 
+@pytest.mark.parametrize("how", ["render", "stream"])
+def test_the_name_given_first_is_a_clear_type_error(folder: Path, how: str) -> None:
+    # NOTE: Starlette's TemplateResponse(name, {"request": request}) and Flask's
+    # render_template(name) put the name first: the error was "'str' object has no attribute
+    # 'url_for'".
+    templates = Templates(folder)
+    with pytest.raises(TypeError, match=r"request first.*render\(request, 'page.html'"):
+        getattr(templates, how)("page.html", {"request": None})
+
+
 def test_macros_imported_without_context_see_request_url_for_and_flashes(
     folder: Path, make_client: MakeClient
 ) -> None:
