@@ -190,8 +190,9 @@ class Templates:
     too; ``|safe`` or ``markupsafe.Markup`` mark a value that is HTML already.
 
     Args:
-        directory: The folder that holds the templates, or a list of folders searched in
-            order. Names are paths relative to it with ``/``: ``"notes/list.html"``.
+        directory: The folder that holds the templates (``str``, ``bytes`` or a path
+            object), or a list of folders searched in order. Names are paths relative to it
+            with ``/``: ``"notes/list.html"``.
         context_processors: Functions called with the request on each ``render``, in order;
             each returns a mapping of variables every template sees (the signed-in user, say),
             as Flask's ``@app.context_processor`` and Starlette's ``context_processors``.
