@@ -35,6 +35,12 @@ class ServerSentEvent:
                     f"ServerSentEvent {name} must be str, not {type(value).__name__}"
                     + (": encode it first, with json.dumps() say" if name == "data" else "")
                 )
+            if value is not None and type(value) is not str:
+                # NOTE: a str subclass is kept as its text: a (str, Enum) member was framed by
+                # its format(), "event: Kind.UPDATE" for the value "update", so the page's
+                # addEventListener("update") never fired; and the checks below read the text
+                # that goes out, not what a subclass's own methods say of it.
+                object.__setattr__(self, name, str.__str__(value))
         if self.retry is not None and (
             not isinstance(self.retry, int) or isinstance(self.retry, bool)
         ):

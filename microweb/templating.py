@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import (
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Templates"]
 
-Directory = str | os.PathLike[str]
+Directory = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 ContextProcessor = Callable[["Request"], Mapping[str, Any]]
 
 
@@ -60,6 +68,14 @@ def _processors(given: Iterable[ContextProcessor]) -> tuple[ContextProcessor, ..
 
 def _processed(processor: ContextProcessor, request: Request) -> Mapping[str, Any]:
     variables = processor(request)
+    if isinstance(variables, Coroutine):
+        # NOTE: a def one around an async call (a lambda): left open, the coroutine was also
+        # reported "never awaited", by the garbage collector, at some later line.
+        variables.close()
+        raise TypeError(
+            f"context processor {processor!r} returned a coroutine, which render() can't "
+            "await: it is synchronous; make the processor a def function that returns a mapping"
+        )
     if not isinstance(variables, Mapping):
         raise TypeError(
             f"context processor {processor!r} returned {type(variables).__name__}, not a "
@@ -86,7 +102,7 @@ class _CompiledLoader(jinja2.FileSystemLoader):
     (``{% include name %}``). Both are refused here, the one place that decides.
     """
 
-    def __init__(self, folders: list[Directory]) -> None:
+    def __init__(self, folders: list[str]) -> None:
         super().__init__(folders)
         self.compiled: frozenset[str] | None = None  # NOTE: None while compiling up front.
 
@@ -174,8 +190,9 @@ class Templates:
     too; ``|safe`` or ``markupsafe.Markup`` mark a value that is HTML already.
 
     Args:
-        directory: The folder that holds the templates, or a list of folders searched in
-            order. Names are paths relative to it with ``/``: ``"notes/list.html"``.
+        directory: The folder that holds the templates (``str``, ``bytes`` or a path
+            object), or a list of folders searched in order. Names are paths relative to it
+            with ``/``: ``"notes/list.html"``.
         context_processors: Functions called with the request on each ``render``, in order;
             each returns a mapping of variables every template sees (the signed-in user, say),
             as Flask's ``@app.context_processor`` and Starlette's ``context_processors``.
@@ -210,7 +227,11 @@ class Templates:
     ) -> None:
         self.context_processors = _processors(context_processors)
         self._flash_pages: dict[str, bool] = {}
-        folders = [directory] if isinstance(directory, (str, os.PathLike)) else list(directory)
+        given = [directory] if isinstance(directory, (str, bytes, os.PathLike)) else directory
+        # NOTE: fsdecode, as Static does: a bytes folder was iterated as a list of ints ("expected
+        # str, bytes or os.PathLike object, not int"), and a bytes path-like one failed in
+        # Jinja's loader, joined with str names.
+        folders = [os.fsdecode(folder) for folder in given]
         if not folders:
             # NOTE: accepted, every render was a TemplateNotFound, far from the mistake.
             raise ValueError("Templates needs a template folder; it was given an empty list")
@@ -218,7 +239,7 @@ class Templates:
             if not os.path.isdir(folder):
                 # NOTE: a file given for the folder was said not to exist.
                 what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
-                raise FileNotFoundError(f"template directory {os.fspath(folder)!r} {what}")
+                raise FileNotFoundError(f"template directory {folder!r} {what}")
         if "loader" in env_options:
             raise TypeError(
                 "Templates makes its loader from directory; pass a list of folders to search "
@@ -235,7 +256,7 @@ class Templates:
         self.env = jinja2.Environment(loader=loader, **options)
         self.env.template_class = _RequestTemplate
         self._loader = loader
-        loader.compiled = self._compile_all(loader, [os.fspath(f) for f in folders])
+        loader.compiled = self._compile_all(loader, folders)
 
     def _compile_all(self, loader: _CompiledLoader, folders: list[str]) -> frozenset[str]:
         # PERF: reading and compiling a two-file page costs ~2 ms, a cached lookup ~0.5 us
@@ -370,6 +391,13 @@ class Templates:
         )
 
     def _variables(self, request: Request, context: Mapping[str, Any] | None) -> dict[str, Any]:
+        if isinstance(request, str):
+            # NOTE: Starlette's and Flask's order, the name first ("'str' object has no
+            # attribute 'url_for'" said nothing of it).
+            raise TypeError(
+                f"Templates takes the request first, then the name: "
+                f"render(request, {request!r}, {{...}}), not render({request!r}, ...)"
+            )
         variables: dict[str, Any] = {
             "request": request,
             "url_for": request.url_for,

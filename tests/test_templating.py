@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -210,6 +211,47 @@ def test_context_processors_are_checked(folder: Path, make_client: MakeClient) -
     assert "returned list, not a mapping of template variables" in make_client(app).get("/").text
 
 
+@pytest.mark.parametrize("how", ["render", "stream"])
+def test_a_processor_that_returns_a_coroutine_closes_it(
+    folder: Path, make_client: MakeClient, colour: str, how: str
+) -> None:
+    # NOTE: a lambda around an async call: the coroutine was left open, and the garbage
+    # collector later warned that it was never awaited, at an unrelated line.
+    made: list[Any] = []
+
+    async def user(request: Request) -> dict[str, str]:
+        return {"user": "ada"}
+
+    def wrapped(request: Request) -> Any:
+        made.append(user(request))
+        return made[-1]
+
+    (folder / "who.html").write_text("{{ user }}")
+    templates = Templates(folder, context_processors=[wrapped])
+
+    def index(request: Request) -> Response:
+        try:
+            return getattr(templates, how)(request, "who.html")  # type: ignore[no-any-return]
+        except TypeError as exc:
+            return Response.text(str(exc))
+
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    text = make_client(app).get("/").text
+    assert "returned a coroutine, which render() can't await" in text
+    assert made[0].cr_frame is None  # NOTE: closed (a coroutine never started has a frame).
+
+
+@pytest.mark.parametrize("how", ["render", "stream"])
+def test_the_name_given_first_is_a_clear_type_error(folder: Path, how: str) -> None:
+    # NOTE: Starlette's TemplateResponse(name, {"request": request}) and Flask's
+    # render_template(name) put the name first: the error was "'str' object has no attribute
+    # 'url_for'".
+    templates = Templates(folder)
+    with pytest.raises(TypeError, match=r"request first.*render\(request, 'page.html'"):
+        getattr(templates, how)("page.html", {"request": None})
+
+
 def test_macros_imported_without_context_see_request_url_for_and_flashes(
     folder: Path, make_client: MakeClient
 ) -> None:
@@ -340,6 +382,27 @@ def test_stream_sends_a_long_page_in_pieces(
     assert b"".join(pieces).decode() == page
     # NOTE: 9,000 values and tags from Jinja, sent in pieces of about STREAM_PIECE characters.
     assert 2 <= len(pieces) <= len(page) // 8192 + 2
+
+
+def test_a_streamed_template_runs_off_the_event_loop_from_both_colours(
+    folder: Path, colour: str
+) -> None:
+    # NOTE: docs/templates.md said it ran as "a stream of the handler's colour": an async def
+    # handler's too runs in the pool under ASGI (a sync stream), as render() there does not.
+    (folder / "where.html").write_text("{{ on_a_loop() }}")
+    templates = Templates(folder)
+
+    def on_a_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    templates.env.globals["on_a_loop"] = on_a_loop
+    app = _streaming(templates, colour, "where.html")
+    with TestClient(app, interface="asgi") as client:
+        assert client.get("/page").text == "False"
 
 
 def test_stream_finds_the_template_and_runs_the_processors_in_the_handler(
@@ -644,6 +707,20 @@ def test_several_directories(folder: Path, tmp_path_factory: pytest.TempPathFact
     (other / "extra.html").write_text("extra {{ x }}")
     templates = Templates([folder, other])
     assert templates.env.get_template("extra.html").render(x=1) == "extra 1"
+
+
+def test_a_bytes_folder_is_taken_as_its_path(folder: Path) -> None:
+    # NOTE: a bytes folder was iterated as a list of ints (a TypeError about an int); a bytes
+    # path-like one failed in Jinja's loader, joined with str names.
+    class BytesPath:
+        def __fspath__(self) -> bytes:
+            return bytes(folder)
+
+    for directory in (bytes(folder), BytesPath(), [bytes(folder)]):
+        templates = Templates(directory)
+        assert templates.env.get_template("notes/item.txt").render(text="<b>") == "&lt;b&gt;"
+    with pytest.raises(FileNotFoundError, match="nowhere' does not exist"):
+        Templates(bytes(folder / "nowhere"))
 
 
 def test_a_missing_directory_fails_at_once(tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+"""Server-Sent Events: what ``ServerSentEvent`` frames for the values app code gives it.
+
+The framing, the headers and the closing of the events are in test_streaming.py.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import pytest
+from conftest import MakeClient, in_colour
+
+from microweb import App, Request, Response, ServerSentEvent
+
+
+class Kind(str, enum.Enum):
+    """An app's event types, as a str mix-in enum: its format() is "Kind.UPDATE"."""
+
+    UPDATE = "update"
+
+
+class Shouty(str):
+    """A str whose format() differs from its text, as a subclass's may."""
+
+    def __format__(self, spec: str) -> str:
+        return "SHOUT\ndata: injected"
+
+
+@pytest.mark.parametrize("value", [Kind.UPDATE, Shouty("update")])
+def test_a_str_subclass_is_framed_as_its_text(value: str) -> None:
+    event = ServerSentEvent(data=value, event=value, id=value, comment=value)
+    assert event.encode() == b": update\nevent: update\nid: update\ndata: update\n\n"
+    assert all(type(getattr(event, name)) is str for name in ("data", "event", "id", "comment"))
+
+
+def test_a_str_subclass_is_checked_as_its_text() -> None:
+    class Hiding(str):
+        def __contains__(self, part: object) -> bool:
+            return False
+
+    with pytest.raises(ValueError, match="line break"):
+        ServerSentEvent(event=Hiding("a\nb"))
+
+
+def test_an_enum_event_type_reaches_the_browser_under_both_interfaces(
+    make_client: MakeClient, colour: str
+) -> None:
+    def events(request: Request) -> Response:
+        feed: list[Any] = [
+            ServerSentEvent(data="1", event=Kind.UPDATE),
+            {"data": Kind.UPDATE, "event": Kind.UPDATE},
+        ]
+        return Response.sse(feed)
+
+    app = App()
+    app.get("/")(in_colour(colour, events))
+    response = make_client(app).get("/")
+    assert response.text == "event: update\ndata: 1\n\nevent: update\ndata: update\n\n"
