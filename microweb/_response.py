@@ -285,8 +285,19 @@ class Response:
         Raises:
             TypeError: If ``events`` is one event (a ``str``, a mapping, a
                 ``ServerSentEvent``), ``bytes``, or not iterable.
+            ValueError: If ``headers`` give another ``Content-Type`` than
+                ``text/event-stream`` (with parameters or not), which ``EventSource`` refuses.
         """
         check_events(events)
+        for name, value in (headers or {}).items():
+            media_type = value.partition(";")[0].strip().lower()
+            if name.lower() == "content-type" and media_type != "text/event-stream":
+                # NOTE: the app's header won, and EventSource refused the stream: it fired
+                # error and reconnected, again and again, with nothing said on the server.
+                raise ValueError(
+                    f"Response.sse() is text/event-stream, which EventSource requires, not "
+                    f"{value!r}: leave Content-Type out of its headers"
+                )
         chunks = AsyncSSEChunks(events) if isinstance(events, AsyncIterable) else SSEChunks(events)
         response = cls.stream(chunks, "text/event-stream", status, headers)
         response.headers.setdefault("cache-control", "no-cache")

@@ -57,3 +57,23 @@ def test_an_enum_event_type_reaches_the_browser_under_both_interfaces(
     app.get("/")(in_colour(colour, events))
     response = make_client(app).get("/")
     assert response.text == "event: update\ndata: 1\n\nevent: update\ndata: update\n\n"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", "text/event-streams"])
+def test_sse_refuses_a_content_type_eventsource_refuses(content_type: str) -> None:
+    # NOTE: the app's header won, and the browser's EventSource refused the stream, reconnecting
+    # again and again, with nothing said on the server.
+    with pytest.raises(ValueError, match="text/event-stream"):
+        Response.sse(["hi"], headers={"Content-Type": content_type})
+
+
+def test_sse_takes_its_own_content_type_with_parameters(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/events")
+    def events(request: Request) -> Response:
+        return Response.sse(["hi"], headers={"content-type": "text/event-stream; charset=utf-8"})
+
+    answer = make_client(app).get("/events")
+    assert answer.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert answer.text == "data: hi\n\n"
