@@ -338,7 +338,8 @@ class Templates:
 
         Args:
             request: The request being answered.
-            name: The template's name, relative to the directory.
+            name: The template's name, relative to the directory (or a ``jinja2.Template``,
+                as ``render()`` takes one).
             context: The template's variables.
             status: The status code.
             headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
@@ -349,7 +350,10 @@ class Templates:
         """
         variables = self._variables(request, context)
         template = self.env.get_template(name)
-        if self._shows_flashes(name):
+        # NOTE: the template's own name: a Template object, which render() takes as Jinja does,
+        # failed here with "'Template' object has no attribute 'split'" (review156). One made
+        # from a string has none, and no file to look into.
+        if template.name is not None and self._shows_flashes(template.name):
             # NOTE: the session's cookie is sent before the template runs: the messages it
             # read then were shown on every later page, never taken from the session.
             take_flashes_now(request)

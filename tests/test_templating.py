@@ -371,6 +371,33 @@ def test_stream_sends_what_render_does(folder: Path, make_client: MakeClient, co
     )
 
 
+def test_stream_takes_a_template_object_as_render_does(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: render() took one (as Jinja's get_template does); stream() failed with
+    # "'Template' object has no attribute 'split'" (review156).
+    (folder / "flashes.html").write_text(
+        "{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}."
+    )
+    templates = Templates(folder)
+    app = App()
+    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
+
+    @app.post("/flash")
+    def flash_it(request: Request) -> str:
+        flash(request, "a")
+        return "ok"
+
+    def streamed(request: Request) -> Response:
+        return templates.stream(request, templates.env.get_template("flashes.html"))
+
+    app.get("/streamed")(in_colour(colour, streamed))
+    client = make_client(app)
+    client.post("/flash")
+    assert client.get("/streamed").text == "!a."
+    assert client.get("/streamed").text == "."  # NOTE: shown, so taken from the session.
+
+
 def test_stream_sends_a_long_page_in_pieces(
     folder: Path, make_client: MakeClient, colour: str
 ) -> None:
