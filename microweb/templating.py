@@ -199,7 +199,8 @@ class Templates:
         **env_options: Passed to ``jinja2.Environment`` (``trim_blocks``, ``undefined``,
             ``extensions``...). Defaults that differ from Jinja's: ``autoescape=True``,
             ``auto_reload=False`` (pass ``True`` in development to pick up edited files),
-            ``cache_size=-1`` (every compiled template stays cached).
+            ``cache_size=-1`` (every compiled template stays cached; another value is a
+            ``ValueError``).
 
     Raises:
         TypeError: If a ``loader`` is given: the templates are the directory's; or a context
@@ -207,8 +208,8 @@ class Templates:
             function, or one is given alone instead of in a list.
         FileNotFoundError: If a directory does not exist, or is a file.
         ValueError: If ``directory`` is an empty list, or ``enable_async=True`` is given:
-            ``render`` is synchronous; or if a file of the folders is not UTF-8 text (every
-            file is compiled as a template).
+            ``render`` is synchronous; or a ``cache_size`` other than -1; or if a file of the
+            folders is not UTF-8 text (every file is compiled as a template).
         jinja2.TemplateSyntaxError: If a template does not compile, for another reason than
             a filter or test that ``env`` lacks: such a template is compiled on its first
             render, once the app has added them.
@@ -249,6 +250,13 @@ class Templates:
             raise ValueError(
                 "Templates renders synchronously (templates are compiled up front, so rendering "
                 "does no I/O); leave enable_async off"
+            )
+        if env_options.get("cache_size", -1) != -1:
+            # NOTE: with fewer slots than templates, an evicted one was read from disk again at
+            # render time, on the event loop under ASGI (review156).
+            raise ValueError(
+                "Templates keeps every template compiled (cache_size=-1), so that render() "
+                "reads no file; leave cache_size out"
             )
         options: dict[str, Any] = {"autoescape": True, "auto_reload": False, "cache_size": -1}
         options.update(env_options)

@@ -777,6 +777,14 @@ def test_enable_async_is_refused(folder: Path) -> None:
         Templates(folder, enable_async=True)
 
 
+@pytest.mark.parametrize("size", [0, 1, 400])
+def test_a_cache_that_would_let_render_read_files_is_refused(folder: Path, size: int) -> None:
+    # NOTE: a template pushed out of the cache was read from disk at render time (review156).
+    with pytest.raises(ValueError, match="cache_size"):
+        Templates(folder, cache_size=size)
+    assert Templates(folder, cache_size=-1).env.cache is not None
+
+
 def test_microweb_does_not_import_jinja() -> None:
     code = "import sys, microweb, microweb.testing; assert 'jinja2' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
