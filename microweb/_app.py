@@ -524,7 +524,7 @@ class App(RouteRegistry):
         return WSGIDriver(plan)
 
     def as_asgi(self) -> ASGIDriver:
-        """Return the ASGI 3 callable (``http`` and ``lifespan``)."""
+        """Return the ASGI 3 callable (``http``, ``websocket`` and ``lifespan`` scopes)."""
         from ._asgi import ASGIDriver
 
         return ASGIDriver(self.compile())

@@ -209,11 +209,16 @@ class Response:
         interfaces; it is closed when the response ends, also when the client goes away.
 
         Raises:
-            TypeError: If ``iterable`` is ``bytes`` or ``str`` (give ``Response(body)``), or
-                is not iterable.
+            TypeError: If ``iterable`` is ``bytes``, ``bytearray``, ``memoryview`` or ``str``
+                (give ``Response(body)``), or is not iterable.
         """
-        if isinstance(iterable, (bytes, str)):
-            raise TypeError("Response.stream() takes an iterable of chunks, not bytes or str")
+        if isinstance(iterable, (bytes, bytearray, memoryview, str)):
+            # NOTE: a bytearray or memoryview was iterated as ints: a 200 went out, then the
+            # stream was cut with "yields bytes or str chunks, not int" (review158).
+            raise TypeError(
+                f"Response.stream() takes an iterable of chunks, not {type(iterable).__name__}: "
+                "give a whole body to Response(body)"
+            )
         if not isinstance(iterable, (Iterable, AsyncIterable)):
             # NOTE: None was sent as an empty 200, another value failed once the headers had
             # gone (under ASGI) or outside the stream's handling (under WSGI).

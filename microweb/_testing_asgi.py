@@ -339,8 +339,10 @@ class WebSocketSession:
 class WebSocketRefused(WebSocketDisconnect):
     """The app refused the WebSocket handshake; ``response`` is the HTTP answer the client got.
 
-    That is the response a flow refused it with (the app sees a server that announces the
-    denial-response extension, as Uvicorn does), or an empty 403 where the app closed before
+    That is the response a flow refused it with (the test client announces the
+    denial-response extension and microweb's own ``microweb.denial_response``, as
+    ``microweb serve`` does; under plain Uvicorn the client gets a 403), or an empty 403 where
+    the app closed before
     accepting. ``code`` is the app's close code then, and 1008 (policy violation) otherwise.
 
     Args:

@@ -633,11 +633,6 @@ def test_head_of_stream_has_no_body_and_closes_it(make_client: MakeClient) -> No
     assert not async_streams[0].started
 
 
-def test_stream_refuses_bytes() -> None:
-    with pytest.raises(TypeError):
-        Response.stream(b"not chunks")  # type: ignore[arg-type]
-
-
 # -- cookies -----------------------------------------------------------------------------------
 
 

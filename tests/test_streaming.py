@@ -220,9 +220,13 @@ def test_a_stream_chunk_of_another_type_is_a_logged_type_error_under_both_interf
     assert closed == [kind]
 
 
-@pytest.mark.parametrize("body", [b"bytes", "text"])
-def test_stream_refuses_bytes_and_str(body: bytes | str) -> None:
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize(
+    "body", [b"bytes", "text", bytearray(b"bytes"), memoryview(b"bytes")], ids=type
+)
+def test_stream_refuses_a_whole_body(body: Any) -> None:
+    # NOTE: a bytearray or memoryview was iterated as ints: a 200 went out, then the stream was
+    # cut with "yields bytes or str chunks, not int" (review158).
+    with pytest.raises(TypeError, match=f"not {type(body).__name__}: give a whole body"):
         Response.stream(body)
 
 
