@@ -65,9 +65,10 @@ class Response:
         body: The body; ``str`` is encoded as UTF-8.
         status: The status code.
         headers: Initial headers.
-        media_type: The ``Content-Type``; without one, a ``str`` body is ``text/plain`` and other
-            bodies ``application/octet-stream``. A ``Content-Type`` in ``headers`` wins over
-            it, in the factories (``Response.json``, ``Response.html``...) too.
+        media_type: The ``Content-Type``; without one, a ``str`` body (and an empty one, as
+            ``Response()`` has) is ``text/plain`` and other bodies ``application/octet-stream``.
+            A ``Content-Type`` in ``headers`` wins over it, in the factories
+            (``Response.json``, ``Response.html``...) too.
 
     Raises:
         TypeError: If ``status`` is not an ``int`` (a ``bool`` is not one), or a header value
