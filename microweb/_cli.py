@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
 from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError, load_app
 from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
+from ._stopping import end_by
 
 
 def _handler_name(handler: object) -> str:
@@ -158,5 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"microweb: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 0
+        # NOTE: SIGINT before the server handles it (the target's import, Waitress's startup
+        # hooks): ended by it, as a signal then ends the process; status 0 told systemd or a
+        # script that the app had served and stopped cleanly.
+        end_by(signal.SIGINT)
     return 0
