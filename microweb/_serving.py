@@ -72,8 +72,20 @@ def asgi_from_environment() -> Any:
     process does.
     """
     time_clients(int(os.environ.get(CLIENT_TIMEOUT_VARIABLE, CLIENT_TIMEOUT)))
-    app = load_app(os.environ[TARGET_VARIABLE])
-    trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+    target = os.environ[TARGET_VARIABLE]
+    try:
+        app = load_app(target)
+        trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+    except Exception as exc:
+        # NOTE: Uvicorn calls this factory and takes any TypeError out of it for a factory's
+        # wrong signature: a module edited under --reload to raise one at import was logged as
+        # "Error loading ASGI app factory: ..." with no traceback, no file, no line.
+        configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
+        if isinstance(exc, TargetError):
+            logger.error("cannot load %s: %s", target, exc)
+        else:
+            logger.exception("cannot load %s", target)
+        raise SystemExit(STARTUP_FAILURE) from None
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
     return asgi_app(app, int(threads) if threads else None, os.environ.get(ROOT_PATH_VARIABLE, ""))
