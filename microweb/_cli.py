@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from ._app import App
-from ._importer import TargetError, load_app
-from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
+from ._importer import TargetError
+from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, loaded, serve
 from ._stopping import end_by
 
 
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":
-            print(routes_table(load_app(_target(args))))
+            print(routes_table(loaded(_target(args))))
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):
                 raise TargetError(

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -89,6 +90,26 @@ def asgi_from_environment() -> Any:
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
     return asgi_app(app, int(threads) if threads else None, os.environ.get(ROOT_PATH_VARIABLE, ""))
+
+
+def loaded(target: str) -> App:
+    """Return ``load_app(target)``; an error that the target's own code raised (at import, in
+    its factory) is printed with its traceback, then raised as a ``TargetError``.
+
+    Raises:
+        TargetError: If the target does not lead to an App, or its code raised.
+    """
+    try:
+        return load_app(target)
+    except TargetError:
+        raise
+    except Exception as exc:
+        # NOTE: the traceback is the one way to find the line; the command then ends as for
+        # any error in the target (status 2), where it ended with Python's status 1.
+        traceback.print_exc()
+        raise TargetError(
+            f"cannot load {target}: {type(exc).__name__}: {exc} (traceback above)"
+        ) from None
 
 
 def time_clients(seconds: int) -> None:
@@ -284,7 +305,7 @@ def serve(
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
     root_path = normalize_root_path(root_path)
-    app = load_app(target)
+    app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
     listener = None
