@@ -476,10 +476,12 @@ def _serve_uvicorn(
     # Unix socket's file (end_by() ends it as that would).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminated)
-    from ._uvicorn import orderly_uvicorn
-
-    runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
     try:
+        # NOTE: built inside the try: a SIGTERM while the server is built (before Uvicorn
+        # handles signals) raised Terminated out of serve(), a traceback and status 1.
+        from ._uvicorn import orderly_uvicorn
+
+        runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
         runner.run(None if sock is None else [sock])
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT.

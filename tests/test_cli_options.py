@@ -1233,3 +1233,25 @@ def test_a_worker_whose_target_fails_to_load_says_why(
     # NOTE: as a handler writes it: the message, then the traceback with the line if any.
     shown = logging.Formatter().format(failure[0])
     assert logged in shown, shown
+
+
+def test_a_sigterm_while_uvicorns_server_is_built_ends_the_process_by_it(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: serve() takes SIGTERM over before it builds Uvicorn's server, which handles it
+    # only once it runs: a SIGTERM in between came out of serve() as Terminated, a traceback
+    # and status 1.
+    def signalled_while_built(app: Any, announce: Any, **settings: Any) -> SimpleNamespace:
+        signal.raise_signal(signal.SIGTERM)
+        return fake_uvicorn.server(app, announce, **settings)
+
+    monkeypatch.setattr(microweb._uvicorn, "orderly_uvicorn", signalled_while_built)
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        serving_module.serve("x:app", "uvicorn", HOST, 8000)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert fake_uvicorn.ended == [signal.SIGTERM]
+    assert fake_uvicorn.settings == {}  # NOTE: the server never ran.
