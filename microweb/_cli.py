@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
 from collections.abc import Sequence
 
 from ._app import App
-from ._importer import TargetError, load_app
-from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, serve
+from ._importer import TargetError
+from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, loaded, serve
+from ._stopping import end_by
 
 
 def _handler_name(handler: object) -> str:
@@ -132,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":
-            print(routes_table(load_app(_target(args))))
+            print(routes_table(loaded(_target(args))))
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):
                 raise TargetError(
@@ -158,5 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"microweb: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 0
+        # NOTE: SIGINT before the server handles it (the target's import, Waitress's startup
+        # hooks): ended by it, as a signal then ends the process; status 0 told systemd or a
+        # script that the app had served and stopped cleanly.
+        end_by(signal.SIGINT)
     return 0

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -72,11 +73,43 @@ def asgi_from_environment() -> Any:
     process does.
     """
     time_clients(int(os.environ.get(CLIENT_TIMEOUT_VARIABLE, CLIENT_TIMEOUT)))
-    app = load_app(os.environ[TARGET_VARIABLE])
-    trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+    target = os.environ[TARGET_VARIABLE]
+    try:
+        app = load_app(target)
+        trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+    except Exception as exc:
+        # NOTE: Uvicorn calls this factory and takes any TypeError out of it for a factory's
+        # wrong signature: a module edited under --reload to raise one at import was logged as
+        # "Error loading ASGI app factory: ..." with no traceback, no file, no line.
+        configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
+        if isinstance(exc, TargetError):
+            logger.error("cannot load %s: %s", target, exc)
+        else:
+            logger.exception("cannot load %s", target)
+        raise SystemExit(STARTUP_FAILURE) from None
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
     return asgi_app(app, int(threads) if threads else None, os.environ.get(ROOT_PATH_VARIABLE, ""))
+
+
+def loaded(target: str) -> App:
+    """Return ``load_app(target)``; an error that the target's own code raised (at import, in
+    its factory) is printed with its traceback, then raised as a ``TargetError``.
+
+    Raises:
+        TargetError: If the target does not lead to an App, or its code raised.
+    """
+    try:
+        return load_app(target)
+    except TargetError:
+        raise
+    except Exception as exc:
+        # NOTE: the traceback is the one way to find the line; the command then ends as for
+        # any error in the target (status 2), where it ended with Python's status 1.
+        traceback.print_exc()
+        raise TargetError(
+            f"cannot load {target}: {type(exc).__name__}: {exc} (traceback above)"
+        ) from None
 
 
 def time_clients(seconds: int) -> None:
@@ -272,7 +305,7 @@ def serve(
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
     root_path = normalize_root_path(root_path)
-    app = load_app(target)
+    app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
     listener = None
@@ -443,10 +476,12 @@ def _serve_uvicorn(
     # Unix socket's file (end_by() ends it as that would).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminated)
-    from ._uvicorn import orderly_uvicorn
-
-    runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
     try:
+        # NOTE: built inside the try: a SIGTERM while the server is built (before Uvicorn
+        # handles signals) raised Terminated out of serve(), a traceback and status 1.
+        from ._uvicorn import orderly_uvicorn
+
+        runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
         runner.run(None if sock is None else [sock])
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT.

@@ -14,8 +14,8 @@ import pytest
 from servers import HOST, free_port, start, stop
 
 from microweb import App
-from microweb._cli import TargetError, load_app, main, routes_table
-from microweb._importer import _split
+from microweb._cli import TargetError, main, routes_table
+from microweb._importer import _split, load_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -293,3 +293,20 @@ def test_help_is_plain_text_and_importing_main_runs_nothing() -> None:
     assert shown.returncode == 0
     assert "Serve an app with Uvicorn or Waitress" in shown.stdout
     assert "``" not in shown.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "routes"])
+def test_a_target_that_raises_at_import_is_an_error_in_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # NOTE: the error came out of main() (Python's status 1, undocumented) where the docs
+    # give status 2 for an error in the target; its traceback is still printed, as the one
+    # way to find the line.
+    target = tmp_path / "raises_at_import.py"
+    target.write_text("from microweb import App\napp = App()\nraise RuntimeError('no config')\n")
+    assert main([command, str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "raise RuntimeError('no config')" in err  # NOTE: the traceback, with the line.
+    assert err.rstrip().endswith(
+        f"microweb: error: cannot load {target}: RuntimeError: no config (traceback above)"
+    )

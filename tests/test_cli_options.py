@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import importlib
 import json
+import logging
 import re
 import signal
 import socket
@@ -1192,3 +1193,65 @@ def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> Non
         fourth, answer = _handshake(port)
         with fourth:
             assert answer == b"HTTP/1.1 101 Switching Protocols"
+
+
+@pytest.mark.parametrize(
+    ("source", "logged"),
+    [
+        ("from microweb import App\napp = App()\nx = 1 + 'a'\n", "x = 1 + 'a'"),
+        ("from microweb import App\napplication = App()\n", "has no attribute 'app'"),
+    ],
+    ids=["raises-typeerror", "no-app"],
+)
+def test_a_worker_whose_target_fails_to_load_says_why(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    source: str,
+    logged: str,
+) -> None:
+    # NOTE: as a worker or the reloader's child loads it (a file edited under --reload):
+    # Uvicorn takes a TypeError out of its factory for the factory's signature, and logged
+    # "Error loading ASGI app factory: unsupported operand..." with no traceback nor line.
+    import uvicorn
+
+    monkeypatch.delitem(sys.modules, "edited_target", raising=False)
+    target = tmp_path / "edited_target.py"
+    target.write_text(source)
+    monkeypatch.setenv(serving_module.TARGET_VARIABLE, f"{target}:app")
+    monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
+    config = uvicorn.Config(
+        "microweb._serving:asgi_from_environment", factory=True, log_config=None
+    )
+    with caplog.at_level("INFO"), pytest.raises(SystemExit) as ended:
+        config.load()
+    assert ended.value.code == serving_module.STARTUP_FAILURE
+    assert "Error loading ASGI app factory" not in caplog.text
+    failure = [r for r in caplog.records if r.name == "microweb" and r.levelname == "ERROR"]
+    assert len(failure) == 1, caplog.text
+    assert f"cannot load {target}:app" in failure[0].getMessage()
+    # NOTE: as a handler writes it: the message, then the traceback with the line if any.
+    shown = logging.Formatter().format(failure[0])
+    assert logged in shown, shown
+
+
+def test_a_sigterm_while_uvicorns_server_is_built_ends_the_process_by_it(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: serve() takes SIGTERM over before it builds Uvicorn's server, which handles it
+    # only once it runs: a SIGTERM in between came out of serve() as Terminated, a traceback
+    # and status 1.
+    def signalled_while_built(app: Any, announce: Any, **settings: Any) -> SimpleNamespace:
+        signal.raise_signal(signal.SIGTERM)
+        return fake_uvicorn.server(app, announce, **settings)
+
+    monkeypatch.setattr(microweb._uvicorn, "orderly_uvicorn", signalled_while_built)
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        serving_module.serve("x:app", "uvicorn", HOST, 8000)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert fake_uvicorn.ended == [signal.SIGTERM]
+    assert fake_uvicorn.settings == {}  # NOTE: the server never ran.

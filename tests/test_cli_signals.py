@@ -311,6 +311,48 @@ def test_a_signal_ends_a_startup_hook_that_hangs(
     assert events.read_text().split() == hanging
 
 
+@pytest.mark.parametrize("stage", ["import", "startup"])
+@pytest.mark.parametrize("server", SERVERS)
+def test_sigint_before_serving_ends_the_process_by_sigint(
+    tmp_path: Path, server: str, stage: str
+) -> None:
+    # NOTE: a SIGINT that came before the server handled it (the target's import; Waitress's
+    # startup hooks, which run before its handlers) ended the process with status 0, which
+    # systemd and scripts take for a clean stop.
+    started = tmp_path / "started"
+    (tmp_path / "slow_target.py").write_text(
+        "import pathlib, time\n"
+        "from microweb import App\n"
+        "app = App()\n"
+        f"if {stage == 'import'}:\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n"
+        "    time.sleep(30)\n"
+        "@app.on_startup\n"
+        "def hang():\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n"
+        "    time.sleep(30)\n"
+    )
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "microweb", "serve", "slow_target", "--server", server]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(free_port())],
+            cwd=tmp_path,
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(started.exists, stage, log)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=3)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGINT, read_log(log)
+    assert "Traceback" not in read_log(log)
+
+
 @pytest.mark.parametrize(
     "path", ["/ticks", "/aticks", "/arush"], ids=["def", "async", "async-ahead"]
 )
