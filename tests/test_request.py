@@ -1219,19 +1219,24 @@ def test_an_empty_host_falls_back_to_the_server_address(make_client: MakeClient)
     assert body["url"] == f"http://{body['host']}/p"
 
 
+def _served_once(app: App, environ: dict[str, Any]) -> tuple[int, bytes]:
+    """The status and body of one WSGI call of ``app`` (its callable closed after)."""
+    seen: list[str] = []
+    driver = app.as_wsgi()
+    try:
+        body = b"".join(driver(environ, lambda status, headers: seen.append(status)))
+    finally:
+        driver.close()
+    return int(seen[0][:3]), body
+
+
 def _without_host(interface: str, version: str) -> tuple[int, bytes]:
     """GET /p of ``target_app()`` with no ``Host`` at all, over HTTP/``version``."""
     app = target_app()
     if interface == "wsgi":
         environ = wsgi_environ("GET", "/p", SERVER_PROTOCOL=f"HTTP/{version}")
         del environ["HTTP_HOST"]
-        seen: list[str] = []
-        driver = app.as_wsgi()
-        try:
-            body = b"".join(driver(environ, lambda status, headers: seen.append(status)))
-        finally:
-            driver.close()
-        return int(seen[0][:3]), body
+        return _served_once(app, environ)
     scope = http_scope("GET", "/p")
     scope.update(http_version=version, headers=[])
     sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
@@ -1326,13 +1331,7 @@ def test_the_url_of_a_request_naming_no_host_on_a_unix_socket_is_relative(
         environ = wsgi_environ("GET", path_info, SERVER_PROTOCOL="HTTP/1.0", SERVER_NAME="")
         environ.update(SERVER_PORT="", SCRIPT_NAME="/app", QUERY_STRING=query)
         del environ["HTTP_HOST"]
-        seen: list[str] = []
-        driver = app.as_wsgi()
-        try:
-            body = b"".join(driver(environ, lambda status, headers: seen.append(status)))
-        finally:
-            driver.close()
-        status = int(seen[0][:3])
+        status, body = _served_once(app, environ)
     assert status == 200, body
     assert json.loads(body) == {"host": "", "url": url}
 
