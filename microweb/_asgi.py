@@ -307,6 +307,7 @@ class ASGIDriver:
     async def _shutdown(self) -> None:
         try:
             exits, self._exits = self._exits, []
+            self.plan.startup_steps.stopped()  # NOTE: as under WSGI (WSGIDriver.close).
             await drive_async(run_shutdown(self.plan.shutdown_sequence(exits)), self.pool)
         finally:
             self._release_pool()

@@ -21,14 +21,12 @@ from ._types import AppLike
 
 logger = logging.getLogger("microweb")
 
-StartupStep = Colored | Lifespan
 
-
-def run_startup(steps: list[StartupStep], app: AppLike) -> Effects:
+def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
     """Run the startup hooks and enter the lifespans, in registration order.
 
-    Once every step ran, the callable counts as serving (``StartupSteps.serving``) until
-    ``Plan.shutdown_sequence`` is asked for its shutdown.
+    Once every step ran, the callable counts as serving (``StartupSteps.serving``) until its
+    driver's shutdown calls ``StartupSteps.stopped()``.
 
     Returns:
         The exits of the lifespans entered, in the order entered (shutdown runs them reversed).
@@ -52,8 +50,7 @@ def run_startup(steps: list[StartupStep], app: AppLike) -> Effects:
         with contextlib.suppress(ShutdownError):
             yield from run_shutdown(exits[::-1])
         raise
-    if isinstance(steps, StartupSteps):
-        steps.serving += 1
+    steps.serving += 1
     return exits
 
 

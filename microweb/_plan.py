@@ -102,7 +102,7 @@ class Plan:
     websocket: RouteTable[Route]
     flows: list[Colored]
     error_handlers: ErrorHandlers
-    startup_steps: list[Colored | Lifespan]
+    startup_steps: StartupSteps
     shutdown_hooks: list[Colored]
     closers: tuple[Colored, ...]
     limits: Limits
@@ -114,14 +114,7 @@ class Plan:
 
     def shutdown_sequence(self, exits: list[Colored]) -> list[Colored]:
         """The shutdown hooks, then the ``exits`` of the lifespans entered (the last entered
-        first), then the plugins' ``close()`` (the last installed first).
-
-        Asked for by a callable whose startup ran, as it shuts down: it no longer counts as
-        serving, and startup steps may be registered again for the callables started later.
-        """
-        steps = self.startup_steps
-        if isinstance(steps, StartupSteps):
-            steps.stopped()
+        first), then the plugins' ``close()`` (the last installed first)."""
         return [*self.shutdown_hooks, *exits[::-1], *self.closers]
 
     def match(self, request: Request) -> Endpoint | None:

@@ -330,6 +330,9 @@ class WSGIDriver:
         atexit.unregister(self._close_at_exit)
         self._at_worker_exit.cancel()
         try:
+            # NOTE: no longer serving: startup steps may be registered again (App refuses them
+            # while a callable whose startup ran serves).
+            self.plan.startup_steps.stopped()
             drive_in_thread(run_shutdown(self.plan.shutdown_sequence(self._exits)), self.app_loop)
         finally:
             self.app_loop.stop()

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
-from ._plan import StartupSteps
 from ._testing_asgi import (
     Lifespan,
     LoopThread,
@@ -768,9 +767,7 @@ def _close_asgi_side(loop: LoopThread, client: httpx.AsyncClient, asgi: ASGIDriv
             # server's without lifespan messages, but it serves no more. Still counted as
             # serving, it made the app refuse every startup step for good (review155).
             asgi._started = False
-            steps = asgi.plan.startup_steps
-            if isinstance(steps, StartupSteps):
-                steps.stopped()
+            asgi.plan.startup_steps.stopped()
 
 
 def _assert_same(
