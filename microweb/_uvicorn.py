@@ -86,6 +86,11 @@ class OrderlyUvicorn(uvicorn.Server):
             # the shutdown hooks (CI, Python 3.13). The supervisor acts on a second signal.
             return
         super().handle_exit(sig, frame)
+        if not alone:
+            # NOTE: Python runs a signal's handler in the middle of another's: the other copy,
+            # handled inside Uvicorn's handler for this one, made it take this one for a
+            # second signal and quit without the shutdown hooks (CI, --reload).
+            self.force_exit = False
 
     def supervisor_gone(self) -> bool:
         """Return whether this process had a supervisor, which has gone."""

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 import httpx
 import pytest
@@ -272,6 +273,33 @@ def test_a_supervised_process_runs_its_hooks_whichever_copy_of_a_signal_comes_fi
             server.handle_exit(sig, None)
     assert supervised.should_exit and not supervised.force_exit
     assert alone.force_exit is (order[1] == signal.SIGINT)
+
+
+@pytest.mark.parametrize(
+    "order",
+    [(signal.SIGINT, signal.SIGTERM), (signal.SIGTERM, signal.SIGINT)],
+    ids=["int-then-term", "term-then-int"],
+)
+def test_a_supervised_process_runs_its_hooks_when_one_copy_comes_during_the_others_handler(
+    monkeypatch: pytest.MonkeyPatch, order: tuple[signal.Signals, signal.Signals]
+) -> None:
+    # NOTE: Python runs a signal's handler in the middle of another's: the supervisor's
+    # SIGTERM, sent as the terminal's SIGINT arrives, was handled inside Uvicorn's handler for
+    # the SIGINT, which then took the SIGINT for a second one and quit without the hooks (CI,
+    # --reload).
+    first, second = order
+    uvicorns = uvicorn.Server.handle_exit
+
+    def interrupted(server: uvicorn.Server, sig: int, frame: FrameType | None) -> None:
+        if sig == first:
+            server.handle_exit(second, None)
+        uvicorns(server, sig, frame)
+
+    monkeypatch.setattr(uvicorn.Server, "handle_exit", interrupted)
+    config = uvicorn.Config(App().as_asgi(), lifespan="off")
+    supervised = OrderlyUvicorn(config, escalate=False, supervisor=os.getppid())
+    supervised.handle_exit(first, None)
+    assert supervised.should_exit and not supervised.force_exit
 
 
 def test_a_process_whose_supervisor_has_gone_is_ended_by_a_signal_during_its_hooks(
