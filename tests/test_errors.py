@@ -12,7 +12,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import http_scope, requests_left_in_cycles
 
-from microweb import App, ClientDisconnect, HTTPError, Request, Response, Router
+from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
 from microweb._calls import was_reported
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 
@@ -566,6 +566,49 @@ def test_an_error_handler_that_fails_is_logged_with_the_request_it_answered(
     [record] = [r for r in caplog.records if r.getMessage().startswith("error handler ")]
     assert record.getMessage().endswith(" failed in GET /orders/7")
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize(
+    ("path", "other_handler"),
+    [("/nowhere", None), ("/nowhere", 404), ("/gone", None), ("/gone", 410), ("/bug", None)],
+)
+def test_headers_over_the_limit_are_answered_by_the_apps_431_handler(
+    make_client: MakeClient,
+    colour: str,
+    path: str,
+    other_handler: int | type[Exception] | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the default 404 (or 410, or 500) read the headers for Accept and answered their
+    # 431 itself, past the app's 431 handler (review160).
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App(limits=Limits(max_headers=30))
+
+    def too_many(request: Request, exc: HTTPError) -> tuple[str, int]:
+        return (f"the 431 page: {exc.detail}, {len(request.headers)} kept", 431)
+
+    def other(request: Request, exc: Exception) -> str:
+        return f"{request.headers.get('x-0')}, the other page"
+
+    def gone(request: Request) -> str:
+        raise HTTPError(410)
+
+    def bug(request: Request) -> str:
+        raise KeyError("bug")
+
+    app.error_handler(431)(in_colour(colour, too_many))
+    if other_handler is not None:
+        app.error_handler(other_handler)(in_colour(colour, other))
+    app.get("/gone")(in_colour(colour, gone))
+    app.get("/bug")(in_colour(colour, bug))
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    response = make_client(app).get(path, headers=sent)
+    assert (response.status_code, response.text) == (
+        431,
+        "the 431 page: more than 30 header lines, 30 kept",
+    )
+    logged = [r for r in caplog.records if r.getMessage().startswith("unhandled error in GET /bug")]
+    assert len(logged) == (path == "/bug")
 
 
 def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
