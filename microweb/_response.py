@@ -428,11 +428,17 @@ def _bytes_of(body: object) -> bytes:
     raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
 
 
+# NOTE: web file types that Python 3.11's mimetypes does not know: a source map
+# ("app.js.map") went out as application/octet-stream, which GZip leaves uncompressed.
+WEB_TYPES = {".map": JSON}
+
+
 def _guess_type(path: str) -> str:
     guessed, encoding = mimetypes.guess_type(path)
     if encoding is not None:
         return COMPRESSED_TYPES.get(encoding, OCTETS)
-    guessed = guessed or OCTETS
+    if guessed is None:
+        guessed = WEB_TYPES.get(os.path.splitext(path)[1].lower(), OCTETS)
     # NOTE: text files are taken as UTF-8, the web's default; pass media_type= otherwise.
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 
