@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._effects import AfterCall, Colored
+from ._effects import AfterCall, AfterCalls, Colored
 from ._files import (
     etag_listed,
     etag_matched,
@@ -260,7 +260,7 @@ def close_replaced(request: Request, replaced: Response, final: Response | None)
     # them (one may close the connection a cursor reads: docs/plugins.md); and the last one
     # replaced first, from the outside in, as a wrapper is closed before the stream it reads.
     if request._after is None:
-        request._after = [call]
+        request._after = AfterCalls([call])
     else:
         request._after.insert(0, call)
 
