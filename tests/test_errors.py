@@ -160,6 +160,31 @@ def test_http_error_with_dict_detail_in_handler_is_500(
     assert response.status_code == 500
 
 
+def test_http_error_refuses_a_detail_utf8_cannot_encode() -> None:
+    with pytest.raises(ValueError, match=r"detail holds '\\udc80', a lone surrogate"):
+        HTTPError(404, "no file caf\udc80.txt")
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_http_error_with_a_lone_surrogate_in_a_handler_is_a_logged_500(
+    make_client: MakeClient, colour: str, accept: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a file name from os.listdir() (surrogateescape) in the detail: the default answer's
+    # encode raised past every handler, a 500 and a traceback from the server, nothing logged
+    # by the app (review160).
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+
+    def missing(request: Request) -> None:
+        raise HTTPError(404, "no file caf\udc80.txt")
+
+    app.get("/")(in_colour(colour, missing))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.getMessage() == "unhandled error in GET /"]
+    assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
+
+
 def test_http_error_with_invalid_header_in_handler_is_500(make_client: MakeClient) -> None:
     app = App()
 
