@@ -79,7 +79,10 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         # else it met: the default answer reads them (Accept), and so found the 431 after the
         # handler was chosen, so a 404 was answered with the default 431, not the app's 431
         # handler (review160).
-        exc = _headers_refusal(request) or exc
+        refused = _headers_refusal(request)
+        if refused is not None:
+            _answered(exc)
+            exc = refused
     handler = plan.error_handler_of(exc, request.route)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
         logger.error("unhandled error in %s %s", request.method, logged_path(request), exc_info=exc)

@@ -713,6 +713,26 @@ def test_an_httperror_the_app_keeps_keeps_no_request_it_answered(
     assert (kept, DENIED.__traceback__) == ([], None)
 
 
+def test_an_httperror_the_app_keeps_keeps_no_request_whose_headers_were_431(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: answered as the 431 of the headers, the kept error kept its traceback (review160).
+    app = App(limits=Limits(max_headers=30))
+
+    def refuse(request: Request) -> None:
+        raise DENIED
+
+    app.post("/kept-error-431-probe")(in_colour(colour, refuse))
+    client = make_client(app)
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    for _ in range(3):
+        answer = client.post("/kept-error-431-probe", content=b"x" * 1000, headers=sent)
+        assert answer.status_code == 431
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.path.endswith("431-probe")]
+    assert (kept, DENIED.__traceback__) == ([], None)
+
+
 class Gone(HTTPError):
     def __init__(self) -> None:
         super().__init__(410, "gone for good")
