@@ -74,6 +74,15 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     # NOTE: an error page may answer a request that flows it raised in front of never saw:
     # request.session is then an empty one, not the error of a flow that reads it too early.
     request._error_page = True
+    if isinstance(exc, HTTPError):
+        # NOTE: a request whose headers are over the limit is refused for them (431) whatever
+        # else it met: the default answer reads them (Accept), and so found the 431 after the
+        # handler was chosen, so a 404 was answered with the default 431, not the app's 431
+        # handler (review160).
+        refused = _headers_refusal(request)
+        if refused is not None:
+            _answered(exc)
+            exc = refused
     handler = plan.error_handler_of(exc, request.route)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
         logger.error("unhandled error in %s %s", request.method, logged_path(request), exc_info=exc)
@@ -109,12 +118,30 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     try:
         if isinstance(exc, HTTPError):
             return default_error(request, exc.status, exc.detail, exc.headers)
+        refused = _headers_refusal(request)
+        if refused is not None:
+            # NOTE: the default 500 would be a 431 (it reads Accept): the app's 431 handler
+            # answers it, as any 431. The bug itself was logged above.
+            report_unhandled(exc)
+            return (yield from error_response(plan, request, refused))
         return _last_resort(plan, request, exc)
     finally:
         _answered(exc)
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
         # the error and the request it holds made a cycle, freed by a full collection only.
         del exc
+
+
+def _headers_refusal(request: Request) -> HTTPError | None:
+    """Return the ``HTTPError`` (431) that reading ``request``'s headers raises, if any.
+
+    It is raised once: the headers then hold their first lines, for the answer.
+    """
+    try:
+        request.headers  # noqa: B018
+    except HTTPError as refused:
+        return refused
+    return None
 
 
 def _answered(exc: Exception) -> None:

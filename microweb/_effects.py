@@ -81,7 +81,18 @@ def run_shutdown(steps: list[Colored]) -> Effects:
 AfterCall = tuple[Colored, tuple[Any, ...], dict[str, Any]]
 
 
-def run_after(calls: list[AfterCall], named: Callable[[], str]) -> Effects:
+class AfterCalls(list[AfterCall]):
+    """A request's after-response callbacks; ``ran`` once ``run_after`` has run them (or was
+    cut off), after which a callback added would never run."""
+
+    __slots__ = ("ran",)
+
+    def __init__(self, calls: list[AfterCall]) -> None:
+        super().__init__(calls)
+        self.ran = False
+
+
+def run_after(calls: AfterCalls, named: Callable[[], str]) -> Effects:
     """Run the after-response callbacks in order; each failure is logged (and reported), and
     the rest run.
 
@@ -92,6 +103,13 @@ def run_after(calls: list[AfterCall], named: Callable[[], str]) -> Effects:
     # callbacks of one request took 1.43 s under WSGI, quadratic in their number (0.04 s for
     # 10,000). A callback's own additions go to calls, and run after those taken before.
     pending: deque[AfterCall] = deque()
+    try:
+        yield from _run_pending(pending, calls, named)
+    finally:
+        calls.ran = True
+
+
+def _run_pending(pending: deque[AfterCall], calls: AfterCalls, named: Callable[[], str]) -> Effects:
     while pending or calls:
         if not pending:
             pending.extend(calls)

@@ -72,6 +72,7 @@ class HTTPError(Exception):
         ValueError: If ``status`` is not 4xx or 5xx, or a header is invalid (see ``Headers``),
             so the mistake shows where the error is raised, not while answering it.
         TypeError: If ``detail`` or a header value is not a ``str``.
+        ValueError: If ``detail`` holds a lone surrogate, which no answer can carry.
 
     Attributes:
         status: The status code (``int``).
@@ -96,6 +97,8 @@ class HTTPError(Exception):
                 f"HTTPError detail must be a str, got {type(detail).__name__}: for a "
                 "structured error body, return Response.json(value, status) instead"
             )
+        if detail is not None and not detail.isascii():
+            _check_utf8(detail)
         self.status = int(status)
         self.detail = detail if detail is not None else status_phrase(status)
         self.headers = dict(headers) if headers else {}
@@ -105,6 +108,19 @@ class HTTPError(Exception):
 
     def __repr__(self) -> str:
         return f"HTTPError({self.status}, {self.detail!r})"
+
+
+def _check_utf8(detail: str) -> None:
+    try:
+        detail.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # NOTE: the default answer's encode raised it past every handler: a 500 and a
+        # traceback from the server, with no line logged by the app (review160).
+        raise ValueError(
+            f"HTTPError detail holds {detail[exc.start : exc.end]!r}, a lone surrogate, which "
+            "UTF-8 cannot encode (a name decoded with surrogateescape, say): put its repr() "
+            "in the detail"
+        ) from None
 
 
 class ClientDisconnect(Exception):

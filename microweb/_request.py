@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
-from ._effects import AfterCall, Colored
+from ._effects import AfterCalls, Colored
 from ._errors import KeptError
 from ._limits import Limits
 from ._parsing import percent_decode_bytes
@@ -121,7 +121,7 @@ class Request(BodyMethods):
     _raw: Any
     _channel: Any
     _state: SimpleNamespace | None
-    _after: list[AfterCall] | None
+    _after: AfterCalls | None
     # NOTE: the one slot new_request() leaves unset: error_response() sets it, off the hot path.
     _error_page: bool
 
@@ -202,16 +202,26 @@ class Request(BodyMethods):
                 where ``notify, order`` was meant, or if the arguments do not fit its
                 parameters (checked now, as ``inspect.Signature.bind`` would; a callable
                 whose signature cannot be read is let be).
+            RuntimeError: If the request's callbacks have run already (a request kept past
+                its end): ``fn`` would never run.
         """
         if not callable(fn):
             raise TypeError(_not_callable(fn))
         # NOTE: arguments that did not fit failed only after the response, as a log line.
         check_binding(fn, args, kwargs, "request.after_response()")
         call = (Colored(fn, is_async_callable(fn)), args, kwargs)
-        if self._after is None:
-            self._after = [call]
+        after = self._after
+        if after is None:
+            self._after = AfterCalls([call])
+        elif after.ran:
+            # NOTE: appended to a list nobody read again, it never ran, and nothing said so.
+            raise RuntimeError(
+                f"request.after_response() called on {self.method} {logged_path(self)} after "
+                "its after-response callbacks ran: the request has ended, and the callback "
+                "would never run; call it while the request is handled"
+            )
         else:
-            self._after.append(call)
+            after.append(call)
 
     def close(self) -> None:
         """Release what the request holds (temporary files of uploads); drivers call it."""

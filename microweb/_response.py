@@ -180,10 +180,14 @@ class Response:
         convert it otherwise or not at all (then it is percent-encoded: docs/responses.md).
 
         Raises:
-            ValueError: If ``status`` is not 3xx, ``url`` is empty or holds a lone surrogate.
+            ValueError: If ``status`` is not a redirection (300, 301, 302, 303, 307, 308), or
+                ``url`` is empty or holds a lone surrogate.
         """
-        if not 300 <= status <= 399:
-            raise ValueError(f"a redirect status must be 3xx, got {status}")
+        if status not in REDIRECTS:
+            raise ValueError(
+                f"a redirect status is one of {', '.join(map(str, sorted(REDIRECTS)))}, not "
+                f"{status}"
+            )
         if not url.strip(" \t"):
             raise ValueError("a redirect needs a URL to go to, got an empty one")
         response = cls(b"", status, headers, TEXT)
@@ -403,6 +407,9 @@ class Response:
         return f"<Response {self.status} {kind}>"
 
 
+# SPEC: RFC 9110 15.4: the 3xx statuses that send the client to the Location; 304 (Not
+# Modified) answers a conditional request, 305 is deprecated and 306 unused.
+REDIRECTS = frozenset({300, 301, 302, 303, 307, 308})
 # NOTE: the type of a compressed file ("data.json.gz"), which mimetypes gives as the type of
 # its content plus an encoding: those bytes are the archive, not JSON, and labelled as JSON
 # they were compressed a second time by GZip and read as gzip bytes by clients.
@@ -428,11 +435,17 @@ def _bytes_of(body: object) -> bytes:
     raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
 
 
+# NOTE: web file types that Python 3.11's mimetypes does not know: a source map
+# ("app.js.map") went out as application/octet-stream, which GZip leaves uncompressed.
+WEB_TYPES = {".map": JSON}
+
+
 def _guess_type(path: str) -> str:
     guessed, encoding = mimetypes.guess_type(path)
     if encoding is not None:
         return COMPRESSED_TYPES.get(encoding, OCTETS)
-    guessed = guessed or OCTETS
+    if guessed is None:
+        guessed = WEB_TYPES.get(os.path.splitext(path)[1].lower(), OCTETS)
     # NOTE: text files are taken as UTF-8, the web's default; pass media_type= otherwise.
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 

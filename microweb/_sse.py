@@ -57,6 +57,8 @@ class ServerSentEvent:
             value = getattr(self, name)
             if value is not None and ("\n" in value or "\r" in value):
                 raise ValueError(f"ServerSentEvent {name} cannot contain a line break")
+        for name in ("data", "event", "id", "comment"):
+            _check_utf8(name, getattr(self, name))
         if self.id is not None and "\0" in self.id:
             raise ValueError("ServerSentEvent id cannot contain NUL")
 
@@ -82,6 +84,22 @@ class ServerSentEvent:
 
 
 _FIELDS = frozenset(field.name for field in fields(ServerSentEvent))
+
+
+def _check_utf8(name: str, value: str | None) -> None:
+    """Refuse a field that UTF-8 cannot encode (a lone surrogate, from ``surrogateescape`` or
+    a JSON ``"\\ud800"``): the event stream is UTF-8."""
+    if value is None or value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # NOTE: encode() raised it once the headers had gone, as a cut stream that named no
+        # field; an event the handler makes is now refused before any header (review160).
+        raise ValueError(
+            f"ServerSentEvent {name} holds {value[exc.start : exc.end]!r}, a lone surrogate, "
+            "which UTF-8 cannot encode"
+        ) from None
 
 
 def event_from_mapping(item: Mapping[str, Any]) -> ServerSentEvent:

@@ -392,6 +392,30 @@ def test_a_callback_may_add_another(make_client: MakeClient) -> None:
     assert log == ["first", "second"]
 
 
+@pytest.mark.parametrize("kind", ["whole", "stream"])
+def test_a_callback_added_after_the_callbacks_ran_is_refused(
+    make_client: MakeClient, colour: str, kind: str
+) -> None:
+    # NOTE: one added to a request whose callbacks had run (kept by a background job, say)
+    # was appended to a list nobody read again: it never ran, and nothing said so (review160).
+    log: list[str] = []
+    kept: list[Request] = []
+    app = App()
+
+    def body(request: Request) -> Any:
+        request.after_response(log.append, "ran")
+        kept.append(request)
+        return "ok" if kind == "whole" else Response.stream(iter(["o", "k"]))
+
+    add_handler(app, colour, body)
+    with make_client(app) as client:
+        assert client.get("/").text == "ok"
+    assert log == ["ran"]
+    with pytest.raises(RuntimeError, match=r"after its after-response callbacks ran"):
+        kept[0].after_response(log.append, "late")
+    assert log == ["ran"]
+
+
 def test_without_callbacks_a_wsgi_body_is_a_plain_list() -> None:
     app = App()
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import http_scope, requests_left_in_cycles
 
-from microweb import App, ClientDisconnect, HTTPError, Request, Response, Router
+from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
 from microweb._calls import was_reported
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 
@@ -158,6 +158,31 @@ def test_http_error_with_dict_detail_in_handler_is_500(
     app.get("/")(in_colour(colour, structured))
     response = make_client(app).get("/", headers={"accept": accept})
     assert response.status_code == 500
+
+
+def test_http_error_refuses_a_detail_utf8_cannot_encode() -> None:
+    with pytest.raises(ValueError, match=r"detail holds '\\udc80', a lone surrogate"):
+        HTTPError(404, "no file caf\udc80.txt")
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_http_error_with_a_lone_surrogate_in_a_handler_is_a_logged_500(
+    make_client: MakeClient, colour: str, accept: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a file name from os.listdir() (surrogateescape) in the detail: the default answer's
+    # encode raised past every handler, a 500 and a traceback from the server, nothing logged
+    # by the app (review160).
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+
+    def missing(request: Request) -> None:
+        raise HTTPError(404, "no file caf\udc80.txt")
+
+    app.get("/")(in_colour(colour, missing))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.getMessage() == "unhandled error in GET /"]
+    assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
 
 
 def test_http_error_with_invalid_header_in_handler_is_500(make_client: MakeClient) -> None:
@@ -568,6 +593,49 @@ def test_an_error_handler_that_fails_is_logged_with_the_request_it_answered(
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
 
 
+@pytest.mark.parametrize(
+    ("path", "other_handler"),
+    [("/nowhere", None), ("/nowhere", 404), ("/gone", None), ("/gone", 410), ("/bug", None)],
+)
+def test_headers_over_the_limit_are_answered_by_the_apps_431_handler(
+    make_client: MakeClient,
+    colour: str,
+    path: str,
+    other_handler: int | type[Exception] | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the default 404 (or 410, or 500) read the headers for Accept and answered their
+    # 431 itself, past the app's 431 handler (review160).
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App(limits=Limits(max_headers=30))
+
+    def too_many(request: Request, exc: HTTPError) -> tuple[str, int]:
+        return (f"the 431 page: {exc.detail}, {len(request.headers)} kept", 431)
+
+    def other(request: Request, exc: Exception) -> str:
+        return f"{request.headers.get('x-0')}, the other page"
+
+    def gone(request: Request) -> str:
+        raise HTTPError(410)
+
+    def bug(request: Request) -> str:
+        raise KeyError("bug")
+
+    app.error_handler(431)(in_colour(colour, too_many))
+    if other_handler is not None:
+        app.error_handler(other_handler)(in_colour(colour, other))
+    app.get("/gone")(in_colour(colour, gone))
+    app.get("/bug")(in_colour(colour, bug))
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    response = make_client(app).get(path, headers=sent)
+    assert (response.status_code, response.text) == (
+        431,
+        "the 431 page: more than 30 header lines, 30 kept",
+    )
+    logged = [r for r in caplog.records if r.getMessage().startswith("unhandled error in GET /bug")]
+    assert len(logged) == (path == "/bug")
+
+
 def test_an_error_handler_that_raises_an_httperror_answers_with_it_quietly(
     make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -642,6 +710,26 @@ def test_an_httperror_the_app_keeps_keeps_no_request_it_answered(
         assert (answer.status_code, answer.headers["x-why"]) == (403, "kept")
     gc.collect()
     kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.path == "/kept-error-probe"]
+    assert (kept, DENIED.__traceback__) == ([], None)
+
+
+def test_an_httperror_the_app_keeps_keeps_no_request_whose_headers_were_431(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: answered as the 431 of the headers, the kept error kept its traceback (review160).
+    app = App(limits=Limits(max_headers=30))
+
+    def refuse(request: Request) -> None:
+        raise DENIED
+
+    app.post("/kept-error-431-probe")(in_colour(colour, refuse))
+    client = make_client(app)
+    sent = {f"x-{i}": str(i) for i in range(40)}
+    for _ in range(3):
+        answer = client.post("/kept-error-431-probe", content=b"x" * 1000, headers=sent)
+        assert answer.status_code == 431
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.path.endswith("431-probe")]
     assert (kept, DENIED.__traceback__) == ([], None)
 
 

@@ -486,6 +486,26 @@ def test_redirect_to_a_client_url_with_control_characters_encodes_them(
     assert "set-cookie" not in response.headers
 
 
+@pytest.mark.parametrize("status", [200, 304, 305, 306, 400])
+def test_redirect_refuses_a_status_that_is_no_redirect(status: int) -> None:
+    # NOTE: 304 (Not Modified), 305 (Use Proxy, deprecated) and 306 (unused) were taken as any
+    # 3xx: a browser follows no Location on them, and the user saw an empty page (review160).
+    with pytest.raises(ValueError, match=f"not {status}"):
+        Response.redirect("/new", status=status)
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 307, 308])
+def test_redirect_takes_the_redirection_statuses(make_client: MakeClient, status: int) -> None:
+    app = App()
+
+    @app.get("/old")
+    def old(request: Request) -> Response:
+        return Response.redirect("/new", status=status)
+
+    response = make_client(app).get("/old")
+    assert (response.status_code, response.headers["location"]) == (status, "/new")
+
+
 @pytest.mark.parametrize("url", ["", " \t "])
 def test_redirect_refuses_an_empty_url(url: str) -> None:
     with pytest.raises(ValueError, match="needs a URL"):

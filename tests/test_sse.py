@@ -77,3 +77,46 @@ def test_sse_takes_its_own_content_type_with_parameters(make_client: MakeClient)
     answer = make_client(app).get("/events")
     assert answer.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert answer.text == "data: hi\n\n"
+
+
+@pytest.mark.parametrize("name", ["data", "event", "id", "comment"])
+def test_an_event_with_a_lone_surrogate_is_refused_where_it_is_made(name: str) -> None:
+    # NOTE: it was taken, and its encode() raised a UnicodeEncodeError that named no field,
+    # once the headers had gone (review160).
+    with pytest.raises(ValueError, match=f"ServerSentEvent {name} holds '\\\\udc80'"):
+        ServerSentEvent(**{name: "caf\udc80"})
+    assert ServerSentEvent(**{name: "café ☕"}).encode().decode("utf-8").count("café ☕") == 1
+
+
+def test_a_lone_surrogate_in_the_handlers_events_is_a_500_before_the_stream(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def events(request: Request) -> Response:
+        return Response.sse([ServerSentEvent(data="ok"), ServerSentEvent(data="bad \ud800")])
+
+    app = App()
+    app.get("/")(in_colour(colour, events))
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.name == "microweb"]
+    assert record.getMessage() == "unhandled error in GET /"
+    assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
+
+
+def test_a_lone_surrogate_in_a_streamed_event_is_logged_naming_the_field(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def feed() -> Any:
+        yield "ok"
+        yield "bad \ud800"
+
+    def events(request: Request) -> Response:
+        return Response.sse(feed())
+
+    app = App()
+    app.get("/")(in_colour(colour, events))
+    with pytest.raises(ValueError, match="ServerSentEvent data holds"):
+        make_client(app).get("/")
+    [record] = [r for r in caplog.records if r.name == "microweb"]
+    assert record.getMessage() == "error while streaming GET /"
+    assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])

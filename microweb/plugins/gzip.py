@@ -386,9 +386,11 @@ class GZip:
         """
         if not self.encodable(response):
             return
-        # NOTE: the body's size is gone (a 304 has none), so minimum_size is not applied: a
-        # small file's 304 is labelled as a large one's, which weak comparison (If-None-Match)
-        # does not mind.
+        # NOTE: a file's 304 keeps the file's size in ``length``: a file under minimum_size
+        # gets a plain 200, with no Vary and its strong ETag, and so does its 304. An app's own
+        # 304 has no size and is labelled as a large body's.
+        if response.length is not None and response.length < self.minimum_size:
+            return
         add_vary(response, "Accept-Encoding")
         if accepts_gzip(header_value(request.headers, "accept-encoding") or ""):
             response.headers.pop("accept-ranges")  # NOTE: as on the gzip 200 (see label).

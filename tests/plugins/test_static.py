@@ -37,6 +37,19 @@ def test_static_serves_files(make_client: MakeClient, files: Path) -> None:
     assert head.headers["content-length"] == str((files / "site.css").stat().st_size)
 
 
+@pytest.mark.parametrize("name", ["app.js.map", "SITE.CSS.MAP"])
+def test_static_serves_a_source_map_as_json(
+    make_client: MakeClient, files: Path, name: str
+) -> None:
+    # NOTE: mimetypes (Python 3.11) knows no ".map": source maps went out as
+    # application/octet-stream, which GZip leaves uncompressed (review160).
+    (files / name).write_text('{"version":3,"sources":[],"mappings":""}' + " " * 600)
+    response = make_client(static_app(files)).get(f"/static/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["version"] == 3
+
+
 def test_static_conditional_and_range(make_client: MakeClient, files: Path) -> None:
     client = make_client(static_app(files))
     etag = client.get("/static/site.css").headers["etag"]
