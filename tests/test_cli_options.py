@@ -378,7 +378,10 @@ def test_root_path_gives_the_same_request_under_every_server(
 ) -> None:
     server, *more = options[1:]
     with serving(tmp_path, server, *more, "--root-path", "/app/", "--threads", "3") as (url, _):
-        seen = {path: _where(url, path) for path in ("/app/where", "/where", "/app", "/app/")}
+        # NOTE: "/app//where" and "/app%2Fwhere" were 404s under Uvicorn, "/where" under
+        # Waitress, which collapses slashes and decodes before it takes its url_prefix out.
+        paths = ("/app/where", "/where", "/app", "/app/", "/app//where", "/app%2Fwhere", "/app//")
+        seen = {path: _where(url, path) for path in paths}
         max_threads = httpx.get(f"{url}/where", timeout=10).json()["max_threads"]
     assert max_threads == (40 if server == "waitress" else 3)  # NOTE: each worker has it too.
     where = {
@@ -391,7 +394,10 @@ def test_root_path_gives_the_same_request_under_every_server(
         "scheme": "http",
     }
     home = {**where, "path": "/", "raw_path": "/", "url": f"{url}/app/"}
-    assert seen == {"/app/where": where, "/where": where, "/app": home, "/app/": home}
+    assert seen == {
+        **dict.fromkeys(("/app/where", "/where", "/app//where", "/app%2Fwhere"), where),
+        **dict.fromkeys(("/app", "/app/", "/app//"), home),
+    }
 
 
 @pytest.mark.servers
