@@ -555,8 +555,6 @@ def _serve_waitress(
     announce: Callable[[int], None],
     options: dict[str, Any],
 ) -> int | None:
-    from ._waitress import serve_waitress
-
     adjustments: dict[str, Any] = {
         **options,
         # NOTE: with lookahead Waitress reads the socket during a request, so it can tell
@@ -582,6 +580,21 @@ def _serve_waitress(
         adjustments["server_name"] = host
     if threads is not None:
         adjustments["threads"] = threads
+    # NOTE: SIGTERM comes back here, as SIGINT does (KeyboardInterrupt), until
+    # OrderlyWaitress.run() handles both: Python's default ended the process between the
+    # startup hooks and run(), with no shutdown hooks.
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _start_waitress(app, grace, announce, adjustments)
+    except Terminated:
+        return signal.SIGTERM
+
+
+def _start_waitress(
+    app: App, grace: float, announce: Callable[[int], None], adjustments: dict[str, Any]
+) -> int | None:
+    from ._waitress import serve_waitress
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InterfaceWarning)
