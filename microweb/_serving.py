@@ -25,7 +25,7 @@ from ._errors import InterfaceWarning
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import STARTUP_FAILURE, end_by
+from ._stopping import STARTUP_FAILURE, end_by, log_failure
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
@@ -83,9 +83,9 @@ def asgi_from_environment() -> Any:
         # "Error loading ASGI app factory: ..." with no traceback, no file, no line.
         configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
         if isinstance(exc, TargetError):
-            logger.error("cannot load %s: %s", target, exc)
+            log_failure("cannot load %s: %s", target, exc)
         else:
-            logger.exception("cannot load %s", target)
+            log_failure("cannot load %s", target, exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
@@ -341,7 +341,7 @@ def _check_address(host: str, port: int) -> None:
         # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
         # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
         # traceback and status 1 (hostile137).
-        logger.error("cannot listen on %s:%d: %s", host, port, unknown)
+        log_failure("cannot listen on %s:%d: %s", host, port, unknown)
         raise SystemExit(STARTUP_FAILURE)
 
 
@@ -601,7 +601,7 @@ def _start_waitress(
             wsgi = app.as_wsgi()
     except Exception:
         # NOTE: as the ASGI driver does under Uvicorn: logged, then Uvicorn's status.
-        logger.exception("startup failed")
+        log_failure("startup failed", exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
     for caught_warning in caught:
         if issubclass(caught_warning.category, InterfaceWarning):
