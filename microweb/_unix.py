@@ -26,7 +26,6 @@ from typing import Any
 from ._importer import TargetError
 from ._stopping import AT_END, STARTUP_FAILURE, log_failure
 
-
 # NOTE: read and write for everyone, as Uvicorn and Gunicorn give it (Waitress's 0o600 lets
 # only the server's own user connect): nginx runs as a user of its own (www-data), and a
 # socket it may not write to answered every request 502. Access is restricted by the
