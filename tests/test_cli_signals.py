@@ -648,3 +648,38 @@ def test_a_signal_between_waitress_startup_and_its_handlers_runs_the_shutdown_ho
     assert process.returncode == -signum, read_log(log)
     assert events.exists() and events.read_text().split() == ["shutdown"], read_log(log)
     assert "Traceback" not in read_log(log)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_sigterm_as_the_process_ends_by_sigint_is_no_traceback(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: a SIGTERM handled once the server had stopped (the Unix socket's file removed,
+    # the output flushed) raised Terminated out of serve(): a traceback and status 1.
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    (tmp_path / "signal_late.py").write_text(
+        "import signal, sys\n"
+        "from microweb import _cli, _serving\n"
+        "ending = _serving.end_by\n"
+        "def signal_then_end(signum):\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    ending(signum)\n"
+        "_serving.end_by = signal_then_end\n"
+        "sys.exit(_cli.main(sys.argv[1:]))\n"
+    )
+    port = free_port()
+    command = [sys.executable, str(tmp_path / "signal_late.py"), "serve", "serving_app"]
+    process = start(
+        [*command, "--server", server, "--port", str(port)],
+        port=port,
+        log=log,
+        env=environment(SERVING_EVENTS=str(events)),
+    )
+    try:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=5)
+    finally:
+        stop(process)
+    assert process.returncode in (-signal.SIGINT, -signal.SIGTERM), read_log(log)
+    assert events.read_text().split() == ["shutdown"], read_log(log)
+    assert "Traceback" not in read_log(log)
