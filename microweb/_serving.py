@@ -304,6 +304,10 @@ def serve(
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
+    elif not host:
+        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
+        # Uvicorn listened on every address, saying "serving on http://:8000".
+        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
     root_path = normalize_root_path(root_path)
     app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)

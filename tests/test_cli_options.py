@@ -334,6 +334,27 @@ def test_a_port_out_of_range_is_refused(
 
 
 @pytest.mark.parametrize(
+    "options",
+    [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]],
+    ids=["waitress", "uvicorn", "uvicorn-workers"],
+)
+def test_an_empty_host_is_refused(
+    options: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NOTE: Waitress raised ValueError ("Invalid host/port specified.") once the startup
+    # hooks had run, a traceback and status 1; Uvicorn listened on every address and said
+    # "serving on http://:8000".
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError("--host '' was served")
+
+    monkeypatch.setattr(serving_module, "_serve_waitress", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn_processes", served)
+    assert cli.main(["serve", APP_FILE, "--host", "", "--server", *options]) == 2
+    assert "--host must not be empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("options", "message"),
     [
         (["--workers", "0"], "--workers must be at least 1"),
