@@ -423,6 +423,24 @@ def test_root_path_gives_the_same_request_under_every_server(
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_an_absolute_form_target_without_a_path_is_the_root(tmp_path: Path, server: str) -> None:
+    # SPEC: RFC 9112 3.2.2, a server MUST accept the absolute-form; RFC 9110 4.2.3, an empty
+    # path is "/". Uvicorn's httptools protocol answered "http://x" with a 400 (its parsed URL
+    # had no path), where Waitress and h11 served "/".
+    with serving(tmp_path, server) as (url, _):
+        answers = [
+            exchange(url, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            for target in ("http://x", "http://x?q=1", "http://x:80")
+        ]
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), answer
+        assert json.loads(body)["path"] == "/", answer
+    assert json.loads(answers[1].partition(b"\r\n\r\n")[2])["url"].endswith("/?q=1")
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
 def test_a_non_ascii_root_path_is_served_under_both(tmp_path: Path, server: str) -> None:
     # NOTE: Waitress compared "/café" with a path in PEP 3333's spelling ("/cafÃ©"): every
     # request under it was a 404, and a request without it got a root path of "/caf\ufffd".
