@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -447,9 +448,7 @@ def say_serving(host: str, server: str, port: int) -> None:
     """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
     # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
     where = f"[{host}]" if ":" in host else host
-    print(
-        f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})", flush=True
-    )
+    _say(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
 
 
 def say_serving_unix(path: str, server: str, _port: object) -> None:
@@ -460,10 +459,20 @@ def say_serving_unix(path: str, server: str, _port: object) -> None:
     """
     # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
     # the path whole, so that one can copy it.
-    print(
-        f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})",
-        flush=True,
-    )
+    _say(f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})")
+
+
+def _say(line: str) -> None:
+    """Print ``line`` on stdout at once; once no one reads stdout, print nothing more."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
+        # startup, and it was not served. stdout now writes to nothing, so that no later
+        # flush (end_by's, the interpreter's at exit) raises it again.
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())
+        os.close(nowhere)
 
 
 def _serve_uvicorn(
