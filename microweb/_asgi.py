@@ -36,6 +36,7 @@ from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
+from ._stopping import log_failure
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
@@ -329,7 +330,7 @@ class ASGIDriver:
                     await self._lifespan_startup()
                 except Exception as exc:
                     # NOTE: uvicorn's --lifespan auto would log and serve anyway (TRAPS.md 11).
-                    logger.exception("startup failed")
+                    log_failure("startup failed", exc_info=True)
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

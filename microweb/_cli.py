@@ -10,7 +10,15 @@ from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError
-from ._serving import CLIENT_TIMEOUT, GRACEFUL_TIMEOUT, LOG_LEVELS, SERVERS, loaded, serve
+from ._serving import (
+    CLIENT_TIMEOUT,
+    GRACEFUL_TIMEOUT,
+    LOG_LEVELS,
+    SERVERS,
+    Terminated,
+    loaded,
+    serve,
+)
 from ._stopping import end_by
 
 
@@ -164,4 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # hooks): ended by it, as a signal then ends the process; status 0 told systemd or a
         # script that the app had served and stopped cleanly.
         end_by(signal.SIGINT)
+    except Terminated:
+        # NOTE: SIGTERM once the server had stopped, as serve() ends the process by the
+        # signal that stopped it: a traceback and status 1.
+        end_by(signal.SIGTERM)
     return 0

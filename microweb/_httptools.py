@@ -26,6 +26,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from ._stall import StallTimer, Transport
@@ -168,6 +169,8 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
                 self.expect_100_continue = False
             self.continue_expected = False
             earlier = self.earlier = self.cycle
+            if self.url[:1] != b"/":
+                self.url = with_path(self.url)
             super().on_headers_complete()
             if self.cycle is not earlier and self.scope["http_version"] == "1.0":
                 end_by_closing(self.cycle)
@@ -321,6 +324,22 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER, self.transport.close)
+
+
+def with_path(target: bytes) -> bytes:
+    """Return an absolute-form target without a path (``http://x?q=1``) as ``/?q=1``.
+
+    Any other target is returned as it is.
+    """
+    # SPEC: RFC 9112 3.2.2, a server MUST accept the absolute-form; RFC 9110 4.2.3, its
+    # empty path is "/". httptools gave no path for it, and Uvicorn answered 400.
+    try:
+        parsed = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        return target
+    if parsed.path is not None:
+        return target
+    return b"/?" + parsed.query if parsed.query else b"/"
 
 
 def end_by_closing(cycle: RequestResponseCycle) -> None:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ._errors import InterfaceWarning
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import STARTUP_FAILURE, end_by
+from ._stopping import STARTUP_FAILURE, end_by, log_failure
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
@@ -83,9 +84,9 @@ def asgi_from_environment() -> Any:
         # "Error loading ASGI app factory: ..." with no traceback, no file, no line.
         configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
         if isinstance(exc, TargetError):
-            logger.error("cannot load %s: %s", target, exc)
+            log_failure("cannot load %s: %s", target, exc)
         else:
-            logger.exception("cannot load %s", target)
+            log_failure("cannot load %s", target, exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
@@ -304,6 +305,10 @@ def serve(
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
+    elif not host:
+        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
+        # Uvicorn listened on every address, saying "serving on http://:8000".
+        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
     root_path = normalize_root_path(root_path)
     app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
@@ -341,7 +346,7 @@ def _check_address(host: str, port: int) -> None:
         # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
         # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
         # traceback and status 1 (hostile137).
-        logger.error("cannot listen on %s:%d: %s", host, port, unknown)
+        log_failure("cannot listen on %s:%d: %s", host, port, unknown)
         raise SystemExit(STARTUP_FAILURE)
 
 
@@ -443,9 +448,7 @@ def say_serving(host: str, server: str, port: int) -> None:
     """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
     # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
     where = f"[{host}]" if ":" in host else host
-    print(
-        f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})", flush=True
-    )
+    _say(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
 
 
 def say_serving_unix(path: str, server: str, _port: object) -> None:
@@ -456,10 +459,20 @@ def say_serving_unix(path: str, server: str, _port: object) -> None:
     """
     # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
     # the path whole, so that one can copy it.
-    print(
-        f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})",
-        flush=True,
-    )
+    _say(f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})")
+
+
+def _say(line: str) -> None:
+    """Print ``line`` on stdout at once; once no one reads stdout, print nothing more."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
+        # startup, and it was not served. stdout now writes to nothing, so that no later
+        # flush (end_by's, the interpreter's at exit) raises it again.
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, sys.stdout.fileno())
+        os.close(nowhere)
 
 
 def _serve_uvicorn(
@@ -555,8 +568,6 @@ def _serve_waitress(
     announce: Callable[[int], None],
     options: dict[str, Any],
 ) -> int | None:
-    from ._waitress import serve_waitress
-
     adjustments: dict[str, Any] = {
         **options,
         # NOTE: with lookahead Waitress reads the socket during a request, so it can tell
@@ -582,13 +593,28 @@ def _serve_waitress(
         adjustments["server_name"] = host
     if threads is not None:
         adjustments["threads"] = threads
+    # NOTE: SIGTERM comes back here, as SIGINT does (KeyboardInterrupt), until
+    # OrderlyWaitress.run() handles both: Python's default ended the process between the
+    # startup hooks and run(), with no shutdown hooks.
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _start_waitress(app, grace, announce, adjustments)
+    except Terminated:
+        return signal.SIGTERM
+
+
+def _start_waitress(
+    app: App, grace: float, announce: Callable[[int], None], adjustments: dict[str, Any]
+) -> int | None:
+    from ._waitress import serve_waitress
+
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", InterfaceWarning)
             wsgi = app.as_wsgi()
     except Exception:
         # NOTE: as the ASGI driver does under Uvicorn: logged, then Uvicorn's status.
-        logger.exception("startup failed")
+        log_failure("startup failed", exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
     for caught_warning in caught:
         if issubclass(caught_warning.category, InterfaceWarning):

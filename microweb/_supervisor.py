@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from ._stopping import STOP_SIGNALS
+from ._stopping import STOP_SIGNALS, log_failure
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 
@@ -66,7 +66,7 @@ def bind(host: str, port: int) -> socket.socket | None:
     except OSError as exc:
         sock.close()
         # NOTE: one line, as under Waitress and a single Uvicorn process.
-        logger.error("cannot listen on %s:%d: %s", host, port, exc)
+        log_failure("cannot listen on %s:%d: %s", host, port, exc)
         return None
     return sock
 
@@ -254,7 +254,7 @@ class Workers:
                 # ended: read that first, or it is taken for a worker that never started.
                 worker.read_the_rest()
                 if not worker.started:
-                    logger.error(
+                    log_failure(
                         "worker [%d] ended before it started (status %d); stopping",
                         worker.process.pid,
                         worker.process.exitcode,

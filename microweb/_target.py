@@ -59,22 +59,54 @@ def strip_root(path: bytes, root: bytes) -> bytes:
     """Return ``path`` without the ``root`` the app is mounted at (both still percent-encoded).
 
     Servers differ on whether the path they pass includes the root path; both forms are taken.
-    The mount point itself is the app's ``/``.
+    The root is compared decoded, as a path is routed and as a WSGI server compares its decoded
+    ``PATH_INFO`` with ``SCRIPT_NAME`` (``/app%2Fx`` is under ``/app``). The mount point itself
+    is the app's ``/``, and the leading slashes of what is left collapse into one, as they do
+    in a path without a root.
     """
     if not root:
         return path
     if path == root or path.startswith(root + b"/"):
-        return path[len(root) :] or b"/"
-    if b"%" not in root and b"%" not in path:
+        rest = path[len(root) :]
+    elif b"%" not in root and b"%" not in path:
         return path  # NOTE: with no escape on either side, there is no other way to write it.
-    # NOTE: the same root written another way ("/caf%c3%a9" for "/caf%C3%A9", "/a!b" for
-    # "/a%21b"): its segments compared decoded, as a WSGI server's SCRIPT_NAME compares them.
-    # NOTE: as many raw segments as the root has: a "%2F" never stands for one of its "/".
-    depth = root.count(b"/")
-    prefix = b"/".join(path.split(b"/", depth + 1)[: depth + 1])
-    if prefix.count(b"/") == depth and unquote_to_bytes(prefix) == unquote_to_bytes(root):
-        return path[len(prefix) :] or b"/"
-    return path
+    else:
+        # NOTE: the same root written another way ("/caf%c3%a9" for "/caf%C3%A9", "/a!b" for
+        # "/a%21b", "/app%2Fx" for "/app/x").
+        below = _below_written_root(path, unquote_to_bytes(root))
+        if below is None:
+            return path
+        rest = below
+    # NOTE: "/app//x" left "//x", which routed nowhere under ASGI while Waitress, which
+    # collapses before it takes its url_prefix out, answered "/x".
+    return b"/" + rest.lstrip(b"/") if rest[1:2] == b"/" or not rest else rest
+
+
+_SLASH_ESCAPE = frozenset([b"%2F", b"%2f"])
+
+
+def _below_written_root(path: bytes, root: bytes) -> bytes | None:
+    """The part of ``path`` after its first segments when they decode to ``root``, else None."""
+    decoded = bytearray()
+    index = 0
+    while len(decoded) < len(root) and index < len(path):
+        escape = path[index : index + 3]
+        if escape[:1] == b"%" and len(escape) == 3 and _is_hex(escape[1:]):
+            decoded.append(int(escape[1:], 16))
+            index += 3
+        else:
+            decoded.append(path[index])
+            index += 1
+    if decoded != root:
+        return None
+    rest = path[index:]
+    if not rest or rest[:1] == b"/":
+        return rest
+    return b"/" + rest[3:] if rest[:3] in _SLASH_ESCAPE else None
+
+
+def _is_hex(pair: bytes) -> bool:
+    return all(c in b"0123456789abcdefABCDEF" for c in pair)
 
 
 def valid_host(host: str) -> bool:

@@ -138,7 +138,9 @@ class WSGITransport(httpx.BaseTransport):
     def _below_root(self, raw_path: bytes) -> bytes:
         if not self.root_path:
             return raw_path
-        return strip_root(raw_path, quote(self.root_path, safe="/").encode("ascii"))
+        # NOTE: as Waitress does, leading slashes collapse before the root is taken out.
+        collapsed = b"/" + raw_path.lstrip(b"/") if raw_path[:2] == b"//" else raw_path
+        return strip_root(collapsed, quote(self.root_path, safe="/").encode("ascii"))
 
     def _environ(self, request: httpx.Request, body: bytes) -> dict[str, Any]:
         url = request.url

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import socket
 import stat
 from typing import Any
 
 from ._importer import TargetError
-from ._stopping import AT_END, STARTUP_FAILURE
-
-logger = logging.getLogger("microweb")
+from ._stopping import AT_END, STARTUP_FAILURE, log_failure
 
 # NOTE: read and write for everyone, as Uvicorn and Gunicorn give it (Waitress's 0o600 lets
 # only the server's own user connect): nginx runs as a user of its own (www-data), and a
@@ -82,7 +79,7 @@ def bind_unix(path: str) -> UnixListener | None:
             sock.close()
             refusal = exc.strerror or str(exc)
     # NOTE: one line and status 3, as for a port that is taken.
-    logger.error("cannot listen on unix:%s: %s", path, refusal)
+    log_failure("cannot listen on unix:%s: %s", path, refusal)
     return None
 
 

@@ -110,9 +110,16 @@ class OrderlyUvicorn(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
         self.starting = True
+        # NOTE: why it did not start (a port that is taken, a startup that failed) is logged
+        # at ERROR by "uvicorn.error": --log-level critical hid it, and the command ended with
+        # status 3 and said nothing. Nothing else is logged at ERROR before it listens.
+        uvicorn_logger = logging.getLogger("uvicorn.error")
+        level = uvicorn_logger.level
+        uvicorn_logger.setLevel(min(level, logging.ERROR) if level else level)
         try:
             await super().startup(sockets)
         finally:
+            uvicorn_logger.setLevel(level)
             self.starting = False
         if self.started and self.announce is not None:
             self.announce(port_of(self.servers[0].sockets[0]))

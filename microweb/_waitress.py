@@ -57,7 +57,7 @@ from ._chunked import FIELD_LINE, ChunkedChannel, ChunkedParser
 from ._effects import ShutdownError
 from ._parsing import folded_framing
 from ._request import logged_bytes
-from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
+from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by, log_failure
 from ._target import target_path
 from ._wsgi import AFTER_SENT, WSGIDriver
 
@@ -557,12 +557,12 @@ def serve_waitress(
     try:
         server = OrderlyWaitress(wsgi, grace, **adjustments)
     except ThreadsNotStarted as exc:
-        logger.error("%s", exc)
+        log_failure("%s", exc)
         return None
     except OSError as exc:
         # NOTE: one line, as Uvicorn says it: a traceback would only show Waitress's frames.
         where = f"{adjustments.get('host')}:{adjustments.get('port')}"
-        logger.error("cannot listen on %s: %s", where, exc)
+        log_failure("cannot listen on %s: %s", where, exc)
         return None
     try:
         return server.run(announce)

@@ -317,3 +317,46 @@ def test_a_process_whose_supervisor_has_gone_is_ended_by_a_signal_during_its_hoo
     orphan.running_hooks = True
     orphan.handle_exit(signal.SIGTERM, None)
     assert ended == [signal.SIGTERM]
+
+
+def test_reload_serves_on_once_no_one_reads_the_output(tmp_path: Path) -> None:
+    # NOTE: "microweb serve --reload | head -1" (or a script that reads the serving line
+    # and stops reading): the reloaded app's serving line raised BrokenPipeError out of its
+    # startup, and nothing was served until the next change.
+    source = tmp_path / "reloaded_app.py"
+    source.write_text(RELOADED_APP.format(version="one"))
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [sys.executable, "-m", "microweb", "serve", "reloaded_app:app", "--reload"]
+    with log.open("wb") as errors:
+        # NOTE: no access log, which Uvicorn writes on stdout too (a "Logging error" each).
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--log-level", "warning"],
+            cwd=tmp_path,
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+    try:
+        assert process.stdout is not None
+        assert b"microweb: serving on" in process.stdout.readline(), read_log(log)
+        process.stdout.close()  # NOTE: the reader goes away.
+        time.sleep(1)  # NOTE: see test_reload_picks_up_a_change_and_keeps_the_options.
+        source.write_text(RELOADED_APP.format(version="two"))
+        later = time.time() + 2
+        os.utime(source, (later, later))
+
+        def reloaded() -> bool:
+            try:
+                url = f"http://{HOST}:{port}/version"
+                return bool(httpx.get(url, timeout=1).json()["version"] == "two")
+            except httpx.HTTPError:
+                return False
+
+        wait_for(reloaded, "reload", log, timeout=8)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=5)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)

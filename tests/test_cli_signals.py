@@ -611,3 +611,75 @@ def test_waitress_closes_a_connection_whose_client_stopped_reading(tmp_path: Pat
         assert "client stopped reading" in read_log(log)
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda signum: signal.Signals(signum).name)
+def test_a_signal_between_waitress_startup_and_its_handlers_runs_the_shutdown_hooks(
+    tmp_path: Path, signum: int
+) -> None:
+    # NOTE: the startup hooks run in as_wsgi(), before OrderlyWaitress.run() handles signals:
+    # a SIGINT there ran the shutdown hooks (KeyboardInterrupt), a SIGTERM met Python's
+    # default and ended the process without them.
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    (tmp_path / "signal_early.py").write_text(
+        "import signal, sys\n"
+        "from microweb import _cli, _waitress\n"
+        "built = _waitress.OrderlyWaitress.__init__\n"
+        "def build_then_signal(self, *args, **kwargs):\n"
+        "    built(self, *args, **kwargs)\n"
+        f"    signal.raise_signal({int(signum)})\n"
+        "_waitress.OrderlyWaitress.__init__ = build_then_signal\n"
+        "sys.exit(_cli.main(sys.argv[1:]))\n"
+    )
+    command = [sys.executable, str(tmp_path / "signal_early.py"), "serve", "serving_app"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "--server", "waitress", "--port", str(free_port())],
+            cwd=REPO_ROOT,
+            env=environment(SERVING_EVENTS=str(events)),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        process.wait(timeout=5)
+    finally:
+        stop(process)
+    assert process.returncode == -signum, read_log(log)
+    assert events.exists() and events.read_text().split() == ["shutdown"], read_log(log)
+    assert "Traceback" not in read_log(log)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_sigterm_as_the_process_ends_by_sigint_is_no_traceback(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: a SIGTERM handled once the server had stopped (the Unix socket's file removed,
+    # the output flushed) raised Terminated out of serve(): a traceback and status 1.
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    (tmp_path / "signal_late.py").write_text(
+        "import signal, sys\n"
+        "from microweb import _cli, _serving\n"
+        "ending = _serving.end_by\n"
+        "def signal_then_end(signum):\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    ending(signum)\n"
+        "_serving.end_by = signal_then_end\n"
+        "sys.exit(_cli.main(sys.argv[1:]))\n"
+    )
+    port = free_port()
+    command = [sys.executable, str(tmp_path / "signal_late.py"), "serve", "serving_app"]
+    process = start(
+        [*command, "--server", server, "--port", str(port)],
+        port=port,
+        log=log,
+        env=environment(SERVING_EVENTS=str(events)),
+    )
+    try:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=5)
+    finally:
+        stop(process)
+    assert process.returncode in (-signal.SIGINT, -signal.SIGTERM), read_log(log)
+    assert events.read_text().split() == ["shutdown"], read_log(log)
+    assert "Traceback" not in read_log(log)

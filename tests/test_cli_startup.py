@@ -27,12 +27,17 @@ STARTUP_FAILURE = 3
 
 
 def _serve(
-    port: int, server: str, events: Path, host: str = HOST, **env: str
+    port: int,
+    server: str,
+    events: Path,
+    host: str = HOST,
+    options: tuple[str, ...] = (),
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
     name, _, workers = server.partition("-")
     command = [
         *(sys.executable, "-m", "microweb", "serve", "serving_app", "--server", name),
-        *("--host", host, "--port", str(port)),
+        *("--host", host, "--port", str(port), *options),
         *(["--workers", "2"] if workers else []),
     ]
     variables = environment(SERVING_EVENTS=str(events), **env)
@@ -99,6 +104,35 @@ def test_an_unknown_host_is_status_3_with_no_traceback(
     assert f"ERROR:microweb: cannot listen on {host}:8000: " in log, log
     assert "Traceback" not in log, log
     assert not events.exists()  # NOTE: refused before the app started.
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("failure", ["startup", "taken-port", "unknown-host"])
+def test_why_the_app_did_not_start_is_said_under_log_level_critical(
+    tmp_path: Path, server: str, failure: str
+) -> None:
+    # NOTE: the reason was logged at ERROR, which --log-level critical hid under both
+    # servers: the command ended with status 3 and said nothing.
+    events = tmp_path / "events.txt"
+    quiet = ("--log-level", "critical")
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        if failure == "startup":
+            done = _serve(free_port(), server, events, options=quiet, SERVING_FAIL_STARTUP="1")
+        elif failure == "taken-port":
+            done = _serve(taken.getsockname()[1], server, events, options=quiet)
+        else:
+            done = _serve(8000, server, events, host="bad..host", options=quiet)
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    reason = {
+        "startup": "ConnectionError: database is down",
+        "taken-port": "address already in use",
+        "unknown-host": "cannot listen on bad..host:8000",
+    }[failure]
+    assert reason in log.lower() if failure == "taken-port" else reason in log, log
+    assert "INFO" not in log, log  # NOTE: the level still holds for everything else.
 
 
 def test_the_websocket_warning_under_waitress_is_one_log_line(tmp_path: Path) -> None:
