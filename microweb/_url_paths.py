@@ -66,7 +66,7 @@ def build_query(query: Query) -> str:
     Raises:
         TypeError: If ``query`` is a ``str`` or ``bytes`` (not pairs), a name is not a
             ``str``, or a value is not a ``str``, ``int``, ``float`` or ``None``: ``bytes``,
-            or an object whose ``repr()``-like ``str()`` would land in the link.
+            a ``bool``, or an object whose ``repr()``-like ``str()`` would land in the link.
         ValueError: If a name or value holds a lone surrogate (no UTF-8).
     """
     if isinstance(query, (str, bytes)):
@@ -82,6 +82,13 @@ def build_query(query: Query) -> str:
         for item in values:
             if item is None:
                 continue
+            if isinstance(item, bool):
+                # NOTE: an int to isinstance(), it went out as "a=True": no request reads that
+                # back as a bool, and apps spell a flag "1", "true" or "on".
+                raise TypeError(
+                    f"url_for: query value for {name!r} is a bool, {item!r}: write the text the "
+                    "app reads ('1', 'true', 'on'), or leave the pair out"
+                )
             if not isinstance(item, (str, int, float)):
                 raise TypeError(
                     f"url_for: query value for {name!r} must be a str, int or float, "

@@ -250,7 +250,7 @@ def test_request_url_for_takes_a_query(make_client: MakeClient) -> None:
     assert make_client(query_app()).get("/link").json() == {"link": "/search/all?q=a%20b"}
 
 
-@pytest.mark.parametrize("value", [b"bytes", object(), {"nested": "dict"}])
+@pytest.mark.parametrize("value", [b"bytes", object(), {"nested": "dict"}, True, False])
 def test_url_for_refuses_a_query_value_that_is_no_text_or_number(value: object) -> None:
     with pytest.raises(TypeError, match="query value for 'q'"):
         query_app().url_for("search", where="x", _query={"q": value})
