@@ -29,14 +29,20 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
-from ._errors import ClientDisconnect, HTTPError, only_of, own_cancellation, report_unhandled
+from ._errors import (
+    ClientDisconnect,
+    HTTPError,
+    log_failure,
+    only_of,
+    own_cancellation,
+    report_unhandled,
+)
 from ._file_threads import close_in_file_thread
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
-from ._stopping import log_failure
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 

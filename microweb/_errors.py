@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 import sys
 from collections.abc import Mapping
 from concurrent.futures import CancelledError
@@ -196,3 +197,14 @@ def report_unhandled(exc: BaseException) -> None:
     watching = unhandled_errors.get()
     if watching is not None:
         watching.append(exc)
+
+
+def log_failure(message: str, *args: object, exc_info: bool = False) -> None:
+    """Log why the app did not start, as ``logger.error()`` would, at any log level.
+
+    ``--log-level critical`` hid it: the command ended with status 3 and said nothing.
+    """
+    logger = logging.getLogger("microweb")
+    error = sys.exc_info() if exc_info else None
+    # NOTE: handle() skips the logger's level (not its filters, nor a handler's level).
+    logger.handle(logger.makeRecord(logger.name, logging.ERROR, "", 0, message, args, error))

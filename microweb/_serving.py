@@ -22,11 +22,11 @@ from typing import Any
 
 from ._app import App
 from ._calls import REPORTED_TRACEBACKS
-from ._errors import InterfaceWarning
+from ._errors import InterfaceWarning, log_failure
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import STARTUP_FAILURE, end_by, log_failure
+from ._stopping import STARTUP_FAILURE, end_by
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -35,14 +34,3 @@ def end_by(signum: int) -> NoReturn:
     # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
     # reports a process stopped by a signal (143 for SIGTERM).
     os._exit(128 + signum)
-
-
-def log_failure(message: str, *args: object, exc_info: bool = False) -> None:
-    """Log why the app did not start, as ``logger.error()`` would, at any log level.
-
-    ``--log-level critical`` hid it: the command ended with status 3 and said nothing.
-    """
-    logger = logging.getLogger("microweb")
-    error = sys.exc_info() if exc_info else None
-    # NOTE: handle() skips the logger's level (not its filters, nor a handler's level).
-    logger.handle(logger.makeRecord(logger.name, logging.ERROR, "", 0, message, args, error))

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from ._stopping import STOP_SIGNALS, log_failure
+from ._errors import log_failure
+from ._stopping import STOP_SIGNALS
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 

@@ -23,8 +23,9 @@ import socket
 import stat
 from typing import Any
 
+from ._errors import log_failure
 from ._importer import TargetError
-from ._stopping import AT_END, STARTUP_FAILURE, log_failure
+from ._stopping import AT_END, STARTUP_FAILURE
 
 # NOTE: read and write for everyone, as Uvicorn and Gunicorn give it (Waitress's 0o600 lets
 # only the server's own user connect): nginx runs as a user of its own (www-data), and a

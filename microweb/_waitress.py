@@ -55,9 +55,10 @@ from waitress.utilities import RequestHeaderFieldsTooLarge
 
 from ._chunked import FIELD_LINE, ChunkedChannel, ChunkedParser
 from ._effects import ShutdownError
+from ._errors import log_failure
 from ._parsing import folded_framing
 from ._request import logged_bytes
-from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by, log_failure
+from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._target import target_path
 from ._wsgi import AFTER_SENT, WSGIDriver
 
