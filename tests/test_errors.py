@@ -14,6 +14,7 @@ from drive import http_scope, requests_left_in_cycles
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
 from microweb._calls import was_reported
+from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 
 
@@ -1142,3 +1143,29 @@ def test_the_log_line_of_a_stream_that_fails_holds_the_path_encoded(
     assert [record.getMessage() for record in caplog.records] == [
         "error while streaming GET /files/a%0D%0AINFO:%20200%20OK%20forged%1B%5B2J"
     ]
+
+
+def test_log_failure_names_its_caller_as_logger_error_does(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the record had no file, line 0 and funcName None: a user's format with
+    # %(pathname)s:%(lineno)d %(funcName)s printed ":0 None" for why the app did not start.
+    monkeypatch.setattr(logging.getLogger("microweb"), "level", logging.CRITICAL)
+
+    def starting() -> int:
+        try:
+            raise OSError("address in use")
+        except OSError:
+            log_failure("cannot listen on %s: %s", "x", "address in use", exc_info=True)
+        return sys._getframe().f_lineno - 1
+
+    line = starting()
+    [record] = caplog.records
+    assert (record.levelno, record.getMessage()) == (
+        logging.ERROR,
+        "cannot listen on x: address in use",
+    )
+    assert (record.pathname, record.lineno, record.funcName) == (__file__, line, "starting")
+    assert record.exc_info is not None and record.exc_info[0] is OSError
+    format_ = logging.Formatter("%(filename)s:%(lineno)d %(module)s %(funcName)s")
+    assert format_.formatMessage(record) == f"test_errors.py:{line} test_errors starting"
