@@ -197,7 +197,12 @@ def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
     report_unhandled(exc)  # NOTE: the last resort; not an error a 500 handler answered.
-    detail = "".join(traceback.format_exception(exc)) if plan.app.debug else None
+    detail = None
+    if plan.app.debug:
+        # NOTE: a lone surrogate (a name decoded with surrogateescape, in a message) made the
+        # page's encode raise out of the app (review161): written as "\udc80", as repr() would.
+        text = "".join(traceback.format_exception(exc))
+        detail = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return default_error(request, 500, detail, {})
 
 

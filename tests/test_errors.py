@@ -434,6 +434,25 @@ def test_debug_puts_traceback_in_body(make_client: MakeClient, colour: str) -> N
     assert "ValueError: visible-in-debug" in response.text
 
 
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_debug_puts_a_traceback_holding_a_lone_surrogate_in_the_body(
+    make_client: MakeClient, colour: str, accept: str
+) -> None:
+    # NOTE: a message with a name decoded with surrogateescape (os.listdir()): the debug page's
+    # encode raised out of the app, a 500 and a traceback from the server (review161).
+    app = App(debug=True)
+
+    def index(request: Request) -> str:
+        raise ValueError("no file caf\udc80.txt")
+
+    app.get("/")(in_colour(colour, index))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    assert "ValueError: no file caf\\udc80.txt" in (
+        response.json()["detail"] if accept == "application/json" else response.text
+    )
+
+
 @pytest.mark.parametrize("key", [404, ShopError, 500])
 def test_failing_error_handler_gives_500(
     make_client: MakeClient, key: int | type[Exception], caplog: pytest.LogCaptureFixture
