@@ -117,7 +117,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             return response
     try:
         if isinstance(exc, HTTPError):
-            return default_error(request, exc.status, exc.detail, exc.headers)
+            return (yield from _default_answer(plan, request, exc))
         refused = _headers_refusal(request)
         if refused is not None:
             # NOTE: the default 500 would be a 431 (it reads Accept): the app's 431 handler
@@ -130,6 +130,18 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
         # the error and the request it holds made a cycle, freed by a full collection only.
         del exc
+
+
+def _default_answer(plan: Plan, request: Request, exc: HTTPError) -> Effects:
+    """The default answer to ``exc``, or the 500 of the app's bug if it makes none."""
+    try:
+        return default_error(request, exc.status, exc.detail, exc.headers)
+    except Exception as broken:
+        # NOTE: an HTTPError changed after it was made (a subclass that sets its detail, a
+        # header added to exc.headers), past HTTPError()'s checks, into no answer: it raised
+        # out of the app, a 500 and a traceback from the server with nothing logged by the app
+        # (review161). It is the app's bug, logged and answered as one.
+        return (yield from error_response(plan, request, broken))
 
 
 def _headers_refusal(request: Request) -> HTTPError | None:
@@ -185,7 +197,12 @@ def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
     report_unhandled(exc)  # NOTE: the last resort; not an error a 500 handler answered.
-    detail = "".join(traceback.format_exception(exc)) if plan.app.debug else None
+    detail = None
+    if plan.app.debug:
+        # NOTE: a lone surrogate (a name decoded with surrogateescape, in a message) made the
+        # page's encode raise out of the app (review161): written as "\udc80", as repr() would.
+        text = "".join(traceback.format_exception(exc))
+        detail = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return default_error(request, 500, detail, {})
 
 

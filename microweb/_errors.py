@@ -206,5 +206,20 @@ def log_failure(message: str, *args: object, exc_info: bool = False) -> None:
     """
     logger = logging.getLogger("microweb")
     error = sys.exc_info() if exc_info else None
+    # NOTE: the caller's file, line and function, as logger.error() finds them: the record
+    # had none, and a format with %(pathname)s:%(lineno)d %(funcName)s printed ":0 None".
+    caller = sys._getframe(1)
+    code = caller.f_code
+    record = logger.makeRecord(
+        logger.name,
+        logging.ERROR,
+        code.co_filename,
+        caller.f_lineno,
+        message,
+        args,
+        error,
+        code.co_name,
+    )
+    del caller
     # NOTE: handle() skips the logger's level (not its filters, nor a handler's level).
-    logger.handle(logger.makeRecord(logger.name, logging.ERROR, "", 0, message, args, error))
+    logger.handle(record)

@@ -180,10 +180,14 @@ class Response:
         convert it otherwise or not at all (then it is percent-encoded: docs/responses.md).
 
         Raises:
+            TypeError: If ``status`` is no ``int``.
             ValueError: If ``status`` is not a redirection (300, 301, 302, 303, 307, 308), or
                 ``url`` is empty or holds a lone surrogate.
         """
         if status not in REDIRECTS:
+            # NOTE: a status that is no int ("301") is refused as Response refuses it: the
+            # ValueError below read "..., not 301" (review161).
+            checked_status(status, "a redirect")
             raise ValueError(
                 f"a redirect status is one of {', '.join(map(str, sorted(REDIRECTS)))}, not "
                 f"{status}"

@@ -60,22 +60,31 @@ def strip_root(path: bytes, root: bytes) -> bytes:
 
     Servers differ on whether the path they pass includes the root path; both forms are taken.
     The root is compared decoded, as a path is routed and as a WSGI server compares its decoded
-    ``PATH_INFO`` with ``SCRIPT_NAME`` (``/app%2Fx`` is under ``/app``). The mount point itself
-    is the app's ``/``, and the leading slashes of what is left collapse into one, as they do
-    in a path without a root.
+    ``PATH_INFO`` with ``SCRIPT_NAME`` (``/app%2Fx`` is under ``/app``), once the path's leading
+    slashes, ``%2F`` included, collapse into one (``/%2Fapp/x`` is under it too). The mount
+    point itself is the app's ``/``, and the leading slashes of what is left collapse into one,
+    as they do in a path without a root.
     """
     if not root:
         return path
+    sent = path
+    if path[1:2] == b"/" or path[1:4] in _SLASH_ESCAPE:
+        # NOTE: "/%2Fapp/x" is "//app/x" decoded, whose leading slashes collapse (as Waitress
+        # collapses them before it takes its url_prefix out): Waitress served /x, and Uvicorn
+        # answered 404 (review161).
+        leading = _LEADING_SLASHES.match(path)
+        if leading is not None:
+            path = b"/" + path[leading.end() :]
     if path == root or path.startswith(root + b"/"):
         rest = path[len(root) :]
     elif b"%" not in root and b"%" not in path:
-        return path  # NOTE: with no escape on either side, there is no other way to write it.
+        return sent  # NOTE: with no escape on either side, there is no other way to write it.
     else:
         # NOTE: the same root written another way ("/caf%c3%a9" for "/caf%C3%A9", "/a!b" for
         # "/a%21b", "/app%2Fx" for "/app/x").
         below = _below_written_root(path, unquote_to_bytes(root))
         if below is None:
-            return path
+            return sent
         rest = below
     # NOTE: "/app//x" left "//x", which routed nowhere under ASGI while Waitress, which
     # collapses before it takes its url_prefix out, answered "/x".
@@ -83,6 +92,7 @@ def strip_root(path: bytes, root: bytes) -> bytes:
 
 
 _SLASH_ESCAPE = frozenset([b"%2F", b"%2f"])
+_LEADING_SLASHES = re.compile(rb"(?:/|%2[Ff])+")
 
 
 def _below_written_root(path: bytes, root: bytes) -> bytes | None:

@@ -400,8 +400,12 @@ def test_root_path_gives_the_same_request_under_every_server(
     server, *more = options[1:]
     with serving(tmp_path, server, *more, "--root-path", "/app/", "--threads", "3") as (url, _):
         # NOTE: "/app//where" and "/app%2Fwhere" were 404s under Uvicorn, "/where" under
-        # Waitress, which collapses slashes and decodes before it takes its url_prefix out.
-        paths = ("/app/where", "/where", "/app", "/app/", "/app//where", "/app%2Fwhere", "/app//")
+        # Waitress, which collapses slashes and decodes before it takes its url_prefix out;
+        # "/%2Fapp/where" too (review161).
+        paths = (
+            *("/app/where", "/where", "/app", "/app/", "/app//where", "/app%2Fwhere", "/app//"),
+            "/%2Fapp/where",
+        )
         seen = {path: _where(url, path) for path in paths}
         max_threads = httpx.get(f"{url}/where", timeout=10).json()["max_threads"]
     assert max_threads == (40 if server == "waitress" else 3)  # NOTE: each worker has it too.
@@ -416,7 +420,9 @@ def test_root_path_gives_the_same_request_under_every_server(
     }
     home = {**where, "path": "/", "raw_path": "/", "url": f"{url}/app/"}
     assert seen == {
-        **dict.fromkeys(("/app/where", "/where", "/app//where", "/app%2Fwhere"), where),
+        **dict.fromkeys(
+            ("/app/where", "/where", "/app//where", "/app%2Fwhere", "/%2Fapp/where"), where
+        ),
         **dict.fromkeys(("/app", "/app/", "/app//"), home),
     }
 

@@ -14,6 +14,7 @@ from drive import http_scope, requests_left_in_cycles
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
 from microweb._calls import was_reported
+from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 
 
@@ -183,6 +184,56 @@ def test_http_error_with_a_lone_surrogate_in_a_handler_is_a_logged_500(
     assert response.status_code == 500
     [record] = [r for r in caplog.records if r.getMessage() == "unhandled error in GET /"]
     assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
+
+
+class _NoFile(HTTPError):
+    """An HTTPError whose detail is set after it was made, past the checks of HTTPError()."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(404)
+        self.detail = f"no file {name}"
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+@pytest.mark.parametrize("changed", ["detail", "header"])
+def test_http_error_changed_after_it_was_made_into_no_answer_is_a_logged_500(
+    make_client: MakeClient,
+    colour: str,
+    accept: str,
+    changed: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the default answer's encode (a detail) or its Response (a header) raised past
+    # every handler and out of the app: a 500 and a traceback from the server, nothing logged
+    # by the app (review161; d4e8aaf checks them only when the HTTPError is made).
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+
+    def missing(request: Request) -> None:
+        if changed == "detail":
+            raise _NoFile("caf\udc80.txt")
+        error = HTTPError(404)
+        error.headers["x-file"] = "caf\r\nx: y"
+        raise error
+
+    app.get("/")(in_colour(colour, missing))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.getMessage() == "unhandled error in GET /"]
+    assert record.exc_info is not None
+    assert record.exc_info[0] is (UnicodeEncodeError if changed == "detail" else ValueError)
+
+
+def test_an_http_error_changed_into_no_answer_leaves_no_cycle_holding_the_request(
+    interface: str, colour: str
+) -> None:
+    app = App()
+
+    def missing(request: Request) -> None:
+        raise _NoFile("caf\udc80.txt")
+
+    app.post("/")(in_colour(colour, missing))
+    assert requests_left_in_cycles(app, interface, "POST", "/", b"body") == 0
 
 
 def test_http_error_with_invalid_header_in_handler_is_500(make_client: MakeClient) -> None:
@@ -381,6 +432,25 @@ def test_debug_puts_traceback_in_body(make_client: MakeClient, colour: str) -> N
     assert response.status_code == 500
     assert "Traceback" in response.text
     assert "ValueError: visible-in-debug" in response.text
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_debug_puts_a_traceback_holding_a_lone_surrogate_in_the_body(
+    make_client: MakeClient, colour: str, accept: str
+) -> None:
+    # NOTE: a message with a name decoded with surrogateescape (os.listdir()): the debug page's
+    # encode raised out of the app, a 500 and a traceback from the server (review161).
+    app = App(debug=True)
+
+    def index(request: Request) -> str:
+        raise ValueError("no file caf\udc80.txt")
+
+    app.get("/")(in_colour(colour, index))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 500
+    assert "ValueError: no file caf\\udc80.txt" in (
+        response.json()["detail"] if accept == "application/json" else response.text
+    )
 
 
 @pytest.mark.parametrize("key", [404, ShopError, 500])
@@ -1142,3 +1212,29 @@ def test_the_log_line_of_a_stream_that_fails_holds_the_path_encoded(
     assert [record.getMessage() for record in caplog.records] == [
         "error while streaming GET /files/a%0D%0AINFO:%20200%20OK%20forged%1B%5B2J"
     ]
+
+
+def test_log_failure_names_its_caller_as_logger_error_does(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the record had no file, line 0 and funcName None: a user's format with
+    # %(pathname)s:%(lineno)d %(funcName)s printed ":0 None" for why the app did not start.
+    monkeypatch.setattr(logging.getLogger("microweb"), "level", logging.CRITICAL)
+
+    def starting() -> int:
+        try:
+            raise OSError("address in use")
+        except OSError:
+            log_failure("cannot listen on %s: %s", "x", "address in use", exc_info=True)
+        return sys._getframe().f_lineno - 1
+
+    line = starting()
+    [record] = caplog.records
+    assert (record.levelno, record.getMessage()) == (
+        logging.ERROR,
+        "cannot listen on x: address in use",
+    )
+    assert (record.pathname, record.lineno, record.funcName) == (__file__, line, "starting")
+    assert record.exc_info is not None and record.exc_info[0] is OSError
+    format_ = logging.Formatter("%(filename)s:%(lineno)d %(module)s %(funcName)s")
+    assert format_.formatMessage(record) == f"test_errors.py:{line} test_errors starting"

@@ -494,6 +494,14 @@ def test_redirect_refuses_a_status_that_is_no_redirect(status: int) -> None:
         Response.redirect("/new", status=status)
 
 
+@pytest.mark.parametrize("status", ["301", True, None])
+def test_redirect_refuses_a_status_that_is_no_int_as_a_response_does(status: object) -> None:
+    # NOTE: "301" was refused with ValueError "... one of 300, 301, ..., not 301", which read
+    # as if 301 were refused (review161).
+    with pytest.raises(TypeError, match=f"redirect whose status is {type(status).__name__}"):
+        Response.redirect("/new", status=status)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("status", [300, 301, 302, 303, 307, 308])
 def test_redirect_takes_the_redirection_statuses(make_client: MakeClient, status: int) -> None:
     app = App()

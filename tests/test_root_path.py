@@ -31,6 +31,12 @@ CASES = [
     ("/app%2F%2Fwhere", ("/where", "/%2Fwhere")),
     ("/app/%2Fwhere", ("/where", "/%2Fwhere")),
     ("/%61pp/where", ("/where", "/where")),
+    # NOTE: leading "%2F"s collapse as "/"s do, before the root is compared (review161).
+    ("/%2Fapp/where", ("/where", "/where")),
+    ("/%2f%2Fapp", ("/", "/")),
+    ("//%2F/app%2Fwhere", ("/where", "/where")),
+    ("/%2Fwhere", ("/where", "/%2Fwhere")),
+    ("/%2Fappx/where", None),
     ("/where", ("/where", "/where")),
     ("/appx/where", None),
     ("/app%2Ex/where", None),
