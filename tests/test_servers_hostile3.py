@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,36 @@ def test_chunk_lines_are_not_bounded_by_the_trailer_limit(server: Server) -> Non
         answer = _answer(sock)
     assert _status(answer, server) == b"200", answer[:300]
     assert answer.endswith(b"\r\n\r\n" + b"a" * 60_000)
+
+
+def _head(size: int) -> bytes:
+    """A GET whose head is ``size`` bytes long, as Waitress measures it."""
+    start = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+    return start + b"b" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def test_a_head_of_20_kib_is_served_however_it_comes(server: Server) -> None:
+    # NOTE: h11 refused a head still incomplete after a read past 16 KiB (its default) with
+    # 400: the same head was served in one read, and refused in two.
+    head = _head(20 * 1024)
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head[: 18 * 1024])
+        time.sleep(0.2)
+        sock.sendall(head[18 * 1024 :])
+        answer = _answer(sock)
+    assert _status(answer, server) == b"200", answer[:300]
+
+
+@pytest.mark.parametrize(("size", "status"), [(HEAD_LIMIT - 1, b"200"), (HEAD_LIMIT, b"431")])
+def test_a_head_at_the_limit_is_431_under_every_server(
+    server: Server, size: int, status: bytes
+) -> None:
+    # NOTE: under h11 a head that ended in its second read was served up to twice the limit,
+    # and one still coming past it was refused with 400, and a reset.
+    head = _head(size)
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head[: HEAD_LIMIT // 2])
+        time.sleep(0.1)
+        sock.sendall(head[HEAD_LIMIT // 2 :])
+        answer = _answer(sock)
+    assert _status(answer, server) == status, answer[:300]
