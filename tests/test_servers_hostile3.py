@@ -159,3 +159,53 @@ def test_a_head_at_the_limit_is_431_under_every_server(
         sock.sendall(head[HEAD_LIMIT // 2 :])
         answer = _answer(sock)
     assert _status(answer, server) == status, answer[:300]
+
+
+PART_LIMIT = 4096  # NOTE: Limits().max_part_header_size
+
+
+def _multipart(route: str, line_size: int) -> tuple[bytes, bytes]:
+    """A request to ``route`` whose one part has a header line of ``line_size`` bytes; return
+    its head and its body."""
+    start = b'Content-Disposition: form-data; name="f"; filename="'
+    line = start + b"n" * (line_size - len(start) - 1) + b'"'
+    body = b"--B\r\n" + line + b"\r\n\r\ndata\r\n--B--\r\n"
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode(), body
+
+
+def _in_two_reads(server: Server, first: bytes, second: bytes) -> bytes:
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(first)
+        time.sleep(0.1)
+        sock.sendall(second)
+        return _answer(sock)
+
+
+@pytest.mark.parametrize("route", ["/form", "/aform", "/parts", "/aparts"])
+def test_a_part_header_line_at_the_limit_is_served_however_it_comes(
+    server: Server, route: str
+) -> None:
+    # NOTE: under Uvicorn, a line of the limit itself was a 413 when a read ended between its
+    # CR and its LF: multipart counted the CR it held against the limit.
+    head, body = _multipart(route, PART_LIMIT)
+    cr = body.index(b"\r\n\r\n") + 1
+    answer = _in_two_reads(server, head + body[:cr], body[cr:])
+    assert _status(answer, server) == b"200", answer[-300:]
+
+
+@pytest.mark.parametrize("route", ["/form", "/aparts"])
+def test_a_part_header_line_past_the_limit_is_one_413_however_it_comes(
+    server: Server, route: str
+) -> None:
+    # NOTE: a line that came whole was refused by microweb's count, one still coming by
+    # multipart's (in its words, "Maximum segment header length exceeded").
+    head, body = _multipart(route, PART_LIMIT + 10)
+    end = body.index(b"\r\n\r\n")
+    for first, second in [(head + body, b""), (head + body[:end], body[end:])]:
+        answer = _in_two_reads(server, first, second)
+        assert _status(answer, server) == b"413", answer[-300:]
+        assert answer.endswith(b"multipart limit reached: a part's headers are too long")
