@@ -209,3 +209,17 @@ def test_a_part_header_line_past_the_limit_is_one_413_however_it_comes(
         answer = _in_two_reads(server, first, second)
         assert _status(answer, server) == b"413", answer[-300:]
         assert answer.endswith(b"multipart limit reached: a part's headers are too long")
+
+
+@pytest.mark.parametrize("target", ["/url#frag", "/url?q=1#frag", "http://x/url#f#g"])
+def test_a_fragment_in_the_target_is_left_out_under_every_server(
+    server: Server, target: str
+) -> None:
+    # NOTE: h11 kept it in the path: "/url#frag", and request.url "http://x/url%23frag".
+    request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        answer = _answer(sock)
+    assert _status(answer, server) == b"200", answer[-300:]
+    query = "?q=1" if "?" in target else ""
+    assert answer.endswith(f"\r\n\r\nhttp://x/url{query}".encode()), answer[-300:]
