@@ -20,6 +20,11 @@ from ._parsing import folded_framing
 from ._stall import StallTimer, Transport
 from ._unix import NoUnixAddress
 
+# NOTE: Waitress's default max_request_header_size, as _httptools' MAX_HEAD_SIZE (which this
+# module can't import: it needs httptools), and its LINGER.
+MAX_HEAD_SIZE = 256 * 1024
+LINGER = 2.0
+
 
 class FoldChecked:
     """h11's receive buffer, as its reader of a request head sees it, refusing a head whose
@@ -55,6 +60,9 @@ class FramedConnection(h11.Connection):
     """h11's server side, refusing a request with both ``Transfer-Encoding`` and
     ``Content-Length``, or with either folded onto the next line."""
 
+    # NOTE: whether a request head was refused for being too long (431).
+    too_large = False
+
     def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
         # NOTE: h11 picks the reader for the state the client is in; the head's is wrapped.
         reader = super()._get_io_object(role, event, io_dict)
@@ -62,8 +70,26 @@ class FramedConnection(h11.Connection):
 
     def next_event(self) -> Any:
         """Return h11's next event; a request framed two ways is a protocol error (400)."""
-        event = super().next_event()
+        state = self.their_state
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as exc:
+            # NOTE: h11's 431 is for any event too long: in a body (chunk line or trailer)
+            # it stays the 400 Uvicorn sends, as under httptools.
+            self.too_large = exc.error_status_hint == 431 and state is h11.IDLE
+            raise
         if isinstance(event, h11.Request):
+            if head_size(event) >= self._max_incomplete_event_size:
+                # NOTE: h11 measures only a head that is still incomplete after a read, and a
+                # read is 256 KiB at most: a head of up to twice that was served if it ended
+                # in the second read. Waitress refuses a head of its limit or more.
+                self.too_large = True
+                raise h11.RemoteProtocolError("request head too large", 431)
+            if b"#" in event.target:
+                # SPEC: RFC 9112 3.2, a request target holds no fragment. NOTE: h11 kept it in
+                # the path ("/x#f", and request.url "/x%23f", a 404), where Waitress and
+                # httptools leave it out.
+                event = without_fragment(event)
             names = {name for name, _ in event.headers}
             if b"transfer-encoding" in names and b"content-length" in names:
                 # SPEC: RFC 9112 6.3, a server that serves such a request MUST close the
@@ -74,14 +100,49 @@ class FramedConnection(h11.Connection):
         return event
 
 
+def without_fragment(request: h11.Request) -> h11.Request:
+    """Return ``request`` with its target cut at the first ``#``.
+
+    Raises:
+        h11.RemoteProtocolError: For a target that is all fragment (400).
+    """
+    target = request.target.partition(b"#")[0]
+    if not target:
+        raise h11.RemoteProtocolError("request target without a path", 400)
+    return h11.Request(
+        method=request.method,
+        target=target,
+        headers=request.headers,
+        http_version=request.http_version,
+    )
+
+
+def head_size(request: h11.Request) -> int:
+    """Return the size of ``request``'s head as Waitress measures it: request line, header
+    lines as ``name: value`` with their CRLF, and the blank line."""
+    # NOTE: "GET / HTTP/1.1\r\n": two spaces, "HTTP/", CRLF.
+    line = len(request.method) + len(request.target) + len(request.http_version) + 9
+    fields = sum(len(name) + len(value) + 4 for name, value in request.headers)
+    return line + fields + 2
+
+
 class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
-    """``H11Protocol`` that closes a connection whose request stopped coming, and refuses a
-    request framed both by ``Transfer-Encoding`` and ``Content-Length``."""
+    """``H11Protocol`` that closes a connection whose request stopped coming, refuses a
+    request framed both by ``Transfer-Encoding`` and ``Content-Length``, and answers a head of
+    ``MAX_HEAD_SIZE`` or more with 431, as Waitress and ``BoundedHttpTools`` do."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # NOTE: made as Uvicorn made its own, with the head cap it gave that one.
-        self.conn = FramedConnection(h11.SERVER, self.conn._max_incomplete_event_size)
+        # NOTE: h11 refuses a head (or chunk line, or trailer) still incomplete past this many
+        # bytes; by default 16 KiB, so that a head of 20 KiB was served when it came in one
+        # read and refused with 400 when it came in two, where Waitress and httptools serve
+        # up to 256 KiB. Uvicorn's --h11-max-incomplete-event-size still sets it.
+        size = self.config.h11_max_incomplete_event_size
+        self.conn = FramedConnection(h11.SERVER, MAX_HEAD_SIZE if size is None else size)
+
+    conn: FramedConnection
+    # NOTE: a head refused as too large: what still comes is dropped until the close.
+    refused = False
 
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
     # answered: whether a response has ended on it.
@@ -95,6 +156,8 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to h11 as Uvicorn does; watch the request, if one is due."""
+        if self.refused:
+            return
         super().data_received(data)
         if not self._see_cycle() and data:
             self.continue_expected = False
@@ -119,6 +182,35 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         if cycle is not None and cycle.waiting_for_100_continue and not cycle.body:
             self.expect_continue(cycle)
         return True
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer input h11 refused with 400, as Uvicorn does; or with 431 if it was too long."""
+        if not self.conn.too_large:
+            super().send_400_response(msg)
+            return
+        self.refused = True
+        self.stop_stall_timer()
+        body = b"request header fields too large"
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        conn = self.conn
+        for event in (
+            h11.Response(
+                status_code=431, headers=headers, reason=b"Request Header Fields Too Large"
+            ),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(conn.send(event) or b"")
+        # NOTE: closed at once, with the client still sending, the socket answered with a
+        # reset, which can reach the client before the answer: end the writing side, drop
+        # what still comes, and close after a pause (as BoundedHttpTools does).
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER, self.transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""

@@ -45,6 +45,10 @@ class PartHead:
     codec: str | None
 
 
+TOO_LONG = "a part's headers are too long"
+_MULTIPART_TOO_LONG = "Maximum segment header length exceeded"
+
+
 def _reason(exc: multipart.MultipartError) -> str:
     # NOTE: multipart adds the UnicodeDecodeError of a part header to the exception's args, and
     # its repr holds the raw header bytes: only the parser's own message goes to the client.
@@ -59,7 +63,10 @@ def parser_error(exc: multipart.MultipartError) -> HTTPError:
     # Python 3.12). The answer does not need that traceback.
     exc.__traceback__ = None
     if isinstance(exc, multipart.ParserLimitReached):
-        return HTTPError(413, f"multipart limit reached: {exc}")
+        # NOTE: multipart's own words for a part header line past the limit while it is still
+        # coming; for one that came whole, ours: the client's packets chose which it read.
+        reason = TOO_LONG if _reason(exc) == _MULTIPART_TOO_LONG else _reason(exc)
+        return HTTPError(413, f"multipart limit reached: {reason}")
     return HTTPError(400, f"invalid multipart body: {_reason(exc)}")
 
 
@@ -115,7 +122,8 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     _head_lines = 0
     _head_bytes = 0
     _all_head_bytes = 0
-    max_all_head_bytes = 0  # NOTE: set by MultipartEvents (Limits.max_form_header_size).
+    # NOTE: set by MultipartEvents (Limits.max_part_header_size, max_form_header_size).
+    max_head_bytes = max_all_head_bytes = 0
 
     def _on_segment_start(self) -> None:
         super()._on_segment_start()
@@ -130,8 +138,8 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
         self._head_bytes += len(line)
         if self._head_lines > self.max_header_count:
             raise multipart.ParserLimitReached("a part has too many header lines")
-        if self._head_bytes > self.max_header_size:
-            raise multipart.ParserLimitReached("a part's headers are too long")
+        if self._head_bytes > self.max_head_bytes:
+            raise multipart.ParserLimitReached(TOO_LONG)
         self._all_head_bytes += len(line)
         if self._all_head_bytes > self.max_all_head_bytes:
             raise multipart.ParserLimitReached("the parts' headers are too long together")
@@ -170,13 +178,18 @@ class MultipartEvents:
         try:
             self._parser = _Parser(
                 boundary,
-                max_header_size=limits.max_part_header_size,
+                # NOTE: multipart refuses a line still incomplete once what it holds of it is
+                # longer than this, its CR included: a line of the limit itself was refused when
+                # a read ended between its CR and LF (under ASGI, as the client's packets
+                # fell), and served otherwise. _Parser checks the limit on each whole line.
+                max_header_size=limits.max_part_header_size + 1,
                 max_header_count=limits.max_part_headers,
                 max_segment_count=limits.max_form_parts,
                 strict=False,
             )
         except multipart.MultipartError:
             raise HTTPError(400, "invalid multipart boundary") from None
+        self._parser.max_head_bytes = limits.max_part_header_size
         self._parser.max_all_head_bytes = limits.max_form_header_size
         # NOTE: the parser's own events of a chunk, for event_of(); its errors are unmapped.
         # The parse() method itself, not one that calls it (see the PERF of AsyncParts._adata).

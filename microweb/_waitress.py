@@ -383,6 +383,10 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         channel.server.pull_trigger()
 
 
+# NOTE: a Transfer-Encoding line of a head (Waitress refuses a space before the colon).
+TRANSFER_ENCODING_LINE = re.compile(rb"\ntransfer-encoding:", re.IGNORECASE)
+
+
 def header_lines(header_plus: bytes, name: bytes) -> list[str]:
     """Return the values of the ``name`` lines (lowercase) of a head Waitress has parsed."""
     values = []
@@ -469,10 +473,10 @@ class OrderlyParser(ChunkedParser):
         Raises:
             ParsingError: (Waitress's 400, and the connection closed) for a target that is
                 neither a path nor absolute-form but that Waitress reads a path from
-                (``http:/x``), for a ``Transfer-Encoding``
-                in a request that is not HTTP/1.1, or with a ``Content-Length``, or that
-                names ``chunked`` twice, or a ``Transfer-Encoding`` or ``Content-Length``
-                folded onto a next line: each a framing that a proxy before Waitress may read
+                (``http:/x``), for a ``Transfer-Encoding`` in a request that is not
+                HTTP/1.1, or with a ``Content-Length``, or that names ``chunked`` twice, or
+                no coding at all, or a ``Transfer-Encoding`` or ``Content-Length`` folded
+                onto a next line: each a framing that a proxy before Waitress may read
                 otherwise, as Uvicorn refuses them.
         """
         # NOTE: one LF a header line, after the request line's (the head ends in CRLF CRLF).
@@ -495,6 +499,13 @@ class OrderlyParser(ChunkedParser):
             # 1.2) body by its Content-Length, or as empty, and kept the connection, so the
             # chunks were read as the next request, one no proxy before it had seen.
             raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
+        if not self.chunked and TRANSFER_ENCODING_LINE.search(header_plus):
+            # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked
+            # MUST be answered 400, and the connection closed. NOTE: Waitress refuses (501)
+            # any coding but chunked, yet ignored a Transfer-Encoding with none (empty, or
+            # ","): it framed the body by its Content-Length, or as empty, and read the body
+            # as the next request, where Uvicorn answers 400.
+            raise ParsingError("Transfer-Encoding without chunked")
         if self.chunked:
             # SPEC: RFC 9112 6.3, a server that serves a request with both MUST close the
             # connection after it; RFC 9112 7, chunked is applied once. Waitress served both

@@ -2,7 +2,7 @@
 
 Each endpoint hands a client-chosen value to something that once passed a check and then broke
 one server and not the other: a header value, a redirect target, a cookie, a body charset, the
-request's URL.
+request's URL, a multipart body read in each colour.
 """
 
 from __future__ import annotations
@@ -44,3 +44,23 @@ def get_cookie(request: Request) -> dict[str, str]:
 @app.post("/text")
 async def text(request: Request) -> str:
     return await request.atext()
+
+
+@app.post("/form")
+def form(request: Request) -> dict[str, str]:
+    return {name: str(value) for name, value in request.form().items()}
+
+
+@app.post("/aform")
+async def aform(request: Request) -> dict[str, str]:
+    return {name: str(value) for name, value in (await request.aform()).items()}
+
+
+@app.post("/parts")
+def parts(request: Request) -> list[str]:
+    return [part.name for part in request.iter_parts()]
+
+
+@app.post("/aparts")
+async def aparts(request: Request) -> list[str]:
+    return [part.name async for part in request.aiter_parts()]
