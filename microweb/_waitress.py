@@ -472,12 +472,12 @@ class OrderlyParser(ChunkedParser):
 
         Raises:
             ParsingError: (Waitress's 400, and the connection closed) for a target that is
-                neither a path nor absolute-form but that Waitress reads a path from
-                (``http:/x``), for a ``Transfer-Encoding`` in a request that is not
-                HTTP/1.1, or with a ``Content-Length``, or that names ``chunked`` twice, or
-                no coding at all, or a ``Transfer-Encoding`` or ``Content-Length`` folded
-                onto a next line: each a framing that a proxy before Waitress may read
-                otherwise, as Uvicorn refuses them.
+                neither a path nor absolute-form (``http:/x``, ``#f``), for a
+                ``Transfer-Encoding`` in a request that is not HTTP/1.1, or with a
+                ``Content-Length``, or that names ``chunked`` twice, or no coding at all, or a
+                ``Transfer-Encoding`` or ``Content-Length`` folded onto a next line: each a
+                framing that a proxy before Waitress may read otherwise, as Uvicorn refuses
+                them.
         """
         # NOTE: one LF a header line, after the request line's (the head ends in CRLF CRLF).
         if header_plus.rstrip(b"\r\n").count(b"\n") > MAX_HEAD_LINES:
@@ -487,11 +487,12 @@ class OrderlyParser(ChunkedParser):
             self.completed = True
             return
         super().parse_header(plain_head(header_plus))
-        if self.path[:1] == "/" and self.request_uri[:1] != "/":
-            target = self.request_uri.encode("latin-1")
+        if self.request_uri[:1] != "/" and (self.path[:1] == "/" or not self.path):
+            target = self.request_uri.encode("latin-1").partition(b"?")[0].partition(b"#")[0]
             if target_path(target, self.command) is None:
                 # NOTE: "http:/x" and "foo:/x", no path nor absolute-form (RFC 9112 3.2): read
-                # by urlsplit(), they gave the path "/x", where Uvicorn answers 400.
+                # by urlsplit(), they gave the path "/x", where Uvicorn answers 400. And "#f"
+                # or "?q=1" gave an empty path, answered as a request for "/".
                 raise ParsingError("request target is not a path")
         if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
             # SPEC: RFC 9112 6.1, an HTTP/1.0 message with Transfer-Encoding has faulty framing.

@@ -610,7 +610,7 @@ def test_waitress_refuses_a_control_byte_in_the_target(target: bytes) -> None:
     assert parser.error is not None and parser.error.body == "Start line is invalid"
 
 
-@pytest.mark.parametrize("target", [b"http:/x", b"foo:/x?q=1", b"https:/"])
+@pytest.mark.parametrize("target", [b"http:/x", b"foo:/x?q=1", b"https:/", b"#f", b"?q=1"])
 def test_waitress_refuses_a_target_it_would_read_a_path_from_that_is_none(target: bytes) -> None:
     # NOTE: urlsplit() gave "http:/x" the path "/x", which the app served, where Uvicorn
     # answers 400: neither origin-form nor absolute-form (RFC 9112 3.2).
@@ -634,7 +634,9 @@ def test_a_target_uvicorn_refuses_is_400_under_both_servers(tmp_path: Path, serv
         assert served.startswith(b"HTTP/1.1 200 "), served
 
 
-@pytest.mark.parametrize("target", [b"/x", b"http://h/x", b"http:///x", b"//h/x", b"*", b"@e/x"])
+@pytest.mark.parametrize(
+    "target", [b"/x", b"http://h/x", b"http:///x", b"//h/x", b"*", b"@e/x", b"http://h?q=1"]
+)
 def test_waitress_passes_paths_and_absolute_form_on(target: bytes) -> None:
     parser = microweb._waitress.OrderlyParser(Adjustments())
     parser.received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -262,3 +262,14 @@ def test_a_tab_in_a_header_value_is_served_under_every_server(server: Server) ->
         sock.sendall(head + b"Connection: close\r\n\r\n")
         answer = _answer(sock)
     assert _status(answer, server) == b"200", answer[-300:]
+
+
+@pytest.mark.parametrize("target", ["#f", "?q=1", "*"])
+def test_a_target_that_is_no_path_is_400_under_every_server(server: Server, target: str) -> None:
+    # SPEC: RFC 9112 3.2, a GET's target is a path (origin-form) or absolute-form. NOTE:
+    # Waitress gave "#f" an empty path, and the app answered it as a request for "/" (404 here).
+    request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        answer = _answer(sock)
+    assert _status(answer, server) == b"400", answer[-300:]
