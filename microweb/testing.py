@@ -174,10 +174,11 @@ class TestClient:
     ) -> None:
         if interface not in ("wsgi", "asgi", "both"):
             raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
-        if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        if root_path and (root_path[:1] != "/" or root_path[-1:] == "/" or "//" in root_path):
+            # NOTE: "//app" made links ("//app/items") that a browser reads as on host "app".
             raise ValueError(
-                f"root_path must start with '/' and not end with one, such as '/app', "
-                f"got {root_path!r}"
+                f"root_path must start with '/' and not end with one, nor hold '//', such as "
+                f"'/app', got {root_path!r}"
             )
         self._root_path = root_path
         if isinstance(ignore_headers, str):

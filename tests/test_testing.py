@@ -305,7 +305,7 @@ def test_root_path_reaches_websocket_handshakes() -> None:
         assert session.receive_json() == ["/app", "/ws"]
 
 
-@pytest.mark.parametrize("root_path", ["app", "/app/", "/"])
+@pytest.mark.parametrize("root_path", ["app", "/app/", "/", "//app", "/a//b"])
 def test_root_path_must_be_a_prefix(root_path: str) -> None:
     with pytest.raises(ValueError, match="root_path must start with '/' and not end with one"):
         TestClient(App(), root_path=root_path)
