@@ -290,6 +290,22 @@ def running(
         stop(process)
 
 
+@contextmanager
+def serving_module(
+    name: str,
+    command: Callable[[int], Sequence[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, Path]]:
+    """Run ``command(port)`` for a module's tests, logging to a folder named ``name``; yield
+    its port and log. A ``name`` ending in ``httptools`` skips where httptools is missing."""
+    if name.endswith("httptools"):
+        pytest.importorskip("httptools")
+    port = free_port()
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    with running(command(port), port=port, log=log):
+        yield port, log
+
+
 @dataclass(frozen=True)
 class Uvicorn:
     """A running Uvicorn: where it listens and where it logs."""

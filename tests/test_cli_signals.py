@@ -613,6 +613,17 @@ def test_waitress_closes_a_connection_whose_client_stopped_reading(tmp_path: Pat
         stop(process)
 
 
+def _patched_serve(tmp_path: Path, module: str, patch: str) -> list[str]:
+    """Return the command of ``microweb serve serving_app`` run by a script that first runs
+    ``patch``, Python code given ``signal`` and microweb's ``module``."""
+    script = tmp_path / "patched_serve.py"
+    script.write_text(
+        f"import signal, sys\nfrom microweb import _cli, {module}\n{patch}"
+        "sys.exit(_cli.main(sys.argv[1:]))\n"
+    )
+    return [sys.executable, str(script), "serve", "serving_app"]
+
+
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda signum: signal.Signals(signum).name)
 def test_a_signal_between_waitress_startup_and_its_handlers_runs_the_shutdown_hooks(
     tmp_path: Path, signum: int
@@ -621,17 +632,15 @@ def test_a_signal_between_waitress_startup_and_its_handlers_runs_the_shutdown_ho
     # a SIGINT there ran the shutdown hooks (KeyboardInterrupt), a SIGTERM met Python's
     # default and ended the process without them.
     events, log = tmp_path / "events.txt", tmp_path / "serve.log"
-    (tmp_path / "signal_early.py").write_text(
-        "import signal, sys\n"
-        "from microweb import _cli, _waitress\n"
+    command = _patched_serve(
+        tmp_path,
+        "_waitress",
         "built = _waitress.OrderlyWaitress.__init__\n"
         "def build_then_signal(self, *args, **kwargs):\n"
         "    built(self, *args, **kwargs)\n"
         f"    signal.raise_signal({int(signum)})\n"
-        "_waitress.OrderlyWaitress.__init__ = build_then_signal\n"
-        "sys.exit(_cli.main(sys.argv[1:]))\n"
+        "_waitress.OrderlyWaitress.__init__ = build_then_signal\n",
     )
-    command = [sys.executable, str(tmp_path / "signal_early.py"), "serve", "serving_app"]
     with log.open("wb") as output:
         process = subprocess.Popen(
             [*command, "--server", "waitress", "--port", str(free_port())],
@@ -657,18 +666,16 @@ def test_a_sigterm_as_the_process_ends_by_sigint_is_no_traceback(
     # NOTE: a SIGTERM handled once the server had stopped (the Unix socket's file removed,
     # the output flushed) raised Terminated out of serve(): a traceback and status 1.
     events, log = tmp_path / "events.txt", tmp_path / "serve.log"
-    (tmp_path / "signal_late.py").write_text(
-        "import signal, sys\n"
-        "from microweb import _cli, _serving\n"
+    command = _patched_serve(
+        tmp_path,
+        "_serving",
         "ending = _serving.end_by\n"
         "def signal_then_end(signum):\n"
         "    signal.raise_signal(signal.SIGTERM)\n"
         "    ending(signum)\n"
-        "_serving.end_by = signal_then_end\n"
-        "sys.exit(_cli.main(sys.argv[1:]))\n"
+        "_serving.end_by = signal_then_end\n",
     )
     port = free_port()
-    command = [sys.executable, str(tmp_path / "signal_late.py"), "serve", "serving_app"]
     process = start(
         [*command, "--server", server, "--port", str(port)],
         port=port,

@@ -6,6 +6,7 @@ Each server runs ``examples/mixed_colours.py`` unchanged, started with its own c
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import socket
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from servers import HOST, free_port, running, uvicorn_command, waitress_command
+from servers import HOST, serving_module, uvicorn_command, waitress_command
 
 pytestmark = pytest.mark.servers
 
@@ -48,9 +49,8 @@ def server(
 ) -> Iterator[Server]:
     """Run the example app under one real server for the whole module."""
     name = str(request.param)
-    port = free_port()
-    log = tmp_path_factory.mktemp(name) / "server.log"
-    with running(_command(name, port), port=port, log=log):
+    command = functools.partial(_command, name)
+    with serving_module(name, command, tmp_path_factory) as (port, _):
         yield Server(name, "wsgi" if name == "waitress" else "asgi", port)
 
 
@@ -259,11 +259,8 @@ def target_server(
 ) -> Iterator[TargetServer]:
     """Run the target app under one real server (Uvicorn with each HTTP parser)."""
     name = str(request.param)
-    if name == "uvicorn-httptools":
-        pytest.importorskip("httptools")
-    port = free_port()
-    log = tmp_path_factory.mktemp(name) / "server.log"
-    with running(_target_command(name, port), port=port, log=log):
+    command = functools.partial(_target_command, name)
+    with serving_module(name, command, tmp_path_factory) as (port, _):
         yield TargetServer(name, port)
 
 

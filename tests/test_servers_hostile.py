@@ -5,12 +5,13 @@ Waitress (WSGI) and Uvicorn with h11 (ASGI) run ``tests/hostile_app.py`` in subp
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import HOST, free_port, running, uvicorn_command, waitress_command
+from servers import HOST, serving_module, uvicorn_command, waitress_command
 
 pytestmark = pytest.mark.servers
 
@@ -23,17 +24,18 @@ def client(
 ) -> Iterator[httpx.Client]:
     """An HTTP client bound to the app under one real server, for the whole module."""
     name = str(request.param)
-    port = free_port()
-    if name == "waitress":
-        command = waitress_command(f"{APP}.as_wsgi", port)
-    else:
-        command = uvicorn_command(f"{APP}.as_asgi", port)
-    log = tmp_path_factory.mktemp(name) / "server.log"
+    command = functools.partial(_command, name)
     with (
-        running(command, port=port, log=log),
+        serving_module(name, command, tmp_path_factory) as (port, _),
         httpx.Client(base_url=f"http://{HOST}:{port}", timeout=5.0) as http,
     ):
         yield http
+
+
+def _command(name: str, port: int) -> list[str]:
+    if name == "waitress":
+        return waitress_command(f"{APP}.as_wsgi", port)
+    return uvicorn_command(f"{APP}.as_asgi", port)
 
 
 @pytest.mark.parametrize("value", [" padded", "padded ", "\tpadded", "a\x01b", "a\x7fb"])

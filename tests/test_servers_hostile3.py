@@ -7,6 +7,7 @@ is not installed. Each test sends raw bytes and reads the answer.
 
 from __future__ import annotations
 
+import functools
 import select
 import socket
 import sys
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import HOST, free_port, read_log, running
+from servers import HOST, read_log, serving_module
 
 pytestmark = pytest.mark.servers
 
@@ -55,12 +56,8 @@ def server(
 ) -> Iterator[Server]:
     """Run the hostile app under one server, for the whole module."""
     name = str(request.param)
-    if name == "uvicorn-httptools":
-        pytest.importorskip("httptools")
-    port = free_port()
-    log = tmp_path_factory.mktemp(name) / "server.log"
-    with running(_command(name, port), port=port, log=log):
-        yield Server(name, port, log)
+    with serving_module(name, functools.partial(_command, name), tmp_path_factory) as found:
+        yield Server(name, *found)
 
 
 def _answer(sock: socket.socket) -> bytes:
