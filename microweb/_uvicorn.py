@@ -109,7 +109,19 @@ class OrderlyUvicorn(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start as Uvicorn does (the startup hooks, then listen); then announce it."""
-        self.starting = True
+        lifespan_startup = self.lifespan.startup
+
+        async def run_hooks() -> None:
+            # NOTE: the hooks only, not the listen after them: a SIGTERM sent once the port
+            # listened, before Uvicorn's startup returned, ended the process without the
+            # shutdown hooks of an app that had started (CI, Python 3.13).
+            self.starting = True
+            try:
+                await lifespan_startup()
+            finally:
+                self.starting = False
+
+        self.lifespan.startup = run_hooks
         # NOTE: why it did not start (a port that is taken, a startup that failed) is logged
         # at ERROR by "uvicorn.error": --log-level critical hid it, and the command ended with
         # status 3 and said nothing. Nothing else is logged at ERROR before it listens.
@@ -120,7 +132,6 @@ class OrderlyUvicorn(uvicorn.Server):
             await super().startup(sockets)
         finally:
             uvicorn_logger.setLevel(level)
-            self.starting = False
         if self.started and self.announce is not None:
             self.announce(port_of(self.servers[0].sockets[0]))
 

@@ -75,7 +75,11 @@ class Served:
     def wait_for_event(self, event: str, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while event not in self.recorded():
-            assert time.monotonic() < deadline, f"no {event!r}: {read_log(self.log)}"
+            if time.monotonic() >= deadline:
+                # NOTE: stopped first: left running, its Popen's ResourceWarning failed
+                # whichever later test ran when it was collected.
+                stop(self.process)
+                pytest.fail(f"no {event!r}: {read_log(self.log)}")
             time.sleep(0.02)
 
     def ended_within(self, timeout: float) -> float:
