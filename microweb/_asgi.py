@@ -22,6 +22,7 @@ from ._concurrency import (
     run_in_pool,
 )
 from ._effects import (
+    ENDED,
     Colored,
     Effects,
     ShutdownError,
@@ -145,10 +146,12 @@ class ASGIDriver:
         finally:
             if request._after is not None:
                 await self._after_response(request)
-            elif (request._source is not None or request._cleanups) and (
-                closing := _end(request)
-            ) is not None:
-                await closing  # NOTE: uploads on disk, closed in a file thread.
+            else:
+                request._after = ENDED  # NOTE: a callback added from now on would never run.
+                if (request._source is not None or request._cleanups) and (
+                    closing := _end(request)
+                ) is not None:
+                    await closing  # NOTE: uploads on disk, closed in a file thread.
 
     async def _answer_left(
         self,
@@ -365,11 +368,13 @@ class ASGIDriver:
             # has ended (or the handshake was refused): they are cleanup, as for HTTP.
             if request._after is not None:
                 await self._after_response(request)
-            # NOTE: a body source that a flow made ends as an HTTP request's does.
-            elif request._source is not None or request._cleanups:
-                closing = _end(request)
-                if closing is not None:
-                    await closing
+            else:
+                request._after = ENDED
+                # NOTE: a body source that a flow made ends as an HTTP request's does.
+                if request._source is not None or request._cleanups:
+                    closing = _end(request)
+                    if closing is not None:
+                        await closing
 
     async def _session(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
         route = self.plan.match_websocket(request)

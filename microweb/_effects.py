@@ -92,6 +92,12 @@ class AfterCalls(list[AfterCall]):
         self.ran = False
 
 
+# NOTE: the callbacks of every request that ended with none: one added later would never run,
+# and request.after_response() refuses it, as it does once a request's own callbacks ran.
+ENDED = AfterCalls([])
+ENDED.ran = True
+
+
 def run_after(calls: AfterCalls, named: Callable[[], str]) -> Effects:
     """Run the after-response callbacks in order; each failure is logged (and reported), and
     the rest run.

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
-from ._effects import AfterCalls, Colored
+from ._effects import ENDED, AfterCalls, Colored
 from ._errors import KeptError
 from ._limits import Limits
 from ._parsing import percent_decode_bytes
@@ -202,8 +202,8 @@ class Request(BodyMethods):
                 where ``notify, order`` was meant, or if the arguments do not fit its
                 parameters (checked now, as ``inspect.Signature.bind`` would; a callable
                 whose signature cannot be read is let be).
-            RuntimeError: If the request's callbacks have run already (a request kept past
-                its end): ``fn`` would never run.
+            RuntimeError: If the request has ended (a request kept past its end, by a
+                background job say): ``fn`` would never run.
         """
         if not callable(fn):
             raise TypeError(_not_callable(fn))
@@ -217,14 +217,16 @@ class Request(BodyMethods):
             # NOTE: appended to a list nobody read again, it never ran, and nothing said so.
             raise RuntimeError(
                 f"request.after_response() called on {self.method} {logged_path(self)} after "
-                "its after-response callbacks ran: the request has ended, and the callback "
-                "would never run; call it while the request is handled"
+                "the request ended: the callback would never run; call it while the request "
+                "is handled"
             )
         else:
             after.append(call)
 
     def close(self) -> None:
         """Release what the request holds (temporary files of uploads); drivers call it."""
+        if self._after is None:
+            self._after = ENDED  # NOTE: a callback added from now on would never run.
         cleanups = self._cleanups
         while cleanups:
             cleanups.pop().discard()

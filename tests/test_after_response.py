@@ -411,9 +411,66 @@ def test_a_callback_added_after_the_callbacks_ran_is_refused(
     with make_client(app) as client:
         assert client.get("/").text == "ok"
     assert log == ["ran"]
-    with pytest.raises(RuntimeError, match=r"after its after-response callbacks ran"):
+    with pytest.raises(RuntimeError, match=r"after the request ended"):
         kept[0].after_response(log.append, "late")
     assert log == ["ran"]
+
+
+@pytest.mark.parametrize("kind", ["plain", "response", "stream", "no body", "upload"])
+def test_a_callback_added_to_a_request_that_ended_without_any_is_refused(
+    make_client: MakeClient, colour: str, kind: str
+) -> None:
+    # NOTE: one added to a request that had ended with no callbacks was taken, and never ran,
+    # with no word: only a request whose own callbacks had run refused it.
+    log: list[str] = []
+    kept: list[Request] = []
+    app = App()
+
+    def body(request: Request) -> Any:
+        kept.append(request)
+        if kind == "plain":
+            return "ok"
+        if kind == "response":
+            return Response("ok", status=201)
+        if kind == "stream":
+            return Response.stream(iter(["o", "k"]))
+        return Response(status=204)
+
+    async def aupload(request: Request) -> str:
+        kept.append(request)
+        return str((await request.aform())["file"].size)
+
+    def upload(request: Request) -> str:
+        kept.append(request)
+        return str(request.form()["file"].size)
+
+    app.get("/")(in_colour(colour, body))
+    app.post("/")(aupload if colour == "async" else upload)
+    with make_client(app) as client:
+        if kind == "upload":
+            response = client.post("/", files={"file": ("a.bin", b"x" * 10)})
+        else:
+            response = client.get("/")
+        assert response.status_code < 300
+    with pytest.raises(RuntimeError, match=r"after the request ended"):
+        kept[0].after_response(log.append, "late")
+    assert log == []
+
+
+def test_a_callback_added_once_a_websocket_session_ended_is_refused() -> None:
+    kept: list[WebSocket] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def chat(ws: WebSocket) -> None:
+        kept.append(ws)
+        await ws.accept()
+        await ws.receive_text()
+
+    with TestClient(app, interface="asgi") as client, client.websocket_connect("/ws") as session:
+        session.send_text("bye")
+    with pytest.raises(RuntimeError, match=r"after the request ended"):
+        kept[0].request.after_response(print, "late")
 
 
 def test_without_callbacks_a_wsgi_body_is_a_plain_list() -> None:
