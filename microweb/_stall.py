@@ -53,6 +53,10 @@ class _Cycle(Protocol):
     def receive(self) -> Callable[[], Awaitable[Any]]:
         """The request's ``receive()``, which sends the 100 Continue."""
 
+    @property
+    def send(self) -> Callable[[Any], Awaitable[None]]:
+        """The request's ``send()``, which writes the answer."""
+
 
 class StallTimer(asyncio.BaseProtocol):
     """Closes the connection once the request due has not moved for ``stall_timeout`` seconds.
@@ -124,9 +128,27 @@ class StallTimer(asyncio.BaseProtocol):
                 if self.request_due() and not self.transport.is_closing():
                     self.request_moved()
 
-        # NOTE: run_asgi() hands the app self.receive, looked up when the task first runs;
-        # the app's body source calls body_awaited when it first waits for the body.
+        send = cycle.send
+
+        async def send_closing_first(message: Any) -> None:
+            if (
+                message["type"] == "http.response.start"
+                and self.continue_expected
+                and self.waiting_cycle() is cycle
+            ):
+                # SPEC: RFC 9110 10.1.1, an answer before the body SHOULD say whether the
+                # server will close or read on. Said nothing, httptools kept the connection
+                # and read the client's next request as the body it need not send; h11 closed
+                # it. Both close now, and say so: the client sends no body to be discarded.
+                headers = list(message.get("headers", ()))
+                headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        # NOTE: run_asgi() hands the app self.receive and self.send, looked up when the task
+        # first runs; the app's body source calls body_awaited when it first waits for the body.
         cycle.receive = receive_after_continue  # type: ignore[misc]
+        cycle.send = send_closing_first  # type: ignore[misc]
         cycle.scope.setdefault("extensions", {})[BODY_AWAITED] = body_awaited
 
     def app_waits(self) -> bool:
@@ -139,8 +161,8 @@ class StallTimer(asyncio.BaseProtocol):
             return False
         # NOTE: a client that waits for its 100 Continue, which goes once the app reads the
         # body; or one answered before any 100 Continue, which need not send the body at all
-        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and Uvicorn's keep-alive
-        # timeout closes the connection after it. One told 100 Continue owes the body.
+        # (RFC 9110 10.1.1; curl stops): its answer may stream on, and says the connection
+        # closes after it. One told 100 Continue owes the body.
         answered_first = self.continue_expected and cycle.response_started
         return cycle.waiting_for_100_continue or answered_first
 

@@ -534,6 +534,17 @@ class OrderlyChannel(ChunkedChannel):
     task_class: Any = OrderlyTask
     parser_class: Any = OrderlyParser
 
+    def send_continue(self) -> None:
+        """Send ``100 Continue``, unless the head was refused already (such as a 413 for its
+        ``Content-Length``): then the refusal goes out instead."""
+        if self.request.error is not None:
+            # NOTE: Waitress sent the 100 Continue and marked the refused request as not yet
+            # complete, so its 413 never went: the client, told to go on, sent a body Waitress
+            # would discard, and one that waited got nothing until the channel timeout.
+            self.request.expect_continue = False
+            return
+        super().send_continue()
+
 
 def _end_at_once(signum: int, frame: FrameType | None) -> None:
     end_by(signum)

@@ -270,3 +270,20 @@ def test_a_target_that_is_no_path_is_400_under_every_server(server: Server, targ
         sock.sendall(request.encode())
         answer = _answer(sock)
     assert _status(answer, server) == b"400", answer[-300:]
+
+
+def test_an_answer_before_a_100_continue_closes_the_connection(server: Server) -> None:
+    # NOTE: answered before any 100 Continue (a body over the cap, by its Content-Length), a
+    # client need not send the body (RFC 9110 10.1.1). Uvicorn's httptools kept the connection
+    # with no word, and read the client's next request as that body: it hung. Every server
+    # now says it closes, and closes.
+    head = (
+        b"POST /text HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 20971520\r\n\r\n"
+    )
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head)
+        answer = _answer(sock)
+    assert _status(answer, server) == b"413", answer[:300]
+    head_of_answer = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nconnection: close" in head_of_answer, answer[:300]
