@@ -1540,6 +1540,34 @@ def test_a_header_the_server_sets_in_the_handshake_s_answer_fails_accept(
     ]
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"upgrade": "websocket"}, {"sec-websocket-protocol": "chat"}, {"x-note": "caf\u00e9\u20ac"}],
+)
+def test_an_accept_that_refused_its_headers_can_be_called_again(
+    asgi_client: MakeClient, headers: dict[str, str]
+) -> None:
+    # NOTE: the refused accept() had taken the client's websocket.connect first: the second
+    # accept() waited for a message the client sends only once accepted, and the handshake
+    # hung (under a server, until the client gave up; here, the session's 10 s timeout).
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await ws.accept(headers=headers)
+        except ValueError:
+            seen.append(ws.state)
+        await ws.accept(headers={"x-note": "second"})
+        await ws.send_text("open")
+
+    with asgi_client(app).websocket_connect("/ws", subprotocols=["chat"]) as session:
+        assert session.receive_text() == "open"
+        assert (b"x-note", b"second") in session.accepted["headers"]
+    assert seen == ["connecting"]
+
+
 @pytest.mark.parametrize("subprotocol", [None, "chat"])
 def test_a_sec_websocket_protocol_header_in_accept_points_to_subprotocol(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, subprotocol: str | None
