@@ -558,6 +558,16 @@ class TestClient:
         secure = _WEBSOCKET_SECURE[target.scheme]
         written = written_path(self.base_url, url)
         raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
+        head = handshake_headers(handshake.headers, subprotocols or [])
+        # NOTE: as Uvicorn reads them, from every Sec-WebSocket-Protocol line: one given in
+        # headers= reached ws.headers but not ws.subprotocols, and accept() refused it.
+        offered = [
+            token.strip()
+            for name, value in head
+            if name == b"sec-websocket-protocol"
+            for token in value.decode("latin-1").split(",")
+            if token.strip()
+        ]
         scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
@@ -567,10 +577,10 @@ class TestClient:
             "raw_path": raw_path,
             "query_string": target.query,
             "root_path": self._root_path,
-            "headers": handshake_headers(handshake.headers, subprotocols or []),
+            "headers": head,
             "client": self.client,
             "server": (target.host, target.port or (443 if secure else 80)),
-            "subprotocols": subprotocols or [],
+            "subprotocols": offered,
             # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
             "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
         }

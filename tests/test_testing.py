@@ -383,6 +383,24 @@ def test_websocket_connect_refuses_a_url_of_another_scheme() -> None:
         client.websocket_connect("ftp://testserver/ws")
 
 
+def test_websocket_connect_offers_the_subprotocols_of_a_header_given() -> None:
+    # NOTE: a Sec-WebSocket-Protocol in headers= reached ws.headers, not ws.subprotocols, where
+    # Uvicorn reads the offer from every such line: accept("b") raised ValueError.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(subprotocol="b")
+        await ws.send_json(ws.subprotocols)
+
+    with TestClient(app, interface="asgi") as client:
+        headers = {"sec-websocket-protocol": "a, b"}
+        with client.websocket_connect("/ws", headers=headers) as session:
+            assert (session.receive_json(), session.subprotocol) == (["a", "b"], "b")
+        with client.websocket_connect("/ws", ["c"], headers=headers) as session:
+            assert session.receive_json() == ["a", "b", "c"]
+
+
 # -- InterfaceWarning --------------------------------------------------------------------------
 
 
