@@ -124,6 +124,8 @@ class WebSocketSession:
         self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         # NOTE: what the app reports as unhandled, when watched; emptied once raised.
         self._errors: list[BaseException] | None = [] if raise_server_exceptions else None
+        # NOTE: the close the session has seen (the app's, or the test's own): (code, reason).
+        self._ended: tuple[int, str] | None = None
         self._task = loop.run(self._start(app, scope))
         self.accepted = loop.run(self._answer_to_handshake())
         if self.accepted["type"] != "websocket.accept":
@@ -229,19 +231,32 @@ class WebSocketSession:
             # NOTE: "Event loop is closed" said nothing; the close cancelled the handler.
             raise RuntimeError(SESSION_CUT_OFF)
 
+    def _check_open(self) -> None:
+        """Raise the close the session has seen, as a WebSocket client raises it on a send.
+
+        Raises:
+            WebSocketDisconnect: With the close's code and reason.
+        """
+        self._check_client()
+        if self._ended is not None:
+            # NOTE: a send after the close went nowhere without a word, where a real client
+            # raises (the websockets library's ConnectionClosed).
+            raise WebSocketDisconnect(*self._ended)
+
     def send_text(self, text: str) -> None:
         """Send a text message to the app.
 
         Raises:
             TypeError: If ``text`` is not a ``str``; nothing is sent.
             UnicodeEncodeError: If ``text`` has a lone surrogate, which UTF-8 cannot carry.
+            WebSocketDisconnect: If the session has seen the connection close.
         """
         # NOTE: the app got what it was given: bytes from receive_text(), a lone surrogate a
         # real client cannot send (a WebSocket client encodes text in UTF-8 first).
         if not isinstance(text, str):
             raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
         text.encode("utf-8")
-        self._check_client()
+        self._check_open()
         self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
@@ -249,12 +264,13 @@ class WebSocketSession:
 
         Raises:
             TypeError: If ``data`` is not bytes-like; nothing is sent.
+            WebSocketDisconnect: If the session has seen the connection close.
         """
         # NOTE: the app got what it was given: a str from receive_bytes(); a bytearray where
         # a server's message carries bytes.
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
-        self._check_client()
+        self._check_open()
         message = {"type": "websocket.receive", "bytes": bytes(data)}
         self._loop.run(self._to_app.put(message))
 
@@ -263,7 +279,7 @@ class WebSocketSession:
         self.send_text(json.dumps(value))
 
     def _receive(self) -> dict[str, Any]:
-        self._check_client()
+        self._check_open()
         try:
             message = self._loop.run(asyncio.wait_for(self._next_message(), timeout=WAIT))
         except asyncio.TimeoutError:  # NOTE: not yet the builtin TimeoutError on Python 3.10.
@@ -272,15 +288,17 @@ class WebSocketSession:
             self._check_client()  # NOTE: a close from another thread cancelled the wait.
             raise
         if message["type"] == "websocket.close":
+            self._ended = (message.get("code", 1000), message.get("reason") or "")
             self._raise_reported()
-            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason") or "")
+            raise WebSocketDisconnect(*self._ended)
         return message
 
     def receive_text(self) -> str:
         """Wait for a text message from the app.
 
         Raises:
-            WebSocketDisconnect: If the app closed the connection.
+            WebSocketDisconnect: If the app closed the connection (or the session saw it
+                closed before: with that close's code).
             TypeError: If the app sent a binary message (it is consumed).
         """
         message = self._receive()
@@ -292,7 +310,8 @@ class WebSocketSession:
         """Wait for a binary message from the app.
 
         Raises:
-            WebSocketDisconnect: If the app closed the connection.
+            WebSocketDisconnect: If the app closed the connection (or the session saw it
+                closed before: with that close's code).
             TypeError: If the app sent a text message (it is consumed).
         """
         message = self._receive()
@@ -316,6 +335,10 @@ class WebSocketSession:
         self._raise_reported()
 
     def _end(self, code: int) -> None:
+        if self._ended is None:
+            # NOTE: a receive after the test's own close raised 1006, the code of a connection
+            # that dropped, as after the app's close (4001, say) did from the second on.
+            self._ended = (code, "")
         if not self._task.done():
             self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
             self._loop.run(self._finish())

@@ -94,9 +94,6 @@ class WebSocket:
                 f"the client did not offer subprotocol {subprotocol!r} (it offered "
                 f"{self.subprotocols})"
             )
-        message = await self._receive()
-        if message["type"] == "websocket.disconnect":
-            self._closed_by_client(message)
         from_flows = getattr(self.request.state, "handshake_headers", None)
         merged = Headers(from_flows.items() if from_flows is not None else None)
         given = headers.items() if isinstance(headers, Headers) else Headers(headers).items()
@@ -125,6 +122,12 @@ class WebSocket:
                 "another one fails the handshake in the client"
             )
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+        # NOTE: the client's websocket.connect is taken once the answer is known to be good: taken
+        # before a refused header, it was gone, and a second accept() waited for a message the
+        # client sends only once accepted (the handshake hung until the client gave up).
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self._closed_by_client(message)
         await self._transmit(
             {"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw}
         )

@@ -530,8 +530,12 @@ class TestClient:
         The handshake carries the client's default ``headers``, the cookies it holds for the
         URL (as set by earlier responses), and ``headers``, which win over the defaults.
 
+        ``url`` is a path, or a URL: ``wss://`` and ``https://`` ones give the app the
+        ``wss`` scheme, ``ws://`` and ``http://`` ones ``ws``.
+
         Raises:
             RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
+            ValueError: For a URL of another scheme.
             WebSocketRefused: If the app refuses the handshake (a ``WebSocketDisconnect``
                 whose ``response`` is the answer the client got).
             TimeoutError: If the app neither accepts nor refuses it within 10 seconds (its
@@ -545,9 +549,25 @@ class TestClient:
         # that match the URL); the handshake takes its headers.
         handshake = client.build_request("GET", url, headers=self._headers_for(headers))
         target = handshake.url
-        secure = target.scheme == "https"
+        if target.scheme not in _WEBSOCKET_SECURE:
+            raise ValueError(
+                f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
+                f"URL, not {url!r}"
+            )
+        # NOTE: "wss://host/path", as a Starlette test writes it, gave the app the "ws" scheme.
+        secure = _WEBSOCKET_SECURE[target.scheme]
         written = written_path(self.base_url, url)
         raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
+        head = handshake_headers(handshake.headers, subprotocols or [])
+        # NOTE: as Uvicorn reads them, from every Sec-WebSocket-Protocol line: one given in
+        # headers= reached ws.headers but not ws.subprotocols, and accept() refused it.
+        offered = [
+            token.strip()
+            for name, value in head
+            if name == b"sec-websocket-protocol"
+            for token in value.decode("latin-1").split(",")
+            if token.strip()
+        ]
         scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0"},
@@ -557,10 +577,10 @@ class TestClient:
             "raw_path": raw_path,
             "query_string": target.query,
             "root_path": self._root_path,
-            "headers": handshake_headers(handshake.headers, subprotocols or []),
+            "headers": head,
             "client": self.client,
             "server": (target.host, target.port or (443 if secure else 80)),
-            "subprotocols": subprotocols or [],
+            "subprotocols": offered,
             # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
             "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
         }
@@ -633,6 +653,8 @@ class TestClient:
 
 
 _SENDING = ("auth", "follow_redirects")
+# NOTE: the schemes websocket_connect() takes, and whether each is secure (wss for the app).
+_WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
 
 
 def _as_served(call: Callable[[], T]) -> T:

@@ -358,6 +358,49 @@ def test_websocket_connect_over_https_is_wss() -> None:
         assert session.receive_json()["scheme"] == "wss"
 
 
+@pytest.mark.parametrize(
+    ("base_url", "url", "scheme"),
+    [
+        ("http://testserver", "wss://testserver/ws", "wss"),
+        ("http://testserver", "https://testserver/ws", "wss"),
+        ("https://testserver", "ws://testserver/ws", "ws"),
+        ("https://testserver", "http://testserver/ws", "ws"),
+    ],
+)
+def test_websocket_connect_to_a_url_takes_its_scheme(base_url: str, url: str, scheme: str) -> None:
+    # NOTE: websocket_connect("wss://testserver/ws"), as a Starlette test writes it, gave the
+    # app "ws" (and the Secure cookies of an https page).
+    with (
+        TestClient(_cookie_app(), interface="asgi", base_url=base_url) as client,
+        client.websocket_connect(url) as session,
+    ):
+        assert session.receive_json()["scheme"] == scheme
+
+
+def test_websocket_connect_refuses_a_url_of_another_scheme() -> None:
+    client = TestClient(_cookie_app(), interface="asgi")
+    with client, pytest.raises(ValueError, match="not 'ftp://testserver/ws'"):
+        client.websocket_connect("ftp://testserver/ws")
+
+
+def test_websocket_connect_offers_the_subprotocols_of_a_header_given() -> None:
+    # NOTE: a Sec-WebSocket-Protocol in headers= reached ws.headers, not ws.subprotocols, where
+    # Uvicorn reads the offer from every such line: accept("b") raised ValueError.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(subprotocol="b")
+        await ws.send_json(ws.subprotocols)
+
+    with TestClient(app, interface="asgi") as client:
+        headers = {"sec-websocket-protocol": "a, b"}
+        with client.websocket_connect("/ws", headers=headers) as session:
+            assert (session.receive_json(), session.subprotocol) == (["a", "b"], "b")
+        with client.websocket_connect("/ws", ["c"], headers=headers) as session:
+            assert session.receive_json() == ["a", "b", "c"]
+
+
 # -- InterfaceWarning --------------------------------------------------------------------------
 
 

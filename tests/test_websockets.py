@@ -713,6 +713,35 @@ def test_the_session_sends_only_what_a_real_client_can(
         assert session.receive_text() == "still open"
 
 
+def test_a_session_that_saw_the_app_close_keeps_its_code_and_refuses_sends(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: the receive after the close said 1006 (a connection that dropped), and a send
+    # went nowhere without a word, where a real client raises for both.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.close(4001, "bye")
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        for call in (session.receive_text, session.receive_json, lambda: session.send_text("x")):
+            with pytest.raises(WebSocketDisconnect) as closed:
+                call()
+            assert (closed.value.code, closed.value.reason) == (4001, "bye")
+
+
+def test_a_session_the_test_closed_says_so_with_its_code(asgi_client: MakeClient) -> None:
+    session = asgi_client(_echo_app()).websocket_connect("/echo")
+    session.close(1001)
+    calls = (session.receive_text, lambda: session.send_text("x"), lambda: session.send_bytes(b""))
+    for call in calls:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            call()
+        assert closed.value.code == 1001
+
+
 def test_text_the_app_sends_with_a_lone_surrogate_raises_as_under_a_server(
     asgi_client: MakeClient,
 ) -> None:
@@ -1538,6 +1567,34 @@ def test_a_header_the_server_sets_in_the_handshake_s_answer_fails_accept(
         f"header {name.lower()!r} of the handshake's answer is the server's to set: another "
         "one fails the handshake in the client"
     ]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"upgrade": "websocket"}, {"sec-websocket-protocol": "chat"}, {"x-note": "caf\u00e9\u20ac"}],
+)
+def test_an_accept_that_refused_its_headers_can_be_called_again(
+    asgi_client: MakeClient, headers: dict[str, str]
+) -> None:
+    # NOTE: the refused accept() had taken the client's websocket.connect first: the second
+    # accept() waited for a message the client sends only once accepted, and the handshake
+    # hung (under a server, until the client gave up; here, the session's 10 s timeout).
+    seen: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        try:
+            await ws.accept(headers=headers)
+        except ValueError:
+            seen.append(ws.state)
+        await ws.accept(headers={"x-note": "second"})
+        await ws.send_text("open")
+
+    with asgi_client(app).websocket_connect("/ws", subprotocols=["chat"]) as session:
+        assert session.receive_text() == "open"
+        assert (b"x-note", b"second") in session.accepted["headers"]
+    assert seen == ["connecting"]
 
 
 @pytest.mark.parametrize("subprotocol", [None, "chat"])

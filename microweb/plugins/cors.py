@@ -39,6 +39,24 @@ def _names(values: Iterable[str], what: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _tokens(values: Iterable[str], what: str, kind: str) -> tuple[str, ...]:
+    """The items of a list option, each a method or header name (or ``*``).
+
+    Raises:
+        TypeError: If ``values`` is one string, or holds something else than strings.
+        ValueError: For an item that is not a token.
+    """
+    names = _names(values, what)
+    for name in names:
+        # NOTE: "GET\n" or "x-b " never matched, "x-a\n" in expose_headers made every labelled
+        # answer a 500 (a header value with a line break), "P\xc4TCH" went out as no token.
+        if not isinstance(name, str) or not TOKEN.fullmatch(name):
+            raise ValueError(
+                f"{what} takes {kind} names (letters, digits and !#$%&'*+-.^_`|~), not {name!r}"
+            )
+    return names
+
+
 def _allowed_origins(values: Iterable[str]) -> frozenset[str]:
     """The allowed origins as browsers send them in ``Origin``.
 
@@ -118,9 +136,10 @@ class CORS:
         max_age: Seconds a browser may cache a preflight answer.
 
     Raises:
-        TypeError: If a list argument is given as a single string.
-        ValueError: If ``max_age`` is negative, or an allowed origin is not one a browser
-            sends (with a path, or with no scheme).
+        TypeError: If a list argument is given as a single string, or ``max_age`` is not an
+            ``int``.
+        ValueError: If ``max_age`` is negative, an allowed origin is not one a browser sends
+            (with a path, or with no scheme), or a method or header name is not a token.
     """
 
     name = "cors"
@@ -138,20 +157,31 @@ class CORS:
     ) -> None:
         if allow_origins is None:
             allow_origins = () if allow_origin_regex else ("*",)
+        if not isinstance(max_age, int) or isinstance(max_age, bool):
+            # SPEC: Fetch, Access-Control-Max-Age is a number of whole seconds: "1.5" and
+            # "True" went out, which browsers ignore.
+            raise TypeError(f"max_age takes an int of seconds, not {max_age!r}")
         if max_age < 0:
             raise ValueError(f"max_age must be 0 or more seconds, got {max_age}")
         origins = _names(allow_origins, "allow_origins")
         self.any_origin = "*" in origins
         self.origins = _allowed_origins(origins)
         self.origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
-        methods = {m.upper() for m in _names(allow_methods, "allow_methods")}
+        methods = {m.upper() for m in _tokens(allow_methods, "allow_methods", "method")}
         self.any_method = "*" in methods
         self.allowed_methods = tuple(sorted(methods - {"*"}))
-        headers = {h.lower() for h in _names(allow_headers, "allow_headers")}
+        headers = {h.lower() for h in _tokens(allow_headers, "allow_headers", "header")}
         self.any_header = "*" in headers
         self.allowed_headers = frozenset(headers - {"*"}) | ALWAYS_ALLOWED_HEADERS
         self.allow_credentials = allow_credentials
-        self.expose_headers = ", ".join(_names(expose_headers, "expose_headers"))
+        # NOTE: an item that lists several ("X-A, X-B") went out as written, and still does.
+        exposed = [
+            name.strip(" \t")
+            for item in _names(expose_headers, "expose_headers")
+            for name in (item.split(",") if isinstance(item, str) else [item])
+            if not isinstance(name, str) or name.strip(" \t")
+        ]
+        self.expose_headers = ", ".join(_tokens(exposed, "expose_headers", "header"))
         self.max_age = max_age
 
     @property

@@ -144,7 +144,8 @@ class TrustedHosts:
     compared without case, port and one trailing dot. A refused request raises
     ``HTTPError(400, "host not allowed")`` in the plugin's flow, which runs outside every
     other flow but ``ProxyHeaders``' (whatever the install order), so routes, 404s, 405s,
-    ``OPTIONS``, CORS preflights and WebSocket handshakes (refused with 403) are all checked.
+    ``OPTIONS``, CORS preflights and WebSocket handshakes are all checked (a handshake gets
+    the same 400, or a 403 from a server that can only refuse it).
 
     Args:
         hosts: The host names the app serves: ``"example.com"``, ``"*.example.com"`` (any

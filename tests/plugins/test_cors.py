@@ -314,3 +314,32 @@ def test_cors_refuses_bad_arguments() -> None:
         CORS("https://app.example")
     with pytest.raises(ValueError, match="max_age"):
         CORS(max_age=-1)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"allow_methods": ["GET\n"]}, ValueError),
+        ({"allow_methods": ["GET", "P\u00c4TCH"]}, ValueError),
+        ({"allow_headers": ["x-b\r\n"]}, ValueError),
+        ({"allow_headers": ["X-A, X-B"]}, ValueError),
+        ({"expose_headers": ["x-a\n"]}, ValueError),
+        ({"expose_headers": ["x \u00e9"]}, ValueError),
+        ({"max_age": 1.5}, TypeError),
+        ({"max_age": True}, TypeError),
+    ],
+)
+def test_cors_refuses_names_and_ages_no_header_can_carry(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    # NOTE: such an option never matched ("GET\n", "X-A, X-B" as one allowed header), made
+    # every labelled answer a 500 (expose_headers with a line break), or went out as no
+    # browser reads it ("1.5", "True" as Access-Control-Max-Age).
+    with pytest.raises(error):
+        CORS(["https://app.example"], **options)
+
+
+def test_cors_exposed_headers_may_be_listed_in_one_item(make_client: MakeClient) -> None:
+    app = cors_app(CORS(["https://app.example"], expose_headers=["X-Total, X-Page", "X-Id"]))
+    answer = make_client(app).get("/items", headers={"origin": "https://app.example"})
+    assert answer.headers["access-control-expose-headers"] == "X-Total, X-Page, X-Id"
