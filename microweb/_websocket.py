@@ -336,7 +336,14 @@ def _check_close(code: int, reason: str) -> None:
         raise ValueError(
             f"close code {code!r} cannot be sent: use 1000-1003, 1007-1014 or 3000-4999"
         )
-    size = len(reason.encode("utf-8"))
+    try:
+        size = len(reason.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        # NOTE: the codec's own message named no close() and no reason.
+        raise ValueError(
+            f"close reason {reason[:40]!r} is not UTF-8 text: it holds a lone surrogate at "
+            f"position {exc.start}"
+        ) from None
     if size > MAX_REASON:
         raise ValueError(f"close reason of {size} bytes: at most {MAX_REASON} bytes fit (UTF-8)")
 

@@ -624,6 +624,7 @@ def failed_call(
         (2999, "", "close code 2999 cannot be sent"),
         (1000, "x" * 124, "close reason of 124 bytes: at most 123 bytes fit"),
         (4000, "é" * 62, "close reason of 124 bytes: at most 123 bytes fit"),
+        (1000, "bye\udc80", "close reason 'bye\\udc80' is not UTF-8 text: it holds a lone"),
     ],
 )
 def test_close_refuses_what_the_server_cannot_send(
