@@ -92,9 +92,20 @@ class AfterCalls(list[AfterCall]):
         self.ran = False
 
 
-# NOTE: the callbacks of every request that ended with none: one added later would never run,
-# and request.after_response() refuses it, as it does once a request's own callbacks ran.
-ENDED = AfterCalls([])
+class _Ended(AfterCalls):
+    """The callbacks of every request that ended with none: shared, so never added to."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any) -> None:
+        raise RuntimeError("the request has ended: a callback added now would never run")
+
+    append = insert = extend = _refuse
+
+
+# NOTE: one added later would never run, and request.after_response() refuses it, as it does
+# once a request's own callbacks ran.
+ENDED = _Ended([])
 ENDED.ran = True
 
 

@@ -23,6 +23,7 @@ from microweb import (
     ServerSentEvent,
     WebSocket,
 )
+from microweb._effects import ENDED, Colored
 from microweb.testing import TestClient
 
 Handler = Callable[..., Any]
@@ -759,3 +760,13 @@ def test_a_callback_gets_the_body_the_handler_read_and_no_other(
     else:
         assert len(seen) == 1
         assert str(seen[0]).startswith("the request ended before its body was read (its response")
+
+
+def test_the_shared_list_of_ended_requests_takes_no_callback() -> None:
+    # NOTE: every request that ended with no callbacks shares it: one added there would have
+    # run after some other request's response.
+    call = (Colored(print, False), (), {})
+    for add in (ENDED.append, functools.partial(ENDED.insert, 0), ENDED.extend):
+        with pytest.raises(RuntimeError, match="the request has ended"):
+            add(call if add is not ENDED.extend else [call])
+    assert ENDED == [] and ENDED.ran
