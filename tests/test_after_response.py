@@ -770,3 +770,37 @@ def test_the_shared_list_of_ended_requests_takes_no_callback() -> None:
         with pytest.raises(RuntimeError, match="the request has ended"):
             add(call if add is not ENDED.extend else [call])
     assert ENDED == [] and ENDED.ran
+
+
+def test_a_handler_that_closed_its_request_still_gets_a_replaced_stream_closed(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: request.close() marks the request ended; the stream a flow replaced is then closed
+    # from a callbacks list of the request's own (the shared one of ended requests takes none,
+    # and its refusal was a 500).
+    closed: list[str] = []
+
+    class Chunks:
+        def __iter__(self) -> Iterator[str]:
+            return iter(["unsent"])
+
+        def close(self) -> None:
+            closed.append("closed")
+
+    app = App()
+
+    @app.middleware
+    def replace(request: Request) -> Any:
+        yield
+        yield Response.text("replaced")
+
+    @app.get("/")
+    def handler(request: Request) -> Response:
+        request.close()
+        return Response.stream(Chunks())
+
+    with make_client(app) as client:
+        for _ in range(2):
+            closed.clear()
+            assert client.get("/").text == "replaced"
+            assert closed == ["closed"]
