@@ -177,8 +177,10 @@ def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, N
                 yield data
         yield compressor.flush()
     finally:
-        for source in (iterator, chunks):
-            _close(source)
+        # NOTE: a stream that is its own iterator was closed twice.
+        _close(iterator)
+        if iterator is not chunks:
+            _close(chunks)
 
 
 def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
@@ -204,8 +206,9 @@ async def _acompressed(
                 yield data
         yield compressor.flush()
     finally:
-        for source in (iterator, chunks):
-            await _aclose(source)
+        await _aclose(iterator)
+        if iterator is not chunks:
+            await _aclose(chunks)
 
 
 def _close(source: object) -> None:

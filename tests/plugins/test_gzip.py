@@ -670,3 +670,55 @@ def test_gzip_leaves_an_svgz_alone(make_client: MakeClient, files: Path) -> None
     assert response.headers["content-encoding"] == "gzip"
     assert "vary" not in response.headers
     assert response.content == svg
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_stream_that_is_its_own_iterator_is_closed_once(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: the compressing generator closed its iterator and then the stream: the same
+    # object when the stream is its own iterator, so its close() ran twice.
+    closed: list[str] = []
+
+    class Chunks:
+        def __init__(self) -> None:
+            self.left = ["x" * 2000]
+
+        def __iter__(self) -> Chunks:
+            return self
+
+        def __next__(self) -> str:
+            if not self.left:
+                raise StopIteration
+            return self.left.pop()
+
+        def close(self) -> None:
+            closed.append("close")
+
+    class AsyncChunks:
+        def __init__(self) -> None:
+            self.left = ["x" * 2000]
+
+        def __aiter__(self) -> AsyncChunks:
+            return self
+
+        async def __anext__(self) -> str:
+            if not self.left:
+                raise StopAsyncIteration
+            return self.left.pop()
+
+        async def aclose(self) -> None:
+            closed.append("aclose")
+
+    app = App()
+    app.install(GZip())
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(Chunks() if kind == "sync" else AsyncChunks(), "text/plain")
+
+    with make_client(app) as client:
+        response = client.get("/", headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text == "x" * 2000
+    assert closed == (["close"] if kind == "sync" else ["aclose"])
