@@ -47,6 +47,8 @@ class _Cycle(Protocol):
 
     waiting_for_100_continue: bool
     response_started: bool
+    # NOTE: whether the body has not all come; False for a request with none.
+    more_body: bool
     scope: Any
 
     @property
@@ -134,6 +136,7 @@ class StallTimer(asyncio.BaseProtocol):
             if (
                 message["type"] == "http.response.start"
                 and self.continue_expected
+                and cycle.more_body
                 and self.waiting_cycle() is cycle
             ):
                 # SPEC: RFC 9110 10.1.1, an answer before the body SHOULD say whether the

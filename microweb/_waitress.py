@@ -535,12 +535,15 @@ class OrderlyChannel(ChunkedChannel):
     parser_class: Any = OrderlyParser
 
     def send_continue(self) -> None:
-        """Send ``100 Continue``, unless the head was refused already (such as a 413 for its
-        ``Content-Length``): then the refusal goes out instead."""
-        if self.request.error is not None:
-            # NOTE: Waitress sent the 100 Continue and marked the refused request as not yet
-            # complete, so its 413 never went: the client, told to go on, sent a body Waitress
-            # would discard, and one that waited got nothing until the channel timeout.
+        """Send ``100 Continue`` for a request whose body is still to come; for one read
+        whole already (no body, or all of it came) or refused (a 413 for its
+        ``Content-Length``), the answer goes out instead."""
+        if self.request.completed:
+            # NOTE: Waitress sent the 100 Continue and marked the request as not yet complete,
+            # so it waited for more bytes: a GET expecting 100-continue, or a POST with a body
+            # of 0 bytes, was never answered, nor a refused one's 413 (the client, told to go
+            # on, sent a body Waitress would discard), until the channel timeout.
+            # SPEC: RFC 9110 10.1.1, a server may omit the 100 once it has the whole content.
             self.request.expect_continue = False
             return
         super().send_continue()

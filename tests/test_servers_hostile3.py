@@ -287,3 +287,24 @@ def test_an_answer_before_a_100_continue_closes_the_connection(server: Server) -
     assert _status(answer, server) == b"413", answer[:300]
     head_of_answer = answer.split(b"\r\n\r\n", 1)[0].lower()
     assert b"\r\nconnection: close" in head_of_answer, answer[:300]
+
+
+@pytest.mark.parametrize("method", [b"GET", b"POST"])
+def test_a_request_without_a_body_expecting_100_continue_keeps_its_connection(
+    server: Server, method: bytes
+) -> None:
+    # NOTE: with no body to come, an answer before any 100 Continue leaves the client owing
+    # nothing: the connection stays for the next request.
+    length = b"Content-Length: 0\r\n" if method == b"POST" else b""
+    head = method + b" /url HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n" + length + b"\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head)
+        first = b""
+        while b"\r\n\r\n" not in first or not first.endswith((b"/url", b"Allowed")):
+            chunk = sock.recv(65536)
+            assert chunk, first
+            first += chunk
+        assert b"connection: close" not in first.lower(), first
+        sock.sendall(b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        second = _answer(sock)
+    assert second.startswith(b"HTTP/1.1 200 "), second
