@@ -112,3 +112,100 @@ def test_silent_json_after_a_413_is_413_under_both_interfaces(
     body = chunked(interface, [b"[1,", b"2,3,4,5,6]"])
     answer = make_client(app).post("/", content=body, headers={"content-type": "application/json"})
     assert answer.json() == [413, 413, 413]
+
+
+# -- what a handler reads: pinned answers to odd but valid input -------------------------------
+
+
+def head_app(colour: str) -> App:
+    """An app whose ``/q`` answers the query's pairs, ``/t`` the body as text, ``/h`` the host
+    and the URL."""
+    app = App()
+
+    def query(request: Request) -> list[tuple[str, str]]:
+        return request.query.multi_items()
+
+    def where(request: Request) -> dict[str, str]:
+        return {"host": request.host, "url": request.url}
+
+    app.get("/q")(in_colour(colour, query))
+    app.get("/h")(in_colour(colour, where))
+
+    if colour == "sync":
+
+        @app.post("/t")
+        def text(request: Request) -> str:
+            return request.text()
+
+    else:
+
+        @app.post("/t")
+        async def atext(request: Request) -> str:
+            return await request.atext()
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("query", "pairs"),
+    [
+        # NOTE: ";" separates no fields (as parse_qsl since Python 3.10, and Werkzeug).
+        ("a=1;b=2", [["a", "1;b=2"]]),
+        ("a=1&a=2", [["a", "1"], ["a", "2"]]),
+        ("p=a+b&q=a%2Bb", [["p", "a b"], ["q", "a+b"]]),
+        ("a=%zz&b=%&c=%4", [["a", "%zz"], ["b", "%"], ["c", "%4"]]),
+        ("ids[]=1&ids[]=2", [["ids[]", "1"], ["ids[]", "2"]]),
+        ("=x&y&&z=", [["", "x"], ["y", ""], ["z", ""]]),
+        ("k=%00", [["k", "\x00"]]),
+    ],
+)
+def test_query_pairs(make_client: MakeClient, colour: str, query: str, pairs: list[Any]) -> None:
+    assert make_client(head_app(colour)).get(f"/q?{query}").json() == pairs
+
+
+@pytest.mark.parametrize("query", ["a=%ff", "a=%C3", "a=%ED%A0%80", "%C0%AF=1"])
+def test_query_that_is_not_utf8_is_400(make_client: MakeClient, colour: str, query: str) -> None:
+    answer = make_client(head_app(colour)).get(f"/q?{query}")
+    assert (answer.status_code, answer.text) == (400, "query or form data is not valid UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status", "text"),
+    [
+        ('text/plain; charset="iso-8859-1"', 200, "caf\u00e9"),
+        ("text/plain; CHARSET=Latin1", 200, "caf\u00e9"),
+        # NOTE: the last of two charsets holds, as in Werkzeug's parse_options_header.
+        ("text/plain; charset=utf-8; charset=latin1", 200, "caf\u00e9"),
+        ("text/plain; charset", 400, "unsupported charset for the body (use utf-8)"),
+        ("text/plain; charset=", 400, "unsupported charset for the body (use utf-8)"),
+        ('text/plain; charset="latin\\-1"', 400, "unsupported charset for the body (use utf-8)"),
+        ("text/plain; charset=utf-7", 400, "unsupported charset for the body (use utf-8)"),
+    ],
+)
+def test_text_charset_parameter(
+    make_client: MakeClient, colour: str, content_type: str, status: int, text: str
+) -> None:
+    headers = {"content-type": content_type}
+    answer = make_client(head_app(colour)).post("/t", content=b"caf\xe9", headers=headers)
+    assert (answer.status_code, answer.text) == (status, text)
+
+
+@pytest.mark.parametrize(
+    "host", ["[::1]", "[::1]:8000", "example.com.", "EXAMPLE.com", "example.com:0", "a_b.example"]
+)
+def test_odd_but_valid_hosts_are_kept_as_sent(
+    make_client: MakeClient, colour: str, host: str
+) -> None:
+    answer = make_client(head_app(colour)).get("/h?x=1", headers={"host": host})
+    assert answer.json() == {"host": host, "url": f"http://{host}/h?x=1"}
+
+
+@pytest.mark.parametrize(
+    "host", ["[fe80::1%25eth0]", "[v1.x]", "::1", "[::1", "example.com:65536", "caf\u00e9.com"]
+)
+def test_hosts_that_are_not_host_port_are_400(
+    make_client: MakeClient, colour: str, host: str
+) -> None:
+    headers = {"host": host.encode("utf-8")}
+    answer = make_client(head_app(colour)).get("/h", headers=headers)  # type: ignore[arg-type]
+    assert (answer.status_code, answer.text) == (400, "invalid Host header")
