@@ -209,3 +209,85 @@ def test_hosts_that_are_not_host_port_are_400(
     headers = {"host": host.encode("utf-8")}
     answer = make_client(head_app(colour)).get("/h", headers=headers)  # type: ignore[arg-type]
     assert (answer.status_code, answer.text) == (400, "invalid Host header")
+
+
+# -- multipart: a part with two Content-Disposition lines --------------------------------------
+
+
+def parts_echo_app(colour: str) -> App:
+    """An app whose ``/form`` answers each form value's kind, and ``/parts`` each part's name
+    and file name (``iter_parts()``), in ``colour``."""
+    app = App()
+
+    def describe(form: Any) -> list[list[Any]]:
+        return [[name, isinstance(value, str)] for name, value in form.multi_items()]
+
+    if colour == "sync":
+
+        @app.post("/form")
+        def form(request: Request) -> list[list[Any]]:
+            return describe(request.form())
+
+        @app.post("/parts")
+        def parts(request: Request) -> list[list[Any]]:
+            return [[part.name, part.filename] for part in request.iter_parts()]
+
+    else:
+
+        @app.post("/form")
+        async def aform(request: Request) -> list[list[Any]]:
+            return describe(await request.aform())
+
+        @app.post("/parts")
+        async def aparts(request: Request) -> list[list[Any]]:
+            return [[part.name, part.filename] async for part in request.aiter_parts()]
+
+    return app
+
+
+def one_part(*header_lines: bytes, data: bytes = b"x") -> bytes:
+    return (
+        b"--BB\r\n"
+        + b"".join(line + b"\r\n" for line in header_lines)
+        + b"\r\n"
+        + data
+        + (b"\r\n--BB--\r\n")
+    )
+
+
+MULTIPART_BB = {"content-type": "multipart/form-data; boundary=BB"}
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (
+            b"Content-Disposition: form-data; name=\"a\"; filename*=UTF-8''evil.txt",
+            b'Content-Disposition: form-data; name="b"',
+        ),
+        (
+            b'Content-Disposition: form-data; name="a"; filename="plain.txt"',
+            b'Content-Disposition: form-data; name="b"',
+        ),
+    ],
+)
+def test_a_second_content_disposition_line_names_the_part_alone(
+    make_client: MakeClient, colour: str, lines: tuple[bytes, ...]
+) -> None:
+    # NOTE: multipart reads the name and filename of the last line; the filename* of the first
+    # made a file of the text field "b" (review163).
+    client = make_client(parts_echo_app(colour))
+    body = one_part(*lines)
+    assert client.post("/form", content=body, headers=MULTIPART_BB).json() == [["b", True]]
+    assert client.post("/parts", content=body, headers=MULTIPART_BB).json() == [["b", None]]
+
+
+def test_a_filename_star_on_the_last_content_disposition_line_is_read(
+    make_client: MakeClient, colour: str
+) -> None:
+    client = make_client(parts_echo_app(colour))
+    body = one_part(
+        b'Content-Disposition: form-data; name="a"',
+        b"Content-Disposition: form-data; name=\"b\"; filename*=UTF-8''%E2%82%AC.txt",
+    )
+    assert client.post("/parts", content=body, headers=MULTIPART_BB).json() == [["b", "\u20ac.txt"]]
