@@ -12,6 +12,7 @@ literal ``%`` followed by two hex digits is read decoded.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import re
@@ -31,10 +32,12 @@ _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # NOTE: what a browser sends as a name: anything but a control character (";" and "=" end
 # it). PHP's "a[b]" is no RFC token, and was skipped where Werkzeug and Starlette read it.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# NOTE: a host name (or an IP address) and nothing else: a comma, a space or "=" in a Domain
+# NOTE: a host name (or an IPv4 address) and nothing else: a comma, a space or "=" in a Domain
 # attribute went out as it was, and a client that splits Set-Cookie lines on commas (as many
-# do, having joined them) read "Domain=a.example, admin=1" as a second cookie.
-_COOKIE_DOMAIN = re.compile(r"[A-Za-z0-9._:\[\]-]+")
+# do, having joined them) read "Domain=a.example, admin=1" as a second cookie. An IPv6 address
+# is taken in brackets only (_IPV6_DOMAIN), so that a ":" is never a port's.
+_COOKIE_DOMAIN = re.compile(r"[A-Za-z0-9._-]+")
+_IPV6_DOMAIN = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
 # SPEC: RFC 6265 section 4.1.1, a cookie-octet is visible ASCII but DQUOTE, comma, semicolon
 # and backslash. ``quote`` always keeps letters, digits and ``_.-~``; "%" is a cookie-octet but is
 # encoded too, so that a value holding it comes back unchanged.
@@ -283,8 +286,23 @@ def _check_domain(domain: str) -> None:
     # NOTE: "" is no Domain attribute at all, as Morsel leaves an empty one out.
     # NOTE: an empty label ("a..example", ".", "..") passed the pattern; browsers drop such a
     # cookie with no word, so the app's mistake showed as a login that never stuck.
-    if domain and (not _COOKIE_DOMAIN.fullmatch(domain) or ".." in domain or domain == "."):
+    if not domain or _is_ipv6_literal(domain):
+        return
+    if not _COOKIE_DOMAIN.fullmatch(domain) or ".." in domain or domain == ".":
+        # NOTE: a port ("localhost:8000", what domain=request.host gives) was let through, and
+        # browsers drop the cookie (RFC 6265 5.3 step 6: the host never domain-matches it).
         raise ValueError(
-            "cookie domain must be a host name (an international one in its IDNA form, "
-            f"'xn--...'): {domain!r}"
+            "cookie domain must be a host name without a port (an international one in its "
+            f"IDNA form, 'xn--...') or an IP address (IPv6 in brackets): {domain!r}"
         )
+
+
+def _is_ipv6_literal(domain: str) -> bool:
+    found = _IPV6_DOMAIN.fullmatch(domain)
+    if found is None:
+        return False
+    try:
+        ipaddress.IPv6Address(found.group(1))
+    except ValueError:
+        return False
+    return True

@@ -594,12 +594,17 @@ def part_filename(headers: list[tuple[str, str]], plain: str | None) -> str | No
     """
     # SPEC: RFC 7578 4.2 says form-data must not use filename* (RFC 5987), yet some clients send
     # it, alone (a non-ASCII name) or beside filename, which it then wins over (RFC 6266 4.3).
+    # NOTE: of two Content-Disposition lines, multipart reads the name and filename of the
+    # last: a filename* taken from the first made a file of the field the last one named.
+    disposition = None
     for key, value in headers:
-        if key == "Content-Disposition" and "*" in value:
-            found = _ext_filename(value)
-            decoded = decode_ext_value(found) if found is not None else None
-            if decoded is not None:
-                return decoded
-            if found is not None and plain is None:
-                raise HTTPError(400, "multipart part with an invalid filename* parameter")
+        if key == "Content-Disposition":
+            disposition = value
+    if disposition is not None and "*" in disposition:
+        found = _ext_filename(disposition)
+        decoded = decode_ext_value(found) if found is not None else None
+        if decoded is not None:
+            return decoded
+        if found is not None and plain is None:
+            raise HTTPError(400, "multipart part with an invalid filename* parameter")
     return plain

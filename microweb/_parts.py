@@ -173,6 +173,8 @@ class MultipartEvents:
         self.limits = limits
         self._field: str | None = None
         self._field_size = 0
+        # NOTE: the current part is a file named "" (an input left empty) not counted yet.
+        self._unnamed_file = False
         self._memory = 0
         self._files = 0
         try:
@@ -202,8 +204,9 @@ class MultipartEvents:
 
     @property
     def counting(self) -> bool:
-        """Whether the current part's data counts against the limits of text fields."""
-        return self._field is not None
+        """Whether the current part's data goes through ``count()``: a text field's, which
+        counts against the limits of text fields, and the first of a file named ``""``."""
+        return self._field is not None or self._unnamed_file
 
     def event_of(self, raw: Any) -> Event:
         """Turn an event of ``raw()`` into a part event, checking the limits of fields.
@@ -213,7 +216,7 @@ class MultipartEvents:
         """
         if isinstance(raw, multipart.MultipartSegment):
             return self._start(raw)
-        if raw is not None and self._field is not None:
+        if raw is not None and (self._field is not None or self._unnamed_file):
             self.count(len(raw))
         return raw
 
@@ -228,7 +231,7 @@ class MultipartEvents:
                 if isinstance(event, multipart.MultipartSegment):
                     yield self._start(event)
                     continue
-                if event is not None and self._field is not None:
+                if event is not None and (self._field is not None or self._unnamed_file):
                     self.count(len(event))
                 yield event
         except multipart.MultipartError as exc:
@@ -238,15 +241,27 @@ class MultipartEvents:
         head = _head_of(segment)
         self._field, self._field_size = head.name if head.codec else None, 0
         # NOTE: a file input left empty (filename="", no data) is no file, as in Django: a form
-        # of 100 files and one such input was a 413.
+        # of 100 files and one such input was a 413. A file named "" that has data is one,
+        # counted at its first byte: uncounted, each was a temporary file of its own past
+        # spool_threshold, up to max_form_parts of them in one form (review163).
+        self._unnamed_file = head.filename == ""
         if head.filename:
-            self._files += 1
-            if self._files > self.limits.max_form_files:
-                raise HTTPError(413, f"the form has more than {self.limits.max_form_files} files")
+            self._count_file()
         return head
 
+    def _count_file(self) -> None:
+        self._files += 1
+        if self._files > self.limits.max_form_files:
+            raise HTTPError(413, f"the form has more than {self.limits.max_form_files} files")
+
     def count(self, size: int) -> None:
-        """Count ``size`` bytes of the current text field against the field limits."""
+        """Count ``size`` bytes of the current text field against the field limits (or the
+        first bytes of a file named ``""``, which make it a file)."""
+        if self._field is None:
+            if size and self._unnamed_file:
+                self._unnamed_file = False
+                self._count_file()
+            return
         self._field_size += size
         self._memory += size
         limits = self.limits

@@ -138,7 +138,10 @@ class BodyMethods(HeadProperties):
         # NOTE: the body went to form() or a stream, unkept: json(force=True, silent=True) read
         # it again (RuntimeError, a 500), where Flask's get_json gives None, as json(silent=True)
         # does for a form's type.
-        return self._body is None and bool(self._consumed)
+        # NOTE: a whole read that failed (a 413 counted as the body came, a body shorter than
+        # its Content-Length, a client gone) streamed nothing: its kept error is raised again,
+        # as by every later read. json(silent=True) gave its 400 or 413 once, then None.
+        return self._body is None and bool(self._consumed) and self._body_error is None
 
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
         try:

@@ -1439,6 +1439,29 @@ MULTIPART_LIMIT_CASES = [
         200,
         id="files-an-empty-input-is-none",
     ),
+    # NOTE: a file named "" with data is a file: uncounted, a form of a 1 MiB file and 999
+    # one-byte files named "" held 999 temporary files (review163).
+    pytest.param(
+        Limits(max_form_files=2),
+        multipart(*(part(f"f{i}", b"1", filename="") for i in range(3))),
+        413,
+        id="files-an-unnamed-file-with-data-is-one",
+    ),
+    pytest.param(
+        Limits(max_form_files=2),
+        multipart(part("a", b"1", filename="a"), part("b", b"2", filename=""), empty_input()),
+        200,
+        id="files-an-unnamed-file-with-data-at-limit",
+    ),
+    pytest.param(
+        Limits(),
+        multipart(
+            part("big", b"b" * 1024 * 1024, filename="big.bin"),
+            *(part(f"f{i}", b"1", filename="") for i in range(100)),
+        ),
+        413,
+        id="files-unnamed-over-the-default",
+    ),
     # NOTE: a 1 MiB file, then one-byte ones: each of those spilled held a file descriptor.
     pytest.param(
         Limits(),
