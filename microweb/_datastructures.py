@@ -214,18 +214,51 @@ class Headers:
     def get(self, name: str) -> str | None: ...
     @overload
     def get(self, name: str, default: D) -> str | D: ...
-    def get(self, name: str, default: object = None) -> object:
-        """Return the first value of ``name``, or ``default``."""
+    @overload
+    def get(self, name: str, default: D, type: Callable[[str], T]) -> T | D: ...
+    @overload
+    def get(self, name: str, *, type: Callable[[str], T]) -> T | None: ...
+    def get(
+        self, name: str, default: object = None, type: Callable[[str], object] | None = None
+    ) -> object:
+        """Return the first value of ``name``, or ``default``.
+
+        With ``type`` (``int``, say), the value is converted, and ``default`` is returned when
+        the conversion raises ``ValueError``, ``TypeError`` or ``ArithmeticError``, as
+        ``request.query.get()`` does (and Werkzeug's ``type=``).
+        """
         key = name.lower()
         for item_name, value in self._list:
             if item_name == key:
-                return value
+                if type is None:
+                    return value
+                try:
+                    return type(value)
+                except NOT_CONVERTED:
+                    return default
         return default
 
-    def getlist(self, name: str) -> list[str]:
-        """Return every value of ``name`` in order."""
+    @overload
+    def getlist(self, name: str) -> list[str]: ...
+    @overload
+    def getlist(self, name: str, type: Callable[[str], T]) -> list[T]: ...
+    def getlist(self, name: str, type: Callable[[str], object] | None = None) -> list[Any]:
+        """Return every value of ``name`` in order.
+
+        With ``type``, each value is converted, and one whose conversion raises
+        ``ValueError``, ``TypeError`` or ``ArithmeticError`` is left out.
+        """
         key = name.lower()
-        return [value for item_name, value in self._list if item_name == key]
+        values = [value for item_name, value in self._list if item_name == key]
+        if type is None:
+            return values
+        converted: list[Any] = []
+        for value in values:
+            try:
+                converted.append(type(value))
+            except NOT_CONVERTED:
+                continue
+        return converted
 
     def __setitem__(self, name: str, value: str) -> None:
         key, value = check_header(name, value)

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 import pytest
-from conftest import MakeClient, traced_lines
+from conftest import MakeClient, in_colour, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request, Response, Router
@@ -288,6 +288,30 @@ def test_headers_are_case_insensitive(make_client: MakeClient) -> None:
         "content_type": "text/plain",
         "content_length": "3",
     }
+
+
+def test_headers_get_convert_with_type(make_client: MakeClient, colour: str) -> None:
+    # NOTE: a Flask user's request.headers.get("X-Page", type=int) was a TypeError, a 500.
+    app = App()
+
+    def typed(request: Request) -> dict[str, Any]:
+        headers = request.headers
+        return {
+            "page": headers.get("X-Page", 1, type=int),
+            "bad": headers.get("X-Bad", 1, type=int),
+            "missing": headers.get("X-Missing", type=int),
+            "ids": headers.getlist("X-Id", type=int),
+            "plain": headers.getlist("X-Id"),
+        }
+
+    app.get("/typed")(in_colour(colour, typed))
+    response = make_client(app).get(
+        "/typed", headers=[("x-page", "7"), ("x-bad", "x"), ("x-id", "1"), ("x-id", "two")]
+    )
+    body = response.json()
+    # NOTE: a WSGI server joins the two X-Id lines into one value, "1, two".
+    assert body["page"] == 7 and body["bad"] == 1 and body["missing"] is None
+    assert (body["ids"], body["plain"]) in (([1], ["1", "two"]), ([], ["1, two"]))
 
 
 @pytest.mark.parametrize("headers_first", [False, True])
