@@ -80,6 +80,17 @@ def check_header(name: str, value: str) -> tuple[str, str]:
     return key, value
 
 
+def _converted(values: list[V], type: Callable[[V], object]) -> list[Any]:
+    """Return ``type`` of each value, leaving out those it does not take (``NOT_CONVERTED``)."""
+    converted: list[Any] = []
+    for value in values:
+        try:
+            converted.append(type(value))
+        except NOT_CONVERTED:
+            continue
+    return converted
+
+
 class MultiDict(Mapping[str, V], Generic[V]):
     """An immutable mapping where a key may have several values, in arrival order.
 
@@ -149,15 +160,7 @@ class MultiDict(Mapping[str, V], Generic[V]):
         ``ValueError``, ``TypeError`` or ``ArithmeticError`` is left out.
         """
         values = [value for name, value in self._items if name == key]
-        if type is None:
-            return values
-        converted: list[Any] = []
-        for value in values:
-            try:
-                converted.append(type(value))
-            except NOT_CONVERTED:
-                continue
-        return converted
+        return values if type is None else _converted(values, type)
 
     def multi_items(self) -> list[tuple[str, V]]:
         """Return every ``(key, value)`` pair in arrival order."""
@@ -250,15 +253,7 @@ class Headers:
         """
         key = name.lower()
         values = [value for item_name, value in self._list if item_name == key]
-        if type is None:
-            return values
-        converted: list[Any] = []
-        for value in values:
-            try:
-                converted.append(type(value))
-            except NOT_CONVERTED:
-                continue
-        return converted
+        return values if type is None else _converted(values, type)
 
     def __setitem__(self, name: str, value: str) -> None:
         key, value = check_header(name, value)
