@@ -110,7 +110,7 @@ def test_the_wheel_metadata(wheel: Path) -> None:
     metadata = _metadata(wheel)
     assert metadata["Name"] == "microweb"
     assert metadata["Version"] == microweb.__version__
-    assert metadata["Requires-Python"] == ">=3.10"
+    assert metadata["Requires-Python"] == ">=3.10.7"
     assert metadata["License-Expression"] == "MIT"
     assert "Typing :: Typed" in metadata.get_all("Classifier", [])
     assert metadata["Description-Content-Type"] == "text/markdown"
