@@ -168,12 +168,13 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        TypeError: If ``expires`` is neither a ``str`` nor a ``datetime`` (a ``date``, say).
+        TypeError: If ``expires`` is neither a ``str`` nor a ``datetime`` (a ``date``, say),
+            or ``samesite`` is not a ``str``.
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, the path does not
             start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
-            ``;``, ``=`` or a line break, or the cookie is one that browsers drop (see
-            ``_check_kept``).
+            ``;``, ``=`` or a line break or is a moment that has no UTC date (past year 9999),
+            or the cookie is one that browsers drop (see ``_check_kept``).
     """
     morsel: Morsel[str] = Morsel()
     _check_name(morsel, key)
@@ -198,7 +199,11 @@ def format_set_cookie(
         _check_domain(domain)
         morsel["domain"] = domain
     if isinstance(expires, datetime):
-        expires = http_date(expires)
+        try:
+            expires = http_date(expires)
+        except OverflowError:
+            # NOTE: datetime.max at a negative UTC offset is past year 9999 in UTC.
+            raise ValueError(f"cookie expires {expires} has no UTC date") from None
     elif expires is not None and not isinstance(expires, str):
         raise TypeError(
             f"expires takes a datetime or an HTTP date str, not {type(expires).__name__}"
@@ -257,6 +262,9 @@ def _check_kept(
     # NOTE: browsers drop these cookies without a word (RFC 6265bis's prefixes and SameSite
     # rules, CHIPS for Partitioned): the app never learnt why its cookie was not kept. A
     # ValueError names what to change.
+    if samesite is not None and not isinstance(samesite, str):
+        # NOTE: samesite=True raised AttributeError ('bool' object has no attribute 'lower').
+        raise TypeError(f"samesite takes 'lax', 'strict' or 'none', not {type(samesite).__name__}")
     prefix = key[:9].lower()
     needs_secure = None
     if samesite is not None and samesite.lower() == "none":

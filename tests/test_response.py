@@ -802,6 +802,15 @@ def test_set_cookie_refuses_an_expires_of_another_type() -> None:
         Response().set_cookie("a", "1", expires=datetime.date(2027, 1, 2))  # type: ignore[arg-type]
 
 
+def test_set_cookie_refuses_an_expires_with_no_utc_date_and_a_samesite_of_another_type() -> None:
+    # NOTE: datetime.max at UTC-1 raised OverflowError, and samesite=True AttributeError.
+    late = datetime.datetime.max.replace(tzinfo=datetime.timezone(datetime.timedelta(hours=-1)))
+    with pytest.raises(ValueError, match="has no UTC date"):
+        Response().set_cookie("a", "1", expires=late)
+    with pytest.raises(TypeError, match="samesite takes 'lax', 'strict' or 'none', not bool"):
+        Response().set_cookie("a", "1", samesite=True)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "expires",
     [
