@@ -66,11 +66,12 @@ class Part:
         Raises:
             HTTPError: 400 for a charset off the allow-list or bytes that do not decode.
         """
-        return self._decode(b"".join(self.iter_bytes()))
+        return self._decode(b"".join(self._parts.data_of(self, "text()")))
 
     async def atext(self) -> str:
         """Read and decode the part's data; the async twin of ``text()``."""
-        return self._decode(b"".join([chunk async for chunk in self.aiter_bytes()]))
+        data = [chunk async for chunk in self._parts.adata_of(self, "atext()")]
+        return self._decode(b"".join(data))
 
     def _decode(self, data: bytes) -> str:
         what = f"form field {self.name!r}"
@@ -163,13 +164,13 @@ class _Parts:
             f"part.{method}: this part comes from request.{self.call}: read it with part.{twin}"
         )
 
-    def data_of(self, part: Part) -> Iterator[bytes]:
-        """Return the iterator of ``part``'s data (sync colour)."""
-        raise self._wrong_colour("iter_bytes()", "aiter_bytes() in async code")
+    def data_of(self, part: Part, method: str = "iter_bytes()") -> Iterator[bytes]:
+        """Return the iterator of ``part``'s data (sync colour), for the part's ``method``."""
+        raise self._wrong_colour(method, f"a{method} in async code")
 
-    def adata_of(self, part: Part) -> AsyncIterator[bytes]:
-        """Return the async iterator of ``part``'s data (async colour)."""
-        raise self._wrong_colour("aiter_bytes()", "iter_bytes()")
+    def adata_of(self, part: Part, method: str = "aiter_bytes()") -> AsyncIterator[bytes]:
+        """Return the async iterator of ``part``'s data (async colour), for ``method``."""
+        raise self._wrong_colour(method, method[1:])
 
 
 class SyncParts(_Parts):
@@ -206,9 +207,9 @@ class SyncParts(_Parts):
                 pass
         return self._next_head(self._next_event())
 
-    def data_of(self, part: Part) -> Iterator[bytes]:
+    def data_of(self, part: Part, method: str = "iter_bytes()") -> Iterator[bytes]:
         self._check()
-        self._claim(part, "iter_bytes()")
+        self._claim(part, method)
         return self._data(part)
 
     def _data(self, part: Part) -> Iterator[bytes]:
@@ -264,8 +265,8 @@ class AsyncParts(_Parts):
                 pass
         return self._next_head(await self._next_event())
 
-    def adata_of(self, part: Part) -> AsyncIterator[bytes]:
-        self._claim(part, "aiter_bytes()")
+    def adata_of(self, part: Part, method: str = "aiter_bytes()") -> AsyncIterator[bytes]:
+        self._claim(part, method)
         return self._adata(part)
 
     async def _adata(self, part: Part) -> AsyncIterator[bytes]:

@@ -561,6 +561,14 @@ def _sync_wrong_colour_part(request: Request) -> Any:
     return next(request.iter_parts()).aiter_bytes()
 
 
+def _sync_wrong_colour_text(request: Request) -> Any:
+    reading = next(request.iter_parts()).atext()
+    try:
+        return reading.send(None)  # NOTE: as an await would run it, to its first step.
+    finally:
+        reading.close()
+
+
 async def _async_left_behind(request: Request) -> Any:
     parts = request.aiter_parts()
     first = await anext(parts)
@@ -611,6 +619,10 @@ async def _async_wrong_colour_part(request: Request) -> Any:
     return (await anext(request.aiter_parts())).iter_bytes()
 
 
+async def _async_wrong_colour_text(request: Request) -> Any:
+    return (await anext(request.aiter_parts())).text()
+
+
 SYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     "left-behind": _sync_left_behind,
     "iterator-kept": _sync_iterator_kept,
@@ -620,6 +632,7 @@ SYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     "twice": _sync_twice,
     "after-form": _sync_after_form,
     "wrong-colour-part": _sync_wrong_colour_part,
+    "wrong-colour-text": _sync_wrong_colour_text,
 }
 ASYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     "left-behind": _async_left_behind,
@@ -630,6 +643,7 @@ ASYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
     "twice": _async_twice,
     "after-form": _async_after_form,
     "wrong-colour-part": _async_wrong_colour_part,
+    "wrong-colour-text": _async_wrong_colour_text,
 }
 
 
@@ -645,14 +659,29 @@ ASYNC_ACTIONS: dict[str, Callable[[Request], Any]] = {
         ("twice", "request.{parts}: the body was already consumed"),
         ("after-form", "request.{parts}: the body was already consumed"),
         ("wrong-colour-part", "this part comes from request.{parts}: read it with part.{twin}"),
+        # NOTE: it named part.iter_bytes(), which text() calls, not the call the handler made.
+        (
+            "wrong-colour-text",
+            "part.{text}: this part comes from request.{parts}: read it with part.{text_twin}",
+        ),
     ],
 )
 def test_rules_of_streamed_parts(
     make_client: MakeClient, colour: str, action: str, message: str
 ) -> None:
     names = {
-        "sync": {"parts": "iter_parts()", "twin": "iter_bytes()"},
-        "async": {"parts": "aiter_parts()", "twin": "aiter_bytes()"},
+        "sync": {
+            "parts": "iter_parts()",
+            "twin": "iter_bytes()",
+            "text": "atext()",
+            "text_twin": "text()",
+        },
+        "async": {
+            "parts": "aiter_parts()",
+            "twin": "aiter_bytes()",
+            "text": "text()",
+            "text_twin": "atext() in async code",
+        },
     }[colour]
     response = post(make_client(rule_app(colour, action)), SAMPLE_BODY)
     assert message.format(**names) in response.json()["error"]
