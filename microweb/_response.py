@@ -7,7 +7,7 @@ import functools
 import json
 import mimetypes
 import os
-from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from types import MemberDescriptorType
@@ -590,6 +590,12 @@ def _other_response(result: Any) -> Response:
             "it nor its __call__ is async def (a mock wrapping an async function?); register "
             "the async def function, or an object whose __call__ is async def"
         )
+    if isinstance(result, (Iterator, AsyncIterator)):
+        # NOTE: Flask streams a generator a view returns; here it must be asked for.
+        raise TypeError(
+            f"a handler returned {type(result).__name__}, an iterator: to stream it, return "
+            "Response.stream(iterator, media_type=...); to send it whole, return a str or bytes"
+        )
     raise TypeError(
         f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list, "
         f"None, {_TUPLE_FORMS}"
@@ -603,6 +609,12 @@ def _from_tuple(result: tuple[Any, ...]) -> Response:
     """Convert ``(value, status)`` or ``(value, status, headers)`` like ``value`` alone."""
     if len(result) not in (2, 3) or isinstance(result[0], tuple):
         raise TypeError(f"a handler returned a tuple of {len(result)} items; return {_TUPLE_FORMS}")
+    if len(result) == 2 and isinstance(result[1], (Mapping, list)):
+        # NOTE: Flask's (body, headers): a status here is never a mapping or a list.
+        raise TypeError(
+            f"a handler returned a tuple whose status is {type(result[1]).__name__}: for a value "
+            "with headers and no status of its own, return (value, 200, headers)"
+        )
     try:
         status = checked_status(result[1], "a handler returned a tuple")
     except TypeError as exc:

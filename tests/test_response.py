@@ -1577,6 +1577,8 @@ def test_tuples_convert_like_their_value(
         (("a", True), "status is bool"),
         ((("a", 201), 201), "tuple of 2 items"),
         (("a", 201, "x-a: 1"), "mapping or a list of"),
+        (("a", {"x-a": "1"}), r"return \(value, 200, headers\)"),
+        (("a", [("x-a", "1")]), r"return \(value, 200, headers\)"),
     ],
 )
 def test_a_wrong_tuple_is_a_type_error_naming_the_forms(value: Any, message: str) -> None:
@@ -1587,6 +1589,28 @@ def test_a_wrong_tuple_is_a_type_error_naming_the_forms(value: Any, message: str
 def test_a_wrong_tuple_from_a_handler_is_a_500(make_client: MakeClient, colour: str) -> None:
     with make_client(returning(colour, ("a", "201"))) as client:
         assert client.get("/").status_code == 500
+
+
+def test_flask_returns_that_need_another_spelling_say_which(interface: str, colour: str) -> None:
+    # NOTE: Flask streams a generator a view returns, and reads (body, headers) as a body with
+    # headers: both were a 500 whose message named no way to write them here.
+    app = App()
+
+    def streamed(request: Request) -> Any:
+        return (f"{n}\n" for n in range(3))
+
+    def with_headers(request: Request) -> Any:
+        return "made", {"x-made": "1"}
+
+    app.get("/streamed")(in_colour(colour, streamed))
+    app.get("/with-headers")(in_colour(colour, with_headers))
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        with pytest.raises(TypeError, match=re.escape("return Response.stream(iterator")):
+            client.get("/streamed")
+        with pytest.raises(TypeError, match=re.escape("return (value, 200, headers)")):
+            client.get("/with-headers")
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/streamed").status_code == 500
 
 
 def test_tuple_headers_are_checked_and_the_status_bounded() -> None:
