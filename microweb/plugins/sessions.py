@@ -299,7 +299,7 @@ class Sessions:
                 f"request.session holds JSON values only (dict, list, str, int, float, bool, "
                 f"None): {exc}; store a datetime as .isoformat(), a UUID as str(), a dataclass "
                 "as dataclasses.asdict()"
-            ) from exc
+            ) from None
         if current == loaded:
             return
         _refuse_other_keys(session)
