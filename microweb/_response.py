@@ -590,6 +590,17 @@ def _other_response(result: Any) -> Response:
             "it nor its __call__ is async def (a mock wrapping an async function?); register "
             "the async def function, or an object whose __call__ is async def"
         )
+    if isinstance(result, BaseException):
+        # NOTE: `return HTTPError(404)` for `raise`: a 500 whose message listed return types.
+        raise TypeError(
+            f"a handler returned the exception {result!r}: raise it (raise HTTPError(404)) to "
+            "answer with its status or its error handler"
+        )
+    if isinstance(result, type) and issubclass(result, Response):
+        raise TypeError(
+            f"a handler returned the class {result.__name__}, not a response: return "
+            f"{result.__name__}(...) or one of its factories, such as Response.json(...)"
+        )
     if isinstance(result, (Iterator, AsyncIterator)):
         # NOTE: Flask streams a generator a view returns; here it must be asked for.
         raise TypeError(

@@ -1602,13 +1602,25 @@ def test_flask_returns_that_need_another_spelling_say_which(interface: str, colo
     def with_headers(request: Request) -> Any:
         return "made", {"x-made": "1"}
 
+    def returned_error(request: Request) -> Any:
+        return HTTPError(404)  # NOTE: Flask's abort() raises; `return` instead of `raise`
+
+    def returned_class(request: Request) -> Any:
+        return Response
+
     app.get("/streamed")(in_colour(colour, streamed))
     app.get("/with-headers")(in_colour(colour, with_headers))
+    app.get("/returned-error")(in_colour(colour, returned_error))
+    app.get("/returned-class")(in_colour(colour, returned_class))
     with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
         with pytest.raises(TypeError, match=re.escape("return Response.stream(iterator")):
             client.get("/streamed")
         with pytest.raises(TypeError, match=re.escape("return (value, 200, headers)")):
             client.get("/with-headers")
+        with pytest.raises(TypeError, match=re.escape("raise it (raise HTTPError(404))")):
+            client.get("/returned-error")
+        with pytest.raises(TypeError, match=re.escape("return Response(...)")):
+            client.get("/returned-class")
     with TestClient(app, interface=interface) as client:
         assert client.get("/streamed").status_code == 500
 
