@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, I
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from types import MemberDescriptorType
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
@@ -53,6 +53,31 @@ def encode_json(value: Any) -> bytes:
     if _c_encoder is None:
         return _json_encoder.encode(value).encode("utf-8")
     return "".join(_c_encoder(value, 0)).encode("utf-8")
+
+
+class _OtherSpelling:
+    """An attribute other frameworks' responses have, here under another name.
+
+    Reading or setting it raises ``AttributeError`` naming the one to use: set on an instance
+    of a subclass (which has a ``__dict__``), it was silently kept and never sent.
+    """
+
+    def __init__(self, name: str, spelling: str) -> None:
+        self.name, self.spelling = name, spelling
+
+    def _refuse(self) -> NoReturn:
+        raise AttributeError(
+            f"a Response has no '{self.name}' (Flask's and Starlette's name): write "
+            f"response.{self.spelling}"
+        )
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        self._refuse()
+
+    def __set__(self, instance: object, value: object) -> None:
+        self._refuse()
 
 
 class Response:
@@ -120,6 +145,16 @@ class Response:
                 "Response.status; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
+        if "status_code" in cls.__dict__:
+            # NOTE: Django's own spelling (HttpResponseGone's status_code = 410) was ignored:
+            # every response of the class went out as a 200.
+            raise TypeError(
+                f"{cls.__name__} sets 'status_code' as a class attribute, which microweb does "
+                "not read; pass the status to Response.__init__ instead, e.g. "
+                "super().__init__(body, status=410)"
+            )
+
+    status_code = _OtherSpelling("status_code", "status")
 
     @property
     def status(self) -> int:

@@ -291,6 +291,38 @@ def test_a_subclass_sets_its_status_through_the_constructor(make_client: MakeCli
     assert (response.status_code, response.text) == (410, "gone")
 
 
+def test_status_code_is_refused_with_the_name_to_write(interface: str, colour: str) -> None:
+    # NOTE: Django's class-level status_code and Flask's or Starlette's response.status_code =
+    # 201 on a subclass's instance (which has a __dict__) were kept and never read: a 200.
+    with pytest.raises(TypeError, match=re.escape("super().__init__(body, status=410)")):
+
+        class Gone(Response):
+            status_code = 410
+
+    class Page(Response):
+        pass
+
+    def created(request: Request) -> Response:
+        page = Page("made")
+        page.status_code = 201
+        return page
+
+    def flow(request: Request) -> Iterator[None]:
+        response = yield
+        if request.path == "/accepted":
+            response.status_code = 202
+
+    app = App()
+    app.get("/created")(in_colour(colour, created))
+    app.get("/accepted")(in_colour(colour, lambda request: "later"))
+    app.middleware(flow)
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        for path in ("/created", "/accepted"):
+            with pytest.raises(AttributeError, match=re.escape("write response.status")):
+                client.get(path)
+    assert not hasattr(Response("x"), "status_code")
+
+
 # -- factories ---------------------------------------------------------------------------------
 
 
