@@ -155,6 +155,7 @@ class Response:
             )
 
     status_code = _OtherSpelling("status_code", "status")
+    """Not one here: reading or setting it raises ``AttributeError``, which names ``status``."""
 
     @property
     def status(self) -> int:

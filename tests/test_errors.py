@@ -16,6 +16,7 @@ from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._calls import was_reported
 from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
+from microweb.testing import TestClient
 
 
 class ShopError(Exception):
@@ -53,6 +54,23 @@ def test_http_error_default_detail_is_phrase(make_client: MakeClient) -> None:
     response = make_client(app).get("/")
     assert response.status_code == 418
     assert response.text == "I'm a Teapot"
+
+
+def test_an_error_handler_reading_status_code_is_told_to_read_status(
+    interface: str, colour: str
+) -> None:
+    # NOTE: Starlette's exc.status_code in a ported handler: Python's bare "has no attribute".
+    app = _raising_app(colour, HTTPError(418))
+
+    def handler(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"error": exc.detail}, status=exc.status_code)
+
+    app.error_handler(HTTPError)(in_colour(colour, handler))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(AttributeError, match=r"read exc\.status$"),
+    ):
+        client.get("/")
 
 
 @pytest.mark.parametrize(
