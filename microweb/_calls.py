@@ -85,7 +85,13 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             exc = refused
     handler = plan.error_handler_of(exc, request.route)
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
-        logger.error("unhandled error in %s %s", request.method, logged_path(request), exc_info=exc)
+        logger.error(
+            "unhandled error in %s %s%s",
+            request.method,
+            logged_path(request),
+            _foreign_http_error(exc),
+            exc_info=exc,
+        )
     if handler is not None:
         try:
             result = yield from call(handler.target, request, exc)
@@ -130,6 +136,30 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
         # the error and the request it holds made a cycle, freed by a full collection only.
         del exc
+
+
+# NOTE: the frameworks a port comes from, whose HTTP exceptions carry their status in
+# status_code (Starlette, FastAPI, Falcon, Bottle) or code (Werkzeug, so Flask's abort()).
+_FOREIGN_HTTP_ERRORS = frozenset({"werkzeug", "flask", "starlette", "fastapi", "falcon", "bottle"})
+
+
+def _foreign_http_error(exc: Exception) -> str:
+    """Say what to raise instead of ``exc``, another framework's HTTP exception; else ``""``.
+
+    Raised in a port (``abort(404)`` kept from Flask, Starlette's ``HTTPException``), it is no
+    ``HTTPError`` here, so a 500; its log line said nothing of why.
+    """
+    cls = type(exc)
+    if cls.__module__.partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
+        return ""
+    for name in ("status_code", "code"):
+        status = getattr(exc, name, None)
+        if type(status) is int and 400 <= status <= 599:
+            return (
+                f": {cls.__module__}.{cls.__qualname__} is not microweb's; "
+                f"raise microweb.HTTPError({status}) instead"
+            )
+    return ""
 
 
 def _default_answer(plan: Plan, request: Request, exc: HTTPError) -> Effects:

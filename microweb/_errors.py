@@ -110,6 +110,15 @@ class HTTPError(Exception):
     def __repr__(self) -> str:
         return f"HTTPError({self.status}, {self.detail!r})"
 
+    @property
+    def status_code(self) -> NoReturn:
+        """Not one here: reading it raises ``AttributeError``, which names ``status``."""
+        # NOTE: Starlette's name, read by a ported exception handler: Python's bare "has no
+        # attribute 'status_code'" named no way to write it.
+        raise AttributeError(
+            "an HTTPError has no 'status_code' (Starlette's name): read exc.status"
+        )
+
 
 def _check_utf8(detail: str) -> None:
     try:

@@ -7,11 +7,11 @@ import functools
 import json
 import mimetypes
 import os
-from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from types import MemberDescriptorType
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
@@ -53,6 +53,31 @@ def encode_json(value: Any) -> bytes:
     if _c_encoder is None:
         return _json_encoder.encode(value).encode("utf-8")
     return "".join(_c_encoder(value, 0)).encode("utf-8")
+
+
+class _OtherSpelling:
+    """An attribute other frameworks' responses have, here under another name.
+
+    Reading or setting it raises ``AttributeError`` naming the one to use: set on an instance
+    of a subclass (which has a ``__dict__``), it was silently kept and never sent.
+    """
+
+    def __init__(self, name: str, spelling: str) -> None:
+        self.name, self.spelling = name, spelling
+
+    def _refuse(self) -> NoReturn:
+        raise AttributeError(
+            f"a Response has no '{self.name}' (Flask's and Starlette's name): write "
+            f"response.{self.spelling}"
+        )
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        self._refuse()
+
+    def __set__(self, instance: object, value: object) -> None:
+        self._refuse()
 
 
 class Response:
@@ -120,6 +145,17 @@ class Response:
                 "Response.status; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
+        if "status_code" in cls.__dict__:
+            # NOTE: Django's own spelling (HttpResponseGone's status_code = 410) was ignored:
+            # every response of the class went out as a 200.
+            raise TypeError(
+                f"{cls.__name__} sets 'status_code' as a class attribute, which microweb does "
+                "not read; pass the status to Response.__init__ instead, e.g. "
+                "super().__init__(body, status=410)"
+            )
+
+    status_code = _OtherSpelling("status_code", "status")
+    """Not one here: reading or setting it raises ``AttributeError``, which names ``status``."""
 
     @property
     def status(self) -> int:
@@ -590,6 +626,23 @@ def _other_response(result: Any) -> Response:
             "it nor its __call__ is async def (a mock wrapping an async function?); register "
             "the async def function, or an object whose __call__ is async def"
         )
+    if isinstance(result, BaseException):
+        # NOTE: `return HTTPError(404)` for `raise`: a 500 whose message listed return types.
+        raise TypeError(
+            f"a handler returned the exception {result!r}: raise it (raise HTTPError(404)) to "
+            "answer with its status or its error handler"
+        )
+    if isinstance(result, type) and issubclass(result, Response):
+        raise TypeError(
+            f"a handler returned the class {result.__name__}, not a response: return "
+            f"{result.__name__}(...) or one of its factories, such as Response.json(...)"
+        )
+    if isinstance(result, (Iterator, AsyncIterator)):
+        # NOTE: Flask streams a generator a view returns; here it must be asked for.
+        raise TypeError(
+            f"a handler returned {type(result).__name__}, an iterator: to stream it, return "
+            "Response.stream(iterator, media_type=...); to send it whole, return a str or bytes"
+        )
     raise TypeError(
         f"a handler returned {type(result).__name__}; return a Response, str, bytes, dict, list, "
         f"None, {_TUPLE_FORMS}"
@@ -603,6 +656,12 @@ def _from_tuple(result: tuple[Any, ...]) -> Response:
     """Convert ``(value, status)`` or ``(value, status, headers)`` like ``value`` alone."""
     if len(result) not in (2, 3) or isinstance(result[0], tuple):
         raise TypeError(f"a handler returned a tuple of {len(result)} items; return {_TUPLE_FORMS}")
+    if len(result) == 2 and isinstance(result[1], (Mapping, list)):
+        # NOTE: Flask's (body, headers): a status here is never a mapping or a list.
+        raise TypeError(
+            f"a handler returned a tuple whose status is {type(result[1]).__name__}: for a value "
+            "with headers and no status of its own, return (value, 200, headers)"
+        )
     try:
         status = checked_status(result[1], "a handler returned a tuple")
     except TypeError as exc:

@@ -251,6 +251,14 @@ def as_flow(flow: Callable[..., Any]) -> Colored:
     if inspect.isgeneratorfunction(function):
         check_arguments(flow, where, "(request)")
         return Colored(flow, False)
+    if is_generator_callable(flow):
+        # NOTE: a middleware class's port (Falcon's, Starlette's) whose __call__ yields: the
+        # bare "must be a generator function" read as wrong, since its code is one.
+        raise TypeError(
+            f"{where} is an object whose __call__ is a generator function; a flow is a "
+            "generator function or method: register the bound method, "
+            "app.middleware(instance.__call__)"
+        )
     raise TypeError(
         f"{where} must be a generator function: "
         "write `response = yield` where the rest of the stack runs"

@@ -16,6 +16,7 @@ from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._calls import was_reported
 from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
+from microweb.testing import TestClient
 
 
 class ShopError(Exception):
@@ -53,6 +54,67 @@ def test_http_error_default_detail_is_phrase(make_client: MakeClient) -> None:
     response = make_client(app).get("/")
     assert response.status_code == 418
     assert response.text == "I'm a Teapot"
+
+
+class _WerkzeugNotFound(Exception):
+    # NOTE: what Flask's abort(404) raises, as Werkzeug spells it; Werkzeug is not installed.
+    code = 404
+
+
+_WerkzeugNotFound.__module__ = "werkzeug.exceptions"
+
+
+class _StarletteHTTPException(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(status_code)
+        self.status_code = status_code
+
+
+_StarletteHTTPException.__module__ = "starlette.exceptions"
+
+
+@pytest.mark.parametrize(
+    "raised,advice",
+    [
+        (_WerkzeugNotFound(), "raise microweb.HTTPError(404) instead"),
+        (_StarletteHTTPException(422), "raise microweb.HTTPError(422) instead"),
+        (KeyError("x"), None),
+    ],
+)
+def test_another_frameworks_http_error_is_logged_with_what_to_raise(
+    make_client: MakeClient,
+    colour: str,
+    caplog: pytest.LogCaptureFixture,
+    raised: Exception,
+    advice: str | None,
+) -> None:
+    # NOTE: abort(404) kept from Flask, or Starlette's HTTPException, is no HTTPError here: a
+    # 500 whose log line gave no reason.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    assert make_client(_raising_app(colour, raised)).get("/").status_code == 500
+    messages = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert messages and all(m.startswith("unhandled error in GET /") for m in messages)
+    if advice is None:
+        assert set(messages) == {"unhandled error in GET /"}
+    else:
+        assert all(m.endswith(advice) and "is not microweb's" in m for m in messages)
+
+
+def test_an_error_handler_reading_status_code_is_told_to_read_status(
+    interface: str, colour: str
+) -> None:
+    # NOTE: Starlette's exc.status_code in a ported handler: Python's bare "has no attribute".
+    app = _raising_app(colour, HTTPError(418))
+
+    def handler(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"error": exc.detail}, status=exc.status_code)
+
+    app.error_handler(HTTPError)(in_colour(colour, handler))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(AttributeError, match=r"read exc\.status$"),
+    ):
+        client.get("/")
 
 
 @pytest.mark.parametrize(

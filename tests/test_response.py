@@ -291,6 +291,38 @@ def test_a_subclass_sets_its_status_through_the_constructor(make_client: MakeCli
     assert (response.status_code, response.text) == (410, "gone")
 
 
+def test_status_code_is_refused_with_the_name_to_write(interface: str, colour: str) -> None:
+    # NOTE: Django's class-level status_code and Flask's or Starlette's response.status_code =
+    # 201 on a subclass's instance (which has a __dict__) were kept and never read: a 200.
+    with pytest.raises(TypeError, match=re.escape("super().__init__(body, status=410)")):
+
+        class Gone(Response):
+            status_code = 410
+
+    class Page(Response):
+        pass
+
+    def created(request: Request) -> Response:
+        page = Page("made")
+        page.status_code = 201
+        return page
+
+    def flow(request: Request) -> Iterator[None]:
+        response = yield
+        if request.path == "/accepted":
+            response.status_code = 202
+
+    app = App()
+    app.get("/created")(in_colour(colour, created))
+    app.get("/accepted")(in_colour(colour, lambda request: "later"))
+    app.middleware(flow)
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        for path in ("/created", "/accepted"):
+            with pytest.raises(AttributeError, match=re.escape("write response.status")):
+                client.get(path)
+    assert not hasattr(Response("x"), "status_code")
+
+
 # -- factories ---------------------------------------------------------------------------------
 
 
@@ -1586,6 +1618,8 @@ def test_tuples_convert_like_their_value(
         (("a", True), "status is bool"),
         ((("a", 201), 201), "tuple of 2 items"),
         (("a", 201, "x-a: 1"), "mapping or a list of"),
+        (("a", {"x-a": "1"}), r"return \(value, 200, headers\)"),
+        (("a", [("x-a", "1")]), r"return \(value, 200, headers\)"),
     ],
 )
 def test_a_wrong_tuple_is_a_type_error_naming_the_forms(value: Any, message: str) -> None:
@@ -1596,6 +1630,40 @@ def test_a_wrong_tuple_is_a_type_error_naming_the_forms(value: Any, message: str
 def test_a_wrong_tuple_from_a_handler_is_a_500(make_client: MakeClient, colour: str) -> None:
     with make_client(returning(colour, ("a", "201"))) as client:
         assert client.get("/").status_code == 500
+
+
+def test_flask_returns_that_need_another_spelling_say_which(interface: str, colour: str) -> None:
+    # NOTE: Flask streams a generator a view returns, and reads (body, headers) as a body with
+    # headers: both were a 500 whose message named no way to write them here.
+    app = App()
+
+    def streamed(request: Request) -> Any:
+        return (f"{n}\n" for n in range(3))
+
+    def with_headers(request: Request) -> Any:
+        return "made", {"x-made": "1"}
+
+    def returned_error(request: Request) -> Any:
+        return HTTPError(404)  # NOTE: Flask's abort() raises; `return` instead of `raise`
+
+    def returned_class(request: Request) -> Any:
+        return Response
+
+    app.get("/streamed")(in_colour(colour, streamed))
+    app.get("/with-headers")(in_colour(colour, with_headers))
+    app.get("/returned-error")(in_colour(colour, returned_error))
+    app.get("/returned-class")(in_colour(colour, returned_class))
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        with pytest.raises(TypeError, match=re.escape("return Response.stream(iterator")):
+            client.get("/streamed")
+        with pytest.raises(TypeError, match=re.escape("return (value, 200, headers)")):
+            client.get("/with-headers")
+        with pytest.raises(TypeError, match=re.escape("raise it (raise HTTPError(404))")):
+            client.get("/returned-error")
+        with pytest.raises(TypeError, match=re.escape("return Response(...)")):
+            client.get("/returned-class")
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/streamed").status_code == 500
 
 
 def test_tuple_headers_are_checked_and_the_status_bounded() -> None:

@@ -1430,6 +1430,28 @@ def test_error_handlers_hooks_and_flows_that_cannot_be_called_are_refused() -> N
         router.middleware(_flow_without_request)
 
 
+class _FlowClass:
+    # NOTE: a middleware class's port (Falcon's process_request/process_response).
+    def __call__(self, request: Request) -> Iterator[None]:
+        yield
+
+
+class _AsyncFlowClass:
+    async def __call__(self, request: Request) -> AsyncIterator[None]:
+        yield
+
+
+def test_an_object_whose_call_yields_is_told_to_register_the_bound_method() -> None:
+    # NOTE: it was told it "must be a generator function", which its __call__ is.
+    app, router = App(), Router()
+    for flow in (_FlowClass(), _AsyncFlowClass(), functools.partial(_FlowClass())):
+        for owner in (app, router):
+            with pytest.raises(TypeError, match=re.escape("app.middleware(instance.__call__)")):
+                owner.middleware(flow)
+    app.middleware(_FlowClass().__call__)
+    router.middleware(_AsyncFlowClass().__call__)
+
+
 def test_what_can_be_called_so_is_accepted() -> None:
     app, handlers = App(), _Handlers()
     app.error_handler(404)(handlers.error)

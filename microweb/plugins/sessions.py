@@ -291,9 +291,15 @@ class Sessions:
         # (mixed keys fail to sort): 3 us a request for a typical session, otherwise.
         try:
             current = encode_session(session)
-        except TypeError:
+        except TypeError as exc:
             _refuse_other_keys(session)
-            raise
+            # NOTE: json's "Object of type datetime is not JSON serializable" named neither
+            # the session nor what to store; Flask's session takes a datetime, UUID or bytes.
+            raise TypeError(
+                f"request.session holds JSON values only (dict, list, str, int, float, bool, "
+                f"None): {exc}; store a datetime as .isoformat(), a UUID as str(), a dataclass "
+                "as dataclasses.asdict()"
+            ) from None
         if current == loaded:
             return
         _refuse_other_keys(session)

@@ -6,7 +6,7 @@ import base64
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -327,6 +327,27 @@ def test_sessions_values_must_be_json(make_client: MakeClient) -> None:
         return "stored?"
 
     assert make_client(app).get("/").status_code == 500
+
+
+def test_a_value_that_is_not_json_is_named_with_the_session_and_what_to_store(
+    interface: str, colour: str
+) -> None:
+    # NOTE: a Flask port storing a datetime (Flask's session takes one) got json's bare "Object
+    # of type datetime is not JSON serializable", which named neither the session nor a fix.
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def index(request: Request) -> str:
+        request.session["when"] = datetime(2026, 12, 4)
+        return "stored?"
+
+    app.get("/")(in_colour(colour, index))
+    stored = r"request\.session holds JSON values only .*datetime.*\.isoformat\(\)"
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(TypeError, match=stored),
+    ):
+        client.get("/")
 
 
 @pytest.mark.parametrize(
