@@ -29,8 +29,16 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     """
     expected = set(route.param_names)
     if set(params) != expected:
+        extra = sorted(set(params) - expected)
+        # NOTE: Flask's url_for puts unknown keywords in the query string; here they say how.
+        hint = (
+            f"; for a query string, pass _query={{{', '.join(f'{name!r}: ...' for name in extra)}}}"
+            if extra and not any(name.startswith("_") for name in extra)
+            else ""
+        )
         raise TypeError(
-            f"url_for({route.name!r}) takes the parameters {sorted(expected)}, got {sorted(params)}"
+            f"url_for({route.name!r}) takes the parameters {sorted(expected)}, got "
+            f"{sorted(params)}{hint}"
         )
     parts = []
     for segment in route.segments:

@@ -427,3 +427,20 @@ def test_app_url_for_has_no_external() -> None:
     # NOTE: only a request knows a scheme and a host.
     with pytest.raises(TypeError, match=r"needs a request: call request\.url_for"):
         query_app().url_for("search", _external=True, where="x")
+
+
+def test_url_for_with_a_keyword_the_template_lacks_says_how_to_add_a_query() -> None:
+    # NOTE: Flask's url_for("page", page=2) puts page in the query string; a port of it got a
+    # TypeError that named the parameters but not the way to write the query.
+    app = App()
+
+    @app.get("/items/{item_id:int}")
+    def item(request: Request, item_id: int) -> str:
+        return str(item_id)
+
+    with pytest.raises(TypeError, match=re.escape("pass _query={'page': ...}")):
+        app.url_for("item", item_id=1, page=2)
+    with pytest.raises(TypeError) as refused:
+        app.url_for("item", item_id=1, _anchor="top")
+    assert "_query" not in str(refused.value)
+    assert app.url_for("item", item_id=1, _query={"page": 2}) == "/items/1?page=2"
