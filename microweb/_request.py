@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
-from ._effects import ENDED, AfterCalls, Colored
+from ._effects import AfterCalls, Colored
 from ._errors import KeptError
 from ._limits import Limits
 from ._parsing import percent_decode_bytes
@@ -225,8 +225,9 @@ class Request(BodyMethods):
 
     def close(self) -> None:
         """Release what the request holds (temporary files of uploads); drivers call it."""
-        if self._after is None:
-            self._after = ENDED  # NOTE: a callback added from now on would never run.
+        # NOTE: it does not mark the request ended: a handler may call it, and the flows, error
+        # handlers and stream after it may still add callbacks (refused, they were a 500). The
+        # drivers mark it (ENDED) as they end it.
         cleanups = self._cleanups
         while cleanups:
             cleanups.pop().discard()

@@ -775,8 +775,8 @@ def test_the_shared_list_of_ended_requests_takes_no_callback() -> None:
 def test_a_handler_that_closed_its_request_still_gets_a_replaced_stream_closed(
     make_client: MakeClient,
 ) -> None:
-    # NOTE: request.close() marks the request ended; the stream a flow replaced is then closed
-    # from a callbacks list of the request's own (the shared one of ended requests takes none,
+    # NOTE: the stream a flow replaced is closed from a callbacks list of the request's own,
+    # made after the handler's request.close() (the shared one of ended requests takes none,
     # and its refusal was a 500).
     closed: list[str] = []
 
@@ -804,3 +804,50 @@ def test_a_handler_that_closed_its_request_still_gets_a_replaced_stream_closed(
             closed.clear()
             assert client.get("/").text == "replaced"
             assert closed == ["closed"]
+
+
+@pytest.mark.parametrize("adds", ["handler", "flow", "error handler", "stream"])
+def test_a_handler_that_closed_its_request_may_still_get_callbacks(
+    make_client: MakeClient, colour: str, adds: str
+) -> None:
+    # NOTE: request.close() releases the uploads; the request is still being handled. It marked
+    # the request ended, so a flow's callback after the handler (a plugin's) was refused: a
+    # 500, where it ran before (review166).
+    log: list[str] = []
+    app = App()
+
+    @app.middleware
+    def flow(request: Request) -> Any:
+        response = yield
+        if adds == "flow":
+            request.after_response(log.append, "flow")
+        return response
+
+    def body(request: Request) -> Any:
+        request.close()
+        if adds == "handler":
+            request.after_response(log.append, "handler")
+        if adds == "error handler":
+            raise KeyError("x")
+        if adds == "stream":
+
+            def chunks() -> Iterator[str]:
+                yield "o"
+                request.after_response(log.append, "stream")
+                yield "k"
+
+            return Response.stream(chunks())
+        return "ok"
+
+    def on_key_error(request: Request, exc: KeyError) -> str:
+        request.after_response(log.append, "error handler")
+        return "ok"
+
+    app.get("/")(in_colour(colour, body))
+    app.error_handler(KeyError)(in_colour(colour, on_key_error))
+    with make_client(app) as client:
+        for _ in range(2):
+            log.clear()
+            response = client.get("/")
+            assert (response.status_code, response.text) == (200, "ok")
+            assert log == [adds]

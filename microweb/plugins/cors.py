@@ -48,9 +48,11 @@ def _tokens(values: Iterable[str], what: str, kind: str) -> tuple[str, ...]:
     """
     names = _names(values, what)
     for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"{what} takes a list of strings, not one holding {name!r}")
         # NOTE: "GET\n" or "x-b " never matched, "x-a\n" in expose_headers made every labelled
         # answer a 500 (a header value with a line break), "P\xc4TCH" went out as no token.
-        if not isinstance(name, str) or not TOKEN.fullmatch(name):
+        if not TOKEN.fullmatch(name):
             raise ValueError(
                 f"{what} takes {kind} names (letters, digits and !#$%&'*+-.^_`|~), not {name!r}"
             )
@@ -136,8 +138,8 @@ class CORS:
         max_age: Seconds a browser may cache a preflight answer.
 
     Raises:
-        TypeError: If a list argument is given as a single string, or ``max_age`` is not an
-            ``int``.
+        TypeError: If a list argument is given as a single string or holds something else
+            than strings, or ``max_age`` is not an ``int``.
         ValueError: If ``max_age`` is negative, an allowed origin is not one a browser sends
             (with a path, or with no scheme), or a method or header name is not a token.
     """
@@ -175,8 +177,10 @@ class CORS:
         self.allowed_headers = frozenset(headers - {"*"}) | ALWAYS_ALLOWED_HEADERS
         self.allow_credentials = allow_credentials
         # NOTE: an item that lists several ("X-A, X-B") went out as written, and still does.
+        # NOTE: an item that is no str goes to _tokens() as it is, which names it (stripped, it
+        # was an AttributeError).
         exposed = [
-            name.strip(" \t")
+            name.strip(" \t") if isinstance(name, str) else name
             for item in _names(expose_headers, "expose_headers")
             for name in (item.split(",") if isinstance(item, str) else [item])
             if not isinstance(name, str) or name.strip(" \t")

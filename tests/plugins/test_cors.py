@@ -343,3 +343,12 @@ def test_cors_exposed_headers_may_be_listed_in_one_item(make_client: MakeClient)
     app = cors_app(CORS(["https://app.example"], expose_headers=["X-Total, X-Page", "X-Id"]))
     answer = make_client(app).get("/items", headers={"origin": "https://app.example"})
     assert answer.headers["access-control-expose-headers"] == "X-Total, X-Page, X-Id"
+
+
+@pytest.mark.parametrize("option", ["allow_methods", "allow_headers", "expose_headers"])
+@pytest.mark.parametrize("item", [b"X-A", 1, None])
+def test_cors_refuses_a_list_item_that_is_not_a_str(option: str, item: object) -> None:
+    # NOTE: expose_headers=[b"X-A"] was an AttributeError ('bytes' object has no attribute
+    # 'strip'), where the other two lists said ValueError: each says TypeError, naming the item.
+    with pytest.raises(TypeError, match=f"{option} takes a list of strings"):
+        CORS(["https://app.example"], **{option: ["X-Ok", item]})
