@@ -259,9 +259,7 @@ def close_replaced(request: Request, replaced: Response, final: Response | None)
     # NOTE: first of the after-response callbacks, as the driver closes a sent stream before
     # them (one may close the connection a cursor reads: docs/plugins.md); and the last one
     # replaced first, from the outside in, as a wrapper is closed before the stream it reads.
-    if request._after is None or request._after.ran:
-        # NOTE: ran: the shared list of a request closed already (a handler that called
-        # request.close()), which takes nothing; the driver runs this one's.
+    if request._after is None:
         request._after = AfterCalls([call])
     else:
         request._after.insert(0, call)
