@@ -80,6 +80,14 @@ def check_header(name: str, value: str) -> tuple[str, str]:
     return key, value
 
 
+def _converted_one(value: V, type: Callable[[V], object], default: object) -> object:
+    """Return ``type(value)``, or ``default`` when ``type`` does not take it (``NOT_CONVERTED``)."""
+    try:
+        return type(value)
+    except NOT_CONVERTED:
+        return default
+
+
 def _converted(values: list[V], type: Callable[[V], object]) -> list[Any]:
     """Return ``type`` of each value, leaving out those it does not take (``NOT_CONVERTED``)."""
     converted: list[Any] = []
@@ -144,10 +152,7 @@ class MultiDict(Mapping[str, V], Generic[V]):
             return self._first.get(key, default)
         if key not in self._first:
             return default
-        try:
-            return type(self._first[key])
-        except NOT_CONVERTED:
-            return default
+        return _converted_one(self._first[key], type, default)
 
     @overload
     def getlist(self, key: str) -> list[V]: ...
@@ -233,12 +238,7 @@ class Headers:
         key = name.lower()
         for item_name, value in self._list:
             if item_name == key:
-                if type is None:
-                    return value
-                try:
-                    return type(value)
-                except NOT_CONVERTED:
-                    return default
+                return value if type is None else _converted_one(value, type, default)
         return default
 
     @overload
