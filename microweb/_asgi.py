@@ -635,7 +635,7 @@ def _end(request: Request) -> Awaitable[None] | None:
         made.limit = default_limit
         # NOTE: a read's kept error has a traceback through frames that hold the request,
         # which holds it: a cycle that kept the request until a full collection.
-        request._body_error = None
+        request._body_error = request._meter = None
     if request._cleanups:
         if request._files_on_disk():
             # PERF: closing a temporary file frees its pages in the kernel, and the loop would

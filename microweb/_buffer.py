@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import BytesIO
+from typing import NoReturn
 
 from ._errors import HTTPError
 
@@ -51,7 +52,7 @@ class BodyMeter:
     already past it too), and 400 for a body longer or shorter than its ``Content-Length``.
     """
 
-    __slots__ = ("bound", "expected", "limit", "total")
+    __slots__ = ("bound", "expected", "failed", "limit", "total")
     # NOTE: what the 413 calls the body.
     what = "request body"
 
@@ -59,6 +60,10 @@ class BodyMeter:
         if expected is not None and expected > limit:
             raise self.too_large(limit)
         self.limit, self.expected, self.total = limit, expected, 0
+        # NOTE: the status and detail of the 413 or 400 it raised: a read that streamed the
+        # body (form(), iter_parts()) has no other way to leave it for the request's later
+        # reads. Not the error itself: its traceback holds the frames that hold this meter.
+        self.failed: tuple[int, str] | None = None
         # NOTE: the most a body may have (the limit, or the announced length within it).
         self.bound = limit if expected is None else expected
 
@@ -69,11 +74,18 @@ class BodyMeter:
             self.refuse()
         return chunk
 
-    def refuse(self) -> None:
+    def refuse(self) -> NoReturn:
         """Raise the error of a body past ``bound``: 413 past the limit, else 400."""
         if self.total > self.limit:
-            raise self.too_large(self.limit)
-        raise HTTPError(400, "request body is longer than its Content-Length")
+            self._fail(self.too_large(self.limit))
+        self._fail(HTTPError(400, "request body is longer than its Content-Length"))
+
+    def _fail(self, error: HTTPError) -> NoReturn:
+        self.failed = error.status, error.detail
+        try:
+            raise error
+        finally:
+            del error  # NOTE: this frame goes into its traceback: no cycle through it.
 
     @classmethod
     def too_large(cls, limit: int) -> HTTPError:
@@ -83,7 +95,7 @@ class BodyMeter:
     def finish(self) -> None:
         """Check, once the body has ended, that none of it is missing."""
         if self.expected is not None and self.total < self.expected:
-            raise HTTPError(400, "request body is shorter than its Content-Length")
+            self._fail(HTTPError(400, "request body is shorter than its Content-Length"))
 
 
 class JSONMeter(BodyMeter):

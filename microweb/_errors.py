@@ -180,7 +180,12 @@ class KeptError:
 
     def raise_again(self) -> NoReturn:
         """Raise the kept error again, from its first traceback."""
-        raise self.error.with_traceback(self.traceback)
+        try:
+            raise self.error.with_traceback(self.traceback)
+        finally:
+            # NOTE: this frame goes into the error's traceback: holding the error through
+            # self, it made a cycle that kept the request alive until a full collection.
+            del self
 
 
 class InterfaceWarning(RuntimeWarning):

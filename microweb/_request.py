@@ -97,6 +97,7 @@ class Request(BodyMethods):
         "_host",
         "_inline",
         "_json",
+        "_meter",
         "_query",
         "_raw",
         "_raw_path",
@@ -235,7 +236,8 @@ class Request(BodyMethods):
             # NOTE: the error a form raised is kept for form()'s next call; its traceback holds
             # frames that hold this request, a cycle only the garbage collector would free.
             self._form = None
-        self._body_error = None  # NOTE: the same cycle, for a whole read's error.
+        # NOTE: the same cycle, for a read's error (and the meter that keeps a stream's).
+        self._body_error = self._meter = None
 
     def _files_on_disk(self) -> bool:
         """Whether ``close()`` closes a file on disk (disk work), not only files in memory."""
@@ -299,6 +301,7 @@ def new_request(
     request._state = None
     request._body = None
     request._body_error = None
+    request._meter = None
     request._json = MISSING
     request._form = None
     request._consumed = ""

@@ -29,7 +29,16 @@ class BodyMethods(HeadProperties):
 
     # NOTE: as in HeadProperties, the slots are Request's; these are the ones filled here.
     if TYPE_CHECKING:
-        __slots__ = ("_body", "_body_error", "_cleanups", "_consumed", "_form", "_json", "_source")
+        __slots__ = (
+            "_body",
+            "_body_error",
+            "_cleanups",
+            "_consumed",
+            "_form",
+            "_json",
+            "_meter",
+            "_source",
+        )
     else:
         __slots__ = ()
 
@@ -40,6 +49,9 @@ class BodyMethods(HeadProperties):
     # caught it (around json(silent=True), say) must not turn the handler's json() into a 500
     # ("already consumed").
     _body_error: KeptError | None
+    # NOTE: the meter of the read that streamed the body: the 413 or 400 it raised there
+    # (form(), iter_parts()...) is kept as a whole read's error, by _keep_meter_error().
+    _meter: BodyMeter | None
     _json: Any
     # NOTE: the form, or the error its reading raised, raised again by every later call: the
     # body is gone, and a flow that caught a 400 must not turn the handler's form() into a 500.
@@ -138,10 +150,20 @@ class BodyMethods(HeadProperties):
         # NOTE: the body went to form() or a stream, unkept: json(force=True, silent=True) read
         # it again (RuntimeError, a 500), where Flask's get_json gives None, as json(silent=True)
         # does for a form's type.
-        # NOTE: a whole read that failed (a 413 counted as the body came, a body shorter than
-        # its Content-Length, a client gone) streamed nothing: its kept error is raised again,
-        # as by every later read. json(silent=True) gave its 400 or 413 once, then None.
+        # NOTE: a read that failed (a 413 counted as the body came, a body shorter than its
+        # Content-Length, a client gone; a stream's 413 or 400 too) left no body to stream:
+        # its kept error is raised again, as by every later read.
+        self._keep_meter_error()
         return self._body is None and bool(self._consumed) and self._body_error is None
+
+    def _keep_meter_error(self) -> None:
+        """Keep the 413 or 400 of a read that streamed the body, as a whole read's error."""
+        meter = self._meter
+        if self._body_error is None and meter is not None and meter.failed is not None:
+            # NOTE: a new error, with the same status and detail, raised from where it is
+            # raised again. (No local of the caller holds it: the frame would be in its
+            # traceback, a cycle through the request.)
+            self._body_error = KeptError(HTTPError(*meter.failed), None)
 
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
         try:
@@ -338,6 +360,8 @@ class BodyMethods(HeadProperties):
         return self.limits.max_body_size
 
     def _start(self, call: str, json: bool = False) -> BodyMeter:
+        if self._meter is not None:  # NOTE: a read began before this one.
+            self._keep_meter_error()
         if self._body_error is not None:
             self._body_error.raise_again()
         if self._consumed:
@@ -362,6 +386,7 @@ class BodyMethods(HeadProperties):
         else:
             meter = BodyMeter(limits.max_body_size, length)
         self._consumed = call  # NOTE: once the meter let the read begin.
+        self._meter = meter
         return meter
 
     def is_disconnected(self) -> bool:
