@@ -49,8 +49,8 @@ class BodyMethods(HeadProperties):
     # caught it (around json(silent=True), say) must not turn the handler's json() into a 500
     # ("already consumed").
     _body_error: KeptError | None
-    # NOTE: the meter of the read that streamed the body: the 413 or 400 it raised there
-    # (form(), iter_parts()...) is kept as a whole read's error, by _keep_meter_error().
+    # NOTE: the meter of the last read: the 413 or 400 it raised in a read that streamed the
+    # body (form(), iter_parts()...) is kept as a whole read's error, by _keep_stream_error().
     _meter: BodyMeter | None
     _json: Any
     # NOTE: the form, or the error its reading raised, raised again by every later call: the
@@ -151,19 +151,25 @@ class BodyMethods(HeadProperties):
         # it again (RuntimeError, a 500), where Flask's get_json gives None, as json(silent=True)
         # does for a form's type.
         # NOTE: a read that failed (a 413 counted as the body came, a body shorter than its
-        # Content-Length, a client gone; a stream's 413 or 400 too) left no body to stream:
+        # Content-Length, a client gone; in a read that streamed the body too) left no body:
         # its kept error is raised again, as by every later read.
-        self._keep_meter_error()
+        self._keep_stream_error()
         return self._body is None and bool(self._consumed) and self._body_error is None
 
-    def _keep_meter_error(self) -> None:
-        """Keep the 413 or 400 of a read that streamed the body, as a whole read's error."""
+    def _keep_stream_error(self) -> None:
+        """Keep the error of a read that streamed the body, as a whole read's error is kept:
+        its 413 or 400, or the client gone."""
         meter = self._meter
-        if self._body_error is None and meter is not None and meter.failed is not None:
-            # NOTE: a new error, with the same status and detail, raised from where it is
-            # raised again. (No local of the caller holds it: the frame would be in its
-            # traceback, a cycle through the request.)
+        if self._body_error is not None or meter is None or self._body is not None:
+            return
+        # NOTE: a new error, raised from where it is raised again: the meter and the source
+        # keep no error, whose traceback holds frames that hold them. (No local of the caller
+        # holds it either: its frame would be in the traceback, a cycle through the request.)
+        if meter.failed is not None:
             self._body_error = KeptError(HTTPError(*meter.failed), None)
+        elif self._client_gone():
+            error = ClientDisconnect("the client disconnected while its body was read")
+            self._body_error = KeptError(error, None)
 
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
         try:
@@ -361,7 +367,7 @@ class BodyMethods(HeadProperties):
 
     def _start(self, call: str, json: bool = False) -> BodyMeter:
         if self._meter is not None:  # NOTE: a read began before this one.
-            self._keep_meter_error()
+            self._keep_stream_error()
         if self._body_error is not None:
             self._body_error.raise_again()
         if self._consumed:

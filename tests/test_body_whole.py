@@ -419,6 +419,49 @@ def test_a_kept_body_error_raised_again_leaves_no_cycle(
     assert kept == 0
 
 
+def stream_then_read_twice(colour: str, errors: Caught) -> App:
+    """An app whose handler streams the body, then reads it twice, keeping the errors."""
+
+    def sync_op(request: Request) -> str:
+        with contextlib.suppress(ClientDisconnect):
+            list(request.iter_bytes())
+        read_three_times(request, errors)
+        return "read"
+
+    async def async_op(request: Request) -> str:
+        with contextlib.suppress(ClientDisconnect):
+            [chunk async for chunk in request.aiter_bytes()]
+        await aread_three_times(request, errors)
+        return "read"
+
+    return body_app(colour, sync_op, async_op)
+
+
+def test_a_client_gone_mid_stream_is_raised_again_under_asgi(colour: str) -> None:
+    # NOTE: the read after a stream that found the client gone raised RuntimeError ("already
+    # consumed"): a 500 and a logged traceback for a client that had left.
+    errors: Caught = []
+    messages = [*body_messages(b"a" * 10, b"b" * 20)[:1], {"type": "http.disconnect"}]
+    asyncio.run(
+        asgi_call(stream_then_read_twice(colour, errors), http_scope("POST", "/"), messages)
+    )
+    assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
+
+
+def test_a_client_gone_mid_stream_is_raised_again_under_wsgi(colour: str) -> None:
+    errors: Caught = []
+    driver = stream_then_read_twice(colour, errors).as_wsgi()
+    try:
+        stream = Failing(LARGE, failing=2)
+        environ = wsgi_environ(
+            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
+        )
+        b"".join(driver(environ, lambda status, headers, exc_info=None: None))
+    finally:
+        driver.close()
+    assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
+
+
 def test_json_at_the_limit_parses(make_client: MakeClient, colour: str) -> None:
     app = limited_json_app(colour, len(PAYLOAD_BODY))
     response = make_client(app).post("/", content=PAYLOAD_BODY, headers=JSON_HEADERS)
