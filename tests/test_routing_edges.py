@@ -1,0 +1,40 @@
+"""Routing at its edges: templates no request can reach, templates that shadow each other,
+converters that return or raise what they should not, and the links ``url_for`` builds then."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request, Router
+
+
+def _text(request: Request, **params: object) -> str:
+    return "ok"
+
+
+# -- templates no request can reach ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["//evil.example/x", "//{host}/x", "//", "///x"])
+def test_a_template_that_starts_with_two_slashes_is_refused(template: str) -> None:
+    # NOTE: a request's leading slashes collapse into one, so "//evil.example/x" was a route
+    # no request reached, and url_for() built "//evil.example/x": another host to a browser.
+    app = App()
+    with pytest.raises(ValueError, match="starts with '//'"):
+        app.get(template)(_text)
+    assert app.routes == []
+
+
+def test_a_router_prefix_that_starts_with_two_slashes_is_refused() -> None:
+    with pytest.raises(ValueError, match="starts with '//'"):
+        Router(prefix="//evil.example")
+
+
+def test_empty_segments_after_the_first_stay_allowed(make_client: MakeClient) -> None:
+    app = App()
+    app.get("/a//b", name="inner")(_text)
+    Router(prefix="/api").get("//x")(_text)  # NOTE: "/api//x", reachable.
+    assert app.url_for("inner") == "/a//b"
+    with make_client(app) as client:
+        assert client.get("/a//b").text == "ok"
