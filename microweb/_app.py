@@ -296,7 +296,7 @@ class App(RouteRegistry):
         Args:
             name: The converter's name in templates.
             to_python: Turns a segment into a value; raises ``ValueError`` when it does not fit.
-            to_url: Turns a value back into a segment, for ``url_for``.
+            to_url: Turns a value back into a segment (a ``str``), for ``url_for``.
 
         Raises:
             ValueError: If a converter of that name is registered, a built-in one included.

@@ -21,7 +21,8 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
 
     Raises:
         TypeError: If a parameter is missing or unknown, or is ``None`` or ``bytes`` where
-            its converter would write it with ``str()``.
+            its converter would write it with ``str()``, or a converter's ``to_url`` returns
+            something other than a ``str``.
         ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
             empty, a value is or holds a ``.`` or ``..`` segment, holds a lone surrogate (no
             UTF-8), or a built-in converter's ``to_python`` refuses the text its ``to_url`` made
@@ -136,7 +137,15 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
             f"url_for({route.name!r}): parameter {segment.name!r} is {value!r}, not a value "
             "to put in a link"
         )
-    return converter.to_url(value)
+    text = converter.to_url(value)
+    if not isinstance(text, str):
+        # NOTE: "lambda user: user.id" gave an AttributeError ("'int' object has no attribute
+        # 'isascii'") that named neither the converter nor the parameter (review167).
+        raise TypeError(
+            f"url_for({route.name!r}): parameter {segment.name!r}: converter "
+            f"{converter.name!r}'s to_url returned {type(text).__name__}, not a str"
+        )
+    return text
 
 
 # SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for

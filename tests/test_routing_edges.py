@@ -38,3 +38,22 @@ def test_empty_segments_after_the_first_stay_allowed(make_client: MakeClient) ->
     assert app.url_for("inner") == "/a//b"
     with make_client(app) as client:
         assert client.get("/a//b").text == "ok"
+
+
+# -- converters ------------------------------------------------------------------------------
+
+
+class _User:
+    def __init__(self, user_id: int) -> None:
+        self.id = user_id
+
+
+@pytest.mark.parametrize("to_url", [lambda user: user.id, lambda user: None], ids=["int", "None"])
+def test_a_to_url_that_returns_no_str_is_a_type_error_naming_it(to_url: object) -> None:
+    # NOTE: it was an AttributeError, "'int' object has no attribute 'isascii'", from inside
+    # url_for, which named neither the converter nor the parameter.
+    app = App()
+    app.add_converter("user", lambda text: _User(int(text)), to_url)  # type: ignore[arg-type]
+    app.get("/users/{user:user}", name="user")(_text)
+    with pytest.raises(TypeError, match=r"parameter 'user'.*converter 'user'.*not a str"):
+        app.url_for("user", user=_User(3))
