@@ -3,8 +3,11 @@ converters that return or raise what they should not, and the links ``url_for`` 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from conftest import MakeClient
+from drive import handshake_messages, websocket_scope
 
 from microweb import App, Request, Router
 
@@ -57,3 +60,31 @@ def test_a_to_url_that_returns_no_str_is_a_type_error_naming_it(to_url: object) 
     app.get("/users/{user:user}", name="user")(_text)
     with pytest.raises(TypeError, match=r"parameter 'user'.*converter 'user'.*not a str"):
         app.url_for("user", user=_User(3))
+
+
+def _touchy(text: str) -> str:
+    if text == "boom":
+        raise KeyError(text)  # NOTE: a bug in the converter: no ValueError.
+    return text
+
+
+def test_a_converter_s_bug_on_a_websocket_route_is_logged_and_the_handshake_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the KeyError went out of the ASGI callable, to the server: not on the "microweb"
+    # logger, and no answer of the app's. An HTTP route's converter gives a logged 500.
+    app = App()
+    app.add_converter("touchy", _touchy)
+
+    @app.websocket("/rooms/{room:touchy}")
+    async def room(ws: object, room: str) -> None:
+        raise AssertionError("never called")
+
+    asgi = app.as_asgi()
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        sent = handshake_messages(asgi, websocket_scope("/rooms/boom"))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    logged = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert len(logged) == 1
+    assert isinstance(logged[0].exc_info[1], KeyError)  # type: ignore[index]
+    assert "/rooms/boom" in logged[0].getMessage()
