@@ -88,3 +88,34 @@ def test_a_converter_s_bug_on_a_websocket_route_is_logged_and_the_handshake_refu
     assert len(logged) == 1
     assert isinstance(logged[0].exc_info[1], KeyError)  # type: ignore[index]
     assert "/rooms/boom" in logged[0].getMessage()
+
+
+# -- links url_for builds --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rest", ["/", "//", "///"])
+def test_url_for_refuses_a_value_of_slashes_only_at_the_start_of_a_template(rest: str) -> None:
+    # NOTE: "/%2F" is "//" decoded, whose leading slashes collapse: the link was "/", a 404
+    # or another route (the home page), never {rest:path} with the value given (review167).
+    app = App()
+    app.get("/{rest:path}", name="anything")(_text)
+    with pytest.raises(ValueError, match="nothing is left"):
+        app.url_for("anything", rest=rest)
+
+
+def test_url_for_keeps_slashes_only_where_they_route_back(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/files/{rest:path}", name="file")
+    def file(request: Request, rest: str) -> str:
+        return rest
+
+    @app.get("/{rest:path}", name="anything")
+    def anything(request: Request, rest: str) -> str:
+        return rest
+
+    with make_client(app) as client:
+        assert client.get(app.url_for("file", rest="/")).text == "/"
+        assert client.get(app.url_for("file", rest="//")).text == "//"
+        # NOTE: at the start of a template the leading slashes are lost, as documented.
+        assert client.get(app.url_for("anything", rest="//x")).text == "x"
