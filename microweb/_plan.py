@@ -172,11 +172,14 @@ class Plan:
 
     def match_websocket(self, request: Request) -> Route | None:
         """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint,
-        or a converter that failed with another error than ``ValueError`` (logged)."""
+        or a converter that raised another error than ``ValueError`` (logged, but for an
+        ``HTTPError``, an answer it chose)."""
         if not request.path_is_valid:
             return None
         try:
             route, params, _ = self.websocket.lookup("GET", request.path)
+        except HTTPError:
+            return None  # NOTE: an answer the converter chose: refused, not logged, as over HTTP.
         except Exception as exc:
             # NOTE: a bug in a custom converter went out of the ASGI callable to the server,
             # unlogged here, where an HTTP route's gives a logged 500 (review167): logged as a

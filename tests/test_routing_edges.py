@@ -9,7 +9,7 @@ import pytest
 from conftest import MakeClient
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, Request, Router
+from microweb import App, HTTPError, Request, Router
 
 
 def _text(request: Request, **params: object) -> str:
@@ -65,6 +65,8 @@ def test_a_to_url_that_returns_no_str_is_a_type_error_naming_it(to_url: object) 
 def _touchy(text: str) -> str:
     if text == "boom":
         raise KeyError(text)  # NOTE: a bug in the converter: no ValueError.
+    if text == "secret":
+        raise HTTPError(403)  # NOTE: an answer the converter chose.
     return text
 
 
@@ -119,3 +121,19 @@ def test_url_for_keeps_slashes_only_where_they_route_back(make_client: MakeClien
         assert client.get(app.url_for("file", rest="//")).text == "//"
         # NOTE: at the start of a template the leading slashes are lost, as documented.
         assert client.get(app.url_for("anything", rest="//x")).text == "x"
+
+
+def test_an_http_error_of_a_converter_on_a_websocket_route_refuses_it_unlogged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App()
+    app.add_converter("touchy", _touchy)
+
+    @app.websocket("/rooms/{room:touchy}")
+    async def room(ws: object, room: str) -> None:
+        raise AssertionError("never called")
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        sent = handshake_messages(app.as_asgi(), websocket_scope("/rooms/secret"))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert caplog.records == []
