@@ -296,7 +296,7 @@ class App(RouteRegistry):
         Args:
             name: The converter's name in templates.
             to_python: Turns a segment into a value; raises ``ValueError`` when it does not fit.
-            to_url: Turns a value back into a segment, for ``url_for``.
+            to_url: Turns a value back into a segment (a ``str``), for ``url_for``.
 
         Raises:
             ValueError: If a converter of that name is registered, a built-in one included.
@@ -468,9 +468,10 @@ class App(RouteRegistry):
                 ``bytes`` (unless its converter's ``to_url`` takes it), or a query value is
                 not a ``str``, ``int``, ``float`` or ``None``.
             ValueError: If a one-segment parameter is empty or holds ``/``, a ``{name:path}``
-                value is empty, a value is or holds a ``.`` or ``..`` segment, or a value is one
-                its built-in converter does not take back (``-3`` for ``{n:int}``): the link
-                would answer 404 or lead elsewhere. Also if a value, or a query name or value,
+                value is empty (or, at the template's start, only slashes), a value is or
+                holds a ``.`` or ``..`` segment, or a value is one its built-in converter does
+                not take back (``-3`` for ``{n:int}``): the link would answer 404 or lead
+                elsewhere. Also if a value, or a query name or value,
                 holds a lone surrogate, which UTF-8 (and so a URL) cannot carry.
         """
         if "_external" in params:

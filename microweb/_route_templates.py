@@ -150,6 +150,13 @@ def parse_template(template: str) -> tuple[Segment, ...]:
     """
     if not template.startswith("/"):
         raise ValueError(f"route template {template!r} must start with '/'")
+    if template.startswith("//"):
+        # NOTE: a request's leading slashes collapse into one, so no request reached such a
+        # route, and url_for() built "//evil.example/x", a link to another host (review167).
+        raise ValueError(
+            f"route template {template!r} starts with '//': the leading slashes of a request's "
+            "path collapse into one, so no request could reach the route"
+        )
     segments: list[Segment] = []
     names: set[str] = set()
     for index, part in enumerate(template[1:].split("/")):

@@ -323,7 +323,8 @@ class Router(RouteRegistry):
             both set.
 
     Raises:
-        ValueError: If the prefix does not start with ``/`` or ends with ``/``.
+        ValueError: If the prefix does not start with ``/``, starts with ``//`` or ends
+            with ``/``.
         TypeError: If ``skip`` is one string instead of a list.
     """
 
@@ -336,6 +337,12 @@ class Router(RouteRegistry):
     ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
+        if prefix.startswith("//"):
+            # NOTE: said here, where the mistake is, rather than at the first route's template.
+            raise ValueError(
+                f"Router prefix {prefix!r} starts with '//': the leading slashes of a request's "
+                "path collapse into one, so no request could reach its routes"
+            )
         self.prefix = prefix
         self.skip = skip_names(skip)
         # NOTE: a read-only copy: changed after routes were added, it would not reach them.

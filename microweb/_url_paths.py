@@ -21,11 +21,12 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
 
     Raises:
         TypeError: If a parameter is missing or unknown, or is ``None`` or ``bytes`` where
-            its converter would write it with ``str()``.
+            its converter would write it with ``str()``, or a converter's ``to_url`` returns
+            something other than a ``str``.
         ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
-            empty, a value is or holds a ``.`` or ``..`` segment, holds a lone surrogate (no
-            UTF-8), or a built-in converter's ``to_python`` refuses the text its ``to_url`` made
-            (no request would match it).
+            empty (or, at the template's start, only slashes), a value is or holds a ``.`` or
+            ``..`` segment, holds a lone surrogate (no UTF-8), or a built-in converter's
+            ``to_python`` refuses the text its ``to_url`` made (no request would match it).
     """
     expected = set(route.param_names)
     if set(params) != expected:
@@ -50,6 +51,14 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
         _check_utf8(text, f"url_for({route.name!r}): parameter {segment.name!r}")
         _check_dots(route, segment, text)
         if segment.converter == "path":
+            if not parts and not text.strip("/"):
+                # NOTE: at the template's start, "/%2F" decodes to "//", whose leading slashes
+                # collapse: the link was "/", a 404 or another route (review167).
+                raise ValueError(
+                    f"url_for({route.name!r}): parameter {segment.name!r} is {text!r}: at the "
+                    "start of the template its leading slashes are lost on the way back, and "
+                    "nothing is left"
+                )
             # NOTE: "/files/%2Fetc" routes back to rest="/etc": the path decodes to "//etc".
             parts.append(
                 ("%2F" + quote(text[1:], safe="/")) if text[:1] == "/" else quote(text, safe="/")
@@ -136,7 +145,15 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
             f"url_for({route.name!r}): parameter {segment.name!r} is {value!r}, not a value "
             "to put in a link"
         )
-    return converter.to_url(value)
+    text = converter.to_url(value)
+    if not isinstance(text, str):
+        # NOTE: "lambda user: user.id" gave an AttributeError ("'int' object has no attribute
+        # 'isascii'") that named neither the converter nor the parameter (review167).
+        raise TypeError(
+            f"url_for({route.name!r}): parameter {segment.name!r}: converter "
+            f"{converter.name!r}'s to_url returned {type(text).__name__}, not a str"
+        )
+    return text
 
 
 # SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for

@@ -1,0 +1,139 @@
+"""Routing at its edges: templates no request can reach, templates that shadow each other,
+converters that return or raise what they should not, and the links ``url_for`` builds then."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import MakeClient
+from drive import handshake_messages, websocket_scope
+
+from microweb import App, HTTPError, Request, Router
+
+
+def _text(request: Request, **params: object) -> str:
+    return "ok"
+
+
+# -- templates no request can reach ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", ["//evil.example/x", "//{host}/x", "//", "///x"])
+def test_a_template_that_starts_with_two_slashes_is_refused(template: str) -> None:
+    # NOTE: a request's leading slashes collapse into one, so "//evil.example/x" was a route
+    # no request reached, and url_for() built "//evil.example/x": another host to a browser.
+    app = App()
+    with pytest.raises(ValueError, match="starts with '//'"):
+        app.get(template)(_text)
+    assert app.routes == []
+
+
+def test_a_router_prefix_that_starts_with_two_slashes_is_refused() -> None:
+    with pytest.raises(ValueError, match="starts with '//'"):
+        Router(prefix="//evil.example")
+
+
+def test_empty_segments_after_the_first_stay_allowed(make_client: MakeClient) -> None:
+    app = App()
+    app.get("/a//b", name="inner")(_text)
+    Router(prefix="/api").get("//x")(_text)  # NOTE: "/api//x", reachable.
+    assert app.url_for("inner") == "/a//b"
+    with make_client(app) as client:
+        assert client.get("/a//b").text == "ok"
+
+
+# -- converters ------------------------------------------------------------------------------
+
+
+class _User:
+    def __init__(self, user_id: int) -> None:
+        self.id = user_id
+
+
+@pytest.mark.parametrize("to_url", [lambda user: user.id, lambda user: None], ids=["int", "None"])
+def test_a_to_url_that_returns_no_str_is_a_type_error_naming_it(to_url: object) -> None:
+    # NOTE: it was an AttributeError, "'int' object has no attribute 'isascii'", from inside
+    # url_for, which named neither the converter nor the parameter.
+    app = App()
+    app.add_converter("user", lambda text: _User(int(text)), to_url)  # type: ignore[arg-type]
+    app.get("/users/{user:user}", name="user")(_text)
+    with pytest.raises(TypeError, match=r"parameter 'user'.*converter 'user'.*not a str"):
+        app.url_for("user", user=_User(3))
+
+
+def _touchy(text: str) -> str:
+    if text == "boom":
+        raise KeyError(text)  # NOTE: a bug in the converter: no ValueError.
+    if text == "secret":
+        raise HTTPError(403)  # NOTE: an answer the converter chose.
+    return text
+
+
+def test_a_converter_s_bug_on_a_websocket_route_is_logged_and_the_handshake_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the KeyError went out of the ASGI callable, to the server: not on the "microweb"
+    # logger, and no answer of the app's. An HTTP route's converter gives a logged 500.
+    app = App()
+    app.add_converter("touchy", _touchy)
+
+    @app.websocket("/rooms/{room:touchy}")
+    async def room(ws: object, room: str) -> None:
+        raise AssertionError("never called")
+
+    asgi = app.as_asgi()
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        sent = handshake_messages(asgi, websocket_scope("/rooms/boom"))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    logged = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert len(logged) == 1
+    assert isinstance(logged[0].exc_info[1], KeyError)  # type: ignore[index]
+    assert "/rooms/boom" in logged[0].getMessage()
+
+
+# -- links url_for builds --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rest", ["/", "//", "///"])
+def test_url_for_refuses_a_value_of_slashes_only_at_the_start_of_a_template(rest: str) -> None:
+    # NOTE: "/%2F" is "//" decoded, whose leading slashes collapse: the link was "/", a 404
+    # or another route (the home page), never {rest:path} with the value given (review167).
+    app = App()
+    app.get("/{rest:path}", name="anything")(_text)
+    with pytest.raises(ValueError, match="nothing is left"):
+        app.url_for("anything", rest=rest)
+
+
+def test_url_for_keeps_slashes_only_where_they_route_back(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/files/{rest:path}", name="file")
+    def file(request: Request, rest: str) -> str:
+        return rest
+
+    @app.get("/{rest:path}", name="anything")
+    def anything(request: Request, rest: str) -> str:
+        return rest
+
+    with make_client(app) as client:
+        assert client.get(app.url_for("file", rest="/")).text == "/"
+        assert client.get(app.url_for("file", rest="//")).text == "//"
+        # NOTE: at the start of a template the leading slashes are lost, as documented.
+        assert client.get(app.url_for("anything", rest="//x")).text == "x"
+
+
+def test_an_http_error_of_a_converter_on_a_websocket_route_refuses_it_unlogged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App()
+    app.add_converter("touchy", _touchy)
+
+    @app.websocket("/rooms/{room:touchy}")
+    async def room(ws: object, room: str) -> None:
+        raise AssertionError("never called")
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        sent = handshake_messages(app.as_asgi(), websocket_scope("/rooms/secret"))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert caplog.records == []
