@@ -101,7 +101,7 @@ class Response:
         ValueError: If ``status`` is not 200 to 599, or a header is refused (see ``Headers``).
     """
 
-    __slots__ = ("_status", "body", "chunks", "file_info", "headers", "length")
+    __slots__ = ("_length", "_status", "body", "chunks", "file_info", "headers")
 
     def __init__(
         self,
@@ -132,7 +132,7 @@ class Response:
                 self.headers["content-type"] = media_type
         self.chunks: StreamBody | None = None
         # NOTE: a stream's length is known only for files the framework opened itself.
-        self.length: int | None = None
+        self._length: int | None = None
         self.file_info: FileInfo | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -173,6 +173,35 @@ class Response:
             if type(status) is int and 200 <= status <= 599
             else checked_status(status, "a Response")
         )
+
+    @property
+    def length(self) -> int | None:
+        """The size of a streamed body, sent as its ``Content-Length``; ``None`` if unknown.
+
+        A file response has its file's size. Set it to ``None`` when a stream put in the
+        file's place changes the size. A stream that yields more or fewer bytes than its
+        length is cut off as an error, under both interfaces.
+
+        Raises:
+            TypeError: If set to another type than ``int`` or ``None`` (a ``bool`` is no
+                ``int`` here).
+            ValueError: If set to a negative number.
+        """
+        return self._length
+
+    @length.setter
+    def length(self, length: int | None) -> None:
+        # NOTE: checked where the app sets it, as the status is: a negative length went out as
+        # "Content-Length: -1" under Waitress (h11 refused it and sent nothing at all).
+        if length is not None and (type(length) is not int or length < 0):
+            if isinstance(length, bool) or not isinstance(length, int):
+                raise TypeError(
+                    f"a Response's length is an int or None, not {type(length).__name__}"
+                )
+            if length < 0:
+                raise ValueError(f"a Response's length is 0 or more, not {length}")
+            length = int(length)
+        self._length = length
 
     @classmethod
     def text(
@@ -534,7 +563,7 @@ def to_response(result: Any) -> Response:
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
     headers._list = [("content-type", media_type)]
     response.headers = headers
-    response.chunks = response.length = response.file_info = None
+    response.chunks = response._length = response.file_info = None
     return response
 
 
@@ -555,7 +584,7 @@ def copied(response: Response, *, reread: bool = True) -> Response:
         twin._status = response._status
         twin.body = response.body
         twin.chunks = response.chunks
-        twin.length = response.length
+        twin._length = response._length
         twin.file_info = response.file_info
     else:
         twin = _twin_of(response)
