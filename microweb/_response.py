@@ -533,8 +533,10 @@ def _is_svgz(path: str, headers: Mapping[str, str] | None) -> bool:
 
 def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:
     """Return a ``Content-Disposition`` value safe for any filename (RFC 6266 ``filename*``)."""
+    # NOTE: "%" too: Chromium percent-decodes a plain filename (RFC 6266 appendix D), and saved
+    # "100%20sure.pdf" as "100 sure.pdf"; the exact name then goes in filename*.
     ascii_name = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+        c if c.isascii() and c.isprintable() and c not in '"\\%' else "_" for c in filename
     )
     value = f'{kind}; filename="{ascii_name}"'
     if ascii_name != filename:
