@@ -416,7 +416,8 @@ class Response:
                 page embedded in other sites sets.
 
         Raises:
-            TypeError: If ``expires`` is neither a ``str`` nor a ``datetime``.
+            TypeError: If ``value`` is not a ``str``, ``max_age`` not a number or a
+                ``timedelta``, or ``expires`` neither a ``str`` nor a ``datetime``.
             ValueError: If the name is not a token or is an attribute's, ``path`` does not
                 start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``,
                 ``=`` or a line break, or browsers would drop the cookie:
