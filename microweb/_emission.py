@@ -123,7 +123,7 @@ def _negotiable(response: Response, request: Request) -> bool:
 
 def _without_body(response: Response, status: int) -> Response:
     response._status, response.file_info = status, None
-    response.chunks, response.length, response.body = None, None, b""
+    response.chunks, response._length, response._body = None, None, b""
     if status in (412, 416):
         response.headers["content-type"] = TEXT
     return response
@@ -166,11 +166,11 @@ def head_list(response: Response) -> list[Header]:
         # SPEC: RFC 9110 15.3.6: a 205 has no content, and a client reads one by its length.
         items.append(LENGTHS[0])
     elif response.chunks is None:
-        items.append(LENGTHS[len(response.body)])
+        items.append(LENGTHS[len(response._body)])
     elif response._length is not None:
         items.append(("content-length", str(response._length)))
     if not typed:
-        items.append(("content-type", OCTETS if response.body or response.chunks else TEXT))
+        items.append(("content-type", OCTETS if response._body or response.chunks else TEXT))
     return items
 
 
@@ -194,14 +194,14 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     ):
         # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
         # at once, with no pass over the list, 0.39 -> 0.23 us; head_list() does the rest.
-        return [items[0], LENGTHS[len(response.body)]], response.body
+        return [items[0], LENGTHS[len(response._body)]], response._body
     headers = head_list(response)
     # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
     if method == "HEAD" or no_body_status(status) or status == 205:
         return headers, None
     chunks = response.chunks
     if chunks is None:
-        return headers, response.body
+        return headers, response._body
     if response._length is None or reads_the_file(chunks):
         # NOTE: a file read holds to its length itself (FileInfo.chunks).
         return headers, chunks

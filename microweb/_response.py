@@ -101,7 +101,7 @@ class Response:
         ValueError: If ``status`` is not 200 to 599, or a header is refused (see ``Headers``).
     """
 
-    __slots__ = ("_length", "_status", "body", "chunks", "file_info", "headers")
+    __slots__ = ("_body", "_length", "_status", "chunks", "file_info", "headers")
 
     def __init__(
         self,
@@ -115,7 +115,7 @@ class Response:
             media_type = media_type or TEXT
         elif type(body) is not bytes:
             body = _bytes_of(body)
-        self.body: bytes = body
+        self._body: bytes = body
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
             self.headers = Headers(headers)
@@ -173,6 +173,26 @@ class Response:
             if type(status) is int and 200 <= status <= 599
             else checked_status(status, "a Response")
         )
+
+    @property
+    def body(self) -> bytes:
+        """The whole body; assigning one converts it as the constructor does (``str`` as UTF-8,
+        a ``bytearray`` or ``memoryview`` copied to ``bytes``).
+
+        Raises:
+            TypeError: If set to another type (a stream goes in ``Response.stream``).
+            ValueError: If set to a ``str`` holding a lone surrogate, which UTF-8 can't encode.
+        """
+        return self._body
+
+    @body.setter
+    def body(self, body: bytes | str) -> None:
+        # NOTE: a str went out as its characters, one chunk each, under a Content-Length that
+        # counted characters (Waitress cut "héllo" to "héll" and kept the connection); a list,
+        # under one of its item count.
+        if type(body) is not bytes:
+            body = body.encode("utf-8") if isinstance(body, str) else _bytes_of(body)
+        self._body = body
 
     @property
     def length(self) -> int | None:
@@ -473,7 +493,7 @@ class Response:
         )
 
     def __repr__(self) -> str:
-        kind = "stream" if self.chunks is not None else f"{len(self.body)} bytes"
+        kind = "stream" if self.chunks is not None else f"{len(self._body)} bytes"
         return f"<Response {self.status} {kind}>"
 
 
@@ -562,7 +582,7 @@ def to_response(result: Any) -> Response:
     # PERF: what Response(body, 200, None, media_type) makes, here with no call: 0.2 us
     # instead of 0.48 through __init__ (and 0.05 less than through a helper).
     response = object.__new__(Response)
-    response.body, response._status = body, 200
+    response._body, response._status = body, 200
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
     headers._list = [("content-type", media_type)]
     response.headers = headers
@@ -585,7 +605,7 @@ def copied(response: Response, *, reread: bool = True) -> Response:
     if type(response) is Response:
         twin = object.__new__(Response)
         twin._status = response._status
-        twin.body = response.body
+        twin._body = response._body
         twin.chunks = response.chunks
         twin._length = response._length
         twin.file_info = response.file_info
