@@ -89,7 +89,7 @@ class Response:
     Args:
         body: The body; ``str`` is encoded as UTF-8.
         status: The status code.
-        headers: Initial headers.
+        headers: Initial headers: a mapping, ``(name, value)`` pairs, or a ``Headers``.
         media_type: The ``Content-Type``; without one, a ``str`` body (and an empty one, as
             ``Response()`` has) is ``text/plain`` and other bodies ``application/octet-stream``.
             A ``Content-Type`` in ``headers`` wins over it, in the factories
@@ -118,7 +118,7 @@ class Response:
         self._body: bytes = body
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
-            self.headers = Headers(headers)
+            self.headers = Headers(_pairs_of(headers))
             # NOTE: a Content-Type in the headers is the app's own choice (an
             # application/problem+json error, a text template); it was silently replaced.
             if media_type is not None and "content-type" not in self.headers:
@@ -511,6 +511,15 @@ COMPRESSED_TYPES = {
 }
 
 
+def _pairs_of(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> Mapping[str, str] | Iterable[tuple[str, str]]:
+    """Return ``headers``, or the pairs of a ``Headers`` (which is no mapping)."""
+    # NOTE: iterated, a Headers gives its names: a two-letter one ("ab") became the header
+    # "a: b", any other a ValueError about unpacking (review168).
+    return headers.items() if isinstance(headers, Headers) else headers
+
+
 def _bytes_of(body: object) -> bytes:
     """Return a bytes-like body as ``bytes``, or raise for one that cannot be sent."""
     if isinstance(body, (bytes, bytearray, memoryview)):
@@ -548,7 +557,7 @@ def _is_svgz(path: str, headers: Mapping[str, str] | None) -> bool:
     # by clients as the SVG itself, and a download was saved unpacked under the .svgz name.
     if not path.lower().endswith(".svgz"):
         return False
-    own = Headers(headers or ())
+    own = Headers(_pairs_of(headers or ()))
     return "content-type" not in own and "content-disposition" not in own
 
 
