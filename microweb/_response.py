@@ -145,6 +145,14 @@ class Response:
                 "Response.status; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
+        for name in ("body", "length"):
+            if name in cls.__dict__:
+                # NOTE: the drivers read what the checked property keeps: a subclass's own
+                # "body" (a property that renders late, say) was silently never sent.
+                raise TypeError(
+                    f"{cls.__name__} defines '{name}', which hides Response.{name}; give the "
+                    f"body to Response.__init__, or assign response.{name} once it is made"
+                )
         if "status_code" in cls.__dict__:
             # NOTE: Django's own spelling (HttpResponseGone's status_code = 410) was ignored:
             # every response of the class went out as a 200.

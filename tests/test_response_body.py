@@ -62,3 +62,11 @@ def test_the_body_setter_converts_and_refuses() -> None:
     with pytest.raises(TypeError, match=r"Response\.stream"):
         response.body = iter([b"a"])  # type: ignore[assignment]
     assert response.body == b"\xc3\xa9"
+
+
+@pytest.mark.parametrize("name", ["body", "length"])
+def test_a_subclass_that_hides_body_or_length_is_refused(name: str) -> None:
+    # NOTE: the drivers read the value the property keeps: a subclass's own body property (one
+    # that renders late) would never be sent.
+    with pytest.raises(TypeError, match=f"defines '{name}', which hides Response.{name}"):
+        type("Lazy", (Response,), {name: property(lambda self: b"late")})
