@@ -206,9 +206,10 @@ class Response:
     def length(self) -> int | None:
         """The size of a streamed body, sent as its ``Content-Length``; ``None`` if unknown.
 
-        A file response has its file's size. Set it to ``None`` when a stream put in the
-        file's place changes the size. A stream that yields more or fewer bytes than its
-        length is cut off as an error, under both interfaces.
+        A file response has its file's size, which is sent as long as its body is the read of
+        its file, whatever ``length`` says. Set it to ``None`` when a stream put in the file's
+        place changes the size. A stream that yields more or fewer bytes than its length is
+        cut off as an error, under both interfaces.
 
         Raises:
             TypeError: If set to another type than ``int`` or ``None`` (a ``bool`` is no

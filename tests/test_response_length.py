@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from wsgiref.util import FileWrapper
 
 import pytest
 from conftest import MakeClient
@@ -142,3 +143,41 @@ def test_a_file_read_put_in_a_stream_keeps_to_the_file_length(
 
     with caplog.at_level("ERROR", logger="microweb"), pytest.raises(RuntimeError, match="past"):
         make_client(app).get("/f")
+
+
+def file_with_length(target: Path, length: int | None) -> App:
+    target.write_bytes(b"0123456789")
+    app = App()
+
+    @app.route("/f", methods=["GET", "HEAD"])
+    def file(request: Request) -> Response:
+        response = Response.file(target)
+        response.length = length
+        return response
+
+    return app
+
+
+@pytest.mark.parametrize("length", [3, 100, None])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_file_read_is_sent_under_its_own_length(
+    make_client: MakeClient, tmp_path: Path, length: int | None, method: str
+) -> None:
+    # NOTE: the read of the file sends the file, whatever length was set: a length of 3 went
+    # out as Content-Length: 3 before the file's 10 bytes.
+    answer = make_client(file_with_length(tmp_path / "f.txt", length)).request(method, "/f")
+    assert answer.headers["content-length"] == "10"
+    assert answer.content == (b"0123456789" if method == "GET" else b"")
+
+
+def test_a_server_file_wrapper_gets_the_files_own_length(tmp_path: Path) -> None:
+    wsgi = file_with_length(tmp_path / "f.txt", 3).as_wsgi()
+    headers: list[tuple[str, str]] = []
+    environ = wsgi_environ("GET", "/f", **{"wsgi.file_wrapper": FileWrapper})
+    result = wsgi(environ, lambda s, h, e=None: headers.extend(h))
+    try:
+        body = b"".join(result)
+    finally:
+        getattr(result, "close", lambda: None)()
+        wsgi.close()
+    assert (dict(headers)["content-length"], body) == ("10", b"0123456789")
