@@ -48,8 +48,13 @@ def encode_cookie_value(value: str) -> str:
     """Return ``value`` as cookie-octets: other characters and ``%`` percent-encoded (UTF-8).
 
     Raises:
+        TypeError: If ``value`` is no ``str`` (``bytes`` are taken as they were).
         ValueError: If ``value`` holds a lone surrogate, which has no UTF-8 form.
     """
+    if not isinstance(value, (str, bytes)):
+        # NOTE: quote() said "quote_from_bytes() expected bytes" for an int or None, no word
+        # of the cookie.
+        raise TypeError(f"a cookie value is a str, not {type(value).__name__}: give str(value)")
     try:
         return quote(value, safe=_VALUE_SAFE)
     except UnicodeEncodeError:
@@ -168,8 +173,9 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        TypeError: If ``expires`` is neither a ``str`` nor a ``datetime`` (a ``date``, say),
-            or ``samesite`` is not a ``str``.
+        TypeError: If ``value`` is not a ``str``, ``max_age`` not a number or a
+            ``timedelta``, ``expires`` neither a ``str`` nor a ``datetime`` (a ``date``, say),
+            or ``samesite`` not a ``str``.
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, the path does not
             start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
@@ -233,11 +239,19 @@ def max_age_seconds(max_age: float | timedelta) -> int:
     deletes it at once.
 
     Raises:
+        TypeError: For a ``max_age`` that is no number (a ``str``, ``None``).
         ValueError: For an infinite or NaN ``max_age``.
     """
     seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
-    # NOTE: an int is finite, and past a float's range isfinite() raised OverflowError for it.
-    if not isinstance(seconds, int) and not math.isfinite(seconds):
+    try:
+        # NOTE: an int is finite, and past a float's range isfinite() raised OverflowError for it.
+        finite = isinstance(seconds, int) or math.isfinite(seconds)
+    except TypeError:
+        # NOTE: isfinite() said "must be real number, not str", with no word of max_age.
+        raise TypeError(
+            f"max_age takes a number of seconds or a timedelta, not {type(max_age).__name__}"
+        ) from None
+    if not finite:
         # NOTE: math.ceil() raised OverflowError or a ValueError about integers: no word of
         # max_age. A cookie that ends with the browser has no max_age at all (None).
         raise ValueError(f"max_age must be a finite number of seconds, got {max_age!r}")

@@ -9,7 +9,7 @@ that is not sent, as a flow replaced its response, is closed after the request
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -123,7 +123,7 @@ def _negotiable(response: Response, request: Request) -> bool:
 
 def _without_body(response: Response, status: int) -> Response:
     response._status, response.file_info = status, None
-    response.chunks, response.length, response.body = None, None, b""
+    response.chunks, response._length, response._body = None, None, b""
     if status in (412, 416):
         response.headers["content-type"] = TEXT
     return response
@@ -166,11 +166,13 @@ def head_list(response: Response) -> list[Header]:
         # SPEC: RFC 9110 15.3.6: a 205 has no content, and a client reads one by its length.
         items.append(LENGTHS[0])
     elif response.chunks is None:
-        items.append(LENGTHS[len(response.body)])
-    elif response.length is not None:
-        items.append(("content-length", str(response.length)))
+        items.append(LENGTHS[len(response._body)])
+    else:
+        length, _ = stream_length(response)
+        if length is not None:
+            items.append(("content-length", str(length)))
     if not typed:
-        items.append(("content-type", OCTETS if response.body or response.chunks else TEXT))
+        items.append(("content-type", OCTETS if response._body or response.chunks else TEXT))
     return items
 
 
@@ -194,12 +196,137 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     ):
         # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
         # at once, with no pass over the list, 0.39 -> 0.23 us; head_list() does the rest.
-        return [items[0], LENGTHS[len(response.body)]], response.body
+        return [items[0], LENGTHS[len(response._body)]], response._body
     headers = head_list(response)
     # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
     if method == "HEAD" or no_body_status(status) or status == 205:
         return headers, None
-    return headers, response.body if response.chunks is None else response.chunks
+    chunks = response.chunks
+    if chunks is None:
+        return headers, response._body
+    length, held = stream_length(response)
+    if length is None or held:
+        return headers, chunks
+    return headers, sized(chunks, length)
+
+
+def stream_length(response: Response) -> tuple[int | None, bool]:
+    """Return the ``Content-Length`` of a streamed response, and whether its stream holds to
+    it itself (a read of its file, which sends that many bytes or fails)."""
+    file = response.file_info
+    if file is not None and reads_the_file(response.chunks):
+        # NOTE: the file's span, whatever response.length says: a length of 3 set on a file
+        # response went out before the file's 10 bytes, under both interfaces, and the WSGI
+        # server's file wrapper sent the file under it too.
+        return file.length, True
+    return response._length, False
+
+
+def sized(chunks: StreamBody, length: int) -> SizedStream | AsyncSizedStream:
+    """Return ``chunks`` as a stream that is an error unless it yields ``length`` bytes.
+
+    For a stream whose length was declared (``response.length``): its ``Content-Length`` is
+    out, so a body that ends short or goes on is cut off as an error, under both interfaces.
+    """
+    if isinstance(chunks, AsyncIterable):
+        return AsyncSizedStream(chunks, length)
+    return SizedStream(chunks, length)
+
+
+def _length_error(length: int, sent: int) -> RuntimeError:
+    what = "went on past" if sent > length else f"ended after {sent} bytes of"
+    return RuntimeError(
+        f"a streamed response {what} its length, {length} bytes (response.length), the "
+        "Content-Length sent: set response.length = None when the size is not known"
+    )
+
+
+# NOTE: Waitress cut a stream that went on at its Content-Length and kept the connection, so
+# the client took the first bytes for the whole body, while Uvicorn cut the connection; a
+# negative length was sent as it was. Both interfaces now end such a response as an error.
+class SizedStream:
+    """A sync stream counted against its declared length; its ``close()`` closes the stream."""
+
+    __slots__ = ("_iterator", "_length", "_sent", "_source")
+
+    def __init__(self, chunks: Iterable[bytes | str], length: int) -> None:
+        self._source, self._length, self._sent = chunks, length, 0
+        self._iterator: Iterator[bytes | str] | None = None
+
+    def __iter__(self) -> SizedStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._iterator is None:
+            # NOTE: on the first next(), in the thread that iterates (a pool thread under ASGI).
+            self._iterator = iter(self._source)
+        try:
+            chunk = next(self._iterator)
+        except StopIteration:
+            if self._sent != self._length:
+                raise _length_error(self._length, self._sent) from None
+            raise
+        data = encode_chunk(chunk)
+        self._sent += len(data)
+        if self._sent > self._length:
+            raise _length_error(self._length, self._sent)
+        return data
+
+    def close(self) -> None:
+        """Close the stream (and the iterator it gave, if another object)."""
+        iterator, source = self._iterator, self._source
+        try:
+            if iterator is not None and iterator is not source:
+                getattr(iterator, "close", _nothing)()
+        finally:
+            getattr(source, "close", _nothing)()
+
+
+class AsyncSizedStream:
+    """An async stream counted against its declared length; ``aclose()`` closes the stream."""
+
+    __slots__ = ("_iterator", "_length", "_sent", "_source")
+
+    def __init__(self, chunks: AsyncIterable[bytes | str], length: int) -> None:
+        self._source, self._length, self._sent = chunks, length, 0
+        self._iterator: AsyncIterator[bytes | str] | None = None
+
+    def __aiter__(self) -> AsyncSizedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._iterator is None:
+            self._iterator = aiter(self._source)
+        try:
+            chunk = await anext(self._iterator)
+        except StopAsyncIteration:
+            if self._sent != self._length:
+                raise _length_error(self._length, self._sent) from None
+            raise
+        data = encode_chunk(chunk)
+        self._sent += len(data)
+        if self._sent > self._length:
+            raise _length_error(self._length, self._sent)
+        return data
+
+    async def aclose(self) -> None:
+        """Close the stream (and the iterator it gave, if another object)."""
+        iterator, source = self._iterator, self._source
+        try:
+            if iterator is not None and iterator is not source:
+                await _aclose_stream_of(iterator)
+        finally:
+            await _aclose_stream_of(source)
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _aclose_stream_of(stream: object) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:

@@ -89,7 +89,7 @@ class Response:
     Args:
         body: The body; ``str`` is encoded as UTF-8.
         status: The status code.
-        headers: Initial headers.
+        headers: Initial headers: a mapping, ``(name, value)`` pairs, or a ``Headers``.
         media_type: The ``Content-Type``; without one, a ``str`` body (and an empty one, as
             ``Response()`` has) is ``text/plain`` and other bodies ``application/octet-stream``.
             A ``Content-Type`` in ``headers`` wins over it, in the factories
@@ -101,7 +101,7 @@ class Response:
         ValueError: If ``status`` is not 200 to 599, or a header is refused (see ``Headers``).
     """
 
-    __slots__ = ("_status", "body", "chunks", "file_info", "headers", "length")
+    __slots__ = ("_body", "_length", "_status", "chunks", "file_info", "headers")
 
     def __init__(
         self,
@@ -115,10 +115,10 @@ class Response:
             media_type = media_type or TEXT
         elif type(body) is not bytes:
             body = _bytes_of(body)
-        self.body: bytes = body
+        self._body: bytes = body
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
-            self.headers = Headers(headers)
+            self.headers = Headers(_pairs_of(headers))
             # NOTE: a Content-Type in the headers is the app's own choice (an
             # application/problem+json error, a text template); it was silently replaced.
             if media_type is not None and "content-type" not in self.headers:
@@ -132,7 +132,7 @@ class Response:
                 self.headers["content-type"] = media_type
         self.chunks: StreamBody | None = None
         # NOTE: a stream's length is known only for files the framework opened itself.
-        self.length: int | None = None
+        self._length: int | None = None
         self.file_info: FileInfo | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -145,6 +145,14 @@ class Response:
                 "Response.status; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
+        for name in ("body", "length"):
+            if name in cls.__dict__:
+                # NOTE: the drivers read what the checked property keeps: a subclass's own
+                # "body" (a property that renders late, say) was silently never sent.
+                raise TypeError(
+                    f"{cls.__name__} defines '{name}', which hides Response.{name}; give the "
+                    f"body to Response.__init__, or assign response.{name} once it is made"
+                )
         if "status_code" in cls.__dict__:
             # NOTE: Django's own spelling (HttpResponseGone's status_code = 410) was ignored:
             # every response of the class went out as a 200.
@@ -173,6 +181,56 @@ class Response:
             if type(status) is int and 200 <= status <= 599
             else checked_status(status, "a Response")
         )
+
+    @property
+    def body(self) -> bytes:
+        """The whole body; assigning one converts it as the constructor does (``str`` as UTF-8,
+        a ``bytearray`` or ``memoryview`` copied to ``bytes``).
+
+        Raises:
+            TypeError: If set to another type (a stream goes in ``Response.stream``).
+            ValueError: If set to a ``str`` holding a lone surrogate, which UTF-8 can't encode.
+        """
+        return self._body
+
+    @body.setter
+    def body(self, body: bytes | str) -> None:
+        # NOTE: a str went out as its characters, one chunk each, under a Content-Length that
+        # counted characters (Waitress cut "héllo" to "héll" and kept the connection); a list,
+        # under one of its item count.
+        if type(body) is not bytes:
+            body = body.encode("utf-8") if isinstance(body, str) else _bytes_of(body)
+        self._body = body
+
+    @property
+    def length(self) -> int | None:
+        """The size of a streamed body, sent as its ``Content-Length``; ``None`` if unknown.
+
+        A file response has its file's size, which is sent as long as its body is the read of
+        its file, whatever ``length`` says. Set it to ``None`` when a stream put in the file's
+        place changes the size. A stream that yields more or fewer bytes than its length is
+        cut off as an error, under both interfaces.
+
+        Raises:
+            TypeError: If set to another type than ``int`` or ``None`` (a ``bool`` is no
+                ``int`` here).
+            ValueError: If set to a negative number.
+        """
+        return self._length
+
+    @length.setter
+    def length(self, length: int | None) -> None:
+        # NOTE: checked where the app sets it, as the status is: a negative length went out as
+        # "Content-Length: -1" under Waitress (h11 refused it and sent nothing at all).
+        if length is not None and (type(length) is not int or length < 0):
+            if isinstance(length, bool) or not isinstance(length, int):
+                raise TypeError(
+                    f"a Response's length is an int or None, not {type(length).__name__}"
+                )
+            if length < 0:
+                raise ValueError(f"a Response's length is 0 or more, not {length}")
+            length = int(length)
+        self._length = length
 
     @classmethod
     def text(
@@ -387,7 +445,8 @@ class Response:
                 page embedded in other sites sets.
 
         Raises:
-            TypeError: If ``expires`` is neither a ``str`` nor a ``datetime``.
+            TypeError: If ``value`` is not a ``str``, ``max_age`` not a number or a
+                ``timedelta``, or ``expires`` neither a ``str`` nor a ``datetime``.
             ValueError: If the name is not a token or is an attribute's, ``path`` does not
                 start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``,
                 ``=`` or a line break, or browsers would drop the cookie:
@@ -443,7 +502,7 @@ class Response:
         )
 
     def __repr__(self) -> str:
-        kind = "stream" if self.chunks is not None else f"{len(self.body)} bytes"
+        kind = "stream" if self.chunks is not None else f"{len(self._body)} bytes"
         return f"<Response {self.status} {kind}>"
 
 
@@ -459,6 +518,15 @@ COMPRESSED_TYPES = {
     "bzip2": "application/x-bzip2",
     "xz": "application/x-xz",
 }
+
+
+def _pairs_of(
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> Mapping[str, str] | Iterable[tuple[str, str]]:
+    """Return ``headers``, or the pairs of a ``Headers`` (which is no mapping)."""
+    # NOTE: iterated, a Headers gives its names: a two-letter one ("ab") became the header
+    # "a: b", any other a ValueError about unpacking (review168).
+    return headers.items() if isinstance(headers, Headers) else headers
 
 
 def _bytes_of(body: object) -> bytes:
@@ -498,14 +566,16 @@ def _is_svgz(path: str, headers: Mapping[str, str] | None) -> bool:
     # by clients as the SVG itself, and a download was saved unpacked under the .svgz name.
     if not path.lower().endswith(".svgz"):
         return False
-    own = Headers(headers or ())
+    own = Headers(_pairs_of(headers or ()))
     return "content-type" not in own and "content-disposition" not in own
 
 
 def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:
     """Return a ``Content-Disposition`` value safe for any filename (RFC 6266 ``filename*``)."""
+    # NOTE: "%" too: Chromium percent-decodes a plain filename (RFC 6266 appendix D), and saved
+    # "100%20sure.pdf" as "100 sure.pdf"; the exact name then goes in filename*.
     ascii_name = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+        c if c.isascii() and c.isprintable() and c not in '"\\%' else "_" for c in filename
     )
     value = f'{kind}; filename="{ascii_name}"'
     if ascii_name != filename:
@@ -530,11 +600,11 @@ def to_response(result: Any) -> Response:
     # PERF: what Response(body, 200, None, media_type) makes, here with no call: 0.2 us
     # instead of 0.48 through __init__ (and 0.05 less than through a helper).
     response = object.__new__(Response)
-    response.body, response._status = body, 200
+    response._body, response._status = body, 200
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
     headers._list = [("content-type", media_type)]
     response.headers = headers
-    response.chunks = response.length = response.file_info = None
+    response.chunks = response._length = response.file_info = None
     return response
 
 
@@ -553,9 +623,9 @@ def copied(response: Response, *, reread: bool = True) -> Response:
     if type(response) is Response:
         twin = object.__new__(Response)
         twin._status = response._status
-        twin.body = response.body
+        twin._body = response._body
         twin.chunks = response.chunks
-        twin.length = response.length
+        twin._length = response._length
         twin.file_info = response.file_info
     else:
         twin = _twin_of(response)

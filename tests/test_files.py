@@ -522,6 +522,10 @@ def test_head_sends_headers_only(client: TestClient) -> None:
         ('quote"and\\backslash.txt', "quote_and_backslash.txt"),
         ("evil\r\nSet-Cookie: a=b.txt", "evil__Set-Cookie: a=b.txt"),
         ("日本語.txt", "___.txt"),
+        # NOTE: Chromium percent-decodes a plain filename="..." (RFC 6266 appendix D): this one
+        # was saved as "100 sure.pdf". filename*, which browsers prefer, gives it as it is.
+        ("100%20sure.pdf", "100_20sure.pdf"),
+        ("50%.txt", "50_.txt"),
     ],
 )
 def test_filename_content_disposition(

@@ -286,7 +286,8 @@ class GZip:
     video, archives, fonts, SSE...) are left alone.
 
     Args:
-        minimum_size: Bodies smaller than this many bytes are sent as they are.
+        minimum_size: Bodies smaller than this many bytes are sent as they are (an empty
+            one always is).
         compresslevel: From 1 (fastest) to 9 (smallest); 0 stores without compressing.
         media_types: Only compress these media types (``"text/*"`` covers a whole type but
             for the types known not to compress, such as ``text/event-stream``, which must be
@@ -367,7 +368,12 @@ class GZip:
         if status < 200 or status in (204, 205, 206, 304) or not self.encodable(response):
             return False
         size = len(response.body) if response.chunks is None else response.length
-        return size is None or size >= self.minimum_size
+        return size is None or self._large_enough(size)
+
+    def _large_enough(self, size: int) -> bool:
+        # NOTE: never an empty body, whatever minimum_size says: gzip made 20 bytes of nothing,
+        # and a redirect went out labelled Content-Encoding: gzip.
+        return size > 0 and size >= self.minimum_size
 
     def encodable(self, response: Response) -> bool:
         """Tell whether ``response``'s headers and media type allow compressing it, size aside."""
@@ -392,7 +398,7 @@ class GZip:
         # NOTE: a file's 304 keeps the file's size in ``length``: a file under minimum_size
         # gets a plain 200, with no Vary and its strong ETag, and so does its 304. An app's own
         # 304 has no size and is labelled as a large body's.
-        if response.length is not None and response.length < self.minimum_size:
+        if response.length is not None and not self._large_enough(response.length):
             return
         add_vary(response, "Accept-Encoding")
         if accepts_gzip(header_value(request.headers, "accept-encoding") or ""):

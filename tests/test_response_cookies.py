@@ -1,0 +1,36 @@
+"""Set-Cookie arguments of the wrong type: a TypeError that names the argument (review168)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from microweb import Response
+
+
+@pytest.mark.parametrize("value", [None, 5, 1.5])
+def test_a_cookie_value_that_is_no_str_is_named(value: Any) -> None:
+    # NOTE: quote() said "quote_from_bytes() expected bytes", with no word of the cookie.
+    with pytest.raises(TypeError, match="a cookie value is a str, not"):
+        Response().set_cookie("session", value)
+
+
+@pytest.mark.parametrize("max_age", ["60", b"60", [60]])
+def test_a_max_age_that_is_no_number_is_named(max_age: Any) -> None:
+    # NOTE: math.isfinite() said "must be real number, not str", with no word of max_age.
+    with pytest.raises(TypeError, match="max_age takes a number of seconds or a timedelta"):
+        Response().set_cookie("session", "x", max_age=max_age)
+
+
+def test_a_max_age_of_a_number_type_is_still_taken() -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    response = Response()
+    response.set_cookie("a", "x", max_age=Decimal("1.5"))
+    response.set_cookie("b", "x", max_age=Fraction(1, 2))
+    assert [value.split("; ")[1] for value in response.headers.getlist("set-cookie")] == [
+        "Max-Age=2",
+        "Max-Age=1",
+    ]
