@@ -59,21 +59,34 @@ def _header_lines(environ: Environ) -> list[tuple[str, str]]:
     return items
 
 
+def native_bytes(text: str) -> bytes:
+    """The bytes of a PEP 3333 native string (latin-1 text).
+
+    A server that put characters past U+00FF in one has decoded the bytes as UTF-8 itself
+    (PEP 3333 forbids it): encoded back as UTF-8, they are what the client sent. Encoded as
+    latin-1, they raised out of the app, and the server answered its own 500 (review167).
+    """
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
 def _raw_path(environ: Environ) -> bytes:
     method = environ["REQUEST_METHOD"]
     uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not uri:
-        path = environ.get("PATH_INFO", "").encode("latin-1") or b"/"
+        path = native_bytes(environ.get("PATH_INFO", "")) or b"/"
         return quote(target_path(path, method) or path, safe="/*").encode("ascii")
     # NOTE: a fragment ("/a#b") is no part of a target (RFC 9112 3.2); Waitress keeps it in
     # RAW_URI (not in PATH_INFO), where Uvicorn's httptools drops it from raw_path.
-    sent = str(uri).partition("?")[0].partition("#")[0].encode("latin-1")
+    sent = native_bytes(str(uri).partition("?")[0].partition("#")[0])
     raw = target_path(sent, method)
     if raw is None:
         return sent  # NOTE: a target refused with 400; kept as sent, for logs.
     # NOTE: like ASGI's raw_path here, without the root path the app is mounted at; quoted
     # from its bytes, as text its latin-1 spelling of UTF-8 ("/cafÃ©") was encoded twice.
-    root = environ.get("SCRIPT_NAME", "").encode("latin-1").rstrip(b"/")
+    root = native_bytes(environ.get("SCRIPT_NAME", "")).rstrip(b"/")
     return strip_root(raw, quote(root, safe="/").encode("ascii"))
 
 
@@ -103,7 +116,7 @@ class WSGIRequest(ThreadHooks, Request):
             return ""
         # NOTE: without a final "/" (a SCRIPT_NAME of "/" is the root): root_path + path was
         # "//x", a host to a browser, in Static's redirect to a folder and a next= link.
-        root: str = script_name.encode("latin-1").decode("utf-8", "replace")
+        root: str = native_bytes(script_name).decode("utf-8", "replace")
         return root.rstrip("/")
 
     def _read_header_lines(self, limit: int) -> list[tuple[str, str]]:
@@ -177,7 +190,7 @@ class WSGIDriver:
             self._limits,
             method,
             path,
-            query.encode("latin-1") if query else b"",
+            native_bytes(query) if query else b"",
             environ["wsgi.url_scheme"],  # SPEC: PEP 3333 requires it.
             environ,
             None,
@@ -311,7 +324,7 @@ class WSGIDriver:
 
     @staticmethod
     def _path(path_info: str, method: str) -> str | None:
-        raw = path_info.encode("latin-1") or b"/"
+        raw = native_bytes(path_info) or b"/"
         # NOTE: Waitress takes the path out of an absolute-form target itself; others may
         # not; and a server may decode "/%2F" into a PATH_INFO of "//".
         target = raw if raw[:1] == b"/" and raw[1:2] != b"/" else target_path(raw, method)

@@ -1058,6 +1058,10 @@ def test_a_path_is_the_same_whether_or_not_a_driver_takes_it_as_it_came(
         ("/caf\xc3\xa9", 200, "/café"),  # NOTE: UTF-8 decoded as latin-1, as PEP 3333 says.
         ("/\xe9", 400, None),
         ("http://example.com/a", 200, "/a"),
+        # NOTE: a server that broke PEP 3333 and decoded UTF-8 itself: its text raised out of
+        # the app (UnicodeEncodeError), and the server answered its own 500.
+        ("/\u20ac", 200, "/\u20ac"),
+        ("/\ud800", 400, None),
     ],
 )
 def test_a_wsgi_path_info_alone_gives_the_path(
@@ -1073,6 +1077,39 @@ def test_a_wsgi_path_info_alone_gives_the_path(
     assert seen == [status]
     if path is not None:
         assert json.loads(body)["path"] == path
+
+
+def test_wsgi_native_strings_past_latin_1_are_read_as_utf_8() -> None:
+    # NOTE: PEP 3333 native strings hold latin-1 text; a server that decoded the bytes as
+    # UTF-8 gave the app characters past U+00FF, which raised out of it (a 500 from the server).
+    seen: list[int] = []
+    environ = wsgi_environ(
+        "GET",
+        "/\u20ac/a",
+        HTTP_HOST="testserver",
+        SCRIPT_NAME="/\u00e0pp\u2122",
+        QUERY_STRING="q=\u20ac",
+        RAW_URI="/\u00e0pp\u2122/\u20ac/a?q=\u20ac",
+    )
+    app = target_app()
+
+    @app.get("/q/{rest:path}")
+    def query(request: Request, rest: str) -> dict[str, Any]:
+        return {"q": request.query["q"], "root": request.root_path}
+
+    driver = app.as_wsgi()
+    try:
+        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(int(s[:3]))))
+        environ = wsgi_environ("GET", "/q/x", QUERY_STRING="q=\u20ac", SCRIPT_NAME="/r\u2122")
+        queried = b"".join(driver(environ, lambda s, h, e=None: seen.append(int(s[:3]))))
+    finally:
+        driver.close()
+    assert seen == [200, 200]
+    described = json.loads(body)
+    assert described["path"] == "/\u20ac/a"
+    # NOTE: the target as sent, without the root path (its UTF-8 bytes, read as latin-1 here).
+    assert described["raw_path"] == "/\u20ac/a".encode().decode("latin-1")
+    assert json.loads(queried) == {"q": "\u20ac", "root": "/r\u2122"}
 
 
 @pytest.mark.parametrize("raw_path", [bytearray(b"/x"), bytearray(b"/%78")])
