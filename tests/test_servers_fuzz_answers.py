@@ -1,0 +1,206 @@
+"""Random answers from one app under Waitress and Uvicorn (h11, httptools): alike on the wire.
+
+``tests/answer_fuzz_app.py`` builds the answer a request's path describes (a plain value, a
+factory, a stream of either colour with or without a declared length, a file; a status, extra
+headers, cookies), from a ``def`` and an ``async def`` handler. Hypothesis writes the answers and
+the requests for them (``GET``, ``HEAD`` or ``POST``; with or without ``Accept-Encoding: gzip``,
+a ``Range``, a conditional header), and every server must send the same status, the same
+headers the framework chose and the same body, and ``TestClient(interface="both")`` must agree
+in process: what the servers add (``Date``, ``Server``, framing) is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from answer_fuzz_app import SIZES, encode_spec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from servers import HOST, environment, free_port, start, stop
+
+from microweb.testing import TestClient
+
+pytestmark = pytest.mark.servers
+
+APP = "answer_fuzz_app:app"
+SERVERS = ("waitress", "uvicorn-h11", "uvicorn-httptools")
+# NOTE: what a server adds or changes around the framework's answer (test_servers_parity.py).
+SERVER_HEADERS = frozenset({"date", "server", "connection", "transfer-encoding"})
+TIMEOUT = 5.0
+# NOTE: FUZZ_EXAMPLES=5000 for a longer hunt.
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def _command(name: str, port: int) -> list[str]:
+    """The command line of one server, as ``microweb serve`` runs it (test_servers_hostile3)."""
+    if name == "uvicorn-h11":
+        return [
+            *(sys.executable, "-m", "uvicorn", "--factory", f"{APP}.as_asgi"),
+            *("--host", HOST, "--port", str(port), "--log-level", "warning"),
+            *("--http", "microweb._h11:BoundedH11"),
+        ]
+    serve = [sys.executable, "-m", "microweb", "serve", APP, "--server", name.split("-")[0]]
+    return [*serve, "--port", str(port), "--log-level", "warning"]
+
+
+@pytest.fixture(scope="module")
+def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    """Run the app under the three servers for the whole module."""
+    pytest.importorskip("httptools")
+    processes, found = [], {}
+    try:
+        for name in SERVERS:
+            port = free_port()
+            log = tmp_path_factory.mktemp(name) / "server.log"
+            processes.append(start(_command(name, port), port=port, log=log, env=environment()))
+            found[name] = port
+        yield found
+    finally:
+        for process in processes:
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def in_process() -> Iterator[TestClient]:
+    """The same app in process, through both interfaces at once (each answer compared)."""
+    from answer_fuzz_app import app
+
+    with TestClient(app, interface="both") as client:
+        yield client
+
+
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+
+def exchange(port: int, request: bytes, method: str) -> Answer:
+    """Send ``request`` (which says ``Connection: close``) and read its whole answer."""
+    data = b""
+    with socket.create_connection((HOST, port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.append((name.strip().lower(), value.strip()))
+    if ("transfer-encoding", "chunked") in headers and method != "HEAD":
+        body = _dechunk(body)
+    return int(lines[0].split()[1]), headers, body
+
+
+def _dechunk(data: bytes) -> bytes:
+    body = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if not size:
+            return body
+        body, data = body + data[:size], data[size + 2 :]
+
+
+def _framework_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    kept = [pair for pair in headers if pair[0] not in SERVER_HEADERS]
+    return sorted(kept, key=lambda pair: pair[0])  # NOTE: stable: same names keep order.
+
+
+# -- what an answer and its request are made of -------------------------------------------------
+
+KINDS = ("str", "dict", "bytes", "none", "tuple", "redirect", "stream", "astream", "file")
+KINDS += ("text", "html", "json")
+STATUSES = (200, 201, 203, 204, 205, 206, 299, 304, 400, 404, 410, 418, 503)
+REDIRECTS = (301, 302, 303, 307, 308)
+HEADER_POOL = [
+    ("x-a", "1"),
+    ("x-a", "2"),
+    ("cache-control", "no-store"),
+    ("content-type", "application/problem+json"),
+    ("etag", '"v1"'),
+    ("vary", "Accept-Language"),
+    ("content-language", "fr"),
+    ("content-encoding", "br"),
+    ("x-name", "caf\u00e9"),
+    ("last-modified", "Tue, 14 Nov 2023 22:13:20 GMT"),
+]
+REQUEST_LINES = [
+    "Accept-Encoding: gzip",
+    "Accept-Encoding: gzip;q=0, identity",
+    "Range: bytes=0-9",
+    "Range: bytes=-5",
+    "Range: bytes=5-",
+    "Range: bytes=0-1,4-6",
+    "Range: bytes=99999-",
+    'If-None-Match: "v1"',
+    "If-None-Match: *",
+    "If-Modified-Since: Tue, 14 Nov 2023 22:13:20 GMT",
+    "If-Modified-Since: Mon, 01 Jan 2024 00:00:00 GMT",
+    'If-Range: "stale"',
+    "If-Match: *",
+    "Accept: application/json",
+]
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(KINDS))
+    status = draw(st.sampled_from(REDIRECTS if kind == "redirect" else STATUSES))
+    headers = draw(st.lists(st.sampled_from(HEADER_POOL), max_size=3, unique=True))
+    if kind in ("tuple", "file"):
+        headers = list(dict(headers).items())  # NOTE: a mapping there: one value a name.
+    cookies = draw(st.lists(st.sampled_from([("a", "1"), ("b", "two words")]), max_size=2))
+    return {
+        "kind": kind,
+        "status": status,
+        "size": draw(st.sampled_from(SIZES)),
+        "chunks": draw(st.integers(1, 5)),
+        "empty_first": draw(st.booleans()),
+        "declare": draw(st.booleans()),
+        "headers": headers,
+        "cookies": cookies,
+    }
+
+
+@FUZZ
+@given(
+    spec=specs(),
+    method=st.sampled_from(["GET", "GET", "HEAD", "POST"]),
+    colour=st.sampled_from(["/r/", "/ra/"]),
+    lines=st.lists(st.sampled_from(REQUEST_LINES), max_size=3, unique=True),
+)
+def test_every_server_sends_an_answer_alike(
+    ports: dict[str, int],
+    in_process: TestClient,
+    spec: dict[str, Any],
+    method: str,
+    colour: str,
+    lines: list[str],
+) -> None:
+    path = colour + encode_spec(spec)
+    head = [f"{method} {path} HTTP/1.1", "Host: testserver", *lines]
+    if method == "POST":
+        head.append("Content-Length: 0")
+    request = "\r\n".join([*head, "Connection: close", "", ""]).encode("latin-1")
+    answers = {name: exchange(port, request, method) for name, port in ports.items()}
+    seen = {
+        name: (status, _framework_headers(headers), body)
+        for name, (status, headers, body) in answers.items()
+    }
+    first = seen["waitress"]
+    for name, answer in seen.items():
+        assert answer == first, (spec, method, lines, name, answer, first)
+    assert first[0] < 500 or spec["status"] >= 500, (spec, method, lines, first)
+    # NOTE: in process, both interfaces at once (TestClient raises where they differ).
+    extra = dict(line.split(": ", 1) for line in lines)
+    response = in_process.request(method, path, headers=extra)
+    assert response.status_code == first[0], (spec, method, lines, response, first)
