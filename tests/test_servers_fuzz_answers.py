@@ -4,15 +4,15 @@
 factory, a stream of either colour with or without a declared length, a file; a status, extra
 headers, cookies), from a ``def`` and an ``async def`` handler. Hypothesis writes the answers and
 the requests for them (``GET``, ``HEAD`` or ``POST``; with or without ``Accept-Encoding: gzip``,
-a ``Range``, a conditional header), and every server must send the same status, the same
-headers the framework chose and the same body, and ``TestClient(interface="both")`` must agree
-in process: what the servers add (``Date``, ``Server``, framing) is left out.
+a ``Range``, a conditional header), each sent twice on one kept-alive connection (an answer
+framed wrong spoils the second). Every server must send the same status, the same headers the
+framework chose and the same body, and ``TestClient(interface="both")`` must agree in process:
+what the servers add (``Date``, ``Server``, framing) is left out.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +22,7 @@ from answer_fuzz_app import SIZES, encode_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import HOST, environment, free_port, start, stop
+from test_servers_parity import Connection
 
 from microweb.testing import TestClient
 
@@ -29,9 +30,6 @@ pytestmark = pytest.mark.servers
 
 APP = "answer_fuzz_app:app"
 SERVERS = ("waitress", "uvicorn-h11", "uvicorn-httptools")
-# NOTE: what a server adds or changes around the framework's answer (test_servers_parity.py).
-SERVER_HEADERS = frozenset({"date", "server", "connection", "transfer-encoding"})
-TIMEOUT = 5.0
 # NOTE: FUZZ_EXAMPLES=5000 for a longer hunt.
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")),
@@ -77,42 +75,6 @@ def in_process() -> Iterator[TestClient]:
 
     with TestClient(app, interface="both") as client:
         yield client
-
-
-Answer = tuple[int, list[tuple[str, str]], bytes]
-
-
-def exchange(port: int, request: bytes, method: str) -> Answer:
-    """Send ``request`` (which says ``Connection: close``) and read its whole answer."""
-    data = b""
-    with socket.create_connection((HOST, port), timeout=TIMEOUT) as sock:
-        sock.sendall(request)
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = []
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.append((name.strip().lower(), value.strip()))
-    if ("transfer-encoding", "chunked") in headers and method != "HEAD":
-        body = _dechunk(body)
-    return int(lines[0].split()[1]), headers, body
-
-
-def _dechunk(data: bytes) -> bytes:
-    body = b""
-    while True:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if not size:
-            return body
-        body, data = body + data[:size], data[size + 2 :]
-
-
-def _framework_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    kept = [pair for pair in headers if pair[0] not in SERVER_HEADERS]
-    return sorted(kept, key=lambda pair: pair[0])  # NOTE: stable: same names keep order.
 
 
 # -- what an answer and its request are made of -------------------------------------------------
@@ -187,15 +149,19 @@ def test_every_server_sends_an_answer_alike(
     lines: list[str],
 ) -> None:
     path = colour + encode_spec(spec)
-    head = [f"{method} {path} HTTP/1.1", "Host: testserver", *lines]
-    if method == "POST":
-        head.append("Content-Length: 0")
-    request = "\r\n".join([*head, "Connection: close", "", ""]).encode("latin-1")
-    answers = {name: exchange(port, request, method) for name, port in ports.items()}
-    seen = {
-        name: (status, _framework_headers(headers), body)
-        for name, (status, headers, body) in answers.items()
-    }
+    sent = [*lines, "Content-Length: 0"] if method == "POST" else lines
+    seen = {}
+    for name, port in ports.items():
+        # NOTE: twice on one connection: an answer framed wrong (a length that is not its
+        # body's) spoils the second, which must come out the same.
+        connection = Connection(port)
+        try:
+            answers = [connection.request(method, path, *sent) for _ in range(2)]
+        finally:
+            connection.close()
+        kept = [(a.status, a.framework_headers(), a.body) for a in answers]
+        assert kept[0] == kept[1], (spec, method, lines, name, answers)
+        seen[name] = kept[0]
     first = seen["waitress"]
     for name, answer in seen.items():
         assert answer == first, (spec, method, lines, name, answer, first)
