@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -23,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import HOST, environment, free_port, start, stop
+from test_servers_parity import Answer, Connection
 
 pytestmark = pytest.mark.servers
 
 APP = "fuzz_app:app"
 SERVERS = ("waitress", "uvicorn-h11", "uvicorn-httptools")
-TIMEOUT = 5.0
 # NOTE: FUZZ_EXAMPLES=5000 for a longer hunt.
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")),
@@ -67,44 +66,28 @@ def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
             stop(process)
 
 
-def _read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read one response to its end (the request said ``Connection: close``)."""
-    data = b""
+def exchange(port: int, request: bytes, method: str) -> list[Answer]:
+    """Send ``request`` and read its answer; then, on a connection kept alive, send it again:
+    a body left half read, or an answer framed wrong, spoils the second."""
+    connection = Connection(port)
+    answers = []
     try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        # NOTE: a server that refused the request before its body closed the connection with
-        # the body unread: the kernel resets it, and the answer may be lost.
-        if not data:
-            return 0, {}, b""
-    head, _, body = data.partition(b"\r\n\r\n")
-    while head.startswith(b"HTTP/1.1 1"):  # NOTE: a 100 Continue before the answer.
-        head, _, body = body.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = _dechunk(body)
-    return int(lines[0].split()[1]), headers, body
-
-
-def _dechunk(data: bytes) -> bytes:
-    body = b""
-    while True:
-        size_line, _, data = data.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if not size:
-            return body
-        body, data = body + data[:size], data[size + 2 :]
-
-
-def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    with socket.create_connection((HOST, port), timeout=TIMEOUT) as sock:
-        sock.sendall(request)
-        return _read_answer(sock)
+        for _ in range(2):
+            try:
+                connection.sock.sendall(request)
+                answer = connection.read_answer(method)
+            except (AssertionError, ConnectionResetError, BrokenPipeError):
+                # NOTE: a server that refused the request before its body closed the
+                # connection with the body unread: the kernel resets it, and the answer may
+                # be lost (AssertionError: closed before a whole answer).
+                break
+            answers.append(answer)
+            closing = (answer.header("connection") or "").lower() == "close"
+            if closing or answer.status_line.startswith(b"HTTP/1.0"):
+                break
+    finally:
+        connection.close()
+    return answers
 
 
 # -- what a request is made of -----------------------------------------------------------------
@@ -239,20 +222,30 @@ def requests(draw: st.DrawFn) -> bytes:
     version = draw(st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]))
     if version == "HTTP/1.0" and "chunked" in framing[0]:
         framing, sent = _framed(body, None)
-    head = [f"{method} {target} {version}", *lines, *framing, "Connection: close", "", ""]
+    head = [f"{method} {target} {version}", *lines, *framing, "", ""]
     return "\r\n".join(head).encode("latin-1") + sent
 
 
-def _answers(ports: dict[str, int], request: bytes) -> dict[str, tuple[int, dict[str, str], bytes]]:
-    answers = {name: exchange(port, request) for name, port in ports.items()}
-    return {name: answer for name, answer in answers.items() if answer[0]}  # NOTE: reset.
+Seen = tuple[int, str | None, bytes]
 
 
-def _reports(request: bytes, answers: dict[str, tuple[int, dict[str, str], bytes]]) -> list[Any]:
+def _answers(ports: dict[str, int], request: bytes, suffix: str = "") -> dict[str, Seen]:
+    """Each server's answer to ``request`` (none from a server that reset the connection);
+    the second answer on a kept-alive connection must be the same as the first."""
+    method = request.split(b" ", 1)[0].decode()
+    found = {}
+    for name, port in ports.items():
+        answers = exchange(port, request, method)
+        seen = [(a.status, a.header("content-type"), a.body) for a in answers]
+        if seen:
+            assert all(other == seen[0] for other in seen), (request, name, answers)
+            found[name + suffix] = seen[0]
+    return found
+
+
+def _reports(request: bytes, answers: dict[str, Seen]) -> list[Any]:
     """The JSON reports of ``answers`` (none if one is not a report), as comparable values."""
-    if not all(
-        headers.get("content-type") == "application/json" for _, headers, _ in answers.values()
-    ):
+    if not all(media == "application/json" for _, media, _ in answers.values()):
         return []
     reports = []
     for name, (_, _, body) in answers.items():
@@ -276,10 +269,7 @@ def _reports(request: bytes, answers: dict[str, tuple[int, dict[str, str], bytes
 def test_every_server_reads_a_request_alike(ports: dict[str, int], request: bytes) -> None:
     line, _, rest = request.partition(b"\r\n")
     twin = line.replace(b"/s/", b"/a/", 1) + b"\r\n" + rest  # NOTE: the async def handler.
-    answers = {
-        **_answers(ports, request),
-        **{f"{name} async": answer for name, answer in _answers(ports, twin).items()},
-    }
+    answers = {**_answers(ports, request), **_answers(ports, twin, " async")}
     statuses = {name: status for name, (status, _, _) in answers.items()}
     assert all(status < 500 for status in statuses.values()), (request, answers)
     assert len(set(statuses.values())) == 1, (request, statuses)

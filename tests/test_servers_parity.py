@@ -95,7 +95,15 @@ class Connection:
         """Send one request and read its response."""
         head = [f"{method} {path} {version}", "Host: testserver", *lines, "", ""]
         self.sock.sendall("\r\n".join(head).encode("latin-1"))
+        return self.read_answer(method)
+
+    def read_answer(self, method: str) -> Answer:
+        """Read the response to a ``method`` request, after any ``100 Continue``."""
         status_line = self._take_line()
+        while status_line.startswith(b"HTTP/1.1 1"):
+            while self._take_line():
+                pass
+            status_line = self._take_line()
         headers = []
         while line := self._take_line():
             name, _, value = line.decode("latin-1").partition(":")
