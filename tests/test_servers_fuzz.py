@@ -1,12 +1,13 @@
 """Random requests to one app under Waitress and Uvicorn (h11, httptools): one report for all.
 
 ``tests/fuzz_app.py`` answers with what it read of the request (path, query, cookies, host,
-URL, the body as a form, JSON or bytes, and any ``HTTPError`` on the way). Hypothesis writes
-requests that every server takes (valid HTTP/1.1 framing, with odd contents: percent-encoded
-bytes, empty and repeated query fields, bad hosts, broken cookies, forms and JSON that are
-truncated, too large or not UTF-8, chunked or not), sends each over a raw socket to the three
-servers and asks for the same status and report from each, and never a 5xx: a difference is an
-interface that reads the same bytes another way.
+URL, the body as a form, JSON, bytes, streamed parts or streamed chunks, and any
+``HTTPError`` on the way). Hypothesis writes requests that every server takes (valid HTTP/1.1
+framing, with odd contents: percent-encoded bytes, empty and repeated query fields, bad hosts,
+broken cookies, forms and JSON that are truncated, too large or not UTF-8, chunked or not),
+sends each twice on one connection to the three servers, for a ``def`` and an ``async def``
+handler, and asks for the same status and report from each, and never a 5xx: a difference is
+an interface that reads the same bytes another way.
 """
 
 from __future__ import annotations
@@ -209,6 +210,9 @@ def requests(draw: st.DrawFn) -> bytes:
         lines.append("Cookie: " + "; ".join(cookies))
     values = st.sampled_from(["1", "", "a, b", "\u00e9", "\u00c3\u00a9", "a\tb", " pad "])
     lines += [f"X-Value: {v}" for v in draw(st.lists(values, max_size=3))]
+    read = draw(st.sampled_from([None, None, "parts", "chunks"]))
+    if read is not None:
+        lines.append(f"X-Read: {read}")
     content_type = draw(st.sampled_from(CONTENT_TYPES))
     if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
