@@ -1,8 +1,9 @@
 """The app that ``test_servers_fuzz.py`` runs under Waitress and Uvicorn: it says what it read.
 
 Each handler reads the request as an app would (path, query, headers, cookies, host, URL, the
-body as a form, JSON, bytes, or streamed parts or chunks, as ``X-Read`` asks) and answers with a JSON report of what each step gave, an
-``HTTPError`` included: the same request must give the same report under every server.
+body as a form, JSON, bytes, or streamed parts or chunks, as ``X-Read`` asks) and answers
+with a JSON report of what each step gave, an ``HTTPError`` included: the same request must
+give the same report under every server.
 ``/s/...`` is a ``def`` handler, ``/a/...`` an ``async def`` one.
 """
 
