@@ -331,6 +331,10 @@ class _Node:
         return node
 
 
+# NOTE: a template's segments with each parameter's name left out: (converter,) in its place.
+Shape = tuple[str | tuple[str], ...]
+
+
 class RouteTable(Generic[V]):
     """Routes of one kind (HTTP or WebSocket), ready for lookup.
 
@@ -344,6 +348,9 @@ class RouteTable(Generic[V]):
         # first, and by lookup().
         self.static: dict[str, MethodMap] = {}
         self._root = _Node()
+        # NOTE: the routes with parameters by shape (the template with each parameter's name
+        # left out) then method: one of the same shape and method as another is never reached.
+        self._shapes: dict[Shape, dict[str, Route]] = {}
 
     def add(self, route: Route, value: V) -> None:
         """Add ``route``, for which ``lookup`` returns ``value``.
@@ -354,8 +361,11 @@ class RouteTable(Generic[V]):
         """
         methods = self._method_map(route)
         _refuse_twice(methods, route)
+        shape = self._refuse_shadowed(route)
+        shaped = self._shapes.setdefault(shape, {}) if shape is not None else {}
         for method in route.methods:
             methods[method] = (route, value)
+            shaped[method] = route
 
     def check(self, route: Route) -> None:
         """Raise as ``add`` would for ``route``, adding nothing (no node either).
@@ -365,6 +375,28 @@ class RouteTable(Generic[V]):
                 unknown.
         """
         _refuse_twice(self._known_map(route) or {}, route)
+        self._refuse_shadowed(route)
+
+    def _refuse_shadowed(self, route: Route) -> Shape | None:
+        """Raise ``RouteClash`` if a route of another template with the same shape (only its
+        parameters' names differ) has one of ``route``'s methods; return the shape (``None``
+        for a template without parameters)."""
+        shape = tuple(s if isinstance(s, str) else (s.converter,) for s in route.segments)
+        if all(isinstance(s, str) for s in shape):
+            return None
+        shaped = self._shapes.get(shape, {})
+        for method in route.methods:
+            known = shaped.get(method)
+            if known is not None and known.template != route.template:
+                # NOTE: a request that matches one matches the other, and the first one wins:
+                # the second handler was never called, without a word (review167).
+                raise RouteClash(
+                    f"{method} {route.template} ({route.name!r}) is never reached: "
+                    f"{known.template} ({known.name!r}) matches the same requests first; only "
+                    "their parameters' names differ",
+                    (known, route),
+                )
+        return shape
 
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):

@@ -20,7 +20,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import asgi_get, wsgi_get
 
-from microweb import App, HTTPError, Request, Response, Router
+from microweb import App, HTTPError, Request, Response, Router, WebSocket
 from microweb._route_templates import BUILTIN_CONVERTERS, Param, parse_template
 from microweb._routing import Route, RouteTable
 from microweb._url_paths import build_path
@@ -544,12 +544,56 @@ def test_an_include_takes_what_one_by_one_would() -> None:
     # NOTE: the name is the app's template's; then, after it, a handler of that name's again.
     router.post("/api/{id:int}", name="n")(shared)
     router.get("/api/{id:int}/more", name="n")(shared)
-    router.get("/api/{other}")(_handler)  # NOTE: another parameter name: another template.
+    # NOTE: another parameter name, for another method: reached (for GET, it never would be).
+    router.put("/api/{other}")(_handler)
     router.post("/files/{rest:path}")(_handler)
     router.websocket("/api/{id:int}", name="n")(_socket)
     app.include(router)
     assert len(app.routes) == 7
     assert app.url_for("n", id=3) == "/api/3"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("/u/{a:int}", "/u/{b:int}"),
+        ("/u/{a}", "/u/{b}"),
+        ("/files/{a:path}", "/files/{b:path}"),
+        ("/{a}/x/{b}", "/{c}/x/{d}"),
+    ],
+)
+def test_a_route_shadowed_by_one_of_the_same_shape_is_refused(first: str, second: str) -> None:
+    # NOTE: only the parameters' names differ, so the first matches every request the second
+    # would, and the second handler was never called, without a word (review167).
+    app = App()
+    app.get(first)(_handler)
+    with pytest.raises(ValueError, match=r"never reached: .* matches the same requests first"):
+        app.get(second, name="second")(_handler)
+    app.post(second, name="other-method")(_handler)  # NOTE: another method: reached.
+    router = Router()
+    router.get(second)(_handler)
+    with pytest.raises(ValueError, match="never reached"):
+        app.include(router)
+
+
+def test_routes_of_other_shapes_stay_apart(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/u/{a:int}")
+    def number(request: Request, a: int) -> str:
+        return f"int {a}"
+
+    @app.get("/u/{b}")
+    def text(request: Request, b: str) -> str:
+        return f"str {b}"
+
+    @app.websocket("/u/{c:int}")
+    async def socket(ws: WebSocket, c: int) -> None:
+        await ws.close()
+
+    client = make_client(app)
+    assert client.get("/u/3").text == "int 3"
+    assert client.get("/u/x").text == "str x"
 
 
 def test_an_include_does_not_check_the_apps_routes_again() -> None:
