@@ -2,8 +2,9 @@
 
 ``/r/<spec>`` (a ``def`` handler) and ``/ra/<spec>`` (an ``async def`` one) build the answer
 that ``spec`` describes: URL-safe base64 of a JSON object with the kind of body (a plain value,
-a factory, a stream of either colour, with or without a declared length, a file), its status,
-its size, extra headers and cookies. The same answer must go out alike under every server.
+a factory, a stream of either colour, of bytes or str, with or without a declared length, one
+that fails or breaks its length, server-sent events, a file), its status, its size, extra
+headers and cookies. The same answer must go out alike under every server.
 The files are made at import, each time the same bytes with one fixed time, in one folder of
 the system's temporary directory, so that every server process (and the test's own) serves
 them under the same validators.
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from microweb import App, Request, Response
+from microweb import App, Request, Response, ServerSentEvent
 from microweb.plugins import GZip
 
 FOLDER = Path(tempfile.gettempdir()) / "microweb-answer-fuzz"
@@ -64,46 +65,71 @@ def _pieces(spec: dict[str, Any]) -> list[bytes]:
     return [b"", *pieces] if spec.get("empty_first") else pieces
 
 
-def _sync_stream(pieces: list[bytes]) -> Iterator[bytes]:
+def _sync_stream(pieces: list[Any], fail: bool) -> Iterator[bytes | str]:
     yield from pieces
+    if fail:
+        raise RuntimeError("the stream fails after its pieces")
 
 
-async def _async_stream(pieces: list[bytes]) -> AsyncIterator[bytes]:
+async def _async_stream(pieces: list[Any], fail: bool) -> AsyncIterator[bytes | str]:
     for piece in pieces:
         await asyncio.sleep(0)
         yield piece
+    if fail:
+        raise RuntimeError("the stream fails after its pieces")
+
+
+def _events(spec: dict[str, Any]) -> list[Any]:
+    text = _body(spec).decode()
+    return [
+        text,
+        {"data": text[:5] + "\nsecond line", "event": "kind", "id": "7"},
+        ServerSentEvent(comment="ping"),
+        ServerSentEvent(data="", retry=1000),
+    ][: spec["chunks"]]
 
 
 def build(spec: dict[str, Any]) -> Any:
-    """The handler's return value for ``spec``."""
-    kind, status, headers = spec["kind"], spec["status"], dict(spec["headers"])
-    body = _body(spec)
-    if kind == "str":
-        return body.decode()
-    if kind == "dict":
-        return {"body": body.decode(), "n": spec["size"]}
-    if kind == "bytes":
-        return body
-    if kind == "none":
-        return None
-    if kind == "tuple":
-        return body.decode(), status, headers
-    if kind == "redirect":
-        response = Response.redirect("/r/elsewhere?q=" + body.decode()[:20], status=status)
-    elif kind in ("stream", "astream"):
-        pieces = _pieces(spec)
-        chunks = _sync_stream(pieces) if kind == "stream" else _async_stream(pieces)
-        response = Response.stream(chunks, "text/plain", status, headers)
-        if spec.get("declare"):
-            response.length = len(body)
-    elif kind == "file":
-        response = Response.file(FOLDER / f"{spec['size']}.txt", status=status, headers=headers)
-    else:
-        media = {"text": "text/plain", "html": "text/html", "json": "application/json"}[kind]
-        response = Response(body, status, headers, media_type=media)
+    """The handler's return value for ``spec``: a plain value, or a ``Response``."""
+    kind, body = spec["kind"], _body(spec)
+    plain = {
+        "str": lambda: body.decode(),
+        "dict": lambda: {"body": body.decode(), "n": spec["size"]},
+        "bytes": lambda: body,
+        "none": lambda: None,
+        "tuple": lambda: (body.decode(), spec["status"], dict(spec["headers"])),
+    }.get(kind)
+    if plain is not None:
+        return plain()
+    response = _response(spec, body)
     for name, value in spec["cookies"]:
         response.set_cookie(name, value, max_age=60)
     return response
+
+
+def _response(spec: dict[str, Any], body: bytes) -> Response:
+    kind, status, headers = spec["kind"], spec["status"], dict(spec["headers"])
+    if kind == "redirect":
+        return Response.redirect("/r/elsewhere?q=" + body.decode()[:20], status=status)
+    if kind in ("stream", "astream"):
+        pieces: list[Any] = _pieces(spec)
+        if spec["text"]:
+            pieces = [piece.decode("utf-8", "replace") for piece in pieces]
+        fail = spec["fail"]
+        chunks = _sync_stream(pieces, fail) if kind == "stream" else _async_stream(pieces, fail)
+        response = Response.stream(chunks, "text/plain", status, headers)
+        declare = spec["declare"]
+        if declare:
+            # NOTE: "short" and "long" declare a length the stream does not keep to: cut.
+            response.length = max(0, len(body) + {"short": -1, "long": 1}.get(declare, 0))
+        return response
+    if kind == "sse":
+        own = {k: v for k, v in headers.items() if k != "content-type"}
+        return Response.sse(_events(spec), status, own)
+    if kind == "file":
+        return Response.file(FOLDER / f"{spec['size']}.txt", status=status, headers=headers)
+    media = {"text": "text/plain", "html": "text/html", "json": "application/json"}[kind]
+    return Response(body, status, headers, media_type=media)
 
 
 @app.route("/r/{spec}", methods=["GET", "HEAD", "POST"])
