@@ -167,7 +167,9 @@ class BodyMethods(HeadProperties):
         # holds it either: its frame would be in the traceback, a cycle through the request.)
         if meter.failed is not None:
             self._body_error = KeptError(HTTPError(*meter.failed), None)
-        elif self._client_gone():
+        elif not meter.ended and self._client_gone():
+            # NOTE: not once the stream read the body to its end: a client seen leaving after
+            # that (ais_disconnected()) turned json(silent=True) into a ClientDisconnect.
             error = ClientDisconnect("the client disconnected while its body was read")
             self._body_error = KeptError(error, None)
 
