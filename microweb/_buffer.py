@@ -52,7 +52,7 @@ class BodyMeter:
     already past it too), and 400 for a body longer or shorter than its ``Content-Length``.
     """
 
-    __slots__ = ("bound", "expected", "failed", "limit", "total")
+    __slots__ = ("bound", "ended", "expected", "failed", "limit", "total")
     # NOTE: what the 413 calls the body.
     what = "request body"
 
@@ -64,6 +64,9 @@ class BodyMeter:
         # body (form(), iter_parts()) has no other way to leave it for the request's later
         # reads. Not the error itself: its traceback holds the frames that hold this meter.
         self.failed: tuple[int, str] | None = None
+        # NOTE: whether the body ended whole (finish() passed): a client that leaves after a
+        # stream read it all did not cut that read short.
+        self.ended = False
         # NOTE: the most a body may have (the limit, or the announced length within it).
         self.bound = limit if expected is None else expected
 
@@ -96,6 +99,7 @@ class BodyMeter:
         """Check, once the body has ended, that none of it is missing."""
         if self.expected is not None and self.total < self.expected:
             self._fail(HTTPError(400, "request body is shorter than its Content-Length"))
+        self.ended = True
 
 
 class JSONMeter(BodyMeter):

@@ -437,7 +437,11 @@ class GZip:
                 response.body = compressor.compress(body) + compressor.flush()
                 return
             response.body = b""
-            response.chunks = _compressed_body(body, self.compresslevel)
+            # NOTE: a length left on a whole body (a flow that read a file response into
+            # response.body keeps the file's) was held against the compressed stream: the
+            # response was cut as an error (before review168, sent under that Content-Length).
+            response.chunks, response.length = _compressed_body(body, self.compresslevel), None
+            response.file_info = None
             return
         if isinstance(chunks, AsyncIterable):
             response.chunks = agzip_chunks(chunks, self.compresslevel)
