@@ -29,7 +29,13 @@ from ._effects import (
     run_after,
     run_shutdown,
 )
-from ._emission import LengthHeaders, encode_chunk, outgoing, plain_answer
+from ._emission import (
+    LengthHeaders,
+    encode_chunk,
+    ended_for_a_client_gone,
+    outgoing,
+    plain_answer,
+)
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -523,6 +529,11 @@ class ASGIDriver:
             # sys.exit() ended the whole server, where a handler's is answered as any error.
             raise _Carried(exc) from exc
         except (Exception, asyncio.CancelledError) as exc:
+            if ended_for_a_client_gone(exc, request._client_gone()):
+                # NOTE: a generator that returned, short of its declared length, once
+                # ais_disconnected() said the client had left: logged as an error, and let out
+                # of the app (review169). Ended as a client gone is.
+                raise ClientDisconnect("the client went away") from None
             # NOTE: the status line is gone already; end the response without a proper close.
             error = error_of_request(exc)
             try:

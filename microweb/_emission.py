@@ -233,12 +233,26 @@ def sized(chunks: StreamBody, length: int) -> SizedStream | AsyncSizedStream:
     return SizedStream(chunks, length)
 
 
-def _length_error(length: int, sent: int) -> RuntimeError:
-    what = "went on past" if sent > length else f"ended after {sent} bytes of"
-    return RuntimeError(
-        f"a streamed response {what} its length, {length} bytes (response.length), the "
-        "Content-Length sent: set response.length = None when the size is not known"
-    )
+class StreamLengthError(RuntimeError):
+    """A stream that yielded more or fewer bytes than its declared length; ``short`` for fewer."""
+
+    def __init__(self, length: int, sent: int) -> None:
+        what = "went on past" if sent > length else f"ended after {sent} bytes of"
+        super().__init__(
+            f"a streamed response {what} its length, {length} bytes (response.length), the "
+            "Content-Length sent: set response.length = None when the size is not known"
+        )
+        self.short = sent < length
+
+
+def _length_error(length: int, sent: int) -> StreamLengthError:
+    return StreamLengthError(length, sent)
+
+
+def ended_for_a_client_gone(exc: BaseException, gone: bool) -> bool:
+    """Whether ``exc`` is a stream that stopped short of its length because the client left:
+    a generator that returns once ``is_disconnected()`` says so, as docs/streaming.md shows."""
+    return gone and isinstance(exc, StreamLengthError) and exc.short
 
 
 # NOTE: Waitress cut a stream that went on at its Content-Length and kept the connection, so

@@ -18,7 +18,7 @@ from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, mark_reported, stream_failed
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
-from ._emission import LENGTHS, encode_chunk, outgoing, plain_answer
+from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
 from ._errors import ClientDisconnect, own_cancellation
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file
@@ -413,6 +413,10 @@ class _StreamBody:
         else:
             self._chunks = iter(stream)
 
+    def _client_left(self) -> bool:
+        request = self._request
+        return request._client_gone() or request._body_source().is_disconnected()
+
     def __iter__(self) -> Iterator[bytes]:
         try:
             for chunk in self._chunks:
@@ -427,6 +431,10 @@ class _StreamBody:
                 # NOTE: the generator read the body and wsgi.input failed: the client is gone,
                 # as under ASGI, where such a stream ends with nothing logged. Told by the
                 # body, as ASGI does, not by the error's __cause__, which a "from None" clears.
+                return
+            if ended_for_a_client_gone(exc, self._client_left()):
+                # NOTE: a generator that returned, short of its declared length, once
+                # is_disconnected() said the client had left: logged as an error (review169).
                 return
             if isinstance(exc, LoopStopped):
                 # NOTE: cut off by the server's stop, which logged it, or by the app's close:
