@@ -248,6 +248,7 @@ class BodyMethods(HeadProperties):
         stream = PartStream(self.content_type, self.limits)
         chunks = self._body_or_stream("iter_parts()")
         parts = SyncParts(stream, chunks, lambda: self._check_sync("iter_parts()", "aiter_parts()"))
+        parts.meter = self._meter if self._body is None else None
         try:
             while (part := parts.next_part()) is not None:
                 yield part
@@ -353,6 +354,7 @@ class BodyMethods(HeadProperties):
         stream = PartStream(self.content_type, self.limits)
         chunks = self._abody_or_stream("aiter_parts()")
         parts = AsyncParts(stream, chunks)
+        parts.meter = self._meter if self._body is None else None
         try:
             while (part := await parts.next_part()) is not None:
                 yield part

@@ -21,6 +21,8 @@ from typing import Any
 
 import multipart
 
+from ._buffer import BodyMeter
+from ._errors import HTTPError
 from ._parsing import decode_with, find_text_codec
 from ._parts import END, Event, PartHead, PartStream, parser_error
 
@@ -91,11 +93,20 @@ class _Parts:
         self.current: Part | None = None
         self.error: Exception | None = None
         self.ended = False
+        # NOTE: the meter of the read that streams the body for these parts (None when the
+        # body was read whole before): their 400 or 413 is left on it for the request's later
+        # reads, as form()'s is.
+        self.meter: BodyMeter | None = None
 
     def _fail(self, exc: Exception) -> Exception:
         """Keep the first error of the body (a parser error mapped to 400/413); return it."""
         if isinstance(exc, multipart.MultipartError):
             exc = parser_error(exc)
+        meter = self.meter
+        if isinstance(exc, HTTPError) and meter is not None and meter.failed is None:
+            # NOTE: read() after the parts' 400 raised RuntimeError ("already consumed"), a 500
+            # (review169), where docs/requests.md promises the 400 again.
+            meter.failed = exc.status, exc.detail
         # NOTE: a copy is kept, to be raised again by every later step (_again()): it is never
         # raised itself, so it holds no traceback. The traceback's frames hold this object and
         # the request: kept here, the error made a cycle that held them (the parser, the body
