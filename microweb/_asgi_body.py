@@ -192,6 +192,11 @@ class ASGIBody:
         self._has_early = True
         self._early_end = not message.get("more_body", False)
 
+    @property
+    def overflowed(self) -> bool:
+        """Whether messages that came before a read went past the body limit (a 413)."""
+        return self._overflow
+
     def _early_message(self) -> Message:
         self._has_early = False
         return {

@@ -100,6 +100,8 @@ class WSGIBody:
     """The body of a WSGI request, read from ``wsgi.input`` in bounded chunks."""
 
     __slots__ = ("_environ", "disconnected", "ended")
+    # NOTE: a WSGI server hands the body over as it is read: nothing is held before a read.
+    overflowed = False
 
     def __init__(self, environ: Environ) -> None:
         # PERF: the environ is read when the body is, not for every request: 0.11 us to make

@@ -165,8 +165,13 @@ class BodyMethods(HeadProperties):
         # NOTE: a new error, raised from where it is raised again: the meter and the source
         # keep no error, whose traceback holds frames that hold them. (No local of the caller
         # holds it either: its frame would be in the traceback, a cycle through the request.)
+        source = self._source
         if meter.failed is not None:
             self._body_error = KeptError(HTTPError(*meter.failed), None)
+        elif not meter.ended and source is not None and source.overflowed:
+            # NOTE: the 413 of messages held before the read (under ASGI, by a disconnect
+            # check), raised by the source, not the meter: read() raised RuntimeError (review169).
+            self._body_error = KeptError(BodyMeter.too_large(self.limits.max_body_size), None)
         elif not meter.ended and self._client_gone():
             # NOTE: not once the stream read the body to its end: a client seen leaving after
             # that (ais_disconnected()) turned json(silent=True) into a ClientDisconnect.

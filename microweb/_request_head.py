@@ -48,11 +48,17 @@ class BodySource(Protocol):
     ``disconnected`` is true once a read found the client gone (``http.disconnect``, or a
     ``wsgi.input`` read that failed), whatever became of the ``ClientDisconnect`` raised then.
     ``ended`` is true once the request has ended (its response sent, or its task cancelled):
-    its body, if not read by then, can no longer be.
+    its body, if not read by then, can no longer be. ``overflowed`` is true once the source
+    refused to hold more than the body limit of messages that came before a read (ASGI).
     """
 
     disconnected: bool
     ended: bool
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether messages held before a read went past the body limit (then a 413)."""
+        ...
 
     @property
     def content_length(self) -> int | None:
