@@ -138,8 +138,12 @@ def _checked_path(path: str | None) -> str | None:
     """Return the cookie's path, ``""`` as ``/``.
 
     Raises:
+        TypeError: For a path that is no ``str``.
         ValueError: For a path that does not start with ``/``.
     """
+    if path is not None and not isinstance(path, str):
+        # NOTE: b"/a" was refused as a path "that does not start with '/'" (review169).
+        raise TypeError(f"a cookie path is a str, not {type(path).__name__}")
     if path == "":
         # NOTE: the root, as request.root_path is for an app at the root: with no Path sent, a
         # browser scoped the cookie to the request's folder ("/auth" for POST /auth/login),
@@ -173,9 +177,10 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        TypeError: If ``value`` is not a ``str``, ``max_age`` not a number or a
-            ``timedelta``, ``expires`` neither a ``str`` nor a ``datetime`` (a ``date``, say),
-            or ``samesite`` not a ``str``.
+        TypeError: If ``value`` is neither a ``str`` nor ``bytes``, ``max_age`` not a
+            number (a ``bool`` is none here) or a ``timedelta``, ``expires`` neither a ``str``
+            nor a ``datetime`` (a ``date``, say), or ``samesite``, ``path`` or ``domain`` not
+            a ``str``.
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, the path does not
             start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
@@ -242,6 +247,9 @@ def max_age_seconds(max_age: float | timedelta) -> int:
         TypeError: For a ``max_age`` that is no number (a ``str``, ``None``).
         ValueError: For an infinite or NaN ``max_age``.
     """
+    if isinstance(max_age, bool):
+        # NOTE: True went out as Max-Age=1, a cookie gone a second later (review169).
+        raise TypeError("max_age takes a number of seconds or a timedelta, not bool")
     seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
     try:
         # NOTE: an int is finite, and past a float's range isfinite() raised OverflowError for it.
@@ -305,6 +313,9 @@ def _check_name(morsel: Morsel[str], key: str) -> None:
 
 
 def _check_domain(domain: str) -> None:
+    if not isinstance(domain, str):
+        # NOTE: bytes met a str pattern: "cannot use a string pattern on a bytes-like object".
+        raise TypeError(f"a cookie domain is a str, not {type(domain).__name__}")
     # NOTE: "" is no Domain attribute at all, as Morsel leaves an empty one out.
     # NOTE: an empty label ("a..example", ".", "..") passed the pattern; browsers drop such a
     # cookie with no word, so the app's mistake showed as a login that never stuck.

@@ -445,8 +445,9 @@ class Response:
                 page embedded in other sites sets.
 
         Raises:
-            TypeError: If ``value`` is not a ``str``, ``max_age`` not a number or a
-                ``timedelta``, or ``expires`` neither a ``str`` nor a ``datetime``.
+            TypeError: If ``value`` is neither a ``str`` nor ``bytes``, ``max_age`` not a
+                number (a ``bool`` is none here) or a ``timedelta``, ``expires`` neither a
+                ``str`` nor a ``datetime``, or ``path`` or ``domain`` not a ``str``.
             ValueError: If the name is not a token or is an attribute's, ``path`` does not
                 start with ``/``, ``domain`` is not a host name, ``expires`` holds ``;``,
                 ``=`` or a line break, or browsers would drop the cookie:

@@ -34,3 +34,20 @@ def test_a_max_age_of_a_number_type_is_still_taken() -> None:
         "Max-Age=2",
         "Max-Age=1",
     ]
+
+
+@pytest.mark.parametrize("max_age", [True, False])
+def test_a_bool_max_age_is_refused(max_age: bool) -> None:
+    # NOTE: True went out as Max-Age=1, a cookie gone a second later (review169).
+    with pytest.raises(TypeError, match="not bool"):
+        Response().set_cookie("session", "x", max_age=max_age)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("domain", b"example.com"), ("path", b"/a"), ("path", 5)]
+)
+def test_a_path_or_domain_that_is_no_str_is_named(argument: str, value: Any) -> None:
+    # NOTE: bytes met a str pattern (domain), or were refused as a path "that does not start
+    # with '/'" (path), with no word of the type.
+    with pytest.raises(TypeError, match=f"a cookie {argument} is a str, not"):
+        Response().set_cookie("session", "x", **{argument: value})
