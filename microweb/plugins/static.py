@@ -118,6 +118,12 @@ class Static:
             raise ValueError(f"Static directory {os.fsdecode(directory)!r} is not a folder")
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"Static prefix {prefix!r} must start with '/' and not end with '/'")
+        if prefix.startswith("//"):
+            # NOTE: said here, not by the route template it makes (review169), as Router says.
+            raise ValueError(
+                f"Static prefix {prefix!r} starts with '//': the leading slashes of a request's "
+                "path collapse into one, so no request could reach its files"
+            )
         if "{" in prefix or "}" in prefix:
             # NOTE: else a TypeError at install that serve() takes no such path parameter.
             raise ValueError(

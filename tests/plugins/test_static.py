@@ -197,6 +197,9 @@ def test_static_refuses_bad_arguments(tmp_path: Path) -> None:
         Static(tmp_path / "missing")
     with pytest.raises(ValueError, match="prefix"):
         Static(tmp_path, prefix="static/")
+    # NOTE: said of the prefix, not of the route template "//x/{path:path}" (review169).
+    with pytest.raises(ValueError, match=r"^Static prefix '//x' starts with '//'"):
+        Static(tmp_path, prefix="//x")
     for prefix in ("/{lang}", "/{lang}/static", "/x{y}z", "/a}"):
         with pytest.raises(ValueError, match=r"can't hold route parameters"):
             Static(tmp_path, prefix=prefix)
