@@ -58,9 +58,12 @@ def run_shutdown(steps: list[Colored]) -> Effects:
     Each failure is logged on the ``"microweb"`` logger as it happens.
 
     Raises:
+        BaseException: Once all ran, the first that is not an ``Exception`` (``SystemExit``,
+            ``KeyboardInterrupt``, a cancellation), as it was raised.
         ShutdownError: Once all ran, naming the steps that failed.
     """
     failed = []
+    ended: BaseException | None = None
     for step in steps:
         try:
             if step.is_async:
@@ -71,6 +74,15 @@ def run_shutdown(steps: list[Colored]) -> Effects:
             name = getattr(step.fn, "__qualname__", repr(step.fn))
             logger.error("shutdown step %s failed", name, exc_info=exc)
             failed.append(f"{name} ({type(exc).__name__}: {exc})")
+        except GeneratorExit:
+            raise  # NOTE: closed by its driver, which can run no step now.
+        except BaseException as exc:
+            # NOTE: a step that ends the process (sys.exit(), Ctrl+C, the server's
+            # cancellation) skipped the steps after it: a lifespan's exit and the plugins'
+            # close() never ran. Nested with blocks exit all the same: raised once all ran.
+            ended = ended or exc
+    if ended is not None:
+        raise ended
     if failed:
         raise ShutdownError(
             f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"

@@ -32,7 +32,8 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
         The exits of the lifespans entered, in the order entered (shutdown runs them reversed).
 
     Raises:
-        Exception: The first step's failure; the lifespans entered before it are exited first.
+        BaseException: The first step's failure (also ``SystemExit`` or ``KeyboardInterrupt``);
+            the lifespans entered before it are exited first.
     """
     exits: list[Colored] = []
     try:
@@ -44,9 +45,12 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
                 yield step.fn()
             else:
                 refuse_coroutine(step.fn(), "startup")
-    except Exception:
+    except GeneratorExit:
+        raise  # NOTE: closed by its driver, which can run no step now.
+    except BaseException:
         # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
-        # raised. A context manager closes what it opened, even when the app never serves.
+        # raised. A context manager closes what it opened, even when the app never serves,
+        # and also when a step ends the process (sys.exit(), Ctrl+C), as a with block does.
         with contextlib.suppress(ShutdownError):
             yield from run_shutdown(exits[::-1])
         raise

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import pytest
 from drive import drive_lifespan
 
 from microweb import App
+from microweb.testing import TestClient
 
 
 def test_an_asgi_shutdown_without_a_startup_runs_no_shutdown_step() -> None:
@@ -62,3 +66,105 @@ def test_an_asgi_shutdown_without_a_startup_leaves_a_wsgi_callable_serving(
             app.on_startup(lambda: None)
     finally:
         wsgi.close()
+
+
+def _lifespans(app: App, events: list[str]) -> None:
+    """Register a sync and an async lifespan that record their entry and exit."""
+
+    @app.lifespan
+    @contextmanager
+    def sync_held(app: App) -> Iterator[None]:
+        events.append("enter sync")
+        yield
+        events.append("exit sync")
+
+    @app.lifespan
+    @asynccontextmanager
+    async def async_held(app: App) -> AsyncIterator[None]:
+        events.append("enter async")
+        yield
+        events.append("exit async")
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
+    interface: str, ending: type[BaseException]
+) -> None:
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    @app.on_startup
+    def configure() -> None:
+        raise ending("no configuration")
+
+    with pytest.raises(ending, match="no configuration"), TestClient(app, interface=interface):
+        pass
+    assert events == ["enter sync", "enter async", "exit async", "exit sync"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
+    interface: str, ending: type[BaseException]
+) -> None:
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    @app.on_shutdown
+    def flush() -> None:
+        raise ending("stop now")
+
+    @app.on_shutdown
+    async def goodbye() -> None:
+        events.append("goodbye")
+
+    class Pool:
+        name = "pool"
+
+        def close(self) -> None:
+            events.append("pool closed")
+
+    app.install(Pool())
+    client = TestClient(app, interface=interface)
+    client.__enter__()
+    events.clear()
+    with pytest.raises(ending, match="stop now"):
+        client.close()
+    assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
+
+
+def test_an_asgi_shutdown_cancelled_by_its_server_still_runs_the_later_steps() -> None:
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    @app.on_shutdown
+    async def drain() -> None:
+        events.append("draining")
+        await asyncio.Event().wait()  # NOTE: until the server gives up on it.
+
+    @app.on_shutdown
+    def goodbye() -> None:
+        events.append("goodbye")
+
+    async def serve() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        task = asyncio.ensure_future(app.as_asgi()(scope, inbox.get, send))
+        await inbox.put({"type": "lifespan.startup"})
+        await inbox.put({"type": "lifespan.shutdown"})
+        while "draining" not in events:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        assert [m["type"] for m in sent] == ["lifespan.startup.complete"]
+
+    asyncio.run(serve())
+    assert events[2:] == ["draining", "goodbye", "exit async", "exit sync"]
