@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
+from conftest import in_colour
 from drive import drive_lifespan
 
-from microweb import App
+from microweb import App, Request
 from microweb.testing import TestClient
 
 
@@ -168,3 +171,64 @@ def test_an_asgi_shutdown_cancelled_by_its_server_still_runs_the_later_steps() -
 
     asyncio.run(serve())
     assert events[2:] == ["draining", "goodbye", "exit async", "exit sync"]
+
+
+def test_a_wsgi_close_from_another_thread_resets_a_sync_lifespan() -> None:
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    @contextmanager
+    def held(app: App) -> Iterator[None]:
+        token = current.set("open")
+        yield
+        current.reset(token)
+        events.append(current.get())
+
+    wsgi = app.as_wsgi()
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            wsgi.close()
+        except BaseException as exc:  # collected and checked in the test thread
+            failed.append(exc)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    closer.join(10)
+    assert failed == []
+    assert events == ["unset"]
+
+
+def test_what_startup_steps_set_in_context_variables_stays_out_of_requests(
+    interface: str, colour: str
+) -> None:
+    # NOTE: under a WSGI TestClient, requests ran in the thread that ran the startup, and saw
+    # what it set, where neither ASGI nor Waitress's threads do.
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
+    app = App()
+
+    def start() -> None:
+        current.set("startup")
+
+    app.on_startup(in_colour(colour, start))
+
+    @app.lifespan
+    @contextmanager
+    def held(app: App) -> Iterator[None]:
+        current.set("lifespan")
+        yield
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return current.get()
+
+    @app.get("/async")
+    async def index_async(request: Request) -> str:
+        return current.get()
+
+    with TestClient(app, interface=interface) as client:
+        assert [client.get("/").text, client.get("/async").text] == ["unset", "unset"]
+    assert current.get() == "unset"
