@@ -80,6 +80,9 @@ def run_shutdown(steps: list[Colored]) -> Effects:
             # NOTE: a step that ends the process (sys.exit(), Ctrl+C, the server's
             # cancellation) skipped the steps after it: a lifespan's exit and the plugins'
             # close() never ran. Nested with blocks exit all the same: raised once all ran.
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # NOTE: not a cancellation.
+                name = getattr(step.fn, "__qualname__", repr(step.fn))
+                logger.error("shutdown step %s failed", name, exc_info=exc)
             ended = ended or exc
     if ended is not None:
         raise ended

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import in_colour
-from drive import drive_lifespan
+from drive import asgi_get, drive_lifespan
 
 from microweb import App, Request
 from microweb.testing import TestClient
@@ -101,8 +101,13 @@ def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
     def configure() -> None:
         raise ending("no configuration")
 
-    with pytest.raises(ending, match="no configuration"), TestClient(app, interface=interface):
+    # NOTE: under ASGI a startup failure like any other (lifespan.startup.failed), which the
+    # client raises: let out, it left the server's loop, and Uvicorn served without a startup.
+    failure = ending if interface == "wsgi" else RuntimeError
+    client = TestClient(app, interface=interface)
+    with pytest.raises(failure, match="no configuration") as raised, client:
         pass
+    assert interface == "wsgi" or ending.__name__ in str(raised.value)
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
 
 
@@ -132,7 +137,8 @@ def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     client = TestClient(app, interface=interface)
     client.__enter__()
     events.clear()
-    with pytest.raises(ending, match="stop now"):
+    failure = ending if interface == "wsgi" else RuntimeError  # NOTE: lifespan.shutdown.failed
+    with pytest.raises(failure, match="stop now"):
         client.close()
     assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
 
@@ -232,3 +238,30 @@ def test_what_startup_steps_set_in_context_variables_stays_out_of_requests(
     with TestClient(app, interface=interface) as client:
         assert [client.get("/").text, client.get("/async").text] == ["unset", "unset"]
     assert current.get() == "unset"
+
+
+def test_an_asgi_startup_hook_that_exits_without_lifespan_fails_the_request_not_the_loop() -> None:
+    app = App()
+    runs: list[str] = []
+
+    @app.on_startup
+    def configure() -> None:
+        runs.append("startup")
+        raise SystemExit("no configuration")
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return "served"
+
+    async def serve() -> list[str]:
+        asgi = app.as_asgi()
+        failures = []
+        for _ in range(2):
+            # NOTE: its SystemExit left the startup's task, and with it the server's loop.
+            with pytest.raises(RuntimeError, match="SystemExit") as raised:
+                await asgi_get(asgi, "/")
+            failures.append(str(raised.value))
+        return failures
+
+    assert len(asyncio.run(serve())) == 2
+    assert runs == ["startup", "startup"]
