@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import in_colour
 from drive import asgi_get, drive_lifespan
+from servers import HOST, REPO_ROOT, environment, free_port
 
 from microweb import App, Request
 from microweb.testing import TestClient
@@ -265,3 +269,31 @@ def test_an_asgi_startup_hook_that_exits_without_lifespan_fails_the_request_not_
 
     assert len(asyncio.run(serve())) == 2
     assert runs == ["startup", "startup"]
+
+
+@pytest.mark.servers
+def test_a_startup_hook_that_exits_stops_uvicorn_as_a_failed_startup(tmp_path: Path) -> None:
+    # NOTE: Uvicorn's --lifespan auto took the SystemExit out of the lifespan for a lifespan
+    # protocol it does not support: it said it served, and the first request got a 500.
+    source = tmp_path / "exiting_app.py"
+    source.write_text(
+        "import sys\n"
+        "from microweb import App\n"
+        "app = App()\n"
+        "@app.on_startup\n"
+        "def configure() -> None:\n"
+        "    sys.exit('DATABASE_URL is not set')\n"
+    )
+    command = [sys.executable, "-m", "microweb", "serve", str(source), "--server", "uvicorn"]
+    done = subprocess.run(
+        [*command, "--host", HOST, "--port", str(free_port())],
+        cwd=REPO_ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 3, log
+    assert "SystemExit('DATABASE_URL is not set')" in log
+    assert "serving on" not in log, log
