@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,30 @@ class ShutdownError(RuntimeError):
     """Some shutdown steps failed; each was logged, and every other step ran."""
 
 
+class Ending(Exception):
+    """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``
+    (``ended``), carried to the step's generator: the drivers throw only exceptions back in."""
+
+    def __init__(self, ended: BaseException) -> None:
+        super().__init__(repr(ended))
+        self.ended = ended
+
+
+async def carried(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable``; its ``SystemExit`` or ``KeyboardInterrupt`` comes out as ``Ending``.
+
+    Raises:
+        Ending: Carrying what ended it.
+    """
+    try:
+        return await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # NOTE: let out, it went past the startup's or shutdown's generator: a def step's
+        # sys.exit() exited the lifespans entered and ran the later shutdown steps, an async
+        # def step's did not.
+        raise Ending(exc) from None
+
+
 def run_shutdown(steps: list[Colored]) -> Effects:
     """Run every shutdown step (hooks, then plugins' ``close()``), even after one fails.
 
@@ -65,13 +89,16 @@ def run_shutdown(steps: list[Colored]) -> Effects:
     failed = []
     ended: BaseException | None = None
     for step in steps:
+        name = getattr(step.fn, "__qualname__", repr(step.fn))
         try:
             if step.is_async:
-                yield step.fn()
+                yield carried(step.fn())
             else:
                 refuse_coroutine(step.fn(), "shutdown")
+        except Ending as carrier:
+            logger.error("shutdown step %s failed", name, exc_info=carrier.ended)
+            ended = ended or carrier.ended
         except Exception as exc:
-            name = getattr(step.fn, "__qualname__", repr(step.fn))
             logger.error("shutdown step %s failed", name, exc_info=exc)
             failed.append(f"{name} ({type(exc).__name__}: {exc})")
         except GeneratorExit:
@@ -81,7 +108,6 @@ def run_shutdown(steps: list[Colored]) -> Effects:
             # cancellation) skipped the steps after it: a lifespan's exit and the plugins'
             # close() never ran. Nested with blocks exit all the same: raised once all ran.
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # NOTE: not a cancellation.
-                name = getattr(step.fn, "__qualname__", repr(step.fn))
                 logger.error("shutdown step %s failed", name, exc_info=exc)
             ended = ended or exc
     if ended is not None:

@@ -15,7 +15,16 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ._effects import Colored, Effects, Lifespan, ShutdownError, refuse_coroutine, run_shutdown
+from ._effects import (
+    Colored,
+    Effects,
+    Ending,
+    Lifespan,
+    ShutdownError,
+    carried,
+    refuse_coroutine,
+    run_shutdown,
+)
 from ._plan import StartupSteps
 from ._types import AppLike
 
@@ -36,17 +45,20 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
             the lifespans entered before it are exited first.
     """
     exits: list[Colored] = []
+    ended: BaseException | None = None
     try:
         # NOTE: the live list: a step registered by a step before it runs too, as for hooks.
         for step in steps:
             if isinstance(step, Lifespan):
                 yield from _enter(step, app, exits)
             elif step.is_async:
-                yield step.fn()
+                yield carried(step.fn())
             else:
                 refuse_coroutine(step.fn(), "startup")
     except GeneratorExit:
         raise  # NOTE: closed by its driver, which can run no step now.
+    except Ending as carrier:
+        ended = carrier.ended  # NOTE: raised below, out of this handler: no Ending chained.
     except BaseException:
         # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
         # raised. A context manager closes what it opened, even when the app never serves,
@@ -54,6 +66,10 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
         with contextlib.suppress(ShutdownError):
             yield from run_shutdown(exits[::-1])
         raise
+    if ended is not None:
+        with contextlib.suppress(ShutdownError):
+            yield from run_shutdown(exits[::-1])
+        raise ended
     steps.serving += 1
     return exits
 
@@ -62,7 +78,7 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
     manager = lifespan.factory(app)
     if hasattr(manager, "__aenter__"):
         with _named(lifespan):
-            value, leave = yield _hold(manager, lifespan.name)
+            value, leave = yield carried(_hold(manager, lifespan.name))
         exits.append(_exit_step(lifespan, leave, is_async=True))
     elif hasattr(manager, "__enter__"):
         with _named(lifespan):
@@ -89,6 +105,13 @@ async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[No
             async with manager as value:
                 entered.set_result(value)
                 await release.wait()
+        except (KeyboardInterrupt, SystemExit) as exc:
+            if not entered.done():
+                entered.set_exception(exc)
+                return
+            # NOTE: let out of this task, it left the event loop (the app loop's thread, or the
+            # server's): "Event loop is closed", and no later shutdown step ran.
+            raise Ending(exc) from None
         except BaseException as exc:
             if entered.done():
                 raise  # NOTE: from its exit, or a cancellation while held: the exit's caller's.
@@ -115,7 +138,10 @@ def _ended_early(task: asyncio.Task[None], release: asyncio.Event, name: str) ->
     # messages). Its exit raises it again, as a shutdown failure.
     if release.is_set() or task.cancelled() or task.exception() is None:
         return
-    logger.error("lifespan %r ended while the app serves", name, exc_info=task.exception())
+    error = task.exception()
+    if isinstance(error, Ending):
+        error = error.ended
+    logger.error("lifespan %r ended while the app serves", name, exc_info=error)
 
 
 def _sync_exit(manager: Any) -> Callable[[], None]:

@@ -95,15 +95,16 @@ def _lifespans(app: App, events: list[str]) -> None:
 
 @pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
 def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
-    interface: str, ending: type[BaseException]
+    interface: str, colour: str, ending: type[BaseException]
 ) -> None:
     events: list[str] = []
     app = App()
     _lifespans(app, events)
 
-    @app.on_startup
     def configure() -> None:
         raise ending("no configuration")
+
+    app.on_startup(in_colour(colour, configure))
 
     # NOTE: under ASGI a startup failure like any other (lifespan.startup.failed), which the
     # client raises: let out, it left the server's loop, and Uvicorn served without a startup.
@@ -117,15 +118,16 @@ def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
 
 @pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
 def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
-    interface: str, ending: type[BaseException]
+    interface: str, colour: str, ending: type[BaseException]
 ) -> None:
     events: list[str] = []
     app = App()
     _lifespans(app, events)
 
-    @app.on_shutdown
     def flush() -> None:
         raise ending("stop now")
+
+    app.on_shutdown(in_colour(colour, flush))
 
     @app.on_shutdown
     async def goodbye() -> None:
@@ -145,6 +147,45 @@ def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
     with pytest.raises(failure, match="stop now"):
         client.close()
     assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_an_async_lifespan_that_ends_the_process_leaves_the_event_loop_running(
+    interface: str, ending: type[BaseException], where: str
+) -> None:
+    # NOTE: raised in its exit, it left the task that holds the lifespan, and with it the event
+    # loop (the app loop, or the server's): "Event loop is closed", the later steps unrun.
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    @contextmanager
+    def first(app: App) -> Iterator[None]:
+        events.append("enter first")
+        yield
+        events.append("exit first")
+
+    @app.lifespan
+    @asynccontextmanager
+    async def ending_held(app: App) -> AsyncIterator[None]:
+        if where == "enter":
+            raise ending("the lifespan ends it")
+        yield
+        raise ending("the lifespan ends it")
+
+    @app.on_shutdown
+    def goodbye() -> None:
+        events.append("goodbye")
+
+    failure = ending if interface == "wsgi" else RuntimeError
+    client = TestClient(app, interface=interface)
+    with pytest.raises(failure, match="the lifespan ends it"), client:
+        assert events == ["enter first"]
+    if where == "enter":
+        assert events == ["enter first", "exit first"]
+    else:
+        assert events == ["enter first", "goodbye", "exit first"]
 
 
 def test_an_asgi_shutdown_cancelled_by_its_server_still_runs_the_later_steps() -> None:
