@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Gene
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import report_unhandled
+from ._errors import raise_own_cancellation, report_unhandled
 
 logger = logging.getLogger("microweb")
 
@@ -82,8 +82,8 @@ def run_shutdown(steps: list[Colored]) -> Effects:
     Each failure is logged on the ``"microweb"`` logger as it happens.
 
     Raises:
-        BaseException: Once all ran, the first that is not an ``Exception`` (``SystemExit``,
-            ``KeyboardInterrupt``, a cancellation), as it was raised.
+        BaseException: Once all ran, the first ``SystemExit`` or ``KeyboardInterrupt`` a step
+            raised, as it was raised.
         ShutdownError: Once all ran, naming the steps that failed.
     """
     failed = []
@@ -94,21 +94,19 @@ def run_shutdown(steps: list[Colored]) -> Effects:
             if step.is_async:
                 yield carried(step.fn())
             else:
-                refuse_coroutine(step.fn(), "shutdown")
+                call_sync(step.fn, "shutdown")
         except Ending as carrier:
             logger.error("shutdown step %s failed", name, exc_info=carrier.ended)
             ended = ended or carrier.ended
         except Exception as exc:
             logger.error("shutdown step %s failed", name, exc_info=exc)
             failed.append(f"{name} ({type(exc).__name__}: {exc})")
-        except GeneratorExit:
-            raise  # NOTE: closed by its driver, which can run no step now.
-        except BaseException as exc:
-            # NOTE: a step that ends the process (sys.exit(), Ctrl+C, the server's
-            # cancellation) skipped the steps after it: a lifespan's exit and the plugins'
-            # close() never ran. Nested with blocks exit all the same: raised once all ran.
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):  # NOTE: not a cancellation.
-                logger.error("shutdown step %s failed", name, exc_info=exc)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # NOTE: a step that ends the process (sys.exit(), Ctrl+C) skipped the steps after
+            # it: a lifespan's exit and the plugins' close() never ran. Nested with blocks exit
+            # all the same: raised once all ran. (A server's cancellation still ends it: the
+            # server gave up waiting.)
+            logger.error("shutdown step %s failed", name, exc_info=exc)
             ended = ended or exc
     if ended is not None:
         raise ended
@@ -199,6 +197,26 @@ def _never_iterated(returned: Generator[Any, Any, Any] | AsyncGenerator[Any, Any
         "function's code runs only when iterated; give after_response() a def or async def "
         "function without yield"
     )
+
+
+def call_sync(fn: Callable[[], Any], kind: str) -> Any:
+    """Call a ``def`` startup or shutdown step (``kind``); return what it returned.
+
+    Raises:
+        concurrent.futures.CancelledError: For asyncio's ``CancelledError`` that it raised,
+            which no server made (it cancels at an ``await``): an error of the step, as an
+            ``async def`` step's own is.
+        TypeError: If it returned a coroutine (see ``refuse_coroutine``).
+    """
+    try:
+        returned = fn()
+    except BaseException as exc:
+        # NOTE: a def shutdown hook's own (an asyncio.run() of a cancelled call) skipped the
+        # steps after it, where an async def hook's failed that step alone.
+        raise_own_cancellation(exc)
+        raise
+    refuse_coroutine(returned, kind)
+    return returned
 
 
 def refuse_coroutine(returned: object, kind: str) -> None:

@@ -21,10 +21,11 @@ from ._effects import (
     Ending,
     Lifespan,
     ShutdownError,
+    call_sync,
     carried,
-    refuse_coroutine,
     run_shutdown,
 )
+from ._errors import raise_own_cancellation
 from ._plan import StartupSteps
 from ._types import AppLike
 
@@ -41,8 +42,8 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
         The exits of the lifespans entered, in the order entered (shutdown runs them reversed).
 
     Raises:
-        BaseException: The first step's failure (also ``SystemExit`` or ``KeyboardInterrupt``);
-            the lifespans entered before it are exited first.
+        BaseException: The first step's failure (an exception, ``SystemExit`` or
+            ``KeyboardInterrupt``); the lifespans entered before it are exited first.
     """
     exits: list[Colored] = []
     ended: BaseException | None = None
@@ -54,12 +55,10 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
             elif step.is_async:
                 yield carried(step.fn())
             else:
-                refuse_coroutine(step.fn(), "startup")
-    except GeneratorExit:
-        raise  # NOTE: closed by its driver, which can run no step now.
+                call_sync(step.fn, "startup")
     except Ending as carrier:
         ended = carrier.ended  # NOTE: raised below, out of this handler: no Ending chained.
-    except BaseException:
+    except (Exception, KeyboardInterrupt, SystemExit):
         # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
         # raised. A context manager closes what it opened, even when the app never serves,
         # and also when a step ends the process (sys.exit(), Ctrl+C), as a with block does.
@@ -82,7 +81,11 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
         exits.append(_exit_step(lifespan, leave, is_async=True))
     elif hasattr(manager, "__enter__"):
         with _named(lifespan):
-            value = manager.__enter__()
+            try:
+                value = manager.__enter__()
+            except BaseException as exc:
+                raise_own_cancellation(exc)  # NOTE: as a def startup hook's (call_sync).
+                raise
         exits.append(_exit_step(lifespan, _sync_exit(manager), is_async=False))
     else:
         raise TypeError(
