@@ -311,13 +311,7 @@ class ASGIDriver:
         # NOTE: on lifespan.startup, in the lifespan's task, where the shutdown runs too: a
         # lifespan's token made at startup resets at shutdown.
         startup = run_startup(self.plan.startup_steps, self.app)
-        try:
-            self._exits = await drive_async(startup, self.pool)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # NOTE: a hook's sys.exit() left the lifespan's task, and the loop: Uvicorn took the
-            # lifespan for unsupported, said it served, and each request ran the startup again.
-            # A startup failure, reported as the others are (lifespan.startup.failed).
-            raise RuntimeError(f"a startup step raised {exc!r}") from exc
+        self._exits = await drive_async(startup, self.pool)
         self._started = True
 
     async def _shutdown(self) -> None:
@@ -362,12 +356,6 @@ class ASGIDriver:
                 except ShutdownError as exc:
                     # NOTE: every step ran and each failure was logged; report them together.
                     await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-                    return
-                except (KeyboardInterrupt, SystemExit) as exc:
-                    # NOTE: a step's sys.exit(), raised once every step ran, and logged: let out,
-                    # it left the lifespan's task and the server's loop, before its shutdown ended.
-                    said = f"a shutdown step raised {exc!r}"
-                    await send({"type": "lifespan.shutdown.failed", "message": said})
                     return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
