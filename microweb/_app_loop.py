@@ -231,6 +231,10 @@ class AppLoop:
                 awaitable.close()  # NOTE: it will never run; say so without a warning.
             raise
         if asyncio._get_running_loop() is loop:
+            if asyncio.iscoroutine(awaitable):
+                # NOTE: it will never run (an async shutdown hook of a close() that an async
+                # handler called): closed, not left to a "never awaited" warning.
+                awaitable.close()
             raise RuntimeError("the app loop cannot wait for itself; await instead")
         hop = hop_to_loop(loop, awaitable, run_in)
         if isinstance(hop.error, asyncio.CancelledError) and (self._stopped or hop.cut):

@@ -321,6 +321,13 @@ class ASGIDriver:
         self._started = True
 
     async def _shutdown(self) -> None:
+        if not self._started:
+            # NOTE: a lifespan.shutdown with no startup of this callable before it (none, or a
+            # second shutdown) ran the shutdown hooks and plugins' close() of an app it never
+            # started (again), and counted down the serving of another callable (an as_wsgi()
+            # one), whose startup steps App then took, never to run them.
+            self._release_pool()
+            return
         try:
             exits, self._exits = self._exits, []
             self.plan.startup_steps.stopped()  # NOTE: as under WSGI (WSGIDriver.close).

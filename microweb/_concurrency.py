@@ -56,11 +56,12 @@ def drive_sync(effects: Effects, app_loop: AppLoop) -> Any:
 
 
 def drive_in_thread(effects: Effects, app_loop: AppLoop) -> Any:
-    """Run a core generator in this thread's own context: offloads inline, awaitables on the
-    app loop, each in a copy of it, what they set set here afterwards.
+    """Run a core generator in the current context: offloads inline, awaitables on the app
+    loop, each in a copy of it, what they set set here afterwards.
 
-    For the startup and the shutdown, which may run in one thread: a sync lifespan resets at
-    the shutdown with the token it made at the startup.
+    For the startup and the shutdown, which the WSGI driver runs in one context of its own,
+    from whichever thread: a sync lifespan resets at the shutdown with the token it made at
+    the startup.
     """
     return _drive(effects, app_loop, _call, None)
 

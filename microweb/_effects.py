@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import report_unhandled
+from ._errors import raise_own_cancellation, report_unhandled
 
 logger = logging.getLogger("microweb")
 
@@ -52,25 +52,64 @@ class ShutdownError(RuntimeError):
     """Some shutdown steps failed; each was logged, and every other step ran."""
 
 
+class Ending(Exception):
+    """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``
+    (``ended``), carried to the step's generator: the drivers throw only exceptions back in."""
+
+    def __init__(self, ended: BaseException) -> None:
+        super().__init__(repr(ended))
+        self.ended = ended
+
+
+async def carried(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable``; its ``SystemExit`` or ``KeyboardInterrupt`` comes out as ``Ending``.
+
+    Raises:
+        Ending: Carrying what ended it.
+    """
+    try:
+        return await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # NOTE: let out, it went past the startup's or shutdown's generator: a def step's
+        # sys.exit() exited the lifespans entered and ran the later shutdown steps, an async
+        # def step's did not.
+        raise Ending(exc) from None
+
+
 def run_shutdown(steps: list[Colored]) -> Effects:
     """Run every shutdown step (hooks, then plugins' ``close()``), even after one fails.
 
     Each failure is logged on the ``"microweb"`` logger as it happens.
 
     Raises:
+        BaseException: Once all ran, the first ``SystemExit`` or ``KeyboardInterrupt`` a step
+            raised, as it was raised.
         ShutdownError: Once all ran, naming the steps that failed.
     """
     failed = []
+    ended: BaseException | None = None
     for step in steps:
+        name = getattr(step.fn, "__qualname__", repr(step.fn))
         try:
             if step.is_async:
-                yield step.fn()
+                yield carried(step.fn())
             else:
-                refuse_coroutine(step.fn(), "shutdown")
+                call_sync(step.fn, "shutdown")
+        except Ending as carrier:
+            logger.error("shutdown step %s failed", name, exc_info=carrier.ended)
+            ended = ended or carrier.ended
         except Exception as exc:
-            name = getattr(step.fn, "__qualname__", repr(step.fn))
             logger.error("shutdown step %s failed", name, exc_info=exc)
             failed.append(f"{name} ({type(exc).__name__}: {exc})")
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # NOTE: a step that ends the process (sys.exit(), Ctrl+C) skipped the steps after
+            # it: a lifespan's exit and the plugins' close() never ran. Nested with blocks exit
+            # all the same: raised once all ran. (A server's cancellation still ends it: the
+            # server gave up waiting.)
+            logger.error("shutdown step %s failed", name, exc_info=exc)
+            ended = ended or exc
+    if ended is not None:
+        raise ended
     if failed:
         raise ShutdownError(
             f"{len(failed)} of {len(steps)} shutdown steps failed: {'; '.join(failed)}"
@@ -158,6 +197,26 @@ def _never_iterated(returned: Generator[Any, Any, Any] | AsyncGenerator[Any, Any
         "function's code runs only when iterated; give after_response() a def or async def "
         "function without yield"
     )
+
+
+def call_sync(fn: Callable[[], Any], kind: str) -> Any:
+    """Call a ``def`` startup or shutdown step (``kind``); return what it returned.
+
+    Raises:
+        concurrent.futures.CancelledError: For asyncio's ``CancelledError`` that it raised,
+            which no server made (it cancels at an ``await``): an error of the step, as an
+            ``async def`` step's own is.
+        TypeError: If it returned a coroutine (see ``refuse_coroutine``).
+    """
+    try:
+        returned = fn()
+    except BaseException as exc:
+        # NOTE: a def shutdown hook's own (an asyncio.run() of a cancelled call) skipped the
+        # steps after it, where an async def hook's failed that step alone.
+        raise_own_cancellation(exc)
+        raise
+    refuse_coroutine(returned, kind)
+    return returned
 
 
 def refuse_coroutine(returned: object, kind: str) -> None:

@@ -15,7 +15,17 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ._effects import Colored, Effects, Lifespan, ShutdownError, refuse_coroutine, run_shutdown
+from ._effects import (
+    Colored,
+    Effects,
+    Ending,
+    Lifespan,
+    ShutdownError,
+    call_sync,
+    carried,
+    run_shutdown,
+)
+from ._errors import raise_own_cancellation
 from ._plan import StartupSteps
 from ._types import AppLike
 
@@ -32,24 +42,33 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
         The exits of the lifespans entered, in the order entered (shutdown runs them reversed).
 
     Raises:
-        Exception: The first step's failure; the lifespans entered before it are exited first.
+        BaseException: The first step's failure (an exception, ``SystemExit`` or
+            ``KeyboardInterrupt``); the lifespans entered before it are exited first.
     """
     exits: list[Colored] = []
+    ended: BaseException | None = None
     try:
         # NOTE: the live list: a step registered by a step before it runs too, as for hooks.
         for step in steps:
             if isinstance(step, Lifespan):
                 yield from _enter(step, app, exits)
             elif step.is_async:
-                yield step.fn()
+                yield carried(step.fn())
             else:
-                refuse_coroutine(step.fn(), "startup")
-    except Exception:
+                call_sync(step.fn, "startup")
+    except Ending as carrier:
+        ended = carrier.ended  # NOTE: raised below, out of this handler: no Ending chained.
+    except (Exception, KeyboardInterrupt, SystemExit):
         # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
-        # raised. A context manager closes what it opened, even when the app never serves.
+        # raised. A context manager closes what it opened, even when the app never serves,
+        # and also when a step ends the process (sys.exit(), Ctrl+C), as a with block does.
         with contextlib.suppress(ShutdownError):
             yield from run_shutdown(exits[::-1])
         raise
+    if ended is not None:
+        with contextlib.suppress(ShutdownError):
+            yield from run_shutdown(exits[::-1])
+        raise ended
     steps.serving += 1
     return exits
 
@@ -58,11 +77,15 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
     manager = lifespan.factory(app)
     if hasattr(manager, "__aenter__"):
         with _named(lifespan):
-            value, leave = yield _hold(manager, lifespan.name)
+            value, leave = yield carried(_hold(manager, lifespan.name))
         exits.append(_exit_step(lifespan, leave, is_async=True))
     elif hasattr(manager, "__enter__"):
         with _named(lifespan):
-            value = manager.__enter__()
+            try:
+                value = manager.__enter__()
+            except BaseException as exc:
+                raise_own_cancellation(exc)  # NOTE: as a def startup hook's (call_sync).
+                raise
         exits.append(_exit_step(lifespan, _sync_exit(manager), is_async=False))
     else:
         raise TypeError(
@@ -85,6 +108,13 @@ async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[No
             async with manager as value:
                 entered.set_result(value)
                 await release.wait()
+        except (KeyboardInterrupt, SystemExit) as exc:
+            if not entered.done():
+                entered.set_exception(exc)
+                return
+            # NOTE: let out of this task, it left the event loop (the app loop's thread, or the
+            # server's): "Event loop is closed", and no later shutdown step ran.
+            raise Ending(exc) from None
         except BaseException as exc:
             if entered.done():
                 raise  # NOTE: from its exit, or a cancellation while held: the exit's caller's.
@@ -111,7 +141,10 @@ def _ended_early(task: asyncio.Task[None], release: asyncio.Event, name: str) ->
     # messages). Its exit raises it again, as a shutdown failure.
     if release.is_set() or task.cancelled() or task.exception() is None:
         return
-    logger.error("lifespan %r ended while the app serves", name, exc_info=task.exception())
+    error = task.exception()
+    if isinstance(error, Ending):
+        error = error.ended
+    logger.error("lifespan %r ended while the app serves", name, exc_info=error)
 
 
 def _sync_exit(manager: Any) -> Callable[[], None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -160,10 +161,16 @@ class WSGIDriver:
         self.app, self._limits = plan.app, plan.limits
         self.app_loop = AppLoop()
         self._closed = False
+        # NOTE: the startup and the shutdown run in one context of this callable's own: a sync
+        # lifespan's reset at a close() from another thread raised ValueError ("created in a
+        # different Context"), and what the hooks set stayed set in the caller's thread, seen
+        # by the requests it ran (a WSGI TestClient's), where neither ASGI nor Waitress's
+        # threads see it.
+        self._context = contextvars.copy_context()
         try:
             # NOTE: the exits of the lifespans this callable entered, for its close().
-            self._exits: list[Colored] = drive_in_thread(
-                run_startup(plan.startup_steps, plan.app), self.app_loop
+            self._exits: list[Colored] = self._context.run(
+                drive_in_thread, run_startup(plan.startup_steps, plan.app), self.app_loop
             )
         except BaseException:
             self.app_loop.stop()
@@ -353,7 +360,8 @@ class WSGIDriver:
             # NOTE: no longer serving: startup steps may be registered again (App refuses them
             # while a callable whose startup ran serves).
             self.plan.startup_steps.stopped()
-            drive_in_thread(run_shutdown(self.plan.shutdown_sequence(self._exits)), self.app_loop)
+            steps = run_shutdown(self.plan.shutdown_sequence(self._exits))
+            self._context.run(drive_in_thread, steps, self.app_loop)
         finally:
             self.app_loop.stop()
 

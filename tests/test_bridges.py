@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import inspect
 import logging
 import os
 import sys
@@ -315,6 +316,21 @@ def test_app_loop_refuses_to_wait_for_itself(app_loop: AppLoop) -> None:
 
     with pytest.raises(RuntimeError, match="cannot wait for itself"):
         app_loop.run(outer())
+
+
+def test_app_loop_refusing_to_wait_for_itself_closes_the_coroutine(app_loop: AppLoop) -> None:
+    # NOTE: an async shutdown hook of a close() called by an async handler was left to a
+    # "coroutine was never awaited" warning.
+    async def inner() -> None:
+        return None
+
+    async def outer() -> str:
+        coroutine = inner()
+        with pytest.raises(RuntimeError, match="cannot wait for itself"):
+            app_loop.run(coroutine)
+        return inspect.getcoroutinestate(coroutine)
+
+    assert app_loop.run(outer()) == inspect.CORO_CLOSED
 
 
 def test_a_stopped_app_loop_refuses_and_closes_the_coroutine(app_loop: AppLoop) -> None:

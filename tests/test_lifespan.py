@@ -469,8 +469,8 @@ def test_asgi_what_startup_hooks_set_in_context_variables_stays_out_of_requests(
     lifespan: bool,
 ) -> None:
     # NOTE: without lifespan, the first request ran the startup in its own task and saw what
-    # the hooks set (and only it): now no request does, as under the lifespan protocol. (Under
-    # WSGI the startup runs in the thread that called as_wsgi(), and sets there.)
+    # the hooks set (and only it): now no request does, as under the lifespan protocol (and
+    # under WSGI: test_lifespan_edges.py).
     current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
     app = App()
 

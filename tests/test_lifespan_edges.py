@@ -1,0 +1,276 @@
+"""Startup and shutdown at their edges: messages out of order, steps that end the process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import pytest
+from conftest import in_colour
+from drive import drive_lifespan
+
+from microweb import App, Request
+from microweb.testing import TestClient
+
+
+def test_an_asgi_shutdown_without_a_startup_runs_no_shutdown_step() -> None:
+    events: list[str] = []
+    app = App()
+
+    @app.on_shutdown
+    def shutdown() -> None:
+        events.append("shutdown")
+
+    sent = asyncio.run(drive_lifespan(app.as_asgi(), ["shutdown"]))
+    assert [m["type"] for m in sent] == ["lifespan.shutdown.complete"]
+    assert events == []
+
+
+def test_an_asgi_second_shutdown_runs_the_shutdown_steps_once() -> None:
+    events: list[str] = []
+    app = App()
+
+    @app.on_shutdown
+    def shutdown() -> None:
+        events.append("shutdown")
+
+    asgi = app.as_asgi()
+
+    async def serve() -> None:
+        await drive_lifespan(asgi, ["startup", "shutdown"])
+        sent = await drive_lifespan(asgi, ["shutdown"])
+        assert [m["type"] for m in sent] == ["lifespan.shutdown.complete"]
+
+    asyncio.run(serve())
+    assert events == ["shutdown"]
+
+
+@pytest.mark.parametrize("steps", [["shutdown"], ["startup", "shutdown", "shutdown"]])
+def test_an_asgi_shutdown_without_a_startup_leaves_a_wsgi_callable_serving(
+    steps: list[str],
+) -> None:
+    app = App()
+    wsgi = app.as_wsgi()
+    try:
+        asgi = app.as_asgi()
+
+        async def serve() -> None:
+            if steps[0] == "startup":
+                await drive_lifespan(asgi, steps[:2])
+            await drive_lifespan(asgi, ["shutdown"])
+
+        asyncio.run(serve())
+        # NOTE: the WSGI callable's startup ran: a hook registered now would never run in it.
+        with pytest.raises(RuntimeError, match="would never run"):
+            app.on_startup(lambda: None)
+    finally:
+        wsgi.close()
+
+
+def _lifespans(app: App, events: list[str]) -> None:
+    """Register a sync and an async lifespan that record their entry and exit."""
+
+    @app.lifespan
+    @contextmanager
+    def sync_held(app: App) -> Iterator[None]:
+        events.append("enter sync")
+        yield
+        events.append("exit sync")
+
+    @app.lifespan
+    @asynccontextmanager
+    async def async_held(app: App) -> AsyncIterator[None]:
+        events.append("enter async")
+        yield
+        events.append("exit async")
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_startup_hook_that_ends_the_process_exits_the_lifespans_entered(
+    interface: str, colour: str, ending: type[BaseException]
+) -> None:
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    def configure() -> None:
+        raise ending("no configuration")
+
+    app.on_startup(in_colour(colour, configure))
+
+    # NOTE: raised out of as_wsgi(), and out of the lifespan call (the client raises it).
+    with pytest.raises(ending, match="no configuration"), TestClient(app, interface=interface):
+        pass
+    assert events == ["enter sync", "enter async", "exit async", "exit sync"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_shutdown_hook_that_ends_the_process_lets_the_later_steps_run(
+    interface: str, colour: str, ending: type[BaseException]
+) -> None:
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    def flush() -> None:
+        raise ending("stop now")
+
+    app.on_shutdown(in_colour(colour, flush))
+
+    @app.on_shutdown
+    async def goodbye() -> None:
+        events.append("goodbye")
+
+    class Pool:
+        name = "pool"
+
+        def close(self) -> None:
+            events.append("pool closed")
+
+    app.install(Pool())
+    client = TestClient(app, interface=interface)
+    client.__enter__()
+    events.clear()
+    with pytest.raises(ending, match="stop now"):
+        client.close()
+    assert events == ["goodbye", "exit async", "exit sync", "pool closed"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_an_async_lifespan_that_ends_the_process_leaves_the_event_loop_running(
+    interface: str, ending: type[BaseException], where: str
+) -> None:
+    # NOTE: raised in its exit, it left the task that holds the lifespan, and with it the event
+    # loop (the app loop, or the server's): "Event loop is closed", the later steps unrun.
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    @contextmanager
+    def first(app: App) -> Iterator[None]:
+        events.append("enter first")
+        yield
+        events.append("exit first")
+
+    @app.lifespan
+    @asynccontextmanager
+    async def ending_held(app: App) -> AsyncIterator[None]:
+        if where == "enter":
+            raise ending("the lifespan ends it")
+        yield
+        raise ending("the lifespan ends it")
+
+    @app.on_shutdown
+    def goodbye() -> None:
+        events.append("goodbye")
+
+    client = TestClient(app, interface=interface)
+    with pytest.raises(ending, match="the lifespan ends it"), client:
+        assert events == ["enter first"]
+    if where == "enter":
+        assert events == ["enter first", "exit first"]
+    else:
+        assert events == ["enter first", "goodbye", "exit first"]
+
+
+def test_a_wsgi_close_from_another_thread_resets_a_sync_lifespan() -> None:
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    @contextmanager
+    def held(app: App) -> Iterator[None]:
+        token = current.set("open")
+        yield
+        current.reset(token)
+        events.append(current.get())
+
+    wsgi = app.as_wsgi()
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            wsgi.close()
+        except BaseException as exc:  # collected and checked in the test thread
+            failed.append(exc)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    closer.join(10)
+    assert failed == []
+    assert events == ["unset"]
+
+
+def test_what_startup_steps_set_in_context_variables_stays_out_of_requests(
+    interface: str, colour: str
+) -> None:
+    # NOTE: under a WSGI TestClient, requests ran in the thread that ran the startup, and saw
+    # what it set, where neither ASGI nor Waitress's threads do.
+    current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="unset")
+    app = App()
+
+    def start() -> None:
+        current.set("startup")
+
+    app.on_startup(in_colour(colour, start))
+
+    @app.lifespan
+    @contextmanager
+    def held(app: App) -> Iterator[None]:
+        current.set("lifespan")
+        yield
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        return current.get()
+
+    @app.get("/async")
+    async def index_async(request: Request) -> str:
+        return current.get()
+
+    with TestClient(app, interface=interface) as client:
+        assert [client.get("/").text, client.get("/async").text] == ["unset", "unset"]
+    assert current.get() == "unset"
+
+
+def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
+    interface: str, colour: str
+) -> None:
+    # NOTE: a def hook's (an asyncio.run() of a call that was cancelled) was let out: at
+    # startup the lifespans entered were not exited, at shutdown the later steps were skipped,
+    # where an async def hook's failed that step alone.
+    events: list[str] = []
+    app = App()
+    _lifespans(app, events)
+
+    def flush() -> None:
+        raise asyncio.CancelledError("flush cancelled")
+
+    app.on_shutdown(in_colour(colour, flush))
+
+    @app.on_shutdown
+    def goodbye() -> None:
+        events.append("goodbye")
+
+    client = TestClient(app, interface=interface)
+    client.__enter__()
+    events.clear()
+    with pytest.raises(RuntimeError, match=r"1 of 4 shutdown steps failed: .*flush"):
+        client.close()
+    assert events == ["goodbye", "exit async", "exit sync"]
+
+    starting = App()
+    _lifespans(starting, events)
+    starting.on_startup(in_colour(colour, flush))
+    events.clear()
+    with (
+        pytest.raises(Exception, match="flush cancelled"),
+        TestClient(starting, interface=interface),
+    ):
+        pass
+    assert events == ["enter sync", "enter async", "exit async", "exit sync"]
