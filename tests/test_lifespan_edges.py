@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -244,6 +245,10 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
     # NOTE: a def hook's (an asyncio.run() of a call that was cancelled) was let out: at
     # startup the lifespans entered were not exited, at shutdown the later steps were skipped,
     # where an async def hook's failed that step alone.
+    if interface == "asgi" and colour == "async" and sys.version_info < (3, 11):
+        pytest.skip(
+            "Python 3.10 counts no task's cancellations: taken for the server's (lifespan.md)"
+        )
     events: list[str] = []
     app = App()
     _lifespans(app, events)
