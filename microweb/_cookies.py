@@ -177,10 +177,10 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        TypeError: If ``value`` is neither a ``str`` nor ``bytes``, ``max_age`` not a
-            number (a ``bool`` is none here) or a ``timedelta``, ``expires`` neither a ``str``
-            nor a ``datetime`` (a ``date``, say), or ``samesite``, ``path`` or ``domain`` not
-            a ``str``.
+        TypeError: If ``key`` is not a ``str``, ``value`` neither a ``str`` nor ``bytes``,
+            ``max_age`` not a number (a ``bool`` is none here) or a ``timedelta``, ``expires``
+            neither a ``str`` nor a ``datetime`` (a ``date``, say), or ``samesite``, ``path``
+            or ``domain`` not a ``str``.
         ValueError: If the name is not a token or is the name of an attribute (``path``,
             ``expires``...), the value or the path holds a lone surrogate, the path does not
             start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
@@ -304,6 +304,10 @@ def _check_kept(
 
 
 def _check_name(morsel: Morsel[str], key: str) -> None:
+    if not isinstance(key, str):
+        # NOTE: bytes met a str pattern, as a domain's did, and None or an int gave "expected
+        # string or bytes-like object": no word of the cookie's name.
+        raise TypeError(f"a cookie name is a str, not {type(key).__name__}")
     if not _COOKIE_NAME.fullmatch(key):
         raise ValueError(f"invalid cookie name: {key!r}")
     if morsel.isReservedKey(key):
