@@ -355,6 +355,15 @@ class ASGIDriver:
                     log_failure("startup failed", exc_info=True)
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
                     return
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    # NOTE: a hook's sys.exit("DATABASE_URL is not set"), let out alone, was
+                    # taken by Uvicorn for a lifespan protocol it did not know: it said "serving
+                    # on", the first request got a 500 and the process ended (review170). Said
+                    # failed first, then raised on, as out of as_wsgi(): the server exits with
+                    # its startup failure, a test gets the exception itself.
+                    log_failure("startup failed", exc_info=True)
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:

@@ -14,7 +14,7 @@ import httpx
 
 from ._app_loop import run_until_stopped
 from ._errors import unhandled_errors
-from ._testing_http import run_served, served
+from ._testing_http import _Ending, run_served, served
 from ._testing_http import written as written_path
 from ._websocket import WebSocketDisconnect
 
@@ -80,6 +80,11 @@ class Lifespan:
             raise RuntimeError(f"lifespan {kind}: the app returned without a reply")
         reply = replied.result()
         if reply["type"] != f"lifespan.{kind}.complete":
+            # NOTE: a hook's SystemExit is said failed, then raised on: raised in the test, as
+            # the WSGI side raises it, rather than the failure that names it.
+            await asyncio.wait({self._task}, timeout=WAIT)
+            if self._task.done() and isinstance(self._task.exception(), _Ending):
+                self._task.result()
             raise RuntimeError(f"lifespan {kind} failed: {reply.get('message', '')}")
 
     async def startup(self) -> None:

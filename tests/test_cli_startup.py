@@ -61,6 +61,20 @@ def test_a_failing_startup_hook_is_logged_and_ends_with_status_3(
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_a_startup_hooks_sys_exit_is_logged_and_ends_with_status_3(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: under Uvicorn, a hook's SystemExit let out alone was taken for a lifespan protocol
+    # the app did not know: "serving on", a 500 for the first request, then the end (review170).
+    done = _serve(free_port(), server, tmp_path / "events.txt", SERVING_FAIL_STARTUP="exit")
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "ERROR:microweb: startup failed" in log
+    assert "DATABASE_URL is not set" in log
+    assert "serving on" not in log, log
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_a_lifespan_that_fails_to_enter_ends_with_status_3(tmp_path: Path, server: str) -> None:
     done = _serve(free_port(), server, tmp_path / "events.txt", SERVING_LIFESPAN="fail")
     log = done.stdout + done.stderr
