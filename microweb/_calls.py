@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
+from ._emission import negotiate_file
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -95,7 +96,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     if handler is not None:
         try:
             result = yield from call(handler.target, request, exc)
-            response = _error_value(result, exc, handler.key)
+            response = _error_value(request, result, exc, handler.key)
         except ClientDisconnect:
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged.
@@ -236,7 +237,7 @@ def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
     return default_error(request, 500, detail, {})
 
 
-def _error_value(result: Any, exc: Exception, key: object) -> Response:
+def _error_value(request: Request, result: Any, exc: Exception, key: object) -> Response:
     """A plain value from an error handler keeps the error's status (no soft 404 or 500).
 
     A ``(value, status)`` tuple sets its own status, and still gets the error's headers
@@ -247,7 +248,9 @@ def _error_value(result: Any, exc: Exception, key: object) -> Response:
         # NOTE: a copy: an error page the app keeps (a module's constant) kept the first 405's
         # Allow, and every later 405 sent it, for other paths (review141); and the flows add
         # one request's own headers (a session cookie) to the response they are given.
-        response = copied(result)
+        # NOTE: a file is settled as a handler's is: a fallback page sent with 200 answered no
+        # 304 or range. One with an error's status is sent whole (negotiate_file leaves it).
+        response = negotiate_file(result, request) if result.file_info else copied(result)
         if isinstance(exc, HTTPError) and response.status == exc.status:
             _add_headers(response, exc)
         return response

@@ -251,7 +251,7 @@ def _layer(
         raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once")
     if first is not None:
         yield from _end_flow(request, flow, gen, first)
-        return _flow_response(flow, first)
+        return _flow_response(request, flow, first)
     try:
         response = yield from _layer(plan, request, flows, index + 1, inner, waiting)
     except Exception as exc:
@@ -281,7 +281,7 @@ def _offer(
     finally:
         del exc  # NOTE: no cycle through this frame and the traceback (see _advance).
     yield from _end_flow(request, flow, gen, out)
-    return (yield from _deliver(plan, request, waiting, _flow_response(flow, out)))
+    return (yield from _deliver(plan, request, waiting, _flow_response(request, flow, out)))
 
 
 def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Effects:
@@ -295,7 +295,7 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
             # request alone. Kept, it got the session cookie Sessions adds further out, and
             # gave it to the next client it answered.
             return copied(response, reread=False)
-        final = _flow_response(flow, out)
+        final = _flow_response(request, flow, out)
     except BaseException:
         close_replaced(request, response, None)  # NOTE: an error's response takes its place.
         raise
@@ -403,12 +403,16 @@ def _close_cut_off(flow: Colored, gen: Any) -> Effects:
         logger.exception("flow %s failed while its request was cancelled", flow.fn.__qualname__)
 
 
-def _flow_response(flow: Colored, value: Any) -> Response:
+def _flow_response(request: Request, flow: Colored, value: Any) -> Response:
     if not isinstance(value, Response):
         raise TypeError(
             f"flow {flow.fn.__qualname__} yielded {type(value).__name__}; yield a Response to "
             "answer, or yield nothing to go on"
         )
+    if value.file_info is not None:
+        # NOTE: settled as a handler's file is (on a copy): a flow's file (a single-page app's
+        # fallback page) sent Last-Modified, yet never answered a 304 or a range.
+        return negotiate_file(value, request)
     return copied(value)  # NOTE: the flows outside change it; the app may keep it (see _call).
 
 
