@@ -248,7 +248,9 @@ def _layer(
     gen = flow.fn(request)
     first, done = yield from _advance(request, gen, flow.is_async, None, None)
     if done:
-        raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once")
+        # NOTE: from None: an async flow's StopAsyncIteration, thrown back in by the driver
+        # from its except clause, was chained to it in the log, as if the flow had failed.
+        raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once") from None
     if first is not None:
         yield from _end_flow(request, flow, gen, first)
         return _flow_response(request, flow, first)
