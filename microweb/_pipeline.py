@@ -349,6 +349,8 @@ def _advance(
     try:
         if is_async:
             out = yield (_athrow(gen, exc) if exc is not None else gen.asend(value))
+            if out is _ENDED:
+                return None, True
         else:
             request._inline = True
             try:
@@ -373,8 +375,16 @@ async def _athrow(gen: Any, exc: Exception) -> Any:
     # the effect (the drivers', the app loop's) are in its traceback when the flow lets it pass.
     try:
         return await gen.athrow(exc)
+    except StopAsyncIteration:
+        # NOTE: the flow ended on it (caught it and returned): told by a value, not thrown
+        # back in by the driver from its except clause, where the error that goes on out got
+        # the StopAsyncIteration as its __context__ ("During handling of the above exception").
+        return _ENDED
     finally:
         del exc
+
+
+_ENDED = object()
 
 
 def _close(gen: Any, is_async: bool) -> Effects:
