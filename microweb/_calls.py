@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
+from ._emission import negotiate_file
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -59,8 +60,13 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
         request._inline = False
 
 
-def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
+def error_response(
+    plan: Plan, request: Request, exc: Exception, broken_before: bool = False
+) -> Effects:
     """Turn ``exc`` into a response: a registered error handler's, or the default one.
+
+    ``broken_before`` tells that ``exc`` is the error of an ``HTTPError`` that made no default
+    answer: if this answer ends in one such again, the default 500 goes out.
 
     Raises:
         ClientDisconnect: For an exception group of them only (a ``TaskGroup``'s whose task
@@ -95,7 +101,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
     if handler is not None:
         try:
             result = yield from call(handler.target, request, exc)
-            response = _error_value(result, exc, handler.key)
+            response = _error_value(request, result, exc, handler.key)
         except ClientDisconnect:
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged.
@@ -104,7 +110,9 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
             # KeyError into a 404, say): logged, with its traceback, it read as a failure.
             if isinstance(failure, HTTPError):
-                _log_answered(request, exc, handler, failure.status)
+                # NOTE: getattr: one whose __init__ skipped HTTPError's has no status (see
+                # _search); its default answer is then the bug, logged as one.
+                _log_answered(request, exc, handler, getattr(failure, "status", 500))
             else:
                 # NOTE: the request named, as in every other error logged: "error handler
                 # <function bad at 0x...> failed" alone did not say which request met it.
@@ -123,7 +131,7 @@ def error_response(plan: Plan, request: Request, exc: Exception) -> Effects:
             return response
     try:
         if isinstance(exc, HTTPError):
-            return (yield from _default_answer(plan, request, exc))
+            return (yield from _default_answer(plan, request, exc, broken_before))
         refused = _headers_refusal(request)
         if refused is not None:
             # NOTE: the default 500 would be a 431 (it reads Accept): the app's 431 handler
@@ -162,16 +170,24 @@ def _foreign_http_error(exc: Exception) -> str:
     return ""
 
 
-def _default_answer(plan: Plan, request: Request, exc: HTTPError) -> Effects:
+def _default_answer(plan: Plan, request: Request, exc: HTTPError, broken_before: bool) -> Effects:
     """The default answer to ``exc``, or the 500 of the app's bug if it makes none."""
     try:
         return default_error(request, exc.status, exc.detail, exc.headers)
     except Exception as broken:
+        if broken_before:
+            # NOTE: the handler that answered the first one's bug raised another (one for
+            # AttributeError raising an HTTPError that has no status): each answered the next,
+            # to a RecursionError and a thousand lines logged.
+            logger.error(
+                "unhandled error in %s %s", request.method, logged_path(request), exc_info=broken
+            )
+            return _last_resort(plan, request, broken)
         # NOTE: an HTTPError changed after it was made (a subclass that sets its detail, a
         # header added to exc.headers), past HTTPError()'s checks, into no answer: it raised
         # out of the app, a 500 and a traceback from the server with nothing logged by the app
         # (review161). It is the app's bug, logged and answered as one.
-        return (yield from error_response(plan, request, broken))
+        return (yield from error_response(plan, request, broken, broken_before=True))
 
 
 def _headers_refusal(request: Request) -> HTTPError | None:
@@ -236,7 +252,7 @@ def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
     return default_error(request, 500, detail, {})
 
 
-def _error_value(result: Any, exc: Exception, key: object) -> Response:
+def _error_value(request: Request, result: Any, exc: Exception, key: object) -> Response:
     """A plain value from an error handler keeps the error's status (no soft 404 or 500).
 
     A ``(value, status)`` tuple sets its own status, and still gets the error's headers
@@ -247,7 +263,9 @@ def _error_value(result: Any, exc: Exception, key: object) -> Response:
         # NOTE: a copy: an error page the app keeps (a module's constant) kept the first 405's
         # Allow, and every later 405 sent it, for other paths (review141); and the flows add
         # one request's own headers (a session cookie) to the response they are given.
-        response = copied(result)
+        # NOTE: a file is settled as a handler's is: a fallback page sent with 200 answered no
+        # 304 or range. One with an error's status is sent whole (negotiate_file leaves it).
+        response = negotiate_file(result, request) if result.file_info else copied(result)
         if isinstance(exc, HTTPError) and response.status == exc.status:
             _add_headers(response, exc)
         return response

@@ -248,10 +248,12 @@ def _layer(
     gen = flow.fn(request)
     first, done = yield from _advance(request, gen, flow.is_async, None, None)
     if done:
-        raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once")
+        # NOTE: from None: an async flow's StopAsyncIteration, thrown back in by the driver
+        # from its except clause, was chained to it in the log, as if the flow had failed.
+        raise RuntimeError(f"flow {flow.fn.__qualname__} ended without yielding once") from None
     if first is not None:
         yield from _end_flow(request, flow, gen, first)
-        return _flow_response(flow, first)
+        return _flow_response(request, flow, first)
     try:
         response = yield from _layer(plan, request, flows, index + 1, inner, waiting)
     except Exception as exc:
@@ -281,7 +283,7 @@ def _offer(
     finally:
         del exc  # NOTE: no cycle through this frame and the traceback (see _advance).
     yield from _end_flow(request, flow, gen, out)
-    return (yield from _deliver(plan, request, waiting, _flow_response(flow, out)))
+    return (yield from _deliver(plan, request, waiting, _flow_response(request, flow, out)))
 
 
 def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Effects:
@@ -295,7 +297,7 @@ def _finish(request: Request, flow: Colored, gen: Any, response: Response) -> Ef
             # request alone. Kept, it got the session cookie Sessions adds further out, and
             # gave it to the next client it answered.
             return copied(response, reread=False)
-        final = _flow_response(flow, out)
+        final = _flow_response(request, flow, out)
     except BaseException:
         close_replaced(request, response, None)  # NOTE: an error's response takes its place.
         raise
@@ -347,6 +349,8 @@ def _advance(
     try:
         if is_async:
             out = yield (_athrow(gen, exc) if exc is not None else gen.asend(value))
+            if out is _ENDED:
+                return None, True
         else:
             request._inline = True
             try:
@@ -371,8 +375,16 @@ async def _athrow(gen: Any, exc: Exception) -> Any:
     # the effect (the drivers', the app loop's) are in its traceback when the flow lets it pass.
     try:
         return await gen.athrow(exc)
+    except StopAsyncIteration:
+        # NOTE: the flow ended on it (caught it and returned): told by a value, not thrown
+        # back in by the driver from its except clause, where the error that goes on out got
+        # the StopAsyncIteration as its __context__ ("During handling of the above exception").
+        return _ENDED
     finally:
         del exc
+
+
+_ENDED = object()
 
 
 def _close(gen: Any, is_async: bool) -> Effects:
@@ -403,12 +415,16 @@ def _close_cut_off(flow: Colored, gen: Any) -> Effects:
         logger.exception("flow %s failed while its request was cancelled", flow.fn.__qualname__)
 
 
-def _flow_response(flow: Colored, value: Any) -> Response:
+def _flow_response(request: Request, flow: Colored, value: Any) -> Response:
     if not isinstance(value, Response):
         raise TypeError(
             f"flow {flow.fn.__qualname__} yielded {type(value).__name__}; yield a Response to "
             "answer, or yield nothing to go on"
         )
+    if value.file_info is not None:
+        # NOTE: settled as a handler's file is (on a copy): a flow's file (a single-page app's
+        # fallback page) sent Last-Modified, yet never answered a 304 or a range.
+        return negotiate_file(value, request)
     return copied(value)  # NOTE: the flows outside change it; the app may keep it (see _call).
 
 

@@ -226,16 +226,19 @@ def _search(handlers: ErrorHandlers, exc: BaseException) -> ErrorHandler | None:
     # subclass of it, before HTTPError and Exception. As in Flask and Starlette, a handler for
     # any exception (a 500 page that logs) does not take the place of a 404 page.
     http = isinstance(exc, HTTPError)
-    status = exc.status if isinstance(exc, HTTPError) else 500
+    # NOTE: read with getattr: a subclass whose __init__ skips HTTPError's has no status, and
+    # its AttributeError, raised here, left the app (a 500 and a traceback from the server,
+    # nothing logged by the app) where there were no flows. Its default answer is the bug.
+    status = getattr(exc, "status", None) if http else 500
     for cls in type(exc).__mro__:
-        if cls is HTTPError:
+        if cls is HTTPError and type(status) is int:
             found = handlers.get(status)
             if found is not None:
                 return found
         found = handlers.get(cls)
         if found is not None:
             return found
-    return None if http else handlers.get(status)
+    return None if http else handlers.get(500)
 
 
 def _invalid_target(request: Request) -> str:

@@ -1,0 +1,78 @@
+"""What a flow's mistakes log: the error itself, with no unrelated one chained to it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from conftest import MakeClient, in_colour
+
+from microweb import App, Request
+
+
+@pytest.mark.parametrize("flow_colour", ["sync", "async"])
+def test_a_flow_that_never_yields_is_logged_without_the_end_of_its_generator(
+    make_client: MakeClient, flow_colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: an async flow's StopAsyncIteration, thrown back in by the driver, was chained to
+    # the RuntimeError ("During handling of the above exception, another exception
+    # occurred"), as if the flow had failed while ending.
+    app = App()
+    if flow_colour == "sync":
+
+        @app.middleware
+        def silent(request: Request) -> Iterator[Any]:
+            if request.path == "/never":
+                yield
+
+    else:
+
+        @app.middleware
+        async def silent(request: Request) -> AsyncIterator[Any]:
+            if request.path == "/never":
+                yield
+
+    @app.get("/")
+    async def home(request: Request) -> str:
+        return "home"
+
+    caplog.set_level(logging.ERROR, logger="microweb")
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    [error] = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert isinstance(error, RuntimeError)
+    assert "ended without yielding once" in str(error)
+    assert error.__suppress_context__ or error.__context__ is None
+    assert error.__cause__ is None
+
+
+def test_an_error_an_async_flow_lets_pass_by_returning_keeps_its_context(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the flow's end (StopAsyncIteration), thrown back in by the driver from its except
+    # clause, became the __context__ of the handler's error: the log said the bug happened
+    # "during handling of" a StopAsyncIteration.
+    app = App()
+    cleaned: list[str] = []
+
+    @app.middleware
+    async def rolls_back(request: Request) -> AsyncIterator[Any]:
+        try:
+            yield
+        except LookupError:
+            cleaned.append("rolled back")
+            return  # the error stands
+
+    def broken(request: Request) -> str:
+        raise LookupError("the bug")
+
+    app.get("/")(in_colour(colour, broken))
+    caplog.set_level(logging.ERROR, logger="microweb")
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert cleaned == ["rolled back"]
+    [error] = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert isinstance(error, LookupError)
+    assert error.__context__ is None
