@@ -122,6 +122,11 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                 # off are closed (their aclose() awaited) before it goes on, instead of when
                 # they are collected. App code's own is an error of the request, as under WSGI.
                 effect = effects.throw(exc if cancelled_here() else own_cancellation(exc))
+            except (KeyboardInterrupt, SystemExit):
+                # NOTE: the core closed now, its sync flows with it (their finally run), as
+                # under WSGI: the traceback, kept by the task, held them until a collection.
+                effects.close()
+                raise
             else:
                 effect = send(value)
     except StopIteration as stop:

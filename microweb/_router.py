@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from ._effects import Colored
+from ._errors import ClientDisconnect
 from ._limits import RouteLimits, check_route_limits
 from ._plan import ErrorHandler
 from ._route_templates import parse_template
@@ -278,6 +279,12 @@ def check_error_key(key: ErrorKey) -> None:
         return
     if not (isinstance(key, type) and issubclass(key, BaseException)):
         raise TypeError(f"error_handler() takes a status or an exception class, got {key!r}")
+    if issubclass(key, ClientDisconnect):
+        # NOTE: registered, it never ran: nobody is left to answer (review172).
+        raise TypeError(
+            f"error_handler() got {key.__name__}: a client that left gets no answer, so no "
+            "error handler runs for it; clean up in a try/finally around the body's read"
+        )
     if not issubclass(key, Exception):
         # NOTE: KeyboardInterrupt, SystemExit, CancelledError stop the server or the task; no
         # request ever reaches a handler for them, so registering one is a mistake to tell.

@@ -565,6 +565,12 @@ def test_error_handler_registration_is_checked() -> None:
             app.error_handler(ending)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="subclass of Exception"):
             Router().error_handler(ending)  # type: ignore[arg-type]
+    # NOTE: a client that left gets no answer: a handler for it never ran (review172).
+    for gone in (ClientDisconnect, type("Gone", (ClientDisconnect,), {})):
+        with pytest.raises(TypeError, match=f"got {gone.__name__}: a client that left"):
+            app.error_handler(gone)
+        with pytest.raises(TypeError, match="no error handler runs for it"):
+            Router().error_handler(gone)
 
 
 def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
