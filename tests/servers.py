@@ -306,6 +306,42 @@ def serving_module(
         yield port, log
 
 
+# NOTE: the three ways `microweb serve` runs an app: Waitress, Uvicorn with httptools, and
+# Uvicorn with h11 (its protocol when httptools is missing: test_cli_options checks the pick).
+SERVE_WAYS = ("waitress", "uvicorn-h11", "uvicorn-httptools")
+
+
+def serve_command(way: str, app: str, port: int) -> list[str]:
+    """The command line that serves ``app`` (``module:app``) on ``port`` one of ``SERVE_WAYS``."""
+    if way == "uvicorn-h11":
+        return [
+            *(sys.executable, "-m", "uvicorn", "--factory", f"{app}.as_asgi"),
+            *("--host", HOST, "--port", str(port), "--log-level", "warning"),
+            *("--http", "microweb._h11:BoundedH11"),
+        ]
+    serve = [sys.executable, "-m", "microweb", "serve", app, "--server", way.split("-")[0]]
+    return [*serve, "--port", str(port), "--log-level", "warning"]
+
+
+@contextmanager
+def serving_every_way(
+    app: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, int]]:
+    """Serve ``app`` each of ``SERVE_WAYS`` at once, for a module's tests; yield their ports."""
+    pytest.importorskip("httptools")
+    processes, found = [], {}
+    try:
+        for way in SERVE_WAYS:
+            port = free_port()
+            log = tmp_path_factory.mktemp(way) / "server.log"
+            processes.append(start(serve_command(way, app, port), port=port, log=log))
+            found[way] = port
+        yield found
+    finally:
+        for process in processes:
+            stop(process)
+
+
 @dataclass(frozen=True)
 class Uvicorn:
     """A running Uvicorn: where it listens and where it logs."""

@@ -10,6 +10,7 @@ gave ``None``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -28,14 +29,19 @@ CASES = {"truncated": (TRUNCATED, 400), "too many parts": (MANY_PARTS, 413)}
 
 def form_then_read(request: Request) -> str:
     """Read the form, then the body in three other ways, noting each error's status."""
-    seen = []
-    for read in (
+    return outcomes(
         request.form,
         request.read,
         lambda: request.json(silent=True, force=True),
         lambda: list(request.iter_bytes()),
         request.form,
-    ):
+    )
+
+
+def outcomes(*reads: Callable[[], Any]) -> str:
+    """Make each read in turn: ``read``, its error's status, or ``RuntimeError``."""
+    seen = []
+    for read in reads:
         try:
             read()
             seen.append("read")
@@ -46,15 +52,10 @@ def form_then_read(request: Request) -> str:
     return " ".join(seen)
 
 
-async def aform_then_read(request: Request) -> str:
+async def aoutcomes(*reads: Callable[[], Awaitable[Any]]) -> str:
+    """``outcomes()`` of reads that are awaited."""
     seen = []
-    for read in (
-        request.aform,
-        request.aread,
-        lambda: request.ajson(silent=True, force=True),
-        lambda: _all_of(request),
-        request.aform,
-    ):
+    for read in reads:
         try:
             await read()
             seen.append("read")
@@ -63,6 +64,16 @@ async def aform_then_read(request: Request) -> str:
         except RuntimeError:
             seen.append("RuntimeError")
     return " ".join(seen)
+
+
+async def aform_then_read(request: Request) -> str:
+    return await aoutcomes(
+        request.aform,
+        request.aread,
+        lambda: request.ajson(silent=True, force=True),
+        lambda: _all_of(request),
+        request.aform,
+    )
 
 
 async def _all_of(request: Request) -> list[bytes]:
@@ -111,21 +122,12 @@ def test_a_kept_form_error_leaves_no_cycle(interface: str, colour: str) -> None:
 
 def parts_then_read(request: Request) -> str:
     """Read the parts (each part's data), then the body in three other ways, as above."""
-    seen = []
-    for read in (
+    return outcomes(
         lambda: [b"".join(part.iter_bytes()) for part in request.iter_parts()],
         request.read,
         lambda: request.json(silent=True, force=True),
         request.form,
-    ):
-        try:
-            read()
-            seen.append("read")
-        except HTTPError as exc:
-            seen.append(str(exc.status))
-        except RuntimeError:
-            seen.append("RuntimeError")
-    return " ".join(seen)
+    )
 
 
 async def aparts_then_read(request: Request) -> str:
@@ -133,21 +135,9 @@ async def aparts_then_read(request: Request) -> str:
         async for part in request.aiter_parts():
             [chunk async for chunk in part.aiter_bytes()]
 
-    seen = []
-    for read in (
-        parts,
-        request.aread,
-        lambda: request.ajson(silent=True, force=True),
-        request.aform,
-    ):
-        try:
-            await read()
-            seen.append("read")
-        except HTTPError as exc:
-            seen.append(str(exc.status))
-        except RuntimeError:
-            seen.append("RuntimeError")
-    return " ".join(seen)
+    return await aoutcomes(
+        parts, request.aread, lambda: request.ajson(silent=True, force=True), request.aform
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -15,7 +15,6 @@ that failed or broke its length) must be cut alike: at the same point of the sam
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 from answer_fuzz_app import SIZES, encode_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from servers import HOST, environment, free_port, start, stop
+from servers import serving_every_way
 from test_servers_parity import Connection
 
 from microweb.testing import TestClient
@@ -31,7 +30,6 @@ from microweb.testing import TestClient
 pytestmark = pytest.mark.servers
 
 APP = "answer_fuzz_app:app"
-SERVERS = ("waitress", "uvicorn-h11", "uvicorn-httptools")
 # NOTE: FUZZ_EXAMPLES=5000 for a longer hunt.
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")),
@@ -41,33 +39,11 @@ FUZZ = settings(
 )
 
 
-def _command(name: str, port: int) -> list[str]:
-    """The command line of one server, as ``microweb serve`` runs it (test_servers_hostile3)."""
-    if name == "uvicorn-h11":
-        return [
-            *(sys.executable, "-m", "uvicorn", "--factory", f"{APP}.as_asgi"),
-            *("--host", HOST, "--port", str(port), "--log-level", "warning"),
-            *("--http", "microweb._h11:BoundedH11"),
-        ]
-    serve = [sys.executable, "-m", "microweb", "serve", APP, "--server", name.split("-")[0]]
-    return [*serve, "--port", str(port), "--log-level", "warning"]
-
-
 @pytest.fixture(scope="module")
 def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     """Run the app under the three servers for the whole module."""
-    pytest.importorskip("httptools")
-    processes, found = [], {}
-    try:
-        for name in SERVERS:
-            port = free_port()
-            log = tmp_path_factory.mktemp(name) / "server.log"
-            processes.append(start(_command(name, port), port=port, log=log, env=environment()))
-            found[name] = port
+    with serving_every_way(APP, tmp_path_factory) as found:
         yield found
-    finally:
-        for process in processes:
-            stop(process)
 
 
 @pytest.fixture(scope="module")

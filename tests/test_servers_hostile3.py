@@ -10,14 +10,13 @@ from __future__ import annotations
 import functools
 import select
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import HOST, read_log, serving_module
+from servers import HOST, read_log, serve_command, serving_module
 
 pytestmark = pytest.mark.servers
 
@@ -35,28 +34,15 @@ class Server:
     log: Path
 
 
-def _command(name: str, port: int) -> list[str]:
-    if name == "waitress":
-        serve = [sys.executable, "-m", "microweb", "serve", APP, "--server", "waitress"]
-        return [*serve, "--port", str(port), "--log-level", "warning"]
-    if name == "uvicorn-httptools":
-        serve = [sys.executable, "-m", "microweb", "serve", APP, "--server", "uvicorn"]
-        return [*serve, "--port", str(port), "--log-level", "warning"]
-    # NOTE: what `microweb serve` runs without httptools (test_cli_options checks the pick).
-    return [
-        *(sys.executable, "-m", "uvicorn", "--factory", f"{APP}.as_asgi"),
-        *("--host", HOST, "--port", str(port), "--log-level", "warning"),
-        *("--http", "microweb._h11:BoundedH11"),
-    ]
-
-
 @pytest.fixture(scope="module", params=SERVERS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """Run the hostile app under one server, for the whole module."""
     name = str(request.param)
-    with serving_module(name, functools.partial(_command, name), tmp_path_factory) as found:
+    with serving_module(
+        name, functools.partial(serve_command, name, APP), tmp_path_factory
+    ) as found:
         yield Server(name, *found)
 
 
