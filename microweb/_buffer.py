@@ -83,6 +83,12 @@ class BodyMeter:
             self._fail(self.too_large(self.limit))
         self._fail(HTTPError(400, "request body is longer than its Content-Length"))
 
+    def keep(self, error: HTTPError) -> None:
+        """Keep ``error``, a 4xx of the reader of this body (a form's), for the request's later
+        reads, unless this meter failed first."""
+        if self.failed is None:
+            self.failed = error.status, error.detail
+
     def _fail(self, error: HTTPError) -> NoReturn:
         self.failed = error.status, error.detail
         try:

@@ -189,11 +189,10 @@ class BodyMethods(HeadProperties):
             and self._consumed == call
             and self._body is None
             and meter is not None
-            and meter.failed is None
         ):
             # NOTE: read() after form()'s 400 raised RuntimeError ("already consumed"), a
             # 500, and json(silent=True) gave None, where docs/requests.md promises the 400.
-            meter.failed = exc.status, exc.detail
+            meter.keep(exc)
 
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
         try:

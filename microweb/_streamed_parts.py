@@ -103,10 +103,10 @@ class _Parts:
         if isinstance(exc, multipart.MultipartError):
             exc = parser_error(exc)
         meter = self.meter
-        if isinstance(exc, HTTPError) and meter is not None and meter.failed is None:
+        if isinstance(exc, HTTPError) and meter is not None:
             # NOTE: read() after the parts' 400 raised RuntimeError ("already consumed"), a 500
             # (review169), where docs/requests.md promises the 400 again.
-            meter.failed = exc.status, exc.detail
+            meter.keep(exc)
         # NOTE: a copy is kept, to be raised again by every later step (_again()): it is never
         # raised itself, so it holds no traceback. The traceback's frames hold this object and
         # the request: kept here, the error made a cycle that held them (the parser, the body
