@@ -245,10 +245,6 @@ class StreamLengthError(RuntimeError):
         self.short = sent < length
 
 
-def _length_error(length: int, sent: int) -> StreamLengthError:
-    return StreamLengthError(length, sent)
-
-
 def ended_for_a_client_gone(exc: BaseException, gone: bool) -> bool:
     """Whether ``exc`` is a stream that stopped short of its length because the client left:
     a generator that returns once ``is_disconnected()`` says so, as docs/streaming.md shows."""
@@ -258,13 +254,35 @@ def ended_for_a_client_gone(exc: BaseException, gone: bool) -> bool:
 # NOTE: Waitress cut a stream that went on at its Content-Length and kept the connection, so
 # the client took the first bytes for the whole body, while Uvicorn cut the connection; a
 # negative length was sent as it was. Both interfaces now end such a response as an error.
-class SizedStream:
+class _Sized:
+    """What both colours of a stream counted against its declared length share."""
+
+    __slots__ = ("_length", "_sent")
+
+    def __init__(self, length: int) -> None:
+        self._length, self._sent = length, 0
+
+    def _counted(self, chunk: bytes | str) -> bytes:
+        """Return ``chunk`` encoded, counted; raise once the stream went past its length."""
+        data = encode_chunk(chunk)
+        self._sent += len(data)
+        if self._sent > self._length:
+            raise StreamLengthError(self._length, self._sent)
+        return data
+
+    def _end_error(self) -> StreamLengthError | None:
+        """The error of a stream that ended short of its length, if it did."""
+        return StreamLengthError(self._length, self._sent) if self._sent != self._length else None
+
+
+class SizedStream(_Sized):
     """A sync stream counted against its declared length; its ``close()`` closes the stream."""
 
-    __slots__ = ("_iterator", "_length", "_sent", "_source")
+    __slots__ = ("_iterator", "_source")
 
     def __init__(self, chunks: Iterable[bytes | str], length: int) -> None:
-        self._source, self._length, self._sent = chunks, length, 0
+        super().__init__(length)
+        self._source = chunks
         self._iterator: Iterator[bytes | str] | None = None
 
     def __iter__(self) -> SizedStream:
@@ -277,14 +295,10 @@ class SizedStream:
         try:
             chunk = next(self._iterator)
         except StopIteration:
-            if self._sent != self._length:
-                raise _length_error(self._length, self._sent) from None
+            if (error := self._end_error()) is not None:
+                raise error from None  # NOTE: no StopIteration chained to it in the log.
             raise
-        data = encode_chunk(chunk)
-        self._sent += len(data)
-        if self._sent > self._length:
-            raise _length_error(self._length, self._sent)
-        return data
+        return self._counted(chunk)
 
     def close(self) -> None:
         """Close the stream (and the iterator it gave, if another object)."""
@@ -296,13 +310,14 @@ class SizedStream:
             getattr(source, "close", _nothing)()
 
 
-class AsyncSizedStream:
+class AsyncSizedStream(_Sized):
     """An async stream counted against its declared length; ``aclose()`` closes the stream."""
 
-    __slots__ = ("_iterator", "_length", "_sent", "_source")
+    __slots__ = ("_iterator", "_source")
 
     def __init__(self, chunks: AsyncIterable[bytes | str], length: int) -> None:
-        self._source, self._length, self._sent = chunks, length, 0
+        super().__init__(length)
+        self._source = chunks
         self._iterator: AsyncIterator[bytes | str] | None = None
 
     def __aiter__(self) -> AsyncSizedStream:
@@ -314,14 +329,10 @@ class AsyncSizedStream:
         try:
             chunk = await anext(self._iterator)
         except StopAsyncIteration:
-            if self._sent != self._length:
-                raise _length_error(self._length, self._sent) from None
+            if (error := self._end_error()) is not None:
+                raise error from None  # NOTE: no StopAsyncIteration chained to it in the log.
             raise
-        data = encode_chunk(chunk)
-        self._sent += len(data)
-        if self._sent > self._length:
-            raise _length_error(self._length, self._sent)
-        return data
+        return self._counted(chunk)
 
     async def aclose(self) -> None:
         """Close the stream (and the iterator it gave, if another object)."""
