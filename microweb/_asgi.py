@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of, sends_refusal
-from ._calls import client_left, cut_off, handlers_failed, stream_failed
+from ._calls import client_left, cut_off, handlers_failed, stream_failed, to_send
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -133,7 +133,7 @@ class ASGIDriver:
                     if isinstance(outcome, Response)
                     else await drive_async(cast("Effects", outcome), self.pool)
                 )
-                headers, content = outgoing(response, request.method)
+                response, headers, content = to_send(self.plan, request, response)
                 start = {
                     "type": "http.response.start",
                     "status": response._status,
@@ -212,7 +212,7 @@ class ASGIDriver:
 
     async def _answer(self, request: Request, response: Response, send: Send) -> None:
         """Send ``response``, made after the usual path failed; a client gone is no error."""
-        headers, content = outgoing(response, request.method)
+        response, headers, content = to_send(self.plan, request, response)
         start = {
             "type": "http.response.start",
             "status": response._status,

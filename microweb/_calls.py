@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
-from ._emission import negotiate_file
+from ._emission import Header, negotiate_file, outgoing
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -25,7 +25,7 @@ from ._errors import (
 )
 from ._parsing import header_value, prefers_json
 from ._request import logged_path
-from ._response import JSON, TEXT, Response, copied, encode_json, to_response
+from ._response import JSON, TEXT, Response, StreamBody, copied, encode_json, to_response
 
 if TYPE_CHECKING:
     from ._plan import ErrorHandler, Plan
@@ -239,6 +239,28 @@ def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
         "error handler failed for %s %s", request.method, logged_path(request), exc_info=exc
     )
     return _last_resort(plan, request, exc)
+
+
+def to_send(
+    plan: Plan, request: Request, response: Response
+) -> tuple[Response, list[Header], bytes | StreamBody | None]:
+    """Return the response to send, with its headers and body as ``outgoing()`` gives them.
+
+    A response that can't be sent (a stream that is no iterable, say) is logged, and the
+    default 500 goes out in its place. No error handler answers it: the response has left the
+    handlers and the flows, and another of the app's own could fail the same way.
+    """
+    try:
+        return (response, *outgoing(response, request.method))
+    except Exception as exc:
+        logger.error(
+            "unhandled error in %s %s: its response can't be sent",
+            request.method,
+            logged_path(request),
+            exc_info=exc,
+        )
+        response = _last_resort(plan, request, exc)
+        return (response, *outgoing(response, request.method))
 
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:

@@ -152,7 +152,7 @@ def head_list(response: Response) -> list[Header]:
     # PERF: one pass over the header list, which this package owns.
     items = []
     typed = False
-    for item in response.headers._list:
+    for item in response._headers._list:
         name = item[0]
         if name == "content-length":
             continue
@@ -182,7 +182,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     ``None`` means no body at all (HEAD, 1xx, 204, 205, 304); the driver must still close
     ``response.chunks`` when there is a stream, unsent.
     """
-    items = response.headers._list
+    items = response._headers._list
     status = response._status
     if (
         len(items) == 1
@@ -197,6 +197,8 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
         # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
         # at once, with no pass over the list, 0.39 -> 0.23 us; head_list() does the rest.
         return [items[0], LENGTHS[len(response._body)]], response._body
+    if response.chunks is not None:
+        _check_stream(response.chunks)
     headers = head_list(response)
     # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
     if method == "HEAD" or no_body_status(status) or status == 205:
@@ -208,6 +210,24 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     if length is None or held:
         return headers, chunks
     return headers, sized(chunks, length)
+
+
+def _check_stream(chunks: object) -> None:
+    """Refuse a ``response.chunks`` that is no stream of chunks.
+
+    Raises:
+        TypeError: If ``chunks`` is not an iterable, or is ``bytes`` or ``str`` (whose
+            items are no chunks: the body goes in ``response.body``).
+    """
+    # NOTE: response.chunks = 5 failed when the body was iterated, after the headers: the
+    # server's 500 under WSGI, under ASGI a cut response, each logged its own way.
+    if isinstance(chunks, (bytes, bytearray, memoryview, str)) or not isinstance(
+        chunks, (Iterable, AsyncIterable)
+    ):
+        raise TypeError(
+            "a Response's chunks are an iterable or async iterable of bytes, not "
+            f"{type(chunks).__name__}: a whole body goes in response.body"
+        )
 
 
 def stream_length(response: Response) -> tuple[int | None, bool]:

@@ -101,7 +101,7 @@ class Response:
         ValueError: If ``status`` is not 200 to 599, or a header is refused (see ``Headers``).
     """
 
-    __slots__ = ("_body", "_length", "_status", "chunks", "file_info", "headers")
+    __slots__ = ("_body", "_headers", "_length", "_status", "chunks", "file_info")
 
     def __init__(
         self,
@@ -118,16 +118,16 @@ class Response:
         self._body: bytes = body
         self.status = status  # NOTE: through the setter, which checks it.
         if headers:
-            self.headers = Headers(_pairs_of(headers))
+            self._headers = Headers(_pairs_of(headers))
             # NOTE: a Content-Type in the headers is the app's own choice (an
             # application/problem+json error, a text template); it was silently replaced.
             if media_type is not None and "content-type" not in self.headers:
                 self.headers["content-type"] = media_type
         elif media_type in _KNOWN_TYPES:
             # PERF: the framework's own media types need no validation.
-            self.headers = trusted_headers([("content-type", media_type)])
+            self._headers = trusted_headers([("content-type", media_type)])
         else:
-            self.headers = trusted_headers([])
+            self._headers = trusted_headers([])
             if media_type is not None:
                 self.headers["content-type"] = media_type
         self.chunks: StreamBody | None = None
@@ -145,7 +145,7 @@ class Response:
                 "Response.status; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
-        for name in ("body", "length"):
+        for name in ("body", "headers", "length"):
             if name in cls.__dict__:
                 # NOTE: the drivers read what the checked property keeps: a subclass's own
                 # "body" (a property that renders late, say) was silently never sent.
@@ -232,23 +232,59 @@ class Response:
             length = int(length)
         self._length = length
 
+    @property
+    def headers(self) -> Headers:
+        """The headers, a ``Headers``; assigning a mapping or ``(name, value)`` pairs replaces
+        them all, checked as the constructor checks them.
+
+        Raises:
+            TypeError: If set to another type, or a header value is not a ``str``.
+            ValueError: If a header is refused (see ``Headers``).
+        """
+        return self._headers
+
+    @headers.setter
+    def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        # NOTE: a dict assigned here went out as it was: the drivers read a Headers' list,
+        # and the request ended as the server's own 500, with no line of microweb's log.
+        if isinstance(headers, Headers):
+            self._headers = headers
+        elif isinstance(headers, Mapping) or (
+            isinstance(headers, Iterable) and not isinstance(headers, (str, bytes))
+        ):
+            self._headers = Headers(headers)
+        else:
+            raise TypeError(
+                "a Response's headers are a Headers, a mapping or (name, value) pairs, not "
+                f"{type(headers).__name__}"
+            )
+
     @classmethod
     def text(
-        cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None
+        cls,
+        text: str,
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return a ``text/plain; charset=utf-8`` response."""
         return cls(text.encode("utf-8"), status, headers, TEXT)
 
     @classmethod
     def html(
-        cls, html: str, status: int = 200, headers: Mapping[str, str] | None = None
+        cls,
+        html: str,
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return a ``text/html; charset=utf-8`` response."""
         return cls(html.encode("utf-8"), status, headers, HTML)
 
     @classmethod
     def json(
-        cls, value: Any, status: int = 200, headers: Mapping[str, str] | None = None
+        cls,
+        value: Any,
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return an ``application/json`` response.
 
@@ -260,7 +296,10 @@ class Response:
 
     @classmethod
     def redirect(
-        cls, url: str, status: int = 307, headers: Mapping[str, str] | None = None
+        cls,
+        url: str,
+        status: int = 307,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return a redirect to ``url`` (307 keeps the method; use 303 after a POST, 301/308 for
         permanent moves).
@@ -304,7 +343,7 @@ class Response:
         iterable: StreamBody,
         media_type: str = OCTETS,
         status: int = 200,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return a response whose body is sent chunk by chunk as ``iterable`` yields it.
 
@@ -339,7 +378,7 @@ class Response:
         media_type: str | None = None,
         filename: str | None = None,
         status: int = 200,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return a response that streams the file at ``path``.
 
@@ -359,6 +398,9 @@ class Response:
             PermissionError: If the file may not be read by this process.
         """
         info = stat_file(path)
+        if headers is not None and not isinstance(headers, Mapping):
+            # NOTE: read twice below, which an iterator of pairs is not.
+            headers = list(headers.items() if isinstance(headers, Headers) else headers)
         svgz = media_type is None and filename is None and _is_svgz(info.path, headers)
         media_type = SVG if svgz else media_type or _guess_type(info.path)
         response = cls.stream(info.chunks(), media_type, status, headers)
@@ -375,7 +417,7 @@ class Response:
         cls,
         events: Iterable[Any] | AsyncIterable[Any],
         status: int = 200,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
     ) -> Response:
         """Return a Server-Sent Events stream (``text/event-stream``).
 
@@ -397,17 +439,16 @@ class Response:
                 ``text/event-stream`` (with parameters or not), which ``EventSource`` refuses.
         """
         check_events(events)
-        for name, value in (headers or {}).items():
-            media_type = value.partition(";")[0].strip().lower()
-            if name.lower() == "content-type" and media_type != "text/event-stream":
-                # NOTE: the app's header won, and EventSource refused the stream: it fired
-                # error and reconnected, again and again, with nothing said on the server.
-                raise ValueError(
-                    f"Response.sse() is text/event-stream, which EventSource requires, not "
-                    f"{value!r}: leave Content-Type out of its headers"
-                )
         chunks = AsyncSSEChunks(events) if isinstance(events, AsyncIterable) else SSEChunks(events)
         response = cls.stream(chunks, "text/event-stream", status, headers)
+        value = response._headers["content-type"]
+        if value.partition(";")[0].strip().lower() != "text/event-stream":
+            # NOTE: the app's header won, and EventSource refused the stream: it fired
+            # error and reconnected, again and again, with nothing said on the server.
+            raise ValueError(
+                f"Response.sse() is text/event-stream, which EventSource requires, not "
+                f"{value!r}: leave Content-Type out of its headers"
+            )
         response.headers.setdefault("cache-control", "no-cache")
         # NOTE: tells nginx-style proxies not to buffer the stream.
         response.headers.setdefault("x-accel-buffering", "no")
@@ -559,7 +600,7 @@ def _guess_type(path: str) -> str:
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 
 
-def _is_svgz(path: str, headers: Mapping[str, str] | None) -> bool:
+def _is_svgz(path: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> bool:
     """Tell whether ``path`` is an SVG image compressed by its author, sent as the image."""
     # NOTE: browsers show a .svgz only as an SVG labelled Content-Encoding: gzip, as nginx and
     # Apache are configured to send it. A download, or a type of the caller's own, stays the
@@ -604,7 +645,7 @@ def to_response(result: Any) -> Response:
     response._body, response._status = body, 200
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
     headers._list = [("content-type", media_type)]
-    response.headers = headers
+    response._headers = headers
     response.chunks = response._length = response.file_info = None
     return response
 
@@ -636,8 +677,8 @@ def copied(response: Response, *, reread: bool = True) -> Response:
         # its Content-Length, under ASGI (and WSGI with after-response work) (review142).
         twin.chunks = twin.file_info.chunks()
     headers = object.__new__(Headers)  # NOTE: trusted_headers(), inlined
-    headers._list = response.headers._list.copy()
-    twin.headers = headers
+    headers._list = response._headers._list.copy()
+    twin._headers = headers
     return twin
 
 

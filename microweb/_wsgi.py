@@ -16,10 +16,17 @@ from urllib.parse import quote
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
-from ._calls import client_left, default_error, handlers_failed, mark_reported, stream_failed
+from ._calls import (
+    client_left,
+    default_error,
+    handlers_failed,
+    mark_reported,
+    stream_failed,
+    to_send,
+)
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
-from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
+from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, plain_answer
 from ._errors import ClientDisconnect, own_cancellation
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file
@@ -273,7 +280,7 @@ class WSGIDriver:
             # the driver's and the server's, for a body cut off (review62). Not started, the
             # iterable has nothing to close.
             response = _cut_off(request, True)
-        headers, body = outgoing(response, request.method)
+        response, headers, body = to_send(self.plan, request, response)
         write = start_response(status_line(response._status), headers)
         if body is None:
             try:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, Request, Response
+from microweb import App, Headers, Request, Response
 
 
 def assigning_app(colour: str, body: Any) -> App:
@@ -64,7 +64,75 @@ def test_the_body_setter_converts_and_refuses() -> None:
     assert response.body == b"\xc3\xa9"
 
 
-@pytest.mark.parametrize("name", ["body", "length"])
+@pytest.mark.parametrize("chunks", [5, b"abc", "abc", object()])
+def test_assigned_chunks_that_are_no_stream_are_the_apps_logged_500(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture, chunks: Any
+) -> None:
+    # NOTE: response.chunks = 5 failed while the body was iterated, after the headers: the
+    # server's own 500 under WSGI with nothing in the app's log, under ASGI a cut response.
+    app = App()
+
+    def assigned(request: Request) -> Response:
+        response = Response("placeholder")
+        response.chunks = chunks
+        return response
+
+    app.get("/")(in_colour(colour, assigned))
+    with caplog.at_level("ERROR", logger="microweb"):
+        answer = make_client(app).get("/")
+    assert (answer.status_code, answer.content) == (500, b"Internal Server Error")
+    [record] = caplog.records
+    assert record.getMessage() == "unhandled error in GET /: its response can't be sent"
+    assert record.exc_info is not None
+    assert "a Response's chunks are an iterable" in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        lambda: {"X-One": "1"},
+        lambda: [("X-One", "1")],
+        lambda: (pair for pair in [("X-One", "1")]),
+        lambda: Headers([("X-One", "1")]),
+    ],
+    ids=["dict", "pairs", "iterator", "Headers"],
+)
+def test_assigned_headers_replace_them_all(
+    make_client: MakeClient, colour: str, given: Any
+) -> None:
+    # NOTE: a dict assigned went out as it was: the drivers read a Headers' list, and the
+    # request ended as the server's own 500, with nothing in the app's log.
+    app = App()
+
+    def assigned(request: Request) -> Response:
+        response = Response("x", headers={"X-Gone": "1"})
+        response.headers = given()
+        response.headers.add("x-two", "2")
+        return response
+
+    app.get("/")(in_colour(colour, assigned))
+    answer = make_client(app).get("/")
+    assert answer.status_code == 200
+    assert answer.headers["x-one"] == "1"
+    assert answer.headers["x-two"] == "2"
+    assert "x-gone" not in answer.headers
+
+
+def test_the_headers_setter_refuses_what_holds_no_pairs() -> None:
+    response = Response()
+    for wrong in (5, "x-one: 1", b"x"):
+        with pytest.raises(TypeError, match="a Response's headers are a Headers"):
+            response.headers = wrong  # type: ignore[assignment]
+    with pytest.raises(ValueError):
+        response.headers = {"x-one": "a\r\nb"}
+    with pytest.raises(TypeError):
+        response.headers = {"x-one": 1}  # type: ignore[dict-item]
+    kept = Headers({"x-one": "1"})
+    response.headers = kept
+    assert response.headers is kept
+
+
+@pytest.mark.parametrize("name", ["body", "headers", "length"])
 def test_a_subclass_that_hides_body_or_length_is_refused(name: str) -> None:
     # NOTE: the drivers read the value the property keeps: a subclass's own body property (one
     # that renders late) would never be sent.

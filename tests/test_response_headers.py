@@ -35,3 +35,18 @@ def test_a_headers_object_gives_its_pairs(kind: str, tmp_path: Path) -> None:
     response = made_with(kind, Headers(GIVEN), tmp_path)
     assert [pair for pair in response.headers.items() if pair in GIVEN] == GIVEN
     assert "a" not in response.headers
+
+
+@pytest.mark.parametrize("kind", ["init", "text", "json", "redirect", "stream", "sse", "file"])
+@pytest.mark.parametrize("form", ["pairs", "iterator"])
+def test_pairs_are_headers_in_every_factory(kind: str, form: str, tmp_path: Path) -> None:
+    # NOTE: Response.sse() read its headers with .items(): pairs were an AttributeError, and
+    # Response.file() read an iterator of pairs twice, the second time empty.
+    given = GIVEN if form == "pairs" else iter(GIVEN)
+    response = made_with(kind, given, tmp_path)  # type: ignore[arg-type]
+    assert [pair for pair in response.headers.items() if pair in GIVEN] == GIVEN
+
+
+def test_an_sse_content_type_in_pairs_is_refused() -> None:
+    with pytest.raises(ValueError, match="EventSource requires"):
+        Response.sse(iter(["x"]), headers=[("Content-Type", "text/plain")])
