@@ -314,19 +314,35 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
         return None
     first, dash, last = spec.strip().partition("-")
     digits = first + last
-    too_long = max(len(first), len(last)) > 18
-    if not dash or not digits or too_long or not (digits.isascii() and digits.isdigit()):
+    if not dash or not digits or not (digits.isascii() and digits.isdigit()):
         return None
+    # NOTE: leading zeros are allowed (1*DIGIT), and say nothing of the size.
+    first, last = first and (first.lstrip("0") or "0"), last and (last.lstrip("0") or "0")
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         return (max(size - suffix, 0), min(suffix, size)) if suffix and size else False
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if last and int(last) < start:
+    if last and (len(last), last) < (len(first), first):
         return None
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
     if start >= size:
         return False
     return start, end - start + 1
+
+
+# NOTE: more than any file holds (2**63 - 1 bytes at most), and than any 18 digits say.
+_BEYOND = 10**19
+
+
+def _position(digits: str) -> int:
+    """Return a byte position of a ``Range``, given with no leading zeros; one of more than
+    18 digits is ``_BEYOND``.
+
+    A client that asks for "the rest, whatever its size" may write a last position of 20
+    digits (``bytes=0-18446744073709551615``), and got the whole file with a 200.
+    """
+    # NOTE: int() of a long run of digits is slow (quadratic): it is never made.
+    return int(digits) if len(digits) <= 18 else _BEYOND
 
 
 # NOTE: the code of every FileInfo.chunks() generator, by which one is told from a stream put
