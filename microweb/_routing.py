@@ -391,7 +391,7 @@ class RouteTable(Generic[V]):
                 # NOTE: a request that matches one matches the other, and the first one wins:
                 # the second handler was never called, without a word (review167).
                 raise RouteClash(
-                    f"{method} {route.template} ({route.name!r}) is never reached: "
+                    f"{_what(method, route)} {route.template} ({route.name!r}) is never reached: "
                     f"{known.template} ({known.name!r}) matches the same requests first; only "
                     "their parameters' names differ",
                     (known, route),
@@ -568,7 +568,13 @@ def _refuse_twice(methods: MethodMap, route: Route) -> None:
         if method in methods:
             known = methods[method][0]
             raise RouteClash(
-                f"{method} {route.template} is registered twice ({known.name!r} and "
-                f"{route.name!r})",
+                f"{_what(method, route)} {route.template} is registered twice ({known.name!r} "
+                f"and {route.name!r})",
                 (known, route),
             )
+
+
+def _what(method: str, route: Route) -> str:
+    """How a clash names ``route``'s kind: its method, or ``WebSocket`` (whose GET is the
+    handshake, not a route of the app's own)."""
+    return "WebSocket" if route.kind == "websocket" else method

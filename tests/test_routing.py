@@ -576,6 +576,21 @@ def test_a_route_shadowed_by_one_of_the_same_shape_is_refused(first: str, second
         app.include(router)
 
 
+def test_a_websocket_clash_is_named_as_one() -> None:
+    # NOTE: it was named "GET /ws/{b}", a route the app never wrote.
+    app = App()
+
+    async def socket(ws: WebSocket, **params: str) -> None:
+        await ws.close()
+
+    app.websocket("/ws/{a}", name="first")(socket)
+    with pytest.raises(ValueError, match=r"^WebSocket /ws/\{b\} \('second'\) is never reached"):
+        app.websocket("/ws/{b}", name="second")(socket)
+    with pytest.raises(ValueError, match=r"^WebSocket /ws/\{a\} is registered twice"):
+        app.websocket("/ws/{a}", name="third")(socket)
+    app.get("/ws/{a}", name="page")(_handler)  # NOTE: a page at the same path is another route.
+
+
 def test_routes_of_other_shapes_stay_apart(make_client: MakeClient) -> None:
     app = App()
 
