@@ -91,13 +91,19 @@ def _drive(
                 run(effects.close)
                 raise
             except Exception as exc:
-                effect = run(effects.throw, exc)
+                error: BaseException = exc
             except asyncio.CancelledError as exc:
                 # NOTE: no server cancels a call in this thread: a def handler's, flow's or
                 # callback's own, an error as under ASGI (where the pool's future carries it).
-                effect = run(effects.throw, own_cancellation(exc))
+                error = own_cancellation(exc)
             else:
                 effect = run(effects.send, value)
+                continue
+            # NOTE: thrown in outside the except clauses (see drive_async).
+            try:
+                effect = run(effects.throw, error)
+            finally:
+                del error
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value
@@ -116,12 +122,12 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                 else:
                     value = await effect
             except Exception as exc:
-                effect = effects.throw(exc)
+                error: BaseException = exc
             except asyncio.CancelledError as exc:
                 # NOTE: the server's cancellation is thrown in too, so that the flows it cuts
                 # off are closed (their aclose() awaited) before it goes on, instead of when
                 # they are collected. App code's own is an error of the request, as under WSGI.
-                effect = effects.throw(exc if cancelled_here() else own_cancellation(exc))
+                error = exc if cancelled_here() else own_cancellation(exc)
             except (KeyboardInterrupt, SystemExit):
                 # NOTE: the core closed now, its sync flows with it (their finally run), as
                 # under WSGI: the traceback, kept by the task, held them until a collection.
@@ -129,6 +135,14 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                 raise
             else:
                 effect = send(value)
+                continue
+            # NOTE: thrown in outside the except clauses: there, an error the core or a sync
+            # flow raised of its own after it had caught this one got it as its __context__
+            # in the log, as if it had failed while handling it.
+            try:
+                effect = effects.throw(error)
+            finally:
+                del error  # NOTE: no cycle through this frame and the error's traceback.
     except StopIteration as stop:
         # NOTE: only send() and throw() can raise it here: the effect's own is thrown in.
         return stop.value

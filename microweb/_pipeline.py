@@ -260,12 +260,20 @@ def _layer(
         if isinstance(exc, ClientDisconnect):
             yield from _close(gen, flow.is_async)
             raise
-        return (yield from _offer(plan, request, flow, gen, exc, waiting))
+        error = exc
     except BaseException as exc:
         if _cut_off(exc):
             yield from _close_cut_off(flow, gen)
         raise
-    return (yield from _finish(request, flow, gen, response))
+    else:
+        return (yield from _finish(request, flow, gen, response))
+    # NOTE: offered outside the except clause: there, an error the flow raised of its own
+    # after it had caught this one got it as its __context__ in the log, as if it had failed
+    # while handling it.
+    try:
+        return (yield from _offer(plan, request, flow, gen, error, waiting))
+    finally:
+        del error  # NOTE: no cycle through this frame and the traceback (see _advance).
 
 
 def _offer(

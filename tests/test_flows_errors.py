@@ -81,6 +81,46 @@ def test_an_error_an_async_flow_lets_pass_by_returning_keeps_its_context(
     assert error.__context__ is None
 
 
+@pytest.mark.parametrize("flow_colour", ["sync", "async"])
+def test_an_error_a_flow_raises_after_catching_one_has_no_context(
+    make_client: MakeClient, colour: str, flow_colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the handler's error was thrown in at the flow's yield from an except clause (the
+    # core's, the drivers'), so the flow's own error, raised once it had caught that one, had
+    # it as its __context__: the log said the flow failed "during handling of" it.
+    app = App()
+    if flow_colour == "sync":
+
+        @app.middleware
+        def checks(request: Request) -> Iterator[Any]:
+            try:
+                yield
+            except LookupError:
+                pass
+            raise RuntimeError("the flow's own")
+
+    else:
+
+        @app.middleware
+        async def checks(request: Request) -> AsyncIterator[Any]:
+            try:
+                yield
+            except LookupError:
+                pass
+            raise RuntimeError("the flow's own")
+
+    def broken(request: Request) -> str:
+        raise LookupError("the handler's")
+
+    app.get("/")(in_colour(colour, broken))
+    caplog.set_level(logging.ERROR, logger="microweb")
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    [error] = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert isinstance(error, RuntimeError)
+    assert error.__context__ is None
+
+
 @pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit])
 def test_a_handlers_process_ending_closes_the_flows(
     interface: str, colour: str, ending: type[BaseException]
