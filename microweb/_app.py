@@ -471,7 +471,8 @@ class App(RouteRegistry):
                 value is empty (or, at the template's start, only slashes), a value is or
                 holds a ``.`` or ``..`` segment, or a value is one its built-in converter does
                 not take back (``-3`` for ``{n:int}``): the link would answer 404 or lead
-                elsewhere. Also if a value, or a query name or value,
+                elsewhere; if a converter's ``to_url`` raises it (the built-in ``float`` for
+                an ``int`` beyond a float's range). Also if a value, or a query name or value,
                 holds a lone surrogate, which UTF-8 (and so a URL) cannot carry.
         """
         if "_external" in params:

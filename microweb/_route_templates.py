@@ -57,7 +57,13 @@ def _to_float(text: str) -> float:
 def _float_to_url(value: float) -> str:
     # NOTE: repr() writes 1e+20 and 1e-07, which {x:float} does not match; the decimal form
     # of the same shortest digits does ("100000000000000000000", "0.0000001").
-    return format(Decimal(repr(float(value))), "f")
+    try:
+        number = float(value)
+    except OverflowError:
+        # NOTE: an int past a float's range (10**400) is one no request could carry back, as
+        # inf is: a ValueError, as for inf, not an OverflowError url_for does not document.
+        raise ValueError(f"an {type(value).__name__} beyond a float's range") from None
+    return format(Decimal(repr(number)), "f")
 
 
 def _to_uuid(text: str) -> uuid.UUID:

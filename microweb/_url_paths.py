@@ -145,7 +145,12 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
             f"url_for({route.name!r}): parameter {segment.name!r} is {value!r}, not a value "
             "to put in a link"
         )
-    text = converter.to_url(value)
+    try:
+        text = converter.to_url(value)
+    except ValueError as exc:
+        # NOTE: named here: the converter's message alone said neither the route nor the
+        # parameter.
+        raise ValueError(f"url_for({route.name!r}): parameter {segment.name!r}: {exc}") from exc
     if not isinstance(text, str):
         # NOTE: "lambda user: user.id" gave an AttributeError ("'int' object has no attribute
         # 'isascii'") that named neither the converter nor the parameter (review167).

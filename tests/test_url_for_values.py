@@ -50,6 +50,9 @@ def test_url_for_a_number_routes_back_to_it(
         ("float", -1.5),
         ("float", float("inf")),
         ("float", float("nan")),
+        # NOTE: an OverflowError, which url_for does not document, and which named neither
+        # the route nor the parameter.
+        ("float", 10**400),
     ],
 )
 def test_url_for_refuses_a_value_no_request_can_match(name: str, value: object) -> None:
@@ -94,6 +97,22 @@ def looked_up_app(calls: list[str]) -> App:
         return user
 
     return app
+
+
+def test_url_for_names_the_parameter_a_custom_to_url_refuses() -> None:
+    app = App()
+
+    def to_url(value: object) -> str:
+        raise ValueError("not a known colour")
+
+    app.add_converter("colour", str, to_url)
+
+    @app.get("/paint/{shade:colour}", name="paint")
+    def paint(request: Request, shade: str) -> str:
+        return shade
+
+    with pytest.raises(ValueError, match=r"^url_for\('paint'\): parameter 'shade': not a known"):
+        app.url_for("paint", shade="mauve")
 
 
 def test_url_for_does_not_call_a_custom_to_python() -> None:
