@@ -89,6 +89,7 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
     # core's, the drivers'), so the flow's own error, raised once it had caught that one, had
     # it as its __context__: the log said the flow failed "during handling of" it.
     app = App()
+    caught: list[str] = []
     if flow_colour == "sync":
 
         @app.middleware
@@ -96,7 +97,7 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
             try:
                 yield
             except LookupError:
-                pass
+                caught.append("caught")
             raise RuntimeError("the flow's own")
 
     else:
@@ -106,7 +107,7 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
             try:
                 yield
             except LookupError:
-                pass
+                caught.append("caught")
             raise RuntimeError("the flow's own")
 
     def broken(request: Request) -> str:
@@ -119,6 +120,7 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
     [error] = [record.exc_info[1] for record in caplog.records if record.exc_info]
     assert isinstance(error, RuntimeError)
     assert error.__context__ is None
+    assert caught == ["caught"]
 
 
 @pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit])
