@@ -511,6 +511,27 @@ def test_a_client_is_in_one_with_block_at_a_time(interface: str) -> None:
     assert events == (["startup"] * sides + ["shutdown"] * sides) * 2
 
 
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_client_whose_startup_failed_may_be_entered_again(interface: str) -> None:
+    # NOTE: a failed WSGI startup left the client marked as in its with block: every later
+    # `with client:` raised "in a with block already", where the docs say it starts anew.
+    failing = [True]
+    app = App()
+
+    @app.on_startup
+    def connect() -> None:
+        if failing[0]:
+            raise ConnectionError("the database is down")
+
+    app.get("/")(lambda request: "ok")
+    client = TestClient(app, interface=interface)  # type: ignore[arg-type]
+    with pytest.raises((ConnectionError, RuntimeError), match="the database is down"), client:
+        pass
+    failing[0] = False
+    with client:
+        assert client.get("/").text == "ok"
+
+
 def test_a_client_dropped_unclosed_ends_its_threads(interface: Any) -> None:
     # NOTE: a fixture returning TestClient(app), a Flask and Starlette habit, left an event loop
     # thread (and a pool thread under ASGI) with their descriptors until exit: "Too many open
