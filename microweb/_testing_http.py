@@ -130,6 +130,8 @@ class _Exchange(httpx.AsyncByteStream):
         self._over = asyncio.Event()
         self._left = False
         self._outcome_taken = False
+        # NOTE: what the test's own request body (a content= generator) raised, if it did.
+        self._upload_error: Exception | None = None
         self._task = asyncio.ensure_future(served(app(scope, self._receive, self._send)))
 
     async def _receive(self) -> dict[str, Any]:
@@ -146,6 +148,15 @@ class _Exchange(httpx.AsyncByteStream):
         except StopAsyncIteration:
             self._body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
+        except Exception as exc:
+            # NOTE: the test's own generator failed. Raised into the app, it was the app's
+            # error: logged as its own, a 500 (under WSGI, the test gets it, as the body is
+            # read before the app runs). A client whose body fails goes away: so it does here,
+            # and the test gets its error from the request.
+            self._upload_error = exc
+            self._left = True
+            self._over.set()
+            return {"type": "http.disconnect"}
         return {"type": "http.request", "body": chunk, "more_body": True}
 
     async def _send(self, message: Any) -> None:
@@ -171,10 +182,25 @@ class _Exchange(httpx.AsyncByteStream):
         started = asyncio.ensure_future(self._started.wait())
         await asyncio.wait({started, self._task}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
+        await self._raise_upload_error()
         if self._head is None:
             self._take_outcome()
             raise RuntimeError("the ASGI app returned without sending a response")
         return self._head["status"], list(self._head.get("headers", []))
+
+    async def _raise_upload_error(self) -> None:
+        """Raise what the test's request body raised, once the app has ended (``WAIT`` s at most).
+
+        Raises:
+            Exception: The test's own error, from its ``content=``.
+        """
+        if self._upload_error is not None:
+            await asyncio.wait({self._task}, timeout=WAIT)
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=WAIT)
+            error, self._upload_error = self._upload_error, None
+            raise error
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
@@ -197,6 +223,7 @@ class _Exchange(httpx.AsyncByteStream):
             if waiting.done():
                 return waiting.result()
             waiting.cancel()
+        await self._raise_upload_error()
         if not self._chunks.empty():
             return self._chunks.get_nowait()
         self._take_outcome()
