@@ -360,8 +360,10 @@ class Templates:
         template = self.env.get_template(name)
         # NOTE: the template's own name: a Template object, which render() takes as Jinja does,
         # failed here with "'Template' object has no attribute 'split'" (review156). One made
-        # from a string has none, and no file to look into.
-        if template.name is not None and self._shows_flashes(template.name):
+        # from a string has none, and no file to look into: it counts as one that shows them,
+        # as a name made as the page runs does (taken for one that did not, the messages it
+        # showed stayed in the session, shown again on every page).
+        if template.name is None or self._shows_flashes(template.name):
             # NOTE: the session's cookie is sent before the template runs: the messages it
             # read then were shown on every later page, never taken from the session.
             take_flashes_now(request)

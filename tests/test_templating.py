@@ -500,6 +500,28 @@ def test_a_streamed_page_takes_the_flashes_it_shows_from_the_session(
     assert "!" not in client.get("/streamed.html").text
 
 
+def test_a_streamed_template_made_from_a_string_takes_the_flashes(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a template made from a string has no file to look into: it was taken for one that
+    # shows no messages, and the one it showed stayed in the session, shown on every page.
+    templates = Templates(folder)
+    page = templates.env.from_string("{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}")
+    app = App()
+    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
+
+    @app.post("/flash")
+    def flash_it(request: Request) -> str:
+        flash(request, "a")
+        return "ok"
+
+    app.get("/")(in_colour(colour, lambda request: templates.stream(request, page)))
+    client = make_client(app)
+    client.post("/flash")
+    assert client.get("/").text == "!a"
+    assert client.get("/").text == ""
+
+
 def test_the_logged_error_of_a_template_still_names_its_lines(
     folder: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
