@@ -976,3 +976,11 @@ def test_first_requests_from_several_threads_make_each_side_once(interface: str)
     client.close()
     assert answers == [200] * 4
     assert started == ["started"] * (2 if interface == "both" else 1)
+
+
+def test_params_replace_a_query_written_in_the_url(interface: str) -> None:
+    # NOTE: pins what docs/testing.md says httpx does, where requests merges the two.
+    app = App()
+    app.get("/search")(lambda request: dict(request.query))
+    with TestClient(app, interface) as client:  # type: ignore[arg-type]
+        assert client.get("/search?q=pens", params={"page": "2"}).json() == {"page": "2"}
