@@ -92,6 +92,14 @@ def test_autoescape_can_be_chosen_explicitly(folder: Path) -> None:
     assert templates.env.get_template("notes/item.txt").render(text="<b>") == "<b>"
 
 
+def test_the_autoescape_rule_the_docs_give_leaves_only_txt_files_unescaped(folder: Path) -> None:
+    (folder / "page.html.j2").write_text("{{ text }}")
+    templates = Templates(folder, autoescape=lambda name: not (name or "").endswith(".txt"))
+    assert templates.env.get_template("notes/item.txt").render(text="<b>") == "<b>"
+    assert templates.env.get_template("page.html.j2").render(text="<b>") == "&lt;b&gt;"
+    assert templates.env.from_string("{{ text }}").render(text="<b>") == "&lt;b&gt;"
+
+
 def test_status_and_headers(folder: Path, make_client: MakeClient) -> None:
     templates = Templates(folder)
     app = App()
