@@ -104,7 +104,8 @@ def _scope(
         "path": url.path,
         "raw_path": url.raw_path.partition(b"?")[0],
         "query_string": url.query,
-        "server": (url.host, url.port),
+        # NOTE: raw_host, the name a server can have: url.host is an IDN host decoded ("例え.jp").
+        "server": (url.raw_host.decode("ascii"), url.port),
         "client": client,
         # NOTE: the path keeps the root path, as the ASGI spec has it; the driver takes it out.
         "root_path": root_path,

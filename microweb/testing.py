@@ -579,7 +579,7 @@ class TestClient:
             "root_path": self._root_path,
             "headers": head,
             "client": self.client,
-            "server": (target.host, target.port or (443 if secure else 80)),
+            "server": (target.raw_host.decode("ascii"), target.port or (443 if secure else 80)),
             "subprotocols": offered,
             # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
             "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},

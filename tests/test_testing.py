@@ -16,7 +16,7 @@ import pytest
 from conftest import loop_runs_here
 
 import microweb
-from microweb import App, InterfaceWarning, Request, Response, WebSocket
+from microweb import App, InterfaceWarning, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
 
 # -- ignore_headers ----------------------------------------------------------------------------
@@ -182,6 +182,29 @@ def test_base_url_changed_on_the_client_later_counts(interface: str) -> None:
             "url": "https://example.com:8443/where",
             "server": ["example.com", 8443],
         }
+
+
+def test_a_base_url_with_a_non_ascii_host_gives_the_server_its_ascii_name(interface: str) -> None:
+    # NOTE: request.server (WSGI's SERVER_NAME, a native string that PEP 3333 keeps to
+    # latin-1) was the host as httpx shows it, "例え.jp": no server gives such a name.
+    app = App()
+    app.get("/")(lambda request: {"server": list(request.server), "url": request.url})
+    websocket = ["xn--r8jz45g.jp", 443]
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        websocket[:] = ws.request.server or []
+        await ws.close()
+
+    with TestClient(app, interface, base_url="https://例え.jp") as client:  # type: ignore[arg-type]
+        assert client.get("/").json() == {
+            "server": ["xn--r8jz45g.jp", 443],
+            "url": "https://xn--r8jz45g.jp/",
+        }
+    client = TestClient(app, "asgi", base_url="https://bücher.de")
+    with client, pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws") as session:
+        session.receive_text()
+    assert websocket == ["xn--bcher-kva.de", 443]
 
 
 # -- websocket_connect -------------------------------------------------------------------------
