@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -112,6 +113,21 @@ def _scope(
     }
 
 
+def _announced(headers: httpx.Headers) -> int | None:
+    """Return the body length that ``headers`` announce, if a server would frame it by that.
+
+    ``None`` for a chunked body, and for a malformed or repeated ``Content-Length``, which the
+    app answers itself, as under Uvicorn's h11.
+    """
+    lengths = [value.strip(" \t") for value in headers.get_list("content-length")]
+    if "transfer-encoding" in headers or len(lengths) != 1 or not _DIGITS.fullmatch(lengths[0]):
+        return None
+    return int(lengths[0])
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
 class _End:
     """In the queue of chunks: the app sent its last one."""
 
@@ -124,6 +140,8 @@ class _Exchange(httpx.AsyncByteStream):
         assert isinstance(request.stream, httpx.AsyncByteStream)
         self._upload = request.stream.__aiter__()
         self._body_sent = False
+        # NOTE: the bytes of the body left to hand over, where a Content-Length announces them.
+        self._unsent = _announced(request.headers)
         self._head: dict[str, Any] | None = None
         self._started = asyncio.Event()
         self._chunks: asyncio.Queue[bytes | _End] = asyncio.Queue(AHEAD)
@@ -144,6 +162,9 @@ class _Exchange(httpx.AsyncByteStream):
         return {"type": "http.disconnect"}
 
     async def _request_body(self) -> dict[str, Any]:
+        if self._unsent == 0:
+            self._body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
         try:
             chunk = await self._upload.__anext__()
         except StopAsyncIteration:
@@ -158,6 +179,15 @@ class _Exchange(httpx.AsyncByteStream):
             self._left = True
             self._over.set()
             return {"type": "http.disconnect"}
+        if self._unsent is not None:
+            # NOTE: as a server frames it (and the WSGI side reads it): bytes past the
+            # Content-Length would start the connection's next request, not end this body. Handed
+            # over, they made the app answer 400 where it answers 200 under Uvicorn and WSGI.
+            chunk = chunk[: self._unsent]
+            self._unsent -= len(chunk)
+            if not self._unsent:
+                self._body_sent = True
+                return {"type": "http.request", "body": chunk, "more_body": False}
         return {"type": "http.request", "body": chunk, "more_body": True}
 
     async def _send(self, message: Any) -> None:

@@ -1007,3 +1007,22 @@ def test_params_replace_a_query_written_in_the_url(interface: str) -> None:
     app.get("/search")(lambda request: dict(request.query))
     with TestClient(app, interface) as client:  # type: ignore[arg-type]
         assert client.get("/search?q=pens", params={"page": "2"}).json() == {"page": "2"}
+
+
+def test_a_body_past_its_content_length_is_cut_as_a_server_frames_it(interface: str) -> None:
+    # NOTE: the ASGI side handed the app every byte, and the app answered 400 ("longer than
+    # its Content-Length"), where Uvicorn and the WSGI side give it the announced bytes (the
+    # rest would start the connection's next request).
+    app = App()
+    app.post("/")(lambda request: request.read())
+    with TestClient(app, interface) as client:  # type: ignore[arg-type]
+        answer = client.post("/", content=b"abcdef", headers={"content-length": "4"})
+        assert (answer.status_code, answer.content) == (200, b"abcd")
+        streamed = client.post(
+            "/", content=iter([b"ab", b"cd", b"ef"]), headers={"content-length": "3"}
+        )
+        assert (streamed.status_code, streamed.content) == (200, b"abc")
+        empty = client.post("/", content=b"abc", headers={"content-length": "0"})
+        assert (empty.status_code, empty.content) == (200, b"")
+        short = client.post("/", content=b"ab", headers={"content-length": "3"})
+        assert short.status_code == 400
