@@ -311,7 +311,8 @@ class Templates:
             name: The template's name, relative to the directory.
             context: The template's variables.
             status: The status code.
-            headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
+            headers: Extra headers; a ``content-type`` among them replaces ``text/html`` as it
+                is given (say ``charset=utf-8`` in it: the text is sent as UTF-8).
 
         Raises:
             jinja2.TemplateNotFound: If ``name`` is not one of the templates compiled when
@@ -350,7 +351,8 @@ class Templates:
                 as ``render()`` takes one).
             context: The template's variables.
             status: The status code.
-            headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
+            headers: Extra headers; a ``content-type`` among them replaces ``text/html`` as it
+                is given (say ``charset=utf-8`` in it: the text is sent as UTF-8).
 
         Raises:
             jinja2.TemplateNotFound: As ``render()`` does; raised here, before the response
