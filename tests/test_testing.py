@@ -1011,7 +1011,7 @@ def test_params_replace_a_query_written_in_the_url(interface: str) -> None:
 
 def test_a_body_past_its_content_length_is_cut_as_a_server_frames_it(interface: str) -> None:
     # NOTE: the ASGI side handed the app every byte, and the app answered 400 ("longer than
-    # its Content-Length"), where Uvicorn and the WSGI side give it the announced bytes (the
+    # its Content-Length"), where Waitress, h11 and the WSGI side give it the announced bytes (the
     # rest would start the connection's next request).
     app = App()
     app.post("/")(lambda request: request.read())
