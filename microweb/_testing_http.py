@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -104,11 +105,27 @@ def _scope(
         "path": url.path,
         "raw_path": url.raw_path.partition(b"?")[0],
         "query_string": url.query,
-        "server": (url.host, url.port),
+        # NOTE: raw_host, the name a server can have: url.host is an IDN host decoded ("例え.jp").
+        "server": (url.raw_host.decode("ascii"), url.port),
         "client": client,
         # NOTE: the path keeps the root path, as the ASGI spec has it; the driver takes it out.
         "root_path": root_path,
     }
+
+
+def _announced(headers: httpx.Headers) -> int | None:
+    """Return the body length that ``headers`` announce, if a server would frame it by that.
+
+    ``None`` for a chunked body, and for a malformed or repeated ``Content-Length``, which the
+    app answers itself, as under Uvicorn's h11.
+    """
+    lengths = [value.strip(" \t") for value in headers.get_list("content-length")]
+    if "transfer-encoding" in headers or len(lengths) != 1 or not _DIGITS.fullmatch(lengths[0]):
+        return None
+    return int(lengths[0])
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class _End:
@@ -123,6 +140,8 @@ class _Exchange(httpx.AsyncByteStream):
         assert isinstance(request.stream, httpx.AsyncByteStream)
         self._upload = request.stream.__aiter__()
         self._body_sent = False
+        # NOTE: the bytes of the body left to hand over, where a Content-Length announces them.
+        self._unsent = _announced(request.headers)
         self._head: dict[str, Any] | None = None
         self._started = asyncio.Event()
         self._chunks: asyncio.Queue[bytes | _End] = asyncio.Queue(AHEAD)
@@ -130,6 +149,8 @@ class _Exchange(httpx.AsyncByteStream):
         self._over = asyncio.Event()
         self._left = False
         self._outcome_taken = False
+        # NOTE: what the test's own request body (a content= generator) raised, if it did.
+        self._upload_error: Exception | None = None
         self._task = asyncio.ensure_future(served(app(scope, self._receive, self._send)))
 
     async def _receive(self) -> dict[str, Any]:
@@ -141,11 +162,33 @@ class _Exchange(httpx.AsyncByteStream):
         return {"type": "http.disconnect"}
 
     async def _request_body(self) -> dict[str, Any]:
+        if self._unsent == 0:
+            self._body_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
         try:
             chunk = await self._upload.__anext__()
         except StopAsyncIteration:
             self._body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
+        except Exception as exc:
+            # NOTE: the test's own generator failed. Raised into the app, it was the app's
+            # error: logged as its own, a 500 (under WSGI, the test gets it, as the body is
+            # read before the app runs). A client whose body fails goes away: so it does here,
+            # and the test gets its error from the request.
+            self._upload_error = exc
+            self._left = True
+            self._over.set()
+            return {"type": "http.disconnect"}
+        if self._unsent is not None:
+            # NOTE: as Waitress and Uvicorn's h11 frame it (and the WSGI side reads it): bytes
+            # past the Content-Length would start the connection's next request. Handed over,
+            # they made the app answer 400 where it answers 200 under those servers (measured:
+            # "ab" of "abc" sent with Content-Length: 2; httptools answers 400 itself).
+            chunk = chunk[: self._unsent]
+            self._unsent -= len(chunk)
+            if not self._unsent:
+                self._body_sent = True
+                return {"type": "http.request", "body": chunk, "more_body": False}
         return {"type": "http.request", "body": chunk, "more_body": True}
 
     async def _send(self, message: Any) -> None:
@@ -171,10 +214,25 @@ class _Exchange(httpx.AsyncByteStream):
         started = asyncio.ensure_future(self._started.wait())
         await asyncio.wait({started, self._task}, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
+        await self._raise_upload_error()
         if self._head is None:
             self._take_outcome()
             raise RuntimeError("the ASGI app returned without sending a response")
         return self._head["status"], list(self._head.get("headers", []))
+
+    async def _raise_upload_error(self) -> None:
+        """Raise what the test's request body raised, once the app has ended (``WAIT`` s at most).
+
+        Raises:
+            Exception: The test's own error, from its ``content=``.
+        """
+        if self._upload_error is not None:
+            await asyncio.wait({self._task}, timeout=WAIT)
+            if not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=WAIT)
+            error, self._upload_error = self._upload_error, None
+            raise error
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
@@ -197,6 +255,7 @@ class _Exchange(httpx.AsyncByteStream):
             if waiting.done():
                 return waiting.result()
             waiting.cancel()
+        await self._raise_upload_error()
         if not self._chunks.empty():
             return self._chunks.get_nowait()
         self._take_outcome()

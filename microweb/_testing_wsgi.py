@@ -160,7 +160,9 @@ class WSGITransport(httpx.BaseTransport):
             "SCRIPT_NAME": self.root_path.encode("utf-8").decode("latin-1"),
             "PATH_INFO": unquote_to_bytes(self._below_root(raw_path)).decode("latin-1"),
             "QUERY_STRING": url.query.decode("latin-1"),
-            "SERVER_NAME": url.host,
+            # NOTE: the ASCII name (an IDN host in its xn-- form): url.host decodes it, and a
+            # native string holds latin-1 only (PEP 3333).
+            "SERVER_NAME": url.raw_host.decode("ascii"),
             "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
             "SERVER_PROTOCOL": "HTTP/1.1",
             "REQUEST_URI": (raw_path + query).decode("latin-1"),

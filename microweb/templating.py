@@ -311,7 +311,8 @@ class Templates:
             name: The template's name, relative to the directory.
             context: The template's variables.
             status: The status code.
-            headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
+            headers: Extra headers; a ``content-type`` among them replaces ``text/html`` as it
+                is given (say ``charset=utf-8`` in it: the text is sent as UTF-8).
 
         Raises:
             jinja2.TemplateNotFound: If ``name`` is not one of the templates compiled when
@@ -350,7 +351,8 @@ class Templates:
                 as ``render()`` takes one).
             context: The template's variables.
             status: The status code.
-            headers: Extra headers; a ``content-type`` among them replaces ``text/html``.
+            headers: Extra headers; a ``content-type`` among them replaces ``text/html`` as it
+                is given (say ``charset=utf-8`` in it: the text is sent as UTF-8).
 
         Raises:
             jinja2.TemplateNotFound: As ``render()`` does; raised here, before the response
@@ -360,8 +362,10 @@ class Templates:
         template = self.env.get_template(name)
         # NOTE: the template's own name: a Template object, which render() takes as Jinja does,
         # failed here with "'Template' object has no attribute 'split'" (review156). One made
-        # from a string has none, and no file to look into.
-        if template.name is not None and self._shows_flashes(template.name):
+        # from a string has none, and no file to look into: it counts as one that shows them,
+        # as a name made as the page runs does (taken for one that did not, the messages it
+        # showed stayed in the session, shown again on every page).
+        if template.name is None or self._shows_flashes(template.name):
             # NOTE: the session's cookie is sent before the template runs: the messages it
             # read then were shown on every later page, never taken from the session.
             take_flashes_now(request)

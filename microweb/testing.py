@@ -579,7 +579,7 @@ class TestClient:
             "root_path": self._root_path,
             "headers": head,
             "client": self.client,
-            "server": (target.host, target.port or (443 if secure else 80)),
+            "server": (target.raw_host.decode("ascii"), target.port or (443 if secure else 80)),
             "subprotocols": offered,
             # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
             "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
@@ -602,17 +602,19 @@ class TestClient:
             # sides made anew whose shutdown hooks never ran. Flask's client refuses it too.
             raise RuntimeError("this TestClient is in a with block already; use that block")
         self._entered = True
-        if self.interface in ("wsgi", "both"):
-            self._wsgi_side()
-        if self.interface in ("asgi", "both"):
-            loop, _ = self._asgi_side()
-            lifespan = Lifespan(self.asgi_app)
-            try:
+        try:
+            if self.interface in ("wsgi", "both"):
+                self._wsgi_side()
+            if self.interface in ("asgi", "both"):
+                loop, _ = self._asgi_side()
+                lifespan = Lifespan(self.asgi_app)
                 loop.run(lifespan.startup())
-            except BaseException:
-                self.close()
-                raise
-            self._lifespan = lifespan
+                self._lifespan = lifespan
+        except BaseException:
+            # NOTE: also for the WSGI side's startup, which as_wsgi() runs: left marked as
+            # entered, the client refused every later `with` ("in a with block already").
+            self.close()
+            raise
         return self
 
     def __exit__(

@@ -92,6 +92,14 @@ def test_autoescape_can_be_chosen_explicitly(folder: Path) -> None:
     assert templates.env.get_template("notes/item.txt").render(text="<b>") == "<b>"
 
 
+def test_the_autoescape_rule_the_docs_give_leaves_only_txt_files_unescaped(folder: Path) -> None:
+    (folder / "page.html.j2").write_text("{{ text }}")
+    templates = Templates(folder, autoescape=lambda name: not (name or "").endswith(".txt"))
+    assert templates.env.get_template("notes/item.txt").render(text="<b>") == "<b>"
+    assert templates.env.get_template("page.html.j2").render(text="<b>") == "&lt;b&gt;"
+    assert templates.env.from_string("{{ text }}").render(text="<b>") == "&lt;b&gt;"
+
+
 def test_status_and_headers(folder: Path, make_client: MakeClient) -> None:
     templates = Templates(folder)
     app = App()
@@ -498,6 +506,28 @@ def test_a_streamed_page_takes_the_flashes_it_shows_from_the_session(
     assert client.get("/quiet.html").text.endswith("-")  # NOTE: not shown, so not taken.
     assert client.get("/streamed.html").text.endswith("!a")
     assert "!" not in client.get("/streamed.html").text
+
+
+def test_a_streamed_template_made_from_a_string_takes_the_flashes(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a template made from a string has no file to look into: it was taken for one that
+    # shows no messages, and the one it showed stayed in the session, shown on every page.
+    templates = Templates(folder)
+    page = templates.env.from_string("{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}")
+    app = App()
+    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
+
+    @app.post("/flash")
+    def flash_it(request: Request) -> str:
+        flash(request, "a")
+        return "ok"
+
+    app.get("/")(in_colour(colour, lambda request: templates.stream(request, page)))
+    client = make_client(app)
+    client.post("/flash")
+    assert client.get("/").text == "!a"
+    assert client.get("/").text == ""
 
 
 def test_the_logged_error_of_a_template_still_names_its_lines(

@@ -257,3 +257,13 @@ def test_a_cookie_with_a_domain_without_a_dot_is_kept_but_not_sent(interface: st
     with TestClient(app, interface=interface, base_url="http://testserver.example") as client:
         client.get("/set")
         assert client.get("/see").json() == {"site": "1"}
+
+
+def test_a_cookie_the_test_sets_for_a_host_without_a_dot_is_not_sent(interface: str) -> None:
+    # NOTE: pins what docs/testing.md says of the standard library's jar ("testserver.local").
+    app = App()
+    app.get("/")(lambda request: request.headers.get("cookie") or "")
+    with TestClient(app, interface) as client:  # type: ignore[arg-type]
+        client.cookies.set("theme", "dark", domain="testserver")
+        client.cookies.set("lang", "en")
+        assert client.get("/").text == "lang=en"
