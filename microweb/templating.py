@@ -280,6 +280,14 @@ class Templates:
                     f"template {name!r} in {folders} is not UTF-8 text: keep only templates "
                     "in the template folders"
                 ) from exc
+            except jinja2.TemplateNotFound as exc:
+                # NOTE: listed, yet no file to read: a link to nothing, a FIFO or a socket.
+                # Jinja's "not found in search path" sent one looking for a file that is there.
+                raise ValueError(
+                    f"template {name!r} in {folders} is listed but can't be read as a file "
+                    "(a broken link, a FIFO or a socket?): keep only templates in the "
+                    "template folders"
+                ) from exc
             except jinja2.TemplateAssertionError:
                 # NOTE: Jinja checks filter and test names as it compiles, and the app can add
                 # its own to self.env only once this returns (Flask's template_filter): such a

@@ -632,6 +632,14 @@ def test_a_file_that_is_not_utf8_text_is_named_when_made(folder: Path) -> None:
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
 
 
+def test_a_broken_link_in_the_folder_is_named_when_made(folder: Path) -> None:
+    # NOTE: Jinja lists it, then finds no file: "'gone.html' not found in search path" sent
+    # one looking for a file the folder shows.
+    (folder / "gone.html").symlink_to(folder / "nowhere.html")
+    with pytest.raises(ValueError, match=r"'gone.html' in .* is listed but can't be read"):
+        Templates(folder)
+
+
 def test_render_reads_no_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     templates = Templates(folder)
 
