@@ -242,14 +242,29 @@ def stream_length(response: Response) -> tuple[int | None, bool]:
     return response._length, False
 
 
-def sized(chunks: StreamBody, length: int) -> SizedStream | AsyncSizedStream:
+def sized(chunks: StreamBody, length: int) -> StreamBody:
     """Return ``chunks`` as a stream that is an error unless it yields ``length`` bytes.
 
     For a stream whose length was declared (``response.length``): its ``Content-Length`` is
     out, so a body that ends short or goes on is cut off as an error, under both interfaces.
+
+    Raises:
+        StreamLengthError: For a list or tuple of chunks of another length, counted now,
+            before anything is sent.
+        TypeError: For a list or tuple that holds a chunk of another type than ``bytes`` or
+            ``str`` (see ``encode_chunk``).
     """
     if isinstance(chunks, AsyncIterable):
         return AsyncSizedStream(chunks, length)
+    if type(chunks) is list or type(chunks) is tuple:
+        # NOTE: counted here, so that a wrong length is the app's 500 rather than a response
+        # cut off, and the list stays one: wrapped, it went through the thread pool under
+        # ASGI, one chunk at a time, where a list is sent from the loop.
+        encoded = [encode_chunk(chunk) for chunk in chunks]
+        sent = sum(map(len, encoded))
+        if sent != length:
+            raise StreamLengthError(length, sent)
+        return encoded
     return SizedStream(chunks, length)
 
 

@@ -95,6 +95,49 @@ def test_a_stream_that_does_not_match_its_length_is_an_error(
     assert closed == ["closed"]
 
 
+@pytest.mark.parametrize("holder", [list, tuple])
+@pytest.mark.parametrize(("pieces", "what"), [(["ab", b"cd"], "went on past"), ([b"a"], "ended")])
+def test_a_list_of_another_length_is_the_apps_500_before_anything_is_sent(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    holder: type,
+    pieces: list[bytes | str],
+    what: str,
+) -> None:
+    # NOTE: a list is counted before the headers go: its wrong length was a response cut off
+    # after them, where it can still be the app's 500.
+    app = App()
+
+    @app.get("/")
+    def declared(request: Request) -> Response:
+        response = Response.stream(holder(pieces))
+        response.length = 3
+        return response
+
+    with caplog.at_level("ERROR", logger="microweb"):
+        answer = make_client(app).get("/")
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+    [record] = caplog.records
+    assert record.getMessage() == "unhandled error in GET /: its response can't be sent"
+    assert record.exc_info is not None
+    assert what in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize("holder", [list, tuple])
+def test_a_list_of_its_length_is_sent_encoded(make_client: MakeClient, holder: type) -> None:
+    app = App()
+
+    @app.get("/")
+    def declared(request: Request) -> Response:
+        response = Response.stream(holder(["é", b"cd", bytearray(b"e")]))
+        response.length = 5
+        return response
+
+    answer = make_client(app).get("/")
+    assert (answer.status_code, answer.content) == (200, "écde".encode())
+    assert answer.headers["content-length"] == "5"
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_wsgi_server_gets_no_byte_past_the_length(kind: str) -> None:
     # NOTE: the chunk that goes past it is not given to the server, which would send what
