@@ -217,9 +217,12 @@ class App(RouteRegistry):
                 handler (as the plugins wrapped it) cannot take the request (or WebSocket) and
                 the path parameters.
             ValueError: If a route skips a plugin that is not installed, or a WebSocket route
-                one that added no flow.
+                one that added no flow; if a route is never reached, for one of its methods,
+                because one tried before it takes all its requests (``RouteClash``).
         """
         if self._plan is None:
+            self._http.refuse_unreached()
+            self._ws.refuse_unreached()
             plan = Plan(
                 app=self,
                 http=RouteTable(self._converters),

@@ -398,6 +398,85 @@ class RouteTable(Generic[V]):
                 )
         return shape
 
+    def refuse_unreached(self) -> None:
+        """Raise ``RouteClash`` for a route that a route found before it in every lookup takes
+        all the requests of, for one of its methods.
+
+        Parameters are tried in the order they were added, so ``/users/{name}`` added before
+        ``/users/{id:int}`` takes every request of the ``int`` route: a ``str`` parameter takes
+        whatever any one-segment converter takes. Checked once every route is in, since a route
+        added later can come first in the lookup (a node of its template made before).
+
+        Raises:
+            RouteClash: For the first such route, naming the one that takes its requests.
+        """
+        for route in self:
+            if not any(isinstance(segment, Param) for segment in route.segments):
+                continue  # NOTE: looked up first, by its path alone.
+            for method in sorted(route.methods):
+                first = self._first_over(route, method)
+                if first is not None:
+                    raise RouteClash(
+                        f"{_what(method, route)} {route.template} ({route.name!r}) is never "
+                        f"reached: {first.template} ({first.name!r}) matches every request it "
+                        "would, and is tried first (a segment's parameters are tried in the "
+                        "order routes first used them): add the route with the narrower "
+                        "converter first",
+                        (first, route),
+                    )
+
+    def _first_over(self, route: Route, method: str) -> Route | None:
+        """The route the lookup finds for ``method`` before ``route``, for every request that
+        ``route`` matches; ``None`` where some request reaches ``route``."""
+        node, last = self._root, len(route.segments) - 1
+        for position, segment in enumerate(route.segments):
+            if isinstance(segment, str):
+                node = node.static[segment]
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path" and position == last:
+                # NOTE: a {name:path} at the end is tried after the node's parameters, which
+                # take one segment only; one of the same shape is refused when it is added.
+                return None
+            rest = route.segments[position + 1 :]
+            for name, other, child in node.params:
+                if name == segment.name and other is converter:
+                    node = child  # NOTE: the route's own branch: the ones after it come later.
+                    break
+                if other is converter or other is self._converters["str"]:
+                    first = self._covering(child, rest, method)
+                    if first is not None:
+                        return first
+        return None
+
+    def _covering(self, node: _Node, segments: Sequence[Segment], method: str) -> Route | None:
+        """A route in ``node``'s branch that matches, for ``method``, every path that
+        ``segments`` match (one branch of it; ``None`` where none is found so)."""
+        if not segments:
+            found = node.methods.get(method) if node.methods else None
+            return found[0] if found is not None else None
+        segment, rest = segments[0], segments[1:]
+        if isinstance(segment, str):
+            child = node.static.get(segment)
+            first = self._covering(child, rest, method) if child is not None else None
+            if first is not None or not segment:
+                return first  # NOTE: an empty segment is no parameter's, nor a path's end.
+            converter = None
+        else:
+            converter = self._converter(segment, "")
+        if converter is None or converter.name != "path" or rest:
+            for _, other, child in node.params:
+                if other is self._converters["str"] or other is converter:
+                    first = self._covering(child, rest, method)
+                    if first is not None:
+                        return first
+        for _, _, methods in node.catch_all:
+            # NOTE: a {name:path} takes whatever is left, one segment or more.
+            found = methods.get(method)
+            if found is not None:
+                return found[0]
+        return None
+
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):
             return self.static.setdefault(route.template, {})

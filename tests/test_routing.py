@@ -591,6 +591,85 @@ def test_a_websocket_clash_is_named_as_one() -> None:
     app.get("/ws/{a}", name="page")(_handler)  # NOTE: a page at the same path is another route.
 
 
+@pytest.mark.parametrize(
+    ("templates", "unreached", "first"),
+    [
+        (["/users/{name}", "/users/{id:int}"], "/users/{id:int}", "/users/{name}"),
+        (["/u/{name}/x", "/u/{id:uuid}/x"], "/u/{id:uuid}/x", "/u/{name}/x"),
+        (["/u/{name}/", "/u/{id:int}/"], "/u/{id:int}/", "/u/{name}/"),
+        (["/u/{a}/{rest:path}", "/u/{b:int}/x/y"], "/u/{b:int}/x/y", "/u/{a}/{rest:path}"),
+        # NOTE: the str route is added last, but its branch, made by the first, is tried first.
+        (["/u/{a}/posts", "/u/{b:int}", "/u/{a}"], "/u/{b:int}", "/u/{a}"),
+    ],
+)
+def test_a_route_a_broader_one_takes_every_request_of_is_refused(
+    templates: list[str], unreached: str, first: str
+) -> None:
+    # NOTE: /users/{name} added first took /users/7 too, and the int route's handler was never
+    # called, without a word (a Flask user expects the int route to win, as Werkzeug sorts).
+    app = App()
+    for index, template in enumerate(templates):
+        app.get(template, name=f"r{index}")(_handler)
+    with pytest.raises(ValueError, match="never reached") as caught:
+        app.as_asgi()
+    assert str(caught.value).startswith(f"GET {unreached} ")
+    assert f": {first} (" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "templates",
+    [
+        ["/users/{id:int}", "/users/{name}"],
+        ["/u/{a}/x", "/u/{b:int}/y"],
+        ["/u/{a:path}", "/u/{b:int}"],
+        ["/u/{a}/{b:int}", "/u/{c:int}/{d}"],
+        ["/u/{a:int}", "/u/{b:uuid}"],
+    ],
+)
+def test_routes_that_each_get_requests_are_kept(
+    make_client: MakeClient, templates: list[str]
+) -> None:
+    app = App()
+    for index, template in enumerate(templates):
+        app.get(template, name=f"r{index}")(_handler)
+    make_client(app).get("/")  # NOTE: compiles the app, which checks the routes.
+
+
+def test_a_route_a_broader_one_takes_for_another_method_only_is_kept(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/u/{name}")
+    def by_name(request: Request, name: str) -> str:
+        return f"name {name}"
+
+    @app.route("/u/{id:int}", methods=["GET", "DELETE"])
+    def by_id(request: Request, id: int) -> str:
+        return f"id {id}"
+
+    with pytest.raises(ValueError, match=r"^GET /u/\{id:int\} \('by_id'\) is never reached"):
+        app.as_wsgi()
+    app = App()
+    app.get("/u/{name}")(by_name)
+    app.delete("/u/{id:int}")(by_id)
+    client = make_client(app)
+    assert client.delete("/u/7").text == "id 7"
+    assert client.get("/u/7").text == "name 7"
+
+
+def test_an_unreached_websocket_route_is_refused() -> None:
+    app = App()
+
+    async def socket(ws: WebSocket, **params: str) -> None:
+        await ws.close()
+
+    app.websocket("/ws/{room}", name="room")(socket)
+    app.websocket("/ws/{number:int}", name="number")(socket)
+    with pytest.raises(ValueError, match=r"^WebSocket /ws/\{number:int\} \('number'\) is never"):
+        app.as_asgi()
+
+
 def test_routes_of_other_shapes_stay_apart(make_client: MakeClient) -> None:
     app = App()
 
