@@ -123,18 +123,23 @@ def test_a_websocket_handler_reads_the_session_and_its_changes_are_not_saved() -
 
 def test_a_flows_change_to_the_session_goes_out_with_the_websocket_acceptance() -> None:
     app, sessions = websocket_app()
-    with TestClient(app, interface="asgi") as client:
-        with client.websocket_connect("/ws?stamp=1") as ws:
-            assert ws.receive_json() == {"session": {"stamped": True}, "flashes": []}
-            [cookie] = [value for name, value in _accept_headers(ws) if name == b"set-cookie"]
+    with (
+        TestClient(app, interface="asgi") as client,
+        client.websocket_connect("/ws?stamp=1") as ws,
+    ):
+        assert ws.receive_json() == {"session": {"stamped": True}, "flashes": []}
+        [cookie] = [value for name, value in _accept_headers(ws) if name == b"set-cookie"]
     value = cookie.decode("latin-1").split(";")[0].removeprefix("session=")
     assert sessions.load(value) == {"stamped": True}
 
 
 def test_an_invalid_session_cookie_is_deleted_by_the_websocket_acceptance() -> None:
     app, _ = websocket_app()
-    with TestClient(app, interface="asgi") as client:
-        with client.websocket_connect("/ws", headers={"cookie": "session=forged.1.x"}) as ws:
-            assert ws.receive_json() == {"session": {}, "flashes": []}
-            [cookie] = [value for name, value in _accept_headers(ws) if name == b"set-cookie"]
+    forged = {"cookie": "session=forged.1.x"}
+    with (
+        TestClient(app, interface="asgi") as client,
+        client.websocket_connect("/ws", headers=forged) as ws,
+    ):
+        assert ws.receive_json() == {"session": {}, "flashes": []}
+        [cookie] = [value for name, value in _accept_headers(ws) if name == b"set-cookie"]
     assert cookie.startswith(b"session=;") and b"Max-Age=0" in cookie
