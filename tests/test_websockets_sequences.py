@@ -56,6 +56,9 @@ ACTIONS = st.lists(
         st.tuples(st.just("bad_json"), st.booleans()),
         st.tuples(st.just("too_big")),
         st.tuples(st.just("server_close"), st.sampled_from([1000, 1001, 1003, 1008, 3000, 4999])),
+        st.tuples(
+            st.sampled_from(["many", "end"]), st.integers(0, 40), st.sampled_from([0, 10, 4000])
+        ),
         st.tuples(st.just("client_close"), st.sampled_from([1000, 1001, 3000, 4000])),
         st.tuples(st.just("abrupt")),
     ),
@@ -79,6 +82,8 @@ class Model:
             return [*back, ("text", f"!mode:{action[1]}")]
         if kind == "server_close":
             return [*back, ("text", f"!close:{action[1]}")]
+        if kind in ("many", "end"):
+            return [*back, ("text", f"!{kind}:{action[1]}:{action[2]}")]
         if kind == "text":
             return [("text", json.dumps(action[1]) if self.mode == "json" else action[1])]
         if kind == "bytes":
@@ -90,6 +95,18 @@ class Model:
             return [("text", "{")] if action[1] else [("bytes", b"{")]
         assert kind == "too_big"
         return [("text", "x" * (MAX_MESSAGE + 1))]
+
+    def answers(self, kind: str, data: Any) -> list[tuple[str, Any]]:
+        """What the app answers to one message: its messages, then its close if it closes."""
+        if self.mode == "text" and kind == "text" and data.startswith(("!many:", "!end:")):
+            command, count, size = data.split(":")
+            sent = [("text", f"m{index}:" + "x" * int(size)) for index in range(int(count))]
+            if command == "!many":
+                return [*sent, ("text", "ok")]
+            self.log += [["returned"], ["finally"]]
+            self.ended = True
+            return [*sent, ("closed", 1000)]
+        return [self.answer(kind, data)]
 
     def answer(self, kind: str, data: Any) -> tuple[str, Any]:
         """What the app answers to one message, as ``(kind, value)`` or ``("closed", code)``."""
@@ -163,9 +180,11 @@ def run(
             model.ended = True
             break
         for kind, data in model.steps(action):
-            expected.append(model.answer(kind, data))
+            answers = model.answers(kind, data)
             client.send(kind, data)
-            seen.append(client.receive(expected[-1][0]))
+            for answer in answers:
+                expected.append(answer)
+                seen.append(client.receive(answer[0]))
             if model.ended:
                 break
     if not model.ended:

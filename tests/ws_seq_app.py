@@ -4,7 +4,9 @@ actions, in-process (the test client) and under a real Uvicorn process.
 ``/seq/{conn}`` reads messages in one of three modes, text first:
 
 - text: ``"!mode:bytes"`` or ``"!mode:json"`` switches the mode (answer ``"ok"``);
-  ``"!close:<code>"`` closes with that code; any other text is echoed as ``"t:" + text``;
+  ``"!close:<code>"`` closes with that code; ``"!many:<n>:<size>"`` sends ``n`` messages of
+  ``"m<i>:"`` and ``size`` x's, then ``"ok"``; ``"!end:<n>:<size>"`` sends them, then returns;
+  any other text is echoed as ``"t:" + text``;
 - bytes: ``b"!text"`` switches back to text (answer ``b"ok"``); other bytes are echoed as
   ``b"b:" + data``;
 - json: the JSON string ``"!text"`` switches back to text (answer ``"ok"``); another value
@@ -13,8 +15,8 @@ actions, in-process (the test client) and under a real Uvicorn process.
 A message of the wrong type (1003), invalid JSON (1007) or one over ``MAX_MESSAGE`` bytes
 (1009) closes the connection, as ``receive_*()`` does. What the handler saw is kept under the
 connection's name, and ``GET /seq-log/{conn}`` answers it: ``["closed", code]`` for its own
-close, ``["disconnect", code]`` for the ``WebSocketDisconnect`` that ended it, then
-``["finally"]``.
+close, ``["returned"]`` for a return, ``["disconnect", code]`` for the ``WebSocketDisconnect``
+that ended it, then ``["finally"]``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ async def seq(ws: WebSocket, conn: str) -> None:
                 text = await ws.receive_text()
                 if text.startswith("!mode:"):
                     mode = text[len("!mode:") :]
+                    await ws.send_text("ok")
+                elif text.startswith(("!many:", "!end:")):
+                    command, count, size = text.split(":")
+                    for index in range(int(count)):
+                        await ws.send_text(f"m{index}:" + "x" * int(size))
+                    if command == "!end":
+                        log.append(["returned"])
+                        return
                     await ws.send_text("ok")
                 elif text.startswith("!close:"):
                     code = int(text[len("!close:") :])
