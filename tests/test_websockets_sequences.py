@@ -329,3 +329,23 @@ def test_a_client_that_drops_the_connection_ends_the_handler_with_1006_under_mic
         assert ws.recv(timeout=TIMEOUT) == "t:still here"
         over_the_wire.vanish()
         assert over_the_wire.log() == [["disconnect", 1006], ["finally"]]
+
+
+# NOTE: not Uvicorn's own sans-I/O protocol, whose sends to a socket that asyncio has closed
+# return at once without yielding (docs/websockets.md, "A client that leaves while the app
+# sends"): the loop below wrote its 400 MB to nothing, a warning each, before it received.
+@pytest.mark.parametrize("name", ["websockets", "microweb serve"])
+def test_a_handler_still_sending_when_the_client_drops_the_connection_ends(
+    servers: dict[str, Uvicorn], name: str
+) -> None:
+    # NOTE: 400 MB the client never reads: the handler is mid-send, held by the server's flow
+    # control, when the connection drops.
+    server, conn = servers[name], uuid.uuid4().hex
+    with connect(f"{server.ws_url}/seq/{conn}", proxy=None, open_timeout=TIMEOUT) as ws:
+        over_the_wire = OverTheWire(server, conn, ws)
+        ws.send("!many:100000:4000")
+        assert ws.recv(timeout=TIMEOUT).startswith("m0:")
+        over_the_wire.vanish()
+        assert over_the_wire.log() == [["disconnect", 1006], ["finally"]]
+    log = server.log_text()
+    assert "Traceback" not in log and "ERROR" not in log, log
