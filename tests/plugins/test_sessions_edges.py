@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from conftest import MakeClient, in_colour
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from microweb import App, HTTPError, Request, Response, WebSocket
 from microweb.plugins import Sessions, flash, get_flashed_messages
@@ -143,3 +145,52 @@ def test_an_invalid_session_cookie_is_deleted_by_the_websocket_acceptance() -> N
         assert ws.receive_json() == {"session": {}, "flashes": []}
         [cookie] = [value for name, value in _accept_headers(ws) if name == b"set-cookie"]
     assert cookie.startswith(b"session=;") and b"Max-Age=0" in cookie
+
+
+_SESSIONS = Sessions(SECRET)
+_VALID = _SESSIONS.sign(json.dumps({"user": "ada", "roles": ["admin"]}))
+# NOTE: what a cookie value may hold as a browser sends it (RFC 6265 cookie-octet), and more.
+_COOKIE_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='";,\\')
+
+
+@st.composite
+def _altered(draw: st.DrawFn) -> str:
+    """The valid cookie with one change: a character replaced, inserted or removed, or cut."""
+    value = _VALID
+    at = draw(st.integers(0, len(value)))
+    kind = draw(st.sampled_from(["replace", "insert", "remove", "cut", "cut-start"]))
+    if kind == "replace" and at < len(value):
+        value = value[:at] + draw(_COOKIE_CHARS) + value[at + 1 :]
+    elif kind == "insert":
+        value = value[:at] + draw(st.text(_COOKIE_CHARS, min_size=1, max_size=3)) + value[at:]
+    elif kind == "remove" and at < len(value):
+        value = value[:at] + value[at + 1 :]
+    elif kind == "cut":
+        value = value[:at]
+    elif kind == "cut-start":
+        value = value[at:]
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_altered())
+def test_any_change_to_a_signed_cookie_gives_an_empty_session(value: str) -> None:
+    assert _SESSIONS.load(_VALID) == {"user": "ada", "roles": ["admin"]}
+    if value != _VALID:
+        assert _SESSIONS.load(value) == {}
+
+
+def test_altered_cookies_are_deleted_and_never_a_500(interface: str) -> None:
+    app = App()
+    app.install(_SESSIONS)
+
+    @app.get("/me")
+    def me(request: Request) -> dict[str, Any]:
+        return dict(request.session)
+
+    values = [_VALID[:-1], _VALID[1:], _VALID + "A", _VALID.replace(".", "..", 1), "." * 3, ""]
+    with TestClient(app, interface=interface) as client:
+        for value in values:
+            answer = client.get("/me", headers={"cookie": f"session={value}"})
+            assert (answer.status_code, answer.json()) == (200, {}), value
+            assert "Max-Age=0" in answer.headers["set-cookie"], value
