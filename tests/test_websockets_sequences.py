@@ -105,25 +105,26 @@ class Model:
                 return [*sent, ("text", "ok")]
             self.log += [["returned"], ["finally"]]
             self.ended = True
-            return [*sent, ("closed", 1000)]
+            return [*sent, ("closed", (1000, ""))]
         return [self.answer(kind, data)]
 
     def answer(self, kind: str, data: Any) -> tuple[str, Any]:
-        """What the app answers to one message, as ``(kind, value)`` or ``("closed", code)``."""
+        """What the app answers to one message: ``(kind, value)``, or ``("closed", (code,
+        reason))``."""
         size = len(data.encode() if isinstance(data, str) else data)
         if size > MAX_MESSAGE:
-            return self._fails(1009)
+            return self._fails(1009, f"message larger than {MAX_MESSAGE} bytes")
         if self.mode == "json":
             try:
                 value = json.loads(data)
             except ValueError:
-                return self._fails(1007)
+                return self._fails(1007, "invalid JSON message")
             if value == "!text":
                 self.mode = "text"
                 return ("json", "ok")
             return ("json", {"json": value})
         if kind != self.mode:
-            return self._fails(1003)
+            return self._fails(1003, f"expected a {_KINDS[self.mode]} message")
         if kind == "bytes":
             if data == b"!text":
                 self.mode = "text"
@@ -136,15 +137,17 @@ class Model:
             code = int(data[len("!close:") :])
             self.log += [["closed", code], ["finally"]]
             self.ended = True
-            return ("closed", code)
+            return ("closed", (code, ""))
         return ("text", "t:" + data)
 
-    def _fails(self, code: int) -> tuple[str, Any]:
+    def _fails(self, code: int, reason: str) -> tuple[str, Any]:
         self.log += [["disconnect", code], ["finally"]]
         self.ended = True
-        return ("closed", code)
+        return ("closed", (code, reason))
 
 
+# NOTE: the kind of message each mode reads, as the app's 1003 close names it.
+_KINDS = {"text": "text", "bytes": "binary"}
 # NOTE: what brings the app back to text mode from the others.
 _BACK_TO_TEXT = {"bytes": ("bytes", b"!text"), "json": ("text", json.dumps("!text"))}
 
@@ -213,7 +216,7 @@ class InProcess:
                 return ("bytes", self.session.receive_bytes())
             text = self.session.receive_text()
         except WebSocketDisconnect as exc:
-            return ("closed", exc.code)
+            return ("closed", (exc.code, exc.reason))
         return ("json", json.loads(text)) if kind == "json" else ("text", text)
 
     def close(self, code: int) -> None:
@@ -242,7 +245,8 @@ class OverTheWire:
         try:
             message = self.ws.recv(timeout=TIMEOUT)
         except ConnectionClosed as closed:
-            return ("closed", closed.rcvd.code if closed.rcvd is not None else None)
+            rcvd = closed.rcvd
+            return ("closed", (rcvd.code, rcvd.reason) if rcvd is not None else None)
         if kind == "json":
             return ("json", json.loads(message))
         return ("bytes" if isinstance(message, bytes) else "text", message)
