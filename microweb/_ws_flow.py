@@ -152,6 +152,16 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         message = await super().receive()
         if self.unparsed and not self.read_paused:
             self.parse_unparsed()
+        if (
+            message["type"] == "websocket.disconnect"
+            and message.get("code") == 1005
+            and self.conn.close_rcvd is None
+        ):
+            # SPEC: RFC 6455 7.1.5: a connection that ended with no close frame received ends
+            # with 1006; 1005 is a close frame that held no code (7.4.1). Uvicorn's protocol
+            # (0.55 still) said 1005 for a dropped one: a client lost to the network read as
+            # one that closed cleanly, and its legacy protocol says 1006.
+            message = {**message, "code": 1006}
         return message
 
     async def send(self, message: Any) -> None:

@@ -595,3 +595,52 @@ def test_a_handshake_the_app_has_not_answered_gets_503_at_shutdown() -> None:
     assert written.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert written.endswith(b"\r\n\r\nThe server is stopping.\n")
     assert ended == ["disconnect 1006"]
+
+
+def _close_frame(payload: bytes) -> bytes:
+    """A masked close frame from the client."""
+    mask = b"abcd"
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x88, 0x80 | len(payload)]) + mask + masked
+
+
+@pytest.mark.parametrize(
+    ("protocol_class", "ending", "code"),
+    [
+        # SPEC: RFC 6455 7.1.5: a connection that ended with no close frame received ends
+        # with 1006; 1005 is a close frame that held no code (7.4.1).
+        (FlowControlledWebSockets, b"", 1006),
+        (FlowControlledWebSockets, _close_frame(b""), 1005),
+        (FlowControlledWebSockets, _close_frame((4000).to_bytes(2, "big") + b"bye"), 4000),
+        # NOTE: Uvicorn's own protocol (0.55 still) says 1005 for a dropped connection, which
+        # made a client's vanishing (a network lost) read as a clean close without a code.
+        (WebSocketsSansIOProtocol, b"", 1005),
+    ],
+)
+def test_a_connection_dropped_without_a_close_frame_ends_with_1006(
+    protocol_class: type[WebSocketsSansIOProtocol], ending: bytes, code: int
+) -> None:
+    ended: list[int] = []
+
+    async def connection() -> None:
+        app = App()
+
+        @app.websocket("/ws")
+        async def wait(ws: WebSocket) -> None:
+            await ws.accept()
+            try:
+                await ws.receive_text()
+            except WebSocketDisconnect as exc:
+                ended.append(exc.code)
+
+        protocol, _ = await _accepted(protocol_class, app)
+        if ending:
+            protocol.data_received(ending)
+        protocol.connection_lost(None)
+        for _ in range(100):
+            if ended:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(connection())
+    assert ended == [code]

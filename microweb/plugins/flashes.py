@@ -21,9 +21,10 @@ logger = logging.getLogger("microweb.flashes")
 SESSION_KEY = "_flashes"
 # NOTE: where the messages read in this request are kept, for the next read of the request.
 STATE_KEY = "_flashes"
-# NOTE: messages wait in the session cookie, which browsers drop past about 4 KB (and the whole
-# session with it: a logout). Twenty short messages take about 1.5 KB; more than that waiting
-# means that no page shows them, so the oldest give way.
+# NOTE: messages wait in the session cookie, which browsers ignore past about 4 KB (keeping the
+# one they had: the messages, and the request's other changes, are lost). Twenty short messages
+# take about 1.5 KB; more than that waiting means that no page shows them, so the oldest give
+# way.
 MAX_FLASHES = 20
 
 Flash = tuple[str, str]
