@@ -121,6 +121,9 @@ class WebSocket:
                 f"header {clash[0]!r} of the handshake's answer is the server's to set: "
                 "another one fails the handshake in the client"
             )
+        # SPEC: RFC 9110 8.6, no Content-Length on a 1xx answer; the framework sets it, and
+        # drops one the app set, as on any answer (every server sent it on the 101).
+        merged.pop("content-length")
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
         # NOTE: the client's websocket.connect is taken once the answer is known to be good: taken
         # before a refused header, it was gone, and a second accept() waited for a message the

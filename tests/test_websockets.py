@@ -171,6 +171,21 @@ def test_accept_headers_reach_the_client(asgi_client: MakeClient) -> None:
     assert (b"set-cookie", b"seen=1") in headers
 
 
+def test_a_content_length_given_to_accept_is_not_sent_on_the_101(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: every server sent it, where RFC 9110 8.6 has no Content-Length on a 1xx answer.
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(headers={"content-length": "5", "x-room": "lobby"})
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        names = [bytes(k).lower() for k, _ in session.accepted["headers"]]
+    assert names == [b"x-room"]
+
+
 def test_handshake_request_head_and_path_params(asgi_client: MakeClient) -> None:
     app = App()
 
