@@ -26,6 +26,8 @@ T = TypeVar("T")
 # NOTE: seconds a WebSocket session waits for the app: its answer to the handshake, a message,
 # the handler's end once the client has closed.
 WAIT = 10
+# NOTE: how long a WebSocket handler has to end once the client stops (seconds).
+STOPPING = 2
 # NOTE: what a session used once its client was closed says.
 SESSION_CUT_OFF = (
     "the TestClient was closed while this WebSocket session was open: the app's session was "
@@ -338,6 +340,18 @@ class WebSocketSession:
         """
         self._end(code)
         self._raise_reported()
+
+    def _server_stopped(self) -> None:
+        """End the session as a server's stop does, before the app's shutdown hooks run: the
+        client gets a 1012 close, the handler a 1012 disconnect and ``STOPPING`` seconds to end
+        (then it is left to the loop's closing, which cancels it)."""
+        if self._task.done():
+            return
+        # NOTE: the server's close frame: after what the app sent before, before what it
+        # sends once told (a server that stops sends nothing more).
+        self._loop.run(self._from_app.put({"type": "websocket.close", "code": 1012}))
+        self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": 1012}))
+        self._loop.run(asyncio.wait([self._task], timeout=STOPPING))
 
     def _end(self, code: int) -> None:
         if self._ended is None:

@@ -198,6 +198,8 @@ class TestClient:
         self._asgi: ASGIDriver | None = None
         self._asgi_client: httpx.AsyncClient | None = None
         self._lifespan: Lifespan | None = None
+        # NOTE: the WebSocket sessions made, told of the stop before the shutdown hooks run.
+        self._sessions: weakref.WeakSet[WebSocketSession] = weakref.WeakSet()
         # NOTE: what releases each side's threads and files; also run when the client is
         # dropped unclosed (a fixture that returns TestClient(app), as with Flask's and
         # Starlette's clients), where each side held a thread and three descriptors until exit.
@@ -584,7 +586,7 @@ class TestClient:
             # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
             "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
         }
-        return WebSocketSession(
+        session = WebSocketSession(
             loop,
             self.asgi_app,
             scope,
@@ -592,6 +594,13 @@ class TestClient:
             owner=self,
             handshake=handshake,
         )
+        # NOTE: a Set-Cookie on the acceptance (a session a flow changed) is kept, as a browser
+        # keeps it: the jar had no word of it, and the next request sent the old cookie.
+        self._sessions.add(session)
+        raw = [(bytes(name), bytes(value)) for name, value in session.accepted.get("headers", [])]
+        client.cookies.extract_cookies(httpx.Response(101, headers=raw, request=handshake))
+        self._keep(client)
+        return session
 
     # -- lifespan ------------------------------------------------------------------------------
 
@@ -648,6 +657,11 @@ class TestClient:
         if loop is None or release is None:
             return
         try:
+            # NOTE: as a server stops: its open WebSockets are closed (1012) and their handlers
+            # end, then the shutdown hooks run; the hooks ran first, and the handlers were
+            # cut off, so a finally that used what a hook closed failed in tests alone.
+            for session in list(self._sessions):
+                session._server_stopped()
             if lifespan is not None:
                 loop.run(lifespan.shutdown())
         finally:

@@ -171,6 +171,64 @@ def test_accept_headers_reach_the_client(asgi_client: MakeClient) -> None:
     assert (b"set-cookie", b"seen=1") in headers
 
 
+def test_a_cookie_set_on_the_acceptance_is_kept_by_the_test_client(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: as a browser keeps it: the jar had no word of it, and the next request sent the
+    # cookie from before (a session a flow changed on the handshake).
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept(headers={"set-cookie": "seen=1; Path=/"})
+        await ws.close()
+
+    @app.get("/seen")
+    def seen(request: Request) -> str:
+        return request.cookies.get("seen", "none")
+
+    client = asgi_client(app)
+    assert client.get("/seen").text == "none"
+    with client.websocket_connect("/ws"):
+        pass
+    assert client.cookies.get("seen") == "1"
+    assert client.get("/seen").text == "1"
+
+
+@pytest.mark.parametrize("entered", [True, False])
+def test_the_test_clients_close_ends_open_websockets_before_the_shutdown_hooks(
+    entered: bool,
+) -> None:
+    # NOTE: as a server stops (1012, the handlers end, then the hooks): the hooks ran first,
+    # and the handler was cancelled, so a finally that used what a hook closed failed in tests
+    # alone (review173).
+    events: list[str] = []
+    app = App()
+
+    @app.on_shutdown
+    def shutdown() -> None:
+        events.append("shutdown")
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            await ws.receive_text()
+        except WebSocketDisconnect as left:
+            events.append(f"disconnect {left.code}")
+        finally:
+            events.append("finally")
+
+    client = TestClient(app, interface="asgi")
+    if entered:
+        client.__enter__()
+    session = client.websocket_connect("/ws")
+    client.close()
+    assert events == ["disconnect 1012", "finally", *(["shutdown"] if entered else [])]
+    with pytest.raises(RuntimeError, match="the TestClient was closed"):
+        session.receive_text()
+
+
 def test_a_content_length_given_to_accept_is_not_sent_on_the_101(
     asgi_client: MakeClient,
 ) -> None:
@@ -857,15 +915,18 @@ def test_a_session_used_after_its_client_was_closed_says_so(call: str) -> None:
             SESSION_CALLS[call](session)
 
 
-def test_a_receive_waiting_when_another_thread_closes_the_client_says_so() -> None:
-    # NOTE: it raised CancelledError.
+def test_a_receive_waiting_when_another_thread_closes_the_client_gets_the_stops_close() -> None:
+    # NOTE: it raised CancelledError; then a RuntimeError, where a server's stop sends 1012.
     client = TestClient(_echo_app(), interface="asgi")
     with client.websocket_connect("/echo") as session:
         closer = threading.Timer(0.2, client.close)
         closer.start()
-        with pytest.raises(RuntimeError, match="TestClient was closed while this WebSocket"):
+        with pytest.raises(WebSocketDisconnect) as caught:
             session.receive_text()
         closer.join()
+        assert caught.value.code == 1012
+        with pytest.raises(RuntimeError, match="TestClient was closed while this WebSocket"):
+            session.receive_text()
 
 
 def test_a_send_after_the_client_left_raises_disconnect_in_every_task(
