@@ -241,10 +241,13 @@ class CORS:
             return None  # NOTE: an origin that is echoed must be fit for a header.
         if origin in self.origins:
             return origin
+        if origin == "null":
+            # NOTE: "null" (sandboxed pages, file: URLs, any site's sandboxed iframe) is echoed
+            # only when listed: a regex such as ".*" echoed it, with credentials too.
+            return None
         if self.origin_regex is not None and self.origin_regex.fullmatch(origin):
             return origin
-        # NOTE: "null" (sandboxed pages, file: URLs) is echoed with credentials only when listed.
-        return origin if self.any_origin and origin != "null" else None
+        return origin if self.any_origin else None
 
     def label(self, response: Response, origin: str) -> None:
         """Add the CORS headers of an actual (not preflight) request to ``response``."""
