@@ -128,7 +128,8 @@ class CORS:
         allow_origins: Origins allowed, such as ``["https://example.com"]``; ``["*"]`` allows
             every origin. By default every origin, unless ``allow_origin_regex`` is given.
         allow_origin_regex: A regular expression an allowed origin must match in full, such as
-            ``r"https://[a-z0-9-]+\\.example\\.com"``.
+            ``r"https://[a-z0-9-]+\\.example\\.com"``; it never admits ``null``, which must be
+            listed in ``allow_origins``.
         allow_methods: Methods a preflight may ask for; ``["*"]`` allows every method.
         allow_headers: Request headers a preflight may ask for (besides ``Accept``,
             ``Accept-Language``, ``Content-Language`` and ``Content-Type``); ``["*"]`` allows all.
