@@ -128,7 +128,8 @@ class CORS:
         allow_origins: Origins allowed, such as ``["https://example.com"]``; ``["*"]`` allows
             every origin. By default every origin, unless ``allow_origin_regex`` is given.
         allow_origin_regex: A regular expression an allowed origin must match in full, such as
-            ``r"https://[a-z0-9-]+\\.example\\.com"``.
+            ``r"https://[a-z0-9-]+\\.example\\.com"``; it never admits ``null``, which must be
+            listed in ``allow_origins``.
         allow_methods: Methods a preflight may ask for; ``["*"]`` allows every method.
         allow_headers: Request headers a preflight may ask for (besides ``Accept``,
             ``Accept-Language``, ``Content-Language`` and ``Content-Type``); ``["*"]`` allows all.
@@ -241,10 +242,13 @@ class CORS:
             return None  # NOTE: an origin that is echoed must be fit for a header.
         if origin in self.origins:
             return origin
+        if origin == "null":
+            # NOTE: "null" (sandboxed pages, file: URLs, any site's sandboxed iframe) is echoed
+            # only when listed: a regex such as ".*" echoed it, with credentials too.
+            return None
         if self.origin_regex is not None and self.origin_regex.fullmatch(origin):
             return origin
-        # NOTE: "null" (sandboxed pages, file: URLs) is echoed with credentials only when listed.
-        return origin if self.any_origin and origin != "null" else None
+        return origin if self.any_origin else None
 
     def label(self, response: Response, origin: str) -> None:
         """Add the CORS headers of an actual (not preflight) request to ``response``."""

@@ -12,6 +12,7 @@ RFC 6454 (the ``Origin`` header and how origins compare).
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 from collections.abc import Callable, Generator, Iterable
@@ -102,6 +103,23 @@ def _trusted(origins: Iterable[str]) -> frozenset[Origin]:
     return frozenset(parsed)
 
 
+def _takes_as(wrapper: Handler, handler: Handler) -> Handler:
+    """Give ``wrapper``, which passes on what it is given, the signature of ``handler``.
+
+    NOTE: the startup check reads a wrapper of ``(request, **params)`` as one that may supply
+    arguments of its own, and so checks the handler it wraps only in part: a handler that wants
+    a parameter no route gives started, and each of its requests was a 500. Given the
+    handler's own signature (not the one it wraps: a decorator of the app's may supply some),
+    the wrapper is checked as the handler is without the plugin.
+    """
+    try:
+        signature = inspect.signature(handler, follow_wrapped=False)
+    except (TypeError, ValueError):
+        return wrapper  # NOTE: no signature to read (a builtin): nothing to check either.
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]
+    return wrapper
+
+
 class CSRF:
     """Refuse unsafe requests that a browser sends from another site's page.
 
@@ -163,7 +181,7 @@ class CSRF:
                     check(request)
                 return await handler(request, **params)
 
-            return checked_async
+            return _takes_as(checked_async, handler)
 
         @functools.wraps(handler)
         def checked(request: Request, **params: Any) -> Any:
@@ -171,7 +189,7 @@ class CSRF:
                 check(request)
             return handler(request, **params)
 
-        return checked
+        return _takes_as(checked, handler)
 
     def check(self, request: Request) -> None:
         """Refuse ``request`` if a browser sent it from another site's page.

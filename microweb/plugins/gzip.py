@@ -397,7 +397,8 @@ class GZip:
             return
         # NOTE: a file's 304 keeps the file's size in ``length``: a file under minimum_size
         # gets a plain 200, with no Vary and its strong ETag, and so does its 304. An app's own
-        # 304 has no size and is labelled as a large body's.
+        # 304 has no size and is labelled as a large body's when it has a Content-Type that
+        # compresses; without one (the usual 304) it is left as the app made it.
         if response.length is not None and not self._large_enough(response.length):
             return
         add_vary(response, "Accept-Encoding")

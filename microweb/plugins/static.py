@@ -170,7 +170,7 @@ class Static:
             raise HTTPError(404)
         if os.path.isdir(full):
             return self._folder(request, full, path)
-        if path.endswith("/") or not os.path.isfile(full):
+        if _names_a_folder(path) or not os.path.isfile(full):
             raise HTTPError(404)
         try:
             return Response.file(full)
@@ -200,6 +200,13 @@ class Static:
             return Response.file(index)
         except OSError:
             raise HTTPError(404) from None
+
+
+def _names_a_folder(path: str) -> bool:
+    # NOTE: a path that ends in "/" or "/." names a folder. os.path.realpath drops a final "."
+    # without asking whether what comes before it is a folder: "a.txt/." was served as
+    # "a.txt" while "a.txt/" got 404.
+    return path.rpartition("/")[2] in ("", ".")
 
 
 def _with_slash(request: Request) -> str:

@@ -152,6 +152,31 @@ def test_cors_origin_regex_must_match_in_full(make_client: MakeClient) -> None:
         assert "access-control-allow-origin" not in response.headers, origin
 
 
+@pytest.mark.parametrize("credentials", [False, True])
+@pytest.mark.parametrize("regex", [r".*", r"[a-z]+(://[a-z0-9.-]+)?"])
+def test_cors_origin_regex_never_admits_null(
+    make_client: MakeClient, regex: str, credentials: bool
+) -> None:
+    # NOTE: a regex that matched "null" echoed it (with credentials: any site's sandboxed
+    # iframe read the user's answers), where the docs say null must be listed.
+    client = make_client(cors_app(CORS(allow_origin_regex=regex, allow_credentials=credentials)))
+    assert (
+        "access-control-allow-origin"
+        not in client.get("/items", headers={"origin": "null"}).headers
+    )
+    refused = client.options(
+        "/items", headers={"origin": "null", "access-control-request-method": "GET"}
+    )
+    assert refused.status_code == 400
+    shop = client.get("/items", headers={"origin": "https://shop.example"})
+    assert shop.headers["access-control-allow-origin"] == "https://shop.example"
+    listed = make_client(cors_app(CORS(["null"], allow_origin_regex=regex)))
+    assert (
+        listed.get("/items", headers={"origin": "null"}).headers["access-control-allow-origin"]
+        == "null"
+    )
+
+
 def test_cors_credentials_echo_the_origin_never_a_star(make_client: MakeClient) -> None:
     client = make_client(cors_app(CORS(allow_credentials=True)))
     response = client.get("/items", headers={"origin": "https://app.example"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -156,6 +157,24 @@ def test_csrf_refuses_odd_header_values(
 @pytest.mark.parametrize(
     "headers",
     [
+        [("sec-fetch-site", "same-origin"), ("origin", OWN), ("origin", EVIL)],
+        [("sec-fetch-site", "cross-site"), ("sec-fetch-site", "cross-site"), ("origin", EVIL)],
+    ],
+)
+def test_csrf_two_lines_of_a_header_count_as_no_value_but_the_other_decides(
+    make_client: MakeClient, headers: list[tuple[str, str]]
+) -> None:
+    # NOTE: as docs/plugins-csrf.md's table has it: same-origin passes with any Origin, and a
+    # trusted Origin passes with any Sec-Fetch-Site (the docs said both were refused).
+    calls: list[str] = []
+    client = make_client(csrf_app(CSRF(trusted_origins=[EVIL]), calls))
+    assert client.post("/change", headers=headers).status_code == 200
+    assert calls == ["POST"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
         [("sec-fetch-site", " Same-Origin ")],
         [("sec-fetch-site", "NONE")],
         [("origin", f"  {OWN}\t")],
@@ -264,6 +283,49 @@ def test_csrf_exempts_websocket_routes_that_skip_it() -> None:
         with pytest.raises(WebSocketDisconnect) as refused:
             client.websocket_connect("/account", headers=forged)
         assert refused.value.code == 1008  # NOTE: closed before accept: servers answer 403
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_csrf_keeps_the_startup_check_of_a_handlers_parameters(interface: str, colour: str) -> None:
+    # NOTE: the wrapper took (request, **params), which the startup check reads as one that
+    # may supply arguments of its own: a handler that wants one no route gives passed, and
+    # every request to it was a 500 (without CSRF, the app refuses to start).
+    app = App()
+    app.install(CSRF())
+
+    def rename(request: Request, user: str, forgotten: str) -> str:
+        return user
+
+    async def arename(request: Request, user: str, forgotten: str) -> str:
+        return user
+
+    app.post("/users/{user}")(rename if colour == "sync" else arename)
+    start = app.as_wsgi if interface == "wsgi" else app.as_asgi
+    with pytest.raises(TypeError, match=r"must accept being called as \(request, user=\.\.\.\)"):
+        start()
+
+
+def test_csrf_leaves_a_handler_decorator_that_supplies_arguments_alone(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: a decorator of the app's own (a dependency injector's) may give the handler more
+    # than the route does: the wrapper takes the decorator's signature, not the handler's.
+    def with_db(handler: Any) -> Any:
+        @functools.wraps(handler)
+        def supplied(request: Request, **params: Any) -> Any:
+            return handler(request, db="the db", **params)
+
+        return supplied
+
+    app = App()
+    app.install(CSRF())
+
+    @app.post("/users/{user}")
+    @with_db
+    def rename(request: Request, user: str, db: str) -> str:
+        return f"{user} in {db}"
+
+    assert make_client(app).post("/users/ada").text == "ada in the db"
 
 
 def test_csrf_covers_routes_added_after_it_and_by_plugins(make_client: MakeClient) -> None:

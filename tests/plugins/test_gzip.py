@@ -641,6 +641,33 @@ def test_gzip_304_of_a_file_under_minimum_size_has_the_validators_of_its_plain_2
         assert "content-length" not in again.headers
 
 
+def test_gzip_an_apps_own_304_is_labelled_only_with_a_content_type(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: a 304 without Content-Type could stand for an image as well as for text: GZip
+    # leaves it as the app made it (docs/plugins-gzip.md, "Keeping a response plain").
+    app = App()
+    app.install(GZip())
+
+    @app.get("/bare")
+    def bare(request: Request) -> Response:
+        return Response(b"", status=304, headers={"etag": '"v1"'})
+
+    @app.get("/typed")
+    def typed(request: Request) -> Response:
+        return Response(b"", 304, headers={"etag": '"v1"'}, media_type="text/plain")
+
+    client = make_client(app)
+    plain = client.get("/bare", headers={"accept-encoding": "gzip"})
+    assert (plain.status_code, plain.headers["etag"], plain.headers.get("vary")) == (
+        304,
+        '"v1"',
+        None,
+    )
+    labelled = client.get("/typed", headers={"accept-encoding": "gzip"})
+    assert (labelled.headers["etag"], labelled.headers["vary"]) == ('W/"v1"', "Accept-Encoding")
+
+
 def test_gzip_206_has_the_vary_of_the_200(make_client: MakeClient, files: Path) -> None:
     client = static_client(make_client, files)
     ranged = client.get("/static/site.css", headers={"range": "bytes=0-3"})

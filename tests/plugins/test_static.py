@@ -253,6 +253,17 @@ def test_static_literal_dot_dot_never_leaves_the_folder(files: Path, interface_:
     assert b"secret" not in b"".join(pieces)
 
 
+@pytest.mark.parametrize("interface_", ["wsgi", "asgi"])
+@pytest.mark.parametrize(
+    "url", ["/static/site.css/.", "/static/site.css//.", "/static/site.css/./"]
+)
+def test_static_a_file_asked_for_as_a_folder_is_404(files: Path, interface_: str, url: str) -> None:
+    # NOTE: os.path.realpath drops a final "." unchecked: "site.css/." was served as the file,
+    # while "site.css/" got 404. Sent raw, as httpx may rewrite dot segments.
+    status, _, pieces = raw_pieces(static_app(files), interface_, url, {})
+    assert (status, pieces) == (404, [b"Not Found"])
+
+
 @pytest.mark.parametrize(
     "path",
     ["..", "../secret.txt", "docs/../../secret.txt", "a\\b", "/etc/passwd", "C:x", "x\x00"],
