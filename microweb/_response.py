@@ -235,7 +235,8 @@ class Response:
     @property
     def headers(self) -> Headers:
         """The headers, a ``Headers``; assigning a mapping or ``(name, value)`` pairs replaces
-        them all, checked as the constructor checks them.
+        them all, checked as the constructor checks them. A ``Headers`` assigned is kept as
+        it is; one of a subclass (``request.headers``) is copied, checked.
 
         Raises:
             TypeError: If set to another type, or a header value is not a ``str``.
@@ -247,8 +248,12 @@ class Response:
     def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         # NOTE: a dict assigned here went out as it was: the drivers read a Headers' list,
         # and the request ended as the server's own 500, with no line of microweb's log.
-        if isinstance(headers, Headers):
+        if type(headers) is Headers:
             self._headers = headers
+        elif isinstance(headers, Headers):
+            # NOTE: a subclass may hold what no check saw: request.headers, assigned to echo
+            # them, sent the client's Connection and Host (under WSGI, the server's own 500).
+            self._headers = Headers(headers.items())
         elif isinstance(headers, Mapping) or (
             isinstance(headers, Iterable) and not isinstance(headers, (str, bytes))
         ):
