@@ -248,12 +248,10 @@ class Response:
     def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         # NOTE: a dict assigned here went out as it was: the drivers read a Headers' list,
         # and the request ended as the server's own 500, with no line of microweb's log.
-        if type(headers) is Headers:
-            self._headers = headers
-        elif isinstance(headers, Headers):
+        if isinstance(headers, Headers):
             # NOTE: a subclass may hold what no check saw: request.headers, assigned to echo
             # them, sent the client's Connection and Host (under WSGI, the server's own 500).
-            self._headers = Headers(headers.items())
+            self._headers = headers if type(headers) is Headers else Headers(headers.items())
         elif isinstance(headers, Mapping) or (
             isinstance(headers, Iterable) and not isinstance(headers, (str, bytes))
         ):
