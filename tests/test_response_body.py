@@ -154,6 +154,16 @@ def test_assigned_request_headers_are_checked_as_any_others(
     assert "'connection' is hop-by-hop" in str(record.exc_info[1])
 
 
+@pytest.mark.parametrize("name", ["body", "headers", "length", "status", "status_code"])
+def test_a_mixin_before_response_that_hides_a_checked_name_is_refused(name: str) -> None:
+    # NOTE: only the subclass's own names were looked at: a mixin listed before Response hid
+    # Response.body (a property that renders late, never sent) and was let through.
+    mixin = type("Lazy", (), {name: property(lambda self: b"late")})
+    with pytest.raises(TypeError, match=rf"Page \(through Lazy\) (defines|sets) '{name}'"):
+        type("Page", (mixin, Response), {})
+    assert type("Page", (Response, mixin), {})("x").body == b"x"  # NOTE: Response's first.
+
+
 @pytest.mark.parametrize("name", ["body", "headers", "length"])
 def test_a_subclass_that_hides_body_or_length_is_refused(name: str) -> None:
     # NOTE: the drivers read the value the property keeps: a subclass's own body property (one
