@@ -200,16 +200,19 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     if response.chunks is not None:
         _check_stream(response.chunks)
     headers = head_list(response)
-    # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
-    if method == "HEAD" or no_body_status(status) or status == 205:
+    if no_body_status(status) or status == 205:
         return headers, None
+    # NOTE: Waitress would send a HEAD body and break keep-alive (TRAPS.md 7).
+    head = method == "HEAD"
     chunks = response.chunks
     if chunks is None:
-        return headers, response._body
+        return headers, None if head else response._body
     length, held = stream_length(response)
-    if length is None or held:
-        return headers, chunks
-    return headers, sized(chunks, length)
+    if length is not None and not held:
+        # NOTE: for HEAD too, so that a list of another length is the 500 its GET is (a HEAD
+        # got a 200 under that length); a stream is only wrapped, not read.
+        chunks = sized(chunks, length)
+    return headers, None if head else chunks
 
 
 def _check_stream(chunks: object) -> None:

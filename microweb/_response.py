@@ -137,28 +137,28 @@ class Response:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "status" in cls.__dict__:
+        if _hides(cls, "status"):
             # NOTE: a class-level status (Django's style) hides the checked property, and the
             # drivers, which read the checked value, failed every response with a 500.
             raise TypeError(
-                f"{cls.__name__} sets 'status' as a class attribute, which hides "
+                f"{_where(cls, 'status')} sets 'status' as a class attribute, which hides "
                 "Response.status; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
         for name in ("body", "headers", "length"):
-            if name in cls.__dict__:
+            if _hides(cls, name):
                 # NOTE: the drivers read what the checked property keeps: a subclass's own
                 # "body" (a property that renders late, say) was silently never sent.
                 raise TypeError(
-                    f"{cls.__name__} defines '{name}', which hides Response.{name}; give the "
-                    f"body to Response.__init__, or assign response.{name} once it is made"
+                    f"{_where(cls, name)} defines '{name}', which hides Response.{name}; give "
+                    f"the body to Response.__init__, or assign response.{name} once it is made"
                 )
-        if "status_code" in cls.__dict__:
+        if _hides(cls, "status_code"):
             # NOTE: Django's own spelling (HttpResponseGone's status_code = 410) was ignored:
             # every response of the class went out as a 200.
             raise TypeError(
-                f"{cls.__name__} sets 'status_code' as a class attribute, which microweb does "
-                "not read; pass the status to Response.__init__ instead, e.g. "
+                f"{_where(cls, 'status_code')} sets 'status_code' as a class attribute, which "
+                "microweb does not read; pass the status to Response.__init__ instead, e.g. "
                 "super().__init__(body, status=410)"
             )
 
@@ -235,7 +235,8 @@ class Response:
     @property
     def headers(self) -> Headers:
         """The headers, a ``Headers``; assigning a mapping or ``(name, value)`` pairs replaces
-        them all, checked as the constructor checks them.
+        them all, checked as the constructor checks them. A ``Headers`` assigned is kept as
+        it is; one of a subclass (``request.headers``) is copied, checked.
 
         Raises:
             TypeError: If set to another type, or a header value is not a ``str``.
@@ -248,7 +249,9 @@ class Response:
         # NOTE: a dict assigned here went out as it was: the drivers read a Headers' list,
         # and the request ended as the server's own 500, with no line of microweb's log.
         if isinstance(headers, Headers):
-            self._headers = headers
+            # NOTE: a subclass may hold what no check saw: request.headers, assigned to echo
+            # them, sent the client's Connection and Host (under WSGI, the server's own 500).
+            self._headers = headers if type(headers) is Headers else Headers(headers.items())
         elif isinstance(headers, Mapping) or (
             isinstance(headers, Iterable) and not isinstance(headers, (str, bytes))
         ):
@@ -560,6 +563,24 @@ COMPRESSED_TYPES = {
     "bzip2": "application/x-bzip2",
     "xz": "application/x-xz",
 }
+
+
+def _hides(cls: type, name: str) -> bool:
+    """Tell whether ``cls``, or a class before ``Response`` in its MRO, defines ``name``."""
+    # NOTE: not cls.__dict__ alone: a mixin listed before Response (class Page(Lazy,
+    # Response)) hid Response.body as the subclass's own would, and was let through.
+    for owner in cls.__mro__:
+        if owner is Response:
+            return False
+        if name in owner.__dict__:
+            return True
+    return False
+
+
+def _where(cls: type, name: str) -> str:
+    """Name ``cls``, and the class before ``Response`` in its MRO that defines ``name``."""
+    owner = next(owner for owner in cls.__mro__ if name in owner.__dict__)
+    return cls.__name__ if owner is cls else f"{cls.__name__} (through {owner.__name__})"
 
 
 def _pairs_of(

@@ -132,6 +132,38 @@ def test_the_headers_setter_refuses_what_holds_no_pairs() -> None:
     assert response.headers is kept
 
 
+def test_assigned_request_headers_are_checked_as_any_others(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a Headers subclass was kept as given, unchecked: request.headers, assigned to echo
+    # them, sent the client's Connection and Host under ASGI, and under WSGI were the
+    # server's own 500, with nothing in the app's log.
+    app = App()
+
+    def echoed(request: Request) -> Response:
+        response = Response("x")
+        response.headers = request.headers
+        return response
+
+    app.get("/")(in_colour(colour, echoed))
+    with caplog.at_level("ERROR", logger="microweb"):
+        answer = make_client(app).get("/", headers={"connection": "keep-alive"})
+    assert answer.status_code == 500
+    [record] = caplog.records
+    assert record.exc_info is not None
+    assert "'connection' is hop-by-hop" in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize("name", ["body", "headers", "length", "status", "status_code"])
+def test_a_mixin_before_response_that_hides_a_checked_name_is_refused(name: str) -> None:
+    # NOTE: only the subclass's own names were looked at: a mixin listed before Response hid
+    # Response.body (a property that renders late, never sent) and was let through.
+    mixin = type("Lazy", (), {name: property(lambda self: b"late")})
+    with pytest.raises(TypeError, match=rf"Page \(through Lazy\) (defines|sets) '{name}'"):
+        type("Page", (mixin, Response), {})
+    assert type("Page", (Response, mixin), {})("x").body == b"x"  # NOTE: Response's first.
+
+
 @pytest.mark.parametrize("name", ["body", "headers", "length"])
 def test_a_subclass_that_hides_body_or_length_is_refused(name: str) -> None:
     # NOTE: the drivers read the value the property keeps: a subclass's own body property (one

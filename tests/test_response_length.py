@@ -124,6 +124,27 @@ def test_a_list_of_another_length_is_the_apps_500_before_anything_is_sent(
 
 
 @pytest.mark.parametrize("holder", [list, tuple])
+def test_a_head_of_a_list_of_another_length_is_the_500_its_get_is(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, holder: type
+) -> None:
+    # NOTE: a HEAD answer is the GET's without its body (RFC 9110 9.3.2): it got a 200 under
+    # the wrong length, where its GET is the app's 500.
+    app = App()
+
+    @app.get("/")
+    def declared(request: Request) -> Response:
+        response = Response.stream(holder([b"ab", b"cd"]))
+        response.length = 3
+        return response
+
+    with caplog.at_level("ERROR", logger="microweb"):
+        answer = make_client(app).head("/")
+    assert (answer.status_code, answer.content) == (500, b"")
+    [record] = caplog.records
+    assert record.getMessage() == "unhandled error in HEAD /: its response can't be sent"
+
+
+@pytest.mark.parametrize("holder", [list, tuple])
 def test_a_list_of_its_length_is_sent_encoded(make_client: MakeClient, holder: type) -> None:
     app = App()
 
