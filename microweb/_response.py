@@ -235,8 +235,9 @@ class Response:
     @property
     def headers(self) -> Headers:
         """The headers, a ``Headers``; assigning a mapping or ``(name, value)`` pairs replaces
-        them all, checked as the constructor checks them. A ``Headers`` assigned is kept as
-        it is; one of a subclass (``request.headers``) is copied, checked.
+        them all, checked as the constructor checks them. They are copied, as the constructor
+        copies them: a ``Headers`` kept to assign to many responses never gets what one of
+        them adds.
 
         Raises:
             TypeError: If set to another type, or a header value is not a ``str``.
@@ -249,9 +250,11 @@ class Response:
         # NOTE: a dict assigned here went out as it was: the drivers read a Headers' list,
         # and the request ended as the server's own 500, with no line of microweb's log.
         if isinstance(headers, Headers):
-            # NOTE: a subclass may hold what no check saw: request.headers, assigned to echo
-            # them, sent the client's Connection and Host (under WSGI, the server's own 500).
-            self._headers = headers if type(headers) is Headers else Headers(headers.items())
+            # NOTE: copied: kept, a module's Headers assigned in two handlers took the
+            # Set-Cookie one added, and sent one client's session to the next (review176). And
+            # checked: a subclass may hold what no check saw (request.headers, assigned to echo
+            # them, sent the client's Connection and Host; under WSGI, the server's own 500).
+            self._headers = Headers(headers.items())
         elif isinstance(headers, Mapping) or (
             isinstance(headers, Iterable) and not isinstance(headers, (str, bytes))
         ):
