@@ -244,23 +244,30 @@ def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
 def to_send(
     plan: Plan, request: Request, response: Response
 ) -> tuple[Response, list[Header], bytes | StreamBody | None]:
-    """Return the response to send, with its headers and body as ``outgoing()`` gives them.
-
-    A response that can't be sent (a stream that is no iterable, say) is logged, and the
-    default 500 goes out in its place. No error handler answers it: the response has left the
-    handlers and the flows, and another of the app's own could fail the same way.
-    """
+    """Return the response to send, with its headers and body as ``outgoing()`` gives them;
+    one that can't be sent is replaced (see ``unsendable``)."""
     try:
-        return (response, *outgoing(response, request.method))
+        headers, body = outgoing(response, request.method)
     except Exception as exc:
-        logger.error(
-            "unhandled error in %s %s: its response can't be sent",
-            request.method,
-            logged_path(request),
-            exc_info=exc,
-        )
-        response = _last_resort(plan, request, exc)
-        return (response, *outgoing(response, request.method))
+        response = unsendable(plan, request, exc)
+        headers, body = outgoing(response, request.method)
+    return response, headers, body
+
+
+def unsendable(plan: Plan, request: Request, exc: Exception) -> Response:
+    """Answer ``exc``, which ``outgoing()`` raised for the app's response (a stream that is no
+    iterable, say): logged, and the default 500 goes out in its place.
+
+    No error handler answers it: the response has left the handlers and the flows, and
+    another of the app's own could fail the same way.
+    """
+    logger.error(
+        "unhandled error in %s %s: its response can't be sent",
+        request.method,
+        logged_path(request),
+        exc_info=exc,
+    )
+    return _last_resort(plan, request, exc)
 
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:
