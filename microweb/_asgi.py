@@ -407,7 +407,8 @@ class ASGIDriver:
         if not await self._accepted(request, send):
             return
         limit = request.limits.max_websocket_message
-        ws = WebSocket(request, receive, send, list(scope.get("subprotocols") or []), limit)
+        subprotocols = list(scope.get("subprotocols") or [])
+        ws = WebSocket(request, receive, _turning(send), subprotocols, limit)
         try:
             await route.handler(ws, **request.path_params)
         except WebSocketDisconnect:
@@ -607,6 +608,27 @@ class _Carried(Exception):
     def __init__(self, escaped: BaseException) -> None:
         super().__init__(repr(escaped))
         self.escaped = escaped
+
+
+def _turning(send: Send) -> Send:
+    """Return ``send``, giving the event loop a turn at least every ``TURN`` seconds.
+
+    For a WebSocket's messages, as ``_send_stream`` does for a body's chunks: plain Uvicorn's
+    send() returns at once once the client dropped the connection, until the loop has seen it
+    go, so a handler that only sends never gave it a turn: 100,000 sends of 4 KB held the
+    loop 2.1 s and logged 68,618 warnings before one raised (review173).
+    """
+    clock = asyncio.get_running_loop().time
+    turn_at = clock() + TURN
+
+    async def turning(message: Message) -> None:
+        nonlocal turn_at
+        await send(message)
+        if clock() >= turn_at:
+            await asyncio.sleep(0)
+            turn_at = clock() + TURN
+
+    return turning
 
 
 def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
