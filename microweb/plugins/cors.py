@@ -112,6 +112,17 @@ def _header_list(value: str) -> list[str] | None:
     return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
+# NOTE: response headers a page never reads (Set-Cookie), or that CORS itself sets.
+_NOT_EXPOSED = frozenset(
+    {
+        "set-cookie",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-expose-headers",
+    }
+)
+
+
 class CORS:
     """Let browsers call the app from other origins, within the limits given here.
 
@@ -187,6 +198,10 @@ class CORS:
             if not isinstance(name, str) or name.strip(" \t")
         ]
         self.expose_headers = ", ".join(_tokens(exposed, "expose_headers", "header"))
+        # SPEC: Fetch, "CORS-unsafe response header names": with credentials, a "*" in
+        # Access-Control-Expose-Headers is a header's name, no wildcard; such answers name
+        # their own headers instead (label()).
+        self._expose_each = allow_credentials and "*" in exposed
         self.max_age = max_age
 
     @property
@@ -258,7 +273,15 @@ class CORS:
         response.headers["access-control-allow-origin"] = allowed
         if self.allow_credentials:
             response.headers["access-control-allow-credentials"] = "true"
-        if self.expose_headers:
+        if self._expose_each:
+            # NOTE: "*" exposed nothing to a page that sent its cookies: browsers read it as a
+            # header called "*" then. The answer's own names say what "*" meant.
+            named = [name for name in self.expose_headers.split(", ") if name != "*"]
+            own = (name for name, _ in response.headers.items() if name not in _NOT_EXPOSED)
+            exposed = ", ".join(dict.fromkeys([*named, *own]))
+            if exposed:
+                response.headers["access-control-expose-headers"] = exposed
+        elif self.expose_headers:
             response.headers["access-control-expose-headers"] = self.expose_headers
 
     def preflight(self, request: Request, origin: str) -> Response:

@@ -199,6 +199,25 @@ def test_cors_exposed_headers(make_client: MakeClient) -> None:
     assert response.headers["access-control-expose-headers"] == "x-total, x-page"
 
 
+@pytest.mark.parametrize("credentials", [True, False])
+def test_cors_exposes_every_header_by_name_to_a_page_that_sends_cookies(
+    make_client: MakeClient, credentials: bool
+) -> None:
+    # NOTE: with credentials, browsers read a "*" in Access-Control-Expose-Headers as a header
+    # called "*": expose_headers=["*"] exposed nothing to such a page.
+    plugin = CORS(
+        ["https://app.example"], allow_credentials=credentials, expose_headers=["x-page", "*"]
+    )
+    response = make_client(cors_app(plugin)).get(
+        "/items", headers={"origin": "https://app.example"}
+    )
+    exposed = response.headers["access-control-expose-headers"]
+    if credentials:
+        assert sorted(exposed.split(", ")) == ["content-type", "vary", "x-page", "x-total"]
+    else:
+        assert exposed == "x-page, *"
+
+
 def test_cors_preflight_is_answered_before_routing(make_client: MakeClient) -> None:
     plugin = CORS(
         ["https://app.example"],
