@@ -14,10 +14,11 @@ Serve it from the repository root with either server, then open http://127.0.0.1
 Or watch the raw stream: ``curl -N http://127.0.0.1:8000/clock``.
 
 When the browser goes away the generator is closed. The async one is closed at once under both
-servers: under Waitress, microweb asks it every 0.1 s whether the client left, which
-``microweb serve --server waitress`` makes work (with ``waitress-serve`` itself, pass
-``--channel-request-lookahead=1``, or the stream ends only when a write fails). The sync one
+servers: under Waitress, microweb asks it every 0.1 s whether the client left. The sync one
 runs in a thread that nothing can interrupt: it is closed when its ``time.sleep`` returns.
+Waitress can tell that a client left only with ``channel_request_lookahead``, which
+``microweb serve --server waitress`` sets; with ``waitress-serve`` itself, pass
+``--channel-request-lookahead=1``, or either stream ends only when a write fails.
 Under Waitress each open stream holds one of its threads (4 by default; ``--threads N``), so a
 WSGI server suits a few long-lived streams, not thousands.
 """
