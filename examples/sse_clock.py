@@ -13,9 +13,14 @@ Serve it from the repository root with either server, then open http://127.0.0.1
 
 Or watch the raw stream: ``curl -N http://127.0.0.1:8000/clock``.
 
-When the browser goes away the generator is closed: under Uvicorn at once, under Waitress when
-the next write fails. Under Waitress each open stream holds one of its threads (4 by default;
-``waitress-serve --threads=N``), so a WSGI server suits a few long-lived streams, not thousands.
+When the browser goes away the generator is closed. The async one is closed at once under both
+servers: under Waitress, microweb asks it every 0.1 s whether the client left. The sync one
+runs in a thread that nothing can interrupt: it is closed when its ``time.sleep`` returns.
+Waitress can tell that a client left only with ``channel_request_lookahead``, which
+``microweb serve --server waitress`` sets; with ``waitress-serve`` itself, pass
+``--channel-request-lookahead=1``, or either stream ends only when a write fails.
+Under Waitress each open stream holds one of its threads (4 by default; ``--threads N``), so a
+WSGI server suits a few long-lived streams, not thousands.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ name, which may be ``../../etc/passwd``) in a folder made on startup, and answer
 to its place chunk by chunk as it arrives, never to a temporary file.
 
 The app's default body limit is 10 MiB; the upload routes raise theirs to 1 GiB with
-``limits={"max_body_size": 1 << 30}``. Files larger than ``Limits.spool_threshold`` (1 MiB) wait
-in a temporary file, not in memory, and every temporary file is removed when the request ends.
+``limits={"max_body_size": 1 << 30}``. A form's files are kept in memory up to
+``Limits.spool_threshold`` (1 MiB, for all of them together); past it they wait in temporary
+files, and every temporary file is removed when the request ends.
 Waitress receives the whole body (into its own temporary file) before it calls the app, and has
 its own cap of 1 GiB per body (``waitress-serve --max-request-body-size``).
 

@@ -368,3 +368,19 @@ def test_images_resolve() -> None:
             if "://" not in target and not (path.parent / target).is_file():
                 missing.append(f"{path.relative_to(DOCS).as_posix()} -> {target}")
     assert not missing
+
+
+def test_every_stated_python_minimum_is_the_packages_own() -> None:
+    # NOTE: "Python 3.10 or later" sent a reader with 3.10.6 to a pip that refuses to install.
+    pyproject = (DOCS.parent / "pyproject.toml").read_text()
+    floor = re.search(r'requires-python = ">=([\d.]+)"', pyproject)
+    assert floor is not None
+    texts = {page: (DOCS / page).read_text() for page in PAGES}
+    texts["../README.md"] = (DOCS.parent / "README.md").read_text()
+    stated = [
+        (page, found.group(1))
+        for page, text in texts.items()
+        for found in re.finditer(r"Python ([\d.]+) or (?:later|newer)", text)
+    ]
+    assert stated
+    assert [(page, version) for page, version in stated if version != floor.group(1)] == []

@@ -1,10 +1,13 @@
 """A small notes app: pages, a JSON API, attachments, live updates and logging in.
 
-Serve it from the repository root under either server::
+It needs Jinja2 (microweb's ``jinja`` extra: ``pip install -e '.[jinja]'`` in the clone). Serve
+it from the repository root under either server::
 
     microweb serve examples/notes/app.py                    # ASGI, Uvicorn
     microweb serve examples/notes/app.py --server waitress  # WSGI, Waitress
 
+Anyone may read the notes; to add some, log in as a user made first with
+``python examples/notes/auth.py NAME``, which asks for the password (there is no sign-up page).
 Settings come from the environment: ``NOTES_DATA`` (the folder for the database and the
 attachments, ``notes-data`` by default) and ``NOTES_SECRET`` (the key that signs session
 cookies). The tutorial (docs/tutorial/) builds this app step by step.
