@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
@@ -65,6 +65,24 @@ def decode_raw_path(raw_path: bytes) -> str | None:
             return None
     path = percent_decode_bytes(raw_path)
     return decode_path(path if path[1:2] != b"/" else b"/" + path.lstrip(b"/"))
+
+
+# NOTE: what other frameworks' requests call what a Request has under another name.
+_OTHER_SPELLINGS = {
+    "body": "request.read(), or await request.aread() in an async def handler",
+    "data": "request.read(), or await request.aread() in an async def handler",
+    "get_data": "request.read(), or await request.aread() in an async def handler",
+    "get_json": "request.json(), or await request.ajson() in an async def handler",
+    "args": "request.query (a multidict of the query string)",
+    "query_params": "request.query (a multidict of the query string)",
+    "GET": "request.query (a multidict of the query string)",
+    "POST": "request.form(), or await request.aform() in an async def handler",
+    "files": "request.form().files, or (await request.aform()).files",
+    "values": "request.query, and request.form() for the body's fields",
+    "stream": "request.iter_bytes(), or request.aiter_bytes() in an async def handler",
+    "remote_addr": "request.client (its host and port)",
+    "base_url": "request.url and request.root_path",
+}
 
 
 class Request(BodyMethods):
@@ -125,6 +143,18 @@ class Request(BodyMethods):
     _after: AfterCalls | None
     # NOTE: the one slot new_request() leaves unset: error_response() sets it, off the hot path.
     _error_page: bool
+
+    if not TYPE_CHECKING:
+        # NOTE: hidden from type checkers, which would take every name for one it has.
+
+        def __getattr__(self, name: str) -> Any:
+            # NOTE: only for a name no slot, method or property has: "'ASGIRequest' object
+            # has no attribute 'body'" named a class the app never wrote, nor what to write.
+            spelling = _OTHER_SPELLINGS.get(name)
+            message = f"'Request' object has no attribute {name!r}"
+            if spelling is not None:
+                message += f" (another framework's name): write {spelling}"
+            raise AttributeError(message, name=name, obj=self)
 
     @property
     def state(self) -> SimpleNamespace:

@@ -1506,3 +1506,37 @@ def test_url_for_and_url_percent_encode_the_root_path_under_both_interfaces() ->
     scope["headers"] = [(b"host", b"localhost")]
     body = response_body(asyncio.run(asgi_call(app, scope, body_messages(b""))))
     assert json.loads(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("body", "request.read()"), ("args", "request.query"), ("get_json", "request.json()")],
+)
+def test_another_frameworks_name_says_what_to_write(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, name: str, hint: str
+) -> None:
+    # NOTE: "'ASGIRequest' object has no attribute 'body'" named a class the app never wrote.
+    app = App()
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        return str(getattr(request, name))
+
+    with caplog.at_level("ERROR", logger="microweb"):
+        assert make_client(app).get("/").status_code == 500
+    error = caplog.records[0].exc_info[1]  # type: ignore[index]
+    assert isinstance(error, AttributeError)
+    assert str(error).startswith(f"'Request' object has no attribute {name!r} (another")
+    assert hint in str(error)
+
+
+def test_an_unknown_name_is_a_plain_attribute_error(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        with pytest.raises(AttributeError, match=r"^'Request' object has no attribute 'nope'$"):
+            request.nope  # type: ignore[attr-defined]  # noqa: B018
+        return str(hasattr(request, "_error_page"))
+
+    assert make_client(app).get("/").text == "False"
