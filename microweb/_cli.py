@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import signal
 import sys
 from collections.abc import Sequence
@@ -66,10 +67,20 @@ def _target(args: argparse.Namespace) -> str:
     return target
 
 
+def _version() -> str:
+    """The installed package's version, or ``unknown`` for a copy that was never installed."""
+    try:
+        return importlib.metadata.version("microweb")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="microweb", description="Serve an app with Uvicorn or Waitress, or list its routes."
     )
+    # NOTE: what a newcomer types first; it said "the following arguments are required".
+    parser.add_argument("--version", action="version", version=f"microweb {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="serve an app")
     serve_cmd.add_argument("target", help=TARGET_HELP)

@@ -310,3 +310,11 @@ def test_a_target_that_raises_at_import_is_an_error_in_the_target(
     assert err.rstrip().endswith(
         f"microweb: error: cannot load {target}: RuntimeError: no config (traceback above)"
     )
+
+
+def test_version_says_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    # NOTE: what a newcomer types first; it said "the following arguments are required".
+    with pytest.raises(SystemExit) as ended:
+        main(["--version"])
+    assert ended.value.code == 0
+    assert capsys.readouterr().out == f"microweb {importlib.metadata.version('microweb')}\n"
