@@ -10,7 +10,7 @@ each builds its own subclass (``WSGIRequest``, ``ASGIRequest``), which gives the
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from types import SimpleNamespace
+from types import MemberDescriptorType, SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
@@ -85,6 +85,14 @@ _OTHER_SPELLINGS = {
 }
 
 
+def _on_class(cls: type, name: str) -> object:
+    """Return what ``cls`` or a base defines as ``name`` (a property, say), or ``None``."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
 class Request(BodyMethods):
     """An HTTP request, the same object under WSGI and ASGI.
 
@@ -150,6 +158,13 @@ class Request(BodyMethods):
         def __getattr__(self, name: str) -> Any:
             # NOTE: only for a name no slot, method or property has: "'ASGIRequest' object
             # has no attribute 'body'" named a class the app never wrote, nor what to write.
+            found = _on_class(type(self), name)
+            if found is not None and not isinstance(found, MemberDescriptorType):
+                # NOTE: a property whose getter raised AttributeError (an app's own, such as
+                # Request.user = property(lambda r: r.state.user)): Python dropped that error
+                # to call this, and "no attribute 'user'" hid it. Its getter runs again and
+                # raises its own.
+                return found.__get__(self, type(self))
             spelling = _OTHER_SPELLINGS.get(name)
             message = f"'Request' object has no attribute {name!r}"
             if spelling is not None:

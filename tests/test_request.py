@@ -1540,3 +1540,22 @@ def test_an_unknown_name_is_a_plain_attribute_error(make_client: MakeClient) -> 
         return str(hasattr(request, "_error_page"))
 
     assert make_client(app).get("/").text == "False"
+
+
+def test_a_property_that_raises_attribute_error_keeps_its_own_error(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: Python drops a property's AttributeError to call __getattr__, which said the
+    # request had no attribute 'user': the app's own property, with its real error hidden.
+    monkeypatch.setattr(Request, "user", property(lambda r: r.state.user), raising=False)
+    app = App()
+
+    @app.get("/")
+    def handler(request: Request) -> str:
+        with pytest.raises(AttributeError) as raised:
+            request.user  # type: ignore[attr-defined]  # noqa: B018
+        return f"{raised.value} {hasattr(request, 'user')}"
+
+    assert make_client(app).get("/").text == (
+        "'types.SimpleNamespace' object has no attribute 'user' False"
+    )

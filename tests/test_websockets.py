@@ -2203,3 +2203,50 @@ def test_a_handler_that_only_sends_gives_the_loop_a_turn_to_see_the_client_gone(
     asyncio.run(run())
     assert ended and ended[0].startswith("disconnect")
     assert len(sent) < 100_000
+
+
+def test_the_loops_turn_comes_before_a_send_so_a_send_cancelled_there_sent_nothing() -> None:
+    # NOTE: the turn came after the server's send(): a task cancelled there raised
+    # CancelledError for a message that had gone out, and another task saw the WebSocket
+    # still connecting once the client had its acceptance.
+    sent: list[str] = []
+    seen: list[tuple[str, list[str]]] = []
+    outcome: list[str] = []
+    app = App()
+
+    @app.websocket("/feed")
+    async def feed(ws: WebSocket) -> None:
+        await asyncio.sleep(0.02)  # NOTE: past TURN, as a lookup before accept() may be.
+
+        async def watch() -> None:
+            seen.append((ws.state, list(sent)))
+
+        watcher = asyncio.create_task(watch())
+        await ws.accept()
+        await watcher
+        await asyncio.sleep(0.02)
+        sender = asyncio.create_task(ws.send_text("late"))
+        await asyncio.sleep(0)  # NOTE: the sender runs up to its first turn.
+        sender.cancel()
+        try:
+            await sender
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+        else:
+            outcome.append("sent")
+
+    async def receive() -> dict[str, Any]:
+        if not sent:
+            return {"type": "websocket.connect"}
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message.get("text") or message["type"])
+
+    asyncio.run(app.as_asgi()(websocket_scope("/feed"), receive, send))
+    assert seen in (
+        [("connecting", [])],
+        [("open", ["websocket.accept"])],
+    )
+    assert ("late" in sent) == (outcome == ["sent"])

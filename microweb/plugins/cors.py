@@ -276,7 +276,9 @@ class CORS:
         if self._expose_each:
             # NOTE: "*" exposed nothing to a page that sent its cookies: browsers read it as a
             # header called "*" then. The answer's own names say what "*" meant.
-            named = [name for name in self.expose_headers.split(", ") if name != "*"]
+            # NOTE: in lower case, as the answer's own are: "X-Total" listed went out with
+            # "x-total" after it, one header named twice.
+            named = [name.lower() for name in self.expose_headers.split(", ") if name != "*"]
             own = (name for name, _ in response.headers.items() if name not in _NOT_EXPOSED)
             exposed = ", ".join(dict.fromkeys([*named, *own]))
             if exposed:

@@ -218,6 +218,18 @@ def test_cors_exposes_every_header_by_name_to_a_page_that_sends_cookies(
         assert exposed == "x-page, *"
 
 
+def test_cors_exposes_a_header_named_in_another_case_once(make_client: MakeClient) -> None:
+    # NOTE: "X-Total" listed with "*" went out as "X-Total, x-total, ...".
+    plugin = CORS(
+        ["https://app.example"], allow_credentials=True, expose_headers=["X-Total", "*", "X-Page"]
+    )
+    response = make_client(cors_app(plugin)).get(
+        "/items", headers={"origin": "https://app.example"}
+    )
+    exposed = response.headers["access-control-expose-headers"].split(", ")
+    assert exposed == ["x-total", "x-page", "content-type", "vary"]
+
+
 def test_cors_preflight_is_answered_before_routing(make_client: MakeClient) -> None:
     plugin = CORS(
         ["https://app.example"],
