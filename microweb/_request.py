@@ -10,7 +10,7 @@ each builds its own subclass (``WSGIRequest``, ``ASGIRequest``), which gives the
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from types import MemberDescriptorType, SimpleNamespace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, quote_from_bytes
 
@@ -85,12 +85,29 @@ _OTHER_SPELLINGS = {
 }
 
 
-def _on_class(cls: type, name: str) -> object:
-    """Return what ``cls`` or a base defines as ``name`` (a property, say), or ``None``."""
-    for klass in cls.__mro__:
-        if name in vars(klass):
-            return vars(klass)[name]
-    return None
+class _OtherSpelling:
+    """A name other frameworks' requests have, spelled otherwise here: reading it raises
+    ``AttributeError`` saying what to write.
+
+    NOTE: a descriptor of its own for each such name, not a ``__getattr__``: that one was
+    called for every missing name, and for a property whose getter raised AttributeError,
+    whose own error it hid.
+    """
+
+    def __init__(self, name: str, spelling: str) -> None:
+        self.name, self.spelling = name, spelling
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        # NOTE: "'ASGIRequest' object has no attribute 'body'" named a class the app never
+        # wrote, nor what to write.
+        raise AttributeError(
+            f"'Request' object has no attribute {self.name!r} (another framework's name): "
+            f"write {self.spelling}",
+            name=self.name,
+            obj=instance,
+        )
 
 
 class Request(BodyMethods):
@@ -151,25 +168,6 @@ class Request(BodyMethods):
     _after: AfterCalls | None
     # NOTE: the one slot new_request() leaves unset: error_response() sets it, off the hot path.
     _error_page: bool
-
-    if not TYPE_CHECKING:
-        # NOTE: hidden from type checkers, which would take every name for one it has.
-
-        def __getattr__(self, name: str) -> Any:
-            # NOTE: only for a name no slot, method or property has: "'ASGIRequest' object
-            # has no attribute 'body'" named a class the app never wrote, nor what to write.
-            found = _on_class(type(self), name)
-            if found is not None and not isinstance(found, MemberDescriptorType):
-                # NOTE: a property whose getter raised AttributeError (an app's own, such as
-                # Request.user = property(lambda r: r.state.user)): Python dropped that error
-                # to call this, and "no attribute 'user'" hid it. Its getter runs again and
-                # raises its own.
-                return found.__get__(self, type(self))
-            spelling = _OTHER_SPELLINGS.get(name)
-            message = f"'Request' object has no attribute {name!r}"
-            if spelling is not None:
-                message += f" (another framework's name): write {spelling}"
-            raise AttributeError(message, name=name, obj=self)
 
     @property
     def state(self) -> SimpleNamespace:
@@ -411,3 +409,10 @@ def logged_path(request: Request, *, whole: bool = False) -> str:
 def logged_bytes(path: bytes) -> str:
     """Return a decoded path's bytes as ``logged_path()`` spells a path: percent-encoded."""
     return quote_from_bytes(path, safe=PATH_SAFE)
+
+
+if not TYPE_CHECKING:
+    # NOTE: hidden from type checkers, which flag such a name as a Request's mistake already.
+    for _name, _spelling in _OTHER_SPELLINGS.items():
+        setattr(Request, _name, _OtherSpelling(_name, _spelling))
+    del _name, _spelling

@@ -1535,7 +1535,7 @@ def test_an_unknown_name_is_a_plain_attribute_error(make_client: MakeClient) -> 
 
     @app.get("/")
     def handler(request: Request) -> str:
-        with pytest.raises(AttributeError, match=r"^'Request' object has no attribute 'nope'$"):
+        with pytest.raises(AttributeError, match=r"object has no attribute 'nope'$"):
             request.nope  # type: ignore[attr-defined]  # noqa: B018
         return str(hasattr(request, "_error_page"))
 
