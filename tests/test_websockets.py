@@ -2250,3 +2250,33 @@ def test_the_loops_turn_comes_before_a_send_so_a_send_cancelled_there_sent_nothi
         [("open", ["websocket.accept"])],
     )
     assert ("late" in sent) == (outcome == ["sent"])
+
+
+def test_a_broadcast_over_quiet_sockets_takes_one_turn_not_one_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: one clock per socket took a turn for each socket that had been quiet for 5 ms: a
+    # broadcast over 10,000 of them cost 2.8 us a send, and other handlers ran in the middle of
+    # it (review178). The clock is the sending task's.
+    from microweb import _asgi
+
+    turns: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def counted(delay: float) -> None:
+        turns.append(delay)
+        await real_sleep(delay)
+
+    async def fake_send(message: dict[str, Any]) -> None:
+        return None
+
+    async def broadcast() -> None:
+        sockets = [_asgi._turning(fake_send) for _ in range(1000)]
+        await sockets[0]({"type": "websocket.send", "text": "first"})
+        await real_sleep(_asgi.TURN * 2)
+        monkeypatch.setattr(asyncio, "sleep", counted)
+        for send in sockets:
+            await send({"type": "websocket.send", "text": "news"})
+
+    asyncio.run(broadcast())
+    assert turns == [0]
