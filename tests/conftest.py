@@ -12,13 +12,15 @@ only conftest.py: another one, in a subfolder, would take the module name ``conf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
+import importlib.util
 import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -119,6 +121,32 @@ def loop_runs_here() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(relative: str, name: str) -> ModuleType:
+    """Return a fresh module of ``examples/<relative>`` (and a fresh ``App``), named ``name``
+    and kept out of ``sys.modules``: loaded by path, as the examples' folder is on
+    ``sys.path`` only when another test put it there."""
+    with example_module(relative, name) as module:
+        return module
+
+
+@contextlib.contextmanager
+def example_module(relative: str, name: str) -> Iterator[ModuleType]:
+    """``load_example()``, with the module in ``sys.modules`` while the block runs, for what
+    looks a module up there as it is made (a dataclass)."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / relative)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[name]
 
 
 @pytest.fixture

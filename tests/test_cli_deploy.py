@@ -3,7 +3,6 @@ the systemd unit are valid ``microweb serve`` command lines."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import shutil
@@ -11,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import load_example
 
 from microweb import App
 from microweb._cli import _parser
@@ -21,11 +21,7 @@ DEPLOY = ROOT / "examples" / "deploy"
 
 
 def _deploy_app() -> App:
-    spec = importlib.util.spec_from_file_location("deploy_example_app", DEPLOY / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    app: App = module.app
+    app: App = load_example("deploy/app.py", "deploy_example_app").app
     return app
 
 

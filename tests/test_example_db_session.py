@@ -3,33 +3,22 @@ colours under both interfaces."""
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, example_module
 
 from microweb import App, Request
 from microweb.testing import TestClient
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "db_session.py"
-
 
 @pytest.fixture(scope="module")
 def example() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("db_session_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module("db_session.py", "db_session_example") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 @pytest.fixture

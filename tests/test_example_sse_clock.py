@@ -4,35 +4,24 @@ its client leaves, as the example's docstring says."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from wsgiref.validate import validator
 
 import pytest
+from conftest import example_module
 from drive import http_scope, start_response, wsgi_environ
 
 from microweb import ServerSentEvent
 from microweb.testing import TestClient
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sse_clock.py"
-
 
 @pytest.fixture
 def example() -> Iterator[ModuleType]:
-    spec = importlib.util.spec_from_file_location("sse_clock_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module("sse_clock.py", "sse_clock_example") as module:
         yield module
-    finally:
-        del sys.modules[spec.name]
 
 
 def test_the_page_listens_to_the_async_stream_or_with_sync_1_the_sync_one(

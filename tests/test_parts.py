@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import io
 import json
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, load_example
 from drive import chunked, http_scope, requests_left_in_cycles, start_response, wsgi_environ
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -934,12 +933,7 @@ def test_the_upload_example_streams_parts(
 ) -> None:
     # NOTE: loaded by path: the repository root is on sys.path only when another test put it
     # there, so this test failed when run alone.
-    spec = importlib.util.spec_from_file_location(
-        "upload_example", Path(__file__).parent.parent / "examples" / "upload.py"
-    )
-    assert spec is not None and spec.loader is not None
-    upload = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(upload)
+    upload = load_example("upload.py", "upload_example")
     monkeypatch.setattr(upload, "UPLOAD_DIR", tmp_path)
     client = make_client(upload.app)
     files = {"file": ("../../a b.txt", b"x" * 70_000, "text/plain")}

@@ -11,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import gc
-import importlib.util
 import json
 import logging
 import sys
 import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, load_example
 from drive import handshake_messages, websocket_scope
 
 from microweb import (
@@ -42,8 +40,6 @@ from microweb import (
 from microweb._asgi_body import default_limit
 from microweb.plugins import CORS
 from microweb.testing import TestClient
-
-CHAT_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "chat.py"
 
 
 @pytest.fixture
@@ -1953,12 +1949,7 @@ def test_cors_checks_the_origin_of_handshakes(
 
 
 def _load_chat() -> ModuleType:
-    # NOTE: a fresh module (and App) per test, kept out of sys.modules.
-    spec = importlib.util.spec_from_file_location("chat_example_under_test", CHAT_EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("chat.py", "chat_example_under_test")  # NOTE: a fresh App per test.
 
 
 def test_chat_example_broadcasts(asgi_client: MakeClient) -> None:
