@@ -11,13 +11,12 @@ import base64
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import HOST, Uvicorn, free_port, run_uvicorn, running
+from servers import HOST, Uvicorn, free_port, run_uvicorn, running, serve_command
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
@@ -191,10 +190,7 @@ def test_message_at_the_limit_passes_over_it_closes_1009(ws_server: Uvicorn) -> 
 def served_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """``microweb serve ws_app --server uvicorn``, which sets Uvicorn's message cap itself."""
     server = Uvicorn(free_port(), tmp_path_factory.mktemp("served") / "serve.log")
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "ws_app", "--server", "uvicorn"),
-        *("--host", HOST, "--port", str(server.port)),
-    ]
+    command = serve_command("uvicorn", "ws_app", server.port)
     with running(command, port=server.port, log=server.log):
         yield server
 

@@ -6,12 +6,11 @@ the 501 that names ``as_asgi()``, and the app's HTTP routes are served as usual.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import HOST, Uvicorn, free_port, running
+from servers import Uvicorn, free_port, running, serve_command
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -24,10 +23,7 @@ TIMEOUT = 5.0
 def waitress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
     """``microweb serve ws_seq_app --server waitress`` (a ``Uvicorn`` only for its URLs)."""
     server = Uvicorn(free_port(), tmp_path_factory.mktemp("waitress") / "serve.log")
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "ws_seq_app", "--server", "waitress"),
-        *("--host", HOST, "--port", str(server.port)),
-    ]
+    command = serve_command("waitress", "ws_seq_app", server.port)
     with running(command, port=server.port, log=server.log):
         yield server
 

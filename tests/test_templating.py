@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +347,21 @@ def test_a_template_that_raises_leaves_no_cycle_holding_the_request(
     assert requests_left_in_cycles(app, interface, "GET", "/") == 0
 
 
+def _flashing(colour: str, page: Callable[..., Response]) -> App:
+    """An app with sessions, whose ``POST /flash/{tag}`` flashes ``tag``, and ``page`` at
+    ``GET /{name}``, in ``colour``."""
+    app = App()
+    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
+
+    @app.post("/flash/{tag}")
+    def flash_it(request: Request, tag: str) -> str:
+        flash(request, tag)
+        return "ok"
+
+    app.get("/{name}")(in_colour(colour, page))
+    return app
+
+
 def _streaming(templates: Templates, colour: str, name: str = "page.html") -> App:
     app = App()
 
@@ -388,20 +403,12 @@ def test_stream_takes_a_template_object_as_render_does(
         "{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}."
     )
     templates = Templates(folder)
-    app = App()
-    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
 
-    @app.post("/flash")
-    def flash_it(request: Request) -> str:
-        flash(request, "a")
-        return "ok"
-
-    def streamed(request: Request) -> Response:
+    def streamed(request: Request, name: str) -> Response:
         return templates.stream(request, templates.env.get_template("flashes.html"))
 
-    app.get("/streamed")(in_colour(colour, streamed))
-    client = make_client(app)
-    client.post("/flash")
+    client = make_client(_flashing(colour, streamed))
+    client.post("/flash/a")
     assert client.get("/streamed").text == "!a."
     assert client.get("/streamed").text == "."  # NOTE: shown, so taken from the session.
 
@@ -489,19 +496,11 @@ def test_a_streamed_page_takes_the_flashes_it_shows_from_the_session(
     (folder / "streamed.html").write_text(page)
     (folder / "quiet.html").write_text('{% extends "base.html" %}{% block body %}-{% endblock %}')
     templates = Templates(folder)
-    app = App()
-    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
-
-    @app.post("/flash/{tag}")
-    def flash_it(request: Request, tag: str) -> str:
-        flash(request, tag)
-        return "ok"
 
     def streamed(request: Request, name: str) -> Response:
         return templates.stream(request, name)
 
-    app.get("/{name}")(in_colour(colour, streamed))
-    client = make_client(app)
+    client = make_client(_flashing(colour, streamed))
     client.post("/flash/a")
     assert client.get("/quiet.html").text.endswith("-")  # NOTE: not shown, so not taken.
     assert client.get("/streamed.html").text.endswith("!a")
@@ -515,19 +514,10 @@ def test_a_streamed_template_made_from_a_string_takes_the_flashes(
     # shows no messages, and the one it showed stayed in the session, shown on every page.
     templates = Templates(folder)
     page = templates.env.from_string("{% for m in get_flashed_messages() %}!{{ m }}{% endfor %}")
-    app = App()
-    app.install(Sessions("a-test-secret-of-32-characters!!", secure=False))
-
-    @app.post("/flash")
-    def flash_it(request: Request) -> str:
-        flash(request, "a")
-        return "ok"
-
-    app.get("/")(in_colour(colour, lambda request: templates.stream(request, page)))
-    client = make_client(app)
-    client.post("/flash")
-    assert client.get("/").text == "!a"
-    assert client.get("/").text == ""
+    client = make_client(_flashing(colour, lambda request, name: templates.stream(request, page)))
+    client.post("/flash/a")
+    assert client.get("/page").text == "!a"
+    assert client.get("/page").text == ""
 
 
 def test_the_logged_error_of_a_template_still_names_its_lines(
