@@ -237,3 +237,28 @@ def log_failure(message: str, *args: object, exc_info: bool = False) -> None:
     del caller
     # NOTE: handle() skips the logger's level (not its filters, nor a handler's level).
     logger.handle(record)
+
+
+class OtherSpelling:
+    """A name other frameworks give what a class here spells otherwise: reading or setting it
+    raises ``AttributeError`` with ``message``, which says what to write.
+
+    A descriptor of its own for each such name: set on an instance of a subclass (which has a
+    ``__dict__``), the value was silently kept and never read; and a ``__getattr__`` would be
+    called for every missing name, and for a property whose getter raised AttributeError,
+    whose own error it hid.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name, self.message = name, message
+
+    def _refuse(self, instance: object) -> NoReturn:
+        raise AttributeError(self.message, name=self.name, obj=instance)
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        self._refuse(instance)
+
+    def __set__(self, instance: object, value: object) -> None:
+        self._refuse(instance)

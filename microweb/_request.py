@@ -16,7 +16,7 @@ from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
 from ._effects import AfterCalls, Colored
-from ._errors import KeptError
+from ._errors import KeptError, OtherSpelling
 from ._limits import Limits
 from ._parsing import percent_decode_bytes
 from ._request_body import BodyMethods
@@ -83,31 +83,6 @@ _OTHER_SPELLINGS = {
     "remote_addr": "request.client (its host and port)",
     "base_url": "request.url and request.root_path",
 }
-
-
-class _OtherSpelling:
-    """A name other frameworks' requests have, spelled otherwise here: reading it raises
-    ``AttributeError`` saying what to write.
-
-    NOTE: a descriptor of its own for each such name, not a ``__getattr__``: that one was
-    called for every missing name, and for a property whose getter raised AttributeError,
-    whose own error it hid.
-    """
-
-    def __init__(self, name: str, spelling: str) -> None:
-        self.name, self.spelling = name, spelling
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        # NOTE: "'ASGIRequest' object has no attribute 'body'" named a class the app never
-        # wrote, nor what to write.
-        raise AttributeError(
-            f"'Request' object has no attribute {self.name!r} (another framework's name): "
-            f"write {self.spelling}",
-            name=self.name,
-            obj=instance,
-        )
 
 
 class Request(BodyMethods):
@@ -414,5 +389,11 @@ def logged_bytes(path: bytes) -> str:
 if not TYPE_CHECKING:
     # NOTE: hidden from type checkers, which flag such a name as a Request's mistake already.
     for _name, _spelling in _OTHER_SPELLINGS.items():
-        setattr(Request, _name, _OtherSpelling(_name, _spelling))
-    del _name, _spelling
+        # NOTE: "'ASGIRequest' object has no attribute 'body'" named a class the app never
+        # wrote, nor what to write.
+        _message = (
+            f"'Request' object has no attribute {_name!r} (another framework's name): "
+            f"write {_spelling}"
+        )
+        setattr(Request, _name, OtherSpelling(_name, _message))
+    del _name, _spelling, _message

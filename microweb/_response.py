@@ -11,11 +11,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, I
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from types import MemberDescriptorType
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
+from ._errors import OtherSpelling
 from ._files import FileInfo, reads_the_file, stat_file
 from ._parsing import encode_location
 from ._sse import AsyncSSEChunks, SSEChunks, check_events
@@ -53,31 +54,6 @@ def encode_json(value: Any) -> bytes:
     if _c_encoder is None:
         return _json_encoder.encode(value).encode("utf-8")
     return "".join(_c_encoder(value, 0)).encode("utf-8")
-
-
-class _OtherSpelling:
-    """An attribute other frameworks' responses have, here under another name.
-
-    Reading or setting it raises ``AttributeError`` naming the one to use: set on an instance
-    of a subclass (which has a ``__dict__``), it was silently kept and never sent.
-    """
-
-    def __init__(self, name: str, spelling: str) -> None:
-        self.name, self.spelling = name, spelling
-
-    def _refuse(self) -> NoReturn:
-        raise AttributeError(
-            f"a Response has no '{self.name}' (Flask's and Starlette's name): write "
-            f"response.{self.spelling}"
-        )
-
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        self._refuse()
-
-    def __set__(self, instance: object, value: object) -> None:
-        self._refuse()
 
 
 class Response:
@@ -162,7 +138,10 @@ class Response:
                 "super().__init__(body, status=410)"
             )
 
-    status_code = _OtherSpelling("status_code", "status")
+    status_code = OtherSpelling(
+        "status_code",
+        "a Response has no 'status_code' (Flask's and Starlette's name): write response.status",
+    )
     """Not one here: reading or setting it raises ``AttributeError``, which names ``status``."""
 
     @property
