@@ -80,6 +80,17 @@ def test_request_id_options(make_client: MakeClient) -> None:
     assert client.get("/id").headers["x-trace"] == "two"
 
 
+async def _async_id() -> str:
+    return "rid"
+
+
+@pytest.mark.parametrize("generator", ["rid", None, _async_id], ids=["str", "None", "async"])
+def test_request_id_refuses_a_generator_it_cannot_call(generator: Any) -> None:
+    # NOTE: accepted, each failed every request with a 500 whose error named the header.
+    with pytest.raises(TypeError, match="RequestID generator must be a def function"):
+        RequestID(generator=generator)
+
+
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "microweb.access"]
 
