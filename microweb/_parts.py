@@ -9,6 +9,7 @@ of ``_streamed_parts``, and keeps nothing.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +114,16 @@ def _check_params(name: str, value: str) -> None:
         )
 
 
+def _start_at_end(data: bytes, start: bytes) -> int:
+    """Return the length of the longest end of ``data`` that begins ``start`` (0 for none)."""
+    at = data.find(b"-", max(0, len(data) - len(start) + 1))
+    while at != -1:
+        if start.startswith(data[at:]):
+            return len(data) - at
+        at = data.find(b"-", at + 1)
+    return 0
+
+
 class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     """``multipart``'s push parser, with the limits of a part's headers taken for the whole
     head (its lines and bytes, folded lines included), the bytes of every part's head together
@@ -122,8 +133,36 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     _head_lines = 0
     _head_bytes = 0
     _all_head_bytes = 0
+    # NOTE: before the first "--boundary", the end of the input that may start it, held back.
+    _held = b""
+    _before_boundary = True
     # NOTE: set by MultipartEvents (Limits.max_part_header_size, max_form_header_size).
     max_head_bytes = max_all_head_bytes = 0
+
+    def parse(self, chunk: bytes) -> Iterator[Any]:
+        """Parse a chunk, as ``multipart`` does, with a preamble skipped the same way however
+        the input is split."""
+        # NOTE: skipping a preamble, multipart keeps back a chunk's end from its last CR only:
+        # a "--boundary" glued to the preamble ("junk--b") was a 400 when it came whole, and
+        # when a read ended inside it, dropped with what followed up to the next boundary,
+        # the first part (a form without it). Until the input holds a whole "--boundary",
+        # what may start one waits, with the two bytes before it, which the parser checks
+        # (after a preamble it dropped whole, "--boundary" at the start of the next chunk
+        # passed for the start of the body).
+        if not self._before_boundary:
+            return super().parse(chunk)  # type: ignore[no-any-return]
+        data = self._held + chunk
+        start = b"--" + self.boundary
+        if not chunk or start in data:
+            self._before_boundary = False
+            self._held = b""
+            if not chunk and data:
+                return itertools.chain(super().parse(data), super().parse(b""))
+            return super().parse(data)  # type: ignore[no-any-return]
+        held = min(len(data), _start_at_end(data, start) + 2)
+        self._held = data[len(data) - held :]
+        passed = data[: len(data) - held]
+        return super().parse(passed) if passed else iter(())
 
     def _on_segment_start(self) -> None:
         super()._on_segment_start()
