@@ -527,6 +527,18 @@ def test_a_preamble_gives_one_answer_however_the_body_is_split(
         assert caught.value.status == 400, cut
 
 
+def test_a_first_part_glued_to_a_preamble_is_400_in_each_interface(
+    make_client: MakeClient, colour: str, interface: str
+) -> None:
+    client = make_client(form_app(colour))
+    body = b"x" * 100 + multipart(part("a", "1"), part("b", "2"))
+    # NOTE: under ASGI each chunk is a message; the cut falls inside the first "--boundary".
+    cut = 100 + len(BOUNDARY) // 2
+    dripped = post_multipart(client, chunked(interface, split_at(body, [cut])))
+    whole = post_multipart(client, body)
+    assert (whole.status_code, dripped.status_code) == (400, 400)
+
+
 def upload_ops_app(colour: str, target: Path) -> App:
     """An app that exercises the UploadFile methods on the part called ``f``."""
     app = App()
