@@ -539,6 +539,20 @@ def test_a_first_part_glued_to_a_preamble_is_400_in_each_interface(
     assert (whole.status_code, dripped.status_code) == (400, 400)
 
 
+def test_a_quoted_parameter_holding_a_boundary_is_not_the_boundary(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: split at each ";", the quoted value gave "boundary=evil" as the last boundary,
+    # where a proxy that reads the header by the RFC takes "real" (review179).
+    client = make_client(form_app(colour))
+    real = multipart(part("a", "1"), boundary="real")
+    evil = multipart(part("b", "2"), boundary="evil")
+    content_type = 'multipart/form-data; boundary=real; x="; boundary=evil"'
+    response = client.post("/", content=real + evil, headers={"content-type": content_type})
+    assert response.status_code == 200
+    assert response.json() == {"a": ["1"]}
+
+
 def upload_ops_app(colour: str, target: Path) -> App:
     """An app that exercises the UploadFile methods on the part called ``f``."""
     app = App()
