@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import itertools
 import json
 import math
 import re
@@ -34,11 +35,38 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     ``MAX_MEDIA_PARAMS`` of them)."""
     if not content_type:
         return "", {}
+    if '"' in content_type:
+        return _quoted_media_type(content_type)
     main, *rest = content_type.split(";", MAX_MEDIA_PARAMS + 1)
     params = {}
     for item in rest[:MAX_MEDIA_PARAMS]:
         key, _, value = item.partition("=")
         params[key.strip().lower()] = value.strip().strip('"')
+    return main.strip().lower(), params
+
+
+# NOTE: one parameter of a media type whose value may be a quoted string (RFC 9110 5.6.6),
+# taken whole with the ";" it holds; a quote left open takes the rest of the value.
+# PERF: only for a Content-Type that holds a quote: 'multipart/form-data; boundary="..."'
+# in 1.8 us instead of 0.7 (timeit, 2026-12-05); 256 KiB of '";' in 0.5 ms.
+_MEDIA_PARAM = re.compile(r';[ \t]*([^;=]*)(?:=[ \t]*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*))?')
+
+
+def _quoted_media_type(content_type: str) -> tuple[str, dict[str, str]]:
+    # NOTE: split at every ";", a quoted value that held one gave its tail as a parameter:
+    # 'multipart/form-data; boundary=real; x="; boundary=evil"' was parsed with the boundary
+    # "evil", where a proxy or a firewall that reads the header by the RFC finds "real", and
+    # so other parts in the same body (review179).
+    main = content_type.partition(";")[0]
+    params = {}
+    for found in itertools.islice(_MEDIA_PARAM.finditer(content_type, len(main)), MAX_MEDIA_PARAMS):
+        key, value = found.group(1), found.group(2) or ""
+        if value.startswith('"'):
+            # NOTE: a quoted pair ("\-") stays as it came, as before (test_request_hostile).
+            value = value[1:-1] if len(value) > 1 and value.endswith('"') else value[1:]
+        else:
+            value = value.strip().strip('"')
+        params[key.strip().lower()] = value
     return main.strip().lower(), params
 
 

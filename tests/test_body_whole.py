@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, traced_lines
 from drive import (
     asgi_call,
     body_messages,
@@ -589,6 +589,29 @@ def test_a_content_type_is_read_up_to_its_64th_parameter(make_client: MakeClient
         "/", content=b"{}", headers={"content-type": "application/json" + ";" * 262_144}
     )
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ('multipart/form-data; boundary=real; x="; boundary=evil"', "real"),
+        ('multipart/form-data; x="a;b"; boundary="q\\"r"', 'q\\"r'),
+        ('multipart/form-data; x="open; boundary=evil', None),
+        ('multipart/form-data; boundary="quoted"', "quoted"),
+    ],
+)
+def test_a_quoted_parameter_is_taken_whole(content_type: str, expected: str | None) -> None:
+    assert media_type(content_type)[1].get("boundary") == expected
+    assert media_type(content_type)[0] == "multipart/form-data"
+
+
+def test_a_long_content_type_of_quotes_is_read_in_linear_time() -> None:
+    # NOTE: the Python work is bounded by MAX_MEDIA_PARAMS, whatever the length; the regex
+    # scans 256 KiB of '";' or of one open quote in C, once.
+    for content_type in ["application/json" + ';"' * 131_072, 'a/b; x="' + "y" * 262_144]:
+        lines, (_, params) = traced_lines(lambda ct=content_type: media_type(ct))
+        assert lines < 20 * MAX_MEDIA_PARAMS
+        assert len(params) <= MAX_MEDIA_PARAMS
 
 
 def test_json_and_other_content_types_in_turn(make_client: MakeClient, colour: str) -> None:

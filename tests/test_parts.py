@@ -842,6 +842,25 @@ def test_random_cuts_of_a_truncated_body_are_400(points: list[int], end: int) ->
     assert caught.value.status == 400
 
 
+@pytest.mark.parametrize("line", [b"X-Note: a\nX-Injected: 1", b"X-Note: a\rX-Injected: 1"])
+def test_a_bare_line_break_in_a_part_header_is_400_however_it_comes(line: bytes) -> None:
+    body = multipart(part("x", "v", extra=(line.decode(),)))
+    for cut in range(len(body) + 1):
+        for pull in (pull_sync, pull_async):
+            with pytest.raises(HTTPError) as caught:
+                pull(split_at(body, [cut]))
+            assert caught.value.status == 400, (cut, pull.__name__)
+
+
+def test_a_first_part_glued_to_a_preamble_is_never_dropped() -> None:
+    body = b"junk" + multipart(part("a", "1"), part("b", "2"))
+    for cut in range(len(body) + 1):
+        for pull in (pull_sync, pull_async):
+            with pytest.raises(HTTPError) as caught:
+                pull(split_at(body, [cut]))
+            assert caught.value.status == 400, (cut, pull.__name__)
+
+
 def test_one_byte_at_a_time_without_io() -> None:
     chunks = [SAMPLE_BODY[i : i + 1] for i in range(len(SAMPLE_BODY))]
     assert pull_sync(chunks) == EXPECTED_SAMPLE
