@@ -14,7 +14,7 @@ from typing import Protocol
 from ._buffer import BodyBuffer
 from ._errors import HTTPError
 from ._limits import Limits
-from ._parsing import RequestFields, decode_with, media_type, parse_fields
+from ._parsing import RequestFields, decode_with, form_boundary, media_type, parse_fields
 from ._parts import MULTIPART, MultipartEvents, PartHead
 from ._uploads import MAX_PIECES, BlockingRunner, UploadFile, run_here
 
@@ -202,7 +202,7 @@ class FormBuilder:
         if kind == URLENCODED:
             self._urlencoded = BodyBuffer()
         elif kind == MULTIPART:
-            self._events = MultipartEvents(params.get("boundary"), limits)
+            self._events = MultipartEvents(form_boundary(content_type, params), limits)
         else:
             raise HTTPError(415, f"expected a form body ({URLENCODED} or {MULTIPART})")
 

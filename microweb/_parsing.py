@@ -70,6 +70,28 @@ def _quoted_media_type(content_type: str) -> tuple[str, dict[str, str]]:
     return main.strip().lower(), params
 
 
+def form_boundary(content_type: str | None, params: dict[str, str]) -> str | None:
+    """Return the ``boundary`` of a multipart ``Content-Type``, whose ``media_type()`` gave
+    ``params``.
+
+    Raises:
+        HTTPError: 400 if the header names the boundary twice.
+    """
+    # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
+    # last one, where a proxy or a firewall may read the first, and so another form.
+    # PERF: the names are read only when "boundary" is written twice, which no client does.
+    if content_type is not None and content_type.lower().count("boundary") > 1:
+        if '"' in content_type:
+            names = [
+                m.group(1) for m in _MEDIA_PARAM.finditer(content_type, content_type.find(";"))
+            ]
+        else:
+            names = [item.partition("=")[0] for item in content_type.split(";")[1:]]
+        if [name.strip().lower() for name in names].count("boundary") > 1:
+            raise HTTPError(400, "multipart Content-Type names its boundary twice")
+    return params.get("boundary")
+
+
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # NOTE: a high surrogate escape not followed by a low one, or a low one not preceded by a high
 # one; the low's look-behind is written after it so that each match starts with a "\u".

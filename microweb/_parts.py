@@ -23,6 +23,7 @@ from ._parsing import (
     RequestHeaders,
     count_header_params,
     find_text_codec,
+    form_boundary,
     media_type,
     part_filename,
 )
@@ -344,7 +345,7 @@ class PartStream:
         kind, params = media_type(content_type)
         if kind != MULTIPART:
             raise HTTPError(415, f"expected a {MULTIPART} body")
-        self.events = MultipartEvents(params.get("boundary"), limits)
+        self.events = MultipartEvents(form_boundary(content_type, params), limits)
         self.pending: Iterator[Any] = iter(())
         self.ended = False
 

@@ -28,6 +28,7 @@ from test_forms import (
     MULTIPART_LIMIT_CASES,
     SAMPLE_BODY,
     SAMPLE_FILE,
+    form_app,
     multipart,
     part,
     split_at,
@@ -972,3 +973,36 @@ def test_the_upload_example_streams_parts(
     files = {"file": ("a.txt", b"a"), "extra": ("b.txt", b"b")}
     assert client.post("/upload-stream", files=files).json()["name"] == "a.txt"
     assert not (tmp_path / "b.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=real; boundary=evil",
+        "multipart/form-data; boundary=evil; BOUNDARY = real",
+        'multipart/form-data; boundary="real"; x="a;b"; boundary=evil',
+    ],
+)
+@pytest.mark.parametrize("reader", ["form", "iter_parts"])
+def test_a_boundary_named_twice_is_400(
+    make_client: MakeClient, colour: str, reader: str, content_type: str
+) -> None:
+    # SPEC: RFC 6838 4.3: a parameter given twice is an error. The last one was taken, where a
+    # proxy or a firewall that takes the first reads another form from the same body.
+    app = form_app(colour) if reader == "form" else parts_app(colour)
+    body = multipart(part("a", "1"), boundary="real") + multipart(part("b", "2"), boundary="evil")
+    response = post(make_client(app), body, content_type)
+    assert (response.status_code, response.text) == (
+        400,
+        "multipart Content-Type names its boundary twice",
+    )
+
+
+def test_a_boundary_word_inside_a_value_is_no_second_boundary(
+    make_client: MakeClient, colour: str
+) -> None:
+    content_type = 'multipart/form-data; boundary=real; x="boundary=evil"'
+    response = post(
+        make_client(form_app(colour)), multipart(part("a", "1"), boundary="real"), content_type
+    )
+    assert (response.status_code, response.json()) == (200, {"a": ["1"]})
