@@ -115,7 +115,7 @@ def _called(target: str, factory: object) -> App:
     if isinstance(factory, App):
         raise TargetError(f"{target!r} calls an App, not an app factory: leave out the ()")
     if not callable(factory):
-        raise TargetError(f"{target!r} calls a {type(factory).__name__}, which can't be called")
+        raise TargetError(f"{target!r} calls {_a(type(factory).__name__)}, which can't be called")
     if is_async_callable(factory):
         # NOTE: called, it made a coroutine that nobody awaited (a RuntimeWarning besides).
         raise TargetError(
@@ -162,7 +162,13 @@ def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetErr
             f"{target!r} is a {kind}, not a microweb App; if it is an app factory, serve "
             f"{location}:{attr}() (or add --factory)"
         )
-    return TargetError(f"{target!r} is a {kind}, not a microweb App")
+    return TargetError(f"{target!r} is {_a(kind)}, not a microweb App")
+
+
+def _a(kind: str) -> str:
+    """Return ``kind`` after its article: ``a str``, ``an int``."""
+    # NOTE: "'shop:app' is a int" was the message for app = 5.
+    return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
 
 
 def _import_file(path: str) -> object:

@@ -135,6 +135,8 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
         ("wsgi()", r"needs arguments"),
         ("app.as_wsgi()", r"returned an object of type WSGIDriver, not a microweb App$"),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
+        ("NUMBER()", r"calls an int, which can't be called$"),
+        ("NUMBER", r"'.*:NUMBER' is an int, not a microweb App$"),
         ("acreate()", r"is an async def factory: make it a def"),
     ],
 )
@@ -143,7 +145,9 @@ def test_a_factory_target_that_makes_no_app_says_so(
 ) -> None:
     path = tmp_path / "factories.py"
     path.write_text(
-        FACTORIES + 'FACTORY_NOTE = "not callable"\n' + "async def acreate():\n    return App()\n"
+        FACTORIES
+        + 'FACTORY_NOTE = "not callable"\nNUMBER = 5\n'
+        + "async def acreate():\n    return App()\n"
     )
     with pytest.raises(TargetError, match=message):
         load_app(f"{path}:{attr}")
