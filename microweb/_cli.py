@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from ._app import App
-from ._importer import TargetError
+from ._importer import TargetError, factory_target
 from ._serving import (
     CLIENT_TIMEOUT,
     GRACEFUL_TIMEOUT,
@@ -61,10 +61,7 @@ FACTORY_HELP = "the target is an app factory: call it (as module:create_app() do
 def _target(args: argparse.Namespace) -> str:
     """The target as ``load_app`` takes it: with ``()`` when ``--factory`` is given."""
     target: str = args.target
-    if args.factory and not target.endswith("()"):
-        location, _, attr = target.partition(":")
-        return f"{location}:{attr or 'app'}()"
-    return target
+    return factory_target(target) if args.factory else target
 
 
 def _version() -> str:

@@ -49,12 +49,28 @@ def load_app(target: str) -> App:
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")
 
 
-def _split(target: str) -> tuple[str, str, bool]:
-    """Return the target's location, its attribute and whether it calls it (``()``)."""
+def _located(target: str) -> tuple[str, str]:
+    """Return the target's location and what follows its ``:`` (``""`` when nothing does)."""
     # NOTE: a Windows path's drive ("C:\\apps\\shop.py:app") is no module:attr separator.
     drive = target[:2] if _DRIVE.match(target) else ""
     location, _, attr = target[len(drive) :].partition(":")
-    location, attr = drive + location, attr or "app"
+    return drive + location, attr
+
+
+def factory_target(target: str) -> str:
+    """Return ``target`` calling its attribute (``--factory``): ``module:create_app()``."""
+    if target.endswith("()"):
+        return target
+    # NOTE: split at the first ":" as load_app does, a Windows drive aside: --factory made
+    # "C:\\apps\\shop.py" the file "C:\\apps\\shop.py()", which was not found.
+    location, attr = _located(target)
+    return f"{location}:{attr or 'app'}()"
+
+
+def _split(target: str) -> tuple[str, str, bool]:
+    """Return the target's location, its attribute and whether it calls it (``()``)."""
+    location, attr = _located(target)
+    attr = attr or "app"
     call = attr.endswith("()")
     if call:
         attr = attr[:-2]
@@ -99,7 +115,7 @@ def _called(target: str, factory: object) -> App:
     if isinstance(factory, App):
         raise TargetError(f"{target!r} calls an App, not an app factory: leave out the ()")
     if not callable(factory):
-        raise TargetError(f"{target!r} calls a {type(factory).__name__}, which can't be called")
+        raise TargetError(f"{target!r} calls {_a(type(factory).__name__)}, which can't be called")
     if is_async_callable(factory):
         # NOTE: called, it made a coroutine that nobody awaited (a RuntimeWarning besides).
         raise TargetError(
@@ -109,7 +125,7 @@ def _called(target: str, factory: object) -> App:
     try:
         inspect.signature(factory).bind()
     except TypeError:
-        name = target.partition(":")[2].removesuffix("()")
+        name = _located(target)[1].removesuffix("()")
         raise TargetError(
             f"{target!r} needs arguments: serve a module that calls it, app = {name}(...)"
         ) from None
@@ -146,7 +162,13 @@ def _not_an_app(target: str, location: str, attr: str, obj: object) -> TargetErr
             f"{target!r} is a {kind}, not a microweb App; if it is an app factory, serve "
             f"{location}:{attr}() (or add --factory)"
         )
-    return TargetError(f"{target!r} is a {kind}, not a microweb App")
+    return TargetError(f"{target!r} is {_a(kind)}, not a microweb App")
+
+
+def _a(kind: str) -> str:
+    """Return ``kind`` after its article: ``a str``, ``an int``."""
+    # NOTE: "'shop:app' is a int" was the message for app = 5.
+    return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
 
 
 def _import_file(path: str) -> object:
@@ -179,7 +201,9 @@ def _would_shadow(name: str, path: str) -> bool:
 
 def source_dir(target: str) -> str:
     """Return the folder of the code ``target`` names, for the reloader to watch."""
-    location = target.partition(":")[0]
+    # NOTE: the drive of "C:\\apps\\shop.py" was taken for the module "C": the reloader
+    # watched the working directory instead of the file's folder.
+    location = _located(target)[0]
     if location.endswith(".py") or os.sep in location:
         return os.path.dirname(os.path.abspath(location))
     return os.getcwd()

@@ -310,6 +310,10 @@ def serve(
         # Uvicorn listened on every address, saying "serving on http://:8000".
         raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
     root_path = normalize_root_path(root_path)
+    # NOTE: a shell makes its background jobs ignore SIGINT, and Python keeps that: the
+    # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
+    # served (Uvicorn's path, which sets this handler itself, ended at once).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)

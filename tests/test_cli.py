@@ -15,7 +15,7 @@ from servers import HOST, free_port, start, stop
 
 from microweb import App
 from microweb._cli import TargetError, main, routes_table
-from microweb._importer import _split, load_app
+from microweb._importer import _split, load_app, source_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +91,8 @@ bound = functools.partial(create_app, "shop")
 class ShopApp(App):
     pass
 wsgi = app.as_wsgi()
+def needs(name):
+    return App()
 """
 
 
@@ -133,6 +135,8 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
         ("wsgi()", r"needs arguments"),
         ("app.as_wsgi()", r"returned an object of type WSGIDriver, not a microweb App$"),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
+        ("NUMBER()", r"calls an int, which can't be called$"),
+        ("NUMBER", r"'.*:NUMBER' is an int, not a microweb App$"),
         ("acreate()", r"is an async def factory: make it a def"),
     ],
 )
@@ -141,7 +145,9 @@ def test_a_factory_target_that_makes_no_app_says_so(
 ) -> None:
     path = tmp_path / "factories.py"
     path.write_text(
-        FACTORIES + 'FACTORY_NOTE = "not callable"\n' + "async def acreate():\n    return App()\n"
+        FACTORIES
+        + 'FACTORY_NOTE = "not callable"\nNUMBER = 5\n'
+        + "async def acreate():\n    return App()\n"
     )
     with pytest.raises(TargetError, match=message):
         load_app(f"{path}:{attr}")
@@ -160,6 +166,22 @@ def test_the_factory_flag_calls_the_target(
     assert "(or add --factory)" in capsys.readouterr().err
     assert main(["routes", "--factory", f"{path}:create_app('dev')"]) == 2
     assert "passes arguments: a factory is called with none" in capsys.readouterr().err
+
+
+def test_a_windows_drive_stays_a_drive_for_factory_and_reload(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # NOTE: "C:/shop.py" is a path with a drive to _split on every system; here a folder "C:".
+    (tmp_path / "C:").mkdir()
+    (tmp_path / "C:" / "shop.py").write_text(FACTORIES.replace("return App()", "return app"))
+    monkeypatch.chdir(tmp_path)
+    # NOTE: --factory made it "C:/shop.py()", no such file; the reloader watched the cwd.
+    assert main(["routes", "--factory", "C:/shop.py"]) == 2
+    assert "'C:/shop.py:app()' calls an App" in capsys.readouterr().err
+    assert main(["routes", "--factory", "C:/shop.py:create_app"]) == 0
+    assert source_dir("C:/shop.py") == str(tmp_path / "C:")
+    with pytest.raises(TargetError, match=r"app = needs\(\.\.\.\)$"):
+        load_app("C:/shop.py:needs()")
 
 
 def test_routes_table_lists_method_template_name_handler_colour() -> None:

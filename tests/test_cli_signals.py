@@ -315,10 +315,15 @@ def test_a_signal_ends_a_startup_hook_that_hangs(
     assert events.read_text().split() == hanging
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("ignored", [False, True], ids=["", "background-job"])
 @pytest.mark.parametrize("stage", ["import", "startup"])
 @pytest.mark.parametrize("server", SERVERS)
 def test_sigint_before_serving_ends_the_process_by_sigint(
-    tmp_path: Path, server: str, stage: str
+    tmp_path: Path, server: str, stage: str, ignored: bool
 ) -> None:
     # NOTE: a SIGINT that came before the server handled it (the target's import; Waitress's
     # startup hooks, which run before its handlers) ended the process with status 0, which
@@ -346,6 +351,9 @@ def test_sigint_before_serving_ends_the_process_by_sigint(
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
+            # NOTE: as a shell starts a background job (cmd &, without job control): with
+            # SIGINT ignored, the import and Waitress's startup hooks ran on, then it served.
+            preexec_fn=_ignore_sigint if ignored else None,
         )
     try:
         wait_for(started.exists, stage, log)

@@ -154,7 +154,8 @@ def parse_forwarded(value: str) -> list[dict[str, str]]:
 
 
 def parse_node(node: str) -> Client | None:
-    """Parse a proxy's ``for`` value: ``ip``, ``ip:port``, ``[ipv6]:port``, ``unknown``, ``_id``.
+    """Parse a proxy's ``for`` value: ``ip``, ``ip:port``, ``[ipv6]:port``, ``unknown``, ``_id``
+    (the last two with a port or without).
 
     Returns:
         ``(host, port)`` with the address in its normal form and port 0 when none (or an
@@ -163,7 +164,12 @@ def parse_node(node: str) -> Client | None:
     Raises:
         ValueError: If it is none of these.
     """
-    if node.lower() == "unknown" or _OBFUSCATED.fullmatch(node):
+    name, colon, port = node.partition(":")
+    if name.lower() == "unknown" or _OBFUSCATED.fullmatch(name):
+        # SPEC: RFC 7239 6, node = nodename [":" node-port]: an unknown or obfuscated name
+        # may have a port ("unknown:4711", "_gazonk:_p"), which was answered with 400.
+        if colon:
+            _port(colon + port)
         return None
     if "%" in node:
         # NOTE: ipaddress keeps an IPv6 zone of any text ("fe80::1%<img ...>") in the address,

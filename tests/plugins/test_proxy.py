@@ -310,6 +310,9 @@ def test_x_forwarded_proto_and_host(send: Send, headers: HeaderList, scheme: str
         ),
         ("for=10.0.0.7;host=inner.test, for=10.0.0.1", (["10.0.0.7", 0], "http", "inner.test")),
         ('for="a,b", for=192.0.2.1;;', (["192.0.2.1", 0], "http", None)),
+        ('for="unknown:4711";proto=https', (None, "https", None)),
+        ('for="_gazonk:_p", for=10.0.0.1', (None, "http", None)),
+        ('for="UNKNOWN:_p"', (None, "http", None)),
     ],
     ids=[
         "rfc-example",
@@ -322,6 +325,9 @@ def test_x_forwarded_proto_and_host(send: Send, headers: HeaderList, scheme: str
         "chain",
         "all-trusted-left-most",
         "comma-in-quotes-and-empty-pairs",
+        "unknown-with-port",
+        "obfuscated-with-obfuscated-port",
+        "unknown-upper-case-with-obfuscated-port",
     ],
 )
 def test_forwarded(send: Send, value: str, expected: tuple[Any, str, str | None]) -> None:
@@ -410,6 +416,9 @@ def test_with_forwarded_x_forwarded_headers_are_never_read(send: Send, spoofed: 
         ("forwarded", 'for=192.0.2.1;host="a.test/x"'),
         ("forwarded", 'for="[::1]:http"'),
         ("forwarded", 'for="[fe80::1%25eth0]:80"'),
+        ("forwarded", 'for="unknown:99999"'),
+        ("forwarded", 'for="_gazonk:"'),
+        ("forwarded", 'for="unknown:_p:1"'),
     ],
 )
 def test_malformed_values_from_a_trusted_proxy_are_400(send: Send, name: str, value: str) -> None:
