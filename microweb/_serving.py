@@ -98,7 +98,7 @@ def loaded(target: str) -> App:
     its factory) is printed with its traceback, then raised as a ``TargetError``.
 
     Raises:
-        TargetError: If the target does not lead to an App, or its code raised.
+        TargetError: If the target does not lead to an App, or its code raised or exited.
     """
     try:
         return load_app(target)
@@ -110,6 +110,14 @@ def loaded(target: str) -> App:
         traceback.print_exc()
         raise TargetError(
             f"cannot load {target}: {type(exc).__name__}: {exc} (traceback above)"
+        ) from None
+    except SystemExit as exc:
+        # NOTE: a module that reads sys.argv as it is imported (argparse) or exits there ended
+        # the command with its own status and no word of microweb's: status 3 passed for
+        # "startup failed", 0 for a clean stop (review180).
+        traceback.print_exc()
+        raise TargetError(
+            f"cannot load {target}: its code called sys.exit({exc.code!r}) (traceback above)"
         ) from None
 
 

@@ -334,6 +334,22 @@ def test_a_target_that_raises_at_import_is_an_error_in_the_target(
     )
 
 
+@pytest.mark.parametrize("code", [0, 3, "'usage: shop [--db DB]'"])
+def test_a_target_that_exits_at_import_is_an_error_in_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], code: object
+) -> None:
+    # NOTE: its own status came out (3 passed for "startup failed", 0 for a clean stop), with
+    # no word of microweb's.
+    target = tmp_path / "exits_at_import.py"
+    target.write_text(f"import sys\nfrom microweb import App\napp = App()\nsys.exit({code})\n")
+    assert main(["serve", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"sys.exit({code})" in err  # NOTE: the traceback, with the line.
+    assert err.rstrip().endswith(
+        f"microweb: error: cannot load {target}: its code called sys.exit({code}) (traceback above)"
+    )
+
+
 def test_version_says_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
     # NOTE: what a newcomer types first; it said "the following arguments are required".
     with pytest.raises(SystemExit) as ended:
