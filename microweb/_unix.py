@@ -80,7 +80,8 @@ def bind_unix(path: str) -> UnixListener | None:
             sock.close()
             refusal = exc.strerror or str(exc)
     # NOTE: one line and status 3, as for a port that is taken.
-    log_failure("cannot listen on unix:%s: %s", path, refusal)
+    # NOTE: the path as "serving on" gives it: a relative one said nothing of where it was.
+    log_failure("cannot listen on unix:%s: %s", os.path.abspath(path), refusal)
     return None
 
 

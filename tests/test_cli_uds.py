@@ -138,13 +138,17 @@ def test_a_relative_path_of_one_character(tmp_path: Path, workers: str) -> None:
     assert not (tmp_path / "s").exists(), read_log(log)
 
 
+@pytest.mark.parametrize("given", ["absolute", "relative"])
 @pytest.mark.parametrize("server", SERVERS)
-def test_a_file_at_the_path_is_never_deleted(tmp_path: Path, server: str) -> None:
+def test_a_file_at_the_path_is_never_deleted(tmp_path: Path, server: str, given: str) -> None:
+    # NOTE: the error names the absolute path, as "serving on" does (a relative one said
+    # nothing of where it was: review180).
     path = tmp_path / "app.sock"
     path.write_text("precious")
     command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--server", server]
+    uds = str(path) if given == "absolute" else path.name
     done = subprocess.run(
-        [*command, "--uds", str(path)], env=environment(), capture_output=True, timeout=30
+        [*command, "--uds", uds], env=environment(), cwd=tmp_path, capture_output=True, timeout=30
     )
     assert done.returncode == 3, done
     assert path.read_text() == "precious"
