@@ -471,6 +471,11 @@ class _Ahead:
                     self._put(Raised(own_cancellation(exc)))
                     return
                 except BaseException as exc:
+                    if self._stopping:
+                        # NOTE: raised as the thread closed it (its finally, at the await that
+                        # stop() cancelled): queued, it was lost with no word, as the thread
+                        # takes no more items. Raised, it is the task's, which the close raises.
+                        raise
                     self._put(Raised(exc))
                     return
                 self._put(item)

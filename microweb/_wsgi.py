@@ -23,6 +23,7 @@ from ._calls import (
     mark_reported,
     stream_failed,
     unsendable,
+    was_reported,
 )
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
@@ -485,6 +486,15 @@ class _StreamBody:
             iterated = self._iterated
             if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
                 _close_stream(self._stream, self._app_loop)
+        except LoopStopped:
+            raise
+        except Exception as exc:
+            if not was_reported(exc):
+                # NOTE: the stream's finally failed as it was closed (its client gone): an
+                # error of the stream after its headers, as under ASGI, which Waitress alone
+                # logged, with no line of the app's naming the request.
+                stream_failed(self._request, exc)
+            raise
         finally:
             _end_request(self._request, self._app_loop)
 
