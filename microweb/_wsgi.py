@@ -428,12 +428,11 @@ class _StreamBody:
         self._app_loop = app_loop
         self._request = request
         self._iterated: _Iterated | None = None
+        self._chunks: Iterator[Any] | None = None
         if hasattr(stream, "__aiter__"):
             gone = request._raw.get("waitress.client_disconnected")
             self._iterated = _Iterated(stream)
-            self._chunks: Iterator[Any] = iterate_on_loop(self._iterated, app_loop, gone)
-        else:
-            self._chunks = iter(stream)
+            self._chunks = iterate_on_loop(self._iterated, app_loop, gone)
 
     def _client_left(self) -> bool:
         request = self._request
@@ -441,7 +440,13 @@ class _StreamBody:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            for chunk in self._chunks:
+            chunks = self._chunks
+            if chunks is None:
+                # NOTE: here, once the headers have gone, as under ASGI: called before the
+                # body was handed over, an iter() that failed left the app unlogged (the
+                # server's 500), and the stream unclosed, its after-response work never run.
+                chunks = self._chunks = iter(self._stream)
+            for chunk in chunks:
                 # PERF: bytes told here, with no call: 0.10 -> 0.07 us a chunk (bench/streams.py).
                 if type(chunk) is not bytes:
                     # NOTE: a falsy one too (None, 0), which was skipped with no word.

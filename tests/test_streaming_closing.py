@@ -86,3 +86,38 @@ def test_a_stream_whose_closing_fails_after_its_client_left_is_logged_once_and_r
         "waitress", logging.ERROR, __file__, 1, "Exception while serving /", (), logged[0].exc_info
     )
     assert not REPORTED_TRACEBACKS.filter(server_record)
+
+
+class _RefusesIteration:
+    """An iterable whose ``iter()`` fails (a cursor whose query fails as it starts)."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise CloseFailed("the query failed as it started")
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+def test_a_sync_stream_whose_iter_fails_is_an_error_after_its_headers_under_both_interfaces(
+    make_client: MakeClient, interface: str, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: under WSGI iter() ran before the body was handed over: the error left the app
+    # unlogged, a 500 of the server's own (a cut 200 under ASGI), and as no server had a body
+    # to close, the stream was left open and the after-response callbacks never ran.
+    app = App()
+    closed: list[str] = []
+
+    def index(request: Request) -> Response:
+        request.after_response(closed.append, "after")
+        return Response.stream(_RefusesIteration(closed))
+
+    app.get("/")(in_colour(colour, index))
+    client = make_client(app)
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(CloseFailed):
+        client.get("/")
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+    assert closed == ["closed", "after"]
