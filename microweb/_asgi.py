@@ -743,6 +743,8 @@ async def _aclose_logged(chunks: Any, request: Request) -> None:
     stream's."""
     try:
         await _aclose(chunks)
+    except ClientDisconnect:
+        raise  # NOTE: a read of the body in its finally, the client gone: ends quietly.
     except Exception as exc:
         if not was_reported(exc):
             # NOTE: an async generator whose finally failed as it was closed at its yield (its

@@ -494,6 +494,10 @@ class _StreamBody:
         except LoopStopped:
             raise
         except Exception as exc:
+            if isinstance(exc, ClientDisconnect) and self._request._client_gone():
+                # NOTE: a read of the body in its finally, wsgi.input failed: the client is
+                # gone, and the stream ends quietly, as in __iter__ and under ASGI.
+                return
             if not was_reported(exc):
                 # NOTE: the stream's finally failed as it was closed (its client gone): an
                 # error of the stream after its headers, as under ASGI, which Waitress alone

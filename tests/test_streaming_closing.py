@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
+from drive import Message, http_scope, start_response, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb._calls import REPORTED_TRACEBACKS
@@ -121,3 +122,78 @@ def test_a_sync_stream_whose_iter_fails_is_an_error_after_its_headers_under_both
     logged = [r for r in caplog.records if r.name == "microweb"]
     assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
     assert closed == ["closed", "after"]
+
+
+class _ResetInput:
+    """A ``wsgi.input`` whose client reset the connection."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise ConnectionResetError("reset by peer")
+
+
+def _reads_the_body_in_its_finally(request: Request) -> Response:
+    def chunks() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+        finally:
+            request.read()
+
+    return Response.stream(chunks())
+
+
+def test_a_wsgi_stream_whose_finally_finds_the_client_gone_ends_quietly(
+    colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its ClientDisconnect went to the server from the body's close(), which Waitress
+    # logs as "Exception while serving", where the same error in a step ends quietly.
+    app = App()
+    app.post("/")(in_colour(colour, _reads_the_body_in_its_finally))
+    wsgi = app.as_wsgi()
+    environ = wsgi_environ("POST", "/", CONTENT_LENGTH="10", **{"wsgi.input": _ResetInput()})
+    try:
+        with caplog.at_level(logging.ERROR, logger="microweb"):
+            body = wsgi(environ, start_response)
+            assert next(iter(body)) == b"chunk"
+            body.close()  # NOTE: what Waitress does once a write has failed.
+    finally:
+        wsgi.close()
+    assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
+async def _asgi_call_left_after_part_of_the_body(app: App) -> None:
+    messages = [{"type": "http.request", "body": b"part", "more_body": True}]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(0.02)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    await app.as_asgi()(http_scope("POST", "/"), receive, send)
+
+
+def test_an_asgi_stream_whose_finally_finds_the_client_gone_ends_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: an async stream closed at its yield, whose finally reads the rest of a body its
+    # client never sent: no error of the app's, as when it is closed at an await.
+    app = App()
+
+    @app.post("/")
+    async def index(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"chunk"
+            finally:
+                await request.aread()
+
+        return Response.stream(chunks())
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(_asgi_call_left_after_part_of_the_body(app))
+    assert [r for r in caplog.records if r.name == "microweb"] == []
