@@ -9,7 +9,8 @@ import time
 import weakref
 from collections.abc import Awaitable
 from functools import partial
-from types import CoroutineType
+from inspect import GEN_CREATED, getgeneratorstate
+from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
@@ -584,6 +585,11 @@ class ASGIDriver:
             return
         if hasattr(stream, "aclose"):
             await stream.aclose()
+        elif type(stream) is GeneratorType and getgeneratorstate(stream) == GEN_CREATED:
+            # NOTE: never started (HEAD, 204, 304, a client gone before the start): its close
+            # runs none of its code. Sent to the pool, a HEAD waited for a free thread to end
+            # its answer, for as long as slow streams held them all (review181).
+            stream.close()
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
 

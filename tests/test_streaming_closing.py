@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -48,6 +50,10 @@ async def _awaits_news() -> AsyncIterator[bytes]:
         yield b"never"
     finally:
         raise CloseFailed("the cursor failed to close")
+
+
+def iter_rows() -> Iterator[bytes]:
+    yield b"row"
 
 
 STREAMS = {"sync": _endless, "async-yields": _aendless, "async-awaits": _awaits_news}
@@ -197,3 +203,54 @@ def test_an_asgi_stream_whose_finally_finds_the_client_gone_ends_quietly(
     with caplog.at_level(logging.ERROR, logger="microweb"):
         asyncio.run(_asgi_call_left_after_part_of_the_body(app))
     assert [r for r in caplog.records if r.name == "microweb"] == []
+
+
+def test_an_asgi_head_of_a_sync_stream_ends_while_the_pool_is_busy() -> None:
+    # NOTE: the stream, never started, was closed in the pool: the HEAD's answer ended only
+    # once a thread was free, here once the stream that held the only one had ended (3 s).
+    app = App(max_threads=1)
+    release = threading.Event()
+
+    @app.get("/held")
+    def held(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            yield b"first"
+            release.wait(3.0)
+            yield b"last"
+
+        return Response.stream(chunks())
+
+    @app.get("/rows")
+    async def rows(request: Request) -> Response:
+        return Response.stream(iter_rows())
+
+    asgi = app.as_asgi()
+
+    async def call(method: str, path: str, sent: list[Message]) -> list[Message]:
+        async def receive() -> Message:
+            await asyncio.Event().wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await asgi(http_scope(method, path), receive, send)
+        return sent
+
+    async def head_while_held() -> tuple[float, list[Message]]:
+        held_sent: list[Message] = []
+        holding = asyncio.ensure_future(call("GET", "/held", held_sent))
+        while len(held_sent) < 2:  # NOTE: its first chunk is out: its stream has the thread.
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        try:
+            sent = await asyncio.wait_for(call("HEAD", "/rows", []), 2.0)
+        finally:
+            release.set()
+            await holding
+        return time.monotonic() - started, sent
+
+    took, sent = asyncio.run(head_while_held())
+    assert took < 0.5
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[-1].get("body", b"") == b""
