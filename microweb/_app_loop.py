@@ -412,6 +412,19 @@ _END: Any = object()
 _LEFT: Any = object()
 
 
+def held(item: Any) -> Any:
+    """Return a chunk made ahead of its sending as it is now: a ``bytearray`` or a
+    ``memoryview`` copied to ``bytes``, other items as they are.
+
+    NOTE: a stream may fill one buffer again for each chunk (a ``readinto()`` loop that yields
+    a view of it), as a server takes each chunk before it asks for the next. Copied once sent,
+    the chunks made ahead went out as the buffer's last contents (review181).
+    """
+    if type(item) is not bytes and isinstance(item, (bytearray, memoryview)):
+        return bytes(item)
+    return item
+
+
 class Raised:
     """What a stream raised, in the queue of its items (here and in ``iterate_in_pool``)."""
 
@@ -460,7 +473,7 @@ class _Ahead:
             iterator = self._aiterable.__aiter__()
             while await self._wait_for_room():
                 try:
-                    item = await iterator.__anext__()
+                    item = held(await iterator.__anext__())
                 except StopAsyncIteration:
                     return
                 except asyncio.CancelledError as exc:
@@ -471,6 +484,11 @@ class _Ahead:
                     self._put(Raised(own_cancellation(exc)))
                     return
                 except BaseException as exc:
+                    if self._stopping:
+                        # NOTE: raised as the thread closed it (its finally, at the await that
+                        # stop() cancelled): queued, it was lost with no word, as the thread
+                        # takes no more items. Raised, it is the task's, which the close raises.
+                        raise
                     self._put(Raised(exc))
                     return
                 self._put(item)

@@ -9,12 +9,20 @@ import time
 import weakref
 from collections.abc import Awaitable
 from functools import partial
-from types import CoroutineType
+from inspect import GEN_CREATED, getgeneratorstate
+from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of, sends_refusal
-from ._calls import client_left, cut_off, handlers_failed, stream_failed, to_send
+from ._calls import (
+    client_left,
+    cut_off,
+    handlers_failed,
+    stream_failed,
+    to_send,
+    was_reported,
+)
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -569,7 +577,7 @@ class ASGIDriver:
                 # finally reset a context variable's token in another context (ValueError),
                 # and left a scope entered in this task from another one.
                 sending.closing = True
-                await _aclose(chunks)
+                await _aclose_logged(chunks, request)
         await _guarded(send)({"type": "http.response.body", "body": b""})
 
     async def _close_stream(self, stream: Any) -> None:
@@ -577,6 +585,11 @@ class ASGIDriver:
             return
         if hasattr(stream, "aclose"):
             await stream.aclose()
+        elif type(stream) is GeneratorType and getgeneratorstate(stream) == GEN_CREATED:
+            # NOTE: never started (HEAD, 204, 304, a client gone before the start): its close
+            # runs none of its code. Sent to the pool, a HEAD waited for a free thread to end
+            # its answer, for as long as slow streams held them all (review181).
+            stream.close()
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
 
@@ -729,3 +742,18 @@ async def _aclose(iterator: Any) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+async def _aclose_logged(chunks: Any, request: Request) -> None:
+    """Close a stream that was sent (or cut); an error of its closing is logged as the
+    stream's."""
+    try:
+        await _aclose(chunks)
+    except ClientDisconnect:
+        raise  # NOTE: a read of the body in its finally, the client gone: ends quietly.
+    except Exception as exc:
+        if not was_reported(exc):
+            # NOTE: an async generator whose finally failed as it was closed at its yield (its
+            # client gone) left the app with no line of its own: Uvicorn alone logged it.
+            stream_failed(request, exc)
+        raise

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised, adopt
+from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised, adopt, held
 from ._effects import Effects, Offload
 from ._errors import own_cancellation
 from ._pool import WorkerPool
@@ -385,7 +385,7 @@ class _Pinned:
         self.room.acquire()
         if self._stopping:
             return False
-        item = self._context.run(next, iterator, _DONE)
+        item = held(self._context.run(next, iterator, _DONE))
         self._put(item)
         return item is not _DONE
 

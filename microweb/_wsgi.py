@@ -23,6 +23,7 @@ from ._calls import (
     mark_reported,
     stream_failed,
     unsendable,
+    was_reported,
 )
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
@@ -427,12 +428,11 @@ class _StreamBody:
         self._app_loop = app_loop
         self._request = request
         self._iterated: _Iterated | None = None
+        self._chunks: Iterator[Any] | None = None
         if hasattr(stream, "__aiter__"):
             gone = request._raw.get("waitress.client_disconnected")
             self._iterated = _Iterated(stream)
-            self._chunks: Iterator[Any] = iterate_on_loop(self._iterated, app_loop, gone)
-        else:
-            self._chunks = iter(stream)
+            self._chunks = iterate_on_loop(self._iterated, app_loop, gone)
 
     def _client_left(self) -> bool:
         request = self._request
@@ -440,7 +440,13 @@ class _StreamBody:
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            for chunk in self._chunks:
+            chunks = self._chunks
+            if chunks is None:
+                # NOTE: here, once the headers have gone, as under ASGI: called before the
+                # body was handed over, an iter() that failed left the app unlogged (the
+                # server's 500), and the stream unclosed, its after-response work never run.
+                chunks = self._chunks = iter(self._stream)
+            for chunk in chunks:
                 # PERF: bytes told here, with no call: 0.10 -> 0.07 us a chunk (bench/streams.py).
                 if type(chunk) is not bytes:
                     # NOTE: a falsy one too (None, 0), which was skipped with no word.
@@ -485,6 +491,19 @@ class _StreamBody:
             iterated = self._iterated
             if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
                 _close_stream(self._stream, self._app_loop)
+        except LoopStopped:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ClientDisconnect) and self._request._client_gone():
+                # NOTE: a read of the body in its finally, wsgi.input failed: the client is
+                # gone, and the stream ends quietly, as in __iter__ and under ASGI.
+                return
+            if not was_reported(exc):
+                # NOTE: the stream's finally failed as it was closed (its client gone): an
+                # error of the stream after its headers, as under ASGI, which Waitress alone
+                # logged, with no line of the app's naming the request.
+                stream_failed(self._request, exc)
+            raise
         finally:
             _end_request(self._request, self._app_loop)
 

@@ -14,7 +14,7 @@ from collections.abc import (
 )
 
 from microweb import App, Request, Response
-from microweb._emission import encode_chunk
+from microweb._emission import encode_chunk, sized, stream_length
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 
 from ._vary import add_vary
@@ -444,6 +444,11 @@ class GZip:
             response.chunks, response.length = _compressed_body(body, self.compresslevel), None
             response.file_info = None
             return
+        length, held = stream_length(response)
+        if length is not None and not held:
+            # NOTE: held to the length the app declared, as when it is sent: a stream that
+            # ended short went out as a whole gzip body, the part taken for all (review181).
+            chunks = sized(chunks, length)
         if isinstance(chunks, AsyncIterable):
             response.chunks = agzip_chunks(chunks, self.compresslevel)
         else:
