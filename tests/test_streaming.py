@@ -19,7 +19,7 @@ from concurrent import futures
 from typing import Any
 
 import pytest
-from conftest import MakeClient
+from conftest import MakeClient, in_colour
 from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
@@ -191,6 +191,39 @@ def test_stream_of_many_chunks(make_client: MakeClient, colour: str) -> None:
     chunks = [bytes([i % 256]) * 1000 for i in range(300)]
     add_get(app, colour, lambda r: Response.stream(make_chunks("sync", chunks)))
     assert make_client(app).get("/").content == b"".join(chunks)
+
+
+@pytest.mark.parametrize("kind", ["binary", "text"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_stream_of_an_open_file_goes_in_blocks_and_closes_it(
+    make_client: MakeClient, colour: str, kind: str, method: str, tmp_path: Any
+) -> None:
+    # NOTE: a file iterates by lines: 50 MiB with no line break went out as one chunk of
+    # 50 MiB (100 MiB at the peak), and a stream made ahead held 16 such.
+    from microweb._files import FILE_CHUNK
+
+    content = "é" * (FILE_CHUNK * 2 + 7)
+    path = tmp_path / "data.txt"
+    path.write_text(content, encoding="utf-8")
+    opened: list[Any] = []
+
+    def open_it(request: Request) -> Response:
+        file = open(path, "rb") if kind == "binary" else open(path, encoding="utf-8")  # noqa: SIM115
+        opened.append(file)
+        return Response.stream(file)
+
+    app = App()
+    app.get("/")(in_colour(colour, open_it))
+    with make_client(app).stream(method, "/") as response:
+        sizes = [len(chunk) for chunk in response.iter_raw()]
+    assert response.status_code == 200
+    if method == "GET":
+        assert sum(sizes) == len(content.encode())
+        assert len(sizes) > 1 and max(sizes) <= 2 * FILE_CHUNK  # NOTE: text: 2-byte "é".
+    else:
+        assert sizes == []
+    [file] = opened
+    assert file.closed
 
 
 def test_stream_sends_bytearray_and_memoryview_chunks_as_bytes(make_client: MakeClient) -> None:
