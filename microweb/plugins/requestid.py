@@ -14,7 +14,7 @@ from microweb import App, Headers, Request, Response
 from microweb._asgi_request import sends_refusal
 from microweb._parsing import header_value
 from microweb._request import logged_path
-from microweb._routing import is_async_callable
+from microweb._routing import is_async_callable, is_generator_callable
 
 # NOTE: what an IP address (v4, v6, with a zone) or RFC 7239's obfuscated node holds.
 _HOST_SAFE = ":.[]_-%"
@@ -65,8 +65,13 @@ class RequestID:
         except ValueError as exc:
             raise ValueError(f"RequestID header name cannot be {header!r}: {exc}") from None
         # NOTE: checked now too: a value or an async def function failed every request, with
-        # a 500 whose error named the header, not the generator.
-        if not callable(generator) or is_async_callable(generator):
+        # a 500 whose error named the header, not the generator; so did a function that
+        # yields (def or async def), whose call makes a generator, not an ID.
+        if (
+            not callable(generator)
+            or is_async_callable(generator)
+            or is_generator_callable(generator)
+        ):
             raise TypeError(
                 "RequestID generator must be a def function that returns a new ID (a str), "
                 f"not {generator!r}"
