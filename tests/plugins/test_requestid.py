@@ -103,6 +103,18 @@ def test_request_id_refuses_a_generator_it_cannot_call(generator: Any) -> None:
         RequestID(generator=generator)
 
 
+def _id_of(request: Request) -> str:
+    return "rid"
+
+
+def test_request_id_refuses_a_generator_that_needs_arguments() -> None:
+    # NOTE: called with none, it failed every request with a 500.
+    with pytest.raises(TypeError, match="must take no arguments"):
+        RequestID(generator=_id_of)  # type: ignore[arg-type]
+    RequestID(generator=lambda *args: "rid")
+    RequestID(generator=lambda prefix="r": prefix + "id")
+
+
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "microweb.access"]
 
