@@ -88,6 +88,13 @@ def asgi_from_environment() -> Any:
         else:
             log_failure("cannot load %s", target, exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
+    except SystemExit as exc:
+        # NOTE: as loaded() does for a single process: a module edited under --reload to call
+        # sys.exit() as it is imported ended the reloader's child (or a worker) with its own
+        # status, and nothing was logged.
+        configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
+        log_failure("cannot load %s: its code called sys.exit(%r)", target, exc.code, exc_info=True)
+        raise SystemExit(STARTUP_FAILURE) from None
     configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "info"))
     threads = os.environ.get(THREADS_VARIABLE)
     return asgi_app(app, int(threads) if threads else None, os.environ.get(ROOT_PATH_VARIABLE, ""))

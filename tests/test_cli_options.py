@@ -1253,8 +1253,9 @@ def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> Non
     [
         ("from microweb import App\napp = App()\nx = 1 + 'a'\n", "x = 1 + 'a'"),
         ("from microweb import App\napplication = App()\n", "has no attribute 'app'"),
+        ("import sys\nsys.exit(0)\n", "its code called sys.exit(0)"),
     ],
-    ids=["raises-typeerror", "no-app"],
+    ids=["raises-typeerror", "no-app", "exits"],
 )
 def test_a_worker_whose_target_fails_to_load_says_why(
     tmp_path: Path,

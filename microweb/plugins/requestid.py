@@ -3,6 +3,7 @@ request."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import uuid
@@ -14,7 +15,7 @@ from microweb import App, Headers, Request, Response
 from microweb._asgi_request import sends_refusal
 from microweb._parsing import header_value
 from microweb._request import logged_path
-from microweb._routing import is_async_callable
+from microweb._routing import is_async_callable, is_generator_callable
 
 # NOTE: what an IP address (v4, v6, with a zone) or RFC 7239's obfuscated node holds.
 _HOST_SAFE = ":.[]_-%"
@@ -45,6 +46,8 @@ class RequestID:
     Raises:
         ValueError: If ``header`` is not a valid header name, or is a hop-by-hop one
             (``Connection``, ``TE``...).
+        TypeError: If ``generator`` is not a ``def`` function it can call with no arguments
+            (a value, an ``async def`` function, one that yields or needs arguments).
     """
 
     name = "request_id"
@@ -65,12 +68,20 @@ class RequestID:
         except ValueError as exc:
             raise ValueError(f"RequestID header name cannot be {header!r}: {exc}") from None
         # NOTE: checked now too: a value or an async def function failed every request, with
-        # a 500 whose error named the header, not the generator.
-        if not callable(generator) or is_async_callable(generator):
+        # a 500 whose error named the header, not the generator; so did a function that
+        # yields (def or async def), whose call makes a generator, not an ID.
+        if (
+            not callable(generator)
+            or is_async_callable(generator)
+            or is_generator_callable(generator)
+        ):
             raise TypeError(
                 "RequestID generator must be a def function that returns a new ID (a str), "
                 f"not {generator!r}"
             )
+        if _needs_arguments(generator):
+            # NOTE: it is called with none: each request failed with a 500 (TypeError).
+            raise TypeError(f"RequestID generator must take no arguments: {generator!r} needs some")
         self.header = header.lower()
         self.trust_incoming = trust_incoming
         self.generator = generator
@@ -97,6 +108,17 @@ class RequestID:
             # NOTE: not ours to answer: wait for the response the error becomes, and label it.
             response = yield None
         response.headers[self.header] = request_id
+
+
+def _needs_arguments(function: Callable[..., object]) -> bool:
+    """Tell whether calling ``function`` with no arguments fails for its signature."""
+    try:
+        inspect.signature(function).bind()
+    except TypeError:
+        return True
+    except ValueError:
+        return False  # NOTE: a built-in without a signature; its call will tell.
+    return False
 
 
 # NOTE: the schemes of a WebSocket handshake's request.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from wsgiref.validate import validator
 
@@ -84,11 +84,35 @@ async def _async_id() -> str:
     return "rid"
 
 
-@pytest.mark.parametrize("generator", ["rid", None, _async_id], ids=["str", "None", "async"])
+def _yielded_id() -> Iterator[str]:
+    yield "rid"
+
+
+async def _async_yielded_id() -> AsyncIterator[str]:
+    yield "rid"
+
+
+@pytest.mark.parametrize(
+    "generator",
+    ["rid", None, _async_id, _yielded_id, _async_yielded_id],
+    ids=["str", "None", "async", "generator", "async-generator"],
+)
 def test_request_id_refuses_a_generator_it_cannot_call(generator: Any) -> None:
     # NOTE: accepted, each failed every request with a 500 whose error named the header.
     with pytest.raises(TypeError, match="RequestID generator must be a def function"):
         RequestID(generator=generator)
+
+
+def _id_of(request: Request) -> str:
+    return "rid"
+
+
+def test_request_id_refuses_a_generator_that_needs_arguments() -> None:
+    # NOTE: called with none, it failed every request with a 500.
+    with pytest.raises(TypeError, match="must take no arguments"):
+        RequestID(generator=_id_of)  # type: ignore[arg-type]
+    RequestID(generator=lambda *args: "rid")
+    RequestID(generator=lambda prefix="r": prefix + "id")
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
