@@ -996,6 +996,8 @@ def test_the_upload_example_streams_parts(
         "multipart/form-data; boundary=real; boundary=evil",
         "multipart/form-data; boundary=evil; BOUNDARY = real",
         'multipart/form-data; boundary="real"; x="a;b"; boundary=evil',
+        "multipart/form-data; boundary=real; boundary*=utf-8''evil",
+        "multipart/form-data; boundary=real; boundary*0=ev; boundary*1=il",
     ],
 )
 @pytest.mark.parametrize("reader", ["form", "iter_parts"])
