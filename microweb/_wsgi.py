@@ -486,11 +486,15 @@ class _StreamBody:
     def close(self) -> None:
         try:
             close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-            iterated = self._iterated
-            if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
-                _close_stream(self._stream, self._app_loop)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                # NOTE: the iterable closed too when its iterator's close() failed, as under
+                # ASGI (a cursor's iterator that failed to close left the cursor open).
+                iterated = self._iterated
+                if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
+                    _close_stream(self._stream, self._app_loop)
         except LoopStopped:
             raise
         except Exception as exc:

@@ -254,3 +254,56 @@ def test_an_asgi_head_of_a_sync_stream_ends_while_the_pool_is_busy() -> None:
     assert took < 0.5
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[-1].get("body", b"") == b""
+
+
+class _Cursor:
+    """An iterable whose iterator is another object, and fails to close (review184)."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> _Rows:
+        return _Rows(self.closed)
+
+    def close(self) -> None:
+        self.closed.append("cursor")
+
+
+class _Rows:
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> _Rows:
+        return self
+
+    def __next__(self) -> bytes:
+        return b"row"
+
+    def close(self) -> None:
+        self.closed.append("rows")
+        raise CloseFailed("the rows failed to close")
+
+
+def test_a_stream_is_closed_when_its_iterators_close_fails_under_both_interfaces(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: under WSGI the iterable was left open (ASGI closed both): the second close was
+    # skipped once the first one failed.
+    app = App()
+    closed: list[str] = []
+
+    def index(request: Request) -> Response:
+        request.after_response(closed.append, "after")
+        return Response.stream(_Cursor(closed))
+
+    app.get("/")(in_colour(colour, index))
+    client = make_client(app)
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        pytest.raises(CloseFailed),
+        client.stream("GET", "/") as answer,
+    ):
+        assert next(answer.iter_raw()).startswith(b"row")
+    assert closed == ["rows", "cursor", "after"]
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
