@@ -307,3 +307,55 @@ def test_a_stream_is_closed_when_its_iterators_close_fails_under_both_interfaces
     assert closed == ["rows", "cursor", "after"]
     logged = [r for r in caplog.records if r.name == "microweb"]
     assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+
+
+def _exits_in_its_finally(kind: str) -> Response:
+    def chunks() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+        finally:
+            raise SystemExit("the stream's own exit")
+
+    async def achunks() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"chunk"
+        finally:
+            raise SystemExit("the stream's own exit")
+
+    return Response.stream(chunks() if kind == "sync" else achunks())
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_asgi_streams_exit_in_its_closing_goes_to_the_server_not_out_of_its_loop(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: raised in a task of the driver's own, asyncio raised it again out of the event
+    # loop: the stream's sys.exit(), once its client left, ended the whole server (Uvicorn),
+    # where the same exit in a step goes to the server as the request's (review184).
+    app = App()
+    app.get("/")(lambda request: _exits_in_its_finally(kind))
+    asgi = app.as_asgi()
+
+    async def served() -> BaseException | None:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            while len(sent) < 3:
+                await asyncio.sleep(0.001)
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        try:
+            # NOTE: as Uvicorn takes any error of the app's, a SystemExit included.
+            await asgi(http_scope("GET", "/"), receive, send)
+        except BaseException as exc:
+            return exc
+        return None
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        ended = asyncio.run(served())
+    assert isinstance(ended, SystemExit)
