@@ -359,3 +359,44 @@ def test_an_asgi_streams_exit_in_its_closing_goes_to_the_server_not_out_of_its_l
     with caplog.at_level(logging.ERROR, logger="microweb"):
         ended = asyncio.run(served())
     assert isinstance(ended, SystemExit)
+
+
+class _FailsToClose:
+    """A cursor whose ``close()`` fails each time it is called."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([b"row"] * 10)
+
+    def close(self) -> None:
+        self.closed.append("closed")
+        raise CloseFailed("the cursor failed to close")
+
+
+def test_a_wsgi_body_closed_twice_closes_its_stream_once(
+    colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the second close() closed the stream again, and its error was logged twice.
+    app = App()
+    closed: list[str] = []
+
+    def index(request: Request) -> Response:
+        request.after_response(closed.append, "after")
+        return Response.stream(_FailsToClose(closed))
+
+    app.get("/")(in_colour(colour, index))
+    wsgi = app.as_wsgi()
+    try:
+        with caplog.at_level(logging.ERROR, logger="microweb"):
+            body = wsgi(wsgi_environ("GET", "/"), start_response)
+            assert next(iter(body)) == b"row"
+            with pytest.raises(CloseFailed):
+                body.close()
+            body.close()
+    finally:
+        wsgi.close()
+    assert closed == ["closed", "after"]
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
