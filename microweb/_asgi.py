@@ -751,6 +751,10 @@ async def _aclose_logged(chunks: Any, request: Request) -> None:
         await _aclose(chunks)
     except ClientDisconnect:
         raise  # NOTE: a read of the body in its finally, the client gone: ends quietly.
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # NOTE: as a step's: out of the sending task, asyncio raised it again out of its
+        # loop, and the stream's sys.exit() in its finally ended the whole server (review184).
+        raise _Carried(exc) from exc
     except Exception as exc:
         if not was_reported(exc):
             # NOTE: an async generator whose finally failed as it was closed at its yield (its

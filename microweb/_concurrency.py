@@ -309,7 +309,7 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
     client left). Cut there, the stream's ``finally`` ran after its request had ended, its
     after-response work included, or never ended.
     """
-    closing = asyncio.ensure_future(awaitable)
+    closing = asyncio.ensure_future(_exits_kept(awaitable))
     try:
         await asyncio.wait((closing,))
     except asyncio.CancelledError:
@@ -317,13 +317,27 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
         if not closing.cancelled():
             closing.exception()  # NOTE: taken, as a shield does: the cancellation wins.
         raise
-    error = closing.exception()
+    error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.
     if error is not None:
         try:
             raise error
         finally:
             del error
+
+
+async def _exits_kept(awaitable: Awaitable[None]) -> BaseException | None:
+    """Await ``awaitable``; return the ``KeyboardInterrupt`` or ``SystemExit`` it raises.
+
+    NOTE: raised out of a task of its own, asyncio raises them again out of its loop: a
+    stream's sys.exit() in its ``finally``, once its client left, ended the whole server
+    (Uvicorn). Returned, the caller raises it in its own task, as a step's (review184).
+    """
+    try:
+        await awaitable
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return exc
+    return None
 
 
 class _Pinned:

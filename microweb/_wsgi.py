@@ -429,6 +429,7 @@ class _StreamBody:
         self._request = request
         self._iterated: _Iterated | None = None
         self._chunks: Iterator[Any] | None = None
+        self._closed = False
         if hasattr(stream, "__aiter__"):
             gone = request._raw.get("waitress.client_disconnected")
             self._iterated = _Iterated(stream)
@@ -484,13 +485,22 @@ class _StreamBody:
                 del error  # NOTE: no cycle through this frame and the traceback.
 
     def close(self) -> None:
+        if self._closed:
+            # NOTE: a second call (a middleware's and its server's): the stream was closed
+            # again, and an error of its closing logged and raised twice (review184).
+            return
+        self._closed = True
         try:
             close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-            iterated = self._iterated
-            if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
-                _close_stream(self._stream, self._app_loop)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                # NOTE: the iterable closed too when its iterator's close() failed, as under
+                # ASGI (a cursor's iterator that failed to close left the cursor open).
+                iterated = self._iterated
+                if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
+                    _close_stream(self._stream, self._app_loop)
         except LoopStopped:
             raise
         except Exception as exc:

@@ -16,6 +16,7 @@ from collections.abc import (
 from microweb import App, Request, Response
 from microweb._emission import encode_chunk, sized, stream_length
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
+from microweb._response import StreamBody
 
 from ._vary import add_vary
 
@@ -343,6 +344,10 @@ class GZip:
         if request.method == "HEAD" and response.chunks is not None:
             # SPEC: RFC 9110 9.3.2: HEAD carries the GET answer's headers (its ETag included);
             # the stream is never sent, so it is left as it is for the server to close.
+            if isinstance(response.chunks, (list, tuple)):
+                # NOTE: counted as the GET's is (a 500 when it is not the declared length):
+                # left, the HEAD answered 200 where the GET answered 500 (review184).
+                _held_to_length(response.chunks, response)
             self.label(response)
             response.length = None
             response.file_info = None
@@ -444,11 +449,7 @@ class GZip:
             response.chunks, response.length = _compressed_body(body, self.compresslevel), None
             response.file_info = None
             return
-        length, held = stream_length(response)
-        if length is not None and not held:
-            # NOTE: held to the length the app declared, as when it is sent: a stream that
-            # ended short went out as a whole gzip body, the part taken for all (review181).
-            chunks = sized(chunks, length)
+        chunks = _held_to_length(chunks, response)
         if isinstance(chunks, AsyncIterable):
             response.chunks = agzip_chunks(chunks, self.compresslevel)
         else:
@@ -456,3 +457,17 @@ class GZip:
         # NOTE: the compressed length is unknown, and the bytes are no longer the file's.
         response.length = None
         response.file_info = None
+
+
+def _held_to_length(chunks: StreamBody, response: Response) -> StreamBody:
+    """Return ``chunks``, ``response``'s stream, held to the length the app declared, if any.
+
+    Raises:
+        StreamLengthError: For a list or tuple of chunks of another length (see ``sized``).
+    """
+    length, held = stream_length(response)
+    if length is not None and not held:
+        # NOTE: held to the length the app declared, as when it is sent: a stream that ended
+        # short went out as a whole gzip body, the part taken for all (review181).
+        chunks = sized(chunks, length)
+    return chunks
