@@ -60,6 +60,7 @@ from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
+from ._sse import SSEChunks
 from ._types import Message, Receive, Scope, Send
 from ._websocket import WebSocket, WebSocketDisconnect
 
@@ -585,10 +586,12 @@ class ASGIDriver:
             return
         if hasattr(stream, "aclose"):
             await stream.aclose()
-        elif type(stream) is GeneratorType and getgeneratorstate(stream) == GEN_CREATED:
+        elif (type(stream) is GeneratorType and getgeneratorstate(stream) == GEN_CREATED) or (
+            type(stream) is SSEChunks and stream.untouched()
+        ):
             # NOTE: never started (HEAD, 204, 304, a client gone before the start): its close
             # runs none of its code. Sent to the pool, a HEAD waited for a free thread to end
-            # its answer, for as long as slow streams held them all (review181).
+            # its answer, for as long as slow streams held them all (review181, review184).
             stream.close()
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)

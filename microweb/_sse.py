@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from inspect import GEN_CREATED, getgeneratorstate
+from types import GeneratorType
 from typing import Any
 
 ACCEPTED = "str, ServerSentEvent or a mapping with keys data, event, id, retry, comment"
@@ -183,6 +185,15 @@ class SSEChunks:
         except BaseException:
             self.close()  # NOTE: the end of the events too (StopIteration).
             raise
+
+    def untouched(self) -> bool:
+        """Tell whether ``close()`` runs none of the app's code: never iterated, and its events
+        a list, a tuple or a generator never started."""
+        events = self._events
+        return self._iterator is None and (
+            type(events) in (list, tuple)
+            or (type(events) is GeneratorType and getgeneratorstate(events) == GEN_CREATED)
+        )
 
     def close(self) -> None:
         if self._closed:
