@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import zlib
 from collections.abc import (
@@ -202,7 +203,12 @@ async def _acompressed(
     try:
         iterator = aiter(chunks)
         async for chunk in iterator:
-            data = _compress_chunk(compressor, chunk)
+            if len(chunk) > INLINE_BODY:
+                # NOTE: off the event loop, as a large whole body is (zlib lets go of the GIL):
+                # a 1 MiB chunk held the loop 12.6 ms, for every connection (review181).
+                data = await asyncio.to_thread(_compress_chunk, compressor, chunk)
+            else:
+                data = _compress_chunk(compressor, chunk)
             if data:
                 yield data
         yield compressor.flush()
