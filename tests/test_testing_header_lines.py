@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import MakeClient
 
-from microweb import App, Request
+from microweb import App, Request, WebSocket
+from microweb.testing import TestClient, WebSocketRefused
 
 # NOTE: each refused with 400 before the app runs by Waitress, Uvicorn (h11 and httptools) and
 # microweb serve under both servers (measured with a raw socket).
@@ -58,3 +59,40 @@ def test_a_header_line_every_server_passes_on_reaches_the_app(
     answer = make_client(app).get("/h", headers=[(name, value)])
     assert answer.status_code == 200
     assert app.state.calls == ["/h"]
+
+
+@pytest.mark.parametrize(("name", "value"), REFUSED, ids=repr)
+def test_a_websocket_handshake_with_such_a_line_is_refused_with_400(
+    name: bytes, value: bytes
+) -> None:
+    app = App()
+    calls: list[str] = []
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        calls.append("called")
+        await ws.accept()
+        await ws.close()
+
+    with TestClient(app, interface="asgi") as client, pytest.raises(WebSocketRefused) as refused:
+        client.websocket_connect("/ws", headers={name.decode("latin-1"): value.decode("latin-1")})
+    assert refused.value.response.status_code == 400
+    assert calls == []
+
+
+def test_a_websocket_handshake_with_good_lines_reaches_the_app() -> None:
+    app = App()
+    calls: list[str] = []
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        calls.append(ws.headers["x-a"])
+        await ws.accept()
+        await ws.close()
+
+    with (
+        TestClient(app, interface="asgi") as client,
+        client.websocket_connect("/ws", headers={"X-A": "a\tb"}),
+    ):
+        pass
+    assert calls == ["a\tb"]
