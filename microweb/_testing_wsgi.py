@@ -91,13 +91,18 @@ _FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE_BREACH = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
-def refused_header_line(request: httpx.Request) -> httpx.Response | None:
-    """Return the 400 that servers answer to a header line that breaks HTTP's syntax, or None.
+def refused_request_head(request: httpx.Request) -> httpx.Response | None:
+    """Return the 400 that servers answer to a method or a header line that breaks HTTP's
+    syntax, or None.
 
-    httpx sends any name and value it is given, and the app got them: a test of
-    ``headers={"X Y": "1"}`` or of a value with a NUL or a line break passed, where Waitress,
-    Uvicorn and microweb serve answer 400 before the app runs (measured on a raw socket).
+    httpx sends any method, name and value it is given, and the app got them: a test of
+    ``headers={"X Y": "1"}``, of a value with a NUL or a line break, or of the method ``G@T``
+    passed (or got 405), where Waitress, Uvicorn and microweb serve answer 400 before the app
+    runs (measured on a raw socket).
     """
+    # SPEC: RFC 9110 9.1, a method is a token.
+    if not _FIELD_NAME.fullmatch(request.method.encode("latin-1", "replace")):
+        return httpx.Response(400, text="invalid method")
     for name, value in request.headers.raw:
         if not _FIELD_NAME.fullmatch(name) or _FIELD_VALUE_BREACH.search(value):
             return httpx.Response(400, text="invalid header line")
@@ -130,7 +135,7 @@ class WSGITransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         check_scheme(request.url)
-        refused = refused_header_line(request)
+        refused = refused_request_head(request)
         if refused is not None:
             return refused
         body = request.read()

@@ -54,7 +54,7 @@ from ._testing_wsgi import (
     WRITTEN_PATH,
     WSGITransport,
     check_peer,
-    refused_header_line,
+    refused_request_head,
     written_path,
 )
 
@@ -557,7 +557,7 @@ class TestClient:
                 f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
                 f"URL, not {url!r}"
             )
-        refused = refused_header_line(handshake)
+        refused = refused_request_head(handshake)
         if refused is not None:
             # NOTE: a server's HTTP parser answers it before any WebSocket code runs.
             refused.request = handshake

@@ -96,3 +96,19 @@ def test_a_websocket_handshake_with_good_lines_reaches_the_app() -> None:
     ):
         pass
     assert calls == ["a\tb"]
+
+
+@pytest.mark.parametrize("method", ["G@T", "GE(T)", "G/T", "G\x00T", "G T"])
+def test_a_method_that_is_no_token_is_a_400_without_the_app(
+    make_client: MakeClient, method: str
+) -> None:
+    app = _app()
+    assert make_client(app).request(method, "/h").status_code == 400
+    assert app.state.calls == []
+
+
+def test_a_method_that_is_a_token_reaches_the_app(make_client: MakeClient) -> None:
+    # NOTE: the app's 405, as under every server (measured).
+    answer = make_client(_app()).request("PATCH", "/h")
+    assert answer.status_code == 405
+    assert "GET" in answer.headers["allow"]
