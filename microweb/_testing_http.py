@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._app_loop import run_on_loop
-from ._testing_wsgi import CLIENT_CLOSED, check_scheme, take_written_path
+from ._testing_wsgi import CLIENT_CLOSED, check_scheme, refused_request_head, take_written_path
 
 T = TypeVar("T")
 
@@ -79,6 +79,9 @@ class ASGITransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         check_scheme(request.url)
+        refused = refused_request_head(request)
+        if refused is not None:
+            return refused
         token = written.set(take_written_path(request))
         try:
             # NOTE: the app's task is made here, and copies this context: the written path,

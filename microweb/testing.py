@@ -54,6 +54,7 @@ from ._testing_wsgi import (
     WRITTEN_PATH,
     WSGITransport,
     check_peer,
+    refused_request_head,
     written_path,
 )
 
@@ -556,6 +557,11 @@ class TestClient:
                 f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
                 f"URL, not {url!r}"
             )
+        refused = refused_request_head(handshake)
+        if refused is not None:
+            # NOTE: a server's HTTP parser answers it before any WebSocket code runs.
+            refused.request = handshake
+            raise WebSocketRefused(refused)
         # NOTE: "wss://host/path", as a Starlette test writes it, gave the app the "ws" scheme.
         secure = _WEBSOCKET_SECURE[target.scheme]
         written = written_path(self.base_url, url)
