@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from microweb import App, Limits, Request, Response
 from microweb._routing import RouteTable
+from microweb._wsgi import WSGIDriver
 from microweb.testing import TestClient
 
 # NOTE: FUZZ_EXAMPLES=2000 for a longer hunt.
@@ -303,11 +304,21 @@ def _reader_app() -> App:
 
 
 READER_APP = _reader_app()
-READER_WSGI = READER_APP.as_wsgi()
 BODIES = [b"", b"[1]", b"[1, 2]", b'"' + b"x" * 33 + b'"', b"x" * 45, b"[" + b"1," * 19 + b"1]"]
 
 
-def _wsgi_answer(path: str, body: bytes, length: str | None, chunked: bool) -> tuple[str, bytes]:
+@pytest.fixture(scope="module")
+def reader_wsgi() -> Iterator[WSGIDriver]:
+    # NOTE: closed at the end, or its app loop's thread was left running, and the lifespan
+    # tests that count such threads failed after this module.
+    driver = READER_APP.as_wsgi()
+    yield driver
+    driver.close()
+
+
+def _wsgi_answer(
+    driver: WSGIDriver, path: str, body: bytes, length: str | None, chunked: bool
+) -> tuple[str, bytes]:
     extra: dict[str, Any] = {"wsgi.input": io.BytesIO(body), "CONTENT_TYPE": "application/json"}
     if length is not None:
         extra["CONTENT_LENGTH"] = length
@@ -315,7 +326,7 @@ def _wsgi_answer(path: str, body: bytes, length: str | None, chunked: bool) -> t
         extra["HTTP_TRANSFER_ENCODING"] = "chunked"
         extra["wsgi.input_terminated"] = True
     seen: list[str] = []
-    result = READER_WSGI(
+    result = driver(
         wsgi_environ("POST", path, **extra),
         lambda status, headers, exc_info=None: seen.append(status) or (lambda data: None),
     )
@@ -341,13 +352,15 @@ def _asgi_answer(path: str, parts: list[bytes], length: str | None) -> tuple[str
     "readers", [READERS, JSON_READERS, READ_THEN_JSON], ids=["bytes", "json", "read then json"]
 )
 @pytest.mark.parametrize("body", BODIES, ids=[str(len(body)) for body in BODIES])
-def test_every_reader_reads_a_body_alike(readers: dict[str, Any], body: bytes) -> None:
+def test_every_reader_reads_a_body_alike(
+    reader_wsgi: WSGIDriver, readers: dict[str, Any], body: bytes
+) -> None:
     # NOTE: read() and aread() read a whole body with no generator, and a small one inline;
     # iter_bytes() and aiter_bytes() go through the chunk generators: the same body, or the
     # same refusal (413 past a limit, 400 for a body shorter than its Content-Length).
     for length, chunked in ((str(len(body)), False), (None, True), ("3", False), ("100", False)):
         answers = {
-            _wsgi_answer(f"/{prefix}{name}", body, length, chunked)
+            _wsgi_answer(reader_wsgi, f"/{prefix}{name}", body, length, chunked)
             for name in readers
             for prefix in ("", "a/")
         }

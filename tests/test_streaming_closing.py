@@ -25,21 +25,21 @@ class CloseFailed(Exception):
     """What the stream's ``finally`` raises."""
 
 
-def _endless() -> Iterator[bytes]:
+def _endless(error: BaseException | None = None) -> Iterator[bytes]:
     try:
         while True:
             yield b"chunk"
     finally:
-        raise CloseFailed("the cursor failed to close")
+        raise error or CloseFailed("the cursor failed to close")
 
 
-async def _aendless() -> AsyncIterator[bytes]:
+async def _aendless(error: BaseException | None = None) -> AsyncIterator[bytes]:
     # NOTE: paused at its yield when it is closed: it makes chunks ahead of the client.
     try:
         while True:
             yield b"chunk"
     finally:
-        raise CloseFailed("the cursor failed to close")
+        raise error or CloseFailed("the cursor failed to close")
 
 
 async def _awaits_news() -> AsyncIterator[bytes]:
@@ -314,21 +314,8 @@ def test_a_stream_is_closed_when_its_iterators_close_fails_under_both_interfaces
 
 
 def _exits_in_its_finally(kind: str) -> Response:
-    def chunks() -> Iterator[bytes]:
-        try:
-            while True:
-                yield b"chunk"
-        finally:
-            raise SystemExit("the stream's own exit")
-
-    async def achunks() -> AsyncIterator[bytes]:
-        try:
-            while True:
-                yield b"chunk"
-        finally:
-            raise SystemExit("the stream's own exit")
-
-    return Response.stream(chunks() if kind == "sync" else achunks())
+    exit_ = SystemExit("the stream's own exit")
+    return Response.stream(_endless(exit_) if kind == "sync" else _aendless(exit_))
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
