@@ -26,6 +26,9 @@ from microweb.plugins import GZip
 
 FOLDER = Path(tempfile.gettempdir()) / "microweb-answer-fuzz"
 SIZES = (0, 1, 37, 300, 70_000)
+# NOTE: every kind of answer build() makes, for the tests that draw specs of them.
+KINDS = ("str", "dict", "bytes", "none", "tuple", "redirect", "stream", "astream", "file", "sse")
+KINDS += ("text", "html", "json")
 TEXT = "fuzzy café text; "
 
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from answer_fuzz_app import SIZES, encode_spec, spec_of
+from answer_fuzz_app import KINDS, SIZES, encode_spec, spec_of
 from answer_fuzz_app import build as build_answer
 from conftest import in_colour
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
@@ -173,8 +173,6 @@ def test_a_templated_route_answers_as_a_route_without_parameters(
 
 # NOTE: the answers of tests/answer_fuzz_app.py (whose app has GZip, so its flow always runs),
 # built here in apps with no flow and with a passing one, and asked for as a client would.
-KINDS = ("str", "dict", "bytes", "none", "tuple", "redirect", "stream", "astream", "file", "sse")
-KINDS += ("text", "html", "json")
 HEADER_POOL = [
     ("x-a", "1"),
     ("x-a", "2"),

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from answer_fuzz_app import SIZES, encode_spec
+from answer_fuzz_app import KINDS, SIZES, encode_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from servers import serving_every_way
@@ -57,8 +57,6 @@ def in_process() -> Iterator[TestClient]:
 
 # -- what an answer and its request are made of -------------------------------------------------
 
-KINDS = ("str", "dict", "bytes", "none", "tuple", "redirect", "stream", "astream", "file", "sse")
-KINDS += ("text", "html", "json")
 STATUSES = (200, 201, 203, 204, 205, 206, 299, 304, 400, 404, 410, 418, 503)
 REDIRECTS = (301, 302, 303, 307, 308)
 HEADER_POOL = [
