@@ -21,6 +21,7 @@ from ._calls import (
     handlers_failed,
     stream_failed,
     to_send,
+    unsent_stream_failed,
     was_reported,
 )
 from ._concurrency import (
@@ -486,7 +487,10 @@ class ASGIDriver:
             await self._close_stream(response.chunks)
             raise
         if content is None:
-            await self._close_stream(response.chunks)
+            try:
+                await self._close_stream(response.chunks)
+            except Exception as exc:
+                unsent_stream_failed(request, exc)
             await _guarded(send)({"type": "http.response.body", "body": b""})
         else:
             await self._stream_until_disconnect(content, request, _body(request), send)

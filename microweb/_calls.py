@@ -365,6 +365,19 @@ def stream_failed(request: Request, exc: BaseException) -> None:
     mark_reported(exc)
 
 
+def unsent_stream_failed(request: Request, exc: Exception) -> None:
+    """Log that closing the stream of ``request``'s answer with no body (HEAD, 204, 304) raised
+    ``exc``; the answer is whole, so the driver goes on and ends it."""
+    # NOTE: raised, it became the 500 of a HEAD whose GET was a 200 under WSGI, and under
+    # ASGI a response the server cut after its headers, with no line of microweb's.
+    logger.error(
+        "error while closing the unsent stream of %s %s",
+        request.method,
+        logged_path(request),
+        exc_info=exc,
+    )
+
+
 def mark_reported(exc: BaseException) -> None:
     """Mark ``exc`` as logged already (or as no error of the app's): see ``ReportedTracebacks``."""
     # NOTE: in the instance's __dict__ (every exception has one), past its __setattr__: an

@@ -23,6 +23,7 @@ from ._calls import (
     mark_reported,
     stream_failed,
     unsendable,
+    unsent_stream_failed,
     was_reported,
 )
 from ._concurrency import drive_in_thread, drive_sync
@@ -292,6 +293,8 @@ class WSGIDriver:
         if body is None:
             try:
                 _close_stream(response.chunks, self.app_loop)
+            except Exception as exc:
+                unsent_stream_failed(request, exc)
             except BaseException:
                 # NOTE: the server gets no body whose close() would end the request: end it
                 # here (after-response callbacks, files on disk), as a GET's close() does.

@@ -537,9 +537,10 @@ class AsyncFailingSubscription(AsyncSubscription):
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_sse_events_of_a_head_request_that_fail_to_close_end_the_request(
-    make_client: MakeClient, kind: str
+    make_client: MakeClient, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # NOTE: the error goes to the server as a GET's would; the request's end runs all the same.
+    # NOTE: the answer is whole: the error is logged, and the request ends as usual. Raised to
+    # the server, it was a 500 under WSGI, a response cut after its headers under ASGI.
     closed: list[str] = []
     app = App()
     make = FailingSubscription if kind == "sync" else AsyncFailingSubscription
@@ -549,9 +550,12 @@ def test_sse_events_of_a_head_request_that_fail_to_close_end_the_request(
         request.after_response(closed.append, "after")
         return Response.sse(make(closed))
 
-    with pytest.raises(OSError, match="unsubscribe failed"):
-        make_client(app).head("/")
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        response = make_client(app).head("/")
+    assert (response.status_code, response.headers["content-type"]) == (200, "text/event-stream")
     assert closed == [kind, "after"]
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while closing the unsent stream of HEAD /"]
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
