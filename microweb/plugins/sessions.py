@@ -150,7 +150,8 @@ class Sessions:
         samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
 
     Raises:
-        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say).
+        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
+            ``path`` is ``None``.
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
             ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
             ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
@@ -180,6 +181,10 @@ class Sessions:
             raise ValueError(
                 "browsers refuse samesite='none' cookies without Secure: pass secure=True"
             )
+        if path is None:
+            # NOTE: set_cookie() sends no Path for None, which scopes the cookie to the folder
+            # of the request that set it: a login at /auth/login never stuck on /me.
+            raise TypeError("the session cookie's path is a str such as '/', not None")
         seconds = None if max_age is None else max_age_seconds(max_age)
         if seconds is not None and seconds <= 0:
             raise ValueError(f"max_age must be positive or None, got {max_age!r}")

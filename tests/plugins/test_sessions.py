@@ -275,6 +275,13 @@ def test_a_secret_that_is_no_str_nor_bytes_is_refused_by_name(secret: object) ->
         Sessions(secret)  # type: ignore[arg-type]
 
 
+def test_a_path_of_none_is_refused() -> None:
+    # NOTE: it went out with no Path, which scopes the cookie to the folder of the request
+    # that set it: a login at /auth/login was never sent to /me, and never stuck.
+    with pytest.raises(TypeError, match=r"path is a str such as '/'"):
+        Sessions(SECRET, path=None)  # type: ignore[arg-type]
+
+
 def test_sessions_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         Sessions("short")
