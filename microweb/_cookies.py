@@ -66,6 +66,11 @@ def encode_cookie_value(value: str) -> str:
 # (what Waitress and httptools let through) of 52,000 short names ("a=;b=;...") took 32 ms
 # and 8.4 MB (32 times its size) as a dict; 3,000 pairs take 2 ms and 0.5 MB.
 MAX_COOKIE_PAIRS = 3000
+# SPEC: RFC 6265bis 5.6, a browser trims spaces and tabs around a cookie's name and value, and
+# nothing else. NOTE: str.strip() took Unicode spaces too: "\u2000__Host-id", a cookie that a
+# sibling subdomain may set on the parent domain (the browser holds it to no prefix rule), was
+# read as "__Host-id", and a planted session under that name was loaded as the user's.
+_WHITESPACE = " \t"
 
 
 def _pairs(header: str) -> list[str]:
@@ -80,16 +85,16 @@ def parse_cookie_header(header: str) -> dict[str, str]:
 
     Values are unquoted and percent-decoded (UTF-8; an invalid sequence becomes U+FFFD).
     A pair without ``=``, or whose name is empty or holds a control character, is skipped.
-    The header is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII
-    are read as UTF-8, as the escapes are. Only the first ``MAX_COOKIE_PAIRS`` (3,000)
-    pairs are read.
+    Spaces and tabs around a name or a value are trimmed, no other whitespace. The header
+    is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII are read as
+    UTF-8, as the escapes are. Only the first ``MAX_COOKIE_PAIRS`` (3,000) pairs are read.
     """
     if not header.isascii():
         header = _as_utf8(header)
     cookies: dict[str, str] = {}
     for pair in _pairs(header):
         name, sep, value = pair.partition("=")
-        name = name.strip()
+        name = name.strip(_WHITESPACE)
         if not sep or not name or name in cookies or _CONTROL.search(name):
             continue
         cookies[name] = _decoded_value(value)
@@ -108,13 +113,13 @@ def cookie_values(header: str, name: str) -> list[str]:
     values = []
     for pair in _pairs(header):
         found, sep, value = pair.partition("=")
-        if sep and found.strip() == name:
+        if sep and found.strip(_WHITESPACE) == name:
             values.append(_decoded_value(value))
     return values
 
 
 def _decoded_value(value: str) -> str:
-    value = value.strip()
+    value = value.strip(_WHITESPACE)
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     return percent_decode(value) if "%" in value else value

@@ -69,10 +69,19 @@ def _derive(secret: Secret, cookie_name: str) -> bytes:
 
 
 def _keys(secret: Secret | Iterable[Secret], cookie_name: str) -> list[bytes]:
-    secrets = [secret] if isinstance(secret, (str, bytes)) else list(secret)
+    one = isinstance(secret, (str, bytes, bytearray)) or not isinstance(secret, Iterable)
+    secrets: list[object] = [secret] if one else list(secret)
     if not secrets:
         raise ValueError("Sessions needs at least one secret")
-    return [_derive(s, cookie_name) for s in secrets]
+    keys = []
+    for each in secrets:
+        if not isinstance(each, (str, bytes)):
+            # NOTE: Sessions(os.environ.get("SECRET")) with the variable unset said
+            # "'NoneType' object is not iterable", with no word of the secret.
+            unset = " (is the variable it is read from set?)" if each is None else ""
+            raise TypeError(f"a session secret is a str or bytes, not {type(each).__name__}{unset}")
+        keys.append(_derive(each, cookie_name))
+    return keys
 
 
 def encode_session(session: dict[str, Any]) -> str:
@@ -141,6 +150,8 @@ class Sessions:
         samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
 
     Raises:
+        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
+            ``path`` is ``None``.
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
             ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
             ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
@@ -170,6 +181,10 @@ class Sessions:
             raise ValueError(
                 "browsers refuse samesite='none' cookies without Secure: pass secure=True"
             )
+        if path is None:
+            # NOTE: set_cookie() sends no Path for None, which scopes the cookie to the folder
+            # of the request that set it: a login at /auth/login never stuck on /me.
+            raise TypeError("the session cookie's path is a str such as '/', not None")
         seconds = None if max_age is None else max_age_seconds(max_age)
         if seconds is not None and seconds <= 0:
             raise ValueError(f"max_age must be positive or None, got {max_age!r}")

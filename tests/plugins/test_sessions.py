@@ -265,6 +265,23 @@ def test_sessions_without_max_age_still_expire_on_the_server(
     assert "Max-Age=0" in refused.headers["set-cookie"]
 
 
+@pytest.mark.parametrize(
+    "secret", [None, 12345, bytearray(SECRET.encode()), [SECRET, None], (SECRET, 7)]
+)
+def test_a_secret_that_is_no_str_nor_bytes_is_refused_by_name(secret: object) -> None:
+    # NOTE: Sessions(os.environ.get("SECRET")) with the variable unset said "'NoneType' object
+    # is not iterable", and a list holding None "object of type 'NoneType' has no len()".
+    with pytest.raises(TypeError, match=r"a session secret is a str or bytes, not \w+"):
+        Sessions(secret)  # type: ignore[arg-type]
+
+
+def test_a_path_of_none_is_refused() -> None:
+    # NOTE: it went out with no Path, which scopes the cookie to the folder of the request
+    # that set it: a login at /auth/login was never sent to /me, and never stuck.
+    with pytest.raises(TypeError, match=r"path is a str such as '/'"):
+        Sessions(SECRET, path=None)  # type: ignore[arg-type]
+
+
 def test_sessions_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         Sessions("short")
