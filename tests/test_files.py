@@ -22,6 +22,7 @@ from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
 from microweb._files import FileInfo, parse_http_date, range_applies, stat_file
+from microweb._response import content_disposition
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -547,6 +548,22 @@ def test_filename_content_disposition(
         assert star.startswith("UTF-8''")
         assert unquote(star.removeprefix("UTF-8''"), encoding="utf-8") == filename
         assert all(c.isascii() and c not in ' ";\\' for c in star)
+
+
+def test_a_filename_read_from_disk_that_is_not_utf8_is_offered_not_a_500(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    # NOTE: os.listdir() gives a name that is not UTF-8 on disk (Latin-1 "café") with a lone
+    # surrogate; passed as filename=, it was a UnicodeEncodeError, a 500.
+    os.close(os.open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"), os.O_CREAT | os.O_WRONLY))
+    (name,) = os.listdir(tmp_path)
+    assert name == "caf\udce9.txt"
+    response = make_client(file_app(tmp_path / name, filename=name)).get("/file")
+    assert response.status_code == 200
+    value = response.headers["content-disposition"]
+    assert value == "attachment; filename=\"caf_.txt\"; filename*=UTF-8''caf%EF%BF%BD.txt"
+    # NOTE: and one from JSON ("\ud800"), which has no byte on disk to stand for.
+    assert content_disposition("a\ud800.txt").endswith("; filename*=UTF-8''a%EF%BF%BD.txt")
 
 
 def test_missing_file_raises(tmp_path: Path) -> None:
