@@ -301,6 +301,13 @@ def range_applies(if_range: str | None, file: FileInfo, etag: str) -> bool:
     return when == int(file.mtime) and when < int(time.time())
 
 
+def ranges_accepted(accept_ranges: str) -> bool:
+    """Whether an ``Accept-Ranges`` value (the app's, or ``bytes``) lists the unit ``bytes``."""
+    # NOTE: the app's own value is the one sent: "none" went out on the 206 it denied.
+    # SPEC: RFC 9110 14.1, range units are case-insensitive.
+    return "bytes" in {unit.strip().lower() for unit in accept_ranges.split(",")}
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:
     """Parse a ``Range`` header for one span of a ``size``-byte file.
 

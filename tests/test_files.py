@@ -453,6 +453,28 @@ def test_ignored_range_sends_whole_file(client: TestClient, header: str) -> None
     assert "content-range" not in response.headers
 
 
+@pytest.mark.parametrize("accept_ranges", ["none", "None", "items"])
+@pytest.mark.parametrize("header", ["bytes=0-9", "bytes=500-"])
+def test_a_file_whose_app_accepts_no_byte_ranges_is_sent_whole(
+    make_client: MakeClient, data_file: Path, accept_ranges: str, header: str
+) -> None:
+    # NOTE: the app's Accept-Ranges is kept, and was sent on a 206 (and a 416) that it denied.
+    client = make_client(file_app(data_file, headers={"accept-ranges": accept_ranges}))
+    response = get(client, range=header)
+    assert response.status_code == 200
+    assert response.content == DATA
+    assert response.headers["accept-ranges"] == accept_ranges
+    assert "content-range" not in response.headers
+
+
+def test_a_file_whose_app_lists_byte_ranges_among_others_serves_them(
+    make_client: MakeClient, data_file: Path
+) -> None:
+    client = make_client(file_app(data_file, headers={"accept-ranges": "items, Bytes"}))
+    response = get(client, range="bytes=0-9")
+    assert (response.status_code, response.content) == (206, DATA[:10])
+
+
 @pytest.mark.parametrize("raw", [b"bytes=\xb9-\xb2", b"bytes=\xb2-", b"bytes=-\xb3"])
 def test_non_ascii_digits_in_range_ignored(client: TestClient, raw: bytes) -> None:
     # NOTE: latin-1 superscripts pass str.isdigit() but not int(); RFC 9110 digits are ASCII.
