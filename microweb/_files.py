@@ -123,7 +123,7 @@ def shrank(path: str, missing: int) -> OSError:
 
 
 class SizedFile:
-    """A file opened to be sent whole, for a server's file wrapper: it ends at its length.
+    """A file opened to be sent, for a server's file wrapper: it ends at its announced length.
 
     Waitress sends a wrapped file from its main loop, and a file that shrank while it is sent
     left it retrying the missing bytes until its ``channel_timeout`` (120 s by default): a CPU
@@ -133,7 +133,7 @@ class SizedFile:
 
     Args:
         file: The file, opened for reading in binary mode.
-        size: The length announced for it.
+        size: The length announced for it: where the bytes sent end (a range's end).
     """
 
     __slots__ = ("_file", "_size")
@@ -141,6 +141,12 @@ class SizedFile:
     def __init__(self, file: BinaryIO, size: int) -> None:
         self._file = file
         self._size = size
+
+    @classmethod
+    def span(cls, file: BinaryIO, described: FileInfo) -> SizedFile:
+        """Return ``file`` at the start of the span ``described`` sends, ending at its end."""
+        file.seek(described.start)
+        return cls(file, described.start + described.length)
 
     def read(self, size: int = -1) -> bytes:
         """Read ``size`` bytes (the rest when negative), never past the announced length.

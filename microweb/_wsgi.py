@@ -306,10 +306,13 @@ class WSGIDriver:
         # to run after the response, the file streams as any body does.
         # NOTE: nor when a flow put a stream of its own in the file's place (a transform):
         # that is what goes out, as under ASGI.
+        # NOTE: a range too: a wrapper sends what iter(file.read, b"") would (PEP 3333), from
+        # the file's position, which SizedFile ends at the range's end. Streamed here, a range
+        # held a server thread while its client took it: a few clients that stopped reading
+        # a video they had seeked in held all of Waitress's (4), until the stall timeout.
         if (
             wrapper is not None
             and file is not None
-            and file.whole
             and request._after is None
             and reads_the_file(response.chunks)
         ):
@@ -318,7 +321,7 @@ class WSGIDriver:
                 request._after = ENDED  # NOTE: no close() of the app's ends it later.
                 request.close()
                 # NOTE: lets the server send the file its own way (Waitress: no Python loop).
-                wrapped: Iterable[bytes] = wrapper(SizedFile(opened, file.size), FILE_CHUNK)
+                wrapped: Iterable[bytes] = wrapper(SizedFile.span(opened, file), FILE_CHUNK)
                 return wrapped
         stream = _StreamBody(body, self.app_loop, request)
         # NOTE: a WSGI server holds the headers until the first non-empty chunk (PEP 3333), so

@@ -691,6 +691,35 @@ def test_a_server_file_wrapper_gets_an_error_when_the_file_shrinks(tmp_path: Pat
     wrapped.close()
 
 
+@pytest.mark.parametrize(
+    ("header", "start", "end"), [("bytes=10-19", 10, 20), ("bytes=-5", 95, 100)]
+)
+def test_a_range_goes_to_the_server_file_wrapper_as_its_span(
+    data_file: Path, header: str, start: int, end: int
+) -> None:
+    # NOTE: a range was streamed by the server's thread, as the wrapper took whole files only:
+    # a client that stopped reading a video it had seeked in held one of Waitress's threads
+    # (4 by default) until the stall timeout, and a few such clients held the whole server.
+    environ = wsgi_environ(
+        "GET", "/file", HTTP_RANGE=header, **{"wsgi.file_wrapper": ReadOnlyFileBasedBuffer}
+    )
+    headers: list[Any] = []
+    wrapped = file_app(data_file).as_wsgi()(environ, lambda s, h, e=None: headers.extend(h))
+    assert isinstance(wrapped, ReadOnlyFileBasedBuffer)
+    assert dict(headers)["content-range"] == f"bytes {start}-{end - 1}/100"
+    # NOTE: as Waitress's main loop sends it: from the file's position, Content-Length bytes.
+    assert wrapped.prepare(int(dict(headers)["content-length"])) == end - start
+    assert wrapped.get(65536, skip=True) == DATA[start:end]
+    assert wrapped.get(65536, skip=True) == b""
+    wrapped.close()
+    # NOTE: wsgiref's wrapper reads from the file's position until read() gives nothing.
+    environ["wsgi.file_wrapper"] = FileWrapper
+    wrapped = file_app(data_file).as_wsgi()(environ, lambda s, h, e=None: None)
+    assert isinstance(wrapped, FileWrapper)
+    assert b"".join(wrapped) == DATA[start:end]
+    wrapped.close()
+
+
 def test_a_server_file_wrapper_stops_at_the_length_of_a_file_that_grew(tmp_path: Path) -> None:
     target = tmp_path / "grows.bin"
     target.write_bytes(b"0123456789")

@@ -127,17 +127,29 @@ def test_readability_is_that_of_the_effective_ids(
     assert file_opened_by([setpriv, *ids], folder / "unreadable.txt") == expected
 
 
-def test_clients_that_stop_reading_files_hold_no_uvicorn_pool_thread(tmp_path: Path) -> None:
-    # NOTE: a file's read held one of the pool's threads until its client had taken the last
-    # chunk: --threads stalled downloads (or slow ones) left no thread for any def handler,
-    # Static's own included, until the stall timer closed them (120 s).
+@pytest.mark.parametrize(
+    ("server", "request_line"),
+    [
+        ("uvicorn", b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("uvicorn", b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n"),
+        ("waitress", b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n"),
+    ],
+    ids=["uvicorn-whole", "uvicorn-range", "waitress-range"],
+)
+def test_clients_that_stop_reading_files_hold_no_server_thread(
+    tmp_path: Path, server: str, request_line: bytes
+) -> None:
+    # NOTE: under Uvicorn, a file's read held one of the pool's threads until its client had
+    # taken the last chunk, and under Waitress a range's (a whole file goes to its file
+    # wrapper): --threads stalled downloads (or slow ones, a video seeked in) left no thread
+    # for any def handler, Static's own included, until the stall timer closed them (120 s).
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
     (folder / "small.txt").write_text("small")
     port = free_port()
     serve = [sys.executable, "-m", "microweb", "serve", "tests/files_app.py"]
-    command = [*serve, "--server", "uvicorn", "--port", str(port), "--threads", "2"]
+    command = [*serve, "--server", server, "--port", str(port), "--threads", "2"]
     env = environment(FILES_APP_DIR=str(folder))
     stalled: list[socket.socket] = []
     with running(command, port=port, log=tmp_path / "server.log", env=env):
@@ -146,9 +158,9 @@ def test_clients_that_stop_reading_files_hold_no_uvicorn_pool_thread(tmp_path: P
                 sock = socket.socket()
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 sock.connect((HOST, port))
-                sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.sendall(request_line)
                 sock.settimeout(10)
-                assert sock.recv(64).startswith(b"HTTP/1.1 200 ")  # NOTE: its read has begun.
+                assert sock.recv(64).startswith(b"HTTP/1.1 20")  # NOTE: its read has begun.
                 stalled.append(sock)
             # NOTE: a guard against a hang, not a timing: the answer comes at once or never.
             with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=15) as client:
