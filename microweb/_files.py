@@ -319,8 +319,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
 
     Returns:
         ``(start, length)`` for one satisfiable range, ``False`` for an unsatisfiable one, and
-        ``None`` for a header to ignore (malformed, another unit, or several ranges: the whole
-        file is then sent, which bounds the work any ``Range`` can cause).
+        ``None`` for a header to ignore (malformed, another unit, several ranges, or a suffix
+        of an empty file: the whole file is then sent, which bounds the work any ``Range`` can
+        cause).
     """
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
@@ -333,7 +334,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
     first, last = first and (first.lstrip("0") or "0"), last and (last.lstrip("0") or "0")
     if not first:
         suffix = _position(last)
-        return (max(size - suffix, 0), min(suffix, size)) if suffix and size else False
+        if suffix and not size:
+            # SPEC: RFC 9110 14.1.1, satisfiable (the only range-spec an empty file satisfies),
+            # yet no Content-Range can give it: sent whole, as a 200 (it was a 416).
+            return None
+        return (max(size - suffix, 0), min(suffix, size)) if suffix else False
     if last and (len(last), last) < (len(first), first):
         return None
     start = _position(first)

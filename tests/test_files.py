@@ -178,6 +178,29 @@ def test_empty_file(make_client: MakeClient, tmp_path: Path) -> None:
     assert response.headers["content-length"] == "0"
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        # SPEC: RFC 9110 14.1.1, on an empty file a suffix range of non-zero length is the one
+        # satisfiable range-spec: it was a 416; no byte range can express it, so it is ignored.
+        ("bytes=-5", 200),
+        ("bytes=-1", 200),
+        ("bytes=0-", 416),
+        ("bytes=0-0", 416),
+        ("bytes=-0", 416),
+    ],
+)
+def test_a_range_of_an_empty_file(
+    make_client: MakeClient, tmp_path: Path, header: str, status: int
+) -> None:
+    path = tmp_path / "empty.bin"
+    path.write_bytes(b"")
+    response = make_client(file_app(path)).get("/file", headers={"range": header})
+    assert (response.status_code, response.content) == (status, b"")
+    assert response.headers["content-length"] == "0"
+    assert response.headers.get("content-range") == ("bytes */0" if status == 416 else None)
+
+
 def test_large_file_intact(make_client: MakeClient, tmp_path: Path) -> None:
     data = os.urandom(1024 * 1024 + 123)
     path = tmp_path / "large.bin"
