@@ -306,15 +306,12 @@ class WSGIDriver:
         # to run after the response, the file streams as any body does.
         # NOTE: nor when a flow put a stream of its own in the file's place (a transform):
         # that is what goes out, as under ASGI.
-        # NOTE: a range too: a wrapper sends what iter(file.read, b"") would (PEP 3333), from
-        # the file's position, which SizedFile ends at the range's end. Streamed here, a range
-        # held a server thread while its client took it: a few clients that stopped reading
-        # a video they had seeked in held all of Waitress's (4), until the stall timeout.
         if (
             wrapper is not None
             and file is not None
             and request._after is None
             and reads_the_file(response.chunks)
+            and (file.whole or _sends_a_span(wrapper))
         ):
             opened = _open_unchanged(file)
             if opened is not None:
@@ -394,6 +391,19 @@ _FIRST = 100
 
 # NOTE: the Content-Type header of each plain answer (see plain_answer), made once.
 _TYPES = {media_type: ("content-type", media_type) for media_type in (TEXT, JSON)}
+
+
+# NOTE: the file wrappers known to send a file from its position to Content-Length (or to
+# where read() gives nothing), as PEP 3333 has it: Waitress's, wsgiref's and gunicorn's.
+# uWSGI's sends the whole file from byte 0, whatever its position: a range stays a stream.
+SPAN_WRAPPERS = frozenset({"waitress.buffers", "wsgiref.util", "gunicorn.http.wsgi"})
+
+
+def _sends_a_span(wrapper: Any) -> bool:
+    # NOTE: a range streamed here held a server thread while its client took it: a few clients
+    # that stopped reading a video they had seeked in held all of Waitress's (4 by default),
+    # until the stall timeout. Handed over at its start, SizedFile ends it at the range's end.
+    return getattr(wrapper, "__module__", None) in SPAN_WRAPPERS
 
 
 def _open_unchanged(file: FileInfo) -> BinaryIO | None:

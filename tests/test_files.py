@@ -743,6 +743,31 @@ def test_a_range_goes_to_the_server_file_wrapper_as_its_span(
     wrapped.close()
 
 
+class WholeFileWrapper(FileWrapper):
+    """A server's file wrapper that sends the whole file from byte 0, by its descriptor, as
+    uWSGI's does."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        whole = os.fdopen(os.dup(filelike.fileno()), "rb")
+        whole.seek(0)
+        super().__init__(whole, blksize)
+        self.close = lambda: (whole.close(), filelike.close())  # NOTE: FileWrapper sets one.
+
+
+@pytest.mark.parametrize(("header", "wrapped"), [(None, True), ("bytes=10-19", False)])
+def test_a_range_stays_a_stream_for_a_file_wrapper_not_known_to_start_at_its_position(
+    data_file: Path, header: str | None, wrapped: bool
+) -> None:
+    # NOTE: uWSGI's wrapper sends the whole file, whatever its position and Content-Length:
+    # handed a range, it would send 100 bytes under a Content-Length of 10.
+    extra = {"wsgi.file_wrapper": WholeFileWrapper} | ({"HTTP_RANGE": header} if header else {})
+    environ = wsgi_environ("GET", "/file", **extra)
+    body = file_app(data_file).as_wsgi()(environ, lambda s, h, e=None: None)
+    assert b"".join(body) == (DATA[10:20] if header else DATA)
+    assert isinstance(body, WholeFileWrapper) is wrapped
+    getattr(body, "close", lambda: None)()
+
+
 def test_a_server_file_wrapper_stops_at_the_length_of_a_file_that_grew(tmp_path: Path) -> None:
     target = tmp_path / "grows.bin"
     target.write_bytes(b"0123456789")
