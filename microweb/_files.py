@@ -211,17 +211,30 @@ def stat_file(path: str | os.PathLike[str]) -> FileInfo:
 EFFECTIVE_ACCESS = os.access in os.supports_effective_ids
 
 
+# SPEC: RFC 9110 8.8.3, an entity-tag: an optional weak prefix and a quoted string, whose
+# characters may be commas.
+_QUOTED_TAG = re.compile(r'(?:W/)?"[^"]*"')
+
+
+def listed_tags(header: str) -> set[str]:
+    """Return the entity-tags (and ``*``) an ``If-Match`` or ``If-None-Match`` value lists."""
+    # NOTE: split at every comma, the app's ETag "v1,2" was two tags, matched by neither list.
+    # What is not quoted (``*``, an app's unquoted ETag) is split at its commas.
+    rest = _QUOTED_TAG.sub(",", header)
+    return {tag.strip() for tag in rest.split(",")} | set(_QUOTED_TAG.findall(header))
+
+
 def etag_listed(header: str, etag: str) -> bool:
     """Whether an ``If-None-Match`` value lists ``etag`` (or ``*``)."""
     # SPEC: RFC 9110 13.1.2, If-None-Match uses the weak comparison.
-    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    tags = {tag.removeprefix("W/") for tag in listed_tags(header)}
     return "*" in tags or etag.removeprefix("W/") in tags
 
 
 def etag_matched(header: str, etag: str) -> bool:
     """Whether an ``If-Match`` value lists ``etag`` (or ``*``), by the strong comparison."""
     # SPEC: RFC 9110 13.1.1, If-Match uses the strong comparison: a weak tag never matches.
-    tags = {tag.strip() for tag in header.split(",")}
+    tags = listed_tags(header)
     return "*" in tags or (etag in tags and not etag.startswith("W/"))
 
 

@@ -413,6 +413,32 @@ def test_conditions_compare_the_etag_the_app_set(
         assert response.headers["etag"] == tag
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"if-none-match": '"v1,2"'}, 304),
+        ({"if-none-match": '"other", W/"v1,2"'}, 304),
+        ({"if-none-match": '"v1'}, 200),
+        ({"if-none-match": '2"'}, 200),
+        ({"if-match": '"v1,2"'}, 200),
+        ({"if-match": '"other" , "v1,2"'}, 200),
+        ({"if-match": '"v1'}, 412),
+    ],
+)
+def test_an_etag_with_a_comma_is_one_tag_of_a_list(
+    data_file: Path, make_client: MakeClient, headers: dict[str, str], status: int
+) -> None:
+    # SPEC: RFC 9110 8.8.3, an entity-tag's quoted characters may be commas: the lists were
+    # split at every comma, and the app's ETag "v1,2" matched neither If-None-Match nor If-Match.
+    app = App()
+
+    @app.get("/file")
+    def file(request: Request) -> Response:
+        return Response.file(data_file, headers={"etag": '"v1,2"'})
+
+    assert make_client(app).get("/file", headers=headers).status_code == status
+
+
 def test_conditional_on_head(client: TestClient) -> None:
     etag = get(client).headers["etag"]
     response = client.head("/file", headers={"if-none-match": etag})
