@@ -129,6 +129,10 @@ async def _close_read(
         # NOTE: a read under way when the client left ends first: the generator can't be
         # closed while it runs ("generator already executing").
         await asyncio.wait((step,))
+        # NOTE: its error (a file that shrank) is no one's now: untaken, asyncio logged
+        # "Future exception was never retrieved" with its traceback.
+        if not step.cancelled():
+            step.exception()
     if getgeneratorstate(chunks) == GEN_SUSPENDED:
         await in_a_thread(pool, chunks.close)  # NOTE: closes the file, which may block.
     else:

@@ -1,13 +1,16 @@
 """A file sent under ASGI holds no thread of the pool while its client takes the chunks.
 
 The ASGI callable is driven by hand, as a server would drive it, with a client that stops
-taking the body (its ``send()`` never returns), and a pool of one thread.
+taking the body (its ``send()`` never returns) or leaves, and a pool of one thread; the read
+itself (``aiter_file_read``) is driven step by step against a pool of one thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,10 @@ import pytest
 from drive import asgi_get, http_scope
 
 from microweb import App, Request, Response
+from microweb._concurrency import run_in_pool
+from microweb._file_threads import READS_PER_CALL, aiter_file_read
+from microweb._files import stat_file
+from microweb._pool import WorkerPool
 
 Message = dict[str, Any]
 # NOTE: more than the chunks a sync stream reads ahead of the loop (16 of 64 KiB).
@@ -119,3 +126,40 @@ def test_a_file_whose_client_leaves_mid_read_is_closed_with_nothing_logged(
     assert 0 < sent < BIG
     assert open_descriptors_of(tmp_path / "big.bin") == 0
     assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_a_read_that_fails_after_its_client_left_is_not_logged_as_never_retrieved(
+    tmp_path: Path,
+) -> None:
+    # NOTE: the next chunks are read while a chunk is sent; when that read failed (the file
+    # shrank) and the client had left meanwhile, asyncio logged "Future exception was never
+    # retrieved" with the read's traceback.
+    path = tmp_path / "shrinks.bin"
+    path.write_bytes(os.urandom(3 * READS_PER_CALL * 65536))
+    chunks = stat_file(path).chunks()
+    pool = WorkerPool(1)
+    unhandled: list[dict[str, Any]] = []
+
+    async def leave_after_a_failed_read() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: unhandled.append(context)
+        )
+        read = aiter_file_read(chunks, pool)
+        for _ in range(READS_PER_CALL):
+            await anext(read)  # NOTE: the first call's chunks; the second call has begun.
+        await run_in_pool(pool, lambda: None)  # NOTE: the pool's one thread has ended it.
+        gate = threading.Event()
+        pool.call(gate.wait)
+        await anext(read)  # NOTE: one of the second call's; the third waits behind the gate.
+        path.write_bytes(b"")
+        gate.set()
+        await run_in_pool(pool, lambda: None)  # NOTE: the third call has failed.
+        await read.aclose()
+        del read
+        gc.collect()
+
+    try:
+        asyncio.run(leave_after_a_failed_read())
+    finally:
+        pool.shutdown()
+    assert unhandled == []
