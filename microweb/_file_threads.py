@@ -1,7 +1,7 @@
 """The file threads: blocking file I/O from async code, and a form's spooled writes.
 
 ``run_blocking`` starts a call (an upload's ``aread()``/``asave()``) in a file thread;
-``aiter_file_read`` reads a file response from async code in the pool, a call per chunk;
+``aiter_file_read`` reads a file response from async code in the pool, batches of chunks;
 ``close_in_file_thread`` closes an ASGI request's files on disk as it ends; ``ThreadSpooler``
 writes a form's spooled files one batch while the next is parsed. ``ThreadHooks`` gives both
 drivers' requests these hooks.
