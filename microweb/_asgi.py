@@ -55,7 +55,8 @@ from ._errors import (
     own_cancellation,
     report_unhandled,
 )
-from ._file_threads import close_in_file_thread
+from ._file_threads import aiter_file_read, close_in_file_thread
+from ._files import reads_the_file
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
@@ -531,7 +532,7 @@ class ASGIDriver:
     async def _send_stream(
         self, stream: Any, request: Request, send: Send, sending: _Sending
     ) -> None:
-        chunks = stream if hasattr(stream, "__aiter__") else iterate_in_pool(stream, self.pool)
+        chunks = _async_chunks(stream, self.pool)
         clock = asyncio.get_running_loop().time
         turn_at = clock() + TURN
         try:
@@ -599,6 +600,15 @@ class ASGIDriver:
             stream.close()
         elif hasattr(stream, "close"):
             await run_in_pool(self.pool, stream.close)
+
+
+def _async_chunks(stream: Any, pool: WorkerPool) -> Any:
+    """Return ``stream`` as an async iterable: a sync one runs in ``pool``."""
+    if hasattr(stream, "__aiter__"):
+        return stream
+    if reads_the_file(stream):
+        return aiter_file_read(stream, pool)  # NOTE: it holds no thread between its reads.
+    return iterate_in_pool(stream, pool)
 
 
 # NOTE: the Content-Type of each plain answer (see plain_answer), encoded once.

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._effects import AfterCall, AfterCalls, Colored
 from ._files import (
+    FileInfo,
     etag_listed,
     etag_matched,
     not_modified_since,
     parse_range,
     range_applies,
+    ranges_accepted,
     reads_the_file,
     unmodified_since,
 )
@@ -96,8 +98,16 @@ def negotiate_file(response: Response, request: Request) -> Response:
         and not_modified_since(since, file.mtime)
     ):
         return _not_modified(response, file.size)
+    return _ranged(response, request, file, etag)
+
+
+def _ranged(response: Response, request: Request, file: FileInfo, etag: str) -> Response:
+    """Answer a ``Range`` with 206 or 416, or leave the whole file to send."""
+    headers = request.headers
     range_header = header_value(headers, "range")
-    if range_header is None or not range_applies(header_value(headers, "if-range"), file, etag):
+    if range_header is None or not ranges_accepted(response.headers["accept-ranges"]):
+        return response
+    if not range_applies(header_value(headers, "if-range"), file, etag):
         return response
     span = parse_range(range_header, file.size)
     if span is None:

@@ -1,6 +1,7 @@
 """The file threads: blocking file I/O from async code, and a form's spooled writes.
 
 ``run_blocking`` starts a call (an upload's ``aread()``/``asave()``) in a file thread;
+``aiter_file_read`` reads a file response from async code in the pool, batches of chunks;
 ``close_in_file_thread`` closes an ASGI request's files on disk as it ends; ``ThreadSpooler``
 writes a form's spooled files one batch while the next is parsed. ``ThreadHooks`` gives both
 drivers' requests these hooks.
@@ -14,10 +15,19 @@ import contextvars
 import os
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from inspect import GEN_SUSPENDED, getgeneratorstate
+from itertools import islice
 from typing import Any, TypeVar
 
-from ._concurrency import in_a_thread, set_result, settle_future, sync_only
+from ._concurrency import (
+    in_a_thread,
+    run_in_pool,
+    set_result,
+    settle_future,
+    sync_only,
+    through_one_cancellation,
+)
 from ._forms import Steps, write_steps
 from ._pool import WorkerPool
 
@@ -62,6 +72,71 @@ def close_in_file_thread(close: Callable[[], None]) -> Awaitable[None]:
     """
     # NOTE: shielded, as a cancelled awaiter would cancel the call before a thread took it.
     return asyncio.shield(in_a_thread(FILE_THREADS, close))
+
+
+FileRead = Generator[bytes, None, None]
+
+
+async def aiter_file_read(chunks: FileRead, pool: WorkerPool) -> AsyncIterator[bytes]:
+    """Iterate a file's read (``FileInfo.chunks()``) from async code, each read a call in
+    ``pool``: the next one runs while a chunk is sent, and no thread waits for the client.
+
+    ``iterate_in_pool`` holds one thread from a stream's start to its end, for the streams
+    bound to a thread (a ``sqlite3`` cursor); a file's read is bound to none.
+    """
+    # NOTE: in one pool thread, a file's read waited there while its client took each chunk:
+    # App.max_threads clients that stopped reading a large file (or slow ones, downloading a
+    # video) held the whole pool, and every def handler, Static's own included, waited.
+    step: asyncio.Future[list[bytes]] | None = None
+    try:
+        step = _read_in(pool, chunks)
+        while True:
+            batch = await asyncio.shield(step)
+            ended = len(batch) < READS_PER_CALL  # NOTE: the read has ended, checks made.
+            if not ended:
+                step = _read_in(pool, chunks)
+            for chunk in batch:
+                yield chunk
+            if ended:
+                return
+    finally:
+        await through_one_cancellation(_close_read(step, chunks, pool))
+
+
+# PERF: the chunks one call in the pool reads; the next call's are read while these are sent.
+# A 20 MiB file through Uvicorn on 127.0.0.1 (curl, 4 runs each, 2-CPU VM, 2026-12-05): 74 ms
+# with a call per 64 KiB chunk, 27 ms with 8, 21 ms held in one thread as any sync stream is.
+# At most two calls' chunks (1 MiB) wait for a client, as many as such a thread reads ahead.
+READS_PER_CALL = 8
+
+
+def _read_some(chunks: FileRead) -> list[bytes]:
+    return list(islice(chunks, READS_PER_CALL))
+
+
+def _read_in(pool: WorkerPool, chunks: FileRead) -> asyncio.Future[list[bytes]]:
+    try:
+        return asyncio.ensure_future(run_in_pool(pool, _read_some, chunks))
+    except RuntimeError:
+        # NOTE: the pool is shut down (Uvicorn's stop): a thread of its own, as in_a_thread().
+        return asyncio.ensure_future(asyncio.to_thread(_read_some, chunks))
+
+
+async def _close_read(
+    step: asyncio.Future[list[bytes]] | None, chunks: FileRead, pool: WorkerPool
+) -> None:
+    if step is not None:
+        # NOTE: a read under way when the client left ends first: the generator can't be
+        # closed while it runs ("generator already executing").
+        await asyncio.wait((step,))
+        # NOTE: its error (a file that shrank) is no one's now: untaken, asyncio logged
+        # "Future exception was never retrieved" with its traceback.
+        if not step.cancelled():
+            step.exception()
+    if getgeneratorstate(chunks) == GEN_SUSPENDED:
+        await in_a_thread(pool, chunks.close)  # NOTE: closes the file, which may block.
+    else:
+        chunks.close()  # NOTE: never started, or ended: nothing to run.
 
 
 def _start(

@@ -123,7 +123,7 @@ def shrank(path: str, missing: int) -> OSError:
 
 
 class SizedFile:
-    """A file opened to be sent whole, for a server's file wrapper: it ends at its length.
+    """A file opened to be sent, for a server's file wrapper: it ends at its announced length.
 
     Waitress sends a wrapped file from its main loop, and a file that shrank while it is sent
     left it retrying the missing bytes until its ``channel_timeout`` (120 s by default): a CPU
@@ -133,7 +133,7 @@ class SizedFile:
 
     Args:
         file: The file, opened for reading in binary mode.
-        size: The length announced for it.
+        size: The length announced for it: where the bytes sent end (a range's end).
     """
 
     __slots__ = ("_file", "_size")
@@ -141,6 +141,12 @@ class SizedFile:
     def __init__(self, file: BinaryIO, size: int) -> None:
         self._file = file
         self._size = size
+
+    @classmethod
+    def span(cls, file: BinaryIO, described: FileInfo) -> SizedFile:
+        """Return ``file`` at the start of the span ``described`` sends, ending at its end."""
+        file.seek(described.start)
+        return cls(file, described.start + described.length)
 
     def read(self, size: int = -1) -> bytes:
         """Read ``size`` bytes (the rest when negative), never past the announced length.
@@ -205,17 +211,30 @@ def stat_file(path: str | os.PathLike[str]) -> FileInfo:
 EFFECTIVE_ACCESS = os.access in os.supports_effective_ids
 
 
+# SPEC: RFC 9110 8.8.3, an entity-tag: an optional weak prefix and a quoted string, whose
+# characters may be commas.
+_QUOTED_TAG = re.compile(r'(?:W/)?"[^"]*"')
+
+
+def listed_tags(header: str) -> set[str]:
+    """Return the entity-tags (and ``*``) an ``If-Match`` or ``If-None-Match`` value lists."""
+    # NOTE: split at every comma, the app's ETag "v1,2" was two tags, matched by neither list.
+    # What is not quoted (``*``, an app's unquoted ETag) is split at its commas.
+    rest = _QUOTED_TAG.sub(",", header)
+    return {tag.strip() for tag in rest.split(",")} | set(_QUOTED_TAG.findall(header))
+
+
 def etag_listed(header: str, etag: str) -> bool:
     """Whether an ``If-None-Match`` value lists ``etag`` (or ``*``)."""
     # SPEC: RFC 9110 13.1.2, If-None-Match uses the weak comparison.
-    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    tags = {tag.removeprefix("W/") for tag in listed_tags(header)}
     return "*" in tags or etag.removeprefix("W/") in tags
 
 
 def etag_matched(header: str, etag: str) -> bool:
     """Whether an ``If-Match`` value lists ``etag`` (or ``*``), by the strong comparison."""
     # SPEC: RFC 9110 13.1.1, If-Match uses the strong comparison: a weak tag never matches.
-    tags = {tag.strip() for tag in header.split(",")}
+    tags = listed_tags(header)
     return "*" in tags or (etag in tags and not etag.startswith("W/"))
 
 
@@ -301,13 +320,21 @@ def range_applies(if_range: str | None, file: FileInfo, etag: str) -> bool:
     return when == int(file.mtime) and when < int(time.time())
 
 
+def ranges_accepted(accept_ranges: str) -> bool:
+    """Whether an ``Accept-Ranges`` value (the app's, or ``bytes``) lists the unit ``bytes``."""
+    # NOTE: the app's own value is the one sent: "none" went out on the 206 it denied.
+    # SPEC: RFC 9110 14.1, range units are case-insensitive.
+    return "bytes" in {unit.strip().lower() for unit in accept_ranges.split(",")}
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | None:
     """Parse a ``Range`` header for one span of a ``size``-byte file.
 
     Returns:
         ``(start, length)`` for one satisfiable range, ``False`` for an unsatisfiable one, and
-        ``None`` for a header to ignore (malformed, another unit, or several ranges: the whole
-        file is then sent, which bounds the work any ``Range`` can cause).
+        ``None`` for a header to ignore (malformed, another unit, several ranges, or a suffix
+        of an empty file: the whole file is then sent, which bounds the work any ``Range`` can
+        cause).
     """
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
@@ -320,7 +347,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | Literal[False] | No
     first, last = first and (first.lstrip("0") or "0"), last and (last.lstrip("0") or "0")
     if not first:
         suffix = _position(last)
-        return (max(size - suffix, 0), min(suffix, size)) if suffix and size else False
+        if suffix and not size:
+            # SPEC: RFC 9110 14.1.1, satisfiable (the only range-spec an empty file satisfies),
+            # yet no Content-Range can give it: sent whole, as a 200 (it was a 416).
+            return None
+        return (max(size - suffix, 0), min(suffix, size)) if suffix else False
     if last and (len(last), last) < (len(first), first):
         return None
     start = _position(first)

@@ -651,7 +651,11 @@ def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "
     )
     value = f'{kind}; filename="{ascii_name}"'
     if ascii_name != filename:
-        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+        # NOTE: a lone surrogate (a name read from disk that is not UTF-8, os.listdir's
+        # escapes; a JSON "\ud800") has no UTF-8 form: quote() raised UnicodeEncodeError, a
+        # 500. Each one becomes U+FFFD, as a decoder writes an invalid byte.
+        utf8_name = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in filename)
+        value += f"; filename*=UTF-8''{quote(utf8_name, safe='')}"
     return value
 
 

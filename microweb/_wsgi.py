@@ -312,16 +312,16 @@ class WSGIDriver:
         if (
             wrapper is not None
             and file is not None
-            and file.whole
             and request._after is None
             and reads_the_file(response.chunks)
+            and (file.whole or _sends_a_span(wrapper))
         ):
             opened = _open_unchanged(file)
             if opened is not None:
                 request._after = ENDED  # NOTE: no close() of the app's ends it later.
                 request.close()
                 # NOTE: lets the server send the file its own way (Waitress: no Python loop).
-                wrapped: Iterable[bytes] = wrapper(SizedFile(opened, file.size), FILE_CHUNK)
+                wrapped: Iterable[bytes] = wrapper(SizedFile.span(opened, file), FILE_CHUNK)
                 return wrapped
         stream = _StreamBody(body, self.app_loop, request)
         # NOTE: a WSGI server holds the headers until the first non-empty chunk (PEP 3333), so
@@ -394,6 +394,19 @@ _FIRST = 100
 
 # NOTE: the Content-Type header of each plain answer (see plain_answer), made once.
 _TYPES = {media_type: ("content-type", media_type) for media_type in (TEXT, JSON)}
+
+
+# NOTE: the file wrappers known to send a file from its position to Content-Length (or to
+# where read() gives nothing), as PEP 3333 has it: Waitress's, wsgiref's and gunicorn's.
+# uWSGI's sends the whole file from byte 0, whatever its position: a range stays a stream.
+SPAN_WRAPPERS = frozenset({"waitress.buffers", "wsgiref.util", "gunicorn.http.wsgi"})
+
+
+def _sends_a_span(wrapper: Any) -> bool:
+    # NOTE: a range streamed here held a server thread while its client took it: a few clients
+    # that stopped reading a video they had seeked in held all of Waitress's (4 by default),
+    # until the stall timeout. Handed over at its start, SizedFile ends it at the range's end.
+    return getattr(wrapper, "__module__", None) in SPAN_WRAPPERS
 
 
 def _open_unchanged(file: FileInfo) -> BinaryIO | None:

@@ -22,6 +22,7 @@ from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
 from microweb._files import FileInfo, parse_http_date, range_applies, stat_file
+from microweb._response import content_disposition
 from microweb.testing import TestClient
 
 DATA = bytes(range(100))
@@ -175,6 +176,29 @@ def test_empty_file(make_client: MakeClient, tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.content == b""
     assert response.headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        # SPEC: RFC 9110 14.1.1, on an empty file a suffix range of non-zero length is the one
+        # satisfiable range-spec: it was a 416; no byte range can express it, so it is ignored.
+        ("bytes=-5", 200),
+        ("bytes=-1", 200),
+        ("bytes=0-", 416),
+        ("bytes=0-0", 416),
+        ("bytes=-0", 416),
+    ],
+)
+def test_a_range_of_an_empty_file(
+    make_client: MakeClient, tmp_path: Path, header: str, status: int
+) -> None:
+    path = tmp_path / "empty.bin"
+    path.write_bytes(b"")
+    response = make_client(file_app(path)).get("/file", headers={"range": header})
+    assert (response.status_code, response.content) == (status, b"")
+    assert response.headers["content-length"] == "0"
+    assert response.headers.get("content-range") == ("bytes */0" if status == 416 else None)
 
 
 def test_large_file_intact(make_client: MakeClient, tmp_path: Path) -> None:
@@ -389,6 +413,32 @@ def test_conditions_compare_the_etag_the_app_set(
         assert response.headers["etag"] == tag
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"if-none-match": '"v1,2"'}, 304),
+        ({"if-none-match": '"other", W/"v1,2"'}, 304),
+        ({"if-none-match": '"v1'}, 200),
+        ({"if-none-match": '2"'}, 200),
+        ({"if-match": '"v1,2"'}, 200),
+        ({"if-match": '"other" , "v1,2"'}, 200),
+        ({"if-match": '"v1'}, 412),
+    ],
+)
+def test_an_etag_with_a_comma_is_one_tag_of_a_list(
+    data_file: Path, make_client: MakeClient, headers: dict[str, str], status: int
+) -> None:
+    # SPEC: RFC 9110 8.8.3, an entity-tag's quoted characters may be commas: the lists were
+    # split at every comma, and the app's ETag "v1,2" matched neither If-None-Match nor If-Match.
+    app = App()
+
+    @app.get("/file")
+    def file(request: Request) -> Response:
+        return Response.file(data_file, headers={"etag": '"v1,2"'})
+
+    assert make_client(app).get("/file", headers=headers).status_code == status
+
+
 def test_conditional_on_head(client: TestClient) -> None:
     etag = get(client).headers["etag"]
     response = client.head("/file", headers={"if-none-match": etag})
@@ -450,6 +500,28 @@ def test_ignored_range_sends_whole_file(client: TestClient, header: str) -> None
     assert response.status_code == 200
     assert response.content == DATA
     assert "content-range" not in response.headers
+
+
+@pytest.mark.parametrize("accept_ranges", ["none", "None", "items"])
+@pytest.mark.parametrize("header", ["bytes=0-9", "bytes=500-"])
+def test_a_file_whose_app_accepts_no_byte_ranges_is_sent_whole(
+    make_client: MakeClient, data_file: Path, accept_ranges: str, header: str
+) -> None:
+    # NOTE: the app's Accept-Ranges is kept, and was sent on a 206 (and a 416) that it denied.
+    client = make_client(file_app(data_file, headers={"accept-ranges": accept_ranges}))
+    response = get(client, range=header)
+    assert response.status_code == 200
+    assert response.content == DATA
+    assert response.headers["accept-ranges"] == accept_ranges
+    assert "content-range" not in response.headers
+
+
+def test_a_file_whose_app_lists_byte_ranges_among_others_serves_them(
+    make_client: MakeClient, data_file: Path
+) -> None:
+    client = make_client(file_app(data_file, headers={"accept-ranges": "items, Bytes"}))
+    response = get(client, range="bytes=0-9")
+    assert (response.status_code, response.content) == (206, DATA[:10])
 
 
 @pytest.mark.parametrize("raw", [b"bytes=\xb9-\xb2", b"bytes=\xb2-", b"bytes=-\xb3"])
@@ -547,6 +619,22 @@ def test_filename_content_disposition(
         assert star.startswith("UTF-8''")
         assert unquote(star.removeprefix("UTF-8''"), encoding="utf-8") == filename
         assert all(c.isascii() and c not in ' ";\\' for c in star)
+
+
+def test_a_filename_read_from_disk_that_is_not_utf8_is_offered_not_a_500(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    # NOTE: os.listdir() gives a name that is not UTF-8 on disk (Latin-1 "café") with a lone
+    # surrogate; passed as filename=, it was a UnicodeEncodeError, a 500.
+    os.close(os.open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"), os.O_CREAT | os.O_WRONLY))
+    (name,) = os.listdir(tmp_path)
+    assert name == "caf\udce9.txt"
+    response = make_client(file_app(tmp_path / name, filename=name)).get("/file")
+    assert response.status_code == 200
+    value = response.headers["content-disposition"]
+    assert value == "attachment; filename=\"caf_.txt\"; filename*=UTF-8''caf%EF%BF%BD.txt"
+    # NOTE: and one from JSON ("\ud800"), which has no byte on disk to stand for.
+    assert content_disposition("a\ud800.txt").endswith("; filename*=UTF-8''a%EF%BF%BD.txt")
 
 
 def test_missing_file_raises(tmp_path: Path) -> None:
@@ -650,6 +738,60 @@ def test_a_server_file_wrapper_gets_an_error_when_the_file_shrinks(tmp_path: Pat
     with pytest.raises(OSError, match="shrank"):
         wrapped.get(65536)
     wrapped.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"), [("bytes=10-19", 10, 20), ("bytes=-5", 95, 100)]
+)
+def test_a_range_goes_to_the_server_file_wrapper_as_its_span(
+    data_file: Path, header: str, start: int, end: int
+) -> None:
+    # NOTE: a range was streamed by the server's thread, as the wrapper took whole files only:
+    # a client that stopped reading a video it had seeked in held one of Waitress's threads
+    # (4 by default) until the stall timeout, and a few such clients held the whole server.
+    environ = wsgi_environ(
+        "GET", "/file", HTTP_RANGE=header, **{"wsgi.file_wrapper": ReadOnlyFileBasedBuffer}
+    )
+    headers: list[Any] = []
+    wrapped = file_app(data_file).as_wsgi()(environ, lambda s, h, e=None: headers.extend(h))
+    assert isinstance(wrapped, ReadOnlyFileBasedBuffer)
+    assert dict(headers)["content-range"] == f"bytes {start}-{end - 1}/100"
+    # NOTE: as Waitress's main loop sends it: from the file's position, Content-Length bytes.
+    assert wrapped.prepare(int(dict(headers)["content-length"])) == end - start
+    assert wrapped.get(65536, skip=True) == DATA[start:end]
+    assert wrapped.get(65536, skip=True) == b""
+    wrapped.close()
+    # NOTE: wsgiref's wrapper reads from the file's position until read() gives nothing.
+    environ["wsgi.file_wrapper"] = FileWrapper
+    wrapped = file_app(data_file).as_wsgi()(environ, lambda s, h, e=None: None)
+    assert isinstance(wrapped, FileWrapper)
+    assert b"".join(wrapped) == DATA[start:end]
+    wrapped.close()
+
+
+class WholeFileWrapper(FileWrapper):
+    """A server's file wrapper that sends the whole file from byte 0, by its descriptor, as
+    uWSGI's does."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        whole = os.fdopen(os.dup(filelike.fileno()), "rb")
+        whole.seek(0)
+        super().__init__(whole, blksize)
+        self.close = lambda: (whole.close(), filelike.close())  # NOTE: FileWrapper sets one.
+
+
+@pytest.mark.parametrize(("header", "wrapped"), [(None, True), ("bytes=10-19", False)])
+def test_a_range_stays_a_stream_for_a_file_wrapper_not_known_to_start_at_its_position(
+    data_file: Path, header: str | None, wrapped: bool
+) -> None:
+    # NOTE: uWSGI's wrapper sends the whole file, whatever its position and Content-Length:
+    # handed a range, it would send 100 bytes under a Content-Length of 10.
+    extra = {"wsgi.file_wrapper": WholeFileWrapper} | ({"HTTP_RANGE": header} if header else {})
+    environ = wsgi_environ("GET", "/file", **extra)
+    body = file_app(data_file).as_wsgi()(environ, lambda s, h, e=None: None)
+    assert b"".join(body) == (DATA[10:20] if header else DATA)
+    assert isinstance(body, WholeFileWrapper) is wrapped
+    getattr(body, "close", lambda: None)()
 
 
 def test_a_server_file_wrapper_stops_at_the_length_of_a_file_that_grew(tmp_path: Path) -> None:

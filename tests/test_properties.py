@@ -476,7 +476,9 @@ def expected_range(header: str, size: int) -> tuple[int, int] | bool | None:
     first, last = header.removeprefix("bytes=").split("-")
     if not first:
         suffix = int(last)
-        return (size - min(suffix, size), min(suffix, size)) if suffix and size else False
+        if suffix and not size:
+            return None  # NOTE: satisfiable (14.1.1), yet no Content-Range can give it.
+        return (size - min(suffix, size), min(suffix, size)) if suffix else False
     if last and int(last) < int(first):
         return None
     if int(first) >= size:

@@ -1,10 +1,12 @@
-"""Files the server's user can't read, through Waitress and Uvicorn run as a user that isn't
-root (``nobody`` when the suite runs as root, since root reads every file)."""
+"""Files through Waitress and Uvicorn: files the server's user can't read (the server run as a
+user that isn't root, ``nobody`` when the suite runs as root, since root reads every file), and
+downloads whose clients stop reading."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -123,3 +125,47 @@ def test_readability_is_that_of_the_effective_ids(
         pytest.skip("needs root and setpriv to run a process with other ids")
     as_unprivileged()  # NOTE: skips when nobody can't run this checkout's Python
     assert file_opened_by([setpriv, *ids], folder / "unreadable.txt") == expected
+
+
+@pytest.mark.parametrize(
+    ("server", "request_line"),
+    [
+        ("uvicorn", b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("uvicorn", b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n"),
+        ("waitress", b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1-\r\n\r\n"),
+    ],
+    ids=["uvicorn-whole", "uvicorn-range", "waitress-range"],
+)
+def test_clients_that_stop_reading_files_hold_no_server_thread(
+    tmp_path: Path, server: str, request_line: bytes
+) -> None:
+    # NOTE: under Uvicorn, a file's read held one of the pool's threads until its client had
+    # taken the last chunk, and under Waitress a range's (a whole file goes to its file
+    # wrapper): --threads stalled downloads (or slow ones, a video seeked in) left no thread
+    # for any def handler, Static's own included, until the stall timer closed them (120 s).
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "big.bin").write_bytes(os.urandom(32 * 1024 * 1024))
+    (folder / "small.txt").write_text("small")
+    port = free_port()
+    serve = [sys.executable, "-m", "microweb", "serve", "tests/files_app.py"]
+    command = [*serve, "--server", server, "--port", str(port), "--threads", "2"]
+    env = environment(FILES_APP_DIR=str(folder))
+    stalled: list[socket.socket] = []
+    with running(command, port=port, log=tmp_path / "server.log", env=env):
+        try:
+            for _ in range(3):
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect((HOST, port))
+                sock.sendall(request_line)
+                sock.settimeout(10)
+                assert sock.recv(64).startswith(b"HTTP/1.1 20")  # NOTE: its read has begun.
+                stalled.append(sock)
+            # NOTE: a guard against a hang, not a timing: the answer comes at once or never.
+            with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=15) as client:
+                assert client.get("/static/small.txt").text == "small"
+                assert client.get("/direct/small.txt").text == "small"
+        finally:
+            for sock in stalled:
+                sock.close()
