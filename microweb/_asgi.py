@@ -56,7 +56,7 @@ from ._errors import (
     report_unhandled,
 )
 from ._file_threads import aiter_file_read, close_in_file_thread
-from ._files import reads_the_file
+from ._files import bound_to_no_thread
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
 from ._pool import WorkerPool
@@ -606,7 +606,7 @@ def _async_chunks(stream: Any, pool: WorkerPool) -> Any:
     """Return ``stream`` as an async iterable: a sync one runs in ``pool``."""
     if hasattr(stream, "__aiter__"):
         return stream
-    if reads_the_file(stream):
+    if bound_to_no_thread(stream):
         return aiter_file_read(stream, pool)  # NOTE: it holds no thread between its reads.
     return iterate_in_pool(stream, pool)
 

@@ -1,10 +1,10 @@
 """The file threads: blocking file I/O from async code, and a form's spooled writes.
 
 ``run_blocking`` starts a call (an upload's ``aread()``/``asave()``) in a file thread;
-``aiter_file_read`` reads a file response from async code in the pool, batches of chunks;
-``close_in_file_thread`` closes an ASGI request's files on disk as it ends; ``ThreadSpooler``
-writes a form's spooled files one batch while the next is parsed. ``ThreadHooks`` gives both
-drivers' requests these hooks.
+``aiter_file_read`` reads a file response (or gzip's of one) from async code in the pool,
+batches of chunks; ``close_in_file_thread`` closes an ASGI request's files on disk as it ends;
+``ThreadSpooler`` writes a form's spooled files one batch while the next is parsed.
+``ThreadHooks`` gives both drivers' requests these hooks.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import contextvars
 import os
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from inspect import GEN_SUSPENDED, getgeneratorstate
 from itertools import islice
+from types import GeneratorType
 from typing import Any, TypeVar
 
 from ._concurrency import (
@@ -74,12 +75,10 @@ def close_in_file_thread(close: Callable[[], None]) -> Awaitable[None]:
     return asyncio.shield(in_a_thread(FILE_THREADS, close))
 
 
-FileRead = Generator[bytes, None, None]
-
-
-async def aiter_file_read(chunks: FileRead, pool: WorkerPool) -> AsyncIterator[bytes]:
-    """Iterate a file's read (``FileInfo.chunks()``) from async code, each read a call in
-    ``pool``: the next one runs while a chunk is sent, and no thread waits for the client.
+async def aiter_file_read(chunks: Iterator[bytes], pool: WorkerPool) -> AsyncIterator[bytes]:
+    """Iterate a stream bound to no thread (``bound_to_no_thread``: a file's read, gzip's of
+    one) from async code, each read a call in ``pool``: the next one runs while a chunk is
+    sent, and no thread waits for the client.
 
     ``iterate_in_pool`` holds one thread from a stream's start to its end, for the streams
     bound to a thread (a ``sqlite3`` cursor); a file's read is bound to none.
@@ -88,6 +87,7 @@ async def aiter_file_read(chunks: FileRead, pool: WorkerPool) -> AsyncIterator[b
     # App.max_threads clients that stopped reading a large file (or slow ones, downloading a
     # video) held the whole pool, and every def handler, Static's own included, waited.
     step: asyncio.Future[list[bytes]] | None = None
+    finished = False
     try:
         step = _read_in(pool, chunks)
         while True:
@@ -98,9 +98,10 @@ async def aiter_file_read(chunks: FileRead, pool: WorkerPool) -> AsyncIterator[b
             for chunk in batch:
                 yield chunk
             if ended:
+                finished = True
                 return
     finally:
-        await through_one_cancellation(_close_read(step, chunks, pool))
+        await through_one_cancellation(_close_read(step, chunks, pool, finished))
 
 
 # PERF: the chunks one call in the pool reads; the next call's are read while these are sent.
@@ -110,11 +111,11 @@ async def aiter_file_read(chunks: FileRead, pool: WorkerPool) -> AsyncIterator[b
 READS_PER_CALL = 8
 
 
-def _read_some(chunks: FileRead) -> list[bytes]:
+def _read_some(chunks: Iterator[bytes]) -> list[bytes]:
     return list(islice(chunks, READS_PER_CALL))
 
 
-def _read_in(pool: WorkerPool, chunks: FileRead) -> asyncio.Future[list[bytes]]:
+def _read_in(pool: WorkerPool, chunks: Iterator[bytes]) -> asyncio.Future[list[bytes]]:
     try:
         return asyncio.ensure_future(run_in_pool(pool, _read_some, chunks))
     except RuntimeError:
@@ -123,7 +124,10 @@ def _read_in(pool: WorkerPool, chunks: FileRead) -> asyncio.Future[list[bytes]]:
 
 
 async def _close_read(
-    step: asyncio.Future[list[bytes]] | None, chunks: FileRead, pool: WorkerPool
+    step: asyncio.Future[list[bytes]] | None,
+    chunks: Iterator[bytes],
+    pool: WorkerPool,
+    finished: bool,
 ) -> None:
     if step is not None:
         # NOTE: a read under way when the client left ends first: the generator can't be
@@ -133,10 +137,13 @@ async def _close_read(
         # "Future exception was never retrieved" with its traceback.
         if not step.cancelled():
             step.exception()
-    if getgeneratorstate(chunks) == GEN_SUSPENDED:
-        await in_a_thread(pool, chunks.close)  # NOTE: closes the file, which may block.
+    close = getattr(chunks, "close", None)
+    if close is None:
+        return
+    if finished or (type(chunks) is GeneratorType and getgeneratorstate(chunks) != GEN_SUSPENDED):
+        close()  # NOTE: ended, or never started: nothing to run.
     else:
-        chunks.close()  # NOTE: never started, or ended: nothing to run.
+        await in_a_thread(pool, close)  # NOTE: closes the file, which may block.
 
 
 def _start(

@@ -384,3 +384,13 @@ _FILE_READ = FileInfo.chunks.__code__
 def reads_the_file(chunks: object) -> bool:
     """Whether ``chunks`` is a read of a ``FileInfo`` (``FileInfo.chunks()``), not a stream."""
     return getattr(chunks, "gi_code", None) is _FILE_READ
+
+
+def bound_to_no_thread(chunks: object) -> bool:
+    """Whether a sync stream may be read a few chunks at a time by any thread: a file's read,
+    or a stream that says so with a true ``bound_to_no_thread`` attribute (gzip's of a file).
+
+    Any other sync stream is read in one thread from its start to its end, as a ``sqlite3``
+    cursor must be.
+    """
+    return reads_the_file(chunks) or getattr(chunks, "bound_to_no_thread", False) is True

@@ -1,4 +1,4 @@
-"""A file sent under ASGI holds no thread of the pool while its client takes the chunks.
+"""A file sent under ASGI (or gzip's of it) holds no thread of the pool while its client takes it.
 
 The ASGI callable is driven by hand, as a server would drive it, with a client that stops
 taking the body (its ``send()`` never returns) or leaves, and a pool of one thread; the read
@@ -22,6 +22,7 @@ from microweb._concurrency import run_in_pool
 from microweb._file_threads import READS_PER_CALL, aiter_file_read
 from microweb._files import stat_file
 from microweb._pool import WorkerPool
+from microweb.plugins import GZip
 
 Message = dict[str, Any]
 # NOTE: more than the chunks a sync stream reads ahead of the loop (16 of 64 KiB).
@@ -30,10 +31,19 @@ BIG = 4 * 1024 * 1024
 
 def pool_app(folder: Path) -> App:
     app = App(max_threads=1)
+    app.install(GZip())
 
     @app.get("/big")
     def big(request: Request) -> Response:
         return Response.file(folder / "big.bin")
+
+    @app.get("/big.txt")
+    def big_text(request: Request) -> Response:
+        return Response.file(folder / "big.txt")
+
+    @app.get("/report")
+    def report(request: Request) -> str:
+        return (folder / "big.txt").read_text()
 
     @app.get("/page")
     def page(request: Request) -> str:
@@ -42,7 +52,9 @@ def pool_app(folder: Path) -> App:
     return app
 
 
-async def stalled_download(asgi: Any, path: str, first_chunk: asyncio.Event) -> None:
+async def stalled_download(
+    asgi: Any, path: str, first_chunk: asyncio.Event, headers: list[tuple[bytes, bytes]]
+) -> None:
     """Request ``path`` as a client that takes the first body chunk and then stops reading."""
     delivered = False
 
@@ -59,19 +71,34 @@ async def stalled_download(asgi: Any, path: str, first_chunk: asyncio.Event) -> 
             first_chunk.set()
             await asyncio.Event().wait()  # NOTE: a full socket buffer: send() never returns.
 
-    await asgi(http_scope(path=path), receive, send)
+    await asgi(http_scope(path=path, headers=headers), receive, send)
 
 
-def test_a_client_that_stops_reading_a_file_holds_no_pool_thread(tmp_path: Path) -> None:
+# NOTE: gzip's of a text file, and of a whole body too large to compress on the loop, were
+# read in one pool thread held until the client took the last chunk, as a file's own was.
+DOWNLOADS = {
+    "file": ("/big", []),
+    "gzip of a file": ("/big.txt", [(b"accept-encoding", b"gzip")]),
+    "gzip of a whole body": ("/report", [(b"accept-encoding", b"gzip")]),
+}
+
+
+@pytest.mark.parametrize("download", list(DOWNLOADS))
+def test_a_client_that_stops_reading_a_file_holds_no_pool_thread(
+    tmp_path: Path, download: str
+) -> None:
     # NOTE: the file's read ran in one pool thread from start to end, which waited there for
     # the client: App.max_threads such clients (or slow ones, downloading a video) held the
     # whole pool, and every def handler, Static's own included, waited until they left.
     (tmp_path / "big.bin").write_bytes(os.urandom(BIG))
+    # NOTE: text that compresses about in half, so that gzip's chunks outlast the read-ahead.
+    (tmp_path / "big.txt").write_text(os.urandom(BIG).hex())
     asgi = pool_app(tmp_path).as_asgi()
+    path, headers = DOWNLOADS[download]
 
     async def scenario() -> tuple[int, bytes]:
         first_chunk = asyncio.Event()
-        download = asyncio.ensure_future(stalled_download(asgi, "/big", first_chunk))
+        stalled = asyncio.ensure_future(stalled_download(asgi, path, first_chunk, headers))
         try:
             await asyncio.wait_for(first_chunk.wait(), timeout=10)
             # NOTE: the file's reads, ahead of the stalled send(), have had their time.
@@ -80,8 +107,8 @@ def test_a_client_that_stops_reading_a_file_holds_no_pool_thread(tmp_path: Path)
             # NOTE: a guard against a hang, not a timing: the page comes at once or never.
             return await asyncio.wait_for(asgi_get(asgi, "/page"), timeout=10)
         finally:
-            download.cancel()
-            await asyncio.gather(download, return_exceptions=True)
+            stalled.cancel()
+            await asyncio.gather(stalled, return_exceptions=True)
 
     assert asyncio.run(scenario()) == (200, b"page")
 

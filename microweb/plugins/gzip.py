@@ -16,6 +16,7 @@ from collections.abc import (
 
 from microweb import App, Request, Response
 from microweb._emission import encode_chunk, sized, stream_length
+from microweb._files import reads_the_file
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 from microweb._response import StreamBody
 
@@ -99,7 +100,8 @@ def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
     Returns:
         An iterator of gzip data, one piece per input chunk, then the trailer.
     """
-    return GzipStream(chunks, level)
+    # NOTE: gzip's of a file's read is bound to no thread either (see bound_to_no_thread).
+    return GzipStream(chunks, _compressed(chunks, level), reads_the_file(chunks))
 
 
 def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStream:
@@ -120,14 +122,24 @@ def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStr
 # http.response.start failed: the client gone, the task cancelled) left the app's stream (a
 # file, a cursor) open.
 class GzipStream:
-    """The gzip data of a sync stream; closing it closes the stream, read or not."""
+    """The gzip data of a sync stream; closing it closes the stream, read or not.
 
-    __slots__ = ("_compressed", "_source", "_started")
+    ``bound_to_no_thread`` says whether any thread may read it, a few chunks at a time: under
+    ASGI it is then read in the pool a batch a call, with no thread held while its client
+    takes them, as a file's own read is (true for gzip's of a file or of a whole body).
+    """
 
-    def __init__(self, chunks: Iterable[bytes | str], level: int) -> None:
-        self._source = chunks
-        self._compressed = _compressed(chunks, level)
+    __slots__ = ("_compressed", "_source", "_started", "bound_to_no_thread")
+
+    def __init__(
+        self, source: object, compressed: Generator[bytes, None, None], bound_to_no_thread: bool
+    ) -> None:
+        self._source = source
+        self._compressed = compressed
         self._started = False
+        # NOTE: held in one pool thread, gzip's of a large file waited there while its client
+        # took each chunk: App.max_threads slow clients held the pool (review186).
+        self.bound_to_no_thread = bound_to_no_thread
 
     def __iter__(self) -> GzipStream:
         return self
@@ -452,7 +464,8 @@ class GZip:
             # NOTE: a length left on a whole body (a flow that read a file response into
             # response.body keeps the file's) was held against the compressed stream: the
             # response was cut as an error (before review168, sent under that Content-Length).
-            response.chunks, response.length = _compressed_body(body, self.compresslevel), None
+            compressed = _compressed_body(body, self.compresslevel)
+            response.chunks, response.length = GzipStream(None, compressed, True), None
             response.file_info = None
             return
         chunks = _held_to_length(chunks, response)
