@@ -150,6 +150,13 @@ class WebSocketSession:
                 # surrogate raises UnicodeEncodeError into the app, and nothing is sent.
                 text.encode("utf-8")
             await self._from_app.put(dict(message))
+            if message["type"] == "websocket.close":
+                # SPEC: ASGI, websocket.disconnect is sent when the server closes the
+                # connection too; Uvicorn sends it with the app's close code and reason. A
+                # receive pending in another task (a watchdog closed an idle socket) waited
+                # until the test's own close, and got its code.
+                gone = {"type": "websocket.disconnect", "code": message.get("code", 1000)}
+                await self._to_app.put({**gone, "reason": message.get("reason") or ""})
 
         # NOTE: set in this task's own context, which the app's task copies: the list is
         # this session's, for as long as the connection lasts.

@@ -1,0 +1,61 @@
+"""WebSockets, in process, against what a hostile client or a real server does (review188).
+
+Each test drives the real ``as_asgi()`` callable: through ``TestClient``, or with the ASGI
+messages a server sends, where the test client cannot send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, WebSocket, WebSocketDisconnect
+from microweb.testing import TestClient
+
+
+@pytest.fixture
+def asgi_client() -> Iterator[MakeClient]:
+    """Build ASGI TestClients; closed after the test."""
+    clients: list[TestClient] = []
+
+    def make(app: App) -> TestClient:
+        client = TestClient(app, interface="asgi")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_a_receive_pending_when_another_task_closes_ends_with_that_close(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: Uvicorn sends websocket.disconnect with the app's code and reason once the app
+    # closes: a watchdog that closed an idle socket ended the handler's receive there at
+    # once, and under the test client only when the test closed, with the test's code.
+    app = App()
+    seen: list[tuple[int, str]] = []
+
+    @app.websocket("/ws")
+    async def watched(ws: WebSocket) -> None:
+        await ws.accept()
+
+        async def watchdog() -> None:
+            await ws.close(4000, "idle")
+
+        closing = asyncio.create_task(watchdog())
+        try:
+            await ws.receive_text()
+        except WebSocketDisconnect as exc:
+            seen.append((exc.code, exc.reason))
+        await closing
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert (closed.value.code, closed.value.reason) == (4000, "idle")
+    assert seen == [(4000, "idle")]
