@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import MakeClient
+from drive import handshake_messages, websocket_scope
 
 from microweb import App, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
@@ -59,3 +60,21 @@ def test_a_receive_pending_when_another_task_closes_ends_with_that_close(
             session.receive_text()
         assert (closed.value.code, closed.value.reason) == (4000, "idle")
     assert seen == [(4000, "idle")]
+
+
+def test_empty_subprotocols_a_server_passes_on_are_not_offered() -> None:
+    # NOTE: Uvicorn splits "chat, , v2" and "chat," on commas and keeps the empty names;
+    # RFC 9110 5.6.1 has a recipient ignore empty list elements, as the test client does.
+    # An app that took ws.subprotocols[-1] accepted "", and the client got no subprotocol.
+    app = App()
+    seen: list[list[str]] = []
+
+    @app.websocket("/ws")
+    async def chat(ws: WebSocket) -> None:
+        seen.append(ws.subprotocols)
+        await ws.accept(subprotocol=ws.subprotocols[-1])
+
+    sent = handshake_messages(app.as_asgi(), websocket_scope("/ws", ["chat", "", "v2", ""]))
+    assert seen == [["chat", "v2"]]
+    assert sent[0]["type"] == "websocket.accept"
+    assert sent[0]["subprotocol"] == "v2"
