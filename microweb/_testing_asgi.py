@@ -133,6 +133,9 @@ class WebSocketSession:
         self._errors: list[BaseException] | None = [] if raise_server_exceptions else None
         # NOTE: the close the session has seen (the app's, or the test's own): (code, reason).
         self._ended: tuple[int, str] | None = None
+        # NOTE: whether the client side has closed (the test's close(), the server's stop):
+        # the app's sends then fail, as a server's do once its client has gone.
+        self._client_closed = False
         self._task = loop.run(self._start(app, scope))
         self.accepted = loop.run(self._answer_to_handshake())
         if self.accepted["type"] != "websocket.accept":
@@ -144,6 +147,11 @@ class WebSocketSession:
 
     async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
         async def send(message: Any) -> None:
+            if self._client_closed and message["type"] in _AFTER_ACCEPT:
+                # SPEC: ASGI servers raise an OSError subclass from send() once the client has
+                # gone. Taken in silence, a handler that only sends (a ticker, a feed) never
+                # heard that the test had closed: close() waited 10 s, then raised TimeoutError.
+                raise ConnectionResetError("the client closed the WebSocket")
             text = message.get("text")
             if type(text) is str and not text.isascii():
                 # NOTE: as Uvicorn's WebSocket protocols do, which encode it first: a lone
@@ -357,6 +365,7 @@ class WebSocketSession:
         # NOTE: the server's close frame: after what the app sent before, before what it
         # sends once told (a server that stops sends nothing more).
         self._loop.run(self._from_app.put({"type": "websocket.close", "code": 1012}))
+        self._client_closed = True
         self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": 1012}))
         self._loop.run(asyncio.wait([self._task], timeout=STOPPING))
 
@@ -365,6 +374,7 @@ class WebSocketSession:
             # NOTE: a receive after the test's own close raised 1006, the code of a connection
             # that dropped, as after the app's close (4001, say) did from the second on.
             self._ended = (code, "")
+        self._client_closed = True
         if not self._task.done():
             self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
             self._loop.run(self._finish())
@@ -411,6 +421,9 @@ async def _give_up(task: asyncio.Task[None]) -> None:
     # goes on waiting held the test for ever. The loop's stop cancels it again, also bounded.
     await asyncio.wait([task], timeout=WAIT)
 
+
+# NOTE: what an app sends on an open connection; an accept or a refusal has no client to miss.
+_AFTER_ACCEPT = frozenset({"websocket.send", "websocket.close"})
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.
 _UPGRADE = [

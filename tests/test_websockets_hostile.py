@@ -78,3 +78,32 @@ def test_empty_subprotocols_a_server_passes_on_are_not_offered() -> None:
     assert seen == [["chat", "v2"]]
     assert sent[0]["type"] == "websocket.accept"
     assert sent[0]["subprotocol"] == "v2"
+
+
+@pytest.mark.parametrize("closed_by", ["session", "client"])
+def test_a_handler_that_only_sends_hears_that_the_test_closed(closed_by: str) -> None:
+    # NOTE: a server's send() raises once its client has gone; the test client's took every
+    # message in silence, so a ticker never ended: the session's close waited 10 s and raised
+    # TimeoutError, the client's (a server's stop) cancelled it after 2 s.
+    app = App()
+    seen: list[int] = []
+
+    @app.websocket("/ticks")
+    async def ticks(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_text("tick")
+                await asyncio.sleep(0.001)
+        except WebSocketDisconnect as exc:
+            seen.append(exc.code)
+
+    client = TestClient(app, interface="asgi")
+    try:
+        session = client.websocket_connect("/ticks")
+        assert session.receive_text() == "tick"
+        if closed_by == "session":
+            session.close()
+    finally:
+        client.close()
+    assert seen == [1006]
