@@ -107,3 +107,24 @@ def test_a_handler_that_only_sends_hears_that_the_test_closed(closed_by: str) ->
     finally:
         client.close()
     assert seen == [1006]
+
+
+def test_the_messages_sent_before_the_tests_close_reach_the_handler() -> None:
+    # NOTE: a server reads the client's close only once the app took what came before it, so
+    # the replies to them go out but, maybe, the last one's: the handler reads them all, and
+    # ends. Had its sends failed as soon as the test closed, a reply could have ended it first.
+    app = App()
+    seen: list[str] = []
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        async for text in ws.iter_text():
+            seen.append(text)
+            await ws.send_text(text)
+
+    client = TestClient(app, interface="asgi")
+    with client, client.websocket_connect("/echo") as session:
+        for text in "abcde":
+            session.send_text(text)
+    assert seen == list("abcde")
