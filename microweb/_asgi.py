@@ -420,7 +420,9 @@ class ASGIDriver:
         if not await self._accepted(request, send):
             return
         limit = request.limits.max_websocket_message
-        subprotocols = list(scope.get("subprotocols") or [])
+        # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
+        # "chat, , v2", which an app could accept (the client then got no subprotocol).
+        subprotocols = [name for name in scope.get("subprotocols") or () if name]
         ws = WebSocket(request, receive, _turning(send), subprotocols, limit)
         try:
             await route.handler(ws, **request.path_params)

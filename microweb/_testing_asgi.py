@@ -133,6 +133,12 @@ class WebSocketSession:
         self._errors: list[BaseException] | None = [] if raise_server_exceptions else None
         # NOTE: the close the session has seen (the app's, or the test's own): (code, reason).
         self._ended: tuple[int, str] | None = None
+        # NOTE: the messages put for the app, and those it took; once the client side has
+        # closed (the test's close(), the server's stop), the app's sends fail, as a server's
+        # do once its client has gone, when it has taken the ``_closed_at`` messages sent
+        # before the close: a server reads on only once the app took what it read before.
+        self._put = self._taken = 0
+        self._closed_at: int | None = None
         self._task = loop.run(self._start(app, scope))
         self.accepted = loop.run(self._answer_to_handshake())
         if self.accepted["type"] != "websocket.accept":
@@ -144,18 +150,48 @@ class WebSocketSession:
 
     async def _start(self, app: ASGIDriver, scope: dict[str, Any]) -> asyncio.Task[None]:
         async def send(message: Any) -> None:
+            closed_at = self._closed_at
+            if closed_at is not None and self._taken >= closed_at and message["type"] in _SENT:
+                # SPEC: ASGI servers raise an OSError subclass from send() once the client has
+                # gone. Taken in silence, a handler that only sends (a ticker, a feed) never
+                # heard that the test had closed: close() waited 10 s, then raised TimeoutError.
+                raise ConnectionResetError("the client closed the WebSocket")
             text = message.get("text")
             if type(text) is str and not text.isascii():
                 # NOTE: as Uvicorn's WebSocket protocols do, which encode it first: a lone
                 # surrogate raises UnicodeEncodeError into the app, and nothing is sent.
                 text.encode("utf-8")
             await self._from_app.put(dict(message))
+            if message["type"] == "websocket.close":
+                # SPEC: ASGI, websocket.disconnect is sent when the server closes the
+                # connection too; Uvicorn sends it with the app's close code and reason. A
+                # receive pending in another task (a watchdog closed an idle socket) waited
+                # until the test's own close, and got its code.
+                gone = {"type": "websocket.disconnect", "code": message.get("code", 1000)}
+                await self._deliver({**gone, "reason": message.get("reason") or ""})
+
+        async def receive() -> dict[str, Any]:
+            message = await self._to_app.get()
+            self._taken += 1
+            return message
 
         # NOTE: set in this task's own context, which the app's task copies: the list is
         # this session's, for as long as the connection lasts.
         unhandled_errors.set(self._errors)
-        await self._to_app.put({"type": "websocket.connect"})
-        return asyncio.ensure_future(served(app(scope, self._to_app.get, send)))
+        await self._deliver({"type": "websocket.connect"})
+        return asyncio.ensure_future(served(app(scope, receive, send)))
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
+        """Put ``message`` for the app to receive."""
+        self._put += 1
+        await self._to_app.put(message)
+
+    async def _client_closes(self, code: int, at_once: bool = False) -> None:
+        """Tell the app that the client closed with ``code``: after the messages sent before,
+        or, ``at_once``, before them (the server's stop, which reads no more)."""
+        if self._closed_at is None:
+            self._closed_at = 0 if at_once else self._put
+        await self._deliver({"type": "websocket.disconnect", "code": code})
 
     async def _answer_to_handshake(self) -> dict[str, Any]:
         """Return the app's accept or close; give up on an app that sends neither in time.
@@ -264,7 +300,7 @@ class WebSocketSession:
             raise TypeError(f"send_text() takes a str, not {type(text).__name__}")
         text.encode("utf-8")
         self._check_open()
-        self._loop.run(self._to_app.put({"type": "websocket.receive", "text": text}))
+        self._loop.run(self._deliver({"type": "websocket.receive", "text": text}))
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send a binary message to the app.
@@ -279,7 +315,7 @@ class WebSocketSession:
             raise TypeError(f"send_bytes() takes bytes, not {type(data).__name__}")
         self._check_open()
         message = {"type": "websocket.receive", "bytes": bytes(data)}
-        self._loop.run(self._to_app.put(message))
+        self._loop.run(self._deliver(message))
 
     def send_json(self, value: Any) -> None:
         """Send ``value`` as a JSON text message."""
@@ -350,7 +386,7 @@ class WebSocketSession:
         # NOTE: the server's close frame: after what the app sent before, before what it
         # sends once told (a server that stops sends nothing more).
         self._loop.run(self._from_app.put({"type": "websocket.close", "code": 1012}))
-        self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": 1012}))
+        self._loop.run(self._client_closes(1012, at_once=True))
         self._loop.run(asyncio.wait([self._task], timeout=STOPPING))
 
     def _end(self, code: int) -> None:
@@ -359,7 +395,7 @@ class WebSocketSession:
             # that dropped, as after the app's close (4001, say) did from the second on.
             self._ended = (code, "")
         if not self._task.done():
-            self._loop.run(self._to_app.put({"type": "websocket.disconnect", "code": code}))
+            self._loop.run(self._client_closes(code))
             self._loop.run(self._finish())
 
     def __enter__(self) -> WebSocketSession:
@@ -404,6 +440,9 @@ async def _give_up(task: asyncio.Task[None]) -> None:
     # goes on waiting held the test for ever. The loop's stop cancels it again, also bounded.
     await asyncio.wait([task], timeout=WAIT)
 
+
+# NOTE: what an app sends on an open connection; an accept or a refusal has no client to miss.
+_SENT = frozenset({"websocket.send", "websocket.close"})
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.
 _UPGRADE = [

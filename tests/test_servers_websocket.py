@@ -315,6 +315,17 @@ def test_client_leaving_during_sends_is_a_websocket_disconnect(ws_server: Uvicor
     assert "ticker: client left" in log, log
 
 
+def test_the_apps_close_ends_a_receive_pending_in_another_task(ws_server: Uvicorn) -> None:
+    # NOTE: the server sends websocket.disconnect with the app's own close, as the test client
+    # does (tests/test_websockets_hostile.py): a watchdog's close ends the handler's receive.
+    with _connect(ws_server.ws_url + "/watched") as ws:
+        assert _close_code(_closed_by_server(ws)) == 4000
+    deadline = time.monotonic() + TIMEOUT
+    while "watched: receive ended" not in ws_server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "watched: receive ended (4000)" in ws_server.log_text()
+
+
 def _send_and_vanish(server: Uvicorn, path: str, text: str) -> None:
     """Open a WebSocket on ``path``, send one short text frame and drop the TCP connection."""
     with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:

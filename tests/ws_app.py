@@ -24,6 +24,8 @@ Endpoints:
 - ``/unwelcome``: raises ``WebSocketDisconnect`` before accept() (a 403), or with ``?late=1``
   after it (a close with 1000).
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
+- ``/watched``: a task of its own closes with 4000 (``"idle"``) while the handler waits for a
+  message; prints ``watched: receive ended (code)`` to stderr once the receive has ended.
 
 Messages are limited to ``MAX_MESSAGE`` bytes (a bigger one closes with 1009). The ``guard`` flow
 also stamps ``x-served-by: ws_app`` on every answer, handshakes included. ``CORS`` allows the
@@ -120,6 +122,22 @@ async def ticker(ws: WebSocket) -> None:
             await asyncio.sleep(0.01)
     except WebSocketDisconnect as exc:
         print(f"ticker: client left ({exc.code})", file=sys.stderr, flush=True)
+
+
+@app.websocket("/watched")
+async def watched(ws: WebSocket) -> None:
+    """Close from a watchdog task while a receive waits: the receive ends with that close."""
+    await ws.accept()
+
+    async def watchdog() -> None:
+        await ws.close(4000, "idle")
+
+    closing = asyncio.create_task(watchdog())
+    try:
+        await ws.receive_text()
+    except WebSocketDisconnect as exc:
+        print(f"watched: receive ended ({exc.code})", file=sys.stderr, flush=True)
+    await closing
 
 
 @app.websocket("/send/{case}")
