@@ -122,17 +122,25 @@ def index(request: Request) -> Response:
     return Response.html(PAGE)
 
 
+# Seconds a client gets to take one message. A send waits while the client's connection is
+# full, and a broadcast waits for its slowest client: without a deadline, one browser that
+# reads nothing (a laptop gone to sleep) would hold up the room for everyone.
+SEND_DEADLINE = 5.0
+
+
 async def _deliver(client: WebSocket, message: dict[str, str]) -> WebSocket | None:
     try:
-        await client.send_json(message)
+        await asyncio.wait_for(client.send_json(message), SEND_DEADLINE)
     except Exception:
-        # NOTE: a client that left between two messages must not stop the others' delivery.
+        # NOTE: a client that left between two messages, or is too slow to take them, must
+        # not stop the others' delivery (wait_for's TimeoutError is an Exception too).
         return client
     return None
 
 
 async def broadcast(message: dict[str, str]) -> None:
-    """Send ``message`` to every connected client; forget those that cannot be reached.
+    """Send ``message`` to every connected client; forget those that cannot be reached in
+    ``SEND_DEADLINE`` seconds (they get no more messages).
 
     The lock makes every client see the messages in the same order.
     """
