@@ -129,6 +129,12 @@ async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[No
         value = await entered
     except BaseException:
         task.cancel()
+        # NOTE: its cleanup ends before the error goes on to the exits of the lifespans
+        # entered before it, as in nested async with blocks: a startup cut off while it
+        # entered exited those first, and it cleaned up after them.
+        await asyncio.wait((task,))
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("lifespan %r failed while cut off", name, exc_info=task.exception())
         raise
     task.add_done_callback(lambda task: _ended_early(task, release, name))
 

@@ -87,3 +87,53 @@ def test_a_cancelled_asgi_startup_exits_the_lifespans_entered_before_it_ends(kin
         "cancelled",
     ]
     assert sent == []
+
+
+def test_a_lifespan_cancelled_while_it_enters_cleans_up_before_those_entered_exit() -> None:
+    events: list[str] = []
+    app = App()
+
+    @app.lifespan
+    async def first(app: App) -> AsyncIterator[None]:
+        events.append("enter first")
+        try:
+            yield
+        finally:
+            events.append("exit first")
+
+    @app.lifespan
+    async def second(app: App) -> AsyncIterator[None]:
+        events.append("enter second")
+        try:
+            await asyncio.Event().wait()  # a connection that never comes
+            yield
+        finally:
+            await asyncio.sleep(0)  # its cleanup takes a turn or two of the loop
+            await asyncio.sleep(0)
+            events.append("second cleaned up")
+
+    async def serve() -> None:
+        asgi = app.as_asgi()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await inbox.put({"type": "lifespan.startup"})
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            raise AssertionError(f"nothing is sent: {message}")
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        call = asyncio.ensure_future(asgi(scope, inbox.get, send))
+        while "enter second" not in events:
+            await asyncio.sleep(0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        events.append("cancelled")
+
+    asyncio.run(serve())
+    assert events == [
+        "enter first",
+        "enter second",
+        "second cleaned up",
+        "exit first",
+        "cancelled",
+    ]
