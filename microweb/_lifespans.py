@@ -43,7 +43,8 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
 
     Raises:
         BaseException: The first step's failure (an exception, ``SystemExit`` or
-            ``KeyboardInterrupt``); the lifespans entered before it are exited first.
+            ``KeyboardInterrupt``), or the server's cancellation; the lifespans entered
+            before it are exited first.
     """
     exits: list[Colored] = []
     ended: BaseException | None = None
@@ -58,10 +59,13 @@ def run_startup(steps: StartupSteps, app: AppLike) -> Effects:
                 call_sync(step.fn, "startup")
     except Ending as carrier:
         ended = carrier.ended  # NOTE: raised below, out of this handler: no Ending chained.
-    except (Exception, KeyboardInterrupt, SystemExit):
+    except (Exception, KeyboardInterrupt, SystemExit, asyncio.CancelledError):
         # NOTE: each failure of an exit is logged by run_shutdown; the startup's is the one
         # raised. A context manager closes what it opened, even when the app never serves,
-        # and also when a step ends the process (sys.exit(), Ctrl+C), as a with block does.
+        # and also when a step ends the process (sys.exit(), Ctrl+C), as a with block does;
+        # and when the server gives up waiting (its time limit cancels the lifespan call),
+        # as nested async with blocks do: the lifespans entered were left open, an async
+        # one's task waiting for good, a sync one exited by the garbage collector.
         with contextlib.suppress(ShutdownError):
             yield from run_shutdown(exits[::-1])
         raise
@@ -125,6 +129,12 @@ async def _hold(manager: Any, name: str) -> tuple[Any, Callable[[], Awaitable[No
         value = await entered
     except BaseException:
         task.cancel()
+        # NOTE: its cleanup ends before the error goes on to the exits of the lifespans
+        # entered before it, as in nested async with blocks: a startup cut off while it
+        # entered exited those first, and it cleaned up after them.
+        await asyncio.wait((task,))
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("lifespan %r failed while cut off", name, exc_info=task.exception())
         raise
     task.add_done_callback(lambda task: _ended_early(task, release, name))
 

@@ -368,7 +368,11 @@ def _advance(
                 raise
             finally:
                 request._inline = False
-    except (StopIteration, StopAsyncIteration):
+    except StopAsyncIteration:
+        return None, True
+    except StopIteration as stop:
+        if stop.value is not None:
+            _refuse_returned(gen, stop.value)
         return None, True
     finally:
         # NOTE: the error thrown in comes back out through this frame when the flow lets it
@@ -376,6 +380,15 @@ def _advance(
         # and form would wait for a full garbage collection.
         del exc
     return out, False
+
+
+def _refuse_returned(gen: Any, value: Any) -> None:
+    # NOTE: a def flow's `return some_response` (an async def one's is a SyntaxError) went
+    # nowhere: the response it meant to replace, or the error it meant to answer, went out.
+    raise TypeError(
+        f"flow {gen.__qualname__} returned {type(value).__name__}: a flow answers by yielding "
+        "a Response, so yield it (then return nothing)"
+    ) from None
 
 
 async def _athrow(gen: Any, exc: Exception) -> Any:
