@@ -371,7 +371,9 @@ def _advance(
     except StopAsyncIteration:
         return None, True
     except StopIteration as stop:
-        if stop.value is not None:
+        # NOTE: the response it was given, returned as Flask's after_request hooks return
+        # theirs, is the one passing anyway.
+        if stop.value is not None and stop.value is not value:
             _refuse_returned(gen, stop.value)
         return None, True
     finally:

@@ -113,3 +113,23 @@ def test_a_def_flow_that_returns_none_after_its_yield_passes_the_response(
 
     response = make_client(app).get("/")
     assert (response.status_code, response.text, response.headers["x-seen"]) == (200, "home", "1")
+
+
+def test_a_def_flow_that_returns_the_response_it_was_given_passes_it(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: as a Flask after_request hook returns its response: the one passing anyway.
+    app = App()
+
+    @app.middleware
+    def stamp(request: Request) -> Generator[Any, Any, Any]:
+        response = yield
+        response.headers["x-seen"] = "1"
+        return response
+
+    def home(request: Request) -> str:
+        return "home"
+
+    app.get("/")(in_colour(colour, home))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text, response.headers["x-seen"]) == (200, "home", "1")
