@@ -92,6 +92,14 @@ def _drive(
                 raise
             except Exception as exc:
                 error: BaseException = exc
+            except (KeyboardInterrupt, SystemExit) as exc:
+                if type(effect) is Offload:
+                    raise
+                # NOTE: Ctrl+C while this thread waited for the loop (the call cancelled and
+                # ended: hop_to_loop): thrown in, as a def step's own goes through the
+                # generator, so a startup exits the lifespans it entered before it goes on,
+                # and a shutdown runs its other steps. Left out, they ran at collection.
+                error = exc
             except asyncio.CancelledError as exc:
                 # NOTE: no server cancels a call in this thread: a def handler's, flow's or
                 # callback's own, an error as under ASGI (where the pool's future carries it).
