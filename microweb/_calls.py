@@ -367,7 +367,8 @@ def stream_failed(request: Request, exc: BaseException) -> None:
 
 def unsent_stream_failed(request: Request, exc: Exception) -> None:
     """Log that closing the stream of ``request``'s answer with no body (HEAD, 204, 304) raised
-    ``exc``; the answer is whole, so the driver goes on and ends it."""
+    ``exc``, and hand it to the test client watching; the answer is whole, so the driver goes
+    on and ends it."""
     # NOTE: raised, it became the 500 of a HEAD whose GET was a 200 under WSGI, and under
     # ASGI a response the server cut after its headers, with no line of microweb's.
     logger.error(
@@ -376,6 +377,9 @@ def unsent_stream_failed(request: Request, exc: Exception) -> None:
         logged_path(request),
         exc_info=exc,
     )
+    # NOTE: and raised to a test client that asks for the app's errors, as a failed
+    # after-response callback is: only logged, a test of the HEAD passed in silence.
+    report_unhandled(exc)
 
 
 def mark_reported(exc: BaseException) -> None:

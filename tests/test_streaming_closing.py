@@ -458,3 +458,26 @@ def test_an_unsent_stream_whose_closing_fails_is_logged_and_its_answer_goes_out(
     ] * 2
     assert logged[0].exc_info is not None
     assert isinstance(logged[0].exc_info[1], CloseFailed)
+
+
+@pytest.mark.parametrize("stream", [_ClosesWithError, _AClosesWithError])
+def test_an_unsent_streams_closing_error_is_raised_to_a_test_that_asks(
+    make_client: MakeClient, colour: str, stream: type[_ClosesWithError | _AClosesWithError]
+) -> None:
+    # NOTE: only logged, it passed a test that asked for the app's errors in silence, where a
+    # GET's stream that fails as it is closed, or a failed after-response callback, is raised.
+    app = App()
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        request.after_response(lambda: events.append("after"))
+        return Response.stream(stream(events))
+
+    app.route("/", methods=["GET", "HEAD"])(in_colour(colour, index))
+    client = make_client(app)
+    client.raise_server_exceptions = True
+    with pytest.raises(CloseFailed, match="the cursor failed to close"):
+        client.head("/")
+    assert events == ["closed", "after"]
+    client.raise_server_exceptions = False
+    assert client.head("/").status_code == 200
