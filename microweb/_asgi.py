@@ -385,6 +385,12 @@ class ASGIDriver:
                     # NOTE: every step ran and each failure was logged; report them together.
                     await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
                     return
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    # NOTE: every step ran, this one logged: said failed, then raised on, as at
+                    # startup. Let out alone, Uvicorn took it for a lifespan protocol it did not
+                    # know ("ASGI 'lifespan' protocol appears unsupported").
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    raise
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import pytest
 from conftest import in_colour
@@ -279,3 +280,39 @@ def test_a_hooks_own_cancellation_fails_that_step_in_both_colours(
     ):
         pass
     assert events == ["enter sync", "enter async", "exit async", "exit sync"]
+
+
+@pytest.mark.parametrize("ending", [SystemExit, KeyboardInterrupt])
+def test_a_shutdown_hook_that_ends_the_process_says_the_asgi_shutdown_failed(
+    ending: type[BaseException],
+) -> None:
+    # NOTE: let out alone, Uvicorn took it for an app without the lifespan protocol ("ASGI
+    # 'lifespan' protocol appears unsupported", its traceback under --lifespan on), as a
+    # startup's was before review170.
+    app = App()
+
+    @app.on_shutdown
+    def flush() -> None:
+        raise ending("stop now")
+
+    asgi = app.as_asgi()
+    sent: list[dict[str, Any]] = []
+
+    async def lifespan() -> None:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for step in ("startup", "shutdown"):
+            inbox.put_nowait({"type": f"lifespan.{step}"})
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        await asgi(scope, inbox.get, send)
+
+    with pytest.raises(ending, match="stop now"):
+        asyncio.run(lifespan())
+    assert [message["type"] for message in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.failed",
+    ]
+    assert "stop now" in sent[1]["message"]
