@@ -98,6 +98,8 @@ class ASGIDriver:
         # the first request's, where an outer ASGI middleware may have set a request id or a
         # trace span, which the hooks (and the tasks they start, for good) would have seen.
         self._app_context = contextvars.copy_context()
+        # NOTE: a shutdown step's SystemExit or KeyboardInterrupt, which Uvicorn takes.
+        self.shutdown_ended: BaseException | None = None
 
     @property
     def pool(self) -> WorkerPool:
@@ -388,7 +390,9 @@ class ASGIDriver:
                 except (KeyboardInterrupt, SystemExit) as exc:
                     # NOTE: every step ran, this one logged: said failed, then raised on, as at
                     # startup. Let out alone, Uvicorn took it for a lifespan protocol it did not
-                    # know ("ASGI 'lifespan' protocol appears unsupported").
+                    # know ("ASGI 'lifespan' protocol appears unsupported"). Kept for microweb
+                    # serve, which ends with it, as under Waitress (Uvicorn takes it here).
+                    self.shutdown_ended = exc
                     await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
                     raise
                 await send({"type": "lifespan.shutdown.complete"})

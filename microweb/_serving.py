@@ -18,7 +18,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._app import App
 from ._calls import REPORTED_TRACEBACKS
@@ -30,6 +30,9 @@ from ._stopping import STARTUP_FAILURE, end_by
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
+
+if TYPE_CHECKING:
+    from ._asgi import ASGIDriver
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
 # NOTE: what the extras in pyproject.toml install, for the message when a server is missing.
@@ -153,9 +156,16 @@ def trust_proxies(app: App, forwarded_allow_ips: str | None) -> None:
 
 def asgi_app(app: App, threads: int | None, root_path: str) -> Any:
     """Return ``app``'s ASGI callable, with ``threads`` in its pool, mounted at ``root_path``."""
+    return _served_asgi(_asgi_driver(app, threads), root_path)
+
+
+def _asgi_driver(app: App, threads: int | None) -> ASGIDriver:
     if threads is not None:
         app.max_threads = threads
-    asgi = app.as_asgi()
+    return app.as_asgi()
+
+
+def _served_asgi(asgi: ASGIDriver, root_path: str) -> Any:
     return _mounted(asgi, root_path) if root_path else asgi
 
 
@@ -508,21 +518,30 @@ def _serve_uvicorn(
     # Unix socket's file (end_by() ends it as that would).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminated)
+    driver: ASGIDriver | None = None
     try:
         # NOTE: built inside the try: a SIGTERM while the server is built (before Uvicorn
         # handles signals) raised Terminated out of serve(), a traceback and status 1.
         from ._uvicorn import orderly_uvicorn
 
-        runner = orderly_uvicorn(asgi_app(app, threads, root_path), announce, **settings)
+        driver = _asgi_driver(app, threads)
+        runner = orderly_uvicorn(_served_asgi(driver, root_path), announce, **settings)
         runner.run(None if sock is None else [sock])
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT.
-        return signal.SIGINT
+        stopped_by: int | None = signal.SIGINT
     except Terminated:
-        return signal.SIGTERM
-    # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a container,
-    # a signal without a handler is ignored.
-    return signal.SIGTERM if runner.started else None
+        stopped_by = signal.SIGTERM
+    else:
+        # NOTE: Uvicorn stopped on SIGTERM, whose re-raise did nothing: as PID 1 in a
+        # container, a signal without a handler is ignored.
+        stopped_by = signal.SIGTERM if runner.started else None
+    if driver is not None and driver.shutdown_ended is not None:
+        # NOTE: a shutdown step's sys.exit("...") ends the process with it, as close() raises
+        # it under Waitress; Uvicorn takes every error of the lifespan call, and it ended by
+        # the signal instead.
+        raise driver.shutdown_ended
+    return stopped_by
 
 
 class Terminated(BaseException):

@@ -56,6 +56,13 @@ def shutdown() -> None:
     record("shutdown")
 
 
+if os.environ.get("SERVING_EXIT_AT_SHUTDOWN"):
+
+    @app.on_shutdown
+    def flush_or_exit() -> None:
+        sys.exit("flush failed: the disk is full")
+
+
 if os.environ.get("SERVING_FAIL_STARTUP"):
 
     @app.on_startup

@@ -194,6 +194,21 @@ def test_sigterm_exits_the_lifespan_after_the_shutdown_hooks(tmp_path: Path, ser
     )
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_shutdown_hooks_sys_exit_ends_the_process_with_it(tmp_path: Path, server: str) -> None:
+    # NOTE: under Uvicorn, which takes every error of the lifespan call, the process ended by
+    # the signal (143) with no word of the exit; under Waitress, close() raised it: status 1.
+    served = Served(tmp_path, server, env={"SERVING_EXIT_AT_SHUTDOWN": "1"})
+    assert httpx.get(f"{served.url}/where", timeout=5).status_code == 200
+    served.process.send_signal(signal.SIGTERM)
+    served.ended_within(timeout=5)
+    log = read_log(served.log)
+    assert served.process.returncode == 1, log
+    assert log.rstrip().endswith("flush failed: the disk is full"), log
+    assert served.recorded() == ["shutdown"], log  # NOTE: the other hook ran too.
+    assert "appears unsupported" not in log, log
+
+
 def test_sigterm_closes_open_websockets_with_1012_before_the_hooks(tmp_path: Path) -> None:
     served = Served(tmp_path, "uvicorn", "--graceful-timeout", "5", env={"SERVING_WEBSOCKET": "1"})
     url = f"ws://{HOST}:{served.port}/ws"
