@@ -39,16 +39,9 @@ if TYPE_CHECKING:
 from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
-from ._testing_asgi import (
-    Lifespan,
-    LoopThread,
-    WebSocketRefused,
-    WebSocketSession,
-    as_async,
-    as_served,
-    handshake_headers,
-)
+from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
 from ._testing_http import ASGITransport, SyncBody
+from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
     WRITTEN_PATH,

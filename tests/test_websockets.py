@@ -395,7 +395,7 @@ def test_a_handler_that_neither_accepts_nor_refuses_times_the_handshake_out(
     asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # NOTE: websocket_connect() waited for the app's answer with no bound: the test hung.
-    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2, raising=False)
+    monkeypatch.setattr("microweb._testing_websocket.WAIT", 0.2, raising=False)
     ended: list[str] = []
     app = App()
 
@@ -430,7 +430,7 @@ def _stubborn(ignored: list[str]) -> Callable[[WebSocket], Awaitable[None]]:
 
 def _stubborn_app(monkeypatch: pytest.MonkeyPatch, ignored: list[str]) -> App:
     """An app of one stubborn handler, with the test client's waits cut to 0.2 s."""
-    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    monkeypatch.setattr("microweb._testing_websocket.WAIT", 0.2)
     app = App()
     app.websocket("/ws")(_stubborn(ignored))
     return app
@@ -467,7 +467,7 @@ def test_a_receive_that_gets_nothing_raises_the_builtin_timeout_error(
     asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # NOTE: on Python 3.10, asyncio's own TimeoutError, which `except TimeoutError` misses.
-    monkeypatch.setattr("microweb._testing_asgi.WAIT", 0.2)
+    monkeypatch.setattr("microweb._testing_websocket.WAIT", 0.2)
     app = App()
 
     @app.websocket("/ws")
