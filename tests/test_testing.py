@@ -8,7 +8,7 @@ import itertools
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -465,6 +465,48 @@ def test_both_mode_replays_an_iterable_body() -> None:
         yield b"cd"
 
     with TestClient(app, interface="both") as client:
+        assert client.post("/", content=parts()).json() == {"size": 4}
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "both"])
+def test_an_async_iterable_body_is_refused_by_name_where_the_wsgi_side_sends_it(
+    interface: str,
+) -> None:
+    # NOTE: the WSGI side gave httpx's "Attempted to send an async request with a sync Client
+    # instance", which the test never made; the ASGI side sends it (test below).
+    app = App()
+
+    @app.post("/")
+    def size(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"ab"
+
+    with TestClient(app, interface=interface) as client:
+        body = parts()
+        with pytest.raises(TypeError, match="async iterable"):
+            client.post("/", content=body)
+        if interface == "wsgi":  # NOTE: under "both", stream() is a RuntimeError of its own.
+            with (
+                pytest.raises(TypeError, match="async iterable"),
+                client.stream("POST", "/", content=body),
+            ):
+                pass  # pragma: no cover
+
+
+def test_an_async_iterable_body_is_sent_under_asgi() -> None:
+    app = App()
+
+    @app.post("/")
+    async def size(request: Request) -> dict[str, int]:
+        return {"size": len(await request.aread())}
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"ab"
+        yield b"cd"
+
+    with TestClient(app, interface="asgi") as client:
         assert client.post("/", content=parts()).json() == {"size": 4}
 
 
