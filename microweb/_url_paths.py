@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ._datastructures import MultiDict
 from ._route_templates import Converter, Param
 from ._routing import Route
 
@@ -76,8 +77,9 @@ Query = Mapping[str, QueryValue | Iterable[QueryValue]] | Iterable[tuple[str, Qu
 def build_query(query: Query) -> str:
     """Return ``query`` as a query string, with its ``?``, or ``""`` when it has no pair.
 
-    A mapping's list (or tuple) value repeats its name; ``None`` values are left out, as
-    Werkzeug and Django leave them out. Names and values are percent-encoded as UTF-8, a
+    A mapping's list (or tuple) value repeats its name, and a ``MultiDict`` (``request.query``)
+    gives every pair it holds; ``None`` values are left out, as Werkzeug and Django leave
+    them out. Names and values are percent-encoded as UTF-8, a
     space as ``%20``.
 
     Raises:
@@ -89,7 +91,12 @@ def build_query(query: Query) -> str:
     if isinstance(query, (str, bytes)):
         # NOTE: iterated, "a=b" gave "not enough values to unpack", a ValueError.
         raise TypeError(f"url_for: _query takes a dict or a list of pairs, not {query!r}")
-    pairs = query.items() if isinstance(query, Mapping) else query
+    if isinstance(query, MultiDict):
+        # NOTE: its items() see each name once: request.query given to keep a page's filters
+        # lost "?tag=a&tag=b"'s second tag.
+        pairs: Iterable[tuple[str, Any]] = query.multi_items()
+    else:
+        pairs = query.items() if isinstance(query, Mapping) else query
     flat: list[tuple[str, str]] = []
     for name, value in pairs:
         if not isinstance(name, str):

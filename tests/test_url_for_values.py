@@ -269,6 +269,24 @@ def test_request_url_for_takes_a_query(make_client: MakeClient) -> None:
     assert make_client(query_app()).get("/link").json() == {"link": "/search/all?q=a%20b"}
 
 
+def test_url_for_keeps_every_value_of_a_request_s_query(make_client: MakeClient) -> None:
+    app = query_app()
+
+    @app.get("/next")
+    def next_page(request: Request) -> dict:
+        return {"link": request.url_for("search", where="all", _query=request.query)}
+
+    client = make_client(app)
+    link = client.get("/next?tag=a&tag=b%20c&page=2&tag=").json()["link"]
+    assert link == "/search/all?tag=a&tag=b%20c&page=2&tag="
+    assert client.get(link).json()["query"] == [
+        ["tag", "a"],
+        ["tag", "b c"],
+        ["page", "2"],
+        ["tag", ""],
+    ]
+
+
 @pytest.mark.parametrize("value", [b"bytes", object(), {"nested": "dict"}, True, False])
 def test_url_for_refuses_a_query_value_that_is_no_text_or_number(value: object) -> None:
     with pytest.raises(TypeError, match="query value for 'q'"):
