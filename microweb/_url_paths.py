@@ -23,7 +23,8 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     Raises:
         TypeError: If a parameter is missing or unknown, or is ``None`` or ``bytes`` where
             its converter would write it with ``str()``, or a converter's ``to_url`` returns
-            something other than a ``str``.
+            something other than a ``str`` or raises ``TypeError`` (the built-in ``float``'s
+            for ``None``); the message names the route and the parameter.
         ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
             empty (or, at the template's start, only slashes), a value is or holds a ``.`` or
             ``..`` segment, holds a lone surrogate (no UTF-8), or a built-in converter's
@@ -154,10 +155,11 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
         )
     try:
         text = converter.to_url(value)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         # NOTE: named here: the converter's message alone said neither the route nor the
-        # parameter.
-        raise ValueError(f"url_for({route.name!r}): parameter {segment.name!r}: {exc}") from exc
+        # parameter (float() of None for {n:float}: "float() argument must be a string...").
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"url_for({route.name!r}): parameter {segment.name!r}: {exc}") from exc
     if not isinstance(text, str):
         # NOTE: "lambda user: user.id" gave an AttributeError ("'int' object has no attribute
         # 'isascii'") that named neither the converter nor the parameter (review167).

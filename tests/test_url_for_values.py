@@ -70,6 +70,13 @@ def test_url_for_refuses_none_and_bytes_rather_than_their_str(name: str, value: 
         values_app().url_for(name, value=value)
 
 
+@pytest.mark.parametrize("value", [None, [2.5], 1j, object()])
+def test_url_for_names_the_float_parameter_it_cannot_write(value: object) -> None:
+    # NOTE: float() raised its own TypeError, which named neither the route nor the parameter.
+    with pytest.raises(TypeError, match=r"^url_for\('float'\): parameter 'value': float\(\)"):
+        values_app().url_for("float", value=value)
+
+
 def test_url_for_refuses_none_in_a_path_parameter() -> None:
     app = App()
 
