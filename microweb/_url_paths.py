@@ -15,6 +15,9 @@ from ._routing import Route
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
     """Fill ``route``'s template with ``params``, percent-encoding each segment.
 
+    A value is written with its converter's ``to_url``; where that is ``str``, a subclass of
+    ``str``, ``int`` or ``float`` (an ``enum.Enum`` of them) is written as its value.
+
     The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
     a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be
     empty or hold a ``/``. No value may be, or hold as a segment, ``.`` or ``..``, which a
@@ -78,10 +81,11 @@ Query = Mapping[str, QueryValue | Iterable[QueryValue]] | Iterable[tuple[str, Qu
 def build_query(query: Query) -> str:
     """Return ``query`` as a query string, with its ``?``, or ``""`` when it has no pair.
 
-    A mapping's list (or tuple) value repeats its name, and a ``MultiDict`` (``request.query``)
-    gives every pair it holds; ``None`` values are left out, as Werkzeug and Django leave
-    them out. Names and values are percent-encoded as UTF-8, a
-    space as ``%20``.
+    A mapping's list (or tuple) value repeats its name, and a ``MultiDict``
+    (``request.query``) gives every pair it holds; ``None`` values are left out, as Werkzeug
+    and Django leave them out. An ``enum.Enum`` of ``str``, ``int`` or ``float`` is written as
+    its value, as in a path. Names and values are percent-encoded as UTF-8, a space as
+    ``%20``.
 
     Raises:
         TypeError: If ``query`` is a ``str`` or ``bytes`` (not pairs), a name is not a
@@ -119,7 +123,7 @@ def build_query(query: Query) -> str:
                     f"url_for: query value for {name!r} must be a str, int or float, "
                     f"not {type(item).__name__}"
                 )
-            flat.append((name, str(item)))
+            flat.append((name, _own_text(item)))
     for name, text in flat:
         _check_utf8(name, "url_for: a query name")
         _check_utf8(text, f"url_for: query value for {name!r}")
@@ -141,6 +145,26 @@ def _check_utf8(text: str, where: str) -> None:
 
 
 _BINARY = (bytes, bytearray, memoryview)
+# NOTE: a bool keeps str()'s "True" (refused for {n:int}): int.__repr__ would write it "1".
+_OWN_TEXT: tuple[tuple[type, Any], ...] = (
+    (str, str.__str__),
+    (int, int.__repr__),
+    (float, float.__repr__),
+)
+
+
+def _own_text(value: Any) -> str:
+    """Return ``str(value)``, but for a subclass of ``str``, ``int`` or ``float`` (an
+    ``enum.Enum`` of them), the text of its value."""
+    # NOTE: str() of `class Status(str, Enum)` is "Status.OPEN", a link to a value nobody gave;
+    # of an IntEnum, "Level.HIGH" before Python 3.11 and "3" after.
+    kind = type(value)
+    if kind in (str, int, float, bool):
+        return str(value)
+    for base, write in _OWN_TEXT:
+        if isinstance(value, base):
+            return str(write(value))
+    return str(value)
 
 
 def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> str:
@@ -154,7 +178,7 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
             "to put in a link"
         )
     try:
-        text = converter.to_url(value)
+        text = _own_text(value) if converter.to_url is str else converter.to_url(value)
     except (TypeError, ValueError) as exc:
         # NOTE: named here: the converter's message alone said neither the route nor the
         # parameter (float() of None for {n:float}: "float() argument must be a string...").

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import re
 from typing import Any
 
@@ -75,6 +76,46 @@ def test_url_for_names_the_float_parameter_it_cannot_write(value: object) -> Non
     # NOTE: float() raised its own TypeError, which named neither the route nor the parameter.
     with pytest.raises(TypeError, match=r"^url_for\('float'\): parameter 'value': float\(\)"):
         values_app().url_for("float", value=value)
+
+
+class Status(str, enum.Enum):
+    OPEN = "open"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Ratio(float, enum.Enum):
+    HALF = 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "url"),
+    [
+        ("str", Status.OPEN, "/s/open"),
+        ("int", Level.HIGH, "/i/3"),
+        ("str", Level.HIGH, "/s/3"),
+        ("float", Level.HIGH, "/f/3.0"),
+        ("str", Ratio.HALF, "/s/0.5"),
+    ],
+)
+def test_url_for_writes_an_enum_of_a_str_or_number_as_its_value(
+    make_client: MakeClient, name: str, value: object, url: str
+) -> None:
+    # NOTE: str() wrote "/s/Status.OPEN", a link to a value nobody gave, and an IntEnum
+    # "Level.HIGH" before Python 3.11 ("3" after).
+    app = values_app()
+    assert app.url_for(name, value=value) == url
+    assert make_client(app).get(url).status_code == 200
+
+
+def test_url_for_writes_an_enum_of_a_str_or_number_in_a_query_as_its_value() -> None:
+    query = {"status": Status.OPEN, "level": [Level.HIGH], "ratio": Ratio.HALF}
+    assert (
+        query_app().url_for("search", where="x", _query=query)
+        == "/search/x?status=open&level=3&ratio=0.5"
+    )
 
 
 def test_url_for_refuses_none_in_a_path_parameter() -> None:
