@@ -35,16 +35,9 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     """
     expected = set(route.param_names)
     if set(params) != expected:
-        extra = sorted(set(params) - expected)
-        # NOTE: Flask's url_for puts unknown keywords in the query string; here they say how.
-        hint = (
-            f"; for a query string, pass _query={{{', '.join(f'{name!r}: ...' for name in extra)}}}"
-            if extra and not any(name.startswith("_") for name in extra)
-            else ""
-        )
         raise TypeError(
             f"url_for({route.name!r}) takes the parameters {sorted(expected)}, got "
-            f"{sorted(params)}{hint}"
+            f"{sorted(params)}{_hint(expected, set(params))}"
         )
     parts = []
     for segment in route.segments:
@@ -72,6 +65,20 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
             _check_segment(route, segment, converter, text)
             parts.append(quote(text, safe=""))
     return "/" + "/".join(parts)
+
+
+def _hint(expected: set[str], given: set[str]) -> str:
+    """Say what to do about parameters ``given`` where ``expected`` ones are due."""
+    missing = sorted(expected - given)
+    if missing:
+        # NOTE: told to pass the others as a query, as below, url_for("static", filename=...)
+        # (Flask's) then failed for the path it still lacked.
+        return f"; it lacks {', '.join(map(repr, missing))}"
+    extra = sorted(given - expected)
+    if any(name.startswith("_") for name in extra):
+        return ""
+    # NOTE: Flask's url_for puts unknown keywords in the query string; here they say how.
+    return f"; for a query string, pass _query={{{', '.join(f'{name!r}: ...' for name in extra)}}}"
 
 
 QueryValue = str | int | float | None

@@ -529,3 +529,18 @@ def test_url_for_with_a_keyword_the_template_lacks_says_how_to_add_a_query() -> 
         app.url_for("item", item_id=1, _anchor="top")
     assert "_query" not in str(refused.value)
     assert app.url_for("item", item_id=1, _query={"page": 2}) == "/items/1?page=2"
+
+
+def test_url_for_with_a_keyword_in_place_of_a_missing_one_names_the_missing_one() -> None:
+    # NOTE: Flask's url_for("static", filename=...) was told to pass _query={'filename': ...},
+    # which then failed for the path parameter it still lacked.
+    app = App()
+
+    @app.get("/static/{path:path}", name="static")
+    def static(request: Request, path: str) -> str:
+        return path
+
+    with pytest.raises(TypeError) as refused:
+        app.url_for("static", filename="site.css")
+    assert "_query" not in str(refused.value)
+    assert "lacks 'path'" in str(refused.value)
