@@ -4,6 +4,7 @@ refused where no request path could route back to it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -15,8 +16,8 @@ from ._routing import Route
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
     """Fill ``route``'s template with ``params``, percent-encoding each segment.
 
-    A value is written with its converter's ``to_url``; where that is ``str``, a subclass of
-    ``str``, ``int`` or ``float`` (an ``enum.Enum`` of them) is written as its value.
+    A value is written with its converter's ``to_url``; where that is ``str``, an
+    ``enum.Enum`` of ``str``, ``int`` or ``float`` is written as its value.
 
     The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
     a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be
@@ -152,25 +153,16 @@ def _check_utf8(text: str, where: str) -> None:
 
 
 _BINARY = (bytes, bytearray, memoryview)
-# NOTE: a bool keeps str()'s "True" (refused for {n:int}): int.__repr__ would write it "1".
-_OWN_TEXT: tuple[tuple[type, Any], ...] = (
-    (str, str.__str__),
-    (int, int.__repr__),
-    (float, float.__repr__),
-)
 
 
 def _own_text(value: Any) -> str:
-    """Return ``str(value)``, but for a subclass of ``str``, ``int`` or ``float`` (an
-    ``enum.Enum`` of them), the text of its value."""
+    """Return ``str(value)``, or for an ``enum.Enum`` of ``str``, ``int`` or ``float``, the
+    text of its value."""
     # NOTE: str() of `class Status(str, Enum)` is "Status.OPEN", a link to a value nobody gave;
-    # of an IntEnum, "Level.HIGH" before Python 3.11 and "3" after.
-    kind = type(value)
-    if kind in (str, int, float, bool):
-        return str(value)
-    for base, write in _OWN_TEXT:
-        if isinstance(value, base):
-            return str(write(value))
+    # of an IntEnum, "Level.HIGH" before Python 3.11 and "3" after. Other subclasses of str
+    # keep their own __str__.
+    if isinstance(value, Enum) and isinstance(value, (str, int, float)):
+        return str(value.value)
     return str(value)
 
 

@@ -544,3 +544,11 @@ def test_url_for_with_a_keyword_in_place_of_a_missing_one_names_the_missing_one(
         app.url_for("static", filename="site.css")
     assert "_query" not in str(refused.value)
     assert "lacks 'path'" in str(refused.value)
+
+
+def test_url_for_keeps_the_text_of_a_str_subclass_of_ones_own() -> None:
+    class Slug(str):
+        def __str__(self) -> str:
+            return self.lower()
+
+    assert values_app().url_for("str", value=Slug("Spring-Sale")) == "/s/spring-sale"
