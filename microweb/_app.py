@@ -462,8 +462,11 @@ class App(RouteRegistry):
         """Build the path of the route called ``name`` (without the root path).
 
         A ``{name:path}`` value that starts with ``/`` has that slash percent-encoded
-        (``%2F``), so that the result never starts with ``//``. ``_query`` (a mapping or a
-        list of pairs) adds a query string: see ``build_query``.
+        (``%2F``), so that the result never starts with ``//``. ``_query`` (a mapping, a
+        ``MultiDict`` such as ``request.query``, whose every pair goes in, or a list of pairs)
+        adds a query string: see ``build_query``. An ``enum.Enum`` of ``str``, ``int`` or
+        ``float`` goes into the path or the query as its value (``open``, not
+        ``Status.OPEN``).
 
         Raises:
             KeyError: If no route has that name.

@@ -331,7 +331,7 @@ class Router(RouteRegistry):
 
     Raises:
         ValueError: If the prefix does not start with ``/``, starts with ``//`` or ends
-            with ``/``.
+            with ``/`` (``"/"`` too: leave the prefix out for routes at the root).
         TypeError: If ``skip`` is one string instead of a list.
     """
 
@@ -342,6 +342,11 @@ class Router(RouteRegistry):
         skip: Iterable[str] = (),
         config: Mapping[str, Any] | None = None,
     ) -> None:
+        if prefix == "/":
+            raise ValueError(
+                "Router prefix '/' ends with '/', which a prefix must not: for routes at the "
+                "root, leave it out, Router()"
+            )
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
         if prefix.startswith("//"):

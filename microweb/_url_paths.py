@@ -4,15 +4,20 @@ refused where no request path could route back to it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ._datastructures import MultiDict
 from ._route_templates import Converter, Param
 from ._routing import Route
 
 
 def build_path(route: Route, converters: Mapping[str, Converter], params: Mapping[str, Any]) -> str:
     """Fill ``route``'s template with ``params``, percent-encoding each segment.
+
+    A value is written with its converter's ``to_url``; where that is ``str``, an
+    ``enum.Enum`` of ``str``, ``int`` or ``float`` is written as its value.
 
     The result never starts with ``//`` (a browser reads ``//evil.example/x`` as another host):
     a path value's leading ``/`` is encoded as ``%2F``, and a one-segment value may not be
@@ -22,7 +27,8 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     Raises:
         TypeError: If a parameter is missing or unknown, or is ``None`` or ``bytes`` where
             its converter would write it with ``str()``, or a converter's ``to_url`` returns
-            something other than a ``str``.
+            something other than a ``str`` or raises ``TypeError`` (the built-in ``float``'s
+            for ``None``); the message names the route and the parameter.
         ValueError: If a one-segment parameter is empty or holds ``/``, a path parameter is
             empty (or, at the template's start, only slashes), a value is or holds a ``.`` or
             ``..`` segment, holds a lone surrogate (no UTF-8), or a built-in converter's
@@ -30,16 +36,9 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     """
     expected = set(route.param_names)
     if set(params) != expected:
-        extra = sorted(set(params) - expected)
-        # NOTE: Flask's url_for puts unknown keywords in the query string; here they say how.
-        hint = (
-            f"; for a query string, pass _query={{{', '.join(f'{name!r}: ...' for name in extra)}}}"
-            if extra and not any(name.startswith("_") for name in extra)
-            else ""
-        )
         raise TypeError(
             f"url_for({route.name!r}) takes the parameters {sorted(expected)}, got "
-            f"{sorted(params)}{hint}"
+            f"{sorted(params)}{_hint(expected, set(params))}"
         )
     parts = []
     for segment in route.segments:
@@ -69,6 +68,20 @@ def build_path(route: Route, converters: Mapping[str, Converter], params: Mappin
     return "/" + "/".join(parts)
 
 
+def _hint(expected: set[str], given: set[str]) -> str:
+    """Say what to do about parameters ``given`` where ``expected`` ones are due."""
+    missing = sorted(expected - given)
+    if missing:
+        # NOTE: told to pass the others as a query, as below, url_for("static", filename=...)
+        # (Flask's) then failed for the path it still lacked.
+        return f"; it lacks {', '.join(map(repr, missing))}"
+    extra = sorted(given - expected)
+    if any(name.startswith("_") for name in extra):
+        return ""
+    # NOTE: Flask's url_for puts unknown keywords in the query string; here they say how.
+    return f"; for a query string, pass _query={{{', '.join(f'{name!r}: ...' for name in extra)}}}"
+
+
 QueryValue = str | int | float | None
 Query = Mapping[str, QueryValue | Iterable[QueryValue]] | Iterable[tuple[str, QueryValue]]
 
@@ -76,9 +89,11 @@ Query = Mapping[str, QueryValue | Iterable[QueryValue]] | Iterable[tuple[str, Qu
 def build_query(query: Query) -> str:
     """Return ``query`` as a query string, with its ``?``, or ``""`` when it has no pair.
 
-    A mapping's list (or tuple) value repeats its name; ``None`` values are left out, as
-    Werkzeug and Django leave them out. Names and values are percent-encoded as UTF-8, a
-    space as ``%20``.
+    A mapping's list (or tuple) value repeats its name, and a ``MultiDict``
+    (``request.query``) gives every pair it holds; ``None`` values are left out, as Werkzeug
+    and Django leave them out. An ``enum.Enum`` of ``str``, ``int`` or ``float`` is written as
+    its value, as in a path. Names and values are percent-encoded as UTF-8, a space as
+    ``%20``.
 
     Raises:
         TypeError: If ``query`` is a ``str`` or ``bytes`` (not pairs), a name is not a
@@ -89,7 +104,12 @@ def build_query(query: Query) -> str:
     if isinstance(query, (str, bytes)):
         # NOTE: iterated, "a=b" gave "not enough values to unpack", a ValueError.
         raise TypeError(f"url_for: _query takes a dict or a list of pairs, not {query!r}")
-    pairs = query.items() if isinstance(query, Mapping) else query
+    if isinstance(query, MultiDict):
+        # NOTE: its items() see each name once: request.query given to keep a page's filters
+        # lost "?tag=a&tag=b"'s second tag.
+        pairs: Iterable[tuple[str, Any]] = query.multi_items()
+    else:
+        pairs = query.items() if isinstance(query, Mapping) else query
     flat: list[tuple[str, str]] = []
     for name, value in pairs:
         if not isinstance(name, str):
@@ -111,7 +131,7 @@ def build_query(query: Query) -> str:
                     f"url_for: query value for {name!r} must be a str, int or float, "
                     f"not {type(item).__name__}"
                 )
-            flat.append((name, str(item)))
+            flat.append((name, _own_text(item)))
     for name, text in flat:
         _check_utf8(name, "url_for: a query name")
         _check_utf8(text, f"url_for: query value for {name!r}")
@@ -135,6 +155,17 @@ def _check_utf8(text: str, where: str) -> None:
 _BINARY = (bytes, bytearray, memoryview)
 
 
+def _own_text(value: Any) -> str:
+    """Return ``str(value)``, or for an ``enum.Enum`` of ``str``, ``int`` or ``float``, the
+    text of its value."""
+    # NOTE: str() of `class Status(str, Enum)` is "Status.OPEN", a link to a value nobody gave;
+    # of an IntEnum, "Level.HIGH" before Python 3.11 and "3" after. Other subclasses of str
+    # keep their own __str__.
+    if isinstance(value, Enum) and isinstance(value, (str, int, float)):
+        return str(value.value)
+    return str(value)
+
+
 def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> str:
     """Return ``value`` as its converter writes it, refusing what ``str()`` would misspell."""
     if converter.to_url is str and (value is None or isinstance(value, _BINARY)):
@@ -146,11 +177,12 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
             "to put in a link"
         )
     try:
-        text = converter.to_url(value)
-    except ValueError as exc:
+        text = _own_text(value) if converter.to_url is str else converter.to_url(value)
+    except (TypeError, ValueError) as exc:
         # NOTE: named here: the converter's message alone said neither the route nor the
-        # parameter.
-        raise ValueError(f"url_for({route.name!r}): parameter {segment.name!r}: {exc}") from exc
+        # parameter (float() of None for {n:float}: "float() argument must be a string...").
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"url_for({route.name!r}): parameter {segment.name!r}: {exc}") from exc
     if not isinstance(text, str):
         # NOTE: "lambda user: user.id" gave an AttributeError ("'int' object has no attribute
         # 'isascii'") that named neither the converter nor the parameter (review167).

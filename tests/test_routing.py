@@ -904,6 +904,12 @@ def test_router_prefix_must_be_well_formed() -> None:
             Router(prefix=prefix)
 
 
+def test_a_router_prefix_of_one_slash_is_told_to_be_left_out() -> None:
+    # NOTE: it was said to "must start with '/' and not end with '/'", which it does and does.
+    with pytest.raises(ValueError, match=r"^Router prefix '/' .* leave it out, Router\(\)"):
+        Router(prefix="/")
+
+
 def test_a_router_route_must_start_with_a_slash() -> None:
     # NOTE: "users" under "/api" was glued into "/apiusers", as the app refuses "users".
     api = Router(prefix="/api")

@@ -643,6 +643,35 @@ def test_render_reads_no_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> 
         assert client.get("/page").status_code == 200
 
 
+def test_stream_reads_no_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NOTE: its first call for a page read the page and the base it extends again, on the
+    # event loop in an async def handler, to see whether they show flashed messages.
+    (folder / "flashes.html").write_text(
+        '{% extends "base.html" %}{% block body %}{{ get_flashed_messages() }}{% endblock %}'
+    )
+    templates = Templates(folder)
+
+    def no_io(*args: object, **kwargs: object) -> None:
+        raise AssertionError("stream touched the file system")
+
+    monkeypatch.setattr(templates.env.loader, "get_source", no_io)
+    monkeypatch.setattr(os.path, "getmtime", no_io)
+    app = App()
+
+    @app.get("/{name}")
+    async def page(request: Request, name: str) -> Response:
+        return templates.stream(request, name, {"title": "Notes", "message": "hi"})
+
+    @app.get("/notes/{note_id:int}", name="note")
+    def note(request: Request, note_id: int) -> str:
+        return str(note_id)
+
+    app.install(Sessions(secret="s" * 32))
+    with TestClient(app, interface="both") as client:
+        assert "<p>hi</p>" in client.get("/page.html").text
+        assert client.get("/flashes.html").text == "<title></title>[]"
+
+
 NAMES_NOT_COMPILED = [
     "/page.html",  # NOTE: Jinja reads "page.html" again for each spelling, and caches it anew.
     "./page.html",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import re
 from typing import Any
 
@@ -68,6 +69,53 @@ def test_url_for_refuses_none_and_bytes_rather_than_their_str(name: str, value: 
     # url_for refuses None too); _query= refuses them already.
     with pytest.raises(TypeError, match=r"url_for\('\w+'\): parameter 'value' is "):
         values_app().url_for(name, value=value)
+
+
+@pytest.mark.parametrize("value", [None, [2.5], 1j, object()])
+def test_url_for_names_the_float_parameter_it_cannot_write(value: object) -> None:
+    # NOTE: float() raised its own TypeError, which named neither the route nor the parameter.
+    with pytest.raises(TypeError, match=r"^url_for\('float'\): parameter 'value': float\(\)"):
+        values_app().url_for("float", value=value)
+
+
+class Status(str, enum.Enum):
+    OPEN = "open"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Ratio(float, enum.Enum):
+    HALF = 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "url"),
+    [
+        ("str", Status.OPEN, "/s/open"),
+        ("int", Level.HIGH, "/i/3"),
+        ("str", Level.HIGH, "/s/3"),
+        ("float", Level.HIGH, "/f/3.0"),
+        ("str", Ratio.HALF, "/s/0.5"),
+    ],
+)
+def test_url_for_writes_an_enum_of_a_str_or_number_as_its_value(
+    make_client: MakeClient, name: str, value: object, url: str
+) -> None:
+    # NOTE: str() wrote "/s/Status.OPEN", a link to a value nobody gave, and an IntEnum
+    # "Level.HIGH" before Python 3.11 ("3" after).
+    app = values_app()
+    assert app.url_for(name, value=value) == url
+    assert make_client(app).get(url).status_code == 200
+
+
+def test_url_for_writes_an_enum_of_a_str_or_number_in_a_query_as_its_value() -> None:
+    query = {"status": Status.OPEN, "level": [Level.HIGH], "ratio": Ratio.HALF}
+    assert (
+        query_app().url_for("search", where="x", _query=query)
+        == "/search/x?status=open&level=3&ratio=0.5"
+    )
 
 
 def test_url_for_refuses_none_in_a_path_parameter() -> None:
@@ -269,6 +317,24 @@ def test_request_url_for_takes_a_query(make_client: MakeClient) -> None:
     assert make_client(query_app()).get("/link").json() == {"link": "/search/all?q=a%20b"}
 
 
+def test_url_for_keeps_every_value_of_a_request_s_query(make_client: MakeClient) -> None:
+    app = query_app()
+
+    @app.get("/next")
+    def next_page(request: Request) -> dict:
+        return {"link": request.url_for("search", where="all", _query=request.query)}
+
+    client = make_client(app)
+    link = client.get("/next?tag=a&tag=b%20c&page=2&tag=").json()["link"]
+    assert link == "/search/all?tag=a&tag=b%20c&page=2&tag="
+    assert client.get(link).json()["query"] == [
+        ["tag", "a"],
+        ["tag", "b c"],
+        ["page", "2"],
+        ["tag", ""],
+    ]
+
+
 @pytest.mark.parametrize("value", [b"bytes", object(), {"nested": "dict"}, True, False])
 def test_url_for_refuses_a_query_value_that_is_no_text_or_number(value: object) -> None:
     with pytest.raises(TypeError, match="query value for 'q'"):
@@ -463,3 +529,26 @@ def test_url_for_with_a_keyword_the_template_lacks_says_how_to_add_a_query() -> 
         app.url_for("item", item_id=1, _anchor="top")
     assert "_query" not in str(refused.value)
     assert app.url_for("item", item_id=1, _query={"page": 2}) == "/items/1?page=2"
+
+
+def test_url_for_with_a_keyword_in_place_of_a_missing_one_names_the_missing_one() -> None:
+    # NOTE: Flask's url_for("static", filename=...) was told to pass _query={'filename': ...},
+    # which then failed for the path parameter it still lacked.
+    app = App()
+
+    @app.get("/static/{path:path}", name="static")
+    def static(request: Request, path: str) -> str:
+        return path
+
+    with pytest.raises(TypeError) as refused:
+        app.url_for("static", filename="site.css")
+    assert "_query" not in str(refused.value)
+    assert "lacks 'path'" in str(refused.value)
+
+
+def test_url_for_keeps_the_text_of_a_str_subclass_of_ones_own() -> None:
+    class Slug(str):
+        def __str__(self) -> str:
+            return self.lower()
+
+    assert values_app().url_for("str", value=Slug("Spring-Sale")) == "/s/spring-sale"
