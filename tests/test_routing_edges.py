@@ -137,3 +137,38 @@ def test_an_http_error_of_a_converter_on_a_websocket_route_refuses_it_unlogged(
         sent = handshake_messages(app.as_asgi(), websocket_scope("/rooms/secret"))
     assert sent == [{"type": "websocket.close", "code": 1008}]
     assert caplog.records == []
+
+
+DOT_SEGMENT_PATHS = [
+    "/files/%2E%2E",
+    "/files/%2e",
+    "/files/.%2E",
+    "/tree/a/%2E%2E/b",
+    "/tree/%2E",
+    "/tree/a/%2e",
+]
+
+
+@pytest.mark.parametrize("path", DOT_SEGMENT_PATHS)
+def test_a_dot_segment_a_client_sends_as_it_is_reaches_no_route(
+    make_client: MakeClient, path: str
+) -> None:
+    # NOTE: a client resolves "." and ".." away before it asks; sent as they are (or encoded),
+    # they reached the handler: one that built its own link got url_for's ValueError, a 500,
+    # and a {rest:path} of "a/../b" reached code that may join it to a folder.
+    app = App()
+
+    @app.get("/files/{name}")
+    def file(request: Request, name: str) -> str:
+        return request.url_for("file", name=name)
+
+    @app.get("/tree/{rest:path}")
+    def tree(request: Request, rest: str) -> str:
+        return rest
+
+    client = make_client(app)
+    assert client.get(path).status_code == 404
+    # NOTE: dots inside a segment are a name like any other.
+    assert client.get("/files/.env").text == "/files/.env"
+    assert client.get("/files/a..b").text == "/files/a..b"
+    assert client.get("/tree/a/...b/.c").text == "a/...b/.c"
