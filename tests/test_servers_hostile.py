@@ -76,6 +76,19 @@ def test_a_cookie_sent_as_raw_utf8_is_text(client: httpx.Client) -> None:
     assert answer.json() == {"v": "José €"}
 
 
+@pytest.mark.parametrize("space", ["\xa0", "\u2000", "\u3000"])
+def test_a_cookie_name_after_a_unicode_space_is_not_the_prefixed_name(
+    client: httpx.Client, space: str
+) -> None:
+    # NOTE: as a browser sends a cookie that a sibling subdomain's script set as
+    # "\u2000__Host-id": its name's UTF-8 bytes, which both servers hand over as latin-1 text;
+    # the same cookies as the test client gives (tests/test_cookies_prefixes.py).
+    client.cookies.clear()
+    header = f"{space}__Host-id=planted; __Host-id=own".encode()
+    answer = client.get("/cookie/get", headers={"cookie": header})  # type: ignore[dict-item]
+    assert answer.json() == {f"{space}__Host-id": "planted", "__Host-id": "own"}
+
+
 def test_punycode_body_is_400(client: httpx.Client) -> None:
     body = b"a" * 300_000 + b"-" + b"9" * 300_000
     headers = {"content-type": "text/plain; charset=punycode"}
