@@ -150,8 +150,16 @@ def _wait_for(hop: _Hop, loop: asyncio.AbstractEventLoop) -> None:
 
 def _cancel(hop: _Hop) -> None:
     # NOTE: on the loop, after hop.start (both came through call_soon_threadsafe, in order).
-    if hop.task is not None:
-        hop.task.cancel()
+    task = hop.task
+    if task is None:
+        return
+    if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:  # type: ignore[arg-type]
+        # NOTE: Ctrl+C before the loop had run hop.start: both ran in one turn, and a task
+        # cancelled before its first step never runs _run_hop(), which releases the waiting
+        # thread (it waited for good, the step never run); cancelled once that step has run.
+        asyncio.get_running_loop().call_soon(task.cancel)
+    else:
+        task.cancel()
 
 
 def _adopt(hop: _Hop) -> None:
