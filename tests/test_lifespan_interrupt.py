@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from microweb import App
+from microweb import App, _app_loop
 from microweb._app_loop import hop_to_loop, run_until_stopped
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signal.pthread_kill is POSIX-only")
@@ -162,3 +162,35 @@ def test_ctrl_c_before_the_loop_started_the_call_cancels_it_and_gets_out() -> No
             loop.call_soon_threadsafe(loop.stop)
         runner.join()
     assert events == ["step cancelled"]
+
+
+def test_ctrl_c_after_the_loop_closed_under_the_wait_is_still_a_keyboard_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the loop closed (the app closed from another thread) between two of the waiting
+    # thread's looks at it: the cancel it was asked for raised "Event loop is closed", which
+    # took the interrupt's place: thrown into a request as its error, Ctrl+C was a 500.
+    monkeypatch.setattr(_app_loop, "STOP_CHECK", 60)  # NOTE: no look between stop and signal.
+    loop = _CountingLoop()
+    busy_now = threading.Event()
+
+    def busy() -> None:
+        busy_now.set()
+        loop.handed.acquire()  # NOTE: the hop's start is queued behind this callback...
+        loop.stop()  # NOTE: ...and never runs.
+
+    def run_then_close() -> None:
+        loop.run_forever()
+        loop.close()
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    runner = threading.Thread(target=run_then_close, daemon=True)
+    runner.start()
+    loop.call_soon_threadsafe(busy)
+    loop.handed.acquire()
+    busy_now.wait()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hop_to_loop(loop, asyncio.sleep(30))
+    finally:
+        runner.join()
