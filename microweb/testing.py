@@ -18,7 +18,7 @@ import threading
 import urllib.request
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import unquote
@@ -347,7 +347,7 @@ class TestClient:
         content = kwargs.get("content")
         chunks = None
         if content is not None and not isinstance(content, (bytes, str)):
-            if hasattr(content, "__aiter__"):
+            if _async_only(content):
                 raise TypeError(
                     "interface='both' replays content: pass bytes or a sync iterable, not an "
                     "async iterable"
@@ -723,7 +723,7 @@ def _sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Return a request's keyword arguments for the WSGI side; refuse an async iterable body."""
     # NOTE: httpx's sync client refused it with "Attempted to send an async request with a
     # sync Client instance", which the test never made.
-    if hasattr(kwargs.get("content"), "__aiter__"):
+    if _async_only(kwargs.get("content")):
         raise TypeError(
             "the WSGI side reads content whole before the app runs, as Waitress does: pass "
             "bytes or a sync iterable, not an async iterable (or use interface='asgi')"
@@ -733,11 +733,26 @@ def _sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _async_content(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Return a request's keyword arguments with a sync iterable body made async."""
-    content = kwargs.get("content")
+    content: Any = kwargs.get("content")
     streamed = content is not None and not isinstance(content, (bytes, str))
     if streamed and not hasattr(content, "__aiter__"):
         return {**kwargs, "content": as_async(content)}
+    if streamed and hasattr(content, "__iter__"):
+        # NOTE: httpx reads a body that is both sync and async iterable as a sync one, which
+        # its AsyncClient refuses ("Attempted to send a sync request with an AsyncClient").
+        return {**kwargs, "content": _read_async(content)}
     return kwargs
+
+
+def _async_only(content: object) -> bool:
+    """Whether ``content`` is an async iterable that can't be read as a sync one too."""
+    # NOTE: one that is both (httpx.ByteStream) is read as a sync one, as httpx's Client does.
+    return hasattr(content, "__aiter__") and not hasattr(content, "__iter__")
+
+
+async def _read_async(content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in content:
+        yield chunk
 
 
 # NOTE: the thread in which the cycle collector runs, while it runs: a client it frees is

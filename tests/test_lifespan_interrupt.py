@@ -8,15 +8,18 @@ arrives in the waiting thread, not in the step. (Under ASGI the server takes the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
-from microweb import App
+from microweb import App, _app_loop
+from microweb._app_loop import hop_to_loop, run_until_stopped
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signal.pthread_kill is POSIX-only")
 
@@ -105,3 +108,89 @@ def test_ctrl_c_while_an_async_shutdown_step_runs_lets_the_other_steps_run() -> 
         "database exited",
         "interrupted",
     ]
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the callbacks other threads hand it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed = threading.Semaphore(0)
+
+    def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        handle = super().call_soon_threadsafe(*args, **kwargs)
+        self.handed.release()
+        return handle
+
+
+def test_ctrl_c_before_the_loop_started_the_call_cancels_it_and_gets_out() -> None:
+    # NOTE: the loop ran the hop's start and its cancel in one turn: the task, cancelled
+    # before its first step, never ran the step nor released the waiting thread, which waited
+    # until the loop stopped (here the guard's, after 10 s; for good under a server).
+    loop = _CountingLoop()
+    events: list[str] = []
+    released = threading.Event()
+
+    def busy() -> None:
+        loop.handed.acquire()  # NOTE: the hop's start is queued behind this callback...
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        loop.handed.acquire()  # NOTE: ...and so is its cancel, in the same turn.
+
+    def guard() -> None:
+        if not released.wait(timeout=10):
+            events.append("loop stopped by the guard")
+            loop.call_soon_threadsafe(loop.stop)
+
+    async def step() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("step cancelled")
+            raise
+
+    runner = threading.Thread(target=run_until_stopped, args=(loop,), daemon=True)
+    runner.start()
+    loop.call_soon_threadsafe(busy)
+    loop.handed.acquire()
+    threading.Thread(target=guard, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hop_to_loop(loop, step())
+    finally:
+        released.set()
+        with contextlib.suppress(RuntimeError):  # NOTE: the guard's stop closed it.
+            loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+    assert events == ["step cancelled"]
+
+
+def test_ctrl_c_after_the_loop_closed_under_the_wait_is_still_a_keyboard_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the loop closed (the app closed from another thread) between two of the waiting
+    # thread's looks at it: the cancel it was asked for raised "Event loop is closed", which
+    # took the interrupt's place: thrown into a request as its error, Ctrl+C was a 500.
+    monkeypatch.setattr(_app_loop, "STOP_CHECK", 60)  # NOTE: no look between stop and signal.
+    loop = _CountingLoop()
+    busy_now = threading.Event()
+
+    def busy() -> None:
+        busy_now.set()
+        loop.handed.acquire()  # NOTE: the hop's start is queued behind this callback...
+        loop.stop()  # NOTE: ...and never runs.
+
+    def run_then_close() -> None:
+        loop.run_forever()
+        loop.close()
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    runner = threading.Thread(target=run_then_close, daemon=True)
+    runner.start()
+    loop.call_soon_threadsafe(busy)
+    loop.handed.acquire()
+    busy_now.wait()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hop_to_loop(loop, asyncio.sleep(30))
+    finally:
+        runner.join()
