@@ -77,6 +77,15 @@ def test_cors_origins_are_matched_as_browsers_send_them(make_client: MakeClient)
         assert response.headers["access-control-allow-origin"] == origin
 
 
+def test_cors_ipv6_origins_are_matched_in_their_normal_form(make_client: MakeClient) -> None:
+    # NOTE: browsers send an IPv6 host compressed and in lower case: "[0:0::1]" never matched.
+    plugin = CORS(["http://[0:0::1]:8000", "https://[2001:DB8:0:0::1]"])
+    client = make_client(cors_app(plugin))
+    for origin in ("http://[::1]:8000", "https://[2001:db8::1]"):
+        response = client.get("/items", headers={"origin": origin})
+        assert response.headers["access-control-allow-origin"] == origin
+
+
 @pytest.mark.parametrize(
     "origin",
     [
@@ -86,6 +95,8 @@ def test_cors_origins_are_matched_as_browsers_send_them(make_client: MakeClient)
         " https://app.example",
         "chrome-extension://id/page",
         "https://app.example:99999",
+        "http://[1.2.3.4]",
+        "http://[::1::2]:8000",
     ],
 )
 def test_cors_refuses_an_origin_no_browser_sends(origin: str) -> None:
