@@ -100,9 +100,15 @@ def _browser_host(host: str) -> str | None:
     # NOTE: browsers send an IPv6 host compressed ("[::1]"): "[0:0::1]" was kept as written
     # and never matched; "[1.2.3.4]" and "[::1::2]" were taken, though no browser sends them.
     try:
-        return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        address = ipaddress.IPv6Address(host[1:-1])
     except ValueError:
         return None
+    if address.ipv4_mapped is not None:
+        # NOTE: browsers write it in hex ("[::ffff:102:304]"); Python 3.13 writes the IPv4
+        # address in it ("[::ffff:1.2.3.4]").
+        low = int(address) & 0xFFFFFFFF
+        return f"[::ffff:{low >> 16:x}:{low & 0xFFFF:x}]"
+    return f"[{address.compressed}]"
 
 
 def _hint(origin: str) -> str:

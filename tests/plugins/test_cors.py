@@ -79,9 +79,10 @@ def test_cors_origins_are_matched_as_browsers_send_them(make_client: MakeClient)
 
 def test_cors_ipv6_origins_are_matched_in_their_normal_form(make_client: MakeClient) -> None:
     # NOTE: browsers send an IPv6 host compressed and in lower case: "[0:0::1]" never matched.
-    plugin = CORS(["http://[0:0::1]:8000", "https://[2001:DB8:0:0::1]"])
+    # NOTE: an IPv4-mapped one in hex, as browsers write it (Python 3.13 writes "1.2.3.4").
+    plugin = CORS(["http://[0:0::1]:8000", "https://[2001:DB8:0:0::1]", "http://[::ffff:1.2.3.4]"])
     client = make_client(cors_app(plugin))
-    for origin in ("http://[::1]:8000", "https://[2001:db8::1]"):
+    for origin in ("http://[::1]:8000", "https://[2001:db8::1]", "http://[::ffff:102:304]"):
         response = client.get("/items", headers={"origin": origin})
         assert response.headers["access-control-allow-origin"] == origin
 
