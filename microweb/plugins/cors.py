@@ -173,7 +173,8 @@ class CORS:
         TypeError: If a list argument is given as a single string or holds something else
             than strings, or ``max_age`` is not an ``int``.
         ValueError: If ``max_age`` is negative, an allowed origin is not one a browser sends
-            (with a path, or with no scheme), or a method or header name is not a token.
+            (with a path, or with no scheme), ``allow_origin_regex`` is empty, or a method or
+            header name is not a token.
     """
 
     name = "cors"
@@ -189,6 +190,9 @@ class CORS:
         expose_headers: Iterable[str] = (),
         max_age: int = 600,
     ) -> None:
+        if allow_origin_regex == "":
+            # NOTE: taken for no regex, it allowed every origin ("*"): an unset setting, say.
+            raise ValueError("allow_origin_regex is empty: give None to match by list only")
         if allow_origins is None:
             allow_origins = () if allow_origin_regex else ("*",)
         if not isinstance(max_age, int) or isinstance(max_age, bool):

@@ -106,6 +106,12 @@ def test_cors_refuses_an_origin_no_browser_sends(origin: str) -> None:
         CORS([origin])
 
 
+def test_cors_refuses_an_empty_origin_regex() -> None:
+    # NOTE: "" (an unset setting, say) was taken for no regex at all: every origin got "*".
+    with pytest.raises(ValueError, match="allow_origin_regex is empty"):
+        CORS(allow_origin_regex="")
+
+
 @pytest.mark.parametrize(
     ("origin", "hint"),
     [
