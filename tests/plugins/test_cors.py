@@ -77,6 +77,16 @@ def test_cors_origins_are_matched_as_browsers_send_them(make_client: MakeClient)
         assert response.headers["access-control-allow-origin"] == origin
 
 
+def test_cors_ipv6_origins_are_matched_in_their_normal_form(make_client: MakeClient) -> None:
+    # NOTE: browsers send an IPv6 host compressed and in lower case: "[0:0::1]" never matched.
+    # NOTE: an IPv4-mapped one in hex, as browsers write it (Python 3.13 writes "1.2.3.4").
+    plugin = CORS(["http://[0:0::1]:8000", "https://[2001:DB8:0:0::1]", "http://[::ffff:1.2.3.4]"])
+    client = make_client(cors_app(plugin))
+    for origin in ("http://[::1]:8000", "https://[2001:db8::1]", "http://[::ffff:102:304]"):
+        response = client.get("/items", headers={"origin": origin})
+        assert response.headers["access-control-allow-origin"] == origin
+
+
 @pytest.mark.parametrize(
     "origin",
     [
@@ -86,12 +96,20 @@ def test_cors_origins_are_matched_as_browsers_send_them(make_client: MakeClient)
         " https://app.example",
         "chrome-extension://id/page",
         "https://app.example:99999",
+        "http://[1.2.3.4]",
+        "http://[::1::2]:8000",
     ],
 )
 def test_cors_refuses_an_origin_no_browser_sends(origin: str) -> None:
     # NOTE: accepted silently, and never matched: the partner's page was refused with no word.
     with pytest.raises(ValueError, match="is not one a browser sends"):
         CORS([origin])
+
+
+def test_cors_refuses_an_empty_origin_regex() -> None:
+    # NOTE: "" (an unset setting, say) was taken for no regex at all: every origin got "*".
+    with pytest.raises(ValueError, match="allow_origin_regex is empty"):
+        CORS(allow_origin_regex="")
 
 
 @pytest.mark.parametrize(
