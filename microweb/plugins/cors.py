@@ -5,7 +5,6 @@ SPEC: the Fetch standard, "CORS protocol" (https://fetch.spec.whatwg.org/#http-c
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Generator, Iterable
 
@@ -79,36 +78,19 @@ def _serialized(text: str) -> str:
     trimmed = text.removesuffix("/")
     scheme, separator, rest = trimmed.partition("://")
     if scheme.lower() in DEFAULT_PORTS:
+        # NOTE: an IPv6 host as browsers write it (parse_origin: "[0:0::1]" is "[::1]");
+        # a bracketed one that is no IPv6 address is none.
         origin = parse_origin(trimmed) if trimmed == trimmed.strip() else None
-        host = None if origin is None else _browser_host(origin.host)
-        if origin is not None and host is not None:
+        if origin is not None:
             # NOTE: as a browser serializes it: lower case, and no default port (":443").
             default = origin.port == DEFAULT_PORTS[origin.scheme]
-            return f"{origin.scheme}://{host}" + ("" if default else f":{origin.port}")
+            return f"{origin.scheme}://{origin.host}" + ("" if default else f":{origin.port}")
     elif text == "null" or (separator and rest and "/" not in rest and ORIGIN.fullmatch(trimmed)):
         return trimmed.lower()  # NOTE: a browser extension's (chrome-extension://...), say.
     raise ValueError(
         f"allowed origin {text!r} is not one a browser sends: write scheme://host[:port], such "
         f"as 'https://app.example' (no path), 'null', or '*'{_hint(trimmed)}"
     )
-
-
-def _browser_host(host: str) -> str | None:
-    """``host`` as a browser writes it in an origin; ``None`` for a bracketed non-IPv6 one."""
-    if not host.startswith("["):
-        return host
-    # NOTE: browsers send an IPv6 host compressed ("[::1]"): "[0:0::1]" was kept as written
-    # and never matched; "[1.2.3.4]" and "[::1::2]" were taken, though no browser sends them.
-    try:
-        address = ipaddress.IPv6Address(host[1:-1])
-    except ValueError:
-        return None
-    if address.ipv4_mapped is not None:
-        # NOTE: browsers write it in hex ("[::ffff:102:304]"); Python 3.13 writes the IPv4
-        # address in it ("[::ffff:1.2.3.4]").
-        low = int(address) & 0xFFFFFFFF
-        return f"[::ffff:{low >> 16:x}:{low & 0xFFFF:x}]"
-    return f"[{address.compressed}]"
 
 
 def _hint(origin: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import ipaddress
 import logging
 import re
 from collections.abc import Callable, Generator, Iterable
@@ -71,8 +72,30 @@ def _origin(scheme: str, host: str, port: str | None) -> Origin | None:
     number = DEFAULT_PORTS[scheme] if port is None else int(port)
     if number > 65535:
         return None
+    if host.startswith("["):
+        # NOTE: a trusted "http://[0:0::1]:8000" was kept as written, and never matched the
+        # "[::1]" a browser sends (review194 found it in CORS).
+        bracketed = _browser_ipv6(host)
+        if bracketed is None:
+            return None
+        host = bracketed
     # NOTE: an explicit default port is the same origin (browsers never send one).
     return Origin(scheme, host, number)
+
+
+def _browser_ipv6(host: str) -> str | None:
+    """A bracketed IPv6 ``host`` as a browser writes it in an origin (compressed, lower
+    case); ``None`` if it is no IPv6 address (``[1.2.3.4]``, ``[::1::2]``)."""
+    try:
+        address = ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return None
+    if address.ipv4_mapped is not None:
+        # NOTE: browsers write it in hex ("[::ffff:102:304]"); Python 3.13 writes the IPv4
+        # address in it ("[::ffff:1.2.3.4]").
+        low = int(address) & 0xFFFFFFFF
+        return f"[::ffff:{low >> 16:x}:{low & 0xFFFF:x}]"
+    return f"[{address.compressed}]"
 
 
 def own_origin(request: Request) -> Origin | None:
