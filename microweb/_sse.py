@@ -9,6 +9,9 @@ from types import GeneratorType
 from typing import Any
 
 ACCEPTED = "str, ServerSentEvent or a mapping with keys data, event, id, retry, comment"
+# NOTE: far past any delay a browser waits (2**64 ms is 584 million years), far below the
+# 4,300 digits str() gives an int.
+RETRY_BITS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,12 @@ class ServerSentEvent:
             raise ValueError(
                 f"ServerSentEvent retry must be 0 or more milliseconds, not {self.retry}: "
                 "a browser ignores a negative one"
+            )
+        if self.retry is not None and self.retry.bit_length() > RETRY_BITS:
+            # NOTE: encode() raised "Exceeds the limit (4300 digits)" once the headers had gone.
+            raise ValueError(
+                f"ServerSentEvent retry must be below 2**{RETRY_BITS} milliseconds, "
+                f"not a {self.retry.bit_length()}-bit number"
             )
         for name in ("event", "id", "comment"):
             value = getattr(self, name)

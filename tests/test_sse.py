@@ -120,3 +120,11 @@ def test_a_lone_surrogate_in_a_streamed_event_is_logged_naming_the_field(
     [record] = [r for r in caplog.records if r.name == "microweb"]
     assert record.getMessage() == "error while streaming GET /"
     assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
+
+
+def test_a_retry_too_long_to_write_is_refused_where_it_is_made() -> None:
+    # NOTE: it was taken, and encode() raised str()'s "Exceeds the limit (4300 digits)" once
+    # the headers had gone, naming no field.
+    with pytest.raises(ValueError, match="ServerSentEvent retry must be below 2\\*\\*64"):
+        ServerSentEvent(retry=10**5000)
+    assert ServerSentEvent(retry=2**64 - 1).encode() == f"retry: {2**64 - 1}\n\n".encode()

@@ -57,7 +57,9 @@ def events(request: Request) -> Response:
     # NOTE: the header is the client's: resume after it only when it is a plain small number,
     # in ASCII digits: isdigit() alone takes "²" (a latin-1 byte), which int() refuses.
     plain = last_id.isascii() and last_id.isdigit() and len(last_id) < 10
-    start = int(last_id) if plain else feed.last
+    # NOTE: never past the feed's last event: after a restart the count starts again from 0,
+    # and a page that came back with the id it had seen (42) missed each note up to the 43rd.
+    start = min(int(last_id), feed.last) if plain else feed.last
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         yield {"retry": 2000}
