@@ -84,12 +84,14 @@ def _to_str(text: str) -> str:
 
 
 def _to_path(text: str) -> str:
-    if "." in text and not _DOT_SEGMENTS.isdisjoint(text.split("/")):
+    if "." in text and not DOT_SEGMENTS.isdisjoint(text.split("/")):
         raise ValueError(text)
     return text
 
 
-_DOT_SEGMENTS = frozenset({".", ".."})
+# SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for
+# ".." as well, so no encoding of a dot segment survives them (a path is matched decoded).
+DOT_SEGMENTS = frozenset({".", ".."})
 
 
 BUILTIN_CONVERTERS: Mapping[str, Converter] = {

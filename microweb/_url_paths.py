@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from ._datastructures import MultiDict
-from ._route_templates import Converter, Param
+from ._route_templates import DOT_SEGMENTS, Converter, Param
 from ._routing import Route
 
 
@@ -193,18 +193,13 @@ def _to_url(route: Route, segment: Param, converter: Converter, value: Any) -> s
     return text
 
 
-# SPEC: WHATWG URL, "double-dot path segment": browsers take ".%2e", "%2e." and "%2e%2e" for
-# ".." as well, so no encoding of a dot segment survives them.
-_DOT_SEGMENTS = frozenset({".", ".."})
-
-
 def _check_dots(route: Route, segment: Param, text: str) -> None:
     """Refuse a value that is empty where a path is due, or that a client would resolve."""
     where = f"url_for({route.name!r}): parameter {segment.name!r}"
     if not text and segment.converter == "path":
         # NOTE: "/files/" matches no {rest:path}, which takes one character at least.
         raise ValueError(f"{where} is empty")
-    if _DOT_SEGMENTS.intersection(text.split("/")):
+    if DOT_SEGMENTS.intersection(text.split("/")):
         # NOTE: a browser, httpx or curl resolves "/files/a/../../admin" to "/admin": a link
         # built from a client's value would lead to another route (hunt60).
         raise ValueError(
