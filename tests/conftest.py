@@ -164,6 +164,22 @@ def make_client(interface: str) -> Iterator[MakeClient]:
         client.close()
 
 
+@pytest.fixture
+def asgi_client() -> Iterator[MakeClient]:
+    """Build ASGI TestClients (no lifespan unless used with ``with``), for what exists under
+    ASGI only (WebSockets); they are closed after the test."""
+    clients: list[TestClient] = []
+
+    def make(app: App) -> TestClient:
+        client = TestClient(app, interface="asgi")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests that use a Playwright browser after every other test."""
     # NOTE: Playwright's sync API leaves its event loop marked as running in the main thread from

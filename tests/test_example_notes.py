@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from notes_example import NOTES_DIR, SECRET, add_user, imported
@@ -211,3 +212,23 @@ def test_websocket_route_answers_501_under_wsgi(app: App) -> None:
     with TestClient(app, interface="wsgi") as client:
         assert client.get("/ws").status_code == 501
         assert client.get("/").status_code == 200
+
+
+def test_a_page_back_from_before_a_restart_gets_the_new_notes(
+    app: App, interface: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the stream started after event 42, which this restarted feed had not reached, so a
+    # note added since (event 1) never went out. It is added as the stream first looks.
+    feed = app.state.feed
+    since = feed.since
+
+    def since_then_publish(last: int) -> Any:
+        if feed.last == 0:
+            feed.publish({"title": "after the restart"})
+        return since(last)
+
+    monkeypatch.setattr(feed, "since", since_then_publish)
+    with TestClient(app, interface=interface) as client:
+        stream = client.get("/events", headers={"last-event-id": "42"}).text
+    data = json.dumps({"title": "after the restart"})
+    assert stream == f"retry: 2000\n\nevent: note\nid: 1\ndata: {data}\n\n"

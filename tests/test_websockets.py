@@ -42,21 +42,6 @@ from microweb.plugins import CORS
 from microweb.testing import TestClient
 
 
-@pytest.fixture
-def asgi_client() -> Iterator[MakeClient]:
-    """Build ASGI TestClients (no lifespan unless used with ``with``); closed after the test."""
-    clients: list[TestClient] = []
-
-    def make(app: App) -> TestClient:
-        client = TestClient(app, interface="asgi")
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
 def _echo_app(**app_options: Any) -> App:
     app = App(**app_options)
 

@@ -7,7 +7,6 @@ messages a server sends, where the test client cannot send them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from conftest import MakeClient
@@ -15,21 +14,6 @@ from drive import handshake_messages, websocket_scope
 
 from microweb import App, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
-
-
-@pytest.fixture
-def asgi_client() -> Iterator[MakeClient]:
-    """Build ASGI TestClients; closed after the test."""
-    clients: list[TestClient] = []
-
-    def make(app: App) -> TestClient:
-        client = TestClient(app, interface="asgi")
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def test_a_receive_pending_when_another_task_closes_ends_with_that_close(
