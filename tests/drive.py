@@ -14,7 +14,7 @@ import contextlib
 import gc
 import io
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -95,13 +95,9 @@ def handshake_messages(asgi: Any, scope: Message) -> list[Message]:
     return sent
 
 
-async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, bytes]:
-    """Call an ASGI callable with a GET http scope, without any lifespan; return status and body.
-
-    The request body is empty; after it, ``receive`` blocks as a server's does until the client
-    leaves.
-    """
-    messages: list[Message] = []
+def staying_client() -> Callable[[], Awaitable[Message]]:
+    """Return a ``receive`` that gives an empty request body, then blocks as a server's does
+    while its client stays connected."""
     delivered = False
 
     async def receive() -> Message:
@@ -112,10 +108,21 @@ async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, byte
         await asyncio.Event().wait()  # a server blocks here until the client leaves
         raise AssertionError("unreachable")
 
+    return receive
+
+
+async def asgi_get(asgi: Any, path: str, root_path: str = "") -> tuple[int, bytes]:
+    """Call an ASGI callable with a GET http scope, without any lifespan; return status and body.
+
+    The request body is empty; after it, ``receive`` blocks as a server's does until the client
+    leaves.
+    """
+    messages: list[Message] = []
+
     async def send(message: Message) -> None:
         messages.append(dict(message))
 
-    await asgi(http_scope(path=path, root_path=root_path), receive, send)
+    await asgi(http_scope(path=path, root_path=root_path), staying_client(), send)
     assert messages[0]["type"] == "http.response.start"
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
     return messages[0]["status"], body

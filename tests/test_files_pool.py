@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drive import asgi_get, http_scope
+from drive import asgi_get, http_scope, staying_client
 
 from microweb import App, Request, Response
 from microweb._concurrency import run_in_pool
@@ -56,22 +56,13 @@ async def stalled_download(
     asgi: Any, path: str, first_chunk: asyncio.Event, headers: list[tuple[bytes, bytes]]
 ) -> None:
     """Request ``path`` as a client that takes the first body chunk and then stops reading."""
-    delivered = False
-
-    async def receive() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # NOTE: the client stays connected.
-        raise AssertionError("unreachable")
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.body" and message.get("body"):
             first_chunk.set()
             await asyncio.Event().wait()  # NOTE: a full socket buffer: send() never returns.
 
-    await asgi(http_scope(path=path, headers=headers), receive, send)
+    await asgi(http_scope(path=path, headers=headers), staying_client(), send)
 
 
 # NOTE: gzip's of a text file, and of a whole body too large to compress on the loop, were

@@ -8,7 +8,7 @@ they entered then, the last entered first, before the cancellation goes on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -16,36 +16,36 @@ import pytest
 from microweb import App
 
 
-def _app(events: list[str], kind: str, hook_started: asyncio.Event) -> App:
-    app = App()
+def _recorded(events: list[str], name: str) -> Callable[[App], AsyncIterator[None]]:
+    """An async lifespan that records its entering and its exit."""
 
-    @app.lifespan
-    async def first(app: App) -> AsyncIterator[None]:
-        events.append("enter first")
+    async def held(app: App) -> AsyncIterator[None]:
+        events.append(f"enter {name}")
         try:
             yield
         finally:
-            events.append("exit first")
+            events.append(f"exit {name}")
 
-    if kind == "sync":
+    return held
 
-        @app.lifespan
-        def second(app: App) -> Iterator[None]:
-            events.append("enter second")
-            try:
-                yield
-            finally:
-                events.append("exit second")
 
-    else:
+def _recorded_sync(events: list[str], name: str) -> Callable[[App], Iterator[None]]:
+    """The same lifespan as a def generator."""
 
-        @app.lifespan
-        async def second_async(app: App) -> AsyncIterator[None]:
-            events.append("enter second")
-            try:
-                yield
-            finally:
-                events.append("exit second")
+    def held(app: App) -> Iterator[None]:
+        events.append(f"enter {name}")
+        try:
+            yield
+        finally:
+            events.append(f"exit {name}")
+
+    return held
+
+
+def _app(events: list[str], kind: str, hook_started: asyncio.Event) -> App:
+    app = App()
+    app.lifespan(_recorded(events, "first"))
+    app.lifespan((_recorded_sync if kind == "sync" else _recorded)(events, "second"))
 
     @app.on_startup
     async def slow() -> None:
@@ -92,14 +92,7 @@ def test_a_cancelled_asgi_startup_exits_the_lifespans_entered_before_it_ends(kin
 def test_a_lifespan_cancelled_while_it_enters_cleans_up_before_those_entered_exit() -> None:
     events: list[str] = []
     app = App()
-
-    @app.lifespan
-    async def first(app: App) -> AsyncIterator[None]:
-        events.append("enter first")
-        try:
-            yield
-        finally:
-            events.append("exit first")
+    app.lifespan(_recorded(events, "first"))
 
     @app.lifespan
     async def second(app: App) -> AsyncIterator[None]:
