@@ -19,6 +19,7 @@ Or talk to it from a terminal with the ``websockets`` package:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from microweb import App, Request, Response, WebSocket
 
@@ -138,16 +139,27 @@ async def _deliver(client: WebSocket, message: dict[str, str]) -> WebSocket | No
     return None
 
 
+async def _dismiss(client: WebSocket) -> None:
+    # NOTE: 1013, "try again later". A client too slow to take a message may be too slow to
+    # take the close too: it gets the same deadline, then is left to the server's timeout.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.close(1013), SEND_DEADLINE)
+
+
 async def broadcast(message: dict[str, str]) -> None:
-    """Send ``message`` to every connected client; forget those that cannot be reached in
-    ``SEND_DEADLINE`` seconds (they get no more messages).
+    """Send ``message`` to every connected client; close and forget those that cannot be
+    reached in ``SEND_DEADLINE`` seconds.
 
     The lock makes every client see the messages in the same order.
     """
     async with app.state.lock:
         clients = list(app.state.clients)
         failed = await asyncio.gather(*(_deliver(client, message) for client in clients))
-        app.state.clients.difference_update(client for client in failed if client is not None)
+        gone = [client for client in failed if client is not None]
+        app.state.clients.difference_update(gone)
+    # NOTE: closed, so that their page says "disconnected": it said "connected" and showed no
+    # more messages. Outside the lock, so that the room's other messages need not wait.
+    await asyncio.gather(*(_dismiss(client) for client in gone))
 
 
 @app.websocket("/ws")

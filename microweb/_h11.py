@@ -6,10 +6,14 @@ for ever: a ``def`` handler reading a body that stopped held its pool thread as 
 client kept the connection open, and a connection that sent nothing, or part of a head, stayed
 open. ``microweb serve`` runs this protocol then, so that such a connection is closed after
 ``StallTimer.stall_timeout``, as under httptools and Waitress (``_stall.py``).
+
+Uvicorn hands the WebSocket protocol a handshake alone; this protocol hands it the bytes read
+after the handshake too, as ``_httptools.py`` does: the frames a client sent with it were lost.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -226,10 +230,17 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        """Upgrade as Uvicorn does; no HTTP body is due from here on."""
+        """Upgrade as Uvicorn does, and hand the WebSocket protocol what came after the
+        handshake; no HTTP body is due from here on."""
         self.upgraded = True
         self.stop_stall_timer()
         super().handle_websocket_upgrade(event)
+        # NOTE: Uvicorn handed over the handshake alone: frames read with it (a client that
+        # sends before the 101, as RFC 6455 4.1 asks it not to) were lost, and the connection
+        # waited for them.
+        rest, protocol = self.conn.trailing_data[0], self.transport.get_protocol()
+        if rest and isinstance(protocol, asyncio.Protocol):
+            protocol.data_received(rest)
 
     def request_due(self) -> bool:
         """Return whether the client owes a head or a body now (``_stall.py``)."""

@@ -17,10 +17,15 @@ bounded, as it is under Waitress and h11, which parse a request or two ahead.
 A body without a length (a stream) goes to an HTTP/1.0 client as it is, ended by the close of
 the connection, as Waitress and h11 send it: Uvicorn's httptools protocol chunked it, which
 HTTP/1.0 has no word for, and the client read the chunk sizes as the body.
+
+Frames that a client sent with its WebSocket handshake (before the 101 it should wait for)
+were lost: Uvicorn handed the WebSocket protocol the handshake alone. Here that protocol gets
+every byte read after the handshake's head.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 from collections.abc import Awaitable, Callable
@@ -83,6 +88,8 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     # connection is the WebSocket protocol's (parsing ends there).
     held = b""
     upgraded = False
+    # NOTE: what was read after a WebSocket handshake's head, for the WebSocket protocol.
+    after_handshake = b""
     # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
     # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
     head_due = True
@@ -116,7 +123,10 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             self._parse(data)
             return
         for start in range(0, len(data), SLICE):
-            if self.refused or self.upgraded or self.transport.is_closing():
+            if self.upgraded:
+                self._hand_over(data[start:])
+                return
+            if self.refused or self.transport.is_closing():
                 return
             if len(self.pipeline) >= self.max_pipelined:
                 self.held = data[start:]
@@ -145,7 +155,7 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             return
         in_head, heads = self.reading_head, self.heads
         self.body_read = False
-        super().data_received(data)
+        self._feed(data)
         if self.refused:
             return
         if self.request_due():
@@ -161,6 +171,35 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         # NOTE: the head goes on after these bytes, so it is longer than they are.
         if self.read_in_head >= self.max_head_size:
             self._refuse()
+
+    def _feed(self, data: bytes) -> None:
+        """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
+        a WebSocket handshake's head for the WebSocket protocol."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            message = "Invalid HTTP request received."
+            self.logger.warning(message)
+            self.send_400_response(message)
+        except httptools.HttpParserUpgrade as upgrade:
+            if not self._should_upgrade():
+                self._unsupported_upgrade_warning()
+                return
+            # NOTE: httptools tells where the head ended; Uvicorn dropped what came after it,
+            # and so the frames a client sent with its handshake (RFC 6455 4.1 asks it to
+            # wait for the 101, but the bytes were on the connection): it waited for answers.
+            self.after_handshake = data[upgrade.args[0] :]
+            self.handle_websocket_upgrade()
+
+    def _hand_over(self, data: bytes) -> None:
+        """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
+        it for that protocol, while the handshake waits for the requests before it."""
+        protocol = self.transport.get_protocol()
+        if protocol is self:
+            self.after_handshake += data
+        elif isinstance(protocol, asyncio.Protocol):
+            protocol.data_received(data)
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it if its head is too large."""
@@ -269,14 +308,22 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         self.stop_stall_timer()
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
-            super().handle_websocket_upgrade()
+            self._upgrade()
             return
         # NOTE: pipelined behind unanswered requests, Uvicorn upgraded at once: the handshake's
         # answer went out as theirs, and theirs went into the WebSocket. It waits for them;
-        # nothing more is HTTP (a client sends no frame before the handshake's answer).
+        # nothing more is HTTP: what came after the handshake is kept for the WebSocket.
         self.refused = True
         self.flow.pause_reading()
-        self._after_earlier(cycle, super().handle_websocket_upgrade)
+        self._after_earlier(cycle, self._upgrade)
+
+    def _upgrade(self) -> None:
+        """Hand the connection to the WebSocket protocol as Uvicorn does, with what was read
+        after the handshake."""
+        super().handle_websocket_upgrade()
+        rest, self.after_handshake = self.after_handshake, b""
+        if rest:
+            self._hand_over(rest)
 
     def send_400_response(self, msg: str) -> None:
         """Answer a request httptools could not parse with 400, after the requests before it."""

@@ -15,10 +15,29 @@ from conftest import load_example
 
 
 class Stuck:
-    """A client whose connection is full: a send never returns."""
+    """A client whose connection is full: a send never returns; nor does a close, if
+    ``closes`` is false."""
+
+    def __init__(self, closes: bool = True) -> None:
+        self.closes, self.closed_with = closes, 0
 
     async def send_json(self, message: Any) -> None:
         await asyncio.Event().wait()
+
+    async def close(self, code: int = 1000) -> None:
+        if not self.closes:
+            await asyncio.Event().wait()
+        self.closed_with = code
+
+
+class Gone:
+    """A client that left: every send and close fails."""
+
+    async def send_json(self, message: Any) -> None:
+        raise ConnectionError("gone")
+
+    async def close(self, code: int = 1000) -> None:
+        raise ConnectionError("gone")
 
 
 class Reader:
@@ -38,11 +57,11 @@ def test_a_client_that_takes_no_message_is_forgotten_and_holds_up_no_one(
     # that read nothing held every message of the room, and every new joiner's, for good.
     chat = load_example("chat.py", "chat_example")
     monkeypatch.setattr(chat, "SEND_DEADLINE", 0.05)
-    stuck, reader = Stuck(), Reader()
+    stuck, deaf, gone, reader = Stuck(), Stuck(closes=False), Gone(), Reader()
 
     async def scenario() -> None:
         await chat.open_room()
-        chat.app.state.clients.update({stuck, reader})
+        chat.app.state.clients.update({stuck, deaf, gone, reader})
         # NOTE: guards against a hang, not timings: each broadcast ends, or never does.
         await asyncio.wait_for(chat.broadcast({"name": "ada", "text": "hi"}), timeout=10)
         await asyncio.wait_for(chat.broadcast({"name": "ada", "text": "again"}), timeout=10)
@@ -50,3 +69,5 @@ def test_a_client_that_takes_no_message_is_forgotten_and_holds_up_no_one(
     asyncio.run(scenario())
     assert reader.got == [{"name": "ada", "text": "hi"}, {"name": "ada", "text": "again"}]
     assert chat.app.state.clients == {reader}
+    # NOTE: the page of a forgotten client said "connected", and showed no more messages.
+    assert stuck.closed_with == 1013
