@@ -42,6 +42,7 @@ from ._effects import (
 )
 from ._emission import (
     LengthHeaders,
+    close_replaced,
     encode_chunk,
     ended_for_a_client_gone,
     outgoing,
@@ -64,7 +65,7 @@ from ._request import Request, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._sse import SSEChunks
 from ._types import Message, Receive, Scope, Send
-from ._websocket import WebSocket, WebSocketDisconnect
+from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -446,9 +447,12 @@ class ASGIDriver:
         except HTTPError as exc:
             # NOTE: an answer the app chose (a header the client did not send, say): not
             # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
-            # client's 4xx; a 403 before accept), 1011 the server's trouble (a 5xx).
+            # client's 4xx), 1011 the server's trouble (a 5xx).
             exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
-            await ws.close(1008 if exc.status < 500 else 1011)
+            if ws.state == CONNECTING:
+                await self._refuse_with(request, exc, ws, send)
+            else:
+                await ws.close(1008 if exc.status < 500 else 1011)
         except (Exception, asyncio.CancelledError) as exc:
             if only_of(exc, WebSocketDisconnect) is not None:
                 # NOTE: a TaskGroup's, when its reading task saw the client leave: the client's
@@ -463,6 +467,22 @@ class ASGIDriver:
             await ws.close(1011 if ws.state == "open" else 1008)
         else:
             await ws.close(1000)
+
+    async def _refuse_with(
+        self, request: Request, exc: HTTPError, ws: WebSocket, send: Send
+    ) -> None:
+        """Refuse a handshake with the response of ``exc``, which the handler raised before
+        ``accept()``, as a flow's ``HTTPError`` refuses it; or with a 403 where the server
+        cannot send that response."""
+        # NOTE: the handler's 401 reached the client as a 403, where a flow's went out whole
+        # (and Starlette sends an HTTPException raised there).
+        response = await drive_async(fail(self.plan, request, exc), self.pool)
+        close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
+        if not sends_refusal(request, response):
+            await ws.close(1008)
+            return
+        ws.state, ws.close_code = CLOSED, 1008
+        await _send_refusal(response, send)
 
     async def _accepted(self, request: Request, send: Send) -> bool:
         """Run the flows around a handshake; refuse it and return ``False`` if one answered

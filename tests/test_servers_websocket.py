@@ -203,6 +203,17 @@ def test_a_flow_refusal_reaches_the_client_under_microweb_serve(served_ws: Uvico
     assert "without completing handshake" not in served_ws.log_text()
 
 
+def test_a_handlers_http_error_before_accept_reaches_the_client_under_microweb_serve(
+    served_ws: Uvicorn,
+) -> None:
+    # NOTE: the 400 of a header the handler reads before accept() (ws.headers["x-token"]),
+    # which went out as a 403; under plain Uvicorn it still does (test_a_handshake_without_a_
+    # header_the_handler_reads_is_403_and_not_logged).
+    status, _, body = _refused_with(served_ws, "/token")
+    assert (status, body) == (400, b"missing header 'x-token'")
+    assert "Traceback" not in served_ws.log_text()
+
+
 def test_a_refusal_without_a_body_gets_no_length_under_microweb_serve(served_ws: Uvicorn) -> None:
     # SPEC: RFC 9110 8.6: a 204 has no Content-Length (Uvicorn's protocol added "0").
     answer = _refusal(served_ws, "/guarded?token=none")

@@ -1791,6 +1791,79 @@ def test_a_flow_refusal_is_sent_only_where_the_server_can_send_it(
     assert body == {"type": "websocket.http.response.body", "body": b"who are you?"}
 
 
+def _refusing_app() -> App:
+    """An app whose handler refuses before ``accept()`` with an ``HTTPError``, as a flow may."""
+    app = App()
+
+    @app.error_handler(429)
+    def slow_down(request: Request, exc: HTTPError) -> Response:
+        return Response.json({"error": "slow down"}, status=429, headers={"Retry-After": "30"})
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        token = ws.request.query.get("token")
+        if token is None:
+            raise HTTPError(401, "a token is required", headers={"WWW-Authenticate": "Bearer"})
+        if token == "spent":
+            raise HTTPError(429)
+        await ws.accept()
+        if token == "late":
+            raise HTTPError(401)
+        await ws.send_text("welcome")
+
+    return app
+
+
+def test_an_http_error_the_handler_raises_before_accept_refuses_with_its_response(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the client got a 403, where the same HTTPError raised in a flow went out whole.
+    client = asgi_client(_refusing_app())
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        with pytest.raises(WebSocketDisconnect) as refused:
+            client.websocket_connect("/ws")
+        answer = refused.value.response
+        assert (answer.status_code, answer.headers["www-authenticate"]) == (401, "Bearer")
+        assert "a token is required" in answer.text
+        assert refused.value.code == 1008
+        # NOTE: the app's error handler shapes it, as over HTTP.
+        with pytest.raises(WebSocketDisconnect) as limited:
+            client.websocket_connect("/ws?token=spent")
+        answer = limited.value.response
+        assert (answer.status_code, answer.json()) == (429, {"error": "slow down"})
+        assert answer.headers["retry-after"] == "30"
+        # NOTE: after accept(), a close: the handshake has been answered.
+        with client.websocket_connect("/ws?token=late") as session:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                session.receive_text()
+            assert closed.value.code == 1008
+        with client.websocket_connect("/ws?token=t0ken") as session:
+            assert session.receive_text() == "welcome"
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    "extensions",
+    [{"websocket.http.response": {}, "microweb.denial_response": {}}, None],
+    ids=["sent-whole", "none"],
+)
+def test_a_handlers_refusal_is_sent_only_where_the_server_can_send_it(
+    extensions: dict[str, Any] | None,
+) -> None:
+    scope = websocket_scope("/ws")
+    if extensions is not None:
+        scope["extensions"] = extensions
+    sent = handshake_messages(_refusing_app().as_asgi(), scope)
+    if extensions is None:
+        assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+        return
+    start, body = sent
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 401)
+    assert (b"www-authenticate", b"Bearer") in start["headers"]
+    assert body["type"] == "websocket.http.response.body"
+    assert b"a token is required" in body["body"]
+
+
 def test_handshake_error_goes_out_through_the_waiting_flows(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
