@@ -627,6 +627,13 @@ def count_header_params(value: str) -> int:
     return len(_DISPOSITION_PARAM.findall(value))
 
 
+def repeats_a_param(value: str) -> bool:
+    """Tell whether a header names one of its ``; name=value`` parameters twice (without case),
+    a quoted value taken whole as in ``count_header_params()``."""
+    names = [name.lower() for name, _ in _DISPOSITION_PARAM.findall(value)]
+    return len(set(names)) < len(names)
+
+
 def _ext_filename(disposition: str) -> str | None:
     """Return the raw value of the ``filename*`` parameter of a ``Content-Disposition``."""
     for found in _DISPOSITION_PARAM.finditer(disposition):
@@ -646,8 +653,8 @@ def part_filename(headers: list[tuple[str, str]], plain: str | None) -> str | No
     """
     # SPEC: RFC 7578 4.2 says form-data must not use filename* (RFC 5987), yet some clients send
     # it, alone (a non-ASCII name) or beside filename, which it then wins over (RFC 6266 4.3).
-    # NOTE: of two Content-Disposition lines, multipart reads the name and filename of the
-    # last: a filename* taken from the first made a file of the field the last one named.
+    # NOTE: a part has one Content-Disposition line (a second is refused: _parts._Parser);
+    # the loop takes the last, as multipart does.
     disposition = None
     for key, value in headers:
         if key == "Content-Disposition":
