@@ -198,6 +198,16 @@ def is_json_type(content_type: str | None) -> bool:
     return answer
 
 
+def is_coded(content_encoding: str | None) -> bool:
+    """Tell whether a ``Content-Encoding`` value names a coding other than ``identity``."""
+    if not content_encoding:
+        return False
+    return any(
+        coding.strip(" \t").lower() not in ("", "identity")
+        for coding in content_encoding.split(",")
+    )
+
+
 def header_value(headers: Headers, name: str) -> str | None:
     """Return every line of the request header ``name`` joined with ``", "``, or ``None``.
 
