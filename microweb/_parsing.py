@@ -614,8 +614,14 @@ def decode_ext_value(value: str) -> str | None:
     if not (first and second) or codec is None:
         return None
     try:
-        return percent_decode_bytes(encoded.encode("utf-8")).decode(codec)
-    except UnicodeDecodeError:
+        # NOTE: a character sent as itself (no client does; RFC 8187 allows ASCII ones only)
+        # stands for itself: taken as its UTF-8 bytes, an ISO-8859-1 value's "é" became "Ã©".
+        data = encoded.encode(codec)
+        # SPEC: RFC 8187 3.2.1, a "%" starts an escape of two hex digits: "%ZZ" was kept.
+        if _LONE_PERCENT.search(data):
+            return None
+        return percent_decode_bytes(data).decode(codec)
+    except UnicodeError:
         return None
 
 
