@@ -77,21 +77,26 @@ def form_boundary(content_type: str | None, params: dict[str, str]) -> str | Non
     Raises:
         HTTPError: 400 if the header names the boundary twice.
     """
-    # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
-    # last one, where a proxy or a firewall may read the first, and so another form.
-    # PERF: the names are read only when "boundary" is written twice, which no client does.
-    if content_type is not None and content_type.lower().count("boundary") > 1:
-        if '"' in content_type:
-            names = [
-                m.group(1) for m in _MEDIA_PARAM.finditer(content_type, content_type.find(";"))
-            ]
-        else:
-            names = [item.partition("=")[0] for item in content_type.split(";")[1:]]
-        # NOTE: RFC 2231's "boundary*" and "boundary*0" name it too, for a proxy that reads
-        # them (review183).
-        if [name.strip().lower().partition("*")[0] for name in names].count("boundary") > 1:
-            raise HTTPError(400, "multipart Content-Type names its boundary twice")
+    if names_twice(content_type, "boundary"):
+        raise HTTPError(400, "multipart Content-Type names its boundary twice")
     return params.get("boundary")
+
+
+def names_twice(content_type: str | None, param: str) -> bool:
+    """Tell whether a ``Content-Type`` names the parameter ``param`` (lower case) twice."""
+    # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
+    # last one, where a proxy or a firewall may read the first, and so another form (or, of
+    # a charset, other text).
+    # PERF: the names are read only when the name is written twice, which no client does.
+    if content_type is None or content_type.lower().count(param) < 2:
+        return False
+    if '"' in content_type:
+        names = [m.group(1) for m in _MEDIA_PARAM.finditer(content_type, content_type.find(";"))]
+    else:
+        names = [item.partition("=")[0] for item in content_type.split(";")[1:]]
+    # NOTE: RFC 2231's "boundary*" and "boundary*0" name it too, for a proxy that reads them
+    # (review183).
+    return [name.strip().lower().partition("*")[0] for name in names].count(param) > 1
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -342,8 +347,11 @@ def decode_text(body: bytes, content_type: str | None) -> str:
     """Decode a body with the charset of its content type (UTF-8 when none is given).
 
     Raises:
-        HTTPError: 400 for a charset that is not accepted or bytes that do not decode.
+        HTTPError: 400 for a charset that is not accepted, named twice, or bytes that do not
+            decode.
     """
+    if names_twice(content_type, "charset"):
+        raise HTTPError(400, "the body's Content-Type names its charset twice")
     codec = find_text_codec(media_type(content_type)[1].get("charset"), "the body")
     return decode_with(body, codec, "the body")
 

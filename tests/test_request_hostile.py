@@ -174,8 +174,13 @@ def test_query_that_is_not_utf8_is_400(make_client: MakeClient, colour: str, que
     [
         ('text/plain; charset="iso-8859-1"', 200, "caf\u00e9"),
         ("text/plain; CHARSET=Latin1", 200, "caf\u00e9"),
-        # NOTE: the last of two charsets holds, as in Werkzeug's parse_options_header.
-        ("text/plain; charset=utf-8; charset=latin1", 200, "caf\u00e9"),
+        # NOTE: two charsets are a 400 (RFC 6838 4.3), where the last one held, as in
+        # Werkzeug's parse_options_header, and a proxy reading the first decoded other text.
+        (
+            "text/plain; charset=utf-8; charset=latin1",
+            400,
+            "the body's Content-Type names its charset twice",
+        ),
         ("text/plain; charset", 400, "unsupported charset for the body (use utf-8)"),
         ("text/plain; charset=", 400, "unsupported charset for the body (use utf-8)"),
         ('text/plain; charset="latin\\-1"', 400, "unsupported charset for the body (use utf-8)"),
