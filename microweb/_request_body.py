@@ -118,13 +118,19 @@ class BodyMethods(HeadProperties):
             raise JSONMeter.too_large(limit)
 
     def text(self) -> str:
-        """Read the body and decode it with its charset (UTF-8 by default)."""
+        """Read the body and decode it with its charset (UTF-8 by default).
+
+        Raises:
+            HTTPError: 415 for a body with a ``Content-Encoding``; 400 for a charset that is not
+                accepted or named twice, or bytes that do not decode.
+        """
         self._check_sync("text()", "atext()")
         self._uncoded()
         return decode_text(self._whole("text()"), self.content_type)
 
     def json(self, *, silent: bool = False, force: bool = False) -> Any:
-        """Read the body and parse it as JSON (415 for another content type, 400 if invalid).
+        """Read the body and parse it as JSON (415 for another content type or a
+        ``Content-Encoding``, 400 if invalid).
 
         Args:
             silent: Return ``None`` instead of the 415 or the 400, as Flask's
@@ -238,7 +244,8 @@ class BodyMethods(HeadProperties):
         """Read and parse a urlencoded or multipart form (bounded by the form limits).
 
         Raises:
-            HTTPError: 415 for another content type, 400 for a malformed form, 413 past a limit.
+            HTTPError: 415 for another content type or a ``Content-Encoding``, 400 for a
+                malformed form, 413 past a limit.
             RuntimeError: Where an event loop runs in this thread (use ``await aform()``).
         """
         self._check_sync("form()", "aform()")
@@ -267,7 +274,8 @@ class BodyMethods(HeadProperties):
         for (a part not read is skipped). Limits and errors are those of ``form()``.
 
         Raises:
-            HTTPError: 415 for a body that is not multipart, 400 malformed, 413 past a limit.
+            HTTPError: 415 for a body that is not multipart or has a ``Content-Encoding``, 400
+                malformed, 413 past a limit.
             RuntimeError: Where an event loop runs in this thread (use ``aiter_parts()``), or
                 for a body already consumed.
         """
