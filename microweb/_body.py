@@ -142,6 +142,10 @@ class WSGIBody:
             return None
         return parse_content_length(self._environ.get("CONTENT_LENGTH"))
 
+    @property
+    def content_encoding(self) -> str | None:
+        return self._environ.get("HTTP_CONTENT_ENCODING")
+
     def _remaining(self, length: int | None) -> int | None:
         if length is None:
             # SPEC: PEP 3333 leaves a body without Content-Length empty unless the server says

@@ -77,21 +77,26 @@ def form_boundary(content_type: str | None, params: dict[str, str]) -> str | Non
     Raises:
         HTTPError: 400 if the header names the boundary twice.
     """
-    # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
-    # last one, where a proxy or a firewall may read the first, and so another form.
-    # PERF: the names are read only when "boundary" is written twice, which no client does.
-    if content_type is not None and content_type.lower().count("boundary") > 1:
-        if '"' in content_type:
-            names = [
-                m.group(1) for m in _MEDIA_PARAM.finditer(content_type, content_type.find(";"))
-            ]
-        else:
-            names = [item.partition("=")[0] for item in content_type.split(";")[1:]]
-        # NOTE: RFC 2231's "boundary*" and "boundary*0" name it too, for a proxy that reads
-        # them (review183).
-        if [name.strip().lower().partition("*")[0] for name in names].count("boundary") > 1:
-            raise HTTPError(400, "multipart Content-Type names its boundary twice")
+    if names_twice(content_type, "boundary"):
+        raise HTTPError(400, "multipart Content-Type names its boundary twice")
     return params.get("boundary")
+
+
+def names_twice(content_type: str | None, param: str) -> bool:
+    """Tell whether a ``Content-Type`` names the parameter ``param`` (lower case) twice."""
+    # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
+    # last one, where a proxy or a firewall may read the first, and so another form (or, of
+    # a charset, other text).
+    # PERF: the names are read only when the name is written twice, which no client does.
+    if content_type is None or content_type.lower().count(param) < 2:
+        return False
+    if '"' in content_type:
+        names = [m.group(1) for m in _MEDIA_PARAM.finditer(content_type, content_type.find(";"))]
+    else:
+        names = [item.partition("=")[0] for item in content_type.split(";")[1:]]
+    # NOTE: RFC 2231's "boundary*" and "boundary*0" name it too, for a proxy that reads them
+    # (review183).
+    return [name.strip().lower().partition("*")[0] for name in names].count(param) > 1
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -196,6 +201,16 @@ def is_json_type(content_type: str | None) -> bool:
         _JSON_TYPE_CACHE.clear()
     _JSON_TYPE_CACHE[content_type] = answer
     return answer
+
+
+def is_coded(content_encoding: str | None) -> bool:
+    """Tell whether a ``Content-Encoding`` value names a coding other than ``identity``."""
+    if not content_encoding:
+        return False
+    return any(
+        coding.strip(" \t").lower() not in ("", "identity")
+        for coding in content_encoding.split(",")
+    )
 
 
 def header_value(headers: Headers, name: str) -> str | None:
@@ -332,8 +347,11 @@ def decode_text(body: bytes, content_type: str | None) -> str:
     """Decode a body with the charset of its content type (UTF-8 when none is given).
 
     Raises:
-        HTTPError: 400 for a charset that is not accepted or bytes that do not decode.
+        HTTPError: 400 for a charset that is not accepted, named twice, or bytes that do not
+            decode.
     """
+    if names_twice(content_type, "charset"):
+        raise HTTPError(400, "the body's Content-Type names its charset twice")
     codec = find_text_codec(media_type(content_type)[1].get("charset"), "the body")
     return decode_with(body, codec, "the body")
 
@@ -604,8 +622,14 @@ def decode_ext_value(value: str) -> str | None:
     if not (first and second) or codec is None:
         return None
     try:
-        return percent_decode_bytes(encoded.encode("utf-8")).decode(codec)
-    except UnicodeDecodeError:
+        # NOTE: a character sent as itself (no client does; RFC 8187 allows ASCII ones only)
+        # stands for itself: taken as its UTF-8 bytes, an ISO-8859-1 value's "é" became "Ã©".
+        data = encoded.encode(codec)
+        # SPEC: RFC 8187 3.2.1, a "%" starts an escape of two hex digits: "%ZZ" was kept.
+        if _LONE_PERCENT.search(data):
+            return None
+        return percent_decode_bytes(data).decode(codec)
+    except UnicodeError:
         return None
 
 
@@ -627,6 +651,13 @@ def count_header_params(value: str) -> int:
     return len(_DISPOSITION_PARAM.findall(value))
 
 
+def repeats_a_param(value: str) -> bool:
+    """Tell whether a header names one of its ``; name=value`` parameters twice (without case),
+    a quoted value taken whole as in ``count_header_params()``."""
+    names = [name.lower() for name, _ in _DISPOSITION_PARAM.findall(value)]
+    return len(set(names)) < len(names)
+
+
 def _ext_filename(disposition: str) -> str | None:
     """Return the raw value of the ``filename*`` parameter of a ``Content-Disposition``."""
     for found in _DISPOSITION_PARAM.finditer(disposition):
@@ -646,8 +677,8 @@ def part_filename(headers: list[tuple[str, str]], plain: str | None) -> str | No
     """
     # SPEC: RFC 7578 4.2 says form-data must not use filename* (RFC 5987), yet some clients send
     # it, alone (a non-ASCII name) or beside filename, which it then wins over (RFC 6266 4.3).
-    # NOTE: of two Content-Disposition lines, multipart reads the name and filename of the
-    # last: a filename* taken from the first made a file of the field the last one named.
+    # NOTE: a part has one Content-Disposition line (a second is refused: _parts._Parser);
+    # the loop takes the last, as multipart does.
     disposition = None
     for key, value in headers:
         if key == "Content-Disposition":

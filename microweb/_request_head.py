@@ -65,6 +65,11 @@ class BodySource(Protocol):
         """The announced body length, ``None`` when unknown (400 when invalid)."""
         ...
 
+    @property
+    def content_encoding(self) -> str | None:
+        """The ``Content-Encoding`` header (lines of it joined by ``, ``), ``None`` without one."""
+        ...
+
     def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
         """Yield the body's chunks, blocking (called where no event loop runs).
 

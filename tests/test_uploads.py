@@ -43,6 +43,13 @@ def ext_part(disposition: str, body: bytes = b"\x00\xff data") -> bytes:
         # NOTE: one that does not decode leaves filename.
         ('name="f"; filename="plain.txt"; filename*=koi8-r\'\'%C1.txt', "plain.txt"),
         ('name="f"; filename="plain.txt"; filename*=UTF-8\'\'%FF.txt', "plain.txt"),
+        # SPEC: RFC 8187 3.2.1, "%" starts an escape of two hex digits.
+        ('name="f"; filename="plain.txt"; filename*=UTF-8\'\'%ZZ.txt', "plain.txt"),
+        ('name="f"; filename="plain.txt"; filename*=UTF-8\'\'100%.txt', "plain.txt"),
+        # NOTE: a character sent as itself is itself, in the value's charset.
+        ("name=\"f\"; filename*=iso-8859-1''caf\u00e9.txt", "caf\u00e9.txt"),
+        ("name=\"f\"; filename*=UTF-8''caf\u00e9.txt", "caf\u00e9.txt"),
+        ('name="f"; filename="plain.txt"; filename*=iso-8859-1\'\'\u20ac.txt', "plain.txt"),
     ],
 )
 def test_a_filename_star_parameter_names_the_file(
@@ -56,7 +63,15 @@ def test_a_filename_star_parameter_names_the_file(
 
 
 @pytest.mark.parametrize(
-    "value", ["UTF-8''%FF.txt", "koi8-r''%C1.txt", "no-quotes.txt", "UTF-8'only-one.txt"]
+    "value",
+    [
+        "UTF-8''%FF.txt",
+        "koi8-r''%C1.txt",
+        "no-quotes.txt",
+        "UTF-8'only-one.txt",
+        "UTF-8''%ZZ.txt",
+        "UTF-8''a%2",
+    ],
 )
 def test_a_filename_star_alone_that_does_not_decode_is_400(
     make_client: MakeClient, colour: str, value: str
