@@ -8,6 +8,7 @@ in ``form()`` and in streamed parts alike, under both interfaces and both colour
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -54,16 +55,6 @@ REPEATED = [
 ]
 
 
-@pytest.mark.parametrize("repeated", REPEATED)
-def test_a_part_that_says_a_thing_twice_is_400_in_a_form(
-    make_client: MakeClient, colour: str, repeated: bytes
-) -> None:
-    body = multipart(part("first", "ok"), repeated)
-    response = post_multipart(make_client(form_app(colour)), body)
-    assert response.status_code == 400, response.text
-    assert response.text.startswith("invalid multipart body: a part's ")
-
-
 def parts_app(colour: str) -> App:
     app = App()
 
@@ -77,12 +68,13 @@ def parts_app(colour: str) -> App:
     return app
 
 
+@pytest.mark.parametrize("make_app", [form_app, parts_app], ids=["form", "streamed-parts"])
 @pytest.mark.parametrize("repeated", REPEATED)
-def test_a_part_that_says_a_thing_twice_is_400_in_streamed_parts(
-    make_client: MakeClient, colour: str, repeated: bytes
+def test_a_part_that_says_a_thing_twice_is_400(
+    make_client: MakeClient, colour: str, make_app: Callable[[str], App], repeated: bytes
 ) -> None:
     body = multipart(part("first", "ok"), repeated)
-    response = post_multipart(make_client(parts_app(colour)), body)
+    response = post_multipart(make_client(make_app(colour)), body)
     assert response.status_code == 400, response.text
     assert response.text.startswith("invalid multipart body: a part's ")
 
