@@ -381,6 +381,28 @@ def test_frames_sent_with_a_refused_handshake_reach_nothing(
     assert "Traceback" not in log, log
 
 
+def test_frames_sent_later_to_a_handshake_pipelined_behind_a_stream_reach_the_handler(
+    served_ws_ways: Uvicorn,
+) -> None:
+    # NOTE: the handshake waits for the stream before it; the stream's watch for its client's
+    # departure lets the connection be read meanwhile, and microweb's httptools protocol
+    # dropped what it read then: the frame sent after the handshake never reached the handler.
+    held = f"GET /held HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii")
+    logged = len(served_ws_ways.log_text())
+    with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
+        sock.sendall(held + _handshake("/echo"))
+        assert b"first " in _read_until(sock, b"first \r\n")
+        sock.sendall(_text_frame("sent while held"))
+        time.sleep(0.3)  # NOTE: time for the server to read it while the stream goes on.
+        released = httpx.get(served_ws_ways.http_url + "/release", timeout=TIMEOUT)
+        assert released.text == "released"
+        received = _read_until(sock, b"sent while held")
+    answer, _, rest = received.partition(b"HTTP/1.1 101 ")
+    assert b"last" in answer
+    assert rest.endswith(b"\r\n\r\n\x81\x0fsent while held"), received
+    assert "Traceback" not in served_ws_ways.log_text()[logged:]
+
+
 def test_a_memoryview_goes_out_as_a_binary_message(ws_server: Uvicorn) -> None:
     with _connect(ws_server.ws_url + "/send/memoryview") as ws:
         assert ws.recv(timeout=TIMEOUT) == b"view"
