@@ -3,7 +3,8 @@ repeated, or a parameter of one repeated (``name="a"; name="b"``).
 
 ``multipart`` takes the last of each, where a proxy or a firewall in front may read the first
 (Go's ``mime/multipart`` does) and so another field or file than the app: such a part is a 400,
-in ``form()`` and in streamed parts alike, under both interfaces and both colours.
+in ``form()`` and in streamed parts alike, under both interfaces and both colours. So is a
+part whose quoted value ``multipart`` reads as parameters, which a proxy does not.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ REPEATED = [
         'Content-Disposition: form-data; name="a"',
         "Content-Type: text/plain; charset=utf-8; charset=latin-1",
     ),
+    # NOTE: named once by the RFC's reading, where multipart, which takes no "." in a name,
+    # reads a second name inside the quoted value: the app got the field "evil", a proxy
+    # "good" (and text decoded as UTF-16 where a proxy reads UTF-8).
+    raw_part('Content-Disposition: form-data; name="good"; x.y="; name=evil"'),
+    raw_part('Content-Disposition: form-data; name="good"; x\tz="; name=evil"'),
+    raw_part(
+        'Content-Disposition: form-data; name="a"',
+        'Content-Type: text/plain; charset=utf-8; x.y="; charset=utf-16"',
+    ),
 ]
 
 
@@ -97,6 +107,7 @@ def test_a_part_that_says_a_thing_twice_is_400_in_streamed_parts(
             'Content-Disposition: form-data; name="f"; filename="a.txt"; filename*=UTF-8\'\'b.txt'
         ),
         raw_part('Content-Disposition: form-data; name="a"', "Content-Type: text/plain; a=1; b=2"),
+        raw_part('Content-Disposition: form-data; name="a"; x.y="1"; filename="f; x=1"'),
     ],
 )
 def test_parameters_named_once_are_served(
