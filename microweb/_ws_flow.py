@@ -91,7 +91,8 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     # the connection is lost.
     unparsed = b""
     lost = False
-    # NOTE: whether reading is paused until the app answers the handshake (accept or refusal).
+    # NOTE: whether reading is paused until the app answers the handshake (accept or refusal),
+    # for what came with it and waits for that answer.
     held_for_handshake = False
 
     def data_received(self, data: bytes) -> None:
@@ -106,9 +107,17 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         for start in range(0, len(data), size):
             if self.transport.is_closing():
                 return
-            if self.read_paused or self.handshake_waits():
+            if self.read_paused:
                 # NOTE: reading is paused too, so this holds one read at most.
                 self.unparsed = data[start:]
+                return
+            if self.handshake_waits():
+                self.unparsed = data[start:]
+                # NOTE: read on while little waits, so that a client that leaves is seen
+                # (Uvicorn then tells the app); past a slice, a read more at most.
+                if len(self.unparsed) >= READ_SLICE and not self.held_for_handshake:
+                    self.held_for_handshake = True
+                    self.transport.pause_reading()
                 return
             super().data_received(data[start : start + size])
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
@@ -116,7 +125,7 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
                 return
 
     def handshake_waits(self) -> bool:
-        """Return whether the handshake is read and not answered yet; if so, stop reading.
+        """Return whether the handshake is read and not answered yet.
 
         The frames a client sent with its handshake (``_httptools.py``, ``_h11.py``) wait
         for the app's answer: websockets parsed them while still connecting, and a close
@@ -125,12 +134,7 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
         """
         # NOTE: a refusal of the app's (its start sent) completes the handshake, for Uvicorn.
         accepted = self.handshake_complete and self.initial_response is None
-        if not self.handshake_initiated or accepted:
-            return False
-        if not self.held_for_handshake:
-            self.held_for_handshake = True
-            self.transport.pause_reading()
-        return True
+        return self.handshake_initiated and not accepted
 
     def refuse_handshake(self) -> None:
         """Send the refusal of a head websockets could not parse (Uvicorn sent none), and close."""
