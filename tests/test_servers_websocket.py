@@ -361,6 +361,17 @@ def test_bad_frames_sent_with_the_handshake_log_no_traceback(
     assert "Traceback" not in log, log
 
 
+def test_a_ping_sent_with_the_handshake_is_answered_after_the_101(served_ws_ways: Uvicorn) -> None:
+    # NOTE: websockets answered it while still connecting, and the pong went out before the
+    # 101's status line: the client could not read the answer to its handshake.
+    ping = bytes([0x89, 0x80]) + bytes(4)  # FIN, ping, masked, empty
+    with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_handshake("/echo") + ping + _text_frame("after the ping"))
+        received = _read_until(sock, b"after the ping")
+    assert received.startswith(b"HTTP/1.1 101 "), received
+    assert received.partition(b"\r\n\r\n")[2] == b"\x8a\x00\x81\x0eafter the ping"
+
+
 @pytest.mark.parametrize("path", ["/token", "/guarded", "/nowhere"])
 def test_frames_sent_with_a_refused_handshake_reach_nothing(
     served_ws_ways: Uvicorn, path: str
