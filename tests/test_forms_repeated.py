@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import multipart as multipart_module
 import pytest
 from conftest import MakeClient
 from test_forms import form_app, multipart, part, post_multipart
 
 from microweb import App, Request
 from microweb._limits import Limits
+from microweb._parsing import _MULTIPART_PARAM
 from microweb._parts import MultipartEvents
 
 
@@ -125,3 +127,21 @@ def test_a_repeated_disposition_is_refused_however_the_body_is_split() -> None:
         for index in range(len(body)):
             list(events.parse(body[index : index + 1]))
     assert getattr(caught.value, "status", None) == 400
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'form-data; name="good"; x.y="; name=evil"',
+        "form-data; name=a; filename = b.txt;name*=x",
+        'form-data; a="\\"; name=b"; c=d\te; f="unclosed; name=g',
+        "text/plain; charset=utf-8;charset\t=x; x.y=1; _-9=~|",
+    ],
+)
+def test_the_copy_of_multiparts_parameter_pattern_reads_as_multipart_does(value: str) -> None:
+    # NOTE: misread_by_multipart() copies multipart's private pattern; a release of multipart
+    # that reads parameters otherwise must be noticed here.
+    theirs = multipart_module._re_option
+    assert [m.span() for m in _MULTIPART_PARAM.finditer(value)] == [
+        m.span() for m in theirs.finditer(value)
+    ]
