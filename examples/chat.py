@@ -172,6 +172,10 @@ async def chat(ws: WebSocket) -> None:
     try:
         async for text in ws.iter_text():
             await broadcast({"name": name, "text": text})
+            if ws.state == "closed":
+                # NOTE: closed by its own message's broadcast, which it was too slow to take
+                # (a script that sends and reads nothing): the next receive would raise.
+                break
     finally:
         async with app.state.lock:
             app.state.clients.discard(ws)

@@ -110,6 +110,12 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` in slices, until the pipeline of requests waiting is full."""
         if self.refused:
+            if self.upgraded:
+                # NOTE: a handshake waiting for the answers before it, while one of those
+                # reads (a stream watches for its client's departure): what comes is the
+                # WebSocket's, and was dropped. One read, and reading stops again.
+                self._hand_over(data)
+                self.flow.pause_reading()
             return
         if self.held:
             self.held += data

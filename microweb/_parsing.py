@@ -646,7 +646,8 @@ def count_header_params(value: str) -> int:
     """Return the number of ``; name=value`` parameters of a header, a quoted value taken whole.
 
     An upper bound of those ``multipart`` parses in Python (its pattern takes fewer names and
-    values, and the same quoted strings), and of those ``part_filename()`` reads; counted in C.
+    values, and the same quoted strings, unless it reads inside one: ``misread_by_multipart()``),
+    and of those ``part_filename()`` reads; counted in C.
     """
     return len(_DISPOSITION_PARAM.findall(value))
 
@@ -656,6 +657,25 @@ def repeats_a_param(value: str) -> bool:
     a quoted value taken whole as in ``count_header_params()``."""
     names = [name.lower() for name, _ in _DISPOSITION_PARAM.findall(value)]
     return len(set(names)) < len(names)
+
+
+# NOTE: multipart's own pattern of a parameter (its _re_option, private): a name of letters,
+# digits, "-" and "_", spaces only around the "=", a token or a quoted string.
+_MULTIPART_PARAM = re.compile(
+    r'; *[a-zA-Z0-9_-]+ *= *(?:"[^\\"]*"|[a-zA-Z0-9!#$%&\'*+.^_`|~-]+|"(?:\\.|[^\\"])*")'
+)
+
+
+def misread_by_multipart(value: str) -> bool:
+    """Tell whether ``multipart`` reads a parameter of a header inside a quoted value.
+
+    It does where a parameter's name holds a character that its names may not (``x.y``):
+    it skips that parameter, and reads its quoted value's ``; name=evil`` as one.
+    """
+    # NOTE: each of multipart's parameters starts where one of the RFC's reading does, unless
+    # it is inside a quoted value of that reading: its pattern is that one's, narrowed.
+    starts = {found.start() for found in _DISPOSITION_PARAM.finditer(value)}
+    return any(found.start() not in starts for found in _MULTIPART_PARAM.finditer(value))
 
 
 def _ext_filename(disposition: str) -> str | None:

@@ -31,6 +31,8 @@ What Uvicorn's protocol left unbounded, it bounds (hunt56):
 - A handshake the app refused with a response of its own (the denial-response extension) is
   complete once that response is sent: Uvicorn logged an error for every such refusal.
 - A handshake the app has not answered when the server stops gets 503: Uvicorn sent 500.
+- Frames sent with the handshake wait for the app's answer: parsed before it, a close frame or
+  a bad one raised in Uvicorn's protocol, and a refused client got no answer.
 - A client that reads nothing of what the app sends is closed after ``--client-timeout``, as
   over HTTP (``_stall.StallTimer``): the app's send waited for ever, and so did the close of
   Uvicorn's keepalive ping timeout, which waits for the buffer to be sent.
@@ -89,6 +91,9 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     # the connection is lost.
     unparsed = b""
     lost = False
+    # NOTE: whether reading is paused until the app answers the handshake (accept or refusal),
+    # for what came with it and waits for that answer.
+    held_for_handshake = False
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` a slice at a time, until a message waits for the app."""
@@ -106,10 +111,30 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
                 # NOTE: reading is paused too, so this holds one read at most.
                 self.unparsed = data[start:]
                 return
+            if self.handshake_waits():
+                self.unparsed = data[start:]
+                # NOTE: read on while little waits, so that a client that leaves is seen
+                # (Uvicorn then tells the app); past a slice, a read more at most.
+                if len(self.unparsed) >= READ_SLICE and not self.held_for_handshake:
+                    self.held_for_handshake = True
+                    self.transport.pause_reading()
+                return
             super().data_received(data[start : start + size])
             if not self.handshake_initiated and self.conn.handshake_exc is not None:
                 self.refuse_handshake()
                 return
+
+    def handshake_waits(self) -> bool:
+        """Return whether the handshake is read and not answered yet.
+
+        The frames a client sent with its handshake (``_httptools.py``, ``_h11.py``) wait
+        for the app's answer: websockets parsed them while still connecting, and a close
+        frame or a bad one failed the connection there, which Uvicorn's protocol raised on
+        (``AssertionError``, twice in the log), and a refused client got no answer at all.
+        """
+        # NOTE: a refusal of the app's (its start sent) completes the handshake, for Uvicorn.
+        accepted = self.handshake_complete and self.initial_response is None
+        return self.handshake_initiated and not accepted
 
     def refuse_handshake(self) -> None:
         """Send the refusal of a head websockets could not parse (Uvicorn sent none), and close."""
@@ -183,6 +208,11 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
             self.send_refusal(message)
             return
         await super().send(message)
+        if self.held_for_handshake and not self.handshake_waits():
+            # NOTE: accepted: what came with the handshake is parsed, and reading goes on
+            # unless a message of it waits for the app. A refusal closes the connection.
+            self.held_for_handshake = False
+            self.transport.resume_reading()
         if self.unparsed and not self.read_paused:
             self.parse_unparsed()
 

@@ -8,10 +8,14 @@ browser's that reads nothing (its connection full) do.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 from conftest import load_example
+
+from microweb import WebSocketDisconnect
+from microweb.testing import TestClient
 
 
 class Stuck:
@@ -71,3 +75,33 @@ def test_a_client_that_takes_no_message_is_forgotten_and_holds_up_no_one(
     assert chat.app.state.clients == {reader}
     # NOTE: the page of a forgotten client said "connected", and showed no more messages.
     assert stuck.closed_with == 1013
+
+
+def test_a_sender_dismissed_by_its_own_broadcast_ends_without_an_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a client that sends while it reads nothing (a script that floods the room) misses
+    # the deadline of its own message's echo: its own handler closed it (1013), then asked the
+    # closed WebSocket for the next message: RuntimeError ("receive after close()"), logged as
+    # an error in the handler.
+    chat = load_example("chat.py", "chat_example")
+    deliver = chat._deliver
+
+    async def deaf_ada(client: Any, message: dict[str, str]) -> Any:
+        if client.request.query.get("name") == "ada":
+            return client  # NOTE: as a delivery that missed its deadline.
+        return await deliver(client, message)
+
+    monkeypatch.setattr(chat, "_deliver", deaf_ada)
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        TestClient(chat.app, interface="asgi") as client,
+        client.websocket_connect("/ws?name=bob") as bob,
+    ):
+        with client.websocket_connect("/ws?name=ada") as ada:
+            ada.send_text("hello")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ada.receive_text()
+            assert closed.value.code == 1013
+        assert bob.receive_json() == {"name": "ada", "text": "hello"}
+    assert caplog.records == []

@@ -24,6 +24,9 @@ Endpoints:
 - ``/unwelcome``: raises ``WebSocketDisconnect`` before accept() (a 403), or with ``?late=1``
   after it (a close with 1000).
 - ``/plain``: an HTTP-only route (a WebSocket handshake there is refused).
+- ``/held``: an HTTP route that streams ``first``, then ``last`` once ``/release`` is asked
+  for (on another connection): a request that is still answered, and watches for its
+  client's departure meanwhile, as a stream does.
 - ``/watched``: a task of its own closes with 4000 (``"idle"``) while the handler waits for a
   message; prints ``watched: receive ended (code)`` to stderr once the receive has ended.
 
@@ -202,3 +205,26 @@ async def unwelcome(ws: WebSocket) -> None:
 def plain(request: Request) -> str:
     """An HTTP route with no WebSocket endpoint."""
     return "plain"
+
+
+_released = asyncio.Event()
+
+
+@app.get("/held")
+def held(request: Request) -> Response:
+    """Stream ``first``, then ``last`` once ``/release`` is asked for."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first "
+        await _released.wait()
+        _released.clear()
+        yield b"last"
+
+    return Response.stream(chunks())
+
+
+@app.get("/release")
+async def release(request: Request) -> str:
+    """End the stream of ``/held``."""
+    _released.set()
+    return "released"
