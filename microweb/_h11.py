@@ -13,7 +13,6 @@ after the handshake too, as ``_httptools.py`` does: the frames a client sent wit
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -22,7 +21,7 @@ from h11._readers import maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import folded_framing
-from ._stall import StallTimer, Transport
+from ._stall import StallTimer, Transport, hand_over
 from ._unix import NoUnixAddress
 
 # NOTE: Waitress's default max_request_header_size, as _httptools' MAX_HEAD_SIZE (which this
@@ -238,9 +237,9 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         # NOTE: Uvicorn handed over the handshake alone: frames read with it (a client that
         # sends before the 101, as RFC 6455 4.1 asks it not to) were lost, and the connection
         # waited for them.
-        rest, protocol = self.conn.trailing_data[0], self.transport.get_protocol()
-        if rest and isinstance(protocol, asyncio.Protocol):
-            protocol.data_received(rest)
+        rest = self.conn.trailing_data[0]
+        if rest:
+            hand_over(self.transport, rest)
 
     def request_due(self) -> bool:
         """Return whether the client owes a head or a body now (``_stall.py``)."""

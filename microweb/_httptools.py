@@ -25,7 +25,6 @@ every byte read after the handshake's head.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 from collections.abc import Awaitable, Callable
@@ -34,7 +33,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._stall import StallTimer, Transport
+from ._stall import StallTimer, Transport, hand_over
 from ._types import Message
 from ._unix import NoUnixAddress
 
@@ -201,11 +200,10 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     def _hand_over(self, data: bytes) -> None:
         """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
         it for that protocol, while the handshake waits for the requests before it."""
-        protocol = self.transport.get_protocol()
-        if protocol is self:
+        if self.transport.get_protocol() is self:
             self.after_handshake += data
-        elif isinstance(protocol, asyncio.Protocol):
-            protocol.data_received(data)
+        else:
+            hand_over(self.transport, data)
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it if its head is too large."""

@@ -32,6 +32,18 @@ STALL_TIMEOUT = 120.0
 # NOTE: for the protocols' connection_made(), which may not import asyncio (test_sansio).
 Transport = asyncio.Transport
 
+
+def hand_over(transport: Transport, data: bytes) -> None:
+    """Give ``data``, read by an HTTP protocol after a WebSocket handshake's head, to the
+    WebSocket protocol ``transport`` now has, if that protocol keeps such bytes until the app
+    answers the handshake (``_ws_flow.FlowControlledWebSockets``); else drop them, as Uvicorn
+    does: parsed while the handshake waited, a close frame or a bad one made Uvicorn's own
+    protocols raise (``AssertionError``)."""
+    protocol = transport.get_protocol()
+    if isinstance(protocol, asyncio.Protocol) and getattr(protocol, "keeps_early_frames", False):
+        protocol.data_received(data)
+
+
 try:
     import fcntl
     import termios

@@ -92,8 +92,10 @@ class FlowControlledWebSockets(NoUnixAddress, StallTimer, WebSocketsSansIOProtoc
     unparsed = b""
     lost = False
     # NOTE: whether reading is paused until the app answers the handshake (accept or refusal),
-    # for what came with it and waits for that answer.
+    # for what came with it and waits for that answer; and that such bytes are kept, for the
+    # HTTP protocols that read them with the handshake (_stall.hand_over).
     held_for_handshake = False
+    keeps_early_frames = True
 
     def data_received(self, data: bytes) -> None:
         """Parse ``data`` a slice at a time, until a message waits for the app."""

@@ -39,10 +39,8 @@ IO_MODULES = frozenset(
         "_waitress.py",
         "_uvicorn.py",
         "_stall.py",
-        # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope, and
-        # hand an upgraded connection to the WebSocket protocol (an asyncio.Protocol).
+        # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
         "_httptools.py",
-        "_h11.py",
         "_ws_flow.py",
         "_supervisor.py",
         "_stopping.py",

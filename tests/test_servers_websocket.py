@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -358,6 +359,25 @@ def test_bad_frames_sent_with_the_handshake_log_no_traceback(
     assert b"\x88" in received.partition(b"\r\n\r\n")[2]  # a close frame of the server's
     time.sleep(0.2)  # NOTE: for a traceback logged after the close, if any.
     log = served_ws_ways.log_text()[logged:]
+    assert "Traceback" not in log, log
+
+
+def test_frames_sent_with_the_handshake_are_dropped_for_uvicorns_own_protocol(
+    tmp_path: Path,
+) -> None:
+    # NOTE: Uvicorn's own WebSocket protocol (beside microweb's h11 protocol, which no
+    # `microweb serve` pairs it with) parses what it is given at once: a close frame handed
+    # over with the handshake made it raise. It is given the handshake alone, as by Uvicorn.
+    server = Uvicorn(free_port(), tmp_path / "serve.log")
+    command = serve_command("uvicorn-h11", "ws_app:app", server.port)
+    with running(command, port=server.port, log=server.log):
+        with socket.create_connection((HOST, server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(_handshake("/echo") + _CLOSE_FRAME)
+            assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101 ")
+            sock.sendall(_text_frame("after the 101"))
+            assert _read_until(sock, b"after the 101").endswith(b"after the 101")
+        time.sleep(0.2)  # NOTE: for a traceback logged after the close, if any.
+        log = server.log_text()
     assert "Traceback" not in log, log
 
 
