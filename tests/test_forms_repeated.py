@@ -64,6 +64,11 @@ REPEATED = [
         'Content-Disposition: form-data; name="a"',
         'Content-Type: text/plain; charset=utf-8; x.y="; charset=utf-16"',
     ),
+    # NOTE: the shape browsers send, whose first quoted value ends in a backslash: multipart
+    # read a file "evil.sh" (of the field a\), a proxy reading the RFC's way (Go's
+    # mime/multipart) the name 'a"; filename=' and no file.
+    raw_part('Content-Disposition: form-data; name="a\\"; filename="evil.sh"'),
+    raw_part('Content-Disposition: form-data; name="a"; filename="evil.sh\\"'),
 ]
 
 
