@@ -107,7 +107,17 @@ def _import_module(target: str, location: str) -> types.ModuleType:
     try:
         return importlib.import_module(location)
     except ModuleNotFoundError as exc:
+        if not _names_target(exc.name, location):
+            # NOTE: a module the target imports is missing, not the target: an error of its
+            # code, with the traceback that gives its line (loaded()), where it was said as
+            # "cannot import module 'shop'" alone.
+            raise
         raise TargetError(f"cannot import module {location!r}: {exc}") from None
+
+
+def _names_target(missing: str | None, location: str) -> bool:
+    """Whether the module found missing is ``location`` or a package it is in."""
+    return missing is not None and (location + ".").startswith(missing + ".")
 
 
 def _called(target: str, factory: object) -> App:

@@ -356,3 +356,53 @@ def test_version_says_the_installed_version(capsys: pytest.CaptureFixture[str]) 
         main(["--version"])
     assert ended.value.code == 0
     assert capsys.readouterr().out == f"microweb {importlib.metadata.version('microweb')}\n"
+
+
+@pytest.mark.parametrize("command", ["serve", "routes"])
+def test_a_target_that_imports_a_missing_module_is_an_error_in_the_target(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    # NOTE: its ModuleNotFoundError was taken for the target's own absence: "cannot import
+    # module 'needs_a_dependency': No module named ..." and no traceback, so no line to fix.
+    (tmp_path / "needs_a_dependency.py").write_text(
+        "from microweb import App\nimport no_such_dependency_xyz\napp = App()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "needs_a_dependency", raising=False)
+    assert main([command, "needs_a_dependency:app"]) == 2
+    err = capsys.readouterr().err
+    assert "import no_such_dependency_xyz" in err  # NOTE: the traceback, with the line.
+    assert err.rstrip().endswith(
+        "microweb: error: cannot load needs_a_dependency:app: ModuleNotFoundError: "
+        "No module named 'no_such_dependency_xyz' (traceback above)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "missing"),
+    [
+        ("no_such_package_xyz.app:app", "no_such_package_xyz"),
+        ("a_package_here.no_such_module:app", "a_package_here.no_such_module"),
+    ],
+)
+def test_a_target_module_that_is_missing_is_said_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    missing: str,
+) -> None:
+    (tmp_path / "a_package_here").mkdir()
+    (tmp_path / "a_package_here" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "a_package_here", raising=False)
+    assert main(["routes", target]) == 2
+    module = target.partition(":")[0]
+    assert capsys.readouterr().err == (
+        f"microweb: error: cannot import module {module!r}: No module named {missing!r}\n"
+    )
