@@ -59,6 +59,9 @@ GRACEFUL_TIMEOUT = 5.0
 # (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
 CLIENT_TIMEOUT = 120
 MAX_PORT = 65535
+# NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
+# the servers started (a traceback), and anything near that much means the same.
+MAX_CLIENT_TIMEOUT = 10**9
 # NOTE: more threads than any app needs, and fewer than Linux starts by default (about 32000,
 # two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
 # fail half-way and the process abort (status 134) with a traceback.
@@ -321,6 +324,10 @@ def serve(
     )
     if threads is not None and threads > MAX_THREADS:
         raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
+    if client_timeout > MAX_CLIENT_TIMEOUT:
+        raise TargetError(
+            f"--client-timeout must be at most {MAX_CLIENT_TIMEOUT}, got {client_timeout}"
+        )
     if not 0 <= port <= MAX_PORT:
         # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
         # raised OverflowError with a traceback (exit status 1).

@@ -333,6 +333,25 @@ def test_a_port_out_of_range_is_refused(
     assert f"--port must be from 0 to 65535, got {port}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize("seconds", ["1000000001", "9" * 400])
+def test_a_client_timeout_past_its_most_is_refused(
+    server: str, seconds: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NOTE: 400 digits made float() raise OverflowError as the server started: a traceback,
+    # under Uvicorn before it listened, under Waitress in its first maintenance.
+    def served(*args: object, **options: object) -> None:
+        raise AssertionError(f"--client-timeout {seconds} was served")
+
+    monkeypatch.setattr(serving_module, "_serve_waitress", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    options = ["--server", server, "--client-timeout", seconds]
+    assert cli.main(["serve", APP_FILE, *options]) == 2
+    assert f"--client-timeout must be at most 1000000000, got {seconds}" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     "options",
     [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]],
