@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.metadata
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -145,8 +146,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_closed_streams() -> None:
+    """Give a closed stdout or stderr (``>&-``) the null device, as Python has no stream then."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            # NOTE: on the descriptor itself, which worker processes inherit: Uvicorn's logging
+            # reads sys.stdout.isatty() (a traceback before it started), and end_by() flushed
+            # sys.stdout once stopped (a traceback and status 1 in place of the signal's).
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            if nowhere != fd:
+                os.dup2(nowhere, fd)
+                os.close(nowhere)
+            os.set_inheritable(fd, True)  # NOTE: os.open() makes it close in a child process.
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    _open_closed_streams()
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":

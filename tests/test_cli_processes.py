@@ -360,3 +360,19 @@ def test_reload_serves_on_once_no_one_reads_the_output(tmp_path: Path) -> None:
         stop(process)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
+
+
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_a_closed_stdout_serves_and_ends_by_the_signal(tmp_path: Path, mode: str) -> None:
+    # NOTE: started with stdout closed (">&-"), Python has no sys.stdout: Uvicorn's logging
+    # (in each worker and the reloader's child too) raised as it was set up, and Waitress's
+    # stop ended with a traceback and status 1 where the signal's was due.
+    port, log = free_port(), tmp_path / "serve.log"
+    closed = ["sh", "-c", 'exec "$@" >&-', "sh", *_command(port, *SERVE_MODES[mode])]
+    process = start(closed, port=port, log=log)
+    try:
+        assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log)
