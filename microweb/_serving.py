@@ -84,6 +84,7 @@ def asgi_from_environment() -> Any:
     try:
         app = load_app(target)
         trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+        app.compile()  # NOTE: a route never reached is an app that cannot load, logged here.
     except Exception as exc:
         # NOTE: Uvicorn calls this factory and takes any TypeError out of it for a factory's
         # wrong signature: a module edited under --reload to raise one at import was logged as
@@ -349,6 +350,7 @@ def serve(
     app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
+    _compile(app)
     listener = None
     if uds is not None:
         listener = listen_unix(uds)
@@ -374,6 +376,22 @@ def serve(
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
     end_by(stopped_by)
+
+
+def _compile(app: App) -> None:
+    """Compile ``app`` as its drivers do, in this process, before anything listens.
+
+    Raises:
+        SystemExit: With the startup failure's status, when it does not compile (logged).
+    """
+    try:
+        app.compile()
+    except Exception:
+        # NOTE: as Waitress's start logged it (a route never reached, a plugin that changes a
+        # handler's colour): a single Uvicorn process crashed out of main() with a traceback
+        # (status 1), the workers each with theirs, and the reloader waited for a change.
+        log_failure("startup failed", exc_info=True)
+        raise SystemExit(STARTUP_FAILURE) from None
 
 
 def _check_address(host: str, port: int) -> None:

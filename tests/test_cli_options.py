@@ -1273,8 +1273,14 @@ def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> Non
         ("from microweb import App\napp = App()\nx = 1 + 'a'\n", "x = 1 + 'a'"),
         ("from microweb import App\napplication = App()\n", "has no attribute 'app'"),
         ("import sys\nsys.exit(0)\n", "its code called sys.exit(0)"),
+        (
+            "from microweb import App\napp = App()\n"
+            "app.get('/{name}')(lambda request, name: name)\n"
+            "app.get('/{n:int}', name='n')(lambda request, n: 'n')\n",
+            "is never reached",
+        ),
     ],
-    ids=["raises-typeerror", "no-app", "exits"],
+    ids=["raises-typeerror", "no-app", "exits", "never-reached"],
 )
 def test_a_worker_whose_target_fails_to_load_says_why(
     tmp_path: Path,
