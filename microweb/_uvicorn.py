@@ -64,14 +64,23 @@ class OrderlyUvicorn(uvicorn.Server):
         # added once (addFilter() skips a filter it has).
         logging.getLogger("uvicorn.error").addFilter(REPORTED_TRACEBACKS)
         self.running_hooks = False
+        self.loading = False
         self.starting = False
         self.announce = announce
         self.escalate = escalate
         self.supervisor = supervisor
 
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Run as Uvicorn does; a stop signal before the startup hooks begin ends the process."""
+        # NOTE: Uvicorn handles signals from before it loads the app (a worker's or the
+        # reloader's child imports it then): one that came then was noted, the startup hooks
+        # ran all the same, one that hung held the process, and no shutdown hook ran after.
+        self.loading = True
+        super().run(sockets)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
-        if self.starting:
+        if self.starting or self.loading:
             # NOTE: nothing is served yet, and the shutdown hooks don't run after a startup
             # that did not end; Uvicorn waited for it, so a startup hook that hung ignored
             # every signal. One signal, even one of two copies when supervised, ends it.
@@ -115,7 +124,7 @@ class OrderlyUvicorn(uvicorn.Server):
             # NOTE: the hooks only, not the listen after them: a SIGTERM sent once the port
             # listened, before Uvicorn's startup returned, ended the process without the
             # shutdown hooks of an app that had started (CI, Python 3.13).
-            self.starting = True
+            self.loading, self.starting = False, True
             try:
                 await lifespan_startup()
             finally:

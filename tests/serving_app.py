@@ -19,6 +19,8 @@ exited, ``lifespan-exited``; with ``fail``, it raises ``ConnectionError`` before
 echoes text messages, and records ``ws-closed-<code>`` when the client (or the server) ends it.
 ``SERVING_PLUGINS``: when set, two plugins are installed, whose ``close()`` record
 ``close-sync`` (a ``def``, installed first) and ``close-async`` (an ``async def``).
+``SERVING_SLOW_IMPORT``: when set, importing this module records ``importing``, then takes that
+many seconds.
 ``SERVING_NEVER_REACHED``: when set, ``/users/{user_id:int}`` comes after ``/users/{name}``,
 which takes all its requests: the app does not compile (``RouteClash``).
 """
@@ -51,6 +53,11 @@ def record(event: str) -> None:
     if events:
         with Path(events).open("a") as file:
             file.write(f"{event}\n")
+
+
+if os.environ.get("SERVING_SLOW_IMPORT"):
+    record("importing")
+    time.sleep(float(os.environ["SERVING_SLOW_IMPORT"]))
 
 
 @app.on_shutdown

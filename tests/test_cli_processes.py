@@ -376,3 +376,31 @@ def test_a_closed_stdout_serves_and_ends_by_the_signal(tmp_path: Path, mode: str
         stop(process, timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Traceback" not in read_log(log)
+
+
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
+def test_a_signal_while_a_child_imports_the_app_ends_it_before_its_hooks(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: Uvicorn handles signals from before it imports the app in a child: one that came
+    # then was noted, the startup hooks ran all the same (one that hung held the process until
+    # a second signal), and the shutdown hooks never ran after them.
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    variables = environment(
+        SERVING_EVENTS=str(events), SERVING_SLOW_IMPORT="3", SERVING_HANG_STARTUP="async"
+    )
+    command = _command(free_port(), *SERVE_MODES[mode])
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=variables, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        # NOTE: the main process imports the app first, then each child.
+        importing = ["importing"] * (1 + MODE_PROCESSES[mode])
+        wait_for(lambda: _events(events) == importing, "children importing", log)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=8)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert _events(events) == importing, read_log(log)
