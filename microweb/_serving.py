@@ -338,10 +338,8 @@ def serve(
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
-    elif not host:
-        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
-        # Uvicorn listened on every address, saying "serving on http://:8000".
-        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
+    else:
+        _check_host(host)
     root_path = normalize_root_path(root_path)
     # NOTE: a shell makes its background jobs ignore SIGINT, and Python keeps that: the
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
@@ -376,6 +374,22 @@ def serve(
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
     end_by(stopped_by)
+
+
+def _check_host(host: str) -> None:
+    """Refuse a ``--host`` that is empty, or an IPv6 address in brackets.
+
+    Raises:
+        TargetError: If it is.
+    """
+    if not host:
+        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
+        # Uvicorn listened on every address, saying "serving on http://:8000".
+        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
+    if host.startswith("[") and host.endswith("]"):
+        # NOTE: as a URL writes it (and "serving on" says it): looked up as a name, it failed
+        # as "Name or service not known", status 3, as a host that is down would.
+        raise TargetError(f"--host takes an IPv6 address without brackets: --host {host[1:-1]}")
 
 
 def _compile(app: App) -> None:

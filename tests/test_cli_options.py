@@ -374,6 +374,33 @@ def test_an_empty_host_is_refused(
 
 
 @pytest.mark.parametrize(
+    "options",
+    [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]],
+    ids=["waitress", "uvicorn", "uvicorn-workers"],
+)
+@pytest.mark.parametrize("host", ["[::1]", "[::]"])
+def test_an_ipv6_host_in_brackets_says_to_leave_them_out(
+    options: list[str],
+    host: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # NOTE: as a URL writes it, and as "serving on" says it: it was looked up as a name, which
+    # failed as "cannot listen on [::1]:8000: [Errno -2] Name or service not known" (status 3).
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"--host {host} was served")
+
+    monkeypatch.setattr(serving_module, "_serve_waitress", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn_processes", served)
+    assert cli.main(["serve", APP_FILE, "--host", host, "--server", *options]) == 2
+    bare = host.strip("[]")
+    assert f"--host takes an IPv6 address without brackets: --host {bare}" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
     ("options", "message"),
     [
         (["--workers", "0"], "--workers must be at least 1"),
