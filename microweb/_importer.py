@@ -123,7 +123,12 @@ def _names_target(missing: str | None, location: str) -> bool:
 def _called(target: str, factory: object) -> App:
     """Return the App that ``factory()`` makes (what ``module:factory()`` serves)."""
     if isinstance(factory, App):
-        raise TargetError(f"{target!r} calls an App, not an app factory: leave out the ()")
+        # NOTE: "leave out the ()" was said to --factory too, where nobody had written them.
+        location, attr = _located(target)
+        raise TargetError(
+            f"{target!r} calls an App, not an app factory: serve "
+            f"{location}:{attr.removesuffix('()')}, without () or --factory"
+        )
     if not callable(factory):
         raise TargetError(f"{target!r} calls {_a(type(factory).__name__)}, which can't be called")
     if is_async_callable(factory):

@@ -35,7 +35,11 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         ("examples.hello:nothing", "has no attribute"),
         ("examples.hello:App", "not a microweb App"),
         ("examples.hello:index", r"an app factory, serve examples.hello:index\(\)"),
-        ("examples.hello:app()", r"calls an App, not an app factory: leave out the \(\)$"),
+        (
+            "examples.hello:app()",
+            r"calls an App, not an app factory: serve examples.hello:app, without \(\) or "
+            r"--factory$",
+        ),
         ("examples.hello:index()", r"needs arguments: .*, app = index\(\.\.\.\)$"),
         ("examples.hello:()", "names nothing to call"),
         # NOTE: Flask's --app takes arguments; this named a missing attribute "index('dev')".
@@ -166,6 +170,9 @@ def test_the_factory_flag_calls_the_target(
     assert "(or add --factory)" in capsys.readouterr().err
     assert main(["routes", "--factory", f"{path}:create_app('dev')"]) == 2
     assert "passes arguments: a factory is called with none" in capsys.readouterr().err
+    # NOTE: an App given --factory was told to "leave out the ()", which nobody had written.
+    assert main(["routes", "--factory", f"{path}:app"]) == 2
+    assert f"serve {path}:app, without () or --factory" in capsys.readouterr().err
 
 
 def test_a_windows_drive_stays_a_drive_for_factory_and_reload(
