@@ -20,6 +20,7 @@ from ._serving import (
     Terminated,
     loaded,
     serve,
+    stdout_to_nowhere,
 )
 from ._stopping import end_by
 
@@ -167,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":
-            print(routes_table(loaded(_target(args))))
+            table = routes_table(loaded(_target(args)))
+            try:
+                print(table, flush=True)
+            except BrokenPipeError:
+                # NOTE: "microweb routes shop:app | head -1" on a long table: a traceback, and
+                # another from the interpreter's flush at its exit.
+                stdout_to_nowhere()
+                return 1
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):
                 raise TargetError(

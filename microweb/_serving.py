@@ -536,11 +536,18 @@ def _say(line: str) -> None:
         print(line, flush=True)
     except BrokenPipeError:
         # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
-        # startup, and it was not served. stdout now writes to nothing, so that no later
-        # flush (end_by's, the interpreter's at exit) raises it again.
-        nowhere = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(nowhere, sys.stdout.fileno())
-        os.close(nowhere)
+        # startup, and it was not served.
+        stdout_to_nowhere()
+
+
+def stdout_to_nowhere() -> None:
+    """Make stdout write to nothing, once no one reads it (``BrokenPipeError``).
+
+    No later flush (``end_by()``'s, the interpreter's at exit) raises the error again.
+    """
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, sys.stdout.fileno())
+    os.close(nowhere)
 
 
 def _serve_uvicorn(

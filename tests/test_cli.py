@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -271,6 +272,25 @@ def test_python_dash_m_microweb_routes() -> None:
         check=True,
     )
     assert "/hello/{name}" in result.stdout
+
+
+def test_routes_into_a_pipe_no_one_reads_ends_with_no_traceback() -> None:
+    # NOTE: "microweb routes shop:app | head -1" on a long table: BrokenPipeError's traceback,
+    # then another as the interpreter flushed stdout at its exit.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "microweb", "routes", "examples/hello.py"],
+            cwd=ROOT,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (1, "")
 
 
 @pytest.mark.servers
