@@ -20,9 +20,8 @@ from ._serving import (
     Terminated,
     loaded,
     serve,
-    stdout_to_nowhere,
 )
-from ._stopping import end_by
+from ._stopping import end_by, to_nowhere
 
 
 def _handler_name(handler: object) -> str:
@@ -174,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except BrokenPipeError:
                 # NOTE: "microweb routes shop:app | head -1" on a long table: a traceback, and
                 # another from the interpreter's flush at its exit.
-                stdout_to_nowhere()
+                to_nowhere(sys.stdout)
                 return 1
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):

@@ -26,7 +26,7 @@ from ._errors import InterfaceWarning, log_failure
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import STARTUP_FAILURE, end_by
+from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
@@ -462,8 +462,11 @@ def _serve(
             app, host, threads, root_path, graceful_timeout, announce, adjustments
         )
     time_clients(client_timeout)
+    from ._uvicorn import LOG_CONFIG
+
     settings = {
         "log_level": log_level,
+        "log_config": LOG_CONFIG,
         "timeout_graceful_shutdown": graceful_timeout,
         # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
         "proxy_headers": False,
@@ -537,17 +540,7 @@ def _say(line: str) -> None:
     except BrokenPipeError:
         # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
         # startup, and it was not served.
-        stdout_to_nowhere()
-
-
-def stdout_to_nowhere() -> None:
-    """Make stdout write to nothing, once no one reads it (``BrokenPipeError``).
-
-    No later flush (``end_by()``'s, the interpreter's at exit) raises the error again.
-    """
-    nowhere = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, sys.stdout.fileno())
-    os.close(nowhere)
+        to_nowhere(sys.stdout)
 
 
 def _serve_uvicorn(

@@ -20,9 +20,11 @@ instead of serving on, unsupervised, with the port.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -30,12 +32,31 @@ from typing import Any
 import uvicorn
 
 from ._calls import REPORTED_TRACEBACKS
-from ._stopping import CLEANUP_WAIT, end_by
+from ._stopping import CLEANUP_WAIT, end_by, to_nowhere
 from ._unix import port_of
 
 logger = logging.getLogger("microweb")
 # NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
 _TICKS_PER_CHECK = 10
+
+
+class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Uvicorn's log handler, writing to nothing once no one reads its stream (a pipe)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Handle an error as logging does; a reader that has gone makes the stream go nowhere."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            # NOTE: "microweb serve shop:app | head -1": Uvicorn writes its access log on
+            # stdout, and logged "--- Logging error ---" and a traceback for every request.
+            to_nowhere(self.stream)
+            return
+        super().handleError(record)
+
+
+# NOTE: Uvicorn's own logging set-up, with that handler (by name, for the worker processes).
+LOG_CONFIG: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+for _handler in LOG_CONFIG["handlers"].values():
+    _handler["class"] = f"{__name__}.{UnreadStreamHandler.__qualname__}"
 
 
 class OrderlyUvicorn(uvicorn.Server):

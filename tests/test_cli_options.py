@@ -44,6 +44,7 @@ import microweb._waitress
 from microweb import App, Limits, Request
 from microweb._h11 import BoundedH11
 from microweb._httptools import BoundedHttpTools
+from microweb._uvicorn import LOG_CONFIG
 from microweb.plugins import AccessLog, ProxyHeaders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,6 +176,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "host": HOST,
         "port": 8000,
         "log_level": "warning",
+        "log_config": LOG_CONFIG,
         "timeout_graceful_shutdown": 2.5,
         "proxy_headers": False,
         "access_log": False,
