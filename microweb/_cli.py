@@ -158,7 +158,8 @@ def _open_closed_streams() -> None:
                 os.dup2(nowhere, fd)
                 os.close(nowhere)
             os.set_inheritable(fd, True)  # NOTE: os.open() makes it close in a child process.
-            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115
+            stream = open(fd, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115
+            setattr(sys, name, stream)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
