@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.metadata
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from ._serving import (
     loaded,
     serve,
 )
-from ._stopping import end_by
+from ._stopping import end_by, to_nowhere
 
 
 def _handler_name(handler: object) -> str:
@@ -145,12 +146,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_closed_streams() -> None:
+    """Give a closed stdout or stderr (``>&-``) the null device, as Python has no stream then."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            # NOTE: on the descriptor itself, which worker processes inherit: Uvicorn's logging
+            # reads sys.stdout.isatty() (a traceback before it started), and end_by() flushed
+            # sys.stdout once stopped (a traceback and status 1 in place of the signal's).
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            if nowhere != fd:
+                os.dup2(nowhere, fd)
+                os.close(nowhere)
+            os.set_inheritable(fd, True)  # NOTE: os.open() makes it close in a child process.
+            stream = open(fd, "w", errors="backslashreplace", closefd=False)  # noqa: SIM115
+            setattr(sys, name, stream)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    _open_closed_streams()
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":
-            print(routes_table(loaded(_target(args))))
+            table = routes_table(loaded(_target(args)))
+            try:
+                print(table, flush=True)
+            except BrokenPipeError:
+                # NOTE: "microweb routes shop:app | head -1" on a long table: a traceback, and
+                # another from the interpreter's flush at its exit.
+                to_nowhere(sys.stdout)
+                return 1
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):
                 raise TargetError(

@@ -107,13 +107,28 @@ def _import_module(target: str, location: str) -> types.ModuleType:
     try:
         return importlib.import_module(location)
     except ModuleNotFoundError as exc:
+        if not _names_target(exc.name, location):
+            # NOTE: a module the target imports is missing, not the target: an error of its
+            # code, with the traceback that gives its line (loaded()), where it was said as
+            # "cannot import module 'shop'" alone.
+            raise
         raise TargetError(f"cannot import module {location!r}: {exc}") from None
+
+
+def _names_target(missing: str | None, location: str) -> bool:
+    """Whether the module found missing is ``location`` or a package it is in."""
+    return missing is not None and (location + ".").startswith(missing + ".")
 
 
 def _called(target: str, factory: object) -> App:
     """Return the App that ``factory()`` makes (what ``module:factory()`` serves)."""
     if isinstance(factory, App):
-        raise TargetError(f"{target!r} calls an App, not an app factory: leave out the ()")
+        # NOTE: "leave out the ()" was said to --factory too, where nobody had written them.
+        location, attr = _located(target)
+        raise TargetError(
+            f"{target!r} calls an App, not an app factory: serve "
+            f"{location}:{attr.removesuffix('()')}, without () or --factory"
+        )
     if not callable(factory):
         raise TargetError(f"{target!r} calls {_a(type(factory).__name__)}, which can't be called")
     if is_async_callable(factory):

@@ -26,7 +26,7 @@ from ._errors import InterfaceWarning, log_failure
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
-from ._stopping import STARTUP_FAILURE, end_by
+from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
@@ -59,6 +59,9 @@ GRACEFUL_TIMEOUT = 5.0
 # (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
 CLIENT_TIMEOUT = 120
 MAX_PORT = 65535
+# NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
+# the servers started (a traceback), and anything near that much means the same.
+MAX_CLIENT_TIMEOUT = 10**9
 # NOTE: more threads than any app needs, and fewer than Linux starts by default (about 32000,
 # two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
 # fail half-way and the process abort (status 134) with a traceback.
@@ -81,6 +84,7 @@ def asgi_from_environment() -> Any:
     try:
         app = load_app(target)
         trust_proxies(app, os.environ.get(FORWARDED_VARIABLE))
+        app.compile()  # NOTE: a route never reached is an app that cannot load, logged here.
     except Exception as exc:
         # NOTE: Uvicorn calls this factory and takes any TypeError out of it for a factory's
         # wrong signature: a module edited under --reload to raise one at import was logged as
@@ -321,6 +325,10 @@ def serve(
     )
     if threads is not None and threads > MAX_THREADS:
         raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
+    if client_timeout > MAX_CLIENT_TIMEOUT:
+        raise TargetError(
+            f"--client-timeout must be at most {MAX_CLIENT_TIMEOUT}, got {client_timeout}"
+        )
     if not 0 <= port <= MAX_PORT:
         # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
         # raised OverflowError with a traceback (exit status 1).
@@ -330,10 +338,8 @@ def serve(
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
-    elif not host:
-        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
-        # Uvicorn listened on every address, saying "serving on http://:8000".
-        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
+    else:
+        _check_host(host)
     root_path = normalize_root_path(root_path)
     # NOTE: a shell makes its background jobs ignore SIGINT, and Python keeps that: the
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
@@ -342,6 +348,7 @@ def serve(
     app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
+    _compile(app)
     listener = None
     if uds is not None:
         listener = listen_unix(uds)
@@ -367,6 +374,38 @@ def serve(
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
     end_by(stopped_by)
+
+
+def _check_host(host: str) -> None:
+    """Refuse a ``--host`` that is empty, or an IPv6 address in brackets.
+
+    Raises:
+        TargetError: If it is.
+    """
+    if not host:
+        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
+        # Uvicorn listened on every address, saying "serving on http://:8000".
+        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
+    if host.startswith("[") and host.endswith("]"):
+        # NOTE: as a URL writes it (and "serving on" says it): looked up as a name, it failed
+        # as "Name or service not known", status 3, as a host that is down would.
+        raise TargetError(f"--host takes an IPv6 address without brackets: --host {host[1:-1]}")
+
+
+def _compile(app: App) -> None:
+    """Compile ``app`` as its drivers do, in this process, before anything listens.
+
+    Raises:
+        SystemExit: With the startup failure's status, when it does not compile (logged).
+    """
+    try:
+        app.compile()
+    except Exception:
+        # NOTE: as Waitress's start logged it (a route never reached, a plugin that changes a
+        # handler's colour): a single Uvicorn process crashed out of main() with a traceback
+        # (status 1), the workers each with theirs, and the reloader waited for a change.
+        log_failure("startup failed", exc_info=True)
+        raise SystemExit(STARTUP_FAILURE) from None
 
 
 def _check_address(host: str, port: int) -> None:
@@ -423,8 +462,11 @@ def _serve(
             app, host, threads, root_path, graceful_timeout, announce, adjustments
         )
     time_clients(client_timeout)
+    from ._uvicorn import LOG_CONFIG
+
     settings = {
         "log_level": log_level,
+        "log_config": LOG_CONFIG,
         "timeout_graceful_shutdown": graceful_timeout,
         # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
         "proxy_headers": False,
@@ -497,11 +539,8 @@ def _say(line: str) -> None:
         print(line, flush=True)
     except BrokenPipeError:
         # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
-        # startup, and it was not served. stdout now writes to nothing, so that no later
-        # flush (end_by's, the interpreter's at exit) raises it again.
-        nowhere = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(nowhere, sys.stdout.fileno())
-        os.close(nowhere)
+        # startup, and it was not served.
+        to_nowhere(sys.stdout)
 
 
 def _serve_uvicorn(

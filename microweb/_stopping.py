@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 # NOTE: how long the requests cut off after the grace period get to run their cleanup (a
 # stream's finally) before the shutdown hooks, under both servers.
@@ -34,3 +34,14 @@ def end_by(signum: int) -> NoReturn:
     # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
     # reports a process stopped by a signal (143 for SIGTERM).
     os._exit(128 + signum)
+
+
+def to_nowhere(stream: TextIO) -> None:
+    """Make ``stream`` (stdout, stderr) write to nothing, once no one reads it.
+
+    No later write or flush (``end_by()``'s, the interpreter's at exit) raises
+    ``BrokenPipeError`` again.
+    """
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, stream.fileno())
+    os.close(nowhere)

@@ -20,9 +20,11 @@ instead of serving on, unsupervised, with the port.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -30,12 +32,31 @@ from typing import Any
 import uvicorn
 
 from ._calls import REPORTED_TRACEBACKS
-from ._stopping import CLEANUP_WAIT, end_by
+from ._stopping import CLEANUP_WAIT, end_by, to_nowhere
 from ._unix import port_of
 
 logger = logging.getLogger("microweb")
 # NOTE: Uvicorn's ticks come every 0.1 s; the supervisor is looked for once a second.
 _TICKS_PER_CHECK = 10
+
+
+class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Uvicorn's log handler, writing to nothing once no one reads its stream (a pipe)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Handle an error as logging does; a reader that has gone makes the stream go nowhere."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            # NOTE: "microweb serve shop:app | head -1": Uvicorn writes its access log on
+            # stdout, and logged "--- Logging error ---" and a traceback for every request.
+            to_nowhere(self.stream)
+            return
+        super().handleError(record)
+
+
+# NOTE: Uvicorn's own logging set-up, with that handler (by name, for the worker processes).
+LOG_CONFIG: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+for _handler in LOG_CONFIG["handlers"].values():
+    _handler["class"] = f"{__name__}.{UnreadStreamHandler.__qualname__}"
 
 
 class OrderlyUvicorn(uvicorn.Server):
@@ -64,14 +85,23 @@ class OrderlyUvicorn(uvicorn.Server):
         # added once (addFilter() skips a filter it has).
         logging.getLogger("uvicorn.error").addFilter(REPORTED_TRACEBACKS)
         self.running_hooks = False
+        self.loading = False
         self.starting = False
         self.announce = announce
         self.escalate = escalate
         self.supervisor = supervisor
 
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Run as Uvicorn does; a stop signal before the startup hooks begin ends the process."""
+        # NOTE: Uvicorn handles signals from before it loads the app (a worker's or the
+        # reloader's child imports it then): one that came then was noted, the startup hooks
+        # ran all the same, one that hung held the process, and no shutdown hook ran after.
+        self.loading = True
+        super().run(sockets)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Note a stop signal as Uvicorn does; end the process if the hooks are running."""
-        if self.starting:
+        if self.starting or self.loading:
             # NOTE: nothing is served yet, and the shutdown hooks don't run after a startup
             # that did not end; Uvicorn waited for it, so a startup hook that hung ignored
             # every signal. One signal, even one of two copies when supervised, ends it.
@@ -115,7 +145,7 @@ class OrderlyUvicorn(uvicorn.Server):
             # NOTE: the hooks only, not the listen after them: a SIGTERM sent once the port
             # listened, before Uvicorn's startup returned, ended the process without the
             # shutdown hooks of an app that had started (CI, Python 3.13).
-            self.starting = True
+            self.loading, self.starting = False, True
             try:
                 await lifespan_startup()
             finally:

@@ -19,6 +19,10 @@ exited, ``lifespan-exited``; with ``fail``, it raises ``ConnectionError`` before
 echoes text messages, and records ``ws-closed-<code>`` when the client (or the server) ends it.
 ``SERVING_PLUGINS``: when set, two plugins are installed, whose ``close()`` record
 ``close-sync`` (a ``def``, installed first) and ``close-async`` (an ``async def``).
+``SERVING_SLOW_IMPORT``: when set, importing this module records ``importing``, then takes that
+many seconds.
+``SERVING_NEVER_REACHED``: when set, ``/users/{user_id:int}`` comes after ``/users/{name}``,
+which takes all its requests: the app does not compile (``RouteClash``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ def record(event: str) -> None:
             file.write(f"{event}\n")
 
 
+if os.environ.get("SERVING_SLOW_IMPORT"):
+    record("importing")
+    time.sleep(float(os.environ["SERVING_SLOW_IMPORT"]))
+
+
 @app.on_shutdown
 def shutdown() -> None:
     record("shutdown")
@@ -70,6 +79,17 @@ if os.environ.get("SERVING_FAIL_STARTUP"):
         if os.environ["SERVING_FAIL_STARTUP"] == "exit":
             sys.exit("DATABASE_URL is not set")
         raise ConnectionError("database is down")
+
+
+if os.environ.get("SERVING_NEVER_REACHED"):
+
+    @app.get("/users/{name}")
+    def user_by_name(request: Request, name: str) -> str:
+        return name
+
+    @app.get("/users/{user_id:int}")
+    def user_by_id(request: Request, user_id: int) -> str:
+        return str(user_id)
 
 
 if os.environ.get("SERVING_SLOW_STARTUP"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,11 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         ("examples.hello:nothing", "has no attribute"),
         ("examples.hello:App", "not a microweb App"),
         ("examples.hello:index", r"an app factory, serve examples.hello:index\(\)"),
-        ("examples.hello:app()", r"calls an App, not an app factory: leave out the \(\)$"),
+        (
+            "examples.hello:app()",
+            r"calls an App, not an app factory: serve examples.hello:app, without \(\) or "
+            r"--factory$",
+        ),
         ("examples.hello:index()", r"needs arguments: .*, app = index\(\.\.\.\)$"),
         ("examples.hello:()", "names nothing to call"),
         # NOTE: Flask's --app takes arguments; this named a missing attribute "index('dev')".
@@ -166,6 +171,9 @@ def test_the_factory_flag_calls_the_target(
     assert "(or add --factory)" in capsys.readouterr().err
     assert main(["routes", "--factory", f"{path}:create_app('dev')"]) == 2
     assert "passes arguments: a factory is called with none" in capsys.readouterr().err
+    # NOTE: an App given --factory was told to "leave out the ()", which nobody had written.
+    assert main(["routes", "--factory", f"{path}:app"]) == 2
+    assert f"serve {path}:app, without () or --factory" in capsys.readouterr().err
 
 
 def test_a_windows_drive_stays_a_drive_for_factory_and_reload(
@@ -266,6 +274,25 @@ def test_python_dash_m_microweb_routes() -> None:
     assert "/hello/{name}" in result.stdout
 
 
+def test_routes_into_a_pipe_no_one_reads_ends_with_no_traceback() -> None:
+    # NOTE: "microweb routes shop:app | head -1" on a long table: BrokenPipeError's traceback,
+    # then another as the interpreter flushed stdout at its exit.
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "microweb", "routes", "examples/hello.py"],
+            cwd=ROOT,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (1, "")
+
+
 @pytest.mark.servers
 @pytest.mark.parametrize(
     "options",
@@ -356,3 +383,53 @@ def test_version_says_the_installed_version(capsys: pytest.CaptureFixture[str]) 
         main(["--version"])
     assert ended.value.code == 0
     assert capsys.readouterr().out == f"microweb {importlib.metadata.version('microweb')}\n"
+
+
+@pytest.mark.parametrize("command", ["serve", "routes"])
+def test_a_target_that_imports_a_missing_module_is_an_error_in_the_target(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    # NOTE: its ModuleNotFoundError was taken for the target's own absence: "cannot import
+    # module 'needs_a_dependency': No module named ..." and no traceback, so no line to fix.
+    (tmp_path / "needs_a_dependency.py").write_text(
+        "from microweb import App\nimport no_such_dependency_xyz\napp = App()\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "needs_a_dependency", raising=False)
+    assert main([command, "needs_a_dependency:app"]) == 2
+    err = capsys.readouterr().err
+    assert "import no_such_dependency_xyz" in err  # NOTE: the traceback, with the line.
+    assert err.rstrip().endswith(
+        "microweb: error: cannot load needs_a_dependency:app: ModuleNotFoundError: "
+        "No module named 'no_such_dependency_xyz' (traceback above)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "missing"),
+    [
+        ("no_such_package_xyz.app:app", "no_such_package_xyz"),
+        ("a_package_here.no_such_module:app", "a_package_here.no_such_module"),
+    ],
+)
+def test_a_target_module_that_is_missing_is_said_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    missing: str,
+) -> None:
+    (tmp_path / "a_package_here").mkdir()
+    (tmp_path / "a_package_here" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "a_package_here", raising=False)
+    assert main(["routes", target]) == 2
+    module = target.partition(":")[0]
+    assert capsys.readouterr().err == (
+        f"microweb: error: cannot import module {module!r}: No module named {missing!r}\n"
+    )

@@ -44,6 +44,7 @@ import microweb._waitress
 from microweb import App, Limits, Request
 from microweb._h11 import BoundedH11
 from microweb._httptools import BoundedHttpTools
+from microweb._uvicorn import LOG_CONFIG
 from microweb.plugins import AccessLog, ProxyHeaders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,6 +176,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "host": HOST,
         "port": 8000,
         "log_level": "warning",
+        "log_config": LOG_CONFIG,
         "timeout_graceful_shutdown": 2.5,
         "proxy_headers": False,
         "access_log": False,
@@ -333,6 +335,25 @@ def test_a_port_out_of_range_is_refused(
     assert f"--port must be from 0 to 65535, got {port}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize("seconds", ["1000000001", "9" * 400])
+def test_a_client_timeout_past_its_most_is_refused(
+    server: str, seconds: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # NOTE: 400 digits made float() raise OverflowError as the server started: a traceback,
+    # under Uvicorn before it listened, under Waitress in its first maintenance.
+    def served(*args: object, **options: object) -> None:
+        raise AssertionError(f"--client-timeout {seconds} was served")
+
+    monkeypatch.setattr(serving_module, "_serve_waitress", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    options = ["--server", server, "--client-timeout", seconds]
+    assert cli.main(["serve", APP_FILE, *options]) == 2
+    assert f"--client-timeout must be at most 1000000000, got {seconds}" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     "options",
     [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]],
@@ -352,6 +373,33 @@ def test_an_empty_host_is_refused(
     monkeypatch.setattr(serving_module, "_serve_uvicorn_processes", served)
     assert cli.main(["serve", APP_FILE, "--host", "", "--server", *options]) == 2
     assert "--host must not be empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["waitress"], ["uvicorn"], ["uvicorn", "--workers", "2"]],
+    ids=["waitress", "uvicorn", "uvicorn-workers"],
+)
+@pytest.mark.parametrize("host", ["[::1]", "[::]"])
+def test_an_ipv6_host_in_brackets_says_to_leave_them_out(
+    options: list[str],
+    host: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # NOTE: as a URL writes it, and as "serving on" says it: it was looked up as a name, which
+    # failed as "cannot listen on [::1]:8000: [Errno -2] Name or service not known" (status 3).
+    def served(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"--host {host} was served")
+
+    monkeypatch.setattr(serving_module, "_serve_waitress", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn", served)
+    monkeypatch.setattr(serving_module, "_serve_uvicorn_processes", served)
+    assert cli.main(["serve", APP_FILE, "--host", host, "--server", *options]) == 2
+    bare = host.strip("[]")
+    assert f"--host takes an IPv6 address without brackets: --host {bare}" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
@@ -1254,8 +1302,14 @@ def test_connection_limit_counts_websockets_under_uvicorn(tmp_path: Path) -> Non
         ("from microweb import App\napp = App()\nx = 1 + 'a'\n", "x = 1 + 'a'"),
         ("from microweb import App\napplication = App()\n", "has no attribute 'app'"),
         ("import sys\nsys.exit(0)\n", "its code called sys.exit(0)"),
+        (
+            "from microweb import App\napp = App()\n"
+            "app.get('/{name}')(lambda request, name: name)\n"
+            "app.get('/{n:int}', name='n')(lambda request, n: 'n')\n",
+            "is never reached",
+        ),
     ],
-    ids=["raises-typeerror", "no-app", "exits"],
+    ids=["raises-typeerror", "no-app", "exits", "never-reached"],
 )
 def test_a_worker_whose_target_fails_to_load_says_why(
     tmp_path: Path,

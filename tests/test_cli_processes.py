@@ -328,7 +328,6 @@ def test_reload_serves_on_once_no_one_reads_the_output(tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "serve.log"
     command = [sys.executable, "-m", "microweb", "serve", "reloaded_app:app", "--reload"]
     with log.open("wb") as errors:
-        # NOTE: no access log, which Uvicorn writes on stdout too (a "Logging error" each).
         process = subprocess.Popen(
             [*command, "--port", str(port), "--log-level", "warning"],
             cwd=tmp_path,
@@ -360,3 +359,75 @@ def test_reload_serves_on_once_no_one_reads_the_output(tmp_path: Path) -> None:
         stop(process)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
+
+
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_a_closed_stdout_serves_and_ends_by_the_signal(tmp_path: Path, mode: str) -> None:
+    # NOTE: started with stdout closed (">&-"), Python has no sys.stdout: Uvicorn's logging
+    # (in each worker and the reloader's child too) raised as it was set up, and Waitress's
+    # stop ended with a traceback and status 1 where the signal's was due.
+    port, log = free_port(), tmp_path / "serve.log"
+    closed = ["sh", "-c", 'exec "$@" >&-', "sh", *_command(port, *SERVE_MODES[mode])]
+    process = start(closed, port=port, log=log)
+    try:
+        assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log)
+
+
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
+def test_a_signal_while_a_child_imports_the_app_ends_it_before_its_hooks(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: Uvicorn handles signals from before it imports the app in a child: one that came
+    # then was noted, the startup hooks ran all the same (one that hung held the process until
+    # a second signal), and the shutdown hooks never ran after them.
+    events, log = tmp_path / "events.txt", tmp_path / "serve.log"
+    variables = environment(
+        SERVING_EVENTS=str(events), SERVING_SLOW_IMPORT="3", SERVING_HANG_STARTUP="async"
+    )
+    command = _command(free_port(), *SERVE_MODES[mode])
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=variables, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        # NOTE: the main process imports the app first, then each child.
+        importing = ["importing"] * (1 + MODE_PROCESSES[mode])
+        wait_for(lambda: _events(events) == importing, "children importing", log)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=8)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert _events(events) == importing, read_log(log)
+
+
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_an_access_log_no_one_reads_any_more_logs_no_error(tmp_path: Path, mode: str) -> None:
+    # NOTE: "microweb serve shop:app | head -1": Uvicorn writes its access log on stdout, and
+    # logged "--- Logging error ---" and a BrokenPipeError's traceback for every request.
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("wb") as errors:
+        process = subprocess.Popen(
+            _command(port, *SERVE_MODES[mode]),
+            cwd=REPO_ROOT,
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+    try:
+        assert process.stdout is not None
+        assert b"microweb: serving on" in process.stdout.readline(), read_log(log)
+        process.stdout.close()  # NOTE: the reader goes away.
+        for _ in range(3):
+            assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Error" not in read_log(log), read_log(log)

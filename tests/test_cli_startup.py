@@ -84,6 +84,26 @@ def test_a_lifespan_that_fails_to_enter_ends_with_status_3(tmp_path: Path, serve
     assert "serving on" not in log, log
 
 
+@pytest.mark.parametrize("server", [*SERVERS, "uvicorn-reload"])
+def test_an_app_that_does_not_compile_is_logged_and_ends_with_status_3(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: a route never reached, found as the drivers compile the app: Waitress's start
+    # logged it as a failed startup (status 3); a single Uvicorn process crashed out of main()
+    # with its traceback (status 1), the workers each with theirs, and the reloader waited.
+    events = tmp_path / "events.txt"
+    options = ("--reload",) if server == "uvicorn-reload" else ()
+    name = server.removesuffix("-reload")
+    done = _serve(free_port(), name, events, options=options, SERVING_NEVER_REACHED="1")
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "ERROR:microweb: startup failed" in log
+    assert "RouteClash: GET /users/{user_id:int} ('user_by_id') is never reached" in log
+    assert "__main__.py" not in log, log
+    assert "serving on" not in log, log
+    assert not events.exists()  # NOTE: refused before the app started: no hook ran.
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_taken_port_is_status_3_with_no_traceback(tmp_path: Path, server: str) -> None:
     events = tmp_path / "events.txt"
