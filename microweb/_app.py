@@ -54,6 +54,10 @@ class App(RouteRegistry):
         debug: Put tracebacks in 500 responses. Never in production.
         limits: Bounds on request bodies and forms (see ``Limits``).
         max_threads: Threads of the pool that runs ``def`` handlers under ASGI.
+
+    Raises:
+        TypeError: If ``debug`` is not a ``bool`` (a setting's string, ``"0"`` say).
+        ValueError: If ``max_threads`` is less than 1.
     """
 
     def __init__(
@@ -61,6 +65,13 @@ class App(RouteRegistry):
     ) -> None:
         if max_threads < 1:
             raise ValueError("max_threads must be at least 1")
+        if not isinstance(debug, bool):
+            # NOTE: App(debug=os.environ.get("DEBUG")) turned debug on for DEBUG=0 or false
+            # (any non-empty string is true): every 500 then showed its traceback.
+            raise TypeError(
+                f"debug must be True or False, got {debug!r}: read a setting as a bool "
+                '(debug=os.environ.get("DEBUG") == "1")'
+            )
         self.debug = debug
         self.limits = limits or Limits()
         self.max_threads = max_threads

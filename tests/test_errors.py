@@ -496,6 +496,18 @@ def test_debug_puts_traceback_in_body(make_client: MakeClient, colour: str) -> N
     assert "ValueError: visible-in-debug" in response.text
 
 
+@pytest.mark.parametrize("debug", ["0", "false", "", 1, 0, None])
+def test_debug_that_is_not_a_bool_is_refused(debug: object) -> None:
+    # App(debug=os.environ.get("DEBUG")) with DEBUG=0 put tracebacks in every 500.
+    with pytest.raises(TypeError, match="debug must be True or False"):
+        App(debug=debug)  # type: ignore[arg-type]
+
+
+def test_debug_is_off_by_default(make_client: MakeClient) -> None:
+    response = make_client(_raising_app("sync", ValueError("hidden"))).get("/")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
 @pytest.mark.parametrize("accept", ["text/plain", "application/json"])
 def test_debug_puts_a_traceback_holding_a_lone_surrogate_in_the_body(
     make_client: MakeClient, colour: str, accept: str
