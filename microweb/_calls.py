@@ -328,7 +328,13 @@ def default_error(
     detail = detail or status_phrase(status)
     if prefers_json(accept or ""):
         return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
-    return Response(detail.encode("utf-8"), status, headers, TEXT)
+    response = Response(detail.encode("utf-8"), status, headers, TEXT)
+    # NOTE: a detail may quote the client (a form field's name, an app's f"no note {name}"):
+    # loaded by <script src>, a text/plain body runs as a script unless it says nosniff
+    # (Fetch, X-Content-Type-Options), and Internet Explorer rendered it as HTML. Go's
+    # http.Error says it too.
+    response.headers.setdefault("x-content-type-options", "nosniff")
+    return response
 
 
 def client_left(request: Request, exc: ClientDisconnect) -> Response:

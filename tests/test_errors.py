@@ -167,6 +167,30 @@ def test_text_error_body_otherwise(make_client: MakeClient, accept: str | None) 
     assert response.text == "Not Found"
 
 
+def test_a_plain_text_error_body_is_not_sniffed(make_client: MakeClient, colour: str) -> None:
+    # NOTE: a detail that quotes the client (a form field's name, the app's own f"no note
+    # {name}") loaded by <script src> ran as a script: browsers run a text/plain script
+    # unless the response says nosniff (Fetch), and Internet Explorer rendered it as HTML.
+    def index(request: Request) -> str:
+        raise HTTPError(404, request.query["q"])
+
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    client = make_client(app)
+    response = client.get("/", params={"q": "alert(1)//<script>"})
+    assert response.text == "alert(1)//<script>"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/missing").headers["x-content-type-options"] == "nosniff"
+    as_json = client.get("/missing", headers={"accept": "application/json"})
+    assert "x-content-type-options" not in as_json.headers
+
+
+def test_an_httperrors_own_sniffing_header_is_kept(make_client: MakeClient) -> None:
+    app = _raising_app("sync", HTTPError(400, headers={"X-Content-Type-Options": "other"}))
+    response = make_client(app).get("/")
+    assert response.headers.get_list("x-content-type-options") == ["other"]
+
+
 def test_an_accept_value_over_the_cap_is_not_read(make_client: MakeClient) -> None:
     # NOTE: each item costs Python work (256 KiB of commas took 127 ms); RFC 9110 12.5.1 lets a
     # server disregard Accept, and a longer value is read as absent: plain text.
