@@ -1318,6 +1318,32 @@ def test_the_log_line_of_a_stream_that_fails_holds_the_path_encoded(
     ]
 
 
+def test_a_callback_that_fails_after_a_stream_failed_is_logged_on_its_own(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: under WSGI the server closes the body while the stream's error goes by: the
+    # callback's error was logged "during handling of" the stream's, which it had no part in.
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+        raise LookupError("gone")
+
+    def callback() -> None:
+        raise ZeroDivisionError("callback")
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        request.after_response(in_colour(colour, callback))
+        return Response.stream(chunks())
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(LookupError):
+        make_client(app).get("/")
+    failed = [r.exc_info[1] for r in caplog.records if r.exc_info and "callback" in r.msg]
+    assert len(failed) == 1 and isinstance(failed[0], ZeroDivisionError)
+    assert failed[0].__context__ is None
+
+
 def test_log_failure_names_its_caller_as_logger_error_does(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
