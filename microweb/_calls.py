@@ -114,15 +114,7 @@ def error_response(
                 # _search); its default answer is then the bug, logged as one.
                 _log_answered(request, exc, handler, getattr(failure, "status", 500))
             else:
-                # NOTE: the request named, as in every other error logged: "error handler
-                # <function bad at 0x...> failed" alone did not say which request met it.
-                logger.error(
-                    "error handler %r failed in %s %s",
-                    handler.target.fn,
-                    request.method,
-                    logged_path(request),
-                    exc_info=failure,
-                )
+                _log_failed(request, handler, exc, failure)
             _answered(exc)
             exc = failure
         else:
@@ -226,6 +218,26 @@ def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, statu
             handler.target.fn,
             exc_info=exc,
         )
+
+
+def _log_failed(
+    request: Request, handler: ErrorHandler, exc: Exception, failure: Exception
+) -> None:
+    """Log ``failure``, which ``handler`` raised as it answered ``exc``."""
+    if failure.__context__ is None and failure is not exc:
+        # NOTE: answered outside an except clause (a WSGI def handler's error, an async def
+        # handler's, with no flows), the bug it answered was logged by nobody: chained as a
+        # flow's error is, its traceback comes first.
+        failure.__context__ = exc
+    # NOTE: the request named, as in every other error logged: "error handler <function bad
+    # at 0x...> failed" alone did not say which request met it.
+    logger.error(
+        "error handler %r failed in %s %s",
+        handler.target.fn,
+        request.method,
+        logged_path(request),
+        exc_info=failure,
+    )
 
 
 def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:

@@ -767,6 +767,35 @@ def test_an_error_handler_that_fails_is_logged_with_the_request_it_answered(
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
 
 
+@pytest.mark.parametrize("flows", [False, True])
+def test_an_error_handler_that_fails_is_logged_with_the_error_it_answered(
+    make_client: MakeClient, colour: str, flows: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: with no flows, a WSGI def handler's or an async def handler's error went to its
+    # handler outside an except clause: the handler's failure alone was logged, and the bug
+    # it answered (logged by nobody else) was lost.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app(colour, KeyError("the route's bug"))
+
+    def broken(request: Request, exc: Exception) -> str:
+        raise RuntimeError("the handler's own bug")
+
+    app.error_handler(KeyError)(broken)
+    if flows:
+
+        @app.middleware
+        def passing(request: Request) -> Iterator[None]:
+            yield
+
+    assert make_client(app).get("/").status_code == 500
+    [record] = caplog.records
+    assert record.exc_info is not None
+    failure = record.exc_info[1]
+    assert isinstance(failure, RuntimeError)
+    assert isinstance(failure.__context__, KeyError)
+    assert failure.__context__.args == ("the route's bug",)
+
+
 @pytest.mark.parametrize(
     ("path", "other_handler"),
     [("/nowhere", None), ("/nowhere", 404), ("/gone", None), ("/gone", 410), ("/bug", None)],
