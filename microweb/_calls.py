@@ -357,7 +357,14 @@ def client_left(request: Request, exc: ClientDisconnect) -> Response:
     raised by app code with no message still says what happened (as JSON to a client that
     accepts it).
     """
-    return default_error(request, 400, str(exc) or "the client disconnected", {})
+    try:
+        detail = str(exc)
+    except Exception:
+        detail = ""  # NOTE: an app's own subclass whose __str__ fails: no reason to say.
+    # NOTE: a lone surrogate (a name decoded with surrogateescape) made the answer's encode
+    # raise out of the app: written as "\udc80", as repr() would.
+    detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
+    return default_error(request, 400, detail or "the client disconnected", {})
 
 
 def cut_off(request: Request, cancel: BaseException, what: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -270,6 +270,42 @@ def test_http_error_with_a_lone_surrogate_in_a_handler_is_a_logged_500(
     assert response.status_code == 500
     [record] = [r for r in caplog.records if r.getMessage() == "unhandled error in GET /"]
     assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
+
+
+class _Unsayable(ClientDisconnect):
+    """A ClientDisconnect of the app's whose message can't be read."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+@pytest.mark.parametrize(
+    ("gone", "detail"),
+    [
+        (lambda: ClientDisconnect("left caf\udc80"), "left caf\\udc80"),
+        (_Unsayable, "the client disconnected"),
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_a_client_disconnect_whose_message_is_no_text_is_still_answered_400(
+    make_client: MakeClient,
+    colour: str,
+    accept: str,
+    gone: Callable[[], ClientDisconnect],
+    detail: str,
+) -> None:
+    # NOTE: its message goes into the default 400: one holding a lone surrogate (a name
+    # decoded with surrogateescape), or whose str() raised, raised out of the app, a 500 and
+    # a traceback from the server with nothing logged by the app.
+    def leave(request: Request) -> None:
+        raise gone()
+
+    app = App()
+    app.get("/")(in_colour(colour, leave))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 400
+    got = response.json()["detail"] if accept == "application/json" else response.text
+    assert got == detail
 
 
 class _NoFile(HTTPError):
