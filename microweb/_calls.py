@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
-from ._emission import Header, negotiate_file, outgoing
+from ._emission import NOSNIFF, Header, negotiate_file, outgoing
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -345,7 +345,13 @@ def default_error(
     # loaded by <script src>, a text/plain body runs as a script unless it says nosniff
     # (Fetch, X-Content-Type-Options), and Internet Explorer rendered it as HTML. Go's
     # http.Error says it too.
-    response.headers.setdefault("x-content-type-options", "nosniff")
+    if headers:
+        response.headers.setdefault(*NOSNIFF)
+    else:
+        # PERF: the framework's own header, put in unchecked as Response puts its type, and
+        # sent by outgoing()'s fast path: through headers.setdefault() and head_list(), a 404
+        # under WSGI took 19.1 -> 24.9 us (2026-12-05).
+        response._headers._list.append(NOSNIFF)
     return response
 
 
