@@ -561,6 +561,10 @@ def test_debug_that_is_not_a_bool_is_refused(debug: object) -> None:
     # App(debug=os.environ.get("DEBUG")) with DEBUG=0 put tracebacks in every 500.
     with pytest.raises(TypeError, match="debug must be True or False"):
         App(debug=debug)  # type: ignore[arg-type]
+    app = App()
+    with pytest.raises(TypeError, match="debug must be True or False"):
+        app.debug = debug  # type: ignore[assignment]
+    assert app.debug is False
 
 
 def test_debug_is_off_by_default(make_client: MakeClient) -> None:
