@@ -54,6 +54,10 @@ class App(RouteRegistry):
         debug: Put tracebacks in 500 responses. Never in production.
         limits: Bounds on request bodies and forms (see ``Limits``).
         max_threads: Threads of the pool that runs ``def`` handlers under ASGI.
+
+    Raises:
+        TypeError: If ``debug`` is not a ``bool`` (a setting's string, ``"0"`` say).
+        ValueError: If ``max_threads`` is less than 1.
     """
 
     def __init__(
@@ -93,6 +97,26 @@ class App(RouteRegistry):
         # NOTE: the flows each plugin's setup() registered, by the plugin's name.
         self._plugin_flows: dict[str, list[Colored]] = {}
         self._error_handlers: dict[int | type[Exception], ErrorHandler] = {}
+
+    @property
+    def debug(self) -> bool:
+        """Whether a 500 response holds the error's traceback. Never in production.
+
+        Raises:
+            TypeError: When set to anything but a ``bool``.
+        """
+        return self._debug
+
+    @debug.setter
+    def debug(self, debug: bool) -> None:
+        if not isinstance(debug, bool):
+            # NOTE: App(debug=os.environ.get("DEBUG")) turned debug on for DEBUG=0 or false
+            # (any non-empty string is true): every 500 then showed its traceback.
+            raise TypeError(
+                f"debug must be True or False, got {debug!r}: read a setting as a bool "
+                '(debug=os.environ.get("DEBUG") == "1")'
+            )
+        self._debug = debug
 
     # -- registration --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ and offloads run inline; under ASGI awaitables are awaited and offloads go to th
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
@@ -159,13 +160,23 @@ def run_after(calls: AfterCalls, named: Callable[[], str]) -> Effects:
     # callbacks of one request took 1.43 s under WSGI, quadratic in their number (0.04 s for
     # 10,000). A callback's own additions go to calls, and run after those taken before.
     pending: deque[AfterCall] = deque()
+    # NOTE: the callbacks run where the server or the driver ends the request, in its finally:
+    # past a stream's error, a callback's own was chained to it, and logged as raised "during
+    # handling of" an error it had no part in (under WSGI, and under ASGI for async callbacks).
+    passing = sys.exc_info()[1]
     try:
-        yield from _run_pending(pending, calls, named)
+        yield from _run_pending(pending, calls, named, passing)
     finally:
         calls.ran = True
+        del passing
 
 
-def _run_pending(pending: deque[AfterCall], calls: AfterCalls, named: Callable[[], str]) -> Effects:
+def _run_pending(
+    pending: deque[AfterCall],
+    calls: AfterCalls,
+    named: Callable[[], str],
+    passing: BaseException | None,
+) -> Effects:
     while pending or calls:
         if not pending:
             pending.extend(calls)
@@ -181,11 +192,24 @@ def _run_pending(pending: deque[AfterCall], calls: AfterCalls, named: Callable[[
                 elif isinstance(returned, (Generator, AsyncGenerator)):
                     _never_iterated(returned)
         except Exception as exc:
+            if passing is not None:
+                _unchain(exc, passing)
             name = getattr(target.fn, "__qualname__", repr(target.fn))
             # NOTE: the request named, as the response is long logged: Waitress's threads
             # run callbacks of several requests at once.
             logger.error("after-response callback %s of %s failed", name, named(), exc_info=exc)
             report_unhandled(exc)
+
+
+def _unchain(exc: BaseException, passing: BaseException) -> None:
+    """Cut ``passing``, the error that went by as the callbacks began, from ``exc``'s context."""
+    seen = {id(exc)}
+    while (context := exc.__context__) is not None and id(context) not in seen:
+        if context is passing:
+            exc.__context__ = None
+            return
+        seen.add(id(context))
+        exc = context
 
 
 def _never_iterated(returned: Generator[Any, Any, Any] | AsyncGenerator[Any, Any]) -> None:

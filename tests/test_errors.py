@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -167,6 +167,30 @@ def test_text_error_body_otherwise(make_client: MakeClient, accept: str | None) 
     assert response.text == "Not Found"
 
 
+def test_a_plain_text_error_body_is_not_sniffed(make_client: MakeClient, colour: str) -> None:
+    # NOTE: a detail that quotes the client (a form field's name, the app's own f"no note
+    # {name}") loaded by <script src> ran as a script: browsers run a text/plain script
+    # unless the response says nosniff (Fetch), and Internet Explorer rendered it as HTML.
+    def index(request: Request) -> str:
+        raise HTTPError(404, request.query["q"])
+
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    client = make_client(app)
+    response = client.get("/", params={"q": "alert(1)//<script>"})
+    assert response.text == "alert(1)//<script>"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/missing").headers["x-content-type-options"] == "nosniff"
+    as_json = client.get("/missing", headers={"accept": "application/json"})
+    assert "x-content-type-options" not in as_json.headers
+
+
+def test_an_httperrors_own_sniffing_header_is_kept(make_client: MakeClient) -> None:
+    app = _raising_app("sync", HTTPError(400, headers={"X-Content-Type-Options": "other"}))
+    response = make_client(app).get("/")
+    assert response.headers.get_list("x-content-type-options") == ["other"]
+
+
 def test_an_accept_value_over_the_cap_is_not_read(make_client: MakeClient) -> None:
     # NOTE: each item costs Python work (256 KiB of commas took 127 ms); RFC 9110 12.5.1 lets a
     # server disregard Accept, and a longer value is read as absent: plain text.
@@ -246,6 +270,42 @@ def test_http_error_with_a_lone_surrogate_in_a_handler_is_a_logged_500(
     assert response.status_code == 500
     [record] = [r for r in caplog.records if r.getMessage() == "unhandled error in GET /"]
     assert record.exc_info is not None and "lone surrogate" in str(record.exc_info[1])
+
+
+class _Unsayable(ClientDisconnect):
+    """A ClientDisconnect of the app's whose message can't be read."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+@pytest.mark.parametrize(
+    ("gone", "detail"),
+    [
+        (lambda: ClientDisconnect("left caf\udc80"), "left caf\\udc80"),
+        (_Unsayable, "the client disconnected"),
+    ],
+)
+@pytest.mark.parametrize("accept", ["text/plain", "application/json"])
+def test_a_client_disconnect_whose_message_is_no_text_is_still_answered_400(
+    make_client: MakeClient,
+    colour: str,
+    accept: str,
+    gone: Callable[[], ClientDisconnect],
+    detail: str,
+) -> None:
+    # NOTE: its message goes into the default 400: one holding a lone surrogate (a name
+    # decoded with surrogateescape), or whose str() raised, raised out of the app, a 500 and
+    # a traceback from the server with nothing logged by the app.
+    def leave(request: Request) -> None:
+        raise gone()
+
+    app = App()
+    app.get("/")(in_colour(colour, leave))
+    response = make_client(app).get("/", headers={"accept": accept})
+    assert response.status_code == 400
+    got = response.json()["detail"] if accept == "application/json" else response.text
+    assert got == detail
 
 
 class _NoFile(HTTPError):
@@ -496,6 +556,22 @@ def test_debug_puts_traceback_in_body(make_client: MakeClient, colour: str) -> N
     assert "ValueError: visible-in-debug" in response.text
 
 
+@pytest.mark.parametrize("debug", ["0", "false", "", 1, 0, None])
+def test_debug_that_is_not_a_bool_is_refused(debug: object) -> None:
+    # App(debug=os.environ.get("DEBUG")) with DEBUG=0 put tracebacks in every 500.
+    with pytest.raises(TypeError, match="debug must be True or False"):
+        App(debug=debug)  # type: ignore[arg-type]
+    app = App()
+    with pytest.raises(TypeError, match="debug must be True or False"):
+        app.debug = debug  # type: ignore[assignment]
+    assert app.debug is False
+
+
+def test_debug_is_off_by_default(make_client: MakeClient) -> None:
+    response = make_client(_raising_app("sync", ValueError("hidden"))).get("/")
+    assert (response.status_code, response.text) == (500, "Internal Server Error")
+
+
 @pytest.mark.parametrize("accept", ["text/plain", "application/json"])
 def test_debug_puts_a_traceback_holding_a_lone_surrogate_in_the_body(
     make_client: MakeClient, colour: str, accept: str
@@ -729,6 +805,35 @@ def test_an_error_handler_that_fails_is_logged_with_the_request_it_answered(
     [record] = [r for r in caplog.records if r.getMessage().startswith("error handler ")]
     assert record.getMessage().endswith(" failed in GET /orders/7")
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize("flows", [False, True])
+def test_an_error_handler_that_fails_is_logged_with_the_error_it_answered(
+    make_client: MakeClient, colour: str, flows: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: with no flows, a WSGI def handler's or an async def handler's error went to its
+    # handler outside an except clause: the handler's failure alone was logged, and the bug
+    # it answered (logged by nobody else) was lost.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app(colour, KeyError("the route's bug"))
+
+    def broken(request: Request, exc: Exception) -> str:
+        raise RuntimeError("the handler's own bug")
+
+    app.error_handler(KeyError)(broken)
+    if flows:
+
+        @app.middleware
+        def passing(request: Request) -> Iterator[None]:
+            yield
+
+    assert make_client(app).get("/").status_code == 500
+    [record] = caplog.records
+    assert record.exc_info is not None
+    failure = record.exc_info[1]
+    assert isinstance(failure, RuntimeError)
+    assert isinstance(failure.__context__, KeyError)
+    assert failure.__context__.args == ("the route's bug",)
 
 
 @pytest.mark.parametrize(
@@ -1280,6 +1385,32 @@ def test_the_log_line_of_a_stream_that_fails_holds_the_path_encoded(
     assert [record.getMessage() for record in caplog.records] == [
         "error while streaming GET /files/a%0D%0AINFO:%20200%20OK%20forged%1B%5B2J"
     ]
+
+
+def test_a_callback_that_fails_after_a_stream_failed_is_logged_on_its_own(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: under WSGI the server closes the body while the stream's error goes by: the
+    # callback's error was logged "during handling of" the stream's, which it had no part in.
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+        raise LookupError("gone")
+
+    def callback() -> None:
+        raise ZeroDivisionError("callback")
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        request.after_response(in_colour(colour, callback))
+        return Response.stream(chunks())
+
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(LookupError):
+        make_client(app).get("/")
+    failed = [r.exc_info[1] for r in caplog.records if r.exc_info and "callback" in r.msg]
+    assert len(failed) == 1 and isinstance(failed[0], ZeroDivisionError)
+    assert failed[0].__context__ is None
 
 
 def test_log_failure_names_its_caller_as_logger_error_does(
