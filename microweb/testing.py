@@ -204,6 +204,10 @@ class TestClient:
         # sent from several threads at once, each made the side (startup hooks run once per
         # thread, the extra sides left to the collector, "Event loop is closed" at exit).
         self._making = threading.RLock()
+        # NOTE: held while the jar is copied to a side and back: _keep() empties the client's
+        # jar and fills it again, and a request from another thread that copied it meanwhile
+        # went without its cookies, then put the jar back without them, for good.
+        self._jar_lock = threading.Lock()
         self._entered = False
 
     @property
@@ -283,19 +287,24 @@ class TestClient:
         # the jar, and keeps the answer's cookies there (with those of each redirect it
         # follows) until _keep(): under "both", each side must send the cookies from before
         # the request, or the two requests would differ.
-        side.base_url = self.base_url
-        side.cookies = self._cookies
-        _to_host(side.cookies.jar, side.base_url, self._given)
+        with self._jar_lock:
+            side.base_url = self.base_url
+            # NOTE: made whole before the side takes it: a request from another thread,
+            # built meanwhile, read the side's jar without the cookies _to_host() moves.
+            cookies = httpx.Cookies(self._cookies)
+            _to_host(cookies.jar, side.base_url, self._given)
+            side.cookies = cookies
 
     def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
         # NOTE: in place, so that a test's reference to client.cookies stays live.
         # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
         # (for any host): set again by the test, it replaces itself, where its copy for the host
         # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
-        jar = self._cookies.jar
-        jar.clear()
-        for cookie in side.cookies.jar:
-            jar.set_cookie(self._given.get(cookie, cookie))
+        with self._jar_lock:
+            jar = self._cookies.jar
+            jar.clear()
+            for cookie in side.cookies.jar:
+                jar.set_cookie(self._given.get(cookie, cookie))
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)
