@@ -204,6 +204,10 @@ class TestClient:
         # sent from several threads at once, each made the side (startup hooks run once per
         # thread, the extra sides left to the collector, "Event loop is closed" at exit).
         self._making = threading.RLock()
+        # NOTE: held while the jar is copied to a side and back: _keep() empties the client's
+        # jar and fills it again, and a request from another thread that copied it meanwhile
+        # went without its cookies, then put the jar back without them, for good.
+        self._jar_lock = threading.Lock()
         self._entered = False
 
     @property
@@ -270,7 +274,9 @@ class TestClient:
             transport = WSGITransport(
                 validator(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
-            self._wsgi_client = httpx.Client(transport=transport)
+            self._wsgi_client = httpx.Client(
+                transport=transport, event_hooks={"response": [_record_answer]}
+            )
             self._release_wsgi = _on_drop(
                 self, _close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
             )
@@ -280,22 +286,35 @@ class TestClient:
         # NOTE: an httpx client copies its options when made, so base_url and the cookies are
         # given to a side before each request (headers and follow_redirects go with it), and
         # a change to the attributes after the first request counts. The side gets a copy of
-        # the jar, and keeps the answer's cookies there (with those of each redirect it
-        # follows) until _keep(): under "both", each side must send the cookies from before
-        # the request, or the two requests would differ.
-        side.base_url = self.base_url
-        side.cookies = self._cookies
-        _to_host(side.cookies.jar, side.base_url, self._given)
+        # the jar, and the answers (each redirect's too) are put in the client's by _keep():
+        # under "both", each side must send the cookies from before the request, or the two
+        # requests would differ.
+        with self._jar_lock:
+            side.base_url = self.base_url
+            # NOTE: made whole before the side takes it: a request from another thread,
+            # built meanwhile, read the side's jar without the cookies _to_host() moves.
+            cookies = httpx.Cookies(self._cookies)
+            _to_host(cookies.jar, side.base_url, self._given)
+            side.cookies = cookies
 
-    def _keep(self, side: httpx.Client | httpx.AsyncClient) -> None:
+    def _keep(self, answers: list[httpx.Response]) -> None:
+        """Put the cookies that ``answers`` set in the client's jar, as the side's jar took them."""
+        # NOTE: the answers' Set-Cookie lines, on the jar as it is now: the side's jar copied
+        # back lost the cookies of answers that came meanwhile in other threads (a third of
+        # them, four threads), as another request had given the side a new copy.
         # NOTE: in place, so that a test's reference to client.cookies stays live.
         # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
         # (for any host): set again by the test, it replaces itself, where its copy for the host
         # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
-        jar = self._cookies.jar
-        jar.clear()
-        for cookie in side.cookies.jar:
-            jar.set_cookie(self._given.get(cookie, cookie))
+        with self._jar_lock:
+            cookies = httpx.Cookies(self._cookies)
+            _to_host(cookies.jar, httpx.URL(self.base_url), self._given)
+            for answer in answers:
+                cookies.extract_cookies(answer)
+            jar = self._cookies.jar
+            jar.clear()
+            for cookie in cookies.jar:
+                jar.set_cookie(self._given.get(cookie, cookie))
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)
@@ -315,7 +334,9 @@ class TestClient:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
             transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
-            self._asgi_client = httpx.AsyncClient(transport=transport)
+            self._asgi_client = httpx.AsyncClient(
+                transport=transport, event_hooks={"response": [_arecord_answer]}
+            )
             self._release_asgi = _on_drop(
                 self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
             )
@@ -341,9 +362,9 @@ class TestClient:
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
         if self.interface == "wsgi":
-            return self._wsgi_request(method, url, kwargs, keep=True)
+            return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
-            return self._asgi_request(method, url, kwargs, keep=True)
+            return self._asgi_request(method, url, kwargs, [], keep=True)
         content = kwargs.get("content")
         chunks = None
         if content is not None and not isinstance(content, (bytes, str)):
@@ -354,55 +375,71 @@ class TestClient:
                 )
             chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
             kwargs["content"] = iter(chunks)
+        wsgi_answers: list[httpx.Response] = []
         try:
-            via_wsgi = self._wsgi_request(method, url, kwargs, keep=False)
+            via_wsgi = self._wsgi_request(method, url, kwargs, wsgi_answers, keep=False)
         except BaseException:
             # NOTE: raised (raise_server_exceptions, a redirect httpx refuses), the ASGI side is
             # not called: the cookies the WSGI side was given on the way are kept, as one side's.
-            self._keep(self._wsgi_side())
+            self._keep(wsgi_answers)
             raise
         if chunks is not None:
             kwargs["content"] = iter(chunks)
-        via_asgi = self._asgi_request(method, url, kwargs, keep=False)
+        via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
         # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
         # the ASGI side's only where ignore_headers lets a Set-Cookie differ.
-        self._keep(self._wsgi_side())
+        self._keep(wsgi_answers)
         _assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
         return via_wsgi
 
     def _wsgi_request(
-        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
+        self,
+        method: str,
+        url: str,
+        kwargs: dict[str, Any],
+        answers: list[httpx.Response],
+        *,
+        keep: bool,
     ) -> httpx.Response:
         side = self._wsgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _sync_content(kwargs))
+        kwargs = self._as_written(url, _sync_content(kwargs), answers)
         try:
             return self._watching(lambda: _as_served(lambda: side.request(method, url, **kwargs)))
         finally:
             # NOTE: also when an error is raised: a redirect's cookies came before it, as in
             # stream() and in a browser (a sign-in's session, dropped, signed the test out).
             if keep:
-                self._keep(side)
+                self._keep(answers)
 
     def _asgi_request(
-        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
+        self,
+        method: str,
+        url: str,
+        kwargs: dict[str, Any],
+        answers: list[httpx.Response],
+        *,
+        keep: bool,
     ) -> httpx.Response:
         loop, side = self._asgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _async_content(kwargs))
+        kwargs = self._as_written(url, _async_content(kwargs), answers)
         try:
             return self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
         finally:
             if keep:
-                self._keep(side)  # NOTE: also when an error is raised, as under WSGI.
+                self._keep(answers)  # NOTE: also when an error is raised, as under WSGI.
 
-    def _as_written(self, url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _as_written(
+        self, url: str, kwargs: dict[str, Any], answers: list[httpx.Response]
+    ) -> dict[str, Any]:
         """Add the path as written to the request, where httpx would change it (each side its own:
-        the transport takes it)."""
+        the transport takes it), and the list its answers go to (see _record_answer())."""
+        extensions = {**kwargs.get("extensions", {}), ANSWERS: answers}
         written = written_path(self.base_url, url)
-        if written is None:
-            return kwargs
-        return {**kwargs, "extensions": {**kwargs.get("extensions", {}), WRITTEN_PATH: written}}
+        if written is not None:
+            extensions[WRITTEN_PATH] = written
+        return {**kwargs, "extensions": extensions}
 
     def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         """Send, and raise the first error the app reported as unhandled, if told to."""
@@ -473,21 +510,23 @@ class TestClient:
         if self.interface == "wsgi":
             side = self._wsgi_side()
             self._prepare(side)
+            answers: list[httpx.Response] = []
             request = side.build_request(
-                method, url, **self._as_written(url, _sync_content(kwargs))
+                method, url, **self._as_written(url, _sync_content(kwargs), answers)
             )
             response = _as_served(lambda: side.send(request, stream=True, **sending))
-            self._keep(side)
+            self._keep(answers)
             if asyncio._get_running_loop() is not None:
                 assert isinstance(response.stream, httpx.SyncByteStream)
                 response.stream = _ServedBody(response.stream)
             return response
         loop, async_side = self._asgi_side()
         self._prepare(async_side)
-        kwargs = self._as_written(url, _async_content(kwargs))
+        async_answers: list[httpx.Response] = []
+        kwargs = self._as_written(url, _async_content(kwargs), async_answers)
         request = async_side.build_request(method, url, **kwargs)
         response = loop.run(async_side.send(request, stream=True, **sending))
-        self._keep(async_side)
+        self._keep(async_answers)
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = SyncBody(loop.loop, response.stream, lambda: loop.stopping)
         return response
@@ -602,8 +641,7 @@ class TestClient:
         # keeps it: the jar had no word of it, and the next request sent the old cookie.
         self._sessions.add(session)
         raw = [(bytes(name), bytes(value)) for name, value in session.accepted.get("headers", [])]
-        client.cookies.extract_cookies(httpx.Response(101, headers=raw, request=handshake))
-        self._keep(client)
+        self._keep([httpx.Response(101, headers=raw, request=handshake)])
         return session
 
     # -- lifespan ------------------------------------------------------------------------------
@@ -717,6 +755,23 @@ class _ServedBody(httpx.SyncByteStream):
             self._run(self._body.close)
         finally:
             self._thread.shutdown()
+
+
+# NOTE: the request extension that carries the list a request's answers go to, each
+# redirect's included (httpx gives a redirect the first request's extensions).
+ANSWERS = "microweb.answers"
+
+
+def _record_answer(response: httpx.Response) -> None:
+    """Add ``response`` to its request's answers, whose cookies ``_keep()`` puts in the jar."""
+    answers = response.request.extensions.get(ANSWERS)
+    if answers is not None:
+        answers.append(response)
+
+
+async def _arecord_answer(response: httpx.Response) -> None:
+    """``_record_answer()`` as the ASGI side's httpx client calls it."""
+    _record_answer(response)
 
 
 def _sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
