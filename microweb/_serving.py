@@ -396,14 +396,16 @@ def _compile(app: App) -> None:
     """Compile ``app`` as its drivers do, in this process, before anything listens.
 
     Raises:
-        SystemExit: With the startup failure's status, when it does not compile (logged).
+        SystemExit: With the startup failure's status, when it does not compile or its code
+            calls ``sys.exit()`` as it does (logged).
     """
     try:
         app.compile()
-    except Exception:
+    except (Exception, SystemExit):
         # NOTE: as Waitress's start logged it (a route never reached, a plugin that changes a
         # handler's colour): a single Uvicorn process crashed out of main() with a traceback
-        # (status 1), the workers each with theirs, and the reloader waited for a change.
+        # (status 1), the workers each with theirs, and the reloader waited for a change. A
+        # plugin's sys.exit() in apply() too, which ended the command with its message alone.
         log_failure("startup failed", exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
 
