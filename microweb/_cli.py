@@ -171,10 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = routes_table(loaded(_target(args)))
             try:
                 print(table, flush=True)
-            except BrokenPipeError:
+            except OSError as exc:
                 # NOTE: "microweb routes shop:app | head -1" on a long table: a traceback, and
-                # another from the interpreter's flush at its exit.
+                # another from the interpreter's flush at its exit; a full disk (ENOSPC) too.
                 to_nowhere(sys.stdout)
+                if not isinstance(exc, BrokenPipeError):
+                    print(f"microweb: error: cannot write the route table: {exc}", file=sys.stderr)
                 return 1
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):

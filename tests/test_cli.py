@@ -293,6 +293,24 @@ def test_routes_into_a_pipe_no_one_reads_ends_with_no_traceback() -> None:
     assert (result.returncode, result.stderr) == (1, "")
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="Linux's /dev/full")
+def test_routes_into_a_full_disk_says_so_with_no_traceback() -> None:
+    # NOTE: OSError (ENOSPC) raised out of main() with its traceback.
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "microweb", "routes", "examples/hello.py"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "microweb: error: cannot write the route table: [Errno 28] No space left on device\n",
+    )
+
+
 @pytest.mark.servers
 @pytest.mark.parametrize(
     "options",
