@@ -129,6 +129,15 @@ def _called(target: str, factory: object) -> App:
             f"{target!r} calls an App, not an app factory: serve "
             f"{location}:{attr.removesuffix('()')}, without () or --factory"
         )
+    if isinstance(getattr(factory, "__self__", None), App):
+        # NOTE: "uvicorn --factory mymod:app.as_asgi" as it is: as_wsgi() was called, which
+        # ran the startup hooks ("microweb routes" too), and the error named what it returned.
+        location, attr = _located(target)
+        owner = attr.removesuffix("()").rpartition(".")[0]
+        raise TargetError(
+            f"{target!r} calls a method of an App, not an app factory: serve "
+            f"{location}:{owner}, without () or --factory"
+        )
     if not callable(factory):
         raise TargetError(f"{target!r} calls {_a(type(factory).__name__)}, which can't be called")
     if is_async_callable(factory):

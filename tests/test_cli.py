@@ -69,6 +69,36 @@ def test_bad_targets_say_what_is_wrong(
         load_app(target)
 
 
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+@pytest.mark.parametrize("spelling", ["{}()", "--factory {}"])
+def test_a_target_that_calls_an_apps_entrypoint_says_to_serve_the_app(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    entrypoint: str,
+    spelling: str,
+) -> None:
+    # NOTE: "uvicorn --factory mymod:app.as_asgi" ported as it is: the method was called, so
+    # as_wsgi() ran the startup hooks (in "microweb routes" too), and the error named what it
+    # returned ("an object of type WSGIDriver"), not what to serve.
+    (tmp_path / "hooked_app.py").write_text(
+        "from microweb import App\napp = App()\nran = []\n\n"
+        "@app.on_startup\ndef migrate() -> None:\n    ran.append('startup')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "hooked_app", raising=False)
+    target = spelling.format(f"hooked_app:app.{entrypoint}").split()
+    assert main(["routes", *target]) == 2
+    assert capsys.readouterr().err == (
+        f"microweb: error: 'hooked_app:app.{entrypoint}()' calls a method of an App, not an "
+        "app factory: serve hooked_app:app, without () or --factory\n"
+    )
+    module = sys.modules["hooked_app"]
+    assert module.ran == []
+    assert module.app._plan is None  # NOTE: not compiled either.
+
+
 @pytest.mark.parametrize(
     ("target", "parts"),
     [
@@ -138,7 +168,11 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
     ("attr", "message"),
     [
         ("wsgi()", r"needs arguments"),
-        ("app.as_wsgi()", r"returned an object of type WSGIDriver, not a microweb App$"),
+        (
+            "app.as_wsgi()",
+            r"calls a method of an App, not an app factory: serve .*:app, without \(\) or "
+            r"--factory$",
+        ),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
         ("NUMBER()", r"calls an int, which can't be called$"),
         ("NUMBER", r"'.*:NUMBER' is an int, not a microweb App$"),
