@@ -25,6 +25,7 @@ many seconds.
 which takes all its requests: the app does not compile (``RouteClash``).
 ``SERVING_EXIT_AT_COMPILE``: when set, a plugin's ``apply()`` calls
 ``sys.exit("TEMPLATES_DIR is not set")`` as the app compiles.
+``SERVING_CLOSE_STDOUT``: when set, ``/close-stdout`` prints a line and closes ``sys.stdout``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ if os.environ.get("SERVING_EXIT_AT_COMPILE"):
             sys.exit("TEMPLATES_DIR is not set")
 
     app.install(ExitsAtCompile())
+
+
+if os.environ.get("SERVING_CLOSE_STDOUT"):
+
+    @app.get("/close-stdout")
+    def close_stdout(request: Request) -> str:
+        print("closing stdout")
+        sys.stdout.close()
+        return "closed"
 
 
 if os.environ.get("SERVING_SLOW_STARTUP"):

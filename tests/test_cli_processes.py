@@ -456,3 +456,25 @@ def test_a_stdout_that_cannot_be_written_is_said_and_the_app_served(
         read_log(log)
     )
     assert "Traceback" not in read_log(log), read_log(log)
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress"])
+def test_a_stdout_that_app_code_closed_is_said_and_the_process_ends_by_the_signal(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: end_by() flushed sys.stdout once stopped: ValueError ("I/O operation on closed
+    # file") and its traceback, status 1 where the signal's was due.
+    port, log = free_port(), tmp_path / "serve.log"
+    variables = environment(SERVING_CLOSE_STDOUT="1")
+    process = start(_command(port, *SERVE_MODES[mode]), port=port, log=log, env=variables)
+    try:
+        answer = httpx.get(f"http://{HOST}:{port}/close-stdout", timeout=10)
+        assert answer.text == "closed"
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "WARNING:microweb: cannot write to stdout: I/O operation on closed file" in (
+        read_log(log)
+    )
+    # NOTE: Uvicorn's access log says its own error, with the call stack of the request.
+    assert "in end_by" not in read_log(log), read_log(log)
