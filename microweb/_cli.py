@@ -200,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 uds=args.uds,
             )
     except TargetError as exc:
-        print(f"microweb: error: {exc}", file=sys.stderr)
+        try:
+            print(f"microweb: error: {exc}", file=sys.stderr, flush=True)
+        except BrokenPipeError:
+            # NOTE: "microweb routes shop:app 2>&1 | true": status 1 where 2 was due.
+            to_nowhere(sys.stderr)
         return 2
     except KeyboardInterrupt:
         # NOTE: SIGINT before the server handles it (the target's import, Waitress's startup

@@ -121,7 +121,7 @@ def loaded(target: str) -> App:
     except Exception as exc:
         # NOTE: the traceback is the one way to find the line; the command then ends as for
         # any error in the target (status 2), where it ended with Python's status 1.
-        traceback.print_exc()
+        _print_traceback()
         raise TargetError(
             f"cannot load {target}: {type(exc).__name__}: {exc} (traceback above)"
         ) from None
@@ -129,10 +129,19 @@ def loaded(target: str) -> App:
         # NOTE: a module that reads sys.argv as it is imported (argparse) or exits there ended
         # the command with its own status and no word of microweb's: status 3 passed for
         # "startup failed", 0 for a clean stop (review180).
-        traceback.print_exc()
+        _print_traceback()
         raise TargetError(
             f"cannot load {target}: its code called sys.exit({exc.code!r}) (traceback above)"
         ) from None
+
+
+def _print_traceback() -> None:
+    """Print the exception being handled on stderr; once no one reads stderr, nothing more."""
+    try:
+        traceback.print_exc()
+    except BrokenPipeError:
+        # NOTE: "microweb routes shop:app 2>&1 | head -1": it raised out of main(), status 1.
+        to_nowhere(sys.stderr)
 
 
 def time_clients(seconds: int) -> None:

@@ -327,6 +327,33 @@ def test_routes_into_a_pipe_no_one_reads_ends_with_no_traceback() -> None:
     assert (result.returncode, result.stderr) == (1, "")
 
 
+@pytest.mark.parametrize("command", ["serve", "routes"])
+@pytest.mark.parametrize(
+    "source", ["raise RuntimeError('boom')\n", None], ids=["raises", "missing"]
+)
+def test_an_error_into_a_pipe_no_one_reads_still_ends_with_status_2(
+    tmp_path: Path, command: str, source: str | None
+) -> None:
+    # NOTE: "microweb routes shop:app 2>&1 | head -1": the traceback, or the error's line,
+    # raised BrokenPipeError out of main(): status 1, where an error in the target is 2.
+    if source is not None:
+        (tmp_path / "failing_target.py").write_text(source)
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "microweb", command, "failing_target:app"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=writer,
+            timeout=30,
+        )
+    finally:
+        os.close(writer)
+    assert result.returncode == 2
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="Linux's /dev/full")
 def test_routes_into_a_full_disk_says_so_with_no_traceback() -> None:
     # NOTE: OSError (ENOSPC) raised out of main() with its traceback.
