@@ -91,8 +91,8 @@ def test_a_target_that_calls_an_apps_entrypoint_says_to_serve_the_app(
     target = spelling.format(f"hooked_app:app.{entrypoint}").split()
     assert main(["routes", *target]) == 2
     assert capsys.readouterr().err == (
-        f"microweb: error: 'hooked_app:app.{entrypoint}()' calls a method of an App, not an "
-        "app factory: serve hooked_app:app, without () or --factory\n"
+        f"microweb: error: 'hooked_app:app.{entrypoint}()' calls the App's {entrypoint}(), not "
+        "an app factory: serve hooked_app:app, without () or --factory\n"
     )
     module = sys.modules["hooked_app"]
     assert module.ran == []
@@ -170,7 +170,7 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
         ("wsgi()", r"needs arguments"),
         (
             "app.as_wsgi()",
-            r"calls a method of an App, not an app factory: serve .*:app, without \(\) or "
+            r"calls the App's as_wsgi\(\), not an app factory: serve .*:app, without \(\) or "
             r"--factory$",
         ),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
