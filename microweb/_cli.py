@@ -171,10 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             table = routes_table(loaded(_target(args)))
             try:
                 print(table, flush=True)
-            except BrokenPipeError:
+            except OSError as exc:
                 # NOTE: "microweb routes shop:app | head -1" on a long table: a traceback, and
-                # another from the interpreter's flush at its exit.
+                # another from the interpreter's flush at its exit; a full disk (ENOSPC) too.
                 to_nowhere(sys.stdout)
+                if not isinstance(exc, BrokenPipeError):
+                    print(f"microweb: error: cannot write the route table: {exc}", file=sys.stderr)
                 return 1
         else:
             if args.uds is not None and (args.host is not None or args.port is not None):
@@ -198,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 uds=args.uds,
             )
     except TargetError as exc:
-        print(f"microweb: error: {exc}", file=sys.stderr)
+        try:
+            print(f"microweb: error: {exc}", file=sys.stderr, flush=True)
+        except BrokenPipeError:
+            # NOTE: "microweb routes shop:app 2>&1 | true": status 1 where 2 was due.
+            to_nowhere(sys.stderr)
         return 2
     except KeyboardInterrupt:
         # NOTE: SIGINT before the server handles it (the target's import, Waitress's startup

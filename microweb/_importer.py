@@ -129,6 +129,16 @@ def _called(target: str, factory: object) -> App:
             f"{target!r} calls an App, not an app factory: serve "
             f"{location}:{attr.removesuffix('()')}, without () or --factory"
         )
+    entrypoint = getattr(factory, "__name__", None)
+    if isinstance(getattr(factory, "__self__", None), App) and entrypoint in _ENTRYPOINTS:
+        # NOTE: "uvicorn --factory mymod:app.as_asgi" as it is: as_wsgi() was called, which
+        # ran the startup hooks ("microweb routes" too), and the error named what it returned.
+        location, attr = _located(target)
+        owner = attr.removesuffix("()").rpartition(".")[0]
+        raise TargetError(
+            f"{target!r} calls the App's {entrypoint}(), not an app factory: serve "
+            f"{location}:{owner}, without () or --factory"
+        )
     if not callable(factory):
         raise TargetError(f"{target!r} calls {_a(type(factory).__name__)}, which can't be called")
     if is_async_callable(factory):
@@ -153,6 +163,9 @@ def _called(target: str, factory: object) -> App:
     return made
 
 
+# NOTE: the App's methods that build a driver (as_wsgi() runs the startup hooks too); another
+# method of an App may be an app factory that makes a new one.
+_ENTRYPOINTS = frozenset({"as_wsgi", "as_asgi"})
 # NOTE: what may make an App when called; any other callable (a WSGIDriver is one) is not.
 _MAKERS = (types.FunctionType, types.MethodType, functools.partial, type)
 

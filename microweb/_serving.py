@@ -121,7 +121,7 @@ def loaded(target: str) -> App:
     except Exception as exc:
         # NOTE: the traceback is the one way to find the line; the command then ends as for
         # any error in the target (status 2), where it ended with Python's status 1.
-        traceback.print_exc()
+        _print_traceback()
         raise TargetError(
             f"cannot load {target}: {type(exc).__name__}: {exc} (traceback above)"
         ) from None
@@ -129,10 +129,19 @@ def loaded(target: str) -> App:
         # NOTE: a module that reads sys.argv as it is imported (argparse) or exits there ended
         # the command with its own status and no word of microweb's: status 3 passed for
         # "startup failed", 0 for a clean stop (review180).
-        traceback.print_exc()
+        _print_traceback()
         raise TargetError(
             f"cannot load {target}: its code called sys.exit({exc.code!r}) (traceback above)"
         ) from None
+
+
+def _print_traceback() -> None:
+    """Print the exception being handled on stderr; once no one reads stderr, nothing more."""
+    try:
+        traceback.print_exc()
+    except BrokenPipeError:
+        # NOTE: "microweb routes shop:app 2>&1 | head -1": it raised out of main(), status 1.
+        to_nowhere(sys.stderr)
 
 
 def time_clients(seconds: int) -> None:
@@ -396,14 +405,16 @@ def _compile(app: App) -> None:
     """Compile ``app`` as its drivers do, in this process, before anything listens.
 
     Raises:
-        SystemExit: With the startup failure's status, when it does not compile (logged).
+        SystemExit: With the startup failure's status, when it does not compile or its code
+            calls ``sys.exit()`` as it does (logged).
     """
     try:
         app.compile()
-    except Exception:
+    except (Exception, SystemExit):
         # NOTE: as Waitress's start logged it (a route never reached, a plugin that changes a
         # handler's colour): a single Uvicorn process crashed out of main() with a traceback
-        # (status 1), the workers each with theirs, and the reloader waited for a change.
+        # (status 1), the workers each with theirs, and the reloader waited for a change. A
+        # plugin's sys.exit() in apply() too, which ended the command with its message alone.
         log_failure("startup failed", exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
 
@@ -534,13 +545,21 @@ def say_serving_unix(path: str, server: str, _port: object) -> None:
 
 
 def _say(line: str) -> None:
-    """Print ``line`` on stdout at once; once no one reads stdout, print nothing more."""
+    """Print ``line`` on stdout at once; once no one reads stdout, print nothing more.
+
+    A stdout that cannot be written otherwise (a full disk) is said in the log, and the app
+    served all the same.
+    """
     try:
         print(line, flush=True)
     except BrokenPipeError:
         # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
         # startup, and it was not served.
         to_nowhere(sys.stdout)
+    except OSError as exc:
+        # NOTE: ENOSPC raised out of the server's start once the startup hooks had run (a
+        # traceback, status 1, and with --workers a main process gone from its workers).
+        logger.warning("cannot write to stdout: %s", exc)
 
 
 def _serve_uvicorn(

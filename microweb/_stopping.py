@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TextIO
 
+logger = logging.getLogger("microweb")
 # NOTE: how long the requests cut off after the grace period get to run their cleanup (a
 # stream's finally) before the shutdown hooks, under both servers.
 CLEANUP_WAIT = 1.0
@@ -27,13 +30,24 @@ def end_by(signum: int) -> NoReturn:
     """
     for step in AT_END:
         step()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    _flush("stdout")
+    _flush("stderr")
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
     # NOTE: still here as PID 1 in a container, where the kernel ignores it: exit as a shell
     # reports a process stopped by a signal (143 for SIGTERM).
     os._exit(128 + signum)
+
+
+def _flush(name: str) -> None:
+    """Flush ``sys.stdout`` or ``sys.stderr``; what cannot be written is said, where it can be."""
+    try:
+        getattr(sys, name).flush()
+    except (OSError, ValueError) as exc:
+        # NOTE: app code closed sys.stdout (ValueError), or the disk is full: a traceback, and
+        # status 1 where the signal's was due.
+        with contextlib.suppress(OSError, ValueError):
+            logger.warning("cannot write to %s: %s", name, exc)
 
 
 def to_nowhere(stream: TextIO) -> None:

@@ -23,6 +23,9 @@ echoes text messages, and records ``ws-closed-<code>`` when the client (or the s
 many seconds.
 ``SERVING_NEVER_REACHED``: when set, ``/users/{user_id:int}`` comes after ``/users/{name}``,
 which takes all its requests: the app does not compile (``RouteClash``).
+``SERVING_EXIT_AT_COMPILE``: when set, a plugin's ``apply()`` calls
+``sys.exit("TEMPLATES_DIR is not set")`` as the app compiles.
+``SERVING_CLOSE_STDOUT``: when set, ``/close-stdout`` prints a line and closes ``sys.stdout``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,26 @@ if os.environ.get("SERVING_NEVER_REACHED"):
     @app.get("/users/{user_id:int}")
     def user_by_id(request: Request, user_id: int) -> str:
         return str(user_id)
+
+
+if os.environ.get("SERVING_EXIT_AT_COMPILE"):
+
+    class ExitsAtCompile:
+        name = "exits-at-compile"
+
+        def apply(self, handler: object, route: object) -> object:
+            sys.exit("TEMPLATES_DIR is not set")
+
+    app.install(ExitsAtCompile())
+
+
+if os.environ.get("SERVING_CLOSE_STDOUT"):
+
+    @app.get("/close-stdout")
+    def close_stdout(request: Request) -> str:
+        print("closing stdout")
+        sys.stdout.close()
+        return "closed"
 
 
 if os.environ.get("SERVING_SLOW_STARTUP"):

@@ -69,6 +69,36 @@ def test_bad_targets_say_what_is_wrong(
         load_app(target)
 
 
+@pytest.mark.parametrize("entrypoint", ["as_wsgi", "as_asgi"])
+@pytest.mark.parametrize("spelling", ["{}()", "--factory {}"])
+def test_a_target_that_calls_an_apps_entrypoint_says_to_serve_the_app(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    entrypoint: str,
+    spelling: str,
+) -> None:
+    # NOTE: "uvicorn --factory mymod:app.as_asgi" ported as it is: the method was called, so
+    # as_wsgi() ran the startup hooks (in "microweb routes" too), and the error named what it
+    # returned ("an object of type WSGIDriver"), not what to serve.
+    (tmp_path / "hooked_app.py").write_text(
+        "from microweb import App\napp = App()\nran = []\n\n"
+        "@app.on_startup\ndef migrate() -> None:\n    ran.append('startup')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "hooked_app", raising=False)
+    target = spelling.format(f"hooked_app:app.{entrypoint}").split()
+    assert main(["routes", *target]) == 2
+    assert capsys.readouterr().err == (
+        f"microweb: error: 'hooked_app:app.{entrypoint}()' calls the App's {entrypoint}(), not "
+        "an app factory: serve hooked_app:app, without () or --factory\n"
+    )
+    module = sys.modules["hooked_app"]
+    assert module.ran == []
+    assert module.app._plan is None  # NOTE: not compiled either.
+
+
 @pytest.mark.parametrize(
     ("target", "parts"),
     [
@@ -138,7 +168,11 @@ def test_a_target_ending_in_parentheses_serves_what_the_factory_makes(
     ("attr", "message"),
     [
         ("wsgi()", r"needs arguments"),
-        ("app.as_wsgi()", r"returned an object of type WSGIDriver, not a microweb App$"),
+        (
+            "app.as_wsgi()",
+            r"calls the App's as_wsgi\(\), not an app factory: serve .*:app, without \(\) or "
+            r"--factory$",
+        ),
         ("FACTORY_NOTE()", r"calls a str, which can't be called$"),
         ("NUMBER()", r"calls an int, which can't be called$"),
         ("NUMBER", r"'.*:NUMBER' is an int, not a microweb App$"),
@@ -291,6 +325,51 @@ def test_routes_into_a_pipe_no_one_reads_ends_with_no_traceback() -> None:
     finally:
         os.close(writer)
     assert (result.returncode, result.stderr) == (1, "")
+
+
+@pytest.mark.parametrize("command", ["serve", "routes"])
+@pytest.mark.parametrize(
+    "source", ["raise RuntimeError('boom')\n", None], ids=["raises", "missing"]
+)
+def test_an_error_into_a_pipe_no_one_reads_still_ends_with_status_2(
+    tmp_path: Path, command: str, source: str | None
+) -> None:
+    # NOTE: "microweb routes shop:app 2>&1 | head -1": the traceback, or the error's line,
+    # raised BrokenPipeError out of main(): status 1, where an error in the target is 2.
+    if source is not None:
+        (tmp_path / "failing_target.py").write_text(source)
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "microweb", command, "failing_target:app"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=writer,
+            timeout=30,
+        )
+    finally:
+        os.close(writer)
+    assert result.returncode == 2
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="Linux's /dev/full")
+def test_routes_into_a_full_disk_says_so_with_no_traceback() -> None:
+    # NOTE: OSError (ENOSPC) raised out of main() with its traceback.
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "microweb", "routes", "examples/hello.py"],
+            cwd=ROOT,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=30,
+        )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "microweb: error: cannot write the route table: [Errno 28] No space left on device\n",
+    )
 
 
 @pytest.mark.servers

@@ -431,3 +431,50 @@ def test_an_access_log_no_one_reads_any_more_logs_no_error(tmp_path: Path, mode:
         stop(process)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Error" not in read_log(log), read_log(log)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="Linux's /dev/full")
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_a_stdout_that_cannot_be_written_is_said_and_the_app_served(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: stdout on a full disk: the "serving on" line raised OSError (ENOSPC) out of the
+    # server's start, a traceback and status 1 once the startup hooks had run (with --workers,
+    # out of the main process, which left its workers unsupervised).
+    port, log = free_port(), tmp_path / "serve.log"
+    # NOTE: Uvicorn's access log (on stdout too) is off: it logs an error for each request.
+    command = _command(port, *SERVE_MODES[mode], "--log-level", "warning")
+    full = ["sh", "-c", 'exec "$@" >/dev/full', "sh", *command]
+    process = start(full, port=port, log=log)
+    try:
+        assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
+        wait_for(lambda: "cannot write to stdout" in read_log(log), "the error said", log)
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "WARNING:microweb: cannot write to stdout: [Errno 28] No space left on device" in (
+        read_log(log)
+    )
+    assert "Traceback" not in read_log(log), read_log(log)
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress"])
+def test_a_stdout_that_app_code_closed_is_said_and_the_process_ends_by_the_signal(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: end_by() flushed sys.stdout once stopped: ValueError ("I/O operation on closed
+    # file") and its traceback, status 1 where the signal's was due.
+    port, log = free_port(), tmp_path / "serve.log"
+    variables = environment(SERVING_CLOSE_STDOUT="1")
+    process = start(_command(port, *SERVE_MODES[mode]), port=port, log=log, env=variables)
+    try:
+        answer = httpx.get(f"http://{HOST}:{port}/close-stdout", timeout=10)
+        assert answer.text == "closed"
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "WARNING:microweb: cannot write to stdout: I/O operation on closed file" in (
+        read_log(log)
+    )
+    # NOTE: Uvicorn's access log says its own error, with the call stack of the request.
+    assert "in end_by" not in read_log(log), read_log(log)

@@ -104,6 +104,25 @@ def test_an_app_that_does_not_compile_is_logged_and_ends_with_status_3(
     assert not events.exists()  # NOTE: refused before the app started: no hook ran.
 
 
+@pytest.mark.parametrize("server", [*SERVERS, "uvicorn-reload"])
+def test_an_app_whose_compile_calls_sys_exit_is_logged_and_ends_with_status_3(
+    tmp_path: Path, server: str
+) -> None:
+    # NOTE: a plugin's apply() that exits, as the app compiles before anything listens: the
+    # command ended with the message alone and status 1, in every mode (Waitress's start had
+    # logged it as a failed startup, status 3, as it does a startup hook's sys.exit()).
+    events = tmp_path / "events.txt"
+    options = ("--reload",) if server == "uvicorn-reload" else ()
+    name = server.removesuffix("-reload")
+    done = _serve(free_port(), name, events, options=options, SERVING_EXIT_AT_COMPILE="1")
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert "ERROR:microweb: startup failed" in log
+    assert "SystemExit: TEMPLATES_DIR is not set" in log
+    assert "serving on" not in log, log
+    assert not events.exists()  # NOTE: no hook ran.
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_taken_port_is_status_3_with_no_traceback(tmp_path: Path, server: str) -> None:
     events = tmp_path / "events.txt"
