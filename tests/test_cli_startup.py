@@ -84,43 +84,39 @@ def test_a_lifespan_that_fails_to_enter_ends_with_status_3(tmp_path: Path, serve
     assert "serving on" not in log, log
 
 
+@pytest.mark.parametrize(
+    ("switch", "logged"),
+    [
+        # NOTE: a route never reached, found as the drivers compile the app: Waitress's start
+        # logged it as a failed startup (status 3); a single Uvicorn process crashed out of
+        # main() with its traceback (status 1), the workers each with theirs, and the reloader
+        # waited.
+        (
+            "SERVING_NEVER_REACHED",
+            "RouteClash: GET /users/{user_id:int} ('user_by_id') is never reached",
+        ),
+        # NOTE: a plugin's apply() that exits as the app compiles: the command ended with the
+        # message alone and status 1, in every mode (Waitress's start had logged it as a
+        # failed startup, status 3, as it does a startup hook's sys.exit()).
+        ("SERVING_EXIT_AT_COMPILE", "SystemExit: TEMPLATES_DIR is not set"),
+    ],
+    ids=["never-reached", "sys-exit"],
+)
 @pytest.mark.parametrize("server", [*SERVERS, "uvicorn-reload"])
 def test_an_app_that_does_not_compile_is_logged_and_ends_with_status_3(
-    tmp_path: Path, server: str
+    tmp_path: Path, server: str, switch: str, logged: str
 ) -> None:
-    # NOTE: a route never reached, found as the drivers compile the app: Waitress's start
-    # logged it as a failed startup (status 3); a single Uvicorn process crashed out of main()
-    # with its traceback (status 1), the workers each with theirs, and the reloader waited.
     events = tmp_path / "events.txt"
     options = ("--reload",) if server == "uvicorn-reload" else ()
     name = server.removesuffix("-reload")
-    done = _serve(free_port(), name, events, options=options, SERVING_NEVER_REACHED="1")
+    done = _serve(free_port(), name, events, options=options, **{switch: "1"})
     log = done.stdout + done.stderr
     assert done.returncode == STARTUP_FAILURE, log
     assert "ERROR:microweb: startup failed" in log
-    assert "RouteClash: GET /users/{user_id:int} ('user_by_id') is never reached" in log
+    assert logged in log
     assert "__main__.py" not in log, log
     assert "serving on" not in log, log
     assert not events.exists()  # NOTE: refused before the app started: no hook ran.
-
-
-@pytest.mark.parametrize("server", [*SERVERS, "uvicorn-reload"])
-def test_an_app_whose_compile_calls_sys_exit_is_logged_and_ends_with_status_3(
-    tmp_path: Path, server: str
-) -> None:
-    # NOTE: a plugin's apply() that exits, as the app compiles before anything listens: the
-    # command ended with the message alone and status 1, in every mode (Waitress's start had
-    # logged it as a failed startup, status 3, as it does a startup hook's sys.exit()).
-    events = tmp_path / "events.txt"
-    options = ("--reload",) if server == "uvicorn-reload" else ()
-    name = server.removesuffix("-reload")
-    done = _serve(free_port(), name, events, options=options, SERVING_EXIT_AT_COMPILE="1")
-    log = done.stdout + done.stderr
-    assert done.returncode == STARTUP_FAILURE, log
-    assert "ERROR:microweb: startup failed" in log
-    assert "SystemExit: TEMPLATES_DIR is not set" in log
-    assert "serving on" not in log, log
-    assert not events.exists()  # NOTE: no hook ran.
 
 
 @pytest.mark.parametrize("server", SERVERS)
