@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -270,6 +271,22 @@ def test_a_cookie_the_test_sets_for_a_host_without_a_dot_is_not_sent(interface: 
         assert client.get("/").text == "lang=en"
 
 
+def _in_four_threads(client: TestClient, visit: Callable[[int], None]) -> None:
+    """Run ``visit(0)`` to ``visit(3)`` at once in four threads, inside ``client``'s block, with
+    a short switch interval, which makes the threads meet often."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with client:
+            threads = [threading.Thread(target=visit, args=(n,)) for n in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+
+
 def test_requests_from_several_threads_keep_the_clients_cookies(interface: str) -> None:
     # NOTE: each answer's cookies went back by emptying the client's jar and filling it again:
     # a request sent meanwhile from another thread copied the empty jar, went without the
@@ -286,21 +303,11 @@ def test_requests_from_several_threads_keep_the_clients_cookies(interface: str) 
     client = TestClient(app, interface=interface, cookies={"session": "s1"})
     seen_values: list[str] = []
 
-    def visit() -> None:
+    def visit(thread: int) -> None:
         for _ in range(50):
             seen_values.append(client.get("/seen").text)
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        with client:
-            threads = [threading.Thread(target=visit) for _ in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _in_four_threads(client, visit)
     assert seen_values == ["s1"] * 200
     assert dict(client.cookies) == {"session": "s1", "visited": "yes"}
 
@@ -323,15 +330,5 @@ def test_answers_from_several_threads_each_keep_their_cookies(interface: str) ->
         for number in range(25):
             client.get(f"/set/t{thread}-{number}")
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        with client:
-            threads = [threading.Thread(target=visit, args=(n,)) for n in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    _in_four_threads(client, visit)
     assert len(client.cookies.jar) == 100
