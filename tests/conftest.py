@@ -188,6 +188,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: "browser_name" in getattr(item, "fixturenames", ()))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Write lone surrogates in a report's captured output as escapes."""
+    # NOTE: a test that logs a name decoded with surrogateescape leaves '\udc80' in its captured
+    # log; pytest-xdist's worker cannot send such a report (only UTF-8 crosses) and the whole
+    # run stopped with an INTERNALERROR.
+    report = yield
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        for title, text in report.sections
+    ]
+    return report
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(
     browser_type_launch_args: dict[str, Any], browser_name: str, browser_type: BrowserType

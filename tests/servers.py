@@ -43,6 +43,9 @@ def _outgoing_ports() -> range:
 # NOTE: ports handed out by this process, never handed out twice (a test may take several
 # before it starts any server).
 _HANDED_OUT: set[int] = set()
+# NOTE: the system's randomness, not the random module's: a test that seeds that (or Hypothesis)
+# must not make two pytest-xdist workers draw the same ports.
+_PORTS = random.SystemRandom()
 
 
 def free_port() -> int:
@@ -54,7 +57,7 @@ def free_port() -> int:
     """
     outgoing = _outgoing_ports()
     candidates = range(20000, outgoing.start) if outgoing.start > 21000 else range(0)
-    for port in random.sample(candidates, min(len(candidates), 200)):
+    for port in _PORTS.sample(candidates, min(len(candidates), 200)):
         if port in _HANDED_OUT:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -6,6 +6,7 @@ import functools
 import inspect
 import itertools
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,11 @@ class Described(Calls):
     __signature__ = inspect.Signature([inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY)])
 
 
+def stable_repr(value: object) -> str:
+    """``repr`` without the address, so that every pytest-xdist worker names the case alike."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
 FUNCTIONS: list[Callable[..., Any]] = [
     plain, positional_only, variadic, keywords_only, keywords_into_kwargs, coroutine,
     Methods().method, Methods.classy, Calls(), Described(),
@@ -57,7 +63,7 @@ PARTIALS: list[Callable[..., Any]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("fn", FUNCTIONS + PARTIALS, ids=repr)
+@pytest.mark.parametrize("fn", FUNCTIONS + PARTIALS, ids=stable_repr)
 def test_the_check_agrees_with_a_call(fn: Callable[..., Any]) -> None:
     # NOTE: the functions do nothing, so a call tells whether the arguments fit; inspect's
     # signature of partial(variadic, 0, c=1) wrongly takes a=0 (given twice when called).
@@ -163,7 +169,7 @@ class CallsObject:
         (functools.partial(CallsClassy()), (1,)),
         (functools.partial(CallsPartial()), (2,)),
     ],
-    ids=repr,
+    ids=stable_repr,
 )
 # NOTE: Python 3.13 warns that a partial as a class attribute will bind like a function in a
 # later version; here it is called as 3.10 to 3.13 call it.
