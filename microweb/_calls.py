@@ -19,7 +19,7 @@ from ._errors import (
     ClientDisconnect,
     HTTPError,
     only_of,
-    raise_own_cancellation,
+    raise_own,
     report_unhandled,
     status_phrase,
 )
@@ -47,14 +47,14 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
             try:
                 return target.fn(request, *args, **kwargs)
             except BaseException as exc:
-                raise_own_cancellation(exc)
+                raise_own(exc)
                 raise
         return (yield Offload(target.fn, (request, *args), kwargs))
     request._inline = True
     try:
         return target.fn(request, *args, **kwargs)
     except BaseException as exc:
-        raise_own_cancellation(exc)
+        raise_own(exc)
         raise
     finally:
         request._inline = False

@@ -52,6 +52,30 @@ def raise_own_cancellation(exc: BaseException) -> None:
         raise own_cancellation(exc) from exc
 
 
+def own_stop(stop: StopIteration) -> RuntimeError:
+    """Return what sync app code's ``StopIteration`` (a ``next()`` past the end) is to its
+    request: a ``RuntimeError`` from it, as Python makes of one that leaves a generator or a
+    coroutine (PEP 479), so an ``async def`` handler's and a flow's.
+
+    The same error whatever ran the code: the ASGI pool (a future refuses a ``StopIteration``),
+    the core's generators, or the WSGI driver's plain call.
+    """
+    error = RuntimeError("sync app code raised StopIteration")
+    error.__cause__ = stop
+    return error
+
+
+def raise_own(exc: BaseException) -> None:
+    """Raise the error ``exc`` is to its request, if sync app code called in the request's
+    own thread raised it: asyncio's ``CancelledError`` (see ``raise_own_cancellation``) or a
+    ``StopIteration`` (see ``own_stop``); return for anything else, which the caller
+    re-raises as it is.
+    """
+    raise_own_cancellation(exc)
+    if isinstance(exc, StopIteration):
+        raise own_stop(exc) from exc
+
+
 def status_phrase(status: int) -> str:
     """Return the reason phrase of ``status`` (``"Unknown"`` for codes without one)."""
     try:
