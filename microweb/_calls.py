@@ -21,6 +21,7 @@ from ._errors import (
     only_of,
     raise_own,
     report_unhandled,
+    status_of,
     status_phrase,
 )
 from ._parsing import header_value, prefers_json
@@ -110,9 +111,9 @@ def error_response(
             # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
             # KeyError into a 404, say): logged, with its traceback, it read as a failure.
             if isinstance(failure, HTTPError):
-                # NOTE: getattr: one whose __init__ skipped HTTPError's has no status (see
-                # _search); its default answer is then the bug, logged as one.
-                _log_answered(request, exc, handler, getattr(failure, "status", 500))
+                # NOTE: one with no status (see status_of): its default answer is then the
+                # bug, logged as one.
+                _log_answered(request, exc, handler, status_of(failure) or 500)
             else:
                 _log_failed(request, handler, exc, failure)
             _answered(exc)

@@ -157,6 +157,21 @@ def _check_utf8(detail: str) -> None:
         ) from None
 
 
+def status_of(exc: HTTPError) -> int | None:
+    """Return the status of ``exc``, or ``None`` where it gives no ``int``: a subclass whose
+    ``__init__`` skipped HTTPError's (no status), or whose ``status`` is a property that
+    raises or gives another type. Its default answer, which reads it again, is then the bug.
+    """
+    # NOTE: read with getattr, only an AttributeError was caught: a property's ValueError,
+    # raised in the error handlers' lookup, left the app (a 500 and a traceback from the
+    # server, nothing logged by the app); a str status failed as it was compared with 500.
+    try:
+        status = exc.status
+    except Exception:
+        return None
+    return status if type(status) is int else None
+
+
 class ClientDisconnect(Exception):
     """The client went away before the request body was read to its end."""
 
