@@ -25,7 +25,7 @@ from ._errors import (
     status_phrase,
 )
 from ._parsing import header_value, prefers_json
-from ._request import logged_path
+from ._request import logged_method, logged_path
 from ._response import JSON, TEXT, Response, StreamBody, copied, encode_json, to_response
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def error_response(
     if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
         logger.error(
             "unhandled error in %s %s%s",
-            request.method,
+            logged_method(request),
             logged_path(request),
             _foreign_http_error(exc),
             exc_info=exc,
@@ -173,7 +173,10 @@ def _default_answer(plan: Plan, request: Request, exc: HTTPError, broken_before:
             # AttributeError raising an HTTPError that has no status): each answered the next,
             # to a RecursionError and a thousand lines logged.
             logger.error(
-                "unhandled error in %s %s", request.method, logged_path(request), exc_info=broken
+                "unhandled error in %s %s",
+                logged_method(request),
+                logged_path(request),
+                exc_info=broken,
             )
             return _last_resort(plan, request, broken)
         # NOTE: an HTTPError changed after it was made (a subclass that sets its detail, a
@@ -213,7 +216,7 @@ def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, statu
         # raises HTTPError(500) hid it too (review141).
         logger.error(
             "unhandled error in %s %s, answered %d by %r",
-            request.method,
+            logged_method(request),
             logged_path(request),
             status,
             handler.target.fn,
@@ -235,7 +238,7 @@ def _log_failed(
     logger.error(
         "error handler %r failed in %s %s",
         handler.target.fn,
-        request.method,
+        logged_method(request),
         logged_path(request),
         exc_info=failure,
     )
@@ -249,7 +252,7 @@ def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
     error handler's failure and the default 500 goes out.
     """
     logger.error(
-        "error handler failed for %s %s", request.method, logged_path(request), exc_info=exc
+        "error handler failed for %s %s", logged_method(request), logged_path(request), exc_info=exc
     )
     return _last_resort(plan, request, exc)
 
@@ -276,7 +279,7 @@ def unsendable(plan: Plan, request: Request, exc: Exception) -> Response:
     """
     logger.error(
         "unhandled error in %s %s: its response can't be sent",
-        request.method,
+        logged_method(request),
         logged_path(request),
         exc_info=exc,
     )
@@ -381,7 +384,10 @@ def cut_off(request: Request, cancel: BaseException, what: str) -> None:
     period. The cancellation is no error of the app's and its traceback says nothing of it.
     """
     logger.warning(
-        "%s %s cut off %s: the server cancelled it", request.method, logged_path(request), what
+        "%s %s cut off %s: the server cancelled it",
+        logged_method(request),
+        logged_path(request),
+        what,
     )
     mark_reported(cancel)
 
@@ -393,7 +399,9 @@ def stream_failed(request: Request, exc: BaseException) -> None:
     client can tell the response is incomplete. The server's own record of it is then
     left out under ``microweb serve`` (``ReportedTracebacks``).
     """
-    logger.error("error while streaming %s %s", request.method, logged_path(request), exc_info=exc)
+    logger.error(
+        "error while streaming %s %s", logged_method(request), logged_path(request), exc_info=exc
+    )
     mark_reported(exc)
 
 
@@ -405,7 +413,7 @@ def unsent_stream_failed(request: Request, exc: Exception) -> None:
     # ASGI a response the server cut after its headers, with no line of microweb's.
     logger.error(
         "error while closing the unsent stream of %s %s",
-        request.method,
+        logged_method(request),
         logged_path(request),
         exc_info=exc,
     )

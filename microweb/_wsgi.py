@@ -34,7 +34,14 @@ from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
-from ._request import Request, decode_path, logged_path, logged_request, new_request
+from ._request import (
+    Request,
+    decode_path,
+    logged_method,
+    logged_path,
+    logged_request,
+    new_request,
+)
 from ._request_head import Address, owes_host
 from ._response import JSON, TEXT, Response
 from ._status import status_line
@@ -610,7 +617,7 @@ def _log_closed(request: Request, outcome: str) -> None:
     # NOTE: no server's log says why this request failed.
     logger.warning(
         "%s %s reached async code after the app was closed: %s",
-        request.method,
+        logged_method(request),
         logged_path(request),
         outcome,
     )
