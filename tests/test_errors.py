@@ -839,6 +839,64 @@ def test_an_error_handler_that_fails_is_logged_with_the_error_it_answered(
     assert failure.__context__.args == ("the route's bug",)
 
 
+@pytest.mark.parametrize("own_error", [False, True], ids=["plain", "own-error"])
+@pytest.mark.parametrize("flows", [False, True], ids=["no-flows", "flows"])
+def test_a_500_handler_that_fails_logs_the_error_it_answered_once(
+    make_client: MakeClient,
+    colour: str,
+    flows: bool,
+    own_error: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the error was logged before its 500 handler ran, then again as the context of the
+    # handler's failure: its traceback twice in the log. A failure that came out of an error
+    # of the handler's own holds no chain to it: then it is logged on its own, once.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app(colour, KeyError("the route's bug"))
+
+    def broken(request: Request, exc: Exception) -> str:
+        if own_error:
+            try:
+                {}["the handler's key"]
+            except KeyError:
+                raise RuntimeError("the handler's own bug") from None
+        raise RuntimeError("the handler's own bug")
+
+    app.error_handler(500)(in_colour(colour, broken))
+    if flows:
+
+        @app.middleware
+        def passing(request: Request) -> Iterator[None]:
+            yield
+
+    assert make_client(app).get("/").status_code == 500
+    logged = "\n".join(logging.Formatter().format(record) for record in caplog.records)
+    assert logged.count('KeyError: "the route\'s bug"') == 1
+    assert logged.count("RuntimeError: the handler's own bug") == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[-1].startswith("error handler ")
+    assert len(messages) == 1 + own_error
+
+
+def test_a_500_handler_that_answers_logs_the_error_once_after_it_ran(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb")
+    app = _raising_app(colour, KeyError("the route's bug"))
+
+    def page(request: Request, exc: Exception) -> str:
+        logging.getLogger("microweb.app").info("the 500 page")
+        return "sorry"
+
+    app.error_handler(500)(in_colour(colour, page))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (500, "sorry")
+    assert [record.getMessage() for record in caplog.records] == [
+        "the 500 page",
+        "unhandled error in GET /",
+    ]
+
+
 @pytest.mark.parametrize(
     ("path", "other_handler"),
     [("/nowhere", None), ("/nowhere", 404), ("/gone", None), ("/gone", 410), ("/bug", None)],
