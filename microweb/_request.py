@@ -378,7 +378,9 @@ def logged_method(request: Request) -> str:
     # PERF: a method of letters alone (all but a few) as it is, with no quote().
     if method.isalpha() and method.isascii():
         return method
-    return quote(method, safe=_METHOD_SAFE)
+    # NOTE: a lone surrogate (a raw environ's) raised out of the log call, and of the app:
+    # written as repr() writes it, then encoded.
+    return quote(method, safe=_METHOD_SAFE, errors="backslashreplace")
 
 
 def logged_path(request: Request, *, whole: bool = False) -> str:

@@ -1520,8 +1520,13 @@ def _call_with_method(app: App, interface: str, method: str) -> int:
     return int(sent[0]["status"])
 
 
+@pytest.mark.parametrize(
+    ("method", "logged"),
+    [(FORGED_METHOD, "BREW%0D%0AINFO%3Aforged%1B%5B2J"), ("G\udc80T", "G%5Cudc80T")],
+    ids=["forged", "surrogate"],
+)
 def test_the_log_lines_of_a_request_hold_its_method_encoded(
-    interface: str, caplog: pytest.LogCaptureFixture
+    interface: str, method: str, logged: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # NOTE: the path was encoded in microweb's log lines, the method not: CR LF in it started
     # a forged line in the 500's line and the access log's, ESC drove the terminal.
@@ -1534,10 +1539,10 @@ def test_the_log_lines_of_a_request_hold_its_method_encoded(
         yield
 
     with caplog.at_level(logging.INFO):
-        assert _call_with_method(app, interface, FORGED_METHOD) == 500
+        assert _call_with_method(app, interface, method) == 500
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("microweb")]
-    assert lines[0] == "unhandled error in BREW%0D%0AINFO%3Aforged%1B%5B2J /a%0Db"
-    assert lines[1].startswith("BREW%0D%0AINFO%3Aforged%1B%5B2J /a%0Db 500 ")
+    assert lines[0] == f"unhandled error in {logged} /a%0Db"
+    assert lines[1].startswith(f"{logged} /a%0Db 500 ")
     assert len(lines) == 2
 
 
@@ -1551,8 +1556,9 @@ def test_the_log_lines_of_a_request_hold_its_method_encoded(
         ("G T", "G%20T"),
         ("GÉT", "G%C3%89T"),
         ("", ""),
+        ("G\udc80T", "G%5Cudc80T"),
     ],
-    ids=["plain", "dash", "tchars", "percent", "space", "non-ascii", "empty"],
+    ids=["plain", "dash", "tchars", "percent", "space", "non-ascii", "empty", "surrogate"],
 )
 def test_logged_method_leaves_a_token_and_encodes_the_rest(method: str, logged: str) -> None:
     request = Request.__new__(Request)
