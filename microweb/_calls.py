@@ -95,7 +95,7 @@ def error_response(
         if not isinstance(exc, HTTPError):
             _log_unhandled(request, exc)
     else:
-        response, exc = yield from _handled(request, handler, exc)
+        response, exc = yield from _handler_answer(request, handler, exc)
         if response is not None:
             return response
     try:
@@ -115,7 +115,7 @@ def error_response(
         del exc
 
 
-def _handled(request: Request, handler: ErrorHandler, exc: Exception) -> Effects:
+def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> Effects:
     """Answer ``exc`` with ``handler``: return its response and ``exc``, or ``None`` and the
     error the handler raised, which the default answer is for."""
     try:
