@@ -55,6 +55,7 @@ from ._errors import (
     only_of,
     own_cancellation,
     report_unhandled,
+    status_of,
 )
 from ._file_threads import aiter_file_read, close_in_file_thread
 from ._files import bound_to_no_thread
@@ -452,7 +453,7 @@ class ASGIDriver:
             if ws.state == CONNECTING:
                 await self._refuse_with(request, exc, ws, send)
             else:
-                await ws.close(1008 if exc.status < 500 else 1011)
+                await ws.close(self._close_code(request, exc))
         except (Exception, asyncio.CancelledError) as exc:
             if only_of(exc, WebSocketDisconnect) is not None:
                 # NOTE: a TaskGroup's, when its reading task saw the client leave: the client's
@@ -467,6 +468,16 @@ class ASGIDriver:
             await ws.close(1011 if ws.state == "open" else 1008)
         else:
             await ws.close(1000)
+
+    def _close_code(self, request: Request, exc: HTTPError) -> int:
+        """The close code of ``exc``, raised after ``accept()``: 1008 for a 4xx, else 1011."""
+        status = status_of(exc)
+        if status is None:
+            # NOTE: a status that reads as no int (see status_of) left the app with its error
+            # when compared with 500: the app's bug, logged as a handler's error.
+            logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=exc)
+            report_unhandled(exc)
+        return 1008 if status is not None and status < 500 else 1011
 
     async def _refuse_with(
         self, request: Request, exc: HTTPError, ws: WebSocket, send: Send

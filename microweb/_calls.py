@@ -19,12 +19,13 @@ from ._errors import (
     ClientDisconnect,
     HTTPError,
     only_of,
-    raise_own_cancellation,
+    raise_own,
     report_unhandled,
+    status_of,
     status_phrase,
 )
 from ._parsing import header_value, prefers_json
-from ._request import logged_path
+from ._request import logged_method, logged_path
 from ._response import JSON, TEXT, Response, StreamBody, copied, encode_json, to_response
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
             try:
                 return target.fn(request, *args, **kwargs)
             except BaseException as exc:
-                raise_own_cancellation(exc)
+                raise_own(exc)
                 raise
         return (yield Offload(target.fn, (request, *args), kwargs))
     request._inline = True
     try:
         return target.fn(request, *args, **kwargs)
     except BaseException as exc:
-        raise_own_cancellation(exc)
+        raise_own(exc)
         raise
     finally:
         request._inline = False
@@ -90,36 +91,12 @@ def error_response(
             _answered(exc)
             exc = refused
     handler = plan.error_handler_of(exc, request.route)
-    if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
-        logger.error(
-            "unhandled error in %s %s%s",
-            request.method,
-            logged_path(request),
-            _foreign_http_error(exc),
-            exc_info=exc,
-        )
-    if handler is not None:
-        try:
-            result = yield from call(handler.target, request, exc)
-            response = _error_value(request, result, exc, handler.key)
-        except ClientDisconnect:
-            # NOTE: no failure of the handler's (one that read the body, say): the driver
-            # answers it as any, with nothing logged.
-            raise
-        except Exception as failure:
-            # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
-            # KeyError into a 404, say): logged, with its traceback, it read as a failure.
-            if isinstance(failure, HTTPError):
-                # NOTE: getattr: one whose __init__ skipped HTTPError's has no status (see
-                # _search); its default answer is then the bug, logged as one.
-                _log_answered(request, exc, handler, getattr(failure, "status", 500))
-            else:
-                _log_failed(request, handler, exc, failure)
-            _answered(exc)
-            exc = failure
-        else:
-            _log_answered(request, exc, handler, response.status)
-            _answered(exc)
+    if handler is None:
+        if not isinstance(exc, HTTPError):
+            _log_unhandled(request, exc)
+    else:
+        response, exc = yield from _handler_answer(request, handler, exc)
+        if response is not None:
             return response
     try:
         if isinstance(exc, HTTPError):
@@ -136,6 +113,47 @@ def error_response(
         # NOTE: the handler's failure has this frame in its traceback: kept in exc, the frame,
         # the error and the request it holds made a cycle, freed by a full collection only.
         del exc
+
+
+def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> Effects:
+    """Answer ``exc`` with ``handler``: return its response and ``exc``, or ``None`` and the
+    error the handler raised, which the default answer is for."""
+    try:
+        result = yield from call(handler.target, request, exc)
+        response = _error_value(request, result, exc, handler.key)
+    except Exception as failure:
+        if isinstance(failure, ClientDisconnect):
+            # NOTE: no failure of the handler's (one that read the body, say): the driver
+            # answers it as any, with nothing logged but the bug a 500 handler answered
+            # (status 0: the handler made no answer).
+            _log_answered(request, exc, handler, 0)
+            raise
+        # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
+        # KeyError into a 404, say): logged, with its traceback, it read as a failure.
+        if isinstance(failure, HTTPError):
+            # NOTE: one with no status (see status_of): its default answer is then the bug,
+            # logged as one.
+            _log_answered(request, exc, handler, status_of(failure) or 500)
+        else:
+            _log_failed(request, handler, exc, failure)
+        _answered(exc)
+        return None, failure
+    except BaseException:
+        _log_answered(request, exc, handler, 0)  # NOTE: a 500 handler's bug, as above.
+        raise
+    _log_answered(request, exc, handler, response.status)
+    _answered(exc)
+    return response, exc
+
+
+def _log_unhandled(request: Request, exc: Exception) -> None:
+    logger.error(
+        "unhandled error in %s %s%s",
+        logged_method(request),
+        logged_path(request),
+        _foreign_http_error(exc),
+        exc_info=exc,
+    )
 
 
 # NOTE: the frameworks a port comes from, whose HTTP exceptions carry their status in
@@ -172,7 +190,10 @@ def _default_answer(plan: Plan, request: Request, exc: HTTPError, broken_before:
             # AttributeError raising an HTTPError that has no status): each answered the next,
             # to a RecursionError and a thousand lines logged.
             logger.error(
-                "unhandled error in %s %s", request.method, logged_path(request), exc_info=broken
+                "unhandled error in %s %s",
+                logged_method(request),
+                logged_path(request),
+                exc_info=broken,
             )
             return _last_resort(plan, request, broken)
         # NOTE: an HTTPError changed after it was made (a subclass that sets its detail, a
@@ -205,14 +226,20 @@ def _answered(exc: Exception) -> None:
 
 
 def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, status: int) -> None:
-    """Log ``exc``, a bug that a class handler answered with ``status``, if it is a 5xx."""
-    if status >= 500 and handler.key != 500 and not isinstance(exc, HTTPError):
+    """Log ``exc``, a bug that a 500 handler answered, or a class handler with a 5xx."""
+    if isinstance(exc, HTTPError):
+        return
+    if handler.key == 500:
+        # NOTE: logged once its handler has run, as with no handler: logged before it, then
+        # again as the context of the handler's failure, its traceback was in the log twice.
+        _log_unhandled(request, exc)
+    elif status >= 500:
         # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
         # where a 500 handler's error is logged (review140); Starlette logs both. One that
         # raises HTTPError(500) hid it too (review141).
         logger.error(
             "unhandled error in %s %s, answered %d by %r",
-            request.method,
+            logged_method(request),
             logged_path(request),
             status,
             handler.target.fn,
@@ -223,21 +250,55 @@ def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, statu
 def _log_failed(
     request: Request, handler: ErrorHandler, exc: Exception, failure: Exception
 ) -> None:
-    """Log ``failure``, which ``handler`` raised as it answered ``exc``."""
-    if failure.__context__ is None and failure is not exc:
-        # NOTE: answered outside an except clause (a WSGI def handler's error, an async def
-        # handler's, with no flows), the bug it answered was logged by nobody: chained as a
-        # flow's error is, its traceback comes first.
-        failure.__context__ = exc
+    """Log ``failure``, which ``handler`` raised as it answered ``exc``, with ``exc`` chained."""
+    shown = _shown_chain(failure)
+    if not any(error is exc for error in shown):
+        last = shown[-1]
+        if _chains_to(last, exc):
+            # NOTE: answered outside an except clause (a WSGI def handler's error, an async
+            # def handler's, with no flows), the bug it answered was logged by nobody: chained
+            # as a flow's error is (at the end of the failure's own chain, the StopIteration
+            # of an async def handler's RuntimeError, say), its traceback comes first.
+            last.__context__ = exc
+        else:
+            # NOTE: the failure's chain ends in a "raise ... from None": the bug it answered
+            # is logged on its own, once.
+            _log_unhandled(request, exc)
     # NOTE: the request named, as in every other error logged: "error handler <function bad
     # at 0x...> failed" alone did not say which request met it.
     logger.error(
         "error handler %r failed in %s %s",
         handler.target.fn,
-        request.method,
+        logged_method(request),
         logged_path(request),
         exc_info=failure,
     )
+
+
+def _shown_chain(error: BaseException) -> list[BaseException]:
+    """Return ``error`` and the errors its traceback shows as its causes or contexts."""
+    chain = [error]
+    while True:
+        last = chain[-1]
+        shown = last.__cause__ or (None if last.__suppress_context__ else last.__context__)
+        if shown is None or any(error is shown for error in chain):
+            return chain
+        chain.append(shown)
+
+
+def _chains_to(last: BaseException, exc: BaseException) -> bool:
+    """Tell whether ``exc`` may become the shown context of ``last``, which has none."""
+    if last.__cause__ is not None or last.__context__ is not None or last.__suppress_context__:
+        return False
+    # NOTE: as Python checks where it sets a context: no cycle through the contexts of exc.
+    seen: list[BaseException] = []
+    context: BaseException | None = exc
+    while context is not None and not any(context is error for error in seen):
+        if context is last:
+            return False
+        seen.append(context)
+        context = context.__context__
+    return True
 
 
 def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
@@ -248,7 +309,7 @@ def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
     error handler's failure and the default 500 goes out.
     """
     logger.error(
-        "error handler failed for %s %s", request.method, logged_path(request), exc_info=exc
+        "error handler failed for %s %s", logged_method(request), logged_path(request), exc_info=exc
     )
     return _last_resort(plan, request, exc)
 
@@ -275,7 +336,7 @@ def unsendable(plan: Plan, request: Request, exc: Exception) -> Response:
     """
     logger.error(
         "unhandled error in %s %s: its response can't be sent",
-        request.method,
+        logged_method(request),
         logged_path(request),
         exc_info=exc,
     )
@@ -380,7 +441,10 @@ def cut_off(request: Request, cancel: BaseException, what: str) -> None:
     period. The cancellation is no error of the app's and its traceback says nothing of it.
     """
     logger.warning(
-        "%s %s cut off %s: the server cancelled it", request.method, logged_path(request), what
+        "%s %s cut off %s: the server cancelled it",
+        logged_method(request),
+        logged_path(request),
+        what,
     )
     mark_reported(cancel)
 
@@ -392,7 +456,9 @@ def stream_failed(request: Request, exc: BaseException) -> None:
     client can tell the response is incomplete. The server's own record of it is then
     left out under ``microweb serve`` (``ReportedTracebacks``).
     """
-    logger.error("error while streaming %s %s", request.method, logged_path(request), exc_info=exc)
+    logger.error(
+        "error while streaming %s %s", logged_method(request), logged_path(request), exc_info=exc
+    )
     mark_reported(exc)
 
 
@@ -404,7 +470,7 @@ def unsent_stream_failed(request: Request, exc: Exception) -> None:
     # ASGI a response the server cut after its headers, with no line of microweb's.
     logger.error(
         "error while closing the unsent stream of %s %s",
-        request.method,
+        logged_method(request),
         logged_path(request),
         exc_info=exc,
     )

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised, adopt, held
 from ._effects import Effects, Offload
-from ._errors import own_cancellation
+from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 
 T = TypeVar("T")
@@ -91,7 +91,8 @@ def _drive(
                 run(effects.close)
                 raise
             except Exception as exc:
-                error: BaseException = exc
+                # NOTE: an offloaded call's, as the pool's future makes it under ASGI.
+                error: BaseException = own_stop(exc) if isinstance(exc, StopIteration) else exc
             except (KeyboardInterrupt, SystemExit) as exc:
                 if type(effect) is Offload:
                     raise
@@ -258,10 +259,9 @@ def set_result(future: asyncio.Future[Any], value: Any) -> None:
 def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.cancelled():
         if isinstance(exc, StopIteration):
-            # NOTE: a future refuses StopIteration (it would end a generator); say what it was.
-            error = RuntimeError(f"{type(exc).__name__} raised in a worker thread")
-            error.__cause__ = exc
-            exc = error
+            # NOTE: a future refuses StopIteration (it would end a generator): the error that
+            # it is to the request under WSGI too.
+            exc = own_stop(exc)
         future.set_exception(exc)
 
 
@@ -393,7 +393,9 @@ class _Pinned:
             while self._step(iterator):
                 pass
         except BaseException as exc:
-            self._put(Raised(exc))
+            # NOTE: iter()'s StopIteration (a generator's own is a RuntimeError already), as
+            # the WSGI driver makes it; raised as it is in an async generator, Python's own.
+            self._put(Raised(own_stop(exc) if isinstance(exc, StopIteration) else exc))
         finally:
             try:
                 self._context.run(_close, iterator, self._iterable)

@@ -52,6 +52,30 @@ def raise_own_cancellation(exc: BaseException) -> None:
         raise own_cancellation(exc) from exc
 
 
+def own_stop(stop: StopIteration) -> RuntimeError:
+    """Return what sync app code's ``StopIteration`` (a ``next()`` past the end) is to its
+    request: a ``RuntimeError`` from it, as Python makes of one that leaves a generator or a
+    coroutine (PEP 479), so an ``async def`` handler's and a flow's.
+
+    The same error whatever ran the code: the ASGI pool (a future refuses a ``StopIteration``),
+    the core's generators, or the WSGI driver's plain call.
+    """
+    error = RuntimeError("sync app code raised StopIteration")
+    error.__cause__ = stop
+    return error
+
+
+def raise_own(exc: BaseException) -> None:
+    """Raise the error ``exc`` is to its request, if sync app code called in the request's
+    own thread raised it: asyncio's ``CancelledError`` (see ``raise_own_cancellation``) or a
+    ``StopIteration`` (see ``own_stop``); return for anything else, which the caller
+    re-raises as it is.
+    """
+    raise_own_cancellation(exc)
+    if isinstance(exc, StopIteration):
+        raise own_stop(exc) from exc
+
+
 def status_phrase(status: int) -> str:
     """Return the reason phrase of ``status`` (``"Unknown"`` for codes without one)."""
     try:
@@ -131,6 +155,21 @@ def _check_utf8(detail: str) -> None:
             "UTF-8 cannot encode (a name decoded with surrogateescape, say): put its repr() "
             "in the detail"
         ) from None
+
+
+def status_of(exc: HTTPError) -> int | None:
+    """Return the status of ``exc``, or ``None`` where it gives no ``int``: a subclass whose
+    ``__init__`` skipped HTTPError's (no status), or whose ``status`` is a property that
+    raises or gives another type. Its default answer, which reads it again, is then the bug.
+    """
+    # NOTE: read with getattr, only an AttributeError was caught: a property's ValueError,
+    # raised in the error handlers' lookup, left the app (a 500 and a traceback from the
+    # server, nothing logged by the app); a str status failed as it was compared with 500.
+    try:
+        status = exc.status
+    except Exception:
+        return None
+    return status if type(status) is int else None
 
 
 class ClientDisconnect(Exception):

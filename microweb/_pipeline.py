@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._calls import call, error_response, logger
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
-from ._errors import ClientDisconnect, HTTPError, raise_own_cancellation
+from ._errors import ClientDisconnect, HTTPError, own_stop, raise_own, raise_own_cancellation
 from ._response import Response, copied, to_response
 
 if TYPE_CHECKING:
@@ -101,6 +101,10 @@ def respond(
     except ClientDisconnect:
         raise
     except Exception as exc:
+        if isinstance(exc, StopIteration):
+            # NOTE: a def handler's, called here with no generator between: the error that
+            # raise_own() makes of it where there is one.
+            return error_response(plan, request, own_stop(exc))
         return error_response(plan, request, exc)
 
 
@@ -474,7 +478,7 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
             try:
                 result = found.target.fn(request, **request.path_params)
             except BaseException as exc:
-                raise_own_cancellation(exc)
+                raise_own(exc)
                 raise
         else:
             result = yield from call(found.target, request, **request.path_params)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._effects import Colored, Lifespan
-from ._errors import HTTPError, report_unhandled
+from ._errors import HTTPError, report_unhandled, status_of
 from ._limits import Limits
 from ._request import logged_path
 from ._routing import Route, RouteTable
@@ -226,12 +226,9 @@ def _search(handlers: ErrorHandlers, exc: BaseException) -> ErrorHandler | None:
     # subclass of it, before HTTPError and Exception. As in Flask and Starlette, a handler for
     # any exception (a 500 page that logs) does not take the place of a 404 page.
     http = isinstance(exc, HTTPError)
-    # NOTE: read with getattr: a subclass whose __init__ skips HTTPError's has no status, and
-    # its AttributeError, raised here, left the app (a 500 and a traceback from the server,
-    # nothing logged by the app) where there were no flows. Its default answer is the bug.
-    status = getattr(exc, "status", None) if http else 500
+    status = status_of(exc) if isinstance(exc, HTTPError) else 500
     for cls in type(exc).__mro__:
-        if cls is HTTPError and type(status) is int:
+        if cls is HTTPError and status is not None:
             found = handlers.get(status)
             if found is not None:
                 return found

@@ -235,7 +235,7 @@ class Request(BodyMethods):
         elif after.ran:
             # NOTE: appended to a list nobody read again, it never ran, and nothing said so.
             raise RuntimeError(
-                f"request.after_response() called on {self.method} {logged_path(self)} after "
+                f"request.after_response() called on {logged_request(self)} after "
                 "the request ended: the callback would never run; call it while the request "
                 "is handled"
             )
@@ -360,7 +360,27 @@ def clipped(value: str | None) -> str | None:
 
 def logged_request(request: Request) -> str:
     """Return the request's method and path as a log line names it: ``GET /orders``."""
-    return f"{request.method} {logged_path(request)}"
+    return f"{logged_method(request)} {logged_path(request)}"
+
+
+# SPEC: RFC 9110 5.6.2, the tchar that quote() would encode, but "%": written "%25", it keeps
+# an encoded method apart from one sent with a "%" in it.
+_METHOD_SAFE = "!#$&'*+^`|"
+
+
+def logged_method(request: Request) -> str:
+    """Return the request's method as a log line may hold it: percent-encoded unless a token.
+
+    A server that passes on any method (Waitress: all up to a space), a raw environ or scope,
+    let CR LF in it start a forged line in the log, as in a path (see ``logged_path``).
+    """
+    method = request.method
+    # PERF: a method of letters alone (all but a few) as it is, with no quote().
+    if method.isalpha() and method.isascii():
+        return method
+    # NOTE: a lone surrogate (a raw environ's) raised out of the log call, and of the app:
+    # written as repr() writes it, then encoded.
+    return quote(method, safe=_METHOD_SAFE, errors="backslashreplace")
 
 
 def logged_path(request: Request, *, whole: bool = False) -> str:

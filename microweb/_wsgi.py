@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from multiprocessing.util import Finalize
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 from urllib.parse import quote
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
@@ -29,12 +29,19 @@ from ._calls import (
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
-from ._errors import ClientDisconnect, own_cancellation
+from ._errors import ClientDisconnect, own_cancellation, own_stop
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
-from ._request import Request, decode_path, logged_path, logged_request, new_request
+from ._request import (
+    Request,
+    decode_path,
+    logged_method,
+    logged_path,
+    logged_request,
+    new_request,
+)
 from ._request_head import Address, owes_host
 from ._response import JSON, TEXT, Response
 from ._status import status_line
@@ -485,6 +492,10 @@ class _StreamBody:
                 # no error of the app's. Raised on, so that the server cuts the connection.
                 mark_reported(exc)
                 raise
+            if isinstance(exc, StopIteration):
+                # NOTE: iter() raised it (a generator's own is a RuntimeError already): the
+                # error that the ASGI driver's worker makes of it.
+                _stream_stopped(self._request, exc)
             # NOTE: the status line is gone already; the server can only cut the connection,
             # which a ClientDisconnect of the app's own needs too: ended quietly, a chunked
             # response would look whole.
@@ -524,6 +535,8 @@ class _StreamBody:
                 # NOTE: a read of the body in its finally, wsgi.input failed: the client is
                 # gone, and the stream ends quietly, as in __iter__ and under ASGI.
                 return
+            if isinstance(exc, StopIteration):
+                _stream_stopped(self._request, exc)  # NOTE: the stream's close() raised it.
             if not was_reported(exc):
                 # NOTE: the stream's finally failed as it was closed (its client gone): an
                 # error of the stream after its headers, as under ASGI, which Waitress alone
@@ -532,6 +545,15 @@ class _StreamBody:
             raise
         finally:
             _end_request(self._request, self._app_loop)
+
+
+def _stream_stopped(request: Request, stop: StopIteration) -> NoReturn:
+    error = own_stop(stop)
+    try:
+        stream_failed(request, error)
+        raise error from stop
+    finally:
+        del error  # NOTE: no cycle through this frame and the traceback.
 
 
 class _Iterated:
@@ -595,7 +617,7 @@ def _log_closed(request: Request, outcome: str) -> None:
     # NOTE: no server's log says why this request failed.
     logger.warning(
         "%s %s reached async code after the app was closed: %s",
-        request.method,
+        logged_method(request),
         logged_path(request),
         outcome,
     )

@@ -1905,6 +1905,47 @@ def test_thousands_of_digits_in_content_length_give_413(interface: str) -> None:
     assert status == 413
 
 
+def _post_with_length(interface: str, length: str, body: bytes) -> tuple[int, bytes]:
+    app = App()
+
+    @app.post("/")
+    def handler(request: Request) -> bytes:
+        return request.read()
+
+    if interface == "asgi":
+        scope = http_scope("POST", "/", [(b"content-length", length.encode())])
+        sent = asyncio.run(asgi_call(app, scope, body_messages(body)))
+        return sent[0]["status"], response_body(sent)
+    seen: list[str] = []
+    environ = wsgi_environ("POST", "/", CONTENT_LENGTH=length, **{"wsgi.input": io.BytesIO(body)})
+    result = app.as_wsgi()(environ, lambda s, h, e=None: seen.append(s))
+    return int(seen[0][:3]), b"".join(result)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+@pytest.mark.parametrize(
+    ("length", "body", "expected"),
+    [
+        ("0" * 20 + "5", b"hello", (200, b"hello")),
+        ("0" * 5000 + "5", b"hello", (200, b"hello")),
+        ("0" * 30, b"", (200, b"")),
+        (" " + "0" * 19 + "5\t", b"hello", (200, b"hello")),
+        ("0" * 10 + "9" * 19, b"hello", (413, None)),
+    ],
+    ids=["zeros-then-5", "thousands-of-zeros-then-5", "zeros-alone", "spaced", "zeros-then-huge"],
+)
+def test_leading_zeros_in_content_length_are_read_as_servers_frame_the_body(
+    interface: str, length: str, body: bytes, expected: tuple[int, bytes | None]
+) -> None:
+    # SPEC: RFC 9110 8.6, Content-Length = 1*DIGIT. Waitress, h11 (up to 20 digits) and
+    # httptools frame the body by the number, leading zeros and all: more than 18 digits was
+    # a 413, a refusal of a 5-byte body the server had read. Servers: test_servers_hostile3.
+    status, sent = _post_with_length(interface, length, body)
+    assert status == expected[0]
+    if expected[1] is not None:
+        assert sent == expected[1]
+
+
 def test_json_with_a_lone_surrogate_is_400(make_client: MakeClient) -> None:
     app = App()
 

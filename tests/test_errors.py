@@ -7,15 +7,18 @@ import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import http_scope, requests_left_in_cycles
+from drive import asgi_call, body_messages, http_scope, requests_left_in_cycles, wsgi_environ
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
 from microweb._calls import was_reported
 from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
+from microweb._request import logged_method
+from microweb.plugins import AccessLog
 from microweb.testing import TestClient
 
 
@@ -836,6 +839,64 @@ def test_an_error_handler_that_fails_is_logged_with_the_error_it_answered(
     assert failure.__context__.args == ("the route's bug",)
 
 
+@pytest.mark.parametrize("own_error", [False, True], ids=["plain", "own-error"])
+@pytest.mark.parametrize("flows", [False, True], ids=["no-flows", "flows"])
+def test_a_500_handler_that_fails_logs_the_error_it_answered_once(
+    make_client: MakeClient,
+    colour: str,
+    flows: bool,
+    own_error: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the error was logged before its 500 handler ran, then again as the context of the
+    # handler's failure: its traceback twice in the log. A failure that came out of an error
+    # of the handler's own holds no chain to it: then it is logged on its own, once.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app(colour, KeyError("the route's bug"))
+
+    def broken(request: Request, exc: Exception) -> str:
+        if own_error:
+            try:
+                {}["the handler's key"]
+            except KeyError:
+                raise RuntimeError("the handler's own bug") from None
+        raise RuntimeError("the handler's own bug")
+
+    app.error_handler(500)(in_colour(colour, broken))
+    if flows:
+
+        @app.middleware
+        def passing(request: Request) -> Iterator[None]:
+            yield
+
+    assert make_client(app).get("/").status_code == 500
+    logged = "\n".join(logging.Formatter().format(record) for record in caplog.records)
+    assert logged.count('KeyError: "the route\'s bug"') == 1
+    assert logged.count("RuntimeError: the handler's own bug") == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[-1].startswith("error handler ")
+    assert len(messages) == 1 + own_error
+
+
+def test_a_500_handler_that_answers_logs_the_error_once_after_it_ran(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="microweb")
+    app = _raising_app(colour, KeyError("the route's bug"))
+
+    def page(request: Request, exc: Exception) -> str:
+        logging.getLogger("microweb.app").info("the 500 page")
+        return "sorry"
+
+    app.error_handler(500)(in_colour(colour, page))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (500, "sorry")
+    assert [record.getMessage() for record in caplog.records] == [
+        "the 500 page",
+        "unhandled error in GET /",
+    ]
+
+
 @pytest.mark.parametrize(
     ("path", "other_handler"),
     [("/nowhere", None), ("/nowhere", 404), ("/gone", None), ("/gone", 410), ("/bug", None)],
@@ -1437,3 +1498,69 @@ def test_log_failure_names_its_caller_as_logger_error_does(
     assert record.exc_info is not None and record.exc_info[0] is OSError
     format_ = logging.Formatter("%(filename)s:%(lineno)d %(module)s %(funcName)s")
     assert format_.formatMessage(record) == f"test_errors.py:{line} test_errors starting"
+
+
+# NOTE: a method no server refuses everywhere (Waitress passes on any, up to a space); the
+# test client answers 400 itself, as h11 would, so the app is called here with it as is.
+FORGED_METHOD = "BREW\r\nINFO:forged\x1b[2J"
+
+
+def _call_with_method(app: App, interface: str, method: str) -> int:
+    if interface == "wsgi":
+        seen: list[str] = []
+
+        def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            seen.append(status)
+
+        result = app.as_wsgi()(wsgi_environ(method, "/a\rb"), start)
+        b"".join(result)
+        getattr(result, "close", lambda: None)()
+        return int(seen[0][:3])
+    sent = asyncio.run(asgi_call(app, http_scope(method, "/a\rb"), body_messages(b"")))
+    return int(sent[0]["status"])
+
+
+@pytest.mark.parametrize(
+    ("method", "logged"),
+    [(FORGED_METHOD, "BREW%0D%0AINFO%3Aforged%1B%5B2J"), ("G\udc80T", "G%5Cudc80T")],
+    ids=["forged", "surrogate"],
+)
+def test_the_log_lines_of_a_request_hold_its_method_encoded(
+    interface: str, method: str, logged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the path was encoded in microweb's log lines, the method not: CR LF in it started
+    # a forged line in the 500's line and the access log's, ESC drove the terminal.
+    app = App()
+    app.install(AccessLog())
+
+    @app.middleware
+    def fails(request: Request):  # type: ignore[no-untyped-def]
+        raise LookupError("any method")
+        yield
+
+    with caplog.at_level(logging.INFO):
+        assert _call_with_method(app, interface, method) == 500
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("microweb")]
+    assert lines[0] == f"unhandled error in {logged} /a%0Db"
+    assert lines[1].startswith(f"{logged} /a%0Db 500 ")
+    assert len(lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "logged"),
+    [
+        ("GET", "GET"),
+        ("M-SEARCH", "M-SEARCH"),
+        ("x!#$&'*+.^_`|~1", "x!#$&'*+.^_`|~1"),
+        ("A%0D", "A%250D"),
+        ("G T", "G%20T"),
+        ("GÉT", "G%C3%89T"),
+        ("", ""),
+        ("G\udc80T", "G%5Cudc80T"),
+    ],
+    ids=["plain", "dash", "tchars", "percent", "space", "non-ascii", "empty", "surrogate"],
+)
+def test_logged_method_leaves_a_token_and_encodes_the_rest(method: str, logged: str) -> None:
+    request = Request.__new__(Request)
+    request.method = method
+    assert logged_method(request) == logged

@@ -7,7 +7,7 @@ import logging
 import pytest
 from conftest import MakeClient, in_colour
 
-from microweb import App, HTTPError, Request
+from microweb import App, HTTPError, Request, WebSocket, WebSocketDisconnect
 
 
 class _Unmade(HTTPError):
@@ -62,3 +62,88 @@ def test_an_error_handler_that_keeps_raising_broken_http_errors_ends_in_one_500(
     response = make_client(app).get("/")
     assert response.status_code == 500
     assert 1 <= len([r for r in caplog.records if r.exc_info]) <= 3
+
+
+class _StatusFails(HTTPError):
+    """Its ``status`` is a property that raises (a port's lazy status)."""
+
+    @property  # type: ignore[override]
+    def status(self) -> int:
+        raise ValueError("no status yet")
+
+    @status.setter
+    def status(self, value: int) -> None:
+        pass
+
+
+class _StatusText(HTTPError):
+    """Its ``status`` is a property that gives a ``str``."""
+
+    @property  # type: ignore[override]
+    def status(self) -> str:
+        return "404"
+
+    @status.setter
+    def status(self, value: int) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["raises", "text"])
+@pytest.mark.parametrize("where", ["handler", "flow", "error-handler", "http-error-handler"])
+def test_an_http_error_whose_status_fails_is_a_logged_500(
+    make_client: MakeClient,
+    colour: str,
+    kind: str,
+    where: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the error handlers' lookup (and the log of an error handler's HTTPError) read
+    # exc.status with getattr, which lets any error but AttributeError out of the app: a 500
+    # and a traceback from the server, nothing logged by the app.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    broken = _StatusFails if kind == "raises" else _StatusText
+    app = App()
+    if where == "flow":
+
+        @app.middleware
+        def passes(request: Request):  # type: ignore[no-untyped-def]
+            yield
+
+    def raises(request: Request) -> None:
+        raise (KeyError("x") if where.endswith("error-handler") else broken(404))
+
+    app.get("/")(in_colour(colour, raises))
+    if where.endswith("error-handler"):
+
+        def answers(request: Request, exc: KeyError) -> None:
+            raise broken(404)
+
+        app.error_handler(KeyError)(in_colour(colour, answers))
+    if where == "http-error-handler":
+        app.error_handler(HTTPError)(lambda request, exc: "answered")
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert logged
+    assert type(logged[-1]) is (ValueError if kind == "raises" else TypeError)
+
+
+def test_a_websocket_handlers_http_error_whose_status_fails_closes_1011_and_is_logged(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: after accept(), the close code was chosen by exc.status < 500: its ValueError
+    # left the ASGI app, and the client got no close frame from it.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+
+    @app.websocket("/ws")
+    async def fails(ws: WebSocket) -> None:
+        await ws.accept()
+        raise _StatusFails(404)
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1011
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(error) for error in logged] == [_StatusFails]

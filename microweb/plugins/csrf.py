@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from microweb import App, HTTPError, Request, Response, Route
 from microweb._parsing import header_value
-from microweb._request import clipped, logged_path
+from microweb._request import clipped, logged_method, logged_path
 
 logger = logging.getLogger("microweb.csrf")
 
@@ -227,7 +227,9 @@ class CSRF:
         # NOTE: the path encoded again: decoded, "/a%0D%0A..." started a forged log line.
         path = logged_path(request, whole=True)
         origin = clipped(origin)
-        logger.info("refused %s %s from origin %r: %s", request.method, path, origin, reason)
+        logger.info(
+            "refused %s %s from origin %r: %s", logged_method(request), path, origin, reason
+        )
         raise HTTPError(403, f"Cross-site request refused: {reason}")
 
     def refusal(self, request: Request) -> str | None:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from microweb import App, Headers, HTTPError, Request, Response
 from microweb._parsing import header_value
-from microweb._request import logged_path
+from microweb._request import logged_method, logged_path
 from microweb._target import valid_host
 
 logger = logging.getLogger("microweb.proxy")
@@ -309,7 +309,7 @@ class ProxyHeaders:
             peer = request.client
             logger.info(
                 "refused %s %s from proxy %s: %s",
-                request.method,
+                logged_method(request),
                 logged_path(request, whole=True),
                 "(no address)" if peer is None else peer.host,
                 refusal.detail,

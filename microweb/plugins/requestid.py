@@ -14,7 +14,7 @@ from urllib.parse import quote
 from microweb import App, Headers, Request, Response
 from microweb._asgi_request import sends_refusal
 from microweb._parsing import header_value
-from microweb._request import logged_path
+from microweb._request import logged_method, logged_path
 from microweb._routing import is_async_callable, is_generator_callable
 
 # NOTE: what an IP address (v4, v6, with a zone) or RFC 7239's obfuscated node holds.
@@ -189,11 +189,12 @@ class AccessLog:
         # NOTE: the path the client asked for: under a root path (a mount, --root-path), the
         # app's own path is only its end.
         path = logged_path(request, whole=True)
+        method = logged_method(request)
         peer = request.client
         # NOTE: a proxy's Forwarded may name a client by a token of its own: one field still.
         client = quote(peer.host, safe=_HOST_SAFE) if peer is not None else None
         fields = {
-            "http_method": request.method,
+            "http_method": method,
             "http_path": path,
             "http_status": status,
             "duration_ms": duration_ms,
@@ -204,5 +205,5 @@ class AccessLog:
         if request_id is not None:
             suffix += f" id={request_id}"
         self.logger.info(
-            "%s %s %d %.2fms%s", request.method, path, status, duration_ms, suffix, extra=fields
+            "%s %s %d %.2fms%s", method, path, status, duration_ms, suffix, extra=fields
         )

@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterable
 from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
-from microweb._request import clipped, logged_path
+from microweb._request import clipped, logged_method, logged_path
 from microweb._target import PATH_SAFE, query_text, valid_host
 
 logger = logging.getLogger("microweb.trustedhosts")
@@ -98,7 +98,10 @@ def _host(request: Request) -> str:
     except HTTPError as exc:
         # NOTE: refused outside AccessLog's flow too: without this line, no log had it.
         logger.info(
-            "refused %s %s: %s", request.method, logged_path(request, whole=True), exc.detail
+            "refused %s %s: %s",
+            logged_method(request),
+            logged_path(request, whole=True),
+            exc.detail,
         )
         raise
 
@@ -193,7 +196,9 @@ class TrustedHosts:
             if redirect is None:
                 # NOTE: the refusal happens outside AccessLog's flow: this is its only trace.
                 path = logged_path(request, whole=True)
-                logger.info("refused %s %s for host %r", request.method, path, clipped(host))
+                logger.info(
+                    "refused %s %s for host %r", logged_method(request), path, clipped(host)
+                )
                 raise HTTPError(400, "host not allowed")
             yield redirect
             return
