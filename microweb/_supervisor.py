@@ -14,7 +14,9 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
 On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them; a
 second signal kills them, so a shutdown hook that hangs is cut short. Then it ends by the
 signal it got, as a single process does. A child whose main process was killed (SIGKILL,
-SIGHUP) stops in order by itself, within a second.
+SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back
+until it has set up its own handling: Ctrl+C, which reaches every process, ends a child that
+is still importing by the main process's SIGTERM, quietly, not with a traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -94,10 +97,54 @@ def serve_processes(
         sock.close()
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT back in this thread, and so in each child process started meanwhile.
+
+    A child starts with its parent's signal mask and keeps it until ``take_interrupts()``.
+    """
+    # NOTE: Ctrl+C reaches every process of the terminal's group: a child still importing
+    # printed the traceback of its KeyboardInterrupt, one per worker, where the main process
+    # stops them anyway (with SIGTERM, which ends a child that is still starting quietly).
+    # NOTE: started first, as multiprocessing starts it with the first child: it unblocks
+    # SIGINT in this thread once started, and the first worker started with SIGINT taken.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def take_interrupts() -> None:
+    """In a child process started by ``interrupts_held()``: drop a SIGINT that came while it
+    started, then take SIGINT again."""
+    # SPEC: POSIX sigaction(): setting a pending signal's action to SIG_IGN discards it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class OrderlyReload(Reloader):
-    """Uvicorn's reloader; a second stop signal kills the app's process."""
+    """Uvicorn's reloader; a second stop signal kills the app's process, and the app's
+    process starts with SIGINT held back (``interrupts_held()``)."""
 
     stopped_by: int | None = None
+
+    def startup(self) -> None:
+        """Start as Uvicorn's reloader does, the app's process with SIGINT held back."""
+        with interrupts_held():
+            super().startup()
+
+    def restart(self) -> None:
+        """Stop the app's process, then restart as Uvicorn's reloader does, SIGINT held back."""
+        # NOTE: the old process is stopped first, not held: held while it ran its shutdown
+        # hooks, a second Ctrl+C could not cut a hook that hangs short. Uvicorn's restart()
+        # then stops an ended process, which does nothing.
+        self.process.terminate()
+        self.process.join()
+        with interrupts_held():
+            super().restart()
 
     def signal_handler(self, sig: int, frame: FrameType | None) -> None:
         """Stop as Uvicorn's reloader does; kill the child on a second signal."""
@@ -120,18 +167,20 @@ def _run_reloaded(
     supervisor: int,
     sockets: list[socket.socket],
 ) -> None:
+    take_interrupts()
     OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor).run(sockets)
 
 
 def _run_worker(
     config: uvicorn.Config, sockets: list[socket.socket], ready: Connection, supervisor: int
 ) -> None:
-    config.configure_logging()
-    server = OrderlyUvicorn(
-        config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
-    )
+    take_interrupts()
     # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
     with contextlib.suppress(KeyboardInterrupt):
+        config.configure_logging()
+        server = OrderlyUvicorn(
+            config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
+        )
         server.run(sockets)
 
 
@@ -155,7 +204,8 @@ class Worker:
         self.process: BaseProcess = context.Process(
             target=_run_worker, args=(config, [sock], writer, os.getpid())
         )
-        self.process.start()
+        with interrupts_held():
+            self.process.start()
         writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
         self.born = time.monotonic()
