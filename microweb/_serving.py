@@ -493,14 +493,14 @@ def _serve(
         # NOTE: Uvicorn refuses a request once the connections, its own included, reach the
         # limit: N connections are served with a limit of N + 1.
         settings["limit_concurrency"] = connection_limit + 1
-    sock = None if listener is None else listener.sock
+    sockets = None if listener is None else [listener.sock]
     if workers != 1 or reload:
         _export(FORWARDED_VARIABLE, forwarded_allow_ips)
         os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
         return _serve_uvicorn_processes(
-            module, target, settings, workers, reload, threads, root_path, announce, sock
+            module, target, settings, workers, reload, threads, root_path, announce, sockets
         )
-    return _serve_uvicorn(app, settings, threads, root_path, announce, sock)
+    return _serve_uvicorn(app, settings, threads, root_path, announce, sockets)
 
 
 def unresolved(host: str, port: int) -> str | None:
@@ -568,7 +568,7 @@ def _serve_uvicorn(
     threads: int | None,
     root_path: str,
     announce: Callable[[int], None],
-    sock: socket.socket | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> int | None:
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, and SIGTERM's one that
@@ -584,7 +584,7 @@ def _serve_uvicorn(
 
         driver = _asgi_driver(app, threads)
         runner = orderly_uvicorn(_served_asgi(driver, root_path), announce, **settings)
-        runner.run(None if sock is None else [sock])
+        runner.run(sockets)
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT.
         stopped_by: int | None = signal.SIGINT
@@ -629,7 +629,7 @@ def _serve_uvicorn_processes(
     threads: int | None,
     root_path: str,
     announce: Callable[[int], None],
-    sock: socket.socket | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> int | None:
     # NOTE: worker processes and the reloader import the app anew, from a string; the options
     # that shape the app travel in the environment (asgi_from_environment).
@@ -639,9 +639,9 @@ def _serve_uvicorn_processes(
     _export(THREADS_VARIABLE, None if threads is None else str(threads))
     from ._supervisor import bind, serve_processes
 
-    if sock is None:
-        sock = bind(settings["host"], settings["port"])
-        if sock is None:
+    if sockets is None:
+        sockets = bind(settings["host"], settings["port"])
+        if sockets is None:
             return None
     config = module.Config(
         "microweb._serving:asgi_from_environment",
@@ -651,7 +651,7 @@ def _serve_uvicorn_processes(
         reload_dirs=[source_dir(target)] if reload else None,
         **settings,
     )
-    stopped_by: int | None = serve_processes(config, workers, sock, announce)
+    stopped_by: int | None = serve_processes(config, workers, sockets, announce)
     return stopped_by
 
 

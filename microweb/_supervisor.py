@@ -51,32 +51,57 @@ else:
 logger = logging.getLogger("microweb")
 
 
-def bind(host: str, port: int) -> socket.socket | None:
-    """Return a socket bound to ``host`` and ``port`` for the children, or ``None`` (logged).
+def bind(host: str, port: int) -> list[socket.socket] | None:
+    """Return sockets bound to each address of ``host`` at ``port`` for the children, or
+    ``None`` (logged).
 
-    It is not listening yet: each child listens once its app has started, so that no
-    connection waits on an app that may never start.
+    One for each address, as a single Uvicorn or Waitress process listens on each (for
+    ``localhost``, often ``127.0.0.1`` and ``::1``); with port 0, all on the port the system
+    picks for the first. They are not listening yet: each child listens once its app has
+    started, so that no connection waits on an app that may never start.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with the
-        # system's default (dual-stack on Linux), --workers 2 took IPv4 connections that one
-        # worker refused, each client's address then "::ffff:a.b.c.d" (review139).
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sockets: list[socket.socket] = []
     try:
-        sock.bind((host, port))
+        for family, address in _addresses(host, port):
+            if sockets:
+                address = (address[0], port_of(sockets[0]), *address[2:])
+            sockets.append(_bound(family, address))
     except OSError as exc:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         # NOTE: one line, as under Waitress and a single Uvicorn process.
         log_failure("cannot listen on %s:%d: %s", host, port, exc)
         return None
+    return sockets
+
+
+def _addresses(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """The families and addresses ``host`` names, each once, as the servers look them up."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys((family, address) for family, _, _, _, address in found))
+
+
+def _bound(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with
+            # the system's default (dual-stack on Linux), --workers 2 took IPv4 connections that
+            # one worker refused, each client's address then "::ffff:a.b.c.d" (review139).
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 def serve_processes(
-    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[int], None]
+    config: uvicorn.Config,
+    workers: int,
+    sockets: list[socket.socket],
+    announce: Callable[[int], None],
 ) -> int | None:
     """Serve with ``workers`` processes, or the reloader if ``config.reload``, until stopped.
 
@@ -88,13 +113,14 @@ def serve_processes(
             reloader = OrderlyReload(
                 config,
                 target=functools.partial(_run_reloaded, config, announce, os.getpid()),
-                sockets=[sock],
+                sockets=sockets,
             )
             reloader.run()
             return reloader.stopped_by
-        return Workers(config, workers, sock, announce).run()
+        return Workers(config, workers, sockets, announce).run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 @contextlib.contextmanager
@@ -199,10 +225,10 @@ RESTART_PAUSE = 1.0
 class Worker:
     """One worker process and the pipe on which it says that it started."""
 
-    def __init__(self, context: Any, config: uvicorn.Config, sock: socket.socket) -> None:
+    def __init__(self, context: Any, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         self.ready, writer = context.Pipe(duplex=False)
         self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, [sock], writer, os.getpid())
+            target=_run_worker, args=(config, sockets, writer, os.getpid())
         )
         with interrupts_held():
             self.process.start()
@@ -233,12 +259,12 @@ class Worker:
 
 
 class Workers:
-    """Run ``count`` workers on ``sock`` until SIGTERM or SIGINT, then stop them in order.
+    """Run ``count`` workers on ``sockets`` until SIGTERM or SIGINT, then stop them in order.
 
     Args:
         config: Uvicorn's ``Config`` for every worker.
         count: How many workers to run.
-        sock: The bound socket they share.
+        sockets: The bound sockets they share.
         announce: Called once, with the port, when every worker first has started.
     """
 
@@ -246,14 +272,14 @@ class Workers:
         self,
         config: uvicorn.Config,
         count: int,
-        sock: socket.socket,
+        sockets: list[socket.socket],
         announce: Callable[[int], None],
     ) -> None:
         # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
         self.context = multiprocessing.get_context("spawn")
         self.config = config
         self.count = count
-        self.sock = sock
+        self.sockets = sockets
         self.announce: Callable[[int], None] | None = announce
         self.workers: list[Worker] = []
         self.signals: list[int] = []
@@ -264,7 +290,9 @@ class Workers:
         """Serve until a stop signal; return it, or ``None`` if a worker did not start."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self.workers = [Worker(self.context, self.config, self.sock) for _ in range(self.count)]
+            self.workers = [
+                Worker(self.context, self.config, self.sockets) for _ in range(self.count)
+            ]
             failed = self._serve()
             self._stop()
         finally:
@@ -313,7 +341,7 @@ class Workers:
                     return True
                 self._replace(index, worker)
             if self.announce is not None and all(worker.started for worker in self.workers):
-                self.announce(port_of(self.sock))
+                self.announce(port_of(self.sockets[0]))
                 self.announce = None
         return False
 
@@ -332,13 +360,14 @@ class Workers:
                 self.wake_up.recv(64)
             if self.signals:
                 return
-        self.workers[index] = Worker(self.context, self.config, self.sock)
+        self.workers[index] = Worker(self.context, self.config, self.sockets)
 
     def _stop(self) -> None:
         # NOTE: this process's copy of the shared socket goes first: while it stayed open, the
         # system took new connections in all through the workers' grace period, and reset them
         # at its end, where a single process refuses them at once (a proxy then moves on).
-        self.sock.close()
+        for sock in self.sockets:
+            sock.close()
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
         # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
         for worker in self.workers:
