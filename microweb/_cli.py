@@ -17,6 +17,7 @@ from ._serving import (
     GRACEFUL_TIMEOUT,
     LOG_LEVELS,
     SERVERS,
+    WORKERS_PER_CPU,
     Terminated,
     loaded,
     serve,
@@ -100,7 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         help="listen on a Unix socket at PATH instead of a host and port (mode 0o666; a stale "
         "socket file is replaced, any other file is left and the start fails)",
     )
-    serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help=f"uvicorn worker processes (at most {WORKERS_PER_CPU} per CPU)",
+    )
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_cmd.add_argument(
         "--threads",

@@ -66,6 +66,11 @@ MAX_CLIENT_TIMEOUT = 10**9
 # two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
 # fail half-way and the process abort (status 134) with a traceback.
 MAX_THREADS = 10_000
+# NOTE: each worker is a whole process with its own app (tens of MB) and its own thread pool,
+# and more than a few per CPU only wait for one: --workers 100000 started processes until the
+# machine ran out of memory. Gunicorn suggests 2 per CPU (plus one); 8 leaves room for apps
+# that mostly wait on I/O.
+WORKERS_PER_CPU = 8
 logger = logging.getLogger("microweb")
 # NOTE: hosts that listen on every interface, and so name no one address.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -332,6 +337,7 @@ def serve(
         ("--client-timeout", client_timeout, 1),
         ("--connection-limit", connection_limit, 1),
     )
+    _check_workers(workers)
     if threads is not None and threads > MAX_THREADS:
         raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
     if client_timeout > MAX_CLIENT_TIMEOUT:
@@ -383,6 +389,27 @@ def serve(
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
     end_by(stopped_by)
+
+
+def usable_cpus() -> int:
+    """Return how many CPUs this process may run on (``taskset``, a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _check_workers(workers: int) -> None:
+    """Refuse more ``--workers`` than ``WORKERS_PER_CPU`` for each usable CPU.
+
+    Raises:
+        TargetError: If there are more.
+    """
+    cpus = usable_cpus()
+    if workers > WORKERS_PER_CPU * cpus:
+        raise TargetError(
+            f"--workers must be at most {WORKERS_PER_CPU * cpus} ({WORKERS_PER_CPU} for each of "
+            f"the {cpus} CPUs this process may use), got {workers}; more only wait for a CPU"
+        )
 
 
 def _check_host(host: str) -> None:
