@@ -8,6 +8,7 @@ import importlib.metadata
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ._app import App
@@ -17,11 +18,12 @@ from ._serving import (
     GRACEFUL_TIMEOUT,
     LOG_LEVELS,
     SERVERS,
+    WORKERS_PER_CPU,
     Terminated,
     loaded,
     serve,
 )
-from ._stopping import end_by, to_nowhere
+from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
 
 
 def _handler_name(handler: object) -> str:
@@ -100,7 +102,12 @@ def _parser() -> argparse.ArgumentParser:
         help="listen on a Unix socket at PATH instead of a host and port (mode 0o666; a stale "
         "socket file is replaced, any other file is left and the start fails)",
     )
-    serve_cmd.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help=f"uvicorn worker processes (at most {WORKERS_PER_CPU} per CPU)",
+    )
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_cmd.add_argument(
         "--threads",
@@ -162,13 +169,39 @@ def _open_closed_streams() -> None:
             setattr(sys, name, stream)
 
 
+def _not_compiled(target: str, exc: BaseException) -> int:
+    """Print why the app does not compile, with its traceback; return the startup failure's
+    status, as ``microweb serve`` ends then."""
+    if isinstance(exc, SystemExit):
+        why = f"its code called sys.exit({exc.code!r})"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    try:
+        traceback.print_exception(exc)
+        print(
+            f"microweb: error: startup failed: {target} does not compile: {why} (traceback above)",
+            file=sys.stderr,
+            flush=True,
+        )
+    except BrokenPipeError:
+        to_nowhere(sys.stderr)
+    return STARTUP_FAILURE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     _open_closed_streams()
     args = _parser().parse_args(argv)
     try:
         if args.command == "routes":
-            table = routes_table(loaded(_target(args)))
+            app = loaded(_target(args))
+            try:
+                # NOTE: as serve checks it, so that the table is that of an app that serves:
+                # a route never reached, or a plugin whose apply() fails, printed a table.
+                app.compile()
+            except (Exception, SystemExit) as exc:
+                return _not_compiled(args.target, exc)
+            table = routes_table(app)
             try:
                 print(table, flush=True)
             except OSError as exc:

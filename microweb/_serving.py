@@ -66,6 +66,11 @@ MAX_CLIENT_TIMEOUT = 10**9
 # two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
 # fail half-way and the process abort (status 134) with a traceback.
 MAX_THREADS = 10_000
+# NOTE: each worker is a whole process with its own app (tens of MB) and its own thread pool,
+# and more than a few per CPU only wait for one: --workers 100000 started processes until the
+# machine ran out of memory. Gunicorn suggests 2 per CPU (plus one); 8 leaves room for apps
+# that mostly wait on I/O.
+WORKERS_PER_CPU = 8
 logger = logging.getLogger("microweb")
 # NOTE: hosts that listen on every interface, and so name no one address.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -332,6 +337,7 @@ def serve(
         ("--client-timeout", client_timeout, 1),
         ("--connection-limit", connection_limit, 1),
     )
+    _check_workers(workers)
     if threads is not None and threads > MAX_THREADS:
         raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
     if client_timeout > MAX_CLIENT_TIMEOUT:
@@ -383,6 +389,27 @@ def serve(
     if stopped_by is None:
         raise SystemExit(STARTUP_FAILURE)
     end_by(stopped_by)
+
+
+def usable_cpus() -> int:
+    """Return how many CPUs this process may run on (``taskset``, a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _check_workers(workers: int) -> None:
+    """Refuse more ``--workers`` than ``WORKERS_PER_CPU`` for each usable CPU.
+
+    Raises:
+        TargetError: If there are more.
+    """
+    cpus = usable_cpus()
+    if workers > WORKERS_PER_CPU * cpus:
+        raise TargetError(
+            f"--workers must be at most {WORKERS_PER_CPU * cpus} ({WORKERS_PER_CPU} for each of "
+            f"the {cpus} CPUs this process may use), got {workers}; more only wait for a CPU"
+        )
 
 
 def _check_host(host: str) -> None:
@@ -493,14 +520,14 @@ def _serve(
         # NOTE: Uvicorn refuses a request once the connections, its own included, reach the
         # limit: N connections are served with a limit of N + 1.
         settings["limit_concurrency"] = connection_limit + 1
-    sock = None if listener is None else listener.sock
+    sockets = None if listener is None else [listener.sock]
     if workers != 1 or reload:
         _export(FORWARDED_VARIABLE, forwarded_allow_ips)
         os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
         return _serve_uvicorn_processes(
-            module, target, settings, workers, reload, threads, root_path, announce, sock
+            module, target, settings, workers, reload, threads, root_path, announce, sockets
         )
-    return _serve_uvicorn(app, settings, threads, root_path, announce, sock)
+    return _serve_uvicorn(app, settings, threads, root_path, announce, sockets)
 
 
 def unresolved(host: str, port: int) -> str | None:
@@ -568,7 +595,7 @@ def _serve_uvicorn(
     threads: int | None,
     root_path: str,
     announce: Callable[[int], None],
-    sock: socket.socket | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> int | None:
     # NOTE: Uvicorn re-raises the stop signal under the previous handler; make SIGINT's the
     # default one even where the shell made background jobs ignore it, and SIGTERM's one that
@@ -584,7 +611,7 @@ def _serve_uvicorn(
 
         driver = _asgi_driver(app, threads)
         runner = orderly_uvicorn(_served_asgi(driver, root_path), announce, **settings)
-        runner.run(None if sock is None else [sock])
+        runner.run(sockets)
     except KeyboardInterrupt:
         # NOTE: Uvicorn ran the shutdown and re-raised SIGINT.
         stopped_by: int | None = signal.SIGINT
@@ -629,7 +656,7 @@ def _serve_uvicorn_processes(
     threads: int | None,
     root_path: str,
     announce: Callable[[int], None],
-    sock: socket.socket | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> int | None:
     # NOTE: worker processes and the reloader import the app anew, from a string; the options
     # that shape the app travel in the environment (asgi_from_environment).
@@ -639,9 +666,9 @@ def _serve_uvicorn_processes(
     _export(THREADS_VARIABLE, None if threads is None else str(threads))
     from ._supervisor import bind, serve_processes
 
-    if sock is None:
-        sock = bind(settings["host"], settings["port"])
-        if sock is None:
+    if sockets is None:
+        sockets = bind(settings["host"], settings["port"])
+        if sockets is None:
             return None
     config = module.Config(
         "microweb._serving:asgi_from_environment",
@@ -651,7 +678,7 @@ def _serve_uvicorn_processes(
         reload_dirs=[source_dir(target)] if reload else None,
         **settings,
     )
-    stopped_by: int | None = serve_processes(config, workers, sock, announce)
+    stopped_by: int | None = serve_processes(config, workers, sockets, announce)
     return stopped_by
 
 

@@ -14,7 +14,9 @@ Here each child runs an ``OrderlyUvicorn``, and the main process:
 On SIGTERM or SIGINT the main process stops its children with SIGTERM and waits for them; a
 second signal kills them, so a shutdown hook that hangs is cut short. Then it ends by the
 signal it got, as a single process does. A child whose main process was killed (SIGKILL,
-SIGHUP) stops in order by itself, within a second.
+SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back
+until it has set up its own handling: Ctrl+C, which reaches every process, ends a child that
+is still importing by the main process's SIGTERM, quietly, not with a traceback.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -48,32 +51,57 @@ else:
 logger = logging.getLogger("microweb")
 
 
-def bind(host: str, port: int) -> socket.socket | None:
-    """Return a socket bound to ``host`` and ``port`` for the children, or ``None`` (logged).
+def bind(host: str, port: int) -> list[socket.socket] | None:
+    """Return sockets bound to each address of ``host`` at ``port`` for the children, or
+    ``None`` (logged).
 
-    It is not listening yet: each child listens once its app has started, so that no
-    connection waits on an app that may never start.
+    One for each address, as a single Uvicorn or Waitress process listens on each (for
+    ``localhost``, often ``127.0.0.1`` and ``::1``); with port 0, all on the port the system
+    picks for the first. They are not listening yet: each child listens once its app has
+    started, so that no connection waits on an app that may never start.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with the
-        # system's default (dual-stack on Linux), --workers 2 took IPv4 connections that one
-        # worker refused, each client's address then "::ffff:a.b.c.d" (review139).
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sockets: list[socket.socket] = []
     try:
-        sock.bind((host, port))
+        for family, address in _addresses(host, port):
+            if sockets:
+                address = (address[0], port_of(sockets[0]), *address[2:])
+            sockets.append(_bound(family, address))
     except OSError as exc:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         # NOTE: one line, as under Waitress and a single Uvicorn process.
         log_failure("cannot listen on %s:%d: %s", host, port, exc)
         return None
+    return sockets
+
+
+def _addresses(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """The families and addresses ``host`` names, each once, as the servers look them up."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys((family, address) for family, _, _, _, address in found))
+
+
+def _bound(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with
+            # the system's default (dual-stack on Linux), --workers 2 took IPv4 connections that
+            # one worker refused, each client's address then "::ffff:a.b.c.d" (review139).
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 def serve_processes(
-    config: uvicorn.Config, workers: int, sock: socket.socket, announce: Callable[[int], None]
+    config: uvicorn.Config,
+    workers: int,
+    sockets: list[socket.socket],
+    announce: Callable[[int], None],
 ) -> int | None:
     """Serve with ``workers`` processes, or the reloader if ``config.reload``, until stopped.
 
@@ -85,19 +113,64 @@ def serve_processes(
             reloader = OrderlyReload(
                 config,
                 target=functools.partial(_run_reloaded, config, announce, os.getpid()),
-                sockets=[sock],
+                sockets=sockets,
             )
             reloader.run()
             return reloader.stopped_by
-        return Workers(config, workers, sock, announce).run()
+        return Workers(config, workers, sockets, announce).run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT back in this thread, and so in each child process started meanwhile.
+
+    A child starts with its parent's signal mask and keeps it until ``take_interrupts()``.
+    """
+    # NOTE: Ctrl+C reaches every process of the terminal's group: a child still importing
+    # printed the traceback of its KeyboardInterrupt, one per worker, where the main process
+    # stops them anyway (with SIGTERM, which ends a child that is still starting quietly).
+    # NOTE: started first, as multiprocessing starts it with the first child: it unblocks
+    # SIGINT in this thread once started, and the first worker started with SIGINT taken.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def take_interrupts() -> None:
+    """In a child process started by ``interrupts_held()``: drop a SIGINT that came while it
+    started, then take SIGINT again."""
+    # SPEC: POSIX sigaction(): setting a pending signal's action to SIG_IGN discards it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class OrderlyReload(Reloader):
-    """Uvicorn's reloader; a second stop signal kills the app's process."""
+    """Uvicorn's reloader; a second stop signal kills the app's process, and the app's
+    process starts with SIGINT held back (``interrupts_held()``)."""
 
     stopped_by: int | None = None
+
+    def startup(self) -> None:
+        """Start as Uvicorn's reloader does, the app's process with SIGINT held back."""
+        with interrupts_held():
+            super().startup()
+
+    def restart(self) -> None:
+        """Stop the app's process, then restart as Uvicorn's reloader does, SIGINT held back."""
+        # NOTE: the old process is stopped first, not held: held while it ran its shutdown
+        # hooks, a second Ctrl+C could not cut a hook that hangs short. Uvicorn's restart()
+        # then stops an ended process, which does nothing.
+        self.process.terminate()
+        self.process.join()
+        with interrupts_held():
+            super().restart()
 
     def signal_handler(self, sig: int, frame: FrameType | None) -> None:
         """Stop as Uvicorn's reloader does; kill the child on a second signal."""
@@ -120,18 +193,20 @@ def _run_reloaded(
     supervisor: int,
     sockets: list[socket.socket],
 ) -> None:
+    take_interrupts()
     OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor).run(sockets)
 
 
 def _run_worker(
     config: uvicorn.Config, sockets: list[socket.socket], ready: Connection, supervisor: int
 ) -> None:
-    config.configure_logging()
-    server = OrderlyUvicorn(
-        config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
-    )
+    take_interrupts()
     # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
     with contextlib.suppress(KeyboardInterrupt):
+        config.configure_logging()
+        server = OrderlyUvicorn(
+            config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
+        )
         server.run(sockets)
 
 
@@ -150,12 +225,13 @@ RESTART_PAUSE = 1.0
 class Worker:
     """One worker process and the pipe on which it says that it started."""
 
-    def __init__(self, context: Any, config: uvicorn.Config, sock: socket.socket) -> None:
+    def __init__(self, context: Any, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         self.ready, writer = context.Pipe(duplex=False)
         self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, [sock], writer, os.getpid())
+            target=_run_worker, args=(config, sockets, writer, os.getpid())
         )
-        self.process.start()
+        with interrupts_held():
+            self.process.start()
         writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
         self.born = time.monotonic()
@@ -183,12 +259,12 @@ class Worker:
 
 
 class Workers:
-    """Run ``count`` workers on ``sock`` until SIGTERM or SIGINT, then stop them in order.
+    """Run ``count`` workers on ``sockets`` until SIGTERM or SIGINT, then stop them in order.
 
     Args:
         config: Uvicorn's ``Config`` for every worker.
         count: How many workers to run.
-        sock: The bound socket they share.
+        sockets: The bound sockets they share.
         announce: Called once, with the port, when every worker first has started.
     """
 
@@ -196,14 +272,14 @@ class Workers:
         self,
         config: uvicorn.Config,
         count: int,
-        sock: socket.socket,
+        sockets: list[socket.socket],
         announce: Callable[[int], None],
     ) -> None:
         # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
         self.context = multiprocessing.get_context("spawn")
         self.config = config
         self.count = count
-        self.sock = sock
+        self.sockets = sockets
         self.announce: Callable[[int], None] | None = announce
         self.workers: list[Worker] = []
         self.signals: list[int] = []
@@ -214,7 +290,9 @@ class Workers:
         """Serve until a stop signal; return it, or ``None`` if a worker did not start."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self.workers = [Worker(self.context, self.config, self.sock) for _ in range(self.count)]
+            self.workers = [
+                Worker(self.context, self.config, self.sockets) for _ in range(self.count)
+            ]
             failed = self._serve()
             self._stop()
         finally:
@@ -263,7 +341,7 @@ class Workers:
                     return True
                 self._replace(index, worker)
             if self.announce is not None and all(worker.started for worker in self.workers):
-                self.announce(port_of(self.sock))
+                self.announce(port_of(self.sockets[0]))
                 self.announce = None
         return False
 
@@ -282,13 +360,14 @@ class Workers:
                 self.wake_up.recv(64)
             if self.signals:
                 return
-        self.workers[index] = Worker(self.context, self.config, self.sock)
+        self.workers[index] = Worker(self.context, self.config, self.sockets)
 
     def _stop(self) -> None:
         # NOTE: this process's copy of the shared socket goes first: while it stayed open, the
         # system took new connections in all through the workers' grace period, and reset them
         # at its end, where a single process refuses them at once (a proxy then moves on).
-        self.sock.close()
+        for sock in self.sockets:
+            sock.close()
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
         # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
         for worker in self.workers:

@@ -1363,3 +1363,24 @@ def test_a_sigterm_while_uvicorns_server_is_built_ends_the_process_by_it(
             signal.signal(sig, handler)
     assert fake_uvicorn.ended == [signal.SIGTERM]
     assert fake_uvicorn.settings == {}  # NOTE: the server never ran.
+
+
+@pytest.mark.parametrize(("workers", "status"), [(16, 0), (17, 2), (100_000, 2)])
+def test_workers_are_at_most_eight_per_usable_cpu(
+    fake_uvicorn: FakeUvicorn,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    workers: int,
+    status: int,
+) -> None:
+    # NOTE: --workers 100000 started processes until the machine ran out of memory.
+    monkeypatch.setattr(serving_module, "load_app", lambda target: App())
+    monkeypatch.setattr(serving_module, "usable_cpus", lambda: 2)
+    assert cli.main(["serve", APP_FILE, "--workers", str(workers)]) == status
+    error = capsys.readouterr().err
+    if status:
+        most = "--workers must be at most 16 (8 for each of the 2 CPUs this process may use)"
+        assert f"{most}, got {workers}" in error
+        assert fake_uvicorn.settings == {}
+    else:
+        assert fake_uvicorn.settings["workers"] == 16, error

@@ -139,6 +139,71 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
     assert "Traceback" not in read_log(log)
 
 
+# NOTE: run as `python launcher.py serve ...`, it is the command; multiprocessing's spawn
+# imports it again in each child process (as __mp_main__) before the child unpickles its
+# target, and there it says so and stays: a child held in its start-up.
+LAUNCHER = """
+import os, sys, time
+
+if __name__ == "__main__":
+    from microweb._cli import main
+
+    sys.exit(main())
+open(os.path.join(os.environ["LAUNCHED"], str(os.getpid())), "w").close()
+time.sleep(60)
+"""
+
+
+def _took_sigint(pid: int) -> bool:
+    """Tell whether process ``pid`` has ended, or holds back a pending SIGINT (Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    held = int(fields["SigBlk"], 16) & (int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16))
+    return fields["State"].split()[0] == "Z" or bool(held & 1 << (signal.SIGINT - 1))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux's /proc")
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
+def test_ctrl_c_while_the_children_start_ends_them_quietly(tmp_path: Path, mode: str) -> None:
+    # NOTE: Ctrl+C in the first second of --workers or --reload printed each child's
+    # KeyboardInterrupt traceback, from inside whatever it was importing.
+    launcher, launched = tmp_path / "launcher.py", tmp_path / "launched"
+    launcher.write_text(LAUNCHER)
+    launched.mkdir()
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [sys.executable, str(launcher), *_command(port, *SERVE_MODES[mode])[3:]]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=environment(LAUNCHED=str(launched)),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        count = MODE_PROCESSES[mode]
+        wait_for(lambda: len(list(launched.iterdir())) == count, "children starting", log)
+        # NOTE: the terminal's copy of the signal to each child first, and the main process's
+        # once each child has taken it (or ended): the main process's SIGTERM to the children
+        # otherwise often ended them before they could print anything.
+        children = [int(child.name) for child in launched.iterdir()]
+        for child in children:
+            os.kill(child, signal.SIGINT)
+        wait_for(lambda: all(map(_took_sigint, children)), "children given SIGINT", log)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=10)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGINT, read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)
+    assert "KeyboardInterrupt" not in read_log(log), read_log(log)
+
+
 @pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_a_signal_closes_the_port_while_requests_in_flight_finish(
     tmp_path: Path, mode: str

@@ -119,6 +119,44 @@ def test_an_app_that_does_not_compile_is_logged_and_ends_with_status_3(
     assert not events.exists()  # NOTE: refused before the app started: no hook ran.
 
 
+def _routes(events: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "microweb", "routes", "serving_app"]
+    variables = environment(SERVING_EVENTS=str(events), **env)
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=variables, capture_output=True, text=True, timeout=20
+    )
+
+
+@pytest.mark.parametrize(
+    ("switch", "logged"),
+    [
+        ("SERVING_NEVER_REACHED", "is never reached"),
+        ("SERVING_EXIT_AT_COMPILE", "SystemExit: TEMPLATES_DIR is not set"),
+    ],
+    ids=["never-reached", "sys-exit"],
+)
+def test_routes_of_an_app_that_does_not_compile_fails_as_serve_does(
+    tmp_path: Path, switch: str, logged: str
+) -> None:
+    # NOTE: routes printed the table of an app that serve refuses, with status 0.
+    events = tmp_path / "events.txt"
+    done = _routes(events, **{switch: "1"})
+    assert done.returncode == STARTUP_FAILURE, done.stderr
+    assert "microweb: error: startup failed: serving_app does not compile: " in done.stderr
+    assert logged in done.stderr
+    assert "Traceback" in done.stderr
+    assert done.stdout == ""
+    assert not events.exists()
+
+
+def test_routes_runs_no_startup_hook(tmp_path: Path) -> None:
+    events = tmp_path / "events.txt"
+    done = _routes(events, SERVING_FAIL_STARTUP="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("METHOD  TEMPLATE"), done.stdout
+    assert not events.exists()
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_taken_port_is_status_3_with_no_traceback(tmp_path: Path, server: str) -> None:
     events = tmp_path / "events.txt"

@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -126,7 +127,7 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_supervisor.Workers]
     """A ``Workers`` whose replacements are the string ``"new"``: no process is started."""
     monkeypatch.setattr(_supervisor, "Worker", lambda *args: "new")
     sock = socket.socket()  # NOTE: never bound; stopping closes it.
-    workers = _supervisor.Workers(None, 1, sock, lambda port: None)  # type: ignore[arg-type]
+    workers = _supervisor.Workers(None, 1, [sock], lambda port: None)  # type: ignore[arg-type]
     try:
         yield workers
     finally:
@@ -311,11 +312,39 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
 def test_the_shared_socket_on_every_ipv6_address_takes_no_ipv4_connection() -> None:
     # NOTE: as a single Uvicorn or Waitress process on --host ::; dual-stack, --workers 2
     # served IPv4 clients as "::ffff:127.0.0.1" where one worker refused them (review139).
-    sock = _supervisor.bind("::", 0)
-    assert sock is not None
-    with sock:
+    sockets = _supervisor.bind("::", 0)
+    assert sockets is not None and len(sockets) == 1
+    with sockets[0] as sock:
         sock.listen()
         port = sock.getsockname()[1]
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         socket.create_connection(("::1", port), timeout=5).close()
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_the_shared_sockets_take_every_address_of_the_host_on_one_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: a single Uvicorn or Waitress process listens on each address of --host, as on
+    # 127.0.0.1 and ::1 for a localhost that names both (/etc/hosts); --workers listened on
+    # the IPv4 one alone, and a client that tried ::1 first was refused.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def both(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host != "localhost":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        found = [real_getaddrinfo(address, port, *args, **kwargs) for address in ("::1", HOST)]
+        return [*found[0], *found[1], *found[1]]  # NOTE: and one twice, as some systems say.
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    sockets = _supervisor.bind("localhost", 0)
+    assert sockets is not None and len(sockets) == 2
+    with sockets[0], sockets[1]:
+        assert sockets[0].getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(ports) == 1, ports
+        for sock in sockets:
+            sock.listen()
+        for address in ("::1", HOST):
+            socket.create_connection((address, *ports), timeout=5).close()
