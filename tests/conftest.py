@@ -17,6 +17,7 @@ import functools
 import gc
 import importlib.util
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,6 +187,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # the session's first browser test until the session ends, so any later asyncio.run() would
     # raise "cannot be called from a running event loop". The sort is stable.
     items.sort(key=lambda item: "browser_name" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_kept() -> Iterator[None]:
+    """Put back the stop signals' handlers that a test's in-process ``serve()`` set."""
+    # NOTE: serve() makes SIGINT's handler Python's default and SIGTERM's its own, as the one
+    # process it runs in needs; under pytest-xdist the next test in that worker inherited them.
+    kept = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    yield
+    for signum, handler in kept.items():
+        if signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
+
+
+_STOP_SIGNALS = [
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -24,6 +24,14 @@ from microweb._app_loop import hop_to_loop, run_until_stopped
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signal.pthread_kill is POSIX-only")
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_raises() -> Iterator[None]:
+    """Give SIGINT Python's default handler, which a pytest-xdist worker replaces with SIG_IGN."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c_when(ready: threading.Event) -> threading.Thread:
     """Send SIGINT to the main thread (this test's) once ``ready`` is set."""
 
