@@ -18,6 +18,7 @@ from ._emission import NOSNIFF, Header, negotiate_file, outgoing
 from ._errors import (
     ClientDisconnect,
     HTTPError,
+    answer_status,
     only_of,
     raise_own,
     report_unhandled,
@@ -183,7 +184,7 @@ def _foreign_http_error(exc: Exception) -> str:
 def _default_answer(plan: Plan, request: Request, exc: HTTPError, broken_before: bool) -> Effects:
     """The default answer to ``exc``, or the 500 of the app's bug if it makes none."""
     try:
-        return default_error(request, exc.status, exc.detail, exc.headers)
+        return default_error(request, answer_status(exc), exc.detail, exc.headers)
     except Exception as broken:
         if broken_before:
             # NOTE: the handler that answered the first one's bug raised another (one for
@@ -374,7 +375,7 @@ def _error_value(request: Request, result: Any, exc: Exception, key: object) -> 
     response = to_response(result)
     if isinstance(exc, HTTPError):
         if not isinstance(result, tuple):
-            response.status = exc.status
+            response.status = answer_status(exc)
         _add_headers(response, exc)
     elif key == 500 and not isinstance(result, tuple):
         response.status = 500
