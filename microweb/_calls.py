@@ -253,6 +253,7 @@ def _log_failed(
 ) -> None:
     """Log ``failure``, which ``handler`` raised as it answered ``exc``, with ``exc`` chained."""
     shown = _shown_chain(failure)
+    linked = None
     if not any(error is exc for error in shown):
         last = shown[-1]
         if _chains_to(last, exc):
@@ -260,20 +261,27 @@ def _log_failed(
             # def handler's, with no flows), the bug it answered was logged by nobody: chained
             # as a flow's error is (at the end of the failure's own chain, the StopIteration
             # of an async def handler's RuntimeError, say), its traceback comes first.
-            last.__context__ = exc
+            last.__context__ = linked = exc
         else:
             # NOTE: the failure's chain ends in a "raise ... from None": the bug it answered
             # is logged on its own, once.
             _log_unhandled(request, exc)
-    # NOTE: the request named, as in every other error logged: "error handler <function bad
-    # at 0x...> failed" alone did not say which request met it.
-    logger.error(
-        "error handler %r failed in %s %s",
-        handler.target.fn,
-        logged_method(request),
-        logged_path(request),
-        exc_info=failure,
-    )
+    try:
+        # NOTE: the request named, as in every other error logged: "error handler <function
+        # bad at 0x...> failed" alone did not say which request met it.
+        logger.error(
+            "error handler %r failed in %s %s",
+            handler.target.fn,
+            logged_method(request),
+            logged_path(request),
+            exc_info=failure,
+        )
+    finally:
+        if linked is not None:
+            # NOTE: unlinked once logged: an error object the handler raised again (a
+            # module's constant) kept it, the next request's was chained after it, and so on:
+            # each log held every earlier request's error, the object all their requests.
+            shown[-1].__context__ = None
 
 
 def _shown_chain(error: BaseException) -> list[BaseException]:
