@@ -287,12 +287,16 @@ def _log_failed(
 def _shown_chain(error: BaseException) -> list[BaseException]:
     """Return ``error`` and the errors its traceback shows as its causes or contexts."""
     chain = [error]
+    # PERF: ids, alive in the chain: each step looked back over the chain, 0.4 s of CPU for
+    # one of 5,000 errors, where the log's traceback of it took 0.05 s (2026-12-05).
+    seen = {id(error)}
     while True:
         last = chain[-1]
         shown = last.__cause__ or (None if last.__suppress_context__ else last.__context__)
-        if shown is None or any(error is shown for error in chain):
+        if shown is None or id(shown) in seen:
             return chain
         chain.append(shown)
+        seen.add(id(shown))
 
 
 def _chains_to(last: BaseException, exc: BaseException) -> bool:
@@ -300,12 +304,13 @@ def _chains_to(last: BaseException, exc: BaseException) -> bool:
     if last.__cause__ is not None or last.__context__ is not None or last.__suppress_context__:
         return False
     # NOTE: as Python checks where it sets a context: no cycle through the contexts of exc.
-    seen: list[BaseException] = []
+    # PERF: ids, as in _shown_chain; each is alive as the context of the one before.
+    seen: set[int] = set()
     context: BaseException | None = exc
-    while context is not None and not any(context is error for error in seen):
+    while context is not None and id(context) not in seen:
         if context is last:
             return False
-        seen.append(context)
+        seen.add(id(context))
         context = context.__context__
     return True
 

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import MakeClient, in_colour
+from conftest import MakeClient, in_colour, traced_lines
 from drive import asgi_call, body_messages, http_scope, requests_left_in_cycles, wsgi_environ
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
-from microweb._calls import was_reported
+from microweb._calls import _chains_to, _shown_chain, was_reported
 from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 from microweb._request import logged_method
@@ -1600,3 +1600,27 @@ def test_logged_method_leaves_a_token_and_encodes_the_rest(method: str, logged: 
     request = Request.__new__(Request)
     request.method = method
     assert logged_method(request) == logged
+
+
+def _chain_of(count: int) -> BaseException:
+    """An error with ``count - 1`` contexts before it, each raised while the last was handled."""
+    error: BaseException | None = None
+    for index in range(count):
+        made = KeyError(index)
+        made.__context__ = error
+        error = made
+    assert error is not None
+    return error
+
+
+def test_the_chain_of_a_failed_handlers_error_is_walked_once() -> None:
+    # NOTE: each step looked back over every error walked before it: 0.8 s of CPU for a chain
+    # of 5,000 (a loop that raised in its own except clause), where the log's traceback
+    # took 0.05 s. Counted in Python lines: a few per error.
+    error = _chain_of(2_000)
+    lines, shown = traced_lines(lambda: _shown_chain(error))
+    assert len(shown) == 2_000
+    assert lines < 10 * 2_000
+    lines, chains = traced_lines(lambda: _chains_to(ValueError("failure"), error))
+    assert chains is True
+    assert lines < 10 * 2_000
