@@ -445,11 +445,21 @@ def _close(iterator: Iterator[Any] | None, iterable: Iterable[Any]) -> None:
 
 def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
     try:
-        return asyncio.wrap_future(pool.submit(fn, *args))
+        return asyncio.wrap_future(pool.submit(stop_owned, fn, *args))
     except RuntimeError:
         # NOTE: the pool is shut down: Uvicorn cancels what is left after its grace period and
         # runs the lifespan shutdown before this stream's cleanup; close it all the same.
-        return asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        return asyncio.ensure_future(asyncio.to_thread(stop_owned, fn, *args))
+
+
+def stop_owned(fn: Callable[..., None], *args: Any) -> None:
+    """Call ``fn``, sync app code; raise its ``StopIteration`` as ``own_stop()`` makes it."""
+    # NOTE: an asyncio future refuses a StopIteration: one from a stream's close() (that of a
+    # stream any thread may read, its client gone) never settled the request's, which hung.
+    try:
+        fn(*args)
+    except StopIteration as stop:
+        raise own_stop(stop) from stop
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

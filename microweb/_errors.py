@@ -158,9 +158,10 @@ def _check_utf8(detail: str) -> None:
 
 
 def status_of(exc: HTTPError) -> int | None:
-    """Return the status of ``exc``, or ``None`` where it gives no ``int``: a subclass whose
-    ``__init__`` skipped HTTPError's (no status), or whose ``status`` is a property that
-    raises or gives another type. Its default answer, which reads it again, is then the bug.
+    """Return the status of ``exc``, or ``None`` where it gives no ``int`` of 400 to 599: a
+    subclass whose ``__init__`` skipped HTTPError's (no status), or whose ``status`` is a
+    property that raises or gives another type or number. Its default answer, which reads it
+    again, is then the bug.
     """
     # NOTE: read with getattr, only an AttributeError was caught: a property's ValueError,
     # raised in the error handlers' lookup, left the app (a 500 and a traceback from the
@@ -169,7 +170,22 @@ def status_of(exc: HTTPError) -> int | None:
         status = exc.status
     except Exception:
         return None
-    return status if type(status) is int else None
+    return status if type(status) is int and 400 <= status <= 599 else None
+
+
+def answer_status(exc: HTTPError) -> int:
+    """Return the status of ``exc`` for its answer.
+
+    Raises:
+        ValueError: For an ``int`` that is no 4xx or 5xx (a subclass's ``status`` property):
+            the app's bug. Another type is left to ``Response``, which refuses it.
+    """
+    status = exc.status
+    # NOTE: HTTPError() checks its status, a subclass's property is past it: one of 200 went
+    # out as a 200 with the error's body ("Not Found"), nothing logged.
+    if type(status) is int and not 400 <= status <= 599:
+        raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status!r}")
+    return status
 
 
 class ClientDisconnect(Exception):

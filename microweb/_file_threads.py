@@ -26,6 +26,7 @@ from ._concurrency import (
     run_in_pool,
     set_result,
     settle_future,
+    stop_owned,
     sync_only,
     through_one_cancellation,
 )
@@ -141,7 +142,7 @@ async def _close_read(
     if close is None:
         return
     if finished or (type(chunks) is GeneratorType and getgeneratorstate(chunks) != GEN_SUSPENDED):
-        close()  # NOTE: ended, or never started: nothing to run.
+        stop_owned(close)  # NOTE: ended, or never started: nothing to run.
     else:
         await in_a_thread(pool, close)  # NOTE: closes the file, which may block.
 

@@ -22,6 +22,7 @@ is still importing by the main process's SIGTERM, quietly, not with a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import multiprocessing
@@ -56,16 +57,23 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
     ``None`` (logged).
 
     One for each address, as a single Uvicorn or Waitress process listens on each (for
-    ``localhost``, often ``127.0.0.1`` and ``::1``); with port 0, all on the port the system
-    picks for the first. They are not listening yet: each child listens once its app has
-    started, so that no connection waits on an app that may never start.
+    ``localhost``, often ``127.0.0.1`` and ``::1``), but those this machine does not have;
+    with port 0, all on the port the system picks for the first. They are not listening yet:
+    each child listens once its app has started, so that no connection waits on an app that
+    may never start.
     """
     sockets: list[socket.socket] = []
     try:
-        for family, address in _addresses(host, port):
+        addresses = _addresses(host, port)
+        for index, (family, address) in enumerate(addresses):
             if sockets:
                 address = (address[0], port_of(sockets[0]), *address[2:])
-            sockets.append(_bound(family, address))
+            try:
+                sockets.append(_bound(family, address))
+            except OSError as exc:
+                last = index == len(addresses) - 1
+                if exc.errno not in _UNAVAILABLE or (last and not sockets):
+                    raise
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -73,6 +81,13 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
         log_failure("cannot listen on %s:%d: %s", host, port, exc)
         return None
     return sockets
+
+
+# NOTE: an address this machine does not have, or of a family it has turned off: skipped, as
+# asyncio's create_server() (so a single Uvicorn process) skips it (bpo-30945). A localhost
+# that names ::1 where IPv6 is off (a container's /etc/hosts) failed --workers and --reload
+# ("cannot listen"), where one process served on 127.0.0.1.
+_UNAVAILABLE = frozenset({errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})
 
 
 def _addresses(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:

@@ -348,3 +348,47 @@ def test_the_shared_sockets_take_every_address_of_the_host_on_one_port(
             sock.listen()
         for address in ("::1", HOST):
             socket.create_connection((address, *ports), timeout=5).close()
+
+
+# NOTE: TEST-NET-1 (RFC 5737): an address no machine of the suite's has.
+_ELSEWHERE = "192.0.2.1"
+
+
+def _also_elsewhere(monkeypatch: pytest.MonkeyPatch, found: list[str]) -> None:
+    """Make ``localhost`` name ``found``, in that order."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def names(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host != "localhost":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        return [
+            info for address in found for info in real_getaddrinfo(address, port, *args, **kwargs)
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", names)
+
+
+@pytest.mark.parametrize("order", ["first", "last"])
+def test_the_shared_sockets_skip_an_address_this_machine_does_not_have(
+    monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    # NOTE: as a single Uvicorn process (asyncio's create_server(), bpo-30945) skips it: a
+    # localhost that names ::1 where IPv6 is off (a container's /etc/hosts) made --workers
+    # and --reload fail to start ("cannot listen"), where one process served on 127.0.0.1.
+    found = [_ELSEWHERE, HOST] if order == "first" else [HOST, _ELSEWHERE]
+    _also_elsewhere(monkeypatch, found)
+    sockets = _supervisor.bind("localhost", 0)
+    assert sockets is not None and len(sockets) == 1
+    with sockets[0] as sock:
+        assert sock.getsockname()[0] == HOST
+        sock.listen()
+        socket.create_connection(sock.getsockname(), timeout=5).close()
+
+
+def test_the_shared_sockets_of_no_address_this_machine_has_are_a_failure_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _also_elsewhere(monkeypatch, [_ELSEWHERE])
+    assert _supervisor.bind("localhost", 0) is None
+    [record] = [r for r in caplog.records if r.name == "microweb"]
+    assert record.getMessage().startswith("cannot listen on localhost:0: ")

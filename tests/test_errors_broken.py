@@ -88,7 +88,22 @@ class _StatusText(HTTPError):
         pass
 
 
-@pytest.mark.parametrize("kind", ["raises", "text"])
+class _StatusOk(HTTPError):
+    """Its ``status`` is a property that gives an ``int`` no HTTPError may have: 200."""
+
+    @property  # type: ignore[override]
+    def status(self) -> int:
+        return 200
+
+    @status.setter
+    def status(self, value: int) -> None:
+        pass
+
+
+_BROKEN = {"raises": _StatusFails, "text": _StatusText, "ok": _StatusOk}
+
+
+@pytest.mark.parametrize("kind", ["raises", "text", "ok"])
 @pytest.mark.parametrize("where", ["handler", "flow", "error-handler", "http-error-handler"])
 def test_an_http_error_whose_status_fails_is_a_logged_500(
     make_client: MakeClient,
@@ -99,9 +114,10 @@ def test_an_http_error_whose_status_fails_is_a_logged_500(
 ) -> None:
     # NOTE: the error handlers' lookup (and the log of an error handler's HTTPError) read
     # exc.status with getattr, which lets any error but AttributeError out of the app: a 500
-    # and a traceback from the server, nothing logged by the app.
+    # and a traceback from the server, nothing logged by the app. One of 200 went out as a
+    # 200 with the error's body ("Not Found"), nothing logged.
     caplog.set_level(logging.ERROR, logger="microweb")
-    broken = _StatusFails if kind == "raises" else _StatusText
+    broken = _BROKEN[kind]
     app = App()
     if where == "flow":
 
@@ -125,25 +141,27 @@ def test_an_http_error_whose_status_fails_is_a_logged_500(
     assert response.status_code == 500
     logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert logged
-    assert type(logged[-1]) is (ValueError if kind == "raises" else TypeError)
+    assert type(logged[-1]) is (TypeError if kind == "text" else ValueError)
 
 
+@pytest.mark.parametrize("kind", ["raises", "ok"])
 def test_a_websocket_handlers_http_error_whose_status_fails_closes_1011_and_is_logged(
-    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+    asgi_client: MakeClient, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # NOTE: after accept(), the close code was chosen by exc.status < 500: its ValueError
-    # left the ASGI app, and the client got no close frame from it.
+    # left the ASGI app, and the client got no close frame from it. One of 200 closed 1008,
+    # as a client's error, nothing logged.
     caplog.set_level(logging.ERROR, logger="microweb")
     app = App()
 
     @app.websocket("/ws")
     async def fails(ws: WebSocket) -> None:
         await ws.accept()
-        raise _StatusFails(404)
+        raise _BROKEN[kind](404)
 
     with asgi_client(app).websocket_connect("/ws") as session:
         with pytest.raises(WebSocketDisconnect) as closed:
             session.receive_text()
         assert closed.value.code == 1011
     logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
-    assert [type(error) for error in logged] == [_StatusFails]
+    assert [type(error) for error in logged] == [_BROKEN[kind]]

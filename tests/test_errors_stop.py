@@ -8,13 +8,17 @@ ASGI pool (a future refuses it) and through the core's generators, and stayed a
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections.abc import Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
+from drive import http_scope
 
 from microweb import App, Request, Response, Router
+from microweb._types import Message
 
 
 def _stops(request: Request) -> str:
@@ -129,11 +133,22 @@ class _Stops:
         return iter([b"a"])
 
     def close(self) -> None:
-        if self.where == "close":
+        if self.where in ("close", "any-thread-close"):
             raise StopIteration
 
 
-@pytest.mark.parametrize("where", ["iter", "close", "generator"])
+class _AnyThreadStops(_Stops):
+    """One that any thread may read (as gzip's of a file says), endless but for ``iter``."""
+
+    bound_to_no_thread = True
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        if self.where == "iter":
+            raise StopIteration
+        return itertools.repeat(b"a" * 1024)
+
+
+@pytest.mark.parametrize("where", ["iter", "close", "generator", "any-thread-close"])
 def test_a_streams_stop_iteration_is_one_error_in_the_log(
     make_client: MakeClient, where: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -148,7 +163,9 @@ def test_a_streams_stop_iteration_is_one_error_in_the_log(
 
     @app.get("/")
     def streams(request: Request) -> Response:
-        return Response.stream(stops() if where == "generator" else _Stops(where))
+        if where == "generator":
+            return Response.stream(stops())
+        return Response.stream(_Stops(where) if where != "any-thread-close" else _Finite(where))
 
     client = make_client(app)
     with pytest.raises(RuntimeError) as raised:
@@ -157,3 +174,56 @@ def test_a_streams_stop_iteration_is_one_error_in_the_log(
     [error] = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert type(error) is RuntimeError
     assert type(error.__cause__) is StopIteration
+    if where != "generator":
+        # NOTE: one that any thread may read, closed by the ASGI driver's coroutine, was
+        # Python's "coroutine raised StopIteration".
+        assert str(error) == "sync app code raised StopIteration"
+
+
+class _Finite(_AnyThreadStops):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter([b"a"])
+
+
+def test_a_stream_any_thread_reads_whose_close_stops_ends_when_the_client_leaves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: closed in a thread once its client left, its StopIteration reached an asyncio
+    # future, which refuses one ("interacts badly with generators"): the request never ended.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+
+    @app.get("/")
+    def streams(request: Request) -> Response:
+        return Response.stream(_AnyThreadStops("any-thread-close"))
+
+    sent: list[Message] = []
+
+    async def call() -> None:
+        started = asyncio.Event()
+        messages = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+        async def receive() -> Message:
+            message = next(messages, None)
+            if message is not None:
+                return message
+            await started.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body":
+                started.set()
+
+        # NOTE: a guard against a hang, not a measure: the request ends at once.
+        await asyncio.wait_for(app.as_asgi()(http_scope(), receive, send), 10)
+
+    # NOTE: as another error of its close() after the start, raised to the server.
+    with pytest.raises(RuntimeError) as raised:
+        asyncio.run(call())
+    assert str(raised.value) == "sync app code raised StopIteration"
+    assert sent[0]["status"] == 200
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert errors
+    assert all(type(error) is RuntimeError for error in errors), errors
+    assert type(errors[0].__cause__) is StopIteration
