@@ -216,6 +216,13 @@ def test_text_with_punycode_charset_is_400_before_decoding(
         ("text/plain; charset=utf-16", "hé".encode("utf-16-be").join([b"\xfe\xff", b""]), "hé"),
         ("text/plain; charset=utf-16be", "hé".encode("utf-16-be"), "hé"),
         ("text/plain", b"\xef\xbb\xbfhi", "hi"),  # a UTF-8 byte order mark is dropped
+        # NOTE: a byte order mark wins over any label, as in WHATWG's decode: it won over a
+        # Unicode label only, and a UTF-8 file labelled windows-1252 read as "ï»¿hÃ©".
+        ("text/plain; charset=windows-1252", b"\xef\xbb\xbfh\xc3\xa9", "hé"),
+        ("text/plain; charset=iso-8859-1", b"\xef\xbb\xbfh\xc3\xa9", "hé"),
+        ("text/plain; charset=us-ascii", b"\xef\xbb\xbfh\xc3\xa9", "hé"),
+        ("text/plain; charset=shift_jis", b"\xff\xfe" + "hé".encode("utf-16-le"), "hé"),
+        ("text/plain; charset=utf-8", b"\xfe\xff" + "hé".encode("utf-16-be"), "hé"),
     ],
 )
 def test_text_accepts_whatwg_charset_labels(

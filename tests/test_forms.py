@@ -419,6 +419,7 @@ def test_text_part_in_declared_charset(make_client: MakeClient, colour: str) -> 
         ("Shift_JIS", "日本".encode("cp932"), "日本"),
         ("utf-16be", "hé".encode("utf-16-be"), "hé"),
         ("utf-8", b"\xef\xbb\xbfhi", "hi"),
+        ("windows-1252", b"\xef\xbb\xbfh\xc3\xa9", "hé"),  # NOTE: the BOM wins (WHATWG)
     ],
 )
 def test_text_part_in_a_whatwg_charset(
