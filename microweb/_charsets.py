@@ -111,14 +111,22 @@ def find_codec(label: str) -> str | None:
     return CODECS.get(label.strip(" \t\n\f\r").lower())
 
 
+def sniffed(data: bytes, codec: str) -> tuple[str, int]:
+    """Return the codec that decodes ``data`` and the length of its byte order mark: the
+    mark's codec (UTF-8, or UTF-16 of its byte order) where it starts with one, else ``codec``.
+    """
+    for bom, bom_codec in _BOMS:
+        if data.startswith(bom):
+            return bom_codec, len(bom)
+    return codec, 0
+
+
 def decode(data: bytes, codec: str) -> str:
     """Decode ``data`` with a codec from ``find_codec``; a leading byte order mark is dropped
-    and picks the codec instead (UTF-8, or UTF-16 of its byte order), whatever the label.
+    and picks the codec instead, whatever the label (see ``sniffed``).
 
     Raises:
         UnicodeDecodeError: If the bytes are not valid in the codec.
     """
-    for bom, bom_codec in _BOMS:
-        if data.startswith(bom):
-            return data[len(bom) :].decode(bom_codec)
-    return data.decode(codec)
+    used, start = sniffed(data, codec)
+    return (data[start:] if start else data).decode(used)
