@@ -53,33 +53,50 @@ def copied(cookies: httpx.Cookies) -> httpx.Cookies:
     return httpx.Cookies(jar)
 
 
-def to_host(
-    jar: http.cookiejar.CookieJar,
-    base_url: httpx.URL,
-    given: GivenCookies,
-    *,
-    dotless: bool = False,
-) -> None:
+def _for_host(cookie: http.cookiejar.Cookie, host: str) -> http.cookiejar.Cookie:
+    # NOTE: a copy: the side's jar shares its cookies with the client's until keep().
+    for_host = copy.copy(cookie)
+    for_host.domain, for_host.domain_specified, for_host.domain_initial_dot = host, False, False
+    return for_host
+
+
+class _SideJar(http.cookiejar.CookieJar):
+    """A side's jar for one request (its redirects included), which sends a cookie whose
+    domain is the host without a dot: such a cookie is kept there for the host's own name."""
+
+    def __init__(self, base_url: httpx.URL) -> None:
+        super().__init__(_Policy())
+        self._hosts = _hosts(base_url)
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
+            cookie = _for_host(cookie, self._hosts[1])
+        super().set_cookie(cookie)
+
+
+def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -> httpx.Cookies:
+    """Return the jar a side sends a request with: ``cookies`` as ``to_host()`` leaves them,
+    and those whose domain is the host without a dot (for a request, not for its answers,
+    which ``keep()`` reads on the client's jar: the app's deletion of such a cookie names its
+    domain)."""
+    jar = _SideJar(base_url)
+    for cookie in cookies.jar:
+        jar.set_cookie(cookie)
+    to_host(jar, base_url, given)
+    return httpx.Cookies(jar)
+
+
+def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
     """Give the cookies that the test set for any host (no domain) to ``base_url``'s host.
 
     As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
     its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
     so that the app's changes to a session seemed lost. ``given`` maps each copy made for the
-    host to the test's cookie. With ``dotless``, so are the cookies whose domain is the host,
-    when it has no dot, which the jar would never send (for a request, not for its answers:
-    the app's deletion of such a cookie names its domain).
+    host to the test's cookie.
     """
-    hosts = _hosts(base_url)
-    for cookie in list(jar):
-        if cookie.domain and not (dotless and _is_dotless_host(cookie.domain, hosts)):
-            continue
-        jar.clear(cookie.domain, cookie.path, cookie.name)
-        # NOTE: a copy: the side's jar shares its cookies with the client's until keep().
-        for_host = copy.copy(cookie)
-        for_host.domain, for_host.domain_specified, for_host.domain_initial_dot = (
-            hosts[1],
-            False,
-            False,
-        )
+    host = _hosts(base_url)[1]
+    for cookie in [cookie for cookie in jar if not cookie.domain]:
+        jar.clear("", cookie.path, cookie.name)
+        for_host = _for_host(cookie, host)
         jar.set_cookie(for_host)
         given[for_host] = cookie

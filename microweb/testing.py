@@ -37,7 +37,7 @@ from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
-from ._testing_cookies import GivenCookies, copied, to_host
+from ._testing_cookies import GivenCookies, copied, side_jar, to_host
 from ._testing_http import ASGITransport, SyncBody
 from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
@@ -265,9 +265,7 @@ class TestClient:
             side.base_url = self.base_url
             # NOTE: made whole before the side takes it: a request from another thread,
             # built meanwhile, read the side's jar without the cookies to_host() moves.
-            cookies = httpx.Cookies(self._cookies)
-            to_host(cookies.jar, side.base_url, self._given, dotless=True)
-            side.cookies = cookies
+            side.cookies = side_jar(self._cookies, side.base_url, self._given).jar
 
     def _keep(self, answers: list[httpx.Response]) -> None:
         """Put the cookies that ``answers`` set in the client's jar, as the side's jar took them."""

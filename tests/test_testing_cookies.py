@@ -276,6 +276,21 @@ def test_a_cookie_whose_domain_is_the_host_is_sent_back(interface: str, base_url
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_the_host_is_sent_on_a_redirect(interface: str) -> None:
+    app = _domain_app()
+
+    @app.get("/sign-in")
+    def sign_in(request: Request) -> Response:
+        response = Response.redirect("/see", status=303)
+        response.set_cookie("site", "2", domain="testserver")
+        return response
+
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        assert client.get("/sign-in").json() == {"site": "2"}
+        assert client.get("/see").json() == {"site": "2"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_a_cookie_whose_domain_is_another_host_is_not_sent(interface: str) -> None:
     with TestClient(_domain_app(), interface=interface) as client:
         client.get("/set")
