@@ -93,13 +93,14 @@ CODECS: dict[str, str] = {
     label: codec for codec, labels in _LABELS_BY_CODEC.items() for label in labels.split()
 }
 
-# NOTE: a byte order mark wins over a Unicode label, as in the standard's "decode" algorithm.
+# SPEC: WHATWG Encoding, "decode": a byte order mark wins over any label. It won over a
+# Unicode label only, so that a UTF-8 file labelled windows-1252 (a BOM is no text a legacy
+# charset would start with: "ï»¿") was read as mojibake, and as ASCII was a 400.
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_UNICODE = frozenset({"utf-8", "utf-16-le", "utf-16-be"})
 
 
 def find_codec(label: str) -> str | None:
@@ -110,15 +111,22 @@ def find_codec(label: str) -> str | None:
     return CODECS.get(label.strip(" \t\n\f\r").lower())
 
 
+def sniffed(data: bytes, codec: str) -> tuple[str, int]:
+    """Return the codec that decodes ``data`` and the length of its byte order mark: the
+    mark's codec (UTF-8, or UTF-16 of its byte order) where it starts with one, else ``codec``.
+    """
+    for bom, bom_codec in _BOMS:
+        if data.startswith(bom):
+            return bom_codec, len(bom)
+    return codec, 0
+
+
 def decode(data: bytes, codec: str) -> str:
-    """Decode ``data`` with a codec from ``find_codec``; a leading byte order mark of a Unicode
-    codec is dropped and picks the byte order.
+    """Decode ``data`` with a codec from ``find_codec``; a leading byte order mark is dropped
+    and picks the codec instead, whatever the label (see ``sniffed``).
 
     Raises:
         UnicodeDecodeError: If the bytes are not valid in the codec.
     """
-    if codec in _UNICODE:
-        for bom, bom_codec in _BOMS:
-            if data.startswith(bom):
-                return data[len(bom) :].decode(bom_codec)
-    return data.decode(codec)
+    used, start = sniffed(data, codec)
+    return (data[start:] if start else data).decode(used)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from json.scanner import make_scanner
 from typing import Any, TypeVar
 
-from ._charsets import decode, find_codec
+from ._charsets import decode, find_codec, sniffed
 from ._datastructures import Headers, MultiDict
 from ._errors import HTTPError
 
@@ -340,7 +340,11 @@ def decode_with(data: bytes, codec: str, what: str) -> str:
     try:
         return decode(data, codec)
     except UnicodeDecodeError:
-        raise HTTPError(400, f"{what} is not valid {codec}") from None
+        used = sniffed(data, codec)[0]
+        # NOTE: the codec that failed: a body labelled latin-1 that starts with FF FE was said
+        # to be no valid latin-1, which it always is.
+        marked = "" if used == codec else " (as its byte order mark says)"
+        raise HTTPError(400, f"{what} is not valid {used}{marked}") from None
 
 
 def decode_text(body: bytes, content_type: str | None) -> str:

@@ -11,11 +11,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import copy
 import gc
-import http.cookiejar
 import threading
-import urllib.request
 import warnings
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -40,6 +37,7 @@ from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
+from ._testing_cookies import GivenCookies, copied, side_jar, to_host
 from ._testing_http import ASGITransport, SyncBody
 from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
@@ -58,32 +56,6 @@ WebSocketSession.__module__ = WebSocketRefused.__module__ = __name__
 
 Interface = Literal["wsgi", "asgi", "both"]
 T = TypeVar("T")
-
-
-# NOTE: a side's copies of the cookies the test set, each to its original, which _keep() puts
-# back in the client's jar where the app left the copy as it was.
-GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.Cookie]
-
-
-def _to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
-    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host.
-
-    As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
-    its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
-    so that the app's changes to a session seemed lost. ``given`` maps each copy made for the
-    host to the test's cookie.
-    """
-    # NOTE: the jar's own name for the host ("testserver.local" for "testserver"), which
-    # typeshed leaves out.
-    erhn = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
-    host: str = erhn(urllib.request.Request(str(base_url)))[1]
-    for cookie in [cookie for cookie in jar if not cookie.domain]:
-        jar.clear("", cookie.path, cookie.name)
-        # NOTE: a copy: the side's jar shares its cookies with the client's until _keep().
-        for_host = copy.copy(cookie)
-        for_host.domain, for_host.domain_specified, for_host.domain_initial_dot = host, False, False
-        jar.set_cookie(for_host)
-        given[for_host] = cookie
 
 
 class TestClient:
@@ -292,10 +264,8 @@ class TestClient:
         with self._jar_lock:
             side.base_url = self.base_url
             # NOTE: made whole before the side takes it: a request from another thread,
-            # built meanwhile, read the side's jar without the cookies _to_host() moves.
-            cookies = httpx.Cookies(self._cookies)
-            _to_host(cookies.jar, side.base_url, self._given)
-            side.cookies = cookies
+            # built meanwhile, read the side's jar without the cookies to_host() moves.
+            side.cookies = side_jar(self._cookies, side.base_url, self._given).jar
 
     def _keep(self, answers: list[httpx.Response]) -> None:
         """Put the cookies that ``answers`` set in the client's jar, as the side's jar took them."""
@@ -307,8 +277,8 @@ class TestClient:
         # (for any host): set again by the test, it replaces itself, where its copy for the host
         # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
         with self._jar_lock:
-            cookies = httpx.Cookies(self._cookies)
-            _to_host(cookies.jar, httpx.URL(self.base_url), self._given)
+            cookies = copied(self._cookies)
+            to_host(cookies.jar, httpx.URL(self.base_url), self._given)
             for answer in answers:
                 cookies.extract_cookies(answer)
             jar = self._cookies.jar

@@ -156,6 +156,34 @@ def test_text_with_bad_charset_or_bytes_is_400(
 
 
 @pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        ("text/plain; charset=utf-8", b"\xe9", "the body is not valid utf-8"),
+        # NOTE: the codec that failed, the byte order mark's: it named the label's, latin-1,
+        # which any bytes are.
+        (
+            "text/plain; charset=latin1",
+            b"\xff\xfeabc",
+            "the body is not valid utf-16-le (as its byte order mark says)",
+        ),
+        (
+            "text/plain; charset=windows-1252",
+            b"\xef\xbb\xbf\xe9",
+            "the body is not valid utf-8 (as its byte order mark says)",
+        ),
+    ],
+    ids=["utf-8", "latin1-with-utf-16-bom", "cp1252-with-utf-8-bom"],
+)
+def test_text_that_does_not_decode_names_the_codec_that_failed(
+    make_client: MakeClient, colour: str, content_type: str, body: bytes, message: str
+) -> None:
+    response = make_client(text_app(colour)).post(
+        "/", content=body, headers={"content-type": content_type}
+    )
+    assert (response.status_code, response.text) == (400, message)
+
+
+@pytest.mark.parametrize(
     "content_type",
     [
         "text/plain; charset=utf-8; charset=utf-16",
@@ -216,6 +244,13 @@ def test_text_with_punycode_charset_is_400_before_decoding(
         ("text/plain; charset=utf-16", "hé".encode("utf-16-be").join([b"\xfe\xff", b""]), "hé"),
         ("text/plain; charset=utf-16be", "hé".encode("utf-16-be"), "hé"),
         ("text/plain", b"\xef\xbb\xbfhi", "hi"),  # a UTF-8 byte order mark is dropped
+        # NOTE: a byte order mark wins over any label, as in WHATWG's decode: it won over a
+        # Unicode label only, and a UTF-8 file labelled windows-1252 read as "ï»¿hÃ©".
+        ("text/plain; charset=windows-1252", b"\xef\xbb\xbfh\xc3\xa9", "hé"),
+        ("text/plain; charset=iso-8859-1", b"\xef\xbb\xbfh\xc3\xa9", "hé"),
+        ("text/plain; charset=us-ascii", b"\xef\xbb\xbfh\xc3\xa9", "hé"),
+        ("text/plain; charset=shift_jis", b"\xff\xfe" + "hé".encode("utf-16-le"), "hé"),
+        ("text/plain; charset=utf-8", b"\xfe\xff" + "hé".encode("utf-16-be"), "hé"),
     ],
 )
 def test_text_accepts_whatwg_charset_labels(

@@ -108,8 +108,17 @@ def test_chat_two_clients_exchange_broadcasts(chat_server: Uvicorn) -> None:
         assert _receive_json(alice) == {"name": "alice", "text": "still here"}
 
 
-def test_chat_plain_http_to_the_websocket_route_is_426(chat_server: Uvicorn) -> None:
-    response = httpx.get(chat_server.http_url + "/ws", timeout=TIMEOUT)
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"upgrade": "websocket"}, {"connection": "keep-alive, upgrade"}],
+    ids=["plain", "upgrade-without-connection", "connection-without-upgrade"],
+)
+def test_chat_plain_http_to_the_websocket_route_is_426(
+    chat_server: Uvicorn, headers: dict[str, str]
+) -> None:
+    # NOTE: a handshake needs both Upgrade and Connection: upgrade; with one of them, Uvicorn
+    # hands the app a plain HTTP request. SPEC: RFC 9110 15.5.22, a 426 sends Upgrade.
+    response = httpx.get(chat_server.http_url + "/ws", headers=headers, timeout=TIMEOUT)
     assert response.status_code == 426
     assert response.headers["upgrade"].lower() == "websocket"
 

@@ -856,3 +856,56 @@ def test_without_jinja_the_error_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     # NOTE: not `pip install 'microweb[jinja]'`: PyPI's `microweb` is another project.
     assert "pip install jinja2 (microweb's 'jinja' extra)" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "verb", "missing"),
+    [
+        ('{% extends "bse.html" %}', "extends", "bse.html"),
+        ('<p>\n{% include "partial.html" %}</p>', "includes", "partial.html"),
+        ('{% if x %}{% include "notes/item.html" %}{% endif %}', "includes", "notes/item.html"),
+        ('{% import "macros.html" as m %}', "imports", "macros.html"),
+        ('{% from "macros.html" import nav %}', "imports", "macros.html"),
+        ('{% include ".hidden.html" %}', "includes", ".hidden.html"),
+    ],
+    ids=["extends", "include", "include-in-if", "import", "from-import", "hidden"],
+)
+def test_a_literal_name_of_no_template_stops_the_app_at_startup(
+    folder: Path, source: str, verb: str, missing: str
+) -> None:
+    # NOTE: a misspelled {% extends %} or {% include %} was found at the first render only (as
+    # in Flask): a 500, and stream() a 200 cut off. The name can never be found (every
+    # template is compiled up front), so Templates() says so, with the page and its line.
+    (folder / ".hidden.html").write_text("hidden")
+    (folder / "broken.html").write_text(source)
+    line = 2 if source.startswith("<p>\n") else 1
+    with pytest.raises(ValueError, match=r"broken\.html") as raised:
+        Templates(folder)
+    assert f"'broken.html' (line {line}) {verb} '{missing}'" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{% include "nope.html" ignore missing %}',
+        '{% include ["nope.html", "base.html"] %}',
+        "{% include name %}",
+        '{% extends "base.html" %}{% block body %}{% include "notes/item.txt" %}{% endblock %}',
+        '{% raw %}{% include "nope.html" %}{% endraw %}{# {% include "nope.html" %} #}',
+    ],
+    ids=["ignore-missing", "list", "variable", "found", "raw-and-comment"],
+)
+def test_names_that_may_be_found_pass_the_startup_check(folder: Path, source: str) -> None:
+    (folder / "fine.html").write_text(source)
+    Templates(folder)
+
+
+def test_with_auto_reload_a_name_of_no_template_yet_waits_for_render(folder: Path) -> None:
+    # NOTE: a file may be added while the app runs, and is found then.
+    (folder / "later.html").write_text('{% extends "base2.html" %}')
+    templates = Templates(folder, auto_reload=True)
+    (folder / "base2.html").write_text("base2")
+    assert templates.env.get_template("later.html").render() == "base2"
+    (folder / "hidden.html").write_text('{% include ".secret.html" %}')
+    with pytest.raises(ValueError, match=r"'\.secret\.html', which is not in"):
+        Templates(folder, auto_reload=True)

@@ -234,11 +234,7 @@ def test_websocket_connect_sends_the_cookies_the_test_set(interface: str) -> Non
             assert session.receive_json() == {}
 
 
-@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
-def test_a_cookie_with_a_domain_without_a_dot_is_kept_but_not_sent(interface: str) -> None:
-    # NOTE: what docs/testing.md says of Domain=testserver: the standard library's jar takes
-    # the host for "testserver.local". If this starts to fail, the client sends such a
-    # cookie as a browser does: drop the paragraph from the docs.
+def _domain_app() -> App:
     app = App()
 
     @app.get("/set")
@@ -247,28 +243,74 @@ def test_a_cookie_with_a_domain_without_a_dot_is_kept_but_not_sent(interface: st
         response.set_cookie("site", "1", domain=request.host.partition(":")[0])
         return response
 
+    @app.get("/unset")
+    def unset_cookie(request: Request) -> Response:
+        response = Response.text("unset")
+        response.delete_cookie("site", domain=request.host.partition(":")[0])
+        return response
+
     @app.get("/see")
     def see(request: Request) -> dict[str, str]:
         return dict(request.cookies)
 
-    with TestClient(app, interface=interface) as client:
+    return app
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://testserver", "http://localhost:8000", "http://testserver.example"]
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_the_host_is_sent_back(interface: str, base_url: str) -> None:
+    # NOTE: the standard library's jar takes a host without a dot for "testserver.local": a
+    # cookie the app set with Domain=testserver was never sent back (on Python 3.10 not even
+    # kept), where a browser sends it to that host.
+    with TestClient(_domain_app(), interface=interface, base_url=base_url) as client:
         client.get("/set")
-        # NOTE: Python 3.10's jar does not keep it at all.
-        assert client.cookies.get("site") == ("1" if sys.version_info >= (3, 11) else None)
+        assert client.cookies.get("site") == "1"
+        assert client.get("/see").json() == {"site": "1"}
+        assert client.get("/see").json() == {"site": "1"}  # NOTE: still there, and once
+        assert len(client.cookies.jar) == 1
+        client.get("/unset")
         assert client.get("/see").json() == {}
-    with TestClient(app, interface=interface, base_url="http://testserver.example") as client:
+        assert len(client.cookies.jar) == 0
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_the_host_is_sent_on_a_redirect(interface: str) -> None:
+    app = _domain_app()
+
+    @app.get("/sign-in")
+    def sign_in(request: Request) -> Response:
+        response = Response.redirect("/see", status=303)
+        response.set_cookie("site", "2", domain="testserver")
+        return response
+
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        assert client.get("/sign-in").json() == {"site": "2"}
+        assert client.get("/see").json() == {"site": "2"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_another_host_is_not_sent(interface: str) -> None:
+    with TestClient(_domain_app(), interface=interface) as client:
         client.get("/set")
+        client.base_url = "http://otherhost"
+        assert client.get("/see").json() == {}
+        client.base_url = "http://testserver"
         assert client.get("/see").json() == {"site": "1"}
 
 
-def test_a_cookie_the_test_sets_for_a_host_without_a_dot_is_not_sent(interface: str) -> None:
-    # NOTE: pins what docs/testing.md says of the standard library's jar ("testserver.local").
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_the_test_sets_for_a_host_without_a_dot_is_sent(interface: str) -> None:
     app = App()
     app.get("/")(lambda request: request.headers.get("cookie") or "")
     with TestClient(app, interface) as client:  # type: ignore[arg-type]
         client.cookies.set("theme", "dark", domain="testserver")
         client.cookies.set("lang", "en")
-        assert client.get("/").text == "lang=en"
+        assert sorted(client.get("/").text.split("; ")) == ["lang=en", "theme=dark"]
+        assert client.cookies.get("theme", domain="testserver") == "dark"  # NOTE: as set
+        client.cookies.set("other", "x", domain="otherhost")
+        assert "other" not in client.get("/").text
 
 
 def _in_four_threads(client: TestClient, visit: Callable[[int], None]) -> None:
@@ -332,3 +374,14 @@ def test_answers_from_several_threads_each_keep_their_cookies(interface: str) ->
 
     _in_four_threads(client, visit)
     assert len(client.cookies.jar) == 100
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_header_given_to_a_request_replaces_the_jars_cookies(interface: str) -> None:
+    # NOTE: as httpx does, and as docs/testing.md says.
+    app = App()
+    app.get("/")(lambda request: request.headers.get("cookie") or "")
+    with TestClient(app, interface, cookies={"a": "1"}) as client:  # type: ignore[arg-type]
+        assert client.get("/", headers={"cookie": "b=2"}).text == "b=2"
+        assert client.get("/").text == "a=1"
+        assert dict(client.cookies) == {"a": "1"}

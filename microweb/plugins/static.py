@@ -44,6 +44,39 @@ def _resolve(root: str, path: str, dotfiles: bool) -> str | None:
     return full if _servable(root, full, dotfiles) else None
 
 
+# NOTE: Linux's: a descriptor that reads nothing (no named pipe to wait on, no lease to break),
+# whose /proc/self/fd entry names the file it was opened on, wherever the links led.
+_O_PATH: int | None = getattr(os, "O_PATH", None)
+_FD_NAMES = "/proc/self/fd" if _O_PATH is not None and os.path.isdir("/proc/self/fd") else None
+
+
+def _opened_inside(root: str, full: str, identity: tuple[int, int] | None, dotfiles: bool) -> bool:
+    """Whether ``full``, opened now, is the file described by ``identity`` and servable.
+
+    ``full`` was checked by name (``os.path.realpath``), then described by name: a folder of it
+    swapped for a symbolic link in between led outside the root. The file is opened once more
+    and its own name, as the kernel gives it, checked; the response's open then serves a file
+    of that identity only (``open_described``). Without ``/proc/self/fd`` (not Linux), the
+    check by name stands alone.
+    """
+    # PERF: ~28 us a file (8.5 us the calls, 10 us _servable), where the realpath of the path
+    # costs 21 us already (2026-12-05, a file of docs/).
+    if _O_PATH is None or _FD_NAMES is None:
+        return True
+    try:
+        descriptor = os.open(full, _O_PATH)
+    except OSError:
+        return False
+    try:
+        found = os.fstat(descriptor)
+        real = os.readlink(f"{_FD_NAMES}/{descriptor}")
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return (found.st_dev, found.st_ino) == identity and _servable(root, real, dotfiles)
+
+
 def _servable(root: str, full: str, dotfiles: bool) -> bool:
     """Whether the real path ``full`` is inside ``root`` and no dotfile (unless served)."""
     if not _within(root, full):
@@ -172,10 +205,7 @@ class Static:
             return self._folder(request, full, path)
         if _names_a_folder(path) or not os.path.isfile(full):
             raise HTTPError(404)
-        try:
-            return Response.file(full)
-        except OSError:
-            raise HTTPError(404) from None
+        return self._file(full)
 
     def resolve(self, path: str) -> str | None:
         """Return the real path that ``path`` (relative to the prefix) names, if it is inside.
@@ -196,10 +226,17 @@ class Static:
             raise HTTPError(404)
         if not request.path.endswith("/"):
             return Response.redirect(_with_slash(request), 308)
+        return self._file(index)
+
+    def _file(self, full: str) -> Response:
         try:
-            return Response.file(index)
+            response = Response.file(full)
         except OSError:
             raise HTTPError(404) from None
+        info = response.file_info
+        if info is None or not _opened_inside(self.root, full, info.identity, self.dotfiles):
+            raise HTTPError(404)
+        return response
 
 
 def _names_a_folder(path: str) -> bool:

@@ -17,6 +17,7 @@ from drive import asgi_call, body_messages, http_scope, raw_pieces, wsgi_environ
 
 from microweb import App, Request
 from microweb.plugins import Static
+from microweb.plugins import static as static_module
 from microweb.plugins.static import safe_join
 
 
@@ -293,6 +294,34 @@ def test_static_symlinks_out_of_the_folder_are_404(make_client: MakeClient, file
         assert response.status_code == 404, url
         assert b"secret" not in response.content
     assert client.get("/static/inside.css").text == (files / "site.css").read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_PATH"), reason="the check reads /proc/self/fd (Linux)")
+@pytest.mark.parametrize("what", ["file", "index"])
+def test_static_a_folder_swapped_for_a_link_out_after_the_check_is_404(
+    make_client: MakeClient, files: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    # NOTE: the path was checked (os.path.realpath) and then served by name: a folder swapped
+    # for a symbolic link to outside in between served the file outside (a race, made certain
+    # here by swapping right after the check).
+    outside = files.parent / "outside"
+    (outside / "docs").mkdir(parents=True)
+    (outside / "docs" / "index.html").write_text("top secret")
+    (files / "docs" / "index.html").write_text("<h1>docs</h1>")
+    checked = static_module._servable
+
+    def swapped_after_the_check(root: str, full: str, dotfiles: bool) -> bool:
+        servable = checked(root, full, dotfiles)
+        if full.endswith("index.html") and not (files / "docs").is_symlink():
+            (files / "docs").rename(files / "docs.old")
+            (files / "docs").symlink_to(outside / "docs")
+        return servable
+
+    monkeypatch.setattr(static_module, "_servable", swapped_after_the_check)
+    url = "/static/docs/index.html" if what == "file" else "/static/docs/"
+    response = make_client(static_app(files)).get(url)
+    assert response.status_code == 404
+    assert b"secret" not in response.content
 
 
 def test_static_index_symlinked_out_is_404(make_client: MakeClient, files: Path) -> None:

@@ -1,0 +1,102 @@
+"""``TestClient``'s cookie jar, where the standard library's (which httpx uses) is no browser's.
+
+Its jar names a host without a dot ``testserver.local`` and matches cookies to that name, so a
+cookie whose ``Domain`` is such a host (``testserver``, ``localhost``) was never sent back to
+it; Python 3.10's did not even keep it. A browser keeps and sends it (RFC 6265 5.3: the host
+domain-matches itself).
+"""
+
+from __future__ import annotations
+
+import copy
+import http.cookiejar
+import urllib.request
+import weakref
+
+import httpx
+
+# NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
+# back in the client's jar where the app left the copy as it was.
+GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.Cookie]
+
+# NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
+# leaves out.
+_effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
+
+
+def _hosts(base_url: httpx.URL) -> tuple[str, str]:
+    """The host of ``base_url`` and the jar's name for it (with ``.local`` when it has no dot)."""
+    hosts: tuple[str, str] = _effective_host(urllib.request.Request(str(base_url)))
+    return hosts
+
+
+def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
+    host, named = hosts
+    return named != host and domain.removeprefix(".").lower() == host
+
+
+class _Policy(http.cookiejar.DefaultCookiePolicy):
+    """The standard policy, which also takes a ``Domain`` that is the host without a dot."""
+
+    def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        # NOTE: Python 3.10's refuses it ("contains no embedded dot"), 3.11's takes it.
+        if cookie.domain_specified and _is_dotless_host(cookie.domain, _effective_host(request)):
+            return True
+        return super().set_ok_domain(cookie, request)
+
+
+def copied(cookies: httpx.Cookies) -> httpx.Cookies:
+    """Return a copy of ``cookies`` whose jar takes a ``Set-Cookie`` as a browser does."""
+    jar = http.cookiejar.CookieJar(_Policy())
+    for cookie in cookies.jar:
+        jar.set_cookie(cookie)
+    return httpx.Cookies(jar)
+
+
+def _for_host(cookie: http.cookiejar.Cookie, host: str) -> http.cookiejar.Cookie:
+    # NOTE: a copy: the side's jar shares its cookies with the client's until keep().
+    for_host = copy.copy(cookie)
+    for_host.domain, for_host.domain_specified, for_host.domain_initial_dot = host, False, False
+    return for_host
+
+
+class _SideJar(http.cookiejar.CookieJar):
+    """A side's jar for one request (its redirects included), which sends a cookie whose
+    domain is the host without a dot: such a cookie is kept there for the host's own name."""
+
+    def __init__(self, base_url: httpx.URL) -> None:
+        super().__init__(_Policy())
+        self._hosts = _hosts(base_url)
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
+            cookie = _for_host(cookie, self._hosts[1])
+        super().set_cookie(cookie)
+
+
+def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -> httpx.Cookies:
+    """Return the jar a side sends a request with: ``cookies`` as ``to_host()`` leaves them,
+    and those whose domain is the host without a dot (for a request, not for its answers,
+    which ``keep()`` reads on the client's jar: the app's deletion of such a cookie names its
+    domain)."""
+    jar = _SideJar(base_url)
+    for cookie in cookies.jar:
+        jar.set_cookie(cookie)
+    to_host(jar, base_url, given)
+    return httpx.Cookies(jar)
+
+
+def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
+    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host.
+
+    As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
+    its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
+    so that the app's changes to a session seemed lost. ``given`` maps each copy made for the
+    host to the test's cookie.
+    """
+    host = _hosts(base_url)[1]
+    for cookie in [cookie for cookie in jar if not cookie.domain]:
+        jar.clear("", cookie.path, cookie.name)
+        for_host = _for_host(cookie, host)
+        jar.set_cookie(for_host)
+        given[for_host] = cookie
