@@ -336,14 +336,15 @@ def to_send(
     try:
         headers, body = outgoing(response, request.method)
     except Exception as exc:
-        response = unsendable(plan, request, exc)
+        response = unsendable(plan, request, exc, response)
         headers, body = outgoing(response, request.method)
     return response, headers, body
 
 
-def unsendable(plan: Plan, request: Request, exc: Exception) -> Response:
-    """Answer ``exc``, which ``outgoing()`` raised for the app's response (a stream that is no
-    iterable, say): logged, and the default 500 goes out in its place.
+def unsendable(plan: Plan, request: Request, exc: Exception, response: Response) -> Response:
+    """Answer ``exc``, which ``outgoing()`` raised for the app's ``response`` (a stream that is
+    no iterable, say): logged, and the default 500 goes out in its place, with the headers of
+    ``response`` that say nothing of its body (CORS's, ``Vary``, a request ID, a cookie).
 
     No error handler answers it: the response has left the handlers and the flows, and
     another of the app's own could fail the same way.
@@ -354,7 +355,19 @@ def unsendable(plan: Plan, request: Request, exc: Exception) -> Response:
         logged_path(request),
         exc_info=exc,
     )
-    return _last_resort(plan, request, exc)
+    # NOTE: the flows had labelled the response that can't be sent: a page got a CORS error
+    # for the 500 that replaced it, where any other 500 reads as one.
+    answer = _last_resort(plan, request, exc)
+    for name, value in response.headers.items():
+        if not name.startswith(_NOT_KEPT):
+            answer.headers.add(name, value)
+    return answer
+
+
+# NOTE: what describes the body not sent (or where else to go), and the 500's own header.
+_NOT_KEPT = (
+    "content-", "etag", "last-modified", "accept-ranges", "location", "x-content-type-options"
+)  # fmt: skip
 
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:

@@ -294,7 +294,7 @@ class WSGIDriver:
         try:
             headers, body = outgoing(response, request.method)
         except Exception as exc:
-            response = unsendable(self.plan, request, exc)
+            response = unsendable(self.plan, request, exc, response)
             headers, body = outgoing(response, request.method)
         write = start_response(status_line(response._status), headers)
         if body is None:

@@ -87,6 +87,35 @@ def test_assigned_chunks_that_are_no_stream_are_the_apps_logged_500(
     assert "a Response's chunks are an iterable" in str(record.exc_info[1])
 
 
+def test_the_500_of_a_response_that_cannot_be_sent_keeps_its_labels(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a flow's headers (CORS's, a request ID, a cookie) were dropped with the response
+    # that could not be sent: a page saw a CORS error for the 500. Those of its body are not
+    # the 500's.
+    app = App()
+
+    def assigned(request: Request) -> Response:
+        response = Response("placeholder", headers={"ETag": '"v1"', "Location": "/elsewhere"})
+        response.headers["Content-Language"] = "fr"
+        response.headers["X-Request-ID"] = "abc"
+        response.headers["Vary"] = "Origin"
+        response.set_cookie("seen", "1")
+        no_stream: Any = 5
+        response.chunks = no_stream
+        return response
+
+    app.get("/")(in_colour(colour, assigned))
+    answer = make_client(app).get("/")
+    assert (answer.status_code, answer.content) == (500, b"Internal Server Error")
+    assert answer.headers["x-request-id"] == "abc"
+    assert answer.headers["vary"] == "Origin"
+    assert answer.headers["set-cookie"].startswith("seen=1")
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert not {"etag", "location", "content-language"} & set(answer.headers)
+
+
 @pytest.mark.parametrize(
     "given",
     [
