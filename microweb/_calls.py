@@ -359,15 +359,29 @@ def unsendable(plan: Plan, request: Request, exc: Exception, response: Response)
     # for the 500 that replaced it, where any other 500 reads as one.
     answer = _last_resort(plan, request, exc)
     for name, value in response.headers.items():
-        if not name.startswith(_NOT_KEPT):
+        if _kept(name):
             answer.headers.add(name, value)
     return answer
 
 
-# NOTE: what describes the body not sent (or where else to go), and the 500's own header.
-_NOT_KEPT = (
-    "content-", "etag", "last-modified", "accept-ranges", "location", "x-content-type-options"
+# NOTE: what describes the body not sent (or where else to go), and the 500's own header;
+# and what says something of that response that is wrong of a 500, which any other 500 (a
+# handler's error's) lacks: its caching (a CDN kept the 500 an hour), a retry time, a
+# challenge, its methods, a refresh, its preloads.
+_NOT_KEPT = frozenset(
+    {
+        "etag", "last-modified", "accept-ranges", "location", "x-content-type-options",
+        "cache-control", "expires", "age", "retry-after", "www-authenticate", "allow",
+        "refresh", "link",
+    }
 )  # fmt: skip
+
+
+def _kept(name: str) -> bool:
+    # NOTE: a flow's security policy is no header of the body.
+    if name.startswith("content-"):
+        return name.startswith("content-security-policy")
+    return name not in _NOT_KEPT
 
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:

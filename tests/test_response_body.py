@@ -116,6 +116,40 @@ def test_the_500_of_a_response_that_cannot_be_sent_keeps_its_labels(
     assert not {"etag", "location", "content-language"} & set(answer.headers)
 
 
+def test_the_500_of_a_response_that_cannot_be_sent_drops_what_is_wrong_on_a_500(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the response's caching was kept: a CDN kept the 500 for an hour. Nor do a retry
+    # time, a challenge, the methods or a refresh of that response say anything of a 500
+    # (a handler's error's 500 has none of them); a flow's security policy is kept.
+    app = App()
+
+    def assigned(request: Request) -> Response:
+        response = Response("placeholder")
+        for name, value in [
+            ("Cache-Control", "public, max-age=3600"),
+            ("Expires", "Thu, 01 Dec 2099 16:00:00 GMT"),
+            ("Age", "5"),
+            ("Retry-After", "120"),
+            ("WWW-Authenticate", 'Basic realm="x"'),
+            ("Allow", "GET"),
+            ("Refresh", "0; url=/elsewhere"),
+            ("Link", "</app.css>; rel=preload; as=style"),
+            ("Content-Security-Policy", "default-src 'none'"),
+        ]:
+            response.headers[name] = value
+        no_stream: Any = 5
+        response.chunks = no_stream
+        return response
+
+    app.get("/")(in_colour(colour, assigned))
+    answer = make_client(app).get("/")
+    assert answer.status_code == 500
+    assert answer.headers["content-security-policy"] == "default-src 'none'"
+    dropped = {"cache-control", "expires", "age", "retry-after", "www-authenticate", "allow"}
+    assert not (dropped | {"refresh", "link"}) & set(answer.headers)
+
+
 @pytest.mark.parametrize(
     "given",
     [
