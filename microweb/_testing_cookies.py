@@ -87,16 +87,29 @@ def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -
 
 
 def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
-    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host.
+    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host, and
+    those it set for the host without a dot (``domain="testserver"``) to ``".testserver"``.
 
     As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
     its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
     so that the app's changes to a session seemed lost. ``given`` maps each copy made for the
     host to the test's cookie.
     """
-    host = _hosts(base_url)[1]
-    for cookie in [cookie for cookie in jar if not cookie.domain]:
-        jar.clear("", cookie.path, cookie.name)
-        for_host = _for_host(cookie, host)
+    hosts = _hosts(base_url)
+    for cookie in list(jar):
+        if not cookie.domain:
+            for_host = _for_host(cookie, hosts[1])
+        elif _is_undotted(cookie, hosts):
+            # NOTE: the jar's name for an app's Domain=testserver: kept as "testserver", the
+            # test's was kept beside the app's (httpx.CookieConflict), and its deletion left it.
+            for_host = copy.copy(cookie)
+            for_host.domain = "." + cookie.domain
+        else:
+            continue
+        jar.clear(cookie.domain, cookie.path, cookie.name)
         jar.set_cookie(for_host)
         given[for_host] = cookie
+
+
+def _is_undotted(cookie: http.cookiejar.Cookie, hosts: tuple[str, str]) -> bool:
+    return not cookie.domain.startswith(".") and _is_dotless_host(cookie.domain, hosts)

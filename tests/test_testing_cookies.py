@@ -385,3 +385,23 @@ def test_a_cookie_header_given_to_a_request_replaces_the_jars_cookies(interface:
         assert client.get("/", headers={"cookie": "b=2"}).text == "b=2"
         assert client.get("/").text == "a=1"
         assert dict(client.cookies) == {"a": "1"}
+
+
+@pytest.mark.parametrize("domain", ["testserver", ".testserver"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_the_app_replaces_and_deletes_a_cookie_the_test_set_for_the_host(
+    interface: str, domain: str
+) -> None:
+    # NOTE: set by the test with domain="testserver", the jar kept it beside the app's
+    # Set-Cookie of that name (Domain=testserver, which the jar keeps as ".testserver"): two
+    # cookies, httpx.CookieConflict on reading it; and the app's deletion left it.
+    with TestClient(_domain_app(), interface=interface) as client:
+        client.cookies.set("site", "test", domain=domain)
+        assert client.get("/see").json() == {"site": "test"}
+        client.get("/set")
+        assert client.cookies.get("site") == "1"
+        assert client.get("/see").json() == {"site": "1"}
+        client.cookies.set("site", "test", domain=domain)
+        client.get("/unset")
+        assert client.get("/see").json() == {}
+        assert len(client.cookies.jar) == 0
