@@ -36,12 +36,16 @@ def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
 
 
 class _Policy(http.cookiejar.DefaultCookiePolicy):
-    """The standard policy, which also takes a ``Domain`` that is the host without a dot."""
+    """The standard policy, but a host without a dot takes a ``Domain`` of itself only."""
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        # NOTE: Python 3.10's refuses it ("contains no embedded dot"), 3.11's takes it.
-        if cookie.domain_specified and _is_dotless_host(cookie.domain, _effective_host(request)):
-            return True
+        hosts = _effective_host(request)
+        if cookie.domain_specified and hosts[0] != hosts[1]:
+            # NOTE: Python 3.10's refuses the host itself ("contains no embedded dot"), 3.11's
+            # takes it; both took Domain=local (or testserver.local) from testserver, for the
+            # jar's name of it, and sent it to every host without a dot. SPEC: RFC 6265 5.3
+            # step 6: only the host itself domain-matches a host without a dot.
+            return _is_dotless_host(cookie.domain, hosts)
         return super().set_ok_domain(cookie, request)
 
 
@@ -103,7 +107,7 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
             # NOTE: the jar's name for an app's Domain=testserver: kept as "testserver", the
             # test's was kept beside the app's (httpx.CookieConflict), and its deletion left it.
             for_host = copy.copy(cookie)
-            for_host.domain = "." + cookie.domain
+            for_host.domain = "." + cookie.domain.lower()
         else:
             continue
         jar.clear(cookie.domain, cookie.path, cookie.name)

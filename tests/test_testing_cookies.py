@@ -405,3 +405,23 @@ def test_the_app_replaces_and_deletes_a_cookie_the_test_set_for_the_host(
         client.get("/unset")
         assert client.get("/see").json() == {}
         assert len(client.cookies.jar) == 0
+
+
+@pytest.mark.parametrize("domain", ["local", ".local", "testserver.local"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_for_the_jars_name_of_the_host_is_refused(interface: str, domain: str) -> None:
+    # NOTE: the jar names a host without a dot "testserver.local": it took Domain=local from
+    # testserver and sent it to every such host (otherhost, after a redirect there), where a
+    # browser refuses a Domain that the host is not in (RFC 6265 5.3).
+    app = _domain_app()
+
+    @app.get("/away")
+    def away(request: Request) -> Response:
+        response = Response.redirect("http://otherhost/see", status=303)
+        response.set_cookie("site", "2", domain=domain)
+        return response
+
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        assert client.get("/away").json() == {}
+        assert len(client.cookies.jar) == 0
+        assert client.get("/see").json() == {}
