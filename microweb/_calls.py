@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
-from ._emission import NOSNIFF, Header, negotiate_file, outgoing
+from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -441,20 +441,39 @@ def default_error(
         return default_error(request, refused.status, refused.detail, refused.headers)
     detail = detail or status_phrase(status)
     if prefers_json(accept or ""):
-        return Response(encode_json({"status": status, "detail": detail}), status, headers, JSON)
-    response = Response(detail.encode("utf-8"), status, headers, TEXT)
-    # NOTE: a detail may quote the client (a form field's name, an app's f"no note {name}"):
-    # loaded by <script src>, a text/plain body runs as a script unless it says nosniff
-    # (Fetch, X-Content-Type-Options), and Internet Explorer rendered it as HTML. Go's
-    # http.Error says it too.
-    if headers:
-        response.headers.setdefault(*NOSNIFF)
+        body = encode_json({"status": status, "detail": detail})
+        response = Response(body, status, headers, JSON)
+        labels: tuple[Header, ...] = (ACCEPT_VARIES,)
     else:
-        # PERF: the framework's own header, put in unchecked as Response puts its type, and
+        response = Response(detail.encode("utf-8"), status, headers, TEXT)
+        # NOTE: a detail may quote the client (a form field's name, an app's f"no note
+        # {name}"): loaded by <script src>, a text/plain body runs as a script unless it says
+        # nosniff (Fetch, X-Content-Type-Options), and Internet Explorer rendered it as HTML.
+        # Go's http.Error says it too.
+        labels = (NOSNIFF, ACCEPT_VARIES)
+    # NOTE: Vary: the body is JSON or text by the request's Accept, and a 404 or a 405 is
+    # cacheable: a shared cache gave the JSON 404 it kept to a browser (Falcon says it too).
+    if headers:
+        if NOSNIFF in labels:
+            response.headers.setdefault(*NOSNIFF)
+        _vary_on_accept(response)
+    else:
+        # PERF: the framework's own headers, put in unchecked as Response puts its type, and
         # sent by outgoing()'s fast path: through headers.setdefault() and head_list(), a 404
         # under WSGI took 19.1 -> 24.9 us (2026-12-05).
-        response._headers._list.append(NOSNIFF)
+        response._headers._list.extend(labels)
     return response
+
+
+def _vary_on_accept(response: Response) -> None:
+    """Add ``Accept`` to the ``Vary`` of ``response``, whose headers an error gave."""
+    vary = response.headers.get("vary")
+    if vary is None:
+        response.headers["Vary"] = "Accept"
+        return
+    names = {name.strip().lower() for name in vary.split(",")}
+    if not names & {"accept", "*"}:
+        response.headers["Vary"] = f"{vary}, Accept"
 
 
 def client_left(request: Request, exc: ClientDisconnect) -> Response:

@@ -189,6 +189,30 @@ def test_a_plain_text_error_body_is_not_sniffed(make_client: MakeClient, colour:
     assert "x-content-type-options" not in as_json.headers
 
 
+@pytest.mark.parametrize(
+    ("headers", "vary"),
+    [({}, "Accept"), ({"Vary": "Cookie"}, "Cookie, Accept"), ({"Vary": "accept"}, "accept")],
+    ids=["none", "cookie", "accept"],
+)
+def test_a_default_error_body_says_it_varies_by_accept(
+    make_client: MakeClient, colour: str, headers: dict[str, str], vary: str
+) -> None:
+    # NOTE: the body is JSON or text by Accept, and a 404 is cacheable without a word from the
+    # app (RFC 9111 4.2.2): a shared cache gave a browser the JSON 404 an API client had had.
+    def index(request: Request) -> str:
+        raise HTTPError(404, headers=headers)
+
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    client = make_client(app)
+    for accept in ("application/json", "text/html", "*/*"):
+        for path in ("/", "/missing"):
+            answer = client.get(path, headers={"accept": accept})
+            expected = vary if path == "/" else "Accept"
+            assert (answer.status_code, answer.headers.get_list("vary")) == (404, [expected])
+    assert client.head("/missing").headers.get_list("vary") == ["Accept"]
+
+
 def test_an_httperrors_own_sniffing_header_is_kept(make_client: MakeClient) -> None:
     app = _raising_app("sync", HTTPError(400, headers={"X-Content-Type-Options": "other"}))
     response = make_client(app).get("/")
