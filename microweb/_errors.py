@@ -146,6 +146,17 @@ class HTTPError(Exception):
         )
 
 
+def refused(status: int, headers: dict[str, str] | None = None) -> HTTPError:
+    """Return the ``HTTPError`` of ``status`` that the router answers a request with (404, or
+    405 with its ``Allow``): the one ``HTTPError(status, headers=headers)`` makes, with none of
+    its checks, which the router's own values pass."""
+    # PERF: 1.5 -> 0.95 us for a 404's (timeit, 2026-12-05).
+    detail = status_phrase(status)
+    error = HTTPError.__new__(HTTPError, status, detail)
+    error.status, error.detail, error.headers = status, detail, headers or {}
+    return error
+
+
 def _check_utf8(detail: str) -> None:
     try:
         detail.encode("utf-8")

@@ -209,7 +209,8 @@ def test_an_async_handler_outside_flows_is_handed_over_as_its_awaitable(wsgi: bo
         ("GET", "/items/7", True, tuple),  # NOTE: a def handler's plain answer (WSGI)
         ("HEAD", "/items/7", True, Response),
         ("GET", "/items/7", False, GeneratorType),  # NOTE: its offload to the pool (ASGI)
-        ("GET", "/missing", False, GeneratorType),  # NOTE: a 404, through error handlers
+        # NOTE: a 404 that no error handler can see: its default answer, at once.
+        ("GET", "/missing", False, Response),
     ],
 )
 def test_what_respond_returns_that_is_no_handlers_awaitable_is_not_awaited(
