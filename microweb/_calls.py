@@ -129,7 +129,9 @@ def refusal(plan: Plan, request: Request, exc: HTTPError) -> Response | Effects:
         if refused is not None:
             return error_response(plan, request, refused)
     # PERF: no generator, no exception, no handler search: a WSGI 404 113,500 -> 67,700
-    # instructions, with the router's and status_phrase()'s cuts (valgrind, 2026-12-05).
+    # instructions, with the router's and status_phrase()'s cuts (valgrind, 2026-12-05); with
+    # all of that day's cuts, WSGI 404 21.2 -> 8.7 us, 405 38.3 -> 11.4, ASGI 404 24.1 -> 9.2,
+    # 405 41.3 -> 12.9 (best of 7 x 5,000, old and new side by side; a hello 2.6 and 3.4).
     request._error_page = True
     return default_error(request, exc.status, exc.detail, exc.headers, own=True)
 
