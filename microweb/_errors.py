@@ -78,10 +78,12 @@ def raise_own(exc: BaseException) -> None:
 
 def status_phrase(status: int) -> str:
     """Return the reason phrase of ``status`` (``"Unknown"`` for codes without one)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _PHRASES.get(status, "Unknown")
+
+
+# PERF: a dict, not HTTPStatus(status), an Enum call: HTTPError(404) 1.7 -> 1.2 us (timeit,
+# 2026-12-05), made for every 404 and 405.
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
 class HTTPError(Exception):
@@ -142,6 +144,17 @@ class HTTPError(Exception):
         raise AttributeError(
             "an HTTPError has no 'status_code' (Starlette's name): read exc.status"
         )
+
+
+def refused(status: int, headers: dict[str, str] | None = None) -> HTTPError:
+    """Return the ``HTTPError`` of ``status`` that the router answers a request with (404, or
+    405 with its ``Allow``): the one ``HTTPError(status, headers=headers)`` makes, with none of
+    its checks, which the router's own values pass."""
+    # PERF: 1.5 -> 0.95 us for a 404's (timeit, 2026-12-05).
+    detail = status_phrase(status)
+    error = HTTPError.__new__(HTTPError, status, detail)
+    error.status, error.detail, error.headers = status, detail, headers or {}
+    return error
 
 
 def _check_utf8(detail: str) -> None:

@@ -20,14 +20,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
-from ._calls import call, error_response, logger
+from ._calls import call, error_response, logger, refusal
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, own_stop, raise_own, raise_own_cancellation
+from ._plan import Endpoint
 from ._response import Response, copied, to_response
 
 if TYPE_CHECKING:
-    from ._plan import Endpoint, Plan
+    from ._plan import Plan
     from ._request import Request
 
 
@@ -56,9 +57,9 @@ def respond(
     if plan.flows:
         return _through_flows(plan, request, plan.flows, None)
     try:
-        found = plan.match(request)
-        if found is None:
-            return _automatic_options(plan, request)
+        found = plan.route(request)
+        if not isinstance(found, Endpoint):
+            return _unrouted(plan, request, found)
         if found.blocking and request.may_block:
             # PERF: a def handler under WSGI without flows is a plain call, with no generator
             # and no effect to drive: 4.7 us a request instead of 5.7 (bench/cells.py --quick,
@@ -152,6 +153,16 @@ def _handled(plan: Plan, request: Request, found: Endpoint) -> Effects:
         raise
     except Exception as exc:
         return (yield from error_response(plan, request, exc))
+
+
+def _unrouted(plan: Plan, request: Request, refused: HTTPError | None) -> Response | Effects:
+    """Answer a request no route takes: ``OPTIONS`` (``refused`` is ``None``), or the router's
+    refusal (404, 405...), returned by ``Plan.route`` and not raised."""
+    if refused is None:
+        return _automatic_options(plan, request)
+    # PERF: no exception raised and caught through the generators, and where no error handler
+    # can see it, no generator at all: see refusal() for the number.
+    return refusal(plan, request, refused)
 
 
 def _automatic_options(plan: Plan, request: Request) -> Response:
@@ -457,11 +468,12 @@ def _flow_response(request: Request, flow: Colored, value: Any) -> Response:
 
 def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
     try:
-        found = plan.match(request)
+        found = plan.route(request)
     except HTTPError as exc:
         return (yield from error_response(plan, request, exc))
-    if found is None:
-        return _automatic_options(plan, request)
+    if not isinstance(found, Endpoint):
+        answer = _unrouted(plan, request, found)
+        return answer if isinstance(answer, Response) else (yield from answer)
     rules = found.rules
     if rules is not None and rules.flows:
         # NOTE: the router's flows, inside the app's; they share the flows that wait for an

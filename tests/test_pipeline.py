@@ -209,7 +209,8 @@ def test_an_async_handler_outside_flows_is_handed_over_as_its_awaitable(wsgi: bo
         ("GET", "/items/7", True, tuple),  # NOTE: a def handler's plain answer (WSGI)
         ("HEAD", "/items/7", True, Response),
         ("GET", "/items/7", False, GeneratorType),  # NOTE: its offload to the pool (ASGI)
-        ("GET", "/missing", False, GeneratorType),  # NOTE: a 404, through error handlers
+        # NOTE: a 404 that no error handler can see: its default answer, at once.
+        ("GET", "/missing", False, Response),
     ],
 )
 def test_what_respond_returns_that_is_no_handlers_awaitable_is_not_awaited(
@@ -387,3 +388,30 @@ def test_head_runs_the_get_handler_and_sends_no_body(wsgi: bool) -> None:
     headers, body = outgoing(response, "HEAD")
     assert body is None
     assert ("content-length", "8") in headers
+
+
+def test_the_plan_returns_its_refusals_and_match_raises_them() -> None:
+    app = App()
+    app.post("/only-post")(_any)
+    app.get("/items/{n:int}")(_any)
+    plan = app.compile()
+    for method, path, status, allow in [
+        ("GET", "/missing", 404, None),
+        ("GET", "/only-post", 405, "OPTIONS, POST"),
+        ("HEAD", "/only-post", 405, "OPTIONS, POST"),
+        ("POST", "/items/3", 405, "GET, HEAD, OPTIONS"),
+        ("HEAD", "/items/x", 404, None),
+    ]:
+        request = request_for(app, method, path)
+        refused = plan.route(request)
+        assert isinstance(refused, HTTPError), (method, path)
+        assert (refused.status, refused.headers.get("allow")) == (status, allow)
+        assert refused.args == HTTPError(status).args and refused.__traceback__ is None
+        with pytest.raises(HTTPError) as raised:
+            plan.match(request_for(app, method, path))
+        assert (raised.value.status, raised.value.headers) == (status, refused.headers)
+    assert plan.route(request_for(app, "HEAD", "/items/3")) is not None
+
+
+def _any(request: Request, **params: Any) -> str:
+    return "ok"

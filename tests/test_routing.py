@@ -1761,3 +1761,16 @@ def test_a_wrapper_cycle_is_served_as_its_own_signature_says(make_client: MakeCl
     app = App()
     app.get("/")(cycle)
     assert make_client(app).get("/").text == "served"
+
+
+# -- tables of static routes only --------------------------------------------------------------
+
+
+def test_a_table_of_static_routes_only_finds_the_methods_of_the_path_alone() -> None:
+    table = make_table(make_route("/a", ("GET", "POST")), make_route("/b", ("PUT",)))
+    assert table.size == 2
+    found, params, allowed = table.lookup("DELETE", "/a")
+    assert (found, params, set(allowed)) == (None, {}, {"GET", "POST"})
+    assert table.lookup("GET", "/missing") == (None, {}, frozenset())
+    assert table.lookup("GET", "/a/") == (None, {}, frozenset())
+    assert table.lookup("PUT", "/b")[0] is not None
