@@ -111,22 +111,23 @@ def hop_to_loop(
     ``error`` and ``context`` (the task's, at its end).
     """
     hop = _Hop(awaitable, run_in)
-    try:
-        loop.call_soon_threadsafe(hop.start)
-    except RuntimeError:
-        if asyncio.iscoroutine(awaitable):
-            awaitable.close()  # NOTE: the loop is closed; it will never run.
-        raise
     # PERF: a plain lock released by the task, instead of run_coroutine_threadsafe's chained
     # futures and the Condition of Future.result(): a round trip to the loop, 43 us -> 21 us
     # (best of 7 x 2,000, 2-CPU VM).
     try:
+        try:
+            loop.call_soon_threadsafe(hop.start)
+        except RuntimeError:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # NOTE: the loop is closed; it will never run.
+            raise
         _wait_for(hop, loop)
     except (KeyboardInterrupt, SystemExit):
         # NOTE: Ctrl+C in this thread (the main one: as_wsgi()'s startup, close()'s shutdown)
         # while the call ran on the loop: it is cancelled and ended before the interrupt goes
         # on, so that what handles it (the exits of the lifespans entered) runs after it, not
-        # beside it. A second Ctrl+C gives up waiting.
+        # beside it. A second Ctrl+C gives up waiting. Also as the call is handed over: one
+        # handled between the hand-over and the wait left the call running (seen under load).
         if _cancel_soon(hop, loop):
             with contextlib.suppress(LoopStopped):
                 _wait_for(hop, loop)
@@ -169,6 +170,10 @@ def _cancel(hop: _Hop) -> None:
     # NOTE: on the loop, after hop.start (both came through call_soon_threadsafe, in order).
     task = hop.task
     if task is None:
+        # NOTE: its start was never queued (Ctrl+C within call_soon_threadsafe): nothing ran,
+        # and the waiting thread is let go.
+        _close_unstarted(hop)
+        hop.done.release()
         return
     if inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:  # type: ignore[arg-type]
         # NOTE: Ctrl+C before the loop had run hop.start: both ran in one turn, and a task

@@ -202,3 +202,54 @@ def test_ctrl_c_after_the_loop_closed_under_the_wait_is_still_a_keyboard_interru
             hop_to_loop(loop, asyncio.sleep(30))
     finally:
         runner.join()
+
+
+class _InterruptedLoop(asyncio.SelectorEventLoop):
+    """An event loop whose first call from another thread is interrupted by Ctrl+C, ``when``
+    the call has queued its callback ("after") or before it could ("before")."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__()
+        self.when: str | None = when
+
+    def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        when, self.when = self.when, None
+        if when == "before":
+            raise KeyboardInterrupt
+        handle = super().call_soon_threadsafe(*args, **kwargs)
+        if when == "after":
+            raise KeyboardInterrupt
+        return handle
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_ctrl_c_as_the_call_is_handed_to_the_loop_cancels_it_and_gets_out(when: str) -> None:
+    # NOTE: a SIGINT handled between the hand-over and the wait (seen under load, where the
+    # main thread lost the GIL writing to the loop's pipe and the step began at once) left the
+    # step running beside what handled the interrupt: close()'s next shutdown step ran before
+    # the interrupted one had ended.
+    loop = _InterruptedLoop(when)
+    events: list[str] = []
+    started = threading.Event()
+
+    async def step() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            events.append("step cancelled")
+            raise
+
+    runner = threading.Thread(target=run_until_stopped, args=(loop,), daemon=True)
+    runner.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hop_to_loop(loop, step())
+        events.append("interrupt handled")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+    if when == "after":
+        assert started.is_set() and events == ["step cancelled", "interrupt handled"]
+    else:
+        assert not started.is_set() and events == ["interrupt handled"]
