@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from microweb import Headers, Response
-from microweb._emission import LengthHeaders, negotiate_file, outgoing, plain_answer
+from microweb._emission import LengthHeaders, head_list, negotiate_file, outgoing, plain_answer
 from microweb._files import (
     FileInfo,
     etag_listed,
@@ -354,6 +354,35 @@ def test_outgoing_sends_a_body_or_nothing(method: str, status: int, sent: bytes 
         assert ("content-length", "0") in headers  # NOTE: no content in a 205, RFC 9110 15.3.6
     else:
         assert ("content-length", "5") in headers  # NOTE: a HEAD answer has the GET length
+
+
+# NOTE: header lists as an app leaves them: with or without a type, with a length of its own
+# (wrong or right), with the same name twice; outgoing()'s shortcuts must send what head_list()
+# makes of them.
+_HEADER_SHAPES = [
+    [],
+    [("content-type", "text/plain")],
+    [("x-a", "1")],
+    [("content-type", "text/plain"), ("x-a", "1")],
+    [("x-a", "1"), ("content-type", "text/html"), ("set-cookie", "a=b"), ("set-cookie", "c=d")],
+    [("content-type", "text/plain"), ("content-length", "99")],
+    [("content-length", "5"), ("content-type", "text/plain"), ("vary", "Accept")],
+    [("location", "/next"), ("content-length", "0")],
+]
+
+
+@pytest.mark.parametrize("items", _HEADER_SHAPES, ids=range(len(_HEADER_SHAPES)))
+@pytest.mark.parametrize("status", [200, 201, 204, 205, 302, 304, 404, 500])
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+@pytest.mark.parametrize("body", [b"", b"hello"])
+def test_outgoing_sends_the_headers_head_list_makes(
+    items: list[tuple[str, str]], status: int, method: str, body: bytes
+) -> None:
+    response = Response(body, status)
+    response._headers._list[:] = items
+    expected = head_list(response)
+    headers, _ = outgoing(response, method)
+    assert headers == expected
 
 
 # -- plain answers ------------------------------------------------------------------------------
