@@ -22,7 +22,7 @@ from http.cookies import Morsel
 from typing import Literal
 from urllib.parse import quote
 
-from ._parsing import percent_decode, percent_encode_uri
+from ._percent import percent_decode, percent_encode_uri
 
 logger = logging.getLogger("microweb")
 # SPEC: RFC 6265bis 5.7, a user agent ignores a cookie whose name and value together are longer

@@ -17,18 +17,10 @@ from typing import Any
 import multipart
 
 from ._datastructures import Headers, trusted_headers
+from ._disposition import count_header_params, misread_by_multipart, part_filename, repeats_a_param
 from ._errors import HTTPError
 from ._limits import Limits
-from ._parsing import (
-    RequestHeaders,
-    count_header_params,
-    find_text_codec,
-    form_boundary,
-    media_type,
-    misread_by_multipart,
-    part_filename,
-    repeats_a_param,
-)
+from ._parsing import RequestHeaders, find_text_codec, form_boundary, media_type
 
 MULTIPART = "multipart/form-data"
 

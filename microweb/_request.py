@@ -18,7 +18,7 @@ from ._binding import check_binding
 from ._effects import AfterCalls, Colored
 from ._errors import KeptError, OtherSpelling
 from ._limits import Limits
-from ._parsing import percent_decode_bytes
+from ._percent import percent_decode_bytes
 from ._request_body import BodyMethods
 from ._request_head import MISSING
 from ._routing import is_async_callable

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from ._buffer import BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
 from ._forms import FORM_READ, FormBuilder, FormData
-from ._parsing import decode_text, is_coded, is_json_type, parse_json
+from ._parsing import decode_text, is_coded, is_json_type
 from ._parts import PartStream
 from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties
 from ._streamed_parts import AsyncParts, Part, SyncParts
+from ._strict_json import parse_json
 
 CODED = "unsupported Content-Encoding (send the body uncompressed)"
 

@@ -19,7 +19,7 @@ from ._cookies import SameSite, format_set_cookie
 from ._datastructures import Headers, trusted_headers
 from ._errors import OtherSpelling
 from ._files import FILE_CHUNK, FileInfo, reads_the_file, stat_file
-from ._parsing import encode_location
+from ._percent import encode_location
 from ._sse import AsyncSSEChunks, SSEChunks, check_events
 from ._status import checked_status
 

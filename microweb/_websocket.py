@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._datastructures import Headers
-from ._parsing import loads_json
 from ._response import encode_json
+from ._strict_json import loads_json
 from ._types import Message, Receive, Send
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from drive import asgi_call, body_messages, chunked, http_scope, response_body, 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
 from microweb._forms import FORM_READ
-from microweb._parsing import parse_json
+from microweb._strict_json import parse_json
 from microweb.testing import TestClient
 
 SyncOp = Callable[[Request], Any]

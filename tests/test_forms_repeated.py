@@ -18,8 +18,8 @@ from conftest import MakeClient
 from test_forms import form_app, multipart, part, post_multipart
 
 from microweb import App, Request
+from microweb._disposition import _MULTIPART_PARAM
 from microweb._limits import Limits
-from microweb._parsing import _MULTIPART_PARAM
 from microweb._parts import MultipartEvents
 
 

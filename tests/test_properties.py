@@ -30,15 +30,10 @@ from microweb._cookies import parse_cookie_header
 from microweb._datastructures import _HOP_BY_HOP as HOP_BY_HOP
 from microweb._files import parse_range
 from microweb._forms import FormBuilder
-from microweb._parsing import (
-    RefusedJSON,
-    loads_json,
-    parse_fields,
-    percent_decode,
-    percent_decode_bytes,
-    percent_encode_uri,
-)
+from microweb._parsing import parse_fields
+from microweb._percent import percent_decode, percent_decode_bytes, percent_encode_uri
 from microweb._request import decode_raw_path
+from microweb._strict_json import RefusedJSON, loads_json
 from microweb.testing import TestClient
 
 FAST = settings(max_examples=60, deadline=None, database=None)

@@ -148,10 +148,10 @@ def test_core_does_not_name_environ_or_scope(path: Path) -> None:
 # never a higher one, TYPE_CHECKING and function-local imports included.
 LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
-        "_types", "_errors", "_limits", "_datastructures", "_cookies", "_charsets", "_parsing",
-        "_sse", "_files", "_route_templates", "_routing", "_url_paths", "_effects", "_target",
-        "_buffer",
-        "_status", "_checkpoint", "_binding",
+        "_types", "_errors", "_limits", "_datastructures", "_percent", "_cookies", "_charsets",
+        "_strict_json", "_parsing", "_disposition", "_sse", "_files", "_route_templates",
+        "_routing", "_url_paths", "_effects", "_target", "_buffer", "_status", "_checkpoint",
+        "_binding",
     ),
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
