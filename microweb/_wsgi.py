@@ -61,14 +61,30 @@ logger = logging.getLogger("microweb")
 AFTER_SENT = "microweb.after_sent"
 
 
+# NOTE: each environ key met, with its header name ("" for a key that names no header); emptied
+# when full, and a key longer than _NAMED_KEY_SIZE is not kept: a client names its headers.
+_HEADER_NAMES: dict[str, str] = {}
+_HEADER_NAMES_SIZE = 1024
+_NAMED_KEY_SIZE = 64
+
+
 def _header_lines(environ: Environ) -> list[tuple[str, str]]:
     # NOTE: the server joined the lines of one name into one value (PEP 3333, CGI), so here
     # there is one line a name.
-    items = [
-        (key[5:].replace("_", "-").lower(), value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    ]
+    # PERF: names looked up, not made from each key: 4.8 -> 2.2 us for an environ of Waitress's
+    # with 7 headers (timeit, 2026-12-05).
+    items = []
+    names = _HEADER_NAMES
+    for key, value in environ.items():
+        name = names.get(key)
+        if name is None:
+            name = key[5:].replace("_", "-").lower() if key.startswith("HTTP_") else ""
+            if len(key) <= _NAMED_KEY_SIZE:
+                if len(names) >= _HEADER_NAMES_SIZE:
+                    names.clear()
+                names[key] = name
+        if name:
+            items.append((name, value))
     for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
         value = environ.get(key)
         if value:

@@ -15,7 +15,7 @@ import pytest
 from conftest import MakeClient, in_colour, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
-from microweb import App, HTTPError, Limits, Request, Response, Router
+from microweb import App, HTTPError, Limits, Request, Response, Router, _wsgi
 from microweb._cookies import cookie_values, parse_cookie_header
 from microweb.plugins import TrustedHosts
 from microweb.testing import TestClient
@@ -442,6 +442,26 @@ def test_headers_are_multi_valued(make_client: MakeClient, interface: str) -> No
         assert body["list"] == ["1, 2"]
     assert ", ".join(body["list"]) == "1, 2"
     assert body["none"] == []
+
+
+def test_wsgi_header_names_are_the_same_once_their_keys_are_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: _header_lines keeps each environ key's header name: bounded, emptied when full, and
+    # a long key (a client's header name) is not kept.
+    names: dict[str, str] = {}
+    monkeypatch.setattr(_wsgi, "_HEADER_NAMES", names)
+    long_key = "HTTP_X_" + "LONG_" * 20
+    for round_ in range(3):
+        environ = {f"HTTP_X_H{n}_{round_}": str(n) for n in range(700)}
+        environ.update({"REQUEST_METHOD": "GET", long_key: "l", "HTTP_ACCEPT": "a"})
+        environ.update({"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "", "HTTP_": "e"})
+        expected = [(f"x-h{n}-{round_}", str(n)) for n in range(700)]
+        expected += [("x-" + "long-" * 20, "l"), ("accept", "a"), ("content-type", "text/plain")]
+        for _ in range(2):  # NOTE: the second time with the names known
+            assert _wsgi._header_lines(environ) == expected
+        assert len(names) <= _wsgi._HEADER_NAMES_SIZE
+        assert long_key not in names and names["REQUEST_METHOD"] == ""
 
 
 def test_asgi_header_values_lose_the_spaces_and_tabs_a_server_kept() -> None:
