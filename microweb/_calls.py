@@ -27,7 +27,8 @@ from ._errors import (
 )
 from ._parsing import header_value, prefers_json
 from ._request import logged_method, logged_path
-from ._response import JSON, TEXT, Response, StreamBody, copied, encode_json, to_response
+from ._response import JSON, TEXT, Response, StreamBody, encode_json
+from ._results import copied, to_response
 
 if TYPE_CHECKING:
     from ._plan import ErrorHandler, Plan

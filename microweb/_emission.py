@@ -26,7 +26,8 @@ from ._files import (
     unmodified_since,
 )
 from ._parsing import header_value
-from ._response import JSON, OCTETS, TEXT, Response, StreamBody, copied, encode_json
+from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
+from ._results import copied
 from ._routing import is_async_callable
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, own_stop, raise_own, raise_own_cancellation
 from ._plan import Endpoint
-from ._response import Response, copied, to_response
+from ._response import Response
+from ._results import copied, to_response
 
 if TYPE_CHECKING:
     from ._plan import Plan

@@ -28,7 +28,7 @@ from microweb._files import (
     stat_file,
     unmodified_since,
 )
-from microweb._response import to_response
+from microweb._results import to_response
 
 MTIME = 1_700_000_000.0
 SIZE = 100

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from microweb import App, HTTPError, Request, Response, Router
 from microweb._cookies import format_set_cookie, parse_cookie_header
-from microweb._response import to_response
+from microweb._results import to_response
 from microweb.testing import TestClient
 
 
