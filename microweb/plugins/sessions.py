@@ -93,6 +93,29 @@ def encode_session(session: dict[str, Any]) -> str:
     return json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _stamp(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _signed_at(cookie: str) -> int | None:
+    """When a cookie that ``load()`` took was signed, or ``None`` (a subclass's own format)."""
+    return _stamp(cookie.rpartition(".")[0].rpartition(".")[2])
+
+
+def _refresh_after(refresh_after: float | timedelta | None, lifetime: int) -> int | None:
+    """Check ``Sessions(refresh_after=...)``: whole seconds, shorter than the lifetime."""
+    if refresh_after is None:
+        return None
+    seconds = max_age_seconds(refresh_after)  # NOTE: a fraction rounded up, as max_age's.
+    if seconds < 0 or seconds >= lifetime:
+        # NOTE: a cookie is refused once max_age old: one refreshed no sooner never was.
+        raise ValueError(
+            f"refresh_after must be 0 or more and shorter than the session's lifetime "
+            f"({lifetime} s), got {refresh_after!r}"
+        )
+    return seconds
+
+
 def _refuse_other_keys(session: dict[str, Any]) -> None:
     """Raise ``TypeError`` for a key that is not ``str``, in ``session`` or nested in it.
 
@@ -124,7 +147,8 @@ class Sessions:
     The session is loaded before the handler runs; expired, tampered or malformed cookies
     give an empty session. After the handler, a changed session is written back with
     ``Set-Cookie`` (an emptied one deletes the cookie); an unchanged one sends nothing, so it
-    expires ``max_age`` seconds after its last change. Values must be JSON-serializable.
+    expires ``max_age`` seconds after its last change, unless ``refresh_after`` is given.
+    Values must be JSON-serializable.
 
     With ``max_age=None`` the cookie has neither ``Max-Age`` nor ``Expires``: the browser
     forgets it when it ends its session. The server still refuses a value signed more than
@@ -148,6 +172,10 @@ class Sessions:
             ``http://localhost`` sticks in development; ``True`` or ``False`` always wins.
         httponly: Hide the cookie from scripts.
         samesite: ``"lax"``, ``"strict"`` or ``"none"`` (which needs ``secure``).
+        refresh_after: Seconds (or a ``timedelta``) after which an unchanged session's cookie
+            is signed again and sent, so that a session in use lives ``max_age`` past its
+            last request, not its last change (a sliding expiry); ``0`` sends it with every
+            response that has a session. ``None`` (the default) never sends an unchanged one.
 
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
@@ -155,7 +183,8 @@ class Sessions:
         ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
             ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
             ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
-            ``/``, or the cookie's name or domain is malformed.
+            ``/``, or the cookie's name or domain is malformed, or ``refresh_after`` is
+            negative or not shorter than the session's lifetime.
     """
 
     name = "sessions"
@@ -174,6 +203,7 @@ class Sessions:
         secure: bool | None = None,
         httponly: bool = True,
         samesite: SameSite = "lax",
+        refresh_after: int | timedelta | None = None,
     ) -> None:
         if samesite not in ("lax", "strict", "none"):
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
@@ -191,6 +221,7 @@ class Sessions:
         self.cookie_name, self.max_age = cookie_name, seconds
         # NOTE: how old a signature load() accepts.
         self._lifetime = DEFAULT_MAX_AGE if seconds is None else seconds
+        self.refresh_after = _refresh_after(refresh_after, self._lifetime)
         self.path, self.domain = path, domain
         self.secure, self.httponly, self.samesite = secure, httponly, samesite
         # NOTE: a cookie made now, so that a bad name or domain fails here, not in a 500
@@ -205,7 +236,7 @@ class Sessions:
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
         cookies = cookie_values("; ".join(request.headers.getlist("cookie")), self.cookie_name)
-        session = self._first_valid(cookies)
+        session, signed_at = self._first_valid(cookies)
         # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
         # may be among those.
         had = bool(session) or 0 < len(cookies) <= MAX_TRIED_COOKIES
@@ -215,14 +246,15 @@ class Sessions:
         session = request.state.session
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
-        self.save(response, session, loaded, had, secure=self._secure_for(request))
+        secure = self._secure_for(request)
+        self.save(response, session, loaded, had, secure=secure, signed_at=signed_at)
         if cookies or session:
             # SPEC: RFC 9110 12.5.5: the answer depends on the session cookie; a shared cache
             # must not hand one user's page to another. Visitors without a session keep
             # answers a cache may share (a site's public pages, its static files).
             add_vary(response, "Cookie")
 
-    def _first_valid(self, cookies: list[str]) -> dict[str, Any]:
+    def _first_valid(self, cookies: list[str]) -> tuple[dict[str, Any], int | None]:
         # NOTE: every cookie of the name is tried, not the first only: a sibling subdomain can
         # set one on the parent domain, or on a longer path (which the browser sends first).
         # Read alone, it emptied the session, and the deletion that followed removed the
@@ -230,8 +262,8 @@ class Sessions:
         for cookie in cookies[:MAX_TRIED_COOKIES]:
             session = self.load(cookie)
             if session:
-                return session
-        return {}
+                return session, _signed_at(cookie)
+        return {}, None
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:
@@ -251,9 +283,10 @@ class Sessions:
         if not body or not self._verified(body, signature):
             return {}
         payload, _, stamp = body.rpartition(".")
-        if not stamp.isascii() or not stamp.isdigit():
+        signed_at = _stamp(stamp)
+        if signed_at is None:
             return {}
-        age = time.time() - int(stamp)
+        age = time.time() - signed_at
         if age > self._lifetime or age < -MAX_CLOCK_SKEW:
             return {}
         try:
@@ -283,8 +316,10 @@ class Sessions:
         had: bool,
         *,
         secure: bool | None = None,
+        signed_at: int | None = None,
     ) -> None:
-        """Write ``session`` to ``response`` if it differs from the ``loaded`` JSON.
+        """Write ``session`` to ``response`` if it differs from the ``loaded`` JSON, or if its
+        cookie was signed ``refresh_after`` seconds ago or more.
 
         Args:
             response: The response to add ``Set-Cookie`` to.
@@ -293,6 +328,8 @@ class Sessions:
             had: Whether the request carried the cookie (an invalid one is then deleted).
             secure: Whether to mark the cookie ``Secure``; ``None`` takes the plugin's
                 ``secure`` (``None`` there counts as ``False``).
+            signed_at: When the loaded cookie was signed (seconds since the epoch), for
+                ``refresh_after``; ``None`` for a session that came with no valid cookie.
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -315,12 +352,20 @@ class Sessions:
                 f"None): {exc}; store a datetime as .isoformat(), a UUID as str(), a dataclass "
                 "as dataclasses.asdict()"
             ) from None
-        if current == loaded:
+        if current == loaded and not self._due(signed_at):
             return
         _refuse_other_keys(session)
         value = self.sign(current)
         # NOTE: one too large for browsers is logged by set_cookie(), by its name.
         self._set(response, value, self.max_age, marked)
+
+    def _due(self, signed_at: int | None) -> bool:
+        """Tell whether an unchanged session's cookie is to be signed again and sent."""
+        return (
+            self.refresh_after is not None
+            and signed_at is not None
+            and time.time() - signed_at >= self.refresh_after
+        )
 
     def _set(
         self,

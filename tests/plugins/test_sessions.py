@@ -231,6 +231,73 @@ def test_sessions_expire(make_client: MakeClient, monkeypatch: pytest.MonkeyPatc
     assert make_client(app).get("/look", headers=headers).json() == {}
 
 
+def test_sessions_refresh_after_sends_an_unchanged_session_again_once_its_cookie_is_that_old(
+    make_client: MakeClient, colour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = Sessions(SECRET, secure=False, max_age=7200, refresh_after=3600)
+    app = sessions_app(plugin, colour)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now - 3000)
+    young = plugin.sign(json.dumps({"visits": 5}))
+    monkeypatch.setattr(time, "time", lambda: now - 4000)
+    old = plugin.sign(json.dumps({"visits": 5}))
+    monkeypatch.setattr(time, "time", lambda: now)
+    client = make_client(app)
+    kept = client.get("/look", headers={"cookie": f"session={young}"})
+    assert kept.json() == {"visits": 5} and "set-cookie" not in kept.headers
+    refreshed = client.get("/look", headers={"cookie": f"session={old}"})
+    assert refreshed.json() == {"visits": 5}
+    assert "Max-Age=7200" in refreshed.headers["set-cookie"].split("; ")
+    cookie = set_cookie_value(refreshed)
+    assert cookie is not None and cookie != old
+    # NOTE: the old cookie has expired by then; the one sent again lives 7200 s from now.
+    monkeypatch.setattr(time, "time", lambda: now + 3500)
+    assert client.get("/look", headers={"cookie": f"session={old}"}).json() == {}
+    again = client.get("/look", headers={"cookie": f"session={cookie}"})
+    assert again.json() == {"visits": 5} and "set-cookie" not in again.headers
+
+
+def test_sessions_refresh_after_zero_sends_the_session_with_every_answer_that_has_one(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(sessions_app(Sessions(SECRET, secure=False, refresh_after=0)))
+    assert "set-cookie" not in client.get("/look").headers  # NOTE: no session, nothing sent
+    client.get("/visit")
+    looked = client.get("/look")
+    assert looked.json() == {"visits": 1} and set_cookie_value(looked)
+    assert "Max-Age=0" in client.get("/logout").headers["set-cookie"]
+
+
+def test_sessions_never_send_an_unchanged_session_without_refresh_after(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin = Sessions(SECRET, secure=False, max_age=7200)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now - 7000)
+    cookie = plugin.sign(json.dumps({"visits": 5}))
+    monkeypatch.setattr(time, "time", lambda: now)
+    looked = make_client(sessions_app(plugin)).get("/look", headers={"cookie": f"session={cookie}"})
+    assert looked.json() == {"visits": 5} and "set-cookie" not in looked.headers
+
+
+@pytest.mark.parametrize(
+    ("max_age", "refresh_after"),
+    [(3600, 3600), (3600, 7200), (3600, -1), (None, FOURTEEN_DAYS), (60, timedelta(minutes=1))],
+)
+def test_sessions_refresh_after_must_be_shorter_than_the_lifetime(
+    max_age: int | None, refresh_after: Any
+) -> None:
+    with pytest.raises(ValueError, match="refresh_after"):
+        Sessions(SECRET, max_age=max_age, refresh_after=refresh_after)
+
+
+@pytest.mark.parametrize(("refresh_after", "seconds"), [(timedelta(hours=1), 3600), (0.5, 1)])
+def test_sessions_refresh_after_takes_a_timedelta_and_rounds_a_fraction_up(
+    refresh_after: Any, seconds: int
+) -> None:
+    assert Sessions(SECRET, refresh_after=refresh_after).refresh_after == seconds
+
+
 def test_sessions_without_max_age_end_with_the_browser(
     make_client: MakeClient, colour: str
 ) -> None:
