@@ -193,10 +193,11 @@ def _foreign_http_error(exc: Exception) -> str:
         return ""
     for name in ("status_code", "code"):
         status = getattr(exc, name, None)
-        if type(status) is int and 400 <= status <= 599:
+        # NOTE: an HTTPStatus member (Starlette's docs pass them) counts, as its plain int.
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
             return (
                 f": {cls.__module__}.{cls.__qualname__} is not microweb's; "
-                f"raise microweb.HTTPError({status}) instead"
+                f"raise microweb.HTTPError({int(status)}) instead"
             )
     return ""
 
