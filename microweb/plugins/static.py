@@ -21,10 +21,15 @@ QUERY_SAFE = "!$%&'()*+,/:;=?@~"
 # under Waitress's 256 KiB head cap) took 3.3 s; 2,048 (4 KiB) take 13 ms.
 MAX_PATH_LENGTH = 4096
 # NOTE: why a file can't be looked up or opened that is the file's own (or its path's): no file
-# the client may have, a 404. ``None``: microweb's own reasons (not a regular file, replaced).
+# the client may have, a 404. EINVAL and EILSEQ: a name the file system can't hold (vfat's
+# "a:b", a strict UTF-8 one's), which a client may ask for. ``None``: microweb's own reasons
+# (not a regular file, replaced).
 _NOT_SERVABLE = frozenset(
-    {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM, None}
-)
+    {
+        errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM,
+        errno.EINVAL, errno.EILSEQ, None,
+    }
+)  # fmt: skip
 # NOTE: the process (EMFILE) or the system (ENFILE) out of file descriptors: an outage that
 # passes, told as one (503), not as a "not found" that caches keep.
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
