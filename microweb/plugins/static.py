@@ -33,7 +33,7 @@ _NOT_SERVABLE = frozenset(
 # NOTE: the process (EMFILE) or the system (ENFILE) out of file descriptors: an outage that
 # passes, told as one (503), not as a "not found" that caches keep.
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
-RETRY_AFTER = "1"
+_RETRY_AFTER = "1"
 
 logger = logging.getLogger("microweb")
 
@@ -301,7 +301,7 @@ def _failed(request: Request, exc: OSError) -> None:
             errno.errorcode[exc.errno],
             exc.strerror,
         )
-        raise HTTPError(503, headers={"Retry-After": RETRY_AFTER}) from None
+        raise HTTPError(503, headers={"Retry-After": _RETRY_AFTER}) from None
     raise exc
 
 
