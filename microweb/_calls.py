@@ -194,10 +194,11 @@ def _foreign_http_error(exc: Exception) -> str:
         return ""
     for name in ("status_code", "code"):
         status = getattr(exc, name, None)
-        if type(status) is int and 400 <= status <= 599:
+        # NOTE: an HTTPStatus member (Starlette's docs pass them) counts, as its plain int.
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
             return (
                 f": {cls.__module__}.{cls.__qualname__} is not microweb's; "
-                f"raise microweb.HTTPError({status}) instead"
+                f"raise microweb.HTTPError({int(status)}) instead"
             )
     return ""
 
@@ -248,13 +249,24 @@ def _answered(exc: Exception) -> None:
 
 
 def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, status: int) -> None:
-    """Log ``exc``, a bug that a 500 handler answered, or a class handler with a 5xx."""
+    """Log ``exc``, a bug that a 500 handler answered, or a class handler with a 5xx or
+    not at all (``status`` 0: the client left, or the server cancelled the request)."""
     if isinstance(exc, HTTPError):
         return
     if handler.key == 500:
         # NOTE: logged once its handler has run, as with no handler: logged before it, then
         # again as the context of the handler's failure, its traceback was in the log twice.
         _log_unhandled(request, exc)
+    elif status == 0:
+        # NOTE: its answer, a 500 as likely as not, never came: the bug left no line in the
+        # log, where a 500 handler's cut off the same way is logged (review210).
+        logger.error(
+            "unhandled error in %s %s, not answered: %r was cut off",
+            logged_method(request),
+            logged_path(request),
+            handler.target.fn,
+            exc_info=exc,
+        )
     elif status >= 500:
         # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
         # where a 500 handler's error is logged (review140); Starlette logs both. One that

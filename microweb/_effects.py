@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Gene
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import raise_own_cancellation, report_unhandled
+from ._errors import raise_own, report_unhandled
 
 logger = logging.getLogger("microweb")
 
@@ -230,14 +230,17 @@ def call_sync(fn: Callable[[], Any], kind: str) -> Any:
         concurrent.futures.CancelledError: For asyncio's ``CancelledError`` that it raised,
             which no server made (it cancels at an ``await``): an error of the step, as an
             ``async def`` step's own is.
+        RuntimeError: For a ``StopIteration`` that it raised, as sync app code's is in a
+            request (see ``own_stop``).
         TypeError: If it returned a coroutine (see ``refuse_coroutine``).
     """
     try:
         returned = fn()
     except BaseException as exc:
         # NOTE: a def shutdown hook's own (an asyncio.run() of a cancelled call) skipped the
-        # steps after it, where an async def hook's failed that step alone.
-        raise_own_cancellation(exc)
+        # steps after it, where an async def hook's failed that step alone. A StopIteration
+        # left the startup's generator as Python's "generator raised StopIteration".
+        raise_own(exc)
         raise
     refuse_coroutine(returned, kind)
     return returned

@@ -171,34 +171,47 @@ def _check_utf8(detail: str) -> None:
 
 
 def status_of(exc: HTTPError) -> int | None:
-    """Return the status of ``exc``, or ``None`` where it gives no ``int`` of 400 to 599: a
-    subclass whose ``__init__`` skipped HTTPError's (no status), or whose ``status`` is a
-    property that raises or gives another type or number. Its default answer, which reads it
-    again, is then the bug.
+    """Return the status of ``exc`` as a plain ``int`` (an ``IntEnum`` member's value), or
+    ``None`` where it gives no ``int`` of 400 to 599: a subclass whose ``__init__`` skipped
+    HTTPError's (no status), or whose ``status`` is a property that raises or gives another
+    type or number. Its default answer, which reads it again, is then the bug.
     """
     # NOTE: read with getattr, only an AttributeError was caught: a property's ValueError,
     # raised in the error handlers' lookup, left the app (a 500 and a traceback from the
     # server, nothing logged by the app); a str status failed as it was compared with 500.
     try:
-        status = exc.status
+        status = _plain(exc.status)
     except Exception:
         return None
-    return status if type(status) is int and 400 <= status <= 599 else None
+    return status if status is not None and 400 <= status <= 599 else None
 
 
 def answer_status(exc: HTTPError) -> int:
-    """Return the status of ``exc`` for its answer.
+    """Return the status of ``exc`` for its answer, as a plain ``int``.
 
     Raises:
         ValueError: For an ``int`` that is no 4xx or 5xx (a subclass's ``status`` property):
             the app's bug. Another type is left to ``Response``, which refuses it.
     """
     status = exc.status
+    plain = _plain(status)
+    if plain is None:
+        return status
     # NOTE: HTTPError() checks its status, a subclass's property is past it: one of 200 went
     # out as a 200 with the error's body ("Not Found"), nothing logged.
-    if type(status) is int and not 400 <= status <= 599:
+    if not 400 <= plain <= 599:
         raise ValueError(f"HTTPError status must be 4xx or 5xx, got {status!r}")
-    return status
+    return plain
+
+
+def _plain(status: object) -> int | None:
+    """Return ``status`` as a plain ``int`` if it is one of any ``int`` class but ``bool``."""
+    # NOTE: an IntEnum member (http.HTTPStatus's, which a subclass set after HTTPError's
+    # __init__) was taken for no status: the app's error_handler(404) never saw its 404, and
+    # HTTPStatus.OK passed the range check and went out as a 200.
+    if isinstance(status, bool) or not isinstance(status, int):
+        return None
+    return int(status)
 
 
 class ClientDisconnect(Exception):

@@ -25,7 +25,7 @@ from ._effects import (
     carried,
     run_shutdown,
 )
-from ._errors import raise_own_cancellation
+from ._errors import raise_own
 from ._plan import StartupSteps
 from ._types import AppLike
 
@@ -88,7 +88,7 @@ def _enter(lifespan: Lifespan, app: AppLike, exits: list[Colored]) -> Effects:
             try:
                 value = manager.__enter__()
             except BaseException as exc:
-                raise_own_cancellation(exc)  # NOTE: as a def startup hook's (call_sync).
+                raise_own(exc)  # NOTE: as a def startup hook's (call_sync).
                 raise
         exits.append(_exit_step(lifespan, _sync_exit(manager), is_async=False))
     else:

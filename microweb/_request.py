@@ -262,7 +262,9 @@ class Request(BodyMethods):
         return any(builder.on_disk for builder in self._cleanups or ())
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self.path!r} via {self.interface}>"
+        # NOTE: the method as it came (Waitress passes on any, up to a space) put CR LF into
+        # whatever logged the repr: encoded as the access log encodes it.
+        return f"<Request {logged_method(self)} {self.path!r} via {self.interface}>"
 
 
 def new_request(

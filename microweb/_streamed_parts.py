@@ -82,7 +82,7 @@ class Part:
 
     def __repr__(self) -> str:
         kind = "field" if self.filename is None else f"file {self.filename!r}"
-        return f"<Part {self.name!r} {kind} {self.content_type}>"
+        return f"<Part {self.name!r} {kind} {self.content_type!r}>"  # NOTE: see UploadFile's.
 
 
 class _Parts:

@@ -223,7 +223,9 @@ class UploadFile:
         _ON_DISK.discard(self)
 
     def __repr__(self) -> str:
-        return f"<UploadFile {self.filename!r} {self.content_type} {self.size} bytes>"
+        # NOTE: the type as the client wrote it (ESC, BEL), which drove the terminal of a log
+        # that held the repr: in repr()'s escapes, as the file name is.
+        return f"<UploadFile {self.filename!r} {self.content_type!r} {self.size} bytes>"
 
 
 COPY_CHUNK = 1024 * 1024

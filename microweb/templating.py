@@ -9,6 +9,7 @@ loop under ASGI, on the app's loop under WSGI).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import (
     Callable,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from ._request import Request
 
 __all__ = ["Templates"]
+
+logger = logging.getLogger("microweb")
 
 Directory = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 ContextProcessor = Callable[["Request"], Mapping[str, Any]]
@@ -175,18 +178,42 @@ _NAMING = {
 }
 
 
-def _unfound(env: jinja2.Environment, compiled: frozenset[str], name: str, source: str) -> str:
-    """Say where the template ``name`` names, as written, a template it can never load; ``""``
-    if it names none. A name made as the page runs, or included ``ignore missing``, is left
-    to render time."""
-    tree = env.parse(source, name)
-    for node in tree.find_all(tuple(_NAMING)):
+# NOTE: what runs its body only on some renders, or none: a branch of an if, a loop's body
+# and its else, a macro's body and a call block's.
+_BRANCHES = (jinja2.nodes.If, jinja2.nodes.For, jinja2.nodes.Macro, jinja2.nodes.CallBlock)
+
+
+def _unfound(
+    env: jinja2.Environment, compiled: frozenset[str], name: str, source: str
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Say where the template ``name`` names, as written, a template it can never load: where
+    every render runs that tag, and where a branch does (see ``_BRANCHES``), with the tag's
+    verb. A name made as the page runs, or included ``ignore missing``, is left to render
+    time."""
+    always: list[str] = []
+    branched: list[tuple[str, str]] = []
+    for node, in_branch in _naming_tags(env.parse(source, name), False):
         target = getattr(node, "template", None)
         if getattr(node, "ignore_missing", False) or not isinstance(target, jinja2.nodes.Const):
             continue
         if isinstance(target.value, str) and not _servable(env, compiled, target.value):
-            return f"{name!r} (line {node.lineno}) {_NAMING[type(node)]} {target.value!r}"
-    return ""
+            verb = _NAMING[type(node)]
+            where = f"{name!r} (line {node.lineno}) {verb} {target.value!r}"
+            if in_branch:
+                branched.append((where, verb))
+            else:
+                always.append(where)
+    return always, branched
+
+
+def _naming_tags(
+    node: jinja2.nodes.Node, in_branch: bool
+) -> Iterator[tuple[jinja2.nodes.Stmt, bool]]:
+    """Yield the tags under ``node`` that name a template, each with whether a branch holds it."""
+    for child in node.iter_child_nodes():
+        if isinstance(child, jinja2.nodes.Stmt) and type(child) in _NAMING:
+            yield child, in_branch
+        yield from _naming_tags(child, in_branch or isinstance(child, _BRANCHES))
 
 
 def _stand_in(*args: Any, **kwargs: Any) -> None:
@@ -245,7 +272,9 @@ class Templates:
         ValueError: If ``directory`` is an empty list, or ``enable_async=True`` is given:
             ``render`` is synchronous; or a ``cache_size`` other than -1; or if a file of the
             folders is not UTF-8 text (every file is compiled as a template), or a template
-            extends, includes or imports by a literal name one that is not in the folders.
+            extends, includes or imports by a literal name one that is not in the folders,
+            where every render does (in a branch, ``{% if %}``, ``{% for %}``, a macro, a
+            warning is logged on the ``"microweb"`` logger instead).
         jinja2.TemplateSyntaxError: If a template does not compile, for another reason than
             a filter or test that ``env`` lacks: such a template is compiled on its first
             render, once the app has added them.
@@ -348,11 +377,26 @@ class Templates:
             source = loader.sources.get(name, ("", None))[0]
             if not any(word in source for word in ("extends", "include", "import")):
                 continue
-            where = _unfound(self.env, compiled, name, source)
-            if where:
+            always, branched = _unfound(self.env, compiled, name, source)
+            if always:
                 raise ValueError(
-                    f"template {where}, which is not in {folders}: names are relative to "
+                    f"template {always[0]}, which is not in {folders}: names are relative to "
                     "the template folders, and a hidden file is no template"
+                )
+            for where, verb in branched:
+                # NOTE: Jinja renders the page while the branch is not taken (an optional
+                # part, a theme's override): it stopped the app, as one every render runs.
+                advice = (
+                    ": for an optional template, write 'ignore missing' after its name"
+                    if verb == "includes"
+                    else ""
+                )
+                logger.warning(
+                    "template %s in a branch, which is not in %s: rendering the branch raises "
+                    "TemplateNotFound%s",
+                    where,
+                    folders,
+                    advice,
                 )
 
     def render(

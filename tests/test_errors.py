@@ -8,6 +8,7 @@ import itertools
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -82,8 +83,11 @@ _StarletteHTTPException.__module__ = "starlette.exceptions"
     [
         (_WerkzeugNotFound(), "raise microweb.HTTPError(404) instead"),
         (_StarletteHTTPException(422), "raise microweb.HTTPError(422) instead"),
+        # NOTE: Starlette's own docs pass HTTPStatus members: the advice was left out.
+        (_StarletteHTTPException(HTTPStatus.GONE), "raise microweb.HTTPError(410) instead"),
         (KeyError("x"), None),
     ],
+    ids=["werkzeug", "starlette", "starlette-http-status", "other"],
 )
 def test_another_frameworks_http_error_is_logged_with_what_to_raise(
     make_client: MakeClient,

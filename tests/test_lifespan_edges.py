@@ -316,3 +316,61 @@ def test_a_shutdown_hook_that_ends_the_process_says_the_asgi_shutdown_failed(
         "lifespan.shutdown.failed",
     ]
     assert "stop now" in sent[1]["message"]
+
+
+class _EntersPastTheEnd:
+    """A sync lifespan, a class, whose ``__enter__`` (or ``__exit__``) calls ``next()`` past
+    the end of an iterator."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        if self.where == "enter":
+            next(iter(()))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.where == "exit":
+            next(iter(()))
+
+
+def _past_the_end() -> None:
+    next(iter(()))
+
+
+@pytest.mark.parametrize("step", ["hook", "lifespan"])
+def test_a_sync_startup_steps_stop_iteration_is_sync_app_codes_runtime_error(
+    interface: str, step: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: it left the core's startup generator as Python's "generator raised
+    # StopIteration", where every other sync app code's is this RuntimeError.
+    app = App()
+    if step == "hook":
+        app.on_startup(_past_the_end)
+    else:
+        app.lifespan(lambda app: _EntersPastTheEnd("enter"))
+    with pytest.raises(RuntimeError) as failed, TestClient(app, interface=interface):
+        pass
+    assert "sync app code raised StopIteration" in str(failed.value)
+    assert "generator raised StopIteration" not in caplog.text
+
+
+@pytest.mark.parametrize("step", ["hook", "lifespan"])
+def test_a_sync_shutdown_steps_stop_iteration_is_sync_app_codes_runtime_error(
+    interface: str, step: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: logged as a bare StopIteration, and named "StopIteration: " in the ShutdownError.
+    app = App()
+    if step == "hook":
+        app.on_shutdown(_past_the_end)
+    else:
+        app.lifespan(lambda app: _EntersPastTheEnd("exit"))
+    client = TestClient(app, interface=interface)
+    client.__enter__()
+    with pytest.raises(RuntimeError, match=r"RuntimeError: sync app code raised StopIteration"):
+        client.close()
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [(type(error), str(error)) for error in logged] == [
+        (RuntimeError, "sync app code raised StopIteration")
+    ]
+    assert type(logged[0].__cause__) is StopIteration

@@ -247,14 +247,14 @@ def test_part_attributes_and_headers(make_client: MakeClient, colour: str) -> No
             "filename": "a b.bin",
             "type": "application/octet-stream",
             "x-tag": "one",
-            "repr": "<Part 'f' file 'a b.bin' application/octet-stream>",
+            "repr": "<Part 'f' file 'a b.bin' 'application/octet-stream'>",
         },
         {
             "name": "g",
             "filename": None,
             "type": "text/plain",
             "x-tag": None,
-            "repr": "<Part 'g' field text/plain>",
+            "repr": "<Part 'g' field 'text/plain'>",
         },
     ]
 

@@ -925,6 +925,34 @@ def test_repr_names_method_path_and_interface(make_client: MakeClient, interface
     assert text == f"<Request POST '/items/café' via {interface}>"
 
 
+@pytest.mark.parametrize(
+    ("method", "shown"),
+    [("BREW\r\nINFO:forged\x1b[2J", "BREW%0D%0AINFO%3Aforged%1B%5B2J"), ("G\udc80T", "G%5Cudc80T")],
+    ids=["forged", "surrogate"],
+)
+def test_repr_holds_a_method_that_is_no_token_encoded(
+    interface: str, method: str, shown: str
+) -> None:
+    # NOTE: the method went into the repr as it came (Waitress passes on any, up to a space):
+    # CR LF started a forged line in a log that holds the repr, ESC drove its terminal; a lone
+    # surrogate made the log call raise. Encoded as the access log encodes it.
+    app = App()
+    seen: list[str] = []
+
+    @app.middleware
+    def keeps(request: Request):  # type: ignore[no-untyped-def]
+        seen.append(repr(request))
+        yield
+
+    if interface == "wsgi":
+        result = app.as_wsgi()(wsgi_environ(method, "/a\rb"), lambda *args: None)
+        b"".join(result)
+        getattr(result, "close", lambda: None)()
+    else:
+        asyncio.run(asgi_call(app, http_scope(method, "/a\rb"), body_messages(b"")))
+    assert seen == [f"<Request {shown} '/a\\rb' via {interface}>"]
+
+
 # -- request target and Host ------------------------------------------------------------------
 
 

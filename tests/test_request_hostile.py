@@ -295,3 +295,33 @@ def test_a_second_content_disposition_line_is_400(
             400,
             "invalid multipart body: a part's Content-Disposition header comes twice",
         )
+
+
+# -- reprs of what the client named --------------------------------------------------------------
+
+
+def test_the_reprs_of_an_upload_and_a_part_hold_a_clients_content_type_escaped(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: a part's Content-Type went into the repr as it came: ESC and BEL from the client
+    # drove the terminal of whatever logged an UploadFile or a Part.
+    app = App()
+
+    @app.post("/form")
+    def form(request: Request) -> str:
+        return repr(request.form()["f"])
+
+    @app.post("/parts")
+    def parts(request: Request) -> str:
+        return "".join(repr(part) for part in request.iter_parts())
+
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n'
+        b"Content-Type: text/plain\x1b[2J\x07\r\n\r\nhello\r\n--b--\r\n"
+    )
+    client = make_client(app)
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    upload = client.post("/form", content=body, headers=headers).text
+    part = client.post("/parts", content=body, headers=headers).text
+    assert upload == "<UploadFile 'a.txt' 'text/plain\\x1b[2j\\x07' 5 bytes>"
+    assert part == "<Part 'f' file 'a.txt' 'text/plain\\x1b[2j\\x07'>"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -106,3 +107,52 @@ def test_a_response_takes_an_http_status_member_as_its_int(make_client: MakeClie
         return Response("made", status=HTTPStatus.CREATED)
 
     assert make_client(app).get("/").status_code == 201
+
+
+class _EnumStatus(HTTPError):
+    """Sets its ``status`` to an ``IntEnum`` member after ``HTTPError.__init__``, which made it
+    a plain ``int`` (a port's exception class that keeps ``http.HTTPStatus`` members)."""
+
+    def __init__(self, status: HTTPStatus) -> None:
+        super().__init__(404)
+        self.status = status
+
+
+def test_an_http_errors_int_enum_status_finds_the_error_handler_of_its_status(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the handlers' lookup wanted type(status) is int: an HTTPStatus member skipped the
+    # app's error_handler(404), and the default 404 went out.
+    app = App()
+    seen: list[Any] = []
+
+    def not_found(request: Request, exc: HTTPError) -> str:
+        seen.append(exc.status)
+        return "the app's 404"
+
+    app.error_handler(404)(in_colour(colour, not_found))
+    app.get("/")(in_colour(colour, lambda request: _raise(_EnumStatus(HTTPStatus.NOT_FOUND))))
+    response = make_client(app).get("/")
+    assert (response.status_code, response.text) == (404, "the app's 404")
+    assert seen == [HTTPStatus.NOT_FOUND]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("status", [HTTPStatus.OK, HTTPStatus.CONTINUE])
+def test_an_http_errors_int_enum_status_out_of_range_is_a_logged_500(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture, status: HTTPStatus
+) -> None:
+    # NOTE: an HTTPStatus member skipped the range check: HTTPStatus.OK went out as a 200
+    # with the error's body ("Not Found"), nothing logged.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+    app.get("/")(in_colour(colour, lambda request: _raise(_EnumStatus(status))))
+    response = make_client(app).get("/")
+    assert response.status_code == 500
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(error) for error in logged] == [ValueError]
+    assert "4xx or 5xx" in str(logged[0])
+
+
+def _raise(error: Exception) -> NoReturn:
+    raise error

@@ -863,13 +863,17 @@ def test_without_jinja_the_error_names_the_extra() -> None:
     [
         ('{% extends "bse.html" %}', "extends", "bse.html"),
         ('<p>\n{% include "partial.html" %}</p>', "includes", "partial.html"),
-        ('{% if x %}{% include "notes/item.html" %}{% endif %}', "includes", "notes/item.html"),
+        ('{% block b %}{% include "notes/item.html" %}{% endblock %}', "includes",
+         "notes/item.html"),
+        ('{% filter upper %}{% with a = 1 %}{% include "x.html" %}{% endwith %}{% endfilter %}',
+         "includes", "x.html"),
         ('{% import "macros.html" as m %}', "imports", "macros.html"),
         ('{% from "macros.html" import nav %}', "imports", "macros.html"),
         ('{% include ".hidden.html" %}', "includes", ".hidden.html"),
     ],
-    ids=["extends", "include", "include-in-if", "import", "from-import", "hidden"],
-)
+    ids=["extends", "include", "include-in-block", "include-in-filter-and-with", "import",
+         "from-import", "hidden"],
+)  # fmt: skip
 def test_a_literal_name_of_no_template_stops_the_app_at_startup(
     folder: Path, source: str, verb: str, missing: str
 ) -> None:
@@ -898,6 +902,42 @@ def test_a_literal_name_of_no_template_stops_the_app_at_startup(
 def test_names_that_may_be_found_pass_the_startup_check(folder: Path, source: str) -> None:
     (folder / "fine.html").write_text(source)
     Templates(folder)
+
+
+@pytest.mark.parametrize(
+    ("source", "verb", "missing"),
+    [
+        ('{% if shown %}{% include "optional.html" %}{% endif %}', "includes", "optional.html"),
+        ('{% if x %}{% elif shown %}{% include "optional.html" %}{% endif %}', "includes",
+         "optional.html"),
+        ('{% if not shown %}{% else %}{% include "optional.html" %}{% endif %}', "includes",
+         "optional.html"),
+        ('{% for i in [1] if shown %}{% include "optional.html" %}{% endfor %}', "includes",
+         "optional.html"),
+        ('{% macro m() %}{% include "optional.html" %}{% endmacro %}{% if shown %}{{ m() }}'
+         '{% endif %}', "includes", "optional.html"),
+        ('{% if shown %}{% import "optional.html" as o %}{% endif %}', "imports",
+         "optional.html"),
+        ('{% if shown %}{% extends "optional.html" %}{% endif %}', "extends", "optional.html"),
+    ],
+    ids=["if", "elif", "else", "for", "macro", "import", "extends"],
+)  # fmt: skip
+def test_a_literal_name_of_no_template_in_a_branch_is_a_warning_at_startup(
+    folder: Path, source: str, verb: str, missing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: it stopped the app, where Jinja renders the page while the branch is not taken:
+    # an optional part, a theme's override, a debug panel. Said at startup, still.
+    caplog.set_level(logging.WARNING, logger="microweb")
+    (folder / "branch.html").write_text(f"<p>\n{source}")
+    templates = Templates(folder)
+    warned = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert len(warned) == 1
+    assert f"'branch.html' (line 2) {verb} '{missing}'" in warned[0]
+    assert ("ignore missing" in warned[0]) is (verb == "includes")
+    page = templates.env.get_template("branch.html")
+    assert page.render(shown=False) == "<p>\n"
+    with pytest.raises(jinja2.TemplateNotFound, match=r"optional\.html"):
+        page.render(shown=True)
 
 
 def test_with_auto_reload_a_name_of_no_template_yet_waits_for_render(folder: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import ntpath
 import os
 import posixpath
+import stat
 from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response, Route
+from microweb._request import logged_method, logged_path
 
 # NOTE: what stays as it is in a query string: reserved characters and escapes already made.
 QUERY_SAFE = "!$%&'()*+,/:;=?@~"
@@ -16,6 +20,22 @@ QUERY_SAFE = "!$%&'()*+,/:;=?@~"
 # segment and joins a longer string for each: 128,000 segments ("a/a/a/...", one request line
 # under Waitress's 256 KiB head cap) took 3.3 s; 2,048 (4 KiB) take 13 ms.
 MAX_PATH_LENGTH = 4096
+# NOTE: why a file can't be looked up or opened that is the file's own (or its path's): no file
+# the client may have, a 404. EINVAL and EILSEQ: a name the file system can't hold (vfat's
+# "a:b", a strict UTF-8 one's), which a client may ask for. ``None``: microweb's own reasons
+# (not a regular file, replaced).
+_NOT_SERVABLE = frozenset(
+    {
+        errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM,
+        errno.EINVAL, errno.EILSEQ, None,
+    }
+)  # fmt: skip
+# NOTE: the process (EMFILE) or the system (ENFILE) out of file descriptors: an outage that
+# passes, told as one (503), not as a "not found" that caches keep.
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+_RETRY_AFTER = "1"
+
+logger = logging.getLogger("microweb")
 
 
 def _unsafe(path: str) -> bool:
@@ -65,7 +85,9 @@ def _opened_inside(root: str, full: str, identity: tuple[int, int] | None, dotfi
         return True
     try:
         descriptor = os.open(full, _O_PATH)
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in _NOT_SERVABLE:
+            raise
         return False
     try:
         found = os.fstat(descriptor)
@@ -94,7 +116,10 @@ def safe_join(
     """Return the real path that ``path`` names inside ``directory``, if it may be served.
 
     This is the check ``Static`` makes, for handlers that serve files themselves, such as from
-    a ``{name:path}`` parameter.
+    a ``{name:path}`` parameter; by the name only. ``Static`` also checks the file it opens (on
+    Linux): a folder of the path swapped for a symbolic link to outside between this check and
+    the handler's open is followed. Where others may change the folder, serve it with
+    ``Static``.
 
     Args:
         directory: The folder that holds the files.
@@ -117,7 +142,9 @@ class Static:
     Files are sent with ``Response.file``, so conditional requests and ranges work. Paths with
     ``..`` segments, backslashes, NUL bytes, absolute paths or drive letters are refused, and so
     are symbolic links that lead out of the folder and, unless ``dotfiles`` is true, names that
-    start with a dot anywhere in the path: all get 404, like missing files.
+    start with a dot anywhere in the path: all get 404, like missing files. A file that can't
+    be opened as the process is out of file descriptors gets 503 with ``Retry-After``; another
+    failure of the disk is raised as the ``OSError`` it is (the app's 500).
 
     Args:
         directory: The folder to serve; it must exist.
@@ -201,11 +228,12 @@ class Static:
         full = self.resolve(path)
         if full is None:
             raise HTTPError(404)
-        if os.path.isdir(full):
+        mode = _mode(request, full)
+        if stat.S_ISDIR(mode):
             return self._folder(request, full, path)
-        if _names_a_folder(path) or not os.path.isfile(full):
+        if _names_a_folder(path) or not stat.S_ISREG(mode):
             raise HTTPError(404)
-        return self._file(full)
+        return self._file(request, full)
 
     def resolve(self, path: str) -> str | None:
         """Return the real path that ``path`` (relative to the prefix) names, if it is inside.
@@ -222,21 +250,59 @@ class Static:
             raise HTTPError(404)
         index = os.path.realpath(os.path.join(full, self.index))
         # NOTE: checked as any file is: an index.html linked to "../.git/config" served it.
-        if not _servable(self.root, index, self.dotfiles) or not os.path.isfile(index):
+        if not _servable(self.root, index, self.dotfiles) or not stat.S_ISREG(
+            _mode(request, index)
+        ):
             raise HTTPError(404)
         if not request.path.endswith("/"):
             return Response.redirect(_with_slash(request), 308)
-        return self._file(index)
+        return self._file(request, index)
 
-    def _file(self, full: str) -> Response:
+    def _file(self, request: Request, full: str) -> Response:
         try:
             response = Response.file(full)
-        except OSError:
+            info = response.file_info
+            inside = info is not None and _opened_inside(
+                self.root, full, info.identity, self.dotfiles
+            )
+        except OSError as exc:
+            _failed(request, exc)
             raise HTTPError(404) from None
-        info = response.file_info
-        if info is None or not _opened_inside(self.root, full, info.identity, self.dotfiles):
+        if not inside:
             raise HTTPError(404)
         return response
+
+
+def _mode(request: Request, full: str) -> int:
+    """Return the file type and mode bits of ``full``, 0 where nothing is there."""
+    # NOTE: os.path.isfile() and isdir() say False for any error: a disk's EIO was a 404.
+    try:
+        return os.stat(full).st_mode
+    except OSError as exc:
+        _failed(request, exc)
+        return 0
+
+
+def _failed(request: Request, exc: OSError) -> None:
+    """Return if ``exc`` says that no file is there to serve (the caller's 404); else raise
+    the answer to it.
+
+    Raises:
+        HTTPError: 503, with ``Retry-After``, for a process or system out of file descriptors.
+        OSError: ``exc``, for any other failure (a disk's ``EIO``): the app's 500, logged.
+    """
+    if exc.errno in _NOT_SERVABLE:
+        return
+    if exc.errno in _OUT_OF_DESCRIPTORS:
+        logger.warning(
+            "%s %s answered 503: no file descriptor to open the file (%s: %s)",
+            logged_method(request),
+            logged_path(request),
+            errno.errorcode[exc.errno],
+            exc.strerror,
+        )
+        raise HTTPError(503, headers={"Retry-After": _RETRY_AFTER}) from None
+    raise exc
 
 
 def _names_a_folder(path: str) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -444,3 +446,83 @@ def test_static_unreadable_files_are_404(make_client: MakeClient, files: Path) -
     for url in ("/static/site.css", "/static/docs/"):
         assert client.get(url).status_code == 404, url
         assert client.head(url).status_code == 404, url
+
+
+def _failing_for(
+    monkeypatch: pytest.MonkeyPatch, call: str, path: Path, code: int
+) -> Callable[[], None]:
+    """Make ``os.<call>`` fail with ``code`` for ``path`` alone; return what restores it."""
+    real = getattr(os, call)
+
+    @functools.wraps(real)
+    def failing(name: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(name, (str, os.PathLike)) and os.fspath(name) == str(path):
+            raise OSError(code, os.strerror(code), os.fspath(name))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, call, failing)
+    return lambda: monkeypatch.setattr(os, call, real)
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE], ids=["EMFILE", "ENFILE"])
+@pytest.mark.parametrize("url", ["/static/site.css", "/static/docs/"])
+def test_static_out_of_file_descriptors_is_a_503_to_retry(
+    make_client: MakeClient,
+    files: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+    url: str,
+) -> None:
+    # NOTE: the open's EMFILE was a 404: an outage (the process out of descriptors) told as
+    # "not found", which a cache then kept for the file.
+    caplog.set_level(logging.DEBUG, logger="microweb")
+    client = make_client(static_app(files))
+    target = files / ("site.css" if url.endswith(".css") else "docs/index.html")
+    restore = _failing_for(monkeypatch, "open", target, code)
+    for method in ("GET", "HEAD"):
+        response = client.request(method, url)
+        assert response.status_code == 503, method
+        assert response.headers["retry-after"] == "1"
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in warned] == [logging.WARNING, logging.WARNING]
+    assert os.strerror(code) in warned[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info]
+    restore()
+    assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("call", ["open", "stat"])
+def test_static_a_failing_disk_is_the_apps_500_not_a_404(
+    make_client: MakeClient,
+    files: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    call: str,
+) -> None:
+    # NOTE: EIO (a failing disk, a stale NFS handle) was a 404 too, a cacheable "not found"
+    # for a file that is there.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    client = make_client(static_app(files))
+    _failing_for(monkeypatch, call, files / "site.css", errno.EIO)
+    assert client.get("/static/site.css").status_code == 500
+    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [getattr(error, "errno", None) for error in logged] == [errno.EIO]
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOENT, errno.ELOOP, errno.EINVAL])
+def test_static_a_file_that_cant_be_opened_for_its_own_reasons_stays_404(
+    make_client: MakeClient,
+    files: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    code: int,
+) -> None:
+    # NOTE: EINVAL is a name the file system can't hold (vfat's "a:b"): a client's 404, not a
+    # logged 500 that any client could cause.
+    client = make_client(static_app(files))
+    for call in ("open", "stat"):
+        restore = _failing_for(monkeypatch, call, files / "site.css", code)
+        assert client.get("/static/site.css").status_code == 404, call
+        restore()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -1,0 +1,152 @@
+"""A bug whose error handler for its class never finished: the client left, or the server gave up.
+
+A handler for an exception class that answers a 5xx gets the bug it answered logged once it has
+answered; one cut off before it answered must not take the bug out of the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Any
+from wsgiref.validate import validator
+
+import pytest
+from conftest import MakeClient, in_colour
+from drive import asgi_call, http_scope, wsgi_environ
+
+from microweb import App, ClientDisconnect, Request
+
+
+class _ResetInput(io.BytesIO):
+    """A ``wsgi.input`` whose reads fail as a socket's does once the client reset it."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+def _app(answer: Any) -> App:
+    app = App()
+
+    @app.post("/orders")
+    def order(request: Request) -> str:
+        raise RuntimeError("the bug")
+
+    app.error_handler(RuntimeError)(answer)
+    return app
+
+
+async def _reads_then_answers(request: Request, exc: Exception) -> Any:
+    await request.aread()  # NOTE: to report the body with the error, say.
+    return {"error": "internal"}, 500
+
+
+def _post_and_leave(app: App, interface: str) -> list[str]:
+    """POST 10 bytes promised, 2 sent, then the client leaves; return the status lines sent."""
+    if interface == "asgi":
+        scope = http_scope("POST", "/orders", [(b"content-length", b"10")])
+        messages = [
+            {"type": "http.request", "body": b"ab", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent = asyncio.run(asgi_call(app, scope, messages))
+        return [str(m["status"]) for m in sent if m["type"] == "http.response.start"]
+    seen: list[str] = []
+    driver = app.as_wsgi()
+    try:
+        environ = wsgi_environ(
+            "POST", "/orders", CONTENT_LENGTH="10", QUERY_STRING="", SCRIPT_NAME=""
+        )
+        environ["wsgi.input"] = _ResetInput(b"ab")
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            seen.append(status)
+            return lambda data: None
+
+        result = validator(driver)(environ, start_response)
+        try:
+            b"".join(result)
+        finally:
+            result.close()
+    finally:
+        driver.close()
+    return seen
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[BaseException]:
+    return [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1]]
+
+
+def test_a_bug_whose_class_handler_finds_the_client_gone_is_logged_once(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a 500 handler's bug was logged there, a class handler's was not: its answer, a
+    # 500, never came, and the RuntimeError left no line in the log.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    statuses = _post_and_leave(_app(_reads_then_answers), interface)
+    assert statuses == ([] if interface == "asgi" else ["400 Bad Request"])
+    logged = _logged(caplog)
+    assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
+    assert "_reads_then_answers" in caplog.records[0].getMessage()
+
+
+def test_a_bug_whose_class_handler_raises_client_disconnect_is_logged_once(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a ClientDisconnect out of an error handler is the client's leaving, whoever
+    # raised it (a body read, a watch of the connection): the bug it answered stays logged.
+    caplog.set_level(logging.ERROR, logger="microweb")
+
+    def finds_it_gone(request: Request, exc: Exception) -> Any:
+        raise ClientDisconnect("gone meanwhile")
+
+    response = make_client(_app(in_colour(colour, finds_it_gone))).post("/orders")
+    assert (response.status_code, response.text) == (400, "gone meanwhile")
+    logged = _logged(caplog)
+    assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
+
+
+def test_a_bug_whose_class_handler_answers_is_logged_once(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the other side of the fix: a handler that finishes logs the bug once, not twice.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _app(in_colour(colour, lambda request, exc: ({"error": "internal"}, 500)))
+    assert make_client(app).post("/orders").status_code == 500
+    logged = _logged(caplog)
+    assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
+
+
+def test_a_bug_whose_class_handler_the_server_cancels_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the server gives up on the request (Uvicorn at the end of its grace period) while
+    # the handler waits: "cut off" was logged, and the bug it answered was not.
+    caplog.set_level(logging.WARNING, logger="microweb")
+    started = asyncio.Event()
+
+    async def waits(request: Request, exc: Exception) -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    asgi = _app(waits).as_asgi()
+
+    async def call() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        task = asyncio.ensure_future(asgi(http_scope("POST", "/orders"), receive, send))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(call())
+    logged = _logged(caplog)
+    assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
+    assert "cut off" in caplog.text
