@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
-import weakref
 from collections.abc import Awaitable
 from functools import partial
 from inspect import GEN_CREATED, getgeneratorstate
@@ -14,7 +12,8 @@ from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
 from ._asgi_body import ASGIBody, default_limit
-from ._asgi_request import request_of, sends_refusal
+from ._asgi_request import request_of
+from ._asgi_websocket import TURN, run_session
 from ._calls import (
     client_left,
     cut_off,
@@ -41,43 +40,31 @@ from ._effects import (
     run_shutdown,
 )
 from ._emission import (
-    ACCEPT_VARIES,
-    NOSNIFF,
     LengthHeaders,
-    close_replaced,
     encode_chunk,
+    encoded_headers,
     ended_for_a_client_gone,
-    outgoing,
     plain_answer,
 )
 from ._errors import (
     ClientDisconnect,
-    HTTPError,
     log_failure,
-    only_of,
     own_cancellation,
-    report_unhandled,
-    status_of,
 )
 from ._file_threads import aiter_file_read, close_in_file_thread
 from ._files import bound_to_no_thread
 from ._lifespans import run_startup
-from ._pipeline import NOT_AWAITED, dispatch_handshake, fail, respond, settle
+from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Request, logged_path, logged_request
+from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._sse import SSEChunks
 from ._types import Message, Receive, Scope, Send
-from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from ._plan import Plan
 
 logger = logging.getLogger("microweb")
-# NOTE: the longest an async stream runs without giving the event loop a turn (seconds).
-# PERF: a turn after every chunk took a stream of 1-byte chunks from 1.5 to 5.7 us a chunk;
-# one per TURN costs no more than the noise, 0.1 us (process_time, 300,000 chunks, 2026-12-01).
-TURN = 0.005
 
 
 class ASGIDriver:
@@ -156,7 +143,7 @@ class ASGIDriver:
                 start = {
                     "type": "http.response.start",
                     "status": response._status,
-                    "headers": _encoded(headers),
+                    "headers": encoded_headers(headers),
                 }
             if isinstance(content, bytes):
                 try:
@@ -235,7 +222,7 @@ class ASGIDriver:
         start = {
             "type": "http.response.start",
             "status": response._status,
-            "headers": _encoded(headers),
+            "headers": encoded_headers(headers),
         }
         try:
             if isinstance(content, bytes):
@@ -407,7 +394,7 @@ class ASGIDriver:
             await self._startup()
         request = request_of(self.app, self._limits, scope, receive)
         try:
-            await self._session(scope, request, receive, send)
+            await run_session(self, scope, request, receive, send)
         except asyncio.CancelledError as exc:
             if cancelled_here():
                 cut_off(request, exc, "in its WebSocket session")
@@ -424,96 +411,6 @@ class ASGIDriver:
                     closing = _end(request)
                     if closing is not None:
                         await closing
-
-    async def _session(self, scope: Scope, request: Request, receive: Receive, send: Send) -> None:
-        route = self.plan.match_websocket(request)
-        if route is None:
-            # SPEC: closing before accept makes the server refuse the handshake with 403.
-            await send(_REFUSAL)
-            return
-        if not await self._accepted(request, send):
-            return
-        limit = request.limits.max_websocket_message
-        # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
-        # "chat, , v2", which an app could accept (the client then got no subprotocol).
-        subprotocols = [name for name in scope.get("subprotocols") or () if name]
-        ws = WebSocket(request, receive, _turning(send), subprotocols, limit)
-        try:
-            await route.handler(ws, **request.path_params)
-        except WebSocketDisconnect:
-            # NOTE: the client's leaving, and the socket is closed already (this close does
-            # nothing), or the handler's own, which ends the connection as a return does. The
-            # app answered nothing for that one: before accept(), Uvicorn sent a 500 and logged
-            # "ASGI callable returned without completing handshake"; after, the client got no
-            # close frame.
-            await ws.close(1000)
-        except HTTPError as exc:
-            # NOTE: an answer the app chose (a header the client did not send, say): not
-            # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
-            # client's 4xx), 1011 the server's trouble (a 5xx).
-            exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
-            if ws.state == CONNECTING:
-                await self._refuse_with(request, exc, ws, send)
-            else:
-                await ws.close(self._close_code(request, exc))
-        except (Exception, asyncio.CancelledError) as exc:
-            if only_of(exc, WebSocketDisconnect) is not None:
-                # NOTE: a TaskGroup's, when its reading task saw the client leave: the client's
-                # leaving, as above, which was logged as an error with its traceback.
-                await ws.close(1000)
-                return
-            error = error_of_request(exc)
-            logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=error)
-            report_unhandled(error)  # NOTE: before the close, which a test client then raises.
-            del error  # NOTE: no cycle through this frame and the traceback.
-            # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
-            await ws.close(1011 if ws.state == "open" else 1008)
-        else:
-            await ws.close(1000)
-
-    def _close_code(self, request: Request, exc: HTTPError) -> int:
-        """The close code of ``exc``, raised after ``accept()``: 1008 for a 4xx, else 1011."""
-        status = status_of(exc)
-        if status is None:
-            # NOTE: a status that reads as no int (see status_of) left the app with its error
-            # when compared with 500: the app's bug, logged as a handler's error.
-            logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=exc)
-            report_unhandled(exc)
-        return 1008 if status is not None and status < 500 else 1011
-
-    async def _refuse_with(
-        self, request: Request, exc: HTTPError, ws: WebSocket, send: Send
-    ) -> None:
-        """Refuse a handshake with the response of ``exc``, which the handler raised before
-        ``accept()``, as a flow's ``HTTPError`` refuses it; or with a 403 where the server
-        cannot send that response."""
-        # NOTE: the handler's 401 reached the client as a 403, where a flow's went out whole
-        # (and Starlette sends an HTTPException raised there).
-        response = await drive_async(fail(self.plan, request, exc), self.pool)
-        close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
-        if not sends_refusal(request, response):
-            await ws.close(1008)
-            return
-        ws.state, ws.close_code = CLOSED, 1008
-        await _send_refusal(response, send)
-
-    async def _accepted(self, request: Request, send: Send) -> bool:
-        """Run the flows around a handshake; refuse it and return ``False`` if one answered
-        (or gave up on it)."""
-        try:
-            refusal = await drive_async(dispatch_handshake(self.plan, request), self.pool)
-        except ClientDisconnect:
-            # NOTE: a flow raised it: refused, as an HTTP request gets its 400, with nothing
-            # logged and nothing out of the app (which Uvicorn would log, answering 500).
-            await send(_REFUSAL)
-            return False
-        if refusal is None:
-            return True
-        if sends_refusal(request, refusal):
-            await _send_refusal(refusal, send)
-        else:
-            await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
-        return False
 
     async def _send_rest(
         self,
@@ -665,16 +562,6 @@ _TYPES = {
 _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
 
 
-# NOTE: the framework's own headers only, so that no app value (a cookie) is kept here.
-_CACHED_NAMES = frozenset({"content-type", "content-length"})
-# PERF: the labels of a default error (see default_error) encoded once too: the headers of
-# an ASGI 404 encoded in 1.6 us, not 2.0 (timeit, 2026-12-05).
-_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {
-    pair: (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-    for pair in (NOSNIFF, ACCEPT_VARIES)
-}
-
-
 class _Sending:
     """What the driver knows of a stream's sending task: whether it closes the stream."""
 
@@ -690,77 +577,6 @@ class _Carried(Exception):
     def __init__(self, escaped: BaseException) -> None:
         super().__init__(repr(escaped))
         self.escaped = escaped
-
-
-def _turning(send: Send) -> Send:
-    """Return ``send``, giving the event loop a turn when the sending task has sent for
-    ``TURN`` seconds since its last one.
-
-    For a WebSocket's messages, as ``_send_stream`` does for a body's chunks: plain Uvicorn's
-    send() returns at once once the client dropped the connection, until the loop has seen it
-    go, so a handler that only sends never gave it a turn: 100,000 sends of 4 KB held the
-    loop 2.1 s and logged 68,618 warnings before one raised (review173).
-    """
-
-    async def turning(message: Message) -> None:
-        if message["type"] == "websocket.send":
-            # NOTE: one clock per task, not per socket: a broadcast over 10,000 sockets that
-            # had been quiet took a turn for each, 2.8 us a send (review178).
-            task = asyncio.current_task()
-            now = _clock()
-            turn_at = _turns.get(task)
-            if turn_at is None:
-                _turns[task] = now + TURN
-            elif now >= turn_at:
-                # NOTE: before the send, not after it: after, a task cancelled in the turn
-                # raised CancelledError for a message that had gone out (review178). Not for
-                # the accept or the close, one message each: a close cancelled in a turn
-                # before it would not go out.
-                await asyncio.sleep(0)
-                _turns[task] = _clock() + TURN
-        await send(message)
-
-    return turning
-
-
-# NOTE: when each task that sends WebSocket messages gives the loop its next turn; a task's
-# entry goes with the task.
-_turns: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-_clock = time.monotonic
-
-
-def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    # PERF: Content-Type and Content-Length encoded once: 0.13 us for both instead of 0.36.
-    encoded = []
-    for pair in headers:
-        found = _ENCODED.get(pair)
-        if found is None:
-            found = (pair[0].encode("latin-1"), pair[1].encode("latin-1"))
-            if pair[0] in _CACHED_NAMES and len(_ENCODED) < 1024:
-                _ENCODED[pair] = found
-        encoded.append(found)
-    return encoded
-
-
-# NOTE: a close before accept, which refuses the handshake: the server answers it with 403.
-_REFUSAL = {"type": "websocket.close", "code": 1008}
-
-
-async def _send_refusal(response: Response, send: Send) -> None:
-    """Answer a refused handshake with ``response`` (the denial-response extension)."""
-    headers, content = outgoing(response, "GET")
-    start = {
-        "type": "websocket.http.response.start",
-        "status": response._status,
-        "headers": _encoded(headers),
-    }
-    try:
-        # NOTE: one after the other, with no await between them that yields: Uvicorn's older
-        # websockets protocol writes the answer as it has it on its next turn.
-        await send(start)
-        await send({"type": "websocket.http.response.body", "body": content or b""})
-    except OSError:
-        pass  # NOTE: the client has gone meanwhile.
 
 
 def _body(request: Request) -> ASGIBody:

@@ -162,7 +162,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_app_loop", "_concurrency", "_file_threads", "_pool", "_body", "_asgi_body",
         "_lifespans",
     ),
-    "drivers": ("_wsgi", "_asgi_request", "_asgi", "_websocket"),
+    "drivers": ("_wsgi", "_asgi_request", "_websocket", "_asgi_websocket", "_asgi"),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies",

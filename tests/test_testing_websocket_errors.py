@@ -172,16 +172,16 @@ def test_under_wsgi_websocket_connect_still_refuses() -> None:
 
 
 def _escaping_app(monkeypatch: pytest.MonkeyPatch, accept_first: bool) -> App:
-    from microweb._asgi import ASGIDriver
+    from microweb import _asgi
 
     async def escapes(
-        self: ASGIDriver, scope: object, request: object, receive: object, send: Any
+        host: object, scope: object, request: object, receive: object, send: Any
     ) -> None:
         if accept_first:
             await send({"type": "websocket.accept"})
         raise Boom("escaped the driver")
 
-    monkeypatch.setattr(ASGIDriver, "_session", escapes)
+    monkeypatch.setattr(_asgi, "run_session", escapes)
     app = App()
 
     @app.websocket("/ws")

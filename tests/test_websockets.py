@@ -2307,12 +2307,12 @@ def test_a_broadcast_over_quiet_sockets_takes_one_turn_not_one_each(
     # NOTE: one clock per socket took a turn for each socket that had been quiet for 5 ms: a
     # broadcast over 10,000 of them cost 2.8 us a send, and other handlers ran in the middle of
     # it (review178). The clock is the sending task's.
-    from microweb import _asgi
+    from microweb import _asgi_websocket
 
     # NOTE: a clock the test moves: on the real one, 1000 sends on a loaded machine took more
     # than TURN, and the second turn they then took failed the test.
     now = [0.0]
-    monkeypatch.setattr(_asgi, "_clock", lambda: now[0])
+    monkeypatch.setattr(_asgi_websocket, "_clock", lambda: now[0])
     turns: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -2324,9 +2324,9 @@ def test_a_broadcast_over_quiet_sockets_takes_one_turn_not_one_each(
         return None
 
     async def broadcast() -> None:
-        sockets = [_asgi._turning(fake_send) for _ in range(1000)]
+        sockets = [_asgi_websocket._turning(fake_send) for _ in range(1000)]
         await sockets[0]({"type": "websocket.send", "text": "first"})
-        now[0] += _asgi.TURN * 2
+        now[0] += _asgi_websocket.TURN * 2
         monkeypatch.setattr(asyncio, "sleep", counted)
         for send in sockets:
             await send({"type": "websocket.send", "text": "news"})

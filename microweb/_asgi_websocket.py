@@ -1,0 +1,197 @@
+"""A WebSocket session under ASGI: the flows around the handshake and their refusal, the
+route's handler, the close code its end calls for, and the loop's turns while it sends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._asgi_request import sends_refusal
+from ._concurrency import drive_async, error_of_request
+from ._emission import close_replaced, encoded_headers, outgoing
+from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
+from ._pipeline import dispatch_handshake, fail
+from ._request import Request, logged_path
+from ._response import Response
+from ._types import Message, Receive, Scope, Send
+from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from ._plan import Plan
+    from ._pool import WorkerPool
+
+logger = logging.getLogger("microweb")
+# NOTE: the longest an async stream, or a task sending WebSocket messages, runs without
+# giving the event loop a turn (seconds).
+# PERF: a turn after every chunk took a stream of 1-byte chunks from 1.5 to 5.7 us a chunk;
+# one per TURN costs no more than the noise, 0.1 us (process_time, 300,000 chunks, 2026-12-01).
+TURN = 0.005
+
+
+class SessionHost(Protocol):
+    """What a session needs of the ASGI driver."""
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def pool(self) -> WorkerPool: ...
+
+
+async def run_session(
+    host: SessionHost, scope: Scope, request: Request, receive: Receive, send: Send
+) -> None:
+    """Run the flows around a WebSocket handshake, then its route's handler, and close the
+    connection with the code its end calls for."""
+    route = host.plan.match_websocket(request)
+    if route is None:
+        # SPEC: closing before accept makes the server refuse the handshake with 403.
+        await send(_REFUSAL)
+        return
+    if not await _accepted(host, request, send):
+        return
+    limit = request.limits.max_websocket_message
+    # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
+    # "chat, , v2", which an app could accept (the client then got no subprotocol).
+    subprotocols = [name for name in scope.get("subprotocols") or () if name]
+    ws = WebSocket(request, receive, _turning(send), subprotocols, limit)
+    try:
+        await route.handler(ws, **request.path_params)
+    except WebSocketDisconnect:
+        # NOTE: the client's leaving, and the socket is closed already (this close does
+        # nothing), or the handler's own, which ends the connection as a return does. The
+        # app answered nothing for that one: before accept(), Uvicorn sent a 500 and logged
+        # "ASGI callable returned without completing handshake"; after, the client got no
+        # close frame.
+        await ws.close(1000)
+    except HTTPError as exc:
+        # NOTE: an answer the app chose (a header the client did not send, say): not
+        # logged, as over HTTP. SPEC: RFC 6455 7.4.1, 1008 is a policy violation (the
+        # client's 4xx), 1011 the server's trouble (a 5xx).
+        exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
+        if ws.state == CONNECTING:
+            await _refuse_with(host, request, exc, ws, send)
+        else:
+            await ws.close(_close_code(request, exc))
+    except (Exception, asyncio.CancelledError) as exc:
+        if only_of(exc, WebSocketDisconnect) is not None:
+            # NOTE: a TaskGroup's, when its reading task saw the client leave: the client's
+            # leaving, as above, which was logged as an error with its traceback.
+            await ws.close(1000)
+            return
+        error = error_of_request(exc)
+        logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=error)
+        report_unhandled(error)  # NOTE: before the close, which a test client then raises.
+        del error  # NOTE: no cycle through this frame and the traceback.
+        # SPEC: RFC 6455 7.4.1, 1011 is an unexpected condition on the server.
+        await ws.close(1011 if ws.state == "open" else 1008)
+    else:
+        await ws.close(1000)
+
+
+def _close_code(request: Request, exc: HTTPError) -> int:
+    """The close code of ``exc``, raised after ``accept()``: 1008 for a 4xx, else 1011."""
+    status = status_of(exc)
+    if status is None:
+        # NOTE: a status that reads as no int (see status_of) left the app with its error
+        # when compared with 500: the app's bug, logged as a handler's error.
+        logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=exc)
+        report_unhandled(exc)
+    return 1008 if status is not None and status < 500 else 1011
+
+
+async def _refuse_with(
+    host: SessionHost, request: Request, exc: HTTPError, ws: WebSocket, send: Send
+) -> None:
+    """Refuse a handshake with the response of ``exc``, which the handler raised before
+    ``accept()``, as a flow's ``HTTPError`` refuses it; or with a 403 where the server
+    cannot send that response."""
+    # NOTE: the handler's 401 reached the client as a 403, where a flow's went out whole
+    # (and Starlette sends an HTTPException raised there).
+    response = await drive_async(fail(host.plan, request, exc), host.pool)
+    close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
+    if not sends_refusal(request, response):
+        await ws.close(1008)
+        return
+    ws.state, ws.close_code = CLOSED, 1008
+    await _send_refusal(response, send)
+
+
+async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
+    """Run the flows around a handshake; refuse it and return ``False`` if one answered
+    (or gave up on it)."""
+    try:
+        refusal = await drive_async(dispatch_handshake(host.plan, request), host.pool)
+    except ClientDisconnect:
+        # NOTE: a flow raised it: refused, as an HTTP request gets its 400, with nothing
+        # logged and nothing out of the app (which Uvicorn would log, answering 500).
+        await send(_REFUSAL)
+        return False
+    if refusal is None:
+        return True
+    if sends_refusal(request, refusal):
+        await _send_refusal(refusal, send)
+    else:
+        await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+    return False
+
+
+def _turning(send: Send) -> Send:
+    """Return ``send``, giving the event loop a turn when the sending task has sent for
+    ``TURN`` seconds since its last one.
+
+    For a WebSocket's messages, as ``_send_stream`` does for a body's chunks: plain Uvicorn's
+    send() returns at once once the client dropped the connection, until the loop has seen it
+    go, so a handler that only sends never gave it a turn: 100,000 sends of 4 KB held the
+    loop 2.1 s and logged 68,618 warnings before one raised (review173).
+    """
+
+    async def turning(message: Message) -> None:
+        if message["type"] == "websocket.send":
+            # NOTE: one clock per task, not per socket: a broadcast over 10,000 sockets that
+            # had been quiet took a turn for each, 2.8 us a send (review178).
+            task = asyncio.current_task()
+            now = _clock()
+            turn_at = _turns.get(task)
+            if turn_at is None:
+                _turns[task] = now + TURN
+            elif now >= turn_at:
+                # NOTE: before the send, not after it: after, a task cancelled in the turn
+                # raised CancelledError for a message that had gone out (review178). Not for
+                # the accept or the close, one message each: a close cancelled in a turn
+                # before it would not go out.
+                await asyncio.sleep(0)
+                _turns[task] = _clock() + TURN
+        await send(message)
+
+    return turning
+
+
+# NOTE: when each task that sends WebSocket messages gives the loop its next turn; a task's
+# entry goes with the task.
+_turns: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_clock = time.monotonic
+
+
+# NOTE: a close before accept, which refuses the handshake: the server answers it with 403.
+_REFUSAL = {"type": "websocket.close", "code": 1008}
+
+
+async def _send_refusal(response: Response, send: Send) -> None:
+    """Answer a refused handshake with ``response`` (the denial-response extension)."""
+    headers, content = outgoing(response, "GET")
+    start = {
+        "type": "websocket.http.response.start",
+        "status": response._status,
+        "headers": encoded_headers(headers),
+    }
+    try:
+        # NOTE: one after the other, with no await between them that yields: Uvicorn's older
+        # websockets protocol writes the answer as it has it on its next turn.
+        await send(start)
+        await send({"type": "websocket.http.response.body", "body": content or b""})
+    except OSError:
+        pass  # NOTE: the client has gone meanwhile.
