@@ -58,13 +58,35 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
 
     One for each address, as a single Uvicorn or Waitress process listens on each (for
     ``localhost``, often ``127.0.0.1`` and ``::1``), but those this machine does not have;
-    with port 0, all on the port the system picks for the first. They are not listening yet:
-    each child listens once its app has started, so that no connection waits on an app that
-    may never start.
+    with port 0, all on the port the system picks for the first, picked again when another
+    address has it taken. They are not listening yet: each child listens once its app has
+    started, so that no connection waits on an app that may never start.
     """
-    sockets: list[socket.socket] = []
     try:
         addresses = _addresses(host, port)
+        for attempt in range(1, _PICKS + 1):
+            try:
+                return _bound_all(addresses)
+            except OSError as exc:
+                # NOTE: the port picked for the first address, taken on another (by another
+                # program on ::1): the start failed where one process would have served.
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == _PICKS:
+                    raise
+    except OSError as exc:
+        # NOTE: one line, as under Waitress and a single Uvicorn process.
+        log_failure("cannot listen on %s:%d: %s", host, port, exc)
+    return None
+
+
+# NOTE: how many ports --port 0 tries, each picked by the system for the first address.
+_PICKS = 10
+
+
+def _bound_all(addresses: list[tuple[int, tuple[Any, ...]]]) -> list[socket.socket]:
+    """Bind a socket to each of ``addresses``, all on the first one's port; close them on
+    failure."""
+    sockets: list[socket.socket] = []
+    try:
         for index, (family, address) in enumerate(addresses):
             if sockets:
                 address = (address[0], port_of(sockets[0]), *address[2:])
@@ -74,12 +96,10 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
                 last = index == len(addresses) - 1
                 if exc.errno not in _UNAVAILABLE or (last and not sockets):
                     raise
-    except OSError as exc:
+    except OSError:
         for sock in sockets:
             sock.close()
-        # NOTE: one line, as under Waitress and a single Uvicorn process.
-        log_failure("cannot listen on %s:%d: %s", host, port, exc)
-        return None
+        raise
     return sockets
 
 

@@ -392,3 +392,40 @@ def test_the_shared_sockets_of_no_address_this_machine_has_are_a_failure_logged(
     assert _supervisor.bind("localhost", 0) is None
     [record] = [r for r in caplog.records if r.name == "microweb"]
     assert record.getMessage().startswith("cannot listen on localhost:0: ")
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: with --port 0, every address took the port the system picked for the first; where
+    # another program had that port on ::1, the start failed ("cannot listen", status 3).
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no ::1 here")
+    _also_elsewhere(monkeypatch, [HOST, "::1"])
+    real_bound = _supervisor._bound
+    blockers: list[socket.socket] = []
+
+    def bound(family: int, address: tuple[Any, ...]) -> socket.socket:
+        if family == socket.AF_INET6 and not blockers:
+            # NOTE: another program takes the port just picked on IPv4, on ::1.
+            blocker = socket.socket(socket.AF_INET6)
+            blockers.append(blocker)
+            blocker.bind(address)
+        return real_bound(family, address)
+
+    monkeypatch.setattr(_supervisor, "_bound", bound)
+    try:
+        sockets = _supervisor.bind("localhost", 0)
+        assert sockets is not None and len(sockets) == 2
+        with sockets[0], sockets[1]:
+            ports = {sock.getsockname()[1] for sock in sockets}
+            assert len(ports) == 1, ports
+            assert ports != {blockers[0].getsockname()[1]}
+    finally:
+        for blocker in blockers:
+            blocker.close()
