@@ -21,6 +21,7 @@ is still importing by the main process's SIGTERM, quietly, not with a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import functools
@@ -152,7 +153,8 @@ def serve_processes(
             )
             reloader.run()
             return reloader.stopped_by
-        return Workers(config, workers, sockets, announce).run()
+        timeout = config.timeout_worker_healthcheck
+        return Workers(config, workers, sockets, announce, healthcheck_timeout=timeout).run()
     finally:
         for sock in sockets:
             sock.close()
@@ -233,59 +235,120 @@ def _run_reloaded(
 
 
 def _run_worker(
-    config: uvicorn.Config, sockets: list[socket.socket], ready: Connection, supervisor: int
+    config: uvicorn.Config, sockets: list[socket.socket], pipe: Connection, supervisor: int
 ) -> None:
     take_interrupts()
     # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
     with contextlib.suppress(KeyboardInterrupt):
         config.configure_logging()
         server = OrderlyUvicorn(
-            config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
+            config, functools.partial(_say_started, pipe), escalate=False, supervisor=supervisor
         )
         server.run(sockets)
 
 
-def _say_started(ready: Connection, port: int) -> None:
+# NOTE: what a worker says on its pipe: that it started, and an answer to each ping.
+STARTED = b"started"
+PONG = b"pong"
+PING = b"ping"
+
+
+def _say_started(pipe: Connection, port: int) -> None:
+    """Say on ``pipe`` that the worker started; from now on, its event loop answers pings."""
     # NOTE: the main process may have gone while the app started; the worker sees it soon.
     with contextlib.suppress(OSError):
-        ready.send(True)
+        pipe.send_bytes(STARTED)
+    # NOTE: the event loop itself, not a thread: a loop that an async def handler blocks (a
+    # time.sleep(), a CPU-bound loop) answers nothing, and the main process replaces it.
+    asyncio.get_running_loop().add_reader(pipe.fileno(), _answer, pipe)
+
+
+def _answer(pipe: Connection) -> None:
+    try:
+        pipe.recv_bytes()
+        pipe.send_bytes(PONG)
+    except (EOFError, OSError):
+        # NOTE: the main process has gone (the worker stops within a second, on_tick()); an
+        # ended pipe stays readable, which would call this on every turn of the loop.
+        asyncio.get_running_loop().remove_reader(pipe.fileno())
 
 
 # NOTE: a worker that ends within RESTART_WINDOW seconds of its start is replaced only after
 # RESTART_PAUSE seconds (seconds each).
 RESTART_WINDOW = 5.0
 RESTART_PAUSE = 1.0
+# NOTE: the most time between two pings of a worker, in seconds: the cost is one message each
+# way a second.
+PING_INTERVAL = 1.0
 
 
 class Worker:
-    """One worker process and the pipe on which it says that it started."""
+    """One worker process and its pipe, on which it says that it started and answers pings."""
 
     def __init__(self, context: Any, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-        self.ready, writer = context.Pipe(duplex=False)
+        self.pipe, child_end = context.Pipe()
         self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, sockets, writer, os.getpid())
+            target=_run_worker, args=(config, sockets, child_end, os.getpid())
         )
         with interrupts_held():
             self.process.start()
-        writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
+        child_end.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
-        self.born = time.monotonic()
+        self.born = self.heard = time.monotonic()
+        self.pinged: float | None = None
+        self.stopped_silent = False
+        self.killed = False
 
-    def check_ready(self) -> None:
-        """Note that the worker started, if it said so; close the pipe once it has ended."""
+    def hear(self) -> None:
+        """Read what the worker said (that it started, or a pong); close the pipe once it has
+        ended."""
         # NOTE: read even once it has started: a pipe that has ended and stays open is always
         # ready, and every wait returned at once (a busy loop while the others stopped).
         try:
-            said = self.ready.recv()
-        except EOFError:
-            self.ready.close()
+            said = self.pipe.recv_bytes()
+        except (EOFError, OSError):
+            self.pipe.close()
         else:
-            self.started = self.started or bool(said)
+            self.heard, self.pinged = time.monotonic(), None
+            self.started = self.started or said == STARTED
 
     def read_the_rest(self) -> None:
         """Read what the worker said before it ended (its pipe then ends as well)."""
-        while not self.ready.closed and self.ready.poll():
-            self.check_ready()
+        while not self.pipe.closed and self.pipe.poll():
+            self.hear()
+
+    def check_health(self, timeout: float) -> None:
+        """Ping the worker once it has started; stop it if it has not answered the last ping
+        for ``timeout`` seconds (SIGTERM), and kill it if it stays silent as long again."""
+        if not self.started or self.pipe.closed or self.killed:
+            return
+        now = time.monotonic()
+        if self.pinged is None:
+            self.pinged = now
+            with contextlib.suppress(OSError):
+                self.pipe.send_bytes(PING)
+            return
+        if now - self.pinged < timeout:
+            return
+        silent = now - self.heard
+        if not self.stopped_silent:
+            logger.error(
+                "worker [%d] has not answered for %.1f s: its event loop is blocked (a "
+                "blocking call or CPU-bound work in an async def handler?); stopping it",
+                self.process.pid,
+                silent,
+            )
+            # NOTE: a loop that turns again in time stops in order; the ping is still unread.
+            self.stopped_silent, self.pinged = True, now
+            self.signal(signal.SIGTERM)
+        else:
+            logger.error(
+                "worker [%d] has not answered for %.1f s, nor stopped; killing it",
+                self.process.pid,
+                silent,
+            )
+            self.killed = True
+            self.signal(signal.SIGKILL)
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker if it is still running."""
@@ -301,6 +364,8 @@ class Workers:
         count: How many workers to run.
         sockets: The bound sockets they share.
         announce: Called once, with the port, when every worker first has started.
+        healthcheck_timeout: How long a started worker's event loop may leave a ping
+            unanswered before the worker is stopped, then killed, and replaced.
     """
 
     def __init__(
@@ -309,6 +374,8 @@ class Workers:
         count: int,
         sockets: list[socket.socket],
         announce: Callable[[int], None],
+        *,
+        healthcheck_timeout: float,
     ) -> None:
         # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
         self.context = multiprocessing.get_context("spawn")
@@ -320,6 +387,10 @@ class Workers:
         self.signals: list[int] = []
         self.wake_up, self.waker = socket.socketpair()
         self.waker.setblocking(False)
+        self.healthcheck_timeout = healthcheck_timeout
+        # NOTE: a ping every second, or twice within a shorter timeout.
+        self.ping_interval = min(PING_INTERVAL, healthcheck_timeout / 2)
+        self.next_check = time.monotonic()
 
     def run(self) -> int | None:
         """Serve until a stop signal; return it, or ``None`` if a worker did not start."""
@@ -343,24 +414,26 @@ class Workers:
         with contextlib.suppress(OSError):
             self.waker.send(b"\0")
 
-    def _wait(self, watched: list[Worker]) -> None:
-        """Wait for a signal, a worker's message, or the end of one of ``watched``."""
-        pipes = [worker.ready for worker in self.workers if not worker.ready.closed]
+    def _wait(self, watched: list[Worker], timeout: float | None = None) -> None:
+        """Wait for a signal, a worker's message, the end of one of ``watched``, or
+        ``timeout`` seconds."""
+        pipes = [worker.pipe for worker in self.workers if not worker.pipe.closed]
         # NOTE: the caller's list, not a second look at exitcode: a worker that ended between
         # the two looks would be left out, and nothing would wake this wait (it hung in CI).
         ended = [worker.process.sentinel for worker in watched]
-        for ready in wait([self.wake_up, *pipes, *ended]):
+        for ready in wait([self.wake_up, *pipes, *ended], timeout):
             if ready is self.wake_up:
                 self.wake_up.recv(64)
         for worker in self.workers:
-            if not worker.ready.closed and worker.ready.poll():
-                worker.check_ready()
+            if not worker.pipe.closed and worker.pipe.poll():
+                worker.hear()
 
     def _serve(self) -> bool:
         """Keep the workers running until a stop signal; return True if one did not start."""
         while not self.signals:
             # NOTE: every worker: one that has ended is dealt with below, so none stays ready.
-            self._wait(self.workers)
+            self._wait(self.workers, max(0.0, self.next_check - time.monotonic()))
+            self._check_health()
             for index, worker in enumerate(self.workers):
                 if worker.process.exitcode is None or self.signals:
                     continue
@@ -379,6 +452,15 @@ class Workers:
                 self.announce(port_of(self.sockets[0]))
                 self.announce = None
         return False
+
+    def _check_health(self) -> None:
+        """Ping the workers, and stop those that left a ping unanswered, every
+        ``ping_interval`` seconds; only while serving, never once stopping."""
+        if time.monotonic() < self.next_check:
+            return
+        for worker in self.workers:
+            worker.check_health(self.healthcheck_timeout)
+        self.next_check = time.monotonic() + self.ping_interval
 
     def _replace(self, index: int, worker: Worker) -> None:
         """Start another worker in place of ``worker``, which ended after it had started."""
@@ -416,5 +498,5 @@ class Workers:
             # NOTE: only the running ones: the sentinel of one that has ended is always ready.
             self._wait(running)
         for worker in self.workers:
-            worker.ready.close()
+            worker.pipe.close()
             worker.process.join()

@@ -53,9 +53,11 @@ STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 
 @contextmanager
-def _serving(log: Path, port: int, *options: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``microweb serve serving_app`` until its "serving on" line, then until the block ends."""
-    command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--host", HOST]
+def _serving(
+    log: Path, port: int, *options: str, target: str = "serving_app", **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``microweb serve target`` until its "serving on" line, then until the block ends."""
+    command = [sys.executable, "-m", "microweb", "serve", target, "--host", HOST]
     with log.open("wb") as output:
         process = subprocess.Popen(
             [*command, "--port", str(port), *options],
@@ -119,6 +121,131 @@ def test_workers_stop_in_order_once_the_main_process_is_killed(
     assert "Traceback" not in read_log(log)
 
 
+# -- a worker whose event loop is blocked ------------------------------------------------------
+
+BLOCKING_APP = """
+import asyncio, os, time
+from pathlib import Path
+from microweb import App, Request
+
+app = App()
+EVENTS = Path(os.environ["SERVING_EVENTS"])
+
+
+def record(event: str) -> None:
+    with EVENTS.open("a") as file:
+        file.write(f"{event}\\n")
+
+
+@app.on_startup
+async def slow_start() -> None:
+    time.sleep(float(os.environ.get("BLOCK_AT_START", "0")))  # NOTE: the loop, blocked.
+
+
+@app.on_shutdown
+async def slow_stop() -> None:
+    time.sleep(float(os.environ.get("BLOCK_AT_STOP", "0")))
+    record("shutdown")
+
+
+@app.get("/pid")
+async def pid(request: Request) -> str:
+    return str(os.getpid())
+
+
+@app.get("/block")
+async def block(request: Request) -> str:
+    record(f"blocking {os.getpid()}")
+    time.sleep(10**6)
+    return "never"
+
+
+@app.get("/sleep")
+def sleep(request: Request) -> str:
+    time.sleep(float(request.query["seconds"]))  # NOTE: in the thread pool: the loop runs on.
+    return str(os.getpid())
+
+
+@app.get("/spin")
+async def spin(request: Request) -> str:
+    # NOTE: busy, but the loop gets a turn every millisecond.
+    end = time.monotonic() + float(request.query["seconds"])
+    while time.monotonic() < end:
+        time.sleep(0.001)
+        await asyncio.sleep(0)
+    return str(os.getpid())
+"""
+
+
+def _blocking_app(tmp_path: Path) -> tuple[str, Path]:
+    app = tmp_path / "blocking_app.py"
+    app.write_text(BLOCKING_APP)
+    return str(app), tmp_path / "events.txt"
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: Path) -> None:
+    # NOTE: only a worker that ended was replaced: one whose loop an async def handler blocked
+    # (a time.sleep(), a loop with no await) kept its slot, and half the requests, forever.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
+    pids: list[int] = []
+    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            assert len(pids) == 2 and process.poll() is None, read_log(log)
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://{HOST}:{port}/block", timeout=(5, 0.5))
+            [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+            began = time.monotonic()
+            wait_for(lambda: "starting another" in read_log(log), "replacement", log, timeout=8)
+            wait_for(lambda: len(STARTED.findall(read_log(log))) == 3, "new worker", log)
+            took = time.monotonic() - began
+            pids += [int(STARTED.findall(read_log(log))[-1])]
+            answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
+            assert str(blocked) not in answered, read_log(log)
+            assert f"worker [{blocked}] has not answered for " in read_log(log)
+            assert took < 8, read_log(log)
+            [other] = set(pids[:2]) - {blocked}
+            os.kill(other, 0)  # NOTE: the worker that answered was left alone.
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+
+
+def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: Path) -> None:
+    # NOTE: the heartbeat counts from the start's end, is answered by a loop that is busy but
+    # takes turns (and while def handlers run in the pool), and stops with the main process.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_START": "2.5", "BLOCK_AT_STOP": "2.5"}
+    pids: list[int] = []
+    with _serving(log, port, *options, target=target, **env) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            assert len(pids) == 2 and process.poll() is None, read_log(log)
+            with httpx.Client(timeout=10) as client:
+                for path in ("/sleep?seconds=2.5", "/spin?seconds=2.5"):
+                    assert client.get(f"http://{HOST}:{port}{path}").status_code == 200
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "has not answered" not in read_log(log)
+    assert "starting another" not in read_log(log)
+    assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
+
+
 # -- the pause before a replacement ------------------------------------------------------------
 
 
@@ -127,7 +254,13 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_supervisor.Workers]
     """A ``Workers`` whose replacements are the string ``"new"``: no process is started."""
     monkeypatch.setattr(_supervisor, "Worker", lambda *args: "new")
     sock = socket.socket()  # NOTE: never bound; stopping closes it.
-    workers = _supervisor.Workers(None, 1, [sock], lambda port: None)  # type: ignore[arg-type]
+    workers = _supervisor.Workers(
+        None,  # type: ignore[arg-type]
+        1,
+        [sock],
+        lambda port: None,
+        healthcheck_timeout=5,
+    )
     try:
         yield workers
     finally:
@@ -141,11 +274,17 @@ def _ended_worker(age: float) -> SimpleNamespace:
     return SimpleNamespace(born=time.monotonic() - age, process=process)
 
 
-def _worker(process: object, ready: Connection, started: bool = False) -> _supervisor.Worker:
-    """A ``Worker`` on ``process`` (a fake) and its pipe ``ready``, born a minute ago."""
+def _worker(process: object, pipe: Connection, started: bool = False) -> _supervisor.Worker:
+    """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago."""
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
-    worker.ready, worker.started, worker.born = ready, started, time.monotonic() - 60
+    worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
+    worker.heard, worker.pinged, worker.stopped_silent, worker.killed = (
+        worker.born,
+        None,
+        False,
+        False,
+    )
     return worker
 
 
@@ -207,9 +346,7 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
     os.close(writer)  # NOTE: the sentinel is ready, as once a process has ended.
     reader, _ = multiprocessing.Pipe(duplex=False)
     reader.close()
-    worker = SimpleNamespace(
-        process=_EndingProcess(sentinel), ready=reader, signal=lambda sig: None
-    )
+    worker = SimpleNamespace(process=_EndingProcess(sentinel), pipe=reader, signal=lambda sig: None)
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
     try:
@@ -256,7 +393,7 @@ class _SaysStartedAndEnds:
     @property
     def exitcode(self) -> int:
         if not self.writer.closed:
-            self.writer.send(True)
+            self.writer.send_bytes(_supervisor.STARTED)
             self.writer.close()
         return 0
 
@@ -295,14 +432,14 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     # pipe stayed open and always ready, so every wait returned at once, and the supervisor
     # kept a CPU busy while the other workers ran their shutdown hooks.
     reader, said = multiprocessing.Pipe(duplex=False)
-    said.send(True)
+    said.send_bytes(_supervisor.STARTED)
     said.close()
     worker = _worker(SimpleNamespace(pid=1234, sentinel=None, exitcode=0), reader, started=True)
     supervisor.workers = [worker]
     try:
         supervisor._wait([])
         supervisor._wait([])
-        assert worker.ready.closed
+        assert worker.pipe.closed
         assert worker.started
     finally:
         reader.close()
