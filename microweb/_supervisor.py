@@ -16,7 +16,9 @@ second signal kills them, so a shutdown hook that hangs is cut short. Then it en
 signal it got, as a single process does. A child whose main process was killed (SIGKILL,
 SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back
 until it has set up its own handling: Ctrl+C, which reaches every process, ends a child that
-is still importing by the main process's SIGTERM, quietly, not with a traceback.
+is still importing quietly (by the main process's SIGTERM, or its own SIGINT once it can),
+not with a traceback. A worker whose event loop leaves the main process's pings unanswered
+is stopped, then killed, and replaced.
 """
 
 from __future__ import annotations
@@ -180,10 +182,14 @@ def interrupts_held() -> Iterator[None]:
 
 
 def take_interrupts() -> None:
-    """In a child process started by ``interrupts_held()``: drop a SIGINT that came while it
-    started, then take SIGINT again."""
-    # SPEC: POSIX sigaction(): setting a pending signal's action to SIG_IGN discards it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """In a child process started by ``interrupts_held()``: take SIGINT again; one that came
+    while it started ends it there, quietly."""
+    # NOTE: it was dropped, right for Ctrl+C (the main process, which gets it too, stops the
+    # child), but a SIGINT sent to this one process alone (kill -INT) was lost and it served
+    # on. Ended by it, the child stops as it would once started, with no traceback; with
+    # --workers, it is replaced, unless the main process is stopping.
+    if signal.SIGINT in signal.sigpending():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -273,6 +279,10 @@ def _answer(pipe: Connection) -> None:
         asyncio.get_running_loop().remove_reader(pipe.fileno())
 
 
+# NOTE: how a worker ends when SIGTERM or SIGINT is sent to it alone, as an operator may: as
+# one that ends so once started, it is replaced (it has not failed to start). The statuses of
+# a worker that failed to start are 3 or 0 (or 1).
+_STOPPED_BY_SIGNAL = frozenset({-signal.SIGTERM, -signal.SIGINT})
 # NOTE: a worker that ends within RESTART_WINDOW seconds of its start is replaced only after
 # RESTART_PAUSE seconds (seconds each).
 RESTART_WINDOW = 5.0
@@ -440,7 +450,7 @@ class Workers:
                 # NOTE: it may have said that it started after the pipes were read and then
                 # ended: read that first, or it is taken for a worker that never started.
                 worker.read_the_rest()
-                if not worker.started:
+                if not worker.started and worker.process.exitcode not in _STOPPED_BY_SIGNAL:
                     log_failure(
                         "worker [%d] ended before it started (status %d); stopping",
                         worker.process.pid,
