@@ -290,6 +290,7 @@ RESTART_PAUSE = 1.0
 # NOTE: the most time between two pings of a worker, in seconds: the cost is one message each
 # way a second.
 PING_INTERVAL = 1.0
+MIN_PING_INTERVAL = 0.1
 
 
 class Worker:
@@ -306,7 +307,8 @@ class Worker:
         self.started = False
         self.born = self.heard = time.monotonic()
         self.pinged: float | None = None
-        self.stopped_silent = False
+        # NOTE: found silent, and sent SIGTERM; still silent since.
+        self.stopped_silent = self.silent = False
         self.killed = False
 
     def hear(self) -> None:
@@ -319,7 +321,7 @@ class Worker:
         except (EOFError, OSError):
             self.pipe.close()
         else:
-            self.heard, self.pinged = time.monotonic(), None
+            self.heard, self.pinged, self.silent = time.monotonic(), None, False
             self.started = self.started or said == STARTED
 
     def read_the_rest(self) -> None:
@@ -349,7 +351,8 @@ class Worker:
                 silent,
             )
             # NOTE: a loop that turns again in time stops in order; the ping is still unread.
-            self.stopped_silent, self.pinged = True, now
+            self.stopped_silent = self.silent = True
+            self.pinged = now
             self.signal(signal.SIGTERM)
         else:
             logger.error(
@@ -398,8 +401,9 @@ class Workers:
         self.wake_up, self.waker = socket.socketpair()
         self.waker.setblocking(False)
         self.healthcheck_timeout = healthcheck_timeout
-        # NOTE: a ping every second, or twice within a shorter timeout.
-        self.ping_interval = min(PING_INTERVAL, healthcheck_timeout / 2)
+        # NOTE: a ping every second, or twice within a shorter timeout, but never more often
+        # than MIN_PING_INTERVAL: --timeout-worker-healthcheck 0.001 kept a CPU busy pinging.
+        self.ping_interval = min(PING_INTERVAL, max(MIN_PING_INTERVAL, healthcheck_timeout / 2))
         self.next_check = time.monotonic()
 
     def run(self) -> int | None:
@@ -498,7 +502,10 @@ class Workers:
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
         # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
         for worker in self.workers:
-            worker.signal(signal.SIGTERM)
+            # NOTE: one found silent that has not answered since its SIGTERM never stops in
+            # order: it held the main process until a second signal (or the SIGKILL of
+            # systemd or Docker, which cut the other workers' shutdown hooks short).
+            worker.signal(signal.SIGKILL if worker.silent else signal.SIGTERM)
         killed = False
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:

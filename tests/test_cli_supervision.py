@@ -201,7 +201,7 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: P
             pids += map(int, STARTED.findall(read_log(log)))
             assert len(pids) == 2 and process.poll() is None, read_log(log)
             with pytest.raises(httpx.HTTPError):
-                httpx.get(f"http://{HOST}:{port}/block", timeout=(5, 0.5))
+                httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.5))
             [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
             began = time.monotonic()
             wait_for(lambda: "starting another" in read_log(log), "replacement", log, timeout=8)
@@ -279,12 +279,8 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _superv
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
     worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
-    worker.heard, worker.pinged, worker.stopped_silent, worker.killed = (
-        worker.born,
-        None,
-        False,
-        False,
-    )
+    worker.heard, worker.pinged = worker.born, None
+    worker.stopped_silent = worker.silent = worker.killed = False
     return worker
 
 
@@ -346,7 +342,12 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
     os.close(writer)  # NOTE: the sentinel is ready, as once a process has ended.
     reader, _ = multiprocessing.Pipe(duplex=False)
     reader.close()
-    worker = SimpleNamespace(process=_EndingProcess(sentinel), pipe=reader, signal=lambda sig: None)
+    worker = SimpleNamespace(
+        process=_EndingProcess(sentinel),
+        pipe=reader,
+        signal=lambda sig: None,
+        silent=False,
+    )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
     try:
@@ -422,6 +423,81 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
         assert replaced == [worker]
     finally:
         reader.close()
+        os.close(sentinel)
+
+
+def _silent_worker(sent: list[int]) -> _supervisor.Worker:
+    """A started worker that has not answered a ping sent a minute ago; it records the
+    signals it is sent."""
+    pipe, _ = multiprocessing.Pipe()
+    worker = _worker(SimpleNamespace(pid=1234, exitcode=None), pipe, started=True)
+    worker.pinged = worker.born
+    worker.signal = sent.append  # type: ignore[method-assign,assignment]
+    return worker
+
+
+def test_a_silent_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFixture) -> None:
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    try:
+        worker.check_health(5)
+        assert sent == [signal.SIGTERM]
+        [line] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+        assert line.startswith("worker [1234] has not answered for 60.")
+        worker.check_health(5)  # NOTE: its own timeout again from the SIGTERM.
+        assert sent == [signal.SIGTERM]
+        worker.pinged = time.monotonic() - 6
+        worker.check_health(5)
+        worker.check_health(5)
+        assert sent == [signal.SIGTERM, signal.SIGKILL]
+    finally:
+        worker.pipe.close()
+
+
+def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    try:
+        worker.check_health(5)
+        assert worker.silent
+        worker.pipe.close()
+        worker.pipe, answering = multiprocessing.Pipe()
+        with answering:
+            answering.send_bytes(_supervisor.PONG)
+            worker.hear()
+        worker.check_health(5)  # NOTE: pinged again.
+        assert not worker.silent
+        assert sent == [signal.SIGTERM]
+    finally:
+        worker.pipe.close()
+
+
+def test_stopping_kills_a_worker_still_silent(supervisor: _supervisor.Workers) -> None:
+    # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=None, join=lambda: None)
+    worker.process = process  # type: ignore[assignment]
+
+    def record(signum: int) -> None:
+        sent.append(signum)
+        if signum == signal.SIGKILL:
+            process.exitcode = -signum
+
+    worker.signal = record  # type: ignore[method-assign]
+    worker.check_health(5)
+    supervisor.workers = [worker]
+    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    try:
+        stopping.start()
+        stopping.join(5)
+        assert not stopping.is_alive() and sent == [signal.SIGTERM, signal.SIGKILL]
+    finally:
+        supervisor._on_signal(signal.SIGTERM, None)
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: a second: kills what runs.
+        stopping.join(5)
         os.close(sentinel)
 
 
