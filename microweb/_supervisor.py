@@ -470,8 +470,16 @@ class Workers:
     def _check_health(self) -> None:
         """Ping the workers, and stop those that left a ping unanswered, every
         ``ping_interval`` seconds; only while serving, never once stopping."""
-        if time.monotonic() < self.next_check:
+        now = time.monotonic()
+        if now < self.next_check:
             return
+        if now - self.next_check > self.ping_interval:
+            # NOTE: this process did not run for a while (Ctrl+Z and fg stop and resume every
+            # process; a machine starved of CPU): the workers' silence then is not theirs, and
+            # a ping sent just before counted against a worker that had no turn to answer it.
+            for worker in self.workers:
+                if worker.pinged is not None:
+                    worker.pinged = now
         for worker in self.workers:
             worker.check_health(self.healthcheck_timeout)
         self.next_check = time.monotonic() + self.ping_interval

@@ -472,6 +472,26 @@ def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
         worker.pipe.close()
 
 
+def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_answer(
+    supervisor: _supervisor.Workers,
+) -> None:
+    # NOTE: stopped with its workers (Ctrl+Z, then fg), it took a ping sent just before for
+    # one left unanswered all that time, and stopped a worker that had no turn to answer.
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    supervisor.workers = [worker]
+    supervisor.next_check = time.monotonic() - 60
+    try:
+        supervisor._check_health()
+        assert sent == []
+        worker.pinged = time.monotonic() - 6  # NOTE: still silent on time: stopped.
+        supervisor.next_check = time.monotonic()
+        supervisor._check_health()
+        assert sent == [signal.SIGTERM]
+    finally:
+        worker.pipe.close()
+
+
 def test_stopping_kills_a_worker_still_silent(supervisor: _supervisor.Workers) -> None:
     # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
     sent: list[int] = []
