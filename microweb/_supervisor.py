@@ -410,10 +410,7 @@ class Workers:
         """Serve until a stop signal; return it, or ``None`` if a worker did not start."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self.workers = [
-                Worker(self.context, self.config, self.sockets) for _ in range(self.count)
-            ]
-            failed = self._serve()
+            failed = not self._start_all() or self._serve()
             self._stop()
         finally:
             for sig, handler in previous.items():
@@ -421,6 +418,26 @@ class Workers:
             self.wake_up.close()
             self.waker.close()
         return None if failed else self.signals[-1]
+
+    def _start_all(self) -> bool:
+        """Start the workers; return False if the system refused one (logged)."""
+        for _ in range(self.count):
+            worker = self._new_worker()
+            if worker is None:
+                return False
+            self.workers.append(worker)
+        return True
+
+    def _new_worker(self) -> Worker | None:
+        """Start a worker; return ``None`` if the system refuses it (logged)."""
+        try:
+            return Worker(self.context, self.config, self.sockets)
+        except OSError as exc:
+            # NOTE: no process (a container's pids limit: EAGAIN) or no pipe (EMFILE): it
+            # raised out of the main process, a traceback and status 1, and the workers
+            # started were left without it.
+            log_failure("cannot start a worker process: %s; stopping", exc)
+            return None
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals.append(signum)
@@ -461,7 +478,8 @@ class Workers:
                         worker.process.exitcode,
                     )
                     return True
-                self._replace(index, worker)
+                if not self._replace(index, worker):
+                    return True
             if self.announce is not None and all(worker.started for worker in self.workers):
                 self.announce(port_of(self.sockets[0]))
                 self.announce = None
@@ -484,8 +502,9 @@ class Workers:
             worker.check_health(self.healthcheck_timeout)
         self.next_check = time.monotonic() + self.ping_interval
 
-    def _replace(self, index: int, worker: Worker) -> None:
-        """Start another worker in place of ``worker``, which ended after it had started."""
+    def _replace(self, index: int, worker: Worker) -> bool:
+        """Start another worker in place of ``worker``, which ended after it had started;
+        return False if the system refused it (logged)."""
         logger.warning(
             "worker [%d] ended (status %d); starting another",
             worker.process.pid,
@@ -498,8 +517,12 @@ class Workers:
             if wait([self.wake_up], RESTART_PAUSE):
                 self.wake_up.recv(64)
             if self.signals:
-                return
-        self.workers[index] = Worker(self.context, self.config, self.sockets)
+                return True
+        new = self._new_worker()
+        if new is None:
+            return False
+        self.workers[index] = new
+        return True
 
     def _stop(self) -> None:
         # NOTE: this process's copy of the shared socket goes first: while it stayed open, the

@@ -7,6 +7,7 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import re
@@ -315,6 +316,28 @@ def test_an_old_worker_is_replaced_at_once_and_a_signal_cuts_the_pause(
     assert supervisor.workers == [young]  # NOTE: stopping: no replacement.
 
 
+def _refused(*args: object) -> object:
+    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def test_a_worker_the_system_refuses_to_start_stops_the_server(
+    supervisor: _supervisor.Workers,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a process refused (a container's pids limit) raised out of the main process, a
+    # traceback and status 1, and left the other workers without it.
+    monkeypatch.setattr(_supervisor, "Worker", _refused)
+    old = _ended_worker(_supervisor.RESTART_WINDOW + 1)
+    supervisor.workers = [old]  # type: ignore[list-item]
+    assert supervisor._replace(0, old) is False  # type: ignore[arg-type]
+    supervisor.workers = []
+    assert supervisor.run() is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    expected = "cannot start a worker process: [Errno 11] Resource temporarily unavailable"
+    assert sum(line.startswith(expected) for line in lines) == 2, lines
+
+
 class _EndingProcess:
     """A worker's process that is running at the first look and has ended at every later one."""
 
@@ -413,9 +436,10 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
     supervisor.announce = None
     replaced: list[object] = []
 
-    def replace(index: int, ended: object) -> None:
+    def replace(index: int, ended: object) -> bool:
         replaced.append(ended)
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
+        return True
 
     monkeypatch.setattr(supervisor, "_replace", replace)
     try:
