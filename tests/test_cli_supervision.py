@@ -316,7 +316,7 @@ def test_an_old_worker_is_replaced_at_once_and_a_signal_cuts_the_pause(
     assert supervisor.workers == [young]  # NOTE: stopping: no replacement.
 
 
-def _refused(*args: object) -> object:
+def _no_process(*args: object) -> object:
     raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
 
 
@@ -327,7 +327,7 @@ def test_a_worker_the_system_refuses_to_start_stops_the_server(
 ) -> None:
     # NOTE: a process refused (a container's pids limit) raised out of the main process, a
     # traceback and status 1, and left the other workers without it.
-    monkeypatch.setattr(_supervisor, "Worker", _refused)
+    monkeypatch.setattr(_supervisor, "Worker", _no_process)
     old = _ended_worker(_supervisor.RESTART_WINDOW + 1)
     supervisor.workers = [old]  # type: ignore[list-item]
     assert supervisor._replace(0, old) is False  # type: ignore[arg-type]
