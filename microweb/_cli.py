@@ -16,6 +16,7 @@ from ._importer import TargetError, factory_target
 from ._serving import (
     CLIENT_TIMEOUT,
     GRACEFUL_TIMEOUT,
+    HEALTHCHECK_TIMEOUT,
     LOG_LEVELS,
     SERVERS,
     WORKERS_PER_CPU,
@@ -107,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help=f"uvicorn worker processes (at most {WORKERS_PER_CPU} per CPU)",
+    )
+    serve_cmd.add_argument(
+        "--timeout-worker-healthcheck",
+        type=float,
+        default=HEALTHCHECK_TIMEOUT,
+        metavar="S",
+        help="with --workers: seconds a worker's event loop may leave a ping unanswered "
+        f"before the worker is killed and replaced (default {HEALTHCHECK_TIMEOUT:g})",
     )
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_cmd.add_argument(
@@ -231,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 client_timeout=args.client_timeout,
                 connection_limit=args.connection_limit,
                 uds=args.uds,
+                timeout_worker_healthcheck=args.timeout_worker_healthcheck,
             )
     except TargetError as exc:
         try:

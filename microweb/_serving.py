@@ -55,6 +55,8 @@ UVICORN_H11 = "microweb._h11:BoundedH11"
 UVICORN_WS = "microweb._ws_flow:FlowControlledWebSockets"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
+# NOTE: Uvicorn's default for its --timeout-worker-healthcheck.
+HEALTHCHECK_TIMEOUT = 5.0
 # NOTE: Waitress's default channel_timeout, which microweb's Uvicorn protocols follow
 # (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
 CLIENT_TIMEOUT = 120
@@ -297,6 +299,7 @@ def serve(
     client_timeout: int = CLIENT_TIMEOUT,
     connection_limit: int | None = None,
     uds: str | None = None,
+    timeout_worker_healthcheck: float = HEALTHCHECK_TIMEOUT,
 ) -> None:
     """Serve the app named by ``target`` until SIGTERM or SIGINT, then stop in order.
 
@@ -315,6 +318,9 @@ def serve(
     With ``uds``, the app is served on a Unix socket at that path instead of ``host`` and
     ``port`` (``_unix.py``): made with mode 0o666, replacing a stale socket file but no other
     file, and removed once the server has stopped.
+
+    With ``workers``, a worker whose event loop leaves the main process's ping unanswered for
+    ``timeout_worker_healthcheck`` seconds is stopped, killed if it stays silent, and replaced.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -348,6 +354,9 @@ def serve(
         # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
         # raised OverflowError with a traceback (exit status 1).
         raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
+    if not timeout_worker_healthcheck > 0:
+        # NOTE: "not >" refuses NaN too.
+        raise TargetError("--timeout-worker-healthcheck must be more than 0")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
     if uds is not None:
@@ -379,6 +388,7 @@ def serve(
             forwarded_allow_ips=forwarded_allow_ips,
             client_timeout=client_timeout,
             connection_limit=connection_limit,
+            timeout_worker_healthcheck=timeout_worker_healthcheck,
         )  # fmt: skip
     finally:
         if listener is not None:
@@ -474,6 +484,7 @@ def _serve(
     forwarded_allow_ips: str | None,
     client_timeout: int,
     connection_limit: int | None,
+    timeout_worker_healthcheck: float,
 ) -> int | None:
     """Run ``server`` until it stops; return the signal that stopped it, ``None`` if it did
     not start."""
@@ -522,6 +533,7 @@ def _serve(
         settings["limit_concurrency"] = connection_limit + 1
     sockets = None if listener is None else [listener.sock]
     if workers != 1 or reload:
+        settings["timeout_worker_healthcheck"] = timeout_worker_healthcheck
         _export(FORWARDED_VARIABLE, forwarded_allow_ips)
         os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
         return _serve_uvicorn_processes(

@@ -16,11 +16,14 @@ second signal kills them, so a shutdown hook that hangs is cut short. Then it en
 signal it got, as a single process does. A child whose main process was killed (SIGKILL,
 SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back
 until it has set up its own handling: Ctrl+C, which reaches every process, ends a child that
-is still importing by the main process's SIGTERM, quietly, not with a traceback.
+is still importing quietly (by the main process's SIGTERM, or its own SIGINT once it can),
+not with a traceback. A worker whose event loop leaves the main process's pings unanswered
+is stopped, then killed, and replaced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import functools
@@ -58,13 +61,35 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
 
     One for each address, as a single Uvicorn or Waitress process listens on each (for
     ``localhost``, often ``127.0.0.1`` and ``::1``), but those this machine does not have;
-    with port 0, all on the port the system picks for the first. They are not listening yet:
-    each child listens once its app has started, so that no connection waits on an app that
-    may never start.
+    with port 0, all on the port the system picks for the first, picked again when another
+    address has it taken. They are not listening yet: each child listens once its app has
+    started, so that no connection waits on an app that may never start.
     """
-    sockets: list[socket.socket] = []
     try:
         addresses = _addresses(host, port)
+        for attempt in range(1, _PICKS + 1):
+            try:
+                return _bound_all(addresses)
+            except OSError as exc:
+                # NOTE: the port picked for the first address, taken on another (by another
+                # program on ::1): the start failed where one process would have served.
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == _PICKS:
+                    raise
+    except OSError as exc:
+        # NOTE: one line, as under Waitress and a single Uvicorn process.
+        log_failure("cannot listen on %s:%d: %s", host, port, exc)
+    return None
+
+
+# NOTE: how many ports --port 0 tries, each picked by the system for the first address.
+_PICKS = 10
+
+
+def _bound_all(addresses: list[tuple[int, tuple[Any, ...]]]) -> list[socket.socket]:
+    """Bind a socket to each of ``addresses``, all on the first one's port; close them on
+    failure."""
+    sockets: list[socket.socket] = []
+    try:
         for index, (family, address) in enumerate(addresses):
             if sockets:
                 address = (address[0], port_of(sockets[0]), *address[2:])
@@ -74,12 +99,10 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
                 last = index == len(addresses) - 1
                 if exc.errno not in _UNAVAILABLE or (last and not sockets):
                     raise
-    except OSError as exc:
+    except OSError:
         for sock in sockets:
             sock.close()
-        # NOTE: one line, as under Waitress and a single Uvicorn process.
-        log_failure("cannot listen on %s:%d: %s", host, port, exc)
-        return None
+        raise
     return sockets
 
 
@@ -132,7 +155,8 @@ def serve_processes(
             )
             reloader.run()
             return reloader.stopped_by
-        return Workers(config, workers, sockets, announce).run()
+        timeout = config.timeout_worker_healthcheck
+        return Workers(config, workers, sockets, announce, healthcheck_timeout=timeout).run()
     finally:
         for sock in sockets:
             sock.close()
@@ -158,10 +182,14 @@ def interrupts_held() -> Iterator[None]:
 
 
 def take_interrupts() -> None:
-    """In a child process started by ``interrupts_held()``: drop a SIGINT that came while it
-    started, then take SIGINT again."""
-    # SPEC: POSIX sigaction(): setting a pending signal's action to SIG_IGN discards it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """In a child process started by ``interrupts_held()``: take SIGINT again; one that came
+    while it started ends it there, quietly."""
+    # NOTE: it was dropped, right for Ctrl+C (the main process, which gets it too, stops the
+    # child), but a SIGINT sent to this one process alone (kill -INT) was lost and it served
+    # on. Ended by it, the child stops as it would once started, with no traceback; with
+    # --workers, it is replaced, unless the main process is stopping.
+    if signal.SIGINT in signal.sigpending():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -213,59 +241,127 @@ def _run_reloaded(
 
 
 def _run_worker(
-    config: uvicorn.Config, sockets: list[socket.socket], ready: Connection, supervisor: int
+    config: uvicorn.Config, sockets: list[socket.socket], pipe: Connection, supervisor: int
 ) -> None:
     take_interrupts()
     # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
     with contextlib.suppress(KeyboardInterrupt):
         config.configure_logging()
         server = OrderlyUvicorn(
-            config, functools.partial(_say_started, ready), escalate=False, supervisor=supervisor
+            config, functools.partial(_say_started, pipe), escalate=False, supervisor=supervisor
         )
         server.run(sockets)
 
 
-def _say_started(ready: Connection, port: int) -> None:
+# NOTE: what a worker says on its pipe: that it started, and an answer to each ping.
+STARTED = b"started"
+PONG = b"pong"
+PING = b"ping"
+
+
+def _say_started(pipe: Connection, port: int) -> None:
+    """Say on ``pipe`` that the worker started; from now on, its event loop answers pings."""
     # NOTE: the main process may have gone while the app started; the worker sees it soon.
     with contextlib.suppress(OSError):
-        ready.send(True)
+        pipe.send_bytes(STARTED)
+    # NOTE: the event loop itself, not a thread: a loop that an async def handler blocks (a
+    # time.sleep(), a CPU-bound loop) answers nothing, and the main process replaces it.
+    asyncio.get_running_loop().add_reader(pipe.fileno(), _answer, pipe)
 
 
+def _answer(pipe: Connection) -> None:
+    try:
+        pipe.recv_bytes()
+        pipe.send_bytes(PONG)
+    except (EOFError, OSError):
+        # NOTE: the main process has gone (the worker stops within a second, on_tick()); an
+        # ended pipe stays readable, which would call this on every turn of the loop.
+        asyncio.get_running_loop().remove_reader(pipe.fileno())
+
+
+# NOTE: how a worker ends when SIGTERM or SIGINT is sent to it alone, as an operator may: as
+# one that ends so once started, it is replaced (it has not failed to start). The statuses of
+# a worker that failed to start are 3 or 0 (or 1).
+_STOPPED_BY_SIGNAL = frozenset({-signal.SIGTERM, -signal.SIGINT})
 # NOTE: a worker that ends within RESTART_WINDOW seconds of its start is replaced only after
 # RESTART_PAUSE seconds (seconds each).
 RESTART_WINDOW = 5.0
 RESTART_PAUSE = 1.0
+# NOTE: the most time between two pings of a worker, in seconds: the cost is one message each
+# way a second.
+PING_INTERVAL = 1.0
+MIN_PING_INTERVAL = 0.1
 
 
 class Worker:
-    """One worker process and the pipe on which it says that it started."""
+    """One worker process and its pipe, on which it says that it started and answers pings."""
 
     def __init__(self, context: Any, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-        self.ready, writer = context.Pipe(duplex=False)
+        self.pipe, child_end = context.Pipe()
         self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, sockets, writer, os.getpid())
+            target=_run_worker, args=(config, sockets, child_end, os.getpid())
         )
         with interrupts_held():
             self.process.start()
-        writer.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
+        child_end.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
-        self.born = time.monotonic()
+        self.born = self.heard = time.monotonic()
+        self.pinged: float | None = None
+        # NOTE: found silent, and sent SIGTERM; still silent since.
+        self.stopped_silent = self.silent = False
+        self.killed = False
 
-    def check_ready(self) -> None:
-        """Note that the worker started, if it said so; close the pipe once it has ended."""
+    def hear(self) -> None:
+        """Read what the worker said (that it started, or a pong); close the pipe once it has
+        ended."""
         # NOTE: read even once it has started: a pipe that has ended and stays open is always
         # ready, and every wait returned at once (a busy loop while the others stopped).
         try:
-            said = self.ready.recv()
-        except EOFError:
-            self.ready.close()
+            said = self.pipe.recv_bytes()
+        except (EOFError, OSError):
+            self.pipe.close()
         else:
-            self.started = self.started or bool(said)
+            self.heard, self.pinged, self.silent = time.monotonic(), None, False
+            self.started = self.started or said == STARTED
 
     def read_the_rest(self) -> None:
         """Read what the worker said before it ended (its pipe then ends as well)."""
-        while not self.ready.closed and self.ready.poll():
-            self.check_ready()
+        while not self.pipe.closed and self.pipe.poll():
+            self.hear()
+
+    def check_health(self, timeout: float) -> None:
+        """Ping the worker once it has started; stop it if it has not answered the last ping
+        for ``timeout`` seconds (SIGTERM), and kill it if it stays silent as long again."""
+        if not self.started or self.pipe.closed or self.killed:
+            return
+        now = time.monotonic()
+        if self.pinged is None:
+            self.pinged = now
+            with contextlib.suppress(OSError):
+                self.pipe.send_bytes(PING)
+            return
+        if now - self.pinged < timeout:
+            return
+        silent = now - self.heard
+        if not self.stopped_silent:
+            logger.error(
+                "worker [%d] has not answered for %.1f s: its event loop is blocked (a "
+                "blocking call or CPU-bound work in an async def handler?); stopping it",
+                self.process.pid,
+                silent,
+            )
+            # NOTE: a loop that turns again in time stops in order; the ping is still unread.
+            self.stopped_silent = self.silent = True
+            self.pinged = now
+            self.signal(signal.SIGTERM)
+        else:
+            logger.error(
+                "worker [%d] has not answered for %.1f s, nor stopped; killing it",
+                self.process.pid,
+                silent,
+            )
+            self.killed = True
+            self.signal(signal.SIGKILL)
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker if it is still running."""
@@ -281,6 +377,8 @@ class Workers:
         count: How many workers to run.
         sockets: The bound sockets they share.
         announce: Called once, with the port, when every worker first has started.
+        healthcheck_timeout: How long a started worker's event loop may leave a ping
+            unanswered before the worker is stopped, then killed, and replaced.
     """
 
     def __init__(
@@ -289,6 +387,8 @@ class Workers:
         count: int,
         sockets: list[socket.socket],
         announce: Callable[[int], None],
+        *,
+        healthcheck_timeout: float,
     ) -> None:
         # NOTE: spawn, as Uvicorn does: a fork would copy the main process's app and threads.
         self.context = multiprocessing.get_context("spawn")
@@ -300,15 +400,17 @@ class Workers:
         self.signals: list[int] = []
         self.wake_up, self.waker = socket.socketpair()
         self.waker.setblocking(False)
+        self.healthcheck_timeout = healthcheck_timeout
+        # NOTE: a ping every second, or twice within a shorter timeout, but never more often
+        # than MIN_PING_INTERVAL: --timeout-worker-healthcheck 0.001 kept a CPU busy pinging.
+        self.ping_interval = min(PING_INTERVAL, max(MIN_PING_INTERVAL, healthcheck_timeout / 2))
+        self.next_check = time.monotonic()
 
     def run(self) -> int | None:
         """Serve until a stop signal; return it, or ``None`` if a worker did not start."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self.workers = [
-                Worker(self.context, self.config, self.sockets) for _ in range(self.count)
-            ]
-            failed = self._serve()
+            failed = not self._start_all() or self._serve()
             self._stop()
         finally:
             for sig, handler in previous.items():
@@ -317,51 +419,92 @@ class Workers:
             self.waker.close()
         return None if failed else self.signals[-1]
 
+    def _start_all(self) -> bool:
+        """Start the workers; return False if the system refused one (logged)."""
+        for _ in range(self.count):
+            worker = self._new_worker()
+            if worker is None:
+                return False
+            self.workers.append(worker)
+        return True
+
+    def _new_worker(self) -> Worker | None:
+        """Start a worker; return ``None`` if the system refuses it (logged)."""
+        try:
+            return Worker(self.context, self.config, self.sockets)
+        except OSError as exc:
+            # NOTE: no process (a container's pids limit: EAGAIN) or no pipe (EMFILE): it
+            # raised out of the main process, a traceback and status 1, and the workers
+            # started were left without it.
+            log_failure("cannot start a worker process: %s; stopping", exc)
+            return None
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals.append(signum)
         # NOTE: an OSError means the socket is full: the main loop is awake anyway.
         with contextlib.suppress(OSError):
             self.waker.send(b"\0")
 
-    def _wait(self, watched: list[Worker]) -> None:
-        """Wait for a signal, a worker's message, or the end of one of ``watched``."""
-        pipes = [worker.ready for worker in self.workers if not worker.ready.closed]
+    def _wait(self, watched: list[Worker], timeout: float | None = None) -> None:
+        """Wait for a signal, a worker's message, the end of one of ``watched``, or
+        ``timeout`` seconds."""
+        pipes = [worker.pipe for worker in self.workers if not worker.pipe.closed]
         # NOTE: the caller's list, not a second look at exitcode: a worker that ended between
         # the two looks would be left out, and nothing would wake this wait (it hung in CI).
         ended = [worker.process.sentinel for worker in watched]
-        for ready in wait([self.wake_up, *pipes, *ended]):
+        for ready in wait([self.wake_up, *pipes, *ended], timeout):
             if ready is self.wake_up:
                 self.wake_up.recv(64)
         for worker in self.workers:
-            if not worker.ready.closed and worker.ready.poll():
-                worker.check_ready()
+            if not worker.pipe.closed and worker.pipe.poll():
+                worker.hear()
 
     def _serve(self) -> bool:
         """Keep the workers running until a stop signal; return True if one did not start."""
         while not self.signals:
             # NOTE: every worker: one that has ended is dealt with below, so none stays ready.
-            self._wait(self.workers)
+            self._wait(self.workers, max(0.0, self.next_check - time.monotonic()))
+            self._check_health()
             for index, worker in enumerate(self.workers):
                 if worker.process.exitcode is None or self.signals:
                     continue
                 # NOTE: it may have said that it started after the pipes were read and then
                 # ended: read that first, or it is taken for a worker that never started.
                 worker.read_the_rest()
-                if not worker.started:
+                if not worker.started and worker.process.exitcode not in _STOPPED_BY_SIGNAL:
                     log_failure(
                         "worker [%d] ended before it started (status %d); stopping",
                         worker.process.pid,
                         worker.process.exitcode,
                     )
                     return True
-                self._replace(index, worker)
+                if not self._replace(index, worker):
+                    return True
             if self.announce is not None and all(worker.started for worker in self.workers):
                 self.announce(port_of(self.sockets[0]))
                 self.announce = None
         return False
 
-    def _replace(self, index: int, worker: Worker) -> None:
-        """Start another worker in place of ``worker``, which ended after it had started."""
+    def _check_health(self) -> None:
+        """Ping the workers, and stop those that left a ping unanswered, every
+        ``ping_interval`` seconds; only while serving, never once stopping."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        if now - self.next_check > self.ping_interval:
+            # NOTE: this process did not run for a while (Ctrl+Z and fg stop and resume every
+            # process; a machine starved of CPU): the workers' silence then is not theirs, and
+            # a ping sent just before counted against a worker that had no turn to answer it.
+            for worker in self.workers:
+                if worker.pinged is not None:
+                    worker.pinged = now
+        for worker in self.workers:
+            worker.check_health(self.healthcheck_timeout)
+        self.next_check = time.monotonic() + self.ping_interval
+
+    def _replace(self, index: int, worker: Worker) -> bool:
+        """Start another worker in place of ``worker``, which ended after it had started;
+        return False if the system refused it (logged)."""
         logger.warning(
             "worker [%d] ended (status %d); starting another",
             worker.process.pid,
@@ -374,8 +517,12 @@ class Workers:
             if wait([self.wake_up], RESTART_PAUSE):
                 self.wake_up.recv(64)
             if self.signals:
-                return
-        self.workers[index] = Worker(self.context, self.config, self.sockets)
+                return True
+        new = self._new_worker()
+        if new is None:
+            return False
+        self.workers[index] = new
+        return True
 
     def _stop(self) -> None:
         # NOTE: this process's copy of the shared socket goes first: while it stayed open, the
@@ -386,7 +533,10 @@ class Workers:
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
         # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
         for worker in self.workers:
-            worker.signal(signal.SIGTERM)
+            # NOTE: one found silent that has not answered since its SIGTERM never stops in
+            # order: it held the main process until a second signal (or the SIGKILL of
+            # systemd or Docker, which cut the other workers' shutdown hooks short).
+            worker.signal(signal.SIGKILL if worker.silent else signal.SIGTERM)
         killed = False
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
@@ -396,5 +546,5 @@ class Workers:
             # NOTE: only the running ones: the sentinel of one that has ended is always ready.
             self._wait(running)
         for worker in self.workers:
-            worker.ready.close()
+            worker.pipe.close()
             worker.process.join()

@@ -210,6 +210,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["http"] == "microweb._httptools:BoundedHttpTools"  # NOTE: by name, per worker.
     assert settings["ws"] == "microweb._ws_flow:FlowControlledWebSockets"
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
+    assert settings["timeout_worker_healthcheck"] == 5
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
         name: serving_module.os.environ.get(f"MICROWEB_{name}")
@@ -226,6 +227,15 @@ def test_uvicorn_processes_get_every_option(
     microweb._stall.StallTimer.stall_timeout = 120.0
     serving_module.asgi_from_environment()
     assert BoundedHttpTools.stall_timeout == 45
+
+
+def test_the_workers_healthcheck_timeout_goes_to_their_supervisor(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    options = ["--workers", "2", "--timeout-worker-healthcheck", "1.5"]
+    assert cli.main(["serve", APP_FILE, *options]) == 0
+    assert fake_uvicorn.settings["timeout_worker_healthcheck"] == 1.5
 
 
 def test_uvicorn_processes_ignore_options_left_in_the_environment(
@@ -300,6 +310,8 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
         (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
         (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
+        (["--timeout-worker-healthcheck", "0"], "--timeout-worker-healthcheck must be more than 0"),
+        (["--timeout-worker-healthcheck", "nan"], "--timeout-worker-healthcheck must be more"),
     ],
 )
 def test_bad_option_values_say_what_is_wrong(

@@ -7,6 +7,7 @@ second signal that cuts a hanging hook short.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -202,6 +203,54 @@ def test_ctrl_c_while_the_children_start_ends_them_quietly(tmp_path: Path, mode:
     assert process.returncode == -signal.SIGINT, read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
     assert "KeyboardInterrupt" not in read_log(log), read_log(log)
+
+
+# NOTE: as LAUNCHER, but each child goes on with its start once the file $GO exists.
+HELD_LAUNCHER = LAUNCHER.replace(
+    "time.sleep(60)", 'while not os.path.exists(os.environ["GO"]):\n    time.sleep(0.05)'
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux's /proc")
+def test_sigint_to_one_starting_worker_alone_stops_it_and_it_is_replaced(tmp_path: Path) -> None:
+    # NOTE: a child drops a SIGINT that came while it started (right for Ctrl+C, which the
+    # main process also gets): `kill -INT <pid>` of one worker alone was lost, and it served.
+    launcher, launched, go = tmp_path / "launcher.py", tmp_path / "launched", tmp_path / "go"
+    launcher.write_text(HELD_LAUNCHER)
+    launched.mkdir()
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [sys.executable, str(launcher), *_command(port, "--workers", "2")[3:]]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=environment(LAUNCHED=str(launched), GO=str(go)),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    children: list[int] = []
+    try:
+        wait_for(lambda: len(list(launched.iterdir())) == 2, "children starting", log)
+        children += sorted(int(child.name) for child in launched.iterdir())
+        os.kill(children[0], signal.SIGINT)
+        wait_for(lambda: _took_sigint(children[0]), "the child given SIGINT", log)
+        go.touch()
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        assert _took_sigint(children[0]) and not Path(f"/proc/{children[0]}").exists()
+        assert "starting another" in read_log(log), read_log(log)
+        for _ in range(4):
+            assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    finally:
+        stop(process)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)
 
 
 @pytest.mark.parametrize("mode", MODE_PROCESSES)

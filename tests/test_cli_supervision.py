@@ -7,6 +7,7 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import re
@@ -53,9 +54,11 @@ STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 
 @contextmanager
-def _serving(log: Path, port: int, *options: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``microweb serve serving_app`` until its "serving on" line, then until the block ends."""
-    command = [sys.executable, "-m", "microweb", "serve", "serving_app", "--host", HOST]
+def _serving(
+    log: Path, port: int, *options: str, target: str = "serving_app", **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``microweb serve target`` until its "serving on" line, then until the block ends."""
+    command = [sys.executable, "-m", "microweb", "serve", target, "--host", HOST]
     with log.open("wb") as output:
         process = subprocess.Popen(
             [*command, "--port", str(port), *options],
@@ -119,6 +122,131 @@ def test_workers_stop_in_order_once_the_main_process_is_killed(
     assert "Traceback" not in read_log(log)
 
 
+# -- a worker whose event loop is blocked ------------------------------------------------------
+
+BLOCKING_APP = """
+import asyncio, os, time
+from pathlib import Path
+from microweb import App, Request
+
+app = App()
+EVENTS = Path(os.environ["SERVING_EVENTS"])
+
+
+def record(event: str) -> None:
+    with EVENTS.open("a") as file:
+        file.write(f"{event}\\n")
+
+
+@app.on_startup
+async def slow_start() -> None:
+    time.sleep(float(os.environ.get("BLOCK_AT_START", "0")))  # NOTE: the loop, blocked.
+
+
+@app.on_shutdown
+async def slow_stop() -> None:
+    time.sleep(float(os.environ.get("BLOCK_AT_STOP", "0")))
+    record("shutdown")
+
+
+@app.get("/pid")
+async def pid(request: Request) -> str:
+    return str(os.getpid())
+
+
+@app.get("/block")
+async def block(request: Request) -> str:
+    record(f"blocking {os.getpid()}")
+    time.sleep(10**6)
+    return "never"
+
+
+@app.get("/sleep")
+def sleep(request: Request) -> str:
+    time.sleep(float(request.query["seconds"]))  # NOTE: in the thread pool: the loop runs on.
+    return str(os.getpid())
+
+
+@app.get("/spin")
+async def spin(request: Request) -> str:
+    # NOTE: busy, but the loop gets a turn every millisecond.
+    end = time.monotonic() + float(request.query["seconds"])
+    while time.monotonic() < end:
+        time.sleep(0.001)
+        await asyncio.sleep(0)
+    return str(os.getpid())
+"""
+
+
+def _blocking_app(tmp_path: Path) -> tuple[str, Path]:
+    app = tmp_path / "blocking_app.py"
+    app.write_text(BLOCKING_APP)
+    return str(app), tmp_path / "events.txt"
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: Path) -> None:
+    # NOTE: only a worker that ended was replaced: one whose loop an async def handler blocked
+    # (a time.sleep(), a loop with no await) kept its slot, and half the requests, forever.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
+    pids: list[int] = []
+    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            assert len(pids) == 2 and process.poll() is None, read_log(log)
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.5))
+            [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+            began = time.monotonic()
+            wait_for(lambda: "starting another" in read_log(log), "replacement", log, timeout=8)
+            wait_for(lambda: len(STARTED.findall(read_log(log))) == 3, "new worker", log)
+            took = time.monotonic() - began
+            pids += [int(STARTED.findall(read_log(log))[-1])]
+            answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
+            assert str(blocked) not in answered, read_log(log)
+            assert f"worker [{blocked}] has not answered for " in read_log(log)
+            assert took < 8, read_log(log)
+            [other] = set(pids[:2]) - {blocked}
+            os.kill(other, 0)  # NOTE: the worker that answered was left alone.
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+
+
+def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: Path) -> None:
+    # NOTE: the heartbeat counts from the start's end, is answered by a loop that is busy but
+    # takes turns (and while def handlers run in the pool), and stops with the main process.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_START": "2.5", "BLOCK_AT_STOP": "2.5"}
+    pids: list[int] = []
+    with _serving(log, port, *options, target=target, **env) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            assert len(pids) == 2 and process.poll() is None, read_log(log)
+            with httpx.Client(timeout=10) as client:
+                for path in ("/sleep?seconds=2.5", "/spin?seconds=2.5"):
+                    assert client.get(f"http://{HOST}:{port}{path}").status_code == 200
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "has not answered" not in read_log(log)
+    assert "starting another" not in read_log(log)
+    assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
+
+
 # -- the pause before a replacement ------------------------------------------------------------
 
 
@@ -127,7 +255,13 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_supervisor.Workers]
     """A ``Workers`` whose replacements are the string ``"new"``: no process is started."""
     monkeypatch.setattr(_supervisor, "Worker", lambda *args: "new")
     sock = socket.socket()  # NOTE: never bound; stopping closes it.
-    workers = _supervisor.Workers(None, 1, [sock], lambda port: None)  # type: ignore[arg-type]
+    workers = _supervisor.Workers(
+        None,  # type: ignore[arg-type]
+        1,
+        [sock],
+        lambda port: None,
+        healthcheck_timeout=5,
+    )
     try:
         yield workers
     finally:
@@ -141,11 +275,13 @@ def _ended_worker(age: float) -> SimpleNamespace:
     return SimpleNamespace(born=time.monotonic() - age, process=process)
 
 
-def _worker(process: object, ready: Connection, started: bool = False) -> _supervisor.Worker:
-    """A ``Worker`` on ``process`` (a fake) and its pipe ``ready``, born a minute ago."""
+def _worker(process: object, pipe: Connection, started: bool = False) -> _supervisor.Worker:
+    """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago."""
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
-    worker.ready, worker.started, worker.born = ready, started, time.monotonic() - 60
+    worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
+    worker.heard, worker.pinged = worker.born, None
+    worker.stopped_silent = worker.silent = worker.killed = False
     return worker
 
 
@@ -180,6 +316,28 @@ def test_an_old_worker_is_replaced_at_once_and_a_signal_cuts_the_pause(
     assert supervisor.workers == [young]  # NOTE: stopping: no replacement.
 
 
+def _no_process(*args: object) -> object:
+    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def test_a_worker_the_system_refuses_to_start_stops_the_server(
+    supervisor: _supervisor.Workers,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a process refused (a container's pids limit) raised out of the main process, a
+    # traceback and status 1, and left the other workers without it.
+    monkeypatch.setattr(_supervisor, "Worker", _no_process)
+    old = _ended_worker(_supervisor.RESTART_WINDOW + 1)
+    supervisor.workers = [old]  # type: ignore[list-item]
+    assert supervisor._replace(0, old) is False  # type: ignore[arg-type]
+    supervisor.workers = []
+    assert supervisor.run() is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    expected = "cannot start a worker process: [Errno 11] Resource temporarily unavailable"
+    assert sum(line.startswith(expected) for line in lines) == 2, lines
+
+
 class _EndingProcess:
     """A worker's process that is running at the first look and has ended at every later one."""
 
@@ -208,7 +366,10 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
     reader, _ = multiprocessing.Pipe(duplex=False)
     reader.close()
     worker = SimpleNamespace(
-        process=_EndingProcess(sentinel), ready=reader, signal=lambda sig: None
+        process=_EndingProcess(sentinel),
+        pipe=reader,
+        signal=lambda sig: None,
+        silent=False,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -256,7 +417,7 @@ class _SaysStartedAndEnds:
     @property
     def exitcode(self) -> int:
         if not self.writer.closed:
-            self.writer.send(True)
+            self.writer.send_bytes(_supervisor.STARTED)
             self.writer.close()
         return 0
 
@@ -275,9 +436,10 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
     supervisor.announce = None
     replaced: list[object] = []
 
-    def replace(index: int, ended: object) -> None:
+    def replace(index: int, ended: object) -> bool:
         replaced.append(ended)
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
+        return True
 
     monkeypatch.setattr(supervisor, "_replace", replace)
     try:
@@ -288,6 +450,101 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
         os.close(sentinel)
 
 
+def _silent_worker(sent: list[int]) -> _supervisor.Worker:
+    """A started worker that has not answered a ping sent a minute ago; it records the
+    signals it is sent."""
+    pipe, _ = multiprocessing.Pipe()
+    worker = _worker(SimpleNamespace(pid=1234, exitcode=None), pipe, started=True)
+    worker.pinged = worker.born
+    worker.signal = sent.append  # type: ignore[method-assign,assignment]
+    return worker
+
+
+def test_a_silent_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFixture) -> None:
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    try:
+        worker.check_health(5)
+        assert sent == [signal.SIGTERM]
+        [line] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+        assert line.startswith("worker [1234] has not answered for 60.")
+        worker.check_health(5)  # NOTE: its own timeout again from the SIGTERM.
+        assert sent == [signal.SIGTERM]
+        worker.pinged = time.monotonic() - 6
+        worker.check_health(5)
+        worker.check_health(5)
+        assert sent == [signal.SIGTERM, signal.SIGKILL]
+    finally:
+        worker.pipe.close()
+
+
+def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    try:
+        worker.check_health(5)
+        assert worker.silent
+        worker.pipe.close()
+        worker.pipe, answering = multiprocessing.Pipe()
+        with answering:
+            answering.send_bytes(_supervisor.PONG)
+            worker.hear()
+        worker.check_health(5)  # NOTE: pinged again.
+        assert not worker.silent
+        assert sent == [signal.SIGTERM]
+    finally:
+        worker.pipe.close()
+
+
+def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_answer(
+    supervisor: _supervisor.Workers,
+) -> None:
+    # NOTE: stopped with its workers (Ctrl+Z, then fg), it took a ping sent just before for
+    # one left unanswered all that time, and stopped a worker that had no turn to answer.
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    supervisor.workers = [worker]
+    supervisor.next_check = time.monotonic() - 60
+    try:
+        supervisor._check_health()
+        assert sent == []
+        worker.pinged = time.monotonic() - 6  # NOTE: still silent on time: stopped.
+        supervisor.next_check = time.monotonic()
+        supervisor._check_health()
+        assert sent == [signal.SIGTERM]
+    finally:
+        worker.pipe.close()
+
+
+def test_stopping_kills_a_worker_still_silent(supervisor: _supervisor.Workers) -> None:
+    # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
+    sent: list[int] = []
+    worker = _silent_worker(sent)
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=None, join=lambda: None)
+    worker.process = process  # type: ignore[assignment]
+
+    def record(signum: int) -> None:
+        sent.append(signum)
+        if signum == signal.SIGKILL:
+            process.exitcode = -signum
+
+    worker.signal = record  # type: ignore[method-assign]
+    worker.check_health(5)
+    supervisor.workers = [worker]
+    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    try:
+        stopping.start()
+        stopping.join(5)
+        assert not stopping.is_alive() and sent == [signal.SIGTERM, signal.SIGKILL]
+    finally:
+        supervisor._on_signal(signal.SIGTERM, None)
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: a second: kills what runs.
+        stopping.join(5)
+        os.close(sentinel)
+
+
 def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     supervisor: _supervisor.Workers,
 ) -> None:
@@ -295,14 +552,14 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     # pipe stayed open and always ready, so every wait returned at once, and the supervisor
     # kept a CPU busy while the other workers ran their shutdown hooks.
     reader, said = multiprocessing.Pipe(duplex=False)
-    said.send(True)
+    said.send_bytes(_supervisor.STARTED)
     said.close()
     worker = _worker(SimpleNamespace(pid=1234, sentinel=None, exitcode=0), reader, started=True)
     supervisor.workers = [worker]
     try:
         supervisor._wait([])
         supervisor._wait([])
-        assert worker.ready.closed
+        assert worker.pipe.closed
         assert worker.started
     finally:
         reader.close()
@@ -392,3 +649,40 @@ def test_the_shared_sockets_of_no_address_this_machine_has_are_a_failure_logged(
     assert _supervisor.bind("localhost", 0) is None
     [record] = [r for r in caplog.records if r.name == "microweb"]
     assert record.getMessage().startswith("cannot listen on localhost:0: ")
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: with --port 0, every address took the port the system picked for the first; where
+    # another program had that port on ::1, the start failed ("cannot listen", status 3).
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no ::1 here")
+    _also_elsewhere(monkeypatch, [HOST, "::1"])
+    real_bound = _supervisor._bound
+    blockers: list[socket.socket] = []
+
+    def bound(family: int, address: tuple[Any, ...]) -> socket.socket:
+        if family == socket.AF_INET6 and not blockers:
+            # NOTE: another program takes the port just picked on IPv4, on ::1.
+            blocker = socket.socket(socket.AF_INET6)
+            blockers.append(blocker)
+            blocker.bind(address)
+        return real_bound(family, address)
+
+    monkeypatch.setattr(_supervisor, "_bound", bound)
+    try:
+        sockets = _supervisor.bind("localhost", 0)
+        assert sockets is not None and len(sockets) == 2
+        with sockets[0], sockets[1]:
+            ports = {sock.getsockname()[1] for sock in sockets}
+            assert len(ports) == 1, ports
+            assert ports != {blockers[0].getsockname()[1]}
+    finally:
+        for blocker in blockers:
+            blocker.close()
