@@ -20,6 +20,7 @@ IO_MODULES = frozenset(
     {
         "_wsgi.py",
         "_asgi.py",
+        "_asgi_websocket.py",
         "_asgi_request.py",
         "_body.py",
         "_asgi_body.py",
