@@ -1,4 +1,5 @@
-"""How ``microweb serve`` ends its process once it has stopped: by the signal it got."""
+"""How ``microweb serve`` ends its process once it has stopped: by the signal it got; and how
+its child processes hold SIGINT back while they start."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from typing import NoReturn, TextIO
 
 logger = logging.getLogger("microweb")
@@ -59,3 +61,35 @@ def to_nowhere(stream: TextIO) -> None:
     nowhere = os.open(os.devnull, os.O_WRONLY)
     os.dup2(nowhere, stream.fileno())
     os.close(nowhere)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT back in this thread, and so in each child process started meanwhile.
+
+    A child starts with its parent's signal mask and keeps it until ``take_interrupts()``.
+    """
+    # NOTE: Ctrl+C reaches every process of the terminal's group: a child still importing
+    # printed the traceback of its KeyboardInterrupt, one per worker, where the main process
+    # stops them anyway (with SIGTERM, which ends a child that is still starting quietly).
+    # NOTE: started first, as multiprocessing starts it with the first child: it unblocks
+    # SIGINT in this thread once started, and the first worker started with SIGINT taken.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def take_interrupts() -> None:
+    """In a child process started by ``interrupts_held()``: take SIGINT again; one that came
+    while it started ends it there, quietly."""
+    # NOTE: it was dropped, right for Ctrl+C (the main process, which gets it too, stops the
+    # child), but a SIGINT sent to this one process alone (kill -INT) was lost and it served
+    # on. Ended by it, the child stops as it would once started, with no traceback; with
+    # --workers, it is replaced, unless the main process is stopping.
+    if signal.SIGINT in signal.sigpending():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -39,10 +39,10 @@ from servers import (
     wait_for,
 )
 
-from microweb import _supervisor
+from microweb import _supervisor, _workers
 
 # NOTE: the class itself, before the fixture below replaces it.
-REAL_WORKER = _supervisor.Worker
+REAL_WORKER = _workers.Worker
 
 pytestmark = [
     pytest.mark.servers,
@@ -251,11 +251,11 @@ def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: P
 
 
 @pytest.fixture
-def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_supervisor.Workers]:
+def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_workers.Workers]:
     """A ``Workers`` whose replacements are the string ``"new"``: no process is started."""
-    monkeypatch.setattr(_supervisor, "Worker", lambda *args: "new")
+    monkeypatch.setattr(_workers, "Worker", lambda *args: "new")
     sock = socket.socket()  # NOTE: never bound; stopping closes it.
-    workers = _supervisor.Workers(
+    workers = _workers.Workers(
         None,  # type: ignore[arg-type]
         1,
         [sock],
@@ -275,7 +275,7 @@ def _ended_worker(age: float) -> SimpleNamespace:
     return SimpleNamespace(born=time.monotonic() - age, process=process)
 
 
-def _worker(process: object, pipe: Connection, started: bool = False) -> _supervisor.Worker:
+def _worker(process: object, pipe: Connection, started: bool = False) -> _workers.Worker:
     """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago."""
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
@@ -286,7 +286,7 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _superv
 
 
 def test_a_worker_that_dies_young_is_replaced_after_a_pause(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
 ) -> None:
     # NOTE: with no pause, a worker that dies as it starts serving was replaced in a loop
     # that kept a CPU busy (46 restarts in 6 s with 2 workers).
@@ -294,14 +294,14 @@ def test_a_worker_that_dies_young_is_replaced_after_a_pause(
     supervisor.workers = [young]  # type: ignore[list-item]
     started = time.monotonic()
     supervisor._replace(0, young)  # type: ignore[arg-type]
-    assert time.monotonic() - started >= _supervisor.RESTART_PAUSE * 0.9
+    assert time.monotonic() - started >= _workers.RESTART_PAUSE * 0.9
     assert supervisor.workers == ["new"]
 
 
 def test_an_old_worker_is_replaced_at_once_and_a_signal_cuts_the_pause(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
 ) -> None:
-    old = _ended_worker(_supervisor.RESTART_WINDOW + 1)
+    old = _ended_worker(_workers.RESTART_WINDOW + 1)
     supervisor.workers = [old]  # type: ignore[list-item]
     started = time.monotonic()
     supervisor._replace(0, old)  # type: ignore[arg-type]
@@ -321,14 +321,14 @@ def _no_process(*args: object) -> object:
 
 
 def test_a_worker_the_system_refuses_to_start_stops_the_server(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # NOTE: a process refused (a container's pids limit) raised out of the main process, a
     # traceback and status 1, and left the other workers without it.
-    monkeypatch.setattr(_supervisor, "Worker", _no_process)
-    old = _ended_worker(_supervisor.RESTART_WINDOW + 1)
+    monkeypatch.setattr(_workers, "Worker", _no_process)
+    old = _ended_worker(_workers.RESTART_WINDOW + 1)
     supervisor.workers = [old]  # type: ignore[list-item]
     assert supervisor._replace(0, old) is False  # type: ignore[arg-type]
     supervisor.workers = []
@@ -356,7 +356,7 @@ class _EndingProcess:
 
 
 def test_stopping_returns_when_a_worker_ends_between_two_looks(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
 ) -> None:
     # NOTE: the supervisor looked at exitcode once to loop and again to choose what to wait
     # on; a worker that ended in between was waited on by nothing, and the command hung (CI,
@@ -384,7 +384,7 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
 
 
 def test_serving_sees_a_worker_that_ended_since_the_last_look(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
 ) -> None:
     # NOTE: the same race while serving: a worker that ended after the loop looked at it was
     # left out of the wait, so its end was seen only at the next signal.
@@ -417,13 +417,13 @@ class _SaysStartedAndEnds:
     @property
     def exitcode(self) -> int:
         if not self.writer.closed:
-            self.writer.send_bytes(_supervisor.STARTED)
+            self.writer.send_bytes(_workers.STARTED)
             self.writer.close()
         return 0
 
 
 def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_was_read(
-    supervisor: _supervisor.Workers, monkeypatch: pytest.MonkeyPatch
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # NOTE: its "started" arrived after the supervisor had read the pipes and before it looked
     # at exitcode: it was taken for a worker that never started, and the command ended with
@@ -450,7 +450,7 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
         os.close(sentinel)
 
 
-def _silent_worker(sent: list[int]) -> _supervisor.Worker:
+def _silent_worker(sent: list[int]) -> _workers.Worker:
     """A started worker that has not answered a ping sent a minute ago; it records the
     signals it is sent."""
     pipe, _ = multiprocessing.Pipe()
@@ -487,7 +487,7 @@ def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
         worker.pipe.close()
         worker.pipe, answering = multiprocessing.Pipe()
         with answering:
-            answering.send_bytes(_supervisor.PONG)
+            answering.send_bytes(_workers.PONG)
             worker.hear()
         worker.check_health(5)  # NOTE: pinged again.
         assert not worker.silent
@@ -497,7 +497,7 @@ def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
 
 
 def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_answer(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
 ) -> None:
     # NOTE: stopped with its workers (Ctrl+Z, then fg), it took a ping sent just before for
     # one left unanswered all that time, and stopped a worker that had no turn to answer.
@@ -516,7 +516,7 @@ def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_a
         worker.pipe.close()
 
 
-def test_stopping_kills_a_worker_still_silent(supervisor: _supervisor.Workers) -> None:
+def test_stopping_kills_a_worker_still_silent(supervisor: _workers.Workers) -> None:
     # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
     sent: list[int] = []
     worker = _silent_worker(sent)
@@ -546,13 +546,13 @@ def test_stopping_kills_a_worker_still_silent(supervisor: _supervisor.Workers) -
 
 
 def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
-    supervisor: _supervisor.Workers,
+    supervisor: _workers.Workers,
 ) -> None:
     # NOTE: it was read only until the worker said that it started; once the worker ended, its
     # pipe stayed open and always ready, so every wait returned at once, and the supervisor
     # kept a CPU busy while the other workers ran their shutdown hooks.
     reader, said = multiprocessing.Pipe(duplex=False)
-    said.send_bytes(_supervisor.STARTED)
+    said.send_bytes(_workers.STARTED)
     said.close()
     worker = _worker(SimpleNamespace(pid=1234, sentinel=None, exitcode=0), reader, started=True)
     supervisor.workers = [worker]
