@@ -94,7 +94,9 @@ def encode_session(session: dict[str, Any]) -> str:
 
 
 def _stamp(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() else None
+    # NOTE: at most 20 digits: int() refuses 4,300 or more with a ValueError, and a subclass's
+    # load() may take a cookie of its own format, which _signed_at() reads.
+    return int(text) if len(text) <= 20 and text.isascii() and text.isdigit() else None
 
 
 def _signed_at(cookie: str) -> int | None:

@@ -280,6 +280,22 @@ def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     assert looked.json() == {"visits": 5} and "set-cookie" not in looked.headers
 
 
+def test_sessions_refresh_after_leaves_a_subclass_cookie_of_its_own_format_alone(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: a load() of the subclass's own: its cookie's "stamp" is no time that sign() wrote;
+    # 5,000 digits in it made int() raise (a 500).
+    class Plain(Sessions):
+        def load(self, cookie: str) -> dict[str, Any]:
+            return {"user": cookie.partition(".")[0]}
+
+    app = sessions_app(Plain(SECRET, secure=False, refresh_after=0))
+    cookie = "ann.x." + "9" * 5000
+    looked = make_client(app).get("/look", headers={"cookie": f"session={cookie}"})
+    assert looked.status_code == 200 and looked.json() == {"user": "ann"}
+    assert "set-cookie" not in looked.headers
+
+
 @pytest.mark.parametrize(
     ("max_age", "refresh_after"),
     [(3600, 3600), (3600, 7200), (3600, -1), (None, FOURTEEN_DAYS), (60, timedelta(minutes=1))],
