@@ -361,11 +361,11 @@ class Sessions:
 
     def _due(self, signed_at: int | None) -> bool:
         """Tell whether an unchanged session's cookie is to be signed again and sent."""
-        return (
-            self.refresh_after is not None
-            and signed_at is not None
-            and time.time() - signed_at >= self.refresh_after
-        )
+        if self.refresh_after is None or signed_at is None:
+            return False
+        # NOTE: 0 is every answer, for a cookie dated ahead of this clock too (another server's,
+        # up to MAX_CLOCK_SKEW): its age is negative.
+        return self.refresh_after == 0 or time.time() - signed_at >= self.refresh_after
 
     def _set(
         self,

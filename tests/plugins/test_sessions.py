@@ -268,6 +268,21 @@ def test_sessions_refresh_after_zero_sends_the_session_with_every_answer_that_ha
     assert "Max-Age=0" in client.get("/logout").headers["set-cookie"]
 
 
+def test_sessions_refresh_after_zero_sends_a_cookie_dated_ahead_of_this_clock(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: signed by a server behind the same balancer whose clock runs 30 s ahead: its age
+    # here is negative, and refresh_after=0, documented as "with every answer that has a
+    # session", sent nothing.
+    plugin = Sessions(SECRET, secure=False, max_age=7200, refresh_after=0)
+    ahead = plugin.sign(json.dumps({"visits": 5}), int(time.time()) + 30)
+    looked = make_client(sessions_app(plugin, colour)).get(
+        "/look", headers={"cookie": f"session={ahead}"}
+    )
+    assert looked.json() == {"visits": 5}
+    assert set_cookie_value(looked) not in (None, ahead)
+
+
 def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
