@@ -306,6 +306,26 @@ def test_sessions_refresh_after_must_be_shorter_than_the_lifetime(
         Sessions(SECRET, max_age=max_age, refresh_after=refresh_after)
 
 
+@pytest.mark.parametrize(
+    ("refresh_after", "error", "words"),
+    [
+        (-0.5, ValueError, "0 or more"),
+        (timedelta(seconds=-0.5), ValueError, "0 or more"),
+        (True, TypeError, "refresh_after takes"),
+        ("60", TypeError, "refresh_after takes"),
+        (float("nan"), ValueError, "refresh_after must be a finite"),
+    ],
+)
+def test_sessions_refresh_after_errors_name_refresh_after(
+    refresh_after: Any, error: type[Exception], words: str
+) -> None:
+    # NOTE: -0.5 was rounded up to 0 and taken, where the docs say 0 or more; and a bool or a
+    # str was refused as a "max_age", the option the caller had not given.
+    with pytest.raises(error, match=words) as raised:
+        Sessions(SECRET, refresh_after=refresh_after)
+    assert "max_age" not in str(raised.value)
+
+
 @pytest.mark.parametrize(("refresh_after", "seconds"), [(timedelta(hours=1), 3600), (0.5, 1)])
 def test_sessions_refresh_after_takes_a_timedelta_and_rounds_a_fraction_up(
     refresh_after: Any, seconds: int
