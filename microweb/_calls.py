@@ -154,8 +154,11 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
         # KeyError into a 404, say): logged, with its traceback, it read as a failure.
         if isinstance(failure, HTTPError):
             # NOTE: one with no status (see status_of): its default answer is then the bug,
-            # logged as one.
-            _log_answered(request, exc, handler, status_of(failure) or 500)
+            # logged as one. One that a read of the body raised (a body cut short, as a client
+            # that left shows under some WSGI servers; past the limit) is no answer of the
+            # handler's: cut off, as by a ClientDisconnect.
+            status = 0 if _body_failed(request, failure) else status_of(failure) or 500
+            _log_answered(request, exc, handler, status)
         else:
             _log_failed(request, handler, exc, failure)
         _answered(exc)
@@ -166,6 +169,12 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
     _log_answered(request, exc, handler, response.status)
     _answered(exc)
     return response, exc
+
+
+def _body_failed(request: Request, failure: HTTPError) -> bool:
+    """Whether ``failure`` is the 4xx that a read of the request's body failed with."""
+    meter = request._meter
+    return meter is not None and meter.failed == (failure.status, failure.detail)
 
 
 def _log_unhandled(request: Request, exc: Exception) -> None:

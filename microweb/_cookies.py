@@ -242,8 +242,9 @@ def format_set_cookie(
     return morsel.OutputString() + ("; Partitioned" if partitioned else "")
 
 
-def max_age_seconds(max_age: float | timedelta) -> int:
-    """Return ``max_age`` as whole seconds for ``Max-Age``, a fraction rounded up.
+def max_age_seconds(max_age: float | timedelta, option: str = "max_age") -> int:
+    """Return ``max_age`` as whole seconds for ``Max-Age``, a fraction rounded up; errors name
+    the ``option`` it was given as.
 
     NOTE: truncated, a cookie meant to live half a second was sent with ``Max-Age=0``, which
     deletes it at once.
@@ -254,7 +255,7 @@ def max_age_seconds(max_age: float | timedelta) -> int:
     """
     if isinstance(max_age, bool):
         # NOTE: True went out as Max-Age=1, a cookie gone a second later (review169).
-        raise TypeError("max_age takes a number of seconds or a timedelta, not bool")
+        raise TypeError(f"{option} takes a number of seconds or a timedelta, not bool")
     seconds = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
     try:
         # NOTE: an int is finite, and past a float's range isfinite() raised OverflowError for it.
@@ -262,12 +263,12 @@ def max_age_seconds(max_age: float | timedelta) -> int:
     except TypeError:
         # NOTE: isfinite() said "must be real number, not str", with no word of max_age.
         raise TypeError(
-            f"max_age takes a number of seconds or a timedelta, not {type(max_age).__name__}"
+            f"{option} takes a number of seconds or a timedelta, not {type(max_age).__name__}"
         ) from None
     if not finite:
         # NOTE: math.ceil() raised OverflowError or a ValueError about integers: no word of
         # max_age. A cookie that ends with the browser has no max_age at all (None).
-        raise ValueError(f"max_age must be a finite number of seconds, got {max_age!r}")
+        raise ValueError(f"{option} must be a finite number of seconds, got {max_age!r}")
     return math.ceil(seconds)
 
 

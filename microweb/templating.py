@@ -192,7 +192,11 @@ def _unfound(
     time."""
     always: list[str] = []
     branched: list[tuple[str, str]] = []
-    for node, in_branch in _naming_tags(env.parse(source, name), False):
+    tree = env.parse(source, name)
+    # NOTE: every {% block %} of a template that extends another is an override, wherever it
+    # stands: the base renders it, whether a branch around the tag is taken or not.
+    child = any(isinstance(node, jinja2.nodes.Extends) for node in tree.body)
+    for node, in_branch in _naming_tags(tree, False, child):
         target = getattr(node, "template", None)
         if getattr(node, "ignore_missing", False) or not isinstance(target, jinja2.nodes.Const):
             continue
@@ -207,13 +211,18 @@ def _unfound(
 
 
 def _naming_tags(
-    node: jinja2.nodes.Node, in_branch: bool
+    node: jinja2.nodes.Node, in_branch: bool, overrides: bool
 ) -> Iterator[tuple[jinja2.nodes.Stmt, bool]]:
-    """Yield the tags under ``node`` that name a template, each with whether a branch holds it."""
+    """Yield the tags under ``node`` that name a template, each with whether a branch holds it;
+    with ``overrides`` (a template that extends), a block's body is as a base renders it."""
     for child in node.iter_child_nodes():
         if isinstance(child, jinja2.nodes.Stmt) and type(child) in _NAMING:
             yield child, in_branch
-        yield from _naming_tags(child, in_branch or isinstance(child, _BRANCHES))
+        if overrides and isinstance(child, jinja2.nodes.Block):
+            branch = False
+        else:
+            branch = in_branch or isinstance(child, _BRANCHES)
+        yield from _naming_tags(child, branch, overrides)
 
 
 def _stand_in(*args: Any, **kwargs: Any) -> None:
@@ -274,7 +283,8 @@ class Templates:
             folders is not UTF-8 text (every file is compiled as a template), or a template
             extends, includes or imports by a literal name one that is not in the folders,
             where every render does (in a branch, ``{% if %}``, ``{% for %}``, a macro, a
-            warning is logged on the ``"microweb"`` logger instead).
+            warning is logged on the ``"microweb"`` logger instead; a ``{% block %}`` of a
+            template that extends is no branch: its base renders it).
         jinja2.TemplateSyntaxError: If a template does not compile, for another reason than
             a filter or test that ``env`` lacks: such a template is compiled on its first
             render, once the app has added them.

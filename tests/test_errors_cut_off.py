@@ -16,7 +16,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import asgi_call, http_scope, wsgi_environ
 
-from microweb import App, ClientDisconnect, Request
+from microweb import App, ClientDisconnect, HTTPError, Request
 
 
 class _ResetInput(io.BytesIO):
@@ -42,8 +42,11 @@ async def _reads_then_answers(request: Request, exc: Exception) -> Any:
     return {"error": "internal"}, 500
 
 
-def _post_and_leave(app: App, interface: str) -> list[str]:
-    """POST 10 bytes promised, 2 sent, then the client leaves; return the status lines sent."""
+def _post_and_leave(
+    app: App, interface: str, wsgi_input: type[io.BytesIO] = _ResetInput
+) -> list[str]:
+    """POST 10 bytes promised, 2 sent, then the client leaves; return the status lines sent.
+    Under WSGI, ``wsgi_input`` says how the server tells: a reset, or a body that ends short."""
     if interface == "asgi":
         scope = http_scope("POST", "/orders", [(b"content-length", b"10")])
         messages = [
@@ -58,7 +61,7 @@ def _post_and_leave(app: App, interface: str) -> list[str]:
         environ = wsgi_environ(
             "POST", "/orders", CONTENT_LENGTH="10", QUERY_STRING="", SCRIPT_NAME=""
         )
-        environ["wsgi.input"] = _ResetInput(b"ab")
+        environ["wsgi.input"] = wsgi_input(b"ab")
 
         def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
             seen.append(status)
@@ -89,6 +92,37 @@ def test_a_bug_whose_class_handler_finds_the_client_gone_is_logged_once(
     logged = _logged(caplog)
     assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
     assert "_reads_then_answers" in caplog.records[0].getMessage()
+
+
+def test_a_bug_whose_class_handler_finds_the_body_cut_short_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a WSGI server that ends the body where the client left (gunicorn, wsgiref; TRAPS.md
+    # 9) gives a body shorter than its Content-Length: the handler's read raised that 400, was
+    # taken for its answer, and the bug it was to answer left no line in the log.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    statuses = _post_and_leave(_app(_reads_then_answers), "wsgi", io.BytesIO)
+    assert statuses == ["400 Bad Request"]
+    logged = _logged(caplog)
+    assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
+    message = caplog.records[0].getMessage()
+    assert "_reads_then_answers" in message and message.endswith("was cut off")
+
+
+def test_a_class_handler_that_reads_the_body_and_answers_an_http_error_logs_nothing(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the other side: an HTTPError of the handler's own, after a read that went well, is
+    # its answer (a bug it answers 4xx is not logged).
+    caplog.set_level(logging.ERROR, logger="microweb")
+
+    async def refuses(request: Request, exc: Exception) -> Any:
+        await request.aread()
+        raise HTTPError(400, "request body is shorter than its Content-Length")
+
+    response = make_client(_app(refuses)).post("/orders", content=b"abc")
+    assert response.status_code == 400
+    assert caplog.records == []
 
 
 def test_a_bug_whose_class_handler_raises_client_disconnect_is_logged_once(

@@ -889,6 +889,34 @@ def test_a_literal_name_of_no_template_stops_the_app_at_startup(
 
 
 @pytest.mark.parametrize(
+    "wrapper",
+    [
+        ("{% if shown %}", "{% endif %}"),
+        ("{% for i in [] %}", "{% endfor %}"),
+        ("{% macro m() %}", "{% endmacro %}"),
+        ("{% if a %}{% for i in b %}", "{% endfor %}{% endif %}"),
+    ],
+    ids=["if", "for", "macro", "for-in-if"],
+)
+def test_a_child_templates_block_in_a_branch_runs_on_every_render(
+    folder: Path, wrapper: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: Jinja takes every {% block %} of a template that extends another as its override,
+    # wherever the tag stands: the base renders it, whether the branch around it is taken or
+    # not. Its missing include failed every render, and startup only warned of a branch.
+    opening, closing = wrapper
+    (folder / "child.html").write_text(
+        f'{{% extends "base.html" %}}{opening}{{% block body %}}'
+        f'{{% include "partial.html" %}}{{% endblock %}}{closing}'
+    )
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder))
+    with pytest.raises(jinja2.TemplateNotFound):
+        env.get_template("child.html").render(shown=False, a=False, b=[])
+    with pytest.raises(ValueError, match=r"'child\.html' \(line 1\) includes 'partial\.html'"):
+        Templates(folder)
+
+
+@pytest.mark.parametrize(
     "source",
     [
         '{% include "nope.html" ignore missing %}',

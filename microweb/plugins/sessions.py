@@ -108,8 +108,11 @@ def _refresh_after(refresh_after: float | timedelta | None, lifetime: int) -> in
     """Check ``Sessions(refresh_after=...)``: whole seconds, shorter than the lifetime."""
     if refresh_after is None:
         return None
-    seconds = max_age_seconds(refresh_after)  # NOTE: a fraction rounded up, as max_age's.
-    if seconds < 0 or seconds >= lifetime:
+    # NOTE: a fraction rounded up, as max_age's; the sign is the value's, not the rounded
+    # one's: -0.5 rounded up is 0, which was taken.
+    seconds = max_age_seconds(refresh_after, "refresh_after")
+    given = refresh_after.total_seconds() if isinstance(refresh_after, timedelta) else refresh_after
+    if given < 0 or seconds >= lifetime:
         # NOTE: a cookie is refused once max_age old: one refreshed no sooner never was.
         raise ValueError(
             f"refresh_after must be 0 or more and shorter than the session's lifetime "
@@ -363,11 +366,11 @@ class Sessions:
 
     def _due(self, signed_at: int | None) -> bool:
         """Tell whether an unchanged session's cookie is to be signed again and sent."""
-        return (
-            self.refresh_after is not None
-            and signed_at is not None
-            and time.time() - signed_at >= self.refresh_after
-        )
+        if self.refresh_after is None or signed_at is None:
+            return False
+        # NOTE: 0 is every answer, for a cookie dated ahead of this clock too (another server's,
+        # up to MAX_CLOCK_SKEW): its age is negative.
+        return self.refresh_after == 0 or time.time() - signed_at >= self.refresh_after
 
     def _set(
         self,

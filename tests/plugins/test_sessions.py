@@ -268,6 +268,21 @@ def test_sessions_refresh_after_zero_sends_the_session_with_every_answer_that_ha
     assert "Max-Age=0" in client.get("/logout").headers["set-cookie"]
 
 
+def test_sessions_refresh_after_zero_sends_a_cookie_dated_ahead_of_this_clock(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: signed by a server behind the same balancer whose clock runs 30 s ahead: its age
+    # here is negative, and refresh_after=0, documented as "with every answer that has a
+    # session", sent nothing.
+    plugin = Sessions(SECRET, secure=False, max_age=7200, refresh_after=0)
+    ahead = plugin.sign(json.dumps({"visits": 5}), int(time.time()) + 30)
+    looked = make_client(sessions_app(plugin, colour)).get(
+        "/look", headers={"cookie": f"session={ahead}"}
+    )
+    assert looked.json() == {"visits": 5}
+    assert set_cookie_value(looked) not in (None, ahead)
+
+
 def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,6 +320,26 @@ def test_sessions_refresh_after_must_be_shorter_than_the_lifetime(
 ) -> None:
     with pytest.raises(ValueError, match="refresh_after"):
         Sessions(SECRET, max_age=max_age, refresh_after=refresh_after)
+
+
+@pytest.mark.parametrize(
+    ("refresh_after", "error", "words"),
+    [
+        (-0.5, ValueError, "0 or more"),
+        (timedelta(seconds=-0.5), ValueError, "0 or more"),
+        (True, TypeError, "refresh_after takes"),
+        ("60", TypeError, "refresh_after takes"),
+        (float("nan"), ValueError, "refresh_after must be a finite"),
+    ],
+)
+def test_sessions_refresh_after_errors_name_refresh_after(
+    refresh_after: Any, error: type[Exception], words: str
+) -> None:
+    # NOTE: -0.5 was rounded up to 0 and taken, where the docs say 0 or more; and a bool or a
+    # str was refused as a "max_age", the option the caller had not given.
+    with pytest.raises(error, match=words) as raised:
+        Sessions(SECRET, refresh_after=refresh_after)
+    assert "max_age" not in str(raised.value)
 
 
 @pytest.mark.parametrize(("refresh_after", "seconds"), [(timedelta(hours=1), 3600), (0.5, 1)])
