@@ -252,7 +252,9 @@ class Sessions:
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
         secure = self._secure_for(request)
-        self.save(response, session, loaded, had, secure=secure, signed_at=signed_at)
+        # NOTE: one due to be sent again is saved as a changed one is, so that save() keeps
+        # the signature a subclass may override.
+        self.save(response, session, "" if self._due(signed_at) else loaded, had, secure=secure)
         if cookies or session:
             # SPEC: RFC 9110 12.5.5: the answer depends on the session cookie; a shared cache
             # must not hand one user's page to another. Visitors without a session keep
@@ -321,10 +323,8 @@ class Sessions:
         had: bool,
         *,
         secure: bool | None = None,
-        signed_at: int | None = None,
     ) -> None:
-        """Write ``session`` to ``response`` if it differs from the ``loaded`` JSON, or if its
-        cookie was signed ``refresh_after`` seconds ago or more.
+        """Write ``session`` to ``response`` if it differs from the ``loaded`` JSON.
 
         Args:
             response: The response to add ``Set-Cookie`` to.
@@ -333,8 +333,6 @@ class Sessions:
             had: Whether the request carried the cookie (an invalid one is then deleted).
             secure: Whether to mark the cookie ``Secure``; ``None`` takes the plugin's
                 ``secure`` (``None`` there counts as ``False``).
-            signed_at: When the loaded cookie was signed (seconds since the epoch), for
-                ``refresh_after``; ``None`` for a session that came with no valid cookie.
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -357,7 +355,7 @@ class Sessions:
                 f"None): {exc}; store a datetime as .isoformat(), a UUID as str(), a dataclass "
                 "as dataclasses.asdict()"
             ) from None
-        if current == loaded and not self._due(signed_at):
+        if current == loaded:
             return
         _refuse_other_keys(session)
         value = self.sign(current)

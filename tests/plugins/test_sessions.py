@@ -295,6 +295,33 @@ def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     assert looked.json() == {"visits": 5} and "set-cookie" not in looked.headers
 
 
+def test_sessions_refresh_after_keeps_the_save_a_subclass_overrides(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: save() is public; the flow once passed it a keyword of refresh_after's, which a
+    # subclass's override of the signature before it refused on every request (a 500).
+    saved: list[str] = []
+
+    class Counted(Sessions):
+        def save(
+            self,
+            response: Response,
+            session: dict[str, Any],
+            loaded: str,
+            had: bool,
+            *,
+            secure: bool | None = None,
+        ) -> None:
+            saved.append(loaded)
+            super().save(response, session, loaded, had, secure=secure)
+
+    client = make_client(sessions_app(Counted(SECRET, secure=False, refresh_after=0)))
+    client.get("/visit")
+    looked = client.get("/look")
+    assert looked.json() == {"visits": 1} and set_cookie_value(looked)
+    assert len(saved) == 2
+
+
 def test_sessions_refresh_after_leaves_a_subclass_cookie_of_its_own_format_alone(
     make_client: MakeClient,
 ) -> None:
