@@ -14,15 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._asgi_websocket import TURN, run_session
-from ._calls import (
-    client_left,
-    cut_off,
-    handlers_failed,
-    stream_failed,
-    to_send,
-    unsent_stream_failed,
-    was_reported,
-)
+from ._calls import client_left, handlers_failed, to_send
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -46,6 +38,7 @@ from ._emission import (
     ended_for_a_client_gone,
     plain_answer,
 )
+from ._error_logs import cut_off, stream_failed, unsent_stream_failed, was_reported
 from ._errors import (
     ClientDisconnect,
     log_failure,

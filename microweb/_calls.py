@@ -3,7 +3,7 @@
 ``call`` yields the effect a handler, an error handler or a flow step needs; ``error_response``
 turns an exception into a registered error handler's answer or the default error body, which
 is JSON or plain text by the client's ``Accept``; ``client_left`` answers a client that went
-away while its body was read; ``cut_off`` reports a request the server cancelled.
+away while its body was read. What is logged of the errors is ``_error_logs``'.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._effects import Colored, Effects, Offload
 from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
+from ._error_logs import log_answered, log_failed, log_unhandled
 from ._errors import (
     ClientDisconnect,
     HTTPError,
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
     from ._request import Request
 
 logger = logging.getLogger("microweb")
-# NOTE: set on what the app logged itself, naming the request (a cancellation that cut_off()
-# reported, a stream's error), so that a server's logger can leave out its own traceback of
-# it (microweb serve's servers do). An attribute: most exceptions take no weak reference.
-_REPORTED = "_microweb_reported"
 
 
 def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effects:
@@ -95,7 +92,7 @@ def error_response(
     handler = plan.error_handler_of(exc, request.route)
     if handler is None:
         if not isinstance(exc, HTTPError):
-            _log_unhandled(request, exc)
+            log_unhandled(request, exc)
     else:
         response, exc = yield from _handler_answer(request, handler, exc)
         if response is not None:
@@ -148,7 +145,7 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
             # NOTE: no failure of the handler's (one that read the body, say): the driver
             # answers it as any, with nothing logged but the bug a 500 handler answered
             # (status 0: the handler made no answer).
-            _log_answered(request, exc, handler, 0)
+            log_answered(request, exc, handler, 0)
             raise
         # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
         # KeyError into a 404, say): logged, with its traceback, it read as a failure.
@@ -158,15 +155,15 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
             # that left shows under some WSGI servers; past the limit) is no answer of the
             # handler's: cut off, as by a ClientDisconnect.
             status = 0 if _body_failed(request, failure) else status_of(failure) or 500
-            _log_answered(request, exc, handler, status)
+            log_answered(request, exc, handler, status)
         else:
-            _log_failed(request, handler, exc, failure)
+            log_failed(request, handler, exc, failure)
         _answered(exc)
         return None, failure
     except BaseException:
-        _log_answered(request, exc, handler, 0)  # NOTE: a 500 handler's bug, as above.
+        log_answered(request, exc, handler, 0)  # NOTE: a 500 handler's bug, as above.
         raise
-    _log_answered(request, exc, handler, response.status)
+    log_answered(request, exc, handler, response.status)
     _answered(exc)
     return response, exc
 
@@ -175,41 +172,6 @@ def _body_failed(request: Request, failure: HTTPError) -> bool:
     """Whether ``failure`` is the 4xx that a read of the request's body failed with."""
     meter = request._meter
     return meter is not None and meter.failed == (failure.status, failure.detail)
-
-
-def _log_unhandled(request: Request, exc: Exception) -> None:
-    logger.error(
-        "unhandled error in %s %s%s",
-        logged_method(request),
-        logged_path(request),
-        _foreign_http_error(exc),
-        exc_info=exc,
-    )
-
-
-# NOTE: the frameworks a port comes from, whose HTTP exceptions carry their status in
-# status_code (Starlette, FastAPI, Falcon, Bottle) or code (Werkzeug, so Flask's abort()).
-_FOREIGN_HTTP_ERRORS = frozenset({"werkzeug", "flask", "starlette", "fastapi", "falcon", "bottle"})
-
-
-def _foreign_http_error(exc: Exception) -> str:
-    """Say what to raise instead of ``exc``, another framework's HTTP exception; else ``""``.
-
-    Raised in a port (``abort(404)`` kept from Flask, Starlette's ``HTTPException``), it is no
-    ``HTTPError`` here, so a 500; its log line said nothing of why.
-    """
-    cls = type(exc)
-    if cls.__module__.partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
-        return ""
-    for name in ("status_code", "code"):
-        status = getattr(exc, name, None)
-        # NOTE: an HTTPStatus member (Starlette's docs pass them) counts, as its plain int.
-        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
-            return (
-                f": {cls.__module__}.{cls.__qualname__} is not microweb's; "
-                f"raise microweb.HTTPError({int(status)}) instead"
-            )
-    return ""
 
 
 def _default_answer(plan: Plan, request: Request, exc: HTTPError, broken_before: bool) -> Effects:
@@ -255,106 +217,6 @@ def _answered(exc: Exception) -> None:
         # request it answered stayed alive with its body, 14 KB each for 10 KB bodies, and
         # the next error handler could reach an earlier user's locals (review142).
         exc.__traceback__ = None
-
-
-def _log_answered(request: Request, exc: Exception, handler: ErrorHandler, status: int) -> None:
-    """Log ``exc``, a bug that a 500 handler answered, or a class handler with a 5xx or
-    not at all (``status`` 0: the client left, or the server cancelled the request)."""
-    if isinstance(exc, HTTPError):
-        return
-    if handler.key == 500:
-        # NOTE: logged once its handler has run, as with no handler: logged before it, then
-        # again as the context of the handler's failure, its traceback was in the log twice.
-        _log_unhandled(request, exc)
-    elif status == 0:
-        # NOTE: its answer, a 500 as likely as not, never came: the bug left no line in the
-        # log, where a 500 handler's cut off the same way is logged (review210).
-        logger.error(
-            "unhandled error in %s %s, not answered: %r was cut off",
-            logged_method(request),
-            logged_path(request),
-            handler.target.fn,
-            exc_info=exc,
-        )
-    elif status >= 500:
-        # NOTE: a catch-all handler (Exception -> a JSON 500) hid every bug's traceback,
-        # where a 500 handler's error is logged (review140); Starlette logs both. One that
-        # raises HTTPError(500) hid it too (review141).
-        logger.error(
-            "unhandled error in %s %s, answered %d by %r",
-            logged_method(request),
-            logged_path(request),
-            status,
-            handler.target.fn,
-            exc_info=exc,
-        )
-
-
-def _log_failed(
-    request: Request, handler: ErrorHandler, exc: Exception, failure: Exception
-) -> None:
-    """Log ``failure``, which ``handler`` raised as it answered ``exc``, with ``exc`` chained."""
-    shown = _shown_chain(failure)
-    linked = None
-    if not any(error is exc for error in shown):
-        last = shown[-1]
-        if _chains_to(last, exc):
-            # NOTE: answered outside an except clause (a WSGI def handler's error, an async
-            # def handler's, with no flows), the bug it answered was logged by nobody: chained
-            # as a flow's error is (at the end of the failure's own chain, the StopIteration
-            # of an async def handler's RuntimeError, say), its traceback comes first.
-            last.__context__ = linked = exc
-        else:
-            # NOTE: the failure's chain ends in a "raise ... from None": the bug it answered
-            # is logged on its own, once.
-            _log_unhandled(request, exc)
-    try:
-        # NOTE: the request named, as in every other error logged: "error handler <function
-        # bad at 0x...> failed" alone did not say which request met it.
-        logger.error(
-            "error handler %r failed in %s %s",
-            handler.target.fn,
-            logged_method(request),
-            logged_path(request),
-            exc_info=failure,
-        )
-    finally:
-        if linked is not None:
-            # NOTE: unlinked once logged: an error object the handler raised again (a
-            # module's constant) kept it, the next request's was chained after it, and so on:
-            # each log held every earlier request's error, the object all their requests.
-            shown[-1].__context__ = None
-
-
-def _shown_chain(error: BaseException) -> list[BaseException]:
-    """Return ``error`` and the errors its traceback shows as its causes or contexts."""
-    chain = [error]
-    # PERF: ids, alive in the chain: each step looked back over the chain, 0.4 s of CPU for
-    # one of 5,000 errors, where the log's traceback of it took 0.05 s (2026-12-05).
-    seen = {id(error)}
-    while True:
-        last = chain[-1]
-        shown = last.__cause__ or (None if last.__suppress_context__ else last.__context__)
-        if shown is None or id(shown) in seen:
-            return chain
-        chain.append(shown)
-        seen.add(id(shown))
-
-
-def _chains_to(last: BaseException, exc: BaseException) -> bool:
-    """Tell whether ``exc`` may become the shown context of ``last``, which has none."""
-    if last.__cause__ is not None or last.__context__ is not None or last.__suppress_context__:
-        return False
-    # NOTE: as Python checks where it sets a context: no cycle through the contexts of exc.
-    # PERF: ids, as in _shown_chain; each is alive as the context of the one before.
-    seen: set[int] = set()
-    context: BaseException | None = exc
-    while context is not None and id(context) not in seen:
-        if context is last:
-            return False
-        seen.add(id(context))
-        context = context.__context__
-    return True
 
 
 def handlers_failed(plan: Plan, request: Request, exc: Exception) -> Response:
@@ -550,78 +412,3 @@ def client_left(request: Request, exc: ClientDisconnect) -> Response:
     # raise out of the app: written as "\udc80", as repr() would.
     detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
     return default_error(request, 400, detail or "the client disconnected", {})
-
-
-def cut_off(request: Request, cancel: BaseException, what: str) -> None:
-    """Report in one line that the server cancelled ``request`` (``cancel``) during ``what``.
-
-    A server cancels a request's task when it gives up on it: Uvicorn at the end of its grace
-    period. The cancellation is no error of the app's and its traceback says nothing of it.
-    """
-    logger.warning(
-        "%s %s cut off %s: the server cancelled it",
-        logged_method(request),
-        logged_path(request),
-        what,
-    )
-    mark_reported(cancel)
-
-
-def stream_failed(request: Request, exc: BaseException) -> None:
-    """Log that ``request``'s stream raised ``exc`` after its headers went out.
-
-    The driver re-raises it: that is how a server learns to cut the connection, so that the
-    client can tell the response is incomplete. The server's own record of it is then
-    left out under ``microweb serve`` (``ReportedTracebacks``).
-    """
-    logger.error(
-        "error while streaming %s %s", logged_method(request), logged_path(request), exc_info=exc
-    )
-    mark_reported(exc)
-
-
-def unsent_stream_failed(request: Request, exc: Exception) -> None:
-    """Log that closing the stream of ``request``'s answer with no body (HEAD, 204, 304) raised
-    ``exc``, and hand it to the test client watching; the answer is whole, so the driver goes
-    on and ends it."""
-    # NOTE: raised, it became the 500 of a HEAD whose GET was a 200 under WSGI, and under
-    # ASGI a response the server cut after its headers, with no line of microweb's.
-    logger.error(
-        "error while closing the unsent stream of %s %s",
-        logged_method(request),
-        logged_path(request),
-        exc_info=exc,
-    )
-    # NOTE: and raised to a test client that asks for the app's errors, as a failed
-    # after-response callback is: only logged, a test of the HEAD passed in silence.
-    report_unhandled(exc)
-
-
-def mark_reported(exc: BaseException) -> None:
-    """Mark ``exc`` as logged already (or as no error of the app's): see ``ReportedTracebacks``."""
-    # NOTE: in the instance's __dict__ (every exception has one), past its __setattr__: an
-    # error class that refuses new attributes (attrs' frozen ones) raised its own error here,
-    # in place of the app's, which the server then logged as a second failure.
-    vars(exc)[_REPORTED] = True
-
-
-def was_reported(exc: BaseException) -> bool:
-    """Return whether ``exc`` is a cancellation or a stream's error that the app logged."""
-    return vars(exc).get(_REPORTED) is True
-
-
-class ReportedTracebacks(logging.Filter):
-    """Leaves out a server's record of an error that the app logged itself.
-
-    Uvicorn logs each cancellation and each error that leaves the app with a full traceback
-    ("Exception in ASGI application"), Waitress each error of a response's iterable
-    ("Exception while serving"); the app has logged its own line for it, naming the request.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Return whether ``record`` is to be logged: all but such a record."""
-        exc = record.exc_info[1] if record.exc_info else None
-        return exc is None or not was_reported(exc)
-
-
-REPORTED_TRACEBACKS = ReportedTracebacks()

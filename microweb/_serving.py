@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._app import App
-from ._calls import REPORTED_TRACEBACKS
+from ._error_logs import REPORTED_TRACEBACKS
 from ._errors import InterfaceWarning, log_failure
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits

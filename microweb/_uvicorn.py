@@ -31,7 +31,7 @@ from typing import Any
 
 import uvicorn
 
-from ._calls import REPORTED_TRACEBACKS
+from ._error_logs import REPORTED_TRACEBACKS
 from ._stopping import CLEANUP_WAIT, end_by, to_nowhere
 from ._unix import port_of
 

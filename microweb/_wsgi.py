@@ -16,19 +16,11 @@ from urllib.parse import quote
 
 from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
 from ._body import WSGIBody
-from ._calls import (
-    client_left,
-    default_error,
-    handlers_failed,
-    mark_reported,
-    stream_failed,
-    unsendable,
-    unsent_stream_failed,
-    was_reported,
-)
+from ._calls import client_left, default_error, handlers_failed, unsendable
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
+from ._error_logs import mark_reported, stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect, own_cancellation, own_stop
 from ._file_threads import ThreadHooks
 from ._files import FILE_CHUNK, FileInfo, SizedFile, open_described, reads_the_file

@@ -16,7 +16,7 @@ from conftest import MakeClient, in_colour, traced_lines
 from drive import asgi_call, body_messages, http_scope, requests_left_in_cycles, wsgi_environ
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response, Router
-from microweb._calls import _chains_to, _shown_chain, was_reported
+from microweb._error_logs import _chains_to, _shown_chain, was_reported
 from microweb._errors import log_failure
 from microweb._parsing import MAX_ACCEPT_SIZE, prefers_json
 from microweb._request import logged_method

@@ -158,7 +158,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
         "_request",
-        "_response", "_results", "_emission", "_plugins", "_plan", "_calls", "_pipeline",
+        "_response", "_results", "_emission", "_plugins", "_plan", "_error_logs", "_calls",
+        "_pipeline",
     ),
     "bridges": (
         "_app_loop", "_concurrency", "_file_threads", "_pool", "_body", "_asgi_body",

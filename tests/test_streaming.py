@@ -24,7 +24,7 @@ from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
 from microweb._app_loop import AHEAD
-from microweb._calls import REPORTED_TRACEBACKS
+from microweb._error_logs import REPORTED_TRACEBACKS
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",

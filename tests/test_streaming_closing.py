@@ -18,7 +18,7 @@ from conftest import MakeClient, in_colour
 from drive import Message, http_scope, start_response, wsgi_environ
 
 from microweb import App, Request, Response
-from microweb._calls import REPORTED_TRACEBACKS
+from microweb._error_logs import REPORTED_TRACEBACKS
 
 
 class CloseFailed(Exception):
