@@ -15,7 +15,7 @@ import pytest
 from conftest import MakeClient, in_colour, traced_lines
 from drive import asgi_call, body_messages, http_scope, response_body, wsgi_environ
 
-from microweb import App, HTTPError, Limits, Request, Response, Router, _wsgi
+from microweb import App, HTTPError, Limits, Request, Response, Router, _wsgi_request
 from microweb._cookies import cookie_values, parse_cookie_header
 from microweb.plugins import TrustedHosts
 from microweb.testing import TestClient
@@ -450,7 +450,7 @@ def test_wsgi_header_names_are_the_same_once_their_keys_are_known(
     # NOTE: _header_lines keeps each environ key's header name: bounded, emptied when full, and
     # a long key (a client's header name) is not kept.
     names: dict[str, str] = {}
-    monkeypatch.setattr(_wsgi, "_HEADER_NAMES", names)
+    monkeypatch.setattr(_wsgi_request, "_HEADER_NAMES", names)
     long_key = "HTTP_X_" + "LONG_" * 20
     for round_ in range(3):
         environ = {f"HTTP_X_H{n}_{round_}": str(n) for n in range(700)}
@@ -459,8 +459,8 @@ def test_wsgi_header_names_are_the_same_once_their_keys_are_known(
         expected = [(f"x-h{n}-{round_}", str(n)) for n in range(700)]
         expected += [("x-" + "long-" * 20, "l"), ("accept", "a"), ("content-type", "text/plain")]
         for _ in range(2):  # NOTE: the second time with the names known
-            assert _wsgi._header_lines(environ) == expected
-        assert len(names) <= _wsgi._HEADER_NAMES_SIZE
+            assert _wsgi_request._header_lines(environ) == expected
+        assert len(names) <= _wsgi_request._HEADER_NAMES_SIZE
         assert long_key not in names and names["REQUEST_METHOD"] == ""
 
 

@@ -19,6 +19,7 @@ PACKAGE = Path(microweb.__file__).resolve().parent
 IO_MODULES = frozenset(
     {
         "_wsgi.py",
+        "_wsgi_request.py",
         "_asgi.py",
         "_asgi_websocket.py",
         "_asgi_request.py",
@@ -165,7 +166,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_app_loop", "_concurrency", "_file_threads", "_pool", "_body", "_asgi_body",
         "_lifespans",
     ),
-    "drivers": ("_wsgi", "_asgi_request", "_websocket", "_asgi_websocket", "_asgi"),
+    "drivers": (
+        "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_asgi_websocket", "_asgi",
+    ),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies",
