@@ -106,16 +106,24 @@ def encode_location(url: str) -> str:
 
     A host the codec can't encode as a browser would, and the host of a scheme browsers apply
     no IDNA to, are percent-encoded as the rest; a browser decodes the escapes of an
-    ``http(s)`` host before it applies IDNA itself.
+    ``http(s)`` host before it applies IDNA itself. A ``\\`` right after the host of such a URL
+    (or of ``//host``), which ends the host to a browser, is written ``/``: escaped, it would
+    not end it, and the browser would go to another host.
 
     Raises:
         UnicodeEncodeError: If ``url`` holds a lone surrogate.
     """
     match = _AUTHORITY.match(url)
-    if match is not None and not match.group(2).isascii():
+    if match is not None:
         scheme = match.group(1)
-        if scheme is None or scheme.lower() in _IDNA_SCHEMES:
-            start, end = match.span(2)
+        special = scheme is None or scheme.lower() in _IDNA_SCHEMES
+        start, end = match.span(2)
+        if special and url[end : end + 1] == "\\":
+            # SPEC: WHATWG URL, "authority state": a special URL's host ends at a "\" as at a
+            # "/". NOTE: escaped, "http://good.example\@evil.example" became
+            # "http://good.example%5C@evil.example", whose host is evil.example.
+            url = f"{url[:end]}/{url[end + 1 :]}"
+        if special and not match.group(2).isascii():
             url = url[:start] + _ascii_authority(match.group(2)) + url[end:]
     return percent_encode_uri(url)
 
