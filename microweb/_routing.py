@@ -353,6 +353,9 @@ class RouteTable(Generic[V]):
         self._shapes: dict[Shape, dict[str, Route]] = {}
         # NOTE: how many routes were added: none, and a lookup can find nothing.
         self.size = 0
+        # NOTE: whether a template with parameters takes HEAD itself: without one, a HEAD is
+        # looked up as a GET at once.
+        self.template_heads = False
 
     def add(self, route: Route, value: V) -> None:
         """Add ``route``, for which ``lookup`` returns ``value``.
@@ -369,6 +372,7 @@ class RouteTable(Generic[V]):
             methods[method] = (route, value)
             shaped[method] = route
         self.size += 1
+        self.template_heads = self.template_heads or (shape is not None and "HEAD" in route.methods)
 
     def check(self, route: Route) -> None:
         """Raise as ``add`` would for ``route``, adding nothing (no node either).

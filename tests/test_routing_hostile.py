@@ -43,3 +43,51 @@ def test_a_redirect_keeps_the_host_a_browser_reads_before_a_backslash(
     response = make_client(app).get("/go")
     assert response.status_code == 307
     assert response.headers["location"] == location
+
+
+# -- converters: how often a request runs them -----------------------------------------------
+
+
+def _counting_app(calls: list[str], *, own_head: bool = False) -> App:
+    """An app whose ``{who:user}`` converter records each segment it is given; with
+    ``own_head``, a template of it takes ``HEAD`` itself."""
+
+    def user(text: str) -> str:
+        calls.append(text)
+        if not text.startswith("u"):
+            raise ValueError(text)
+        return text
+
+    app = App()
+    app.add_converter("user", user)
+
+    @app.get("/users/{who:user}")
+    def profile(request: Request, who: str) -> str:
+        return who
+
+    if own_head:
+
+        @app.route("/users/{who:user}/posts", methods=["GET", "HEAD"])
+        def posts(request: Request, who: str) -> str:
+            return f"posts of {who}" if request.method == "GET" else "own HEAD"
+
+    return app
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_head_runs_the_converter_once_as_a_get_does(make_client: MakeClient, method: str) -> None:
+    # NOTE: a HEAD searched the templates for HEAD (the first way, then every way, for the
+    # methods allowed), then again for GET: a custom converter ran three times.
+    calls: list[str] = []
+    response = make_client(_counting_app(calls)).request(method, "/users/u1")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "2"
+    assert calls == ["u1"]
+
+
+def test_a_template_that_takes_head_itself_still_answers_it(make_client: MakeClient) -> None:
+    client = make_client(_counting_app([], own_head=True))
+    assert client.head("/users/u1/posts").headers["content-length"] == str(len("own HEAD"))
+    assert client.head("/users/u1").headers["content-length"] == "2"
+    assert client.head("/users/x1").status_code == 404
+    assert client.request("DELETE", "/users/u1").headers["allow"] == "GET, HEAD, OPTIONS"
