@@ -110,3 +110,26 @@ def test_a_template_that_takes_head_itself_still_answers_it(make_client: MakeCli
     assert client.head("/users/u1").headers["content-length"] == "2"
     assert client.head("/users/x1").status_code == 404
     assert client.request("DELETE", "/users/u1").headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+# -- templates with an empty segment, after a path parameter's branch --------------------------
+
+
+def test_a_path_parameter_that_takes_an_empty_segment_and_more_refuses_the_route_it_hides() -> None:
+    # NOTE: "/5//x" is the {a} "5" and a {rest:path} of "/x" to the first route: the second
+    # was never reached, and was let be at startup (an empty segment was taken for no
+    # parameter's, the path parameter's included).
+    app = App()
+    app.get("/{a}/{rest:path}", name="first")(lambda request, a, rest: rest)
+    app.get("/{b:int}//x", name="second")(lambda request, b: "second")
+    with pytest.raises(ValueError, match=r"^GET /\{b:int\}//x \('second'\) is never reached"):
+        app.as_wsgi()
+
+
+def test_an_empty_last_segment_stays_apart_from_a_path_parameter(make_client: MakeClient) -> None:
+    app = App()
+    app.get("/{a}/{rest:path}", name="first")(lambda request, a, rest: f"first {rest}")
+    app.get("/{b:int}/", name="second")(lambda request, b: f"second {b}")
+    client = make_client(app)
+    assert client.get("/5/").text == "second 5"
+    assert client.get("/5//x").text == "first /x"
