@@ -80,6 +80,11 @@ _AUTHORITY = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.-]*):)?//([^/?#\\]*)")
 # SPEC: WHATWG URL, "special scheme": browsers apply IDNA to these schemes' hosts only; any
 # other's (myapp://callback) is an opaque host, which they percent-encode.
 _IDNA_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
+# SPEC: WHATWG URL, "special authority ignore slashes state" and "authority state": before
+# the host of a special URL (or of a reference from an http(s) page that starts with two
+# slashes), a browser skips any run of "/" and "\"; the host ends at "/", "?", "#", or "\".
+# Here: the scheme, the run, and the host.
+_BROWSER_HOST = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.-]*):)?([/\\]*)[^/\\?#]*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9.-]+")
 # NOTE: the characters known to IDNA 2003 (Python's "idna" codec, Unicode 3.2) that browsers
 # (UTS 46, nontransitional) map otherwise: the deviations ("straße.de" would be strasse.de,
@@ -106,11 +111,20 @@ def encode_location(url: str) -> str:
 
     A host the codec can't encode as a browser would, and the host of a scheme browsers apply
     no IDNA to, are percent-encoded as the rest; a browser decodes the escapes of an
-    ``http(s)`` host before it applies IDNA itself.
+    ``http(s)`` host before it applies IDNA itself. The ``\\`` that ends the host of such a URL
+    (or of one that starts with two slashes) to a browser, as a ``/`` does, is written ``/``:
+    escaped, it would not end it, and the browser would go to another host.
 
     Raises:
         UnicodeEncodeError: If ``url`` holds a lone surrogate.
     """
+    host = _BROWSER_HOST.match(url)
+    if host is not None and url[host.end() : host.end() + 1] == "\\":
+        scheme, lead = host.groups()
+        if scheme.lower() in _IDNA_SCHEMES if scheme else len(lead) > 1:
+            # NOTE: escaped, "http://good.example\@evil.example" became
+            # "http://good.example%5C@evil.example", whose host is evil.example.
+            url = f"{url[: host.end()]}/{url[host.end() + 1 :]}"
     match = _AUTHORITY.match(url)
     if match is not None and not match.group(2).isascii():
         scheme = match.group(1)

@@ -157,11 +157,17 @@ class Plan:
                 # NOTE: an app flow wrote to it before routing: the route's own are none.
                 request.path_params = {}
             return static
-        found, params, allowed = self.http.lookup_templates(method, request.path)
-        # PERF: GET is looked up for a HEAD only where a template or the path takes GET (then
-        # in allowed, which is every matching template's methods): a HEAD 404 searched twice.
-        if found is None and method == "HEAD" and "GET" in allowed:
+        if method == "HEAD" and not self.http.template_heads:
+            # NOTE: no template takes HEAD itself, so a GET answers it: one search, where the
+            # templates were searched for HEAD in vain first, and a path converter ran three
+            # times.
             found, params, allowed = self.http.lookup("GET", request.path)
+        else:
+            found, params, allowed = self.http.lookup_templates(method, request.path)
+            # PERF: GET is looked up for a HEAD only where a template or the path takes GET
+            # (then in allowed, every matching template's methods): a HEAD 404 searched twice.
+            if found is None and method == "HEAD" and "GET" in allowed:
+                found, params, allowed = self.http.lookup("GET", request.path)
         if found is None:
             if not allowed:
                 if request.path == "*":

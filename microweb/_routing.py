@@ -353,6 +353,9 @@ class RouteTable(Generic[V]):
         self._shapes: dict[Shape, dict[str, Route]] = {}
         # NOTE: how many routes were added: none, and a lookup can find nothing.
         self.size = 0
+        # NOTE: whether a template with parameters takes HEAD itself: without one, a HEAD is
+        # looked up as a GET at once.
+        self.template_heads = False
 
     def add(self, route: Route, value: V) -> None:
         """Add ``route``, for which ``lookup`` returns ``value``.
@@ -369,6 +372,7 @@ class RouteTable(Generic[V]):
             methods[method] = (route, value)
             shaped[method] = route
         self.size += 1
+        self.template_heads = self.template_heads or (shape is not None and "HEAD" in route.methods)
 
     def check(self, route: Route) -> None:
         """Raise as ``add`` would for ``route``, adding nothing (no node either).
@@ -462,19 +466,21 @@ class RouteTable(Generic[V]):
         if isinstance(segment, str):
             child = node.static.get(segment)
             first = self._covering(child, rest, method) if child is not None else None
-            if first is not None or not segment:
-                return first  # NOTE: an empty segment is no parameter's, nor a path's end.
+            if first is not None or not (segment or rest):
+                return first  # NOTE: an empty last segment is nobody's: no path's end.
             converter = None
         else:
             converter = self._converter(segment, "")
-        if converter is None or converter.name != "path" or rest:
+        if segment and (converter is None or converter.name != "path" or rest):
+            # NOTE: an empty segment is no parameter's.
             for _, other, child in node.params:
                 if other is self._converters["str"] or other is converter:
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
         for _, _, methods in node.catch_all:
-            # NOTE: a {name:path} takes whatever is left, one segment or more.
+            # NOTE: a {name:path} takes whatever is left, one segment or more, an empty one
+            # with those after it ("/a//x" is "/x" to one after "/a").
             found = methods.get(method)
             if found is not None:
                 return found[0]

@@ -1,0 +1,135 @@
+"""Routing and redirects against hostile input: what a browser would make of a ``Location``
+the app wrote, and how often a request runs a route's converters."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request, Response
+
+# -- Location: the host the app wrote is the host the browser goes to ------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        # NOTE: to a browser (WHATWG URL), a "\" ends the host of an http(s) URL as "/" does:
+        # the app's URL leads to good.example. Written "%5C", it no longer ends the host, and
+        # "good.example%5C" became the userinfo of a URL that led to evil.example.
+        ("http://good.example\\@evil.example/", "http://good.example/@evil.example/"),
+        ("//good.example\\@evil.example/", "//good.example/@evil.example/"),
+        ("HTTPS://good.example\\evil.example", "HTTPS://good.example/evil.example"),
+        (
+            "https://b\u00fccher.example\\@evil.example",
+            "https://xn--bcher-kva.example/@evil.example",
+        ),
+        # NOTE: a browser skips any run of "/" and "\" before the host of a special URL.
+        ("///good.example\\@evil.example/", "///good.example/@evil.example/"),
+        ("http:///good.example\\@evil.example/", "http:///good.example/@evil.example/"),
+        # NOTE: no host before it: still escaped, or "/\evil.example" would be "//evil.example".
+        ("/\\evil.example", "/%5Cevil.example"),
+        ("http://good.example/a\\b", "http://good.example/a%5Cb"),
+        # NOTE: a scheme that is not special to browsers: "\" is no delimiter there.
+        ("myapp://good\\@evil", "myapp://good%5C@evil"),
+    ],
+)
+def test_a_redirect_keeps_the_host_a_browser_reads_before_a_backslash(
+    make_client: MakeClient, url: str, location: str
+) -> None:
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect(url)
+
+    response = make_client(app).get("/go")
+    assert response.status_code == 307
+    assert response.headers["location"] == location
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        # NOTE: after "http:", a browser reads the host at once (from a page of another
+        # scheme). A "\" before the host stays escaped, and a browser reads no host there.
+        # The test client's httpx cannot read such a Location at all: checked on the response.
+        ("http:good.example\\@evil.example/", "http:good.example/@evil.example/"),
+        ("http:\\\\good.example\\@evil.example", "http:%5C%5Cgood.example/@evil.example"),
+        ("http:/\\good.example\\@evil.example", "http:/%5Cgood.example/@evil.example"),
+        ("\\\\good.example\\@evil.example", "%5C%5Cgood.example/@evil.example"),
+    ],
+)
+def test_a_redirect_ends_the_host_after_backslashes_before_it(url: str, location: str) -> None:
+    assert Response.redirect(url).headers["location"] == location
+
+
+# -- converters: how often a request runs them -----------------------------------------------
+
+
+def _counting_app(calls: list[str], *, own_head: bool = False) -> App:
+    """An app whose ``{who:user}`` converter records each segment it is given; with
+    ``own_head``, a template of it takes ``HEAD`` itself."""
+
+    def user(text: str) -> str:
+        calls.append(text)
+        if not text.startswith("u"):
+            raise ValueError(text)
+        return text
+
+    app = App()
+    app.add_converter("user", user)
+
+    @app.get("/users/{who:user}")
+    def profile(request: Request, who: str) -> str:
+        return who
+
+    if own_head:
+
+        @app.route("/users/{who:user}/posts", methods=["GET", "HEAD"])
+        def posts(request: Request, who: str) -> str:
+            return f"posts of {who}" if request.method == "GET" else "own HEAD"
+
+    return app
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_head_runs_the_converter_once_as_a_get_does(make_client: MakeClient, method: str) -> None:
+    # NOTE: a HEAD searched the templates for HEAD (the first way, then every way, for the
+    # methods allowed), then again for GET: a custom converter ran three times.
+    calls: list[str] = []
+    response = make_client(_counting_app(calls)).request(method, "/users/u1")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "2"
+    assert calls == ["u1"]
+
+
+def test_a_template_that_takes_head_itself_still_answers_it(make_client: MakeClient) -> None:
+    client = make_client(_counting_app([], own_head=True))
+    assert client.head("/users/u1/posts").headers["content-length"] == str(len("own HEAD"))
+    assert client.head("/users/u1").headers["content-length"] == "2"
+    assert client.head("/users/x1").status_code == 404
+    assert client.request("DELETE", "/users/u1").headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+# -- templates with an empty segment, after a path parameter's branch --------------------------
+
+
+def test_a_path_parameter_that_takes_an_empty_segment_and_more_refuses_the_route_it_hides() -> None:
+    # NOTE: "/5//x" is the {a} "5" and a {rest:path} of "/x" to the first route: the second
+    # was never reached, and was let be at startup (an empty segment was taken for no
+    # parameter's, the path parameter's included).
+    app = App()
+    app.get("/{a}/{rest:path}", name="first")(lambda request, a, rest: rest)
+    app.get("/{b:int}//x", name="second")(lambda request, b: "second")
+    with pytest.raises(ValueError, match=r"^GET /\{b:int\}//x \('second'\) is never reached"):
+        app.as_wsgi()
+
+
+def test_an_empty_last_segment_stays_apart_from_a_path_parameter(make_client: MakeClient) -> None:
+    app = App()
+    app.get("/{a}/{rest:path}", name="first")(lambda request, a, rest: f"first {rest}")
+    app.get("/{b:int}/", name="second")(lambda request, b: f"second {b}")
+    client = make_client(app)
+    assert client.get("/5/").text == "second 5"
+    assert client.get("/5//x").text == "first /x"
