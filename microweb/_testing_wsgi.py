@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
 import io
 import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 from wsgiref.util import FileWrapper, is_hop_by_hop
 from wsgiref.validate import WSGIWarning
@@ -29,6 +32,8 @@ CLIENT_CLOSED = (
 )
 # NOTE: the request extension that carries a path as the test wrote it (see written_path()).
 WRITTEN_PATH = "microweb.written_path"
+
+T = TypeVar("T")
 
 
 def written_path(base_url: str, url: object) -> list[bytes] | None:
@@ -291,3 +296,45 @@ def _refuse_hop_by_hop(headers: list[tuple[str, str]]) -> None:
                 f"{name!r} is a hop-by-hop header, which a WSGI app must not send (PEP 3333): "
                 "Waitress answers the request with its own 500"
             )
+
+
+def as_wsgi_served(call: Callable[[], T]) -> T:
+    """Return ``call()``, made in a thread without a running event loop, as a WSGI server's.
+
+    A test written ``async def`` calls the client in a thread whose loop is running, where a
+    ``def`` handler's ``request.json()`` would refuse to block, and fail with a 500 that no
+    server gives; such a call is made in a thread of its own, in this thread's context.
+    """
+    if asyncio._get_running_loop() is None:
+        return call()
+    with concurrent.futures.ThreadPoolExecutor(1, "microweb-testclient-wsgi") as thread:
+        return thread.submit(contextvars.copy_context().run, call).result()
+
+
+class ServedBody(httpx.SyncByteStream):
+    """A WSGI answer's body, read and closed in a thread without a running event loop.
+
+    The app's ``def`` stream runs as the body is read, and its after-response work when the
+    body is closed: in an ``async def`` test's thread, a stream that reads the request failed
+    as a handler did (see ``as_wsgi_served``). Every step is made in one thread of its own, in one
+    context, as a server's thread would make them.
+    """
+
+    def __init__(self, body: httpx.SyncByteStream) -> None:
+        self._body = body
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, "microweb-testclient-wsgi")
+        self._context = contextvars.copy_context()
+
+    def _run(self, call: Callable[[], T]) -> T:
+        return self._thread.submit(self._context.run, call).result()
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = iter(self._body)
+        while (chunk := self._run(lambda: next(chunks, None))) is not None:
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            self._run(self._body.close)
+        finally:
+            self._thread.shutdown()

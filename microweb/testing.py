@@ -8,16 +8,13 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import contextvars
-import gc
 import threading
 import warnings
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
 from wsgiref.validate import validator
 
@@ -34,16 +31,18 @@ if TYPE_CHECKING:
     from ._wsgi import WSGIDriver
 
 from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
-from ._effects import ShutdownError
 from ._errors import InterfaceWarning, unhandled_errors
 from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
+from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
 from ._testing_cookies import GivenCookies, copied, side_jar, to_host
 from ._testing_http import ASGITransport, SyncBody
 from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
     WRITTEN_PATH,
+    ServedBody,
     WSGITransport,
+    as_wsgi_served,
     check_peer,
     refused_request_head,
     written_path,
@@ -55,7 +54,6 @@ __all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
 WebSocketSession.__module__ = WebSocketRefused.__module__ = __name__
 
 Interface = Literal["wsgi", "asgi", "both"]
-T = TypeVar("T")
 
 
 class TestClient:
@@ -241,7 +239,7 @@ class TestClient:
                 warnings.simplefilter("ignore", InterfaceWarning)
                 # NOTE: as_wsgi() runs the startup hooks: as a server runs them, with no
                 # running event loop, also from an async def test.
-                self._wsgi = _as_served(self.app.as_wsgi)
+                self._wsgi = as_wsgi_served(self.app.as_wsgi)
             driver = self._wsgi
             transport = WSGITransport(
                 validator(driver), _reader(self._peer), lambda: driver.closed, self._root_path
@@ -249,8 +247,8 @@ class TestClient:
             self._wsgi_client = httpx.Client(
                 transport=transport, event_hooks={"response": [_record_answer]}
             )
-            self._release_wsgi = _on_drop(
-                self, _close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
+            self._release_wsgi = on_drop(
+                self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
             )
         return self._wsgi_client
 
@@ -307,8 +305,8 @@ class TestClient:
             self._asgi_client = httpx.AsyncClient(
                 transport=transport, event_hooks={"response": [_arecord_answer]}
             )
-            self._release_asgi = _on_drop(
-                self, _close_asgi_side, self._loop, self._asgi_client, self._asgi
+            self._release_asgi = on_drop(
+                self, close_asgi_side, self._loop, self._asgi_client, self._asgi
             )
         return self._loop, self._asgi_client
 
@@ -375,7 +373,9 @@ class TestClient:
         self._prepare(side)
         kwargs = self._as_written(url, _sync_content(kwargs), answers)
         try:
-            return self._watching(lambda: _as_served(lambda: side.request(method, url, **kwargs)))
+            return self._watching(
+                lambda: as_wsgi_served(lambda: side.request(method, url, **kwargs))
+            )
         finally:
             # NOTE: also when an error is raised: a redirect's cookies came before it, as in
             # stream() and in a browser (a sign-in's session, dropped, signed the test out).
@@ -484,11 +484,11 @@ class TestClient:
             request = side.build_request(
                 method, url, **self._as_written(url, _sync_content(kwargs), answers)
             )
-            response = _as_served(lambda: side.send(request, stream=True, **sending))
+            response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
             self._keep(answers)
             if asyncio._get_running_loop() is not None:
                 assert isinstance(response.stream, httpx.SyncByteStream)
-                response.stream = _ServedBody(response.stream)
+                response.stream = ServedBody(response.stream)
             return response
         loop, async_side = self._asgi_side()
         self._prepare(async_side)
@@ -661,7 +661,7 @@ class TestClient:
         release = self._release_wsgi
         # NOTE: forgotten first, so a failing shutdown hook does not run again on close().
         self._wsgi_client = self._wsgi = self._release_wsgi = None
-        _as_served(lambda: _close_now(release))  # NOTE: the shutdown hooks, as startup's.
+        as_wsgi_served(lambda: close_now(release))  # NOTE: the shutdown hooks, as startup's.
 
     def _close_asgi(self) -> None:
         loop, lifespan, release = self._loop, self._lifespan, self._release_asgi
@@ -677,54 +677,12 @@ class TestClient:
             if lifespan is not None:
                 loop.run(lifespan.shutdown())
         finally:
-            _close_now(release)
+            close_now(release)
 
 
 _SENDING = ("auth", "follow_redirects")
 # NOTE: the schemes websocket_connect() takes, and whether each is secure (wss for the app).
 _WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
-
-
-def _as_served(call: Callable[[], T]) -> T:
-    """Return ``call()``, made in a thread without a running event loop, as a WSGI server's.
-
-    A test written ``async def`` calls the client in a thread whose loop is running, where a
-    ``def`` handler's ``request.json()`` would refuse to block, and fail with a 500 that no
-    server gives; such a call is made in a thread of its own, in this thread's context.
-    """
-    if asyncio._get_running_loop() is None:
-        return call()
-    with concurrent.futures.ThreadPoolExecutor(1, "microweb-testclient-wsgi") as thread:
-        return thread.submit(contextvars.copy_context().run, call).result()
-
-
-class _ServedBody(httpx.SyncByteStream):
-    """A WSGI answer's body, read and closed in a thread without a running event loop.
-
-    The app's ``def`` stream runs as the body is read, and its after-response work when the
-    body is closed: in an ``async def`` test's thread, a stream that reads the request failed
-    as a handler did (see ``_as_served``). Every step is made in one thread of its own, in one
-    context, as a server's thread would make them.
-    """
-
-    def __init__(self, body: httpx.SyncByteStream) -> None:
-        self._body = body
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, "microweb-testclient-wsgi")
-        self._context = contextvars.copy_context()
-
-    def _run(self, call: Callable[[], T]) -> T:
-        return self._thread.submit(self._context.run, call).result()
-
-    def __iter__(self) -> Iterator[bytes]:
-        chunks = iter(self._body)
-        while (chunk := self._run(lambda: next(chunks, None))) is not None:
-            yield chunk
-
-    def close(self) -> None:
-        try:
-            self._run(self._body.close)
-        finally:
-            self._thread.shutdown()
 
 
 # NOTE: the request extension that carries the list a request's answers go to, each
@@ -780,89 +738,9 @@ async def _read_async(content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-# NOTE: the thread in which the cycle collector runs, while it runs: a client it frees is
-# freed at no fixed point, in the middle of any test's code. Its thread only: finalizers let
-# other threads run meanwhile, where a client dropped by its last reference is not one of these.
-_COLLECTING: list[int | None] = [None]
-
-
-def _watch_collections(phase: str, info: dict[str, int]) -> None:
-    _COLLECTING[0] = threading.get_ident() if phase == "start" else None
-
-
-gc.callbacks.append(_watch_collections)
-
-
-def _on_drop(
-    client: TestClient, close: Callable[..., None], *parts: Any, hooks: bool = False
-) -> weakref.finalize[Any, TestClient]:
-    """Return what runs ``close(*parts)`` once: when called, or when ``client`` is collected.
-
-    At interpreter exit it is left to the drivers (the WSGI one runs its shutdown hooks then),
-    and so is a close that runs shutdown ``hooks`` when the cycle collector frees the client.
-    """
-    release = weakref.finalize(client, _from_a_safe_thread, close, hooks, *parts)
-    release.atexit = False
-    return release
-
-
-def _close_now(release: weakref.finalize[Any, TestClient] | None) -> None:
-    """Run a side's close now, in this thread (``close()``), unless it has run."""
-    found = release.detach() if release is not None else None
-    if found is not None:
-        _, _, (close, _, *parts), _ = found
-        close(*parts)
-
-
-def _from_a_safe_thread(close: Callable[..., None], hooks: bool, *parts: Any) -> None:
-    if hooks and _COLLECTING[0] == threading.get_ident():
-        # NOTE: a client in a reference cycle (a test's traceback holds its frame): its
-        # shutdown hooks, run by a later collection, closed what another test's client of the
-        # same app had just opened. The WSGI driver runs them at exit, as before.
-        return
-    # NOTE: a client dropped unclosed, collected in a thread other than the main one (maybe
-    # its own event loop, or a pool thread, which the close would wait on): such a close runs
-    # in a thread of its own.
-    if threading.current_thread() is threading.main_thread():
-        _close_dropped(close, *parts)
-    else:
-        args = (close, *parts)
-        threading.Thread(target=_close_dropped, args=args, name="microweb-testclient-close").start()
-
-
-def _close_dropped(close: Callable[..., None], *parts: Any) -> None:
-    # NOTE: each failed shutdown step is logged already; raised where Python collected the
-    # client, the error would be an "Exception ignored" that pytest pins on whichever test runs
-    # then (as the WSGI driver's own close at exit, it is not raised).
-    with contextlib.suppress(ShutdownError):
-        close(*parts)
-
-
 def _reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:
     """Return what reads the client's peer address as it is at each request."""
     return lambda: peer[0]
-
-
-def _close_wsgi_side(client: httpx.Client, wsgi: WSGIDriver) -> None:
-    """Close the WSGI side: its httpx client, then the driver (shutdown hooks, app loop)."""
-    client.close()
-    wsgi.close()
-
-
-def _close_asgi_side(loop: LoopThread, client: httpx.AsyncClient, asgi: ASGIDriver) -> None:
-    """Close the ASGI side: its httpx client, its event loop and the pool of ``def`` handlers
-    (a lifespan shutdown, which releases the pool too, is run before this)."""
-    try:
-        loop.run(client.aclose())
-    finally:
-        loop.stop()
-        asgi._release_pool()
-        if asgi._started:
-            # NOTE: started by a request, with no lifespan: its shutdown never runs, as a
-            # server's without lifespan messages, but it serves no more. Still counted as
-            # serving, it made the app refuse every startup step for good (review155).
-            asgi._started = False
-            asgi.plan.startup_steps.stopped()
 
 
 def _assert_same(

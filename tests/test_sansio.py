@@ -35,6 +35,7 @@ IO_MODULES = frozenset(
         "_testing_asgi.py",
         "_testing_websocket.py",
         "_testing_http.py",
+        "_testing_close.py",
         "_cli.py",
         "_importer.py",
         "_serving.py",
@@ -171,7 +172,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
-        "_testing_http", "_testing_websocket", "_testing_cookies",
+        "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_close",
         "_template_names", "templating", "_importer", "_serving", "_cli", "_waitress",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_stopping", "_unix", "plugins",
