@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -56,3 +59,51 @@ def test_the_wait_for_a_server_to_close_lasts_until_it_has(tmp_path: Path) -> No
                 servers.wait_for_server_to_close(port, log, timeout=0)
             assert servers._connections_the_server_keeps(port) == 1
         servers.wait_for_server_to_close(port, log)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_server_ends_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    # NOTE: a run that pytest-xdist aborts skips the tests' teardown; a server it had started
+    # served on for 1 h 40 min, its port taken.
+    port, log = servers.free_port(), tmp_path / "log"
+    tests = Path(servers.__file__).parent
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, servers\n"
+            "from pathlib import Path\n"
+            f"command = [sys.executable, '-m', 'http.server', '{port}', '--bind', servers.HOST]\n"
+            f"process = servers.start(command, port={port}, log=Path({str(log)!r}))\n"
+            "print(process.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        cwd=tests,
+        stdout=subprocess.PIPE,
+    )
+    server_pid = None
+    try:
+        assert starter.stdout is not None
+        server_pid = int(starter.stdout.readline())
+        starter.kill()
+        starter.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _running(server_pid):
+            time.sleep(0.05)
+        assert not _running(server_pid), "the server outlived the process that started it"
+    finally:
+        starter.kill()
+        starter.wait(timeout=10)
+        if starter.stdout is not None:
+            starter.stdout.close()
+        if server_pid is not None and _running(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    # NOTE: its parent is gone, so init reaps it: a pid that no longer exists, or a zombie.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
