@@ -133,3 +133,22 @@ def test_an_empty_last_segment_stays_apart_from_a_path_parameter(make_client: Ma
     client = make_client(app)
     assert client.get("/5/").text == "second 5"
     assert client.get("/5//x").text == "first /x"
+
+
+def test_a_template_added_after_the_first_request_takes_head_itself(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: whether a template takes HEAD is kept with the plan's table: a route added once
+    # the app serves (a startup hook's, say) must still turn the HEAD-as-GET shortcut off.
+    app = _counting_app([])
+    client = make_client(app)
+    assert client.head("/users/u1/seen").status_code == 404
+
+    @app.route("/users/{who:user}/seen", methods=["HEAD"])
+    def seen(request: Request, who: str) -> Response:
+        return Response(b"", headers={"x-seen": who})
+
+    response = client.head("/users/u1/seen")
+    assert (response.status_code, response.headers["x-seen"]) == (200, "u1")
+    assert client.head("/users/u1").headers["content-length"] == "2"
+    assert client.get("/users/u1/seen").headers["allow"] == "HEAD, OPTIONS"
