@@ -64,6 +64,32 @@ def test_a_redirect_ends_the_host_after_backslashes_before_it(url: str, location
     assert Response.redirect(url).headers["location"] == location
 
 
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        # NOTE: UTS 46 disallows these; Python's IDNA codec maps them, "\u2488" (DIGIT ONE
+        # FULL STOP) to "1.": the Location's host was a1.b.example, where a browser, given the
+        # app's URL, goes nowhere. Percent-encoded, the browser maps (and refuses) it itself.
+        ("https://a\u2488b.example/", "https://a%E2%92%88b.example/"),
+        ("https://good\u2024example/x", "https://good%E2%80%A4example/x"),
+        ("//a\u33c2b.example", "//a%E3%8F%82b.example"),
+        ("https://\ufe52evil.example", "https://%EF%B9%92evil.example"),
+        ("https://\u10a0b.example", "https://%E1%82%A0b.example"),
+        ("https://a\u1806b.example", "https://a%E1%A0%86b.example"),
+    ],
+)
+def test_a_redirect_percent_encodes_a_host_that_browsers_refuse(
+    make_client: MakeClient, url: str, location: str
+) -> None:
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect(url)
+
+    assert make_client(app).get("/go").headers["location"] == location
+
+
 # -- converters: how often a request runs them -----------------------------------------------
 
 
