@@ -93,9 +93,19 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9.-]+")
 # compatibility ideographs whose decomposition Unicode has corrected since. Found by encoding
 # each character both ways, with the idna package's UTS 46 as the browser.
 _CHEROKEE_CAPITALS = "".join(map(chr, range(0x13A0, 0x13F5)))
+# NOTE: and the 70 characters that UTS 46 disallows but the codec maps: to text with a full
+# stop ("\u2488" is "1.", so "a\u2488b.example" went out as the host a1.b.example, where a
+# browser given the app's URL goes nowhere), or to a letter (Georgian capitals, Palochka).
+# Found by encoding each character up to U+10FFFF both ways, with Node's WHATWG URL (ada) as
+# the browser: it refuses each host, and with these percent-encoded, every other is the same.
+_FULL_STOPS = "\u2024\u2025\u2026\u33c2\u33c7\u33d8\ufe30\ufe52" + "".join(
+    map(chr, range(0x2488, 0x249C))
+)
+_GEORGIAN_CAPITALS = "".join(map(chr, range(0x10A0, 0x10C6)))
 _DEVIATIONS = frozenset(
     "\u00df\u03c2\u200c\u200d\u115f\u1160\u17b4\u17b5\u3164\uffa0"
     f"\U0002f868\U0002f874\U0002f91f\U0002f95f\U0002f9bf{_CHEROKEE_CAPITALS}"
+    f"\u04c0\u1806\u2132\u2183{_FULL_STOPS}{_GEORGIAN_CAPITALS}"
 )
 # SPEC: RFC 1035 2.3.4, a name is 255 octets at most (253 characters as text); a host's IDNA
 # form is no shorter than its Unicode one but for characters that IDNA maps to nothing.

@@ -64,6 +64,32 @@ def test_a_redirect_ends_the_host_after_backslashes_before_it(url: str, location
     assert Response.redirect(url).headers["location"] == location
 
 
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        # NOTE: UTS 46 disallows these; Python's IDNA codec maps them, "\u2488" (DIGIT ONE
+        # FULL STOP) to "1.": the Location's host was a1.b.example, where a browser, given the
+        # app's URL, goes nowhere. Percent-encoded, the browser maps (and refuses) it itself.
+        ("https://a\u2488b.example/", "https://a%E2%92%88b.example/"),
+        ("https://good\u2024example/x", "https://good%E2%80%A4example/x"),
+        ("//a\u33c2b.example", "//a%E3%8F%82b.example"),
+        ("https://\ufe52evil.example", "https://%EF%B9%92evil.example"),
+        ("https://\u10a0b.example", "https://%E1%82%A0b.example"),
+        ("https://a\u1806b.example", "https://a%E1%A0%86b.example"),
+    ],
+)
+def test_a_redirect_percent_encodes_a_host_that_browsers_refuse(
+    make_client: MakeClient, url: str, location: str
+) -> None:
+    app = App()
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        return Response.redirect(url)
+
+    assert make_client(app).get("/go").headers["location"] == location
+
+
 # -- converters: how often a request runs them -----------------------------------------------
 
 
@@ -133,3 +159,22 @@ def test_an_empty_last_segment_stays_apart_from_a_path_parameter(make_client: Ma
     client = make_client(app)
     assert client.get("/5/").text == "second 5"
     assert client.get("/5//x").text == "first /x"
+
+
+def test_a_template_added_after_the_first_request_takes_head_itself(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: whether a template takes HEAD is kept with the plan's table: a route added once
+    # the app serves (a startup hook's, say) must still turn the HEAD-as-GET shortcut off.
+    app = _counting_app([])
+    client = make_client(app)
+    assert client.head("/users/u1/seen").status_code == 404
+
+    @app.route("/users/{who:user}/seen", methods=["HEAD"])
+    def seen(request: Request, who: str) -> Response:
+        return Response(b"", headers={"x-seen": who})
+
+    response = client.head("/users/u1/seen")
+    assert (response.status_code, response.headers["x-seen"]) == (200, "u1")
+    assert client.head("/users/u1").headers["content-length"] == "2"
+    assert client.get("/users/u1/seen").headers["allow"] == "HEAD, OPTIONS"
