@@ -333,7 +333,10 @@ class Workers:
                     worker.signal(signal.SIGKILL)
                 killed = True
             # NOTE: only the running ones: the sentinel of one that has ended is always ready.
-            self._wait(running)
+            # A timeout, to look at exitcode again: a process the app started (os.system("job
+            # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
+            # when it ends, and the stop hung until that process ended.
+            self._wait(running, self.ping_interval)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()

@@ -383,6 +383,51 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
         os.close(sentinel)
 
 
+class _EndsUnseen:
+    """A worker's process that ends at its second look, its sentinel and pipe held open by a
+    process of its own (``os.system("job &")``, a fork), so neither is ever ready."""
+
+    def __init__(self, sentinel: int) -> None:
+        self.pid = 1234
+        self.sentinel = sentinel
+        self.looks = 0
+
+    @property
+    def exitcode(self) -> int | None:
+        self.looks += 1
+        return None if self.looks == 1 else -signal.SIGTERM
+
+    def join(self) -> None:
+        pass
+
+
+def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_of_its_own(
+    supervisor: _workers.Workers,
+) -> None:
+    # NOTE: a background job the app started (os.system("job &")) keeps the worker's ends of
+    # its sentinel and pipe: the supervisor waited on them with no timeout and hung, the
+    # workers stopped, until that job ended (or a second signal).
+    sentinel, writer = os.pipe()
+    reader, held = multiprocessing.Pipe()
+    worker = SimpleNamespace(
+        process=_EndsUnseen(sentinel), pipe=reader, signal=lambda sig: None, silent=False
+    )
+    supervisor.workers = [worker]  # type: ignore[list-item]
+    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    try:
+        stopping.start()
+        stopping.join(5)
+        assert not stopping.is_alive(), "the supervisor waits on a worker that has ended"
+    finally:
+        supervisor._on_signal(signal.SIGTERM, None)
+        supervisor._on_signal(signal.SIGTERM, None)
+        stopping.join(5)
+        for fd in (sentinel, writer):
+            os.close(fd)
+        held.close()
+        reader.close()
+
+
 def test_serving_sees_a_worker_that_ended_since_the_last_look(
     supervisor: _workers.Workers,
 ) -> None:
