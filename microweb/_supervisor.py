@@ -198,9 +198,9 @@ def _run_reloaded(
     supervisor: int,
     sockets: list[socket.socket],
 ) -> None:
-    take_interrupts()
     server: OrderlyUvicorn | None = None
     try:
+        take_interrupts()
         server = OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor)
         server.run(sockets)
     except KeyboardInterrupt:

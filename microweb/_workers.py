@@ -32,9 +32,9 @@ logger = logging.getLogger("microweb")
 def _run_worker(
     config: uvicorn.Config, sockets: list[socket.socket], pipe: Connection, supervisor: int
 ) -> None:
-    take_interrupts()
     server: OrderlyUvicorn | None = None
     try:
+        take_interrupts()
         config.configure_logging()
         server = OrderlyUvicorn(
             config, functools.partial(_say_started, pipe), escalate=False, supervisor=supervisor
@@ -43,7 +43,8 @@ def _run_worker(
     except KeyboardInterrupt:
         # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it. One that
         # came before Uvicorn took SIGINT over (kill -INT of a starting worker) ended the
-        # worker with status 0, a failed start for the main process (status 3 for all).
+        # worker with status 0 (1 and a traceback as it took SIGINT back), a failed start
+        # for the main process (status 3 for all).
         if server is None or not server.started:
             end_by(signal.SIGINT)
 
