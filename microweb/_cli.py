@@ -115,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
         default=HEALTHCHECK_TIMEOUT,
         metavar="S",
         help="with --workers: seconds a worker's event loop may leave a ping unanswered "
-        f"before the worker is killed and replaced (default {HEALTHCHECK_TIMEOUT:g})",
+        "before the worker is stopped (killed if silent as long again) and replaced "
+        f"(default {HEALTHCHECK_TIMEOUT:g})",
     )
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")
     serve_cmd.add_argument(

@@ -27,6 +27,7 @@ import errno
 import functools
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from ._errors import log_failure
-from ._stopping import interrupts_held, take_interrupts
+from ._stopping import end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 from ._workers import Workers
@@ -197,5 +198,14 @@ def _run_reloaded(
     supervisor: int,
     sockets: list[socket.socket],
 ) -> None:
-    take_interrupts()
-    OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor).run(sockets)
+    server: OrderlyUvicorn | None = None
+    try:
+        take_interrupts()
+        server = OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor)
+        server.run(sockets)
+    except KeyboardInterrupt:
+        # NOTE: one that came before Uvicorn took SIGINT over printed multiprocessing's
+        # traceback of it; the child ends by it quietly, as it would a moment later.
+        if server is None or not server.started:
+            end_by(signal.SIGINT)
+        raise

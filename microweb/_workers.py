@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from ._errors import log_failure
-from ._stopping import STOP_SIGNALS, interrupts_held, take_interrupts
+from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 
@@ -32,14 +32,21 @@ logger = logging.getLogger("microweb")
 def _run_worker(
     config: uvicorn.Config, sockets: list[socket.socket], pipe: Connection, supervisor: int
 ) -> None:
-    take_interrupts()
-    # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it.
-    with contextlib.suppress(KeyboardInterrupt):
+    server: OrderlyUvicorn | None = None
+    try:
+        take_interrupts()
         config.configure_logging()
         server = OrderlyUvicorn(
             config, functools.partial(_say_started, pipe), escalate=False, supervisor=supervisor
         )
         server.run(sockets)
+    except KeyboardInterrupt:
+        # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it. One that
+        # came before Uvicorn took SIGINT over (kill -INT of a starting worker) ended the
+        # worker with status 0 (1 and a traceback as it took SIGINT back), a failed start
+        # for the main process (status 3 for all).
+        if server is None or not server.started:
+            end_by(signal.SIGINT)
 
 
 # NOTE: what a worker says on its pipe: that it started, and an answer to each ping.
@@ -333,7 +340,10 @@ class Workers:
                     worker.signal(signal.SIGKILL)
                 killed = True
             # NOTE: only the running ones: the sentinel of one that has ended is always ready.
-            self._wait(running)
+            # A timeout, to look at exitcode again: a process the app started (os.system("job
+            # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
+            # when it ends, and the stop hung until that process ended.
+            self._wait(running, self.ping_interval)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()

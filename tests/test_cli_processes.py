@@ -253,6 +253,61 @@ def test_sigint_to_one_starting_worker_alone_stops_it_and_it_is_replaced(tmp_pat
     assert "Traceback" not in read_log(log), read_log(log)
 
 
+# NOTE: a child's entry point, run in a process of its own with a SIGINT sent to it as it
+# takes SIGINT back, or just before Uvicorn sets up its own handling of it, as `kill -INT
+# <pid>` may land.
+CHILD_INTERRUPTED = """
+import os, signal, sys
+from multiprocessing import Pipe
+import uvicorn
+from microweb import _stopping, _supervisor, _workers
+
+
+def interrupt():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+class Config(uvicorn.Config):
+    def get_loop_factory(self):
+        if sys.argv[2] == "loop":
+            interrupt()
+        return super().get_loop_factory()
+
+
+def take_interrupts():
+    _stopping.take_interrupts()
+    if sys.argv[2] == "taken":
+        interrupt()
+
+
+_workers.take_interrupts = _supervisor.take_interrupts = take_interrupts
+config = Config("microweb._serving:asgi_from_environment", factory=True)
+if sys.argv[1] == "workers":
+    _, child = Pipe()
+    _workers._run_worker(config, [], child, os.getppid())
+else:
+    _supervisor._run_reloaded(config, print, os.getppid(), [])
+"""
+
+
+@pytest.mark.parametrize("when", ["taken", "loop"])
+@pytest.mark.parametrize("mode", MODE_PROCESSES)
+def test_sigint_just_before_uvicorn_handles_it_ends_a_child_by_it_quietly(
+    mode: str, when: str
+) -> None:
+    # NOTE: a worker ended with status 0 or 1, which the main process took for a failed start
+    # (it stopped every worker, status 3); the reloader's child printed a KeyboardInterrupt.
+    ended = subprocess.run(
+        [sys.executable, "-c", CHILD_INTERRUPTED, mode, when],
+        cwd=REPO_ROOT,
+        env=environment(),
+        capture_output=True,
+        timeout=30,
+    )
+    assert ended.returncode == -signal.SIGINT, ended.stderr.decode()
+    assert b"Traceback" not in ended.stderr, ended.stderr.decode()
+
+
 @pytest.mark.parametrize("mode", MODE_PROCESSES)
 def test_a_signal_closes_the_port_while_requests_in_flight_finish(
     tmp_path: Path, mode: str

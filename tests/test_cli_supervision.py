@@ -125,7 +125,7 @@ def test_workers_stop_in_order_once_the_main_process_is_killed(
 # -- a worker whose event loop is blocked ------------------------------------------------------
 
 BLOCKING_APP = """
-import asyncio, os, time
+import asyncio, os, subprocess, time
 from pathlib import Path
 from microweb import App, Request
 
@@ -165,6 +165,13 @@ async def block(request: Request) -> str:
 def sleep(request: Request) -> str:
     time.sleep(float(request.query["seconds"]))  # NOTE: in the thread pool: the loop runs on.
     return str(os.getpid())
+
+
+@app.get("/job")
+def job(request: Request) -> str:
+    # NOTE: a job that outlives the request, with the worker's descriptors, as os.system("job
+    # &") starts one.
+    return str(subprocess.Popen(["sleep", "60"], close_fds=False).pid)
 
 
 @app.get("/spin")
@@ -244,6 +251,28 @@ def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: P
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "has not answered" not in read_log(log)
     assert "starting another" not in read_log(log)
+    assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
+
+
+def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
+    # NOTE: the job keeps the worker's ends of its sentinel and pipe: the main process waited
+    # on them, every worker stopped, until the job ended (or a second signal).
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    pids: list[int] = []
+    with _serving(
+        log, port, "--workers", "2", target=target, SERVING_EVENTS=str(events)
+    ) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            for _ in range(4):
+                pids.append(int(httpx.get(f"http://{HOST}:{port}/job", timeout=5).text))
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=8)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
     assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
 
 
@@ -381,6 +410,51 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: wakes a stuck wait.
         stopping.join(5)
         os.close(sentinel)
+
+
+class _EndsUnseen:
+    """A worker's process that ends at its second look, its sentinel and pipe held open by a
+    process of its own (``os.system("job &")``, a fork), so neither is ever ready."""
+
+    def __init__(self, sentinel: int) -> None:
+        self.pid = 1234
+        self.sentinel = sentinel
+        self.looks = 0
+
+    @property
+    def exitcode(self) -> int | None:
+        self.looks += 1
+        return None if self.looks == 1 else -signal.SIGTERM
+
+    def join(self) -> None:
+        pass
+
+
+def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_of_its_own(
+    supervisor: _workers.Workers,
+) -> None:
+    # NOTE: a background job the app started (os.system("job &")) keeps the worker's ends of
+    # its sentinel and pipe: the supervisor waited on them with no timeout and hung, the
+    # workers stopped, until that job ended (or a second signal).
+    sentinel, writer = os.pipe()
+    reader, held = multiprocessing.Pipe()
+    worker = SimpleNamespace(
+        process=_EndsUnseen(sentinel), pipe=reader, signal=lambda sig: None, silent=False
+    )
+    supervisor.workers = [worker]  # type: ignore[list-item]
+    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    try:
+        stopping.start()
+        stopping.join(5)
+        assert not stopping.is_alive(), "the supervisor waits on a worker that has ended"
+    finally:
+        supervisor._on_signal(signal.SIGTERM, None)
+        supervisor._on_signal(signal.SIGTERM, None)
+        stopping.join(5)
+        for fd in (sentinel, writer):
+            os.close(fd)
+        held.close()
+        reader.close()
 
 
 def test_serving_sees_a_worker_that_ended_since_the_last_look(
