@@ -368,17 +368,19 @@ def test_a_worker_the_system_refuses_to_start_stops_the_server(
 
 
 class _EndingProcess:
-    """A worker's process that is running at the first look and has ended at every later one."""
+    """A worker's process that is running at the first look and has ended, with ``status``,
+    at every later one."""
 
-    def __init__(self, sentinel: int) -> None:
+    def __init__(self, sentinel: int, status: int = 3) -> None:
         self.pid = 1234
         self.sentinel = sentinel
+        self.status = status
         self.looks = 0
 
     @property
     def exitcode(self) -> int | None:
         self.looks += 1
-        return None if self.looks == 1 else 3
+        return None if self.looks == 1 else self.status
 
     def join(self) -> None:
         pass
@@ -412,24 +414,6 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
         os.close(sentinel)
 
 
-class _EndsUnseen:
-    """A worker's process that ends at its second look, its sentinel and pipe held open by a
-    process of its own (``os.system("job &")``, a fork), so neither is ever ready."""
-
-    def __init__(self, sentinel: int) -> None:
-        self.pid = 1234
-        self.sentinel = sentinel
-        self.looks = 0
-
-    @property
-    def exitcode(self) -> int | None:
-        self.looks += 1
-        return None if self.looks == 1 else -signal.SIGTERM
-
-    def join(self) -> None:
-        pass
-
-
 def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_of_its_own(
     supervisor: _workers.Workers,
 ) -> None:
@@ -439,7 +423,12 @@ def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_o
     sentinel, writer = os.pipe()
     reader, held = multiprocessing.Pipe()
     worker = SimpleNamespace(
-        process=_EndsUnseen(sentinel), pipe=reader, signal=lambda sig: None, silent=False
+        # NOTE: its sentinel and pipe held open by a process of its own, so neither is ever
+        # ready.
+        process=_EndingProcess(sentinel, -signal.SIGTERM),
+        pipe=reader,
+        signal=lambda sig: None,
+        silent=False,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)

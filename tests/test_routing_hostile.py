@@ -37,13 +37,7 @@ from microweb import App, Request, Response
 def test_a_redirect_keeps_the_host_a_browser_reads_before_a_backslash(
     make_client: MakeClient, url: str, location: str
 ) -> None:
-    app = App()
-
-    @app.get("/go")
-    def go(request: Request) -> Response:
-        return Response.redirect(url)
-
-    response = make_client(app).get("/go")
+    response = make_client(_redirecting(url)).get("/go")
     assert response.status_code == 307
     assert response.headers["location"] == location
 
@@ -81,13 +75,18 @@ def test_a_redirect_ends_the_host_after_backslashes_before_it(url: str, location
 def test_a_redirect_percent_encodes_a_host_that_browsers_refuse(
     make_client: MakeClient, url: str, location: str
 ) -> None:
+    assert make_client(_redirecting(url)).get("/go").headers["location"] == location
+
+
+def _redirecting(url: str) -> App:
+    """An app whose ``/go`` redirects to ``url`` as written."""
     app = App()
 
     @app.get("/go")
     def go(request: Request) -> Response:
         return Response.redirect(url)
 
-    assert make_client(app).get("/go").headers["location"] == location
+    return app
 
 
 # -- converters: how often a request runs them -----------------------------------------------
