@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 KiB = 1024
 MiB = 1024 * KiB
+MAX_INT_DIGITS = 4300
+"""The most digits of an integer read from a request (a JSON number, an ``{n:int}`` segment):
+CPython's default ``int()`` limit, kept where the app or a Python before 3.10.7 lifts it, as
+``int()`` takes time quadratic in the digits (0.29 s for 250,000)."""
 
 
 @dataclass(frozen=True, slots=True)

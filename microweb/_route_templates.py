@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ._limits import MAX_INT_DIGITS
+
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 # NOTE: Falcon's converters take arguments ({day:dt("%Y-%m-%d")}, {n:int(min=1)}); ours do not.
 _WITH_ARGUMENTS = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[A-Za-z_][A-Za-z0-9_]*\(.*\)\}")
@@ -38,7 +40,7 @@ class Converter:
 
 
 def _to_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_INT_DIGITS:
         raise ValueError(text)
     return int(text)
 

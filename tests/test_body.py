@@ -348,6 +348,53 @@ def test_invalid_json_is_400(make_client: MakeClient, colour: str, body: bytes) 
     assert response.status_code == 400
 
 
+@pytest.fixture(params=["interpreter's limit", "no interpreter limit"])
+def int_digits_limit(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run with Python's own ``int()`` digit limit, then with it lifted as an app may do."""
+    if request.param == "interpreter's limit":
+        yield
+        return
+    if not hasattr(sys, "set_int_max_str_digits"):
+        pytest.skip("this Python has no int() digit limit to lift")
+    saved = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(saved)
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+@pytest.mark.usefixtures("int_digits_limit")
+def test_json_integers_past_4300_digits_are_400(
+    make_client: MakeClient, colour: str, sign: str
+) -> None:
+    client = make_client(json_app(colour))
+    longest = sign + "7" * 4300
+    answer = client.post("/", content=f"[{longest}]", headers={"content-type": "application/json"})
+    assert answer.json() == {"value": [int(longest)]}
+    # NOTE: 1 MB of digits (under max_json_size): int() of it takes 5.3 s, the limit lifted.
+    for digits in (4301, 1_000_000):
+        body = f'{{"n": {sign}{"7" * digits}}}'
+        response = client.post("/", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400
+        assert "integer of more than 4300 digits" in response.text
+
+
+@pytest.mark.usefixtures("int_digits_limit")
+def test_int_segments_past_4300_digits_do_not_match(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.get("/n/{n:int}")
+    def number(request: Request, n: int) -> dict[str, int]:
+        return {"digits": len(str(n))}
+
+    client = make_client(app)
+    assert client.get("/n/" + "9" * 4300).json() == {"digits": 4300}
+    assert client.get("/n/" + "9" * 4301).status_code == 404
+    assert client.get("/n/" + "9" * 60_000).status_code == 404
+
+
 def silent_json_app(colour: str) -> App:
     """An app that answers ``{"value": ..., "loud": status}``: ``json(silent=True)``, then the
     status a plain ``json()`` gives (200 if it parses)."""

@@ -1092,6 +1092,7 @@ def test_a_json_message_over_max_json_size_closes_1009(
         ("json", '{"a": 1e999}', 1007),
         ("json", b"[-1e400]", 1007),
         ("json", '["\\ud800"]', 1007),
+        ("json", "[" + "9" * 4301 + "]", 1007),
     ],
 )
 def test_protocol_errors_close_the_connection(
