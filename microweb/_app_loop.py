@@ -3,7 +3,7 @@
 A server thread hands an awaitable to a loop running in another thread and blocks until it
 ends; under WSGI that loop is the ``AppLoop``, the app's one long-lived event loop. An async
 stream runs there in one task, ahead of the server thread that sends its chunks
-(``iterate_on_loop``).
+(``_stream_ahead.iterate_on_loop``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import inspect
 import sys
 import threading
 import weakref
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from ._errors import own_cancellation
 from ._pool import forget_threads_after_fork
@@ -25,7 +24,7 @@ from ._pool import forget_threads_after_fork
 T = TypeVar("T")
 # NOTE: the hop tasks that AppLoop.cut_waiting() cancelled: their CancelledError is the server's
 # stop, while a CancelledError of any later call (a shutdown hook's own) is the app's.
-_CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
+CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
 # NOTE: the default of a context variable's get(): set by no one.
 _UNSET: Any = object()
 
@@ -49,7 +48,7 @@ class AppClosed(LoopStopped):
     """The loop was stopped before the call began: the WSGI app had been closed."""
 
 
-class _Hop:
+class Hop:
     """One awaitable handed from a thread to an event loop, and what came of it."""
 
     __slots__ = ("awaitable", "context", "cut", "done", "error", "result", "run_in", "task")
@@ -81,13 +80,13 @@ class _Hop:
             self.task = self.run_in.run(loop.create_task, _run_hop(self))  # NOTE: a copy.
 
 
-async def _run_hop(hop: _Hop) -> None:
+async def _run_hop(hop: Hop) -> None:
     try:
         hop.result = await hop.awaitable
     except BaseException as exc:
         hop.error = exc
         if isinstance(exc, asyncio.CancelledError):
-            hop.cut = asyncio.current_task() in _CUT_TASKS
+            hop.cut = asyncio.current_task() in CUT_TASKS
     finally:
         hop.context = contextvars.copy_context()
         if hop.run_in is not None and sys.version_info >= (3, 11):
@@ -103,14 +102,14 @@ def hop_to_loop(
     loop: asyncio.AbstractEventLoop,
     awaitable: Awaitable[T],
     run_in: contextvars.Context | None = None,
-) -> _Hop:
+) -> Hop:
     """Run ``awaitable`` as a task on ``loop`` (running in another thread) and wait for it.
 
     The task sees this thread's context variables: it runs in a copy of this thread's context,
     or in ``run_in`` (a copy of it on Python 3.10). Returns the finished hop: its ``result``,
     ``error`` and ``context`` (the task's, at its end).
     """
-    hop = _Hop(awaitable, run_in)
+    hop = Hop(awaitable, run_in)
     # PERF: a plain lock released by the task, instead of run_coroutine_threadsafe's chained
     # futures and the Condition of Future.result(): a round trip to the loop, 43 us -> 21 us
     # (best of 7 x 2,000, 2-CPU VM).
@@ -121,7 +120,7 @@ def hop_to_loop(
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # NOTE: the loop is closed; it will never run.
             raise
-        _wait_for(hop, loop)
+        wait_for(hop, loop)
     except (KeyboardInterrupt, SystemExit):
         # NOTE: Ctrl+C in this thread (the main one: as_wsgi()'s startup, close()'s shutdown)
         # while the call ran on the loop: it is cancelled and ended before the interrupt goes
@@ -130,13 +129,13 @@ def hop_to_loop(
         # handled between the hand-over and the wait left the call running (seen under load).
         if _cancel_soon(hop, loop):
             with contextlib.suppress(LoopStopped):
-                _wait_for(hop, loop)
+                wait_for(hop, loop)
         raise
     hop.task = None
     return hop
 
 
-def _cancel_soon(hop: _Hop, loop: asyncio.AbstractEventLoop) -> bool:
+def _cancel_soon(hop: Hop, loop: asyncio.AbstractEventLoop) -> bool:
     """Have ``hop``'s call cancelled on ``loop``; ``False`` if the loop has closed."""
     try:
         loop.call_soon_threadsafe(_cancel, hop)
@@ -149,12 +148,12 @@ def _cancel_soon(hop: _Hop, loop: asyncio.AbstractEventLoop) -> bool:
     return True
 
 
-def _close_unstarted(hop: _Hop) -> None:
+def _close_unstarted(hop: Hop) -> None:
     if hop.task is None and asyncio.iscoroutine(hop.awaitable):
         hop.awaitable.close()  # NOTE: it never started; say so without a warning.
 
 
-def _wait_for(hop: _Hop, loop: asyncio.AbstractEventLoop) -> None:
+def wait_for(hop: Hop, loop: asyncio.AbstractEventLoop) -> None:
     """Wait in this thread until ``hop`` has ended, or its loop has stopped (``LoopStopped``;
     an awaitable it never started is closed)."""
     while not hop.done.acquire(timeout=STOP_CHECK):
@@ -166,7 +165,7 @@ def _wait_for(hop: _Hop, loop: asyncio.AbstractEventLoop) -> None:
             raise LoopStopped("the event loop stopped before the call ended")
 
 
-def _cancel(hop: _Hop) -> None:
+def _cancel(hop: Hop) -> None:
     # NOTE: on the loop, after hop.start (both came through call_soon_threadsafe, in order).
     task = hop.task
     if task is None:
@@ -184,7 +183,7 @@ def _cancel(hop: _Hop) -> None:
         task.cancel()
 
 
-def _adopt(hop: _Hop) -> None:
+def adopt_hop(hop: Hop) -> None:
     """Set in this thread what the hop's task changed of its context variables."""
     # NOTE: this thread's context is as it was when the hop began (callers check that the task
     # was not cancelled: then nothing crosses back).
@@ -199,7 +198,7 @@ def adopt(context: contextvars.Context) -> None:
             var.set(value)
 
 
-def outcome(hop: _Hop) -> Any:
+def outcome(hop: Hop) -> Any:
     """Return the hop's result, or raise its exception (with its traceback)."""
     error = hop.error
     if error is None:
@@ -299,9 +298,9 @@ class AppLoop:
         # LoopStopped above): a def handler that sets one and raises leaves it set in this
         # thread, and an async handler under ASGI in the request's task.
         if run_in is None:
-            _adopt(hop)
+            adopt_hop(hop)
         elif sys.version_info < (3, 11):
-            run_in.run(_adopt, hop)  # NOTE: the task ran in a copy of run_in.
+            run_in.run(adopt_hop, hop)  # NOTE: the task ran in a copy of run_in.
         result: T = outcome(hop)
         return result
 
@@ -353,7 +352,7 @@ def _cancel_hops(loop: asyncio.AbstractEventLoop) -> None:
     for task in asyncio.all_tasks(loop):
         coroutine = task.get_coro()
         if getattr(coroutine, "cr_code", None) is _run_hop.__code__:
-            _CUT_TASKS.add(task)
+            CUT_TASKS.add(task)
             # NOTE: cr_code told it is _run_hop()'s coroutine, which mypy cannot see.
             state = inspect.getcoroutinestate(coroutine)  # type: ignore[arg-type]
             if state == inspect.CORO_CREATED:
@@ -402,236 +401,3 @@ async def _clean_up(loop: asyncio.AbstractEventLoop) -> None:
                 )
     closing = loop.create_task(loop.shutdown_asyncgens())
     await asyncio.wait([closing], timeout=CLEANUP_WAIT)
-
-
-def iterate_on_loop(
-    aiterable: Any, app_loop: AppLoop, gone: Callable[[], bool] | None = None
-) -> Iterator[Any]:
-    """Iterate an async iterable from a server thread; it runs on the app loop, in one task.
-
-    The task makes up to ``AHEAD`` items ahead of the thread that takes them. Closing this
-    iterator early cancels the task (the iterable is closed in it); a call cut off by the
-    app's close or the server's stop raises ``LoopStopped`` here. ``gone`` (the server's word
-    that the client left, Waitress's) is asked while the thread waits for an item: this
-    iterator then ends, and the iterable is closed.
-    """
-    loop = app_loop.loop
-    if asyncio._get_running_loop() is loop:
-        raise RuntimeError("the app loop cannot wait for itself; await instead")
-    ahead = _Ahead(aiterable, app_loop, loop)
-    producing = ahead.produce()
-    hop = _Hop(producing)
-    try:
-        loop.call_soon_threadsafe(hop.start)
-    except RuntimeError:
-        producing.close()  # NOTE: the loop is closed; it will never run.
-        raise
-    ended = closed = False
-    try:
-        while (item := ahead.take(gone)) is not _END:
-            if item is _LEFT:
-                return
-            if type(item) is Raised:
-                item.reraise()
-            yield item
-        ended = True
-    except GeneratorExit:
-        closed = True
-        raise
-    finally:
-        if app_loop._stopped and not ended:
-            # NOTE: the loop's stop cancelled the task, which closed the iterable. Closed by
-            # the server after that, the stream has ended as asked: raised from the body's
-            # close(), AppClosed was Waitress's traceback. Taken from after it, it was cut off.
-            if not closed:
-                raise AppClosed("the app loop was stopped: this WSGI app was closed")
-        else:
-            ahead.stop(hop)
-            _wait_for(hop, loop)
-            hop.task = None
-            _end_of_stream(hop, app_loop, ended)
-
-
-# PERF: how many chunks a stream may make ahead of the one who takes them, across threads: an
-# async stream under WSGI (its task on the app loop, ahead of the server's thread) and a sync
-# one under ASGI (its pool thread, ahead of the loop; _concurrency.iterate_in_pool). Each side
-# then wakes the other only when it waits, not for every chunk. 2,000 chunks, us a chunk (best
-# of 7, 2-CPU VM, 2026-12-03): a def generator under ASGI, one at a time 34-47, 2 ahead 23, 4
-# ahead 11-13, 8 ahead 7-8, 16 ahead 5-7; an async one under WSGI 30-37 as a call per chunk,
-# 4-4.3 16 ahead. The chunks ahead are all the memory it holds.
-AHEAD = 16
-_END: Any = object()
-# NOTE: what take() gives when the server says the client left while it waited.
-_LEFT: Any = object()
-
-
-def held(item: Any) -> Any:
-    """Return a chunk made ahead of its sending as it is now: a ``bytearray`` or a
-    ``memoryview`` copied to ``bytes``, other items as they are.
-
-    NOTE: a stream may fill one buffer again for each chunk (a ``readinto()`` loop that yields
-    a view of it), as a server takes each chunk before it asks for the next. Copied once sent,
-    the chunks made ahead went out as the buffer's last contents (review181).
-    """
-    if type(item) is not bytes and isinstance(item, (bytearray, memoryview)):
-        return bytes(item)
-    return item
-
-
-class Raised:
-    """What a stream raised, in the queue of its items (here and in ``iterate_in_pool``)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-    def reraise(self) -> NoReturn:
-        """Raise the error, let go by this item first: the traceback, which holds the frames
-        it passes, then holds no cycle that keeps the request until a full collection."""
-        error, self.error = self.error, None
-        assert error is not None
-        try:
-            raise error
-        finally:
-            del error
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-class _Ahead:
-    """An async iterable run on a loop by one task, ahead of the thread that takes its items.
-
-    The task waits for room once ``AHEAD`` items wait in ``ready``; the thread waits for an
-    item when there is none. Each wakes the other only when it waits.
-    """
-
-    def __init__(self, aiterable: Any, app_loop: AppLoop, loop: asyncio.AbstractEventLoop) -> None:
-        self._aiterable, self._app_loop, self._loop = aiterable, app_loop, loop
-        self._ready: deque[Any] = deque()
-        self._lock = threading.Lock()
-        self._room = AHEAD
-        self._item_waiter: threading.Lock | None = None
-        self._room_waiter: asyncio.Future[None] | None = None
-        self._stopping = False
-        self.closing = False
-
-    async def produce(self) -> None:
-        """Make items while there is room, until the end, an error or stop(); on the loop."""
-        iterator = None
-        try:
-            iterator = self._aiterable.__aiter__()
-            while await self._wait_for_room():
-                try:
-                    item = held(await iterator.__anext__())
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError as exc:
-                    if self._stopping or self._app_loop._stopped or _is_cut():
-                        raise
-                    # NOTE: the stream's own (it awaited a task it cancelled): its error, as
-                    # when each step was a call of its own.
-                    self._put(Raised(own_cancellation(exc)))
-                    return
-                except BaseException as exc:
-                    if self._stopping:
-                        # NOTE: raised as the thread closed it (its finally, at the await that
-                        # stop() cancelled): queued, it was lost with no word, as the thread
-                        # takes no more items. Raised, it is the task's, which the close raises.
-                        raise
-                    self._put(Raised(exc))
-                    return
-                self._put(item)
-        finally:
-            # NOTE: from here on, stop() cancels nothing: its cancellation, come late, cut the
-            # iterable's own closing short where it awaited.
-            self.closing = True
-            try:
-                aclose = getattr(iterator, "aclose", None)
-                if aclose is not None:
-                    await aclose()
-            finally:
-                self._put(_END)
-
-    async def _wait_for_room(self) -> bool:
-        while not self._stopping:
-            with self._lock:
-                if self._room:
-                    self._room -= 1
-                    return True
-                self._room_waiter = waiter = self._loop.create_future()
-            await waiter
-        return False
-
-    def _put(self, item: Any) -> None:
-        with self._lock:
-            self._ready.append(item)
-            waiter, self._item_waiter = self._item_waiter, None
-        if waiter is not None:
-            waiter.release()
-
-    def take(self, gone: Callable[[], bool] | None) -> Any:
-        """Return the next item, ``_END`` at the end, ``_LEFT`` once ``gone()`` says the client
-        left while no item was ready; in the server's thread."""
-        while True:
-            with self._lock:
-                if self._ready:
-                    item = self._ready.popleft()
-                    self._room += 1
-                    room, self._room_waiter = self._room_waiter, None
-                    break
-                self._item_waiter = waiter = threading.Lock()
-                waiter.acquire()
-            while not waiter.acquire(timeout=STOP_CHECK):
-                if not self._loop.is_running() and not self._ready:
-                    raise LoopStopped("the event loop stopped before the call ended")
-                if gone is not None and gone():
-                    # NOTE: a quiet stream (an event stream with no news) learnt nothing of
-                    # its client's leaving under Waitress, and held a thread until its next
-                    # chunk or the server's stop.
-                    return _LEFT
-        if room is not None:
-            with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
-                self._loop.call_soon_threadsafe(_wake, room)
-        return item
-
-    def stop(self, hop: _Hop) -> None:
-        """Cancel the task unless it has ended (it closes the iterable); in the thread."""
-        self._stopping = True
-        if not hop.done.locked():
-            return
-        with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
-            self._loop.call_soon_threadsafe(_cancel_producing, self, hop)
-
-
-def _is_cut() -> bool:
-    return asyncio.current_task() in _CUT_TASKS
-
-
-def _cancel_producing(ahead: _Ahead, hop: _Hop) -> None:
-    # NOTE: on the loop, as produce() is: it cannot start its closing meanwhile.
-    if hop.task is not None and not ahead.closing:
-        hop.task.cancel()
-
-
-def _end_of_stream(hop: _Hop, app_loop: AppLoop, ended: bool) -> None:
-    """Raise what ended a stream's task: the app's close or the server's cut as
-    ``LoopStopped`` (``ended``: while the thread took its items), an error of its closing as
-    it is; the cancellation of a stream that the thread stopped taking is none."""
-    error, hop.error = hop.error, None
-    try:
-        if isinstance(error, asyncio.CancelledError):
-            if ended and (app_loop._stopped or hop.cut):
-                raise LoopStopped("the event loop stopped before the call ended")
-            # NOTE: the server closed the stream (its client gone, or cut off by its stop,
-            # which logged it): it ended as asked, whoever cancelled it first. Raised from the
-            # body's close(), LoopStopped was Waitress's "Exception while serving" traceback.
-            return
-        if error is not None:
-            raise error
-        _adopt(hop)
-    finally:
-        del error  # NOTE: no cycle through this frame and the traceback.

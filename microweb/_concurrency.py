@@ -16,10 +16,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ._app_loop import AHEAD, AppLoop, LoopStopped, Raised, adopt, held
+from ._app_loop import AppLoop, LoopStopped, adopt
 from ._effects import Effects, Offload
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
+from ._stream_ahead import AHEAD, Raised, held
 
 T = TypeVar("T")
 

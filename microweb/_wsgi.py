@@ -13,7 +13,7 @@ from functools import partial
 from multiprocessing.util import Finalize
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
-from ._app_loop import AppClosed, AppLoop, LoopStopped, iterate_on_loop
+from ._app_loop import AppClosed, AppLoop, LoopStopped
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, unsendable
 from ._concurrency import drive_in_thread, drive_sync
@@ -34,6 +34,7 @@ from ._request import (
 )
 from ._response import JSON, TEXT, Response
 from ._status import status_line
+from ._stream_ahead import iterate_on_loop
 from ._target import target_path
 from ._types import Environ, StartResponse
 from ._wsgi_request import WSGIRequest, native_bytes

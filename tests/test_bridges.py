@@ -406,7 +406,7 @@ def test_cut_waiting_releases_a_call_whose_task_has_not_started_yet(app_loop: Ap
     # NOTE: a task cancelled before its first step never runs its coroutine's body: the hop's
     # lock was never released, and its thread waited until the loop stopped.
     loop = app_loop.loop
-    hop = _app_loop._Hop(asyncio.sleep(60))
+    hop = _app_loop.Hop(asyncio.sleep(60))
 
     def start_then_cut() -> None:
         hop.start()

@@ -28,6 +28,7 @@ IO_MODULES = frozenset(
         "_concurrency.py",
         "_file_threads.py",
         "_app_loop.py",
+        "_stream_ahead.py",
         "_lifespans.py",
         "_pool.py",
         "testing.py",
@@ -164,8 +165,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_pipeline",
     ),
     "bridges": (
-        "_app_loop", "_concurrency", "_file_threads", "_pool", "_body", "_asgi_body",
-        "_lifespans",
+        "_app_loop", "_stream_ahead", "_concurrency", "_file_threads", "_pool", "_body",
+        "_asgi_body", "_lifespans",
     ),
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_asgi_websocket", "_asgi",

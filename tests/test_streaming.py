@@ -23,8 +23,8 @@ from conftest import MakeClient, in_colour
 from drive import Message, chunked, http_scope, start_response, wsgi_environ
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
-from microweb._app_loop import AHEAD
 from microweb._error_logs import REPORTED_TRACEBACKS
+from microweb._stream_ahead import AHEAD
 
 SSE_HEADERS = {
     "content-type": "text/event-stream",
