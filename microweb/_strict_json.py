@@ -101,8 +101,9 @@ def _scan_json(text: str) -> Any:
         raise ValueError("expecting a value") from None
     except ValueError as exc:
         if str(exc).startswith("Exceeds the limit"):
-            # NOTE: int()'s own limit, which the fast scanner relies on: the same answer.
-            raise RefusedJSON(_TOO_MANY_DIGITS) from None
+            # NOTE: int()'s own limit, which the fast scanner relies on (an app may set it
+            # lower than ours): the same answer, with its number.
+            raise RefusedJSON(f"holds an integer of more than {_int_limit()} digits") from None
         raise
     if end != len(text) and text[end:].strip(_SPACE):
         raise ValueError("extra data after the value")

@@ -381,6 +381,23 @@ def test_json_integers_past_4300_digits_are_400(
         assert "integer of more than 4300 digits" in response.text
 
 
+def test_a_lower_int_digit_limit_of_the_app_is_kept_and_named(
+    make_client: MakeClient, colour: str
+) -> None:
+    if not hasattr(sys, "set_int_max_str_digits"):
+        pytest.skip("this Python has no int() digit limit")
+    saved = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)
+    try:
+        response = make_client(json_app(colour)).post(
+            "/", content="[" + "7" * 641 + "]", headers={"content-type": "application/json"}
+        )
+    finally:
+        sys.set_int_max_str_digits(saved)
+    assert response.status_code == 400
+    assert "integer of more than 640 digits" in response.text
+
+
 @pytest.mark.usefixtures("int_digits_limit")
 def test_int_segments_past_4300_digits_do_not_match(make_client: MakeClient) -> None:
     app = App()
