@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._buffer import is_too_large
 from ._effects import Colored, Effects, Offload
 from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
 from ._error_logs import log_answered, log_failed, log_unhandled
@@ -160,8 +161,9 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
             log_failed(request, handler, exc, failure)
         _answered(exc)
         return None, failure
-    except BaseException:
-        log_answered(request, exc, handler, 0)  # NOTE: a 500 handler's bug, as above.
+    except BaseException as ending:
+        # NOTE: a 500 handler's bug, as above; a class handler's names what ended it.
+        log_answered(request, exc, handler, 0, ending)
         raise
     log_answered(request, exc, handler, response.status)
     _answered(exc)
@@ -170,6 +172,8 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
 
 def _body_failed(request: Request, failure: HTTPError) -> bool:
     """Whether ``failure`` is the 4xx that a read of the request's body failed with."""
+    if is_too_large(failure):
+        return True
     meter = request._meter
     return meter is not None and meter.failed == (failure.status, failure.detail)
 
