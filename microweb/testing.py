@@ -16,7 +16,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
-from wsgiref.validate import validator
 
 try:
     import httpx
@@ -45,6 +44,7 @@ from ._testing_wsgi import (
     as_wsgi_served,
     check_peer,
     refused_request_head,
+    validated,
     written_path,
 )
 
@@ -242,7 +242,7 @@ class TestClient:
                 self._wsgi = as_wsgi_served(self.app.as_wsgi)
             driver = self._wsgi
             transport = WSGITransport(
-                validator(driver), _reader(self._peer), lambda: driver.closed, self._root_path
+                validated(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
             self._wsgi_client = httpx.Client(
                 transport=transport, event_hooks={"response": [_record_answer]}

@@ -751,6 +751,19 @@ def test_the_app_gets_the_path_as_written(
     assert (seen["path"], seen["raw_path"]) == (path, raw_path)
 
 
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_options_star_goes_as_the_asterisk_form(interface: Any) -> None:
+    # NOTE: httpx joined "*" to the base URL: the app got "/*", a path no server gives, so an
+    # OPTIONS * (about the server as a whole) could not be tested. Waitress gives PATH_INFO
+    # "*", Uvicorn path and raw_path "*" (sent raw); microweb answers with every method.
+    app = App()
+    app.get("/", name="home")(lambda request: "home")
+    app.post("/items", name="items")(lambda request: "made")
+    with TestClient(app, interface) as client:
+        answer = client.options("*")
+    assert (answer.status_code, answer.headers["allow"]) == (204, "GET, HEAD, OPTIONS, POST")
+
+
 def test_a_websocket_handshake_gets_the_path_as_written() -> None:
     app = App()
 
