@@ -160,6 +160,7 @@ class WSGITransport(httpx.BaseTransport):
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
+            headers = take_headers(environ, headers)
             _refuse_hop_by_hop(headers)
             seen["status"], seen["headers"] = status, headers
             return lambda data: None
@@ -252,21 +253,44 @@ def _path_info(raw_path: bytes) -> str:
 _ASTERISK = "microweb.testing.asterisk"
 
 
-def validated(app: WSGIApp) -> WSGIApp:
-    """Return ``app`` under ``wsgiref.validate``, which gets the ``PATH_INFO`` a server gives
-    for ``OPTIONS *``: ``"*"``, as Waitress gives it (measured).
+# NOTE: in the environ while start_response() passes the checks: the headers as the app gave
+# them, where a value holds a tab.
+_TABBED = "microweb.testing.tabbed"
 
-    The validator refuses a ``PATH_INFO`` that is not empty and does not start with ``/``
-    (CGI's rule); given an empty one, the app answered ``OPTIONS /``. The transport gives the
-    validator an empty one, the app ``"*"``; the response is checked all the same.
+
+def validated(app: WSGIApp) -> WSGIApp:
+    """Return ``app`` under ``wsgiref.validate``, but for two things every server passes that
+    the validator refuses, which the app gets, or sends, as under a server.
+
+    ``OPTIONS *``: the validator refuses a ``PATH_INFO`` that is not empty and does not start
+    with ``/`` (CGI's rule), and given an empty one, the app answered ``OPTIONS /``; Waitress
+    gives ``"*"`` (measured). The validator is given an empty one, the app ``"*"``.
+
+    A tab inside a response header value: RFC 9110 5.5 allows it, Waitress, Granian and
+    Uvicorn send it as it is (measured), and the validator refuses it with the control
+    characters PEP 3333 forbids. The validator checks the value with a space in its place; the
+    transport takes the app's own (``take_headers()``).
     """
 
     def unmasked(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.pop(_ASTERISK, False):
             environ["PATH_INFO"] = "*"
-        return app(environ, start_response)
+
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            if any("\t" in value for _, value in headers):
+                environ[_TABBED] = headers
+                headers = [(name, value.replace("\t", " ")) for name, value in headers]
+            return start_response(status, headers, *exc_info)
+
+        return app(environ, start)
 
     return validator(unmasked)
+
+
+def take_headers(environ: dict[str, Any], checked: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return the headers the app gave, which the validator ``checked`` (see ``validated()``)."""
+    tabbed: list[tuple[str, str]] | None = environ.pop(_TABBED, None)
+    return checked if tabbed is None else tabbed
 
 
 _DIGITS = re.compile(r"[0-9]+")
