@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 from typing import Any
 from wsgiref.validate import validator
 
@@ -214,6 +215,27 @@ def test_a_bug_whose_class_handler_reads_a_body_too_large_by_its_length_is_logge
     app = _app(_reads_then_answers, Limits(max_body_size=10))
     response = make_client(app).post("/orders", content=b"x" * 20)
     assert response.status_code == 413
+    logged = _logged(caplog)
+    assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
+    assert caplog.records[0].getMessage().endswith("was cut off")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in 3.11")
+def test_a_bug_whose_class_handler_finds_the_client_gone_in_a_task_group_is_logged_once(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a TaskGroup's group of ClientDisconnect alone is the client's leaving, as out of a
+    # route handler: out of an error handler it was logged as the handler's failure, and a 500
+    # was sent to the client that had left (under ASGI, where a route handler's sends nothing).
+    caplog.set_level(logging.ERROR, logger="microweb")
+
+    async def reads_in_a_group(request: Request, exc: Exception) -> Any:
+        async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined,unused-ignore]
+            group.create_task(request.aread())
+        return {"error": "internal"}, 500
+
+    statuses = _post_and_leave(_app(reads_in_a_group), interface)
+    assert statuses == ([] if interface == "asgi" else ["400 Bad Request"])
     logged = _logged(caplog)
     assert [(type(error), str(error)) for error in logged] == [(RuntimeError, "the bug")]
     assert caplog.records[0].getMessage().endswith("was cut off")
