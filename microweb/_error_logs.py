@@ -46,7 +46,9 @@ def _foreign_http_error(exc: Exception) -> str:
     ``HTTPError`` here, so a 500; its log line said nothing of why.
     """
     cls = type(exc)
-    if cls.__module__.partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
+    # NOTE: str(): a class's __module__ may be anything (None, set by a code generator), and
+    # its partition() raised out of this log line, the app's error out to the server.
+    if str(cls.__module__).partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
         return ""
     for name in ("status_code", "code"):
         status = getattr(exc, name, None)
