@@ -35,6 +35,7 @@ from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
 from ._testing_cookies import GivenCookies, copied, side_jar, to_host
 from ._testing_http import ASGITransport, SyncBody
+from ._testing_sides import FOLLOWING, AsyncSideClient, SideClient
 from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -244,7 +245,7 @@ class TestClient:
             transport = WSGITransport(
                 validated(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
-            self._wsgi_client = _SideClient(
+            self._wsgi_client = SideClient(
                 transport=transport, event_hooks={"response": [_record_answer]}
             )
             self._release_wsgi = on_drop(
@@ -302,7 +303,7 @@ class TestClient:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
             transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
-            self._asgi_client = _AsyncSideClient(
+            self._asgi_client = AsyncSideClient(
                 transport=transport, event_hooks={"response": [_arecord_answer]}
             )
             self._release_asgi = on_drop(
@@ -689,49 +690,6 @@ _WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
 # NOTE: the request extension that carries the list a request's answers go to, each
 # redirect's included (httpx gives a redirect the first request's extensions).
 ANSWERS = "microweb.answers"
-# NOTE: in a request's extensions: whether its redirects are followed.
-FOLLOWING = "microweb.following"
-
-
-def _next_request(
-    build: Callable[[httpx.Request, httpx.Response], httpx.Request],
-    request: httpx.Request,
-    response: httpx.Response,
-) -> httpx.Request | None:
-    """Return the request that follows ``response``'s redirect, or ``None`` where it is not
-    followed and its ``Location`` is no URL httpx can build (``http:%5Cevil``, ``http://[::1``).
-
-    httpx builds it even when it does not follow (``next_request``): its ``InvalidURL`` (or
-    ``RemoteProtocolError``) came out of the call, and the test never got the response, whose
-    ``Location`` may be the very thing it checks. Followed, it is raised as httpx raises it.
-    """
-    try:
-        return build(request, response)
-    except (httpx.InvalidURL, httpx.RemoteProtocolError):
-        if request.extensions.get(FOLLOWING, True):
-            raise
-        return None
-
-
-class _SideClient(httpx.Client):
-    """The WSGI side's httpx client: it hands back a redirect it can't follow (see
-    ``_next_request()``)."""
-
-    # NOTE: httpx's own step (private: checked on httpx 0.29), the one place where the request
-    # of a redirect is built, followed or not.
-    def _build_redirect_request(  # type: ignore[override]
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Request | None:
-        return _next_request(super()._build_redirect_request, request, response)
-
-
-class _AsyncSideClient(httpx.AsyncClient):
-    """The ASGI side's httpx client, as ``_SideClient``."""
-
-    def _build_redirect_request(  # type: ignore[override]
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Request | None:
-        return _next_request(super()._build_redirect_request, request, response)
 
 
 def _record_answer(response: httpx.Response) -> None:
