@@ -24,12 +24,13 @@ QUERY_SAFE = "!$%&'()*+,/:;=?@~"
 MAX_PATH_LENGTH = 4096
 # NOTE: why a file can't be looked up or opened that is the file's own (or its path's): no file
 # the client may have, a 404. EINVAL and EILSEQ: a name the file system can't hold (vfat's
-# "a:b", a strict UTF-8 one's), which a client may ask for. ``None``: microweb's own reasons
-# (not a regular file, replaced).
+# "a:b", a strict UTF-8 one's), which a client may ask for. EISDIR and ENXIO: a folder, a
+# socket or a device put in the file's place after its type was read (the open met it).
+# ``None``: microweb's own reasons (not a regular file, replaced).
 _NOT_SERVABLE = frozenset(
     {
         errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG, errno.EACCES, errno.EPERM,
-        errno.EINVAL, errno.EILSEQ, None,
+        errno.EINVAL, errno.EILSEQ, errno.EISDIR, errno.ENXIO, None,
     }
 )  # fmt: skip
 # NOTE: the process (EMFILE) or the system (ENFILE) out of file descriptors: an outage that

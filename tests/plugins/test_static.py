@@ -605,3 +605,20 @@ def test_static_closes_the_file_it_opened_however_the_request_ends(
         with client.stream("GET", "/static/big.bin") as left_after_a_chunk:
             next(left_after_a_chunk.iter_bytes())
     assert _descriptors() == before
+
+
+def test_static_a_folder_put_in_a_files_place_after_the_check_is_404(
+    make_client: MakeClient, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the open of the file met a folder (EISDIR): no 500 for a race with the disk.
+    checked_mode = static_module._mode
+
+    def a_file_then(request: Request, full: str) -> int:
+        mode = checked_mode(request, full)
+        if full.endswith("site.css"):
+            (files / "site.css").unlink()
+            (files / "site.css").mkdir()
+        return mode
+
+    monkeypatch.setattr(static_module, "_mode", a_file_then)
+    assert make_client(static_app(files)).get("/static/site.css").status_code == 404
