@@ -45,6 +45,14 @@ class BodyBuffer:
         return value
 
 
+_TOO_LARGE = "_microweb_too_large"
+
+
+def is_too_large(error: HTTPError) -> bool:
+    """Tell whether ``error`` is the 413 that a read of a body past its limit raised."""
+    return vars(error).get(_TOO_LARGE) is True
+
+
 class BodyMeter:
     """Counts body bytes against the body limit and the announced ``Content-Length``.
 
@@ -98,8 +106,12 @@ class BodyMeter:
 
     @classmethod
     def too_large(cls, limit: int) -> HTTPError:
-        """The 413 of a body past ``limit``."""
-        return HTTPError(413, f"{cls.what} is larger than {limit} bytes")
+        """The 413 of a body past ``limit`` (``is_too_large()`` tells it from an app's own)."""
+        error = HTTPError(413, f"{cls.what} is larger than {limit} bytes")
+        # NOTE: one for a Content-Length past the limit is raised before a meter keeps it: an
+        # error handler's read that met it was taken for its answer (see _calls' _body_failed).
+        vars(error)[_TOO_LARGE] = True
+        return error
 
     def finish(self) -> None:
         """Check, once the body has ended, that none of it is missing."""

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._buffer import is_too_large
 from ._effects import Colored, Effects, Offload
 from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
 from ._error_logs import log_answered, log_failed, log_unhandled
@@ -141,35 +142,58 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
         result = yield from call(handler.target, request, exc)
         response = _error_value(request, result, exc, handler.key)
     except Exception as failure:
-        if isinstance(failure, ClientDisconnect):
-            # NOTE: no failure of the handler's (one that read the body, say): the driver
-            # answers it as any, with nothing logged but the bug a 500 handler answered
-            # (status 0: the handler made no answer).
-            log_answered(request, exc, handler, 0)
-            raise
-        # NOTE: an HTTPError is an answer, from an error handler too (one that turns a
-        # KeyError into a 404, say): logged, with its traceback, it read as a failure.
-        if isinstance(failure, HTTPError):
-            # NOTE: one with no status (see status_of): its default answer is then the bug,
-            # logged as one. One that a read of the body raised (a body cut short, as a client
-            # that left shows under some WSGI servers; past the limit) is no answer of the
-            # handler's: cut off, as by a ClientDisconnect.
-            status = 0 if _body_failed(request, failure) else status_of(failure) or 500
-            log_answered(request, exc, handler, status)
-        else:
-            log_failed(request, handler, exc, failure)
-        _answered(exc)
-        return None, failure
-    except BaseException:
-        log_answered(request, exc, handler, 0)  # NOTE: a 500 handler's bug, as above.
+        left = _left(failure)
+        if left is None:
+            _handler_failed(request, handler, exc, failure)
+            return None, failure
+        # NOTE: no failure of the handler's (one that read the body, say): the driver
+        # answers it as any, with nothing logged but the bug a 500 handler answered
+        # (status 0: the handler made no answer).
+        log_answered(request, exc, handler, 0)
+    except BaseException as ending:
+        # NOTE: a 500 handler's bug, as above; a class handler's names what ended it.
+        log_answered(request, exc, handler, 0, ending)
         raise
-    log_answered(request, exc, handler, response.status)
+    else:
+        log_answered(request, exc, handler, response.status)
+        _answered(exc)
+        return response, exc
+    # NOTE: out of the except clause: raised in it, a group's own ClientDisconnect got the
+    # group as its context, a cycle through the group's exceptions.
+    raise left
+
+
+def _left(failure: Exception) -> ClientDisconnect | None:
+    """Return the ``ClientDisconnect`` that ``failure`` is, or that a group of them alone holds
+    (a ``TaskGroup``'s, as out of a route handler: it was logged as the error handler's
+    failure, and its 500 sent to the client that had left)."""
+    if isinstance(failure, ClientDisconnect):
+        return failure
+    return None if isinstance(failure, HTTPError) else only_of(failure, ClientDisconnect)
+
+
+def _handler_failed(
+    request: Request, handler: ErrorHandler, exc: Exception, failure: Exception
+) -> None:
+    """Log what ``failure``, which ``handler`` raised as it answered ``exc``, says of it."""
+    # NOTE: an HTTPError is an answer, from an error handler too (one that turns a KeyError
+    # into a 404, say): logged, with its traceback, it read as a failure.
+    if isinstance(failure, HTTPError):
+        # NOTE: one with no status (see status_of): its default answer is then the bug,
+        # logged as one. One that a read of the body raised (a body cut short, as a client
+        # that left shows under some WSGI servers; past the limit) is no answer of the
+        # handler's: cut off, as by a ClientDisconnect.
+        status = 0 if _body_failed(request, failure) else status_of(failure) or 500
+        log_answered(request, exc, handler, status)
+    else:
+        log_failed(request, handler, exc, failure)
     _answered(exc)
-    return response, exc
 
 
 def _body_failed(request: Request, failure: HTTPError) -> bool:
     """Whether ``failure`` is the 4xx that a read of the request's body failed with."""
+    if is_too_large(failure):
+        return True
     meter = request._meter
     return meter is not None and meter.failed == (failure.status, failure.detail)
 

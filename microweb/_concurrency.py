@@ -138,11 +138,11 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                 # off are closed (their aclose() awaited) before it goes on, instead of when
                 # they are collected. App code's own is an error of the request, as under WSGI.
                 error = exc if cancelled_here() else own_cancellation(exc)
-            except (KeyboardInterrupt, SystemExit):
-                # NOTE: the core closed now, its sync flows with it (their finally run), as
-                # under WSGI: the traceback, kept by the task, held them until a collection.
-                effects.close()
-                raise
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # NOTE: thrown in, as under WSGI: the core closes its flows now (their finally
+                # run; kept by the task, the traceback held them until a collection), and an
+                # error handler's is told from a cut (closed, it was logged as "cut off").
+                error = exc
             else:
                 effect = send(value)
                 continue

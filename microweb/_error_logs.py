@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ._errors import HTTPError, report_unhandled
+from ._errors import HTTPError, is_asyncio_cancellation, report_unhandled
 from ._request import logged_method, logged_path
 
 if TYPE_CHECKING:
@@ -46,7 +46,9 @@ def _foreign_http_error(exc: Exception) -> str:
     ``HTTPError`` here, so a 500; its log line said nothing of why.
     """
     cls = type(exc)
-    if cls.__module__.partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
+    # NOTE: str(): a class's __module__ may be anything (None, set by a code generator), and
+    # its partition() raised out of this log line, the app's error out to the server.
+    if str(cls.__module__).partition(".")[0] not in _FOREIGN_HTTP_ERRORS:
         return ""
     for name in ("status_code", "code"):
         status = getattr(exc, name, None)
@@ -59,9 +61,16 @@ def _foreign_http_error(exc: Exception) -> str:
     return ""
 
 
-def log_answered(request: Request, exc: Exception, handler: ErrorHandler, status: int) -> None:
+def log_answered(
+    request: Request,
+    exc: Exception,
+    handler: ErrorHandler,
+    status: int,
+    ending: BaseException | None = None,
+) -> None:
     """Log ``exc``, a bug that a 500 handler answered, or a class handler with a 5xx or
-    not at all (``status`` 0: the client left, or the server cancelled the request)."""
+    not at all (``status`` 0: the client left, the server cancelled the request, or the
+    handler raised ``ending``, a ``SystemExit`` say, which goes on to the server)."""
     if isinstance(exc, HTTPError):
         return
     if handler.key == 500:
@@ -72,10 +81,11 @@ def log_answered(request: Request, exc: Exception, handler: ErrorHandler, status
         # NOTE: its answer, a 500 as likely as not, never came: the bug left no line in the
         # log, where a 500 handler's cut off the same way is logged (review210).
         logger.error(
-            "unhandled error in %s %s, not answered: %r was cut off",
+            "unhandled error in %s %s, not answered: %r %s",
             logged_method(request),
             logged_path(request),
             handler.target.fn,
+            _not_answered(ending),
             exc_info=exc,
         )
     elif status >= 500:
@@ -90,6 +100,15 @@ def log_answered(request: Request, exc: Exception, handler: ErrorHandler, status
             handler.target.fn,
             exc_info=exc,
         )
+
+
+def _not_answered(ending: BaseException | None) -> str:
+    """Say why an error handler made no answer: cut off, or what it raised."""
+    if ending is None or is_asyncio_cancellation(ending):
+        return "was cut off"
+    # NOTE: a SystemExit (a sys.exit() in the handler) or a KeyboardInterrupt, raised on to
+    # the server as a route handler's is: "cut off" said the server or the client ended it.
+    return f"raised {type(ending).__qualname__}"
 
 
 def log_failed(request: Request, handler: ErrorHandler, exc: Exception, failure: Exception) -> None:

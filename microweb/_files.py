@@ -13,7 +13,7 @@ import re
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import BinaryIO, Literal
 
@@ -30,6 +30,8 @@ class FileInfo:
     start: int = 0
     length: int = -1
     identity: tuple[int, int] | None = None  # (device, inode): the file described, not its name
+    # NOTE: the file, opened already (by Static, for its checks): sent from that descriptor.
+    held: HeldFile | None = field(default=None, compare=False, repr=False)
 
     @property
     def etag(self) -> str:
@@ -78,14 +80,70 @@ class FileInfo:
             raise shrank(self.path, remaining)
 
 
+class HeldFile:
+    """A file opened to be described and checked, kept to be sent from the same descriptor.
+
+    The first read of the file that describes it takes it (``take()``); the request that
+    holds it closes it when it ends unless a read took it (``discard()``): a ``HEAD``, a 304,
+    a response replaced. Sent from it, the body is the bytes of the file whose size and
+    validators its headers give, with no second open to fail once the headers are out (the
+    descriptors run out, a file renamed over it).
+    """
+
+    __slots__ = ("_files",)
+    # NOTE: a request's cleanup, as its form's files are; closing a file read from is no
+    # disk work for the loop to hand to a thread.
+    on_disk = False
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._files = [file]
+
+    def take(self) -> BinaryIO | None:
+        """Return the file, once; ``None`` once taken or discarded."""
+        # NOTE: list.pop() is atomic: a stream's thread and the request's end never both get it.
+        return self._files.pop() if self._files else None
+
+    def discard(self) -> None:
+        """Close the file unless a read took it."""
+        file = self.take()
+        if file is not None:
+            file.close()
+
+
+def open_checked(path: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open the file at ``path`` for reading, without waiting on a named pipe; return it
+    and its status.
+
+    Raises:
+        OSError: If it can't be opened or described.
+    """
+    opened = open(path, "rb", opener=_open_without_waiting)  # noqa: SIM115
+    try:
+        return opened, os.fstat(opened.fileno())
+    except BaseException:
+        opened.close()
+        raise
+
+
+def held_file(path: str, opened: BinaryIO, found: os.stat_result) -> FileInfo:
+    """Describe the regular file ``opened`` (at ``path``, of status ``found``), to be sent
+    from that descriptor (see ``HeldFile``)."""
+    identity = (found.st_dev, found.st_ino)
+    held = HeldFile(opened)
+    return FileInfo(path, found.st_size, found.st_mtime, 0, found.st_size, identity, held)
+
+
 def open_described(file: FileInfo) -> BinaryIO:
-    """Open the file that ``file`` describes, for reading in binary mode.
+    """Open the file that ``file`` describes, for reading in binary mode: the one it holds
+    (``HeldFile``), the first time, else the file at its path.
 
     Raises:
         OSError: If it can't be opened, or its name now leads to another file (one renamed
             over it, a named pipe) since it was described.
     """
-    opened = open(file.path, "rb", opener=_open_without_waiting)  # noqa: SIM115
+    opened = file.held.take() if file.held is not None else None
+    if opened is None:
+        opened = open(file.path, "rb", opener=_open_without_waiting)  # noqa: SIM115
     try:
         found = os.fstat(opened.fileno())
         if not stat.S_ISREG(found.st_mode) or (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._buffer import BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
@@ -25,6 +25,18 @@ CODED = "unsupported Content-Encoding (send the body uncompressed)"
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
+
+
+class Cleanup(Protocol):
+    """What a request closes when it ends: a form's files (``FormBuilder``), a file held to be
+    sent (``HeldFile``)."""
+
+    @property
+    def on_disk(self) -> bool:
+        """Whether closing it is disk work (the ASGI driver closes those in a thread)."""
+
+    def discard(self) -> None:
+        """Close it."""
 
 
 class BodyMethods(HeadProperties):
@@ -62,7 +74,7 @@ class BodyMethods(HeadProperties):
     # NOTE: the call that streamed the body ("" before), named when another one is refused.
     _consumed: str
     _inline: bool
-    _cleanups: list[FormBuilder] | None
+    _cleanups: list[Cleanup] | None
 
     # -- body, sync colour -------------------------------------------------------------------
 
@@ -302,10 +314,14 @@ class BodyMethods(HeadProperties):
             run_blocking=self._run_blocking,
             spooler=self._spooler(),
         )
+        self._close_at_end(builder)
+        return builder
+
+    def _close_at_end(self, cleanup: Cleanup) -> None:
+        """Have ``cleanup`` discarded when the request ends (``close()``)."""
         if self._cleanups is None:
             self._cleanups = []
-        self._cleanups.append(builder)
-        return builder
+        self._cleanups.append(cleanup)
 
     def _body_or_stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
         return iter((self._body,)) if self._body is not None else self._stream(call, size)

@@ -406,20 +406,7 @@ class Response:
             FileNotFoundError: If there is no regular file at ``path``.
             PermissionError: If the file may not be read by this process.
         """
-        info = stat_file(path)
-        if headers is not None and not isinstance(headers, Mapping):
-            # NOTE: read twice below, which an iterator of pairs is not.
-            headers = list(headers.items() if isinstance(headers, Headers) else headers)
-        svgz = media_type is None and filename is None and _is_svgz(info.path, headers)
-        media_type = SVG if svgz else media_type or _guess_type(info.path)
-        response = cls.stream(info.chunks(), media_type, status, headers)
-        response.file_info, response.length = info, info.size
-        response.headers["last-modified"] = info.last_modified
-        if svgz:
-            response.headers.setdefault("content-encoding", "gzip")
-        if filename is not None:
-            response.headers["content-disposition"] = content_disposition(filename)
-        return response
+        return described_file(cls, stat_file(path), media_type, filename, status, headers)
 
     @classmethod
     def sse(
@@ -654,3 +641,28 @@ def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "
         utf8_name = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in filename)
         value += f"; filename*=UTF-8''{quote(utf8_name, safe='')}"
     return value
+
+
+def described_file(
+    cls: type[Response],
+    info: FileInfo,
+    media_type: str | None = None,
+    filename: str | None = None,
+    status: int = 200,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+) -> Response:
+    """Return what ``cls.file()`` returns for the file that ``info`` describes (``Static``'s,
+    described from the descriptor it opened and checked)."""
+    if headers is not None and not isinstance(headers, Mapping):
+        # NOTE: read twice below, which an iterator of pairs is not.
+        headers = list(headers.items() if isinstance(headers, Headers) else headers)
+    svgz = media_type is None and filename is None and _is_svgz(info.path, headers)
+    media_type = SVG if svgz else media_type or _guess_type(info.path)
+    response = cls.stream(info.chunks(), media_type, status, headers)
+    response.file_info, response.length = info, info.size
+    response.headers["last-modified"] = info.last_modified
+    if svgz:
+        response.headers.setdefault("content-encoding", "gzip")
+    if filename is not None:
+        response.headers["content-disposition"] = content_disposition(filename)
+    return response

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 from wsgiref.util import FileWrapper, is_hop_by_hop
-from wsgiref.validate import WSGIWarning
+from wsgiref.validate import WSGIWarning, validator
 
 import httpx
 
@@ -43,7 +43,11 @@ def written_path(base_url: str, url: object) -> list[bytes] | None:
     leading ``//`` as a host, where a server hands the app the target as it came. The path is
     percent-encoded as httpx encodes it, behind ``base_url``'s own path. It comes in a list
     that the transport empties: httpx gives a redirect the first request's extensions.
+    ``"*"`` is the asterisk form (``OPTIONS *``), sent as it is.
     """
+    if url == "*":
+        # NOTE: httpx made it "/*"; Waitress gives PATH_INFO "*", Uvicorn path "*" (measured).
+        return [b"*"]
     if not isinstance(url, str) or not url.startswith("/"):
         return None
     path = url.partition("#")[0].partition("?")[0]
@@ -156,6 +160,7 @@ class WSGITransport(httpx.BaseTransport):
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
+            headers = take_headers(environ, headers)
             _refuse_hop_by_hop(headers)
             seen["status"], seen["headers"] = status, headers
             return lambda data: None
@@ -200,7 +205,7 @@ class WSGITransport(httpx.BaseTransport):
             # SPEC: PEP 3333, text as the bytes of the URL taken as latin-1; as Waitress's
             # url_prefix, the root path is taken out of a path that has it.
             "SCRIPT_NAME": self.root_path.encode("utf-8").decode("latin-1"),
-            "PATH_INFO": unquote_to_bytes(self._below_root(raw_path)).decode("latin-1"),
+            "PATH_INFO": _path_info(self._below_root(raw_path)),
             "QUERY_STRING": url.query.decode("latin-1"),
             # NOTE: the ASCII name (an IDN host in its xn-- form): url.host decodes it, and a
             # native string holds latin-1 only (PEP 3333).
@@ -210,6 +215,8 @@ class WSGITransport(httpx.BaseTransport):
             "REQUEST_URI": (raw_path + query).decode("latin-1"),
             "wsgi.file_wrapper": FileWrapper,
         }
+        if raw_path == b"*":
+            environ[_ASTERISK] = True
         client = self.peer()
         if client is not None:
             # NOTE: a peer with no address has neither, as microweb serve gives a Unix socket's.
@@ -233,6 +240,57 @@ class WSGITransport(httpx.BaseTransport):
         if "transfer-encoding" in request.headers or (body and "CONTENT_LENGTH" not in environ):
             environ["CONTENT_LENGTH"] = str(len(body))
         return environ
+
+
+def _path_info(raw_path: bytes) -> str:
+    if raw_path == b"*":
+        # NOTE: past wsgiref.validate's check of the environ: see validated().
+        return ""
+    return unquote_to_bytes(raw_path).decode("latin-1")
+
+
+# NOTE: in the environ of an asterisk-form request (OPTIONS *) only, while it passes the checks.
+_ASTERISK = "microweb.testing.asterisk"
+
+
+# NOTE: in the environ while start_response() passes the checks: the headers as the app gave
+# them, where a value holds a tab.
+_TABBED = "microweb.testing.tabbed"
+
+
+def validated(app: WSGIApp) -> WSGIApp:
+    """Return ``app`` under ``wsgiref.validate``, but for two things every server passes that
+    the validator refuses, which the app gets, or sends, as under a server.
+
+    ``OPTIONS *``: the validator refuses a ``PATH_INFO`` that is not empty and does not start
+    with ``/`` (CGI's rule), and given an empty one, the app answered ``OPTIONS /``; Waitress
+    gives ``"*"`` (measured). The validator is given an empty one, the app ``"*"``.
+
+    A tab inside a response header value: RFC 9110 5.5 allows it, Waitress, Granian and
+    Uvicorn send it as it is (measured), and the validator refuses it with the control
+    characters PEP 3333 forbids. The validator checks the value with a space in its place; the
+    transport takes the app's own (``take_headers()``).
+    """
+
+    def unmasked(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.pop(_ASTERISK, False):
+            environ["PATH_INFO"] = "*"
+
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            if any("\t" in value for _, value in headers):
+                environ[_TABBED] = headers
+                headers = [(name, value.replace("\t", " ")) for name, value in headers]
+            return start_response(status, headers, *exc_info)
+
+        return app(environ, start)
+
+    return validator(unmasked)
+
+
+def take_headers(environ: dict[str, Any], checked: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Return the headers the app gave, which the validator ``checked`` (see ``validated()``)."""
+    tabbed: list[tuple[str, str]] | None = environ.pop(_TABBED, None)
+    return checked if tabbed is None else tabbed
 
 
 _DIGITS = re.compile(r"[0-9]+")

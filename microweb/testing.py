@@ -16,7 +16,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote
-from wsgiref.validate import validator
 
 try:
     import httpx
@@ -36,6 +35,7 @@ from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
 from ._testing_cookies import GivenCookies, copied, side_jar, to_host
 from ._testing_http import ASGITransport, SyncBody
+from ._testing_sides import FOLLOWING, AsyncSideClient, SideClient
 from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -45,6 +45,7 @@ from ._testing_wsgi import (
     as_wsgi_served,
     check_peer,
     refused_request_head,
+    validated,
     written_path,
 )
 
@@ -242,9 +243,9 @@ class TestClient:
                 self._wsgi = as_wsgi_served(self.app.as_wsgi)
             driver = self._wsgi
             transport = WSGITransport(
-                validator(driver), _reader(self._peer), lambda: driver.closed, self._root_path
+                validated(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
-            self._wsgi_client = httpx.Client(
+            self._wsgi_client = SideClient(
                 transport=transport, event_hooks={"response": [_record_answer]}
             )
             self._release_wsgi = on_drop(
@@ -302,7 +303,7 @@ class TestClient:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
             transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
-            self._asgi_client = httpx.AsyncClient(
+            self._asgi_client = AsyncSideClient(
                 transport=transport, event_hooks={"response": [_arecord_answer]}
             )
             self._release_asgi = on_drop(
@@ -371,7 +372,7 @@ class TestClient:
     ) -> httpx.Response:
         side = self._wsgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _sync_content(kwargs), answers)
+        kwargs = self._as_written(url, _sync_content(kwargs), answers, kwargs["follow_redirects"])
         try:
             return self._watching(
                 lambda: as_wsgi_served(lambda: side.request(method, url, **kwargs))
@@ -393,7 +394,7 @@ class TestClient:
     ) -> httpx.Response:
         loop, side = self._asgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _async_content(kwargs), answers)
+        kwargs = self._as_written(url, _async_content(kwargs), answers, kwargs["follow_redirects"])
         try:
             return self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
         finally:
@@ -401,11 +402,12 @@ class TestClient:
                 self._keep(answers)  # NOTE: also when an error is raised, as under WSGI.
 
     def _as_written(
-        self, url: str, kwargs: dict[str, Any], answers: list[httpx.Response]
+        self, url: str, kwargs: dict[str, Any], answers: list[httpx.Response], following: bool
     ) -> dict[str, Any]:
         """Add the path as written to the request, where httpx would change it (each side its own:
-        the transport takes it), and the list its answers go to (see _record_answer())."""
-        extensions = {**kwargs.get("extensions", {}), ANSWERS: answers}
+        the transport takes it), the list its answers go to (see _record_answer()), and whether
+        its redirects are followed (see _next_request())."""
+        extensions = {**kwargs.get("extensions", {}), ANSWERS: answers, FOLLOWING: following}
         written = written_path(self.base_url, url)
         if written is not None:
             extensions[WRITTEN_PATH] = written
@@ -477,13 +479,13 @@ class TestClient:
         """Send a request through the client's one side; return once the answer's head is in."""
         # NOTE: httpx takes these when it sends a request, not when it builds one.
         sending = {name: kwargs.pop(name) for name in _SENDING if name in kwargs}
+        following = bool(sending.get("follow_redirects"))
         if self.interface == "wsgi":
             side = self._wsgi_side()
             self._prepare(side)
             answers: list[httpx.Response] = []
-            request = side.build_request(
-                method, url, **self._as_written(url, _sync_content(kwargs), answers)
-            )
+            written = self._as_written(url, _sync_content(kwargs), answers, following)
+            request = side.build_request(method, url, **written)
             response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
             self._keep(answers)
             if asyncio._get_running_loop() is not None:
@@ -493,7 +495,7 @@ class TestClient:
         loop, async_side = self._asgi_side()
         self._prepare(async_side)
         async_answers: list[httpx.Response] = []
-        kwargs = self._as_written(url, _async_content(kwargs), async_answers)
+        kwargs = self._as_written(url, _async_content(kwargs), async_answers, following)
         request = async_side.build_request(method, url, **kwargs)
         response = loop.run(async_side.send(request, stream=True, **sending))
         self._keep(async_answers)

@@ -78,6 +78,13 @@ class _StarletteHTTPException(Exception):
 _StarletteHTTPException.__module__ = "starlette.exceptions"
 
 
+class _NoModule(Exception):
+    """An error class whose ``__module__`` is no str (set so by a code generator, say)."""
+
+
+_NoModule.__module__ = None  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     "raised,advice",
     [
@@ -86,8 +93,11 @@ _StarletteHTTPException.__module__ = "starlette.exceptions"
         # NOTE: Starlette's own docs pass HTTPStatus members: the advice was left out.
         (_StarletteHTTPException(HTTPStatus.GONE), "raise microweb.HTTPError(410) instead"),
         (KeyError("x"), None),
+        # NOTE: its __module__.partition() raised out of the log line: the app raised out to
+        # the server (its 500, its traceback), with nothing logged by the app.
+        (_NoModule("x"), None),
     ],
-    ids=["werkzeug", "starlette", "starlette-http-status", "other"],
+    ids=["werkzeug", "starlette", "starlette-http-status", "other", "no-module"],
 )
 def test_another_frameworks_http_error_is_logged_with_what_to_raise(
     make_client: MakeClient,

@@ -174,7 +174,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_close",
-        "_template_names", "templating", "_importer", "_serving", "_cli", "_waitress",
+        "_testing_sides", "_template_names", "templating", "_importer", "_serving", "_cli",
+        "_waitress",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_stopping", "_unix", "plugins",
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import threading
@@ -121,6 +122,34 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
     with TestClient(app, interface=interface, follow_redirects=True) as client:
         assert client.get("/old").text == "new"
         assert client.get("/old", follow_redirects=False).status_code == 308
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize("location", ["http:%5Cevil.example", "http://[::1/x"])
+def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
+    interface: str, location: str
+) -> None:
+    # NOTE: httpx builds the next request even when it does not follow (next_request): the
+    # test got InvalidURL or RemoteProtocolError, never the response it was to check.
+    app = App()
+
+    @app.get("/r")
+    def moves(request: Request) -> Response:
+        return Response(status=302, headers={"location": location})
+
+    with TestClient(app, interface=interface) as client:
+        moved = client.get("/r")
+        assert (moved.status_code, moved.headers["location"]) == (302, location)
+        assert moved.next_request is None
+        with (
+            client.stream("GET", "/r")
+            if interface != "both"
+            else contextlib.nullcontext(moved) as streamed
+        ):
+            assert streamed.headers["location"] == location
+        # NOTE: followed, it can go nowhere: httpx's error, as for any client.
+        with pytest.raises((httpx.InvalidURL, httpx.RemoteProtocolError)):
+            client.get("/r", follow_redirects=True)
 
 
 def test_follow_redirects_set_on_the_client_later_counts(interface: str) -> None:
@@ -749,6 +778,19 @@ def test_the_app_gets_the_path_as_written(
     with TestClient(_echo_app(), interface) as client:
         seen = client.get(url).json()
     assert (seen["path"], seen["raw_path"]) == (path, raw_path)
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_options_star_goes_as_the_asterisk_form(interface: Any) -> None:
+    # NOTE: httpx joined "*" to the base URL: the app got "/*", a path no server gives, so an
+    # OPTIONS * (about the server as a whole) could not be tested. Waitress gives PATH_INFO
+    # "*", Uvicorn path and raw_path "*" (sent raw); microweb answers with every method.
+    app = App()
+    app.get("/", name="home")(lambda request: "home")
+    app.post("/items", name="items")(lambda request: "made")
+    with TestClient(app, interface) as client:
+        answer = client.options("*")
+    assert (answer.status_code, answer.headers["allow"]) == (204, "GET, HEAD, OPTIONS, POST")
 
 
 def test_a_websocket_handshake_gets_the_path_as_written() -> None:

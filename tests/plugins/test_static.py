@@ -526,3 +526,99 @@ def test_static_a_file_that_cant_be_opened_for_its_own_reasons_stays_404(
         assert client.get("/static/site.css").status_code == 404, call
         restore()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _after_the_check(
+    monkeypatch: pytest.MonkeyPatch, files: Path, then: Callable[[], None]
+) -> None:
+    """Run ``then`` once, right after ``Static`` has checked ``site.css`` (a race made certain):
+    after its second check, that of the path the kernel gives for the opened file."""
+    checked = static_module._servable
+    calls: list[str] = []
+
+    def and_then(root: str, full: str, dotfiles: bool) -> bool:
+        servable = checked(root, full, dotfiles)
+        if full.endswith("site.css"):
+            calls.append(full)
+            if len(calls) == 2:
+                then()
+        return servable
+
+    monkeypatch.setattr(static_module, "_servable", and_then)
+
+
+def test_static_sends_the_file_it_checked_when_another_is_renamed_over_it(
+    make_client: MakeClient, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the file was checked, then opened again by name to be sent: one renamed over it in
+    # between (a deploy) was refused at that open, and the 200's headers went out with no body.
+    # The file opened for the check is the one sent: its bytes, under its own length.
+    before = (files / "site.css").read_bytes()
+
+    def deploy() -> None:
+        (files / "new.css").write_text("b { }\n")
+        (files / "new.css").replace(files / "site.css")
+
+    _after_the_check(monkeypatch, files, deploy)
+    response = make_client(static_app(files)).get("/static/site.css")
+    assert (response.status_code, response.content) == (200, before)
+    assert response.headers["content-length"] == str(len(before))
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE], ids=["EMFILE", "ENFILE"])
+def test_static_out_of_descriptors_after_the_check_still_sends_the_file(
+    make_client: MakeClient, files: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    # NOTE: the descriptors ran out between the check's open and the send's: a 200 cut after
+    # its headers. No second open is made.
+    _after_the_check(
+        monkeypatch, files, lambda: _failing_for(monkeypatch, "open", files / "site.css", code)
+    )
+    response = make_client(static_app(files)).get("/static/site.css")
+    assert (response.status_code, response.text) == (200, (files / "site.css").read_text())
+
+
+def _descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd (Linux)")
+def test_static_closes_the_file_it_opened_however_the_request_ends(
+    make_client: MakeClient, files: Path
+) -> None:
+    # NOTE: the file opened for the check is held until it is sent: a HEAD, a 304, a 416, a
+    # range, a client that leaves before the body or after a chunk must each close it.
+    (files / "big.bin").write_bytes(bytes(300_000))
+    client = make_client(static_app(files))
+    etag = client.get("/static/big.bin").headers["etag"]
+    before = _descriptors()
+    for _ in range(20):
+        assert client.head("/static/big.bin").status_code == 200
+        assert client.get("/static/big.bin", headers={"if-none-match": etag}).status_code == 304
+        unsatisfiable = client.get("/static/big.bin", headers={"range": "bytes=999999-"})
+        assert unsatisfiable.status_code == 416
+        ranged = client.get("/static/big.bin", headers={"range": "bytes=10-19"})
+        assert (ranged.status_code, len(ranged.content)) == (206, 10)
+        assert client.get("/static/docs/").status_code == 200
+        with client.stream("GET", "/static/big.bin") as left_at_once:
+            assert left_at_once.status_code == 200
+        with client.stream("GET", "/static/big.bin") as left_after_a_chunk:
+            next(left_after_a_chunk.iter_bytes())
+    assert _descriptors() == before
+
+
+def test_static_a_folder_put_in_a_files_place_after_the_check_is_404(
+    make_client: MakeClient, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the open of the file met a folder (EISDIR): no 500 for a race with the disk.
+    checked_mode = static_module._mode
+
+    def a_file_then(request: Request, full: str) -> int:
+        mode = checked_mode(request, full)
+        if full.endswith("site.css"):
+            (files / "site.css").unlink()
+            (files / "site.css").mkdir()
+        return mode
+
+    monkeypatch.setattr(static_module, "_mode", a_file_then)
+    assert make_client(static_app(files)).get("/static/site.css").status_code == 404
