@@ -348,7 +348,9 @@ class HeadProperties:
     def url_for(self, name: str, /, *, _external: bool = False, **params: Any) -> str:
         """Build the path of the route called ``name``, with the app's root path in front.
 
-        The root path is percent-encoded, as ``url`` encodes it (it is decoded text). With
+        The path parameters are keywords, and ``_query`` adds a query string, as for
+        ``App.url_for``. The root path is percent-encoded, as ``url`` encodes it (it is
+        decoded text). With
         ``_external=True``, the URL is absolute: a scheme and the request's host in front, for
         a link that leaves the site, such as one in an email; install ``TrustedHosts`` so that
         the host is yours. The scheme is ``http`` or ``https`` for an HTTP route, ``ws`` or
@@ -359,6 +361,11 @@ class HeadProperties:
         Raises:
             HTTPError: 400 for a ``Host`` that ``host`` refuses, or for no host at all (a
                 request without ``Host`` on a Unix socket), with ``_external=True`` only.
+            KeyError: If no route has that name.
+            TypeError: If the parameters do not fit the template (a keyword the template
+                lacks, instead of ``_query``, say), as ``App.url_for`` raises it.
+            ValueError: For a value that no route could take back, as ``App.url_for``
+                raises it.
         """
         # NOTE: _external is keyword-only: app.url_for's second place is the query, and a
         # query given there (request.url_for("x", {"q": "a"})) made an absolute URL without it.
