@@ -240,3 +240,19 @@ def browser_type_launch_args(
         pytest.skip(f"Chromium is not installed: {INSTALL_CHROMIUM}")
     options["executable_path"] = system_chromium
     return options
+
+
+@pytest.fixture(params=["interpreter's limit", "no interpreter limit"])
+def int_digits_limit(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run with Python's own ``int()`` digit limit, then with it lifted as an app may do."""
+    if request.param == "interpreter's limit":
+        yield
+        return
+    if not hasattr(sys, "set_int_max_str_digits"):
+        pytest.skip("this Python has no int() digit limit to lift")
+    saved = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(saved)

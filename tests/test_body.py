@@ -348,22 +348,6 @@ def test_invalid_json_is_400(make_client: MakeClient, colour: str, body: bytes) 
     assert response.status_code == 400
 
 
-@pytest.fixture(params=["interpreter's limit", "no interpreter limit"])
-def int_digits_limit(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Run with Python's own ``int()`` digit limit, then with it lifted as an app may do."""
-    if request.param == "interpreter's limit":
-        yield
-        return
-    if not hasattr(sys, "set_int_max_str_digits"):
-        pytest.skip("this Python has no int() digit limit to lift")
-    saved = sys.get_int_max_str_digits()
-    sys.set_int_max_str_digits(0)
-    try:
-        yield
-    finally:
-        sys.set_int_max_str_digits(saved)
-
-
 @pytest.mark.parametrize("sign", ["", "-"])
 @pytest.mark.usefixtures("int_digits_limit")
 def test_json_integers_past_4300_digits_are_400(

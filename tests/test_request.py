@@ -290,6 +290,34 @@ def test_headers_are_case_insensitive(make_client: MakeClient) -> None:
     }
 
 
+@pytest.mark.usefixtures("int_digits_limit")
+def test_type_int_takes_at_most_4300_digits(make_client: MakeClient) -> None:
+    app = App()
+
+    @app.post("/typed")
+    def typed(request: Request) -> dict[str, Any]:
+        q, form, headers = request.query, request.form(), request.headers
+        return {
+            "query": [len(str(n)) for n in q.getlist("n", type=int)],
+            "query_one": q.get("long", "default", type=int),
+            "form": form.get("n", "default", type=int),
+            "header": headers.get("x-n", "default", type=int),
+        }
+
+    longest, longer = "7" * 4300, "7" * 4301
+    response = make_client(app).post(
+        f"/typed?n={longest}&n={longer}&n=1&long={'7' * 50_000}",
+        data={"n": "9" * 1_000_000},
+        headers={"x-n": longer},
+    )
+    assert response.json() == {
+        "query": [4300, 1],
+        "query_one": "default",
+        "form": "default",
+        "header": "default",
+    }
+
+
 def test_headers_get_convert_with_type(make_client: MakeClient, colour: str) -> None:
     # NOTE: a Flask user's request.headers.get("X-Page", type=int) was a TypeError, a 500.
     app = App()
