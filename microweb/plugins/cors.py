@@ -342,7 +342,11 @@ class CORS:
         return method if self.allow_credentials else "*"
 
     def _refuse(self, reason: str) -> Response:
-        response = Response.text(f"CORS preflight refused: {reason}", status=400)
+        response = Response.text(
+            f"CORS preflight refused: {reason}",
+            status=400,
+            headers={"x-content-type-options": "nosniff"},
+        )
         if self.varies:
             add_vary(response, "Origin")
         return response

@@ -294,6 +294,8 @@ def test_cors_preflight_refusals(make_client: MakeClient, headers: Any, reason: 
     assert response.status_code == 400
     assert reason in response.text
     assert not [name for name in response.headers if name.startswith("access-control-")]
+    # NOTE: the text quotes the client's Origin: nosniff, as the default error pages say.
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 def test_cors_wildcard_methods_and_headers(make_client: MakeClient) -> None:
