@@ -331,6 +331,12 @@ class _Node:
         return node
 
 
+# NOTE: what the lookup's first way converted: the values of the parameters it took, and the
+# parameters (by their nodes) whose converter refused the segment.
+_FirstWay = tuple[dict[str, Any], AbstractSet[_Node]]
+_NO_NODES: AbstractSet[_Node] = frozenset()
+
+
 # NOTE: a template's segments with each parameter's name left out: (converter,) in its place.
 Shape = tuple[str | tuple[str], ...]
 
@@ -554,15 +560,23 @@ class RouteTable(Generic[V]):
         return self.lookup_templates(method, path)
 
     def lookup_templates(
-        self, method: str, path: str
+        self, method: str, path: str, instead: str | None = None
     ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
         """``lookup()`` for a caller that found no route for ``method`` in ``static`` already:
-        the templates with parameters are searched; ``allowed`` counts every template."""
+        the templates with parameters are searched; ``allowed`` counts every template.
+
+        ``instead`` is a method whose route answers where none takes ``method`` (``GET`` for a
+        ``HEAD``): the path's own, then the first template's, as ``lookup(instead, path)``
+        would find it.
+        """
         root = self._root
         if not (root.static or root.params or root.catch_all):
             # PERF: no template with parameters (an app of static routes): nothing to search,
             # for the 404 of a scanner's path: 0.9 -> 0.2 us (timeit, 2026-12-05).
             methods = self.static.get(path)
+            found = methods.get(instead) if methods and instead else None
+            if found is not None:
+                return found[1], {}, _NO_METHODS
             return None, {}, methods.keys() if methods else _NO_METHODS
         segments = path[1:].split("/")
         # PERF: first the way a search tries first at each segment (the static child, else the
@@ -570,6 +584,7 @@ class RouteTable(Generic[V]):
         # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.66 us.
         node = root
         params: dict[str, Any] = {}
+        refused: set[_Node] | None = None
         for segment in segments:
             child = node.static.get(segment)
             if child is None and segment:
@@ -577,6 +592,10 @@ class RouteTable(Generic[V]):
                     try:
                         params[name] = to_python(segment)
                     except ValueError:
+                        # NOTE: kept for the search below, which calls no converter twice.
+                        if refused is None:
+                            refused = set()
+                        refused.add(candidate)
                         continue
                     child = candidate
                     break
@@ -588,21 +607,42 @@ class RouteTable(Generic[V]):
             found = methods.get(method) if methods else None
             if found is not None:
                 return found[1], params, _NO_METHODS
-        # NOTE: the first way failed: search every way, in the same order; the first match
-        # with this method wins, else the methods of those that match are collected.
+        return self._searched(method, path, segments, (params, refused or _NO_NODES), instead)
+
+    def _searched(
+        self, method: str, path: str, segments: list[str], first: _FirstWay, instead: str | None
+    ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """Search every way, in the first way's order: the first match with ``method`` wins,
+        else the methods of those that match are collected (and the first with ``instead``
+        kept)."""
         allowed: set[str] = set()
-        for methods, found_params in self._matches(self._root, segments, 0, []):
+        other: tuple[Route, Any] | None = None
+        other_params: list[tuple[str, Any]] = []
+        for methods, found_params in self._matches(self._root, segments, 0, [], first):
             found = methods.get(method)
             if found is not None:
                 return found[1], dict(found_params), _NO_METHODS
+            if other is None and instead is not None and instead in methods:
+                other, other_params = methods[instead], found_params
             allowed.update(methods)
         if methods_static := self.static.get(path):
             allowed.update(methods_static)
+            if instead is not None and instead in methods_static:
+                return methods_static[instead][1], {}, _NO_METHODS
+        if other is not None:
+            return other[1], dict(other_params), _NO_METHODS
         return None, {}, allowed
 
     def _matches(
-        self, node: _Node, segments: list[str], index: int, params: list[tuple[str, Any]]
+        self,
+        node: _Node,
+        segments: list[str],
+        index: int,
+        params: list[tuple[str, Any]],
+        first: _FirstWay | None = None,
     ) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+        # NOTE: first: where the lookup's first way went through ``node`` (None: it did not),
+        # whose conversions are taken as they came out, not made again.
         if index == len(segments):
             if node.methods:
                 yield node.methods, params
@@ -610,24 +650,25 @@ class RouteTable(Generic[V]):
         segment = segments[index]
         child = node.static.get(segment)
         if child is not None:
-            yield from self._matches(child, segments, index + 1, params)
+            yield from self._matches(child, segments, index + 1, params, first)
+            first = None  # NOTE: the first way took the static child, and no parameter here.
         if segment:
             for name, converter, child in node.params:
-                try:
-                    value = converter.to_python(segment)
-                except ValueError:
-                    continue
-                yield from self._matches(child, segments, index + 1, [*params, (name, value)])
-        if not node.catch_all:
-            return  # PERF: the rest of the path is joined only where a {name:path} may take it.
-        rest = "/".join(segments[index:])
-        if rest:
-            for name, converter, methods in node.catch_all:
-                try:
-                    value = converter.to_python(rest)
-                except ValueError:
-                    continue
-                yield methods, [*params, (name, value)]
+                if first is not None:
+                    if child in first[1]:
+                        continue
+                    # NOTE: the first parameter that converted: the one the first way took.
+                    value, way, first = first[0][name], first, None
+                else:
+                    try:
+                        value = converter.to_python(segment)
+                    except ValueError:
+                        continue
+                    way = None
+                yield from self._matches(child, segments, index + 1, [*params, (name, value)], way)
+        if node.catch_all:
+            # PERF: the rest of the path is joined only where a {name:path} may take it.
+            yield from _rest_matches(node, "/".join(segments[index:]), params)
 
     def __iter__(self) -> Iterator[Route]:
         seen: dict[int, Route] = {}
@@ -647,6 +688,19 @@ class RouteTable(Generic[V]):
                 yield methods
             stack.extend(node.static.values())
             stack.extend(child for _, _, child in node.params)
+
+
+def _rest_matches(
+    node: _Node, rest: str, params: list[tuple[str, Any]]
+) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+    """The matches of ``node``'s ``{name:path}`` parameters, which take ``rest``."""
+    if rest:
+        for name, converter, methods in node.catch_all:
+            try:
+                value = converter.to_python(rest)
+            except ValueError:
+                continue
+            yield methods, [*params, (name, value)]
 
 
 class RouteClash(ValueError):
