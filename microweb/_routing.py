@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from ._limits import RouteLimits
-from ._route_templates import PLAIN_SEGMENT_NAMES, Converter, Param, Segment
+from ._route_templates import BUILTIN_CONVERTERS, PLAIN_SEGMENT_NAMES, Converter, Param, Segment
 
 Handler = Callable[..., Any]
 V = TypeVar("V")
@@ -456,7 +456,7 @@ class RouteTable(Generic[V]):
                 if name == segment.name and other is converter:
                     node = child  # NOTE: the route's own branch: the ones after it come later.
                     break
-                if other is converter or other is self._converters["str"]:
+                if self._covers(other, segment, converter):
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
@@ -480,7 +480,7 @@ class RouteTable(Generic[V]):
         if segment and (converter is None or converter.name != "path" or rest):
             # NOTE: an empty segment is no parameter's.
             for _, other, child in node.params:
-                if other is self._converters["str"] or other is converter:
+                if self._covers(other, segment, converter):
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
@@ -491,6 +491,25 @@ class RouteTable(Generic[V]):
             if found is not None:
                 return found[0]
         return None
+
+    def _covers(self, other: Converter, segment: Segment, converter: Converter | None) -> bool:
+        """Tell whether a parameter of ``other`` takes every segment that ``segment`` (of
+        ``converter``, ``None`` for a literal) matches, for certain.
+
+        A ``str`` parameter takes whatever another converter takes, and a built-in converter
+        the literals it converts. Another relation is no certain one: ``float`` takes no
+        integer past a float's range (309 digits), which ``int`` does; and what a custom
+        converter takes is unknown.
+        """
+        if other is converter or other is self._converters["str"]:
+            return True
+        if converter is not None or BUILTIN_CONVERTERS.get(other.name) is not other:
+            return False
+        try:
+            other.to_python(str(segment))
+        except ValueError:
+            return False
+        return True
 
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):

@@ -600,6 +600,16 @@ def test_a_websocket_clash_is_named_as_one() -> None:
         (["/u/{a}/{rest:path}", "/u/{b:int}/x/y"], "/u/{b:int}/x/y", "/u/{a}/{rest:path}"),
         # NOTE: the str route is added last, but its branch, made by the first, is tried first.
         (["/u/{a}/posts", "/u/{b:int}", "/u/{a}"], "/u/{b:int}", "/u/{a}"),
+        # NOTE: a literal segment that an earlier branch's built-in converter takes: /u/5/7
+        # went to {n:int}, with the literal 7 never looked at.
+        (["/u/{a}/{n:int}", "/u/{b:int}/7"], "/u/{b:int}/7", "/u/{a}/{n:int}"),
+        (["/u/{a}/{n:int}/x", "/u/{b}/007/x"], "/u/{b}/007/x", "/u/{a}/{n:int}/x"),
+        (["/u/{a}/{x:float}/x", "/u/{b}/2.5/x"], "/u/{b}/2.5/x", "/u/{a}/{x:float}/x"),
+        (
+            ["/u/{a}/{id:uuid}", "/u/{b}/12345678-1234-5678-1234-567812345678"],
+            "/u/{b}/12345678-1234-5678-1234-567812345678",
+            "/u/{a}/{id:uuid}",
+        ),
     ],
 )
 def test_a_route_a_broader_one_takes_every_request_of_is_refused(
@@ -624,6 +634,18 @@ def test_a_route_a_broader_one_takes_every_request_of_is_refused(
         ["/u/{a:path}", "/u/{b:int}"],
         ["/u/{a}/{b:int}", "/u/{c:int}/{d}"],
         ["/u/{a:int}", "/u/{b:uuid}"],
+        # NOTE: literals that the earlier branch's converter refuses.
+        ["/u/{a}/{n:int}", "/u/{b}/x"],
+        ["/u/{a}/{n:int}", "/u/{b}/-1"],
+        ["/u/{a}/{n:int}", "/u/{b}/+1"],
+        ["/u/{a}/{x:float}", "/u/{b}/1e5"],
+        ["/u/{a}/{x:float}", "/u/{b}/" + "9" * 400],
+        ["/u/{a}/{n:int}", "/u/{b}/" + "9" * 5000],  # NOTE: past int()'s 4,300 digits.
+        ["/u/{a}/{id:uuid}", "/u/{b}/12345678123456781234567812345678"],
+        ["/u/{a}/{n:int}/x", "/u/{b}/7/y"],
+        # NOTE: a float route does not take every integer: those past a float's range (309
+        # digits and more) reach an int route after it (see the test below).
+        ["/u/{x:float}", "/u/{n:int}"],
     ],
 )
 def test_routes_that_each_get_requests_are_kept(
@@ -633,6 +655,18 @@ def test_routes_that_each_get_requests_are_kept(
     for index, template in enumerate(templates):
         app.get(template, name=f"r{index}")(_handler)
     make_client(app).get("/")  # NOTE: compiles the app, which checks the routes.
+
+
+def test_an_int_route_after_a_float_route_takes_the_integers_a_float_cannot_hold(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+    app.get("/n/{x:float}", name="by_float")(lambda request, x: f"float {x}")
+    app.get("/n/{n:int}", name="by_int")(lambda request, n: f"int {n % 1000}")
+    client = make_client(app)
+    assert client.get("/n/7").text == "float 7.0"
+    assert client.get("/n/" + "9" * 308).text == "float 1e+308"
+    assert client.get("/n/" + "9" * 309).text == "int 999"
 
 
 def test_a_route_a_broader_one_takes_for_another_method_only_is_kept(
