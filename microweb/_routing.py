@@ -370,9 +370,10 @@ class RouteTable(Generic[V]):
             ValueError: If the same method and template are already registered, or a converter is
                 unknown.
         """
+        # NOTE: checked before a node is made: a refused route's empty branch, first among the
+        # parameters of its segment, took the place in the lookup of the next route to use it.
+        shape = self.check(route)
         methods = self._method_map(route)
-        _refuse_twice(methods, route)
-        shape = self._refuse_shadowed(route)
         shaped = self._shapes.setdefault(shape, {}) if shape is not None else {}
         for method in route.methods:
             methods[method] = (route, value)
@@ -380,15 +381,19 @@ class RouteTable(Generic[V]):
         self.size += 1
         self.template_heads = self.template_heads or (shape is not None and "HEAD" in route.methods)
 
-    def check(self, route: Route) -> None:
-        """Raise as ``add`` would for ``route``, adding nothing (no node either).
+    def check(self, route: Route) -> Shape | None:
+        """Raise as ``add`` would for ``route``, adding nothing (no node either); return its
+        shape (``None`` for a template without parameters).
 
         Raises:
             ValueError: If the same method and template are already registered, or a converter is
                 unknown.
         """
+        for segment in route.segments:
+            if isinstance(segment, Param):
+                self._converter(segment, route.template)
         _refuse_twice(self._known_map(route) or {}, route)
-        self._refuse_shadowed(route)
+        return self._refuse_shadowed(route)
 
     def _refuse_shadowed(self, route: Route) -> Shape | None:
         """Raise ``RouteClash`` if a route of another template with the same shape (only its

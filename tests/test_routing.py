@@ -657,6 +657,27 @@ def test_routes_that_each_get_requests_are_kept(
     make_client(app).get("/")  # NOTE: compiles the app, which checks the routes.
 
 
+def test_a_route_refused_at_registration_leaves_no_branch_behind(make_client: MakeClient) -> None:
+    # NOTE: the refused /u/{b} left its empty branch before the int one; /u/{b}/y, added later,
+    # went into it, and the startup check, reading that order, refused /u/{n:int}/y, which
+    # the plan (made from the routes registered) tries first.
+    app = App()
+    app.get("/u/{a}", name="a")(lambda request, a: "a")
+    with pytest.raises(ValueError, match="never reached"):
+        app.get("/u/{b}", name="b")(lambda request, b: "b")
+    app.get("/u/{n:int}/y", name="n")(lambda request, n: "n")
+    app.get("/u/{b}/y", name="by")(lambda request, b: "by")
+    client = make_client(app)
+    assert (client.get("/u/5/y").text, client.get("/u/z/y").text) == ("n", "by")
+    table = make_table(make_route("/v/{a}", name="a"))
+    for template, clash in [("/v/{b}", "never reached"), ("/v/{a}", "registered twice")]:
+        with pytest.raises(ValueError, match=clash):
+            table.add(make_route(template, name="b"), make_route(template, name="b"))
+    with pytest.raises(ValueError, match="unknown converter"):
+        table.add(make_route("/w/{c}/{d:nope}"), make_route("/w/{c}/{d:nope}"))
+    assert (len(table._root.static["v"].params), list(table._root.static)) == (1, ["v"])
+
+
 def test_an_int_route_after_a_float_route_takes_the_integers_a_float_cannot_hold(
     make_client: MakeClient,
 ) -> None:
