@@ -164,6 +164,20 @@ def test_a_head_runs_the_converter_once_where_a_template_takes_head_itself(
     assert calls == [path.split("/")[2]]
 
 
+@pytest.mark.parametrize(("path", "status", "converted"), [("/u1/t19", 200, 2), ("/u1/x", 404, 1)])
+def test_many_parameters_at_one_segment_are_tried_only_where_the_path_goes_on(
+    make_client: MakeClient, path: str, status: int, converted: int
+) -> None:
+    # NOTE: a parameter each, /{a0:user}/t0 ... /{a19:user}/t19: every branch was tried (the
+    # converter called 21 times), where only the last goes on with /t19, and none with /x.
+    calls: list[str] = []
+    app = _counting_app(calls)
+    for index in range(20):
+        app.get(f"/{{a{index}:user}}/t{index}", name=f"t{index}")(lambda request, **_: "t")
+    response = make_client(app).get(path)
+    assert (response.status_code, len(calls)) == (status, converted)
+
+
 def test_a_template_that_takes_head_itself_still_answers_it(make_client: MakeClient) -> None:
     client = make_client(_counting_app([], own_head=True))
     assert client.head("/users/u1/posts").headers["content-length"] == str(len("own HEAD"))
