@@ -303,7 +303,9 @@ MethodMap = dict[str, tuple[Route, Any]]
 _GOES_ON = "/"
 _ENDS = "//"
 # PERF: a node of this many parameters or more is searched through its ahead map: a 404 among
-# 2,000 routes /{a1}/t1 ... /{a2000}/t2000 (a name each) tried every branch, 1,060 us.
+# 2,000 routes /{a1}/t1 ... /{a2000}/t2000 (a name each) tried every branch, 1,045 -> 3.1 us
+# (timeit, 2026-12-05). Below it, the map gains little: four, /u/{a0}/t0 ... /u/{a3}/t3,
+# a 404 3.9 -> 3.4 us through it, the last route 4.9 -> 5.2 us.
 _MANY = 8
 
 
