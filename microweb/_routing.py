@@ -491,13 +491,35 @@ class RouteTable(Generic[V]):
             if known is not None and known.template != route.template:
                 # NOTE: a request that matches one matches the other, and the first one wins:
                 # the second handler was never called, without a word (review167).
+                first, second = (known, route)
+                if self._tried_before(route, known):
+                    first, second = route, known  # NOTE: it was named the one never reached.
                 raise RouteClash(
-                    f"{_what(method, route)} {route.template} ({route.name!r}) is never reached: "
-                    f"{known.template} ({known.name!r}) matches the same requests first; only "
+                    f"{_what(method, second)} {second.template} ({second.name!r}) "
+                    f"{'is never' if second is route else 'would never be'} reached: "
+                    f"{first.template} ({first.name!r}) matches the same requests first; only "
                     "their parameters' names differ",
                     (known, route),
                 )
         return shape
+
+    def _tried_before(self, route: Route, known: Route) -> bool:
+        """Tell whether ``route``, of the shape of ``known`` (added), would be tried first: its
+        branch, where their names first differ, made by a route before ``known``'s."""
+        node = self._root
+        for segment, other in zip(route.segments, known.segments, strict=True):
+            if isinstance(segment, str) or isinstance(other, str):
+                node = node.static[str(segment)]
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path":
+                return False  # NOTE: last: a {name:path} of its own is tried after the known's.
+            if segment.name != other.name:
+                own = node.named.get((segment.name, id(converter)))
+                known_branch = node.named[other.name, id(converter)]
+                return own is not None and own.position < known_branch.position
+            node = node.named[segment.name, id(converter)]
+        return False
 
     def refuse_unreached(self) -> None:
         """Raise ``RouteClash`` for a route that a route found before it in every lookup takes

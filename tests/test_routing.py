@@ -576,6 +576,19 @@ def test_a_route_shadowed_by_one_of_the_same_shape_is_refused(first: str, second
         app.include(router)
 
 
+def test_a_shadowed_route_whose_branch_comes_first_names_the_other_one_unreached() -> None:
+    # NOTE: /{b}/z goes into the branch of /{b}/x/y, tried before that of /{a}/z: added, it
+    # would take the requests of /{a}/z, which the message said would take its own.
+    app = App()
+    app.get("/{b}/x/y", name="r0")(_handler)
+    app.get("/{a}/z", name="r1")(_handler)
+    first = r"^GET /\{a\}/z \('r1'\) would never be reached: /\{b\}/z \('r2'\) matches"
+    with pytest.raises(ValueError, match=first):
+        app.get("/{b}/z", name="r2")(_handler)
+    with pytest.raises(ValueError, match=r"^GET /\{c\}/z \('r3'\) is never reached: /\{a\}/z"):
+        app.get("/{c}/z", name="r3")(_handler)
+
+
 def test_a_websocket_clash_is_named_as_one() -> None:
     # NOTE: it was named "GET /ws/{b}", a route the app never wrote.
     app = App()
