@@ -610,7 +610,7 @@ class RouteTable(Generic[V]):
 
         A ``str`` parameter takes whatever another converter takes, and a built-in converter
         the literals it converts. Another relation is no certain one: ``float`` takes no
-        integer past a float's range (309 digits), which ``int`` does; and what a custom
+        integer past a float's range (1.8e308), which ``int`` does; and what a custom
         converter takes is unknown.
         """
         if other is converter or other is self._converters["str"]:

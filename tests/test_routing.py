@@ -656,8 +656,8 @@ def test_a_route_a_broader_one_takes_every_request_of_is_refused(
         ["/u/{a}/{n:int}", "/u/{b}/" + "9" * 5000],  # NOTE: past int()'s 4,300 digits.
         ["/u/{a}/{id:uuid}", "/u/{b}/12345678123456781234567812345678"],
         ["/u/{a}/{n:int}/x", "/u/{b}/7/y"],
-        # NOTE: a float route does not take every integer: those past a float's range (309
-        # digits and more) reach an int route after it (see the test below).
+        # NOTE: a float route does not take every integer: those past a float's range (above
+        # 1.8e308, 309 nines say) reach an int route after it (see the test below).
         ["/u/{x:float}", "/u/{n:int}"],
     ],
 )
