@@ -156,18 +156,14 @@ def _handled(plan: Plan, request: Request, found: Endpoint) -> Effects:
         return (yield from error_response(plan, request, exc))
 
 
-def _unrouted(plan: Plan, request: Request, refused: HTTPError | None) -> Response | Effects:
-    """Answer a request no route takes: ``OPTIONS`` (``refused`` is ``None``), or the router's
-    refusal (404, 405...), returned by ``Plan.route`` and not raised."""
-    if refused is None:
-        return _automatic_options(plan, request)
+def _unrouted(plan: Plan, request: Request, refused: HTTPError | list[str]) -> Response | Effects:
+    """Answer a request no route takes: ``OPTIONS`` (``refused`` is the methods it allows), or
+    the router's refusal (404, 405...), returned by ``Plan.route`` and not raised."""
+    if not isinstance(refused, HTTPError):
+        return Response(b"", 204, {"allow": ", ".join(refused)})
     # PERF: no exception raised and caught through the generators, and where no error handler
     # can see it, no generator at all: see refusal() for the number.
     return refusal(plan, request, refused)
-
-
-def _automatic_options(plan: Plan, request: Request) -> Response:
-    return Response(b"", 204, {"allow": ", ".join(sorted(plan.allowed_methods(request.path)))})
 
 
 def dispatch_handshake(plan: Plan, request: Request) -> Effects:

@@ -121,11 +121,13 @@ class Plan:
         first), then the plugins' ``close()`` (the last installed first)."""
         return [*self.shutdown_hooks, *exits[::-1], *self.closers]
 
-    def match(self, request: Request) -> Endpoint | None:
+    def match(self, request: Request) -> Endpoint | list[str]:
         """Route ``request``: set its route, path parameters and limits.
 
         Returns:
-            The endpoint, or ``None`` for an ``OPTIONS`` request answered automatically.
+            The endpoint, or for an ``OPTIONS`` request answered automatically, the methods
+            of its ``Allow`` (those of every template that matches the path, with ``HEAD``
+            and ``OPTIONS``; of every route for ``OPTIONS *``), sorted.
 
         Raises:
             HTTPError: 400 for a target that is not a path or not UTF-8, 404 or 405 (with
@@ -136,7 +138,7 @@ class Plan:
             raise found
         return found
 
-    def route(self, request: Request) -> Endpoint | HTTPError | None:
+    def route(self, request: Request) -> Endpoint | HTTPError | list[str]:
         """``match()``, with the ``HTTPError`` of a request no route takes returned, not raised.
 
         Raises:
@@ -163,18 +165,18 @@ class Plan:
             # times.
             found, params, allowed = self.http.lookup("GET", request.path)
         else:
-            found, params, allowed = self.http.lookup_templates(method, request.path)
-            # PERF: GET is looked up for a HEAD only where a template or the path takes GET
-            # (then in allowed, every matching template's methods): a HEAD 404 searched twice.
-            if found is None and method == "HEAD" and "GET" in allowed:
-                found, params, allowed = self.http.lookup("GET", request.path)
+            # NOTE: one search, where a HEAD that no template took was searched again for GET.
+            instead = "GET" if method == "HEAD" else None
+            found, params, allowed = self.http.lookup_templates(method, request.path, instead)
         if found is None:
             if not allowed:
                 if request.path == "*":
-                    return None  # NOTE: the drivers let "*" through for OPTIONS only.
+                    return _with_implied(self._all_methods())
                 return self._plain_http_to_websocket(request) or refused(404)
             if method == "OPTIONS":
-                return None
+                # NOTE: the Allow of the answer, from this search: looked up again, a custom
+                # converter ran four times for one OPTIONS.
+                return _with_implied(allowed)
             return refused(405, {"allow": ", ".join(_with_implied(allowed))})
         request.route, request.path_params, request.limits = found.route, params, found.limits
         return found
@@ -215,14 +217,9 @@ class Plan:
             request.limits = route.limits  # type: ignore[assignment]
         return route
 
-    def allowed_methods(self, path: str) -> list[str]:
-        """Return the methods of every template matching ``path``, with HEAD and OPTIONS.
-
-        For ``*`` (``OPTIONS *``, about the server as a whole), the methods of every route.
-        """
-        if path == "*":
-            return _with_implied({method for route in self.http for method in route.methods})
-        return _with_implied(self.http.lookup("", path)[2])
+    def _all_methods(self) -> set[str]:
+        """The methods of every route: what ``OPTIONS *`` (the server as a whole) allows."""
+        return {method for route in self.http for method in route.methods}
 
     def error_handler_of(self, exc: BaseException, route: Route | None) -> ErrorHandler | None:
         """Find the error handler for ``exc``: by class, its status coming before ``HTTPError``.

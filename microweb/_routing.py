@@ -7,6 +7,7 @@ segments select. Templates and converters are parsed in ``_route_templates``.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import inspect
 import types
@@ -17,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from ._limits import RouteLimits
-from ._route_templates import PLAIN_SEGMENT_NAMES, Converter, Param, Segment
+from ._route_templates import BUILTIN_CONVERTERS, PLAIN_SEGMENT_NAMES, Converter, Param, Segment
 
 Handler = Callable[..., Any]
 V = TypeVar("V")
@@ -298,22 +299,48 @@ _NO_METHODS: AbstractSet[str] = frozenset()
 MethodMap = dict[str, tuple[Route, Any]]
 
 
-class _Node:
-    __slots__ = ("catch_all", "converting", "methods", "params", "static")
+# NOTE: keys of _Node.ahead that no segment can be, since none holds a "/".
+_GOES_ON = "/"
+_ENDS = "//"
+# PERF: a node of this many parameters or more is searched through its ahead map: a 404 among
+# 2,000 routes /{a1}/t1 ... /{a2000}/t2000 (a name each) tried every branch, 1,045 -> 3.1 us
+# (timeit, 2026-12-05). Below it, the map gains little: four, /u/{a0}/t0 ... /u/{a3}/t3,
+# a 404 3.9 -> 3.4 us through it, the last route 4.9 -> 5.2 us.
+_MANY = 8
 
-    def __init__(self) -> None:
+
+class _Node:
+    __slots__ = (
+        "ahead",
+        "catch_all",
+        "converting",
+        "methods",
+        "named",
+        "params",
+        "parent",
+        "position",
+        "static",
+    )
+
+    def __init__(self, parent: _Node | None = None, position: int = -1) -> None:
         self.static: dict[str, _Node] = {}
         self.params: list[tuple[str, Converter, _Node]] = []
         # NOTE: params with each converter's to_python, for the lookup's first way.
         self.converting: list[tuple[str, Callable[[str], Any], _Node]] = []
         self.catch_all: list[tuple[str, Converter, MethodMap]] = []
         self.methods: MethodMap | None = None
+        # NOTE: the params' nodes by name and converter; and for a param's node, the node it
+        # is a param of, and its position there.
+        self.named: dict[tuple[str, int], _Node] = {}
+        self.parent = parent
+        self.position = position
+        # NOTE: which params (by position, in order) have a node that goes on with a literal
+        # (by its text), with a parameter (_GOES_ON), or where a route ends (_ENDS): the only
+        # ones a path can match through, its next segment known.
+        self.ahead: dict[str, list[int]] = {}
 
     def known_child(self, name: str, converter: Converter) -> _Node | None:
-        for known_name, known, node in self.params:
-            if known_name == name and known is converter:
-                return node
-        return None
+        return self.named.get((name, id(converter)))
 
     def known_catch_all(self, name: str, converter: Converter) -> MethodMap | None:
         for known_name, known, methods in self.catch_all:
@@ -325,10 +352,72 @@ class _Node:
         node = self.known_child(name, converter)
         if node is not None:
             return node
-        node = _Node()
+        if not (self.params or self.catch_all):
+            self.tell_up(_GOES_ON)
+        node = self.named[name, id(converter)] = _Node(self, len(self.params))
         self.params.append((name, converter, node))
         self.converting.append((name, converter.to_python, node))
         return node
+
+    def static_child(self, segment: str) -> _Node:
+        node = self.static.get(segment)
+        if node is None:
+            self.tell_up(segment)
+            node = self.static[segment] = _Node()
+        return node
+
+    def catch_all_methods(self, name: str, converter: Converter) -> MethodMap:
+        methods = self.known_catch_all(name, converter)
+        if methods is None:
+            if not (self.params or self.catch_all):
+                self.tell_up(_GOES_ON)
+            methods = {}
+            self.catch_all.append((name, converter, methods))
+        return methods
+
+    def own_methods(self) -> MethodMap:
+        if self.methods is None:
+            self.tell_up(_ENDS)
+            self.methods = {}
+        return self.methods
+
+    def tell_up(self, key: str) -> None:
+        """Note in the parent's ``ahead`` that this param's node now has ``key``."""
+        if self.parent is not None:
+            bisect.insort(self.parent.ahead.setdefault(key, []), self.position)
+
+    def positions_ahead(self, following: str | None) -> Sequence[int]:
+        """The positions (in order) of the params whose node may go on with ``following``:
+        a literal segment, a parameter (``_GOES_ON``), or none (``None``: ends there)."""
+        if following is None:
+            return self.ahead.get(_ENDS, _NO_POSITIONS)
+        positions = self.ahead.get(following, _NO_POSITIONS)
+        going = self.ahead.get(_GOES_ON, _NO_POSITIONS)
+        if not going or positions is going:
+            return positions
+        return sorted({*positions, *going}) if positions else going
+
+    def ahead_of(
+        self, segments: list[str], index: int, kept: _Node | None
+    ) -> list[tuple[str, Converter, _Node]]:
+        """The params (in order) through which a path of ``segments`` may match, at
+        ``index``: those whose node goes on with its next segment, or ends with the path;
+        and the one whose node is ``kept``."""
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        positions = self.positions_ahead(following)
+        if kept is not None and kept.position not in positions:
+            positions = sorted({*positions, kept.position})
+        return [self.params[position] for position in positions]
+
+
+_NO_POSITIONS: list[int] = []
+
+
+# NOTE: what the lookup's first way converted: the values of the parameters it took, and the
+# parameters (by their nodes) whose converter refused the segment.
+_FirstWay = tuple[dict[str, Any], AbstractSet["_Node"]]
+_NO_NODES: AbstractSet[_Node] = frozenset()
+_OFF_THE_FIRST_WAY: _FirstWay = ({}, _NO_NODES)
 
 
 # NOTE: a template's segments with each parameter's name left out: (converter,) in its place.
@@ -364,9 +453,10 @@ class RouteTable(Generic[V]):
             ValueError: If the same method and template are already registered, or a converter is
                 unknown.
         """
+        # NOTE: checked before a node is made: a refused route's empty branch, first among the
+        # parameters of its segment, took the place in the lookup of the next route to use it.
+        shape = self.check(route)
         methods = self._method_map(route)
-        _refuse_twice(methods, route)
-        shape = self._refuse_shadowed(route)
         shaped = self._shapes.setdefault(shape, {}) if shape is not None else {}
         for method in route.methods:
             methods[method] = (route, value)
@@ -374,15 +464,19 @@ class RouteTable(Generic[V]):
         self.size += 1
         self.template_heads = self.template_heads or (shape is not None and "HEAD" in route.methods)
 
-    def check(self, route: Route) -> None:
-        """Raise as ``add`` would for ``route``, adding nothing (no node either).
+    def check(self, route: Route) -> Shape | None:
+        """Raise as ``add`` would for ``route``, adding nothing (no node either); return its
+        shape (``None`` for a template without parameters).
 
         Raises:
             ValueError: If the same method and template are already registered, or a converter is
                 unknown.
         """
+        for segment in route.segments:
+            if isinstance(segment, Param):
+                self._converter(segment, route.template)
         _refuse_twice(self._known_map(route) or {}, route)
-        self._refuse_shadowed(route)
+        return self._refuse_shadowed(route)
 
     def _refuse_shadowed(self, route: Route) -> Shape | None:
         """Raise ``RouteClash`` if a route of another template with the same shape (only its
@@ -397,13 +491,35 @@ class RouteTable(Generic[V]):
             if known is not None and known.template != route.template:
                 # NOTE: a request that matches one matches the other, and the first one wins:
                 # the second handler was never called, without a word (review167).
+                first, second = (known, route)
+                if self._tried_before(route, known):
+                    first, second = route, known  # NOTE: it was named the one never reached.
                 raise RouteClash(
-                    f"{_what(method, route)} {route.template} ({route.name!r}) is never reached: "
-                    f"{known.template} ({known.name!r}) matches the same requests first; only "
+                    f"{_what(method, second)} {second.template} ({second.name!r}) "
+                    f"{'is never' if second is route else 'would never be'} reached: "
+                    f"{first.template} ({first.name!r}) matches the same requests first; only "
                     "their parameters' names differ",
                     (known, route),
                 )
         return shape
+
+    def _tried_before(self, route: Route, known: Route) -> bool:
+        """Tell whether ``route``, of the shape of ``known`` (added), would be tried first: its
+        branch, where their names first differ, made by a route before ``known``'s."""
+        node = self._root
+        for segment, other in zip(route.segments, known.segments, strict=True):
+            if isinstance(segment, str) or isinstance(other, str):
+                node = node.static[str(segment)]
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path":
+                return False  # NOTE: last: a {name:path} of its own is tried after the known's.
+            if segment.name != other.name:
+                own = node.named.get((segment.name, id(converter)))
+                known_branch = node.named[other.name, id(converter)]
+                return own is not None and own.position < known_branch.position
+            node = node.named[segment.name, id(converter)]
+        return False
 
     def refuse_unreached(self) -> None:
         """Raise ``RouteClash`` for a route that a route found before it in every lookup takes
@@ -446,14 +562,16 @@ class RouteTable(Generic[V]):
                 # take one segment only; one of the same shape is refused when it is added.
                 return None
             rest = route.segments[position + 1 :]
-            for name, other, child in node.params:
-                if name == segment.name and other is converter:
-                    node = child  # NOTE: the route's own branch: the ones after it come later.
-                    break
-                if other is converter or other is self._converters["str"]:
+            own = node.named[segment.name, id(converter)]
+            for before in node.positions_ahead(_following(rest)):
+                if before >= own.position:
+                    break  # NOTE: the route's own branch: the ones after it come later.
+                _, other, child = node.params[before]
+                if self._covers(other, segment, converter):
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
+            node = own
         return None
 
     def _covering(self, node: _Node, segments: Sequence[Segment], method: str) -> Route | None:
@@ -474,7 +592,7 @@ class RouteTable(Generic[V]):
         if segment and (converter is None or converter.name != "path" or rest):
             # NOTE: an empty segment is no parameter's.
             for _, other, child in node.params:
-                if other is self._converters["str"] or other is converter:
+                if self._covers(other, segment, converter):
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
@@ -486,25 +604,38 @@ class RouteTable(Generic[V]):
                 return found[0]
         return None
 
+    def _covers(self, other: Converter, segment: Segment, converter: Converter | None) -> bool:
+        """Tell whether a parameter of ``other`` takes every segment that ``segment`` (of
+        ``converter``, ``None`` for a literal) matches, for certain.
+
+        A ``str`` parameter takes whatever another converter takes, and a built-in converter
+        the literals it converts. Another relation is no certain one: ``float`` takes no
+        integer past a float's range (1.8e308), which ``int`` does; and what a custom
+        converter takes is unknown.
+        """
+        if other is converter or other is self._converters["str"]:
+            return True
+        if converter is not None or BUILTIN_CONVERTERS.get(other.name) is not other:
+            return False
+        try:
+            other.to_python(str(segment))
+        except ValueError:
+            return False
+        return True
+
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):
             return self.static.setdefault(route.template, {})
         node = self._root
         for position, segment in enumerate(route.segments):
             if isinstance(segment, str):
-                node = node.static.setdefault(segment, _Node())
+                node = node.static_child(segment)
                 continue
             converter = self._converter(segment, route.template)
             if converter.name == "path" and position == len(route.segments) - 1:
-                methods = node.known_catch_all(segment.name, converter)
-                if methods is None:
-                    methods = {}
-                    node.catch_all.append((segment.name, converter, methods))
-                return methods
+                return node.catch_all_methods(segment.name, converter)
             node = node.child(segment.name, converter)
-        if node.methods is None:
-            node.methods = {}
-        return node.methods
+        return node.own_methods()
 
     def _known_map(self, route: Route) -> MethodMap | None:
         """``_method_map`` of a template registered already; ``None`` where there is none."""
@@ -554,15 +685,23 @@ class RouteTable(Generic[V]):
         return self.lookup_templates(method, path)
 
     def lookup_templates(
-        self, method: str, path: str
+        self, method: str, path: str, instead: str | None = None
     ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
         """``lookup()`` for a caller that found no route for ``method`` in ``static`` already:
-        the templates with parameters are searched; ``allowed`` counts every template."""
+        the templates with parameters are searched; ``allowed`` counts every template.
+
+        ``instead`` is a method whose route answers where none takes ``method`` (``GET`` for a
+        ``HEAD``): the path's own, then the first template's, as ``lookup(instead, path)``
+        would find it.
+        """
         root = self._root
         if not (root.static or root.params or root.catch_all):
             # PERF: no template with parameters (an app of static routes): nothing to search,
             # for the 404 of a scanner's path: 0.9 -> 0.2 us (timeit, 2026-12-05).
             methods = self.static.get(path)
+            found = methods.get(instead) if methods and instead else None
+            if found is not None:
+                return found[1], {}, _NO_METHODS
             return None, {}, methods.keys() if methods else _NO_METHODS
         segments = path[1:].split("/")
         # PERF: first the way a search tries first at each segment (the static child, else the
@@ -570,6 +709,7 @@ class RouteTable(Generic[V]):
         # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.66 us.
         node = root
         params: dict[str, Any] = {}
+        refused: set[_Node] | None = None
         for segment in segments:
             child = node.static.get(segment)
             if child is None and segment:
@@ -577,6 +717,10 @@ class RouteTable(Generic[V]):
                     try:
                         params[name] = to_python(segment)
                     except ValueError:
+                        # NOTE: kept for the search below, which calls no converter twice.
+                        if refused is None:
+                            refused = set()
+                        refused.add(candidate)
                         continue
                     child = candidate
                     break
@@ -588,21 +732,42 @@ class RouteTable(Generic[V]):
             found = methods.get(method) if methods else None
             if found is not None:
                 return found[1], params, _NO_METHODS
-        # NOTE: the first way failed: search every way, in the same order; the first match
-        # with this method wins, else the methods of those that match are collected.
+        return self._searched(method, path, segments, (params, refused or _NO_NODES), instead)
+
+    def _searched(
+        self, method: str, path: str, segments: list[str], first: _FirstWay, instead: str | None
+    ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """Search every way, in the first way's order: the first match with ``method`` wins,
+        else the methods of those that match are collected (and the first with ``instead``
+        kept)."""
         allowed: set[str] = set()
-        for methods, found_params in self._matches(self._root, segments, 0, []):
+        other: tuple[Route, Any] | None = None
+        other_params: list[tuple[str, Any]] = []
+        for methods, found_params in self._matches(self._root, segments, 0, [], first):
             found = methods.get(method)
             if found is not None:
                 return found[1], dict(found_params), _NO_METHODS
+            if other is None and instead is not None and instead in methods:
+                other, other_params = methods[instead], found_params
             allowed.update(methods)
         if methods_static := self.static.get(path):
             allowed.update(methods_static)
+            if instead is not None and instead in methods_static:
+                return methods_static[instead][1], {}, _NO_METHODS
+        if other is not None:
+            return other[1], dict(other_params), _NO_METHODS
         return None, {}, allowed
 
     def _matches(
-        self, node: _Node, segments: list[str], index: int, params: list[tuple[str, Any]]
+        self,
+        node: _Node,
+        segments: list[str],
+        index: int,
+        params: list[tuple[str, Any]],
+        first: _FirstWay | None = None,
     ) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+        # NOTE: first: where the lookup's first way went through ``node`` (None: it did not),
+        # whose conversions are taken as they came out, not made again.
         if index == len(segments):
             if node.methods:
                 yield node.methods, params
@@ -610,24 +775,32 @@ class RouteTable(Generic[V]):
         segment = segments[index]
         child = node.static.get(segment)
         if child is not None:
-            yield from self._matches(child, segments, index + 1, params)
-        if segment:
-            for name, converter, child in node.params:
-                try:
-                    value = converter.to_python(segment)
-                except ValueError:
-                    continue
-                yield from self._matches(child, segments, index + 1, [*params, (name, value)])
-        if not node.catch_all:
-            return  # PERF: the rest of the path is joined only where a {name:path} may take it.
-        rest = "/".join(segments[index:])
-        if rest:
-            for name, converter, methods in node.catch_all:
-                try:
-                    value = converter.to_python(rest)
-                except ValueError:
-                    continue
-                yield methods, [*params, (name, value)]
+            yield from self._matches(child, segments, index + 1, params, first)
+            first = None  # NOTE: the first way took the static child, and no parameter here.
+        if segment and node.params:
+            values, refused = first or _OFF_THE_FIRST_WAY
+            params_ahead = node.params
+            if len(params_ahead) >= _MANY:
+                # NOTE: the first way's parameter kept, so that it is still the first one
+                # its converter did not refuse.
+                kept = _taken(node, refused) if first is not None else None
+                params_ahead = node.ahead_of(segments, index, kept)
+            for name, converter, child in params_ahead:
+                if first is not None:
+                    if child in refused:
+                        continue
+                    # NOTE: the first parameter that converted: the one the first way took.
+                    value, way, first = values[name], first, None
+                else:
+                    try:
+                        value = converter.to_python(segment)
+                    except ValueError:
+                        continue
+                    way = None
+                yield from self._matches(child, segments, index + 1, [*params, (name, value)], way)
+        if node.catch_all:
+            # PERF: the rest of the path is joined only where a {name:path} may take it.
+            yield from _rest_matches(node, "/".join(segments[index:]), params)
 
     def __iter__(self) -> Iterator[Route]:
         seen: dict[int, Route] = {}
@@ -647,6 +820,35 @@ class RouteTable(Generic[V]):
                 yield methods
             stack.extend(node.static.values())
             stack.extend(child for _, _, child in node.params)
+
+
+def _following(segments: Sequence[Segment]) -> str | None:
+    """What comes after a template's segment, as ``_Node.positions_ahead`` takes it."""
+    if not segments:
+        return None
+    return segments[0] if isinstance(segments[0], str) else _GOES_ON
+
+
+def _taken(node: _Node, refused: AbstractSet[_Node]) -> _Node | None:
+    """The parameter's node that the lookup's first way took from ``node``: the first whose
+    converter did not refuse the segment (``None``: all did)."""
+    for _, _, child in node.params:
+        if child not in refused:
+            return child
+    return None
+
+
+def _rest_matches(
+    node: _Node, rest: str, params: list[tuple[str, Any]]
+) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+    """The matches of ``node``'s ``{name:path}`` parameters, which take ``rest``."""
+    if rest:
+        for name, converter, methods in node.catch_all:
+            try:
+                value = converter.to_python(rest)
+            except ValueError:
+                continue
+            yield methods, [*params, (name, value)]
 
 
 class RouteClash(ValueError):

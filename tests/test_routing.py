@@ -576,6 +576,19 @@ def test_a_route_shadowed_by_one_of_the_same_shape_is_refused(first: str, second
         app.include(router)
 
 
+def test_a_shadowed_route_whose_branch_comes_first_names_the_other_one_unreached() -> None:
+    # NOTE: /{b}/z goes into the branch of /{b}/x/y, tried before that of /{a}/z: added, it
+    # would take the requests of /{a}/z, which the message said would take its own.
+    app = App()
+    app.get("/{b}/x/y", name="r0")(_handler)
+    app.get("/{a}/z", name="r1")(_handler)
+    first = r"^GET /\{a\}/z \('r1'\) would never be reached: /\{b\}/z \('r2'\) matches"
+    with pytest.raises(ValueError, match=first):
+        app.get("/{b}/z", name="r2")(_handler)
+    with pytest.raises(ValueError, match=r"^GET /\{c\}/z \('r3'\) is never reached: /\{a\}/z"):
+        app.get("/{c}/z", name="r3")(_handler)
+
+
 def test_a_websocket_clash_is_named_as_one() -> None:
     # NOTE: it was named "GET /ws/{b}", a route the app never wrote.
     app = App()
@@ -600,6 +613,16 @@ def test_a_websocket_clash_is_named_as_one() -> None:
         (["/u/{a}/{rest:path}", "/u/{b:int}/x/y"], "/u/{b:int}/x/y", "/u/{a}/{rest:path}"),
         # NOTE: the str route is added last, but its branch, made by the first, is tried first.
         (["/u/{a}/posts", "/u/{b:int}", "/u/{a}"], "/u/{b:int}", "/u/{a}"),
+        # NOTE: a literal segment that an earlier branch's built-in converter takes: /u/5/7
+        # went to {n:int}, with the literal 7 never looked at.
+        (["/u/{a}/{n:int}", "/u/{b:int}/7"], "/u/{b:int}/7", "/u/{a}/{n:int}"),
+        (["/u/{a}/{n:int}/x", "/u/{b}/007/x"], "/u/{b}/007/x", "/u/{a}/{n:int}/x"),
+        (["/u/{a}/{x:float}/x", "/u/{b}/2.5/x"], "/u/{b}/2.5/x", "/u/{a}/{x:float}/x"),
+        (
+            ["/u/{a}/{id:uuid}", "/u/{b}/12345678-1234-5678-1234-567812345678"],
+            "/u/{b}/12345678-1234-5678-1234-567812345678",
+            "/u/{a}/{id:uuid}",
+        ),
     ],
 )
 def test_a_route_a_broader_one_takes_every_request_of_is_refused(
@@ -624,6 +647,18 @@ def test_a_route_a_broader_one_takes_every_request_of_is_refused(
         ["/u/{a:path}", "/u/{b:int}"],
         ["/u/{a}/{b:int}", "/u/{c:int}/{d}"],
         ["/u/{a:int}", "/u/{b:uuid}"],
+        # NOTE: literals that the earlier branch's converter refuses.
+        ["/u/{a}/{n:int}", "/u/{b}/x"],
+        ["/u/{a}/{n:int}", "/u/{b}/-1"],
+        ["/u/{a}/{n:int}", "/u/{b}/+1"],
+        ["/u/{a}/{x:float}", "/u/{b}/1e5"],
+        ["/u/{a}/{x:float}", "/u/{b}/" + "9" * 400],
+        ["/u/{a}/{n:int}", "/u/{b}/" + "9" * 5000],  # NOTE: past int()'s 4,300 digits.
+        ["/u/{a}/{id:uuid}", "/u/{b}/12345678123456781234567812345678"],
+        ["/u/{a}/{n:int}/x", "/u/{b}/7/y"],
+        # NOTE: a float route does not take every integer: those past a float's range (above
+        # 1.8e308, 309 nines say) reach an int route after it (see the test below).
+        ["/u/{x:float}", "/u/{n:int}"],
     ],
 )
 def test_routes_that_each_get_requests_are_kept(
@@ -633,6 +668,39 @@ def test_routes_that_each_get_requests_are_kept(
     for index, template in enumerate(templates):
         app.get(template, name=f"r{index}")(_handler)
     make_client(app).get("/")  # NOTE: compiles the app, which checks the routes.
+
+
+def test_a_route_refused_at_registration_leaves_no_branch_behind(make_client: MakeClient) -> None:
+    # NOTE: the refused /u/{b} left its empty branch before the int one; /u/{b}/y, added later,
+    # went into it, and the startup check, reading that order, refused /u/{n:int}/y, which
+    # the plan (made from the routes registered) tries first.
+    app = App()
+    app.get("/u/{a}", name="a")(lambda request, a: "a")
+    with pytest.raises(ValueError, match="never reached"):
+        app.get("/u/{b}", name="b")(lambda request, b: "b")
+    app.get("/u/{n:int}/y", name="n")(lambda request, n: "n")
+    app.get("/u/{b}/y", name="by")(lambda request, b: "by")
+    client = make_client(app)
+    assert (client.get("/u/5/y").text, client.get("/u/z/y").text) == ("n", "by")
+    table = make_table(make_route("/v/{a}", name="a"))
+    for template, clash in [("/v/{b}", "never reached"), ("/v/{a}", "registered twice")]:
+        with pytest.raises(ValueError, match=clash):
+            table.add(make_route(template, name="b"), make_route(template, name="b"))
+    with pytest.raises(ValueError, match="unknown converter"):
+        table.add(make_route("/w/{c}/{d:nope}"), make_route("/w/{c}/{d:nope}"))
+    assert (len(table._root.static["v"].params), list(table._root.static)) == (1, ["v"])
+
+
+def test_an_int_route_after_a_float_route_takes_the_integers_a_float_cannot_hold(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+    app.get("/n/{x:float}", name="by_float")(lambda request, x: f"float {x}")
+    app.get("/n/{n:int}", name="by_int")(lambda request, n: f"int {n % 1000}")
+    client = make_client(app)
+    assert client.get("/n/7").text == "float 7.0"
+    assert client.get("/n/" + "9" * 308).text == "float 1e+308"
+    assert client.get("/n/" + "9" * 309).text == "int 999"
 
 
 def test_a_route_a_broader_one_takes_for_another_method_only_is_kept(

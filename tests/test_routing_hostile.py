@@ -129,6 +129,55 @@ def test_a_head_runs_the_converter_once_as_a_get_does(make_client: MakeClient, m
     assert calls == ["u1"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("OPTIONS", "/users/u1", 204, "GET, HEAD, OPTIONS"),
+        ("DELETE", "/users/u1", 405, "GET, HEAD, OPTIONS"),
+        ("GET", "/users/x1", 404, None),
+        ("OPTIONS", "/users/x1", 404, None),
+    ],
+)
+def test_a_refusal_or_an_automatic_options_runs_the_converter_once(
+    make_client: MakeClient, method: str, path: str, status: int, allow: str | None
+) -> None:
+    # NOTE: the first way, then every way, each called the converter; an automatic OPTIONS
+    # answer then looked the path up again for its Allow: four calls for one OPTIONS.
+    calls: list[str] = []
+    response = make_client(_counting_app(calls)).request(method, path)
+    assert (response.status_code, response.headers.get("allow")) == (status, allow)
+    assert calls == [path.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("HEAD", "/users/u1/posts", 200), ("HEAD", "/users/u1", 200), ("HEAD", "/users/x1", 404)],
+)
+def test_a_head_runs_the_converter_once_where_a_template_takes_head_itself(
+    make_client: MakeClient, method: str, path: str, status: int
+) -> None:
+    # NOTE: the templates were searched for HEAD (twice: the first way, then every way), then
+    # for GET (the first way again).
+    calls: list[str] = []
+    response = make_client(_counting_app(calls, own_head=True)).request(method, path)
+    assert response.status_code == status
+    assert calls == [path.split("/")[2]]
+
+
+@pytest.mark.parametrize(("path", "status", "converted"), [("/u1/t19", 200, 2), ("/u1/x", 404, 1)])
+def test_many_parameters_at_one_segment_are_tried_only_where_the_path_goes_on(
+    make_client: MakeClient, path: str, status: int, converted: int
+) -> None:
+    # NOTE: a parameter each, /{a0:user}/t0 ... /{a19:user}/t19: every branch was tried (the
+    # converter called 21 times), where only the last goes on with /t19, and none with /x.
+    calls: list[str] = []
+    app = _counting_app(calls)
+    for index in range(20):
+        app.get(f"/{{a{index}:user}}/t{index}", name=f"t{index}")(lambda request, **_: "t")
+    response = make_client(app).get(path)
+    assert (response.status_code, len(calls)) == (status, converted)
+
+
 def test_a_template_that_takes_head_itself_still_answers_it(make_client: MakeClient) -> None:
     client = make_client(_counting_app([], own_head=True))
     assert client.head("/users/u1/posts").headers["content-length"] == str(len("own HEAD"))
