@@ -16,6 +16,7 @@ from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, StartupSteps, endpoint
 from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
+from ._route_table import RouteClash, RouteTable
 from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import (
     Router,
@@ -27,8 +28,6 @@ from ._router import (
 )
 from ._routing import (
     Route,
-    RouteClash,
-    RouteTable,
     check_arguments,
     check_call,
     check_colour,

@@ -18,7 +18,8 @@ from ._effects import Colored, Lifespan
 from ._errors import HTTPError, refused, report_unhandled, status_of
 from ._limits import Limits
 from ._request import logged_path
-from ._routing import Route, RouteTable
+from ._route_table import RouteTable
+from ._routing import Route
 from ._types import AppLike
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from microweb import App, Limits, Request, Response
-from microweb._routing import RouteTable
+from microweb._route_table import RouteTable
 from microweb._wsgi import WSGIDriver
 from microweb.testing import TestClient
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from microweb import App, _routing
+from microweb import App, _route_table
 from microweb._plan import Plan
 from microweb._route_templates import BUILTIN_CONVERTERS, Converter, Param
 from microweb._routing import Route
@@ -254,12 +254,12 @@ def _check_lookups(plan: Plan, routes: list[Route], rng: random.Random) -> None:
             assert _routed(plan, method, path) == expected, (routes, method, path)
 
 
-@pytest.mark.parametrize(("seed", "many"), [(0, _routing._MANY), (1, 1)])
+@pytest.mark.parametrize(("seed", "many"), [(0, _route_table._MANY), (1, 1)])
 def test_a_lookup_finds_what_the_brute_force_reference_finds(
     monkeypatch: pytest.MonkeyPatch, seed: int, many: int
 ) -> None:
     # NOTE: many=1: every node is searched through its ahead map, however few its parameters.
-    monkeypatch.setattr(_routing, "_MANY", many)
+    monkeypatch.setattr(_route_table, "_MANY", many)
     _, refused = _check(_route_sets(ROUTE_SETS, seed), random.Random(seed + 1000))
     assert refused > ROUTE_SETS // 100  # NOTE: the startup check was tried too.
 

@@ -1,0 +1,600 @@
+"""Route lookup: ``RouteTable``, and the startup check that refuses routes never reached.
+
+Lookup cost does not grow with the number of routes: static paths are one dict lookup, and dynamic
+templates live in a trie keyed by path segment, so a request walks only the branches its own
+segments select.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any, Generic, TypeVar
+
+from ._route_templates import BUILTIN_CONVERTERS, PLAIN_SEGMENT_NAMES, Converter, Param, Segment
+from ._routing import Route
+
+V = TypeVar("V")
+
+_NO_METHODS: AbstractSet[str] = frozenset()
+
+# NOTE: each method of a template maps to its route and the value the table holds for it.
+MethodMap = dict[str, tuple[Route, Any]]
+
+
+# NOTE: keys of _Node.ahead that no segment can be, since none holds a "/".
+_GOES_ON = "/"
+_ENDS = "//"
+# PERF: a node of this many parameters or more is searched through its ahead map: a 404 among
+# 2,000 routes /{a1}/t1 ... /{a2000}/t2000 (a name each) tried every branch, 1,045 -> 3.1 us
+# (timeit, 2026-12-05). Below it, the map gains little: four, /u/{a0}/t0 ... /u/{a3}/t3,
+# a 404 3.9 -> 3.4 us through it, the last route 4.9 -> 5.2 us.
+_MANY = 8
+
+
+class _Node:
+    __slots__ = (
+        "ahead",
+        "catch_all",
+        "converting",
+        "methods",
+        "named",
+        "params",
+        "parent",
+        "position",
+        "static",
+    )
+
+    def __init__(self, parent: _Node | None = None, position: int = -1) -> None:
+        self.static: dict[str, _Node] = {}
+        self.params: list[tuple[str, Converter, _Node]] = []
+        # NOTE: params with each converter's to_python, for the lookup's first way.
+        self.converting: list[tuple[str, Callable[[str], Any], _Node]] = []
+        self.catch_all: list[tuple[str, Converter, MethodMap]] = []
+        self.methods: MethodMap | None = None
+        # NOTE: the params' nodes by name and converter; and for a param's node, the node it
+        # is a param of, and its position there.
+        self.named: dict[tuple[str, int], _Node] = {}
+        self.parent = parent
+        self.position = position
+        # NOTE: which params (by position, in order) have a node that goes on with a literal
+        # (by its text), with a parameter (_GOES_ON), or where a route ends (_ENDS): the only
+        # ones a path can match through, its next segment known.
+        self.ahead: dict[str, list[int]] = {}
+
+    def known_child(self, name: str, converter: Converter) -> _Node | None:
+        return self.named.get((name, id(converter)))
+
+    def known_catch_all(self, name: str, converter: Converter) -> MethodMap | None:
+        for known_name, known, methods in self.catch_all:
+            if known_name == name and known is converter:
+                return methods
+        return None
+
+    def child(self, name: str, converter: Converter) -> _Node:
+        node = self.known_child(name, converter)
+        if node is not None:
+            return node
+        if not (self.params or self.catch_all):
+            self.tell_up(_GOES_ON)
+        node = self.named[name, id(converter)] = _Node(self, len(self.params))
+        self.params.append((name, converter, node))
+        self.converting.append((name, converter.to_python, node))
+        return node
+
+    def static_child(self, segment: str) -> _Node:
+        node = self.static.get(segment)
+        if node is None:
+            self.tell_up(segment)
+            node = self.static[segment] = _Node()
+        return node
+
+    def catch_all_methods(self, name: str, converter: Converter) -> MethodMap:
+        methods = self.known_catch_all(name, converter)
+        if methods is None:
+            if not (self.params or self.catch_all):
+                self.tell_up(_GOES_ON)
+            methods = {}
+            self.catch_all.append((name, converter, methods))
+        return methods
+
+    def own_methods(self) -> MethodMap:
+        if self.methods is None:
+            self.tell_up(_ENDS)
+            self.methods = {}
+        return self.methods
+
+    def tell_up(self, key: str) -> None:
+        """Note in the parent's ``ahead`` that this param's node now has ``key``."""
+        if self.parent is not None:
+            bisect.insort(self.parent.ahead.setdefault(key, []), self.position)
+
+    def positions_ahead(self, following: str | None) -> Sequence[int]:
+        """The positions (in order) of the params whose node may go on with ``following``:
+        a literal segment, a parameter (``_GOES_ON``), or none (``None``: ends there)."""
+        if following is None:
+            return self.ahead.get(_ENDS, _NO_POSITIONS)
+        positions = self.ahead.get(following, _NO_POSITIONS)
+        going = self.ahead.get(_GOES_ON, _NO_POSITIONS)
+        if not going or positions is going:
+            return positions
+        return sorted({*positions, *going}) if positions else going
+
+    def ahead_of(
+        self, segments: list[str], index: int, kept: _Node | None
+    ) -> list[tuple[str, Converter, _Node]]:
+        """The params (in order) through which a path of ``segments`` may match, at
+        ``index``: those whose node goes on with its next segment, or ends with the path;
+        and the one whose node is ``kept``."""
+        following = segments[index + 1] if index + 1 < len(segments) else None
+        positions = self.positions_ahead(following)
+        if kept is not None and kept.position not in positions:
+            positions = sorted({*positions, kept.position})
+        return [self.params[position] for position in positions]
+
+
+_NO_POSITIONS: list[int] = []
+
+
+# NOTE: what the lookup's first way converted: the values of the parameters it took, and the
+# parameters (by their nodes) whose converter refused the segment.
+_FirstWay = tuple[dict[str, Any], AbstractSet["_Node"]]
+_NO_NODES: AbstractSet[_Node] = frozenset()
+_OFF_THE_FIRST_WAY: _FirstWay = ({}, _NO_NODES)
+
+
+# NOTE: a template's segments with each parameter's name left out: (converter,) in its place.
+Shape = tuple[str | tuple[str], ...]
+
+
+class RouteTable(Generic[V]):
+    """Routes of one kind (HTTP or WebSocket), ready for lookup.
+
+    Each route comes with a value, which ``lookup`` returns: the route itself in an app's
+    registry, the compiled endpoint in a plan.
+    """
+
+    def __init__(self, converters: Mapping[str, Converter]) -> None:
+        self._converters = converters
+        # NOTE: the routes without parameters, by template then method; read by Plan.match
+        # first, and by lookup().
+        self.static: dict[str, MethodMap] = {}
+        self._root = _Node()
+        # NOTE: the routes with parameters by shape (the template with each parameter's name
+        # left out) then method: one of the same shape and method as another is never reached.
+        self._shapes: dict[Shape, dict[str, Route]] = {}
+        # NOTE: how many routes were added: none, and a lookup can find nothing.
+        self.size = 0
+        # NOTE: whether a template with parameters takes HEAD itself: without one, a HEAD is
+        # looked up as a GET at once.
+        self.template_heads = False
+
+    def add(self, route: Route, value: V) -> None:
+        """Add ``route``, for which ``lookup`` returns ``value``.
+
+        Raises:
+            ValueError: If the same method and template are already registered, or a converter is
+                unknown.
+        """
+        # NOTE: checked before a node is made: a refused route's empty branch, first among the
+        # parameters of its segment, took the place in the lookup of the next route to use it.
+        shape = self.check(route)
+        methods = self._method_map(route)
+        shaped = self._shapes.setdefault(shape, {}) if shape is not None else {}
+        for method in route.methods:
+            methods[method] = (route, value)
+            shaped[method] = route
+        self.size += 1
+        self.template_heads = self.template_heads or (shape is not None and "HEAD" in route.methods)
+
+    def check(self, route: Route) -> Shape | None:
+        """Raise as ``add`` would for ``route``, adding nothing (no node either); return its
+        shape (``None`` for a template without parameters).
+
+        Raises:
+            ValueError: If the same method and template are already registered, or a converter is
+                unknown.
+        """
+        for segment in route.segments:
+            if isinstance(segment, Param):
+                self._converter(segment, route.template)
+        _refuse_twice(self._known_map(route) or {}, route)
+        return self._refuse_shadowed(route)
+
+    def _refuse_shadowed(self, route: Route) -> Shape | None:
+        """Raise ``RouteClash`` if a route of another template with the same shape (only its
+        parameters' names differ) has one of ``route``'s methods; return the shape (``None``
+        for a template without parameters)."""
+        shape = tuple(s if isinstance(s, str) else (s.converter,) for s in route.segments)
+        if all(isinstance(s, str) for s in shape):
+            return None
+        shaped = self._shapes.get(shape, {})
+        for method in route.methods:
+            known = shaped.get(method)
+            if known is not None and known.template != route.template:
+                # NOTE: a request that matches one matches the other, and the first one wins:
+                # the second handler was never called, without a word (review167).
+                first, second = (known, route)
+                if self._tried_before(route, known):
+                    first, second = route, known  # NOTE: it was named the one never reached.
+                raise RouteClash(
+                    f"{_what(method, second)} {second.template} ({second.name!r}) "
+                    f"{'is never' if second is route else 'would never be'} reached: "
+                    f"{first.template} ({first.name!r}) matches the same requests first; only "
+                    "their parameters' names differ",
+                    (known, route),
+                )
+        return shape
+
+    def _tried_before(self, route: Route, known: Route) -> bool:
+        """Tell whether ``route``, of the shape of ``known`` (added), would be tried first: its
+        branch, where their names first differ, made by a route before ``known``'s."""
+        node = self._root
+        for segment, other in zip(route.segments, known.segments, strict=True):
+            if isinstance(segment, str) or isinstance(other, str):
+                node = node.static[str(segment)]
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path":
+                return False  # NOTE: last: a {name:path} of its own is tried after the known's.
+            if segment.name != other.name:
+                own = node.named.get((segment.name, id(converter)))
+                known_branch = node.named[other.name, id(converter)]
+                return own is not None and own.position < known_branch.position
+            node = node.named[segment.name, id(converter)]
+        return False
+
+    def refuse_unreached(self) -> None:
+        """Raise ``RouteClash`` for a route that a route found before it in every lookup takes
+        all the requests of, for one of its methods.
+
+        Parameters are tried in the order they were added, so ``/users/{name}`` added before
+        ``/users/{id:int}`` takes every request of the ``int`` route: a ``str`` parameter takes
+        whatever any one-segment converter takes. Checked once every route is in, since a route
+        added later can come first in the lookup (a node of its template made before).
+
+        Raises:
+            RouteClash: For the first such route, naming the one that takes its requests.
+        """
+        for route in self:
+            if not any(isinstance(segment, Param) for segment in route.segments):
+                continue  # NOTE: looked up first, by its path alone.
+            for method in sorted(route.methods):
+                first = self._first_over(route, method)
+                if first is not None:
+                    raise RouteClash(
+                        f"{_what(method, route)} {route.template} ({route.name!r}) is never "
+                        f"reached: {first.template} ({first.name!r}) matches every request it "
+                        "would, and is tried first (a segment's parameters are tried in the "
+                        "order routes first used them): add the route with the narrower "
+                        "converter first",
+                        (first, route),
+                    )
+
+    def _first_over(self, route: Route, method: str) -> Route | None:
+        """The route the lookup finds for ``method`` before ``route``, for every request that
+        ``route`` matches; ``None`` where some request reaches ``route``."""
+        node, last = self._root, len(route.segments) - 1
+        for position, segment in enumerate(route.segments):
+            if isinstance(segment, str):
+                node = node.static[segment]
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path" and position == last:
+                # NOTE: a {name:path} at the end is tried after the node's parameters, which
+                # take one segment only; one of the same shape is refused when it is added.
+                return None
+            rest = route.segments[position + 1 :]
+            own = node.named[segment.name, id(converter)]
+            for before in node.positions_ahead(_following(rest)):
+                if before >= own.position:
+                    break  # NOTE: the route's own branch: the ones after it come later.
+                _, other, child = node.params[before]
+                if self._covers(other, segment, converter):
+                    first = self._covering(child, rest, method)
+                    if first is not None:
+                        return first
+            node = own
+        return None
+
+    def _covering(self, node: _Node, segments: Sequence[Segment], method: str) -> Route | None:
+        """A route in ``node``'s branch that matches, for ``method``, every path that
+        ``segments`` match (one branch of it; ``None`` where none is found so)."""
+        if not segments:
+            found = node.methods.get(method) if node.methods else None
+            return found[0] if found is not None else None
+        segment, rest = segments[0], segments[1:]
+        if isinstance(segment, str):
+            child = node.static.get(segment)
+            first = self._covering(child, rest, method) if child is not None else None
+            if first is not None or not (segment or rest):
+                return first  # NOTE: an empty last segment is nobody's: no path's end.
+            converter = None
+        else:
+            converter = self._converter(segment, "")
+        if segment and (converter is None or converter.name != "path" or rest):
+            # NOTE: an empty segment is no parameter's.
+            for _, other, child in node.params:
+                if self._covers(other, segment, converter):
+                    first = self._covering(child, rest, method)
+                    if first is not None:
+                        return first
+        for _, _, methods in node.catch_all:
+            # NOTE: a {name:path} takes whatever is left, one segment or more, an empty one
+            # with those after it ("/a//x" is "/x" to one after "/a").
+            found = methods.get(method)
+            if found is not None:
+                return found[0]
+        return None
+
+    def _covers(self, other: Converter, segment: Segment, converter: Converter | None) -> bool:
+        """Tell whether a parameter of ``other`` takes every segment that ``segment`` (of
+        ``converter``, ``None`` for a literal) matches, for certain.
+
+        A ``str`` parameter takes whatever another converter takes, and a built-in converter
+        the literals it converts. Another relation is no certain one: ``float`` takes no
+        integer past a float's range (1.8e308), which ``int`` does; and what a custom
+        converter takes is unknown.
+        """
+        if other is converter or other is self._converters["str"]:
+            return True
+        if converter is not None or BUILTIN_CONVERTERS.get(other.name) is not other:
+            return False
+        try:
+            other.to_python(str(segment))
+        except ValueError:
+            return False
+        return True
+
+    def _method_map(self, route: Route) -> MethodMap:
+        if not any(isinstance(s, Param) for s in route.segments):
+            return self.static.setdefault(route.template, {})
+        node = self._root
+        for position, segment in enumerate(route.segments):
+            if isinstance(segment, str):
+                node = node.static_child(segment)
+                continue
+            converter = self._converter(segment, route.template)
+            if converter.name == "path" and position == len(route.segments) - 1:
+                return node.catch_all_methods(segment.name, converter)
+            node = node.child(segment.name, converter)
+        return node.own_methods()
+
+    def _known_map(self, route: Route) -> MethodMap | None:
+        """``_method_map`` of a template registered already; ``None`` where there is none."""
+        if not any(isinstance(s, Param) for s in route.segments):
+            return self.static.get(route.template)
+        node = self._root
+        for position, segment in enumerate(route.segments):
+            if isinstance(segment, str):
+                found = node.static.get(segment)
+            else:
+                converter = self._converter(segment, route.template)
+                if converter.name == "path" and position == len(route.segments) - 1:
+                    return node.known_catch_all(segment.name, converter)
+                found = node.known_child(segment.name, converter)
+            if found is None:
+                return None
+            node = found
+        return node.methods
+
+    def _converter(self, param: Param, template: str) -> Converter:
+        try:
+            return self._converters[param.converter]
+        except KeyError:
+            known = ", ".join(sorted(self._converters))
+            advice = "register it with app.add_converter()"
+            if param.converter in PLAIN_SEGMENT_NAMES:
+                # NOTE: Flask's <string:name>, written in braces, is our plain {name}.
+                advice = f"a segment of any text is written {{{param.name}}}, with no converter"
+            raise ValueError(
+                f"route template {template!r} uses unknown converter {param.converter!r} "
+                f"(known: {known}); {advice}"
+            ) from None
+
+    def lookup(self, method: str, path: str) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """Find the route for ``method`` and ``path``.
+
+        Returns:
+            ``(value, params, allowed)``: the route's value and its converted parameters, or
+            ``None`` with the methods of every template that matches the path (empty: no
+            template does).
+        """
+        methods = self.static.get(path)
+        if methods is not None:
+            found = methods.get(method)
+            if found is not None:
+                return found[1], {}, _NO_METHODS
+        return self.lookup_templates(method, path)
+
+    def lookup_templates(
+        self, method: str, path: str, instead: str | None = None
+    ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """``lookup()`` for a caller that found no route for ``method`` in ``static`` already:
+        the templates with parameters are searched; ``allowed`` counts every template.
+
+        ``instead`` is a method whose route answers where none takes ``method`` (``GET`` for a
+        ``HEAD``): the path's own, then the first template's, as ``lookup(instead, path)``
+        would find it.
+        """
+        root = self._root
+        if not (root.static or root.params or root.catch_all):
+            # PERF: no template with parameters (an app of static routes): nothing to search,
+            # for the 404 of a scanner's path: 0.9 -> 0.2 us (timeit, 2026-12-05).
+            methods = self.static.get(path)
+            found = methods.get(instead) if methods and instead else None
+            if found is not None:
+                return found[1], {}, _NO_METHODS
+            return None, {}, methods.keys() if methods else _NO_METHODS
+        segments = path[1:].split("/")
+        # PERF: first the way a search tries first at each segment (the static child, else the
+        # first parameter that converts), in a loop: the last of 1,000 routes in 0.92 us
+        # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.66 us.
+        node = root
+        params: dict[str, Any] = {}
+        refused: set[_Node] | None = None
+        for segment in segments:
+            child = node.static.get(segment)
+            if child is None and segment:
+                for name, to_python, candidate in node.converting:
+                    try:
+                        params[name] = to_python(segment)
+                    except ValueError:
+                        # NOTE: kept for the search below, which calls no converter twice.
+                        if refused is None:
+                            refused = set()
+                        refused.add(candidate)
+                        continue
+                    child = candidate
+                    break
+            if child is None:
+                break
+            node = child
+        else:
+            methods = node.methods
+            found = methods.get(method) if methods else None
+            if found is not None:
+                return found[1], params, _NO_METHODS
+        return self._searched(method, path, segments, (params, refused or _NO_NODES), instead)
+
+    def _searched(
+        self, method: str, path: str, segments: list[str], first: _FirstWay, instead: str | None
+    ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """Search every way, in the first way's order: the first match with ``method`` wins,
+        else the methods of those that match are collected (and the first with ``instead``
+        kept)."""
+        allowed: set[str] = set()
+        other: tuple[Route, Any] | None = None
+        other_params: list[tuple[str, Any]] = []
+        for methods, found_params in self._matches(self._root, segments, 0, [], first):
+            found = methods.get(method)
+            if found is not None:
+                return found[1], dict(found_params), _NO_METHODS
+            if other is None and instead is not None and instead in methods:
+                other, other_params = methods[instead], found_params
+            allowed.update(methods)
+        if methods_static := self.static.get(path):
+            allowed.update(methods_static)
+            if instead is not None and instead in methods_static:
+                return methods_static[instead][1], {}, _NO_METHODS
+        if other is not None:
+            return other[1], dict(other_params), _NO_METHODS
+        return None, {}, allowed
+
+    def _matches(
+        self,
+        node: _Node,
+        segments: list[str],
+        index: int,
+        params: list[tuple[str, Any]],
+        first: _FirstWay | None = None,
+    ) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+        # NOTE: first: where the lookup's first way went through ``node`` (None: it did not),
+        # whose conversions are taken as they came out, not made again.
+        if index == len(segments):
+            if node.methods:
+                yield node.methods, params
+            return
+        segment = segments[index]
+        child = node.static.get(segment)
+        if child is not None:
+            yield from self._matches(child, segments, index + 1, params, first)
+            first = None  # NOTE: the first way took the static child, and no parameter here.
+        if segment and node.params:
+            values, refused = first or _OFF_THE_FIRST_WAY
+            params_ahead = node.params
+            if len(params_ahead) >= _MANY:
+                # NOTE: the first way's parameter kept, so that it is still the first one
+                # its converter did not refuse.
+                kept = _taken(node, refused) if first is not None else None
+                params_ahead = node.ahead_of(segments, index, kept)
+            for name, converter, child in params_ahead:
+                if first is not None:
+                    if child in refused:
+                        continue
+                    # NOTE: the first parameter that converted: the one the first way took.
+                    value, way, first = values[name], first, None
+                else:
+                    try:
+                        value = converter.to_python(segment)
+                    except ValueError:
+                        continue
+                    way = None
+                yield from self._matches(child, segments, index + 1, [*params, (name, value)], way)
+        if node.catch_all:
+            # PERF: the rest of the path is joined only where a {name:path} may take it.
+            yield from _rest_matches(node, "/".join(segments[index:]), params)
+
+    def __iter__(self) -> Iterator[Route]:
+        seen: dict[int, Route] = {}
+        for methods in self._all_method_maps():
+            for route, _ in methods.values():
+                seen.setdefault(id(route), route)
+        return iter(seen.values())
+
+    def _all_method_maps(self) -> Iterator[MethodMap]:
+        yield from self.static.values()
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.methods:
+                yield node.methods
+            for _, _, methods in node.catch_all:
+                yield methods
+            stack.extend(node.static.values())
+            stack.extend(child for _, _, child in node.params)
+
+
+def _following(segments: Sequence[Segment]) -> str | None:
+    """What comes after a template's segment, as ``_Node.positions_ahead`` takes it."""
+    if not segments:
+        return None
+    return segments[0] if isinstance(segments[0], str) else _GOES_ON
+
+
+def _taken(node: _Node, refused: AbstractSet[_Node]) -> _Node | None:
+    """The parameter's node that the lookup's first way took from ``node``: the first whose
+    converter did not refuse the segment (``None``: all did)."""
+    for _, _, child in node.params:
+        if child not in refused:
+            return child
+    return None
+
+
+def _rest_matches(
+    node: _Node, rest: str, params: list[tuple[str, Any]]
+) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+    """The matches of ``node``'s ``{name:path}`` parameters, which take ``rest``."""
+    if rest:
+        for name, converter, methods in node.catch_all:
+            try:
+                value = converter.to_python(rest)
+            except ValueError:
+                continue
+            yield methods, [*params, (name, value)]
+
+
+class RouteClash(ValueError):
+    """A method and template registered twice; ``routes`` holds the first and the second."""
+
+    def __init__(self, message: str, routes: tuple[Route, Route]) -> None:
+        super().__init__(message)
+        self.routes = routes
+
+
+def _refuse_twice(methods: MethodMap, route: Route) -> None:
+    for method in route.methods:
+        if method in methods:
+            known = methods[method][0]
+            raise RouteClash(
+                f"{_what(method, route)} {route.template} is registered twice ({known.name!r} "
+                f"and {route.name!r})",
+                (known, route),
+            )
+
+
+def _what(method: str, route: Route) -> str:
+    """How a clash names ``route``'s kind: its method, or ``WebSocket`` (whose GET is the
+    handshake, not a route of the app's own)."""
+    return "WebSocket" if route.kind == "websocket" else method
