@@ -139,7 +139,7 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
     """Answer ``exc`` with ``handler``: return its response and ``exc``, or ``None`` and the
     error the handler raised, which the default answer is for."""
     try:
-        result = yield from call(handler.target, request, exc)
+        result = yield from call(_handling(handler.target, exc), request, exc)
         response = _error_value(request, result, exc, handler.key)
     except Exception as failure:
         left = _left(failure)
@@ -161,6 +161,35 @@ def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> 
     # NOTE: out of the except clause: raised in it, a group's own ClientDisconnect got the
     # group as its context, a cycle through the group's exceptions.
     raise left
+
+
+def _handling(target: Colored, exc: Exception) -> Colored:
+    """Return ``target`` to be called with ``exc`` as the exception being handled, as Flask and
+    Starlette call their error handlers: ``sys.exc_info()`` and ``logger.exception()`` in it
+    see ``exc`` (under ASGI they did for a def route's def handler alone; elsewhere "NoneType:
+    None"), and an error it raises has ``exc`` as its ``__context__``."""
+    fn = target.fn
+    if target.is_async:
+
+        async def handling_async(*args: Any, **kwargs: Any) -> Any:
+            raised = exc.__traceback__
+            try:
+                raise exc
+            except Exception:
+                exc.__traceback__ = raised  # NOTE: as it was raised, no frame of ours added.
+                return await fn(*args, **kwargs)
+
+        return Colored(handling_async, True, target.offload)
+
+    def handling(*args: Any, **kwargs: Any) -> Any:
+        raised = exc.__traceback__
+        try:
+            raise exc
+        except Exception:
+            exc.__traceback__ = raised
+            return fn(*args, **kwargs)
+
+    return Colored(handling, False, target.offload)
 
 
 def _left(failure: Exception) -> ClientDisconnect | None:

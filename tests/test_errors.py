@@ -447,6 +447,45 @@ def test_status_handler_also_handles_router_404(make_client: MakeClient, colour:
     assert seen == [404, 404]
 
 
+@pytest.mark.parametrize("handler_colour", ["sync", "async"])
+def test_an_error_handler_runs_with_the_error_as_the_one_being_handled(
+    make_client: MakeClient, colour: str, handler_colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: sys.exc_info(), and so logger.exception(), named the error only under ASGI for a
+    # def route and handler, and nothing elsewhere ("NoneType: None" in the log line).
+    app = App()
+
+    def seen(request: Request, exc: Exception) -> Response:
+        logging.getLogger("app.errors").exception("answering %s", request.path)
+        return Response.json({"handled": sys.exc_info()[1] is exc}, status=418)
+
+    app.error_handler(ValueError)(in_colour(handler_colour, seen))
+    app.error_handler(404)(in_colour(handler_colour, seen))
+
+    def bug(request: Request) -> None:
+        raise ValueError("bug")
+
+    def missing(request: Request) -> None:
+        raise HTTPError(404)
+
+    app.get("/bug")(in_colour(colour, bug))
+    app.get("/missing")(in_colour(colour, missing))
+    client = make_client(app)
+    with caplog.at_level(logging.ERROR, "app.errors"):
+        for path in ("/bug", "/missing", "/nowhere"):
+            response = client.get(path)
+            assert (response.status_code, response.json()) == (418, {"handled": True}), path
+    logged = [record for record in caplog.records if record.name == "app.errors"]
+    assert [type(record.exc_info[1]) for record in logged if record.exc_info] == [
+        ValueError,
+        HTTPError,
+        HTTPError,
+    ]
+    # NOTE: the error's traceback as it was raised, with no frame of the handling added.
+    assert "raise ValueError" in caplog.text
+    assert "_calls.py" not in caplog.text
+
+
 def test_status_handler_for_raised_http_error(make_client: MakeClient) -> None:
     app = _raising_app("async", HTTPError(429, "slow down"))
 
