@@ -481,9 +481,10 @@ def test_an_error_handler_runs_with_the_error_as_the_one_being_handled(
         HTTPError,
         HTTPError,
     ]
-    # NOTE: the error's traceback as it was raised, with no frame of the handling added.
+    # NOTE: the error's traceback as it was raised, with no frame of the handling added (on
+    # 3.10, sys.exc_info() keeps the traceback of where it was caught: one frame of microweb's).
     assert "raise ValueError" in caplog.text
-    assert "_calls.py" not in caplog.text
+    assert ("_calls.py" in caplog.text) is (sys.version_info < (3, 11))
 
 
 def test_status_handler_for_raised_http_error(make_client: MakeClient) -> None:
