@@ -319,8 +319,8 @@ def serve(
     ``port`` (``_unix.py``): made with mode 0o666, replacing a stale socket file but no other
     file, and removed once the server has stopped.
 
-    With ``workers``, a worker whose event loop leaves the main process's ping unanswered for
-    ``timeout_worker_healthcheck`` seconds is stopped, killed if it stays silent, and replaced.
+    With ``workers``, a worker whose event loop makes no progress for
+    ``timeout_worker_healthcheck`` seconds is stopped, killed if it stays stuck, and replaced.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the

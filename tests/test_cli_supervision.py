@@ -7,6 +7,7 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import multiprocessing
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -174,6 +175,15 @@ def job(request: Request) -> str:
     return str(subprocess.Popen(["sleep", "60"], close_fds=False).pid)
 
 
+@app.get("/cpu")
+def cpu(request: Request) -> str:
+    # NOTE: CPU-bound in the thread pool: with many at once, the loop waits long for the GIL.
+    end = time.thread_time() + float(request.query["seconds"])
+    while time.thread_time() < end:
+        pass
+    return str(os.getpid())
+
+
 @app.get("/spin")
 async def spin(request: Request) -> str:
     # NOTE: busy, but the loop gets a turn every millisecond.
@@ -218,7 +228,7 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: P
             pids += [int(STARTED.findall(read_log(log))[-1])]
             answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
             assert str(blocked) not in answered, read_log(log)
-            assert f"worker [{blocked}] has not answered for " in read_log(log)
+            assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
             assert took < 8, read_log(log)
             [other] = set(pids[:2]) - {blocked}
             os.kill(other, 0)  # NOTE: the worker that answered was left alone.
@@ -249,9 +259,45 @@ def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: P
             stop(process, timeout=10)
             _kill_all(pids)
     assert process.returncode == -signal.SIGTERM, read_log(log)
-    assert "has not answered" not in read_log(log)
+    assert "stopping it" not in read_log(log)
     assert "starting another" not in read_log(log)
     assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
+
+
+def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped(
+    tmp_path: Path,
+) -> None:
+    # NOTE: 80 CPU-bound def requests (40 at once in each worker's pool) kept the loop from the
+    # GIL for seconds between two of its turns; the worker was taken for one whose loop was
+    # blocked, killed, and most of the requests were lost (review213). Its loop is slow, but
+    # takes turns: the worker serves on.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "2")
+    pids: list[int] = []
+    statuses: list[int | str] = []
+
+    def request() -> None:
+        try:
+            url = f"http://{HOST}:{port}/cpu?seconds=0.1"
+            statuses.append(httpx.get(url, timeout=60).status_code)
+        except httpx.HTTPError as exc:
+            statuses.append(type(exc).__name__)
+
+    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            clients = [threading.Thread(target=request) for _ in range(80)]
+            for client in clients:
+                client.start()
+            for client in clients:
+                client.join(60)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert statuses == [200] * 80, read_log(log)
+    assert "stopping it" not in read_log(log)
+    assert "starting another" not in read_log(log)
 
 
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
@@ -305,12 +351,16 @@ def _ended_worker(age: float) -> SimpleNamespace:
 
 
 def _worker(process: object, pipe: Connection, started: bool = False) -> _workers.Worker:
-    """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago."""
+    """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago, whose beats
+    are a list."""
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
     worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
-    worker.heard, worker.pinged = worker.born, None
-    worker.stopped_silent = worker.silent = worker.killed = False
+    worker.beats = [0, 0, 0]
+    worker.progressed = worker.ran = worker.born
+    worker.looks = worker.progress = 0
+    worker.stopped_stuck = None
+    worker.stuck = worker.killed = False
     return worker
 
 
@@ -400,7 +450,7 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
         process=_EndingProcess(sentinel),
         pipe=reader,
         signal=lambda sig: None,
-        silent=False,
+        stuck=False,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -428,7 +478,7 @@ def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_o
         process=_EndingProcess(sentinel, -signal.SIGTERM),
         pipe=reader,
         signal=lambda sig: None,
-        silent=False,
+        stuck=False,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -513,65 +563,107 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
         os.close(sentinel)
 
 
-def _silent_worker(sent: list[int]) -> _workers.Worker:
-    """A started worker that has not answered a ping sent a minute ago; it records the
-    signals it is sent."""
+def _stuck_worker(sent: list[int]) -> _workers.Worker:
+    """A started worker whose event loop has made no progress for a minute, while its watcher
+    thread ran; it records the signals it is sent."""
     pipe, _ = multiprocessing.Pipe()
     worker = _worker(SimpleNamespace(pid=1234, exitcode=None), pipe, started=True)
-    worker.pinged = worker.born
+    worker.beats[_workers.LOOKS] = 240
     worker.signal = sent.append  # type: ignore[method-assign,assignment]
     return worker
 
 
-def test_a_silent_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFixture) -> None:
+def _microweb_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "microweb"]
+
+
+def test_a_stuck_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFixture) -> None:
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
     try:
         worker.check_health(5)
         assert sent == [signal.SIGTERM]
-        [line] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
-        assert line.startswith("worker [1234] has not answered for 60.")
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234]'s event loop has made no progress for 60.")
+        assert "one task ran all along" in line
+        worker.beats[_workers.LOOKS] += 4  # NOTE: its watcher runs on; its loop does not.
         worker.check_health(5)  # NOTE: its own timeout again from the SIGTERM.
         assert sent == [signal.SIGTERM]
-        worker.pinged = time.monotonic() - 6
+        assert worker.stopped_stuck is not None
+        worker.stopped_stuck -= 6
         worker.check_health(5)
         worker.check_health(5)
         assert sent == [signal.SIGTERM, signal.SIGKILL]
+        assert _microweb_lines(caplog)[1].endswith("nor stopped; killing it")
     finally:
         worker.pipe.close()
 
 
-def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
+def test_a_worker_whose_watcher_thread_did_not_run_either_is_said_to_be_held(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a def handler's one call that keeps the GIL (a regular expression that backtracks)
+    # holds every thread: the log said "its event loop is blocked (... async def handler?)".
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
+    worker.beats[_workers.LOOKS] = 0
     try:
         worker.check_health(5)
-        assert worker.silent
+        assert sent == [signal.SIGTERM]
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234] has not run its watcher thread for 60.")
+        assert "the whole process is held" in line
+    finally:
         worker.pipe.close()
-        worker.pipe, answering = multiprocessing.Pipe()
-        with answering:
-            answering.send_bytes(_workers.PONG)
-            worker.hear()
-        worker.check_health(5)  # NOTE: pinged again.
-        assert not worker.silent
+
+
+def test_a_stuck_worker_whose_loop_makes_progress_again_is_left_to_stop_in_order() -> None:
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    try:
+        worker.check_health(5)
+        assert worker.stuck
+        assert worker.stopped_stuck is not None
+        worker.stopped_stuck -= 6
+        worker.beats[_workers.PROGRESS] += 1
+        worker.check_health(5)
+        assert not worker.stuck
         assert sent == [signal.SIGTERM]
     finally:
         worker.pipe.close()
 
 
-def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_answer(
+def test_a_worker_is_watched_once_it_has_started() -> None:
+    # NOTE: the startup hooks have no time limit; the clock starts with "started".
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    worker.started = False
+    reader, said = multiprocessing.Pipe(duplex=False)
+    worker.pipe = reader
+    try:
+        worker.check_health(5)
+        with said:
+            said.send_bytes(_workers.STARTED)
+        worker.hear()
+        worker.check_health(5)
+        assert worker.started and sent == []
+    finally:
+        reader.close()
+
+
+def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time(
     supervisor: _workers.Workers,
 ) -> None:
-    # NOTE: stopped with its workers (Ctrl+Z, then fg), it took a ping sent just before for
-    # one left unanswered all that time, and stopped a worker that had no turn to answer.
+    # NOTE: stopped with its workers (Ctrl+Z, then fg), it took all that time for time its
+    # workers' loops made no progress, and stopped workers that had no turn to make any.
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
     supervisor.workers = [worker]
     supervisor.next_check = time.monotonic() - 60
     try:
         supervisor._check_health()
         assert sent == []
-        worker.pinged = time.monotonic() - 6  # NOTE: still silent on time: stopped.
+        worker.progressed = time.monotonic() - 6  # NOTE: still stuck on time: stopped.
         supervisor.next_check = time.monotonic()
         supervisor._check_health()
         assert sent == [signal.SIGTERM]
@@ -579,10 +671,10 @@ def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_a
         worker.pipe.close()
 
 
-def test_stopping_kills_a_worker_still_silent(supervisor: _workers.Workers) -> None:
+def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> None:
     # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
     sentinel, writer = os.pipe()
     os.close(writer)
     process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=None, join=lambda: None)
@@ -606,6 +698,80 @@ def test_stopping_kills_a_worker_still_silent(supervisor: _workers.Workers) -> N
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: a second: kills what runs.
         stopping.join(5)
         os.close(sentinel)
+
+
+@contextmanager
+def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLoop, list[int]]]:
+    """An event loop running in a thread, watched as a worker's is, every 0.01 s."""
+    loop = asyncio.new_event_loop()
+    beats = [0, 0, 0]
+    reader, said = multiprocessing.Pipe(duplex=False)
+    server = SimpleNamespace(running_hooks=hooks)
+
+    async def start() -> None:
+        _workers._say_started(said, beats, 0.01, server, 0)  # type: ignore[arg-type]
+
+    running = threading.Thread(target=loop.run_forever, daemon=True)
+    running.start()
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+        assert reader.recv_bytes() == _workers.STARTED
+        yield loop, beats
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        running.join(5)
+        loop.close()
+        reader.close()
+        said.close()
+
+
+def _progress_in(beats: list[int], looks: int, step: Callable[[], Awaitable[None]]) -> Any:
+    """A coroutine that runs ``step`` until the watcher has looked ``looks`` times more, and
+    returns how many of those looks found progress."""
+
+    async def run() -> int:
+        progress, end = beats[_workers.PROGRESS], beats[_workers.LOOKS] + looks
+        while beats[_workers.LOOKS] < end:
+            await step()
+        return beats[_workers.PROGRESS] - progress
+
+    return run()
+
+
+async def _blocks() -> None:
+    time.sleep(0.001)  # NOTE: the loop, blocked: the task never lets it turn.
+
+
+async def _turns() -> None:
+    await asyncio.sleep(0.001)
+
+
+async def _computes_between_awaits() -> None:
+    end = time.monotonic() + 0.005
+    while time.monotonic() < end:
+        pass
+    await asyncio.sleep(0)
+
+
+def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_blocks_it() -> None:
+    with _watched_loop() as (loop, beats):
+        for step, least, most in [
+            (_turns, 8, 10),
+            (_computes_between_awaits, 5, 10),  # NOTE: one task, but the loop turns.
+            (_blocks, 0, 1),  # NOTE: the first look may still see the loop as it was.
+        ]:
+            found = asyncio.run_coroutine_threadsafe(_progress_in(beats, 10, step), loop)
+            assert least <= found.result(10) <= most, step.__name__
+
+
+def test_the_watcher_says_when_the_shutdown_hooks_run_and_ends_with_the_loop() -> None:
+    with _watched_loop(hooks=True) as (loop, beats):
+        asyncio.run_coroutine_threadsafe(_progress_in(beats, 2, _turns), loop).result(10)
+        assert beats[_workers.HOOKS] == 1
+    watchers = [t for t in threading.enumerate() if t.name == "microweb-watcher"]
+    for watcher in watchers:
+        watcher.join(5)
+    assert not any(watcher.is_alive() for watcher in watchers)
 
 
 def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
