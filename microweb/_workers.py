@@ -121,10 +121,11 @@ def _watch(
         seen = look
 
 
-# NOTE: how a worker ends when SIGTERM or SIGINT is sent to it alone, as an operator may: as
-# one that ends so once started, it is replaced (it has not failed to start). The statuses of
-# a worker that failed to start are 3 or 0 (or 1).
-_STOPPED_BY_SIGNAL = frozenset({-signal.SIGTERM, -signal.SIGINT})
+# NOTE: a worker ended by a signal before it started (SIGTERM or SIGINT sent to it alone, as
+# an operator may; SIGKILL from the OOM killer) has not failed to start: it is replaced, as one
+# that ends so once started, but only MAX_KILLED_STARTS times in a row in its place. The
+# statuses of a worker that failed to start are 3 or 0 (or 1).
+MAX_KILLED_STARTS = 5
 # NOTE: a worker that ends within RESTART_WINDOW seconds of its start is replaced only after
 # RESTART_PAUSE seconds (seconds each).
 RESTART_WINDOW = 5.0
@@ -142,6 +143,8 @@ class Worker:
         config: Uvicorn's ``Config``.
         sockets: The bound sockets it serves on.
         beat: How often, in seconds, its loop notes a turn and its watcher looks at the loop.
+        killed_starts: How many workers in a row in its place were ended by a signal before
+            they started.
     """
 
     def __init__(
@@ -150,7 +153,9 @@ class Worker:
         config: uvicorn.Config,
         sockets: list[socket.socket],
         beat: float = BEAT,
+        killed_starts: int = 0,
     ) -> None:
+        self.killed_starts = killed_starts
         self.pipe, child_end = context.Pipe()
         try:
             self.beats: MutableSequence[int] = context.RawArray("Q", 3)
@@ -309,10 +314,11 @@ class Workers:
             self.workers.append(worker)
         return True
 
-    def _new_worker(self) -> Worker | None:
-        """Start a worker; return ``None`` if the system refuses it (logged)."""
+    def _new_worker(self, killed_starts: int = 0) -> Worker | None:
+        """Start a worker, whose place's last ``killed_starts`` workers were ended by a signal
+        before they started; return ``None`` if the system refuses it (logged)."""
         try:
-            return Worker(self.context, self.config, self.sockets, self.beat)
+            return Worker(self.context, self.config, self.sockets, self.beat, killed_starts)
         except OSError as exc:
             # NOTE: no process (a container's pids limit: EAGAIN) or no pipe (EMFILE): it
             # raised out of the main process, a traceback and status 1, and the workers
@@ -352,12 +358,7 @@ class Workers:
                 # NOTE: it may have said that it started after the pipes were read and then
                 # ended: read that first, or it is taken for a worker that never started.
                 worker.read_the_rest()
-                if not worker.started and worker.process.exitcode not in _STOPPED_BY_SIGNAL:
-                    log_failure(
-                        "worker [%d] ended before it started (status %d); stopping",
-                        worker.process.pid,
-                        worker.process.exitcode,
-                    )
+                if not worker.started and self._failed_start(worker):
                     return True
                 if not self._replace(index, worker):
                     return True
@@ -381,12 +382,30 @@ class Workers:
             worker.check_health(self.healthcheck_timeout)
         self.next_check = time.monotonic() + self.check_interval
 
-    def _replace(self, index: int, worker: Worker) -> bool:
-        """Start another worker in place of ``worker``, which ended after it had started;
-        return False if the system refused it (logged)."""
-        logger.warning(
-            "worker [%d] ended (status %d); starting another",
+    def _failed_start(self, worker: Worker) -> bool:
+        """Return whether ``worker``, which ended before it started, failed to start (logged):
+        it ended by itself, or was ended by a signal ``MAX_KILLED_STARTS`` times in a row."""
+        status = worker.process.exitcode
+        killed = status is not None and status < 0
+        if killed and worker.killed_starts + 1 < MAX_KILLED_STARTS:
+            return False
+        # NOTE: a worker killed at every start (too little memory for the app) would be
+        # replaced for ever, and the server never serve, with no word of why.
+        log_failure(
+            "worker [%d] ended before it started (status %d)%s; stopping",
             worker.process.pid,
+            status,
+            f", as did the {worker.killed_starts} before it in its place" if killed else "",
+        )
+        return True
+
+    def _replace(self, index: int, worker: Worker) -> bool:
+        """Start another worker in place of ``worker``, which ended after it had started or
+        was ended by a signal before; return False if the system refused it (logged)."""
+        logger.warning(
+            "worker [%d] ended %s(status %d); starting another",
+            worker.process.pid,
+            "" if worker.started else "before it started ",
             worker.process.exitcode,
         )
         if time.monotonic() - worker.born < RESTART_WINDOW:
@@ -397,7 +416,7 @@ class Workers:
                 self.wake_up.recv(64)
             if self.signals:
                 return True
-        new = self._new_worker()
+        new = self._new_worker(0 if worker.started else worker.killed_starts + 1)
         if new is None:
             return False
         self.workers[index] = new

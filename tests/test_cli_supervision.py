@@ -56,9 +56,15 @@ STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 @contextmanager
 def _serving(
-    log: Path, port: int, *options: str, target: str = "serving_app", **env: str
+    log: Path,
+    port: int,
+    *options: str,
+    target: str = "serving_app",
+    until: re.Pattern[str] = SERVING,
+    **env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``microweb serve target`` until its "serving on" line, then until the block ends."""
+    """Run ``microweb serve target`` until a line ``until`` finds ("serving on"), then until
+    the block ends."""
     command = [sys.executable, "-m", "microweb", "serve", target, "--host", HOST]
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -71,7 +77,7 @@ def _serving(
             preexec_fn=hangup_ends_it,
         )
     try:
-        wait_for(lambda: SERVING.search(read_log(log)) or process.poll() is not None, "line", log)
+        wait_for(lambda: until.search(read_log(log)) or process.poll() is not None, "line", log)
         yield process
     finally:
         stop(process, timeout=10)
@@ -300,6 +306,36 @@ def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped
     assert "starting another" not in read_log(log)
 
 
+TWO_STARTING = re.compile(r"(?s)Started server process.*Started server process")
+
+
+def test_a_worker_killed_while_it_starts_is_replaced(tmp_path: Path) -> None:
+    # NOTE: killed by SIGKILL before it said it started (the OOM killer, kill -9), it was taken
+    # for a worker that failed to start: every worker stopped, status 3.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_START": "2"}
+    pids: list[int] = []
+    with _serving(log, port, "--workers", "2", target=target, until=TWO_STARTING, **env) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            os.kill(pids[0], signal.SIGKILL)
+            wait_for(lambda: "serving on" in read_log(log) or process.poll() is not None, "", log)
+            assert process.poll() is None, read_log(log)
+            pids += map(int, STARTED.findall(read_log(log))[2:])
+            answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
+            assert str(pids[0]) not in answered
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert f"worker [{pids[0]}] ended before it started (status -9); starting another" in read_log(
+        log
+    )
+
+
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
     # NOTE: the job keeps the worker's ends of its sentinel and pipe: the main process waited
     # on them, every worker stopped, until the job ended (or a second signal).
@@ -347,7 +383,9 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_workers.Workers]:
 
 def _ended_worker(age: float) -> SimpleNamespace:
     process = SimpleNamespace(pid=1234, exitcode=1)
-    return SimpleNamespace(born=time.monotonic() - age, process=process)
+    return SimpleNamespace(
+        born=time.monotonic() - age, process=process, started=True, killed_starts=0
+    )
 
 
 def _worker(process: object, pipe: Connection, started: bool = False) -> _workers.Worker:
@@ -361,6 +399,7 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _worker
     worker.looks = worker.progress = 0
     worker.stopped_stuck = None
     worker.stuck = worker.killed = False
+    worker.killed_starts = 0
     return worker
 
 
@@ -517,6 +556,76 @@ def test_serving_sees_a_worker_that_ended_since_the_last_look(
         supervisor._on_signal(signal.SIGTERM, None)
         serving.join(5)
         os.close(sentinel)
+
+
+def _serve_one_ended(supervisor: _workers.Workers, worker: _workers.Worker) -> bool:
+    """Run the supervisor's serving loop on ``worker``, which has ended, until it is replaced
+    (with the worker's place's count of killed starts) or fails; return whether it failed."""
+    supervisor.workers = [worker]
+    supervisor.announce = None
+
+    def replace(index: int, ended: _workers.Worker) -> bool:
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
+        return True
+
+    supervisor._replace = replace  # type: ignore[method-assign]
+    return supervisor._serve()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_worker_killed_before_it_started_is_replaced_but_not_for_ever(
+    supervisor: _workers.Workers, caplog: pytest.LogCaptureFixture, sig: signal.Signals
+) -> None:
+    # NOTE: SIGKILL (the OOM killer) stopped the server with status 3, where SIGTERM and SIGINT
+    # had the worker replaced; a worker killed at every start is not replaced for ever.
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, _ = multiprocessing.Pipe(duplex=False)
+    process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=-sig)
+    worker = _worker(process, reader)
+    try:
+        assert _serve_one_ended(supervisor, worker) is False
+        assert supervisor.signals == [signal.SIGTERM]
+        supervisor.signals.clear()
+        worker.killed_starts = _workers.MAX_KILLED_STARTS - 1
+        assert _serve_one_ended(supervisor, worker) is True
+        [line] = _microweb_lines(caplog)
+        assert line == (
+            f"worker [1234] ended before it started (status {-sig}), as did the "
+            f"{_workers.MAX_KILLED_STARTS - 1} before it in its place; stopping"
+        )
+    finally:
+        reader.close()
+        os.close(sentinel)
+
+
+def test_a_worker_that_ends_by_itself_before_it_started_stops_the_server_at_once(
+    supervisor: _workers.Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, _ = multiprocessing.Pipe(duplex=False)
+    worker = _worker(SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=1), reader)
+    try:
+        assert _serve_one_ended(supervisor, worker) is True
+        assert _microweb_lines(caplog) == [
+            "worker [1234] ended before it started (status 1); stopping"
+        ]
+    finally:
+        reader.close()
+        os.close(sentinel)
+
+
+def test_the_count_of_killed_starts_goes_to_the_replacement_until_one_starts(
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_workers, "Worker", lambda *args: args[-1])
+    for started, count in [(False, 3), (True, 0)]:
+        ended = _ended_worker(_workers.RESTART_WINDOW + 1)
+        ended.started, ended.killed_starts = started, 2
+        supervisor.workers = [ended]  # type: ignore[list-item]
+        assert supervisor._replace(0, ended) is True  # type: ignore[arg-type]
+        assert supervisor.workers == [count]  # type: ignore[comparison-overlap]
 
 
 class _SaysStartedAndEnds:
