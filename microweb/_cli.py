@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--timeout-worker-healthcheck",
         type=float,
-        default=HEALTHCHECK_TIMEOUT,
+        # NOTE: no default here (None), so that one process can tell it given.
         metavar="S",
         help="with --workers: seconds a worker's event loop may make no progress before the "
         "worker is stopped (killed if stuck as long again) and replaced "
