@@ -228,6 +228,21 @@ class Worker:
             logger.error("%s, nor stopped; killing it", self._why_stuck(now))
             self.kill()
 
+    def check_stopping(self, timeout: float, began: float) -> None:
+        """While the main process stops, which began at ``began``: kill the worker if its
+        event loop has made no progress for ``timeout`` seconds since, outside its shutdown
+        hooks."""
+        if not self.started or self.killed or self.process.exitcode is not None:
+            return
+        now = time.monotonic()
+        self.look(now)
+        if self.beats[HOOKS]:
+            # NOTE: microweb gives the shutdown hooks no time limit; a second signal cuts them.
+            return
+        if now - max(self.progressed, began) >= timeout:
+            logger.error("%s, nor stopped as the server stops; killing it", self._why_stuck(now))
+            self.kill()
+
     def _why_stuck(self, now: float) -> str:
         """Say what was seen of a worker whose event loop made no progress."""
         stuck = now - self.progressed
@@ -436,6 +451,7 @@ class Workers:
             # systemd or Docker, which cut the other workers' shutdown hooks short).
             worker.signal(signal.SIGKILL if worker.stuck else signal.SIGTERM)
         killed = False
+        began = time.monotonic()
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
                 for worker in running:
@@ -446,6 +462,11 @@ class Workers:
             # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
             # when it ends, and the stop hung until that process ended.
             self._wait(running, self.check_interval)
+            # NOTE: Uvicorn's grace period is kept by the worker's own loop: one that an async
+            # def handler blocked just before the stop, not yet found stuck, held the main
+            # process until a second signal (for ever, for a loop that never turns again).
+            for worker in running:
+                worker.check_stopping(self.healthcheck_timeout, began)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()

@@ -336,6 +336,33 @@ def test_a_worker_killed_while_it_starts_is_replaced(tmp_path: Path) -> None:
     )
 
 
+def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
+    tmp_path: Path,
+) -> None:
+    # NOTE: SIGTERM came before the worker was found stuck: its grace period, which its own
+    # loop keeps, never ended, and the main process waited for it until a second signal.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "3")
+    pids: list[int] = []
+    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
+            [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+    assert "nor stopped as the server stops; killing it" in read_log(log)
+    assert "stopping it" not in read_log(log)  # NOTE: found stuck during the stop, not before.
+    assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
+
+
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
     # NOTE: the job keeps the worker's ends of its sentinel and pipe: the main process waited
     # on them, every worker stopped, until the job ended (or a second signal).
@@ -490,6 +517,7 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
         pipe=reader,
         signal=lambda sig: None,
         stuck=False,
+        check_stopping=lambda timeout, began: None,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -518,6 +546,7 @@ def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_o
         pipe=reader,
         signal=lambda sig: None,
         stuck=False,
+        check_stopping=lambda timeout, began: None,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -807,6 +836,34 @@ def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> No
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: a second: kills what runs.
         stopping.join(5)
         os.close(sentinel)
+
+
+def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdown_hooks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: blocked by an async def handler just before the stop, it had not been found stuck;
+    # its grace period, kept by its own loop, never ended, and it held the stop for ever.
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    try:
+        began = time.monotonic()
+        worker.check_stopping(5, began)
+        assert sent == []  # NOTE: its time counts from the stop.
+        worker.beats[_workers.HOOKS] = 1
+        worker.check_stopping(5, began - 6)
+        assert sent == []  # NOTE: the shutdown hooks have no time limit.
+        worker.beats[_workers.HOOKS] = 0
+        worker.beats[_workers.PROGRESS] += 1
+        worker.check_stopping(5, began - 6)
+        assert sent == []  # NOTE: it has just made progress.
+        worker.progressed -= 6
+        worker.check_stopping(5, began - 6)
+        assert sent == [signal.SIGKILL]
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234]'s event loop has made no progress for 6.")
+        assert line.endswith("nor stopped as the server stops; killing it")
+    finally:
+        worker.pipe.close()
 
 
 @contextmanager
