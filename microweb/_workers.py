@@ -12,8 +12,10 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, MutableSequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -35,7 +37,7 @@ def _run_worker(
     sockets: list[socket.socket],
     pipe: Connection,
     beats: MutableSequence[int],
-    beat: float,
+    timeout: float,
     supervisor: int,
 ) -> None:
     server: OrderlyUvicorn | None = None
@@ -43,7 +45,7 @@ def _run_worker(
         take_interrupts()
         config.configure_logging()
         server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor)
-        server.announce = functools.partial(_say_started, pipe, beats, beat, server)
+        server.announce = functools.partial(_say_started, pipe, beats, timeout, server)
         server.run(sockets)
     except KeyboardInterrupt:
         # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it. One that
@@ -66,59 +68,90 @@ BEAT = 0.25
 MIN_BEAT = 0.05
 
 
+def beat_for(timeout: float) -> float:
+    """How often a worker's loop notes that it turned, and its watcher looks, for ``timeout``."""
+    return min(BEAT, max(MIN_BEAT, timeout / 4))
+
+
 def _say_started(
     pipe: Connection,
     beats: MutableSequence[int],
-    beat: float,
+    timeout: float,
     server: OrderlyUvicorn,
     port: int,
 ) -> None:
     """Say on ``pipe`` that the worker started; from now on, note in ``beats`` whether its
-    event loop makes progress."""
+    event loop makes progress, and log where it is once it has made none for ``timeout``
+    seconds."""
     # NOTE: the main process may have gone while the app started; the worker sees it soon.
     with contextlib.suppress(OSError):
         pipe.send_bytes(STARTED)
     loop = asyncio.get_running_loop()
     turns = [0]
+    beat = beat_for(timeout)
 
     def turn() -> None:
         turns[0] += 1
         loop.call_later(beat, turn)
 
     turn()
+    watched = (loop, threading.get_ident(), turns)
     watcher = threading.Thread(
-        target=_watch, args=(loop, turns, beats, beat, server), name="microweb-watcher"
+        target=_watch, args=(watched, beats, timeout, server), name="microweb-watcher"
     )
     watcher.daemon = True
     watcher.start()
 
 
 def _watch(
-    loop: asyncio.AbstractEventLoop,
-    turns: list[int],
+    watched: tuple[asyncio.AbstractEventLoop, int, list[int]],
     beats: MutableSequence[int],
-    beat: float,
+    timeout: float,
     server: OrderlyUvicorn,
 ) -> None:
-    """Look at ``loop`` every ``beat`` seconds, and count in ``beats`` the looks that find it
-    has made progress: it turned (its timer came), or it runs another task than at the last
-    look, or none."""
+    """Look at the loop (with the id of its thread and its count of turns) every beat, and
+    count in ``beats`` the looks that find it has made progress: it turned (its timer came),
+    or it runs another task than at the last look, or none. Log where it is once it has made
+    none for ``timeout`` seconds."""
     # NOTE: a thread, not the loop, tells: 40 CPU-bound def handlers in the pool kept the loop
     # from the GIL so long that one turn of it took 10 s (80 requests of 0.5 s, --workers 2),
     # while it ran callback after callback; a loop that answered pings itself was taken for a
     # blocked one and its worker killed, the requests lost. The task the loop runs changes
     # between two looks then, where an async def handler that blocks the loop (time.sleep(),
     # CPU-bound work) is the same task at every look. PERF: no cost per request.
+    loop, thread, turns = watched
+    beat = beat_for(timeout)
     seen: tuple[int, asyncio.Task[Any] | None] | None = None
+    progressed, told = time.monotonic(), False
     while not loop.is_closed():
         time.sleep(beat)
         task = asyncio.current_task(loop)
         look = (turns[0], task)
         if task is None or look != seen:
             beats[PROGRESS] += 1
+            progressed, told = time.monotonic(), False
+        elif not told and time.monotonic() - progressed >= timeout:
+            told = True
+            _say_where(thread, time.monotonic() - progressed)
         beats[HOOKS] = int(server.running_hooks)
         beats[LOOKS] += 1
         seen = look
+
+
+def _say_where(thread: int, stuck: float) -> None:
+    """Log where the event loop's ``thread`` is, stuck for ``stuck`` seconds."""
+    frame = sys._current_frames().get(thread)
+    if frame is not None:
+        # NOTE: the main process can only say that the loop made no progress; here, which
+        # code holds it, so that one can find the handler.
+        where = "".join(traceback.format_stack(frame)).rstrip()
+        logger.error(
+            "worker [%d]'s event loop has made no progress for %.1f s; it is in (most recent "
+            "call last):\n%s",
+            os.getpid(),
+            stuck,
+            where,
+        )
 
 
 # NOTE: a worker ended by a signal before it started (SIGTERM or SIGINT sent to it alone, as
@@ -142,7 +175,7 @@ class Worker:
         context: The ``multiprocessing`` context to start it in.
         config: Uvicorn's ``Config``.
         sockets: The bound sockets it serves on.
-        beat: How often, in seconds, its loop notes a turn and its watcher looks at the loop.
+        timeout: How long its event loop may make no progress before it is stopped.
         killed_starts: How many workers in a row in its place were ended by a signal before
             they started.
     """
@@ -152,7 +185,7 @@ class Worker:
         context: Any,
         config: uvicorn.Config,
         sockets: list[socket.socket],
-        beat: float = BEAT,
+        timeout: float,
         killed_starts: int = 0,
     ) -> None:
         self.killed_starts = killed_starts
@@ -161,7 +194,7 @@ class Worker:
             self.beats: MutableSequence[int] = context.RawArray("Q", 3)
             self.process: BaseProcess = context.Process(
                 target=_run_worker,
-                args=(config, sockets, child_end, self.beats, beat, os.getpid()),
+                args=(config, sockets, child_end, self.beats, timeout, os.getpid()),
             )
             with interrupts_held():
                 self.process.start()
@@ -304,7 +337,6 @@ class Workers:
         # NOTE: a look every second, or twice within a shorter timeout, but never more often
         # than MIN_CHECK_INTERVAL: --timeout-worker-healthcheck 0.001 kept a CPU busy pinging.
         self.check_interval = min(CHECK_INTERVAL, max(MIN_CHECK_INTERVAL, healthcheck_timeout / 2))
-        self.beat = min(BEAT, max(MIN_BEAT, healthcheck_timeout / 4))
         self.next_check = time.monotonic()
 
     def run(self) -> int | None:
@@ -333,7 +365,9 @@ class Workers:
         """Start a worker, whose place's last ``killed_starts`` workers were ended by a signal
         before they started; return ``None`` if the system refuses it (logged)."""
         try:
-            return Worker(self.context, self.config, self.sockets, self.beat, killed_starts)
+            return Worker(
+                self.context, self.config, self.sockets, self.healthcheck_timeout, killed_starts
+            )
         except OSError as exc:
             # NOTE: no process (a container's pids limit: EAGAIN) or no pipe (EMFILE): it
             # raised out of the main process, a traceback and status 1, and the workers

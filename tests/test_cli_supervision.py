@@ -235,6 +235,8 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: P
             answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
             assert str(blocked) not in answered, read_log(log)
             assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+            # NOTE: and where, from the worker itself.
+            assert "in block\n    time.sleep(10**6)\n" in read_log(log)
             assert took < 8, read_log(log)
             [other] = set(pids[:2]) - {blocked}
             os.kill(other, 0)  # NOTE: the worker that answered was left alone.
@@ -868,14 +870,15 @@ def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdo
 
 @contextmanager
 def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLoop, list[int]]]:
-    """An event loop running in a thread, watched as a worker's is, every 0.01 s."""
+    """An event loop running in a thread, watched as a worker's is, with a timeout of 0.2 s
+    (a look every 0.05 s)."""
     loop = asyncio.new_event_loop()
     beats = [0, 0, 0]
     reader, said = multiprocessing.Pipe(duplex=False)
     server = SimpleNamespace(running_hooks=hooks)
 
     async def start() -> None:
-        _workers._say_started(said, beats, 0.01, server, 0)  # type: ignore[arg-type]
+        _workers._say_started(said, beats, 0.2, server, 0)  # type: ignore[arg-type]
 
     running = threading.Thread(target=loop.run_forever, daemon=True)
     running.start()
@@ -905,7 +908,7 @@ def _progress_in(beats: list[int], looks: int, step: Callable[[], Awaitable[None
 
 
 async def _blocks() -> None:
-    time.sleep(0.001)  # NOTE: the loop, blocked: the task never lets it turn.
+    time.sleep(0.001)  # NOTE: the loop, blocked.
 
 
 async def _turns() -> None:
@@ -919,7 +922,9 @@ async def _computes_between_awaits() -> None:
     await asyncio.sleep(0)
 
 
-def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_blocks_it() -> None:
+def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_blocks_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with _watched_loop() as (loop, beats):
         for step, least, most in [
             (_turns, 8, 10),
@@ -928,6 +933,11 @@ def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_b
         ]:
             found = asyncio.run_coroutine_threadsafe(_progress_in(beats, 10, step), loop)
             assert least <= found.result(10) <= most, step.__name__
+    # NOTE: where the loop was stuck, logged by the worker itself, once.
+    [line] = _microweb_lines(caplog)
+    assert line.startswith(f"worker [{os.getpid()}]'s event loop has made no progress for 0.")
+    assert "it is in (most recent call last):" in line
+    assert line.endswith(", in _blocks\n    time.sleep(0.001)  # NOTE: the loop, blocked.")
 
 
 def test_the_watcher_says_when_the_shutdown_hooks_run_and_ends_with_the_loop() -> None:
