@@ -82,12 +82,24 @@ def _say_started(
 ) -> None:
     """Say on ``pipe`` that the worker started; from now on, note in ``beats`` whether its
     event loop makes progress, and log where it is once it has made none for ``timeout``
-    seconds."""
-    # NOTE: the main process may have gone while the app started; the worker sees it soon.
-    with contextlib.suppress(OSError):
-        pipe.send_bytes(STARTED)
+    seconds. A worker whose watcher cannot start stops in order, and says nothing."""
     loop = asyncio.get_running_loop()
     turns = [0]
+    watched = (loop, threading.get_ident(), turns)
+    watcher = threading.Thread(
+        target=_watch, args=(watched, beats, timeout, server), name="microweb-watcher"
+    )
+    watcher.daemon = True
+    try:
+        watcher.start()
+    except RuntimeError as exc:
+        # NOTE: "can't start new thread" (a container's pids limit counts threads too): the
+        # worker would serve unwatched, and be killed as one whose watcher never ran, then
+        # replaced, for ever. It stops, shutdown hooks run, and the main process, not told
+        # that it started, stops the server (status 3), as when it cannot start a worker.
+        log_failure("worker [%d] cannot start its watcher thread: %s; stopping", os.getpid(), exc)
+        server.should_exit = True
+        return
     beat = beat_for(timeout)
 
     def turn() -> None:
@@ -95,12 +107,9 @@ def _say_started(
         loop.call_later(beat, turn)
 
     turn()
-    watched = (loop, threading.get_ident(), turns)
-    watcher = threading.Thread(
-        target=_watch, args=(watched, beats, timeout, server), name="microweb-watcher"
-    )
-    watcher.daemon = True
-    watcher.start()
+    # NOTE: the main process may have gone while the app started; the worker sees it soon.
+    with contextlib.suppress(OSError):
+        pipe.send_bytes(STARTED)
 
 
 def _watch(

@@ -940,6 +940,35 @@ def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_b
     assert line.endswith(", in _blocks\n    time.sleep(0.001)  # NOTE: the loop, blocked.")
 
 
+def _no_thread(self: threading.Thread) -> None:
+    raise RuntimeError("can't start new thread")
+
+
+def test_a_worker_whose_watcher_cannot_start_stops_without_saying_it_started(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a container's pids limit counts threads: the error raised out of the worker's
+    # startup, after it had said it started, and it was replaced for ever.
+    monkeypatch.setattr(threading.Thread, "start", _no_thread)
+    reader, said = multiprocessing.Pipe(duplex=False)
+    server = SimpleNamespace(running_hooks=False, should_exit=False)
+
+    async def start() -> None:
+        _workers._say_started(said, [0, 0, 0], 5, server, 0)  # type: ignore[arg-type]
+
+    try:
+        asyncio.run(start())
+        assert server.should_exit
+        assert not reader.poll()
+        assert _microweb_lines(caplog) == [
+            f"worker [{os.getpid()}] cannot start its watcher thread: can't start new thread; "
+            "stopping"
+        ]
+    finally:
+        reader.close()
+        said.close()
+
+
 def test_the_watcher_says_when_the_shutdown_hooks_run_and_ends_with_the_loop() -> None:
     with _watched_loop(hooks=True) as (loop, beats):
         asyncio.run_coroutine_threadsafe(_progress_in(beats, 2, _turns), loop).result(10)
