@@ -40,7 +40,7 @@ from servers import (
     wait_for,
 )
 
-from microweb import _supervisor, _workers
+from microweb import _supervisor, _watcher, _workers
 
 # NOTE: the class itself, before the fixture below replaces it.
 REAL_WORKER = _workers.Worker
@@ -670,7 +670,7 @@ class _SaysStartedAndEnds:
     @property
     def exitcode(self) -> int:
         if not self.writer.closed:
-            self.writer.send_bytes(_workers.STARTED)
+            self.writer.send_bytes(_watcher.STARTED)
             self.writer.close()
         return 0
 
@@ -708,7 +708,7 @@ def _stuck_worker(sent: list[int]) -> _workers.Worker:
     thread ran; it records the signals it is sent."""
     pipe, _ = multiprocessing.Pipe()
     worker = _worker(SimpleNamespace(pid=1234, exitcode=None), pipe, started=True)
-    worker.beats[_workers.LOOKS] = 240
+    worker.beats[_watcher.LOOKS] = 240
     worker.signal = sent.append  # type: ignore[method-assign,assignment]
     return worker
 
@@ -726,7 +726,7 @@ def test_a_stuck_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFi
         [line] = _microweb_lines(caplog)
         assert line.startswith("worker [1234]'s event loop has made no progress for 60.")
         assert "one task ran all along" in line
-        worker.beats[_workers.LOOKS] += 4  # NOTE: its watcher runs on; its loop does not.
+        worker.beats[_watcher.LOOKS] += 4  # NOTE: its watcher runs on; its loop does not.
         worker.check_health(5)  # NOTE: its own timeout again from the SIGTERM.
         assert sent == [signal.SIGTERM]
         assert worker.stopped_stuck is not None
@@ -746,7 +746,7 @@ def test_a_worker_whose_watcher_thread_did_not_run_either_is_said_to_be_held(
     # holds every thread: the log said "its event loop is blocked (... async def handler?)".
     sent: list[int] = []
     worker = _stuck_worker(sent)
-    worker.beats[_workers.LOOKS] = 0
+    worker.beats[_watcher.LOOKS] = 0
     try:
         worker.check_health(5)
         assert sent == [signal.SIGTERM]
@@ -765,7 +765,7 @@ def test_a_stuck_worker_whose_loop_makes_progress_again_is_left_to_stop_in_order
         assert worker.stuck
         assert worker.stopped_stuck is not None
         worker.stopped_stuck -= 6
-        worker.beats[_workers.PROGRESS] += 1
+        worker.beats[_watcher.PROGRESS] += 1
         worker.check_health(5)
         assert not worker.stuck
         assert sent == [signal.SIGTERM]
@@ -783,7 +783,7 @@ def test_a_worker_is_watched_once_it_has_started() -> None:
     try:
         worker.check_health(5)
         with said:
-            said.send_bytes(_workers.STARTED)
+            said.send_bytes(_watcher.STARTED)
         worker.hear()
         worker.check_health(5)
         assert worker.started and sent == []
@@ -851,11 +851,11 @@ def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdo
         began = time.monotonic()
         worker.check_stopping(5, began)
         assert sent == []  # NOTE: its time counts from the stop.
-        worker.beats[_workers.HOOKS] = 1
+        worker.beats[_watcher.HOOKS] = 1
         worker.check_stopping(5, began - 6)
         assert sent == []  # NOTE: the shutdown hooks have no time limit.
-        worker.beats[_workers.HOOKS] = 0
-        worker.beats[_workers.PROGRESS] += 1
+        worker.beats[_watcher.HOOKS] = 0
+        worker.beats[_watcher.PROGRESS] += 1
         worker.check_stopping(5, began - 6)
         assert sent == []  # NOTE: it has just made progress.
         worker.progressed -= 6
@@ -878,13 +878,13 @@ def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLo
     server = SimpleNamespace(running_hooks=hooks)
 
     async def start() -> None:
-        _workers._say_started(said, beats, 0.2, server, 0)  # type: ignore[arg-type]
+        _watcher.say_started(said, beats, 0.2, server, 0)  # type: ignore[arg-type]
 
     running = threading.Thread(target=loop.run_forever, daemon=True)
     running.start()
     try:
         asyncio.run_coroutine_threadsafe(start(), loop).result(5)
-        assert reader.recv_bytes() == _workers.STARTED
+        assert reader.recv_bytes() == _watcher.STARTED
         yield loop, beats
     finally:
         loop.call_soon_threadsafe(loop.stop)
@@ -899,10 +899,10 @@ def _progress_in(beats: list[int], looks: int, step: Callable[[], Awaitable[None
     returns how many of those looks found progress."""
 
     async def run() -> int:
-        progress, end = beats[_workers.PROGRESS], beats[_workers.LOOKS] + looks
-        while beats[_workers.LOOKS] < end:
+        progress, end = beats[_watcher.PROGRESS], beats[_watcher.LOOKS] + looks
+        while beats[_watcher.LOOKS] < end:
             await step()
-        return beats[_workers.PROGRESS] - progress
+        return beats[_watcher.PROGRESS] - progress
 
     return run()
 
@@ -954,7 +954,7 @@ def test_a_worker_whose_watcher_cannot_start_stops_without_saying_it_started(
     server = SimpleNamespace(running_hooks=False, should_exit=False)
 
     async def start() -> None:
-        _workers._say_started(said, [0, 0, 0], 5, server, 0)  # type: ignore[arg-type]
+        _watcher.say_started(said, [0, 0, 0], 5, server, 0)  # type: ignore[arg-type]
 
     try:
         asyncio.run(start())
@@ -972,7 +972,7 @@ def test_a_worker_whose_watcher_cannot_start_stops_without_saying_it_started(
 def test_the_watcher_says_when_the_shutdown_hooks_run_and_ends_with_the_loop() -> None:
     with _watched_loop(hooks=True) as (loop, beats):
         asyncio.run_coroutine_threadsafe(_progress_in(beats, 2, _turns), loop).result(10)
-        assert beats[_workers.HOOKS] == 1
+        assert beats[_watcher.HOOKS] == 1
     watchers = [t for t in threading.enumerate() if t.name == "microweb-watcher"]
     for watcher in watchers:
         watcher.join(5)
@@ -986,7 +986,7 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     # pipe stayed open and always ready, so every wait returned at once, and the supervisor
     # kept a CPU busy while the other workers ran their shutdown hooks.
     reader, said = multiprocessing.Pipe(duplex=False)
-    said.send_bytes(_workers.STARTED)
+    said.send_bytes(_watcher.STARTED)
     said.close()
     worker = _worker(SimpleNamespace(pid=1234, sentinel=None, exitcode=0), reader, started=True)
     supervisor.workers = [worker]
