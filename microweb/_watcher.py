@@ -34,8 +34,9 @@ logger = logging.getLogger("microweb")
 STARTED = b"started"
 # NOTE: the slots of a worker's beats, memory it shares with the main process: how many times
 # its watcher thread looked at the event loop, how many of those looks found that the loop
-# had made progress, and whether the shutdown hooks run (1) or not (0).
-LOOKS, PROGRESS, HOOKS = range(3)
+# had made progress, whether the shutdown hooks run (1) or not (0), and how many times the
+# loop turned (its timer came): progress too, seen even while the watcher waits for the GIL.
+LOOKS, PROGRESS, HOOKS, TURNS = range(4)
 # NOTE: how often, in seconds, a worker's loop notes that it turned and its watcher looks:
 # at most BEAT, four times within the timeout, never more often than MIN_BEAT.
 BEAT = 0.25
@@ -58,10 +59,10 @@ def say_started(
     event loop makes progress, and log where it is once it has made none for ``timeout``
     seconds. A worker whose watcher cannot start stops in order, and says nothing."""
     loop = asyncio.get_running_loop()
-    turns = [0]
-    watched = (loop, threading.get_ident(), turns)
     watcher = threading.Thread(
-        target=_watch, args=(watched, beats, timeout, server), name="microweb-watcher"
+        target=_watch,
+        args=(loop, threading.get_ident(), beats, timeout, server),
+        name="microweb-watcher",
     )
     watcher.daemon = True
     try:
@@ -77,7 +78,7 @@ def say_started(
     beat = beat_for(timeout)
 
     def turn() -> None:
-        turns[0] += 1
+        beats[TURNS] += 1
         loop.call_later(beat, turn)
 
     turn()
@@ -87,24 +88,23 @@ def say_started(
 
 
 def _watch(
-    watched: tuple[asyncio.AbstractEventLoop, int, list[int]],
+    loop: asyncio.AbstractEventLoop,
+    thread: int,
     beats: MutableSequence[int],
     timeout: float,
     server: OrderlyUvicorn,
 ) -> None:
-    """Look at the loop (with the id of its thread and its count of turns) every beat, and
-    count in ``beats`` the looks that find it has made progress: it turned (its timer came),
-    or it runs another task than at the last look, or none. Log where it is once it has made
-    none for ``timeout`` seconds."""
+    """Look at ``loop``, run by ``thread``, every beat, and count in ``beats`` the looks that
+    find it has made progress: it turned (its timer came), or it runs another task than at the
+    last look, or none. Log where it is once it has made none for ``timeout`` seconds."""
     # PERF: no cost per request: a timer on the loop and this thread, each once a beat.
-    loop, thread, turns = watched
     beat = beat_for(timeout)
     seen: tuple[int, asyncio.Task[Any] | None] | None = None
     progressed, told = time.monotonic(), False
     while not loop.is_closed():
         time.sleep(beat)
         task = asyncio.current_task(loop)
-        look = (turns[0], task)
+        look = (beats[TURNS], task)
         if task is None or look != seen:
             beats[PROGRESS] += 1
             progressed, told = time.monotonic(), False

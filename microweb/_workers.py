@@ -24,7 +24,7 @@ from ._errors import log_failure
 from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
-from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, say_started
+from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, TURNS, say_started
 
 logger = logging.getLogger("microweb")
 
@@ -90,7 +90,7 @@ class Worker:
         self.killed_starts = killed_starts
         self.pipe, child_end = context.Pipe()
         try:
-            self.beats: MutableSequence[int] = context.RawArray("Q", 3)
+            self.beats: MutableSequence[int] = context.RawArray("Q", 4)
             self.process: BaseProcess = context.Process(
                 target=_run_worker,
                 args=(config, sockets, child_end, self.beats, timeout, os.getpid()),
@@ -129,8 +129,9 @@ class Worker:
             self.hear()
 
     def look(self, now: float) -> None:
-        """Note when the worker's watcher last ran and found its event loop making progress."""
-        looks, progress = self.beats[LOOKS], self.beats[PROGRESS]
+        """Note when the worker's watcher last ran, and when its event loop last made progress
+        (found by the watcher, or a turn of the loop)."""
+        looks, progress = self.beats[LOOKS], self.beats[PROGRESS] + self.beats[TURNS]
         if looks != self.looks:
             self.looks, self.ran = looks, now
         if progress != self.progress:
