@@ -908,15 +908,22 @@ def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLo
         said.close()
 
 
-def _progress_in(beats: list[int], looks: int, step: Callable[[], Awaitable[None]]) -> Any:
-    """A coroutine that runs ``step`` until the watcher has looked ``looks`` times more, and
-    returns how many of those looks found progress."""
+def _progress(beats: list[int]) -> int:
+    """The progress of a watched loop as the main process counts it."""
+    return beats[_watcher.PROGRESS] + beats[_watcher.TURNS]
+
+
+def _progress_in(
+    beats: list[int], slot: int, count: int, step: Callable[[], Awaitable[None]]
+) -> Any:
+    """A coroutine that runs ``step`` until ``beats[slot]`` has grown by ``count``, and returns
+    how much the loop's progress grew meanwhile."""
 
     async def run() -> int:
-        progress, end = beats[_watcher.PROGRESS], beats[_watcher.LOOKS] + looks
-        while beats[_watcher.LOOKS] < end:
+        progress, end = _progress(beats), beats[slot] + count
+        while beats[slot] < end:
             await step()
-        return beats[_watcher.PROGRESS] - progress
+        return _progress(beats) - progress
 
     return run()
 
@@ -940,13 +947,15 @@ def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_b
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with _watched_loop() as (loop, beats):
-        for step, least, most in [
-            (_turns, 8, 10),
-            (_computes_between_awaits, 5, 10),  # NOTE: one task, but the loop turns.
-            (_blocks, 0, 1),  # NOTE: the first look may still see the loop as it was.
+        # NOTE: a loop that computes in short steps keeps the watcher from the GIL for long
+        # (Python 3.10: a look or two a second): its turns, which it counts itself, show it.
+        for step, slot, least, most in [
+            (_turns, _watcher.LOOKS, 8, 10**6),
+            (_computes_between_awaits, _watcher.TURNS, 10, 10**6),  # NOTE: one task, turning.
+            (_blocks, _watcher.LOOKS, 0, 2),  # NOTE: the first look may see the loop as it was.
         ]:
-            found = asyncio.run_coroutine_threadsafe(_progress_in(beats, 10, step), loop)
-            assert least <= found.result(10) <= most, step.__name__
+            found = asyncio.run_coroutine_threadsafe(_progress_in(beats, slot, 10, step), loop)
+            assert least <= found.result(60) <= most, step.__name__
     # NOTE: where the loop was stuck, logged by the worker itself, once.
     [line] = _microweb_lines(caplog)
     assert line.startswith(f"worker [{os.getpid()}]'s event loop has made no progress for 0.")
@@ -985,7 +994,8 @@ def test_a_worker_whose_watcher_cannot_start_stops_without_saying_it_started(
 
 def test_the_watcher_says_when_the_shutdown_hooks_run_and_ends_with_the_loop() -> None:
     with _watched_loop(hooks=True) as (loop, beats):
-        asyncio.run_coroutine_threadsafe(_progress_in(beats, 2, _turns), loop).result(10)
+        watching = _progress_in(beats, _watcher.LOOKS, 2, _turns)
+        asyncio.run_coroutine_threadsafe(watching, loop).result(60)
         assert beats[_watcher.HOOKS] == 1
     watchers = [t for t in threading.enumerate() if t.name == "microweb-watcher"]
     for watcher in watchers:
