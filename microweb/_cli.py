@@ -112,10 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument(
         "--timeout-worker-healthcheck",
         type=float,
-        default=HEALTHCHECK_TIMEOUT,
+        # NOTE: no default here (None), so that one process can tell it given.
         metavar="S",
-        help="with --workers: seconds a worker's event loop may leave a ping unanswered "
-        "before the worker is stopped (killed if silent as long again) and replaced "
+        help="with --workers: seconds a worker's event loop may make no progress before the "
+        "worker is stopped (killed if stuck as long again) and replaced "
         f"(default {HEALTHCHECK_TIMEOUT:g})",
     )
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")

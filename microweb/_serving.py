@@ -299,7 +299,7 @@ def serve(
     client_timeout: int = CLIENT_TIMEOUT,
     connection_limit: int | None = None,
     uds: str | None = None,
-    timeout_worker_healthcheck: float = HEALTHCHECK_TIMEOUT,
+    timeout_worker_healthcheck: float | None = None,
 ) -> None:
     """Serve the app named by ``target`` until SIGTERM or SIGINT, then stop in order.
 
@@ -319,8 +319,9 @@ def serve(
     ``port`` (``_unix.py``): made with mode 0o666, replacing a stale socket file but no other
     file, and removed once the server has stopped.
 
-    With ``workers``, a worker whose event loop leaves the main process's ping unanswered for
-    ``timeout_worker_healthcheck`` seconds is stopped, killed if it stays silent, and replaced.
+    With ``workers``, a worker whose event loop makes no progress for
+    ``timeout_worker_healthcheck`` seconds (``HEALTHCHECK_TIMEOUT`` if ``None``) is stopped,
+    killed if it stays stuck, and replaced; it is refused with one process.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -354,11 +355,12 @@ def serve(
         # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
         # raised OverflowError with a traceback (exit status 1).
         raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
-    if not timeout_worker_healthcheck > 0:
-        # NOTE: "not >" refuses NaN too.
-        raise TargetError("--timeout-worker-healthcheck must be more than 0")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
+    if timeout_worker_healthcheck is None:
+        timeout_worker_healthcheck = HEALTHCHECK_TIMEOUT
+    else:
+        _check_healthcheck(timeout_worker_healthcheck, server, workers, reload)
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
@@ -420,6 +422,29 @@ def _check_workers(workers: int) -> None:
             f"--workers must be at most {WORKERS_PER_CPU * cpus} ({WORKERS_PER_CPU} for each of "
             f"the {cpus} CPUs this process may use), got {workers}; more only wait for a CPU"
         )
+
+
+def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) -> None:
+    """Refuse a ``--timeout-worker-healthcheck`` of 0 or less, or with no workers to watch.
+
+    Raises:
+        TargetError: If it is.
+    """
+    if not timeout > 0:
+        # NOTE: "not >" refuses NaN too.
+        raise TargetError("--timeout-worker-healthcheck must be more than 0")
+    if server == "waitress":
+        why = "waitress runs one process"
+    elif reload:
+        why = "--reload runs one process"
+    elif workers == 1:
+        why = "one process serves (--workers 1, the default)"
+    else:
+        return
+    # NOTE: as --workers under Waitress is refused: it was taken and did nothing.
+    raise TargetError(
+        f"--timeout-worker-healthcheck watches the processes of --workers (2 or more): {why}"
+    )
 
 
 def _check_host(host: str) -> None:

@@ -17,8 +17,8 @@ signal it got, as a single process does. A child whose main process was killed (
 SIGHUP) stops in order by itself, within a second. A child starts with SIGINT held back
 until it has set up its own handling: Ctrl+C, which reaches every process, ends a child that
 is still importing quietly (by the main process's SIGTERM, or its own SIGINT once it can),
-not with a traceback (``_stopping.interrupts_held()``). A worker whose event loop leaves the
-main process's pings unanswered is stopped, then killed, and replaced (``_workers``).
+not with a traceback (``_stopping.interrupts_held()``). A worker whose event loop makes no
+progress is stopped, then killed, and replaced (``_workers``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """``--workers``: the worker processes, each an ``OrderlyUvicorn`` on the shared sockets, and
-the main process's care of them (``Workers``): started, pinged over a pipe that each worker's
-event loop answers, stopped, killed when silent, and replaced."""
+the main process's care of them (``Workers``): started, watched for an event loop that makes
+no progress, stopped, killed when stuck, and replaced."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -13,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableSequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -25,20 +24,25 @@ from ._errors import log_failure
 from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
+from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, TURNS, say_started
 
 logger = logging.getLogger("microweb")
 
 
 def _run_worker(
-    config: uvicorn.Config, sockets: list[socket.socket], pipe: Connection, supervisor: int
+    config: uvicorn.Config,
+    sockets: list[socket.socket],
+    pipe: Connection,
+    beats: MutableSequence[int],
+    timeout: float,
+    supervisor: int,
 ) -> None:
     server: OrderlyUvicorn | None = None
     try:
         take_interrupts()
         config.configure_logging()
-        server = OrderlyUvicorn(
-            config, functools.partial(_say_started, pipe), escalate=False, supervisor=supervisor
-        )
+        server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor)
+        server.announce = functools.partial(say_started, pipe, beats, timeout, server)
         server.run(sockets)
     except KeyboardInterrupt:
         # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it. One that
@@ -49,67 +53,65 @@ def _run_worker(
             end_by(signal.SIGINT)
 
 
-# NOTE: what a worker says on its pipe: that it started, and an answer to each ping.
-STARTED = b"started"
-PONG = b"pong"
-PING = b"ping"
-
-
-def _say_started(pipe: Connection, port: int) -> None:
-    """Say on ``pipe`` that the worker started; from now on, its event loop answers pings."""
-    # NOTE: the main process may have gone while the app started; the worker sees it soon.
-    with contextlib.suppress(OSError):
-        pipe.send_bytes(STARTED)
-    # NOTE: the event loop itself, not a thread: a loop that an async def handler blocks (a
-    # time.sleep(), a CPU-bound loop) answers nothing, and the main process replaces it.
-    asyncio.get_running_loop().add_reader(pipe.fileno(), _answer, pipe)
-
-
-def _answer(pipe: Connection) -> None:
-    try:
-        pipe.recv_bytes()
-        pipe.send_bytes(PONG)
-    except (EOFError, OSError):
-        # NOTE: the main process has gone (the worker stops within a second, on_tick()); an
-        # ended pipe stays readable, which would call this on every turn of the loop.
-        asyncio.get_running_loop().remove_reader(pipe.fileno())
-
-
-# NOTE: how a worker ends when SIGTERM or SIGINT is sent to it alone, as an operator may: as
-# one that ends so once started, it is replaced (it has not failed to start). The statuses of
-# a worker that failed to start are 3 or 0 (or 1).
-_STOPPED_BY_SIGNAL = frozenset({-signal.SIGTERM, -signal.SIGINT})
+# NOTE: a worker ended by a signal before it started (SIGTERM or SIGINT sent to it alone, as
+# an operator may; SIGKILL from the OOM killer) has not failed to start: it is replaced, as one
+# that ends so once started, but only MAX_KILLED_STARTS times in a row in its place. The
+# statuses of a worker that failed to start are 3 or 0 (or 1).
+MAX_KILLED_STARTS = 5
 # NOTE: a worker that ends within RESTART_WINDOW seconds of its start is replaced only after
 # RESTART_PAUSE seconds (seconds each).
 RESTART_WINDOW = 5.0
 RESTART_PAUSE = 1.0
-# NOTE: the most time between two pings of a worker, in seconds: the cost is one message each
-# way a second.
-PING_INTERVAL = 1.0
-MIN_PING_INTERVAL = 0.1
+# NOTE: the most time between two looks at the workers' beats, in seconds.
+CHECK_INTERVAL = 1.0
+MIN_CHECK_INTERVAL = 0.1
 
 
 class Worker:
-    """One worker process and its pipe, on which it says that it started and answers pings."""
+    """One worker process, its pipe, on which it says that it started, and its beats.
 
-    def __init__(self, context: Any, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    Args:
+        context: The ``multiprocessing`` context to start it in.
+        config: Uvicorn's ``Config``.
+        sockets: The bound sockets it serves on.
+        timeout: How long its event loop may make no progress before it is stopped.
+        killed_starts: How many workers in a row in its place were ended by a signal before
+            they started.
+    """
+
+    def __init__(
+        self,
+        context: Any,
+        config: uvicorn.Config,
+        sockets: list[socket.socket],
+        timeout: float,
+        killed_starts: int = 0,
+    ) -> None:
+        self.killed_starts = killed_starts
         self.pipe, child_end = context.Pipe()
-        self.process: BaseProcess = context.Process(
-            target=_run_worker, args=(config, sockets, child_end, os.getpid())
-        )
-        with interrupts_held():
-            self.process.start()
-        child_end.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
+        try:
+            self.beats: MutableSequence[int] = context.RawArray("Q", 4)
+            self.process: BaseProcess = context.Process(
+                target=_run_worker,
+                args=(config, sockets, child_end, self.beats, timeout, os.getpid()),
+            )
+            with interrupts_held():
+                self.process.start()
+        except OSError:
+            self.pipe.close()
+            raise
+        finally:
+            child_end.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
-        self.born = self.heard = time.monotonic()
-        self.pinged: float | None = None
-        # NOTE: found silent, and sent SIGTERM; still silent since.
-        self.stopped_silent = self.silent = False
+        self.born = self.progressed = self.ran = time.monotonic()
+        self.looks = self.progress = 0
+        # NOTE: when it was sent SIGTERM for a loop found stuck (None: never); stuck since.
+        self.stopped_stuck: float | None = None
+        self.stuck = False
         self.killed = False
 
     def hear(self) -> None:
-        """Read what the worker said (that it started, or a pong); close the pipe once it has
-        ended."""
+        """Read what the worker said (that it started); close the pipe once it has ended."""
         # NOTE: read even once it has started: a pipe that has ended and stays open is always
         # ready, and every wait returned at once (a busy loop while the others stopped).
         try:
@@ -117,47 +119,82 @@ class Worker:
         except (EOFError, OSError):
             self.pipe.close()
         else:
-            self.heard, self.pinged, self.silent = time.monotonic(), None, False
-            self.started = self.started or said == STARTED
+            if said == STARTED and not self.started:
+                # NOTE: its loop is watched from its start's end: startup hooks have no limit.
+                self.started, self.progressed, self.ran = True, time.monotonic(), time.monotonic()
 
     def read_the_rest(self) -> None:
         """Read what the worker said before it ended (its pipe then ends as well)."""
         while not self.pipe.closed and self.pipe.poll():
             self.hear()
 
+    def look(self, now: float) -> None:
+        """Note when the worker's watcher last ran, and when its event loop last made progress
+        (found by the watcher, or a turn of the loop)."""
+        looks, progress = self.beats[LOOKS], self.beats[PROGRESS] + self.beats[TURNS]
+        if looks != self.looks:
+            self.looks, self.ran = looks, now
+        if progress != self.progress:
+            self.progress, self.progressed, self.stuck = progress, now, False
+
+    def restart_clocks(self, now: float) -> None:
+        """Count the worker's time without progress from ``now`` (this process did not run)."""
+        self.progressed = self.ran = now
+        if self.stopped_stuck is not None:
+            self.stopped_stuck = now
+
     def check_health(self, timeout: float) -> None:
-        """Ping the worker once it has started; stop it if it has not answered the last ping
-        for ``timeout`` seconds (SIGTERM), and kill it if it stays silent as long again."""
-        if not self.started or self.pipe.closed or self.killed:
+        """Stop the worker once started if its event loop has made no progress for ``timeout``
+        seconds (SIGTERM), and kill it if it makes none for as long again."""
+        if not self.started or self.killed or self.process.exitcode is not None:
             return
         now = time.monotonic()
-        if self.pinged is None:
-            self.pinged = now
-            with contextlib.suppress(OSError):
-                self.pipe.send_bytes(PING)
+        self.look(now)
+        if self.stopped_stuck is None:
+            if now - self.progressed >= timeout:
+                logger.error("%s; stopping it", self._why_stuck(now))
+                # NOTE: a loop that turns again in time stops in order.
+                self.stopped_stuck = now
+                self.stuck = True
+                self.signal(signal.SIGTERM)
+        elif now - max(self.progressed, self.stopped_stuck) >= timeout:
+            logger.error("%s, nor stopped; killing it", self._why_stuck(now))
+            self.kill()
+
+    def check_stopping(self, timeout: float, began: float) -> None:
+        """While the main process stops, which began at ``began``: kill the worker if its
+        event loop has made no progress for ``timeout`` seconds since, outside its shutdown
+        hooks."""
+        if not self.started or self.killed or self.process.exitcode is not None:
             return
-        if now - self.pinged < timeout:
+        now = time.monotonic()
+        self.look(now)
+        if self.beats[HOOKS]:
+            # NOTE: microweb gives the shutdown hooks no time limit; a second signal cuts them.
             return
-        silent = now - self.heard
-        if not self.stopped_silent:
-            logger.error(
-                "worker [%d] has not answered for %.1f s: its event loop is blocked (a "
-                "blocking call or CPU-bound work in an async def handler?); stopping it",
-                self.process.pid,
-                silent,
+        if now - max(self.progressed, began) >= timeout:
+            logger.error("%s, nor stopped as the server stops; killing it", self._why_stuck(now))
+            self.kill()
+
+    def _why_stuck(self, now: float) -> str:
+        """Say what was seen of a worker whose event loop made no progress."""
+        stuck = now - self.progressed
+        if now - self.ran < stuck:
+            return (
+                f"worker [{self.process.pid}]'s event loop has made no progress for "
+                f"{stuck:.1f} s: one task ran all along (an async def handler, hook or stream "
+                "that calls something blocking, or computes?)"
             )
-            # NOTE: a loop that turns again in time stops in order; the ping is still unread.
-            self.stopped_silent = self.silent = True
-            self.pinged = now
-            self.signal(signal.SIGTERM)
-        else:
-            logger.error(
-                "worker [%d] has not answered for %.1f s, nor stopped; killing it",
-                self.process.pid,
-                silent,
-            )
-            self.killed = True
-            self.signal(signal.SIGKILL)
+        return (
+            f"worker [{self.process.pid}] has not run its watcher thread for {stuck:.1f} s: "
+            "the whole process is held (one call that keeps the GIL, such as a regular "
+            "expression, in a def handler too?)"
+        )
+
+    def kill(self) -> None:
+        """Kill the worker (SIGKILL) if it is still running."""
+        self.killed = True
+        self.signal(signal.SIGKILL)
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker if it is still running."""
@@ -173,8 +210,8 @@ class Workers:
         count: How many workers to run.
         sockets: The bound sockets they share.
         announce: Called once, with the port, when every worker first has started.
-        healthcheck_timeout: How long a started worker's event loop may leave a ping
-            unanswered before the worker is stopped, then killed, and replaced.
+        healthcheck_timeout: How long a started worker's event loop may make no progress
+            before the worker is stopped, then killed, and replaced.
     """
 
     def __init__(
@@ -197,9 +234,9 @@ class Workers:
         self.wake_up, self.waker = socket.socketpair()
         self.waker.setblocking(False)
         self.healthcheck_timeout = healthcheck_timeout
-        # NOTE: a ping every second, or twice within a shorter timeout, but never more often
-        # than MIN_PING_INTERVAL: --timeout-worker-healthcheck 0.001 kept a CPU busy pinging.
-        self.ping_interval = min(PING_INTERVAL, max(MIN_PING_INTERVAL, healthcheck_timeout / 2))
+        # NOTE: a look every second, or twice within a shorter timeout, but never more often
+        # than MIN_CHECK_INTERVAL: --timeout-worker-healthcheck 0.001 kept a CPU busy pinging.
+        self.check_interval = min(CHECK_INTERVAL, max(MIN_CHECK_INTERVAL, healthcheck_timeout / 2))
         self.next_check = time.monotonic()
 
     def run(self) -> int | None:
@@ -224,10 +261,13 @@ class Workers:
             self.workers.append(worker)
         return True
 
-    def _new_worker(self) -> Worker | None:
-        """Start a worker; return ``None`` if the system refuses it (logged)."""
+    def _new_worker(self, killed_starts: int = 0) -> Worker | None:
+        """Start a worker, whose place's last ``killed_starts`` workers were ended by a signal
+        before they started; return ``None`` if the system refuses it (logged)."""
         try:
-            return Worker(self.context, self.config, self.sockets)
+            return Worker(
+                self.context, self.config, self.sockets, self.healthcheck_timeout, killed_starts
+            )
         except OSError as exc:
             # NOTE: no process (a container's pids limit: EAGAIN) or no pipe (EMFILE): it
             # raised out of the main process, a traceback and status 1, and the workers
@@ -267,12 +307,7 @@ class Workers:
                 # NOTE: it may have said that it started after the pipes were read and then
                 # ended: read that first, or it is taken for a worker that never started.
                 worker.read_the_rest()
-                if not worker.started and worker.process.exitcode not in _STOPPED_BY_SIGNAL:
-                    log_failure(
-                        "worker [%d] ended before it started (status %d); stopping",
-                        worker.process.pid,
-                        worker.process.exitcode,
-                    )
+                if not worker.started and self._failed_start(worker):
                     return True
                 if not self._replace(index, worker):
                     return True
@@ -282,28 +317,44 @@ class Workers:
         return False
 
     def _check_health(self) -> None:
-        """Ping the workers, and stop those that left a ping unanswered, every
-        ``ping_interval`` seconds; only while serving, never once stopping."""
+        """Look at the workers' beats, and stop those whose event loop made no progress, every
+        ``check_interval`` seconds, while serving."""
         now = time.monotonic()
         if now < self.next_check:
             return
-        if now - self.next_check > self.ping_interval:
+        if now - self.next_check > self.check_interval:
             # NOTE: this process did not run for a while (Ctrl+Z and fg stop and resume every
-            # process; a machine starved of CPU): the workers' silence then is not theirs, and
-            # a ping sent just before counted against a worker that had no turn to answer it.
+            # process; a machine starved of CPU): the workers' standstill then is not theirs.
             for worker in self.workers:
-                if worker.pinged is not None:
-                    worker.pinged = now
+                worker.restart_clocks(now)
         for worker in self.workers:
             worker.check_health(self.healthcheck_timeout)
-        self.next_check = time.monotonic() + self.ping_interval
+        self.next_check = time.monotonic() + self.check_interval
+
+    def _failed_start(self, worker: Worker) -> bool:
+        """Return whether ``worker``, which ended before it started, failed to start (logged):
+        it ended by itself, or was ended by a signal ``MAX_KILLED_STARTS`` times in a row."""
+        status = worker.process.exitcode
+        killed = status is not None and status < 0
+        if killed and worker.killed_starts + 1 < MAX_KILLED_STARTS:
+            return False
+        # NOTE: a worker killed at every start (too little memory for the app) would be
+        # replaced for ever, and the server never serve, with no word of why.
+        log_failure(
+            "worker [%d] ended before it started (status %d)%s; stopping",
+            worker.process.pid,
+            status,
+            f", as did the {worker.killed_starts} before it in its place" if killed else "",
+        )
+        return True
 
     def _replace(self, index: int, worker: Worker) -> bool:
-        """Start another worker in place of ``worker``, which ended after it had started;
-        return False if the system refused it (logged)."""
+        """Start another worker in place of ``worker``, which ended after it had started or
+        was ended by a signal before; return False if the system refused it (logged)."""
         logger.warning(
-            "worker [%d] ended (status %d); starting another",
+            "worker [%d] ended %s(status %d); starting another",
             worker.process.pid,
+            "" if worker.started else "before it started ",
             worker.process.exitcode,
         )
         if time.monotonic() - worker.born < RESTART_WINDOW:
@@ -314,7 +365,7 @@ class Workers:
                 self.wake_up.recv(64)
             if self.signals:
                 return True
-        new = self._new_worker()
+        new = self._new_worker(0 if worker.started else worker.killed_starts + 1)
         if new is None:
             return False
         self.workers[index] = new
@@ -329,11 +380,12 @@ class Workers:
         # NOTE: SIGTERM, as Uvicorn sends: a SIGINT that also came from the terminal would
         # make a second one, which Uvicorn takes as "quit without the shutdown hooks".
         for worker in self.workers:
-            # NOTE: one found silent that has not answered since its SIGTERM never stops in
+            # NOTE: one found stuck that has made no progress since its SIGTERM never stops in
             # order: it held the main process until a second signal (or the SIGKILL of
             # systemd or Docker, which cut the other workers' shutdown hooks short).
-            worker.signal(signal.SIGKILL if worker.silent else signal.SIGTERM)
+            worker.signal(signal.SIGKILL if worker.stuck else signal.SIGTERM)
         killed = False
+        began = time.monotonic()
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
                 for worker in running:
@@ -343,7 +395,12 @@ class Workers:
             # A timeout, to look at exitcode again: a process the app started (os.system("job
             # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
             # when it ends, and the stop hung until that process ended.
-            self._wait(running, self.ping_interval)
+            self._wait(running, self.check_interval)
+            # NOTE: Uvicorn's grace period is kept by the worker's own loop: one that an async
+            # def handler blocked just before the stop, not yet found stuck, held the main
+            # process until a second signal (for ever, for a loop that never turns again).
+            for worker in running:
+                worker.check_stopping(self.healthcheck_timeout, began)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()

@@ -317,7 +317,9 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
 def test_bad_option_values_say_what_is_wrong(
     options: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["serve", APP_FILE, "--server", "waitress", *options]) == 2
+    server = "uvicorn" if "--timeout-worker-healthcheck" in options else "waitress"
+    workers = ["--workers", "2"] if server == "uvicorn" else []
+    assert cli.main(["serve", APP_FILE, "--server", server, *workers, *options]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -419,11 +421,40 @@ def test_an_ipv6_host_in_brackets_says_to_leave_them_out(
     [
         (["--workers", "0"], "--workers must be at least 1"),
         (["--workers", "2", "--reload"], "--workers and --reload don't go together"),
+        # NOTE: accepted and ignored: one process has no worker to watch.
+        (
+            ["--timeout-worker-healthcheck", "9"],
+            "--timeout-worker-healthcheck watches the processes of --workers (2 or more): "
+            "one process serves (--workers 1, the default)",
+        ),
+        (
+            ["--workers", "1", "--timeout-worker-healthcheck", "9"],
+            "--timeout-worker-healthcheck watches the processes of --workers (2 or more): "
+            "one process serves (--workers 1, the default)",
+        ),
+        (
+            ["--reload", "--timeout-worker-healthcheck", "9"],
+            "--timeout-worker-healthcheck watches the processes of --workers (2 or more): "
+            "--reload runs one process",
+        ),
+        (
+            ["--server", "waitress", "--timeout-worker-healthcheck", "9"],
+            "--timeout-worker-healthcheck watches the processes of --workers (2 or more): "
+            "waitress runs one process",
+        ),
     ],
 )
 def test_bad_process_options_say_what_is_wrong(
-    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    options: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    def served(*args: object, **settings: object) -> None:
+        raise AssertionError(f"{options} was served")
+
+    for serving in ("_serve_waitress", "_serve_uvicorn", "_serve_uvicorn_processes"):
+        monkeypatch.setattr(serving_module, serving, served)
     assert cli.main(["serve", APP_FILE, *options]) == 2
     assert message in capsys.readouterr().err
 

@@ -284,7 +284,7 @@ _workers.take_interrupts = _supervisor.take_interrupts = take_interrupts
 config = Config("microweb._serving:asgi_from_environment", factory=True)
 if sys.argv[1] == "workers":
     _, child = Pipe()
-    _workers._run_worker(config, [], child, os.getppid())
+    _workers._run_worker(config, [], child, [0, 0, 0, 0], 5.0, os.getppid())
 else:
     _supervisor._run_reloaded(config, print, os.getppid(), [])
 """

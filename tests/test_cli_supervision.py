@@ -7,6 +7,7 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import multiprocessing
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -39,7 +40,7 @@ from servers import (
     wait_for,
 )
 
-from microweb import _supervisor, _workers
+from microweb import _supervisor, _watcher, _workers
 
 # NOTE: the class itself, before the fixture below replaces it.
 REAL_WORKER = _workers.Worker
@@ -55,9 +56,15 @@ STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 @contextmanager
 def _serving(
-    log: Path, port: int, *options: str, target: str = "serving_app", **env: str
+    log: Path,
+    port: int,
+    *options: str,
+    target: str = "serving_app",
+    until: re.Pattern[str] = SERVING,
+    **env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``microweb serve target`` until its "serving on" line, then until the block ends."""
+    """Run ``microweb serve target`` until a line ``until`` finds ("serving on"), then until
+    the block ends."""
     command = [sys.executable, "-m", "microweb", "serve", target, "--host", HOST]
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -70,7 +77,7 @@ def _serving(
             preexec_fn=hangup_ends_it,
         )
     try:
-        wait_for(lambda: SERVING.search(read_log(log)) or process.poll() is not None, "line", log)
+        wait_for(lambda: until.search(read_log(log)) or process.poll() is not None, "line", log)
         yield process
     finally:
         stop(process, timeout=10)
@@ -174,6 +181,15 @@ def job(request: Request) -> str:
     return str(subprocess.Popen(["sleep", "60"], close_fds=False).pid)
 
 
+@app.get("/cpu")
+def cpu(request: Request) -> str:
+    # NOTE: CPU-bound in the thread pool: with many at once, the loop waits long for the GIL.
+    end = time.thread_time() + float(request.query["seconds"])
+    while time.thread_time() < end:
+        pass
+    return str(os.getpid())
+
+
 @app.get("/spin")
 async def spin(request: Request) -> str:
     # NOTE: busy, but the loop gets a turn every millisecond.
@@ -218,7 +234,9 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: P
             pids += [int(STARTED.findall(read_log(log))[-1])]
             answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
             assert str(blocked) not in answered, read_log(log)
-            assert f"worker [{blocked}] has not answered for " in read_log(log)
+            assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+            # NOTE: and where, from the worker itself.
+            assert "in block\n    time.sleep(10**6)\n" in read_log(log)
             assert took < 8, read_log(log)
             [other] = set(pids[:2]) - {blocked}
             os.kill(other, 0)  # NOTE: the worker that answered was left alone.
@@ -249,9 +267,102 @@ def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: P
             stop(process, timeout=10)
             _kill_all(pids)
     assert process.returncode == -signal.SIGTERM, read_log(log)
-    assert "has not answered" not in read_log(log)
+    assert "stopping it" not in read_log(log)
     assert "starting another" not in read_log(log)
     assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
+
+
+def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped(
+    tmp_path: Path,
+) -> None:
+    # NOTE: 80 CPU-bound def requests (40 at once in each worker's pool) kept the loop from the
+    # GIL for seconds between two of its turns; the worker was taken for one whose loop was
+    # blocked, killed, and most of the requests were lost (review213). Its loop is slow, but
+    # takes turns: the worker serves on.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "2")
+    pids: list[int] = []
+    statuses: list[int | str] = []
+
+    def request() -> None:
+        try:
+            url = f"http://{HOST}:{port}/cpu?seconds=0.1"
+            statuses.append(httpx.get(url, timeout=60).status_code)
+        except httpx.HTTPError as exc:
+            statuses.append(type(exc).__name__)
+
+    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            clients = [threading.Thread(target=request) for _ in range(80)]
+            for client in clients:
+                client.start()
+            for client in clients:
+                client.join(60)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert statuses == [200] * 80, read_log(log)
+    assert "stopping it" not in read_log(log)
+    assert "starting another" not in read_log(log)
+
+
+TWO_STARTING = re.compile(r"(?s)Started server process.*Started server process")
+
+
+def test_a_worker_killed_while_it_starts_is_replaced(tmp_path: Path) -> None:
+    # NOTE: killed by SIGKILL before it said it started (the OOM killer, kill -9), it was taken
+    # for a worker that failed to start: every worker stopped, status 3.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_START": "2"}
+    pids: list[int] = []
+    with _serving(log, port, "--workers", "2", target=target, until=TWO_STARTING, **env) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            os.kill(pids[0], signal.SIGKILL)
+            wait_for(lambda: "serving on" in read_log(log) or process.poll() is not None, "", log)
+            assert process.poll() is None, read_log(log)
+            pids += map(int, STARTED.findall(read_log(log))[2:])
+            answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
+            assert str(pids[0]) not in answered
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert f"worker [{pids[0]}] ended before it started (status -9); starting another" in read_log(
+        log
+    )
+
+
+def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
+    tmp_path: Path,
+) -> None:
+    # NOTE: SIGTERM came before the worker was found stuck: its grace period, which its own
+    # loop keeps, never ended, and the main process waited for it until a second signal.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "3")
+    pids: list[int] = []
+    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
+        try:
+            pids += map(int, STARTED.findall(read_log(log)))
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
+            [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=10)
+        finally:
+            stop(process, timeout=10)
+            _kill_all(pids)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+    assert "nor stopped as the server stops; killing it" in read_log(log)
+    assert "stopping it" not in read_log(log)  # NOTE: found stuck during the stop, not before.
+    assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
 
 
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
@@ -301,16 +412,23 @@ def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[_workers.Workers]:
 
 def _ended_worker(age: float) -> SimpleNamespace:
     process = SimpleNamespace(pid=1234, exitcode=1)
-    return SimpleNamespace(born=time.monotonic() - age, process=process)
+    return SimpleNamespace(
+        born=time.monotonic() - age, process=process, started=True, killed_starts=0
+    )
 
 
 def _worker(process: object, pipe: Connection, started: bool = False) -> _workers.Worker:
-    """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago."""
+    """A ``Worker`` on ``process`` (a fake) and its ``pipe``, born a minute ago, whose beats
+    are a list."""
     worker = REAL_WORKER.__new__(REAL_WORKER)
     worker.process = process  # type: ignore[assignment]
     worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
-    worker.heard, worker.pinged = worker.born, None
-    worker.stopped_silent = worker.silent = worker.killed = False
+    worker.beats = [0, 0, 0, 0]
+    worker.progressed = worker.ran = worker.born
+    worker.looks = worker.progress = 0
+    worker.stopped_stuck = None
+    worker.stuck = worker.killed = False
+    worker.killed_starts = 0
     return worker
 
 
@@ -400,7 +518,8 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
         process=_EndingProcess(sentinel),
         pipe=reader,
         signal=lambda sig: None,
-        silent=False,
+        stuck=False,
+        check_stopping=lambda timeout, began: None,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -428,7 +547,8 @@ def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_o
         process=_EndingProcess(sentinel, -signal.SIGTERM),
         pipe=reader,
         signal=lambda sig: None,
-        silent=False,
+        stuck=False,
+        check_stopping=lambda timeout, began: None,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
     stopping = threading.Thread(target=supervisor._stop, daemon=True)
@@ -469,6 +589,76 @@ def test_serving_sees_a_worker_that_ended_since_the_last_look(
         os.close(sentinel)
 
 
+def _serve_one_ended(supervisor: _workers.Workers, worker: _workers.Worker) -> bool:
+    """Run the supervisor's serving loop on ``worker``, which has ended, until it is replaced
+    (with the worker's place's count of killed starts) or fails; return whether it failed."""
+    supervisor.workers = [worker]
+    supervisor.announce = None
+
+    def replace(index: int, ended: _workers.Worker) -> bool:
+        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: ends the serving loop.
+        return True
+
+    supervisor._replace = replace  # type: ignore[method-assign]
+    return supervisor._serve()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_worker_killed_before_it_started_is_replaced_but_not_for_ever(
+    supervisor: _workers.Workers, caplog: pytest.LogCaptureFixture, sig: signal.Signals
+) -> None:
+    # NOTE: SIGKILL (the OOM killer) stopped the server with status 3, where SIGTERM and SIGINT
+    # had the worker replaced; a worker killed at every start is not replaced for ever.
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, _ = multiprocessing.Pipe(duplex=False)
+    process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=-sig)
+    worker = _worker(process, reader)
+    try:
+        assert _serve_one_ended(supervisor, worker) is False
+        assert supervisor.signals == [signal.SIGTERM]
+        supervisor.signals.clear()
+        worker.killed_starts = _workers.MAX_KILLED_STARTS - 1
+        assert _serve_one_ended(supervisor, worker) is True
+        [line] = _microweb_lines(caplog)
+        assert line == (
+            f"worker [1234] ended before it started (status {-sig}), as did the "
+            f"{_workers.MAX_KILLED_STARTS - 1} before it in its place; stopping"
+        )
+    finally:
+        reader.close()
+        os.close(sentinel)
+
+
+def test_a_worker_that_ends_by_itself_before_it_started_stops_the_server_at_once(
+    supervisor: _workers.Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    sentinel, writer = os.pipe()
+    os.close(writer)
+    reader, _ = multiprocessing.Pipe(duplex=False)
+    worker = _worker(SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=1), reader)
+    try:
+        assert _serve_one_ended(supervisor, worker) is True
+        assert _microweb_lines(caplog) == [
+            "worker [1234] ended before it started (status 1); stopping"
+        ]
+    finally:
+        reader.close()
+        os.close(sentinel)
+
+
+def test_the_count_of_killed_starts_goes_to_the_replacement_until_one_starts(
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_workers, "Worker", lambda *args: args[-1])
+    for started, count in [(False, 3), (True, 0)]:
+        ended = _ended_worker(_workers.RESTART_WINDOW + 1)
+        ended.started, ended.killed_starts = started, 2
+        supervisor.workers = [ended]  # type: ignore[list-item]
+        assert supervisor._replace(0, ended) is True  # type: ignore[arg-type]
+        assert supervisor.workers == [count]  # type: ignore[comparison-overlap]
+
+
 class _SaysStartedAndEnds:
     """A worker's process that says it started and ends just as the supervisor looks at it."""
 
@@ -480,7 +670,7 @@ class _SaysStartedAndEnds:
     @property
     def exitcode(self) -> int:
         if not self.writer.closed:
-            self.writer.send_bytes(_workers.STARTED)
+            self.writer.send_bytes(_watcher.STARTED)
             self.writer.close()
         return 0
 
@@ -513,65 +703,121 @@ def test_a_worker_that_said_it_started_is_replaced_even_if_it_ended_before_it_wa
         os.close(sentinel)
 
 
-def _silent_worker(sent: list[int]) -> _workers.Worker:
-    """A started worker that has not answered a ping sent a minute ago; it records the
-    signals it is sent."""
+def _stuck_worker(sent: list[int]) -> _workers.Worker:
+    """A started worker whose event loop has made no progress for a minute, while its watcher
+    thread ran; it records the signals it is sent."""
     pipe, _ = multiprocessing.Pipe()
     worker = _worker(SimpleNamespace(pid=1234, exitcode=None), pipe, started=True)
-    worker.pinged = worker.born
+    worker.beats[_watcher.LOOKS] = 240
     worker.signal = sent.append  # type: ignore[method-assign,assignment]
     return worker
 
 
-def test_a_silent_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFixture) -> None:
+def _microweb_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "microweb"]
+
+
+def test_a_stuck_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFixture) -> None:
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
     try:
         worker.check_health(5)
         assert sent == [signal.SIGTERM]
-        [line] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
-        assert line.startswith("worker [1234] has not answered for 60.")
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234]'s event loop has made no progress for 60.")
+        assert "one task ran all along" in line
+        worker.beats[_watcher.LOOKS] += 4  # NOTE: its watcher runs on; its loop does not.
         worker.check_health(5)  # NOTE: its own timeout again from the SIGTERM.
         assert sent == [signal.SIGTERM]
-        worker.pinged = time.monotonic() - 6
+        assert worker.stopped_stuck is not None
+        worker.stopped_stuck -= 6
         worker.check_health(5)
         worker.check_health(5)
         assert sent == [signal.SIGTERM, signal.SIGKILL]
+        assert _microweb_lines(caplog)[1].endswith("nor stopped; killing it")
     finally:
         worker.pipe.close()
 
 
-def test_a_silent_worker_that_answers_again_is_left_to_stop_in_order() -> None:
+def test_a_worker_whose_watcher_thread_did_not_run_either_is_said_to_be_held(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a def handler's one call that keeps the GIL (a regular expression that backtracks)
+    # holds every thread: the log said "its event loop is blocked (... async def handler?)".
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
+    worker.beats[_watcher.LOOKS] = 0
     try:
         worker.check_health(5)
-        assert worker.silent
+        assert sent == [signal.SIGTERM]
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234] has not run its watcher thread for 60.")
+        assert "the whole process is held" in line
+    finally:
         worker.pipe.close()
-        worker.pipe, answering = multiprocessing.Pipe()
-        with answering:
-            answering.send_bytes(_workers.PONG)
-            worker.hear()
-        worker.check_health(5)  # NOTE: pinged again.
-        assert not worker.silent
+
+
+def test_a_worker_whose_loop_turned_while_its_watcher_waited_for_the_gil_is_not_stopped() -> None:
+    # NOTE: among many busy threads, the watcher too waits for the GIL (up to 2.4 s measured):
+    # a turn of the loop, which it notes itself, is progress all the same.
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    worker.beats[_watcher.LOOKS] = 0
+    worker.beats[_watcher.TURNS] += 1
+    try:
+        worker.check_health(5)
+        assert sent == []
+    finally:
+        worker.pipe.close()
+
+
+def test_a_stuck_worker_whose_loop_makes_progress_again_is_left_to_stop_in_order() -> None:
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    try:
+        worker.check_health(5)
+        assert worker.stuck
+        assert worker.stopped_stuck is not None
+        worker.stopped_stuck -= 6
+        worker.beats[_watcher.PROGRESS] += 1
+        worker.check_health(5)
+        assert not worker.stuck
         assert sent == [signal.SIGTERM]
     finally:
         worker.pipe.close()
 
 
-def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_answer(
+def test_a_worker_is_watched_once_it_has_started() -> None:
+    # NOTE: the startup hooks have no time limit; the clock starts with "started".
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    worker.started = False
+    reader, said = multiprocessing.Pipe(duplex=False)
+    worker.pipe = reader
+    try:
+        worker.check_health(5)
+        with said:
+            said.send_bytes(_watcher.STARTED)
+        worker.hear()
+        worker.check_health(5)
+        assert worker.started and sent == []
+    finally:
+        reader.close()
+
+
+def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time(
     supervisor: _workers.Workers,
 ) -> None:
-    # NOTE: stopped with its workers (Ctrl+Z, then fg), it took a ping sent just before for
-    # one left unanswered all that time, and stopped a worker that had no turn to answer.
+    # NOTE: stopped with its workers (Ctrl+Z, then fg), it took all that time for time its
+    # workers' loops made no progress, and stopped workers that had no turn to make any.
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
     supervisor.workers = [worker]
     supervisor.next_check = time.monotonic() - 60
     try:
         supervisor._check_health()
         assert sent == []
-        worker.pinged = time.monotonic() - 6  # NOTE: still silent on time: stopped.
+        worker.progressed = time.monotonic() - 6  # NOTE: still stuck on time: stopped.
         supervisor.next_check = time.monotonic()
         supervisor._check_health()
         assert sent == [signal.SIGTERM]
@@ -579,10 +825,10 @@ def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time_to_a
         worker.pipe.close()
 
 
-def test_stopping_kills_a_worker_still_silent(supervisor: _workers.Workers) -> None:
+def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> None:
     # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
     sent: list[int] = []
-    worker = _silent_worker(sent)
+    worker = _stuck_worker(sent)
     sentinel, writer = os.pipe()
     os.close(writer)
     process = SimpleNamespace(pid=1234, sentinel=sentinel, exitcode=None, join=lambda: None)
@@ -608,6 +854,155 @@ def test_stopping_kills_a_worker_still_silent(supervisor: _workers.Workers) -> N
         os.close(sentinel)
 
 
+def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdown_hooks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: blocked by an async def handler just before the stop, it had not been found stuck;
+    # its grace period, kept by its own loop, never ended, and it held the stop for ever.
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    try:
+        began = time.monotonic()
+        worker.check_stopping(5, began)
+        assert sent == []  # NOTE: its time counts from the stop.
+        worker.beats[_watcher.HOOKS] = 1
+        worker.check_stopping(5, began - 6)
+        assert sent == []  # NOTE: the shutdown hooks have no time limit.
+        worker.beats[_watcher.HOOKS] = 0
+        worker.beats[_watcher.PROGRESS] += 1
+        worker.check_stopping(5, began - 6)
+        assert sent == []  # NOTE: it has just made progress.
+        worker.progressed -= 6
+        worker.check_stopping(5, began - 6)
+        assert sent == [signal.SIGKILL]
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234]'s event loop has made no progress for 6.")
+        assert line.endswith("nor stopped as the server stops; killing it")
+    finally:
+        worker.pipe.close()
+
+
+@contextmanager
+def _watched_loop(hooks: bool = False) -> Iterator[tuple[asyncio.AbstractEventLoop, list[int]]]:
+    """An event loop running in a thread, watched as a worker's is, with a timeout of 0.2 s
+    (a look every 0.05 s)."""
+    loop = asyncio.new_event_loop()
+    beats = [0, 0, 0, 0]
+    reader, said = multiprocessing.Pipe(duplex=False)
+    server = SimpleNamespace(running_hooks=hooks)
+
+    async def start() -> None:
+        _watcher.say_started(said, beats, 0.2, server, 0)  # type: ignore[arg-type]
+
+    running = threading.Thread(target=loop.run_forever, daemon=True)
+    running.start()
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result(5)
+        assert reader.recv_bytes() == _watcher.STARTED
+        yield loop, beats
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        running.join(5)
+        loop.close()
+        reader.close()
+        said.close()
+
+
+def _progress(beats: list[int]) -> int:
+    """The progress of a watched loop as the main process counts it."""
+    return beats[_watcher.PROGRESS] + beats[_watcher.TURNS]
+
+
+def _progress_in(
+    beats: list[int], slot: int, count: int, step: Callable[[], Awaitable[None]]
+) -> Any:
+    """A coroutine that runs ``step`` until ``beats[slot]`` has grown by ``count``, and returns
+    how much the loop's progress grew meanwhile."""
+
+    async def run() -> int:
+        progress, end = _progress(beats), beats[slot] + count
+        while beats[slot] < end:
+            await step()
+        return _progress(beats) - progress
+
+    return run()
+
+
+async def _blocks() -> None:
+    time.sleep(0.001)  # NOTE: the loop, blocked.
+
+
+async def _turns() -> None:
+    await asyncio.sleep(0.001)
+
+
+async def _computes_between_awaits() -> None:
+    end = time.monotonic() + 0.005
+    while time.monotonic() < end:
+        pass
+    await asyncio.sleep(0)
+
+
+def test_the_watcher_finds_progress_while_the_loop_turns_and_none_while_a_task_blocks_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with _watched_loop() as (loop, beats):
+        # NOTE: a loop that computes in short steps keeps the watcher from the GIL for long
+        # (Python 3.10: a look or two a second): its turns, which it counts itself, show it.
+        for step, slot, least, most in [
+            (_turns, _watcher.LOOKS, 8, 10**6),
+            (_computes_between_awaits, _watcher.TURNS, 10, 10**6),  # NOTE: one task, turning.
+            (_blocks, _watcher.LOOKS, 0, 2),  # NOTE: the first look may see the loop as it was.
+        ]:
+            found = asyncio.run_coroutine_threadsafe(_progress_in(beats, slot, 10, step), loop)
+            assert least <= found.result(60) <= most, step.__name__
+    # NOTE: where the loop was stuck, logged by the worker itself, once.
+    [line] = _microweb_lines(caplog)
+    assert line.startswith(f"worker [{os.getpid()}]'s event loop has made no progress for 0.")
+    assert "it is in (most recent call last):" in line
+    assert line.endswith(", in _blocks\n    time.sleep(0.001)  # NOTE: the loop, blocked.")
+
+
+def _no_thread(self: threading.Thread) -> None:
+    raise RuntimeError("can't start new thread")
+
+
+def test_a_worker_whose_watcher_cannot_start_stops_without_saying_it_started(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a container's pids limit counts threads: the error raised out of the worker's
+    # startup, after it had said it started, and it was replaced for ever.
+    monkeypatch.setattr(threading.Thread, "start", _no_thread)
+    reader, said = multiprocessing.Pipe(duplex=False)
+    server = SimpleNamespace(running_hooks=False, should_exit=False)
+
+    async def start() -> None:
+        _watcher.say_started(said, [0, 0, 0, 0], 5, server, 0)  # type: ignore[arg-type]
+
+    try:
+        asyncio.run(start())
+        assert server.should_exit
+        assert not reader.poll()
+        assert _microweb_lines(caplog) == [
+            f"worker [{os.getpid()}] cannot start its watcher thread: can't start new thread; "
+            "stopping"
+        ]
+    finally:
+        reader.close()
+        said.close()
+
+
+def test_the_watcher_says_when_the_shutdown_hooks_run_and_ends_with_the_loop() -> None:
+    with _watched_loop(hooks=True) as (loop, beats):
+        watching = _progress_in(beats, _watcher.LOOKS, 2, _turns)
+        asyncio.run_coroutine_threadsafe(watching, loop).result(60)
+        assert beats[_watcher.HOOKS] == 1
+    watchers = [t for t in threading.enumerate() if t.name == "microweb-watcher"]
+    for watcher in watchers:
+        watcher.join(5)
+    assert not any(watcher.is_alive() for watcher in watchers)
+
+
 def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     supervisor: _workers.Workers,
 ) -> None:
@@ -615,7 +1010,7 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
     # pipe stayed open and always ready, so every wait returned at once, and the supervisor
     # kept a CPU busy while the other workers ran their shutdown hooks.
     reader, said = multiprocessing.Pipe(duplex=False)
-    said.send_bytes(_workers.STARTED)
+    said.send_bytes(_watcher.STARTED)
     said.close()
     worker = _worker(SimpleNamespace(pid=1234, sentinel=None, exitcode=0), reader, started=True)
     supervisor.workers = [worker]

@@ -48,6 +48,7 @@ IO_MODULES = frozenset(
         "_ws_flow.py",
         "_supervisor.py",
         "_workers.py",
+        "_watcher.py",
         "_stopping.py",
         "_unix.py",
         "__main__.py",
@@ -177,7 +178,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_sides", "_template_names", "templating", "_importer", "_serving", "_cli",
         "_waitress",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
-        "_supervisor", "_workers", "_stopping", "_unix", "plugins",
+        "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
