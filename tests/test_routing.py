@@ -1602,6 +1602,31 @@ def test_routes_added_by_a_startup_hook_are_served(make_client: MakeClient, colo
     assert allow_set(client.post("/r/late")) == {"GET", "HEAD", "OPTIONS"}
 
 
+def test_a_route_a_startup_hook_adds_that_is_refused_leaves_nothing_behind(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: after startup the call is checked as the route is added: the TypeError came
+    # once the route was registered, and it stayed, served by no one (404) while url_for
+    # built its path and its template and name were taken ("registered twice" for the fix).
+    app = App()
+    refused: list[str] = []
+
+    def answer(request: Request) -> str:
+        return "late"
+
+    @app.on_startup
+    def add_routes() -> None:
+        try:
+            app.get("/late", name="late")(in_colour(colour, lambda: "no request"))
+        except TypeError as exc:
+            refused.append(str(exc))
+        app.get("/late", name="late")(in_colour(colour, answer))
+
+    assert make_client(app).get("/late").text == "late"
+    assert len(refused) == 1
+    assert [route.name for route in app.routes if route.template == "/late"] == ["late"]
+
+
 # -- what microweb calls, checked when it is registered --------------------------------------
 
 
