@@ -125,6 +125,9 @@ class App(RouteRegistry):
         )
         if self._plan is not None:
             self._check_skips(route)  # NOTE: before anything is registered.
+            if route.kind == "websocket":
+                # NOTE: as at startup; unchecked, each handshake logged its TypeError.
+                check_call(route.handler, route, "ws")
         with self._clash_advised():
             _register(route, self._http, self._ws, self._names)
         if routers:

@@ -1627,6 +1627,33 @@ def test_a_route_a_startup_hook_adds_that_is_refused_leaves_nothing_behind(
     assert [route.name for route in app.routes if route.template == "/late"] == ["late"]
 
 
+def test_a_websocket_route_a_startup_hook_adds_is_checked_as_it_is_added(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: an HTTP route added after startup is checked as it is added; a WebSocket route
+    # was never checked: each handshake logged the TypeError and was refused.
+    app = App()
+    refused: list[str] = []
+
+    async def no_socket() -> None:
+        return None
+
+    async def chat(ws: WebSocket) -> None:
+        await ws.close()
+
+    @app.on_startup
+    def add_routes() -> None:
+        try:
+            app.websocket("/ws", name="ws")(no_socket)
+        except TypeError as exc:
+            refused.append(str(exc))
+        app.websocket("/ws", name="ws")(chat)
+
+    assert make_client(app).get("/").status_code == 404
+    assert len(refused) == 1
+    assert [route.handler for route in app.websocket_routes] == [chat]
+
+
 # -- what microweb calls, checked when it is registered --------------------------------------
 
 
