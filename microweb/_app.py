@@ -125,6 +125,9 @@ class App(RouteRegistry):
         )
         if self._plan is not None:
             self._check_skips(route)  # NOTE: before anything is registered.
+            if route.kind == "websocket":
+                # NOTE: as at startup; unchecked, each handshake logged its TypeError.
+                check_call(route.handler, route, "ws")
         with self._clash_advised():
             _register(route, self._http, self._ws, self._names)
         if routers:
@@ -137,7 +140,30 @@ class App(RouteRegistry):
         self._http_routes.append(route)
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
-            self._plan.http.add(route, self._endpoint(route, self._plan))
+            try:
+                served = self._endpoint(route, self._plan)
+            except BaseException:
+                # NOTE: refused as its call is checked (the handler takes no request): left
+                # registered, no one served it (404), yet url_for built it and its template
+                # and name were taken, "registered twice" for the route that fixed it.
+                self._unregister(route)
+                raise
+            self._plan.http.add(route, served)
+
+    def _unregister(self, route: Route) -> None:
+        """Take back ``route``, the last HTTP route registered."""
+        self._http_routes.pop()
+        named = self._names[route.name]
+        named.pop()
+        if not named:
+            del self._names[route.name]
+        self._routers.pop(id(route), None)
+        if self._plan is not None:
+            self._plan.router_rules.pop(id(route), None)
+        # NOTE: the HTTP table alone: the plan serves the app's WebSocket table itself.
+        self._http = RouteTable(self._converters)
+        for known in self._http_routes:
+            self._http.add(known, known)
 
     @contextlib.contextmanager
     def _clash_advised(self) -> Iterator[None]:

@@ -138,10 +138,15 @@ def refusal(plan: Plan, request: Request, exc: HTTPError) -> Response | Effects:
 def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> Effects:
     """Answer ``exc`` with ``handler``: return its response and ``exc``, or ``None`` and the
     error the handler raised, which the default answer is for."""
+    raised = exc.__traceback__
     try:
         result = yield from call(_handling(handler.target, exc), request, exc)
         response = _error_value(request, result, exc, handler.key)
     except Exception as failure:
+        if failure is exc:
+            # NOTE: raised again (a bare raise): the frames it went through, ours holding it
+            # and the request (a cycle), came before the route's own in its logged traceback.
+            exc.__traceback__ = raised
         left = _left(failure)
         if left is None:
             _handler_failed(request, handler, exc, failure)

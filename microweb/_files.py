@@ -101,7 +101,11 @@ class HeldFile:
     def take(self) -> BinaryIO | None:
         """Return the file, once; ``None`` once taken or discarded."""
         # NOTE: list.pop() is atomic: a stream's thread and the request's end never both get it.
-        return self._files.pop() if self._files else None
+        # Looked at first, the list could be emptied by the other before the pop (IndexError).
+        try:
+            return self._files.pop()
+        except IndexError:
+            return None
 
     def discard(self) -> None:
         """Close the file unless a read took it."""

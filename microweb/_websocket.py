@@ -209,8 +209,9 @@ class WebSocket:
         """Wait for a JSON message, text or binary.
 
         The parser is the one of ``request.json()``: invalid JSON, ``NaN``, a number beyond a
-        float's range or a lone surrogate closes the connection with 1007; a message larger
-        than ``max_json_size`` (or ``max_websocket_message``) with 1009.
+        float's range, an integer of more than 4,300 digits (whatever ``int()`` allows) or a
+        lone surrogate closes the connection with 1007; a message larger than
+        ``max_json_size`` (or ``max_websocket_message``) with 1009.
         """
         text, data = await self._next(json=True)
         try:

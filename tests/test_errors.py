@@ -487,6 +487,37 @@ def test_an_error_handler_runs_with_the_error_as_the_one_being_handled(
     assert ("_calls.py" in caplog.text) is (sys.version_info < (3, 11))
 
 
+@pytest.mark.parametrize("handler_colour", ["sync", "async"])
+def test_an_error_handler_that_raises_the_error_again_leaves_no_cycle_and_its_traceback(
+    make_client: MakeClient,
+    interface: str,
+    colour: str,
+    handler_colour: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a bare raise took the frames it went through into the error's traceback: the
+    # handler's call in microweb (holding the error and the request, a cycle) and the
+    # logged traceback started in microweb, above the route's own raise.
+    app = App()
+
+    def again(request: Request, exc: Exception) -> None:
+        raise
+
+    app.error_handler(ValueError)(in_colour(handler_colour, again))
+
+    def bug(request: Request) -> None:
+        raise ValueError("bug")
+
+    app.post("/")(in_colour(colour, bug))
+    assert requests_left_in_cycles(app, interface, "POST", "/", b"body") == 0
+    with caplog.at_level(logging.ERROR, "microweb"):
+        assert make_client(app).post("/").status_code == 500
+    [record] = [r for r in caplog.records if r.exc_info and r.exc_info[0] is ValueError]
+    assert record.exc_text is not None
+    assert "_calls.py" not in record.exc_text
+    assert "raise ValueError" in record.exc_text
+
+
 def test_status_handler_for_raised_http_error(make_client: MakeClient) -> None:
     app = _raising_app("async", HTTPError(429, "slow down"))
 

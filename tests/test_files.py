@@ -21,7 +21,7 @@ from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
 from microweb import App, Request, Response
-from microweb._files import FileInfo, parse_http_date, range_applies, stat_file
+from microweb._files import FileInfo, HeldFile, parse_http_date, range_applies, stat_file
 from microweb._response import content_disposition
 from microweb.testing import TestClient
 
@@ -1055,3 +1055,28 @@ def test_chunks_put_in_place_of_a_files_are_what_is_sent(
     if where != "kept":  # NOTE: a stream of its own is read once, as any stream is.
         response = get(client)
         assert (response.status_code, response.content) == (200, DATA.upper())
+
+
+def test_a_held_file_taken_from_two_threads_at_once_goes_to_one_and_raises_in_neither(
+    tmp_path: Path,
+) -> None:
+    # NOTE: take() looked whether the file was there, then popped it: a thread that looked
+    # as another popped it (a Static file's read in the pool as the request that left is
+    # ended on the loop) raised IndexError: out of the read, or out of the request's close(),
+    # which then closed none of the cleanups after it (an upload's file on disk).
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"x")
+    taken_meanwhile: list[Any] = []
+
+    class TakenBetween(list[Any]):
+        def __bool__(self) -> bool:
+            taken_meanwhile.append(list.pop(self))  # NOTE: the other thread's take().
+            return True
+
+    with path.open("rb") as opened:
+        held = HeldFile(opened)
+        held._files = TakenBetween(held._files)
+        taken = held.take()
+        assert [file for file in (taken, *taken_meanwhile) if file is not None] == [opened]
+        held.discard()
+        assert held.take() is None

@@ -1602,6 +1602,58 @@ def test_routes_added_by_a_startup_hook_are_served(make_client: MakeClient, colo
     assert allow_set(client.post("/r/late")) == {"GET", "HEAD", "OPTIONS"}
 
 
+def test_a_route_a_startup_hook_adds_that_is_refused_leaves_nothing_behind(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: after startup the call is checked as the route is added: the TypeError came
+    # once the route was registered, and it stayed, served by no one (404) while url_for
+    # built its path and its template and name were taken ("registered twice" for the fix).
+    app = App()
+    refused: list[str] = []
+
+    def answer(request: Request) -> str:
+        return "late"
+
+    @app.on_startup
+    def add_routes() -> None:
+        try:
+            app.get("/late", name="late")(in_colour(colour, lambda: "no request"))
+        except TypeError as exc:
+            refused.append(str(exc))
+        app.get("/late", name="late")(in_colour(colour, answer))
+
+    assert make_client(app).get("/late").text == "late"
+    assert len(refused) == 1
+    assert [route.name for route in app.routes if route.template == "/late"] == ["late"]
+
+
+def test_a_websocket_route_a_startup_hook_adds_is_checked_as_it_is_added(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: an HTTP route added after startup is checked as it is added; a WebSocket route
+    # was never checked: each handshake logged the TypeError and was refused.
+    app = App()
+    refused: list[str] = []
+
+    async def no_socket() -> None:
+        return None
+
+    async def chat(ws: WebSocket) -> None:
+        await ws.close()
+
+    @app.on_startup
+    def add_routes() -> None:
+        try:
+            app.websocket("/ws", name="ws")(no_socket)
+        except TypeError as exc:
+            refused.append(str(exc))
+        app.websocket("/ws", name="ws")(chat)
+
+    assert make_client(app).get("/").status_code == 404
+    assert len(refused) == 1
+    assert [route.handler for route in app.websocket_routes] == [chat]
+
+
 # -- what microweb calls, checked when it is registered --------------------------------------
 
 

@@ -164,12 +164,18 @@ def test_a_head_runs_the_converter_once_where_a_template_takes_head_itself(
     assert calls == [path.split("/")[2]]
 
 
-@pytest.mark.parametrize(("path", "status", "converted"), [("/u1/t19", 200, 2), ("/u1/x", 404, 1)])
+@pytest.mark.parametrize(
+    ("path", "status", "converted"),
+    [("/u1/t19", 200, 1), ("/u1/x", 404, 0), ("/x1/t19", 404, 1), ("/x1/x", 404, 0)],
+)
 def test_many_parameters_at_one_segment_are_tried_only_where_the_path_goes_on(
     make_client: MakeClient, path: str, status: int, converted: int
 ) -> None:
     # NOTE: a parameter each, /{a0:user}/t0 ... /{a19:user}/t19: every branch was tried (the
     # converter called 21 times), where only the last goes on with /t19, and none with /x.
+    # The lookup's first way still tried each in turn until one took the segment: the first
+    # (twice the calls needed) or, for a segment that every one refuses, all 20; among 2,000
+    # such {a:int} routes, a 404 took 2.9 ms.
     calls: list[str] = []
     app = _counting_app(calls)
     for index in range(20):

@@ -1122,6 +1122,28 @@ def test_protocol_errors_close_the_connection(
     assert seen == [(code, "closed")]
 
 
+@pytest.mark.usefixtures("int_digits_limit")
+def test_a_json_message_of_an_integer_past_4300_digits_closes_1007_whatever_int_allows(
+    asgi_client: MakeClient,
+) -> None:
+    seen: list[Any] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        seen.append(len(str(await ws.receive_json())))
+        await ws.receive_json()
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_text("9" * 4300)
+        session.send_text("[" + "9" * 4301 + "]")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert closed.value.code == 1007
+    assert seen == [4300]
+
+
 def test_handler_exception_closes_1011_and_is_logged(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
