@@ -8,6 +8,7 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import multiprocessing
 import os
@@ -1144,3 +1145,28 @@ def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
     finally:
         for blocker in blockers:
             blocker.close()
+
+
+def test_the_watcher_finds_no_progress_while_a_callback_outside_any_task_blocks_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a loop that runs no task counted as progress at every look, blocked or not: code
+    # that blocks it from a plain callback (loop.call_soon(), a future's done callback) held
+    # the worker for ever, never stopped nor replaced.
+    with _watched_loop() as (loop, beats):
+        found: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def blocks() -> None:
+            progress, end = _progress(beats), beats[_watcher.LOOKS] + 10
+            while beats[_watcher.LOOKS] < end:
+                time.sleep(0.001)  # NOTE: the loop, blocked outside any task.
+            found.set_result(_progress(beats) - progress)
+
+        loop.call_soon_threadsafe(blocks)
+        # NOTE: the first look may see the loop as it was.
+        assert found.result(60) <= 2
+    [line] = _microweb_lines(caplog)
+    assert line.startswith(f"worker [{os.getpid()}]'s event loop has made no progress for 0.")
+    assert line.endswith(
+        ", in blocks\n    time.sleep(0.001)  # NOTE: the loop, blocked outside any task."
+    )
