@@ -42,6 +42,9 @@ LOOKS, PROGRESS, HOOKS, TURNS = range(4)
 # at most BEAT, four times within the timeout, never more often than MIN_BEAT.
 BEAT = 0.25
 MIN_BEAT = 0.05
+# NOTE: the shortest timeout that leaves four looks within it: under 0.01 s, healthy workers
+# were killed as the server stopped (no progress seen since the stop began), hooks cut.
+MIN_TIMEOUT = 4 * MIN_BEAT
 
 
 def beat_for(timeout: float) -> float:
