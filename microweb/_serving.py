@@ -28,6 +28,7 @@ from ._limits import Limits
 from ._routing import Route
 from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
+from ._watcher import MIN_TIMEOUT
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
@@ -425,14 +426,17 @@ def _check_workers(workers: int) -> None:
 
 
 def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) -> None:
-    """Refuse a ``--timeout-worker-healthcheck`` of 0 or less, or with no workers to watch.
+    """Refuse a ``--timeout-worker-healthcheck`` shorter than a worker's watcher can see, or
+    with no workers to watch.
 
     Raises:
         TargetError: If it is.
     """
-    if not timeout > 0:
-        # NOTE: "not >" refuses NaN too.
-        raise TargetError("--timeout-worker-healthcheck must be more than 0")
+    if not timeout >= MIN_TIMEOUT:
+        # NOTE: "not >=" refuses NaN too.
+        raise TargetError(
+            f"--timeout-worker-healthcheck must be at least {MIN_TIMEOUT:g}, got {timeout:g}"
+        )
     if server == "waitress":
         why = "waitress runs one process"
     elif reload:

@@ -21,7 +21,8 @@ import time
 import traceback
 from collections.abc import MutableSequence
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from ._errors import log_failure
 
@@ -41,6 +42,9 @@ LOOKS, PROGRESS, HOOKS, TURNS = range(4)
 # at most BEAT, four times within the timeout, never more often than MIN_BEAT.
 BEAT = 0.25
 MIN_BEAT = 0.05
+# NOTE: the shortest timeout that leaves four looks within it: under 0.01 s, healthy workers
+# were killed as the server stopped (no progress seen since the stop began), hooks cut.
+MIN_TIMEOUT = 4 * MIN_BEAT
 
 
 def beat_for(timeout: float) -> float:
@@ -95,17 +99,18 @@ def _watch(
     server: OrderlyUvicorn,
 ) -> None:
     """Look at ``loop``, run by ``thread``, every beat, and count in ``beats`` the looks that
-    find it has made progress: it turned (its timer came), or it runs another task than at the
-    last look, or none. Log where it is once it has made none for ``timeout`` seconds."""
+    find it has made progress: it turned (its timer came), or it runs another task, or callback
+    outside any task, than at the last look, or neither. Log where it is once it has made none
+    for ``timeout`` seconds."""
     # PERF: no cost per request: a timer on the loop and this thread, each once a beat.
     beat = beat_for(timeout)
-    seen: tuple[int, asyncio.Task[Any] | None] | None = None
+    seen: tuple[int, object] | None = None
     progressed, told = time.monotonic(), False
     while not loop.is_closed():
         time.sleep(beat)
-        task = asyncio.current_task(loop)
-        look = (beats[TURNS], task)
-        if task is None or look != seen:
+        running = asyncio.current_task(loop) or _callback_in(thread)
+        look = (beats[TURNS], running)
+        if running is None or look != seen:
             beats[PROGRESS] += 1
             progressed, told = time.monotonic(), False
         elif not told and time.monotonic() - progressed >= timeout:
@@ -114,6 +119,19 @@ def _watch(
         beats[HOOKS] = int(server.running_hooks)
         beats[LOOKS] += 1
         seen = look
+
+
+def _callback_in(thread: int) -> FrameType | None:
+    """Return the frame in which the event loop's ``thread`` runs a callback, if it runs one."""
+    # NOTE: a loop that runs no task was taken as one that waits for events: a plain callback
+    # (loop.call_soon(), a future's done callback) that blocked it was progress at every look.
+    frame = sys._current_frames().get(thread)
+    while frame is not None and frame.f_code is not _RUN_CALLBACK:
+        frame = frame.f_back
+    return frame
+
+
+_RUN_CALLBACK = asyncio.Handle._run.__code__
 
 
 def _say_where(thread: int, stuck: float) -> None:

@@ -182,8 +182,8 @@ class Worker:
         if now - self.ran < stuck:
             return (
                 f"worker [{self.process.pid}]'s event loop has made no progress for "
-                f"{stuck:.1f} s: one task ran all along (an async def handler, hook or stream "
-                "that calls something blocking, or computes?)"
+                f"{stuck:.1f} s: one task (or callback) ran all along (an async def handler, hook, "
+                "stream or callback that calls something blocking, or computes?)"
             )
         return (
             f"worker [{self.process.pid}] has not run its watcher thread for {stuck:.1f} s: "

@@ -310,8 +310,18 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
         (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
         (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
-        (["--timeout-worker-healthcheck", "0"], "--timeout-worker-healthcheck must be more than 0"),
-        (["--timeout-worker-healthcheck", "nan"], "--timeout-worker-healthcheck must be more"),
+        (["--timeout-worker-healthcheck", "0"], "--timeout-worker-healthcheck must be at least"),
+        (["--timeout-worker-healthcheck", "nan"], "--timeout-worker-healthcheck must be at least"),
+        # NOTE: below what a worker's watcher can see (a look every 0.05 s at most), healthy
+        # workers were killed as the server stopped, their shutdown hooks cut (review219).
+        (
+            ["--timeout-worker-healthcheck", "1e-9"],
+            "--timeout-worker-healthcheck must be at least 0.2, got 1e-09",
+        ),
+        (
+            ["--timeout-worker-healthcheck", "0.19"],
+            "--timeout-worker-healthcheck must be at least 0.2, got 0.19",
+        ),
     ],
 )
 def test_bad_option_values_say_what_is_wrong(

@@ -8,6 +8,7 @@ started, by pid; the pause is tested on the supervisor's own step, with no proce
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import multiprocessing
 import os
@@ -168,6 +169,18 @@ async def block(request: Request) -> str:
     return "never"
 
 
+@app.get("/block-later")
+async def block_later(request: Request) -> str:
+    record(f"blocking {os.getpid()}")
+    asyncio.get_running_loop().call_soon(hold)
+    await asyncio.sleep(10**6)
+    return "never"
+
+
+def hold() -> None:
+    time.sleep(10**7)
+
+
 @app.get("/sleep")
 def sleep(request: Request) -> str:
     time.sleep(float(request.query["seconds"]))  # NOTE: in the thread pool: the loop runs on.
@@ -213,7 +226,17 @@ def _kill_all(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        ("/block", "in block\n    time.sleep(10**6)\n"),
+        # NOTE: a plain callback, outside any task, blocked the loop unseen (review219).
+        ("/block-later", "in hold\n    time.sleep(10**7)\n"),
+    ],
+)
+def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(
+    tmp_path: Path, path: str, where: str
+) -> None:
     # NOTE: only a worker that ended was replaced: one whose loop an async def handler blocked
     # (a time.sleep(), a loop with no await) kept its slot, and half the requests, forever.
     target, events = _blocking_app(tmp_path)
@@ -225,7 +248,7 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: P
             pids += map(int, STARTED.findall(read_log(log)))
             assert len(pids) == 2 and process.poll() is None, read_log(log)
             with pytest.raises(httpx.HTTPError):
-                httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.5))
+                httpx.get(f"http://{HOST}:{port}{path}", timeout=httpx.Timeout(5, read=0.5))
             [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
             began = time.monotonic()
             wait_for(lambda: "starting another" in read_log(log), "replacement", log, timeout=8)
@@ -236,7 +259,7 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(tmp_path: P
             assert str(blocked) not in answered, read_log(log)
             assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
             # NOTE: and where, from the worker itself.
-            assert "in block\n    time.sleep(10**6)\n" in read_log(log)
+            assert where in read_log(log)
             assert took < 8, read_log(log)
             [other] = set(pids[:2]) - {blocked}
             os.kill(other, 0)  # NOTE: the worker that answered was left alone.
@@ -725,7 +748,7 @@ def test_a_stuck_worker_is_sent_sigterm_then_sigkill(caplog: pytest.LogCaptureFi
         assert sent == [signal.SIGTERM]
         [line] = _microweb_lines(caplog)
         assert line.startswith("worker [1234]'s event loop has made no progress for 60.")
-        assert "one task ran all along" in line
+        assert "one task (or callback) ran all along" in line
         worker.beats[_watcher.LOOKS] += 4  # NOTE: its watcher runs on; its loop does not.
         worker.check_health(5)  # NOTE: its own timeout again from the SIGTERM.
         assert sent == [signal.SIGTERM]
@@ -1144,3 +1167,28 @@ def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
     finally:
         for blocker in blockers:
             blocker.close()
+
+
+def test_the_watcher_finds_no_progress_while_a_callback_outside_any_task_blocks_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a loop that runs no task counted as progress at every look, blocked or not: code
+    # that blocks it from a plain callback (loop.call_soon(), a future's done callback) held
+    # the worker for ever, never stopped nor replaced.
+    with _watched_loop() as (loop, beats):
+        found: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def blocks() -> None:
+            progress, end = _progress(beats), beats[_watcher.LOOKS] + 10
+            while beats[_watcher.LOOKS] < end:
+                time.sleep(0.001)  # NOTE: the loop, blocked outside any task.
+            found.set_result(_progress(beats) - progress)
+
+        loop.call_soon_threadsafe(blocks)
+        # NOTE: the first look may see the loop as it was.
+        assert found.result(60) <= 2
+    [line] = _microweb_lines(caplog)
+    assert line.startswith(f"worker [{os.getpid()}]'s event loop has made no progress for 0.")
+    assert line.endswith(
+        ", in blocks\n    time.sleep(0.001)  # NOTE: the loop, blocked outside any task."
+    )
