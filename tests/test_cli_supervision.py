@@ -226,6 +226,22 @@ def _kill_all(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@contextmanager
+def _serving_workers(
+    log: Path, port: int, *options: str, target: str, until: re.Pattern[str] = SERVING, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
+    """``_serving()`` with ``--workers``, which also gives the pids of the workers started by
+    then; a test adds those it sees start later. Each is killed at the end, after the main
+    process is stopped, should it outlive it."""
+    pids: list[int] = []
+    try:
+        with _serving(log, port, *options, target=target, until=until, **env) as process:
+            pids += map(int, STARTED.findall(read_log(log)))
+            yield process, pids
+    finally:
+        _kill_all(pids)
+
+
 @pytest.mark.parametrize(
     ("path", "where"),
     [
@@ -242,30 +258,25 @@ def test_a_worker_whose_event_loop_is_blocked_is_killed_and_replaced(
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
     options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
-    pids: list[int] = []
-    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
-        try:
-            pids += map(int, STARTED.findall(read_log(log)))
-            assert len(pids) == 2 and process.poll() is None, read_log(log)
-            with pytest.raises(httpx.HTTPError):
-                httpx.get(f"http://{HOST}:{port}{path}", timeout=httpx.Timeout(5, read=0.5))
-            [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
-            began = time.monotonic()
-            wait_for(lambda: "starting another" in read_log(log), "replacement", log, timeout=8)
-            wait_for(lambda: len(STARTED.findall(read_log(log))) == 3, "new worker", log)
-            took = time.monotonic() - began
-            pids += [int(STARTED.findall(read_log(log))[-1])]
-            answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
-            assert str(blocked) not in answered, read_log(log)
-            assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
-            # NOTE: and where, from the worker itself.
-            assert where in read_log(log)
-            assert took < 8, read_log(log)
-            [other] = set(pids[:2]) - {blocked}
-            os.kill(other, 0)  # NOTE: the worker that answered was left alone.
-        finally:
-            stop(process, timeout=10)
-            _kill_all(pids)
+    env = {"SERVING_EVENTS": str(events)}
+    with _serving_workers(log, port, *options, target=target, **env) as (process, pids):
+        assert len(pids) == 2 and process.poll() is None, read_log(log)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}{path}", timeout=httpx.Timeout(5, read=0.5))
+        [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+        began = time.monotonic()
+        wait_for(lambda: "starting another" in read_log(log), "replacement", log, timeout=8)
+        wait_for(lambda: len(STARTED.findall(read_log(log))) == 3, "new worker", log)
+        took = time.monotonic() - began
+        pids += [int(STARTED.findall(read_log(log))[-1])]
+        answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
+        assert str(blocked) not in answered, read_log(log)
+        assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+        # NOTE: and where, from the worker itself.
+        assert where in read_log(log)
+        assert took < 8, read_log(log)
+        [other] = set(pids[:2]) - {blocked}
+        os.kill(other, 0)  # NOTE: the worker that answered was left alone.
     assert process.returncode == -signal.SIGTERM, read_log(log)
 
 
@@ -276,19 +287,13 @@ def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: P
     port, log = free_port(), tmp_path / "serve.log"
     options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
     env = {"SERVING_EVENTS": str(events), "BLOCK_AT_START": "2.5", "BLOCK_AT_STOP": "2.5"}
-    pids: list[int] = []
-    with _serving(log, port, *options, target=target, **env) as process:
-        try:
-            pids += map(int, STARTED.findall(read_log(log)))
-            assert len(pids) == 2 and process.poll() is None, read_log(log)
-            with httpx.Client(timeout=10) as client:
-                for path in ("/sleep?seconds=2.5", "/spin?seconds=2.5"):
-                    assert client.get(f"http://{HOST}:{port}{path}").status_code == 200
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
-        finally:
-            stop(process, timeout=10)
-            _kill_all(pids)
+    with _serving_workers(log, port, *options, target=target, **env) as (process, pids):
+        assert len(pids) == 2 and process.poll() is None, read_log(log)
+        with httpx.Client(timeout=10) as client:
+            for path in ("/sleep?seconds=2.5", "/spin?seconds=2.5"):
+                assert client.get(f"http://{HOST}:{port}{path}").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "stopping it" not in read_log(log)
     assert "starting another" not in read_log(log)
@@ -305,7 +310,6 @@ def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
     options = ("--workers", "2", "--timeout-worker-healthcheck", "2")
-    pids: list[int] = []
     statuses: list[int | str] = []
 
     def request() -> None:
@@ -315,17 +319,13 @@ def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped
         except httpx.HTTPError as exc:
             statuses.append(type(exc).__name__)
 
-    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
-        try:
-            pids += map(int, STARTED.findall(read_log(log)))
-            clients = [threading.Thread(target=request) for _ in range(80)]
-            for client in clients:
-                client.start()
-            for client in clients:
-                client.join(60)
-        finally:
-            stop(process, timeout=10)
-            _kill_all(pids)
+    env = {"SERVING_EVENTS": str(events)}
+    with _serving_workers(log, port, *options, target=target, **env):
+        clients = [threading.Thread(target=request) for _ in range(80)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(60)
     assert statuses == [200] * 80, read_log(log)
     assert "stopping it" not in read_log(log)
     assert "starting another" not in read_log(log)
@@ -340,21 +340,17 @@ def test_a_worker_killed_while_it_starts_is_replaced(tmp_path: Path) -> None:
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
     env = {"SERVING_EVENTS": str(events), "BLOCK_AT_START": "2"}
-    pids: list[int] = []
-    with _serving(log, port, "--workers", "2", target=target, until=TWO_STARTING, **env) as process:
-        try:
-            pids += map(int, STARTED.findall(read_log(log)))
-            os.kill(pids[0], signal.SIGKILL)
-            wait_for(lambda: "serving on" in read_log(log) or process.poll() is not None, "", log)
-            assert process.poll() is None, read_log(log)
-            pids += map(int, STARTED.findall(read_log(log))[2:])
-            answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
-            assert str(pids[0]) not in answered
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
-        finally:
-            stop(process, timeout=10)
-            _kill_all(pids)
+    with _serving_workers(
+        log, port, "--workers", "2", target=target, until=TWO_STARTING, **env
+    ) as (process, pids):
+        os.kill(pids[0], signal.SIGKILL)
+        wait_for(lambda: "serving on" in read_log(log) or process.poll() is not None, "", log)
+        assert process.poll() is None, read_log(log)
+        pids += map(int, STARTED.findall(read_log(log))[2:])
+        answered = {httpx.get(f"http://{HOST}:{port}/pid", timeout=5).text for _ in range(8)}
+        assert str(pids[0]) not in answered
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert f"worker [{pids[0]}] ended before it started (status -9); starting another" in read_log(
         log
@@ -369,18 +365,13 @@ def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
     options = ("--workers", "2", "--timeout-worker-healthcheck", "3")
-    pids: list[int] = []
-    with _serving(log, port, *options, target=target, SERVING_EVENTS=str(events)) as process:
-        try:
-            pids += map(int, STARTED.findall(read_log(log)))
-            with pytest.raises(httpx.HTTPError):
-                httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
-            [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=10)
-        finally:
-            stop(process, timeout=10)
-            _kill_all(pids)
+    env = {"SERVING_EVENTS": str(events)}
+    with _serving_workers(log, port, *options, target=target, **env) as (process, _):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
+        [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
     assert "nor stopped as the server stops; killing it" in read_log(log)
@@ -393,19 +384,13 @@ def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> No
     # on them, every worker stopped, until the job ended (or a second signal).
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
-    pids: list[int] = []
-    with _serving(
+    with _serving_workers(
         log, port, "--workers", "2", target=target, SERVING_EVENTS=str(events)
-    ) as process:
-        try:
-            pids += map(int, STARTED.findall(read_log(log)))
-            for _ in range(4):
-                pids.append(int(httpx.get(f"http://{HOST}:{port}/job", timeout=5).text))
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=8)
-        finally:
-            stop(process, timeout=10)
-            _kill_all(pids)
+    ) as (process, pids):
+        for _ in range(4):
+            pids.append(int(httpx.get(f"http://{HOST}:{port}/job", timeout=5).text))
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=8)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
 
