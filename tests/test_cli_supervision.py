@@ -512,6 +512,30 @@ class _EndingProcess:
         pass
 
 
+def _assert_stop_returns(
+    supervisor: _workers.Workers, process: object, pipe: object, why: str, wakes: int = 1
+) -> None:
+    """Have the supervisor stop its one worker, a fake that has ended (``process``, ``pipe``),
+    and assert that the stop returns; then wake a stuck wait with ``wakes`` SIGTERMs."""
+    worker = SimpleNamespace(
+        process=process,
+        pipe=pipe,
+        signal=lambda sig: None,
+        stuck=False,
+        check_stopping=lambda timeout, began: None,
+    )
+    supervisor.workers = [worker]  # type: ignore[list-item]
+    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    try:
+        stopping.start()
+        stopping.join(5)
+        assert not stopping.is_alive(), f"the supervisor {why}"
+    finally:
+        for _ in range(wakes):
+            supervisor._on_signal(signal.SIGTERM, None)  # NOTE: wakes a stuck wait.
+        stopping.join(5)
+
+
 def test_stopping_returns_when_a_worker_ends_between_two_looks(
     supervisor: _workers.Workers,
 ) -> None:
@@ -522,22 +546,9 @@ def test_stopping_returns_when_a_worker_ends_between_two_looks(
     os.close(writer)  # NOTE: the sentinel is ready, as once a process has ended.
     reader, _ = multiprocessing.Pipe(duplex=False)
     reader.close()
-    worker = SimpleNamespace(
-        process=_EndingProcess(sentinel),
-        pipe=reader,
-        signal=lambda sig: None,
-        stuck=False,
-        check_stopping=lambda timeout, began: None,
-    )
-    supervisor.workers = [worker]  # type: ignore[list-item]
-    stopping = threading.Thread(target=supervisor._stop, daemon=True)
     try:
-        stopping.start()
-        stopping.join(5)
-        assert not stopping.is_alive(), "the supervisor waits on no worker"
+        _assert_stop_returns(supervisor, _EndingProcess(sentinel), reader, "waits on no worker")
     finally:
-        supervisor._on_signal(signal.SIGTERM, None)  # NOTE: wakes a stuck wait.
-        stopping.join(5)
         os.close(sentinel)
 
 
@@ -549,25 +560,11 @@ def test_stopping_returns_when_a_worker_ends_with_its_sentinel_held_by_a_child_o
     # workers stopped, until that job ended (or a second signal).
     sentinel, writer = os.pipe()
     reader, held = multiprocessing.Pipe()
-    worker = SimpleNamespace(
-        # NOTE: its sentinel and pipe held open by a process of its own, so neither is ever
-        # ready.
-        process=_EndingProcess(sentinel, -signal.SIGTERM),
-        pipe=reader,
-        signal=lambda sig: None,
-        stuck=False,
-        check_stopping=lambda timeout, began: None,
-    )
-    supervisor.workers = [worker]  # type: ignore[list-item]
-    stopping = threading.Thread(target=supervisor._stop, daemon=True)
+    # NOTE: its sentinel and pipe held open by a process of its own, so neither is ever ready.
+    process = _EndingProcess(sentinel, -signal.SIGTERM)
     try:
-        stopping.start()
-        stopping.join(5)
-        assert not stopping.is_alive(), "the supervisor waits on a worker that has ended"
+        _assert_stop_returns(supervisor, process, reader, "waits on a worker that has ended", 2)
     finally:
-        supervisor._on_signal(signal.SIGTERM, None)
-        supervisor._on_signal(signal.SIGTERM, None)
-        stopping.join(5)
         for fd in (sentinel, writer):
             os.close(fd)
         held.close()
