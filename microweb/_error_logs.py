@@ -145,11 +145,14 @@ def log_failed(request: Request, handler: ErrorHandler, exc: Exception, failure:
     try:
         # NOTE: the request named, as in every other error logged: "error handler <function
         # bad at 0x...> failed" alone did not say which request met it.
+        # NOTE: with what to raise for another framework's HTTP error (a ported handler's
+        # abort(404)), as a route handler's line says.
         logger.error(
-            "error handler %r failed in %s %s",
+            "error handler %r failed in %s %s%s",
             handler.target.fn,
             logged_method(request),
             logged_path(request),
+            _foreign_http_error(failure),
             exc_info=failure,
         )
     finally:
