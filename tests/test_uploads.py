@@ -22,6 +22,7 @@ from test_forms import form_app, multipart, part, post_multipart
 
 from microweb import App, HTTPError, Limits, Request, Response, UploadFile, _uploads, safe_filename
 from microweb._datastructures import Headers
+from microweb.testing import TestClient
 
 # -- file names in filename* (RFC 8187) ---------------------------------------------------------
 
@@ -622,3 +623,26 @@ def test_every_upload_is_closed_when_releasing_one_thing_fails(
     # NOTE: logged once, naming the request; the answer, whole, went out as it was.
     assert [type(error) for error in _logged_errors(caplog)] == [OSError]
     assert "POST /" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("spool_threshold", [16, 1024], ids=["on-disk", "in-memory"])
+def test_a_failed_release_is_raised_to_a_test_client_that_asks(
+    interface: str, spool_threshold: int
+) -> None:
+    # NOTE: the uploads on disk are closed in a file thread under ASGI, which ran without the
+    # request's context: the test client that asks for the app's errors never saw that one.
+    app = App(limits=Limits(spool_threshold=spool_threshold))
+
+    @app.post("/")
+    def fails_to_close(request: Request) -> str:
+        upload = request.form()["a"]
+        assert isinstance(upload, UploadFile)
+        upload.file = _CloseFails(upload.file)
+        return "ok"
+
+    body = multipart(part("a", DATA * 4, filename="a"))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(OSError, match="No space left"),
+    ):
+        post_multipart(client, body)
