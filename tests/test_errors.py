@@ -781,6 +781,13 @@ def test_error_handler_registration_is_checked() -> None:
             app.error_handler(gone)
         with pytest.raises(TypeError, match="no error handler runs for it"):
             Router().error_handler(gone)
+    # NOTE: app code's StopIteration reaches the handlers as a RuntimeError (PEP 479, and the
+    # drivers for sync code): a handler for it was taken and never ran, under both interfaces.
+    for stop in (StopIteration, type("Done", (StopIteration,), {})):
+        with pytest.raises(TypeError, match=f"got {stop.__name__}: .* register RuntimeError"):
+            app.error_handler(stop)
+        with pytest.raises(TypeError, match="reaches error handlers as a RuntimeError"):
+            Router().error_handler(stop)
 
 
 def test_a_plain_value_from_an_error_handler_keeps_the_error_status(
