@@ -306,7 +306,8 @@ def to_send(
 def unsendable(plan: Plan, request: Request, exc: Exception, response: Response) -> Response:
     """Answer ``exc``, which ``outgoing()`` raised for the app's ``response`` (a stream that is
     no iterable, say): logged, and the default 500 goes out in its place, with the headers of
-    ``response`` that say nothing of its body (CORS's, ``Vary``, a request ID, a cookie).
+    ``response`` that say nothing of its body and may label any 500 (CORS's, ``Vary``, a
+    request ID): not its caching, nor a cookie, which a handler's error's 500 lacks too.
 
     No error handler answers it: the response has left the handlers and the flows, and
     another of the app's own could fail the same way.
@@ -328,13 +329,16 @@ def unsendable(plan: Plan, request: Request, exc: Exception, response: Response)
 
 # NOTE: what describes the body not sent (or where else to go), and the 500's own header;
 # and what says something of that response that is wrong of a 500, which any other 500 (a
-# handler's error's) lacks: its caching (a CDN kept the 500 an hour), a retry time, a
-# challenge, its methods, a refresh, its preloads.
+# handler's error's) lacks: its caching (a CDN kept the 500 an hour; a CDN's own or nginx's
+# too), a retry time, a challenge, its methods, a refresh, its preloads; a body a proxy sends
+# in its place (nginx's X-Accel-Redirect, X-Sendfile); and a change of the client's state
+# (a cookie: a session saved, a sign-in made by a request that failed; cleared site data).
 _NOT_KEPT = frozenset(
     {
         "etag", "last-modified", "accept-ranges", "location", "x-content-type-options",
-        "cache-control", "expires", "age", "retry-after", "www-authenticate", "allow",
-        "refresh", "link",
+        "expires", "age", "pragma", "surrogate-control", "x-accel-expires", "retry-after",
+        "www-authenticate", "allow", "refresh", "link", "x-accel-redirect", "x-sendfile",
+        "x-lighttpd-send-file", "digest", "repr-digest", "set-cookie", "clear-site-data",
     }
 )  # fmt: skip
 
@@ -343,7 +347,8 @@ def _kept(name: str) -> bool:
     # NOTE: a flow's security policy is no header of the body.
     if name.startswith("content-"):
         return name.startswith("content-security-policy")
-    return name not in _NOT_KEPT
+    # SPEC: RFC 9213: a CDN's own Cache-Control is named <cdn>-CDN-Cache-Control.
+    return name not in _NOT_KEPT and not name.endswith("cache-control")
 
 
 def _last_resort(plan: Plan, request: Request, exc: Exception) -> Response:

@@ -100,6 +100,21 @@ def log_answered(
             handler.target.fn,
             exc_info=exc,
         )
+    if ending is not None:
+        _hide_context(ending, exc)
+
+
+def _hide_context(ending: BaseException, exc: Exception) -> None:
+    """Leave ``exc``, logged just now, out of the traceback shown for ``ending``, which an
+    error handler raised as it answered it and which goes on to the server; ``exc`` stays
+    its ``__context__``, as an ``except`` clause leaves it."""
+    # NOTE: the server logs ``ending`` with its traceback (Uvicorn's "Exception in ASGI
+    # application"): the bug, shown as its context, was in the log twice under ASGI, once
+    # under microweb serve's Waitress, which raises what escapes "from None".
+    for error in _shown_chain(ending):
+        if error.__cause__ is None and error.__context__ is exc:
+            error.__suppress_context__ = True
+            return
 
 
 def _not_answered(ending: BaseException | None) -> str:
@@ -130,11 +145,14 @@ def log_failed(request: Request, handler: ErrorHandler, exc: Exception, failure:
     try:
         # NOTE: the request named, as in every other error logged: "error handler <function
         # bad at 0x...> failed" alone did not say which request met it.
+        # NOTE: with what to raise for another framework's HTTP error (a ported handler's
+        # abort(404)), as a route handler's line says.
         logger.error(
-            "error handler %r failed in %s %s",
+            "error handler %r failed in %s %s%s",
             handler.target.fn,
             logged_method(request),
             logged_path(request),
+            _foreign_http_error(failure),
             exc_info=failure,
         )
     finally:

@@ -62,10 +62,24 @@ class FormData(RequestFields[FormValue]):
             return self._files
 
     def close(self) -> None:
-        """Close every uploaded file."""
+        """Close every uploaded file.
+
+        Raises:
+            OSError: The first error a file's close raised, once every file is closed.
+        """
+        failed: Exception | None = None
         for _, value in self.multi_items():
             if isinstance(value, UploadFile):
-                value.close()
+                try:
+                    value.close()
+                except Exception as exc:  # NOTE: the files after it were left open.
+                    if failed is None:
+                        failed = exc
+        if failed is not None:
+            try:
+                raise failed
+            finally:
+                del failed  # NOTE: this frame, in its traceback, held it: a cycle.
 
 
 class FormFields(RequestFields[str]):
@@ -312,13 +326,15 @@ class FormBuilder:
 
     def discard(self) -> None:
         """Close the form's files: when the request ends, or for a form not finished."""
-        FormData(self.items).close()
-        if self._part is not None:
-            # NOTE: a part cut off refers back to this builder: left, that cycle kept what it
-            # had received (up to spool_threshold) until a full collection.
-            self._part.discard()
-            self._part = None
-        self.take_batch()
+        try:
+            FormData(self.items).close()
+        finally:
+            if self._part is not None:
+                # NOTE: a part cut off refers back to this builder: left, that cycle kept what
+                # it had received (up to spool_threshold) until a full collection.
+                self._part.discard()
+                self._part = None
+            self.take_batch()
 
     def _parse(self, chunk: bytes) -> None:
         assert self._events is not None

@@ -9,6 +9,7 @@ each builds its own subclass (``WSGIRequest``, ``ASGIRequest``), which gives the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,7 +17,7 @@ from urllib.parse import quote, quote_from_bytes
 
 from ._binding import check_binding
 from ._effects import AfterCalls, Colored
-from ._errors import KeptError, OtherSpelling
+from ._errors import KeptError, OtherSpelling, report_unhandled
 from ._limits import Limits
 from ._percent import percent_decode_bytes
 from ._request_body import BodyMethods
@@ -24,6 +25,8 @@ from ._request_head import MISSING
 from ._routing import is_async_callable
 from ._target import PATH_SAFE
 from ._types import AppLike
+
+logger = logging.getLogger("microweb")
 
 _PERCENT = ord("%")
 _new = object.__new__
@@ -243,13 +246,25 @@ class Request(BodyMethods):
             after.append(call)
 
     def close(self) -> None:
-        """Release what the request holds (temporary files of uploads); drivers call it."""
+        """Release what the request holds (temporary files of uploads); drivers call it.
+
+        Each is released, whatever another raises: a failure is logged, not raised.
+        """
         # NOTE: it does not mark the request ended: a handler may call it, and the flows, error
         # handlers and stream after it may still add callbacks (refused, they were a 500). The
         # drivers mark it (ENDED) as they end it.
         cleanups = self._cleanups
         while cleanups:
-            cleanups.pop().discard()
+            cleanup = cleanups.pop()
+            try:
+                cleanup.discard()
+            except Exception as exc:
+                # NOTE: raised, it left the cleanups after it (an upload's file on disk) and
+                # went to the server after a whole answer: a 500 or a cut connection.
+                logger.error(
+                    "error while releasing the files of %s", logged_request(self), exc_info=exc
+                )
+                report_unhandled(exc)
         if isinstance(self._form, KeptError):
             # NOTE: the error a form raised is kept for form()'s next call; its traceback holds
             # frames that hold this request, a cycle only the garbage collector would free.

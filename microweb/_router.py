@@ -271,7 +271,8 @@ def check_error_key(key: ErrorKey) -> None:
 
     Raises:
         ValueError: If a status is not 4xx or 5xx.
-        TypeError: If the key is neither a status nor a subclass of ``Exception``.
+        TypeError: If the key is neither a status nor a subclass of ``Exception``, or is one
+            that no handler would see (``ClientDisconnect``, ``StopIteration``).
     """
     if isinstance(key, int) and not 400 <= key <= 599:
         raise ValueError(f"error handlers take a 4xx or 5xx status, got {key}")
@@ -284,6 +285,13 @@ def check_error_key(key: ErrorKey) -> None:
         raise TypeError(
             f"error_handler() got {key.__name__}: a client that left gets no answer, so no "
             "error handler runs for it; clean up in a try/finally around the body's read"
+        )
+    if issubclass(key, StopIteration):
+        # NOTE: registered, it never ran: see the errors page on StopIteration.
+        raise TypeError(
+            f"error_handler() got {key.__name__}: app code's StopIteration reaches error "
+            "handlers as a RuntimeError, with it as the __cause__ (PEP 479); register "
+            "RuntimeError"
         )
     if not issubclass(key, Exception):
         # NOTE: KeyboardInterrupt, SystemExit, CancelledError stop the server or the task; no

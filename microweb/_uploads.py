@@ -219,8 +219,10 @@ class UploadFile:
     def _close_file(self) -> None:
         # NOTE: counted among the uploads on disk until its descriptor is closed, by close() or,
         # with a write in flight, by the writer after it.
-        self.file.close()
-        _ON_DISK.discard(self)
+        try:
+            self.file.close()
+        finally:
+            _ON_DISK.discard(self)  # NOTE: a close that failed left it counted for ever.
 
     def __repr__(self) -> str:
         # NOTE: the type as the client wrote it (ESC, BEL), which drove the terminal of a log

@@ -118,6 +118,27 @@ def test_another_frameworks_http_error_is_logged_with_what_to_raise(
         assert all(m.endswith(advice) and "is not microweb's" in m for m in messages)
 
 
+def test_another_frameworks_http_error_raised_by_an_error_handler_says_what_to_raise(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a ported handler that turns a KeyError into abort(404): its failure's line gave
+    # no reason, where the same raise in a route handler's says what to raise.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = _raising_app(colour, KeyError("x"))
+
+    def not_found(request: Request, exc: KeyError) -> str:
+        raise _WerkzeugNotFound()
+
+    app.error_handler(KeyError)(in_colour(colour, not_found))
+    assert make_client(app).get("/").status_code == 500
+    [message] = [r.getMessage() for r in caplog.records if r.name == "microweb"]
+    assert message.startswith("error handler ") and " failed in GET /: " in message
+    assert message.endswith(
+        "werkzeug.exceptions._WerkzeugNotFound is not microweb's; "
+        "raise microweb.HTTPError(404) instead"
+    )
+
+
 def test_an_error_handler_reading_status_code_is_told_to_read_status(
     interface: str, colour: str
 ) -> None:
@@ -760,6 +781,13 @@ def test_error_handler_registration_is_checked() -> None:
             app.error_handler(gone)
         with pytest.raises(TypeError, match="no error handler runs for it"):
             Router().error_handler(gone)
+    # NOTE: app code's StopIteration reaches the handlers as a RuntimeError (PEP 479, and the
+    # drivers for sync code): a handler for it was taken and never ran, under both interfaces.
+    for stop in (StopIteration, type("Done", (StopIteration,), {})):
+        with pytest.raises(TypeError, match=f"got {stop.__name__}: .* register RuntimeError"):
+            app.error_handler(stop)
+        with pytest.raises(TypeError, match="reaches error handlers as a RuntimeError"):
+            Router().error_handler(stop)
 
 
 def test_a_plain_value_from_an_error_handler_keeps_the_error_status(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import gc
 import io
+import logging
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from test_forms import form_app, multipart, part, post_multipart
 
 from microweb import App, HTTPError, Limits, Request, Response, UploadFile, _uploads, safe_filename
 from microweb._datastructures import Headers
+from microweb.testing import TestClient
 
 # -- file names in filename* (RFC 8187) ---------------------------------------------------------
 
@@ -551,3 +553,96 @@ def test_an_upload_dropped_without_close_is_no_longer_counted() -> None:
     del upload
     gc.collect()
     assert _uploads.disk_uploads() == 0
+
+
+# -- the request's end releases every file, whatever fails --------------------------------------
+
+
+class _CloseFails:
+    """A file whose ``close()`` closes it and then fails, as a flush to a full disk does."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def close(self) -> None:
+        self._file.close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+class _FailingCleanup:
+    on_disk = False
+
+    def discard(self) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def _keeping_app(colour: str, keep: Any) -> App:
+    app = App(limits=Limits(spool_threshold=16))
+
+    def sync_handler(request: Request) -> str:
+        keep(request, request.form())
+        return "ok"
+
+    async def async_handler(request: Request) -> str:
+        keep(request, await request.aform())
+        return "ok"
+
+    app.post("/")(sync_handler if colour == "sync" else async_handler)
+    return app
+
+
+def _logged_errors(caplog: pytest.LogCaptureFixture) -> list[BaseException | None]:
+    return [record.exc_info[1] for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize("failing", ["an upload", "a cleanup"])
+def test_every_upload_is_closed_when_releasing_one_thing_fails(
+    make_client: MakeClient, colour: str, failing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: close() stopped at the first failure: the uploads after it stayed open, their
+    # temporary files on disk and counted against the process's cap (a 503 for later uploads).
+    caplog.set_level(logging.ERROR, logger="microweb")
+    uploads: list[UploadFile] = []
+
+    def keep(request: Request, form: Any) -> None:
+        uploads.extend(form[name] for name in "abc")
+        if failing == "an upload":
+            uploads[1].file = _CloseFails(uploads[1].file)
+        else:
+            request._close_at_end(_FailingCleanup())
+
+    client = make_client(_keeping_app(colour, keep))
+    body = multipart(*(part(name, DATA, filename=name) for name in "abc"))
+    answer = post_multipart(client, body)
+    assert (answer.status_code, answer.text) == (200, "ok")
+    assert [upload._spooled.closed for upload in uploads] == [True, True, True]
+    assert _uploads.disk_uploads() == 0
+    # NOTE: logged once, naming the request; the answer, whole, went out as it was.
+    assert [type(error) for error in _logged_errors(caplog)] == [OSError]
+    assert "POST /" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("spool_threshold", [16, 1024], ids=["on-disk", "in-memory"])
+def test_a_failed_release_is_raised_to_a_test_client_that_asks(
+    interface: str, spool_threshold: int
+) -> None:
+    # NOTE: the uploads on disk are closed in a file thread under ASGI, which ran without the
+    # request's context: the test client that asks for the app's errors never saw that one.
+    app = App(limits=Limits(spool_threshold=spool_threshold))
+
+    @app.post("/")
+    def fails_to_close(request: Request) -> str:
+        upload = request.form()["a"]
+        assert isinstance(upload, UploadFile)
+        upload.file = _CloseFails(upload.file)
+        return "ok"
+
+    body = multipart(part("a", DATA * 4, filename="a"))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(OSError, match="No space left"),
+    ):
+        post_multipart(client, body)
