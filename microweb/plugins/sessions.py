@@ -181,6 +181,7 @@ class Sessions:
             is signed again and sent, so that a session in use lives ``max_age`` past its
             last request, not its last change (a sliding expiry); ``0`` sends it with every
             response that has a session. ``None`` (the default) never sends an unchanged one.
+            Only a session that came in the request's one cookie of the name is refreshed.
 
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
@@ -252,9 +253,13 @@ class Sessions:
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
         secure = self._secure_for(request)
+        # NOTE: refreshed only from the request's one cookie of the name: the browser says of
+        # none of several which is this plugin's own (its path and domain), and the one read,
+        # of a longer path or planted on the parent domain, was signed again over it.
+        due = len(cookies) == 1 and self._due(signed_at)
         # NOTE: one due to be sent again is saved as a changed one is, so that save() keeps
         # the signature a subclass may override.
-        self.save(response, session, "" if self._due(signed_at) else loaded, had, secure=secure)
+        self.save(response, session, "" if due else loaded, had, secure=secure)
         if cookies or session:
             # SPEC: RFC 9110 12.5.5: the answer depends on the session cookie; a shared cache
             # must not hand one user's page to another. Visitors without a session keep

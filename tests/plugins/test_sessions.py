@@ -283,6 +283,34 @@ def test_sessions_refresh_after_zero_sends_a_cookie_dated_ahead_of_this_clock(
     assert set_cookie_value(looked) not in (None, ahead)
 
 
+def test_sessions_refresh_no_session_of_several_cookies_onto_the_plugins_own(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a browser sends a cookie of a longer path first (a stale one, or another app's of
+    # the same secret and name), and one a sibling subdomain planted on the parent domain;
+    # it says neither's path nor domain. The first that verified was signed again onto the
+    # plugin's own path and domain, over the user's own cookie: a session of another path,
+    # or another user's, re-issued as this app's, with nothing changed.
+    plugin = Sessions(SECRET, secure=False, max_age=7200, refresh_after=0)
+    client = make_client(sessions_app(plugin, colour))
+    other = plugin.sign(json.dumps({"user": "mallory"}))
+    own = plugin.sign(json.dumps({"user": "ann"}))
+    looked = client.get("/look", headers={"cookie": f"session={other}; session={own}"})
+    assert looked.json() == {"user": "mallory"}  # NOTE: the first that verifies, as documented.
+    assert "set-cookie" not in looked.headers
+    assert looked.headers["vary"] == "Cookie"
+    invalid = client.get("/look", headers={"cookie": f"session=tampered; session={own}"})
+    assert invalid.json() == {"user": "ann"} and "set-cookie" not in invalid.headers
+    # NOTE: a change is the app's own doing: it goes out onto the plugin's path, as before.
+    visited = client.get("/visit", headers={"cookie": f"session={other}; session={own}"})
+    assert visited.json() == {"user": "mallory", "visits": 1}
+    assert set_cookie_value(visited) is not None
+    # NOTE: the one cookie of the name is refreshed: the session read is the one sent.
+    alone = client.get("/look", headers={"cookie": f"session={own}"})
+    refreshed = set_cookie_value(alone)
+    assert refreshed is not None and plugin.load(refreshed) == {"user": "ann"}
+
+
 def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
