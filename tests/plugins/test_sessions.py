@@ -218,6 +218,19 @@ def test_sessions_key_rotation(make_client: MakeClient) -> None:
     assert refused.json() == {}
 
 
+def test_sessions_refresh_signs_an_old_key_s_session_with_the_new_key(
+    make_client: MakeClient,
+) -> None:
+    old_key, new_key = "the-old-secret-0123456789", "the-new-secret-0123456789"
+    old_cookie = Sessions(old_key).sign(json.dumps({"visits": 1}))
+    rotated = Sessions([new_key, old_key], secure=False, refresh_after=0)
+    looked = make_client(sessions_app(rotated)).get(
+        "/look", headers={"cookie": f"session={old_cookie}"}
+    )
+    refreshed = set_cookie_value(looked)
+    assert refreshed is not None and Sessions(new_key).load(refreshed) == {"visits": 1}
+
+
 def test_sessions_expire(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
     plugin = Sessions(SECRET, secure=False, max_age=3600)
     app = sessions_app(plugin)
