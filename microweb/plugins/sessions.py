@@ -338,6 +338,10 @@ class Sessions:
             had: Whether the request carried the cookie (an invalid one is then deleted).
             secure: Whether to mark the cookie ``Secure``; ``None`` takes the plugin's
                 ``secure`` (``None`` there counts as ``False``).
+
+        Raises:
+            TypeError: If ``session`` holds a value that is not JSON, or a key not ``str``.
+            ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode.
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -363,7 +367,16 @@ class Sessions:
         if current == loaded:
             return
         _refuse_other_keys(session)
-        value = self.sign(current)
+        try:
+            value = self.sign(current)
+        except UnicodeEncodeError as exc:
+            # NOTE: UTF-8's "surrogates not allowed" named neither the session nor what held it.
+            held = exc.object[exc.start : exc.end]
+            raise ValueError(
+                f"request.session holds {held!r}, a lone surrogate, which UTF-8 cannot encode "
+                "(a name decoded with surrogateescape, say): store "
+                "text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace'), or its repr()"
+            ) from None
         # NOTE: one too large for browsers is logged by set_cookie(), by its name.
         self._set(response, value, self.max_age, marked)
 

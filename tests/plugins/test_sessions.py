@@ -553,6 +553,28 @@ def test_a_value_that_is_not_json_is_named_with_the_session_and_what_to_store(
         client.get("/")
 
 
+@pytest.mark.parametrize("stored", [{"name": "caf\udce9"}, {"caf\udce9": 1}])
+def test_a_lone_surrogate_in_the_session_is_named_with_the_session(
+    interface: str, colour: str, stored: dict[str, Any]
+) -> None:
+    # NOTE: a file name decoded with surrogateescape (os.listdir of a latin-1 name) made
+    # sign() raise UTF-8's "surrogates not allowed", which named neither the session nor what
+    # held it.
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def index(request: Request) -> str:
+        request.session.update(stored)
+        return "stored?"
+
+    app.get("/")(in_colour(colour, index))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(ValueError, match=r"request\.session holds '\\udce9', a lone surrogate"),
+    ):
+        client.get("/")
+
+
 @pytest.mark.parametrize(
     "stored", [{1: "one"}, {1: "one", "two": 2}, {"nested": [{(1, 2): "pair"}]}, {None: 0}]
 )
