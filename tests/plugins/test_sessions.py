@@ -553,6 +553,24 @@ def test_a_value_that_is_not_json_is_named_with_the_session_and_what_to_store(
         client.get("/")
 
 
+def test_a_session_too_large_for_browsers_is_logged_by_its_cookie_name(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: browsers drop a cookie past 4096 bytes and keep the one they had (documented).
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def index(request: Request) -> str:
+        request.session["notes"] = "n" * 4000
+        return "stored"
+
+    app.get("/")(in_colour(colour, index))
+    with caplog.at_level("WARNING", logger="microweb"):
+        answer = make_client(app).get("/")
+    assert answer.status_code == 200 and set_cookie_value(answer)
+    assert "cookie 'session' is " in caplog.text and "browsers drop one past 4096" in caplog.text
+
+
 @pytest.mark.parametrize("stored", [{"name": "caf\udce9"}, {"caf\udce9": 1}])
 def test_a_lone_surrogate_in_the_session_is_named_with_the_session(
     interface: str, colour: str, stored: dict[str, Any]
