@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Generic, TypeVar
 
-from ._route_templates import BUILTIN_CONVERTERS, PLAIN_SEGMENT_NAMES, Converter, Param, Segment
+from ._route_templates import (
+    BUILTIN_CONVERTERS,
+    DOT_SEGMENTS,
+    PLAIN_SEGMENT_NAMES,
+    Converter,
+    Param,
+    Segment,
+)
 from ._routing import Route
 
 V = TypeVar("V")
@@ -171,6 +178,8 @@ class RouteTable(Generic[V]):
         # NOTE: whether a template with parameters takes HEAD itself: without one, a HEAD is
         # looked up as a GET at once.
         self.template_heads = False
+        # NOTE: whether each custom converter takes a dot segment, by id: asked once.
+        self._dots: dict[int, bool] = {}
 
     def add(self, route: Route, value: V) -> None:
         """Add ``route``, for which ``lookup`` returns ``value``.
@@ -322,6 +331,8 @@ class RouteTable(Generic[V]):
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
+        if any(self._takes_dots(self._converter(s, "")) for s in segments if isinstance(s, Param)):
+            return None  # NOTE: a {name:path} takes no dot segment either.
         for _, _, methods in node.catch_all:
             # NOTE: a {name:path} takes whatever is left, one segment or more, an empty one
             # with those after it ("/a//x" is "/x" to one after "/a").
@@ -334,13 +345,15 @@ class RouteTable(Generic[V]):
         """Tell whether a parameter of ``other`` takes every segment that ``segment`` (of
         ``converter``, ``None`` for a literal) matches, for certain.
 
-        A ``str`` parameter takes whatever another converter takes, and a built-in converter
-        the literals it converts. Another relation is no certain one: ``float`` takes no
-        integer past a float's range (1.8e308), which ``int`` does; and what a custom
-        converter takes is unknown.
+        A ``str`` parameter takes whatever another converter takes but a dot segment, and a
+        built-in converter the literals it converts. Another relation is no certain one:
+        ``float`` takes no integer past a float's range (1.8e308), which ``int`` does; and
+        what a custom converter takes is unknown.
         """
-        if other is converter or other is self._converters["str"]:
+        if other is converter:
             return True
+        if other is self._converters["str"]:
+            return not self._takes_dots(converter)
         if converter is not None or BUILTIN_CONVERTERS.get(other.name) is not other:
             return False
         try:
@@ -348,6 +361,20 @@ class RouteTable(Generic[V]):
         except ValueError:
             return False
         return True
+
+    def _takes_dots(self, converter: Converter | None) -> bool:
+        """Tell whether ``converter`` (``None`` for a literal) may take a ``.`` or ``..``
+        segment, which no literal or built-in converter does.
+
+        A client that sends one as it is (``curl --path-as-is``, or ``%2E%2E``) reaches the
+        converter: Waitress and Uvicorn resolve no dot segment away.
+        """
+        if converter is None or BUILTIN_CONVERTERS.get(converter.name) is converter:
+            return False
+        takes = self._dots.get(id(converter))
+        if takes is None:
+            takes = self._dots[id(converter)] = any(_takes(converter, s) for s in DOT_SEGMENTS)
+        return takes
 
     def _method_map(self, route: Route) -> MethodMap:
         if not any(isinstance(s, Param) for s in route.segments):
@@ -557,6 +584,20 @@ def _following(segments: Sequence[Segment]) -> str | None:
     if not segments:
         return None
     return segments[0] if isinstance(segments[0], str) else _GOES_ON
+
+
+def _takes(converter: Converter, segment: str) -> bool:
+    """Tell whether a request whose segment is ``segment`` reaches ``converter``'s route:
+    only a ``ValueError`` is no match; another exception is the converter's answer (an
+    ``HTTPError`` it chose, or its bug's 500), one that raises when it is called at startup
+    (its database not open yet) included."""
+    try:
+        converter.to_python(segment)
+    except ValueError:
+        return False
+    except Exception:
+        return True
+    return True
 
 
 def _rest_matches(

@@ -181,6 +181,7 @@ class Sessions:
             is signed again and sent, so that a session in use lives ``max_age`` past its
             last request, not its last change (a sliding expiry); ``0`` sends it with every
             response that has a session. ``None`` (the default) never sends an unchanged one.
+            Only a session that came in the request's one cookie of the name is refreshed.
 
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
@@ -252,9 +253,13 @@ class Sessions:
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
         secure = self._secure_for(request)
+        # NOTE: refreshed only from the request's one cookie of the name: the browser says of
+        # none of several which is this plugin's own (its path and domain), and the one read,
+        # of a longer path or planted on the parent domain, was signed again over it.
+        due = len(cookies) == 1 and self._due(signed_at)
         # NOTE: one due to be sent again is saved as a changed one is, so that save() keeps
         # the signature a subclass may override.
-        self.save(response, session, "" if self._due(signed_at) else loaded, had, secure=secure)
+        self.save(response, session, "" if due else loaded, had, secure=secure)
         if cookies or session:
             # SPEC: RFC 9110 12.5.5: the answer depends on the session cookie; a shared cache
             # must not hand one user's page to another. Visitors without a session keep
@@ -333,6 +338,10 @@ class Sessions:
             had: Whether the request carried the cookie (an invalid one is then deleted).
             secure: Whether to mark the cookie ``Secure``; ``None`` takes the plugin's
                 ``secure`` (``None`` there counts as ``False``).
+
+        Raises:
+            TypeError: If ``session`` holds a value that is not JSON, or a key not ``str``.
+            ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode.
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -358,7 +367,16 @@ class Sessions:
         if current == loaded:
             return
         _refuse_other_keys(session)
-        value = self.sign(current)
+        try:
+            value = self.sign(current)
+        except UnicodeEncodeError as exc:
+            # NOTE: UTF-8's "surrogates not allowed" named neither the session nor what held it.
+            held = exc.object[exc.start : exc.end]
+            raise ValueError(
+                f"request.session holds {held!r}, a lone surrogate, which UTF-8 cannot encode "
+                "(a name decoded with surrogateescape, say): store "
+                "text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace'), or its repr()"
+            ) from None
         # NOTE: one too large for browsers is logged by set_cookie(), by its name.
         self._set(response, value, self.max_age, marked)
 

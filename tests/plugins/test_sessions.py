@@ -218,6 +218,19 @@ def test_sessions_key_rotation(make_client: MakeClient) -> None:
     assert refused.json() == {}
 
 
+def test_sessions_refresh_signs_an_old_key_s_session_with_the_new_key(
+    make_client: MakeClient,
+) -> None:
+    old_key, new_key = "the-old-secret-0123456789", "the-new-secret-0123456789"
+    old_cookie = Sessions(old_key).sign(json.dumps({"visits": 1}))
+    rotated = Sessions([new_key, old_key], secure=False, refresh_after=0)
+    looked = make_client(sessions_app(rotated)).get(
+        "/look", headers={"cookie": f"session={old_cookie}"}
+    )
+    refreshed = set_cookie_value(looked)
+    assert refreshed is not None and Sessions(new_key).load(refreshed) == {"visits": 1}
+
+
 def test_sessions_expire(make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
     plugin = Sessions(SECRET, secure=False, max_age=3600)
     app = sessions_app(plugin)
@@ -281,6 +294,34 @@ def test_sessions_refresh_after_zero_sends_a_cookie_dated_ahead_of_this_clock(
     )
     assert looked.json() == {"visits": 5}
     assert set_cookie_value(looked) not in (None, ahead)
+
+
+def test_sessions_refresh_no_session_of_several_cookies_onto_the_plugins_own(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a browser sends a cookie of a longer path first (a stale one, or another app's of
+    # the same secret and name), and one a sibling subdomain planted on the parent domain;
+    # it says neither's path nor domain. The first that verified was signed again onto the
+    # plugin's own path and domain, over the user's own cookie: a session of another path,
+    # or another user's, re-issued as this app's, with nothing changed.
+    plugin = Sessions(SECRET, secure=False, max_age=7200, refresh_after=0)
+    client = make_client(sessions_app(plugin, colour))
+    other = plugin.sign(json.dumps({"user": "mallory"}))
+    own = plugin.sign(json.dumps({"user": "ann"}))
+    looked = client.get("/look", headers={"cookie": f"session={other}; session={own}"})
+    assert looked.json() == {"user": "mallory"}  # NOTE: the first that verifies, as documented.
+    assert "set-cookie" not in looked.headers
+    assert looked.headers["vary"] == "Cookie"
+    invalid = client.get("/look", headers={"cookie": f"session=tampered; session={own}"})
+    assert invalid.json() == {"user": "ann"} and "set-cookie" not in invalid.headers
+    # NOTE: a change is the app's own doing: it goes out onto the plugin's path, as before.
+    visited = client.get("/visit", headers={"cookie": f"session={other}; session={own}"})
+    assert visited.json() == {"user": "mallory", "visits": 1}
+    assert set_cookie_value(visited) is not None
+    # NOTE: the one cookie of the name is refreshed: the session read is the one sent.
+    alone = client.get("/look", headers={"cookie": f"session={own}"})
+    refreshed = set_cookie_value(alone)
+    assert refreshed is not None and plugin.load(refreshed) == {"user": "ann"}
 
 
 def test_sessions_never_send_an_unchanged_session_without_refresh_after(
@@ -508,6 +549,46 @@ def test_a_value_that_is_not_json_is_named_with_the_session_and_what_to_store(
     with (
         TestClient(app, interface=interface, raise_server_exceptions=True) as client,
         pytest.raises(TypeError, match=stored),
+    ):
+        client.get("/")
+
+
+def test_a_session_too_large_for_browsers_is_logged_by_its_cookie_name(
+    make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: browsers drop a cookie past 4096 bytes and keep the one they had (documented).
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def index(request: Request) -> str:
+        request.session["notes"] = "n" * 4000
+        return "stored"
+
+    app.get("/")(in_colour(colour, index))
+    with caplog.at_level("WARNING", logger="microweb"):
+        answer = make_client(app).get("/")
+    assert answer.status_code == 200 and set_cookie_value(answer)
+    assert "cookie 'session' is " in caplog.text and "browsers drop one past 4096" in caplog.text
+
+
+@pytest.mark.parametrize("stored", [{"name": "caf\udce9"}, {"caf\udce9": 1}])
+def test_a_lone_surrogate_in_the_session_is_named_with_the_session(
+    interface: str, colour: str, stored: dict[str, Any]
+) -> None:
+    # NOTE: a file name decoded with surrogateescape (os.listdir of a latin-1 name) made
+    # sign() raise UTF-8's "surrogates not allowed", which named neither the session nor what
+    # held it.
+    app = App()
+    app.install(Sessions(SECRET, secure=False))
+
+    def index(request: Request) -> str:
+        request.session.update(stored)
+        return "stored?"
+
+    app.get("/")(in_colour(colour, index))
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(ValueError, match=r"request\.session holds '\\udce9', a lone surrogate"),
     ):
         client.get("/")
 
