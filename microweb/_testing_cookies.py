@@ -36,7 +36,17 @@ def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
 
 
 class _Policy(http.cookiejar.DefaultCookiePolicy):
-    """The standard policy, but a host without a dot takes a ``Domain`` of itself only."""
+    """The standard policy, but a host without a dot takes a ``Domain`` of itself only, and a
+    ``Set-Cookie`` without a name is ignored."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        if cookie.value is None:
+            # NOTE: "Set-Cookie: bad" (no "=") was kept as a cookie "bad" with no value: the
+            # next request sent "Cookie: bad", and dict(client.cookies) raised KeyError. SPEC:
+            # RFC 6265 5.2 step 2 ignores the line (the jar already ignores "=bad", an empty
+            # name, as step 5 does); the 6265bis draft keeps it as a cookie with no name.
+            return False
+        return super().set_ok(cookie, request)
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         hosts = _effective_host(request)

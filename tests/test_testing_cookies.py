@@ -425,3 +425,34 @@ def test_a_cookie_for_the_jars_name_of_the_host_is_refused(interface: str, domai
         assert client.get("/away").json() == {}
         assert len(client.cookies.jar) == 0
         assert client.get("/see").json() == {}
+
+
+@pytest.mark.parametrize("line", ["bad", "bad; Path=/", "=bad", "=", "; Path=/"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_set_cookie_line_without_a_name_is_ignored(interface: str, line: str) -> None:
+    # NOTE: "Set-Cookie: bad" was kept as a cookie "bad" with no value: the next request sent
+    # "Cookie: bad", and dict(client.cookies) raised KeyError. SPEC: RFC 6265 5.2 ignores it.
+    app = _cookie_app()
+
+    @app.get("/nameless")
+    def nameless(request: Request) -> Response:
+        response = Response.text("set")
+        response.headers.add("set-cookie", line)
+        response.set_cookie("kept", "1")
+        return response
+
+    @app.get("/moved")
+    def moved(request: Request) -> Response:
+        return Response.redirect("/line", status=303, headers={"set-cookie": line})
+
+    @app.get("/line")
+    def cookie_line(request: Request) -> str:
+        return request.headers.get("cookie", "none")
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/nameless").headers.get_list("set-cookie")[0] == line
+        assert dict(client.cookies) == {"kept": "1"}
+        assert client.get("/line").text == "kept=1"
+        client.cookies.clear()
+        assert client.get("/moved", follow_redirects=True).text == "none"
+        assert dict(client.cookies) == {}
