@@ -20,6 +20,7 @@ import httpx
 
 from ._app_loop import AppClosed
 from ._target import strip_root
+from ._testing_sides import Answer
 
 if TYPE_CHECKING:
     from ._types import WSGIApp
@@ -178,7 +179,7 @@ class WSGITransport(httpx.BaseTransport):
         # chunk; microweb's driver calls it before it returns, even for a stream.
         assert "status" in seen, "the WSGI driver returned before calling start_response()"
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
-        return httpx.Response(
+        return Answer(
             int(seen["status"][:3]), headers=headers, stream=WSGIBody(result, self.closed)
         )
 

@@ -35,7 +35,7 @@ from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
 from ._testing_cookies import GivenCookies, copied, side_jar, to_host
 from ._testing_http import ASGITransport, SyncBody
-from ._testing_sides import FOLLOWING, AsyncSideClient, SideClient
+from ._testing_sides import ANSWERS, FOLLOWING, arecord_answer, record_answer
 from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -245,8 +245,8 @@ class TestClient:
             transport = WSGITransport(
                 validated(driver), _reader(self._peer), lambda: driver.closed, self._root_path
             )
-            self._wsgi_client = SideClient(
-                transport=transport, event_hooks={"response": [_record_answer]}
+            self._wsgi_client = httpx.Client(
+                transport=transport, event_hooks={"response": [record_answer]}
             )
             self._release_wsgi = on_drop(
                 self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
@@ -303,8 +303,8 @@ class TestClient:
             self._loop = LoopThread()
             self._asgi = self.app.as_asgi()
             transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
-            self._asgi_client = AsyncSideClient(
-                transport=transport, event_hooks={"response": [_arecord_answer]}
+            self._asgi_client = httpx.AsyncClient(
+                transport=transport, event_hooks={"response": [arecord_answer]}
             )
             self._release_asgi = on_drop(
                 self, close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -405,8 +405,8 @@ class TestClient:
         self, url: str, kwargs: dict[str, Any], answers: list[httpx.Response], following: bool
     ) -> dict[str, Any]:
         """Add the path as written to the request, where httpx would change it (each side its own:
-        the transport takes it), the list its answers go to (see _record_answer()), and whether
-        its redirects are followed (see _next_request())."""
+        the transport takes it), the list its answers go to (see record_answer()), and whether
+        its redirects are followed (see record_answer())."""
         extensions = {**kwargs.get("extensions", {}), ANSWERS: answers, FOLLOWING: following}
         written = written_path(self.base_url, url)
         if written is not None:
@@ -486,8 +486,12 @@ class TestClient:
             answers: list[httpx.Response] = []
             written = self._as_written(url, _sync_content(kwargs), answers, following)
             request = side.build_request(method, url, **written)
-            response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
-            self._keep(answers)
+            try:
+                response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
+            finally:
+                # NOTE: also when an error is raised, as in request(): a followed redirect's
+                # cookies, whose Location led nowhere, were lost.
+                self._keep(answers)
             if asyncio._get_running_loop() is not None:
                 assert isinstance(response.stream, httpx.SyncByteStream)
                 response.stream = ServedBody(response.stream)
@@ -497,8 +501,10 @@ class TestClient:
         async_answers: list[httpx.Response] = []
         kwargs = self._as_written(url, _async_content(kwargs), async_answers, following)
         request = async_side.build_request(method, url, **kwargs)
-        response = loop.run(async_side.send(request, stream=True, **sending))
-        self._keep(async_answers)
+        try:
+            response = loop.run(async_side.send(request, stream=True, **sending))
+        finally:
+            self._keep(async_answers)
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = SyncBody(loop.loop, response.stream, lambda: loop.stopping)
         return response
@@ -685,23 +691,6 @@ class TestClient:
 _SENDING = ("auth", "follow_redirects")
 # NOTE: the schemes websocket_connect() takes, and whether each is secure (wss for the app).
 _WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
-
-
-# NOTE: the request extension that carries the list a request's answers go to, each
-# redirect's included (httpx gives a redirect the first request's extensions).
-ANSWERS = "microweb.answers"
-
-
-def _record_answer(response: httpx.Response) -> None:
-    """Add ``response`` to its request's answers, whose cookies ``_keep()`` puts in the jar."""
-    answers = response.request.extensions.get(ANSWERS)
-    if answers is not None:
-        answers.append(response)
-
-
-async def _arecord_answer(response: httpx.Response) -> None:
-    """``_record_answer()`` as the ASGI side's httpx client calls it."""
-    _record_answer(response)
 
 
 def _sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
