@@ -127,3 +127,25 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
 
 def _is_undotted(cookie: http.cookiejar.Cookie, hosts: tuple[str, str]) -> bool:
     return not cookie.domain.startswith(".") and _is_dotless_host(cookie.domain, hosts)
+
+
+def keep_answers(
+    cookies: httpx.Cookies, answers: list[httpx.Response], base_url: httpx.URL, given: GivenCookies
+) -> None:
+    """Put the cookies that ``answers`` set in ``cookies``, in place, as a browser's jar takes
+    them; a cookie the test set, which the app left alone, goes back as the test set it."""
+    # NOTE: the answers' Set-Cookie lines, on the jar as it is now: the side's jar copied
+    # back lost the cookies of answers that came meanwhile in other threads (a third of
+    # them, four threads), as another request had given the side a new copy.
+    # NOTE: in place, so that a test's reference to client.cookies stays live.
+    # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
+    # (for any host): set again by the test, it replaces itself, where its copy for the host
+    # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
+    kept = copied(cookies)
+    to_host(kept.jar, base_url, given)
+    for answer in answers:
+        kept.extract_cookies(answer)
+    jar = cookies.jar
+    jar.clear()
+    for cookie in kept.jar:
+        jar.set_cookie(given.get(cookie, cookie))

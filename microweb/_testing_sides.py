@@ -8,7 +8,12 @@ next request (``next_request``) and as it follows.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 import httpx
+
+from ._errors import unhandled_errors
 
 # NOTE: in a request's extensions: whether its redirects are followed.
 FOLLOWING = "microweb.following"
@@ -76,3 +81,46 @@ def record_answer(response: httpx.Response) -> None:
 async def arecord_answer(response: httpx.Response) -> None:
     """``record_answer()`` as the ASGI side's httpx client calls it."""
     record_answer(response)
+
+
+def assert_same(
+    method: str, url: str, a: httpx.Response, b: httpx.Response, ignored: frozenset[str]
+) -> None:
+    """Raise ``AssertionError`` if the WSGI side's answer ``a`` and the ASGI side's ``b``
+    differ in status, headers (but the ``ignored`` ones) or body."""
+
+    def head(response: httpx.Response) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in response.headers.multi_items() if k not in ignored]
+
+    where = f"{method} {url}"
+    if a.status_code != b.status_code:
+        raise AssertionError(f"{where}: status WSGI {a.status_code} != ASGI {b.status_code}")
+    if head(a) != head(b):
+        raise AssertionError(f"{where}: headers WSGI {head(a)} != ASGI {head(b)}")
+    if a.content != b.content:
+        raise AssertionError(f"{where}: body WSGI {a.content[:200]!r} != ASGI {b.content[:200]!r}")
+
+
+def watching(raising: bool, send: Callable[[], httpx.Response]) -> httpx.Response:
+    """Send, and raise the first error the app reported as unhandled, if ``raising``."""
+    with reporting(raising) as reported:
+        response = send()
+    if reported:
+        raise reported[0]
+    return response
+
+
+@contextlib.contextmanager
+def reporting(raising: bool) -> Iterator[list[BaseException]]:
+    """Collect, while open, the errors the app reports as unhandled, if ``raising``."""
+    reported: list[BaseException] = []
+    if not raising:
+        yield reported
+        return
+    # NOTE: set in this thread before the app is called: the ASGI side's task, the app
+    # loop and the thread pool each run in a copy of this context.
+    token = unhandled_errors.set(reported)
+    try:
+        yield reported
+    finally:
+        unhandled_errors.reset(token)

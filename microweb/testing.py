@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import warnings
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote
 
 try:
     import httpx
@@ -29,24 +27,22 @@ if TYPE_CHECKING:
     from ._asgi import ASGIDriver
     from ._wsgi import WSGIDriver
 
-from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
-from ._errors import InterfaceWarning, unhandled_errors
-from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
+from ._testing_asgi import Lifespan, LoopThread, asgi_side
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
-from ._testing_cookies import GivenCookies, copied, side_jar, to_host
-from ._testing_http import ASGITransport, SyncBody
-from ._testing_sides import ANSWERS, FOLLOWING, arecord_answer, record_answer
-from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
+from ._testing_content import async_content, replayed, sync_content
+from ._testing_cookies import GivenCookies, keep_answers, side_jar
+from ._testing_handshake import handshake_scope
+from ._testing_http import SyncBody
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
+from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
     WRITTEN_PATH,
     ServedBody,
-    WSGITransport,
     as_wsgi_served,
     check_peer,
-    refused_request_head,
-    validated,
     written_path,
+    wsgi_side,
 )
 
 __all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
@@ -234,20 +230,7 @@ class TestClient:
 
     def _make_wsgi_side(self) -> httpx.Client:
         if self._wsgi_client is None:
-            with warnings.catch_warnings():
-                # NOTE: a suite under -W error must not fail because the app has WebSocket
-                # routes; a request to one still answers 501 with a message naming as_asgi().
-                warnings.simplefilter("ignore", InterfaceWarning)
-                # NOTE: as_wsgi() runs the startup hooks: as a server runs them, with no
-                # running event loop, also from an async def test.
-                self._wsgi = as_wsgi_served(self.app.as_wsgi)
-            driver = self._wsgi
-            transport = WSGITransport(
-                validated(driver), _reader(self._peer), lambda: driver.closed, self._root_path
-            )
-            self._wsgi_client = httpx.Client(
-                transport=transport, event_hooks={"response": [record_answer]}
-            )
+            self._wsgi, self._wsgi_client = wsgi_side(self.app, self._peer, self._root_path)
             self._release_wsgi = on_drop(
                 self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
             )
@@ -268,22 +251,8 @@ class TestClient:
 
     def _keep(self, answers: list[httpx.Response]) -> None:
         """Put the cookies that ``answers`` set in the client's jar, as the side's jar took them."""
-        # NOTE: the answers' Set-Cookie lines, on the jar as it is now: the side's jar copied
-        # back lost the cookies of answers that came meanwhile in other threads (a third of
-        # them, four threads), as another request had given the side a new copy.
-        # NOTE: in place, so that a test's reference to client.cookies stays live.
-        # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
-        # (for any host): set again by the test, it replaces itself, where its copy for the host
-        # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
         with self._jar_lock:
-            cookies = copied(self._cookies)
-            to_host(cookies.jar, httpx.URL(self.base_url), self._given)
-            for answer in answers:
-                cookies.extract_cookies(answer)
-            jar = self._cookies.jar
-            jar.clear()
-            for cookie in cookies.jar:
-                jar.set_cookie(self._given.get(cookie, cookie))
+            keep_answers(self._cookies, answers, httpx.URL(self.base_url), self._given)
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)
@@ -300,11 +269,8 @@ class TestClient:
 
     def _make_asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
-            self._loop = LoopThread()
-            self._asgi = self.app.as_asgi()
-            transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
-            self._asgi_client = httpx.AsyncClient(
-                transport=transport, event_hooks={"response": [arecord_answer]}
+            self._loop, self._asgi, self._asgi_client = asgi_side(
+                self.app, self._peer, self._root_path
             )
             self._release_asgi = on_drop(
                 self, close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -334,16 +300,7 @@ class TestClient:
             return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
             return self._asgi_request(method, url, kwargs, [], keep=True)
-        content = kwargs.get("content")
-        chunks = None
-        if content is not None and not isinstance(content, (bytes, str)):
-            if _async_only(content):
-                raise TypeError(
-                    "interface='both' replays content: pass bytes or a sync iterable, not an "
-                    "async iterable"
-                )
-            chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
-            kwargs["content"] = iter(chunks)
+        chunks = replayed(kwargs)
         wsgi_answers: list[httpx.Response] = []
         try:
             via_wsgi = self._wsgi_request(method, url, kwargs, wsgi_answers, keep=False)
@@ -358,7 +315,7 @@ class TestClient:
         # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
         # the ASGI side's only where ignore_headers lets a Set-Cookie differ.
         self._keep(wsgi_answers)
-        _assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
+        assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
         return via_wsgi
 
     def _wsgi_request(
@@ -372,10 +329,11 @@ class TestClient:
     ) -> httpx.Response:
         side = self._wsgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _sync_content(kwargs), answers, kwargs["follow_redirects"])
+        kwargs = self._as_written(url, sync_content(kwargs), answers, kwargs["follow_redirects"])
         try:
-            return self._watching(
-                lambda: as_wsgi_served(lambda: side.request(method, url, **kwargs))
+            return watching(
+                self.raise_server_exceptions,
+                lambda: as_wsgi_served(lambda: side.request(method, url, **kwargs)),
             )
         finally:
             # NOTE: also when an error is raised: a redirect's cookies came before it, as in
@@ -394,9 +352,11 @@ class TestClient:
     ) -> httpx.Response:
         loop, side = self._asgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _async_content(kwargs), answers, kwargs["follow_redirects"])
+        kwargs = self._as_written(url, async_content(kwargs), answers, kwargs["follow_redirects"])
         try:
-            return self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
+            return watching(
+                self.raise_server_exceptions, lambda: loop.run(side.request(method, url, **kwargs))
+            )
         finally:
             if keep:
                 self._keep(answers)  # NOTE: also when an error is raised, as under WSGI.
@@ -412,29 +372,6 @@ class TestClient:
         if written is not None:
             extensions[WRITTEN_PATH] = written
         return {**kwargs, "extensions": extensions}
-
-    def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        """Send, and raise the first error the app reported as unhandled, if told to."""
-        with self._reporting() as reported:
-            response = send()
-        if reported:
-            raise reported[0]
-        return response
-
-    @contextlib.contextmanager
-    def _reporting(self) -> Iterator[list[BaseException]]:
-        """Collect, while open, the errors the app reports as unhandled, if told to raise them."""
-        reported: list[BaseException] = []
-        if not self.raise_server_exceptions:
-            yield reported
-            return
-        # NOTE: set in this thread before the app is called: the ASGI side's task, the app
-        # loop and the thread pool each run in a copy of this context.
-        token = unhandled_errors.set(reported)
-        try:
-            yield reported
-        finally:
-            unhandled_errors.reset(token)
 
     @contextlib.contextmanager
     def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
@@ -462,7 +399,7 @@ class TestClient:
             )
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
-        with self._reporting() as reported:
+        with reporting(self.raise_server_exceptions) as reported:
             response = self._open(method, url, kwargs)
             try:
                 if reported:
@@ -484,7 +421,7 @@ class TestClient:
             side = self._wsgi_side()
             self._prepare(side)
             answers: list[httpx.Response] = []
-            written = self._as_written(url, _sync_content(kwargs), answers, following)
+            written = self._as_written(url, sync_content(kwargs), answers, following)
             request = side.build_request(method, url, **written)
             try:
                 response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
@@ -499,7 +436,7 @@ class TestClient:
         loop, async_side = self._asgi_side()
         self._prepare(async_side)
         async_answers: list[httpx.Response] = []
-        kwargs = self._as_written(url, _async_content(kwargs), async_answers, following)
+        kwargs = self._as_written(url, async_content(kwargs), async_answers, following)
         request = async_side.build_request(method, url, **kwargs)
         try:
             response = loop.run(async_side.send(request, stream=True, **sending))
@@ -566,47 +503,14 @@ class TestClient:
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
         handshake = client.build_request("GET", url, headers=self._headers_for(headers))
-        target = handshake.url
-        if target.scheme not in _WEBSOCKET_SECURE:
-            raise ValueError(
-                f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
-                f"URL, not {url!r}"
-            )
-        refused = refused_request_head(handshake)
-        if refused is not None:
-            # NOTE: a server's HTTP parser answers it before any WebSocket code runs.
-            refused.request = handshake
-            raise WebSocketRefused(refused)
-        # NOTE: "wss://host/path", as a Starlette test writes it, gave the app the "ws" scheme.
-        secure = _WEBSOCKET_SECURE[target.scheme]
-        written = written_path(self.base_url, url)
-        raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
-        head = handshake_headers(handshake.headers, subprotocols or [])
-        # NOTE: as Uvicorn reads them, from every Sec-WebSocket-Protocol line: one given in
-        # headers= reached ws.headers but not ws.subprotocols, and accept() refused it.
-        offered = [
-            token.strip()
-            for name, value in head
-            if name == b"sec-websocket-protocol"
-            for token in value.decode("latin-1").split(",")
-            if token.strip()
-        ]
-        scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "scheme": "wss" if secure else "ws",
-            "path": unquote(raw_path.decode("ascii")),
-            "raw_path": raw_path,
-            "query_string": target.query,
-            "root_path": self._root_path,
-            "headers": head,
-            "client": self.client,
-            "server": (target.raw_host.decode("ascii"), target.port or (443 if secure else 80)),
-            "subprotocols": offered,
-            # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
-            "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
-        }
+        scope = handshake_scope(
+            handshake,
+            url,
+            written_path(self.base_url, url),
+            self._root_path,
+            self.client,
+            subprotocols or [],
+        )
         session = WebSocketSession(
             loop,
             self.asgi_app,
@@ -689,61 +593,3 @@ class TestClient:
 
 
 _SENDING = ("auth", "follow_redirects")
-# NOTE: the schemes websocket_connect() takes, and whether each is secure (wss for the app).
-_WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
-
-
-def _sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Return a request's keyword arguments for the WSGI side; refuse an async iterable body."""
-    # NOTE: httpx's sync client refused it with "Attempted to send an async request with a
-    # sync Client instance", which the test never made.
-    if _async_only(kwargs.get("content")):
-        raise TypeError(
-            "the WSGI side reads content whole before the app runs, as Waitress does: pass "
-            "bytes or a sync iterable, not an async iterable (or use interface='asgi')"
-        )
-    return kwargs
-
-
-def _async_content(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Return a request's keyword arguments with a sync iterable body made async."""
-    content: Any = kwargs.get("content")
-    streamed = content is not None and not isinstance(content, (bytes, str))
-    if streamed and not hasattr(content, "__aiter__"):
-        return {**kwargs, "content": as_async(content)}
-    if streamed and hasattr(content, "__iter__"):
-        # NOTE: httpx reads a body that is both sync and async iterable as a sync one, which
-        # its AsyncClient refuses ("Attempted to send a sync request with an AsyncClient").
-        return {**kwargs, "content": _read_async(content)}
-    return kwargs
-
-
-def _async_only(content: object) -> bool:
-    """Whether ``content`` is an async iterable that can't be read as a sync one too."""
-    # NOTE: one that is both (httpx.ByteStream) is read as a sync one, as httpx's Client does.
-    return hasattr(content, "__aiter__") and not hasattr(content, "__iter__")
-
-
-async def _read_async(content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    async for chunk in content:
-        yield chunk
-
-
-def _reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:
-    """Return what reads the client's peer address as it is at each request."""
-    return lambda: peer[0]
-
-
-def _assert_same(
-    method: str, url: str, a: httpx.Response, b: httpx.Response, ignored: frozenset[str]
-) -> None:
-    def head(response: httpx.Response) -> list[tuple[str, str]]:
-        return [(k, v) for k, v in response.headers.multi_items() if k not in ignored]
-
-    where = f"{method} {url}"
-    if a.status_code != b.status_code:
-        raise AssertionError(f"{where}: status WSGI {a.status_code} != ASGI {b.status_code}")
-    if head(a) != head(b):
-        raise AssertionError(f"{where}: headers WSGI {head(a)} != ASGI {head(b)}")
-    if a.content != b.content:
-        raise AssertionError(f"{where}: body WSGI {a.content[:200]!r} != ASGI {b.content[:200]!r}")
