@@ -3,15 +3,21 @@
 Its jar names a host without a dot ``testserver.local`` and matches cookies to that name, so a
 cookie whose ``Domain`` is such a host (``testserver``, ``localhost``) was never sent back to
 it; Python 3.10's did not even keep it. A browser keeps and sends it (RFC 6265 5.3: the host
-domain-matches itself).
+domain-matches itself). And it reads ``Set-Cookie`` by RFC 2965's rules, where browsers follow
+RFC 6265's: see ``_as_browsers_read()``.
 """
 
 from __future__ import annotations
 
 import copy
+import email.message
+import http.client
 import http.cookiejar
+import re
 import urllib.request
 import weakref
+from collections.abc import Sequence
+from typing import Any, cast
 
 import httpx
 
@@ -59,9 +65,65 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
         return super().set_ok_domain(cookie, request)
 
 
+# NOTE: RFC 2965's attributes, which RFC 6265 does not know: a browser ignores them, where the
+# standard library's jar reads them (Version=1 changed the default path, Port=80 kept the cookie
+# from any other port, a Version or Port it could not read dropped the cookie).
+_UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
+_DELTA_SECONDS = re.compile(r"-?[0-9]+")
+
+
+def _as_browsers_read(line: str) -> str:
+    """Return a ``Set-Cookie`` line without the attributes a browser ignores.
+
+    SPEC: RFC 6265 5.2: a ``Max-Age`` that is not a number, an empty ``Domain`` and a ``Path``
+    that does not start with ``/`` are ignored, and the cookie kept (with its default path);
+    the standard library's jar dropped the whole cookie for the first two, and never sent it
+    for the third (its path "relative").
+    """
+    pair, *attributes = line.split(";")
+    kept = [pair]
+    for attribute in attributes:
+        name, _, value = attribute.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if (
+            name in _UNKNOWN
+            or (name == "max-age" and not _DELTA_SECONDS.fullmatch(value))
+            or (name == "domain" and not value.lstrip("."))
+            or (name == "path" and not value.startswith("/"))
+        ):
+            continue
+        kept.append(attribute)
+    return ";".join(kept)
+
+
+class _AsBrowsersRead:
+    """A response, as a cookie jar reads it, whose ``Set-Cookie`` lines are read as a browser
+    reads them (and whose ``Set-Cookie2`` lines, which browsers ignore, are left out)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def info(self) -> email.message.Message:
+        info = email.message.Message()
+        for line in self._response.info().get_all("Set-Cookie", []):
+            info["Set-Cookie"] = _as_browsers_read(str(line))
+        return info
+
+
+class _Jar(http.cookiejar.CookieJar):
+    """The standard library's jar, with the ``Set-Cookie`` lines read as a browser reads them."""
+
+    def make_cookies(
+        self, response: http.client.HTTPResponse, request: urllib.request.Request
+    ) -> Sequence[http.cookiejar.Cookie]:
+        # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
+        browsers = cast(http.client.HTTPResponse, _AsBrowsersRead(response))
+        return super().make_cookies(browsers, request)
+
+
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:
     """Return a copy of ``cookies`` whose jar takes a ``Set-Cookie`` as a browser does."""
-    jar = http.cookiejar.CookieJar(_Policy())
+    jar = _Jar(_Policy())
     for cookie in cookies.jar:
         jar.set_cookie(cookie)
     return httpx.Cookies(jar)
@@ -74,7 +136,7 @@ def _for_host(cookie: http.cookiejar.Cookie, host: str) -> http.cookiejar.Cookie
     return for_host
 
 
-class _SideJar(http.cookiejar.CookieJar):
+class _SideJar(_Jar):
     """A side's jar for one request (its redirects included), which sends a cookie whose
     domain is the host without a dot: such a cookie is kept there for the host's own name."""
 

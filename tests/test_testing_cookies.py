@@ -456,3 +456,52 @@ def test_a_set_cookie_line_without_a_name_is_ignored(interface: str, line: str) 
         client.cookies.clear()
         assert client.get("/moved", follow_redirects=True).text == "none"
         assert dict(client.cookies) == {}
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        "Max-Age=soon",
+        "Max-Age=",
+        "Domain=",
+        "Domain=.",
+        "Path=relative",
+        "Path=",
+        "Version=abc",
+        "Version=1",
+        'Port="80"',
+        "Port=8080",
+        "Discard; Max-Age=60",
+    ],
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_an_attribute_a_browser_ignores_leaves_the_cookie_kept(
+    interface: str, attributes: str
+) -> None:
+    # NOTE: the standard library's jar (RFC 2965's) dropped the whole cookie for a bad Max-Age,
+    # an empty Domain, a Version or a Port it could not read, kept "Path=relative" as the
+    # path, never matched, and a Version=1 cookie for "/dir/", not sent to "/dir". A browser
+    # ignores each such attribute and keeps the cookie (RFC 6265 5.2, 5.3).
+    app = App()
+
+    @app.get("/dir/set")
+    def set_it(request: Request) -> Response:
+        response = Response.text("set")
+        response.headers.add("set-cookie", f"kept=1; {attributes}")
+        return response
+
+    @app.get("/dir/move")
+    def move(request: Request) -> Response:
+        return Response.redirect("/dir", 303, headers={"set-cookie": f"kept=1; {attributes}"})
+
+    @app.get("/dir")
+    def line(request: Request) -> str:
+        return request.headers.get("cookie", "none")
+
+    with TestClient(app, interface=interface, base_url="http://testserver:8000") as client:
+        client.get("/dir/set")
+        assert dict(client.cookies) == {"kept": "1"}
+        assert client.get("/dir").text == "kept=1"
+        client.cookies.clear()
+        assert client.get("/dir/move", follow_redirects=True).text == "kept=1"
+        assert dict(client.cookies) == {"kept": "1"}
