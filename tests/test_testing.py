@@ -202,6 +202,46 @@ def test_a_followed_redirect_changes_the_method_as_browsers_do(
         assert landed.request.headers["x-t"] == "1"
 
 
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_followed_redirect_to_another_host_carries_no_credentials_of_this_one(
+    interface: str,
+) -> None:
+    app = App()
+
+    @app.get("/login")
+    def login(request: Request) -> Response:
+        response = Response.redirect(request.query.get("to", "/seen"), status=302)
+        response.set_cookie("session", "s1")
+        return response
+
+    @app.get("/seen")
+    def seen(request: Request) -> dict[str, Any]:
+        names = ("host", "authorization", "cookie")
+        return {name: request.headers.get(name) for name in names}
+
+    @app.get("/loop")
+    def loop(request: Request) -> Response:
+        response = Response.redirect("/loop", status=302)
+        response.set_cookie("looped", "1")
+        return response
+
+    headers = {"authorization": "Bearer t"}
+    with TestClient(app, interface=interface, headers=headers, follow_redirects=True) as client:
+        assert client.get("/login").json() == {
+            "host": "testserver",
+            "authorization": "Bearer t",
+            "cookie": "session=s1",
+        }
+        away = client.get("/login?to=http://elsewhere.example/seen")
+        assert away.json() == {"host": "elsewhere.example", "authorization": None, "cookie": None}
+        assert [str(answer.url) for answer in away.history] == [
+            "http://testserver/login?to=http://elsewhere.example/seen"
+        ]
+        with pytest.raises(httpx.TooManyRedirects):
+            client.get("/loop")
+        assert client.cookies["looped"] == "1"
+
+
 def test_follow_redirects_set_on_the_client_later_counts(interface: str) -> None:
     with TestClient(_redirecting_app(), interface=interface) as client:
         assert client.get("/old").status_code == 308
