@@ -63,7 +63,8 @@ class TestClient:
             ``AssertionError`` is raised if status, headers (but ``date`` and
             ``ignore_headers``) or body differ.
         base_url: Scheme and host the requests claim to go to; ``https://...`` makes
-            ``request.scheme`` ``"https"`` under both interfaces.
+            ``request.scheme`` ``"https"`` under both interfaces. A path in it goes before
+            each request's; a query or a fragment is refused.
         client: The peer address the app sees (``request.client``), as a server gives it
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
             depends on it, such as ``ProxyHeaders``; ``None`` for a peer with no address, as
@@ -88,8 +89,8 @@ class TestClient:
 
     Raises:
         ValueError: For an unknown ``interface``, a ``base_url`` that is not an ``http://`` or
-            ``https://`` URL with a host, or a ``root_path`` that does not start with ``/`` or
-            that ends with one.
+            ``https://`` URL with a host (or that has a query or a fragment), or a
+            ``root_path`` that does not start with ``/`` or that ends with one.
         TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
             ``(host, port)`` tuple nor ``None``.
 
@@ -187,10 +188,12 @@ class TestClient:
         # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
         # ASGI side served it, and "testserver" with a ValueError about a URL type.
         url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
+        # NOTE: httpx puts a request's path after the whole of it: with "?a=1", "/x" was sent
+        # as "/?a=1/x" (a 404).
+        if url.scheme not in ("http", "https") or not url.host or {"?", "#"} & set(base_url):
             raise ValueError(
-                f"base_url must be an http:// or https:// URL with a host, such as "
-                f"'http://testserver', got {base_url!r}"
+                f"base_url must be an http:// or https:// URL with a host, and no query nor "
+                f"fragment, such as 'http://testserver', got {base_url!r}"
             )
         self._base_url = base_url
 

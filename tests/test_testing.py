@@ -1095,11 +1095,22 @@ def _peer_app() -> App:
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
-@pytest.mark.parametrize("base_url", ["ftp://files.example", "testserver", "http://"])
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "ftp://files.example",
+        "testserver",
+        "http://",
+        "http://testserver/?a=1",
+        "http://testserver/app?",
+        "http://testserver#top",
+    ],
+)
 def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
     interface: str, base_url: str
 ) -> None:
-    # NOTE: "ftp://..." failed with KeyError('ftp') under WSGI and was served under ASGI.
+    # NOTE: "ftp://..." failed with KeyError('ftp') under WSGI and was served under ASGI. A
+    # query in it went before each request's path: "/x" was sent as "/?a=1/x", a 404.
     with pytest.raises(ValueError, match="base_url must be an http:// or https:// URL"):
         TestClient(_peer_app(), interface=interface, base_url=base_url)
     with TestClient(_peer_app(), interface=interface) as client:
