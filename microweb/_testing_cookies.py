@@ -41,9 +41,13 @@ def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
     return named != host and domain.removeprefix(".").lower() == host
 
 
+# NOTE: what a cookie's name and value may hold to be sent back: printable ASCII and tabs.
+_SENDABLE = re.compile(r"[\t\x20-\x7e]*")
+
+
 class _Policy(http.cookiejar.DefaultCookiePolicy):
     """The standard policy, but a host without a dot takes a ``Domain`` of itself only, and a
-    ``Set-Cookie`` without a name is ignored."""
+    ``Set-Cookie`` without a name, or that can't be sent back, is ignored."""
 
     def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         if cookie.value is None:
@@ -51,6 +55,12 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
             # next request sent "Cookie: bad", and dict(client.cookies) raised KeyError. SPEC:
             # RFC 6265 5.2 step 2 ignores the line (the jar already ignores "=bad", an empty
             # name, as step 5 does); the 6265bis draft keeps it as a cookie with no name.
+            return False
+        if not _SENDABLE.fullmatch(cookie.name + cookie.value):
+            # NOTE: httpx writes the Cookie header in ASCII: "a=café" made every later request
+            # of the client raise UnicodeEncodeError. SPEC: the 6265bis draft (5.6) ignores a
+            # line whose name or value holds a control character; a browser keeps one with
+            # other bytes, and sends them back as they came.
             return False
         return super().set_ok(cookie, request)
 

@@ -505,3 +505,23 @@ def test_an_attribute_a_browser_ignores_leaves_the_cookie_kept(
         client.cookies.clear()
         assert client.get("/dir/move", follow_redirects=True).text == "kept=1"
         assert dict(client.cookies) == {"kept": "1"}
+
+
+@pytest.mark.parametrize("line", ["word=caf\u00e9", "caf\u00e9=1", "word=\u00ff\u00fe"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_that_httpx_cannot_send_back_is_ignored(interface: str, line: str) -> None:
+    # NOTE: kept, it made every later request of the client raise UnicodeEncodeError (httpx
+    # writes the Cookie header in ASCII), whatever its path.
+    app = _cookie_app()
+
+    @app.get("/accented")
+    def accented(request: Request) -> Response:
+        response = Response.text("set")
+        response.headers.add("set-cookie", line)
+        response.set_cookie("kept", "café")
+        return response
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/accented").headers.get_list("set-cookie")[0] == line
+        assert dict(client.cookies) == {"kept": "caf%C3%A9"}
+        assert client.get("/seen").json() == {"kept": "café"}
