@@ -3,8 +3,10 @@ side, an async iterable for the ASGI side, the same chunks for both under ``"bot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from typing import Any
+
+import httpx
 
 
 def replayed(kwargs: dict[str, Any]) -> list[Any] | None:
@@ -68,3 +70,28 @@ async def as_async(chunks: Any) -> Any:
     # NOTE: httpx's AsyncClient takes only async iterables as streamed content.
     for chunk in chunks:
         yield chunk
+
+
+def uploaded(chunk: object) -> bytes:
+    """Return a chunk of a test's streamed ``content=`` as the bytes a server would hand over.
+
+    Raises:
+        TypeError: For a chunk that is no bytes-like object (a ``str``, a number).
+    """
+    # NOTE: a str chunk went to the ASGI app as an http.request body, which ASGI says is bytes:
+    # the app failed, a 500 logged as its own error; under WSGI the test got a TypeError from
+    # bytes.join(), which named no content=.
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise TypeError(f"content= chunks must be bytes, not {type(chunk).__name__}")
+    return bytes(chunk)
+
+
+class CheckedStream(httpx.SyncByteStream):
+    """A request's body, each of whose chunks is checked by ``uploaded()`` as it is read."""
+
+    def __init__(self, stream: httpx.SyncByteStream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            yield uploaded(chunk)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._app_loop import run_on_loop
+from ._testing_content import uploaded
 from ._testing_sides import Answer
 from ._testing_wsgi import CLIENT_CLOSED, check_scheme, refused_request_head, take_written_path
 
@@ -170,7 +171,7 @@ class _Exchange(httpx.AsyncByteStream):
             self._body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
         try:
-            chunk = await self._upload.__anext__()
+            chunk = uploaded(await self._upload.__anext__())
         except StopAsyncIteration:
             self._body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}

@@ -21,6 +21,7 @@ import httpx
 from ._app_loop import AppClosed
 from ._errors import InterfaceWarning
 from ._target import strip_root
+from ._testing_content import CheckedStream
 from ._testing_sides import Answer, record_answer
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ class WSGITransport(httpx.BaseTransport):
         refused = refused_request_head(request)
         if refused is not None:
             return refused
+        if isinstance(request.stream, httpx.SyncByteStream):
+            request.stream = CheckedStream(request.stream)
         body = request.read()
         environ = self._environ(request, body)
         if not _DIGITS.fullmatch(environ.get("CONTENT_LENGTH", "0")):
