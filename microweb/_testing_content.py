@@ -3,17 +3,18 @@ side, an async iterable for the ASGI side, the same chunks for both under ``"bot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
 
 
-def replayed(kwargs: dict[str, Any]) -> list[Any] | None:
+def replayed(kwargs: dict[str, Any]) -> Callable[[], Iterable[Any]] | None:
     """Read a streamed ``content`` into chunks that each side is given in turn, in ``kwargs``.
 
     Returns:
-        The chunks, for the next side's ``iter()``, or ``None`` for no streamed content.
+        What gives the next side the same chunks, as the kind of iterable the test gave (one
+        that can be read again, for a 307, or not), or ``None`` for no streamed content.
 
     Raises:
         TypeError: For an async iterable, which can't be read before the sides are called.
@@ -26,8 +27,12 @@ def replayed(kwargs: dict[str, Any]) -> list[Any] | None:
             "interface='both' replays content: pass bytes or a sync iterable, not an async iterable"
         )
     chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
-    kwargs["content"] = iter(chunks)
-    return chunks
+    # NOTE: as the test gave them: a list can be read again (for a 307), an iterator once.
+    replay: Callable[[], Iterable[Any]] = (
+        (lambda: iter(chunks)) if once(content) else lambda: chunks
+    )
+    kwargs["content"] = replay()
+    return replay
 
 
 def sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -47,12 +52,29 @@ def async_content(kwargs: dict[str, Any]) -> dict[str, Any]:
     content: Any = kwargs.get("content")
     streamed = content is not None and not isinstance(content, (bytes, str))
     if streamed and not hasattr(content, "__aiter__"):
-        return {**kwargs, "content": as_async(content)}
+        # NOTE: a list made a one-shot async generator: httpx raised StreamConsumed when it
+        # followed a 307 with it, where the WSGI side (and httpx with a server) sends it again.
+        return {**kwargs, "content": as_async(content) if once(content) else _Again(content)}
     if streamed and hasattr(content, "__iter__"):
         # NOTE: httpx reads a body that is both sync and async iterable as a sync one, which
         # its AsyncClient refuses ("Attempted to send a sync request with an AsyncClient").
         return {**kwargs, "content": read_async(content)}
     return kwargs
+
+
+def once(content: Iterable[Any]) -> bool:
+    """Whether ``content`` can be read once only: an iterator, where a list can be read again."""
+    return iter(content) is content
+
+
+class _Again:
+    """A sync iterable that can be read again, as an async one that can be read again."""
+
+    def __init__(self, chunks: Iterable[Any]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return as_async(self._chunks)  # type: ignore[no-any-return]
 
 
 def async_only(content: object) -> bool:

@@ -303,7 +303,7 @@ class TestClient:
             return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
             return self._asgi_request(method, url, kwargs, [], keep=True)
-        chunks = replayed(kwargs)
+        replay = replayed(kwargs)
         wsgi_answers: list[httpx.Response] = []
         try:
             via_wsgi = self._wsgi_request(method, url, kwargs, wsgi_answers, keep=False)
@@ -312,8 +312,8 @@ class TestClient:
             # not called: the cookies the WSGI side was given on the way are kept, as one side's.
             self._keep(wsgi_answers)
             raise
-        if chunks is not None:
-            kwargs["content"] = iter(chunks)
+        if replay is not None:
+            kwargs["content"] = replay()
         via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
         # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
         # the ASGI side's only where ignore_headers lets a Set-Cookie differ.

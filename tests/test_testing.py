@@ -203,6 +203,31 @@ def test_a_followed_redirect_changes_the_method_as_browsers_do(
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize("content", [[b"da", b"ta"], (b"da", b"ta"), b"data"])
+def test_a_307_after_the_body_was_read_sends_a_body_that_can_be_read_again(
+    interface: str, content: Any
+) -> None:
+    # NOTE: under ASGI a list of chunks went to the app as a one-shot async generator: httpx
+    # raised StreamConsumed when it followed the 307, where the WSGI side (and httpx with a
+    # real server) sends the list again.
+    app = App()
+
+    @app.post("/from")
+    def moved(request: Request) -> Response:
+        request.read()
+        return Response.redirect("/to", status=307)
+
+    @app.post("/to")
+    def landed(request: Request) -> bytes:
+        return request.read()
+
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        answer = client.post("/from", content=content)
+        assert (answer.status_code, answer.content) == (200, b"data")
+        assert [moved.status_code for moved in answer.history] == [307]
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
 def test_a_followed_redirect_to_another_host_carries_no_credentials_of_this_one(
     interface: str,
 ) -> None:
