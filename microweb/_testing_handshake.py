@@ -45,6 +45,11 @@ def handshake_scope(
             f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
             f"URL, not {url!r}"
         )
+    if target.username or target.password:
+        # NOTE: as httpx authenticates a request to such a URL (base_url "http://u:pw@host"):
+        # the handshake went without it.
+        basic = httpx.BasicAuth(target.username, target.password)
+        handshake = next(basic.sync_auth_flow(handshake))
     refused = refused_request_head(handshake)
     if refused is not None:
         # NOTE: a server's HTTP parser answers it before any WebSocket code runs.

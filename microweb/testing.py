@@ -486,7 +486,8 @@ class TestClient:
         """Open a WebSocket to the app (ASGI only; under ``"both"`` the ASGI side is used).
 
         The handshake carries the client's default ``headers``, the cookies it holds for the
-        URL (as set by earlier responses), and ``headers``, which win over the defaults.
+        URL (as set by earlier responses), and ``headers``, which win over the defaults; for a
+        URL with credentials (``http://user:pw@host``), Basic auth, as httpx gives a request.
 
         ``url`` is a path, or a URL: ``wss://`` and ``https://`` ones give the app the
         ``wss`` scheme, ``ws://`` and ``http://`` ones ``ws``.

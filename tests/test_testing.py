@@ -517,6 +517,33 @@ def test_websocket_connect_takes_a_base_url_set_later(interface: str) -> None:
     assert (seen["scheme"], seen["cookies"]) == ("wss", {})
 
 
+@pytest.mark.parametrize(
+    ("base_url", "url"),
+    [("http://user:pw@testserver", "/who"), ("http://testserver", "http://user:pw@testserver/who")],
+)
+def test_a_url_with_credentials_authenticates_a_websocket_handshake_as_a_request(
+    base_url: str, url: str
+) -> None:
+    # NOTE: httpx gave a request to such a URL "Authorization: Basic ...", and the handshake
+    # went without it.
+    app = App()
+
+    @app.get("/who")
+    def who(request: Request) -> str:
+        return request.headers.get("authorization", "none")
+
+    @app.websocket("/who")
+    async def who_socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.request.headers.get("authorization", "none"))
+        await ws.close()
+
+    with TestClient(app, interface="asgi", base_url=base_url) as client:
+        assert client.get(url).text == "Basic dXNlcjpwdw=="
+        with client.websocket_connect(url) as session:
+            assert session.receive_text() == "Basic dXNlcjpwdw=="
+
+
 def test_websocket_connect_over_https_is_wss() -> None:
     with (
         TestClient(_cookie_app(), interface="asgi", base_url="https://example.com") as client,
