@@ -123,7 +123,10 @@ def asgi_side(
 ) -> tuple[LoopThread, ASGIDriver, httpx.AsyncClient]:
     """Make the ASGI side of a ``TestClient``: its event loop thread, the app's driver and the
     httpx client that sends requests to it, the peer address read from ``peer`` at each."""
-    loop, driver = LoopThread(), app.as_asgi()
+    # NOTE: the app first: a loop thread started before an as_asgi() that raised (a plugin
+    # that refuses a route) ran until exit, one more at each request.
+    driver = app.as_asgi()
+    loop = LoopThread()
     transport = ASGITransport(as_served(driver), reader(peer), root_path)
     client = httpx.AsyncClient(transport=transport, event_hooks={"response": [arecord_answer]})
     return loop, driver, client

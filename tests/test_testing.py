@@ -784,6 +784,36 @@ def test_a_client_dropped_unclosed_ends_its_threads(interface: Any) -> None:
         time.sleep(0.01)
 
 
+class _RefusingPlugin:
+    """A plugin that refuses every route, so that the app fails as it is compiled."""
+
+    name = "refusing"
+
+    def setup(self, app: App) -> None:
+        pass
+
+    def apply(self, handler: Any, route: Any) -> Any:
+        raise ValueError("this plugin refuses every route")
+
+
+def test_an_app_that_fails_to_compile_leaves_no_event_loop_thread(interface: str) -> None:
+    # NOTE: the ASGI side started its event loop thread before as_asgi(), and each attempt
+    # left one running until exit.
+    app = App()
+    app.get("/")(lambda request: "never")
+    app.install(_RefusingPlugin())
+    gc.collect()
+    before = set(threading.enumerate())
+    client = TestClient(app, interface=interface)  # type: ignore[arg-type]
+    for _ in range(3):
+        with pytest.raises(ValueError, match="refuses every route"):
+            client.get("/")
+    with pytest.raises(ValueError, match="refuses every route"), client:
+        pass
+    started = set(threading.enumerate()) - before
+    assert [thread.name for thread in started if "run_until_stopped" in thread.name] == []
+
+
 def test_a_wsgi_client_runs_the_shutdown_hooks_once_closed_or_dropped() -> None:
     events: list[str] = []
     app = _sync_and_async_app(events)
