@@ -240,12 +240,11 @@ class TestClient:
         return self._wsgi_client
 
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
-        # NOTE: an httpx client copies its options when made, so base_url and the cookies are
-        # given to a side before each request (headers and follow_redirects go with it), and
-        # a change to the attributes after the first request counts. The side gets a copy of
-        # the jar, and the answers (each redirect's too) are put in the client's by _keep():
-        # under "both", each side must send the cookies from before the request, or the two
-        # requests would differ.
+        # NOTE: an httpx client copies its options when made, so base_url and the cookies are given
+        # to a side before each request (headers and follow_redirects go with it), and a change
+        # to the attributes after the first request counts. The side gets a copy of the jar, and
+        # the answers (each redirect's too) are put in the client's by _keep(): under "both",
+        # each side must send the cookies from before the request, or the two would differ.
         with self._jar_lock:
             side.base_url = self.base_url
             # NOTE: made whole before the side takes it: a request from another thread,
@@ -314,10 +313,12 @@ class TestClient:
             raise
         if replay is not None:
             kwargs["content"] = replay()
-        via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
-        # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
-        # the ASGI side's only where ignore_headers lets a Set-Cookie differ.
-        self._keep(wsgi_answers)
+        try:
+            via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
+        finally:
+            # NOTE: the WSGI side's, as its answer is returned (they differ only where
+            # ignore_headers lets a Set-Cookie differ); also when the ASGI side raises.
+            self._keep(wsgi_answers)
         assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
         return via_wsgi
 
@@ -368,8 +369,8 @@ class TestClient:
         self, url: str, kwargs: dict[str, Any], answers: list[httpx.Response], following: bool
     ) -> dict[str, Any]:
         """Add the path as written to the request, where httpx would change it (each side its own:
-        the transport takes it), the list its answers go to (see record_answer()), and whether
-        its redirects are followed (see record_answer())."""
+        the transport takes it), and the list its answers go to and whether its redirects are
+        followed (see record_answer())."""
         extensions = {**kwargs.get("extensions", {}), ANSWERS: answers, FOLLOWING: following}
         written = written_path(self.base_url, url)
         if written is not None:
