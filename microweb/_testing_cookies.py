@@ -88,10 +88,10 @@ def _as_browsers_read(line: str) -> str:
     SPEC: RFC 6265 5.2: a ``Max-Age`` that is not a number, an empty ``Domain`` and a ``Path``
     that does not start with ``/`` are ignored, and the cookie kept (with its default path);
     the standard library's jar dropped the whole cookie for the first two, and never sent it
-    for the third (its path "relative").
+    for the third (its path "relative"). Of two attributes of a name, the last is kept.
     """
     pair, *attributes = line.split(";")
-    kept = [pair]
+    kept: dict[str, str] = {}
     for attribute in attributes:
         name, _, value = attribute.partition("=")
         name, value = name.strip().lower(), value.strip()
@@ -102,8 +102,10 @@ def _as_browsers_read(line: str) -> str:
             or (name == "path" and not value.startswith("/"))
         ):
             continue
-        kept.append(attribute)
-    return ";".join(kept)
+        # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
+        kept.pop(name, None)
+        kept[name] = attribute
+    return ";".join([pair, *kept.values()])
 
 
 class _AsBrowsersRead:

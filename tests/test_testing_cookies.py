@@ -472,6 +472,9 @@ def test_a_set_cookie_line_without_a_name_is_ignored(interface: str, line: str) 
         'Port="80"',
         "Port=8080",
         "Discard; Max-Age=60",
+        "Path=/elsewhere; Path=/dir",
+        "Max-Age=0; Max-Age=60",
+        "Domain=elsewhere.example; Domain=testserver",
     ],
 )
 @pytest.mark.parametrize("interface", INTERFACES)
@@ -481,7 +484,8 @@ def test_an_attribute_a_browser_ignores_leaves_the_cookie_kept(
     # NOTE: the standard library's jar (RFC 2965's) dropped the whole cookie for a bad Max-Age,
     # an empty Domain, a Version or a Port it could not read, kept "Path=relative" as the
     # path, never matched, and a Version=1 cookie for "/dir/", not sent to "/dir". A browser
-    # ignores each such attribute and keeps the cookie (RFC 6265 5.2, 5.3).
+    # ignores each such attribute and keeps the cookie (RFC 6265 5.2, 5.3), and takes the last
+    # of two attributes of a name, where the jar took the first.
     app = App()
 
     @app.get("/dir/set")
