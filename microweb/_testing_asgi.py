@@ -11,11 +11,16 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
+import httpx
+
 from ._app_loop import run_until_stopped
-from ._testing_http import _Ending, run_served, served
+from ._testing_http import ASGITransport, _Ending, run_served, served
 from ._testing_http import written as written_path
+from ._testing_sides import arecord_answer
+from ._testing_wsgi import reader
 
 if TYPE_CHECKING:
+    from ._app import App
     from ._asgi import ASGIDriver
 
 T = TypeVar("T")
@@ -89,12 +94,6 @@ class Lifespan:
             await self._task
 
 
-async def as_async(chunks: Any) -> Any:
-    # NOTE: httpx's AsyncClient takes only async iterables as streamed content.
-    for chunk in chunks:
-        yield chunk
-
-
 def as_served(app: Any) -> Any:
     """Wrap the ASGI ``app`` so that an HTTP scope is what a server gives it.
 
@@ -117,3 +116,17 @@ def as_served(app: Any) -> Any:
         await app(scope, receive, send)
 
     return asgi
+
+
+def asgi_side(
+    app: App, peer: list[tuple[str, int] | None], root_path: str
+) -> tuple[LoopThread, ASGIDriver, httpx.AsyncClient]:
+    """Make the ASGI side of a ``TestClient``: its event loop thread, the app's driver and the
+    httpx client that sends requests to it, the peer address read from ``peer`` at each."""
+    # NOTE: the app first: a loop thread started before an as_asgi() that raised (a plugin
+    # that refuses a route) ran until exit, one more at each request.
+    driver = app.as_asgi()
+    loop = LoopThread()
+    transport = ASGITransport(as_served(driver), reader(peer), root_path)
+    client = httpx.AsyncClient(transport=transport, event_hooks={"response": [arecord_answer]})
+    return loop, driver, client

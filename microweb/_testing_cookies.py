@@ -3,15 +3,21 @@
 Its jar names a host without a dot ``testserver.local`` and matches cookies to that name, so a
 cookie whose ``Domain`` is such a host (``testserver``, ``localhost``) was never sent back to
 it; Python 3.10's did not even keep it. A browser keeps and sends it (RFC 6265 5.3: the host
-domain-matches itself).
+domain-matches itself). And it reads ``Set-Cookie`` by RFC 2965's rules, where browsers follow
+RFC 6265's: see ``_as_browsers_read()``.
 """
 
 from __future__ import annotations
 
 import copy
+import email.message
+import http.client
 import http.cookiejar
+import re
 import urllib.request
 import weakref
+from collections.abc import Sequence
+from typing import Any, cast
 
 import httpx
 
@@ -35,8 +41,28 @@ def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
     return named != host and domain.removeprefix(".").lower() == host
 
 
+# NOTE: what a cookie's name and value may hold to be sent back: printable ASCII and tabs.
+_SENDABLE = re.compile(r"[\t\x20-\x7e]*")
+
+
 class _Policy(http.cookiejar.DefaultCookiePolicy):
-    """The standard policy, but a host without a dot takes a ``Domain`` of itself only."""
+    """The standard policy, but a host without a dot takes a ``Domain`` of itself only, and a
+    ``Set-Cookie`` without a name, or that can't be sent back, is ignored."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        if cookie.value is None:
+            # NOTE: "Set-Cookie: bad" (no "=") was kept as a cookie "bad" with no value: the
+            # next request sent "Cookie: bad", and dict(client.cookies) raised KeyError. SPEC:
+            # RFC 6265 5.2 step 2 ignores the line (the jar already ignores "=bad", an empty
+            # name, as step 5 does); the 6265bis draft keeps it as a cookie with no name.
+            return False
+        if not _SENDABLE.fullmatch(cookie.name + cookie.value):
+            # NOTE: httpx writes the Cookie header in ASCII: "a=café" made every later request
+            # of the client raise UnicodeEncodeError. SPEC: the 6265bis draft (5.6) ignores a
+            # line whose name or value holds a control character; a browser keeps one with
+            # other bytes, and sends them back as they came.
+            return False
+        return super().set_ok(cookie, request)
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         hosts = _effective_host(request)
@@ -49,9 +75,67 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
         return super().set_ok_domain(cookie, request)
 
 
+# NOTE: RFC 2965's attributes, which RFC 6265 does not know: a browser ignores them, where the
+# standard library's jar reads them (Version=1 changed the default path, Port=80 kept the cookie
+# from any other port, a Version or Port it could not read dropped the cookie).
+_UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
+_DELTA_SECONDS = re.compile(r"-?[0-9]+")
+
+
+def _as_browsers_read(line: str) -> str:
+    """Return a ``Set-Cookie`` line without the attributes a browser ignores.
+
+    SPEC: RFC 6265 5.2: a ``Max-Age`` that is not a number, an empty ``Domain`` and a ``Path``
+    that does not start with ``/`` are ignored, and the cookie kept (with its default path);
+    the standard library's jar dropped the whole cookie for the first two, and never sent it
+    for the third (its path "relative"). Of two attributes of a name, the last is kept.
+    """
+    pair, *attributes = line.split(";")
+    kept: dict[str, str] = {}
+    for attribute in attributes:
+        name, _, value = attribute.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if (
+            name in _UNKNOWN
+            or (name == "max-age" and not _DELTA_SECONDS.fullmatch(value))
+            or (name == "domain" and not value.lstrip("."))
+            or (name == "path" and not value.startswith("/"))
+        ):
+            continue
+        # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
+        kept.pop(name, None)
+        kept[name] = attribute
+    return ";".join([pair, *kept.values()])
+
+
+class _AsBrowsersRead:
+    """A response, as a cookie jar reads it, whose ``Set-Cookie`` lines are read as a browser
+    reads them (and whose ``Set-Cookie2`` lines, which browsers ignore, are left out)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def info(self) -> email.message.Message:
+        info = email.message.Message()
+        for line in self._response.info().get_all("Set-Cookie", []):
+            info["Set-Cookie"] = _as_browsers_read(str(line))
+        return info
+
+
+class _Jar(http.cookiejar.CookieJar):
+    """The standard library's jar, with the ``Set-Cookie`` lines read as a browser reads them."""
+
+    def make_cookies(
+        self, response: http.client.HTTPResponse, request: urllib.request.Request
+    ) -> Sequence[http.cookiejar.Cookie]:
+        # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
+        browsers = cast(http.client.HTTPResponse, _AsBrowsersRead(response))
+        return super().make_cookies(browsers, request)
+
+
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:
     """Return a copy of ``cookies`` whose jar takes a ``Set-Cookie`` as a browser does."""
-    jar = http.cookiejar.CookieJar(_Policy())
+    jar = _Jar(_Policy())
     for cookie in cookies.jar:
         jar.set_cookie(cookie)
     return httpx.Cookies(jar)
@@ -64,7 +148,7 @@ def _for_host(cookie: http.cookiejar.Cookie, host: str) -> http.cookiejar.Cookie
     return for_host
 
 
-class _SideJar(http.cookiejar.CookieJar):
+class _SideJar(_Jar):
     """A side's jar for one request (its redirects included), which sends a cookie whose
     domain is the host without a dot: such a cookie is kept there for the host's own name."""
 
@@ -117,3 +201,25 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
 
 def _is_undotted(cookie: http.cookiejar.Cookie, hosts: tuple[str, str]) -> bool:
     return not cookie.domain.startswith(".") and _is_dotless_host(cookie.domain, hosts)
+
+
+def keep_answers(
+    cookies: httpx.Cookies, answers: list[httpx.Response], base_url: httpx.URL, given: GivenCookies
+) -> None:
+    """Put the cookies that ``answers`` set in ``cookies``, in place, as a browser's jar takes
+    them; a cookie the test set, which the app left alone, goes back as the test set it."""
+    # NOTE: the answers' Set-Cookie lines, on the jar as it is now: the side's jar copied
+    # back lost the cookies of answers that came meanwhile in other threads (a third of
+    # them, four threads), as another request had given the side a new copy.
+    # NOTE: in place, so that a test's reference to client.cookies stays live.
+    # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
+    # (for any host): set again by the test, it replaces itself, where its copy for the host
+    # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
+    kept = copied(cookies)
+    to_host(kept.jar, base_url, given)
+    for answer in answers:
+        kept.extract_cookies(answer)
+    jar = cookies.jar
+    jar.clear()
+    for cookie in kept.jar:
+        jar.set_cookie(given.get(cookie, cookie))

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import httpx
 
 from ._app_loop import run_on_loop
+from ._testing_content import uploaded
+from ._testing_sides import Answer
 from ._testing_wsgi import CLIENT_CLOSED, check_scheme, refused_request_head, take_written_path
 
 T = TypeVar("T")
@@ -91,7 +93,7 @@ class ASGITransport(httpx.AsyncBaseTransport):
         finally:
             written.reset(token)
         status, headers = await exchange.head()
-        return httpx.Response(status, headers=headers, stream=exchange)
+        return Answer(status, headers=headers, stream=exchange)
 
 
 def _scope(
@@ -169,7 +171,7 @@ class _Exchange(httpx.AsyncByteStream):
             self._body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}
         try:
-            chunk = await self._upload.__anext__()
+            chunk = uploaded(await self._upload.__anext__())
         except StopAsyncIteration:
             self._body_sent = True
             return {"type": "http.request", "body": b"", "more_body": False}

@@ -1,51 +1,126 @@
-"""The httpx clients of ``TestClient``'s two sides, which hand back a redirect they can't follow."""
+"""The answers of ``TestClient``'s two sides, and the hooks that collect them.
+
+A redirect whose ``Location`` is no URL httpx can build (``http:%5Cevil``, ``http://[::1``) is
+handed back where it is not followed, and raises where it is, with httpx's public API alone:
+an ``Answer`` has no ``has_redirect_location``, the property httpx reads before it builds the
+next request (``next_request``) and as it follows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import httpx
+
+from ._errors import unhandled_errors
 
 # NOTE: in a request's extensions: whether its redirects are followed.
 FOLLOWING = "microweb.following"
 
+# NOTE: the request extension that carries the list a request's answers go to, each
+# redirect's included (httpx gives a redirect the first request's extensions).
+ANSWERS = "microweb.answers"
 
-def _next_request(
-    build: Callable[[httpx.Request, httpx.Response], httpx.Request],
-    request: httpx.Request,
-    response: httpx.Response,
-) -> httpx.Request | None:
-    """Return the request that follows ``response``'s redirect, or ``None`` where it is not
-    followed and its ``Location`` is no URL httpx can build (``http:%5Cevil``, ``http://[::1``).
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
-    httpx builds it even when it does not follow (``next_request``): its ``InvalidURL`` (or
-    ``RemoteProtocolError``) came out of the call, and the test never got the response, whose
-    ``Location`` may be the very thing it checks. Followed, it is raised as httpx raises it.
-    """
+
+def redirect_target(response: httpx.Response) -> httpx.URL | None:
+    """Return the URL ``response``'s ``Location`` leads to, or ``None`` if none can be built."""
     try:
-        return build(request, response)
-    except (httpx.InvalidURL, httpx.RemoteProtocolError):
-        if request.extensions.get(FOLLOWING, True):
-            raise
+        url = httpx.URL(response.headers["location"])
+        if url.scheme and not url.host:
+            # NOTE: as httpx reads "http:/path": the request's host.
+            url = url.copy_with(host=response.request.url.host)
+        return response.request.url.join(url)
+    except httpx.InvalidURL:
         return None
 
 
-class SideClient(httpx.Client):
-    """The WSGI side's httpx client: it hands back a redirect it can't follow (see
-    ``_next_request()``)."""
+class Answer(httpx.Response):
+    """An app's answer, as a side's transport gives it to httpx.
 
-    # NOTE: httpx's own step (private: checked on httpx 0.29), the one place where the request
-    # of a redirect is built, followed or not.
-    def _build_redirect_request(  # type: ignore[override]
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Request | None:
-        return _next_request(super()._build_redirect_request, request, response)
+    httpx built the request of a redirect even when it did not follow it (``next_request``):
+    its ``InvalidURL`` (or ``RemoteProtocolError``) for a ``Location`` it can't build came out
+    of the call, and the test never got the response, whose ``Location`` may be the very thing
+    it checks.
+    """
+
+    @property
+    def has_redirect_location(self) -> bool:
+        """Whether the answer redirects to a URL that can be built, as httpx's docs define it."""
+        # NOTE: httpx's own checks the status and that a Location is there, not that it is "a
+        # properly formed URL redirection", as its docstring says.
+        return super().has_redirect_location and redirect_target(self) is not None
 
 
-class AsyncSideClient(httpx.AsyncClient):
-    """The ASGI side's httpx client, as ``SideClient``."""
+def record_answer(response: httpx.Response) -> None:
+    """Add ``response`` to its request's answers, whose cookies ``TestClient`` keeps; raise, for
+    a redirect that is followed, if its ``Location`` leads nowhere.
 
-    def _build_redirect_request(  # type: ignore[override]
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Request | None:
-        return _next_request(super()._build_redirect_request, request, response)
+    Raises:
+        httpx.RemoteProtocolError: If the redirect is followed and no URL can be built from its
+            ``Location``: it can go nowhere, as httpx says of it.
+    """
+    request = response.request
+    answers = request.extensions.get(ANSWERS)
+    if answers is not None:
+        answers.append(response)
+    if (
+        request.extensions.get(FOLLOWING, True)
+        and response.status_code in _REDIRECTS
+        and "location" in response.headers
+        and not response.has_redirect_location
+    ):
+        # NOTE: after the answer is recorded: its cookies are kept, as a browser keeps them.
+        raise httpx.RemoteProtocolError(
+            f"Invalid URL in location header: {response.headers['location']!r}", request=request
+        )
+
+
+async def arecord_answer(response: httpx.Response) -> None:
+    """``record_answer()`` as the ASGI side's httpx client calls it."""
+    record_answer(response)
+
+
+def assert_same(
+    method: str, url: str, a: httpx.Response, b: httpx.Response, ignored: frozenset[str]
+) -> None:
+    """Raise ``AssertionError`` if the WSGI side's answer ``a`` and the ASGI side's ``b``
+    differ in status, headers (but the ``ignored`` ones) or body."""
+
+    def head(response: httpx.Response) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in response.headers.multi_items() if k not in ignored]
+
+    where = f"{method} {url}"
+    if a.status_code != b.status_code:
+        raise AssertionError(f"{where}: status WSGI {a.status_code} != ASGI {b.status_code}")
+    if head(a) != head(b):
+        raise AssertionError(f"{where}: headers WSGI {head(a)} != ASGI {head(b)}")
+    if a.content != b.content:
+        raise AssertionError(f"{where}: body WSGI {a.content[:200]!r} != ASGI {b.content[:200]!r}")
+
+
+def watching(raising: bool, send: Callable[[], httpx.Response]) -> httpx.Response:
+    """Send, and raise the first error the app reported as unhandled, if ``raising``."""
+    with reporting(raising) as reported:
+        response = send()
+    if reported:
+        raise reported[0]
+    return response
+
+
+@contextlib.contextmanager
+def reporting(raising: bool) -> Iterator[list[BaseException]]:
+    """Collect, while open, the errors the app reports as unhandled, if ``raising``."""
+    reported: list[BaseException] = []
+    if not raising:
+        yield reported
+        return
+    # NOTE: set in this thread before the app is called: the ASGI side's task, the app
+    # loop and the thread pool each run in a copy of this context.
+    token = unhandled_errors.set(reported)
+    try:
+        yield reported
+    finally:
+        unhandled_errors.reset(token)

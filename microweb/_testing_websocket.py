@@ -372,19 +372,3 @@ async def _give_up(task: asyncio.Task[None]) -> None:
 
 # NOTE: what an app sends on an open connection; an accept or a refusal has no client to miss.
 _SENT = frozenset({"websocket.send", "websocket.close"})
-
-# NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.
-_UPGRADE = [
-    (b"connection", b"upgrade"),
-    (b"upgrade", b"websocket"),
-    (b"sec-websocket-version", b"13"),
-    (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
-]
-
-
-def handshake_headers(headers: httpx.Headers, subprotocols: list[str]) -> list[tuple[bytes, bytes]]:
-    raw = [(name.lower(), value) for name, value in headers.raw if name.lower() != b"connection"]
-    raw += _UPGRADE
-    if subprotocols:
-        raw.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1")))
-    return raw

@@ -19,10 +19,15 @@ from wsgiref.validate import WSGIWarning, validator
 import httpx
 
 from ._app_loop import AppClosed
+from ._errors import InterfaceWarning
 from ._target import strip_root
+from ._testing_content import CheckedStream
+from ._testing_sides import Answer, record_answer
 
 if TYPE_CHECKING:
+    from ._app import App
     from ._types import WSGIApp
+    from ._wsgi import WSGIDriver
 
 CLIENT_ADDRESS = ("127.0.0.1", 123)
 # NOTE: what reading a response says once its client was closed.
@@ -149,6 +154,8 @@ class WSGITransport(httpx.BaseTransport):
         refused = refused_request_head(request)
         if refused is not None:
             return refused
+        if isinstance(request.stream, httpx.SyncByteStream):
+            request.stream = CheckedStream(request.stream)
         body = request.read()
         environ = self._environ(request, body)
         if not _DIGITS.fullmatch(environ.get("CONTENT_LENGTH", "0")):
@@ -178,7 +185,7 @@ class WSGITransport(httpx.BaseTransport):
         # chunk; microweb's driver calls it before it returns, even for a stream.
         assert "status" in seen, "the WSGI driver returned before calling start_response()"
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in seen["headers"]]
-        return httpx.Response(
+        return Answer(
             int(seen["status"][:3]), headers=headers, stream=WSGIBody(result, self.closed)
         )
 
@@ -396,3 +403,24 @@ class ServedBody(httpx.SyncByteStream):
             self._run(self._body.close)
         finally:
             self._thread.shutdown()
+
+
+def wsgi_side(
+    app: App, peer: list[tuple[str, int] | None], root_path: str
+) -> tuple[WSGIDriver, httpx.Client]:
+    """Make the WSGI side of a ``TestClient``: the app's driver (its startup hooks run) and the
+    httpx client that sends requests to it, the peer address read from ``peer`` at each."""
+    with warnings.catch_warnings():
+        # NOTE: a suite under -W error must not fail because the app has WebSocket
+        # routes; a request to one still answers 501 with a message naming as_asgi().
+        warnings.simplefilter("ignore", InterfaceWarning)
+        # NOTE: as_wsgi() runs the startup hooks: as a server runs them, with no
+        # running event loop, also from an async def test.
+        driver = as_wsgi_served(app.as_wsgi)
+    transport = WSGITransport(validated(driver), reader(peer), lambda: driver.closed, root_path)
+    return driver, httpx.Client(transport=transport, event_hooks={"response": [record_answer]})
+
+
+def reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:
+    """Return what reads the client's peer address as it is at each request."""
+    return lambda: peer[0]

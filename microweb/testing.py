@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import warnings
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote
 
 try:
     import httpx
@@ -29,24 +27,22 @@ if TYPE_CHECKING:
     from ._asgi import ASGIDriver
     from ._wsgi import WSGIDriver
 
-from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
-from ._errors import InterfaceWarning, unhandled_errors
-from ._testing_asgi import Lifespan, LoopThread, as_async, as_served
+from ._testing_asgi import Lifespan, LoopThread, asgi_side
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
-from ._testing_cookies import GivenCookies, copied, side_jar, to_host
-from ._testing_http import ASGITransport, SyncBody
-from ._testing_sides import FOLLOWING, AsyncSideClient, SideClient
-from ._testing_websocket import WebSocketRefused, WebSocketSession, handshake_headers
+from ._testing_content import async_content, replayed, sync_content
+from ._testing_cookies import GivenCookies, keep_answers, side_jar
+from ._testing_handshake import handshake_scope
+from ._testing_http import SyncBody
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
+from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
     WRITTEN_PATH,
     ServedBody,
-    WSGITransport,
     as_wsgi_served,
     check_peer,
-    refused_request_head,
-    validated,
     written_path,
+    wsgi_side,
 )
 
 __all__ = ["TestClient", "WebSocketRefused", "WebSocketSession"]
@@ -67,7 +63,8 @@ class TestClient:
             ``AssertionError`` is raised if status, headers (but ``date`` and
             ``ignore_headers``) or body differ.
         base_url: Scheme and host the requests claim to go to; ``https://...`` makes
-            ``request.scheme`` ``"https"`` under both interfaces.
+            ``request.scheme`` ``"https"`` under both interfaces. A path in it goes before
+            each request's; a query or a fragment is refused.
         client: The peer address the app sees (``request.client``), as a server gives it
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
             depends on it, such as ``ProxyHeaders``; ``None`` for a peer with no address, as
@@ -92,8 +89,8 @@ class TestClient:
 
     Raises:
         ValueError: For an unknown ``interface``, a ``base_url`` that is not an ``http://`` or
-            ``https://`` URL with a host, or a ``root_path`` that does not start with ``/`` or
-            that ends with one.
+            ``https://`` URL with a host (or that has a query or a fragment), or a
+            ``root_path`` that does not start with ``/`` or that ends with one.
         TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
             ``(host, port)`` tuple nor ``None``.
 
@@ -191,10 +188,12 @@ class TestClient:
         # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
         # ASGI side served it, and "testserver" with a ValueError about a URL type.
         url = httpx.URL(base_url)
-        if url.scheme not in ("http", "https") or not url.host:
+        # NOTE: httpx puts a request's path after the whole of it: with "?a=1", "/x" was sent
+        # as "/?a=1/x" (a 404).
+        if url.scheme not in ("http", "https") or not url.host or {"?", "#"} & set(base_url):
             raise ValueError(
-                f"base_url must be an http:// or https:// URL with a host, such as "
-                f"'http://testserver', got {base_url!r}"
+                f"base_url must be an http:// or https:// URL with a host, and no query nor "
+                f"fragment, such as 'http://testserver', got {base_url!r}"
             )
         self._base_url = base_url
 
@@ -234,32 +233,18 @@ class TestClient:
 
     def _make_wsgi_side(self) -> httpx.Client:
         if self._wsgi_client is None:
-            with warnings.catch_warnings():
-                # NOTE: a suite under -W error must not fail because the app has WebSocket
-                # routes; a request to one still answers 501 with a message naming as_asgi().
-                warnings.simplefilter("ignore", InterfaceWarning)
-                # NOTE: as_wsgi() runs the startup hooks: as a server runs them, with no
-                # running event loop, also from an async def test.
-                self._wsgi = as_wsgi_served(self.app.as_wsgi)
-            driver = self._wsgi
-            transport = WSGITransport(
-                validated(driver), _reader(self._peer), lambda: driver.closed, self._root_path
-            )
-            self._wsgi_client = SideClient(
-                transport=transport, event_hooks={"response": [_record_answer]}
-            )
+            self._wsgi, self._wsgi_client = wsgi_side(self.app, self._peer, self._root_path)
             self._release_wsgi = on_drop(
                 self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
             )
         return self._wsgi_client
 
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
-        # NOTE: an httpx client copies its options when made, so base_url and the cookies are
-        # given to a side before each request (headers and follow_redirects go with it), and
-        # a change to the attributes after the first request counts. The side gets a copy of
-        # the jar, and the answers (each redirect's too) are put in the client's by _keep():
-        # under "both", each side must send the cookies from before the request, or the two
-        # requests would differ.
+        # NOTE: an httpx client copies its options when made, so base_url and the cookies are given
+        # to a side before each request (headers and follow_redirects go with it), and a change
+        # to the attributes after the first request counts. The side gets a copy of the jar, and
+        # the answers (each redirect's too) are put in the client's by _keep(): under "both",
+        # each side must send the cookies from before the request, or the two would differ.
         with self._jar_lock:
             side.base_url = self.base_url
             # NOTE: made whole before the side takes it: a request from another thread,
@@ -268,22 +253,8 @@ class TestClient:
 
     def _keep(self, answers: list[httpx.Response]) -> None:
         """Put the cookies that ``answers`` set in the client's jar, as the side's jar took them."""
-        # NOTE: the answers' Set-Cookie lines, on the jar as it is now: the side's jar copied
-        # back lost the cookies of answers that came meanwhile in other threads (a third of
-        # them, four threads), as another request had given the side a new copy.
-        # NOTE: in place, so that a test's reference to client.cookies stays live.
-        # NOTE: a cookie the test set, which the app left alone, goes back as the test set it
-        # (for any host): set again by the test, it replaces itself, where its copy for the host
-        # stayed beside it (httpx.CookieConflict on reading it); and it follows base_url.
         with self._jar_lock:
-            cookies = copied(self._cookies)
-            to_host(cookies.jar, httpx.URL(self.base_url), self._given)
-            for answer in answers:
-                cookies.extract_cookies(answer)
-            jar = self._cookies.jar
-            jar.clear()
-            for cookie in cookies.jar:
-                jar.set_cookie(self._given.get(cookie, cookie))
+            keep_answers(self._cookies, answers, httpx.URL(self.base_url), self._given)
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)
@@ -300,11 +271,8 @@ class TestClient:
 
     def _make_asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
         if self._loop is None or self._asgi_client is None:
-            self._loop = LoopThread()
-            self._asgi = self.app.as_asgi()
-            transport = ASGITransport(as_served(self._asgi), _reader(self._peer), self._root_path)
-            self._asgi_client = AsyncSideClient(
-                transport=transport, event_hooks={"response": [_arecord_answer]}
+            self._loop, self._asgi, self._asgi_client = asgi_side(
+                self.app, self._peer, self._root_path
             )
             self._release_asgi = on_drop(
                 self, close_asgi_side, self._loop, self._asgi_client, self._asgi
@@ -334,16 +302,7 @@ class TestClient:
             return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
             return self._asgi_request(method, url, kwargs, [], keep=True)
-        content = kwargs.get("content")
-        chunks = None
-        if content is not None and not isinstance(content, (bytes, str)):
-            if _async_only(content):
-                raise TypeError(
-                    "interface='both' replays content: pass bytes or a sync iterable, not an "
-                    "async iterable"
-                )
-            chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
-            kwargs["content"] = iter(chunks)
+        replay = replayed(kwargs)
         wsgi_answers: list[httpx.Response] = []
         try:
             via_wsgi = self._wsgi_request(method, url, kwargs, wsgi_answers, keep=False)
@@ -352,13 +311,15 @@ class TestClient:
             # not called: the cookies the WSGI side was given on the way are kept, as one side's.
             self._keep(wsgi_answers)
             raise
-        if chunks is not None:
-            kwargs["content"] = iter(chunks)
-        via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
-        # NOTE: the WSGI side's cookies, as its answer is the one returned; they differ from
-        # the ASGI side's only where ignore_headers lets a Set-Cookie differ.
-        self._keep(wsgi_answers)
-        _assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
+        if replay is not None:
+            kwargs["content"] = replay()
+        try:
+            via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
+        finally:
+            # NOTE: the WSGI side's, as its answer is returned (they differ only where
+            # ignore_headers lets a Set-Cookie differ); also when the ASGI side raises.
+            self._keep(wsgi_answers)
+        assert_same(method, url, via_wsgi, via_asgi, self.ignore_headers)
         return via_wsgi
 
     def _wsgi_request(
@@ -372,10 +333,11 @@ class TestClient:
     ) -> httpx.Response:
         side = self._wsgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _sync_content(kwargs), answers, kwargs["follow_redirects"])
+        kwargs = self._as_written(url, sync_content(kwargs), answers, kwargs["follow_redirects"])
         try:
-            return self._watching(
-                lambda: as_wsgi_served(lambda: side.request(method, url, **kwargs))
+            return watching(
+                self.raise_server_exceptions,
+                lambda: as_wsgi_served(lambda: side.request(method, url, **kwargs)),
             )
         finally:
             # NOTE: also when an error is raised: a redirect's cookies came before it, as in
@@ -394,9 +356,11 @@ class TestClient:
     ) -> httpx.Response:
         loop, side = self._asgi_side()
         self._prepare(side)
-        kwargs = self._as_written(url, _async_content(kwargs), answers, kwargs["follow_redirects"])
+        kwargs = self._as_written(url, async_content(kwargs), answers, kwargs["follow_redirects"])
         try:
-            return self._watching(lambda: loop.run(side.request(method, url, **kwargs)))
+            return watching(
+                self.raise_server_exceptions, lambda: loop.run(side.request(method, url, **kwargs))
+            )
         finally:
             if keep:
                 self._keep(answers)  # NOTE: also when an error is raised, as under WSGI.
@@ -405,36 +369,13 @@ class TestClient:
         self, url: str, kwargs: dict[str, Any], answers: list[httpx.Response], following: bool
     ) -> dict[str, Any]:
         """Add the path as written to the request, where httpx would change it (each side its own:
-        the transport takes it), the list its answers go to (see _record_answer()), and whether
-        its redirects are followed (see _next_request())."""
+        the transport takes it), and the list its answers go to and whether its redirects are
+        followed (see record_answer())."""
         extensions = {**kwargs.get("extensions", {}), ANSWERS: answers, FOLLOWING: following}
         written = written_path(self.base_url, url)
         if written is not None:
             extensions[WRITTEN_PATH] = written
         return {**kwargs, "extensions": extensions}
-
-    def _watching(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        """Send, and raise the first error the app reported as unhandled, if told to."""
-        with self._reporting() as reported:
-            response = send()
-        if reported:
-            raise reported[0]
-        return response
-
-    @contextlib.contextmanager
-    def _reporting(self) -> Iterator[list[BaseException]]:
-        """Collect, while open, the errors the app reports as unhandled, if told to raise them."""
-        reported: list[BaseException] = []
-        if not self.raise_server_exceptions:
-            yield reported
-            return
-        # NOTE: set in this thread before the app is called: the ASGI side's task, the app
-        # loop and the thread pool each run in a copy of this context.
-        token = unhandled_errors.set(reported)
-        try:
-            yield reported
-        finally:
-            unhandled_errors.reset(token)
 
     @contextlib.contextmanager
     def stream(self, method: str, url: str, **kwargs: Any) -> Iterator[httpx.Response]:
@@ -462,7 +403,7 @@ class TestClient:
             )
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
-        with self._reporting() as reported:
+        with reporting(self.raise_server_exceptions) as reported:
             response = self._open(method, url, kwargs)
             try:
                 if reported:
@@ -484,10 +425,14 @@ class TestClient:
             side = self._wsgi_side()
             self._prepare(side)
             answers: list[httpx.Response] = []
-            written = self._as_written(url, _sync_content(kwargs), answers, following)
+            written = self._as_written(url, sync_content(kwargs), answers, following)
             request = side.build_request(method, url, **written)
-            response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
-            self._keep(answers)
+            try:
+                response = as_wsgi_served(lambda: side.send(request, stream=True, **sending))
+            finally:
+                # NOTE: also when an error is raised, as in request(): a followed redirect's
+                # cookies, whose Location led nowhere, were lost.
+                self._keep(answers)
             if asyncio._get_running_loop() is not None:
                 assert isinstance(response.stream, httpx.SyncByteStream)
                 response.stream = ServedBody(response.stream)
@@ -495,10 +440,12 @@ class TestClient:
         loop, async_side = self._asgi_side()
         self._prepare(async_side)
         async_answers: list[httpx.Response] = []
-        kwargs = self._as_written(url, _async_content(kwargs), async_answers, following)
+        kwargs = self._as_written(url, async_content(kwargs), async_answers, following)
         request = async_side.build_request(method, url, **kwargs)
-        response = loop.run(async_side.send(request, stream=True, **sending))
-        self._keep(async_answers)
+        try:
+            response = loop.run(async_side.send(request, stream=True, **sending))
+        finally:
+            self._keep(async_answers)
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = SyncBody(loop.loop, response.stream, lambda: loop.stopping)
         return response
@@ -540,7 +487,8 @@ class TestClient:
         """Open a WebSocket to the app (ASGI only; under ``"both"`` the ASGI side is used).
 
         The handshake carries the client's default ``headers``, the cookies it holds for the
-        URL (as set by earlier responses), and ``headers``, which win over the defaults.
+        URL (as set by earlier responses), and ``headers``, which win over the defaults; for a
+        URL with credentials (``http://user:pw@host``), Basic auth, as httpx gives a request.
 
         ``url`` is a path, or a URL: ``wss://`` and ``https://`` ones give the app the
         ``wss`` scheme, ``ws://`` and ``http://`` ones ``ws``.
@@ -560,47 +508,14 @@ class TestClient:
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
         handshake = client.build_request("GET", url, headers=self._headers_for(headers))
-        target = handshake.url
-        if target.scheme not in _WEBSOCKET_SECURE:
-            raise ValueError(
-                f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
-                f"URL, not {url!r}"
-            )
-        refused = refused_request_head(handshake)
-        if refused is not None:
-            # NOTE: a server's HTTP parser answers it before any WebSocket code runs.
-            refused.request = handshake
-            raise WebSocketRefused(refused)
-        # NOTE: "wss://host/path", as a Starlette test writes it, gave the app the "ws" scheme.
-        secure = _WEBSOCKET_SECURE[target.scheme]
-        written = written_path(self.base_url, url)
-        raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
-        head = handshake_headers(handshake.headers, subprotocols or [])
-        # NOTE: as Uvicorn reads them, from every Sec-WebSocket-Protocol line: one given in
-        # headers= reached ws.headers but not ws.subprotocols, and accept() refused it.
-        offered = [
-            token.strip()
-            for name, value in head
-            if name == b"sec-websocket-protocol"
-            for token in value.decode("latin-1").split(",")
-            if token.strip()
-        ]
-        scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "scheme": "wss" if secure else "ws",
-            "path": unquote(raw_path.decode("ascii")),
-            "raw_path": raw_path,
-            "query_string": target.query,
-            "root_path": self._root_path,
-            "headers": head,
-            "client": self.client,
-            "server": (target.raw_host.decode("ascii"), target.port or (443 if secure else 80)),
-            "subprotocols": offered,
-            # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
-            "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
-        }
+        scope = handshake_scope(
+            handshake,
+            url,
+            written_path(self.base_url, url),
+            self._root_path,
+            self.client,
+            subprotocols or [],
+        )
         session = WebSocketSession(
             loop,
             self.asgi_app,
@@ -683,78 +598,3 @@ class TestClient:
 
 
 _SENDING = ("auth", "follow_redirects")
-# NOTE: the schemes websocket_connect() takes, and whether each is secure (wss for the app).
-_WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
-
-
-# NOTE: the request extension that carries the list a request's answers go to, each
-# redirect's included (httpx gives a redirect the first request's extensions).
-ANSWERS = "microweb.answers"
-
-
-def _record_answer(response: httpx.Response) -> None:
-    """Add ``response`` to its request's answers, whose cookies ``_keep()`` puts in the jar."""
-    answers = response.request.extensions.get(ANSWERS)
-    if answers is not None:
-        answers.append(response)
-
-
-async def _arecord_answer(response: httpx.Response) -> None:
-    """``_record_answer()`` as the ASGI side's httpx client calls it."""
-    _record_answer(response)
-
-
-def _sync_content(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Return a request's keyword arguments for the WSGI side; refuse an async iterable body."""
-    # NOTE: httpx's sync client refused it with "Attempted to send an async request with a
-    # sync Client instance", which the test never made.
-    if _async_only(kwargs.get("content")):
-        raise TypeError(
-            "the WSGI side reads content whole before the app runs, as Waitress does: pass "
-            "bytes or a sync iterable, not an async iterable (or use interface='asgi')"
-        )
-    return kwargs
-
-
-def _async_content(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Return a request's keyword arguments with a sync iterable body made async."""
-    content: Any = kwargs.get("content")
-    streamed = content is not None and not isinstance(content, (bytes, str))
-    if streamed and not hasattr(content, "__aiter__"):
-        return {**kwargs, "content": as_async(content)}
-    if streamed and hasattr(content, "__iter__"):
-        # NOTE: httpx reads a body that is both sync and async iterable as a sync one, which
-        # its AsyncClient refuses ("Attempted to send a sync request with an AsyncClient").
-        return {**kwargs, "content": _read_async(content)}
-    return kwargs
-
-
-def _async_only(content: object) -> bool:
-    """Whether ``content`` is an async iterable that can't be read as a sync one too."""
-    # NOTE: one that is both (httpx.ByteStream) is read as a sync one, as httpx's Client does.
-    return hasattr(content, "__aiter__") and not hasattr(content, "__iter__")
-
-
-async def _read_async(content: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    async for chunk in content:
-        yield chunk
-
-
-def _reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:
-    """Return what reads the client's peer address as it is at each request."""
-    return lambda: peer[0]
-
-
-def _assert_same(
-    method: str, url: str, a: httpx.Response, b: httpx.Response, ignored: frozenset[str]
-) -> None:
-    def head(response: httpx.Response) -> list[tuple[str, str]]:
-        return [(k, v) for k, v in response.headers.multi_items() if k not in ignored]
-
-    where = f"{method} {url}"
-    if a.status_code != b.status_code:
-        raise AssertionError(f"{where}: status WSGI {a.status_code} != ASGI {b.status_code}")
-    if head(a) != head(b):
-        raise AssertionError(f"{where}: headers WSGI {head(a)} != ASGI {head(b)}")
-    if a.content != b.content:
-        raise AssertionError(f"{where}: body WSGI {a.content[:200]!r} != ASGI {b.content[:200]!r}")

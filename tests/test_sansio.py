@@ -37,6 +37,7 @@ IO_MODULES = frozenset(
         "_testing_websocket.py",
         "_testing_http.py",
         "_testing_close.py",
+        "_testing_handshake.py",
         "_cli.py",
         "_importer.py",
         "_serving.py",
@@ -175,7 +176,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_close",
-        "_testing_sides", "_template_names", "templating", "_importer", "_serving", "_cli",
+        "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
+        "templating", "_importer", "_serving", "_cli",
         "_waitress",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "plugins",

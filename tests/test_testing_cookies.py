@@ -425,3 +425,132 @@ def test_a_cookie_for_the_jars_name_of_the_host_is_refused(interface: str, domai
         assert client.get("/away").json() == {}
         assert len(client.cookies.jar) == 0
         assert client.get("/see").json() == {}
+
+
+@pytest.mark.parametrize("line", ["bad", "bad; Path=/", "=bad", "=", "; Path=/"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_set_cookie_line_without_a_name_is_ignored(interface: str, line: str) -> None:
+    # NOTE: "Set-Cookie: bad" was kept as a cookie "bad" with no value: the next request sent
+    # "Cookie: bad", and dict(client.cookies) raised KeyError. SPEC: RFC 6265 5.2 ignores it.
+    app = _cookie_app()
+
+    @app.get("/nameless")
+    def nameless(request: Request) -> Response:
+        response = Response.text("set")
+        response.headers.add("set-cookie", line)
+        response.set_cookie("kept", "1")
+        return response
+
+    @app.get("/moved")
+    def moved(request: Request) -> Response:
+        return Response.redirect("/line", status=303, headers={"set-cookie": line})
+
+    @app.get("/line")
+    def cookie_line(request: Request) -> str:
+        return request.headers.get("cookie", "none")
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/nameless").headers.get_list("set-cookie")[0] == line
+        assert dict(client.cookies) == {"kept": "1"}
+        assert client.get("/line").text == "kept=1"
+        client.cookies.clear()
+        assert client.get("/moved", follow_redirects=True).text == "none"
+        assert dict(client.cookies) == {}
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        "Max-Age=soon",
+        "Max-Age=",
+        "Domain=",
+        "Domain=.",
+        "Path=relative",
+        "Path=",
+        "Version=abc",
+        "Version=1",
+        'Port="80"',
+        "Port=8080",
+        "Discard; Max-Age=60",
+        "Path=/elsewhere; Path=/dir",
+        "Max-Age=0; Max-Age=60",
+        "Domain=elsewhere.example; Domain=testserver",
+    ],
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_an_attribute_a_browser_ignores_leaves_the_cookie_kept(
+    interface: str, attributes: str
+) -> None:
+    # NOTE: the standard library's jar (RFC 2965's) dropped the whole cookie for a bad Max-Age,
+    # an empty Domain, a Version or a Port it could not read, kept "Path=relative" as the
+    # path, never matched, and a Version=1 cookie for "/dir/", not sent to "/dir". A browser
+    # ignores each such attribute and keeps the cookie (RFC 6265 5.2, 5.3), and takes the last
+    # of two attributes of a name, where the jar took the first.
+    app = App()
+
+    @app.get("/dir/set")
+    def set_it(request: Request) -> Response:
+        response = Response.text("set")
+        response.headers.add("set-cookie", f"kept=1; {attributes}")
+        return response
+
+    @app.get("/dir/move")
+    def move(request: Request) -> Response:
+        return Response.redirect("/dir", 303, headers={"set-cookie": f"kept=1; {attributes}"})
+
+    @app.get("/dir")
+    def line(request: Request) -> str:
+        return request.headers.get("cookie", "none")
+
+    with TestClient(app, interface=interface, base_url="http://testserver:8000") as client:
+        client.get("/dir/set")
+        assert dict(client.cookies) == {"kept": "1"}
+        assert client.get("/dir").text == "kept=1"
+        client.cookies.clear()
+        assert client.get("/dir/move", follow_redirects=True).text == "kept=1"
+        assert dict(client.cookies) == {"kept": "1"}
+
+
+@pytest.mark.parametrize("line", ["word=caf\u00e9", "caf\u00e9=1", "word=\u00ff\u00fe"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_that_httpx_cannot_send_back_is_ignored(interface: str, line: str) -> None:
+    # NOTE: kept, it made every later request of the client raise UnicodeEncodeError (httpx
+    # writes the Cookie header in ASCII), whatever its path.
+    app = _cookie_app()
+
+    @app.get("/accented")
+    def accented(request: Request) -> Response:
+        response = Response.text("set")
+        response.headers.add("set-cookie", line)
+        response.set_cookie("kept", "café")
+        return response
+
+    with TestClient(app, interface=interface) as client:
+        assert client.get("/accented").headers.get_list("set-cookie")[0] == line
+        assert dict(client.cookies) == {"kept": "caf%C3%A9"}
+        assert client.get("/seen").json() == {"kept": "café"}
+
+
+def test_under_both_the_wsgi_sides_cookies_are_kept_when_the_asgi_side_raises() -> None:
+    # NOTE: a generator body is sent again on a 307 under WSGI (read whole), where httpx raises
+    # StreamConsumed under ASGI: the session the WSGI side was given was lost.
+    app = _cookie_app()
+
+    @app.post("/sign-in")
+    def sign_in(request: Request) -> Response:
+        request.read()
+        response = Response.redirect("/seen", status=307)
+        response.set_cookie("session", "s1")
+        return response
+
+    @app.post("/seen")
+    def seen(request: Request) -> bytes:
+        return request.read()
+
+    def body() -> Any:
+        yield b"name=ada"
+
+    with TestClient(app, interface="both", follow_redirects=True) as client:
+        with pytest.raises(httpx.StreamConsumed):
+            client.post("/sign-in", content=body())
+        assert dict(client.cookies) == {"session": "s1"}

@@ -352,3 +352,30 @@ def test_an_error_of_the_tests_own_request_body_is_raised_not_the_apps(
         client.post("/", content=body())
     assert read == []
     assert not [record for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize("chunks", [["text"], [b"ok", 7], [b"ok", None]])
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_content_chunk_that_is_not_bytes_is_the_tests_error(
+    interface: str, chunks: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: under ASGI, a str chunk went to the app as an http.request body, which ASGI says
+    # is bytes: the app failed, a 500 logged as its own error; under WSGI the test got a
+    # TypeError from bytes.join(), which named no content=.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = App()
+    read: list[bytes] = []
+
+    @app.post("/")
+    def upload(request: Request) -> str:
+        read.append(request.read())
+        return "read"
+
+    with TestClient(app, interface) as client:  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="content= chunks must be bytes"):
+            client.post("/", content=iter(chunks))
+        with pytest.raises(TypeError, match="content= chunks must be bytes"):
+            client.post("/", content=chunks)
+        assert client.post("/", content=[b"by", bytearray(b"te"), memoryview(b"s")]).text == "read"
+    assert read == [b"bytes"] * (2 if interface == "both" else 1)
+    assert not [record for record in caplog.records if record.exc_info]

@@ -1,0 +1,104 @@
+"""The WebSocket handshake as ``TestClient`` makes it: its headers, and the scope a server
+gives the app for it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+
+from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
+from ._testing_websocket import WebSocketRefused
+from ._testing_wsgi import refused_request_head
+
+# NOTE: the schemes websocket_connect() takes, and whether each is secure (wss for the app).
+_WEBSOCKET_SECURE = {"http": False, "ws": False, "https": True, "wss": True}
+
+
+def handshake_scope(
+    handshake: httpx.Request,
+    url: str,
+    written: list[bytes] | None,
+    root_path: str,
+    client: tuple[str, int] | None,
+    subprotocols: list[str],
+) -> dict[str, Any]:
+    """Return the scope a server gives the app for ``handshake``, the request httpx built.
+
+    Args:
+        handshake: The request httpx built for the URL (its headers, cookies included).
+        url: The URL as the test gave it.
+        written: The path as the test wrote it, where httpx would change it
+            (``written_path()``).
+        root_path: The client's ``root_path``.
+        client: The peer address the app sees.
+        subprotocols: The subprotocols offered, besides any in the handshake's headers.
+
+    Raises:
+        ValueError: For a URL of another scheme than http, https, ws or wss.
+        WebSocketRefused: For a head a server's HTTP parser refuses (with its 400).
+    """
+    target = handshake.url
+    if target.scheme not in _WEBSOCKET_SECURE:
+        raise ValueError(
+            f"websocket_connect() takes a path, or an http://, https://, ws:// or wss:// "
+            f"URL, not {url!r}"
+        )
+    if target.username or target.password:
+        # NOTE: as httpx authenticates a request to such a URL (base_url "http://u:pw@host"):
+        # the handshake went without it.
+        basic = httpx.BasicAuth(target.username, target.password)
+        handshake = next(basic.sync_auth_flow(handshake))
+    refused = refused_request_head(handshake)
+    if refused is not None:
+        # NOTE: a server's HTTP parser answers it before any WebSocket code runs.
+        refused.request = handshake
+        raise WebSocketRefused(refused)
+    # NOTE: "wss://host/path", as a Starlette test writes it, gave the app the "ws" scheme.
+    secure = _WEBSOCKET_SECURE[target.scheme]
+    raw_path = written[0] if written else target.raw_path.partition(b"?")[0]
+    head = handshake_headers(handshake.headers, subprotocols)
+    # NOTE: as Uvicorn reads them, from every Sec-WebSocket-Protocol line: one given in
+    # headers= reached ws.headers but not ws.subprotocols, and accept() refused it.
+    offered = [
+        token.strip()
+        for name, value in head
+        if name == b"sec-websocket-protocol"
+        for token in value.decode("latin-1").split(",")
+        if token.strip()
+    ]
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "scheme": "wss" if secure else "ws",
+        "path": unquote(raw_path.decode("ascii")),
+        "raw_path": raw_path,
+        "query_string": target.query,
+        "root_path": root_path,
+        "headers": head,
+        "client": client,
+        "server": (target.raw_host.decode("ascii"), target.port or (443 if secure else 80)),
+        "subprotocols": offered,
+        # NOTE: as Uvicorn does: a flow's refusal reaches the client as that response.
+        "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
+    }
+    return scope
+
+
+# NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.
+_UPGRADE = [
+    (b"connection", b"upgrade"),
+    (b"upgrade", b"websocket"),
+    (b"sec-websocket-version", b"13"),
+    (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+]
+
+
+def handshake_headers(headers: httpx.Headers, subprotocols: list[str]) -> list[tuple[bytes, bytes]]:
+    raw = [(name.lower(), value) for name, value in headers.raw if name.lower() != b"connection"]
+    raw += _UPGRADE
+    if subprotocols:
+        raw.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode("latin-1")))
+    return raw
