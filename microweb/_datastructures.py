@@ -220,14 +220,20 @@ class Headers:
                 self.add(name, value)
 
     def __getitem__(self, name: str) -> str:
-        key = name.lower()
-        for item_name, value in self._list:
-            if item_name == key:
-                return value
-        raise self._missing(name)
+        value = self._value(name.lower())
+        if value is None:
+            raise self._missing(name)
+        return value
 
     def _missing(self, name: str) -> KeyError:
         return KeyError(name)
+
+    def _value(self, key: str) -> str | None:
+        """The value ``get`` gives for the lower-case ``key``: its first line."""
+        for item_name, value in self._list:
+            if item_name == key:
+                return value
+        return None
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -240,17 +246,17 @@ class Headers:
     def get(
         self, name: str, default: object = None, type: Callable[[str], object] | None = None
     ) -> object:
-        """Return the first value of ``name``, or ``default``.
+        """Return the first value of ``name`` (for the headers a client sent, every line of
+        it joined with ``", "``), or ``default``.
 
         With ``type`` (``int``, say), the value is converted, and ``default`` is returned when
         the conversion raises ``ValueError``, ``TypeError`` or ``ArithmeticError``, as
         ``request.query.get()`` does (and Werkzeug's ``type=``).
         """
-        key = name.lower()
-        for item_name, value in self._list:
-            if item_name == key:
-                return value if type is None else _converted_one(value, type, default)
-        return default
+        value = self._value(name.lower())
+        if value is None:
+            return default
+        return value if type is None else _converted_one(value, type, default)
 
     @overload
     def getlist(self, name: str) -> list[str]: ...

@@ -133,9 +133,9 @@ def is_coded(content_encoding: str | None) -> bool:
 def header_value(headers: Headers, name: str) -> str | None:
     """Return every line of the request header ``name`` joined with ``", "``, or ``None``.
 
-    The framework reads a header with this, never ``headers.get()``: WSGI servers join the
-    lines of a header into one variable, ASGI servers pass each line, so the first line alone
-    would be read differently under the two interfaces.
+    WSGI servers join the lines of a header into one variable, ASGI servers pass each line, so
+    the first line alone would be read differently under the two interfaces. The same value as
+    ``request.headers.get()``, for any ``Headers`` (the framework's reads take this one).
     """
     # SPEC: RFC 9110 5.3, lines of a field join with commas; for a field that is no list
     # (Origin, If-Modified-Since, Range), the joined value is as malformed as WSGI's.
@@ -300,12 +300,24 @@ class RequestCookies(dict[str, str]):
 
 class RequestHeaders(Headers):
     """The headers a client sent: ``headers[name]`` missing is the client's 400, as for
-    ``RequestFields`` (and Werkzeug's ``request.headers``)."""
+    ``RequestFields`` (and Werkzeug's ``request.headers``); ``headers[name]`` and ``get()``
+    give every line of the name joined with ``", "``, as a WSGI server gives it."""
 
     __slots__ = ()
 
     def _missing(self, name: str) -> KeyError:
         return MissingField("header", name)
+
+    def _value(self, key: str) -> str | None:
+        # NOTE: a WSGI server joins the lines of a header into one variable (PEP 3333), an
+        # ASGI server passes each: the first line alone was the value under ASGI, so an app
+        # read "a" of "X-Forwarded-For: a" and "X-Forwarded-For: b" where WSGI gave "a, b".
+        # SPEC: RFC 9110 5.3, the lines of a field are one value joined with commas.
+        found = None
+        for item_name, value in self._list:
+            if item_name == key:
+                found = value if found is None else f"{found}, {value}"
+        return found
 
 
 def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:
