@@ -324,6 +324,31 @@ def test_sessions_refresh_no_session_of_several_cookies_onto_the_plugins_own(
     assert refreshed is not None and plugin.load(refreshed) == {"user": "ann"}
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "session={own}, theme=dark",
+        "session={own},theme=dark",
+        "theme=dark, session={own}",
+        "theme=dark,session={own}",
+    ],
+    ids=["waitress-first", "gunicorn-first", "waitress-second", "gunicorn-second"],
+)
+def test_sessions_read_the_session_of_cookie_lines_a_wsgi_server_joined_with_commas(
+    make_client: MakeClient, colour: str, header: str
+) -> None:
+    # NOTE: a client's Cookie lines reach a WSGI app as one HTTP_COOKIE, joined with ", " by
+    # waitress-serve and "," by gunicorn (RFC 6265 joins with "; "). The session's value
+    # read to the end of the line, "<signed>, theme=dark", failed its check and the cookie
+    # was deleted: a logout; on the second line it was not read at all.
+    plugin = Sessions(SECRET, secure=False)
+    client = make_client(sessions_app(plugin, colour))
+    own = plugin.sign(json.dumps({"user": "ann"}))
+    looked = client.get("/look", headers={"cookie": header.format(own=own)})
+    assert looked.json() == {"user": "ann"}
+    assert "set-cookie" not in looked.headers
+
+
 def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
