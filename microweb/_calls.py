@@ -62,16 +62,23 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
 
 
 def error_response(
-    plan: Plan, request: Request, exc: Exception, broken_before: bool = False
+    plan: Plan,
+    request: Request,
+    exc: Exception,
+    broken_before: bool = False,
+    in_flows: bool = False,
 ) -> Effects:
     """Turn ``exc`` into a response: a registered error handler's, or the default one.
 
     ``broken_before`` tells that ``exc`` is the error of an ``HTTPError`` that made no default
-    answer: if this answer ends in one such again, the default 500 goes out.
+    answer: if this answer ends in one such again, the default 500 goes out. ``in_flows``
+    tells that flows wait around this answer: an error handler's failure is raised to them.
 
     Raises:
         ClientDisconnect: For an exception group of them only (a ``TaskGroup``'s whose task
             read the body of a client that left): nothing should be sent.
+        Exception: With ``in_flows``, what the error handler raised (but an ``HTTPError``),
+            logged: the flows see it as any bug, and its 500 is made outside them.
     """
     left = None if isinstance(exc, HTTPError) else only_of(exc, ClientDisconnect)
     if left is not None:
@@ -90,14 +97,24 @@ def error_response(
         if refused is not None:
             _answered(exc)
             exc = refused
-    handler = plan.error_handler_of(exc, request.route)
+    failed = _handler_failed_in_flows(request, exc)
+    handler = None if failed else plan.error_handler_of(exc, request.route)
     if handler is None:
-        if not isinstance(exc, HTTPError):
+        if not isinstance(exc, HTTPError) and not failed:
             log_unhandled(request, exc)
     else:
         response, exc = yield from _handler_answer(request, handler, exc)
         if response is not None:
             return response
+        if in_flows and not isinstance(exc, HTTPError):
+            # NOTE: its 500 went through the flows as an answer: the sessions flow saved a
+            # session the request that failed had changed (Set-Cookie on a 500), a flow that
+            # ends on errors took it for a response. A bug's 500 is made outside them.
+            request._failed_handler = exc
+            try:
+                raise exc
+            finally:
+                del exc  # NOTE: this frame, in its traceback, held it: a cycle.
     try:
         if isinstance(exc, HTTPError):
             return (yield from _default_answer(plan, request, exc, broken_before))
@@ -115,18 +132,30 @@ def error_response(
         del exc
 
 
-def refusal(plan: Plan, request: Request, exc: HTTPError) -> Response | Effects:
+def _handler_failed_in_flows(request: Request, exc: Exception) -> bool:
+    """Tell whether ``exc`` is an error handler's failure raised to the flows (logged), which
+    no flow answered; the mark is taken off the request."""
+    failed = getattr(request, "_failed_handler", None)
+    if failed is None:
+        return False
+    request._failed_handler = None  # NOTE: it holds the request in its traceback: a cycle.
+    return failed is exc
+
+
+def refusal(
+    plan: Plan, request: Request, exc: HTTPError, in_flows: bool = False
+) -> Response | Effects:
     """Answer ``exc``, the router's refusal of ``request`` (404, 405, ...), as
     ``error_response`` does: at once with the default answer where no error handler can see
     it, else through ``error_response``."""
     if plan.error_handlers:
         if plan.error_handler_of(exc, request.route) is not None:
-            return error_response(plan, request, exc)
+            return error_response(plan, request, exc, in_flows=in_flows)
         # NOTE: a 431 of the headers takes its place there, for its own handler; with none,
         # default_error() answers it the same way.
         refused = _headers_refusal(request)
         if refused is not None:
-            return error_response(plan, request, refused)
+            return error_response(plan, request, refused, in_flows=in_flows)
     # PERF: no generator, no exception, no handler search: a WSGI 404 113,500 -> 67,700
     # instructions, with the router's and status_phrase()'s cuts (valgrind, 2026-12-05); with
     # all of that day's cuts, WSGI 404 21.2 -> 8.7 us, 405 38.3 -> 11.4, ASGI 404 24.1 -> 9.2,

@@ -233,7 +233,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
             if typed:
                 return [*items, LENGTHS[len(response._body)]], response._body
     if response.chunks is not None:
-        _check_stream(response.chunks)
+        check_stream(response.chunks)
     headers = head_list(response)
     if no_body_status(status) or status == 205:
         return headers, None
@@ -250,7 +250,7 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     return headers, None if head else chunks
 
 
-def _check_stream(chunks: object) -> None:
+def check_stream(chunks: object) -> None:
     """Refuse a ``response.chunks`` that is no stream of chunks.
 
     Raises:

@@ -113,6 +113,7 @@ class Request(BodyMethods):
         "_consumed",
         "_cookies",
         "_error_page",
+        "_failed_handler",
         "_form",
         "_headers",
         "_host",
@@ -144,8 +145,9 @@ class Request(BodyMethods):
     _channel: Any
     _state: SimpleNamespace | None
     _after: AfterCalls | None
-    # NOTE: the one slot new_request() leaves unset: error_response() sets it, off the hot path.
+    # NOTE: the slots new_request() leaves unset: error_response() sets them, off the hot path.
     _error_page: bool
+    _failed_handler: BaseException | None
 
     @property
     def state(self) -> SimpleNamespace:

@@ -49,3 +49,15 @@ def test_a_session_of_several_cookies_is_read_and_not_refreshed(base_url: str) -
     assert looked.json() == {"user": "mallory", "theme": None}
     assert "set-cookie" not in looked.headers
     assert looked.headers["vary"] == "Cookie"
+
+
+def test_a_session_on_the_first_of_two_cookie_lines_is_read_and_kept(base_url: str) -> None:
+    # NOTE: waitress-serve joins a client's Cookie lines with ", ": the session's value read
+    # to the line's end failed its check, and the answer deleted the user's cookie.
+    with httpx.Client(base_url=base_url, timeout=5.0) as client:
+        own = client.post("/login/ann").cookies["session"]
+    headers = [("cookie", f"session={own}"), ("cookie", "theme=dark")]
+    looked = httpx.get(f"{base_url}/me", headers=headers, timeout=5.0)
+    assert looked.json()["user"] == "ann"
+    # NOTE: refresh_after=0: the one session cookie is signed again, not deleted.
+    assert "Max-Age=0" not in looked.headers["set-cookie"]

@@ -242,6 +242,13 @@ class Sessions:
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
         cookies = cookie_values("; ".join(request.headers.getlist("cookie")), self.cookie_name)
+        # NOTE: a WSGI server joins a client's Cookie lines with ", " (waitress-serve) or ","
+        # (gunicorn), where RFC 6265 joins with "; ": the session's value read to the line's
+        # end ("<signed>, theme=dark") failed its check and was deleted, a logout. A value
+        # sign() writes holds no comma: one ends it. No pair is read out of another cookie's
+        # value ("x=a,session=..."): a sibling subdomain may set any name on the parent
+        # domain, and a __Host- session would take one planted so.
+        cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
         session, signed_at = self._first_valid(cookies)
         # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
         # may be among those.

@@ -324,6 +324,47 @@ def test_sessions_refresh_no_session_of_several_cookies_onto_the_plugins_own(
     assert refreshed is not None and plugin.load(refreshed) == {"user": "ann"}
 
 
+@pytest.mark.parametrize(
+    ("header", "read"),
+    [
+        ("session={own}, theme=dark", True),
+        ("session={own},theme=dark", True),
+        ("theme=dark, session={own}", False),
+        ("theme=dark,session={own}", False),
+    ],
+    ids=["waitress-first", "gunicorn-first", "waitress-second", "gunicorn-second"],
+)
+def test_sessions_keep_the_session_of_cookie_lines_a_wsgi_server_joined_with_commas(
+    make_client: MakeClient, colour: str, header: str, read: bool
+) -> None:
+    # NOTE: a client's Cookie lines reach a WSGI app as one HTTP_COOKIE, joined with ", " by
+    # waitress-serve and "," by gunicorn (RFC 6265 joins with "; "). The session's value
+    # read to the end of the line, "<signed>, theme=dark", failed its check and the cookie
+    # was deleted: a logout. On the second line it is part of another cookie's value: not
+    # read, and not deleted.
+    plugin = Sessions(SECRET, secure=False)
+    client = make_client(sessions_app(plugin, colour))
+    own = plugin.sign(json.dumps({"user": "ann"}))
+    looked = client.get("/look", headers={"cookie": header.format(own=own)})
+    assert looked.json() == ({"user": "ann"} if read else {})
+    assert "set-cookie" not in looked.headers
+
+
+def test_sessions_read_no_session_out_of_another_cookies_value(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a sibling subdomain may set a cookie of any other name on the parent domain, and
+    # a comma in its value: read as a pair, "x=a,__Host-session=<its own>" planted a session
+    # under a __Host- name, which browsers take from this host only.
+    plugin = Sessions(SECRET, cookie_name="__Host-session", secure=True)
+    client = make_client(sessions_app(plugin, colour))
+    planted = plugin.sign(json.dumps({"user": "mallory"}))
+    own = plugin.sign(json.dumps({"user": "ann"}))
+    header = f"x=a,__Host-session={planted}; __Host-session={own}"
+    looked = client.get("https://testserver/look", headers={"cookie": header})
+    assert looked.json() == {"user": "ann"}
+
+
 def test_sessions_never_send_an_unchanged_session_without_refresh_after(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
