@@ -83,6 +83,15 @@ async def run_session(
             await ws.close(1000)
             return
         error = error_of_request(exc)
+        if ws.state == CONNECTING:
+            # NOTE: the handshake is still to answer: the error handlers answer it, as over
+            # HTTP (a class handler's 401, a bug logged and the 500 page), where the client
+            # got the 403 of a close and a logged traceback whatever the app's handlers.
+            try:
+                await _refuse_with(host, request, error, ws, send)
+            finally:
+                del error  # NOTE: no cycle through this frame and the traceback.
+            return
         logger.error("error in WebSocket handler for %s", logged_path(request), exc_info=error)
         report_unhandled(error)  # NOTE: before the close, which a test client then raises.
         del error  # NOTE: no cycle through this frame and the traceback.
@@ -104,10 +113,10 @@ def _close_code(request: Request, exc: HTTPError) -> int:
 
 
 async def _refuse_with(
-    host: SessionHost, request: Request, exc: HTTPError, ws: WebSocket, send: Send
+    host: SessionHost, request: Request, exc: Exception, ws: WebSocket, send: Send
 ) -> None:
-    """Refuse a handshake with the response of ``exc``, which the handler raised before
-    ``accept()``, as a flow's ``HTTPError`` refuses it; or with a 403 where the server
+    """Refuse a handshake with the error handlers' response to ``exc``, which the handler
+    raised before ``accept()``, as a flow's error refuses it; or with a 403 where the server
     cannot send that response."""
     # NOTE: the handler's 401 reached the client as a 403, where a flow's went out whole
     # (and Starlette sends an HTTPException raised there).

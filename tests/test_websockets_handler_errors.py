@@ -1,0 +1,114 @@
+"""What an error a WebSocket handler raises before ``accept()`` answers: its error handler's
+response refuses the handshake, as over HTTP. (WebSockets exist under ASGI only; the WSGI side's
+refusal is tested in test_servers_websocket_wsgi.py.)"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import MakeClient
+from drive import handshake_messages, websocket_scope
+
+from microweb import App, Request, Response, WebSocket, WebSocketDisconnect
+from microweb.testing import TestClient
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def _app(*, class_handler: bool, page_500: bool) -> App:
+    app = App()
+
+    if class_handler:
+
+        @app.error_handler(NotSignedIn)
+        def sign_in_first(request: Request, exc: NotSignedIn) -> Response:
+            return Response("sign in first", status=401, headers={"www-authenticate": "Bearer"})
+
+    if page_500:
+
+        @app.error_handler(500)
+        def oops(request: Request, exc: Exception) -> Response:
+            return Response("our fault", status=500)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        token = ws.request.query.get("token")
+        if token is None:
+            raise NotSignedIn()
+        if token == "bug":
+            raise KeyError(token)
+        await ws.accept()
+        if token == "late":
+            raise NotSignedIn()
+        await ws.send_text("welcome")
+
+    return app
+
+
+def _refusal(client: TestClient, path: str) -> tuple[int, int, str]:
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect(path)
+    answer = refused.value.response
+    assert answer is not None
+    return refused.value.code, answer.status_code, answer.text
+
+
+def test_a_class_error_handler_answers_an_error_raised_before_accept(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the client got a 403 and an ERROR with a traceback was logged, where the same
+    # error over HTTP got the handler's 401, and a flow's got it during the handshake.
+    client = asgi_client(_app(class_handler=True, page_500=False))
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        assert _refusal(client, "/ws") == (1008, 401, "sign in first")
+        with client.websocket_connect("/ws?token=t") as session:
+            assert session.receive_text() == "welcome"
+    assert caplog.records == []
+
+
+def test_a_bug_raised_before_accept_is_answered_by_the_500_page_and_logged_once(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = asgi_client(_app(class_handler=False, page_500=True))
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        assert _refusal(client, "/ws?token=bug") == (1008, 500, "our fault")
+    logged = [r for r in caplog.records if r.exc_info]
+    assert len(logged) == 1
+    assert isinstance(logged[0].exc_info[1], KeyError)  # type: ignore[index]
+    assert "GET /ws" in logged[0].getMessage()
+
+
+def test_a_bug_raised_before_accept_is_raised_to_a_test_client_that_asks() -> None:
+    client = TestClient(
+        _app(class_handler=False, page_500=False), interface="asgi", raise_server_exceptions=True
+    )
+    with pytest.raises(KeyError):
+        client.websocket_connect("/ws?token=bug")
+
+
+def test_an_error_after_accept_still_closes_1011_whatever_its_handler(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the handshake is answered by then: no response can go out.
+    client = asgi_client(_app(class_handler=True, page_500=False))
+    with (
+        caplog.at_level(logging.ERROR, logger="microweb"),
+        client.websocket_connect("/ws?token=late") as session,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        session.receive_text()
+    assert closed.value.code == 1011
+    assert [r.getMessage() for r in caplog.records] == ["error in WebSocket handler for /ws"]
+
+
+@pytest.mark.parametrize("class_handler", [True, False])
+def test_a_refusal_for_an_error_is_a_close_where_the_server_cannot_send_it(
+    class_handler: bool,
+) -> None:
+    app = _app(class_handler=class_handler, page_500=False)
+    sent = handshake_messages(app.as_asgi(), websocket_scope("/ws"))
+    assert [message["type"] for message in sent] == ["websocket.close"]
+    assert sent[0]["code"] == 1008
