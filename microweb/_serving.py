@@ -11,6 +11,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import math
 import os
 import signal
 import socket
@@ -321,8 +322,8 @@ def serve(
     file, and removed once the server has stopped.
 
     With ``workers``, a worker whose event loop makes no progress for
-    ``timeout_worker_healthcheck`` seconds (``HEALTHCHECK_TIMEOUT`` if ``None``) is stopped,
-    killed if it stays stuck, and replaced; it is refused with one process.
+    ``timeout_worker_healthcheck`` seconds (``HEALTHCHECK_TIMEOUT`` if ``None``, no limit if
+    0) is stopped, killed if it stays stuck, and replaced; it is refused with one process.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -358,10 +359,9 @@ def serve(
         raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
-    if timeout_worker_healthcheck is None:
-        timeout_worker_healthcheck = HEALTHCHECK_TIMEOUT
-    else:
-        _check_healthcheck(timeout_worker_healthcheck, server, workers, reload)
+    timeout_worker_healthcheck = _healthcheck_timeout(
+        timeout_worker_healthcheck, server, workers, reload
+    )
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
@@ -425,17 +425,34 @@ def _check_workers(workers: int) -> None:
         )
 
 
-def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) -> None:
-    """Refuse a ``--timeout-worker-healthcheck`` shorter than a worker's watcher can see, or
-    with no workers to watch.
+def _healthcheck_timeout(timeout: float | None, server: str, workers: int, reload: bool) -> float:
+    """Return the workers' healthcheck timeout for ``--timeout-worker-healthcheck``: its
+    default if not given, ``math.inf`` (no limit) for 0.
 
     Raises:
-        TargetError: If it is.
+        TargetError: If it is not a finite number, shorter than a worker's watcher can see (but
+            0), or given with no workers to watch.
     """
-    if not timeout >= MIN_TIMEOUT:
-        # NOTE: "not >=" refuses NaN too.
+    if timeout is None:
+        return HEALTHCHECK_TIMEOUT
+    _check_healthcheck(timeout, server, workers, reload)
+    # NOTE: Gunicorn's --timeout 0: no worker is stopped for a loop that makes no progress.
+    return math.inf if timeout == 0 else timeout
+
+
+def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) -> None:
+    """Refuse ``timeout`` as ``_healthcheck_timeout`` says."""
+    if not math.isfinite(timeout):
+        # NOTE: inf was taken, and turned the watching off without a word; NaN was refused
+        # as below 0.2.
         raise TargetError(
-            f"--timeout-worker-healthcheck must be at least {MIN_TIMEOUT:g}, got {timeout:g}"
+            f"--timeout-worker-healthcheck must be a number of seconds, got {timeout:g} "
+            "(0 turns the watching off)"
+        )
+    if timeout != 0 and timeout < MIN_TIMEOUT:
+        raise TargetError(
+            f"--timeout-worker-healthcheck must be 0 (off) or at least {MIN_TIMEOUT:g}, "
+            f"got {timeout:g}"
         )
     if server == "waitress":
         why = "waitress runs one process"
