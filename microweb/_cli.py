@@ -13,13 +13,11 @@ from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError, factory_target
+from ._serve_options import HEALTHCHECK_TIMEOUT, SERVERS, WORKERS_PER_CPU
 from ._serving import (
     CLIENT_TIMEOUT,
     GRACEFUL_TIMEOUT,
-    HEALTHCHECK_TIMEOUT,
     LOG_LEVELS,
-    SERVERS,
-    WORKERS_PER_CPU,
     Terminated,
     loaded,
     serve,

@@ -37,6 +37,7 @@ from waitress.adjustments import Adjustments
 from waitress.utilities import RequestHeaderFieldsTooLarge
 
 import microweb._cli as cli
+import microweb._serve_options
 import microweb._serving as serving_module
 import microweb._stall
 import microweb._supervisor
@@ -500,7 +501,7 @@ def test_bad_process_options_say_what_is_wrong(
     ("given", "normal"), [("", ""), ("/", ""), ("/app/", "/app"), ("//a/b", "/a/b")]
 )
 def test_root_path_is_normalized(given: str, normal: str) -> None:
-    assert serving_module.normalize_root_path(given) == normal
+    assert microweb._serve_options.normalize_root_path(given) == normal
 
 
 # -- real servers ------------------------------------------------------------------------------
@@ -1455,7 +1456,7 @@ def test_workers_are_at_most_eight_per_usable_cpu(
 ) -> None:
     # NOTE: --workers 100000 started processes until the machine ran out of memory.
     monkeypatch.setattr(serving_module, "load_app", lambda target: App())
-    monkeypatch.setattr(serving_module, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(microweb._serve_options, "usable_cpus", lambda: 2)
     assert cli.main(["serve", APP_FILE, "--workers", str(workers)]) == status
     error = capsys.readouterr().err
     if status:

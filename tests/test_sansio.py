@@ -40,6 +40,8 @@ IO_MODULES = frozenset(
         "_cli.py",
         "_importer.py",
         "_serving.py",
+        "_serve_options.py",
+        "_serve_log.py",
         "_waitress.py",
         "_uvicorn.py",
         "_stall.py",
@@ -175,7 +177,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_close",
-        "_testing_sides", "_template_names", "templating", "_importer", "_serving", "_cli",
+        "_testing_sides", "_template_names", "templating", "_importer", "_serve_options",
+        "_serve_log", "_serving", "_cli",
         "_waitress",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "plugins",
