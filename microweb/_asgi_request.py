@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 from collections.abc import Callable, Iterable
 from operator import countOf, itemgetter
 from typing import Any
@@ -106,19 +107,23 @@ class ASGIRequest(ThreadHooks, Request):
 # SPEC: the ASGI extension "WebSocket Denial Response": a server that names it in the scope's
 # extensions sends the HTTP response an app gives instead of accepting a handshake.
 DENIAL_RESPONSE = "websocket.http.response"
-# NOTE: named besides it by the servers that send such a response whole and quietly:
-# microweb serve's WebSocket protocol and the test client. Uvicorn's own protocols announce
-# the extension, but log an error for every refusal sent (0.54 still), and 0.51's sent two
-# Content-Length lines, which clients refused as no HTTP response: there, a close (403).
+# NOTE: named besides it by microweb serve's WebSocket protocol and the test client, which
+# send such a response whole and quietly under any Uvicorn.
 DENIAL_SENT_WHOLE = "microweb.denial_response"
+# NOTE: Uvicorn's own protocols announce the extension, but before 0.55 its sans-I/O one
+# logged "ASGI callable returned without completing handshake." for every refusal sent, and
+# 0.51's sent two Content-Length lines, which clients refused as no HTTP response: there, a
+# close (403). From 0.55 on, both of its websockets protocols send it whole and log nothing.
+_UVICORN_SENDS_DENIAL = (0, 55)
 
 
 def sends_refusal(request: Request, response: Response) -> bool:
     """Tell whether the client of a handshake refused with ``response`` gets that response.
 
-    It does where the server announces the denial-response extension and sends it well
-    (``DENIAL_SENT_WHOLE``), the body is whole bytes and the status has a name; else the
-    refusal is a close before accept, which the server answers with 403.
+    It does where the server announces the denial-response extension (but a Uvicorn before
+    0.55, unless ``DENIAL_SENT_WHOLE`` says that microweb's protocol sends it), the body is
+    whole bytes and the status has a name; else the refusal is a close before accept, which the
+    server answers with 403.
     """
     if not isinstance(request, ASGIRequest) or response.chunks is not None:
         # NOTE: a stream is not sent: the server holds the whole body before it sends any
@@ -129,7 +134,23 @@ def sends_refusal(request: Request, response: Response) -> bool:
         # status up in http.HTTPStatus: a 499 raised there, and the client got a 500.
         return False
     extensions = request._raw.get("extensions") or {}
-    return DENIAL_RESPONSE in extensions and DENIAL_SENT_WHOLE in extensions
+    if DENIAL_RESPONSE not in extensions:
+        return False
+    return DENIAL_SENT_WHOLE in extensions or not _old_uvicorn()
+
+
+def _old_uvicorn() -> bool:
+    """Tell whether this process runs a Uvicorn that sends denial responses badly (< 0.55)."""
+    # NOTE: the scope does not name its server; a process that serves under Uvicorn has it
+    # imported, and a server of another kind that announces the extension is taken at its word.
+    uvicorn = sys.modules.get("uvicorn")
+    if uvicorn is None:
+        return False
+    try:
+        major, minor = (int(part) for part in uvicorn.__version__.split(".")[:2])
+    except (AttributeError, ValueError):
+        return True
+    return (major, minor) < _UVICORN_SENDS_DENIAL
 
 
 # SPEC: RFC 9110 5.6.3, the optional whitespace around a field value.

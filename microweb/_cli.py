@@ -13,13 +13,11 @@ from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError, factory_target
+from ._serve_options import HEALTHCHECK_TIMEOUT, SERVERS, WORKERS_PER_CPU
 from ._serving import (
     CLIENT_TIMEOUT,
     GRACEFUL_TIMEOUT,
-    HEALTHCHECK_TIMEOUT,
     LOG_LEVELS,
-    SERVERS,
-    WORKERS_PER_CPU,
     Terminated,
     loaded,
     serve,
@@ -115,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         # NOTE: no default here (None), so that one process can tell it given.
         metavar="S",
         help="with --workers: seconds a worker's event loop may make no progress before the "
-        "worker is stopped (killed if stuck as long again) and replaced "
+        "worker is stopped (killed if stuck as long again) and replaced; 0 turns this off "
         f"(default {HEALTHCHECK_TIMEOUT:g})",
     )
     serve_cmd.add_argument("--reload", action="store_true", help="restart on code changes")

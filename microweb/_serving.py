@@ -21,21 +21,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._app import App
-from ._error_logs import REPORTED_TRACEBACKS
 from ._errors import InterfaceWarning, log_failure
 from ._importer import TargetError, load_app, source_dir
 from ._limits import Limits
 from ._routing import Route
+from ._serve_log import configure_logging, say_serving, say_serving_unix
+from ._serve_options import (
+    MAX_CLIENT_TIMEOUT,
+    MAX_PORT,
+    MAX_THREADS,
+    check_address,
+    check_host,
+    check_least,
+    check_workers,
+    healthcheck_timeout,
+    normalize_root_path,
+)
 from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
-from ._watcher import MIN_TIMEOUT
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
 
 if TYPE_CHECKING:
     from ._asgi import ASGIDriver
 
-SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
 # NOTE: what the extras in pyproject.toml install, for the message when a server is missing.
 _SERVER_PACKAGES = {"uvicorn": "'uvicorn>=0.51' 'websockets>=15'", "waitress": "'waitress>=3.0'"}
 TARGET_VARIABLE = "MICROWEB_TARGET"
@@ -56,24 +65,9 @@ UVICORN_H11 = "microweb._h11:BoundedH11"
 UVICORN_WS = "microweb._ws_flow:FlowControlledWebSockets"
 # NOTE: below Docker's 10 s between SIGTERM and SIGKILL, so the shutdown hooks still run.
 GRACEFUL_TIMEOUT = 5.0
-# NOTE: Uvicorn's default for its --timeout-worker-healthcheck.
-HEALTHCHECK_TIMEOUT = 5.0
 # NOTE: Waitress's default channel_timeout, which microweb's Uvicorn protocols follow
 # (_stall.STALL_TIMEOUT, which this module may not import: it needs Uvicorn).
 CLIENT_TIMEOUT = 120
-MAX_PORT = 65535
-# NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
-# the servers started (a traceback), and anything near that much means the same.
-MAX_CLIENT_TIMEOUT = 10**9
-# NOTE: more threads than any app needs, and fewer than Linux starts by default (about 32000,
-# two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
-# fail half-way and the process abort (status 134) with a traceback.
-MAX_THREADS = 10_000
-# NOTE: each worker is a whole process with its own app (tens of MB) and its own thread pool,
-# and more than a few per CPU only wait for one: --workers 100000 started processes until the
-# machine ran out of memory. Gunicorn suggests 2 per CPU (plus one); 8 leaves room for apps
-# that mostly wait on I/O.
-WORKERS_PER_CPU = 8
 logger = logging.getLogger("microweb")
 # NOTE: hosts that listen on every interface, and so name no one address.
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -202,53 +196,6 @@ def _mounted(asgi: Any, root_path: str) -> Any:
     return mounted
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level`` from the ``"microweb"`` and ``"waitress"`` loggers.
-
-    A handler is added only when the app has not configured logging itself.
-    """
-    logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
-    for name in ("microweb", "waitress"):
-        logging.getLogger(name).setLevel(level.upper())
-    # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
-    # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
-    waitress = logging.getLogger("waitress")
-    if not any(isinstance(f, _OneLine) for f in waitress.filters):
-        waitress.addFilter(_OneLine())
-    # NOTE: a stream's error, which microweb has logged (addFilter() skips a filter it has).
-    waitress.addFilter(REPORTED_TRACEBACKS)
-
-
-# NOTE: the C0 controls and DEL, written as Python writes them in a str's repr.
-_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
-
-
-class _OneLine(logging.Filter):
-    """Write the control characters of a record's message escaped: one record, one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if not message.isprintable():
-            # NOTE: the traceback is exc_info's, kept as it is.
-            record.msg, record.args = message.translate(_CONTROLS), None
-        return True
-
-
-def normalize_root_path(root_path: str) -> str:
-    """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
-
-    Raises:
-        TargetError: If it does not start with a slash, or is no printable text.
-    """
-    if root_path and not root_path.startswith("/"):
-        raise TargetError(f"--root-path must start with '/', got {root_path!r}")
-    if not root_path.isprintable():
-        # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
-        # hold; a control character would be a path no client sends as it is.
-        raise TargetError(f"--root-path must be printable UTF-8 text, got {root_path!r}")
-    return "/" + root_path.strip("/") if root_path.strip("/") else ""
-
-
 def _all_limits(app: App, routes: list[Route]) -> list[Limits]:
     found = [route.limits for route in routes if isinstance(route.limits, Limits)]
     return found or [app.limits]
@@ -321,8 +268,8 @@ def serve(
     file, and removed once the server has stopped.
 
     With ``workers``, a worker whose event loop makes no progress for
-    ``timeout_worker_healthcheck`` seconds (``HEALTHCHECK_TIMEOUT`` if ``None``) is stopped,
-    killed if it stays stuck, and replaced; it is refused with one process.
+    ``timeout_worker_healthcheck`` seconds (``HEALTHCHECK_TIMEOUT`` if ``None``, no limit if
+    0) is stopped, killed if it stays stuck, and replaced; it is refused with one process.
 
     Raises:
         TargetError: If the target is not an App, the server package is not installed (the
@@ -338,14 +285,14 @@ def serve(
         ) from None
     if server == "waitress" and (workers != 1 or reload):
         raise TargetError("--workers and --reload are for uvicorn; waitress runs one process")
-    _check_least(
+    check_least(
         ("--threads", threads, 1),
         ("--workers", workers, 1),
         ("--graceful-timeout", graceful_timeout, 0),
         ("--client-timeout", client_timeout, 1),
         ("--connection-limit", connection_limit, 1),
     )
-    _check_workers(workers)
+    check_workers(workers)
     if threads is not None and threads > MAX_THREADS:
         raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
     if client_timeout > MAX_CLIENT_TIMEOUT:
@@ -358,15 +305,14 @@ def serve(
         raise TargetError(f"--port must be from 0 to {MAX_PORT}, got {port}")
     if workers != 1 and reload:
         raise TargetError("--workers and --reload don't go together: --reload runs one process")
-    if timeout_worker_healthcheck is None:
-        timeout_worker_healthcheck = HEALTHCHECK_TIMEOUT
-    else:
-        _check_healthcheck(timeout_worker_healthcheck, server, workers, reload)
+    timeout_worker_healthcheck = healthcheck_timeout(
+        timeout_worker_healthcheck, server, workers, reload
+    )
     if uds is not None:
         check_unix_path(uds)
         check_unix_trust(forwarded_allow_ips)
     else:
-        _check_host(host)
+        check_host(host)
     root_path = normalize_root_path(root_path)
     # NOTE: a shell makes its background jobs ignore SIGINT, and Python keeps that: the
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
@@ -380,7 +326,7 @@ def serve(
     if uds is not None:
         listener = listen_unix(uds)
     else:
-        _check_address(host, port)
+        check_address(host, port)
     try:
         stopped_by = _serve(
             module, app, target, server, host, port, workers, reload, listener,
@@ -404,69 +350,6 @@ def serve(
     end_by(stopped_by)
 
 
-def usable_cpus() -> int:
-    """Return how many CPUs this process may run on (``taskset``, a container's cpuset)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _check_workers(workers: int) -> None:
-    """Refuse more ``--workers`` than ``WORKERS_PER_CPU`` for each usable CPU.
-
-    Raises:
-        TargetError: If there are more.
-    """
-    cpus = usable_cpus()
-    if workers > WORKERS_PER_CPU * cpus:
-        raise TargetError(
-            f"--workers must be at most {WORKERS_PER_CPU * cpus} ({WORKERS_PER_CPU} for each of "
-            f"the {cpus} CPUs this process may use), got {workers}; more only wait for a CPU"
-        )
-
-
-def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) -> None:
-    """Refuse a ``--timeout-worker-healthcheck`` shorter than a worker's watcher can see, or
-    with no workers to watch.
-
-    Raises:
-        TargetError: If it is.
-    """
-    if not timeout >= MIN_TIMEOUT:
-        # NOTE: "not >=" refuses NaN too.
-        raise TargetError(
-            f"--timeout-worker-healthcheck must be at least {MIN_TIMEOUT:g}, got {timeout:g}"
-        )
-    if server == "waitress":
-        why = "waitress runs one process"
-    elif reload:
-        why = "--reload runs one process"
-    elif workers == 1:
-        why = "one process serves (--workers 1, the default)"
-    else:
-        return
-    # NOTE: as --workers under Waitress is refused: it was taken and did nothing.
-    raise TargetError(
-        f"--timeout-worker-healthcheck watches the processes of --workers (2 or more): {why}"
-    )
-
-
-def _check_host(host: str) -> None:
-    """Refuse a ``--host`` that is empty, or an IPv6 address in brackets.
-
-    Raises:
-        TargetError: If it is.
-    """
-    if not host:
-        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
-        # Uvicorn listened on every address, saying "serving on http://:8000".
-        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
-    if host.startswith("[") and host.endswith("]"):
-        # NOTE: as a URL writes it (and "serving on" says it): looked up as a name, it failed
-        # as "Name or service not known", status 3, as a host that is down would.
-        raise TargetError(f"--host takes an IPv6 address without brackets: --host {host[1:-1]}")
-
-
 def _compile(app: App) -> None:
     """Compile ``app`` as its drivers do, in this process, before anything listens.
 
@@ -483,16 +366,6 @@ def _compile(app: App) -> None:
         # plugin's sys.exit() in apply() too, which ended the command with its message alone.
         log_failure("startup failed", exc_info=True)
         raise SystemExit(STARTUP_FAILURE) from None
-
-
-def _check_address(host: str, port: int) -> None:
-    unknown = unresolved(host, port)
-    if unknown is not None:
-        # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
-        # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
-        # traceback and status 1 (hostile137).
-        log_failure("cannot listen on %s:%d: %s", host, port, unknown)
-        raise SystemExit(STARTUP_FAILURE)
 
 
 def _serve(
@@ -569,65 +442,6 @@ def _serve(
             module, target, settings, workers, reload, threads, root_path, announce, sockets
         )
     return _serve_uvicorn(app, settings, threads, root_path, announce, sockets)
-
-
-def unresolved(host: str, port: int) -> str | None:
-    """Return why ``host`` names no address to listen on (``None`` when it names one)."""
-    try:
-        socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (OSError, UnicodeError) as exc:
-        return str(exc)
-    return None
-
-
-def _check_least(*options: tuple[str, float | None, int]) -> None:
-    """Refuse an option given below its least value: ``(name, value or None, least)``.
-
-    Raises:
-        TargetError: Naming the first such option.
-    """
-    for name, value, least in options:
-        # NOTE: "not >=" refuses NaN too (--graceful-timeout nan), which Waitress took for 0.
-        if value is not None and not value >= least:
-            raise TargetError(
-                f"{name} must be 0 or more" if least == 0 else f"{name} must be at least {least}"
-            )
-
-
-def say_serving(host: str, server: str, port: int) -> None:
-    """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
-    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
-    where = f"[{host}]" if ":" in host else host
-    _say(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
-
-
-def say_serving_unix(path: str, server: str, _port: object) -> None:
-    """Print on stdout, at once, that the app is served on the Unix socket ``path``.
-
-    ``_port`` is what the servers pass to ``say_serving`` (0 under Uvicorn, the path under
-    Waitress).
-    """
-    # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
-    # the path whole, so that one can copy it.
-    _say(f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})")
-
-
-def _say(line: str) -> None:
-    """Print ``line`` on stdout at once; once no one reads stdout, print nothing more.
-
-    A stdout that cannot be written otherwise (a full disk) is said in the log, and the app
-    served all the same.
-    """
-    try:
-        print(line, flush=True)
-    except BrokenPipeError:
-        # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
-        # startup, and it was not served.
-        to_nowhere(sys.stdout)
-    except OSError as exc:
-        # NOTE: ENOSPC raised out of the server's start once the startup hooks had run (a
-        # traceback, status 1, and with --workers a main process gone from its workers).
-        logger.warning("cannot write to stdout: %s", exc)
 
 
 def _serve_uvicorn(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._datastructures import Headers
 from ._response import encode_json
-from ._strict_json import loads_json
+from ._strict_json import RefusedJSON, loads_json
 from ._types import Message, Receive, Send
 
 if TYPE_CHECKING:
@@ -210,13 +210,18 @@ class WebSocket:
 
         The parser is the one of ``request.json()``: invalid JSON, ``NaN``, a number beyond a
         float's range, an integer of more than 4,300 digits (whatever ``int()`` allows) or a
-        lone surrogate closes the connection with 1007; a message larger than
+        lone surrogate closes the connection with 1007 (its reason names which, as the 400
+        does); a message larger than
         ``max_json_size`` (or ``max_websocket_message``) with 1009.
         """
         text, data = await self._next(json=True)
         try:
             payload = text if text is not None else (data or b"").decode("utf-8")
             return loads_json(payload)
+        except RefusedJSON as exc:
+            # NOTE: as request.json()'s 400 says it: "invalid" sent a client whose integer
+            # was past the digit limit looking for a syntax error.
+            await self._fail(1007, f"JSON message {exc}")
         except (ValueError, RecursionError):
             await self._fail(1007, "invalid JSON message")
 

@@ -109,6 +109,7 @@ class Worker:
         self.stopped_stuck: float | None = None
         self.stuck = False
         self.killed = False
+        self.said_slow_start = False
 
     def hear(self) -> None:
         """Read what the worker said (that it started); close the pipe once it has ended."""
@@ -145,10 +146,14 @@ class Worker:
 
     def check_health(self, timeout: float) -> None:
         """Stop the worker once started if its event loop has made no progress for ``timeout``
-        seconds (SIGTERM), and kill it if it makes none for as long again."""
-        if not self.started or self.killed or self.process.exitcode is not None:
+        seconds (SIGTERM), and kill it if it makes none for as long again. Say it once of a
+        worker still starting after ``timeout`` seconds."""
+        if self.killed or self.process.exitcode is not None:
             return
         now = time.monotonic()
+        if not self.started:
+            self._say_slow_start(now, timeout)
+            return
         self.look(now)
         if self.stopped_stuck is None:
             if now - self.progressed >= timeout:
@@ -160,6 +165,21 @@ class Worker:
         elif now - max(self.progressed, self.stopped_stuck) >= timeout:
             logger.error("%s, nor stopped; killing it", self._why_stuck(now))
             self.kill()
+
+    def _say_slow_start(self, now: float, timeout: float) -> None:
+        # NOTE: a start is not timed, as under Uvicorn: a start that is slow but sound (a model
+        # loaded, migrations run) would be cut, and one that waits for a database that never
+        # answers would wait again in the worker started in its place. A startup that hung
+        # was said nowhere: the worker served nothing, and "serving on" never came.
+        if not self.said_slow_start and now - self.born >= timeout:
+            self.said_slow_start = True
+            logger.warning(
+                "worker [%d] has not finished starting after %.1f s (the app's import, its "
+                "factory or its startup hooks run on); it serves nothing until it has, and is "
+                "watched from then on",
+                self.process.pid,
+                now - self.born,
+            )
 
     def check_stopping(self, timeout: float, began: float) -> None:
         """While the main process stops, which began at ``began``: kill the worker if its

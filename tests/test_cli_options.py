@@ -7,6 +7,7 @@ import http.client
 import importlib
 import json
 import logging
+import math
 import re
 import signal
 import socket
@@ -36,6 +37,7 @@ from waitress.adjustments import Adjustments
 from waitress.utilities import RequestHeaderFieldsTooLarge
 
 import microweb._cli as cli
+import microweb._serve_options
 import microweb._serving as serving_module
 import microweb._stall
 import microweb._supervisor
@@ -238,6 +240,16 @@ def test_the_workers_healthcheck_timeout_goes_to_their_supervisor(
     assert fake_uvicorn.settings["timeout_worker_healthcheck"] == 1.5
 
 
+def test_a_workers_healthcheck_timeout_of_0_turns_the_watching_off(
+    fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: as Gunicorn's --timeout 0: no time is too long; it was refused as below 0.2.
+    monkeypatch.setattr(serving_module, "load_app", lambda target: _sized_app())
+    options = ["--workers", "2", "--timeout-worker-healthcheck", "0"]
+    assert cli.main(["serve", APP_FILE, *options]) == 0
+    assert fake_uvicorn.settings["timeout_worker_healthcheck"] == math.inf
+
+
 def test_uvicorn_processes_ignore_options_left_in_the_environment(
     fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,17 +322,33 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
         (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
         (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
-        (["--timeout-worker-healthcheck", "0"], "--timeout-worker-healthcheck must be at least"),
-        (["--timeout-worker-healthcheck", "nan"], "--timeout-worker-healthcheck must be at least"),
+        (
+            ["--timeout-worker-healthcheck", "nan"],
+            "--timeout-worker-healthcheck must be a number of seconds, got nan",
+        ),
+        # NOTE: inf was taken, and no worker was ever stopped: the watching was off, unsaid.
+        (
+            ["--timeout-worker-healthcheck", "inf"],
+            "--timeout-worker-healthcheck must be a number of seconds, got inf (0 turns the "
+            "watching off)",
+        ),
+        (
+            ["--timeout-worker-healthcheck", "1e999"],
+            "--timeout-worker-healthcheck must be a number of seconds, got inf",
+        ),
+        (
+            ["--timeout-worker-healthcheck", "-1"],
+            "--timeout-worker-healthcheck must be 0 (off) or at least 0.2, got -1",
+        ),
         # NOTE: below what a worker's watcher can see (a look every 0.05 s at most), healthy
         # workers were killed as the server stopped, their shutdown hooks cut (review219).
         (
             ["--timeout-worker-healthcheck", "1e-9"],
-            "--timeout-worker-healthcheck must be at least 0.2, got 1e-09",
+            "--timeout-worker-healthcheck must be 0 (off) or at least 0.2, got 1e-09",
         ),
         (
             ["--timeout-worker-healthcheck", "0.19"],
-            "--timeout-worker-healthcheck must be at least 0.2, got 0.19",
+            "--timeout-worker-healthcheck must be 0 (off) or at least 0.2, got 0.19",
         ),
     ],
 )
@@ -473,7 +501,7 @@ def test_bad_process_options_say_what_is_wrong(
     ("given", "normal"), [("", ""), ("/", ""), ("/app/", "/app"), ("//a/b", "/a/b")]
 )
 def test_root_path_is_normalized(given: str, normal: str) -> None:
-    assert serving_module.normalize_root_path(given) == normal
+    assert microweb._serve_options.normalize_root_path(given) == normal
 
 
 # -- real servers ------------------------------------------------------------------------------
@@ -1428,7 +1456,7 @@ def test_workers_are_at_most_eight_per_usable_cpu(
 ) -> None:
     # NOTE: --workers 100000 started processes until the machine ran out of memory.
     monkeypatch.setattr(serving_module, "load_app", lambda target: App())
-    monkeypatch.setattr(serving_module, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(microweb._serve_options, "usable_cpus", lambda: 2)
     assert cli.main(["serve", APP_FILE, "--workers", str(workers)]) == status
     error = capsys.readouterr().err
     if status:

@@ -149,6 +149,8 @@ def record(event: str) -> None:
 @app.on_startup
 async def slow_start() -> None:
     time.sleep(float(os.environ.get("BLOCK_AT_START", "0")))  # NOTE: the loop, blocked.
+    if os.environ.get("HANG_AT_START"):
+        await asyncio.sleep(10**6)  # NOTE: a database that never answers.
 
 
 @app.on_shutdown
@@ -298,6 +300,32 @@ def test_a_slow_start_a_busy_loop_and_a_slow_stop_are_no_hung_worker(tmp_path: P
     assert "stopping it" not in read_log(log)
     assert "starting another" not in read_log(log)
     assert events.read_text().split() == ["shutdown", "shutdown"], read_log(log)
+    # NOTE: said, not stopped: a start slower than the timeout.
+    assert read_log(log).count("has not finished starting after") == 2, read_log(log)
+
+
+SLOW_STARTS = re.compile(r"(?s)(has not finished starting after.*){2}")
+
+
+def test_workers_whose_startup_never_ends_are_said_and_stop_on_sigterm(tmp_path: Path) -> None:
+    # NOTE: not timed (as under Uvicorn), but no longer unsaid: nothing was logged, and the
+    # "serving on" line never came.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "1")
+    env = {"SERVING_EVENTS": str(events), "HANG_AT_START": "1"}
+    with _serving_workers(log, port, *options, target=target, until=SLOW_STARTS, **env) as (
+        process,
+        pids,
+    ):
+        assert len(pids) == 2 and process.poll() is None, read_log(log)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    for pid in pids:
+        assert f"worker [{pid}] has not finished starting after 1." in read_log(log)
+    assert "serving on" not in read_log(log)
+    assert "stopping it" not in read_log(log) and "Traceback" not in read_log(log)
 
 
 def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped(
@@ -435,7 +463,7 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _worker
     worker.progressed = worker.ran = worker.born
     worker.looks = worker.progress = 0
     worker.stopped_stuck = None
-    worker.stuck = worker.killed = False
+    worker.stuck = worker.killed = worker.said_slow_start = False
     worker.killed_starts = 0
     return worker
 
@@ -792,8 +820,9 @@ def test_a_stuck_worker_whose_loop_makes_progress_again_is_left_to_stop_in_order
         worker.pipe.close()
 
 
-def test_a_worker_is_watched_once_it_has_started() -> None:
-    # NOTE: the startup hooks have no time limit; the clock starts with "started".
+def test_a_worker_is_watched_once_it_has_started(caplog: pytest.LogCaptureFixture) -> None:
+    # NOTE: the startup hooks have no time limit; the clock starts with "started". A start
+    # slower than the timeout is said, once: a startup that hung was said nowhere.
     sent: list[int] = []
     worker = _stuck_worker(sent)
     worker.started = False
@@ -801,6 +830,10 @@ def test_a_worker_is_watched_once_it_has_started() -> None:
     worker.pipe = reader
     try:
         worker.check_health(5)
+        worker.check_health(5)
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234] has not finished starting after 60.")
+        assert line.endswith("it serves nothing until it has, and is watched from then on")
         with said:
             said.send_bytes(_watcher.STARTED)
         worker.hear()

@@ -1,0 +1,82 @@
+"""What ``microweb serve`` says: its logging set up for the ``"microweb"`` and ``"waitress"``
+loggers, one record a line, and the line on stdout once the app is served."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from ._error_logs import REPORTED_TRACEBACKS
+from ._serve_options import SERVERS
+from ._stopping import to_nowhere
+
+logger = logging.getLogger("microweb")
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` from the ``"microweb"`` and ``"waitress"`` loggers.
+
+    A handler is added only when the app has not configured logging itself.
+    """
+    logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
+    for name in ("microweb", "waitress"):
+        logging.getLogger(name).setLevel(level.upper())
+    # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
+    # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
+    waitress = logging.getLogger("waitress")
+    if not any(isinstance(f, _OneLine) for f in waitress.filters):
+        waitress.addFilter(_OneLine())
+    # NOTE: a stream's error, which microweb has logged (addFilter() skips a filter it has).
+    waitress.addFilter(REPORTED_TRACEBACKS)
+
+
+# NOTE: the C0 controls and DEL, written as Python writes them in a str's repr.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+class _OneLine(logging.Filter):
+    """Write the control characters of a record's message escaped: one record, one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.isprintable():
+            # NOTE: the traceback is exc_info's, kept as it is.
+            record.msg, record.args = message.translate(_CONTROLS), None
+        return True
+
+
+def say_serving(host: str, server: str, port: int) -> None:
+    """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
+    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
+    where = f"[{host}]" if ":" in host else host
+    _say(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
+
+
+def say_serving_unix(path: str, server: str, _port: object) -> None:
+    """Print on stdout, at once, that the app is served on the Unix socket ``path``.
+
+    ``_port`` is what the servers pass to ``say_serving`` (0 under Uvicorn, the path under
+    Waitress).
+    """
+    # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
+    # the path whole, so that one can copy it.
+    _say(f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})")
+
+
+def _say(line: str) -> None:
+    """Print ``line`` on stdout at once; once no one reads stdout, print nothing more.
+
+    A stdout that cannot be written otherwise (a full disk) is said in the log, and the app
+    served all the same.
+    """
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
+        # startup, and it was not served.
+        to_nowhere(sys.stdout)
+    except OSError as exc:
+        # NOTE: ENOSPC raised out of the server's start once the startup hooks had run (a
+        # traceback, status 1, and with --workers a main process gone from its workers).
+        logger.warning("cannot write to stdout: %s", exc)

@@ -1,0 +1,159 @@
+"""The checks of ``microweb serve``'s options, and the bounds they are checked against: an
+option refused is a ``TargetError`` (status 2) that says why, found before the app is loaded;
+an address that names nothing to listen on is logged as a failed start (status 3)."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+
+from ._errors import log_failure
+from ._importer import TargetError
+from ._stopping import STARTUP_FAILURE
+from ._watcher import MIN_TIMEOUT
+
+SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
+# NOTE: Uvicorn's default for its --timeout-worker-healthcheck.
+HEALTHCHECK_TIMEOUT = 5.0
+MAX_PORT = 65535
+# NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
+# the servers started (a traceback), and anything near that much means the same.
+MAX_CLIENT_TIMEOUT = 10**9
+# NOTE: more threads than any app needs, and fewer than Linux starts by default (about 32000,
+# two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
+# fail half-way and the process abort (status 134) with a traceback.
+MAX_THREADS = 10_000
+# NOTE: each worker is a whole process with its own app (tens of MB) and its own thread pool,
+# and more than a few per CPU only wait for one: --workers 100000 started processes until the
+# machine ran out of memory. Gunicorn suggests 2 per CPU (plus one); 8 leaves room for apps
+# that mostly wait on I/O.
+WORKERS_PER_CPU = 8
+
+
+def normalize_root_path(root_path: str) -> str:
+    """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
+
+    Raises:
+        TargetError: If it does not start with a slash, or is no printable text.
+    """
+    if root_path and not root_path.startswith("/"):
+        raise TargetError(f"--root-path must start with '/', got {root_path!r}")
+    if not root_path.isprintable():
+        # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
+        # hold; a control character would be a path no client sends as it is.
+        raise TargetError(f"--root-path must be printable UTF-8 text, got {root_path!r}")
+    return "/" + root_path.strip("/") if root_path.strip("/") else ""
+
+
+def usable_cpus() -> int:
+    """Return how many CPUs this process may run on (``taskset``, a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def check_workers(workers: int) -> None:
+    """Refuse more ``--workers`` than ``WORKERS_PER_CPU`` for each usable CPU.
+
+    Raises:
+        TargetError: If there are more.
+    """
+    cpus = usable_cpus()
+    if workers > WORKERS_PER_CPU * cpus:
+        raise TargetError(
+            f"--workers must be at most {WORKERS_PER_CPU * cpus} ({WORKERS_PER_CPU} for each of "
+            f"the {cpus} CPUs this process may use), got {workers}; more only wait for a CPU"
+        )
+
+
+def healthcheck_timeout(timeout: float | None, server: str, workers: int, reload: bool) -> float:
+    """Return the workers' healthcheck timeout for ``--timeout-worker-healthcheck``: its
+    default if not given, ``math.inf`` (no limit) for 0.
+
+    Raises:
+        TargetError: If it is not a finite number, shorter than a worker's watcher can see (but
+            0), or given with no workers to watch.
+    """
+    if timeout is None:
+        return HEALTHCHECK_TIMEOUT
+    _check_healthcheck(timeout, server, workers, reload)
+    # NOTE: Gunicorn's --timeout 0: no worker is stopped for a loop that makes no progress.
+    return math.inf if timeout == 0 else timeout
+
+
+def _check_healthcheck(timeout: float, server: str, workers: int, reload: bool) -> None:
+    """Refuse ``timeout`` as ``healthcheck_timeout`` says."""
+    if not math.isfinite(timeout):
+        # NOTE: inf was taken, and turned the watching off without a word; NaN was refused
+        # as below 0.2.
+        raise TargetError(
+            f"--timeout-worker-healthcheck must be a number of seconds, got {timeout:g} "
+            "(0 turns the watching off)"
+        )
+    if timeout != 0 and timeout < MIN_TIMEOUT:
+        raise TargetError(
+            f"--timeout-worker-healthcheck must be 0 (off) or at least {MIN_TIMEOUT:g}, "
+            f"got {timeout:g}"
+        )
+    if server == "waitress":
+        why = "waitress runs one process"
+    elif reload:
+        why = "--reload runs one process"
+    elif workers == 1:
+        why = "one process serves (--workers 1, the default)"
+    else:
+        return
+    # NOTE: as --workers under Waitress is refused: it was taken and did nothing.
+    raise TargetError(
+        f"--timeout-worker-healthcheck watches the processes of --workers (2 or more): {why}"
+    )
+
+
+def check_host(host: str) -> None:
+    """Refuse a ``--host`` that is empty, or an IPv6 address in brackets.
+
+    Raises:
+        TargetError: If it is.
+    """
+    if not host:
+        # NOTE: Waitress raised ValueError once the startup hooks had run (a traceback), and
+        # Uvicorn listened on every address, saying "serving on http://:8000".
+        raise TargetError("--host must not be empty; 0.0.0.0 or :: listens on every address")
+    if host.startswith("[") and host.endswith("]"):
+        # NOTE: as a URL writes it (and "serving on" says it): looked up as a name, it failed
+        # as "Name or service not known", status 3, as a host that is down would.
+        raise TargetError(f"--host takes an IPv6 address without brackets: --host {host[1:-1]}")
+
+
+def check_address(host: str, port: int) -> None:
+    unknown = unresolved(host, port)
+    if unknown is not None:
+        # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
+        # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
+        # traceback and status 1 (hostile137).
+        log_failure("cannot listen on %s:%d: %s", host, port, unknown)
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def unresolved(host: str, port: int) -> str | None:
+    """Return why ``host`` names no address to listen on (``None`` when it names one)."""
+    try:
+        socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        return str(exc)
+    return None
+
+
+def check_least(*options: tuple[str, float | None, int]) -> None:
+    """Refuse an option given below its least value: ``(name, value or None, least)``.
+
+    Raises:
+        TargetError: Naming the first such option.
+    """
+    for name, value, least in options:
+        # NOTE: "not >=" refuses NaN too (--graceful-timeout nan), which Waitress took for 0.
+        if value is not None and not value >= least:
+            raise TargetError(
+                f"{name} must be 0 or more" if least == 0 else f"{name} must be at least {least}"
+            )
