@@ -481,7 +481,14 @@ def _flow_response(request: Request, flow: Colored, value: Any) -> Response:
 def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
     try:
         found = plan.route(request)
-    except HTTPError as exc:
+    except ClientDisconnect:
+        raise
+    except Exception as exc:
+        # NOTE: a path converter's error, answered inside the flows as a handler's is: a bug
+        # that its class handler answered was thrown into them, and answered outside them.
+        handler = plan.error_handler_of(exc, request.route)
+        if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
+            raise
         return (yield from error_response(plan, request, exc, in_flows=True))
     if not isinstance(found, Endpoint):
         answer = _unrouted(plan, request, found, in_flows=True)

@@ -4,6 +4,7 @@ converters that return or raise what they should not, and the links ``url_for`` 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 from conftest import MakeClient
@@ -167,6 +168,34 @@ def test_a_converter_s_bug_on_a_websocket_route_is_logged_and_the_handshake_refu
     assert len(logged) == 1
     assert isinstance(logged[0].exc_info[1], KeyError)  # type: ignore[index]
     assert "/rooms/boom" in logged[0].getMessage()
+
+
+def test_a_converter_s_bug_that_a_class_handler_answers_is_answered_inside_the_flows(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: thrown into the flows and answered outside them, its 410 lacked what a flow adds
+    # to every answer, where a handler's KeyError's 410 had it.
+    app = App()
+    app.add_converter("touchy", _touchy)
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-stamped"] = "yes"
+
+    @app.error_handler(KeyError)
+    def gone(request: Request, exc: KeyError) -> tuple[str, int]:
+        return "gone", 410
+
+    @app.get("/items/{item:touchy}")
+    def item(request: Request, item: str) -> str:
+        raise KeyError(item)
+
+    with make_client(app) as client:
+        for path in ("/items/boom", "/items/other"):
+            answer = client.get(path)
+            assert (answer.status_code, answer.text) == (410, "gone")
+            assert answer.headers.get("x-stamped") == "yes", path
 
 
 # -- links url_for builds --------------------------------------------------------------------
