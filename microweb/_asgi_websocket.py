@@ -51,6 +51,12 @@ async def run_session(
         # SPEC: closing before accept makes the server refuse the handshake with 403.
         await send(_REFUSAL)
         return
+    if isinstance(route, Exception):
+        # NOTE: a converter's error, answered as the handler's before accept(): its 401 went
+        # out as the 403 of a close, whatever the error handlers said.
+        if not await _refusal_sent(host, request, route, send):
+            await send(_REFUSAL)
+        return
     if not await _accepted(host, request, send):
         return
     limit = request.limits.max_websocket_message
@@ -120,13 +126,21 @@ async def _refuse_with(
     cannot send that response."""
     # NOTE: the handler's 401 reached the client as a 403, where a flow's went out whole
     # (and Starlette sends an HTTPException raised there).
+    if await _refusal_sent(host, request, exc, send):
+        ws.state, ws.close_code = CLOSED, 1008
+    else:
+        await ws.close(1008)
+
+
+async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, send: Send) -> bool:
+    """Send the error handlers' response to ``exc`` as the handshake's refusal; ``False``
+    where the server cannot send it (nothing sent)."""
     response = await drive_async(fail(host.plan, request, exc), host.pool)
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
-        await ws.close(1008)
-        return
-    ws.state, ws.close_code = CLOSED, 1008
+        return False
     await _send_refusal(response, send)
+    return True
 
 
 async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:

@@ -8,24 +8,20 @@ route gets its ``Endpoint``, which says how to call it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ._effects import Colored, Lifespan
-from ._errors import HTTPError, refused, report_unhandled, status_of
+from ._errors import HTTPError, refused, status_of
 from ._limits import Limits
-from ._request import logged_path
 from ._route_table import RouteTable
 from ._routing import Route
 from ._types import AppLike
 
 if TYPE_CHECKING:
     from ._request import Request
-
-logger = logging.getLogger("microweb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,25 +189,19 @@ class Plan:
             )
         return HTTPError(426, "this is a WebSocket endpoint", {"upgrade": "websocket"})
 
-    def match_websocket(self, request: Request) -> Route | None:
-        """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint,
-        or a converter that raised another error than ``ValueError`` (logged, but for an
-        ``HTTPError``, an answer it chose)."""
+    def match_websocket(self, request: Request) -> Route | Exception | None:
+        """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint;
+        an exception: what a converter raised, other than ``ValueError`` (an ``HTTPError`` it
+        chose, or its bug), for the error handlers to answer."""
         if not request.path_is_valid:
             return None
         try:
             route, params, _ = self.websocket.lookup("GET", request.path)
-        except HTTPError:
-            return None  # NOTE: an answer the converter chose: refused, not logged, as over HTTP.
         except Exception as exc:
             # NOTE: a bug in a custom converter went out of the ASGI callable to the server,
-            # unlogged here, where an HTTP route's gives a logged 500 (review167): logged as a
-            # handler's error before accept(), and the handshake refused.
-            logger.error(
-                "error in a path converter for WebSocket %s", logged_path(request), exc_info=exc
-            )
-            report_unhandled(exc)
-            return None
+            # unlogged here, where an HTTP route's gives a logged 500 (review167). It is
+            # answered as a handler's error before accept() is.
+            return exc
         if route is not None:
             request.route, request.path_params = route, params
             # NOTE: App._add_route resolved every route's limits to a Limits.

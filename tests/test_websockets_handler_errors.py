@@ -10,7 +10,7 @@ import pytest
 from conftest import MakeClient
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
 
 
@@ -112,3 +112,42 @@ def test_a_refusal_for_an_error_is_a_close_where_the_server_cannot_send_it(
     sent = handshake_messages(app.as_asgi(), websocket_scope("/ws"))
     assert [message["type"] for message in sent] == ["websocket.close"]
     assert sent[0]["code"] == 1008
+
+
+def _converting_app() -> App:
+    app = App()
+
+    def room_id(text: str) -> int:
+        if text == "locked":
+            raise HTTPError(401, "sign in first", headers={"www-authenticate": "Bearer"})
+        if text == "bug":
+            raise NotSignedIn(text)  # NOTE: no ValueError: the converter's own error.
+        return int(text)
+
+    app.add_converter("room", room_id)
+
+    @app.error_handler(NotSignedIn)
+    def sign_in_first(request: Request, exc: NotSignedIn) -> Response:
+        return Response("sign in, then", status=401)
+
+    @app.websocket("/rooms/{n:room}")
+    async def room(ws: WebSocket, n: int) -> None:
+        await ws.accept()
+        await ws.send_json(n)
+
+    return app
+
+
+def test_a_converters_error_refuses_a_handshake_with_the_error_handlers_answer(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a converter's HTTPError(401) or an error a class handler takes reached the client
+    # as the 403 of a close, where the same converter's on an HTTP route, and the handler's
+    # before accept(), went out as the error handlers answer them.
+    client = asgi_client(_converting_app())
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        assert _refusal(client, "/rooms/locked") == (1008, 401, "sign in first")
+        assert _refusal(client, "/rooms/bug") == (1008, 401, "sign in, then")
+        with client.websocket_connect("/rooms/7") as session:
+            assert session.receive_json() == 7
+    assert caplog.records == []
