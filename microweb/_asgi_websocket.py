@@ -120,7 +120,13 @@ async def _refuse_with(
     cannot send that response."""
     # NOTE: the handler's 401 reached the client as a 403, where a flow's went out whole
     # (and Starlette sends an HTTPException raised there).
-    response = await drive_async(fail(host.plan, request, exc), host.pool)
+    try:
+        response = await drive_async(fail(host.plan, request, exc), host.pool)
+    except ClientDisconnect:
+        # NOTE: fail() re-raises it: refused with nothing logged, as a flow's; it left the
+        # app, which Uvicorn logged as "Exception in ASGI application".
+        await ws.close(1008)
+        return
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
         await ws.close(1008)

@@ -10,7 +10,7 @@ import pytest
 from conftest import MakeClient
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import App, ClientDisconnect, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.testing import TestClient
 
 
@@ -112,3 +112,23 @@ def test_a_refusal_for_an_error_is_a_close_where_the_server_cannot_send_it(
     sent = handshake_messages(app.as_asgi(), websocket_scope("/ws"))
     assert [message["type"] for message in sent] == ["websocket.close"]
     assert sent[0]["code"] == 1008
+
+
+def test_a_client_disconnect_raised_before_accept_is_a_close_not_logged(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: as a flow's (and an HTTP handler's): fail() re-raises it, and it left the ASGI app,
+    # which the test client raised and Uvicorn logged as "Exception in ASGI application".
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise ClientDisconnect()
+
+    sent = handshake_messages(app.as_asgi(), websocket_scope("/ws"))
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        with pytest.raises(WebSocketDisconnect) as refused:
+            asgi_client(app).websocket_connect("/ws")
+        assert refused.value.code == 1008
+    assert caplog.records == []
