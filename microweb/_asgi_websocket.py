@@ -122,9 +122,11 @@ async def _refuse_with(
     # (and Starlette sends an HTTPException raised there).
     try:
         response = await drive_async(fail(host.plan, request, exc), host.pool)
-    except ClientDisconnect:
+    except ClientDisconnect as gone:
         # NOTE: fail() re-raises it: refused with nothing logged, as a flow's; it left the
-        # app, which Uvicorn logged as "Exception in ASGI application".
+        # app, which Uvicorn logged as "Exception in ASGI application". Its traceback now
+        # holds this frame, which holds it: a cycle that kept the request.
+        gone.__traceback__ = None
         await ws.close(1008)
         return
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
