@@ -134,8 +134,15 @@ async def _refuse_with(
 
 async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, send: Send) -> bool:
     """Send the error handlers' response to ``exc`` as the handshake's refusal; ``False``
-    where the server cannot send it (nothing sent)."""
-    response = await drive_async(fail(host.plan, request, exc), host.pool)
+    where the server cannot send it, or for a ``ClientDisconnect`` (nothing sent)."""
+    try:
+        response = await drive_async(fail(host.plan, request, exc), host.pool)
+    except ClientDisconnect as gone:
+        # NOTE: fail() re-raises it: refused with nothing logged, as a flow's; it left the
+        # app, which Uvicorn logged as "Exception in ASGI application". Its traceback now
+        # holds this frame, which holds it: a cycle that kept the request.
+        gone.__traceback__ = None
+        return False
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
         return False

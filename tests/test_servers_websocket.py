@@ -221,8 +221,8 @@ def test_a_handlers_http_error_before_accept_reaches_the_client_under_microweb_s
     served_ws: Uvicorn,
 ) -> None:
     # NOTE: the 400 of a header the handler reads before accept() (ws.headers["x-token"]),
-    # which went out as a 403; under plain Uvicorn it still does (test_a_handshake_without_a_
-    # header_the_handler_reads_is_403_and_not_logged).
+    # which went out as a 403; under a plain Uvicorn before 0.55 it still does (test_a_
+    # handshake_without_a_header_the_handler_reads_is_refused_and_not_logged).
     status, _, body = _refused_with(served_ws, "/token")
     assert (status, body) == (400, b"missing header 'x-token'")
     assert "Traceback" not in served_ws.log_text()

@@ -4,13 +4,22 @@ refusal is tested in test_servers_websocket_wsgi.py.)"""
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
 from conftest import MakeClient
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    ClientDisconnect,
+    HTTPError,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb.testing import TestClient
 
 
@@ -150,4 +159,39 @@ def test_a_converters_error_refuses_a_handshake_with_the_error_handlers_answer(
         assert _refusal(client, "/rooms/bug") == (1008, 401, "sign in, then")
         with client.websocket_connect("/rooms/7") as session:
             assert session.receive_json() == 7
+
+
+def test_a_client_disconnect_raised_before_accept_is_a_close_not_logged(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: as a flow's (and an HTTP handler's): fail() re-raises it, and it left the ASGI app,
+    # which the test client raised and Uvicorn logged as "Exception in ASGI application".
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise ClientDisconnect()
+
+    asgi = app.as_asgi()
+    scope = websocket_scope("/ws")
+    handshake_messages(asgi, scope)  # NOTE: the first fills the caches; not counted.
+    scope["query_string"] = b"counted"
+    gc.collect()
+    gc.disable()
+    try:
+        sent = handshake_messages(asgi, scope)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kept = [o for o in gc.garbage if isinstance(o, Request) and o.query_string == b"counted"]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
+    # NOTE: fail() re-raises it, and its traceback then held the frame that held it.
+    assert kept == []
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        with pytest.raises(WebSocketDisconnect) as refused:
+            asgi_client(app).websocket_connect("/ws")
+        assert refused.value.code == 1008
     assert caplog.records == []
