@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import in_colour
 
 from microweb import App, Request, Response, WebSocket
 from microweb.testing import TestClient
@@ -99,6 +100,34 @@ def test_a_cookie_the_app_deletes_leaves_the_jar(interface: str) -> None:
         client.get("/logout")  # NOTE: Max-Age=0, which httpx's jar applies
         assert "session" not in client.cookies
         assert client.get("/seen").json() == {}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_the_set_cookie_lines_of_one_answer_count_in_their_order(
+    interface: str, colour: str
+) -> None:
+    app = App()
+
+    def set_then_delete(request: Request) -> Response:
+        response = Response.text("x")
+        response.set_cookie("flash", "saved")
+        if "drop" in request.query:
+            response.delete_cookie("flash")  # NOTE: a later step takes it back
+        response.set_cookie("seen", "1")
+        return response
+
+    app.get("/flash")(in_colour(colour, set_then_delete))
+    app.get("/seen")(lambda request: dict(request.cookies))
+
+    with TestClient(app, interface=interface) as client:
+        client.get("/flash")
+        assert client.get("/seen").json() == {"flash": "saved", "seen": "1"}
+        # NOTE: a browser takes each line in turn (RFC 6265 5.3), so the deletion wins, also
+        # of the cookie it held before; the jar made every cookie before it set any, and the
+        # deletion, made first, found nothing to delete.
+        client.get("/flash?drop")
+        assert client.get("/seen").json() == {"seen": "1"}
+        assert "flash" not in client.cookies
 
 
 @pytest.mark.parametrize("base_url", ["http://testserver", "https://shop.example:8443"])
