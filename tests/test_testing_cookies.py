@@ -320,6 +320,26 @@ def test_a_cookie_whose_domain_is_the_host_is_sent_on_a_redirect(interface: str)
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_the_host_deleted_by_a_redirect_is_not_sent_on(
+    interface: str,
+) -> None:
+    app = _domain_app()
+
+    @app.get("/sign-out")
+    def sign_out(request: Request) -> Response:
+        response = Response.redirect("/see", status=303)
+        response.delete_cookie("site", domain="testserver")
+        return response
+
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        client.get("/set")
+        # NOTE: the request's own jar kept it for the host's own name, which the deletion
+        # (of Domain=testserver) did not name: the page after signing out still had it.
+        assert client.get("/sign-out").json() == {}
+        assert client.get("/see").json() == {}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_a_cookie_whose_domain_is_another_host_is_not_sent(interface: str) -> None:
     with TestClient(_domain_app(), interface=interface) as client:
         client.get("/set")
