@@ -309,7 +309,7 @@ class Headers:
         self._list = kept
 
     def pop(self, name: str, default: str | None = None) -> str | None:
-        """Remove every value of ``name``; return the first, or ``default``."""
+        """Remove every value of ``name``; return the one ``get()`` gave, or ``default``."""
         value = self.get(name, default)
         if name.lower() in self:
             del self[name]

@@ -313,11 +313,21 @@ class RequestHeaders(Headers):
         # ASGI server passes each: the first line alone was the value under ASGI, so an app
         # read "a" of "X-Forwarded-For: a" and "X-Forwarded-For: b" where WSGI gave "a, b".
         # SPEC: RFC 9110 5.3, the lines of a field are one value joined with commas.
-        found = None
+        # PERF: the lines are joined once: added one onto the next, 1,000 lines of 256 bytes
+        # (a 256 KiB head, within the default max_headers) cost 14 ms a lookup, 85 us joined;
+        # a lookup in a 10-line head 0.36 us (timeit, 2026-12-05).
+        found: str | None = None
+        lines: list[str] | None = None
         for item_name, value in self._list:
-            if item_name == key:
-                found = value if found is None else f"{found}, {value}"
-        return found
+            if item_name != key:
+                continue
+            if found is None:
+                found = value
+            elif lines is None:
+                lines = [found, value]
+            else:
+                lines.append(value)
+        return found if lines is None else ", ".join(lines)
 
 
 def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:

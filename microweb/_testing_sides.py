@@ -32,9 +32,13 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
         if url.scheme and not url.host:
             # NOTE: as httpx reads "http:/path": the request's host.
             url = url.copy_with(host=response.request.url.host)
-        return response.request.url.join(url)
-    except httpx.InvalidURL:
+        target = response.request.url.join(url)
+        # NOTE: httpx reads the host of the URL it follows, as above: one that is no valid
+        # punycode ("xn--a") is parsed, then raises idna's InvalidCodepoint (a UnicodeError).
+        target.host  # noqa: B018
+    except (httpx.InvalidURL, UnicodeError):
         return None
+    return target
 
 
 class Answer(httpx.Response):

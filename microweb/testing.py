@@ -89,8 +89,8 @@ class TestClient:
 
     Raises:
         ValueError: For an unknown ``interface``, a ``base_url`` that is not an ``http://`` or
-            ``https://`` URL with a host (or that has a query or a fragment), or a
-            ``root_path`` that does not start with ``/`` or that ends with one.
+            ``https://`` URL with a host (or that has a query, a fragment or a port past
+            65535), or a ``root_path`` that does not start with ``/`` or that ends with one.
         TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
             ``(host, port)`` tuple nor ``None``.
 
@@ -187,10 +187,17 @@ class TestClient:
     def base_url(self, base_url: str) -> None:
         # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
         # ASGI side served it, and "testserver" with a ValueError about a URL type.
-        url = httpx.URL(base_url)
+        try:
+            url = httpx.URL(base_url)
+            # NOTE: httpx takes a port past 65535, which was sent, for the app's 400.
+            usable = url.scheme in ("http", "https") and bool(url.host) and (url.port or 0) < 65536
+        except (httpx.InvalidURL, UnicodeError):
+            # NOTE: httpx's InvalidURL ("http://[::1"), or idna's UnicodeError for a host that
+            # is no valid punycode ("http://xn--a"), came out where the others are ValueError.
+            usable = False
         # NOTE: httpx puts a request's path after the whole of it: with "?a=1", "/x" was sent
         # as "/?a=1/x" (a 404).
-        if url.scheme not in ("http", "https") or not url.host or {"?", "#"} & set(base_url):
+        if not usable or {"?", "#"} & set(base_url):
             raise ValueError(
                 f"base_url must be an http:// or https:// URL with a host, and no query nor "
                 f"fragment, such as 'http://testserver', got {base_url!r}"

@@ -229,6 +229,18 @@ both("/file-shrinking", _shrinking)
 both("/file-shrink", _shrink, methods=("POST",))
 
 
+# -- request headers ----------------------------------------------------------------------------
+
+
+def _headers_read(request: Request) -> dict[str, Any]:
+    # NOTE: a header sent on several lines, which a WSGI server joins and an ASGI one does not.
+    read = {name: request.headers.get(name) for name in ("x-hops", "x-a", "x-page")}
+    return {**read, "page": request.headers.get("x-page", -1, type=int)}
+
+
+both("/headers-read", _headers_read)
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 

@@ -476,6 +476,23 @@ def test_headers_are_multi_valued(make_client: MakeClient, interface: str) -> No
     assert body["none"] == []
 
 
+def test_a_header_on_every_line_it_may_take_reads_as_its_lines_joined(
+    make_client: MakeClient,
+) -> None:
+    app = App()
+
+    @app.get("/h")
+    def headers(request: Request) -> dict[str, Any]:
+        return {"got": request.headers.get("x-a"), "item": request.headers["X-A"]}
+
+    # NOTE: 990 lines of 250 bytes, a head under Uvicorn's 256 KiB and max_headers (the client
+    # adds a few lines of its own). Joined one line onto the next, each lookup copied 125 MB:
+    # 14 ms, where one join takes 40 us (no timing here: what the value is).
+    values = [f"{i:03}" + "v" * 247 for i in range(990)]
+    body = make_client(app).get("/h", headers=[("X-A", value) for value in values]).json()
+    assert body["got"] == body["item"] == ", ".join(values)
+
+
 def test_wsgi_header_names_are_the_same_once_their_keys_are_known(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

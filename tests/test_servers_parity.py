@@ -244,6 +244,26 @@ def test_the_status_line_is_the_same_under_every_server(ports: dict[str, int], p
     assert len(set(lines.values())) == 1, lines
 
 
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_header_on_several_lines_reads_the_same_under_every_server(
+    ports: dict[str, int], in_process: TestClient, colour: str
+) -> None:
+    # NOTE: headers.get() gave the first line under Uvicorn, the lines joined under Waitress.
+    # (Plain waitress-serve drops X-Forwarded-For from a proxy it does not trust.)
+    lines = ["X-Hops: 203.0.113.1", "X-Hops: 198.51.100.2", "X-A:", "X-A:"]
+    lines += ["X-Page: 1", "X-Page: 2"]
+    path = f"/headers-read/{colour}"
+    pairs = [(name, value.strip()) for name, _, value in (line.partition(":") for line in lines)]
+    expected = in_process.get(path, headers=pairs)
+    assert expected.json() == {
+        **{"x-hops": "203.0.113.1, 198.51.100.2", "x-a": ", ", "x-page": "1, 2"},
+        "page": -1,
+    }
+    for name, port in ports.items():
+        answer = _exchange(port, "GET", path, *lines)
+        assert (answer.status, answer.body) == (200, expected.content), name
+
+
 # --- streams: the headers go out at once ---------------------------------------------------------
 
 

@@ -125,7 +125,15 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
-@pytest.mark.parametrize("location", ["http:%5Cevil.example", "http://[::1/x"])
+@pytest.mark.parametrize(
+    "location",
+    # NOTE: the last three have a host that is no valid punycode, which httpx parses but can't
+    # decode (idna's InvalidCodepoint, a UnicodeError, raised as it reads the URL's host).
+    [
+        *("http:%5Cevil.example", "http://[::1/x"),
+        *("http://xn--a/", "https://xn--ls8h.example/x", "//xn--a/x"),
+    ],
+)
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
     interface: str, location: str
 ) -> None:
@@ -1186,13 +1194,18 @@ def _peer_app() -> App:
         "http://testserver/?a=1",
         "http://testserver/app?",
         "http://testserver#top",
+        "http://[::1",
+        "http://xn--a",
+        "http://testserver:65536",
     ],
 )
 def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
     interface: str, base_url: str
 ) -> None:
     # NOTE: "ftp://..." failed with KeyError('ftp') under WSGI and was served under ASGI. A
-    # query in it went before each request's path: "/x" was sent as "/?a=1/x", a 404.
+    # query in it went before each request's path: "/x" was sent as "/?a=1/x", a 404. One httpx
+    # can't parse raised its InvalidURL, one whose host is no valid punycode idna's error, and
+    # a port past 65535 was sent, for the app's 400.
     with pytest.raises(ValueError, match="base_url must be an http:// or https:// URL"):
         TestClient(_peer_app(), interface=interface, base_url=base_url)
     with TestClient(_peer_app(), interface=interface) as client:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import in_colour
 
 from microweb import App, Request, Response, WebSocket
 from microweb.testing import TestClient
@@ -99,6 +100,34 @@ def test_a_cookie_the_app_deletes_leaves_the_jar(interface: str) -> None:
         client.get("/logout")  # NOTE: Max-Age=0, which httpx's jar applies
         assert "session" not in client.cookies
         assert client.get("/seen").json() == {}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_the_set_cookie_lines_of_one_answer_count_in_their_order(
+    interface: str, colour: str
+) -> None:
+    app = App()
+
+    def set_then_delete(request: Request) -> Response:
+        response = Response.text("x")
+        response.set_cookie("flash", "saved")
+        if "drop" in request.query:
+            response.delete_cookie("flash")  # NOTE: a later step takes it back
+        response.set_cookie("seen", "1")
+        return response
+
+    app.get("/flash")(in_colour(colour, set_then_delete))
+    app.get("/seen")(lambda request: dict(request.cookies))
+
+    with TestClient(app, interface=interface) as client:
+        client.get("/flash")
+        assert client.get("/seen").json() == {"flash": "saved", "seen": "1"}
+        # NOTE: a browser takes each line in turn (RFC 6265 5.3), so the deletion wins, also
+        # of the cookie it held before; the jar made every cookie before it set any, and the
+        # deletion, made first, found nothing to delete.
+        client.get("/flash?drop")
+        assert client.get("/seen").json() == {"seen": "1"}
+        assert "flash" not in client.cookies
 
 
 @pytest.mark.parametrize("base_url", ["http://testserver", "https://shop.example:8443"])
@@ -288,6 +317,26 @@ def test_a_cookie_whose_domain_is_the_host_is_sent_on_a_redirect(interface: str)
     with TestClient(app, interface=interface, follow_redirects=True) as client:
         assert client.get("/sign-in").json() == {"site": "2"}
         assert client.get("/see").json() == {"site": "2"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_the_host_deleted_by_a_redirect_is_not_sent_on(
+    interface: str,
+) -> None:
+    app = _domain_app()
+
+    @app.get("/sign-out")
+    def sign_out(request: Request) -> Response:
+        response = Response.redirect("/see", status=303)
+        response.delete_cookie("site", domain="testserver")
+        return response
+
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        client.get("/set")
+        # NOTE: the request's own jar kept it for the host's own name, which the deletion
+        # (of Domain=testserver) did not name: the page after signing out still had it.
+        assert client.get("/sign-out").json() == {}
+        assert client.get("/see").json() == {}
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
