@@ -54,8 +54,13 @@ async def run_session(
     if isinstance(route, Exception):
         # NOTE: a converter's error, answered as the handler's before accept(): its 401 went
         # out as the 403 of a close, whatever the error handlers said.
-        if not await _refusal_sent(host, request, route, send):
-            await send(_REFUSAL)
+        try:
+            if not await _refusal_sent(host, request, route, send):
+                await send(_REFUSAL)
+        finally:
+            # NOTE: its traceback holds this frame once the error went through the error
+            # handlers, and this frame held it: a cycle that kept the request.
+            del route
         return
     if not await _accepted(host, request, send):
         return

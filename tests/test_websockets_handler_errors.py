@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import handshake_messages, websocket_scope
+from drive import Message, handshake_messages, websocket_scope
 
 from microweb import (
     App,
@@ -195,3 +196,40 @@ def test_a_client_disconnect_raised_before_accept_is_a_close_not_logged(
             asgi_client(app).websocket_connect("/ws")
         assert refused.value.code == 1008
     assert caplog.records == []
+
+
+def _requests_kept(asgi: Any, scope: Message) -> tuple[list[Message], int]:
+    """Run a handshake with the cycle collector off; return what the app sent and how many
+    of its requests only a collection would free."""
+    handshake_messages(asgi, scope)  # NOTE: the first fills the caches; not counted.
+    scope = {**scope, "query_string": b"counted"}
+    logging.disable(logging.CRITICAL)  # NOTE: a kept log record holds the error.
+    gc.collect()
+    gc.disable()
+    try:
+        sent = handshake_messages(asgi, scope)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kept = [o for o in gc.garbage if isinstance(o, Request) and o.query_string == b"counted"]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        logging.disable(logging.NOTSET)
+    return sent, len(kept)
+
+
+@pytest.mark.parametrize("denial", [False, True], ids=["close", "denial-response"])
+@pytest.mark.parametrize("segment", ["locked", "bug"])
+def test_a_converters_refusal_frees_its_request_without_a_collection(
+    segment: str, denial: bool
+) -> None:
+    # NOTE: the converter's error (not an HTTPError) went through the error handlers, and its
+    # traceback then held the session's frame, which held it: the request waited for a full
+    # collection.
+    scope = websocket_scope(f"/rooms/{segment}")
+    if denial:
+        scope["extensions"] = {"websocket.http.response": {}}
+    sent, kept = _requests_kept(_converting_app().as_asgi(), scope)
+    assert sent[0].get("status", sent[0].get("code")) == (401 if denial else 1008)
+    assert kept == 0
