@@ -18,6 +18,7 @@ from microweb import (
     HTTPError,
     Request,
     Response,
+    Router,
     WebSocket,
     WebSocketDisconnect,
 )
@@ -233,3 +234,29 @@ def test_a_converters_refusal_frees_its_request_without_a_collection(
     sent, kept = _requests_kept(_converting_app().as_asgi(), scope)
     assert sent[0].get("status", sent[0].get("code")) == (401 if denial else 1008)
     assert kept == 0
+
+
+def test_a_converters_error_on_a_routers_route_is_the_apps_to_answer_as_over_http(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: the route is not matched when its converter raises: the router's handlers don't
+    # see the error, over HTTP or WebSocket alike (docs/routing.md).
+    app = App()
+
+    def room_id(text: str) -> int:
+        raise HTTPError(401, "sign in first")
+
+    app.add_converter("room", room_id)
+    app.error_handler(401)(lambda request, exc: Response("the app's", status=401))
+    api = Router(prefix="/api")
+    api.error_handler(401)(lambda request, exc: Response("the router's", status=401))
+    api.get("/rooms/{n:room}")(lambda request, n: "never")
+
+    @api.websocket("/rooms/{n:room}")
+    async def room(ws: WebSocket, n: int) -> None:
+        await ws.accept()
+
+    app.include(api)
+    client = asgi_client(app)
+    assert client.get("/api/rooms/1").text == "the app's"
+    assert _refusal(client, "/api/rooms/1") == (1008, 401, "the app's")
