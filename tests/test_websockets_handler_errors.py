@@ -4,8 +4,10 @@ refusal is tested in test_servers_websocket_wsgi.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -260,3 +262,30 @@ def test_a_converters_error_on_a_routers_route_is_the_apps_to_answer_as_over_htt
     client = asgi_client(app)
     assert client.get("/api/rooms/1").text == "the app's"
     assert _refusal(client, "/api/rooms/1") == (1008, 401, "the app's")
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10 tells no app's CancelledError from a cancel"
+)
+def test_a_converters_own_cancelled_error_is_its_bug_as_over_http(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: over HTTP it is answered 500 and logged, as a handler's; on a WebSocket route it
+    # left the app (the test client raised it; a server logs it as the app's exception).
+    app = App()
+
+    def room_id(text: str) -> int:
+        raise asyncio.CancelledError()
+
+    app.add_converter("room", room_id)
+    app.get("/rooms/{n:room}")(lambda request, n: "never")
+
+    @app.websocket("/rooms/{n:room}")
+    async def room(ws: WebSocket, n: int) -> None:
+        await ws.accept()
+
+    client = asgi_client(app)
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        assert client.get("/rooms/1").status_code == 500
+        assert _refusal(client, "/rooms/1")[:2] == (1008, 500)
+    assert len([r for r in caplog.records if r.exc_info]) == 2
