@@ -22,6 +22,7 @@ from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
 if TYPE_CHECKING:
     from ._plan import Plan
     from ._pool import WorkerPool
+    from ._routing import Route
 
 logger = logging.getLogger("microweb")
 # NOTE: the longest an async stream, or a task sending WebSocket messages, runs without
@@ -46,16 +47,8 @@ async def run_session(
 ) -> None:
     """Run the flows around a WebSocket handshake, then its route's handler, and close the
     connection with the code its end calls for."""
-    route = host.plan.match_websocket(request)
+    route = await _routed(host, request, send)
     if route is None:
-        # SPEC: closing before accept makes the server refuse the handshake with 403.
-        await send(_REFUSAL)
-        return
-    if isinstance(route, Exception):
-        # NOTE: a converter's error, answered as the handler's before accept(): its 401 went
-        # out as the 403 of a close, whatever the error handlers said.
-        if not await _refusal_sent(host, request, route, send):
-            await send(_REFUSAL)
         return
     if not await _accepted(host, request, send):
         return
@@ -105,6 +98,33 @@ async def run_session(
         await ws.close(1011 if ws.state == "open" else 1008)
     else:
         await ws.close(1000)
+
+
+async def _routed(host: SessionHost, request: Request, send: Send) -> Route | None:
+    """Route a handshake; ``None`` once it is refused (no such endpoint, or the error of its
+    path converter answered)."""
+    try:
+        found = host.plan.match_websocket(request)
+    except asyncio.CancelledError as exc:
+        # NOTE: a converter's own (not the server's cancellation) left the app, where over
+        # HTTP it is a bug of the request, logged and answered 500, as a handler's is.
+        found = error_of_request(exc)
+    if found is None:
+        # SPEC: closing before accept makes the server refuse the handshake with 403.
+        await send(_REFUSAL)
+        return None
+    if isinstance(found, Exception):
+        # NOTE: a converter's error, answered as the handler's before accept(): its 401 went
+        # out as the 403 of a close, whatever the error handlers said.
+        try:
+            if not await _refusal_sent(host, request, found, send):
+                await send(_REFUSAL)
+        finally:
+            # NOTE: its traceback holds this frame once the error went through the error
+            # handlers, and this frame held it: a cycle that kept the request.
+            del found
+        return None
+    return found
 
 
 def _close_code(request: Request, exc: HTTPError) -> int:

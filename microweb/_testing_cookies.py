@@ -9,6 +9,7 @@ RFC 6265's: see ``_as_browsers_read()``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import email.message
 import http.client
@@ -123,6 +124,9 @@ class _AsBrowsersRead:
 class _Jar(http.cookiejar.CookieJar):
     """The standard library's jar, with the ``Set-Cookie`` lines read as a browser reads them."""
 
+    # NOTE: the host of the answer being read, and the jar's name for it; None meanwhile.
+    _answering: tuple[str, str] | None = None
+
     def extract_cookies(
         self, response: http.client.HTTPResponse, request: urllib.request.Request
     ) -> None:
@@ -130,9 +134,39 @@ class _Jar(http.cookiejar.CookieJar):
         # the cookies of every line, deleting as it went, before it set any, so "flash=saved"
         # then "flash=; Max-Age=0" (set_cookie() then delete_cookie()) kept the cookie.
         # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
-        for line in response.info().get_all("Set-Cookie", []):
-            one = cast(http.client.HTTPResponse, _AsBrowsersRead(str(line)))
-            super().extract_cookies(one, request)
+        with self._cookies_lock:  # type: ignore[attr-defined]
+            self._answering = _effective_host(request)
+            try:
+                for line in response.info().get_all("Set-Cookie", []):
+                    one = cast(http.client.HTTPResponse, _AsBrowsersRead(str(line)))
+                    super().extract_cookies(one, request)
+            finally:
+                self._answering = None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        self._clear_twin(cookie.domain, cookie.path, cookie.name)
+        super().set_cookie(cookie)
+
+    def clear(
+        self, domain: str | None = None, path: str | None = None, name: str | None = None
+    ) -> None:
+        if domain is not None and path is not None and name is not None:
+            self._clear_twin(domain, path, name)
+        super().clear(domain, path, name)
+
+    def _clear_twin(self, domain: str, path: str, name: str) -> None:
+        # NOTE: the jar keeps a cookie whose Domain is the host (".host") apart from the host's
+        # own ("host", "testserver.local" for a host without a dot): a later "a" beside an
+        # "a; Domain=host" was sent with it (client.cookies["a"] raised CookieConflict), and
+        # the deletion of the one left the other. SPEC: RFC 6265 5.3 step 11, both are the
+        # cookie of that name, domain (the host) and path, which the newer replaces.
+        if self._answering is None:
+            return
+        host, named = self._answering
+        twin = named if domain == "." + host else "." + host if domain == named else None
+        if twin is not None:
+            with contextlib.suppress(KeyError):
+                super().clear(twin, path, name)
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:

@@ -603,3 +603,43 @@ def test_under_both_the_wsgi_sides_cookies_are_kept_when_the_asgi_side_raises() 
         with pytest.raises(httpx.StreamConsumed):
             client.post("/sign-in", content=body())
         assert dict(client.cookies) == {"session": "s1"}
+
+
+@pytest.mark.parametrize("base_url", ["http://testserver", "https://shop.example"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_for_the_hosts_domain_and_the_host_alone_is_one_cookie(
+    interface: str, base_url: str
+) -> None:
+    # NOTE: the standard library's jar kept "a; Domain=<host>" and a later "a" (host only)
+    # side by side (".host" and "host"), so both were sent and client.cookies["a"] raised
+    # CookieConflict; and a deletion of the one left the other. SPEC: RFC 6265 5.3 step 11:
+    # a cookie of the same name, domain (the host, either way) and path is replaced.
+    app = App()
+    host = httpx.URL(base_url).host
+
+    @app.get("/set")
+    def set_both(request: Request) -> Response:
+        response = Response.text("x")
+        response.set_cookie("a", "for-domain", domain=host)
+        if "host" in request.query:
+            response.set_cookie("a", "host-only")
+        return response
+
+    @app.get("/out")
+    def out(request: Request) -> Response:
+        response = Response.text("x")
+        response.delete_cookie("a", domain=None if "host" in request.query else host)
+        return response
+
+    app.get("/seen")(lambda request: request.headers.get("cookie", ""))
+
+    with TestClient(app, interface=interface, base_url=base_url) as client:
+        client.get("/set?host")
+        assert client.get("/seen").text == "a=host-only"
+        assert client.cookies["a"] == "host-only"
+        client.get("/out")  # NOTE: the deletion names the domain; the cookie was the host's
+        assert client.get("/seen").text == ""
+        client.get("/set")
+        client.get("/out?host")  # NOTE: and the other way round
+        assert client.get("/seen").text == ""
+        assert list(client.cookies.jar) == []

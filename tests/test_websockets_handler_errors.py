@@ -4,12 +4,15 @@ refusal is tested in test_servers_websocket_wsgi.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import sys
+from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import handshake_messages, websocket_scope
+from drive import Message, handshake_messages, websocket_scope
 
 from microweb import (
     App,
@@ -17,6 +20,7 @@ from microweb import (
     HTTPError,
     Request,
     Response,
+    Router,
     WebSocket,
     WebSocketDisconnect,
 )
@@ -195,3 +199,93 @@ def test_a_client_disconnect_raised_before_accept_is_a_close_not_logged(
             asgi_client(app).websocket_connect("/ws")
         assert refused.value.code == 1008
     assert caplog.records == []
+
+
+def _requests_kept(asgi: Any, scope: Message) -> tuple[list[Message], int]:
+    """Run a handshake with the cycle collector off; return what the app sent and how many
+    of its requests only a collection would free."""
+    handshake_messages(asgi, scope)  # NOTE: the first fills the caches; not counted.
+    scope = {**scope, "query_string": b"counted"}
+    logging.disable(logging.CRITICAL)  # NOTE: a kept log record holds the error.
+    gc.collect()
+    gc.disable()
+    try:
+        sent = handshake_messages(asgi, scope)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kept = [o for o in gc.garbage if isinstance(o, Request) and o.query_string == b"counted"]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        logging.disable(logging.NOTSET)
+    return sent, len(kept)
+
+
+@pytest.mark.parametrize("denial", [False, True], ids=["close", "denial-response"])
+@pytest.mark.parametrize("segment", ["locked", "bug"])
+def test_a_converters_refusal_frees_its_request_without_a_collection(
+    segment: str, denial: bool
+) -> None:
+    # NOTE: the converter's error (not an HTTPError) went through the error handlers, and its
+    # traceback then held the session's frame, which held it: the request waited for a full
+    # collection.
+    scope = websocket_scope(f"/rooms/{segment}")
+    if denial:
+        scope["extensions"] = {"websocket.http.response": {}}
+    sent, kept = _requests_kept(_converting_app().as_asgi(), scope)
+    assert sent[0].get("status", sent[0].get("code")) == (401 if denial else 1008)
+    assert kept == 0
+
+
+def test_a_converters_error_on_a_routers_route_is_the_apps_to_answer_as_over_http(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: the route is not matched when its converter raises: the router's handlers don't
+    # see the error, over HTTP or WebSocket alike (docs/routing.md).
+    app = App()
+
+    def room_id(text: str) -> int:
+        raise HTTPError(401, "sign in first")
+
+    app.add_converter("room", room_id)
+    app.error_handler(401)(lambda request, exc: Response("the app's", status=401))
+    api = Router(prefix="/api")
+    api.error_handler(401)(lambda request, exc: Response("the router's", status=401))
+    api.get("/rooms/{n:room}")(lambda request, n: "never")
+
+    @api.websocket("/rooms/{n:room}")
+    async def room(ws: WebSocket, n: int) -> None:
+        await ws.accept()
+
+    app.include(api)
+    client = asgi_client(app)
+    assert client.get("/api/rooms/1").text == "the app's"
+    assert _refusal(client, "/api/rooms/1") == (1008, 401, "the app's")
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="Python 3.10 tells no app's CancelledError from a cancel"
+)
+def test_a_converters_own_cancelled_error_is_its_bug_as_over_http(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: over HTTP it is answered 500 and logged, as a handler's; on a WebSocket route it
+    # left the app (the test client raised it; a server logs it as the app's exception).
+    app = App()
+
+    def room_id(text: str) -> int:
+        raise asyncio.CancelledError()
+
+    app.add_converter("room", room_id)
+    app.get("/rooms/{n:room}")(lambda request, n: "never")
+
+    @app.websocket("/rooms/{n:room}")
+    async def room(ws: WebSocket, n: int) -> None:
+        await ws.accept()
+
+    client = asgi_client(app)
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        assert client.get("/rooms/1").status_code == 500
+        assert _refusal(client, "/rooms/1")[:2] == (1008, 500)
+    assert len([r for r in caplog.records if r.exc_info]) == 2
