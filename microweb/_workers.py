@@ -104,6 +104,9 @@ class Worker:
             child_end.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
         self.born = self.progressed = self.ran = time.monotonic()
+        # NOTE: its start's time, which a pause of this process does not count; born stays,
+        # for a worker that ends young.
+        self.start_counted = self.born
         self.looks = self.progress = 0
         # NOTE: when it was sent SIGTERM for a loop found stuck (None: never); stuck since.
         self.stopped_stuck: float | None = None
@@ -139,8 +142,9 @@ class Worker:
             self.progress, self.progressed, self.stuck = progress, now, False
 
     def restart_clocks(self, now: float) -> None:
-        """Count the worker's time without progress from ``now`` (this process did not run)."""
-        self.progressed = self.ran = now
+        """Count the worker's time without progress, or to start, from ``now`` (this process
+        did not run)."""
+        self.progressed = self.ran = self.start_counted = now
         if self.stopped_stuck is not None:
             self.stopped_stuck = now
 
@@ -171,14 +175,14 @@ class Worker:
         # loaded, migrations run) would be cut, and one that waits for a database that never
         # answers would wait again in the worker started in its place. A startup that hung
         # was said nowhere: the worker served nothing, and "serving on" never came.
-        if not self.said_slow_start and now - self.born >= timeout:
+        if not self.said_slow_start and now - self.start_counted >= timeout:
             self.said_slow_start = True
             logger.warning(
                 "worker [%d] has not finished starting after %.1f s (the app's import, its "
                 "factory or its startup hooks run on); it serves nothing until it has, and is "
                 "watched from then on",
                 self.process.pid,
-                now - self.born,
+                now - self.start_counted,
             )
 
     def check_stopping(self, timeout: float, began: float) -> None:
@@ -279,6 +283,9 @@ class Workers:
             if worker is None:
                 return False
             self.workers.append(worker)
+        # NOTE: from now: a start slower than a look's interval (a loaded machine) was taken
+        # for a pause of this process at the first look, and gave every worker its time again.
+        self.next_check = time.monotonic()
         return True
 
     def _new_worker(self, killed_starts: int = 0) -> Worker | None:
@@ -389,6 +396,7 @@ class Workers:
         if new is None:
             return False
         self.workers[index] = new
+        self.next_check = max(self.next_check, time.monotonic())  # NOTE: as in _start_all.
         return True
 
     def _stop(self) -> None:

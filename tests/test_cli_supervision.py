@@ -460,7 +460,7 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _worker
     worker.process = process  # type: ignore[assignment]
     worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
     worker.beats = [0, 0, 0, 0]
-    worker.progressed = worker.ran = worker.born
+    worker.progressed = worker.ran = worker.start_counted = worker.born
     worker.looks = worker.progress = 0
     worker.stopped_stuck = None
     worker.stuck = worker.killed = worker.said_slow_start = False
@@ -861,6 +861,60 @@ def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time(
         assert sent == [signal.SIGTERM]
     finally:
         worker.pipe.close()
+
+
+def test_a_main_process_that_did_not_run_for_a_while_gives_a_starting_worker_time(
+    supervisor: _workers.Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: paused (Ctrl+Z, then fg) while a worker started, it said "has not finished
+    # starting after 60.0 s" of a start that could not run either.
+    worker = _stuck_worker([])
+    worker.started = False
+    supervisor.workers = [worker]
+    supervisor.next_check = time.monotonic() - 60
+    try:
+        supervisor._check_health()
+        assert _microweb_lines(caplog) == []
+        worker.start_counted -= 6  # NOTE: still starting after its timeout since: said.
+        supervisor.next_check = time.monotonic()
+        supervisor._check_health()
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234] has not finished starting after 6."), line
+        assert time.monotonic() - worker.born >= 60  # NOTE: a worker ending now is no young one.
+    finally:
+        worker.pipe.close()
+
+
+def test_the_time_spent_starting_workers_is_no_pause_of_the_main_process(
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: starting (or replacing) workers took longer than a look's interval on a busy
+    # machine: the first look after it took it for a pause, and gave every worker its time
+    # again (a slow start said late, a stuck loop stopped late).
+    clock = [1000.0]
+    monkeypatch.setattr(_workers, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    restarted: list[float] = []
+
+    def slow_start(*args: object) -> SimpleNamespace:
+        clock[0] += 5  # NOTE: a spawn on a loaded machine.
+        return SimpleNamespace(restart_clocks=restarted.append, check_health=lambda timeout: None)
+
+    monkeypatch.setattr(_workers, "Worker", slow_start)
+    supervisor.count = 2
+    supervisor.next_check = clock[0]
+    assert supervisor._start_all()
+    supervisor._check_health()
+    assert restarted == []
+    clock[0] += 60  # NOTE: a real pause (Ctrl+Z, then fg) is still seen.
+    supervisor._check_health()
+    assert restarted == [clock[0]] * 2
+    restarted.clear()
+    old = _ended_worker(_workers.RESTART_WINDOW + 1)
+    old.born = clock[0] - _workers.RESTART_WINDOW - 1
+    supervisor.workers[0] = old  # type: ignore[call-overload]
+    assert supervisor._replace(0, old)  # type: ignore[arg-type]
+    supervisor._check_health()
+    assert restarted == []
 
 
 def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> None:
