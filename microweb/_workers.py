@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -65,6 +66,10 @@ RESTART_PAUSE = 1.0
 # NOTE: the most time between two looks at the workers' beats, in seconds.
 CHECK_INTERVAL = 1.0
 MIN_CHECK_INTERVAL = 0.1
+# NOTE: with the watching off, as the server stops, a worker whose loop has made no progress
+# for --graceful-timeout and STOP_MARGIN seconds more (the second the requests cut off get,
+# and one more) is killed, as Gunicorn kills what is left after its graceful timeout.
+STOP_MARGIN = 2.0
 
 
 class Worker:
@@ -414,6 +419,12 @@ class Workers:
             worker.signal(signal.SIGKILL if worker.stuck else signal.SIGTERM)
         killed = False
         began = time.monotonic()
+        timeout = self.healthcheck_timeout
+        if math.isinf(timeout):
+            # NOTE: watching off (--timeout-worker-healthcheck 0): a worker whose loop was
+            # blocked held the stop until a second signal, for ever unattended.
+            graceful = self.config.timeout_graceful_shutdown
+            timeout = math.inf if graceful is None else graceful + STOP_MARGIN
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
                 for worker in running:
@@ -428,7 +439,7 @@ class Workers:
             # def handler blocked just before the stop, not yet found stuck, held the main
             # process until a second signal (for ever, for a loop that never turns again).
             for worker in running:
-                worker.check_stopping(self.healthcheck_timeout, began)
+                worker.check_stopping(timeout, began)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()

@@ -407,6 +407,28 @@ def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
     assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
 
 
+def test_with_the_watching_off_a_worker_still_stuck_after_the_grace_period_is_killed(
+    tmp_path: Path,
+) -> None:
+    # NOTE: --timeout-worker-healthcheck 0 (Gunicorn's --timeout 0): a worker whose loop was
+    # blocked held the stop until a second signal, where Gunicorn kills what is left after its
+    # graceful timeout. The other worker's shutdown hook, longer than that, is not cut.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "0", "--graceful-timeout", "1")
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_STOP": "5"}
+    with _serving_workers(log, port, *options, target=target, **env) as (process, _):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
+        [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+    assert "nor stopped as the server stops; killing it" in read_log(log)
+    assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
+
+
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
     # NOTE: the job keeps the worker's ends of its sentinel and pipe: the main process waited
     # on them, every worker stopped, until the job ended (or a second signal).
