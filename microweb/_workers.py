@@ -434,7 +434,14 @@ class Workers:
             # A timeout, to look at exitcode again: a process the app started (os.system("job
             # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
             # when it ends, and the stop hung until that process ended.
+            looked = time.monotonic()
             self._wait(running, self.check_interval)
+            now = time.monotonic()
+            if now - looked > 2 * self.check_interval:
+                # NOTE: as while serving (_check_health): the workers could not run either;
+                # they were killed mid-request for this process's pause.
+                for worker in running:
+                    worker.restart_clocks(now)
             # NOTE: Uvicorn's grace period is kept by the worker's own loop: one that an async
             # def handler blocked just before the stop, not yet found stuck, held the main
             # process until a second signal (for ever, for a loop that never turns again).

@@ -968,6 +968,33 @@ def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> No
         os.close(sentinel)
 
 
+def test_a_main_process_that_did_not_run_for_a_while_as_it_stops_kills_no_worker_for_it(
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: paused during the stop (Ctrl+Z then fg, a machine starved of CPU), it took all
+    # that time for time its workers' loops made no progress, and killed them mid-request.
+    clock = [time.monotonic()]
+    monkeypatch.setattr(_workers, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    worker.progressed = clock[0]  # NOTE: its loop turned until the stop.
+    process = SimpleNamespace(pid=1234, exitcode=None, join=lambda: None)
+    worker.process = process  # type: ignore[assignment]
+    waits: list[float] = []
+
+    def paused(running: object, timeout: float) -> None:
+        waits.append(timeout)
+        clock[0] += 60
+        if len(waits) == 2:
+            process.exitcode = 0  # NOTE: it stopped in order.
+
+    monkeypatch.setattr(supervisor, "_wait", paused)
+    supervisor.workers = [worker]
+    supervisor._stop()
+    assert sent == [signal.SIGTERM]
+    assert len(waits) == 2
+
+
 def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdown_hooks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
