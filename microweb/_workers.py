@@ -446,7 +446,25 @@ class Workers:
             # def handler blocked just before the stop, not yet found stuck, held the main
             # process until a second signal (for ever, for a loop that never turns again).
             for worker in running:
+                if worker.process.exitcode is not None:
+                    self._say_ended_in_stop(worker, killed)
                 worker.check_stopping(timeout, began)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()
+
+    def _say_ended_in_stop(self, worker: Worker, killed: bool) -> None:
+        """Say that ``worker``, started, ended during the stop, unless it stopped in order or
+        this process ended it (``killed``: all, on a second signal)."""
+        status = worker.process.exitcode
+        # NOTE: not one still starting, which has no shutdown hooks yet (a failed start says
+        # itself), nor one that ends as the stop's signal (a shutdown hook's sys.exit says
+        # itself too).
+        if not worker.started or status in (0, -signal.SIGTERM, -signal.SIGINT):
+            return
+        if killed or worker.killed or worker.stuck:
+            return
+        # NOTE: one the OOM killer ended as it stopped lost its shutdown hooks unsaid.
+        logger.warning(
+            "worker [%d] ended (status %d) as the server stopped", worker.process.pid, status
+        )

@@ -429,6 +429,28 @@ def test_with_the_watching_off_a_worker_still_stuck_after_the_grace_period_is_ki
     assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
 
 
+def test_a_worker_that_ends_by_itself_during_the_stop_is_said_and_not_replaced(
+    tmp_path: Path,
+) -> None:
+    # NOTE: a worker the OOM killer ended as it stopped lost its shutdown hooks unsaid (while
+    # serving, its end is logged); the stop waits for the other worker's hooks all the same.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_STOP": "3"}
+    with _serving_workers(log, port, "--workers", "2", target=target, **env) as (process, pids):
+        assert len(pids) == 2, read_log(log)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # NOTE: both in their shutdown hook, which blocks for 3 s.
+        os.kill(pids[0], signal.SIGKILL)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert events.read_text().split() == ["shutdown"], read_log(log)
+    assert "starting another" not in read_log(log)
+    expected = f"worker [{pids[0]}] ended (status -9) as the server stopped"
+    assert expected in read_log(log), read_log(log)
+    assert "ended (status 0)" not in read_log(log), read_log(log)
+
+
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
     # NOTE: the job keeps the worker's ends of its sentinel and pipe: the main process waited
     # on them, every worker stopped, until the job ended (or a second signal).
@@ -572,6 +594,8 @@ def _assert_stop_returns(
         pipe=pipe,
         signal=lambda sig: None,
         stuck=False,
+        killed=False,
+        started=True,
         check_stopping=lambda timeout, began: None,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
