@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -65,6 +66,10 @@ RESTART_PAUSE = 1.0
 # NOTE: the most time between two looks at the workers' beats, in seconds.
 CHECK_INTERVAL = 1.0
 MIN_CHECK_INTERVAL = 0.1
+# NOTE: with the watching off, as the server stops, a worker whose loop has made no progress
+# for --graceful-timeout and STOP_MARGIN seconds more (the second the requests cut off get,
+# and one more) is killed, as Gunicorn kills what is left after its graceful timeout.
+STOP_MARGIN = 2.0
 
 
 class Worker:
@@ -104,6 +109,9 @@ class Worker:
             child_end.close()  # NOTE: so that the pipe ends (EOF) when the worker does.
         self.started = False
         self.born = self.progressed = self.ran = time.monotonic()
+        # NOTE: its start's time, which a pause of this process does not count; born stays,
+        # for a worker that ends young.
+        self.start_counted = self.born
         self.looks = self.progress = 0
         # NOTE: when it was sent SIGTERM for a loop found stuck (None: never); stuck since.
         self.stopped_stuck: float | None = None
@@ -139,8 +147,9 @@ class Worker:
             self.progress, self.progressed, self.stuck = progress, now, False
 
     def restart_clocks(self, now: float) -> None:
-        """Count the worker's time without progress from ``now`` (this process did not run)."""
-        self.progressed = self.ran = now
+        """Count the worker's time without progress, or to start, from ``now`` (this process
+        did not run)."""
+        self.progressed = self.ran = self.start_counted = now
         if self.stopped_stuck is not None:
             self.stopped_stuck = now
 
@@ -171,14 +180,14 @@ class Worker:
         # loaded, migrations run) would be cut, and one that waits for a database that never
         # answers would wait again in the worker started in its place. A startup that hung
         # was said nowhere: the worker served nothing, and "serving on" never came.
-        if not self.said_slow_start and now - self.born >= timeout:
+        if not self.said_slow_start and now - self.start_counted >= timeout:
             self.said_slow_start = True
             logger.warning(
                 "worker [%d] has not finished starting after %.1f s (the app's import, its "
                 "factory or its startup hooks run on); it serves nothing until it has, and is "
                 "watched from then on",
                 self.process.pid,
-                now - self.born,
+                now - self.start_counted,
             )
 
     def check_stopping(self, timeout: float, began: float) -> None:
@@ -279,6 +288,9 @@ class Workers:
             if worker is None:
                 return False
             self.workers.append(worker)
+        # NOTE: from now: a start slower than a look's interval (a loaded machine) was taken
+        # for a pause of this process at the first look, and gave every worker its time again.
+        self.next_check = time.monotonic()
         return True
 
     def _new_worker(self, killed_starts: int = 0) -> Worker | None:
@@ -389,6 +401,7 @@ class Workers:
         if new is None:
             return False
         self.workers[index] = new
+        self.next_check = max(self.next_check, time.monotonic())  # NOTE: as in _start_all.
         return True
 
     def _stop(self) -> None:
@@ -406,6 +419,12 @@ class Workers:
             worker.signal(signal.SIGKILL if worker.stuck else signal.SIGTERM)
         killed = False
         began = time.monotonic()
+        timeout = self.healthcheck_timeout
+        if math.isinf(timeout):
+            # NOTE: watching off (--timeout-worker-healthcheck 0): a worker whose loop was
+            # blocked held the stop until a second signal, for ever unattended.
+            graceful = self.config.timeout_graceful_shutdown
+            timeout = math.inf if graceful is None else graceful + STOP_MARGIN
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
                 for worker in running:
@@ -415,12 +434,37 @@ class Workers:
             # A timeout, to look at exitcode again: a process the app started (os.system("job
             # &"), a fork) keeps a worker's end of its sentinel and pipe, so neither is ready
             # when it ends, and the stop hung until that process ended.
+            looked = time.monotonic()
             self._wait(running, self.check_interval)
+            now = time.monotonic()
+            if now - looked > 2 * self.check_interval:
+                # NOTE: as while serving (_check_health): the workers could not run either;
+                # they were killed mid-request for this process's pause.
+                for worker in running:
+                    worker.restart_clocks(now)
             # NOTE: Uvicorn's grace period is kept by the worker's own loop: one that an async
             # def handler blocked just before the stop, not yet found stuck, held the main
             # process until a second signal (for ever, for a loop that never turns again).
             for worker in running:
-                worker.check_stopping(self.healthcheck_timeout, began)
+                if worker.process.exitcode is not None:
+                    self._say_ended_in_stop(worker, killed)
+                worker.check_stopping(timeout, began)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()
+
+    def _say_ended_in_stop(self, worker: Worker, killed: bool) -> None:
+        """Say that ``worker``, started, ended during the stop, unless it stopped in order or
+        this process ended it (``killed``: all, on a second signal)."""
+        status = worker.process.exitcode
+        # NOTE: not one still starting, which has no shutdown hooks yet (a failed start says
+        # itself), nor one that ends as the stop's signal (a shutdown hook's sys.exit says
+        # itself too).
+        if not worker.started or status in (0, -signal.SIGTERM, -signal.SIGINT):
+            return
+        if killed or worker.killed or worker.stuck:
+            return
+        # NOTE: one the OOM killer ended as it stopped lost its shutdown hooks unsaid.
+        logger.warning(
+            "worker [%d] ended (status %d) as the server stopped", worker.process.pid, status
+        )

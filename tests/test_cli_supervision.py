@@ -407,6 +407,50 @@ def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
     assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
 
 
+def test_with_the_watching_off_a_worker_still_stuck_after_the_grace_period_is_killed(
+    tmp_path: Path,
+) -> None:
+    # NOTE: --timeout-worker-healthcheck 0 (Gunicorn's --timeout 0): a worker whose loop was
+    # blocked held the stop until a second signal, where Gunicorn kills what is left after its
+    # graceful timeout. The other worker's shutdown hook, longer than that, is not cut.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "0", "--graceful-timeout", "1")
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_STOP": "5"}
+    with _serving_workers(log, port, *options, target=target, **env) as (process, _):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
+        [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
+    assert "nor stopped as the server stops; killing it" in read_log(log)
+    assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
+
+
+def test_a_worker_that_ends_by_itself_during_the_stop_is_said_and_not_replaced(
+    tmp_path: Path,
+) -> None:
+    # NOTE: a worker the OOM killer ended as it stopped lost its shutdown hooks unsaid (while
+    # serving, its end is logged); the stop waits for the other worker's hooks all the same.
+    target, events = _blocking_app(tmp_path)
+    port, log = free_port(), tmp_path / "serve.log"
+    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_STOP": "3"}
+    with _serving_workers(log, port, "--workers", "2", target=target, **env) as (process, pids):
+        assert len(pids) == 2, read_log(log)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # NOTE: both in their shutdown hook, which blocks for 3 s.
+        os.kill(pids[0], signal.SIGKILL)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert events.read_text().split() == ["shutdown"], read_log(log)
+    assert "starting another" not in read_log(log)
+    expected = f"worker [{pids[0]}] ended (status -9) as the server stopped"
+    assert expected in read_log(log), read_log(log)
+    assert "ended (status 0)" not in read_log(log), read_log(log)
+
+
 def test_the_stop_does_not_wait_for_a_job_a_worker_started(tmp_path: Path) -> None:
     # NOTE: the job keeps the worker's ends of its sentinel and pipe: the main process waited
     # on them, every worker stopped, until the job ended (or a second signal).
@@ -460,7 +504,7 @@ def _worker(process: object, pipe: Connection, started: bool = False) -> _worker
     worker.process = process  # type: ignore[assignment]
     worker.pipe, worker.started, worker.born = pipe, started, time.monotonic() - 60
     worker.beats = [0, 0, 0, 0]
-    worker.progressed = worker.ran = worker.born
+    worker.progressed = worker.ran = worker.start_counted = worker.born
     worker.looks = worker.progress = 0
     worker.stopped_stuck = None
     worker.stuck = worker.killed = worker.said_slow_start = False
@@ -550,6 +594,8 @@ def _assert_stop_returns(
         pipe=pipe,
         signal=lambda sig: None,
         stuck=False,
+        killed=False,
+        started=True,
         check_stopping=lambda timeout, began: None,
     )
     supervisor.workers = [worker]  # type: ignore[list-item]
@@ -863,6 +909,60 @@ def test_a_main_process_that_did_not_run_for_a_while_gives_the_workers_time(
         worker.pipe.close()
 
 
+def test_a_main_process_that_did_not_run_for_a_while_gives_a_starting_worker_time(
+    supervisor: _workers.Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: paused (Ctrl+Z, then fg) while a worker started, it said "has not finished
+    # starting after 60.0 s" of a start that could not run either.
+    worker = _stuck_worker([])
+    worker.started = False
+    supervisor.workers = [worker]
+    supervisor.next_check = time.monotonic() - 60
+    try:
+        supervisor._check_health()
+        assert _microweb_lines(caplog) == []
+        worker.start_counted -= 6  # NOTE: still starting after its timeout since: said.
+        supervisor.next_check = time.monotonic()
+        supervisor._check_health()
+        [line] = _microweb_lines(caplog)
+        assert line.startswith("worker [1234] has not finished starting after 6."), line
+        assert time.monotonic() - worker.born >= 60  # NOTE: a worker ending now is no young one.
+    finally:
+        worker.pipe.close()
+
+
+def test_the_time_spent_starting_workers_is_no_pause_of_the_main_process(
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: starting (or replacing) workers took longer than a look's interval on a busy
+    # machine: the first look after it took it for a pause, and gave every worker its time
+    # again (a slow start said late, a stuck loop stopped late).
+    clock = [1000.0]
+    monkeypatch.setattr(_workers, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    restarted: list[float] = []
+
+    def slow_start(*args: object) -> SimpleNamespace:
+        clock[0] += 5  # NOTE: a spawn on a loaded machine.
+        return SimpleNamespace(restart_clocks=restarted.append, check_health=lambda timeout: None)
+
+    monkeypatch.setattr(_workers, "Worker", slow_start)
+    supervisor.count = 2
+    supervisor.next_check = clock[0]
+    assert supervisor._start_all()
+    supervisor._check_health()
+    assert restarted == []
+    clock[0] += 60  # NOTE: a real pause (Ctrl+Z, then fg) is still seen.
+    supervisor._check_health()
+    assert restarted == [clock[0]] * 2
+    restarted.clear()
+    old = _ended_worker(_workers.RESTART_WINDOW + 1)
+    old.born = clock[0] - _workers.RESTART_WINDOW - 1
+    supervisor.workers[0] = old  # type: ignore[call-overload]
+    assert supervisor._replace(0, old)  # type: ignore[arg-type]
+    supervisor._check_health()
+    assert restarted == []
+
+
 def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> None:
     # NOTE: sent SIGTERM like the others, it held the main process until a second signal.
     sent: list[int] = []
@@ -890,6 +990,33 @@ def test_stopping_kills_a_worker_still_stuck(supervisor: _workers.Workers) -> No
         supervisor._on_signal(signal.SIGTERM, None)  # NOTE: a second: kills what runs.
         stopping.join(5)
         os.close(sentinel)
+
+
+def test_a_main_process_that_did_not_run_for_a_while_as_it_stops_kills_no_worker_for_it(
+    supervisor: _workers.Workers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: paused during the stop (Ctrl+Z then fg, a machine starved of CPU), it took all
+    # that time for time its workers' loops made no progress, and killed them mid-request.
+    clock = [time.monotonic()]
+    monkeypatch.setattr(_workers, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    sent: list[int] = []
+    worker = _stuck_worker(sent)
+    worker.progressed = clock[0]  # NOTE: its loop turned until the stop.
+    process = SimpleNamespace(pid=1234, exitcode=None, join=lambda: None)
+    worker.process = process  # type: ignore[assignment]
+    waits: list[float] = []
+
+    def paused(running: object, timeout: float) -> None:
+        waits.append(timeout)
+        clock[0] += 60
+        if len(waits) == 2:
+            process.exitcode = 0  # NOTE: it stopped in order.
+
+    monkeypatch.setattr(supervisor, "_wait", paused)
+    supervisor.workers = [worker]
+    supervisor._stop()
+    assert sent == [signal.SIGTERM]
+    assert len(waits) == 2
 
 
 def test_stopping_kills_a_worker_whose_loop_makes_no_progress_outside_its_shutdown_hooks(
