@@ -385,15 +385,28 @@ def test_a_worker_killed_while_it_starts_is_replaced(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("watching", "block_at_stop"),
+    [
+        (("--timeout-worker-healthcheck", "3"), ""),
+        (("--timeout-worker-healthcheck", "0", "--graceful-timeout", "1"), "5"),
+    ],
+    ids=["watched", "watching-off"],
+)
 def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
-    tmp_path: Path,
+    tmp_path: Path, watching: tuple[str, ...], block_at_stop: str
 ) -> None:
     # NOTE: SIGTERM came before the worker was found stuck: its grace period, which its own
     # loop keeps, never ended, and the main process waited for it until a second signal.
+    # With --timeout-worker-healthcheck 0 (Gunicorn's --timeout 0) it waited so too, where
+    # Gunicorn kills what is left after its graceful timeout; the other worker's shutdown
+    # hook, longer than that, is not cut.
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
-    options = ("--workers", "2", "--timeout-worker-healthcheck", "3")
+    options = ("--workers", "2", *watching)
     env = {"SERVING_EVENTS": str(events)}
+    if block_at_stop:
+        env["BLOCK_AT_STOP"] = block_at_stop
     with _serving_workers(log, port, *options, target=target, **env) as (process, _):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
@@ -404,28 +417,6 @@ def test_a_worker_whose_loop_blocked_just_before_the_stop_does_not_hold_it(
     assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
     assert "nor stopped as the server stops; killing it" in read_log(log)
     assert "stopping it" not in read_log(log)  # NOTE: found stuck during the stop, not before.
-    assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
-
-
-def test_with_the_watching_off_a_worker_still_stuck_after_the_grace_period_is_killed(
-    tmp_path: Path,
-) -> None:
-    # NOTE: --timeout-worker-healthcheck 0 (Gunicorn's --timeout 0): a worker whose loop was
-    # blocked held the stop until a second signal, where Gunicorn kills what is left after its
-    # graceful timeout. The other worker's shutdown hook, longer than that, is not cut.
-    target, events = _blocking_app(tmp_path)
-    port, log = free_port(), tmp_path / "serve.log"
-    options = ("--workers", "2", "--timeout-worker-healthcheck", "0", "--graceful-timeout", "1")
-    env = {"SERVING_EVENTS": str(events), "BLOCK_AT_STOP": "5"}
-    with _serving_workers(log, port, *options, target=target, **env) as (process, _):
-        with pytest.raises(httpx.HTTPError):
-            httpx.get(f"http://{HOST}:{port}/block", timeout=httpx.Timeout(5, read=0.2))
-        [blocked] = [int(line.split()[1]) for line in events.read_text().splitlines()]
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-    assert process.returncode == -signal.SIGTERM, read_log(log)
-    assert f"worker [{blocked}]'s event loop has made no progress for " in read_log(log)
-    assert "nor stopped as the server stops; killing it" in read_log(log)
     assert events.read_text().split()[-1:] == ["shutdown"], read_log(log)
 
 
