@@ -425,6 +425,8 @@ class Workers:
             # blocked held the stop until a second signal, for ever unattended.
             graceful = self.config.timeout_graceful_shutdown
             timeout = math.inf if graceful is None else graceful + STOP_MARGIN
+        # NOTE: the workers whose end is looked at (ended before the stop: not its to say).
+        looked_at = {id(worker) for worker in self.workers if worker.process.exitcode is not None}
         while running := [worker for worker in self.workers if worker.process.exitcode is None]:
             if len(self.signals) > 1 and not killed:
                 for worker in running:
@@ -445,17 +447,26 @@ class Workers:
             # NOTE: Uvicorn's grace period is kept by the worker's own loop: one that an async
             # def handler blocked just before the stop, not yet found stuck, held the main
             # process until a second signal (for ever, for a loop that never turns again).
+            self._say_ended_in_stop(looked_at, killed)
             for worker in running:
-                if worker.process.exitcode is not None:
-                    self._say_ended_in_stop(worker, killed)
                 worker.check_stopping(timeout, began)
+        # NOTE: again once all have ended: the sentinel of a worker is ready before its end
+        # can be read, so one whose end came as the loop looked was left out of the next.
+        self._say_ended_in_stop(looked_at, killed)
         for worker in self.workers:
             worker.pipe.close()
             worker.process.join()
 
-    def _say_ended_in_stop(self, worker: Worker, killed: bool) -> None:
-        """Say that ``worker``, started, ended during the stop, unless it stopped in order or
-        this process ended it (``killed``: all, on a second signal)."""
+    def _say_ended_in_stop(self, looked_at: set[int], killed: bool) -> None:
+        """Say of each worker that has ended since the last look (``looked_at`` holds the ids
+        of those looked at) that it ended during the stop, if it had started, and unless it
+        stopped in order or this process ended it (``killed``: all, on a second signal)."""
+        for worker in self.workers:
+            if id(worker) not in looked_at and worker.process.exitcode is not None:
+                looked_at.add(id(worker))
+                self._say_ended(worker, killed)
+
+    def _say_ended(self, worker: Worker, killed: bool) -> None:
         status = worker.process.exitcode
         # NOTE: not one still starting, which has no shutdown hooks yet (a failed start says
         # itself), nor one that ends as the stop's signal (a shutdown hook's sys.exit says
