@@ -7,6 +7,7 @@ own pid. Its output goes to a log file, which every failure message includes.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
@@ -44,6 +45,8 @@ def _outgoing_ports() -> range:
 # NOTE: ports handed out by this process, never handed out twice (a test may take several
 # before it starts any server).
 _HANDED_OUT: set[int] = set()
+# NOTE: the ports handed out whose server has not listened yet, each held by a bound socket.
+_RESERVED: dict[int, socket.socket] = {}
 # NOTE: the system's randomness, not the random module's: a test that seeds that (or Hypothesis)
 # must not make two pytest-xdist workers draw the same ports.
 _PORTS = random.SystemRandom()
@@ -61,11 +64,19 @@ def free_port() -> int:
     for port in _PORTS.sample(candidates, min(len(candidates), 200)):
         if port in _HANDED_OUT:
             continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            sock.close()
+            continue
+        # NOTE: the port stays bound here until its server listens (see start()): a server
+        # binds with SO_REUSEADDR, as Uvicorn, Waitress, nginx and microweb do, and so can
+        # bind beside this socket, while another program's check by a plain bind, as above,
+        # fails. The project's CI shares its machine: a program that took a port between its
+        # check and its server's bind answered every request there with a 403.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _RESERVED[port] = sock
         _HANDED_OUT.add(port)
         return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -215,6 +226,10 @@ def start(
         # and it kept running, its port taken, after pytest had ended (review65).
         stop(process)
         raise
+    finally:
+        reserved = _RESERVED.pop(port, None) if uds is None else None
+        if reserved is not None:
+            reserved.close()
     return process
 
 
@@ -226,7 +241,7 @@ def _wait_until_listening(
     ready_timeout: float,
     uds: Path | None = None,
 ) -> None:
-    deadline = time.monotonic() + ready_timeout
+    deadline, foreign = time.monotonic() + ready_timeout, False
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(
@@ -235,14 +250,70 @@ def _wait_until_listening(
             )
         try:
             with _connected(port, uds):
-                return
+                pass
         except OSError:
             time.sleep(0.05)
+            continue
+        # NOTE: another program may answer on the port: this server has not bound it yet,
+        # or it fails to ("address in use"), which a later turn reads from its exit.
+        foreign = uds is None and _listens_in_tree(process.pid, port) is False
+        if not foreign:
+            return
+        time.sleep(0.05)
     where = f"port {port}" if uds is None else f"unix:{uds}"
+    if foreign:
+        where += " (another program listens there)"
     pytest.fail(
         f"{shlex.join(command)} not listening on {where} after {ready_timeout} s "
         f"(log: {log}):\n{read_log(log)}"
     )
+
+
+# NOTE: /proc/net/tcp's (and tcp6's) state of a listening socket.
+_LISTEN = "0A"
+
+
+def _listens_in_tree(pid: int, port: int) -> bool | None:
+    """Tell whether process ``pid`` or one of its descendants holds a socket listening on
+    ``port``, or None where /proc cannot tell (not Linux)."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):  # NOTE: no tcp6 where IPv6 is off
+        table += Path("/proc/net/tcp6").read_text().splitlines()[1:]
+    local = f":{port:04X}"
+    rows = (line.split() for line in table)
+    inodes = {row[9] for row in rows if row[1].endswith(local) and row[3] == _LISTEN}
+    if not inodes:
+        return False
+    held = {f"socket:[{inode}]" for inode in inodes}
+    for member in _tree(pid):
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{member}/fd").iterdir()]
+        except OSError:
+            continue
+        if held.intersection(links):
+            return True
+    return False
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, as /proc says now."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # NOTE: the name, in parentheses, may hold spaces: the parent is after its end.
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, waiting = [], [pid]
+    while waiting:
+        member = waiting.pop()
+        found.append(member)
+        waiting.extend(children.get(member, ()))
+    return found
 
 
 def _connected(port: int, uds: Path | None) -> socket.socket:

@@ -107,3 +107,42 @@ def _running(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_handed_out_port_stays_bound_until_its_server_listens() -> None:
+    # NOTE: the project's CI shares its machine: a program that took a port between the
+    # suite's check and its server's bind answered every request there with a 403. Another
+    # program's check by a plain bind fails now; a server's bind (SO_REUSEADDR) does not.
+    port = servers.free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other, pytest.raises(OSError):
+        other.bind((servers.HOST, port))
+    with socket.create_server((servers.HOST, port)):
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+def test_a_port_another_program_listens_on_is_not_taken_for_the_server(tmp_path: Path) -> None:
+    port = servers.free_port()
+    never_listens = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with (
+        socket.create_server((servers.HOST, port)),
+        pytest.raises(pytest.fail.Exception, match="another program listens there"),
+    ):
+        servers.start(never_listens, port=port, log=tmp_path / "log", ready_timeout=1.0)
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+def test_a_server_that_listens_through_its_child_is_taken_as_listening(tmp_path: Path) -> None:
+    port = servers.free_port()
+    script = (
+        "import socket, subprocess, sys, time\n"
+        f'listen = \'import socket, time; s = socket.create_server(("{servers.HOST}", {port}));'
+        " time.sleep(60)'\n"
+        "subprocess.Popen([sys.executable, '-c', listen])\n"
+        "time.sleep(60)\n"
+    )
+    process = servers.start([sys.executable, "-c", script], port=port, log=tmp_path / "log")
+    children = servers._tree(process.pid)[1:]
+    servers.stop(process)
+    for child in children:  # NOTE: the listening child: its parent's end does not end it
+        os.kill(child, signal.SIGKILL)
