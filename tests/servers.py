@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import random
 import shlex
@@ -375,6 +376,25 @@ def running(
         yield process
     finally:
         stop(process)
+
+
+def plain_command(server: str, app: str, port: int, options: Sequence[str] = ()) -> list[str]:
+    """Return the command line that serves ``app`` (``module:app``) on ``port`` with plain
+    Waitress (``app.as_wsgi``, with Waitress ``options``) or plain Uvicorn (``app.as_asgi``)."""
+    if server == "waitress":
+        return waitress_command(f"{app}.as_wsgi", port, options)
+    return uvicorn_command(f"{app}.as_asgi", port)
+
+
+@contextmanager
+def serving_plainly(
+    server: str, app: str, tmp_path_factory: pytest.TempPathFactory, name: str = ""
+) -> Iterator[tuple[int, Path]]:
+    """Serve ``app`` with plain ``server`` (see ``plain_command``) for a module's tests,
+    logging to a folder named ``name`` (the server's name by default); yield its port and log."""
+    command = functools.partial(plain_command, server, app)
+    with serving_module(name or server, command, tmp_path_factory) as found:
+        yield found
 
 
 @contextmanager

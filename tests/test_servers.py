@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from servers import HOST, serving_module, uvicorn_command, waitress_command
+from servers import HOST, serving_module, serving_plainly, uvicorn_command, waitress_command
 
 pytestmark = pytest.mark.servers
 
@@ -37,20 +37,13 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
 
-def _command(name: str, port: int) -> list[str]:
-    if name == "waitress":
-        return waitress_command(f"{APP}.as_wsgi", port)
-    return uvicorn_command(f"{APP}.as_asgi", port)
-
-
 @pytest.fixture(scope="module", params=["waitress", "uvicorn"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """Run the example app under one real server for the whole module."""
     name = str(request.param)
-    command = functools.partial(_command, name)
-    with serving_module(name, command, tmp_path_factory) as (port, _):
+    with serving_plainly(name, APP, tmp_path_factory) as (port, _):
         yield Server(name, "wsgi" if name == "waitress" else "asgi", port)
 
 

@@ -7,22 +7,18 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from servers import HOST, serving_module, uvicorn_command, waitress_command
+from servers import HOST, serving_plainly
 
 pytestmark = pytest.mark.servers
 
 
 @pytest.fixture(scope="module", params=["waitress", "uvicorn"])
 def port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    name = str(request.param)
-
-    def command(port: int) -> list[str]:
-        if name == "waitress":
-            return waitress_command("dot_segments_app:app.as_wsgi", port)
-        return uvicorn_command("dot_segments_app:app.as_asgi", port)
-
-    with serving_module(f"dots-{name}", command, tmp_path_factory) as (found, _):
-        yield found
+    server = str(request.param)
+    with serving_plainly(
+        server, "dot_segments_app:app", tmp_path_factory, f"dots-{server}"
+    ) as served:
+        yield served[0]
 
 
 def _get(port: int, target: str) -> bytes:

@@ -5,14 +5,13 @@ Waitress (WSGI) and Uvicorn with h11 (ASGI) run ``tests/hostile_app.py`` in subp
 
 from __future__ import annotations
 
-import functools
 import gzip
 import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import HOST, serving_module, uvicorn_command, waitress_command
+from servers import HOST, serving_plainly
 
 pytestmark = pytest.mark.servers
 
@@ -24,19 +23,11 @@ def client(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[httpx.Client]:
     """An HTTP client bound to the app under one real server, for the whole module."""
-    name = str(request.param)
-    command = functools.partial(_command, name)
     with (
-        serving_module(name, command, tmp_path_factory) as (port, _),
+        serving_plainly(str(request.param), APP, tmp_path_factory) as (port, _),
         httpx.Client(base_url=f"http://{HOST}:{port}", timeout=5.0) as http,
     ):
         yield http
-
-
-def _command(name: str, port: int) -> list[str]:
-    if name == "waitress":
-        return waitress_command(f"{APP}.as_wsgi", port)
-    return uvicorn_command(f"{APP}.as_asgi", port)
 
 
 @pytest.mark.parametrize("value", [" padded", "padded ", "\tpadded", "a\x01b", "a\x7fb"])

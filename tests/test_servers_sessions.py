@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from servers import HOST, serving_module, uvicorn_command, waitress_command
+from servers import HOST, serving_plainly
 
 pytestmark = pytest.mark.servers
 
@@ -16,14 +16,9 @@ pytestmark = pytest.mark.servers
 def base_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    name = str(request.param)
-
-    def command(port: int) -> list[str]:
-        if name == "waitress":
-            return waitress_command("sessions_app:app.as_wsgi", port)
-        return uvicorn_command("sessions_app:app.as_asgi", port)
-
-    with serving_module(f"sessions-{name}", command, tmp_path_factory) as (port, _):
+    server = str(request.param)
+    app, folder = "sessions_app:app", f"sessions-{server}"
+    with serving_plainly(server, app, tmp_path_factory, folder) as (port, _):
         yield f"http://{HOST}:{port}"
 
 

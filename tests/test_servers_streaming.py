@@ -27,10 +27,9 @@ from servers import (
     HOST,
     environment,
     free_port,
+    plain_command,
     read_log,
     running,
-    uvicorn_command,
-    waitress_command,
 )
 
 pytestmark = pytest.mark.servers
@@ -78,12 +77,6 @@ class Server:
         return [target for target in targets if target.startswith(f"{self.tmp}/")]
 
 
-def _command(name: str, port: int, options: Sequence[str]) -> list[str]:
-    if name == "waitress":
-        return waitress_command(f"{APP}.as_wsgi", port, options)
-    return uvicorn_command(f"{APP}.as_asgi", port)
-
-
 @pytest.fixture(scope="module")
 def file_data() -> bytes:
     """The bytes of the file that the file endpoints serve."""
@@ -97,7 +90,7 @@ def _running(name: str, shared: Path, options: Sequence[str] = ()) -> Iterator[S
     log = shared / "server.log"
     # NOTE: upload spools (the server's and microweb's) go to TMPDIR, where the test can watch them.
     env = environment(STREAMING_APP_DIR=str(shared), TMPDIR=str(shared / "tmp"))
-    with running(_command(name, port, options), port=port, log=log, env=env) as process:
+    with running(plain_command(name, APP, port, options), port=port, log=log, env=env) as process:
         yield Server(name, port, process.pid, shared, log)
 
 
