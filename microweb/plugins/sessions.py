@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ MIN_SECRET_SIZE = 16
 # code signs nothing that code would accept, and the reverse; and a session of one cookie name
 # (a user's "session") is no session of another ("admin_session") under the same secret.
 KEY_CONTEXT = b"microweb.plugins.sessions"
-# NOTE: how many cookies of the session's name are tried, in the order sent (see _first_valid):
+# NOTE: how many cookies of the session's name are tried, in the order sent (see _valid):
 # a few cover a stale one on another path and one planted on the parent domain, while each try
 # is an HMAC per key, and the flow runs on the event loop under ASGI (17,000 of them in a
 # 256 KiB header took 140 ms with two keys).
@@ -181,7 +181,8 @@ class Sessions:
             is signed again and sent, so that a session in use lives ``max_age`` past its
             last request, not its last change (a sliding expiry); ``0`` sends it with every
             response that has a session. ``None`` (the default) never sends an unchanged one.
-            Only a session that came in the request's one cookie of the name is refreshed.
+            Only a session that is the one the request's cookies of the name hold (others
+            fail to verify) is refreshed.
 
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
@@ -249,7 +250,8 @@ class Sessions:
         # value ("x=a,session=..."): a sibling subdomain may set any name on the parent
         # domain, and a __Host- session would take one planted so.
         cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
-        session, signed_at = self._first_valid(cookies)
+        valid = self._valid(cookies)
+        session, signed_at = next(valid, ({}, None))
         # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
         # may be among those.
         had = bool(session) or 0 < len(cookies) <= MAX_TRIED_COOKIES
@@ -260,10 +262,14 @@ class Sessions:
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
         secure = self._secure_for(request)
-        # NOTE: refreshed only from the request's one cookie of the name: the browser says of
-        # none of several which is this plugin's own (its path and domain), and the one read,
-        # of a longer path or planted on the parent domain, was signed again over it.
-        due = len(cookies) == 1 and self._due(signed_at)
+        # NOTE: refreshed only when it is the one session the request's cookies hold: the
+        # browser says of none of several which is this plugin's own (its path and domain),
+        # and another that verified (of a longer path, or planted on the parent domain) was
+        # signed again over it. Ones that do not verify hold no session to be taken for it:
+        # counted, any cookie a sibling subdomain planted stopped the sliding expiry.
+        due = (
+            self._due(signed_at) and len(cookies) <= MAX_TRIED_COOKIES and next(valid, None) is None
+        )
         # NOTE: one due to be sent again is saved as a changed one is, so that save() keeps
         # the signature a subclass may override.
         self.save(response, session, "" if due else loaded, had, secure=secure)
@@ -273,7 +279,8 @@ class Sessions:
             # answers a cache may share (a site's public pages, its static files).
             add_vary(response, "Cookie")
 
-    def _first_valid(self, cookies: list[str]) -> tuple[dict[str, Any], int | None]:
+    def _valid(self, cookies: list[str]) -> Iterator[tuple[dict[str, Any], int | None]]:
+        """Give the sessions the tried cookies hold, in the order sent, each when asked for."""
         # NOTE: every cookie of the name is tried, not the first only: a sibling subdomain can
         # set one on the parent domain, or on a longer path (which the browser sends first).
         # Read alone, it emptied the session, and the deletion that followed removed the
@@ -281,8 +288,7 @@ class Sessions:
         for cookie in cookies[:MAX_TRIED_COOKIES]:
             session = self.load(cookie)
             if session:
-                return session, _signed_at(cookie)
-        return {}, None
+                yield session, _signed_at(cookie)
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:
