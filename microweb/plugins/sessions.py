@@ -37,6 +37,10 @@ MAX_TRIED_COOKIES = 8
 # NOTE: how long a session lives after its last change, by default; with max_age=None, the age
 # past which a signed value is refused all the same (see Sessions).
 DEFAULT_MAX_AGE = 14 * 24 * 3600
+# SPEC: draft-ietf-httpbis-rfc6265bis 5.5: browsers cap a cookie's lifetime at 400 days. A
+# longer max_age only kept the server accepting a signature the browser had dropped: 10**30
+# made a cookie copied off a machine good for ever.
+MAX_LIFETIME = 400 * 24 * 3600
 # NOTE: how far ahead of this server's clock a signature may be dated: the clocks of servers
 # behind one load balancer differ by seconds. A cookie dated further ahead was signed by a clock
 # set wrong, and without this bound it lived its max_age past that date (itsdangerous refuses
@@ -187,7 +191,8 @@ class Sessions:
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
             ``path`` is ``None``.
-        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
+        ValueError: If no secret is given, a secret is too short, ``max_age`` is not
+            positive or longer than 400 days, ``samesite`` is unknown,
             ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
             ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
             ``/``, or the cookie's name or domain is malformed, or ``refresh_after`` is
@@ -225,6 +230,11 @@ class Sessions:
         seconds = None if max_age is None else max_age_seconds(max_age)
         if seconds is not None and seconds <= 0:
             raise ValueError(f"max_age must be positive or None, got {max_age!r}")
+        if seconds is not None and seconds > MAX_LIFETIME:
+            raise ValueError(
+                f"max_age must be at most 400 days ({MAX_LIFETIME} s), the longest browsers "
+                f"keep a cookie, got {max_age!r}"
+            )
         self.cookie_name, self.max_age = cookie_name, seconds
         # NOTE: how old a signature load() accepts.
         self._lifetime = DEFAULT_MAX_AGE if seconds is None else seconds

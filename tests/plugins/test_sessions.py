@@ -609,6 +609,15 @@ def test_sessions_refuse_bad_arguments() -> None:
             Sessions(SECRET, max_age=age)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("max_age", [10**30, 1e300, timedelta.max, 400 * 24 * 3600 + 0.5])
+def test_sessions_refuse_a_max_age_longer_than_browsers_keep_a_cookie(max_age: Any) -> None:
+    # NOTE: max_age=10**30 was taken: browsers keep a cookie 400 days at most, while the server
+    # accepted its signature for 10**30 s, so a cookie copied off a machine was good for ever.
+    with pytest.raises(ValueError, match=r"max_age must be at most 400 days \(34560000 s\)"):
+        Sessions(SECRET, max_age=max_age)
+    assert Sessions(SECRET, max_age=timedelta(days=400)).max_age == 34_560_000
+
+
 @pytest.mark.parametrize(
     ("max_age", "sent"), [(timedelta(days=1), "Max-Age=86400"), (0.5, "Max-Age=1")]
 )
