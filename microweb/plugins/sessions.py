@@ -60,7 +60,7 @@ def _b64decode(text: str) -> bytes:
 
 
 def _derive(secret: Secret, cookie_name: str) -> bytes:
-    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    raw = _secret_bytes(secret) if isinstance(secret, str) else secret
     if len(raw) < MIN_SECRET_SIZE:
         raise ValueError(
             f"a session secret needs at least {MIN_SECRET_SIZE} bytes; make one with "
@@ -70,6 +70,19 @@ def _derive(secret: Secret, cookie_name: str) -> bytes:
     # unambiguous.
     context = KEY_CONTEXT + b"\x00" + cookie_name.encode("ascii")
     return hmac.new(raw, context, hashlib.sha256).digest()
+
+
+def _secret_bytes(secret: str) -> bytes:
+    # NOTE: os.environ holds a variable's bytes that are not UTF-8 as lone surrogates: a
+    # secret of random bytes read from it raised UnicodeEncodeError, "surrogates not allowed".
+    # Encoded back, they are the variable's bytes, as os.environb gives them.
+    try:
+        return secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "a session secret holds a lone surrogate, which has no bytes: pass the secret as "
+            "bytes, or as text such as secrets.token_urlsafe(32) gives"
+        ) from None
 
 
 def _keys(secret: Secret | Iterable[Secret], cookie_name: str) -> list[bytes]:
@@ -191,7 +204,8 @@ class Sessions:
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
             ``path`` is ``None``.
-        ValueError: If no secret is given, a secret is too short, ``max_age`` is not
+        ValueError: If no secret is given, a secret is too short or holds a lone surrogate
+            (not one ``os.environ`` holds for a byte that is not UTF-8), ``max_age`` is not
             positive or longer than 400 days, ``samesite`` is unknown,
             ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
             ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than

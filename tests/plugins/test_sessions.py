@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 from datetime import datetime, timedelta
@@ -559,6 +560,22 @@ def test_a_secret_that_is_no_str_nor_bytes_is_refused_by_name(secret: object) ->
     # is not iterable", and a list holding None "object of type 'NoneType' has no len()".
     with pytest.raises(TypeError, match=r"a session secret is a str or bytes, not \w+"):
         Sessions(secret)  # type: ignore[arg-type]
+
+
+def test_a_secret_read_from_the_environment_as_any_bytes_signs_as_those_bytes(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: os.environ holds a variable's bytes that are not UTF-8 as lone surrogates
+    # (surrogateescape): Sessions(os.environ["SECRET"]) of 32 random bytes raised
+    # UnicodeEncodeError "surrogates not allowed", with no word of the secret.
+    raw = bytes(range(200, 232))
+    plugin = Sessions(os.fsdecode(raw), secure=False)
+    assert plugin.keys == Sessions(raw).keys
+    value = set_cookie_value(make_client(sessions_app(plugin, colour)).get("/visit"))
+    assert value is not None and plugin.load(value) == {"visits": 1}
+    # NOTE: a lone surrogate no environment gives (JSON's "\\ud800") is named, not encoded.
+    with pytest.raises(ValueError, match="a session secret holds a lone surrogate"):
+        Sessions(SECRET + "\ud800")
 
 
 def test_a_path_of_none_is_refused() -> None:
