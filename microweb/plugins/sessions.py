@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -29,7 +29,7 @@ MIN_SECRET_SIZE = 16
 # code signs nothing that code would accept, and the reverse; and a session of one cookie name
 # (a user's "session") is no session of another ("admin_session") under the same secret.
 KEY_CONTEXT = b"microweb.plugins.sessions"
-# NOTE: how many cookies of the session's name are tried, in the order sent (see _first_valid):
+# NOTE: how many cookies of the session's name are tried, in the order sent (see _valid):
 # a few cover a stale one on another path and one planted on the parent domain, while each try
 # is an HMAC per key, and the flow runs on the event loop under ASGI (17,000 of them in a
 # 256 KiB header took 140 ms with two keys).
@@ -37,6 +37,10 @@ MAX_TRIED_COOKIES = 8
 # NOTE: how long a session lives after its last change, by default; with max_age=None, the age
 # past which a signed value is refused all the same (see Sessions).
 DEFAULT_MAX_AGE = 14 * 24 * 3600
+# SPEC: draft-ietf-httpbis-rfc6265bis 5.5: browsers cap a cookie's lifetime at 400 days. A
+# longer max_age only kept the server accepting a signature the browser had dropped: 10**30
+# made a cookie copied off a machine good for ever.
+MAX_LIFETIME = 400 * 24 * 3600
 # NOTE: how far ahead of this server's clock a signature may be dated: the clocks of servers
 # behind one load balancer differ by seconds. A cookie dated further ahead was signed by a clock
 # set wrong, and without this bound it lived its max_age past that date (itsdangerous refuses
@@ -56,7 +60,7 @@ def _b64decode(text: str) -> bytes:
 
 
 def _derive(secret: Secret, cookie_name: str) -> bytes:
-    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    raw = _secret_bytes(secret) if isinstance(secret, str) else secret
     if len(raw) < MIN_SECRET_SIZE:
         raise ValueError(
             f"a session secret needs at least {MIN_SECRET_SIZE} bytes; make one with "
@@ -66,6 +70,19 @@ def _derive(secret: Secret, cookie_name: str) -> bytes:
     # unambiguous.
     context = KEY_CONTEXT + b"\x00" + cookie_name.encode("ascii")
     return hmac.new(raw, context, hashlib.sha256).digest()
+
+
+def _secret_bytes(secret: str) -> bytes:
+    # NOTE: os.environ holds a variable's bytes that are not UTF-8 as lone surrogates: a
+    # secret of random bytes read from it raised UnicodeEncodeError, "surrogates not allowed".
+    # Encoded back, they are the variable's bytes, as os.environb gives them.
+    try:
+        return secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "a session secret holds a lone surrogate, which has no bytes: pass the secret as "
+            "bytes, or as text such as secrets.token_urlsafe(32) gives"
+        ) from None
 
 
 def _keys(secret: Secret | Iterable[Secret], cookie_name: str) -> list[bytes]:
@@ -181,12 +198,15 @@ class Sessions:
             is signed again and sent, so that a session in use lives ``max_age`` past its
             last request, not its last change (a sliding expiry); ``0`` sends it with every
             response that has a session. ``None`` (the default) never sends an unchanged one.
-            Only a session that came in the request's one cookie of the name is refreshed.
+            Only a session that is the one the request's cookies of the name hold (others
+            fail to verify) is refreshed.
 
     Raises:
         TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
             ``path`` is ``None``.
-        ValueError: If no secret is given, a secret is too short, ``samesite`` is unknown,
+        ValueError: If no secret is given, a secret is too short or holds a lone surrogate
+            (not one ``os.environ`` holds for a byte that is not UTF-8), ``max_age`` is not
+            positive or longer than 400 days, ``samesite`` is unknown,
             ``samesite="none"`` or a ``__Secure-`` or ``__Host-`` name comes without
             ``secure=True``, a ``__Host-`` name with a ``domain`` or a ``path`` other than
             ``/``, or the cookie's name or domain is malformed, or ``refresh_after`` is
@@ -224,6 +244,11 @@ class Sessions:
         seconds = None if max_age is None else max_age_seconds(max_age)
         if seconds is not None and seconds <= 0:
             raise ValueError(f"max_age must be positive or None, got {max_age!r}")
+        if seconds is not None and seconds > MAX_LIFETIME:
+            raise ValueError(
+                f"max_age must be at most 400 days ({MAX_LIFETIME} s), the longest browsers "
+                f"keep a cookie, got {max_age!r}"
+            )
         self.cookie_name, self.max_age = cookie_name, seconds
         # NOTE: how old a signature load() accepts.
         self._lifetime = DEFAULT_MAX_AGE if seconds is None else seconds
@@ -249,7 +274,8 @@ class Sessions:
         # value ("x=a,session=..."): a sibling subdomain may set any name on the parent
         # domain, and a __Host- session would take one planted so.
         cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
-        session, signed_at = self._first_valid(cookies)
+        valid = self._valid(cookies)
+        session, signed_at = next(valid, ({}, None))
         # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
         # may be among those.
         had = bool(session) or 0 < len(cookies) <= MAX_TRIED_COOKIES
@@ -260,10 +286,14 @@ class Sessions:
         if not isinstance(session, dict):
             raise TypeError(f"request.state.session must stay a dict, not {type(session).__name__}")
         secure = self._secure_for(request)
-        # NOTE: refreshed only from the request's one cookie of the name: the browser says of
-        # none of several which is this plugin's own (its path and domain), and the one read,
-        # of a longer path or planted on the parent domain, was signed again over it.
-        due = len(cookies) == 1 and self._due(signed_at)
+        # NOTE: refreshed only when it is the one session the request's cookies hold: the
+        # browser says of none of several which is this plugin's own (its path and domain),
+        # and another that verified (of a longer path, or planted on the parent domain) was
+        # signed again over it. Ones that do not verify hold no session to be taken for it:
+        # counted, any cookie a sibling subdomain planted stopped the sliding expiry.
+        due = (
+            self._due(signed_at) and len(cookies) <= MAX_TRIED_COOKIES and next(valid, None) is None
+        )
         # NOTE: one due to be sent again is saved as a changed one is, so that save() keeps
         # the signature a subclass may override.
         self.save(response, session, "" if due else loaded, had, secure=secure)
@@ -273,7 +303,8 @@ class Sessions:
             # answers a cache may share (a site's public pages, its static files).
             add_vary(response, "Cookie")
 
-    def _first_valid(self, cookies: list[str]) -> tuple[dict[str, Any], int | None]:
+    def _valid(self, cookies: list[str]) -> Iterator[tuple[dict[str, Any], int | None]]:
+        """Give the sessions the tried cookies hold, in the order sent, each when asked for."""
         # NOTE: every cookie of the name is tried, not the first only: a sibling subdomain can
         # set one on the parent domain, or on a longer path (which the browser sends first).
         # Read alone, it emptied the session, and the deletion that followed removed the
@@ -281,8 +312,7 @@ class Sessions:
         for cookie in cookies[:MAX_TRIED_COOKIES]:
             session = self.load(cookie)
             if session:
-                return session, _signed_at(cookie)
-        return {}, None
+                yield session, _signed_at(cookie)
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:

@@ -312,8 +312,11 @@ def test_sessions_refresh_no_session_of_several_cookies_onto_the_plugins_own(
     assert looked.json() == {"user": "mallory"}  # NOTE: the first that verifies, as documented.
     assert "set-cookie" not in looked.headers
     assert looked.headers["vary"] == "Cookie"
+    # NOTE: one that verifies among cookies that do not is the only session they hold: it is
+    # refreshed (see test_sessions_refresh_the_users_session_behind_a_planted_invalid_one).
     invalid = client.get("/look", headers={"cookie": f"session=tampered; session={own}"})
-    assert invalid.json() == {"user": "ann"} and "set-cookie" not in invalid.headers
+    assert invalid.json() == {"user": "ann"}
+    assert plugin.load(set_cookie_value(invalid) or "") == {"user": "ann"}
     # NOTE: a change is the app's own doing: it goes out onto the plugin's path, as before.
     visited = client.get("/visit", headers={"cookie": f"session={other}; session={own}"})
     assert visited.json() == {"user": "mallory", "visits": 1}
@@ -322,6 +325,62 @@ def test_sessions_refresh_no_session_of_several_cookies_onto_the_plugins_own(
     alone = client.get("/look", headers={"cookie": f"session={own}"})
     refreshed = set_cookie_value(alone)
     assert refreshed is not None and plugin.load(refreshed) == {"user": "ann"}
+
+
+@pytest.mark.parametrize("planted", ["garbage", "foreign", "expired", "unsigned"])
+@pytest.mark.parametrize("order", ["planted-first", "own-first"])
+def test_sessions_refresh_the_users_session_behind_a_planted_invalid_one(
+    make_client: MakeClient,
+    colour: str,
+    monkeypatch: pytest.MonkeyPatch,
+    planted: str,
+    order: str,
+) -> None:
+    # NOTE: a sibling subdomain can set a cookie of the session's name on the parent domain;
+    # any second cookie of the name stopped the refresh, so a non-__Host- session in use
+    # expired max_age after its last change, sliding expiry or not.
+    plugin = Sessions(SECRET, secure=False, max_age=7200, refresh_after=3600)
+    app = sessions_app(plugin, colour)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now - 4000)
+    own = plugin.sign(json.dumps({"user": "ann"}))
+    monkeypatch.setattr(time, "time", lambda: now - 8000)
+    values = {
+        "garbage": "garbage",
+        "foreign": Sessions("the-secret-of-another-app-0123").sign('{"user":"mallory"}'),
+        "expired": plugin.sign('{"user":"mallory"}'),
+        "unsigned": own.rpartition(".")[0] + ".",
+    }
+    monkeypatch.setattr(time, "time", lambda: now)
+    pair = [f"session={values[planted]}", f"session={own}"]
+    header = "; ".join(pair if order == "planted-first" else pair[::-1])
+    answer = make_client(app).get("/look", headers={"cookie": header})
+    assert answer.json() == {"user": "ann"}
+    refreshed = set_cookie_value(answer)
+    assert refreshed is not None and refreshed != own
+    assert plugin.load(refreshed) == {"user": "ann"}
+    assert "Max-Age=7200" in answer.headers["set-cookie"].split("; ")
+
+
+def test_sessions_refresh_none_when_an_untried_cookie_may_be_the_users(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: past the cookies tried, another that verifies may be the user's own: the one found
+    # (planted, of another user) must not be signed over it.
+    plugin = Sessions(SECRET, secure=False, refresh_after=0)
+    found = plugin.sign('{"user":"mallory"}')
+    own = plugin.sign('{"user":"ann"}')
+    cookies = [f"session={found}", *(f"session=x.{i}.y" for i in range(7)), f"session={own}"]
+    answer = make_client(sessions_app(plugin, colour)).get(
+        "/look", headers={"cookie": "; ".join(cookies)}
+    )
+    assert answer.json() == {"user": "mallory"}
+    assert "set-cookie" not in answer.headers
+    # NOTE: all of them tried, the one that verifies is the only session: refreshed.
+    answer = make_client(sessions_app(plugin, colour)).get(
+        "/look", headers={"cookie": "; ".join(cookies[:-1])}
+    )
+    assert plugin.load(set_cookie_value(answer) or "") == {"user": "mallory"}
 
 
 @pytest.mark.parametrize(
@@ -502,6 +561,23 @@ def test_a_secret_that_is_no_str_nor_bytes_is_refused_by_name(secret: object) ->
         Sessions(secret)  # type: ignore[arg-type]
 
 
+def test_a_secret_read_from_the_environment_as_any_bytes_signs_as_those_bytes(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: os.environ holds a variable's bytes that are not UTF-8 as lone surrogates
+    # (surrogateescape): Sessions(os.environ["SECRET"]) of 32 random bytes raised
+    # UnicodeEncodeError "surrogates not allowed", with no word of the secret.
+    raw = bytes(range(200, 232))
+    # NOTE: as os.environ decodes it on POSIX, whatever this process's locale.
+    plugin = Sessions(raw.decode("utf-8", "surrogateescape"), secure=False)
+    assert plugin.keys == Sessions(raw).keys
+    value = set_cookie_value(make_client(sessions_app(plugin, colour)).get("/visit"))
+    assert value is not None and plugin.load(value) == {"visits": 1}
+    # NOTE: a lone surrogate no environment gives (JSON's "\\ud800") is named, not encoded.
+    with pytest.raises(ValueError, match="a session secret holds a lone surrogate"):
+        Sessions(SECRET + "\ud800")
+
+
 def test_a_path_of_none_is_refused() -> None:
     # NOTE: it went out with no Path, which scopes the cookie to the folder of the request
     # that set it: a login at /auth/login was never sent to /me, and never stuck.
@@ -548,6 +624,15 @@ def test_sessions_refuse_bad_arguments() -> None:
     for age in (float("inf"), float("nan"), -float("inf")):
         with pytest.raises(ValueError, match="max_age must be a finite number of seconds"):
             Sessions(SECRET, max_age=age)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_age", [10**30, 1e300, timedelta.max, 400 * 24 * 3600 + 0.5])
+def test_sessions_refuse_a_max_age_longer_than_browsers_keep_a_cookie(max_age: Any) -> None:
+    # NOTE: max_age=10**30 was taken: browsers keep a cookie 400 days at most, while the server
+    # accepted its signature for 10**30 s, so a cookie copied off a machine was good for ever.
+    with pytest.raises(ValueError, match=r"max_age must be at most 400 days \(34560000 s\)"):
+        Sessions(SECRET, max_age=max_age)
+    assert Sessions(SECRET, max_age=timedelta(days=400)).max_age == 34_560_000
 
 
 @pytest.mark.parametrize(
