@@ -276,7 +276,7 @@ def serve(
             message gives the install command), or an option does not fit the server.
     """
     try:
-        module = importlib.import_module(server)
+        importlib.import_module(server)
     except ImportError:
         # NOTE: not "pip install 'microweb[...]'": PyPI's microweb is an unrelated project.
         raise TargetError(
@@ -318,6 +318,11 @@ def serve(
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
     # served (Uvicorn's path, which sets this handler itself, ended at once).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if server == "uvicorn":
+        # NOTE: before the app's import: see _uvicorn.Config.
+        from ._uvicorn import configure_uvicorn_logging
+
+        configure_uvicorn_logging()
     app = loaded(target)
     trust_proxies(app, forwarded_allow_ips)
     configure_logging(log_level)
@@ -329,7 +334,7 @@ def serve(
         check_address(host, port)
     try:
         stopped_by = _serve(
-            module, app, target, server, host, port, workers, reload, listener,
+            app, target, server, host, port, workers, reload, listener,
             threads=threads,
             root_path=root_path,
             log_level=log_level,
@@ -369,7 +374,6 @@ def _compile(app: App) -> None:
 
 
 def _serve(
-    module: Any,
     app: App,
     target: str,
     server: str,
@@ -413,11 +417,8 @@ def _serve(
             app, host, threads, root_path, graceful_timeout, announce, adjustments
         )
     time_clients(client_timeout)
-    from ._uvicorn import LOG_CONFIG
-
     settings = {
         "log_level": log_level,
-        "log_config": LOG_CONFIG,
         "timeout_graceful_shutdown": graceful_timeout,
         # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
         "proxy_headers": False,
@@ -439,7 +440,7 @@ def _serve(
         _export(FORWARDED_VARIABLE, forwarded_allow_ips)
         os.environ[CLIENT_TIMEOUT_VARIABLE] = str(client_timeout)
         return _serve_uvicorn_processes(
-            module, target, settings, workers, reload, threads, root_path, announce, sockets
+            target, settings, workers, reload, threads, root_path, announce, sockets
         )
     return _serve_uvicorn(app, settings, threads, root_path, announce, sockets)
 
@@ -503,7 +504,6 @@ def _export(name: str, value: str | None) -> None:
 
 
 def _serve_uvicorn_processes(
-    module: Any,
     target: str,
     settings: dict[str, Any],
     workers: int,
@@ -520,12 +520,13 @@ def _serve_uvicorn_processes(
     os.environ[LOG_LEVEL_VARIABLE] = settings["log_level"]
     _export(THREADS_VARIABLE, None if threads is None else str(threads))
     from ._supervisor import bind, serve_processes
+    from ._uvicorn import Config
 
     if sockets is None:
         sockets = bind(settings["host"], settings["port"])
         if sockets is None:
             return None
-    config = module.Config(
+    config = Config(
         "microweb._serving:asgi_from_environment",
         factory=True,
         workers=workers,

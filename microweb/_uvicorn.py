@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
+import logging.config
 import os
 import socket
 import sys
@@ -57,6 +59,33 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 LOG_CONFIG: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
 for _handler in LOG_CONFIG["handlers"].values():
     _handler["class"] = f"{__name__}.{UnreadStreamHandler.__qualname__}"
+
+
+@functools.cache
+def configure_uvicorn_logging() -> None:
+    """Set Uvicorn's loggers up (``LOG_CONFIG``), once a process."""
+    logging.config.dictConfig(copy.deepcopy(LOG_CONFIG))
+
+
+class Config(uvicorn.Config):
+    """``uvicorn.Config`` whose logging set-up leaves the handlers there are open.
+
+    Uvicorn sets its loggers up with ``logging.config.dictConfig()`` each time a ``Config`` is
+    made, and that closes every handler of the process: ``microweb serve`` imports the app
+    before, and a handler the app made as it was imported (a ``FileHandler`` of mode ``"w"``)
+    wrote nothing more. Here that runs once a process (``configure_uvicorn_logging``), before
+    the app is imported: ``serve()`` calls it first, and a worker or the reloader's child sets
+    its logging up before it imports the app. Uvicorn's ``log_config`` is not read.
+    """
+
+    def configure_logging(self) -> None:
+        """Set Uvicorn's loggers up once, then their levels as Uvicorn does."""
+        configure_uvicorn_logging()
+        own, self.log_config = self.log_config, None
+        try:
+            super().configure_logging()
+        finally:
+            self.log_config = own
 
 
 class OrderlyUvicorn(uvicorn.Server):
@@ -186,4 +215,4 @@ class OrderlyUvicorn(uvicorn.Server):
 
 def orderly_uvicorn(app: Any, announce: Callable[[int], None], **settings: Any) -> OrderlyUvicorn:
     """Return an ``OrderlyUvicorn`` serving the ASGI callable ``app`` with ``settings``."""
-    return OrderlyUvicorn(uvicorn.Config(app, **settings), announce)
+    return OrderlyUvicorn(Config(app, **settings), announce)

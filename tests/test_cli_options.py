@@ -46,7 +46,6 @@ import microweb._waitress
 from microweb import App, Limits, Request
 from microweb._h11 import BoundedH11
 from microweb._httptools import BoundedHttpTools
-from microweb._uvicorn import LOG_CONFIG
 from microweb.plugins import AccessLog, ProxyHeaders
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +122,8 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
     monkeypatch.setattr(serving_module, "end_by", fake.ended_by)
     monkeypatch.setattr(microweb._uvicorn, "orderly_uvicorn", fake.server)
+    monkeypatch.setattr(microweb._uvicorn, "Config", fake.Config)
+    monkeypatch.setattr(microweb._uvicorn, "configure_uvicorn_logging", lambda: None)
     monkeypatch.setattr(microweb._supervisor, "serve_processes", fake.serve_processes)
     monkeypatch.setattr(microweb._supervisor, "bind", lambda host, port: "socket")
     # NOTE: serve() sets the stall timeout of this process's protocols; restored at the end.
@@ -178,7 +179,6 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "host": HOST,
         "port": 8000,
         "log_level": "warning",
-        "log_config": LOG_CONFIG,
         "timeout_graceful_shutdown": 2.5,
         "proxy_headers": False,
         "access_log": False,

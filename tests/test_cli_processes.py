@@ -647,3 +647,48 @@ def test_a_stdout_that_app_code_closed_is_said_and_the_process_ends_by_the_signa
     )
     # NOTE: Uvicorn's access log says its own error, with the call stack of the request.
     assert "in end_by" not in read_log(log), read_log(log)
+
+
+_LOGGING_APP = """
+import logging, os
+from microweb import App
+
+# NOTE: mode "w": a FileHandler closed once writes nothing more (Python's bpo-42378).
+handler = logging.FileHandler(os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"), "w")
+logger = logging.getLogger("logging_app")
+logger.addHandler(handler)
+logger.setLevel(logging.INFO)
+app = App()
+
+
+@app.get("/")
+def home(request):
+    logger.info("served by %d", os.getpid())
+    return "ok"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "reload"])
+def test_the_apps_own_log_handlers_outlive_uvicorns_logging_set_up(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: Uvicorn sets its loggers up with logging.config.dictConfig(), which closes every
+    # handler there is: the single process imports the app first, and a handler the app made
+    # as it was imported wrote nothing more.
+    (tmp_path / "logging_app.py").write_text(_LOGGING_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    variables = environment(LOGGING_APP_DIR=str(tmp_path))
+    process = start(command, port=port, log=log, env=variables, cwd=tmp_path)
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "ok"
+    finally:
+        stop(process, timeout=10)
+    written = "".join(path.read_text() for path in tmp_path.glob("[0-9]*.log"))
+    assert "served by " in written, read_log(log)
+    # NOTE: Uvicorn's own lines still go out, in each process that serves.
+    assert "Application startup complete." in read_log(log)
