@@ -14,14 +14,26 @@ from ._stopping import to_nowhere
 logger = logging.getLogger("microweb")
 
 
+# NOTE: the loggers of microweb and of the servers it runs, children included.
+_SERVING_LOGGERS = frozenset({"microweb", "waitress", "uvicorn"})
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level`` from the ``"microweb"`` and ``"waitress"`` loggers.
 
-    A handler is added only when the app has not configured logging itself.
+    A handler is added only when the app has not configured logging itself; the loggers of
+    microweb and the servers stay on when the app's own set-up disabled them.
     """
     logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
     for name in ("microweb", "waitress"):
         logging.getLogger(name).setLevel(level.upper())
+    # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
+    # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's
+    # lines went nowhere. (Uvicorn's own dictConfig() turned them on again after a single
+    # process's import, and a logger the app had turned off with them.)
+    for name, each in list(logging.root.manager.loggerDict.items()):
+        if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
+            each.disabled = False
     # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
     # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
     waitress = logging.getLogger("waitress")

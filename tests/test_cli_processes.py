@@ -654,7 +654,8 @@ import logging, os
 from microweb import App
 
 # NOTE: mode "w": a FileHandler closed once writes nothing more (Python's bpo-42378).
-handler = logging.FileHandler(os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"), "w")
+path = os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log")
+handler = logging.FileHandler(path, "w")
 logger = logging.getLogger("logging_app")
 logger.addHandler(handler)
 logger.setLevel(logging.INFO)
@@ -692,3 +693,50 @@ def test_the_apps_own_log_handlers_outlive_uvicorns_logging_set_up(
     assert "served by " in written, read_log(log)
     # NOTE: Uvicorn's own lines still go out, in each process that serves.
     assert "Application startup complete." in read_log(log)
+
+
+_DICT_CONFIGURED_APP = """
+import logging.config, os
+from microweb import App
+
+logging.config.dictConfig({
+    "version": 1,
+    "handlers": {"file": {
+        "class": "logging.FileHandler",
+        "filename": os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"),
+    }},
+    "root": {"handlers": ["file"], "level": "INFO"},
+})
+app = App()
+
+
+@app.get("/")
+def home(request):
+    raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers"])
+def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: dictConfig() disables the loggers there are (disable_existing_loggers, True by
+    # default): an app that set its logging up so as it was imported silenced microweb's
+    # errors, and Uvicorn's lines where Uvicorn's loggers were set up first.
+    (tmp_path / "logging_app.py").write_text(_DICT_CONFIGURED_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    variables = environment(LOGGING_APP_DIR=str(tmp_path))
+    process = start(command, port=port, log=log, env=variables, cwd=tmp_path)
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
+    finally:
+        stop(process, timeout=10)
+    written = "".join(path.read_text() for path in tmp_path.glob("[0-9]*.log"))
+    assert "unhandled error in GET /" in written, read_log(log)
+    if mode != "waitress":
+        assert "Application startup complete." in written + read_log(log)
