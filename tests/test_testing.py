@@ -132,6 +132,8 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
     [
         *("http:%5Cevil.example", "http://[::1/x"),
         *("http://xn--a/", "https://xn--ls8h.example/x", "//xn--a/x"),
+        # NOTE: no host, as a browser reads them; httpx read "//" as this page, in a loop.
+        *("//", "/\\", "https://", "//user@:80/x"),
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
@@ -273,6 +275,48 @@ def test_a_followed_redirect_to_another_host_carries_no_credentials_of_this_one(
         with pytest.raises(httpx.TooManyRedirects):
             client.get("/loop")
         assert client.cookies["looped"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("location", "scheme", "host", "path"),
+    [
+        ("//evil.example/x", "http", "evil.example", "/x"),
+        ("https://evil.example/x", "https", "evil.example", "/x"),
+        ("/\\evil.example/x", "http", "evil.example", "/x"),
+        ("\\\\evil.example\\x", "http", "evil.example", "/x"),
+        ("\\/evil.example/x", "http", "evil.example", "/x"),
+        ("///evil.example/x", "http", "evil.example", "/x"),
+        ("/\t/evil.example/x", "http", "evil.example", "/x"),
+        ("http:\\\\evil.example\\x", "http", "evil.example", "/x"),
+        ("http:///evil.example/x", "http", "evil.example", "/x"),
+        ("https:evil.example/x", "https", "evil.example", "/x"),
+        ("/a\\b", "http", "testserver", "/a/b"),
+    ],
+)
+def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(
+    interface: str, location: str, scheme: str, host: str, path: str
+) -> None:
+    # NOTE: httpx joined "/\evil.example/x" as a path of this host, where a browser leaves for
+    # evil.example, as for "//evil.example/x". SPEC: WHATWG URL: in an http(s) URL a backslash
+    # is a slash, a tab or a newline is dropped, and any run of slashes starts the host.
+    app = App()
+
+    @app.get("/from")
+    def moves(request: Request) -> Response:
+        return Response(status=302, headers={"location": location})
+
+    @app.get("/{rest:path}")
+    def lands(request: Request, rest: str) -> dict[str, str]:
+        return {"scheme": request.scheme, "host": request.host, "path": request.path}
+
+    with TestClient(app, interface=interface) as client:
+        moved = client.get("/from")
+        assert moved.headers["location"] == location
+        assert moved.next_request is not None
+        assert (moved.next_request.url.host, moved.next_request.url.path) == (host, path)
+        landed = client.get("/from", follow_redirects=True)
+        assert landed.json() == {"scheme": scheme, "host": host, "path": path}
+        assert landed.url == f"{scheme}://{host}{path}"
 
 
 def test_follow_redirects_set_on_the_client_later_counts(interface: str) -> None:
