@@ -82,8 +82,9 @@ _UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
 _DELTA_SECONDS = re.compile(r"-?[0-9]+")
 
 
-def _as_browsers_read(line: str) -> str:
-    """Return a ``Set-Cookie`` line without the attributes a browser ignores.
+def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
+    """Return a ``Set-Cookie`` line's name and value, and its attributes a browser reads, each
+    by its name in lower case.
 
     SPEC: RFC 6265 5.2: a ``Max-Age`` that is not a number, an empty ``Domain`` and a ``Path``
     that does not start with ``/`` are ignored, and the cookie kept (with its default path);
@@ -105,19 +106,41 @@ def _as_browsers_read(line: str) -> str:
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute
-    return ";".join([pair, *kept.values()])
+    return pair, kept
+
+
+# NOTE: the schemes the standard library's jar sends a Secure cookie to (its policy's
+# secure_protocols), which are the ones it keeps one from.
+_SECURE_SCHEMES = frozenset({"https", "wss"})
+
+
+def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool:
+    """Whether a browser ignores a ``Set-Cookie``, deletion included, for its ``Secure`` flag or
+    its name's prefix.
+
+    SPEC: RFC 6265bis (draft), storage model: a cookie with the secure-only flag from a scheme
+    that is not secure is ignored; so is one whose name starts with ``__Secure-`` (in any
+    case) without it, and one whose name starts with ``__Host-`` without it, with a
+    ``Domain`` or without a ``Path`` attribute of ``/``.
+    """
+    name = pair.partition("=")[0].strip().lower()
+    secure = "secure" in attributes
+    if (secure and not secure_scheme) or (name.startswith("__secure-") and not secure):
+        return True
+    path = attributes.get("path", "").partition("=")[2].strip()
+    return name.startswith("__host-") and (not secure or "domain" in attributes or path != "/")
 
 
 class _AsBrowsersRead:
     """A response, as a cookie jar reads it, with one ``Set-Cookie`` line read as a browser
     reads it (and no ``Set-Cookie2`` line, which browsers ignore)."""
 
-    def __init__(self, line: str) -> None:
-        self._line = line
+    def __init__(self, pair: str, attributes: dict[str, str]) -> None:
+        self._line = ";".join([pair, *attributes.values()])
 
     def info(self) -> email.message.Message:
         info = email.message.Message()
-        info["Set-Cookie"] = _as_browsers_read(self._line)
+        info["Set-Cookie"] = self._line
         return info
 
 
@@ -137,8 +160,14 @@ class _Jar(http.cookiejar.CookieJar):
         with self._cookies_lock:  # type: ignore[attr-defined]
             self._answering = _effective_host(request)
             try:
+                secure_scheme = request.type in _SECURE_SCHEMES
                 for line in response.info().get_all("Set-Cookie", []):
-                    one = cast(http.client.HTTPResponse, _AsBrowsersRead(str(line)))
+                    pair, attributes = _as_browsers_read(str(line))
+                    if _ignored(pair, attributes, secure_scheme):
+                        # NOTE: before the jar reads it: it deletes an expired cookie before
+                        # its policy has a say.
+                        continue
+                    one = cast(http.client.HTTPResponse, _AsBrowsersRead(pair, attributes))
                     super().extract_cookies(one, request)
             finally:
                 self._answering = None
