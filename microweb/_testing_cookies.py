@@ -14,6 +14,7 @@ import copy
 import email.message
 import http.client
 import http.cookiejar
+import ipaddress
 import re
 import urllib.request
 import weakref
@@ -28,6 +29,8 @@ GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.C
 # NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
 # leaves out.
 _effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
+# NOTE: the path of a request, as the jar reads it (typeshed leaves it out too).
+_request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
 
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
@@ -43,6 +46,25 @@ def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
 
 # NOTE: what a cookie's name and value may hold to be sent back: printable ASCII and tabs.
 _SENDABLE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _domain_matches(domain: str, other: str) -> bool:
+    return domain == other or domain.endswith("." + other)
+
+
+def _path_matches(path: str, other: str) -> bool:
+    # SPEC: RFC 6265 5.1.4.
+    return path == other or (
+        path.startswith(other) and (other.endswith("/") or path[len(other)] == "/")
+    )
 
 
 class _Policy(http.cookiejar.DefaultCookiePolicy):
@@ -66,6 +88,10 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         hosts = _effective_host(request)
+        if cookie.domain_specified and _is_ip_address(hosts[0]):
+            # NOTE: the jar took "Domain=0.0.1" from 10.0.0.1, and sent it to 20.0.0.1. SPEC:
+            # RFC 6265 5.1.3: an IP address domain-matches itself alone.
+            return bool(cookie.domain.removeprefix(".").lower() == hosts[0])
         if cookie.domain_specified and hosts[0] != hosts[1]:
             # NOTE: Python 3.10's refuses the host itself ("contains no embedded dot"), 3.11's
             # takes it; both took Domain=local (or testserver.local) from testserver, for the
@@ -109,6 +135,10 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
     return pair, kept
 
 
+def _value(attributes: dict[str, str], name: str) -> str:
+    return attributes.get(name, "").partition("=")[2].strip()
+
+
 # NOTE: the schemes the standard library's jar sends a Secure cookie to (its policy's
 # secure_protocols), which are the ones it keeps one from.
 _SECURE_SCHEMES = frozenset({"https", "wss"})
@@ -127,7 +157,7 @@ def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool
     secure = "secure" in attributes
     if (secure and not secure_scheme) or (name.startswith("__secure-") and not secure):
         return True
-    path = attributes.get("path", "").partition("=")[2].strip()
+    path = _value(attributes, "path")
     return name.startswith("__host-") and (not secure or "domain" in attributes or path != "/")
 
 
@@ -163,7 +193,9 @@ class _Jar(http.cookiejar.CookieJar):
                 secure_scheme = request.type in _SECURE_SCHEMES
                 for line in response.info().get_all("Set-Cookie", []):
                     pair, attributes = _as_browsers_read(str(line))
-                    if _ignored(pair, attributes, secure_scheme):
+                    if _ignored(pair, attributes, secure_scheme) or (
+                        not secure_scheme and self._shadows_secure(pair, attributes, request)
+                    ):
                         # NOTE: before the jar reads it: it deletes an expired cookie before
                         # its policy has a say.
                         continue
@@ -171,6 +203,38 @@ class _Jar(http.cookiejar.CookieJar):
                     super().extract_cookies(one, request)
             finally:
                 self._answering = None
+
+    def _shadows_secure(
+        self, pair: str, attributes: dict[str, str], request: urllib.request.Request
+    ) -> bool:
+        """Whether a ``Set-Cookie`` from a scheme that is not secure would replace (or delete, or
+        come before) a ``Secure`` cookie, which a browser does not let it do.
+
+        SPEC: RFC 6265bis (draft), storage model: a cookie without the secure-only flag, from
+        such a scheme, is ignored if a Secure cookie of its name has a domain that
+        domain-matches its own (or the other way round) and a path that its path
+        path-matches. "s=2" over http replaced the "s=1; Secure" of an https answer.
+        """
+        if "secure" in attributes:
+            return False  # NOTE: ignored already, as Secure from such a scheme.
+        host, named = cast(tuple[str, str], self._answering)
+        name = pair.partition("=")[0].strip()
+        domain = _value(attributes, "domain").removeprefix(".").lower() or host
+        path = _value(attributes, "path")
+        if not path:
+            request_path: str = _request_path(request)
+            path = request_path[: request_path.rfind("/")] or "/"
+        for cookie in self:
+            kept = cookie.domain.removeprefix(".")
+            kept = host if kept == named else kept
+            if (
+                cookie.secure
+                and cookie.name == name
+                and (_domain_matches(kept, domain) or _domain_matches(domain, kept))
+                and _path_matches(path, cookie.path)
+            ):
+                return True
+        return False
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         self._clear_twin(cookie.domain, cookie.path, cookie.name)

@@ -747,3 +747,39 @@ def test_a_deletion_a_browser_ignores_leaves_the_cookie(interface: str) -> None:
         client.get("https://testserver/set", params={"line": "s=1; Secure"})
         client.get("http://testserver/set", params={"line": "s=; Max-Age=0; Secure"})
         assert dict(client.cookies) == {"s": "1"}
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_plain_http_answer_can_neither_replace_nor_delete_a_secure_cookie(
+    interface: str,
+) -> None:
+    # NOTE: "s=2" over http replaced the Secure "s=1" an https answer had set, and "s=; Max-Age=0"
+    # deleted it: a page over http could overwrite a session kept for https. SPEC: RFC 6265bis,
+    # storage model ("strict secure cookies"): a Set-Cookie without Secure from a scheme that is
+    # not secure is ignored where a Secure cookie of that name has a domain that domain-matches
+    # its own (or the other way round) and a path its path path-matches.
+    with TestClient(_line_app(), interface=interface, base_url="https://testserver") as client:
+        client.get("/set", params={"line": "s=1; Secure"})
+        client.get("http://testserver/set", params={"line": "s=2"})
+        client.get("http://testserver/set", params={"line": "s=3; Domain=testserver"})
+        assert client.get("/line").text == "s=1"
+        client.get("http://testserver/set", params={"line": "s=; Max-Age=0"})
+        assert client.get("/line").text == "s=1"
+        # NOTE: one whose path the Secure one's path does not cover is kept.
+        client.get("/set", params={"line": "p=1; Secure; Path=/line"})
+        client.get("http://testserver/set", params={"line": "p=2; Path=/"})
+        assert client.get("/line").text == "p=1; s=1; p=2"
+        client.get("/set", params={"line": "s=; Max-Age=0; Secure"})
+        client.get("http://testserver/set", params={"line": "s=5"})
+        assert client.get("http://testserver/line").text == "p=2; s=5"
+
+
+@pytest.mark.parametrize("domain", ["0.0.1", ".0.0.1", "0.1", "example.com"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_an_ip_address_host_takes_a_domain_of_itself_alone(interface: str, domain: str) -> None:
+    # NOTE: "Domain=0.0.1" from 10.0.0.1 was kept, and sent to 20.0.0.1. SPEC: RFC 6265 5.1.3:
+    # an IP address domain-matches itself alone.
+    with TestClient(_line_app(), interface=interface, base_url="http://10.0.0.1") as client:
+        client.get("/set", params={"line": [f"a=1; Domain={domain}", "b=1; Domain=10.0.0.1"]})
+        assert client.get("/line").text == "b=1"
+        assert client.get("http://20.0.0.1/line").text == "none"
