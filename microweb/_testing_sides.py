@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Any, cast
 
 import httpx
 
 from ._errors import unhandled_errors
+from ._testing_cookies import in_browsers_order
 
 # NOTE: in a request's extensions: whether its redirects are followed.
 FOLLOWING = "microweb.following"
@@ -161,6 +162,19 @@ class Side(httpx.Client):
         without_body_headers(headers, request, method)
         return headers
 
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        request = super().build_request(method, url, **kwargs)
+        if "cookie" not in httpx.Headers(kwargs.get("headers")):
+            in_browsers_order(request, self.cookies.jar)
+        return request
+
+    def _build_redirect_request(
+        self, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Request:
+        followed = super()._build_redirect_request(request, response)
+        in_browsers_order(followed, self.cookies.jar)
+        return followed
+
 
 class AsyncSide(httpx.AsyncClient):
     """The ASGI side's httpx client, which follows a redirect as a browser does."""
@@ -177,6 +191,19 @@ class AsyncSide(httpx.AsyncClient):
         headers = super()._redirect_headers(request, url, method)
         without_body_headers(headers, request, method)
         return headers
+
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        request = super().build_request(method, url, **kwargs)
+        if "cookie" not in httpx.Headers(kwargs.get("headers")):
+            in_browsers_order(request, self.cookies.jar)
+        return request
+
+    def _build_redirect_request(
+        self, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Request:
+        followed = super()._build_redirect_request(request, response)
+        in_browsers_order(followed, self.cookies.jar)
+        return followed
 
 
 def record_answer(response: httpx.Response) -> None:

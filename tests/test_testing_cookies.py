@@ -783,3 +783,27 @@ def test_an_ip_address_host_takes_a_domain_of_itself_alone(interface: str, domai
         client.get("/set", params={"line": [f"a=1; Domain={domain}", "b=1; Domain=10.0.0.1"]})
         assert client.get("/line").text == "b=1"
         assert client.get("http://20.0.0.1/line").text == "none"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_cookies_are_sent_longest_path_first_then_oldest_first(interface: str) -> None:
+    # NOTE: Python 3.10's jar sent those of one path in the order of their names ("a; m; z"
+    # for "z", "a", "m"), and every version those of a domain in the order the domains were
+    # first used: "id=own; id=parent" once the host had a cookie, where a browser sends the
+    # parent's, set first, first; and a test's cookie after those set since. SPEC:
+    # RFC 6265 5.4 step 2: longer paths first, then earlier creation times; a replaced
+    # cookie keeps the creation time of the one it replaced (5.3 step 11).
+    base_url = "http://www.example.com"
+    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+        client.get("/set", params={"line": ["z=1", "a=1", "m=1"]})
+        assert client.get("/line").text == "z=1; a=1; m=1"
+        client.get("/set", params={"line": "z=2"})
+        assert client.get("/line").text == "z=2; a=1; m=1"
+        client.cookies.clear()
+        client.get("/set", params={"line": "first=1"})
+        client.get("/set", params={"line": "id=parent; Domain=example.com"})
+        client.get("/set", params={"line": ["id=own", "deep=1; Path=/line"]})
+        assert client.get("/line").text == "deep=1; first=1; id=parent; id=own"
+        client.cookies.set("theme", "dark")
+        client.get("/set", params={"line": "later=1"})
+        assert client.get("/line").text == "deep=1; first=1; id=parent; id=own; theme=dark; later=1"
