@@ -15,13 +15,14 @@ import email.message
 import http.client
 import http.cookiejar
 import ipaddress
-import itertools
 import re
 import urllib.request
 import weakref
 from typing import cast
 
 import httpx
+
+from ._testing_cookie_order import kept_as, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -238,11 +239,11 @@ class _Jar(http.cookiejar.CookieJar):
         return False
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or _kept_as(
+        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or kept_as(
             self, cookie
         )
         # NOTE: a replaced cookie's creation counts, as in a browser (RFC 6265 5.3 step 11).
-        _stamp(cookie, replaced)
+        stamp(cookie, replaced)
         super().set_cookie(cookie)
 
     def clear(
@@ -271,54 +272,6 @@ class _Jar(http.cookiejar.CookieJar):
         return None
 
 
-# NOTE: each cookie's creation, as a number that grows: the standard library's Cookie has none.
-_CREATION = "microweb_created"
-_creations = itertools.count()
-
-
-def _created(cookie: http.cookiejar.Cookie) -> int:
-    created: int = getattr(cookie, _CREATION, -1)
-    return created
-
-
-def _stamp(cookie: http.cookiejar.Cookie, replaced: http.cookiejar.Cookie | None) -> None:
-    """Give ``cookie`` the creation of the one it replaces, or its own, or a new one."""
-    for known in (replaced, cookie):
-        if known is not None and hasattr(known, _CREATION):
-            setattr(cookie, _CREATION, _created(known))
-            return
-    setattr(cookie, _CREATION, next(_creations))
-
-
-def _kept_as(
-    jar: http.cookiejar.CookieJar, cookie: http.cookiejar.Cookie
-) -> http.cookiejar.Cookie | None:
-    kept: dict[str, dict[str, http.cookiejar.Cookie]] = jar._cookies.get(cookie.domain, {})  # type: ignore[attr-defined]
-    return kept.get(cookie.path, {}).get(cookie.name)
-
-
-def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> None:
-    """Put the cookies of ``request``'s ``Cookie`` header, which httpx made from ``jar``, in the
-    order a browser sends them, in place.
-
-    httpx copies the jar into a standard one for each request, whose order is its own:
-    Python 3.10's by name ("a=1; m=1; z=1" for "z", "a", "m"), later versions' by the domain
-    first used ("id=own; id=parent" once the host had a cookie, where the parent's came
-    first). SPEC: RFC 6265 5.4 step 2: longer paths first, then earlier creation times.
-    """
-    header = request.headers.get("cookie")
-    if header is None:
-        return
-    order: dict[str, tuple[int, int]] = {}
-    for cookie in jar:
-        key = (-len(cookie.path), _created(cookie))
-        pair = f"{cookie.name}={cookie.value}"
-        order[pair] = min(order.get(pair, key), key)
-    pairs = header.split("; ")
-    if all(pair in order for pair in pairs):
-        request.headers["cookie"] = "; ".join(sorted(pairs, key=order.__getitem__))
-
-
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:
     """Return a copy of ``cookies`` whose jar takes a ``Set-Cookie`` as a browser does."""
     jar = _Jar(_Policy())
@@ -344,7 +297,7 @@ class _SideJar(_Jar):
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
-            _stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
+            stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
             cookie = _for_host(cookie, self._hosts[1])
         super().set_cookie(cookie)
 

@@ -16,7 +16,7 @@ from typing import Any, cast
 import httpx
 
 from ._errors import unhandled_errors
-from ._testing_cookies import in_browsers_order
+from ._testing_cookie_order import in_browsers_order
 
 # NOTE: in a request's extensions: whether its redirects are followed.
 FOLLOWING = "microweb.following"
