@@ -22,6 +22,7 @@ from typing import cast
 
 import httpx
 
+from ._cookies import MAX_COOKIE_PAIR
 from ._testing_cookie_order import kept_as, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
@@ -153,11 +154,17 @@ def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool
     SPEC: RFC 6265bis (draft), storage model: a cookie with the secure-only flag from a scheme
     that is not secure is ignored; so is one whose name starts with ``__Secure-`` (in any
     case) without it, and one whose name starts with ``__Host-`` without it, with a
-    ``Domain`` or without a ``Path`` attribute of ``/``.
+    ``Domain`` or without a ``Path`` attribute of ``/``; and one whose name and value pass
+    ``MAX_COOKIE_PAIR`` bytes (a session grown that large passed its tests).
     """
-    name = pair.partition("=")[0].strip().lower()
+    name, _, value = (part.strip() for part in pair.partition("="))
+    name = name.lower()
     secure = "secure" in attributes
-    if (secure and not secure_scheme) or (name.startswith("__secure-") and not secure):
+    if (
+        len(name) + len(value) > MAX_COOKIE_PAIR
+        or (secure and not secure_scheme)
+        or (name.startswith("__secure-") and not secure)
+    ):
         return True
     path = _value(attributes, "path")
     return name.startswith("__host-") and (not secure or "domain" in attributes or path != "/")
