@@ -109,6 +109,10 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
 # from any other port, a Version or Port it could not read dropped the cookie).
 _UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
 _DELTA_SECONDS = re.compile(r"-?[0-9]+")
+# SPEC: RFC 6265bis (draft), 5.6: an attribute value past 1024 bytes is ignored, and a Max-Age
+# is cut to 400 days (the jar's float of a 400-digit one overflowed: the cookie was dropped).
+_MAX_ATTRIBUTE = 1024
+_MAX_AGE = 400 * 24 * 3600
 
 
 def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
@@ -127,11 +131,14 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
         name, value = name.strip().lower(), value.strip()
         if (
             name in _UNKNOWN
+            or len(value) > _MAX_ATTRIBUTE
             or (name == "max-age" and not _DELTA_SECONDS.fullmatch(value))
             or (name == "domain" and not value.lstrip("."))
             or (name == "path" and not value.startswith("/"))
         ):
             continue
+        if name == "max-age" and int(value) > _MAX_AGE:
+            attribute = f"Max-Age={_MAX_AGE}"
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute
