@@ -30,12 +30,14 @@ def stamp(cookie: http.cookiejar.Cookie, replaced: http.cookiejar.Cookie | None)
     setattr(cookie, _CREATION, next(_creations))
 
 
-def kept_as(
-    jar: http.cookiejar.CookieJar, cookie: http.cookiejar.Cookie
+def held(
+    jar: http.cookiejar.CookieJar, domain: str, path: str, name: str
 ) -> http.cookiejar.Cookie | None:
-    """Return the cookie ``jar`` holds of ``cookie``'s domain, path and name, if any."""
-    kept: dict[str, dict[str, http.cookiejar.Cookie]] = jar._cookies.get(cookie.domain, {})  # type: ignore[attr-defined]
-    return kept.get(cookie.path, {}).get(cookie.name)
+    """Return the cookie ``jar`` holds of that domain, path and name, if any."""
+    # NOTE: the jar's own dictionaries, by domain, path and name: it has no lookup of its own.
+    cookies: dict[str, dict[str, dict[str, http.cookiejar.Cookie]]]
+    cookies = jar._cookies  # type: ignore[attr-defined]
+    return cookies.get(domain, {}).get(path, {}).get(name)
 
 
 def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> None:

@@ -9,7 +9,6 @@ RFC 6265's: see ``_as_browsers_read()``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import email.message
 import http.client
@@ -23,7 +22,7 @@ from typing import cast
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import kept_as, stamp
+from ._testing_cookie_order import held, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -253,8 +252,8 @@ class _Jar(http.cookiejar.CookieJar):
         return False
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or kept_as(
-            self, cookie
+        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or held(
+            self, cookie.domain, cookie.path, cookie.name
         )
         # NOTE: a replaced cookie's creation counts, as in a browser (RFC 6265 5.3 step 11).
         stamp(cookie, replaced)
@@ -279,11 +278,10 @@ class _Jar(http.cookiejar.CookieJar):
         twin = named if domain == "." + host else "." + host if domain == named else None
         if twin is None:
             return None
-        with contextlib.suppress(KeyError):
-            cleared: http.cookiejar.Cookie = self._cookies[twin][path][name]  # type: ignore[attr-defined]
+        cleared = held(self, twin, path, name)
+        if cleared is not None:
             super().clear(twin, path, name)
-            return cleared
-        return None
+        return cleared
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:
