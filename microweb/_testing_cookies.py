@@ -160,8 +160,9 @@ def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool
     SPEC: RFC 6265bis (draft), storage model: a cookie with the secure-only flag from a scheme
     that is not secure is ignored; so is one whose name starts with ``__Secure-`` (in any
     case) without it, and one whose name starts with ``__Host-`` without it, with a
-    ``Domain`` or without a ``Path`` attribute of ``/``; and one whose name and value pass
-    ``MAX_COOKIE_PAIR`` bytes (a session grown that large passed its tests).
+    ``Domain`` or without a ``Path`` attribute of ``/``; one whose ``SameSite`` is ``None``
+    without it; and one whose name and value pass ``MAX_COOKIE_PAIR`` bytes (a session grown
+    that large passed its tests).
     """
     name, _, value = (part.strip() for part in pair.partition("="))
     name = name.lower()
@@ -170,6 +171,7 @@ def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool
         len(name) + len(value) > MAX_COOKIE_PAIR
         or (secure and not secure_scheme)
         or (name.startswith("__secure-") and not secure)
+        or (_value(attributes, "samesite").lower() == "none" and not secure)
     ):
         return True
     path = _value(attributes, "path")
