@@ -132,7 +132,7 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
             name in _UNKNOWN
             or len(value) > _MAX_ATTRIBUTE
             or (name == "max-age" and not _DELTA_SECONDS.fullmatch(value))
-            or (name == "domain" and not value.lstrip("."))
+            or (name == "domain" and not value.removeprefix("."))
             or (name == "path" and not value.startswith("/"))
         ):
             continue

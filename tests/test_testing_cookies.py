@@ -854,3 +854,18 @@ def test_a_samesite_none_cookie_without_secure_is_ignored(
     with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": ["a=0", line]})
         assert client.get("/line").text == ("a=1" if kept else "a=0")
+
+
+@pytest.mark.parametrize(
+    ("domain", "kept"), [("", True), (".", True), ("..", False), ("...", False)]
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_domain_of_dots_is_empty_with_one_dot_alone(
+    interface: str, domain: str, kept: bool
+) -> None:
+    # NOTE: "Domain=.." was read as no Domain (the cookie kept for the host), where a browser
+    # ignores the cookie. SPEC: RFC 6265bis 5.6.3: one leading dot goes, and what is left, if
+    # anything, is the domain the host must domain-match; an empty value is ignored.
+    with TestClient(_line_app(), interface=interface) as client:
+        client.get("/set", params={"line": f"a=1; Domain={domain}"})
+        assert client.get("/line").text == ("a=1" if kept else "none")
