@@ -9,17 +9,20 @@ RFC 6265's: see ``_as_browsers_read()``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import email.message
 import http.client
 import http.cookiejar
+import ipaddress
 import re
 import urllib.request
 import weakref
 from typing import cast
 
 import httpx
+
+from ._cookies import MAX_COOKIE_PAIR
+from ._testing_cookie_order import held, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -28,6 +31,8 @@ GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.C
 # NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
 # leaves out.
 _effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
+# NOTE: the path of a request, as the jar reads it (typeshed leaves it out too).
+_request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
 
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
@@ -43,6 +48,25 @@ def _is_dotless_host(domain: str, hosts: tuple[str, str]) -> bool:
 
 # NOTE: what a cookie's name and value may hold to be sent back: printable ASCII and tabs.
 _SENDABLE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _domain_matches(domain: str, other: str) -> bool:
+    return domain == other or domain.endswith("." + other)
+
+
+def _path_matches(path: str, other: str) -> bool:
+    # SPEC: RFC 6265 5.1.4.
+    return path == other or (
+        path.startswith(other) and (other.endswith("/") or path[len(other)] == "/")
+    )
 
 
 class _Policy(http.cookiejar.DefaultCookiePolicy):
@@ -66,6 +90,10 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         hosts = _effective_host(request)
+        if cookie.domain_specified and _is_ip_address(hosts[0]):
+            # NOTE: the jar took "Domain=0.0.1" from 10.0.0.1, and sent it to 20.0.0.1. SPEC:
+            # RFC 6265 5.1.3: an IP address domain-matches itself alone.
+            return bool(cookie.domain.removeprefix(".").lower() == hosts[0])
         if cookie.domain_specified and hosts[0] != hosts[1]:
             # NOTE: Python 3.10's refuses the host itself ("contains no embedded dot"), 3.11's
             # takes it; both took Domain=local (or testserver.local) from testserver, for the
@@ -80,10 +108,15 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
 # from any other port, a Version or Port it could not read dropped the cookie).
 _UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
 _DELTA_SECONDS = re.compile(r"-?[0-9]+")
+# SPEC: RFC 6265bis (draft), 5.6: an attribute value past 1024 bytes is ignored, and a Max-Age
+# is cut to 400 days (the jar's float of a 400-digit one overflowed: the cookie was dropped).
+_MAX_ATTRIBUTE = 1024
+_MAX_AGE = 400 * 24 * 3600
 
 
-def _as_browsers_read(line: str) -> str:
-    """Return a ``Set-Cookie`` line without the attributes a browser ignores.
+def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
+    """Return a ``Set-Cookie`` line's name and value, and its attributes a browser reads, each
+    by its name in lower case.
 
     SPEC: RFC 6265 5.2: a ``Max-Age`` that is not a number, an empty ``Domain`` and a ``Path``
     that does not start with ``/`` are ignored, and the cookie kept (with its default path);
@@ -97,27 +130,64 @@ def _as_browsers_read(line: str) -> str:
         name, value = name.strip().lower(), value.strip()
         if (
             name in _UNKNOWN
+            or len(value) > _MAX_ATTRIBUTE
             or (name == "max-age" and not _DELTA_SECONDS.fullmatch(value))
-            or (name == "domain" and not value.lstrip("."))
+            or (name == "domain" and not value.removeprefix("."))
             or (name == "path" and not value.startswith("/"))
         ):
             continue
+        if name == "max-age" and int(value) > _MAX_AGE:
+            attribute = f"Max-Age={_MAX_AGE}"
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute
-    return ";".join([pair, *kept.values()])
+    return pair, kept
+
+
+def _value(attributes: dict[str, str], name: str) -> str:
+    return attributes.get(name, "").partition("=")[2].strip()
+
+
+# NOTE: the schemes the standard library's jar sends a Secure cookie to (its policy's
+# secure_protocols), which are the ones it keeps one from.
+_SECURE_SCHEMES = frozenset({"https", "wss"})
+
+
+def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool:
+    """Whether a browser ignores a ``Set-Cookie``, deletion included, for its ``Secure`` flag or
+    its name's prefix.
+
+    SPEC: RFC 6265bis (draft), storage model: a cookie with the secure-only flag from a scheme
+    that is not secure is ignored; so is one whose name starts with ``__Secure-`` (in any
+    case) without it, and one whose name starts with ``__Host-`` without it, with a
+    ``Domain`` or without a ``Path`` attribute of ``/``; one whose ``SameSite`` is ``None``
+    without it; and one whose name and value pass ``MAX_COOKIE_PAIR`` bytes (a session grown
+    that large passed its tests).
+    """
+    name, _, value = (part.strip() for part in pair.partition("="))
+    name = name.lower()
+    secure = "secure" in attributes
+    if (
+        len(name) + len(value) > MAX_COOKIE_PAIR
+        or (secure and not secure_scheme)
+        or (name.startswith("__secure-") and not secure)
+        or (_value(attributes, "samesite").lower() == "none" and not secure)
+    ):
+        return True
+    path = _value(attributes, "path")
+    return name.startswith("__host-") and (not secure or "domain" in attributes or path != "/")
 
 
 class _AsBrowsersRead:
     """A response, as a cookie jar reads it, with one ``Set-Cookie`` line read as a browser
     reads it (and no ``Set-Cookie2`` line, which browsers ignore)."""
 
-    def __init__(self, line: str) -> None:
-        self._line = line
+    def __init__(self, pair: str, attributes: dict[str, str]) -> None:
+        self._line = ";".join([pair, *attributes.values()])
 
     def info(self) -> email.message.Message:
         info = email.message.Message()
-        info["Set-Cookie"] = _as_browsers_read(self._line)
+        info["Set-Cookie"] = self._line
         return info
 
 
@@ -137,14 +207,58 @@ class _Jar(http.cookiejar.CookieJar):
         with self._cookies_lock:  # type: ignore[attr-defined]
             self._answering = _effective_host(request)
             try:
+                secure_scheme = request.type in _SECURE_SCHEMES
                 for line in response.info().get_all("Set-Cookie", []):
-                    one = cast(http.client.HTTPResponse, _AsBrowsersRead(str(line)))
+                    pair, attributes = _as_browsers_read(str(line))
+                    if _ignored(pair, attributes, secure_scheme) or (
+                        not secure_scheme and self._shadows_secure(pair, attributes, request)
+                    ):
+                        # NOTE: before the jar reads it: it deletes an expired cookie before
+                        # its policy has a say.
+                        continue
+                    one = cast(http.client.HTTPResponse, _AsBrowsersRead(pair, attributes))
                     super().extract_cookies(one, request)
             finally:
                 self._answering = None
 
+    def _shadows_secure(
+        self, pair: str, attributes: dict[str, str], request: urllib.request.Request
+    ) -> bool:
+        """Whether a ``Set-Cookie`` from a scheme that is not secure would replace (or delete, or
+        come before) a ``Secure`` cookie, which a browser does not let it do.
+
+        SPEC: RFC 6265bis (draft), storage model: a cookie without the secure-only flag, from
+        such a scheme, is ignored if a Secure cookie of its name has a domain that
+        domain-matches its own (or the other way round) and a path that its path
+        path-matches. "s=2" over http replaced the "s=1; Secure" of an https answer.
+        """
+        if "secure" in attributes:
+            return False  # NOTE: ignored already, as Secure from such a scheme.
+        host, named = cast(tuple[str, str], self._answering)
+        name = pair.partition("=")[0].strip()
+        domain = _value(attributes, "domain").removeprefix(".").lower() or host
+        path = _value(attributes, "path")
+        if not path:
+            request_path: str = _request_path(request)
+            path = request_path[: request_path.rfind("/")] or "/"
+        for cookie in self:
+            kept = cookie.domain.removeprefix(".")
+            kept = host if kept == named else kept
+            if (
+                cookie.secure
+                and cookie.name == name
+                and (_domain_matches(kept, domain) or _domain_matches(domain, kept))
+                and _path_matches(path, cookie.path)
+            ):
+                return True
+        return False
+
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        self._clear_twin(cookie.domain, cookie.path, cookie.name)
+        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or held(
+            self, cookie.domain, cookie.path, cookie.name
+        )
+        # NOTE: a replaced cookie's creation counts, as in a browser (RFC 6265 5.3 step 11).
+        stamp(cookie, replaced)
         super().set_cookie(cookie)
 
     def clear(
@@ -154,19 +268,22 @@ class _Jar(http.cookiejar.CookieJar):
             self._clear_twin(domain, path, name)
         super().clear(domain, path, name)
 
-    def _clear_twin(self, domain: str, path: str, name: str) -> None:
+    def _clear_twin(self, domain: str, path: str, name: str) -> http.cookiejar.Cookie | None:
         # NOTE: the jar keeps a cookie whose Domain is the host (".host") apart from the host's
         # own ("host", "testserver.local" for a host without a dot): a later "a" beside an
         # "a; Domain=host" was sent with it (client.cookies["a"] raised CookieConflict), and
         # the deletion of the one left the other. SPEC: RFC 6265 5.3 step 11, both are the
         # cookie of that name, domain (the host) and path, which the newer replaces.
         if self._answering is None:
-            return
+            return None
         host, named = self._answering
         twin = named if domain == "." + host else "." + host if domain == named else None
-        if twin is not None:
-            with contextlib.suppress(KeyError):
-                super().clear(twin, path, name)
+        if twin is None:
+            return None
+        cleared = held(self, twin, path, name)
+        if cleared is not None:
+            super().clear(twin, path, name)
+        return cleared
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:
@@ -194,6 +311,7 @@ class _SideJar(_Jar):
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
+            stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
             cookie = _for_host(cookie, self._hosts[1])
         super().set_cookie(cookie)
 

@@ -22,7 +22,7 @@ from ._app_loop import AppClosed
 from ._errors import InterfaceWarning
 from ._target import strip_root
 from ._testing_content import CheckedStream
-from ._testing_sides import Answer, record_answer
+from ._testing_sides import Answer, Side, record_answer
 
 if TYPE_CHECKING:
     from ._app import App
@@ -418,7 +418,7 @@ def wsgi_side(
         # running event loop, also from an async def test.
         driver = as_wsgi_served(app.as_wsgi)
     transport = WSGITransport(validated(driver), reader(peer), lambda: driver.closed, root_path)
-    return driver, httpx.Client(transport=transport, event_hooks={"response": [record_answer]})
+    return driver, Side(transport=transport, event_hooks={"response": [record_answer]})
 
 
 def reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:

@@ -102,11 +102,13 @@ class TestClient:
         headers: An ``httpx.Headers``, read on every request and handshake: a test may
             change it as it goes (``client.headers["authorization"] = ...`` after a login).
         cookies: An ``httpx.Cookies``, the one jar of both interfaces. Each answer's
-            ``Set-Cookie`` goes there (under ``"both"``, the WSGI side's, once both sides
-            have answered, so both get the same request); each request and handshake sends
-            what it holds then. A test may read it, ``set()``, ``delete()``, ``clear()``,
-            or assign a mapping.
-        follow_redirects: As given; read on every request.
+            ``Set-Cookie`` goes there as a browser takes it (a ``Secure`` one from an https
+            answer only; under ``"both"``, the WSGI side's, once both sides have answered,
+            so both get the same request); each request and handshake sends what it holds
+            then, in a browser's order. A test may read it, ``set()``, ``delete()``,
+            ``clear()``, or assign a mapping.
+        follow_redirects: As given; read on every request. A followed redirect goes where
+            a browser goes, with the method a browser uses.
         raise_server_exceptions: As given; read on every request and WebSocket handshake.
             An error an error handler answered, an ``HTTPError`` and a ``ClientDisconnect``
             are never raised; an error in a streamed body always is, as the response cannot

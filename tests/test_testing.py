@@ -132,6 +132,8 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
     [
         *("http:%5Cevil.example", "http://[::1/x"),
         *("http://xn--a/", "https://xn--ls8h.example/x", "//xn--a/x"),
+        # NOTE: no host, as a browser reads them; httpx read "//" as this page, in a loop.
+        *("//", "/\\", "https://", "//user@:80/x"),
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
@@ -184,6 +186,11 @@ def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
         (307, "POST", "POST", True),
         (308, "PATCH", "PATCH", True),
         (301, "PUT", "PUT", True),
+        # NOTE: httpx turned these into a GET without their body too. SPEC: Fetch, HTTP-redirect
+        # fetch: a 301 or 302 changes a POST alone, a 303 all but GET and HEAD.
+        (302, "PUT", "PUT", True),
+        (302, "DELETE", "DELETE", True),
+        (303, "DELETE", "GET", False),
     ],
 )
 def test_a_followed_redirect_changes_the_method_as_browsers_do(
@@ -195,7 +202,7 @@ def test_a_followed_redirect_changes_the_method_as_browsers_do(
     def moves(request: Request) -> Response:
         return Response.redirect("/to", status=status)
 
-    @app.route("/to", methods=["GET", "HEAD", "POST", "PUT", "PATCH"])
+    @app.route("/to", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
     def lands(request: Request) -> Response:
         seen = f"{request.method} {request.read()!r} {request.headers.get('content-length')}"
         return Response.text(seen, headers={"x-seen": seen})
@@ -208,6 +215,39 @@ def test_a_followed_redirect_changes_the_method_as_browsers_do(
         body, length = (b"data", "4") if body_kept else (b"", None)
         assert landed.headers["x-seen"] == f"{followed_with} {body!r} {length}"
         assert landed.request.headers["x-t"] == "1"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize("status", [301, 302, 303, 307])
+def test_a_followed_redirect_that_drops_the_body_drops_the_headers_about_it(
+    interface: str, status: int
+) -> None:
+    # NOTE: httpx kept them on the GET: the app saw a multipart Content-Type with no body
+    # (its form read a 400), where a browser sends none. SPEC: Fetch, HTTP-redirect fetch:
+    # the request-body-header names go with the body.
+    app = App()
+
+    @app.post("/from")
+    def moves(request: Request) -> Response:
+        return Response.redirect("/to", status=status)
+
+    @app.route("/to", methods=["GET", "POST"])
+    def lands(request: Request) -> dict[str, Any]:
+        names = ("content-type", "content-encoding", "content-language", "content-location")
+        seen = [name for name in names if name in request.headers]
+        form = sorted(request.form()) if request.method == "POST" else None
+        return {"method": request.method, "form": form, "headers": seen}
+
+    sent = {"content-encoding": "identity", "content-language": "en", "content-location": "/f"}
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        landed = client.post(
+            "/from", files={"note": ("a.txt", b"x")}, data={"a": "1"}, headers=sent
+        )
+        if status == 307:
+            assert landed.json()["form"] == ["a", "note"]
+            assert landed.json()["headers"] == ["content-type", *sent]
+        else:
+            assert landed.json() == {"method": "GET", "form": None, "headers": []}
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
@@ -273,6 +313,48 @@ def test_a_followed_redirect_to_another_host_carries_no_credentials_of_this_one(
         with pytest.raises(httpx.TooManyRedirects):
             client.get("/loop")
         assert client.cookies["looped"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("location", "scheme", "host", "path"),
+    [
+        ("//evil.example/x", "http", "evil.example", "/x"),
+        ("https://evil.example/x", "https", "evil.example", "/x"),
+        ("/\\evil.example/x", "http", "evil.example", "/x"),
+        ("\\\\evil.example\\x", "http", "evil.example", "/x"),
+        ("\\/evil.example/x", "http", "evil.example", "/x"),
+        ("///evil.example/x", "http", "evil.example", "/x"),
+        ("/\t/evil.example/x", "http", "evil.example", "/x"),
+        ("http:\\\\evil.example\\x", "http", "evil.example", "/x"),
+        ("http:///evil.example/x", "http", "evil.example", "/x"),
+        ("https:evil.example/x", "https", "evil.example", "/x"),
+        ("/a\\b", "http", "testserver", "/a/b"),
+    ],
+)
+def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(
+    interface: str, location: str, scheme: str, host: str, path: str
+) -> None:
+    # NOTE: httpx joined "/\evil.example/x" as a path of this host, where a browser leaves for
+    # evil.example, as for "//evil.example/x". SPEC: WHATWG URL: in an http(s) URL a backslash
+    # is a slash, a tab or a newline is dropped, and any run of slashes starts the host.
+    app = App()
+
+    @app.get("/from")
+    def moves(request: Request) -> Response:
+        return Response(status=302, headers={"location": location})
+
+    @app.get("/{rest:path}")
+    def lands(request: Request, rest: str) -> dict[str, str]:
+        return {"scheme": request.scheme, "host": request.host, "path": request.path}
+
+    with TestClient(app, interface=interface) as client:
+        moved = client.get("/from")
+        assert moved.headers["location"] == location
+        assert moved.next_request is not None
+        assert (moved.next_request.url.host, moved.next_request.url.path) == (host, path)
+        landed = client.get("/from", follow_redirects=True)
+        assert landed.json() == {"scheme": scheme, "host": host, "path": path}
+        assert landed.url == f"{scheme}://{host}{path}"
 
 
 def test_follow_redirects_set_on_the_client_later_counts(interface: str) -> None:

@@ -1,0 +1,62 @@
+"""The order in which ``TestClient`` sends cookies: a browser's, where httpx's is its jar's.
+
+The standard library's ``Cookie`` has no creation time, which a browser's order needs (RFC 6265
+5.4 step 2): the client's jar gives each cookie one as it takes it.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import itertools
+
+import httpx
+
+# NOTE: each cookie's creation, as a number that grows: the standard library's Cookie has none.
+_CREATION = "microweb_created"
+_creations = itertools.count()
+
+
+def _created(cookie: http.cookiejar.Cookie) -> int:
+    created: int = getattr(cookie, _CREATION, -1)
+    return created
+
+
+def stamp(cookie: http.cookiejar.Cookie, replaced: http.cookiejar.Cookie | None) -> None:
+    """Give ``cookie`` the creation of the one it replaces, or its own, or a new one."""
+    for known in (replaced, cookie):
+        if known is not None and hasattr(known, _CREATION):
+            setattr(cookie, _CREATION, _created(known))
+            return
+    setattr(cookie, _CREATION, next(_creations))
+
+
+def held(
+    jar: http.cookiejar.CookieJar, domain: str, path: str, name: str
+) -> http.cookiejar.Cookie | None:
+    """Return the cookie ``jar`` holds of that domain, path and name, if any."""
+    # NOTE: the jar's own dictionaries, by domain, path and name: it has no lookup of its own.
+    cookies: dict[str, dict[str, dict[str, http.cookiejar.Cookie]]]
+    cookies = jar._cookies  # type: ignore[attr-defined]
+    return cookies.get(domain, {}).get(path, {}).get(name)
+
+
+def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> None:
+    """Put the cookies of ``request``'s ``Cookie`` header, which httpx made from ``jar``, in the
+    order a browser sends them, in place.
+
+    httpx copies the jar into a standard one for each request, whose order is its own:
+    Python 3.10's by name ("a=1; m=1; z=1" for "z", "a", "m"), later versions' by the domain
+    first used ("id=own; id=parent" once the host had a cookie, where the parent's came
+    first). SPEC: RFC 6265 5.4 step 2: longer paths first, then earlier creation times.
+    """
+    header = request.headers.get("cookie")
+    if header is None:
+        return
+    order: dict[str, tuple[int, int]] = {}
+    for cookie in jar:
+        key = (-len(cookie.path), _created(cookie))
+        pair = f"{cookie.name}={cookie.value}"
+        order[pair] = min(order.get(pair, key), key)
+    pairs = header.split("; ")
+    if all(pair in order for pair in pairs):
+        request.headers["cookie"] = "; ".join(sorted(pairs, key=order.__getitem__))
