@@ -120,6 +120,14 @@ def test_a_handed_out_port_stays_bound_until_its_server_listens() -> None:
         pass
 
 
+def test_a_handed_out_port_no_server_listened_on_is_released() -> None:
+    # NOTE: conftest.py releases them as each test ends; they were held until the worker ended.
+    port = servers.free_port()
+    servers.release_ports()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind((servers.HOST, port))
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 def test_a_port_another_program_listens_on_is_not_taken_for_the_server(tmp_path: Path) -> None:
     port = servers.free_port()
