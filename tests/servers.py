@@ -300,11 +300,16 @@ def _listens_in_tree(pid: int, port: int) -> bool | None:
     held = {f"socket:[{inode}]" for inode in inodes}
     for member in _tree(pid):
         try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{member}/fd").iterdir()]
+            fds = list(Path(f"/proc/{member}/fd").iterdir())
         except OSError:
             continue
-        if held.intersection(links):
-            return True
+        for fd in fds:
+            # NOTE: one closed since the listing (the connection just made to see the server
+            # listen, which it accepts and closes): the other fds still tell; the member was
+            # skipped whole, and the server was taken for another program.
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in held:
+                    return True
     return False
 
 

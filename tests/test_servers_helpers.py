@@ -140,6 +140,27 @@ def test_a_port_another_program_listens_on_is_not_taken_for_the_server(tmp_path:
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+def test_an_fd_closed_as_the_fds_are_read_leaves_the_listening_socket_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the server accepts and closes the connection made to see it listen while its fds
+    # are read; the process whose fd had gone was skipped whole.
+    readlink, seen = os.readlink, []
+
+    def one_closed(path: Any) -> str:
+        if not seen:
+            seen.append(path)
+            raise FileNotFoundError(path)
+        return readlink(path)
+
+    port = servers.free_port()
+    with socket.create_server((servers.HOST, port)):
+        monkeypatch.setattr(servers.os, "readlink", one_closed)
+        assert servers._listens_in_tree(os.getpid(), port) is True
+    assert seen
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 def test_a_server_that_listens_through_its_child_is_taken_as_listening(tmp_path: Path) -> None:
     port = servers.free_port()
     script = (
