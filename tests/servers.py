@@ -54,7 +54,8 @@ _PORTS = random.SystemRandom()
 
 
 def free_port() -> int:
-    """Return a TCP port that is free on ``HOST`` right now.
+    """Return a TCP port that is free on ``HOST`` right now, held by a bound socket until
+    ``start()`` sees its server listen there or the test ends (``release_ports()``).
 
     It is chosen below the range of outgoing connections' ports: a port the system picked
     (``bind(0)``) is also one that any client of the suite may get as its own local port
