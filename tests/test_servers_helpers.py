@@ -139,6 +139,13 @@ def test_a_port_another_program_listens_on_is_not_taken_for_the_server(tmp_path:
         servers.start(never_listens, port=port, log=tmp_path / "log", ready_timeout=1.0)
 
 
+def test_a_server_that_cannot_bind_beside_the_held_port_is_told_why(tmp_path: Path) -> None:
+    port = servers.free_port()
+    plain = f"import socket; socket.socket().bind(({servers.HOST!r}, {port}))"
+    with pytest.raises(pytest.fail.Exception, match="bind it with SO_REUSEADDR"):
+        servers.start([sys.executable, "-c", plain], port=port, log=tmp_path / "log")
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 def test_an_fd_closed_as_the_fds_are_read_leaves_the_listening_socket_found(
     monkeypatch: pytest.MonkeyPatch,
