@@ -257,7 +257,7 @@ def _wait_until_listening(
         if process.poll() is not None:
             # NOTE: a server that binds without SO_REUSEADDR fails beside free_port()'s socket,
             # "address in use" on a port the suite had said was free.
-            held = " (free_port() holds the port: bind it with SO_REUSEADDR)"
+            held = " (if the address was in use: free_port() holds it; bind it with SO_REUSEADDR)"
             pytest.fail(
                 f"{shlex.join(command)} exited with {process.returncode}"
                 f"{held if uds is None and port in _RESERVED else ''} "
