@@ -16,16 +16,21 @@ logger = logging.getLogger("microweb")
 
 # NOTE: the loggers of microweb and of the servers it runs, children included.
 _SERVING_LOGGERS = frozenset({"microweb", "waitress", "uvicorn"})
+# NOTE: the loggers whose level Uvicorn's Config sets from its log_level.
+_UVICORN_LEVELLED = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 def configure_logging(level: str) -> None:
-    """Log to stderr at ``level`` from the ``"microweb"`` and ``"waitress"`` loggers.
+    """Log to stderr at ``level`` from the ``"microweb"``, ``"waitress"`` and Uvicorn's loggers.
 
     A handler is added only when the app has not configured logging itself; the loggers of
     microweb and the servers stay on when the app's own set-up disabled them.
     """
     logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
-    for name in ("microweb", "waitress"):
+    # NOTE: Uvicorn's too, as its Config sets them: a worker or the reloader's child set them
+    # before the app's import, and a level the app gave "uvicorn.access" held there (its
+    # access lines went), not in a single process.
+    for name in ("microweb", "waitress", *_UVICORN_LEVELLED):
         logging.getLogger(name).setLevel(level.upper())
     # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
     # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's

@@ -55,7 +55,8 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().handleError(record)
 
 
-# NOTE: Uvicorn's own logging set-up, with that handler (by name, for the worker processes).
+# NOTE: Uvicorn's own logging set-up, with that handler (by name: Python 3.10's dictConfig()
+# takes a handler's class only so). Each process sets it up itself (configure_uvicorn_logging).
 LOG_CONFIG: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
 for _handler in LOG_CONFIG["handlers"].values():
     _handler["class"] = f"{__name__}.{UnreadStreamHandler.__qualname__}"

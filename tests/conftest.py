@@ -206,6 +206,17 @@ _STOP_SIGNALS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _ports_released() -> Iterator[None]:
+    """Close the sockets that hold the ports a test took from ``servers.free_port()`` and served
+    nothing on."""
+    yield
+    # NOTE: only where a test imported servers.py.
+    servers = sys.modules.get("servers")
+    if servers is not None:
+        servers.release_ports()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     """Write lone surrogates in a report's captured output as escapes."""

@@ -54,7 +54,8 @@ _PORTS = random.SystemRandom()
 
 
 def free_port() -> int:
-    """Return a TCP port that is free on ``HOST`` right now.
+    """Return a TCP port that is free on ``HOST`` right now, held by a bound socket until
+    ``start()`` sees its server listen there or the test ends (``release_ports()``).
 
     It is chosen below the range of outgoing connections' ports: a port the system picked
     (``bind(0)``) is also one that any client of the suite may get as its own local port
@@ -84,6 +85,15 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         chosen: int = sock.getsockname()[1]
         return chosen
+
+
+def release_ports() -> None:
+    """Close the sockets that hold the ports handed out whose server has not listened."""
+    # NOTE: conftest.py calls it as each test ends: a test that takes a port and starts nothing
+    # on it with start() (a server that must fail, one it runs itself, nginx's second port)
+    # held it until its pytest-xdist worker ended, 35 sockets for three test modules.
+    while _RESERVED:
+        _RESERVED.popitem()[1].close()
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -245,8 +255,12 @@ def _wait_until_listening(
     deadline, foreign = time.monotonic() + ready_timeout, False
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            # NOTE: a server that binds without SO_REUSEADDR fails beside free_port()'s socket,
+            # "address in use" on a port the suite had said was free.
+            held = " (if the address was in use: free_port() holds it; bind it with SO_REUSEADDR)"
             pytest.fail(
-                f"{shlex.join(command)} exited with {process.returncode} "
+                f"{shlex.join(command)} exited with {process.returncode}"
+                f"{held if uds is None and port in _RESERVED else ''} "
                 f"(log: {log}):\n{read_log(log)}"
             )
         try:
@@ -291,11 +305,16 @@ def _listens_in_tree(pid: int, port: int) -> bool | None:
     held = {f"socket:[{inode}]" for inode in inodes}
     for member in _tree(pid):
         try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{member}/fd").iterdir()]
+            fds = list(Path(f"/proc/{member}/fd").iterdir())
         except OSError:
             continue
-        if held.intersection(links):
-            return True
+        for fd in fds:
+            # NOTE: one closed since the listing (the connection just made to see the server
+            # listen, which it accepts and closes): the other fds still tell; the member was
+            # skipped whole, and the server was taken for another program.
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in held:
+                    return True
     return False
 
 

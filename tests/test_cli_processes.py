@@ -740,3 +740,39 @@ def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
     assert "unhandled error in GET /" in written, read_log(log)
     if mode != "waitress":
         assert "Application startup complete." in written + read_log(log)
+
+
+_LEVELLED_APP = """
+import logging
+from microweb import App
+
+logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "reload"])
+def test_log_level_sets_uvicorns_levels_over_the_apps_in_every_process(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: a worker or the reloader's child set Uvicorn's levels before it imported the app,
+    # and a level the app gave "uvicorn.access" held there: its access lines went, while a
+    # single process logged them at --log-level.
+    (tmp_path / "levelled_app.py").write_text(_LEVELLED_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "levelled_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, env=environment(), cwd=tmp_path)
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 200
+        wait_for(lambda: '"GET / HTTP/1.1" 200' in read_log(log), "access line", log)
+    finally:
+        stop(process, timeout=10)

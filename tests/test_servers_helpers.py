@@ -120,6 +120,14 @@ def test_a_handed_out_port_stays_bound_until_its_server_listens() -> None:
         pass
 
 
+def test_a_handed_out_port_no_server_listened_on_is_released() -> None:
+    # NOTE: conftest.py releases them as each test ends; they were held until the worker ended.
+    port = servers.free_port()
+    servers.release_ports()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind((servers.HOST, port))
+
+
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
 def test_a_port_another_program_listens_on_is_not_taken_for_the_server(tmp_path: Path) -> None:
     port = servers.free_port()
@@ -129,6 +137,34 @@ def test_a_port_another_program_listens_on_is_not_taken_for_the_server(tmp_path:
         pytest.raises(pytest.fail.Exception, match="another program listens there"),
     ):
         servers.start(never_listens, port=port, log=tmp_path / "log", ready_timeout=1.0)
+
+
+def test_a_server_that_cannot_bind_beside_the_held_port_is_told_why(tmp_path: Path) -> None:
+    port = servers.free_port()
+    plain = f"import socket; socket.socket().bind(({servers.HOST!r}, {port}))"
+    with pytest.raises(pytest.fail.Exception, match="bind it with SO_REUSEADDR"):
+        servers.start([sys.executable, "-c", plain], port=port, log=tmp_path / "log")
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
+def test_an_fd_closed_as_the_fds_are_read_leaves_the_listening_socket_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the server accepts and closes the connection made to see it listen while its fds
+    # are read; the process whose fd had gone was skipped whole.
+    readlink, seen = os.readlink, []
+
+    def one_closed(path: Any) -> str:
+        if not seen:
+            seen.append(path)
+            raise FileNotFoundError(path)
+        return readlink(path)
+
+    port = servers.free_port()
+    with socket.create_server((servers.HOST, port)):
+        monkeypatch.setattr(servers.os, "readlink", one_closed)
+        assert servers._listens_in_tree(os.getpid(), port) is True
+    assert seen
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc")
