@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -649,6 +650,30 @@ def test_a_stdout_that_app_code_closed_is_said_and_the_process_ends_by_the_signa
     assert "in end_by" not in read_log(log), read_log(log)
 
 
+@contextlib.contextmanager
+def _serving_source(tmp_path: Path, mode: str, source: str) -> Iterator[tuple[int, Path]]:
+    """Serve ``source``'s ``app``, written as ``logging_app.py`` in ``tmp_path`` (which the app
+    may log into: ``$LOGGING_APP_DIR``), the way ``mode`` says; yield its port and log."""
+    (tmp_path / "logging_app.py").write_text(source)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    variables = environment(LOGGING_APP_DIR=str(tmp_path))
+    process = start(command, port=port, log=log, env=variables, cwd=tmp_path)
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        yield port, log
+    finally:
+        stop(process, timeout=10)
+
+
+def _written(tmp_path: Path) -> str:
+    """What the app's processes wrote into their own log files."""
+    return "".join(path.read_text() for path in tmp_path.glob("[0-9]*.log"))
+
+
 _LOGGING_APP = """
 import logging, os
 from microweb import App
@@ -676,21 +701,9 @@ def test_the_apps_own_log_handlers_outlive_uvicorns_logging_set_up(
     # NOTE: Uvicorn sets its loggers up with logging.config.dictConfig(), which closes every
     # handler there is: the single process imports the app first, and a handler the app made
     # as it was imported wrote nothing more.
-    (tmp_path / "logging_app.py").write_text(_LOGGING_APP)
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
-        *("--port", str(port), *SERVE_MODES[mode]),
-    ]
-    variables = environment(LOGGING_APP_DIR=str(tmp_path))
-    process = start(command, port=port, log=log, env=variables, cwd=tmp_path)
-    try:
-        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+    with _serving_source(tmp_path, mode, _LOGGING_APP) as (port, log):
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "ok"
-    finally:
-        stop(process, timeout=10)
-    written = "".join(path.read_text() for path in tmp_path.glob("[0-9]*.log"))
-    assert "served by " in written, read_log(log)
+    assert "served by " in _written(tmp_path), read_log(log)
     # NOTE: Uvicorn's own lines still go out, in each process that serves.
     assert "Application startup complete." in read_log(log)
 
@@ -723,20 +736,9 @@ def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
     # NOTE: dictConfig() disables the loggers there are (disable_existing_loggers, True by
     # default): an app that set its logging up so as it was imported silenced microweb's
     # errors, and Uvicorn's lines where Uvicorn's loggers were set up first.
-    (tmp_path / "logging_app.py").write_text(_DICT_CONFIGURED_APP)
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
-        *("--port", str(port), *SERVE_MODES[mode]),
-    ]
-    variables = environment(LOGGING_APP_DIR=str(tmp_path))
-    process = start(command, port=port, log=log, env=variables, cwd=tmp_path)
-    try:
-        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+    with _serving_source(tmp_path, mode, _DICT_CONFIGURED_APP) as (port, log):
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
-    finally:
-        stop(process, timeout=10)
-    written = "".join(path.read_text() for path in tmp_path.glob("[0-9]*.log"))
+    written = _written(tmp_path)
     assert "unhandled error in GET /" in written, read_log(log)
     if mode != "waitress":
         assert "Application startup complete." in written + read_log(log)
@@ -763,16 +765,6 @@ def test_log_level_sets_uvicorns_levels_over_the_apps_in_every_process(
     # NOTE: a worker or the reloader's child set Uvicorn's levels before it imported the app,
     # and a level the app gave "uvicorn.access" held there: its access lines went, while a
     # single process logged them at --log-level.
-    (tmp_path / "levelled_app.py").write_text(_LEVELLED_APP)
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "levelled_app:app", "--host", HOST),
-        *("--port", str(port), *SERVE_MODES[mode]),
-    ]
-    process = start(command, port=port, log=log, env=environment(), cwd=tmp_path)
-    try:
-        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+    with _serving_source(tmp_path, mode, _LEVELLED_APP) as (port, log):
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 200
         wait_for(lambda: '"GET / HTTP/1.1" 200' in read_log(log), "access line", log)
-    finally:
-        stop(process, timeout=10)
