@@ -17,6 +17,7 @@ import ipaddress
 import re
 import urllib.request
 import weakref
+from collections.abc import Mapping
 from typing import cast
 
 import httpx
@@ -284,6 +285,24 @@ class _Jar(http.cookiejar.CookieJar):
         if cleared is not None:
             super().clear(twin, path, name)
         return cleared
+
+
+def clients_jar(cookies: Mapping[str, str] | httpx.Cookies | None) -> httpx.Cookies:
+    """Return a jar for the client with a copy of ``cookies``, which gives each cookie the test
+    sets its creation as it is set (in the order of a mapping).
+
+    The standard library's jar, as httpx makes it, left the test's cookies without one until a
+    request's copy took them, in the order it walks them: by name on Python 3.10, a domain
+    after the other on later versions (not the order the test set them in).
+    """
+    jar = httpx.Cookies(_Jar(_Policy()))
+    if isinstance(cookies, httpx.Cookies):
+        for cookie in cookies.jar:
+            jar.jar.set_cookie(copy.copy(cookie))
+    elif cookies is not None:
+        for name, value in cookies.items():
+            jar.set(name, value)
+    return jar
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:
