@@ -141,9 +141,9 @@ def without_body_headers(headers: httpx.Headers, request: httpx.Request, method:
             headers.pop(name, None)
 
 
-# NOTE: the three are httpx's private steps of building a redirect's request (the same in 0.28
-# and 0.29): the tests of a "/\\host" Location and of a 302 to a PUT fail if a release
-# renames them.
+# NOTE: the three, and _build_redirect_request, are httpx's private steps of building a
+# redirect's request (the same in 0.28 and 0.29): the tests of a "/\\host" Location, of a 302
+# to a PUT, of its body's headers and of a redirect's cookie order fail if a release renames one.
 
 
 class Side(httpx.Client):

@@ -816,6 +816,18 @@ def test_cookies_are_sent_longest_path_first_then_oldest_first(interface: str) -
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_followed_redirect_sends_the_cookies_in_a_browsers_order(interface: str) -> None:
+    # NOTE: httpx builds a redirect's request in a private step (_build_redirect_request),
+    # which the client's sides override: were it renamed, the cookies went in the jar's order.
+    base_url = "http://www.example.com"
+    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+        client.get("/set", params={"line": "first=1"})
+        client.get("/set", params={"line": "id=parent; Domain=example.com"})
+        moved = client.get("/move", params={"line": "id=own"}, follow_redirects=True)
+        assert moved.text == "first=1; id=parent; id=own"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_the_cookies_a_test_gives_are_sent_in_the_order_it_gave_them(interface: str) -> None:
     # NOTE: they had no creation time until a request read them from the client's jar, which
     # Python 3.10 walks by name ("a=1; z=1" there), later versions a domain after the other.
