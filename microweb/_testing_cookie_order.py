@@ -40,6 +40,22 @@ def held(
     return cookies.get(domain, {}).get(path, {}).get(name)
 
 
+def path_matches(path: str, other: str) -> bool:
+    """Whether a request's ``path`` path-matches a cookie's path ``other`` (RFC 6265 5.1.4)."""
+    return path == other or (
+        path.startswith(other) and (other.endswith("/") or path[len(other)] == "/")
+    )
+
+
+def _sent_to(cookie: http.cookiejar.Cookie, url: httpx.URL) -> bool:
+    """Whether ``cookie``'s domain and path cover ``url`` (the jar's name of a host without a
+    dot, ``testserver.local``, standing for it)."""
+    domain, host = cookie.domain.removeprefix("."), url.host
+    path = url.raw_path.decode("ascii").partition("?")[0] or "/"
+    covered = domain in ("", host, f"{host}.local") or host.endswith("." + domain)
+    return covered and path_matches(path, cookie.path)
+
+
 def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> None:
     """Put the cookies of ``request``'s ``Cookie`` header, which httpx made from ``jar``, in the
     order a browser sends them, in place.
@@ -54,6 +70,9 @@ def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> 
         return
     order: dict[str, tuple[int, int]] = {}
     for cookie in jar:
+        if not _sent_to(cookie, request.url):
+            # NOTE: a cookie of that name and value for another path or domain gave its place.
+            continue
         key = (-len(cookie.path), _created(cookie))
         pair = f"{cookie.name}={cookie.value}"
         order[pair] = min(order.get(pair, key), key)

@@ -23,7 +23,7 @@ from typing import cast
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import held, stamp
+from ._testing_cookie_order import held, path_matches, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -61,13 +61,6 @@ def _is_ip_address(host: str) -> bool:
 
 def _domain_matches(domain: str, other: str) -> bool:
     return domain == other or domain.endswith("." + other)
-
-
-def _path_matches(path: str, other: str) -> bool:
-    # SPEC: RFC 6265 5.1.4.
-    return path == other or (
-        path.startswith(other) and (other.endswith("/") or path[len(other)] == "/")
-    )
 
 
 class _Policy(http.cookiejar.DefaultCookiePolicy):
@@ -249,7 +242,7 @@ class _Jar(http.cookiejar.CookieJar):
                 cookie.secure
                 and cookie.name == name
                 and (_domain_matches(kept, domain) or _domain_matches(domain, kept))
-                and _path_matches(path, cookie.path)
+                and path_matches(path, cookie.path)
             ):
                 return True
         return False

@@ -828,6 +828,18 @@ def test_a_followed_redirect_sends_the_cookies_in_a_browsers_order(interface: st
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_is_ordered_by_its_own_path_where_its_twin_elsewhere_is_not_sent(
+    interface: str,
+) -> None:
+    # NOTE: the order was read from any cookie of that name and value in the jar: "a=1" of
+    # Path=/line/deep, not sent to /line, put the "a=1" of Path=/ before "b=1" of Path=/line.
+    with TestClient(_line_app(), interface=interface) as client:
+        client.get("/set", params={"line": ["a=1; Path=/", "b=1; Path=/line"]})
+        client.get("/set", params={"line": "a=1; Path=/line/deep"})
+        assert client.get("/line").text == "b=1; a=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_the_cookies_a_test_gives_are_sent_in_the_order_it_gave_them(interface: str) -> None:
     # NOTE: they had no creation time until a request read them from the client's jar, which
     # Python 3.10 walks by name ("a=1; z=1" there), later versions a domain after the other.
