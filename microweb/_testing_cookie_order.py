@@ -56,9 +56,12 @@ def _sent_to(cookie: http.cookiejar.Cookie, url: httpx.URL) -> bool:
     return covered and path_matches(path, cookie.path)
 
 
-def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> None:
+def in_browsers_order(
+    request: httpx.Request, jar: http.cookiejar.CookieJar, own: httpx.Cookies | None = None
+) -> None:
     """Put the cookies of ``request``'s ``Cookie`` header, which httpx made from ``jar``, in the
-    order a browser sends them, in place.
+    order a browser sends them, in place, with the request's ``own`` cookies (its deprecated
+    ``cookies=``) in place of the jar's of their names.
 
     httpx copies the jar into a standard one for each request, whose order is its own:
     Python 3.10's by name ("a=1; m=1; z=1" for "z", "a", "m"), later versions' by the domain
@@ -66,8 +69,7 @@ def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> 
     first). SPEC: RFC 6265 5.4 step 2: longer paths first, then earlier creation times.
     """
     header = request.headers.get("cookie")
-    if header is None:
-        return
+    pairs = header.split("; ") if header is not None else []
     order: dict[str, tuple[int, int]] = {}
     for cookie in jar:
         if not _sent_to(cookie, request.url):
@@ -76,6 +78,27 @@ def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> 
         key = (-len(cookie.path), _created(cookie))
         pair = f"{cookie.name}={cookie.value}"
         order[pair] = min(order.get(pair, key), key)
-    pairs = header.split("; ")
     if all(pair in order for pair in pairs):
-        request.headers["cookie"] = "; ".join(sorted(pairs, key=order.__getitem__))
+        pairs.sort(key=order.__getitem__)
+    if own is not None:
+        pairs = _with_own(pairs, own, request.url)
+    if pairs:
+        request.headers["cookie"] = "; ".join(pairs)
+
+
+def _with_own(pairs: list[str], own: httpx.Cookies, url: httpx.URL) -> list[str]:
+    # NOTE: httpx puts a request's cookies in a copy of the client's jar, where they replace
+    # those of their name, domain and path; the client's jar keeps its cookies for the host,
+    # where the request's are for any host, so both went out, the jar's first.
+    mine = {
+        cookie.name: f"{cookie.name}={cookie.value}" for cookie in own.jar if _sent_to(cookie, url)
+    }
+    kept: list[str] = []
+    for pair in pairs:
+        name = pair.partition("=")[0]
+        if name not in mine:
+            kept.append(pair)
+        elif mine[name]:
+            kept.append(mine[name])
+            mine[name] = ""
+    return kept + [pair for pair in mine.values() if pair]

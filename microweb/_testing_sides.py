@@ -146,6 +146,23 @@ def without_body_headers(headers: httpx.Headers, request: httpx.Request, method:
 # to a PUT, of its body's headers and of a redirect's cookie order fail if a release renames one.
 
 
+def built(
+    side: httpx.Client | httpx.AsyncClient,
+    build: Callable[..., httpx.Request],
+    method: str,
+    url: httpx.URL | str,
+    kwargs: dict[str, Any],
+) -> httpx.Request:
+    """Return the request httpx's ``build`` makes, with its cookies sent as a browser sends
+    them and its own (a deprecated ``cookies=``) in place of the jar's of their names."""
+    own = kwargs.pop("cookies", None)
+    request = build(method, url, **kwargs)
+    if "cookie" not in httpx.Headers(kwargs.get("headers")):
+        # NOTE: a Cookie header given wins over the cookies, as in httpx.
+        in_browsers_order(request, side.cookies.jar, None if own is None else httpx.Cookies(own))
+    return request
+
+
 class Side(httpx.Client):
     """The WSGI side's httpx client, which follows a redirect as a browser does."""
 
@@ -163,10 +180,7 @@ class Side(httpx.Client):
         return headers
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        request = super().build_request(method, url, **kwargs)
-        if "cookie" not in httpx.Headers(kwargs.get("headers")):
-            in_browsers_order(request, self.cookies.jar)
-        return request
+        return built(self, super().build_request, method, url, kwargs)
 
     def _build_redirect_request(
         self, request: httpx.Request, response: httpx.Response
@@ -193,10 +207,7 @@ class AsyncSide(httpx.AsyncClient):
         return headers
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        request = super().build_request(method, url, **kwargs)
-        if "cookie" not in httpx.Headers(kwargs.get("headers")):
-            in_browsers_order(request, self.cookies.jar)
-        return request
+        return built(self, super().build_request, method, url, kwargs)
 
     def _build_redirect_request(
         self, request: httpx.Request, response: httpx.Response

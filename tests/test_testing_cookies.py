@@ -840,6 +840,17 @@ def test_a_cookie_is_ordered_by_its_own_path_where_its_twin_elsewhere_is_not_sen
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+@pytest.mark.filterwarnings("ignore:Setting per-request cookies:DeprecationWarning")
+def test_a_requests_own_cookie_wins_over_the_jars_of_its_name(interface: str) -> None:
+    # NOTE: httpx deprecates a request's cookies=, which replace the client's of their name
+    # there; the jar's, moved to the host, went out beside it, first: the app saw the jar's.
+    with TestClient(_line_app(), interface=interface, cookies={"z": "0"}) as client:
+        client.get("/set", params={"line": "s=1"})
+        assert client.get("/line", cookies={"s": "2", "a": "1"}).text == "z=0; s=2; a=1"
+        assert client.get("/line").text == "z=0; s=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_the_cookies_a_test_gives_are_sent_in_the_order_it_gave_them(interface: str) -> None:
     # NOTE: they had no creation time until a request read them from the client's jar, which
     # Python 3.10 walks by name ("a=1; z=1" there), later versions a domain after the other.
