@@ -141,6 +141,16 @@ def without_body_headers(headers: httpx.Headers, request: httpx.Request, method:
             headers.pop(name, None)
 
 
+def without_credentials(headers: httpx.Headers, request: httpx.Request, url: httpx.URL) -> None:
+    """Remove, in place, ``Authorization`` when a redirect leaves the request's origin.
+
+    SPEC: Fetch, HTTP-redirect fetch: so does a browser, where httpx kept it from http to
+    https on the same host.
+    """
+    if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host, request.url.port):
+        headers.pop("authorization", None)
+
+
 # NOTE: the three, and _build_redirect_request, are httpx's private steps of building a
 # redirect's request (the same in 0.28 and 0.29): the tests of a "/\\host" Location, of a 302
 # to a PUT, of its body's headers and of a redirect's cookie order fail if a release renames one.
@@ -177,6 +187,7 @@ class Side(httpx.Client):
     ) -> httpx.Headers:
         headers = super()._redirect_headers(request, url, method)
         without_body_headers(headers, request, method)
+        without_credentials(headers, request, url)
         return headers
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
@@ -204,6 +215,7 @@ class AsyncSide(httpx.AsyncClient):
     ) -> httpx.Headers:
         headers = super()._redirect_headers(request, url, method)
         without_body_headers(headers, request, method)
+        without_credentials(headers, request, url)
         return headers
 
     def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
