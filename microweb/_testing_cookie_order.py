@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import http.cookiejar
 import itertools
+import urllib.request
 
 import httpx
+
+# NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
+# leaves out.
+effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
 
 # NOTE: each cookie's creation, as a number that grows: the standard library's Cookie has none.
 _CREATION = "microweb_created"
@@ -49,10 +54,11 @@ def path_matches(path: str, other: str) -> bool:
 
 def _sent_to(cookie: http.cookiejar.Cookie, url: httpx.URL) -> bool:
     """Whether ``cookie``'s domain and path cover ``url`` (the jar's name of a host without a
-    dot, ``testserver.local``, standing for it)."""
-    domain, host = cookie.domain.removeprefix("."), url.host
+    dot, ``testserver.local`` or ``[::1].local``, standing for it)."""
+    host, named = effective_host(urllib.request.Request(str(url)))
+    domain = cookie.domain.removeprefix(".")
     path = url.raw_path.decode("ascii").partition("?")[0] or "/"
-    covered = domain in ("", host, f"{host}.local") or host.endswith("." + domain)
+    covered = domain in ("", host, named) or host.endswith("." + domain)
     return covered and path_matches(path, cookie.path)
 
 

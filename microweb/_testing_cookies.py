@@ -23,22 +23,19 @@ from typing import cast
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import held, path_matches, stamp
+from ._testing_cookie_order import effective_host, held, path_matches, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
 GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.Cookie]
 
-# NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
-# leaves out.
-_effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
-# NOTE: the path of a request, as the jar reads it (typeshed leaves it out too).
+# NOTE: the path of a request, as the jar reads it, which typeshed leaves out.
 _request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
 
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
     """The host of ``base_url`` and the jar's name for it (with ``.local`` when it has no dot)."""
-    hosts: tuple[str, str] = _effective_host(urllib.request.Request(str(base_url)))
+    hosts: tuple[str, str] = effective_host(urllib.request.Request(str(base_url)))
     return hosts
 
 
@@ -83,7 +80,7 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
         return super().set_ok(cookie, request)
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        hosts = _effective_host(request)
+        hosts = effective_host(request)
         if cookie.domain_specified and _is_ip_address(hosts[0]):
             # NOTE: the jar took "Domain=0.0.1" from 10.0.0.1, and sent it to 20.0.0.1. SPEC:
             # RFC 6265 5.1.3: an IP address domain-matches itself alone.
@@ -199,7 +196,7 @@ class _Jar(http.cookiejar.CookieJar):
         # then "flash=; Max-Age=0" (set_cookie() then delete_cookie()) kept the cookie.
         # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
         with self._cookies_lock:  # type: ignore[attr-defined]
-            self._answering = _effective_host(request)
+            self._answering = effective_host(request)
             try:
                 secure_scheme = request.type in _SECURE_SCHEMES
                 for line in response.info().get_all("Set-Cookie", []):

@@ -840,6 +840,15 @@ def test_a_cookie_is_ordered_by_its_own_path_where_its_twin_elsewhere_is_not_sen
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+@pytest.mark.parametrize("base_url", ["http://[::1]:8000", "http://localhost", "http://10.0.0.1"])
+def test_cookies_are_sent_oldest_first_to_any_host(interface: str, base_url: str) -> None:
+    with TestClient(_line_app(), interface, base_url=base_url, cookies={"g": "0"}) as client:
+        client.get("/set", params={"line": "z=1"})
+        client.cookies.set("t", "1")
+        assert client.get("/line").text == "g=0; z=1; t=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 @pytest.mark.filterwarnings("ignore:Setting per-request cookies:DeprecationWarning")
 def test_a_requests_own_cookie_wins_over_the_jars_of_its_name(interface: str) -> None:
     # NOTE: httpx deprecates a request's cookies=, which replace the client's of their name
