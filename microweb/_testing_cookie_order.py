@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.cookiejar
 import itertools
 import urllib.request
+from collections.abc import Callable
 
 import httpx
 
@@ -52,14 +53,18 @@ def path_matches(path: str, other: str) -> bool:
     )
 
 
-def _sent_to(cookie: http.cookiejar.Cookie, url: httpx.URL) -> bool:
-    """Whether ``cookie``'s domain and path cover ``url`` (the jar's name of a host without a
-    dot, ``testserver.local`` or ``[::1].local``, standing for it)."""
+def _covering(url: httpx.URL) -> Callable[[http.cookiejar.Cookie], bool]:
+    """Return whether a cookie's domain and path cover ``url`` (the jar's name of a host without
+    a dot, ``testserver.local`` or ``[::1].local``, standing for it)."""
     host, named = effective_host(urllib.request.Request(str(url)))
-    domain = cookie.domain.removeprefix(".")
     path = url.raw_path.decode("ascii").partition("?")[0] or "/"
-    covered = domain in ("", host, named) or host.endswith("." + domain)
-    return covered and path_matches(path, cookie.path)
+
+    def covers(cookie: http.cookiejar.Cookie) -> bool:
+        domain = cookie.domain.removeprefix(".")
+        covered = domain in ("", host, named) or host.endswith("." + domain)
+        return covered and path_matches(path, cookie.path)
+
+    return covers
 
 
 def in_browsers_order(
@@ -76,9 +81,10 @@ def in_browsers_order(
     """
     header = request.headers.get("cookie")
     pairs = header.split("; ") if header is not None else []
+    covers = _covering(request.url)
     order: dict[str, tuple[int, int]] = {}
     for cookie in jar:
-        if not _sent_to(cookie, request.url):
+        if not covers(cookie):
             # NOTE: a cookie of that name and value for another path or domain gave its place.
             continue
         key = (-len(cookie.path), _created(cookie))
@@ -87,18 +93,18 @@ def in_browsers_order(
     if all(pair in order for pair in pairs):
         pairs.sort(key=order.__getitem__)
     if own is not None:
-        pairs = _with_own(pairs, own, request.url)
+        pairs = _with_own(pairs, own, covers)
     if pairs:
         request.headers["cookie"] = "; ".join(pairs)
 
 
-def _with_own(pairs: list[str], own: httpx.Cookies, url: httpx.URL) -> list[str]:
+def _with_own(
+    pairs: list[str], own: httpx.Cookies, covers: Callable[[http.cookiejar.Cookie], bool]
+) -> list[str]:
     # NOTE: httpx puts a request's cookies in a copy of the client's jar, where they replace
     # those of their name, domain and path; the client's jar keeps its cookies for the host,
     # where the request's are for any host, so both went out, the jar's first.
-    mine = {
-        cookie.name: f"{cookie.name}={cookie.value}" for cookie in own.jar if _sent_to(cookie, url)
-    }
+    mine = {cookie.name: f"{cookie.name}={cookie.value}" for cookie in own.jar if covers(cookie)}
     kept: list[str] = []
     for pair in pairs:
         name = pair.partition("=")[0]
