@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import http.cookiejar
 import itertools
+import urllib.request
+from collections.abc import Callable
 
 import httpx
+
+# NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
+# leaves out.
+effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
 
 # NOTE: each cookie's creation, as a number that grows: the standard library's Cookie has none.
 _CREATION = "microweb_created"
@@ -40,9 +46,33 @@ def held(
     return cookies.get(domain, {}).get(path, {}).get(name)
 
 
-def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> None:
+def path_matches(path: str, other: str) -> bool:
+    """Whether a request's ``path`` path-matches a cookie's path ``other`` (RFC 6265 5.1.4)."""
+    return path == other or (
+        path.startswith(other) and (other.endswith("/") or path[len(other)] == "/")
+    )
+
+
+def _covering(url: httpx.URL) -> Callable[[http.cookiejar.Cookie], bool]:
+    """Return whether a cookie's domain and path cover ``url`` (the jar's name of a host without
+    a dot, ``testserver.local`` or ``[::1].local``, standing for it)."""
+    host, named = effective_host(urllib.request.Request(str(url)))
+    path = url.raw_path.decode("ascii").partition("?")[0] or "/"
+
+    def covers(cookie: http.cookiejar.Cookie) -> bool:
+        domain = cookie.domain.removeprefix(".")
+        covered = domain in ("", host, named) or host.endswith("." + domain)
+        return covered and path_matches(path, cookie.path)
+
+    return covers
+
+
+def in_browsers_order(
+    request: httpx.Request, jar: http.cookiejar.CookieJar, own: httpx.Cookies | None = None
+) -> None:
     """Put the cookies of ``request``'s ``Cookie`` header, which httpx made from ``jar``, in the
-    order a browser sends them, in place.
+    order a browser sends them, in place, with the request's ``own`` cookies (its deprecated
+    ``cookies=``) in place of the jar's of their names.
 
     httpx copies the jar into a standard one for each request, whose order is its own:
     Python 3.10's by name ("a=1; m=1; z=1" for "z", "a", "m"), later versions' by the domain
@@ -50,13 +80,37 @@ def in_browsers_order(request: httpx.Request, jar: http.cookiejar.CookieJar) -> 
     first). SPEC: RFC 6265 5.4 step 2: longer paths first, then earlier creation times.
     """
     header = request.headers.get("cookie")
-    if header is None:
-        return
+    pairs = header.split("; ") if header is not None else []
+    covers = _covering(request.url)
     order: dict[str, tuple[int, int]] = {}
     for cookie in jar:
+        if not covers(cookie):
+            # NOTE: a cookie of that name and value for another path or domain gave its place.
+            continue
         key = (-len(cookie.path), _created(cookie))
         pair = f"{cookie.name}={cookie.value}"
         order[pair] = min(order.get(pair, key), key)
-    pairs = header.split("; ")
     if all(pair in order for pair in pairs):
-        request.headers["cookie"] = "; ".join(sorted(pairs, key=order.__getitem__))
+        pairs.sort(key=order.__getitem__)
+    if own is not None:
+        pairs = _with_own(pairs, own, covers)
+    if pairs:
+        request.headers["cookie"] = "; ".join(pairs)
+
+
+def _with_own(
+    pairs: list[str], own: httpx.Cookies, covers: Callable[[http.cookiejar.Cookie], bool]
+) -> list[str]:
+    # NOTE: httpx puts a request's cookies in a copy of the client's jar, where they replace
+    # those of their name, domain and path; the client's jar keeps its cookies for the host,
+    # where the request's are for any host, so both went out, the jar's first.
+    mine = {cookie.name: f"{cookie.name}={cookie.value}" for cookie in own.jar if covers(cookie)}
+    kept: list[str] = []
+    for pair in pairs:
+        name = pair.partition("=")[0]
+        if name not in mine:
+            kept.append(pair)
+        elif mine[name]:
+            kept.append(mine[name])
+            mine[name] = ""
+    return kept + [pair for pair in mine.values() if pair]

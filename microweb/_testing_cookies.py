@@ -17,27 +17,25 @@ import ipaddress
 import re
 import urllib.request
 import weakref
+from collections.abc import Mapping
 from typing import cast
 
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import held, stamp
+from ._testing_cookie_order import effective_host, held, path_matches, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
 GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.Cookie]
 
-# NOTE: the jar's own name for a host ("testserver.local" for "testserver"), which typeshed
-# leaves out.
-_effective_host = http.cookiejar.eff_request_host  # type: ignore[attr-defined]
-# NOTE: the path of a request, as the jar reads it (typeshed leaves it out too).
+# NOTE: the path of a request, as the jar reads it, which typeshed leaves out.
 _request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
 
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
     """The host of ``base_url`` and the jar's name for it (with ``.local`` when it has no dot)."""
-    hosts: tuple[str, str] = _effective_host(urllib.request.Request(str(base_url)))
+    hosts: tuple[str, str] = effective_host(urllib.request.Request(str(base_url)))
     return hosts
 
 
@@ -62,13 +60,6 @@ def _domain_matches(domain: str, other: str) -> bool:
     return domain == other or domain.endswith("." + other)
 
 
-def _path_matches(path: str, other: str) -> bool:
-    # SPEC: RFC 6265 5.1.4.
-    return path == other or (
-        path.startswith(other) and (other.endswith("/") or path[len(other)] == "/")
-    )
-
-
 class _Policy(http.cookiejar.DefaultCookiePolicy):
     """The standard policy, but a host without a dot takes a ``Domain`` of itself only, and a
     ``Set-Cookie`` without a name, or that can't be sent back, is ignored."""
@@ -89,7 +80,7 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
         return super().set_ok(cookie, request)
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
-        hosts = _effective_host(request)
+        hosts = effective_host(request)
         if cookie.domain_specified and _is_ip_address(hosts[0]):
             # NOTE: the jar took "Domain=0.0.1" from 10.0.0.1, and sent it to 20.0.0.1. SPEC:
             # RFC 6265 5.1.3: an IP address domain-matches itself alone.
@@ -205,7 +196,7 @@ class _Jar(http.cookiejar.CookieJar):
         # then "flash=; Max-Age=0" (set_cookie() then delete_cookie()) kept the cookie.
         # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
         with self._cookies_lock:  # type: ignore[attr-defined]
-            self._answering = _effective_host(request)
+            self._answering = effective_host(request)
             try:
                 secure_scheme = request.type in _SECURE_SCHEMES
                 for line in response.info().get_all("Set-Cookie", []):
@@ -248,7 +239,7 @@ class _Jar(http.cookiejar.CookieJar):
                 cookie.secure
                 and cookie.name == name
                 and (_domain_matches(kept, domain) or _domain_matches(domain, kept))
-                and _path_matches(path, cookie.path)
+                and path_matches(path, cookie.path)
             ):
                 return True
         return False
@@ -284,6 +275,24 @@ class _Jar(http.cookiejar.CookieJar):
         if cleared is not None:
             super().clear(twin, path, name)
         return cleared
+
+
+def clients_jar(cookies: Mapping[str, str] | httpx.Cookies | None) -> httpx.Cookies:
+    """Return a jar for the client with a copy of ``cookies``, which gives each cookie the test
+    sets its creation as it is set (in the order of a mapping).
+
+    The standard library's jar, as httpx makes it, left the test's cookies without one until a
+    request's copy took them, in the order it walks them: by name on Python 3.10, a domain
+    after the other on later versions (not the order the test set them in).
+    """
+    jar = httpx.Cookies(_Jar(_Policy()))
+    if isinstance(cookies, httpx.Cookies):
+        for cookie in cookies.jar:
+            jar.jar.set_cookie(copy.copy(cookie))
+    elif cookies is not None:
+        for name, value in cookies.items():
+            jar.set(name, value)
+    return jar
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:

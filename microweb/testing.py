@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 from ._testing_asgi import Lifespan, LoopThread, asgi_side
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
 from ._testing_content import async_content, replayed, sync_content
-from ._testing_cookies import GivenCookies, keep_answers, side_jar
+from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
 from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
@@ -227,9 +227,8 @@ class TestClient:
 
     @cookies.setter
     def cookies(self, cookies: Mapping[str, str] | httpx.Cookies | None) -> None:
-        if cookies is not None and not isinstance(cookies, httpx.Cookies):
-            cookies = dict(cookies)
-        self._cookies = httpx.Cookies(cookies)  # NOTE: a copy; a Cookies keeps domain and path.
+        # NOTE: a copy; a Cookies keeps domain and path.
+        self._cookies = clients_jar(cookies)
 
     # -- the two sides -------------------------------------------------------------------------
 

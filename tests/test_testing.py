@@ -315,6 +315,33 @@ def test_a_followed_redirect_to_another_host_carries_no_credentials_of_this_one(
         assert client.cookies["looped"] == "1"
 
 
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
+    interface: str,
+) -> None:
+    # NOTE: httpx keeps it from http to https, as requests does. SPEC: Fetch, HTTP-redirect
+    # fetch: Authorization goes from a request whose redirect leaves its origin (scheme,
+    # host and port), as a browser's fetch() drops it.
+    app = App()
+
+    @app.get("/from")
+    def moves(request: Request) -> Response:
+        return Response.redirect(request.query["to"], status=302)
+
+    @app.get("/seen")
+    def seen(request: Request) -> dict[str, Any]:
+        return {"scheme": request.scheme, "authorization": request.headers.get("authorization")}
+
+    headers = {"authorization": "Bearer t"}
+    with TestClient(app, interface=interface, headers=headers, follow_redirects=True) as client:
+        kept = client.get("/from?to=/seen").json()
+        assert kept == {"scheme": "http", "authorization": "Bearer t"}
+        secure = client.get("/from?to=https://testserver/seen").json()
+        assert secure == {"scheme": "https", "authorization": None}
+        ported = client.get("/from?to=http://testserver:8080/seen").json()
+        assert ported == {"scheme": "http", "authorization": None}
+
+
 @pytest.mark.parametrize(
     ("location", "scheme", "host", "path"),
     [

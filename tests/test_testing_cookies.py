@@ -816,6 +816,65 @@ def test_cookies_are_sent_longest_path_first_then_oldest_first(interface: str) -
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_followed_redirect_sends_the_cookies_in_a_browsers_order(interface: str) -> None:
+    # NOTE: httpx builds a redirect's request in a private step (_build_redirect_request),
+    # which the client's sides override: were it renamed, the cookies went in the jar's order.
+    base_url = "http://www.example.com"
+    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+        client.get("/set", params={"line": "first=1"})
+        client.get("/set", params={"line": "id=parent; Domain=example.com"})
+        moved = client.get("/move", params={"line": "id=own"}, follow_redirects=True)
+        assert moved.text == "first=1; id=parent; id=own"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_is_ordered_by_its_own_path_where_its_twin_elsewhere_is_not_sent(
+    interface: str,
+) -> None:
+    # NOTE: the order was read from any cookie of that name and value in the jar: "a=1" of
+    # Path=/line/deep, not sent to /line, put the "a=1" of Path=/ before "b=1" of Path=/line.
+    with TestClient(_line_app(), interface=interface) as client:
+        client.get("/set", params={"line": ["a=1; Path=/", "b=1; Path=/line"]})
+        client.get("/set", params={"line": "a=1; Path=/line/deep"})
+        assert client.get("/line").text == "b=1; a=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+@pytest.mark.parametrize("base_url", ["http://[::1]:8000", "http://localhost", "http://10.0.0.1"])
+def test_cookies_are_sent_oldest_first_to_any_host(interface: str, base_url: str) -> None:
+    with TestClient(_line_app(), interface, base_url=base_url, cookies={"g": "0"}) as client:
+        client.get("/set", params={"line": "z=1"})
+        client.cookies.set("t", "1")
+        assert client.get("/line").text == "g=0; z=1; t=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+@pytest.mark.filterwarnings("ignore:Setting per-request cookies:DeprecationWarning")
+def test_a_requests_own_cookie_wins_over_the_jars_of_its_name(interface: str) -> None:
+    # NOTE: httpx deprecates a request's cookies=, which replace the client's of their name
+    # there; the jar's, moved to the host, went out beside it, first: the app saw the jar's.
+    with TestClient(_line_app(), interface=interface, cookies={"z": "0"}) as client:
+        client.get("/set", params={"line": "s=1"})
+        assert client.get("/line", cookies={"s": "2", "a": "1"}).text == "z=0; s=2; a=1"
+        assert client.get("/line").text == "z=0; s=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_the_cookies_a_test_gives_are_sent_in_the_order_it_gave_them(interface: str) -> None:
+    # NOTE: they had no creation time until a request read them from the client's jar, which
+    # Python 3.10 walks by name ("a=1; z=1" there), later versions a domain after the other.
+    with TestClient(_line_app(), interface=interface, cookies={"z": "1", "a": "1"}) as client:
+        client.cookies.set("y", "1")
+        client.cookies.set("b", "1")
+        assert client.get("/line").text == "z=1; a=1; y=1; b=1"
+        client.cookies = {"x": "1", "c": "1"}
+        assert client.get("/line").text == "x=1; c=1"
+        client.cookies.set("host", "1", domain="testserver")
+        client.cookies.set("any", "1")
+        assert client.get("/line").text == "x=1; c=1; host=1; any=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_a_cookie_whose_name_and_value_pass_4096_bytes_is_ignored(interface: str) -> None:
     # NOTE: kept and sent: a session that grew past the limit passed its tests, where every
     # browser keeps the cookie it had (set_cookie() only logs a warning). SPEC: RFC 6265bis,
