@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import httpx
+from httpx._client import BaseClient
 
 from ._errors import unhandled_errors
 from ._testing_cookie_order import in_browsers_order
@@ -151,82 +152,55 @@ def without_credentials(headers: httpx.Headers, request: httpx.Request, url: htt
         headers.pop("authorization", None)
 
 
-# NOTE: the three, and _build_redirect_request, are httpx's private steps of building a
-# redirect's request (the same in 0.28 and 0.29): the tests of a "/\\host" Location, of a 302
-# to a PUT, of its body's headers and of a redirect's cookie order fail if a release renames one.
+# NOTE: _redirect_url, _redirect_method, _redirect_headers and _build_redirect_request are
+# httpx's private steps of building a redirect's request, on its private BaseClient of both
+# clients (the same in 0.28 and 0.29): the tests of a "/\\host" Location, of a 302 to a PUT, of
+# its body's headers and of a redirect's cookie order fail if a release renames one.
 
 
-def built(
-    side: httpx.Client | httpx.AsyncClient,
-    build: Callable[..., httpx.Request],
-    method: str,
-    url: httpx.URL | str,
-    kwargs: dict[str, Any],
-) -> httpx.Request:
-    """Return the request httpx's ``build`` makes, with its cookies sent as a browser sends
-    them and its own (a deprecated ``cookies=``) in place of the jar's of their names."""
-    own = kwargs.pop("cookies", None)
-    request = build(method, url, **kwargs)
-    if "cookie" not in httpx.Headers(kwargs.get("headers")):
-        # NOTE: a Cookie header given wins over the cookies, as in httpx.
-        in_browsers_order(request, side.cookies.jar, None if own is None else httpx.Cookies(own))
-    return request
+class _BrowserSteps(BaseClient):
+    """httpx's steps of following a redirect, made a browser's; both sides take them."""
+
+    def _redirect_url(self, request: httpx.Request, response: httpx.Response) -> httpx.URL:
+        return followed_url(request, response)
+
+    def _redirect_method(self, request: httpx.Request, response: httpx.Response) -> str:
+        return followed_method(request, response)
+
+    def _redirect_headers(
+        self, request: httpx.Request, url: httpx.URL, method: str
+    ) -> httpx.Headers:
+        headers = super()._redirect_headers(request, url, method)
+        without_body_headers(headers, request, method)
+        without_credentials(headers, request, url)
+        return headers
+
+    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
+        """Build the request as httpx does, with its cookies sent as a browser sends them and
+        its own (a deprecated ``cookies=``) in place of the jar's of their names."""
+        own = kwargs.pop("cookies", None)
+        request = super().build_request(method, url, **kwargs)
+        if "cookie" not in httpx.Headers(kwargs.get("headers")):
+            # NOTE: a Cookie header given wins over the cookies, as in httpx.
+            in_browsers_order(
+                request, self.cookies.jar, None if own is None else httpx.Cookies(own)
+            )
+        return request
+
+    def _build_redirect_request(
+        self, request: httpx.Request, response: httpx.Response
+    ) -> httpx.Request:
+        followed = super()._build_redirect_request(request, response)
+        in_browsers_order(followed, self.cookies.jar)
+        return followed
 
 
-class Side(httpx.Client):
+class Side(_BrowserSteps, httpx.Client):
     """The WSGI side's httpx client, which follows a redirect as a browser does."""
 
-    def _redirect_url(self, request: httpx.Request, response: httpx.Response) -> httpx.URL:
-        return followed_url(request, response)
 
-    def _redirect_method(self, request: httpx.Request, response: httpx.Response) -> str:
-        return followed_method(request, response)
-
-    def _redirect_headers(
-        self, request: httpx.Request, url: httpx.URL, method: str
-    ) -> httpx.Headers:
-        headers = super()._redirect_headers(request, url, method)
-        without_body_headers(headers, request, method)
-        without_credentials(headers, request, url)
-        return headers
-
-    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        return built(self, super().build_request, method, url, kwargs)
-
-    def _build_redirect_request(
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Request:
-        followed = super()._build_redirect_request(request, response)
-        in_browsers_order(followed, self.cookies.jar)
-        return followed
-
-
-class AsyncSide(httpx.AsyncClient):
+class AsyncSide(_BrowserSteps, httpx.AsyncClient):
     """The ASGI side's httpx client, which follows a redirect as a browser does."""
-
-    def _redirect_url(self, request: httpx.Request, response: httpx.Response) -> httpx.URL:
-        return followed_url(request, response)
-
-    def _redirect_method(self, request: httpx.Request, response: httpx.Response) -> str:
-        return followed_method(request, response)
-
-    def _redirect_headers(
-        self, request: httpx.Request, url: httpx.URL, method: str
-    ) -> httpx.Headers:
-        headers = super()._redirect_headers(request, url, method)
-        without_body_headers(headers, request, method)
-        without_credentials(headers, request, url)
-        return headers
-
-    def build_request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Request:
-        return built(self, super().build_request, method, url, kwargs)
-
-    def _build_redirect_request(
-        self, request: httpx.Request, response: httpx.Response
-    ) -> httpx.Request:
-        followed = super()._build_redirect_request(request, response)
-        in_browsers_order(followed, self.cookies.jar)
-        return followed
 
 
 def record_answer(response: httpx.Response) -> None:
