@@ -43,7 +43,20 @@ _TICKS_PER_CHECK = 10
 
 
 class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Uvicorn's log handler, writing to nothing once no one reads its stream (a pipe)."""
+    """Uvicorn's log handler, writing to the process's ``sys.stderr`` or ``sys.stdout`` (``to``)
+    of the moment, and to nothing once no one reads it (a pipe)."""
+
+    def __init__(self, to: str = "stderr") -> None:
+        super().__init__(getattr(sys, to))
+        self.to = to
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record`` to the stream the process has now."""
+        # NOTE: the handler is made before the app's import (Config): an app that replaced
+        # sys.stderr as it was imported had Uvicorn's lines go to the stream it replaced.
+        # Under the handler's lock, as flush() reads the stream.
+        self.stream = getattr(sys, self.to)
+        super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Handle an error as logging does; a reader that has gone makes the stream go nowhere."""
@@ -60,6 +73,8 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 LOG_CONFIG: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
 for _handler in LOG_CONFIG["handlers"].values():
     _handler["class"] = f"{__name__}.{UnreadStreamHandler.__qualname__}"
+    # NOTE: "ext://sys.stderr" is the stream there is when the handler is made.
+    _handler["to"] = _handler.pop("stream").removeprefix("ext://sys.")
 
 
 @functools.cache

@@ -768,3 +768,30 @@ def test_log_level_sets_uvicorns_levels_over_the_apps_in_every_process(
     with _serving_source(tmp_path, mode, _LEVELLED_APP) as (port, log):
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 200
         wait_for(lambda: '"GET / HTTP/1.1" 200' in read_log(log), "access line", log)
+
+
+_STDERR_APP = """
+import os, sys
+from microweb import App
+
+# NOTE: line-buffered, so each line is in the file once written.
+sys.stderr = open(os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"), "w", 1)
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "reload"])
+def test_an_app_that_replaces_stderr_as_it_is_imported_gets_uvicorns_lines(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: Uvicorn's handlers are made before the app's import (_uvicorn.Config): they kept
+    # the stderr there was, where Uvicorn's own set-up after the import had taken the app's.
+    with _serving_source(tmp_path, mode, _STDERR_APP) as (port, log):
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    assert "Application startup complete." in _written(tmp_path), read_log(log)
+    assert "Application startup complete." not in read_log(log)
