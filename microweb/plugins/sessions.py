@@ -13,6 +13,8 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
+import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import timedelta
@@ -106,8 +108,30 @@ def encode_session(session: dict[str, Any]) -> str:
 
     Raises:
         TypeError: If a value cannot be stored as JSON.
+        ValueError: If a float is NaN or infinite, or an int has more digits than Python
+            writes (``sys.get_int_max_str_digits()``).
     """
-    return json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # NOTE: json writes NaN and Infinity by default, which are no JSON (RFC 8259 6).
+    return json.dumps(
+        session, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def _decode_session(data: bytes) -> Any:
+    # NOTE: json reads NaN, Infinity and 1e999 (inf), which encode_session() refuses: a
+    # session that held one could not be compared nor written back (see TRAPS.md 16, 25).
+    return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is no JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of a float's range")
+    return number
 
 
 def _stamp(text: str) -> int | None:
@@ -138,29 +162,63 @@ def _refresh_after(refresh_after: float | timedelta | None, lifetime: int) -> in
     return seconds
 
 
-def _refuse_other_keys(session: dict[str, Any]) -> None:
-    """Raise ``TypeError`` for a key that is not ``str``, in ``session`` or nested in it.
+def _refuse_unstorable(session: dict[str, Any]) -> None:
+    """Raise for what JSON cannot hold in ``session``, named by where it is.
+
+    ``TypeError`` for a key that is not ``str`` or a value of no JSON type, ``ValueError`` for
+    a float JSON has no number for or an int Python will not write in full.
 
     NOTE: JSON turns ``1`` into ``"1"`` without a word (``session[1]`` came back as
-    ``session["1"]``), and a dict mixing ``int`` and ``str`` keys failed to sort, with a
-    message that named neither the session nor the key.
+    ``session["1"]``), and a dict mixing ``int`` and ``str`` keys failed to sort; json's own
+    messages named neither the session nor the key.
     """
-    stack: list[Any] = [session]
+    stack: list[tuple[Any, str]] = [(session, "request.session")]
     # NOTE: a list or dict that holds itself is json's ValueError (a 500); walked without
     # knowing which were seen, it spun forever, on the event loop under ASGI.
     seen: set[int] = set()
     while stack:
-        item = stack.pop()
-        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, dict):
-            for key in item:
-                if not isinstance(key, str):
-                    raise TypeError(f"session keys must be str (JSON's), not {key!r}")
-            stack.extend(item.values())
+        item, where = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if id(item) not in seen:
+                seen.add(id(item))
+                stack.extend(reversed(_members(item, where)))
         else:
-            stack.extend(item)
+            _refuse_value(item, where)
+
+
+def _members(
+    item: dict[Any, Any] | list[Any] | tuple[Any, ...], where: str
+) -> list[tuple[Any, str]]:
+    if not isinstance(item, dict):
+        return [(value, f"{where}[{index}]") for index, value in enumerate(item)]
+    for key in item:
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be str (JSON's), not {key!r}, in {where}")
+    return [(value, f"{where}[{key!r}]") for key, value in item.items()]
+
+
+def _refuse_value(value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(
+            f"{where} is {value!r}, which JSON has no number for: store None, or a str"
+        )
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)
+        except ValueError:
+            # NOTE: json's "Exceeds the limit (4300 digits) for integer string conversion"
+            # named neither the session nor the key; hex() has no such limit.
+            raise ValueError(
+                f"{where} is an int of more than {sys.get_int_max_str_digits()} digits, "
+                "which Python will not write as JSON: store hex(value), and read it back "
+                "with int(text, 16)"
+            ) from None
+    elif not isinstance(value, (str, float, type(None))):
+        raise TypeError(
+            "request.session holds JSON values only (dict, list, str, int, float, bool, None): "
+            f"{where} is a value of type {type(value).__name__}; store a datetime as "
+            ".isoformat(), a UUID as str(), a dataclass as dataclasses.asdict()"
+        )
 
 
 class Sessions:
@@ -275,11 +333,10 @@ class Sessions:
         # domain, and a __Host- session would take one planted so.
         cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
         valid = self._valid(cookies)
-        session, signed_at = next(valid, ({}, None))
+        session, signed_at, loaded = next(valid, ({}, None, "{}"))
         # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
         # may be among those.
         had = bool(session) or 0 < len(cookies) <= MAX_TRIED_COOKIES
-        loaded = encode_session(session)
         request.state.session = session
         response = yield None
         session = request.state.session
@@ -303,16 +360,27 @@ class Sessions:
             # answers a cache may share (a site's public pages, its static files).
             add_vary(response, "Cookie")
 
-    def _valid(self, cookies: list[str]) -> Iterator[tuple[dict[str, Any], int | None]]:
-        """Give the sessions the tried cookies hold, in the order sent, each when asked for."""
+    def _valid(self, cookies: list[str]) -> Iterator[tuple[dict[str, Any], int | None, str]]:
+        """Give the sessions the tried cookies hold, in the order sent, each when asked for.
+
+        Each comes with when it was signed and its canonical JSON (see ``encode_session``).
+        """
         # NOTE: every cookie of the name is tried, not the first only: a sibling subdomain can
         # set one on the parent domain, or on a longer path (which the browser sends first).
         # Read alone, it emptied the session, and the deletion that followed removed the
         # user's own cookie: a logout that no login undid while the planted cookie lived.
         for cookie in cookies[:MAX_TRIED_COOKIES]:
             session = self.load(cookie)
-            if session:
-                yield session, _signed_at(cookie)
+            if not session:
+                continue
+            try:
+                loaded = encode_session(session)
+            except (TypeError, ValueError):
+                # NOTE: a load() of a subclass's own format may give what save() refuses (NaN,
+                # an int of 5,000 digits, a datetime): it was a 500 on every request that
+                # sent the cookie. Such a session cannot be written back: it is none.
+                continue
+            yield session, _signed_at(cookie), loaded
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:
@@ -339,7 +407,7 @@ class Sessions:
         if age > self._lifetime or age < -MAX_CLOCK_SKEW:
             return {}
         try:
-            session = json.loads(_b64decode(payload))
+            session = _decode_session(_b64decode(payload))
         except (ValueError, binascii.Error, RecursionError):
             return {}
         return session if isinstance(session, dict) else {}
@@ -378,7 +446,8 @@ class Sessions:
 
         Raises:
             TypeError: If ``session`` holds a value that is not JSON, or a key not ``str``.
-            ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode.
+            ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode, a
+                float that is NaN or infinite, or an int of more digits than Python writes.
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -388,22 +457,16 @@ class Sessions:
                 # frame unless it is SameSite=None too (RFC 6265bis 5.7).
                 self._set(response, "", 0, marked, expires="Thu, 01 Jan 1970 00:00:00 GMT")
             return
-        # PERF: the keys are walked only for a session that changed, or would not encode
-        # (mixed keys fail to sort): 3 us a request for a typical session, otherwise.
+        # PERF: the session is walked only when it changed, or would not encode (mixed keys
+        # fail to sort): 3 us a request for a typical session, otherwise.
         try:
             current = encode_session(session)
-        except TypeError as exc:
-            _refuse_other_keys(session)
-            # NOTE: json's "Object of type datetime is not JSON serializable" named neither
-            # the session nor what to store; Flask's session takes a datetime, UUID or bytes.
-            raise TypeError(
-                f"request.session holds JSON values only (dict, list, str, int, float, bool, "
-                f"None): {exc}; store a datetime as .isoformat(), a UUID as str(), a dataclass "
-                "as dataclasses.asdict()"
-            ) from None
+        except (TypeError, ValueError):
+            _refuse_unstorable(session)
+            raise  # NOTE: json's "Circular reference detected", which the walk passes over.
         if current == loaded:
             return
-        _refuse_other_keys(session)
+        _refuse_unstorable(session)
         try:
             value = self.sign(current)
         except UnicodeEncodeError as exc:
