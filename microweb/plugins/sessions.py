@@ -21,7 +21,8 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from microweb import App, Request, Response
-from microweb._cookies import cookie_values, max_age_seconds
+from microweb._cookies import cookie_values, encode_cookie_value, max_age_seconds
+from microweb._percent import percent_decode
 
 from ._vary import add_vary
 
@@ -138,6 +139,25 @@ def _stamp(text: str) -> int | None:
     # NOTE: at most 20 digits: int() refuses 4,300 or more with a ValueError, and a subclass's
     # load() may take a cookie of its own format, which _signed_at() reads.
     return int(text) if len(text) <= 20 and text.isascii() and text.isdigit() else None
+
+
+def _undecoded(header: str) -> str:
+    """Return a ``Cookie`` header whose values ``cookie_values`` gives as they were sent."""
+    return header.replace("%", "%25").replace('"', "%22")
+
+
+def _as_written(sent: str) -> str | None:
+    """Return a cookie's value decoded, or ``None`` if ``set_cookie`` never writes it so.
+
+    NOTE: read decoded, the value quoted ('"..."') or with any character percent-encoded
+    ("%2E" for ".") was the same session: a signed cookie had many spellings, where its
+    signature has one. ``set_cookie`` writes a value's one spelling, which the browser sends.
+    """
+    value = percent_decode(sent)
+    try:
+        return value if encode_cookie_value(value) == sent else None
+    except ValueError:  # NOTE: a lone surrogate, which no request's header holds.
+        return None
 
 
 def _signed_at(cookie: str) -> int | None:
@@ -324,11 +344,14 @@ class Sessions:
 
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
-        cookies = cookie_values("; ".join(request.headers.getlist("cookie")), self.cookie_name)
+        cookies = cookie_values(
+            _undecoded("; ".join(request.headers.getlist("cookie"))), self.cookie_name
+        )
         # NOTE: a WSGI server joins a client's Cookie lines with ", " (waitress-serve) or ","
         # (gunicorn), where RFC 6265 joins with "; ": the session's value read to the line's
-        # end ("<signed>, theme=dark") failed its check and was deleted, a logout. A value
-        # sign() writes holds no comma: one ends it. No pair is read out of another cookie's
+        # end ("<signed>, theme=dark") failed its check and was deleted, a logout. No value
+        # set_cookie() writes holds a comma ("%2C"), and these are as sent: one ends it.
+        # No pair is read out of another cookie's
         # value ("x=a,session=..."): a sibling subdomain may set any name on the parent
         # domain, and a __Host- session would take one planted so.
         cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
@@ -370,7 +393,8 @@ class Sessions:
         # Read alone, it emptied the session, and the deletion that followed removed the
         # user's own cookie: a logout that no login undid while the planted cookie lived.
         for cookie in cookies[:MAX_TRIED_COOKIES]:
-            session = self.load(cookie)
+            written = _as_written(cookie)
+            session = {} if written is None else self.load(written)
             if not session:
                 continue
             try:
