@@ -344,9 +344,9 @@ class Sessions:
 
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
-        cookies = cookie_values(
-            _undecoded("; ".join(request.headers.getlist("cookie"))), self.cookie_name
-        )
+        header = _undecoded("; ".join(request.headers.getlist("cookie")))
+        # NOTE: a name is matched as sent: "%" is a token's character.
+        cookies = cookie_values(header, _undecoded(self.cookie_name))
         # NOTE: a WSGI server joins a client's Cookie lines with ", " (waitress-serve) or ","
         # (gunicorn), where RFC 6265 joins with "; ": the session's value read to the line's
         # end ("<signed>, theme=dark") failed its check and was deleted, a logout. No value

@@ -87,3 +87,14 @@ def test_other_cookies_are_read_decoded_as_before(make_client: MakeClient, name:
 
     answer = make_client(app).get("/", headers={"cookie": f'{name}="caf%C3%A9"'})
     assert answer.json() == {name: "café"}
+
+
+def test_a_cookie_name_with_a_percent_sign_keeps_its_session(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: "%" is a token's character; a name is matched as sent, not decoded.
+    plugin = Sessions(SECRET, secure=False, cookie_name="s%41")
+    cookie = plugin.sign(json.dumps({"user": "ann"}))
+    client = make_client(looking_app(plugin, colour))
+    assert client.get("/", headers={"cookie": f"s%41={cookie}"}).json() == {"user": "ann"}
+    assert client.get("/", headers={"cookie": f"sA={cookie}"}).json() == {}
