@@ -370,7 +370,9 @@ class Sessions:
         # browser says of none of several which is this plugin's own (its path and domain),
         # and another that verified (of a longer path, or planted on the parent domain) was
         # signed again over it. Ones that do not verify hold no session to be taken for it:
-        # counted, any cookie a sibling subdomain planted stopped the sliding expiry.
+        # counted, any cookie a sibling subdomain planted stopped the sliding expiry. So a
+        # planted one that verifies beside the user's own expired one is refreshed: that
+        # request looks the same as the user's own beside a planted expired one.
         due = (
             self._due(signed_at) and len(cookies) <= MAX_TRIED_COOKIES and next(valid, None) is None
         )
@@ -392,10 +394,10 @@ class Sessions:
         # set one on the parent domain, or on a longer path (which the browser sends first).
         # Read alone, it emptied the session, and the deletion that followed removed the
         # user's own cookie: a logout that no login undid while the planted cookie lived.
-        for cookie in cookies[:MAX_TRIED_COOKIES]:
-            written = _as_written(cookie)
-            session = {} if written is None else self.load(written)
-            if not session:
+        for sent in cookies[:MAX_TRIED_COOKIES]:
+            cookie = _as_written(sent)
+            session = {} if cookie is None else self.load(cookie)
+            if not session or cookie is None:
                 continue
             try:
                 loaded = encode_session(session)
