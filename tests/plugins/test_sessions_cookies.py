@@ -98,3 +98,20 @@ def test_a_cookie_name_with_a_percent_sign_keeps_its_session(
     client = make_client(looking_app(plugin, colour))
     assert client.get("/", headers={"cookie": f"s%41={cookie}"}).json() == {"user": "ann"}
     assert client.get("/", headers={"cookie": f"sA={cookie}"}).json() == {}
+
+
+def test_a_percent_encoded_value_longer_than_browsers_keep_is_not_decoded(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: checking its spelling costs Python work per escape, on the event loop under ASGI.
+    loaded: list[str] = []
+
+    class Plain(Sessions):
+        def load(self, cookie: str) -> dict[str, Any]:
+            loaded.append(cookie)
+            return {"user": cookie[:3]}
+
+    client = make_client(looking_app(Plain(SECRET, secure=False), "sync"))
+    answer = client.get("/", headers={"cookie": "session=" + "%20" * 1400})
+    assert answer.json() == {} and loaded == []
+    assert client.get("/", headers={"cookie": "session=" + "%20" * 1300}).json() == {"user": "   "}
