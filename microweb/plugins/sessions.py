@@ -250,6 +250,18 @@ def _refuse_value(value: Any, where: str) -> None:
         )
 
 
+def _refuse_other_flags(*, secure: object, httponly: object) -> None:
+    # NOTE: secure=os.environ.get("SECURE_COOKIES") holding "false" marked the cookie Secure
+    # (a non-empty str is true): over plain http the browser dropped it, every login failed
+    # without a word.
+    if secure is not None and not isinstance(secure, bool):
+        raise TypeError(
+            f"secure is True or False, or None to follow the request's scheme, not {secure!r}"
+        )
+    if not isinstance(httponly, bool):
+        raise TypeError(f"httponly is True or False, not {httponly!r}")
+
+
 class Sessions:
     """Give every request a ``request.session`` dict, stored in a signed cookie.
 
@@ -289,8 +301,8 @@ class Sessions:
             fail to verify) is refreshed.
 
     Raises:
-        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
-            ``path`` is ``None``.
+        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say),
+            ``path`` is ``None``, or ``secure`` or ``httponly`` is no ``bool`` (``"false"``).
         ValueError: If no secret is given, a secret is too short or holds a lone surrogate
             (not one ``os.environ`` holds for a byte that is not UTF-8), ``max_age`` is not
             positive or longer than 400 days, ``samesite`` is unknown,
@@ -318,6 +330,7 @@ class Sessions:
         samesite: SameSite = "lax",
         refresh_after: int | timedelta | None = None,
     ) -> None:
+        _refuse_other_flags(secure=secure, httponly=httponly)
         if samesite not in ("lax", "strict", "none"):
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
         if samesite == "none" and secure is not True:

@@ -115,3 +115,15 @@ def test_a_percent_encoded_value_longer_than_browsers_keep_is_not_decoded(
     answer = client.get("/", headers={"cookie": "session=" + "%20" * 1400})
     assert answer.json() == {} and loaded == []
     assert client.get("/", headers={"cookie": "session=" + "%20" * 1300}).json() == {"user": "   "}
+
+
+@pytest.mark.parametrize(
+    ("option", "given"),
+    [("secure", "false"), ("secure", "0"), ("secure", 0), ("httponly", "no"), ("httponly", None)],
+)
+def test_a_flag_that_is_no_bool_is_refused_by_name(option: str, given: object) -> None:
+    # NOTE: Sessions(secret, secure=os.environ.get("SECURE_COOKIES")) with "false" in the
+    # variable marked the cookie Secure: over plain http the browser dropped it, and every
+    # login failed without a word.
+    with pytest.raises(TypeError, match=rf"^{option} is True or False.*not {given!r}"):
+        Sessions(SECRET, **{option: given})
