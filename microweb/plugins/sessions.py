@@ -159,8 +159,8 @@ def _as_written(sent: str) -> str | None:
     signature has one. ``set_cookie`` writes a value's one spelling, which the browser sends.
     """
     if "%" in sent and len(sent) > MAX_COOKIE_PAIR:
-        # PERF: quote() costs Python work per character it encodes: 256 KiB of "%" took 40 ms more
-        # (the event loop's, under ASGI). A browser keeps no cookie that long.
+        # PERF: quote() costs Python work per character it encodes: a value of 256 KiB of "%"
+        # took 40 ms more (the event loop's, under ASGI). A browser keeps no cookie that long.
         return None
     value = percent_decode(sent)
     try:
@@ -243,6 +243,8 @@ def _refuse_value(value: Any, where: str) -> None:
                 "with int(text, 16)"
             ) from None
     elif not isinstance(value, (str, float, type(None))):
+        # NOTE: json's "Object of type datetime is not JSON serializable" named neither the
+        # session nor what to store; Flask's session takes a datetime, UUID or bytes.
         raise TypeError(
             "request.session holds JSON values only (dict, list, str, int, float, bool, None): "
             f"{where} is a value of type {type(value).__name__}; store a datetime as "
@@ -372,10 +374,9 @@ class Sessions:
         # NOTE: a WSGI server joins a client's Cookie lines with ", " (waitress-serve) or ","
         # (gunicorn), where RFC 6265 joins with "; ": the session's value read to the line's
         # end ("<signed>, theme=dark") failed its check and was deleted, a logout. No value
-        # set_cookie() writes holds a comma ("%2C"), and these are as sent: one ends it.
-        # No pair is read out of another cookie's
-        # value ("x=a,session=..."): a sibling subdomain may set any name on the parent
-        # domain, and a __Host- session would take one planted so.
+        # set_cookie() writes holds a comma ("%2C"), and these are as sent: one ends it. No
+        # pair is read out of another cookie's value ("x=a,session=..."): a sibling subdomain
+        # may set any name on the parent domain, and a __Host- session would take one planted.
         cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
         valid = self._valid(cookies)
         session, signed_at, loaded = next(valid, ({}, None, "{}"))
@@ -418,8 +419,10 @@ class Sessions:
         # user's own cookie: a logout that no login undid while the planted cookie lived.
         for sent in cookies[:MAX_TRIED_COOKIES]:
             cookie = _as_written(sent)
-            session = {} if cookie is None else self.load(cookie)
-            if not session or cookie is None:
+            if cookie is None:
+                continue
+            session = self.load(cookie)
+            if not session:
                 continue
             try:
                 loaded = encode_session(session)
