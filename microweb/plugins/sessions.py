@@ -12,9 +12,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
-import math
-import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import timedelta
@@ -29,6 +26,7 @@ from microweb._cookies import (
 )
 from microweb._percent import percent_decode
 
+from ._session_json import decode_session, encode_session, refuse_unstorable
 from ._vary import add_vary
 
 SameSite = Literal["lax", "strict", "none"]
@@ -109,37 +107,6 @@ def _keys(secret: Secret | Iterable[Secret], cookie_name: str) -> list[bytes]:
     return keys
 
 
-def encode_session(session: dict[str, Any]) -> str:
-    """Return the canonical JSON of ``session``, the form compared to see changes.
-
-    Raises:
-        TypeError: If a value cannot be stored as JSON.
-        ValueError: If a float is NaN or infinite, or an int has more digits than Python
-            writes (``sys.get_int_max_str_digits()``).
-    """
-    # NOTE: json writes NaN and Infinity by default, which are no JSON (RFC 8259 6).
-    return json.dumps(
-        session, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def _decode_session(data: bytes) -> Any:
-    # NOTE: json reads NaN, Infinity and 1e999 (inf), which encode_session() refuses: a
-    # session that held one could not be compared nor written back (see TRAPS.md 16, 25).
-    return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is no JSON number")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"{text} is out of a float's range")
-    return number
-
-
 def _stamp(text: str) -> int | None:
     # NOTE: at most 20 digits: int() refuses 4,300 or more with a ValueError, and a subclass's
     # load() may take a cookie of its own format, which _signed_at() reads.
@@ -189,67 +156,6 @@ def _refresh_after(refresh_after: float | timedelta | None, lifetime: int) -> in
             f"({lifetime} s), got {refresh_after!r}"
         )
     return seconds
-
-
-def _refuse_unstorable(session: dict[str, Any]) -> None:
-    """Raise for what JSON cannot hold in ``session``, named by where it is.
-
-    ``TypeError`` for a key that is not ``str`` or a value of no JSON type, ``ValueError`` for
-    a float JSON has no number for or an int Python will not write in full.
-
-    NOTE: JSON turns ``1`` into ``"1"`` without a word (``session[1]`` came back as
-    ``session["1"]``), and a dict mixing ``int`` and ``str`` keys failed to sort; json's own
-    messages named neither the session nor the key.
-    """
-    stack: list[tuple[Any, str]] = [(session, "request.session")]
-    # NOTE: a list or dict that holds itself is json's ValueError (a 500); walked without
-    # knowing which were seen, it spun forever, on the event loop under ASGI.
-    seen: set[int] = set()
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, (dict, list, tuple)):
-            if id(item) not in seen:
-                seen.add(id(item))
-                stack.extend(reversed(_members(item, where)))
-        else:
-            _refuse_value(item, where)
-
-
-def _members(
-    item: dict[Any, Any] | list[Any] | tuple[Any, ...], where: str
-) -> list[tuple[Any, str]]:
-    if not isinstance(item, dict):
-        return [(value, f"{where}[{index}]") for index, value in enumerate(item)]
-    for key in item:
-        if not isinstance(key, str):
-            raise TypeError(f"session keys must be str (JSON's), not {key!r}, in {where}")
-    return [(value, f"{where}[{key!r}]") for key, value in item.items()]
-
-
-def _refuse_value(value: Any, where: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(
-            f"{where} is {value!r}, which JSON has no number for: store None, or a str"
-        )
-    if isinstance(value, int):
-        try:
-            int.__repr__(value)
-        except ValueError:
-            # NOTE: json's "Exceeds the limit (4300 digits) for integer string conversion"
-            # named neither the session nor the key; hex() has no such limit.
-            raise ValueError(
-                f"{where} is an int of more than {sys.get_int_max_str_digits()} digits, "
-                "which Python will not write as JSON: store hex(value), and read it back "
-                "with int(text, 16)"
-            ) from None
-    elif not isinstance(value, (str, float, type(None))):
-        # NOTE: json's "Object of type datetime is not JSON serializable" named neither the
-        # session nor what to store; Flask's session takes a datetime, UUID or bytes.
-        raise TypeError(
-            "request.session holds JSON values only (dict, list, str, int, float, bool, None): "
-            f"{where} is a value of type {type(value).__name__}; store a datetime as "
-            ".isoformat(), a UUID as str(), a dataclass as dataclasses.asdict()"
-        )
 
 
 def _refuse_other_flags(*, secure: object, httponly: object) -> None:
@@ -458,7 +364,7 @@ class Sessions:
         if age > self._lifetime or age < -MAX_CLOCK_SKEW:
             return {}
         try:
-            session = _decode_session(_b64decode(payload))
+            session = decode_session(_b64decode(payload))
         except (ValueError, binascii.Error, RecursionError):
             return {}
         return session if isinstance(session, dict) else {}
@@ -513,11 +419,11 @@ class Sessions:
         try:
             current = encode_session(session)
         except (TypeError, ValueError):
-            _refuse_unstorable(session)
+            refuse_unstorable(session)
             raise  # NOTE: json's "Circular reference detected", which the walk passes over.
         if current == loaded:
             return
-        _refuse_unstorable(session)
+        refuse_unstorable(session)
         try:
             value = self.sign(current)
         except UnicodeEncodeError as exc:
