@@ -12,15 +12,21 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Generator, Iterable, Iterator
 from datetime import timedelta
 from typing import Any, Literal
 
 from microweb import App, Request, Response
-from microweb._cookies import cookie_values, max_age_seconds
+from microweb._cookies import (
+    MAX_COOKIE_PAIR,
+    cookie_values,
+    encode_cookie_value,
+    max_age_seconds,
+)
+from microweb._percent import percent_decode
 
+from ._session_json import decode_session, encode_session, refuse_unstorable
 from ._vary import add_vary
 
 SameSite = Literal["lax", "strict", "none"]
@@ -101,19 +107,33 @@ def _keys(secret: Secret | Iterable[Secret], cookie_name: str) -> list[bytes]:
     return keys
 
 
-def encode_session(session: dict[str, Any]) -> str:
-    """Return the canonical JSON of ``session``, the form compared to see changes.
-
-    Raises:
-        TypeError: If a value cannot be stored as JSON.
-    """
-    return json.dumps(session, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _stamp(text: str) -> int | None:
     # NOTE: at most 20 digits: int() refuses 4,300 or more with a ValueError, and a subclass's
     # load() may take a cookie of its own format, which _signed_at() reads.
     return int(text) if len(text) <= 20 and text.isascii() and text.isdigit() else None
+
+
+def _undecoded(header: str) -> str:
+    """Return a ``Cookie`` header whose values ``cookie_values`` gives as they were sent."""
+    return header.replace("%", "%25").replace('"', "%22")
+
+
+def _as_written(sent: str) -> str | None:
+    """Return a cookie's value decoded, or ``None`` if ``set_cookie`` never writes it so.
+
+    NOTE: read decoded, the value quoted ('"..."') or with any character percent-encoded
+    ("%2E" for ".") was the same session: a signed cookie had many spellings, where its
+    signature has one. ``set_cookie`` writes a value's one spelling, which the browser sends.
+    """
+    if "%" in sent and len(sent) > MAX_COOKIE_PAIR:
+        # PERF: quote() costs Python work per character it encodes: a value of 256 KiB of "%"
+        # took 40 ms more (the event loop's, under ASGI). A browser keeps no cookie that long.
+        return None
+    value = percent_decode(sent)
+    try:
+        return value if encode_cookie_value(value) == sent else None
+    except ValueError:  # NOTE: a lone surrogate, which no request's header holds.
+        return None
 
 
 def _signed_at(cookie: str) -> int | None:
@@ -138,29 +158,16 @@ def _refresh_after(refresh_after: float | timedelta | None, lifetime: int) -> in
     return seconds
 
 
-def _refuse_other_keys(session: dict[str, Any]) -> None:
-    """Raise ``TypeError`` for a key that is not ``str``, in ``session`` or nested in it.
-
-    NOTE: JSON turns ``1`` into ``"1"`` without a word (``session[1]`` came back as
-    ``session["1"]``), and a dict mixing ``int`` and ``str`` keys failed to sort, with a
-    message that named neither the session nor the key.
-    """
-    stack: list[Any] = [session]
-    # NOTE: a list or dict that holds itself is json's ValueError (a 500); walked without
-    # knowing which were seen, it spun forever, on the event loop under ASGI.
-    seen: set[int] = set()
-    while stack:
-        item = stack.pop()
-        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, dict):
-            for key in item:
-                if not isinstance(key, str):
-                    raise TypeError(f"session keys must be str (JSON's), not {key!r}")
-            stack.extend(item.values())
-        else:
-            stack.extend(item)
+def _refuse_other_flags(*, secure: object, httponly: object) -> None:
+    # NOTE: secure=os.environ.get("SECURE_COOKIES") holding "false" marked the cookie Secure
+    # (a non-empty str is true): over plain http the browser dropped it, every login failed
+    # without a word.
+    if secure is not None and not isinstance(secure, bool):
+        raise TypeError(
+            f"secure is True or False, or None to follow the request's scheme, not {secure!r}"
+        )
+    if not isinstance(httponly, bool):
+        raise TypeError(f"httponly is True or False, not {httponly!r}")
 
 
 class Sessions:
@@ -202,8 +209,8 @@ class Sessions:
             fail to verify) is refreshed.
 
     Raises:
-        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say), or
-            ``path`` is ``None``.
+        TypeError: If a secret is neither a ``str`` nor ``bytes`` (``None``, say),
+            ``path`` is ``None``, or ``secure`` or ``httponly`` is no ``bool`` (``"false"``).
         ValueError: If no secret is given, a secret is too short or holds a lone surrogate
             (not one ``os.environ`` holds for a byte that is not UTF-8), ``max_age`` is not
             positive or longer than 400 days, ``samesite`` is unknown,
@@ -231,6 +238,7 @@ class Sessions:
         samesite: SameSite = "lax",
         refresh_after: int | timedelta | None = None,
     ) -> None:
+        _refuse_other_flags(secure=secure, httponly=httponly)
         if samesite not in ("lax", "strict", "none"):
             raise ValueError(f"samesite must be 'lax', 'strict' or 'none', got {samesite!r}")
         if samesite == "none" and secure is not True:
@@ -266,20 +274,21 @@ class Sessions:
 
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
-        cookies = cookie_values("; ".join(request.headers.getlist("cookie")), self.cookie_name)
+        header = _undecoded("; ".join(request.headers.getlist("cookie")))
+        # NOTE: a name is matched as sent: "%" is a token's character.
+        cookies = cookie_values(header, _undecoded(self.cookie_name))
         # NOTE: a WSGI server joins a client's Cookie lines with ", " (waitress-serve) or ","
         # (gunicorn), where RFC 6265 joins with "; ": the session's value read to the line's
-        # end ("<signed>, theme=dark") failed its check and was deleted, a logout. A value
-        # sign() writes holds no comma: one ends it. No pair is read out of another cookie's
-        # value ("x=a,session=..."): a sibling subdomain may set any name on the parent
-        # domain, and a __Host- session would take one planted so.
+        # end ("<signed>, theme=dark") failed its check and was deleted, a logout. No value
+        # set_cookie() writes holds a comma ("%2C"), and these are as sent: one ends it. No
+        # pair is read out of another cookie's value ("x=a,session=..."): a sibling subdomain
+        # may set any name on the parent domain, and a __Host- session would take one planted.
         cookies = [value.partition(",")[0].rstrip(" \t") for value in cookies]
         valid = self._valid(cookies)
-        session, signed_at = next(valid, ({}, None))
+        session, signed_at, loaded = next(valid, ({}, None, "{}"))
         # NOTE: an invalid cookie is deleted, unless some were left untried: the user's own
         # may be among those.
         had = bool(session) or 0 < len(cookies) <= MAX_TRIED_COOKIES
-        loaded = encode_session(session)
         request.state.session = session
         response = yield None
         session = request.state.session
@@ -290,7 +299,9 @@ class Sessions:
         # browser says of none of several which is this plugin's own (its path and domain),
         # and another that verified (of a longer path, or planted on the parent domain) was
         # signed again over it. Ones that do not verify hold no session to be taken for it:
-        # counted, any cookie a sibling subdomain planted stopped the sliding expiry.
+        # counted, any cookie a sibling subdomain planted stopped the sliding expiry. So a
+        # planted one that verifies beside the user's own expired one is refreshed: that
+        # request looks the same as the user's own beside a planted expired one.
         due = (
             self._due(signed_at) and len(cookies) <= MAX_TRIED_COOKIES and next(valid, None) is None
         )
@@ -303,16 +314,30 @@ class Sessions:
             # answers a cache may share (a site's public pages, its static files).
             add_vary(response, "Cookie")
 
-    def _valid(self, cookies: list[str]) -> Iterator[tuple[dict[str, Any], int | None]]:
-        """Give the sessions the tried cookies hold, in the order sent, each when asked for."""
+    def _valid(self, cookies: list[str]) -> Iterator[tuple[dict[str, Any], int | None, str]]:
+        """Give the sessions the tried cookies hold, in the order sent, each when asked for.
+
+        Each comes with when it was signed and its canonical JSON (see ``encode_session``).
+        """
         # NOTE: every cookie of the name is tried, not the first only: a sibling subdomain can
         # set one on the parent domain, or on a longer path (which the browser sends first).
         # Read alone, it emptied the session, and the deletion that followed removed the
         # user's own cookie: a logout that no login undid while the planted cookie lived.
-        for cookie in cookies[:MAX_TRIED_COOKIES]:
+        for sent in cookies[:MAX_TRIED_COOKIES]:
+            cookie = _as_written(sent)
+            if cookie is None:
+                continue
             session = self.load(cookie)
-            if session:
-                yield session, _signed_at(cookie)
+            if not session:
+                continue
+            try:
+                loaded = encode_session(session)
+            except (TypeError, ValueError):
+                # NOTE: a load() of a subclass's own format may give what save() refuses (NaN,
+                # an int of 5,000 digits, a datetime): it was a 500 on every request that
+                # sent the cookie. Such a session cannot be written back: it is none.
+                continue
+            yield session, _signed_at(cookie), loaded
 
     def _secure_for(self, request: Request) -> bool:
         if self.secure is not None:
@@ -339,7 +364,7 @@ class Sessions:
         if age > self._lifetime or age < -MAX_CLOCK_SKEW:
             return {}
         try:
-            session = json.loads(_b64decode(payload))
+            session = decode_session(_b64decode(payload))
         except (ValueError, binascii.Error, RecursionError):
             return {}
         return session if isinstance(session, dict) else {}
@@ -378,7 +403,8 @@ class Sessions:
 
         Raises:
             TypeError: If ``session`` holds a value that is not JSON, or a key not ``str``.
-            ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode.
+            ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode, a
+                float that is NaN or infinite, or an int of more digits than Python writes.
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -388,22 +414,16 @@ class Sessions:
                 # frame unless it is SameSite=None too (RFC 6265bis 5.7).
                 self._set(response, "", 0, marked, expires="Thu, 01 Jan 1970 00:00:00 GMT")
             return
-        # PERF: the keys are walked only for a session that changed, or would not encode
-        # (mixed keys fail to sort): 3 us a request for a typical session, otherwise.
+        # PERF: the session is walked only when it changed, or would not encode (mixed keys
+        # fail to sort): 3 us a request for a typical session, otherwise.
         try:
             current = encode_session(session)
-        except TypeError as exc:
-            _refuse_other_keys(session)
-            # NOTE: json's "Object of type datetime is not JSON serializable" named neither
-            # the session nor what to store; Flask's session takes a datetime, UUID or bytes.
-            raise TypeError(
-                f"request.session holds JSON values only (dict, list, str, int, float, bool, "
-                f"None): {exc}; store a datetime as .isoformat(), a UUID as str(), a dataclass "
-                "as dataclasses.asdict()"
-            ) from None
+        except (TypeError, ValueError):
+            refuse_unstorable(session)
+            raise  # NOTE: json's "Circular reference detected", which the walk passes over.
         if current == loaded:
             return
-        _refuse_other_keys(session)
+        refuse_unstorable(session)
         try:
             value = self.sign(current)
         except UnicodeEncodeError as exc:

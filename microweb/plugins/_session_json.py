@@ -1,0 +1,107 @@
+"""The JSON a session is kept as: written canonically, read back strictly, and what it cannot
+hold refused by where it is in the session."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+
+def encode_session(session: dict[str, Any]) -> str:
+    """Return the canonical JSON of ``session``, the form compared to see changes.
+
+    Raises:
+        TypeError: If a value cannot be stored as JSON.
+        ValueError: If a float is NaN or infinite, or an int has more digits than Python
+            writes (``sys.get_int_max_str_digits()``).
+    """
+    # NOTE: json writes NaN and Infinity by default, which are no JSON (RFC 8259 6).
+    return json.dumps(
+        session, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def decode_session(data: bytes) -> Any:
+    """Return the JSON ``data`` holds.
+
+    Raises:
+        ValueError: If it is no JSON, or holds ``NaN``, ``Infinity`` or a float out of range.
+        RecursionError: If it nests deeper than Python's recursion limit.
+    """
+    # NOTE: json reads NaN, Infinity and 1e999 (inf), which encode_session() refuses: a
+    # session that held one could not be compared nor written back (see TRAPS.md 16, 25).
+    return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is no JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of a float's range")
+    return number
+
+
+def refuse_unstorable(session: dict[str, Any]) -> None:
+    """Raise for what JSON cannot hold in ``session``, named by where it is.
+
+    ``TypeError`` for a key that is not ``str`` or a value of no JSON type, ``ValueError`` for
+    a float JSON has no number for or an int Python will not write in full.
+
+    NOTE: JSON turns ``1`` into ``"1"`` without a word (``session[1]`` came back as
+    ``session["1"]``), and a dict mixing ``int`` and ``str`` keys failed to sort; json's own
+    messages named neither the session nor the key.
+    """
+    stack: list[tuple[Any, str]] = [(session, "request.session")]
+    # NOTE: a list or dict that holds itself is json's ValueError (a 500); walked without
+    # knowing which were seen, it spun forever, on the event loop under ASGI.
+    seen: set[int] = set()
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if id(item) not in seen:
+                seen.add(id(item))
+                stack.extend(reversed(_members(item, where)))
+        else:
+            _refuse_value(item, where)
+
+
+def _members(
+    item: dict[Any, Any] | list[Any] | tuple[Any, ...], where: str
+) -> list[tuple[Any, str]]:
+    if not isinstance(item, dict):
+        return [(value, f"{where}[{index}]") for index, value in enumerate(item)]
+    for key in item:
+        if not isinstance(key, str):
+            raise TypeError(f"session keys must be str (JSON's), not {key!r}, in {where}")
+    return [(value, f"{where}[{key!r}]") for key, value in item.items()]
+
+
+def _refuse_value(value: Any, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(
+            f"{where} is {value!r}, which JSON has no number for: store None, or a str"
+        )
+    if isinstance(value, int):
+        try:
+            int.__repr__(value)
+        except ValueError:
+            # NOTE: json's "Exceeds the limit (4300 digits) for integer string conversion"
+            # named neither the session nor the key; hex() has no such limit.
+            raise ValueError(
+                f"{where} is an int of more than {sys.get_int_max_str_digits()} digits, "
+                "which Python will not write as JSON: store hex(value), and read it back "
+                "with int(text, 16)"
+            ) from None
+    elif not isinstance(value, (str, float, type(None))):
+        # NOTE: json's "Object of type datetime is not JSON serializable" named neither the
+        # session nor what to store; Flask's session takes a datetime, UUID or bytes.
+        raise TypeError(
+            "request.session holds JSON values only (dict, list, str, int, float, bool, None): "
+            f"{where} is a value of type {type(value).__name__}; store a datetime as "
+            ".isoformat(), a UUID as str(), a dataclass as dataclasses.asdict()"
+        )
