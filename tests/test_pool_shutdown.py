@@ -69,10 +69,12 @@ def test_a_shutdown_with_def_calls_still_running_says_so(
         await asyncio.gather(request, return_exceptions=True)
         await inbox.put({"type": "lifespan.shutdown"})
         await lifespan
-        release.set()
         return replies
 
-    replies = asyncio.run(serve())
+    try:
+        replies = asyncio.run(serve())
+    finally:
+        release.set()  # NOTE: the handler's thread ends, whatever failed.
     assert [reply["type"] for reply in replies] == [
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",
