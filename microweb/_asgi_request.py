@@ -93,9 +93,19 @@ class ASGIRequest(ThreadHooks, Request):
             # again in the request's headers, whose names are lowered: paid only when the
             # lower-case name is missing.
             found = ", ".join(self.headers.getlist("content-type"))
+            if found:
+                self._lower_scope_names()
         # NOTE: an empty line is no Content-Type, as under WSGI, where CGI's CONTENT_TYPE
         # cannot tell an empty header from none.
         return found or None
+
+    def _lower_scope_names(self) -> None:
+        """Read the scope's header names lowered from now on, as the body source does: the
+        ``Content-Encoding`` that json(), text() and form() check after the Content-Type."""
+        headers = [(name.lower(), value) for name, value in self._raw["headers"]]
+        self._raw = {**self._raw, "headers": headers}
+        if isinstance(self._source, ASGIBody):
+            self._source._headers = headers
 
     def _read_server(self) -> tuple[str, int | None] | None:
         server = self._raw.get("server")

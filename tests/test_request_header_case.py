@@ -71,3 +71,18 @@ def test_content_length_in_upper_case_frames_the_body() -> None:
     scope = http_scope("POST", headers=[(b"Content-Length", b"%d" % (11 * 2**20))])
     sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
     assert sent[0]["status"] == 413
+
+
+def test_a_content_encoding_in_upper_case_is_seen() -> None:
+    # NOTE: a gzip body was parsed as JSON (and a valid one answered 200), where its
+    # lower-case twin answers 415.
+    app = App()
+
+    @app.post("/")
+    async def parsed(request: Request) -> object:
+        return await request.ajson()
+
+    headers = [(b"Content-Type", b"application/json"), (b"Content-Encoding", b"gzip")]
+    scope = http_scope("POST", headers=headers)
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"{}")))
+    assert sent[0]["status"] == 415
