@@ -329,6 +329,7 @@ class ASGIDriver:
             return
         try:
             exits, self._exits = self._exits, []
+            _say_still_running(self._pool)
             self.plan.startup_steps.stopped()  # NOTE: as under WSGI (WSGIDriver.close).
             await drive_async(run_shutdown(self.plan.shutdown_sequence(exits)), self.pool)
         finally:
@@ -570,6 +571,26 @@ class _Carried(Exception):
     def __init__(self, escaped: BaseException) -> None:
         super().__init__(repr(escaped))
         self.escaped = escaped
+
+
+def _say_still_running(pool: WorkerPool | None) -> None:
+    """Log, at the lifespan's shutdown, the calls of ``def`` code that ``pool`` still runs."""
+    # NOTE: only after a cut-off: a thread whose call has just returned is counted until it
+    # is back at the queue, and the request it answered may have ended before that.
+    running = pool.running() if pool is not None and pool.cut_off else 0
+    if running:
+        # NOTE: Uvicorn cancels the requests left at the end of its grace period, then shuts
+        # the lifespan down; a def handler (or a sync stream) of a cancelled request goes on in
+        # its thread, which no one can stop: the shutdown hooks closed what it used under it,
+        # and the process's exit cut it off, and no line said so.
+        logger.warning(
+            "shutting down with %d call%s of def code still running in the thread pool (a "
+            "handler or stream of a request the server cut off): the shutdown hooks run now, "
+            "and the process's exit ends %s",
+            running,
+            "" if running == 1 else "s",
+            "it" if running == 1 else "them",
+        )
 
 
 def _body(request: Request) -> ASGIBody:

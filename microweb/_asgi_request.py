@@ -67,11 +67,14 @@ class ASGIRequest(ThreadHooks, Request):
         # NOTE: Uvicorn's httptools parser keeps the spaces and tabs that end a value, where
         # Waitress and h11 strip them (RFC 9112 5: they are not part of it): "Bearer t " would
         # not be "Bearer t" under that one server.
-        lines = [(k.decode("latin-1"), v.decode("latin-1").strip(_OWS)) for k, v in raw]
+        # SPEC: ASGI HTTP 2.5, scope "headers": names "should be lowercased, but it is not
+        # required". PERF: .lower() on names already decoded costs 0.05 us for 8 headers
+        # (timeit, 2026-12-06), where a check of the raw names first cost 0.45.
+        lines = [(k.decode("latin-1").lower(), v.decode("latin-1").strip(_OWS)) for k, v in raw]
         # PERF: the names counted in C, 0.3 us for 8 headers where a comprehension took 0.4:
         # these lines cost 1.85 -> 2.3 us (timeit, 2026-12-05). Past the limit, lines are
         # left as sent: its 431 keeps the first ones.
-        if not over and countOf(map(_NAME, raw), b"cookie") > 1:
+        if not over and countOf(map(_NAME, lines), "cookie") > 1:
             return _cookie_lines_joined(lines)
         return lines
 
@@ -85,9 +88,24 @@ class ASGIRequest(ThreadHooks, Request):
             if name == b"content-type":
                 text = value.decode("latin-1").strip(_OWS)
                 found = text if found is None else f"{found}, {text}"
+        if found is None:
+            # NOTE: a name a server kept in the client's case (ASGI allows it) is looked for
+            # again in the request's headers, whose names are lowered: paid only when the
+            # lower-case name is missing.
+            found = ", ".join(self.headers.getlist("content-type"))
+            if found:
+                self._lower_scope_names()
         # NOTE: an empty line is no Content-Type, as under WSGI, where CGI's CONTENT_TYPE
         # cannot tell an empty header from none.
         return found or None
+
+    def _lower_scope_names(self) -> None:
+        """Read the scope's header names lowered from now on, as the body source does: the
+        ``Content-Encoding`` that json(), text() and form() check after the Content-Type."""
+        headers = [(name.lower(), value) for name, value in self._raw["headers"]]
+        self._raw = {**self._raw, "headers": headers}
+        if isinstance(self._source, ASGIBody):
+            self._source._headers = headers
 
     def _read_server(self) -> tuple[str, int | None] | None:
         server = self._raw.get("server")

@@ -361,13 +361,16 @@ def unsendable(plan: Plan, request: Request, exc: Exception, response: Response)
 # handler's error's) lacks: its caching (a CDN kept the 500 an hour; a CDN's own or nginx's
 # too), a retry time, a challenge, its methods, a refresh, its preloads; a body a proxy sends
 # in its place (nginx's X-Accel-Redirect, X-Sendfile); and a change of the client's state
-# (a cookie: a session saved, a sign-in made by a request that failed; cleared site data).
+# (a cookie: a session saved, a sign-in made by a request that failed; cleared site data; an
+# authentication's next nonce). Also that response's own offers, as Allow is: a 426's Upgrade,
+# a 415's Accept-Patch; and nginx's buffering of its body (a stream's "no").
 _NOT_KEPT = frozenset(
     {
         "etag", "last-modified", "accept-ranges", "location", "x-content-type-options",
         "expires", "age", "pragma", "surrogate-control", "x-accel-expires", "retry-after",
         "www-authenticate", "allow", "refresh", "link", "x-accel-redirect", "x-sendfile",
         "x-lighttpd-send-file", "digest", "repr-digest", "set-cookie", "clear-site-data",
+        "authentication-info", "upgrade", "accept-patch", "x-accel-buffering",
     }
 )  # fmt: skip
 

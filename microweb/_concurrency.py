@@ -219,6 +219,8 @@ async def _offloaded(effect: Offload, pool: WorkerPool) -> Any:
         # NOTE: settled once the call has returned or raised: the worker is done with context.
         if future.done() and not future.cancelled():
             adopt(context)
+        elif future.cancelled():
+            pool.cut_off = True  # NOTE: the call may go on in its thread (_say_still_running).
         del future  # NOTE: it holds the error, whose traceback holds this frame: no cycle.
 
 

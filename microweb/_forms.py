@@ -65,14 +65,17 @@ class FormData(RequestFields[FormValue]):
         """Close every uploaded file.
 
         Raises:
-            OSError: The first error a file's close raised, once every file is closed.
+            OSError: The first error a file's close raised (or whatever else it raised), once
+                every file is closed.
         """
-        failed: Exception | None = None
+        failed: BaseException | None = None
         for _, value in self.multi_items():
             if isinstance(value, UploadFile):
                 try:
                     value.close()
-                except Exception as exc:  # NOTE: the files after it were left open.
+                # NOTE: the files after it were left open; also after a KeyboardInterrupt or
+                # SystemExit of app code (a file of its own in an upload's place).
+                except BaseException as exc:
                     if failed is None:
                         failed = exc
         if failed is not None:

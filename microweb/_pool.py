@@ -39,6 +39,9 @@ class WorkerPool(Executor):
         self._idle = 0  # NOTE: threads back at the queue and not yet promised to a call.
         self._queued = 0  # NOTE: calls queued for a busy thread (call() returned False).
         self._shut_down = False
+        # NOTE: whether a caller gave up on a call it waited for (its task cancelled), which
+        # went on in its thread: set by the bridge, read at the lifespan's shutdown.
+        self.cut_off = False
         forget_threads_after_fork(self)
         # NOTE: an App dropped without a lifespan shutdown (a test's, an httpx.ASGITransport's)
         # left its idle threads waiting on the queue for ever, one pool of them per App: the
@@ -82,6 +85,14 @@ class WorkerPool(Executor):
                 return False
             self._queue.put((fn, args))
             return True
+
+    def running(self) -> int:
+        """How many calls the threads run now (those queued for a busy thread not counted).
+
+        A call that has just returned may be counted until its thread is back at the queue.
+        """
+        with self._lock:
+            return len(self._threads) - self._idle
 
     def waiting(self) -> bool:
         """Whether calls wait in the queue (for a busy thread, or one about to take them)."""

@@ -256,17 +256,23 @@ class Request(BodyMethods):
         # handlers and stream after it may still add callbacks (refused, they were a 500). The
         # drivers mark it (ENDED) as they end it.
         cleanups = self._cleanups
-        while cleanups:
-            cleanup = cleanups.pop()
-            try:
-                cleanup.discard()
-            except Exception as exc:
-                # NOTE: raised, it left the cleanups after it (an upload's file on disk) and
-                # went to the server after a whole answer: a 500 or a cut connection.
-                logger.error(
-                    "error while releasing the files of %s", logged_request(self), exc_info=exc
-                )
-                report_unhandled(exc)
+        try:
+            while cleanups:
+                cleanup = cleanups.pop()
+                try:
+                    cleanup.discard()
+                except Exception as exc:
+                    # NOTE: raised, it left the cleanups after it (an upload's file on disk)
+                    # and went to the server after a whole answer: a 500 or a cut connection.
+                    logger.error(
+                        "error while releasing the files of %s", logged_request(self), exc_info=exc
+                    )
+                    report_unhandled(exc)
+        finally:
+            if cleanups:
+                # NOTE: app code's KeyboardInterrupt or SystemExit (an upload's file swapped
+                # for its own) goes on to the server once the others are released too.
+                self.close()
         if isinstance(self._form, KeptError):
             # NOTE: the error a form raised is kept for form()'s next call; its traceback holds
             # frames that hold this request, a cycle only the garbage collector would free.

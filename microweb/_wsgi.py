@@ -143,14 +143,23 @@ class WSGIDriver:
                 return [content]
             if not isinstance(outcome, Response):
                 outcome = drive_sync(outcome, self.app_loop)
-        except ClientDisconnect as exc:
-            outcome = client_left(request, exc)
-        except (LoopStopped, asyncio.CancelledError) as exc:
+        except (ClientDisconnect, LoopStopped, asyncio.CancelledError) as exc:
             outcome = self._unfinished(request, exc)
+        except BaseException:
+            # NOTE: app code's KeyboardInterrupt or SystemExit (a flow's finally), let out to
+            # the server: the request ends all the same, as under ASGI, where it left its
+            # uploads' temporary files open for the garbage collector.
+            _after_response(request, self.app_loop)
+            raise
         return self._send(request, outcome, start_response)
 
-    def _unfinished(self, request: Request, exc: LoopStopped | asyncio.CancelledError) -> Response:
-        """Answer a request that the app loop's stop cut off, or sync code's cancellation."""
+    def _unfinished(
+        self, request: Request, exc: ClientDisconnect | LoopStopped | asyncio.CancelledError
+    ) -> Response:
+        """Answer a request whose client left, that the app loop's stop cut off, or sync code's
+        cancellation."""
+        if isinstance(exc, ClientDisconnect):
+            return client_left(request, exc)
         if isinstance(exc, LoopStopped):
             return _cut_off(request, isinstance(exc, AppClosed))
         # NOTE: no server cancels a WSGI request: sync code raised it (a def handler, a sync
