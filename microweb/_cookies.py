@@ -101,12 +101,14 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     return cookies
 
 
-def cookie_values(header: str, name: str) -> list[str]:
+def cookie_values(header: str, name: str, *, as_sent: bool = False) -> list[str]:
     """Return every value the ``Cookie`` header gives ``name``, in the order sent.
 
     A browser sends one value per cookie of that name that matches the request: its own host
     and path's, and those a sibling subdomain set on the parent domain, or on a longer path
-    (sent first). Values are decoded, and pairs read, as ``parse_cookie_header`` does.
+    (sent first). Pairs are read, and values decoded, as ``parse_cookie_header`` does; with
+    ``as_sent``, values keep their quotes and escapes (for a value of one spelling: a signed
+    one's).
     """
     if not header.isascii():
         header = _as_utf8(header)
@@ -114,7 +116,7 @@ def cookie_values(header: str, name: str) -> list[str]:
     for pair in _pairs(header):
         found, sep, value = pair.partition("=")
         if sep and found.strip(_WHITESPACE) == name:
-            values.append(_decoded_value(value))
+            values.append(value.strip(_WHITESPACE) if as_sent else _decoded_value(value))
     return values
 
 

@@ -113,11 +113,6 @@ def _stamp(text: str) -> int | None:
     return int(text) if len(text) <= 20 and text.isascii() and text.isdigit() else None
 
 
-def _undecoded(header: str) -> str:
-    """Return a ``Cookie`` header whose values ``cookie_values`` gives as they were sent."""
-    return header.replace("%", "%25").replace('"', "%22")
-
-
 def _as_written(sent: str) -> str | None:
     """Return a cookie's value decoded, or ``None`` if ``set_cookie`` never writes it so.
 
@@ -274,9 +269,8 @@ class Sessions:
 
     def flow(self, request: Request) -> Flow:
         """Load the session before the rest of the stack, save it after if it changed."""
-        header = _undecoded("; ".join(request.headers.getlist("cookie")))
-        # NOTE: a name is matched as sent: "%" is a token's character.
-        cookies = cookie_values(header, _undecoded(self.cookie_name))
+        header = "; ".join(request.headers.getlist("cookie"))
+        cookies = cookie_values(header, self.cookie_name, as_sent=True)
         # NOTE: a WSGI server joins a client's Cookie lines with ", " (waitress-serve) or ","
         # (gunicorn), where RFC 6265 joins with "; ": the session's value read to the line's
         # end ("<signed>, theme=dark") failed its check and was deleted, a logout. No value
