@@ -16,6 +16,7 @@ from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, sta
 from ._pipeline import dispatch_handshake, fail
 from ._request import Request, logged_path
 from ._response import Response
+from ._results import copied
 from ._types import Message, Receive, Scope, Send
 from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
 
@@ -166,8 +167,26 @@ async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, sen
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
         return False
-    await _send_refusal(response, send)
+    await _send_refusal(_with_flows_headers(request, response), send)
     return True
+
+
+def _with_flows_headers(request: Request, response: Response) -> Response:
+    """Return a copy of ``response`` with the headers the flows set on the handshake's
+    answer, where it sets none of that name (a ``Set-Cookie`` is added to its own), as
+    ``accept()`` adds them; ``response`` itself when no flows ran (a converter's error)."""
+    # NOTE: the flows ran around the handshake before the handler refused it: their request
+    # ID, security headers and session cookie went out on the acceptance and on a flow's
+    # refusal, and were missing here, where over HTTP they are on every error's answer.
+    from_flows = getattr(request.state, "handshake_headers", None)
+    if not from_flows:
+        return response
+    refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.
+    own = set(refusal.headers.keys())
+    for name, value in from_flows.items():
+        if name == "set-cookie" or (name not in own and name != "content-length"):
+            refusal.headers.add(name, value)
+    return refusal
 
 
 async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
@@ -230,8 +249,27 @@ _clock = time.monotonic
 _REFUSAL = {"type": "websocket.close", "code": 1008}
 
 
+def refused_status(request: Request, response: Response) -> int:
+    """Return the status the client of a handshake refused with ``response`` gets.
+
+    It is 403 where the server cannot send ``response`` (see ``sends_refusal``), and for a
+    1xx or 2xx status, which would say that nothing went wrong.
+    """
+    status = response._status
+    if status < 300 or not sends_refusal(request, response):
+        return 403
+    return status
+
+
 async def _send_refusal(response: Response, send: Send) -> None:
-    """Answer a refused handshake with ``response`` (the denial-response extension)."""
+    """Answer a refused handshake with ``response`` (the denial-response extension), whose
+    1xx or 2xx status goes out as 403."""
+    if response._status < 300:
+        # NOTE: a class error handler's plain value is a 200, its None a 204, as over HTTP (and
+        # a flow may answer a 200): a handshake's refusal said it went well. SPEC: RFC 6455
+        # 4.1, any status but 101 fails the handshake; RFC 9110 15.5.4, 403 refuses it.
+        response = copied(response, reread=False)
+        response._status = 403
     headers, content = outgoing(response, "GET")
     start = {
         "type": "websocket.http.response.start",
