@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._asgi_request import sends_refusal
@@ -53,6 +54,18 @@ async def run_session(
         return
     if not await _accepted(host, request, send):
         return
+    send = _reporting(request, send)
+    try:
+        await _run_handler(host, route, scope, request, receive, send)
+    finally:
+        # NOTE: no answer went out: the client left first, or the server stopped the handler.
+        _report(request, None)
+
+
+async def _run_handler(
+    host: SessionHost, route: Route, scope: Scope, request: Request, receive: Receive, send: Send
+) -> None:
+    """Run a route's handler on an accepted handshake; close as its end calls for."""
     limit = request.limits.max_websocket_message
     # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
     # "chat, , v2", which an app could accept (the client then got no subprotocol).
@@ -206,6 +219,49 @@ async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
     else:
         await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
     return False
+
+
+def when_answered(request: Request, report: Callable[[int | None], None]) -> None:
+    """Call ``report`` with the status of the answer to a handshake the flows accepted, once
+    its handler has given it: 101, a refusal's, or ``None`` if none went out.
+
+    For ``AccessLog``, whose flow ends before the handler runs, which may still refuse.
+    """
+    reports = getattr(request.state, _REPORTS, None)
+    if reports is None:
+        reports = []
+        setattr(request.state, _REPORTS, reports)
+    reports.append(report)
+
+
+# NOTE: the attribute of request.state that holds when_answered()'s calls.
+_REPORTS = "handshake_answered"
+
+
+def _report(request: Request, status: int | None) -> None:
+    """Make the calls of ``when_answered()`` with ``status``, once: later answers are none."""
+    reports = vars(request.state).pop(_REPORTS, None)
+    for report in reports or ():
+        report(status)
+
+
+def _reporting(request: Request, send: Send) -> Send:
+    """Return ``send``, which reports (see ``when_answered``) the answer to the handshake."""
+    if getattr(request.state, _REPORTS, None) is None:
+        return send
+
+    async def reporting(message: Message) -> None:
+        await send(message)
+        kind = message["type"]
+        if kind == "websocket.accept":
+            _report(request, 101)
+        elif kind == "websocket.http.response.start":
+            _report(request, message["status"])
+        elif kind == "websocket.close":
+            # SPEC: a close before accept makes the server refuse the handshake with 403.
+            _report(request, 403)
+
+    return reporting
 
 
 def _turning(send: Send) -> Send:
