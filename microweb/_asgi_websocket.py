@@ -52,11 +52,9 @@ async def run_session(
     route = await _routed(host, request, send)
     if route is None:
         return
-    if not await _accepted(host, request, send):
-        return
-    send = _reporting(request, send)
     try:
-        await _run_handler(host, route, scope, request, receive, send)
+        if await _accepted(host, request, send):
+            await _run_handler(host, route, scope, request, receive, _reporting(request, send))
     finally:
         # NOTE: no answer went out: the client left first, or the server stopped the handler.
         _report(request, None)
@@ -218,6 +216,9 @@ async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
         await _send_refusal(refusal, send)
     else:
         await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+    # NOTE: a flow that saw the 101 (AccessLog further in) asked for the answer, which a flow
+    # outside it replaced with this refusal: its line was never written.
+    _report(request, refused_status(request, refusal))
     return False
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from conftest import MakeClient
 from drive import Message, handshake_messages, websocket_scope
 
-from microweb import App, HTTPError, Request, WebSocket, WebSocketDisconnect
+from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import AccessLog
 
 
@@ -110,3 +111,31 @@ def test_a_client_gone_before_the_handler_answered_is_logged_499(
     asyncio.run(asyncio.wait_for(asgi(websocket_scope("/ws/open"), receive, send), 5))
     assert sent == []
     assert _statuses(caplog) == [["GET", "/ws/open", "499"]]
+
+
+def test_a_handshake_a_flow_outside_it_refuses_after_the_101_is_logged_once(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: AccessLog, further in, saw the 101 and waited for the handler's answer, which
+    # never came: the handshake was not logged at all.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+
+    @app.middleware
+    def closing_time(request: Request) -> Any:
+        response = yield
+        if request.query.get("late") and response.status == 101:
+            yield Response.text("closed for the night", status=503)
+
+    app.install(AccessLog())
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    client = asgi_client(app)
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect("/ws?late=1")
+    assert refused.value.response is not None
+    assert refused.value.response.status_code == 503
+    assert _statuses(caplog) == [["GET", "/ws", "503"]]
