@@ -184,8 +184,9 @@ async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, sen
 
 def _with_flows_headers(request: Request, response: Response) -> Response:
     """Return a copy of ``response`` with the headers the flows set on the handshake's
-    answer, where it sets none of that name (a ``Set-Cookie`` is added to its own), as
-    ``accept()`` adds them; ``response`` itself when no flows ran (a converter's error)."""
+    answer, where it sets none of that name (a ``Set-Cookie`` is added to its own, a ``Vary``
+    joins its own), as ``accept()`` adds them; ``response`` itself when no flows ran (a
+    converter's error)."""
     # NOTE: the flows ran around the handshake before the handler refused it: their request
     # ID, security headers and session cookie went out on the acceptance and on a flow's
     # refusal, and were missing here, where over HTTP they are on every error's answer.
@@ -195,9 +196,23 @@ def _with_flows_headers(request: Request, response: Response) -> Response:
     refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.
     own = set(refusal.headers.keys())
     for name, value in from_flows.items():
-        if name == "set-cookie" or (name not in own and name != "content-length"):
+        if name == "vary":
+            _add_vary(refusal, value)
+        elif name == "set-cookie" or (name not in own and name != "content-length"):
             refusal.headers.add(name, value)
     return refusal
+
+
+def _add_vary(response: Response, value: str) -> None:
+    """Add to the ``Vary`` of ``response`` the names of ``value`` it does not list yet."""
+    # NOTE: one line, as a flow's Vary joins an HTTP error's answer's (CORS's Origin to the
+    # default answer's Accept): either alone told a cache less than the refusal varies on.
+    lines = [line.strip() for line in response.headers.getlist("vary") if line.strip()]
+    listed = {item.strip().lower() for line in lines for item in line.split(",")}
+    added = [item.strip() for item in value.split(",") if item.strip()]
+    added = [item for item in dict.fromkeys(added) if item.lower() not in listed]
+    if added and "*" not in listed:
+        response.headers["vary"] = ", ".join([*lines, *added])
 
 
 async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:

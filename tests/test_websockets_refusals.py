@@ -12,7 +12,7 @@ from conftest import MakeClient, in_colour
 from drive import handshake_messages, websocket_scope
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
-from microweb.plugins import RequestID
+from microweb.plugins import CORS, RequestID
 
 
 class NotSignedIn(Exception):
@@ -195,3 +195,30 @@ def test_a_2xx_refusal_is_a_403_under_a_server_that_sends_denials() -> None:
     ]
     assert sent[0]["status"] == 403
     assert sent[1]["body"] == b"sign in first"
+
+
+def test_a_handlers_refusal_varies_on_what_the_flows_and_the_error_read(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: the default error answer varies on Accept, CORS's flow on Origin: the refusal kept
+    # its own Vary line only, where the same error over HTTP says both.
+    app = App()
+    app.install(CORS(["https://a.example"]))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise HTTPError(401)
+
+    @app.get("/http")
+    def page(request: Request) -> str:
+        raise HTTPError(401)
+
+    client = asgi_client(app)
+    origin = {"origin": "https://a.example"}
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect("/ws", headers=origin)
+    answer = refused.value.response
+    assert answer is not None
+    over_http = client.get("/http", headers=origin)
+    assert answer.headers.get_list("vary") == over_http.headers.get_list("vary")
+    assert answer.headers["vary"] == "Accept, Origin"
