@@ -15,7 +15,7 @@ from ._concurrency import drive_async, error_of_request
 from ._emission import close_replaced, encoded_headers, outgoing
 from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
 from ._pipeline import dispatch_handshake, fail
-from ._request import Request, logged_path
+from ._request import Request, logged_path, logged_request
 from ._response import Response
 from ._results import copied
 from ._types import Message, Receive, Scope, Send
@@ -258,7 +258,13 @@ def _report(request: Request, status: int | None) -> None:
     """Make the calls of ``when_answered()`` with ``status``, once: later answers are none."""
     reports = vars(request.state).pop(_REPORTS, None)
     for report in reports or ():
-        report(status)
+        try:
+            report(status)
+        except Exception as exc:
+            # NOTE: the answer has gone out, and the session goes on, as past an after-response
+            # callback's failure: raised into accept() after the 101, the handler's error was
+            # answered with a refusal, sent on an accepted connection.
+            logger.error("answer report of %s failed", logged_request(request), exc_info=exc)
 
 
 def _reporting(request: Request, send: Send) -> Send:

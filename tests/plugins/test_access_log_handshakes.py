@@ -139,3 +139,42 @@ def test_a_handshake_a_flow_outside_it_refuses_after_the_101_is_logged_once(
     assert refused.value.response is not None
     assert refused.value.response.status_code == 503
     assert _statuses(caplog) == [["GET", "/ws", "503"]]
+
+
+class _BrokenLog(AccessLog):
+    def log(self, request: Request, status: int, started: float) -> None:
+        raise RuntimeError("the log is broken")
+
+
+@pytest.mark.parametrize("how", ["open", "close"])
+def test_a_log_that_fails_on_a_handshakes_answer_leaves_the_session_alone(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    # NOTE: its error went into the handler's accept(), after the 101 had gone out: the
+    # handler's error was answered with a refusal, sent on an accepted connection.
+    app = App()
+    app.install(_BrokenLog())
+
+    @app.websocket("/ws/{how}")
+    async def handler(ws: WebSocket, how: str) -> None:
+        if how == "close":
+            await ws.close()
+            return
+        await ws.accept()
+        await ws.send_text("hello")
+        await ws.receive_text()
+
+    client = asgi_client(app)
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        if how == "open":
+            with client.websocket_connect("/ws/open") as session:
+                assert session.receive_text() == "hello"
+                session.send_text("bye")
+        else:
+            with pytest.raises(WebSocketDisconnect) as refused:
+                client.websocket_connect("/ws/close")
+            assert refused.value.response is not None
+            assert refused.value.response.status_code == 403
+    failures = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
+    assert [f.getMessage() for f in failures] == [f"answer report of GET /ws/{how} failed"]
+    assert isinstance(failures[0].exc_info[1], RuntimeError)  # type: ignore[index]
