@@ -178,8 +178,8 @@ class AccessLog:
             raise
         status = _sent_status(request, response)
         if status == 101:
-            # NOTE: the handler answers the handshake after this flow: logged as 101 here, one
-            # it refused got a 403 or its error's answer.
+            # NOTE: the handler answers the handshake after this flow, and may refuse it (a
+            # close's 403, its error's answer): logged once it has, with what the client got.
             when_answered(request, partial(self._log_answer, request, started))
             return
         self.log(request, status, started)
