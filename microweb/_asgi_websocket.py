@@ -113,8 +113,8 @@ async def _run_handler(
 
 
 async def _routed(host: SessionHost, request: Request, send: Send) -> Route | None:
-    """Route a handshake; ``None`` once it is refused (no such endpoint, or the error of its
-    path converter answered)."""
+    """Route a handshake; ``None`` once it is refused (no such endpoint, or the 400 of a path
+    that is not one or the error of its path converter answered)."""
     try:
         found = host.plan.match_websocket(request)
     except asyncio.CancelledError as exc:
@@ -126,8 +126,9 @@ async def _routed(host: SessionHost, request: Request, send: Send) -> Route | No
         await send(_REFUSAL)
         return None
     if isinstance(found, Exception):
-        # NOTE: a converter's error, answered as the handler's before accept(): its 401 went
-        # out as the 403 of a close, whatever the error handlers said.
+        # NOTE: a converter's error (or the 400 of a malformed path), answered as the
+        # handler's before accept(): its 401 went out as the 403 of a close, whatever the
+        # error handlers said.
         try:
             if not await _refusal_sent(host, request, found, send):
                 await send(_REFUSAL)

@@ -635,3 +635,16 @@ def test_cors_refuses_a_handshake_from_another_origin(ws_server: Uvicorn) -> Non
         assert ws.response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
         ws.send("from the app's own page")
         assert ws.recv(timeout=TIMEOUT) == "from the app's own page"
+
+
+def test_a_handshake_whose_path_is_not_utf8_gets_400_under_microweb_serve(
+    served_ws: Uvicorn,
+) -> None:
+    # NOTE: refused with the 403 of a close, as a path with no WebSocket route, where an HTTP
+    # request for it gets 400 (RFC 6455 4.2.1: a handshake the server cannot read).
+    with socket.create_connection((HOST, served_ws.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_handshake("/echo%ff"))
+        answer = _read_until(sock, b"request path is not valid UTF-8")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b"\r\n\r\nrequest path is not valid UTF-8")
+    assert "Traceback" not in served_ws.log_text()

@@ -222,3 +222,45 @@ def test_a_handlers_refusal_varies_on_what_the_flows_and_the_error_read(
     over_http = client.get("/http", headers=origin)
     assert answer.headers.get_list("vary") == over_http.headers.get_list("vary")
     assert answer.headers["vary"] == "Accept, Origin"
+
+
+def _handshake_to(raw_path: bytes, announced: bool) -> list[dict[str, Any]]:
+    app = App()
+
+    @app.error_handler(400)
+    def bad(request: Request, exc: HTTPError) -> str:
+        return f"bad: {exc.detail}"
+
+    @app.websocket("/{name}")
+    async def handler(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    scope = websocket_scope("/x")
+    scope["raw_path"], scope["path"] = raw_path, raw_path.decode("latin-1")
+    if announced:
+        scope["extensions"] = {"websocket.http.response": {}, "microweb.denial_response": {}}
+    return handshake_messages(app.as_asgi(), scope)
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "detail"),
+    [
+        (b"/caf\xe9", b"request path is not valid UTF-8"),
+        (b"/caf%ff", b"request path is not valid UTF-8"),
+        (b"caf", b"request target is not a path: it must start with '/' ('*' only for OPTIONS)"),
+    ],
+)
+def test_a_handshake_whose_path_is_malformed_is_refused_with_400(
+    raw_path: bytes, detail: bytes
+) -> None:
+    # NOTE: refused as a path with no WebSocket route is, with the 403 of a close, where an
+    # HTTP request for it gets its 400 (RFC 6455 4.2.1: a handshake the server cannot read).
+    sent = _handshake_to(raw_path, announced=True)
+    assert [message["type"] for message in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b"bad: " + detail
+    # NOTE: a server that can only refuse sends 403.
+    assert _handshake_to(raw_path, announced=False) == [{"type": "websocket.close", "code": 1008}]
