@@ -199,9 +199,19 @@ def _with_flows_headers(request: Request, response: Response) -> Response:
     for name, value in from_flows.items():
         if name == "vary":
             _add_vary(refusal, value)
-        elif name == "set-cookie" or (name not in own and name != "content-length"):
+        elif name == "set-cookie" or (name not in own and name not in _ACCEPTANCES_OWN):
             refusal.headers.add(name, value)
     return refusal
+
+
+# NOTE: what a flow may have set on the handshake's answer that belongs to an acceptance (and
+# made accept() raise, for all but the length, which is dropped): not carried to a refusal.
+_ACCEPTANCES_OWN = frozenset(
+    {
+        *("content-length", "upgrade", "sec-websocket-accept", "sec-websocket-extensions"),
+        "sec-websocket-protocol",
+    }
+)
 
 
 def _add_vary(response: Response, value: str) -> None:

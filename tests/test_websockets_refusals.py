@@ -264,3 +264,28 @@ def test_a_handshake_whose_path_is_malformed_is_refused_with_400(
     assert sent[1]["body"] == b"bad: " + detail
     # NOTE: a server that can only refuse sends 403.
     assert _handshake_to(raw_path, announced=False) == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_a_handlers_refusal_leaves_out_the_handshake_headers_of_an_acceptance(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: a flow's Sec-WebSocket-Protocol made accept() raise (the subprotocol is chosen
+    # there): its 500 carried that header, and the flow's Upgrade, on to the refusal.
+    app = App()
+
+    @app.middleware
+    def wrong(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["sec-websocket-protocol"] = "chat"
+        response.headers["upgrade"] = "websocket"
+        response.headers["x-kept"] = "1"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    answer = _refused(asgi_client(app), "/ws")
+    assert answer.status_code == 500
+    assert answer.headers["x-kept"] == "1"
+    assert "sec-websocket-protocol" not in answer.headers
+    assert "upgrade" not in answer.headers
