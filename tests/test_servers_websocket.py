@@ -520,6 +520,9 @@ def test_a_handshake_without_a_header_the_handler_reads_is_refused_and_not_logge
     with pytest.raises(InvalidStatus) as refused:
         _connect(ws_server.ws_url + "/token")
     assert refused.value.response.status_code == (400 if UVICORN_SENDS_DENIAL else 403)
+    if UVICORN_SENDS_DENIAL:
+        # NOTE: the guard flow's header, on the acceptance and now on the handler's refusal.
+        assert refused.value.response.headers["x-served-by"] == "ws_app"
     assert "error in WebSocket handler for /token" not in ws_server.log_text()
     with connect(
         ws_server.ws_url + "/token", additional_headers={"X-Token": "t0k"}, proxy=None
