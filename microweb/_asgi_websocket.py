@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._asgi_request import sends_refusal
@@ -14,8 +15,9 @@ from ._concurrency import drive_async, error_of_request
 from ._emission import close_replaced, encoded_headers, outgoing
 from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
 from ._pipeline import dispatch_handshake, fail
-from ._request import Request, logged_path
+from ._request import Request, logged_path, logged_request
 from ._response import Response
+from ._results import copied
 from ._types import Message, Receive, Scope, Send
 from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
 
@@ -50,8 +52,18 @@ async def run_session(
     route = await _routed(host, request, send)
     if route is None:
         return
-    if not await _accepted(host, request, send):
-        return
+    try:
+        if await _accepted(host, request, send):
+            await _run_handler(host, route, scope, request, receive, _reporting(request, send))
+    finally:
+        # NOTE: no answer went out: the client left first, or the server stopped the handler.
+        _report(request, None)
+
+
+async def _run_handler(
+    host: SessionHost, route: Route, scope: Scope, request: Request, receive: Receive, send: Send
+) -> None:
+    """Run a route's handler on an accepted handshake; close as its end calls for."""
     limit = request.limits.max_websocket_message
     # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
     # "chat, , v2", which an app could accept (the client then got no subprotocol).
@@ -101,8 +113,8 @@ async def run_session(
 
 
 async def _routed(host: SessionHost, request: Request, send: Send) -> Route | None:
-    """Route a handshake; ``None`` once it is refused (no such endpoint, or the error of its
-    path converter answered)."""
+    """Route a handshake; ``None`` once it is refused (no such endpoint, or the 400 of a path
+    that is not one or the error of its path converter answered)."""
     try:
         found = host.plan.match_websocket(request)
     except asyncio.CancelledError as exc:
@@ -114,8 +126,9 @@ async def _routed(host: SessionHost, request: Request, send: Send) -> Route | No
         await send(_REFUSAL)
         return None
     if isinstance(found, Exception):
-        # NOTE: a converter's error, answered as the handler's before accept(): its 401 went
-        # out as the 403 of a close, whatever the error handlers said.
+        # NOTE: a converter's error (or the 400 of a malformed path), answered as the
+        # handler's before accept(): its 401 went out as the 403 of a close, whatever the
+        # error handlers said.
         try:
             if not await _refusal_sent(host, request, found, send):
                 await send(_REFUSAL)
@@ -166,8 +179,51 @@ async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, sen
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
         return False
-    await _send_refusal(response, send)
+    await _send_refusal(_with_flows_headers(request, response), send)
     return True
+
+
+def _with_flows_headers(request: Request, response: Response) -> Response:
+    """Return a copy of ``response`` with the headers the flows set on the handshake's
+    answer, where it sets none of that name (a ``Set-Cookie`` is added to its own, a ``Vary``
+    joins its own), as ``accept()`` adds them; ``response`` itself when no flows ran (a
+    converter's error)."""
+    # NOTE: the flows ran around the handshake before the handler refused it: their request
+    # ID, security headers and session cookie went out on the acceptance and on a flow's
+    # refusal, and were missing here, where over HTTP they are on every error's answer.
+    from_flows = getattr(request.state, "handshake_headers", None)
+    if not from_flows:
+        return response
+    refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.
+    own = set(refusal.headers.keys())
+    for name, value in from_flows.items():
+        if name == "vary":
+            _add_vary(refusal, value)
+        elif name == "set-cookie" or (name not in own and name not in _ACCEPTANCES_OWN):
+            refusal.headers.add(name, value)
+    return refusal
+
+
+# NOTE: what a flow may have set on the handshake's answer that belongs to an acceptance (and
+# made accept() raise, for all but the length, which is dropped): not carried to a refusal.
+_ACCEPTANCES_OWN = frozenset(
+    {
+        *("content-length", "upgrade", "sec-websocket-accept", "sec-websocket-extensions"),
+        "sec-websocket-protocol",
+    }
+)
+
+
+def _add_vary(response: Response, value: str) -> None:
+    """Add to the ``Vary`` of ``response`` the names of ``value`` it does not list yet."""
+    # NOTE: one line, as a flow's Vary joins an HTTP error's answer's (CORS's Origin to the
+    # default answer's Accept): either alone told a cache less than the refusal varies on.
+    lines = [line.strip() for line in response.headers.getlist("vary") if line.strip()]
+    listed = {item.strip().lower() for line in lines for item in line.split(",")}
+    added = [item.strip() for item in value.split(",") if item.strip()]
+    added = [item for item in dict.fromkeys(added) if item.lower() not in listed]
+    if added and "*" not in listed:
+        response.headers["vary"] = ", ".join([*lines, *added])
 
 
 async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
@@ -186,7 +242,59 @@ async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
         await _send_refusal(refusal, send)
     else:
         await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+    # NOTE: a flow that saw the 101 (AccessLog further in) asked for the answer, which a flow
+    # outside it replaced with this refusal: its line was never written.
+    _report(request, refused_status(request, refusal))
     return False
+
+
+def when_answered(request: Request, report: Callable[[int | None], None]) -> None:
+    """Call ``report`` with the status of the answer to a handshake the flows accepted, once
+    its handler has given it: 101, a refusal's, or ``None`` if none went out.
+
+    For ``AccessLog``, whose flow ends before the handler runs, which may still refuse.
+    """
+    reports = getattr(request.state, _REPORTS, None)
+    if reports is None:
+        reports = []
+        setattr(request.state, _REPORTS, reports)
+    reports.append(report)
+
+
+# NOTE: the attribute of request.state that holds when_answered()'s calls.
+_REPORTS = "handshake_answered"
+
+
+def _report(request: Request, status: int | None) -> None:
+    """Make the calls of ``when_answered()`` with ``status``, once: later answers are none."""
+    reports = vars(request.state).pop(_REPORTS, None)
+    for report in reports or ():
+        try:
+            report(status)
+        except Exception as exc:
+            # NOTE: the answer has gone out, and the session goes on, as past an after-response
+            # callback's failure: raised into accept() after the 101, the handler's error was
+            # answered with a refusal, sent on an accepted connection.
+            logger.error("answer report of %s failed", logged_request(request), exc_info=exc)
+
+
+def _reporting(request: Request, send: Send) -> Send:
+    """Return ``send``, which reports (see ``when_answered``) the answer to the handshake."""
+    if getattr(request.state, _REPORTS, None) is None:
+        return send
+
+    async def reporting(message: Message) -> None:
+        await send(message)
+        kind = message["type"]
+        if kind == "websocket.accept":
+            _report(request, 101)
+        elif kind == "websocket.http.response.start":
+            _report(request, message["status"])
+        elif kind == "websocket.close":
+            # SPEC: a close before accept makes the server refuse the handshake with 403.
+            _report(request, 403)
+
+    return reporting
 
 
 def _turning(send: Send) -> Send:
@@ -230,8 +338,27 @@ _clock = time.monotonic
 _REFUSAL = {"type": "websocket.close", "code": 1008}
 
 
+def refused_status(request: Request, response: Response) -> int:
+    """Return the status the client of a handshake refused with ``response`` gets.
+
+    It is 403 where the server cannot send ``response`` (see ``sends_refusal``), and for a
+    1xx or 2xx status, which would say that nothing went wrong.
+    """
+    status = response._status
+    if status < 300 or not sends_refusal(request, response):
+        return 403
+    return status
+
+
 async def _send_refusal(response: Response, send: Send) -> None:
-    """Answer a refused handshake with ``response`` (the denial-response extension)."""
+    """Answer a refused handshake with ``response`` (the denial-response extension), whose
+    1xx or 2xx status goes out as 403."""
+    if response._status < 300:
+        # NOTE: a class error handler's plain value is a 200, its None a 204, as over HTTP (and
+        # a flow may answer a 200): a handshake's refusal said it went well. SPEC: RFC 6455
+        # 4.1, any status but 101 fails the handshake; RFC 9110 15.5.4, 403 refuses it.
+        response = copied(response, reread=False)
+        response._status = 403
     headers, content = outgoing(response, "GET")
     start = {
         "type": "websocket.http.response.start",

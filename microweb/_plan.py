@@ -191,10 +191,13 @@ class Plan:
 
     def match_websocket(self, request: Request) -> Route | Exception | None:
         """Route a WebSocket handshake; set the path parameters. ``None``: no such endpoint;
-        an exception: what a converter raised, other than ``ValueError`` (an ``HTTPError`` it
-        chose, or its bug), for the error handlers to answer."""
+        an exception, for the error handlers to answer: the 400 of a path that is not one, or
+        what a converter raised, other than ``ValueError`` (an ``HTTPError`` it chose, or its
+        bug)."""
         if not request.path_is_valid:
-            return None
+            # NOTE: refused as no endpoint, with a close's 403, where an HTTP request gets this
+            # 400. SPEC: RFC 6455 4.2.1, a handshake the server cannot read gets a 400.
+            return HTTPError(400, _invalid_target(request))
         try:
             route, params, _ = self.websocket.lookup("GET", request.path)
         except Exception as exc:

@@ -223,17 +223,26 @@ def test_a_handlers_http_error_before_accept_reaches_the_client_under_microweb_s
     # NOTE: the 400 of a header the handler reads before accept() (ws.headers["x-token"]),
     # which went out as a 403; under a plain Uvicorn before 0.55 it still does (test_a_
     # handshake_without_a_header_the_handler_reads_is_refused_and_not_logged).
-    status, _, body = _refused_with(served_ws, "/token")
-    assert (status, body) == (400, b"missing header 'x-token'")
+    answer = _refusal(served_ws, "/token")
+    assert (answer.status_code, bytes(answer.body)) == (400, b"missing header 'x-token'")
+    # NOTE: the guard flow's header, set on the handshake's answer before the handler refused
+    # it: it went out with the acceptance and a flow's refusal, not with the handler's.
+    assert answer.headers["x-served-by"] == "ws_app"
     assert "Traceback" not in served_ws.log_text()
 
 
 def test_a_refusal_without_a_body_gets_no_length_under_microweb_serve(served_ws: Uvicorn) -> None:
-    # SPEC: RFC 9110 8.6: a 204 has no Content-Length (Uvicorn's protocol added "0").
+    # SPEC: RFC 9110 8.6: a 304 has no Content-Length of its own (Uvicorn's protocol added "0").
     answer = _refusal(served_ws, "/guarded?token=none")
-    assert answer.status_code == 204
+    assert answer.status_code == 304
     assert "content-length" not in answer.headers
     assert "content-type" not in answer.headers
+
+
+def test_a_2xx_refusal_reaches_the_client_as_403_under_microweb_serve(served_ws: Uvicorn) -> None:
+    # NOTE: the flow's 200 went out as the handshake's refusal: a status that says all is well.
+    answer = _refusal(served_ws, "/guarded?token=fine")
+    assert (answer.status_code, bytes(answer.body)) == (403, b"fine")
 
 
 @pytest.mark.parametrize("fragments", [1, 7])
@@ -511,6 +520,9 @@ def test_a_handshake_without_a_header_the_handler_reads_is_refused_and_not_logge
     with pytest.raises(InvalidStatus) as refused:
         _connect(ws_server.ws_url + "/token")
     assert refused.value.response.status_code == (400 if UVICORN_SENDS_DENIAL else 403)
+    if UVICORN_SENDS_DENIAL:
+        # NOTE: the guard flow's header, on the acceptance and now on the handler's refusal.
+        assert refused.value.response.headers["x-served-by"] == "ws_app"
     assert "error in WebSocket handler for /token" not in ws_server.log_text()
     with connect(
         ws_server.ws_url + "/token", additional_headers={"X-Token": "t0k"}, proxy=None
@@ -626,3 +638,16 @@ def test_cors_refuses_a_handshake_from_another_origin(ws_server: Uvicorn) -> Non
         assert ws.response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
         ws.send("from the app's own page")
         assert ws.recv(timeout=TIMEOUT) == "from the app's own page"
+
+
+def test_a_handshake_whose_path_is_not_utf8_gets_400_under_microweb_serve(
+    served_ws: Uvicorn,
+) -> None:
+    # NOTE: refused with the 403 of a close, as a path with no WebSocket route, where an HTTP
+    # request for it gets 400 (RFC 6455 4.2.1: a handshake the server cannot read).
+    with socket.create_connection((HOST, served_ws.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_handshake("/echo%ff"))
+        answer = _read_until(sock, b"request path is not valid UTF-8")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b"\r\n\r\nrequest path is not valid UTF-8")
+    assert "Traceback" not in served_ws.log_text()

@@ -16,8 +16,9 @@ Endpoints:
 - ``/boom``: accepts, waits for one message, then fails (close 1011).
 - ``/guarded``: like ``/echo``, but the ``guard`` flow refuses the handshake without
   ``?token=s3cret``: with a 401 whose JSON body says why, or, with ``?token=odd``, with a 499
-  (a status no server can send as a refusal: the client gets 403), or, with ``?token=none``,
-  with a 204.
+  (a status no server can send as a refusal: the client gets 403), with ``?token=none``,
+  with a 304 (no body, no length), or, with ``?token=fine``, with a 200 ``fine`` (a refusal
+  that says nothing went wrong: the client gets a 403).
 - ``/peeked``: like ``/echo``, but the ``peek`` flow reads the handshake's (empty) body and
   asks whether the client has gone first, as a flow that reads bodies would; the handler sends
   what the flow saw, then echoes.
@@ -64,7 +65,9 @@ def guard(request: Request) -> Iterator[Response | None]:
         if token == "odd":
             refusal = Response.text("odd", status=499)
         elif token == "none":
-            refusal = Response(b"", status=204)
+            refusal = Response(b"", status=304)
+        elif token == "fine":
+            refusal = Response.text("fine")
         yield refusal
         return
     response = yield

@@ -8,11 +8,12 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Generator
+from functools import partial
 from time import perf_counter
 from urllib.parse import quote
 
 from microweb import App, Headers, Request, Response
-from microweb._asgi_request import sends_refusal
+from microweb._asgi_websocket import refused_status, when_answered
 from microweb._parsing import header_value
 from microweb._request import logged_method, logged_path
 from microweb._routing import is_async_callable, is_generator_callable
@@ -129,15 +130,11 @@ def _sent_status(request: Request, response: Response) -> int:
     """Return the status the client gets for ``response``.
 
     A refused WebSocket handshake's client gets 403 where the server cannot send the response
-    (plain ASGI can only refuse), or where it streams (see ``sends_refusal``).
+    (plain ASGI can only refuse), where it streams, and for a 2xx (see ``refused_status``).
     """
     status = response.status
-    if (
-        request.scheme in _HANDSHAKE_SCHEMES
-        and status != 101
-        and not sends_refusal(request, response)
-    ):
-        return 403
+    if request.scheme in _HANDSHAKE_SCHEMES and status != 101:
+        return refused_status(request, response)
     return status
 
 
@@ -147,8 +144,9 @@ class AccessLog:
     The duration runs until the handler's response is ready; a streamed body is still being
     sent then. A request that raised is logged with the status of the response its error
     became (500 for an unexpected exception), and one whose client left before it was answered
-    with 499, as nginx logs it. A WebSocket handshake refused by a flow is logged with the
-    status its client gets: 403 where the server can only refuse. Each record also carries
+    with 499, as nginx logs it. A WebSocket handshake is logged once answered, with the status
+    its client gets: 101 when the handler accepts it, a refusal's (a flow's or the handler's),
+    or 403 where the server can only refuse. Each record also carries
     the fields as attributes (``http_method``, ``http_path``, ``http_status``, ``duration_ms``,
     ``client_addr``, ``request_id``) for structured formatters.
 
@@ -178,7 +176,17 @@ class AccessLog:
             # nginx does, so that the request still shows.
             self.log(request, CLIENT_CLOSED, started)
             raise
-        self.log(request, _sent_status(request, response), started)
+        status = _sent_status(request, response)
+        if status == 101:
+            # NOTE: the handler answers the handshake after this flow, and may refuse it (a
+            # close's 403, its error's answer): logged once it has, with what the client got.
+            when_answered(request, partial(self._log_answer, request, started))
+            return
+        self.log(request, status, started)
+
+    def _log_answer(self, request: Request, started: float, status: int | None) -> None:
+        # NOTE: no answer went out: the client left, or the server stopped the handler.
+        self.log(request, CLIENT_CLOSED if status is None else status, started)
 
     def log(self, request: Request, status: int, started: float) -> None:
         """Log one request that ended with ``status``, timed from ``started``."""

@@ -1,0 +1,291 @@
+"""What a handshake the handler refuses answers: the flows' headers, as on a flow's refusal and
+on the acceptance, and a status that says it was refused. (WebSockets exist under ASGI only;
+the WSGI side's refusal is tested in test_servers_websocket_wsgi.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import MakeClient, in_colour
+from drive import handshake_messages, websocket_scope
+
+from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb.plugins import CORS, RequestID
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def _refused(client: Any, path: str) -> Any:
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect(path)
+    answer = refused.value.response
+    assert answer is not None
+    return answer
+
+
+def _guarded_app(colour: str) -> App:
+    app = App()
+    app.install(RequestID(generator=lambda: "rid-1"))
+
+    def guard(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-frame-options"] = "DENY"
+        response.headers["x-kept"] = "flow"
+        response.set_cookie("seen", "1")
+
+    if colour == "sync":
+        app.middleware(guard)
+    else:
+
+        async def aguard(request: Request) -> Any:
+            response = yield
+            response.headers["x-frame-options"] = "DENY"
+            response.headers["x-kept"] = "flow"
+            response.set_cookie("seen", "1")
+
+        app.middleware(aguard)
+
+    def sign_in(request: Request, exc: NotSignedIn) -> Response:
+        answer = Response("sign in first", status=401, headers={"x-kept": "handler"})
+        answer.set_cookie("why", "signin")
+        return answer
+
+    app.error_handler(NotSignedIn)(in_colour(colour, sign_in))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        token = ws.request.query.get("token")
+        if token == "none":
+            raise NotSignedIn()
+        if token == "http":
+            raise HTTPError(403, "not yours")
+        if token == "bug":
+            raise KeyError(token)
+        await ws.accept()
+
+    return app
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("token", "status"), [("none", 401), ("http", 403), ("bug", 500)], ids=["class", "http", "bug"]
+)
+def test_a_handlers_refusal_carries_the_flows_headers(
+    asgi_client: MakeClient, colour: str, token: str, status: int
+) -> None:
+    # NOTE: the flows' headers went out on the acceptance and on a flow's refusal, not on the
+    # handler's: its request ID, a security header, a session's cookie were missing there.
+    client = asgi_client(_guarded_app(colour))
+    answer = _refused(client, f"/ws?token={token}")
+    assert answer.status_code == status
+    assert answer.headers["x-request-id"] == "rid-1"
+    assert answer.headers["x-frame-options"] == "DENY"
+    cookies = answer.headers.get_list("set-cookie")
+    assert any(cookie.startswith("seen=1") for cookie in cookies)
+    if token == "none":
+        # NOTE: the refusal's own header wins, as accept()'s do; its cookie joins the flows'.
+        assert answer.headers.get_list("x-kept") == ["handler"]
+        assert any(cookie.startswith("why=signin") for cookie in cookies)
+
+
+def test_the_flows_headers_still_go_out_with_the_acceptance(asgi_client: MakeClient) -> None:
+    client = asgi_client(_guarded_app("sync"))
+    with client.websocket_connect("/ws?token=ok") as session:
+        headers = dict(session.accepted["headers"])
+    assert headers[b"x-frame-options"] == b"DENY"
+
+
+def test_a_converters_refusal_has_no_flows_around_it(asgi_client: MakeClient) -> None:
+    app = App()
+    app.install(RequestID(generator=lambda: "rid-1"))
+
+    def locked(text: str) -> str:
+        raise HTTPError(401, "locked")
+
+    app.add_converter("locked", locked)
+
+    @app.websocket("/rooms/{name:locked}")
+    async def room(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    answer = _refused(asgi_client(app), "/rooms/a")
+    assert answer.status_code == 401
+    assert "x-request-id" not in answer.headers
+
+
+def _app_answering(colour: str, value: Callable[[], Any]) -> App:
+    app = App()
+
+    def answer(request: Request, exc: NotSignedIn) -> Any:
+        return value()
+
+    app.error_handler(NotSignedIn)(in_colour(colour, answer))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise NotSignedIn()
+
+    return app
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("value", "body"),
+    [
+        (lambda: "sign in first", "sign in first"),
+        (lambda: None, ""),
+        (lambda: {"error": "sign in"}, '{"error":"sign in"}'),
+        (lambda: Response("fine", status=200, headers={"x-why": "sign-in"}), "fine"),
+    ],
+    ids=["str", "none", "dict", "response-200"],
+)
+def test_an_error_handlers_2xx_answer_to_a_handshake_refuses_it_with_403(
+    asgi_client: MakeClient, colour: str, value: Callable[[], Any], body: str
+) -> None:
+    # NOTE: a class handler's plain value is a 200 (None a 204), as over HTTP; sent as the
+    # handshake's refusal it said the handshake went well, where the client had no socket.
+    answer = _refused(asgi_client(_app_answering(colour, value)), "/ws")
+    assert answer.status_code == 403
+    assert answer.text == body
+    if body == "fine":
+        assert answer.headers["x-why"] == "sign-in"
+
+
+def test_a_redirect_refusing_a_handshake_keeps_its_status(asgi_client: MakeClient) -> None:
+    # NOTE: a client may follow it (the websockets library does).
+    app = _app_answering("sync", lambda: Response.redirect("/elsewhere", 307))
+    answer = _refused(asgi_client(app), "/ws")
+    assert (answer.status_code, answer.headers["location"]) == (307, "/elsewhere")
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_flows_2xx_answer_to_a_handshake_refuses_it_with_403(
+    asgi_client: MakeClient, colour: str
+) -> None:
+    app = App()
+
+    def closed_for_now(request: Request) -> Iterator[Response | None]:
+        yield Response("back soon")
+
+    async def aclosed_for_now(request: Request) -> AsyncIterator[Response | None]:
+        yield Response("back soon")
+
+    app.middleware(closed_for_now if colour == "sync" else aclosed_for_now)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    answer = _refused(asgi_client(app), "/ws")
+    assert (answer.status_code, answer.text) == (403, "back soon")
+
+
+def test_a_2xx_refusal_is_a_403_under_a_server_that_sends_denials() -> None:
+    app = _app_answering("sync", lambda: "sign in first")
+    scope = websocket_scope("/ws")
+    scope["extensions"] = {"websocket.http.response": {}, "microweb.denial_response": {}}
+    sent = handshake_messages(app.as_asgi(), scope)
+    assert [message["type"] for message in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == 403
+    assert sent[1]["body"] == b"sign in first"
+
+
+def test_a_handlers_refusal_varies_on_what_the_flows_and_the_error_read(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: the default error answer varies on Accept, CORS's flow on Origin: the refusal kept
+    # its own Vary line only, where the same error over HTTP says both.
+    app = App()
+    app.install(CORS(["https://a.example"]))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise HTTPError(401)
+
+    @app.get("/http")
+    def page(request: Request) -> str:
+        raise HTTPError(401)
+
+    client = asgi_client(app)
+    origin = {"origin": "https://a.example"}
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect("/ws", headers=origin)
+    answer = refused.value.response
+    assert answer is not None
+    over_http = client.get("/http", headers=origin)
+    assert answer.headers.get_list("vary") == over_http.headers.get_list("vary")
+    assert answer.headers["vary"] == "Accept, Origin"
+
+
+def _handshake_to(raw_path: bytes, announced: bool) -> list[dict[str, Any]]:
+    app = App()
+
+    @app.error_handler(400)
+    def bad(request: Request, exc: HTTPError) -> str:
+        return f"bad: {exc.detail}"
+
+    @app.websocket("/{name}")
+    async def handler(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    scope = websocket_scope("/x")
+    scope["raw_path"], scope["path"] = raw_path, raw_path.decode("latin-1")
+    if announced:
+        scope["extensions"] = {"websocket.http.response": {}, "microweb.denial_response": {}}
+    return handshake_messages(app.as_asgi(), scope)
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "detail"),
+    [
+        (b"/caf\xe9", b"request path is not valid UTF-8"),
+        (b"/caf%ff", b"request path is not valid UTF-8"),
+        (b"caf", b"request target is not a path: it must start with '/' ('*' only for OPTIONS)"),
+    ],
+)
+def test_a_handshake_whose_path_is_malformed_is_refused_with_400(
+    raw_path: bytes, detail: bytes
+) -> None:
+    # NOTE: refused as a path with no WebSocket route is, with the 403 of a close, where an
+    # HTTP request for it gets its 400 (RFC 6455 4.2.1: a handshake the server cannot read).
+    sent = _handshake_to(raw_path, announced=True)
+    assert [message["type"] for message in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == 400
+    assert sent[1]["body"] == b"bad: " + detail
+    # NOTE: a server that can only refuse sends 403.
+    assert _handshake_to(raw_path, announced=False) == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_a_handlers_refusal_leaves_out_the_handshake_headers_of_an_acceptance(
+    asgi_client: MakeClient,
+) -> None:
+    # NOTE: a flow's Sec-WebSocket-Protocol made accept() raise (the subprotocol is chosen
+    # there): its 500 carried that header, and the flow's Upgrade, on to the refusal.
+    app = App()
+
+    @app.middleware
+    def wrong(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["sec-websocket-protocol"] = "chat"
+        response.headers["upgrade"] = "websocket"
+        response.headers["x-kept"] = "1"
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    answer = _refused(asgi_client(app), "/ws")
+    assert answer.status_code == 500
+    assert answer.headers["x-kept"] == "1"
+    assert "sec-websocket-protocol" not in answer.headers
+    assert "upgrade" not in answer.headers
