@@ -7,6 +7,7 @@ The standard library's ``Cookie`` has no creation time, which a browser's order 
 from __future__ import annotations
 
 import http.cookiejar
+import ipaddress
 import itertools
 import urllib.request
 from collections.abc import Callable
@@ -46,6 +47,34 @@ def held(
     return cookies.get(domain, {}).get(path, {}).get(name)
 
 
+# NOTE: the schemes the standard library's jar sends a Secure cookie to (its policy's
+# secure_protocols), where httpx's copy of the jar has the standard policy.
+_SECURE_SCHEMES = frozenset({"https", "wss"})
+
+
+def is_secure_origin(request: urllib.request.Request) -> bool:
+    """Whether a browser keeps and sends a ``Secure`` cookie for ``request``'s URL.
+
+    SPEC: RFC 6265bis (draft), "secure connection" as the user agent defines it, which Chrome
+    and Firefox read as W3C Secure Contexts' potentially trustworthy origin: https and wss,
+    and over plain http a loopback host (127.0.0.0/8, ::1, localhost and any name under
+    .localhost). The client kept no Secure cookie from http://localhost, where a browser
+    does: an app tested there lost its session.
+    """
+    if request.type in _SECURE_SCHEMES:
+        return True
+    host: str = effective_host(request)[0]
+    host = host.removesuffix(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    # NOTE: of IPv6, ::1 alone: Python 3.13 calls ::ffff:127.0.0.1 loopback too.
+    return address.is_loopback if address.version == 4 else address == ipaddress.ip_address("::1")
+
+
 def path_matches(path: str, other: str) -> bool:
     """Whether a request's ``path`` path-matches a cookie's path ``other`` (RFC 6265 5.1.4)."""
     return path == other or (
@@ -82,6 +111,7 @@ def in_browsers_order(
     header = request.headers.get("cookie")
     pairs = header.split("; ") if header is not None else []
     covers = _covering(request.url)
+    pairs += _secure_over_http(request.url, jar, covers)
     order: dict[str, tuple[int, int]] = {}
     for cookie in jar:
         if not covers(cookie):
@@ -96,6 +126,20 @@ def in_browsers_order(
         pairs = _with_own(pairs, own, covers)
     if pairs:
         request.headers["cookie"] = "; ".join(pairs)
+
+
+def _secure_over_http(
+    url: httpx.URL, jar: http.cookiejar.CookieJar, covers: Callable[[http.cookiejar.Cookie], bool]
+) -> list[str]:
+    """Return the ``Secure`` cookies of ``jar`` for a plain http ``url`` on a secure origin,
+    which httpx's copy of the jar (with the standard policy) leaves out."""
+    if url.scheme in _SECURE_SCHEMES or not is_secure_origin(urllib.request.Request(str(url))):
+        return []
+    return [
+        f"{cookie.name}={cookie.value}"
+        for cookie in jar
+        if cookie.secure and covers(cookie) and not cookie.is_expired()
+    ]
 
 
 def _with_own(

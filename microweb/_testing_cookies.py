@@ -23,7 +23,7 @@ from typing import cast
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import effective_host, held, path_matches, stamp
+from ._testing_cookie_order import effective_host, held, is_secure_origin, path_matches, stamp
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -78,6 +78,11 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
             # other bytes, and sends them back as they came.
             return False
         return super().set_ok(cookie, request)
+
+    def return_ok_secure(
+        self, cookie: http.cookiejar.Cookie, request: urllib.request.Request
+    ) -> bool:
+        return not cookie.secure or is_secure_origin(request)
 
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         hosts = effective_host(request)
@@ -139,11 +144,6 @@ def _value(attributes: dict[str, str], name: str) -> str:
     return attributes.get(name, "").partition("=")[2].strip()
 
 
-# NOTE: the schemes the standard library's jar sends a Secure cookie to (its policy's
-# secure_protocols), which are the ones it keeps one from.
-_SECURE_SCHEMES = frozenset({"https", "wss"})
-
-
 def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool:
     """Whether a browser ignores a ``Set-Cookie``, deletion included, for its ``Secure`` flag or
     its name's prefix.
@@ -198,7 +198,7 @@ class _Jar(http.cookiejar.CookieJar):
         with self._cookies_lock:  # type: ignore[attr-defined]
             self._answering = effective_host(request)
             try:
-                secure_scheme = request.type in _SECURE_SCHEMES
+                secure_scheme = is_secure_origin(request)
                 for line in response.info().get_all("Set-Cookie", []):
                     pair, attributes = _as_browsers_read(str(line))
                     if _ignored(pair, attributes, secure_scheme) or (
