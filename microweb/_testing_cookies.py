@@ -79,11 +79,6 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
             return False
         return super().set_ok(cookie, request)
 
-    def return_ok_secure(
-        self, cookie: http.cookiejar.Cookie, request: urllib.request.Request
-    ) -> bool:
-        return not cookie.secure or is_secure_origin(request)
-
     def set_ok_domain(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         hosts = effective_host(request)
         if cookie.domain_specified and _is_ip_address(hosts[0]):
