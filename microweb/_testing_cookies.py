@@ -15,6 +15,7 @@ import http.client
 import http.cookiejar
 import ipaddress
 import re
+import time
 import urllib.request
 import weakref
 from collections.abc import Mapping
@@ -100,7 +101,8 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
 _UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
 _DELTA_SECONDS = re.compile(r"-?[0-9]+")
 # SPEC: RFC 6265bis (draft), 5.6: an attribute value past 1024 bytes is ignored, and a Max-Age
-# is cut to 400 days (the jar's float of a 400-digit one overflowed: the cookie was dropped).
+# or an Expires is cut to 400 days (the jar's float of a 400-digit Max-Age overflowed: the
+# cookie was dropped).
 _MAX_ATTRIBUTE = 1024
 _MAX_AGE = 400 * 24 * 3600
 
@@ -132,7 +134,15 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute
+    if "max-age" not in kept and _expires_past_cap(_value(kept, "expires")):
+        # NOTE: an Expires in 9999 was kept to then, past the 400 days a Max-Age gets.
+        kept["max-age"] = f"Max-Age={_MAX_AGE}"
     return pair, kept
+
+
+def _expires_past_cap(expires: str) -> bool:
+    when = http.cookiejar.http2time(expires) if expires else None
+    return when is not None and when > time.time() + _MAX_AGE
 
 
 def _value(attributes: dict[str, str], name: str) -> str:

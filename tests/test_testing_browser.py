@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
+
 import pytest
 
 from microweb import App, Request, Response, WebSocket
@@ -86,3 +89,35 @@ def test_a_loopback_hosts_secure_cookie_goes_on_redirects_and_handshakes(interfa
             assert ws.receive_text() == "s=1; p=2"
         with client.websocket_connect("ws://localhost:8000/ws") as ws:
             assert ws.receive_text() == "s=1; p=2"
+
+
+_DAYS_400 = 400 * 24 * 3600
+
+
+def _expiry(client: TestClient, name: str) -> int | None:
+    (cookie,) = [cookie for cookie in client.cookies.jar if cookie.name == name]
+    return cookie.expires
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_an_expires_past_400_days_counts_as_400_days(interface: str) -> None:
+    # NOTE: a Max-Age was cut to 400 days, an Expires in 9999 was kept to then. SPEC: RFC
+    # 6265bis (draft), 5.6.1: an Expires past 400 days from now is 400 days from now.
+    soon = email.utils.formatdate(time.time() + 30 * 24 * 3600, usegmt=True)
+    lines = [
+        "far=1; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+        f"soon=1; Expires={soon}",
+        "aged=1; Max-Age=60; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+        "bad=1; Expires=whenever",
+    ]
+    with TestClient(_line_app(), interface=interface) as client:
+        before = time.time()
+        client.get("/set", params={"line": lines})
+        after = time.time()
+        far = _expiry(client, "far")
+        assert far is not None and before + _DAYS_400 - 1 <= far <= after + _DAYS_400 + 1
+        assert _expiry(client, "soon") == email.utils.parsedate_to_datetime(soon).timestamp()
+        aged = _expiry(client, "aged")
+        assert aged is not None and aged <= after + 61
+        assert _expiry(client, "bad") is None
+        assert client.get("/line").text == "far=1; soon=1; aged=1; bad=1"
