@@ -32,6 +32,8 @@ GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.C
 
 # NOTE: the path of a request, as the jar reads it, which typeshed leaves out.
 _request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
+# NOTE: the date of an Expires, as the jar reads it, which typeshed leaves out too.
+_http2time = http.cookiejar.http2time  # type: ignore[attr-defined]
 
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
@@ -141,7 +143,7 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
 
 
 def _expires_past_cap(expires: str) -> bool:
-    when = http.cookiejar.http2time(expires) if expires else None
+    when: float | None = _http2time(expires) if expires else None
     return when is not None and when > time.time() + _MAX_AGE
 
 
