@@ -80,7 +80,40 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
         target.host  # noqa: B018
     except (httpx.InvalidURL, UnicodeError):
         return None
-    return target
+    if (target.port or 0) > _MAX_PORT:
+        # NOTE: httpx takes a port past 65535 (":99999"), where a browser finds no URL.
+        return None
+    return _without_dot_segments(target)
+
+
+_MAX_PORT = 65535
+# SPEC: WHATWG URL, path state: "%2e" (any case) is a single-dot segment, and ".%2e", "%2e."
+# and "%2e%2e" are double-dot ones.
+_SINGLE_DOT = frozenset({".", "%2e"})
+_DOUBLE_DOT = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+
+
+def _without_dot_segments(url: httpx.URL) -> httpx.URL:
+    """Return ``url`` with the dot segments of its path resolved, percent-encoded ones too.
+
+    httpx resolves "." and ".." alone: a ``Location`` of ``/%2e%2e/c`` was followed to
+    ``/%2e%2e/c``, where a browser goes to ``/c``.
+    """
+    path, mark, query = url.raw_path.decode("ascii").partition("?")
+    segments = path.split("/")[1:]
+    if not any(segment.lower() in _SINGLE_DOT | _DOUBLE_DOT for segment in segments):
+        return url
+    kept: list[str] = []
+    for index, segment in enumerate(segments):
+        dots = segment.lower()
+        if dots in _DOUBLE_DOT and kept:
+            kept.pop()
+        if dots in _SINGLE_DOT | _DOUBLE_DOT:
+            if index == len(segments) - 1:
+                kept.append("")  # NOTE: "/a/b/.." is "/a/", as a browser reads it.
+            continue
+        kept.append(segment)
+    return url.copy_with(raw_path=f"/{'/'.join(kept)}{mark}{query}".encode("ascii"))
 
 
 class Answer(httpx.Response):
