@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import email.utils
+import io
 import time
+from typing import Any
 
 import pytest
 
@@ -121,3 +123,41 @@ def test_an_expires_past_400_days_counts_as_400_days(interface: str) -> None:
         assert aged is not None and aged <= after + 61
         assert _expiry(client, "bad") is None
         assert client.get("/line").text == "far=1; soon=1; aged=1; bad=1"
+
+
+def _echo_body_app() -> App:
+    app = App()
+
+    @app.post("/raw")
+    def raw(request: Request) -> Response:
+        return Response(request.read(), media_type=request.headers.get("content-type", "none"))
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {"files": {"upload": ("a.txt", b"hello")}},
+        {"files": [("f", ("a.txt", io.BytesIO(b"one"))), ("f", ("b.txt", b"two"))]},
+        {"files": {"upload": ("a.txt", b"hello")}, "data": {"field": "value"}},
+        {"files": {"upload": b"x"}, "headers": {"content-type": "multipart/form-data"}},
+    ],
+)
+def test_both_sends_each_side_the_same_multipart_body(sent: dict[str, Any]) -> None:
+    # NOTE: httpx drew a boundary for each side's request: an app that echoes or hashes the
+    # raw body (a signature check) differed between the sides, an AssertionError of "both".
+    with TestClient(_echo_body_app(), interface="both") as client:
+        answer = client.post("/raw", **sent)
+    # NOTE: the Content-Type httpx gives it (or the test's, as given) and its body.
+    boundary = answer.content.partition(b"\r\n")[0].removeprefix(b"--").decode()
+    expected = sent.get("headers", {}).get("content-type", "multipart/form-data")
+    assert answer.headers["content-type"] in (expected, f"{expected}; boundary={boundary}")
+    assert len(boundary) == 32
+
+
+def test_both_keeps_a_boundary_the_test_chose() -> None:
+    sent = {"content-type": "multipart/form-data; boundary=mine"}
+    with TestClient(_echo_body_app(), interface="both") as client:
+        answer = client.post("/raw", files={"f": b"x"}, headers=sent)
+    assert answer.content.startswith(b"--mine\r\n")
