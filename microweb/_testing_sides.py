@@ -28,6 +28,11 @@ ANSWERS = "microweb.answers"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
+# NOTE: in a request's extensions, which httpx gives its redirects: the Cookie header the test
+# gave it, or its own cookies (a deprecated cookies=).
+_GIVEN_COOKIE = "microweb.given_cookie"
+_OWN_COOKIES = "microweb.own_cookies"
+
 
 # NOTE: the schemes the WHATWG URL standard calls special ("file" aside, which httpx refuses).
 _SPECIAL = frozenset({"http", "https", "ws", "wss", "ftp"})
@@ -181,8 +186,13 @@ def without_credentials(headers: httpx.Headers, request: httpx.Request, url: htt
     SPEC: Fetch, HTTP-redirect fetch: so does a browser, where httpx kept it from http to
     https on the same host.
     """
-    if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host, request.url.port):
+    if not same_origin(url, request.url):
         headers.pop("authorization", None)
+
+
+def same_origin(url: httpx.URL, other: httpx.URL) -> bool:
+    """Whether ``url`` and ``other`` have one scheme, host and port."""
+    return (url.scheme, url.host, url.port) == (other.scheme, other.host, other.port)
 
 
 # NOTE: _redirect_url, _redirect_method, _redirect_headers and _build_redirect_request are
@@ -213,18 +223,29 @@ class _BrowserSteps(BaseClient):
         its own (a deprecated ``cookies=``) in place of the jar's of their names."""
         own = kwargs.pop("cookies", None)
         request = super().build_request(method, url, **kwargs)
-        if "cookie" not in httpx.Headers(kwargs.get("headers")):
+        given = httpx.Headers(kwargs.get("headers")).get("cookie")
+        if given is not None:
             # NOTE: a Cookie header given wins over the cookies, as in httpx.
-            in_browsers_order(
-                request, self.cookies.jar, None if own is None else httpx.Cookies(own)
-            )
+            request.extensions[_GIVEN_COOKIE] = given
+        else:
+            request.extensions[_OWN_COOKIES] = None if own is None else httpx.Cookies(own)
+            in_browsers_order(request, self.cookies.jar, request.extensions[_OWN_COOKIES])
         return request
 
     def _build_redirect_request(
         self, request: httpx.Request, response: httpx.Response
     ) -> httpx.Request:
+        # NOTE: httpx drops a Cookie header given, and a request's own cookies, on every
+        # redirect: the page the test's request was sent on to got the jar's cookies. They go
+        # on within the origin, as Authorization does; the jar's go elsewhere.
         followed = super()._build_redirect_request(request, response)
-        in_browsers_order(followed, self.cookies.jar)
+        kept = same_origin(followed.url, request.url)
+        given = request.extensions.get(_GIVEN_COOKIE)
+        if kept and given is not None:
+            followed.headers["cookie"] = given
+        else:
+            own = request.extensions.get(_OWN_COOKIES) if kept else None
+            in_browsers_order(followed, self.cookies.jar, own)
         return followed
 
 

@@ -161,3 +161,48 @@ def test_both_keeps_a_boundary_the_test_chose() -> None:
     with TestClient(_echo_body_app(), interface="both") as client:
         answer = client.post("/raw", files={"f": b"x"}, headers=sent)
     assert answer.content.startswith(b"--mine\r\n")
+
+
+def _moving_app() -> App:
+    app = _line_app()
+
+    @app.get("/move")
+    def move(request: Request) -> Response:
+        response = Response.redirect(request.query.get("to", "/line"), status=303)
+        response.set_cookie("moved", "1")
+        return response
+
+    return app
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_header_given_goes_on_the_redirects_of_its_origin(interface: str) -> None:
+    # NOTE: httpx drops the Cookie header on every redirect and sends the jar's: the page a
+    # request with headers={"Cookie": ...} (or the client's headers) was sent on to got the
+    # jar's cookies instead, where the test had said which ones the requests carry.
+    with TestClient(_moving_app(), interface=interface, cookies={"jar": "0"}) as client:
+        given = {"cookie": "s=1"}
+        assert client.get("/move", headers=given, follow_redirects=True).text == "s=1"
+        client.headers["cookie"] = "t=2"
+        assert client.get("/move", follow_redirects=True).text == "t=2"
+        # NOTE: not on one that leaves the origin, as Authorization is not: the jar's go there.
+        assert client.get("/move?to=http://other.example/line", follow_redirects=True).text == (
+            "none"
+        )
+        assert client.get("/move?to=https://testserver/line", follow_redirects=True).text == (
+            "jar=0; moved=1"
+        )
+        del client.headers["cookie"]
+        assert client.get("/move", follow_redirects=True).text == "jar=0; moved=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_requests_own_cookies_go_on_the_redirects_of_its_origin(interface: str) -> None:
+    with TestClient(_moving_app(), interface=interface, cookies={"jar": "0", "s": "0"}) as client:
+        with pytest.warns(DeprecationWarning):
+            landed = client.get("/move", cookies={"s": "1"}, follow_redirects=True)
+        assert landed.text == "jar=0; s=1; moved=1"
+        with pytest.warns(DeprecationWarning):
+            away = "/move?to=https://testserver/line"
+            landed = client.get(away, cookies={"s": "1"}, follow_redirects=True)
+        assert landed.text == "jar=0; s=0; moved=1"
