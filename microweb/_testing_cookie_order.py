@@ -1,7 +1,8 @@
-"""The order in which ``TestClient`` sends cookies: a browser's, where httpx's is its jar's.
+"""The cookies ``TestClient`` sends, and their order: a browser's, where httpx's are its jar's.
 
 The standard library's ``Cookie`` has no creation time, which a browser's order needs (RFC 6265
-5.4 step 2): the client's jar gives each cookie one as it takes it.
+5.4 step 2): the client's jar gives each cookie one as it takes it. httpx sends from a copy of
+the jar with the standard policy, which leaves out some that a browser sends (``_left_out()``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ def is_secure_origin(request: urllib.request.Request) -> bool:
     return address.is_loopback if address.version == 4 else address == ipaddress.ip_address("::1")
 
 
+def jar_request(url: httpx.URL) -> urllib.request.Request:
+    """Return a request for ``url`` as the standard library's jar reads one, without the URL's
+    credentials: the jar reads ``user:pw@testserver`` as the host, so with a ``base_url`` that
+    held them each cookie was kept for that name, and never sent where a browser sends it
+    (to the host, whatever the credentials)."""
+    return urllib.request.Request(str(url.copy_with(userinfo=b"")))
+
+
 def path_matches(path: str, other: str) -> bool:
     """Whether a request's ``path`` path-matches a cookie's path ``other`` (RFC 6265 5.1.4)."""
     return path == other or (
@@ -85,7 +94,7 @@ def path_matches(path: str, other: str) -> bool:
 def _covering(url: httpx.URL) -> Callable[[http.cookiejar.Cookie], bool]:
     """Return whether a cookie's domain and path cover ``url`` (the jar's name of a host without
     a dot, ``testserver.local`` or ``[::1].local``, standing for it)."""
-    host, named = effective_host(urllib.request.Request(str(url)))
+    host, named = effective_host(jar_request(url))
     path = url.raw_path.decode("ascii").partition("?")[0] or "/"
 
     def covers(cookie: http.cookiejar.Cookie) -> bool:
@@ -111,7 +120,7 @@ def in_browsers_order(
     header = request.headers.get("cookie")
     pairs = header.split("; ") if header is not None else []
     covers = _covering(request.url)
-    pairs += _secure_over_http(request.url, jar, covers)
+    pairs += _left_out(request.url, jar, covers)
     order: dict[str, tuple[int, int]] = {}
     for cookie in jar:
         if not covers(cookie):
@@ -128,17 +137,23 @@ def in_browsers_order(
         request.headers["cookie"] = "; ".join(pairs)
 
 
-def _secure_over_http(
+def _left_out(
     url: httpx.URL, jar: http.cookiejar.CookieJar, covers: Callable[[http.cookiejar.Cookie], bool]
 ) -> list[str]:
-    """Return the ``Secure`` cookies of ``jar`` for a plain http ``url`` on a secure origin,
-    which httpx's copy of the jar (with the standard policy) leaves out."""
-    if url.scheme in _SECURE_SCHEMES or not is_secure_origin(urllib.request.Request(str(url))):
+    """Return the cookies of ``jar`` for ``url`` that httpx's copy of the jar (with the standard
+    policy, which reads ``url`` whole) leaves out: all of them for a URL with credentials, and
+    the ``Secure`` ones over plain http to a secure origin."""
+    secure_origin = is_secure_origin(jar_request(url))
+    if url.userinfo:
+        left_out = [cookie for cookie in jar if secure_origin or not cookie.secure]
+    elif secure_origin and url.scheme not in _SECURE_SCHEMES:
+        left_out = [cookie for cookie in jar if cookie.secure]
+    else:
         return []
     return [
         f"{cookie.name}={cookie.value}"
-        for cookie in jar
-        if cookie.secure and covers(cookie) and not cookie.is_expired()
+        for cookie in left_out
+        if covers(cookie) and not cookie.is_expired()
     ]
 
 

@@ -24,7 +24,14 @@ from typing import cast
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import effective_host, held, is_secure_origin, path_matches, stamp
+from ._testing_cookie_order import (
+    effective_host,
+    held,
+    is_secure_origin,
+    jar_request,
+    path_matches,
+    stamp,
+)
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -38,7 +45,7 @@ _http2time = http.cookiejar.http2time  # type: ignore[attr-defined]
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
     """The host of ``base_url`` and the jar's name for it (with ``.local`` when it has no dot)."""
-    hosts: tuple[str, str] = effective_host(urllib.request.Request(str(base_url)))
+    hosts: tuple[str, str] = effective_host(jar_request(base_url))
     return hosts
 
 
@@ -202,6 +209,7 @@ class _Jar(http.cookiejar.CookieJar):
         # the cookies of every line, deleting as it went, before it set any, so "flash=saved"
         # then "flash=; Max-Age=0" (set_cookie() then delete_cookie()) kept the cookie.
         # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
+        request = jar_request(httpx.URL(request.get_full_url()))
         with self._cookies_lock:  # type: ignore[attr-defined]
             self._answering = effective_host(request)
             try:

@@ -206,3 +206,23 @@ def test_a_requests_own_cookies_go_on_the_redirects_of_its_origin(interface: str
             away = "/move?to=https://testserver/line"
             landed = client.get(away, cookies={"s": "1"}, follow_redirects=True)
         assert landed.text == "jar=0; s=0; moved=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_cookies_are_the_hosts_whatever_credentials_a_url_holds(interface: str) -> None:
+    # NOTE: the standard library's jar reads "user:pw@testserver" as the host: with a base_url
+    # holding credentials (which docs/testing.md shows for Basic auth) each cookie was kept
+    # for that name alone, and a URL without them (or with others) never got it, where a
+    # browser keeps a host's cookies whatever the URL's credentials.
+    base_url = "http://user:pw@testserver"
+    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+        client.cookies.set("given", "0")
+        client.get("/set", params={"line": "a=1"})
+        client.get("http://testserver/set", params={"line": "b=2"})
+        assert client.get("/line").text == "given=0; a=1; b=2"
+        assert client.get("http://testserver/line").text == "given=0; a=1; b=2"
+        assert client.get("http://other:pw@testserver/line").text == "given=0; a=1; b=2"
+        assert {cookie.domain for cookie in client.cookies.jar} == {"", "testserver.local"}
+    with TestClient(_line_app(), interface=interface, base_url="http://u@localhost") as client:
+        client.get("/set", params={"line": "s=1; Secure"})
+        assert client.get("http://localhost/line").text == "s=1"
