@@ -42,8 +42,8 @@ def encoded_once(method: str, kwargs: dict[str, Any]) -> None:
     httpx draws a boundary for each request it builds: under ``"both"``, an app that echoes or
     signs the raw body answered each side differently (an ``AssertionError``).
     """
-    if not kwargs.get("files"):
-        return
+    if not kwargs.get("files") or kwargs.get("content") is not None:
+        return  # NOTE: httpx sends a content= given beside files= and leaves them out.
     headers: httpx.Headers = kwargs["headers"]
     files, data = kwargs.pop("files"), kwargs.pop("data", None)
     built = httpx.Request(method, "http://testserver/", files=files, data=data, headers=headers)

@@ -226,3 +226,10 @@ def test_cookies_are_the_hosts_whatever_credentials_a_url_holds(interface: str) 
     with TestClient(_line_app(), interface=interface, base_url="http://u@localhost") as client:
         client.get("/set", params={"line": "s=1; Secure"})
         assert client.get("http://localhost/line").text == "s=1"
+
+
+def test_both_sends_content_given_beside_files_as_httpx_does() -> None:
+    # NOTE: httpx sends content= and leaves files= out.
+    with TestClient(_echo_body_app(), interface="both") as client:
+        answer = client.post("/raw", content=b"raw", files={"f": b"x"})
+    assert (answer.content, answer.headers["content-type"]) == (b"raw", "none")
