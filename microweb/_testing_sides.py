@@ -49,8 +49,9 @@ def as_browsers_read(location: str, base: httpx.URL) -> str | None:
     SPEC: WHATWG URL: in an http(s) URL, or a reference from one, a backslash before the
     query is a slash, a tab or a newline is dropped anywhere, and any run of slashes before
     the host stands for two, as does none after another special scheme (``https:host`` from
-    an http page). httpx joined ``/\\evil.example/x`` as a path of this host, where a
-    browser leaves for ``evil.example``, as for ``//evil.example/x``.
+    an http page); after the page's own scheme, none starts a path (``http:x`` is ``x``).
+    httpx joined ``/\\evil.example/x`` as a path of this host, where a browser leaves for
+    ``evil.example``, as for ``//evil.example/x``.
     """
     location = _DROPPED.sub("", location.strip(_C0_OR_SPACE))
     found = _SCHEME.match(location)
@@ -66,6 +67,10 @@ def as_browsers_read(location: str, base: httpx.URL) -> str | None:
             # NOTE: httpx read "//" as no host at all: the page itself, again and again.
             return None
         head = (f"{scheme}:" if scheme else "") + "//" + rest.lstrip("/")
+    elif scheme:
+        # NOTE: the page's own scheme without "//" ("http:x") is a reference to a path of the
+        # page's host, where httpx found no URL in it.
+        head = rest
     return head + tail
 
 

@@ -130,7 +130,7 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
     # NOTE: the last three have a host that is no valid punycode, which httpx parses but can't
     # decode (idna's InvalidCodepoint, a UnicodeError, raised as it reads the URL's host).
     [
-        *("http:%5Cevil.example", "http://[::1/x"),
+        "http://[::1/x",
         *("http://xn--a/", "https://xn--ls8h.example/x", "//xn--a/x"),
         # NOTE: no host, as a browser reads them; httpx read "//" as this page, in a loop.
         *("//", "/\\", "https://", "//user@:80/x"),
@@ -358,6 +358,10 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         ("http:///evil.example/x", "http", "evil.example", "/x"),
         ("https:evil.example/x", "https", "evil.example", "/x"),
         ("/a\\b", "http", "testserver", "/a/b"),
+        # NOTE: after the page's own scheme, a path of its host (httpx found no URL there).
+        ("http:x", "http", "testserver", "/x"),
+        ("http:/x", "http", "testserver", "/x"),
+        ("http:a/%2e%2e/x", "http", "testserver", "/x"),
         # NOTE: percent-encoded dot segments, which httpx left in the path.
         ("/%2e%2e/c", "http", "testserver", "/c"),
         ("/a/%2E%2e/c", "http", "testserver", "/c"),
