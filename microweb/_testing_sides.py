@@ -12,6 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
+from urllib.parse import unquote
 
 import httpx
 from httpx._client import BaseClient
@@ -84,7 +85,7 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
         if url.scheme and not url.host:
             # NOTE: as httpx reads "http:/path": the request's host.
             url = url.copy_with(host=response.request.url.host)
-        target = response.request.url.join(url)
+        target = _with_decoded_host(response.request.url.join(url))
         # NOTE: httpx reads the host of the URL it follows, as above: one that is no valid
         # punycode ("xn--a") is parsed, then raises idna's InvalidCodepoint (a UnicodeError).
         target.host  # noqa: B018
@@ -97,6 +98,27 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
 
 
 _MAX_PORT = 65535
+# SPEC: WHATWG URL, host parsing: a domain is percent-decoded, and one that then holds a
+# forbidden domain code point is no host.
+_FORBIDDEN_IN_DOMAIN = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f]")
+
+
+def _with_decoded_host(url: httpx.URL) -> httpx.URL:
+    """Return ``url`` with its host percent-decoded, as a browser reads it.
+
+    Raises:
+        httpx.InvalidURL: If the decoded host holds a code point no domain may hold.
+    """
+    raw = url.raw_host.decode("ascii")
+    if "%" not in raw:
+        return url
+    # NOTE: httpx sent "http://%74estserver/x" to the host "%74estserver", and took "a b".
+    host = unquote(raw)
+    if _FORBIDDEN_IN_DOMAIN.search(host):
+        raise httpx.InvalidURL(f"Invalid host: {raw!r}")
+    return url.copy_with(host=host)
+
+
 # SPEC: WHATWG URL, path state: "%2e" (any case) is a single-dot segment, and ".%2e", "%2e."
 # and "%2e%2e" are double-dot ones.
 _SINGLE_DOT = frozenset({".", "%2e"})

@@ -136,6 +136,8 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
         *("//", "/\\", "https://", "//user@:80/x"),
         # NOTE: a port past 65535, which httpx takes and a browser refuses.
         *("http://testserver:99999/x", "//testserver:65536/"),
+        # NOTE: a host that, percent-decoded, holds a space, a slash or a percent sign.
+        *("http://a b/x", "//a%20b/x", "http://a%2Fb/x", "http://%zz/"),
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
@@ -362,6 +364,9 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         ("http:x", "http", "testserver", "/x"),
         ("http:/x", "http", "testserver", "/x"),
         ("http:a/%2e%2e/x", "http", "testserver", "/x"),
+        # NOTE: a percent-encoded host, which httpx sent as written ("Host: %74estserver").
+        ("http://%74estserver/x", "http", "testserver", "/x"),
+        ("//EVIL%2Eexample/x", "http", "evil.example", "/x"),
         # NOTE: percent-encoded dot segments, which httpx left in the path.
         ("/%2e%2e/c", "http", "testserver", "/c"),
         ("/a/%2E%2e/c", "http", "testserver", "/c"),
