@@ -525,14 +525,20 @@ class TestClient:
             self.client,
             subprotocols or [],
         )
-        session = WebSocketSession(
-            loop,
-            self.asgi_app,
-            scope,
-            self.raise_server_exceptions,
-            owner=self,
-            handshake=handshake,
-        )
+        try:
+            session = WebSocketSession(
+                loop,
+                self.asgi_app,
+                scope,
+                self.raise_server_exceptions,
+                owner=self,
+                handshake=handshake,
+            )
+        except WebSocketRefused as refused:
+            # NOTE: a browser keeps the cookies of any answer to the handshake (Fetch,
+            # HTTP-network fetch): a refusal's Set-Cookie was dropped.
+            self._keep([refused.response])
+            raise
         # NOTE: a Set-Cookie on the acceptance (a session a flow changed) is kept, as a browser
         # keeps it: the jar had no word of it, and the next request sent the old cookie.
         self._sessions.add(session)

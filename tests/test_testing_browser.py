@@ -5,12 +5,13 @@ from __future__ import annotations
 import email.utils
 import io
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from microweb import App, Request, Response, WebSocket
-from microweb.testing import TestClient
+from microweb.testing import TestClient, WebSocketRefused
 
 INTERFACES = ["wsgi", "asgi", "both"]
 
@@ -233,3 +234,32 @@ def test_both_sends_content_given_beside_files_as_httpx_does() -> None:
     with TestClient(_echo_body_app(), interface="both") as client:
         answer = client.post("/raw", content=b"raw", files={"f": b"x"})
     assert (answer.content, answer.headers["content-type"]) == (b"raw", "none")
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_the_cookies_of_a_refused_handshake_are_kept(interface: str) -> None:
+    # NOTE: the refusal's Set-Cookie (a flow that signs out a session it no longer trusts) was
+    # dropped, where a browser keeps the cookies of any answer to the handshake (Fetch,
+    # HTTP-network fetch), as of an accepted one.
+    app = _line_app()
+
+    @app.middleware
+    def refuse(request: Request) -> Iterator[Response | None]:
+        if request.path == "/ws":
+            refusal = Response.text("no", status=403)
+            refusal.delete_cookie("session")
+            refusal.set_cookie("refused", "1")
+            yield refusal
+            return
+        yield None
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+
+    with TestClient(app, interface=interface, cookies={"session": "s"}) as client:
+        with pytest.raises(WebSocketRefused) as refused:
+            client.websocket_connect("/ws")
+        assert refused.value.response.status_code == 403
+        assert dict(client.cookies) == {"refused": "1"}
+        assert client.get("/line").text == "refused=1"
