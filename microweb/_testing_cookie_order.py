@@ -99,10 +99,30 @@ def _covering(url: httpx.URL) -> Callable[[http.cookiejar.Cookie], bool]:
 
     def covers(cookie: http.cookiejar.Cookie) -> bool:
         domain = cookie.domain.removeprefix(".")
-        covered = domain in ("", host, named) or host.endswith("." + domain)
+        covered = domain in ("", host, named) or (
+            cookie.domain_specified and host.endswith("." + domain)
+        )
         return covered and path_matches(path, cookie.path)
 
     return covers
+
+
+def _strays(url: httpx.URL, jar: http.cookiejar.CookieJar) -> set[str]:
+    """Return the pairs of the host-only cookies of a parent of ``url``'s host, which httpx's
+    copy of the jar sends (by Netscape's rules) and a browser does not.
+
+    SPEC: RFC 6265 5.4 step 1: a cookie set without ``Domain`` (and one the test set, which
+    goes to the host of ``base_url``) goes to its host alone: a subdomain got the parent
+    site's session.
+    """
+    host = effective_host(jar_request(url))[0]
+    return {
+        f"{cookie.name}={cookie.value}"
+        for cookie in jar
+        if not cookie.domain_specified
+        and cookie.domain
+        and host.endswith("." + cookie.domain.removeprefix("."))
+    }
 
 
 def in_browsers_order(
@@ -129,12 +149,16 @@ def in_browsers_order(
         key = (-len(cookie.path), _created(cookie))
         pair = f"{cookie.name}={cookie.value}"
         order[pair] = min(order.get(pair, key), key)
+    strays = _strays(request.url, jar) - order.keys()
+    pairs = [pair for pair in pairs if pair not in strays]
     if all(pair in order for pair in pairs):
         pairs.sort(key=order.__getitem__)
     if own is not None:
         pairs = _with_own(pairs, own, covers)
     if pairs:
         request.headers["cookie"] = "; ".join(pairs)
+    else:
+        request.headers.pop("cookie", None)
 
 
 def _left_out(

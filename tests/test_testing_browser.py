@@ -263,3 +263,37 @@ def test_the_cookies_of_a_refused_handshake_are_kept(interface: str) -> None:
         assert refused.value.response.status_code == 403
         assert dict(client.cookies) == {"refused": "1"}
         assert client.get("/line").text == "refused=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_host_only_cookie_is_not_sent_to_a_subdomain(interface: str) -> None:
+    # NOTE: httpx's jar (Netscape's rules) sent a cookie set without Domain, and one the test
+    # set, to every name under the host: a tenant's subdomain got the parent site's session.
+    # SPEC: RFC 6265 5.4 step 1: a host-only cookie goes to its host alone.
+    app = _line_app()
+
+    @app.get("/move")
+    def move(request: Request) -> Response:
+        return Response.redirect("http://sub.shop.example/line", status=303)
+
+    app.websocket("/ws")(_cookie_socket)
+    base_url = "http://shop.example"
+    with TestClient(app, interface=interface, base_url=base_url, cookies={"given": "0"}) as client:
+        client.get("/set", params={"line": ["host=1", "wide=2; Domain=shop.example"]})
+        assert client.get("/line").text == "given=0; host=1; wide=2"
+        assert client.get("http://sub.shop.example/line").text == "wide=2"
+        assert client.get("/move", follow_redirects=True).text == "wide=2"
+        client.get("http://sub.shop.example/set", params={"line": "host=3"})
+        assert client.get("http://sub.shop.example/line").text == "wide=2; host=3"
+        assert client.get("/line").text == "given=0; host=1; wide=2"
+    if interface != "wsgi":
+        with TestClient(app, interface=interface, base_url=base_url) as client:
+            client.get("/set", params={"line": "host=1"})
+            with client.websocket_connect("ws://sub.shop.example/ws") as ws:
+                assert ws.receive_text() == "none"
+
+
+async def _cookie_socket(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.send_text(ws.request.headers.get("cookie", "none"))
+    await ws.close()
