@@ -250,8 +250,8 @@ class _BrowserSteps(BaseClient):
         its own (a deprecated ``cookies=``) in place of the jar's of their names."""
         own = kwargs.pop("cookies", None)
         request = super().build_request(method, url, **kwargs)
-        given = httpx.Headers(kwargs.get("headers")).get("cookie")
-        if given is not None:
+        given = [v for k, v in httpx.Headers(kwargs.get("headers")).raw if k.lower() == b"cookie"]
+        if given:
             # NOTE: a Cookie header given wins over the cookies, as in httpx.
             request.extensions[_GIVEN_COOKIE] = given
         else:
@@ -268,8 +268,10 @@ class _BrowserSteps(BaseClient):
         followed = super()._build_redirect_request(request, response)
         kept = same_origin(followed.url, request.url)
         given = request.extensions.get(_GIVEN_COOKIE)
-        if kept and given is not None:
-            followed.headers["cookie"] = given
+        if kept and given:
+            # NOTE: line by line, as sent: one header set from httpx's joined them with a comma.
+            raw = [(k, v) for k, v in followed.headers.raw if k.lower() != b"cookie"]
+            followed.headers = httpx.Headers(raw + [(b"cookie", line) for line in given])
         else:
             own = request.extensions.get(_OWN_COOKIES) if kept else None
             in_browsers_order(followed, self.cookies.jar, own)

@@ -184,6 +184,9 @@ def test_a_cookie_header_given_goes_on_the_redirects_of_its_origin(interface: st
     with TestClient(_moving_app(), interface=interface, cookies={"jar": "0"}) as client:
         given = {"cookie": "s=1"}
         assert client.get("/move", headers=given, follow_redirects=True).text == "s=1"
+        # NOTE: two lines, as the first request sent them (not one line joined by a comma).
+        lines = [("cookie", "s=1"), ("cookie", "u=2")]
+        assert client.get("/move", headers=lines, follow_redirects=True).text == "s=1; u=2"
         client.headers["cookie"] = "t=2"
         assert client.get("/move", follow_redirects=True).text == "t=2"
         # NOTE: not on one that leaves the origin, as Authorization is not: the jar's go there.
