@@ -300,3 +300,31 @@ async def _cookie_socket(ws: WebSocket) -> None:
     await ws.accept()
     await ws.send_text(ws.request.headers.get("cookie", "none"))
     await ws.close()
+
+
+class _Pipe:
+    """A file that can be read once, and not rewound (a pipe, a socket's makefile())."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data.read()
+
+
+def test_both_sends_a_file_that_can_be_read_once_to_each_side() -> None:
+    # NOTE: the WSGI side read it, and the ASGI side's upload was empty: an AssertionError.
+    app = App()
+
+    @app.post("/up")
+    def up(request: Request) -> dict[str, Any]:
+        upload = request.form()["f"]
+        assert not isinstance(upload, str)
+        return {"size": upload.size}
+
+    with TestClient(app, interface="both") as client:
+        answer = client.post("/up", files={"f": ("a.bin", _Pipe(b"x" * 1000))})
+    assert answer.json() == {"size": 1000}
