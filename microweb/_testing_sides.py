@@ -123,6 +123,7 @@ def _with_decoded_host(url: httpx.URL) -> httpx.URL:
 # and "%2e%2e" are double-dot ones.
 _SINGLE_DOT = frozenset({".", "%2e"})
 _DOUBLE_DOT = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+_DOTS = _SINGLE_DOT | _DOUBLE_DOT
 
 
 def _without_dot_segments(url: httpx.URL) -> httpx.URL:
@@ -133,14 +134,14 @@ def _without_dot_segments(url: httpx.URL) -> httpx.URL:
     """
     path, mark, query = url.raw_path.decode("ascii").partition("?")
     segments = path.split("/")[1:]
-    if not any(segment.lower() in _SINGLE_DOT | _DOUBLE_DOT for segment in segments):
+    if not any(segment.lower() in _DOTS for segment in segments):
         return url
     kept: list[str] = []
     for index, segment in enumerate(segments):
         dots = segment.lower()
         if dots in _DOUBLE_DOT and kept:
             kept.pop()
-        if dots in _SINGLE_DOT | _DOUBLE_DOT:
+        if dots in _DOTS:
             if index == len(segments) - 1:
                 kept.append("")  # NOTE: "/a/b/.." is "/a/", as a browser reads it.
             continue
