@@ -15,6 +15,7 @@ import http.client
 import http.cookiejar
 import ipaddress
 import re
+import time
 import urllib.request
 import weakref
 from collections.abc import Mapping
@@ -23,7 +24,14 @@ from typing import cast
 import httpx
 
 from ._cookies import MAX_COOKIE_PAIR
-from ._testing_cookie_order import effective_host, held, path_matches, stamp
+from ._testing_cookie_order import (
+    effective_host,
+    held,
+    is_secure_origin,
+    jar_request,
+    path_matches,
+    stamp,
+)
 
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
@@ -31,11 +39,13 @@ GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.C
 
 # NOTE: the path of a request, as the jar reads it, which typeshed leaves out.
 _request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
+# NOTE: the date of an Expires, as the jar reads it, which typeshed leaves out too.
+_http2time = http.cookiejar.http2time  # type: ignore[attr-defined]
 
 
 def _hosts(base_url: httpx.URL) -> tuple[str, str]:
     """The host of ``base_url`` and the jar's name for it (with ``.local`` when it has no dot)."""
-    hosts: tuple[str, str] = effective_host(urllib.request.Request(str(base_url)))
+    hosts: tuple[str, str] = effective_host(jar_request(base_url))
     return hosts
 
 
@@ -100,7 +110,8 @@ class _Policy(http.cookiejar.DefaultCookiePolicy):
 _UNKNOWN = frozenset({"version", "port", "comment", "commenturl", "discard"})
 _DELTA_SECONDS = re.compile(r"-?[0-9]+")
 # SPEC: RFC 6265bis (draft), 5.6: an attribute value past 1024 bytes is ignored, and a Max-Age
-# is cut to 400 days (the jar's float of a 400-digit one overflowed: the cookie was dropped).
+# or an Expires is cut to 400 days (the jar's float of a 400-digit Max-Age overflowed: the
+# cookie was dropped).
 _MAX_ATTRIBUTE = 1024
 _MAX_AGE = 400 * 24 * 3600
 
@@ -132,16 +143,19 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute
+    if "max-age" not in kept and _expires_past_cap(_value(kept, "expires")):
+        # NOTE: an Expires in 9999 was kept to then, past the 400 days a Max-Age gets.
+        kept["max-age"] = f"Max-Age={_MAX_AGE}"
     return pair, kept
+
+
+def _expires_past_cap(expires: str) -> bool:
+    when: float | None = _http2time(expires) if expires else None
+    return when is not None and when > time.time() + _MAX_AGE
 
 
 def _value(attributes: dict[str, str], name: str) -> str:
     return attributes.get(name, "").partition("=")[2].strip()
-
-
-# NOTE: the schemes the standard library's jar sends a Secure cookie to (its policy's
-# secure_protocols), which are the ones it keeps one from.
-_SECURE_SCHEMES = frozenset({"https", "wss"})
 
 
 def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool:
@@ -195,10 +209,11 @@ class _Jar(http.cookiejar.CookieJar):
         # the cookies of every line, deleting as it went, before it set any, so "flash=saved"
         # then "flash=; Max-Age=0" (set_cookie() then delete_cookie()) kept the cookie.
         # NOTE: the jar reads only info() of a response (httpx gives it a stand-in too).
+        request = jar_request(httpx.URL(request.get_full_url()))
         with self._cookies_lock:  # type: ignore[attr-defined]
             self._answering = effective_host(request)
             try:
-                secure_scheme = request.type in _SECURE_SCHEMES
+                secure_scheme = is_secure_origin(request)
                 for line in response.info().get_all("Set-Cookie", []):
                     pair, attributes = _as_browsers_read(str(line))
                     if _ignored(pair, attributes, secure_scheme) or (

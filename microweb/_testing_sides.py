@@ -12,6 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
+from urllib.parse import unquote
 
 import httpx
 from httpx._client import BaseClient
@@ -27,6 +28,11 @@ FOLLOWING = "microweb.following"
 ANSWERS = "microweb.answers"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+# NOTE: in a request's extensions, which httpx gives its redirects: the Cookie header the test
+# gave it, or its own cookies (a deprecated cookies=).
+_GIVEN_COOKIE = "microweb.given_cookie"
+_OWN_COOKIES = "microweb.own_cookies"
 
 
 # NOTE: the schemes the WHATWG URL standard calls special ("file" aside, which httpx refuses).
@@ -44,8 +50,9 @@ def as_browsers_read(location: str, base: httpx.URL) -> str | None:
     SPEC: WHATWG URL: in an http(s) URL, or a reference from one, a backslash before the
     query is a slash, a tab or a newline is dropped anywhere, and any run of slashes before
     the host stands for two, as does none after another special scheme (``https:host`` from
-    an http page). httpx joined ``/\\evil.example/x`` as a path of this host, where a
-    browser leaves for ``evil.example``, as for ``//evil.example/x``.
+    an http page); after the page's own scheme, none starts a path (``http:x`` is ``x``).
+    httpx joined ``/\\evil.example/x`` as a path of this host, where a browser leaves for
+    ``evil.example``, as for ``//evil.example/x``.
     """
     location = _DROPPED.sub("", location.strip(_C0_OR_SPACE))
     found = _SCHEME.match(location)
@@ -61,6 +68,10 @@ def as_browsers_read(location: str, base: httpx.URL) -> str | None:
             # NOTE: httpx read "//" as no host at all: the page itself, again and again.
             return None
         head = (f"{scheme}:" if scheme else "") + "//" + rest.lstrip("/")
+    elif scheme:
+        # NOTE: the page's own scheme without "//" ("http:x") is a reference to a path of the
+        # page's host, where httpx found no URL in it.
+        head = rest
     return head + tail
 
 
@@ -74,13 +85,68 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
         if url.scheme and not url.host:
             # NOTE: as httpx reads "http:/path": the request's host.
             url = url.copy_with(host=response.request.url.host)
-        target = response.request.url.join(url)
+        target = _with_decoded_host(response.request.url.join(url))
         # NOTE: httpx reads the host of the URL it follows, as above: one that is no valid
         # punycode ("xn--a") is parsed, then raises idna's InvalidCodepoint (a UnicodeError).
         target.host  # noqa: B018
     except (httpx.InvalidURL, UnicodeError):
         return None
-    return target
+    if (target.port or 0) > _MAX_PORT:
+        # NOTE: httpx takes a port past 65535 (":99999"), where a browser finds no URL.
+        return None
+    return _without_dot_segments(target)
+
+
+_MAX_PORT = 65535
+# SPEC: WHATWG URL, host parsing: a domain is percent-decoded, and one that then holds a
+# forbidden domain code point is no host.
+_FORBIDDEN_IN_DOMAIN = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f]")
+
+
+def _with_decoded_host(url: httpx.URL) -> httpx.URL:
+    """Return ``url`` with its host percent-decoded, as a browser reads it.
+
+    Raises:
+        httpx.InvalidURL: If the decoded host holds a code point no domain may hold.
+    """
+    raw = url.raw_host.decode("ascii")
+    if "%" not in raw:
+        return url
+    # NOTE: httpx sent "http://%74estserver/x" to the host "%74estserver", and took "a b".
+    host = unquote(raw)
+    if _FORBIDDEN_IN_DOMAIN.search(host):
+        raise httpx.InvalidURL(f"Invalid host: {raw!r}")
+    return url.copy_with(host=host)
+
+
+# SPEC: WHATWG URL, path state: "%2e" (any case) is a single-dot segment, and ".%2e", "%2e."
+# and "%2e%2e" are double-dot ones.
+_SINGLE_DOT = frozenset({".", "%2e"})
+_DOUBLE_DOT = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+_DOTS = _SINGLE_DOT | _DOUBLE_DOT
+
+
+def _without_dot_segments(url: httpx.URL) -> httpx.URL:
+    """Return ``url`` with the dot segments of its path resolved, percent-encoded ones too.
+
+    httpx resolves "." and ".." alone: a ``Location`` of ``/%2e%2e/c`` was followed to
+    ``/%2e%2e/c``, where a browser goes to ``/c``.
+    """
+    path, mark, query = url.raw_path.decode("ascii").partition("?")
+    segments = path.split("/")[1:]
+    if not any(segment.lower() in _DOTS for segment in segments):
+        return url
+    kept: list[str] = []
+    for index, segment in enumerate(segments):
+        dots = segment.lower()
+        if dots in _DOUBLE_DOT and kept:
+            kept.pop()
+        if dots in _DOTS:
+            if index == len(segments) - 1:
+                kept.append("")  # NOTE: "/a/b/.." is "/a/", as a browser reads it.
+            continue
+        kept.append(segment)
+    return url.copy_with(raw_path=f"/{'/'.join(kept)}{mark}{query}".encode("ascii"))
 
 
 class Answer(httpx.Response):
@@ -148,8 +214,13 @@ def without_credentials(headers: httpx.Headers, request: httpx.Request, url: htt
     SPEC: Fetch, HTTP-redirect fetch: so does a browser, where httpx kept it from http to
     https on the same host.
     """
-    if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host, request.url.port):
+    if not same_origin(url, request.url):
         headers.pop("authorization", None)
+
+
+def same_origin(url: httpx.URL, other: httpx.URL) -> bool:
+    """Whether ``url`` and ``other`` have one scheme, host and port."""
+    return (url.scheme, url.host, url.port) == (other.scheme, other.host, other.port)
 
 
 # NOTE: _redirect_url, _redirect_method, _redirect_headers and _build_redirect_request are
@@ -180,18 +251,31 @@ class _BrowserSteps(BaseClient):
         its own (a deprecated ``cookies=``) in place of the jar's of their names."""
         own = kwargs.pop("cookies", None)
         request = super().build_request(method, url, **kwargs)
-        if "cookie" not in httpx.Headers(kwargs.get("headers")):
+        given = [v for k, v in httpx.Headers(kwargs.get("headers")).raw if k.lower() == b"cookie"]
+        if given:
             # NOTE: a Cookie header given wins over the cookies, as in httpx.
-            in_browsers_order(
-                request, self.cookies.jar, None if own is None else httpx.Cookies(own)
-            )
+            request.extensions[_GIVEN_COOKIE] = given
+        else:
+            request.extensions[_OWN_COOKIES] = None if own is None else httpx.Cookies(own)
+            in_browsers_order(request, self.cookies.jar, request.extensions[_OWN_COOKIES])
         return request
 
     def _build_redirect_request(
         self, request: httpx.Request, response: httpx.Response
     ) -> httpx.Request:
+        # NOTE: httpx drops a Cookie header given, and a request's own cookies, on every
+        # redirect: the page the test's request was sent on to got the jar's cookies. They go
+        # on within the origin, as Authorization does; the jar's go elsewhere.
         followed = super()._build_redirect_request(request, response)
-        in_browsers_order(followed, self.cookies.jar)
+        kept = same_origin(followed.url, request.url)
+        given = request.extensions.get(_GIVEN_COOKIE)
+        if kept and given:
+            # NOTE: line by line, as sent: one header set from httpx's joined them with a comma.
+            raw = [(k, v) for k, v in followed.headers.raw if k.lower() != b"cookie"]
+            followed.headers = httpx.Headers(raw + [(b"cookie", line) for line in given])
+        else:
+            own = request.extensions.get(_OWN_COOKIES) if kept else None
+            in_browsers_order(followed, self.cookies.jar, own)
         return followed
 
 

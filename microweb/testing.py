@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 from ._testing_asgi import Lifespan, LoopThread, asgi_side
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
-from ._testing_content import async_content, replayed, sync_content
+from ._testing_content import async_content, encoded_once, replayed, sync_content
 from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
@@ -310,6 +310,7 @@ class TestClient:
             return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
             return self._asgi_request(method, url, kwargs, [], keep=True)
+        encoded_once(method, kwargs)
         replay = replayed(kwargs)
         wsgi_answers: list[httpx.Response] = []
         try:
@@ -524,14 +525,20 @@ class TestClient:
             self.client,
             subprotocols or [],
         )
-        session = WebSocketSession(
-            loop,
-            self.asgi_app,
-            scope,
-            self.raise_server_exceptions,
-            owner=self,
-            handshake=handshake,
-        )
+        try:
+            session = WebSocketSession(
+                loop,
+                self.asgi_app,
+                scope,
+                self.raise_server_exceptions,
+                owner=self,
+                handshake=handshake,
+            )
+        except WebSocketRefused as refused:
+            # NOTE: a browser keeps the cookies of any answer to the handshake (Fetch,
+            # HTTP-network fetch): a refusal's Set-Cookie was dropped.
+            self._keep([refused.response])
+            raise
         # NOTE: a Set-Cookie on the acceptance (a session a flow changed) is kept, as a browser
         # keeps it: the jar had no word of it, and the next request sent the old cookie.
         self._sessions.add(session)

@@ -130,10 +130,14 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
     # NOTE: the last three have a host that is no valid punycode, which httpx parses but can't
     # decode (idna's InvalidCodepoint, a UnicodeError, raised as it reads the URL's host).
     [
-        *("http:%5Cevil.example", "http://[::1/x"),
+        "http://[::1/x",
         *("http://xn--a/", "https://xn--ls8h.example/x", "//xn--a/x"),
         # NOTE: no host, as a browser reads them; httpx read "//" as this page, in a loop.
         *("//", "/\\", "https://", "//user@:80/x"),
+        # NOTE: a port past 65535, which httpx takes and a browser refuses.
+        *("http://testserver:99999/x", "//testserver:65536/"),
+        # NOTE: a host that, percent-decoded, holds a space, a slash or a percent sign.
+        *("http://a b/x", "//a%20b/x", "http://a%2Fb/x", "http://%zz/"),
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
@@ -356,6 +360,19 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         ("http:///evil.example/x", "http", "evil.example", "/x"),
         ("https:evil.example/x", "https", "evil.example", "/x"),
         ("/a\\b", "http", "testserver", "/a/b"),
+        # NOTE: after the page's own scheme, a path of its host (httpx found no URL there).
+        ("http:x", "http", "testserver", "/x"),
+        ("http:/x", "http", "testserver", "/x"),
+        ("http:a/%2e%2e/x", "http", "testserver", "/x"),
+        # NOTE: a percent-encoded host, which httpx sent as written ("Host: %74estserver").
+        ("http://%74estserver/x", "http", "testserver", "/x"),
+        ("//EVIL%2Eexample/x", "http", "evil.example", "/x"),
+        # NOTE: percent-encoded dot segments, which httpx left in the path.
+        ("/%2e%2e/c", "http", "testserver", "/c"),
+        ("/a/%2E%2e/c", "http", "testserver", "/c"),
+        ("/a/.%2e/c/%2e/d", "http", "testserver", "/c/d"),
+        ("x/%2e./y", "http", "testserver", "/y"),
+        ("/a/b/%2e%2e", "http", "testserver", "/a/"),
     ],
 )
 def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(
