@@ -100,12 +100,10 @@ class ASGIRequest(ThreadHooks, Request):
         return found or None
 
     def _lower_scope_names(self) -> None:
-        """Read the scope's header names lowered from now on, as the body source does: the
-        ``Content-Encoding`` that json(), text() and form() check after the Content-Type."""
+        """Read the scope's header names lowered from now on (the body source lowers its own:
+        ``ASGIBody._names_lowered``)."""
         headers = [(name.lower(), value) for name, value in self._raw["headers"]]
         self._raw = {**self._raw, "headers": headers}
-        if isinstance(self._source, ASGIBody):
-            self._source._headers = headers
 
     def _read_server(self) -> tuple[str, int | None] | None:
         server = self._raw.get("server")
