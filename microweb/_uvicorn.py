@@ -55,7 +55,12 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # NOTE: the handler is made before the app's import (Config): an app that replaced
         # sys.stderr as it was imported had Uvicorn's lines go to the stream it replaced.
         # Under the handler's lock, as flush() reads the stream.
-        self.stream = getattr(sys, self.to)
+        stream = getattr(sys, self.to)
+        if stream is None:
+            # NOTE: as print() writes nothing then: an app that set sys.stdout to None had
+            # "--- Logging error ---" and a traceback on stderr for each access line.
+            return
+        self.stream = stream
         super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:

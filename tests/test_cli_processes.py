@@ -795,3 +795,37 @@ def test_an_app_that_replaces_stderr_as_it_is_imported_gets_uvicorns_lines(
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
     assert "Application startup complete." in _written(tmp_path), read_log(log)
     assert "Application startup complete." not in read_log(log)
+
+
+_NO_STDOUT_APP = """
+import sys
+from microweb import App
+
+sys.stdout = None  # NOTE: as print() then writes nothing, nor should a log handler.
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers"])
+def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, mode: str) -> None:
+    # NOTE: Uvicorn's access log wrote to the sys.stdout of the moment, None: "--- Logging
+    # error ---" and an AttributeError's traceback on stderr for every request.
+    (tmp_path / "logging_app.py").write_text(_NO_STDOUT_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, cwd=tmp_path)
+    try:
+        for _ in range(2):
+            assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    finally:
+        stop(process, timeout=10)
+    assert "Application startup complete." in read_log(log)
+    assert "Logging error" not in read_log(log), read_log(log)
