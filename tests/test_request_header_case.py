@@ -146,3 +146,11 @@ def test_header_names_of_a_servers_bytearray_frame_the_body() -> None:
     # NOTE: the spec says bytes; a bytearray name was read before the case check and still is.
     for name in (b"content-length", b"Content-Length"):
         assert _status("/size", [(bytearray(name), b"3")], b"abc") == (200, b'{"size":3}')
+
+
+def test_two_content_types_in_different_case_are_joined_as_in_lower_case() -> None:
+    # NOTE: the lower-case line alone was the type when found as sent: JSON parsed (a 200)
+    # where the two lines in lower case are joined, a malformed type, and answered 415.
+    for second in (b"content-type", b"Content-Type"):
+        headers = [(b"content-type", b"application/json"), (second, b"text/plain")]
+        assert _status("/json", headers, b"{}")[0] == 415
