@@ -445,6 +445,13 @@ class ASGIDriver:
                 # NOTE: a watcher that failed says nothing about the client; keep streaming.
                 logger.error("disconnect watcher failed", exc_info=watcher.exception())
                 await asyncio.wait({sender})
+        except asyncio.CancelledError:
+            # NOTE: the server gave up on the request: a sync stream's step goes on in its
+            # thread, which the sender waits for and a second cancellation gives up on (only a
+            # def handler's cancelled call was counted by _say_still_running).
+            if self._pool is not None:
+                self._pool.cut_off = True
+            raise
         finally:
             watcher.cancel()
             if not sending.closing:

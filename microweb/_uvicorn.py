@@ -49,13 +49,20 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, to: str = "stderr") -> None:
         super().__init__(getattr(sys, to))
         self.to = to
+        self._unread: object = None  # NOTE: a stream of the app's own that no one reads.
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write ``record`` to the stream the process has now."""
         # NOTE: the handler is made before the app's import (Config): an app that replaced
         # sys.stderr as it was imported had Uvicorn's lines go to the stream it replaced.
         # Under the handler's lock, as flush() reads the stream.
-        self.stream = getattr(sys, self.to)
+        stream = getattr(sys, self.to)
+        if stream is None or stream is self._unread:
+            # NOTE: None, as print() writes nothing then: an app that set sys.stdout to None
+            # had "--- Logging error ---" and a traceback on stderr for each access line.
+            # The app's own stream that no one reads: see handleError().
+            return
+        self.stream = stream
         super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
@@ -63,7 +70,12 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if isinstance(sys.exc_info()[1], BrokenPipeError):
             # NOTE: "microweb serve shop:app | head -1": Uvicorn writes its access log on
             # stdout, and logged "--- Logging error ---" and a traceback for every request.
-            to_nowhere(self.stream)
+            try:
+                to_nowhere(self.stream)
+            except (AttributeError, OSError, ValueError):
+                # NOTE: a stream of the app's own with no file descriptor: the error went out
+                # of Uvicorn's send(), and no request was answered. It gets nothing more.
+                self._unread = self.stream
             return
         super().handleError(record)
 

@@ -795,3 +795,99 @@ def test_an_app_that_replaces_stderr_as_it_is_imported_gets_uvicorns_lines(
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
     assert "Application startup complete." in _written(tmp_path), read_log(log)
     assert "Application startup complete." not in read_log(log)
+
+
+_NO_STDOUT_APP = """
+import sys
+from microweb import App
+
+sys.stdout = None  # NOTE: as print() then writes nothing, nor should a log handler.
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers"])
+def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, mode: str) -> None:
+    # NOTE: Uvicorn's access log wrote to the sys.stdout of the moment, None: "--- Logging
+    # error ---" and an AttributeError's traceback on stderr for every request.
+    (tmp_path / "logging_app.py").write_text(_NO_STDOUT_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, cwd=tmp_path)
+    try:
+        for _ in range(2):
+            assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    finally:
+        stop(process, timeout=10)
+    assert "Application startup complete." in read_log(log)
+    assert "Logging error" not in read_log(log), read_log(log)
+
+
+_OWN_STDOUT_APP = """
+import sys
+from microweb import App
+
+
+class Lines:
+    # NOTE: a stdout of the app's own with no file descriptor (no fileno()).
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(text)
+
+    def flush(self):
+        self._stream.flush()
+
+
+sys.stdout = Lines(sys.stdout)
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+def test_an_access_log_no_one_reads_through_an_apps_own_stdout_answers_every_request(
+    tmp_path: Path,
+) -> None:
+    # NOTE: Uvicorn's access log writes to the sys.stdout of the moment, here the app's own:
+    # once its reader had gone, the handler's BrokenPipeError handling asked it for a file
+    # descriptor, and the AttributeError went out of Uvicorn's send(): no request answered.
+    (tmp_path / "logging_app.py").write_text(_OWN_STDOUT_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES["uvicorn"]),
+    ]
+    with log.open("wb") as errors:
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env=environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+    try:
+        assert process.stdout is not None
+        assert b"microweb: serving on" in process.stdout.readline(), read_log(log)
+        process.stdout.close()  # NOTE: the reader goes away.
+        for _ in range(3):
+            assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)

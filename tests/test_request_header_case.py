@@ -86,3 +86,71 @@ def test_a_content_encoding_in_upper_case_is_seen() -> None:
     scope = http_scope("POST", headers=headers)
     sent = asyncio.run(asgi_call(app, scope, body_messages(b"{}")))
     assert sent[0]["status"] == 415
+
+
+def _read_app() -> App:
+    app = App()
+
+    @app.post("/json")
+    async def parsed(request: Request) -> object:
+        return await request.ajson()
+
+    @app.post("/text")
+    def text(request: Request) -> str:
+        return request.text()
+
+    @app.post("/size")
+    async def size(request: Request) -> dict[str, int]:
+        return {"size": len(await request.aread())}
+
+    return app
+
+
+def _status(path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
+    scope = http_scope("POST", path, headers=headers)
+    sent = asyncio.run(asgi_call(_read_app(), scope, body_messages(body)))
+    return sent[0]["status"], response_body(sent)
+
+
+def test_a_content_encoding_in_upper_case_beside_a_lower_case_type_is_seen() -> None:
+    # NOTE: names were lowered only when "content-type" was missing as sent: a lower-case type
+    # beside "Content-Encoding: gzip" had the gzip body parsed as JSON (a valid one: 200).
+    headers = [(b"content-type", b"application/json"), (b"Content-Encoding", b"gzip")]
+    assert _status("/json", headers, b"{}")[0] == 415
+
+
+def test_a_content_encoding_in_upper_case_without_a_type_is_seen_by_text() -> None:
+    # NOTE: text() looks for no Content-Type: a coded body was decoded as text with a 200.
+    assert _status("/text", [(b"Content-Encoding", b"gzip")], b"abc")[0] == 415
+
+
+def test_two_content_lengths_in_different_case_are_400() -> None:
+    # NOTE: "content-length: 4" was taken and "Content-Length: 3" not seen (a 200), where the
+    # two in lower case are 400 (RFC 9112 6.3): a body framed one way by one reader, another
+    # here.
+    for second in (b"content-length", b"Content-Length"):
+        headers = [(b"content-length", b"4"), (second, b"3")]
+        assert _status("/size", headers, b"abcd")[0] == 400
+
+
+def test_a_transfer_encoding_in_upper_case_overrides_a_lower_case_content_length() -> None:
+    # NOTE: "content-length: 3" framed the body, and "Transfer-Encoding: chunked" (which makes
+    # a Content-Length ignored, RFC 9112 6.3) was not seen, where in lower case it is.
+    lower = [(b"transfer-encoding", b"chunked"), (b"content-length", b"3")]
+    mixed = [(b"Transfer-Encoding", b"chunked"), (b"content-length", b"3")]
+    assert _status("/size", lower, b"abcd") == (200, b'{"size":4}')
+    assert _status("/size", mixed, b"abcd") == (200, b'{"size":4}')
+
+
+def test_header_names_of_a_servers_bytearray_frame_the_body() -> None:
+    # NOTE: the spec says bytes; a bytearray name was read before the case check and still is.
+    for name in (b"content-length", b"Content-Length"):
+        assert _status("/size", [(bytearray(name), b"3")], b"abc") == (200, b'{"size":3}')
+
+
+def test_two_content_types_in_different_case_are_joined_as_in_lower_case() -> None:
+    # NOTE: the lower-case line alone was the type when found as sent: JSON parsed (a 200)
+    # where the two lines in lower case are joined, a malformed type, and answered 415.
+    for second in (b"content-type", b"Content-Type"):
+        headers = [(b"content-type", b"application/json"), (second, b"text/plain")]
+        assert _status("/json", headers, b"{}")[0] == 415
