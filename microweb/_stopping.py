@@ -43,8 +43,13 @@ def end_by(signum: int) -> NoReturn:
 
 def _flush(name: str) -> None:
     """Flush ``sys.stdout`` or ``sys.stderr``; what cannot be written is said, where it can be."""
+    stream = getattr(sys, name)
+    if stream is None:
+        # NOTE: app code set sys.stdout to None, where print() writes nothing: flushed, an
+        # AttributeError's traceback, and status 1 where the signal's was due.
+        return
     try:
-        getattr(sys, name).flush()
+        stream.flush()
     except (OSError, ValueError) as exc:
         # NOTE: app code closed sys.stdout (ValueError), or the disk is full: a traceback, and
         # status 1 where the signal's was due.
@@ -52,15 +57,22 @@ def _flush(name: str) -> None:
             logger.warning("cannot write to %s: %s", name, exc)
 
 
-def to_nowhere(stream: TextIO) -> None:
-    """Make ``stream`` (stdout, stderr) write to nothing, once no one reads it.
+def to_nowhere(stream: TextIO) -> bool:
+    """Make ``stream`` (stdout, stderr) write to nothing, once no one reads it; return whether
+    it could.
 
     No later write or flush (``end_by()``'s, the interpreter's at exit) raises
-    ``BrokenPipeError`` again.
+    ``BrokenPipeError`` again. A stream of app code's own with no file descriptor cannot be
+    made so: ``False``, and its writer drops what it would write.
     """
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
     nowhere = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, stream.fileno())
+    os.dup2(nowhere, descriptor)
     os.close(nowhere)
+    return True
 
 
 @contextlib.contextmanager

@@ -70,9 +70,7 @@ class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if isinstance(sys.exc_info()[1], BrokenPipeError):
             # NOTE: "microweb serve shop:app | head -1": Uvicorn writes its access log on
             # stdout, and logged "--- Logging error ---" and a traceback for every request.
-            try:
-                to_nowhere(self.stream)
-            except (AttributeError, OSError, ValueError):
+            if not to_nowhere(self.stream):
                 # NOTE: a stream of the app's own with no file descriptor: the error went out
                 # of Uvicorn's send(), and no request was answered. It gets nothing more.
                 self._unread = self.stream

@@ -1465,3 +1465,25 @@ def test_workers_are_at_most_eight_per_usable_cpu(
         assert fake_uvicorn.settings == {}
     else:
         assert fake_uvicorn.settings["workers"] == 16, error
+
+
+class _UnreadLines:
+    """A stdout of the app's own, with no file descriptor, whose reader has gone."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_the_serving_line_to_an_apps_own_stdout_no_one_reads_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the line's BrokenPipeError made the stdout write to nothing through its file
+    # descriptor; an app's own stream has none: AttributeError out of the server's start.
+    from microweb._serve_log import say_serving
+
+    monkeypatch.setattr(sys, "stdout", _UnreadLines())
+    say_serving("127.0.0.1", "uvicorn", 8000)
+    say_serving("127.0.0.1", "uvicorn", 8000)

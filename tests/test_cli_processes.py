@@ -811,10 +811,11 @@ def home(request):
 """
 
 
-@pytest.mark.parametrize("mode", ["uvicorn", "workers"])
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
 def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, mode: str) -> None:
     # NOTE: Uvicorn's access log wrote to the sys.stdout of the moment, None: "--- Logging
-    # error ---" and an AttributeError's traceback on stderr for every request.
+    # error ---" and an AttributeError's traceback on stderr for every request. And the stop
+    # flushed None: a traceback, and status 1 where the signal's was due.
     (tmp_path / "logging_app.py").write_text(_NO_STDOUT_APP)
     port, log = free_port(), tmp_path / "serve.log"
     command = [
@@ -827,8 +828,11 @@ def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, 
             assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
     finally:
         stop(process, timeout=10)
-    assert "Application startup complete." in read_log(log)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    if mode != "waitress":
+        assert "Application startup complete." in read_log(log)
     assert "Logging error" not in read_log(log), read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)
 
 
 _OWN_STDOUT_APP = """
