@@ -119,16 +119,21 @@ class BodyMethods(HeadProperties):
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
             self._body = body
-        elif json:
-            self._check_json_size(body)
+        else:
+            self._check_kept(len(body), body if json else None)
         return body
 
-    def _check_json_size(self, body: bytes) -> None:
-        # NOTE: a body read before (by read(), within max_body_size) is refused by json() as
-        # its meter would have refused it.
-        limit = self.limits.max_json_size
-        if len(body) > limit:
-            raise JSONMeter.too_large(limit)
+    def _check_kept(self, size: int, json: bytes | None = None) -> None:
+        """Refuse what a read before this one kept (the body, its form or its JSON, of
+        ``size`` bytes) where this read's limits would have refused it (413)."""
+        # NOTE: app flows run before routing, so a flow's read took the app's limits, and the
+        # handler's read got what it kept: a form of 5 KB on a route of max_body_size=100
+        # (review239), as json() got a body that read() had read within max_body_size.
+        limit = self.limits.max_body_size
+        if size > limit:
+            raise BodyMeter.too_large(limit)
+        if json is not None and len(json) > self.limits.max_json_size:
+            raise JSONMeter.too_large(self.limits.max_json_size)
 
     def text(self) -> str:
         """Read the body and decode it with its charset (UTF-8 by default).
@@ -160,6 +165,7 @@ class BodyMethods(HeadProperties):
             ):
                 return None
             return self._parsed_json(self._whole("json()", json=True), silent)
+        self._check_kept(len(self._body or b""), self._body)
         return self._json
 
     def _is_json(self, silent: bool) -> bool:
@@ -248,6 +254,7 @@ class BodyMethods(HeadProperties):
         """Yield the body in chunks as they arrive, without holding it whole."""
         self._check_sync("iter_bytes()", "aiter_bytes()")
         if self._body is not None:
+            self._check_kept(len(self._body))
             if self._body:
                 yield self._body
             return
@@ -278,6 +285,8 @@ class BodyMethods(HeadProperties):
                 raise
         elif not isinstance(form, FormData):
             form.raise_again()
+        else:
+            self._check_kept(self._form_size())
         return form
 
     def iter_parts(self) -> Iterator[Part]:
@@ -324,7 +333,16 @@ class BodyMethods(HeadProperties):
         self._cleanups.append(cleanup)
 
     def _body_or_stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
-        return iter((self._body,)) if self._body is not None else self._stream(call, size)
+        if self._body is None:
+            return self._stream(call, size)
+        self._check_kept(len(self._body))
+        return iter((self._body,))
+
+    def _form_size(self) -> int:
+        """The bytes of the body that the kept form was read from."""
+        if self._body is not None:
+            return len(self._body)
+        return self._meter.total if self._meter is not None else 0
 
     def _stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
         # PERF: the source's own generator, which counts each chunk: no generator around it.
@@ -351,8 +369,8 @@ class BodyMethods(HeadProperties):
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
             self._body = body
-        elif json:
-            self._check_json_size(body)
+        else:
+            self._check_kept(len(body), body if json else None)
         return body
 
     async def atext(self) -> str:
@@ -370,11 +388,13 @@ class BodyMethods(HeadProperties):
             ):
                 return None
             return self._parsed_json(await self._awhole("ajson()", json=True), silent)
+        self._check_kept(len(self._body or b""), self._body)
         return self._json
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive; the async twin of ``iter_bytes()``."""
         if self._body is not None:
+            self._check_kept(len(self._body))
             if self._body:
                 yield self._body
             return
@@ -403,6 +423,8 @@ class BodyMethods(HeadProperties):
                 raise
         elif not isinstance(form, FormData):
             form.raise_again()
+        else:
+            self._check_kept(self._form_size())
         return form
 
     async def aiter_parts(self) -> AsyncIterator[Part]:
@@ -425,7 +447,10 @@ class BodyMethods(HeadProperties):
 
     def _abody_or_stream(self, call: str) -> BodyChunks:
         # PERF: the stream itself, not a generator around it: one async hop less per chunk.
-        return _once(self._body) if self._body is not None else self._astream(call)
+        if self._body is None:
+            return self._astream(call)
+        self._check_kept(len(self._body))
+        return _once(self._body)
 
     def _astream(self, call: str) -> BodyChunks:
         # PERF: the source's own async iterator, which counts each chunk, with none around

@@ -1,0 +1,158 @@
+"""A body that an app flow read before routing, read again by the handler of a route with
+smaller limits: the route's ``max_body_size`` (and ``max_json_size``) hold for what was read.
+
+App flows run before routing, so a flow's read takes the app's limits; the handler's read
+then gets the body (or form, or JSON) kept from it. It got it whatever its size, past the
+route's own limit, which held only in an app whose flows did not read the body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request
+
+ROUTE_LIMIT = 100
+SMALL = b"a=" + b"x" * 40
+LARGE = b"a=" + b"x" * 5000
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+def _multipart(value: bytes) -> bytes:
+    return b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n' + value + b"\r\n--b--\r\n"
+
+
+MULTIPART = {"content-type": "multipart/form-data; boundary=b"}
+
+
+def _sync_parts(request: Request) -> int:
+    return sum(len(b"".join(part.iter_bytes())) for part in request.iter_parts())
+
+
+async def _async_parts(request: Request) -> int:
+    size = 0
+    async for part in request.aiter_parts():
+        size += sum([len(chunk) async for chunk in part.aiter_bytes()])
+    return size
+
+
+async def _async_chunks(request: Request) -> int:
+    return sum([len(chunk) async for chunk in request.aiter_bytes()])
+
+
+async def _async_form(request: Request) -> int:
+    return len((await request.aform())["a"])
+
+
+# NOTE: each read of the body, in each colour, and what it answers for a body within limits.
+READS: dict[str, tuple[Callable[[Request], Any], Callable[[Request], Any]]] = {
+    "read": (lambda r: len(r.read()), lambda r: _len_of(r.aread())),
+    "text": (lambda r: len(r.text()), lambda r: _len_of(r.atext())),
+    "form": (lambda r: len(r.form()["a"]), _async_form),
+    "iter_bytes": (lambda r: sum(map(len, r.iter_bytes())), _async_chunks),
+}
+
+
+async def _len_of(pending: Any) -> int:
+    return len(await pending)
+
+
+def _app(
+    colour: str,
+    flow_read: Callable[[Request], Awaitable[Any]],
+    read: Any,
+    limits: dict[str, int] | None = None,
+) -> App:
+    """An app whose flow reads the body whole (``flow_read``), and a route on ``/`` limited to
+    ``ROUTE_LIMIT`` bytes (or by ``limits``) whose handler reads it again with ``read`` (sync,
+    async)."""
+    app = App()
+
+    @app.middleware
+    async def early(request: Request) -> Any:
+        await flow_read(request)
+        yield
+
+    limits = limits or {"max_body_size": ROUTE_LIMIT, "max_json_size": ROUTE_LIMIT}
+    sync_read, async_read = read
+    if colour == "sync":
+
+        @app.post("/", limits=limits)
+        def handler(request: Request) -> dict[str, Any]:
+            return {"read": sync_read(request)}
+
+    else:
+
+        @app.post("/", limits=limits)
+        async def ahandler(request: Request) -> dict[str, Any]:
+            return {"read": await async_read(request)}
+
+    return app
+
+
+def _aread(request: Request) -> Any:
+    return request.aread()
+
+
+@pytest.mark.parametrize("kind", sorted(READS))
+def test_a_body_read_by_a_flow_is_held_to_the_routes_limit(
+    make_client: MakeClient, colour: str, kind: str
+) -> None:
+    client = make_client(_app(colour, _aread, READS[kind]))
+    answer = client.post("/", content=LARGE, headers=FORM)
+    assert (answer.status_code, answer.text) == (413, "request body is larger than 100 bytes")
+    assert client.post("/", content=SMALL, headers=FORM).json() == {
+        "read": 40 if kind == "form" else len(SMALL)
+    }
+
+
+@pytest.mark.parametrize("flow_read", ["aread", "aform"])
+def test_a_form_read_by_a_flow_is_held_to_the_routes_limit(
+    make_client: MakeClient, colour: str, flow_read: str
+) -> None:
+    app = _app(colour, lambda request: getattr(request, flow_read)(), READS["form"])
+    client = make_client(app)
+    for body in (LARGE, _multipart(b"x" * 5000)):
+        headers = FORM if body is LARGE else MULTIPART
+        answer = client.post("/", content=body, headers=headers)
+        assert (answer.status_code, answer.text) == (413, "request body is larger than 100 bytes")
+    assert client.post("/", content=_multipart(b"x" * 10), headers=MULTIPART).json() == {"read": 10}
+
+
+def test_parts_of_a_body_read_by_a_flow_are_held_to_the_routes_limit(
+    make_client: MakeClient, colour: str
+) -> None:
+    client = make_client(_app(colour, _aread, (_sync_parts, _async_parts)))
+    answer = client.post("/", content=_multipart(b"x" * 5000), headers=MULTIPART)
+    assert (answer.status_code, answer.text) == (413, "request body is larger than 100 bytes")
+    small = client.post("/", content=_multipart(b"x" * 10), headers=MULTIPART)
+    assert small.json() == {"read": 10}
+
+
+def test_json_read_by_a_flow_is_held_to_the_routes_limits(
+    make_client: MakeClient, colour: str
+) -> None:
+    app = _app(colour, lambda request: request.ajson(), (lambda r: r.json(), lambda r: r.ajson()))
+    client = make_client(app)
+    large = json.dumps(["x" * 5000]).encode()
+    answer = client.post("/", content=large, headers=JSON_HEADERS)
+    assert (answer.status_code, answer.text) == (413, "request body is larger than 100 bytes")
+    assert client.post("/", content=b'["x"]', headers=JSON_HEADERS).json() == {"read": ["x"]}
+
+
+@pytest.mark.parametrize("flow_read", ["aread", "ajson"])
+def test_json_read_before_routing_is_held_to_the_routes_json_limit(
+    make_client: MakeClient, colour: str, flow_read: str
+) -> None:
+    reads = (lambda r: r.json(), lambda r: r.ajson())
+    flow = lambda request: getattr(request, flow_read)()  # noqa: E731
+    client = make_client(_app(colour, flow, reads, {"max_json_size": ROUTE_LIMIT}))
+    large = json.dumps(["x" * 5000]).encode()
+    answer = client.post("/", content=large, headers=JSON_HEADERS)
+    assert (answer.status_code, answer.text) == (413, "JSON body is larger than 100 bytes")
