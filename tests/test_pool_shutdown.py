@@ -19,6 +19,58 @@ from drive import body_messages, http_scope
 from microweb import App, Request, Response
 
 
+async def _cut_off_then_shut_down(
+    app: App, path: str, entered: threading.Event, release: threading.Event
+) -> list[dict[str, Any]]:
+    """Start the lifespan, cancel a request to ``path`` once its ``def`` code has ``entered``
+    (as Uvicorn does at the end of its grace period), shut down, then ``release`` that code;
+    return the lifespan's replies."""
+    asgi = app.as_asgi()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    replies: list[dict[str, Any]] = []
+
+    async def reply(message: dict[str, Any]) -> None:
+        replies.append(message)
+
+    lifespan = asyncio.ensure_future(
+        asgi({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, reply)
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    messages = iter(body_messages(b""))
+    done = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        message = next(messages, None)
+        if message is None:
+            await done.wait()
+            return {"type": "http.disconnect"}
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    while not replies:
+        await asyncio.sleep(0)
+    request = asyncio.ensure_future(asgi(http_scope(path=path), receive, send))
+    await asyncio.get_running_loop().run_in_executor(None, entered.wait)
+    # NOTE: a sync stream's request then waits for the stream's step, which goes on in its
+    # thread, and Uvicorn shuts down meanwhile.
+    request.cancel()
+    for _ in range(100):
+        await asyncio.sleep(0)  # NOTE: loop turns, for the cancellation to be taken.
+    await inbox.put({"type": "lifespan.shutdown"})
+    try:
+        await lifespan
+    finally:
+        release.set()  # NOTE: the code's thread ends, whatever failed.
+    await asyncio.gather(request, return_exceptions=True)
+    return replies
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_a_shutdown_with_def_calls_still_running_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -37,52 +89,16 @@ def test_a_shutdown_with_def_calls_still_running_says_so(
     def closing() -> None:
         hooks_saw.append(entered.is_set() and not release.is_set())
 
-    async def serve() -> list[dict[str, Any]]:
-        asgi = app.as_asgi()
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        replies: list[dict[str, Any]] = []
-
-        async def reply(message: dict[str, Any]) -> None:
-            replies.append(message)
-
-        lifespan = asyncio.ensure_future(
-            asgi({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, reply)
-        )
-        await inbox.put({"type": "lifespan.startup"})
-        messages = iter(body_messages(b""))
-        done = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            message = next(messages, None)
-            if message is None:
-                await done.wait()
-                return {"type": "http.disconnect"}
-            return message
-
-        async def send(message: dict[str, Any]) -> None:
-            pass
-
-        while not replies:
-            await asyncio.sleep(0)
-        request = asyncio.ensure_future(asgi(http_scope(path="/slow"), receive, send))
-        await asyncio.get_running_loop().run_in_executor(None, entered.wait)
-        request.cancel()  # NOTE: as Uvicorn does at the end of its grace period.
-        await asyncio.gather(request, return_exceptions=True)
-        await inbox.put({"type": "lifespan.shutdown"})
-        await lifespan
-        return replies
-
     try:
-        replies = asyncio.run(serve())
+        replies = asyncio.run(_cut_off_then_shut_down(app, "/slow", entered, release))
     finally:
-        release.set()  # NOTE: the handler's thread ends, whatever failed.
+        release.set()
     assert [reply["type"] for reply in replies] == [
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",
     ]
     assert hooks_saw == [True]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("1 call of def code still running" in line for line in warnings), warnings
+    assert any("1 call of def code still running" in line for line in _warnings(caplog))
 
 
 def test_a_shutdown_with_a_sync_stream_still_running_says_so(
@@ -104,47 +120,9 @@ def test_a_shutdown_with_a_sync_stream_still_running_says_so(
 
         return Response.stream(chunks())
 
-    async def serve() -> list[dict[str, Any]]:
-        asgi = app.as_asgi()
-        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        replies: list[dict[str, Any]] = []
-
-        async def reply(message: dict[str, Any]) -> None:
-            replies.append(message)
-
-        lifespan = asyncio.ensure_future(
-            asgi({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, reply)
-        )
-        await inbox.put({"type": "lifespan.startup"})
-        messages = iter(body_messages(b""))
-        done = asyncio.Event()
-
-        async def receive() -> dict[str, Any]:
-            message = next(messages, None)
-            if message is None:
-                await done.wait()
-                return {"type": "http.disconnect"}
-            return message
-
-        async def send(message: dict[str, Any]) -> None:
-            pass
-
-        while not replies:
-            await asyncio.sleep(0)
-        request = asyncio.ensure_future(asgi(http_scope(path="/stream"), receive, send))
-        await asyncio.get_running_loop().run_in_executor(None, entered.wait)
-        # NOTE: as Uvicorn does at the end of its grace period; the request's task then waits
-        # for the stream's step, which goes on in its thread, and Uvicorn shuts down meanwhile.
-        request.cancel()
-        for _ in range(100):
-            await asyncio.sleep(0)  # NOTE: loop turns, for the cancellation to be taken.
-        await inbox.put({"type": "lifespan.shutdown"})
-        await lifespan
+    try:
+        replies = asyncio.run(_cut_off_then_shut_down(app, "/stream", entered, release))
+    finally:
         release.set()
-        await asyncio.gather(request, return_exceptions=True)
-        return replies
-
-    replies = asyncio.run(serve())
     assert [reply["type"] for reply in replies][-1] == "lifespan.shutdown.complete"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("1 call of def code still running" in line for line in warnings), warnings
+    assert any("1 call of def code still running" in line for line in _warnings(caplog))
