@@ -37,6 +37,7 @@ next line part of the previous line's last value.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import signal
@@ -328,9 +329,16 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
 
     def get_environment(self) -> dict[str, Any]:
         """Return Waitress's environ, with ``AFTER_SENT``; on a Unix socket, with no address
-        for the client or the server."""
+        for the client or the server; on every address, with the one the connection came in on
+        for the server."""
         environ: dict[str, Any] = super().get_environment()
         environ[AFTER_SENT] = self.after_sent.append
+        arrival = _arrival_address(self.channel)
+        if arrival is not None:
+            # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0). Listening on 0.0.0.0 it
+            # was Waitress's "waitress.invalid", where Uvicorn gives the connection's own
+            # address: a TrustedHosts list of it refused the request under Waitress only.
+            environ["SERVER_NAME"] = arrival
         if self.channel.server.family == socket.AF_UNIX:
             # NOTE: Waitress gave REMOTE_ADDR "localhost" and REMOTE_PORT "None" for a peer
             # that has no address, and the socket's path as SERVER_PORT (a 500 for a request
@@ -385,6 +393,21 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
 
 # NOTE: a Transfer-Encoding line of a head (Waitress refuses a space before the colon).
 TRANSFER_ENCODING_LINE = re.compile(rb"\ntransfer-encoding:", re.IGNORECASE)
+
+
+def _arrival_address(channel: Any) -> str | None:
+    """The local address of ``channel``'s connection when its server listens on every address
+    (``0.0.0.0``, ``::``); ``None`` otherwise, on a Unix socket, or once the connection is gone.
+    """
+    if channel.server.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        listening = ipaddress.ip_address(channel.server.socket.getsockname()[0])
+        if not listening.is_unspecified:
+            return None
+        return str(channel.socket.getsockname()[0])
+    except (OSError, ValueError):
+        return None
 
 
 def header_lines(header_plus: bytes, name: bytes) -> list[str]:
