@@ -944,13 +944,15 @@ def test_a_request_without_host_gets_the_listening_address_under_both_servers(
 
 @pytest.mark.servers
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])
-def test_a_request_without_host_on_every_interface_gets_the_address_it_came_in_on(
-    tmp_path: Path, server: str
+@pytest.mark.parametrize("listening", ["0.0.0.0", "localhost"])
+def test_a_request_without_host_gets_the_address_it_came_in_on_under_both_servers(
+    tmp_path: Path, server: str, listening: str
 ) -> None:
-    # NOTE: listening on 0.0.0.0, Waitress gave its placeholder ("http://waitress.invalid:PORT"),
-    # which no TrustedHosts list holds and url_for(_external=True) wrote into links, where
-    # Uvicorn gives the address the connection came in on.
-    with serving(tmp_path, server, "--host", "0.0.0.0") as (url, _):
+    # NOTE: Uvicorn gives the address the connection came in on. Waitress gave its placeholder
+    # on 0.0.0.0 ("http://waitress.invalid:PORT", which no TrustedHosts list holds and
+    # url_for(_external=True) wrote into links), and the name it was given for --host
+    # ("localhost", which TrustedHosts(["localhost"]) let through under Waitress only).
+    with serving(tmp_path, server, "--host", listening) as (url, _):
         answer = exchange(url, b"GET /where HTTP/1.0\r\n\r\n")
     body = json.loads(answer.partition(b"\r\n\r\n")[2])
     assert body["url"] == f"{url}/where"
