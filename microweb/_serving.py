@@ -568,7 +568,8 @@ def _serve_waitress(
         adjustments["server_name"] = ""
     elif host not in WILDCARD_HOSTS:
         # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0); Waitress's own is
-        # "waitress.invalid", where Uvicorn gives the address it listens on.
+        # "waitress.invalid". OrderlyTask gives the connection's own address, as Uvicorn
+        # does; this one stands in when the connection is gone.
         adjustments["server_name"] = host
     if threads is not None:
         adjustments["threads"] = threads

@@ -327,10 +327,18 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         super().finish()
 
     def get_environment(self) -> dict[str, Any]:
-        """Return Waitress's environ, with ``AFTER_SENT``; on a Unix socket, with no address
-        for the client or the server."""
+        """Return Waitress's environ, with ``AFTER_SENT``; for the server's name, the address
+        the connection came in on; on a Unix socket, with no address for the client or the
+        server."""
         environ: dict[str, Any] = super().get_environment()
         environ[AFTER_SENT] = self.after_sent.append
+        arrival = _arrival_address(self.channel)
+        if arrival is not None:
+            # NOTE: SERVER_NAME stands for a missing Host (HTTP/1.0). It was Waitress's
+            # "waitress.invalid" on 0.0.0.0, and the name given for --host ("localhost"),
+            # where Uvicorn gives the connection's own address: a TrustedHosts list of one
+            # refused what the other let through.
+            environ["SERVER_NAME"] = arrival
         if self.channel.server.family == socket.AF_UNIX:
             # NOTE: Waitress gave REMOTE_ADDR "localhost" and REMOTE_PORT "None" for a peer
             # that has no address, and the socket's path as SERVER_PORT (a 500 for a request
@@ -385,6 +393,17 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
 
 # NOTE: a Transfer-Encoding line of a head (Waitress refuses a space before the colon).
 TRANSFER_ENCODING_LINE = re.compile(rb"\ntransfer-encoding:", re.IGNORECASE)
+
+
+def _arrival_address(channel: Any) -> str | None:
+    """The local address of ``channel``'s connection, as Uvicorn gives the server's; ``None``
+    on a Unix socket, or once the connection is gone."""
+    if channel.server.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        return str(channel.socket.getsockname()[0])
+    except OSError:
+        return None
 
 
 def header_lines(header_plus: bytes, name: bytes) -> list[str]:

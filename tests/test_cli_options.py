@@ -942,6 +942,22 @@ def test_a_request_without_host_gets_the_listening_address_under_both_servers(
     assert body["url"] == f"{url}/where"
 
 
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize("listening", ["0.0.0.0", "localhost"])
+def test_a_request_without_host_gets_the_address_it_came_in_on_under_both_servers(
+    tmp_path: Path, server: str, listening: str
+) -> None:
+    # NOTE: Uvicorn gives the address the connection came in on. Waitress gave its placeholder
+    # on 0.0.0.0 ("http://waitress.invalid:PORT", which no TrustedHosts list holds and
+    # url_for(_external=True) wrote into links), and the name it was given for --host
+    # ("localhost", which TrustedHosts(["localhost"]) let through under Waitress only).
+    with serving(tmp_path, server, "--host", listening) as (url, _):
+        answer = exchange(url, b"GET /where HTTP/1.0\r\n\r\n")
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert body["url"] == f"{url}/where"
+
+
 @pytest.mark.parametrize(
     ("host", "url"),
     [("::1", "http://[::1]:8000"), ("::", "http://[::]:8000"), (HOST, f"http://{HOST}:8000")],

@@ -68,6 +68,9 @@ def _allowed_origins(values: Iterable[str]) -> frozenset[str]:
     """
     origins = set()
     for text in _names(values, "allow_origins"):
+        if not isinstance(text, str):
+            # NOTE: None (an unset setting) was an AttributeError.
+            raise TypeError(f"allow_origins takes a list of strings, not one holding {text!r}")
         if text != "*":
             origins.add(_serialized(text))
     return frozenset(origins)
@@ -153,7 +156,8 @@ class CORS:
 
     Raises:
         TypeError: If a list argument is given as a single string or holds something else
-            than strings, or ``max_age`` is not an ``int``.
+            than strings, ``allow_origin_regex`` is not a ``str``, or ``max_age`` is not an
+            ``int``.
         ValueError: If ``max_age`` is negative, an allowed origin is not one a browser sends
             (with a path, or with no scheme), ``allow_origin_regex`` is empty, or a method or
             header name is not a token.
@@ -172,6 +176,11 @@ class CORS:
         expose_headers: Iterable[str] = (),
         max_age: int = 600,
     ) -> None:
+        pattern = getattr(allow_origin_regex, "pattern", allow_origin_regex)
+        if allow_origin_regex is not None and not isinstance(pattern, str):
+            # NOTE: a bytes pattern was taken, and each request with an unlisted Origin was
+            # a 500: it cannot match the str origin.
+            raise TypeError(f"allow_origin_regex takes a str, not {allow_origin_regex!r}")
         if allow_origin_regex == "":
             # NOTE: taken for no regex, it allowed every origin ("*"): an unset setting, say.
             raise ValueError("allow_origin_regex is empty: give None to match by list only")

@@ -65,7 +65,12 @@ class _Forwarding(NamedTuple):
 def _networks(trusted: Iterable[str]) -> tuple[bool, tuple[Network, ...]]:
     if isinstance(trusted, str):
         raise TypeError(f"trusted takes a list of addresses, not one string: [{trusted!r}]")
-    entries = [entry.strip() for entry in trusted]
+    given = list(trusted)
+    for entry in given:
+        if not isinstance(entry, str):
+            # NOTE: [os.environ.get("PROXY")] or an ipaddress network was an AttributeError.
+            raise TypeError(f"trusted takes addresses and ranges as str, not {entry!r}")
+    entries = [entry.strip() for entry in given]
     networks = []
     for entry in entries:
         if entry == "*":
@@ -265,7 +270,8 @@ class ProxyHeaders:
             don't by default).
 
     Raises:
-        TypeError: If ``trusted`` is one string instead of a list.
+        TypeError: If ``trusted`` is one string instead of a list, or holds something else
+            than strings.
         ValueError: If an entry is not an address or a range (or has host bits set).
     """
 

@@ -47,8 +47,9 @@ class RequestID:
     Raises:
         ValueError: If ``header`` is not a valid header name, or is a hop-by-hop one
             (``Connection``, ``TE``...).
-        TypeError: If ``generator`` is not a ``def`` function it can call with no arguments
-            (a value, an ``async def`` function, one that yields or needs arguments).
+        TypeError: If ``header`` is not a ``str``, or ``generator`` is not a ``def``
+            function it can call with no arguments (a value, an ``async def`` function, one
+            that yields or needs arguments).
     """
 
     name = "request_id"
@@ -62,6 +63,8 @@ class RequestID:
         # NOTE: checked now, or every request would fail with a 500 when the header is set:
         # a name that is no token, or a hop-by-hop one (Connection, TE...), which no response
         # may carry.
+        if not isinstance(header, str):
+            raise TypeError(f"RequestID header must be a str, not {header!r}")
         if not TOKEN.fullmatch(header):
             raise ValueError(f"RequestID header must be a header name, got {header!r}")
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -431,6 +432,28 @@ def test_cors_refuses_names_and_ages_no_header_can_carry(
     # browser reads it ("1.5", "True" as Access-Control-Max-Age).
     with pytest.raises(error):
         CORS(["https://app.example"], **options)
+
+
+@pytest.mark.parametrize("item", [b"https://app.example", None])
+def test_cors_refuses_an_allowed_origin_that_is_not_a_str(item: object) -> None:
+    # NOTE: None (an unset setting) was an AttributeError ('NoneType' object has no attribute
+    # 'removesuffix'), and bytes a TypeError about the plugin's own code.
+    with pytest.raises(TypeError, match="allow_origins takes a list of strings"):
+        CORS(["https://app.example", item])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("regex", [rb"https://.*", re.compile(rb"https://.*")])
+def test_cors_refuses_an_origin_regex_of_bytes(regex: Any) -> None:
+    # NOTE: taken, it failed each request with an unlisted Origin with a 500 (a bytes pattern
+    # can't match the str origin).
+    with pytest.raises(TypeError, match="allow_origin_regex takes a str"):
+        CORS(allow_origin_regex=regex)
+
+
+def test_cors_takes_a_compiled_origin_regex(make_client: MakeClient) -> None:
+    plugin = CORS(allow_origin_regex=re.compile(r"https://[a-z]+\.example"))
+    answer = make_client(cors_app(plugin)).get("/items", headers={"origin": "https://a.example"})
+    assert answer.headers["access-control-allow-origin"] == "https://a.example"
 
 
 def test_cors_exposed_headers_may_be_listed_in_one_item(make_client: MakeClient) -> None:

@@ -3,6 +3,7 @@ Waitress and Uvicorn."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sys
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -185,6 +186,10 @@ def test_a_request_without_a_peer_address_is_trusted_only_by_star(
         (["localhost"], ValueError),
         (["10.0.0.0/33"], ValueError),
         ("127.0.0.1", TypeError),
+        # NOTE: [os.environ.get("PROXY")] or an ipaddress network was an AttributeError
+        # ('NoneType' object has no attribute 'strip').
+        (["127.0.0.1", None], TypeError),
+        ([ipaddress.ip_network("10.0.0.0/8")], TypeError),
     ],
 )
 def test_bad_trusted_entries_fail_at_construction(trusted: Any, error: type[Exception]) -> None:

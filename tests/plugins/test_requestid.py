@@ -289,6 +289,14 @@ def test_request_id_refuses_a_bad_header_name_at_once(header: str) -> None:
         RequestID(header=header)
 
 
+@pytest.mark.parametrize("header", [None, b"x-request-id"])
+def test_request_id_refuses_a_header_name_that_is_not_a_str(header: Any) -> None:
+    # NOTE: the error was the regular expression's ("expected string or bytes-like object",
+    # "cannot use a string pattern on a bytes-like object"), naming neither option nor value.
+    with pytest.raises(TypeError, match="RequestID header must be a str"):
+        RequestID(header=header)
+
+
 @pytest.mark.parametrize("fails", [False, True])
 def test_access_log_a_client_gone_before_the_answer_is_499(
     colour: str, fails: bool, caplog: pytest.LogCaptureFixture
