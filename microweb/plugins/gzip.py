@@ -322,6 +322,7 @@ class GZip:
         ValueError: If ``minimum_size`` is negative, ``compresslevel`` not in 0 to 9, or an
             entry of ``media_types`` is not ``type/subtype`` or ``type/*`` (parameters,
             spaces, ``*/*``).
+        TypeError: If ``compresslevel`` is not an ``int``, or ``media_types`` is one string.
     """
 
     name = "gzip"
@@ -334,6 +335,9 @@ class GZip:
     ) -> None:
         if minimum_size < 0:
             raise ValueError(f"minimum_size must be 0 or more, got {minimum_size}")
+        if not isinstance(compresslevel, int):
+            # NOTE: 6.0 passed the range check, and zlib refused it at each compressed response.
+            raise TypeError(f"compresslevel must be an int from 0 to 9, got {compresslevel!r}")
         if not 0 <= compresslevel <= 9:
             raise ValueError(f"compresslevel must be from 0 to 9, got {compresslevel}")
         if isinstance(media_types, str):

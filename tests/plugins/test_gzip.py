@@ -357,6 +357,14 @@ def test_gzip_minimum_size_and_level(make_client: MakeClient) -> None:
         GZip(minimum_size=-1)
 
 
+@pytest.mark.parametrize("level", [6.0, 6.5])
+def test_gzip_refuses_a_compresslevel_that_is_not_an_int_when_made(level: float) -> None:
+    # NOTE: it passed the range check, and every response that was compressed was a 500
+    # ("'float' object cannot be interpreted as an integer", from zlib).
+    with pytest.raises(TypeError, match="compresslevel"):
+        GZip(compresslevel=level)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "media_type",
     ["text/html; charset=utf-8", "text/html ", " text/css", "text", "*/*", "*/html", "a/b/c", ""],
