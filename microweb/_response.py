@@ -599,9 +599,19 @@ def _bytes_of(body: object) -> bytes:
     raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
 
 
-# NOTE: web file types that Python 3.11's mimetypes does not know: a source map
-# ("app.js.map") went out as application/octet-stream, which GZip leaves uncompressed.
-WEB_TYPES = {".map": JSON}
+# NOTE: web file types that Python's own table does not know: a source map ("app.js.map")
+# went out as application/octet-stream, which GZip leaves uncompressed. The images and fonts
+# are known from the host's /etc/mime.types only, which slim container images lack: there a
+# .webp opened in a tab was downloaded, and a .ttf left uncompressed.
+WEB_TYPES = {
+    ".map": JSON,
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+}
 
 
 def _guess_type(path: str) -> str:
