@@ -6,6 +6,7 @@ import io
 import json
 import mimetypes
 import os
+import tempfile
 from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -52,6 +53,11 @@ def encode_json(value: Any) -> bytes:
     if _c_encoder is None:
         return _json_encoder.encode(value).encode("utf-8")
     return "".join(_c_encoder(value, 0)).encode("utf-8")
+
+
+# NOTE: the files that iterate by lines: NamedTemporaryFile's wrapper (and, before Python
+# 3.11, SpooledTemporaryFile) is no io.IOBase, and an export written to one was sent by lines.
+OPEN_FILES = (io.IOBase, tempfile._TemporaryFileWrapper, tempfile.SpooledTemporaryFile)
 
 
 class FileBlocks:
@@ -372,7 +378,7 @@ class Response:
             raise TypeError(
                 f"Response.stream() takes an iterable of chunks, not {type(iterable).__name__}"
             )
-        if isinstance(iterable, io.IOBase):
+        if isinstance(iterable, OPEN_FILES):
             # NOTE: a file iterates by lines: a 50 MiB binary file with no line break went out
             # as one chunk of 50 MiB (100 MiB at the peak), and 16 such were made ahead.
             iterable = FileBlocks(iterable)
@@ -599,9 +605,19 @@ def _bytes_of(body: object) -> bytes:
     raise TypeError(f"Response body must be bytes or str, not {type(body).__name__}{hint}")
 
 
-# NOTE: web file types that Python 3.11's mimetypes does not know: a source map
-# ("app.js.map") went out as application/octet-stream, which GZip leaves uncompressed.
-WEB_TYPES = {".map": JSON}
+# NOTE: web file types that Python's own table does not know: a source map ("app.js.map")
+# went out as application/octet-stream, which GZip leaves uncompressed. The images and fonts
+# are known from the host's /etc/mime.types only, which slim container images lack: there a
+# .webp opened in a tab was downloaded, and a .ttf left uncompressed.
+WEB_TYPES = {
+    ".map": JSON,
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+}
 
 
 def _guess_type(path: str) -> str:

@@ -100,11 +100,18 @@ class _CompiledLoader(jinja2.FileSystemLoader):
         # NOTE: each template's text and file as read up front, for stream()'s look at which
         # ones show flashed messages: read again, the first stream() of a page read its files
         # on the event loop in an async def handler.
-        self.sources: dict[str, tuple[str, str | None]] = {}
+        self.sources: dict[str, tuple[str, str]] = {}
 
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str, Callable[[], bool]]:
+        kept = self.sources.get(template)
+        if kept is not None and self.compiled is not None and not environment.auto_reload:
+            # NOTE: a template that uses a filter the app adds later is compiled at its first
+            # render (see compiles_once_added): read again then, on the event loop in an async
+            # def handler, a release unpacked over the folder since made it a 500 or a newer
+            # page among older ones. Its text read up front is the one compiled.
+            return kept[0], kept[1], _current
         source, filename, uptodate = super().get_source(environment, template)
         if self.compiled is None:
             self.sources[template] = (source, filename)
@@ -119,6 +126,11 @@ class _CompiledLoader(jinja2.FileSystemLoader):
         if self.compiled is not None and not servable(environment, self.compiled, name):
             raise jinja2.TemplateNotFound(name)
         return super().load(environment, name, globals)
+
+
+def _current() -> bool:
+    """Tell Jinja that a template's text read up front is up to date: it always is."""
+    return True
 
 
 # NOTE: what render() adds to every context; Flask has them as Jinja globals.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import mimetypes
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from conftest import MakeClient, in_colour
 from drive import wsgi_environ
 from waitress.buffers import ReadOnlyFileBasedBuffer
 
+import microweb._response
 from microweb import App, Request, Response
 from microweb._files import FileInfo, HeldFile, parse_http_date, range_applies, stat_file
 from microweb._response import content_disposition
@@ -105,6 +107,35 @@ def test_content_type_guessed(
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] == expected
     assert response.content == b"content"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("photo.webp", "image/webp"),
+        ("photo.avif", "image/avif"),
+        ("font.woff", "font/woff"),
+        ("font.woff2", "font/woff2"),
+        ("font.ttf", "font/ttf"),
+        ("font.otf", "font/otf"),
+        ("app.js.map", "application/json"),
+    ],
+)
+def test_web_file_types_do_not_depend_on_the_hosts_mime_types_file(
+    make_client: MakeClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    expected: str,
+) -> None:
+    # NOTE: mimetypes knows these from /etc/mime.types only, which slim container images
+    # lack: there an image opened in a tab was downloaded as application/octet-stream, and
+    # a font left uncompressed by GZip, where the developer's machine named them.
+    monkeypatch.setattr(microweb._response, "mimetypes", mimetypes.MimeTypes())
+    path = tmp_path / name
+    path.write_bytes(b"content")
+    response = make_client(file_app(path)).get("/file")
+    assert response.headers["content-type"] == expected
 
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"/>'

@@ -226,6 +226,41 @@ def test_a_stream_of_an_open_file_goes_in_blocks_and_closes_it(
     assert file.closed
 
 
+@pytest.mark.parametrize("make", ["named", "spooled"])
+def test_a_stream_of_a_temporary_file_goes_in_blocks_and_closes_it(
+    make_client: MakeClient, make: str
+) -> None:
+    # NOTE: NamedTemporaryFile's wrapper (and, before Python 3.11, SpooledTemporaryFile) is
+    # no io.IOBase: an export written to one went out by lines, 1 MiB with no line break as
+    # one chunk of 1 MiB.
+    import tempfile
+
+    from microweb._files import FILE_CHUNK
+
+    content = b"x" * (FILE_CHUNK * 16 + 7)
+    opened: list[Any] = []
+
+    def export(request: Request) -> Response:
+        file: Any = (
+            tempfile.NamedTemporaryFile()  # noqa: SIM115
+            if make == "named"
+            else tempfile.SpooledTemporaryFile(max_size=FILE_CHUNK)  # noqa: SIM115
+        )
+        file.write(content)
+        file.seek(0)
+        opened.append(file)
+        return Response.stream(file)
+
+    app = App()
+    app.get("/")(export)
+    with make_client(app).stream("GET", "/") as response:
+        sizes = [len(chunk) for chunk in response.iter_raw()]
+    assert sum(sizes) == len(content)
+    assert max(sizes) <= 2 * FILE_CHUNK
+    [file] = opened
+    assert file.closed
+
+
 def test_stream_sends_bytearray_and_memoryview_chunks_as_bytes(make_client: MakeClient) -> None:
     # NOTE: wsgiref.validate refused them under WSGI, where ASGI sent them.
     app = App()

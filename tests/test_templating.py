@@ -577,6 +577,22 @@ def test_filters_and_tests_added_to_env_after_templates_is_made(
     assert client.get("/loud", params={"title": "Hi"}).text == "<h1>HI</h1>False"
 
 
+def test_a_template_with_a_filter_of_the_apps_renders_the_text_read_when_made(
+    folder: Path, make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: compiled at its first render, it was read from disk again then, on the event loop
+    # in an async def handler: a release unpacked over the folder since the start made that
+    # one page a 500 (gone) or the new version among old ones (changed).
+    _loud_pages(folder)
+    templates = Templates(folder)
+    templates.env.filters["shout"] = str.upper
+    templates.env.tests["quiet"] = str.islower
+    (folder / "loud_base.html").write_text("new {{ title|shout }}{% block body %}{% endblock %}")
+    (folder / "loud.html").unlink()
+    client = make_client(_rendering(templates, colour))
+    assert client.get("/loud", params={"title": "hi"}).text == "<h1>HI</h1>True"
+
+
 def test_a_filter_never_added_is_a_logged_500_at_render(
     folder: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:

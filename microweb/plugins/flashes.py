@@ -48,7 +48,8 @@ def flash(request: Request, message: str, category: str = "message") -> None:
 
     Args:
         request: The request whose session keeps the message.
-        message: The text to show, plain (a template escapes it).
+        message: The text to show, plain (a template escapes it); a lone surrogate in it
+            (or in ``category``) is kept as U+FFFD, which the session can store.
         category: A word the page can style or filter by: ``"error"``, ``"info"``...
 
     Raises:
@@ -61,7 +62,7 @@ def flash(request: Request, message: str, category: str = "message") -> None:
     waiting = request.session.get(SESSION_KEY)
     if not isinstance(waiting, list):
         waiting = []
-    waiting.append([category, message])
+    waiting.append([_encodable(category), _encodable(message)])
     if len(waiting) > MAX_FLASHES:
         logger.warning(
             "more than %d flashed messages wait in the session: the oldest is dropped "
@@ -70,6 +71,18 @@ def flash(request: Request, message: str, category: str = "message") -> None:
         )
         del waiting[:-MAX_FLASHES]
     request.session[SESSION_KEY] = waiting
+
+
+def _encodable(text: str) -> str:
+    """Return ``text`` with each lone surrogate replaced by U+FFFD, which UTF-8 can encode."""
+    # NOTE: a file name read with os.listdir() keeps an undecodable byte as a lone surrogate:
+    # "Deleted <name>." was a 500 when the session was saved, after the handler's work was
+    # done. It is shown as a decoder shows an invalid byte.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 @overload

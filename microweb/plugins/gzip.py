@@ -215,7 +215,7 @@ async def _acompressed(
     try:
         iterator = aiter(chunks)
         async for chunk in iterator:
-            if len(chunk) > INLINE_BODY:
+            if _large(chunk):
                 # NOTE: off the event loop, as a large whole body is (zlib lets go of the GIL):
                 # a 1 MiB chunk held the loop 12.6 ms, for every connection (review181).
                 data = await asyncio.to_thread(_compress_chunk, compressor, chunk)
@@ -228,6 +228,12 @@ async def _acompressed(
         await _aclose(iterator)
         if iterator is not chunks:
             await _aclose(chunks)
+
+
+def _large(chunk: object) -> bool:
+    # NOTE: measured only once it is a chunk: an int or None failed with "object of type
+    # 'int' has no len()", not the TypeError that names the stream's chunk (encode_chunk).
+    return isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY
 
 
 def _close(source: object) -> None:
@@ -316,6 +322,7 @@ class GZip:
         ValueError: If ``minimum_size`` is negative, ``compresslevel`` not in 0 to 9, or an
             entry of ``media_types`` is not ``type/subtype`` or ``type/*`` (parameters,
             spaces, ``*/*``).
+        TypeError: If ``compresslevel`` is not an ``int``, or ``media_types`` is one string.
     """
 
     name = "gzip"
@@ -328,6 +335,9 @@ class GZip:
     ) -> None:
         if minimum_size < 0:
             raise ValueError(f"minimum_size must be 0 or more, got {minimum_size}")
+        if not isinstance(compresslevel, int):
+            # NOTE: 6.0 passed the range check, and zlib refused it at each compressed response.
+            raise TypeError(f"compresslevel must be an int from 0 to 9, got {compresslevel!r}")
         if not 0 <= compresslevel <= 9:
             raise ValueError(f"compresslevel must be from 0 to 9, got {compresslevel}")
         if isinstance(media_types, str):

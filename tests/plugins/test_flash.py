@@ -217,6 +217,24 @@ def test_a_message_or_category_that_is_no_text_is_refused_at_flash_time(
     assert "set-cookie" not in answer.headers
 
 
+def test_a_message_with_a_lone_surrogate_is_shown_with_a_replacement_character(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: a file name read with os.listdir() keeps an undecodable byte as a lone surrogate,
+    # which UTF-8 can't encode: "Deleted <name>." was a 500 when the session was saved, after
+    # the handler had deleted the file.
+    app = flash_app()
+
+    @app.post("/delete")
+    def delete(request: Request) -> Response:
+        flash(request, "Deleted r\udcffport.txt.", "\ud800info")
+        return Response.redirect("/show", status=303)
+
+    client = make_client(app)
+    assert client.post("/delete").status_code == 303
+    assert client.get("/show").json()["pairs"] == [["\ufffdinfo", "Deleted r\ufffdport.txt."]]
+
+
 def test_the_oldest_messages_give_way_past_the_cap(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:

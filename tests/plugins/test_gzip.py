@@ -357,6 +357,14 @@ def test_gzip_minimum_size_and_level(make_client: MakeClient) -> None:
         GZip(minimum_size=-1)
 
 
+@pytest.mark.parametrize("level", [6.0, 6.5])
+def test_gzip_refuses_a_compresslevel_that_is_not_an_int_when_made(level: float) -> None:
+    # NOTE: it passed the range check, and every response that was compressed was a 500
+    # ("'float' object cannot be interpreted as an integer", from zlib).
+    with pytest.raises(TypeError, match="compresslevel"):
+        GZip(compresslevel=level)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "media_type",
     ["text/html; charset=utf-8", "text/html ", " text/css", "text", "*/*", "*/html", "a/b/c", ""],
@@ -791,3 +799,30 @@ def test_a_stream_that_is_its_own_iterator_is_closed_once(
     assert response.headers["content-encoding"] == "gzip"
     assert response.text == "x" * 2000
     assert closed == (["close"] if kind == "sync" else ["aclose"])
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("item", [5, None, 1.5, {"a": 1}])
+def test_gzip_a_stream_chunk_of_another_type_is_the_type_error_a_plain_stream_gets(
+    make_client: MakeClient, kind: str, item: Any
+) -> None:
+    # NOTE: an async stream's chunk was measured before it was checked: an int or None failed
+    # with "object of type 'int' has no len()", which said nothing of the stream.
+    def chunks() -> Iterator[Any]:
+        yield "x" * 2000
+        yield item
+
+    async def achunks() -> AsyncIterator[Any]:
+        for chunk in chunks():
+            yield chunk
+
+    app = App()
+    app.install(GZip())
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        return Response.stream(chunks() if kind == "sync" else achunks(), "text/plain")
+
+    message = f"yields bytes or str chunks, not {type(item).__name__}"
+    with pytest.raises(TypeError, match=message):
+        make_client(app).get("/", headers={"accept-encoding": "gzip"})
