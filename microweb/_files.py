@@ -248,14 +248,16 @@ class SizedFile:
         self._file.close()
 
 
-def stat_file(path: str | os.PathLike[str]) -> FileInfo:
+def stat_file(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> FileInfo:
     """Describe the regular file at ``path``.
 
     Raises:
         FileNotFoundError: If there is no regular file there.
         PermissionError: If this process may not read it.
     """
-    fspath = os.fspath(path)
+    # NOTE: fsdecode, as Static takes its folder: a bytes path (os.listdir() of bytes gives
+    # such names) was taken, then the type guess raised TypeError, a 500 for every request.
+    fspath = os.fsdecode(path)
     info = os.stat(fspath)
     if not stat.S_ISREG(info.st_mode):
         raise FileNotFoundError(f"not a regular file: {fspath}")

@@ -389,7 +389,7 @@ class Response:
     @classmethod
     def file(
         cls,
-        path: str | os.PathLike[str],
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes],
         media_type: str | None = None,
         filename: str | None = None,
         status: int = 200,
@@ -402,7 +402,8 @@ class Response:
         unsatisfiable; ``If-Range`` is honoured), for ``GET`` and ``HEAD`` with status 200.
 
         Args:
-            path: The file; its size and modification time are read now.
+            path: The file (``str``, ``bytes`` or path-like); its size and modification time are
+                read now.
             media_type: The ``Content-Type``; guessed from the name when omitted.
             filename: When given, the file is offered as a download under this name.
             status: The status code.

@@ -109,6 +109,16 @@ def test_content_type_guessed(
     assert response.content == b"content"
 
 
+def test_a_file_named_by_bytes_is_sent(make_client: MakeClient, tmp_path: Path) -> None:
+    # NOTE: as Static and Templates take a bytes folder (os.listdir() of bytes gives such
+    # names): Response.file() took the bytes, then its type guess raised TypeError, a 500.
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"content")
+    response = make_client(file_app(os.fsencode(path))).get("/file")
+    assert (response.status_code, response.content) == (200, b"content")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
