@@ -84,8 +84,7 @@ class ASGITransport(httpx.AsyncBaseTransport):
         refused = refused_request_head(request)
         if refused is not None:
             return refused
-        lengths = {value.strip(" \t") for value in request.headers.get_list("content-length")}
-        if len(lengths) > 1 or not all(map(_DIGITS.fullmatch, lengths)):
+        if _malformed_length(request.headers):
             # NOTE: h11 and httptools answer 400 before the app runs, as Waitress does (the
             # WSGI side's answer); handed to the app, its flows ran around the core's 400.
             return httpx.Response(400, text="invalid Content-Length")
@@ -136,6 +135,17 @@ def _announced(headers: httpx.Headers) -> int | None:
 
 
 _DIGITS = re.compile(r"[0-9]+")
+
+
+def _malformed_length(headers: httpx.Headers) -> bool:
+    """Whether ``headers`` frame the body by a ``Content-Length`` that is not one number.
+
+    One beside ``Transfer-Encoding`` frames nothing (RFC 9112 6.3): ignored, as Waitress does.
+    """
+    if "transfer-encoding" in headers:
+        return False
+    lengths = {value.strip(" \t") for value in headers.get_list("content-length")}
+    return len(lengths) > 1 or not all(map(_DIGITS.fullmatch, lengths))
 
 
 class _End:
