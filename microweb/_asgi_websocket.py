@@ -261,8 +261,10 @@ def when_answered(request: Request, report: Callable[[int | None], None]) -> Non
     reports.append(report)
 
 
-# NOTE: the attribute of request.state that holds when_answered()'s calls.
-_REPORTS = "handshake_answered"
+# NOTE: the attribute of request.state that holds when_answered()'s calls: a name no app can
+# write as an attribute, since request.state is the app's. As "handshake_answered", an app's
+# own value there made AccessLog's flow raise (a 500) or the session's end raise out of the app.
+_REPORTS = "microweb.handshake_answered"
 
 
 def _report(request: Request, status: int | None) -> None:

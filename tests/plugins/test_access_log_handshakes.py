@@ -178,3 +178,36 @@ def test_a_log_that_fails_on_a_handshakes_answer_leaves_the_session_alone(
     failures = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
     assert [f.getMessage() for f in failures] == [f"answer report of GET /ws/{how} failed"]
     assert isinstance(failures[0].exc_info[1], RuntimeError)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("outer", [True, False], ids=["app-flow-outside", "app-flow-inside"])
+def test_an_apps_own_state_named_handshake_answered_is_left_alone(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, outer: bool
+) -> None:
+    # NOTE: AccessLog's calls for the handshake's answer were kept in the app's own namespace,
+    # as request.state.handshake_answered: an app's flow that set it made AccessLog's flow
+    # raise (a 500), or the session's end raise a TypeError out of the app.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+
+    def mark(request: Request) -> Any:
+        request.state.handshake_answered = "mine"
+        yield
+
+    if outer:
+        app.middleware(mark)
+    app.install(AccessLog())
+    if not outer:
+        app.middleware(mark)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.request.state.handshake_answered)
+        await ws.receive_text()
+
+    client = asgi_client(app)
+    with client.websocket_connect("/ws") as session:
+        assert session.receive_text() == "mine"
+        session.send_text("bye")
+    assert _statuses(caplog) == [["GET", "/ws", "101"]]
