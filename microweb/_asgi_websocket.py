@@ -196,11 +196,18 @@ def _with_flows_headers(request: Request, response: Response) -> Response:
         return response
     refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.
     own = set(refusal.headers.keys())
+    # NOTE: the refusal's cookies after the flows', as accept() orders them: a browser keeps
+    # the last line of a cookie, and the flows' session cookie undid an error handler's
+    # deleting it (signing the user out).
+    cookies = refusal.headers.getlist("set-cookie")
+    refusal.headers.pop("set-cookie")
     for name, value in from_flows.items():
         if name == "vary":
             _add_vary(refusal, value)
         elif name == "set-cookie" or (name not in own and name not in _ACCEPTANCES_OWN):
             refusal.headers.add(name, value)
+    for cookie in cookies:
+        refusal.headers.add("set-cookie", cookie)
     return refusal
 
 
