@@ -176,6 +176,9 @@ async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, sen
         # app, which Uvicorn logged as "Exception in ASGI application". Its traceback now
         # holds this frame, which holds it: a cycle that kept the request.
         gone.__traceback__ = None
+        # NOTE: a client gone, as a flow's is logged (and an HTTP request's): not the 403 of
+        # the close that ends it.
+        _report(request, None)
         return False
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):

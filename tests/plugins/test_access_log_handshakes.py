@@ -11,7 +11,15 @@ import pytest
 from conftest import MakeClient
 from drive import Message, handshake_messages, websocket_scope
 
-from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    ClientDisconnect,
+    HTTPError,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb.plugins import AccessLog
 
 
@@ -211,3 +219,28 @@ def test_an_apps_own_state_named_handshake_answered_is_left_alone(
         assert session.receive_text() == "mine"
         session.send_text("bye")
     assert _statuses(caplog) == [["GET", "/ws", "101"]]
+
+
+@pytest.mark.parametrize("where", ["flow", "handler"])
+def test_a_client_disconnect_raised_before_the_answer_is_logged_499(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    # NOTE: one raised by the handler before accept() was logged 403 (the close it became),
+    # where a flow's, and an HTTP handler's, are logged 499, as a client gone.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    app.install(AccessLog())
+
+    @app.middleware
+    def leaving(request: Request) -> Any:
+        if where == "flow":
+            raise ClientDisconnect("the client left")
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise ClientDisconnect("the client left")
+
+    with pytest.raises(WebSocketDisconnect):
+        asgi_client(app).websocket_connect("/ws")
+    assert _statuses(caplog) == [["GET", "/ws", "499"]]
