@@ -54,7 +54,7 @@ async def run_session(
         return
     try:
         if await _accepted(host, request, send):
-            await _run_handler(host, route, scope, request, receive, _reporting(request, send))
+            await _run_handler(host, route, scope, request, receive, send)
     finally:
         # NOTE: no answer went out: the client left first, or the server stopped the handler.
         _report(request, None)
@@ -68,7 +68,8 @@ async def _run_handler(
     # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
     # "chat, , v2", which an app could accept (the client then got no subprotocol).
     subprotocols = [name for name in scope.get("subprotocols") or () if name]
-    ws = WebSocket(request, receive, _turning(send), subprotocols, limit)
+    reported = _reporting(request, send)
+    ws = WebSocket(request, receive, _turning(reported, send), subprotocols, limit)
     try:
         await route.handler(ws, **request.path_params)
     except WebSocketDisconnect:
@@ -84,7 +85,7 @@ async def _run_handler(
         # client's 4xx), 1011 the server's trouble (a 5xx).
         exc.__traceback__ = None  # NOTE: one the app keeps kept every session's frames.
         if ws.state == CONNECTING:
-            await _refuse_with(host, request, exc, ws, send)
+            await _refuse_with(host, request, exc, ws, reported)
         else:
             await ws.close(_close_code(request, exc))
     except (Exception, asyncio.CancelledError) as exc:
@@ -99,7 +100,7 @@ async def _run_handler(
             # HTTP (a class handler's 401, a bug logged and the 500 page), where the client
             # got the 403 of a close and a logged traceback whatever the app's handlers.
             try:
-                await _refuse_with(host, request, error, ws, send)
+                await _refuse_with(host, request, error, ws, reported)
             finally:
                 del error  # NOTE: no cycle through this frame and the traceback.
             return
@@ -175,6 +176,9 @@ async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, sen
         # app, which Uvicorn logged as "Exception in ASGI application". Its traceback now
         # holds this frame, which holds it: a cycle that kept the request.
         gone.__traceback__ = None
+        # NOTE: a client gone, as a flow's is logged (and an HTTP request's): not the 403 of
+        # the close that ends it.
+        _report(request, None)
         return False
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
@@ -196,11 +200,18 @@ def _with_flows_headers(request: Request, response: Response) -> Response:
         return response
     refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.
     own = set(refusal.headers.keys())
+    # NOTE: the refusal's cookies after the flows', as accept() orders them: a browser keeps
+    # the last line of a cookie, and the flows' session cookie undid an error handler's
+    # deleting it (signing the user out).
+    cookies = refusal.headers.getlist("set-cookie")
+    refusal.headers.pop("set-cookie")
     for name, value in from_flows.items():
         if name == "vary":
             _add_vary(refusal, value)
         elif name == "set-cookie" or (name not in own and name not in _ACCEPTANCES_OWN):
             refusal.headers.add(name, value)
+    for cookie in cookies:
+        refusal.headers.add("set-cookie", cookie)
     return refusal
 
 
@@ -261,8 +272,10 @@ def when_answered(request: Request, report: Callable[[int | None], None]) -> Non
     reports.append(report)
 
 
-# NOTE: the attribute of request.state that holds when_answered()'s calls.
-_REPORTS = "handshake_answered"
+# NOTE: the attribute of request.state that holds when_answered()'s calls: a name no app can
+# write as an attribute, since request.state is the app's. As "handshake_answered", an app's
+# own value there made AccessLog's flow raise (a 500) or the session's end raise out of the app.
+_REPORTS = "microweb.handshake_answered"
 
 
 def _report(request: Request, status: int | None) -> None:
@@ -297,15 +310,20 @@ def _reporting(request: Request, send: Send) -> Send:
     return reporting
 
 
-def _turning(send: Send) -> Send:
+def _turning(send: Send, sends_messages: Send | None = None) -> Send:
     """Return ``send``, giving the event loop a turn when the sending task has sent for
-    ``TURN`` seconds since its last one.
+    ``TURN`` seconds since its last one; a WebSocket's messages go to ``sends_messages``
+    where given (``send`` without the reporting of ``_reporting()``, which answers none).
 
     For a WebSocket's messages, as ``_send_stream`` does for a body's chunks: plain Uvicorn's
     send() returns at once once the client dropped the connection, until the loop has seen it
     go, so a handler that only sends never gave it a turn: 100,000 sends of 4 KB held the
     loop 2.1 s and logged 68,618 warnings before one raised (review173).
     """
+
+    # PERF: the report of the handshake's answer (AccessLog) is on the accept and the close
+    # alone: a wrapper of every send made each message of a session one call deeper.
+    to_send = send if sends_messages is None else sends_messages
 
     async def turning(message: Message) -> None:
         if message["type"] == "websocket.send":
@@ -323,7 +341,9 @@ def _turning(send: Send) -> Send:
                 # before it would not go out.
                 await asyncio.sleep(0)
                 _turns[task] = _clock() + TURN
-        await send(message)
+            await to_send(message)
+        else:
+            await send(message)
 
     return turning
 

@@ -156,3 +156,121 @@ def test_json_read_before_routing_is_held_to_the_routes_json_limit(
     large = json.dumps(["x" * 5000]).encode()
     answer = client.post("/", content=large, headers=JSON_HEADERS)
     assert (answer.status_code, answer.text) == (413, "JSON body is larger than 100 bytes")
+
+
+def _parts_of(count: int, size: int = 3, filename: bool = False) -> bytes:
+    disposition = b'; filename="f.txt"' if filename else b""
+    return (
+        b"".join(
+            b'--b\r\nContent-Disposition: form-data; name="a"%s\r\n\r\n%s\r\n'
+            % (disposition, b"x" * size)
+            for _ in range(count)
+        )
+        + b"--b--\r\n"
+    )
+
+
+# NOTE: a body within the route's max_body_size, past one of its form limits, as the handler's
+# own form() answers it: (route limits, body, headers, status, text).
+FORM_LIMITS = {
+    "parts": (
+        {"max_form_parts": 2},
+        _parts_of(5),
+        MULTIPART,
+        413,
+        "multipart limit reached: Maximum segment count exceeded",
+    ),
+    "files": (
+        {"max_form_files": 2},
+        _parts_of(3, filename=True),
+        MULTIPART,
+        413,
+        "the form has more than 2 files",
+    ),
+    "field": (
+        {"max_field_size": 5},
+        _parts_of(1, size=50),
+        MULTIPART,
+        413,
+        "form field 'a' is larger than 5 bytes",
+    ),
+    "memory": (
+        {"max_form_memory": 8},
+        _parts_of(3, size=4),
+        MULTIPART,
+        413,
+        "form fields are larger than 8 bytes",
+    ),
+    "urlencoded-memory": (
+        {"max_form_memory": 8},
+        b"a=xxxxxxxxxx",
+        FORM,
+        413,
+        "form fields are larger than 8 bytes",
+    ),
+    "urlencoded-fields": (
+        {"max_query_params": 2},
+        b"a=1&b=2&c=3",
+        FORM,
+        400,
+        "more than 2 query or form fields",
+    ),
+}
+
+
+async def _async_items(request: Request) -> int:
+    return len((await request.aform()).multi_items())
+
+
+FORM_ITEMS = (lambda r: len(r.form().multi_items()), _async_items)
+
+
+@pytest.mark.parametrize("limit", sorted(FORM_LIMITS))
+def test_a_form_read_by_a_flow_is_held_to_the_routes_form_limits(
+    make_client: MakeClient, colour: str, limit: str
+) -> None:
+    # NOTE: only max_body_size was held: a flow's form(), read under the app's form limits,
+    # gave the handler of a route of max_form_parts=2 a form of 5 parts (and so for the
+    # files, a field's size, the fields' memory and the urlencoded fields' count).
+    limits, body, headers, status, text = FORM_LIMITS[limit]
+    app = _app(colour, lambda request: request.aform(), FORM_ITEMS, limits)
+    client = make_client(app)
+    answer = client.post("/", content=body, headers=headers)
+    assert (answer.status_code, answer.text) == (status, text)
+    # NOTE: the handler's own read answers the same without the flow's.
+    plain = _app(colour, lambda request: _len_of(_nothing()), FORM_ITEMS, limits)
+    answer = make_client(plain).post("/", content=body, headers=headers)
+    assert (answer.status_code, answer.text) == (status, text)
+
+
+async def _nothing() -> bytes:
+    return b""
+
+
+def test_a_form_within_the_routes_form_limits_is_given_again(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: a form read under the route's own limits, every limit reached and none passed
+    # (a field of 5 bytes in 3 characters, 2 files, 4 parts), is given again by a second read.
+    limits = {"max_field_size": 5, "max_form_files": 2, "max_form_parts": 4, "max_form_memory": 5}
+    file_part = b'--b\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\nxyz\r\n'
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n'
+        + "éé!".encode()
+        + b"\r\n"
+        + file_part * 2
+        + b'--b\r\nContent-Disposition: form-data; name="e"; filename=""\r\n\r\n\r\n--b--\r\n'
+    )
+    app = _app(colour, lambda request: _len_of(_nothing()), (_twice, _atwice), limits)
+    answer = make_client(app).post("/", content=body, headers=MULTIPART)
+    assert (answer.status_code, answer.json()) == (200, {"read": 4})
+
+
+def _twice(request: Request) -> int:
+    request.form()
+    return len(request.form().multi_items())
+
+
+async def _atwice(request: Request) -> int:
+    await request.aform()
+    return len((await request.aform()).multi_items())

@@ -289,3 +289,50 @@ def test_a_handlers_refusal_leaves_out_the_handshake_headers_of_an_acceptance(
     assert answer.headers["x-kept"] == "1"
     assert "sec-websocket-protocol" not in answer.headers
     assert "upgrade" not in answer.headers
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+def test_a_refusals_own_cookie_wins_over_the_flows_one_of_that_name(
+    asgi_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the flows' Set-Cookie lines went after the refusal's own: an error handler that
+    # signed the user out (deleting the session cookie) was undone by the session's cookie
+    # the flows had set on the handshake, the later line, which a browser keeps.
+    from microweb.plugins import Sessions
+
+    app = App()
+    app.install(Sessions("k" * 32))
+
+    @app.middleware
+    def visits(request: Request) -> Iterator[None]:
+        request.session["visits"] = request.session.get("visits", 0) + 1
+        yield
+
+    def sign_out(request: Request, exc: NotSignedIn) -> Response:
+        answer = Response("signed out", status=401)
+        answer.delete_cookie("session")
+        return answer
+
+    app.error_handler(NotSignedIn)(in_colour(colour, sign_out))
+
+    @app.get("/login")
+    def login(request: Request) -> str:
+        request.session["user"] = "ann"
+        return "in"
+
+    @app.get("/who")
+    def who(request: Request) -> str:
+        return str(request.session.get("user"))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise NotSignedIn()
+
+    client = asgi_client(app)
+    client.get("/login")
+    answer = _refused(client, "/ws")
+    assert answer.status_code == 401
+    cookies = answer.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    assert cookies[-1].startswith("session=;")
+    assert client.get("/who").text == "None"

@@ -11,7 +11,15 @@ import pytest
 from conftest import MakeClient
 from drive import Message, handshake_messages, websocket_scope
 
-from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    ClientDisconnect,
+    HTTPError,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb.plugins import AccessLog
 
 
@@ -178,3 +186,61 @@ def test_a_log_that_fails_on_a_handshakes_answer_leaves_the_session_alone(
     failures = [r for r in caplog.records if r.name == "microweb" and r.exc_info]
     assert [f.getMessage() for f in failures] == [f"answer report of GET /ws/{how} failed"]
     assert isinstance(failures[0].exc_info[1], RuntimeError)  # type: ignore[index]
+
+
+@pytest.mark.parametrize("outer", [True, False], ids=["app-flow-outside", "app-flow-inside"])
+def test_an_apps_own_state_named_handshake_answered_is_left_alone(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, outer: bool
+) -> None:
+    # NOTE: AccessLog's calls for the handshake's answer were kept in the app's own namespace,
+    # as request.state.handshake_answered: an app's flow that set it made AccessLog's flow
+    # raise (a 500), or the session's end raise a TypeError out of the app.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+
+    def mark(request: Request) -> Any:
+        request.state.handshake_answered = "mine"
+        yield
+
+    if outer:
+        app.middleware(mark)
+    app.install(AccessLog())
+    if not outer:
+        app.middleware(mark)
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(ws.request.state.handshake_answered)
+        await ws.receive_text()
+
+    client = asgi_client(app)
+    with client.websocket_connect("/ws") as session:
+        assert session.receive_text() == "mine"
+        session.send_text("bye")
+    assert _statuses(caplog) == [["GET", "/ws", "101"]]
+
+
+@pytest.mark.parametrize("where", ["flow", "handler"])
+def test_a_client_disconnect_raised_before_the_answer_is_logged_499(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    # NOTE: one raised by the handler before accept() was logged 403 (the close it became),
+    # where a flow's, and an HTTP handler's, are logged 499, as a client gone.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = App()
+    app.install(AccessLog())
+
+    @app.middleware
+    def leaving(request: Request) -> Any:
+        if where == "flow":
+            raise ClientDisconnect("the client left")
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        raise ClientDisconnect("the client left")
+
+    with pytest.raises(WebSocketDisconnect):
+        asgi_client(app).websocket_connect("/ws")
+    assert _statuses(caplog) == [["GET", "/ws", "499"]]
