@@ -120,14 +120,25 @@ class App(RouteRegistry):
     # -- registration --------------------------------------------------------------------------
 
     def _add_route(self, route: Route, routers: tuple[Router, ...] = ()) -> None:
-        route = dataclasses.replace(
-            route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
-        )
+        route = self._resolved(route)
         if self._plan is not None:
             self._check_skips(route)  # NOTE: before anything is registered.
             if route.kind == "websocket":
                 # NOTE: as at startup; unchecked, each handshake logged its TypeError.
                 check_call(route.handler, route, "ws")
+        self._put(route, routers)
+
+    def _resolved(self, route: Route) -> Route:
+        """Return ``route`` as this app registers it: its limits resolved, its plugin named."""
+        return dataclasses.replace(
+            route, limits=resolve_limits(self.limits, route.limits), added_by=self._installing
+        )
+
+    def _put(
+        self, route: Route, routers: tuple[Router, ...], served: Endpoint | None = None
+    ) -> None:
+        """Register ``route`` (resolved and checked); once compiled, serve it with ``served``
+        (made here when ``None``)."""
         with self._clash_advised():
             _register(route, self._http, self._ws, self._names)
         if routers:
@@ -141,7 +152,8 @@ class App(RouteRegistry):
         if self._plan is not None:
             # NOTE: added after startup (by a startup hook, say): served from now on.
             try:
-                served = self._endpoint(route, self._plan)
+                if served is None:
+                    served = self._endpoint(route, self._plan)
             except BaseException:
                 # NOTE: refused as its call is checked (the handler takes no request): left
                 # registered, no one served it (404), yet url_for built it and its template
@@ -189,15 +201,21 @@ class App(RouteRegistry):
         added no flow to leave out of a WebSocket route's handshakes."""
         check_skips(route, self.plugins, self._plugin_flows)
 
-    def _endpoint(self, route: Route, plan: Plan) -> Endpoint:
+    def _endpoint(
+        self, route: Route, plan: Plan, routers: tuple[Router, ...] | None = None
+    ) -> Endpoint:
         # NOTE: App._add_route resolved the route's limits to a Limits.
         limits: Limits = route.limits  # type: ignore[assignment]
-        rules = self._router_rules(route, plan)
+        rules = self._router_rules(route, plan, routers)
         return endpoint(route, wrap_handler(route, self.plugins), limits, rules)
 
-    def _router_rules(self, route: Route, plan: Plan) -> RouterRules | None:
-        """Compile the flows and error handlers of ``route``'s routers into ``plan``."""
-        routers = self._routers.get(id(route), ())
+    def _router_rules(
+        self, route: Route, plan: Plan, routers: tuple[Router, ...] | None = None
+    ) -> RouterRules | None:
+        """Compile the flows and error handlers of ``route``'s routers (its registered ones
+        unless given) into ``plan``."""
+        if routers is None:
+            routers = self._routers.get(id(route), ())
         if not routers:
             return None
         for router in routers:
@@ -301,14 +319,22 @@ class App(RouteRegistry):
     def include(self, router: Router) -> None:
         """Add every route of ``router`` to this app, with the router's flows and error handlers.
 
+        All or nothing: when it raises, none of the router's routes is added.
+
         Raises:
             ValueError: If a route, or another template of the same name, is registered here.
-            TypeError: If ``router`` is no ``Router`` (another ``App``, say).
+            TypeError: If ``router`` is no ``Router`` (another ``App``, say); or, once the app
+                has started, if a handler (as the plugins wrap it) cannot be called with the
+                request and its path parameters.
         """
         check_includable(router)
         self._check_all(router)
-        for route in router.routes:
-            self._add_route(route, router._scopes_of(route))
+        if self._plan is None:
+            for route in router.routes:
+                self._add_route(route, router._scopes_of(route))
+        else:
+            for route, routers, served in self._served(router, self._plan):
+                self._put(route, routers, served)
         self._inclusions.append((router, router._included))
         router._included = True
 
@@ -339,6 +365,43 @@ class App(RouteRegistry):
         if self._plan is not None:
             scoped = [(route, router._scopes_of(route)) for route in router.routes]
             check_router_skips(scoped, self.plugins, self._plugin_flows)
+
+    def _served(
+        self, router: Router, plan: Plan
+    ) -> list[tuple[Route, tuple[Router, ...], Endpoint | None]]:
+        """Resolve each route of ``router`` and make its endpoint (the plugins wrap its
+        handler, its call is checked), before any is registered: all or nothing.
+
+        Raises:
+            TypeError: If a handler, as the plugins wrapped it, cannot be called; or what a
+                plugin's ``apply()`` raised. ``plan`` then keeps no rules of these routes, and
+                the routers are compiled as they were.
+        """
+        # NOTE: made as each was added, a handler refused there left the routes before it
+        # served and named, and the router fixed was refused as "registered twice".
+        compiled = {
+            id(level): (level, level._compiled)
+            for route in router.routes
+            for level in router._scopes_of(route)
+        }
+        tried: list[Route] = []
+        ready: list[tuple[Route, tuple[Router, ...], Endpoint | None]] = []
+        try:
+            for route in router.routes:
+                resolved, routers = self._resolved(route), router._scopes_of(route)
+                tried.append(resolved)
+                if resolved.kind == "websocket":
+                    check_call(resolved.handler, resolved, "ws")
+                    ready.append((resolved, routers, None))
+                else:
+                    ready.append((resolved, routers, self._endpoint(resolved, plan, routers)))
+        except BaseException:
+            for resolved in tried:
+                plan.router_rules.pop(id(resolved), None)
+            for level, was in compiled.values():
+                level._compiled = was
+            raise
+        return ready
 
     def add_converter(
         self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str

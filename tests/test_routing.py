@@ -498,6 +498,46 @@ def test_after_compile_a_route_that_skips_an_unknown_plugin_adds_nothing(
     assert [route.template for route in app.routes] == []
 
 
+async def _no_socket() -> None:
+    return None
+
+
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+def test_after_compile_an_include_whose_handler_cannot_be_called_adds_nothing(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: once compiled, each route's call is checked as it is added: the TypeError of
+    # the second left /api/a served and named, and the router fixed was refused as
+    # "registered twice".
+    app = App()
+    client = make_client(app)
+    assert client.get("/api/a").status_code == 404  # NOTE: compiles the app.
+    router = Router(prefix="/api")
+    router.get("/a", name="a")(lambda request: "a")
+    if kind == "http":
+        router.get("/b", name="b")(lambda: "no request")
+    else:
+        router.websocket("/b", name="b")(_no_socket)
+    with pytest.raises(TypeError, match="must accept being called"):
+        app.include(router)
+    for name in ("a", "b"):
+        with pytest.raises(LookupError):
+            app.url_for(name)
+    assert client.get("/api/a").status_code == 404
+    assert (app.routes, app.websocket_routes) == ([], [])
+    # NOTE: nor was the router taken as included: it takes a route, and a flow, still.
+    router.routes.pop()
+    router.get("/c", name="c")(lambda request: "c")
+
+    @router.middleware
+    def tagged(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-router"] = "api"
+
+    app.include(router)
+    assert (client.get("/api/a").text, client.get("/api/c").headers["x-router"]) == ("a", "api")
+
+
 async def _socket(ws: Any, **params: Any) -> None:
     return None
 
