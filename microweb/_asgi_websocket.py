@@ -14,7 +14,7 @@ from ._asgi_request import sends_refusal
 from ._concurrency import drive_async, error_of_request
 from ._emission import close_replaced, encoded_headers, outgoing
 from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
-from ._pipeline import dispatch_handshake, fail
+from ._pipeline import HANDSHAKE_HEADERS, dispatch_handshake, fail
 from ._request import Request, logged_path, logged_request
 from ._response import Response
 from ._results import copied
@@ -195,7 +195,7 @@ def _with_flows_headers(request: Request, response: Response) -> Response:
     # NOTE: the flows ran around the handshake before the handler refused it: their request
     # ID, security headers and session cookie went out on the acceptance and on a flow's
     # refusal, and were missing here, where over HTTP they are on every error's answer.
-    from_flows = getattr(request.state, "handshake_headers", None)
+    from_flows = getattr(request.state, HANDSHAKE_HEADERS, None)
     if not from_flows:
         return response
     refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.

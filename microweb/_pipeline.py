@@ -195,8 +195,15 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
         # NOTE: never sent (plain ASGI can only refuse): a stream of it is closed all the same.
         close_replaced(request, response, None)
         return response
-    request.state.handshake_headers = response.headers
+    setattr(request.state, HANDSHAKE_HEADERS, response.headers)
     return None
+
+
+# NOTE: the attribute of request.state that holds the headers the flows set on a handshake's
+# 101, for accept() and a refusal: a name no app can write as an attribute, since
+# request.state is the app's. As "handshake_headers", an app's own dict there went out as
+# response headers (request headers a handler kept there, on the refusal and on the 101).
+HANDSHAKE_HEADERS = "microweb.handshake_headers"
 
 
 def _not_skipped(plan: Plan, skip: Sequence[str]) -> list[Colored]:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._datastructures import Headers
+from ._pipeline import HANDSHAKE_HEADERS
 from ._response import encode_json
 from ._strict_json import RefusedJSON, loads_json
 from ._types import Message, Receive, Send
@@ -94,7 +95,7 @@ class WebSocket:
                 f"the client did not offer subprotocol {subprotocol!r} (it offered "
                 f"{self.subprotocols})"
             )
-        from_flows = getattr(self.request.state, "handshake_headers", None)
+        from_flows = getattr(self.request.state, HANDSHAKE_HEADERS, None)
         merged = Headers(from_flows.items() if from_flows is not None else None)
         given = headers.items() if isinstance(headers, Headers) else Headers(headers).items()
         replaced = set()

@@ -11,7 +11,7 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import App, Headers, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import CORS, RequestID
 
 
@@ -97,6 +97,32 @@ def test_the_flows_headers_still_go_out_with_the_acceptance(asgi_client: MakeCli
     with client.websocket_connect("/ws?token=ok") as session:
         headers = dict(session.accepted["headers"])
     assert headers[b"x-frame-options"] == b"DENY"
+
+
+@pytest.mark.parametrize("refuse", [True, False], ids=["refused", "accepted"])
+def test_an_apps_own_state_named_handshake_headers_is_not_sent(
+    asgi_client: MakeClient, refuse: bool
+) -> None:
+    # NOTE: the flows' headers were kept in request.state.handshake_headers, where a handler
+    # may keep its own: the request headers it kept there went out as response headers.
+    app = App()
+    app.install(RequestID(generator=lambda: "rid-1"))
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        ws.request.state.handshake_headers = {"x-kept-by-app": "request's"}
+        if refuse:
+            raise HTTPError(401, "sign in first")
+        await ws.accept()
+
+    client = asgi_client(app)
+    if refuse:
+        headers = _refused(client, "/ws").headers
+    else:
+        with client.websocket_connect("/ws") as session:
+            headers = Headers((k.decode(), v.decode()) for k, v in session.accepted["headers"])
+    assert "x-kept-by-app" not in headers
+    assert headers["x-request-id"] == "rid-1"
 
 
 def test_a_converters_refusal_has_no_flows_around_it(asgi_client: MakeClient) -> None:
