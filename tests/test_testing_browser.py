@@ -9,28 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cookie_lines_app import line_app
 
 from microweb import App, Request, Response, WebSocket
 from microweb.testing import TestClient, WebSocketRefused
 
 INTERFACES = ["wsgi", "asgi", "both"]
-
-
-def _line_app() -> App:
-    app = App()
-
-    @app.get("/set")
-    def set_line(request: Request) -> Response:
-        response = Response.text("set")
-        for line in request.query.getlist("line"):
-            response.headers.add("set-cookie", line)
-        return response
-
-    @app.get("/line")
-    def cookie_line(request: Request) -> str:
-        return request.headers.get("cookie", "none")
-
-    return app
 
 
 @pytest.mark.parametrize(
@@ -51,7 +35,7 @@ def test_a_loopback_host_over_http_is_a_secure_origin(interface: str, base_url: 
     # localhost, signed the test out. SPEC: RFC 6265bis, a "secure connection" as the user
     # agent defines it: W3C Secure Contexts' potentially trustworthy origins.
     lines = ["s=1; Secure", "__Host-id=2; Secure; Path=/", "__Secure-k=3; Secure"]
-    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": lines})
         assert dict(client.cookies) == {"s": "1", "__Host-id": "2", "__Secure-k": "3"}
         assert client.get("/line").text == "s=1; __Host-id=2; __Secure-k=3"
@@ -66,18 +50,14 @@ def test_a_loopback_host_over_http_is_a_secure_origin(interface: str, base_url: 
 )
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_another_host_over_http_is_no_secure_origin(interface: str, base_url: str) -> None:
-    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": ["s=1; Secure", "p=1"]})
         assert dict(client.cookies) == {"p": "1"}
 
 
 @pytest.mark.parametrize("interface", ["asgi", "both"])
 def test_a_loopback_hosts_secure_cookie_goes_on_redirects_and_handshakes(interface: str) -> None:
-    app = _line_app()
-
-    @app.get("/move")
-    def move(request: Request) -> Response:
-        return Response.redirect("/line", status=303)
+    app = line_app()
 
     @app.websocket("/ws")
     async def socket(ws: WebSocket) -> None:
@@ -113,7 +93,7 @@ def test_an_expires_past_400_days_counts_as_400_days(interface: str) -> None:
         "aged=1; Max-Age=60; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
         "bad=1; Expires=whenever",
     ]
-    with TestClient(_line_app(), interface=interface) as client:
+    with TestClient(line_app(), interface=interface) as client:
         before = time.time()
         client.get("/set", params={"line": lines})
         after = time.time()
@@ -165,10 +145,10 @@ def test_both_keeps_a_boundary_the_test_chose() -> None:
 
 
 def _moving_app() -> App:
-    app = _line_app()
+    app = line_app()
 
-    @app.get("/move")
-    def move(request: Request) -> Response:
+    @app.get("/go")
+    def go(request: Request) -> Response:
         response = Response.redirect(request.query.get("to", "/line"), status=303)
         response.set_cookie("moved", "1")
         return response
@@ -183,31 +163,31 @@ def test_a_cookie_header_given_goes_on_the_redirects_of_its_origin(interface: st
     # jar's cookies instead, where the test had said which ones the requests carry.
     with TestClient(_moving_app(), interface=interface, cookies={"jar": "0"}) as client:
         given = {"cookie": "s=1"}
-        assert client.get("/move", headers=given, follow_redirects=True).text == "s=1"
+        assert client.get("/go", headers=given, follow_redirects=True).text == "s=1"
         # NOTE: two lines, as the first request sent them (not one line joined by a comma).
         lines = [("cookie", "s=1"), ("cookie", "u=2")]
-        assert client.get("/move", headers=lines, follow_redirects=True).text == "s=1; u=2"
+        assert client.get("/go", headers=lines, follow_redirects=True).text == "s=1; u=2"
         client.headers["cookie"] = "t=2"
-        assert client.get("/move", follow_redirects=True).text == "t=2"
+        assert client.get("/go", follow_redirects=True).text == "t=2"
         # NOTE: not on one that leaves the origin, as Authorization is not: the jar's go there.
-        assert client.get("/move?to=http://other.example/line", follow_redirects=True).text == (
+        assert client.get("/go?to=http://other.example/line", follow_redirects=True).text == (
             "none"
         )
-        assert client.get("/move?to=https://testserver/line", follow_redirects=True).text == (
+        assert client.get("/go?to=https://testserver/line", follow_redirects=True).text == (
             "jar=0; moved=1"
         )
         del client.headers["cookie"]
-        assert client.get("/move", follow_redirects=True).text == "jar=0; moved=1"
+        assert client.get("/go", follow_redirects=True).text == "jar=0; moved=1"
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_a_requests_own_cookies_go_on_the_redirects_of_its_origin(interface: str) -> None:
     with TestClient(_moving_app(), interface=interface, cookies={"jar": "0", "s": "0"}) as client:
         with pytest.warns(DeprecationWarning):
-            landed = client.get("/move", cookies={"s": "1"}, follow_redirects=True)
+            landed = client.get("/go", cookies={"s": "1"}, follow_redirects=True)
         assert landed.text == "jar=0; s=1; moved=1"
         with pytest.warns(DeprecationWarning):
-            away = "/move?to=https://testserver/line"
+            away = "/go?to=https://testserver/line"
             landed = client.get(away, cookies={"s": "1"}, follow_redirects=True)
         assert landed.text == "jar=0; s=0; moved=1"
 
@@ -219,7 +199,7 @@ def test_cookies_are_the_hosts_whatever_credentials_a_url_holds(interface: str) 
     # for that name alone, and a URL without them (or with others) never got it, where a
     # browser keeps a host's cookies whatever the URL's credentials.
     base_url = "http://user:pw@testserver"
-    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
         client.cookies.set("given", "0")
         client.get("/set", params={"line": "a=1"})
         client.get("http://testserver/set", params={"line": "b=2"})
@@ -227,7 +207,7 @@ def test_cookies_are_the_hosts_whatever_credentials_a_url_holds(interface: str) 
         assert client.get("http://testserver/line").text == "given=0; a=1; b=2"
         assert client.get("http://other:pw@testserver/line").text == "given=0; a=1; b=2"
         assert {cookie.domain for cookie in client.cookies.jar} == {"", "testserver.local"}
-    with TestClient(_line_app(), interface=interface, base_url="http://u@localhost") as client:
+    with TestClient(line_app(), interface=interface, base_url="http://u@localhost") as client:
         client.get("/set", params={"line": "s=1; Secure"})
         assert client.get("http://localhost/line").text == "s=1"
 
@@ -244,7 +224,7 @@ def test_the_cookies_of_a_refused_handshake_are_kept(interface: str) -> None:
     # NOTE: the refusal's Set-Cookie (a flow that signs out a session it no longer trusts) was
     # dropped, where a browser keeps the cookies of any answer to the handshake (Fetch,
     # HTTP-network fetch), as of an accepted one.
-    app = _line_app()
+    app = line_app()
 
     @app.middleware
     def refuse(request: Request) -> Iterator[Response | None]:
@@ -273,10 +253,10 @@ def test_a_host_only_cookie_is_not_sent_to_a_subdomain(interface: str) -> None:
     # NOTE: httpx's jar (Netscape's rules) sent a cookie set without Domain, and one the test
     # set, to every name under the host: a tenant's subdomain got the parent site's session.
     # SPEC: RFC 6265 5.4 step 1: a host-only cookie goes to its host alone.
-    app = _line_app()
+    app = line_app()
 
-    @app.get("/move")
-    def move(request: Request) -> Response:
+    @app.get("/go")
+    def go(request: Request) -> Response:
         return Response.redirect("http://sub.shop.example/line", status=303)
 
     app.websocket("/ws")(_cookie_socket)
@@ -285,7 +265,7 @@ def test_a_host_only_cookie_is_not_sent_to_a_subdomain(interface: str) -> None:
         client.get("/set", params={"line": ["host=1", "wide=2; Domain=shop.example"]})
         assert client.get("/line").text == "given=0; host=1; wide=2"
         assert client.get("http://sub.shop.example/line").text == "wide=2"
-        assert client.get("/move", follow_redirects=True).text == "wide=2"
+        assert client.get("/go", follow_redirects=True).text == "wide=2"
         client.get("http://sub.shop.example/set", params={"line": "host=3"})
         assert client.get("http://sub.shop.example/line").text == "wide=2; host=3"
         assert client.get("/line").text == "given=0; host=1; wide=2"

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import in_colour
+from cookie_lines_app import line_app
 
 from microweb import App, Request, Response, WebSocket
 from microweb.testing import TestClient
@@ -651,36 +652,12 @@ def test_a_cookie_for_the_hosts_domain_and_the_host_alone_is_one_cookie(
         assert list(client.cookies.jar) == []
 
 
-def _line_app() -> App:
-    app = App()
-
-    @app.get("/set")
-    def set_line(request: Request) -> Response:
-        response = Response.text("set")
-        for line in request.query.getlist("line"):
-            response.headers.add("set-cookie", line)
-        return response
-
-    @app.get("/move")
-    def move(request: Request) -> Response:
-        response = Response.redirect("/line", status=303)
-        for line in request.query.getlist("line"):
-            response.headers.add("set-cookie", line)
-        return response
-
-    @app.get("/line")
-    def cookie_line(request: Request) -> str:
-        return request.headers.get("cookie", "none")
-
-    return app
-
-
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_a_secure_cookie_set_over_plain_http_is_not_kept(interface: str) -> None:
     # NOTE: kept (though not sent over http), it was sent once the test went on over https,
     # and shown in client.cookies, where a browser never had it. SPEC: RFC 6265bis, storage
     # model: a cookie with the secure-only flag from a scheme that is not secure is ignored.
-    with TestClient(_line_app(), interface=interface) as client:
+    with TestClient(line_app(), interface=interface) as client:
         client.get("/set", params={"line": ["plain=1", "secured=1; Secure"]})
         assert dict(client.cookies) == {"plain": "1"}
         assert client.get("https://testserver/line").text == "plain=1"
@@ -725,7 +702,7 @@ def test_a_prefixed_cookie_that_breaks_its_prefix_rules_is_not_kept(
     # matched in any case.
     name = line.partition("=")[0]
     expected = {name: "1"} if kept else {}
-    with TestClient(_line_app(), interface=interface, base_url="https://testserver") as client:
+    with TestClient(line_app(), interface=interface, base_url="https://testserver") as client:
         client.get("/set", params={"line": line})
         assert dict(client.cookies) == expected
         assert client.get("/line").text == (f"{name}=1" if kept else "none")
@@ -733,7 +710,7 @@ def test_a_prefixed_cookie_that_breaks_its_prefix_rules_is_not_kept(
         assert client.get("/move", params={"line": line}, follow_redirects=True).text == (
             f"{name}=1" if kept else "none"
         )
-    with TestClient(_line_app(), interface=interface) as client:
+    with TestClient(line_app(), interface=interface) as client:
         client.get("/set", params={"line": line})
         # NOTE: over plain http, no prefixed cookie passes but one without a prefix.
         assert dict(client.cookies) == ({name: "1"} if name == "__Hostile" else {})
@@ -744,7 +721,7 @@ def test_a_deletion_a_browser_ignores_leaves_the_cookie(interface: str) -> None:
     # NOTE: the standard library's jar deletes before it asks its policy: a deletion of a
     # __Host- cookie without Secure (which a browser ignores, as for any such Set-Cookie)
     # signed the test out where a browser stayed signed in.
-    with TestClient(_line_app(), interface=interface, base_url="https://testserver") as client:
+    with TestClient(line_app(), interface=interface, base_url="https://testserver") as client:
         client.get("/set", params={"line": "__Host-id=1; Secure; Path=/"})
         client.get("/set", params={"line": "__Host-id=; Max-Age=0; Path=/"})
         assert dict(client.cookies) == {"__Host-id": "1"}
@@ -764,7 +741,7 @@ def test_a_plain_http_answer_can_neither_replace_nor_delete_a_secure_cookie(
     # storage model ("strict secure cookies"): a Set-Cookie without Secure from a scheme that is
     # not secure is ignored where a Secure cookie of that name has a domain that domain-matches
     # its own (or the other way round) and a path its path path-matches.
-    with TestClient(_line_app(), interface=interface, base_url="https://testserver") as client:
+    with TestClient(line_app(), interface=interface, base_url="https://testserver") as client:
         client.get("/set", params={"line": "s=1; Secure"})
         client.get("http://testserver/set", params={"line": "s=2"})
         client.get("http://testserver/set", params={"line": "s=3; Domain=testserver"})
@@ -785,7 +762,7 @@ def test_a_plain_http_answer_can_neither_replace_nor_delete_a_secure_cookie(
 def test_an_ip_address_host_takes_a_domain_of_itself_alone(interface: str, domain: str) -> None:
     # NOTE: "Domain=0.0.1" from 10.0.0.1 was kept, and sent to 20.0.0.1. SPEC: RFC 6265 5.1.3:
     # an IP address domain-matches itself alone.
-    with TestClient(_line_app(), interface=interface, base_url="http://10.0.0.1") as client:
+    with TestClient(line_app(), interface=interface, base_url="http://10.0.0.1") as client:
         client.get("/set", params={"line": [f"a=1; Domain={domain}", "b=1; Domain=10.0.0.1"]})
         assert client.get("/line").text == "b=1"
         assert client.get("http://20.0.0.1/line").text == "none"
@@ -800,7 +777,7 @@ def test_cookies_are_sent_longest_path_first_then_oldest_first(interface: str) -
     # RFC 6265 5.4 step 2: longer paths first, then earlier creation times; a replaced
     # cookie keeps the creation time of the one it replaced (5.3 step 11).
     base_url = "http://www.example.com"
-    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": ["z=1", "a=1", "m=1"]})
         assert client.get("/line").text == "z=1; a=1; m=1"
         client.get("/set", params={"line": "z=2"})
@@ -820,7 +797,7 @@ def test_a_followed_redirect_sends_the_cookies_in_a_browsers_order(interface: st
     # NOTE: httpx builds a redirect's request in a private step (_build_redirect_request),
     # which the client's sides override: were it renamed, the cookies went in the jar's order.
     base_url = "http://www.example.com"
-    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": "first=1"})
         client.get("/set", params={"line": "id=parent; Domain=example.com"})
         moved = client.get("/move", params={"line": "id=own"}, follow_redirects=True)
@@ -833,7 +810,7 @@ def test_a_cookie_is_ordered_by_its_own_path_where_its_twin_elsewhere_is_not_sen
 ) -> None:
     # NOTE: the order was read from any cookie of that name and value in the jar: "a=1" of
     # Path=/line/deep, not sent to /line, put the "a=1" of Path=/ before "b=1" of Path=/line.
-    with TestClient(_line_app(), interface=interface) as client:
+    with TestClient(line_app(), interface=interface) as client:
         client.get("/set", params={"line": ["a=1; Path=/", "b=1; Path=/line"]})
         client.get("/set", params={"line": "a=1; Path=/line/deep"})
         assert client.get("/line").text == "b=1; a=1"
@@ -842,7 +819,7 @@ def test_a_cookie_is_ordered_by_its_own_path_where_its_twin_elsewhere_is_not_sen
 @pytest.mark.parametrize("interface", INTERFACES)
 @pytest.mark.parametrize("base_url", ["http://[::1]:8000", "http://localhost", "http://10.0.0.1"])
 def test_cookies_are_sent_oldest_first_to_any_host(interface: str, base_url: str) -> None:
-    with TestClient(_line_app(), interface, base_url=base_url, cookies={"g": "0"}) as client:
+    with TestClient(line_app(), interface, base_url=base_url, cookies={"g": "0"}) as client:
         client.get("/set", params={"line": "z=1"})
         client.cookies.set("t", "1")
         assert client.get("/line").text == "g=0; z=1; t=1"
@@ -853,7 +830,7 @@ def test_cookies_are_sent_oldest_first_to_any_host(interface: str, base_url: str
 def test_a_requests_own_cookie_wins_over_the_jars_of_its_name(interface: str) -> None:
     # NOTE: httpx deprecates a request's cookies=, which replace the client's of their name
     # there; the jar's, moved to the host, went out beside it, first: the app saw the jar's.
-    with TestClient(_line_app(), interface=interface, cookies={"z": "0"}) as client:
+    with TestClient(line_app(), interface=interface, cookies={"z": "0"}) as client:
         client.get("/set", params={"line": "s=1"})
         assert client.get("/line", cookies={"s": "2", "a": "1"}).text == "z=0; s=2; a=1"
         assert client.get("/line").text == "z=0; s=1"
@@ -863,7 +840,7 @@ def test_a_requests_own_cookie_wins_over_the_jars_of_its_name(interface: str) ->
 def test_the_cookies_a_test_gives_are_sent_in_the_order_it_gave_them(interface: str) -> None:
     # NOTE: they had no creation time until a request read them from the client's jar, which
     # Python 3.10 walks by name ("a=1; z=1" there), later versions a domain after the other.
-    with TestClient(_line_app(), interface=interface, cookies={"z": "1", "a": "1"}) as client:
+    with TestClient(line_app(), interface=interface, cookies={"z": "1", "a": "1"}) as client:
         client.cookies.set("y", "1")
         client.cookies.set("b", "1")
         assert client.get("/line").text == "z=1; a=1; y=1; b=1"
@@ -879,7 +856,7 @@ def test_a_cookie_whose_name_and_value_pass_4096_bytes_is_ignored(interface: str
     # NOTE: kept and sent: a session that grew past the limit passed its tests, where every
     # browser keeps the cookie it had (set_cookie() only logs a warning). SPEC: RFC 6265bis,
     # storage model: a Set-Cookie whose name and value together pass 4096 octets is ignored.
-    with TestClient(_line_app(), interface=interface) as client:
+    with TestClient(line_app(), interface=interface) as client:
         client.get("/set", params={"line": "big=small"})
         client.get("/set", params={"line": "big=" + "x" * 4094})
         assert client.cookies["big"] == "small"
@@ -910,7 +887,7 @@ def test_a_samesite_none_cookie_without_secure_is_ignored(
     # in tests alone). SPEC: RFC 6265bis, storage model: a cookie whose same-site flag is None
     # is ignored unless it is Secure. The app's set_cookie() refuses it; a raw line passed.
     base_url = "https://testserver"
-    with TestClient(_line_app(), interface=interface, base_url=base_url) as client:
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": ["a=0", line]})
         assert client.get("/line").text == ("a=1" if kept else "a=0")
 
@@ -925,6 +902,6 @@ def test_a_domain_of_dots_is_empty_with_one_dot_alone(
     # NOTE: "Domain=.." was read as no Domain (the cookie kept for the host), where a browser
     # ignores the cookie. SPEC: RFC 6265bis 5.6.3: one leading dot goes, and what is left, if
     # anything, is the domain the host must domain-match; an empty value is ignored.
-    with TestClient(_line_app(), interface=interface) as client:
+    with TestClient(line_app(), interface=interface) as client:
         client.get("/set", params={"line": f"a=1; Domain={domain}"})
         assert client.get("/line").text == ("a=1" if kept else "none")
