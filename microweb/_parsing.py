@@ -330,6 +330,11 @@ class RequestHeaders(Headers):
         return found if lines is None else ", ".join(lines)
 
 
+def too_many_fields(max_fields: int) -> HTTPError:
+    """The 400 for a query or urlencoded form of more than ``max_fields`` fields."""
+    return HTTPError(400, f"more than {max_fields} query or form fields")
+
+
 def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:
     """Parse a query string or urlencoded body into ``(name, value)`` pairs.
 
@@ -347,7 +352,7 @@ def parse_fields(data: bytes, max_fields: int) -> list[tuple[str, str]]:
         raise HTTPError(400, "query or form data is not valid UTF-8") from None
     # NOTE: counted as parse_qsl counts them, empty fields included.
     if text.count("&") >= max_fields:
-        raise HTTPError(400, f"more than {max_fields} query or form fields")
+        raise too_many_fields(max_fields)
     # PERF: nothing to decode, the common case, costs no unquoting: 4.4 us for 20 fields
     # instead of 14.3 with parse_qsl. A plain loop, with no generator inside a comprehension:
     # 3.2 -> 2.7 us for the same 20 (timeit, 2026-11-30).

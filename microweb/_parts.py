@@ -43,6 +43,23 @@ class PartHead:
 
 TOO_LONG = "a part's headers are too long"
 _MULTIPART_TOO_LONG = "Maximum segment header length exceeded"
+# NOTE: multipart's words for a form past max_form_parts (its max_segment_count).
+TOO_MANY_PARTS = "multipart limit reached: Maximum segment count exceeded"
+
+
+def too_many_files(limits: Limits) -> HTTPError:
+    """The 413 for a form of more than ``max_form_files`` files."""
+    return HTTPError(413, f"the form has more than {limits.max_form_files} files")
+
+
+def field_too_large(name: str, limits: Limits) -> HTTPError:
+    """The 413 for the text field ``name`` past ``max_field_size``."""
+    return HTTPError(413, f"form field {name!r} is larger than {limits.max_field_size} bytes")
+
+
+def fields_too_large(limits: Limits) -> HTTPError:
+    """The 413 for a form's text fields past ``max_form_memory`` together."""
+    return HTTPError(413, f"form fields are larger than {limits.max_form_memory} bytes")
 
 
 def _reason(exc: multipart.MultipartError) -> str:
@@ -341,7 +358,7 @@ class MultipartEvents:
     def _count_file(self) -> None:
         self._files += 1
         if self._files > self.limits.max_form_files:
-            raise HTTPError(413, f"the form has more than {self.limits.max_form_files} files")
+            raise too_many_files(self.limits)
 
     def count(self, size: int) -> None:
         """Count ``size`` bytes of the current text field against the field limits (or the
@@ -355,11 +372,9 @@ class MultipartEvents:
         self._memory += size
         limits = self.limits
         if self._field_size > limits.max_field_size:
-            raise HTTPError(
-                413, f"form field {self._field!r} is larger than {limits.max_field_size} bytes"
-            )
+            raise field_too_large(self._field, limits)
         if self._memory > limits.max_form_memory:
-            raise HTTPError(413, f"form fields are larger than {limits.max_form_memory} bytes")
+            raise fields_too_large(limits)
 
 
 class PartStream:

@@ -13,39 +13,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._buffer import BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
-from ._forms import FORM_READ, URLENCODED, FormBuilder, FormData, FormValue
-from ._limits import Limits
+from ._forms import FORM_READ, URLENCODED, FormBuilder, FormData, check_kept_form
 from ._parsing import decode_text, is_coded, is_json_type, media_type
 from ._parts import PartStream
 from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties
 from ._streamed_parts import AsyncParts, Part, SyncParts
 from ._strict_json import parse_json
-from ._uploads import UploadFile
 
 CODED = "unsupported Content-Encoding (send the body uncompressed)"
 
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
-
-
-# NOTE: multipart's words for a form past max_form_parts (its max_segment_count).
-TOO_MANY_PARTS = "multipart limit reached: Maximum segment count exceeded"
-
-
-def _check_text_sizes(items: list[tuple[str, FormValue]], limits: Limits) -> None:
-    """413 for a text field of ``items`` past ``max_field_size``, or all of them past
-    ``max_form_memory``, counted in characters (no more than the bytes they came as)."""
-    memory = 0
-    for name, value in items:
-        if isinstance(value, str):
-            if len(value) > limits.max_field_size:
-                raise HTTPError(
-                    413, f"form field {name!r} is larger than {limits.max_field_size} bytes"
-                )
-            memory += len(value)
-    if memory > limits.max_form_memory:
-        raise HTTPError(413, f"form fields are larger than {limits.max_form_memory} bytes")
 
 
 class Cleanup(Protocol):
@@ -362,28 +341,10 @@ class BodyMethods(HeadProperties):
     def _check_kept_form(self, form: FormData) -> None:
         """Refuse a form a read before this one kept where this read's limits would have
         refused it: its body's size, and the form limits that can be told from the form."""
-        # NOTE: a flow's form(), before routing, was read under the app's form limits: the
-        # handler of a route of max_form_parts=2 got 5 parts (review243). What is counted here
-        # never exceeds what the parser counted (a file has a name; a text field's characters
-        # are no more than its bytes), so a form read under these limits is never refused.
         size = self._form_size()
         self._check_kept(size)
-        limits, items = self.limits, form._items
-        if media_type(self.content_type)[0] == URLENCODED:
-            if size > limits.max_form_memory:
-                raise HTTPError(413, f"form fields are larger than {limits.max_form_memory} bytes")
-            if len(items) > limits.max_query_params:
-                raise HTTPError(400, f"more than {limits.max_query_params} query or form fields")
-            return
-        if len(items) > limits.max_form_parts:
-            raise HTTPError(413, TOO_MANY_PARTS)
-        # PERF: the pass over the form only where it can find something past a limit.
-        if len(items) > limits.max_form_files:
-            files = sum(1 for _, value in items if isinstance(value, UploadFile) and value.filename)
-            if files > limits.max_form_files:
-                raise HTTPError(413, f"the form has more than {limits.max_form_files} files")
-        if size > min(limits.max_field_size, limits.max_form_memory):
-            _check_text_sizes(items, limits)
+        urlencoded = media_type(self.content_type)[0] == URLENCODED
+        check_kept_form(form, self.limits, size, urlencoded=urlencoded)
 
     def _form_size(self) -> int:
         """The bytes of the body that the kept form was read from."""
