@@ -412,16 +412,22 @@ class AsyncSizedStream(_Sized):
         iterator, source = self._iterator, self._source
         try:
             if iterator is not None and iterator is not source:
-                await _aclose_stream_of(iterator)
+                await aclose_of(iterator)
         finally:
-            await _aclose_stream_of(source)
+            await aclose_of(source)
 
 
 def _nothing() -> None:
     return None
 
 
-async def _aclose_stream_of(stream: object) -> None:
+def close_of(stream: object) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+async def aclose_of(stream: object) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -476,7 +482,7 @@ def close_replaced(request: Request, replaced: Response, final: Response | None)
     if chunks is None or (final is not None and final.chunks is chunks):
         return
     if hasattr(chunks, "aclose"):
-        call: AfterCall = (Colored(_aclose_stream, True), (chunks,), {})
+        call: AfterCall = (Colored(chunks.aclose, True), (), {})
     elif hasattr(chunks, "close"):
         call = (Colored(chunks.close, is_async_callable(chunks.close)), (), {})
     else:
@@ -488,10 +494,6 @@ def close_replaced(request: Request, replaced: Response, final: Response | None)
         request._after = AfterCalls([call])
     else:
         request._after.insert(0, call)
-
-
-async def _aclose_stream(chunks: Any) -> None:
-    await chunks.aclose()
 
 
 # NOTE: ASGI's encoded headers (see encoded_headers), kept for the framework's own headers

@@ -15,7 +15,7 @@ from collections.abc import (
 )
 
 from microweb import App, Request, Response
-from microweb._emission import check_stream, encode_chunk, sized, stream_length
+from microweb._emission import aclose_of, check_stream, close_of, encode_chunk, sized, stream_length
 from microweb._files import reads_the_file
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 from microweb._response import StreamBody
@@ -152,7 +152,7 @@ class GzipStream:
         """Close the compressed stream and the one it reads."""
         self._compressed.close()  # NOTE: once started, its finally closes the source.
         if not self._started:
-            _close(self._source)
+            close_of(self._source)
 
 
 class AsyncGzipStream:
@@ -176,7 +176,7 @@ class AsyncGzipStream:
         """Close the compressed stream and the one it reads."""
         await self._compressed.aclose()
         if not self._started:
-            await _aclose(self._source)
+            await aclose_of(self._source)
 
 
 def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, None, None]:
@@ -192,9 +192,9 @@ def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, N
         yield compressor.flush()
     finally:
         # NOTE: a stream that is its own iterator was closed twice.
-        _close(iterator)
+        close_of(iterator)
         if iterator is not chunks:
-            _close(chunks)
+            close_of(chunks)
 
 
 def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
@@ -225,27 +225,15 @@ async def _acompressed(
                 yield data
         yield compressor.flush()
     finally:
-        await _aclose(iterator)
+        await aclose_of(iterator)
         if iterator is not chunks:
-            await _aclose(chunks)
+            await aclose_of(chunks)
 
 
 def _large(chunk: object) -> bool:
     # NOTE: measured only once it is a chunk: an int or None failed with "object of type
     # 'int' has no len()", not the TypeError that names the stream's chunk (encode_chunk).
     return isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY
-
-
-def _close(source: object) -> None:
-    close = getattr(source, "close", None)
-    if close is not None:
-        close()
-
-
-async def _aclose(source: object) -> None:
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _media_type(response: Response) -> str:
