@@ -12,6 +12,8 @@ V = TypeVar("V")
 D = TypeVar("D")
 T = TypeVar("T")
 H = TypeVar("H", bound="Headers")
+# NOTE: what headers are given as, to Headers and Response: a mapping or (name, value) pairs.
+HeaderItems = Mapping[str, str] | Iterable[tuple[str, str]]
 
 # NOTE: what a type= converter raises for a value it does not take: ValueError and TypeError,
 # as Werkzeug catches, and ArithmeticError, which Decimal("x") raises (InvalidOperation) and
@@ -203,9 +205,7 @@ class Headers:
 
     __slots__ = ("_list",)
 
-    def __init__(
-        self, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None
-    ) -> None:
+    def __init__(self, headers: HeaderItems | None = None) -> None:
         self._list: list[tuple[str, str]] = []
         if headers is not None:
             pairs = headers.items() if isinstance(headers, Mapping) else headers
