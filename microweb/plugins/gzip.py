@@ -91,29 +91,14 @@ def _compress_chunk(compressor: zlib._Compress, chunk: bytes | str) -> bytes:
 
 
 def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
-    """Compress a sync stream chunk by chunk; closing the result closes ``chunks``.
-
-    Args:
-        chunks: The body chunks (``str`` is UTF-8 encoded).
-        level: The compression level, 0 to 9.
-
-    Returns:
-        An iterator of gzip data, one piece per input chunk, then the trailer.
-    """
+    """Compress a sync stream chunk by chunk (a piece each, then the trailer); closing the
+    result closes ``chunks``."""
     # NOTE: gzip's of a file's read is bound to no thread either (see bound_to_no_thread).
     return GzipStream(chunks, _compressed(chunks, level), reads_the_file(chunks))
 
 
 def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStream:
-    """Compress an async stream chunk by chunk; closing the result closes ``chunks``.
-
-    Args:
-        chunks: The body chunks (``str`` is UTF-8 encoded).
-        level: The compression level, 0 to 9.
-
-    Returns:
-        An async iterator of gzip data, one piece per input chunk, then the trailer.
-    """
+    """Compress an async stream as ``gzip_chunks`` does a sync one."""
     return AsyncGzipStream(chunks, level)
 
 
