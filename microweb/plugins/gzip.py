@@ -221,11 +221,6 @@ def _large(chunk: object) -> bool:
     return isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY
 
 
-def _media_type(response: Response) -> str:
-    content_type = response.headers.get("content-type") or "application/octet-stream"
-    return content_type.partition(";")[0].strip().lower()
-
-
 def _no_transform(lines: list[str]) -> bool:
     """Tell whether ``Cache-Control`` lines hold the ``no-transform`` directive.
 
@@ -395,7 +390,8 @@ class GZip:
             return False
         if _no_transform(headers.getlist("cache-control")):
             return False
-        return self.compressible(_media_type(response))
+        content_type = headers.get("content-type") or "application/octet-stream"
+        return self.compressible(content_type.partition(";")[0].strip().lower())
 
     def not_modified(self, request: Request, response: Response) -> None:
         """Give a 304 answer the ``Vary`` and ``ETag`` of the 200 answer it stands for.
