@@ -74,6 +74,8 @@ _WHITESPACE = " \t"
 
 
 def _pairs(header: str) -> list[str]:
+    if not header.isascii():
+        header = _as_utf8(header)
     pairs = header.split(";", MAX_COOKIE_PAIRS)
     if len(pairs) > MAX_COOKIE_PAIRS:
         pairs.pop()  # NOTE: the rest of the header, unread.
@@ -89,8 +91,6 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII are read as
     UTF-8, as the escapes are. Only the first ``MAX_COOKIE_PAIRS`` (3,000) pairs are read.
     """
-    if not header.isascii():
-        header = _as_utf8(header)
     cookies: dict[str, str] = {}
     for pair in _pairs(header):
         name, sep, value = pair.partition("=")
@@ -110,8 +110,6 @@ def cookie_values(header: str, name: str, *, as_sent: bool = False) -> list[str]
     ``as_sent``, values keep their quotes and escapes (for a value of one spelling: a signed
     one's).
     """
-    if not header.isascii():
-        header = _as_utf8(header)
     values = []
     for pair in _pairs(header):
         found, sep, value = pair.partition("=")
