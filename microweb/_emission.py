@@ -199,19 +199,6 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
     items = response._headers._list
     status = response._status
     if (
-        len(items) == 1
-        and items[0][0] == "content-type"
-        and response.chunks is None
-        and status >= 200
-        and status != 204
-        and status != 304
-        and status != 205
-        and method != "HEAD"
-    ):
-        # PERF: a plain answer (a str, a dict, a Response with only its type): its two headers
-        # at once, with no pass over the list, 0.39 -> 0.23 us; head_list() does the rest.
-        return [items[0], LENGTHS[len(response._body)]], response._body
-    if (
         response.chunks is None
         and status >= 200
         and status != 204
@@ -219,6 +206,11 @@ def outgoing(response: Response, method: str) -> tuple[list[Header], bytes | Str
         and status != 205
         and method != "HEAD"
     ):
+        if len(items) == 1 and items[0][0] == "content-type":
+            # PERF: a plain answer (a str, a dict, a Response with only its type): its two
+            # headers at once, with no pass over the list, 0.39 -> 0.23 us; head_list() does
+            # the rest.
+            return [items[0], LENGTHS[len(response._body)]], response._body
         # PERF: a body with its type and no length of the app's (a default error, a redirect,
         # a cookie set): its headers as they are and the length, without head_list()'s second
         # list; outgoing() with one header of the app's took 0.79 -> 0.44 us (timeit,
