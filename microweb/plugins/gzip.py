@@ -200,7 +200,9 @@ async def _acompressed(
     try:
         iterator = aiter(chunks)
         async for chunk in iterator:
-            if _large(chunk):
+            # NOTE: measured only once it is a chunk: an int or None failed with "object of
+            # type 'int' has no len()", not the TypeError that names the stream's chunk.
+            if isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY:
                 # NOTE: off the event loop, as a large whole body is (zlib lets go of the GIL):
                 # a 1 MiB chunk held the loop 12.6 ms, for every connection (review181).
                 data = await asyncio.to_thread(_compress_chunk, compressor, chunk)
@@ -213,12 +215,6 @@ async def _acompressed(
         await aclose_of(iterator)
         if iterator is not chunks:
             await aclose_of(chunks)
-
-
-def _large(chunk: object) -> bool:
-    # NOTE: measured only once it is a chunk: an int or None failed with "object of type
-    # 'int' has no len()", not the TypeError that names the stream's chunk (encode_chunk).
-    return isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY
 
 
 def _no_transform(lines: list[str]) -> bool:
