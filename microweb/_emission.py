@@ -74,9 +74,13 @@ def negotiate_file(response: Response, request: Request) -> Response:
     # under ASGI, its one read spent, and kept the first request's 206 under both: the copy
     # reads the file anew.
     response = copied(response)
-    # NOTE: nor where the app put a stream of its own in the file's place: what is sent is not
-    # the file, whose validators and ranges describe other bytes.
-    if not _negotiable(response, request):
+    # NOTE: a 200 to GET or HEAD that sends the file only: a stream the app put in the file's
+    # place is not the file, whose validators and ranges describe other bytes.
+    if not (
+        response._status == 200
+        and request.method in ("GET", "HEAD")
+        and reads_the_file(response.chunks)
+    ):
         return response
     headers = request.headers
     # NOTE: the app's own ETag, if it set one, is the one sent: the client sends that back.
@@ -125,14 +129,6 @@ def _ranged(response: Response, request: Request, file: FileInfo, etag: str) -> 
     response.chunks, response.length = ranged.chunks(), length
     response.headers["content-range"] = f"bytes {start}-{start + length - 1}/{file.size}"
     return response
-
-
-def _negotiable(response: Response, request: Request) -> bool:
-    return (
-        response._status == 200
-        and request.method in ("GET", "HEAD")
-        and reads_the_file(response.chunks)
-    )
 
 
 def _without_body(response: Response, status: int) -> Response:
