@@ -182,15 +182,10 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        TypeError: If ``key`` is not a ``str``, ``value`` neither a ``str`` nor ``bytes``,
-            ``max_age`` not a number (a ``bool`` is none here) or a ``timedelta``, ``expires``
-            neither a ``str`` nor a ``datetime`` (a ``date``, say), or ``samesite``, ``path``
-            or ``domain`` not a ``str``.
-        ValueError: If the name is not a token or is the name of an attribute (``path``,
-            ``expires``...), the value or the path holds a lone surrogate, the path does not
-            start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
-            ``;``, ``=`` or a line break or is a moment that has no UTC date (past year 9999),
-            or the cookie is one that browsers drop (see ``_check_kept``).
+        TypeError: As ``Response.set_cookie`` says, or for a ``key`` or ``samesite`` that is
+            not a ``str``.
+        ValueError: As ``Response.set_cookie`` says (see ``_check_kept``), or for a lone
+            surrogate in the value or the path, or an ``expires`` with no UTC date (past 9999).
     """
     morsel: Morsel[str] = Morsel()
     _check_name(morsel, key)
