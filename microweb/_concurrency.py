@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ._app_loop import AppLoop, LoopStopped, adopt
 from ._effects import Effects, Offload
+from ._emission import close_of
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._stream_ahead import AHEAD, Raised, held
@@ -430,20 +431,11 @@ class _Pinned:
 
 
 def _close(iterator: Iterator[Any] | None, iterable: Iterable[Any]) -> None:
-    closes = [
-        close
-        for close in (
-            getattr(iterator, "close", None),
-            None if iterable is iterator else getattr(iterable, "close", None),
-        )
-        if close is not None
-    ]
     try:
-        if closes:
-            closes[0]()
+        close_of(iterator)
     finally:
-        for close in closes[1:]:
-            close()
+        if iterable is not iterator:
+            close_of(iterable)
 
 
 def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:

@@ -74,6 +74,8 @@ _WHITESPACE = " \t"
 
 
 def _pairs(header: str) -> list[str]:
+    if not header.isascii():
+        header = _as_utf8(header)
     pairs = header.split(";", MAX_COOKIE_PAIRS)
     if len(pairs) > MAX_COOKIE_PAIRS:
         pairs.pop()  # NOTE: the rest of the header, unread.
@@ -89,8 +91,6 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     is text as servers give it (its bytes decoded as latin-1); bytes beyond ASCII are read as
     UTF-8, as the escapes are. Only the first ``MAX_COOKIE_PAIRS`` (3,000) pairs are read.
     """
-    if not header.isascii():
-        header = _as_utf8(header)
     cookies: dict[str, str] = {}
     for pair in _pairs(header):
         name, sep, value = pair.partition("=")
@@ -110,8 +110,6 @@ def cookie_values(header: str, name: str, *, as_sent: bool = False) -> list[str]
     ``as_sent``, values keep their quotes and escapes (for a value of one spelling: a signed
     one's).
     """
-    if not header.isascii():
-        header = _as_utf8(header)
     values = []
     for pair in _pairs(header):
         found, sep, value = pair.partition("=")
@@ -184,15 +182,10 @@ def format_set_cookie(
     hold as it is (see ``percent_encode_uri``; ``;`` too).
 
     Raises:
-        TypeError: If ``key`` is not a ``str``, ``value`` neither a ``str`` nor ``bytes``,
-            ``max_age`` not a number (a ``bool`` is none here) or a ``timedelta``, ``expires``
-            neither a ``str`` nor a ``datetime`` (a ``date``, say), or ``samesite``, ``path``
-            or ``domain`` not a ``str``.
-        ValueError: If the name is not a token or is the name of an attribute (``path``,
-            ``expires``...), the value or the path holds a lone surrogate, the path does not
-            start with ``/`` (``""`` is ``/``), ``domain`` is not a host name, ``expires`` holds
-            ``;``, ``=`` or a line break or is a moment that has no UTC date (past year 9999),
-            or the cookie is one that browsers drop (see ``_check_kept``).
+        TypeError: As ``Response.set_cookie`` says, or for a ``key`` or ``samesite`` that is
+            not a ``str``.
+        ValueError: As ``Response.set_cookie`` says (see ``_check_kept``), or for a lone
+            surrogate in the value or the path, or an ``expires`` with no UTC date (past 9999).
     """
     morsel: Morsel[str] = Morsel()
     _check_name(morsel, key)

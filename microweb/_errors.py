@@ -66,11 +66,8 @@ def own_stop(stop: StopIteration) -> RuntimeError:
 
 
 def raise_own(exc: BaseException) -> None:
-    """Raise the error ``exc`` is to its request, if sync app code called in the request's
-    own thread raised it: asyncio's ``CancelledError`` (see ``raise_own_cancellation``) or a
-    ``StopIteration`` (see ``own_stop``); return for anything else, which the caller
-    re-raises as it is.
-    """
+    """Raise what ``exc`` is to its request, as ``raise_own_cancellation`` does, or
+    ``own_stop``'s error for a ``StopIteration``; return for anything else."""
     raise_own_cancellation(exc)
     if isinstance(exc, StopIteration):
         raise own_stop(exc) from exc

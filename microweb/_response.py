@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
-from ._datastructures import Headers, trusted_headers
+from ._datastructures import HeaderItems, Headers, trusted_headers
 from ._errors import OtherSpelling
 from ._files import FILE_CHUNK, FileInfo, stat_file
 from ._percent import encode_location
@@ -109,7 +109,7 @@ class Response:
         self,
         body: bytes | str = b"",
         status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        headers: HeaderItems | None = None,
         media_type: str | None = None,
     ) -> None:
         if isinstance(body, str):
@@ -251,7 +251,7 @@ class Response:
         return self._headers
 
     @headers.setter
-    def headers(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+    def headers(self, headers: HeaderItems) -> None:
         # NOTE: a dict assigned here went out as it was: the drivers read a Headers' list,
         # and the request ended as the server's own 500, with no line of microweb's log.
         if isinstance(headers, Headers):
@@ -271,32 +271,17 @@ class Response:
             )
 
     @classmethod
-    def text(
-        cls,
-        text: str,
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-    ) -> Response:
+    def text(cls, text: str, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return a ``text/plain; charset=utf-8`` response."""
         return cls(text.encode("utf-8"), status, headers, TEXT)
 
     @classmethod
-    def html(
-        cls,
-        html: str,
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-    ) -> Response:
+    def html(cls, html: str, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return a ``text/html; charset=utf-8`` response."""
         return cls(html.encode("utf-8"), status, headers, HTML)
 
     @classmethod
-    def json(
-        cls,
-        value: Any,
-        status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-    ) -> Response:
+    def json(cls, value: Any, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return an ``application/json`` response.
 
         Raises:
@@ -306,12 +291,7 @@ class Response:
         return cls(encode_json(value), status, headers, JSON)
 
     @classmethod
-    def redirect(
-        cls,
-        url: str,
-        status: int = 307,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-    ) -> Response:
+    def redirect(cls, url: str, status: int = 307, headers: HeaderItems | None = None) -> Response:
         """Return a redirect to ``url`` (307 keeps the method; use 303 after a POST, 301/308 for
         permanent moves).
 
@@ -354,7 +334,7 @@ class Response:
         iterable: StreamBody,
         media_type: str = OCTETS,
         status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        headers: HeaderItems | None = None,
     ) -> Response:
         """Return a response whose body is sent chunk by chunk as ``iterable`` yields it.
 
@@ -393,7 +373,7 @@ class Response:
         media_type: str | None = None,
         filename: str | None = None,
         status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        headers: HeaderItems | None = None,
     ) -> Response:
         """Return a response that streams the file at ``path``.
 
@@ -420,7 +400,7 @@ class Response:
         cls,
         events: Iterable[Any] | AsyncIterable[Any],
         status: int = 200,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        headers: HeaderItems | None = None,
     ) -> Response:
         """Return a Server-Sent Events stream (``text/event-stream``).
 
@@ -583,9 +563,7 @@ def _where(cls: type, name: str) -> str:
     return cls.__name__ if owner is cls else f"{cls.__name__} (through {owner.__name__})"
 
 
-def _pairs_of(
-    headers: Mapping[str, str] | Iterable[tuple[str, str]],
-) -> Mapping[str, str] | Iterable[tuple[str, str]]:
+def _pairs_of(headers: HeaderItems) -> HeaderItems:
     """Return ``headers``, or the pairs of a ``Headers`` (which is no mapping)."""
     # NOTE: iterated, a Headers gives its names: a two-letter one ("ab") became the header
     # "a: b", any other a ValueError about unpacking (review168).
@@ -631,7 +609,7 @@ def _guess_type(path: str) -> str:
     return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else guessed
 
 
-def _is_svgz(path: str, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> bool:
+def _is_svgz(path: str, headers: HeaderItems | None) -> bool:
     """Tell whether ``path`` is an SVG image compressed by its author, sent as the image."""
     # NOTE: browsers show a .svgz only as an SVG labelled Content-Encoding: gzip, as nginx and
     # Apache are configured to send it. A download, or a type of the caller's own, stays the
@@ -666,7 +644,7 @@ def described_file(
     media_type: str | None = None,
     filename: str | None = None,
     status: int = 200,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    headers: HeaderItems | None = None,
 ) -> Response:
     """Return what ``cls.file()`` returns for the file that ``info`` describes (``Static``'s,
     described from the descriptor it opened and checked)."""

@@ -12,27 +12,10 @@ into an orderly stop:
 3. close what is left, stop Waitress's threads, and run ``wsgi.close()`` (shutdown hooks, then
    the plugins' ``close()``); a signal during those ends the process at once, by that signal.
 
-While it serves, a connection whose client has stopped reading a large response is closed
-once nothing has moved on it for Waitress's ``channel_timeout``: Waitress closes only idle
-connections, with no request, and a thread writing to that client waited for ever
-(``threads`` such clients held every thread).
-
-Its tasks run a request's after-response callbacks once the whole response is sent: Waitress
-sends a streamed body's last chunk, and the head of an answer with no body, only after the
-body's ``close()``, where the WSGI driver runs them, so the client waited for them; and it
-closed a connection that ends with its response (HTTP/1.0, ``Connection: close``) only after
-them, the end of an HTTP/1.0 client's streamed body. App code's
-``SystemExit`` (or ``KeyboardInterrupt``, ``GeneratorExit``) is answered as Uvicorn answers it,
-500 or a closed connection, where Waitress left the request unanswered and its connection open.
-
-Its tasks keep the connection open after an HTTP/1.1 response without ``Content-Length`` (a
-204, a 304, a chunked stream), which Waitress closed: every CORS preflight, revalidation or
-stream cost the client a new connection.
-
-Its connections read a chunked request body with ``_chunked.ChunkedBody``, whose cost grows
-with the body, where Waitress's own grew with each read's size times its chunks. They join the
-lines of a ``Cookie`` header with ``"; "``, as Uvicorn does, where Waitress's ``", "`` made the
-next line part of the previous line's last value.
+While it serves, what Waitress does otherwise is mended where it is done: a client that
+stopped reading (``_close_stalled``); after-response work, an app's ``SystemExit`` and
+kept-alive answers without ``Content-Length`` (``OrderlyTask``); chunked bodies, ``Cookie``
+lines and ambiguous framing (``OrderlyParser``).
 """
 
 from __future__ import annotations
@@ -197,7 +180,10 @@ class OrderlyWaitress:
         )
 
     def _close_stalled(self) -> None:
-        """Close the connections whose response waits on a client that has stopped reading."""
+        """Close the connections whose response waits on a client that has stopped reading,
+        once nothing has moved for Waitress's ``channel_timeout``."""
+        # NOTE: Waitress closes only idle connections, with no request: a thread writing to
+        # such a client waited for ever (``threads`` such clients held every thread).
         now = time.time()  # NOTE: Waitress's clock for last_activity.
         if now < self.next_stall_check:
             return
@@ -277,6 +263,10 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
     """Waitress's task, which runs the work the app hands to ``AFTER_SENT`` once it has sent
     the whole response (its ``finish()``), in its own thread: the stop's drain waits for it as
     for any request in flight. An exception that is no ``Exception`` leaves it as ``Escaped``.
+
+    NOTE: Waitress sends a streamed body's last chunk, and the head of an answer with no body,
+    only after the body's ``close()``, where the WSGI driver runs that work: the client
+    waited for it.
     """
 
     def __init__(self, channel: Any, request: Any) -> None:

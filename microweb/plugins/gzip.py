@@ -15,7 +15,7 @@ from collections.abc import (
 )
 
 from microweb import App, Request, Response
-from microweb._emission import check_stream, encode_chunk, sized, stream_length
+from microweb._emission import aclose_of, check_stream, close_of, encode_chunk, sized, stream_length
 from microweb._files import reads_the_file
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 from microweb._response import StreamBody
@@ -91,29 +91,14 @@ def _compress_chunk(compressor: zlib._Compress, chunk: bytes | str) -> bytes:
 
 
 def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
-    """Compress a sync stream chunk by chunk; closing the result closes ``chunks``.
-
-    Args:
-        chunks: The body chunks (``str`` is UTF-8 encoded).
-        level: The compression level, 0 to 9.
-
-    Returns:
-        An iterator of gzip data, one piece per input chunk, then the trailer.
-    """
+    """Compress a sync stream chunk by chunk (a piece each, then the trailer); closing the
+    result closes ``chunks``."""
     # NOTE: gzip's of a file's read is bound to no thread either (see bound_to_no_thread).
     return GzipStream(chunks, _compressed(chunks, level), reads_the_file(chunks))
 
 
 def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStream:
-    """Compress an async stream chunk by chunk; closing the result closes ``chunks``.
-
-    Args:
-        chunks: The body chunks (``str`` is UTF-8 encoded).
-        level: The compression level, 0 to 9.
-
-    Returns:
-        An async iterator of gzip data, one piece per input chunk, then the trailer.
-    """
+    """Compress an async stream as ``gzip_chunks`` does a sync one."""
     return AsyncGzipStream(chunks, level)
 
 
@@ -152,7 +137,7 @@ class GzipStream:
         """Close the compressed stream and the one it reads."""
         self._compressed.close()  # NOTE: once started, its finally closes the source.
         if not self._started:
-            _close(self._source)
+            close_of(self._source)
 
 
 class AsyncGzipStream:
@@ -176,7 +161,7 @@ class AsyncGzipStream:
         """Close the compressed stream and the one it reads."""
         await self._compressed.aclose()
         if not self._started:
-            await _aclose(self._source)
+            await aclose_of(self._source)
 
 
 def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, None, None]:
@@ -192,9 +177,9 @@ def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, N
         yield compressor.flush()
     finally:
         # NOTE: a stream that is its own iterator was closed twice.
-        _close(iterator)
+        close_of(iterator)
         if iterator is not chunks:
-            _close(chunks)
+            close_of(chunks)
 
 
 def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
@@ -215,7 +200,9 @@ async def _acompressed(
     try:
         iterator = aiter(chunks)
         async for chunk in iterator:
-            if _large(chunk):
+            # NOTE: measured only once it is a chunk: an int or None failed with "object of
+            # type 'int' has no len()", not the TypeError that names the stream's chunk.
+            if isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY:
                 # NOTE: off the event loop, as a large whole body is (zlib lets go of the GIL):
                 # a 1 MiB chunk held the loop 12.6 ms, for every connection (review181).
                 data = await asyncio.to_thread(_compress_chunk, compressor, chunk)
@@ -225,32 +212,9 @@ async def _acompressed(
                 yield data
         yield compressor.flush()
     finally:
-        await _aclose(iterator)
+        await aclose_of(iterator)
         if iterator is not chunks:
-            await _aclose(chunks)
-
-
-def _large(chunk: object) -> bool:
-    # NOTE: measured only once it is a chunk: an int or None failed with "object of type
-    # 'int' has no len()", not the TypeError that names the stream's chunk (encode_chunk).
-    return isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY
-
-
-def _close(source: object) -> None:
-    close = getattr(source, "close", None)
-    if close is not None:
-        close()
-
-
-async def _aclose(source: object) -> None:
-    aclose = getattr(source, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-def _media_type(response: Response) -> str:
-    content_type = response.headers.get("content-type") or "application/octet-stream"
-    return content_type.partition(";")[0].strip().lower()
+            await aclose_of(chunks)
 
 
 def _no_transform(lines: list[str]) -> bool:
@@ -422,7 +386,8 @@ class GZip:
             return False
         if _no_transform(headers.getlist("cache-control")):
             return False
-        return self.compressible(_media_type(response))
+        content_type = headers.get("content-type") or "application/octet-stream"
+        return self.compressible(content_type.partition(";")[0].strip().lower())
 
     def not_modified(self, request: Request, response: Response) -> None:
         """Give a 304 answer the ``Vary`` and ``ETag`` of the 200 answer it stands for.

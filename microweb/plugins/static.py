@@ -51,10 +51,6 @@ def _unsafe(path: str) -> bool:
     return ".." in path.split("/")
 
 
-def _within(root: str, full: str) -> bool:
-    return os.path.commonpath([root, full]) == root
-
-
 def _hidden(path: str) -> bool:
     # NOTE: "." is the folder itself (os.path.relpath gives it for the root), not a dotfile.
     return any(part.startswith(".") and part != "." for part in path.split("/"))
@@ -101,7 +97,7 @@ def _opened_inside(root: str, full: str, dotfiles: bool) -> FileInfo | None:
 
 def _servable(root: str, full: str, dotfiles: bool) -> bool:
     """Whether the real path ``full`` is inside ``root`` and no dotfile (unless served)."""
-    if not _within(root, full):
+    if os.path.commonpath([root, full]) != root:
         return False
     # NOTE: checked once resolved: a symbolic link inside the folder may lead to ".git".
     return dotfiles or not _hidden(os.path.relpath(full, root).replace(os.sep, "/"))
@@ -231,7 +227,7 @@ class Static:
             raise HTTPError(404)
         mode = _mode(request, full)
         if stat.S_ISDIR(mode):
-            return self._folder(request, full, path)
+            return self._folder(request, full)
         if _names_a_folder(path) or not stat.S_ISREG(mode):
             raise HTTPError(404)
         return self._file(request, full)
@@ -246,7 +242,7 @@ class Static:
         """
         return _resolve(self.root, path, self.dotfiles)
 
-    def _folder(self, request: Request, full: str, path: str) -> Response:
+    def _folder(self, request: Request, full: str) -> Response:
         if self.index is None:
             raise HTTPError(404)
         index = os.path.realpath(os.path.join(full, self.index))
