@@ -176,10 +176,13 @@ def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, N
                 yield data
         yield compressor.flush()
     finally:
-        # NOTE: a stream that is its own iterator was closed twice.
-        close_of(iterator)
-        if iterator is not chunks:
-            close_of(chunks)
+        # NOTE: a stream that is its own iterator was closed twice; the stream is closed even
+        # when its iterator's close() fails.
+        try:
+            close_of(iterator)
+        finally:
+            if iterator is not chunks:
+                close_of(chunks)
 
 
 def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
@@ -212,9 +215,11 @@ async def _acompressed(
                 yield data
         yield compressor.flush()
     finally:
-        await aclose_of(iterator)
-        if iterator is not chunks:
-            await aclose_of(chunks)
+        try:
+            await aclose_of(iterator)
+        finally:
+            if iterator is not chunks:
+                await aclose_of(chunks)
 
 
 def _no_transform(lines: list[str]) -> bool:

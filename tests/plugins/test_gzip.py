@@ -826,3 +826,68 @@ def test_gzip_a_stream_chunk_of_another_type_is_the_type_error_a_plain_stream_ge
     message = f"yields bytes or str chunks, not {type(item).__name__}"
     with pytest.raises(TypeError, match=message):
         make_client(app).get("/", headers={"accept-encoding": "gzip"})
+
+
+class StuckRows:
+    """A sync stream that is not its own iterator; the iterator's ``close()`` fails."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        return StuckIterator()
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+class StuckIterator:
+    def __iter__(self) -> StuckIterator:
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+    def close(self) -> None:
+        raise OSError("the cursor will not close")
+
+
+class AsyncStuckRows:
+    """An async stream that is not its own iterator; the iterator's ``aclose()`` fails."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __aiter__(self) -> AsyncStuckIterator:
+        return AsyncStuckIterator()
+
+    async def aclose(self) -> None:
+        self.closed.append("closed")
+
+
+class AsyncStuckIterator:
+    def __aiter__(self) -> AsyncStuckIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        raise OSError("the cursor will not close")
+
+
+@pytest.mark.parametrize("stream", [StuckRows, AsyncStuckRows])
+def test_gzip_stream_closes_the_stream_when_its_iterator_fails_to_close(
+    make_client: MakeClient, stream: type[StuckRows | AsyncStuckRows]
+) -> None:
+    closed: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=10))
+
+    @app.get("/")
+    def answer(request: Request) -> Response:
+        return Response.stream(stream(closed), media_type="text/plain")
+
+    with pytest.raises(OSError, match="will not close"):
+        make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert closed == ["closed"]
