@@ -68,7 +68,7 @@ async def _run_handler(
     # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
     # "chat, , v2", which an app could accept (the client then got no subprotocol).
     subprotocols = [name for name in scope.get("subprotocols") or () if name]
-    reported = _reporting(request, send)
+    reported = _refusing(request, _reporting(request, send))
     ws = WebSocket(request, receive, _turning(reported, send), subprotocols, limit)
     try:
         await route.handler(ws, **request.path_params)
@@ -308,6 +308,29 @@ def _reporting(request: Request, send: Send) -> Send:
             _report(request, 403)
 
     return reporting
+
+
+def _refusing(request: Request, send: Send) -> Send:
+    """Return ``send``, which answers a close before the accept with an empty 403 that
+    carries the flows' headers, where the server can send it."""
+    accepted = False
+
+    async def refusing(message: Message) -> None:
+        nonlocal accepted
+        kind = message["type"]
+        if kind == "websocket.accept":
+            accepted = True
+        elif kind == "websocket.close" and not accepted:
+            # NOTE: the server's bare 403 for it lacked the request ID, security headers and
+            # session cookie that a raised HTTPError(403) carries. SPEC: ASGI, a close before
+            # accept is a 403 whatever its code, which a server that cannot send this gets.
+            refusal = _with_flows_headers(request, Response(b"", 403))
+            if sends_refusal(request, refusal):
+                await _send_refusal(refusal, send)
+                return
+        await send(message)
+
+    return refusing
 
 
 def _turning(send: Send, sends_messages: Send | None = None) -> Send:

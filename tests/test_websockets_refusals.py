@@ -65,6 +65,11 @@ def _guarded_app(colour: str) -> App:
             raise HTTPError(403, "not yours")
         if token == "bug":
             raise KeyError(token)
+        if token == "close":
+            await ws.close(4003)
+            return
+        if token == "return":
+            return
         await ws.accept()
 
     return app
@@ -72,7 +77,9 @@ def _guarded_app(colour: str) -> App:
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
 @pytest.mark.parametrize(
-    ("token", "status"), [("none", 401), ("http", 403), ("bug", 500)], ids=["class", "http", "bug"]
+    ("token", "status"),
+    [("none", 401), ("http", 403), ("bug", 500), ("close", 403), ("return", 403)],
+    ids=["class", "http", "bug", "close", "return"],
 )
 def test_a_handlers_refusal_carries_the_flows_headers(
     asgi_client: MakeClient, colour: str, token: str, status: int
@@ -90,6 +97,28 @@ def test_a_handlers_refusal_carries_the_flows_headers(
         # NOTE: the refusal's own header wins, as accept()'s do; its cookie joins the flows'.
         assert answer.headers.get_list("x-kept") == ["handler"]
         assert any(cookie.startswith("why=signin") for cookie in cookies)
+
+
+@pytest.mark.parametrize("token", ["close", "return"])
+def test_a_close_before_accept_is_an_empty_403(asgi_client: MakeClient, token: str) -> None:
+    # NOTE: a close before accept() went out as the server's bare 403, without the flows'
+    # headers that a raised HTTPError(403) carries.
+    answer = _refused(asgi_client(_guarded_app("sync")), f"/ws?token={token}")
+    assert (answer.status_code, answer.content) == (403, b"")
+    assert answer.headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize("token", ["close", "return"])
+def test_a_close_before_accept_under_a_server_that_cannot_send_denials_keeps_its_code(
+    token: str,
+) -> None:
+    # SPEC: ASGI, a websocket.close before accept is the server's 403; its code is the app's.
+    scope = websocket_scope("/ws")
+    scope["query_string"] = f"token={token}".encode()
+    sent = handshake_messages(_guarded_app("sync").as_asgi(), scope)
+    assert [(message["type"], message["code"]) for message in sent] == [
+        ("websocket.close", 4003 if token == "close" else 1000)
+    ]
 
 
 def test_the_flows_headers_still_go_out_with_the_acceptance(asgi_client: MakeClient) -> None:
