@@ -14,7 +14,7 @@ from ._asgi_request import sends_refusal
 from ._concurrency import drive_async, error_of_request
 from ._emission import close_replaced, encoded_headers, outgoing
 from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
-from ._pipeline import HANDSHAKE_HEADERS, dispatch_handshake, fail
+from ._pipeline import HANDSHAKE_HEADERS, dispatch_handshake, fail, refuse_handshake
 from ._request import Request, logged_path, logged_request
 from ._response import Response
 from ._results import copied
@@ -122,23 +122,29 @@ async def _routed(host: SessionHost, request: Request, send: Send) -> Route | No
         # NOTE: a converter's own (not the server's cancellation) left the app, where over
         # HTTP it is a bug of the request, logged and answered 500, as a handler's is.
         found = error_of_request(exc)
-    if found is None:
-        # SPEC: closing before accept makes the server refuse the handshake with 403.
-        await send(_REFUSAL)
-        return None
-    if isinstance(found, Exception):
-        # NOTE: a converter's error (or the 400 of a malformed path), answered as the
-        # handler's before accept(): its 401 went out as the 403 of a close, whatever the
-        # error handlers said.
+    if found is None or isinstance(found, Exception):
         try:
-            if not await _refusal_sent(host, request, found, send):
-                await send(_REFUSAL)
+            await _refuse_unrouted(host, request, found, send)
         finally:
             # NOTE: its traceback holds this frame once the error went through the error
             # handlers, and this frame held it: a cycle that kept the request.
             del found
         return None
     return found
+
+
+async def _refuse_unrouted(
+    host: SessionHost, request: Request, refused: Exception | None, send: Send
+) -> None:
+    """Refuse a handshake no WebSocket route takes with what the flows make of ``refused``
+    (see ``refuse_handshake``)."""
+    try:
+        response = await drive_async(refuse_handshake(host.plan, request, refused), host.pool)
+    except ClientDisconnect:
+        await send(_REFUSAL)  # NOTE: as for a flow's (see _accepted).
+        return
+    close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
+    await _send_flows_refusal(request, response, send)
 
 
 def _close_code(request: Request, exc: HTTPError) -> int:
@@ -249,14 +255,19 @@ async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
         return False
     if refusal is None:
         return True
-    if sends_refusal(request, refusal):
-        await _send_refusal(refusal, send)
-    else:
-        await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+    await _send_flows_refusal(request, refusal, send)
     # NOTE: a flow that saw the 101 (AccessLog further in) asked for the answer, which a flow
     # outside it replaced with this refusal: its line was never written.
     _report(request, refused_status(request, refusal))
     return False
+
+
+async def _send_flows_refusal(request: Request, refusal: Response, send: Send) -> None:
+    """Refuse a handshake with the response the flows gave, where the server can send it."""
+    if sends_refusal(request, refusal):
+        await _send_refusal(refusal, send)
+    else:
+        await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
 
 
 def when_answered(request: Request, report: Callable[[int | None], None]) -> None:

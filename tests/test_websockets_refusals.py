@@ -154,9 +154,14 @@ def test_an_apps_own_state_named_handshake_headers_is_not_sent(
     assert headers["x-request-id"] == "rid-1"
 
 
-def test_a_converters_refusal_has_no_flows_around_it(asgi_client: MakeClient) -> None:
+def _unrouted_app() -> App:
     app = App()
     app.install(RequestID(generator=lambda: "rid-1"))
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-frame-options"] = "DENY"
 
     def locked(text: str) -> str:
         raise HTTPError(401, "locked")
@@ -167,9 +172,27 @@ def test_a_converters_refusal_has_no_flows_around_it(asgi_client: MakeClient) ->
     async def room(ws: WebSocket, name: str) -> None:
         await ws.accept()
 
-    answer = _refused(asgi_client(app), "/rooms/a")
-    assert answer.status_code == 401
-    assert "x-request-id" not in answer.headers
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/nowhere", 403), ("/rooms/a", 401), ("/caf%ff", 400)],
+    ids=["no-route", "converter", "malformed"],
+)
+def test_a_handshake_no_route_takes_is_refused_through_the_flows(
+    asgi_client: MakeClient, path: str, status: int
+) -> None:
+    # NOTE: refused before any flow ran: no request ID, no security header, where an HTTP
+    # request's 404 (or 400) goes through the flows.
+    answer = _refused(asgi_client(_unrouted_app()), path)
+    assert answer.status_code == status
+    assert answer.headers["x-request-id"] == "rid-1"
+    # NOTE: a converter's error is thrown in at the flows, as over HTTP: a flow that does not
+    # catch it does not see the answer.
+    assert ("x-frame-options" in answer.headers) is (path != "/rooms/a")
+    if status == 403:
+        assert answer.content == b""
 
 
 def _app_answering(colour: str, value: Callable[[], Any]) -> App:
