@@ -12,14 +12,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._asgi_request import sends_refusal
 from ._concurrency import drive_async, error_of_request
-from ._emission import close_replaced, encoded_headers, outgoing
+from ._emission import close_replaced
 from ._errors import ClientDisconnect, HTTPError, only_of, report_unhandled, status_of
-from ._pipeline import HANDSHAKE_HEADERS, dispatch_handshake, fail
+from ._pipeline import dispatch_handshake, fail, refuse_handshake
 from ._request import Request, logged_path, logged_request
-from ._response import Response
-from ._results import copied
 from ._types import Message, Receive, Scope, Send
 from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
+from ._ws_refusal import (
+    REFUSAL,
+    refused_status,
+    refusing,
+    send_flows_refusal,
+    send_refusal,
+    with_flows_headers,
+)
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -68,7 +74,7 @@ async def _run_handler(
     # SPEC: RFC 9110 5.6.1: empty list elements are ignored; Uvicorn passes on the "" of
     # "chat, , v2", which an app could accept (the client then got no subprotocol).
     subprotocols = [name for name in scope.get("subprotocols") or () if name]
-    reported = _reporting(request, send)
+    reported = refusing(request, _reporting(request, send))
     ws = WebSocket(request, receive, _turning(reported, send), subprotocols, limit)
     try:
         await route.handler(ws, **request.path_params)
@@ -122,23 +128,29 @@ async def _routed(host: SessionHost, request: Request, send: Send) -> Route | No
         # NOTE: a converter's own (not the server's cancellation) left the app, where over
         # HTTP it is a bug of the request, logged and answered 500, as a handler's is.
         found = error_of_request(exc)
-    if found is None:
-        # SPEC: closing before accept makes the server refuse the handshake with 403.
-        await send(_REFUSAL)
-        return None
-    if isinstance(found, Exception):
-        # NOTE: a converter's error (or the 400 of a malformed path), answered as the
-        # handler's before accept(): its 401 went out as the 403 of a close, whatever the
-        # error handlers said.
+    if found is None or isinstance(found, Exception):
         try:
-            if not await _refusal_sent(host, request, found, send):
-                await send(_REFUSAL)
+            await _refuse_unrouted(host, request, found, send)
         finally:
             # NOTE: its traceback holds this frame once the error went through the error
             # handlers, and this frame held it: a cycle that kept the request.
             del found
         return None
     return found
+
+
+async def _refuse_unrouted(
+    host: SessionHost, request: Request, refused: Exception | None, send: Send
+) -> None:
+    """Refuse a handshake no WebSocket route takes with what the flows make of ``refused``
+    (see ``refuse_handshake``)."""
+    try:
+        response = await drive_async(refuse_handshake(host.plan, request, refused), host.pool)
+    except ClientDisconnect:
+        await send(REFUSAL)  # NOTE: as for a flow's (see _accepted).
+        return
+    close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
+    await send_flows_refusal(request, response, send)
 
 
 def _close_code(request: Request, exc: HTTPError) -> int:
@@ -183,58 +195,8 @@ async def _refusal_sent(host: SessionHost, request: Request, exc: Exception, sen
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     if not sends_refusal(request, response):
         return False
-    await _send_refusal(_with_flows_headers(request, response), send)
+    await send_refusal(with_flows_headers(request, response), send)
     return True
-
-
-def _with_flows_headers(request: Request, response: Response) -> Response:
-    """Return a copy of ``response`` with the headers the flows set on the handshake's
-    answer, where it sets none of that name (a ``Set-Cookie`` is added to its own, a ``Vary``
-    joins its own), as ``accept()`` adds them; ``response`` itself when no flows ran (a
-    converter's error)."""
-    # NOTE: the flows ran around the handshake before the handler refused it: their request
-    # ID, security headers and session cookie went out on the acceptance and on a flow's
-    # refusal, and were missing here, where over HTTP they are on every error's answer.
-    from_flows = getattr(request.state, HANDSHAKE_HEADERS, None)
-    if not from_flows:
-        return response
-    refusal = copied(response, reread=False)  # NOTE: the app may keep the one it returned.
-    own = set(refusal.headers.keys())
-    # NOTE: the refusal's cookies after the flows', as accept() orders them: a browser keeps
-    # the last line of a cookie, and the flows' session cookie undid an error handler's
-    # deleting it (signing the user out).
-    cookies = refusal.headers.getlist("set-cookie")
-    refusal.headers.pop("set-cookie")
-    for name, value in from_flows.items():
-        if name == "vary":
-            _add_vary(refusal, value)
-        elif name == "set-cookie" or (name not in own and name not in _ACCEPTANCES_OWN):
-            refusal.headers.add(name, value)
-    for cookie in cookies:
-        refusal.headers.add("set-cookie", cookie)
-    return refusal
-
-
-# NOTE: what a flow may have set on the handshake's answer that belongs to an acceptance (and
-# made accept() raise, for all but the length, which is dropped): not carried to a refusal.
-_ACCEPTANCES_OWN = frozenset(
-    {
-        *("content-length", "upgrade", "sec-websocket-accept", "sec-websocket-extensions"),
-        "sec-websocket-protocol",
-    }
-)
-
-
-def _add_vary(response: Response, value: str) -> None:
-    """Add to the ``Vary`` of ``response`` the names of ``value`` it does not list yet."""
-    # NOTE: one line, as a flow's Vary joins an HTTP error's answer's (CORS's Origin to the
-    # default answer's Accept): either alone told a cache less than the refusal varies on.
-    lines = [line.strip() for line in response.headers.getlist("vary") if line.strip()]
-    listed = {item.strip().lower() for line in lines for item in line.split(",")}
-    added = [item.strip() for item in value.split(",") if item.strip()]
-    added = [item for item in dict.fromkeys(added) if item.lower() not in listed]
-    if added and "*" not in listed:
-        response.headers["vary"] = ", ".join([*lines, *added])
 
 
 async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
@@ -245,14 +207,11 @@ async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
     except ClientDisconnect:
         # NOTE: a flow raised it: refused, as an HTTP request gets its 400, with nothing
         # logged and nothing out of the app (which Uvicorn would log, answering 500).
-        await send(_REFUSAL)
+        await send(REFUSAL)
         return False
     if refusal is None:
         return True
-    if sends_refusal(request, refusal):
-        await _send_refusal(refusal, send)
-    else:
-        await send(_REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+    await send_flows_refusal(request, refusal, send)
     # NOTE: a flow that saw the 101 (AccessLog further in) asked for the answer, which a flow
     # outside it replaced with this refusal: its line was never written.
     _report(request, refused_status(request, refusal))
@@ -352,43 +311,3 @@ def _turning(send: Send, sends_messages: Send | None = None) -> Send:
 # entry goes with the task.
 _turns: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 _clock = time.monotonic
-
-
-# NOTE: a close before accept, which refuses the handshake: the server answers it with 403.
-_REFUSAL = {"type": "websocket.close", "code": 1008}
-
-
-def refused_status(request: Request, response: Response) -> int:
-    """Return the status the client of a handshake refused with ``response`` gets.
-
-    It is 403 where the server cannot send ``response`` (see ``sends_refusal``), and for a
-    1xx or 2xx status, which would say that nothing went wrong.
-    """
-    status = response._status
-    if status < 300 or not sends_refusal(request, response):
-        return 403
-    return status
-
-
-async def _send_refusal(response: Response, send: Send) -> None:
-    """Answer a refused handshake with ``response`` (the denial-response extension), whose
-    1xx or 2xx status goes out as 403."""
-    if response._status < 300:
-        # NOTE: a class error handler's plain value is a 200, its None a 204, as over HTTP (and
-        # a flow may answer a 200): a handshake's refusal said it went well. SPEC: RFC 6455
-        # 4.1, any status but 101 fails the handshake; RFC 9110 15.5.4, 403 refuses it.
-        response = copied(response, reread=False)
-        response._status = 403
-    headers, content = outgoing(response, "GET")
-    start = {
-        "type": "websocket.http.response.start",
-        "status": response._status,
-        "headers": encoded_headers(headers),
-    }
-    try:
-        # NOTE: one after the other, with no await between them that yields: Uvicorn's older
-        # websockets protocol writes the answer as it has it on its next turn.
-        await send(start)
-        await send({"type": "websocket.http.response.body", "body": content or b""})
-    except OSError:
-        pass  # NOTE: the client has gone meanwhile.

@@ -199,6 +199,41 @@ def dispatch_handshake(plan: Plan, request: Request) -> Effects:
     return None
 
 
+def refuse_handshake(plan: Plan, request: Request, refused: Exception | None) -> Effects:
+    """Run the app's flows around the refusal of a WebSocket handshake no route takes.
+
+    Args:
+        plan: The app's plan.
+        request: The handshake.
+        refused: The error that refuses it (the 400 of a malformed path, a path converter's
+            error), or ``None`` for a path with no WebSocket route: an empty 403, as for a
+            close before accept.
+
+    Returns:
+        The response that refuses the handshake.
+    """
+    # NOTE: as an HTTP request's 404 goes through the flows: refused before them, the
+    # handshake had no request ID, no security header, and no AccessLog line.
+    # NOTE: the generator, not a closure over ``refused``: the error's traceback holds the
+    # frame that holds the closure, a cycle that kept the request until a full collection.
+    refusing = _refused_handshake(plan, request, refused)
+    return _through_flows(plan, request, plan.flows, lambda: refusing)
+
+
+def _refused_handshake(plan: Plan, request: Request, refused: Exception | None) -> Effects:
+    yield from ()  # NOTE: an effect generator like _endpoint, with no effects of its own.
+    if refused is None:
+        return Response(b"", 403)
+    if isinstance(refused, HTTPError) and not request.path_is_valid:
+        # NOTE: the router's 400, which the flows see as a response, as over HTTP.
+        answer = refusal(plan, request, refused, in_flows=True)
+        return answer if isinstance(answer, Response) else (yield from answer)
+    try:
+        raise refused  # NOTE: a converter's error, thrown in at the flows, as over HTTP.
+    finally:
+        del refused  # NOTE: no cycle through this frame and the traceback.
+
+
 # NOTE: the attribute of request.state that holds the headers the flows set on a handshake's
 # 101, for accept() and a refusal: a name no app can write as an attribute, since
 # request.state is the app's. As "handshake_headers", an app's own dict there went out as

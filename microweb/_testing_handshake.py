@@ -23,6 +23,7 @@ def handshake_scope(
     root_path: str,
     client: tuple[str, int] | None,
     subprotocols: list[str],
+    origin: str | bool = True,
 ) -> dict[str, Any]:
     """Return the scope a server gives the app for ``handshake``, the request httpx built.
 
@@ -34,6 +35,8 @@ def handshake_scope(
         root_path: The client's ``root_path``.
         client: The peer address the app sees.
         subprotocols: The subprotocols offered, besides any in the handshake's headers.
+        origin: The ``Origin`` sent where the handshake's headers have none (see
+            ``with_origin()``).
 
     Raises:
         ValueError: For a URL of another scheme than http, https, ws or wss.
@@ -50,6 +53,7 @@ def handshake_scope(
         # the handshake went without it.
         basic = httpx.BasicAuth(target.username, target.password)
         handshake = next(basic.sync_auth_flow(handshake))
+    with_origin(handshake, origin)
     refused = refused_request_head(handshake)
     if refused is not None:
         # NOTE: a server's HTTP parser answers it before any WebSocket code runs.
@@ -85,6 +89,34 @@ def handshake_scope(
         "extensions": {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}},
     }
     return scope
+
+
+def with_origin(handshake: httpx.Request, origin: str | bool) -> None:
+    """Give ``handshake`` an ``Origin`` where its headers have none: for ``True``, the origin
+    of the app's own page (the ``http``/``https`` twin of the URL's scheme, its host and a
+    port other than the default); a ``str`` as it is; none for ``False``.
+
+    Raises:
+        TypeError: For an ``origin`` that is neither a ``bool`` nor a ``str``.
+    """
+    if not isinstance(origin, (bool, str)):
+        raise TypeError(
+            f"websocket_connect() takes origin=True (the app's own), False (none) or a str, "
+            f"not {type(origin).__name__}"
+        )
+    if origin is False or "origin" in handshake.headers:
+        return
+    if origin is True:
+        # SPEC: RFC 6455 4.1 and Fetch: a browser always sends the origin of the page that
+        # opens the socket; RFC 6454 6.2 serializes it, the host in ASCII (IDNA), IPv6
+        # bracketed, the default port left out.
+        target = handshake.url
+        scheme = "https" if _WEBSOCKET_SECURE.get(target.scheme) else "http"
+        host = target.raw_host.decode("ascii")
+        host = f"[{host}]" if ":" in host else host
+        port = f":{target.port}" if target.port is not None else ""
+        origin = f"{scheme}://{host}{port}"
+    handshake.headers["origin"] = origin
 
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.

@@ -349,8 +349,8 @@ class WebSocketRefused(WebSocketDisconnect):
     That is the response a flow refused it with (the test client announces the
     denial-response extension and microweb's own ``microweb.denial_response``, as
     ``microweb serve`` does; under plain Uvicorn the client gets a 403), or an empty 403 where
-    the app closed before
-    accepting. ``code`` is the app's close code then, and 1008 (policy violation) otherwise.
+    the app closed before accepting. ``code`` is 1008 (policy violation), but where the app's
+    close came through as a close, where it is that close's code.
 
     Args:
         response: The answer to the handshake.

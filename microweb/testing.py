@@ -492,12 +492,16 @@ class TestClient:
         url: str,
         subprotocols: list[str] | None = None,
         headers: Mapping[str, str] | None = None,
+        origin: str | bool = True,
     ) -> WebSocketSession:
         """Open a WebSocket to the app (ASGI only; under ``"both"`` the ASGI side is used).
 
         The handshake carries the client's default ``headers``, the cookies it holds for the
         URL (as set by earlier responses), and ``headers``, which win over the defaults; for a
         URL with credentials (``http://user:pw@host``), Basic auth, as httpx gives a request.
+        Where those headers have no ``Origin``, ``origin`` gives it, as a browser always
+        sends one: ``True``, the app's own page's (``http://testserver`` for ``ws://
+        testserver/...``), a ``str`` that origin, ``False`` none.
 
         ``url`` is a path, or a URL: ``wss://`` and ``https://`` ones give the app the
         ``wss`` scheme, ``ws://`` and ``http://`` ones ``ws``.
@@ -505,6 +509,7 @@ class TestClient:
         Raises:
             RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
             ValueError: For a URL of another scheme.
+            TypeError: For an ``origin`` that is neither a ``bool`` nor a ``str``.
             WebSocketRefused: If the app refuses the handshake (a ``WebSocketDisconnect``
                 whose ``response`` is the answer the client got).
             TimeoutError: If the app neither accepts nor refuses it within 10 seconds (its
@@ -524,6 +529,7 @@ class TestClient:
             self._root_path,
             self.client,
             subprotocols or [],
+            origin,
         )
         try:
             session = WebSocketSession(

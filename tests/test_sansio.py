@@ -22,6 +22,7 @@ IO_MODULES = frozenset(
         "_wsgi_request.py",
         "_asgi.py",
         "_asgi_websocket.py",
+        "_ws_refusal.py",
         "_asgi_request.py",
         "_body.py",
         "_asgi_body.py",
@@ -173,7 +174,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_asgi_body", "_lifespans",
     ),
     "drivers": (
-        "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_asgi_websocket", "_asgi",
+        "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
+        "_asgi",
     ),
     "facade": (
         "_router", "_app", "__init__", "__main__", "testing", "_testing_wsgi", "_testing_asgi",

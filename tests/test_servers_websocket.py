@@ -231,6 +231,25 @@ def test_a_handlers_http_error_before_accept_reaches_the_client_under_microweb_s
     assert "Traceback" not in served_ws.log_text()
 
 
+def test_a_close_before_accept_carries_the_flows_headers_under_microweb_serve(
+    served_ws: Uvicorn,
+) -> None:
+    # NOTE: the server's bare 403 of a close, without the guard flow's header that the
+    # handler's HTTPError carries.
+    answer = _refusal(served_ws, "/unwelcome")
+    assert (answer.status_code, bytes(answer.body)) == (403, b"")
+    assert answer.headers["x-served-by"] == "ws_app"
+
+
+def test_a_handshake_no_route_takes_carries_the_flows_headers_under_microweb_serve(
+    served_ws: Uvicorn,
+) -> None:
+    # NOTE: refused before any flow ran, with the server's bare 403.
+    answer = _refusal(served_ws, "/nowhere")
+    assert (answer.status_code, bytes(answer.body)) == (403, b"")
+    assert answer.headers["x-served-by"] == "ws_app"
+
+
 def test_a_refusal_without_a_body_gets_no_length_under_microweb_serve(served_ws: Uvicorn) -> None:
     # SPEC: RFC 9110 8.6: a 304 has no Content-Length of its own (Uvicorn's protocol added "0").
     answer = _refusal(served_ws, "/guarded?token=none")

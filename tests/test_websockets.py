@@ -288,8 +288,9 @@ def test_handler_that_never_accepts_refuses_the_handshake(asgi_client: MakeClien
     client = asgi_client(app)
     with pytest.raises(WebSocketDisconnect) as refused:
         client.websocket_connect("/ws")
-    # NOTE: no response to send: the server answers a close before accept with 403.
-    assert (refused.value.code, refused.value.response.status_code) == (1000, 403)
+    # NOTE: a close before accept is an empty 403, sent as any refusal is (with the flows'
+    # headers): the client sees no close code, so the session's is the refusals' 1008.
+    assert (refused.value.code, refused.value.response.status_code) == (1008, 403)
     with client.websocket_connect("/ws?token=ok"):
         pass
 
@@ -310,7 +311,7 @@ def test_a_websocket_disconnect_the_handler_raises_before_accept_refuses_quietly
     ]
     with pytest.raises(WebSocketDisconnect) as refused:
         asgi_client(app).websocket_connect("/ws")
-    assert (refused.value.code, refused.value.response.status_code) == (1000, 403)
+    assert (refused.value.code, refused.value.response.status_code) == (1008, 403)
     assert caplog.records == []
 
 

@@ -65,6 +65,11 @@ def _guarded_app(colour: str) -> App:
             raise HTTPError(403, "not yours")
         if token == "bug":
             raise KeyError(token)
+        if token == "close":
+            await ws.close(4003)
+            return
+        if token == "return":
+            return
         await ws.accept()
 
     return app
@@ -72,7 +77,9 @@ def _guarded_app(colour: str) -> App:
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
 @pytest.mark.parametrize(
-    ("token", "status"), [("none", 401), ("http", 403), ("bug", 500)], ids=["class", "http", "bug"]
+    ("token", "status"),
+    [("none", 401), ("http", 403), ("bug", 500), ("close", 403), ("return", 403)],
+    ids=["class", "http", "bug", "close", "return"],
 )
 def test_a_handlers_refusal_carries_the_flows_headers(
     asgi_client: MakeClient, colour: str, token: str, status: int
@@ -90,6 +97,28 @@ def test_a_handlers_refusal_carries_the_flows_headers(
         # NOTE: the refusal's own header wins, as accept()'s do; its cookie joins the flows'.
         assert answer.headers.get_list("x-kept") == ["handler"]
         assert any(cookie.startswith("why=signin") for cookie in cookies)
+
+
+@pytest.mark.parametrize("token", ["close", "return"])
+def test_a_close_before_accept_is_an_empty_403(asgi_client: MakeClient, token: str) -> None:
+    # NOTE: a close before accept() went out as the server's bare 403, without the flows'
+    # headers that a raised HTTPError(403) carries.
+    answer = _refused(asgi_client(_guarded_app("sync")), f"/ws?token={token}")
+    assert (answer.status_code, answer.content) == (403, b"")
+    assert answer.headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize("token", ["close", "return"])
+def test_a_close_before_accept_under_a_server_that_cannot_send_denials_keeps_its_code(
+    token: str,
+) -> None:
+    # SPEC: ASGI, a websocket.close before accept is the server's 403; its code is the app's.
+    scope = websocket_scope("/ws")
+    scope["query_string"] = f"token={token}".encode()
+    sent = handshake_messages(_guarded_app("sync").as_asgi(), scope)
+    assert [(message["type"], message["code"]) for message in sent] == [
+        ("websocket.close", 4003 if token == "close" else 1000)
+    ]
 
 
 def test_the_flows_headers_still_go_out_with_the_acceptance(asgi_client: MakeClient) -> None:
@@ -125,9 +154,14 @@ def test_an_apps_own_state_named_handshake_headers_is_not_sent(
     assert headers["x-request-id"] == "rid-1"
 
 
-def test_a_converters_refusal_has_no_flows_around_it(asgi_client: MakeClient) -> None:
+def _unrouted_app() -> App:
     app = App()
     app.install(RequestID(generator=lambda: "rid-1"))
+
+    @app.middleware
+    def stamp(request: Request) -> Iterator[None]:
+        response = yield
+        response.headers["x-frame-options"] = "DENY"
 
     def locked(text: str) -> str:
         raise HTTPError(401, "locked")
@@ -138,9 +172,27 @@ def test_a_converters_refusal_has_no_flows_around_it(asgi_client: MakeClient) ->
     async def room(ws: WebSocket, name: str) -> None:
         await ws.accept()
 
-    answer = _refused(asgi_client(app), "/rooms/a")
-    assert answer.status_code == 401
-    assert "x-request-id" not in answer.headers
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/nowhere", 403), ("/rooms/a", 401), ("/caf%ff", 400)],
+    ids=["no-route", "converter", "malformed"],
+)
+def test_a_handshake_no_route_takes_is_refused_through_the_flows(
+    asgi_client: MakeClient, path: str, status: int
+) -> None:
+    # NOTE: refused before any flow ran: no request ID, no security header, where an HTTP
+    # request's 404 (or 400) goes through the flows.
+    answer = _refused(asgi_client(_unrouted_app()), path)
+    assert answer.status_code == status
+    assert answer.headers["x-request-id"] == "rid-1"
+    # NOTE: a converter's error is thrown in at the flows, as over HTTP: a flow that does not
+    # catch it does not see the answer.
+    assert ("x-frame-options" in answer.headers) is (path != "/rooms/a")
+    if status == 403:
+        assert answer.content == b""
 
 
 def _app_answering(colour: str, value: Callable[[], Any]) -> App:

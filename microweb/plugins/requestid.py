@@ -13,10 +13,11 @@ from time import perf_counter
 from urllib.parse import quote
 
 from microweb import App, Headers, Request, Response
-from microweb._asgi_websocket import refused_status, when_answered
+from microweb._asgi_websocket import when_answered
 from microweb._parsing import header_value
 from microweb._request import logged_method, logged_path
 from microweb._routing import is_async_callable, is_generator_callable
+from microweb._ws_refusal import refused_status
 
 # NOTE: what an IP address (v4, v6, with a zone) or RFC 7239's obfuscated node holds.
 _HOST_SAFE = ":.[]_-%"

@@ -244,3 +244,32 @@ def test_a_client_disconnect_raised_before_the_answer_is_logged_499(
     with pytest.raises(WebSocketDisconnect):
         asgi_client(app).websocket_connect("/ws")
     assert _statuses(caplog) == [["GET", "/ws", "499"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/nowhere", "403"), ("/rooms/a", "401"), ("/caf%ff", "400")],
+    ids=["no-route", "converter", "malformed"],
+)
+def test_a_handshake_no_route_takes_is_logged(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, path: str, status: str
+) -> None:
+    # NOTE: refused before AccessLog's flow ran: no line at all.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    app = _app()
+
+    def locked(text: str) -> str:
+        raise HTTPError(401, "locked")
+
+    app.add_converter("locked", locked)
+
+    @app.websocket("/rooms/{name:locked}")
+    async def room(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    with pytest.raises(WebSocketDisconnect) as refused:
+        asgi_client(app).websocket_connect(path)
+    assert refused.value.response is not None
+    assert str(refused.value.response.status_code) == status
+    # NOTE: the log writes the path's bytes that are not text percent-encoded, in capitals.
+    assert _statuses(caplog) == [["GET", path.replace("%ff", "%FF"), status]]
