@@ -24,6 +24,7 @@ from ._router import (
     as_flow,
     check_error_key,
     check_includable,
+    compiled_marks_kept,
     error_handler_entry,
 )
 from ._routing import (
@@ -302,19 +303,29 @@ class App(RouteRegistry):
                 limits=self.limits,
                 plugin_flows=self._plugin_flows,
             )
-            for route in self._http_routes:
-                plan.http.add(route, self._endpoint(route, plan))
-            for route in self._ws:
-                self._check_skips(route)
-                check_call(route.handler, route, "ws")
-                self._router_rules(route, plan)
-            scoped = [
-                (route, self._routers.get(id(route), ()))
-                for route in [*self._http_routes, *self._ws]
-            ]
-            check_router_skips(scoped, self.plugins, self._plugin_flows)
+            # NOTE: all or nothing: a route refused after others left their routers marked
+            # compiled, and a flow registered on one before the compile that served was refused.
+            with compiled_marks_kept(r for scopes in self._routers.values() for r in scopes):
+                self._compile_routes(plan)
             self._plan = plan
         return self._plan
+
+    def _compile_routes(self, plan: Plan) -> None:
+        """Make the endpoints of the routes into ``plan`` and check them.
+
+        Raises:
+            TypeError, ValueError: As ``compile`` says.
+        """
+        for route in self._http_routes:
+            plan.http.add(route, self._endpoint(route, plan))
+        for route in self._ws:
+            self._check_skips(route)
+            check_call(route.handler, route, "ws")
+            self._router_rules(route, plan)
+        scoped = [
+            (route, self._routers.get(id(route), ())) for route in [*self._http_routes, *self._ws]
+        ]
+        check_router_skips(scoped, self.plugins, self._plugin_flows)
 
     def include(self, router: Router) -> None:
         """Add every route of ``router`` to this app, with the router's flows and error handlers.
