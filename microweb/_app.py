@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._app_registries import ConverterRegistry, HookRegistry
 from ._checkpoint import Checkpoint
-from ._effects import Colored, Lifespan
+from ._effects import Colored
 from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, StartupSteps, endpoint
@@ -24,17 +24,14 @@ from ._router import (
     as_flow,
     check_error_key,
     check_includable,
+    compiled_marks_kept,
     error_handler_entry,
 )
 from ._routing import (
     Route,
-    check_arguments,
     check_call,
-    check_colour,
     check_handler,
     check_name,
-    is_async_callable,
-    is_generator_callable,
 )
 from ._url_paths import Query, build_path, build_query
 
@@ -46,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = TypeVar("P")
 
 
-class App(RouteRegistry):
+class App(RouteRegistry, HookRegistry, ConverterRegistry):
     """A web application, served under WSGI with ``as_wsgi()`` or under ASGI with ``as_asgi()``.
 
     Args:
@@ -302,19 +299,29 @@ class App(RouteRegistry):
                 limits=self.limits,
                 plugin_flows=self._plugin_flows,
             )
-            for route in self._http_routes:
-                plan.http.add(route, self._endpoint(route, plan))
-            for route in self._ws:
-                self._check_skips(route)
-                check_call(route.handler, route, "ws")
-                self._router_rules(route, plan)
-            scoped = [
-                (route, self._routers.get(id(route), ()))
-                for route in [*self._http_routes, *self._ws]
-            ]
-            check_router_skips(scoped, self.plugins, self._plugin_flows)
+            # NOTE: all or nothing: a route refused after others left their routers marked
+            # compiled, and a flow registered on one before the compile that served was refused.
+            with compiled_marks_kept(r for scopes in self._routers.values() for r in scopes):
+                self._compile_routes(plan)
             self._plan = plan
         return self._plan
+
+    def _compile_routes(self, plan: Plan) -> None:
+        """Make the endpoints of the routes into ``plan`` and check them.
+
+        Raises:
+            TypeError, ValueError: As ``compile`` says.
+        """
+        for route in self._http_routes:
+            plan.http.add(route, self._endpoint(route, plan))
+        for route in self._ws:
+            self._check_skips(route)
+            check_call(route.handler, route, "ws")
+            self._router_rules(route, plan)
+        scoped = [
+            (route, self._routers.get(id(route), ())) for route in [*self._http_routes, *self._ws]
+        ]
+        check_router_skips(scoped, self.plugins, self._plugin_flows)
 
     def include(self, router: Router) -> None:
         """Add every route of ``router`` to this app, with the router's flows and error handlers.
@@ -379,58 +386,25 @@ class App(RouteRegistry):
         """
         # NOTE: made as each was added, a handler refused there left the routes before it
         # served and named, and the router fixed was refused as "registered twice".
-        compiled = {
-            id(level): (level, level._compiled)
-            for route in router.routes
-            for level in router._scopes_of(route)
-        }
         tried: list[Route] = []
         ready: list[tuple[Route, tuple[Router, ...], Endpoint | None]] = []
+        levels = {level for route in router.routes for level in router._scopes_of(route)}
         try:
-            for route in router.routes:
-                resolved, routers = self._resolved(route), router._scopes_of(route)
-                tried.append(resolved)
-                if resolved.kind == "websocket":
-                    check_call(resolved.handler, resolved, "ws")
-                    ready.append((resolved, routers, None))
-                else:
-                    ready.append((resolved, routers, self._endpoint(resolved, plan, routers)))
+            with compiled_marks_kept(levels):
+                for route in router.routes:
+                    resolved, routers = self._resolved(route), router._scopes_of(route)
+                    tried.append(resolved)
+                    if resolved.kind == "websocket":
+                        check_call(resolved.handler, resolved, "ws")
+                        ready.append((resolved, routers, None))
+                    else:
+                        served = self._endpoint(resolved, plan, routers)
+                        ready.append((resolved, routers, served))
         except BaseException:
             for resolved in tried:
                 plan.router_rules.pop(id(resolved), None)
-            for level, was in compiled.values():
-                level._compiled = was
             raise
         return ready
-
-    def add_converter(
-        self, name: str, to_python: Callable[[str], Any], to_url: Callable[[Any], str] = str
-    ) -> None:
-        """Register a path converter usable as ``{param:name}`` in templates added after this.
-
-        Args:
-            name: The converter's name in templates.
-            to_python: Turns a segment into a value; raises ``ValueError`` when it does not fit.
-            to_url: Turns a value back into a segment (a ``str``), for ``url_for``.
-
-        Raises:
-            ValueError: If a converter of that name is registered, a built-in one included.
-            TypeError: If ``to_python`` or ``to_url`` is ``async def``, a generator function,
-                or cannot be called with one value.
-        """
-        if name in self._converters:
-            raise ValueError(f"converter {name!r} is already registered")
-        for role, fn in (("to_python", to_python), ("to_url", to_url)):
-            where = f"converter {name!r}: {role} {getattr(fn, '__qualname__', fn)!r}"
-            if is_async_callable(fn) or is_generator_callable(fn):
-                # NOTE: an async def to_python handed the handler a coroutine, never awaited
-                # (review140): the path is matched synchronously.
-                raise TypeError(
-                    f"{where} must be a plain def function returning the value: the path is "
-                    "matched synchronously; load what the segment names in the handler"
-                )
-            check_arguments(fn, where, "(value)")
-        self._converters[name] = Converter(name, to_python, to_url)
 
     def middleware(self, flow: F, *, outermost: bool = False) -> F:
         """Register a flow: a generator function of ``request`` that wraps the rest of the stack.
@@ -488,75 +462,6 @@ class App(RouteRegistry):
             return handler
 
         return decorator
-
-    def on_startup(self, hook: F) -> F:
-        """Run ``hook()`` (sync or async) before the first request is served.
-
-        Raises:
-            TypeError: If ``hook`` is a generator function (``lifespan`` takes those), a
-                ``def`` wrapper of an ``async def`` function, or cannot be called without
-                arguments.
-            RuntimeError: If the app's startup ran already (in ``as_wsgi()``, or on the
-                server's ``lifespan.startup``) and it has not shut down: the hook would never
-                run.
-        """
-        step = _hook(hook, "startup")
-        self._check_not_started(f"startup hook {getattr(hook, '__qualname__', hook)!r}")
-        self.startup_steps.append(step)
-        return hook
-
-    def on_shutdown(self, hook: F) -> F:
-        """Run ``hook()`` (sync or async) when the server stops.
-
-        Raises:
-            TypeError: If ``hook`` is a generator function (``lifespan`` takes those), a
-                ``def`` wrapper of an ``async def`` function, or cannot be called without
-                arguments.
-        """
-        self.shutdown_hooks.append(_hook(hook, "shutdown"))
-        return hook
-
-    def lifespan(self, fn: F) -> F:
-        """Hold ``fn(app)``, a context manager, open while the app serves.
-
-        It is entered at startup, in registration order with the startup hooks, and exited at
-        shutdown after the shutdown hooks, the last entered first. A mapping it yields goes on
-        ``app.state``.
-
-        Args:
-            fn: A function of the app that returns a context manager, async or sync (one
-                decorated with ``@asynccontextmanager`` or ``@contextmanager``), or a generator
-                function, async or not, that yields once (it is made one).
-
-        Raises:
-            TypeError: If ``fn`` is an ``async def`` function without ``yield``, or cannot be
-                called with the app alone.
-            RuntimeError: If the app's startup ran already (in ``as_wsgi()``, or on the
-                server's ``lifespan.startup``) and it has not shut down: ``fn`` would never
-                be entered.
-        """
-        step = _lifespan(fn)
-        self._check_not_started(f"lifespan {step.name!r}")
-        self.startup_steps.append(step)
-        return fn
-
-    def _check_not_started(self, what: str) -> None:
-        """Refuse a startup step while a callable of the app that ran the startup serves.
-
-        Raises:
-            RuntimeError: If one does.
-        """
-        # NOTE: accepted, it never ran, with no word (fix154). A step registered by a step
-        # during the startup still runs (run_startup reads the live list), and so does one
-        # registered after as_asgi() but before the server starts the app.
-        if self.startup_steps.serving:
-            raise RuntimeError(
-                f"{what} registered after the app's startup ran would never run: register it "
-                "before as_wsgi() (which runs the startup), or before the ASGI server starts "
-                "the app (its lifespan.startup, or the first request). A callable counts as "
-                "started until it shuts down: close() under WSGI, lifespan.shutdown under ASGI "
-                "(one served without lifespan messages never does), the close of a TestClient"
-            )
 
     # -- the registry ----------------------------------------------------------------------------
 
@@ -671,47 +576,3 @@ def _register(
     check_name(names.get(route.name, ()), route)
     (ws if route.kind == "websocket" else http).add(route, route)
     names.setdefault(route.name, []).append(route)
-
-
-def _hook(hook: Callable[..., Any], kind: str) -> Colored:
-    """Check a startup or shutdown ``hook`` and return it with its colour.
-
-    Raises:
-        TypeError: If ``hook`` is a generator function (``@app.lifespan`` takes those), a
-            ``def`` wrapper of an ``async def`` function, or cannot be called without
-            arguments.
-    """
-    where = f"{kind} hook {getattr(hook, '__qualname__', hook)!r}"
-    if is_generator_callable(hook):
-        # NOTE: a lifespan (Starlette's, FastAPI's) given as a hook ran nothing: called, it
-        # only makes a generator, which nobody iterated.
-        raise TypeError(
-            f"{where} is a generator function, whose code would never run: for code around "
-            "the app's serving (startup before the yield, shutdown after it), register it "
-            "with @app.lifespan, called with the app; else remove the yield"
-        )
-    check_colour(hook, where)
-    check_arguments(hook, where, "()")
-    return Colored(hook, is_async_callable(hook))
-
-
-def _lifespan(fn: Callable[..., Any]) -> Lifespan:
-    """Check a lifespan function; make a generator function a context manager's.
-
-    Raises:
-        TypeError: If ``fn`` is an ``async def`` function without ``yield``, or cannot be
-            called with the app alone.
-    """
-    name = getattr(fn, "__qualname__", repr(fn))
-    where = f"lifespan {name!r}"
-    check_arguments(fn, where, "(app)")
-    if inspect.isasyncgenfunction(fn):
-        return Lifespan(contextlib.asynccontextmanager(fn), name)
-    if inspect.isgeneratorfunction(fn):
-        return Lifespan(contextlib.contextmanager(fn), name)
-    if inspect.iscoroutinefunction(fn):
-        raise TypeError(
-            f"{where} is an async def function without yield: write `yield` where the app "
-            "serves (before it is startup, after it shutdown)"
-        )
-    return Lifespan(fn, name)

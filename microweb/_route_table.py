@@ -2,7 +2,8 @@
 
 Lookup cost does not grow with the number of routes: static paths are one dict lookup, and dynamic
 templates live in a trie keyed by path segment, so a request walks only the branches its own
-segments select.
+segments select. A parameter's branch is keyed by its converter alone: the names of a template's
+parameters matter only to bind the values, so ``/{a}/x`` and ``/{b}/y`` share one branch.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ V = TypeVar("V")
 
 _NO_METHODS: AbstractSet[str] = frozenset()
 
-# NOTE: each method of a template maps to its route and the value the table holds for it.
-MethodMap = dict[str, tuple[Route, Any]]
+# NOTE: each method of a template maps to its route, the value the table holds for it, and
+# the names of its parameters in order (bound to the values a lookup converted).
+MethodMap = dict[str, tuple[Route, Any, tuple[str, ...]]]
 
 
 # NOTE: keys of _Node.ahead that no segment can be, since none holds a "/".
@@ -37,7 +39,9 @@ class _Node:
     __slots__ = (
         "ahead",
         "catch_all",
+        "converter",
         "converting",
+        "depth",
         "methods",
         "named",
         "params",
@@ -46,57 +50,64 @@ class _Node:
         "static",
     )
 
-    def __init__(self, parent: _Node | None = None, position: int = -1) -> None:
+    def __init__(
+        self,
+        parent: _Node | None = None,
+        converter: Converter | None = None,
+        position: int = -1,
+    ) -> None:
         self.static: dict[str, _Node] = {}
-        self.params: list[tuple[str, Converter, _Node]] = []
+        self.params: list[tuple[Converter, _Node]] = []
         # NOTE: params with each converter's to_python, for the lookup's first way.
-        self.converting: list[tuple[str, Callable[[str], Any], _Node]] = []
-        self.catch_all: list[tuple[str, Converter, MethodMap]] = []
+        self.converting: list[tuple[Callable[[str], Any], _Node]] = []
+        self.catch_all: list[tuple[Converter, MethodMap]] = []
         self.methods: MethodMap | None = None
-        # NOTE: the params' nodes by name and converter; and for a param's node, the node it
-        # is a param of, and its position there.
-        self.named: dict[tuple[str, int], _Node] = {}
+        # NOTE: the params' nodes by converter (id); a node's parent and how many segments
+        # lead to it; for a param's node, its converter and its position among the parent's.
+        self.named: dict[int, _Node] = {}
         self.parent = parent
+        self.depth: int = parent.depth + 1 if parent is not None else 0
+        self.converter = converter
         self.position = position
         # NOTE: which params (by position, in order) have a node that goes on with a literal
         # (by its text), with a parameter (_GOES_ON), or where a route ends (_ENDS): the only
         # ones a path can match through, its next segment known.
         self.ahead: dict[str, list[int]] = {}
 
-    def known_child(self, name: str, converter: Converter) -> _Node | None:
-        return self.named.get((name, id(converter)))
+    def known_child(self, converter: Converter) -> _Node | None:
+        return self.named.get(id(converter))
 
-    def known_catch_all(self, name: str, converter: Converter) -> MethodMap | None:
-        for known_name, known, methods in self.catch_all:
-            if known_name == name and known is converter:
+    def known_catch_all(self, converter: Converter) -> MethodMap | None:
+        for known, methods in self.catch_all:
+            if known is converter:
                 return methods
         return None
 
-    def child(self, name: str, converter: Converter) -> _Node:
-        node = self.known_child(name, converter)
+    def child(self, converter: Converter) -> _Node:
+        node = self.known_child(converter)
         if node is not None:
             return node
         if not (self.params or self.catch_all):
             self.tell_up(_GOES_ON)
-        node = self.named[name, id(converter)] = _Node(self, len(self.params))
-        self.params.append((name, converter, node))
-        self.converting.append((name, converter.to_python, node))
+        node = self.named[id(converter)] = _Node(self, converter, len(self.params))
+        self.params.append((converter, node))
+        self.converting.append((converter.to_python, node))
         return node
 
     def static_child(self, segment: str) -> _Node:
         node = self.static.get(segment)
         if node is None:
             self.tell_up(segment)
-            node = self.static[segment] = _Node()
+            node = self.static[segment] = _Node(self)
         return node
 
-    def catch_all_methods(self, name: str, converter: Converter) -> MethodMap:
-        methods = self.known_catch_all(name, converter)
+    def catch_all_methods(self, converter: Converter) -> MethodMap:
+        methods = self.known_catch_all(converter)
         if methods is None:
             if not (self.params or self.catch_all):
                 self.tell_up(_GOES_ON)
             methods = {}
-            self.catch_all.append((name, converter, methods))
+            self.catch_all.append((converter, methods))
         return methods
 
     def own_methods(self) -> MethodMap:
@@ -107,7 +118,7 @@ class _Node:
 
     def tell_up(self, key: str) -> None:
         """Note in the parent's ``ahead`` that this param's node now has ``key``."""
-        if self.parent is not None:
+        if self.parent is not None and self.converter is not None:
             bisect.insort(self.parent.ahead.setdefault(key, []), self.position)
 
     def positions_ahead(self, following: str | None) -> Sequence[int]:
@@ -121,14 +132,14 @@ class _Node:
             return positions
         return sorted({*positions, *going}) if positions else going
 
-    def ahead_of(self, segments: list[str], index: int) -> list[tuple[str, Converter, _Node]]:
+    def ahead_of(self, segments: list[str], index: int) -> list[tuple[Converter, _Node]]:
         """The params (in order) through which a path of ``segments`` may match, at
         ``index``: those whose node goes on with its next segment, or ends with the path."""
         return [self.params[position] for position in self._positions(segments, index)]
 
     def converting_ahead(
         self, segments: list[str], index: int
-    ) -> list[tuple[str, Callable[[str], Any], _Node]]:
+    ) -> list[tuple[Callable[[str], Any], _Node]]:
         """``ahead_of()`` as ``converting`` holds them, for the lookup's first way."""
         return [self.converting[position] for position in self._positions(segments, index)]
 
@@ -139,15 +150,11 @@ class _Node:
 _NO_POSITIONS: list[int] = []
 
 
-# NOTE: what the lookup's first way converted: the values of the parameters it took, and the
-# parameters (by their nodes) whose converter refused the segment.
-_FirstWay = tuple[dict[str, Any], AbstractSet["_Node"]]
-_NO_NODES: AbstractSet[_Node] = frozenset()
-_OFF_THE_FIRST_WAY: _FirstWay = ({}, _NO_NODES)
-
-
-# NOTE: a template's segments with each parameter's name left out: (converter,) in its place.
-Shape = tuple[str | tuple[str], ...]
+# NOTE: what a lookup converted, by the segment's index and the converter's id: the value, or
+# _REFUSED where the converter raised ValueError. The search asks it before a converter, so that
+# no segment is converted twice by one converter in a lookup.
+_Conversions = dict[tuple[int, int], Any]
+_REFUSED = object()
 
 
 class RouteTable(Generic[V]):
@@ -163,9 +170,6 @@ class RouteTable(Generic[V]):
         # first, and by lookup().
         self.static: dict[str, MethodMap] = {}
         self._root = _Node()
-        # NOTE: the routes with parameters by shape (the template with each parameter's name
-        # left out) then method: one of the same shape and method as another is never reached.
-        self._shapes: dict[Shape, dict[str, Route]] = {}
         # NOTE: how many routes were added: none, and a lookup can find nothing.
         self.size = 0
         # NOTE: whether a template with parameters takes HEAD itself: without one, a HEAD is
@@ -183,18 +187,17 @@ class RouteTable(Generic[V]):
         """
         # NOTE: checked before a node is made: a refused route's empty branch, first among the
         # parameters of its segment, took the place in the lookup of the next route to use it.
-        shape = self.check(route)
+        self.check(route)
         methods = self._method_map(route)
-        shaped = self._shapes.setdefault(shape, {}) if shape is not None else {}
+        entry = (route, value, route.param_names)
         for method in route.methods:
-            methods[method] = (route, value)
-            shaped[method] = route
+            methods[method] = entry
         self.size += 1
-        self.template_heads = self.template_heads or (shape is not None and "HEAD" in route.methods)
+        if "HEAD" in route.methods and route.param_names:
+            self.template_heads = True
 
-    def check(self, route: Route) -> Shape | None:
-        """Raise as ``add`` would for ``route``, adding nothing (no node either); return its
-        shape (``None`` for a template without parameters).
+    def check(self, route: Route) -> None:
+        """Raise as ``add`` would for ``route``, adding nothing (no node either).
 
         Raises:
             ValueError: If the same method and template are already registered, or a converter is
@@ -203,57 +206,15 @@ class RouteTable(Generic[V]):
         for segment in route.segments:
             if isinstance(segment, Param):
                 self._converter(segment, route.template)
-        _refuse_twice(self._known_map(route) or {}, route)
-        return self._refuse_shadowed(route)
-
-    def _refuse_shadowed(self, route: Route) -> Shape | None:
-        """Raise ``RouteClash`` if a route of another template with the same shape (only its
-        parameters' names differ) has one of ``route``'s methods; return the shape (``None``
-        for a template without parameters)."""
-        shape = tuple(s if isinstance(s, str) else (s.converter,) for s in route.segments)
-        if all(isinstance(s, str) for s in shape):
-            return None
-        shaped = self._shapes.get(shape, {})
-        for method in route.methods:
-            known = shaped.get(method)
-            if known is not None and known.template != route.template:
-                # NOTE: a request that matches one matches the other, and the first one wins:
-                # the second handler was never called, without a word (review167).
-                first, second = (known, route)
-                if self._tried_before(route, known):
-                    first, second = route, known  # NOTE: it was named the one never reached.
-                raise RouteClash(
-                    f"{_what(method, second)} {second.template} ({second.name!r}) "
-                    f"{'is never' if second is route else 'would never be'} reached: "
-                    f"{first.template} ({first.name!r}) matches the same requests first; only "
-                    "their parameters' names differ",
-                    (known, route),
-                )
-        return shape
-
-    def _tried_before(self, route: Route, known: Route) -> bool:
-        """Tell whether ``route``, of the shape of ``known`` (added), would be tried first: its
-        branch, where their names first differ, made by a route before ``known``'s."""
-        node = self._root
-        for segment, other in zip(route.segments, known.segments, strict=True):
-            if isinstance(segment, str) or isinstance(other, str):
-                node = node.static[str(segment)]
-                continue
-            converter = self._converter(segment, route.template)
-            if converter.name == "path":
-                return False  # NOTE: last: a {name:path} of its own is tried after the known's.
-            if segment.name != other.name:
-                own = node.named.get((segment.name, id(converter)))
-                known_branch = node.named[other.name, id(converter)]
-                return own is not None and own.position < known_branch.position
-            node = node.named[segment.name, id(converter)]
-        return False
+        known = self._known_map(route) or {}
+        _refuse_shadowed(known, route)
+        _refuse_twice(known, route)
 
     def refuse_unreached(self) -> None:
         """Raise ``RouteClash`` for a route that a route found before it in every lookup takes
         all the requests of, for one of its methods.
 
-        Parameters are tried in the order they were added, so ``/users/{name}`` added before
+        Converters are tried in the order routes first used them, so ``/users/{name}`` added before
         ``/users/{id:int}`` takes every request of the ``int`` route: a ``str`` parameter takes
         whatever any one-segment converter takes. Checked once every route is in, since a route
         added later can come first in the lookup (a node of its template made before).
@@ -270,7 +231,7 @@ class RouteTable(Generic[V]):
                     raise RouteClash(
                         f"{_what(method, route)} {route.template} ({route.name!r}) is never "
                         f"reached: {first.template} ({first.name!r}) matches every request it "
-                        "would, and is tried first (a segment's parameters are tried in the "
+                        "would, and is tried first (a segment's converters are tried in the "
                         "order routes first used them): add the route with the narrower "
                         "converter first",
                         (first, route),
@@ -290,11 +251,11 @@ class RouteTable(Generic[V]):
                 # take one segment only; one of the same shape is refused when it is added.
                 return None
             rest = route.segments[position + 1 :]
-            own = node.named[segment.name, id(converter)]
+            own = node.named[id(converter)]
             for before in node.positions_ahead(_following(rest)):
                 if before >= own.position:
                     break  # NOTE: the route's own branch: the ones after it come later.
-                _, other, child = node.params[before]
+                other, child = node.params[before]
                 if self._covers(other, segment, converter):
                     first = self._covering(child, rest, method)
                     if first is not None:
@@ -319,14 +280,14 @@ class RouteTable(Generic[V]):
             converter = self._converter(segment, "")
         if segment and (converter is None or converter.name != "path" or rest):
             # NOTE: an empty segment is no parameter's.
-            for _, other, child in node.params:
+            for other, child in node.params:
                 if self._covers(other, segment, converter):
                     first = self._covering(child, rest, method)
                     if first is not None:
                         return first
         if any(self._takes_dots(self._converter(s, "")) for s in segments if isinstance(s, Param)):
             return None  # NOTE: a {name:path} takes no dot segment either.
-        for _, _, methods in node.catch_all:
+        for _, methods in node.catch_all:
             # NOTE: a {name:path} takes whatever is left, one segment or more, an empty one
             # with those after it ("/a//x" is "/x" to one after "/a").
             found = methods.get(method)
@@ -383,8 +344,8 @@ class RouteTable(Generic[V]):
                 continue
             converter = self._converter(segment, route.template)
             if converter.name == "path" and position == len(route.segments) - 1:
-                return node.catch_all_methods(segment.name, converter)
-            node = node.child(segment.name, converter)
+                return node.catch_all_methods(converter)
+            node = node.child(converter)
         return node.own_methods()
 
     def _known_map(self, route: Route) -> MethodMap | None:
@@ -398,8 +359,8 @@ class RouteTable(Generic[V]):
             else:
                 converter = self._converter(segment, route.template)
                 if converter.name == "path" and position == len(route.segments) - 1:
-                    return node.known_catch_all(segment.name, converter)
-                found = node.known_child(segment.name, converter)
+                    return node.known_catch_all(converter)
+                found = node.known_child(converter)
             if found is None:
                 return None
             node = found
@@ -458,8 +419,8 @@ class RouteTable(Generic[V]):
         # first parameter that converts), in a loop: the last of 1,000 routes in 0.92 us
         # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.66 us.
         node = root
-        params: dict[str, Any] = {}
-        refused: set[_Node] | None = None
+        values: list[Any] = []
+        refused: list[_Node] | None = None
         for index, segment in enumerate(segments):
             child = node.static.get(segment)
             if child is None and segment:
@@ -468,14 +429,14 @@ class RouteTable(Generic[V]):
                     # NOTE: as the search below tries them: every one in turn, until one took
                     # the segment, was each converter among 2,000 for a 404 (2.9 ms).
                     converting = node.converting_ahead(segments, index)
-                for name, to_python, candidate in converting:
+                for to_python, candidate in converting:
                     try:
-                        params[name] = to_python(segment)
+                        values.append(to_python(segment))
                     except ValueError:
                         # NOTE: kept for the search below, which calls no converter twice.
                         if refused is None:
-                            refused = set()
-                        refused.add(candidate)
+                            refused = []
+                        refused.append(candidate)
                         continue
                     child = candidate
                     break
@@ -486,31 +447,42 @@ class RouteTable(Generic[V]):
             methods = node.methods
             found = methods.get(method) if methods else None
             if found is not None:
-                return found[1], params, _NO_METHODS
-        return self._searched(method, path, segments, (params, refused or _NO_NODES), instead)
+                names = found[2]
+                if len(names) == 1:
+                    # PERF: a route of one parameter (the benchmark's), bound without zip():
+                    # dict(zip()) 0.81 us, this 0.09 (timeit, loaded machine, 2026-12-06).
+                    return found[1], {names[0]: values[0]}, _NO_METHODS
+                return found[1], dict(zip(names, values, strict=True)), _NO_METHODS
+        conversions = _first_conversions(node, values, refused or ())
+        return self._searched(method, path, segments, conversions, instead)
 
     def _searched(
-        self, method: str, path: str, segments: list[str], first: _FirstWay, instead: str | None
+        self,
+        method: str,
+        path: str,
+        segments: list[str],
+        conversions: _Conversions,
+        instead: str | None,
     ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
         """Search every way, in the first way's order: the first match with ``method`` wins,
         else the methods of those that match are collected (and the first with ``instead``
         kept)."""
         allowed: set[str] = set()
-        other: tuple[Route, Any] | None = None
-        other_params: list[tuple[str, Any]] = []
-        for methods, found_params in self._matches(self._root, segments, 0, [], first):
+        other: tuple[Route, Any, tuple[str, ...]] | None = None
+        other_values: list[Any] = []
+        for methods, values in self._matches(self._root, segments, 0, [], conversions):
             found = methods.get(method)
             if found is not None:
-                return found[1], dict(found_params), _NO_METHODS
+                return found[1], dict(zip(found[2], values, strict=True)), _NO_METHODS
             if other is None and instead is not None and instead in methods:
-                other, other_params = methods[instead], found_params
+                other, other_values = methods[instead], values
             allowed.update(methods)
         if methods_static := self.static.get(path):
             allowed.update(methods_static)
             if instead is not None and instead in methods_static:
                 return methods_static[instead][1], {}, _NO_METHODS
         if other is not None:
-            return other[1], dict(other_params), _NO_METHODS
+            return other[1], dict(zip(other[2], other_values, strict=True)), _NO_METHODS
         return None, {}, allowed
 
     def _matches(
@@ -518,48 +490,39 @@ class RouteTable(Generic[V]):
         node: _Node,
         segments: list[str],
         index: int,
-        params: list[tuple[str, Any]],
-        first: _FirstWay | None = None,
-    ) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
-        # NOTE: first: where the lookup's first way went through ``node`` (None: it did not),
-        # whose conversions are taken as they came out, not made again.
+        values: list[Any],
+        conversions: _Conversions | None = None,
+    ) -> Iterator[tuple[MethodMap, list[Any]]]:
+        """Every match below ``node`` of ``segments`` from ``index``, in the lookup's order:
+        each route's method map with the values of its parameters, in order."""
+        if conversions is None:
+            conversions = {}
         if index == len(segments):
             if node.methods:
-                yield node.methods, params
+                yield node.methods, values
             return
         segment = segments[index]
         child = node.static.get(segment)
         if child is not None:
-            yield from self._matches(child, segments, index + 1, params, first)
-            first = None  # NOTE: the first way took the static child, and no parameter here.
+            yield from self._matches(child, segments, index + 1, values, conversions)
         if segment and node.params:
-            values, refused = first or _OFF_THE_FIRST_WAY
             params_ahead = node.params
             if len(params_ahead) >= _MANY:
-                # NOTE: the ones the first way tried too: the first its converter did not
-                # refuse is the one it took.
                 params_ahead = node.ahead_of(segments, index)
-            for name, converter, child in params_ahead:
-                if first is not None:
-                    if child in refused:
-                        continue
-                    # NOTE: the first parameter that converted: the one the first way took.
-                    value, way, first = values[name], first, None
-                else:
-                    try:
-                        value = converter.to_python(segment)
-                    except ValueError:
-                        continue
-                    way = None
-                yield from self._matches(child, segments, index + 1, [*params, (name, value)], way)
+            for converter, child in params_ahead:
+                value = _converted(conversions, index, converter, segment)
+                if value is not _REFUSED:
+                    yield from self._matches(
+                        child, segments, index + 1, [*values, value], conversions
+                    )
         if node.catch_all:
             # PERF: the rest of the path is joined only where a {name:path} may take it.
-            yield from _rest_matches(node, "/".join(segments[index:]), params)
+            yield from _rest_matches(node, "/".join(segments[index:]), values)
 
     def __iter__(self) -> Iterator[Route]:
         seen: dict[int, Route] = {}
         for methods in self._all_method_maps():
-            for route, _ in methods.values():
+            for route, *_ in methods.values():
                 seen.setdefault(id(route), route)
         return iter(seen.values())
 
@@ -570,10 +533,10 @@ class RouteTable(Generic[V]):
             node = stack.pop()
             if node.methods:
                 yield node.methods
-            for _, _, methods in node.catch_all:
+            for _, methods in node.catch_all:
                 yield methods
             stack.extend(node.static.values())
-            stack.extend(child for _, _, child in node.params)
+            stack.extend(child for _, child in node.params)
 
 
 def _following(segments: Sequence[Segment]) -> str | None:
@@ -597,17 +560,52 @@ def _takes(converter: Converter, segment: str) -> bool:
     return True
 
 
+def _first_conversions(node: _Node, values: list[Any], refused: Sequence[_Node]) -> _Conversions:
+    """What the lookup's first way converted, as the search asks it: the ``values`` of the
+    param nodes on the way to ``node``, and the param nodes whose converter ``refused``."""
+    conversions: _Conversions = {}
+    taken = [n for n in _ancestry(node) if n.converter is not None]
+    for step, value in zip(taken, values, strict=True):
+        conversions[step.depth - 1, id(step.converter)] = value
+    for step in refused:
+        conversions[step.depth - 1, id(step.converter)] = _REFUSED
+    return conversions
+
+
+def _ancestry(node: _Node) -> list[_Node]:
+    """``node`` and the nodes above it, the root's child first (the root left out)."""
+    chain = []
+    while node.parent is not None:
+        chain.append(node)
+        node = node.parent
+    return chain[::-1]
+
+
+def _converted(conversions: _Conversions, index: int, converter: Converter, segment: str) -> Any:
+    """``converter``'s value for ``segment`` (at ``index``), or ``_REFUSED``: converted once
+    per lookup, whichever branches ask."""
+    key = (index, id(converter))
+    value = conversions.get(key, conversions)
+    if value is conversions:
+        try:
+            value = converter.to_python(segment)
+        except ValueError:
+            value = _REFUSED
+        conversions[key] = value
+    return value
+
+
 def _rest_matches(
-    node: _Node, rest: str, params: list[tuple[str, Any]]
-) -> Iterator[tuple[MethodMap, list[tuple[str, Any]]]]:
+    node: _Node, rest: str, values: list[Any]
+) -> Iterator[tuple[MethodMap, list[Any]]]:
     """The matches of ``node``'s ``{name:path}`` parameters, which take ``rest``."""
     if rest:
-        for name, converter, methods in node.catch_all:
+        for converter, methods in node.catch_all:
             try:
                 value = converter.to_python(rest)
             except ValueError:
                 continue
-            yield methods, [*params, (name, value)]
+            yield methods, [*values, value]
 
 
 class RouteClash(ValueError):
@@ -616,6 +614,23 @@ class RouteClash(ValueError):
     def __init__(self, message: str, routes: tuple[Route, Route]) -> None:
         super().__init__(message)
         self.routes = routes
+
+
+def _refuse_shadowed(methods: MethodMap, route: Route) -> None:
+    """Raise ``RouteClash`` if a route of another template with the same shape (only its
+    parameters' names differ: the same branch) has one of ``route``'s methods."""
+    for method in sorted(route.methods):
+        known = methods.get(method)
+        if known is not None and known[2] != route.param_names:
+            # NOTE: a request that matches one matches the other, and the first one wins:
+            # the second handler was never called, without a word (review167).
+            first = known[0]
+            raise RouteClash(
+                f"{_what(method, route)} {route.template} ({route.name!r}) is never reached: "
+                f"{first.template} ({first.name!r}) matches the same requests first; only "
+                "their parameters' names differ",
+                (first, route),
+            )
 
 
 def _refuse_twice(methods: MethodMap, route: Route) -> None:

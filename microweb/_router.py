@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
@@ -489,3 +490,16 @@ def check_includable(router: object) -> None:
             "left out: register the routes on a Router, with its own flows, and include it"
         )
     raise TypeError(f"include() takes a Router, not {type(router).__name__}: {router!r}")
+
+
+@contextlib.contextmanager
+def compiled_marks_kept(routers: Iterable[Router]) -> Iterator[None]:
+    """Put back each of ``routers``' compiled mark if the block raises: a compile that failed
+    compiled nothing, and their flows may still be registered."""
+    marks = {id(router): (router, router._compiled) for router in routers}
+    try:
+        yield
+    except BaseException:
+        for router, was in marks.values():
+            router._compiled = was
+        raise

@@ -402,9 +402,10 @@ def _searched(table: RouteTable[Any], method: str, path: str) -> tuple[Any, dict
     static = table.static.get(path)
     if static is not None and method in static:
         return static[method][1], {}
-    for methods, params in table._matches(table._root, path[1:].split("/"), 0, []):
+    for methods, values in table._matches(table._root, path[1:].split("/"), 0, []):
         if method in methods:
-            return methods[method][1], dict(params)
+            _, value, names = methods[method]
+            return value, dict(zip(names, values, strict=True))
     return None, {}
 
 

@@ -516,3 +516,29 @@ def test_a_router_s_flow_refuses_the_handshakes_of_its_websocket_routes() -> Non
     # NOTE: a flow registered after the app was compiled would never run around it.
     with pytest.raises(ValueError):
         api.middleware(tagging_flow("late", [], "sync"))
+
+
+def test_a_failed_compile_leaves_the_routers_uncompiled(colour: str) -> None:
+    # NOTE: the routers were marked compiled as their routes' endpoints were made; a route
+    # after them that skips a plugin not installed failed the compile, and a flow registered
+    # on the router then (before the compile that serves) was refused, as if it never ran.
+    trail: list[str] = []
+    api = Router(prefix="/api")
+    add(api, colour, "/x", lambda request: "x")
+    app = App()
+    app.include(api)
+    app.get("/y", skip=["db"])(in_colour(colour, lambda request: "y"))
+    with pytest.raises(ValueError, match="db"):
+        app.compile()
+    api.middleware(tagging_flow("api", trail, colour))
+
+    class Db:
+        name = "db"
+
+        def apply(self, handler: Any, route: Any) -> Any:
+            return handler
+
+    app.install(Db())
+    with TestClient(app) as client:
+        assert client.get("/api/x").headers.get("x-flow") == "api"
+    assert trail == ["api in", "api out"]

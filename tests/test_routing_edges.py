@@ -278,3 +278,17 @@ def test_a_dot_segment_a_client_sends_as_it_is_reaches_no_route(
     assert client.get("/files/.env").text == "/files/.env"
     assert client.get("/files/a..b").text == "/files/a..b"
     assert client.get("/tree/a/...b/.c").text == "a/...b/.c"
+
+
+@pytest.mark.parametrize("sent", ["..\\..\\secret", "..%5C..%5Csecret"])
+def test_a_backslash_is_kept_in_a_parameter_as_the_docs_say(
+    make_client: MakeClient, sent: str
+) -> None:
+    # NOTE: no separator in a URL, as Werkzeug and Starlette take it: docs/routing.md warns
+    # an app that joins the value onto a path on Windows.
+    app = App()
+    app.get("/one/{name}", name="one")(lambda request, name: name)
+    app.get("/rest/{rest:path}", name="rest")(lambda request, rest: rest)
+    client = make_client(app)
+    for prefix in ("/one/", "/rest/"):
+        assert client.get(prefix + sent).text == "..\\..\\secret"
