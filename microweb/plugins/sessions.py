@@ -26,7 +26,13 @@ from microweb._cookies import (
 )
 from microweb._percent import percent_decode
 
-from ._session_json import decode_session, encode_session, refuse_unstorable
+from ._session_json import (
+    decode_session,
+    encode_session,
+    nests_too_deep,
+    refuse_too_deep,
+    refuse_unstorable,
+)
 from ._vary import add_vary
 
 SameSite = Literal["lax", "strict", "none"]
@@ -326,10 +332,13 @@ class Sessions:
                 continue
             try:
                 loaded = encode_session(session)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, RecursionError):
                 # NOTE: a load() of a subclass's own format may give what save() refuses (NaN,
                 # an int of 5,000 digits, a datetime): it was a 500 on every request that
                 # sent the cookie. Such a session cannot be written back: it is none.
+                continue
+            if nests_too_deep(session):
+                # NOTE: signed before the limit, or a subclass's load(): save() refuses it.
                 continue
             yield session, _signed_at(cookie), loaded
 
@@ -412,12 +421,16 @@ class Sessions:
         # fail to sort): 3 us a request for a typical session, otherwise.
         try:
             current = encode_session(session)
+        except RecursionError:
+            refuse_too_deep(session)
+            raise  # NOTE: a deep stack, with the session within the limit.
         except (TypeError, ValueError):
             refuse_unstorable(session)
             raise  # NOTE: json's "Circular reference detected", which the walk passes over.
         if current == loaded:
             return
         refuse_unstorable(session)
+        refuse_too_deep(session)
         try:
             value = self.sign(current)
         except UnicodeEncodeError as exc:
