@@ -18,13 +18,19 @@ logger = logging.getLogger("microweb")
 _SERVING_LOGGERS = frozenset({"microweb", "waitress", "uvicorn"})
 # NOTE: the loggers whose level Uvicorn's Config sets from its log_level.
 _UVICORN_LEVELLED = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# NOTE: a logger no one configures nor turns off by its name, made on for the app's import:
+# found off, a logging.config.dictConfig() (or fileConfig()) disabled the loggers there were.
+# A logger off with this one on the app turned off itself (logger.disabled = True).
+_PROBE = logging.getLogger("microweb-serve-probe")
+_PROBE.disabled = False
 
 
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level`` from the ``"microweb"``, ``"waitress"`` and Uvicorn's loggers.
 
     A handler is added only when the app has not configured logging itself; the loggers of
-    microweb and the servers stay on when the app's own set-up disabled them.
+    microweb and the servers stay on when the app's own ``dictConfig()`` or ``fileConfig()``
+    disabled them, and off when the app turned them off one by one (``disabled = True``).
     """
     logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
     # NOTE: Uvicorn's too, as its Config sets them: a worker or the reloader's child set them
@@ -35,10 +41,12 @@ def configure_logging(level: str) -> None:
     # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
     # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's
     # lines went nowhere. (Uvicorn's own dictConfig() turned them on again after a single
-    # process's import, and a logger the app had turned off with them.)
-    for name, each in list(logging.root.manager.loggerDict.items()):
-        if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
-            each.disabled = False
+    # process's import, and a logger the app had turned off with them.) Only then: turned
+    # on whenever off, a logger the app had turned off itself logged all the same.
+    if _PROBE.disabled:
+        for name, each in list(logging.root.manager.loggerDict.items()):
+            if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
+                each.disabled = False
     # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
     # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
     waitress = logging.getLogger("waitress")

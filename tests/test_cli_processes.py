@@ -744,6 +744,37 @@ def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
         assert "Application startup complete." in written + read_log(log)
 
 
+_LOGGERS_TURNED_OFF_APP = """
+import logging
+from microweb import App
+
+# NOTE: turned off one by one, with no dictConfig(): the app's own choice.
+logging.getLogger("microweb").disabled = True
+logging.getLogger("uvicorn.access").disabled = True
+app = App()
+
+
+@app.get("/")
+def home(request):
+    raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers"])
+def test_loggers_the_app_turned_off_itself_stay_off(tmp_path: Path, mode: str) -> None:
+    # NOTE: microweb serve turned on again every logger of microweb's and the servers' that was
+    # off after the app's import, for a dictConfig() disables them: one the app had turned off
+    # itself logged all the same.
+    with _serving_source(tmp_path, mode, _LOGGERS_TURNED_OFF_APP) as (port, log):
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
+    # NOTE: read once the server has stopped: whatever it logged is in the file.
+    written = read_log(log)
+    assert "unhandled error in GET /" not in written and "broken" not in written
+    assert '"GET / HTTP/1.1" 500' not in written
+    if mode != "waitress":
+        assert "Application startup complete." in written
+
+
 _LEVELLED_APP = """
 import logging
 from microweb import App
