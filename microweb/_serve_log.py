@@ -9,7 +9,7 @@ import sys
 
 from ._error_logs import REPORTED_TRACEBACKS
 from ._serve_options import SERVERS
-from ._stopping import to_nowhere
+from ._stopping import OpenStreamHandler, to_nowhere
 
 logger = logging.getLogger("microweb")
 
@@ -32,7 +32,9 @@ def configure_logging(level: str) -> None:
     microweb and the servers stay on when the app's own ``dictConfig()`` or ``fileConfig()``
     disabled them, and off when the app turned them off one by one (``disabled = True``).
     """
-    logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
+    logging.basicConfig(
+        format="%(levelname)s:%(name)s: %(message)s", handlers=[OpenStreamHandler(sys.stderr)]
+    )
     # NOTE: Uvicorn's too, as its Config sets them: a worker or the reloader's child set them
     # before the app's import, and a level the app gave "uvicorn.access" held there (its
     # access lines went), not in a single process.

@@ -866,6 +866,53 @@ def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, 
     assert "Traceback" not in read_log(log), read_log(log)
 
 
+_CLOSING_STDERR_APP = """
+import sys
+from microweb import App
+
+app = App()
+
+
+@app.get("/close")
+def close(request):
+    sys.stderr.close()
+    return "closed"
+
+
+@app.get("/broken")
+def broken(request):
+    raise RuntimeError("broken")
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
+def test_an_app_that_closes_stderr_is_served_all_the_same(tmp_path: Path, mode: str) -> None:
+    # NOTE: the log handlers write to a closed stream: its ValueError went out of logging
+    # (its handleError() writes to sys.stderr too) into Uvicorn's send(), and no request was
+    # answered. A closed stream drops the line, as a None one does.
+    (tmp_path / "logging_app.py").write_text(_CLOSING_STDERR_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, cwd=tmp_path)
+    try:
+        # NOTE: every process of the workers closes its own: each is asked a few times.
+        for _ in range(4):
+            assert httpx.get(f"http://{HOST}:{port}/close", timeout=10).text == "closed"
+            assert httpx.get(f"http://{HOST}:{port}/broken", timeout=10).status_code == 500
+            assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+
+
 _OWN_STDOUT_APP = """
 import sys
 from microweb import App
