@@ -122,10 +122,16 @@ def _stamp(text: str) -> int | None:
 def _as_written(sent: str) -> str | None:
     """Return a cookie's value decoded, or ``None`` if ``set_cookie`` never writes it so.
 
-    NOTE: read decoded, the value quoted ('"..."') or with any character percent-encoded
-    ("%2E" for ".") was the same session: a signed cookie had many spellings, where its
-    signature has one. ``set_cookie`` writes a value's one spelling, which the browser sends.
+    NOTE: read decoded, a value with any character percent-encoded ("%2E" for ".") was the
+    same session: a signed cookie had many spellings, where its signature has one.
+    ``set_cookie`` writes a value's one spelling, which the browser sends. That spelling in
+    double quotes is taken for it (so ``load()`` sees the one spelling all the same).
     """
+    if len(sent) >= 2 and sent[0] == sent[-1] == '"':
+        # SPEC: RFC 6265 4.1.1: a cookie-value may be put in DQUOTEs, and a proxy or a client
+        # that writes Cookie lines with http.cookies may do so; Werkzeug and Starlette read
+        # the value inside. Refused, the user's session was deleted: a logout.
+        sent = sent[1:-1]
     if "%" in sent and len(sent) > MAX_COOKIE_PAIR:
         # PERF: quote() costs Python work per character it encodes: a value of 256 KiB of "%"
         # took 40 ms more (the event loop's, under ASGI). A browser keeps no cookie that long.
