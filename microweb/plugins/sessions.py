@@ -338,6 +338,9 @@ class Sessions:
                 continue
             try:
                 loaded = encode_session(session)
+                # NOTE: JSON's "\udce9" reads as a lone surrogate, which sign() cannot encode:
+                # a 500 on every request that changed the session.
+                loaded.encode("utf-8")
             except (TypeError, ValueError, RecursionError):
                 # NOTE: a load() of a subclass's own format may give what save() refuses (NaN,
                 # an int of 5,000 digits, a datetime): it was a 500 on every request that
