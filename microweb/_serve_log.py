@@ -94,8 +94,8 @@ def say_serving_unix(path: str, server: str, _port: object) -> None:
 def _say(line: str) -> None:
     """Print ``line`` on stdout at once; once no one reads stdout, print nothing more.
 
-    A stdout that cannot be written otherwise (a full disk) is said in the log, and the app
-    served all the same.
+    A stdout that cannot be written otherwise (a full disk, or closed by app code) is said in
+    the log, and the app served all the same.
     """
     try:
         print(line, flush=True)
@@ -103,7 +103,8 @@ def _say(line: str) -> None:
         # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
         # startup, and it was not served.
         to_nowhere(sys.stdout)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         # NOTE: ENOSPC raised out of the server's start once the startup hooks had run (a
-        # traceback, status 1, and with --workers a main process gone from its workers).
+        # traceback, status 1, and with --workers a main process gone from its workers); so
+        # did the ValueError of a stdout that app code closed as it was imported.
         logger.warning("cannot write to stdout: %s", exc)

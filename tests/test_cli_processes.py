@@ -913,6 +913,39 @@ def test_an_app_that_closes_stderr_is_served_all_the_same(tmp_path: Path, mode: 
     assert process.returncode == -signal.SIGTERM, read_log(log)
 
 
+_CLOSED_STDOUT_APP = """
+import sys
+from microweb import App
+
+sys.stdout.close()
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
+def test_an_app_that_closes_stdout_as_it_is_imported_is_served(tmp_path: Path, mode: str) -> None:
+    # NOTE: the serving line's print() raised ValueError ("I/O operation on closed file") out
+    # of the server's start: a traceback, and the app was not served.
+    (tmp_path / "logging_app.py").write_text(_CLOSED_STDOUT_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, cwd=tmp_path)
+    try:
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)
+
+
 _OWN_STDOUT_APP = """
 import sys
 from microweb import App
