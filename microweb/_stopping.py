@@ -120,8 +120,9 @@ class OpenStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
-        """Report an error as logging does, if ``sys.stderr`` is open to take the report."""
+        """Report an error as logging does, if ``sys.stderr`` takes the report."""
         # NOTE: logging's own report passes over OSError only: one written to a closed
-        # sys.stderr raised ValueError out of the log call.
-        with contextlib.suppress(ValueError):
+        # sys.stderr raised ValueError out of the log call, and one of app code's own that
+        # raises its own error did the same. A handler is not to raise (logging's docs).
+        with contextlib.suppress(Exception):
             super().handleError(record)
