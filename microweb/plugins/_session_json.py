@@ -52,11 +52,13 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def nests_too_deep(session: dict[str, Any]) -> bool:
-    """Tell whether ``session`` nests lists and dicts more than ``MAX_SESSION_DEPTH`` deep.
-
-    NOTE: for a session that json wrote or read: one that holds itself raised there first.
-    """
+def nests_too_deep(session: dict[str, Any], text: str) -> bool:
+    """Tell whether ``session``, whose JSON is ``text``, nests lists and dicts more than
+    ``MAX_SESSION_DEPTH`` deep."""
+    # PERF: the walk took 77 us for a session of 1 KiB, on every request: fewer brackets than
+    # the limit (those in strings counted too) nest no deeper, in 1 us.
+    if text.count("[") + text.count("{") <= MAX_SESSION_DEPTH:
+        return False
     return _too_deep(session) is not None
 
 

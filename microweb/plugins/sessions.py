@@ -346,7 +346,7 @@ class Sessions:
                 # an int of 5,000 digits, a datetime): it was a 500 on every request that
                 # sent the cookie. Such a session cannot be written back: it is none.
                 continue
-            if nests_too_deep(session):
+            if nests_too_deep(session, loaded):
                 # NOTE: signed before the limit, or a subclass's load(): save() refuses it.
                 continue
             yield session, _signed_at(cookie), loaded
@@ -439,7 +439,8 @@ class Sessions:
         if current == loaded:
             return
         refuse_unstorable(session)
-        refuse_too_deep(session)
+        if nests_too_deep(session, current):
+            refuse_too_deep(session)
         try:
             value = self.sign(current)
         except UnicodeEncodeError as exc:
