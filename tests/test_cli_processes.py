@@ -946,6 +946,31 @@ def test_an_app_that_closes_stdout_as_it_is_imported_is_served(tmp_path: Path, m
     assert "Traceback" not in read_log(log), read_log(log)
 
 
+_CLOSES_STDERR_AND_FAILS_APP = """
+import sys
+
+sys.stderr.close()
+raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
+def test_a_target_that_closes_stderr_and_fails_to_load_ends_with_status_2(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: the traceback printed to the closed stderr raised ValueError out of main(): status
+    # 1 (Python's), where a target that cannot load ends with 2, and "lost sys.stderr".
+    (tmp_path / "logging_app.py").write_text(_CLOSES_STDERR_AND_FAILS_APP)
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(free_port()), *SERVE_MODES[mode]),
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+
+
 _OWN_STDOUT_APP = """
 import sys
 from microweb import App
