@@ -760,7 +760,7 @@ def home(request):
 """
 
 
-@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers"])
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers", "reload"])
 def test_loggers_the_app_turned_off_itself_stay_off(tmp_path: Path, mode: str) -> None:
     # NOTE: microweb serve turned on again every logger of microweb's and the servers' that was
     # off after the app's import, for a dictConfig() disables them: one the app had turned off
