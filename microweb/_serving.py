@@ -145,7 +145,8 @@ def _print_traceback() -> None:
         # NOTE: "microweb routes shop:app 2>&1 | head -1": it raised out of main(), status 1.
         to_nowhere(sys.stderr)
     except ValueError:
-        # NOTE: a stderr that the target's code closed as it was imported: status 1 there too.
+        # NOTE: a stderr that the target's code closed as it was imported: it raised out of
+        # main() (ValueError), status 1.
         pass
 
 

@@ -416,7 +416,8 @@ class Sessions:
         Raises:
             TypeError: If ``session`` holds a value that is not JSON, or a key not ``str``.
             ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode, a
-                float that is NaN or infinite, or an int of more digits than Python writes.
+                float that is NaN or infinite, or an int of more digits than Python writes,
+                or nests lists and dicts more than 100 deep (itself counted).
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
