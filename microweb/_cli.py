@@ -247,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:
             # NOTE: "microweb routes shop:app 2>&1 | true": status 1 where 2 was due.
             to_nowhere(sys.stderr)
+        except ValueError:
+            pass  # NOTE: a stderr the target's code closed: it raised, status 1 where 2 was due.
         return 2
     except KeyboardInterrupt:
         # NOTE: SIGINT before the server handles it (the target's import, Waitress's startup

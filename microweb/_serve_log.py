@@ -9,7 +9,7 @@ import sys
 
 from ._error_logs import REPORTED_TRACEBACKS
 from ._serve_options import SERVERS
-from ._stopping import to_nowhere
+from ._stopping import OpenStreamHandler, to_nowhere
 
 logger = logging.getLogger("microweb")
 
@@ -18,15 +18,23 @@ logger = logging.getLogger("microweb")
 _SERVING_LOGGERS = frozenset({"microweb", "waitress", "uvicorn"})
 # NOTE: the loggers whose level Uvicorn's Config sets from its log_level.
 _UVICORN_LEVELLED = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# NOTE: a logger no one configures nor turns off by its name, made on for the app's import:
+# found off, a logging.config.dictConfig() (or fileConfig()) disabled the loggers there were.
+# A logger off with this one on the app turned off itself (logger.disabled = True).
+_PROBE = logging.getLogger("microweb-serve-probe")
+_PROBE.disabled = False
 
 
 def configure_logging(level: str) -> None:
     """Log to stderr at ``level`` from the ``"microweb"``, ``"waitress"`` and Uvicorn's loggers.
 
     A handler is added only when the app has not configured logging itself; the loggers of
-    microweb and the servers stay on when the app's own set-up disabled them.
+    microweb and the servers stay on when the app's own ``dictConfig()`` or ``fileConfig()``
+    disabled them, and off when the app turned them off one by one (``disabled = True``).
     """
-    logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
+    logging.basicConfig(
+        format="%(levelname)s:%(name)s: %(message)s", handlers=[OpenStreamHandler(sys.stderr)]
+    )
     # NOTE: Uvicorn's too, as its Config sets them: a worker or the reloader's child set them
     # before the app's import, and a level the app gave "uvicorn.access" held there (its
     # access lines went), not in a single process.
@@ -35,10 +43,12 @@ def configure_logging(level: str) -> None:
     # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
     # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's
     # lines went nowhere. (Uvicorn's own dictConfig() turned them on again after a single
-    # process's import, and a logger the app had turned off with them.)
-    for name, each in list(logging.root.manager.loggerDict.items()):
-        if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
-            each.disabled = False
+    # process's import, and a logger the app had turned off with them.) Only then: turned
+    # on whenever off, a logger the app had turned off itself logged all the same.
+    if _PROBE.disabled:
+        for name, each in list(logging.root.manager.loggerDict.items()):
+            if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
+                each.disabled = False
     # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
     # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
     waitress = logging.getLogger("waitress")
@@ -84,8 +94,8 @@ def say_serving_unix(path: str, server: str, _port: object) -> None:
 def _say(line: str) -> None:
     """Print ``line`` on stdout at once; once no one reads stdout, print nothing more.
 
-    A stdout that cannot be written otherwise (a full disk) is said in the log, and the app
-    served all the same.
+    A stdout that cannot be written otherwise (a full disk, or closed by app code) is said in
+    the log, and the app served all the same.
     """
     try:
         print(line, flush=True)
@@ -93,7 +103,8 @@ def _say(line: str) -> None:
         # NOTE: "microweb serve --reload | head -1": the reloaded app's line raised out of its
         # startup, and it was not served.
         to_nowhere(sys.stdout)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         # NOTE: ENOSPC raised out of the server's start once the startup hooks had run (a
-        # traceback, status 1, and with --workers a main process gone from its workers).
+        # traceback, status 1, and with --workers a main process gone from its workers); so
+        # did the ValueError of a stdout that app code closed as it was imported.
         logger.warning("cannot write to stdout: %s", exc)

@@ -144,6 +144,10 @@ def _print_traceback() -> None:
     except BrokenPipeError:
         # NOTE: "microweb routes shop:app 2>&1 | head -1": it raised out of main(), status 1.
         to_nowhere(sys.stderr)
+    except ValueError:
+        # NOTE: a stderr that the target's code closed as it was imported: it raised out of
+        # main() (ValueError), status 1.
+        pass
 
 
 def time_clients(seconds: int) -> None:

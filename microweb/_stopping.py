@@ -1,5 +1,6 @@
-"""How ``microweb serve`` ends its process once it has stopped: by the signal it got; and how
-its child processes hold SIGINT back while they start."""
+"""How ``microweb serve`` ends its process once it has stopped: by the signal it got; how its
+child processes hold SIGINT back while they start; and its streams once no one reads them or
+app code closed them."""
 
 from __future__ import annotations
 
@@ -105,3 +106,23 @@ def take_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+class OpenStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A ``StreamHandler`` that drops its records once its stream is closed."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record`` to the stream, unless it is closed."""
+        # NOTE: app code that closed sys.stderr had the write's ValueError go to handleError(),
+        # whose report to sys.stderr raised it out of logging: into Uvicorn's send() (no answer)
+        # and Waitress's task (none either). Dropped, as print() to a None stream writes nothing.
+        if not getattr(self.stream, "closed", False):
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Report an error as logging does, if ``sys.stderr`` takes the report."""
+        # NOTE: logging's own report passes over OSError only: one written to a closed
+        # sys.stderr raised ValueError out of the log call, and one of app code's own that
+        # raises its own error did the same. A handler is not to raise (logging's docs).
+        with contextlib.suppress(Exception):
+            super().handleError(record)

@@ -34,7 +34,7 @@ from typing import Any
 import uvicorn
 
 from ._error_logs import REPORTED_TRACEBACKS
-from ._stopping import CLEANUP_WAIT, end_by, to_nowhere
+from ._stopping import CLEANUP_WAIT, OpenStreamHandler, end_by, to_nowhere
 from ._unix import port_of
 
 logger = logging.getLogger("microweb")
@@ -42,7 +42,7 @@ logger = logging.getLogger("microweb")
 _TICKS_PER_CHECK = 10
 
 
-class UnreadStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class UnreadStreamHandler(OpenStreamHandler):
     """Uvicorn's log handler, writing to the process's ``sys.stderr`` or ``sys.stdout`` (``to``)
     of the moment, and to nothing once no one reads it (a pipe)."""
 

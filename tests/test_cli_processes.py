@@ -744,6 +744,37 @@ def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
         assert "Application startup complete." in written + read_log(log)
 
 
+_LOGGERS_TURNED_OFF_APP = """
+import logging
+from microweb import App
+
+# NOTE: turned off one by one, with no dictConfig(): the app's own choice.
+logging.getLogger("microweb").disabled = True
+logging.getLogger("uvicorn.access").disabled = True
+app = App()
+
+
+@app.get("/")
+def home(request):
+    raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers", "reload"])
+def test_loggers_the_app_turned_off_itself_stay_off(tmp_path: Path, mode: str) -> None:
+    # NOTE: microweb serve turned on again every logger of microweb's and the servers' that was
+    # off after the app's import, for a dictConfig() disables them: one the app had turned off
+    # itself logged all the same.
+    with _serving_source(tmp_path, mode, _LOGGERS_TURNED_OFF_APP) as (port, log):
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
+    # NOTE: read once the server has stopped: whatever it logged is in the file.
+    written = read_log(log)
+    assert "unhandled error in GET /" not in written and "broken" not in written
+    assert '"GET / HTTP/1.1" 500' not in written
+    if mode != "waitress":
+        assert "Application startup complete." in written
+
+
 _LEVELLED_APP = """
 import logging
 from microweb import App
@@ -833,6 +864,111 @@ def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, 
         assert "Application startup complete." in read_log(log)
     assert "Logging error" not in read_log(log), read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
+
+
+_CLOSING_STDERR_APP = """
+import sys
+from microweb import App
+
+app = App()
+
+
+@app.get("/close")
+def close(request):
+    sys.stderr.close()
+    return "closed"
+
+
+@app.get("/broken")
+def broken(request):
+    raise RuntimeError("broken")
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
+def test_an_app_that_closes_stderr_is_served_all_the_same(tmp_path: Path, mode: str) -> None:
+    # NOTE: the log handlers write to a closed stream: its ValueError went out of logging
+    # (its handleError() writes to sys.stderr too) into Uvicorn's send(), and no request was
+    # answered. A closed stream drops the line, as a None one does.
+    (tmp_path / "logging_app.py").write_text(_CLOSING_STDERR_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, cwd=tmp_path)
+    try:
+        # NOTE: every process of the workers closes its own: each is asked a few times.
+        for _ in range(4):
+            assert httpx.get(f"http://{HOST}:{port}/close", timeout=10).text == "closed"
+            assert httpx.get(f"http://{HOST}:{port}/broken", timeout=10).status_code == 500
+            assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+
+
+_CLOSED_STDOUT_APP = """
+import sys
+from microweb import App
+
+sys.stdout.close()
+app = App()
+
+
+@app.get("/")
+def home(request):
+    return "home"
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
+def test_an_app_that_closes_stdout_as_it_is_imported_is_served(tmp_path: Path, mode: str) -> None:
+    # NOTE: the serving line's print() raised ValueError ("I/O operation on closed file") out
+    # of the server's start: a traceback, and the app was not served.
+    (tmp_path / "logging_app.py").write_text(_CLOSED_STDOUT_APP)
+    port, log = free_port(), tmp_path / "serve.log"
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(port), *SERVE_MODES[mode]),
+    ]
+    process = start(command, port=port, log=log, cwd=tmp_path)
+    try:
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
+    finally:
+        stop(process, timeout=10)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert "Traceback" not in read_log(log), read_log(log)
+
+
+_CLOSES_STDERR_AND_FAILS_APP = """
+import sys
+
+sys.stderr.close()
+raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "waitress"])
+def test_a_target_that_closes_stderr_and_fails_to_load_ends_with_status_2(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: the traceback printed to the closed stderr raised ValueError out of main(): status
+    # 1 (Python's), where a target that cannot load ends with 2, and "lost sys.stderr".
+    (tmp_path / "logging_app.py").write_text(_CLOSES_STDERR_AND_FAILS_APP)
+    command = [
+        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
+        *("--port", str(free_port()), *SERVE_MODES[mode]),
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
 
 
 _OWN_STDOUT_APP = """

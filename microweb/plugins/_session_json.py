@@ -8,6 +8,12 @@ import math
 import sys
 from typing import Any
 
+# NOTE: how many lists and dicts deep a session nests, itself counted. Nested some 970 deep
+# (less on a deeper stack), json raised a bare RecursionError at save, with no word of the
+# session; a limit of its own says where, the same on every stack. A cookie of 4 KiB nests
+# no deeper than 2,000.
+MAX_SESSION_DEPTH = 100
+
 
 def encode_session(session: dict[str, Any]) -> str:
     """Return the canonical JSON of ``session``, the form compared to see changes.
@@ -44,6 +50,50 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{text} is out of a float's range")
     return number
+
+
+def nests_too_deep(session: dict[str, Any], text: str) -> bool:
+    """Tell whether ``session``, whose JSON is ``text``, nests lists and dicts more than
+    ``MAX_SESSION_DEPTH`` deep."""
+    # PERF: the walk took 77 us for a session of 1 KiB, on every request: fewer brackets than
+    # the limit (those in strings counted too) nest no deeper, in 1 us.
+    if text.count("[") + text.count("{") <= MAX_SESSION_DEPTH:
+        return False
+    return _too_deep(session) is not None
+
+
+def refuse_too_deep(session: dict[str, Any]) -> None:
+    """Raise ``ValueError`` if ``session`` nests too deep, naming where (see ``nests_too_deep``)."""
+    keys = _too_deep(session)
+    if keys is not None:
+        where = "".join(f"[{key!r}]" for key in keys[:3])
+        raise ValueError(
+            f"request.session{where}... nests lists and dicts more than {MAX_SESSION_DEPTH} "
+            "deep, which a session does not keep: store a flatter value"
+        )
+
+
+def _too_deep(session: dict[str, Any]) -> list[Any] | None:
+    """Return the keys down to a list or dict nested too deep, or ``None``."""
+    # NOTE: each entry carries the key it is under and its parent's entry, so that the keys
+    # are put together only for the one that is too deep.
+    stack: list[tuple[Any, int, Any, Any]] = [(session, 1, None, None)]
+    while stack:
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        if depth > MAX_SESSION_DEPTH:
+            keys = []
+            while entry[3] is not None:
+                keys.append(entry[2])
+                entry = entry[3]
+            return keys[::-1]
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        stack.extend(
+            (value, depth + 1, key, entry)
+            for key, value in pairs
+            if isinstance(value, (dict, list, tuple))
+        )
+    return None
 
 
 def refuse_unstorable(session: dict[str, Any]) -> None:

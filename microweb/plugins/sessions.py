@@ -26,7 +26,13 @@ from microweb._cookies import (
 )
 from microweb._percent import percent_decode
 
-from ._session_json import decode_session, encode_session, refuse_unstorable
+from ._session_json import (
+    decode_session,
+    encode_session,
+    nests_too_deep,
+    refuse_too_deep,
+    refuse_unstorable,
+)
 from ._vary import add_vary
 
 SameSite = Literal["lax", "strict", "none"]
@@ -116,10 +122,16 @@ def _stamp(text: str) -> int | None:
 def _as_written(sent: str) -> str | None:
     """Return a cookie's value decoded, or ``None`` if ``set_cookie`` never writes it so.
 
-    NOTE: read decoded, the value quoted ('"..."') or with any character percent-encoded
-    ("%2E" for ".") was the same session: a signed cookie had many spellings, where its
-    signature has one. ``set_cookie`` writes a value's one spelling, which the browser sends.
+    NOTE: read decoded, a value with any character percent-encoded ("%2E" for ".") was the
+    same session: a signed cookie had many spellings, where its signature has one.
+    ``set_cookie`` writes a value's one spelling, which the browser sends. That spelling in
+    double quotes is taken for it (so ``load()`` sees the one spelling all the same).
     """
+    if len(sent) >= 2 and sent[0] == sent[-1] == '"':
+        # SPEC: RFC 6265 4.1.1: a cookie-value may be put in DQUOTEs, and a proxy or a client
+        # that writes Cookie lines with http.cookies may do so; Werkzeug and Starlette read
+        # the value inside. Refused, the user's session was deleted: a logout.
+        sent = sent[1:-1]
     if "%" in sent and len(sent) > MAX_COOKIE_PAIR:
         # PERF: quote() costs Python work per character it encodes: a value of 256 KiB of "%"
         # took 40 ms more (the event loop's, under ASGI). A browser keeps no cookie that long.
@@ -326,10 +338,16 @@ class Sessions:
                 continue
             try:
                 loaded = encode_session(session)
-            except (TypeError, ValueError):
+                # NOTE: JSON's "\udce9" reads as a lone surrogate, which sign() cannot encode:
+                # a 500 on every request that changed the session.
+                loaded.encode("utf-8")
+            except (TypeError, ValueError, RecursionError):
                 # NOTE: a load() of a subclass's own format may give what save() refuses (NaN,
                 # an int of 5,000 digits, a datetime): it was a 500 on every request that
                 # sent the cookie. Such a session cannot be written back: it is none.
+                continue
+            if nests_too_deep(session, loaded):
+                # NOTE: signed before the limit, or a subclass's load(): save() refuses it.
                 continue
             yield session, _signed_at(cookie), loaded
 
@@ -398,7 +416,8 @@ class Sessions:
         Raises:
             TypeError: If ``session`` holds a value that is not JSON, or a key not ``str``.
             ValueError: If ``session`` holds a lone surrogate, which UTF-8 cannot encode, a
-                float that is NaN or infinite, or an int of more digits than Python writes.
+                float that is NaN or infinite, or an int of more digits than Python writes,
+                or nests lists and dicts more than 100 deep (itself counted).
         """
         marked = bool(self.secure) if secure is None else secure
         if not session:
@@ -412,12 +431,17 @@ class Sessions:
         # fail to sort): 3 us a request for a typical session, otherwise.
         try:
             current = encode_session(session)
+        except RecursionError:
+            refuse_too_deep(session)
+            raise  # NOTE: a deep stack, with the session within the limit.
         except (TypeError, ValueError):
             refuse_unstorable(session)
             raise  # NOTE: json's "Circular reference detected", which the walk passes over.
         if current == loaded:
             return
         refuse_unstorable(session)
+        if nests_too_deep(session, current):
+            refuse_too_deep(session)
         try:
             value = self.sign(current)
         except UnicodeEncodeError as exc:

@@ -29,7 +29,10 @@ def respelled(value: str) -> list[str]:
     """Other spellings of ``value`` that a cookie parser decodes to it."""
     first = value[0]
     return [
-        f'"{value}"',
+        f'""{value}""',
+        f'"{value}',
+        f'{value}"',
+        f"'{value}'",
         "".join(f"%{ord(char):02X}" for char in value),
         f"%{ord(first):02X}{value[1:]}",
         f"%{ord(first):02x}{value[1:]}",
@@ -59,6 +62,22 @@ def test_a_session_cookie_verifies_in_the_one_spelling_it_was_written_in(
         assert "Max-Age=0" not in answer.headers["set-cookie"], other
 
 
+def test_a_session_cookie_a_middlebox_quoted_is_the_session(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: RFC 6265 4.1.1 lets a cookie's value be put in double quotes, and proxies and
+    # clients that write Cookie lines with Python's http.cookies may do so: the quoted value,
+    # refused, was deleted, a logout on every request through them.
+    plugin = Sessions(SECRET, secure=False, refresh_after=0)
+    cookie = plugin.sign(json.dumps({"user": "ann"}))
+    client = make_client(looking_app(plugin, colour))
+    answer = client.get("/", headers={"cookie": f'session="{cookie}"'})
+    assert answer.json() == {"user": "ann"}
+    # NOTE: sent again as the plugin writes it, unquoted, and signed anew.
+    refreshed = answer.headers["set-cookie"].partition(";")[0].partition("=")[2]
+    assert not refreshed.startswith('"') and plugin.load(refreshed) == {"user": "ann"}
+
+
 def test_a_subclass_cookie_that_set_cookie_percent_encodes_is_read_as_written(
     make_client: MakeClient,
 ) -> None:
@@ -71,7 +90,9 @@ def test_a_subclass_cookie_that_set_cookie_percent_encodes_is_read_as_written(
     client = make_client(looking_app(Plain(SECRET, secure=False), "sync"))
     written = client.get("/", headers={"cookie": "session=ann%20smith%2C%20jr"})
     assert written.json() == {"user": "ann smith, jr"}
-    for other in ['"ann%20smith%2C%20jr"', "ann%20smith%2c%20jr", "%61nn%20smith%2C%20jr"]:
+    quoted = client.get("/", headers={"cookie": 'session="ann%20smith%2C%20jr"'})
+    assert quoted.json() == {"user": "ann smith, jr"}
+    for other in ['"ann%20smith%2c%20jr"', "ann%20smith%2c%20jr", "%61nn%20smith%2C%20jr"]:
         answer = client.get("/", headers={"cookie": f"session={other}"})
         assert answer.json() == {}, other
 

@@ -12,6 +12,7 @@ from conftest import MakeClient, in_colour
 
 from microweb import App, Request
 from microweb.plugins import Sessions
+from microweb.plugins._session_json import MAX_SESSION_DEPTH
 from microweb.testing import TestClient
 
 SECRET = "a-test-secret-of-32-characters!!"
@@ -146,3 +147,84 @@ def test_a_session_a_subclass_loads_that_cannot_be_stored_is_no_session(
     # NOTE: the next cookie of the name that loads is taken, as for one that fails to verify.
     answer = client.get("/", headers={"cookie": "session=bad; session={'user':'ann'}"})
     assert answer.json() == {"keys": ["user"]}
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """Return a dict that, with the session holding it, nests ``depth`` dicts deep."""
+    value: dict[str, Any] = {}
+    for _ in range(depth - 2):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [MAX_SESSION_DEPTH + 1, 2000])
+def test_a_session_nested_too_deep_is_refused_by_where_it_is(
+    interface: str, colour: str, depth: int
+) -> None:
+    # NOTE: nested some 970 deep, it was json's bare RecursionError, with no word of the session.
+    app = storing_app({"tree": nested(depth)}, colour)
+    named = (
+        r"request\.session\['tree'\]\['a'\]\['a'\]\.\.\. nests lists and dicts more than "
+        rf"{MAX_SESSION_DEPTH} deep"
+    )
+    with (
+        TestClient(app, interface=interface, raise_server_exceptions=True) as client,
+        pytest.raises(ValueError, match=named),
+    ):
+        client.get("/")
+
+
+def test_a_session_nested_as_deep_as_kept_round_trips(make_client: MakeClient) -> None:
+    app = storing_app({"tree": nested(MAX_SESSION_DEPTH)}, "sync")
+
+    @app.get("/depth")
+    def depth(request: Request) -> dict[str, int]:
+        deep, levels = request.session, 1
+        while deep:
+            deep, levels = next(iter(deep.values())), levels + 1
+        return {"depth": levels}
+
+    client = make_client(app)
+    answer = client.get("/")
+    assert answer.status_code == 200 and "session=" in answer.headers["set-cookie"]
+    assert client.get("/depth").json() == {"depth": MAX_SESSION_DEPTH}
+
+
+@pytest.mark.parametrize("depth", [MAX_SESSION_DEPTH + 1, 5000])
+def test_a_signed_cookie_nested_too_deep_is_no_session(
+    make_client: MakeClient, colour: str, depth: int
+) -> None:
+    plugin = Sessions(SECRET, secure=False)
+    app = App()
+    app.install(plugin)
+
+    def look(request: Request) -> dict[str, Any]:
+        return {"keys": sorted(request.session)}
+
+    app.get("/")(in_colour(colour, look))
+    payload = '{"t":' * (depth - 1) + "{}" + "}" * (depth - 1)
+    answer = make_client(app).get("/", headers={"cookie": f"session={plugin.sign(payload)}"})
+    assert answer.status_code == 200 and answer.json() == {"keys": []}
+    assert "Max-Age=0" in answer.headers["set-cookie"]
+
+
+@pytest.mark.parametrize(
+    "payload", ['{"name":"caf\\udce9"}', '{"names":["\\ud800"]}', '{"\\udfff":1}']
+)
+def test_a_signed_cookie_that_holds_a_lone_surrogate_is_no_session(
+    make_client: MakeClient, colour: str, payload: str
+) -> None:
+    # NOTE: JSON's "\udce9" escape reads as a lone surrogate, which save() refuses (UTF-8
+    # cannot encode it): signed before that check, or by a subclass's sign(), the session
+    # loaded was a 500 on every request that changed it.
+    plugin = Sessions(SECRET, secure=False)
+    app = App()
+    app.install(plugin)
+
+    def visit(request: Request) -> dict[str, Any]:
+        request.session["visits"] = request.session.get("visits", 0) + 1
+        return {"keys": sorted(request.session)}
+
+    app.get("/")(in_colour(colour, visit))
+    answer = make_client(app).get("/", headers={"cookie": f"session={plugin.sign(payload)}"})
+    assert answer.status_code == 200 and answer.json() == {"keys": ["visits"]}
