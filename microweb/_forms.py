@@ -25,9 +25,9 @@ from ._parsing import (
 from ._parts import (
     MULTIPART,
     TOO_MANY_PARTS,
+    FormMeasure,
     MultipartEvents,
     PartHead,
-    field_too_large,
     fields_too_large,
     too_many_files,
 )
@@ -48,8 +48,10 @@ class FormData(RequestFields[FormValue]):
     apart, as Werkzeug's ``request.form`` and ``request.files`` do.
     """
 
-    __slots__ = ("_files", "_text")
+    __slots__ = ("_files", "_measure", "_text")
     what = "form field"
+    # NOTE: set on a form read from a multipart body (FormBuilder), for check_kept_form().
+    _measure: FormMeasure
     _text: RequestFields[str]
     _files: RequestFields[UploadFile]
 
@@ -229,6 +231,8 @@ class FormBuilder:
         # spool threshold, so a form of many small files is not held whole in memory.
         self.files_in_memory = 0
         self._part: _FormPart | None = None
+        # NOTE: each text field's name and bytes as sent, for the form's FormMeasure.
+        self._field_sizes: list[tuple[str, int]] = []
         self._steps: Steps = []
         self._batch_size = self._batch_pieces = 0
         if kind == URLENCODED:
@@ -267,7 +271,10 @@ class FormBuilder:
             if self._steps:
                 self.spooler.put(self.take_batch())
             self.spooler.end()
-        return FormData(self.items)
+        form = FormData(self.items)
+        if self._events is not None:
+            form._measure = self._events.measure(tuple(self._field_sizes))
+        return form
 
     def feed_all(self, chunks: Iterable[bytes]) -> FormData:
         """Feed every chunk and return the form (the sync colour).
@@ -362,6 +369,8 @@ class FormBuilder:
             elif event is None:
                 assert part is not None
                 self.items.append(part.finish())
+                if part.upload is None:
+                    self._field_sizes.append((part.head.name, part.received))
                 self._part = None
             else:
                 assert part is not None
@@ -437,9 +446,9 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
     would have refused it, as far as the form tells: ``size`` is its body's bytes.
 
     NOTE: the handler of a route of max_form_parts=2 got the 5 parts a flow's form() read
-    before routing (review243). What is counted here never exceeds what the parser counted
-    (a file has a name; a text field's characters are no more than its bytes), so a form
-    read under these limits is never refused.
+    before routing (review243). What is counted here is what the parser counted (a file has
+    a name; the sizes of a multipart form's fields and part heads are its ``FormMeasure``), so
+    a form read under these limits is never refused.
     """
     items = form._items
     if urlencoded:
@@ -455,12 +464,8 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
         files = sum(1 for _, value in items if isinstance(value, UploadFile) and value.filename)
         if files > limits.max_form_files:
             raise too_many_files(limits)
-    if size > min(limits.max_field_size, limits.max_form_memory):
-        memory = 0
-        for name, value in items:
-            if isinstance(value, str):
-                if len(value) > limits.max_field_size:
-                    raise field_too_large(name, limits)
-                memory += len(value)
-        if memory > limits.max_form_memory:
-            raise fields_too_large(limits)
+    # NOTE: measured in characters, a field of 10 UTF-8 bytes in 5 characters passed a route
+    # of max_field_size=6; the part heads' limits were not checked at all.
+    measure: FormMeasure | None = getattr(form, "_measure", None)
+    if measure is not None:
+        measure.check(limits, size)
