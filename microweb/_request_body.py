@@ -415,6 +415,8 @@ class BodyMethods(HeadProperties):
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive; the async twin of ``iter_bytes()``."""
+        if self._body is None and self._reading:
+            await self._other_read("aiter_bytes()", self._reading in WHOLE_READS)
         if self._body is not None:
             self._check_kept(len(self._body))
             if self._body:
@@ -460,6 +462,8 @@ class BodyMethods(HeadProperties):
 
         Read each part's data with ``part.aiter_bytes()``.
         """
+        if self._body is None and self._reading:
+            await self._other_read("aiter_parts()", self._reading in WHOLE_READS)
         self._uncoded()
         stream = PartStream(self.content_type, self.limits)
         chunks = self._abody_or_stream("aiter_parts()")

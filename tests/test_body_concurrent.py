@@ -39,8 +39,8 @@ async def _parts(request: Request) -> list[str]:
     return [part.name async for part in request.aiter_parts()]
 
 
-async def _bytes(request: Request) -> bytes:
-    return b"".join([chunk async for chunk in request.aiter_bytes()])
+async def _bytes_length(request: Request) -> int:
+    return len(b"".join([chunk async for chunk in request.aiter_bytes()]))
 
 
 def _app(first: Any, second: Any) -> App:
@@ -84,6 +84,8 @@ SHARED = [
         id="ajson+atext",
     ),
     pytest.param(_length, _form_x, URLENCODED, b"x=1&y=2&z=3", 11, "1", id="aread+aform"),
+    pytest.param(_text, _parts, MULTIPART, PART, PART.decode(), ["x"], id="atext+aiter_parts"),
+    pytest.param(_length, _bytes_length, JSON, b'{"k": [1, 2, 3]}', 16, 16, id="aread+aiter_bytes"),
 ]
 
 
@@ -112,13 +114,13 @@ REFUSED = [
         _form_x, _length, URLENCODED, b"x=1&y=2&z=3", "aread()", "aform()", id="aform+aread"
     ),
     pytest.param(
-        _length,
-        _bytes,
-        JSON,
-        b'{"k": [1, 2, 3]}',
+        _form_x,
+        _bytes_length,
+        URLENCODED,
+        b"x=1&y=2&z=3",
         "aiter_bytes()",
-        "aread()",
-        id="aread+aiter_bytes",
+        "aform()",
+        id="aform+aiter_bytes",
     ),
 ]
 
