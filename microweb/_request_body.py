@@ -389,7 +389,10 @@ class BodyMethods(HeadProperties):
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
             finally:
-                self._read_ended()
+                # PERF: inline, with no call unless a read waits for this one.
+                self._reading = ""
+                if self._read_done is not None:
+                    self._wake_readers()
             self._body = body
         else:
             self._check_kept(len(body), body if json else None)
@@ -450,7 +453,10 @@ class BodyMethods(HeadProperties):
                     builder.discard()
                 raise
             finally:
-                self._read_ended()
+                # PERF: inline, with no call unless a read waits for this one.
+                self._reading = ""
+                if self._read_done is not None:
+                    self._wake_readers()
         elif not isinstance(form, FormData):
             form.raise_again()
         else:
@@ -497,9 +503,8 @@ class BodyMethods(HeadProperties):
             "it kept"
         )
 
-    def _read_ended(self) -> None:
-        """End the read in progress, waking the reads that wait for it."""
-        self._reading = ""
+    def _wake_readers(self) -> None:
+        """Wake the reads that wait for the read that has just ended."""
         done, self._read_done = self._read_done, None
         if done is not None:
             done.set()
