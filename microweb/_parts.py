@@ -85,12 +85,12 @@ class FormMeasure:
     def check(self, limits: Limits, size: int) -> None:
         """Raise the 413 that a read under ``limits`` would have raised, if any (``size``:
         the bytes of the body)."""
-        for reason, size, limit in (
+        for reason, measured, limit in (
             (TOO_LONG, self.widest_head, limits.max_part_header_size),
             (TOO_MANY_LINES, self.most_head_lines, limits.max_part_headers),
             (HEADS_TOO_LONG, self.all_heads, limits.max_form_header_size),
         ):
-            if size > limit:
+            if measured > limit:
                 raise HTTPError(413, f"multipart limit reached: {reason}")
         # PERF: a pass over the fields only where it can find something past a limit.
         if size <= min(limits.max_field_size, limits.max_form_memory):

@@ -220,6 +220,13 @@ FORM_LIMITS = {
         413,
         "form field 'a' is larger than 6 bytes",
     ),
+    "field-bytes-past-the-heads": (
+        {"max_field_size": 60},
+        _field_of(("é" * 50).encode()),
+        MULTIPART,
+        413,
+        "form field 'a' is larger than 60 bytes",
+    ),
     "memory-bytes": (
         {"max_form_memory": 8},
         _field_of("ééééé".encode()),
