@@ -487,8 +487,9 @@ class BodyMethods(HeadProperties):
         """Wait for the end of the read another task has in progress (``self._reading``), if
         ``call`` can take what it keeps (the body, the form); else refuse ``call``."""
         # NOTE: asyncio.gather(request.aform(), request.aform()) gave a 500 ("already
-        # consumed") when the first had to wait for more of the body; Starlette's body() and
-        # form() share their cache too. A stream cannot be shared: refused, naming both.
+        # consumed") when the first had to wait for more of the body, where the same two reads
+        # one after the other share the cache, as a Starlette or Flask user expects. What is
+        # not kept (aform()'s body, a stream) cannot be shared: refused, naming both reads.
         if not shares:
             raise self._read_meanwhile(call)
         done = self._read_done
