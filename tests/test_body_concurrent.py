@@ -25,7 +25,7 @@ PART = b'--b\r\ncontent-disposition: form-data; name="x"\r\n\r\nhello\r\n--b--\r
 
 async def _apieces(body: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(body), 4):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # NOTE: a turn of the loop, no wait.
         yield body[start : start + 4]
 
 
@@ -143,3 +143,30 @@ def test_a_second_read_that_cannot_share_is_refused_naming_the_concurrent_read(
         f"request.{call}: the body is being read by request.{reader} at the same time"
         in response.text
     )
+
+
+def test_a_large_body_is_shared_or_refused_the_same_under_both_interfaces(
+    make_client: MakeClient, interface: str
+) -> None:
+    # NOTE: a body of several reads of wsgi.input, which under WSGI an async read awaits in a
+    # thread: the second read starts while the first waits, as under ASGI.
+    body = b"x=" + b"1" * 300_000
+    shared = make_client(_app(_length, _form_x))
+    answer = shared.post("/", content=_pieces_of(interface, body), headers=URLENCODED)
+    assert (answer.status_code, answer.json()) == (200, {"a": 300_002, "b": "1" * 300_000})
+    refused = make_client(_app(_form_x, _bytes_length))
+    answer = refused.post("/", content=_pieces_of(interface, body), headers=URLENCODED)
+    assert answer.status_code == 500
+    assert "request.aiter_bytes(): the body is being read by request.aform()" in answer.text
+
+
+def _pieces_of(interface: str, body: bytes) -> Any:
+    if interface == "wsgi":
+        return body
+    return _apieces_of(body)
+
+
+async def _apieces_of(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 65536):
+        await asyncio.sleep(0)  # NOTE: a turn of the loop, no wait.
+        yield body[start : start + 65536]
