@@ -71,16 +71,22 @@ def _reason(exc: multipart.MultipartError) -> str:
     return message if isinstance(message, str) else type(exc).__name__
 
 
+# NOTE: the fields of a FormMeasure, kept as a tuple until a check needs it.
+Measures = tuple[tuple[tuple[str, int], ...], int, int, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class FormMeasure:
-    """A multipart form's sizes as the client sent them, which its limits count: what a form
-    kept by a read before routing is checked against, under the route's limits."""
+    """A form's sizes as the client sent them, which its limits count: what a form kept by a
+    read before routing is checked against, under the route's limits."""
 
-    # NOTE: each text field's name and bytes (before decoding), in order.
+    # NOTE: each text field's name and bytes (before decoding), in order (multipart).
     fields: tuple[tuple[str, int], ...]
     widest_head: int
     most_head_lines: int
     all_heads: int
+    # NOTE: the fields of a urlencoded body as its parser counts them, the empty ones too.
+    urlencoded_fields: int = 0
 
     def check(self, limits: Limits, size: int) -> None:
         """Raise the 413 that a read under ``limits`` would have raised, if any (``size``:
@@ -344,12 +350,11 @@ class MultipartEvents:
         # The parse() method itself, not one that calls it (see the PERF of AsyncParts._adata).
         self.raw: Callable[[bytes], Iterator[Any]] = self._parser.parse
 
-    def measure(self, fields: tuple[tuple[str, int], ...]) -> FormMeasure:
-        """The sizes of the form read, its text ``fields`` (name, bytes) told by the caller."""
+    def measure(self, fields: tuple[tuple[str, int], ...]) -> Measures:
+        """The fields of the ``FormMeasure`` of the form read, its text ``fields`` (name,
+        bytes) told by the caller."""
         parser = self._parser
-        return FormMeasure(
-            fields, parser.widest_head, parser.most_head_lines, parser._all_head_bytes
-        )
+        return fields, parser.widest_head, parser.most_head_lines, parser._all_head_bytes, 0
 
     @property
     def closed(self) -> bool:

@@ -277,6 +277,15 @@ FORM_LIMITS = {
         400,
         "more than 2 query or form fields",
     ),
+    # NOTE: the parser counts the empty fields too (as parse_qsl does), where a kept form's
+    # check counted its items: one field and three empty ones passed max_query_params=2.
+    "urlencoded-empty-fields": (
+        {"max_query_params": 2},
+        b"a=1&&&",
+        FORM,
+        400,
+        "more than 2 query or form fields",
+    ),
 }
 
 
