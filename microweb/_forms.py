@@ -52,7 +52,8 @@ class FormData(RequestFields[FormValue]):
     __slots__ = ("_files", "_measure", "_text")
     what = "form field"
     # NOTE: set on a form that FormBuilder read, for check_kept_form(): the fields of a
-    # FormMeasure, which is made only there. PERF: a tuple is 0.02 us, the dataclass 1.6 (timeit, 2026-12-06).
+    # FormMeasure, which is made only there. PERF: a tuple is 0.02 us, the dataclass 1.6
+    # (timeit, 2026-12-06).
     _measure: Measures
     _text: RequestFields[str]
     _files: RequestFields[UploadFile]
