@@ -208,8 +208,15 @@ class BodyMethods(HeadProperties):
         # NOTE: a read that failed (a 413 counted as the body came, a body shorter than its
         # Content-Length, a client gone; in a read that streamed the body too) left no body:
         # its kept error is raised again, as by every later read.
+        # NOTE: not a whole read in progress in another task, which keeps the body: ajson()
+        # waits for it (a json(silent=True) gave None beside an aread(), asyncio.gather).
         self._keep_stream_error()
-        return self._body is None and bool(self._consumed) and self._body_error is None
+        return (
+            self._body is None
+            and bool(self._consumed)
+            and self._body_error is None
+            and self._reading not in WHOLE_READS
+        )
 
     def _keep_stream_error(self) -> None:
         """Keep the error of a read that streamed the body, as a whole read's error is kept:

@@ -62,6 +62,10 @@ async def _length(request: Request) -> int:
     return len(await request.aread())
 
 
+async def _silent_json(request: Request) -> Any:
+    return await request.ajson(silent=True)
+
+
 async def _text(request: Request) -> str:
     return await request.atext()
 
@@ -84,6 +88,15 @@ SHARED = [
         id="ajson+atext",
     ),
     pytest.param(_length, _form_x, URLENCODED, b"x=1&y=2&z=3", 11, "1", id="aread+aform"),
+    pytest.param(
+        _length,
+        _silent_json,
+        JSON,
+        b'{"k": [1, 2, 3]}',
+        16,
+        {"k": [1, 2, 3]},
+        id="aread+ajson-silent",
+    ),
     pytest.param(_text, _parts, MULTIPART, PART, PART.decode(), ["x"], id="atext+aiter_parts"),
     pytest.param(_length, _bytes_length, JSON, b'{"k": [1, 2, 3]}', 16, 16, id="aread+aiter_bytes"),
 ]
