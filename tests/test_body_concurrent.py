@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import MakeClient
 
-from microweb import App, Request
+from microweb import App, HTTPError, Request
 from microweb.testing import TestClient
 
 URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
@@ -183,3 +183,23 @@ async def _apieces_of(body: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(body), 65536):
         await asyncio.sleep(0)  # NOTE: a turn of the loop, no wait.
         yield body[start : start + 65536]
+
+
+@pytest.mark.parametrize(
+    "second", [_text, _form_x, _bytes_length], ids=["atext", "aform", "aiter_bytes"]
+)
+def test_a_read_that_waited_gets_the_error_of_the_read_it_waited_for(
+    make_client: MakeClient, interface: str, second: Any
+) -> None:
+    app = App()
+
+    @app.post("/", limits={"max_body_size": 10})
+    async def both(request: Request) -> dict[str, Any]:
+        results = await asyncio.gather(_length(request), second(request), return_exceptions=True)
+        return {"errors": [str(result) for result in results]}
+
+    answer = make_client(app).post(
+        "/", content=_pieces(interface, b"x=" + b"1" * 30), headers=URLENCODED
+    )
+    error = str(HTTPError(413, "request body is larger than 10 bytes"))
+    assert answer.json() == {"errors": [error, error]}
