@@ -269,6 +269,9 @@ class ASGIBody:
     def achunks(self, meter: BodyMeter) -> MessageChunks:
         return MessageChunks(self, meter)
 
+    def signal(self) -> asyncio.Event:
+        return asyncio.Event()
+
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each message's bytes counted by ``meter``."""
         # PERF: messages awaited in a loop, not through achunks() and a counting loop: a

@@ -254,6 +254,9 @@ class WSGIBody:
             count = min(count * 2, READ_HOP_CHUNKS)
         meter.finish()
 
+    def signal(self) -> asyncio.Event:
+        return asyncio.Event()
+
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from async code, each chunk counted by ``meter``."""
         remaining = self._remaining(meter.expected)

@@ -42,6 +42,8 @@ class PartHead:
 
 
 TOO_LONG = "a part's headers are too long"
+TOO_MANY_LINES = "a part has too many header lines"
+HEADS_TOO_LONG = "the parts' headers are too long together"
 _MULTIPART_TOO_LONG = "Maximum segment header length exceeded"
 # NOTE: multipart's words for a form past max_form_parts (its max_segment_count).
 TOO_MANY_PARTS = "multipart limit reached: Maximum segment count exceeded"
@@ -67,6 +69,45 @@ def _reason(exc: multipart.MultipartError) -> str:
     # its repr holds the raw header bytes: only the parser's own message goes to the client.
     message = exc.args[0] if exc.args else ""
     return message if isinstance(message, str) else type(exc).__name__
+
+
+# NOTE: the fields of a FormMeasure, kept as a tuple until a check needs it.
+Measures = tuple[tuple[tuple[str, int], ...], int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class FormMeasure:
+    """A form's sizes as the client sent them, which its limits count: what a form kept by a
+    read before routing is checked against, under the route's limits."""
+
+    # NOTE: each text field's name and bytes (before decoding), in order (multipart).
+    fields: tuple[tuple[str, int], ...]
+    widest_head: int
+    most_head_lines: int
+    all_heads: int
+    # NOTE: the fields of a urlencoded body as its parser counts them, the empty ones too.
+    urlencoded_fields: int = 0
+
+    def check(self, limits: Limits, size: int) -> None:
+        """Raise the 413 that a read under ``limits`` would have raised, if any (``size``:
+        the bytes of the body)."""
+        for reason, measured, limit in (
+            (TOO_LONG, self.widest_head, limits.max_part_header_size),
+            (TOO_MANY_LINES, self.most_head_lines, limits.max_part_headers),
+            (HEADS_TOO_LONG, self.all_heads, limits.max_form_header_size),
+        ):
+            if measured > limit:
+                raise HTTPError(413, f"multipart limit reached: {reason}")
+        # PERF: a pass over the fields only where it can find something past a limit.
+        if size <= min(limits.max_field_size, limits.max_form_memory):
+            return
+        memory = 0
+        for name, field_size in self.fields:
+            if field_size > limits.max_field_size:
+                raise field_too_large(name, limits)
+            memory += field_size
+            if memory > limits.max_form_memory:
+                raise fields_too_large(limits)
 
 
 def parser_error(exc: multipart.MultipartError) -> HTTPError:
@@ -186,6 +227,8 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     _before_boundary = True
     # NOTE: set by MultipartEvents (Limits.max_part_header_size, max_form_header_size).
     max_head_bytes = max_all_head_bytes = 0
+    # NOTE: the largest part head, in bytes and in lines, for a kept form's FormMeasure.
+    widest_head = most_head_lines = 0
 
     def parse(self, chunk: bytes) -> Iterator[Any]:
         """Parse a chunk, as ``multipart`` does, with a preamble skipped the same way however
@@ -236,12 +279,12 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
         self._head_lines += 1
         self._head_bytes += len(line)
         if self._head_lines > self.max_header_count:
-            raise multipart.ParserLimitReached("a part has too many header lines")
+            raise multipart.ParserLimitReached(TOO_MANY_LINES)
         if self._head_bytes > self.max_head_bytes:
             raise multipart.ParserLimitReached(TOO_LONG)
         self._all_head_bytes += len(line)
         if self._all_head_bytes > self.max_all_head_bytes:
-            raise multipart.ParserLimitReached("the parts' headers are too long together")
+            raise multipart.ParserLimitReached(HEADS_TOO_LONG)
         super()._on_segment_headerline(line)
 
     def _create_segment(self, headerlist: list[tuple[str, str]]) -> multipart.MultipartSegment:
@@ -258,6 +301,10 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
                 read.append(name)
                 _check_params(name, value)
         segment: multipart.MultipartSegment = super()._create_segment(headerlist)
+        if self._head_bytes > self.widest_head:
+            self.widest_head = self._head_bytes
+        if self._head_lines > self.most_head_lines:
+            self.most_head_lines = self._head_lines
         return segment
 
 
@@ -302,6 +349,12 @@ class MultipartEvents:
         # NOTE: the parser's own events of a chunk, for event_of(); its errors are unmapped.
         # The parse() method itself, not one that calls it (see the PERF of AsyncParts._adata).
         self.raw: Callable[[bytes], Iterator[Any]] = self._parser.parse
+
+    def measure(self, fields: tuple[tuple[str, int], ...]) -> Measures:
+        """The fields of the ``FormMeasure`` of the form read, its text ``fields`` (name,
+        bytes) told by the caller."""
+        parser = self._parser
+        return fields, parser.widest_head, parser.most_head_lines, parser._all_head_bytes, 0
 
     @property
     def closed(self) -> bool:

@@ -123,6 +123,8 @@ class Request(BodyMethods):
         "_query",
         "_raw",
         "_raw_path",
+        "_read_done",
+        "_reading",
         "_source",
         "_state",
         "app",
@@ -348,6 +350,8 @@ def new_request(
     request._json = MISSING
     request._form = None
     request._consumed = ""
+    request._reading = ""
+    request._read_done = None
     request._inline = False
     # NOTE: the form builders, whose files are closed when the request ends.
     request._cleanups = None

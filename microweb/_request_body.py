@@ -16,11 +16,13 @@ from ._errors import ClientDisconnect, HTTPError, KeptError
 from ._forms import FORM_READ, URLENCODED, FormBuilder, FormData, check_kept_form
 from ._parsing import decode_text, is_coded, is_json_type, media_type
 from ._parts import PartStream
-from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties
+from ._request_head import MISSING, BodyChunks, BodySource, HeadProperties, Signal
 from ._streamed_parts import AsyncParts, Part, SyncParts
 from ._strict_json import parse_json
 
 CODED = "unsupported Content-Encoding (send the body uncompressed)"
+# NOTE: the async reads that keep the whole body, which a read started meanwhile can share.
+WHOLE_READS = frozenset({"aread()", "atext()", "ajson()"})
 
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
@@ -52,6 +54,8 @@ class BodyMethods(HeadProperties):
             "_form",
             "_json",
             "_meter",
+            "_read_done",
+            "_reading",
             "_source",
         )
     else:
@@ -73,6 +77,10 @@ class BodyMethods(HeadProperties):
     _form: FormData | KeptError | None
     # NOTE: the call that streamed the body ("" before), named when another one is refused.
     _consumed: str
+    # NOTE: the async read in progress that keeps what it reads (a whole read, aform(); ""
+    # else), and the signal its end gives to reads started meanwhile (asyncio.gather).
+    _reading: str
+    _read_done: Signal | None
     _inline: bool
     _cleanups: list[Cleanup] | None
 
@@ -200,8 +208,15 @@ class BodyMethods(HeadProperties):
         # NOTE: a read that failed (a 413 counted as the body came, a body shorter than its
         # Content-Length, a client gone; in a read that streamed the body too) left no body:
         # its kept error is raised again, as by every later read.
+        # NOTE: not a whole read in progress in another task, which keeps the body: ajson()
+        # waits for it (a json(silent=True) gave None beside an aread(), asyncio.gather).
         self._keep_stream_error()
-        return self._body is None and bool(self._consumed) and self._body_error is None
+        return (
+            self._body is None
+            and bool(self._consumed)
+            and self._body_error is None
+            and self._reading not in WHOLE_READS
+        )
 
     def _keep_stream_error(self) -> None:
         """Keep the error of a read that streamed the body, as a whole read's error is kept:
@@ -366,7 +381,11 @@ class BodyMethods(HeadProperties):
         """The whole body, read by ``call``; the async twin of ``_whole()``."""
         body = self._body
         if body is None:
+            if self._reading:
+                await self._other_read(call, self._reading in WHOLE_READS)
+                return await self._awhole(call, json)
             meter = self._start(call, json)  # NOTE: as in _whole(), refused and not kept.
+            self._reading = call
             # PERF: the source reads it whole, with no async generator (see aread_all()):
             # 8.8 us instead of 11.6 for a request that reads a 1 KB body under ASGI.
             try:
@@ -376,6 +395,11 @@ class BodyMethods(HeadProperties):
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
+            finally:
+                # PERF: inline, with no call unless a read waits for this one.
+                self._reading = ""
+                if self._read_done is not None:
+                    self._wake_readers()
             self._body = body
         else:
             self._check_kept(len(body), body if json else None)
@@ -401,6 +425,8 @@ class BodyMethods(HeadProperties):
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive; the async twin of ``iter_bytes()``."""
+        if self._body is None and self._reading:
+            await self._other_read("aiter_bytes()", self._reading in WHOLE_READS)
         if self._body is not None:
             self._check_kept(len(self._body))
             if self._body:
@@ -414,11 +440,15 @@ class BodyMethods(HeadProperties):
         """Read and parse a form; the async twin of ``form()``."""
         form = self._form
         if form is None:
+            if self._reading:
+                await self._other_read("aform()", shares=True)
+                return await self.aform()
             self._uncoded()
             # NOTE: writes of a spooled file go to a file thread, never on the event loop.
             builder = self._form_builder(defer_writes=True)
             try:
                 async with aclosing(self._abody_or_stream("aform()")) as chunks:
+                    self._reading = "aform()"
                     form = self._form = await builder.afeed_all(chunks)
             except BaseException as exc:
                 if isinstance(exc, Exception):
@@ -429,6 +459,11 @@ class BodyMethods(HeadProperties):
                 if not builder.on_disk:
                     builder.discard()
                 raise
+            finally:
+                # PERF: inline, with no call unless a read waits for this one.
+                self._reading = ""
+                if self._read_done is not None:
+                    self._wake_readers()
         elif not isinstance(form, FormData):
             form.raise_again()
         else:
@@ -440,6 +475,8 @@ class BodyMethods(HeadProperties):
 
         Read each part's data with ``part.aiter_bytes()``.
         """
+        if self._body is None and self._reading:
+            await self._other_read("aiter_parts()", self._reading in WHOLE_READS)
         self._uncoded()
         stream = PartStream(self.content_type, self.limits)
         chunks = self._abody_or_stream("aiter_parts()")
@@ -452,6 +489,33 @@ class BodyMethods(HeadProperties):
             # NOTE: as in iter_parts(), the chunks of a part being read are left to its reader.
             if parts.end():
                 await chunks.aclose()
+
+    async def _other_read(self, call: str, shares: bool) -> None:
+        """Wait for the end of the read another task has in progress (``self._reading``), if
+        ``call`` can take what it keeps (the body, the form); else refuse ``call``."""
+        # NOTE: asyncio.gather(request.aform(), request.aform()) gave a 500 ("already
+        # consumed") when the first had to wait for more of the body, where the same two reads
+        # one after the other share the cache, as a Starlette or Flask user expects. What is
+        # not kept (aform()'s body, a stream) cannot be shared: refused, naming both reads.
+        if not shares:
+            raise self._read_meanwhile(call)
+        done = self._read_done
+        if done is None:
+            done = self._read_done = self._body_source().signal()
+        await done.wait()
+
+    def _read_meanwhile(self, call: str) -> RuntimeError:
+        return RuntimeError(
+            f"request.{call}: the body is being read by request.{self._reading} at the same "
+            "time (in another task, asyncio.gather...): await that read first, then read what "
+            "it kept"
+        )
+
+    def _wake_readers(self) -> None:
+        """Wake the reads that wait for the read that has just ended."""
+        done, self._read_done = self._read_done, None
+        if done is not None:
+            done.set()
 
     def _abody_or_stream(self, call: str) -> BodyChunks:
         # PERF: the stream itself, not a generator around it: one async hop less per chunk.
@@ -487,6 +551,8 @@ class BodyMethods(HeadProperties):
         if self._body_error is not None:
             self._body_error.raise_again()
         if self._consumed:
+            if self._reading:
+                raise self._read_meanwhile(call)
             raise RuntimeError(
                 f"request.{call}: the body was already consumed by request.{self._consumed}: "
                 "a request's body is read from the network once"

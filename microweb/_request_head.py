@@ -42,6 +42,16 @@ class BodyChunks(Protocol):
         ...
 
 
+class Signal(Protocol):
+    """A one-shot signal between tasks of one event loop (an ``asyncio.Event``)."""
+
+    def set(self) -> None:
+        """Wake every task waiting."""
+
+    async def wait(self) -> object:
+        """Wait until ``set()`` is called."""
+
+
 class BodySource(Protocol):
     """Where a driver's request body comes from; each colour has one way to pull chunks.
 
@@ -97,6 +107,10 @@ class BodySource(Protocol):
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from async code, each chunk counted by ``meter``."""
+        ...
+
+    def signal(self) -> Signal:
+        """A new signal, for a read that waits for another task's read of this body."""
         ...
 
 

@@ -170,6 +170,16 @@ def _parts_of(count: int, size: int = 3, filename: bool = False) -> bytes:
     )
 
 
+def _field_of(data: bytes, content_type: bytes = b"") -> bytes:
+    """A multipart body of one text field ``a`` of ``data``, its Content-Type ``text/plain``
+    with ``content_type`` (parameters) after it, if given."""
+    head = b"\r\nContent-Type: text/plain%s" % content_type if content_type else b""
+    return b'--b\r\nContent-Disposition: form-data; name="a"%s\r\n\r\n%s\r\n--b--\r\n' % (
+        head,
+        data,
+    )
+
+
 # NOTE: a body within the route's max_body_size, past one of its form limits, as the handler's
 # own form() answers it: (route limits, body, headers, status, text).
 FORM_LIMITS = {
@@ -201,6 +211,58 @@ FORM_LIMITS = {
         413,
         "form fields are larger than 8 bytes",
     ),
+    # NOTE: a kept form's text fields were measured in characters: a field of 10 UTF-8 bytes
+    # in 5 characters passed a route of max_field_size=6 (and max_form_memory=8).
+    "field-bytes": (
+        {"max_field_size": 6},
+        _field_of("ééééé".encode()),
+        MULTIPART,
+        413,
+        "form field 'a' is larger than 6 bytes",
+    ),
+    "field-bytes-past-the-heads": (
+        {"max_field_size": 60},
+        _field_of(("é" * 50).encode()),
+        MULTIPART,
+        413,
+        "form field 'a' is larger than 60 bytes",
+    ),
+    "memory-bytes": (
+        {"max_form_memory": 8},
+        _field_of("ééééé".encode()),
+        MULTIPART,
+        413,
+        "form fields are larger than 8 bytes",
+    ),
+    "field-utf-16": (
+        {"max_field_size": 6},
+        _field_of("abcd".encode("utf-16-le"), b"; charset=utf-16le"),
+        MULTIPART,
+        413,
+        "form field 'a' is larger than 6 bytes",
+    ),
+    # NOTE: the part header limits were not held for a kept form at all.
+    "part-header-size": (
+        {"max_part_header_size": 60},
+        _field_of(b"x", b"; charset=utf-8; x=" + b"y" * 40),
+        MULTIPART,
+        413,
+        "multipart limit reached: a part's headers are too long",
+    ),
+    "part-headers": (
+        {"max_part_headers": 2},
+        _parts_of(1).replace(b"\r\n\r\n", b"\r\nX-A: 1\r\nX-B: 2\r\n\r\n", 1),
+        MULTIPART,
+        413,
+        "multipart limit reached: a part has too many header lines",
+    ),
+    "form-header-size": (
+        {"max_form_header_size": 100},
+        _parts_of(3),
+        MULTIPART,
+        413,
+        "multipart limit reached: the parts' headers are too long together",
+    ),
     "urlencoded-memory": (
         {"max_form_memory": 8},
         b"a=xxxxxxxxxx",
@@ -211,6 +273,15 @@ FORM_LIMITS = {
     "urlencoded-fields": (
         {"max_query_params": 2},
         b"a=1&b=2&c=3",
+        FORM,
+        400,
+        "more than 2 query or form fields",
+    ),
+    # NOTE: the parser counts the empty fields too (as parse_qsl does), where a kept form's
+    # check counted its items: one field and three empty ones passed max_query_params=2.
+    "urlencoded-empty-fields": (
+        {"max_query_params": 2},
+        b"a=1&&&",
         FORM,
         400,
         "more than 2 query or form fields",
@@ -251,8 +322,17 @@ def test_a_form_within_the_routes_form_limits_is_given_again(
     make_client: MakeClient, colour: str
 ) -> None:
     # NOTE: a form read under the route's own limits, every limit reached and none passed
-    # (a field of 5 bytes in 3 characters, 2 files, 4 parts), is given again by a second read.
-    limits = {"max_field_size": 5, "max_form_files": 2, "max_form_parts": 4, "max_form_memory": 5}
+    # (a field of 5 bytes in 3 characters, 2 files, 4 parts, a widest part head of 58 bytes
+    # in 1 line, 209 bytes of heads), is given again by a second read.
+    limits = {
+        "max_field_size": 5,
+        "max_form_files": 2,
+        "max_form_parts": 4,
+        "max_form_memory": 5,
+        "max_part_header_size": 58,
+        "max_part_headers": 1,
+        "max_form_header_size": 209,
+    }
     file_part = b'--b\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\nxyz\r\n'
     body = (
         b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n'

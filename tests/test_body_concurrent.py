@@ -1,0 +1,205 @@
+"""Two reads of one body at the same time (``asyncio.gather``), under both interfaces.
+
+The body comes in several pieces (under ASGI each after a turn of the test's loop; under WSGI
+an async read hops to a thread for ``wsgi.input``), so that the first read has to wait for more
+of it while the second one starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, HTTPError, Request
+from microweb.testing import TestClient
+
+URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
+JSON = {"content-type": "application/json"}
+MULTIPART = {"content-type": "multipart/form-data; boundary=b"}
+PART = b'--b\r\ncontent-disposition: form-data; name="x"\r\n\r\nhello\r\n--b--\r\n'
+
+
+async def _apieces(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 4):
+        await asyncio.sleep(0)  # NOTE: a turn of the loop, no wait.
+        yield body[start : start + 4]
+
+
+def _pieces(interface: str, body: bytes) -> Any:
+    if interface == "asgi":
+        return _apieces(body)
+    return [body[start : start + 4] for start in range(0, len(body), 4)]
+
+
+async def _parts(request: Request) -> list[str]:
+    return [part.name async for part in request.aiter_parts()]
+
+
+async def _bytes_length(request: Request) -> int:
+    return len(b"".join([chunk async for chunk in request.aiter_bytes()]))
+
+
+def _app(first: Any, second: Any) -> App:
+    app = App(debug=True)
+
+    @app.post("/")
+    async def both(request: Request) -> dict[str, Any]:
+        a, b = await asyncio.gather(first(request), second(request))
+        return {"a": a, "b": b}
+
+    return app
+
+
+async def _form_x(request: Request) -> str:
+    return (await request.aform())["x"]
+
+
+async def _length(request: Request) -> int:
+    return len(await request.aread())
+
+
+async def _silent_json(request: Request) -> Any:
+    return await request.ajson(silent=True)
+
+
+async def _text(request: Request) -> str:
+    return await request.atext()
+
+
+async def _json(request: Request) -> Any:
+    return await request.ajson()
+
+
+SHARED = [
+    pytest.param(_form_x, _form_x, URLENCODED, b"x=1&y=2&z=3", "1", "1", id="aform+aform"),
+    pytest.param(_form_x, _form_x, MULTIPART, PART, "hello", "hello", id="aform+aform-multipart"),
+    pytest.param(_length, _json, JSON, b'{"k": [1, 2, 3]}', 16, {"k": [1, 2, 3]}, id="aread+ajson"),
+    pytest.param(
+        _json,
+        _text,
+        JSON,
+        b'{"k": [1, 2, 3]}',
+        {"k": [1, 2, 3]},
+        '{"k": [1, 2, 3]}',
+        id="ajson+atext",
+    ),
+    pytest.param(_length, _form_x, URLENCODED, b"x=1&y=2&z=3", 11, "1", id="aread+aform"),
+    pytest.param(
+        _length,
+        _silent_json,
+        JSON,
+        b'{"k": [1, 2, 3]}',
+        16,
+        {"k": [1, 2, 3]},
+        id="aread+ajson-silent",
+    ),
+    pytest.param(_text, _parts, MULTIPART, PART, PART.decode(), ["x"], id="atext+aiter_parts"),
+    pytest.param(_length, _bytes_length, JSON, b'{"k": [1, 2, 3]}', 16, 16, id="aread+aiter_bytes"),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "headers", "body", "a", "b"), SHARED)
+def test_a_second_read_waits_for_the_first_and_shares_what_it_keeps(
+    make_client: MakeClient,
+    interface: str,
+    first: Any,
+    second: Any,
+    headers: dict[str, str],
+    body: bytes,
+    a: Any,
+    b: Any,
+) -> None:
+    client = make_client(_app(first, second))
+    response = client.post("/", content=_pieces(interface, body), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"a": a, "b": b}
+
+
+REFUSED = [
+    pytest.param(
+        _form_x, _parts, MULTIPART, PART, "aiter_parts()", "aform()", id="aform+aiter_parts"
+    ),
+    pytest.param(
+        _form_x, _length, URLENCODED, b"x=1&y=2&z=3", "aread()", "aform()", id="aform+aread"
+    ),
+    pytest.param(
+        _form_x,
+        _bytes_length,
+        URLENCODED,
+        b"x=1&y=2&z=3",
+        "aiter_bytes()",
+        "aform()",
+        id="aform+aiter_bytes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "headers", "body", "call", "reader"), REFUSED)
+def test_a_second_read_that_cannot_share_is_refused_naming_the_concurrent_read(
+    first: Any,
+    second: Any,
+    headers: dict[str, str],
+    body: bytes,
+    call: str,
+    reader: str,
+) -> None:
+    # NOTE: under ASGI only: the WSGI side reads a small body without a turn of the loop, so
+    # the second read starts once the first has ended ("already consumed", or the kept body).
+    with TestClient(_app(first, second), interface="asgi") as client:
+        response = client.post("/", content=_apieces(body), headers=headers)
+    assert response.status_code == 500
+    assert (
+        f"request.{call}: the body is being read by request.{reader} at the same time"
+        in response.text
+    )
+
+
+def test_a_large_body_is_shared_or_refused_the_same_under_both_interfaces(
+    make_client: MakeClient, interface: str
+) -> None:
+    # NOTE: a body of several reads of wsgi.input, which under WSGI an async read awaits in a
+    # thread: the second read starts while the first waits, as under ASGI.
+    body = b"x=" + b"1" * 300_000
+    shared = make_client(_app(_length, _form_x))
+    answer = shared.post("/", content=_pieces_of(interface, body), headers=URLENCODED)
+    assert (answer.status_code, answer.json()) == (200, {"a": 300_002, "b": "1" * 300_000})
+    refused = make_client(_app(_form_x, _bytes_length))
+    answer = refused.post("/", content=_pieces_of(interface, body), headers=URLENCODED)
+    assert answer.status_code == 500
+    assert "request.aiter_bytes(): the body is being read by request.aform()" in answer.text
+
+
+def _pieces_of(interface: str, body: bytes) -> Any:
+    if interface == "wsgi":
+        return body
+    return _apieces_of(body)
+
+
+async def _apieces_of(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 65536):
+        await asyncio.sleep(0)  # NOTE: a turn of the loop, no wait.
+        yield body[start : start + 65536]
+
+
+@pytest.mark.parametrize(
+    "second", [_text, _form_x, _bytes_length], ids=["atext", "aform", "aiter_bytes"]
+)
+def test_a_read_that_waited_gets_the_error_of_the_read_it_waited_for(
+    make_client: MakeClient, interface: str, second: Any
+) -> None:
+    app = App()
+
+    @app.post("/", limits={"max_body_size": 10})
+    async def both(request: Request) -> dict[str, Any]:
+        results = await asyncio.gather(_length(request), second(request), return_exceptions=True)
+        return {"errors": [str(result) for result in results]}
+
+    answer = make_client(app).post(
+        "/", content=_pieces(interface, b"x=" + b"1" * 30), headers=URLENCODED
+    )
+    error = str(HTTPError(413, "request body is larger than 10 bytes"))
+    assert answer.json() == {"errors": [error, error]}
