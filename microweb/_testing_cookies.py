@@ -260,36 +260,12 @@ class _Jar(http.cookiejar.CookieJar):
         return False
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or held(
-            self, cookie.domain, cookie.path, cookie.name
-        )
         # NOTE: a replaced cookie's creation counts, as in a browser (RFC 6265 5.3 step 11).
-        stamp(cookie, replaced)
+        # SPEC: RFC 6265bis (draft), storage model: the one replaced has the same host-only
+        # flag too, as the jar keys them (".host" apart from "host"), and as Chrome and Firefox
+        # keep them: "a; Domain=host" and a later "a" are two cookies, both sent.
+        stamp(cookie, held(self, cookie.domain, cookie.path, cookie.name))
         super().set_cookie(cookie)
-
-    def clear(
-        self, domain: str | None = None, path: str | None = None, name: str | None = None
-    ) -> None:
-        if domain is not None and path is not None and name is not None:
-            self._clear_twin(domain, path, name)
-        super().clear(domain, path, name)
-
-    def _clear_twin(self, domain: str, path: str, name: str) -> http.cookiejar.Cookie | None:
-        # NOTE: the jar keeps a cookie whose Domain is the host (".host") apart from the host's
-        # own ("host", "testserver.local" for a host without a dot): a later "a" beside an
-        # "a; Domain=host" was sent with it (client.cookies["a"] raised CookieConflict), and
-        # the deletion of the one left the other. SPEC: RFC 6265 5.3 step 11, both are the
-        # cookie of that name, domain (the host) and path, which the newer replaces.
-        if self._answering is None:
-            return None
-        host, named = self._answering
-        twin = named if domain == "." + host else "." + host if domain == named else None
-        if twin is None:
-            return None
-        cleared = held(self, twin, path, name)
-        if cleared is not None:
-            super().clear(twin, path, name)
-        return cleared
 
 
 def clients_jar(cookies: Mapping[str, str] | httpx.Cookies | None) -> httpx.Cookies:
@@ -336,7 +312,11 @@ class _SideJar(_Jar):
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
         if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
             stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
-            cookie = _for_host(cookie, self._hosts[1])
+            # NOTE: a copy for ".testserver.local", which the jar sends to the host, and which
+            # stays apart from the host-only cookie of its name ("testserver.local"), as the
+            # client's jar keeps them: made host-only, it replaced it in the request.
+            cookie = copy.copy(cookie)
+            cookie.domain = "." + self._hosts[1]
         super().set_cookie(cookie)
 
     def clear(
@@ -346,7 +326,7 @@ class _SideJar(_Jar):
             # NOTE: an answer's deletion names the domain (".testserver"), where this jar keeps
             # the cookie for the host's own name: a redirect's deletion was not done, and the
             # request it led to still sent the cookie (the page after a sign-out, signed in).
-            domain = self._hosts[1]
+            domain = "." + self._hosts[1]
         super().clear(domain, path, name)
 
 

@@ -612,44 +612,37 @@ def test_under_both_the_wsgi_sides_cookies_are_kept_when_the_asgi_side_raises() 
         assert dict(client.cookies) == {"session": "s1"}
 
 
+@pytest.mark.parametrize("host_only_first", [True, False])
 @pytest.mark.parametrize("base_url", ["http://testserver", "https://shop.example"])
 @pytest.mark.parametrize("interface", INTERFACES)
-def test_a_cookie_for_the_hosts_domain_and_the_host_alone_is_one_cookie(
-    interface: str, base_url: str
+def test_a_cookie_for_the_hosts_domain_and_the_host_alone_are_two_cookies(
+    interface: str, base_url: str, host_only_first: bool
 ) -> None:
-    # NOTE: the standard library's jar kept "a; Domain=<host>" and a later "a" (host only)
-    # side by side (".host" and "host"), so both were sent and client.cookies["a"] raised
-    # CookieConflict; and a deletion of the one left the other. SPEC: RFC 6265 5.3 step 11:
-    # a cookie of the same name, domain (the host, either way) and path is replaced.
-    app = App()
+    # NOTE: the jar took "a; Domain=<host>" and a later "a" (host only) for one cookie, the
+    # later replacing the earlier, and a deletion of the one removed the other. SPEC: RFC
+    # 6265bis (draft), storage model: the host-only flag is part of what a cookie is replaced
+    # by, as in Chrome and Firefox (".host" and "host" apart): both are kept and sent, older
+    # first, and each is deleted by its own kind of line.
     host = httpx.URL(base_url).host
-
-    @app.get("/set")
-    def set_both(request: Request) -> Response:
-        response = Response.text("x")
-        response.set_cookie("a", "for-domain", domain=host)
-        if "host" in request.query:
-            response.set_cookie("a", "host-only")
-        return response
-
-    @app.get("/out")
-    def out(request: Request) -> Response:
-        response = Response.text("x")
-        response.delete_cookie("a", domain=None if "host" in request.query else host)
-        return response
-
-    app.get("/seen")(lambda request: request.headers.get("cookie", ""))
-
-    with TestClient(app, interface=interface, base_url=base_url) as client:
-        client.get("/set?host")
-        assert client.get("/seen").text == "a=host-only"
-        assert client.cookies["a"] == "host-only"
-        client.get("/out")  # NOTE: the deletion names the domain; the cookie was the host's
-        assert client.get("/seen").text == ""
-        client.get("/set")
-        client.get("/out?host")  # NOTE: and the other way round
-        assert client.get("/seen").text == ""
-        assert list(client.cookies.jar) == []
+    lines = ["a=host-only", f"a=domain; Domain={host}"]
+    if not host_only_first:
+        lines.reverse()
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
+        for line in lines:
+            client.get("/set", params={"line": line})
+        first, second = (line.split(";")[0] for line in lines)
+        assert client.get("/line").text == f"{first}; {second}"
+        assert sorted(cookie.value for cookie in client.cookies.jar) == ["domain", "host-only"]
+        client.get("/set", params={"line": "a=; Max-Age=0"})
+        assert client.get("/line").text == "a=domain"
+        client.get("/set", params={"line": lines[not host_only_first]})
+        client.get("/set", params={"line": f"a=; Max-Age=0; Domain={host}"})
+        assert client.get("/line").text == "a=host-only"
+        client.get("/move", params={"line": f"a=moved; Domain={host}"}, follow_redirects=True)
+        assert client.get("/line").text == "a=host-only; a=moved"
+        moved = client.get("/move", params={"line": "a=; Max-Age=0"}, follow_redirects=True)
+        assert moved.text == "a=moved"
+        assert client.get("/line").text == "a=moved"
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
