@@ -138,6 +138,10 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
         *("http://testserver:99999/x", "//testserver:65536/"),
         # NOTE: a host that, percent-decoded, holds a space, a slash or a percent sign.
         *("http://a b/x", "//a%20b/x", "http://a%2Fb/x", "http://%zz/"),
+        # NOTE: a host ending in a number that is no IPv4 address, which a browser refuses
+        # (WHATWG URL, IPv4 parser), where httpx sent it as a name.
+        *("http://4294967296/", "http://1.2.3.4.5/", "http://foo.123/", "http://1.256.0.0/"),
+        *("http://09.1/", "//1..2/", "http://0x100000000/", "http://%31.2.3.4.5/"),
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
@@ -373,6 +377,15 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         ("/a/.%2e/c/%2e/d", "http", "testserver", "/c/d"),
         ("x/%2e./y", "http", "testserver", "/y"),
         ("/a/b/%2e%2e", "http", "testserver", "/a/"),
+        # NOTE: a host ending in a number is an IPv4 address in any of the forms a browser
+        # reads (WHATWG URL, IPv4 parser), where httpx sent "Host: 0x7f.1", and refused 0177.
+        *(
+            (f"http://{written}/x", "http", "127.0.0.1", "/x")
+            for written in ("0x7f.1", "2130706433", "127.1", "0177.0.0.1", "0X7F.0.0.0x1")
+        ),
+        *(("//127.0.0.1./x", "http", "127.0.0.1", "/x"), ("//0x/x", "http", "0.0.0.0", "/x")),
+        ("https://%31%32%37.1/x", "https", "127.0.0.1", "/x"),
+        ("http://1.0x10000/x", "http", "1.1.0.0", "/x"),
     ],
 )
 def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(

@@ -192,6 +192,24 @@ def test_a_requests_own_cookies_go_on_the_redirects_of_its_origin(interface: str
         assert landed.text == "jar=0; s=0; moved=1"
 
 
+@pytest.mark.parametrize("written", ["2130706433", "0x7f.1", "127.1", "0177.0.0.1"])
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_redirect_to_an_ipv4_address_in_another_form_stays_in_its_origin(
+    interface: str, written: str
+) -> None:
+    # NOTE: httpx took "http://127.1/line" for a host of that name: a redirect from
+    # 127.0.0.1 there left the origin (Authorization and the Cookie header given dropped)
+    # and found none of its cookies. SPEC: WHATWG URL, IPv4 parser: it is 127.0.0.1.
+    base_url = "http://127.0.0.1"
+    with TestClient(_moving_app(), interface=interface, base_url=base_url) as client:
+        client.get("/set", params={"line": "a=1"})
+        to = f"/go?to=http://{written}/line"
+        landed = client.get(to, follow_redirects=True)
+        assert (landed.url, landed.text) == ("http://127.0.0.1/line", "a=1; moved=1")
+        given = {"cookie": "s=1"}
+        assert client.get(to, headers=given, follow_redirects=True).text == "s=1"
+
+
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_cookies_are_the_hosts_whatever_credentials_a_url_holds(interface: str) -> None:
     # NOTE: the standard library's jar reads "user:pw@testserver" as the host: with a base_url
