@@ -303,31 +303,39 @@ def _for_host(cookie: http.cookiejar.Cookie, host: str) -> http.cookiejar.Cookie
 
 class _SideJar(_Jar):
     """A side's jar for one request (its redirects included), which sends a cookie whose
-    domain is the host without a dot: such a cookie is kept there for the host's own name."""
-
-    def __init__(self, base_url: httpx.URL) -> None:
-        super().__init__(_Policy())
-        self._hosts = _hosts(base_url)
+    domain is a host without a dot: such a cookie is kept there for the jar's name of that
+    host, ``.testserver.local`` for ``Domain=testserver``."""
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
+        if cookie.domain_specified and _is_dotless(cookie.domain):
             stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
-            # NOTE: a copy for ".testserver.local", which the jar sends to the host, and which
-            # stays apart from the host-only cookie of its name ("testserver.local"), as the
-            # client's jar keeps them: made host-only, it replaced it in the request.
+            # NOTE: a copy, which stays apart from the host-only cookie of its name
+            # ("testserver.local"), as the client's jar keeps them: made host-only, it replaced
+            # it in the request. Of any such host, not base_url's alone: a redirect to
+            # otherhost did not carry its Domain=otherhost cookie there.
             cookie = copy.copy(cookie)
-            cookie.domain = "." + self._hosts[1]
+            cookie.domain = _as_sent(cookie.domain)
         super().set_cookie(cookie)
 
     def clear(
         self, domain: str | None = None, path: str | None = None, name: str | None = None
     ) -> None:
-        if domain is not None and _is_dotless_host(domain, self._hosts):
+        if domain is not None and _is_dotless(domain):
             # NOTE: an answer's deletion names the domain (".testserver"), where this jar keeps
-            # the cookie for the host's own name: a redirect's deletion was not done, and the
-            # request it led to still sent the cookie (the page after a sign-out, signed in).
-            domain = "." + self._hosts[1]
+            # the cookie for the jar's name of the host: a redirect's deletion was not done, and
+            # the request it led to still sent the cookie (the page after a sign-out, signed in).
+            domain = _as_sent(domain)
         super().clear(domain, path, name)
+
+
+def _is_dotless(domain: str) -> bool:
+    bare = domain.removeprefix(".")
+    return bool(bare) and "." not in bare
+
+
+def _as_sent(domain: str) -> str:
+    """The domain that the standard library's jar sends to ``domain``, a host without a dot."""
+    return f".{domain.removeprefix('.').lower()}.local"
 
 
 def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -> httpx.Cookies:
@@ -335,7 +343,7 @@ def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -
     and those whose domain is the host without a dot (for a request, not for its answers,
     which ``keep()`` reads on the client's jar: the app's deletion of such a cookie names its
     domain)."""
-    jar = _SideJar(base_url)
+    jar = _SideJar(_Policy())
     for cookie in cookies.jar:
         jar.set_cookie(cookie)
     to_host(jar, base_url, given)

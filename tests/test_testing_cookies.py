@@ -321,6 +321,31 @@ def test_a_cookie_whose_domain_is_the_host_is_sent_on_a_redirect(interface: str)
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_cookie_whose_domain_is_another_host_without_a_dot_is_sent_there_on_a_redirect(
+    interface: str,
+) -> None:
+    # NOTE: a request's jar sent a cookie of Domain=<a host without a dot> to base_url's host
+    # alone: a redirect to otherhost, or one that otherhost set on the way, did not carry it
+    # there, where a browser does (and the next request to otherhost did).
+    app = line_app()
+
+    @app.get("/hop")
+    def hop(request: Request) -> Response:
+        response = Response.redirect(request.query["to"], status=303)
+        for line in request.query.getlist("line"):
+            response.headers.add("set-cookie", line)
+        return response
+
+    there = "http://otherhost/hop?to=/line&line=o%3D2%3B+Domain%3Dotherhost"
+    with TestClient(app, interface=interface, follow_redirects=True) as client:
+        client.get("http://otherhost/set", params={"line": "o=1; Domain=otherhost"})
+        assert client.get("/hop", params={"to": "http://otherhost/line"}).text == "o=1"
+        assert client.get("/hop", params={"to": there}).text == "o=2"
+        assert client.get("http://otherhost/line").text == "o=2"
+        assert client.get("/line").text == "none"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_a_cookie_whose_domain_is_the_host_deleted_by_a_redirect_is_not_sent_on(
     interface: str,
 ) -> None:
