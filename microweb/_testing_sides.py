@@ -86,7 +86,7 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
         if url.scheme and not url.host:
             # NOTE: as httpx reads "http:/path": the request's host.
             url = url.copy_with(host=response.request.url.host)
-        target = _with_decoded_host(response.request.url.join(url))
+        target = _with_ipv6_host(_with_decoded_host(response.request.url.join(url)))
         # NOTE: httpx reads the host of the URL it follows, as above: one that is no valid
         # punycode ("xn--a") is parsed, then raises idna's InvalidCodepoint (a UnicodeError).
         target.host  # noqa: B018
@@ -154,6 +154,33 @@ _BASES = ((16, "hex"), (8, "oct"), (10, "dec"))
 # SPEC: WHATWG URL, host parsing: a domain is percent-decoded, and one that then holds a
 # forbidden domain code point is no host.
 _FORBIDDEN_IN_DOMAIN = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f]")
+
+
+def _with_ipv6_host(url: httpx.URL) -> httpx.URL:
+    """Return ``url`` with an IPv6 host written as a browser writes it.
+
+    SPEC: WHATWG URL, IPv6 serializer: hexadecimal in lower case without leading zeros, and
+    the first longest run of two zero pieces or more as "::" (an embedded IPv4 address too:
+    ``[::ffff:127.0.0.1]`` is ``[::ffff:7f00:1]``). httpx kept ``[0:0::1]`` as written: an
+    origin other than ``[::1]``'s.
+
+    Raises:
+        httpx.InvalidURL: For an address with a zone (``%25eth0``), which a browser refuses.
+    """
+    if ":" not in url.host:
+        return url
+    address = ipaddress.IPv6Address(url.host)  # NOTE: httpx has checked it, but for a zone.
+    if address.scope_id is not None:
+        raise httpx.InvalidURL(f"Invalid IPv6 address: {url.host!r}")
+    pieces = [format(int(piece, 16), "x") for piece in address.exploded.split(":")]
+    start, length = 0, 0
+    for index in range(len(pieces)):
+        run = next((n for n in range(index, len(pieces)) if pieces[n] != "0"), len(pieces))
+        if run - index > length:
+            start, length = index, run - index
+    if length < 2:
+        return url.copy_with(host=":".join(pieces))
+    return url.copy_with(host=f"{':'.join(pieces[:start])}::{':'.join(pieces[start + length :])}")
 
 
 def _with_decoded_host(url: httpx.URL) -> httpx.URL:

@@ -142,6 +142,8 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
         # (WHATWG URL, IPv4 parser), where httpx sent it as a name.
         *("http://4294967296/", "http://1.2.3.4.5/", "http://foo.123/", "http://1.256.0.0/"),
         *("http://09.1/", "//1..2/", "http://0x100000000/", "http://%31.2.3.4.5/"),
+        # NOTE: an IPv6 address with a zone, which a browser refuses, and httpx sent.
+        "http://[fe80::1%25eth0]/",
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(

@@ -192,20 +192,30 @@ def test_a_requests_own_cookies_go_on_the_redirects_of_its_origin(interface: str
         assert landed.text == "jar=0; s=0; moved=1"
 
 
-@pytest.mark.parametrize("written", ["2130706433", "0x7f.1", "127.1", "0177.0.0.1"])
+@pytest.mark.parametrize(
+    ("host", "written"),
+    [
+        *(("127.0.0.1", written) for written in ("2130706433", "0x7f.1", "127.1", "0177.0.0.1")),
+        *(("[::1]", written) for written in ("[0:0::1]", "[0000::0:1]", "[::0.0.0.1]")),
+        ("[::ffff:7f00:1]", "[::FFFF:127.0.0.1]"),
+        ("[1::2:0:0:3:0]", "[1:0:0:2:0:0:3:0]"),
+    ],
+)
 @pytest.mark.parametrize("interface", INTERFACES)
-def test_a_redirect_to_an_ipv4_address_in_another_form_stays_in_its_origin(
-    interface: str, written: str
+def test_a_redirect_to_an_ip_address_in_another_form_stays_in_its_origin(
+    interface: str, host: str, written: str
 ) -> None:
-    # NOTE: httpx took "http://127.1/line" for a host of that name: a redirect from
-    # 127.0.0.1 there left the origin (Authorization and the Cookie header given dropped)
-    # and found none of its cookies. SPEC: WHATWG URL, IPv4 parser: it is 127.0.0.1.
-    base_url = "http://127.0.0.1"
+    # NOTE: httpx took "http://127.1/line" for a host of that name, and "[0:0::1]" for another
+    # address than [::1]: a redirect there left the origin (Authorization and the Cookie
+    # header given dropped) and found none of its cookies. SPEC: WHATWG URL, IPv4 parser and
+    # IPv6 serializer: the one address, written one way (the longest run of zeros, the first
+    # of two as long, is "::"; hexadecimal in lower case).
+    base_url = f"http://{host}"
     with TestClient(_moving_app(), interface=interface, base_url=base_url) as client:
         client.get("/set", params={"line": "a=1"})
         to = f"/go?to=http://{written}/line"
         landed = client.get(to, follow_redirects=True)
-        assert (landed.url, landed.text) == ("http://127.0.0.1/line", "a=1; moved=1")
+        assert (landed.url, landed.text) == (f"http://{host}/line", "a=1; moved=1")
         given = {"cookie": "s=1"}
         assert client.get(to, headers=given, follow_redirects=True).text == "s=1"
 
