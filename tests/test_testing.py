@@ -17,7 +17,15 @@ import pytest
 from conftest import loop_runs_here
 
 import microweb
-from microweb import App, InterfaceWarning, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    InterfaceWarning,
+    Limits,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb.testing import TestClient, WebSocketRefused
 
 # -- ignore_headers ----------------------------------------------------------------------------
@@ -283,6 +291,36 @@ def test_a_307_after_the_body_was_read_sends_a_body_that_can_be_read_again(
         answer = client.post("/from", content=content)
         assert (answer.status_code, answer.content) == (200, b"data")
         assert [moved.status_code for moved in answer.history] == [307]
+
+
+@pytest.mark.parametrize("path", ["/echo", "/aecho"])
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_an_endless_upload_is_refused_with_413_and_read_no_further(
+    interface: str, path: str
+) -> None:
+    # NOTE: the WSGI side read the test's content whole before the app ran, without bound: an
+    # endless upload hung the test and filled memory, where the app (and Waitress, which
+    # stops at its cap) refuses it with 413 once past the largest body limit.
+    app = App(limits=Limits(max_body_size=1000))
+    app.post("/up", name="up", limits={"max_body_size": 2000})(lambda request: "never")
+    app.post("/echo", name="echo")(lambda request: request.read())
+
+    @app.post("/aecho")
+    async def async_echo(request: Request) -> bytes:
+        return await request.aread()
+
+    pulled: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        for number in range(100_000):  # NOTE: on the old code, ends (with an error) at last
+            pulled.append(number)
+            yield b"x" * 100
+        raise AssertionError("the whole upload was read")
+
+    with TestClient(app, interface=interface) as client:
+        assert client.post(path, content=endless()).status_code == 413
+        assert len(pulled) <= 25  # NOTE: 2000 bytes and one, the largest limit passed
+        assert client.post(path, content=iter([b"x" * 100] * 9)).content == b"x" * 900
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
