@@ -260,12 +260,30 @@ class _Jar(http.cookiejar.CookieJar):
         return False
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        if cookie.domain_specified and self._names_answering_host(cookie.domain):
+            cookie = _for_host(cookie, cast(tuple[str, str], self._answering)[1])
         # NOTE: a replaced cookie's creation counts, as in a browser (RFC 6265 5.3 step 11).
         # SPEC: RFC 6265bis (draft), storage model: the one replaced has the same host-only
         # flag too, as the jar keys them (".host" apart from "host"), and as Chrome and Firefox
         # keep them: "a; Domain=host" and a later "a" are two cookies, both sent.
         stamp(cookie, held(self, cookie.domain, cookie.path, cookie.name))
         super().set_cookie(cookie)
+
+    def clear(
+        self, domain: str | None = None, path: str | None = None, name: str | None = None
+    ) -> None:
+        if domain is not None and self._names_answering_host(domain):
+            domain = cast(tuple[str, str], self._answering)[1]
+        super().clear(domain, path, name)
+
+    def _names_answering_host(self, domain: str) -> bool:
+        """Whether ``domain`` is the answering host, one with no domain to share a cookie in.
+
+        NOTE: a host without a dot, or an IP address: Chrome and Firefox keep a cookie whose
+        Domain is such a host as a host-only cookie (which "a" without Domain replaces, and
+        the other way round); kept apart, both were sent.
+        """
+        return self._answering is not None and _has_no_domain(domain, self._answering[0])
 
 
 def clients_jar(cookies: Mapping[str, str] | httpx.Cookies | None) -> httpx.Cookies:
@@ -307,7 +325,8 @@ class _SideJar(_Jar):
     host, ``.testserver.local`` for ``Domain=testserver``."""
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        if cookie.domain_specified and _is_dotless(cookie.domain):
+        own = self._names_answering_host(cookie.domain)  # NOTE: made host-only, as kept.
+        if cookie.domain_specified and _is_dotless(cookie.domain) and not own:
             stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
             # NOTE: a copy, which stays apart from the host-only cookie of its name
             # ("testserver.local"), as the client's jar keeps them: made host-only, it replaced
@@ -320,7 +339,7 @@ class _SideJar(_Jar):
     def clear(
         self, domain: str | None = None, path: str | None = None, name: str | None = None
     ) -> None:
-        if domain is not None and _is_dotless(domain):
+        if domain is not None and _is_dotless(domain) and not self._names_answering_host(domain):
             # NOTE: an answer's deletion names the domain (".testserver"), where this jar keeps
             # the cookie for the jar's name of the host: a redirect's deletion was not done, and
             # the request it led to still sent the cookie (the page after a sign-out, signed in).
@@ -343,16 +362,20 @@ def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -
     and those whose domain is the host without a dot (for a request, not for its answers,
     which ``keep()`` reads on the client's jar: the app's deletion of such a cookie names its
     domain)."""
-    jar = _SideJar(_Policy())
+    held = http.cookiejar.CookieJar()
     for cookie in cookies.jar:
+        held.set_cookie(cookie)
+    to_host(held, base_url, given)
+    jar = _SideJar(_Policy())
+    for cookie in held:
         jar.set_cookie(cookie)
-    to_host(jar, base_url, given)
     return httpx.Cookies(jar)
 
 
 def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
-    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host, and
-    those it set for the host without a dot (``domain="testserver"``) to ``".testserver"``.
+    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host, as
+    those it set for a host without a dot or an IP address (``domain="testserver"``), which a
+    browser keeps host-only.
 
     As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
     its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
@@ -363,11 +386,10 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
     for cookie in list(jar):
         if not cookie.domain:
             for_host = _for_host(cookie, hosts[1])
-        elif _is_undotted(cookie, hosts):
-            # NOTE: the jar's name for an app's Domain=testserver: kept as "testserver", the
+        elif cookie.domain_specified and _has_no_domain(cookie.domain, hosts[0]):
+            # NOTE: as the jar keeps an app's Domain=testserver: kept as "testserver", the
             # test's was kept beside the app's (httpx.CookieConflict), and its deletion left it.
-            for_host = copy.copy(cookie)
-            for_host.domain = "." + cookie.domain.lower()
+            for_host = _for_host(cookie, hosts[1])
         else:
             continue
         jar.clear(cookie.domain, cookie.path, cookie.name)
@@ -375,8 +397,10 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
         given[for_host] = cookie
 
 
-def _is_undotted(cookie: http.cookiejar.Cookie, hosts: tuple[str, str]) -> bool:
-    return not cookie.domain.startswith(".") and _is_dotless_host(cookie.domain, hosts)
+def _has_no_domain(domain: str, host: str) -> bool:
+    """Whether ``domain`` is ``host``, a host with no domain to share a cookie in (one without
+    a dot, or an IP address), of which a browser keeps a cookie host-only."""
+    return domain.removeprefix(".").lower() == host and ("." not in host or _is_ip_address(host))
 
 
 def keep_answers(

@@ -638,7 +638,7 @@ def test_under_both_the_wsgi_sides_cookies_are_kept_when_the_asgi_side_raises() 
 
 
 @pytest.mark.parametrize("host_only_first", [True, False])
-@pytest.mark.parametrize("base_url", ["http://testserver", "https://shop.example"])
+@pytest.mark.parametrize("base_url", ["http://testserver.example", "https://shop.example"])
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_a_cookie_for_the_hosts_domain_and_the_host_alone_are_two_cookies(
     interface: str, base_url: str, host_only_first: bool
@@ -668,6 +668,37 @@ def test_a_cookie_for_the_hosts_domain_and_the_host_alone_are_two_cookies(
         moved = client.get("/move", params={"line": "a=; Max-Age=0"}, follow_redirects=True)
         assert moved.text == "a=moved"
         assert client.get("/line").text == "a=moved"
+
+
+@pytest.mark.parametrize("host_only_first", [True, False])
+@pytest.mark.parametrize(
+    "base_url", ["http://testserver", "http://localhost:8000", "http://127.0.0.1", "http://[::1]"]
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_domain_of_a_host_with_no_registrable_domain_makes_a_host_only_cookie(
+    interface: str, base_url: str, host_only_first: bool
+) -> None:
+    # NOTE: a host without a dot, or an IP address, has no domain a cookie can be shared in:
+    # Chrome and Firefox keep "a; Domain=<the host>" as a host-only cookie, which "a" (host
+    # only) then replaces, and the other way round, and which either form of deletion
+    # removes. Kept apart, both were sent.
+    host = httpx.URL(base_url).host
+    host = f"[{host}]" if ":" in host else host
+    lines = ["a=host-only", f"a=domain; Domain={host}"]
+    if not host_only_first:
+        lines.reverse()
+    with TestClient(line_app(), interface=interface, base_url=base_url) as client:
+        for line in lines:
+            client.get("/set", params={"line": line})
+        assert client.get("/line").text == lines[1].split(";")[0]
+        assert len(client.cookies.jar) == 1
+        client.get("/set", params={"line": f"a=; Max-Age=0; Domain={host}"})
+        assert client.get("/line").text == "none"
+        client.get("/move", params={"line": [lines[0], "b=1"]}, follow_redirects=True)
+        deleted = client.get("/move", params={"line": lines[1]}, follow_redirects=True)
+        assert deleted.text == f"{lines[1].split(';')[0]}; b=1"
+        client.get("/set", params={"line": "a=; Max-Age=0"})
+        assert client.get("/line").text == "b=1"
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
