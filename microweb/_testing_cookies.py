@@ -183,6 +183,18 @@ def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool
     return name.startswith("__host-") and (not secure or "domain" in attributes or path != "/")
 
 
+def _outside(attributes: dict[str, str], host: str) -> bool:
+    """Whether a ``Set-Cookie``'s ``Domain`` is one that ``host`` is not in.
+
+    SPEC: RFC 6265 5.3 step 6: a browser ignores such a line. The standard library's jar
+    deleted the cookie that an expired one names, its Domain unchecked: evil.example's
+    "s=; Max-Age=0; Domain=shop.example" deleted shop.example's session.
+    """
+    domain = _value(attributes, "domain").removeprefix(".").lower()
+    inside = host.endswith("." + domain) and not _is_ip_address(host)
+    return bool(domain) and host != domain and not inside
+
+
 class _AsBrowsersRead:
     """A response, as a cookie jar reads it, with one ``Set-Cookie`` line read as a browser
     reads it (and no ``Set-Cookie2`` line, which browsers ignore)."""
@@ -216,8 +228,10 @@ class _Jar(http.cookiejar.CookieJar):
                 secure_scheme = is_secure_origin(request)
                 for line in response.info().get_all("Set-Cookie", []):
                     pair, attributes = _as_browsers_read(str(line))
-                    if _ignored(pair, attributes, secure_scheme) or (
-                        not secure_scheme and self._shadows_secure(pair, attributes, request)
+                    if (
+                        _ignored(pair, attributes, secure_scheme)
+                        or _outside(attributes, self._answering[0])
+                        or (not secure_scheme and self._shadows_secure(pair, attributes, request))
                     ):
                         # NOTE: before the jar reads it: it deletes an expired cookie before
                         # its policy has a say.

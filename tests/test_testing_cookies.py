@@ -702,6 +702,28 @@ def test_a_domain_of_a_host_with_no_registrable_domain_makes_a_host_only_cookie(
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_another_host_can_not_delete_a_cookie_of_a_domain_it_is_not_in(interface: str) -> None:
+    # NOTE: the standard library's jar deletes the cookie an expired Set-Cookie names before
+    # its policy checks the Domain: evil.example's "s=; Max-Age=0; Domain=shop.example"
+    # deleted shop.example's session. SPEC: RFC 6265 5.3 step 6: a browser ignores a line
+    # whose Domain the host does not domain-match, deletion or not.
+    deletions = ["s=; Max-Age=0; Domain=shop.example", "t=; Expires=Thu, 01 Jan 1970 00:00:00 GMT"]
+    deletions[1] += "; Domain=shop.example"
+    with TestClient(line_app(), interface=interface, base_url="http://shop.example") as client:
+        client.get(
+            "/set", params={"line": ["s=1; Domain=shop.example", "t=1; Domain=.SHOP.example"]}
+        )
+        client.get("http://evil.example/set", params={"line": deletions})
+        client.get("http://example/set", params={"line": deletions})
+        client.get("/move", params={"line": "x=1"})
+        client.get("/move", params={"line": "s=; Max-Age=0; Domain=shop.example.evil"})
+        assert client.get("/line").text == "s=1; t=1; x=1"
+        # NOTE: a host under the domain may delete it, as it may set it.
+        client.get("http://www.shop.example/set", params={"line": deletions})
+        assert client.get("/line").text == "x=1"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_a_secure_cookie_set_over_plain_http_is_not_kept(interface: str) -> None:
     # NOTE: kept (though not sent over http), it was sent once the test went on over https,
     # and shown in client.cookies, where a browser never had it. SPEC: RFC 6265bis, storage
