@@ -113,6 +113,8 @@ _DELTA_SECONDS = re.compile(r"-?[0-9]+")
 # or an Expires is cut to 400 days (the jar's float of a 400-digit Max-Age overflowed: the
 # cookie was dropped).
 _MAX_ATTRIBUTE = 1024
+# SPEC: RFC 6265 5.2.5 and 5.2.6: attributes whose value, if any, is ignored.
+_FLAGS = frozenset({"secure", "httponly"})
 _MAX_AGE = 400 * 24 * 3600
 
 
@@ -140,6 +142,9 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
             continue
         if name == "max-age" and int(value) > _MAX_AGE:
             attribute = f"Max-Age={_MAX_AGE}"
+        elif name in _FLAGS:
+            # NOTE: the jar kept "Secure=false" as cookie.secure == "false", no bool.
+            attribute = attribute.partition("=")[0].strip()
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute

@@ -724,6 +724,19 @@ def test_another_host_can_not_delete_a_cookie_of_a_domain_it_is_not_in(interface
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_secure_and_httponly_with_a_value_are_flags(interface: str) -> None:
+    # NOTE: "Secure=false" made the jar's cookie.secure the string "false" (truthy, so a
+    # Secure cookie, which is right, but no bool for a test to check). SPEC: RFC 6265 5.2.5
+    # and 5.2.6: the attribute's value is ignored.
+    lines = ["a=1; Secure=false", "b=1; HttpOnly=no; secure"]
+    with TestClient(line_app(), interface=interface, base_url="https://testserver") as client:
+        client.get("/set", params={"line": lines})
+        assert [(c.name, c.secure) for c in client.cookies.jar] == [("a", True), ("b", True)]
+        assert [c.has_nonstandard_attr("HttpOnly") for c in client.cookies.jar] == [False, True]
+        assert client.get("http://testserver/line").text == "none"
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_a_secure_cookie_set_over_plain_http_is_not_kept(interface: str) -> None:
     # NOTE: kept (though not sent over http), it was sent once the test went on over https,
     # and shown in client.cookies, where a browser never had it. SPEC: RFC 6265bis, storage
