@@ -105,6 +105,17 @@ _SPECIAL_HOST = re.compile(r"(?:(?:https?|wss?|ftp)://|//)(?:[^/?#]*@)?(?P<host>
 _IPV4_NUMBER = re.compile(r"0x(?P<hex>[0-9a-f]*)|0(?P<oct>[0-7]+)|(?P<dec>0|[1-9][0-9]*)")
 
 
+def browsers_url(url: str) -> httpx.URL:
+    """Return ``url``, an absolute http(s) URL, with its IP address host as a browser writes it
+    (``http://127.1`` is ``http://127.0.0.1``).
+
+    Raises:
+        httpx.InvalidURL: If its host ends in a number and is no IPv4 address, or is an IPv6
+            address with a zone.
+    """
+    return _with_ipv6_host(httpx.URL(_with_ipv4_host(url)))
+
+
 def _with_ipv4_host(read: str) -> str:
     """Return ``read``, a ``Location`` as ``as_browsers_read()`` gives it, with a host that ends
     in a number written as the IPv4 address a browser reads in it.

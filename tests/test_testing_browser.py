@@ -220,6 +220,40 @@ def test_a_redirect_to_an_ip_address_in_another_form_stays_in_its_origin(
         assert client.get(to, headers=given, follow_redirects=True).text == "s=1"
 
 
+@pytest.mark.parametrize(
+    ("base_url", "host"),
+    [
+        ("http://127.1", "127.0.0.1"),
+        ("http://0x7f.0.0.1:8000", "127.0.0.1:8000"),
+        ("http://[0:0::1]", "[::1]"),
+        ("http://127.0.0.1.", "127.0.0.1"),
+    ],
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_base_url_with_an_ip_address_goes_where_a_browser_goes(
+    interface: str, base_url: str, host: str
+) -> None:
+    # NOTE: the request went out with "Host: 127.1", and a redirect to the same address in
+    # its usual form left the origin (a given Cookie header dropped), as a followed
+    # redirect's Location is read as a browser reads it.
+    app = _moving_app()
+    app.get("/host")(lambda request: request.host)
+    with TestClient(app, interface=interface, base_url=base_url, cookies={"t": "0"}) as client:
+        assert client.base_url == base_url
+        assert client.get("/host").text == host
+        assert client.get("/line").text == "t=0"
+        to = f"/go?to=http://{host}/line"
+        assert client.get(to, headers={"cookie": "s=1"}, follow_redirects=True).text == "s=1"
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://1.2.3.4.5", "http://0x100000000", "http://[fe80::1%25e]"]
+)
+def test_a_base_url_whose_host_is_no_ip_address_a_browser_reads_is_refused(base_url: str) -> None:
+    with pytest.raises(ValueError, match="base_url must be"):
+        TestClient(App(), base_url=base_url)
+
+
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_cookies_are_the_hosts_whatever_credentials_a_url_holds(interface: str) -> None:
     # NOTE: the standard library's jar reads "user:pw@testserver" as the host: with a base_url
