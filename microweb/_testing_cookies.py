@@ -381,12 +381,14 @@ def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -
     and those whose domain is the host without a dot (for a request, not for its answers,
     which ``keep()`` reads on the client's jar: the app's deletion of such a cookie names its
     domain)."""
-    held = http.cookiejar.CookieJar()
+    # NOTE: to_host() first, on a plain jar: the test's domain="testserver" cookie is then
+    # host-only, as an app's Domain=testserver is, and the side's jar keeps them as one.
+    plain = http.cookiejar.CookieJar()
     for cookie in cookies.jar:
-        held.set_cookie(cookie)
-    to_host(held, base_url, given)
+        plain.set_cookie(cookie)
+    to_host(plain, base_url, given)
     jar = _SideJar(_Policy())
-    for cookie in held:
+    for cookie in plain:
         jar.set_cookie(cookie)
     return httpx.Cookies(jar)
 
