@@ -180,8 +180,11 @@ def _with_ipv6_host(url: httpx.URL) -> httpx.URL:
     """
     if ":" not in url.host:
         return url
-    address = ipaddress.IPv6Address(url.host)  # NOTE: httpx has checked it, but for a zone.
-    if address.scope_id is not None:
+    try:
+        address = ipaddress.IPv6Address(url.host)  # NOTE: httpx has checked it, but a zone.
+    except ValueError:
+        address = None
+    if address is None or address.scope_id is not None:
         raise httpx.InvalidURL(f"Invalid IPv6 address: {url.host!r}")
     pieces = [format(int(piece, 16), "x") for piece in address.exploded.split(":")]
     start, length = 0, 0
