@@ -344,6 +344,10 @@ class _BrowserSteps(BaseClient):
         """Build the request as httpx does, with its cookies sent as a browser sends them and
         its own (a deprecated ``cookies=``) in place of the jar's of their names."""
         own = kwargs.pop("cookies", None)
+        if isinstance(url, str) and _SPECIAL_HOST.match(url) and not url.startswith("/"):
+            # NOTE: as a browser writes an IP address host (as base_url's and a Location's):
+            # "Host: 127.1" went out, and the app's cookies went to that name.
+            url = browsers_url(url)
         request = super().build_request(method, url, **kwargs)
         given = [v for k, v in httpx.Headers(kwargs.get("headers")).raw if k.lower() == b"cookie"]
         if given:

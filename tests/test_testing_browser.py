@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from cookie_lines_app import line_app
 
@@ -244,6 +245,24 @@ def test_a_base_url_with_an_ip_address_goes_where_a_browser_goes(
         assert client.get("/line").text == "t=0"
         to = f"/go?to=http://{host}/line"
         assert client.get(to, headers={"cookie": "s=1"}, follow_redirects=True).text == "s=1"
+
+
+@pytest.mark.parametrize(
+    ("url", "host"), [("http://127.1/host", "127.0.0.1"), ("HTTP://[0:0::1]:80/host", "[::1]")]
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_a_url_with_an_ip_address_goes_where_a_browser_goes(
+    interface: str, url: str, host: str
+) -> None:
+    # NOTE: as base_url's: "Host: 127.1" went out, and the app's cookies went to that name.
+    app = line_app()
+    app.get("/host")(lambda request: request.host)
+    with TestClient(app, interface=interface) as client:
+        assert client.get(url).text == host
+        client.get(url.replace("/host", "/set"), params={"line": "a=1"})
+        assert client.get(f"http://{host}/line").text == "a=1"
+    with TestClient(app) as client, pytest.raises(httpx.InvalidURL):
+        client.get("http://1.2.3.4.5/host")
 
 
 @pytest.mark.parametrize(
