@@ -113,6 +113,8 @@ _DELTA_SECONDS = re.compile(r"-?[0-9]+")
 # or an Expires is cut to 400 days (the jar's float of a 400-digit Max-Age overflowed: the
 # cookie was dropped).
 _MAX_ATTRIBUTE = 1024
+# SPEC: RFC 6265 5.2.5 and 5.2.6: attributes whose value, if any, is ignored.
+_FLAGS = frozenset({"secure", "httponly"})
 _MAX_AGE = 400 * 24 * 3600
 
 
@@ -140,6 +142,9 @@ def _as_browsers_read(line: str) -> tuple[str, dict[str, str]]:
             continue
         if name == "max-age" and int(value) > _MAX_AGE:
             attribute = f"Max-Age={_MAX_AGE}"
+        elif name in _FLAGS:
+            # NOTE: the jar kept "Secure=false" as cookie.secure == "false", no bool.
+            attribute = attribute.partition("=")[0].strip()
         # NOTE: the last of a name counts (RFC 6265 5.3), where the jar took the first.
         kept.pop(name, None)
         kept[name] = attribute
@@ -183,6 +188,18 @@ def _ignored(pair: str, attributes: dict[str, str], secure_scheme: bool) -> bool
     return name.startswith("__host-") and (not secure or "domain" in attributes or path != "/")
 
 
+def _outside(attributes: dict[str, str], host: str) -> bool:
+    """Whether a ``Set-Cookie``'s ``Domain`` is one that ``host`` is not in.
+
+    SPEC: RFC 6265 5.3 step 6: a browser ignores such a line. The standard library's jar
+    deleted the cookie that an expired one names, its Domain unchecked: evil.example's
+    "s=; Max-Age=0; Domain=shop.example" deleted shop.example's session.
+    """
+    domain = _value(attributes, "domain").removeprefix(".").lower()
+    inside = host.endswith("." + domain) and not _is_ip_address(host)
+    return bool(domain) and host != domain and not inside
+
+
 class _AsBrowsersRead:
     """A response, as a cookie jar reads it, with one ``Set-Cookie`` line read as a browser
     reads it (and no ``Set-Cookie2`` line, which browsers ignore)."""
@@ -216,8 +233,10 @@ class _Jar(http.cookiejar.CookieJar):
                 secure_scheme = is_secure_origin(request)
                 for line in response.info().get_all("Set-Cookie", []):
                     pair, attributes = _as_browsers_read(str(line))
-                    if _ignored(pair, attributes, secure_scheme) or (
-                        not secure_scheme and self._shadows_secure(pair, attributes, request)
+                    if (
+                        _ignored(pair, attributes, secure_scheme)
+                        or _outside(attributes, self._answering[0])
+                        or (not secure_scheme and self._shadows_secure(pair, attributes, request))
                     ):
                         # NOTE: before the jar reads it: it deletes an expired cookie before
                         # its policy has a say.
@@ -260,36 +279,30 @@ class _Jar(http.cookiejar.CookieJar):
         return False
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        replaced = self._clear_twin(cookie.domain, cookie.path, cookie.name) or held(
-            self, cookie.domain, cookie.path, cookie.name
-        )
+        if cookie.domain_specified and self._names_answering_host(cookie.domain):
+            cookie = _for_host(cookie, cast(tuple[str, str], self._answering)[1])
         # NOTE: a replaced cookie's creation counts, as in a browser (RFC 6265 5.3 step 11).
-        stamp(cookie, replaced)
+        # SPEC: RFC 6265bis (draft), storage model: the one replaced has the same host-only
+        # flag too, as the jar keys them (".host" apart from "host"), and as Chrome and Firefox
+        # keep them: "a; Domain=host" and a later "a" are two cookies, both sent.
+        stamp(cookie, held(self, cookie.domain, cookie.path, cookie.name))
         super().set_cookie(cookie)
 
     def clear(
         self, domain: str | None = None, path: str | None = None, name: str | None = None
     ) -> None:
-        if domain is not None and path is not None and name is not None:
-            self._clear_twin(domain, path, name)
+        if domain is not None and self._names_answering_host(domain):
+            domain = cast(tuple[str, str], self._answering)[1]
         super().clear(domain, path, name)
 
-    def _clear_twin(self, domain: str, path: str, name: str) -> http.cookiejar.Cookie | None:
-        # NOTE: the jar keeps a cookie whose Domain is the host (".host") apart from the host's
-        # own ("host", "testserver.local" for a host without a dot): a later "a" beside an
-        # "a; Domain=host" was sent with it (client.cookies["a"] raised CookieConflict), and
-        # the deletion of the one left the other. SPEC: RFC 6265 5.3 step 11, both are the
-        # cookie of that name, domain (the host) and path, which the newer replaces.
-        if self._answering is None:
-            return None
-        host, named = self._answering
-        twin = named if domain == "." + host else "." + host if domain == named else None
-        if twin is None:
-            return None
-        cleared = held(self, twin, path, name)
-        if cleared is not None:
-            super().clear(twin, path, name)
-        return cleared
+    def _names_answering_host(self, domain: str) -> bool:
+        """Whether ``domain`` is the answering host, one with no domain to share a cookie in.
+
+        NOTE: a host without a dot, or an IP address: Chrome and Firefox keep a cookie whose
+        Domain is such a host as a host-only cookie (which "a" without Domain replaces, and
+        the other way round); kept apart, both were sent.
+        """
+        return self._answering is not None and _has_no_domain(domain, self._answering[0])
 
 
 def clients_jar(cookies: Mapping[str, str] | httpx.Cookies | None) -> httpx.Cookies:
@@ -327,27 +340,40 @@ def _for_host(cookie: http.cookiejar.Cookie, host: str) -> http.cookiejar.Cookie
 
 class _SideJar(_Jar):
     """A side's jar for one request (its redirects included), which sends a cookie whose
-    domain is the host without a dot: such a cookie is kept there for the host's own name."""
-
-    def __init__(self, base_url: httpx.URL) -> None:
-        super().__init__(_Policy())
-        self._hosts = _hosts(base_url)
+    domain is a host without a dot: such a cookie is kept there for the jar's name of that
+    host, ``.testserver.local`` for ``Domain=testserver``."""
 
     def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        if cookie.domain_specified and _is_dotless_host(cookie.domain, self._hosts):
+        own = self._names_answering_host(cookie.domain)  # NOTE: made host-only, as kept.
+        if cookie.domain_specified and _is_dotless(cookie.domain) and not own:
             stamp(cookie, None)  # NOTE: the test's own, so that each side's copy has its time.
-            cookie = _for_host(cookie, self._hosts[1])
+            # NOTE: a copy, which stays apart from the host-only cookie of its name
+            # ("testserver.local"), as the client's jar keeps them: made host-only, it replaced
+            # it in the request. Of any such host, not base_url's alone: a redirect to
+            # otherhost did not carry its Domain=otherhost cookie there.
+            cookie = copy.copy(cookie)
+            cookie.domain = _as_sent(cookie.domain)
         super().set_cookie(cookie)
 
     def clear(
         self, domain: str | None = None, path: str | None = None, name: str | None = None
     ) -> None:
-        if domain is not None and _is_dotless_host(domain, self._hosts):
+        if domain is not None and _is_dotless(domain) and not self._names_answering_host(domain):
             # NOTE: an answer's deletion names the domain (".testserver"), where this jar keeps
-            # the cookie for the host's own name: a redirect's deletion was not done, and the
-            # request it led to still sent the cookie (the page after a sign-out, signed in).
-            domain = self._hosts[1]
+            # the cookie for the jar's name of the host: a redirect's deletion was not done, and
+            # the request it led to still sent the cookie (the page after a sign-out, signed in).
+            domain = _as_sent(domain)
         super().clear(domain, path, name)
+
+
+def _is_dotless(domain: str) -> bool:
+    bare = domain.removeprefix(".")
+    return bool(bare) and "." not in bare
+
+
+def _as_sent(domain: str) -> str:
+    """The domain that the standard library's jar sends to ``domain``, a host without a dot."""
+    return f".{domain.removeprefix('.').lower()}.local"
 
 
 def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -> httpx.Cookies:
@@ -355,16 +381,22 @@ def side_jar(cookies: httpx.Cookies, base_url: httpx.URL, given: GivenCookies) -
     and those whose domain is the host without a dot (for a request, not for its answers,
     which ``keep()`` reads on the client's jar: the app's deletion of such a cookie names its
     domain)."""
-    jar = _SideJar(base_url)
+    # NOTE: to_host() first, on a plain jar: the test's domain="testserver" cookie is then
+    # host-only, as an app's Domain=testserver is, and the side's jar keeps them as one.
+    plain = http.cookiejar.CookieJar()
     for cookie in cookies.jar:
+        plain.set_cookie(cookie)
+    to_host(plain, base_url, given)
+    jar = _SideJar(_Policy())
+    for cookie in plain:
         jar.set_cookie(cookie)
-    to_host(jar, base_url, given)
     return httpx.Cookies(jar)
 
 
 def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCookies) -> None:
-    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host, and
-    those it set for the host without a dot (``domain="testserver"``) to ``".testserver"``.
+    """Give the cookies that the test set for any host (no domain) to ``base_url``'s host, as
+    those it set for a host without a dot or an IP address (``domain="testserver"``), which a
+    browser keeps host-only.
 
     As a browser's cookie of that site: the app's ``Set-Cookie`` of that name replaces it, and
     its deletion removes it. Left for any host, it was kept beside the app's (and sent first),
@@ -375,11 +407,10 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
     for cookie in list(jar):
         if not cookie.domain:
             for_host = _for_host(cookie, hosts[1])
-        elif _is_undotted(cookie, hosts):
-            # NOTE: the jar's name for an app's Domain=testserver: kept as "testserver", the
+        elif cookie.domain_specified and _has_no_domain(cookie.domain, hosts[0]):
+            # NOTE: as the jar keeps an app's Domain=testserver: kept as "testserver", the
             # test's was kept beside the app's (httpx.CookieConflict), and its deletion left it.
-            for_host = copy.copy(cookie)
-            for_host.domain = "." + cookie.domain.lower()
+            for_host = _for_host(cookie, hosts[1])
         else:
             continue
         jar.clear(cookie.domain, cookie.path, cookie.name)
@@ -387,8 +418,10 @@ def to_host(jar: http.cookiejar.CookieJar, base_url: httpx.URL, given: GivenCook
         given[for_host] = cookie
 
 
-def _is_undotted(cookie: http.cookiejar.Cookie, hosts: tuple[str, str]) -> bool:
-    return not cookie.domain.startswith(".") and _is_dotless_host(cookie.domain, hosts)
+def _has_no_domain(domain: str, host: str) -> bool:
+    """Whether ``domain`` is ``host``, a host with no domain to share a cookie in (one without
+    a dot, or an IP address), of which a browser keeps a cookie host-only."""
+    return domain.removeprefix(".").lower() == host and ("." not in host or _is_ip_address(host))
 
 
 def keep_answers(

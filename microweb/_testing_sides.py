@@ -9,6 +9,7 @@ next request (``next_request``) and as it follows.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -81,11 +82,11 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
         read = as_browsers_read(response.headers["location"], response.request.url)
         if read is None:
             return None
-        url = httpx.URL(read)
+        url = httpx.URL(_with_ipv4_host(read))
         if url.scheme and not url.host:
             # NOTE: as httpx reads "http:/path": the request's host.
             url = url.copy_with(host=response.request.url.host)
-        target = _with_decoded_host(response.request.url.join(url))
+        target = _with_ipv6_host(_with_decoded_host(response.request.url.join(url)))
         # NOTE: httpx reads the host of the URL it follows, as above: one that is no valid
         # punycode ("xn--a") is parsed, then raises idna's InvalidCodepoint (a UnicodeError).
         target.host  # noqa: B018
@@ -98,9 +99,102 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
 
 
 _MAX_PORT = 65535
+# NOTE: the host of a special URL (see as_browsers_read()), after any credentials.
+_SPECIAL_HOST = re.compile(r"(?:(?:https?|wss?|ftp)://|//)(?:[^/?#]*@)?(?P<host>[^/?#:\[]*)", re.I)
+# SPEC: WHATWG URL, IPv4 number parser: hexadecimal after "0x" (none is 0), octal after a 0.
+_IPV4_NUMBER = re.compile(r"0x(?P<hex>[0-9a-f]*)|0(?P<oct>[0-7]+)|(?P<dec>0|[1-9][0-9]*)")
+
+
+def browsers_url(url: str) -> httpx.URL:
+    """Return ``url``, an absolute http(s) URL, with its IP address host as a browser writes it
+    (``http://127.1`` is ``http://127.0.0.1``).
+
+    Raises:
+        httpx.InvalidURL: If its host ends in a number and is no IPv4 address, or is an IPv6
+            address with a zone.
+    """
+    return _with_ipv6_host(httpx.URL(_with_ipv4_host(url)))
+
+
+def _with_ipv4_host(read: str) -> str:
+    """Return ``read``, a ``Location`` as ``as_browsers_read()`` gives it, with a host that ends
+    in a number written as the IPv4 address a browser reads in it.
+
+    SPEC: WHATWG URL, host parser: such a host (percent-decoded, in lower case) is an IPv4
+    address, of one to four numbers, each decimal, octal or hexadecimal, the last filling the
+    bytes left ("127.1", "0x7f.1", "2130706433" are 127.0.0.1), or no host at all. httpx sent
+    "Host: 127.1" to a host of that name, and refused "0177.0.0.1".
+
+    Raises:
+        httpx.InvalidURL: If the host ends in a number and is no IPv4 address.
+    """
+    found = _SPECIAL_HOST.match(read)
+    if found is None:
+        return read
+    labels = unquote(found["host"]).lower().split(".")
+    if len(labels) > 1 and not labels[-1]:
+        labels.pop()  # NOTE: "127.0.0.1." is 127.0.0.1.
+    last = labels[-1]
+    if not ((last.isascii() and last.isdigit()) or _IPV4_NUMBER.fullmatch(last)):
+        return read
+    numbers = [_ipv4_number(label) for label in labels]
+    *high, low = numbers
+    if len(numbers) > 4 or any(number > 255 for number in high) or low >= 256 ** (5 - len(numbers)):
+        raise httpx.InvalidURL(f"Invalid IPv4 address: {found['host']!r}")
+    address = sum(number << 8 * (3 - index) for index, number in enumerate(high)) + low
+    return (
+        read[: found.start("host")]
+        + str(ipaddress.IPv4Address(address))
+        + read[found.end("host") :]
+    )
+
+
+def _ipv4_number(label: str) -> int:
+    """Return the number ``label`` writes, or one past 32 bits where it writes none."""
+    found = _IPV4_NUMBER.fullmatch(label)
+    if found is None:
+        return 1 << 32
+    base, digits = next((base, found[name]) for base, name in _BASES if found[name] is not None)
+    # NOTE: past 11 digits, leading zeros aside, no number fits in 32 bits (and int() refuses
+    # a string of thousands of digits).
+    digits = digits.lstrip("0") or "0"
+    return int(digits, base) if len(digits) <= 11 else 1 << 32
+
+
+_BASES = ((16, "hex"), (8, "oct"), (10, "dec"))
 # SPEC: WHATWG URL, host parsing: a domain is percent-decoded, and one that then holds a
 # forbidden domain code point is no host.
 _FORBIDDEN_IN_DOMAIN = re.compile(r"[\x00-\x20#%/:<>?@\[\\\]^|\x7f]")
+
+
+def _with_ipv6_host(url: httpx.URL) -> httpx.URL:
+    """Return ``url`` with an IPv6 host written as a browser writes it.
+
+    SPEC: WHATWG URL, IPv6 serializer: hexadecimal in lower case without leading zeros, and
+    the first longest run of two zero pieces or more as "::" (an embedded IPv4 address too:
+    ``[::ffff:127.0.0.1]`` is ``[::ffff:7f00:1]``). httpx kept ``[0:0::1]`` as written: an
+    origin other than ``[::1]``'s.
+
+    Raises:
+        httpx.InvalidURL: For an address with a zone (``%25eth0``), which a browser refuses.
+    """
+    if ":" not in url.host:
+        return url
+    try:
+        address = ipaddress.IPv6Address(url.host)  # NOTE: httpx has checked it, but a zone.
+    except ValueError:
+        address = None
+    if address is None or address.scope_id is not None:
+        raise httpx.InvalidURL(f"Invalid IPv6 address: {url.host!r}")
+    pieces = [format(int(piece, 16), "x") for piece in address.exploded.split(":")]
+    start, length = 0, 0
+    for index in range(len(pieces)):
+        run = next((n for n in range(index, len(pieces)) if pieces[n] != "0"), len(pieces))
+        if run - index > length:
+            start, length = index, run - index
+    if length < 2:
+        return url.copy_with(host=":".join(pieces))
+    return url.copy_with(host=f"{':'.join(pieces[:start])}::{':'.join(pieces[start + length :])}")
 
 
 def _with_decoded_host(url: httpx.URL) -> httpx.URL:
@@ -250,6 +344,10 @@ class _BrowserSteps(BaseClient):
         """Build the request as httpx does, with its cookies sent as a browser sends them and
         its own (a deprecated ``cookies=``) in place of the jar's of their names."""
         own = kwargs.pop("cookies", None)
+        if isinstance(url, str) and _SPECIAL_HOST.match(url) and not url.startswith("/"):
+            # NOTE: as a browser writes an IP address host (as base_url's and a Location's):
+            # "Host: 127.1" went out, and the app's cookies went to that name.
+            url = browsers_url(url)
         request = super().build_request(method, url, **kwargs)
         given = [v for k, v in httpx.Headers(kwargs.get("headers")).raw if k.lower() == b"cookie"]
         if given:

@@ -33,7 +33,7 @@ from ._testing_content import async_content, encoded_once, replayed, sync_conten
 from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
-from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, browsers_url, reporting, watching
 from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -64,7 +64,8 @@ class TestClient:
             ``ignore_headers``) or body differ.
         base_url: Scheme and host the requests claim to go to; ``https://...`` makes
             ``request.scheme`` ``"https"`` under both interfaces. A path in it goes before
-            each request's; a query or a fragment is refused.
+            each request's; a query or a fragment is refused. An IP address host goes out
+            as a browser writes it (``http://127.1`` is ``http://127.0.0.1``).
         client: The peer address the app sees (``request.client``), as a server gives it
             (``REMOTE_ADDR`` and ``REMOTE_PORT``, the ASGI ``client``): to test code that
             depends on it, such as ``ProxyHeaders``; ``None`` for a peer with no address, as
@@ -89,8 +90,9 @@ class TestClient:
 
     Raises:
         ValueError: For an unknown ``interface``, a ``base_url`` that is not an ``http://`` or
-            ``https://`` URL with a host (or that has a query, a fragment or a port past
-            65535), or a ``root_path`` that does not start with ``/`` or that ends with one.
+            ``https://`` URL with a host (or that has a query, a fragment, a port past
+            65535 or a host that ends in a number and is no IPv4 address), or a
+            ``root_path`` that does not start with ``/`` or that ends with one.
         TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
             ``(host, port)`` tuple nor ``None``.
 
@@ -190,7 +192,9 @@ class TestClient:
         # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
         # ASGI side served it, and "testserver" with a ValueError about a URL type.
         try:
-            url = httpx.URL(base_url)
+            # NOTE: with an IP address host as a browser writes it, which requests go to: "Host:
+            # 127.1" went out, and a redirect to 127.0.0.1 left the origin.
+            url = browsers_url(base_url)
             # NOTE: httpx takes a port past 65535, which was sent, for the app's 400.
             usable = url.scheme in ("http", "https") and bool(url.host) and (url.port or 0) < 65536
         except (httpx.InvalidURL, UnicodeError):
@@ -204,7 +208,7 @@ class TestClient:
                 f"base_url must be an http:// or https:// URL with a host, and no query nor "
                 f"fragment, such as 'http://testserver', got {base_url!r}"
             )
-        self._base_url = base_url
+        self._base_url, self._browsers_base = base_url, url
 
     @property
     def client(self) -> tuple[str, int] | None:
@@ -254,7 +258,7 @@ class TestClient:
         # the answers (each redirect's too) are put in the client's by _keep(): under "both",
         # each side must send the cookies from before the request, or the two would differ.
         with self._jar_lock:
-            side.base_url = self.base_url
+            side.base_url = self._browsers_base
             # NOTE: made whole before the side takes it: a request from another thread,
             # built meanwhile, read the side's jar without the cookies to_host() moves.
             side.cookies = side_jar(self._cookies, side.base_url, self._given).jar
@@ -262,7 +266,7 @@ class TestClient:
     def _keep(self, answers: list[httpx.Response]) -> None:
         """Put the cookies that ``answers`` set in the client's jar, as the side's jar took them."""
         with self._jar_lock:
-            keep_answers(self._cookies, answers, httpx.URL(self.base_url), self._given)
+            keep_answers(self._cookies, answers, self._browsers_base, self._given)
 
     def _headers_for(self, headers: Any) -> httpx.Headers:
         merged = httpx.Headers(self.headers)

@@ -17,7 +17,15 @@ import pytest
 from conftest import loop_runs_here
 
 import microweb
-from microweb import App, InterfaceWarning, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    InterfaceWarning,
+    Limits,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb.testing import TestClient, WebSocketRefused
 
 # -- ignore_headers ----------------------------------------------------------------------------
@@ -138,6 +146,12 @@ def test_follow_redirects_per_client_and_per_request(interface: str) -> None:
         *("http://testserver:99999/x", "//testserver:65536/"),
         # NOTE: a host that, percent-decoded, holds a space, a slash or a percent sign.
         *("http://a b/x", "//a%20b/x", "http://a%2Fb/x", "http://%zz/"),
+        # NOTE: a host ending in a number that is no IPv4 address, which a browser refuses
+        # (WHATWG URL, IPv4 parser), where httpx sent it as a name.
+        *("http://4294967296/", "http://1.2.3.4.5/", "http://foo.123/", "http://1.256.0.0/"),
+        *("http://09.1/", "//1..2/", "http://0x100000000/", "http://%31.2.3.4.5/"),
+        # NOTE: an IPv6 address with a zone, which a browser refuses, and httpx sent.
+        "http://[fe80::1%25eth0]/",
     ],
 )
 def test_a_redirect_to_a_location_httpx_cannot_parse_is_handed_back(
@@ -279,6 +293,36 @@ def test_a_307_after_the_body_was_read_sends_a_body_that_can_be_read_again(
         assert [moved.status_code for moved in answer.history] == [307]
 
 
+@pytest.mark.parametrize("path", ["/echo", "/aecho"])
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_an_endless_upload_is_refused_with_413_and_read_no_further(
+    interface: str, path: str
+) -> None:
+    # NOTE: the WSGI side read the test's content whole before the app ran, without bound: an
+    # endless upload hung the test and filled memory, where the app (and Waitress, which
+    # stops at its cap) refuses it with 413 once past the largest body limit.
+    app = App(limits=Limits(max_body_size=1000))
+    app.post("/up", name="up", limits={"max_body_size": 2000})(lambda request: "never")
+    app.post("/echo", name="echo")(lambda request: request.read())
+
+    @app.post("/aecho")
+    async def async_echo(request: Request) -> bytes:
+        return await request.aread()
+
+    pulled: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        for number in range(100_000):  # NOTE: on the old code, ends (with an error) at last
+            pulled.append(number)
+            yield b"x" * 100
+        raise AssertionError("the whole upload was read")
+
+    with TestClient(app, interface=interface) as client:
+        assert client.post(path, content=endless()).status_code == 413
+        assert len(pulled) <= 25  # NOTE: 2000 bytes and one, the largest limit passed
+        assert client.post(path, content=iter([b"x" * 100] * 9)).content == b"x" * 900
+
+
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
 def test_a_followed_redirect_to_another_host_carries_no_credentials_of_this_one(
     interface: str,
@@ -373,6 +417,15 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         ("/a/.%2e/c/%2e/d", "http", "testserver", "/c/d"),
         ("x/%2e./y", "http", "testserver", "/y"),
         ("/a/b/%2e%2e", "http", "testserver", "/a/"),
+        # NOTE: a host ending in a number is an IPv4 address in any of the forms a browser
+        # reads (WHATWG URL, IPv4 parser), where httpx sent "Host: 0x7f.1", and refused 0177.
+        *(
+            (f"http://{written}/x", "http", "127.0.0.1", "/x")
+            for written in ("0x7f.1", "2130706433", "127.1", "0177.0.0.1", "0X7F.0.0.0x1")
+        ),
+        *(("//127.0.0.1./x", "http", "127.0.0.1", "/x"), ("//0x/x", "http", "0.0.0.0", "/x")),
+        ("https://%31%32%37.1/x", "https", "127.0.0.1", "/x"),
+        ("http://1.0x10000/x", "http", "1.1.0.0", "/x"),
     ],
 )
 def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(
