@@ -9,8 +9,10 @@ from typing import Any
 import httpx
 
 
-def replayed(kwargs: dict[str, Any]) -> Callable[[], Iterable[Any]] | None:
-    """Read a streamed ``content`` into chunks that each side is given in turn, in ``kwargs``.
+def replayed(kwargs: dict[str, Any], cap: int) -> Callable[[], Iterable[Any]] | None:
+    """Read a streamed ``content`` into chunks that each side is given in turn, in ``kwargs``:
+    no more than one byte past ``cap``, the app's largest body limit, where each side's app
+    answers 413.
 
     Returns:
         What gives the next side the same chunks, as the kind of iterable the test gave (one
@@ -26,7 +28,16 @@ def replayed(kwargs: dict[str, Any]) -> Callable[[], Iterable[Any]] | None:
         raise TypeError(
             "interface='both' replays content: pass bytes or a sync iterable, not an async iterable"
         )
-    chunks = list(content)  # NOTE: each side gets the same chunks, in the same sizes.
+    # NOTE: each side gets the same chunks, in the same sizes. Read whole, an endless upload
+    # hung the test and filled memory.
+    chunks: list[Any] = []
+    size = 0
+    for chunk in content:
+        chunks.append(chunk)
+        # NOTE: a chunk that is no bytes is kept for each side to refuse, naming content=.
+        size += len(chunk) if isinstance(chunk, (bytes, bytearray, memoryview)) else 0
+        if size > cap:
+            break
     # NOTE: as the test gave them: a list can be read again (for a 307), an iterator once.
     replay: Callable[[], Iterable[Any]] = (
         (lambda: iter(chunks)) if once(content) else lambda: chunks

@@ -40,6 +40,7 @@ from ._testing_wsgi import (
     WRITTEN_PATH,
     ServedBody,
     as_wsgi_served,
+    body_cap,
     check_peer,
     written_path,
     wsgi_side,
@@ -315,7 +316,7 @@ class TestClient:
         if self.interface == "asgi":
             return self._asgi_request(method, url, kwargs, [], keep=True)
         encoded_once(method, kwargs)
-        replay = replayed(kwargs)
+        replay = replayed(kwargs, body_cap(self.app))
         wsgi_answers: list[httpx.Response] = []
         try:
             via_wsgi = self._wsgi_request(method, url, kwargs, wsgi_answers, keep=False)
