@@ -137,6 +137,10 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         """Register ``route`` (resolved and checked); once compiled, serve it with ``served``
         (made here when ``None``)."""
         with self._clash_advised():
+            if self._plan is not None:
+                # NOTE: compile() refused a route never reached, not one added after it: a
+                # startup hook's took every request of a route that was serving them.
+                (self._ws if route.kind == "websocket" else self._http).refuse_unreached_by(route)
             _register(route, self._http, self._ws, self._names)
         if routers:
             self._routers[id(route)] = routers
@@ -329,7 +333,9 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         All or nothing: when it raises, none of the router's routes is added.
 
         Raises:
-            ValueError: If a route, or another template of the same name, is registered here.
+            ValueError: If a route, or another template of the same name, is registered here;
+                or, once the app has started, if a route is never reached, or would take
+                every request of one served (as ``compile`` refuses it).
             TypeError: If ``router`` is no ``Router`` (another ``App``, say); or, once the app
                 has started, if a handler (as the plugins wrap it) cannot be called with the
                 request and its path parameters.
@@ -372,6 +378,23 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         if self._plan is not None:
             scoped = [(route, router._scopes_of(route)) for route in router.routes]
             check_router_skips(scoped, self.plugins, self._plugin_flows)
+            self._check_reached(router)
+
+    def _check_reached(self, router: Router) -> None:
+        """Raise ``ValueError`` if a route of ``router``, included once the app is compiled, is
+        never reached, or would take every request of one that is (see ``_put``)."""
+        # NOTE: in order, on copies of the app's tables: each route is checked with those
+        # before it in, as _put adds them, so that none is added if one is refused.
+        copies: dict[str, RouteTable[Route]] = {}
+        for route in router.routes:
+            table = copies.get(route.kind)
+            if table is None:
+                table = copies[route.kind] = RouteTable(self._converters)
+                for known in self._ws_routes if route.kind == "websocket" else self._http_routes:
+                    table.add(known, known)
+            with self._clash_advised():
+                table.refuse_unreached_by(route)
+            table.add(route, route)
 
     def _served(
         self, router: Router, plan: Plan

@@ -19,7 +19,7 @@ from ._request import Request, logged_path, logged_request
 from ._types import Message, Receive, Scope, Send
 from ._websocket import CLOSED, CONNECTING, WebSocket, WebSocketDisconnect
 from ._ws_refusal import (
-    REFUSAL,
+    refuse,
     refused_status,
     refusing,
     send_flows_refusal,
@@ -147,7 +147,7 @@ async def _refuse_unrouted(
     try:
         response = await drive_async(refuse_handshake(host.plan, request, refused), host.pool)
     except ClientDisconnect:
-        await send(REFUSAL)  # NOTE: as for a flow's (see _accepted).
+        await refuse(send)  # NOTE: as for a flow's (see _accepted).
         return
     close_replaced(request, response, None)  # NOTE: a stream of it is never sent.
     await send_flows_refusal(request, response, send)
@@ -207,7 +207,7 @@ async def _accepted(host: SessionHost, request: Request, send: Send) -> bool:
     except ClientDisconnect:
         # NOTE: a flow raised it: refused, as an HTTP request gets its 400, with nothing
         # logged and nothing out of the app (which Uvicorn would log, answering 500).
-        await send(REFUSAL)
+        await refuse(send)
         return False
     if refusal is None:
         return True

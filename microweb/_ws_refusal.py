@@ -4,6 +4,8 @@ the server answers with 403."""
 
 from __future__ import annotations
 
+import contextlib
+
 from ._asgi_request import sends_refusal
 from ._emission import encoded_headers, outgoing
 from ._pipeline import HANDSHAKE_HEADERS
@@ -67,7 +69,16 @@ async def send_flows_refusal(request: Request, refusal: Response, send: Send) ->
     if sends_refusal(request, refusal):
         await send_refusal(refusal, send)
     else:
-        await send(REFUSAL)  # NOTE: plain ASGI can only refuse (the server sends 403).
+        await refuse(send)  # NOTE: plain ASGI can only refuse (the server sends 403).
+
+
+async def refuse(send: Send) -> None:
+    """Refuse a handshake with a close before accept (the server answers it with 403)."""
+    # NOTE: OSError: the client has gone meanwhile. Uvicorn's wsproto and websockets-sansio
+    # protocols raise ClientDisconnected for any send then, and it left the app, which Uvicorn
+    # logged with its traceback (ws.close() and send_refusal() end so too).
+    with contextlib.suppress(OSError):
+        await send(REFUSAL)
 
 
 def refusing(request: Request, send: Send) -> Send:

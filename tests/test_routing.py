@@ -11,6 +11,7 @@ import asyncio
 import functools
 import inspect
 import json
+import random
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,8 +22,8 @@ from conftest import MakeClient, in_colour
 from drive import asgi_get, wsgi_get
 
 from microweb import App, HTTPError, Request, Response, Router, WebSocket
-from microweb._route_table import RouteTable
-from microweb._route_templates import BUILTIN_CONVERTERS, Param, parse_template
+from microweb._route_table import RouteClash, RouteTable
+from microweb._route_templates import BUILTIN_CONVERTERS, Converter, Param, parse_template
 from microweb._routing import Route
 from microweb._url_paths import build_path
 
@@ -1696,6 +1697,135 @@ def test_a_websocket_route_a_startup_hook_adds_is_checked_as_it_is_added(
     assert make_client(app).get("/").status_code == 404
     assert len(refused) == 1
     assert [route.handler for route in app.websocket_routes] == [chat]
+
+
+@pytest.mark.parametrize(
+    ("added", "refused"),
+    [
+        # NOTE: a route tried after one that takes all its requests, as compile() refuses it.
+        ("/u/{n:int}/q", r"^GET /u/\{n:int\}/q \('late'\) is never reached: /u/\{a\}/q "),
+        # NOTE: a route whose str branch was made before the int one: tried first, it took
+        # every request of the int route, which was serving them.
+        ("/u/{b}/y", r"^GET /u/\{n:int\}/y \('by_n'\) would never be reached: /u/\{b\}/y "),
+    ],
+    ids=["never-reached", "takes-a-served-routes-requests"],
+)
+@pytest.mark.parametrize("how", ["route", "include"])
+def test_a_route_added_after_startup_is_refused_where_it_would_be_at_startup(
+    make_client: MakeClient, added: str, refused: str, how: str
+) -> None:
+    # NOTE: compile() refuses a route that is never reached; one a startup hook added was not
+    # checked so, and took every request of a route that served them without a word.
+    app = App()
+    errors: list[str] = []
+    app.get("/u/{a}/q", name="by_a")(lambda request, a: "a")
+    app.get("/u/{n:int}/y", name="by_n")(lambda request, n: "n")
+
+    @app.on_startup
+    def add_routes() -> None:
+        router = Router()
+        router.get(added, name="late")(lambda request, **params: "late")
+        router.get("/other", name="other")(lambda request: "other")
+        try:
+            if how == "route":
+                app.get(added, name="late")(lambda request, **params: "late")
+            else:
+                app.include(router)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    client = make_client(app)
+    assert client.get("/u/7/y").text == "n"
+    assert client.get("/u/7/q").text == "a"
+    assert len(errors) == 1
+    assert re.match(refused, errors[0])
+    # NOTE: all or nothing: none of the router's routes was added.
+    assert client.get("/other").status_code == 404
+    assert "late" not in [route.name for route in app.routes]
+
+
+def test_routes_checked_as_added_are_refused_as_all_at_once() -> None:
+    # NOTE: refuse_unreached_by() before each add agrees with refuse_unreached() over them all:
+    # it refuses a route just where the routes before it and it are refused together.
+    def words(text: str) -> str:
+        if text in (".", ".."):
+            raise ValueError(text)
+        return text
+
+    converters = {**BUILTIN_CONVERTERS, "w": Converter("w", words)}
+    pieces = ["a", "7", "1.5", "{x}", "{x:int}", "{x:float}", "{x:w}", "{x:path}"]
+    rng = random.Random(251)
+    refused = 0
+    for _ in range(600):
+        routes = []
+        for number in range(rng.randint(2, 6)):
+            chosen = [rng.choice(pieces) for _ in range(rng.randint(1, 3))]
+            segments = [
+                piece.replace("x", f"p{at}") if piece.startswith("{") else piece
+                for at, piece in enumerate(chosen)
+                if piece != "{x:path}" or at == len(chosen) - 1
+            ]
+            template = "/" + "/".join(segments)
+            routes.append(
+                Route(
+                    template,
+                    frozenset({"GET"}),
+                    _handler,
+                    f"r{number}",
+                    False,
+                    segments=parse_template(template),
+                )
+            )
+        table: RouteTable[Route] = RouteTable(converters)
+        for count, route in enumerate(routes, 1):
+            try:
+                table.check(route)
+            except ValueError:
+                break  # NOTE: a clash add() refuses, the same shape: not this check's.
+            whole: RouteTable[Route] = RouteTable(converters)
+            for known in routes[:count]:
+                whole.add(known, known)
+            try:
+                whole.refuse_unreached()
+            except RouteClash:
+                with pytest.raises(RouteClash):
+                    table.refuse_unreached_by(route)
+                refused += 1
+                break
+            table.refuse_unreached_by(route)
+            table.add(route, route)
+    assert refused > 20  # NOTE: the cases are not all of routes that are reached.
+
+
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+def test_a_route_added_after_startup_that_is_reached_is_served(
+    make_client: MakeClient, kind: str
+) -> None:
+    # NOTE: the check refuses only what compile() would: a narrower converter after a wider
+    # route's own branch, a literal, a route of a branch of its own are served.
+    app = App()
+    app.get("/u/{n:int}/y", name="by_n")(lambda request, n: "n")
+    added = ["/u/{b}/y", "/u/{b}/z", "/u/x/y", "/v/{b}", "/u/{n:int}/{rest:path}"]
+
+    @app.on_startup
+    def add_routes() -> None:
+        for number, template in enumerate(added):
+            if kind == "http":
+                app.get(template, name=f"r{number}")(lambda request, **params: "late")
+            else:
+
+                async def handler(ws: WebSocket, **params: Any) -> None:
+                    await ws.close()
+
+                app.websocket(template, name=f"r{number}")(handler)
+
+    client = make_client(app)
+    assert client.get("/u/7/y").text == "n"
+    if kind == "http":
+        assert client.get("/u/x/y").text == "late"
+        assert client.get("/u/q/y").text == "late"
+    routes = [*app.routes, *app.websocket_routes]
+    assert {route.template for route in routes} >= set(added)
 
 
 # -- what microweb calls, checked when it is registered --------------------------------------

@@ -4,6 +4,7 @@ the WSGI side's refusal is tested in test_servers_websocket_wsgi.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from conftest import MakeClient, in_colour
 from drive import handshake_messages, websocket_scope
 
 from microweb import App, Headers, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
+from microweb._types import Message
 from microweb.plugins import CORS, RequestID
 
 
@@ -414,3 +417,54 @@ def test_a_refusals_own_cookie_wins_over_the_flows_one_of_that_name(
     assert len(cookies) == 2
     assert cookies[-1].startswith("session=;")
     assert client.get("/who").text == "None"
+
+
+def _refusing_app() -> App:
+    app = App()
+
+    @app.middleware
+    async def gate(request: Request) -> AsyncIterator[None]:
+        refusal = request.query.get("refuse")
+        if refusal == "stream":
+            yield Response.stream(iter([b"not yours"]), status=403)
+            return
+        if refusal == "499":
+            yield Response(b"", status=499)  # NOTE: no status line a server knows.
+            return
+        yield
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+
+    return app
+
+
+@pytest.mark.parametrize("denial", [False, True], ids=["plain", "denial-response"])
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [("/nowhere", b""), ("/ws", b"refuse=stream"), ("/ws", b"refuse=499")],
+    ids=["no-route", "flow-stream", "flow-499"],
+)
+def test_a_refusal_by_close_to_a_client_gone_does_not_leave_the_app(
+    path: str, query: bytes, denial: bool
+) -> None:
+    # NOTE: Uvicorn's wsproto and websockets-sansio protocols raise ClientDisconnected (an
+    # OSError) for any send once the client left, a close before accept too: where the
+    # refusal was that close, it left the app, which Uvicorn logged with its traceback; the
+    # handler's own close, and a denial response, take the client's leaving as the end.
+    scope = websocket_scope(path)
+    scope["query_string"] = query
+    if denial:
+        scope["extensions"] = {DENIAL_RESPONSE: {}, DENIAL_SENT_WHOLE: {}}
+    tried: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        tried.append(message)
+        raise ConnectionResetError("the client went away")
+
+    asyncio.run(asyncio.wait_for(_refusing_app().as_asgi()(scope, receive, send), 5))
+    assert tried[0]["type"] in {"websocket.close", "websocket.http.response.start"}
