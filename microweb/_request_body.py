@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._buffer import BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
@@ -299,7 +299,10 @@ class BodyMethods(HeadProperties):
                 builder.discard()
                 raise
         elif not isinstance(form, FormData):
-            form.raise_again()
+            # NOTE: raised from the attribute: a local of this frame, which goes into the
+            # error's traceback, held the error, a cycle that kept the request (review252).
+            del form
+            cast(KeptError, self._form).raise_again()
         else:
             self._check_kept_form(form)
         return form
@@ -465,7 +468,8 @@ class BodyMethods(HeadProperties):
                 if self._read_done is not None:
                     self._wake_readers()
         elif not isinstance(form, FormData):
-            form.raise_again()
+            del form  # NOTE: as in form().
+            cast(KeptError, self._form).raise_again()
         else:
             self._check_kept_form(form)
         return form

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
+from drive import requests_left_in_cycles
 
 from microweb import App, HTTPError, Request
 from microweb.testing import TestClient
@@ -203,3 +204,18 @@ def test_a_read_that_waited_gets_the_error_of_the_read_it_waited_for(
     )
     error = str(HTTPError(413, "request body is larger than 10 bytes"))
     assert answer.json() == {"errors": [error, error]}
+
+
+def test_reads_that_share_an_error_leave_no_cycle(interface: str) -> None:
+    # NOTE: the second aform() raised the first's 413 from a local of its frame, which went
+    # into the error's traceback: a cycle that kept the request until a full collection.
+    app = App()
+
+    @app.post("/", limits={"max_form_memory": 1000})
+    async def both(request: Request) -> str:
+        await asyncio.gather(_form_x(request), _form_x(request), return_exceptions=True)
+        return "read"
+
+    body = b"x=" + b"1" * 200_000
+    kept = requests_left_in_cycles(app, interface, "POST", "/", body, URLENCODED["content-type"])
+    assert kept == 0
