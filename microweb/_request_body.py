@@ -29,6 +29,13 @@ async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
 
+def _cancelled(call: str) -> str:
+    """What a read that ``call`` began and its task's cancel ended is named in later errors."""
+    # NOTE: a read that waited for it (asyncio.gather) was refused naming itself, "request.aform():
+    # the body was already consumed by request.aform()" (review252).
+    return f"{call}, which was cancelled before the end of the body"
+
+
 class Cleanup(Protocol):
     """What a request closes when it ends: a form's files (``FormBuilder``), a file held to be
     sent (``HeldFile``)."""
@@ -398,6 +405,10 @@ class BodyMethods(HeadProperties):
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    self._consumed = _cancelled(call)
+                raise
             finally:
                 # PERF: inline, with no call unless a read waits for this one.
                 self._reading = ""
@@ -457,6 +468,8 @@ class BodyMethods(HeadProperties):
                 if isinstance(exc, Exception):
                     self._form = KeptError.of(exc)
                     self._keep_form_error(exc, "aform()")
+                elif self._consumed == "aform()":
+                    self._consumed = _cancelled("aform()")
                 # NOTE: files on disk are left to the request's end, which closes them in a
                 # file thread (under ASGI): closing one is disk work, kept off the event loop.
                 if not builder.on_disk:

@@ -219,3 +219,29 @@ def test_reads_that_share_an_error_leave_no_cycle(interface: str) -> None:
     body = b"x=" + b"1" * 200_000
     kept = requests_left_in_cycles(app, interface, "POST", "/", body, URLENCODED["content-type"])
     assert kept == 0
+
+
+@pytest.mark.parametrize("read", [_length, _form_x], ids=["aread", "aform"])
+def test_a_read_whose_shared_read_was_cancelled_is_told_so(read: Any) -> None:
+    # NOTE: the read that waited was refused naming itself, "request.aform(): the body was
+    # already consumed by request.aform()", when the one it waited for was cancelled midway.
+    app = App(debug=True)
+
+    @app.post("/")
+    async def cancelled(request: Request) -> dict[str, str]:
+        first = asyncio.ensure_future(read(request))
+        second = asyncio.ensure_future(read(request))
+        await asyncio.sleep(0)  # NOTE: a turn of the loop: both wait, the first for the body.
+        first.cancel()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        return {"first": type(results[0]).__name__, "second": str(results[1])}
+
+    with TestClient(app, interface="asgi") as client:
+        answer = client.post("/", content=_apieces(b"x=1&y=2&z=3"), headers=URLENCODED)
+    call = "aread()" if read is _length else "aform()"
+    assert answer.json() == {
+        "first": "CancelledError",
+        "second": f"request.{call}: the body was already consumed by request.{call}, which "
+        "was cancelled before the end of the body: a request's body is read from the network "
+        "once",
+    }
