@@ -33,7 +33,7 @@ def _cancelled(call: str) -> str:
     """What a read that ``call`` began and its task's cancel ended is named in later errors."""
     # NOTE: a read that waited for it (asyncio.gather) was refused naming itself, "request.aform():
     # the body was already consumed by request.aform()" (review252).
-    return f"{call}, which was cancelled before the end of the body"
+    return f"{call}, which was cancelled before it ended"
 
 
 class Cleanup(Protocol):

@@ -242,6 +242,5 @@ def test_a_read_whose_shared_read_was_cancelled_is_told_so(read: Any) -> None:
     assert answer.json() == {
         "first": "CancelledError",
         "second": f"request.{call}: the body was already consumed by request.{call}, which "
-        "was cancelled before the end of the body: a request's body is read from the network "
-        "once",
+        "was cancelled before it ended: a request's body is read from the network once",
     }
