@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._buffer import BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError, KeptError
@@ -27,6 +27,13 @@ WHOLE_READS = frozenset({"aread()", "atext()", "ajson()"})
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
+
+
+def _cancelled(call: str) -> str:
+    """What a read that ``call`` began and its task's cancel ended is named in later errors."""
+    # NOTE: a read that waited for it (asyncio.gather) was refused naming itself, "request.aform():
+    # the body was already consumed by request.aform()" (review252).
+    return f"{call}, which was cancelled before it ended"
 
 
 class Cleanup(Protocol):
@@ -299,7 +306,10 @@ class BodyMethods(HeadProperties):
                 builder.discard()
                 raise
         elif not isinstance(form, FormData):
-            form.raise_again()
+            # NOTE: raised from the attribute: a local of this frame, which goes into the
+            # error's traceback, held the error, a cycle that kept the request (review252).
+            del form
+            cast(KeptError, self._form).raise_again()
         else:
             self._check_kept_form(form)
         return form
@@ -395,6 +405,10 @@ class BodyMethods(HeadProperties):
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    self._consumed = _cancelled(call)
+                raise
             finally:
                 # PERF: inline, with no call unless a read waits for this one.
                 self._reading = ""
@@ -454,6 +468,8 @@ class BodyMethods(HeadProperties):
                 if isinstance(exc, Exception):
                     self._form = KeptError.of(exc)
                     self._keep_form_error(exc, "aform()")
+                elif self._consumed == "aform()":
+                    self._consumed = _cancelled("aform()")
                 # NOTE: files on disk are left to the request's end, which closes them in a
                 # file thread (under ASGI): closing one is disk work, kept off the event loop.
                 if not builder.on_disk:
@@ -465,7 +481,8 @@ class BodyMethods(HeadProperties):
                 if self._read_done is not None:
                     self._wake_readers()
         elif not isinstance(form, FormData):
-            form.raise_again()
+            del form  # NOTE: as in form().
+            cast(KeptError, self._form).raise_again()
         else:
             self._check_kept_form(form)
         return form

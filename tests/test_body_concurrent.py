@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
+from drive import requests_left_in_cycles
 
 from microweb import App, HTTPError, Request
 from microweb.testing import TestClient
@@ -203,3 +204,46 @@ def test_a_read_that_waited_gets_the_error_of_the_read_it_waited_for(
     )
     error = str(HTTPError(413, "request body is larger than 10 bytes"))
     assert answer.json() == {"errors": [error, error]}
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["413", "client gone"])
+def test_reads_that_share_an_error_leave_no_cycle(interface: str, cut: bool) -> None:
+    # NOTE: the second aform() raised the first's 413 (or ClientDisconnect) from a local of its
+    # frame, which went into the error's traceback: a cycle that kept the request until a
+    # full collection.
+    app = App()
+
+    @app.post("/", limits={"max_form_memory": 1000})
+    async def both(request: Request) -> str:
+        await asyncio.gather(_form_x(request), _form_x(request), return_exceptions=True)
+        return "read"
+
+    body = b"x=" + b"1" * (100 if cut else 200_000)
+    content_type = URLENCODED["content-type"]
+    kept = requests_left_in_cycles(app, interface, "POST", "/", body, content_type, cut=cut)
+    assert kept == 0
+
+
+@pytest.mark.parametrize("read", [_length, _form_x], ids=["aread", "aform"])
+def test_a_read_whose_shared_read_was_cancelled_is_told_so(read: Any) -> None:
+    # NOTE: the read that waited was refused naming itself, "request.aform(): the body was
+    # already consumed by request.aform()", when the one it waited for was cancelled midway.
+    app = App(debug=True)
+
+    @app.post("/")
+    async def cancelled(request: Request) -> dict[str, str]:
+        first = asyncio.ensure_future(read(request))
+        second = asyncio.ensure_future(read(request))
+        await asyncio.sleep(0)  # NOTE: a turn of the loop: both wait, the first for the body.
+        first.cancel()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        return {"first": type(results[0]).__name__, "second": str(results[1])}
+
+    with TestClient(app, interface="asgi") as client:
+        answer = client.post("/", content=_apieces(b"x=1&y=2&z=3"), headers=URLENCODED)
+    call = "aread()" if read is _length else "aform()"
+    assert answer.json() == {
+        "first": "CancelledError",
+        "second": f"request.{call}: the body was already consumed by request.{call}, which "
+        "was cancelled before it ended: a request's body is read from the network once",
+    }

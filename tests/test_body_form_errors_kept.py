@@ -99,24 +99,30 @@ def test_a_form_of_another_type_leaves_the_body_to_later_reads(
     assert answer.text == "415 read read read 415"
 
 
-def quietly(colour: str) -> Any:
+def quietly(colour: str, calls: tuple[str, ...]) -> Any:
     def sync_op(request: Request) -> str:
-        for call in (request.form, request.read, request.read):
+        for call in calls:
             with contextlib.suppress(HTTPError):
-                call()
+                getattr(request, call)()
         return "read"
 
     async def async_op(request: Request) -> str:
-        for call in (request.aform, request.aread, request.aread):
+        for call in calls:
             with contextlib.suppress(HTTPError):
-                await call()
+                await getattr(request, f"a{call}")()
         return "read"
 
     return body_app(colour, sync_op, async_op)
 
 
-def test_a_kept_form_error_leaves_no_cycle(interface: str, colour: str) -> None:
-    kept = requests_left_in_cycles(quietly(colour), interface, "POST", "/", TRUNCATED, MULTIPART)
+# NOTE: form() given its kept error again held it in a local of its frame, which went into the
+# error's traceback: a cycle that kept the request until a full collection (review252).
+@pytest.mark.parametrize("calls", [("form", "read", "read"), ("form", "form", "read")])
+def test_a_kept_form_error_leaves_no_cycle(
+    interface: str, colour: str, calls: tuple[str, ...]
+) -> None:
+    app = quietly(colour, calls)
+    kept = requests_left_in_cycles(app, interface, "POST", "/", TRUNCATED, MULTIPART)
     assert kept == 0
 
 

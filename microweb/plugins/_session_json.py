@@ -59,7 +59,21 @@ def nests_too_deep(session: dict[str, Any], text: str) -> bool:
     # the limit (those in strings counted too) nest no deeper, in 1 us.
     if text.count("[") + text.count("{") <= MAX_SESSION_DEPTH:
         return False
-    return _too_deep(session) is not None
+    # PERF: level by level, with nothing made for each list or dict but its place in the next
+    # level: _too_deep()'s entries, which carry the keys for the error, took 440 us a request
+    # for a cart of 450 small dicts (3.6 KB of JSON, on every request that sent it), 6 times
+    # its json.loads; 187 us now (best of 9 timeit runs, shared 2-CPU VM, 2026-12-06).
+    level: list[Any] = [session]
+    for _ in range(MAX_SESSION_DEPTH):
+        level = [
+            value
+            for item in level
+            for value in (item.values() if isinstance(item, dict) else item)
+            if isinstance(value, (dict, list, tuple))
+        ]
+        if not level:
+            return False
+    return True
 
 
 def refuse_too_deep(session: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from conftest import MakeClient, in_colour
 
 from microweb import App, Request
 from microweb.plugins import Sessions
-from microweb.plugins._session_json import MAX_SESSION_DEPTH
+from microweb.plugins._session_json import MAX_SESSION_DEPTH, encode_session, nests_too_deep
 from microweb.testing import TestClient
 
 SECRET = "a-test-secret-of-32-characters!!"
@@ -206,6 +206,28 @@ def test_a_signed_cookie_nested_too_deep_is_no_session(
     answer = make_client(app).get("/", headers={"cookie": f"session={plugin.sign(payload)}"})
     assert answer.status_code == 200 and answer.json() == {"keys": []}
     assert "Max-Age=0" in answer.headers["set-cookie"]
+
+
+def _wide(depth: int, deep_first: bool, kind: type) -> dict[str, Any]:
+    """A session of 300 small dicts and lists beside one branch that nests it ``depth`` deep,
+    made of ``kind`` (list or tuple), first or last among them."""
+    branch: Any = 1
+    for _ in range(depth - 2):
+        branch = kind([branch])
+    siblings: list[Any] = [{"id": n, "tags": ["a"]} for n in range(300)]
+    return {"cart": [branch, *siblings] if deep_first else [*siblings, branch]}
+
+
+@pytest.mark.parametrize("kind", [list, tuple])
+@pytest.mark.parametrize("deep_first", [True, False])
+@pytest.mark.parametrize("depth", [MAX_SESSION_DEPTH, MAX_SESSION_DEPTH + 1])
+def test_a_wide_session_is_measured_as_deep_as_its_deepest_branch(
+    depth: int, deep_first: bool, kind: type
+) -> None:
+    # NOTE: the depth check of every request walks a wide session (more brackets than the
+    # limit) by levels, wherever its deepest branch is.
+    session = _wide(depth, deep_first, kind)
+    assert nests_too_deep(session, encode_session(session)) is (depth > MAX_SESSION_DEPTH)
 
 
 @pytest.mark.parametrize(
