@@ -110,6 +110,25 @@ def _too_deep(session: dict[str, Any]) -> list[Any] | None:
     return None
 
 
+def keys_are_str(session: dict[str, Any]) -> bool:
+    """Tell whether every dict in ``session``, which ``encode_session()`` wrote, has ``str``
+    keys only: json writes ``1``, ``1.5``, ``True`` and ``None`` keys as strings without a word.
+    """
+    # NOTE: what json wrote holds no cycle (json refuses one) and no value of another type.
+    stack: list[Any] = [session]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key.__class__ is not str and not isinstance(key, str):
+                    return False
+                if isinstance(value, (dict, list, tuple)):
+                    stack.append(value)
+        else:
+            stack.extend(value for value in item if isinstance(value, (dict, list, tuple)))
+    return True
+
+
 def refuse_unstorable(session: dict[str, Any]) -> None:
     """Raise for what JSON cannot hold in ``session``, named by where it is.
 
