@@ -193,6 +193,8 @@ def _not_compiled(target: str, exc: BaseException) -> int:
         )
     except BrokenPipeError:
         to_nowhere(sys.stderr)
+    except ValueError:
+        pass  # NOTE: a sys.stderr the app's code closed: the status still says it.
     return STARTUP_FAILURE
 
 

@@ -971,6 +971,37 @@ def test_a_target_that_closes_stderr_and_fails_to_load_ends_with_status_2(
     assert result.returncode == 2, result.stderr
 
 
+_CLOSES_STDERR_AND_DOES_NOT_COMPILE_APP = """
+import sys
+from microweb import App
+
+app = App()
+app.get("/users/{name}", name="by_name")(lambda request, name: name)
+# NOTE: never reached (the str parameter takes /users/7), refused as the app compiles.
+app.get("/users/{id:int}", name="by_id")(lambda request, id: str(id))
+sys.stderr.close()
+"""
+
+
+def test_routes_of_an_app_that_closes_stderr_and_does_not_compile_ends_with_status_3(
+    tmp_path: Path,
+) -> None:
+    # NOTE: the traceback printed to the closed stderr raised ValueError out of main(): status
+    # 1 (Python's), where an app that does not compile ends "microweb routes" with 3, as
+    # "microweb serve".
+    (tmp_path / "clash_app.py").write_text(_CLOSES_STDERR_AND_DOES_NOT_COMPILE_APP)
+    result = subprocess.run(
+        [sys.executable, "-m", "microweb", "routes", "clash_app:app"],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == ""
+
+
 _OWN_STDOUT_APP = """
 import sys
 from microweb import App
