@@ -504,16 +504,18 @@ class TestClient:
         The handshake carries the client's default ``headers``, the cookies it holds for the
         URL (as set by earlier responses), and ``headers``, which win over the defaults; for a
         URL with credentials (``http://user:pw@host``), Basic auth, as httpx gives a request.
-        Where those headers have no ``Origin``, ``origin`` gives it, as a browser always
-        sends one: ``True``, the app's own page's (``http://testserver`` for ``ws://
-        testserver/...``), a ``str`` that origin, ``False`` none.
+        Where ``headers`` have no ``Origin``, ``origin`` gives it, as a browser always
+        sends one: ``True``, the client's default or the app's own page's
+        (``http://testserver`` for ``ws://testserver/...``), a ``str`` that origin (a
+        non-ASCII host in IDNA), ``False`` none.
 
         ``url`` is a path, or a URL: ``wss://`` and ``https://`` ones give the app the
         ``wss`` scheme, ``ws://`` and ``http://`` ones ``ws``.
 
         Raises:
             RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
-            ValueError: For a URL of another scheme.
+            ValueError: For a URL of another scheme, or a non-ASCII ``origin`` that is no
+                ``scheme://host[:port]``.
             TypeError: For an ``origin`` that is neither a ``bool`` nor a ``str``.
             WebSocketRefused: If the app refuses the handshake (a ``WebSocketDisconnect``
                 whose ``response`` is the answer the client got).
@@ -526,7 +528,12 @@ class TestClient:
         self._prepare(client)
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
-        handshake = client.build_request("GET", url, headers=self._headers_for(headers))
+        merged = self._headers_for(headers)
+        if origin is not True and "origin" not in httpx.Headers(headers):
+            # NOTE: origin= given to the call wins over the client's default Origin, which
+            # silently went instead; the call's own headers= win over both.
+            merged.pop("origin", None)
+        handshake = client.build_request("GET", url, headers=merged)
         scope = handshake_scope(
             handshake,
             url,
