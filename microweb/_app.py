@@ -16,7 +16,8 @@ from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, StartupSteps, endpoint
 from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
-from ._route_table import RouteClash, RouteTable
+from ._route_clashes import RouteClash
+from ._route_table import RouteTable
 from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import (
     Router,

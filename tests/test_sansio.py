@@ -160,8 +160,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "_types", "_errors", "_limits", "_datastructures", "_percent", "_cookies", "_charsets",
         "_strict_json", "_parsing", "_disposition", "_sse", "_files", "_route_templates",
-        "_routing", "_route_table", "_url_paths", "_effects", "_target", "_buffer", "_status",
-        "_checkpoint", "_binding",
+        "_routing", "_route_nodes", "_route_clashes", "_route_table", "_url_paths", "_effects",
+        "_target", "_buffer", "_status", "_checkpoint", "_binding",
     ),
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
