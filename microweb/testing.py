@@ -28,12 +28,19 @@ if TYPE_CHECKING:
     from ._wsgi import WSGIDriver
 
 from ._testing_asgi import Lifespan, LoopThread, asgi_side
-from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
+from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop, stop_asgi_side
 from ._testing_content import async_content, encoded_once, replayed, sync_content
 from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
-from ._testing_sides import ANSWERS, FOLLOWING, assert_same, browsers_url, reporting, watching
+from ._testing_options import (
+    browsers_base_url,
+    check_interface,
+    check_peer,
+    check_root_path,
+    ignored_headers,
+)
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
 from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -41,7 +48,6 @@ from ._testing_wsgi import (
     ServedBody,
     as_wsgi_served,
     body_cap,
-    check_peer,
     written_path,
     wsgi_side,
 )
@@ -139,17 +145,9 @@ class TestClient:
         raise_server_exceptions: bool = False,
         root_path: str = "",
     ) -> None:
-        if interface not in ("wsgi", "asgi", "both"):
-            raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
-        if root_path and (root_path[:1] != "/" or root_path[-1:] == "/" or "//" in root_path):
-            # NOTE: "//app" made links ("//app/items") that a browser reads as on host "app".
-            raise ValueError(
-                f"root_path must start with '/' and not end with one, nor hold '//', such as "
-                f"'/app', got {root_path!r}"
-            )
+        check_interface(interface)
+        check_root_path(root_path)
         self._root_path = root_path
-        if isinstance(ignore_headers, str):
-            raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
         self.app, self.interface, self.base_url = app, interface, base_url
         # NOTE: one list, read by each side's transport on every request, which holds no
         # reference to the client (a dropped client is closed when collected).
@@ -158,7 +156,7 @@ class TestClient:
         self.cookies = cookies
         self.follow_redirects = follow_redirects
         self.raise_server_exceptions = raise_server_exceptions
-        self.ignore_headers = frozenset({"date", *(name.lower() for name in ignore_headers)})
+        self.ignore_headers = ignored_headers(ignore_headers)
         self._wsgi: WSGIDriver | None = None
         self._wsgi_client: httpx.Client | None = None
         self._loop: LoopThread | None = None
@@ -190,25 +188,7 @@ class TestClient:
 
     @base_url.setter
     def base_url(self, base_url: str) -> None:
-        # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
-        # ASGI side served it, and "testserver" with a ValueError about a URL type.
-        try:
-            # NOTE: with an IP address host as a browser writes it, which requests go to: "Host:
-            # 127.1" went out, and a redirect to 127.0.0.1 left the origin.
-            url = browsers_url(base_url)
-            # NOTE: httpx takes a port past 65535, which was sent, for the app's 400.
-            usable = url.scheme in ("http", "https") and bool(url.host) and (url.port or 0) < 65536
-        except (httpx.InvalidURL, UnicodeError):
-            # NOTE: httpx's InvalidURL ("http://[::1"), or idna's UnicodeError for a host that
-            # is no valid punycode ("http://xn--a"), came out where the others are ValueError.
-            usable = False
-        # NOTE: httpx puts a request's path after the whole of it: with "?a=1", "/x" was sent
-        # as "/?a=1/x" (a 404).
-        if not usable or {"?", "#"} & set(base_url):
-            raise ValueError(
-                f"base_url must be an http:// or https:// URL with a host, and no query nor "
-                f"fragment, such as 'http://testserver', got {base_url!r}"
-            )
+        url = browsers_base_url(base_url)
         self._base_url, self._browsers_base = base_url, url
 
     @property
@@ -616,18 +596,8 @@ class TestClient:
     def _close_asgi(self) -> None:
         loop, lifespan, release = self._loop, self._lifespan, self._release_asgi
         self._loop = self._asgi_client = self._asgi = self._lifespan = self._release_asgi = None
-        if loop is None or release is None:
-            return
-        try:
-            # NOTE: as a server stops: its open WebSockets are closed (1012) and their handlers
-            # end, then the shutdown hooks run; the hooks ran first, and the handlers were
-            # cut off, so a finally that used what a hook closed failed in tests alone.
-            for session in list(self._sessions):
-                session._server_stopped()
-            if lifespan is not None:
-                loop.run(lifespan.shutdown())
-        finally:
-            close_now(release)
+        if loop is not None and release is not None:
+            stop_asgi_side(loop, lifespan, list(self._sessions), release)
 
 
 _SENDING = ("auth", "follow_redirects")

@@ -181,7 +181,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_router", "_app_registries", "_app", "__init__", "__main__", "testing", "_testing_wsgi",
         "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_cookie_order",
-        "_testing_close",
+        "_testing_close", "_testing_options",
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
         "_waitress",
