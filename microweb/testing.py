@@ -222,15 +222,12 @@ class TestClient:
         if client is not None:
             return client
         with self._making:
-            return self._make_wsgi_side()
-
-    def _make_wsgi_side(self) -> httpx.Client:
-        if self._wsgi_client is None:
-            self._wsgi, self._wsgi_client = wsgi_side(self.app, self._peer, self._root_path)
-            self._release_wsgi = on_drop(
-                self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
-            )
-        return self._wsgi_client
+            if self._wsgi_client is None:
+                self._wsgi, self._wsgi_client = wsgi_side(self.app, self._peer, self._root_path)
+                self._release_wsgi = on_drop(
+                    self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
+                )
+            return self._wsgi_client
 
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
         # NOTE: an httpx client copies its options when made, so base_url and the cookies are given
@@ -260,17 +257,14 @@ class TestClient:
         if loop is not None and client is not None:
             return loop, client
         with self._making:
-            return self._make_asgi_side()
-
-    def _make_asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
-        if self._loop is None or self._asgi_client is None:
-            self._loop, self._asgi, self._asgi_client = asgi_side(
-                self.app, self._peer, self._root_path
-            )
-            self._release_asgi = on_drop(
-                self, close_asgi_side, self._loop, self._asgi_client, self._asgi
-            )
-        return self._loop, self._asgi_client
+            if self._loop is None or self._asgi_client is None:
+                self._loop, self._asgi, self._asgi_client = asgi_side(
+                    self.app, self._peer, self._root_path
+                )
+                self._release_asgi = on_drop(
+                    self, close_asgi_side, self._loop, self._asgi_client, self._asgi
+                )
+            return self._loop, self._asgi_client
 
     @property
     def asgi_app(self) -> ASGIDriver:
