@@ -101,12 +101,8 @@ class RouteTable(Generic[V]):
             RouteClash: For the first such route, naming the one that takes its requests.
         """
         for route in self:
-            if not any(isinstance(segment, Param) for segment in route.segments):
-                continue  # NOTE: looked up first, by its path alone.
-            for method in sorted(route.methods):
-                first = self._first_over(route, method)
-                if first is not None:
-                    raise unreached(method, route, first)
+            if any(isinstance(segment, Param) for segment in route.segments):
+                self._refuse_found_before(route)  # NOTE: a static route is found by its path.
 
     def refuse_unreached_by(self, route: Route) -> None:
         """Raise ``RouteClash`` as ``refuse_unreached`` would once ``route`` is added, adding
@@ -115,10 +111,7 @@ class RouteTable(Generic[V]):
         For a route added once ``refuse_unreached`` ran (by a startup hook, say), when the
         routes already in were checked.
         """
-        for method in sorted(route.methods):
-            first = self._first_over(route, method)
-            if first is not None:
-                raise unreached(method, route, first)
+        self._refuse_found_before(route)
         if not route.param_names:
             return  # NOTE: looked up first, by its path alone: no path but its own.
         # NOTE: a route added last can still come first: where its parameter's branch was
@@ -143,6 +136,12 @@ class RouteTable(Generic[V]):
             if found is None:
                 return  # NOTE: a branch of its own from here on: tried after every other.
             node = found
+
+    def _refuse_found_before(self, route: Route) -> None:
+        for method in sorted(route.methods):
+            first = self._first_over(route, method)
+            if first is not None:
+                raise unreached(method, route, first)
 
     def _refuse_covered(
         self,
