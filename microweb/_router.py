@@ -99,7 +99,7 @@ class RouteRegistry:
 
         def decorator(handler: H) -> H:
             route = self._make_route(path, method_set, handler, name, offload, limits)
-            self._add_route(with_options(route, skipped, config or NO_CONFIG))
+            self._add_route(self._with_options(route, skipped, config))
             return handler
 
         return decorator
@@ -126,6 +126,12 @@ class RouteRegistry:
             kind=kind,
             segments=parse_template(template),
         )
+
+    def _with_options(
+        self, route: Route, skip: tuple[str, ...], config: Mapping[str, Any] | None
+    ) -> Route:
+        """Return ``route`` with the ``skip`` and ``config`` given to its decorator."""
+        return with_options(route, skip, config or NO_CONFIG)
 
     def websocket(
         self,
@@ -161,7 +167,7 @@ class RouteRegistry:
             route = self._make_route(
                 path, frozenset({"GET"}), handler, name, True, None, kind="websocket"
             )
-            self._add_route(with_options(route, skipped, config or NO_CONFIG))
+            self._add_route(self._with_options(route, skipped, config))
             return handler
 
         return decorator
