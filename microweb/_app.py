@@ -16,7 +16,8 @@ from ._errors import InterfaceWarning
 from ._limits import Limits, resolve_limits
 from ._plan import Endpoint, ErrorHandler, Plan, RouterRules, StartupSteps, endpoint
 from ._plugins import check_plugin, check_router_skips, check_skips, closers, wrap_handler
-from ._route_table import RouteClash, RouteTable
+from ._route_clashes import RouteClash
+from ._route_table import RouteTable
 from ._route_templates import BUILTIN_CONVERTERS, Converter
 from ._router import (
     Router,
@@ -119,7 +120,8 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
     def _add_route(self, route: Route, routers: tuple[Router, ...] = ()) -> None:
         route = self._resolved(route)
         if self._plan is not None:
-            self._check_skips(route)  # NOTE: before anything is registered.
+            # NOTE: before anything is registered.
+            check_skips(route, self.plugins, self._plugin_flows)
             if route.kind == "websocket":
                 # NOTE: as at startup; unchecked, each handshake logged its TypeError.
                 check_call(route.handler, route, "ws")
@@ -196,11 +198,6 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         advice = getattr(next(named, None), "_clash_advice", None)
         note = f"{route.name!r} is the route of the plugin {route.added_by!r}"
         return f"{note}, {advice(route)}" if advice is not None else note
-
-    def _check_skips(self, route: Route) -> None:
-        """Raise ``ValueError`` if ``route`` skips a plugin that is not installed, or one that
-        added no flow to leave out of a WebSocket route's handshakes."""
-        check_skips(route, self.plugins, self._plugin_flows)
 
     def _endpoint(
         self, route: Route, plan: Plan, routers: tuple[Router, ...] | None = None
@@ -319,7 +316,7 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         for route in self._http_routes:
             plan.http.add(route, self._endpoint(route, plan))
         for route in self._ws:
-            self._check_skips(route)
+            check_skips(route, self.plugins, self._plugin_flows)
             check_call(route.handler, route, "ws")
             self._router_rules(route, plan)
         scoped = [
@@ -368,7 +365,7 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         for route in router.routes:
             check_handler(route.handler, route.template, route.param_names)
             if self._plan is not None:
-                self._check_skips(route)
+                check_skips(route, self.plugins, self._plugin_flows)
             check_name([*self._names.get(route.name, ()), *names.get(route.name, ())], route)
             websocket = route.kind == "websocket"
             with self._clash_advised():

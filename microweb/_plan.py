@@ -168,7 +168,8 @@ class Plan:
         if found is None:
             if not allowed:
                 if request.path == "*":
-                    return _with_implied(self._all_methods())
+                    # NOTE: OPTIONS * (the server as a whole) allows the methods of every route.
+                    return _with_implied({m for route in self.http for m in route.methods})
                 return self._plain_http_to_websocket(request) or refused(404)
             if method == "OPTIONS":
                 # NOTE: the Allow of the answer, from this search: looked up again, a custom
@@ -210,10 +211,6 @@ class Plan:
             # NOTE: App._add_route resolved every route's limits to a Limits.
             request.limits = route.limits  # type: ignore[assignment]
         return route
-
-    def _all_methods(self) -> set[str]:
-        """The methods of every route: what ``OPTIONS *`` (the server as a whole) allows."""
-        return {method for route in self.http for method in route.methods}
 
     def error_handler_of(self, exc: BaseException, route: Route | None) -> ErrorHandler | None:
         """Find the error handler for ``exc``: by class, its status coming before ``HTTPError``.

@@ -8,11 +8,12 @@ parameters matter only to bind the values, so ``/{a}/x`` and ``/{b}/y`` share on
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Generic, TypeVar
 
+from ._route_clashes import refuse_shadowed, refuse_twice, unreached
+from ._route_nodes import MethodMap, Node, ancestry, following, maps_along, method_maps_below
 from ._route_templates import BUILTIN_CONVERTERS, PLAIN_SEGMENT_NAMES, Converter, Param, Segment
 from ._routing import Route
 
@@ -20,134 +21,11 @@ V = TypeVar("V")
 
 _NO_METHODS: AbstractSet[str] = frozenset()
 
-# NOTE: each method of a template maps to its route, the value the table holds for it, and
-# the names of its parameters in order (bound to the values a lookup converted).
-MethodMap = dict[str, tuple[Route, Any, tuple[str, ...]]]
-
-
-# NOTE: keys of _Node.ahead that no segment can be, since none holds a "/".
-_GOES_ON = "/"
-_ENDS = "//"
 # PERF: a node of this many parameters or more is searched through its ahead map: a 404 among
 # 2,000 routes /{a1}/t1 ... /{a2000}/t2000 (a name each) tried every branch, 1,045 -> 3.1 us
 # (timeit, 2026-12-05). Below it, the map gains little: four, /u/{a0}/t0 ... /u/{a3}/t3,
 # a 404 3.9 -> 3.4 us through it, the last route 4.9 -> 5.2 us.
 _MANY = 8
-
-
-class _Node:
-    __slots__ = (
-        "ahead",
-        "catch_all",
-        "converter",
-        "converting",
-        "depth",
-        "methods",
-        "named",
-        "params",
-        "parent",
-        "position",
-        "static",
-    )
-
-    def __init__(
-        self,
-        parent: _Node | None = None,
-        converter: Converter | None = None,
-        position: int = -1,
-    ) -> None:
-        self.static: dict[str, _Node] = {}
-        self.params: list[tuple[Converter, _Node]] = []
-        # NOTE: params with each converter's to_python, for the lookup's first way.
-        self.converting: list[tuple[Callable[[str], Any], _Node]] = []
-        self.catch_all: list[tuple[Converter, MethodMap]] = []
-        self.methods: MethodMap | None = None
-        # NOTE: the params' nodes by converter (id); a node's parent and how many segments
-        # lead to it; for a param's node, its converter and its position among the parent's.
-        self.named: dict[int, _Node] = {}
-        self.parent = parent
-        self.depth: int = parent.depth + 1 if parent is not None else 0
-        self.converter = converter
-        self.position = position
-        # NOTE: which params (by position, in order) have a node that goes on with a literal
-        # (by its text), with a parameter (_GOES_ON), or where a route ends (_ENDS): the only
-        # ones a path can match through, its next segment known.
-        self.ahead: dict[str, list[int]] = {}
-
-    def known_child(self, converter: Converter) -> _Node | None:
-        return self.named.get(id(converter))
-
-    def known_catch_all(self, converter: Converter) -> MethodMap | None:
-        for known, methods in self.catch_all:
-            if known is converter:
-                return methods
-        return None
-
-    def child(self, converter: Converter) -> _Node:
-        node = self.known_child(converter)
-        if node is not None:
-            return node
-        if not (self.params or self.catch_all):
-            self.tell_up(_GOES_ON)
-        node = self.named[id(converter)] = _Node(self, converter, len(self.params))
-        self.params.append((converter, node))
-        self.converting.append((converter.to_python, node))
-        return node
-
-    def static_child(self, segment: str) -> _Node:
-        node = self.static.get(segment)
-        if node is None:
-            self.tell_up(segment)
-            node = self.static[segment] = _Node(self)
-        return node
-
-    def catch_all_methods(self, converter: Converter) -> MethodMap:
-        methods = self.known_catch_all(converter)
-        if methods is None:
-            if not (self.params or self.catch_all):
-                self.tell_up(_GOES_ON)
-            methods = {}
-            self.catch_all.append((converter, methods))
-        return methods
-
-    def own_methods(self) -> MethodMap:
-        if self.methods is None:
-            self.tell_up(_ENDS)
-            self.methods = {}
-        return self.methods
-
-    def tell_up(self, key: str) -> None:
-        """Note in the parent's ``ahead`` that this param's node now has ``key``."""
-        if self.parent is not None and self.converter is not None:
-            bisect.insort(self.parent.ahead.setdefault(key, []), self.position)
-
-    def positions_ahead(self, following: str | None) -> Sequence[int]:
-        """The positions (in order) of the params whose node may go on with ``following``:
-        a literal segment, a parameter (``_GOES_ON``), or none (``None``: ends there)."""
-        if following is None:
-            return self.ahead.get(_ENDS, _NO_POSITIONS)
-        positions = self.ahead.get(following, _NO_POSITIONS)
-        going = self.ahead.get(_GOES_ON, _NO_POSITIONS)
-        if not going or positions is going:
-            return positions
-        return sorted({*positions, *going}) if positions else going
-
-    def ahead_of(self, segments: list[str], index: int) -> list[tuple[Converter, _Node]]:
-        """The params (in order) through which a path of ``segments`` may match, at
-        ``index``: those whose node goes on with its next segment, or ends with the path."""
-        return [self.params[position] for position in self._positions(segments, index)]
-
-    def converting_ahead(
-        self, segments: list[str], index: int
-    ) -> list[tuple[Callable[[str], Any], _Node]]:
-        """``ahead_of()`` as ``converting`` holds them, for the lookup's first way."""
-        return [self.converting[position] for position in self._positions(segments, index)]
-
-    def _positions(self, segments: list[str], index: int) -> Sequence[int]:
-        return self.positions_ahead(segments[index + 1] if index + 1 < len(segments) else None)
-
-
-_NO_POSITIONS: list[int] = []
 
 
 # NOTE: what a lookup converted, by the segment's index and the converter's id: the value, or
@@ -169,7 +47,7 @@ class RouteTable(Generic[V]):
         # NOTE: the routes without parameters, by template then method; read by Plan.match
         # first, and by lookup().
         self.static: dict[str, MethodMap] = {}
-        self._root = _Node()
+        self._root = Node()
         # NOTE: how many routes were added: none, and a lookup can find nothing.
         self.size = 0
         # NOTE: whether a template with parameters takes HEAD itself: without one, a HEAD is
@@ -207,8 +85,8 @@ class RouteTable(Generic[V]):
             if isinstance(segment, Param):
                 self._converter(segment, route.template)
         known = self._known_map(route) or {}
-        _refuse_shadowed(known, route)
-        _refuse_twice(known, route)
+        refuse_shadowed(known, route)
+        refuse_twice(known, route)
 
     def refuse_unreached(self) -> None:
         """Raise ``RouteClash`` for a route that a route found before it in every lookup takes
@@ -223,12 +101,8 @@ class RouteTable(Generic[V]):
             RouteClash: For the first such route, naming the one that takes its requests.
         """
         for route in self:
-            if not any(isinstance(segment, Param) for segment in route.segments):
-                continue  # NOTE: looked up first, by its path alone.
-            for method in sorted(route.methods):
-                first = self._first_over(route, method)
-                if first is not None:
-                    raise _unreached(method, route, first)
+            if any(isinstance(segment, Param) for segment in route.segments):
+                self._refuse_found_before(route)  # NOTE: a static route is found by its path.
 
     def refuse_unreached_by(self, route: Route) -> None:
         """Raise ``RouteClash`` as ``refuse_unreached`` would once ``route`` is added, adding
@@ -237,10 +111,7 @@ class RouteTable(Generic[V]):
         For a route added once ``refuse_unreached`` ran (by a startup hook, say), when the
         routes already in were checked.
         """
-        for method in sorted(route.methods):
-            first = self._first_over(route, method)
-            if first is not None:
-                raise _unreached(method, route, first)
+        self._refuse_found_before(route)
         if not route.param_names:
             return  # NOTE: looked up first, by its path alone: no path but its own.
         # NOTE: a route added last can still come first: where its parameter's branch was
@@ -266,10 +137,16 @@ class RouteTable(Generic[V]):
                 return  # NOTE: a branch of its own from here on: tried after every other.
             node = found
 
+    def _refuse_found_before(self, route: Route) -> None:
+        for method in sorted(route.methods):
+            first = self._first_over(route, method)
+            if first is not None:
+                raise unreached(method, route, first)
+
     def _refuse_covered(
         self,
-        branch: _Node,
-        mine: _Node,
+        branch: Node,
+        mine: Node,
         converter: Converter,
         position: int,
         rest: Sequence[Segment],
@@ -279,7 +156,7 @@ class RouteTable(Generic[V]):
         first."""
         # PERF: only the routes whose literals are the one route's where it has literals: all of
         # the branch's took a hook's 1,000 routes of another literal 4 s (1,000 routes there).
-        for methods in _maps_along(branch, rest):
+        for methods in maps_along(branch, rest):
             for method, (later, *_) in methods.items():
                 segment = later.segments[position]
                 if not isinstance(segment, Param):
@@ -288,7 +165,7 @@ class RouteTable(Generic[V]):
                     continue
                 first = self._covering(mine, later.segments[position + 1 :], method)
                 if first is not None:
-                    raise _unreached(method, later, first, would=True)
+                    raise unreached(method, later, first, would=True)
 
     def _first_over(self, route: Route, method: str) -> Route | None:
         """The route the lookup finds for ``method`` before ``route``, for every request that
@@ -310,7 +187,7 @@ class RouteTable(Generic[V]):
             own = node.named.get(id(converter))
             # NOTE: a route not added yet may make a branch, after every other.
             ending = own.position if own is not None else len(node.params)
-            for before in node.positions_ahead(_following(rest)):
+            for before in node.positions_ahead(following(rest)):
                 if before >= ending:
                     break  # NOTE: the route's own branch: the ones after it come later.
                 other, child = node.params[before]
@@ -323,7 +200,7 @@ class RouteTable(Generic[V]):
             node = own
         return None
 
-    def _covering(self, node: _Node, segments: Sequence[Segment], method: str) -> Route | None:
+    def _covering(self, node: Node, segments: Sequence[Segment], method: str) -> Route | None:
         """A route in ``node``'s branch that matches, for ``method``, every path that
         ``segments`` match (one branch of it; ``None`` where none is found so)."""
         if not segments:
@@ -480,7 +357,7 @@ class RouteTable(Generic[V]):
         # instead of 1.29 with one recursive call per segment; inline here, 0.71 -> 0.66 us.
         node = root
         values: list[Any] = []
-        refused: list[_Node] | None = None
+        refused: list[Node] | None = None
         for index, segment in enumerate(segments):
             child = node.static.get(segment)
             if child is None and segment:
@@ -547,7 +424,7 @@ class RouteTable(Generic[V]):
 
     def _matches(
         self,
-        node: _Node,
+        node: Node,
         segments: list[str],
         index: int,
         values: list[Any],
@@ -588,61 +465,7 @@ class RouteTable(Generic[V]):
 
     def _all_method_maps(self) -> Iterator[MethodMap]:
         yield from self.static.values()
-        yield from _method_maps_below(self._root)
-
-
-def _method_maps_below(node: _Node) -> Iterator[MethodMap]:
-    """The method maps of ``node`` and of every node below it."""
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if node.methods:
-            yield node.methods
-        for _, methods in node.catch_all:
-            yield methods
-        stack.extend(node.static.values())
-        stack.extend(child for _, child in node.params)
-
-
-def _maps_along(node: _Node, segments: Sequence[Segment]) -> Iterator[MethodMap]:
-    """The method maps below ``node`` of the templates that ``segments`` may take every path
-    of: theirs where ``segments`` have a literal, any where a parameter (all below a
-    ``{name:path}`` that ends them); more than those taken, never fewer."""
-    if not segments:
-        if node.methods:
-            yield node.methods
-        return
-    segment, rest = segments[0], segments[1:]
-    if isinstance(segment, str):
-        child = node.static.get(segment)
-        if child is not None:
-            yield from _maps_along(child, rest)
-        return
-    if not rest and segment.converter == "path":
-        yield from _method_maps_below(node)  # NOTE: it takes whatever is left.
-        return
-    for child in (*node.static.values(), *(child for _, child in node.params)):
-        yield from _maps_along(child, rest)
-
-
-def _unreached(method: str, route: Route, first: Route, would: bool = False) -> RouteClash:
-    """The refusal of ``route``, whose every request for ``method`` ``first`` takes first
-    (``would``: once ``first`` is added)."""
-    return RouteClash(
-        f"{_what(method, route)} {route.template} ({route.name!r}) "
-        f"{'would never be' if would else 'is never'} reached: {first.template} "
-        f"({first.name!r}) matches every request it would, and is tried first (a segment's "
-        "converters are tried in the order routes first used them): add the route with the "
-        "narrower converter first",
-        (first, route),
-    )
-
-
-def _following(segments: Sequence[Segment]) -> str | None:
-    """What comes after a template's segment, as ``_Node.positions_ahead`` takes it."""
-    if not segments:
-        return None
-    return segments[0] if isinstance(segments[0], str) else _GOES_ON
+        yield from method_maps_below(self._root)
 
 
 def _takes(converter: Converter, segment: str) -> bool:
@@ -659,25 +482,16 @@ def _takes(converter: Converter, segment: str) -> bool:
     return True
 
 
-def _first_conversions(node: _Node, values: list[Any], refused: Sequence[_Node]) -> _Conversions:
+def _first_conversions(node: Node, values: list[Any], refused: Sequence[Node]) -> _Conversions:
     """What the lookup's first way converted, as the search asks it: the ``values`` of the
     param nodes on the way to ``node``, and the param nodes whose converter ``refused``."""
     conversions: _Conversions = {}
-    taken = [n for n in _ancestry(node) if n.converter is not None]
+    taken = [n for n in ancestry(node) if n.converter is not None]
     for step, value in zip(taken, values, strict=True):
         conversions[step.depth - 1, id(step.converter)] = value
     for step in refused:
         conversions[step.depth - 1, id(step.converter)] = _REFUSED
     return conversions
-
-
-def _ancestry(node: _Node) -> list[_Node]:
-    """``node`` and the nodes above it, the root's child first (the root left out)."""
-    chain = []
-    while node.parent is not None:
-        chain.append(node)
-        node = node.parent
-    return chain[::-1]
 
 
 def _converted(conversions: _Conversions, index: int, converter: Converter, segment: str) -> Any:
@@ -695,7 +509,7 @@ def _converted(conversions: _Conversions, index: int, converter: Converter, segm
 
 
 def _rest_matches(
-    node: _Node, rest: str, values: list[Any]
+    node: Node, rest: str, values: list[Any]
 ) -> Iterator[tuple[MethodMap, list[Any]]]:
     """The matches of ``node``'s ``{name:path}`` parameters, which take ``rest``."""
     if rest:
@@ -705,45 +519,3 @@ def _rest_matches(
             except ValueError:
                 continue
             yield methods, [*values, value]
-
-
-class RouteClash(ValueError):
-    """A method and template registered twice; ``routes`` holds the first and the second."""
-
-    def __init__(self, message: str, routes: tuple[Route, Route]) -> None:
-        super().__init__(message)
-        self.routes = routes
-
-
-def _refuse_shadowed(methods: MethodMap, route: Route) -> None:
-    """Raise ``RouteClash`` if a route of another template with the same shape (only its
-    parameters' names differ: the same branch) has one of ``route``'s methods."""
-    for method in sorted(route.methods):
-        known = methods.get(method)
-        if known is not None and known[2] != route.param_names:
-            # NOTE: a request that matches one matches the other, and the first one wins:
-            # the second handler was never called, without a word (review167).
-            first = known[0]
-            raise RouteClash(
-                f"{_what(method, route)} {route.template} ({route.name!r}) is never reached: "
-                f"{first.template} ({first.name!r}) matches the same requests first; only "
-                "their parameters' names differ",
-                (first, route),
-            )
-
-
-def _refuse_twice(methods: MethodMap, route: Route) -> None:
-    for method in route.methods:
-        if method in methods:
-            known = methods[method][0]
-            raise RouteClash(
-                f"{_what(method, route)} {route.template} is registered twice ({known.name!r} "
-                f"and {route.name!r})",
-                (known, route),
-            )
-
-
-def _what(method: str, route: Route) -> str:
-    """How a clash names ``route``'s kind: its method, or ``WebSocket`` (whose GET is the
-    handshake, not a route of the app's own)."""
-    return "WebSocket" if route.kind == "websocket" else method

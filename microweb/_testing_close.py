@@ -17,7 +17,8 @@ from ._effects import ShutdownError
 
 if TYPE_CHECKING:
     from ._asgi import ASGIDriver
-    from ._testing_asgi import LoopThread
+    from ._testing_asgi import Lifespan, LoopThread
+    from ._testing_websocket import WebSocketSession
     from ._wsgi import WSGIDriver
 
 
@@ -99,3 +100,23 @@ def close_asgi_side(loop: LoopThread, client: httpx.AsyncClient, asgi: ASGIDrive
             # serving, it made the app refuse every startup step for good (review155).
             asgi._started = False
             asgi.plan.startup_steps.stopped()
+
+
+def stop_asgi_side(
+    loop: LoopThread,
+    lifespan: Lifespan | None,
+    sessions: list[WebSocketSession],
+    release: weakref.finalize[Any, Any],
+) -> None:
+    """Stop the ASGI side as a server stops: close its open ``sessions``, run the shutdown
+    hooks (where ``lifespan`` ran startup), then ``release`` it."""
+    try:
+        # NOTE: as a server stops: its open WebSockets are closed (1012) and their handlers
+        # end, then the shutdown hooks run; the hooks ran first, and the handlers were
+        # cut off, so a finally that used what a hook closed failed in tests alone.
+        for session in sessions:
+            session._server_stopped()
+        if lifespan is not None:
+            loop.run(lifespan.shutdown())
+    finally:
+        close_now(release)

@@ -94,9 +94,11 @@ def handshake_scope(
 def with_origin(handshake: httpx.Request, origin: str | bool) -> None:
     """Give ``handshake`` an ``Origin`` where its headers have none: for ``True``, the origin
     of the app's own page (the ``http``/``https`` twin of the URL's scheme, its host and a
-    port other than the default); a ``str`` as it is; none for ``False``.
+    port other than the default); a ``str`` as it is, a non-ASCII host in IDNA; none for
+    ``False``.
 
     Raises:
+        ValueError: For a non-ASCII ``str`` that is no ``scheme://host[:port]``.
         TypeError: For an ``origin`` that is neither a ``bool`` nor a ``str``.
     """
     if not isinstance(origin, (bool, str)):
@@ -116,7 +118,27 @@ def with_origin(handshake: httpx.Request, origin: str | bool) -> None:
         host = f"[{host}]" if ":" in host else host
         port = f":{target.port}" if target.port is not None else ""
         origin = f"{scheme}://{host}{port}"
+    elif not origin.isascii():
+        origin = idna_origin(origin)
     handshake.headers["origin"] = origin
+
+
+def idna_origin(origin: str) -> str:
+    """Return ``origin`` with its host in IDNA, as a browser sends it (RFC 6454 6.2).
+
+    Raises:
+        ValueError: For a ``str`` that is no ``scheme://host[:port]``.
+    """
+    try:
+        url = httpx.URL(origin)
+    except httpx.InvalidURL:
+        url = httpx.URL()
+    port = f":{url.port}" if url.port is not None else ""
+    if not url.host or url.raw_path != b"/" or url.query or url.fragment or url.userinfo:
+        raise ValueError(
+            f"websocket_connect() takes origin= as scheme://host[:port], not {origin!r}"
+        )
+    return f"{url.scheme}://{url.raw_host.decode('ascii')}{port}"
 
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.

@@ -111,7 +111,6 @@ class WebSocketSession:
         return asyncio.ensure_future(served(app(scope, receive, send)))
 
     async def _deliver(self, message: dict[str, Any]) -> None:
-        """Put ``message`` for the app to receive."""
         self._put += 1
         await self._to_app.put(message)
 

@@ -65,29 +65,6 @@ def written_path(base_url: str, url: object) -> list[bytes] | None:
     return [httpx.URL(base_url).raw_path.rstrip(b"/") + encoded]
 
 
-def check_peer(client: object) -> tuple[str, int] | None:
-    """Return ``client`` if it is a peer address a server could give: ``(host, port)``, or
-    ``None`` for a peer with no address (a Unix socket's).
-
-    Raises:
-        TypeError: For anything else (a host alone, a one-item tuple).
-    """
-    if client is None:
-        return None
-    if (
-        not isinstance(client, tuple)
-        or len(client) != 2
-        or not isinstance(client[0], str)
-        or not isinstance(client[1], int)
-        or isinstance(client[1], bool)
-    ):
-        raise TypeError(
-            f"client must be a (host, port) tuple, such as ('203.0.113.7', 5000), or None for "
-            f"a peer with no address (a Unix socket), got {client!r}"
-        )
-    return client
-
-
 def check_scheme(url: httpx.URL) -> None:
     """Refuse a request to a URL that is not ``http`` or ``https``, as httpx's own transport does.
 

@@ -28,12 +28,19 @@ if TYPE_CHECKING:
     from ._wsgi import WSGIDriver
 
 from ._testing_asgi import Lifespan, LoopThread, asgi_side
-from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop
+from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop, stop_asgi_side
 from ._testing_content import async_content, encoded_once, replayed, sync_content
 from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
-from ._testing_sides import ANSWERS, FOLLOWING, assert_same, browsers_url, reporting, watching
+from ._testing_options import (
+    browsers_base_url,
+    check_interface,
+    check_peer,
+    check_root_path,
+    ignored_headers,
+)
+from ._testing_sides import ANSWERS, FOLLOWING, assert_same, reporting, watching
 from ._testing_websocket import WebSocketRefused, WebSocketSession
 from ._testing_wsgi import (
     CLIENT_ADDRESS,
@@ -41,7 +48,6 @@ from ._testing_wsgi import (
     ServedBody,
     as_wsgi_served,
     body_cap,
-    check_peer,
     written_path,
     wsgi_side,
 )
@@ -139,17 +145,9 @@ class TestClient:
         raise_server_exceptions: bool = False,
         root_path: str = "",
     ) -> None:
-        if interface not in ("wsgi", "asgi", "both"):
-            raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
-        if root_path and (root_path[:1] != "/" or root_path[-1:] == "/" or "//" in root_path):
-            # NOTE: "//app" made links ("//app/items") that a browser reads as on host "app".
-            raise ValueError(
-                f"root_path must start with '/' and not end with one, nor hold '//', such as "
-                f"'/app', got {root_path!r}"
-            )
+        check_interface(interface)
+        check_root_path(root_path)
         self._root_path = root_path
-        if isinstance(ignore_headers, str):
-            raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
         self.app, self.interface, self.base_url = app, interface, base_url
         # NOTE: one list, read by each side's transport on every request, which holds no
         # reference to the client (a dropped client is closed when collected).
@@ -158,7 +156,7 @@ class TestClient:
         self.cookies = cookies
         self.follow_redirects = follow_redirects
         self.raise_server_exceptions = raise_server_exceptions
-        self.ignore_headers = frozenset({"date", *(name.lower() for name in ignore_headers)})
+        self.ignore_headers = ignored_headers(ignore_headers)
         self._wsgi: WSGIDriver | None = None
         self._wsgi_client: httpx.Client | None = None
         self._loop: LoopThread | None = None
@@ -190,25 +188,7 @@ class TestClient:
 
     @base_url.setter
     def base_url(self, base_url: str) -> None:
-        # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
-        # ASGI side served it, and "testserver" with a ValueError about a URL type.
-        try:
-            # NOTE: with an IP address host as a browser writes it, which requests go to: "Host:
-            # 127.1" went out, and a redirect to 127.0.0.1 left the origin.
-            url = browsers_url(base_url)
-            # NOTE: httpx takes a port past 65535, which was sent, for the app's 400.
-            usable = url.scheme in ("http", "https") and bool(url.host) and (url.port or 0) < 65536
-        except (httpx.InvalidURL, UnicodeError):
-            # NOTE: httpx's InvalidURL ("http://[::1"), or idna's UnicodeError for a host that
-            # is no valid punycode ("http://xn--a"), came out where the others are ValueError.
-            usable = False
-        # NOTE: httpx puts a request's path after the whole of it: with "?a=1", "/x" was sent
-        # as "/?a=1/x" (a 404).
-        if not usable or {"?", "#"} & set(base_url):
-            raise ValueError(
-                f"base_url must be an http:// or https:// URL with a host, and no query nor "
-                f"fragment, such as 'http://testserver', got {base_url!r}"
-            )
+        url = browsers_base_url(base_url)
         self._base_url, self._browsers_base = base_url, url
 
     @property
@@ -242,15 +222,12 @@ class TestClient:
         if client is not None:
             return client
         with self._making:
-            return self._make_wsgi_side()
-
-    def _make_wsgi_side(self) -> httpx.Client:
-        if self._wsgi_client is None:
-            self._wsgi, self._wsgi_client = wsgi_side(self.app, self._peer, self._root_path)
-            self._release_wsgi = on_drop(
-                self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
-            )
-        return self._wsgi_client
+            if self._wsgi_client is None:
+                self._wsgi, self._wsgi_client = wsgi_side(self.app, self._peer, self._root_path)
+                self._release_wsgi = on_drop(
+                    self, close_wsgi_side, self._wsgi_client, self._wsgi, hooks=True
+                )
+            return self._wsgi_client
 
     def _prepare(self, side: httpx.Client | httpx.AsyncClient) -> None:
         # NOTE: an httpx client copies its options when made, so base_url and the cookies are given
@@ -280,17 +257,14 @@ class TestClient:
         if loop is not None and client is not None:
             return loop, client
         with self._making:
-            return self._make_asgi_side()
-
-    def _make_asgi_side(self) -> tuple[LoopThread, httpx.AsyncClient]:
-        if self._loop is None or self._asgi_client is None:
-            self._loop, self._asgi, self._asgi_client = asgi_side(
-                self.app, self._peer, self._root_path
-            )
-            self._release_asgi = on_drop(
-                self, close_asgi_side, self._loop, self._asgi_client, self._asgi
-            )
-        return self._loop, self._asgi_client
+            if self._loop is None or self._asgi_client is None:
+                self._loop, self._asgi, self._asgi_client = asgi_side(
+                    self.app, self._peer, self._root_path
+                )
+                self._release_asgi = on_drop(
+                    self, close_asgi_side, self._loop, self._asgi_client, self._asgi
+                )
+            return self._loop, self._asgi_client
 
     @property
     def asgi_app(self) -> ASGIDriver:
@@ -504,16 +478,18 @@ class TestClient:
         The handshake carries the client's default ``headers``, the cookies it holds for the
         URL (as set by earlier responses), and ``headers``, which win over the defaults; for a
         URL with credentials (``http://user:pw@host``), Basic auth, as httpx gives a request.
-        Where those headers have no ``Origin``, ``origin`` gives it, as a browser always
-        sends one: ``True``, the app's own page's (``http://testserver`` for ``ws://
-        testserver/...``), a ``str`` that origin, ``False`` none.
+        Where ``headers`` have no ``Origin``, ``origin`` gives it, as a browser always
+        sends one: ``True``, the client's default or the app's own page's
+        (``http://testserver`` for ``ws://testserver/...``), a ``str`` that origin (a
+        non-ASCII host in IDNA), ``False`` none.
 
         ``url`` is a path, or a URL: ``wss://`` and ``https://`` ones give the app the
         ``wss`` scheme, ``ws://`` and ``http://`` ones ``ws``.
 
         Raises:
             RuntimeError: Under ``interface="wsgi"``: WebSockets need ASGI.
-            ValueError: For a URL of another scheme.
+            ValueError: For a URL of another scheme, or a non-ASCII ``origin`` that is no
+                ``scheme://host[:port]``.
             TypeError: For an ``origin`` that is neither a ``bool`` nor a ``str``.
             WebSocketRefused: If the app refuses the handshake (a ``WebSocketDisconnect``
                 whose ``response`` is the answer the client got).
@@ -526,7 +502,12 @@ class TestClient:
         self._prepare(client)
         # NOTE: httpx builds the request it would send (Host, default headers, the cookies
         # that match the URL); the handshake takes its headers.
-        handshake = client.build_request("GET", url, headers=self._headers_for(headers))
+        merged = self._headers_for(headers)
+        if origin is not True and "origin" not in httpx.Headers(headers):
+            # NOTE: origin= given to the call wins over the client's default Origin, which
+            # silently went instead; the call's own headers= win over both.
+            merged.pop("origin", None)
+        handshake = client.build_request("GET", url, headers=merged)
         scope = handshake_scope(
             handshake,
             url,
@@ -609,18 +590,8 @@ class TestClient:
     def _close_asgi(self) -> None:
         loop, lifespan, release = self._loop, self._lifespan, self._release_asgi
         self._loop = self._asgi_client = self._asgi = self._lifespan = self._release_asgi = None
-        if loop is None or release is None:
-            return
-        try:
-            # NOTE: as a server stops: its open WebSockets are closed (1012) and their handlers
-            # end, then the shutdown hooks run; the hooks ran first, and the handlers were
-            # cut off, so a finally that used what a hook closed failed in tests alone.
-            for session in list(self._sessions):
-                session._server_stopped()
-            if lifespan is not None:
-                loop.run(lifespan.shutdown())
-        finally:
-            close_now(release)
+        if loop is not None and release is not None:
+            stop_asgi_side(loop, lifespan, list(self._sessions), release)
 
 
 _SENDING = ("auth", "follow_redirects")

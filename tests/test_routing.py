@@ -22,7 +22,8 @@ from conftest import MakeClient, in_colour
 from drive import asgi_get, wsgi_get
 
 from microweb import App, HTTPError, Request, Response, Router, WebSocket
-from microweb._route_table import RouteClash, RouteTable
+from microweb._route_clashes import RouteClash
+from microweb._route_table import RouteTable
 from microweb._route_templates import BUILTIN_CONVERTERS, Converter, Param, parse_template
 from microweb._routing import Route
 from microweb._url_paths import build_path

@@ -160,8 +160,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "values": (
         "_types", "_errors", "_limits", "_datastructures", "_percent", "_cookies", "_charsets",
         "_strict_json", "_parsing", "_disposition", "_sse", "_files", "_route_templates",
-        "_routing", "_route_table", "_url_paths", "_effects", "_target", "_buffer", "_status",
-        "_checkpoint", "_binding",
+        "_routing", "_route_nodes", "_route_clashes", "_route_table", "_url_paths", "_effects",
+        "_target", "_buffer", "_status", "_checkpoint", "_binding",
     ),
     "core": (
         "_parts", "_streamed_parts", "_uploads", "_forms", "_request_head", "_request_body",
@@ -181,7 +181,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_router", "_app_registries", "_app", "__init__", "__main__", "testing", "_testing_wsgi",
         "_testing_asgi",
         "_testing_http", "_testing_websocket", "_testing_cookies", "_testing_cookie_order",
-        "_testing_close",
+        "_testing_close", "_testing_options",
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
         "_waitress",

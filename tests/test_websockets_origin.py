@@ -73,6 +73,53 @@ def test_an_origin_in_the_clients_default_headers_goes_as_it_is() -> None:
         assert session.receive_json() == ["https://default.example"]
 
 
+@pytest.mark.parametrize("origin", ["https://other.example", False])
+def test_an_origin_given_to_the_call_wins_over_the_clients_default(origin: str | bool) -> None:
+    # NOTE: the default Origin went, and origin= was silently ignored.
+    client = TestClient(_origin_app(), interface="asgi", headers={"Origin": "https://d.example"})
+    with client, client.websocket_connect("/ws", origin=origin) as session:
+        assert session.receive_json() == ([origin] if origin else [])
+
+
+def test_an_origin_in_the_headers_of_the_call_wins_over_the_clients_default() -> None:
+    client = TestClient(_origin_app(), interface="asgi", headers={"Origin": "https://d.example"})
+    headers = {"origin": "https://given.example"}
+    with client, client.websocket_connect("/ws", headers=headers, origin="https://o.example") as ws:
+        assert ws.receive_json() == ["https://given.example"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "sent"),
+    [
+        ("https://bücher.de", "https://xn--bcher-kva.de"),
+        ("https://BÜCHER.de:8443", "https://xn--bcher-kva.de:8443"),
+        ("http://bücher.de:80", "http://xn--bcher-kva.de"),
+    ],
+)
+def test_an_origin_with_an_international_host_goes_in_idna_as_a_browser_sends_it(
+    origin: str, sent: str
+) -> None:
+    # NOTE: httpx raised UnicodeEncodeError.
+    assert _origins_sent(origin=origin) == [sent]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://bücher.de/page",
+        "https://bü cher.de",
+        "bücher.de",
+        "https://x?q=ü",
+        "https://u@ü",
+        "https://x#ü",
+    ],
+)
+def test_a_non_ascii_origin_that_is_no_origin_is_a_value_error(origin: str) -> None:
+    client = TestClient(_origin_app(), interface="asgi")
+    with client, pytest.raises(ValueError, match="origin="):
+        client.websocket_connect("/ws", origin=origin)
+
+
 def test_an_origin_with_a_line_break_is_refused_as_a_server_refuses_it() -> None:
     client = TestClient(_origin_app(), interface="asgi")
     with client, pytest.raises(WebSocketDisconnect) as refused:

@@ -1,0 +1,85 @@
+"""``TestClient``'s options, checked as they are given: each refusal names the option and
+shows a value it takes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import httpx
+
+from ._testing_sides import browsers_url
+
+INTERFACES = ("wsgi", "asgi", "both")
+
+
+def check_interface(interface: str) -> None:
+    if interface not in INTERFACES:
+        raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
+
+
+def check_root_path(root_path: str) -> None:
+    if root_path and (root_path[:1] != "/" or root_path[-1:] == "/" or "//" in root_path):
+        # NOTE: "//app" made links ("//app/items") that a browser reads as on host "app".
+        raise ValueError(
+            f"root_path must start with '/' and not end with one, nor hold '//', such as "
+            f"'/app', got {root_path!r}"
+        )
+
+
+def ignored_headers(ignore_headers: Iterable[str]) -> frozenset[str]:
+    """Return the header names a comparison of the two sides leaves out: ``Date`` and these."""
+    if isinstance(ignore_headers, str):
+        raise TypeError(f"ignore_headers takes a list of names: ({ignore_headers!r},)")
+    return frozenset({"date", *(name.lower() for name in ignore_headers)})
+
+
+def check_peer(client: object) -> tuple[str, int] | None:
+    """Return ``client`` if it is a peer address a server could give: ``(host, port)``, or
+    ``None`` for a peer with no address (a Unix socket's).
+
+    Raises:
+        TypeError: For anything else (a host alone, a one-item tuple).
+    """
+    if client is None:
+        return None
+    if (
+        not isinstance(client, tuple)
+        or len(client) != 2
+        or not isinstance(client[0], str)
+        or not isinstance(client[1], int)
+        or isinstance(client[1], bool)
+    ):
+        raise TypeError(
+            f"client must be a (host, port) tuple, such as ('203.0.113.7', 5000), or None for "
+            f"a peer with no address (a Unix socket), got {client!r}"
+        )
+    return client
+
+
+def browsers_base_url(base_url: str) -> httpx.URL:
+    """Return ``base_url`` as a browser reads it, which requests go to.
+
+    Raises:
+        ValueError: For one that is no ``http://`` or ``https://`` URL with a host, or has a
+            query or a fragment.
+    """
+    # NOTE: checked when set: "ftp://x" failed with KeyError('ftp') under WSGI where the
+    # ASGI side served it, and "testserver" with a ValueError about a URL type.
+    try:
+        # NOTE: with an IP address host as a browser writes it, which requests go to: "Host:
+        # 127.1" went out, and a redirect to 127.0.0.1 left the origin.
+        url = browsers_url(base_url)
+        # NOTE: httpx takes a port past 65535, which was sent, for the app's 400.
+        usable = url.scheme in ("http", "https") and bool(url.host) and (url.port or 0) < 65536
+    except (httpx.InvalidURL, UnicodeError):
+        # NOTE: httpx's InvalidURL ("http://[::1"), or idna's UnicodeError for a host that
+        # is no valid punycode ("http://xn--a"), came out where the others are ValueError.
+        usable = False
+    # NOTE: httpx puts a request's path after the whole of it: with "?a=1", "/x" was sent
+    # as "/?a=1/x" (a 404).
+    if not usable or {"?", "#"} & set(base_url):
+        raise ValueError(
+            f"base_url must be an http:// or https:// URL with a host, and no query nor "
+            f"fragment, such as 'http://testserver', got {base_url!r}"
+        )
+    return url
