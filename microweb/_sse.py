@@ -265,3 +265,7 @@ async def _aclose(target: object) -> None:
     aclose = getattr(target, "aclose", None)
     if aclose is not None:
         await aclose()
+    elif (close := getattr(target, "close", None)) is not None:
+        # NOTE: async events with a sync close() alone were never closed, sent or not, where
+        # Response.stream() closes them by it. Called here, on the loop the events ran on.
+        close()
