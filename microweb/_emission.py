@@ -419,6 +419,10 @@ async def aclose_of(stream: object) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()
+    elif (close := getattr(stream, "close", None)) is not None:
+        # NOTE: an async stream with a sync close() alone was never closed through a stream
+        # around it (gzip's, a declared length's), where the drivers close it by that close().
+        close()
 
 
 def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:

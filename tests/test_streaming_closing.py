@@ -19,6 +19,7 @@ from drive import Message, http_scope, start_response, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb._error_logs import REPORTED_TRACEBACKS
+from microweb.plugins.gzip import GZip
 
 
 class CloseFailed(Exception):
@@ -564,4 +565,27 @@ def test_an_async_iterable_of_its_own_is_closed_when_its_wsgi_client_leaves(clos
         body.close()  # type: ignore[attr-defined]  # NOTE: what a server does when the client left
     finally:
         wsgi.close()
+    assert events == ["generator closed", "subscription closed"]
+
+
+@pytest.mark.parametrize("wrapped", ["gzip", "declared length"])
+def test_an_async_iterable_with_a_sync_close_is_closed_through_a_wrapping_stream(
+    make_client: MakeClient, wrapped: str
+) -> None:
+    # NOTE: the streams around it (gzip's, a declared length's) closed it only by an aclose().
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        response = Response.stream(_Subscription(events, endless=False), "text/plain")
+        if wrapped == "declared length":
+            response.length = 4
+        return response
+
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(index)
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.content == b"news"
+    assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
     assert events == ["generator closed", "subscription closed"]
