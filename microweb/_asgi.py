@@ -51,6 +51,7 @@ from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
+from ._routing import is_async_callable
 from ._sse import SSEChunks
 from ._types import Message, Receive, Scope, Send
 
@@ -557,7 +558,11 @@ class ASGIDriver:
             # its answer, for as long as slow streams held them all (review181, review184).
             stream.close()
         elif hasattr(stream, "close"):
-            await run_in_pool(self.pool, stream.close)
+            if is_async_callable(stream.close):
+                # NOTE: its coroutine was made in the pool and dropped, "never awaited".
+                await stream.close()
+            else:
+                await run_in_pool(self.pool, stream.close)
 
 
 def _async_chunks(stream: Any, pool: WorkerPool) -> Any:

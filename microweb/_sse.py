@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from inspect import GEN_CREATED, getgeneratorstate
+from inspect import GEN_CREATED, getgeneratorstate, isawaitable
 from types import GeneratorType
 from typing import Any
 
@@ -265,7 +265,8 @@ async def _aclose(target: object) -> None:
     aclose = getattr(target, "aclose", None)
     if aclose is not None:
         await aclose()
-    elif (close := getattr(target, "close", None)) is not None:
-        # NOTE: async events with a sync close() alone were never closed, sent or not, where
-        # Response.stream() closes them by it. Called here, on the loop the events ran on.
-        close()
+    elif (close := getattr(target, "close", None)) is not None and isawaitable(returned := close()):
+        # NOTE: async events with a close() alone were never closed, sent or not, where
+        # Response.stream() closes them by it. Called here, on the loop the events ran on; an
+        # async def close() is awaited.
+        await returned

@@ -508,7 +508,31 @@ class _ASubscription(_Subscription):
         self.events.append("subscription closed")
 
 
-SUBSCRIPTIONS = {"close": _Subscription, "aclose": _ASubscription}
+class _SubscriptionClosedByCoroutine(_Subscription):
+    async def close(self) -> None:  # type: ignore[override]
+        self.events.append("subscription closed")
+
+
+SUBSCRIPTIONS = {
+    "close": _Subscription,
+    "aclose": _ASubscription,
+    "async close": _SubscriptionClosedByCoroutine,
+}
+
+
+@pytest.mark.parametrize("closing", SUBSCRIPTIONS)
+def test_an_unsent_async_iterable_of_its_own_is_closed_under_both_interfaces(
+    make_client: MakeClient, closing: str
+) -> None:
+    # NOTE: an async def close() was called, and its coroutine dropped with a "never awaited"
+    # warning: the subscription stayed open.
+    events: list[str] = []
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(SUBSCRIPTIONS[closing](events, endless=False))
+    )
+    assert make_client(app).head("/").content == b""
+    assert events == ["subscription closed"]
 
 
 @pytest.mark.parametrize("closing", SUBSCRIPTIONS)
@@ -568,15 +592,16 @@ def test_an_async_iterable_of_its_own_is_closed_when_its_wsgi_client_leaves(clos
     assert events == ["generator closed", "subscription closed"]
 
 
+@pytest.mark.parametrize("closing", ["close", "async close"])
 @pytest.mark.parametrize("wrapped", ["gzip", "declared length"])
-def test_an_async_iterable_with_a_sync_close_is_closed_through_a_wrapping_stream(
-    make_client: MakeClient, wrapped: str
+def test_an_async_iterable_with_a_close_is_closed_through_a_wrapping_stream(
+    make_client: MakeClient, wrapped: str, closing: str
 ) -> None:
     # NOTE: the streams around it (gzip's, a declared length's) closed it only by an aclose().
     events: list[str] = []
 
     def index(request: Request) -> Response:
-        response = Response.stream(_Subscription(events, endless=False), "text/plain")
+        response = Response.stream(SUBSCRIPTIONS[closing](events, endless=False), "text/plain")
         if wrapped == "declared length":
             response.length = 4
         return response
