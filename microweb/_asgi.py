@@ -51,6 +51,7 @@ from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
 from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
+from ._routing import is_async_callable
 from ._sse import SSEChunks
 from ._types import Message, Receive, Scope, Send
 
@@ -476,10 +477,15 @@ class ASGIDriver:
         self, stream: Any, request: Request, send: Send, sending: _Sending
     ) -> None:
         chunks = _async_chunks(stream, self.pool)
+        iterator = None
         clock = asyncio.get_running_loop().time
         turn_at = clock() + TURN
         try:
-            async for chunk in chunks:
+            # NOTE: kept, to close it before the stream, as the WSGI driver does: an object
+            # whose __aiter__ is an async generator had its own close first, then the
+            # generator's finally from the garbage collector (its client gone).
+            iterator = aiter(chunks)
+            async for chunk in iterator:
                 # PERF: bytes told here, with no call, and the server's send() awaited with no
                 # coroutine around it: 0.82 -> 0.68 us a chunk (bench/streams.py).
                 if type(chunk) is not bytes:
@@ -521,13 +527,23 @@ class ASGIDriver:
                 del error  # NOTE: no cycle through this frame and the traceback.
         finally:
             # PERF: an async generator that ran to its end has nothing left to close.
-            if getattr(chunks, "ag_frame", chunks) is not None:
+            if iterator is not chunks or getattr(chunks, "ag_frame", chunks) is not None:
                 # NOTE: closed in this task, where it ran: in another (a task of its own), its
                 # finally reset a context variable's token in another context (ValueError),
                 # and left a scope entered in this task from another one.
                 sending.closing = True
-                await _aclose_logged(chunks, request)
+                await _aclose_logged(self._close_sent(iterator, chunks), request)
         await _guarded(send)({"type": "http.response.body", "body": b""})
+
+    async def _close_sent(self, iterator: Any, stream: Any) -> None:
+        """Close the iterator a sent stream gave, then the stream where it is another object."""
+        try:
+            if iterator is not None and iterator is not stream:
+                await _aclose(iterator)
+        finally:
+            # NOTE: by close() where it has no aclose(), as an unsent one and the WSGI driver:
+            # a sent one was left open.
+            await self._close_stream(stream)
 
     async def _close_stream(self, stream: Any) -> None:
         if stream is None:
@@ -542,7 +558,11 @@ class ASGIDriver:
             # its answer, for as long as slow streams held them all (review181, review184).
             stream.close()
         elif hasattr(stream, "close"):
-            await run_in_pool(self.pool, stream.close)
+            if is_async_callable(stream.close):
+                # NOTE: its coroutine was made in the pool and dropped, "never awaited".
+                await stream.close()
+            else:
+                await run_in_pool(self.pool, stream.close)
 
 
 def _async_chunks(stream: Any, pool: WorkerPool) -> Any:
@@ -650,11 +670,11 @@ async def _aclose(iterator: Any) -> None:
         await aclose()
 
 
-async def _aclose_logged(chunks: Any, request: Request) -> None:
-    """Close a stream that was sent (or cut); an error of its closing is logged as the
-    stream's."""
+async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:
+    """Await ``closing``, that of a stream that was sent (or cut); an error of it is logged as
+    the stream's."""
     try:
-        await _aclose(chunks)
+        await closing
     except ClientDisconnect:
         raise  # NOTE: a read of the body in its finally, the client gone: ends quietly.
     except (KeyboardInterrupt, SystemExit) as exc:

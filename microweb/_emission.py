@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
+from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._effects import AfterCall, AfterCalls, Colored
@@ -419,6 +420,11 @@ async def aclose_of(stream: object) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()
+    elif (close := getattr(stream, "close", None)) is not None and isawaitable(returned := close()):
+        # NOTE: an async stream with a close() alone was never closed through a stream around
+        # it (gzip's, a declared length's), where the drivers close it by that close(); an
+        # async def close() is awaited.
+        await returned
 
 
 def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:

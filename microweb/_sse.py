@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from inspect import GEN_CREATED, getgeneratorstate
+from inspect import GEN_CREATED, getgeneratorstate, isawaitable
 from types import GeneratorType
 from typing import Any
 
@@ -52,6 +52,11 @@ class ServerSentEvent:
             raise TypeError(
                 f"ServerSentEvent retry must be an int, not {type(self.retry).__name__}"
             )
+        if self.retry is not None and type(self.retry) is not int:
+            # NOTE: an int subclass is kept as its value, as a str subclass is kept as its
+            # text: the checks below asked its own methods, and encode() wrote its int(), so
+            # a retry of 10 whose __int__ said -5 went out as "retry: -5", which browsers ignore.
+            object.__setattr__(self, "retry", int.__int__(self.retry))
         if self.retry is not None and self.retry < 0:
             # SPEC: WHATWG HTML 9.2.6: a retry value that is not all ASCII digits is ignored.
             raise ValueError(
@@ -83,7 +88,7 @@ class ServerSentEvent:
         if self.id is not None:
             lines.append(f"id: {self.id}")
         if self.retry is not None:
-            lines.append(f"retry: {int(self.retry)}")
+            lines.append(f"retry: {self.retry}")
         if self.data is not None:
             # SPEC: the event stream splits lines only on CRLF, CR and LF (str.splitlines() also
             # splits on form feeds and U+2028 and drops a final empty line).
@@ -260,3 +265,8 @@ async def _aclose(target: object) -> None:
     aclose = getattr(target, "aclose", None)
     if aclose is not None:
         await aclose()
+    elif (close := getattr(target, "close", None)) is not None and isawaitable(returned := close()):
+        # NOTE: async events with a close() alone were never closed, sent or not, where
+        # Response.stream() closes them by it. Called here, on the loop the events ran on; an
+        # async def close() is awaited.
+        await returned

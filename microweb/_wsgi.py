@@ -33,6 +33,7 @@ from ._request import (
     new_request,
 )
 from ._response import JSON, TEXT, Response
+from ._routing import is_async_callable
 from ._status import status_line
 from ._stream_ahead import iterate_on_loop
 from ._target import target_path
@@ -340,7 +341,12 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
             return
         app_loop.run(stream.aclose())
     elif hasattr(stream, "close"):
-        stream.close()
+        if is_async_callable(stream.close):
+            # NOTE: its coroutine was dropped, "never awaited", and the stream left open.
+            if not app_loop._stopped:
+                app_loop.run(stream.close())
+        else:
+            stream.close()
 
 
 class _StreamBody:

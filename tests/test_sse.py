@@ -128,3 +128,35 @@ def test_a_retry_too_long_to_write_is_refused_where_it_is_made() -> None:
     with pytest.raises(ValueError, match="ServerSentEvent retry must be below 2\\*\\*64"):
         ServerSentEvent(retry=10**5000)
     assert ServerSentEvent(retry=2**64 - 1).encode() == f"retry: {2**64 - 1}\n\n".encode()
+
+
+class Reported(int):
+    """An int subclass whose int() and comparisons say another number than its value."""
+
+    def __int__(self) -> int:
+        return -5
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def bit_length(self) -> int:
+        return 1
+
+
+class Level(enum.IntEnum):
+    """An app's reconnection delays, as an IntEnum."""
+
+    SLOW = 3000
+
+
+def test_an_int_subclass_retry_is_checked_and_framed_as_its_value() -> None:
+    # NOTE: the checks asked the subclass's own methods and encode() wrote its int(): a retry
+    # of 10 went out as "retry: -5", which a browser ignores, and one of 10**5000 was taken.
+    event = ServerSentEvent(retry=Reported(10))
+    assert event.encode() == b"retry: 10\n\n"
+    assert type(event.retry) is int
+    with pytest.raises(ValueError, match="0 or more milliseconds"):
+        ServerSentEvent(retry=Reported(-1))
+    with pytest.raises(ValueError, match="below 2\\*\\*64"):
+        ServerSentEvent(retry=Reported(10**5000))
+    assert ServerSentEvent(retry=Level.SLOW).encode() == b"retry: 3000\n\n"

@@ -706,6 +706,40 @@ def test_sse_events_iterable_but_not_iterators_are_closed_when_sent(
     assert closed == ["generator", "feed"]
 
 
+class AsyncFeedClosedSync(Feed):
+    """Async events of the app's own whose only closing is a sync ``close()``."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise AssertionError("never iterated: it is async")
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return AsyncFeed._events(self)  # type: ignore[arg-type]
+
+
+class AsyncFeedClosedByCoroutine(AsyncFeedClosedSync):
+    """Async events of the app's own whose only closing is an ``async def close()``."""
+
+    async def close(self) -> None:  # type: ignore[override]
+        self.closed.append("feed")
+
+
+@pytest.mark.parametrize("feed", [AsyncFeedClosedSync, AsyncFeedClosedByCoroutine])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_async_events_with_a_close_alone_are_closed(
+    make_client: MakeClient, colour: str, method: str, feed: type[AsyncFeedClosedSync]
+) -> None:
+    # NOTE: they were never closed, sent or not, under both interfaces: the events were closed
+    # only by an aclose(), where Response.stream() closes such an object by its close().
+    closed: list[str] = []
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(
+        in_colour(colour, lambda r: Response.sse(feed(["a"], closed)))
+    )
+    response = make_client(app).request(method, "/")
+    assert response.content == (b"data: a\n\n" if method == "GET" else b"")
+    assert closed == (["generator", "feed"] if method == "GET" else ["feed"])
+
+
 class Cursor:
     """A body of the app's own whose ``__iter__`` is a generator: both are closed, in order."""
 

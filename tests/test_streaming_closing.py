@@ -19,6 +19,7 @@ from drive import Message, http_scope, start_response, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb._error_logs import REPORTED_TRACEBACKS
+from microweb.plugins.gzip import GZip
 
 
 class CloseFailed(Exception):
@@ -481,3 +482,135 @@ def test_an_unsent_streams_closing_error_is_raised_to_a_test_that_asks(
     assert events == ["closed", "after"]
     client.raise_server_exceptions = False
     assert client.head("/").status_code == 200
+
+
+class _Subscription:
+    """An async iterable of its own: ``__aiter__`` is an async generator, and its ``close()``
+    (``aclose()`` where ``coloured``) frees what it holds."""
+
+    def __init__(self, events: list[str], endless: bool) -> None:
+        self.events, self.endless = events, endless
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            yield b"news"
+            while self.endless:
+                yield b"more"
+        finally:
+            self.events.append("generator closed")
+
+    def close(self) -> None:
+        self.events.append("subscription closed")
+
+
+class _ASubscription(_Subscription):
+    async def aclose(self) -> None:
+        self.events.append("subscription closed")
+
+
+class _SubscriptionClosedByCoroutine(_Subscription):
+    async def close(self) -> None:  # type: ignore[override]
+        self.events.append("subscription closed")
+
+
+SUBSCRIPTIONS = {
+    "close": _Subscription,
+    "aclose": _ASubscription,
+    "async close": _SubscriptionClosedByCoroutine,
+}
+
+
+@pytest.mark.parametrize("closing", SUBSCRIPTIONS)
+def test_an_unsent_async_iterable_of_its_own_is_closed_under_both_interfaces(
+    make_client: MakeClient, closing: str
+) -> None:
+    # NOTE: an async def close() was called, and its coroutine dropped with a "never awaited"
+    # warning: the subscription stayed open.
+    events: list[str] = []
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(SUBSCRIPTIONS[closing](events, endless=False))
+    )
+    assert make_client(app).head("/").content == b""
+    assert events == ["subscription closed"]
+
+
+@pytest.mark.parametrize("closing", SUBSCRIPTIONS)
+def test_an_async_iterable_of_its_own_is_closed_after_its_iterator_under_both_interfaces(
+    make_client: MakeClient, colour: str, closing: str
+) -> None:
+    # NOTE: under ASGI, a sent stream was closed only through an aclose(): one with a sync
+    # close() alone was never closed (WSGI closed it, and so did an ASGI HEAD).
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        return Response.stream(SUBSCRIPTIONS[closing](events, endless=False))
+
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    assert make_client(app).get("/").content == b"news"
+    assert events == ["generator closed", "subscription closed"]
+
+
+@pytest.mark.parametrize("closing", SUBSCRIPTIONS)
+def test_an_async_iterable_of_its_own_is_closed_when_its_asgi_client_leaves(closing: str) -> None:
+    # NOTE: the subscription's aclose() ran before its iterator's finally, the other way round
+    # from WSGI's, and a close() alone never ran.
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(SUBSCRIPTIONS[closing](events, endless=True)))
+    asgi = app.as_asgi()
+
+    async def run() -> None:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if len(sent) == 3:
+                inbox.put_nowait({"type": "http.disconnect"})
+
+        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+
+    asyncio.run(run())
+    assert events == ["generator closed", "subscription closed"]
+
+
+@pytest.mark.parametrize("closing", SUBSCRIPTIONS)
+def test_an_async_iterable_of_its_own_is_closed_when_its_wsgi_client_leaves(closing: str) -> None:
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(SUBSCRIPTIONS[closing](events, endless=True)))
+    wsgi = app.as_wsgi()
+    try:
+        body = wsgi(wsgi_environ(), start_response)
+        assert next(iter(body)) == b"news"
+        body.close()  # type: ignore[attr-defined]  # NOTE: what a server does when the client left
+    finally:
+        wsgi.close()
+    assert events == ["generator closed", "subscription closed"]
+
+
+@pytest.mark.parametrize("closing", ["close", "async close"])
+@pytest.mark.parametrize("wrapped", ["gzip", "declared length"])
+def test_an_async_iterable_with_a_close_is_closed_through_a_wrapping_stream(
+    make_client: MakeClient, wrapped: str, closing: str
+) -> None:
+    # NOTE: the streams around it (gzip's, a declared length's) closed it only by an aclose().
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        response = Response.stream(SUBSCRIPTIONS[closing](events, endless=False), "text/plain")
+        if wrapped == "declared length":
+            response.length = 4
+        return response
+
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(index)
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.content == b"news"
+    assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
+    assert events == ["generator closed", "subscription closed"]
