@@ -345,11 +345,12 @@ class WebSocketSession:
 class WebSocketRefused(WebSocketDisconnect):
     """The app refused the WebSocket handshake; ``response`` is the HTTP answer the client got.
 
-    That is the response a flow refused it with (the test client announces the
-    denial-response extension and microweb's own ``microweb.denial_response``, as
-    ``microweb serve`` does; under plain Uvicorn the client gets a 403), or an empty 403 where
-    the app closed before accepting. ``code`` is 1008 (policy violation), but where the app's
-    close came through as a close, where it is that close's code.
+    That is the response the app refused it with: a flow's or an error handler's, an empty
+    403 where the handler closed before accepting or no route takes the path, the router's
+    400 for a malformed path. The test client announces the denial-response extension, as
+    ``microweb serve`` does; a server that cannot send such an answer sends a bare 403.
+    ``code`` is 1008 (policy violation), or the app's own close code where its close went out
+    as a close.
 
     Args:
         response: The answer to the handshake.

@@ -290,7 +290,8 @@ class WebSocket:
         await self._transmit({"type": "websocket.send", "text": encode_json(value).decode("utf-8")})
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the connection (before accept, the handshake is refused with 403).
+        """Close the connection (before accept, the handshake is refused with an empty 403
+        that carries the flows' headers, where the server can send one).
 
         Args:
             code: The close code: 1000-1003, 1007-1014, or 3000-4999 for the app's own.

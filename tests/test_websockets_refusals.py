@@ -186,8 +186,8 @@ def _unrouted_app() -> App:
 def test_a_handshake_no_route_takes_is_refused_through_the_flows(
     asgi_client: MakeClient, path: str, status: int
 ) -> None:
-    # NOTE: refused before any flow ran: no request ID, no security header, where an HTTP
-    # request's 404 (or 400) goes through the flows.
+    # NOTE: refused before any flow ran, it had no request ID and no security header, where
+    # an HTTP request's 404 (or 400) goes through the flows; now it goes through them too.
     answer = _refused(asgi_client(_unrouted_app()), path)
     assert answer.status_code == status
     assert answer.headers["x-request-id"] == "rid-1"
@@ -334,8 +334,8 @@ def _handshake_to(raw_path: bytes, announced: bool) -> list[dict[str, Any]]:
 def test_a_handshake_whose_path_is_malformed_is_refused_with_400(
     raw_path: bytes, detail: bytes
 ) -> None:
-    # NOTE: refused as a path with no WebSocket route is, with the 403 of a close, where an
-    # HTTP request for it gets its 400 (RFC 6455 4.2.1: a handshake the server cannot read).
+    # NOTE: the 400 an HTTP request for it gets (RFC 6455 4.2.1: a handshake the server
+    # cannot read), where the server can send an answer; the 403 of a close where it cannot.
     sent = _handshake_to(raw_path, announced=True)
     assert [message["type"] for message in sent] == [
         "websocket.http.response.start",
