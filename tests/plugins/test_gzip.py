@@ -485,9 +485,68 @@ class AsyncBroken:
         self.closed.append("closed")
 
 
-@pytest.mark.parametrize("stream", [Broken, AsyncBroken])
-def test_gzip_stream_closes_a_stream_whose_iteration_fails_to_start(
-    make_client: MakeClient, stream: type[Broken | AsyncBroken]
+class StuckRows:
+    """A sync stream that is not its own iterator; the iterator's ``close()`` fails."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        return StuckIterator()
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+class StuckIterator:
+    def __iter__(self) -> StuckIterator:
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+    def close(self) -> None:
+        raise OSError("the cursor will not close")
+
+
+class AsyncStuckRows:
+    """An async stream that is not its own iterator; the iterator's ``aclose()`` fails."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __aiter__(self) -> AsyncStuckIterator:
+        return AsyncStuckIterator()
+
+    async def aclose(self) -> None:
+        self.closed.append("closed")
+
+
+class AsyncStuckIterator:
+    def __aiter__(self) -> AsyncStuckIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        raise OSError("the cursor will not close")
+
+
+@pytest.mark.parametrize(
+    ("stream", "error"),
+    [
+        (Broken, "the cursor is gone"),
+        (AsyncBroken, "the cursor is gone"),
+        # NOTE: a stream that is not its own iterator, whose iterator's close() fails.
+        (StuckRows, "will not close"),
+        (AsyncStuckRows, "will not close"),
+    ],
+)
+def test_gzip_stream_closes_a_stream_whose_iteration_fails_to_start_or_end(
+    make_client: MakeClient,
+    stream: type[Broken | AsyncBroken | StuckRows | AsyncStuckRows],
+    error: str,
 ) -> None:
     closed: list[str] = []
     app = App()
@@ -497,7 +556,7 @@ def test_gzip_stream_closes_a_stream_whose_iteration_fails_to_start(
     def answer(request: Request) -> Response:
         return Response.stream(stream(closed), media_type="text/plain")
 
-    with pytest.raises(OSError, match="the cursor is gone"):
+    with pytest.raises(OSError, match=error):
         make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert closed == ["closed"]
 
@@ -826,68 +885,3 @@ def test_gzip_a_stream_chunk_of_another_type_is_the_type_error_a_plain_stream_ge
     message = f"yields bytes or str chunks, not {type(item).__name__}"
     with pytest.raises(TypeError, match=message):
         make_client(app).get("/", headers={"accept-encoding": "gzip"})
-
-
-class StuckRows:
-    """A sync stream that is not its own iterator; the iterator's ``close()`` fails."""
-
-    def __init__(self, closed: list[str]) -> None:
-        self.closed = closed
-
-    def __iter__(self) -> Iterator[bytes]:
-        return StuckIterator()
-
-    def close(self) -> None:
-        self.closed.append("closed")
-
-
-class StuckIterator:
-    def __iter__(self) -> StuckIterator:
-        return self
-
-    def __next__(self) -> bytes:
-        raise StopIteration
-
-    def close(self) -> None:
-        raise OSError("the cursor will not close")
-
-
-class AsyncStuckRows:
-    """An async stream that is not its own iterator; the iterator's ``aclose()`` fails."""
-
-    def __init__(self, closed: list[str]) -> None:
-        self.closed = closed
-
-    def __aiter__(self) -> AsyncStuckIterator:
-        return AsyncStuckIterator()
-
-    async def aclose(self) -> None:
-        self.closed.append("closed")
-
-
-class AsyncStuckIterator:
-    def __aiter__(self) -> AsyncStuckIterator:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        raise OSError("the cursor will not close")
-
-
-@pytest.mark.parametrize("stream", [StuckRows, AsyncStuckRows])
-def test_gzip_stream_closes_the_stream_when_its_iterator_fails_to_close(
-    make_client: MakeClient, stream: type[StuckRows | AsyncStuckRows]
-) -> None:
-    closed: list[str] = []
-    app = App()
-    app.install(GZip(minimum_size=10))
-
-    @app.get("/")
-    def answer(request: Request) -> Response:
-        return Response.stream(stream(closed), media_type="text/plain")
-
-    with pytest.raises(OSError, match="will not close"):
-        make_client(app).get("/", headers={"accept-encoding": "gzip"})
-    assert closed == ["closed"]
