@@ -168,6 +168,26 @@ def response_body(sent: list[Message]) -> bytes:
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
+def leave_after_sends(asgi: Any, sends: int = 3) -> list[Message]:
+    """Call ``asgi`` for a ``GET /`` whose client leaves (``http.disconnect``) once ``sends``
+    messages came, as a client gone mid-stream; return what was sent."""
+
+    async def run() -> list[Message]:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if len(sent) == sends:
+                inbox.put_nowait({"type": "http.disconnect"})
+
+        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+        return sent
+
+    return asyncio.run(run())
+
+
 # -- WSGI --------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import Message, http_scope, start_response, wsgi_environ
+from drive import leave_after_sends, start_response, wsgi_environ
 
 from microweb import (
     App,
@@ -589,20 +589,7 @@ def leaving_app(colour: str, kind: str, log: list[str]) -> App:
 def test_asgi_client_leaving_mid_stream_still_runs_the_callbacks(colour: str, kind: str) -> None:
     log: list[str] = []
     asgi = leaving_app(colour, kind, log).as_asgi()
-
-    async def run() -> None:
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        sent: list[Message] = []
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if len(sent) == 3:
-                inbox.put_nowait({"type": "http.disconnect"})
-
-        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
-
-    asyncio.run(run())
+    leave_after_sends(asgi)
     assert threads(log) == ["sync s", "async a"]
 
 

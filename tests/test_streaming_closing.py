@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import Message, http_scope, start_response, wsgi_environ
+from drive import Message, http_scope, leave_after_sends, start_response, wsgi_environ
 
 from microweb import App, Request, Response
 from microweb._error_logs import REPORTED_TRACEBACKS
@@ -560,20 +560,7 @@ def test_an_async_iterable_of_its_own_is_closed_when_its_asgi_client_leaves(clos
     app = App()
     app.get("/")(lambda request: Response.stream(SUBSCRIPTIONS[closing](events, endless=True)))
     asgi = app.as_asgi()
-
-    async def run() -> None:
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        sent: list[Message] = []
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if len(sent) == 3:
-                inbox.put_nowait({"type": "http.disconnect"})
-
-        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
-
-    asyncio.run(run())
+    leave_after_sends(asgi)
     assert events == ["generator closed", "subscription closed"]
 
 
