@@ -254,7 +254,8 @@ def test_a_client_disconnect_raised_before_the_answer_is_logged_499(
 def test_a_handshake_no_route_takes_is_logged(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, path: str, status: str
 ) -> None:
-    # NOTE: refused before AccessLog's flow ran: no line at all.
+    # NOTE: refused before AccessLog's flow ran, it had no line at all; refused through the
+    # flows now, it has the line of what its client got.
     caplog.set_level(logging.INFO, logger="microweb.access")
     app = _app()
 
