@@ -33,6 +33,7 @@ from ._effects import (
 )
 from ._emission import (
     LengthHeaders,
+    aclose_of,
     encode_chunk,
     encoded_headers,
     ended_for_a_client_gone,
@@ -539,7 +540,9 @@ class ASGIDriver:
         """Close the iterator a sent stream gave, then the stream where it is another object."""
         try:
             if iterator is not None and iterator is not stream:
-                await _aclose(iterator)
+                # NOTE: by its close() where it has no aclose(), as gzip's and a declared
+                # length's streams close it: one with a close() alone was left open.
+                await aclose_of(iterator)
         finally:
             # NOTE: by close() where it has no aclose(), as an unsent one and the WSGI driver:
             # a sent one was left open.
@@ -662,12 +665,6 @@ def _guarded(send: Send) -> Send:
             raise ClientDisconnect("the client went away") from exc
 
     return guarded
-
-
-async def _aclose(iterator: Any) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:

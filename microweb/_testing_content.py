@@ -34,8 +34,12 @@ def replayed(kwargs: dict[str, Any], cap: int) -> Callable[[], Iterable[Any]] | 
     size = 0
     for chunk in content:
         chunks.append(chunk)
-        # NOTE: a chunk that is no bytes is kept for each side to refuse, naming content=.
-        size += len(chunk) if isinstance(chunk, (bytes, bytearray, memoryview)) else 0
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            # NOTE: kept for each side to refuse, naming content=, and the last read: counted
+            # as nothing, an endless content of str chunks hung the test and filled memory.
+            break
+        # NOTE: in bytes, as uploaded() sends it: len() of a memoryview counts its items.
+        size += chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
         if size > cap:
             break
     # NOTE: as the test gave them: a list can be read again (for a 307), an iterator once.

@@ -432,8 +432,16 @@ class _StreamBody:
                 # NOTE: the iterable closed too when its iterator's close() failed, as under
                 # ASGI (a cursor's iterator that failed to close left the cursor open).
                 iterated = self._iterated
-                if self._chunks is not self._stream and not (iterated and iterated.closes_stream):
-                    _close_stream(self._stream, self._app_loop)
+                try:
+                    if iterated is not None and iterated.left_open is not None:
+                        # NOTE: the task closed it by an aclose() alone: one with a close()
+                        # alone was left open, where gzip's stream closes it by that close().
+                        _close_stream(iterated.left_open, self._app_loop)
+                finally:
+                    if self._chunks is not self._stream and not (
+                        iterated and iterated.closes_stream
+                    ):
+                        _close_stream(self._stream, self._app_loop)
         except LoopStopped:
             raise
         except Exception as exc:
@@ -465,15 +473,19 @@ def _stream_stopped(request: Request, stop: StopIteration) -> NoReturn:
 class _Iterated:
     """An async stream as the app loop's task iterates it: tells whether that task closes it.
 
-    The task closes the iterator it took (in the task, where it ran); where that iterator is
-    the stream itself (an async generator, a class whose ``__aiter__`` returns ``self``), the
-    stream is closed, and ``_StreamBody.close()`` must not close it a second time.
+    The task closes the iterator it took by its ``aclose()`` (in the task, where it ran); where
+    that iterator is the stream itself (an async generator, a class whose ``__aiter__`` returns
+    ``self``) and has one, the stream is closed, and ``_StreamBody.close()`` must not close it
+    a second time. Another object with no ``aclose()`` is ``left_open``, for that ``close()``
+    to close by its own ``close()``, before the stream.
     """
 
-    __slots__ = ("closes_stream", "stream")
+    __slots__ = ("closes_stream", "left_open", "stream")
 
     def __init__(self, stream: Any) -> None:
         self.stream, self.closes_stream = stream, False
+        # NOTE: the iterator, where it is another object than the stream with no aclose().
+        self.left_open: Any = None
 
     def __aiter__(self) -> Any:
         iterator = self.stream.__aiter__()
@@ -481,7 +493,11 @@ class _Iterated:
         # another task (review142). PERF: an async generator's second aclose() was a hop to
         # the app loop for nothing: a one-chunk stream 170 -> 100 us a request (direct WSGI
         # calls, best of 5 runs of 2,000, 2026-12-04).
-        self.closes_stream = iterator is self.stream
+        # NOTE: by aclose() alone: one with a close() alone (sync or async) was never closed.
+        closes = hasattr(iterator, "aclose")
+        self.closes_stream = iterator is self.stream and closes
+        if iterator is not self.stream and not closes:
+            self.left_open = iterator
         return iterator
 
 

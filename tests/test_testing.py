@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import gc
@@ -323,6 +324,24 @@ def test_an_endless_upload_is_refused_with_413_and_read_no_further(
         # to each side: it read the test's content whole, without bound).
         assert len(pulled) <= 25
         assert client.post(path, content=iter([b"x" * 100] * 9)).content == b"x" * 900
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_an_endless_upload_of_wide_memoryviews_is_read_to_its_cap_in_bytes(interface: str) -> None:
+    # NOTE: "both" counted len() of each memoryview, its items: four bytes each of an int
+    # array's, it read four times past the cap before it stopped.
+    app = App(limits=Limits(max_body_size=1000))
+    app.post("/")(lambda request: request.read())
+    pulled: list[int] = []
+
+    def endless() -> Iterator[memoryview]:
+        for number in range(100_000):  # NOTE: on the old code, ends (with an error) at last
+            pulled.append(number)
+            yield memoryview(array.array("i", [0] * 100))  # NOTE: 400 bytes, 100 items
+
+    with TestClient(app, interface=interface) as client:
+        assert client.post("/", content=endless()).status_code == 413
+    assert len(pulled) <= 4
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])

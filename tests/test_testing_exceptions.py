@@ -379,3 +379,26 @@ def test_a_content_chunk_that_is_not_bytes_is_the_tests_error(
         assert client.post("/", content=[b"by", bytearray(b"te"), memoryview(b"s")]).text == "read"
     assert read == [b"bytes"] * (2 if interface == "both" else 1)
     assert not [record for record in caplog.records if record.exc_info]
+
+
+@pytest.mark.parametrize("chunk", ["text", 7, None])
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_an_endless_content_of_chunks_that_are_not_bytes_is_read_no_further_than_the_first(
+    interface: str, chunk: object
+) -> None:
+    # NOTE: under "both", a chunk that is no bytes counted nothing towards the cap of what is
+    # read before the sides are called: an endless upload of str chunks hung the test and
+    # filled memory, where each side refuses the first.
+    app = App()
+    app.post("/")(lambda request: request.read())
+    pulled: list[int] = []
+
+    def endless() -> Iterator[object]:
+        for number in range(100_000):  # NOTE: on the old code, ends (with an error) at last
+            pulled.append(number)
+            yield chunk
+
+    client = TestClient(app, interface)  # type: ignore[arg-type]
+    with client, pytest.raises(TypeError, match="content= chunks must be bytes"):
+        client.post("/", content=endless())
+    assert len(pulled) <= 2
