@@ -33,7 +33,6 @@ from ._effects import (
 )
 from ._emission import (
     LengthHeaders,
-    aclose_of,
     encode_chunk,
     encoded_headers,
     ended_for_a_client_gone,
@@ -482,9 +481,8 @@ class ASGIDriver:
         clock = asyncio.get_running_loop().time
         turn_at = clock() + TURN
         try:
-            # NOTE: kept, to close it before the stream, as the WSGI driver does: an object
-            # whose __aiter__ is an async generator had its own close first, then the
-            # generator's finally from the garbage collector (its client gone).
+            # NOTE: kept, to close it before the stream, in this task, as the WSGI driver
+            # does: otherwise an async generator's finally waits for the garbage collector.
             iterator = aiter(chunks)
             async for chunk in iterator:
                 # PERF: bytes told here, with no call, and the server's send() awaited with no
@@ -540,12 +538,10 @@ class ASGIDriver:
         """Close the iterator a sent stream gave, then the stream where it is another object."""
         try:
             if iterator is not None and iterator is not stream:
-                # NOTE: by its close() where it has no aclose(), as gzip's and a declared
-                # length's streams close it: one with a close() alone was left open.
-                await aclose_of(iterator)
+                # NOTE: as the stream is: aclose(), or else its close(), a sync one in the pool
+                # (a cursor's close may block).
+                await self._close_stream(iterator)
         finally:
-            # NOTE: by close() where it has no aclose(), as an unsent one and the WSGI driver:
-            # a sent one was left open.
             await self._close_stream(stream)
 
     async def _close_stream(self, stream: Any) -> None:
