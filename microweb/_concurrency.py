@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop, LoopStopped, adopt
+from ._closing import close_both
 from ._effects import Effects, Offload
-from ._emission import close_of
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._stream_ahead import AHEAD, Raised, held
@@ -402,7 +402,7 @@ class _Pinned:
             self._put(Raised(own_stop(exc) if isinstance(exc, StopIteration) else exc))
         finally:
             try:
-                self._context.run(_close, iterator, self._iterable)
+                self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:
                 # NOTE: the closing's error is the stream's too: stop() raises it.
                 self._call(_set_exception, self._closed, exc)
@@ -428,14 +428,6 @@ class _Pinned:
         # NOTE: a closed loop (the server is gone) refuses it; nobody waits for this now.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(settle, *args)
-
-
-def _close(iterator: Iterator[Any] | None, iterable: Iterable[Any]) -> None:
-    try:
-        close_of(iterator)
-    finally:
-        if iterable is not iterator:
-            close_of(iterable)
 
 
 def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
-from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._closing import aclose_both
 from ._effects import AfterCall, AfterCalls, Colored
 from ._files import (
     FileInfo,
@@ -398,33 +398,11 @@ class AsyncSizedStream(_Sized):
 
     async def aclose(self) -> None:
         """Close the stream (and the iterator it gave, if another object)."""
-        iterator, source = self._iterator, self._source
-        try:
-            if iterator is not None and iterator is not source:
-                await aclose_of(iterator)
-        finally:
-            await aclose_of(source)
+        await aclose_both(self._iterator, self._source)
 
 
 def _nothing() -> None:
     return None
-
-
-def close_of(stream: object) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
-
-
-async def aclose_of(stream: object) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
-    elif (close := getattr(stream, "close", None)) is not None and isawaitable(returned := close()):
-        # NOTE: an async stream with a close() alone was never closed through a stream around
-        # it (gzip's, a declared length's), where the drivers close it by that close(); an
-        # async def close() is awaited.
-        await returned
 
 
 def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:

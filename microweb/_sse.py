@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
-from inspect import GEN_CREATED, getgeneratorstate, isawaitable
+from inspect import GEN_CREATED, getgeneratorstate
 from types import GeneratorType
 from typing import Any
+
+from ._closing import aclose_both, close_both
 
 ACCEPTED = "str, ServerSentEvent or a mapping with keys data, event, id, retry, comment"
 # NOTE: far past any delay a browser waits (2**64 ms is 584 million years), far below the
@@ -215,11 +217,7 @@ class SSEChunks:
         self._closed = True
         # NOTE: the iterator made of the events first (its finally blocks may use the events),
         # then the events: an object whose __iter__ is a generator holds the subscription.
-        try:
-            if self._iterator is not None and self._iterator is not self._events:
-                _close(self._iterator)
-        finally:
-            _close(self._events)
+        close_both(self._iterator, self._events)
 
 
 class AsyncSSEChunks:
@@ -248,25 +246,4 @@ class AsyncSSEChunks:
         if self._closed:
             return
         self._closed = True
-        try:
-            if self._iterator is not None and self._iterator is not self._events:
-                await _aclose(self._iterator)
-        finally:
-            await _aclose(self._events)
-
-
-def _close(target: object) -> None:
-    close = getattr(target, "close", None)
-    if close is not None:
-        close()
-
-
-async def _aclose(target: object) -> None:
-    aclose = getattr(target, "aclose", None)
-    if aclose is not None:
-        await aclose()
-    elif (close := getattr(target, "close", None)) is not None and isawaitable(returned := close()):
-        # NOTE: async events with a close() alone were never closed, sent or not, where
-        # Response.stream() closes them by it. Called here, on the loop the events ran on; an
-        # async def close() is awaited.
-        await returned
+        await aclose_both(self._iterator, self._events)

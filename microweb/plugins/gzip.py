@@ -15,7 +15,8 @@ from collections.abc import (
 )
 
 from microweb import App, Request, Response
-from microweb._emission import aclose_of, check_stream, close_of, encode_chunk, sized, stream_length
+from microweb._closing import aclose_both, aclose_of, close_both, close_of
+from microweb._emission import check_stream, encode_chunk, sized, stream_length
 from microweb._files import reads_the_file
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
 from microweb._response import StreamBody
@@ -178,11 +179,7 @@ def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, N
     finally:
         # NOTE: a stream that is its own iterator was closed twice; the stream is closed even
         # when its iterator's close() fails.
-        try:
-            close_of(iterator)
-        finally:
-            if iterator is not chunks:
-                close_of(chunks)
+        close_both(iterator, chunks)
 
 
 def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
@@ -215,11 +212,7 @@ async def _acompressed(
                 yield data
         yield compressor.flush()
     finally:
-        try:
-            await aclose_of(iterator)
-        finally:
-            if iterator is not chunks:
-                await aclose_of(chunks)
+        await aclose_both(iterator, chunks)
 
 
 def _no_transform(lines: list[str]) -> bool:
