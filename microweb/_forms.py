@@ -454,10 +454,10 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
     """Refuse a form read before (a flow's read, under the app's limits) where ``limits``
     would have refused it, as far as the form tells: ``size`` is its body's bytes.
 
-    NOTE: the handler of a route of max_form_parts=2 got the 5 parts a flow's form() read
-    before routing (review243). What is counted here is what the parser counted (a file has
-    a name or data; the sizes of a multipart form's fields and part heads are its
-    ``FormMeasure``), so a form read under these limits is never refused.
+    NOTE: so that a route's limits hold for a form a flow read before routing, as for the
+    handler's own read. What is counted here is what the parser counted (a file has a name or
+    data; the sizes of a multipart form's fields and part heads are its ``FormMeasure``), so a
+    form read under these limits is never refused.
     """
     items = form._items
     measures: Measures | None = getattr(form, "_measure", None)
@@ -474,8 +474,7 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
         raise HTTPError(413, TOO_MANY_PARTS)
     # PERF: a pass over the form only where it can find something past a limit.
     if len(items) > limits.max_form_files:
-        # NOTE: a file named "" counts once it has data, as MultipartEvents counts it: three
-        # passed a route of max_form_files=2 (review252).
+        # NOTE: a file named "" counts once it has data, as MultipartEvents counts it.
         files = sum(
             1
             for _, value in items

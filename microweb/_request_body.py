@@ -30,9 +30,9 @@ async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
 
 
 def _cancelled(call: str) -> str:
-    """What a read that ``call`` began and its task's cancel ended is named in later errors."""
-    # NOTE: a read that waited for it (asyncio.gather) was refused naming itself, "request.aform():
-    # the body was already consumed by request.aform()" (review252).
+    """The name later errors give a read of ``call`` that ended without finishing: its task
+    was cancelled (or an interrupt came), so a read that waited for it (``asyncio.gather``)
+    is not told that it consumed the body itself."""
     return f"{call}, which was cancelled before it ended"
 
 
@@ -306,8 +306,8 @@ class BodyMethods(HeadProperties):
                 builder.discard()
                 raise
         elif not isinstance(form, FormData):
-            # NOTE: raised from the attribute: a local of this frame, which goes into the
-            # error's traceback, held the error, a cycle that kept the request (review252).
+            # NOTE: raised from the attribute, not a local: this frame goes into the error's
+            # traceback, and a local holding the error would make a cycle that keeps the request.
             del form
             cast(KeptError, self._form).raise_again()
         else:

@@ -86,7 +86,7 @@ def refusing(request: Request, send: Send) -> Send:
     carries the flows' headers, where the server can send it."""
     accepted = False
 
-    async def refusing(message: Message) -> None:
+    async def send_or_refuse(message: Message) -> None:
         nonlocal accepted
         kind = message["type"]
         if kind == "websocket.accept":
@@ -101,7 +101,7 @@ def refusing(request: Request, send: Send) -> Send:
                 return
         await send(message)
 
-    return refusing
+    return send_or_refuse
 
 
 # NOTE: a close before accept, which refuses the handshake: the server answers it with 403.

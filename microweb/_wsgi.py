@@ -342,7 +342,8 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
         app_loop.run(stream.aclose())
     elif hasattr(stream, "close"):
         if is_async_callable(stream.close):
-            # NOTE: its coroutine was dropped, "never awaited", and the stream left open.
+            # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
+            # (wsgi.close() came first), there is no loop to run it on, and it is not started.
             if not app_loop._stopped:
                 app_loop.run(stream.close())
         else:
@@ -476,8 +477,8 @@ class _Iterated:
     The task closes the iterator it took by its ``aclose()`` (in the task, where it ran); where
     that iterator is the stream itself (an async generator, a class whose ``__aiter__`` returns
     ``self``) and has one, the stream is closed, and ``_StreamBody.close()`` must not close it
-    a second time. Another object with no ``aclose()`` is ``left_open``, for that ``close()``
-    to close by its own ``close()``, before the stream.
+    a second time. An iterator other than the stream with no ``aclose()`` is kept in
+    ``left_open``: ``_StreamBody.close()`` closes it by its ``close()``, before the stream.
     """
 
     __slots__ = ("closes_stream", "left_open", "stream")

@@ -120,7 +120,7 @@ def keys_are_str(session: dict[str, Any]) -> bool:
         item = stack.pop()
         if isinstance(item, dict):
             for key, value in item.items():
-                if key.__class__ is not str and not isinstance(key, str):
+                if not isinstance(key, str):
                     return False
                 if isinstance(value, (dict, list, tuple)):
                     stack.append(value)
