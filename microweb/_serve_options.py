@@ -126,13 +126,20 @@ def check_host(host: str) -> None:
         raise TargetError(f"--host takes an IPv6 address without brackets: --host {host[1:-1]}")
 
 
+def host_port(host: str, port: object) -> str:
+    """Return ``host:port``, an IPv6 address in brackets (``[::1]:8000``)."""
+    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets; without
+    # them, "cannot listen on 2001:db8::1:8000" could not tell the port from the address.
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def check_address(host: str, port: int) -> None:
     unknown = unresolved(host, port)
     if unknown is not None:
         # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
         # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
         # traceback and status 1 (hostile137).
-        log_failure("cannot listen on %s:%d: %s", host, port, unknown)
+        log_failure("cannot listen on %s: %s", host_port(host, port), unknown)
         raise SystemExit(STARTUP_FAILURE)
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from ._errors import log_failure
+from ._serve_options import host_port
 from ._stopping import end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
@@ -71,7 +72,7 @@ def bind(host: str, port: int) -> list[socket.socket] | None:
                     raise
     except OSError as exc:
         # NOTE: one line, as under Waitress and a single Uvicorn process.
-        log_failure("cannot listen on %s:%d: %s", host, port, exc)
+        log_failure("cannot listen on %s: %s", host_port(host, port), exc)
     return None
 
 
