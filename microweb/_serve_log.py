@@ -8,7 +8,7 @@ import os
 import sys
 
 from ._error_logs import REPORTED_TRACEBACKS
-from ._serve_options import SERVERS
+from ._serve_options import SERVERS, host_port
 from ._stopping import OpenStreamHandler, to_nowhere
 
 logger = logging.getLogger("microweb")
@@ -75,9 +75,7 @@ class _OneLine(logging.Filter):
 
 def say_serving(host: str, server: str, port: int) -> None:
     """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
-    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets.
-    where = f"[{host}]" if ":" in host else host
-    _say(f"microweb: serving on http://{where}:{port} with {server} ({SERVERS[server]})")
+    _say(f"microweb: serving on http://{host_port(host, port)} with {server} ({SERVERS[server]})")
 
 
 def say_serving_unix(path: str, server: str, _port: object) -> None:

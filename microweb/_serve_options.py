@@ -4,13 +4,16 @@ an address that names nothing to listen on is logged as a failed start (status 3
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import socket
+from typing import Any
 
 from ._errors import log_failure
 from ._importer import TargetError
 from ._stopping import STARTUP_FAILURE
+from ._unix import port_of
 from ._watcher import MIN_TIMEOUT
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
@@ -126,13 +129,20 @@ def check_host(host: str) -> None:
         raise TargetError(f"--host takes an IPv6 address without brackets: --host {host[1:-1]}")
 
 
+def host_port(host: str, port: object) -> str:
+    """Return ``host:port``, an IPv6 address in brackets (``[::1]:8000``)."""
+    # SPEC: RFC 3986 section 3.2.2: an IPv6 address in a URL is written in brackets; without
+    # them, "cannot listen on 2001:db8::1:8000" could not tell the port from the address.
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def check_address(host: str, port: int) -> None:
     unknown = unresolved(host, port)
     if unknown is not None:
         # NOTE: one line and status 3, as for a port that is taken: Waitress raised ValueError
         # ("Invalid host/port specified.") and Uvicorn UnicodeError ("bad..host"), each with a
         # traceback and status 1 (hostile137).
-        log_failure("cannot listen on %s:%d: %s", host, port, unknown)
+        log_failure("cannot listen on %s: %s", host_port(host, port), unknown)
         raise SystemExit(STARTUP_FAILURE)
 
 
@@ -157,3 +167,96 @@ def check_least(*options: tuple[str, float | None, int]) -> None:
             raise TargetError(
                 f"{name} must be 0 or more" if least == 0 else f"{name} must be at least {least}"
             )
+
+
+def bind(host: str, port: int) -> list[socket.socket] | None:
+    """Return sockets bound to each address of ``host`` at ``port`` for the children, or
+    ``None`` (logged).
+
+    One for each address, as a single Uvicorn or Waitress process listens on each (for
+    ``localhost``, often ``127.0.0.1`` and ``::1``), but those this machine does not have;
+    with port 0, all on the port the system picks for the first, picked again when another
+    address has it taken. They are not listening yet: each child listens once its app has
+    started, so that no connection waits on an app that may never start.
+    """
+    try:
+        addresses = _addresses(host, port)
+        for attempt in range(1, _PICKS + 1):
+            try:
+                return _bound_all(addresses)
+            except OSError as exc:
+                # NOTE: the port picked for the first address, taken on another (by another
+                # program on ::1): the start failed where one process would have served.
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == _PICKS:
+                    raise
+    except OSError as exc:
+        # NOTE: one line, as under Waitress and a single Uvicorn process.
+        log_failure("cannot listen on %s: %s", host_port(host, port), exc)
+    return None
+
+
+def picks_several_ports(host: str, port: int) -> bool:
+    """Return whether a single server process would listen on ``host`` at ``port`` on more than
+    one port: with port 0, one picked for each of the addresses ``host`` names."""
+    # NOTE: Waitress and asyncio's create_server() bind each address with port 0 for itself,
+    # and the serving line named the first one's port only ("localhost": ::1 on another).
+    if port != 0:
+        return False
+    try:
+        return len(_addresses(host, port)) > 1
+    except OSError:
+        return False  # NOTE: the server says why, as it fails to listen.
+
+
+# NOTE: how many ports --port 0 tries, each picked by the system for the first address.
+_PICKS = 10
+
+
+def _bound_all(addresses: list[tuple[int, tuple[Any, ...]]]) -> list[socket.socket]:
+    """Bind a socket to each of ``addresses``, all on the first one's port; close them on
+    failure."""
+    sockets: list[socket.socket] = []
+    try:
+        for index, (family, address) in enumerate(addresses):
+            if sockets:
+                address = (address[0], port_of(sockets[0]), *address[2:])
+            try:
+                sockets.append(_bound(family, address))
+            except OSError as exc:
+                last = index == len(addresses) - 1
+                if exc.errno not in _UNAVAILABLE or (last and not sockets):
+                    raise
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+# NOTE: an address this machine does not have, or of a family it has turned off: skipped, as
+# asyncio's create_server() (so a single Uvicorn process) skips it (bpo-30945). A localhost
+# that names ::1 where IPv6 is off (a container's /etc/hosts) failed --workers and --reload
+# ("cannot listen"), where one process served on 127.0.0.1.
+_UNAVAILABLE = frozenset({errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})
+
+
+def _addresses(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """The families and addresses ``host`` names, each once, as the servers look them up."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys((family, address) for family, _, _, _, address in found))
+
+
+def _bound(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with
+            # the system's default (dual-stack on Linux), --workers 2 took IPv4 connections that
+            # one worker refused, each client's address then "::ffff:a.b.c.d" (review139).
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -30,12 +30,14 @@ from ._serve_options import (
     MAX_CLIENT_TIMEOUT,
     MAX_PORT,
     MAX_THREADS,
+    bind,
     check_address,
     check_host,
     check_least,
     check_workers,
     healthcheck_timeout,
     normalize_root_path,
+    picks_several_ports,
 )
 from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
@@ -405,6 +407,12 @@ def _serve(
         announce = functools.partial(say_serving, host, server)
     else:
         announce = functools.partial(say_serving_unix, listener.path, server)
+    shared = None if listener is None else [listener.sock]
+    if workers == 1 and not reload and picks_several_ports(host, port):
+        # NOTE: every address on one port, as --workers binds them (the port it announces).
+        shared = bind(host, port)
+        if shared is None:
+            return None
     if server == "waitress":
         # NOTE: Waitress looks for idle connections every cleanup_interval (30 s) only.
         adjustments: dict[str, Any] = {
@@ -413,10 +421,10 @@ def _serve(
         }
         if connection_limit is not None:
             adjustments["connection_limit"] = connection_limit
-        if listener is None:
+        if shared is None:
             adjustments.update(host=host, port=port)
         else:
-            adjustments["sockets"] = [listener.sock]
+            adjustments["sockets"] = shared
         return _serve_waitress(
             app, host, threads, root_path, graceful_timeout, announce, adjustments
         )
@@ -432,13 +440,13 @@ def _serve(
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
         "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",
     }
-    if listener is None:
+    if shared is None:
         settings.update(host=host, port=port)
     if connection_limit is not None:
         # NOTE: Uvicorn refuses a request once the connections, its own included, reach the
         # limit: N connections are served with a limit of N + 1.
         settings["limit_concurrency"] = connection_limit + 1
-    sockets = None if listener is None else [listener.sock]
+    sockets = shared
     if workers != 1 or reload:
         settings["timeout_worker_healthcheck"] = timeout_worker_healthcheck
         _export(FORWARDED_VARIABLE, forwarded_allow_ips)
@@ -523,7 +531,7 @@ def _serve_uvicorn_processes(
     os.environ[ROOT_PATH_VARIABLE] = root_path
     os.environ[LOG_LEVEL_VARIABLE] = settings["log_level"]
     _export(THREADS_VARIABLE, None if threads is None else str(threads))
-    from ._supervisor import bind, serve_processes
+    from ._supervisor import serve_processes
     from ._uvicorn import Config
 
     if sockets is None:

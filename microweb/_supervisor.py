@@ -23,7 +23,6 @@ progress is stopped, then killed, and replaced (``_workers``).
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import os
@@ -31,13 +30,11 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from ._errors import log_failure
 from ._stopping import end_by, interrupts_held, take_interrupts
-from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 from ._workers import Workers
 
@@ -47,86 +44,6 @@ else:
     from uvicorn.supervisors import ChangeReload as Reloader
 
 logger = logging.getLogger("microweb")
-
-
-def bind(host: str, port: int) -> list[socket.socket] | None:
-    """Return sockets bound to each address of ``host`` at ``port`` for the children, or
-    ``None`` (logged).
-
-    One for each address, as a single Uvicorn or Waitress process listens on each (for
-    ``localhost``, often ``127.0.0.1`` and ``::1``), but those this machine does not have;
-    with port 0, all on the port the system picks for the first, picked again when another
-    address has it taken. They are not listening yet: each child listens once its app has
-    started, so that no connection waits on an app that may never start.
-    """
-    try:
-        addresses = _addresses(host, port)
-        for attempt in range(1, _PICKS + 1):
-            try:
-                return _bound_all(addresses)
-            except OSError as exc:
-                # NOTE: the port picked for the first address, taken on another (by another
-                # program on ::1): the start failed where one process would have served.
-                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == _PICKS:
-                    raise
-    except OSError as exc:
-        # NOTE: one line, as under Waitress and a single Uvicorn process.
-        log_failure("cannot listen on %s:%d: %s", host, port, exc)
-    return None
-
-
-# NOTE: how many ports --port 0 tries, each picked by the system for the first address.
-_PICKS = 10
-
-
-def _bound_all(addresses: list[tuple[int, tuple[Any, ...]]]) -> list[socket.socket]:
-    """Bind a socket to each of ``addresses``, all on the first one's port; close them on
-    failure."""
-    sockets: list[socket.socket] = []
-    try:
-        for index, (family, address) in enumerate(addresses):
-            if sockets:
-                address = (address[0], port_of(sockets[0]), *address[2:])
-            try:
-                sockets.append(_bound(family, address))
-            except OSError as exc:
-                last = index == len(addresses) - 1
-                if exc.errno not in _UNAVAILABLE or (last and not sockets):
-                    raise
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-# NOTE: an address this machine does not have, or of a family it has turned off: skipped, as
-# asyncio's create_server() (so a single Uvicorn process) skips it (bpo-30945). A localhost
-# that names ::1 where IPv6 is off (a container's /etc/hosts) failed --workers and --reload
-# ("cannot listen"), where one process served on 127.0.0.1.
-_UNAVAILABLE = frozenset({errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})
-
-
-def _addresses(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
-    """The families and addresses ``host`` names, each once, as the servers look them up."""
-    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    return list(dict.fromkeys((family, address) for family, _, _, _, address in found))
-
-
-def _bound(family: int, address: tuple[Any, ...]) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            # NOTE: IPv6 only, as a single Uvicorn or Waitress process listens on "::": with
-            # the system's default (dual-stack on Linux), --workers 2 took IPv4 connections that
-            # one worker refused, each client's address then "::ffff:a.b.c.d" (review139).
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def serve_processes(

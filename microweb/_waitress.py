@@ -41,6 +41,7 @@ from ._effects import ShutdownError
 from ._errors import log_failure
 from ._parsing import folded_framing
 from ._request import logged_bytes
+from ._serve_options import host_port
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._target import target_path
 from ._wsgi import AFTER_SENT, WSGIDriver
@@ -597,7 +598,7 @@ def serve_waitress(
         return None
     except OSError as exc:
         # NOTE: one line, as Uvicorn says it: a traceback would only show Waitress's frames.
-        where = f"{adjustments.get('host')}:{adjustments.get('port')}"
+        where = host_port(str(adjustments.get("host")), adjustments.get("port"))
         log_failure("cannot listen on %s: %s", where, exc)
         return None
     try:

@@ -125,7 +125,7 @@ def fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> FakeUvicorn:
     monkeypatch.setattr(microweb._uvicorn, "Config", fake.Config)
     monkeypatch.setattr(microweb._uvicorn, "configure_uvicorn_logging", lambda: None)
     monkeypatch.setattr(microweb._supervisor, "serve_processes", fake.serve_processes)
-    monkeypatch.setattr(microweb._supervisor, "bind", lambda host, port: "socket")
+    monkeypatch.setattr(serving_module, "bind", lambda host, port: "socket")
     # NOTE: serve() sets the stall timeout of this process's protocols; restored at the end.
     monkeypatch.setattr(microweb._stall.StallTimer, "stall_timeout", microweb._stall.STALL_TIMEOUT)
     for name in (

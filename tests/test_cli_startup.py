@@ -263,3 +263,24 @@ def test_threads_the_system_refuses_end_waitress_with_none_left_running(
     assert "cannot start 6 threads (can't start new thread; 3 started)" in caplog.text
     left = [thread.name for thread in threading.enumerate() if thread.name.startswith("waitress")]
     assert left == []
+
+
+@pytest.mark.parametrize(
+    ("server", "host"),
+    [
+        *((server, ":::") for server in SERVERS),
+        # NOTE: an address in IPv6's documentation range, which no machine has: Waitress and
+        # the shared socket of --workers fail to bind it (a single Uvicorn says it itself).
+        *((server, "2001:db8::1") for server in ("waitress", "uvicorn-workers")),
+    ],
+)
+def test_an_ipv6_host_that_cannot_listen_is_said_in_brackets(
+    tmp_path: Path, server: str, host: str
+) -> None:
+    # NOTE: "cannot listen on 2001:db8::1:8000" could not tell the port from the address,
+    # while the serving line writes the address in brackets.
+    done = _serve(8000, server, tmp_path / "events.txt", host=host)
+    log = done.stdout + done.stderr
+    assert done.returncode == STARTUP_FAILURE, log
+    assert f"ERROR:microweb: cannot listen on [{host}]:8000: " in log, log
+    assert "Traceback" not in log, log

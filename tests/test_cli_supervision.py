@@ -41,7 +41,7 @@ from servers import (
     wait_for,
 )
 
-from microweb import _supervisor, _watcher, _workers
+from microweb import _serve_options, _watcher, _workers
 
 # NOTE: the class itself, before the fixture below replaces it.
 REAL_WORKER = _workers.Worker
@@ -1187,7 +1187,7 @@ def test_the_pipe_of_a_started_worker_is_closed_once_it_has_ended(
 def test_the_shared_socket_on_every_ipv6_address_takes_no_ipv4_connection() -> None:
     # NOTE: as a single Uvicorn or Waitress process on --host ::; dual-stack, --workers 2
     # served IPv4 clients as "::ffff:127.0.0.1" where one worker refused them (review139).
-    sockets = _supervisor.bind("::", 0)
+    sockets = _serve_options.bind("::", 0)
     assert sockets is not None and len(sockets) == 1
     with sockets[0] as sock:
         sock.listen()
@@ -1213,7 +1213,7 @@ def test_the_shared_sockets_take_every_address_of_the_host_on_one_port(
         return [*found[0], *found[1], *found[1]]  # NOTE: and one twice, as some systems say.
 
     monkeypatch.setattr(socket, "getaddrinfo", both)
-    sockets = _supervisor.bind("localhost", 0)
+    sockets = _serve_options.bind("localhost", 0)
     assert sockets is not None and len(sockets) == 2
     with sockets[0], sockets[1]:
         assert sockets[0].getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
@@ -1252,7 +1252,7 @@ def test_the_shared_sockets_skip_an_address_this_machine_does_not_have(
     # and --reload fail to start ("cannot listen"), where one process served on 127.0.0.1.
     found = [_ELSEWHERE, HOST] if order == "first" else [HOST, _ELSEWHERE]
     _also_elsewhere(monkeypatch, found)
-    sockets = _supervisor.bind("localhost", 0)
+    sockets = _serve_options.bind("localhost", 0)
     assert sockets is not None and len(sockets) == 1
     with sockets[0] as sock:
         assert sock.getsockname()[0] == HOST
@@ -1264,7 +1264,7 @@ def test_the_shared_sockets_of_no_address_this_machine_has_are_a_failure_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     _also_elsewhere(monkeypatch, [_ELSEWHERE])
-    assert _supervisor.bind("localhost", 0) is None
+    assert _serve_options.bind("localhost", 0) is None
     [record] = [r for r in caplog.records if r.name == "microweb"]
     assert record.getMessage().startswith("cannot listen on localhost:0: ")
 
@@ -1282,7 +1282,7 @@ def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
     except OSError:
         pytest.skip("no ::1 here")
     _also_elsewhere(monkeypatch, [HOST, "::1"])
-    real_bound = _supervisor._bound
+    real_bound = _serve_options._bound
     blockers: list[socket.socket] = []
 
     def bound(family: int, address: tuple[Any, ...]) -> socket.socket:
@@ -1293,9 +1293,9 @@ def test_port_0_picks_another_port_when_the_first_is_taken_on_another_address(
             blocker.bind(address)
         return real_bound(family, address)
 
-    monkeypatch.setattr(_supervisor, "_bound", bound)
+    monkeypatch.setattr(_serve_options, "_bound", bound)
     try:
-        sockets = _supervisor.bind("localhost", 0)
+        sockets = _serve_options.bind("localhost", 0)
         assert sockets is not None and len(sockets) == 2
         with sockets[0], sockets[1]:
             ports = {sock.getsockname()[1] for sock in sockets}
@@ -1329,3 +1329,41 @@ def test_the_watcher_finds_no_progress_while_a_callback_outside_any_task_blocks_
     assert line.endswith(
         ", in blocks\n    time.sleep(0.001)  # NOTE: the loop, blocked outside any task."
     )
+
+
+# NOTE: a sitecustomize that makes one name stand for 127.0.0.1 and ::1, as localhost does in
+# many /etc/hosts files (not in every test machine's).
+_DUAL_NAME = """
+import socket
+
+_real = socket.getaddrinfo
+
+
+def _dual(host, port, *args, **kwargs):
+    if host != "dual.test":
+        return _real(host, port, *args, **kwargs)
+    return _real("127.0.0.1", port, *args, **kwargs) + _real("::1", port, *args, **kwargs)
+
+
+socket.getaddrinfo = _dual
+"""
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6")
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_port_0_listens_on_one_port_for_every_address_of_the_host(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: a single Waitress or Uvicorn process bound each address of the name on a port of
+    # its own, and the serving line named only the first: ::1 was served on a port no one knew.
+    (tmp_path / "sitecustomize.py").write_text(_DUAL_NAME)
+    path = os.pathsep.join([str(tmp_path), environment()["PYTHONPATH"]])
+    log, until = tmp_path / "serve.log", re.compile(r"serving on http://dual\.test:(\d+) ")
+    options = (*SERVE_MODES[mode], "--host", "dual.test")
+    with _serving(log, 0, *options, until=until, PYTHONPATH=path) as process:
+        found = until.search(read_log(log))
+        assert found is not None and process.poll() is None, read_log(log)
+        port = int(found.group(1))
+        for address in (HOST, "[::1]"):
+            answer = httpx.get(f"http://{address}:{port}/where", timeout=10)
+            assert answer.status_code == 200, (address, read_log(log))
