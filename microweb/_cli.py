@@ -22,7 +22,7 @@ from ._serving import (
     loaded,
     serve,
 )
-from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
+from ._stopping import STARTUP_FAILURE, end_by, to_nowhere, to_stderr
 
 
 def _handler_name(handler: object) -> str:
@@ -184,17 +184,16 @@ def _not_compiled(target: str, exc: BaseException) -> int:
         why = f"its code called sys.exit({exc.code!r})"
     else:
         why = f"{type(exc).__name__}: {exc}"
-    try:
+
+    def write() -> None:
         traceback.print_exception(exc)
         print(
             f"microweb: error: startup failed: {target} does not compile: {why} (traceback above)",
             file=sys.stderr,
             flush=True,
         )
-    except BrokenPipeError:
-        to_nowhere(sys.stderr)
-    except ValueError:
-        pass  # NOTE: a sys.stderr the app's code closed: the status still says it.
+
+    to_stderr(write)
     return STARTUP_FAILURE
 
 
@@ -244,13 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timeout_worker_healthcheck=args.timeout_worker_healthcheck,
             )
     except TargetError as exc:
-        try:
-            print(f"microweb: error: {exc}", file=sys.stderr, flush=True)
-        except BrokenPipeError:
-            # NOTE: "microweb routes shop:app 2>&1 | true": status 1 where 2 was due.
-            to_nowhere(sys.stderr)
-        except ValueError:
-            pass  # NOTE: a stderr the target's code closed: it raised, status 1 where 2 was due.
+        message = f"microweb: error: {exc}"
+        to_stderr(lambda: print(message, file=sys.stderr, flush=True))
         return 2
     except KeyboardInterrupt:
         # NOTE: SIGINT before the server handles it (the target's import, Waitress's startup

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from ._serve_options import (
     normalize_root_path,
     picks_several_ports,
 )
-from ._stopping import STARTUP_FAILURE, end_by, to_nowhere
+from ._stopping import STARTUP_FAILURE, end_by, to_stderr
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
@@ -140,16 +139,8 @@ def loaded(target: str) -> App:
 
 
 def _print_traceback() -> None:
-    """Print the exception being handled on stderr; once no one reads stderr, nothing more."""
-    try:
-        traceback.print_exc()
-    except BrokenPipeError:
-        # NOTE: "microweb routes shop:app 2>&1 | head -1": it raised out of main(), status 1.
-        to_nowhere(sys.stderr)
-    except ValueError:
-        # NOTE: a stderr that the target's code closed as it was imported: it raised out of
-        # main() (ValueError), status 1.
-        pass
+    """Print the exception being handled on stderr (see ``to_stderr()``)."""
+    to_stderr(traceback.print_exc)
 
 
 def time_clients(seconds: int) -> None:

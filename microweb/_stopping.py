@@ -58,6 +58,22 @@ def _flush(name: str) -> None:
             logger.warning("cannot write to %s: %s", name, exc)
 
 
+def to_stderr(write: Callable[[], object]) -> None:
+    """Run ``write``, a print or a traceback to ``sys.stderr``; once no one reads it, or app
+    code closed it, nothing more: the exit status still says what happened.
+
+    NOTE: "microweb routes shop:app 2>&1 | head -1" raised BrokenPipeError out of main(), and
+    a closed stderr ValueError: status 1, where 2 or 3 was due.
+    """
+    try:
+        write()
+    except BrokenPipeError:
+        to_nowhere(sys.stderr)
+    except ValueError:
+        if not getattr(sys.stderr, "closed", False):
+            raise
+
+
 def to_nowhere(stream: TextIO) -> bool:
     """Make ``stream`` (stdout, stderr) write to nothing, once no one reads it; return whether
     it could.
