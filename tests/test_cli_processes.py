@@ -653,7 +653,19 @@ def test_a_stdout_that_app_code_closed_is_said_and_the_process_ends_by_the_signa
 @contextlib.contextmanager
 def _serving_source(tmp_path: Path, mode: str, source: str) -> Iterator[tuple[int, Path]]:
     """Serve ``source``'s ``app``, written as ``logging_app.py`` in ``tmp_path`` (which the app
-    may log into: ``$LOGGING_APP_DIR``), the way ``mode`` says; yield its port and log."""
+    may log into: ``$LOGGING_APP_DIR``), the way ``mode`` says; yield its port and log once it
+    has said it serves."""
+    with _started_source(tmp_path, mode, source) as (port, log, _):
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
+        yield port, log
+
+
+@contextlib.contextmanager
+def _started_source(
+    tmp_path: Path, mode: str, source: str
+) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]]]:
+    """Serve ``source``'s ``app`` as ``_serving_source()`` does, but yield once it accepts
+    connections, with its process: stopped when the block ends, its status read after."""
     (tmp_path / "logging_app.py").write_text(source)
     port, log = free_port(), tmp_path / "serve.log"
     command = [
@@ -663,8 +675,7 @@ def _serving_source(tmp_path: Path, mode: str, source: str) -> Iterator[tuple[in
     variables = environment(LOGGING_APP_DIR=str(tmp_path))
     process = start(command, port=port, log=log, env=variables, cwd=tmp_path)
     try:
-        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
-        yield port, log
+        yield port, log, process
     finally:
         stop(process, timeout=10)
 
@@ -847,18 +858,9 @@ def test_an_app_that_sets_stdout_to_none_gets_no_logging_errors(tmp_path: Path, 
     # NOTE: Uvicorn's access log wrote to the sys.stdout of the moment, None: "--- Logging
     # error ---" and an AttributeError's traceback on stderr for every request. And the stop
     # flushed None: a traceback, and status 1 where the signal's was due.
-    (tmp_path / "logging_app.py").write_text(_NO_STDOUT_APP)
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
-        *("--port", str(port), *SERVE_MODES[mode]),
-    ]
-    process = start(command, port=port, log=log, cwd=tmp_path)
-    try:
+    with _started_source(tmp_path, mode, _NO_STDOUT_APP) as (port, log, process):
         for _ in range(2):
             assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
-    finally:
-        stop(process, timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     if mode != "waitress":
         assert "Application startup complete." in read_log(log)
@@ -895,21 +897,12 @@ def test_an_app_that_closes_stderr_is_served_all_the_same(tmp_path: Path, mode: 
     # NOTE: the log handlers write to a closed stream: its ValueError went out of logging
     # (its handleError() writes to sys.stderr too) into Uvicorn's send(), and no request was
     # answered. A closed stream drops the line, as a None one does.
-    (tmp_path / "logging_app.py").write_text(_CLOSING_STDERR_APP)
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
-        *("--port", str(port), *SERVE_MODES[mode]),
-    ]
-    process = start(command, port=port, log=log, cwd=tmp_path)
-    try:
+    with _started_source(tmp_path, mode, _CLOSING_STDERR_APP) as (port, log, process):
         # NOTE: every process of the workers closes its own: each is asked a few times.
         for _ in range(4):
             assert httpx.get(f"http://{HOST}:{port}/close", timeout=10).text == "closed"
             assert httpx.get(f"http://{HOST}:{port}/broken", timeout=10).status_code == 500
             assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
-    finally:
-        stop(process, timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
 
 
@@ -931,17 +924,8 @@ def home(request):
 def test_an_app_that_closes_stdout_as_it_is_imported_is_served(tmp_path: Path, mode: str) -> None:
     # NOTE: the serving line's print() raised ValueError ("I/O operation on closed file") out
     # of the server's start: a traceback, and the app was not served.
-    (tmp_path / "logging_app.py").write_text(_CLOSED_STDOUT_APP)
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [
-        *(sys.executable, "-m", "microweb", "serve", "logging_app:app", "--host", HOST),
-        *("--port", str(port), *SERVE_MODES[mode]),
-    ]
-    process = start(command, port=port, log=log, cwd=tmp_path)
-    try:
+    with _started_source(tmp_path, mode, _CLOSED_STDOUT_APP) as (port, log, process):
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).text == "home"
-    finally:
-        stop(process, timeout=10)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
 
