@@ -144,8 +144,12 @@ async def _refuse_unrouted(
 ) -> None:
     """Refuse a handshake no WebSocket route takes with what the flows make of ``refused``
     (see ``refuse_handshake``)."""
+    refusing = refuse_handshake(host.plan, request, refused)
+    # NOTE: the error's traceback holds this frame (its frames' callers, on Python 3.12), and
+    # this frame held it: a cycle that kept the request until a full collection.
+    del refused
     try:
-        response = await drive_async(refuse_handshake(host.plan, request, refused), host.pool)
+        response = await drive_async(refusing, host.pool)
     except ClientDisconnect:
         await refuse(send)  # NOTE: as for a flow's (see _accepted).
         return
