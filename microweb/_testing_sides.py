@@ -186,7 +186,10 @@ def _with_ipv6_host(url: httpx.URL) -> httpx.URL:
         address = None
     if address is None or address.scope_id is not None:
         raise httpx.InvalidURL(f"Invalid IPv6 address: {url.host!r}")
-    pieces = [format(int(piece, 16), "x") for piece in address.exploded.split(":")]
+    # NOTE: from its number: Python 3.13's exploded form writes an embedded IPv4 address in
+    # dots ("...:ffff:127.0.0.1"), where earlier ones give eight hexadecimal pieces.
+    number = int(address)
+    pieces = [format(number >> shift & 0xFFFF, "x") for shift in range(112, -1, -16)]
     start, length = 0, 0
     for index in range(len(pieces)):
         run = next((n for n in range(index, len(pieces)) if pieces[n] != "0"), len(pieces))
