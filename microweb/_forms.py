@@ -29,6 +29,7 @@ from ._parts import (
     Measures,
     MultipartEvents,
     PartHead,
+    field_too_large,
     fields_too_large,
     too_many_files,
 )
@@ -269,6 +270,7 @@ class FormBuilder:
         if self._urlencoded is not None:
             data = self._urlencoded.take()
             self.items.extend(parse_fields(data, self.limits.max_query_params))
+            check_urlencoded_fields(self.items, self.limits, len(data))
             if data:
                 # NOTE: as parse_fields() counts them (empty ones too), for check_kept_form().
                 measure = ((), 0, 0, 0, data.count(b"&") + 1)
@@ -469,6 +471,7 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
         sent = len(items) if measure is None else measure.urlencoded_fields
         if sent > limits.max_query_params:
             raise too_many_fields(limits.max_query_params)
+        check_urlencoded_fields(items, limits, size)
         return
     if len(items) > limits.max_form_parts:
         raise HTTPError(413, TOO_MANY_PARTS)
@@ -486,3 +489,18 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
     # of max_field_size=6; the part heads' limits were not checked at all.
     if measure is not None:
         measure.check(limits, size)
+
+
+def check_urlencoded_fields(items: list[tuple[str, FormValue]], limits: Limits, size: int) -> None:
+    """Refuse a urlencoded form (``size``: its body's bytes) with a field past
+    ``max_field_size``, measured in bytes once percent-decoded, as a multipart field's bytes.
+
+    NOTE: the limit held for multipart fields alone: a urlencoded field of any size within
+    max_form_memory passed. Its value is counted, not its name, as in a multipart part.
+    """
+    # PERF: decoding never makes a field longer, so a body within the limit holds none past it.
+    if size <= limits.max_field_size:
+        return
+    for name, value in items:
+        if isinstance(value, str) and len(value.encode("utf-8")) > limits.max_field_size:
+            raise field_too_large(name, limits)

@@ -286,6 +286,15 @@ FORM_LIMITS = {
         400,
         "more than 2 query or form fields",
     ),
+    # NOTE: max_field_size held for multipart fields alone; a urlencoded field is measured
+    # in bytes once percent-decoded, as a multipart field's bytes are.
+    "urlencoded-field": (
+        {"max_field_size": 5},
+        b"b=1&a=" + b"%C3%A9" * 3,
+        FORM,
+        413,
+        "form field 'a' is larger than 5 bytes",
+    ),
     # NOTE: the parser counts the empty fields too (as parse_qsl does), where a kept form's
     # check counted its items: one field and three empty ones passed max_query_params=2.
     "urlencoded-empty-fields": (
