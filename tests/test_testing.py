@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import re
 import threading
 import time
 import warnings
@@ -891,6 +892,47 @@ def test_an_async_iterable_body_is_refused_by_name_where_the_wsgi_side_sends_it(
                 client.stream("POST", "/", content=body),
             ):
                 pass  # pragma: no cover
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        pytest.param({"data": {"a": "1"}, "json": {"b": 2}}, "data= and json=", id="data-json"),
+        pytest.param({"files": {"f": b"x"}, "json": {"b": 2}}, "files= and json=", id="files-json"),
+        pytest.param({"content": b"x", "json": {"b": 2}}, "content= and json=", id="content-json"),
+        pytest.param(
+            {"content": b"x", "data": {"a": "1"}}, "content= and data=", id="content-data"
+        ),
+        pytest.param(
+            {"content": b"x", "files": {"f": b"x"}}, "content= and files=", id="content-files"
+        ),
+        pytest.param(
+            {"content": b"x", "data": {"a": "1"}, "files": {"f": b"x"}, "json": 1},
+            "content=, data=, files= and json=",
+            id="all",
+        ),
+    ],
+)
+def test_two_bodies_are_refused_by_name(interface: str, given: dict[str, Any], named: str) -> None:
+    # NOTE: httpx sends one of them and drops the others without a word: json= beside data=
+    # or files=, and data=, files= and json= beside content=. The app got the form alone.
+    app = App()
+
+    @app.post("/")
+    def size(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}  # pragma: no cover
+
+    with TestClient(app, interface=interface) as client:
+        with pytest.raises(TypeError, match=re.escape(f"takes one body, not {named} (pass one")):
+            client.post("/", **given)
+        if interface != "both":
+            with (
+                pytest.raises(TypeError, match=re.escape(named)),
+                client.stream("POST", "/", **given),
+            ):
+                pass  # pragma: no cover
+        # NOTE: data= beside files= is one multipart body, and a None is no body.
+        assert client.post("/", data={"a": "1"}, files={"f": b"x"}, json=None).status_code == 200
 
 
 def test_an_async_iterable_body_is_sent_under_asgi() -> None:
