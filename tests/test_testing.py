@@ -467,6 +467,24 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         *(("//127.0.0.1./x", "http", "127.0.0.1", "/x"), ("//0x/x", "http", "0.0.0.0", "/x")),
         ("https://%31%32%37.1/x", "https", "127.0.0.1", "/x"),
         ("http://1.0x10000/x", "http", "1.1.0.0", "/x"),
+        # NOTE: a browser maps a host's fullwidth digits, letters and dots to ASCII (UTS 46)
+        # before it reads an IPv4 address in it, where httpx refused the IDNA hostname (a
+        # Location holds them percent-encoded: "127.1", "0X7F" and an ideographic full stop
+        # before "1", "example", in fullwidth).
+        ("//%EF%BC%91%EF%BC%92%EF%BC%97%EF%BC%8E%EF%BC%91/x", "http", "127.0.0.1", "/x"),
+        (
+            "http://%EF%BC%90%EF%BC%B8%EF%BC%97%EF%BC%A6%E3%80%82%EF%BC%91/x",
+            "http",
+            "127.0.0.1",
+            "/x",
+        ),
+        (
+            "//%EF%BD%85%EF%BD%98%EF%BD%81%EF%BD%8D%EF%BD%90%EF%BD%8C%EF%BD%85.com/x",
+            "http",
+            "example.com",
+            "/x",
+        ),
+        ("//%EF%BC%91%EF%BC%92%EF%BC%97.1/x", "http", "127.0.0.1", "/x"),
     ],
 )
 def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(
