@@ -763,6 +763,62 @@ def test_websocket_connect_takes_a_base_url_set_later(interface: str) -> None:
     assert (seen["scheme"], seen["cookies"]) == ("wss", {})
 
 
+def _origin_sent(origin: str) -> Any:
+    app = App()
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_json(ws.headers.get("origin"))
+
+    with (
+        TestClient(app, interface="asgi") as client,
+        client.websocket_connect("/ws", origin=origin) as session,
+    ):
+        return session.receive_json()
+
+
+@pytest.mark.parametrize(
+    ("origin", "sent"),
+    [
+        # NOTE: its host mapped to ASCII as a browser maps it (UTS 46), then read as an IPv4
+        # address where it is one; httpx refused it as no IDNA hostname.
+        ("https://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11", "https://127.0.0.1"),
+        ("https://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com:8443", "https://example.com:8443"),
+        ("https://b\u00fccher.example:65535", "https://xn--bcher-kva.example:65535"),
+        ("https://b\u00fccher.example:", "https://xn--bcher-kva.example"),
+    ],
+)
+def test_a_non_ascii_origin_goes_as_a_browser_sends_it(origin: str, sent: str) -> None:
+    assert _origin_sent(origin) == sent
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        # NOTE: httpx took a port past 65535, and -1, which went out as written.
+        "https://b\u00fccher.example:99999",
+        "https://b\u00fccher.example:65536",
+        "https://b\u00fccher.example:-1",
+        "https://b\u00fccher.example:x",
+        "https://b\u00fccher.example:\uff18\uff10",
+        # NOTE: the slash was dropped: an origin has no path, not even "/".
+        "https://b\u00fccher.example/",
+        "https://b\u00fccher.example?",
+        "https://b\u00fccher.example#",
+        "https://b\u00fccher..example",
+        "https://xn--a.b\u00fc",
+        # NOTE: UTS 46 maps them to "a:80" and "1.2.3.4.5", no host a browser reads.
+        "https://\uff41\uff1a\uff18\uff10",
+        "https://1.2.3.\uff14.\uff15",
+        "b\u00fccher.example",
+    ],
+)
+def test_a_malformed_non_ascii_origin_is_a_value_error(origin: str) -> None:
+    with pytest.raises(ValueError, match=r"origin= as scheme://host\[:port\], not"):
+        _origin_sent(origin)
+
+
 @pytest.mark.parametrize(
     ("base_url", "url"),
     [("http://user:pw@testserver", "/who"), ("http://testserver", "http://user:pw@testserver/who")],
