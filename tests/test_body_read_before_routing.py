@@ -331,6 +331,22 @@ FORM_LIMITS = {
         413,
         "form field 'a' is larger than 5 bytes",
     ),
+    # NOTE: past several, as its read meets them: the body's bytes, its fields' count, then
+    # each field's bytes.
+    "urlencoded-fields-before-field": (
+        {"max_query_params": 1, "max_field_size": 2},
+        b"a=xxxx&b=1",
+        FORM,
+        400,
+        "more than 1 query or form fields",
+    ),
+    "urlencoded-memory-before-field": (
+        {"max_form_memory": 9, "max_field_size": 2},
+        b"a=xxxx&b=1",
+        FORM,
+        413,
+        "form fields are larger than 9 bytes",
+    ),
     # NOTE: the parser counts the empty fields too (as parse_qsl does), where a kept form's
     # check counted its items: one field and three empty ones passed max_query_params=2.
     "urlencoded-empty-fields": (
