@@ -71,8 +71,12 @@ def _reason(exc: multipart.MultipartError) -> str:
     return message if isinstance(message, str) else type(exc).__name__
 
 
+# NOTE: one part of a multipart form as read: the bytes of each line of its head, the name
+# and bytes (before decoding) of a text field (None, 0 for a file or an empty file input),
+# and whether it counts as a file.
+PartMeasure = tuple[list[int], str | None, int, bool]
 # NOTE: the fields of a FormMeasure, kept as a tuple until a check needs it.
-Measures = tuple[tuple[tuple[str, int], ...], int, int, int, int]
+Measures = tuple[tuple[PartMeasure, ...], int, Limits]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,34 +84,51 @@ class FormMeasure:
     """A form's sizes as the client sent them, which its limits count: what a form kept by a
     read before routing is checked against, under the route's limits."""
 
-    # NOTE: each text field's name and bytes (before decoding), in order (multipart).
-    fields: tuple[tuple[str, int], ...]
-    widest_head: int
-    most_head_lines: int
-    all_heads: int
+    # NOTE: each part of a multipart form, in order.
+    parts: tuple[PartMeasure, ...]
     # NOTE: the fields of a urlencoded body as its parser counts them, the empty ones too.
-    urlencoded_fields: int = 0
+    urlencoded_fields: int
+    # NOTE: the limits the form was read under, which nothing of it is past.
+    read_under: Limits
 
-    def check(self, limits: Limits, size: int) -> None:
-        """Raise the 413 that a read under ``limits`` would have raised, if any (``size``:
-        the bytes of the body)."""
-        for reason, measured, limit in (
-            (TOO_LONG, self.widest_head, limits.max_part_header_size),
-            (TOO_MANY_LINES, self.most_head_lines, limits.max_part_headers),
-            (HEADS_TOO_LONG, self.all_heads, limits.max_form_header_size),
-        ):
-            if measured > limit:
-                raise HTTPError(413, f"multipart limit reached: {reason}")
-        # PERF: a pass over the fields only where it can find something past a limit.
-        if size <= min(limits.max_field_size, limits.max_form_memory):
+    def check(self, limits: Limits) -> None:
+        """Raise the 413 that a read of the multipart form under ``limits`` would have raised
+        first, if any.
+
+        NOTE: a read meets the limits in the order of the body, part by part, each head line
+        by line (as ``_Parser`` and ``MultipartEvents`` check them), so they are taken in that
+        order here. Taken one limit at a time over the whole form, a kept form past several
+        answered with another one than the handler's own read: the parts' count for a first
+        field past ``max_field_size``, the files' for the fields' memory.
+        """
+        if limits == self.read_under:
             return
-        memory = 0
-        for name, field_size in self.fields:
-            if field_size > limits.max_field_size:
-                raise field_too_large(name, limits)
-            memory += field_size
-            if memory > limits.max_form_memory:
-                raise fields_too_large(limits)
+        files = memory = all_heads = 0
+        for index, (lines, field, size, is_file) in enumerate(self.parts, 1):
+            if index > limits.max_form_parts:
+                raise HTTPError(413, TOO_MANY_PARTS)
+            head = 0
+            for count, line in enumerate(lines, 1):
+                head += line
+                all_heads += line
+                for reason, measured, limit in (
+                    (TOO_MANY_LINES, count, limits.max_part_headers),
+                    (TOO_LONG, head, limits.max_part_header_size),
+                    (HEADS_TOO_LONG, all_heads, limits.max_form_header_size),
+                ):
+                    if measured > limit:
+                        raise HTTPError(413, f"multipart limit reached: {reason}")
+            if is_file:
+                files += 1
+                if files > limits.max_form_files:
+                    raise too_many_files(limits)
+            elif field is not None:
+                # NOTE: as a field that comes in one chunk: past both, its own size first.
+                if size > limits.max_field_size:
+                    raise field_too_large(field, limits)
+                memory += size
+                if memory > limits.max_form_memory:
+                    raise fields_too_large(limits)
 
 
 def parser_error(exc: multipart.MultipartError) -> HTTPError:
@@ -227,8 +248,8 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     _before_boundary = True
     # NOTE: set by MultipartEvents (Limits.max_part_header_size, max_form_header_size).
     max_head_bytes = max_all_head_bytes = 0
-    # NOTE: the largest part head, in bytes and in lines, for a kept form's FormMeasure.
-    widest_head = most_head_lines = 0
+    # NOTE: the bytes of each line of the current part's head, for a kept form's FormMeasure.
+    head_lines: list[int]
 
     def parse(self, chunk: bytes) -> Iterator[Any]:
         """Parse a chunk, as ``multipart`` does, with a preamble skipped the same way however
@@ -263,6 +284,7 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
     def _on_segment_start(self) -> None:
         super()._on_segment_start()
         self._head_lines = self._head_bytes = 0
+        self.head_lines = []
 
     def _on_segment_headerline(self, line: bytes) -> None:
         # NOTE: multipart checks each line alone and counts headers, not lines: a folded line
@@ -286,6 +308,7 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
         if self._all_head_bytes > self.max_all_head_bytes:
             raise multipart.ParserLimitReached(HEADS_TOO_LONG)
         super()._on_segment_headerline(line)
+        self.head_lines.append(len(line))
 
     def _create_segment(self, headerlist: list[tuple[str, str]]) -> multipart.MultipartSegment:
         # NOTE: the hook multipart documents for subclasses; the names come title-cased.
@@ -301,10 +324,6 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
                 read.append(name)
                 _check_params(name, value)
         segment: multipart.MultipartSegment = super()._create_segment(headerlist)
-        if self._head_bytes > self.widest_head:
-            self.widest_head = self._head_bytes
-        if self._head_lines > self.most_head_lines:
-            self.most_head_lines = self._head_lines
         return segment
 
 
@@ -350,11 +369,11 @@ class MultipartEvents:
         # The parse() method itself, not one that calls it (see the PERF of AsyncParts._adata).
         self.raw: Callable[[bytes], Iterator[Any]] = self._parser.parse
 
-    def measure(self, fields: tuple[tuple[str, int], ...]) -> Measures:
-        """The fields of the ``FormMeasure`` of the form read, its text ``fields`` (name,
-        bytes) told by the caller."""
-        parser = self._parser
-        return fields, parser.widest_head, parser.most_head_lines, parser._all_head_bytes, 0
+    @property
+    def head_lines(self) -> list[int]:
+        """The bytes of each line of the current part's head (for a ``FormMeasure``): a new
+        list for each part, which the parser no longer changes once the part's data starts."""
+        return self._parser.head_lines
 
     @property
     def closed(self) -> bool:

@@ -50,6 +50,32 @@ def replayed(kwargs: dict[str, Any], cap: int) -> Callable[[], Iterable[Any]] | 
     return replay
 
 
+# NOTE: the request bodies httpx takes, in the order it picks one: content= over the others,
+# files= (with any data=) over json=.
+_BODIES = ("content", "data", "files", "json")
+
+
+def one_body(kwargs: dict[str, Any]) -> None:
+    """Refuse a request given two bodies, which httpx would send one of, dropping the others.
+
+    httpx sent ``data=`` and left out a ``json=`` beside it (and ``files=``'s ``json=``, and
+    all the others beside ``content=``) without a word. ``data=`` with ``files=`` is one
+    multipart body; a ``None`` is no body.
+
+    Raises:
+        TypeError: Naming the bodies given.
+    """
+    given = [f"{name}=" for name in _BODIES if kwargs.get(name) is not None]
+    if given[:1] == ["data="] and given[1:] == ["files="]:
+        return
+    if len(given) > 1:
+        named = f"{', '.join(given[:-1])} and {given[-1]}"
+        raise TypeError(
+            f"a request takes one body, not {named} (pass one body; data= with files= is "
+            f"one multipart form)"
+        )
+
+
 def encoded_once(method: str, kwargs: dict[str, Any]) -> None:
     """Encode a multipart request's ``files=`` (and ``data=``) into ``content``, in place, with
     the ``Content-Type`` httpx gives them, so that each side sends the same bytes.
@@ -57,8 +83,8 @@ def encoded_once(method: str, kwargs: dict[str, Any]) -> None:
     httpx draws a boundary for each request it builds: under ``"both"``, an app that echoes or
     signs the raw body answered each side differently (an ``AssertionError``).
     """
-    if not kwargs.get("files") or kwargs.get("content") is not None:
-        return  # NOTE: httpx sends a content= given beside files= and leaves them out.
+    if not kwargs.get("files"):
+        return  # NOTE: one_body() has refused a content= beside files=.
     headers: httpx.Headers = kwargs["headers"]
     files, data = kwargs.pop("files"), kwargs.pop("data", None)
     built = httpx.Request(method, "http://testserver/", files=files, data=data, headers=headers)

@@ -3,12 +3,14 @@ gives the app for it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 
 from ._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
+from ._testing_sides import browsers_url
 from ._testing_websocket import WebSocketRefused
 from ._testing_wsgi import refused_request_head
 
@@ -124,21 +126,35 @@ def with_origin(handshake: httpx.Request, origin: str | bool) -> None:
 
 
 def idna_origin(origin: str) -> str:
-    """Return ``origin`` with its host in IDNA, as a browser sends it (RFC 6454 6.2).
+    """Return ``origin`` with its host in IDNA, as a browser sends it (RFC 6454 6.2): mapped
+    to ASCII first (UTS 46: fullwidth digits, letters and dots are ASCII ones), an IP address
+    as a browser writes it.
 
     Raises:
-        ValueError: For a ``str`` that is no ``scheme://host[:port]``.
+        ValueError: For a ``str`` that is no ``scheme://host[:port]``, its port a number of
+            ASCII digits up to 65535.
     """
+    _, marks, authority = origin.partition("://")
+    # NOTE: httpx took a port past 65535, "-1" and fullwidth digits (int() reads them), and a
+    # trailing "/", "?" or "#", which were sent or dropped where a browser finds no origin.
+    port = authority.rpartition("]")[2].partition(":")[2]
+    well_formed = bool(marks) and not _NO_AUTHORITY.search(authority)
+    well_formed = well_formed and (not port or (port.isascii() and port.isdigit()))
     try:
-        url = httpx.URL(origin)
-    except httpx.InvalidURL:
-        url = httpx.URL()
-    port = f":{url.port}" if url.port is not None else ""
-    if not url.host or url.raw_path != b"/" or url.query or url.fragment or url.userinfo:
+        url = browsers_url(origin) if well_formed else httpx.URL()
+        host = url.raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError):
+        url, host = httpx.URL(), ""
+    if not host or (url.port or 0) > 65535:
         raise ValueError(
             f"websocket_connect() takes origin= as scheme://host[:port], not {origin!r}"
         )
-    return f"{url.scheme}://{url.raw_host.decode('ascii')}{port}"
+    host = f"[{host}]" if ":" in host else host
+    return f"{url.scheme}://{host}{'' if url.port is None else f':{url.port}'}"
+
+
+# NOTE: what an origin's host and port never hold: a path, a query, a fragment, credentials.
+_NO_AUTHORITY = re.compile(r"[/?#@\\]")
 
 
 # NOTE: the key is RFC 6455 1.3's sample nonce; the app never sees the accept hash anyway.

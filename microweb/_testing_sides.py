@@ -16,6 +16,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 import httpx
+import idna  # NOTE: httpx's own dependency, which reads its hosts.
 from httpx._client import BaseClient
 
 from ._errors import unhandled_errors
@@ -125,13 +126,29 @@ def _with_ipv4_host(read: str) -> str:
     bytes left ("127.1", "0x7f.1", "2130706433" are 127.0.0.1), or no host at all. httpx sent
     "Host: 127.1" to a host of that name, and refused "0177.0.0.1".
 
+    A non-ASCII host is first mapped as a browser maps it (UTS 46): fullwidth digits, letters
+    and dots are ASCII ones ("127.1" written in fullwidth is 127.0.0.1), upper case is lower.
+    httpx refused such a host as no IDNA hostname, where a browser goes to the address (or
+    the name).
+
     Raises:
-        httpx.InvalidURL: If the host ends in a number and is no IPv4 address.
+        httpx.InvalidURL: If the host ends in a number and is no IPv4 address, or maps to
+            one with a code point no domain may hold (a fullwidth colon is ":").
     """
     found = _SPECIAL_HOST.match(read)
     if found is None:
         return read
-    labels = unquote(found["host"]).lower().split(".")
+    host = unquote(found["host"])
+    if not host.isascii():
+        try:
+            host = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        except idna.IDNAError:
+            return read  # NOTE: a code point UTS 46 disallows: httpx refuses it by name.
+        if _FORBIDDEN_IN_DOMAIN.search(host):
+            raise httpx.InvalidURL(f"Invalid host: {found['host']!r}")
+        read = read[: found.start("host")] + host + read[found.end("host") :]
+        found = cast(re.Match[str], _SPECIAL_HOST.match(read))
+    labels = host.lower().split(".")
     if len(labels) > 1 and not labels[-1]:
         labels.pop()  # NOTE: "127.0.0.1." is 127.0.0.1.
     last = labels[-1]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 from ._testing_asgi import Lifespan, LoopThread, asgi_side
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop, stop_asgi_side
-from ._testing_content import async_content, encoded_once, replayed, sync_content
+from ._testing_content import async_content, encoded_once, one_body, replayed, sync_content
 from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
@@ -282,7 +282,13 @@ class TestClient:
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request; keyword arguments are httpx's (``json``, ``content``, ``headers``,
-        ``follow_redirects``...)."""
+        ``follow_redirects``...).
+
+        Raises:
+            TypeError: For two bodies (``json=`` beside ``data=``, say), which httpx would
+                send one of.
+        """
+        one_body(kwargs)
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
         if self.interface == "wsgi":
@@ -389,6 +395,7 @@ class TestClient:
                 "stream() reads one interface's answer as it comes: use "
                 "TestClient(app, 'wsgi') or TestClient(app, 'asgi')"
             )
+        one_body(kwargs)
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
         with reporting(self.raise_server_exceptions) as reported:

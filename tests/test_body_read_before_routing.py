@@ -9,13 +9,15 @@ route's own limit, which held only in an app whose flows did not read the body.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from conftest import MakeClient
 
-from microweb import App, Request
+from microweb import App, FormData, HTTPError, Limits, Request
+from microweb._forms import FormBuilder, check_kept_form
 
 ROUTE_LIMIT = 100
 SMALL = b"a=" + b"x" * 40
@@ -272,6 +274,40 @@ FORM_LIMITS = {
         413,
         "multipart limit reached: the parts' headers are too long together",
     ),
+    # NOTE: a form past several limits: a kept form's check took the limits one at a time
+    # (the parts, the files, the part heads, then the fields), where a read meets them in the
+    # order of the body, and answered with another one: the parts for a first field past
+    # max_field_size, the files for the fields' memory or a file's head too long, a head's
+    # bytes for its third line past max_part_headers.
+    "field-before-parts": (
+        {"max_field_size": 5, "max_form_parts": 2},
+        _parts_of(3, size=50),
+        MULTIPART,
+        413,
+        "form field 'a' is larger than 5 bytes",
+    ),
+    "memory-before-files": (
+        {"max_form_memory": 8, "max_form_files": 1},
+        _field_of(b"x" * 10)[: -len(b"--b--\r\n")] + _parts_of(2, filename=True),
+        MULTIPART,
+        413,
+        "form fields are larger than 8 bytes",
+    ),
+    "head-before-files": (
+        {"max_form_files": 1, "max_part_header_size": 60},
+        _parts_of(1, filename=True)[: -len(b"--b--\r\n")]
+        + _parts_of(1, filename=True).replace(b"\r\n\r\n", b"\r\nX-A: 1\r\n\r\n", 1),
+        MULTIPART,
+        413,
+        "multipart limit reached: a part's headers are too long",
+    ),
+    "lines-before-bytes": (
+        {"max_part_headers": 2, "max_part_header_size": 80},
+        _parts_of(1).replace(b"\r\n\r\n", b"\r\nX-A: 1\r\nX-B: %s\r\n\r\n" % (b"y" * 50), 1),
+        MULTIPART,
+        413,
+        "multipart limit reached: a part has too many header lines",
+    ),
     "urlencoded-memory": (
         {"max_form_memory": 8},
         b"a=xxxxxxxxxx",
@@ -285,6 +321,31 @@ FORM_LIMITS = {
         FORM,
         400,
         "more than 2 query or form fields",
+    ),
+    # NOTE: max_field_size held for multipart fields alone; a urlencoded field is measured
+    # in bytes once percent-decoded, as a multipart field's bytes are.
+    "urlencoded-field": (
+        {"max_field_size": 5},
+        b"b=1&a=" + b"%C3%A9" * 3,
+        FORM,
+        413,
+        "form field 'a' is larger than 5 bytes",
+    ),
+    # NOTE: past several, as its read meets them: the body's bytes, its fields' count, then
+    # each field's bytes.
+    "urlencoded-fields-before-field": (
+        {"max_query_params": 1, "max_field_size": 2},
+        b"a=xxxx&b=1",
+        FORM,
+        400,
+        "more than 1 query or form fields",
+    ),
+    "urlencoded-memory-before-field": (
+        {"max_form_memory": 9, "max_field_size": 2},
+        b"a=xxxx&b=1",
+        FORM,
+        413,
+        "form fields are larger than 9 bytes",
     ),
     # NOTE: the parser counts the empty fields too (as parse_qsl does), where a kept form's
     # check counted its items: one field and three empty ones passed max_query_params=2.
@@ -363,3 +424,51 @@ def _twice(request: Request) -> int:
 async def _atwice(request: Request) -> int:
     await request.aform()
     return len((await request.aform()).multi_items())
+
+
+def _random_part(rng: random.Random, index: int) -> bytes:
+    kind = rng.choice(["field", "file", "empty-input", "named-empty"])
+    disposition = b'Content-Disposition: form-data; name="p%d"' % index
+    if kind == "file":
+        disposition += b'; filename="f%d.txt"' % index
+    elif kind in ("empty-input", "named-empty"):
+        disposition += b'; filename=""'
+    lines = [disposition] + [b"X-%d: %s" % (n, b"h" * rng.randrange(40)) for n in range(3)]
+    data = b"" if kind == "empty-input" else "é".encode() * rng.randrange(12)
+    return b"--b\r\n" + b"\r\n".join(lines[: rng.randrange(1, 5)]) + b"\r\n\r\n" + data + b"\r\n"
+
+
+def _answer(body: bytes, limits: Limits, kept: FormData | None = None) -> str:
+    builder = FormBuilder(MULTIPART["content-type"], limits)
+    try:
+        if kept is None:
+            builder.feed_all([body]).close()
+        else:
+            check_kept_form(kept, limits, len(body), urlencoded=False)
+    except HTTPError as error:
+        builder.discard()
+        return f"{error.status} {error.detail}"
+    return "read"
+
+
+def test_a_kept_form_past_several_limits_answers_as_its_read_does() -> None:
+    # NOTE: forms of random parts under random limits: the check of the form a flow read under
+    # the app's limits gives the answer the route's own read (in one chunk) gives, the first
+    # limit the body meets, part by part, each head line by line.
+    rng = random.Random(261)
+    for _ in range(400):
+        body = b"".join(_random_part(rng, n) for n in range(rng.randrange(1, 7))) + b"--b--\r\n"
+        limits = Limits(
+            max_form_parts=rng.randrange(1, 7),
+            max_form_files=rng.randrange(0, 4),
+            max_field_size=rng.randrange(0, 24),
+            max_form_memory=rng.randrange(0, 60),
+            max_part_header_size=rng.randrange(40, 160),
+            max_part_headers=rng.randrange(1, 5),
+            max_form_header_size=rng.randrange(40, 600),
+        )
+        kept = FormBuilder(MULTIPART["content-type"], Limits()).feed_all([body])
+        try:
+            assert _answer(body, limits, kept) == _answer(body, limits), (body, limits)
+        finally:
+            kept.close()

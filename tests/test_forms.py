@@ -1727,6 +1727,14 @@ def test_route_limits_override(make_client: MakeClient, colour: str) -> None:
         pytest.param(Limits(max_query_params=5), "&".join(["a=1"] * 6), 400, id="params-over"),
         pytest.param(Limits(max_form_memory=50), "a=" + "x" * 100, 413, id="memory"),
         pytest.param(Limits(max_body_size=50), "a=" + "x" * 100, 413, id="body-size"),
+        # NOTE: max_field_size held for multipart fields alone: a urlencoded field of any size
+        # within max_form_memory passed. Measured in bytes once percent-decoded, as a
+        # multipart field's are: "%C3%A9" is 2 bytes.
+        pytest.param(Limits(max_field_size=10), "a=" + "x" * 10, 200, id="field-at"),
+        pytest.param(Limits(max_field_size=10), "b=1&a=" + "x" * 11, 413, id="field-over"),
+        pytest.param(Limits(max_field_size=10), "a=" + "%C3%A9" * 5, 200, id="field-decoded-at"),
+        pytest.param(Limits(max_field_size=9), "a=" + "%C3%A9" * 5, 413, id="field-decoded"),
+        pytest.param(Limits(max_field_size=10), "x" * 30 + "=1", 200, id="name-not-counted"),
     ],
 )
 def test_urlencoded_limits(
@@ -1735,6 +1743,8 @@ def test_urlencoded_limits(
     client = make_client(form_app(colour, limits))
     response = client.post("/", content=body, headers={"content-type": URLENCODED})
     assert response.status_code == status, response.text
+    if status == 413 and limits.max_field_size == 10:
+        assert response.text == "form field 'a' is larger than 10 bytes"
 
 
 # -- malformed input ---------------------------------------------------------------------------

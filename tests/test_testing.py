@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import re
 import threading
 import time
 import warnings
@@ -466,6 +467,24 @@ def test_a_followed_redirect_to_https_on_the_same_host_carries_no_authorization(
         *(("//127.0.0.1./x", "http", "127.0.0.1", "/x"), ("//0x/x", "http", "0.0.0.0", "/x")),
         ("https://%31%32%37.1/x", "https", "127.0.0.1", "/x"),
         ("http://1.0x10000/x", "http", "1.1.0.0", "/x"),
+        # NOTE: a browser maps a host's fullwidth digits, letters and dots to ASCII (UTS 46)
+        # before it reads an IPv4 address in it, where httpx refused the IDNA hostname (a
+        # Location holds them percent-encoded: "127.1", "0X7F" and an ideographic full stop
+        # before "1", "example", in fullwidth).
+        ("//%EF%BC%91%EF%BC%92%EF%BC%97%EF%BC%8E%EF%BC%91/x", "http", "127.0.0.1", "/x"),
+        (
+            "http://%EF%BC%90%EF%BC%B8%EF%BC%97%EF%BC%A6%E3%80%82%EF%BC%91/x",
+            "http",
+            "127.0.0.1",
+            "/x",
+        ),
+        (
+            "//%EF%BD%85%EF%BD%98%EF%BD%81%EF%BD%8D%EF%BD%90%EF%BD%8C%EF%BD%85.com/x",
+            "http",
+            "example.com",
+            "/x",
+        ),
+        ("//%EF%BC%91%EF%BC%92%EF%BC%97.1/x", "http", "127.0.0.1", "/x"),
     ],
 )
 def test_a_followed_redirect_goes_to_the_host_a_browser_reads_in_its_location(
@@ -744,6 +763,62 @@ def test_websocket_connect_takes_a_base_url_set_later(interface: str) -> None:
     assert (seen["scheme"], seen["cookies"]) == ("wss", {})
 
 
+def _origin_sent(origin: str) -> Any:
+    app = App()
+
+    @app.websocket("/ws")
+    async def socket(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_json(ws.headers.get("origin"))
+
+    with (
+        TestClient(app, interface="asgi") as client,
+        client.websocket_connect("/ws", origin=origin) as session,
+    ):
+        return session.receive_json()
+
+
+@pytest.mark.parametrize(
+    ("origin", "sent"),
+    [
+        # NOTE: its host mapped to ASCII as a browser maps it (UTS 46), then read as an IPv4
+        # address where it is one; httpx refused it as no IDNA hostname.
+        ("https://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11", "https://127.0.0.1"),
+        ("https://\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com:8443", "https://example.com:8443"),
+        ("https://b\u00fccher.example:65535", "https://xn--bcher-kva.example:65535"),
+        ("https://b\u00fccher.example:", "https://xn--bcher-kva.example"),
+    ],
+)
+def test_a_non_ascii_origin_goes_as_a_browser_sends_it(origin: str, sent: str) -> None:
+    assert _origin_sent(origin) == sent
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        # NOTE: httpx took a port past 65535, and -1, which went out as written.
+        "https://b\u00fccher.example:99999",
+        "https://b\u00fccher.example:65536",
+        "https://b\u00fccher.example:-1",
+        "https://b\u00fccher.example:x",
+        "https://b\u00fccher.example:\uff18\uff10",
+        # NOTE: the slash was dropped: an origin has no path, not even "/".
+        "https://b\u00fccher.example/",
+        "https://b\u00fccher.example?",
+        "https://b\u00fccher.example#",
+        "https://b\u00fccher..example",
+        "https://xn--a.b\u00fc",
+        # NOTE: UTS 46 maps them to "a:80" and "1.2.3.4.5", no host a browser reads.
+        "https://\uff41\uff1a\uff18\uff10",
+        "https://1.2.3.\uff14.\uff15",
+        "b\u00fccher.example",
+    ],
+)
+def test_a_malformed_non_ascii_origin_is_a_value_error(origin: str) -> None:
+    with pytest.raises(ValueError, match=r"origin= as scheme://host\[:port\], not"):
+        _origin_sent(origin)
+
+
 @pytest.mark.parametrize(
     ("base_url", "url"),
     [("http://user:pw@testserver", "/who"), ("http://testserver", "http://user:pw@testserver/who")],
@@ -891,6 +966,47 @@ def test_an_async_iterable_body_is_refused_by_name_where_the_wsgi_side_sends_it(
                 client.stream("POST", "/", content=body),
             ):
                 pass  # pragma: no cover
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        pytest.param({"data": {"a": "1"}, "json": {"b": 2}}, "data= and json=", id="data-json"),
+        pytest.param({"files": {"f": b"x"}, "json": {"b": 2}}, "files= and json=", id="files-json"),
+        pytest.param({"content": b"x", "json": {"b": 2}}, "content= and json=", id="content-json"),
+        pytest.param(
+            {"content": b"x", "data": {"a": "1"}}, "content= and data=", id="content-data"
+        ),
+        pytest.param(
+            {"content": b"x", "files": {"f": b"x"}}, "content= and files=", id="content-files"
+        ),
+        pytest.param(
+            {"content": b"x", "data": {"a": "1"}, "files": {"f": b"x"}, "json": 1},
+            "content=, data=, files= and json=",
+            id="all",
+        ),
+    ],
+)
+def test_two_bodies_are_refused_by_name(interface: str, given: dict[str, Any], named: str) -> None:
+    # NOTE: httpx sends one of them and drops the others without a word: json= beside data=
+    # or files=, and data=, files= and json= beside content=. The app got the form alone.
+    app = App()
+
+    @app.post("/")
+    def size(request: Request) -> dict[str, int]:
+        return {"size": len(request.read())}  # pragma: no cover
+
+    with TestClient(app, interface=interface) as client:
+        with pytest.raises(TypeError, match=re.escape(f"takes one body, not {named} (pass one")):
+            client.post("/", **given)
+        if interface != "both":
+            with (
+                pytest.raises(TypeError, match=re.escape(named)),
+                client.stream("POST", "/", **given),
+            ):
+                pass  # pragma: no cover
+        # NOTE: data= beside files= is one multipart body, and a None is no body.
+        assert client.post("/", data={"a": "1"}, files={"f": b"x"}, json=None).status_code == 200
 
 
 def test_an_async_iterable_body_is_sent_under_asgi() -> None:
