@@ -1413,6 +1413,74 @@ def test_plain_http_to_a_websocket_route(interface: str, make_client: MakeClient
     assert client.get("/nowhere").status_code == 404
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "PROPFIND"])
+def test_a_method_other_than_get_to_a_websocket_route_is_405_with_allow(
+    make_client: MakeClient, method: str
+) -> None:
+    # NOTE: it was 426 Upgrade Required under ASGI and 501 under WSGI: a handshake is a GET,
+    # so another method is not allowed there (Flask's 405), whichever interface serves it.
+    response = make_client(_echo_app()).request(method, "/echo")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_options_to_a_websocket_route_is_the_automatic_answer(make_client: MakeClient) -> None:
+    # NOTE: as for an HTTP route's path: 204 with the methods it takes (it was 426 or 501).
+    response = make_client(_echo_app()).options("/echo")
+    assert (response.status_code, response.content) == (204, b"")
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+def _counting_app(calls: list[str]) -> App:
+    app = App()
+
+    def counted(text: str) -> str:
+        calls.append(text)
+        if text == "no":
+            raise ValueError(text)
+        return text
+
+    app.add_converter("counted", counted)
+
+    @app.websocket("/rooms/{name:counted}")
+    async def room(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    @app.get("/rooms/{name:counted}/log")
+    def log(request: Request, name: str) -> str:
+        return name
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("GET", "/rooms/a", {426, 501}),
+        ("POST", "/rooms/a", {405}),
+        ("GET", "/rooms/no", {404}),
+        ("GET", "/rooms/a/log", {200}),
+        ("GET", "/rooms/a/b", {404}),
+    ],
+)
+def test_a_converter_runs_once_when_routing_falls_back_to_the_websocket_routes(
+    make_client: MakeClient, method: str, path: str, statuses: set[int]
+) -> None:
+    # NOTE: the HTTP routes' search converted the segment, then the WebSocket routes' search
+    # converted it again: twice for one request.
+    calls: list[str] = []
+    client = make_client(_counting_app(calls))
+    assert client.request(method, path).status_code in statuses
+    assert calls == [path.split("/")[2]]
+
+
+def test_a_handshake_runs_a_converter_once(asgi_client: MakeClient) -> None:
+    calls: list[str] = []
+    with asgi_client(_counting_app(calls)).websocket_connect("/rooms/a"):
+        pass
+    assert calls == ["a"]
+
+
 def test_as_wsgi_warns_once_per_app() -> None:
     app = _echo_app()
     with pytest.warns(InterfaceWarning, match=r"as_asgi\(\)") as caught:
