@@ -485,8 +485,9 @@ def test_refused_handshakes(asgi_client: MakeClient) -> None:
     for path in ("/plain", "/nowhere", "/ws/extra"):
         with pytest.raises(WebSocketDisconnect) as refused:
             client.websocket_connect(path)
-        # NOTE: the empty 403 of a handshake no WebSocket route takes: no handler ran.
-        assert refused.value.response.status_code == 403
+        # NOTE: the 404 of a handshake no WebSocket route takes (it was an empty 403), as
+        # an HTTP request for a path no route takes gets: no handler ran.
+        assert refused.value.response.status_code == 404
     assert calls == []
     assert client.get("/plain").text == "plain"
 

@@ -12,7 +12,15 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, Headers, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    Headers,
+    HTTPError,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from microweb._types import Message
 from microweb.plugins import CORS, RequestID
@@ -180,7 +188,7 @@ def _unrouted_app() -> App:
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/nowhere", 403), ("/rooms/a", 401), ("/caf%ff", 400)],
+    [("/nowhere", 404), ("/rooms/a", 401), ("/caf%ff", 400)],
     ids=["no-route", "converter", "malformed"],
 )
 def test_a_handshake_no_route_takes_is_refused_through_the_flows(
@@ -194,8 +202,6 @@ def test_a_handshake_no_route_takes_is_refused_through_the_flows(
     # NOTE: a converter's error is thrown in at the flows, as over HTTP: a flow that does not
     # catch it does not see the answer.
     assert ("x-frame-options" in answer.headers) is (path != "/rooms/a")
-    if status == 403:
-        assert answer.content == b""
 
 
 def _app_answering(colour: str, value: Callable[[], Any]) -> App:
@@ -468,3 +474,52 @@ def test_a_refusal_by_close_to_a_client_gone_does_not_leave_the_app(
 
     asyncio.run(asyncio.wait_for(_refusing_app().as_asgi()(scope, receive, send), 5))
     assert tried[0]["type"] in {"websocket.close", "websocket.http.response.start"}
+
+
+def _handled_app(colour: str, seen: list[tuple[int, str]]) -> App:
+    app = _unrouted_app()
+
+    def logged(request: Request, exc: HTTPError) -> Response:
+        seen.append((exc.status, request.path))
+        return Response(f"handled {exc.status}", status=exc.status, headers={"x-handled": "1"})
+
+    for status in (400, 401, 404):
+        app.error_handler(status)(in_colour(colour, logged))
+    return app
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/nowhere", 404), ("/rooms/a", 401), ("/caf%ff", 400)],
+    ids=["no-route", "converter", "malformed"],
+)
+def test_the_error_handlers_answer_a_handshake_no_route_takes(
+    asgi_client: MakeClient, colour: str, path: str, status: int
+) -> None:
+    # NOTE: a path with no WebSocket route was an empty 403 that no error handler saw, where
+    # an HTTP request's 404 goes through them (a 404 handler that logs, or sets a header):
+    # now the 404 of an HTTP request, through the flows and the error handlers.
+    seen: list[tuple[int, str]] = []
+    answer = _refused(asgi_client(_handled_app(colour, seen)), path)
+    assert (answer.status_code, answer.text) == (status, f"handled {status}")
+    assert answer.headers["x-handled"] == "1"
+    assert answer.headers["x-request-id"] == "rid-1"
+    assert seen == [(status, "" if status == 400 else path)]  # NOTE: no path to read.
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/rooms/a", "/caf%ff"])
+def test_the_error_handlers_see_a_handshake_no_route_takes_under_a_plain_asgi_server(
+    path: str,
+) -> None:
+    # NOTE: a server without the denial response refuses with its own bare 403 (a close):
+    # the error handler has run all the same (its logging), and nothing left the app.
+    seen: list[tuple[int, str]] = []
+    sent = handshake_messages(_handled_app("sync", seen).as_asgi(), websocket_scope(path))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert len(seen) == 1
+
+
+def test_a_handshake_no_route_takes_gets_the_default_404(asgi_client: MakeClient) -> None:
+    answer = _refused(asgi_client(App()), "/nowhere")
+    assert (answer.status_code, answer.text) == (404, "Not Found")
