@@ -14,6 +14,7 @@ from drive import handshake_messages, websocket_scope
 
 from microweb import (
     App,
+    ClientDisconnect,
     Headers,
     HTTPError,
     Request,
@@ -523,3 +524,90 @@ def test_the_error_handlers_see_a_handshake_no_route_takes_under_a_plain_asgi_se
 def test_a_handshake_no_route_takes_gets_the_default_404(asgi_client: MakeClient) -> None:
     answer = _refused(asgi_client(App()), "/nowhere")
     assert (answer.status_code, answer.text) == (404, "Not Found")
+
+
+# NOTE: what a flow, a converter or the handler raises to refuse a handshake, by name.
+_RAISED: dict[str, Callable[[], Exception]] = {
+    "http": lambda: HTTPError(401, "sign in first"),
+    "class": NotSignedIn,
+    "bug": lambda: KeyError("bug"),
+    "gone": lambda: ClientDisconnect("the client left"),
+}
+
+
+def _every_refusal_app() -> App:
+    app = App()
+
+    @app.middleware
+    def gate(request: Request) -> Iterator[Any]:
+        kind = request.query.get("flow", "")
+        if kind == "response":
+            yield Response("sign in first", status=401)
+        elif kind == "stream":
+            yield Response.stream(iter([b"no"]), status=403)
+        elif kind in _RAISED:
+            raise _RAISED[kind]()
+        else:
+            yield
+
+    def odd(text: str) -> str:
+        raise _RAISED[text]() if text in _RAISED else ValueError(text)
+
+    app.add_converter("odd", odd)
+
+    @app.websocket("/rooms/{name:odd}")
+    async def room(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        kind = ws.request.query.get("handler", "")
+        if kind in _RAISED:
+            raise _RAISED[kind]()
+        await ws.accept()
+
+    return app
+
+
+_EVERY_REFUSAL = [
+    ("/ws", b"flow=response"),
+    ("/ws", b"flow=http"),
+    ("/ws", b"flow=gone"),
+    ("/ws", b"flow=stream"),
+    ("/ws", b"handler=http"),
+    ("/ws", b"handler=class"),
+    ("/ws", b"handler=bug"),
+    ("/ws", b"handler=gone"),
+    ("/nowhere", b""),
+    ("/rooms/no", b""),
+    ("/rooms/http", b""),
+    ("/rooms/bug", b""),
+    ("/caf%ff", b""),
+]
+
+
+@pytest.mark.parametrize("client_gone", [False, True], ids=["client-here", "client-gone"])
+@pytest.mark.parametrize(
+    ("path", "query"), _EVERY_REFUSAL, ids=[f"{p}?{q.decode()}" for p, q in _EVERY_REFUSAL]
+)
+def test_every_refusal_under_a_server_that_cannot_send_denials_is_one_close_1008(
+    path: str, query: bytes, client_gone: bool
+) -> None:
+    # NOTE: a server without the denial response answers a close before accept with its bare
+    # 403: each way of refusing ends in that one close, with the policy-violation code, and
+    # nothing leaves the app, the client gone too (Uvicorn's protocols raise an OSError).
+    scope = websocket_scope(path)
+    scope["query_string"] = query
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if client_gone:
+            raise ConnectionResetError("the client went away")
+
+    asgi = _every_refusal_app().as_asgi()
+    asyncio.run(asyncio.wait_for(asgi(scope, receive, send), 5))
+    assert [(message["type"], message["code"]) for message in sent] == [("websocket.close", 1008)]
