@@ -173,12 +173,14 @@ class Plan:
                 method, request.path, instead, converted
             )
         if found is None:
+            if converted is not None and request.path != "*":
+                beside = self._plain_http_to_websocket(request, converted, allowed)
+                if beside is not None:
+                    return beside
             if not allowed:
                 if request.path == "*":
                     # NOTE: OPTIONS * (the server as a whole) allows the methods of every route.
                     return _with_implied({m for route in self.http for m in route.methods})
-                if converted is not None:
-                    return self._plain_http_to_websocket(request, converted)
                 return refused(404)
             if method == "OPTIONS":
                 # NOTE: the Allow of the answer, from this search: looked up again, a custom
@@ -189,20 +191,23 @@ class Plan:
         return found
 
     def _plain_http_to_websocket(
-        self, request: Request, converted: Conversions
-    ) -> HTTPError | list[str]:
-        """Answer a plain HTTP request no HTTP route takes, for a WebSocket route's path: a
-        GET (or HEAD) needs the upgrade, another method is not allowed; else 404."""
+        self, request: Request, converted: Conversions, allowed: AbstractSet[str]
+    ) -> HTTPError | list[str] | None:
+        """Answer a plain HTTP request that no HTTP route takes (``allowed``: the methods of
+        those that match its path) on a WebSocket route's path: a GET (or HEAD) needs the
+        upgrade, another method is not allowed. ``None`` where no WebSocket route takes it."""
         if self.websocket.lookup("GET", request.path, converted)[0] is None:
-            return refused(404)
+            return None
         method = request.method
+        # NOTE: the handshake's GET among the methods allowed there, which an HTTP route of
+        # another method's 405 left out.
+        methods = _with_implied({*allowed, "GET"})
         if method == "OPTIONS":
-            # NOTE: the automatic answer, as for an HTTP route's path.
-            return list(_HANDSHAKES_ALLOW)
+            return methods  # NOTE: the automatic answer, as for an HTTP route's path.
         if method not in ("GET", "HEAD"):
             # NOTE: it was the 426 (the 501 under WSGI) of a GET without the upgrade: a
             # handshake is a GET, so a POST there is a 405, as Flask answers, under both.
-            return refused(405, {"allow": ", ".join(_HANDSHAKES_ALLOW)})
+            return refused(405, {"allow": ", ".join(methods)})
         if request.interface == "wsgi":
             return HTTPError(
                 501, "this is a WebSocket endpoint: WebSockets need the ASGI entrypoint (as_asgi())"
@@ -276,7 +281,3 @@ def _with_implied(methods: AbstractSet[str]) -> list[str]:
     if "GET" in implied:
         implied.add("HEAD")
     return sorted(implied)
-
-
-# NOTE: the methods a WebSocket route's path allows: the handshake's GET, which implies these.
-_HANDSHAKES_ALLOW = tuple(_with_implied({"GET"}))

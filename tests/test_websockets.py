@@ -1432,6 +1432,33 @@ def test_options_to_a_websocket_route_is_the_automatic_answer(make_client: MakeC
     assert response.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
+@pytest.mark.parametrize("template", ["/live", "/live/{room}"])
+def test_a_path_with_a_websocket_route_and_another_methods_http_route(
+    interface: str, make_client: MakeClient, template: str
+) -> None:
+    # NOTE: the HTTP route's 405 answered a plain GET (with an Allow that left GET out), and
+    # an OPTIONS left it out too: the WebSocket route takes GET there, so a GET needs the
+    # upgrade (426, or 501 under WSGI) and the methods allowed count it.
+    app = App()
+
+    @app.post(template)
+    def post(request: Request, **params: str) -> str:
+        return "posted"
+
+    @app.websocket(template)
+    async def live(ws: WebSocket, **params: str) -> None:
+        await ws.accept()
+
+    client = make_client(app)
+    path = template.replace("{room}", "a")
+    assert client.post(path).text == "posted"
+    assert client.get(path).status_code == (426 if interface == "asgi" else 501)
+    put = client.put(path)
+    assert (put.status_code, put.headers["allow"]) == (405, "GET, HEAD, OPTIONS, POST")
+    options = client.options(path)
+    assert (options.status_code, options.headers["allow"]) == (204, "GET, HEAD, OPTIONS, POST")
+
+
 def _counting_app(calls: list[str]) -> App:
     app = App()
 
