@@ -1488,6 +1488,8 @@ def _counting_app(calls: list[str]) -> App:
         ("POST", "/rooms/a", {405}),
         ("GET", "/rooms/no", {404}),
         ("GET", "/rooms/a/log", {200}),
+        ("POST", "/rooms/a/log", {405}),
+        ("OPTIONS", "/rooms/a", {204}),
         ("GET", "/rooms/a/b", {404}),
     ],
 )
