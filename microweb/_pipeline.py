@@ -24,6 +24,7 @@ from ._calls import call, error_response, logger, refusal
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import ClientDisconnect, HTTPError, own_stop, raise_own, raise_own_cancellation
+from ._errors import refused as router_refusal
 from ._plan import Endpoint
 from ._response import Response
 from ._results import copied, to_response
@@ -206,8 +207,8 @@ def refuse_handshake(plan: Plan, request: Request, refused: Exception | None) ->
         plan: The app's plan.
         request: The handshake.
         refused: The error that refuses it (the 400 of a malformed path, a path converter's
-            error), or ``None`` for a path with no WebSocket route: an empty 403, as for a
-            close before accept.
+            error), or ``None`` for a path with no WebSocket route: the 404 an HTTP request
+            for it gets, which the error handlers answer.
 
     Returns:
         The response that refuses the handshake.
@@ -223,15 +224,18 @@ def refuse_handshake(plan: Plan, request: Request, refused: Exception | None) ->
 def _refused_handshake(plan: Plan, request: Request, refused: Exception | None) -> Effects:
     yield from ()  # NOTE: an effect generator like _endpoint, with no effects of its own.
     if refused is None:
-        return Response(b"", 403)
-    if isinstance(refused, HTTPError) and not request.path_is_valid:
-        # NOTE: the router's 400, which the flows see as a response, as over HTTP.
-        answer = refusal(plan, request, refused, in_flows=True)
-        return answer if isinstance(answer, Response) else (yield from answer)
-    try:
-        raise refused  # NOTE: a converter's error, thrown in at the flows, as over HTTP.
-    finally:
-        del refused  # NOTE: no cycle through this frame and the traceback.
+        # NOTE: it was an empty 403 that no error handler saw (a 404 page's, a handler that
+        # logs), where an HTTP request for the path gets its 404 through them.
+        refused = router_refusal(404)
+    elif request.path_is_valid or not isinstance(refused, HTTPError):
+        try:
+            raise refused  # NOTE: a converter's error, thrown in at the flows, as over HTTP.
+        finally:
+            del refused  # NOTE: no cycle through this frame and the traceback.
+    # NOTE: the router's 404, or its 400 of a path that is not one, which the flows see as a
+    # response, as over HTTP.
+    answer = refusal(plan, request, refused, in_flows=True)
+    return answer if isinstance(answer, Response) else (yield from answer)
 
 
 # NOTE: the attribute of request.state that holds the headers the flows set on a handshake's

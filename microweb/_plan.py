@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ._effects import Colored, Lifespan
 from ._errors import HTTPError, refused, status_of
 from ._limits import Limits
-from ._route_table import RouteTable
+from ._route_table import Conversions, RouteTable
 from ._routing import Route
 from ._types import AppLike
 
@@ -156,21 +156,32 @@ class Plan:
                 # NOTE: an app flow wrote to it before routing: the route's own are none.
                 request.path_params = {}
             return static
+        # NOTE: what the search converts, kept for the WebSocket routes' search that a 404
+        # falls back to: it converted the segments again, and a converter ran twice.
+        # PERF: an app with no WebSocket route keeps nothing and is not searched for one: a
+        # second router search, 0.9 us of each 404 (timeit, 2026-12-05).
+        converted: Conversions | None = {} if self.websocket.size else None
         if method == "HEAD" and not self.http.template_heads:
             # NOTE: no template takes HEAD itself, so a GET answers it: one search, where the
             # templates were searched for HEAD in vain first, and a path converter ran three
             # times.
-            found, params, allowed = self.http.lookup("GET", request.path)
+            found, params, allowed = self.http.lookup("GET", request.path, converted)
         else:
             # NOTE: one search, where a HEAD that no template took was searched again for GET.
             instead = "GET" if method == "HEAD" else None
-            found, params, allowed = self.http.lookup_templates(method, request.path, instead)
+            found, params, allowed = self.http.lookup_templates(
+                method, request.path, instead, converted
+            )
         if found is None:
+            if converted is not None and request.path != "*":
+                beside = self._plain_http_to_websocket(request, converted, allowed)
+                if beside is not None:
+                    return beside
             if not allowed:
                 if request.path == "*":
                     # NOTE: OPTIONS * (the server as a whole) allows the methods of every route.
                     return _with_implied({m for route in self.http for m in route.methods})
-                return self._plain_http_to_websocket(request) or refused(404)
+                return refused(404)
             if method == "OPTIONS":
                 # NOTE: the Allow of the answer, from this search: looked up again, a custom
                 # converter ran four times for one OPTIONS.
@@ -179,11 +190,24 @@ class Plan:
         request.route, request.path_params, request.limits = found.route, params, found.limits
         return found
 
-    def _plain_http_to_websocket(self, request: Request) -> HTTPError | None:
-        # PERF: an app with no WebSocket route is not searched for one: a second router
-        # search, 0.9 us of each 404 (timeit, 2026-12-05).
-        if not self.websocket.size or self.websocket.lookup("GET", request.path)[0] is None:
+    def _plain_http_to_websocket(
+        self, request: Request, converted: Conversions, allowed: AbstractSet[str]
+    ) -> HTTPError | list[str] | None:
+        """Answer a plain HTTP request that no HTTP route takes (``allowed``: the methods of
+        those that match its path) on a WebSocket route's path: a GET (or HEAD) needs the
+        upgrade, another method is not allowed. ``None`` where no WebSocket route takes it."""
+        if self.websocket.lookup("GET", request.path, converted)[0] is None:
             return None
+        method = request.method
+        # NOTE: the handshake's GET among the methods allowed there, which an HTTP route of
+        # another method's 405 left out.
+        methods = _with_implied({*allowed, "GET"})
+        if method == "OPTIONS":
+            return methods  # NOTE: the automatic answer, as for an HTTP route's path.
+        if method not in ("GET", "HEAD"):
+            # NOTE: it was the 426 (the 501 under WSGI) of a GET without the upgrade: a
+            # handshake is a GET, so a POST there is a 405, as Flask answers, under both.
+            return refused(405, {"allow": ", ".join(methods)})
         if request.interface == "wsgi":
             return HTTPError(
                 501, "this is a WebSocket endpoint: WebSockets need the ASGI entrypoint (as_asgi())"

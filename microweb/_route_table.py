@@ -30,8 +30,9 @@ _MANY = 8
 
 # NOTE: what a lookup converted, by the segment's index and the converter's id: the value, or
 # _REFUSED where the converter raised ValueError. The search asks it before a converter, so that
-# no segment is converted twice by one converter in a lookup.
-_Conversions = dict[tuple[int, int], Any]
+# no segment is converted twice by one converter in a lookup, nor in the lookups of one path in
+# the HTTP and WebSocket tables (whose converters are the app's, the same objects).
+Conversions = dict[tuple[int, int], Any]
 _REFUSED = object()
 
 
@@ -317,8 +318,11 @@ class RouteTable(Generic[V]):
                 f"(known: {known}); {advice}"
             ) from None
 
-    def lookup(self, method: str, path: str) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
-        """Find the route for ``method`` and ``path``.
+    def lookup(
+        self, method: str, path: str, conversions: Conversions | None = None
+    ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
+        """Find the route for ``method`` and ``path``; ``conversions`` is what another table's
+        lookup of it converted (see ``lookup_templates``), which this one does not convert again.
 
         Returns:
             ``(value, params, allowed)``: the route's value and its converted parameters, or
@@ -330,10 +334,18 @@ class RouteTable(Generic[V]):
             found = methods.get(method)
             if found is not None:
                 return found[1], {}, _NO_METHODS
-        return self.lookup_templates(method, path)
+        if conversions:
+            # NOTE: another table's lookup converted segments of this path: the search, which
+            # asks what was converted before it converts, in the first way's order too.
+            return self._searched(method, path, path[1:].split("/"), conversions, None)
+        return self.lookup_templates(method, path, None, conversions)
 
     def lookup_templates(
-        self, method: str, path: str, instead: str | None = None
+        self,
+        method: str,
+        path: str,
+        instead: str | None = None,
+        conversions: Conversions | None = None,
     ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
         """``lookup()`` for a caller that found no route for ``method`` in ``static`` already:
         the templates with parameters are searched; ``allowed`` counts every template.
@@ -341,6 +353,9 @@ class RouteTable(Generic[V]):
         ``instead`` is a method whose route answers where none takes ``method`` (``GET`` for a
         ``HEAD``): the path's own, then the first template's, as ``lookup(instead, path)``
         would find it.
+
+        ``conversions``, where given, holds what this lookup converted once no route took the
+        path, for another table's ``lookup()`` of it (see ``Conversions``).
         """
         root = self._root
         if not (root.static or root.params or root.catch_all):
@@ -390,15 +405,15 @@ class RouteTable(Generic[V]):
                     # dict(zip()) 0.81 us, this 0.09 (timeit, loaded machine, 2026-12-06).
                     return found[1], {names[0]: values[0]}, _NO_METHODS
                 return found[1], dict(zip(names, values, strict=True)), _NO_METHODS
-        conversions = _first_conversions(node, values, refused or ())
-        return self._searched(method, path, segments, conversions, instead)
+        converted = _first_conversions(node, values, refused or (), conversions)
+        return self._searched(method, path, segments, converted, instead)
 
     def _searched(
         self,
         method: str,
         path: str,
         segments: list[str],
-        conversions: _Conversions,
+        conversions: Conversions,
         instead: str | None,
     ) -> tuple[V | None, dict[str, Any], AbstractSet[str]]:
         """Search every way, in the first way's order: the first match with ``method`` wins,
@@ -428,7 +443,7 @@ class RouteTable(Generic[V]):
         segments: list[str],
         index: int,
         values: list[Any],
-        conversions: _Conversions | None = None,
+        conversions: Conversions | None = None,
     ) -> Iterator[tuple[MethodMap, list[Any]]]:
         """Every match below ``node`` of ``segments`` from ``index``, in the lookup's order:
         each route's method map with the values of its parameters, in order."""
@@ -482,10 +497,14 @@ def _takes(converter: Converter, segment: str) -> bool:
     return True
 
 
-def _first_conversions(node: Node, values: list[Any], refused: Sequence[Node]) -> _Conversions:
+def _first_conversions(
+    node: Node, values: list[Any], refused: Sequence[Node], conversions: Conversions | None
+) -> Conversions:
     """What the lookup's first way converted, as the search asks it: the ``values`` of the
-    param nodes on the way to ``node``, and the param nodes whose converter ``refused``."""
-    conversions: _Conversions = {}
+    param nodes on the way to ``node``, and the param nodes whose converter ``refused``;
+    added to ``conversions`` where given."""
+    if conversions is None:
+        conversions = {}
     taken = [n for n in ancestry(node) if n.converter is not None]
     for step, value in zip(taken, values, strict=True):
         conversions[step.depth - 1, id(step.converter)] = value
@@ -494,7 +513,7 @@ def _first_conversions(node: Node, values: list[Any], refused: Sequence[Node]) -
     return conversions
 
 
-def _converted(conversions: _Conversions, index: int, converter: Converter, segment: str) -> Any:
+def _converted(conversions: Conversions, index: int, converter: Converter, segment: str) -> Any:
     """``converter``'s value for ``segment`` (at ``index``), or ``_REFUSED``: converted once
     per lookup, whichever branches ask."""
     key = (index, id(converter))

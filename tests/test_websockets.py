@@ -485,8 +485,9 @@ def test_refused_handshakes(asgi_client: MakeClient) -> None:
     for path in ("/plain", "/nowhere", "/ws/extra"):
         with pytest.raises(WebSocketDisconnect) as refused:
             client.websocket_connect(path)
-        # NOTE: the empty 403 of a handshake no WebSocket route takes: no handler ran.
-        assert refused.value.response.status_code == 403
+        # NOTE: the 404 of a handshake no WebSocket route takes (it was an empty 403), as
+        # an HTTP request for a path no route takes gets: no handler ran.
+        assert refused.value.response.status_code == 404
     assert calls == []
     assert client.get("/plain").text == "plain"
 
@@ -1411,6 +1412,103 @@ def test_plain_http_to_a_websocket_route(interface: str, make_client: MakeClient
         assert response.status_code == 501
         assert "as_asgi()" in response.text
     assert client.get("/nowhere").status_code == 404
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "PROPFIND"])
+def test_a_method_other_than_get_to_a_websocket_route_is_405_with_allow(
+    make_client: MakeClient, method: str
+) -> None:
+    # NOTE: it was 426 Upgrade Required under ASGI and 501 under WSGI: a handshake is a GET,
+    # so another method is not allowed there (Flask's 405), whichever interface serves it.
+    response = make_client(_echo_app()).request(method, "/echo")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_options_to_a_websocket_route_is_the_automatic_answer(make_client: MakeClient) -> None:
+    # NOTE: as for an HTTP route's path: 204 with the methods it takes (it was 426 or 501).
+    response = make_client(_echo_app()).options("/echo")
+    assert (response.status_code, response.content) == (204, b"")
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+@pytest.mark.parametrize("template", ["/live", "/live/{room}"])
+def test_a_path_with_a_websocket_route_and_another_methods_http_route(
+    interface: str, make_client: MakeClient, template: str
+) -> None:
+    # NOTE: the HTTP route's 405 answered a plain GET (with an Allow that left GET out), and
+    # an OPTIONS left it out too: the WebSocket route takes GET there, so a GET needs the
+    # upgrade (426, or 501 under WSGI) and the methods allowed count it.
+    app = App()
+
+    @app.post(template)
+    def post(request: Request, **params: str) -> str:
+        return "posted"
+
+    @app.websocket(template)
+    async def live(ws: WebSocket, **params: str) -> None:
+        await ws.accept()
+
+    client = make_client(app)
+    path = template.replace("{room}", "a")
+    assert client.post(path).text == "posted"
+    assert client.get(path).status_code == (426 if interface == "asgi" else 501)
+    put = client.put(path)
+    assert (put.status_code, put.headers["allow"]) == (405, "GET, HEAD, OPTIONS, POST")
+    options = client.options(path)
+    assert (options.status_code, options.headers["allow"]) == (204, "GET, HEAD, OPTIONS, POST")
+
+
+def _counting_app(calls: list[str]) -> App:
+    app = App()
+
+    def counted(text: str) -> str:
+        calls.append(text)
+        if text == "no":
+            raise ValueError(text)
+        return text
+
+    app.add_converter("counted", counted)
+
+    @app.websocket("/rooms/{name:counted}")
+    async def room(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    @app.get("/rooms/{name:counted}/log")
+    def log(request: Request, name: str) -> str:
+        return name
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("GET", "/rooms/a", {426, 501}),
+        ("POST", "/rooms/a", {405}),
+        ("GET", "/rooms/no", {404}),
+        ("GET", "/rooms/a/log", {200}),
+        ("POST", "/rooms/a/log", {405}),
+        ("OPTIONS", "/rooms/a", {204}),
+        ("GET", "/rooms/a/b", {404}),
+    ],
+)
+def test_a_converter_runs_once_when_routing_falls_back_to_the_websocket_routes(
+    make_client: MakeClient, method: str, path: str, statuses: set[int]
+) -> None:
+    # NOTE: the HTTP routes' search converted the segment, then the WebSocket routes' search
+    # converted it again: twice for one request.
+    calls: list[str] = []
+    client = make_client(_counting_app(calls))
+    assert client.request(method, path).status_code in statuses
+    assert calls == [path.split("/")[2]]
+
+
+def test_a_handshake_runs_a_converter_once(asgi_client: MakeClient) -> None:
+    calls: list[str] = []
+    with asgi_client(_counting_app(calls)).websocket_connect("/rooms/a"):
+        pass
+    assert calls == ["a"]
 
 
 def test_as_wsgi_warns_once_per_app() -> None:

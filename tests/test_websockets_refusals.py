@@ -12,7 +12,16 @@ import pytest
 from conftest import MakeClient, in_colour
 from drive import handshake_messages, websocket_scope
 
-from microweb import App, Headers, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
+from microweb import (
+    App,
+    ClientDisconnect,
+    Headers,
+    HTTPError,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from microweb._asgi_request import DENIAL_RESPONSE, DENIAL_SENT_WHOLE
 from microweb._types import Message
 from microweb.plugins import CORS, RequestID
@@ -180,7 +189,7 @@ def _unrouted_app() -> App:
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/nowhere", 403), ("/rooms/a", 401), ("/caf%ff", 400)],
+    [("/nowhere", 404), ("/rooms/a", 401), ("/caf%ff", 400)],
     ids=["no-route", "converter", "malformed"],
 )
 def test_a_handshake_no_route_takes_is_refused_through_the_flows(
@@ -194,8 +203,6 @@ def test_a_handshake_no_route_takes_is_refused_through_the_flows(
     # NOTE: a converter's error is thrown in at the flows, as over HTTP: a flow that does not
     # catch it does not see the answer.
     assert ("x-frame-options" in answer.headers) is (path != "/rooms/a")
-    if status == 403:
-        assert answer.content == b""
 
 
 def _app_answering(colour: str, value: Callable[[], Any]) -> App:
@@ -468,3 +475,139 @@ def test_a_refusal_by_close_to_a_client_gone_does_not_leave_the_app(
 
     asyncio.run(asyncio.wait_for(_refusing_app().as_asgi()(scope, receive, send), 5))
     assert tried[0]["type"] in {"websocket.close", "websocket.http.response.start"}
+
+
+def _handled_app(colour: str, seen: list[tuple[int, str]]) -> App:
+    app = _unrouted_app()
+
+    def logged(request: Request, exc: HTTPError) -> Response:
+        seen.append((exc.status, request.path))
+        return Response(f"handled {exc.status}", status=exc.status, headers={"x-handled": "1"})
+
+    for status in (400, 401, 404):
+        app.error_handler(status)(in_colour(colour, logged))
+    return app
+
+
+@pytest.mark.parametrize("colour", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/nowhere", 404), ("/rooms/a", 401), ("/caf%ff", 400)],
+    ids=["no-route", "converter", "malformed"],
+)
+def test_the_error_handlers_answer_a_handshake_no_route_takes(
+    asgi_client: MakeClient, colour: str, path: str, status: int
+) -> None:
+    # NOTE: a path with no WebSocket route was an empty 403 that no error handler saw, where
+    # an HTTP request's 404 goes through them (a 404 handler that logs, or sets a header):
+    # now the 404 of an HTTP request, through the flows and the error handlers.
+    seen: list[tuple[int, str]] = []
+    answer = _refused(asgi_client(_handled_app(colour, seen)), path)
+    assert (answer.status_code, answer.text) == (status, f"handled {status}")
+    assert answer.headers["x-handled"] == "1"
+    assert answer.headers["x-request-id"] == "rid-1"
+    assert seen == [(status, "" if status == 400 else path)]  # NOTE: no path to read.
+
+
+@pytest.mark.parametrize("path", ["/nowhere", "/rooms/a", "/caf%ff"])
+def test_the_error_handlers_see_a_handshake_no_route_takes_under_a_plain_asgi_server(
+    path: str,
+) -> None:
+    # NOTE: a server without the denial response refuses with its own bare 403 (a close):
+    # the error handler has run all the same (its logging), and nothing left the app.
+    seen: list[tuple[int, str]] = []
+    sent = handshake_messages(_handled_app("sync", seen).as_asgi(), websocket_scope(path))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert len(seen) == 1
+
+
+def test_a_handshake_no_route_takes_gets_the_default_404(asgi_client: MakeClient) -> None:
+    answer = _refused(asgi_client(App()), "/nowhere")
+    assert (answer.status_code, answer.text) == (404, "Not Found")
+
+
+# NOTE: what a flow, a converter or the handler raises to refuse a handshake, by name.
+_RAISED: dict[str, Callable[[], Exception]] = {
+    "http": lambda: HTTPError(401, "sign in first"),
+    "class": NotSignedIn,
+    "bug": lambda: KeyError("bug"),
+    "gone": lambda: ClientDisconnect("the client left"),
+}
+
+
+def _every_refusal_app() -> App:
+    app = App()
+
+    @app.middleware
+    def gate(request: Request) -> Iterator[Any]:
+        kind = request.query.get("flow", "")
+        if kind == "response":
+            yield Response("sign in first", status=401)
+        elif kind == "stream":
+            yield Response.stream(iter([b"no"]), status=403)
+        elif kind in _RAISED:
+            raise _RAISED[kind]()
+        else:
+            yield
+
+    def odd(text: str) -> str:
+        raise _RAISED[text]() if text in _RAISED else ValueError(text)
+
+    app.add_converter("odd", odd)
+
+    @app.websocket("/rooms/{name:odd}")
+    async def room(ws: WebSocket, name: str) -> None:
+        await ws.accept()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        kind = ws.request.query.get("handler", "")
+        if kind in _RAISED:
+            raise _RAISED[kind]()
+        await ws.accept()
+
+    return app
+
+
+_EVERY_REFUSAL = [
+    ("/ws", b"flow=response"),
+    ("/ws", b"flow=http"),
+    ("/ws", b"flow=gone"),
+    ("/ws", b"flow=stream"),
+    ("/ws", b"handler=http"),
+    ("/ws", b"handler=class"),
+    ("/ws", b"handler=bug"),
+    ("/ws", b"handler=gone"),
+    ("/nowhere", b""),
+    ("/rooms/no", b""),
+    ("/rooms/http", b""),
+    ("/rooms/bug", b""),
+    ("/caf%ff", b""),
+]
+
+
+@pytest.mark.parametrize("client_gone", [False, True], ids=["client-here", "client-gone"])
+@pytest.mark.parametrize(
+    ("path", "query"), _EVERY_REFUSAL, ids=[f"{p}?{q.decode()}" for p, q in _EVERY_REFUSAL]
+)
+def test_every_refusal_under_a_server_that_cannot_send_denials_is_one_close_1008(
+    path: str, query: bytes, client_gone: bool
+) -> None:
+    # NOTE: a server without the denial response answers a close before accept with its bare
+    # 403: each way of refusing ends in that one close, with the policy-violation code, and
+    # nothing leaves the app, the client gone too (Uvicorn's protocols raise an OSError).
+    scope = websocket_scope(path)
+    scope["query_string"] = query
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if client_gone:
+            raise ConnectionResetError("the client went away")
+
+    asgi = _every_refusal_app().as_asgi()
+    asyncio.run(asyncio.wait_for(asgi(scope, receive, send), 5))
+    assert [(message["type"], message["code"]) for message in sent] == [("websocket.close", 1008)]

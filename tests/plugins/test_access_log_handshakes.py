@@ -248,7 +248,7 @@ def test_a_client_disconnect_raised_before_the_answer_is_logged_499(
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/nowhere", "403"), ("/rooms/a", "401"), ("/caf%ff", "400")],
+    [("/nowhere", "404"), ("/rooms/a", "401"), ("/caf%ff", "400")],
     ids=["no-route", "converter", "malformed"],
 )
 def test_a_handshake_no_route_takes_is_logged(
