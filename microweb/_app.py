@@ -562,7 +562,7 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         if self._ws_warning_due():
             warnings.warn(
                 "this app has WebSocket routes, which need the ASGI entrypoint (as_asgi()); "
-                "under WSGI they answer 501",
+                "under WSGI a handshake to them is answered 501",
                 InterfaceWarning,
                 stacklevel=2,
             )
