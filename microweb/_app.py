@@ -134,12 +134,17 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
         )
 
     def _put(
-        self, route: Route, routers: tuple[Router, ...], served: Endpoint | None = None
+        self,
+        route: Route,
+        routers: tuple[Router, ...],
+        served: Endpoint | None = None,
+        *,
+        reached: bool = False,
     ) -> None:
         """Register ``route`` (resolved and checked); once compiled, serve it with ``served``
-        (made here when ``None``)."""
+        (made here when ``None``). ``reached``: ``_check_reached`` has checked it already."""
         with self._clash_advised():
-            if self._plan is not None:
+            if self._plan is not None and not reached:
                 # NOTE: compile() refused a route never reached, not one added after it: a
                 # startup hook's took every request of a route that was serving them.
                 (self._ws if route.kind == "websocket" else self._http).refuse_unreached_by(route)
@@ -344,7 +349,7 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
                 self._add_route(route, router._scopes_of(route))
         else:
             for route, routers, served in self._served(router, self._plan):
-                self._put(route, routers, served)
+                self._put(route, routers, served, reached=True)
         self._inclusions.append((router, router._included))
         router._included = True
 
