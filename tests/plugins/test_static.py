@@ -634,7 +634,7 @@ from microweb.plugins import Static
 from microweb.plugins.static import safe_join
 from microweb.testing import TestClient
 
-assert sys.getfilesystemencoding() == "ascii"
+print(sys.getfilesystemencoding())
 app = App()
 app.install(Static(sys.argv[1], index="index.html"))
 with TestClient(app, interface=sys.argv[2]) as client:
@@ -651,7 +651,7 @@ def test_static_a_name_the_file_system_encoding_cant_hold_is_404(
     # can't encode "é" or "€" for a lookup: each request for one was a 500 with a traceback
     # (UnicodeEncodeError from os.path.realpath), where it is a name that no file has here.
     env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(static_module.__file__).parents[2])])
+    env["PYTHONPATH"] = str(Path(static_module.__file__).parents[2])
     run = subprocess.run(
         [sys.executable, "-c", _ASCII_FILE_NAMES, str(files), interface],
         env=env,
@@ -660,7 +660,11 @@ def test_static_a_name_the_file_system_encoding_cant_hold_is_404(
         timeout=60,
         check=False,
     )
-    assert run.stdout.splitlines() == [
+    assert run.stdout, run.stderr
+    encoding, *answers = run.stdout.splitlines()
+    if encoding != "ascii":
+        pytest.skip(f"file names are {encoding} under the C locale here (macOS: UTF-8)")
+    assert answers == [
         "/static/caf%C3%A9.txt 404",
         "/static/%E2%82%AC/ 404",
         "/static/site.css 200",
