@@ -59,8 +59,19 @@ def _hidden(path: str) -> bool:
 def _resolve(root: str, path: str, dotfiles: bool) -> str | None:
     if len(path) > MAX_PATH_LENGTH or _unsafe(path) or (not dotfiles and _hidden(path)):
         return None
-    full = os.path.realpath(os.path.join(root, *path.split("/")))
-    return full if _servable(root, full, dotfiles) else None
+    full = _real(os.path.join(root, *path.split("/")))
+    return full if full is not None and _servable(root, full, dotfiles) else None
+
+
+def _real(path: str) -> str | None:
+    """``os.path.realpath(path)``, or ``None`` for a name the file system encoding can't hold."""
+    # NOTE: a process whose file names are ASCII (PYTHONUTF8=0 under the C locale) or latin-1
+    # can't look up a name with a euro sign: each request for one was a 500 (UnicodeEncodeError).
+    # No file has that name here, as for EILSEQ.
+    try:
+        return os.path.realpath(path)
+    except UnicodeEncodeError:
+        return None
 
 
 # NOTE: where Linux names each descriptor's file, as the kernel found it, wherever the links led.
@@ -126,8 +137,8 @@ def safe_join(
         An absolute path inside ``directory``, symbolic links resolved (the file may not
         exist), or ``None`` for a path that is malformed (``..`` segments, backslashes, NUL
         bytes, absolute paths, drive letters), longer than any file name can be (4096
-        characters, ``MAX_PATH_LENGTH``), leads outside ``directory``, or names a dotfile when
-        ``dotfiles`` is false.
+        characters, ``MAX_PATH_LENGTH``), can't be written in the file system's encoding,
+        leads outside ``directory``, or names a dotfile when ``dotfiles`` is false.
     """
     return _resolve(os.path.realpath(os.fsdecode(directory)), path, dotfiles)
 
@@ -245,10 +256,12 @@ class Static:
     def _folder(self, request: Request, full: str) -> Response:
         if self.index is None:
             raise HTTPError(404)
-        index = os.path.realpath(os.path.join(full, self.index))
+        index = _real(os.path.join(full, self.index))
         # NOTE: checked as any file is: an index.html linked to "../.git/config" served it.
-        if not _servable(self.root, index, self.dotfiles) or not stat.S_ISREG(
-            _mode(request, index)
+        if (
+            index is None
+            or not _servable(self.root, index, self.dotfiles)
+            or not stat.S_ISREG(_mode(request, index))
         ):
             raise HTTPError(404)
         if not request.path.endswith("/"):

@@ -174,9 +174,18 @@ class TrustedHosts:
         app.middleware(self.flow, outermost=True)
 
     def allows(self, host: str) -> bool:
-        """Tell whether ``host`` (a ``host[:port]`` value, as ``request.host``) is allowed."""
+        """Tell whether ``host`` (a ``host[:port]`` value, as ``request.host``) is allowed.
+
+        A value that is no ``host[:port]`` is not, unless every host is: a URL's netloc with
+        userinfo (``"example.com:80@evil.example"``), or one with a path or a space.
+        """
         if self.any_host:
             return True
+        # NOTE: only the name before a ":" or after a "[" was compared: "example.com:80@evil
+        # .example", the netloc of a link to evil.example, was allowed, and so a redirect that
+        # checked its target with allows() went there. request.host is always host[:port].
+        if not valid_host(host):
+            return False
         name = host_name(host)
         if name is None:
             return False

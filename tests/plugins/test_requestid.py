@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from wsgiref.validate import validator
@@ -113,6 +114,39 @@ def test_request_id_refuses_a_generator_that_needs_arguments() -> None:
         RequestID(generator=_id_of)  # type: ignore[arg-type]
     RequestID(generator=lambda *args: "rid")
     RequestID(generator=lambda prefix="r": prefix + "id")
+
+
+@pytest.mark.parametrize(
+    ("generator", "error"),
+    [
+        (uuid.uuid4, "TypeError: RequestID generator .* returned UUID"),
+        (lambda: 7, "TypeError: RequestID generator .* returned int"),
+        (lambda: "a b\r\nx", "ValueError: RequestID generator .* returned 'a b"),
+        (lambda: "", "ValueError: RequestID generator .* returned ''"),
+    ],
+    ids=["uuid4", "int", "line-break", "empty"],
+)
+def test_request_id_a_generator_that_gives_no_id_fails_before_the_handler(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, generator: Any, error: str
+) -> None:
+    # NOTE: generator=uuid.uuid4 (a UUID, not its str) ran every handler, a POST's writes
+    # included, with that object as the ID, and then failed as the header was set: a 500 after
+    # the work was done, which clients retry. It is refused before the handler, by its name.
+    caplog.set_level(logging.ERROR, logger="microweb")
+    app = id_app(RequestID(generator=generator))
+    ran: list[str] = []
+
+    @app.post("/write")
+    def write(request: Request) -> str:
+        ran.append("written")
+        return "ok"
+
+    response = make_client(app).post("/write")
+    assert (response.status_code, ran) == (500, [])
+    logged = [r for r in caplog.records if r.exc_info]
+    assert len(logged) == 1
+    exc = logged[0].exc_info[1]  # type: ignore[index]
+    assert re.match(error, f"{type(exc).__name__}: {exc}"), exc
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

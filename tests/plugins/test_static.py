@@ -8,6 +8,8 @@ import functools
 import logging
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -622,3 +624,49 @@ def test_static_a_folder_put_in_a_files_place_after_the_check_is_404(
 
     monkeypatch.setattr(static_module, "_mode", a_file_then)
     assert make_client(static_app(files)).get("/static/site.css").status_code == 404
+
+
+# NOTE: run in a process of its own: the file system encoding is chosen at startup.
+_ASCII_FILE_NAMES = """
+import sys
+from microweb import App
+from microweb.plugins import Static
+from microweb.plugins.static import safe_join
+from microweb.testing import TestClient
+
+print(sys.getfilesystemencoding())
+app = App()
+app.install(Static(sys.argv[1], index="index.html"))
+with TestClient(app, interface=sys.argv[2]) as client:
+    for url in ("/static/caf%C3%A9.txt", "/static/%E2%82%AC/", "/static/site.css"):
+        print(url, client.get(url).status_code)
+print("safe_join", safe_join(sys.argv[1], "caf\\u00e9.txt"))
+"""
+
+
+def test_static_a_name_the_file_system_encoding_cant_hold_is_404(
+    interface: str, files: Path
+) -> None:
+    # NOTE: a process whose file names are ASCII (PYTHONUTF8=0 under the C locale) or latin-1
+    # can't encode "é" or "€" for a lookup: each request for one was a 500 with a traceback
+    # (UnicodeEncodeError from os.path.realpath), where it is a name that no file has here.
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
+    env["PYTHONPATH"] = str(Path(static_module.__file__).parents[2])
+    run = subprocess.run(
+        [sys.executable, "-c", _ASCII_FILE_NAMES, str(files), interface],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.stdout, run.stderr
+    encoding, *answers = run.stdout.splitlines()
+    if encoding != "ascii":
+        pytest.skip(f"file names are {encoding} under the C locale here (macOS: UTF-8)")
+    assert answers == [
+        "/static/caf%C3%A9.txt 404",
+        "/static/%E2%82%AC/ 404",
+        "/static/site.css 200",
+        "safe_join None",
+    ], run.stderr

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Generator, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 from wsgiref.validate import validator
 
 import pytest
@@ -179,6 +180,53 @@ def test_no_host_and_no_server_address_is_refused() -> None:
     plugin = TrustedHosts(["example.com"])
     assert not plugin.allows("")
     assert TrustedHosts(["*"]).allows("")
+
+
+@pytest.mark.parametrize(
+    "netloc", ["example.com:80@evil.com", "www.example.com:443@evil.com", "[::1]:80@evil.com"]
+)
+def test_allows_is_false_for_a_netloc_with_userinfo(make_client: MakeClient, netloc: str) -> None:
+    # NOTE: allows() said True for a value that only starts like an allowed host:
+    # "example.com:80@evil.com" (the name before the ":") is the netloc of a URL to evil.com,
+    # so a redirect that checked its target's netloc with it went there.
+    plugin = TrustedHosts(HOSTS)
+    app = hosts_app(plugin)
+
+    @app.get("/go")
+    def go(request: Request) -> Response:
+        target = request.query.get("next", "/")
+        netloc = urlsplit(target).netloc
+        if netloc and not plugin.allows(netloc):
+            raise HTTPError(400, "not one of our hosts")
+        return Response.redirect(target)
+
+    client = make_client(app)
+    ours = {"host": "example.com"}
+    answer = client.get("/go", params={"next": f"https://{netloc}/x"}, headers=ours)
+    assert (answer.status_code, answer.text) == (400, "not one of our hosts")
+    good = client.get("/go", params={"next": "https://a.example.com:8443/x"}, headers=ours)
+    assert (good.status_code, good.headers["location"]) == (307, "https://a.example.com:8443/x")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.com/.example.com",
+        "evil.com?.example.com",
+        "evil.com#.example.com",
+        "evil.com .example.com",
+        "[::1]evil.com",
+        "[::1]/evil.com",
+        "localhost:x",
+        "localhost:99999",
+        "example.com:80:80",
+    ],
+)
+def test_allows_is_false_for_what_is_no_host(host: str) -> None:
+    # NOTE: the check is of request.host, which is always host[:port]; allows() is public and
+    # takes any str, and it said True for these, which end or start like an allowed host.
+    assert not TrustedHosts(HOSTS).allows(host)
+    assert TrustedHosts(["*"]).allows(host)
 
 
 # -- every path through the app ------------------------------------------------------------------
