@@ -112,6 +112,10 @@ def _import_module(target: str, location: str) -> types.ModuleType:
             # code, with the traceback that gives its line (loaded()), where it was said as
             # "cannot import module 'shop'" alone.
             raise
+        if os.path.isfile(location):
+            # NOTE: "app.txt" was imported as the module "txt" of a package "app": "No module
+            # named 'app'", of a file that is there.
+            raise _not_python(location) from None
         raise TargetError(f"cannot import module {location!r}: {exc}") from None
 
 
@@ -199,9 +203,22 @@ def _a(kind: str) -> str:
     return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
 
 
+def _not_python(path: str) -> TargetError:
+    return TargetError(
+        f"{path} is not a Python file: a target is module:attr or path/to/file.py[:attr]"
+    )
+
+
 def _import_file(path: str) -> object:
+    if os.path.isdir(path):
+        raise TargetError(
+            f"{path} is a directory: a target is module:attr or path/to/file.py[:attr]"
+        )
     if not os.path.isfile(path):
         raise TargetError(f"no such file: {path}")
+    if not path.endswith(".py"):
+        # NOTE: said "cannot load", with no word of why.
+        raise _not_python(path)
     directory = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, directory)
     name = os.path.splitext(os.path.basename(path))[0]

@@ -32,6 +32,12 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
     ("target", "message"),
     [
         ("nope/missing.py", "no such file"),
+        # NOTE: files that are there, said to be missing modules or not loadable, with no why.
+        ("pyproject.toml", r"^pyproject.toml is not a Python file: a target is module:attr or "),
+        ("pyproject.toml:app", r"^pyproject.toml is not a Python file: .*file.py\[:attr\]$"),
+        ("docs/index.md", r"^docs/index.md is not a Python file: a target is module:attr"),
+        ("docs/index.md:app", r"^docs/index.md is not a Python file"),
+        ("docs/", r"^docs/ is a directory: a target is module:attr or path/to/file.py"),
         ("no_such_module_xyz:app", "cannot import module"),
         ("examples.hello:nothing", "has no attribute"),
         ("examples.hello:App", "not a microweb App"),
