@@ -755,6 +755,47 @@ def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
         assert "Application startup complete." in written + read_log(log)
 
 
+# NOTE: the same set-up in a startup hook, as an app that reads its logging set-up from its
+# settings once started does.
+_HOOK_DICT_CONFIGURED_APP = """
+import logging.config, os
+from microweb import App
+
+app = App()
+
+
+@app.on_startup
+def configure():
+    logging.config.dictConfig({
+        "version": 1,
+        "handlers": {"file": {
+            "class": "logging.FileHandler",
+            "filename": os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"),
+        }},
+        "root": {"handlers": ["file"], "level": "INFO"},
+    })
+
+
+@app.get("/")
+def home(request):
+    raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers", "reload"])
+def test_a_dict_config_in_a_startup_hook_leaves_the_servers_and_microwebs_loggers_on(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: they were turned on again after the app's import only: a dictConfig() in a startup
+    # hook left microweb's errors and Uvicorn's access lines unlogged.
+    with _serving_source(tmp_path, mode, _HOOK_DICT_CONFIGURED_APP) as (port, log):
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
+    written = _written(tmp_path)
+    assert "unhandled error in GET /" in written, read_log(log)
+    if mode != "waitress":
+        assert '"GET / HTTP/1.1" 500' in written + read_log(log), read_log(log)
+
+
 _LOGGERS_TURNED_OFF_APP = """
 import logging
 from microweb import App
