@@ -251,4 +251,30 @@ def source_dir(target: str) -> str:
     location = _located(target)[0]
     if location.endswith(".py") or os.sep in location:
         return os.path.dirname(os.path.abspath(location))
-    return os.getcwd()
+    # NOTE: the cwd was watched for every module target (as Uvicorn's default is): a package
+    # on sys.path elsewhere (src/, an editable install) was never reloaded. The folder that
+    # holds its top package is watched, which is the cwd for code that is there.
+    return _module_dir(location.partition(".")[0]) or os.getcwd()
+
+
+# NOTE: where pip installs: watched whole, every installed package's change would reload.
+_INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
+
+
+def _module_dir(top: str) -> str | None:
+    """The folder that holds the top-level module or package ``top`` (a package's own folder
+    when that is an install folder), ``None`` for one that is not found or has none."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        package = os.path.abspath(next(iter(spec.submodule_search_locations)))
+        holder = os.path.dirname(package)
+        return package if os.path.basename(holder) in _INSTALL_DIRS else holder
+    if spec.origin is None or not spec.has_location:
+        return None  # NOTE: a built-in or frozen module.
+    holder = os.path.dirname(os.path.abspath(spec.origin))
+    return None if os.path.basename(holder) in _INSTALL_DIRS else holder

@@ -376,10 +376,23 @@ def version(request: Request) -> dict[str, object]:
 """
 
 
-@pytest.mark.parametrize("target", ["reloaded_app.py", "reloaded_app:app"])
-def test_reload_picks_up_a_change_and_keeps_the_options(tmp_path: Path, target: str) -> None:
-    source = tmp_path / "reloaded_app.py"
+@pytest.mark.parametrize(
+    ("target", "layout"),
+    [("reloaded_app.py", "cwd"), ("reloaded_app:app", "cwd"), ("reloaded_app:app", "src")],
+)
+def test_reload_picks_up_a_change_and_keeps_the_options(
+    tmp_path: Path, target: str, layout: str
+) -> None:
+    # NOTE: "src": the module on PYTHONPATH, served from another folder; the cwd was watched,
+    # and the change never reloaded.
+    folder = tmp_path / "src" if layout == "src" else tmp_path
+    folder.mkdir(exist_ok=True)
+    source = folder / "reloaded_app.py"
     source.write_text(RELOADED_APP.format(version="one"))
+    variables = environment()
+    variables["PYTHONPATH"] = os.pathsep.join([str(folder), variables["PYTHONPATH"]])
+    cwd = tmp_path / "elsewhere" if layout == "src" else tmp_path
+    cwd.mkdir(exist_ok=True)
     port, log = free_port(), tmp_path / "serve.log"
     options = [
         "--root-path",
@@ -390,7 +403,7 @@ def test_reload_picks_up_a_change_and_keeps_the_options(tmp_path: Path, target: 
         "warning",
     ]
     command = [sys.executable, "-m", "microweb", "serve", target, "--reload", "--port", str(port)]
-    process = start([*command, *options], port=port, log=log, cwd=tmp_path)
+    process = start([*command, *options], port=port, log=log, cwd=cwd, env=variables)
 
     def answer() -> dict[str, object]:
         headers = {"x-forwarded-for": "203.0.113.9"}
