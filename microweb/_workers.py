@@ -23,7 +23,7 @@ import uvicorn
 
 from ._errors import log_failure
 from ._serve_log import serving_loggers_on
-from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
+from ._stopping import STOP_SIGNALS, end_by, interrupts_held, quit_as_terminate, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, TURNS, say_started
@@ -42,6 +42,7 @@ def _run_worker(
     server: OrderlyUvicorn | None = None
     try:
         take_interrupts()
+        quit_as_terminate()
         config.configure_logging()
         server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor)
         server.announce = functools.partial(_started, pipe, beats, timeout, server)

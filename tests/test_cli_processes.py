@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -138,6 +139,45 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
         stop(process)
     assert process.returncode == -signal.SIGINT, read_log(log)
     assert _events(events) == ["shutdown"] * MODE_PROCESSES[mode], read_log(log)
+    assert "Traceback" not in read_log(log)
+
+
+def _no_core() -> None:
+    """No core file, should a process be ended by SIGQUIT's default (a ``preexec_fn``)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@pytest.mark.parametrize("to", ["main", "group"])
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_sigquit_stops_in_order_as_sigterm_does(tmp_path: Path, mode: str, to: str) -> None:
+    # NOTE: Python's default for SIGQUIT ended a single process at once (a core dump where
+    # they are on), with no shutdown hooks and a Unix socket's file left; with --workers or
+    # --reload, the children stopped by themselves once they saw the main process gone, or
+    # (Ctrl+\, to the whole group) died with it. Gunicorn and nginx both stop on SIGQUIT.
+    port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
+    variables = environment(SERVING_EVENTS=str(events))
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            _command(port, *SERVE_MODES[mode]),
+            cwd=REPO_ROOT,
+            env=variables,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_no_core,
+        )
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
+        if to == "group":
+            os.killpg(process.pid, signal.SIGQUIT)
+        else:
+            process.send_signal(signal.SIGQUIT)
+        process.wait(timeout=5)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert _events(events) == ["shutdown"] * MODE_PROCESSES.get(mode, 1), read_log(log)
     assert "Traceback" not in read_log(log)
 
 
