@@ -112,6 +112,10 @@ def _import_module(target: str, location: str) -> types.ModuleType:
             # code, with the traceback that gives its line (loaded()), where it was said as
             # "cannot import module 'shop'" alone.
             raise
+        if os.path.isfile(location):
+            # NOTE: "app.txt" was imported as the module "txt" of a package "app": "No module
+            # named 'app'", of a file that is there.
+            raise _not_python(location) from None
         raise TargetError(f"cannot import module {location!r}: {exc}") from None
 
 
@@ -199,9 +203,22 @@ def _a(kind: str) -> str:
     return ("an " if kind[:1].lower() in "aeiou" else "a ") + kind
 
 
+def _not_python(path: str) -> TargetError:
+    return TargetError(
+        f"{path} is not a Python file: a target is module:attr or path/to/file.py[:attr]"
+    )
+
+
 def _import_file(path: str) -> object:
+    if os.path.isdir(path):
+        raise TargetError(
+            f"{path} is a directory: a target is module:attr or path/to/file.py[:attr]"
+        )
     if not os.path.isfile(path):
         raise TargetError(f"no such file: {path}")
+    if not path.endswith(".py"):
+        # NOTE: said "cannot load", with no word of why.
+        raise _not_python(path)
     directory = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, directory)
     name = os.path.splitext(os.path.basename(path))[0]
@@ -234,4 +251,30 @@ def source_dir(target: str) -> str:
     location = _located(target)[0]
     if location.endswith(".py") or os.sep in location:
         return os.path.dirname(os.path.abspath(location))
-    return os.getcwd()
+    # NOTE: the cwd was watched for every module target (as Uvicorn's default is): a package
+    # on sys.path elsewhere (src/, an editable install) was never reloaded. The folder that
+    # holds its top package is watched, which is the cwd for code that is there.
+    return _module_dir(location.partition(".")[0]) or os.getcwd()
+
+
+# NOTE: where pip installs: watched whole, every installed package's change would reload.
+_INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
+
+
+def _module_dir(top: str) -> str | None:
+    """The folder that holds the top-level module or package ``top`` (a package's own folder
+    when that is an install folder), ``None`` for one that is not found or has none."""
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        package = os.path.abspath(next(iter(spec.submodule_search_locations)))
+        holder = os.path.dirname(package)
+        return package if os.path.basename(holder) in _INSTALL_DIRS else holder
+    if spec.origin is None or not spec.has_location:
+        return None  # NOTE: a built-in or frozen module.
+    holder = os.path.dirname(os.path.abspath(spec.origin))
+    return None if os.path.basename(holder) in _INSTALL_DIRS else holder

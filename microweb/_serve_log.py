@@ -18,10 +18,13 @@ logger = logging.getLogger("microweb")
 _SERVING_LOGGERS = frozenset({"microweb", "waitress", "uvicorn"})
 # NOTE: the loggers whose level Uvicorn's Config sets from its log_level.
 _UVICORN_LEVELLED = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-# NOTE: a logger no one configures nor turns off by its name, made on for the app's import:
-# found off, a logging.config.dictConfig() (or fileConfig()) disabled the loggers there were.
-# A logger off with this one on the app turned off itself (logger.disabled = True).
-_PROBE = logging.getLogger("microweb-serve-probe")
+# NOTE: a logger no one configures nor turns off by its name, made on for the app's import
+# and on again at each look: found off, a logging.config.dictConfig() (or fileConfig())
+# disabled the loggers there were. A logger off with this one on the app turned off itself
+# (logger.disabled = True). It has to be a logger of logging's own (dictConfig() disables
+# those it finds there), so logging.root.manager.loggerDict lists it; a top-level name, as
+# one below "microweb" stays on when the app's dictConfig() names "microweb" (docs/errors.md).
+_PROBE = logging.getLogger("_microweb_serve_probe")
 _PROBE.disabled = False
 
 
@@ -40,15 +43,7 @@ def configure_logging(level: str) -> None:
     # access lines went), not in a single process.
     for name in ("microweb", "waitress", *_UVICORN_LEVELLED):
         logging.getLogger(name).setLevel(level.upper())
-    # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
-    # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's
-    # lines went nowhere. (Uvicorn's own dictConfig() turned them on again after a single
-    # process's import, and a logger the app had turned off with them.) Only then: turned
-    # on whenever off, a logger the app had turned off itself logged all the same.
-    if _PROBE.disabled:
-        for name, each in list(logging.root.manager.loggerDict.items()):
-            if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
-                each.disabled = False
+    serving_loggers_on()
     # NOTE: Waitress writes a request's decoded path into its lines ("Exception while serving
     # /a<CR><LF>ERROR:forged"): a client chose a log line of its own (review62).
     waitress = logging.getLogger("waitress")
@@ -56,6 +51,27 @@ def configure_logging(level: str) -> None:
         waitress.addFilter(_OneLine())
     # NOTE: a stream's error, which microweb has logged (addFilter() skips a filter it has).
     waitress.addFilter(REPORTED_TRACEBACKS)
+
+
+def serving_loggers_on() -> None:
+    """Turn the loggers of microweb and the servers on again if a ``dictConfig()`` or
+    ``fileConfig()`` of the app's has disabled them since the last look.
+
+    ``configure_logging()`` looks once the app is imported; the serving line looks again once
+    the startup hooks ran (``say_serving()``, a worker's ``started()``).
+    """
+    # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
+    # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's
+    # lines went nowhere. (Uvicorn's own dictConfig() turned them on again after a single
+    # process's import, and a logger the app had turned off with them.) Only then: turned
+    # on whenever off, a logger the app had turned off itself logged all the same.
+    if not _PROBE.disabled:
+        return
+    for name, each in list(logging.root.manager.loggerDict.items()):
+        if isinstance(each, logging.Logger) and name.partition(".")[0] in _SERVING_LOGGERS:
+            each.disabled = False
+    # NOTE: on again, so that the next look sees a dictConfig() that comes after this one.
+    _PROBE.disabled = False
 
 
 # NOTE: the C0 controls and DEL, written as Python writes them in a str's repr.
@@ -74,7 +90,11 @@ class _OneLine(logging.Filter):
 
 
 def say_serving(host: str, server: str, port: int) -> None:
-    """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``."""
+    """Print on stdout, at once, that the app is served on ``host`` and ``port`` by ``server``;
+    the serving loggers on again first (``serving_loggers_on()``)."""
+    # NOTE: said once the startup hooks ran, where the app may set its logging up too: a
+    # dictConfig() there left microweb's errors and the server's lines unlogged.
+    serving_loggers_on()
     _say(f"microweb: serving on http://{host_port(host, port)} with {server} ({SERVERS[server]})")
 
 
@@ -82,8 +102,9 @@ def say_serving_unix(path: str, server: str, _port: object) -> None:
     """Print on stdout, at once, that the app is served on the Unix socket ``path``.
 
     ``_port`` is what the servers pass to ``say_serving`` (0 under Uvicorn, the path under
-    Waitress).
+    Waitress). The serving loggers are on again first, as for ``say_serving``.
     """
+    serving_loggers_on()
     # NOTE: nginx's spelling of a Unix socket (proxy_pass http://unix:/run/app.sock:), with
     # the path whole, so that one can copy it.
     _say(f"microweb: serving on unix:{os.path.abspath(path)} with {server} ({SERVERS[server]})")

@@ -38,7 +38,8 @@ def normalize_root_path(root_path: str) -> str:
     """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
 
     Raises:
-        TargetError: If it does not start with a slash, or is no printable text.
+        TargetError: If it does not start with a slash, is no printable text, or has a ``.``
+            or ``..`` segment.
     """
     if root_path and not root_path.startswith("/"):
         raise TargetError(f"--root-path must start with '/', got {root_path!r}")
@@ -46,6 +47,13 @@ def normalize_root_path(root_path: str) -> str:
         # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
         # hold; a control character would be a path no client sends as it is.
         raise TargetError(f"--root-path must be printable UTF-8 text, got {root_path!r}")
+    if any(segment in (".", "..") for segment in root_path.split("/")):
+        # NOTE: a client resolves dot segments before it sends a path (RFC 3986 5.2.4), so no
+        # request ever came under "/a/../b", and url_for() wrote links that led out of the app.
+        raise TargetError(
+            f"--root-path must have no '.' or '..' segment, got {root_path!r}; write the "
+            "path it stands for"
+        )
     return "/" + root_path.strip("/") if root_path.strip("/") else ""
 
 

@@ -38,7 +38,7 @@ from ._serve_options import (
     normalize_root_path,
     picks_several_ports,
 )
-from ._stopping import STARTUP_FAILURE, end_by, to_stderr
+from ._stopping import STARTUP_FAILURE, end_by, quit_as_terminate, to_stderr
 from ._unix import UnixListener, check_unix_path, check_unix_trust, listen_unix
 from .plugins import ProxyHeaders
 from .plugins.requestid import AccessLog
@@ -315,6 +315,7 @@ def serve(
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
     # served (Uvicorn's path, which sets this handler itself, ended at once).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    quit_as_terminate()
     if server == "uvicorn":
         # NOTE: before the app's import: see _uvicorn.Config.
         from ._uvicorn import configure_uvicorn_logging

@@ -1,6 +1,6 @@
 """How ``microweb serve`` ends its process once it has stopped: by the signal it got; how its
-child processes hold SIGINT back while they start; and its streams once no one reads them or
-app code closed them."""
+child processes hold SIGINT back while they start; SIGQUIT taken as SIGTERM; and its streams
+once no one reads them or app code closed them."""
 
 from __future__ import annotations
 
@@ -122,6 +122,24 @@ def take_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def quit_as_terminate() -> None:
+    """Take SIGQUIT in this process as SIGTERM: a stop in order, after which the process ends
+    by SIGTERM."""
+    # NOTE: Python's default ended a single process at once (a core dump where they are on),
+    # with no shutdown hooks and a Unix socket's file left; with --workers or --reload, the
+    # children stopped by themselves once they saw the main process gone, or (Ctrl+\, to the
+    # whole group) died with it. Gunicorn stops on SIGQUIT, and nginx stops in order; a second
+    # SIGQUIT (or SIGTERM, SIGINT) cuts the stop short, as a second SIGTERM does. A shell's
+    # background job, which ignores SIGQUIT, stops on it too, as on SIGINT.
+    signal.signal(signal.SIGQUIT, _terminate)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # NOTE: to this process's own SIGTERM handler, whichever it is now (Uvicorn's, Waitress's,
+    # the supervisor's, or the default before they are set).
+    signal.raise_signal(signal.SIGTERM)
 
 
 class OpenStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -32,6 +32,12 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
     ("target", "message"),
     [
         ("nope/missing.py", "no such file"),
+        # NOTE: files that are there, said to be missing modules or not loadable, with no why.
+        ("pyproject.toml", r"^pyproject.toml is not a Python file: a target is module:attr or "),
+        ("pyproject.toml:app", r"^pyproject.toml is not a Python file: .*file.py\[:attr\]$"),
+        ("docs/index.md", r"^docs/index.md is not a Python file: a target is module:attr"),
+        ("docs/index.md:app", r"^docs/index.md is not a Python file"),
+        ("docs/", r"^docs/ is a directory: a target is module:attr or path/to/file.py"),
         ("no_such_module_xyz:app", "cannot import module"),
         ("examples.hello:nothing", "has no attribute"),
         ("examples.hello:App", "not a microweb App"),
@@ -224,6 +230,42 @@ def test_a_windows_drive_stays_a_drive_for_factory_and_reload(
     assert source_dir("C:/shop.py") == str(tmp_path / "C:")
     with pytest.raises(TargetError, match=r"app = needs\(\.\.\.\)$"):
         load_app("C:/shop.py:needs()")
+
+
+def test_reload_watches_the_folder_that_holds_a_module_targets_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # NOTE: the current directory was watched for every module target: a package found on
+    # sys.path elsewhere (src/, an editable install) was never reloaded, and an unrelated
+    # tree (a home directory) was watched whole.
+    src, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    (src / "watchedpkg").mkdir(parents=True)
+    (src / "watchedpkg" / "__init__.py").write_text("")
+    (src / "watchedpkg" / "web.py").write_text("")
+    (src / "watchedmod.py").write_text("")
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.syspath_prepend(str(src))
+    assert source_dir("watchedpkg.web:app") == str(src)
+    assert source_dir("watchedpkg:app") == str(src)
+    assert source_dir("watchedmod:app") == str(src)
+    # NOTE: one found nowhere (the load says why) or with no folder of its own: the cwd.
+    assert source_dir("no_such_module_xyz:app") == str(elsewhere)
+    assert source_dir("sys:app") == str(elsewhere)
+
+
+def test_reload_watches_an_installed_package_not_the_whole_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # NOTE: a package in site-packages: its own folder, not every installed package's.
+    installed = tmp_path / "lib" / "site-packages"
+    (installed / "installedpkg").mkdir(parents=True)
+    (installed / "installedpkg" / "__init__.py").write_text("")
+    (installed / "installedmod.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(installed))
+    assert source_dir("installedpkg:app") == str(installed / "installedpkg")
+    assert source_dir("installedmod:app") == str(tmp_path)
 
 
 def test_routes_table_lists_method_template_name_handler_colour() -> None:

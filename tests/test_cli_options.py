@@ -321,6 +321,11 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--root-path", "app"], "--root-path must start with '/'"),
         (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
         (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
+        # NOTE: no client sends a path with dot segments, so none came under these roots.
+        (["--root-path", "/a/../b"], "--root-path must have no '.' or '..' segment, got '/a/../b'"),
+        (["--root-path", "/./x"], "--root-path must have no '.' or '..' segment"),
+        (["--root-path", "/.."], "--root-path must have no '.' or '..' segment"),
+        (["--root-path", "/app/."], "--root-path must have no '.' or '..' segment"),
         (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
         (
             ["--timeout-worker-healthcheck", "nan"],

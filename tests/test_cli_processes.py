@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -138,6 +139,45 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
         stop(process)
     assert process.returncode == -signal.SIGINT, read_log(log)
     assert _events(events) == ["shutdown"] * MODE_PROCESSES[mode], read_log(log)
+    assert "Traceback" not in read_log(log)
+
+
+def _no_core() -> None:
+    """No core file, should a process be ended by SIGQUIT's default (a ``preexec_fn``)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@pytest.mark.parametrize("to", ["main", "group"])
+@pytest.mark.parametrize("mode", SERVE_MODES)
+def test_sigquit_stops_in_order_as_sigterm_does(tmp_path: Path, mode: str, to: str) -> None:
+    # NOTE: Python's default for SIGQUIT ended a single process at once (a core dump where
+    # they are on), with no shutdown hooks and a Unix socket's file left; with --workers or
+    # --reload, the children stopped by themselves once they saw the main process gone, or
+    # (Ctrl+\, to the whole group) died with it. Gunicorn and nginx both stop on SIGQUIT.
+    port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
+    variables = environment(SERVING_EVENTS=str(events))
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            _command(port, *SERVE_MODES[mode]),
+            cwd=REPO_ROOT,
+            env=variables,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_no_core,
+        )
+    try:
+        wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
+        if to == "group":
+            os.killpg(process.pid, signal.SIGQUIT)
+        else:
+            process.send_signal(signal.SIGQUIT)
+        process.wait(timeout=5)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGTERM, read_log(log)
+    assert _events(events) == ["shutdown"] * MODE_PROCESSES.get(mode, 1), read_log(log)
     assert "Traceback" not in read_log(log)
 
 
@@ -376,10 +416,23 @@ def version(request: Request) -> dict[str, object]:
 """
 
 
-@pytest.mark.parametrize("target", ["reloaded_app.py", "reloaded_app:app"])
-def test_reload_picks_up_a_change_and_keeps_the_options(tmp_path: Path, target: str) -> None:
-    source = tmp_path / "reloaded_app.py"
+@pytest.mark.parametrize(
+    ("target", "layout"),
+    [("reloaded_app.py", "cwd"), ("reloaded_app:app", "cwd"), ("reloaded_app:app", "src")],
+)
+def test_reload_picks_up_a_change_and_keeps_the_options(
+    tmp_path: Path, target: str, layout: str
+) -> None:
+    # NOTE: "src": the module on PYTHONPATH, served from another folder; the cwd was watched,
+    # and the change never reloaded.
+    folder = tmp_path / "src" if layout == "src" else tmp_path
+    folder.mkdir(exist_ok=True)
+    source = folder / "reloaded_app.py"
     source.write_text(RELOADED_APP.format(version="one"))
+    variables = environment()
+    variables["PYTHONPATH"] = os.pathsep.join([str(folder), variables["PYTHONPATH"]])
+    cwd = tmp_path / "elsewhere" if layout == "src" else tmp_path
+    cwd.mkdir(exist_ok=True)
     port, log = free_port(), tmp_path / "serve.log"
     options = [
         "--root-path",
@@ -390,7 +443,7 @@ def test_reload_picks_up_a_change_and_keeps_the_options(tmp_path: Path, target: 
         "warning",
     ]
     command = [sys.executable, "-m", "microweb", "serve", target, "--reload", "--port", str(port)]
-    process = start([*command, *options], port=port, log=log, cwd=tmp_path)
+    process = start([*command, *options], port=port, log=log, cwd=cwd, env=variables)
 
     def answer() -> dict[str, object]:
         headers = {"x-forwarded-for": "203.0.113.9"}
@@ -753,6 +806,47 @@ def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
     assert "unhandled error in GET /" in written, read_log(log)
     if mode != "waitress":
         assert "Application startup complete." in written + read_log(log)
+
+
+# NOTE: the same set-up in a startup hook, as an app that reads its logging set-up from its
+# settings once started does.
+_HOOK_DICT_CONFIGURED_APP = """
+import logging.config, os
+from microweb import App
+
+app = App()
+
+
+@app.on_startup
+def configure():
+    logging.config.dictConfig({
+        "version": 1,
+        "handlers": {"file": {
+            "class": "logging.FileHandler",
+            "filename": os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"),
+        }},
+        "root": {"handlers": ["file"], "level": "INFO"},
+    })
+
+
+@app.get("/")
+def home(request):
+    raise RuntimeError("broken")
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers", "reload"])
+def test_a_dict_config_in_a_startup_hook_leaves_the_servers_and_microwebs_loggers_on(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: they were turned on again after the app's import only: a dictConfig() in a startup
+    # hook left microweb's errors and Uvicorn's access lines unlogged.
+    with _serving_source(tmp_path, mode, _HOOK_DICT_CONFIGURED_APP) as (port, log):
+        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
+    written = _written(tmp_path)
+    assert "unhandled error in GET /" in written, read_log(log)
+    if mode != "waitress":
+        assert '"GET / HTTP/1.1" 500' in written + read_log(log), read_log(log)
 
 
 _LOGGERS_TURNED_OFF_APP = """

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
 import pytest
 
+from microweb._serve_log import serving_loggers_on
 from microweb._stopping import OpenStreamHandler
 
 
@@ -42,3 +44,53 @@ def test_a_stream_that_raises_never_raises_out_of_logging(
         stderr.close()
     monkeypatch.setattr("sys.stderr", stderr)
     OpenStreamHandler(Broken()).handle(record())
+
+
+@pytest.fixture
+def loggers_kept() -> Iterator[None]:
+    """Give every logger back the ``disabled`` it had once the test ends."""
+    kept = {
+        each: each.disabled
+        for each in logging.root.manager.loggerDict.values()
+        if isinstance(each, logging.Logger)
+    }
+    yield
+    for each, disabled in kept.items():
+        each.disabled = disabled
+
+
+def _all_disabled() -> None:
+    """Disable every logger there is, as a ``dictConfig()`` of the app's does (without closing
+    this process's handlers, which a real one would)."""
+    for each in logging.root.manager.loggerDict.values():
+        if isinstance(each, logging.Logger):
+            each.disabled = True
+
+
+@pytest.mark.usefixtures("loggers_kept")
+def test_the_serving_loggers_come_on_again_after_each_dict_config() -> None:
+    microweb_logger, access = logging.getLogger("microweb"), logging.getLogger("uvicorn.access")
+    serving_loggers_on()
+    # NOTE: turned off by name, with no dictConfig() since the last look: the app's choice.
+    microweb_logger.disabled = True
+    serving_loggers_on()
+    assert microweb_logger.disabled
+    _all_disabled()
+    serving_loggers_on()
+    assert not microweb_logger.disabled and not access.disabled
+    # NOTE: a second dictConfig() (in a startup hook, after one at import) is seen too: the
+    # probe was on again after the first look, and the app's own choice after it holds.
+    access.disabled = True
+    serving_loggers_on()
+    assert access.disabled
+    _all_disabled()
+    serving_loggers_on()
+    assert not microweb_logger.disabled and not access.disabled
+
+
+def test_the_probe_logger_has_a_private_name() -> None:
+    # NOTE: it shows in logging.root.manager.loggerDict (logging_tree, an app's own listing);
+    # named "microweb-serve-probe", nothing said it was microweb's own, not to be touched.
+    names = logging.root.manager.loggerDict
+    others = [name for name in names if "microweb" in name and name.partition(".")[0] != "microweb"]
+    assert others == ["_microweb_serve_probe"]
