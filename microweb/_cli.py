@@ -137,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=GRACEFUL_TIMEOUT,
         metavar="S",
-        help="seconds requests in flight get to finish after SIGTERM or SIGINT "
+        help="seconds requests in flight get to finish after SIGTERM, SIGINT or SIGQUIT "
         f"(default {GRACEFUL_TIMEOUT:g})",
     )
     serve_cmd.add_argument(

@@ -246,7 +246,7 @@ def serve(
     uds: str | None = None,
     timeout_worker_healthcheck: float | None = None,
 ) -> None:
-    """Serve the app named by ``target`` until SIGTERM or SIGINT, then stop in order.
+    """Serve the app named by ``target`` until SIGTERM, SIGINT or SIGQUIT, then stop in order.
 
     Requests in flight get ``graceful_timeout`` seconds to finish; then the shutdown hooks and
     the plugins' ``close()`` run, and the process ends by the signal it got.

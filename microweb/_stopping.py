@@ -133,7 +133,8 @@ def quit_as_terminate() -> None:
     # whole group) died with it. Gunicorn stops on SIGQUIT, and nginx stops in order; a second
     # SIGQUIT (or SIGTERM, SIGINT) cuts the stop short, as a second SIGTERM does. A shell's
     # background job, which ignores SIGQUIT, stops on it too, as on SIGINT.
-    signal.signal(signal.SIGQUIT, _terminate)
+    if hasattr(signal, "SIGQUIT"):  # NOTE: Windows has none.
+        signal.signal(signal.SIGQUIT, _terminate)
 
 
 def _terminate(signum: int, frame: object) -> None:
