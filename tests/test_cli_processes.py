@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -121,16 +121,7 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
     # and from the main process, and must still run its hooks, once.
     port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
     variables = environment(SERVING_EVENTS=str(events))
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            _command(port, *SERVE_MODES[mode]),
-            cwd=REPO_ROOT,
-            env=variables,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _start_as_group(_command(port, *SERVE_MODES[mode]), variables, log)
     try:
         wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
         os.killpg(process.pid, signal.SIGINT)
@@ -140,6 +131,27 @@ def test_ctrl_c_to_every_process_runs_each_hook_once(tmp_path: Path, mode: str) 
     assert process.returncode == -signal.SIGINT, read_log(log)
     assert _events(events) == ["shutdown"] * MODE_PROCESSES[mode], read_log(log)
     assert "Traceback" not in read_log(log)
+
+
+def _start_as_group(
+    command: list[str],
+    variables: dict[str, str],
+    log: Path,
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` as the leader of a process group of its own, as a terminal's
+    foreground job is, so that a signal can go to the group as Ctrl+C or Ctrl+\\ sends it."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=variables,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
 
 
 def _no_core() -> None:
@@ -156,17 +168,7 @@ def test_sigquit_stops_in_order_as_sigterm_does(tmp_path: Path, mode: str, to: s
     # (Ctrl+\, to the whole group) died with it. Gunicorn and nginx both stop on SIGQUIT.
     port, log, events = free_port(), tmp_path / "serve.log", tmp_path / "events.txt"
     variables = environment(SERVING_EVENTS=str(events))
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            _command(port, *SERVE_MODES[mode]),
-            cwd=REPO_ROOT,
-            env=variables,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_no_core,
-        )
+    process = _start_as_group(_command(port, *SERVE_MODES[mode]), variables, log, _no_core)
     try:
         wait_for(lambda: "serving on" in read_log(log), "serving line", log, timeout=15)
         if to == "group":

@@ -71,21 +71,16 @@ def _all_disabled() -> None:
 def test_the_serving_loggers_come_on_again_after_each_dict_config() -> None:
     microweb_logger, access = logging.getLogger("microweb"), logging.getLogger("uvicorn.access")
     serving_loggers_on()
-    # NOTE: turned off by name, with no dictConfig() since the last look: the app's choice.
-    microweb_logger.disabled = True
-    serving_loggers_on()
-    assert microweb_logger.disabled
-    _all_disabled()
-    serving_loggers_on()
-    assert not microweb_logger.disabled and not access.disabled
-    # NOTE: a second dictConfig() (in a startup hook, after one at import) is seen too: the
-    # probe was on again after the first look, and the app's own choice after it holds.
-    access.disabled = True
-    serving_loggers_on()
-    assert access.disabled
-    _all_disabled()
-    serving_loggers_on()
-    assert not microweb_logger.disabled and not access.disabled
+    # NOTE: the second round is a second dictConfig() (in a startup hook, after one at
+    # import): the probe was on again after the first look, and the app's choice after it holds.
+    for by_name in (microweb_logger, access):
+        # NOTE: turned off by name, with no dictConfig() since the last look: the app's choice.
+        by_name.disabled = True
+        serving_loggers_on()
+        assert by_name.disabled
+        _all_disabled()
+        serving_loggers_on()
+        assert not microweb_logger.disabled and not access.disabled
 
 
 def test_the_probe_logger_has_a_private_name() -> None:
