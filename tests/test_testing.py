@@ -985,6 +985,10 @@ def test_an_async_iterable_body_is_refused_by_name_where_the_wsgi_side_sends_it(
             "content=, data=, files= and json=",
             id="all",
         ),
+        # NOTE: a data= that is no form (bytes, httpx's deprecated content=) goes out in place
+        # of files=, which were dropped without a word.
+        pytest.param({"data": b"raw", "files": {"f": b"x"}}, "data= and files=", id="raw-files"),
+        pytest.param({"data": b"", "json": {"b": 2}}, "data= and json=", id="empty-raw-json"),
     ],
 )
 def test_two_bodies_are_refused_by_name(interface: str, given: dict[str, Any], named: str) -> None:
@@ -1007,6 +1011,31 @@ def test_two_bodies_are_refused_by_name(interface: str, given: dict[str, Any], n
                 pass  # pragma: no cover
         # NOTE: data= beside files= is one multipart body, and a None is no body.
         assert client.post("/", data={"a": "1"}, files={"f": b"x"}, json=None).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        pytest.param({"data": {}, "json": {"b": 2}}, b'{"b":2}', id="empty-form-json"),
+        pytest.param({"files": [], "json": {"b": 2}}, b'{"b":2}', id="no-files-json"),
+        pytest.param({"data": {}, "files": {}, "content": b"x"}, b"x", id="empty-form-content"),
+        pytest.param({"data": {"a": "1"}, "files": []}, b"a=1", id="form-no-files"),
+        pytest.param({"content": b"x", "json": None}, b"x", id="content-none"),
+    ],
+)
+def test_an_empty_form_beside_a_body_is_no_second_body(
+    interface: str, given: dict[str, Any], sent: bytes
+) -> None:
+    # NOTE: httpx sends no body for an empty data= or files=, so nothing is dropped beside
+    # another: they were refused as two bodies.
+    app = App()
+
+    @app.post("/")
+    def echo(request: Request) -> bytes:
+        return request.read()
+
+    with TestClient(app, interface=interface) as client:
+        assert client.post("/", **given).content == sent
 
 
 def test_an_async_iterable_body_is_sent_under_asgi() -> None:
