@@ -1567,6 +1567,10 @@ def _peer_app() -> App:
         "http://[::1",
         "http://xn--a",
         "http://testserver:65536",
+        # NOTE: a port of fullwidth digits (Arabic-Indic ones), which httpx read as 8080 (80).
+        "http://testserver:\uff18\uff10\uff18\uff10",
+        "http://\uff11\uff12\uff17.0.0.1:\u0668\u0660",
+        "http://[::1]:\uff18\uff10",
     ],
 )
 def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
@@ -1582,6 +1586,21 @@ def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
         with pytest.raises(ValueError, match="base_url must be"):
             client.base_url = base_url
         assert client.get("/peer").json()["scheme"] == "http"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://testserver:\uff18\uff10/peer", "http://\uff54estserver:\u0668\u0660/peer"],
+)
+def test_a_url_whose_port_is_not_ascii_digits_is_refused(interface: str, url: str) -> None:
+    # NOTE: httpx read fullwidth digits as the port 80 and sent the request, where a browser
+    # finds no URL: a port is ASCII digits (WHATWG URL, port state).
+    with (
+        TestClient(_peer_app(), interface=interface) as client,
+        pytest.raises(httpx.InvalidURL, match="Invalid port"),
+    ):
+        client.get(url)
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
