@@ -179,8 +179,10 @@ class Plan:
                     return beside
             if not allowed:
                 if request.path == "*":
-                    # NOTE: OPTIONS * (the server as a whole) allows the methods of every route.
-                    return _with_implied({m for route in self.http for m in route.methods})
+                    # NOTE: OPTIONS * (the server as a whole) allows the methods of every route,
+                    # a WebSocket route's GET too, as its path's Allow lists it.
+                    every = {m for route in self.http for m in route.methods}
+                    return _with_implied({*every, "GET"} if self.websocket.size else every)
                 return refused(404)
             if method == "OPTIONS":
                 # NOTE: the Allow of the answer, from this search: looked up again, a custom

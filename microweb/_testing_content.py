@@ -3,7 +3,7 @@ side, an async iterable for the ASGI side, the same chunks for both under ``"bot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -60,20 +60,33 @@ def one_body(kwargs: dict[str, Any]) -> None:
 
     httpx sent ``data=`` and left out a ``json=`` beside it (and ``files=``'s ``json=``, and
     all the others beside ``content=``) without a word. ``data=`` with ``files=`` is one
-    multipart body; a ``None`` is no body.
+    multipart body; a ``None`` is no body, and so is an empty ``data=`` or ``files=`` form,
+    which httpx skips. A ``data=`` that is no form (bytes) is httpx's old ``content=``.
 
     Raises:
         TypeError: Naming the bodies given.
     """
-    given = [f"{name}=" for name in _BODIES if kwargs.get(name) is not None]
-    if given[:1] == ["data="] and given[1:] == ["files="]:
+    given = [f"{name}=" for name in _BODIES if _is_body(name, kwargs.get(name))]
+    if given == ["data=", "files="] and isinstance(kwargs["data"], Mapping):
         return
     if len(given) > 1:
         named = f"{', '.join(given[:-1])} and {given[-1]}"
         raise TypeError(
-            f"a request takes one body, not {named} (pass one body; data= with files= is "
-            f"one multipart form)"
+            f"a request takes one body, not {named} (pass one body; a dict data= with files= "
+            f"is one multipart form)"
         )
+
+
+def _is_body(name: str, value: Any) -> bool:
+    """Tell whether httpx sends ``value``, given as ``name=``, when it is the only body."""
+    # NOTE: as httpx reads them: data={} and files=[] with json= were refused as two bodies,
+    # where httpx sends the JSON and drops nothing. A data= that is no mapping (b"raw") is
+    # sent in place of files=, which went out with it unrefused and were dropped.
+    if name == "files":
+        return bool(value)
+    if name == "data" and isinstance(value, Mapping):
+        return bool(value)
+    return value is not None
 
 
 def encoded_once(method: str, kwargs: dict[str, Any]) -> None:

@@ -102,6 +102,8 @@ def redirect_target(response: httpx.Response) -> httpx.URL | None:
 _MAX_PORT = 65535
 # NOTE: the host of a special URL (see as_browsers_read()), after any credentials.
 _SPECIAL_HOST = re.compile(r"(?:(?:https?|wss?|ftp)://|//)(?:[^/?#]*@)?(?P<host>[^/?#:\[]*)", re.I)
+# NOTE: a special URL's port, after its host (an IPv6 address in brackets), where it has one.
+_PORT = re.compile(r"(?:\[[^\]/?#]*\])?:(?P<port>[^/?#]+)")
 # SPEC: WHATWG URL, IPv4 number parser: hexadecimal after "0x" (none is 0), octal after a 0.
 _IPV4_NUMBER = re.compile(r"0x(?P<hex>[0-9a-f]*)|0(?P<oct>[0-7]+)|(?P<dec>0|[1-9][0-9]*)")
 
@@ -133,11 +135,18 @@ def _with_ipv4_host(read: str) -> str:
 
     Raises:
         httpx.InvalidURL: If the host ends in a number and is no IPv4 address, or maps to
-            one with a code point no domain may hold (a fullwidth colon is ":").
+            one with a code point no domain may hold (a fullwidth colon is ":"), or for a
+            port that is not ASCII digits.
     """
     found = _SPECIAL_HOST.match(read)
     if found is None:
         return read
+    port = _PORT.match(read, found.end("host"))
+    if port is not None and not (port["port"].isascii() and port["port"].isdigit()):
+        # NOTE: httpx read fullwidth (or Arabic-Indic) digits as the number, and sent "Host:
+        # testserver:8080" for a port a browser refuses. SPEC: WHATWG URL, port state: ASCII
+        # digits alone, or none.
+        raise httpx.InvalidURL(f"Invalid port: {port['port']!r}")
     host = unquote(found["host"])
     if not host.isascii():
         try:

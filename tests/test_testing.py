@@ -985,6 +985,10 @@ def test_an_async_iterable_body_is_refused_by_name_where_the_wsgi_side_sends_it(
             "content=, data=, files= and json=",
             id="all",
         ),
+        # NOTE: a data= that is no form (bytes, httpx's deprecated content=) goes out in place
+        # of files=, which were dropped without a word.
+        pytest.param({"data": b"raw", "files": {"f": b"x"}}, "data= and files=", id="raw-files"),
+        pytest.param({"data": b"", "json": {"b": 2}}, "data= and json=", id="empty-raw-json"),
     ],
 )
 def test_two_bodies_are_refused_by_name(interface: str, given: dict[str, Any], named: str) -> None:
@@ -1007,6 +1011,31 @@ def test_two_bodies_are_refused_by_name(interface: str, given: dict[str, Any], n
                 pass  # pragma: no cover
         # NOTE: data= beside files= is one multipart body, and a None is no body.
         assert client.post("/", data={"a": "1"}, files={"f": b"x"}, json=None).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        pytest.param({"data": {}, "json": {"b": 2}}, b'{"b":2}', id="empty-form-json"),
+        pytest.param({"files": [], "json": {"b": 2}}, b'{"b":2}', id="no-files-json"),
+        pytest.param({"data": {}, "files": {}, "content": b"x"}, b"x", id="empty-form-content"),
+        pytest.param({"data": {"a": "1"}, "files": []}, b"a=1", id="form-no-files"),
+        pytest.param({"content": b"x", "json": None}, b"x", id="content-none"),
+    ],
+)
+def test_an_empty_form_beside_a_body_is_no_second_body(
+    interface: str, given: dict[str, Any], sent: bytes
+) -> None:
+    # NOTE: httpx sends no body for an empty data= or files=, so nothing is dropped beside
+    # another: they were refused as two bodies.
+    app = App()
+
+    @app.post("/")
+    def echo(request: Request) -> bytes:
+        return request.read()
+
+    with TestClient(app, interface=interface) as client:
+        assert client.post("/", **given).content == sent
 
 
 def test_an_async_iterable_body_is_sent_under_asgi() -> None:
@@ -1538,6 +1567,10 @@ def _peer_app() -> App:
         "http://[::1",
         "http://xn--a",
         "http://testserver:65536",
+        # NOTE: a port of fullwidth digits (Arabic-Indic ones), which httpx read as 8080 (80).
+        "http://testserver:\uff18\uff10\uff18\uff10",
+        "http://\uff11\uff12\uff17.0.0.1:\u0668\u0660",
+        "http://[::1]:\uff18\uff10",
     ],
 )
 def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
@@ -1553,6 +1586,21 @@ def test_a_base_url_that_is_not_an_http_url_is_refused_when_set(
         with pytest.raises(ValueError, match="base_url must be"):
             client.base_url = base_url
         assert client.get("/peer").json()["scheme"] == "http"
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://testserver:\uff18\uff10/peer", "http://\uff54estserver:\u0668\u0660/peer"],
+)
+def test_a_url_whose_port_is_not_ascii_digits_is_refused(interface: str, url: str) -> None:
+    # NOTE: httpx read fullwidth digits as the port 80 and sent the request, where a browser
+    # finds no URL: a port is ASCII digits (WHATWG URL, port state).
+    with (
+        TestClient(_peer_app(), interface=interface) as client,
+        pytest.raises(httpx.InvalidURL, match="Invalid port"),
+    ):
+        client.get(url)
 
 
 @pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
