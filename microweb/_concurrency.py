@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop, LoopStopped, adopt
-from ._closing import close_both
+from ._closing import close_both, close_sync_in
 from ._effects import Effects, Offload
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
@@ -447,6 +447,25 @@ def stop_owned(fn: Callable[..., None], *args: Any) -> None:
         fn(*args)
     except StopIteration as stop:
         raise own_stop(stop) from stop
+
+
+def _close_in_a_thread(close: Callable[[], object]) -> Awaitable[object]:
+    # NOTE: in the loop's default executor (as gzip compresses a large chunk), not the ASGI
+    # driver's pool: the streams that wrap another (gzip's, SSE's, a declared length's) know
+    # no pool, and the WSGI app loop has none.
+    return asyncio.to_thread(_call_owned, close)
+
+
+def _call_owned(fn: Callable[[], object]) -> object:
+    """Return ``fn()``; its ``StopIteration`` raised as ``own_stop()`` makes it (a future
+    refuses one)."""
+    try:
+        return fn()
+    except StopIteration as stop:
+        raise own_stop(stop) from stop
+
+
+close_sync_in(_close_in_a_thread)
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

@@ -670,3 +670,42 @@ def test_an_async_stream_with_a_close_alone_is_closed_once_sent(
     assert response.content == b"nene"
     assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
     assert events == (["feed closed", "ticks closed"] if gives else ["feed closed"])
+
+
+class _FeedClosedOffLoop(_Feed):
+    """A ``_Feed`` whose ``close()`` notes whether an event loop runs in its thread (a blocking
+    close there stalls every request of that loop); its chunks are ``str``, an event's data."""
+
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()
+
+    def close(self) -> None:
+        on_loop = asyncio._get_running_loop() is not None
+        self.events.append("feed closed on the loop" if on_loop else "feed closed")
+
+
+@pytest.mark.parametrize("gives", [False, True], ids=["its-own-iterator", "gives-an-iterator"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "declared length", "sse"])
+def test_an_async_streams_sync_close_runs_on_no_event_loop(
+    make_client: MakeClient, wrapped: str, gives: bool
+) -> None:
+    # NOTE: the ASGI driver ran a sync close() in the pool, but gzip's, a declared length's
+    # and SSE's async streams ran their stream's on the event loop (the app loop under WSGI).
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        stream = _Ticks(events, _FeedClosedOffLoop) if gives else _FeedClosedOffLoop(events)
+        if wrapped == "sse":
+            return Response.sse(stream)
+        response = Response.stream(stream, "text/plain")
+        if wrapped == "declared length":
+            response.length = 4
+        return response
+
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(index)
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert events == (["feed closed", "ticks closed"] if gives else ["feed closed"])
