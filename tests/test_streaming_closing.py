@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -709,3 +710,95 @@ def test_an_async_streams_sync_close_runs_on_no_event_loop(
     response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert events == (["feed closed", "ticks closed"] if gives else ["feed closed"])
+
+
+class _AsyncClosedTicks(_Ticks):
+    async def close(self) -> None:  # type: ignore[override]
+        self.events.append("ticks closed")
+
+
+# NOTE: the stream, the one of its objects whose close needs the loop, and what the others'
+# closes (run in the server's thread, or by the loop's stop) leave in the events.
+LATE_STREAMS = {
+    "own iterator, async close": (
+        lambda events: _FeedClosedByCoroutine(events),
+        "_FeedClosedByCoroutine",
+        [],
+    ),
+    "its iterator's async close": (
+        lambda events: _Ticks(events, _FeedClosedByCoroutine),
+        "_FeedClosedByCoroutine",
+        ["ticks closed"],
+    ),
+    "async close, iterator another": (
+        lambda events: _AsyncClosedTicks(events, _Feed),
+        "_AsyncClosedTicks",
+        ["feed closed"],
+    ),
+    "aclose, iterator a generator": (
+        lambda events: _ASubscription(events, endless=True),
+        "_ASubscription",
+        ["generator closed"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "named", "closed"), LATE_STREAMS.values(), ids=LATE_STREAMS)
+def test_an_async_close_due_after_the_wsgi_app_loop_stopped_is_logged(
+    caplog: pytest.LogCaptureFixture, make: Any, named: str, closed: list[str]
+) -> None:
+    # NOTE: the server closed the body after the app's close (its shutdown): an async close()
+    # or an aclose() of the stream's own had no loop to run on, and was dropped with no word.
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(make(events)))
+    wsgi = app.as_wsgi()
+    body = wsgi(wsgi_environ(), start_response)
+    assert next(iter(body)) in (b"ne", b"news")
+    wsgi.close()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        body.close()  # type: ignore[attr-defined]
+    assert events == closed
+    late = [record for record in caplog.records if "not run" in record.getMessage()]
+    assert len(late) == 1
+    assert late[0].levelno == logging.WARNING
+    assert named in late[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("make", "named", "closed"),
+    [
+        (lambda events: _AsyncClosedTicks(events, _Feed), "_AsyncClosedTicks", []),
+        (lambda events: _Ticks(events, _Feed), "", ["ticks closed"]),
+    ],
+    ids=["async close", "sync close"],
+)
+def test_an_async_stream_answered_after_the_wsgi_apps_close_is_closed_or_logged(
+    caplog: pytest.LogCaptureFixture, make: Any, named: str, closed: list[str]
+) -> None:
+    # NOTE: a def handler that returned its stream once the app was closed got a 500, and
+    # its stream was left as it was, its close() never run and its async one never said.
+    events: list[str] = []
+    app = App()
+    wsgi = app.as_wsgi()
+
+    def index(request: Request) -> Response:
+        wsgi.close()  # NOTE: as a server's shutdown does meanwhile, from another thread.
+        return Response.stream(make(events))
+
+    app.get("/")(index)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        body = wsgi(wsgi_environ(), start_response)
+        assert b"".join(body).startswith(b"Internal")
+        getattr(body, "close", lambda: None)()
+    assert events == closed
+    late = [record.getMessage() for record in caplog.records if "not run" in record.getMessage()]
+    assert late == (
+        [
+            f"the async close() of a streamed response's {__name__}.{named} was not run: the "
+            "app loop had stopped (this WSGI app was closed before the server closed the "
+            "response)"
+        ]
+        if named
+        else []
+    )
