@@ -802,3 +802,30 @@ def test_an_async_stream_answered_after_the_wsgi_apps_close_is_closed_or_logged(
         if named
         else []
     )
+
+
+class _FeedStoppedAtClose(_FeedClosedOffLoop):
+    def close(self) -> None:
+        super().close()
+        raise StopIteration  # NOTE: a next() past the end of something, in its close().
+
+
+@pytest.mark.parametrize("wrapped", ["gzip", "sse"])
+def test_a_stopiteration_of_a_wrapped_async_streams_sync_close_is_its_error(
+    make_client: MakeClient, wrapped: str
+) -> None:
+    # NOTE: run in a thread, its StopIteration would be refused by the future that waits for
+    # it (the request hung): it is the RuntimeError that PEP 479 makes of one.
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        stream = _FeedStoppedAtClose(events)
+        return Response.sse(stream) if wrapped == "sse" else Response.stream(stream)
+
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(index)
+    with pytest.raises(RuntimeError, match="raised StopIteration"):
+        make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert events == ["feed closed"]
