@@ -450,19 +450,17 @@ def stop_owned(fn: Callable[..., None], *args: Any) -> None:
 
 
 def _close_in_a_thread(close: Callable[[], object]) -> Awaitable[object]:
-    # NOTE: in the loop's default executor (as gzip compresses a large chunk), not the ASGI
-    # driver's pool: the streams that wrap another (gzip's, SSE's, a declared length's) know
-    # no pool, and the WSGI app loop has none.
-    return asyncio.to_thread(_call_owned, close)
-
-
-def _call_owned(fn: Callable[[], object]) -> object:
-    """Return ``fn()``; its ``StopIteration`` raised as ``own_stop()`` makes it (a future
-    refuses one)."""
-    try:
-        return fn()
-    except StopIteration as stop:
-        raise own_stop(stop) from stop
+    """Run a stream's sync ``close()`` in a daemon thread of its own, with the caller's
+    context variables; its ``StopIteration`` comes as ``own_stop()`` makes it."""
+    # NOTE: not the ASGI driver's pool, which the streams that wrap another (gzip's, SSE's, a
+    # declared length's) do not know, and the WSGI app loop has none; nor a loop's default
+    # executor, whose threads the interpreter's exit joins: a close that never returns would
+    # keep the server's process from ending.
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    args: tuple[Any, ...] = (loop, future, contextvars.copy_context(), close, (), {})
+    threading.Thread(target=settle_future, args=args, name="microweb-close", daemon=True).start()
+    return future
 
 
 close_sync_in(_close_in_a_thread)
