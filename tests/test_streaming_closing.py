@@ -8,6 +8,7 @@ to the server, under both interfaces, whatever the stream's colour and wherever 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -829,3 +830,102 @@ def test_a_stopiteration_of_a_wrapped_async_streams_sync_close_is_its_error(
     with pytest.raises(RuntimeError, match="raised StopIteration"):
         make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert events == ["feed closed"]
+
+
+class _FeedStuckAtClose(_Feed):
+    """A ``_Feed`` whose sync ``close()`` waits until ``release`` is set (a lock never freed)."""
+
+    release = threading.Event()
+
+    def close(self) -> None:
+        self.events.append("closing")
+        self.release.wait(5)
+        self.events.append("feed closed")
+
+
+class _FeedStuckAtAsyncClose(_Feed):
+    async def close(self) -> None:  # type: ignore[override]
+        self.events.append("closing")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.events.append("close cancelled")
+
+
+STUCK = {
+    "sync close": (_FeedStuckAtClose, "_FeedStuckAtClose"),
+    "async close": (_FeedStuckAtAsyncClose, "_FeedStuckAtAsyncClose"),
+}
+
+
+@pytest.mark.parametrize("wrapped", ["nothing", "declared length"])
+@pytest.mark.parametrize(("make", "named"), STUCK.values(), ids=STUCK)
+def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
+    asgi_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    named: str,
+    wrapped: str,
+) -> None:
+    # NOTE: the response waited for the close, for ever: the client never got its end, and
+    # the request's task held the server's shutdown (a second cancellation ended it).
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        response = Response.stream(make(events), "text/plain")
+        if wrapped == "declared length":
+            response.length = 4
+        return response
+
+    app = App()
+    app.get("/")(index)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = asgi_client(app).get("/")
+    _FeedStuckAtClose.release.set()
+    assert time.monotonic() - started < 3
+    assert (response.status_code, response.content) == (200, b"nene")
+    assert events[0] == "closing"
+    late = [record for record in caplog.records if "has not returned" in record.getMessage()]
+    assert len(late) == 1
+    assert named in late[0].getMessage() or wrapped == "declared length"
+
+
+@pytest.mark.parametrize("ending", ["the client leaves", "the server cancels"])
+def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
+    monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    # NOTE: a stream that closes was let finish, for ever: a client gone meanwhile, or the
+    # server's one cancellation at the end of its grace period (Uvicorn's), left the request's
+    # task waiting on it, and Uvicorn's shutdown with it.
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_FeedStuckAtAsyncClose(events)))
+    asgi = app.as_asgi()
+
+    async def run() -> list[Message]:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if len(sent) == 3 and ending == "the client leaves":
+                inbox.put_nowait({"type": "http.disconnect"})
+
+        task = asyncio.ensure_future(asgi(http_scope(), inbox.get, send))
+        while "closing" not in events:
+            await asyncio.sleep(0.01)
+        if ending == "the server cancels":
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
+        return sent
+
+    sent = asyncio.run(run())
+    assert [message.get("body") for message in sent[1:3]] == [b"ne", b"ne"]
+    assert events[0] == "closing"
