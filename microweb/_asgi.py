@@ -442,8 +442,10 @@ class ASGIDriver:
         watcher = asyncio.ensure_future(body.wait_disconnect())
         try:
             # NOTE: woken once the stream is closed too, whose close has CLOSE_WAIT seconds.
-            both = {sender, watcher, sending.closing}
-            await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+            # (A set kept in a local held the sender, whose error's traceback holds this frame.)
+            await asyncio.wait(
+                {sender, watcher, sending.closing}, return_when=asyncio.FIRST_COMPLETED
+            )
             if watcher.done() and not watcher.cancelled() and watcher.exception() is not None:
                 # NOTE: a watcher that failed says nothing about the client; keep streaming.
                 logger.error("disconnect watcher failed", exc_info=watcher.exception())
