@@ -273,12 +273,12 @@ class Response:
     @classmethod
     def text(cls, text: str, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return a ``text/plain; charset=utf-8`` response."""
-        return cls(text.encode("utf-8"), status, headers, TEXT)
+        return cls(utf8(text), status, headers, TEXT)
 
     @classmethod
     def html(cls, html: str, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return a ``text/html; charset=utf-8`` response."""
-        return cls(html.encode("utf-8"), status, headers, HTML)
+        return cls(utf8(html), status, headers, HTML)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: HeaderItems | None = None) -> Response:

@@ -1710,7 +1710,18 @@ class Latin1Text(str):
 
 
 @pytest.mark.parametrize(
-    "how", ["body", "assigned body", "sync stream", "async stream", "sized stream", "gzip", "sse"]
+    "how",
+    [
+        "body",
+        "assigned body",
+        "text",
+        "html",
+        "sync stream",
+        "async stream",
+        "sized stream",
+        "gzip",
+        "sse",
+    ],
 )
 def test_a_str_subclass_is_sent_as_its_utf8_text_whatever_its_encode(
     make_client: MakeClient, how: str
@@ -1736,6 +1747,10 @@ def test_a_str_subclass_is_sent_as_its_utf8_text_whatever_its_encode(
             response = Response()
             response.body = text
             return response
+        if how == "text":
+            return Response.text(text)
+        if how == "html":
+            return Response.html(text)
         if how == "sse":
             return Response.sse(iter([text]))
         if how == "async stream":
