@@ -466,10 +466,17 @@ class ASGIDriver:
                 sender.cancel()
             await asyncio.wait({watcher})
             await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
-            if not sender.done():
-                await asyncio.wait({sender}, timeout=CLOSE_WAIT)
-        if not sender.done():
-            await _give_up_on_close(sender, sending, _named(stream), request, send)
+            try:
+                if not sender.done():
+                    await asyncio.wait({sender}, timeout=CLOSE_WAIT)
+            finally:
+                if not sender.done():
+                    # NOTE: here, for a request the server cancelled too (then or meanwhile):
+                    # its task ends now, the sender's is kept.
+                    _give_up_on_close(sender, sending, _named(stream), request)
+        if sending.given_up:
+            if sending.ended:
+                await _guarded(send)({"type": "http.response.body", "body": b""})
             return
         error = None if sender.cancelled() else sender.exception()
         if isinstance(error, _Carried):
@@ -612,15 +619,16 @@ CLOSE_WAIT = 10.0
 _LATE_CLOSES: set[asyncio.Task[None]] = set()
 
 
-async def _give_up_on_close(
-    sender: asyncio.Future[None], sending: _Sending, named: str, request: Request, send: Send
+def _give_up_on_close(
+    sender: asyncio.Future[None], sending: _Sending, named: str, request: Request
 ) -> None:
-    """End the response of a stream whose close has not returned after ``CLOSE_WAIT``
-    seconds; the close runs on, in its task, and what it raises is logged as the stream's."""
+    """Give up on a stream whose close has not returned after ``CLOSE_WAIT`` seconds, whose
+    response the driver ends; the close runs on, in its task, kept until it ends."""
     sending.given_up = True
     logger.warning(
-        "%s %s: the close of its streamed response, %s, has not returned after %g s: the "
-        "response is ended, and the close runs on",
+        "%s %s: the close of its streamed response, %s, has not returned in time (%g s at "
+        "most, less if the server cancelled the request): the response is ended, and the "
+        "close runs on",
         logged_method(request),
         logged_path(request),
         named,
@@ -629,8 +637,6 @@ async def _give_up_on_close(
     task = cast("asyncio.Task[None]", sender)
     _LATE_CLOSES.add(task)
     task.add_done_callback(_late_close_ended)
-    if sending.ended:
-        await _guarded(send)({"type": "http.response.body", "body": b""})
 
 
 def _named(stream: Any) -> str:

@@ -889,14 +889,14 @@ def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
     assert time.monotonic() - started < 3
     assert (response.status_code, response.content) == (200, b"nene")
     assert events[0] == "closing"
-    late = [record for record in caplog.records if "has not returned" in record.getMessage()]
+    late = [record for record in caplog.records if "not returned" in record.getMessage()]
     assert len(late) == 1
     assert named in late[0].getMessage() or wrapped == "declared length"
 
 
 @pytest.mark.parametrize("ending", ["the client leaves", "the server cancels"])
 def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
-    monkeypatch: pytest.MonkeyPatch, ending: str
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, ending: str
 ) -> None:
     # NOTE: a stream that closes was let finish, for ever: a client gone meanwhile, or the
     # server's one cancellation at the end of its grace period (Uvicorn's), left the request's
@@ -926,6 +926,10 @@ def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
             await asyncio.wait_for(task, 2)
         return sent
 
-    sent = asyncio.run(run())
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        sent = asyncio.run(run())
     assert [message.get("body") for message in sent[1:3]] == [b"ne", b"ne"]
     assert events[0] == "closing"
+    late = [record.getMessage() for record in caplog.records if "not returned" in record.msg]
+    assert len(late) == 1
+    assert late[0].startswith("GET /: ") and "_FeedStuckAtAsyncClose" in late[0]
