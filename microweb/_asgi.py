@@ -49,7 +49,7 @@ from ._files import bound_to_no_thread
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Request, logged_request
+from ._request import Request, logged_method, logged_path, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._routing import is_async_callable
 from ._sse import SSEChunks
@@ -437,15 +437,19 @@ class ASGIDriver:
         self, stream: Any, request: Request, body: ASGIBody, send: Send
     ) -> None:
         # NOTE: servers accept send() after the client left (TRAPS.md 10); watch receive() too.
-        sending = _Sending()
+        sending = _Sending(asyncio.get_running_loop().create_future())
         sender = asyncio.ensure_future(self._send_stream(stream, request, send, sending))
         watcher = asyncio.ensure_future(body.wait_disconnect())
         try:
-            await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            # NOTE: woken once the stream is closed too, whose close has CLOSE_WAIT seconds.
+            # (A set kept in a local held the sender, whose error's traceback holds this frame.)
+            await asyncio.wait(
+                {sender, watcher, sending.closing}, return_when=asyncio.FIRST_COMPLETED
+            )
             if watcher.done() and not watcher.cancelled() and watcher.exception() is not None:
                 # NOTE: a watcher that failed says nothing about the client; keep streaming.
                 logger.error("disconnect watcher failed", exc_info=watcher.exception())
-                await asyncio.wait({sender})
+                await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # NOTE: the server gave up on the request: a sync stream's step goes on in its
             # thread, which the sender waits for and a second cancellation gives up on (only a
@@ -455,12 +459,25 @@ class ASGIDriver:
             raise
         finally:
             watcher.cancel()
-            if not sending.closing:
+            if not sending.closing.done():
                 # NOTE: a stream that closes already is let finish, before the request ends
                 # (its after-response work included): cut, its finally stopped where it
                 # awaited. A second cancellation of this task gives up on it, as a shield.
                 sender.cancel()
-            await asyncio.wait({sender, watcher})
+            await asyncio.wait({watcher})
+            await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                if not sender.done():
+                    await asyncio.wait({sender}, timeout=CLOSE_WAIT)
+            finally:
+                if not sender.done():
+                    # NOTE: here, for a request the server cancelled too (then or meanwhile):
+                    # its task ends now, the sender's is kept.
+                    _give_up_on_close(sender, sending, _named(stream), request)
+        if sending.given_up:
+            if sending.ended:
+                await _guarded(send)({"type": "http.response.body", "body": b""})
+            return
         error = None if sender.cancelled() else sender.exception()
         if isinstance(error, _Carried):
             error = error.escaped  # NOTE: in the request's own task, the server's to handle.
@@ -503,6 +520,7 @@ class ASGIDriver:
                     # loop, may have its next chunk ready each time too.
                     await asyncio.sleep(0)
                     turn_at = clock() + TURN
+            sending.ended = True
         except ClientDisconnect:
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -530,9 +548,9 @@ class ASGIDriver:
                 # NOTE: closed in this task, where it ran: in another (a task of its own), its
                 # finally reset a context variable's token in another context (ValueError),
                 # and left a scope entered in this task from another one.
-                sending.closing = True
+                sending.closing.set_result(None)
                 await _aclose_logged(self._close_sent(iterator, chunks), request)
-        await _guarded(send)({"type": "http.response.body", "body": b""})
+        await _end_body(send, sending)
 
     async def _close_sent(self, iterator: Any, stream: Any) -> None:
         """Close the iterator a sent stream gave, then the stream where it is another object."""
@@ -583,12 +601,62 @@ _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
 
 
 class _Sending:
-    """What the driver knows of a stream's sending task: whether it closes the stream."""
+    """What the driver knows of a stream's sending task: whether it closes the stream (done
+    from then on), whether its chunks all went out, and whether the driver gave up on it."""
 
-    __slots__ = ("closing",)
+    __slots__ = ("closing", "ended", "given_up")
 
-    def __init__(self) -> None:
-        self.closing = False
+    def __init__(self, closing: asyncio.Future[None]) -> None:
+        self.closing = closing
+        self.ended = self.given_up = False
+
+
+# NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response
+# ends and the close runs on (Starlette's users see a response end with its body's last chunk).
+CLOSE_WAIT = 10.0
+# NOTE: the sending tasks whose close outlived CLOSE_WAIT, kept while they run (a loop holds
+# its tasks weakly).
+_LATE_CLOSES: set[asyncio.Task[None]] = set()
+
+
+def _give_up_on_close(
+    sender: asyncio.Future[None], sending: _Sending, named: str, request: Request
+) -> None:
+    """Give up on a stream whose close has not returned after ``CLOSE_WAIT`` seconds, whose
+    response the driver ends; the close runs on, in its task, kept until it ends."""
+    sending.given_up = True
+    logger.warning(
+        "%s %s: the close of its streamed response, %s, has not returned in time (%g s at "
+        "most, less if the server cancelled the request): the response is ended, and the "
+        "close runs on",
+        logged_method(request),
+        logged_path(request),
+        named,
+        CLOSE_WAIT,
+    )
+    task = cast("asyncio.Task[None]", sender)
+    _LATE_CLOSES.add(task)
+    task.add_done_callback(_late_close_ended)
+
+
+def _named(stream: Any) -> str:
+    """The name of a stream's class, or of its generator's function."""
+    name = getattr(stream, "__qualname__", None)  # NOTE: a generator's; no instance has one.
+    if isinstance(name, str) and not isinstance(stream, type):
+        return name
+    return f"{type(stream).__module__}.{type(stream).__qualname__}"
+
+
+async def _end_body(send: Send, sending: _Sending) -> None:
+    """Send the end of a streamed body, unless the driver ended it (``_give_up_on_close``)."""
+    if not sending.given_up:
+        await _guarded(send)({"type": "http.response.body", "body": b""})
+
+
+def _late_close_ended(task: asyncio.Task[None]) -> None:
+    _LATE_CLOSES.discard(task)
+    if not task.cancelled():
+        task.exception()  # NOTE: logged by _aclose_logged() already; retrieved, not again.
 
 
 class _Carried(Exception):

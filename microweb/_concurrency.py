@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, TypeVar
 
 from ._app_loop import AppLoop, LoopStopped, adopt
-from ._closing import close_both
+from ._closing import close_both, close_sync_in
 from ._effects import Effects, Offload
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
@@ -447,6 +447,23 @@ def stop_owned(fn: Callable[..., None], *args: Any) -> None:
         fn(*args)
     except StopIteration as stop:
         raise own_stop(stop) from stop
+
+
+def _close_in_a_thread(close: Callable[[], object]) -> Awaitable[object]:
+    """Run a stream's sync ``close()`` in a daemon thread of its own, with the caller's
+    context variables; its ``StopIteration`` comes as ``own_stop()`` makes it."""
+    # NOTE: not the ASGI driver's pool, which the streams that wrap another (gzip's, SSE's, a
+    # declared length's) do not know, and the WSGI app loop has none; nor a loop's default
+    # executor, whose threads the interpreter's exit joins: a close that never returns would
+    # keep the server's process from ending.
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    args: tuple[Any, ...] = (loop, future, contextvars.copy_context(), close, (), {})
+    threading.Thread(target=settle_future, args=args, name="microweb-close", daemon=True).start()
+    return future
+
+
+close_sync_in(_close_in_a_thread)
 
 
 async def coroutine_of(awaitable: Awaitable[T]) -> T:

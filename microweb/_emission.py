@@ -27,7 +27,7 @@ from ._files import (
     unmodified_since,
 )
 from ._parsing import header_value
-from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json
+from ._response import JSON, OCTETS, TEXT, Response, StreamBody, encode_json, utf8
 from ._results import copied
 from ._routing import is_async_callable
 
@@ -435,7 +435,7 @@ def encode_chunk(chunk: object) -> bytes:
     if type(chunk) is bytes:
         return chunk
     if isinstance(chunk, str):
-        return chunk.encode("utf-8")
+        return utf8(chunk)
     if isinstance(chunk, (bytes, bytearray, memoryview)):
         # NOTE: the servers differ on these (wsgiref refuses them, ASGI wants bytes): copied.
         return bytes(chunk)

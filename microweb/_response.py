@@ -113,7 +113,7 @@ class Response:
         media_type: str | None = None,
     ) -> None:
         if isinstance(body, str):
-            body = body.encode("utf-8")
+            body = utf8(body)
             media_type = media_type or TEXT
         elif type(body) is not bytes:
             body = _bytes_of(body)
@@ -204,7 +204,7 @@ class Response:
         # counted characters (Waitress cut "héllo" to "héll" and kept the connection); a list,
         # under one of its item count.
         if type(body) is not bytes:
-            body = body.encode("utf-8") if isinstance(body, str) else _bytes_of(body)
+            body = utf8(body) if isinstance(body, str) else _bytes_of(body)
         self._body = body
 
     @property
@@ -273,12 +273,12 @@ class Response:
     @classmethod
     def text(cls, text: str, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return a ``text/plain; charset=utf-8`` response."""
-        return cls(text.encode("utf-8"), status, headers, TEXT)
+        return cls(utf8(text), status, headers, TEXT)
 
     @classmethod
     def html(cls, html: str, status: int = 200, headers: HeaderItems | None = None) -> Response:
         """Return a ``text/html; charset=utf-8`` response."""
-        return cls(html.encode("utf-8"), status, headers, HTML)
+        return cls(utf8(html), status, headers, HTML)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: HeaderItems | None = None) -> Response:
@@ -568,6 +568,16 @@ def _pairs_of(headers: HeaderItems) -> HeaderItems:
     # NOTE: iterated, a Headers gives its names: a two-letter one ("ab") became the header
     # "a: b", any other a ValueError about unpacking (review168).
     return headers.items() if isinstance(headers, Headers) else headers
+
+
+def utf8(text: str) -> bytes:
+    """Return ``text`` encoded as UTF-8, the charset microweb declares for it.
+
+    A ``str`` subclass is encoded as its text, whatever its own ``encode()`` does: an override
+    wrote other bytes (another charset, or what it liked) under ``charset=utf-8``, in a
+    ``Response`` body and a streamed chunk, where an event's data went out as its text.
+    """
+    return str.encode(text, "utf-8")
 
 
 def _bytes_of(body: object) -> bytes:

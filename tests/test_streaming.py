@@ -1697,3 +1697,72 @@ def test_a_quiet_async_stream_ends_when_the_server_says_its_client_left(interfac
         asyncio.run(call_asgi(app, http_scope(), receive, send, timeout=10.0))
         assert [m.get("body") for m in sent[1:]] == [b"first\n"]
     assert closed.is_set()
+
+
+# -- a str subclass's own encode() -------------------------------------------------------------
+
+
+class Latin1Text(str):
+    """Text whose ``encode()`` ignores the charset asked for: latin-1 bytes, or a marker."""
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"OVERRIDDEN:" + str.encode(self, "latin-1")
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "body",
+        "assigned body",
+        "text",
+        "html",
+        "sync stream",
+        "async stream",
+        "sized stream",
+        "gzip",
+        "sse",
+    ],
+)
+def test_a_str_subclass_is_sent_as_its_utf8_text_whatever_its_encode(
+    make_client: MakeClient, how: str
+) -> None:
+    # NOTE: Response bodies and streamed chunks called the subclass's encode(), so bytes of
+    # another charset (or anything) went out under charset=utf-8, while an event's data was
+    # framed from its text: every path now sends the text's UTF-8, as it declares.
+    from microweb.plugins.gzip import GZip
+
+    text = Latin1Text("café")
+    app = App()
+    if how == "gzip":
+        app.install(GZip(minimum_size=1))
+
+    async def chunks() -> AsyncIterator[str]:
+        yield text
+
+    @app.get("/")
+    def page(request: Request) -> Response:
+        if how == "body":
+            return Response(text)
+        if how == "assigned body":
+            response = Response()
+            response.body = text
+            return response
+        if how == "text":
+            return Response.text(text)
+        if how == "html":
+            return Response.html(text)
+        if how == "sse":
+            return Response.sse(iter([text]))
+        if how == "async stream":
+            return Response.stream(chunks())
+        response = Response.stream(iter([text]), media_type="text/plain; charset=utf-8")
+        if how == "sized stream":
+            response.length = len("café".encode())
+        return response
+
+    answer = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert answer.status_code == 200
+    if how == "gzip":
+        assert answer.headers["content-encoding"] == "gzip"
+    expected = "data: café\n\n" if how == "sse" else "café"
+    assert answer.content == expected.encode("utf-8")

@@ -8,10 +8,12 @@ to the server, under both interfaces, whatever the stream's colour and wherever 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
@@ -670,3 +672,264 @@ def test_an_async_stream_with_a_close_alone_is_closed_once_sent(
     assert response.content == b"nene"
     assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
     assert events == (["feed closed", "ticks closed"] if gives else ["feed closed"])
+
+
+class _FeedClosedOffLoop(_Feed):
+    """A ``_Feed`` whose ``close()`` notes whether an event loop runs in its thread (a blocking
+    close there stalls every request of that loop); its chunks are ``str``, an event's data."""
+
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()
+
+    def close(self) -> None:
+        on_loop = asyncio._get_running_loop() is not None
+        self.events.append("feed closed on the loop" if on_loop else "feed closed")
+
+
+@pytest.mark.parametrize("gives", [False, True], ids=["its-own-iterator", "gives-an-iterator"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "declared length", "sse"])
+def test_an_async_streams_sync_close_runs_on_no_event_loop(
+    make_client: MakeClient, wrapped: str, gives: bool
+) -> None:
+    # NOTE: the ASGI driver ran a sync close() in the pool, but gzip's, a declared length's
+    # and SSE's async streams ran their stream's on the event loop (the app loop under WSGI).
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        stream = _Ticks(events, _FeedClosedOffLoop) if gives else _FeedClosedOffLoop(events)
+        if wrapped == "sse":
+            return Response.sse(stream)
+        response = Response.stream(stream, "text/plain")
+        if wrapped == "declared length":
+            response.length = 4
+        return response
+
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(index)
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert events == (["feed closed", "ticks closed"] if gives else ["feed closed"])
+
+
+class _AsyncClosedTicks(_Ticks):
+    async def close(self) -> None:  # type: ignore[override]
+        self.events.append("ticks closed")
+
+
+# NOTE: the stream, the one of its objects whose close needs the loop, and what the others'
+# closes (run in the server's thread, or by the loop's stop) leave in the events.
+LATE_STREAMS = {
+    "own iterator, async close": (
+        lambda events: _FeedClosedByCoroutine(events),
+        "_FeedClosedByCoroutine",
+        [],
+    ),
+    "its iterator's async close": (
+        lambda events: _Ticks(events, _FeedClosedByCoroutine),
+        "_FeedClosedByCoroutine",
+        ["ticks closed"],
+    ),
+    "async close, iterator another": (
+        lambda events: _AsyncClosedTicks(events, _Feed),
+        "_AsyncClosedTicks",
+        ["feed closed"],
+    ),
+    "aclose, iterator a generator": (
+        lambda events: _ASubscription(events, endless=True),
+        "_ASubscription",
+        ["generator closed"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "named", "closed"), LATE_STREAMS.values(), ids=LATE_STREAMS)
+def test_an_async_close_due_after_the_wsgi_app_loop_stopped_is_logged(
+    caplog: pytest.LogCaptureFixture, make: Any, named: str, closed: list[str]
+) -> None:
+    # NOTE: the server closed the body after the app's close (its shutdown): an async close()
+    # or an aclose() of the stream's own had no loop to run on, and was dropped with no word.
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(make(events)))
+    wsgi = app.as_wsgi()
+    body = wsgi(wsgi_environ(), start_response)
+    assert next(iter(body)) in (b"ne", b"news")
+    wsgi.close()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        body.close()  # type: ignore[attr-defined]
+    assert events == closed
+    late = [record for record in caplog.records if "not run" in record.getMessage()]
+    assert len(late) == 1
+    assert late[0].levelno == logging.WARNING
+    assert named in late[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("make", "named", "closed"),
+    [
+        (lambda events: _AsyncClosedTicks(events, _Feed), "_AsyncClosedTicks", []),
+        (lambda events: _Ticks(events, _Feed), "", ["ticks closed"]),
+    ],
+    ids=["async close", "sync close"],
+)
+def test_an_async_stream_answered_after_the_wsgi_apps_close_is_closed_or_logged(
+    caplog: pytest.LogCaptureFixture, make: Any, named: str, closed: list[str]
+) -> None:
+    # NOTE: a def handler that returned its stream once the app was closed got a 500, and
+    # its stream was left as it was, its close() never run and its async one never said.
+    events: list[str] = []
+    app = App()
+    wsgi = app.as_wsgi()
+
+    def index(request: Request) -> Response:
+        wsgi.close()  # NOTE: as a server's shutdown does meanwhile, from another thread.
+        return Response.stream(make(events))
+
+    app.get("/")(index)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        body = wsgi(wsgi_environ(), start_response)
+        assert b"".join(body).startswith(b"Internal")
+        getattr(body, "close", lambda: None)()
+    assert events == closed
+    late = [record.getMessage() for record in caplog.records if "not run" in record.getMessage()]
+    assert late == (
+        [
+            f"the async close() of a streamed response's {__name__}.{named} was not run: the "
+            "app loop had stopped (this WSGI app was closed before the server closed the "
+            "response)"
+        ]
+        if named
+        else []
+    )
+
+
+class _FeedStoppedAtClose(_FeedClosedOffLoop):
+    def close(self) -> None:
+        super().close()
+        raise StopIteration  # NOTE: a next() past the end of something, in its close().
+
+
+@pytest.mark.parametrize("wrapped", ["gzip", "sse"])
+def test_a_stopiteration_of_a_wrapped_async_streams_sync_close_is_its_error(
+    make_client: MakeClient, wrapped: str
+) -> None:
+    # NOTE: run in a thread, its StopIteration would be refused by the future that waits for
+    # it (the request hung): it is the RuntimeError that PEP 479 makes of one.
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        stream = _FeedStoppedAtClose(events)
+        return Response.sse(stream) if wrapped == "sse" else Response.stream(stream)
+
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(index)
+    with pytest.raises(RuntimeError, match="raised StopIteration"):
+        make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert events == ["feed closed"]
+
+
+class _FeedStuckAtClose(_Feed):
+    """A ``_Feed`` whose sync ``close()`` waits until ``release`` is set (a lock never freed)."""
+
+    release = threading.Event()
+
+    def close(self) -> None:
+        self.events.append("closing")
+        self.release.wait(5)
+        self.events.append("feed closed")
+
+
+class _FeedStuckAtAsyncClose(_Feed):
+    async def close(self) -> None:  # type: ignore[override]
+        self.events.append("closing")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.events.append("close cancelled")
+
+
+STUCK = {
+    "sync close": (_FeedStuckAtClose, "_FeedStuckAtClose"),
+    "async close": (_FeedStuckAtAsyncClose, "_FeedStuckAtAsyncClose"),
+}
+
+
+@pytest.mark.parametrize("wrapped", ["nothing", "declared length"])
+@pytest.mark.parametrize(("make", "named"), STUCK.values(), ids=STUCK)
+def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
+    asgi_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    named: str,
+    wrapped: str,
+) -> None:
+    # NOTE: the response waited for the close, for ever: the client never got its end, and
+    # the request's task held the server's shutdown (a second cancellation ended it).
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        response = Response.stream(make(events), "text/plain")
+        if wrapped == "declared length":
+            response.length = 4
+        return response
+
+    app = App()
+    app.get("/")(index)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = asgi_client(app).get("/")
+    _FeedStuckAtClose.release.set()
+    assert time.monotonic() - started < 3
+    assert (response.status_code, response.content) == (200, b"nene")
+    assert events[0] == "closing"
+    late = [record for record in caplog.records if "not returned" in record.getMessage()]
+    assert len(late) == 1
+    assert named in late[0].getMessage() or wrapped == "declared length"
+
+
+@pytest.mark.parametrize("ending", ["the client leaves", "the server cancels"])
+def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, ending: str
+) -> None:
+    # NOTE: a stream that closes was let finish, for ever: a client gone meanwhile, or the
+    # server's one cancellation at the end of its grace period (Uvicorn's), left the request's
+    # task waiting on it, and Uvicorn's shutdown with it.
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_FeedStuckAtAsyncClose(events)))
+    asgi = app.as_asgi()
+
+    async def run() -> list[Message]:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+            if len(sent) == 3 and ending == "the client leaves":
+                inbox.put_nowait({"type": "http.disconnect"})
+
+        task = asyncio.ensure_future(asgi(http_scope(), inbox.get, send))
+        while "closing" not in events:
+            await asyncio.sleep(0.01)
+        if ending == "the server cancels":
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
+        return sent
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        sent = asyncio.run(run())
+    assert [message.get("body") for message in sent[1:3]] == [b"ne", b"ne"]
+    assert events[0] == "closing"
+    late = [record.getMessage() for record in caplog.records if "not returned" in record.msg]
+    assert len(late) == 1
+    assert late[0].startswith("GET /: ") and "_FeedStuckAtAsyncClose" in late[0]
