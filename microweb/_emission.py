@@ -434,6 +434,8 @@ def encode_chunk(chunk: object) -> bytes:
     """
     if type(chunk) is bytes:
         return chunk
+    if type(chunk) is str:
+        return chunk.encode("utf-8")  # PERF: see Response(); a subclass below.
     if isinstance(chunk, str):
         return utf8(chunk)
     if isinstance(chunk, (bytes, bytearray, memoryview)):

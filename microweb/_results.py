@@ -11,7 +11,7 @@ from typing import Any
 
 from ._datastructures import Headers
 from ._files import reads_the_file
-from ._response import JSON, OCTETS, TEXT, Response, encode_json
+from ._response import JSON, OCTETS, TEXT, Response, encode_json, utf8
 from ._status import checked_status
 
 
@@ -24,7 +24,9 @@ def to_response(result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if isinstance(result, str):
-        body, media_type = result.encode("utf-8"), TEXT
+        # NOTE: a subclass's own encode() does not decide the bytes (see utf8()).
+        body = result.encode("utf-8") if type(result) is str else utf8(result)
+        media_type = TEXT
     elif isinstance(result, (dict, list)):
         body, media_type = encode_json(result), JSON
     else:

@@ -1712,6 +1712,7 @@ class Latin1Text(str):
 @pytest.mark.parametrize(
     "how",
     [
+        "returned",
         "body",
         "assigned body",
         "text",
@@ -1740,7 +1741,9 @@ def test_a_str_subclass_is_sent_as_its_utf8_text_whatever_its_encode(
         yield text
 
     @app.get("/")
-    def page(request: Request) -> Response:
+    def page(request: Request) -> Response | str:
+        if how == "returned":
+            return text
         if how == "body":
             return Response(text)
         if how == "assigned body":
