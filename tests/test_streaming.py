@@ -1709,21 +1709,42 @@ class Latin1Text(str):
         return b"OVERRIDDEN:" + str.encode(self, "latin-1")
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        "returned",
-        "body",
-        "assigned body",
-        "text",
-        "html",
-        "sync stream",
-        "async stream",
-        "sized stream",
-        "gzip",
-        "sse",
-    ],
-)
+def _assigned(text: str) -> Response:
+    response = Response()
+    response.body = text
+    return response
+
+
+def _streamed(text: str) -> Response:
+    return Response.stream(iter([text]), media_type="text/plain; charset=utf-8")
+
+
+async def _chunks_of(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+def _sized(text: str) -> Response:
+    response = _streamed(text)
+    response.length = len("café".encode())
+    return response
+
+
+# NOTE: each way a handler's text goes out: the answer the handler makes of it.
+_TEXT_ANSWERS: dict[str, Callable[[str], Response | str]] = {
+    "returned": lambda text: text,
+    "body": Response,
+    "assigned body": _assigned,
+    "text": Response.text,
+    "html": Response.html,
+    "sync stream": _streamed,
+    "async stream": lambda text: Response.stream(_chunks_of(text)),
+    "sized stream": _sized,
+    "gzip": _streamed,
+    "sse": lambda text: Response.sse(iter([text])),
+}
+
+
+@pytest.mark.parametrize("how", list(_TEXT_ANSWERS))
 def test_a_str_subclass_is_sent_as_its_utf8_text_whatever_its_encode(
     make_client: MakeClient, how: str
 ) -> None:
@@ -1736,32 +1757,7 @@ def test_a_str_subclass_is_sent_as_its_utf8_text_whatever_its_encode(
     app = App()
     if how == "gzip":
         app.install(GZip(minimum_size=1))
-
-    async def chunks() -> AsyncIterator[str]:
-        yield text
-
-    @app.get("/")
-    def page(request: Request) -> Response | str:
-        if how == "returned":
-            return text
-        if how == "body":
-            return Response(text)
-        if how == "assigned body":
-            response = Response()
-            response.body = text
-            return response
-        if how == "text":
-            return Response.text(text)
-        if how == "html":
-            return Response.html(text)
-        if how == "sse":
-            return Response.sse(iter([text]))
-        if how == "async stream":
-            return Response.stream(chunks())
-        response = Response.stream(iter([text]), media_type="text/plain; charset=utf-8")
-        if how == "sized stream":
-            response.length = len("café".encode())
-        return response
+    app.get("/")(lambda request: _TEXT_ANSWERS[how](text))
 
     answer = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert answer.status_code == 200
