@@ -462,18 +462,10 @@ class ASGIDriver:
             if not sending.closing.done():
                 # NOTE: a stream that closes already is let finish, before the request ends
                 # (its after-response work included): cut, its finally stopped where it
-                # awaited. A second cancellation of this task gives up on it, as a shield.
+                # awaited. Its close has CLOSE_WAIT seconds, or until this task is cancelled.
                 sender.cancel()
+            await self._close_awaited(sender, sending, _named(stream), request)
             await asyncio.wait({watcher})
-            await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
-            try:
-                if not sender.done():
-                    await asyncio.wait({sender}, timeout=CLOSE_WAIT)
-            finally:
-                if not sender.done():
-                    # NOTE: here, for a request the server cancelled too (then or meanwhile):
-                    # its task ends now, the sender's is kept.
-                    _give_up_on_close(sender, sending, _named(stream), request)
         if sending.given_up:
             if sending.ended:
                 await _guarded(send)({"type": "http.response.body", "body": b""})
@@ -489,6 +481,31 @@ class ASGIDriver:
                 raise error
             finally:
                 del error
+
+    async def _close_awaited(
+        self, sender: asyncio.Future[None], sending: _Sending, named: str, request: Request
+    ) -> None:
+        """Wait for the sender, its stream's close bounded by ``CLOSE_WAIT`` (and this task's
+        cancellation); the end of the body after the close as long as the server's send()
+        takes (a slow client's socket to drain)."""
+        try:
+            if not sender.done():
+                await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
+            if not sender.done():
+                await asyncio.wait({sender}, timeout=CLOSE_WAIT)
+            if not sender.done() and sending.closed:
+                # NOTE: CLOSE_WAIT timed the end of the body too: a quick close was said not
+                # to have returned, and the body's end was sent twice.
+                await asyncio.wait({sender})
+        except asyncio.CancelledError:
+            if self._pool is not None:
+                self._pool.cut_off = True  # NOTE: a sync close may run on in its thread.
+            raise
+        finally:
+            if not sender.done() and not sending.closed:
+                # NOTE: here, for a request the server cancelled too (then or meanwhile): its
+                # task ends now, the sender's is kept.
+                _give_up_on_close(sender, sending, named, request)
 
     async def _send_stream(
         self, stream: Any, request: Request, send: Send, sending: _Sending
@@ -550,6 +567,7 @@ class ASGIDriver:
                 # and left a scope entered in this task from another one.
                 sending.closing.set_result(None)
                 await _aclose_logged(self._close_sent(iterator, chunks), request)
+                sending.closed = True
         await _end_body(send, sending)
 
     async def _close_sent(self, iterator: Any, stream: Any) -> None:
@@ -602,13 +620,14 @@ _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
 
 class _Sending:
     """What the driver knows of a stream's sending task: whether it closes the stream (done
-    from then on), whether its chunks all went out, and whether the driver gave up on it."""
+    from then on), whether the close returned, whether its chunks all went out, and whether
+    the driver gave up on it (then the driver, not the sender, sends the end of the body)."""
 
-    __slots__ = ("closing", "ended", "given_up")
+    __slots__ = ("closed", "closing", "ended", "given_up")
 
     def __init__(self, closing: asyncio.Future[None]) -> None:
         self.closing = closing
-        self.ended = self.given_up = False
+        self.closed = self.ended = self.given_up = False
 
 
 # NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response
@@ -655,8 +674,17 @@ async def _end_body(send: Send, sending: _Sending) -> None:
 
 def _late_close_ended(task: asyncio.Task[None]) -> None:
     _LATE_CLOSES.discard(task)
-    if not task.cancelled():
-        task.exception()  # NOTE: logged by _aclose_logged() already; retrieved, not again.
+    if task.cancelled():
+        return
+    # NOTE: an error of the close was logged by _aclose_logged(), but not a sys.exit() (or
+    # KeyboardInterrupt) it carries to the request's task, which has ended.
+    error = task.exception()
+    if isinstance(error, _Carried):
+        logger.error(
+            "the late close of a streamed response raised %s, dropped: its request had ended",
+            type(error.escaped).__name__,
+            exc_info=error.escaped,
+        )
 
 
 class _Carried(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -933,3 +934,67 @@ def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     late = [record.getMessage() for record in caplog.records if "not returned" in record.msg]
     assert len(late) == 1
     assert late[0].startswith("GET /: ") and "_FeedStuckAtAsyncClose" in late[0]
+
+
+class _FeedExitingLate(_Feed):
+    async def close(self) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.4)
+        sys.exit(3)
+
+
+def test_a_late_closes_sys_exit_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: carried to the request's task, which had ended: no trace of it anywhere.
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.1)
+    app = App()
+    app.get("/")(lambda request: Response.stream(_FeedExitingLate([])))
+    asgi = app.as_asgi()
+
+    async def run() -> None:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+
+        async def send(message: Message) -> None:
+            pass
+
+        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+        await asyncio.sleep(0.6)  # NOTE: the close runs on, and ends.
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        asyncio.run(run())
+    late = [record for record in caplog.records if "late close" in record.getMessage()]
+    assert len(late) == 1
+    assert "SystemExit" in late[0].getMessage()
+
+
+def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: CLOSE_WAIT timed the close and the end of the body after it: a client slow to take
+    # the last chunk (the server's send() waits for its socket to drain) had the close said
+    # not to have returned, and the end of the body sent twice (Uvicorn raises on the second).
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_Feed(events)))
+    asgi = app.as_asgi()
+
+    async def run() -> list[Message]:
+        inbox: asyncio.Queue[Message] = asyncio.Queue()
+        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                await asyncio.sleep(0.6)  # NOTE: as a send() waiting for a slow client.
+            sent.append(message)
+
+        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+        return sent
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        sent = asyncio.run(run())
+    ends = [message for message in sent[1:] if not message.get("more_body")]
+    assert ends == [{"type": "http.response.body", "body": b""}]
+    assert [record.getMessage() for record in caplog.records] == []
