@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -264,8 +265,11 @@ _INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
 def _module_dir(top: str) -> str | None:
     """The folder that holds the top-level module or package ``top`` (a package's own folder
     when that is an install folder), ``None`` for one that is not found or has none."""
+    # NOTE: looked for as the child imports it, the cwd first: without it (sys.path[0] is the
+    # script's bin/ under the microweb command), a project's test/ package found the standard
+    # library's "test", and the whole standard library was watched.
     try:
-        spec = importlib.util.find_spec(top)
+        spec = importlib.machinery.PathFinder.find_spec(top, [os.getcwd(), *sys.path])
     except (ImportError, ValueError):
         return None
     if spec is None:

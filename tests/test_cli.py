@@ -254,6 +254,20 @@ def test_reload_watches_the_folder_that_holds_a_module_targets_code(
     assert source_dir("sys:app") == str(elsewhere)
 
 
+def test_reload_watches_the_cwds_package_that_shares_a_name_with_an_installed_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # NOTE: the main process looked the name up without the cwd, which the child imports it
+    # from first: a project's test/ package found the standard library's "test", and its
+    # folder (the whole standard library) was watched, the project's edits never reloaded.
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "__init__.py").write_text("")
+    (tmp_path / "test" / "app.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", os.getcwd())])
+    assert source_dir("test.app:app") == str(tmp_path)
+
+
 def test_reload_watches_an_installed_package_not_the_whole_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
