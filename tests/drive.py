@@ -168,24 +168,36 @@ def response_body(sent: list[Message]) -> bytes:
     return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
+def request_inbox() -> asyncio.Queue[Message]:
+    """Return a queue for ``receive``, holding a request's empty body (put an
+    ``http.disconnect`` in it for a client that leaves)."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    return inbox
+
+
+async def get_root(
+    asgi: Any,
+    send: Callable[[Message], Awaitable[None]],
+    inbox: asyncio.Queue[Message] | None = None,
+) -> None:
+    """Call ``asgi`` for a ``GET /`` of an empty body (from ``inbox``), within 5 seconds."""
+    inbox = request_inbox() if inbox is None else inbox
+    await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+
+
 def leave_after_sends(asgi: Any, sends: int = 3) -> list[Message]:
     """Call ``asgi`` for a ``GET /`` whose client leaves (``http.disconnect``) once ``sends``
     messages came, as a client gone mid-stream; return what was sent."""
+    inbox, sent = request_inbox(), []
 
-    async def run() -> list[Message]:
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        sent: list[Message] = []
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if len(sent) == sends:
+            inbox.put_nowait({"type": "http.disconnect"})
 
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if len(sent) == sends:
-                inbox.put_nowait({"type": "http.disconnect"})
-
-        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
-        return sent
-
-    return asyncio.run(run())
+    asyncio.run(get_root(asgi, send, inbox))
+    return sent
 
 
 # -- WSGI --------------------------------------------------------------------------------------

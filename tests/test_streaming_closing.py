@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import Message, http_scope, leave_after_sends, start_response, wsgi_environ
+from drive import (
+    Message,
+    get_root,
+    http_scope,
+    leave_after_sends,
+    request_inbox,
+    start_response,
+    wsgi_environ,
+)
 
 from microweb import App, Request, Response
 from microweb._error_logs import REPORTED_TRACEBACKS
@@ -909,9 +917,7 @@ def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     asgi = app.as_asgi()
 
     async def run() -> list[Message]:
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        sent: list[Message] = []
+        inbox, sent = request_inbox(), []
 
         async def send(message: Message) -> None:
             sent.append(message)
@@ -951,14 +957,11 @@ def test_a_late_closes_sys_exit_is_logged(
     app.get("/")(lambda request: Response.stream(_FeedExitingLate([])))
     asgi = app.as_asgi()
 
+    async def send(message: Message) -> None:
+        pass
+
     async def run() -> None:
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-
-        async def send(message: Message) -> None:
-            pass
-
-        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
+        await get_root(asgi, send)
         await asyncio.sleep(0.6)  # NOTE: the close runs on, and ends.
 
     with caplog.at_level(logging.WARNING, logger="microweb"):
@@ -980,21 +983,15 @@ def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
     app.get("/")(lambda request: Response.stream(_Feed(events)))
     asgi = app.as_asgi()
 
-    async def run() -> list[Message]:
-        inbox: asyncio.Queue[Message] = asyncio.Queue()
-        inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        sent: list[Message] = []
+    sent: list[Message] = []
 
-        async def send(message: Message) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                await asyncio.sleep(0.6)  # NOTE: as a send() waiting for a slow client.
-            sent.append(message)
-
-        await asyncio.wait_for(asgi(http_scope(), inbox.get, send), 5)
-        return sent
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            await asyncio.sleep(0.6)  # NOTE: as a send() waiting for a slow client.
+        sent.append(message)
 
     with caplog.at_level(logging.WARNING, logger="microweb"):
-        sent = asyncio.run(run())
+        asyncio.run(get_root(asgi, send))
     ends = [message for message in sent[1:] if not message.get("more_body")]
     assert ends == [{"type": "http.response.body", "body": b""}]
     assert [record.getMessage() for record in caplog.records] == []
