@@ -13,6 +13,7 @@ import resource
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -774,11 +775,9 @@ def test_the_apps_own_log_handlers_outlive_uvicorns_logging_set_up(
     assert "Application startup complete." in read_log(log)
 
 
-_DICT_CONFIGURED_APP = """
-import logging.config, os
-from microweb import App
-
-logging.config.dictConfig({
+# NOTE: an app's own logging set-up; as it is imported, or in a startup hook, as an app that
+# reads its logging set-up from its settings once started does.
+_DICT_CONFIG = """logging.config.dictConfig({
     "version": 1,
     "handlers": {"file": {
         "class": "logging.FileHandler",
@@ -786,69 +785,54 @@ logging.config.dictConfig({
     }},
     "root": {"handlers": ["file"], "level": "INFO"},
 })
-app = App()
-
-
-@app.get("/")
-def home(request):
-    raise RuntimeError("broken")
 """
-
-
-@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers"])
-def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
-    tmp_path: Path, mode: str
-) -> None:
-    # NOTE: dictConfig() disables the loggers there are (disable_existing_loggers, True by
-    # default): an app that set its logging up so as it was imported silenced microweb's
-    # errors, and Uvicorn's lines where Uvicorn's loggers were set up first.
-    with _serving_source(tmp_path, mode, _DICT_CONFIGURED_APP) as (port, log):
-        assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
-    written = _written(tmp_path)
-    assert "unhandled error in GET /" in written, read_log(log)
-    if mode != "waitress":
-        assert "Application startup complete." in written + read_log(log)
-
-
-# NOTE: the same set-up in a startup hook, as an app that reads its logging set-up from its
-# settings once started does.
-_HOOK_DICT_CONFIGURED_APP = """
+_DICT_CONFIGURED_APP = """
 import logging.config, os
 from microweb import App
 
+{at_import}
 app = App()
 
-
-@app.on_startup
-def configure():
-    logging.config.dictConfig({
-        "version": 1,
-        "handlers": {"file": {
-            "class": "logging.FileHandler",
-            "filename": os.path.join(os.environ["LOGGING_APP_DIR"], f"{os.getpid()}.log"),
-        }},
-        "root": {"handlers": ["file"], "level": "INFO"},
-    })
-
+{in_a_hook}
 
 @app.get("/")
 def home(request):
     raise RuntimeError("broken")
 """
+_AT_IMPORT = _DICT_CONFIGURED_APP.format(at_import=_DICT_CONFIG, in_a_hook="")
+_IN_A_HOOK = _DICT_CONFIGURED_APP.format(
+    at_import="",
+    in_a_hook="@app.on_startup\ndef configure():\n" + textwrap.indent(_DICT_CONFIG, "    "),
+)
 
 
-@pytest.mark.parametrize("mode", ["uvicorn", "waitress", "workers", "reload"])
-def test_a_dict_config_in_a_startup_hook_leaves_the_servers_and_microwebs_loggers_on(
-    tmp_path: Path, mode: str
+@pytest.mark.parametrize(
+    ("source", "mode"),
+    [
+        *[
+            pytest.param(_AT_IMPORT, mode, id=f"import-{mode}")
+            for mode in SERVE_MODES
+            if mode != "reload"
+        ],
+        *[pytest.param(_IN_A_HOOK, mode, id=f"hook-{mode}") for mode in SERVE_MODES],
+    ],
+)
+def test_an_apps_own_dict_config_leaves_the_servers_and_microwebs_loggers_on(
+    tmp_path: Path, source: str, mode: str
 ) -> None:
-    # NOTE: they were turned on again after the app's import only: a dictConfig() in a startup
-    # hook left microweb's errors and Uvicorn's access lines unlogged.
-    with _serving_source(tmp_path, mode, _HOOK_DICT_CONFIGURED_APP) as (port, log):
+    # NOTE: dictConfig() disables the loggers there are (disable_existing_loggers, True by
+    # default): an app that set its logging up so as it was imported silenced microweb's
+    # errors, and Uvicorn's lines where Uvicorn's loggers were set up first. They were then
+    # turned on again after the app's import only: one in a startup hook left microweb's errors
+    # and Uvicorn's access lines unlogged.
+    with _serving_source(tmp_path, mode, source) as (port, log):
         assert httpx.get(f"http://{HOST}:{port}/", timeout=10).status_code == 500
     written = _written(tmp_path)
     assert "unhandled error in GET /" in written, read_log(log)
     if mode != "waitress":
         assert '"GET / HTTP/1.1" 500' in written + read_log(log), read_log(log)
+        if source is _AT_IMPORT:
+            assert "Application startup complete." in written + read_log(log)
 
 
 _LOGGERS_TURNED_OFF_APP = """
