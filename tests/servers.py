@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -185,6 +186,9 @@ def wait_for_server_to_close(port: int, log: Path, timeout: float = 15.0) -> Non
     wait_for(lambda: _connections_the_server_keeps(port) == 0, "close by the server", log, timeout)
 
 
+# NOTE: Uvicorn sends a WebSocket handshake's denial response from 0.55 on (microweb's refusal
+# of it: its 404, 400...); before, the client gets a 403 (Uvicorn 0.54 is Python 3.10's).
+UVICORN_SENDS_DENIAL = tuple(int(part) for part in uvicorn.__version__.split(".")[:2]) >= (0, 55)
 # NOTE: the ways `microweb serve` runs an app, as command-line options, and how many app
 # processes each one starts where it starts more than one.
 SERVE_MODES = {

@@ -17,6 +17,7 @@ from typing import Any
 import h11
 import pytest
 import uvicorn
+from servers import UVICORN_SENDS_DENIAL
 from uvicorn.server import ServerState
 from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
@@ -253,8 +254,10 @@ def test_a_websocket_handshake_pipelined_after_a_request_is_answered_after_it() 
     slow = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
     handshake = b"GET /where HTTP/1.1\r\nHost: x\r\n" + UPGRADE + b"\r\n"
     transport = _serve([slow + handshake], answers=2)
-    # NOTE: the app has no WebSocket route: the handshake's answer is the path's 404.
-    assert _statuses(transport) == [200, 404]
+    # NOTE: the app has no WebSocket route: the handshake's answer is the path's 404 where
+    # Uvicorn sends denial responses (0.55 on), else a 403 (Uvicorn 0.54, Python 3.10's).
+    refusal = 404 if UVICORN_SENDS_DENIAL else 403
+    assert _statuses(transport) == [200, refusal]
 
 
 class _Closing(_Transport):

@@ -17,8 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from servers import HOST, Uvicorn, free_port, run_uvicorn, running, serve_command
+from servers import (
+    HOST,
+    UVICORN_SENDS_DENIAL,
+    Uvicorn,
+    free_port,
+    run_uvicorn,
+    running,
+    serve_command,
+)
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Response
 from websockets.sync.client import ClientConnection, connect
@@ -42,7 +49,6 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Uvicorn]:
 # the sans-I/O one; "websockets" is the older one, deprecated but still chosen by some
 # deployments). They differ in what they accept from an app, so the app is run under both.
 WS_IMPLEMENTATIONS = ["websockets-sansio", "websockets"]
-UVICORN_SENDS_DENIAL = tuple(int(part) for part in uvicorn.__version__.split(".")[:2]) >= (0, 55)
 
 
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
