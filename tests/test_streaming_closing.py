@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -590,16 +590,16 @@ def test_an_async_iterable_of_its_own_is_closed_when_its_wsgi_client_leaves(clos
     assert events == ["generator closed", "subscription closed"]
 
 
-@pytest.mark.parametrize("closing", ["close", "async close"])
-@pytest.mark.parametrize("wrapped", ["gzip", "declared length"])
-def test_an_async_iterable_with_a_close_is_closed_through_a_wrapping_stream(
-    make_client: MakeClient, wrapped: str, closing: str
-) -> None:
-    # NOTE: the streams around it (gzip's, a declared length's) closed it only by an aclose().
-    events: list[str] = []
+def _wrapped_app(stream_of: Callable[[], Any], wrapped: str, colour: str = "sync") -> App:
+    """An app whose ``GET /`` sends what ``stream_of()`` makes, as ``wrapped`` says: as it is
+    ("nothing"), compressed ("gzip", for a client that takes it), with a declared length of
+    4 bytes ("declared length"), or as an event stream ("sse")."""
 
     def index(request: Request) -> Response:
-        response = Response.stream(SUBSCRIPTIONS[closing](events, endless=False), "text/plain")
+        stream = stream_of()
+        if wrapped == "sse":
+            return Response.sse(stream)
+        response = Response.stream(stream, "text/plain")
         if wrapped == "declared length":
             response.length = 4
         return response
@@ -607,7 +607,18 @@ def test_an_async_iterable_with_a_close_is_closed_through_a_wrapping_stream(
     app = App()
     if wrapped == "gzip":
         app.install(GZip(minimum_size=1))
-    app.get("/")(index)
+    app.get("/")(in_colour(colour, index))
+    return app
+
+
+@pytest.mark.parametrize("closing", ["close", "async close"])
+@pytest.mark.parametrize("wrapped", ["gzip", "declared length"])
+def test_an_async_iterable_with_a_close_is_closed_through_a_wrapping_stream(
+    make_client: MakeClient, wrapped: str, closing: str
+) -> None:
+    # NOTE: the streams around it (gzip's, a declared length's) closed it only by an aclose().
+    events: list[str] = []
+    app = _wrapped_app(lambda: SUBSCRIPTIONS[closing](events, endless=False), wrapped)
     response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert response.content == b"news"
     assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
@@ -665,18 +676,7 @@ def test_an_async_stream_with_a_close_alone_is_closed_once_sent(
     # gzip's, a declared length's and SSE's streams close it by its close() too: the same
     # stream was closed, or left open, as the response was compressed or not.
     events: list[str] = []
-
-    def index(request: Request) -> Response:
-        stream = _Ticks(events, feed) if gives else feed(events)
-        response = Response.stream(stream, "text/plain")
-        if wrapped == "declared length":
-            response.length = 4
-        return response
-
-    app = App()
-    if wrapped == "gzip":
-        app.install(GZip(minimum_size=1))
-    app.get("/")(in_colour(colour, index))
+    app = _wrapped_app(lambda: _Ticks(events, feed) if gives else feed(events), wrapped, colour)
     response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert response.content == b"nene"
     assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
@@ -703,20 +703,8 @@ def test_an_async_streams_sync_close_runs_on_no_event_loop(
     # NOTE: the ASGI driver ran a sync close() in the pool, but gzip's, a declared length's
     # and SSE's async streams ran their stream's on the event loop (the app loop under WSGI).
     events: list[str] = []
-
-    def index(request: Request) -> Response:
-        stream = _Ticks(events, _FeedClosedOffLoop) if gives else _FeedClosedOffLoop(events)
-        if wrapped == "sse":
-            return Response.sse(stream)
-        response = Response.stream(stream, "text/plain")
-        if wrapped == "declared length":
-            response.length = 4
-        return response
-
-    app = App()
-    if wrapped == "gzip":
-        app.install(GZip(minimum_size=1))
-    app.get("/")(index)
+    feed = _FeedClosedOffLoop
+    app = _wrapped_app(lambda: _Ticks(events, feed) if gives else feed(events), wrapped)
     response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
     assert response.status_code == 200
     assert events == (["feed closed", "ticks closed"] if gives else ["feed closed"])
@@ -882,15 +870,7 @@ def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
     monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
     _FeedStuckAtClose.release.clear()
     events: list[str] = []
-
-    def index(request: Request) -> Response:
-        response = Response.stream(make(events), "text/plain")
-        if wrapped == "declared length":
-            response.length = 4
-        return response
-
-    app = App()
-    app.get("/")(index)
+    app = _wrapped_app(lambda: make(events), wrapped)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="microweb"):
         response = asgi_client(app).get("/")
