@@ -255,17 +255,21 @@ async def asgi_call(
 
 
 def asgi_timer(
-    app: Any, scope: dict[str, Any], loop: asyncio.AbstractEventLoop, body: bytes = b""
+    app: Any,
+    scope: dict[str, Any],
+    loop: asyncio.AbstractEventLoop,
+    body: bytes = b"",
+    message_size: int = BODY_CHUNK,
 ) -> Timer:
     """Return a timer awaiting ``app`` ``n`` times inside ``loop`` (one loop for the whole run).
 
-    Each request gets ``body`` in ``http.request`` messages of ``BODY_CHUNK`` bytes, each a
+    Each request gets ``body`` in ``http.request`` messages of ``message_size`` bytes, each a
     fresh ``bytes``.
     """
     copy = scope.copy
     send = _send_nothing
     make_receive = _make_receive
-    chunks = body_chunks(body)
+    chunks = body_chunks(body, message_size)
 
     async def many(n: int) -> float:
         started = perf_counter()

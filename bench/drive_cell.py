@@ -7,6 +7,10 @@ Usage::
     valgrind --tool=cachegrind --cache-sim=yes --branch-sim=yes --cachegrind-out-file=/dev/null \\
         python bench/drive_cell.py microweb echo 1200
     python bench/drive_cell.py raw echo 200          # the raw ASGI callable, the floor
+    python bench/drive_cell.py falcon upload 12      # Falcon's ASGI app; microweb's upload
+                                                     # is its aiter_parts() row
+
+``--message-size`` sets the size of the request's ``http.request`` messages (the upload's).
 """
 
 from __future__ import annotations
@@ -14,29 +18,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from _harness import asgi_timer, make_scope, start_app
-from cell_apps import ECHO_BODY, JSON_TYPE, microweb_main, raw_asgi
+from _harness import BODY_CHUNK, asgi_timer, make_scope, start_app
+from cell_apps import (
+    ECHO_BODY,
+    JSON_TYPE,
+    UPLOAD_BODY,
+    UPLOAD_TYPE,
+    microweb_main,
+    microweb_parts,
+    raw_asgi,
+)
+from cell_peers import falcon_asgi_main
 
 # NOTE: path, method, body and Content-Type of the cells this drives.
 CELLS = {
     "hello": ("/", "GET", b"", ""),
     "json": ("/json", "GET", b"", ""),
     "echo": ("/echo", "POST", ECHO_BODY, JSON_TYPE),
+    "upload": ("/upload", "POST", UPLOAD_BODY, UPLOAD_TYPE),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("app", choices=["raw", "microweb"])
+    parser.add_argument("app", choices=["raw", "microweb", "falcon"])
     parser.add_argument("cell", choices=sorted(CELLS))
     parser.add_argument("requests", type=int)
+    parser.add_argument("--message-size", type=int, default=BODY_CHUNK)
     args = parser.parse_args()
-    app = raw_asgi if args.app == "raw" else microweb_main("async").as_asgi()
+    if args.app == "raw":
+        app = raw_asgi
+    elif args.app == "falcon":
+        app = falcon_asgi_main()
+    elif args.cell == "upload":
+        app = microweb_parts("async").as_asgi()
+    else:
+        app = microweb_main("async").as_asgi()
     path, method, body, content_type = CELLS[args.cell]
     loop = asyncio.new_event_loop()
     stop = start_app(app, "asgi", loop)
     scope = make_scope(path, method, body=body, content_type=content_type)
-    asgi_timer(app, scope, loop, body)(args.requests)
+    asgi_timer(app, scope, loop, body, args.message_size)(args.requests)
     stop()
     loop.close()
 
