@@ -7,7 +7,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable
 from functools import partial
-from inspect import GEN_CREATED, getgeneratorstate
+from inspect import GEN_CREATED, getgeneratorstate, isawaitable
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -591,13 +591,19 @@ class ASGIDriver:
             # NOTE: never started (HEAD, 204, 304, a client gone before the start): its close
             # runs none of its code. Sent to the pool, a HEAD waited for a free thread to end
             # its answer, for as long as slow streams held them all (review181, review184).
-            stream.close()
+            left = stream.close()
+            if isawaitable(left):
+                await left
         elif hasattr(stream, "close"):
             if is_async_callable(stream.close):
                 # NOTE: its coroutine was made in the pool and dropped, "never awaited".
                 await stream.close()
             else:
-                await run_in_pool(self.pool, stream.close)
+                # NOTE: what is left to await, the async close of the stream inside gzip's,
+                # SSE's or a declared length's, is awaited here, on the loop.
+                left = await run_in_pool(self.pool, stream.close)
+                if isawaitable(left):
+                    await left
 
 
 def _async_chunks(stream: Any, pool: WorkerPool) -> Any:

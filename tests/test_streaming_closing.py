@@ -975,3 +975,104 @@ def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
     ends = [message for message in sent[1:] if not message.get("more_body")]
     assert ends == [{"type": "http.response.body", "body": b""}]
     assert [record.getMessage() for record in caplog.records] == []
+
+
+class _Records:
+    """A sync stream (its own iterator) whose ``close()`` is ``async def``: a driver's handle
+    on a database, say, that closes on the loop."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events, self.left = events, 2
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> str:
+        if not self.left:
+            raise StopIteration
+        self.left -= 1
+        return "ne"
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+        self.events.append("records closed")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "declared length", "sse"])
+def test_a_sync_streams_async_close_is_awaited_through_a_wrapping_stream(
+    make_client: MakeClient, wrapped: str, method: str
+) -> None:
+    # NOTE: gzip's, SSE's and a declared length's sync streams, and the ASGI driver's thread
+    # that iterates a sync stream, called it and dropped its coroutine ("never awaited"): the
+    # records stayed open.
+    events: list[str] = []
+    app = _wrapped_app(lambda: _Records(events), wrapped)
+    response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
+    assert events == ["records closed"]
+
+
+class _RecordsStuckAtClose(_Records):
+    """A sync stream whose sync ``close()`` waits until ``release`` is set."""
+
+    release = threading.Event()
+
+    def close(self) -> None:  # type: ignore[override]
+        self.events.append("closing")
+        self.release.wait(5)
+        self.events.append("records closed")
+
+
+class _RecordsStuckAtAsyncClose(_Records):
+    async def close(self) -> None:
+        self.events.append("closing")
+        await asyncio.Event().wait()
+
+
+class _StrFeedStuckAtClose(_FeedStuckAtClose):
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()
+
+
+class _StrFeedStuckAtAsyncClose(_FeedStuckAtAsyncClose):
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()
+
+
+WRAPPED_STUCK = {
+    "sync stream, sync close": _RecordsStuckAtClose,
+    "sync stream, async close": _RecordsStuckAtAsyncClose,
+    "async stream, sync close": _StrFeedStuckAtClose,
+    "async stream, async close": _StrFeedStuckAtAsyncClose,
+}
+
+
+@pytest.mark.parametrize("wrapped", ["gzip", "sse"])
+@pytest.mark.parametrize("make", WRAPPED_STUCK.values(), ids=WRAPPED_STUCK)
+def test_a_wrapped_streams_close_that_never_returns_ends_the_asgi_response_after_a_while(
+    asgi_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    wrapped: str,
+) -> None:
+    # NOTE: gzip's and SSE's streams closed their source as they made their last chunk, before
+    # the driver's close (which CLOSE_WAIT bounds) began: the response waited for it for ever.
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    _RecordsStuckAtClose.release.clear()
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+    app = _wrapped_app(lambda: make(events), wrapped)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = asgi_client(app).get("/", headers={"accept-encoding": "gzip"})
+    _RecordsStuckAtClose.release.set()
+    _FeedStuckAtClose.release.set()
+    assert time.monotonic() - started < 3
+    assert response.status_code == 200
+    assert response.text == ("nene" if wrapped == "gzip" else "data: ne\n\n" * 2)
+    assert events[0] == "closing"
+    late = [record for record in caplog.records if "not returned" in record.getMessage()]
+    assert len(late) == 1
