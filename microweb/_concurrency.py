@@ -489,18 +489,23 @@ def stop_owned(fn: Callable[..., None], *args: Any) -> None:
         raise own_stop(stop) from stop
 
 
+# NOTE: the threads that run the sync close() of a stream inside gzip's, SSE's or a declared
+# length's async stream: not the ASGI driver's pool, which those streams do not know (and the
+# WSGI app loop has none), nor a loop's default executor, whose threads the interpreter's exit
+# joins (a close that never returns would keep the server's process from ending). Daemon
+# threads, at most CLOSE_THREADS of them: 10,000 closes that never returned held 10,000
+# threads, one each; now the others wait their turn (under ASGI their responses end after
+# CLOSE_WAIT all the same).
+CLOSE_THREADS = 8
+_CLOSES = WorkerPool(CLOSE_THREADS, name="microweb-close")
+
+
 def _close_in_a_thread(close: Callable[[], object]) -> Awaitable[object]:
-    """Run a stream's sync ``close()`` in a daemon thread of its own, with the caller's
-    context variables; its ``StopIteration`` comes as ``own_stop()`` makes it."""
-    # NOTE: not the ASGI driver's pool, which the streams that wrap another (gzip's, SSE's, a
-    # declared length's) do not know, and the WSGI app loop has none; nor a loop's default
-    # executor, whose threads the interpreter's exit joins: a close that never returns would
-    # keep the server's process from ending.
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    args: tuple[Any, ...] = (loop, future, contextvars.copy_context(), close, (), {})
-    threading.Thread(target=settle_future, args=args, name="microweb-close", daemon=True).start()
-    return future
+    """Run a stream's sync ``close()`` in a close thread, with the caller's context variables;
+    its ``StopIteration`` comes as ``own_stop()`` makes it."""
+    # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
+    # server gave up on the request) still runs, as it would in a thread of its own.
+    return asyncio.shield(run_in_pool(_CLOSES, close))
 
 
 close_sync_in(_close_in_a_thread)

@@ -29,6 +29,8 @@ from drive import (
 )
 
 from microweb import App, Request, Response
+from microweb._closing import aclose_of
+from microweb._concurrency import CLOSE_THREADS
 from microweb._error_logs import REPORTED_TRACEBACKS
 from microweb.plugins.gzip import GZip
 
@@ -1076,3 +1078,24 @@ def test_a_wrapped_streams_close_that_never_returns_ends_the_asgi_response_after
     assert events[0] == "closing"
     late = [record for record in caplog.records if "not returned" in record.getMessage()]
     assert len(late) == 1
+
+
+def test_stuck_sync_closes_of_wrapped_async_streams_hold_a_few_threads_not_one_each() -> None:
+    # NOTE: each sync close() of a stream inside gzip's, SSE's or a declared length's async
+    # stream had a thread of its own: 10,000 closes that never returned made 10,000 threads.
+    release = threading.Event()
+
+    class Stuck:
+        def close(self) -> None:
+            release.wait(5)
+
+    async def run() -> list[threading.Thread]:
+        closes = [asyncio.ensure_future(aclose_of(Stuck())) for _ in range(3 * CLOSE_THREADS)]
+        await asyncio.sleep(0.2)
+        threads = [t for t in threading.enumerate() if t.name.startswith("microweb-close")]
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*closes), 5)
+        return threads
+
+    threads = asyncio.run(run())
+    assert 0 < len(threads) <= CLOSE_THREADS
