@@ -1099,3 +1099,14 @@ def test_stuck_sync_closes_of_wrapped_async_streams_hold_a_few_threads_not_one_e
 
     threads = asyncio.run(run())
     assert 0 < len(threads) <= CLOSE_THREADS
+
+
+def test_a_streamed_asgi_response_names_its_stream_only_to_give_up_on_its_close(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the driver named every stream it sent, for a warning that few ever need.
+    named: list[object] = []
+    monkeypatch.setattr("microweb._asgi._named", lambda stream: named.append(stream) or "?")
+    app = _wrapped_app(lambda: _Feed([]), "nothing")
+    assert asgi_client(app).get("/").content == b"nene"
+    assert named == []
