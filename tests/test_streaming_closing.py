@@ -29,6 +29,7 @@ from drive import (
 )
 
 from microweb import App, Request, Response
+from microweb._asgi import ASGIDriver
 from microweb._closing import aclose_of
 from microweb._concurrency import CLOSE_THREADS
 from microweb._error_logs import REPORTED_TRACEBACKS
@@ -885,6 +886,17 @@ def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
     assert named in late[0].getMessage() or wrapped == "declared length"
 
 
+def _asgi_closing_within(
+    seconds: float, stream_of: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> ASGIDriver:
+    """The ASGI side of an app whose ``GET /`` streams what ``stream_of()`` makes, a sent
+    stream's close given ``seconds`` (``CLOSE_WAIT``) before the driver gives up on it."""
+    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", seconds)
+    app = App()
+    app.get("/")(lambda request: Response.stream(stream_of()))
+    return app.as_asgi()
+
+
 @pytest.mark.parametrize("ending", ["the client leaves", "the server cancels"])
 def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, ending: str
@@ -892,11 +904,8 @@ def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     # NOTE: a stream that closes was let finish, for ever: a client gone meanwhile, or the
     # server's one cancellation at the end of its grace period (Uvicorn's), left the request's
     # task waiting on it, and Uvicorn's shutdown with it.
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
     events: list[str] = []
-    app = App()
-    app.get("/")(lambda request: Response.stream(_FeedStuckAtAsyncClose(events)))
-    asgi = app.as_asgi()
+    asgi = _asgi_closing_within(0.3, lambda: _FeedStuckAtAsyncClose(events), monkeypatch)
 
     async def run() -> list[Message]:
         inbox, sent = request_inbox(), []
@@ -934,10 +943,7 @@ def test_a_late_closes_sys_exit_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # NOTE: carried to the request's task, which had ended: no trace of it anywhere.
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.1)
-    app = App()
-    app.get("/")(lambda request: Response.stream(_FeedExitingLate([])))
-    asgi = app.as_asgi()
+    asgi = _asgi_closing_within(0.1, lambda: _FeedExitingLate([]), monkeypatch)
 
     async def send(message: Message) -> None:
         pass
@@ -959,12 +965,7 @@ def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
     # NOTE: CLOSE_WAIT timed the close and the end of the body after it: a client slow to take
     # the last chunk (the server's send() waits for its socket to drain) had the close said
     # not to have returned, and the end of the body sent twice (Uvicorn raises on the second).
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
-    events: list[str] = []
-    app = App()
-    app.get("/")(lambda request: Response.stream(_Feed(events)))
-    asgi = app.as_asgi()
-
+    asgi = _asgi_closing_within(0.3, lambda: _Feed([]), monkeypatch)
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
