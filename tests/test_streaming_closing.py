@@ -870,7 +870,7 @@ def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
 ) -> None:
     # NOTE: the response waited for the close, for ever: the client never got its end, and
     # the request's task held the server's shutdown (a second cancellation ended it).
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
     _FeedStuckAtClose.release.clear()
     events: list[str] = []
     app = _wrapped_app(lambda: make(events), wrapped)
@@ -891,7 +891,7 @@ def _asgi_closing_within(
 ) -> ASGIDriver:
     """The ASGI side of an app whose ``GET /`` streams what ``stream_of()`` makes, a sent
     stream's close given ``seconds`` (``CLOSE_WAIT``) before the driver gives up on it."""
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", seconds)
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", seconds)
     app = App()
     app.get("/")(lambda request: Response.stream(stream_of()))
     return app.as_asgi()
@@ -1063,7 +1063,7 @@ def test_a_wrapped_streams_close_that_never_returns_ends_the_asgi_response_after
 ) -> None:
     # NOTE: gzip's and SSE's streams closed their source as they made their last chunk, before
     # the driver's close (which CLOSE_WAIT bounds) began: the response waited for it for ever.
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
     _RecordsStuckAtClose.release.clear()
     _FeedStuckAtClose.release.clear()
     events: list[str] = []
@@ -1107,7 +1107,7 @@ def test_a_streamed_asgi_response_names_its_stream_only_to_give_up_on_its_close(
 ) -> None:
     # NOTE: the driver named every stream it sent, for a warning that few ever need.
     named: list[object] = []
-    monkeypatch.setattr("microweb._asgi._named", lambda stream: named.append(stream) or "?")
+    monkeypatch.setattr("microweb._close_wait._named", lambda stream: named.append(stream) or "?")
     app = _wrapped_app(lambda: _Feed([]), "nothing")
     assert asgi_client(app).get("/").content == b"nene"
     assert named == []
