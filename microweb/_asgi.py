@@ -7,7 +7,7 @@ import contextvars
 import logging
 from collections.abc import Awaitable
 from functools import partial
-from inspect import GEN_CREATED, getgeneratorstate
+from inspect import GEN_CREATED, getgeneratorstate, isawaitable
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,6 +15,7 @@ from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._asgi_websocket import TURN, run_session
 from ._calls import client_left, handlers_failed, to_send
+from ._close_wait import Carried, Sending, close_awaited
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -49,7 +50,7 @@ from ._files import bound_to_no_thread
 from ._lifespans import run_startup
 from ._pipeline import NOT_AWAITED, fail, respond, settle
 from ._pool import WorkerPool
-from ._request import Request, logged_method, logged_path, logged_request
+from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._routing import is_async_callable
 from ._sse import SSEChunks
@@ -437,7 +438,7 @@ class ASGIDriver:
         self, stream: Any, request: Request, body: ASGIBody, send: Send
     ) -> None:
         # NOTE: servers accept send() after the client left (TRAPS.md 10); watch receive() too.
-        sending = _Sending(asyncio.get_running_loop().create_future())
+        sending = Sending(asyncio.get_running_loop().create_future())
         sender = asyncio.ensure_future(self._send_stream(stream, request, send, sending))
         watcher = asyncio.ensure_future(body.wait_disconnect())
         try:
@@ -464,14 +465,14 @@ class ASGIDriver:
                 # (its after-response work included): cut, its finally stopped where it
                 # awaited. Its close has CLOSE_WAIT seconds, or until this task is cancelled.
                 sender.cancel()
-            await self._close_awaited(sender, sending, _named(stream), request)
+            await close_awaited(sender, sending, stream, request, self._pool)
             await asyncio.wait({watcher})
         if sending.given_up:
             if sending.ended:
                 await _guarded(send)({"type": "http.response.body", "body": b""})
             return
         error = None if sender.cancelled() else sender.exception()
-        if isinstance(error, _Carried):
+        if isinstance(error, Carried):
             error = error.escaped  # NOTE: in the request's own task, the server's to handle.
         # NOTE: the error's traceback will hold this frame: without the dels, the frame, the
         # task and the error make a cycle that keeps the request until a full collection.
@@ -482,33 +483,8 @@ class ASGIDriver:
             finally:
                 del error
 
-    async def _close_awaited(
-        self, sender: asyncio.Future[None], sending: _Sending, named: str, request: Request
-    ) -> None:
-        """Wait for the sender, its stream's close bounded by ``CLOSE_WAIT`` (and this task's
-        cancellation); the end of the body after the close as long as the server's send()
-        takes (a slow client's socket to drain)."""
-        try:
-            if not sender.done():
-                await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
-            if not sender.done():
-                await asyncio.wait({sender}, timeout=CLOSE_WAIT)
-            if not sender.done() and sending.closed:
-                # NOTE: CLOSE_WAIT timed the end of the body too: a quick close was said not
-                # to have returned, and the body's end was sent twice.
-                await asyncio.wait({sender})
-        except asyncio.CancelledError:
-            if self._pool is not None:
-                self._pool.cut_off = True  # NOTE: a sync close may run on in its thread.
-            raise
-        finally:
-            if not sender.done() and not sending.closed:
-                # NOTE: here, for a request the server cancelled too (then or meanwhile): its
-                # task ends now, the sender's is kept.
-                _give_up_on_close(sender, sending, named, request)
-
     async def _send_stream(
-        self, stream: Any, request: Request, send: Send, sending: _Sending
+        self, stream: Any, request: Request, send: Send, sending: Sending
     ) -> None:
         chunks = _async_chunks(stream, self.pool)
         iterator = None
@@ -543,7 +519,7 @@ class ASGIDriver:
         except (KeyboardInterrupt, SystemExit) as exc:
             # NOTE: raised out of a task, asyncio raises them again out of its loop: a stream's
             # sys.exit() ended the whole server, where a handler's is answered as any error.
-            raise _Carried(exc) from exc
+            raise Carried(exc) from exc
         except (Exception, asyncio.CancelledError) as exc:
             if ended_for_a_client_gone(exc, request._client_gone()):
                 # NOTE: a generator that returned, short of its declared length, once
@@ -591,13 +567,19 @@ class ASGIDriver:
             # NOTE: never started (HEAD, 204, 304, a client gone before the start): its close
             # runs none of its code. Sent to the pool, a HEAD waited for a free thread to end
             # its answer, for as long as slow streams held them all (review181, review184).
-            stream.close()
+            left = stream.close()
+            if isawaitable(left):
+                await left
         elif hasattr(stream, "close"):
             if is_async_callable(stream.close):
                 # NOTE: its coroutine was made in the pool and dropped, "never awaited".
                 await stream.close()
             else:
-                await run_in_pool(self.pool, stream.close)
+                # NOTE: what is left to await, the async close of the stream inside gzip's,
+                # SSE's or a declared length's, is awaited here, on the loop.
+                left = await run_in_pool(self.pool, stream.close)
+                if isawaitable(left):
+                    await left
 
 
 def _async_chunks(stream: Any, pool: WorkerPool) -> Any:
@@ -618,81 +600,10 @@ _TYPES = {
 _LENGTHS = LengthHeaders(lambda size: (b"content-length", b"%d" % size))
 
 
-class _Sending:
-    """What the driver knows of a stream's sending task: whether it closes the stream (done
-    from then on), whether the close returned, whether its chunks all went out, and whether
-    the driver gave up on it (then the driver, not the sender, sends the end of the body)."""
-
-    __slots__ = ("closed", "closing", "ended", "given_up")
-
-    def __init__(self, closing: asyncio.Future[None]) -> None:
-        self.closing = closing
-        self.closed = self.ended = self.given_up = False
-
-
-# NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response
-# ends and the close runs on (Starlette's users see a response end with its body's last chunk).
-CLOSE_WAIT = 10.0
-# NOTE: the sending tasks whose close outlived CLOSE_WAIT, kept while they run (a loop holds
-# its tasks weakly).
-_LATE_CLOSES: set[asyncio.Task[None]] = set()
-
-
-def _give_up_on_close(
-    sender: asyncio.Future[None], sending: _Sending, named: str, request: Request
-) -> None:
-    """Give up on a stream whose close has not returned after ``CLOSE_WAIT`` seconds, whose
-    response the driver ends; the close runs on, in its task, kept until it ends."""
-    sending.given_up = True
-    logger.warning(
-        "%s %s: the close of its streamed response, %s, has not returned in time (%g s at "
-        "most, less if the server cancelled the request): the response is ended, and the "
-        "close runs on",
-        logged_method(request),
-        logged_path(request),
-        named,
-        CLOSE_WAIT,
-    )
-    task = cast("asyncio.Task[None]", sender)
-    _LATE_CLOSES.add(task)
-    task.add_done_callback(_late_close_ended)
-
-
-def _named(stream: Any) -> str:
-    """The name of a stream's class, or of its generator's function."""
-    name = getattr(stream, "__qualname__", None)  # NOTE: a generator's; no instance has one.
-    if isinstance(name, str) and not isinstance(stream, type):
-        return name
-    return f"{type(stream).__module__}.{type(stream).__qualname__}"
-
-
-async def _end_body(send: Send, sending: _Sending) -> None:
-    """Send the end of a streamed body, unless the driver ended it (``_give_up_on_close``)."""
+async def _end_body(send: Send, sending: Sending) -> None:
+    """Send the end of a streamed body, unless the driver ended it (``give_up_on_close``)."""
     if not sending.given_up:
         await _guarded(send)({"type": "http.response.body", "body": b""})
-
-
-def _late_close_ended(task: asyncio.Task[None]) -> None:
-    _LATE_CLOSES.discard(task)
-    if task.cancelled():
-        return
-    # NOTE: an error of the close was logged by _aclose_logged(), but not a sys.exit() (or
-    # KeyboardInterrupt) it carries to the request's task, which has ended.
-    error = task.exception()
-    if isinstance(error, _Carried):
-        logger.error(
-            "the late close of a streamed response raised %s, dropped: its request had ended",
-            type(error.escaped).__name__,
-            exc_info=error.escaped,
-        )
-
-
-class _Carried(Exception):
-    """App code's ``KeyboardInterrupt`` or ``SystemExit``, carried out of the stream's task."""
-
-    def __init__(self, escaped: BaseException) -> None:
-        super().__init__(repr(escaped))
-        self.escaped = escaped
 
 
 def _say_still_running(pool: WorkerPool | None) -> None:
@@ -769,7 +680,7 @@ async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:
     except (KeyboardInterrupt, SystemExit) as exc:
         # NOTE: as a step's: out of the sending task, asyncio raised it again out of its
         # loop, and the stream's sys.exit() in its finally ended the whole server (review184).
-        raise _Carried(exc) from exc
+        raise Carried(exc) from exc
     except Exception as exc:
         if not was_reported(exc):
             # NOTE: an async generator whose finally failed as it was closed at its yield (its

@@ -22,11 +22,16 @@ def close_sync_in(in_thread: InThread) -> None:
     _in_thread = in_thread
 
 
-def close_of(stream: object) -> None:
-    """Call ``stream.close()`` if it has one."""
+def close_of(stream: object) -> Awaitable[object] | None:
+    """Call ``stream.close()`` if it has one; return what is left to await: the coroutine of an
+    ``async def close()``, for the caller to run where it can (a driver: on its loop)."""
     close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+    if close is None:
+        return None
+    returned = close()
+    # NOTE: dropped, an async def close() never ran ("never awaited"), and its stream stayed
+    # open: that of a sync stream inside gzip's, SSE's or a declared length's.
+    return returned if isawaitable(returned) else None
 
 
 async def aclose_of(stream: object) -> None:
@@ -51,14 +56,41 @@ async def aclose_of(stream: object) -> None:
         await returned
 
 
-def close_both(iterator: Any, stream: Any) -> None:
+def close_both(iterator: Any, stream: Any) -> Awaitable[object] | None:
     """Close ``iterator``, the one ``stream`` gave, then ``stream`` where it is another object,
-    even when the first close fails."""
+    even when the first close fails; return what is left to await (see ``close_of()``)."""
     try:
-        close_of(iterator)
+        left = close_of(iterator)
+    except BaseException as exc:
+        if stream is iterator or (rest := close_of(stream)) is None:
+            raise
+        return _raising(rest, exc)
+    if stream is iterator:
+        return left
+    if left is None:
+        return close_of(stream)
+    # NOTE: the stream's close after the iterator's, which awaits: its finally may use it.
+    return _then(left, stream)
+
+
+async def _then(left: Awaitable[object], stream: Any) -> None:
+    try:
+        await left
     finally:
-        if stream is not iterator:
-            close_of(stream)
+        returned = close_of(stream)
+        if returned is not None:
+            await returned
+
+
+async def _raising(rest: Awaitable[object], error: BaseException) -> None:
+    """Await the stream's close, then raise the error of its iterator's."""
+    try:
+        await rest
+    finally:
+        try:
+            raise error
+        finally:
+            del error  # NOTE: no cycle through this frame and the traceback.
 
 
 async def aclose_both(iterator: Any, stream: Any) -> None:

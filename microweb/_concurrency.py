@@ -14,7 +14,7 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ._app_loop import AppLoop, LoopStopped, adopt
 from ._closing import close_both, close_sync_in
@@ -277,39 +277,74 @@ def make_pool(max_threads: int) -> WorkerPool:
 _DONE: Any = object()
 
 
-async def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncIterator[T]:
+def iterate_in_pool(iterable: Iterable[T], pool: WorkerPool) -> AsyncIterator[T]:
     """Iterate a sync iterable from async code, in one worker of ``pool`` from start to end.
 
     ``iter()``, each ``next()`` and the closing run in that one thread, as a WSGI server runs
     them: a stream that holds a thread-bound resource (an ``sqlite3`` connection, a
     thread-local) works under both interfaces. The worker is held until the stream ends, and
-    runs at most ``AHEAD`` items ahead of the loop.
+    runs at most ``AHEAD`` items ahead of the loop. The caller owes the result an ``aclose()``,
+    which waits for the closing: the ASGI driver's, which ``CLOSE_WAIT`` bounds.
     """
     if isinstance(iterable, (list, tuple)):
-        for item in iterable:
-            yield item
-        return
-    pinned = _Pinned(iterable, asyncio.get_running_loop())
-    try:
-        pool.call(pinned.run)  # NOTE: run() raises nothing: its errors go to the loop.
-    except RuntimeError:
-        # NOTE: the pool is shut down (Uvicorn's stop): a thread of its own, as in_a_thread().
-        threading.Thread(target=pinned.run, name="microweb-stream", daemon=True).start()
-    ready, room = pinned.ready, pinned.room
-    try:
-        while True:
-            if not ready:
-                await pinned.wait()
-            item = ready.popleft()
-            room.release()
+        return _items(iterable)
+    return _InPool(iterable, pool)
+
+
+async def _items(items: Iterable[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
+
+
+class _InPool(AsyncIterator[T]):
+    """``iterate_in_pool``'s async iterator of a sync iterable that is not a list or a tuple.
+
+    NOTE: an object, not an async generator: a generator that returned at the end of the
+    items waited there for the closing (a close() that never returned held its request for
+    ever), before the driver's aclose(), which CLOSE_WAIT bounds, could begin.
+    """
+
+    __slots__ = ("_closed", "_iterable", "_pinned", "_pool")
+
+    def __init__(self, iterable: Iterable[T], pool: WorkerPool) -> None:
+        self._iterable, self._pool = iterable, pool
+        self._pinned: _Pinned | None = None
+        self._closed = False
+
+    async def __anext__(self) -> T:
+        pinned = self._pinned
+        if pinned is None:
+            if self._closed:
+                raise StopAsyncIteration
+            pinned = self._pinned = _Pinned(self._iterable, asyncio.get_running_loop())
+            try:
+                # NOTE: run() raises nothing: its errors go to the loop.
+                self._pool.call(pinned.run)
+            except RuntimeError:
+                # NOTE: the pool is shut down (Uvicorn's stop): a thread of its own, as
+                # in_a_thread().
+                threading.Thread(target=pinned.run, name="microweb-stream", daemon=True).start()
+        ready = pinned.ready
+        if not ready:
+            await pinned.wait()
+        item = ready.popleft()
+        if item is _DONE or type(item) is Raised:
+            # NOTE: the thread makes no more items: the next call ends at once.
+            ready.appendleft(_DONE)
             if item is _DONE:
-                return
-            if type(item) is Raised:
-                item.reraise()
-            yield item
-    finally:
-        # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after it.
-        await through_one_cancellation(pinned.stop())
+                raise StopAsyncIteration
+            item.reraise()
+        pinned.room.release()
+        return cast("T", item)
+
+    async def aclose(self) -> None:
+        """Stop the thread, which closes the iterable; wait until it has, once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pinned is not None:
+            # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after.
+            await through_one_cancellation(self._pinned.stop())
 
 
 async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
@@ -371,7 +406,8 @@ class _Pinned:
         self._lock = threading.Lock()
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
-        self._closed: asyncio.Future[None] = loop.create_future()
+        # NOTE: set once the thread closed the iterable, to what is left to await on the loop.
+        self._closed: asyncio.Future[Awaitable[object] | None] = loop.create_future()
 
     def wait(self) -> asyncio.Future[None]:
         """Return what the loop awaits until an item is ready; on the loop."""
@@ -387,7 +423,11 @@ class _Pinned:
         """Ask the thread to close the iterable and end; wait until it has; on the loop."""
         self._stopping = True
         self.room.release()
-        await self._closed
+        left = await self._closed
+        if left is not None:
+            # NOTE: the async close() of a sync stream (or of the one inside gzip's, SSE's or a
+            # declared length's), which its close() in the thread returned: dropped there.
+            await left
 
     def run(self) -> None:
         """Make items while there is room, then close; in the worker."""
@@ -402,12 +442,12 @@ class _Pinned:
             self._put(Raised(own_stop(exc) if isinstance(exc, StopIteration) else exc))
         finally:
             try:
-                self._context.run(close_both, iterator, self._iterable)
+                left = self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:
                 # NOTE: the closing's error is the stream's too: stop() raises it.
                 self._call(_set_exception, self._closed, exc)
             else:
-                self._call(set_result, self._closed, None)
+                self._call(set_result, self._closed, left)
 
     def _step(self, iterator: Iterator[Any]) -> bool:
         self.room.acquire()
@@ -449,18 +489,23 @@ def stop_owned(fn: Callable[..., None], *args: Any) -> None:
         raise own_stop(stop) from stop
 
 
+# NOTE: the threads that run the sync close() of a stream inside gzip's, SSE's or a declared
+# length's async stream: not the ASGI driver's pool, which those streams do not know (and the
+# WSGI app loop has none), nor a loop's default executor, whose threads the interpreter's exit
+# joins (a close that never returns would keep the server's process from ending). Daemon
+# threads, at most CLOSE_THREADS of them: 10,000 closes that never returned held 10,000
+# threads, one each; now the others wait their turn (under ASGI their responses end after
+# CLOSE_WAIT all the same).
+CLOSE_THREADS = 8
+_CLOSES = WorkerPool(CLOSE_THREADS, name="microweb-close")
+
+
 def _close_in_a_thread(close: Callable[[], object]) -> Awaitable[object]:
-    """Run a stream's sync ``close()`` in a daemon thread of its own, with the caller's
-    context variables; its ``StopIteration`` comes as ``own_stop()`` makes it."""
-    # NOTE: not the ASGI driver's pool, which the streams that wrap another (gzip's, SSE's, a
-    # declared length's) do not know, and the WSGI app loop has none; nor a loop's default
-    # executor, whose threads the interpreter's exit joins: a close that never returns would
-    # keep the server's process from ending.
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    args: tuple[Any, ...] = (loop, future, contextvars.copy_context(), close, (), {})
-    threading.Thread(target=settle_future, args=args, name="microweb-close", daemon=True).start()
-    return future
+    """Run a stream's sync ``close()`` in a close thread, with the caller's context variables;
+    its ``StopIteration`` comes as ``own_stop()`` makes it."""
+    # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
+    # server gave up on the request) still runs, as it would in a thread of its own.
+    return asyncio.shield(run_in_pool(_CLOSES, close))
 
 
 close_sync_in(_close_in_a_thread)

@@ -9,11 +9,11 @@ that is not sent, as a flow replaced its response, is closed after the request
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._closing import aclose_both
+from ._closing import aclose_both, close_both
 from ._effects import AfterCall, AfterCalls, Colored
 from ._files import (
     FileInfo,
@@ -362,14 +362,10 @@ class SizedStream(_Sized):
             raise
         return self._counted(chunk)
 
-    def close(self) -> None:
-        """Close the stream (and the iterator it gave, if another object)."""
-        iterator, source = self._iterator, self._source
-        try:
-            if iterator is not None and iterator is not source:
-                getattr(iterator, "close", _nothing)()
-        finally:
-            getattr(source, "close", _nothing)()
+    def close(self) -> Awaitable[object] | None:
+        """Close the stream (and the iterator it gave, if another object); return what is left
+        to await (see ``close_of()``)."""
+        return close_both(self._iterator, self._source)
 
 
 class AsyncSizedStream(_Sized):
@@ -399,10 +395,6 @@ class AsyncSizedStream(_Sized):
     async def aclose(self) -> None:
         """Close the stream (and the iterator it gave, if another object)."""
         await aclose_both(self._iterator, self._source)
-
-
-def _nothing() -> None:
-    return None
 
 
 def plain_answer(result: Any, method: str) -> tuple[bytes, str] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from inspect import GEN_CREATED, getgeneratorstate
 from types import GeneratorType
@@ -196,11 +196,10 @@ class SSEChunks:
     def __next__(self) -> bytes:
         if self._iterator is None:
             self._iterator = iter(self._events)
-        try:
-            return encode_event(next(self._iterator))
-        except BaseException:
-            self.close()  # NOTE: the end of the events too (StopIteration).
-            raise
+        # NOTE: closed by the driver, whatever happens, not here at the end of the events (or a
+        # bad one): closed as the last chunk was made, the ASGI driver's CLOSE_WAIT did not
+        # bound the close (one that hung held the request for ever).
+        return encode_event(next(self._iterator))
 
     def untouched(self) -> bool:
         """Tell whether ``close()`` runs none of the app's code: never iterated, and its events
@@ -211,13 +210,14 @@ class SSEChunks:
             or (type(events) is GeneratorType and getgeneratorstate(events) == GEN_CREATED)
         )
 
-    def close(self) -> None:
+    def close(self) -> Awaitable[object] | None:
+        """Close the events, once; return what is left to await (see ``close_of()``)."""
         if self._closed:
-            return
+            return None
         self._closed = True
         # NOTE: the iterator made of the events first (its finally blocks may use the events),
         # then the events: an object whose __iter__ is a generator holds the subscription.
-        close_both(self._iterator, self._events)
+        return close_both(self._iterator, self._events)
 
 
 class AsyncSSEChunks:
@@ -236,11 +236,7 @@ class AsyncSSEChunks:
     async def __anext__(self) -> bytes:
         if self._iterator is None:
             self._iterator = aiter(self._events)
-        try:
-            return encode_event(await anext(self._iterator))
-        except BaseException:
-            await self.aclose()  # NOTE: the end of the events too (StopAsyncIteration).
-            raise
+        return encode_event(await anext(self._iterator))  # NOTE: closed as SSEChunks is.
 
     async def aclose(self) -> None:
         if self._closed:

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from functools import partial
+from inspect import isawaitable, iscoroutine
 from multiprocessing.util import Finalize
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
@@ -357,7 +358,20 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
             else:
                 app_loop.run(stream.close())
         else:
-            stream.close()
+            _await_left(stream, stream.close(), app_loop)
+
+
+def _await_left(stream: Any, left: object, app_loop: AppLoop) -> None:
+    """Await on the app loop what a sync ``close()`` returned to await: the async close of the
+    stream inside gzip's, SSE's or a declared length's (dropped, "never awaited", before)."""
+    if not isawaitable(left):
+        return
+    if app_loop._stopped:
+        if iscoroutine(left):
+            left.close()  # NOTE: it will never run; said below, not by a "never awaited".
+        _log_close_not_run(stream, "async close() inside its close()")
+    else:
+        app_loop.run(left)
 
 
 def _log_close_not_run(stream: Any, close: str) -> None:
@@ -449,7 +463,7 @@ class _StreamBody:
             close = getattr(self._chunks, "close", None)
             try:
                 if close is not None:
-                    close()
+                    _await_left(self._chunks, close(), self._app_loop)
             finally:
                 # NOTE: the iterable closed too when its iterator's close() failed, as under
                 # ASGI (a cursor's iterator that failed to close left the cursor open).

@@ -21,6 +21,7 @@ IO_MODULES = frozenset(
         "_wsgi.py",
         "_wsgi_request.py",
         "_asgi.py",
+        "_close_wait.py",
         "_asgi_websocket.py",
         "_ws_refusal.py",
         "_asgi_request.py",
@@ -176,6 +177,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "drivers": (
         "_wsgi_request", "_wsgi", "_asgi_request", "_websocket", "_ws_refusal", "_asgi_websocket",
+        "_close_wait",
         "_asgi",
     ),
     "facade": (

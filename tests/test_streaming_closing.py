@@ -29,6 +29,9 @@ from drive import (
 )
 
 from microweb import App, Request, Response
+from microweb._asgi import ASGIDriver
+from microweb._closing import aclose_of
+from microweb._concurrency import CLOSE_THREADS
 from microweb._error_logs import REPORTED_TRACEBACKS
 from microweb.plugins.gzip import GZip
 
@@ -867,7 +870,7 @@ def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
 ) -> None:
     # NOTE: the response waited for the close, for ever: the client never got its end, and
     # the request's task held the server's shutdown (a second cancellation ended it).
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
     _FeedStuckAtClose.release.clear()
     events: list[str] = []
     app = _wrapped_app(lambda: make(events), wrapped)
@@ -883,6 +886,17 @@ def test_a_close_that_never_returns_ends_the_asgi_response_after_a_while(
     assert named in late[0].getMessage() or wrapped == "declared length"
 
 
+def _asgi_closing_within(
+    seconds: float, stream_of: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
+) -> ASGIDriver:
+    """The ASGI side of an app whose ``GET /`` streams what ``stream_of()`` makes, a sent
+    stream's close given ``seconds`` (``CLOSE_WAIT``) before the driver gives up on it."""
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", seconds)
+    app = App()
+    app.get("/")(lambda request: Response.stream(stream_of()))
+    return app.as_asgi()
+
+
 @pytest.mark.parametrize("ending", ["the client leaves", "the server cancels"])
 def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, ending: str
@@ -890,11 +904,8 @@ def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     # NOTE: a stream that closes was let finish, for ever: a client gone meanwhile, or the
     # server's one cancellation at the end of its grace period (Uvicorn's), left the request's
     # task waiting on it, and Uvicorn's shutdown with it.
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
     events: list[str] = []
-    app = App()
-    app.get("/")(lambda request: Response.stream(_FeedStuckAtAsyncClose(events)))
-    asgi = app.as_asgi()
+    asgi = _asgi_closing_within(0.3, lambda: _FeedStuckAtAsyncClose(events), monkeypatch)
 
     async def run() -> list[Message]:
         inbox, sent = request_inbox(), []
@@ -932,10 +943,7 @@ def test_a_late_closes_sys_exit_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # NOTE: carried to the request's task, which had ended: no trace of it anywhere.
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.1)
-    app = App()
-    app.get("/")(lambda request: Response.stream(_FeedExitingLate([])))
-    asgi = app.as_asgi()
+    asgi = _asgi_closing_within(0.1, lambda: _FeedExitingLate([]), monkeypatch)
 
     async def send(message: Message) -> None:
         pass
@@ -957,12 +965,7 @@ def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
     # NOTE: CLOSE_WAIT timed the close and the end of the body after it: a client slow to take
     # the last chunk (the server's send() waits for its socket to drain) had the close said
     # not to have returned, and the end of the body sent twice (Uvicorn raises on the second).
-    monkeypatch.setattr("microweb._asgi.CLOSE_WAIT", 0.3)
-    events: list[str] = []
-    app = App()
-    app.get("/")(lambda request: Response.stream(_Feed(events)))
-    asgi = app.as_asgi()
-
+    asgi = _asgi_closing_within(0.3, lambda: _Feed([]), monkeypatch)
     sent: list[Message] = []
 
     async def send(message: Message) -> None:
@@ -975,3 +978,136 @@ def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
     ends = [message for message in sent[1:] if not message.get("more_body")]
     assert ends == [{"type": "http.response.body", "body": b""}]
     assert [record.getMessage() for record in caplog.records] == []
+
+
+class _Records:
+    """A sync stream (its own iterator) whose ``close()`` is ``async def``: a driver's handle
+    on a database, say, that closes on the loop."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events, self.left = events, 2
+
+    def __iter__(self) -> _Records:
+        return self
+
+    def __next__(self) -> str:
+        if not self.left:
+            raise StopIteration
+        self.left -= 1
+        return "ne"
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)
+        self.events.append("records closed")
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "declared length", "sse"])
+def test_a_sync_streams_async_close_is_awaited_through_a_wrapping_stream(
+    make_client: MakeClient, wrapped: str, method: str
+) -> None:
+    # NOTE: gzip's, SSE's and a declared length's sync streams, and the ASGI driver's thread
+    # that iterates a sync stream, called it and dropped its coroutine ("never awaited"): the
+    # records stayed open.
+    events: list[str] = []
+    app = _wrapped_app(lambda: _Records(events), wrapped)
+    response = make_client(app).request(method, "/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers.get("content-encoding") == ("gzip" if wrapped == "gzip" else None)
+    assert events == ["records closed"]
+
+
+class _RecordsStuckAtClose(_Records):
+    """A sync stream whose sync ``close()`` waits until ``release`` is set."""
+
+    release = threading.Event()
+
+    def close(self) -> None:  # type: ignore[override]
+        self.events.append("closing")
+        self.release.wait(5)
+        self.events.append("records closed")
+
+
+class _RecordsStuckAtAsyncClose(_Records):
+    async def close(self) -> None:
+        self.events.append("closing")
+        await asyncio.Event().wait()
+
+
+class _StrFeedStuckAtClose(_FeedStuckAtClose):
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()
+
+
+class _StrFeedStuckAtAsyncClose(_FeedStuckAtAsyncClose):
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()
+
+
+WRAPPED_STUCK = {
+    "sync stream, sync close": _RecordsStuckAtClose,
+    "sync stream, async close": _RecordsStuckAtAsyncClose,
+    "async stream, sync close": _StrFeedStuckAtClose,
+    "async stream, async close": _StrFeedStuckAtAsyncClose,
+}
+
+
+@pytest.mark.parametrize("wrapped", ["gzip", "sse"])
+@pytest.mark.parametrize("make", WRAPPED_STUCK.values(), ids=WRAPPED_STUCK)
+def test_a_wrapped_streams_close_that_never_returns_ends_the_asgi_response_after_a_while(
+    asgi_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    wrapped: str,
+) -> None:
+    # NOTE: gzip's and SSE's streams closed their source as they made their last chunk, before
+    # the driver's close (which CLOSE_WAIT bounds) began: the response waited for it for ever.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    _RecordsStuckAtClose.release.clear()
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+    app = _wrapped_app(lambda: make(events), wrapped)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = asgi_client(app).get("/", headers={"accept-encoding": "gzip"})
+    _RecordsStuckAtClose.release.set()
+    _FeedStuckAtClose.release.set()
+    assert time.monotonic() - started < 3
+    assert response.status_code == 200
+    assert response.text == ("nene" if wrapped == "gzip" else "data: ne\n\n" * 2)
+    assert events[0] == "closing"
+    late = [record for record in caplog.records if "not returned" in record.getMessage()]
+    assert len(late) == 1
+
+
+def test_stuck_sync_closes_of_wrapped_async_streams_hold_a_few_threads_not_one_each() -> None:
+    # NOTE: each sync close() of a stream inside gzip's, SSE's or a declared length's async
+    # stream had a thread of its own: 10,000 closes that never returned made 10,000 threads.
+    release = threading.Event()
+
+    class Stuck:
+        def close(self) -> None:
+            release.wait(5)
+
+    async def run() -> list[threading.Thread]:
+        closes = [asyncio.ensure_future(aclose_of(Stuck())) for _ in range(3 * CLOSE_THREADS)]
+        await asyncio.sleep(0.2)
+        threads = [t for t in threading.enumerate() if t.name.startswith("microweb-close")]
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*closes), 5)
+        return threads
+
+    threads = asyncio.run(run())
+    assert 0 < len(threads) <= CLOSE_THREADS
+
+
+def test_a_streamed_asgi_response_names_its_stream_only_to_give_up_on_its_close(
+    asgi_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the driver named every stream it sent, for a warning that few ever need.
+    named: list[object] = []
+    monkeypatch.setattr("microweb._close_wait._named", lambda stream: named.append(stream) or "?")
+    app = _wrapped_app(lambda: _Feed([]), "nothing")
+    assert asgi_client(app).get("/").content == b"nene"
+    assert named == []

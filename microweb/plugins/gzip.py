@@ -9,13 +9,14 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Generator,
     Iterable,
     Iterator,
 )
 
 from microweb import App, Request, Response
-from microweb._closing import aclose_both, aclose_of, close_both, close_of
+from microweb._closing import aclose_both, close_both
 from microweb._emission import check_stream, encode_chunk, sized, stream_length
 from microweb._files import reads_the_file
 from microweb._parsing import MAX_ACCEPT_SIZE, header_value, quality
@@ -95,7 +96,7 @@ def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
     """Compress a sync stream chunk by chunk (a piece each, then the trailer); closing the
     result closes ``chunks``."""
     # NOTE: gzip's of a file's read is bound to no thread either (see bound_to_no_thread).
-    return GzipStream(chunks, _compressed(chunks, level), reads_the_file(chunks))
+    return GzipStream(chunks, level, reads_the_file(chunks))
 
 
 def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStream:
@@ -106,7 +107,9 @@ def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStr
 # NOTE: the streams are objects, not bare generators, for their close: a generator closed
 # before its first next() runs no finally, so a driver that closed the body unsent (its
 # http.response.start failed: the client gone, the task cancelled) left the app's stream (a
-# file, a cursor) open.
+# file, a cursor) open. And the stream they read is closed by their close() alone, which the
+# drivers call whatever happens: closed by the generator as it made its trailer, its close ran
+# before the ASGI driver's began, unbounded by CLOSE_WAIT (a close that hung held the request).
 class GzipStream:
     """The gzip data of a sync stream; closing it closes the stream, read or not.
 
@@ -115,14 +118,19 @@ class GzipStream:
     takes them, as a file's own read is (true for gzip's of a file or of a whole body).
     """
 
-    __slots__ = ("_compressed", "_source", "_started", "bound_to_no_thread")
+    __slots__ = ("_compressed", "_iterator", "_level", "_source", "bound_to_no_thread")
 
     def __init__(
-        self, source: object, compressed: Generator[bytes, None, None], bound_to_no_thread: bool
+        self,
+        source: Iterable[bytes | str] | None,
+        level: int,
+        bound_to_no_thread: bool,
+        compressed: Generator[bytes, None, None] | None = None,
     ) -> None:
         self._source = source
+        self._level = level
+        self._iterator: Iterator[bytes | str] | None = None
         self._compressed = compressed
-        self._started = False
         # NOTE: held in one pool thread, gzip's of a large file waited there while its client
         # took each chunk: App.max_threads slow clients held the pool (review186).
         self.bound_to_no_thread = bound_to_no_thread
@@ -131,55 +139,60 @@ class GzipStream:
         return self
 
     def __next__(self) -> bytes:
-        self._started = True
-        return next(self._compressed)
+        compressed = self._compressed
+        if compressed is None:
+            # NOTE: a stream whose iter() raises is closed by close() all the same.
+            self._iterator = iter(self._source or ())
+            compressed = self._compressed = _compressed(self._iterator, self._level)
+        return next(compressed)
 
-    def close(self) -> None:
-        """Close the compressed stream and the one it reads."""
-        self._compressed.close()  # NOTE: once started, its finally closes the source.
-        if not self._started:
-            close_of(self._source)
+    def close(self) -> Awaitable[object] | None:
+        """Close the compressed stream and the one it reads (the iterator it gave first), once;
+        return what is left to await (see ``close_of()``)."""
+        compressed, iterator, source = self._compressed, self._iterator, self._source
+        self._iterator = self._source = None
+        if compressed is not None:
+            compressed.close()
+        return close_both(iterator, source)
 
 
 class AsyncGzipStream:
     """The gzip data of an async stream; closing it closes the stream, read or not."""
 
-    __slots__ = ("_compressed", "_source", "_started")
+    __slots__ = ("_compressed", "_iterator", "_level", "_source")
 
     def __init__(self, chunks: AsyncIterable[bytes | str], level: int) -> None:
-        self._source = chunks
-        self._compressed = _acompressed(chunks, level)
-        self._started = False
+        self._source: AsyncIterable[bytes | str] | None = chunks
+        self._level = level
+        self._iterator: AsyncIterator[bytes | str] | None = None
+        self._compressed: AsyncGenerator[bytes, None] | None = None
 
     def __aiter__(self) -> AsyncGzipStream:
         return self
 
     async def __anext__(self) -> bytes:
-        self._started = True
-        return await anext(self._compressed)
+        compressed = self._compressed
+        if compressed is None:
+            self._iterator = aiter(self._source or _nothing())
+            compressed = self._compressed = _acompressed(self._iterator, self._level)
+        return await anext(compressed)
 
     async def aclose(self) -> None:
-        """Close the compressed stream and the one it reads."""
-        await self._compressed.aclose()
-        if not self._started:
-            await aclose_of(self._source)
+        """Close the compressed stream and the one it reads (the iterator it gave first), once."""
+        compressed, iterator, source = self._compressed, self._iterator, self._source
+        self._iterator = self._source = None
+        if compressed is not None:
+            await compressed.aclose()
+        await aclose_both(iterator, source)
 
 
-def _compressed(chunks: Iterable[bytes | str], level: int) -> Generator[bytes, None, None]:
+def _compressed(chunks: Iterator[bytes | str], level: int) -> Generator[bytes, None, None]:
     compressor = _compressor(level)
-    iterator: Iterator[bytes | str] | None = None
-    try:
-        # NOTE: in the try: a stream whose iter() raises is closed all the same.
-        iterator = iter(chunks)
-        for chunk in iterator:
-            data = _compress_chunk(compressor, chunk)
-            if data:
-                yield data
-        yield compressor.flush()
-    finally:
-        # NOTE: a stream that is its own iterator was closed twice; the stream is closed even
-        # when its iterator's close() fails.
-        close_both(iterator, chunks)
+    for chunk in chunks:
+        data = _compress_chunk(compressor, chunk)
+        if data:
+            yield data
+    yield compressor.flush()
 
 
 def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
@@ -193,26 +206,27 @@ def _compressed_body(body: bytes, level: int) -> Generator[bytes, None, None]:
 
 
 async def _acompressed(
-    chunks: AsyncIterable[bytes | str], level: int
+    chunks: AsyncIterator[bytes | str], level: int
 ) -> AsyncGenerator[bytes, None]:
     compressor = _compressor(level)
-    iterator: AsyncIterator[bytes | str] | None = None
-    try:
-        iterator = aiter(chunks)
-        async for chunk in iterator:
-            # NOTE: measured only once it is a chunk: an int or None failed with "object of
-            # type 'int' has no len()", not the TypeError that names the stream's chunk.
-            if isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY:
-                # NOTE: off the event loop, as a large whole body is (zlib lets go of the GIL):
-                # a 1 MiB chunk held the loop 12.6 ms, for every connection (review181).
-                data = await asyncio.to_thread(_compress_chunk, compressor, chunk)
-            else:
-                data = _compress_chunk(compressor, chunk)
-            if data:
-                yield data
-        yield compressor.flush()
-    finally:
-        await aclose_both(iterator, chunks)
+    async for chunk in chunks:
+        # NOTE: measured only once it is a chunk: an int or None failed with "object of
+        # type 'int' has no len()", not the TypeError that names the stream's chunk.
+        if isinstance(chunk, (str, bytes, bytearray, memoryview)) and len(chunk) > INLINE_BODY:
+            # NOTE: off the event loop, as a large whole body is (zlib lets go of the GIL):
+            # a 1 MiB chunk held the loop 12.6 ms, for every connection (review181).
+            data = await asyncio.to_thread(_compress_chunk, compressor, chunk)
+        else:
+            data = _compress_chunk(compressor, chunk)
+        if data:
+            yield data
+    yield compressor.flush()
+
+
+async def _nothing() -> AsyncGenerator[bytes, None]:
+    """An async stream with no chunk: what a closed ``AsyncGzipStream`` reads."""
+    return
+    yield b""  # pragma: no cover
 
 
 def _no_transform(lines: list[str]) -> bool:
@@ -442,7 +456,8 @@ class GZip:
             # response.body keeps the file's) was held against the compressed stream: the
             # response was cut as an error (before review168, sent under that Content-Length).
             compressed = _compressed_body(body, self.compresslevel)
-            response.chunks, response.length = GzipStream(None, compressed, True), None
+            stream = GzipStream(None, self.compresslevel, True, compressed)
+            response.chunks, response.length = stream, None
             response.file_info = None
             return
         chunks = _held_to_length(chunks, response)

@@ -1,0 +1,114 @@
+"""How long the ASGI driver waits for a sent stream's close: ``CLOSE_WAIT`` seconds, after
+which the response ends and the close runs on, its task kept until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, cast
+
+from ._pool import WorkerPool
+from ._request import Request, logged_method, logged_path
+
+logger = logging.getLogger("microweb")
+
+
+class Sending:
+    """What the driver knows of a stream's sending task: whether it closes the stream (done
+    from then on), whether the close returned, whether its chunks all went out, and whether
+    the driver gave up on it (then the driver, not the sender, sends the end of the body)."""
+
+    __slots__ = ("closed", "closing", "ended", "given_up")
+
+    def __init__(self, closing: asyncio.Future[None]) -> None:
+        self.closing = closing
+        self.closed = self.ended = self.given_up = False
+
+
+# NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response
+# ends and the close runs on (Starlette's users see a response end with its body's last chunk).
+CLOSE_WAIT = 10.0
+# NOTE: the sending tasks whose close outlived CLOSE_WAIT, kept while they run (a loop holds
+# its tasks weakly).
+_LATE_CLOSES: set[asyncio.Task[None]] = set()
+
+
+def give_up_on_close(
+    sender: asyncio.Future[None], sending: Sending, stream: Any, request: Request
+) -> None:
+    """Give up on a stream whose close has not returned after ``CLOSE_WAIT`` seconds, whose
+    response the driver ends; the close runs on, in its task, kept until it ends."""
+    sending.given_up = True
+    logger.warning(
+        "%s %s: the close of its streamed response, %s, has not returned in time (%g s at "
+        "most, less if the server cancelled the request): the response is ended, and the "
+        "close runs on",
+        logged_method(request),
+        logged_path(request),
+        _named(stream),  # PERF: named here alone, not for every streamed response.
+        CLOSE_WAIT,
+    )
+    task = cast("asyncio.Task[None]", sender)
+    _LATE_CLOSES.add(task)
+    task.add_done_callback(_late_close_ended)
+
+
+def _named(stream: Any) -> str:
+    """The name of a stream's class, or of its generator's function."""
+    name = getattr(stream, "__qualname__", None)  # NOTE: a generator's; no instance has one.
+    if isinstance(name, str) and not isinstance(stream, type):
+        return name
+    return f"{type(stream).__module__}.{type(stream).__qualname__}"
+
+
+async def close_awaited(
+    sender: asyncio.Future[None],
+    sending: Sending,
+    stream: Any,
+    request: Request,
+    pool: WorkerPool | None,
+) -> None:
+    """Wait for the sender, its stream's close bounded by ``CLOSE_WAIT`` (and this task's
+    cancellation); the end of the body after the close as long as the server's send()
+    takes (a slow client's socket to drain)."""
+    try:
+        if not sender.done():
+            await asyncio.wait({sender, sending.closing}, return_when=asyncio.FIRST_COMPLETED)
+        if not sender.done():
+            await asyncio.wait({sender}, timeout=CLOSE_WAIT)
+        if not sender.done() and sending.closed:
+            # NOTE: CLOSE_WAIT timed the end of the body too: a quick close was said not
+            # to have returned, and the body's end was sent twice.
+            await asyncio.wait({sender})
+    except asyncio.CancelledError:
+        if pool is not None:
+            pool.cut_off = True  # NOTE: a sync close may run on in its thread.
+        raise
+    finally:
+        if not sender.done() and not sending.closed:
+            # NOTE: here, for a request the server cancelled too (then or meanwhile): its
+            # task ends now, the sender's is kept.
+            give_up_on_close(sender, sending, stream, request)
+
+
+def _late_close_ended(task: asyncio.Task[None]) -> None:
+    _LATE_CLOSES.discard(task)
+    if task.cancelled():
+        return
+    # NOTE: an error of the close was logged by the driver (_asgi._aclose_logged), but not a
+    # sys.exit() (or KeyboardInterrupt) it carries to the request's task, which has ended.
+    error = task.exception()
+    if isinstance(error, Carried):
+        logger.error(
+            "the late close of a streamed response raised %s, dropped: its request had ended",
+            type(error.escaped).__name__,
+            exc_info=error.escaped,
+        )
+
+
+class Carried(Exception):
+    """App code's ``KeyboardInterrupt`` or ``SystemExit``, carried out of the stream's task."""
+
+    def __init__(self, escaped: BaseException) -> None:
+        super().__init__(repr(escaped))
+        self.escaped = escaped
