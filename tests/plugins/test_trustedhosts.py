@@ -237,11 +237,13 @@ def test_allows_is_false_for_what_is_no_host(host: str) -> None:
         ("shop.example.com", "shop.example.com"),
         ("127.0.0.1:8000", "127.0.0.1"),
         ("[0:0::1]:80", "[::1]"),
-        ("[::FFFF:1.2.3.4]", "[::ffff:102:304]"),
     ],
 )
 def test_host_name_is_the_name_patterns_are_compared_with(host: str, name: str) -> None:
     assert host_name(host) == name
+    # NOTE: an IPv4-mapped address's normal form is "[::ffff:102:304]" before Python 3.13,
+    # "[::ffff:1.2.3.4]" since: both forms give one name under each.
+    assert host_name("[::FFFF:1.2.3.4]") == host_name("[::ffff:102:304]:80") is not None
 
 
 @pytest.mark.parametrize(
