@@ -288,7 +288,8 @@ class HeadProperties:
         missing; ``""`` when the server gives no address either, or one that is no
         ``host[:port]`` (a Unix socket's path).
 
-        Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too.
+        Assigning a host (``ProxyHeaders`` does) replaces both, for ``url`` too; assigning a
+        value that is no ``host[:port]`` (nor ``""``) raises ``ValueError``.
 
         Raises:
             HTTPError: 400 for more than one ``Host``, one that is not ``host[:port]``, or
@@ -317,6 +318,12 @@ class HeadProperties:
 
     @host.setter
     def host(self, host: str) -> None:
+        # NOTE: what the getter gives, a checked host[:port] or "", is what may be assigned:
+        # TrustedHosts reads the name without checking it again, and a flow that assigned a
+        # header as it came ("evil.com/.example.com") had it allowed under "*.example.com".
+        if not isinstance(host, str) or (host and not valid_host(host)):
+            shown = host[:200] + "..." if isinstance(host, str) and len(host) > 200 else host
+            raise ValueError(f"request.host takes a host[:port] or '', not {shown!r}")
         self._host = host
 
     @property

@@ -2070,3 +2070,17 @@ def test_a_table_of_static_routes_only_finds_the_methods_of_the_path_alone() -> 
     assert table.lookup("GET", "/missing") == (None, {}, frozenset())
     assert table.lookup("GET", "/a/") == (None, {}, frozenset())
     assert table.lookup("PUT", "/b")[0] is not None
+
+
+def test_a_template_lookup_hands_on_what_its_search_converted_and_nothing_on_a_hit() -> None:
+    # NOTE: Plan.route made an empty dict for each template lookup in an app with a WebSocket
+    # route, for the WebSocket search that only a miss runs; the search makes it now.
+    users = make_route("/users/{uid:int}", ("GET",))
+    table = make_table(users, make_route("/a/{b}", ("POST",)))
+    assert table.lookup_templates("GET", "/users/7") == (users, {"uid": 7}, frozenset(), None)
+    found, params, allowed, converted = table.lookup_templates("GET", "/users/x")
+    assert (found, params, set(allowed)) == (None, {}, set())
+    assert converted is not None and len(converted) == 1  # NOTE: int refused "x".
+    found, _, allowed, converted = table.lookup_templates("GET", "/a/x")
+    assert (found, set(allowed)) == (None, {"POST"})
+    assert converted is not None and list(converted.values()) == ["x"]

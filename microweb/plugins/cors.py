@@ -111,10 +111,13 @@ def _hint(origin: str) -> str:
 
 
 def _header_list(value: str) -> list[str] | None:
-    """The names of an ``Access-Control-Request-Headers`` value; ``None`` when it is too long."""
+    """The names of an ``Access-Control-Request-Headers`` value, in lower case, each once (where
+    first listed); ``None`` when it is too long."""
     if len(value) > MAX_REQUEST_HEADERS_SIZE:
         return None
-    return [item.strip().lower() for item in value.split(",") if item.strip()]
+    # NOTE: "X-A, x-a, X-A" was answered "x-a, x-a, x-a": one name, said three times.
+    names = (item.strip().lower() for item in value.split(","))
+    return list(dict.fromkeys(name for name in names if name))
 
 
 # NOTE: response headers a page never reads (Set-Cookie), or that CORS itself sets.

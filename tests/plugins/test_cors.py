@@ -499,3 +499,104 @@ def test_cors_labels_the_500_of_a_response_that_cannot_be_sent(make_client: Make
     answer = make_client(app).get("/broken", headers={"origin": "https://app.example"})
     assert answer.status_code == 500
     assert answer.headers["access-control-allow-origin"] == "https://app.example"
+
+
+@pytest.mark.parametrize("allow_headers", [["*"], ["x-a", "x-b"]])
+def test_cors_preflight_answers_each_asked_header_once(
+    make_client: MakeClient, allow_headers: list[str]
+) -> None:
+    # NOTE: "X-A, x-a, X-A" was echoed as "x-a, x-a, x-a". Each name is answered once, in
+    # lower case as every name is, where it was first asked.
+    plugin = CORS(allow_headers=allow_headers, allow_credentials=True)
+    client = make_client(cors_app(plugin))
+    headers = preflight("GET", access_control_request_headers="X-A, x-b, x-a,X-A , X-B")
+    response = client.options("/items", headers=headers)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-headers"] == "x-a, x-b"
+    # NOTE: two lines of the header, as a proxy may split it, are one list.
+    two_lines = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "GET"),
+        ("access-control-request-headers", "X-A"),
+        ("access-control-request-headers", "x-a, X-B"),
+    ]
+    response = client.options("/items", headers=two_lines)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-headers"] == "x-a, x-b"
+
+
+_HOSTILE_ASKED: list[tuple[bytes, int, str | None]] = [
+    # (Access-Control-Request-Headers, status, Access-Control-Allow-Headers or the refusal)
+    (b"x-a,,x-b", 204, "x-a, x-b"),
+    (b", ,\t, ", 204, None),
+    (b"   ", 204, None),
+    (b"x-a, x(b)", 400, "are not valid header names"),
+    (b"x-a, x:b", 400, "are not valid header names"),
+    (b'x-a, "x-b"', 400, "are not valid header names"),
+    (b"x-a, x b", 400, "are not valid header names"),
+    (b"x-\xe9", 400, "are not valid header names"),
+    (b"\xff\xfe", 400, "are not valid header names"),
+    (b"x-a, " * 10, 204, "x-a"),
+    (b",".join(b"x-%d" % n for n in range(10_000)), 400, "is longer than 8192 characters"),
+    (b"x" * 65536, 400, "is longer than 8192 characters"),
+]
+
+
+@pytest.mark.parametrize(
+    ("asked", "status", "said"),
+    _HOSTILE_ASKED,
+    ids=[
+        "empty-entry",
+        "empty-entries",
+        "spaces",
+        "parentheses",
+        "colon",
+        "quotes",
+        "space-inside",
+        "latin-1",
+        "not-utf-8",
+        "ten-of-one",
+        "10000-names",
+        "64-KiB",
+    ],
+)
+@pytest.mark.parametrize("allow_headers", [["*"], ["x-a", "x-b"]])
+def test_cors_preflight_answers_hostile_header_lists_clearly(
+    make_client: MakeClient,
+    allow_headers: list[str],
+    asked: bytes,
+    status: int,
+    said: str | None,
+) -> None:
+    plugin = CORS(allow_headers=allow_headers, allow_credentials=True)
+    headers = {**preflight("GET"), "access-control-request-headers": asked}
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == status
+    echoed = response.headers.get("access-control-allow-headers")
+    if status == 204:
+        assert echoed == said
+        token = r"[!#$%&'*+.^_`|~0-9a-z-]+"
+        assert all(re.fullmatch(token, name) for name in (echoed or "x").split(", "))
+    else:
+        assert said is not None and said in response.text
+        assert not [name for name in response.headers if name.startswith("access-control-")]
+
+
+@pytest.mark.parametrize("credentials", [False, True])
+def test_cors_preflight_from_the_null_origin(make_client: MakeClient, credentials: bool) -> None:
+    # NOTE: "null" (sandboxed iframes, file: pages) is refused unless listed, with or without
+    # credentials; "*" without credentials lets it through as a "*".
+    client = make_client(cors_app(CORS(["https://app.example"], allow_credentials=credentials)))
+    refused = client.options("/items", headers=preflight("GET", origin="null"))
+    assert (refused.status_code, refused.text) == (
+        400,
+        "CORS preflight refused: origin 'null' is not allowed",
+    )
+    listed = make_client(cors_app(CORS(["null"], allow_credentials=credentials)))
+    answer = listed.options("/items", headers=preflight("GET", origin="null"))
+    assert (answer.status_code, answer.headers["access-control-allow-origin"]) == (204, "null")
+    anyone = make_client(cors_app(CORS(allow_credentials=credentials)))
+    answer = anyone.options("/items", headers=preflight("GET", origin="null"))
+    assert answer.status_code == (400 if credentials else 204)
+    if not credentials:
+        assert answer.headers["access-control-allow-origin"] == "*"

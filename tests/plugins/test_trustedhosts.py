@@ -15,6 +15,7 @@ from drive import asgi_call, body_messages, http_scope, wsgi_environ
 
 from microweb import App, HTTPError, Request, Response, WebSocket, WebSocketDisconnect
 from microweb.plugins import CORS, ProxyHeaders, TrustedHosts
+from microweb.plugins.trustedhosts import host_name
 from microweb.testing import TestClient
 
 HOSTS = ["example.com", "*.example.com", "localhost", "127.0.0.1", "[::1]"]
@@ -227,6 +228,70 @@ def test_allows_is_false_for_what_is_no_host(host: str) -> None:
     # takes any str, and it said True for these, which end or start like an allowed host.
     assert not TrustedHosts(HOSTS).allows(host)
     assert TrustedHosts(["*"]).allows(host)
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("EXAMPLE.com.:8443", "example.com"),
+        ("shop.example.com", "shop.example.com"),
+        ("127.0.0.1:8000", "127.0.0.1"),
+        ("[0:0::1]:80", "[::1]"),
+    ],
+)
+def test_host_name_is_the_name_patterns_are_compared_with(host: str, name: str) -> None:
+    assert host_name(host) == name
+    # NOTE: an IPv4-mapped address's normal form is "[::ffff:102:304]" before Python 3.13,
+    # "[::ffff:1.2.3.4]" since: both forms give one name under each.
+    assert host_name("[::FFFF:1.2.3.4]") == host_name("[::ffff:102:304]:80") is not None
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "",
+        "example.com:80@evil.example",
+        "evil.com/.example.com",
+        "evil.com .example.com",
+        "[::1]evil.com",
+        "[::1",
+        "[example.com]",
+        "[::g]:80",
+        "localhost:x",
+        "localhost:99999",
+        "example.com:80:80",
+        "caf\xe9.example",
+    ],
+)
+def test_host_name_is_none_for_what_is_no_host(host: str) -> None:
+    # NOTE: None was only for a bracketed value that is no IPv6 address: "example.com:80@evil
+    # .example" was named "example.com", "evil.com/.example.com" was a name, "" too.
+    assert host_name(host) is None
+    assert not TrustedHosts(HOSTS).allows(host)
+
+
+@pytest.mark.parametrize("assigned", ["evil.com/.example.com", "[junk", "[::1]evil.com", " "])
+def test_a_flow_cannot_give_the_request_a_host_that_is_no_host(
+    make_client: MakeClient, assigned: str
+) -> None:
+    # NOTE: TrustedHosts reads request.host's name without checking it again, as the core
+    # checked it; a flow outside it that assigned "evil.com/.example.com" (a header copied as
+    # it came) had it allowed as a subdomain, and "[junk" made it raise. Assigning one fails.
+    app = hosts_app(TrustedHosts(HOSTS))
+    seen: list[str] = []
+
+    def rewrite(request: Request) -> Generator[None, Response, None]:
+        try:
+            request.host = assigned
+        except ValueError as exc:
+            seen.append(str(exc))
+            raise HTTPError(400, "bad rewrite") from None
+        yield None
+
+    app.middleware(rewrite, outermost=True)
+    response = make_client(app).get("/where", headers={"host": "example.com"})
+    assert (response.status_code, response.text) == (400, "bad rewrite")
+    assert seen == [f"request.host takes a host[:port] or '', not {assigned!r}"]
 
 
 # -- every path through the app ------------------------------------------------------------------
