@@ -226,8 +226,13 @@ class TrustedHosts:
 
     def _www_redirect(self, request: Request, host: str) -> Response | None:
         """The redirect to ``www.`` + ``host``, if asked for and that host is allowed."""
-        # NOTE: "*" or a target that is no path: after the host, it would change the host.
-        if not self.www_redirect or request.scheme in ("ws", "wss") or request.raw_path[:1] != b"/":
+        # NOTE: "*" or a target that is no path: after the host, it would change the host. No
+        # host (none sent, no server address): "www." alone is no host to send the client to.
+        if (
+            not (self.www_redirect and host)
+            or request.scheme in ("ws", "wss")
+            or request.raw_path[:1] != b"/"
+        ):
             return None
         www = "www." + host
         if not self.allows(www):

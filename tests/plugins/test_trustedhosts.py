@@ -484,6 +484,31 @@ def test_www_redirect_percent_encodes_a_raw_non_ascii_query(interface: str) -> N
     assert headers["location"] == "http://www.example.com/where?q=%C3%A9"
 
 
+def test_no_host_is_never_redirected_to_www(interface: str) -> None:
+    # NOTE: with no Host and no server address, request.host is "": "www." + "" was allowed
+    # by a one-label "www" and the request redirected to "http://www./".
+    app = hosts_app(TrustedHosts(["www"], www_redirect=True))
+    if interface == "wsgi":
+        environ = wsgi_environ("GET", "/where", SERVER_NAME="", SCRIPT_NAME="", QUERY_STRING="")
+        environ.pop("HTTP_HOST", None)
+        seen: list[Any] = []
+        wsgi = validator(app.as_wsgi())
+        result = wsgi(environ, lambda status, head, exc=None: seen.extend([status, head]))
+        result.close()
+        status, headers = int(seen[0][:3]), dict(seen[1])
+    else:
+        scope = {
+            **http_scope("GET", "/where"),
+            "http_version": "1.0",
+            "headers": [],
+            "server": None,
+        }
+        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+        status = sent[0]["status"]
+        headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    assert (status, "location" in headers) == (400, False)
+
+
 def test_without_www_redirect_the_bare_domain_is_refused(make_client: MakeClient) -> None:
     assert status_for(make_client, "example.com", ["www.example.com"]) == 400
 
