@@ -460,26 +460,31 @@ def test_www_redirect_keeps_the_path_as_sent(make_client: MakeClient) -> None:
     assert response.headers["location"] == "http://www.example.com/files/a%2Fb%20c?q=%2F"
 
 
+def _answer_head(
+    app: App, interface: str, environ: dict[str, Any], scope: dict[str, Any]
+) -> tuple[int, dict[str, str]]:
+    """Call ``app`` once with ``environ`` (validated) or ``scope``: its status and headers."""
+    if interface == "wsgi":
+        seen: list[Any] = []
+        wsgi = validator(app.as_wsgi())
+        result = wsgi(environ, lambda status, head, exc=None: seen.extend([status, head]))
+        result.close()
+        return int(seen[0][:3]), dict(seen[1])
+    sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
+    return sent[0]["status"], {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+
+
 def test_www_redirect_percent_encodes_a_raw_non_ascii_query(interface: str) -> None:
     # NOTE: the raw query was decoded as Latin-1, and the Location header then encoded that
     # text as UTF-8: "?q=é" sent unencoded led to "?q=%C3%83%C2%A9".
     app = hosts_app(TrustedHosts(["www.example.com"], www_redirect=True))
     raw = "q=é".encode()
-    if interface == "wsgi":
-        query = raw.decode("latin-1")  # NOTE: PEP 3333 gives the raw bytes as a Latin-1 str.
-        environ = wsgi_environ("GET", "/where", SCRIPT_NAME="", QUERY_STRING=query)
-        environ["HTTP_HOST"] = "example.com"
-        seen: list[Any] = []
-        wsgi = validator(app.as_wsgi())
-        result = wsgi(environ, lambda status, head, exc=None: seen.extend([status, head]))
-        result.close()
-        status, headers = int(seen[0][:3]), dict(seen[1])
-    else:
-        scope = {**http_scope("GET", "/where"), "query_string": raw}
-        scope["headers"] = [(b"host", b"example.com")]
-        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
-        status = sent[0]["status"]
-        headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    # NOTE: PEP 3333 gives the raw bytes as a Latin-1 str.
+    environ = wsgi_environ("GET", "/where", SCRIPT_NAME="", QUERY_STRING=raw.decode("latin-1"))
+    environ["HTTP_HOST"] = "example.com"
+    scope = {**http_scope("GET", "/where"), "query_string": raw}
+    scope["headers"] = [(b"host", b"example.com")]
+    status, headers = _answer_head(app, interface, environ, scope)
     assert status == 307
     assert headers["location"] == "http://www.example.com/where?q=%C3%A9"
 
@@ -488,24 +493,10 @@ def test_no_host_is_never_redirected_to_www(interface: str) -> None:
     # NOTE: with no Host and no server address, request.host is "": "www." + "" was allowed
     # by a one-label "www" and the request redirected to "http://www./".
     app = hosts_app(TrustedHosts(["www"], www_redirect=True))
-    if interface == "wsgi":
-        environ = wsgi_environ("GET", "/where", SERVER_NAME="", SCRIPT_NAME="", QUERY_STRING="")
-        environ.pop("HTTP_HOST", None)
-        seen: list[Any] = []
-        wsgi = validator(app.as_wsgi())
-        result = wsgi(environ, lambda status, head, exc=None: seen.extend([status, head]))
-        result.close()
-        status, headers = int(seen[0][:3]), dict(seen[1])
-    else:
-        scope = {
-            **http_scope("GET", "/where"),
-            "http_version": "1.0",
-            "headers": [],
-            "server": None,
-        }
-        sent = asyncio.run(asgi_call(app, scope, body_messages(b"")))
-        status = sent[0]["status"]
-        headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    environ = wsgi_environ("GET", "/where", SERVER_NAME="", SCRIPT_NAME="", QUERY_STRING="")
+    environ.pop("HTTP_HOST", None)
+    scope = {**http_scope("GET", "/where"), "http_version": "1.0", "headers": [], "server": None}
+    status, headers = _answer_head(app, interface, environ, scope)
     assert (status, "location" in headers) == (400, False)
 
 
