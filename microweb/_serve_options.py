@@ -14,11 +14,17 @@ from ._errors import log_failure
 from ._importer import TargetError
 from ._stopping import STARTUP_FAILURE
 from ._unix import port_of
-from ._watcher import MIN_TIMEOUT
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
 # NOTE: Uvicorn's default for its --timeout-worker-healthcheck.
 HEALTHCHECK_TIMEOUT = 5.0
+# NOTE: the most often a worker's watcher looks at its event loop (_watcher.beat_for()), and
+# the shortest --timeout-worker-healthcheck, which leaves four looks within it: under 0.01 s,
+# healthy workers were killed as the server stopped (no progress seen since the stop began),
+# hooks cut. Here, not in _watcher: importing it made a circle (_watcher names _uvicorn's
+# server, and _uvicorn imports _serve_log, which imports this module).
+MIN_BEAT = 0.05
+MIN_TIMEOUT = 4 * MIN_BEAT
 MAX_PORT = 65535
 # NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
 # the servers started (a traceback), and anything near that much means the same.
