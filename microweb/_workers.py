@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from ._errors import log_failure
-from ._stopping import STOP_SIGNALS, end_by, interrupts_held, quit_as_terminate, take_interrupts
+from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, TURNS, say_started
@@ -41,7 +41,6 @@ def _run_worker(
     server: OrderlyUvicorn | None = None
     try:
         take_interrupts()
-        quit_as_terminate()
         config.configure_logging()
         server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor)
         # NOTE: the serving loggers are on again by then, as a single process's are: the
