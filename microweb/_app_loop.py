@@ -322,6 +322,11 @@ class AppLoop:
         """Whether the loop has been started."""
         return self._loop is not None
 
+    @property
+    def stopped(self) -> bool:
+        """Whether ``stop()`` has been called: the loop runs nothing more, and starts no more."""
+        return self._stopped
+
     def stop(self) -> None:
         """Stop the loop and join its thread (a no-op when it never started).
 

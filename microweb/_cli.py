@@ -22,7 +22,7 @@ from ._serving import (
     loaded,
     serve,
 )
-from ._stopping import STARTUP_FAILURE, end_by, to_nowhere, to_stderr
+from ._stopping import STARTUP_FAILURE, end_by, quit_as_terminate, to_nowhere, to_stderr
 
 
 def _handler_name(handler: object) -> str:
@@ -199,6 +199,10 @@ def _not_compiled(target: str, exc: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    # NOTE: first, as a child process takes it once it can (take_interrupts()): a SIGQUIT as
+    # the options were parsed or checked had Python's default (a core dump, where they are
+    # on), where one a moment later was a stop in order.
+    quit_as_terminate()
     _open_closed_streams()
     args = _parser().parse_args(argv)
     try:

@@ -60,8 +60,8 @@ def _located(target: str) -> tuple[str, str]:
 
 def factory_target(target: str) -> str:
     """Return ``target`` calling its attribute (``--factory``): ``module:create_app()``."""
-    if target.endswith("()"):
-        return target
+    if target.endswith(("()", ":")):
+        return target  # NOTE: one that ends in ":" is refused as it is loaded.
     # NOTE: split at the first ":" as load_app does, a Windows drive aside: --factory made
     # "C:\\apps\\shop.py" the file "C:\\apps\\shop.py()", which was not found.
     location, attr = _located(target)
@@ -71,6 +71,11 @@ def factory_target(target: str) -> str:
 def _split(target: str) -> tuple[str, str, bool]:
     """Return the target's location, its attribute and whether it calls it (``()``)."""
     location, attr = _located(target)
+    if target.endswith(":"):
+        # NOTE: served the module's app, as if the ":" were not there.
+        raise TargetError(
+            f"{target!r} names nothing after ':': write {location}:app, or {location} for its app"
+        )
     attr = attr or "app"
     call = attr.endswith("()")
     if call:

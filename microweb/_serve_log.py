@@ -57,8 +57,9 @@ def serving_loggers_on() -> None:
     """Turn the loggers of microweb and the servers on again if a ``dictConfig()`` or
     ``fileConfig()`` of the app's has disabled them since the last look.
 
-    ``configure_logging()`` looks once the app is imported; the serving line looks again once
-    the startup hooks ran (``say_serving()``, a worker's ``started()``).
+    ``configure_logging()`` looks once the app is imported; Uvicorn's server looks again once
+    the startup hooks ran, before it logs what came of them (``OrderlyUvicorn.startup()``),
+    and so does the serving line (``say_serving()``), Waitress's look.
     """
     # NOTE: an app's own logging.config.dictConfig() disables the loggers there are when it
     # runs, unless it says disable_existing_loggers=False: microweb's errors and the server's

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import socket
 from typing import Any
 
@@ -14,11 +15,17 @@ from ._errors import log_failure
 from ._importer import TargetError
 from ._stopping import STARTUP_FAILURE
 from ._unix import port_of
-from ._watcher import MIN_TIMEOUT
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
 # NOTE: Uvicorn's default for its --timeout-worker-healthcheck.
 HEALTHCHECK_TIMEOUT = 5.0
+# NOTE: the most often a worker's watcher looks at its event loop (_watcher.beat_for()), and
+# the shortest --timeout-worker-healthcheck, which leaves four looks within it: under 0.01 s,
+# healthy workers were killed as the server stopped (no progress seen since the stop began),
+# hooks cut. Here, not in _watcher: importing it made a circle (_watcher names _uvicorn's
+# server, and _uvicorn imports _serve_log, which imports this module).
+MIN_BEAT = 0.05
+MIN_TIMEOUT = 4 * MIN_BEAT
 MAX_PORT = 65535
 # NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
 # the servers started (a traceback), and anything near that much means the same.
@@ -34,12 +41,15 @@ MAX_THREADS = 10_000
 WORKERS_PER_CPU = 8
 
 
+_PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+
+
 def normalize_root_path(root_path: str) -> str:
     """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
 
     Raises:
-        TargetError: If it does not start with a slash, is no printable text, or has a ``.``
-            or ``..`` segment.
+        TargetError: If it does not start with a slash, is no printable text, has a ``?``,
+            a ``#``, a %-escape, or a ``.`` or ``..`` segment.
     """
     if root_path and not root_path.startswith("/"):
         raise TargetError(f"--root-path must start with '/', got {root_path!r}")
@@ -47,6 +57,18 @@ def normalize_root_path(root_path: str) -> str:
         # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
         # hold; a control character would be a path no client sends as it is.
         raise TargetError(f"--root-path must be printable UTF-8 text, got {root_path!r}")
+    if "?" in root_path or "#" in root_path:
+        # NOTE: the app was served where no request came: a client's "?" or "#" ends the path.
+        raise TargetError(
+            f"--root-path must be a path alone, with no '?' or '#', got {root_path!r}"
+        )
+    if _PERCENT_ESCAPE.search(root_path):
+        # NOTE: both servers match the root with the decoded path, so no request came under
+        # "/a%2Fb" ("/a%2Fb/x" is "/a/b/x" decoded), and "/caf%C3%A9" was not "/café".
+        raise TargetError(
+            f"--root-path is matched with the decoded path: write {root_path!r} decoded, "
+            "with no %-escape"
+        )
     if any(segment in (".", "..") for segment in root_path.split("/")):
         # NOTE: a client resolves dot segments before it sends a path (RFC 3986 5.2.4), so no
         # request ever came under "/a/../b", and url_for() wrote links that led out of the app.

@@ -315,7 +315,7 @@ def serve(
     # target's import and Waitress's startup hooks ran on through a SIGINT, and the server then
     # served (Uvicorn's path, which sets this handler itself, ended at once).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    quit_as_terminate()
+    quit_as_terminate()  # NOTE: main() took it so first; again for a caller of serve() alone.
     if server == "uvicorn":
         # NOTE: before the app's import: see _uvicorn.Config.
         from ._uvicorn import configure_uvicorn_logging

@@ -92,9 +92,16 @@ def to_nowhere(stream: TextIO) -> bool:
     return True
 
 
+# NOTE: what a child process holds back while it starts: SIGINT, and SIGQUIT, which it takes
+# as SIGTERM once it can (a SIGQUIT then had Python's default, a core dump where those are
+# on, where one a moment later was a stop in order).
+HELD_SIGNALS = frozenset({signal.SIGINT, *([signal.SIGQUIT] if hasattr(signal, "SIGQUIT") else [])})
+
+
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
-    """Hold SIGINT back in this thread, and so in each child process started meanwhile.
+    """Hold SIGINT and SIGQUIT back in this thread, and so in each child process started
+    meanwhile.
 
     A child starts with its parent's signal mask and keeps it until ``take_interrupts()``.
     """
@@ -104,7 +111,7 @@ def interrupts_held() -> Iterator[None]:
     # NOTE: started first, as multiprocessing starts it with the first child: it unblocks
     # SIGINT in this thread once started, and the first worker started with SIGINT taken.
     resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     try:
         yield
     finally:
@@ -112,21 +119,26 @@ def interrupts_held() -> Iterator[None]:
 
 
 def take_interrupts() -> None:
-    """In a child process started by ``interrupts_held()``: take SIGINT again; one that came
-    while it started ends it there, quietly."""
+    """In a child process started by ``interrupts_held()``: take SIGINT again, and SIGQUIT as
+    SIGTERM (``quit_as_terminate()``); one that came while it started ends it there, quietly."""
+    quit_as_terminate()
     # NOTE: it was dropped, right for Ctrl+C (the main process, which gets it too, stops the
     # child), but a SIGINT sent to this one process alone (kill -INT) was lost and it served
     # on. Ended by it, the child stops as it would once started, with no traceback; with
     # --workers, it is replaced, unless the main process is stopping.
     if signal.SIGINT in signal.sigpending():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def quit_as_terminate() -> None:
     """Take SIGQUIT in this process as SIGTERM: a stop in order, after which the process ends
-    by SIGTERM."""
+    by SIGTERM.
+
+    ``microweb``'s main process does so as its command starts, and a child process as it
+    takes its signals (``take_interrupts()``), having held SIGQUIT back until then.
+    """
     # NOTE: Python's default ended a single process at once (a core dump where they are on),
     # with no shutdown hooks and a Unix socket's file left; with --workers or --reload, the
     # children stopped by themselves once they saw the main process gone, or (Ctrl+\, to the

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from ._stopping import end_by, interrupts_held, quit_as_terminate, take_interrupts
+from ._stopping import end_by, interrupts_held, take_interrupts
 from ._uvicorn import OrderlyUvicorn
 from ._workers import Workers
 
@@ -118,7 +118,6 @@ def _run_reloaded(
     server: OrderlyUvicorn | None = None
     try:
         take_interrupts()
-        quit_as_terminate()
         server = OrderlyUvicorn(config, announce, escalate=False, supervisor=supervisor)
         server.run(sockets)
     except KeyboardInterrupt:

@@ -126,7 +126,8 @@ def port_of(sock: socket.socket) -> int:
 
 
 def check_unix_path(path: str) -> None:
-    """Refuse a ``--uds`` path that is empty or no printable text.
+    """Refuse a ``--uds`` path that is empty or no printable text, in no folder, or of a file
+    that is no socket.
 
     Raises:
         TargetError: If it is.
@@ -137,6 +138,13 @@ def check_unix_path(path: str) -> None:
         # (a traceback, status 1); a newline split that line in two; "" bound a socket of no
         # file (Linux's autobind) and failed as "unix::".
         raise TargetError(f"--uds must be a path of printable text, got {path!r}")
+    # NOTE: both were failed starts (status 3), found once the app had been imported; the
+    # bind still refuses them, should they change meanwhile.
+    where = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(where)):
+        raise TargetError(f"--uds {where}: there is no folder {os.path.dirname(where)}")
+    if os.path.lexists(where) and not stat.S_ISSOCK(os.lstat(where).st_mode):
+        raise TargetError(f"--uds {where} exists and is not a socket (it is left as it is)")
 
 
 def check_unix_trust(forwarded_allow_ips: str | None) -> None:

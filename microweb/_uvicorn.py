@@ -34,6 +34,7 @@ from typing import Any
 import uvicorn
 
 from ._error_logs import REPORTED_TRACEBACKS
+from ._serve_log import serving_loggers_on
 from ._stopping import CLEANUP_WAIT, OpenStreamHandler, end_by, to_nowhere
 from ._unix import port_of
 
@@ -207,6 +208,16 @@ class OrderlyUvicorn(uvicorn.Server):
                 self.starting = False
 
         self.lifespan.startup = run_hooks
+        lifespan_send = self.lifespan.send
+
+        async def send(message: Any) -> None:
+            # NOTE: the app's hooks have run, and Uvicorn logs what came of them next
+            # ("Application startup complete."): a dictConfig() in a hook disabled its logger
+            # first, and the line went nowhere (it does without microweb).
+            serving_loggers_on()
+            await lifespan_send(message)
+
+        self.lifespan.send = send
         # NOTE: why it did not start (a port that is taken, a startup that failed) is logged
         # at ERROR by "uvicorn.error": --log-level critical hid it, and the command ended with
         # status 3 and said nothing. Nothing else is logged at ERROR before it listens.

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ._errors import log_failure
+from ._serve_options import MIN_BEAT
 
 if TYPE_CHECKING:
     from ._uvicorn import OrderlyUvicorn
@@ -39,12 +40,9 @@ STARTED = b"started"
 # loop turned (its timer came): progress too, seen even while the watcher waits for the GIL.
 LOOKS, PROGRESS, HOOKS, TURNS = range(4)
 # NOTE: how often, in seconds, a worker's loop notes that it turned and its watcher looks:
-# at most BEAT, four times within the timeout, never more often than MIN_BEAT.
+# at most BEAT, four times within the timeout, never more often than MIN_BEAT (which
+# _serve_options holds, with the shortest timeout it lets through).
 BEAT = 0.25
-MIN_BEAT = 0.05
-# NOTE: the shortest timeout that leaves four looks within it: under 0.01 s, healthy workers
-# were killed as the server stopped (no progress seen since the stop began), hooks cut.
-MIN_TIMEOUT = 4 * MIN_BEAT
 
 
 def beat_for(timeout: float) -> float:

@@ -22,8 +22,7 @@ from typing import Any
 import uvicorn
 
 from ._errors import log_failure
-from ._serve_log import serving_loggers_on
-from ._stopping import STOP_SIGNALS, end_by, interrupts_held, quit_as_terminate, take_interrupts
+from ._stopping import STOP_SIGNALS, end_by, interrupts_held, take_interrupts
 from ._unix import port_of
 from ._uvicorn import OrderlyUvicorn
 from ._watcher import HOOKS, LOOKS, PROGRESS, STARTED, TURNS, say_started
@@ -42,10 +41,11 @@ def _run_worker(
     server: OrderlyUvicorn | None = None
     try:
         take_interrupts()
-        quit_as_terminate()
         config.configure_logging()
         server = OrderlyUvicorn(config, escalate=False, supervisor=supervisor)
-        server.announce = functools.partial(_started, pipe, beats, timeout, server)
+        # NOTE: the serving loggers are on again by then, as a single process's are: the
+        # server looks once the startup hooks ran (OrderlyUvicorn.startup()).
+        server.announce = functools.partial(say_started, pipe, beats, timeout, server)
         server.run(sockets)
     except KeyboardInterrupt:
         # NOTE: Uvicorn re-raises SIGINT once stopped; the main process reports it. One that
@@ -54,19 +54,6 @@ def _run_worker(
         # for the main process (status 3 for all).
         if server is None or not server.started:
             end_by(signal.SIGINT)
-
-
-def _started(
-    pipe: Connection,
-    beats: MutableSequence[int],
-    timeout: float,
-    server: OrderlyUvicorn,
-    port: int,
-) -> None:
-    """Once the worker's startup hooks ran: the serving loggers on again, as a single process
-    turns them on as it says it serves (``serving_loggers_on()``); then ``say_started()``."""
-    serving_loggers_on()
-    say_started(pipe, beats, timeout, server, port)
 
 
 # NOTE: a worker ended by a signal before it started (SIGTERM or SIGINT sent to it alone, as

@@ -340,7 +340,7 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
     if stream is None:
         return
     if hasattr(stream, "aclose"):
-        if app_loop._stopped:
+        if app_loop.stopped:
             # NOTE: after the app's close, the loop's stop has closed what it ran (the stream's
             # task, the async generators it began); a generator it never began has no frame to
             # end. Closed again, it raised AppClosed from the body's close(), which Waitress
@@ -353,7 +353,7 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
         if is_async_callable(stream.close):
             # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
             # (wsgi.close() came first), there is no loop to run it on, and it is not started.
-            if app_loop._stopped:
+            if app_loop.stopped:
                 _log_close_not_run(stream, "async close()")
             else:
                 app_loop.run(stream.close())

@@ -235,6 +235,14 @@ def app_loop() -> Iterator[AppLoop]:
     loop.stop()
 
 
+def test_app_loop_says_whether_it_was_stopped(app_loop: AppLoop) -> None:
+    assert not app_loop.stopped
+    app_loop.run(asyncio.sleep(0))
+    assert not app_loop.stopped
+    app_loop.stop()
+    assert app_loop.stopped and not app_loop.started
+
+
 def test_app_loop_gives_back_the_result_and_the_context(app_loop: AppLoop) -> None:
     USER.set("grace")
 

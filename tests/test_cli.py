@@ -65,6 +65,12 @@ def test_load_app_from_file_and_module(monkeypatch: pytest.MonkeyPatch) -> None:
         # NOTE: importlib raised ValueError and TypeError for these: a traceback.
         (":app", r"':app' names no module: write module:app"),
         (".hello:app", r"'.hello:app' names no module"),
+        # NOTE: served the module's app, as if the ":" were not there.
+        (
+            "examples.hello:",
+            r"'examples.hello:' names nothing after ':': write examples.hello:app, or "
+            r"examples.hello for its app$",
+        ),
     ],
 )
 def test_bad_targets_say_what_is_wrong(

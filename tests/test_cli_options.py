@@ -326,6 +326,19 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--root-path", "/./x"], "--root-path must have no '.' or '..' segment"),
         (["--root-path", "/.."], "--root-path must have no '.' or '..' segment"),
         (["--root-path", "/app/."], "--root-path must have no '.' or '..' segment"),
+        # NOTE: served, and reached by no request: a client's "?" or "#" ends the path, and
+        # the root is compared with the decoded path, which "/a%2Fb" never is.
+        (
+            ["--root-path", "/a?b"],
+            "--root-path must be a path alone, with no '?' or '#', got '/a?b'",
+        ),
+        (["--root-path", "/a#b"], "--root-path must be a path alone, with no '?' or '#'"),
+        (
+            ["--root-path", "/a%2Fb"],
+            "--root-path is matched with the decoded path: write '/a%2Fb' decoded, with no "
+            "%-escape",
+        ),
+        (["--root-path", "/caf%C3%A9"], "--root-path is matched with the decoded path"),
         (["--graceful-timeout", "nan"], "--graceful-timeout must be 0 or more"),
         (
             ["--timeout-worker-healthcheck", "nan"],
