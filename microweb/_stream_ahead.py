@@ -58,7 +58,7 @@ def iterate_on_loop(
         closed = True
         raise
     finally:
-        if app_loop._stopped and not ended:
+        if app_loop.stopped and not ended:
             # NOTE: the loop's stop cancelled the task, which closed the iterable. Closed by
             # the server after that, the stream has ended as asked: raised from the body's
             # close(), AppClosed was Waitress's traceback. Taken from after it, it was cut off.
@@ -149,7 +149,7 @@ class _Ahead:
                 except StopAsyncIteration:
                     return
                 except asyncio.CancelledError as exc:
-                    if self._stopping or self._app_loop._stopped or _is_cut():
+                    if self._stopping or self._app_loop.stopped or _is_cut():
                         raise
                     # NOTE: the stream's own (it awaited a task it cancelled): its error, as
                     # when each step was a call of its own.
@@ -243,7 +243,7 @@ def _end_of_stream(hop: Hop, app_loop: AppLoop, ended: bool) -> None:
     error, hop.error = hop.error, None
     try:
         if isinstance(error, asyncio.CancelledError):
-            if ended and (app_loop._stopped or hop.cut):
+            if ended and (app_loop.stopped or hop.cut):
                 raise LoopStopped("the event loop stopped before the call ended")
             # NOTE: the server closed the stream (its client gone, or cut off by its stop,
             # which logged it): it ended as asked, whoever cancelled it first. Raised from the

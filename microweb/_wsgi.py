@@ -366,7 +366,7 @@ def _await_left(stream: Any, left: object, app_loop: AppLoop) -> None:
     stream inside gzip's, SSE's or a declared length's (dropped, "never awaited", before)."""
     if not isawaitable(left):
         return
-    if app_loop._stopped:
+    if app_loop.stopped:
         if iscoroutine(left):
             left.close()  # NOTE: it will never run; said below, not by a "never awaited".
         _log_close_not_run(stream, "async close() inside its close()")
