@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 from ._app_loop import run_on_loop
 from ._body import (
     CHUNK_SIZE,
+    CLAIM,
     DEFAULT_BODY_LIMIT,
     HOP_CHUNKS,
+    ReadDone,
     check_transfer_coding,
     parse_content_length,
 )
@@ -113,6 +115,7 @@ class ASGIBody:
         "ended",
         "limit",
     )
+    lock = CLAIM
 
     def __init__(
         self,
@@ -269,8 +272,8 @@ class ASGIBody:
     def achunks(self, meter: BodyMeter) -> MessageChunks:
         return MessageChunks(self, meter)
 
-    def signal(self) -> asyncio.Event:
-        return asyncio.Event()
+    def signal(self) -> ReadDone:
+        return ReadDone()
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each message's bytes counted by ``meter``."""

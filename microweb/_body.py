@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import suppress
 from typing import Any
 
 from ._buffer import BodyBuffer, BodyMeter
@@ -65,6 +66,57 @@ def check_transfer_coding(value: str) -> None:
             raise HTTPError(501, "unsupported Transfer-Encoding (only chunked is)")
 
 
+# NOTE: held while a read of a body claims it or ends (Request._claim()), and by ReadDone: a
+# def handler's read runs in a pool thread (under WSGI, the server's) while a flow's task
+# reads on the loop. Never held across a wait or any I/O.
+CLAIM = threading.Lock()
+
+
+class ReadDone:
+    """The end of a read of the body that keeps it, told to the reads that wait to share it:
+    in a task of any event loop (``await wait()``) or in a thread (``wait_blocking()``)."""
+
+    __slots__ = ("_done", "_waiters")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def set(self) -> None:
+        """Wake every read waiting, whatever its thread."""
+        with CLAIM:
+            self._done.set()
+            waiters, self._waiters = self._waiters, []
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, future in waiters:
+            if loop is running:
+                _wake(future)  # NOTE: another task of this loop (asyncio.gather).
+            elif not loop.is_closed():
+                with suppress(RuntimeError):  # NOTE: closed meanwhile: no one waits there.
+                    loop.call_soon_threadsafe(_wake, future)
+
+    async def wait(self) -> None:
+        with CLAIM:
+            if self._done.is_set():
+                return
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self._waiters.append((loop, future))
+        await future
+
+    def wait_blocking(self) -> None:
+        """Wait in a thread where no event loop runs (the sync reads are refused elsewhere)."""
+        self._done.wait()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():  # NOTE: not a waiter cancelled meanwhile.
+        future.set_result(None)
+
+
 def _read_chunks(
     stream: Any,
     room: int | None,
@@ -107,6 +159,7 @@ class WSGIBody:
     __slots__ = ("_environ", "disconnected", "ended")
     # NOTE: a WSGI server hands the body over as it is read: nothing is held before a read.
     overflowed = False
+    lock = CLAIM
 
     def __init__(self, environ: Environ) -> None:
         # PERF: the environ is read when the body is, not for every request: 0.11 us to make
@@ -254,8 +307,8 @@ class WSGIBody:
             count = min(count * 2, READ_HOP_CHUNKS)
         meter.finish()
 
-    def signal(self) -> asyncio.Event:
-        return asyncio.Event()
+    def signal(self) -> ReadDone:
+        return ReadDone()
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from async code, each chunk counted by ``meter``."""

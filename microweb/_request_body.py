@@ -21,8 +21,10 @@ from ._streamed_parts import AsyncParts, Part, SyncParts
 from ._strict_json import parse_json
 
 CODED = "unsupported Content-Encoding (send the body uncompressed)"
-# NOTE: the async reads that keep the whole body, which a read started meanwhile can share.
-WHOLE_READS = frozenset({"aread()", "atext()", "ajson()"})
+# NOTE: the reads that keep the whole body, which a read started meanwhile can share; a form
+# read shares a form read's form too.
+WHOLE_READS = frozenset({"aread()", "atext()", "ajson()", "read()", "text()", "json()"})
+FORM_SHARES = WHOLE_READS | {"aform()", "form()"}
 
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
@@ -34,6 +36,22 @@ def _cancelled(call: str) -> str:
     was cancelled (or an interrupt came), so a read that waited for it (``asyncio.gather``)
     is not told that it consumed the body itself."""
     return f"{call}, which was cancelled before it ended"
+
+
+class _Ended:
+    """What a read waits for when the body (or form) was kept after it looked: nothing."""
+
+    def set(self) -> None:
+        """Nothing waits."""
+
+    async def wait(self) -> None:
+        """Return at once."""
+
+    def wait_blocking(self) -> None:
+        """Return at once."""
+
+
+_ENDED = _Ended()
 
 
 class Cleanup(Protocol):
@@ -84,8 +102,9 @@ class BodyMethods(HeadProperties):
     _form: FormData | KeptError | None
     # NOTE: the call that streamed the body ("" before), named when another one is refused.
     _consumed: str
-    # NOTE: the async read in progress that keeps what it reads (a whole read, aform(); ""
-    # else), and the signal its end gives to reads started meanwhile (asyncio.gather).
+    # NOTE: the read in progress that keeps what it reads (a whole read, a form; "" else), and
+    # the signal its end gives to reads started meanwhile: in another task (asyncio.gather),
+    # or in another thread (a def handler's read beside a task that a flow started).
     _reading: str
     _read_done: Signal | None
     _inline: bool
@@ -124,16 +143,21 @@ class BodyMethods(HeadProperties):
         if body is None:
             # NOTE: an announced length past the limit is refused before anything is read, and
             # not kept: a read() after json()'s 413 reads the body (within max_body_size).
-            meter = self._start(call, json)
+            meter = self._claim(call, WHOLE_READS, json, keeps=True)
+            if not isinstance(meter, BodyMeter):
+                meter.wait_blocking()
+                return self._whole(call, json)
             # PERF: the source reads it whole, with no generator per chunk (see read_all()).
             try:
                 body = self._body_source().read_all(meter)
                 meter.finish()
+                self._body = body  # NOTE: before the end of the read, which the waiters see.
             except (HTTPError, ClientDisconnect) as exc:
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
                 self._body_error = self._body_error or KeptError.of(exc)
                 raise
-            self._body = body
+            finally:
+                self._end_read()
         else:
             self._check_kept(len(body), body if json else None)
         return body
@@ -275,12 +299,12 @@ class BodyMethods(HeadProperties):
     def iter_bytes(self) -> Iterator[bytes]:
         """Yield the body in chunks as they arrive, without holding it whole."""
         self._check_sync("iter_bytes()", "aiter_bytes()")
-        if self._body is not None:
-            self._check_kept(len(self._body))
-            if self._body:
-                yield self._body
-            return
-        yield from self._stream("iter_bytes()")
+        while (chunks := self._body_or_stream("iter_bytes()", WHOLE_READS)) is None:
+            pass  # NOTE: a whole read in another thread ended: its body, or its error.
+        if self._body is None:
+            yield from chunks
+        elif self._body:
+            yield self._body
 
     def form(self) -> FormData:
         """Read and parse a urlencoded or multipart form (bounded by the form limits).
@@ -295,8 +319,13 @@ class BodyMethods(HeadProperties):
         if form is None:
             self._uncoded()
             builder = self._form_builder(defer_writes=False)
+            chunks = None  # NOTE: this read's own, not one it waited for, is ended below.
             try:
-                form = self._form = builder.feed_all(self._body_or_stream("form()", FORM_READ))
+                chunks = self._body_or_stream("form()", FORM_SHARES, FORM_READ, keeps=True)
+                if chunks is None:
+                    builder.discard()
+                    return self.form()  # NOTE: the read waited for kept the body or the form.
+                form = self._form = builder.feed_all(chunks)
             except Exception as exc:
                 self._form = KeptError.of(exc)
                 self._keep_form_error(exc, "form()")
@@ -305,6 +334,9 @@ class BodyMethods(HeadProperties):
             except BaseException:
                 builder.discard()
                 raise
+            finally:
+                if chunks is not None and self._reading == "form()":
+                    self._end_read()
         elif not isinstance(form, FormData):
             # NOTE: raised from the attribute, not a local: this frame goes into the error's
             # traceback, and a local holding the error would make a cycle that keeps the request.
@@ -329,7 +361,8 @@ class BodyMethods(HeadProperties):
         self._check_sync("iter_parts()", "aiter_parts()")
         self._uncoded()
         stream = PartStream(self.content_type, self.limits)
-        chunks = self._body_or_stream("iter_parts()")
+        while (chunks := self._body_or_stream("iter_parts()", WHOLE_READS)) is None:
+            pass  # NOTE: as in iter_bytes().
         parts = SyncParts(stream, chunks, lambda: self._check_sync("iter_parts()", "aiter_parts()"))
         parts.meter = self._meter if self._body is None else None
         try:
@@ -357,9 +390,19 @@ class BodyMethods(HeadProperties):
             self._cleanups = []
         self._cleanups.append(cleanup)
 
-    def _body_or_stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
+    def _body_or_stream(
+        self, call: str, shares: frozenset[str], size: int | None = None, keeps: bool = False
+    ) -> Iterator[bytes] | None:
+        """The body's chunks for ``call``: the kept body, or the stream of it; ``None`` once
+        ``call`` has waited for a read in another thread to share what it keeps (see
+        ``_claim()``), to be asked again."""
         if self._body is None:
-            return self._stream(call, size)
+            meter = self._claim(call, shares, keeps=keeps)
+            if not isinstance(meter, BodyMeter):
+                meter.wait_blocking()
+                return None
+            # PERF: the source's own generator, which counts each chunk: no generator around it.
+            return self._body_source().chunks(meter, size)
         self._check_kept(len(self._body))
         return iter((self._body,))
 
@@ -377,10 +420,6 @@ class BodyMethods(HeadProperties):
             return len(self._body)
         return self._meter.total if self._meter is not None else 0
 
-    def _stream(self, call: str, size: int | None = None) -> Iterator[bytes]:
-        # PERF: the source's own generator, which counts each chunk: no generator around it.
-        return self._body_source().chunks(self._start(call), size)
-
     # -- body, async colour ------------------------------------------------------------------
 
     async def aread(self) -> bytes:
@@ -391,16 +430,17 @@ class BodyMethods(HeadProperties):
         """The whole body, read by ``call``; the async twin of ``_whole()``."""
         body = self._body
         if body is None:
-            if self._reading:
-                await self._other_read(call, self._reading in WHOLE_READS)
+            # NOTE: as in _whole(), refused and not kept.
+            meter = self._claim(call, WHOLE_READS, json, keeps=True)
+            if not isinstance(meter, BodyMeter):
+                await meter.wait()
                 return await self._awhole(call, json)
-            meter = self._start(call, json)  # NOTE: as in _whole(), refused and not kept.
-            self._reading = call
             # PERF: the source reads it whole, with no async generator (see aread_all()):
             # 8.8 us instead of 11.6 for a request that reads a 1 KB body under ASGI.
             try:
                 body = await self._body_source().aread_all(meter)
                 meter.finish()
+                self._body = body  # NOTE: as in _whole().
             except (HTTPError, ClientDisconnect) as exc:
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
                 self._body_error = self._body_error or KeptError.of(exc)
@@ -410,11 +450,7 @@ class BodyMethods(HeadProperties):
                     self._consumed = _cancelled(call)
                 raise
             finally:
-                # PERF: inline, with no call unless a read waits for this one.
-                self._reading = ""
-                if self._read_done is not None:
-                    self._wake_readers()
-            self._body = body
+                self._end_read()
         else:
             self._check_kept(len(body), body if json else None)
         return body
@@ -439,30 +475,29 @@ class BodyMethods(HeadProperties):
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive; the async twin of ``iter_bytes()``."""
-        if self._body is None and self._reading:
-            await self._other_read("aiter_bytes()", self._reading in WHOLE_READS)
-        if self._body is not None:
-            self._check_kept(len(self._body))
-            if self._body:
-                yield self._body
-            return
-        async with aclosing(self._astream("aiter_bytes()")) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        while (chunks := await self._abody_or_stream("aiter_bytes()", WHOLE_READS)) is None:
+            pass  # NOTE: as in iter_bytes().
+        if self._body is None:
+            async with aclosing(chunks):
+                async for chunk in chunks:
+                    yield chunk
+        elif self._body:
+            yield self._body
 
     async def aform(self) -> FormData:
         """Read and parse a form; the async twin of ``form()``."""
         form = self._form
         if form is None:
-            if self._reading:
-                await self._other_read("aform()", shares=True)
-                return await self.aform()
             self._uncoded()
             # NOTE: writes of a spooled file go to a file thread, never on the event loop.
             builder = self._form_builder(defer_writes=True)
+            chunks = None  # NOTE: this read's own, not one it waited for, is ended below.
             try:
-                async with aclosing(self._abody_or_stream("aform()")) as chunks:
-                    self._reading = "aform()"
+                chunks = await self._abody_or_stream("aform()", FORM_SHARES, keeps=True)
+                if chunks is None:
+                    builder.discard()
+                    return await self.aform()  # NOTE: as in form().
+                async with aclosing(chunks):
                     form = self._form = await builder.afeed_all(chunks)
             except BaseException as exc:
                 if isinstance(exc, Exception):
@@ -476,10 +511,8 @@ class BodyMethods(HeadProperties):
                     builder.discard()
                 raise
             finally:
-                # PERF: inline, with no call unless a read waits for this one.
-                self._reading = ""
-                if self._read_done is not None:
-                    self._wake_readers()
+                if chunks is not None and self._reading == "aform()":
+                    self._end_read()
         elif not isinstance(form, FormData):
             del form  # NOTE: as in form().
             cast(KeptError, self._form).raise_again()
@@ -492,11 +525,10 @@ class BodyMethods(HeadProperties):
 
         Read each part's data with ``part.aiter_bytes()``.
         """
-        if self._body is None and self._reading:
-            await self._other_read("aiter_parts()", self._reading in WHOLE_READS)
         self._uncoded()
         stream = PartStream(self.content_type, self.limits)
-        chunks = self._abody_or_stream("aiter_parts()")
+        while (chunks := await self._abody_or_stream("aiter_parts()", WHOLE_READS)) is None:
+            pass  # NOTE: as in iter_bytes().
         parts = AsyncParts(stream, chunks)
         parts.meter = self._meter if self._body is None else None
         try:
@@ -507,46 +539,84 @@ class BodyMethods(HeadProperties):
             if parts.end():
                 await chunks.aclose()
 
-    async def _other_read(self, call: str, shares: bool) -> None:
-        """Wait for the end of the read another task has in progress (``self._reading``), if
-        ``call`` can take what it keeps (the body, the form); else refuse ``call``."""
+    def _claim(
+        self, call: str, shares: frozenset[str], json: bool = False, keeps: bool = False
+    ) -> BodyMeter | Signal:
+        """Begin ``call``'s read of the body (its meter), or give the end of the read in
+        progress it waits for, to take what that read keeps (the body, the form), where that
+        read is one of ``shares``. ``keeps``: ``call`` keeps what it reads (a whole read, a
+        form), and reads started meanwhile wait for it."""
         # NOTE: asyncio.gather(request.aform(), request.aform()) gave a 500 ("already
         # consumed") when the first had to wait for more of the body, where the same two reads
-        # one after the other share the cache, as a Starlette or Flask user expects. What is
-        # not kept (aform()'s body, a stream) cannot be shared: refused, naming both reads.
-        if not shares:
-            raise self._read_meanwhile(call)
-        done = self._read_done
-        if done is None:
-            done = self._read_done = self._body_source().signal()
-        await done.wait()
+        # one after the other share the cache, as a Starlette or Flask user expects. So did a
+        # def handler's read() beside a task of a flow that awaited aread() (review269), or
+        # each read got part of the body. What is not kept (aform()'s body, a stream) cannot
+        # be shared: refused, naming both reads (_start()).
+        # NOTE: under the source's lock: a def handler's read runs in a pool thread (under
+        # WSGI, the server's) while a flow's task reads on the loop; both could pass the check
+        # of _consumed, and each read part of the body.
+        source = self._body_source()
+        # PERF: acquire() and release(), not a with block (83 against 199 ns, timeit): an ASGI
+        # echo 322,890 -> 321,389 instructions (bench/drive_cell.py under valgrind,
+        # PYTHONHASHSEED=0, 2026-12-06); 316,127 before reads shared across threads.
+        lock = source.lock
+        lock.acquire()
+        try:
+            if (
+                self._body is not None
+                or self._reading in shares
+                or (self._form is not None and shares is FORM_SHARES)
+            ):
+                # NOTE: the body (or form) was kept after the caller looked: it looks again.
+                if not self._reading:
+                    return _ENDED
+                done = self._read_done
+                if done is None:
+                    done = self._read_done = source.signal()
+                return done
+            meter = self._start(call, json)
+            if keeps:
+                self._reading = call
+            return meter
+        finally:
+            lock.release()
+
+    def _end_read(self) -> None:
+        """End the read that claimed the body with ``keeps``, and wake those that wait for it."""
+        # NOTE: an uncontended lock, taken twice a whole read (its claim and its end; see
+        # _claim() for its cost); a signal is made only where a read waits.
+        lock = self._body_source().lock
+        lock.acquire()
+        self._reading = ""
+        done, self._read_done = self._read_done, None
+        lock.release()
+        if done is not None:
+            done.set()
 
     def _read_meanwhile(self, call: str) -> RuntimeError:
         return RuntimeError(
             f"request.{call}: the body is being read by request.{self._reading} at the same "
-            "time (in another task, asyncio.gather...): await that read first, then read what "
-            "it kept"
+            "time (in another task or thread: asyncio.gather, a task a flow started...): await "
+            "that read first, then read what it kept"
         )
 
-    def _wake_readers(self) -> None:
-        """Wake the reads that wait for the read that has just ended."""
-        done, self._read_done = self._read_done, None
-        if done is not None:
-            done.set()
-
-    def _abody_or_stream(self, call: str) -> BodyChunks:
-        # PERF: the stream itself, not a generator around it: one async hop less per chunk.
+    async def _abody_or_stream(
+        self, call: str, shares: frozenset[str], keeps: bool = False
+    ) -> BodyChunks | None:
+        """The body's chunks for ``call``; the async twin of ``_body_or_stream()``."""
         if self._body is None:
-            return self._astream(call)
+            meter = self._claim(call, shares, keeps=keeps)
+            if not isinstance(meter, BodyMeter):
+                await meter.wait()
+                return None
+            # PERF: the source's own async iterator, which counts each chunk, with none around
+            # it: one async hop less per chunk. aiter_parts() of 10 MiB, two A/B runs of
+            # bench/cells.py's upload timers: x1.137 and x1.115 -> x1.107 and x1.101 of the
+            # parser loop (2-CPU VM, 2026-11-30). Callers close it (aclosing) when they stop
+            # early.
+            return self._body_source().achunks(meter)
         self._check_kept(len(self._body))
         return _once(self._body)
-
-    def _astream(self, call: str) -> BodyChunks:
-        # PERF: the source's own async iterator, which counts each chunk, with none around
-        # it: one async hop less per chunk. aiter_parts() of 10 MiB, two A/B runs of
-        # bench/cells.py's upload timers: x1.137 and x1.115 -> x1.107 and x1.101 of the parser
-        # loop (2-CPU VM, 2026-11-30). Callers close it (aclosing) when they stop early.
-        return self._body_source().achunks(self._start(call))
 
     def _body_source(self) -> BodySource:
         source = self._source

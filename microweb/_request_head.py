@@ -9,6 +9,7 @@ gives from its environ or scope; that subclass also makes the ``BodySource``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
@@ -43,13 +44,17 @@ class BodyChunks(Protocol):
 
 
 class Signal(Protocol):
-    """A one-shot signal between tasks of one event loop (an ``asyncio.Event``)."""
+    """A one-shot signal from the read of a body that keeps it to the reads that wait for it,
+    in a task of any event loop or in a thread (``_body.ReadDone``)."""
 
     def set(self) -> None:
-        """Wake every task waiting."""
+        """Wake every read waiting, whatever its thread."""
 
-    async def wait(self) -> object:
-        """Wait until ``set()`` is called."""
+    async def wait(self) -> None:
+        """Wait, in a task, until ``set()`` is called."""
+
+    def wait_blocking(self) -> None:
+        """Wait, in a thread where no event loop runs, until ``set()`` is called."""
 
 
 class BodySource(Protocol):
@@ -109,8 +114,13 @@ class BodySource(Protocol):
         """Read the whole body from async code, each chunk counted by ``meter``."""
         ...
 
+    @property
+    def lock(self) -> AbstractContextManager[object]:
+        """Held while a read claims the body or ends (one lock for every body)."""
+        ...
+
     def signal(self) -> Signal:
-        """A new signal, for a read that waits for another task's read of this body."""
+        """A new signal, for a read that waits for another read of this body."""
         ...
 
 

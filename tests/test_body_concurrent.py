@@ -8,14 +8,16 @@ of it while the second one starts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from conftest import MakeClient
 from drive import requests_left_in_cycles
 
-from microweb import App, HTTPError, Request
+from microweb import App, HTTPError, Limits, Request
 from microweb.testing import TestClient
 
 URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
@@ -249,3 +251,179 @@ def test_a_read_whose_shared_read_was_cancelled_is_told_so(read: Any) -> None:
         "second": f"request.{call}: the body was already consumed by request.{call}, which "
         "was cancelled before it ended: a request's body is read from the network once",
     }
+
+
+def _read_in_colour(kind: str, sync: bool) -> Any:
+    """The read ``kind`` ("read", "form", "json") in the sync or the async colour, as a
+    function of the request that gives what the read kept, or its error's text."""
+
+    def shown(value: Any) -> Any:
+        return dict(value) if kind == "form" else value if kind == "json" else len(value)
+
+    if sync:
+
+        def read(request: Request) -> Any:
+            try:
+                return shown(getattr(request, kind)())
+            except Exception as exc:
+                return str(exc)
+
+        return read
+
+    async def aread(request: Request) -> Any:
+        try:
+            return shown(await getattr(request, f"a{kind}")())
+        except Exception as exc:
+            return str(exc)
+
+    return aread
+
+
+def _turn(started: threading.Event, first: bool) -> None:
+    """Start a read first, or a little after the other read has started (claimed the body,
+    with no await before: the body still comes then)."""
+    if not first:
+        started.wait(10)
+        time.sleep(0.002)
+    started.set()
+
+
+async def _aturn(started: threading.Event, first: bool) -> None:
+    """``_turn()`` on the loop."""
+    if not first:
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.002)
+    started.set()
+
+
+def _across_threads_app(
+    on_loop: str, in_thread: str, loop_first: bool, thread_of_flow: bool
+) -> tuple[App, dict[str, Any]]:
+    """One read on the loop and one in a thread at once: a task of an async flow beside a def
+    handler (under ASGI in the pool, under WSGI in the server's thread); or, with
+    ``thread_of_flow``, a thread a sync flow started beside an async def handler (under WSGI
+    on the app loop)."""
+    # NOTE: app flows run before routing, with the app's limits.
+    app = App(debug=True, limits=Limits(max_field_size=1_000_000))
+    loop_read, thread_read = _read_in_colour(on_loop, False), _read_in_colour(in_thread, True)
+    started = threading.Event()
+    kept: dict[str, Any] = {}
+    if thread_of_flow:
+        _thread_beside_async_handler(app, kept, loop_read, thread_read, started, loop_first)
+        return app, kept
+
+    @app.middleware
+    async def reads_in_a_task(request: Request) -> AsyncIterator[None]:
+        async def in_turn() -> None:
+            await _aturn(started, loop_first)
+            kept["loop"] = await loop_read(request)
+
+        task = asyncio.ensure_future(in_turn())
+        yield
+        await task
+
+    @app.post("/")
+    def handler(request: Request) -> dict[str, Any]:
+        _turn(started, not loop_first)
+        return {"thread": thread_read(request)}
+
+    return app, kept
+
+
+def _thread_beside_async_handler(
+    app: App,
+    kept: dict[str, Any],
+    loop_read: Any,
+    thread_read: Any,
+    started: threading.Event,
+    loop_first: bool,
+) -> None:
+    @app.middleware
+    def reads_in_a_thread(request: Request) -> Iterator[None]:
+        def in_turn() -> None:
+            request.state.go.wait(10)  # NOTE: once this flow has passed on: not inline.
+            _turn(started, not loop_first)
+            kept["thread"] = thread_read(request)
+
+        request.state.go = threading.Event()
+        request.state.thread = threading.Thread(target=in_turn)
+        request.state.thread.start()
+        yield
+
+    @app.post("/")
+    async def handler(request: Request) -> dict[str, Any]:
+        request.state.go.set()
+        await _aturn(started, loop_first)
+        loop = await loop_read(request)
+        # NOTE: the flow runs inline again once this returns: the thread's read ends first.
+        await asyncio.to_thread(request.state.thread.join)
+        return {"loop": loop}
+
+
+# NOTE: the second read shares what the first keeps (a form keeps no body: refused then).
+ACROSS = [
+    pytest.param("read", "read", {}, 42, 42, id="aread+read"),
+    pytest.param("json", "json", JSON, {"k": "1" * 33}, {"k": "1" * 33}, id="ajson+json"),
+    pytest.param("form", "form", URLENCODED, {"x": "1" * 40}, {"x": "1" * 40}, id="aform+form"),
+    pytest.param("read", "form", URLENCODED, 42, {"x": "1" * 40}, id="aread+form"),
+    pytest.param("form", "read", URLENCODED, {"x": "1" * 40}, 42, id="aform+read"),
+]
+
+
+@pytest.mark.parametrize("thread_of_flow", [False, True], ids=["def-handler", "sync-flow"])
+@pytest.mark.parametrize("loop_first", [True, False], ids=["loop-first", "thread-first"])
+@pytest.mark.parametrize(("on_loop", "in_thread", "headers", "a", "b"), ACROSS)
+def test_reads_in_a_thread_and_on_the_loop_at_once_share_what_is_kept(
+    interface: str,
+    thread_of_flow: bool,
+    loop_first: bool,
+    on_loop: str,
+    in_thread: str,
+    headers: dict[str, str],
+    a: Any,
+    b: Any,
+) -> None:
+    # NOTE: the sync read did not say it was in progress: the async one was refused, "already
+    # consumed by request.read()" while it was not (or each could take part of the body, both
+    # past the check before either set it); a sync read started while an async one was in
+    # progress was refused where an async one shared what it kept (review269).
+    app, kept = _across_threads_app(on_loop, in_thread, loop_first, thread_of_flow)
+    # NOTE: under WSGI, a body past 64 KiB, which aread() reads in a worker thread.
+    size = 100_000 if interface == "wsgi" else (33 if on_loop == "json" else 40)
+    body = b'{"k": "' + b"1" * size + b'"}' if on_loop == "json" else b"x=" + b"1" * size
+    if interface == "wsgi":
+        a, b = _longer(a), _longer(b)
+    with TestClient(app, interface=interface) as client:
+        content = _slow_pieces(body) if interface == "asgi" else _slow_wsgi_pieces(body)
+        answer = client.post("/", content=content, headers=headers)
+    assert answer.status_code == 200, answer.text
+    kept.update(answer.json())
+    refused = "loop" if (on_loop, loop_first) == ("read", False) else "thread"
+    if on_loop != in_thread and (on_loop == "form") == loop_first:
+        # NOTE: a form's read keeps no body: the read after it is refused, naming both.
+        assert kept[refused].startswith(f"request.{'a' * (refused == 'loop')}read(): the body ")
+        del kept[refused]
+        assert kept == ({"loop": a} if refused == "thread" else {"thread": b})
+        return
+    assert kept == {"loop": a, "thread": b}
+
+
+def _longer(value: Any) -> Any:
+    if isinstance(value, int):
+        return 100_002
+    if isinstance(value, dict):
+        return {name: "1" * 100_000 for name in value}
+    return value
+
+
+def _slow_wsgi_pieces(body: bytes) -> Iterator[bytes]:
+    for start in range(0, len(body), 8192):
+        time.sleep(0.001)  # NOTE: a slow wsgi.input, as the ASGI side's pieces.
+        yield body[start : start + 8192]
+
+
+async def _slow_pieces(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 8):
+        await asyncio.sleep(0.002)  # NOTE: the first read waits for more while the other starts.
+        yield body[start : start + 8]

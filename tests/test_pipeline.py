@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Iterator
+from contextlib import nullcontext
 from types import GeneratorType
 from typing import Any
 
@@ -31,6 +32,8 @@ class NoBody:
     """An empty request body, as a driver's body source gives it."""
 
     content_length = 0
+    # NOTE: one thread reads it here: the claim of the body needs no lock.
+    lock = nullcontext()
 
     def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
         meter.finish()

@@ -124,3 +124,27 @@ def test_a_gzip_body_is_415_with_accept_encoding(client: httpx.Client, path: str
         "unsupported Content-Encoding (send the body uncompressed)",
     )
     assert answer.headers["accept-encoding"] == "identity"
+
+
+@pytest.mark.parametrize("path", ["/text", "/form"])
+def test_a_body_longer_than_its_content_length_is_read_to_the_length(
+    client: httpx.Client, path: str
+) -> None:
+    # SPEC: RFC 9112 6.3, the length ends the message: what the client sends past it is not
+    # the body's (on a connection it closes, nothing; else the next request).
+    port = client.base_url.port
+    assert port is not None
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\n\r\n"
+    )
+    with socket.create_connection((HOST, port), timeout=5) as conn:
+        conn.sendall(head.encode() + b"a=bc&d=e")
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    first, _, rest = received.partition(b"\r\n")
+    assert first == b"HTTP/1.1 200 OK", received
+    answer = b"a=bc" if path == "/text" else b'{"a":"bc"}'
+    assert answer in rest.split(b"HTTP/1.1")[0], received
+    assert b" 500 " not in received, received
