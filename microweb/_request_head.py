@@ -9,7 +9,6 @@ gives from its environ or scope; that subclass also makes the ``BodySource``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import quote
 
@@ -55,6 +54,17 @@ class Signal(Protocol):
 
     def wait_blocking(self) -> None:
         """Wait, in a thread where no event loop runs, until ``set()`` is called."""
+
+
+class Lock(Protocol):
+    """A lock taken with ``acquire()`` and ``release()`` (``threading.Lock``)."""
+
+    def acquire(self) -> bool:
+        """Wait until the lock is free, then take it."""
+        ...
+
+    def release(self) -> None:
+        """Free the lock."""
 
 
 class BodySource(Protocol):
@@ -115,7 +125,7 @@ class BodySource(Protocol):
         ...
 
     @property
-    def lock(self) -> AbstractContextManager[object]:
+    def lock(self) -> Lock:
         """Held while a read claims the body or ends (one lock for every body)."""
         ...
 
