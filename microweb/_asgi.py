@@ -422,8 +422,11 @@ class ASGIDriver:
             await _guarded(send)(start)
         except BaseException:
             # NOTE: the client is gone (or the task cancelled): no chunk will be sent, but the
-            # stream is closed all the same, as when it is sent (a file, a cursor).
-            await self._close_stream(response.chunks)
+            # stream is closed all the same, as when it is sent (a file, a cursor), within
+            # CLOSE_WAIT (a close that never returned held the request's task for ever).
+            await close_unsent(
+                self._close_unsent(response.chunks, request), response.chunks, request
+            )
             raise
         if content is None:
             closing = self._close_unsent(response.chunks, request)

@@ -979,6 +979,42 @@ def test_a_close_that_never_returns_ends_an_unsent_asgi_answer_after_a_while(
     assert named in late[0] or wrapped == "gzip"
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(("make", "named"), STUCK.values(), ids=STUCK)
+def test_a_close_that_never_returns_holds_no_asgi_request_whose_start_failed(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    make: Any,
+    named: str,
+    method: str,
+) -> None:
+    # NOTE: the client gone before the answer's start, its stream was closed with no bound: a
+    # close that never returned held the request's task (and the server's shutdown) for ever.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(make(events)))
+    asgi = app.as_asgi()
+
+    async def run() -> None:
+        async def send(message: Message) -> None:
+            raise OSError("the client went away")
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asgi(http_scope(method, "/"), request_inbox().get, send), 2)
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        asyncio.run(run())
+    _FeedStuckAtClose.release.set()
+    assert time.monotonic() - started < 1.5
+    assert events[0] == "closing"
+    late = [record.getMessage() for record in caplog.records if "not returned" in record.msg]
+    assert len(late) == 1
+    assert late[0].startswith(f"{method} /: ") and named in late[0]
+
+
 class _FeedExitingLate(_Feed):
     async def close(self) -> None:  # type: ignore[override]
         await asyncio.sleep(0.4)
