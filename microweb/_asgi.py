@@ -424,19 +424,22 @@ class ASGIDriver:
             # NOTE: the client is gone (or the task cancelled): no chunk will be sent, but the
             # stream is closed all the same, as when it is sent (a file, a cursor), within
             # CLOSE_WAIT (a close that never returned held the request's task for ever).
-            await close_unsent(
-                self._close_unsent(response.chunks, request), response.chunks, request
-            )
+            await self._close_unsent(response.chunks, request)
             raise
         if content is None:
-            closing = self._close_unsent(response.chunks, request)
-            await close_unsent(closing, response.chunks, request)
+            await self._close_unsent(response.chunks, request)
             await _guarded(send)({"type": "http.response.body", "body": b""})
         else:
             await self._stream_until_disconnect(content, request, _body(request), send)
 
     async def _close_unsent(self, stream: Any, request: Request) -> None:
-        """Close a stream that is not sent; log what its close raises (see ``close_unsent()``)."""
+        """Close a stream that is not sent, within ``CLOSE_WAIT`` (see ``close_unsent()``)."""
+        if stream is not None:
+            # PERF: a task only where there is a stream to close (not a file's HEAD or 304).
+            await close_unsent(self._closed_unsent(stream, request), stream, request)
+
+    async def _closed_unsent(self, stream: Any, request: Request) -> None:
+        """Close a stream that is not sent; log what its close raises."""
         try:
             await self._close_stream(stream)
         except Exception as exc:
