@@ -15,7 +15,7 @@ from ._asgi_body import ASGIBody, default_limit
 from ._asgi_request import request_of
 from ._asgi_websocket import TURN, run_session
 from ._calls import client_left, handlers_failed, to_send
-from ._close_wait import Carried, Sending, close_awaited
+from ._close_wait import Carried, Sending, close_awaited, close_unsent
 from ._concurrency import (
     cancelled_here,
     drive_async,
@@ -422,17 +422,31 @@ class ASGIDriver:
             await _guarded(send)(start)
         except BaseException:
             # NOTE: the client is gone (or the task cancelled): no chunk will be sent, but the
-            # stream is closed all the same, as when it is sent (a file, a cursor).
-            await self._close_stream(response.chunks)
+            # stream is closed all the same, as when it is sent (a file, a cursor), within
+            # CLOSE_WAIT (a close that never returned held the request's task for ever).
+            await self._close_unsent(response.chunks, request)
             raise
         if content is None:
-            try:
-                await self._close_stream(response.chunks)
-            except Exception as exc:
-                unsent_stream_failed(request, exc)
+            await self._close_unsent(response.chunks, request)
             await _guarded(send)({"type": "http.response.body", "body": b""})
         else:
             await self._stream_until_disconnect(content, request, _body(request), send)
+
+    async def _close_unsent(self, stream: Any, request: Request) -> None:
+        """Close a stream that is not sent, within ``CLOSE_WAIT`` (see ``close_unsent()``)."""
+        if stream is not None:
+            # PERF: a task only where there is a stream to close (not a file's HEAD or 304).
+            await close_unsent(self._closed_unsent(stream, request), stream, request)
+
+    async def _closed_unsent(self, stream: Any, request: Request) -> None:
+        """Close a stream that is not sent; log what its close raises."""
+        try:
+            await self._close_stream(stream)
+        except Exception as exc:
+            unsent_stream_failed(request, exc)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # NOTE: out of the close's task, asyncio raised it again out of its loop.
+            raise Carried(exc) from exc
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any, cast
 
 from ._pool import WorkerPool
@@ -39,6 +40,12 @@ def give_up_on_close(
     """Give up on a stream whose close has not returned after ``CLOSE_WAIT`` seconds, whose
     response the driver ends; the close runs on, in its task, kept until it ends."""
     sending.given_up = True
+    _keep_late(cast("asyncio.Task[None]", sender), stream, request)
+
+
+def _keep_late(task: asyncio.Task[None], stream: Any, request: Request) -> None:
+    """Say that the close of ``request``'s stream has not returned in time, and keep its task
+    until it ends."""
     logger.warning(
         "%s %s: the close of its streamed response, %s, has not returned in time (%g s at "
         "most, less if the server cancelled the request): the response is ended, and the "
@@ -48,7 +55,6 @@ def give_up_on_close(
         _named(stream),  # PERF: named here alone, not for every streamed response.
         CLOSE_WAIT,
     )
-    task = cast("asyncio.Task[None]", sender)
     _LATE_CLOSES.add(task)
     task.add_done_callback(_late_close_ended)
 
@@ -89,6 +95,29 @@ async def close_awaited(
             # NOTE: here, for a request the server cancelled too (then or meanwhile): its
             # task ends now, the sender's is kept.
             give_up_on_close(sender, sending, stream, request)
+
+
+async def close_unsent(closing: Coroutine[Any, Any, None], stream: Any, request: Request) -> None:
+    """Run ``closing``, the close of a stream that is not sent (a HEAD's, a 204's, a 304's),
+    for ``CLOSE_WAIT`` seconds at most, as a sent stream's: past them, the answer ends and the
+    close runs on in its task, kept until it ends. ``closing`` logs what the close raises, and
+    carries a ``KeyboardInterrupt`` or ``SystemExit`` (``Carried``), raised again here."""
+    # NOTE: awaited in the request's task, a close that never returned left the client waiting
+    # for the end of the answer for ever (and the server's shutdown for the task).
+    task = asyncio.ensure_future(closing)
+    try:
+        await asyncio.wait({task}, timeout=CLOSE_WAIT)
+    finally:
+        if not task.done():
+            _keep_late(task, stream, request)
+    if not task.done() or task.cancelled():
+        return
+    error = task.exception()
+    if isinstance(error, Carried):
+        try:
+            raise error.escaped
+        finally:
+            del error  # NOTE: no cycle through this frame and the traceback.
 
 
 def _late_close_ended(task: asyncio.Task[None]) -> None:

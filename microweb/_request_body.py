@@ -503,7 +503,9 @@ class BodyMethods(HeadProperties):
                 if isinstance(exc, Exception):
                     self._form = KeptError.of(exc)
                     self._keep_form_error(exc, "aform()")
-                elif self._consumed == "aform()":
+                elif chunks is not None and self._consumed == "aform()":
+                    # NOTE: not an aform() cancelled as it waited for another's (chunks
+                    # None): the body named cancelled, that read's 413 or 400 was not kept.
                     self._consumed = _cancelled("aform()")
                 # NOTE: files on disk are left to the request's end, which closes them in a
                 # file thread (under ASGI): closing one is disk work, kept off the event loop.

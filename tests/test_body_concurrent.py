@@ -8,14 +8,17 @@ of it while the second one starts.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
 from conftest import MakeClient
-from drive import requests_left_in_cycles
+from drive import requests_left_in_cycles, wsgi_environ
 
 from microweb import App, HTTPError, Limits, Request
 from microweb.testing import TestClient
@@ -427,3 +430,79 @@ async def _slow_pieces(body: bytes) -> AsyncIterator[bytes]:
     for start in range(0, len(body), 8):
         await asyncio.sleep(0.002)  # NOTE: the first read waits for more while the other starts.
         yield body[start : start + 8]
+
+
+class _SlowInput(io.BytesIO):
+    """A ``wsgi.input`` that gives at most 8 KiB a read, each 10 ms after it is asked."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        time.sleep(0.01)
+        return super().read(8192 if size is None or size < 0 else min(8192, size))
+
+
+def _post_slowly(app: App, interface: str, body: bytes) -> Any:
+    """POST ``body`` as a urlencoded form that comes 8 KiB every 10 ms; the answer's JSON."""
+    if interface == "asgi":
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 8192):
+                await asyncio.sleep(0.01)
+                yield body[start : start + 8192]
+
+        with TestClient(app, interface="asgi") as client:
+            answer = client.post("/", content=pieces(), headers=URLENCODED)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+    # NOTE: the test client reads a body whole before it calls the app: the server's own read.
+    environ = wsgi_environ(
+        "POST",
+        "/",
+        CONTENT_TYPE=URLENCODED["content-type"],
+        CONTENT_LENGTH=str(len(body)),
+        QUERY_STRING="",
+        SCRIPT_NAME="",
+    )
+    environ["wsgi.input"] = _SlowInput(body)
+    statuses: list[str] = []
+    wsgi = validator(app.as_wsgi())
+    result = wsgi(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    try:
+        answer = b"".join(result)
+    finally:
+        result.close()
+    assert statuses == ["200 OK"], answer
+    return json.loads(answer)
+
+
+@pytest.mark.parametrize("later", ["aread", "ajson-silent"])
+def test_a_form_read_that_waits_and_is_cancelled_leaves_the_reads_error_kept(
+    interface: str, later: str
+) -> None:
+    # NOTE: an aform() that waited for another task's aform() and was cancelled there marked
+    # the body as consumed by a cancelled aform(): the read under way then failed with a 413,
+    # which was not kept, and a later read was a RuntimeError (a 500), "already consumed by
+    # request.aform(), which was cancelled", or json(silent=True) gave None, where after a
+    # lone aform() both get its 413.
+    app = App()
+
+    @app.post("/")
+    async def both(request: Request) -> dict[str, Any]:
+        reading = asyncio.ensure_future(request.aform())
+        await asyncio.sleep(0.005)  # NOTE: the first read has begun, and waits for the body.
+        waiting = asyncio.ensure_future(request.aform())
+        await asyncio.sleep(0.005)  # NOTE: the second waits for the first.
+        waiting.cancel()
+        results = await asyncio.gather(reading, waiting, return_exceptions=True)
+        try:
+            if later == "aread":
+                after: Any = len(await request.aread())
+            else:
+                after = await request.ajson(silent=True, force=True)
+        except Exception as exc:
+            after = str(exc)
+        return {"read": str(results[0]), "waited": type(results[1]).__name__, "after": after}
+
+    # NOTE: the field goes past max_field_size (64 KiB) in the body's eighth piece.
+    answer = _post_slowly(app, interface, b"x=" + b"1" * 100_000)
+    error = str(HTTPError(413, "form field 'x' is larger than 65536 bytes"))
+    assert answer == {"read": error, "waited": "CancelledError", "after": error}

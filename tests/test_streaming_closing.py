@@ -933,6 +933,88 @@ def test_a_close_that_never_returns_holds_no_asgi_request_for_ever(
     assert late[0].startswith("GET /: ") and "_FeedStuckAtAsyncClose" in late[0]
 
 
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip"])
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+@pytest.mark.parametrize(("make", "named"), STUCK.values(), ids=STUCK)
+def test_a_close_that_never_returns_ends_an_unsent_asgi_answer_after_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    make: Any,
+    named: str,
+    method: str,
+    status: int,
+    wrapped: str,
+) -> None:
+    # NOTE: a stream never sent (a HEAD, a 204, a 304) was closed before the end of the answer
+    # with no bound: a close that never returned left the client waiting for that end for ever,
+    # where a sent stream's answer ends after CLOSE_WAIT.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+    app = App()
+    if wrapped == "gzip":
+        app.install(GZip(minimum_size=1))
+    app.get("/")(lambda request: Response.stream(make(events), "text/plain", status=status))
+    asgi = app.as_asgi()
+
+    async def run() -> list[Message]:
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = http_scope(method, "/", [(b"accept-encoding", b"gzip")])
+        await asyncio.wait_for(asgi(scope, request_inbox().get, send), 2)
+        return sent
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        sent = asyncio.run(run())
+    _FeedStuckAtClose.release.set()
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
+    assert (sent[0]["status"], sent[1].get("body", b"")) == (status, b"")
+    assert events[0] == "closing"
+    late = [record.getMessage() for record in caplog.records if "not returned" in record.msg]
+    assert len(late) == 1
+    assert late[0].startswith(f"{method} /: ")
+    assert named in late[0] or wrapped == "gzip"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(("make", "named"), STUCK.values(), ids=STUCK)
+def test_a_close_that_never_returns_holds_no_asgi_request_whose_start_failed(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    make: Any,
+    named: str,
+    method: str,
+) -> None:
+    # NOTE: the client gone before the answer's start, its stream was closed with no bound: a
+    # close that never returned held the request's task (and the server's shutdown) for ever.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    _FeedStuckAtClose.release.clear()
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(make(events)))
+    asgi = app.as_asgi()
+
+    async def run() -> None:
+        async def send(message: Message) -> None:
+            raise OSError("the client went away")
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asgi(http_scope(method, "/"), request_inbox().get, send), 2)
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        asyncio.run(run())
+    _FeedStuckAtClose.release.set()
+    assert time.monotonic() - started < 1.5
+    assert events[0] == "closing"
+    late = [record.getMessage() for record in caplog.records if "not returned" in record.msg]
+    assert len(late) == 1
+    assert late[0].startswith(f"{method} /: ") and named in late[0]
+
+
 class _FeedExitingLate(_Feed):
     async def close(self) -> None:  # type: ignore[override]
         await asyncio.sleep(0.4)
