@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
 from typing import NoReturn, TextIO
@@ -145,7 +146,9 @@ def quit_as_terminate() -> None:
     # whole group) died with it. Gunicorn stops on SIGQUIT, and nginx stops in order; a second
     # SIGQUIT (or SIGTERM, SIGINT) cuts the stop short, as a second SIGTERM does. A shell's
     # background job, which ignores SIGQUIT, stops on it too, as on SIGINT.
-    if hasattr(signal, "SIGQUIT"):  # NOTE: Windows has none.
+    # NOTE: Windows has no SIGQUIT; and only the main thread may set a handler (main() run
+    # from another thread, `routes` by a tool, raised ValueError, review270).
+    if hasattr(signal, "SIGQUIT") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGQUIT, _terminate)
 
 

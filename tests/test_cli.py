@@ -7,6 +7,7 @@ import importlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,28 @@ def test_the_factory_flag_calls_the_target(
     # NOTE: an App given --factory was told to "leave out the ()", which nobody had written.
     assert main(["routes", "--factory", f"{path}:app"]) == 2
     assert f"serve {path}:app, without () or --factory" in capsys.readouterr().err
+
+
+def test_main_runs_outside_the_main_thread(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # NOTE: main() took SIGQUIT as its first step, and signal.signal() raises ValueError in
+    # any thread but the main one: `routes` run from a thread (a tool, a test) failed.
+    path = tmp_path / "threaded.py"
+    path.write_text("from microweb import App\napp = App()\napp.get('/x')(len)\n")
+    statuses: list[int | BaseException] = []
+
+    def run() -> None:
+        try:
+            statuses.append(main(["routes", f"{path}:app"]))
+        except BaseException as exc:
+            statuses.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert statuses == [0]
+    assert "/x" in capsys.readouterr().out
 
 
 def test_a_windows_drive_stays_a_drive_for_factory_and_reload(
