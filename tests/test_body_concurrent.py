@@ -464,12 +464,17 @@ def _post_slowly(app: App, interface: str, body: bytes) -> Any:
     )
     environ["wsgi.input"] = _SlowInput(body)
     statuses: list[str] = []
-    wsgi = validator(app.as_wsgi())
-    result = wsgi(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    served = app.as_wsgi()
     try:
-        answer = b"".join(result)
+        result = validator(served)(
+            environ, lambda status, headers, exc_info=None: statuses.append(status)
+        )
+        try:
+            answer = b"".join(result)
+        finally:
+            result.close()
     finally:
-        result.close()
+        served.close()  # NOTE: its app loop's thread ends, as a server's stop ends it.
     assert statuses == ["200 OK"], answer
     return json.loads(answer)
 
