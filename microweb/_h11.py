@@ -167,7 +167,11 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed ``data`` to h11 as Uvicorn does; watch the request, if one is due."""
-        if self.refused:
+        if self.refused or self.conn.their_state is h11.MUST_CLOSE:
+            # NOTE: after a request that closes the connection (Connection: close, HTTP/1.0)
+            # h11 expects nothing more: bytes that came while the app ran were answered with
+            # 400 and a close, and the app's answer was lost. Waitress and httptools answer
+            # the request and drop them; the connection closes after the answer.
             return
         super().data_received(data)
         if not self._see_cycle() and data:

@@ -7,6 +7,8 @@ request's URL, a multipart body read in each colour.
 
 from __future__ import annotations
 
+import asyncio
+
 from microweb import App, Request, Response
 
 app = App()
@@ -44,6 +46,14 @@ def get_cookie(request: Request) -> dict[str, str]:
 @app.post("/text")
 async def text(request: Request) -> str:
     return await request.atext()
+
+
+@app.post("/slow")
+async def slow(request: Request) -> str:
+    # NOTE: answers a while after the body has come, for what the client sends meanwhile.
+    text = await request.atext()
+    await asyncio.sleep(0.5)
+    return text
 
 
 @app.post("/form")

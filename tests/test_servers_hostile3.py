@@ -8,6 +8,7 @@ is not installed. Each test sends raw bytes and reads the answer.
 from __future__ import annotations
 
 import functools
+import re
 import select
 import socket
 import time
@@ -316,3 +317,32 @@ def test_leading_zeros_in_content_length_frame_the_same_body_under_every_server(
     first, _, second = answer.partition(b"HTTP/1.1 200")[2].partition(b"HTTP/1.1 ")
     assert first.endswith(b"\r\n\r\nhello"), answer[-300:]
     assert second.startswith(b"200") and second.endswith(b"http://x/url"), answer[-300:]
+
+
+def _statuses(answer: bytes) -> list[bytes]:
+    return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)
+
+
+def test_bytes_after_a_closing_request_do_not_cost_its_answer(server: Server) -> None:
+    # NOTE: under h11 the bytes that came while the app ran (the request's Connection: close
+    # had left h11 expecting nothing more) were answered with 400 and the connection closed:
+    # the app's 200 was lost. Waitress and httptools answer the request and drop the rest.
+    head = b"POST /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"hello")
+        time.sleep(0.2)
+        sock.sendall(b"GARBAGE\r\n\r\n")
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
+    assert answer.endswith(b"\r\n\r\nhello")
+
+
+def test_bytes_after_a_kept_request_are_400_after_its_answer(server: Server) -> None:
+    head = b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"hello")
+        time.sleep(0.2)
+        sock.sendall(b"GARBAGE\r\n\r\n")
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"200", b"400"], f"{answer[:300]!r}\n{read_log(server.log)}"
+    assert b"\r\n\r\nhello" in answer
