@@ -29,6 +29,9 @@ ORIGIN = re.compile(r"[\x21-\x7e]+")
 # the few headers a script set; each name costs Python work and is echoed: 256 KiB of names (a
 # head Waitress accepts) took up to 120 ms and made a 1.7 MB refusal; 8 KiB takes 3 ms.
 MAX_REQUEST_HEADERS_SIZE = 8192
+# NOTE: a client's value quoted in a refusal is cut to this many characters: an Origin was
+# quoted whole, up to the server's head limit.
+SHOWN_VALUE = 100
 
 Flow = Generator[Response | None, Response, None]
 
@@ -246,7 +249,7 @@ class CORS:
         except Exception:
             response = yield None  # NOTE: label the response the error becomes, 500s included.
         if response.status == 101 and origin is not None and not self._may_open(request, origin):
-            yield Response.text(f"WebSocket origin {origin!r} is not allowed", status=403)
+            yield Response.text(f"WebSocket origin {shown(origin)} is not allowed", status=403)
             return
         if self.varies:
             add_vary(response, "Origin")
@@ -309,21 +312,22 @@ class CORS:
         allowed = self.allowed_origin(origin)
         method = (header_value(request.headers, "access-control-request-method") or "").strip()
         if allowed is None:
-            return self._refuse(f"origin {origin!r} is not allowed")
+            return self._refuse(f"origin {shown(origin)} is not allowed")
         if not TOKEN.fullmatch(method):
-            return self._refuse(f"method {method!r} is not a valid method name")
+            return self._refuse(f"method {shown(method)} is not a valid method name")
         # SPEC: Fetch, "CORS-preflight fetch": the method is matched case-sensitively. A
         # browser upper-cases only DELETE, GET, HEAD, OPTIONS, POST and PUT; it sends "patch" as
         # written, and an answer that allows "PATCH" fails the request in the browser.
         if not self.any_method and method not in self.allowed_methods:
-            return self._refuse(f"method {method!r} is not allowed{self._case_hint(method)}")
+            return self._refuse(f"method {shown(method)} is not allowed{self._case_hint(method)}")
         asked = _header_list(header_value(request.headers, "access-control-request-headers") or "")
         if asked is None:
             size = MAX_REQUEST_HEADERS_SIZE
             return self._refuse(f"Access-Control-Request-Headers is longer than {size} characters")
         malformed = [name for name in asked if not TOKEN.fullmatch(name)]
         if malformed:
-            return self._refuse(f"headers {malformed!r} are not valid header names")
+            names = ", ".join(shown(name) for name in malformed)
+            return self._refuse(f"headers {names} are not valid header names")
         refused = [
             name for name in asked if not self.any_header and name not in self.allowed_headers
         ]
@@ -362,6 +366,15 @@ class CORS:
         if self.varies:
             add_vary(response, "Origin")
         return response
+
+
+def shown(value: str) -> str:
+    """Return ``value`` quoted for a refusal's text: cut to ``SHOWN_VALUE`` characters (marked
+    with ``...``), with control, non-ASCII and HTML-significant characters escaped."""
+    text = ascii(value[:SHOWN_VALUE])
+    for char in "<>&":
+        text = text.replace(char, f"\\x{ord(char):02x}")
+    return text + ("..." if len(value) > SHOWN_VALUE else "")
 
 
 def _is_preflight(request: Request) -> bool:

@@ -600,3 +600,33 @@ def test_cors_preflight_from_the_null_origin(make_client: MakeClient, credential
     assert answer.status_code == (400 if credentials else 204)
     if not credentials:
         assert answer.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://<b>x</b>.example" + "a" * 8000, "https://a.example/\t&'\"é/x"]
+)
+def test_cors_preflight_refusal_quotes_the_origin_cut_and_escaped(
+    make_client: MakeClient, origin: str
+) -> None:
+    # NOTE: the refusal quoted the whole Origin, up to the server's head limit, and as it came.
+    client = make_client(cors_app(CORS(["https://app.example"])))
+    response = client.options("/items", headers=preflight("GET", origin=origin.encode("latin-1")))
+    assert response.status_code == 400
+    assert response.text.startswith("CORS preflight refused: origin 'https://")
+    assert len(response.text) < 200
+    assert not re.search(r"[<>&\x00-\x1f\x7f-\uffff]", response.text)
+    assert response.text.endswith(
+        "'... is not allowed" if len(origin) > 100 else "' is not allowed"
+    )
+
+
+@pytest.mark.parametrize("method", [b"P<T>" + b"x" * 5000, b"P&\xe9"])
+def test_cors_preflight_refusal_quotes_the_method_cut_and_escaped(
+    make_client: MakeClient, method: bytes
+) -> None:
+    plugin = CORS(["https://app.example"], allow_methods=["GET"])
+    headers = {"origin": "https://app.example", "access-control-request-method": method}
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert len(response.text) < 200
+    assert not re.search(r"[<>&\x00-\x1f\x7f-\uffff]", response.text)
