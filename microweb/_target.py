@@ -147,4 +147,12 @@ def check_host(hosts: list[str]) -> str:
         raise HTTPError(400, "more than one Host header")
     if not valid_host(hosts[0]):
         raise HTTPError(400, "invalid Host header")
-    return hosts[0]
+    return without_empty_port(hosts[0])
+
+
+def without_empty_port(host: str) -> str:
+    """Return a valid ``host[:port]`` without the ``:`` of an empty port (``example.com:``)."""
+    # SPEC: RFC 3986 3.2.3 and 6.2.3, an empty port is the scheme's default one, and a URL is
+    # normalised without its ":". NOTE: "example.com:" was kept, in request.url and absolute
+    # links, where TrustedHosts compared "example.com".
+    return host[:-1] if host.endswith(":") else host

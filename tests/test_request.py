@@ -1314,12 +1314,33 @@ def test_options_asterisk_counts_the_get_of_a_websocket_route(interface: str) ->
         "[2001:db8::1]",
         "my_host",
         "example.org:65535",
-        "example.org:",
     ],
 )
 def test_a_valid_host_is_kept(make_client: MakeClient, host: str) -> None:
     body = make_client(target_app()).get("/p?q=1", headers={"host": host}).json()
     assert (body["host"], body["url"]) == (host, f"http://{host}/p?q=1")
+
+
+@pytest.mark.parametrize(
+    ("sent", "host"),
+    [("example.org:", "example.org"), ("[::1]:", "[::1]"), ("1.2.3.4:", "1.2.3.4")],
+)
+def test_an_empty_port_is_the_default_one(make_client: MakeClient, sent: str, host: str) -> None:
+    # SPEC: RFC 3986 3.2.3 and 6.2.3, an empty port is the scheme's default, and the URL is
+    # normalised without the ":". NOTE: "example.org:" was kept as sent, in request.url and
+    # absolute links too, while TrustedHosts compared "example.org".
+    app = target_app()
+    app.install(TrustedHosts([host.strip("[]")]))
+
+    @app.get("/link", name="link")
+    def link(request: Request) -> dict[str, Any]:
+        return {"host": request.host, "link": request.url_for("link", _external=True)}
+
+    client = make_client(app)
+    body = client.get("/p?q=1", headers={"host": sent}).json()
+    assert (body["host"], body["url"]) == (host, f"http://{host}/p?q=1")
+    body = client.get("/link", headers={"host": sent}).json()
+    assert body == {"host": host, "link": f"http://{host}/link"}
 
 
 @pytest.mark.parametrize(

@@ -257,6 +257,7 @@ def test_x_forwarded_for_lines_join_in_order(send: Send) -> None:
         ([("x-forwarded-proto", "wss")], "https", "https://testserver/echo?q=1"),
         ([("x-forwarded-host", "example.com:8443")], "http", "http://example.com:8443/echo?q=1"),
         ([("x-forwarded-host", "[2001:db8::1]")], "http", "http://[2001:db8::1]/echo?q=1"),
+        ([("x-forwarded-host", "example.com:")], "http", "http://example.com/echo?q=1"),
         (
             [("x-forwarded-for", "6.6.6.6, 203.0.113.9"), ("x-forwarded-proto", "http, https")],
             "https",
@@ -284,6 +285,7 @@ def test_x_forwarded_for_lines_join_in_order(send: Send) -> None:
         "wss-is-secure",
         "host-port",
         "host-ipv6",
+        "host-empty-port",
         "proto-per-hop",
         "proto-of-the-chosen-hop",
         "proto-right-most-when-counts-differ",
