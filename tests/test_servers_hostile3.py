@@ -323,11 +323,14 @@ def _statuses(answer: bytes) -> list[bytes]:
     return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)
 
 
-def test_bytes_after_a_closing_request_do_not_cost_its_answer(server: Server) -> None:
+@pytest.mark.parametrize(
+    "line", [b"HTTP/1.1\r\nConnection: close", b"HTTP/1.0"], ids=["connection-close", "http-1.0"]
+)
+def test_bytes_after_a_closing_request_do_not_cost_its_answer(server: Server, line: bytes) -> None:
     # NOTE: under h11 the bytes that came while the app ran (the request's Connection: close
-    # had left h11 expecting nothing more) were answered with 400 and the connection closed:
+    # or HTTP/1.0 had left h11 expecting nothing more) were answered with 400 and a close:
     # the app's 200 was lost. Waitress and httptools answer the request and drop the rest.
-    head = b"POST /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\n"
+    head = b"POST /slow " + line + b"\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + b"hello")
         time.sleep(0.2)
