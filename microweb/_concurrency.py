@@ -577,14 +577,26 @@ class _ThreadClose:
     thread (all of them running closes that have not returned), and whether a driver's
     warning named it already."""
 
-    __slots__ = ("close", "told", "waiting")
+    __slots__ = ("close", "loop", "told", "waiting")
 
-    def __init__(self, close: Callable[[], object]) -> None:
-        self.close, self.waiting, self.told = close, True, False
+    def __init__(self, close: Callable[[], object], loop: asyncio.AbstractEventLoop) -> None:
+        self.close, self.loop, self.waiting, self.told = close, loop, True, False
 
     def run(self) -> object:
         self.waiting = False
-        return self.close()
+        returned = self.close()
+        if isawaitable(returned) and not self.loop.is_running():
+            # NOTE: the loop stopped meanwhile (a WSGI app's close at the server's shutdown):
+            # dropped with no word, an async close() that close() returned was "never awaited".
+            if iscoroutine(returned):
+                returned.close()
+            logger.warning(
+                "the async close() that the close() of a streamed response's %s returned was "
+                "not run: its event loop had stopped",
+                self.named(),
+            )
+            return None
+        return returned
 
     def named(self) -> str:
         owner = getattr(self.close, "__self__", self.close)
@@ -619,7 +631,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
     up on after ``CLOSE_WAIT`` seconds, with a warning: it runs once a thread is free.
     """
     task = asyncio.current_task()
-    pending = _ThreadClose(close)
+    pending = _ThreadClose(close, asyncio.get_running_loop())
     closing = cast("asyncio.Future[object]", run_in_pool(_CLOSES, pending.run))
     if task is not None:
         _THREAD_CLOSES[task] = pending

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import threading
@@ -1365,3 +1366,87 @@ def test_an_in_pool_stream_refuses_a_second_waiter() -> None:
         await rows.aclose()
 
     asyncio.run(run())
+
+
+class _Awaited:
+    """An awaitable that is no coroutine (as a future is), which a close() returns."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        self.events.append("awaited")
+
+
+class _FeedClosedByAwaitable(_Feed):
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()  # NOTE: text, for an event stream too.
+
+    def close(self) -> Any:  # type: ignore[override]
+        return _Awaited(self.events)
+
+
+class _RecordsClosedByAwaitable(_Records):
+    def close(self) -> Any:  # type: ignore[override]
+        return _Awaited(self.events)
+
+
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "declared length", "sse"])
+@pytest.mark.parametrize("make", [_FeedClosedByAwaitable, _RecordsClosedByAwaitable])
+def test_an_awaitable_that_a_close_returns_is_awaited(
+    make_client: MakeClient, make: Any, wrapped: str
+) -> None:
+    events: list[str] = []
+    app = _wrapped_app(lambda: make(events), wrapped)
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert events == ["awaited"]
+
+
+class _FeedClosedLate(_Feed):
+    """An async stream whose sync close() returns its async close once ``release`` is set."""
+
+    release = threading.Event()
+
+    def close(self) -> Any:  # type: ignore[override]
+        self.release.wait(3)
+        return self._aclose()
+
+    async def _aclose(self) -> None:
+        self.events.append("feed closed")
+
+
+def test_an_async_close_returned_in_a_close_thread_after_the_wsgi_app_loop_stopped_is_logged(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    # NOTE: the app's close stopped the loop while the close thread ran the close(): the
+    # coroutine it returned was dropped, "never awaited", with no word of microweb's.
+    events: list[str] = []
+    _FeedClosedLate.release.clear()
+    app = _wrapped_app(lambda: _FeedClosedLate(events), "gzip")
+    wsgi = app.as_wsgi()
+    environ = wsgi_environ()
+    environ["HTTP_ACCEPT_ENCODING"] = "gzip"
+    body = wsgi(environ, start_response)
+    next(iter(body))
+
+    def shut_down() -> None:
+        time.sleep(0.2)
+        wsgi.close()
+        _FeedClosedLate.release.set()
+
+    stopping = threading.Thread(target=shut_down)
+    stopping.start()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        with contextlib.suppress(Exception):
+            body.close()  # type: ignore[attr-defined]
+        stopping.join()
+        deadline = time.monotonic() + 3
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert events == []
+    late = [record.getMessage() for record in caplog.records]
+    assert len(late) == 1 and "not run" in late[0] and "_FeedClosedLate" in late[0], late
+    gc.collect()
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
