@@ -381,8 +381,11 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             _UNAWAITED.add(closing)
             closing.add_done_callback(_unawaited_ended)
             raise
-        if not closing.cancelled():
-            closing.exception()  # NOTE: taken, as a shield does: the cancellation wins.
+        if not closing.cancelled() and (error := closing.exception()) is not None:
+            # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
+            # word, is logged as that of a close nobody awaits.
+            close_failed_unawaited(error)
+            del error
         raise
     error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.

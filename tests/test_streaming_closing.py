@@ -1450,3 +1450,41 @@ def test_an_async_close_returned_in_a_close_thread_after_the_wsgi_app_loop_stopp
     assert len(late) == 1 and "not run" in late[0] and "_FeedClosedLate" in late[0], late
     gc.collect()
     assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+@pytest.mark.parametrize("cancellations", [1, 2])
+def test_a_failed_close_of_a_sync_stream_in_the_pool_is_logged_after_a_cancellation(
+    caplog: pytest.LogCaptureFixture, cancellations: int
+) -> None:
+    # NOTE: the cancellation won, and the close's error was taken with no word (once), or
+    # left to asyncio's "exception was never retrieved" (twice).
+    release = threading.Event()
+
+    class Failing:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"a", b"b"])
+
+        def close(self) -> None:
+            release.wait(5)
+            raise CloseFailed("the cursor failed to close")
+
+    async def run() -> None:
+        rows = iterate_in_pool(Failing(), make_pool(2))
+        assert await anext(rows) == b"a"
+        closing = asyncio.ensure_future(rows.aclose())
+        for _ in range(cancellations):
+            await asyncio.sleep(0.05)
+            closing.cancel()
+        if cancellations == 1:
+            await asyncio.sleep(0.05)
+            release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        release.set()
+        await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(run())
+    errors = [record for record in caplog.records if record.exc_info]
+    assert [record.name for record in errors] == ["microweb"]
+    assert isinstance(errors[0].exc_info[1], CloseFailed)  # type: ignore[index]
