@@ -8,6 +8,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, cast
 
+from ._concurrency import close_wait_from, closing_in_a_thread
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
 
@@ -29,6 +30,13 @@ class Sending:
 # NOTE: how long a sent stream's close() may hold its response (seconds): past it, the response
 # ends and the close runs on (Starlette's users see a response end with its body's last chunk).
 CLOSE_WAIT = 10.0
+
+
+def _close_wait() -> float:
+    return CLOSE_WAIT  # NOTE: read at each call: tests set a shorter one.
+
+
+close_wait_from(_close_wait)
 # NOTE: the sending tasks whose close outlived CLOSE_WAIT, kept while they run (a loop holds
 # its tasks weakly).
 _LATE_CLOSES: set[asyncio.Task[None]] = set()
@@ -52,7 +60,10 @@ def _keep_late(task: asyncio.Task[None], stream: Any, request: Request) -> None:
         "close runs on",
         logged_method(request),
         logged_path(request),
-        _named(stream),  # PERF: named here alone, not for every streamed response.
+        # NOTE: the stream inside gzip's, SSE's or a declared length's whose sync close() the
+        # task waits for, in a close thread or for one, where the warning named the outer one.
+        # PERF: named here alone, not for every streamed response.
+        closing_in_a_thread(task) or _named(stream),
         CLOSE_WAIT,
     )
     _LATE_CLOSES.add(task)

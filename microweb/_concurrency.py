@@ -9,11 +9,12 @@ waiting on a loop, is ``_app_loop``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
+import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from inspect import isawaitable, iscoroutine
 from typing import Any, TypeVar, cast
 
 from ._app_loop import AppLoop, LoopStopped, adopt
@@ -24,6 +25,7 @@ from ._pool import WorkerPool
 from ._stream_ahead import AHEAD, Raised, held
 
 T = TypeVar("T")
+logger = logging.getLogger("microweb")
 
 
 def sync_only(call: str, twin: str) -> None:
@@ -304,18 +306,19 @@ class _InPool(AsyncIterator[T]):
     ever), before the driver's aclose(), which CLOSE_WAIT bounds, could begin.
     """
 
-    __slots__ = ("_closed", "_iterable", "_pinned", "_pool")
+    __slots__ = ("_closed", "_iterable", "_pinned", "_pool", "_waiting")
 
     def __init__(self, iterable: Iterable[T], pool: WorkerPool) -> None:
         self._iterable, self._pool = iterable, pool
         self._pinned: _Pinned | None = None
-        self._closed = False
+        self._closed = self._waiting = False
 
     async def __anext__(self) -> T:
+        if self._closed:
+            # NOTE: as an async generator's: an item made ahead was handed out after aclose().
+            raise StopAsyncIteration
         pinned = self._pinned
         if pinned is None:
-            if self._closed:
-                raise StopAsyncIteration
             pinned = self._pinned = _Pinned(self._iterable, asyncio.get_running_loop())
             try:
                 # NOTE: run() raises nothing: its errors go to the loop.
@@ -326,7 +329,17 @@ class _InPool(AsyncIterator[T]):
                 threading.Thread(target=pinned.run, name="microweb-stream", daemon=True).start()
         ready = pinned.ready
         if not ready:
-            await pinned.wait()
+            if self._waiting:
+                # NOTE: as an async generator's: a second waiter waited for ever, the thread's
+                # one wake-up given to the first.
+                raise RuntimeError("anext(): asynchronous generator is already running")
+            self._waiting = True
+            try:
+                await pinned.wait()
+            finally:
+                self._waiting = False
+            if self._closed:
+                raise StopAsyncIteration  # NOTE: aclose() came while this one waited.
         item = ready.popleft()
         if item is _DONE or type(item) is Raised:
             # NOTE: the thread makes no more items: the next call ends at once.
@@ -360,9 +373,19 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
     try:
         await asyncio.wait((closing,))
     except asyncio.CancelledError:
-        await asyncio.wait((closing,))
-        if not closing.cancelled():
-            closing.exception()  # NOTE: taken, as a shield does: the cancellation wins.
+        try:
+            await asyncio.wait((closing,))
+        except asyncio.CancelledError:
+            # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
+            # weakly), its error logged, where it was dropped with no word.
+            _UNAWAITED.add(closing)
+            closing.add_done_callback(_unawaited_ended)
+            raise
+        if not closing.cancelled() and (error := closing.exception()) is not None:
+            # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
+            # word, is logged as that of a close nobody awaits.
+            close_failed_unawaited(error)
+            del error
         raise
     error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.
@@ -445,9 +468,10 @@ class _Pinned:
                 left = self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:
                 # NOTE: the closing's error is the stream's too: stop() raises it.
-                self._call(_set_exception, self._closed, exc)
+                self._call(_closed_with, self._closed, exc, None)
             else:
-                self._call(set_result, self._closed, left)
+                if not self._call(_closed_with, self._closed, None, left) and iscoroutine(left):
+                    left.close()  # NOTE: it will never run: no "never awaited" warning.
 
     def _step(self, iterator: Iterator[Any]) -> bool:
         self.room.acquire()
@@ -464,10 +488,61 @@ class _Pinned:
         if waiter is not None:
             self._call(set_result, waiter, None)
 
-    def _call(self, settle: Callable[..., None], *args: Any) -> None:
-        # NOTE: a closed loop (the server is gone) refuses it; nobody waits for this now.
-        with contextlib.suppress(RuntimeError):
+    def _call(self, settle: Callable[..., None], *args: Any) -> bool:
+        """Call ``settle(*args)`` on the loop; return whether the loop took it."""
+        try:
             self._loop.call_soon_threadsafe(settle, *args)
+        except RuntimeError:
+            return False  # NOTE: a closed loop (the server is gone): nobody waits for this now.
+        return True
+
+
+def _closed_with(
+    closed: asyncio.Future[Awaitable[object] | None],
+    error: BaseException | None,
+    left: Awaitable[object] | None,
+) -> None:
+    """Hand ``stop()`` the end of a sync stream's close in its thread; on the loop.
+
+    Where nobody awaits it any more (``stop()`` cancelled, a second cancellation given up on),
+    the error is logged and what is left to await runs in a task of its own, logged too.
+    """
+    if not closed.cancelled():
+        if error is None:
+            closed.set_result(left)
+        else:
+            closed.set_exception(own_stop(error) if isinstance(error, StopIteration) else error)
+        return
+    # NOTE: stop()'s caller gone, the close's error was dropped with no word, and the async
+    # close() its close() returned never ran ("never awaited"): the stream stayed open.
+    if error is not None:
+        close_failed_unawaited(error)
+    elif left is not None:
+        run_unawaited(left)
+
+
+def close_failed_unawaited(error: BaseException) -> None:
+    """Log the error of a stream's close that nobody awaits any more (its caller cancelled)."""
+    logger.error("error while closing a streamed response after its request ended", exc_info=error)
+
+
+def run_unawaited(left: Awaitable[object]) -> None:
+    """Run ``left``, the rest of a stream's close that nobody awaits any more, in a task kept
+    until it ends; its error is logged."""
+    task = asyncio.ensure_future(left)
+    _UNAWAITED.add(task)
+    task.add_done_callback(_unawaited_ended)
+
+
+# NOTE: the tasks of run_unawaited(), kept while they run (a loop holds its tasks weakly).
+_UNAWAITED: set[asyncio.Future[Any]] = set()
+
+
+def _unawaited_ended(task: asyncio.Future[Any]) -> None:
+    _UNAWAITED.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        close_failed_unawaited(error)
+        del error
 
 
 def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
@@ -500,12 +575,126 @@ CLOSE_THREADS = 8
 _CLOSES = WorkerPool(CLOSE_THREADS, name="microweb-close")
 
 
-def _close_in_a_thread(close: Callable[[], object]) -> Awaitable[object]:
+class _ThreadClose:
+    """A sync ``close()`` handed to a close thread: whose it is, whether it still waits for a
+    thread (all of them running closes that have not returned), and whether a driver's
+    warning named it already."""
+
+    __slots__ = ("close", "loop", "told", "waiting")
+
+    def __init__(self, close: Callable[[], object], loop: asyncio.AbstractEventLoop) -> None:
+        self.close, self.loop, self.waiting, self.told = close, loop, True, False
+
+    def run(self) -> object:
+        self.waiting = False
+        returned = self.close()
+        if isawaitable(returned) and not self.loop.is_running():
+            # NOTE: the loop stopped meanwhile (a WSGI app's close at the server's shutdown):
+            # dropped with no word, an async close() that close() returned was "never awaited".
+            if iscoroutine(returned):
+                returned.close()
+            logger.warning(
+                "the async close() that the close() of a streamed response's %s returned was "
+                "not run: its event loop had stopped",
+                self.named(),
+            )
+            return None
+        return returned
+
+    def named(self) -> str:
+        owner = getattr(self.close, "__self__", self.close)
+        return f"{type(owner).__module__}.{type(owner).__qualname__}"
+
+
+# NOTE: the close each task waits for in a close thread now, for the warning of a driver that
+# gives up on that task's close (closing_in_a_thread()).
+_THREAD_CLOSES: dict[asyncio.Task[Any], _ThreadClose] = {}
+
+
+def _ten_seconds() -> float:
+    return 10.0
+
+
+# NOTE: how long a close waits for a close thread at most: the drivers' CLOSE_WAIT, which
+# _close_wait (a higher layer) sets (close_wait_from()).
+_close_wait: Callable[[], float] = _ten_seconds
+
+
+def close_wait_from(seconds: Callable[[], float]) -> None:
+    """Have a close that waits for a close thread wait ``seconds()`` at most."""
+    global _close_wait
+    _close_wait = seconds
+
+
+async def _close_in_a_thread(close: Callable[[], object]) -> object:
     """Run a stream's sync ``close()`` in a close thread, with the caller's context variables;
-    its ``StopIteration`` comes as ``own_stop()`` makes it."""
-    # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
-    # server gave up on the request) still runs, as it would in a thread of its own.
-    return asyncio.shield(run_in_pool(_CLOSES, close))
+    its ``StopIteration`` comes as ``own_stop()`` makes it.
+
+    A close that waits for a thread (all of them run closes that have not returned) is given
+    up on after ``CLOSE_WAIT`` seconds, with a warning: it runs once a thread is free.
+    """
+    task = asyncio.current_task()
+    pending = _ThreadClose(close, asyncio.get_running_loop())
+    closing = cast("asyncio.Future[object]", run_in_pool(_CLOSES, pending.run))
+    if task is not None:
+        _THREAD_CLOSES[task] = pending
+    try:
+        if pending.waiting:
+            # NOTE: a normal response's close waited behind 8 that never returned, with no
+            # bound under WSGI (7.8 s and more), where the app loop runs it.
+            await asyncio.wait((closing,), timeout=_close_wait())
+            if pending.waiting:
+                closing.add_done_callback(_close_ended_unawaited)
+                if not pending.told:
+                    logger.warning(
+                        "the close() of a streamed response's %s has waited %g s for a close "
+                        "thread (all %d run closes that have not returned): the response is "
+                        "ended, and the close runs once a thread is free",
+                        pending.named(),
+                        _close_wait(),
+                        CLOSE_THREADS,
+                    )
+                return None
+        # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
+        # server gave up on the request) still runs, as it would in a thread of its own.
+        return await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        # NOTE: the shield took the close's error where its caller was cancelled: dropped.
+        closing.add_done_callback(_close_ended_unawaited)
+        raise
+    finally:
+        if task is not None:
+            _THREAD_CLOSES.pop(task, None)
+        del closing  # NOTE: it holds the error, whose traceback holds this frame: no cycle.
+
+
+def _close_ended_unawaited(closing: asyncio.Future[object]) -> None:
+    if closing.cancelled():
+        return
+    error = closing.exception()
+    if error is not None:
+        close_failed_unawaited(error)
+    else:
+        returned = closing.result()
+        if isawaitable(returned):
+            run_unawaited(returned)
+    del error
+
+
+def closing_in_a_thread(task: asyncio.Future[Any]) -> str | None:
+    """Name the stream whose sync ``close()`` ``task`` waits for in a close thread, if it does,
+    and say whether it still waits for a thread; for a driver's warning, which is then the
+    only one about it."""
+    pending = _THREAD_CLOSES.get(cast("asyncio.Task[Any]", task))
+    if pending is None:
+        return None
+    pending.told = True
+    if pending.waiting:
+        return (
+            f"{pending.named()} (its close() waits for a close thread: all {CLOSE_THREADS} run "
+            "closes that have not returned)"
+        )
+    return pending.named()
 
 
 close_sync_in(_close_in_a_thread)

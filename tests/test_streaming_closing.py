@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import threading
@@ -31,7 +32,7 @@ from drive import (
 from microweb import App, Request, Response
 from microweb._asgi import ASGIDriver
 from microweb._closing import aclose_of
-from microweb._concurrency import CLOSE_THREADS
+from microweb._concurrency import _CLOSES, CLOSE_THREADS, iterate_in_pool, make_pool
 from microweb._error_logs import REPORTED_TRACEBACKS
 from microweb.plugins.gzip import GZip
 
@@ -1193,3 +1194,297 @@ def test_a_streamed_asgi_response_names_its_stream_only_to_give_up_on_its_close(
     app = _wrapped_app(lambda: _Feed([]), "nothing")
     assert asgi_client(app).get("/").content == b"nene"
     assert named == []
+
+
+@pytest.fixture
+def close_threads_stuck() -> Iterator[threading.Event]:
+    """All the close threads held by closes that do not return until the event is set."""
+    release = threading.Event()
+    for _ in range(CLOSE_THREADS):
+        _CLOSES.call(release.wait, 5)
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+def test_a_close_behind_stuck_closes_waits_a_while_not_for_ever(
+    make_client: MakeClient,
+    interface: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    close_threads_stuck: threading.Event,
+) -> None:
+    # NOTE: gzip's of an async stream with a sync close(), which runs in a close thread: with
+    # all of them held by closes that never returned, the response's close waited in line, with
+    # no bound under WSGI (7.8 s), and under ASGI the warning named gzip's stream.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    events: list[str] = []
+    app = _wrapped_app(lambda: _Feed(events), "gzip")
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert time.monotonic() - started < 2
+    assert (response.status_code, response.text) == (200, "nene")
+    late = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(late) == 1, late
+    assert "._Feed" in late[0] and "for a close thread" in late[0], late[0]
+    assert events == []
+    close_threads_stuck.set()
+    deadline = time.monotonic() + 3
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert events == ["feed closed"]  # NOTE: run once a thread was free.
+
+
+def test_an_asgi_give_up_names_the_stream_whose_close_runs_in_a_close_thread(
+    asgi_client: MakeClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the warning named gzip's stream, not the one whose close had not returned.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    _FeedStuckAtClose.release.clear()
+    app = _wrapped_app(lambda: _FeedStuckAtClose([]), "gzip")
+    try:
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            asgi_client(app).get("/", headers={"accept-encoding": "gzip"})
+    finally:
+        _FeedStuckAtClose.release.set()
+    late = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(late) == 1, late
+    assert "_FeedStuckAtClose" in late[0] and "waits for a close thread" not in late[0]
+
+
+def test_a_failed_close_in_a_close_thread_is_logged_after_its_caller_gave_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: shielded, the close ran on after its caller's cancellation, and its error was
+    # dropped with no word.
+    release = threading.Event()
+
+    class Failing:
+        def close(self) -> None:
+            release.wait(5)
+            raise CloseFailed("the cursor failed to close")
+
+    async def run() -> None:
+        closing = asyncio.ensure_future(aclose_of(Failing()))
+        await asyncio.sleep(0.05)
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        release.set()
+        await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(run())
+    errors = [record for record in caplog.records if record.exc_info]
+    assert [record.name for record in errors] == ["microweb"]
+    assert isinstance(errors[0].exc_info[1], CloseFailed)  # type: ignore[index]
+
+
+class _RowsClosedLate:
+    """A sync stream whose sync close() blocks a while, then returns its async close."""
+
+    def __init__(self, events: list[str], release: threading.Event) -> None:
+        self.events, self.release = events, release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([b"a", b"b", b"c"])
+
+    def close(self) -> Any:
+        self.release.wait(5)
+        return self._aclose()
+
+    async def _aclose(self) -> None:
+        await asyncio.sleep(0)
+        self.events.append("rows closed")
+
+
+@pytest.mark.parametrize("cancelled", ["stop()", "twice"])
+def test_a_sync_streams_async_close_runs_after_its_closer_gave_up(
+    recwarn: pytest.WarningsRecorder, cancelled: str
+) -> None:
+    # NOTE: cancelled while the thread closed the stream, stop() dropped the async close that
+    # close() returned ("never awaited"): the rows stayed open.
+    events: list[str] = []
+    release = threading.Event()
+
+    async def run() -> None:
+        rows = iterate_in_pool(_RowsClosedLate(events, release), make_pool(2))
+        assert await anext(rows) == b"a"
+        if cancelled == "stop()":
+            closing = asyncio.ensure_future(rows._pinned.stop())  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+            closing.cancel()
+        else:
+            closing = asyncio.ensure_future(rows.aclose())
+            for _ in range(2):
+                await asyncio.sleep(0.05)
+                closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        release.set()
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.02)
+
+    asyncio.run(run())
+    assert events == ["rows closed"]
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+def test_an_in_pool_stream_ends_after_its_aclose() -> None:
+    # NOTE: an item made ahead was handed out after aclose(), where an async generator ends.
+    async def run() -> None:
+        rows = iterate_in_pool(iter([b"a", b"b", b"c"]), make_pool(2))
+        assert await anext(rows) == b"a"
+        await asyncio.sleep(0.05)  # NOTE: the others made ahead.
+        await rows.aclose()
+        with pytest.raises(StopAsyncIteration):
+            await anext(rows)
+
+    asyncio.run(run())
+
+
+def test_an_in_pool_stream_refuses_a_second_waiter() -> None:
+    # NOTE: two waiting at once, the second waited for ever.
+    release = threading.Event()
+
+    def slow() -> Iterator[bytes]:
+        release.wait(5)
+        yield b"a"
+
+    async def run() -> None:
+        rows = iterate_in_pool(slow(), make_pool(2))
+        first = asyncio.ensure_future(anext(rows))
+        await asyncio.sleep(0.05)
+        with pytest.raises(RuntimeError, match="already running"):
+            await asyncio.wait_for(anext(rows), 1)
+        release.set()
+        assert await asyncio.wait_for(first, 2) == b"a"
+        await rows.aclose()
+
+    asyncio.run(run())
+
+
+class _Awaited:
+    """An awaitable that is no coroutine (as a future is), which a close() returns."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        self.events.append("awaited")
+
+
+class _FeedClosedByAwaitable(_Feed):
+    async def __anext__(self) -> str:  # type: ignore[override]
+        return (await super().__anext__()).decode()  # NOTE: text, for an event stream too.
+
+    def close(self) -> Any:  # type: ignore[override]
+        return _Awaited(self.events)
+
+
+class _RecordsClosedByAwaitable(_Records):
+    def close(self) -> Any:  # type: ignore[override]
+        return _Awaited(self.events)
+
+
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "declared length", "sse"])
+@pytest.mark.parametrize("make", [_FeedClosedByAwaitable, _RecordsClosedByAwaitable])
+def test_an_awaitable_that_a_close_returns_is_awaited(
+    make_client: MakeClient, make: Any, wrapped: str
+) -> None:
+    events: list[str] = []
+    app = _wrapped_app(lambda: make(events), wrapped)
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert events == ["awaited"]
+
+
+class _FeedClosedLate(_Feed):
+    """An async stream whose sync close() returns its async close once ``release`` is set."""
+
+    release = threading.Event()
+
+    def close(self) -> Any:  # type: ignore[override]
+        self.release.wait(3)
+        return self._aclose()
+
+    async def _aclose(self) -> None:
+        self.events.append("feed closed")
+
+
+def test_an_async_close_returned_in_a_close_thread_after_the_wsgi_app_loop_stopped_is_logged(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    # NOTE: the app's close stopped the loop while the close thread ran the close(): the
+    # coroutine it returned was dropped, "never awaited", with no word of microweb's.
+    events: list[str] = []
+    _FeedClosedLate.release.clear()
+    app = _wrapped_app(lambda: _FeedClosedLate(events), "gzip")
+    wsgi = app.as_wsgi()
+    environ = wsgi_environ()
+    environ["HTTP_ACCEPT_ENCODING"] = "gzip"
+    body = wsgi(environ, start_response)
+    next(iter(body))
+
+    def shut_down() -> None:
+        time.sleep(0.2)
+        wsgi.close()
+        _FeedClosedLate.release.set()
+
+    stopping = threading.Thread(target=shut_down)
+    stopping.start()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        with contextlib.suppress(Exception):
+            body.close()  # type: ignore[attr-defined]
+        stopping.join()
+        deadline = time.monotonic() + 3
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert events == []
+    late = [record.getMessage() for record in caplog.records]
+    assert len(late) == 1 and "not run" in late[0] and "_FeedClosedLate" in late[0], late
+    gc.collect()
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+@pytest.mark.parametrize("cancellations", [1, 2])
+def test_a_failed_close_of_a_sync_stream_in_the_pool_is_logged_after_a_cancellation(
+    caplog: pytest.LogCaptureFixture, cancellations: int
+) -> None:
+    # NOTE: the cancellation won, and the close's error was taken with no word (once), or
+    # left to asyncio's "exception was never retrieved" (twice).
+    release = threading.Event()
+
+    class Failing:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"a", b"b"])
+
+        def close(self) -> None:
+            release.wait(5)
+            raise CloseFailed("the cursor failed to close")
+
+    async def run() -> None:
+        rows = iterate_in_pool(Failing(), make_pool(2))
+        assert await anext(rows) == b"a"
+        closing = asyncio.ensure_future(rows.aclose())
+        for _ in range(cancellations):
+            await asyncio.sleep(0.05)
+            closing.cancel()
+        if cancellations == 1:
+            await asyncio.sleep(0.05)
+            release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        release.set()
+        await asyncio.sleep(0.2)
+
+    with caplog.at_level(logging.ERROR, logger="microweb"):
+        asyncio.run(run())
+    errors = [record for record in caplog.records if record.exc_info]
+    assert [record.name for record in errors] == ["microweb"]
+    assert isinstance(errors[0].exc_info[1], CloseFailed)  # type: ignore[index]

@@ -95,6 +95,11 @@ def _compress_chunk(compressor: zlib._Compress, chunk: bytes | str) -> bytes:
 def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
     """Compress a sync stream chunk by chunk (a piece each, then the trailer); closing the
     result closes ``chunks``."""
+    # NOTE: drained, the result does not close ``chunks`` (a generator's finally has run by
+    # then; an object's close() has not): its close() alone does. Only the GZip plugin makes
+    # one, as a response's body, which both drivers close whatever happens (PEP 3333 has the
+    # server call close()); closed as the trailer was made, the source's close ran inside the
+    # sending under ASGI, with no CLOSE_WAIT bound (see GzipStream).
     # NOTE: gzip's of a file's read is bound to no thread either (see bound_to_no_thread).
     return GzipStream(chunks, level, reads_the_file(chunks))
 

@@ -459,6 +459,34 @@ def test_gzip_stream_closes_the_inner_stream_when_closed_early() -> None:
     assert closed == ["inner"]
 
 
+class FewRows:
+    """A sync stream that holds a resource (a cursor), closed by its ``close()`` alone."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([chunk.encode() for chunk in CHUNKS])
+
+    def close(self) -> None:
+        self.closed.append("closed")
+
+
+def test_a_drained_gzip_streams_source_is_closed_once_by_the_driver(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: gzip's stream closes its source in its own close() alone, not as it runs out: the
+    # driver's close is what closes it, once.
+    closed: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=1))
+    app.get("/")(lambda request: Response.stream(FewRows(closed), "text/plain"))
+    response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.text == "".join(CHUNKS)
+    assert closed == ["closed"]
+
+
 class Broken:
     """A sync stream that holds a resource, whose iterator cannot be made."""
 
