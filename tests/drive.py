@@ -257,16 +257,19 @@ class ShortReads(io.BytesIO):
 
 
 def wsgi_post(
-    app: App, body: Any, content_type: str, length: int | None, path: str = "/"
+    app: App, body: Any, content_type: str | None, length: int | None, path: str = "/"
 ) -> tuple[str, bytes]:
     """POST through a new ``app.as_wsgi()`` under ``wsgiref.validate``, with ``body`` (a file-like
     object, such as ``ShortReads``) as ``wsgi.input`` and ``length`` as its ``CONTENT_LENGTH``
-    (``None``: no length, the input is terminated); return the status line and the body.
+    (``None``: no length, the input is terminated), with ``content_type`` if not ``None``;
+    return the status line and the body.
 
     The test client reads a body whole before it calls the app: this is the server's own read.
     The result is closed, and so is the app, whose loop thread would outlive the test.
     """
-    extra: dict[str, Any] = {"CONTENT_TYPE": content_type, "wsgi.input": body}
+    extra: dict[str, Any] = {"wsgi.input": body}
+    if content_type is not None:
+        extra["CONTENT_TYPE"] = content_type
     if length is None:
         extra["wsgi.input_terminated"] = True
     else:

@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour, traced_lines
-from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
+from drive import (
+    asgi_call,
+    body_messages,
+    chunked,
+    http_scope,
+    response_body,
+    wsgi_environ,
+    wsgi_post,
+)
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
@@ -967,18 +975,7 @@ def test_form_reads_wsgi_input_in_larger_chunks_than_stream(call: str) -> None:
         return str(sum(len(chunk) for chunk in request.iter_bytes()))
 
     stream = Asked(body)
-    driver = app.as_wsgi()
-    try:
-        environ = wsgi_environ(
-            "POST",
-            "/",
-            CONTENT_LENGTH=str(len(body)),
-            CONTENT_TYPE=f"multipart/form-data; boundary={boundary}",
-            **{"wsgi.input": stream},
-        )
-        answer = b"".join(driver(environ, lambda s, h, e=None: None))
-    finally:
-        driver.close()
+    _, answer = wsgi_post(app, stream, f"multipart/form-data; boundary={boundary}", len(body))
     assert answer == str(len(data) if call == "form" else len(body)).encode()
     assert max(stream.asked) == (FORM_READ if call == "form" else CHUNK_SIZE)
 
@@ -1136,17 +1133,9 @@ def test_a_wsgi_read_error_comes_after_the_chunks_read_before_it(colour: str) ->
             return Response(f"{got} chunks, then the error")
         return Response("no error")
 
-    seen: list[str] = []
-    driver = body_app(colour, sync_op, async_op).as_wsgi()
-    try:
-        stream = Failing(LARGE, failing=6)
-        environ = wsgi_environ(
-            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
-        )
-        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
-    finally:
-        driver.close()
-    assert (seen[0][:3], body) == ("200", b"5 chunks, then the error")
+    app = body_app(colour, sync_op, async_op)
+    status, body = wsgi_post(app, Failing(LARGE, failing=6), None, len(LARGE))
+    assert (status[:3], body) == ("200", b"5 chunks, then the error")
 
 
 def test_a_wsgi_body_of_unknown_length_is_read_little_past_the_limit(colour: str) -> None:

@@ -28,7 +28,6 @@ from drive import (
     http_scope,
     requests_left_in_cycles,
     response_body,
-    wsgi_environ,
     wsgi_post,
 )
 from test_body import LARGE, Failing, add_body_route, body_app, json_app, read_app
@@ -353,15 +352,7 @@ def test_a_client_gone_mid_body_is_raised_again_under_asgi(colour: str) -> None:
 
 def test_a_client_gone_mid_body_is_raised_again_under_wsgi(colour: str) -> None:
     errors: Caught = []
-    driver = three_reads_app(colour, errors).as_wsgi()
-    try:
-        stream = Failing(LARGE, failing=2)
-        environ = wsgi_environ(
-            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
-        )
-        b"".join(driver(environ, lambda status, headers, exc_info=None: None))
-    finally:
-        driver.close()
+    wsgi_post(three_reads_app(colour, errors), Failing(LARGE, failing=2), None, len(LARGE))
     assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
 
 
@@ -429,15 +420,7 @@ def test_a_client_gone_mid_stream_is_raised_again_under_asgi(colour: str) -> Non
 
 def test_a_client_gone_mid_stream_is_raised_again_under_wsgi(colour: str) -> None:
     errors: Caught = []
-    driver = stream_then_read_twice(colour, errors).as_wsgi()
-    try:
-        stream = Failing(LARGE, failing=2)
-        environ = wsgi_environ(
-            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
-        )
-        b"".join(driver(environ, lambda status, headers, exc_info=None: None))
-    finally:
-        driver.close()
+    wsgi_post(stream_then_read_twice(colour, errors), Failing(LARGE, failing=2), None, len(LARGE))
     assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
 
 
