@@ -1,8 +1,10 @@
 """Driving an app's WSGI and ASGI callables by hand, as a server would, and bodies for TestClient.
 
 The scope and environ builders give a minimal GET (or the given method) from ``testserver``;
-``wsgi_get`` and ``asgi_get`` make one request and return its status and body; ``raw_pieces``
-returns the status, the headers and the body pieces as the server iterates or receives them.
+``wsgi_get`` and ``asgi_get`` make one request and return its status and body, ``wsgi_post``
+one whose body is read from a given ``wsgi.input`` (``ShortReads``: in pieces, or slowly);
+``raw_pieces`` returns the status, the headers and the body pieces as the server iterates or
+receives them.
 ``drive_lifespan`` plays a server's side of the lifespan protocol. ``requests_left_in_cycles``
 tells whether a request outlives its call until a garbage collection.
 """
@@ -14,9 +16,11 @@ import contextlib
 import gc
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.util import setup_testing_defaults
+from wsgiref.validate import validator
 
 from microweb import App, Request
 from microweb._forms import FormBuilder
@@ -236,6 +240,59 @@ def wsgi_get(wsgi: Any, path: str, **extra: Any) -> tuple[str, bytes]:
             close()
     assert len(seen) == 1, seen
     return seen[0], body
+
+
+class ShortReads(io.BytesIO):
+    """A ``wsgi.input`` that gives at most ``most`` bytes a read, as a socket's file may, each
+    ``wait`` seconds after it is asked (a slow client); ``tell()`` is how much it gave."""
+
+    def __init__(self, data: bytes, most: int, wait: float = 0.0) -> None:
+        super().__init__(data)
+        self.most, self.wait = most, wait
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.wait:
+            time.sleep(self.wait)
+        return super().read(self.most if size is None or size < 0 else min(size, self.most))
+
+
+def wsgi_post(
+    app: App, body: Any, content_type: str | None, length: int | None, path: str = "/"
+) -> tuple[str, bytes]:
+    """POST through a new ``app.as_wsgi()`` under ``wsgiref.validate``, with ``body`` (a file-like
+    object, such as ``ShortReads``) as ``wsgi.input`` and ``length`` as its ``CONTENT_LENGTH``
+    (``None``: no length, the input is terminated), with ``content_type`` if not ``None``;
+    return the status line and the body.
+
+    The test client reads a body whole before it calls the app: this is the server's own read.
+    The result is closed, and so is the app, whose loop thread would outlive the test.
+    """
+    extra: dict[str, Any] = {"wsgi.input": body}
+    if content_type is not None:
+        extra["CONTENT_TYPE"] = content_type
+    if length is None:
+        extra["wsgi.input_terminated"] = True
+    else:
+        extra["CONTENT_LENGTH"] = str(length)
+    environ = wsgi_environ("POST", path, QUERY_STRING="", SCRIPT_NAME="", **extra)
+    seen: list[str] = []
+    written: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(status)
+        return written.append
+
+    served = app.as_wsgi()
+    try:
+        result = validator(served)(environ, start_response)
+        try:
+            answer = b"".join(result)
+        finally:
+            result.close()
+    finally:
+        served.close()
+    assert len(seen) == 1, seen
+    return seen[0], b"".join(written) + answer
 
 
 # -- the pieces of a response as a server gets them --------------------------------------------

@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour, traced_lines
-from drive import asgi_call, body_messages, chunked, http_scope, response_body, wsgi_environ
+from drive import (
+    asgi_call,
+    body_messages,
+    chunked,
+    http_scope,
+    response_body,
+    wsgi_environ,
+    wsgi_post,
+)
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
@@ -914,20 +922,14 @@ class Sipping(io.BytesIO):
 
 
 def wsgi_sizes(
-    colour: str, stream: io.BytesIO, limits: Limits | None = None, **extra: Any
+    colour: str, stream: io.BytesIO, length: int | None, limits: Limits | None = None
 ) -> tuple[str, bytes]:
-    """POST ``stream`` to an app answering how many bytes it streamed; status and answer."""
+    """POST ``stream`` (``length`` bytes, ``None``: terminated) to an app answering how many
+    bytes it streamed; status and answer."""
     app = body_app(
         colour, lambda r: str(len(b"".join(sync_chunks(r)))), _async_length, limits=limits
     )
-    seen: list[str] = []
-    driver = app.as_wsgi()
-    try:
-        environ = wsgi_environ("POST", "/", **{"wsgi.input": stream, **extra})
-        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
-    finally:
-        driver.close()
-    return seen[0], body
+    return wsgi_post(app, stream, None, length)
 
 
 async def _async_length(request: Request) -> str:
@@ -967,18 +969,7 @@ def test_form_reads_wsgi_input_in_larger_chunks_than_stream(call: str) -> None:
         return str(sum(len(chunk) for chunk in request.iter_bytes()))
 
     stream = Asked(body)
-    driver = app.as_wsgi()
-    try:
-        environ = wsgi_environ(
-            "POST",
-            "/",
-            CONTENT_LENGTH=str(len(body)),
-            CONTENT_TYPE=f"multipart/form-data; boundary={boundary}",
-            **{"wsgi.input": stream},
-        )
-        answer = b"".join(driver(environ, lambda s, h, e=None: None))
-    finally:
-        driver.close()
+    _, answer = wsgi_post(app, stream, f"multipart/form-data; boundary={boundary}", len(body))
     assert answer == str(len(data) if call == "form" else len(body)).encode()
     assert max(stream.asked) == (FORM_READ if call == "form" else CHUNK_SIZE)
 
@@ -988,19 +979,13 @@ def test_form_reads_wsgi_input_in_larger_chunks_than_stream(call: str) -> None:
 def test_a_large_wsgi_body_is_read_whole_whatever_each_read_gives(
     colour: str, most: int, framing: str
 ) -> None:
-    extra = (
-        {"CONTENT_LENGTH": str(len(LARGE))}
-        if framing == "content-length"
-        else {"wsgi.input_terminated": True}
-    )
-    status, body = wsgi_sizes(colour, Sipping(LARGE, most), **extra)
+    length = len(LARGE) if framing == "content-length" else None
+    status, body = wsgi_sizes(colour, Sipping(LARGE, most), length)
     assert (status[:3], body) == ("200", str(len(LARGE)).encode())
 
 
 def test_a_large_wsgi_body_ending_early_is_400(colour: str) -> None:
-    status, body = wsgi_sizes(
-        colour, Sipping(LARGE[:300_000], 5000), CONTENT_LENGTH=str(len(LARGE))
-    )
+    status, body = wsgi_sizes(colour, Sipping(LARGE[:300_000], 5000), len(LARGE))
     assert status.startswith("400")
     assert b"shorter than its Content-Length" in body
 
@@ -1036,7 +1021,7 @@ def test_an_async_handler_under_wsgi_reads_a_large_body_in_few_hops() -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(asyncio, "to_thread", counted)
-        status, body = wsgi_sizes("async", stream, CONTENT_LENGTH=str(len(LARGE)))
+        status, body = wsgi_sizes("async", stream, len(LARGE))
     assert (status[:3], body) == ("200", str(len(LARGE)).encode())
     assert READ_HOP_CHUNKS == 4
     assert hops == ["_read_chunks"] * 6
@@ -1136,26 +1121,16 @@ def test_a_wsgi_read_error_comes_after_the_chunks_read_before_it(colour: str) ->
             return Response(f"{got} chunks, then the error")
         return Response("no error")
 
-    seen: list[str] = []
-    driver = body_app(colour, sync_op, async_op).as_wsgi()
-    try:
-        stream = Failing(LARGE, failing=6)
-        environ = wsgi_environ(
-            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
-        )
-        body = b"".join(driver(environ, lambda s, h, e=None: seen.append(s)))
-    finally:
-        driver.close()
-    assert (seen[0][:3], body) == ("200", b"5 chunks, then the error")
+    app = body_app(colour, sync_op, async_op)
+    status, body = wsgi_post(app, Failing(LARGE, failing=6), None, len(LARGE))
+    assert (status[:3], body) == ("200", b"5 chunks, then the error")
 
 
 def test_a_wsgi_body_of_unknown_length_is_read_little_past_the_limit(colour: str) -> None:
     # NOTE: 413 either way; the reads stop within a chunk of the limit, not a whole hop past.
     limit = 3 * MAX_READ_HOP // 2
     stream = io.BytesIO(LARGE * 4)
-    status, body = wsgi_sizes(
-        colour, stream, Limits(max_body_size=limit), **{"wsgi.input_terminated": True}
-    )
+    status, body = wsgi_sizes(colour, stream, None, Limits(max_body_size=limit))
     assert (status[:3], body) == ("413", f"request body is larger than {limit} bytes".encode())
     assert stream.tell() <= limit + CHUNK_SIZE, f"{stream.tell() - limit} bytes past the limit"
 
@@ -1313,22 +1288,9 @@ READERS: dict[str, tuple[SyncOp, AsyncOp]] = {
 }
 
 
-def post_failing_input(app: App, size: int, **extra: Any) -> tuple[str, bytes]:
+def post_failing_input(app: App, size: int, content_type: str | None = None) -> tuple[str, bytes]:
     """POST ``size`` bytes whose ``wsgi.input`` fails at its first read; status and answer."""
-    seen: list[str] = []
-    driver = app.as_wsgi()
-    try:
-        stream = Failing(b"a=" + b"x" * (size - 2), failing=1)
-        environ = wsgi_environ("POST", "/", CONTENT_LENGTH=str(size), **{"wsgi.input": stream})
-        environ.update(extra)
-        result = driver(environ, lambda s, h, e=None: seen.append(s))
-        try:
-            body = b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()  # NOTE: as a server does.
-    finally:
-        driver.close()
-    return seen[0], body
+    return wsgi_post(app, Failing(b"a=" + b"x" * (size - 2), failing=1), content_type, size)
 
 
 @pytest.mark.parametrize("reader", list(READERS))
@@ -1338,7 +1300,7 @@ def test_a_wsgi_input_that_fails_is_a_client_disconnect_answered_400(
 ) -> None:
     # NOTE: as under ASGI, where the client's leaving sends nothing: no traceback, no 500.
     app = body_app(colour, *READERS[reader])
-    status, body = post_failing_input(app, size, CONTENT_TYPE="application/x-www-form-urlencoded")
+    status, body = post_failing_input(app, size, "application/x-www-form-urlencoded")
     assert status == "400 Bad Request"
     assert b"the client disconnected while its body was read" in body
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
@@ -1453,7 +1415,7 @@ def test_a_stream_whose_body_read_fails_ends_with_nothing_logged_however_it_read
     colour: str, read: str, size: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = stream_reading_app(colour, read)
-    status, body = post_failing_input(app, size, CONTENT_TYPE="multipart/form-data; boundary=b")
+    status, body = post_failing_input(app, size, "multipart/form-data; boundary=b")
     assert (status, body) == ("200 OK", b"start ")
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 

@@ -8,17 +8,15 @@ of it while the second one starts.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from wsgiref.validate import validator
 
 import pytest
 from conftest import MakeClient
-from drive import requests_left_in_cycles, wsgi_environ
+from drive import ShortReads, requests_left_in_cycles, wsgi_post
 
 from microweb import App, HTTPError, Limits, Request
 from microweb.testing import TestClient
@@ -432,14 +430,6 @@ async def _slow_pieces(body: bytes) -> AsyncIterator[bytes]:
         yield body[start : start + 8]
 
 
-class _SlowInput(io.BytesIO):
-    """A ``wsgi.input`` that gives at most 8 KiB a read, each 10 ms after it is asked."""
-
-    def read(self, size: int | None = -1) -> bytes:
-        time.sleep(0.01)
-        return super().read(8192 if size is None or size < 0 else min(8192, size))
-
-
 def _post_slowly(app: App, interface: str, body: bytes) -> Any:
     """POST ``body`` as a urlencoded form that comes 8 KiB every 10 ms; the answer's JSON."""
     if interface == "asgi":
@@ -453,30 +443,10 @@ def _post_slowly(app: App, interface: str, body: bytes) -> Any:
             answer = client.post("/", content=pieces(), headers=URLENCODED)
         assert answer.status_code == 200, answer.text
         return answer.json()
-    # NOTE: the test client reads a body whole before it calls the app: the server's own read.
-    environ = wsgi_environ(
-        "POST",
-        "/",
-        CONTENT_TYPE=URLENCODED["content-type"],
-        CONTENT_LENGTH=str(len(body)),
-        QUERY_STRING="",
-        SCRIPT_NAME="",
-    )
-    environ["wsgi.input"] = _SlowInput(body)
-    statuses: list[str] = []
-    served = app.as_wsgi()
-    try:
-        result = validator(served)(
-            environ, lambda status, headers, exc_info=None: statuses.append(status)
-        )
-        try:
-            answer = b"".join(result)
-        finally:
-            result.close()
-    finally:
-        served.close()  # NOTE: its app loop's thread ends, as a server's stop ends it.
-    assert statuses == ["200 OK"], answer
-    return json.loads(answer)
+    slowly = ShortReads(body, 8192, wait=0.01)
+    status, content = wsgi_post(app, slowly, URLENCODED["content-type"], len(body))
+    assert status == "200 OK", content
+    return json.loads(content)
 
 
 @pytest.mark.parametrize("later", ["aread", "ajson-silent"])

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import http_scope, start_response, wsgi_environ
+from drive import http_scope, wsgi_post
 
 from microweb import App, Limits, Request, UploadFile
 
@@ -228,7 +228,7 @@ def test_a_client_gone_mid_upload_leaves_no_file_open_and_no_traceback(
     before = _open_fds()
     with caplog.at_level(logging.DEBUG, logger="microweb"):
         if interface == "wsgi":
-            status = _wsgi_post(app, sent, length)
+            status, _ = wsgi_post(app, _CutInput(sent, len(sent)), MULTIPART, length, "/form")
         else:
             status = asyncio.run(_asgi_post(app, sent, length))
     assert status in (None, "400 Bad Request")  # NOTE: ASGI answers nobody: the client left.
@@ -237,32 +237,6 @@ def test_a_client_gone_mid_upload_leaves_no_file_open_and_no_traceback(
     assert on_disk[:1] == [True]
     assert _open_fds() <= before
     assert [record for record in caplog.records if record.exc_info or record.levelno >= 40] == []
-
-
-def _wsgi_post(app: App, sent: bytes, length: int) -> str:
-    environ = wsgi_environ(
-        "POST",
-        "/form",
-        CONTENT_TYPE=MULTIPART,
-        CONTENT_LENGTH=str(length),
-        **{"wsgi.input": _CutInput(sent, len(sent))},
-    )
-    statuses: list[str] = []
-
-    def keep_status(status: str, headers: Any, exc_info: Any = None) -> Any:
-        statuses.append(status)
-        return start_response(status, headers, exc_info)
-
-    driver = app.as_wsgi()
-    try:
-        result = driver(environ, keep_status)
-        try:
-            b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()
-    finally:
-        driver.close()
-    return statuses[0]
 
 
 async def _asgi_post(app: App, sent: bytes, length: int) -> str | None:

@@ -21,13 +21,14 @@ from typing import Any
 import pytest
 from conftest import MakeClient, traced_lines
 from drive import (
+    ShortReads,
     asgi_call,
     body_messages,
     chunked,
     http_scope,
     requests_left_in_cycles,
     response_body,
-    wsgi_environ,
+    wsgi_post,
 )
 from test_body import LARGE, Failing, add_body_route, body_app, json_app, read_app
 
@@ -92,44 +93,20 @@ def test_asgi_message_without_a_body_key_is_an_empty_piece(colour: str) -> None:
     assert (status, json.loads(body)) == (200, {"value": PAYLOAD})
 
 
-class ShortReads(io.BytesIO):
-    """A ``wsgi.input`` that gives at most ``most`` bytes per read, as a socket file may."""
-
-    def __init__(self, data: bytes, most: int) -> None:
-        super().__init__(data)
-        self.most = most
-
-    def read(self, size: int | None = -1) -> bytes:
-        return super().read(self.most if size is None or size < 0 else min(size, self.most))
-
-
-def wsgi_post(colour: str, stream: io.BytesIO, length: str | None) -> tuple[str, bytes]:
+def _post(colour: str, stream: io.BytesIO, length: int | None) -> tuple[str, bytes]:
     """POST ``stream`` to the JSON app's WSGI callable by hand; return the status and the body."""
-    seen: list[str] = []
-    extra: dict[str, Any] = {"CONTENT_TYPE": "application/json", "wsgi.input": stream}
-    if length is not None:
-        extra["CONTENT_LENGTH"] = length
-    else:
-        extra["wsgi.input_terminated"] = True
-    driver = json_app(colour).as_wsgi()
-    try:
-        body = b"".join(
-            driver(wsgi_environ("POST", "/", **extra), lambda s, h, e=None: seen.append(s))
-        )
-    finally:
-        driver.close()
-    return seen[0], body
+    return wsgi_post(json_app(colour), stream, "application/json", length)
 
 
-@pytest.mark.parametrize("length", [str(len(PAYLOAD_BODY)), None])
-def test_wsgi_input_giving_short_reads(colour: str, length: str | None) -> None:
-    status, body = wsgi_post(colour, ShortReads(PAYLOAD_BODY, 5), length)
+@pytest.mark.parametrize("length", [len(PAYLOAD_BODY), None])
+def test_wsgi_input_giving_short_reads(colour: str, length: int | None) -> None:
+    status, body = _post(colour, ShortReads(PAYLOAD_BODY, 5), length)
     assert status.startswith("200")
     assert json.loads(body) == {"value": PAYLOAD}
 
 
 def test_wsgi_input_ending_early_is_400(colour: str) -> None:
-    status, body = wsgi_post(colour, ShortReads(PAYLOAD_BODY[:10], 3), str(len(PAYLOAD_BODY)))
+    status, body = _post(colour, ShortReads(PAYLOAD_BODY[:10], 3), len(PAYLOAD_BODY))
     assert status.startswith("400")
     assert b"shorter than its Content-Length" in body
 
@@ -375,15 +352,7 @@ def test_a_client_gone_mid_body_is_raised_again_under_asgi(colour: str) -> None:
 
 def test_a_client_gone_mid_body_is_raised_again_under_wsgi(colour: str) -> None:
     errors: Caught = []
-    driver = three_reads_app(colour, errors).as_wsgi()
-    try:
-        stream = Failing(LARGE, failing=2)
-        environ = wsgi_environ(
-            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
-        )
-        b"".join(driver(environ, lambda status, headers, exc_info=None: None))
-    finally:
-        driver.close()
+    wsgi_post(three_reads_app(colour, errors), Failing(LARGE, failing=2), None, len(LARGE))
     assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
 
 
@@ -451,15 +420,7 @@ def test_a_client_gone_mid_stream_is_raised_again_under_asgi(colour: str) -> Non
 
 def test_a_client_gone_mid_stream_is_raised_again_under_wsgi(colour: str) -> None:
     errors: Caught = []
-    driver = stream_then_read_twice(colour, errors).as_wsgi()
-    try:
-        stream = Failing(LARGE, failing=2)
-        environ = wsgi_environ(
-            "POST", "/", CONTENT_LENGTH=str(len(LARGE)), **{"wsgi.input": stream}
-        )
-        b"".join(driver(environ, lambda status, headers, exc_info=None: None))
-    finally:
-        driver.close()
+    wsgi_post(stream_then_read_twice(colour, errors), Failing(LARGE, failing=2), None, len(LARGE))
     assert [type(error) for error, _ in errors] == [ClientDisconnect] * 3
 
 
@@ -486,7 +447,7 @@ def test_asgi_body_longer_than_its_content_length_is_400(colour: str, split: boo
 def test_wsgi_reads_no_more_than_its_content_length(colour: str) -> None:
     # NOTE: PEP 3333: past CONTENT_LENGTH the input is not the app's to read.
     stream = io.BytesIO(b'{"a": 1}{"b": 2}')
-    status, body = wsgi_post(colour, stream, "8")
+    status, body = _post(colour, stream, 8)
     assert (status[:3], json.loads(body)) == ("200", {"value": {"a": 1}})
     assert stream.tell() == 8
 

@@ -220,16 +220,7 @@ def test_ctrl_c_while_the_children_start_ends_them_quietly(tmp_path: Path, mode:
     launched.mkdir()
     port, log = free_port(), tmp_path / "serve.log"
     command = [sys.executable, str(launcher), *_command(port, *SERVE_MODES[mode])[3:]]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environment(LAUNCHED=str(launched)),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _start_as_group(command, environment(LAUNCHED=str(launched)), log)
     try:
         count = MODE_PROCESSES[mode]
         wait_for(lambda: len(list(launched.iterdir())) == count, "children starting", log)
@@ -259,39 +250,29 @@ HELD_LAUNCHER = LAUNCHER.replace(
 )
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux's /proc")
-def test_sigint_to_one_starting_worker_alone_stops_it_and_it_is_replaced(tmp_path: Path) -> None:
-    # NOTE: a child drops a SIGINT that came while it started (right for Ctrl+C, which the
-    # main process also gets): `kill -INT <pid>` of one worker alone was lost, and it served.
+@contextlib.contextmanager
+def _a_starting_worker_given(tmp_path: Path, signum: int) -> Iterator[tuple[int, Path, int]]:
+    """Serve with two workers held at their start, send ``signum`` to the first alone, and let
+    both go on once it has taken it; yield the port, the log and that worker's pid once the
+    command serves. The test's own checks done, the command must end by SIGTERM, quietly."""
     launcher, launched, go = tmp_path / "launcher.py", tmp_path / "launched", tmp_path / "go"
     launcher.write_text(HELD_LAUNCHER)
     launched.mkdir()
     port, log = free_port(), tmp_path / "serve.log"
     command = [sys.executable, str(launcher), *_command(port, "--workers", "2")[3:]]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environment(LAUNCHED=str(launched), GO=str(go)),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _start_as_group(
+        command, environment(LAUNCHED=str(launched), GO=str(go)), log, _no_core
+    )
     children: list[int] = []
     try:
         wait_for(lambda: len(list(launched.iterdir())) == 2, "children starting", log)
         children += sorted(int(child.name) for child in launched.iterdir())
-        os.kill(children[0], signal.SIGINT)
-        wait_for(lambda: _took_signal(children[0], signal.SIGINT), "the child given SIGINT", log)
+        os.kill(children[0], signum)
+        name = signal.Signals(signum).name
+        wait_for(lambda: _took_signal(children[0], signum), f"the child given {name}", log)
         go.touch()
         wait_for(lambda: "serving on" in read_log(log), "serving line", log)
-        assert (
-            _took_signal(children[0], signal.SIGINT) and not Path(f"/proc/{children[0]}").exists()
-        )
-        assert "starting another" in read_log(log), read_log(log)
-        for _ in range(4):
-            assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
+        yield port, log, children[0]
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
     finally:
@@ -301,6 +282,17 @@ def test_sigint_to_one_starting_worker_alone_stops_it_and_it_is_replaced(tmp_pat
                 os.kill(child, signal.SIGKILL)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux's /proc")
+def test_sigint_to_one_starting_worker_alone_stops_it_and_it_is_replaced(tmp_path: Path) -> None:
+    # NOTE: a child drops a SIGINT that came while it started (right for Ctrl+C, which the
+    # main process also gets): `kill -INT <pid>` of one worker alone was lost, and it served.
+    with _a_starting_worker_given(tmp_path, signal.SIGINT) as (port, log, child):
+        assert _took_signal(child, signal.SIGINT) and not Path(f"/proc/{child}").exists()
+        assert "starting another" in read_log(log), read_log(log)
+        for _ in range(4):
+            assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
 
 
 # NOTE: the command, with a SIGQUIT to itself as it parses its options.
@@ -344,34 +336,10 @@ def test_sigquit_to_a_starting_worker_is_taken_as_sigterm(tmp_path: Path) -> Non
     # NOTE: a worker took SIGQUIT as SIGTERM once it had set its handling up: before, Python's
     # default ended it by SIGQUIT (a core dump where they are on). Now it is held back until
     # then, as SIGINT is, and the worker ends by SIGTERM, and is replaced.
-    launcher, launched, go = tmp_path / "launcher.py", tmp_path / "launched", tmp_path / "go"
-    launcher.write_text(HELD_LAUNCHER)
-    launched.mkdir()
-    port, log = free_port(), tmp_path / "serve.log"
-    command = [sys.executable, str(launcher), *_command(port, "--workers", "2")[3:]]
-    process = _start_as_group(
-        command, environment(LAUNCHED=str(launched), GO=str(go)), log, _no_core
-    )
-    children: list[int] = []
-    try:
-        wait_for(lambda: len(list(launched.iterdir())) == 2, "children starting", log)
-        children += sorted(int(child.name) for child in launched.iterdir())
-        os.kill(children[0], signal.SIGQUIT)
-        wait_for(lambda: _took_signal(children[0], signal.SIGQUIT), "the child given SIGQUIT", log)
-        go.touch()
-        wait_for(lambda: "serving on" in read_log(log), "serving line", log)
-        ended = f"worker [{children[0]}] ended before it started (status {-signal.SIGTERM})"
+    with _a_starting_worker_given(tmp_path, signal.SIGQUIT) as (port, log, child):
+        ended = f"worker [{child}] ended before it started (status {-signal.SIGTERM})"
         assert ended in read_log(log), read_log(log)
         assert httpx.get(f"http://{HOST}:{port}/where", timeout=10).status_code == 200
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=10)
-    finally:
-        stop(process)
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-    assert process.returncode == -signal.SIGTERM, read_log(log)
-    assert "Traceback" not in read_log(log), read_log(log)
 
 
 # NOTE: a child's entry point, run in a process of its own with a SIGINT sent to it as it

@@ -338,10 +338,12 @@ def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped
     # NOTE: 80 CPU-bound def requests (40 at once in each worker's pool) kept the loop from the
     # GIL for seconds between two of its turns; the worker was taken for one whose loop was
     # blocked, killed, and most of the requests were lost (review213). Its loop is slow, but
-    # takes turns: the worker serves on.
+    # takes turns: the worker serves on. Each worker's 40 threads need 4 s of CPU between them,
+    # the loop waiting behind them all along; a timeout of 2 s (half that) failed once on a
+    # loaded machine, where the watcher thread waits longer for the GIL too.
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
-    options = ("--workers", "2", "--timeout-worker-healthcheck", "2")
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "4")
     statuses: list[int | str] = []
 
     def request() -> None:

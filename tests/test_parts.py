@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, load_example, traced_lines
-from drive import chunked, http_scope, requests_left_in_cycles, start_response, wsgi_environ
+from drive import ShortReads, chunked, http_scope, requests_left_in_cycles, wsgi_post
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_forms import (
@@ -129,44 +128,12 @@ def expected(skip: tuple[str, ...] = ()) -> list[Entry]:
 # -- driving the callables by hand -------------------------------------------------------------
 
 
-class Dribble(io.RawIOBase):
-    """A ``wsgi.input`` that gives at most ``size`` bytes per read, and counts what it gave."""
-
-    def __init__(self, data: bytes, size: int) -> None:
-        self.data, self.size, self.position = data, size, 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        wanted = self.size if size is None or size < 0 else min(size, self.size)
-        chunk = self.data[self.position : self.position + wanted]
-        self.position += len(chunk)
-        return chunk
-
-
-def wsgi_post(app: App, body: bytes, size: int) -> tuple[str, bytes, int]:
+def dribbled_post(app: App, body: bytes, size: int) -> tuple[str, bytes, int]:
     """POST ``body`` to ``/`` through ``as_wsgi()``, ``size`` bytes per read; return the status,
     the response body and how many body bytes the app read."""
-    dribble = Dribble(body, size)
-    environ = wsgi_environ(
-        "POST",
-        "/",
-        CONTENT_TYPE=MULTIPART,
-        CONTENT_LENGTH=str(len(body)),
-        **{"wsgi.input": dribble},
-    )
-    seen: list[str] = []
-
-    def start(status: str, headers: Any, exc_info: Any = None) -> Any:
-        seen.append(status)
-        return start_response(status, headers, exc_info)
-
-    wsgi = app.as_wsgi()
-    try:
-        result = wsgi(environ, start)
-        answer = b"".join(result)
-        getattr(result, "close", lambda: None)()
-    finally:
-        wsgi.close()
-    return seen[0], answer, dribble.position
+    dribble = ShortReads(body, size)
+    status, answer = wsgi_post(app, dribble, MULTIPART, len(body))
+    return status, answer, dribble.tell()
 
 
 async def asgi_post(
@@ -205,7 +172,7 @@ def post_by_hand(
     interface: str, app: App, body: bytes, size: int, pause: bool = False
 ) -> tuple[int, bytes, int]:
     if interface == "wsgi":
-        status, answer, read = wsgi_post(app, body, size)
+        status, answer, read = dribbled_post(app, body, size)
         return int(status.split()[0]), answer, read
     return asyncio.run(asgi_post(app, body, size, pause))
 

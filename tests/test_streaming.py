@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient, in_colour
-from drive import Message, chunked, http_scope, start_response, wsgi_environ
+from drive import Message, chunked, http_scope, start_response, wsgi_environ, wsgi_post
 
 from microweb import App, ClientDisconnect, Request, Response, ServerSentEvent
 from microweb._error_logs import REPORTED_TRACEBACKS
@@ -1283,14 +1283,7 @@ def test_wsgi_body_reads_from_input_in_chunks(colour: str) -> None:
             return "ok"
 
     body = b"z" * 200_000
-    wsgi = app.as_wsgi()
-    try:
-        environ = wsgi_environ(
-            "POST", CONTENT_LENGTH=str(len(body)), **{"wsgi.input": io.BytesIO(body)}
-        )
-        assert b"".join(wsgi(environ, start_response)) == b"ok"
-    finally:
-        wsgi.close()
+    assert wsgi_post(app, io.BytesIO(body), None, len(body)) == ("200 OK", b"ok")
     assert sum(seen) == len(body)
     assert max(seen) <= 64 * 1024
 

@@ -75,6 +75,30 @@ def iter_rows() -> Iterator[bytes]:
 STREAMS = {"sync": _endless, "async-yields": _aendless, "async-awaits": _awaits_news}
 
 
+def _stream_error_logged(
+    make_client: MakeClient,
+    colour: str,
+    caplog: pytest.LogCaptureFixture,
+    index: Callable[[Request], Response],
+    first: bytes | None,
+) -> logging.LogRecord:
+    """GET ``index``'s stream (in ``colour``) and take its first chunk, which starts with
+    ``first`` (``None``: the whole answer); the stream's ``CloseFailed`` reaches the client,
+    and microweb logs it once, as an error of the stream: return that record."""
+    app = App()
+    app.get("/")(in_colour(colour, index))
+    client = make_client(app)
+    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(CloseFailed):
+        if first is None:
+            client.get("/")
+        else:
+            with client.stream("GET", "/") as answer:
+                assert next(answer.iter_raw()).startswith(first)
+    logged = [r for r in caplog.records if r.name == "microweb"]
+    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+    return logged[0]
+
+
 @pytest.mark.parametrize("stream", list(STREAMS))
 def test_a_stream_whose_closing_fails_after_its_client_left_is_logged_once_and_raised(
     make_client: MakeClient,
@@ -87,26 +111,16 @@ def test_a_stream_whose_closing_fails_after_its_client_left_is_logged_once_and_r
     # queued it for a thread that had stopped taking); the others went to the server with no
     # line of microweb's (under ASGI, an async one paused at its yield), where every other
     # error of a stream is logged as "error while streaming".
-    app = App()
 
     def index(request: Request) -> Response:
         return Response.stream(STREAMS[stream]())
 
-    app.get("/")(in_colour(colour, index))
-    client = make_client(app)
-    with (
-        caplog.at_level(logging.ERROR, logger="microweb"),
-        pytest.raises(CloseFailed),
-        client.stream("GET", "/") as answer,
-    ):
-        assert next(answer.iter_raw()).startswith(b"chunk")
-    logged = [r for r in caplog.records if r.name == "microweb"]
-    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
-    assert logged[0].exc_info is not None
-    assert isinstance(logged[0].exc_info[1], CloseFailed)
+    logged = _stream_error_logged(make_client, colour, caplog, index, b"chunk")
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], CloseFailed)
     # NOTE: marked as logged: the server's own record of it is left out under microweb serve.
     server_record = logging.LogRecord(
-        "waitress", logging.ERROR, __file__, 1, "Exception while serving /", (), logged[0].exc_info
+        "waitress", logging.ERROR, __file__, 1, "Exception while serving /", (), logged.exc_info
     )
     assert not REPORTED_TRACEBACKS.filter(server_record)
 
@@ -130,19 +144,13 @@ def test_a_sync_stream_whose_iter_fails_is_an_error_after_its_headers_under_both
     # NOTE: under WSGI iter() ran before the body was handed over: the error left the app
     # unlogged, a 500 of the server's own (a cut 200 under ASGI), and as no server had a body
     # to close, the stream was left open and the after-response callbacks never ran.
-    app = App()
     closed: list[str] = []
 
     def index(request: Request) -> Response:
         request.after_response(closed.append, "after")
         return Response.stream(_RefusesIteration(closed))
 
-    app.get("/")(in_colour(colour, index))
-    client = make_client(app)
-    with caplog.at_level(logging.ERROR, logger="microweb"), pytest.raises(CloseFailed):
-        client.get("/")
-    logged = [r for r in caplog.records if r.name == "microweb"]
-    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
+    _stream_error_logged(make_client, colour, caplog, index, None)
     assert closed == ["closed", "after"]
 
 
@@ -309,24 +317,14 @@ def test_a_stream_is_closed_when_its_iterators_close_fails_under_both_interfaces
 ) -> None:
     # NOTE: under WSGI the iterable was left open (ASGI closed both): the second close was
     # skipped once the first one failed.
-    app = App()
     closed: list[str] = []
 
     def index(request: Request) -> Response:
         request.after_response(closed.append, "after")
         return Response.stream(_Cursor(closed))
 
-    app.get("/")(in_colour(colour, index))
-    client = make_client(app)
-    with (
-        caplog.at_level(logging.ERROR, logger="microweb"),
-        pytest.raises(CloseFailed),
-        client.stream("GET", "/") as answer,
-    ):
-        assert next(answer.iter_raw()).startswith(b"row")
+    _stream_error_logged(make_client, colour, caplog, index, b"row")
     assert closed == ["rows", "cursor", "after"]
-    logged = [r for r in caplog.records if r.name == "microweb"]
-    assert [r.getMessage() for r in logged] == ["error while streaming GET /"]
 
 
 def _exits_in_its_finally(kind: str) -> Response:
