@@ -107,13 +107,15 @@ class BodyMethods(HeadProperties):
     # or in another thread (a def handler's read beside a task that a flow started).
     _reading: str
     _read_done: Signal | None
-    _inline: bool
+    # NOTE: the thread that runs the request's inline code (0: none), not a flag for the
+    # request: a thread that a sync flow started reads while the flow runs (review272).
+    _inline: int
     _cleanups: list[Cleanup] | None
 
     # -- body, sync colour -------------------------------------------------------------------
 
     def _check_sync(self, call: str, twin: str) -> None:
-        if self._inline:
+        if self._inline == self._thread_id():
             # NOTE: refused under WSGI too, so that an app passing under WSGI passes under ASGI.
             raise RuntimeError(
                 f"request.{call} blocks, and this code runs inline (a sync flow, a sync error "

@@ -168,7 +168,8 @@ class HeadProperties:
     ``def`` handlers need no offload. ``_sync_only`` refuses a blocking call where an event
     loop runs; ``_run_blocking`` runs a blocking call from async code (uploads'
     ``aread``/``asave``); ``_spooler()`` makes what writes a form's spooled files (in a file
-    thread, off the event loop).
+    thread, off the event loop); ``_thread_id()`` tells the calling thread (the one that runs
+    a request's inline code, ``_inline``).
     """
 
     # NOTE: the slots are all on Request, one layout for the hot path; mypy is told here the
@@ -181,6 +182,7 @@ class HeadProperties:
     interface: str
     may_block: bool
     _sync_only: Callable[[str, str], None]
+    _thread_id: Callable[[], int]
     _run_blocking: Callable[..., Awaitable[Any]]
     _spooler: Callable[[], Spooler]
 
