@@ -346,6 +346,11 @@ class HeadProperties:
         if not isinstance(host, str) or (host and not valid_host(host)):
             shown = host[:200] + "..." if isinstance(host, str) and len(host) > 200 else host
             raise ValueError(f"request.host takes a host[:port] or '', not {shown!r}")
+        self._set_host(host)
+
+    def _set_host(self, host: str) -> None:
+        """Set ``host``, checked already (``""`` or ``valid_host()``): the setter's, or the one a
+        plugin checked as it parsed a header (``ProxyHeaders``), not checked twice."""
         self._host = without_empty_port(host)
 
     @property
