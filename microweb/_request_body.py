@@ -563,6 +563,11 @@ class BodyMethods(HeadProperties):
         # PERF: acquire() and release(), not a with block (83 against 199 ns, timeit): an ASGI
         # echo 322,890 -> 321,389 instructions (bench/drive_cell.py under valgrind,
         # PYTHONHASHSEED=0, 2026-12-06); 316,127 before reads shared across threads.
+        # PERF: no lock for a claim on the ASGI loop while no read can run off it (a flag set
+        # on the loop when a def handler goes to the pool, or by a sync read's hop there
+        # first), tried (review272): ASGI echo 320,421 -> 319,502, WSGI echo 288,300 ->
+        # 289,759 (same measure, several runs). No lock at all, unsafe, saved ~1,600 under
+        # ASGI. Not worth a second path through every claim: the lock stays.
         lock = source.lock
         lock.acquire()
         try:
