@@ -51,14 +51,14 @@ def call(target: Colored, request: Request, *args: Any, **kwargs: Any) -> Effect
                 raise_own(exc)
                 raise
         return (yield Offload(target.fn, (request, *args), kwargs))
-    request._inline = True
+    request._inline = request._thread_id()
     try:
         return target.fn(request, *args, **kwargs)
     except BaseException as exc:
         raise_own(exc)
         raise
     finally:
-        request._inline = False
+        request._inline = 0
 
 
 def error_response(

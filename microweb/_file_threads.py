@@ -280,12 +280,13 @@ class ThreadHooks:
     """The driver hooks of a request about blocking, the same under both drivers.
 
     A mixin of ``WSGIRequest`` and ``ASGIRequest`` (the hooks ``HeadProperties`` names): refuse
-    a blocking call where an event loop runs, run one from async code in a file thread, and
-    write a form's spooled files in one.
+    a blocking call where an event loop runs, run one from async code in a file thread,
+    write a form's spooled files in one, and tell the calling thread.
     """
 
     __slots__ = ()
     _sync_only = staticmethod(sync_only)
+    _thread_id = staticmethod(threading.get_ident)
     _run_blocking = staticmethod(run_blocking)
     _spooler = ThreadSpooler
 

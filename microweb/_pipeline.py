@@ -137,11 +137,11 @@ def fail(plan: Plan, request: Request, exc: Exception) -> Effects:
 
 
 def _call_inline(fn: Callable[..., Any], request: Request) -> Any:
-    request._inline = True
+    request._inline = request._thread_id()
     try:
         return fn(request, **request.path_params)
     finally:
-        request._inline = False
+        request._inline = 0
 
 
 def _handled(plan: Plan, request: Request, found: Endpoint) -> Effects:
@@ -433,14 +433,14 @@ def _advance(
             if out is _ENDED:
                 return None, True
         else:
-            request._inline = True
+            request._inline = request._thread_id()
             try:
                 out = gen.throw(exc) if exc is not None else gen.send(value)
             except BaseException as error:
                 raise_own_cancellation(error)  # NOTE: a sync flow's own.
                 raise
             finally:
-                request._inline = False
+                request._inline = 0
     except StopAsyncIteration:
         return None, True
     except StopIteration as stop:

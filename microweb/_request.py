@@ -352,7 +352,7 @@ def new_request(
     request._consumed = ""
     request._reading = ""
     request._read_done = None
-    request._inline = False
+    request._inline = 0
     # NOTE: the form builders, whose files are closed when the request ends.
     request._cleanups = None
     # NOTE: None until after_response() is called: the drivers check it once per request.

@@ -107,13 +107,15 @@ class BodyMethods(HeadProperties):
     # or in another thread (a def handler's read beside a task that a flow started).
     _reading: str
     _read_done: Signal | None
-    _inline: bool
+    # NOTE: the thread that runs the request's inline code (0: none), not a flag for the
+    # request: a thread that a sync flow started reads while the flow runs (review272).
+    _inline: int
     _cleanups: list[Cleanup] | None
 
     # -- body, sync colour -------------------------------------------------------------------
 
     def _check_sync(self, call: str, twin: str) -> None:
-        if self._inline:
+        if self._inline == self._thread_id():
             # NOTE: refused under WSGI too, so that an app passing under WSGI passes under ASGI.
             raise RuntimeError(
                 f"request.{call} blocks, and this code runs inline (a sync flow, a sync error "
@@ -561,6 +563,11 @@ class BodyMethods(HeadProperties):
         # PERF: acquire() and release(), not a with block (83 against 199 ns, timeit): an ASGI
         # echo 322,890 -> 321,389 instructions (bench/drive_cell.py under valgrind,
         # PYTHONHASHSEED=0, 2026-12-06); 316,127 before reads shared across threads.
+        # PERF: no lock for a claim on the ASGI loop while no read can run off it (a flag set
+        # on the loop when a def handler goes to the pool, or by a sync read's hop there
+        # first), tried (review272): ASGI echo 320,421 -> 319,502, WSGI echo 288,300 ->
+        # 289,759 (same measure, several runs). No lock at all, unsafe, saved ~1,600 under
+        # ASGI. Not worth a second path through every claim: the lock stays.
         lock = source.lock
         lock.acquire()
         try:

@@ -168,7 +168,8 @@ class HeadProperties:
     ``def`` handlers need no offload. ``_sync_only`` refuses a blocking call where an event
     loop runs; ``_run_blocking`` runs a blocking call from async code (uploads'
     ``aread``/``asave``); ``_spooler()`` makes what writes a form's spooled files (in a file
-    thread, off the event loop).
+    thread, off the event loop); ``_thread_id()`` tells the calling thread (the one that runs
+    a request's inline code, ``_inline``).
     """
 
     # NOTE: the slots are all on Request, one layout for the hot path; mypy is told here the
@@ -181,6 +182,7 @@ class HeadProperties:
     interface: str
     may_block: bool
     _sync_only: Callable[[str, str], None]
+    _thread_id: Callable[[], int]
     _run_blocking: Callable[..., Awaitable[Any]]
     _spooler: Callable[[], Spooler]
 
@@ -344,6 +346,11 @@ class HeadProperties:
         if not isinstance(host, str) or (host and not valid_host(host)):
             shown = host[:200] + "..." if isinstance(host, str) and len(host) > 200 else host
             raise ValueError(f"request.host takes a host[:port] or '', not {shown!r}")
+        self._set_host(host)
+
+    def _set_host(self, host: str) -> None:
+        """Set ``host``, checked already (``""`` or ``valid_host()``): the setter's, or the one a
+        plugin checked as it parsed a header (``ProxyHeaders``), not checked twice."""
         self._host = without_empty_port(host)
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import AsyncGenerator, Awaitable, Iterator
 from contextlib import nullcontext
 from types import GeneratorType
@@ -87,6 +88,8 @@ class HandmadeRequest(Request):
 
     def _sync_only(self, call: str, twin: str) -> None:
         pass
+
+    _thread_id = staticmethod(threading.get_ident)
 
 
 class WSGIRequest(HandmadeRequest):

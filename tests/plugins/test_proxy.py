@@ -15,6 +15,8 @@ import httpx
 import pytest
 from servers import HOST, free_port, start, stop
 
+import microweb._request_head as request_head
+import microweb.plugins.proxy as proxy_module
 from microweb import App, Headers, Request, Response
 from microweb._cli import main
 from microweb._serving import FORWARDED_VARIABLE, TARGET_VARIABLE, asgi_from_environment
@@ -434,6 +436,27 @@ def test_malformed_values_from_a_trusted_proxy_are_400(send: Send, name: str, va
     assert "from a trusted proxy" in response.text
     header = "x-forwarded-for" if name == "x-forwarded-for" else name
     assert header in response.text.lower()
+
+
+@pytest.mark.parametrize("forwarded", [False, True], ids=["x-forwarded", "forwarded"])
+def test_a_forwarded_host_is_checked_once(
+    send: Send, forwarded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: the plugin checked X-Forwarded-Host, then the request.host setter checked the same
+    # value again (review272).
+    checked: list[str] = []
+
+    def counted(host: str) -> bool:
+        checked.append(host)
+        return valid_host(host)
+
+    monkeypatch.setattr(proxy_module, "valid_host", counted)
+    monkeypatch.setattr(request_head, "valid_host", counted)
+    header = (
+        ("forwarded", "for=192.0.2.1;host=a.test") if forwarded else ("x-forwarded-host", "a.test")
+    )
+    assert seen(send, [header], forwarded=forwarded)["host"] == "a.test"
+    assert checked == ["a.test"]
 
 
 def test_a_refusal_is_logged_with_its_reason(send: Send, caplog: pytest.LogCaptureFixture) -> None:
