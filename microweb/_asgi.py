@@ -54,6 +54,7 @@ from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._routing import is_async_callable
 from ._sse import SSEChunks
+from ._stream_ahead import CLOSING_FOR
 from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -440,6 +441,7 @@ class ASGIDriver:
 
     async def _closed_unsent(self, stream: Any, request: Request) -> None:
         """Close a stream that is not sent; log what its close raises."""
+        token = CLOSING_FOR.set(request)
         try:
             await self._close_stream(stream)
         except Exception as exc:
@@ -447,6 +449,8 @@ class ASGIDriver:
         except (KeyboardInterrupt, SystemExit) as exc:
             # NOTE: out of the close's task, asyncio raised it again out of its loop.
             raise Carried(exc) from exc
+        finally:
+            CLOSING_FOR.reset(token)
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send
@@ -687,6 +691,7 @@ def _guarded(send: Send) -> Send:
 async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:
     """Await ``closing``, that of a stream that was sent (or cut); an error of it is logged as
     the stream's."""
+    token = CLOSING_FOR.set(request)  # NOTE: for the warning of a close given up on.
     try:
         await closing
     except ClientDisconnect:
@@ -701,3 +706,5 @@ async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:
             # client gone) left the app with no line of its own: Uvicorn alone logged it.
             stream_failed(request, exc)
         raise
+    finally:
+        CLOSING_FOR.reset(token)

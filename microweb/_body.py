@@ -109,6 +109,11 @@ class ReadDone:
 
     def wait_blocking(self) -> None:
         """Wait in a thread where no event loop runs (the sync reads are refused elsewhere)."""
+        # NOTE: no timed check of the reader's loop, as wait_for() makes: a loop that stops
+        # (the WSGI app loop at the app's close, asyncio.run() at a server's) cancels the
+        # reader's task, whose read ends in its finally (_end_read()) and sets this; the waiter
+        # then gets the error of a read that waited for a cancelled one (review276). Only a
+        # loop closed with its tasks left pending, which none of those does, would leave it.
         self._done.wait()
 
 

@@ -22,7 +22,8 @@ from ._closing import close_both, close_sync_in
 from ._effects import Effects, Offload
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
-from ._stream_ahead import AHEAD, Raised, held
+from ._request import logged_method, logged_path
+from ._stream_ahead import AHEAD, CLOSING_FOR, Raised, held
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
@@ -594,8 +595,9 @@ class _ThreadClose:
             if iscoroutine(returned):
                 returned.close()
             logger.warning(
-                "the async close() that the close() of a streamed response's %s returned was "
+                "%sthe async close() that the close() of a streamed response's %s returned was "
                 "not run: its event loop had stopped",
+                _closing_request(),
                 self.named(),
             )
             return None
@@ -604,6 +606,15 @@ class _ThreadClose:
     def named(self) -> str:
         owner = getattr(self.close, "__self__", self.close)
         return f"{type(owner).__module__}.{type(owner).__qualname__}"
+
+
+def _closing_request() -> str:
+    """The start of a warning about a stream's close: its request's method and path, where a
+    driver said whose stream it is (``CLOSING_FOR``)."""
+    request = CLOSING_FOR.get()
+    if request is None:
+        return ""
+    return f"{logged_method(request)} {logged_path(request)}: "
 
 
 # NOTE: the close each task waits for in a close thread now, for the warning of a driver that
@@ -647,9 +658,10 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
                 closing.add_done_callback(_close_ended_unawaited)
                 if not pending.told:
                     logger.warning(
-                        "the close() of a streamed response's %s has waited %g s for a close "
+                        "%sthe close() of a streamed response's %s has waited %g s for a close "
                         "thread (all %d run closes that have not returned): the response is "
                         "ended, and the close runs once a thread is free",
+                        _closing_request(),
                         pending.named(),
                         _close_wait(),
                         CLOSE_THREADS,

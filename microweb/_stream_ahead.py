@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._app_loop import (
     CUT_TASKS,
@@ -22,9 +23,25 @@ from ._app_loop import (
 )
 from ._errors import own_cancellation
 
+if TYPE_CHECKING:
+    from ._request import Request
+
+# NOTE: the request whose stream is being closed, set by the drivers around that close alone,
+# in the task that closes it: a sync close() that waited too long for a close thread names it in
+# its warning (_concurrency._close_in_a_thread()). Reset in that task: a WSGI driver's thread
+# adopts the context of a hop's task at its end, and kept the request until its next stream.
+# PERF: set and reset inline (no coroutine around the close), for a streamed response's close
+# alone, never for a request with no stream.
+CLOSING_FOR: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "closing_for", default=None
+)
+
 
 def iterate_on_loop(
-    aiterable: Any, app_loop: AppLoop, gone: Callable[[], bool] | None = None
+    aiterable: Any,
+    app_loop: AppLoop,
+    gone: Callable[[], bool] | None = None,
+    request: Request | None = None,
 ) -> Iterator[Any]:
     """Iterate an async iterable from a server thread; it runs on the app loop, in one task.
 
@@ -32,12 +49,13 @@ def iterate_on_loop(
     iterator early cancels the task (the iterable is closed in it); a call cut off by the
     app's close or the server's stop raises ``LoopStopped`` here. ``gone`` (the server's word
     that the client left, Waitress's) is asked while the thread waits for an item: this
-    iterator then ends, and the iterable is closed.
+    iterator then ends, and the iterable is closed. ``request`` is the one whose stream it is
+    (``CLOSING_FOR`` as the iterable is closed).
     """
     loop = app_loop.loop
     if asyncio._get_running_loop() is loop:
         raise RuntimeError("the app loop cannot wait for itself; await instead")
-    ahead = _Ahead(aiterable, app_loop, loop)
+    ahead = _Ahead(aiterable, app_loop, loop, request)
     producing = ahead.produce()
     hop = Hop(producing)
     try:
@@ -128,8 +146,15 @@ class _Ahead:
     item when there is none. Each wakes the other only when it waits.
     """
 
-    def __init__(self, aiterable: Any, app_loop: AppLoop, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        aiterable: Any,
+        app_loop: AppLoop,
+        loop: asyncio.AbstractEventLoop,
+        request: Request | None,
+    ) -> None:
         self._aiterable, self._app_loop, self._loop = aiterable, app_loop, loop
+        self._request = request
         self._ready: deque[Any] = deque()
         self._lock = threading.Lock()
         self._room = AHEAD
@@ -171,7 +196,11 @@ class _Ahead:
             try:
                 aclose = getattr(iterator, "aclose", None)
                 if aclose is not None:
-                    await aclose()
+                    token = CLOSING_FOR.set(self._request)
+                    try:
+                        await aclose()
+                    finally:
+                        CLOSING_FOR.reset(token)
             finally:
                 self._put(_END)
 

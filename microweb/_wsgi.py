@@ -37,7 +37,7 @@ from ._request import (
 from ._response import JSON, TEXT, Response
 from ._routing import is_async_callable
 from ._status import status_line
-from ._stream_ahead import iterate_on_loop
+from ._stream_ahead import CLOSING_FOR, iterate_on_loop
 from ._target import target_path
 from ._types import Environ, StartResponse
 from ._wsgi_request import WSGIRequest, native_bytes
@@ -193,7 +193,7 @@ class WSGIDriver:
             # iterable has nothing to run, but an object's own close() or aclose() may: run, or
             # said not run, as when the server closes it late.
             try:
-                _close_stream(response.chunks, self.app_loop)
+                _close_stream(response.chunks, self.app_loop, request)
             except Exception as exc:
                 unsent_stream_failed(request, exc)
             response = _cut_off(request, True)
@@ -207,7 +207,7 @@ class WSGIDriver:
         write = start_response(status_line(response._status), headers)
         if body is None:
             try:
-                _close_stream(response.chunks, self.app_loop)
+                _close_stream(response.chunks, self.app_loop, request)
             except Exception as exc:
                 unsent_stream_failed(request, exc)
             except BaseException:
@@ -336,7 +336,7 @@ def _open_unchanged(file: FileInfo) -> BinaryIO | None:
     return opened
 
 
-def _close_stream(stream: Any, app_loop: AppLoop) -> None:
+def _close_stream(stream: Any, app_loop: AppLoop, request: Request) -> None:
     if stream is None:
         return
     if hasattr(stream, "aclose"):
@@ -348,7 +348,9 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
             if type(stream) is not AsyncGeneratorType:
                 _log_close_not_run(stream, "aclose()")
             return
-        app_loop.run(stream.aclose())
+        # NOTE: aclose() called on the loop: a coroutine of it made here was "never awaited"
+        # where the loop closed before the hop began.
+        app_loop.run(_aclosed(stream, request))
     elif hasattr(stream, "close"):
         if is_async_callable(stream.close):
             # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
@@ -359,6 +361,14 @@ def _close_stream(stream: Any, app_loop: AppLoop) -> None:
                 app_loop.run(stream.close())
         else:
             _await_left(stream, stream.close(), app_loop)
+
+
+async def _aclosed(stream: Any, request: Request) -> None:
+    token = CLOSING_FOR.set(request)
+    try:
+        await stream.aclose()
+    finally:
+        CLOSING_FOR.reset(token)
 
 
 def _await_left(stream: Any, left: object, app_loop: AppLoop) -> None:
@@ -398,7 +408,7 @@ class _StreamBody:
         if hasattr(stream, "__aiter__"):
             gone = request._raw.get("waitress.client_disconnected")
             self._iterated = _Iterated(stream)
-            self._chunks = iterate_on_loop(self._iterated, app_loop, gone)
+            self._chunks = iterate_on_loop(self._iterated, app_loop, gone, request)
 
     def _client_left(self) -> bool:
         request = self._request
@@ -472,12 +482,12 @@ class _StreamBody:
                     if iterated is not None and iterated.left_open is not None:
                         # NOTE: the task closed it by an aclose() alone: one with a close()
                         # alone was left open, where gzip's stream closes it by that close().
-                        _close_stream(iterated.left_open, self._app_loop)
+                        _close_stream(iterated.left_open, self._app_loop, self._request)
                 finally:
                     if self._chunks is not self._stream and not (
                         iterated and iterated.closes_stream
                     ):
-                        _close_stream(self._stream, self._app_loop)
+                        _close_stream(self._stream, self._app_loop, self._request)
         except LoopStopped:
             raise
         except Exception as exc:

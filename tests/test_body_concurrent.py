@@ -8,6 +8,7 @@ of it while the second one starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeClient
-from drive import ShortReads, requests_left_in_cycles, wsgi_post
+from drive import ShortReads, requests_left_in_cycles, start_response, wsgi_environ, wsgi_post
 
 from microweb import App, HTTPError, Limits, Request
 from microweb.testing import TestClient
@@ -544,3 +545,57 @@ def test_a_read_in_a_thread_of_an_async_handler_shares_with_one_on_the_loop(
     assert answer.status_code == 200, answer.text
     kept = "1" * 40 if form else 42
     assert answer.json() == {"loop": kept, "thread": kept}
+
+
+def test_a_sync_read_waiting_for_a_task_of_a_closed_app_loop_ends() -> None:
+    # NOTE: a def handler's read that waits for a flow task's read to share what it keeps,
+    # the app closed under both (its loop stopped): the wait ends, with the error of a read
+    # that waited for a cancelled one, as the loop's stop cancels that task (review276).
+    app = App(debug=True)
+    waiting, told = threading.Event(), []
+
+    @app.middleware
+    async def reads_in_a_task(request: Request) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(request.aread())
+        await asyncio.sleep(0.05)  # NOTE: the task has claimed the body, and reads slowly.
+        yield
+        await task
+
+    @app.post("/")
+    def handler(request: Request) -> str:
+        waiting.set()
+        try:
+            return str(len(request.read()))
+        except Exception as exc:
+            told.append(exc)
+            raise
+
+    body = b"x" * 1_000_000
+    served = app.as_wsgi()
+    environ = wsgi_environ(
+        "POST", "/", QUERY_STRING="", SCRIPT_NAME="", CONTENT_LENGTH=str(len(body))
+    )
+    environ["wsgi.input"] = ShortReads(body, 8192, wait=0.05)
+
+    def serve() -> None:
+        with contextlib.suppress(Exception):
+            result = served(environ, start_response)
+            try:
+                answered.append(b"".join(result))
+            finally:
+                getattr(result, "close", lambda: None)()
+
+    answered: list[bytes] = []
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert waiting.wait(10)
+    time.sleep(0.05)
+    served.close()
+    thread.join(10)
+    assert not thread.is_alive(), "the sync read still waits for a read of a stopped loop"
+    assert len(told) == 1, told
+    # NOTE: the loop's stop cancelled the task, whose read, ending, woke the sync one; the
+    # request is answered as one cut off by the app's close (its flow ends on the loop).
+    assert "consumed by request.aread(), which was cancelled" in str(told[0]), told
+    assert len(answered) == 1, answered
