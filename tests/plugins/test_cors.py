@@ -10,9 +10,10 @@ import pytest
 from conftest import MakeClient
 from drive import asgi_call, body_messages, http_scope
 
-from microweb import App, Request, Response
+from microweb import App, Request, Response, WebSocket
 from microweb.plugins import CORS
 from microweb.plugins.cors import MAX_REQUEST_HEADERS_SIZE
+from microweb.testing import TestClient, WebSocketRefused
 
 
 def cors_app(plugin: CORS) -> App:
@@ -659,3 +660,21 @@ def test_cors_preflight_refusal_quotes_few_header_names_cut_and_escaped(
     assert response.text.endswith(why)
     assert len(response.text) < 500
     assert not re.search(r"[<>&\x00-\x1f\x7f-\uffff]", response.text)
+
+
+def test_cors_websocket_refusal_quotes_the_origin_cut() -> None:
+    # NOTE: the 403 of a refused handshake quotes its Origin as a preflight's refusal does (the
+    # test client sends only an origin that is scheme://host[:port]).
+    app = App()
+    app.install(CORS(["https://app.example"]))
+
+    @app.websocket("/live")
+    async def live(ws: WebSocket) -> None:
+        await ws.accept()
+
+    origin = "https://" + "a" * 5000 + ".example"
+    with TestClient(app, interface="asgi") as client, pytest.raises(WebSocketRefused) as refused:
+        client.websocket_connect("/live", origin=origin)
+    response = refused.value.response
+    assert response.status_code == 403
+    assert response.text == f"WebSocket origin {origin[:100]!r}... is not allowed"
