@@ -74,3 +74,13 @@ def parts(request: Request) -> list[str]:
 @app.post("/aparts")
 async def aparts(request: Request) -> list[str]:
     return [part.name async for part in request.aiter_parts()]
+
+
+@app.post("/slowread")
+async def slow_read(request: Request) -> str:
+    # NOTE: reads its body a piece at a time, slower than the client sends it.
+    body = b""
+    async for chunk in request.aiter_bytes():
+        body += chunk
+        await asyncio.sleep(0.2)
+    return body.decode()

@@ -349,3 +349,34 @@ def test_bytes_after_a_kept_request_are_400_after_its_answer(server: Server) -> 
         answer = _answer(sock)
     assert _statuses(answer) == [b"200", b"400"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert b"\r\n\r\nhello" in answer
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /slowread HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 15\r\n",
+        b"POST /slowread HTTP/1.0\r\nContent-Length: 15\r\n",
+        b"POST /slowread HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 15\r\n",
+        b"POST /slowread HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Transfer-Encoding: chunked\r\n",
+    ],
+    ids=["connection-close", "http-1.0", "expect-100", "chunked"],
+)
+def test_a_closing_requests_body_in_pieces_is_read_whole(server: Server, head: bytes) -> None:
+    # NOTE: under h11 the bytes of a request that closes the connection are dropped once h11
+    # expects nothing more of the client: that is after the body's end, never before it, while
+    # the app reads a body that comes in pieces.
+    chunked = b"chunked" in head
+    pieces = [b"hello", b"-there", b"-you"]
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"\r\n")
+        for piece in pieces:
+            time.sleep(0.15)
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")
+        answer = _answer(sock)
+    statuses = [status for status in _statuses(answer) if status != b"100"]
+    assert statuses == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
+    assert answer.endswith(b"\r\n\r\nhello-there-you"), answer[-300:]

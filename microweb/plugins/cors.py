@@ -32,6 +32,9 @@ MAX_REQUEST_HEADERS_SIZE = 8192
 # NOTE: a client's value quoted in a refusal is cut to this many characters: an Origin was
 # quoted whole, up to the server's head limit.
 SHOWN_VALUE = 100
+# NOTE: and at most this many header names: 1,300 malformed names, each cut, made a 14 KB
+# refusal, and the names refused as not allowed were quoted whole, up to 8 KiB.
+SHOWN_NAMES = 3
 
 Flow = Generator[Response | None, Response, None]
 
@@ -326,13 +329,12 @@ class CORS:
             return self._refuse(f"Access-Control-Request-Headers is longer than {size} characters")
         malformed = [name for name in asked if not TOKEN.fullmatch(name)]
         if malformed:
-            names = ", ".join(shown(name) for name in malformed)
-            return self._refuse(f"headers {names} are not valid header names")
+            return self._refuse(f"headers {_shown_names(malformed)} are not valid header names")
         refused = [
             name for name in asked if not self.any_header and name not in self.allowed_headers
         ]
         if refused:
-            return self._refuse(f"headers {', '.join(refused)} are not allowed")
+            return self._refuse(f"headers {_shown_names(refused)} are not allowed")
         response = Response(b"", 204)
         headers = response.headers
         headers["access-control-allow-origin"] = allowed
@@ -375,6 +377,12 @@ def shown(value: str) -> str:
     for char in "<>&":
         text = text.replace(char, f"\\x{ord(char):02x}")
     return text + ("..." if len(value) > SHOWN_VALUE else "")
+
+
+def _shown_names(names: list[str]) -> str:
+    """Return the first ``SHOWN_NAMES`` of ``names``, each ``shown()``, and how many more."""
+    more = len(names) - SHOWN_NAMES
+    return ", ".join(map(shown, names[:SHOWN_NAMES])) + (f" and {more} more" if more > 0 else "")
 
 
 def _is_preflight(request: Request) -> bool:

@@ -10,9 +10,10 @@ import pytest
 from conftest import MakeClient
 from drive import asgi_call, body_messages, http_scope
 
-from microweb import App, Request, Response
+from microweb import App, Request, Response, WebSocket
 from microweb.plugins import CORS
 from microweb.plugins.cors import MAX_REQUEST_HEADERS_SIZE
+from microweb.testing import TestClient, WebSocketRefused
 
 
 def cors_app(plugin: CORS) -> App:
@@ -285,7 +286,7 @@ def test_cors_content_type_needs_no_listing(make_client: MakeClient) -> None:
     [
         (preflight(origin="https://evil.example"), "origin 'https://evil.example'"),
         (preflight("DELETE"), "method 'DELETE'"),
-        (preflight(access_control_request_headers="X-Token, X-Other"), "headers x-other"),
+        (preflight(access_control_request_headers="X-Token, X-Other"), "headers 'x-other'"),
     ],
     ids=["origin", "method", "header"],
 )
@@ -630,3 +631,50 @@ def test_cors_preflight_refusal_quotes_the_method_cut_and_escaped(
     assert response.status_code == 400
     assert len(response.text) < 200
     assert not re.search(r"[<>&\x00-\x1f\x7f-\uffff]", response.text)
+
+
+@pytest.mark.parametrize(
+    ("asked", "why"),
+    [
+        (b"x-" + b"b" * 8000, "are not allowed"),
+        (b"x-a&b", "are not allowed"),
+        (b", ".join(b"x-%d" % n for n in range(1000)), "are not allowed"),
+        (b", ".join(b"\xe9%d" % n for n in range(1300)), "are not valid header names"),
+    ],
+    ids=["one-long", "ampersand", "many-refused", "many-malformed"],
+)
+def test_cors_preflight_refusal_quotes_few_header_names_cut_and_escaped(
+    make_client: MakeClient, asked: bytes, why: str
+) -> None:
+    # NOTE: each malformed name was cut and escaped, but not their count (1,300 names made a
+    # 14 KB refusal), and the names refused as not allowed were quoted whole, up to 8 KiB.
+    plugin = CORS(["https://app.example"], allow_headers=["x-ok"])
+    headers = {
+        "origin": "https://app.example",
+        "access-control-request-method": "GET",
+        "access-control-request-headers": asked,
+    }
+    response = make_client(cors_app(plugin)).options("/items", headers=headers)
+    assert response.status_code == 400
+    assert response.text.startswith("CORS preflight refused: headers '")
+    assert response.text.endswith(why)
+    assert len(response.text) < 500
+    assert not re.search(r"[<>&\x00-\x1f\x7f-\uffff]", response.text)
+
+
+def test_cors_websocket_refusal_quotes_the_origin_cut() -> None:
+    # NOTE: the 403 of a refused handshake quotes its Origin as a preflight's refusal does (the
+    # test client sends only an origin that is scheme://host[:port]).
+    app = App()
+    app.install(CORS(["https://app.example"]))
+
+    @app.websocket("/live")
+    async def live(ws: WebSocket) -> None:
+        await ws.accept()
+
+    origin = "https://" + "a" * 5000 + ".example"
+    with TestClient(app, interface="asgi") as client, pytest.raises(WebSocketRefused) as refused:
+        client.websocket_connect("/live", origin=origin)
+    response = refused.value.response
+    assert response.status_code == 403
+    assert response.text == f"WebSocket origin {origin[:100]!r}... is not allowed"
