@@ -524,7 +524,13 @@ def _closed_with(
 
 def close_failed_unawaited(error: BaseException) -> None:
     """Log the error of a stream's close that nobody awaits any more (its caller cancelled)."""
-    logger.error("error while closing a streamed response after its request ended", exc_info=error)
+    # NOTE: named as the warning of a close given up on is (a done callback runs in the
+    # context it was added in): the error came with no word of whose it was (review277).
+    logger.error(
+        "%serror while closing a streamed response after its request ended",
+        _closing_request(),
+        exc_info=error,
+    )
 
 
 def run_unawaited(left: Awaitable[object]) -> None:

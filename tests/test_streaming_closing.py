@@ -1239,6 +1239,43 @@ def test_a_close_behind_stuck_closes_waits_a_while_not_for_ever(
     assert events == ["feed closed"]  # NOTE: run once a thread was free.
 
 
+class _FeedFailingAtClose(_FeedClosedOffLoop):
+    def close(self) -> None:
+        super().close()
+        raise ValueError("the feed's lock is gone")
+
+
+@pytest.mark.parametrize("wrapped", ["gzip", "sse", "declared length"])
+def test_the_error_of_a_close_given_up_on_names_its_request(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    close_threads_stuck: threading.Event,
+    wrapped: str,
+) -> None:
+    # NOTE: the warning of the close given up on named the request, but the error that close
+    # raised once a thread was free did not: nothing tied the two lines (review277).
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    events: list[str] = []
+    app = _wrapped_app(lambda: _FeedFailingAtClose(events), wrapped)
+    client = make_client(app)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = client.get("/", headers={"accept-encoding": "gzip"})
+        assert response.status_code == 200
+        close_threads_stuck.set()
+        deadline = time.monotonic() + 3
+        failed: list[str] = []
+        while not failed and time.monotonic() < deadline:
+            time.sleep(0.02)
+            failed = [
+                r.getMessage() for r in caplog.records if "after its request" in r.getMessage()
+            ]
+    assert events == ["feed closed"]
+    assert failed == ["GET /: error while closing a streamed response after its request ended"], (
+        failed
+    )
+
+
 @pytest.mark.parametrize("wrapped", ["nothing", "gzip"])
 def test_the_request_named_for_a_close_stays_in_the_closes_task(wrapped: str) -> None:
     # NOTE: CLOSING_FOR is set in the task of the app loop that closes a WSGI stream, whose
