@@ -380,13 +380,11 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
             # weakly), its error logged, where it was dropped with no word.
             _UNAWAITED.add(closing)
-            closing.add_done_callback(_unawaited_ended)
+            closing.add_done_callback(_kept_close_ended)
             raise
-        if not closing.cancelled() and (error := closing.exception()) is not None:
-            # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
-            # word, is logged as that of a close nobody awaits.
-            close_failed_unawaited(error)
-            del error
+        # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
+        # word, is logged as that of a close nobody awaits.
+        _kept_close_ended(closing)
         raise
     error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.
@@ -395,6 +393,19 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             raise error
         finally:
             del error
+
+
+def _kept_close_ended(closing: asyncio.Future[BaseException | None]) -> None:
+    """Log what the close of ``through_one_cancellation()`` raised, or the ``SystemExit`` or
+    ``KeyboardInterrupt`` it returned, once nobody awaits it (its caller cancelled)."""
+    _UNAWAITED.discard(closing)
+    if closing.cancelled():
+        return
+    # NOTE: a returned sys.exit() is raised by the caller alone: dropped with no word here.
+    error = closing.exception() or closing.result()
+    if error is not None:
+        close_failed_unawaited(error)
+    del error
 
 
 async def _exits_kept(awaitable: Awaitable[None]) -> BaseException | None:
