@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any, cast
 
 from ._concurrency import close_wait_from, closing_in_a_thread
@@ -67,7 +68,7 @@ def _keep_late(task: asyncio.Task[None], stream: Any, request: Request) -> None:
         CLOSE_WAIT,
     )
     _LATE_CLOSES.add(task)
-    task.add_done_callback(_late_close_ended)
+    task.add_done_callback(partial(_late_close_ended, request))
 
 
 def _named(stream: Any) -> str:
@@ -131,7 +132,7 @@ async def close_unsent(closing: Coroutine[Any, Any, None], stream: Any, request:
             del error  # NOTE: no cycle through this frame and the traceback.
 
 
-def _late_close_ended(task: asyncio.Task[None]) -> None:
+def _late_close_ended(request: Request, task: asyncio.Task[None]) -> None:
     _LATE_CLOSES.discard(task)
     if task.cancelled():
         return
@@ -140,7 +141,10 @@ def _late_close_ended(task: asyncio.Task[None]) -> None:
     error = task.exception()
     if isinstance(error, Carried):
         logger.error(
-            "the late close of a streamed response raised %s, dropped: its request had ended",
+            "%s %s: the late close of its streamed response raised %s, dropped: the request "
+            "had ended",
+            logged_method(request),
+            logged_path(request),
             type(error.escaped).__name__,
             exc_info=error.escaped,
         )
