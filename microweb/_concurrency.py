@@ -380,11 +380,11 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
             # weakly), its error logged, where it was dropped with no word.
             _UNAWAITED.add(closing)
-            closing.add_done_callback(_kept_close_ended)
+            closing.add_done_callback(_unawaited_ended)
             raise
         # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
         # word, is logged as that of a close nobody awaits.
-        _kept_close_ended(closing)
+        _unawaited_ended(closing)
         raise
     error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.
@@ -393,19 +393,6 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             raise error
         finally:
             del error
-
-
-def _kept_close_ended(closing: asyncio.Future[BaseException | None]) -> None:
-    """Log what the close of ``through_one_cancellation()`` raised, or the ``SystemExit`` or
-    ``KeyboardInterrupt`` it returned, once nobody awaits it (its caller cancelled)."""
-    _UNAWAITED.discard(closing)
-    if closing.cancelled():
-        return
-    # NOTE: a returned sys.exit() is raised by the caller alone: dropped with no word here.
-    error = closing.exception() or closing.result()
-    if error is not None:
-        close_failed_unawaited(error)
-    del error
 
 
 async def _exits_kept(awaitable: Awaitable[None]) -> BaseException | None:
@@ -552,15 +539,28 @@ def run_unawaited(left: Awaitable[object]) -> None:
     task.add_done_callback(_unawaited_ended)
 
 
-# NOTE: the tasks of run_unawaited(), kept while they run (a loop holds its tasks weakly).
+# NOTE: the closes nobody awaits (run_unawaited(), through_one_cancellation() given up on),
+# kept while they run (a loop holds its tasks weakly).
 _UNAWAITED: set[asyncio.Future[Any]] = set()
 
 
-def _unawaited_ended(task: asyncio.Future[Any]) -> None:
-    _UNAWAITED.discard(task)
-    if not task.cancelled() and (error := task.exception()) is not None:
+def _unawaited_ended(closing: asyncio.Future[Any]) -> None:
+    """A close that nobody awaits any more (its caller cancelled, or given up on) ended: log
+    its error, or the ``SystemExit`` or ``KeyboardInterrupt`` it returned to be raised by its
+    caller (``_exits_kept()``), and run the async close it returned (a close thread's)."""
+    _UNAWAITED.discard(closing)
+    if closing.cancelled():
+        return
+    error = closing.exception()
+    if error is None:
+        returned = closing.result()
+        if isinstance(returned, BaseException):
+            error = returned  # NOTE: a sys.exit() dropped with no word, its caller gone.
+        elif isawaitable(returned):
+            run_unawaited(returned)
+    if error is not None:
         close_failed_unawaited(error)
-        del error
+    del error
 
 
 def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
@@ -672,7 +672,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
             # bound under WSGI (7.8 s and more), where the app loop runs it.
             await asyncio.wait((closing,), timeout=_close_wait())
             if pending.waiting:
-                closing.add_done_callback(_close_ended_unawaited)
+                closing.add_done_callback(_unawaited_ended)
                 if not pending.told:
                     logger.warning(
                         "%sthe close() of a streamed response's %s has waited %g s for a close "
@@ -689,25 +689,12 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         return await asyncio.shield(closing)
     except asyncio.CancelledError:
         # NOTE: the shield took the close's error where its caller was cancelled: dropped.
-        closing.add_done_callback(_close_ended_unawaited)
+        closing.add_done_callback(_unawaited_ended)
         raise
     finally:
         if task is not None:
             _THREAD_CLOSES.pop(task, None)
         del closing  # NOTE: it holds the error, whose traceback holds this frame: no cycle.
-
-
-def _close_ended_unawaited(closing: asyncio.Future[object]) -> None:
-    if closing.cancelled():
-        return
-    error = closing.exception()
-    if error is not None:
-        close_failed_unawaited(error)
-    else:
-        returned = closing.result()
-        if isawaitable(returned):
-            run_unawaited(returned)
-    del error
 
 
 def closing_in_a_thread(task: asyncio.Future[Any]) -> str | None:
