@@ -329,12 +329,14 @@ class CORS:
             return self._refuse(f"Access-Control-Request-Headers is longer than {size} characters")
         malformed = [name for name in asked if not TOKEN.fullmatch(name)]
         if malformed:
-            return self._refuse(f"headers {_shown_names(malformed)} are not valid header names")
+            return self._refuse(
+                _said_of(malformed, "is not a valid header name", "are not valid header names")
+            )
         refused = [
             name for name in asked if not self.any_header and name not in self.allowed_headers
         ]
         if refused:
-            return self._refuse(f"headers {_shown_names(refused)} are not allowed")
+            return self._refuse(_said_of(refused, "is not allowed", "are not allowed"))
         response = Response(b"", 204)
         headers = response.headers
         headers["access-control-allow-origin"] = allowed
@@ -379,10 +381,14 @@ def shown(value: str) -> str:
     return text + ("..." if len(value) > SHOWN_VALUE else "")
 
 
-def _shown_names(names: list[str]) -> str:
-    """Return the first ``SHOWN_NAMES`` of ``names``, each ``shown()``, and how many more."""
+def _said_of(names: list[str], one: str, many: str) -> str:
+    """Say of header ``names`` ``one`` (for one name) or ``many``: the first ``SHOWN_NAMES``,
+    each ``shown()``, then how many more."""
+    if len(names) == 1:
+        return f"header {shown(names[0])} {one}"
     more = len(names) - SHOWN_NAMES
-    return ", ".join(map(shown, names[:SHOWN_NAMES])) + (f" and {more} more" if more > 0 else "")
+    listed = ", ".join(map(shown, names[:SHOWN_NAMES])) + (f" and {more} more" if more > 0 else "")
+    return f"headers {listed} {many}"
 
 
 def _is_preflight(request: Request) -> bool:
