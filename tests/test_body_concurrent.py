@@ -618,6 +618,13 @@ def _stalls(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _join(thread: threading.Thread, caplog: pytest.LogCaptureFixture) -> None:
+    """Join ``thread`` as inline code would, giving up once the warning came (or after 5 s)."""
+    deadline = time.monotonic() + 5
+    while thread.is_alive() and not _stalls(caplog) and time.monotonic() < deadline:
+        thread.join(0.05)
+
+
 @pytest.mark.parametrize("call", list(_THREAD_READS))
 def test_inline_code_that_joins_a_reading_thread_is_told_in_a_warning(
     interface: str, call: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -644,7 +651,7 @@ def test_inline_code_that_joins_a_reading_thread_is_told_in_a_warning(
         thread = threading.Thread(target=reading)
         threads.append(thread)
         thread.start()
-        thread.join(0.5)
+        _join(thread, caplog)
         return {"joined": not thread.is_alive(), "got": got}
 
     body = json.dumps({"x": "a" * 91}).encode() if call == "json" else b"x=" + b"1" * 98
@@ -719,7 +726,7 @@ def test_a_sync_flow_that_joins_a_reading_thread_is_told_in_a_warning(
         thread = threading.Thread(target=reading)
         threads.append(thread)
         thread.start()
-        thread.join(0.5)
+        _join(thread, caplog)
         request.state.joined = not thread.is_alive()
         yield
 
@@ -794,7 +801,7 @@ def test_a_read_that_began_before_inline_code_joined_its_thread_is_told_too(
 
     @app.post("/late", offload=False)
     def handler(request: Request) -> dict[str, Any]:
-        threads[0].join(1.0)
+        _join(threads[0], caplog)
         return {"joined": not threads[0].is_alive()}
 
     async def pieces() -> AsyncIterator[bytes]:
