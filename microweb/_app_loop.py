@@ -15,7 +15,7 @@ import inspect
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ._errors import own_cancellation
@@ -25,12 +25,20 @@ T = TypeVar("T")
 # NOTE: the hop tasks that AppLoop.cut_waiting() cancelled: their CancelledError is the server's
 # stop, while a CancelledError of any later call (a shutdown hook's own) is the app's.
 CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
+# NOTE: what a thread waiting on a loop that has run nothing else for SLOW_START seconds is
+# told: how long it has waited (seconds); it returns whether it has said what it had to (no
+# more calls then).
+Stalled = Callable[[float], bool]
 # NOTE: the default of a context variable's get(): set by no one.
 _UNSET: Any = object()
 
 
 # NOTE: how often a thread waiting for the loop checks that the loop still runs (seconds).
 STOP_CHECK = 0.1
+# NOTE: how long a loop that a thread waits on may run nothing else (busy, or blocked) before
+# the thread asks its ``stalled`` whether what holds it will ever let go (seconds; tests make
+# it small).
+SLOW_START = 2.0
 # NOTE: how long the tasks left on a stopping loop get to end once cancelled, and then its
 # async generators to close (seconds each); well below the 10 s AppLoop.stop() waits.
 CLEANUP_WAIT = 2.0
@@ -102,12 +110,14 @@ def hop_to_loop(
     loop: asyncio.AbstractEventLoop,
     awaitable: Awaitable[T],
     run_in: contextvars.Context | None = None,
+    stalled: Stalled | None = None,
 ) -> Hop:
     """Run ``awaitable`` as a task on ``loop`` (running in another thread) and wait for it.
 
     The task sees this thread's context variables: it runs in a copy of this thread's context,
     or in ``run_in`` (a copy of it on Python 3.10). Returns the finished hop: its ``result``,
-    ``error`` and ``context`` (the task's, at its end).
+    ``error`` and ``context`` (the task's, at its end). ``stalled`` is called when the loop has
+    run nothing for ``SLOW_START`` seconds meanwhile (see ``wait_for``).
     """
     hop = Hop(awaitable, run_in)
     # PERF: a plain lock released by the task, instead of run_coroutine_threadsafe's chained
@@ -120,7 +130,7 @@ def hop_to_loop(
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # NOTE: the loop is closed; it will never run.
             raise
-        wait_for(hop, loop)
+        wait_for(hop, loop, stalled)
     except (KeyboardInterrupt, SystemExit):
         # NOTE: Ctrl+C in this thread (the main one: as_wsgi()'s startup, close()'s shutdown)
         # while the call ran on the loop: it is cancelled and ended before the interrupt goes
@@ -153,16 +163,57 @@ def _close_unstarted(hop: Hop) -> None:
         hop.awaitable.close()  # NOTE: it never started; say so without a warning.
 
 
-def wait_for(hop: Hop, loop: asyncio.AbstractEventLoop) -> None:
+def wait_for(hop: Hop, loop: asyncio.AbstractEventLoop, stalled: Stalled | None = None) -> None:
     """Wait in this thread until ``hop`` has ended, or its loop has stopped (``LoopStopped``;
-    an awaitable it never started is closed)."""
+    an awaitable it never started is closed).
+
+    Once the loop has run nothing else for ``SLOW_START`` seconds (see ``_LoopHeld``),
+    ``stalled(waited)`` is called at each check until it returns ``True``; the wait goes on.
+    """
+    held = None
     while not hop.done.acquire(timeout=STOP_CHECK):
         # NOTE: a loop stopped under the call (the app closed at exit, the server gone) never
         # ends it: without this check the thread would wait forever.
-        # PERF: the timed wait costs nothing measurable (22.8 -> 22.4 us a round trip).
+        # PERF: the timed wait costs nothing measurable (22.8 -> 22.4 us a round trip); what
+        # follows runs only once a wait has lasted STOP_CHECK.
         if not loop.is_running() and not hop.done.acquire(blocking=False):
             _close_unstarted(hop)
             raise LoopStopped("the event loop stopped before the call ended")
+        if stalled is not None:
+            held = held or _LoopHeld(hop, loop)
+            if held.check() and stalled(held.waited):
+                stalled = None
+
+
+class _LoopHeld:
+    """Whether the loop a thread waits on has run nothing for ``SLOW_START`` seconds, checked
+    every ``STOP_CHECK`` seconds.
+
+    A call the loop has not started tells by itself (its start was queued as the wait began);
+    one started (awaiting the body, say) is told by a probe, a callback queued on the loop
+    that a held loop never runs; a new one once ``SLOW_START`` after the last one ran.
+    """
+
+    __slots__ = ("hop", "loop", "probe", "since", "waited")
+
+    def __init__(self, hop: Hop, loop: asyncio.AbstractEventLoop) -> None:
+        self.hop, self.loop = hop, loop
+        self.waited = self.since = 0.0
+        self.probe: list[bool] | None = None
+
+    def check(self) -> bool:
+        """Count one more ``STOP_CHECK`` of waiting; tell whether the loop is held."""
+        self.waited += STOP_CHECK
+        if self.hop.task is None:
+            return self.waited >= SLOW_START
+        probe = self.probe
+        if probe is not None and not probe:
+            return self.waited - self.since >= SLOW_START
+        if probe is None or self.waited - self.since >= SLOW_START:
+            self.probe, self.since = [], self.waited
+            with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
+                self.loop.call_soon_threadsafe(self.probe.append, True)
+        return False
 
 
 def _cancel(hop: Hop) -> None:
@@ -213,9 +264,14 @@ def outcome(hop: Hop) -> Any:
         del error  # NOTE: no cycle through this frame and the traceback.
 
 
-def run_on_loop(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` on ``loop`` (running in another thread); return or raise its outcome."""
-    result: T = outcome(hop_to_loop(loop, awaitable))
+def run_on_loop(
+    loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T], stalled: Stalled | None = None
+) -> T:
+    """Run ``awaitable`` on ``loop`` (running in another thread); return or raise its outcome.
+
+    ``stalled``: as ``hop_to_loop``'s.
+    """
+    result: T = outcome(hop_to_loop(loop, awaitable, stalled=stalled))
     return result
 
 

@@ -7,9 +7,10 @@ through the loop in hops (``HOP_CHUNKS``). The same source tells when the client
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._app_loop import run_on_loop
 from ._body import (
@@ -24,9 +25,14 @@ from ._body import (
 from ._buffer import BodyBuffer, BodyMeter
 from ._concurrency import coroutine_of
 from ._errors import ClientDisconnect, HTTPError
+from ._request import logged_method, logged_path
 from ._types import Message, Receive
 
+if TYPE_CHECKING:
+    from ._request import Request
+
 T = TypeVar("T")
+logger = logging.getLogger("microweb")
 # NOTE: a header line's name.
 _NAME = itemgetter(0)
 
@@ -114,6 +120,7 @@ class ASGIBody:
         "disconnected",
         "ended",
         "limit",
+        "reader",
     )
     lock = CLAIM
 
@@ -122,6 +129,7 @@ class ASGIBody:
         scope_headers: list[tuple[bytes, bytes]],
         receive: Receive,
         loop: asyncio.AbstractEventLoop,
+        reader: Request | None = None,
     ) -> None:
         # NOTE: the loop the request runs on: a def handler reads through it from the pool.
         self._headers = scope_headers
@@ -142,6 +150,9 @@ class ASGIBody:
         self._hop: asyncio.Task[Any] | None = None
         self.ended = False
         self.limit: Callable[[], int] = default_limit
+        # NOTE: the request whose body this is, named by the warning of a thread's read that
+        # its inline code holds up (_stalled); None once it ended, as the limit is let go.
+        self.reader = reader
         self._awaited: Callable[[], object] | None = None
 
     def tell_awaited(self, awaited: Callable[[], object]) -> None:
@@ -297,7 +308,8 @@ class ASGIBody:
         while more:
             # NOTE: messages up to one byte past what the meter lets through: enough for its 413.
             room = min(HOP_CHUNKS * CHUNK_SIZE, meter.bound - meter.total + 1)
-            for message in run_on_loop(self._loop, self._hop_for(self._ready_messages(most, room))):
+            hop = self._hop_for(self._ready_messages(most, room))
+            for message in run_on_loop(self._loop, hop, self._stalled):
                 body, more = self._body_of(message)
                 if body:
                     yield meter.count(body)
@@ -337,7 +349,30 @@ class ASGIBody:
     def read_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body from a worker thread, counted by ``meter``."""
         # NOTE: one hop to the loop for the whole body, not one per message.
-        return run_on_loop(self._loop, self._hop_for(self.aread_all(meter)))
+        return run_on_loop(self._loop, self._hop_for(self.aread_all(meter)), self._stalled)
+
+    def _stalled(self, waited: float) -> bool:
+        """Warn that a thread's sync read has waited ``waited`` seconds for the loop, which the
+        request's inline code holds; ``False`` (nothing said) if it does not.
+
+        Inline code that joins the reading thread waits for ever: the read needs the loop. The
+        read is not refused: a thread that inline code started may read once that code returns.
+        """
+        request = self.reader
+        if request is None or not request._inline:
+            return False  # NOTE: the loop is busy with other work: it may yet come.
+        logger.warning(
+            "%s %s: a sync read of the body in a thread (read(), json(), form(), iter_parts(),"
+            " is_disconnected()...) has waited %.1f s for the event loop, which this request's"
+            " inline code (a def handler with offload=False, a sync flow or a sync error"
+            " handler) holds: if that code joins the thread, both wait for ever. Offload the"
+            " handler (drop offload=False), or do not join a thread that reads the body from"
+            " inline code",
+            logged_method(request),
+            logged_path(request),
+            waited,
+        )
+        return True
 
     async def _hop_for(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable`` as a pool thread's hop, which ``close()`` ends.
@@ -379,7 +414,7 @@ class ASGIBody:
         return self.disconnected
 
     def is_disconnected(self) -> bool:
-        return run_on_loop(self._loop, self.ais_disconnected())
+        return run_on_loop(self._loop, self.ais_disconnected(), self._stalled)
 
     async def wait_disconnect(self) -> None:
         """Return once the client has gone; body messages go to the reader (bounded)."""

@@ -44,7 +44,7 @@ class ASGIRequest(ThreadHooks, Request):
         receive, loop = self._channel
         scope = self._raw
         if scope["type"] == "http":
-            body = ASGIBody(scope["headers"], receive, loop)
+            body = ASGIBody(scope["headers"], receive, loop, self)
             extensions = scope.get("extensions")
             if extensions and BODY_AWAITED in extensions:
                 body.tell_awaited(extensions[BODY_AWAITED])
