@@ -235,10 +235,36 @@ def _whole_chunks(s: bytes, start: int, end: int, data: list[bytes]) -> int:
 
 
 class ChunkedParser(HTTPRequestParser):  # type: ignore[misc]
-    """Waitress's request parser, reading a chunked body with ``ChunkedBody``."""
+    """Waitress's request parser, reading a chunked body with ``ChunkedBody``, and a head that
+    comes in many reads at a cost per byte."""
 
     body_rcv: Any
     adj: Any
+    completed: bool
+    # NOTE: what has come of the head, before Waitress reads it (see received()).
+    head_so_far: bytearray | None = None
+
+    def received(self, data: bytes) -> int:
+        """Take ``data`` as Waitress does; a head still coming is held in one buffer, and
+        Waitress reads it whole once its end (or its cap) has come."""
+        # NOTE: Waitress joins what it holds of a head to each read and searches it all again
+        # for the blank line: in the one thread that reads every connection, a 250 KB head
+        # sent a byte a packet took 20 s of CPU, in 16-byte packets 1.2 s (review280). Only
+        # the new bytes are searched now (and the 3 before them), and each is copied once.
+        if self.completed or self.body_rcv is not None:
+            return int(super().received(data))
+        held = self.head_so_far
+        if held is None:
+            held = self.head_so_far = bytearray()
+        start = max(len(held) - 3, 0)
+        held += data
+        if held.find(b"\r\n\r\n", start) < 0 and len(held) < self.adj.max_request_header_size:
+            return len(data)
+        # NOTE: as if the head had come in one read: Waitress consumes up to its end, or all
+        # of it past the cap; of this read, what follows the bytes held before it.
+        before = len(held) - len(data)
+        self.head_so_far = None
+        return int(super().received(bytes(held))) - before
 
     def parse_header(self, header_plus: bytes) -> None:
         """Parse the head as Waitress does; a chunked body gets ``ChunkedBody``."""

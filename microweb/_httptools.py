@@ -47,6 +47,12 @@ LINGER = 2.0
 # server CPU over 16 (20 uploads, three times each way, 2026-12-01).
 MAX_PIPELINED = 8
 SLICE = 16 * 1024
+# NOTE: httptools joins the pieces of a field (the target, a header's name or value) that
+# come in several reads, each to all before it: a 250 KB value sent a byte a packet took 1 s
+# of CPU, in 16-byte packets 60 ms (review280). Past LONG_LINE bytes of a line, the reads
+# that go on with it are held, and given to httptools once a line ends in one, or SLICE bytes
+# of them have come: 1K joins of up to LONG_LINE bytes, then a join per SLICE.
+LONG_LINE = 1024
 
 _REFUSAL = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -89,6 +95,10 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     upgraded = False
     # NOTE: what was read after a WebSocket handshake's head, for the WebSocket protocol.
     after_handshake = b""
+    # NOTE: bytes of the head's last line that httptools has had (as far as reads that were
+    # all head tell), and the reads of a long line held from it (see LONG_LINE).
+    line_read = 0
+    line_held: bytearray | None = None
     # NOTE: whether a head is due: from the connection's start, or a head's first byte, to the
     # head's end (after an answer, Uvicorn's keep-alive timer closes an idle connection).
     head_due = True
@@ -156,8 +166,10 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
 
     def _parse(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
-        if self.refused:
+        if self.refused or self._held_back(data):
             return
+        if self.line_held:
+            data, self.line_held = bytes(self.line_held) + data, None
         in_head, heads = self.reading_head, self.heads
         self.body_read = False
         self._feed(data)
@@ -173,9 +185,28 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         if not (in_head and self.reading_head and heads == self.heads):
             return
         self.read_in_head += len(data)
+        line_end = data.rfind(b"\n")
+        self.line_read = self.line_read + len(data) if line_end < 0 else len(data) - line_end - 1
         # NOTE: the head goes on after these bytes, so it is longer than they are.
         if self.read_in_head >= self.max_head_size:
             self._refuse()
+
+    def _held_back(self, data: bytes) -> bool:
+        """Hold ``data`` from httptools if it only goes on with a long line of a head that is
+        due; the hold ends with a read that ends a line, or at ``SLICE`` bytes, or at the
+        head cap, so that a head is refused at the same byte."""
+        if not (self.line_read >= LONG_LINE and self.head_due and self.reading_head):
+            return False
+        held = self.line_held
+        size = len(data) + (len(held) if held else 0)
+        if b"\n" in data or size >= SLICE or self.read_in_head + size >= self.max_head_size:
+            return False
+        if held is None:
+            held = self.line_held = bytearray()
+        held += data
+        if self.request_due():
+            self.request_moved()
+        return True
 
     def _feed(self, data: bytes) -> None:
         """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
@@ -207,7 +238,7 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """Start the request as Uvicorn does, or refuse it if its head is too large."""
-        self.head_due = False
+        self.head_due, self.line_read = False, 0
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -807,3 +808,57 @@ def test_h11_still_joins_a_folded_line_of_another_field() -> None:
     event = conn.next_event()
     assert isinstance(event, h11.Request)
     assert (b"x-a", b"1 2") in list(event.headers)
+
+
+async def _fed(reads: Sequence[bytes], answers: int, peaks: list[int] | None = None) -> _Closing:
+    """Feed ``reads`` to a new connection at once (the peak of memory each read made added to
+    ``peaks``, if given); return it once ``answers`` answers were written."""
+    protocol, transport = _connect(BoundedHttpTools, _app().as_asgi())
+    for data in reads:
+        if peaks is None:
+            protocol.data_received(data)
+            continue
+        tracemalloc.reset_peak()
+        current = tracemalloc.get_traced_memory()[0]
+        protocol.data_received(data)
+        peaks.append(tracemalloc.get_traced_memory()[1] - current)
+    for _ in range(500):
+        if len(_statuses(transport)) >= answers:
+            break
+        await asyncio.sleep(0.01)
+    return transport
+
+
+def test_a_long_line_of_a_head_in_small_reads_is_not_joined_at_each_read() -> None:
+    # NOTE: httptools joins each piece of a header value (or of the target) to all the pieces
+    # before it: a 250 KB value sent a byte a packet took 1 s of CPU (review280).
+    head = _head(200_000)
+    reads = [head[:150_000], *(head[i : i + 1] for i in range(150_000, 150_008)), head[150_008:]]
+    peaks: list[int] = []
+    tracemalloc.start()
+    try:
+        transport = asyncio.run(_fed(reads, 1, peaks))
+    finally:
+        tracemalloc.stop()
+    assert min(peaks[1:9]) < 50_000
+    assert _statuses(transport) == [200]
+
+
+@pytest.mark.parametrize("size", [2999, 3000, 3001, 5000])
+@pytest.mark.parametrize("step", [1, 7, 500])
+def test_a_head_in_small_reads_is_refused_at_the_same_size(
+    monkeypatch: pytest.MonkeyPatch, size: int, step: int
+) -> None:
+    monkeypatch.setattr(BoundedHttpTools, "max_head_size", 3000)
+    head = _head(size) + SMALL
+    reads = [head[i : i + step] for i in range(0, len(head), step)]
+    transport = asyncio.run(_fed(reads, 1))
+    assert _statuses(transport)[:1] == ([431] if size >= 3000 else [200])
+
+
+@pytest.mark.parametrize("step", [1, 3, 2000])
+def test_requests_with_long_lines_in_small_reads_are_read_whole(step: int) -> None:
+    long_target = b"GET /where?" + b"q" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    stream = SMALL + _head(5000) + long_target + _head(4000, b"X-A: " + b"b" * 2000 + b"\r\n")
+    reads = [stream[i : i + step] for i in range(0, len(stream), step)]
+    assert _statuses(asyncio.run(_fed(reads, 4))) == [200] * 4
