@@ -156,3 +156,15 @@ def without_empty_port(host: str) -> str:
     # normalised without its ":". NOTE: "example.com:" was kept, in request.url and absolute
     # links, where TrustedHosts compared "example.com".
     return host[:-1] if host.endswith(":") else host
+
+
+# NOTE: a client-chosen header value quoted in a log line is cut to this many characters: a
+# 64 KiB Host or Origin was logged whole, one line of 64 KiB per request (review96).
+LOGGED_VALUE = 200
+
+
+def clipped(value: str | None) -> str | None:
+    """Return ``value`` cut to ``LOGGED_VALUE`` characters, marked with ``...`` when it was."""
+    if value is None or len(value) <= LOGGED_VALUE:
+        return value
+    return value[:LOGGED_VALUE] + "..."
