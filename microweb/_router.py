@@ -324,6 +324,18 @@ def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHand
     return ErrorHandler(key, Colored(handler, is_async_callable(handler)))
 
 
+def error_registrar(handlers: dict[ErrorKey, ErrorHandler], key: ErrorKey) -> Callable[[F], F]:
+    """Check ``key`` (``check_error_key()``); return the decorator of ``App.error_handler``
+    and ``Router.error_handler``, which puts ``error_handler_entry()`` in ``handlers``."""
+    check_error_key(key)
+
+    def decorator(handler: F) -> F:
+        handlers[key] = error_handler_entry(key, handler)
+        return handler
+
+    return decorator
+
+
 class Router(RouteRegistry):
     """A group of routes under a common prefix, added to an app with ``app.include(router)``.
 
@@ -467,13 +479,7 @@ class Router(RouteRegistry):
                 handler cannot be called as ``(request, exc)`` or is a ``def`` wrapper of an
                 ``async def`` function.
         """
-        check_error_key(key)
-
-        def decorator(handler: F) -> F:
-            self.error_handlers[key] = error_handler_entry(key, handler)
-            return handler
-
-        return decorator
+        return error_registrar(self.error_handlers, key)
 
 
 def check_includable(router: object) -> None:
