@@ -22,6 +22,7 @@ from ._routing import (
     check_arguments,
     check_colour,
     check_name,
+    check_prefix,
     is_async_callable,
     is_generator_callable,
     skip_names,
@@ -368,14 +369,7 @@ class Router(RouteRegistry):
                 "Router prefix '/' ends with '/', which a prefix must not: for routes at the "
                 "root, leave it out, Router()"
             )
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
-        if prefix.startswith("//"):
-            # NOTE: said here, where the mistake is, rather than at the first route's template.
-            raise ValueError(
-                f"Router prefix {prefix!r} starts with '//': the leading slashes of a request's "
-                "path collapse into one, so no request could reach its routes"
-            )
+        check_prefix(prefix, "Router", "routes")
         self.prefix = prefix
         self.skip = skip_names(skip)
         # NOTE: a read-only copy: changed after routes were added, it would not reach them.
