@@ -7,6 +7,7 @@ import re
 from urllib.parse import quote, unquote_to_bytes
 
 from ._errors import HTTPError
+from ._percent import HEX_DIGITS
 
 # SPEC: RFC 9112 3.2.2, absolute-form: a scheme, "://" and an authority, then the path.
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
@@ -101,7 +102,7 @@ def _below_written_root(path: bytes, root: bytes) -> bytes | None:
     index = 0
     while len(decoded) < len(root) and index < len(path):
         escape = path[index : index + 3]
-        if escape[:1] == b"%" and len(escape) == 3 and _is_hex(escape[1:]):
+        if escape[:1] == b"%" and len(escape) == 3 and not escape[1:].translate(None, HEX_DIGITS):
             decoded.append(int(escape[1:], 16))
             index += 3
         else:
@@ -113,10 +114,6 @@ def _below_written_root(path: bytes, root: bytes) -> bytes | None:
     if not rest or rest[:1] == b"/":
         return rest
     return b"/" + rest[3:] if rest[:3] in _SLASH_ESCAPE else None
-
-
-def _is_hex(pair: bytes) -> bool:
-    return all(c in b"0123456789abcdefABCDEF" for c in pair)
 
 
 def valid_host(host: str) -> bool:
