@@ -23,10 +23,9 @@ from ._router import (
     Router,
     RouteRegistry,
     as_flow,
-    check_error_key,
     check_includable,
     compiled_marks_kept,
-    error_handler_entry,
+    error_registrar,
 )
 from ._routing import (
     Route,
@@ -480,13 +479,7 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
                 handler cannot be called as ``(request, exc)`` or is a ``def`` wrapper of an
                 ``async def`` function.
         """
-        check_error_key(key)
-
-        def decorator(handler: F) -> F:
-            self._error_handlers[key] = error_handler_entry(key, handler)
-            return handler
-
-        return decorator
+        return error_registrar(self._error_handlers, key)
 
     # -- the registry ----------------------------------------------------------------------------
 

@@ -33,12 +33,11 @@ from waitress.receiver import ChunkedReceiver
 from waitress.rfc7230 import CHUNK_EXT_RE
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
+from ._percent import HEX_DIGITS
+
 # NOTE: a field line (RFC 9112 5) as Waitress's HEADER_FIELD_RE matches one, in linear time:
 # that one takes time in the square of a line's length to fail (see _waitress.py).
 FIELD_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
-
-# NOTE: what bytes.translate() deletes to find a size line that is all hex digits (no LF).
-_HEXDIGITS = b"0123456789abcdefABCDEF"
 
 # SPEC: RFC 9112 7.1.1, a server ought to limit the total length of the chunk extensions of a
 # request and answer 4xx past it. No client sends any; Waitress checks them with a regular
@@ -160,7 +159,7 @@ class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]
                 self._refuse("Invalid chunk extension")
                 return start
             line = line[:semi]
-        if not line or line.translate(None, _HEXDIGITS):
+        if not line or line.translate(None, HEX_DIGITS):
             self._refuse("Invalid chunk size")
             return start
         chunk = int(line, 16)
@@ -225,7 +224,7 @@ def _whole_chunks(s: bytes, start: int, end: int, data: list[bytes]) -> int:
         line = s[start:pos]
         if b";" in line or pos - start > MAX_CHUNK_EXTENSIONS:
             return start  # NOTE: the general reader's, which counts and refuses.
-        if not line or line.translate(None, _HEXDIGITS):
+        if not line or line.translate(None, HEX_DIGITS):
             return start
         stop = pos + 2 + int(line, 16)
         if stop == pos + 2 or stop + 2 > end or s[stop : stop + 2] != b"\r\n":

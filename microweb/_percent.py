@@ -20,10 +20,10 @@ import unicodedata
 # in 2.0 us instead of 3.8 (timeit, a loaded 2-core machine, 2026-12-02).
 _ESCAPE_START = re.compile(rb"%(?=[0-9A-Fa-f]{2})")
 LONE_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-_HEX_DIGITS = b"0123456789ABCDEFabcdef"
+HEX_DIGITS = b"0123456789ABCDEFabcdef"
 # NOTE: every hex digit read as "h", and nothing else: "%hh" then counts the escapes.
 _HEX_MARKS = bytes(
-    ord("h") if code in _HEX_DIGITS else code if code == ord("%") else ord(".")
+    ord("h") if code in HEX_DIGITS else code if code == ord("%") else ord(".")
     for code in range(256)
 )
 

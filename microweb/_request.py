@@ -375,18 +375,6 @@ class UnloadedSession(dict[str, Any]):
     pop = popitem = clear = __ior__ = _refuse
 
 
-# NOTE: a client-chosen header value quoted in a log line is cut to this many characters: a
-# 64 KiB Host or Origin was logged whole, one line of 64 KiB per request (review96).
-LOGGED_VALUE = 200
-
-
-def clipped(value: str | None) -> str | None:
-    """Return ``value`` cut to ``LOGGED_VALUE`` characters, marked with ``...`` when it was."""
-    if value is None or len(value) <= LOGGED_VALUE:
-        return value
-    return value[:LOGGED_VALUE] + "..."
-
-
 def logged_request(request: Request) -> str:
     """Return the request's method and path as a log line names it: ``GET /orders``."""
     return f"{logged_method(request)} {logged_path(request)}"

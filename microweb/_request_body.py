@@ -198,16 +198,24 @@ class BodyMethods(HeadProperties):
                 ``get_json(force=True)``: for a client that sends JSON as ``text/plain``.
         """
         self._check_sync("json()", "ajson()")
-        if self._json is MISSING:
-            if (
-                (not force and not self._is_json(silent))
-                or not self._uncoded(silent)
-                or (silent and self._streamed())
-            ):
-                return None
-            return self._parsed_json(self._whole("json()", json=True), silent)
-        self._check_kept(len(self._body or b""), self._body)
-        return self._json
+        if (unread := self._json_unread(silent, force)) is not MISSING:
+            return unread
+        return self._parsed_json(self._whole("json()", json=True), silent)
+
+    def _json_unread(self, silent: bool, force: bool) -> Any:
+        """What ``json()`` and ``ajson()`` give without reading the body: the JSON kept (within
+        this read's limits), or ``None`` for a body they refuse silently; ``MISSING`` if they
+        read it."""
+        if self._json is not MISSING:
+            self._check_kept(len(self._body or b""), self._body)
+            return self._json
+        if (
+            (not force and not self._is_json(silent))
+            or not self._uncoded(silent)
+            or (silent and self._streamed())
+        ):
+            return None
+        return MISSING
 
     def _is_json(self, silent: bool) -> bool:
         # NOTE: asked before the body is read, as Flask does: a form or a file is not read (or
@@ -464,16 +472,9 @@ class BodyMethods(HeadProperties):
 
     async def ajson(self, *, silent: bool = False, force: bool = False) -> Any:
         """Read and parse a JSON body; the async twin of ``json()``."""
-        if self._json is MISSING:
-            if (
-                (not force and not self._is_json(silent))
-                or not self._uncoded(silent)
-                or (silent and self._streamed())
-            ):
-                return None
-            return self._parsed_json(await self._awhole("ajson()", json=True), silent)
-        self._check_kept(len(self._body or b""), self._body)
-        return self._json
+        if (unread := self._json_unread(silent, force)) is not MISSING:
+            return unread
+        return self._parsed_json(await self._awhole("ajson()", json=True), silent)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive; the async twin of ``iter_bytes()``."""

@@ -19,7 +19,7 @@ from ._errors import HTTPError
 from ._forms import Spooler
 from ._limits import Limits
 from ._parsing import RequestCookies, RequestFields, RequestHeaders, parse_fields
-from ._target import PATH_SAFE, check_host, query_text, valid_host, without_empty_port
+from ._target import PATH_SAFE, check_host, clipped, query_text, valid_host, without_empty_port
 from ._types import AppLike
 
 
@@ -344,7 +344,7 @@ class HeadProperties:
         # TrustedHosts reads the name without checking it again, and a flow that assigned a
         # header as it came ("evil.com/.example.com") had it allowed under "*.example.com".
         if not isinstance(host, str) or (host and not valid_host(host)):
-            shown = host[:200] + "..." if isinstance(host, str) and len(host) > 200 else host
+            shown = clipped(host) if isinstance(host, str) else host
             raise ValueError(f"request.host takes a host[:port] or '', not {shown!r}")
         self._set_host(host)
 

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import datetime, timedelta
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from ._cookies import SameSite, format_set_cookie
@@ -632,14 +632,15 @@ def _is_svgz(path: str, headers: HeaderItems | None) -> bool:
     return "content-type" not in own and "content-disposition" not in own
 
 
-def content_disposition(filename: str, kind: Literal["attachment", "inline"] = "attachment") -> str:
-    """Return a ``Content-Disposition`` value safe for any filename (RFC 6266 ``filename*``)."""
+def content_disposition(filename: str) -> str:
+    """Return an ``attachment`` ``Content-Disposition`` value safe for any filename (RFC 6266
+    ``filename*``)."""
     # NOTE: "%" too: Chromium percent-decodes a plain filename (RFC 6266 appendix D), and saved
     # "100%20sure.pdf" as "100 sure.pdf"; the exact name then goes in filename*.
     ascii_name = "".join(
         c if c.isascii() and c.isprintable() and c not in '"\\%' else "_" for c in filename
     )
-    value = f'{kind}; filename="{ascii_name}"'
+    value = f'attachment; filename="{ascii_name}"'
     if ascii_name != filename:
         # NOTE: a lone surrogate (a name read from disk that is not UTF-8, os.listdir's
         # escapes; a JSON "\ud800") has no UTF-8 form: quote() raised UnicodeEncodeError, a

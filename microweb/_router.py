@@ -22,6 +22,7 @@ from ._routing import (
     check_arguments,
     check_colour,
     check_name,
+    check_prefix,
     is_async_callable,
     is_generator_callable,
     skip_names,
@@ -324,6 +325,18 @@ def error_handler_entry(key: ErrorKey, handler: Callable[..., Any]) -> ErrorHand
     return ErrorHandler(key, Colored(handler, is_async_callable(handler)))
 
 
+def error_registrar(handlers: dict[ErrorKey, ErrorHandler], key: ErrorKey) -> Callable[[F], F]:
+    """Check ``key`` (``check_error_key()``); return the decorator of ``App.error_handler``
+    and ``Router.error_handler``, which puts ``error_handler_entry()`` in ``handlers``."""
+    check_error_key(key)
+
+    def decorator(handler: F) -> F:
+        handlers[key] = error_handler_entry(key, handler)
+        return handler
+
+    return decorator
+
+
 class Router(RouteRegistry):
     """A group of routes under a common prefix, added to an app with ``app.include(router)``.
 
@@ -356,14 +369,7 @@ class Router(RouteRegistry):
                 "Router prefix '/' ends with '/', which a prefix must not: for routes at the "
                 "root, leave it out, Router()"
             )
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ValueError(f"Router prefix {prefix!r} must start with '/' and not end with '/'")
-        if prefix.startswith("//"):
-            # NOTE: said here, where the mistake is, rather than at the first route's template.
-            raise ValueError(
-                f"Router prefix {prefix!r} starts with '//': the leading slashes of a request's "
-                "path collapse into one, so no request could reach its routes"
-            )
+        check_prefix(prefix, "Router", "routes")
         self.prefix = prefix
         self.skip = skip_names(skip)
         # NOTE: a read-only copy: changed after routes were added, it would not reach them.
@@ -467,13 +473,7 @@ class Router(RouteRegistry):
                 handler cannot be called as ``(request, exc)`` or is a ``def`` wrapper of an
                 ``async def`` function.
         """
-        check_error_key(key)
-
-        def decorator(handler: F) -> F:
-            self.error_handlers[key] = error_handler_entry(key, handler)
-            return handler
-
-        return decorator
+        return error_registrar(self.error_handlers, key)
 
 
 def check_includable(router: object) -> None:

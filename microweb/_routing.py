@@ -212,6 +212,20 @@ def check_call(handler: Callable[..., Any], route: Route, first: str = "request"
 NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
 
 
+def check_prefix(prefix: str, owner: str, reached: str) -> None:
+    """Refuse a ``Router`` or ``Static`` prefix (``owner``) that does not start with ``/``,
+    ends with one, or starts with ``//``, which no request could reach its ``reached`` under.
+    """
+    if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+        raise ValueError(f"{owner} prefix {prefix!r} must start with '/' and not end with '/'")
+    if prefix.startswith("//"):
+        # NOTE: said here, where the mistake is, rather than at the first route's template.
+        raise ValueError(
+            f"{owner} prefix {prefix!r} starts with '//': the leading slashes of a request's "
+            f"path collapse into one, so no request could reach its {reached}"
+        )
+
+
 def skip_names(skip: Iterable[str]) -> tuple[str, ...]:
     """Return the plugin names of a ``skip=`` argument.
 

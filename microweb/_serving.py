@@ -224,10 +224,6 @@ def _with_room(largest: int) -> int:
     return largest + max(64 * 1024, largest // 8)
 
 
-def _has_access_log(app: App) -> bool:
-    return any(isinstance(plugin, AccessLog) for plugin in app.plugins)
-
-
 def serve(
     target: str,
     server: str,
@@ -427,7 +423,7 @@ def _serve(
         # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
         "proxy_headers": False,
         # NOTE: with AccessLog installed, Uvicorn's line would log each request twice.
-        "access_log": not _has_access_log(app),
+        "access_log": not any(isinstance(plugin, AccessLog) for plugin in app.plugins),
         "ws_max_size": websocket_message_cap(app),
         "http": UVICORN_HTTP if importlib.util.find_spec("httptools") else UVICORN_H11,
         "ws": UVICORN_WS if importlib.util.find_spec("websockets") else "auto",

@@ -7,6 +7,7 @@ import re
 from urllib.parse import quote, unquote_to_bytes
 
 from ._errors import HTTPError
+from ._percent import HEX_DIGITS
 
 # SPEC: RFC 9112 3.2.2, absolute-form: a scheme, "://" and an authority, then the path.
 _ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
@@ -101,7 +102,7 @@ def _below_written_root(path: bytes, root: bytes) -> bytes | None:
     index = 0
     while len(decoded) < len(root) and index < len(path):
         escape = path[index : index + 3]
-        if escape[:1] == b"%" and len(escape) == 3 and _is_hex(escape[1:]):
+        if escape[:1] == b"%" and len(escape) == 3 and not escape[1:].translate(None, HEX_DIGITS):
             decoded.append(int(escape[1:], 16))
             index += 3
         else:
@@ -113,10 +114,6 @@ def _below_written_root(path: bytes, root: bytes) -> bytes | None:
     if not rest or rest[:1] == b"/":
         return rest
     return b"/" + rest[3:] if rest[:3] in _SLASH_ESCAPE else None
-
-
-def _is_hex(pair: bytes) -> bool:
-    return all(c in b"0123456789abcdefABCDEF" for c in pair)
 
 
 def valid_host(host: str) -> bool:
@@ -156,3 +153,15 @@ def without_empty_port(host: str) -> str:
     # normalised without its ":". NOTE: "example.com:" was kept, in request.url and absolute
     # links, where TrustedHosts compared "example.com".
     return host[:-1] if host.endswith(":") else host
+
+
+# NOTE: a client-chosen header value quoted in a log line is cut to this many characters: a
+# 64 KiB Host or Origin was logged whole, one line of 64 KiB per request (review96).
+LOGGED_VALUE = 200
+
+
+def clipped(value: str | None) -> str | None:
+    """Return ``value`` cut to ``LOGGED_VALUE`` characters, marked with ``...`` when it was."""
+    if value is None or len(value) <= LOGGED_VALUE:
+        return value
+    return value[:LOGGED_VALUE] + "..."

@@ -294,7 +294,7 @@ class TestClient:
         if self.interface == "wsgi":
             return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
-            return self._asgi_request(method, url, kwargs, [], keep=True)
+            return self._asgi_request(method, url, kwargs, keep=True)
         encoded_once(method, kwargs)
         replay = replayed(kwargs, body_cap(self.app))
         wsgi_answers: list[httpx.Response] = []
@@ -308,7 +308,7 @@ class TestClient:
         if replay is not None:
             kwargs["content"] = replay()
         try:
-            via_asgi = self._asgi_request(method, url, kwargs, [], keep=False)
+            via_asgi = self._asgi_request(method, url, kwargs, keep=False)
         finally:
             # NOTE: the WSGI side's, as its answer is returned (they differ only where
             # ignore_headers lets a Set-Cookie differ); also when the ASGI side raises.
@@ -340,15 +340,10 @@ class TestClient:
                 self._keep(answers)
 
     def _asgi_request(
-        self,
-        method: str,
-        url: str,
-        kwargs: dict[str, Any],
-        answers: list[httpx.Response],
-        *,
-        keep: bool,
+        self, method: str, url: str, kwargs: dict[str, Any], *, keep: bool
     ) -> httpx.Response:
         loop, side = self._asgi_side()
+        answers: list[httpx.Response] = []
         self._prepare(side)
         kwargs = self._as_written(url, async_content(kwargs), answers, kwargs["follow_redirects"])
         try:

@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 
 from microweb import App, HTTPError, Request, Response, Route
 from microweb._parsing import header_value
-from microweb._request import clipped, logged_method, logged_path
+from microweb._request import logged_method, logged_path
+from microweb._target import clipped
 
 logger = logging.getLogger("microweb.csrf")
 

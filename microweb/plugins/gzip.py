@@ -104,11 +104,6 @@ def gzip_chunks(chunks: Iterable[bytes | str], level: int) -> GzipStream:
     return GzipStream(chunks, level, reads_the_file(chunks))
 
 
-def agzip_chunks(chunks: AsyncIterable[bytes | str], level: int) -> AsyncGzipStream:
-    """Compress an async stream as ``gzip_chunks`` does a sync one."""
-    return AsyncGzipStream(chunks, level)
-
-
 # NOTE: the streams are objects, not bare generators, for their close: a generator closed
 # before its first next() runs no finally, so a driver that closed the body unsent (its
 # http.response.start failed: the client gone, the task cancelled) left the app's stream (a
@@ -467,7 +462,7 @@ class GZip:
             return
         chunks = _held_to_length(chunks, response)
         if isinstance(chunks, AsyncIterable):
-            response.chunks = agzip_chunks(chunks, self.compresslevel)
+            response.chunks = AsyncGzipStream(chunks, self.compresslevel)
         else:
             response.chunks = gzip_chunks(chunks, self.compresslevel)
         # NOTE: the compressed length is unknown, and the bytes are no longer the file's.

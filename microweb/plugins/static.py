@@ -14,6 +14,7 @@ from microweb import App, HTTPError, Request, Response, Route
 from microweb._files import FileInfo, held_file, open_checked
 from microweb._request import logged_method, logged_path
 from microweb._response import described_file
+from microweb._routing import check_prefix
 
 # NOTE: what stays as it is in a query string: reserved characters and escapes already made.
 QUERY_SAFE = "!$%&'()*+,/:;=?@~"
@@ -184,14 +185,7 @@ class Static:
         root = os.path.realpath(os.fsdecode(directory))
         if not os.path.isdir(root):
             raise ValueError(f"Static directory {os.fsdecode(directory)!r} is not a folder")
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ValueError(f"Static prefix {prefix!r} must start with '/' and not end with '/'")
-        if prefix.startswith("//"):
-            # NOTE: said here, not by the route template it makes (review169), as Router says.
-            raise ValueError(
-                f"Static prefix {prefix!r} starts with '//': the leading slashes of a request's "
-                "path collapse into one, so no request could reach its files"
-            )
+        check_prefix(prefix, "Static", "files")  # NOTE: not by its route's template (review169).
         if "{" in prefix or "}" in prefix:
             # NOTE: else a TypeError at install that serve() takes no such path parameter.
             raise ValueError(

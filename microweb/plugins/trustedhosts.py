@@ -17,8 +17,8 @@ from collections.abc import Generator, Iterable
 from urllib.parse import quote, quote_from_bytes
 
 from microweb import App, HTTPError, Request, Response
-from microweb._request import clipped, logged_method, logged_path
-from microweb._target import PATH_SAFE, query_text, valid_host
+from microweb._request import logged_method, logged_path
+from microweb._target import PATH_SAFE, clipped, query_text, valid_host
 
 logger = logging.getLogger("microweb.trustedhosts")
 
