@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,6 +54,8 @@ SLICE = 16 * 1024
 # that go on with it are held, and given to httptools once a line ends in one, or SLICE bytes
 # of them have come: 1K joins of up to LONG_LINE bytes, then a join per SLICE.
 LONG_LINE = 1024
+# NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
+MAX_PARSED_TARGET = 65535
 
 _REFUSAL = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -253,7 +256,20 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             earlier = self.earlier = self.cycle
             if self.url[:1] != b"/":
                 self.url = with_path(self.url)
-            super().on_headers_complete()
+            target = self.url
+            if len(target) > MAX_PARSED_TARGET:
+                # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
+                # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
+                # reads a stand-in; the scope gets this one's path and query as it would.
+                path, query = split_target(target)
+                self.url = b"/"
+                super().on_headers_complete()
+                self.url = target  # NOTE: for a WebSocket handshake's protocol.
+                self.scope["path"] = self.root_path + decoded_path(path)
+                self.scope["raw_path"] = self.root_path.encode("ascii") + path
+                self.scope["query_string"] = query
+            else:
+                super().on_headers_complete()
             if self.cycle is not earlier and self.scope["http_version"] == "1.0":
                 end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:
@@ -442,6 +458,25 @@ def with_path(target: bytes) -> bytes:
     if parsed.path is not None:
         return target
     return b"/?" + parsed.query if parsed.query else b"/"
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """Return the path and the query of ``target`` (origin-form or absolute-form), as
+    ``httptools.parse_url()`` reads them, for a target too long for it; ``/`` for no path."""
+    target = target.partition(b"#")[0]
+    if target[:1] != b"/":
+        # NOTE: absolute-form: the path starts after the authority, at its first "/" or "?".
+        after = target.partition(b"://")[2]
+        ends = [end for end in (after.find(b"/"), after.find(b"?")) if end >= 0]
+        target = after[min(ends) :] if ends else b""
+    path, _, query = target.partition(b"?")
+    return path or b"/", query
+
+
+def decoded_path(path: bytes) -> str:
+    """Return ``path`` as Uvicorn gives it in the scope: ASCII, percent-decoded."""
+    text = path.decode("ascii")  # NOTE: raised in httptools' callback, a 400 as in Uvicorn.
+    return urllib.parse.unquote(text) if "%" in text else text
 
 
 def end_by_closing(cycle: RequestResponseCycle) -> None:

@@ -209,6 +209,27 @@ def test_a_fragment_in_the_target_is_left_out_under_every_server(
     assert answer.endswith(f"\r\n\r\nhttp://x/url{query}".encode()), answer[-300:]
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/url?q=" + "a" * 70_000,
+        "/url?q=" + "a" * 70_000 + "#frag",
+        "http://x/url?q=" + "a" * 70_000,
+    ],
+    ids=["query", "fragment", "absolute-form"],
+)
+def test_a_target_past_64_kib_is_served_under_every_server(server: Server, target: str) -> None:
+    # NOTE: httptools parses a target of up to 65,535 bytes: past that, Uvicorn's parse_url()
+    # raised in its callback, and the request was a 400, where Waitress and h11 serve targets
+    # up to the head limit (review282).
+    request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        answer = _answer(sock)
+    assert _status(answer, server) == b"200", answer[:300]
+    assert answer.endswith(b"\r\n\r\nhttp://x/url?q=" + b"a" * 70_000), answer[-300:]
+
+
 @pytest.mark.parametrize("codings", ["", " ", ",", " , "])
 @pytest.mark.parametrize("length", [True, False])
 def test_a_transfer_encoding_without_a_coding_is_400_under_every_server(
