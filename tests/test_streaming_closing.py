@@ -1559,13 +1559,17 @@ def test_a_failed_close_of_a_sync_stream_in_the_pool_is_logged_after_a_cancellat
 
 class _FeedClosedElsewhere(_Feed):
     """A ``_Feed`` whose ``aclose()`` hands the real close to another task, or a thread, which
-    waits ``hold`` seconds, then fails (if ``fails``)."""
+    waits ``hold`` seconds, then fails (if ``fails``); its chunks are text."""
 
     hold = 0.3
 
     def __init__(self, events: list[str], handed_to: str, fails: bool = True) -> None:
         super().__init__(events)
         self.handed_to, self.fails = handed_to, fails
+
+    async def __anext__(self) -> str:  # type: ignore[override]
+        # NOTE: text, which an event stream takes too.
+        return (await super().__anext__()).decode()
 
     async def _close(self) -> None:
         await asyncio.sleep(self.hold)
@@ -1587,7 +1591,7 @@ class _FeedClosedElsewhere(_Feed):
             await asyncio.get_running_loop().run_in_executor(None, self._close_sync)
 
 
-@pytest.mark.parametrize("wrapped", ["nothing", "gzip"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "sse"])
 @pytest.mark.parametrize("handed_to", ["task", "shielded task", "executor"])
 def test_a_close_handed_to_another_task_names_its_request_and_no_other(
     make_client: MakeClient,
@@ -1625,7 +1629,7 @@ def test_a_close_handed_to_another_task_names_its_request_and_no_other(
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["returns", "fails"])
-@pytest.mark.parametrize("wrapped", ["nothing", "gzip"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "sse"])
 @pytest.mark.parametrize("handed_to", ["task", "shielded task", "executor"])
 def test_a_wsgi_thread_keeps_no_request_of_a_close_handed_to_another_task(
     wrapped: str, handed_to: str, fails: bool
