@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -1652,3 +1653,45 @@ def test_a_wsgi_thread_keeps_no_request_of_a_close_handed_to_another_task(
     finally:
         served.close()
     assert events == ["closing", "closing"]
+
+
+def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: a sync stream's close, handed to its pool thread, whose task was cancelled (given up
+    # on, then cut by a loop-wide cancellation): its error came from the thread with no word of
+    # whose it was, where the task that closed it knew (review278).
+    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    release = threading.Event()
+
+    def rows() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"row"
+        finally:
+            release.wait(5)
+            raise CloseFailed("the cursor failed to close")
+
+    async def run() -> None:
+        rows_ahead = iterate_in_pool(rows(), make_pool(2))
+
+        async def close() -> None:
+            CLOSING_FOR.set(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
+            await anext(rows_ahead)
+            await rows_ahead.aclose()  # type: ignore[attr-defined]
+
+        closing = asyncio.ensure_future(close())
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            closing.cancel()
+            await asyncio.sleep(0.02)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.sleep(0.3)
+
+    _one_close_failure_logged(caplog, run)
+    [failed] = [record.getMessage() for record in caplog.records if record.exc_info]
+    assert failed == "GET /rows: error while closing a streamed response after its request ended"
