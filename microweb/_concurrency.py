@@ -430,6 +430,9 @@ class _Pinned:
         self._stopping = False
         # NOTE: set once the thread closed the iterable, to what is left to await on the loop.
         self._closed: asyncio.Future[Awaitable[object] | None] = loop.create_future()
+        # NOTE: the context stop() ran in: the end of the close is handed back in it, so that a
+        # close nobody awaits any more names its request (CLOSING_FOR), as the driver knew it.
+        self._stopped_in: contextvars.Context | None = None
 
     def wait(self) -> asyncio.Future[None]:
         """Return what the loop awaits until an item is ready; on the loop."""
@@ -444,6 +447,7 @@ class _Pinned:
     async def stop(self) -> None:
         """Ask the thread to close the iterable and end; wait until it has; on the loop."""
         self._stopping = True
+        self._stopped_in = contextvars.copy_context()
         self.room.release()
         left = await self._closed
         if left is not None:
@@ -467,9 +471,12 @@ class _Pinned:
                 left = self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:
                 # NOTE: the closing's error is the stream's too: stop() raises it.
-                self._call(_closed_with, self._closed, exc, None)
+                self._call(_closed_with, self._closed, exc, None, context=self._stopped_in)
             else:
-                if not self._call(_closed_with, self._closed, None, left) and iscoroutine(left):
+                closed = self._call(
+                    _closed_with, self._closed, None, left, context=self._stopped_in
+                )
+                if not closed and iscoroutine(left):
                     left.close()  # NOTE: it will never run: no "never awaited" warning.
 
     def _step(self, iterator: Iterator[Any]) -> bool:
@@ -487,10 +494,16 @@ class _Pinned:
         if waiter is not None:
             self._call(set_result, waiter, None)
 
-    def _call(self, settle: Callable[..., None], *args: Any) -> bool:
-        """Call ``settle(*args)`` on the loop; return whether the loop took it."""
+    def _call(
+        self,
+        settle: Callable[..., None],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> bool:
+        """Call ``settle(*args)`` on the loop, in ``context`` if given; return whether the loop
+        took it."""
         try:
-            self._loop.call_soon_threadsafe(settle, *args)
+            self._loop.call_soon_threadsafe(settle, *args, context=context)
         except RuntimeError:
             return False  # NOTE: a closed loop (the server is gone): nobody waits for this now.
         return True

@@ -338,17 +338,20 @@ def test_a_worker_whose_loop_waits_for_the_gil_among_busy_threads_is_not_stopped
     # NOTE: 80 CPU-bound def requests (40 at once in each worker's pool) kept the loop from the
     # GIL for seconds between two of its turns; the worker was taken for one whose loop was
     # blocked, killed, and most of the requests were lost (review213). Its loop is slow, but
-    # takes turns: the worker serves on. Each worker's 40 threads need 4 s of CPU between them,
-    # the loop waiting behind them all along; a timeout of 2 s (half that) failed once on a
-    # loaded machine, where the watcher thread waits longer for the GIL too.
+    # takes turns: the worker serves on. Each worker's 40 threads need 6 s of CPU between them,
+    # the loop waiting behind them all along. Measured (review278, 2 CPUs): the old design
+    # rebuilt, a ping that the loop answered, stopped a worker in 6 runs of 6 (2 to 6 times a
+    # run), where with 4 s of CPU and a timeout of 4 s it did in 5 runs of 11 (the test passed
+    # the other 6); the watcher saw progress at least every 1.2 s. A timeout of 2 s failed once
+    # on a loaded machine, where the watcher thread waits longer for the GIL too.
     target, events = _blocking_app(tmp_path)
     port, log = free_port(), tmp_path / "serve.log"
-    options = ("--workers", "2", "--timeout-worker-healthcheck", "4")
+    options = ("--workers", "2", "--timeout-worker-healthcheck", "3")
     statuses: list[int | str] = []
 
     def request() -> None:
         try:
-            url = f"http://{HOST}:{port}/cpu?seconds=0.1"
+            url = f"http://{HOST}:{port}/cpu?seconds=0.15"
             statuses.append(httpx.get(url, timeout=60).status_code)
         except httpx.HTTPError as exc:
             statuses.append(type(exc).__name__)

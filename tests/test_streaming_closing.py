@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+import types
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -1555,3 +1556,142 @@ def test_a_failed_close_of_a_sync_stream_in_the_pool_is_logged_after_a_cancellat
         await asyncio.sleep(0.2)
 
     _one_close_failure_logged(caplog, run, raised)
+
+
+class _FeedClosedElsewhere(_Feed):
+    """A ``_Feed`` whose ``aclose()`` hands the real close to another task, or a thread, which
+    waits ``hold`` seconds, then fails (if ``fails``); its chunks are text."""
+
+    hold = 0.3
+
+    def __init__(self, events: list[str], handed_to: str, fails: bool = True) -> None:
+        super().__init__(events)
+        self.handed_to, self.fails = handed_to, fails
+
+    async def __anext__(self) -> str:  # type: ignore[override]
+        # NOTE: text, which an event stream takes too.
+        return (await super().__anext__()).decode()
+
+    async def _close(self) -> None:
+        await asyncio.sleep(self.hold)
+        if self.fails:
+            raise CloseFailed("the feed's lock is gone")
+
+    def _close_sync(self) -> None:
+        time.sleep(self.hold)
+        if self.fails:
+            raise CloseFailed("the feed's lock is gone")
+
+    async def aclose(self) -> None:
+        self.events.append("closing")
+        if self.handed_to == "task":
+            await asyncio.create_task(self._close())
+        elif self.handed_to == "shielded task":
+            await asyncio.shield(asyncio.create_task(self._close()))
+        else:
+            await asyncio.get_running_loop().run_in_executor(None, self._close_sync)
+
+
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "sse"])
+@pytest.mark.parametrize("handed_to", ["task", "shielded task", "executor"])
+def test_a_close_handed_to_another_task_names_its_request_and_no_other(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    handed_to: str,
+    wrapped: str,
+) -> None:
+    # NOTE: the task (or thread) that runs the real close has a copy of the closing task's
+    # context, or none: its failure, past CLOSE_WAIT under ASGI, is the request's, and the
+    # next request, in the same WSGI thread, is named in nothing of it (review278).
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
+    events: list[str] = []
+    app = _wrapped_app(lambda: _FeedClosedElsewhere(events, handed_to), wrapped)
+
+    @app.get("/next")
+    def after(request: Request) -> Response:
+        return Response.stream(iter_rows(), "text/plain")
+
+    client = make_client(app)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        with contextlib.suppress(CloseFailed):
+            client.get("/", headers={"accept-encoding": "gzip"})
+        assert client.get("/next").text == "row"
+        deadline = time.monotonic() + 3
+        while not any("error" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.02)
+        assert client.get("/next").text == "row"
+    assert events == ["closing"]
+    assert CLOSING_FOR.get() is None
+    said = [record.getMessage() for record in caplog.records]
+    assert all("/next" not in line and "different Context" not in line for line in said), said
+    assert [line for line in said if "error" in line] == ["error while streaming GET /"], said
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["returns", "fails"])
+@pytest.mark.parametrize("wrapped", ["nothing", "gzip", "sse"])
+@pytest.mark.parametrize("handed_to", ["task", "shielded task", "executor"])
+def test_a_wsgi_thread_keeps_no_request_of_a_close_handed_to_another_task(
+    wrapped: str, handed_to: str, fails: bool
+) -> None:
+    # NOTE: the server's thread adopts the context of the hop's task that closed the stream,
+    # failed or not; its next request is served with nothing of the last one's close.
+    events: list[str] = []
+    app = _wrapped_app(lambda: _FeedClosedElsewhere(events, handed_to, fails), wrapped)
+    served = app.as_wsgi()
+    try:
+        for _ in range(2):
+            result = served(wsgi_environ("GET", "/", HTTP_ACCEPT_ENCODING="gzip"), start_response)
+            # NOTE: raised as the stream ends (gzip's, closed in its task) or as it is closed.
+            with contextlib.suppress(CloseFailed):
+                try:
+                    b"".join(result)
+                finally:
+                    result.close()
+            assert CLOSING_FOR.get() is None
+    finally:
+        served.close()
+    assert events == ["closing", "closing"]
+
+
+def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NOTE: a sync stream's close, handed to its pool thread, whose task was cancelled (given up
+    # on, then cut by a loop-wide cancellation): its error came from the thread with no word of
+    # whose it was, where the task that closed it knew (review278).
+    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    release = threading.Event()
+
+    def rows() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"row"
+        finally:
+            release.wait(5)
+            raise CloseFailed("the cursor failed to close")
+
+    async def run() -> None:
+        rows_ahead = iterate_in_pool(rows(), make_pool(2))
+
+        async def close() -> None:
+            CLOSING_FOR.set(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
+            await anext(rows_ahead)
+            await rows_ahead.aclose()  # type: ignore[attr-defined]
+
+        closing = asyncio.ensure_future(close())
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            closing.cancel()
+            await asyncio.sleep(0.02)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.sleep(0.3)
+
+    _one_close_failure_logged(caplog, run)
+    [failed] = [record.getMessage() for record in caplog.records if record.exc_info]
+    assert failed == "GET /rows: error while closing a streamed response after its request ended"
