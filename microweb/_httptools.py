@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -54,6 +55,9 @@ SLICE = 16 * 1024
 # that go on with it are held, and given to httptools once a line ends in one, or SLICE bytes
 # of them have come: 1K joins of up to LONG_LINE bytes, then a join per SLICE.
 LONG_LINE = 1024
+# NOTE: what a held read may not hold back: a line's end, or a control byte other than a tab,
+# which httptools refuses at once (review282).
+_ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
 MAX_PARSED_TARGET = 65535
 
@@ -202,8 +206,10 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             return False
         held = self.line_held
         size = len(data) + (len(held) if held else 0)
-        if b"\n" in data or size >= SLICE or self.read_in_head + size >= self.max_head_size:
+        if size >= SLICE or self.read_in_head + size >= self.max_head_size:
             return False
+        if _ENDS_OR_REFUSED.search(data):
+            return False  # NOTE: a line's end, or a control byte httptools answers with 400.
         if held is None:
             held = self.line_held = bytearray()
         held += data

@@ -892,3 +892,13 @@ def test_a_target_too_long_for_parse_url_is_split_as_parse_url_splits_a_short_on
     target = with_path(target) if target[:1] != b"/" else target
     parsed = httptools.parse_url(target)
     assert split_target(target) == (parsed.path or b"/", parsed.query or b"")
+
+
+@pytest.mark.parametrize("bad", [b"\x00", b"\x01"])
+def test_a_control_byte_in_a_held_read_of_a_long_line_is_refused_at_once(bad: bytes) -> None:
+    # NOTE: a read held as part of a long line (review280) kept its bad byte from httptools
+    # until the line ended, 16 KiB came or the client timer closed the connection, with no
+    # answer, where the same bytes in one read got their 400 at once (review282).
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 2000
+    transport = asyncio.run(_fed([head, b"aa" + bad + b"aa"], 1))
+    assert _statuses(transport) == [400]
