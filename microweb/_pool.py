@@ -1,4 +1,5 @@
-"""The bounded thread pool that runs ``def`` handlers under ASGI.
+"""The bounded thread pool that runs ``def`` handlers under ASGI (and file I/O, and the sync
+closes of streams; for those, calls stuck past a time stop counting against the bound).
 
 A ``concurrent.futures.Executor``, so ``submit()`` and ``shutdown()`` work as with a
 ``ThreadPoolExecutor``; ``call()`` is the lean path the bridges use: no future per call.
