@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from inspect import isawaitable, iscoroutine
+from queue import Full
 from typing import Any, TypeVar, cast
 
 from ._app_loop import AppLoop, LoopStopped, adopt
@@ -599,11 +600,47 @@ def stop_owned(fn: Callable[..., None], *args: Any) -> None:
 # length's async stream: not the ASGI driver's pool, which those streams do not know (and the
 # WSGI app loop has none), nor a loop's default executor, whose threads the interpreter's exit
 # joins (a close that never returns would keep the server's process from ending). Daemon
-# threads, at most CLOSE_THREADS of them: 10,000 closes that never returned held 10,000
-# threads, one each; now the others wait their turn (under ASGI their responses end after
-# CLOSE_WAIT all the same).
+# threads, CLOSE_THREADS of them for closes that return: 10,000 closes that never returned held
+# 10,000 threads, one each. A close that has run past CLOSE_WAIT no longer counts (a thread
+# starts for a close that would wait, and ends once idle), up to CLOSE_THREADS_MOST threads in
+# all: with 8 closes that never return, every later close waited for ever in the queue, its
+# stream and request held. Past them, at most CLOSES_WAITING_MOST closes wait; later ones are
+# dropped, with an error.
 CLOSE_THREADS = 8
-_CLOSES = WorkerPool(CLOSE_THREADS, name="microweb-close")
+CLOSE_THREADS_MOST = 64
+CLOSES_WAITING_MOST = 1_000
+
+
+def _closes_stuck_after() -> float:
+    return _close_wait()  # NOTE: read at each call: close_wait_from() sets it after this.
+
+
+_told_stuck = False
+
+
+def _closes_stuck(stuck: int) -> None:
+    """Say, once, that closes run past ``CLOSE_WAIT`` and more close threads start."""
+    global _told_stuck
+    if _told_stuck:
+        return
+    _told_stuck = True
+    logger.warning(
+        "%d sync close() calls of streamed responses have run longer than %g s in the close "
+        "threads: more threads start for the other closes, %d in all at most",
+        stuck,
+        _close_wait(),
+        _CLOSES.most_workers,
+    )
+
+
+_CLOSES = WorkerPool(
+    CLOSE_THREADS,
+    name="microweb-close",
+    stuck_after=_closes_stuck_after,
+    most_workers=CLOSE_THREADS_MOST,
+    most_queued=CLOSES_WAITING_MOST,
+    on_spill=_closes_stuck,
+)
 
 
 class _ThreadClose:
@@ -676,7 +713,18 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
     """
     task = asyncio.current_task()
     pending = _ThreadClose(close, asyncio.get_running_loop())
-    closing = cast("asyncio.Future[object]", run_in_pool(_CLOSES, pending.run))
+    try:
+        closing = cast("asyncio.Future[object]", run_in_pool(_CLOSES, pending.run))
+    except Full:
+        logger.error(
+            "%sthe close() of a streamed response's %s was dropped, not run: all %d close "
+            "threads run closes that have not returned, and %d more closes wait for them",
+            _closing_request(),
+            pending.named(),
+            _CLOSES.most_workers,
+            _CLOSES.most_queued,
+        )
+        return None
     if task is not None:
         _THREAD_CLOSES[task] = pending
     try:
@@ -694,8 +742,11 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
                         _closing_request(),
                         pending.named(),
                         _close_wait(),
-                        CLOSE_THREADS,
+                        _CLOSES.running(),
                     )
+                # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
+                # they leave room, a thread starts for the closes queued before they were.
+                _CLOSES.spill()
                 return None
         # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
         # server gave up on the request) still runs, as it would in a thread of its own.
@@ -720,7 +771,7 @@ def closing_in_a_thread(task: asyncio.Future[Any]) -> str | None:
     pending.told = True
     if pending.waiting:
         return (
-            f"{pending.named()} (its close() waits for a close thread: all {CLOSE_THREADS} run "
+            f"{pending.named()} (its close() waits for a close thread: all {_CLOSES.running()} run "
             "closes that have not returned)"
         )
     return pending.named()

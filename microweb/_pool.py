@@ -1,4 +1,5 @@
-"""The bounded thread pool that runs ``def`` handlers under ASGI.
+"""The bounded thread pool that runs ``def`` handlers under ASGI (and file I/O, and the sync
+closes of streams; for those, calls stuck past a time stop counting against the bound).
 
 A ``concurrent.futures.Executor``, so ``submit()`` and ``shutdown()`` work as with a
 ``ThreadPoolExecutor``; ``call()`` is the lean path the bridges use: no future per call.
@@ -6,12 +7,14 @@ A ``concurrent.futures.Executor``, so ``submit()`` and ``shutdown()`` work as wi
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from queue import SimpleQueue
+from queue import Full, SimpleQueue
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -26,16 +29,42 @@ class WorkerPool(Executor):
     Args:
         max_workers: The most threads the pool starts.
         name: Threads are named ``{name}-1``, ``{name}-2``, ...
+        stuck_after: Seconds (read at each use) after which a running call no longer counts
+            against ``max_workers``: while such calls hold threads, a call that would wait
+            starts one more thread, ``most_workers`` in all at most, which ends once it finds
+            no call waiting. ``None``: every call counts, for as long as it runs.
+        most_workers: The most threads in all, those of stuck calls included.
+        most_queued: At ``most_workers`` threads, the most calls that wait in the queue.
+        on_spill: Called with how many calls are stuck, under the pool's lock, each time a
+            thread starts past ``max_workers`` for them.
     """
 
-    def __init__(self, max_workers: int, name: str = "microweb-worker") -> None:
+    def __init__(
+        self,
+        max_workers: int,
+        name: str = "microweb-worker",
+        *,
+        stuck_after: Callable[[], float] | None = None,
+        most_workers: int = 0,
+        most_queued: int | None = None,
+        on_spill: Callable[[int], None] | None = None,
+    ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.max_workers = max_workers
+        self.most_workers = max(most_workers, max_workers)
+        self.most_queued = most_queued
+        self._stuck_after = stuck_after
+        self._on_spill = on_spill
         self._name = name
+        self._named = 0  # NOTE: threads end and start past max_workers: names stay unique.
         self._queue: SimpleQueue[_Item | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # NOTE: when each thread's call began (math.inf: none runs), where calls may get stuck.
+        # A thread's key is there from its start to its end (both under the lock): the threads
+        # change only values, so that the lock's holder may read them all at any time.
+        self._began: dict[threading.Thread, float] | None = {} if stuck_after is not None else None
         self._idle = 0  # NOTE: threads back at the queue and not yet promised to a call.
         self._queued = 0  # NOTE: calls queued for a busy thread (call() returned False).
         self._shut_down = False
@@ -55,6 +84,8 @@ class WorkerPool(Executor):
         self._queue = SimpleQueue()
         self._lock = threading.Lock()
         self._threads, self._idle, self._queued = [], 0, 0
+        if self._began is not None:
+            self._began = {}
         self._finalizer = weakref.finalize(self, _end_threads, self._queue, self._threads)
 
     def call(self, fn: Callable[..., object], *args: Any) -> bool:
@@ -66,6 +97,7 @@ class WorkerPool(Executor):
 
         Raises:
             RuntimeError: The pool is shut down.
+            queue.Full: ``most_workers`` threads are busy and ``most_queued`` calls wait.
         """
         # PERF: a queue of plain tuples, where ThreadPoolExecutor makes a Future (with its
         # Condition) per call and its worker keeps the GIL for its bookkeeping after the call,
@@ -79,12 +111,41 @@ class WorkerPool(Executor):
                 # NOTE: started before the call is queued: a thread that cannot start raises
                 # here and leaves no call waiting forever for it.
                 self._start_thread()
-            else:
+            elif not self._spill():
+                if self._full():
+                    raise Full(f"{self.most_queued} calls wait for a thread already")
                 self._queued += 1
                 self._queue.put((fn, args))
                 return False
             self._queue.put((fn, args))
             return True
+
+    def spill(self) -> None:
+        """Start a thread for a call that waits in the queue, where calls that run past
+        ``stuck_after`` leave room for one."""
+        with self._lock:
+            if self._queued and not self._shut_down and self._spill():
+                self._queued -= 1
+
+    def _full(self) -> bool:
+        """Whether no call may wait in the queue any more; under the lock."""
+        most = self.most_queued
+        return most is not None and self._queued >= most and len(self._threads) >= self.most_workers
+
+    def _spill(self) -> bool:
+        """Start a thread past ``max_workers`` if stuck calls leave room; under the lock."""
+        began = self._began
+        if began is None or len(self._threads) >= self.most_workers:
+            return False
+        assert self._stuck_after is not None
+        since = time.monotonic() - self._stuck_after()
+        stuck = sum(1 for start in began.values() if start < since)
+        if len(self._threads) - stuck >= self.max_workers:
+            return False
+        self._start_thread()
+        if self._on_spill is not None:
+            self._on_spill(stuck)
+        return True
 
     def running(self) -> int:
         """How many calls the threads run now (those queued for a busy thread not counted).
@@ -135,35 +196,57 @@ class WorkerPool(Executor):
                 item[1][0].cancel()
 
     def _start_thread(self) -> None:
-        name = f"{self._name}-{len(self._threads) + 1}"
+        self._named += 1
+        name = f"{self._name}-{self._named}"
         # NOTE: daemon threads: a handler stuck at interpreter exit does not keep it alive.
-        work = (self._queue, weakref.ref(self))
+        work = (self._queue, weakref.ref(self), self._began)
         thread = threading.Thread(target=_work, args=work, name=name, daemon=True)
-        thread.start()
+        if self._began is not None:
+            self._began[thread] = math.inf
+        try:
+            thread.start()
+        except BaseException:
+            if self._began is not None:
+                del self._began[thread]
+            raise
         self._threads.append(thread)
 
-    def _done(self) -> None:
-        """Count the calling thread back at the queue, after a call."""
+    def _done(self, thread: threading.Thread) -> bool:
+        """Count ``thread``, the calling one, back at the queue after a call; return whether
+        it stays (threads past ``max_workers`` end once no call waits for them)."""
         with self._lock:
+            if self._began is not None:
+                self._began[thread] = math.inf
             # NOTE: a queued call is this thread's next one: it is not idle for a new call.
             if self._queued:
                 self._queued -= 1
+            elif len(self._threads) > self.max_workers:
+                self._threads.remove(thread)
+                if self._began is not None:
+                    del self._began[thread]
+                return False
             else:
                 self._idle += 1
+            return True
 
 
-def _work(queue: SimpleQueue[_Item | None], ref: _PoolRef) -> None:
+def _work(
+    queue: SimpleQueue[_Item | None], ref: _PoolRef, began: dict[threading.Thread, float] | None
+) -> None:
     get = queue.get
+    me = threading.current_thread()
     while True:
         item = get()
         if item is None:
             return
+        if began is not None:
+            began[me] = time.monotonic()
         fn, args = item
         fn(*args)
         del item, fn, args  # NOTE: no reference kept to the last call while idle.
         pool = ref()
-        if pool is not None:
-            pool._done()
+        if pool is not None and not pool._done(me):
+            return
         del pool  # NOTE: nor to the pool: its collection is what ends an idle thread.
 
 

@@ -12,6 +12,7 @@ import gc
 import inspect
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -1018,6 +1019,84 @@ def test_worker_pool_call_says_whether_a_thread_takes_it_at_once() -> None:
 def test_worker_pool_refuses_no_threads() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WorkerPool(0)
+
+
+def _wait_for(done: Any, what: str) -> None:
+    deadline = time.monotonic() + 5
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
+
+
+def _started_calls(pool: WorkerPool, count: int, gate: threading.Event) -> list[bool]:
+    """Hand ``pool`` ``count`` calls that wait for ``gate``; return what call() said, once all
+    of them run."""
+    started = threading.Semaphore(0)
+
+    def held() -> None:
+        started.release()
+        gate.wait(5)
+
+    taken = [pool.call(held) for _ in range(count)]
+    for _ in range(count):
+        assert started.acquire(timeout=5)
+    return taken
+
+
+def test_worker_pool_starts_threads_past_its_bound_for_stuck_calls_then_ends_them() -> None:
+    # NOTE: the close threads' pool: with max_workers calls that never returned, every later
+    # call waited in the queue for ever (review283).
+    spilled: list[int] = []
+    pool = WorkerPool(
+        2, "spill", stuck_after=lambda: 0.0, most_workers=3, most_queued=1, on_spill=spilled.append
+    )
+    gate = threading.Event()
+    try:
+        assert _started_calls(pool, 2, gate) == [True, True]
+        # NOTE: both have run longer than 0 s: a third thread starts, past the 2.
+        assert _started_calls(pool, 1, gate) == [True]
+        assert spilled == [2]
+        assert pool.call(int) is False  # NOTE: at most_workers, it waits...
+        with pytest.raises(queue.Full):
+            pool.call(int)  # NOTE: ...and most_queued wait already.
+    finally:
+        gate.set()
+    _wait_for(lambda: len(pool._threads) == 2 and pool._idle == 2, "no thread ended")
+    assert len({thread.name for thread in pool._threads}) == 2
+    assert set(pool._began or ()) == set(pool._threads)
+    pool.shutdown()
+
+
+def test_worker_pool_spills_for_calls_queued_before_those_ahead_got_stuck() -> None:
+    limit = [60.0]
+    pool = WorkerPool(1, "spill", stuck_after=lambda: limit[0], most_workers=2)
+    gate = threading.Event()
+    ran = threading.Event()
+    try:
+        _started_calls(pool, 1, gate)
+        assert pool.call(ran.set) is False
+        pool.spill()  # NOTE: the running call is not stuck: nothing starts.
+        assert not ran.wait(0.05)
+        limit[0] = 0.0
+        pool.spill()
+        assert ran.wait(5)  # NOTE: while the first call still runs.
+    finally:
+        gate.set()
+    _wait_for(lambda: len(pool._threads) == 1 and pool._idle == 1, "no thread ended")
+    pool.shutdown()
+
+
+def test_worker_pool_without_stuck_after_never_passes_its_bound() -> None:
+    pool = WorkerPool(1, "bounded", most_workers=4, most_queued=1)
+    gate = threading.Event()
+    try:
+        _started_calls(pool, 1, gate)
+        time.sleep(0.01)
+        assert [pool.call(int) for _ in range(3)] == [False, False, False]
+        assert len(pool._threads) == 1
+    finally:
+        gate.set()
+    pool.shutdown()
 
 
 # -- a forked child (gunicorn --preload) --------------------------------------------------------

@@ -33,7 +33,13 @@ from drive import (
 from microweb import App, Request, Response
 from microweb._asgi import ASGIDriver
 from microweb._closing import aclose_of
-from microweb._concurrency import _CLOSES, CLOSE_THREADS, iterate_in_pool, make_pool
+from microweb._concurrency import (
+    _CLOSES,
+    CLOSE_THREADS,
+    CLOSE_THREADS_MOST,
+    iterate_in_pool,
+    make_pool,
+)
 from microweb._error_logs import REPORTED_TRACEBACKS
 from microweb._stream_ahead import CLOSING_FOR
 from microweb.plugins.gzip import GZip
@@ -1197,16 +1203,154 @@ def test_a_streamed_asgi_response_names_its_stream_only_to_give_up_on_its_close(
     assert named == []
 
 
-@pytest.fixture
-def close_threads_stuck() -> Iterator[threading.Event]:
-    """All the close threads held by closes that do not return until the event is set."""
+def _close_threads_idle() -> None:
+    """Wait until no close runs in the close threads."""
+    # NOTE: the closes of an earlier test, released, may not be back at the queue yet: still
+    # counted as running since then, past CLOSE_WAIT, they made the next closes start threads
+    # past the 8.
+    deadline = time.monotonic() + 5
+    while _CLOSES.running():
+        assert time.monotonic() < deadline, "the close threads are busy"
+        time.sleep(0.01)
+
+
+def _stuck_closes(count: int) -> threading.Event:
+    """Hand the close threads ``count`` closes that do not return until the event is set; once
+    they all run."""
     release = threading.Event()
-    for _ in range(CLOSE_THREADS):
-        _CLOSES.call(release.wait, 5)
+    started = threading.Semaphore(0)
+
+    def stuck() -> None:
+        started.release()
+        release.wait(5)
+
+    for _ in range(count):
+        _CLOSES.call(stuck)
+    for _ in range(count):
+        assert started.acquire(timeout=5)
+    return release
+
+
+@pytest.fixture
+def close_threads_stuck(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """All the close threads held by closes that do not return until the event is set, and no
+    more threads for the closes past them (as at ``CLOSE_THREADS_MOST``)."""
+    monkeypatch.setattr(_CLOSES, "most_workers", CLOSE_THREADS)
+    _close_threads_idle()
+    release = _stuck_closes(CLOSE_THREADS)
     try:
         yield release
     finally:
         release.set()
+
+
+@pytest.fixture
+def closes_stuck_past_close_wait(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """``CLOSE_WAIT`` of 0.2 s, and all the close threads held for longer by closes that do not
+    return until the event is set."""
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
+    monkeypatch.setattr("microweb._concurrency._told_stuck", False)
+    _close_threads_idle()
+    release = _stuck_closes(CLOSE_THREADS)
+    try:
+        time.sleep(0.25)
+        yield release
+    finally:
+        release.set()
+        deadline = time.monotonic() + 5
+        while len(_CLOSES._threads) > CLOSE_THREADS and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _close_thread_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_closes_stuck_past_close_wait_leave_the_close_threads_to_later_closes(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    closes_stuck_past_close_wait: threading.Event,
+) -> None:
+    # NOTE: with 8 closes that never returned, every later close waited in the queue for ever
+    # (its stream and request held), given up on after CLOSE_WAIT: no close ever ran again.
+    events: list[str] = []
+    app = _wrapped_app(lambda: _Feed(events), "gzip")
+    client = make_client(app)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        for _ in range(2):
+            response = client.get("/", headers={"accept-encoding": "gzip"})
+            assert (response.status_code, response.text) == (200, "nene")
+    assert events == ["feed closed", "feed closed"]  # NOTE: at once, not given up on.
+    stuck = _close_thread_warnings(caplog)
+    assert stuck == [
+        "8 sync close() calls of streamed responses have run longer than 0.2 s in the close "
+        f"threads: more threads start for the other closes, {CLOSE_THREADS_MOST} in all at most"
+    ]
+    deadline = time.monotonic() + 5
+    while len(_CLOSES._threads) > CLOSE_THREADS:  # NOTE: the threads past 8 end once idle.
+        assert time.monotonic() < deadline, len(_CLOSES._threads)
+        time.sleep(0.01)
+
+
+def test_a_close_queued_before_those_ahead_got_stuck_runs_once_they_are(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the close waits behind closes that have not run CLOSE_WAIT yet (or has, on a slow
+    # machine): once they have, it runs, without waiting for a later close to start a thread.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.3)
+    monkeypatch.setattr("microweb._concurrency._told_stuck", False)
+    _close_threads_idle()
+    release = _stuck_closes(CLOSE_THREADS)
+    try:
+        events: list[str] = []
+        app = _wrapped_app(lambda: _Feed(events), "gzip")
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+        assert (response.status_code, response.text) == (200, "nene")
+        deadline = time.monotonic() + 3
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert events == ["feed closed"]  # NOTE: the closes ahead of it still run.
+    finally:
+        release.set()
+    while len(_CLOSES._threads) > CLOSE_THREADS and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_close_that_cannot_wait_for_a_close_thread_is_dropped_with_an_error(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    closes_stuck_past_close_wait: threading.Event,
+) -> None:
+    # NOTE: past CLOSE_THREADS_MOST threads, each close waited in the queue, holding its
+    # stream and request: the memory grew with the traffic.
+    monkeypatch.setattr(_CLOSES, "most_workers", CLOSE_THREADS + 2)
+    monkeypatch.setattr(_CLOSES, "most_queued", 1)
+    more = _stuck_closes(2)
+    try:
+        assert len(_CLOSES._threads) == CLOSE_THREADS + 2
+        ran = threading.Event()
+        assert _CLOSES.call(ran.set) is False  # NOTE: the one close that may wait.
+        events: list[str] = []
+        app = _wrapped_app(lambda: _Feed(events), "gzip")
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+        assert (response.status_code, response.text) == (200, "nene")
+        # NOTE: not queued, then given up on after CLOSE_WAIT.
+        assert not [m for m in _close_thread_warnings(caplog) if "for a close thread" in m]
+        dropped = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert dropped == [
+            "GET /: the close() of a streamed response's test_streaming_closing._Feed was "
+            f"dropped, not run: all {CLOSE_THREADS + 2} close threads run closes that have not "
+            "returned, and 1 more closes wait for them"
+        ]
+        assert events == []
+    finally:
+        more.set()
+    assert ran.wait(5)
 
 
 def test_a_close_behind_stuck_closes_waits_a_while_not_for_ever(
