@@ -618,6 +618,20 @@ def _stalls(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _reading_thread(request: Request, threads: list[threading.Thread]) -> threading.Thread:
+    """Start (and add to ``threads``) a thread that reads ``request``'s body into
+    ``request.state.read``; under ASGI it may find the request ended (ClientDisconnect)."""
+
+    def reading() -> None:
+        with contextlib.suppress(ClientDisconnect):
+            request.state.read = len(request.read())
+
+    thread = threading.Thread(target=reading)
+    threads.append(thread)
+    thread.start()
+    return thread
+
+
 def _join(thread: threading.Thread, caplog: pytest.LogCaptureFixture) -> None:
     """Join ``thread`` as inline code would, giving up once the warning came (or after 5 s)."""
     deadline = time.monotonic() + 5
@@ -719,13 +733,7 @@ def test_a_sync_flow_that_joins_a_reading_thread_is_told_in_a_warning(
 
     @app.middleware
     def joins_a_reading_thread(request: Request) -> Iterator[None]:
-        def reading() -> None:
-            with contextlib.suppress(ClientDisconnect):
-                request.state.read = len(request.read())
-
-        thread = threading.Thread(target=reading)
-        threads.append(thread)
-        thread.start()
+        thread = _reading_thread(request, threads)
         _join(thread, caplog)
         request.state.joined = not thread.is_alive()
         yield
@@ -785,13 +793,7 @@ def test_a_read_that_began_before_inline_code_joined_its_thread_is_told_too(
 
     @app.middleware
     def starts_a_reader(request: Request) -> Iterator[None]:
-        def reading() -> None:
-            with contextlib.suppress(ClientDisconnect):
-                request.state.read = len(request.read())
-
-        thread = threading.Thread(target=reading)
-        threads.append(thread)
-        thread.start()
+        _reading_thread(request, threads)
         yield
 
     @app.middleware
