@@ -23,7 +23,14 @@ from waitress.buffers import ReadOnlyFileBasedBuffer
 
 import microweb._response
 from microweb import App, Request, Response
-from microweb._files import FileInfo, HeldFile, parse_http_date, range_applies, stat_file
+from microweb._files import (
+    MAX_TAG_LIST_SIZE,
+    FileInfo,
+    HeldFile,
+    parse_http_date,
+    range_applies,
+    stat_file,
+)
 from microweb._response import content_disposition
 from microweb.testing import TestClient
 
@@ -419,6 +426,24 @@ def test_if_match_and_if_unmodified_since_refuse_another_version_with_412(
         assert "content-range" not in refused.headers
     head = client.head("/file", headers={"if-match": '"other"'})
     assert (head.status_code, head.content) == (412, b"")
+
+
+def test_an_over_long_tag_list_lists_no_tag(client: TestClient) -> None:
+    # NOTE: a longer If-None-Match lists nothing, so the file is sent, and If-Modified-Since is
+    # still ignored; a longer If-Match matches nothing, so the answer is 412 rather than bytes
+    # of a version the client did not ask for (RFC 9110 13.1.1).
+    first = get(client)
+    etag, last_modified = first.headers["etag"], first.headers["last-modified"]
+    longest = etag + "," * (MAX_TAG_LIST_SIZE - len(etag))
+    assert get(client, if_none_match=longest).status_code == 304
+    assert get(client, if_match=longest, range="bytes=0-9").status_code == 206
+    for over in (longest + ",", f"{etag}, " + '"' * 262_144):
+        sent = get(client, if_none_match=over, if_modified_since=last_modified)
+        assert (sent.status_code, sent.content) == (200, DATA)
+        ranged = get(client, if_none_match=over, range="bytes=0-9")
+        assert (ranged.status_code, ranged.content) == (206, DATA[:10])
+        refused = get(client, if_match=over, range="bytes=0-9")
+        assert (refused.status_code, refused.content) == (412, b"")
 
 
 @pytest.mark.parametrize("tag", ['"v1"', 'W/"v1"'])
