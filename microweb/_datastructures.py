@@ -366,6 +366,15 @@ class Headers:
 
     multi_items = items
 
+    def copy(self: H) -> H:
+        """Return headers of the same kind with lines of their own, as ``dict.copy()`` does."""
+        # NOTE: copy.copy() shared the list: a line add()ed to the copy was in both.
+        twin = object.__new__(type(self))
+        twin._list = self._list.copy()
+        return twin
+
+    __copy__ = copy
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented

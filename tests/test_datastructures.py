@@ -17,7 +17,7 @@ import pytest
 from conftest import MakeClient, traced_lines
 
 from microweb import App, Request
-from microweb._datastructures import INDEXED_FROM, MultiDict, trusted_headers
+from microweb._datastructures import INDEXED_FROM, Headers, MultiDict, trusted_headers
 from microweb._parsing import RequestFields, RequestHeaders
 
 # NOTE: the default max_headers and max_query_params: what any client may send.
@@ -141,12 +141,16 @@ def test_request_headers_read_right_after_every_change(size: int) -> None:
             check_reads(headers, names)
         except AssertionError as exc:
             raise AssertionError(f"after {change}: {exc}") from exc
-    # NOTE: a shallow copy shares the list (as before the index): a line added to it is in both.
-    for twin in (copy.deepcopy(headers), copy.copy(headers)):
+    # NOTE: a copy has lines of its own, as a dict's copy has: a line added to it is not in
+    # the headers it was copied from.
+    for twin in (copy.deepcopy(headers), copy.copy(headers), headers.copy()):
+        assert type(twin) is RequestHeaders
+        assert twin == headers
         check_reads(twin, names)
         twin.add("x-twin", "t")
         check_reads(twin, [*names, "x-twin"])
-        check_reads(headers, [*names, "x-twin"])
+        assert "x-twin" not in headers
+        check_reads(headers, names)
 
 
 def test_reading_many_headers_fields_and_query_is_linear(make_client: MakeClient) -> None:
@@ -187,3 +191,13 @@ def test_reading_many_headers_fields_and_query_is_linear(make_client: MakeClient
         assert ", ".join(values) == body["headers"]["read"][name]
     assert all(body["header checks"]["read"])
     assert body["query"]["read"] == body["form"]["read"] == lists
+
+
+def test_a_copy_of_response_headers_has_lines_of_its_own() -> None:
+    headers = Headers([("Set-Cookie", "a=1"), ("X-Kept", "k")])
+    for twin in (copy.copy(headers), headers.copy()):
+        assert type(twin) is Headers
+        assert twin == headers
+        twin.add("Set-Cookie", "b=2")
+        twin["X-Kept"] = "changed"
+        assert headers.items() == [("set-cookie", "a=1"), ("x-kept", "k")]
