@@ -709,7 +709,9 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
     its ``StopIteration`` comes as ``own_stop()`` makes it.
 
     A close that waits for a thread (all of them run closes that have not returned) is given
-    up on after ``CLOSE_WAIT`` seconds, with a warning: it runs once a thread is free.
+    up on after ``CLOSE_WAIT`` seconds, with a warning: it runs when a close thread takes it
+    up, one that a call ahead of it leaves or one started for the closes that wait. One that
+    cannot even wait (``CLOSES_WAITING_MOST``) is dropped with an error: never called.
     """
     task = asyncio.current_task()
     pending = _ThreadClose(close, asyncio.get_running_loop())
@@ -734,19 +736,21 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
             await asyncio.wait((closing,), timeout=_close_wait())
             if pending.waiting:
                 closing.add_done_callback(_unawaited_ended)
+                # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
+                # they leave room, a thread starts for the closes queued before they were.
+                # The warning said the close ran "once a thread is free", where the thread that
+                # starts here may take it at once (review286).
+                _CLOSES.spill()
                 if not pending.told:
                     logger.warning(
                         "%sthe close() of a streamed response's %s has waited %g s for a close "
                         "thread (all %d run closes that have not returned): the response is "
-                        "ended, and the close runs once a thread is free",
+                        "ended, and the close runs when a close thread takes it up",
                         _closing_request(),
                         pending.named(),
                         _close_wait(),
                         _CLOSES.running(),
                     )
-                # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
-                # they leave room, a thread starts for the closes queued before they were.
-                _CLOSES.spill()
                 return None
         # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
         # server gave up on the request) still runs, as it would in a thread of its own.
