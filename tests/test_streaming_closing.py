@@ -41,7 +41,7 @@ from microweb._concurrency import (
     make_pool,
 )
 from microweb._error_logs import REPORTED_TRACEBACKS
-from microweb._stream_ahead import CLOSING_FOR
+from microweb._stream_ahead import CLOSING_FOR, ClosingFor
 from microweb.plugins.gzip import GZip
 
 
@@ -1431,6 +1431,52 @@ def test_the_error_of_a_close_given_up_on_names_its_request(
     )
 
 
+def test_a_task_a_streams_close_creates_keeps_no_request(make_client: MakeClient) -> None:
+    # NOTE: a task created in a close copies its context, CLOSING_FOR with it: it kept the
+    # request for as long as it ran, and the warnings of its own later closes named it
+    # (review286).
+    seen: list[object] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def later() -> None:
+        await asyncio.sleep(0.3)
+        value = CLOSING_FOR.get()
+        seen.append(getattr(value, "request", value))
+
+    app = App()
+
+    class Rows:
+        def __init__(self) -> None:
+            self.left = 1
+
+        def __aiter__(self) -> Rows:
+            return self
+
+        async def __anext__(self) -> bytes:
+            if not self.left:
+                raise StopAsyncIteration
+            self.left -= 1
+            return b"row"
+
+        async def aclose(self) -> None:
+            tasks.append(asyncio.get_running_loop().create_task(later()))
+
+    @app.get("/close-task-probe")
+    def index(request: Request) -> Response:
+        return Response.stream(Rows(), "text/plain")
+
+    assert make_client(app).get("/close-task-probe").text == "row"
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.path == "/close-task-probe"]
+    assert kept == []  # NOTE: while the task still runs.
+    del kept
+    deadline = time.monotonic() + 3
+    while not seen:
+        assert time.monotonic() < deadline, "the task did not end"
+        time.sleep(0.02)
+    assert seen == [None]
+
+
 @pytest.mark.parametrize("wrapped", ["nothing", "gzip"])
 def test_the_request_named_for_a_close_stays_in_the_closes_task(wrapped: str) -> None:
     # NOTE: CLOSING_FOR is set in the task of the app loop that closes a WSGI stream, whose
@@ -1830,7 +1876,7 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
         rows_ahead = iterate_in_pool(rows(), make_pool(2))
 
         async def close() -> None:
-            CLOSING_FOR.set(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
+            ClosingFor(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
             await anext(rows_ahead)
             await rows_ahead.aclose()  # type: ignore[attr-defined]
 
