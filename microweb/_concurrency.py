@@ -25,7 +25,7 @@ from ._effects import Effects, Offload
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
-from ._stream_ahead import AHEAD, Raised, closing_request, held
+from ._stream_ahead import AHEAD, ClosingFor, Raised, closing_request, held
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
@@ -373,7 +373,7 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
     after-response work included, or never ended.
     """
     request = closing_request()
-    closing = asyncio.ensure_future(_exits_kept(awaitable))
+    closing = asyncio.ensure_future(_exits_kept(awaitable, request))
     try:
         await asyncio.wait((closing,))
     except asyncio.CancelledError:
@@ -398,17 +398,23 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             del error
 
 
-async def _exits_kept(awaitable: Awaitable[None]) -> BaseException | None:
-    """Await ``awaitable``; return the ``KeyboardInterrupt`` or ``SystemExit`` it raises.
+async def _exits_kept(awaitable: Awaitable[None], request: Request | None) -> BaseException | None:
+    """Await ``awaitable``, the close of ``request``'s stream; return the ``KeyboardInterrupt``
+    or ``SystemExit`` it raises.
 
     NOTE: raised out of a task of its own, asyncio raises them again out of its loop: a
     stream's sys.exit() in its ``finally``, once its client left, ended the whole server
     (Uvicorn). Returned, the caller raises it in its own task, as a step's (review184).
     """
+    # NOTE: named for its request until it ends, also where the driver gave up on it meanwhile
+    # (its ClosingFor ended then).
+    closing = ClosingFor(request)
     try:
         await awaitable
     except (KeyboardInterrupt, SystemExit) as exc:
         return exc
+    finally:
+        closing.end()
     return None
 
 
