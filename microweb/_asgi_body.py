@@ -116,6 +116,7 @@ class ASGIBody:
         "_overflow",
         "_pending",
         "_receive",
+        "_stall_told",
         "_watching",
         "disconnected",
         "ended",
@@ -141,6 +142,8 @@ class ASGIBody:
         # PERF: made when a message is kept, rarely: 0.1 us less a request.
         self._early: BodyBuffer | None = None
         self._has_early = self._early_end = self._overflow = self._watching = False
+        # NOTE: whether _stalled() has warned for this request: once, not at each hop of a read.
+        self._stall_told = False
         self.disconnected = False
         self._kept = 0
         self._pending: asyncio.Future[Message] | None = None
@@ -353,7 +356,8 @@ class ASGIBody:
 
     def _stalled(self, waited: float) -> bool:
         """Warn that a thread's sync read has waited ``waited`` seconds for the loop, which has
-        run nothing else meanwhile; ``False`` (nothing said) once the request has ended.
+        run nothing else meanwhile, once a request; ``False`` (nothing said) once the request has
+        ended.
 
         Code that holds the loop (inline code, or a blocking call in async code) and joins the
         reading thread waits for ever: the read needs the loop. Whatever holds it, this request
@@ -361,8 +365,9 @@ class ASGIBody:
         thread that inline code started may read once that code returns).
         """
         request = self.reader
-        if request is None:
-            return False
+        if request is None or self._stall_told:
+            return self._stall_told
+        self._stall_told = True
         logger.warning(
             "%s %s: a thread's sync read of the body (read(), json(), form(), iter_parts(),"
             " is_disconnected()...) has waited %.1f s for the event loop, which has run nothing"

@@ -841,6 +841,45 @@ def test_a_read_held_up_by_other_code_on_the_loop_names_its_own_request(
     assert "has run nothing else" in stalls[0]
 
 
+def test_a_request_whose_reads_wait_for_a_held_loop_again_and_again_is_told_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: each hop of iter_bytes() waits on its own: with the loop held past SLOW_START before
+    # each, every hop logged the warning again (ASGI only).
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.05)
+    app = App(debug=True)
+
+    @app.middleware
+    async def keeps_the_loop(request: Request) -> AsyncIterator[None]:
+        request.state.loop = asyncio.get_running_loop()
+        yield
+
+    @app.post("/held")
+    def handler(request: Request) -> dict[str, Any]:
+        sizes = []
+        for chunk in request.iter_bytes():
+            sizes.append(len(chunk))
+            request.state.loop.call_soon_threadsafe(time.sleep, 0.3)
+        return {"read": sum(sizes), "chunks": len(sizes)}
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 10
+            await asyncio.sleep(0.05)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="microweb"),
+        TestClient(app, interface="asgi") as client,
+    ):
+        answer = client.post("/held", content=pieces())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["read"] == 40
+    assert answer.json()["chunks"] > 1
+    stalls = _stalls(caplog)
+    assert len(stalls) == 1, stalls
+    assert stalls[0].startswith("POST /held: ")
+
+
 def test_a_read_that_began_before_inline_code_joined_its_thread_is_told_too(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
