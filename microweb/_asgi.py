@@ -54,7 +54,7 @@ from ._request import Request, logged_request
 from ._response import JSON, TEXT, Response, StreamBody
 from ._routing import is_async_callable
 from ._sse import SSEChunks
-from ._stream_ahead import CLOSING_FOR
+from ._stream_ahead import ClosingFor
 from ._types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ class ASGIDriver:
 
     async def _closed_unsent(self, stream: Any, request: Request) -> None:
         """Close a stream that is not sent; log what its close raises."""
-        token = CLOSING_FOR.set(request)
+        closing = ClosingFor(request)
         try:
             await self._close_stream(stream)
         except Exception as exc:
@@ -450,7 +450,7 @@ class ASGIDriver:
             # NOTE: out of the close's task, asyncio raised it again out of its loop.
             raise Carried(exc) from exc
         finally:
-            CLOSING_FOR.reset(token)
+            closing.end()
 
     async def _stream_until_disconnect(
         self, stream: Any, request: Request, body: ASGIBody, send: Send
@@ -693,7 +693,7 @@ def _guarded(send: Send) -> Send:
 async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:
     """Await ``closing``, that of a stream that was sent (or cut); an error of it is logged as
     the stream's."""
-    token = CLOSING_FOR.set(request)  # NOTE: for the warning of a close given up on.
+    closing_for = ClosingFor(request)  # NOTE: for the warning of a close given up on.
     try:
         await closing
     except ClientDisconnect:
@@ -709,4 +709,4 @@ async def _aclose_logged(closing: Awaitable[None], request: Request) -> None:
             stream_failed(request, exc)
         raise
     finally:
-        CLOSING_FOR.reset(token)
+        closing_for.end()

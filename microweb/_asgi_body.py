@@ -116,6 +116,7 @@ class ASGIBody:
         "_overflow",
         "_pending",
         "_receive",
+        "_stall_told",
         "_watching",
         "disconnected",
         "ended",
@@ -141,6 +142,8 @@ class ASGIBody:
         # PERF: made when a message is kept, rarely: 0.1 us less a request.
         self._early: BodyBuffer | None = None
         self._has_early = self._early_end = self._overflow = self._watching = False
+        # NOTE: whether _stalled() has warned for this request: once, not at each hop of a read.
+        self._stall_told = False
         self.disconnected = False
         self._kept = 0
         self._pending: asyncio.Future[Message] | None = None
@@ -151,7 +154,7 @@ class ASGIBody:
         self.ended = False
         self.limit: Callable[[], int] = default_limit
         # NOTE: the request whose body this is, named by the warning of a thread's read that
-        # its inline code holds up (_stalled); None once it ended, as the limit is let go.
+        # waits for a held loop (_stalled); None once it ended, as the limit is let go.
         self.reader = reader
         self._awaited: Callable[[], object] | None = None
 
@@ -352,22 +355,27 @@ class ASGIBody:
         return run_on_loop(self._loop, self._hop_for(self.aread_all(meter)), self._stalled)
 
     def _stalled(self, waited: float) -> bool:
-        """Warn that a thread's sync read has waited ``waited`` seconds for the loop, which the
-        request's inline code holds; ``False`` (nothing said) if it does not.
+        """Warn that a thread's sync read has waited ``waited`` seconds for the loop, which has
+        run nothing else meanwhile, once a request; ``False`` (nothing said) once the request has
+        ended.
 
-        Inline code that joins the reading thread waits for ever: the read needs the loop. The
-        read is not refused: a thread that inline code started may read once that code returns.
+        Code that holds the loop (inline code, or a blocking call in async code) and joins the
+        reading thread waits for ever: the read needs the loop. Whatever holds it, this request
+        is the one whose read waits; the read is not refused, as the loop may yet come to it (a
+        thread that inline code started may read once that code returns).
         """
         request = self.reader
-        if request is None or not request._inline:
-            return False  # NOTE: the loop is busy with other work: it may yet come.
+        if request is None or self._stall_told:
+            return self._stall_told
+        self._stall_told = True
         logger.warning(
-            "%s %s: a sync read of the body in a thread (read(), json(), form(), iter_parts(),"
-            " is_disconnected()...) has waited %.1f s for the event loop, which this request's"
-            " inline code (a def handler with offload=False, a sync flow or a sync error"
-            " handler) holds: if that code joins the thread, both wait for ever. Offload the"
-            " handler (drop offload=False), or do not join a thread that reads the body from"
-            " inline code",
+            "%s %s: a thread's sync read of the body (read(), json(), form(), iter_parts(),"
+            " is_disconnected()...) has waited %.1f s for the event loop, which has run nothing"
+            " else meanwhile: if the code that holds the loop waits for that thread (a join() in"
+            " a def handler with offload=False, a sync flow, a sync error handler or async def"
+            " code), both wait for ever. Join a thread that reads the body from an offloaded def"
+            " handler (drop offload=False), or from async code with"
+            " await asyncio.to_thread(thread.join)",
             logged_method(request),
             logged_path(request),
             waited,

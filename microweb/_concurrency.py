@@ -14,6 +14,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from functools import partial
 from inspect import isawaitable, iscoroutine
 from queue import Full
 from typing import Any, TypeVar, cast
@@ -23,8 +24,8 @@ from ._closing import close_both, close_sync_in
 from ._effects import Effects, Offload
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
-from ._request import logged_method, logged_path
-from ._stream_ahead import AHEAD, CLOSING_FOR, Raised, held
+from ._request import Request, logged_method, logged_path
+from ._stream_ahead import AHEAD, ClosingFor, Raised, closing_request, held
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
@@ -371,7 +372,8 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
     client left). Cut there, the stream's ``finally`` ran after its request had ended, its
     after-response work included, or never ended.
     """
-    closing = asyncio.ensure_future(_exits_kept(awaitable))
+    request = closing_request()
+    closing = asyncio.ensure_future(_exits_kept(awaitable, request))
     try:
         await asyncio.wait((closing,))
     except asyncio.CancelledError:
@@ -381,11 +383,11 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
             # weakly), its error logged, where it was dropped with no word.
             _UNAWAITED.add(closing)
-            closing.add_done_callback(_unawaited_ended)
+            closing.add_done_callback(partial(_unawaited_ended, request))
             raise
         # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
         # word, is logged as that of a close nobody awaits.
-        _unawaited_ended(closing)
+        _unawaited_ended(request, closing)
         raise
     error = closing.exception() or closing.result()
     del closing  # NOTE: the task holds the error: no cycle through this frame.
@@ -396,17 +398,23 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             del error
 
 
-async def _exits_kept(awaitable: Awaitable[None]) -> BaseException | None:
-    """Await ``awaitable``; return the ``KeyboardInterrupt`` or ``SystemExit`` it raises.
+async def _exits_kept(awaitable: Awaitable[None], request: Request | None) -> BaseException | None:
+    """Await ``awaitable``, the close of ``request``'s stream; return the ``KeyboardInterrupt``
+    or ``SystemExit`` it raises.
 
     NOTE: raised out of a task of its own, asyncio raises them again out of its loop: a
     stream's sys.exit() in its ``finally``, once its client left, ended the whole server
     (Uvicorn). Returned, the caller raises it in its own task, as a step's (review184).
     """
+    # NOTE: named for its request until it ends, also where the driver gave up on it meanwhile
+    # (its ClosingFor ended then).
+    closing = ClosingFor(request)
     try:
         await awaitable
     except (KeyboardInterrupt, SystemExit) as exc:
         return exc
+    finally:
+        closing.end()
     return None
 
 
@@ -431,9 +439,10 @@ class _Pinned:
         self._stopping = False
         # NOTE: set once the thread closed the iterable, to what is left to await on the loop.
         self._closed: asyncio.Future[Awaitable[object] | None] = loop.create_future()
-        # NOTE: the context stop() ran in: the end of the close is handed back in it, so that a
-        # close nobody awaits any more names its request (CLOSING_FOR), as the driver knew it.
+        # NOTE: the context stop() ran in: the end of the close is handed back in it; and the
+        # request whose stream it closed, which a close nobody awaits any more names.
         self._stopped_in: contextvars.Context | None = None
+        self._stopped_for: Request | None = None
 
     def wait(self) -> asyncio.Future[None]:
         """Return what the loop awaits until an item is ready; on the loop."""
@@ -449,6 +458,7 @@ class _Pinned:
         """Ask the thread to close the iterable and end; wait until it has; on the loop."""
         self._stopping = True
         self._stopped_in = contextvars.copy_context()
+        self._stopped_for = closing_request()
         self.room.release()
         left = await self._closed
         if left is not None:
@@ -472,10 +482,22 @@ class _Pinned:
                 left = self._context.run(close_both, iterator, self._iterable)
             except BaseException as exc:
                 # NOTE: the closing's error is the stream's too: stop() raises it.
-                self._call(_closed_with, self._closed, exc, None, context=self._stopped_in)
+                self._call(
+                    _closed_with,
+                    self._closed,
+                    exc,
+                    None,
+                    self._stopped_for,
+                    context=self._stopped_in,
+                )
             else:
                 closed = self._call(
-                    _closed_with, self._closed, None, left, context=self._stopped_in
+                    _closed_with,
+                    self._closed,
+                    None,
+                    left,
+                    self._stopped_for,
+                    context=self._stopped_in,
                 )
                 if not closed and iscoroutine(left):
                     left.close()  # NOTE: it will never run: no "never awaited" warning.
@@ -514,6 +536,7 @@ def _closed_with(
     closed: asyncio.Future[Awaitable[object] | None],
     error: BaseException | None,
     left: Awaitable[object] | None,
+    request: Request | None,
 ) -> None:
     """Hand ``stop()`` the end of a sync stream's close in its thread; on the loop.
 
@@ -529,28 +552,29 @@ def _closed_with(
     # NOTE: stop()'s caller gone, the close's error was dropped with no word, and the async
     # close() its close() returned never ran ("never awaited"): the stream stayed open.
     if error is not None:
-        close_failed_unawaited(error)
+        close_failed_unawaited(error, request)
     elif left is not None:
-        run_unawaited(left)
+        run_unawaited(left, request)
 
 
-def close_failed_unawaited(error: BaseException) -> None:
-    """Log the error of a stream's close that nobody awaits any more (its caller cancelled)."""
-    # NOTE: named as the warning of a close given up on is (a done callback runs in the
-    # context it was added in): the error came with no word of whose it was (review277).
+def close_failed_unawaited(error: BaseException, request: Request | None) -> None:
+    """Log the error of a stream's close that nobody awaits any more (its caller cancelled),
+    naming ``request``, whose stream it is."""
+    # NOTE: named as the warning of a close given up on is: the error came with no word of
+    # whose it was (review277).
     logger.error(
         "%serror while closing a streamed response after its request ended",
-        _closing_request(),
+        _named(request),
         exc_info=error,
     )
 
 
-def run_unawaited(left: Awaitable[object]) -> None:
+def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
     """Run ``left``, the rest of a stream's close that nobody awaits any more, in a task kept
-    until it ends; its error is logged."""
+    until it ends; its error is logged, naming ``request``."""
     task = asyncio.ensure_future(left)
     _UNAWAITED.add(task)
-    task.add_done_callback(_unawaited_ended)
+    task.add_done_callback(partial(_unawaited_ended, request))
 
 
 # NOTE: the closes nobody awaits (run_unawaited(), through_one_cancellation() given up on),
@@ -558,7 +582,7 @@ def run_unawaited(left: Awaitable[object]) -> None:
 _UNAWAITED: set[asyncio.Future[Any]] = set()
 
 
-def _unawaited_ended(closing: asyncio.Future[Any]) -> None:
+def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:
     """A close that nobody awaits any more (its caller cancelled, or given up on) ended: log
     its error, or the ``SystemExit`` or ``KeyboardInterrupt`` it returned to be raised by its
     caller (``_exits_kept()``), and run the async close it returned (a close thread's)."""
@@ -571,9 +595,9 @@ def _unawaited_ended(closing: asyncio.Future[Any]) -> None:
         if isinstance(returned, BaseException):
             error = returned  # NOTE: a sys.exit() dropped with no word, its caller gone.
         elif isawaitable(returned):
-            run_unawaited(returned)
+            run_unawaited(returned, request)
     if error is not None:
-        close_failed_unawaited(error)
+        close_failed_unawaited(error, request)
     del error
 
 
@@ -644,14 +668,15 @@ _CLOSES = WorkerPool(
 
 
 class _ThreadClose:
-    """A sync ``close()`` handed to a close thread: whose it is, whether it still waits for a
-    thread (all of them running closes that have not returned), and whether a driver's
-    warning named it already."""
+    """A sync ``close()`` handed to a close thread: whose it is (the stream's, and the request
+    the driver closes it for), whether it still waits for a thread (all of them running closes
+    that have not returned), and whether a driver's warning named it already."""
 
-    __slots__ = ("close", "loop", "told", "waiting")
+    __slots__ = ("close", "loop", "request", "told", "waiting")
 
     def __init__(self, close: Callable[[], object], loop: asyncio.AbstractEventLoop) -> None:
         self.close, self.loop, self.waiting, self.told = close, loop, True, False
+        self.request = closing_request()
 
     def run(self) -> object:
         self.waiting = False
@@ -664,7 +689,7 @@ class _ThreadClose:
             logger.warning(
                 "%sthe async close() that the close() of a streamed response's %s returned was "
                 "not run: its event loop had stopped",
-                _closing_request(),
+                _named(self.request),
                 self.named(),
             )
             return None
@@ -675,10 +700,9 @@ class _ThreadClose:
         return f"{type(owner).__module__}.{type(owner).__qualname__}"
 
 
-def _closing_request() -> str:
+def _named(request: Request | None) -> str:
     """The start of a warning about a stream's close: its request's method and path, where a
-    driver said whose stream it is (``CLOSING_FOR``)."""
-    request = CLOSING_FOR.get()
+    driver said whose stream it is (``closing_request()``)."""
     if request is None:
         return ""
     return f"{logged_method(request)} {logged_path(request)}: "
@@ -709,7 +733,9 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
     its ``StopIteration`` comes as ``own_stop()`` makes it.
 
     A close that waits for a thread (all of them run closes that have not returned) is given
-    up on after ``CLOSE_WAIT`` seconds, with a warning: it runs once a thread is free.
+    up on after ``CLOSE_WAIT`` seconds, with a warning: it runs when a close thread takes it
+    up, one that a call ahead of it leaves or one started for the closes that wait. One that
+    cannot even wait (``CLOSES_WAITING_MOST``) is dropped with an error: never called.
     """
     task = asyncio.current_task()
     pending = _ThreadClose(close, asyncio.get_running_loop())
@@ -719,7 +745,7 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
         logger.error(
             "%sthe close() of a streamed response's %s was dropped, not run: all %d close "
             "threads run closes that have not returned, and %d more closes wait for them",
-            _closing_request(),
+            _named(pending.request),
             pending.named(),
             _CLOSES.most_workers,
             _CLOSES.most_queued,
@@ -733,27 +759,29 @@ async def _close_in_a_thread(close: Callable[[], object]) -> object:
             # bound under WSGI (7.8 s and more), where the app loop runs it.
             await asyncio.wait((closing,), timeout=_close_wait())
             if pending.waiting:
-                closing.add_done_callback(_unawaited_ended)
+                closing.add_done_callback(partial(_unawaited_ended, pending.request))
+                # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
+                # they leave room, a thread starts for the closes queued before they were.
+                # The warning said the close ran "once a thread is free", where the thread that
+                # starts here may take it at once (review286).
+                _CLOSES.spill()
                 if not pending.told:
                     logger.warning(
                         "%sthe close() of a streamed response's %s has waited %g s for a close "
                         "thread (all %d run closes that have not returned): the response is "
-                        "ended, and the close runs once a thread is free",
-                        _closing_request(),
+                        "ended, and the close runs when a close thread takes it up",
+                        _named(pending.request),
                         pending.named(),
                         _close_wait(),
                         _CLOSES.running(),
                     )
-                # NOTE: the closes ahead of it may have run past CLOSE_WAIT meanwhile: where
-                # they leave room, a thread starts for the closes queued before they were.
-                _CLOSES.spill()
                 return None
         # NOTE: shielded: a close queued behind others whose caller is cancelled meanwhile (the
         # server gave up on the request) still runs, as it would in a thread of its own.
         return await asyncio.shield(closing)
     except asyncio.CancelledError:
         # NOTE: the shield took the close's error where its caller was cancelled: dropped.
-        closing.add_done_callback(_unawaited_ended)
+        closing.add_done_callback(partial(_unawaited_ended, pending.request))
         raise
     finally:
         if task is not None:

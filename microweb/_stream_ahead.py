@@ -30,11 +30,35 @@ if TYPE_CHECKING:
 # in the task that closes it: a sync close() that waited too long for a close thread names it in
 # its warning (_concurrency._close_in_a_thread()). Reset in that task: a WSGI driver's thread
 # adopts the context of a hop's task at its end, and kept the request until its next stream.
+# Held in a ClosingFor that lets go of the request as the close ends: a task the close created
+# (asyncio.create_task(), asyncio.to_thread() copy the context) kept it for as long as it ran,
+# and named it in the warnings of its own later closes (review286); what outlives the close on
+# its behalf takes the request as it is set up (closing_request()).
 # PERF: set and reset inline (no coroutine around the close), for a streamed response's close
 # alone, never for a request with no stream.
-CLOSING_FOR: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+CLOSING_FOR: contextvars.ContextVar[ClosingFor | None] = contextvars.ContextVar(
     "closing_for", default=None
 )
+
+
+class ClosingFor:
+    """Set ``CLOSING_FOR`` to ``request`` until ``end()``, in the same context."""
+
+    __slots__ = ("request", "token")
+
+    def __init__(self, request: Request | None) -> None:
+        self.request = request
+        self.token = CLOSING_FOR.set(self)
+
+    def end(self) -> None:
+        self.request = None
+        CLOSING_FOR.reset(self.token)
+
+
+def closing_request() -> Request | None:
+    """The request whose stream the current context closes, where a driver said so."""
+    closing = CLOSING_FOR.get()
+    return None if closing is None else closing.request
 
 
 def iterate_on_loop(
@@ -196,11 +220,11 @@ class _Ahead:
             try:
                 aclose = getattr(iterator, "aclose", None)
                 if aclose is not None:
-                    token = CLOSING_FOR.set(self._request)
+                    closing = ClosingFor(self._request)
                     try:
                         await aclose()
                     finally:
-                        CLOSING_FOR.reset(token)
+                        closing.end()
             finally:
                 self._put(_END)
 

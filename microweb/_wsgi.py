@@ -37,7 +37,7 @@ from ._request import (
 from ._response import JSON, TEXT, Response
 from ._routing import is_async_callable
 from ._status import status_line
-from ._stream_ahead import CLOSING_FOR, iterate_on_loop
+from ._stream_ahead import ClosingFor, iterate_on_loop
 from ._target import target_path
 from ._types import Environ, StartResponse
 from ._wsgi_request import WSGIRequest, native_bytes
@@ -364,11 +364,11 @@ def _close_stream(stream: Any, app_loop: AppLoop, request: Request) -> None:
 
 
 async def _aclosed(stream: Any, request: Request) -> None:
-    token = CLOSING_FOR.set(request)
+    closing = ClosingFor(request)
     try:
         await stream.aclose()
     finally:
-        CLOSING_FOR.reset(token)
+        closing.end()
 
 
 def _await_left(stream: Any, left: object, app_loop: AppLoop) -> None:

@@ -41,7 +41,7 @@ from microweb._concurrency import (
     make_pool,
 )
 from microweb._error_logs import REPORTED_TRACEBACKS
-from microweb._stream_ahead import CLOSING_FOR
+from microweb._stream_ahead import CLOSING_FOR, ClosingFor
 from microweb.plugins.gzip import GZip
 
 
@@ -1313,6 +1313,10 @@ def test_a_close_queued_before_those_ahead_got_stuck_runs_once_they_are(
         while not events and time.monotonic() < deadline:
             time.sleep(0.01)
         assert events == ["feed closed"]  # NOTE: the closes ahead of it still run.
+        # NOTE: where it waited CLOSE_WAIT, the warning said it ran "once a thread is free",
+        # though the thread started for it ran it at once (review286).
+        late = [m for m in _close_thread_warnings(caplog) if "for a close thread" in m]
+        assert all(m.endswith("the close runs when a close thread takes it up") for m in late)
     finally:
         release.set()
     while len(_CLOSES._threads) > CLOSE_THREADS and time.monotonic() < deadline:
@@ -1351,6 +1355,10 @@ def test_a_close_that_cannot_wait_for_a_close_thread_is_dropped_with_an_error(
     finally:
         more.set()
     assert ran.wait(5)
+    # NOTE: nor is it called once the stream is collected (docs/streaming.md says so).
+    del response, app
+    gc.collect()
+    assert events == []
 
 
 def test_a_close_behind_stuck_closes_waits_a_while_not_for_ever(
@@ -1374,6 +1382,7 @@ def test_a_close_behind_stuck_closes_waits_a_while_not_for_ever(
     late = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(late) == 1, late
     assert "._Feed" in late[0] and "for a close thread" in late[0], late[0]
+    assert late[0].endswith("the close runs when a close thread takes it up"), late[0]
     # NOTE: the warning named the stream, not the request, where a close thread's wait gave
     # up before the ASGI driver's did, and always under WSGI (review276).
     assert late[0].startswith("GET /: "), late[0]
@@ -1420,6 +1429,52 @@ def test_the_error_of_a_close_given_up_on_names_its_request(
     assert failed == ["GET /: error while closing a streamed response after its request ended"], (
         failed
     )
+
+
+def test_a_task_a_streams_close_creates_keeps_no_request(make_client: MakeClient) -> None:
+    # NOTE: a task created in a close copies its context, CLOSING_FOR with it: it kept the
+    # request for as long as it ran, and the warnings of its own later closes named it
+    # (review286).
+    seen: list[object] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def later() -> None:
+        await asyncio.sleep(0.3)
+        value = CLOSING_FOR.get()
+        seen.append(getattr(value, "request", value))
+
+    app = App()
+
+    class Rows:
+        def __init__(self) -> None:
+            self.left = 1
+
+        def __aiter__(self) -> Rows:
+            return self
+
+        async def __anext__(self) -> bytes:
+            if not self.left:
+                raise StopAsyncIteration
+            self.left -= 1
+            return b"row"
+
+        async def aclose(self) -> None:
+            tasks.append(asyncio.get_running_loop().create_task(later()))
+
+    @app.get("/close-task-probe")
+    def index(request: Request) -> Response:
+        return Response.stream(Rows(), "text/plain")
+
+    assert make_client(app).get("/close-task-probe").text == "row"
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, Request) and o.path == "/close-task-probe"]
+    assert kept == []  # NOTE: while the task still runs.
+    del kept
+    deadline = time.monotonic() + 3
+    while not seen:
+        assert time.monotonic() < deadline, "the task did not end"
+        time.sleep(0.02)
+    assert seen == [None]
 
 
 @pytest.mark.parametrize("wrapped", ["nothing", "gzip"])
@@ -1821,7 +1876,7 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
         rows_ahead = iterate_in_pool(rows(), make_pool(2))
 
         async def close() -> None:
-            CLOSING_FOR.set(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
+            ClosingFor(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
             await anext(rows_ahead)
             await rows_ahead.aclose()  # type: ignore[attr-defined]
 
