@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Coroutine
 from functools import partial
+from threading import Thread
 from typing import Any, cast
 
 from ._concurrency import close_wait_from, closing_in_a_thread
@@ -218,8 +219,13 @@ def _start_watching() -> None:
     with _watching_lock:
         if _watching:
             return
-        _watching = True
-        threading.Thread(target=_watch, name="microweb-close-watch", daemon=True).start()
+        try:
+            Thread(target=_watch, name="microweb-close-watch", daemon=True).start()
+        except RuntimeError:
+            # NOTE: no thread to be had (the process's limit): raised, it failed the response;
+            # flagged as started, no close was ever watched again. This one goes unwatched.
+            return
+        _watching = True  # NOTE: before the watcher can read it: this lock is held.
 
 
 def _watch() -> None:

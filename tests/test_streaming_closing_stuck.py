@@ -180,10 +180,46 @@ def test_the_wsgi_close_watcher_ends_once_idle_and_starts_again(
     with caplog.at_level(logging.WARNING, logger="microweb"):
         for _ in range(2):
             assert client.get("/").content == b"nene"
-            watchers = [t for t in threading.enumerate() if t.name == "microweb-close-watch"]
-            deadline = time.monotonic() + 5
-            while any(thread.is_alive() for thread in watchers):
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            _no_watcher_left()
     assert len(_late(caplog, "has not returned in time")) == 2
     client.close()
+
+
+def _no_watcher_left() -> None:
+    """Wait until the WSGI close watcher threads have ended (idle for ``CLOSE_WAIT``)."""
+    watchers = [t for t in threading.enumerate() if t.name == "microweb-close-watch"]
+    deadline = time.monotonic() + 5
+    while any(thread.is_alive() for thread in watchers):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+class _NoThread:
+    """A ``Thread`` that cannot start, as at the process's limit of threads."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_close_is_watched_again_once_a_watcher_thread_could_not_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the error of the start failed the response, and the watcher was taken as started:
+    # no close was watched again.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.1)
+    monkeypatch.setattr(__name__ + ".SLOW_CLOSE", 0.5)
+    _no_watcher_left()  # NOTE: one still running (another test's) would watch this close.
+    monkeypatch.setattr("microweb._close_wait.Thread", _NoThread)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_SlowClose(events)))
+    with TestClient(app, interface="wsgi") as client, caplog.at_level(logging.WARNING):
+        assert client.get("/").content == b"nene"
+        assert _late(caplog, "has not returned in time") == []
+        monkeypatch.setattr("microweb._close_wait.Thread", threading.Thread)
+        assert client.get("/").content == b"nene"
+    assert events == ["closing", "closed"] * 2
+    assert len(_late(caplog, "has not returned in time")) == 1
