@@ -1,12 +1,17 @@
 """How long the ASGI driver waits for a sent stream's close: ``CLOSE_WAIT`` seconds, after
-which the response ends and the close runs on, its task kept until it ends."""
+which the response ends and the close runs on, its task kept until it ends; and the watch on a
+WSGI server's thread that runs a close, which says when one has run longer."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from collections.abc import Coroutine
 from functools import partial
+from threading import Thread
 from typing import Any, cast
 
 from ._concurrency import close_wait_from, closing_in_a_thread
@@ -55,20 +60,31 @@ def give_up_on_close(
 def _keep_late(task: asyncio.Task[None], stream: Any, request: Request) -> None:
     """Say that the close of ``request``'s stream has not returned in time, and keep its task
     until it ends."""
-    logger.warning(
-        "%s %s: the close of its streamed response, %s, has not returned in time (%g s at "
-        "most, less if the server cancelled the request): the response is ended, and the "
-        "close runs on",
-        logged_method(request),
-        logged_path(request),
+    _say_late(
+        request,
         # NOTE: the stream inside gzip's, SSE's or a declared length's whose sync close() the
         # task waits for, in a close thread or for one, where the warning named the outer one.
         # PERF: named here alone, not for every streamed response.
         closing_in_a_thread(task) or _named(stream),
-        CLOSE_WAIT,
+        " at most, less if the server cancelled the request",
+        "the response is ended, and the close runs on",
     )
     _LATE_CLOSES.add(task)
     task.add_done_callback(partial(_late_close_ended, request))
+
+
+def _say_late(request: Request, named: str, bound: str, outcome: str) -> None:
+    """Warn that the close of ``request``'s stream (``named``) has not returned within
+    ``CLOSE_WAIT`` seconds (``bound`` qualifies them), and what follows (each driver's own)."""
+    logger.warning(
+        "%s %s: the close of its streamed response, %s, has not returned in time (%g s%s): %s",
+        logged_method(request),
+        logged_path(request),
+        named,
+        CLOSE_WAIT,
+        bound,
+        outcome,
+    )
 
 
 def _named(stream: Any) -> str:
@@ -156,3 +172,111 @@ class Carried(Exception):
     def __init__(self, escaped: BaseException) -> None:
         super().__init__(repr(escaped))
         self.escaped = escaped
+
+
+# NOTE: under WSGI the server's thread runs the close (PEP 3333), which Python cannot interrupt:
+# one that never returns holds that thread (Waitress has 4), and only a watcher can say why the
+# server stops answering. A hop to a close thread that the server's thread waits for with a
+# bound would free it, but cost every streamed response 13 us, 39 us beside a busy thread, where
+# the whole response takes 7 to 40 (review287), and would close a generator in another thread
+# than the one that ran it (a thread-bound sqlite3 connection fails there).
+# NOTE: the closes that WSGI server threads run now: each request's [stream, since when,
+# whether the watcher said it has not returned in time].
+_WATCHED: dict[Request, list[Any]] = {}
+_watching = False
+_watching_lock = threading.Lock()
+
+
+def watch_close(stream: Any, request: Request) -> None:
+    """Watch the close of ``request``'s ``stream`` that this thread runs now, until
+    ``close_returned()``: one that runs longer than ``CLOSE_WAIT`` seconds is said to hold this
+    thread, as the ASGI driver says of a close it gives up on."""
+    # PERF: with close_returned(), a dict's set and pop: 0.25 us a streamed response, which
+    # takes 7 us in-process (best of 9 runs of 200,000, 2026-12-06). The watcher thread wakes
+    # at most once a second while closes run, and ends once none has run for CLOSE_WAIT.
+    _WATCHED[request] = [stream, time.monotonic(), False]
+    if not _watching:
+        _start_watching()
+
+
+def close_returned(request: Request) -> None:
+    """End the watch on a close that has returned (or raised); said where it was told late."""
+    watched = _WATCHED.pop(request, None)  # NOTE: none in a child forked during the close.
+    if watched is not None and watched[2]:
+        stream, since, _ = watched
+        logger.warning(
+            "%s %s: the close of its streamed response, %s, returned after %.1f s: the "
+            "server's thread is free again",
+            logged_method(request),
+            logged_path(request),
+            _named(stream),
+            time.monotonic() - since,
+        )
+
+
+def _start_watching() -> None:
+    global _watching
+    with _watching_lock:
+        if _watching:
+            return
+        try:
+            Thread(target=_watch, name="microweb-close-watch", daemon=True).start()
+        except RuntimeError:
+            # NOTE: no thread to be had (the process's limit): raised, it failed the response;
+            # flagged as started, no close was ever watched again. This one goes unwatched.
+            return
+        _watching = True  # NOTE: before the watcher can read it: this lock is held.
+
+
+def _watch() -> None:
+    """Say which closes have run longer than ``CLOSE_WAIT``; end once none has run for as long."""
+    global _watching
+    try:
+        _watch_while_closing()
+    except BaseException:
+        # NOTE: an error of the watcher's (a log handler's) stopped it for good: the next
+        # watch starts another. Not at its own end, where a watch may have started one.
+        with _watching_lock:
+            _watching = False
+        raise
+
+
+def _watch_while_closing() -> None:
+    global _watching
+    idle_since = time.monotonic()
+    while True:
+        wait = CLOSE_WAIT  # NOTE: read at each tick: tests set a shorter one.
+        time.sleep(min(wait / 4, 1.0))
+        now = time.monotonic()
+        for request, watched in _WATCHED.copy().items():
+            if now - watched[1] >= wait and not watched[2]:
+                watched[2] = True
+                _say_late(
+                    request,
+                    _named(watched[0]),
+                    "",
+                    "it runs in the WSGI server's thread, which it holds, and the end of the "
+                    "response with it, until it returns",
+                )
+        if _WATCHED:
+            idle_since = now
+            continue
+        if now - idle_since < wait:
+            continue
+        with _watching_lock:
+            # NOTE: cleared before the dict is read: a watch added meanwhile starts a watcher
+            # (it reads the flag after its add), or is seen here.
+            _watching = False
+            if not _WATCHED:
+                return
+            _watching = True
+
+
+def _forget_watching() -> None:
+    """In a forked child: no watcher thread runs there, and no close of the parent's."""
+    global _watching, _watching_lock
+    _WATCHED.clear()
+    _watching, _watching_lock = False, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_watching)

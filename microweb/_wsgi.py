@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 from ._app_loop import AppClosed, AppLoop, LoopStopped
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, unsendable
+from ._close_wait import close_returned, watch_close
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
@@ -206,6 +207,7 @@ class WSGIDriver:
             headers, body = outgoing(response, request.method)
         write = start_response(status_line(response._status), headers)
         if body is None:
+            watch_close(response.chunks, request)
             try:
                 _close_stream(response.chunks, self.app_loop, request)
             except Exception as exc:
@@ -215,6 +217,8 @@ class WSGIDriver:
                 # here (after-response callbacks, files on disk), as a GET's close() does.
                 _after_response(request, self.app_loop)
                 raise
+            finally:
+                close_returned(request)
             return self._whole(request, [])
         if isinstance(body, bytes):
             return self._whole(request, [body])
@@ -469,6 +473,7 @@ class _StreamBody:
             # again, and an error of its closing logged and raised twice (review184).
             return
         self._closed = True
+        watch_close(self._stream, self._request)
         try:
             close = getattr(self._chunks, "close", None)
             try:
@@ -504,6 +509,7 @@ class _StreamBody:
                 stream_failed(self._request, exc)
             raise
         finally:
+            close_returned(self._request)
             _end_request(self._request, self._app_loop)
 
 

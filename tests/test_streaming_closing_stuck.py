@@ -1,0 +1,225 @@
+"""A stream's close that does not return in time, under both interfaces: ASGI ends the response
+after ``CLOSE_WAIT`` and lets the close run on; WSGI cannot (the server's thread runs the close,
+and Python cannot interrupt a thread), but says so after ``CLOSE_WAIT`` all the same, naming the
+request and the stream, and again once the close has returned."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import MakeClient
+
+from microweb import App, Request, Response
+from microweb.plugins.gzip import GZip
+from microweb.testing import TestClient
+
+# NOTE: short enough for the tests, long enough that the warning (CLOSE_WAIT, then a tick of
+# the watcher's at most) comes well before the close returns on a loaded machine.
+CLOSE_WAIT = 0.3
+SLOW_CLOSE = 1.2
+
+
+class _SlowClose:
+    """An iterable whose sync ``close()`` takes ``SLOW_CLOSE`` seconds."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([b"ne", b"ne"])
+
+    def close(self) -> None:
+        self.events.append("closing")
+        time.sleep(SLOW_CLOSE)
+        self.events.append("closed")
+
+
+class _SlowAsyncClose:
+    """An async iterable whose ``async def close()`` takes ``SLOW_CLOSE`` seconds."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events, self.left = events, 2
+
+    def __aiter__(self) -> _SlowAsyncClose:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.left:
+            raise StopAsyncIteration
+        self.left -= 1
+        return b"ne"
+
+    async def close(self) -> None:
+        self.events.append("closing")
+        await asyncio.sleep(SLOW_CLOSE)
+        self.events.append("closed")
+
+
+# NOTE: no generator: its finally runs as it ends by itself, part of its sending, or never
+# (closed unstarted: a HEAD's, a 204's).
+SLOW = {
+    "sync close": (_SlowClose, "_SlowClose"),
+    "async close": (_SlowAsyncClose, "_SlowAsyncClose"),
+}
+
+
+def _late(caplog: pytest.LogCaptureFixture, words: str) -> list[str]:
+    return [record.getMessage() for record in caplog.records if words in record.getMessage()]
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 200), ("HEAD", 200), ("GET", 204)])
+@pytest.mark.parametrize(("make", "named"), SLOW.values(), ids=SLOW)
+def test_a_close_that_does_not_return_in_time_is_told_naming_the_request(
+    make_client: MakeClient,
+    interface: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    named: str,
+    method: str,
+    status: int,
+) -> None:
+    # NOTE: under WSGI a close that never returned held the server's thread (Waitress has 4)
+    # with no word: the server stopped answering, and no log said why.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(make(events), "text/plain", status=status)
+    )
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = make_client(app).request(method, "/")
+        took = time.monotonic() - started
+        if interface == "asgi":
+            while "closed" not in events and time.monotonic() - started < 5:
+                time.sleep(0.02)  # NOTE: the close runs on, for the second line's absence.
+    assert response.status_code == status
+    assert response.content == (b"nene" if method == "GET" and status == 200 else b"")
+    assert events == ["closing", "closed"]
+    (late,) = _late(caplog, "has not returned in time")
+    assert late.startswith(f"{method} /: the close of its streamed response, ") and named in late
+    returned = _late(caplog, "returned after")
+    if interface == "asgi":
+        assert took < SLOW_CLOSE  # NOTE: the response ended after CLOSE_WAIT.
+        assert returned == []
+    else:
+        # NOTE: the server's thread held until the close returned, which is said too.
+        assert took >= SLOW_CLOSE
+        assert "the WSGI server's thread, which it holds" in late
+        (back,) = returned
+        assert back.startswith(f"{method} /: the close of its streamed response, ")
+        assert named in back and "the server's thread is free again" in back
+
+
+def test_a_wrapped_streams_close_that_does_not_return_in_time_is_told(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, make_client: MakeClient
+) -> None:
+    # NOTE: the sync close() of a stream inside gzip's runs in a close thread, which the
+    # server's thread waits for: held as long, said as long.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+    app = App()
+    app.install(GZip(minimum_size=1))
+    app.get("/")(lambda request: Response.stream(_SlowClose(events), "text/plain"))
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = make_client(app).get("/", headers={"accept-encoding": "gzip"})
+        deadline = time.monotonic() + 5
+        while "closed" not in events and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert response.content == b"nene"
+    assert events == ["closing", "closed"]
+    (late,) = _late(caplog, "has not returned in time")
+    assert late.startswith("GET /: the close of its streamed response, ")
+
+
+def test_a_close_that_returns_in_time_is_told_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, make_client: MakeClient
+) -> None:
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+
+    def quick(request: Request) -> Response:
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield b"ne"
+            finally:
+                events.append("closed")
+
+        return Response.stream(chunks())
+
+    app = App()
+    app.get("/")(quick)
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        client = make_client(app)
+        for _ in range(3):
+            assert client.get("/").content == b"ne"
+        time.sleep(2 * CLOSE_WAIT)
+    assert events == ["closed"] * 3
+    assert _late(caplog, "returned") == []
+
+
+def test_the_wsgi_close_watcher_ends_once_idle_and_starts_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a thread that ran for ever once a stream was closed: a dropped client's threads
+    # would never all end.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.1)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_SlowClose(events)))
+    monkeypatch.setattr(__name__ + ".SLOW_CLOSE", 0.3)
+    client = TestClient(app, interface="wsgi")
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        for _ in range(2):
+            assert client.get("/").content == b"nene"
+            _no_watcher_left()
+    assert len(_late(caplog, "has not returned in time")) == 2
+    client.close()
+
+
+def _no_watcher_left() -> None:
+    """Wait until the WSGI close watcher threads have ended (idle for ``CLOSE_WAIT``)."""
+    watchers = [t for t in threading.enumerate() if t.name == "microweb-close-watch"]
+    deadline = time.monotonic() + 5
+    while any(thread.is_alive() for thread in watchers):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+class _NoThread:
+    """A ``Thread`` that cannot start, as at the process's limit of threads."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_close_is_watched_again_once_a_watcher_thread_could_not_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the error of the start failed the response, and the watcher was taken as started:
+    # no close was watched again.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.1)
+    monkeypatch.setattr(__name__ + ".SLOW_CLOSE", 0.5)
+    _no_watcher_left()  # NOTE: one still running (another test's) would watch this close.
+    monkeypatch.setattr("microweb._close_wait.Thread", _NoThread)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_SlowClose(events)))
+    with TestClient(app, interface="wsgi") as client, caplog.at_level(logging.WARNING):
+        assert client.get("/").content == b"nene"
+        assert _late(caplog, "has not returned in time") == []
+        monkeypatch.setattr("microweb._close_wait.Thread", threading.Thread)
+        assert client.get("/").content == b"nene"
+    assert events == ["closing", "closed"] * 2
+    assert len(_late(caplog, "has not returned in time")) == 1
