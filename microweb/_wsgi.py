@@ -209,7 +209,12 @@ class WSGIDriver:
         if body is None:
             watch_close(response.chunks, request)
             try:
-                _close_stream(response.chunks, self.app_loop, request)
+                try:
+                    _close_stream(response.chunks, self.app_loop, request)
+                finally:
+                    # NOTE: its warning's error (a log filter's) is the close's: it failed
+                    # the answer and skipped the request's end.
+                    close_returned(request)
             except Exception as exc:
                 unsent_stream_failed(request, exc)
             except BaseException:
@@ -217,8 +222,6 @@ class WSGIDriver:
                 # here (after-response callbacks, files on disk), as a GET's close() does.
                 _after_response(request, self.app_loop)
                 raise
-            finally:
-                close_returned(request)
             return self._whole(request, [])
         if isinstance(body, bytes):
             return self._whole(request, [body])
@@ -509,8 +512,12 @@ class _StreamBody:
                 stream_failed(self._request, exc)
             raise
         finally:
-            close_returned(self._request)
-            _end_request(self._request, self._app_loop)
+            try:
+                close_returned(self._request)
+            finally:
+                # NOTE: also where the warning of a late close failed (a log filter raised):
+                # the request's after-response callbacks were skipped.
+                _end_request(self._request, self._app_loop)
 
 
 def _stream_stopped(request: Request, stop: StopIteration) -> NoReturn:
