@@ -1049,6 +1049,43 @@ def test_a_late_closes_sys_exit_is_logged(
     assert late[0].startswith("GET /: ") and "SystemExit" in late[0], late
 
 
+class _RaisingOnLate(logging.Filter):
+    """A log filter that fails on the warning of a close that has not returned in time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "not returned" in record.msg:
+            raise RuntimeError("the filter failed")
+        return True
+
+
+def test_a_late_close_is_kept_where_its_warning_failed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the task was kept after the warning: a log filter that raised there left it held
+    # weakly by the loop alone, and its sys.exit() went with no word (review288).
+    asgi = _asgi_closing_within(0.1, lambda: _FeedExitingLate([]), monkeypatch)
+
+    async def send(message: Message) -> None:
+        pass
+
+    async def run() -> None:
+        with contextlib.suppress(RuntimeError):
+            await get_root(asgi, send)
+        await asyncio.sleep(0.6)  # NOTE: the close runs on, and ends.
+
+    failing = _RaisingOnLate()
+    logger = logging.getLogger("microweb")
+    logger.addFilter(failing)
+    try:
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            asyncio.run(run())
+    finally:
+        logger.removeFilter(failing)
+    late = [record.getMessage() for record in caplog.records if "late close" in record.msg]
+    assert len(late) == 1
+    assert late[0].startswith("GET /: ") and "SystemExit" in late[0], late
+
+
 def test_a_slow_end_of_the_body_after_a_quick_close_is_not_given_up_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
