@@ -367,9 +367,12 @@ class Headers:
     multi_items = items
 
     def copy(self: H) -> H:
-        """Return headers of the same kind with lines of their own, as ``dict.copy()`` does."""
+        """Return headers of the same class with lines of their own (a line added to one is
+        not in the other), and a subclass's own attributes."""
         # NOTE: copy.copy() shared the list: a line add()ed to the copy was in both.
         twin = object.__new__(type(self))
+        if hasattr(self, "__dict__"):
+            twin.__dict__.update(self.__dict__)
         twin._list = self._list.copy()
         return twin
 

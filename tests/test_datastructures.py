@@ -201,3 +201,16 @@ def test_a_copy_of_response_headers_has_lines_of_its_own() -> None:
         twin.add("Set-Cookie", "b=2")
         twin["X-Kept"] = "changed"
         assert headers.items() == [("set-cookie", "a=1"), ("x-kept", "k")]
+
+
+def test_a_copy_of_a_subclass_keeps_its_own_attributes() -> None:
+    class Tagged(Headers):
+        def __init__(self, tag: str) -> None:
+            super().__init__([("x-a", "1")])
+            self.tag = tag
+
+    headers = Tagged("kept")
+    twin = copy.copy(headers)
+    assert type(twin) is Tagged and twin.tag == "kept" and twin == headers
+    twin.add("x-b", "2")
+    assert "x-b" not in headers
