@@ -290,8 +290,18 @@ class ASGIBody:
         """Read the whole body, each message's bytes counted by ``meter``."""
         # PERF: messages awaited in a loop, not through achunks() and a counting loop: a
         # request whose async def handler reads a 1 KB body takes 8.8 us instead of 11.6.
-        body, more = self._body_of(await self._next_message())
-        meter.count(body)
+        # PERF: the first message (most bodies' only one) read and counted right here, as
+        # MessageChunks.__anext__() does, with no _body_of() and no meter.count() call:
+        # valgrind instructions per request, ASGI echo 318,399 -> 317,623 (/tmp/icount.sh,
+        # PYTHONHASHSEED=0, 2026-12-06).
+        message = await self._next_message()
+        if message["type"] == "http.disconnect":
+            raise self._client_left()
+        body: bytes = message.get("body", b"")
+        meter.total += len(body)
+        if meter.total > meter.bound:
+            meter.refuse()
+        more = message.get("more_body", False)
         if not more:
             return body
         buffer = BodyBuffer()
