@@ -18,6 +18,7 @@ from ._body import (
     CLAIM,
     DEFAULT_BODY_LIMIT,
     HOP_CHUNKS,
+    MAX_LENGTH_DIGITS,
     ReadDone,
     check_transfer_coding,
     parse_content_length,
@@ -165,6 +166,12 @@ class ASGIBody:
         # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
         if chunked or length is None:
             return None
+        if length.isdigit() and len(length) <= MAX_LENGTH_DIGITS:
+            # PERF: the usual value, ASCII digits alone (what bytes.isdigit() takes), parsed
+            # from the bytes as parse_content_length() would parse it decoded, with no call:
+            # valgrind instructions per request, ASGI echo 317,623 -> 315,521 (/tmp/icount.sh,
+            # PYTHONHASHSEED=0, 2026-12-06).
+            return int(length)
         return parse_content_length(length.decode("latin-1"))
 
     @property
