@@ -101,7 +101,7 @@ class ASGIRequest(ThreadHooks, Request):
 
     def _lower_scope_names(self) -> list[tuple[bytes, bytes]]:
         """Read the scope's header names lowered from now on (the body source lowers its own:
-        ``ASGIBody._names_lowered``); return them."""
+        ``ASGIBody._lowered_names``); return them."""
         headers = [(name.lower(), value) for name, value in self._raw["headers"]]
         self._raw = {**self._raw, "headers": headers}
         return headers
