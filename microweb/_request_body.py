@@ -221,7 +221,10 @@ class BodyMethods(HeadProperties):
         # NOTE: asked before the body is read, as Flask does: a form or a file is not read (or
         # refused with 413) only to be refused as not JSON, and json(silent=True) after form()
         # gives None where it raised RuntimeError (the body already consumed).
-        if is_json_type(self.content_type):
+        # PERF: the header read without the content_type property's call around it: valgrind
+        # instructions per request, ASGI echo 313,680 -> 312,889 (/tmp/icount.sh, mean over
+        # PYTHONHASHSEED 0 to 3, 2026-12-06).
+        if is_json_type(self._read_content_type()):
             return True
         if silent:
             return False
