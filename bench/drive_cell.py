@@ -9,6 +9,7 @@ Usage::
     python bench/drive_cell.py raw echo 200          # the raw ASGI callable, the floor
     python bench/drive_cell.py falcon upload 12      # Falcon's ASGI app; microweb's upload
                                                      # is its aiter_parts() row
+    python bench/drive_cell.py microweb form 12      # the same upload, microweb's aform() row
 
 ``--message-size`` sets the size of the request's ``http.request`` messages (the upload's).
 """
@@ -36,6 +37,9 @@ CELLS = {
     "json": ("/json", "GET", b"", ""),
     "echo": ("/echo", "POST", ECHO_BODY, JSON_TYPE),
     "upload": ("/upload", "POST", UPLOAD_BODY, UPLOAD_TYPE),
+    # NOTE: the upload again, which microweb's main app reads with aform(); for raw and Falcon
+    # it is the upload.
+    "form": ("/upload", "POST", UPLOAD_BODY, UPLOAD_TYPE),
 }
 
 

@@ -27,6 +27,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from microweb import App, Limits, Request, Response
+from microweb._asgi_body import ASGIBody
+from microweb._body import parse_content_length
+from microweb._errors import HTTPError
 from microweb._route_table import RouteTable
 from microweb._wsgi import WSGIDriver
 from microweb.testing import TestClient
@@ -372,6 +375,49 @@ def test_every_reader_reads_a_body_alike(
             for parts in splits
         }
         assert len(answers) == 1, (length, answers)
+
+
+# NOTE: digits alone (the fast path's), and values it leaves to parse_content_length(): spaces,
+# signs, underscores (int() takes them), digits beyond ASCII, too many digits.
+CONTENT_LENGTHS = [
+    b"0",
+    b"5",
+    b"0005",
+    b"9" * 18,
+    b"0" * 30 + b"7",
+    b"9" * 19,
+    b" 5",
+    b"5\t",
+    b"+5",
+    b"-5",
+    b"5.0",
+    b"1_000",
+    b"0x5",
+    b"\xb2",
+    "\u0665".encode(),
+]
+
+
+@pytest.mark.parametrize("value", CONTENT_LENGTHS, ids=repr)
+def test_an_asgi_content_length_reads_as_parse_content_length_reads_it(value: bytes) -> None:
+    def answer(read: Callable[[], int | None]) -> Any:
+        try:
+            return read()
+        except HTTPError as exc:
+            return exc.status
+
+    loop = asyncio.new_event_loop()
+    try:
+        source = ASGIBody([(b"content-length", value)], _no_message, loop)
+        assert answer(lambda: source.content_length) == answer(
+            lambda: parse_content_length(value.decode("latin-1"))
+        )
+    finally:
+        loop.close()
+
+
+async def _no_message() -> dict[str, Any]:
+    raise AssertionError("no message is read")
 
 
 # -- the router's first way ----------------------------------------------------------------------
