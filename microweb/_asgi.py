@@ -657,7 +657,7 @@ def _end(request: Request) -> Awaitable[None] | None:
     """
     # PERF: the source read as it is, not through _body() (a typing.cast() call and a
     # _body_source() call): valgrind instructions per request, ASGI echo 320,103 -> 318,399
-    # (/tmp/icount.sh, PYTHONHASHSEED=0, 2026-12-06).
+    # (bench/icount.sh, PYTHONHASHSEED=0, 2026-12-06).
     made: ASGIBody | None = request._source  # type: ignore[assignment]  # NOTE: ASGI's own.
     if made is not None:
         made.close()

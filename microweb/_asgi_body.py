@@ -174,7 +174,7 @@ class ASGIBody:
             # as parse_content_length() would parse it decoded, with no loop and no call; any
             # other goes the general way below: valgrind instructions per request, ASGI echo
             # 317,623 -> 315,521 (the digits), 315,268 -> 313,992 (the names)
-            # (/tmp/icount.sh, PYTHONHASHSEED=0, 2026-12-06).
+            # (bench/icount.sh, PYTHONHASHSEED=0, 2026-12-06).
             length = headers[names.index(b"content-length")][1]
             if length.isdigit() and len(length) <= MAX_LENGTH_DIGITS:
                 return int(length)
@@ -316,7 +316,7 @@ class ASGIBody:
         # request whose async def handler reads a 1 KB body takes 8.8 us instead of 11.6.
         # PERF: the first message (most bodies' only one) read and counted right here, as
         # MessageChunks.__anext__() does, with no _body_of() and no meter.count() call:
-        # valgrind instructions per request, ASGI echo 318,399 -> 317,623 (/tmp/icount.sh,
+        # valgrind instructions per request, ASGI echo 318,399 -> 317,623 (bench/icount.sh,
         # PYTHONHASHSEED=0, 2026-12-06).
         message = await self._next_message()
         if message["type"] == "http.disconnect":

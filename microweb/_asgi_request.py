@@ -46,7 +46,7 @@ class ASGIRequest(ThreadHooks, Request):
         if scope["type"] == "http":
             # PERF: __init__ called from here, not by the class's call, which CPython 3.11
             # enters from C with a frame of its own (see new_request()): valgrind instructions
-            # per request, ASGI echo 313,874 -> 313,680 (/tmp/icount.sh, mean over PYTHONHASHSEED
+            # per request, ASGI echo 313,874 -> 313,680 (bench/icount.sh, mean over PYTHONHASHSEED
             # 0 to 3, 2026-12-06; each seed 195 less).
             body = _new(ASGIBody)
             ASGIBody.__init__(body, scope["headers"], receive, loop, self)

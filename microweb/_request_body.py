@@ -222,7 +222,7 @@ class BodyMethods(HeadProperties):
         # refused with 413) only to be refused as not JSON, and json(silent=True) after form()
         # gives None where it raised RuntimeError (the body already consumed).
         # PERF: the header read without the content_type property's call around it: valgrind
-        # instructions per request, ASGI echo 313,680 -> 312,889 (/tmp/icount.sh, mean over
+        # instructions per request, ASGI echo 313,680 -> 312,889 (bench/icount.sh, mean over
         # PYTHONHASHSEED 0 to 3, 2026-12-06).
         if is_json_type(self._read_content_type()):
             return True
@@ -241,7 +241,7 @@ class BodyMethods(HeadProperties):
         # Accept-Encoding in the answer says which are.
         # PERF: the source as it is once made, with no call (as in the async reads below).
         # PERF: is_coded() called only for a body with a Content-Encoding, rare: valgrind
-        # instructions per request, ASGI echo 312,889 -> 312,639 (/tmp/icount.sh, mean over
+        # instructions per request, ASGI echo 312,889 -> 312,639 (bench/icount.sh, mean over
         # PYTHONHASHSEED 0 to 3, 2026-12-06).
         encoding = (self._source or self._body_source()).content_encoding
         if encoding is None or not is_coded(encoding):
@@ -459,7 +459,7 @@ class BodyMethods(HeadProperties):
                 # PERF: the source made by the claim, with no _body_source() call, here and in
                 # _claim(), _start() and _end_read(): valgrind instructions per request, ASGI
                 # echo 321,073 -> 320,103, WSGI echo (def handler) 289,018 -> 287,364
-                # (/tmp/icount.sh, PYTHONHASHSEED=0, 2026-12-06).
+                # (bench/icount.sh, PYTHONHASHSEED=0, 2026-12-06).
                 body = await (self._source or self._body_source()).aread_all(meter)
                 meter.finish()
                 self._body = body  # NOTE: as in _whole().

@@ -100,7 +100,7 @@ def loads_json(text: str) -> Any:
         RecursionError: For JSON nested too deeply.
     """
     # PERF: the scan here, not in a function of its own (it had no other caller): valgrind
-    # instructions per request, ASGI echo 315,521 -> 315,268 (/tmp/icount.sh, PYTHONHASHSEED=0,
+    # instructions per request, ASGI echo 315,521 -> 315,268 (bench/icount.sh, PYTHONHASHSEED=0,
     # 2026-12-06).
     # NOTE: what JSONDecoder.decode() does: one value, whitespace around it and nothing else.
     start = 0 if text[:1] not in _SPACE else len(text) - len(text.lstrip(_SPACE))
