@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -367,5 +367,58 @@ def test_a_wsgi_stream_cut_short_whose_aclose_does_not_return_frees_the_thread(
         assert late.endswith("the response is ended, and the close runs on")
         assert _late(caplog, "returned after") == []
         assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        wsgi.close()
+
+
+class _GeneratorThenAclose:
+    """A stream whose ``__aiter__`` is an async generator with a slow ``finally``, and whose own
+    ``aclose()`` must come after it."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                await asyncio.sleep(0)
+                yield b"ne"
+        finally:
+            await asyncio.sleep(SLOW_CLOSE)
+            self.events.append("generator closed")
+
+    async def aclose(self) -> None:
+        self.events.append("stream closed")
+
+
+def test_a_wsgi_close_that_another_follows_is_waited_for_in_order(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: given up on, the stream's own aclose() would run beside its generator's finally,
+    # where ASGI runs it after: the server's thread waits for both, watched.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_GeneratorThenAclose(events), "text/plain"))
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": __import__("io").BytesIO(),
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+    }
+    wsgi = app.as_wsgi()
+    try:
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            assert next(iter(body)) == b"ne"
+            started = time.monotonic()
+            body.close()  # type: ignore[attr-defined]
+            took = time.monotonic() - started
+        assert took >= SLOW_CLOSE
+        assert events == ["generator closed", "stream closed"]
+        (late,) = _late(caplog, "has not returned in time")
+        assert "the WSGI server's thread, which it holds" in late
     finally:
         wsgi.close()
