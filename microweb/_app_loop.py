@@ -14,9 +14,10 @@ import contextvars
 import inspect
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ._errors import own_cancellation
 from ._pool import forget_threads_after_fork
@@ -59,7 +60,17 @@ class AppClosed(LoopStopped):
 class Hop:
     """One awaitable handed from a thread to an event loop, and what came of it."""
 
-    __slots__ = ("awaitable", "context", "cut", "done", "error", "result", "run_in", "task")
+    __slots__ = (
+        "awaitable",
+        "context",
+        "cut",
+        "done",
+        "error",
+        "late",
+        "result",
+        "run_in",
+        "task",
+    )
 
     def __init__(
         self, awaitable: Awaitable[Any], run_in: contextvars.Context | None = None
@@ -71,7 +82,8 @@ class Hop:
         self.error: BaseException | None = None
         self.context: contextvars.Context | None = None
         self.task: asyncio.Task[None] | None = None
-        self.cut = False
+        # NOTE: whether the thread stopped waiting for it (``within``), the call running on.
+        self.cut = self.late = False
 
     def start(self) -> None:
         # NOTE: runs on the loop, in the copy of the caller's context that call_soon_threadsafe
@@ -111,13 +123,15 @@ def hop_to_loop(
     awaitable: Awaitable[T],
     run_in: contextvars.Context | None = None,
     stalled: Stalled | None = None,
+    within: float | None = None,
 ) -> Hop:
     """Run ``awaitable`` as a task on ``loop`` (running in another thread) and wait for it.
 
     The task sees this thread's context variables: it runs in a copy of this thread's context,
     or in ``run_in`` (a copy of it on Python 3.10). Returns the finished hop: its ``result``,
     ``error`` and ``context`` (the task's, at its end). ``stalled`` is called when the loop has
-    run nothing for ``SLOW_START`` seconds meanwhile (see ``wait_for``).
+    run nothing for ``SLOW_START`` seconds meanwhile (see ``wait_for``). Given ``within``, the
+    wait ends after as many seconds: the hop is then ``late``, its task running on.
     """
     hop = Hop(awaitable, run_in)
     # PERF: a plain lock released by the task, instead of run_coroutine_threadsafe's chained
@@ -130,7 +144,7 @@ def hop_to_loop(
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()  # NOTE: the loop is closed; it will never run.
             raise
-        wait_for(hop, loop, stalled)
+        hop.late = not wait_for(hop, loop, stalled, within)
     except (KeyboardInterrupt, SystemExit):
         # NOTE: Ctrl+C in this thread (the main one: as_wsgi()'s startup, close()'s shutdown)
         # while the call ran on the loop: it is cancelled and ended before the interrupt goes
@@ -141,7 +155,8 @@ def hop_to_loop(
             with contextlib.suppress(LoopStopped):
                 wait_for(hop, loop)
         raise
-    hop.task = None
+    if not hop.late:
+        hop.task = None  # NOTE: a late one's is kept by whoever gave up on it, on the loop.
     return hop
 
 
@@ -163,14 +178,21 @@ def _close_unstarted(hop: Hop) -> None:
         hop.awaitable.close()  # NOTE: it never started; say so without a warning.
 
 
-def wait_for(hop: Hop, loop: asyncio.AbstractEventLoop, stalled: Stalled | None = None) -> None:
+def wait_for(
+    hop: Hop,
+    loop: asyncio.AbstractEventLoop,
+    stalled: Stalled | None = None,
+    within: float | None = None,
+) -> bool:
     """Wait in this thread until ``hop`` has ended, or its loop has stopped (``LoopStopped``;
-    an awaitable it never started is closed).
+    an awaitable it never started is closed), or ``within`` seconds have passed (checked every
+    ``STOP_CHECK``; then ``False``, the call running on).
 
     Once the loop has run nothing else for ``SLOW_START`` seconds (see ``_LoopHeld``),
     ``stalled(waited)`` is called at each check until it returns ``True``; the wait goes on.
     """
     held = None
+    until = None if within is None else time.monotonic() + within
     while not hop.done.acquire(timeout=STOP_CHECK):
         # NOTE: a loop stopped under the call (the app closed at exit, the server gone) never
         # ends it: without this check the thread would wait forever.
@@ -183,6 +205,9 @@ def wait_for(hop: Hop, loop: asyncio.AbstractEventLoop, stalled: Stalled | None 
             held = held or _LoopHeld(hop, loop)
             if held.check() and stalled(held.waited):
                 stalled = None
+        if until is not None and time.monotonic() >= until:
+            return False
+    return True
 
 
 class _LoopHeld:
@@ -322,7 +347,13 @@ class AppLoop:
         ready.wait()
         self._loop = loop
 
-    def run(self, awaitable: Awaitable[T], run_in: contextvars.Context | None = None) -> T:
+    def run(
+        self,
+        awaitable: Awaitable[T],
+        run_in: contextvars.Context | None = None,
+        within: float | None = None,
+        late: Callable[[Hop, asyncio.AbstractEventLoop], None] | None = None,
+    ) -> T:
         """Run ``awaitable`` on the app loop and wait for its result in this thread.
 
         Context variables cross both ways: the coroutine sees this thread's values, and what it
@@ -330,6 +361,11 @@ class AppLoop:
         context the caller runs in too (``drive_sync``'s), the coroutine runs in it instead,
         on Python 3.11 and later, and a ``ContextVar`` token made in one call resets in the
         next; on 3.10 in a copy, and what it sets is set in ``run_in`` afterwards.
+
+        Given ``within`` (and ``late``), a call that has not ended after as many seconds runs
+        on, and this thread returns ``None`` once it has called ``late(hop, loop)`` (the hop's
+        task may not be made yet: its start is queued on the loop); nothing crosses back to
+        this thread's context.
         """
         try:
             loop = self.loop
@@ -343,7 +379,10 @@ class AppLoop:
                 # handler called): closed, not left to a "never awaited" warning.
                 awaitable.close()
             raise RuntimeError("the app loop cannot wait for itself; await instead")
-        hop = hop_to_loop(loop, awaitable, run_in)
+        hop = hop_to_loop(loop, awaitable, run_in, within=within)
+        if hop.late:
+            cast("Callable[[Hop, asyncio.AbstractEventLoop], None]", late)(hop, loop)
+            return cast("T", None)
         if isinstance(hop.error, asyncio.CancelledError) and (self._stopped or hop.cut):
             # NOTE: cancelled by stop() or cut_waiting(): no error of the app's. Only the calls
             # that cut_waiting() cancelled: a later call's own CancelledError (a shutdown

@@ -1,6 +1,7 @@
-"""How long the ASGI driver waits for a sent stream's close: ``CLOSE_WAIT`` seconds, after
-which the response ends and the close runs on, its task kept until it ends; and the watch on a
-WSGI server's thread that runs a close, which says when one has run longer."""
+"""How long a driver waits for a stream's close: ``CLOSE_WAIT`` seconds, after which the
+response ends and the close runs on, its task kept until it ends (ASGI's, and WSGI's async
+closes on the app loop); and the watch on a WSGI server's thread that runs a sync close, which
+says when one has run longer."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from functools import partial
 from threading import Thread
 from typing import Any, cast
 
+from ._app_loop import Hop
 from ._concurrency import close_wait_from, closing_in_a_thread
+from ._error_logs import stream_failed, was_reported
+from ._errors import ClientDisconnect
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
 
@@ -176,14 +180,16 @@ class Carried(Exception):
         self.escaped = escaped
 
 
-# NOTE: under WSGI the server's thread runs the close (PEP 3333), which Python cannot interrupt:
+# NOTE: under WSGI the server's thread runs a sync close (PEP 3333), which Python cannot interrupt:
 # one that never returns holds that thread (Waitress has 4), and only a watcher can say why the
 # server stops answering. A hop to a close thread that the server's thread waits for with a
 # bound would free it, but cost every streamed response 13 us, 39 us beside a busy thread, where
 # the whole response takes 7 to 40 (review287), and would close a generator in another thread
-# than the one that ran it (a thread-bound sqlite3 connection fails there).
+# than the one that ran it (a thread-bound sqlite3 connection fails there). An async close runs
+# on the app loop already: the thread's wait for it ends after CLOSE_WAIT (wsgi_close_late()).
 # NOTE: the closes that WSGI server threads run now: each request's [stream, since when,
-# whether the watcher said it has not returned in time].
+# whether the watcher said it has not returned in time: None while the thread waits for an
+# async close, bounded (bounded())].
 _WATCHED: dict[Request, list[Any]] = {}
 _watching = False
 _watching_lock = threading.Lock()
@@ -204,7 +210,7 @@ def watch_close(stream: Any, request: Request) -> None:
 def close_returned(request: Request) -> None:
     """End the watch on a close that has returned (or raised); said where it was told late."""
     watched = _WATCHED.pop(request, None)  # NOTE: none in a child forked during the close.
-    if watched is not None and watched[2]:
+    if watched is not None and watched[2] is True:
         stream, since, _ = watched
         logger.warning(
             "%s %s: the close of its streamed response, %s, returned after %.1f s: the "
@@ -214,6 +220,74 @@ def close_returned(request: Request) -> None:
             _named(stream),
             time.monotonic() - since,
         )
+
+
+def bounded(request: Request, bound: bool) -> None:
+    """Have the watcher leave alone (``bound``), or watch again, the close of ``request``'s
+    stream while this thread waits for an async close on the app loop: that wait ends after
+    ``CLOSE_WAIT`` seconds (``wsgi_close_late``), which says so itself."""
+    watched = _WATCHED.get(request)
+    if watched is None:
+        return
+    if bound and watched[2] is False:
+        watched[2] = None  # NOTE: neither said (True) nor to be said (False).
+    elif not bound and watched[2] is None:
+        watched[2] = False
+
+
+def wsgi_close_late(
+    stream: Any, request: Request, hop: Hop, loop: asyncio.AbstractEventLoop
+) -> None:
+    """In the WSGI server's thread that has waited ``CLOSE_WAIT`` seconds for the async close
+    of ``request``'s ``stream`` on the app loop: say that the response ends and the close runs
+    on, its task kept until it ends, where its error is logged naming the request."""
+    _WATCHED.pop(request, None)  # NOTE: the watcher must not say it holds the thread.
+    try:
+        # NOTE: queued after hop.start, which makes the hop's task; a loop's tasks are its own.
+        loop.call_soon_threadsafe(_keep_late_hop, hop, stream, request)
+    except RuntimeError:
+        # NOTE: the loop closed meanwhile, its tasks ended: said here, no task to keep.
+        _say_late(request, _named(stream), "", _RUNS_ON)
+
+
+_RUNS_ON = "the response is ended, and the close runs on"
+
+
+def _keep_late_hop(hop: Hop, stream: Any, request: Request) -> None:
+    task = hop.task
+    if task is None:
+        return  # NOTE: the hop's start failed, and so did its thread's wait.
+    # NOTE: said on the loop, where the close thread that a sync close inside gzip's waits
+    # for is known, and named (as ASGI's _keep_late does).
+    _say_late(request, closing_in_a_thread(task) or _named(stream), "", _RUNS_ON)
+    _LATE_CLOSES.add(task)
+    task.add_done_callback(partial(_late_hop_ended, hop, request))
+
+
+def _late_hop_ended(hop: Hop, request: Request, task: asyncio.Task[None]) -> None:
+    _LATE_CLOSES.discard(task)
+    error, hop.error = hop.error, None
+    # NOTE: no thread waits to raise it: the server's thread has ended the response. Logged
+    # as the WSGI driver logs one raised in time, and as ASGI logs a late close's.
+    try:
+        if error is None or isinstance(error, asyncio.CancelledError):
+            return  # NOTE: cancelled by the app loop's stop, which ends its tasks.
+        if isinstance(error, ClientDisconnect) and request._client_gone():
+            return  # NOTE: a read of the body in its finally: ends quietly, as in time.
+        if isinstance(error, Exception):
+            if not was_reported(error):
+                stream_failed(request, error)
+            return
+        logger.error(
+            "%s %s: the late close of its streamed response raised %s, dropped: the request "
+            "had ended",
+            logged_method(request),
+            logged_path(request),
+            type(error).__name__,
+            exc_info=error,
+        )
+    finally:
+        del error  # NOTE: no cycle through this frame and the traceback.
 
 
 def _start_watching() -> None:
@@ -251,7 +325,7 @@ def _watch_while_closing() -> None:
         time.sleep(min(wait / 4, 1.0))
         now = time.monotonic()
         for request, watched in _WATCHED.copy().items():
-            if now - watched[1] >= wait and not watched[2]:
+            if now - watched[1] >= wait and watched[2] is False:
                 watched[2] = True
                 _say_late(
                     request,

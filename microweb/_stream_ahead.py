@@ -66,6 +66,8 @@ def iterate_on_loop(
     app_loop: AppLoop,
     gone: Callable[[], bool] | None = None,
     request: Request | None = None,
+    late: Callable[[Hop, asyncio.AbstractEventLoop], None] | None = None,
+    within: Callable[[], float | None] | None = None,
 ) -> Iterator[Any]:
     """Iterate an async iterable from a server thread; it runs on the app loop, in one task.
 
@@ -74,7 +76,9 @@ def iterate_on_loop(
     app's close or the server's stop raises ``LoopStopped`` here. ``gone`` (the server's word
     that the client left, Waitress's) is asked while the thread waits for an item: this
     iterator then ends, and the iterable is closed. ``request`` is the one whose stream it is
-    (``CLOSING_FOR`` as the iterable is closed).
+    (``CLOSING_FOR`` as the iterable is closed). Given ``late`` and ``within``, the close of
+    this iterator waits ``within()`` seconds at most (``None``: no bound) for the task's end,
+    then calls ``late(hop, loop)`` and lets the task run on.
     """
     loop = app_loop.loop
     if asyncio._get_running_loop() is loop:
@@ -108,9 +112,18 @@ def iterate_on_loop(
                 raise AppClosed("the app loop was stopped: this WSGI app was closed")
         else:
             ahead.stop(hop)
-            wait_for(hop, loop)
-            hop.task = None
-            _end_of_stream(hop, app_loop, ended)
+            if late is None or within is None:
+                wait_for(hop, loop)
+                bounded_out = False
+            else:
+                bounded_out = not wait_for(hop, loop, within=within())
+            if not bounded_out:
+                hop.task = None
+                _end_of_stream(hop, app_loop, ended)
+            elif late is not None:
+                # NOTE: the iterable's aclose() has not returned: it runs on; nothing of its
+                # task's context crosses back, and its error is late()'s to log.
+                late(hop, loop)
 
 
 # PERF: how many chunks a stream may make ahead of the one who takes them, across threads: an

@@ -8,17 +8,18 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from functools import partial
 from inspect import isawaitable, iscoroutine
 from multiprocessing.util import Finalize
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
+from . import _close_wait
 from ._app_loop import AppClosed, AppLoop, LoopStopped
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, unsendable
-from ._close_wait import close_returned, watch_close
+from ._close_wait import bounded, close_returned, watch_close, wsgi_close_late
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
@@ -343,7 +344,9 @@ def _open_unchanged(file: FileInfo) -> BinaryIO | None:
     return opened
 
 
-def _close_stream(stream: Any, app_loop: AppLoop, request: Request) -> None:
+def _close_stream(stream: Any, app_loop: AppLoop, request: Request, last: bool = True) -> None:
+    """Close ``stream``; an async close, where it is the ``last`` of the response's closes, for
+    ``CLOSE_WAIT`` seconds at most (``_run_close()``)."""
     if stream is None:
         return
     if hasattr(stream, "aclose"):
@@ -357,7 +360,7 @@ def _close_stream(stream: Any, app_loop: AppLoop, request: Request) -> None:
             return
         # NOTE: aclose() called on the loop: a coroutine of it made here was "never awaited"
         # where the loop closed before the hop began.
-        app_loop.run(_aclosed(stream, request))
+        _run_close(app_loop, _aclosed(stream, request), stream, request, last)
     elif hasattr(stream, "close"):
         if is_async_callable(stream.close):
             # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
@@ -365,9 +368,9 @@ def _close_stream(stream: Any, app_loop: AppLoop, request: Request) -> None:
             if app_loop.stopped:
                 _log_close_not_run(stream, "async close()")
             else:
-                app_loop.run(stream.close())
+                _run_close(app_loop, stream.close(), stream, request, last)
         else:
-            _await_left(stream, stream.close(), app_loop)
+            _await_left(stream, stream.close(), app_loop, request, last)
 
 
 async def _aclosed(stream: Any, request: Request) -> None:
@@ -378,7 +381,34 @@ async def _aclosed(stream: Any, request: Request) -> None:
         closing.end()
 
 
-def _await_left(stream: Any, left: object, app_loop: AppLoop) -> None:
+def _run_close(
+    app_loop: AppLoop, closing: Awaitable[Any], stream: Any, request: Request, last: bool
+) -> None:
+    """Run an async close on the app loop; the ``last`` of a response's closes for
+    ``CLOSE_WAIT`` seconds at most: past them, the server's thread ends the response, and the
+    close runs on (as under ASGI)."""
+    if not last:
+        # NOTE: a close that another follows (an iterator's, then its stream's): given up on,
+        # the next would run beside it, where ASGI runs it after, in the close's task.
+        app_loop.run(closing)
+        return
+    # NOTE: this thread waited for ever for a close that never returned, held (Waitress has 4).
+    # A sync close still runs in this thread: moved to another, it would cost each response a
+    # hop, and close a generator in another thread than the one that ran it (review287).
+    bounded(request, True)
+    try:
+        app_loop.run(
+            closing, within=_close_wait_now(), late=partial(wsgi_close_late, stream, request)
+        )
+    finally:
+        bounded(request, False)
+
+
+def _close_wait_now() -> float:
+    return _close_wait.CLOSE_WAIT  # NOTE: read at each call: tests set a shorter one.
+
+
+def _await_left(stream: Any, left: object, app_loop: AppLoop, request: Request, last: bool) -> None:
     """Await on the app loop what a sync ``close()`` returned to await: the async close of the
     stream inside gzip's, SSE's or a declared length's (dropped, "never awaited", before)."""
     if not isawaitable(left):
@@ -388,7 +418,7 @@ def _await_left(stream: Any, left: object, app_loop: AppLoop) -> None:
             left.close()  # NOTE: it will never run; said below, not by a "never awaited".
         _log_close_not_run(stream, "async close() inside its close()")
     else:
-        app_loop.run(left)
+        _run_close(app_loop, left, stream, request, last)
 
 
 def _log_close_not_run(stream: Any, close: str) -> None:
@@ -415,7 +445,22 @@ class _StreamBody:
         if hasattr(stream, "__aiter__"):
             gone = request._raw.get("waitress.client_disconnected")
             self._iterated = _Iterated(stream)
-            self._chunks = iterate_on_loop(self._iterated, app_loop, gone, request)
+            # NOTE: the close of a stream cut short (its client gone) waits for the task that
+            # closes it for CLOSE_WAIT at most, as an async close() does (_run_close()), where
+            # no close of the stream's follows.
+            self._chunks = iterate_on_loop(
+                self._iterated,
+                app_loop,
+                gone,
+                request,
+                partial(wsgi_close_late, stream, request),
+                self._task_close_wait,
+            )
+
+    def _task_close_wait(self) -> float | None:
+        """How long the close of this async stream waits for its task (``None``: until it ends)."""
+        iterated = self._iterated
+        return _close_wait_now() if iterated is not None and iterated.closes_stream else None
 
     def _client_left(self) -> bool:
         request = self._request
@@ -480,8 +525,16 @@ class _StreamBody:
         try:
             close = getattr(self._chunks, "close", None)
             try:
-                if close is not None:
-                    _await_left(self._chunks, close(), self._app_loop)
+                if close is not None and self._iterated is not None:
+                    # NOTE: iterate_on_loop's: it waits for its task CLOSE_WAIT at most.
+                    bounded(self._request, self._iterated.closes_stream)
+                    try:
+                        close()
+                    finally:
+                        bounded(self._request, False)
+                elif close is not None:
+                    last = self._chunks is self._stream
+                    _await_left(self._chunks, close(), self._app_loop, self._request, last)
             finally:
                 # NOTE: the iterable closed too when its iterator's close() failed, as under
                 # ASGI (a cursor's iterator that failed to close left the cursor open).
@@ -490,7 +543,7 @@ class _StreamBody:
                     if iterated is not None and iterated.left_open is not None:
                         # NOTE: the task closed it by an aclose() alone: one with a close()
                         # alone was left open, where gzip's stream closes it by that close().
-                        _close_stream(iterated.left_open, self._app_loop, self._request)
+                        _close_stream(iterated.left_open, self._app_loop, self._request, last=False)
                 finally:
                     if self._chunks is not self._stream and not (
                         iterated and iterated.closes_stream

@@ -1,7 +1,8 @@
 """A stream's close that does not return in time, under both interfaces: ASGI ends the response
-after ``CLOSE_WAIT`` and lets the close run on; WSGI cannot (the server's thread runs the close,
-and Python cannot interrupt a thread), but says so after ``CLOSE_WAIT`` all the same, naming the
-request and the stream, and again once the close has returned."""
+after ``CLOSE_WAIT`` and lets the close run on, and so does WSGI for an async close (run on the
+app loop); a sync close WSGI cannot give up on (the server's thread runs it, and Python cannot
+interrupt a thread), but says so after ``CLOSE_WAIT`` all the same, naming the request and the
+stream, and again once the close has returned."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -97,7 +98,8 @@ def test_a_close_that_does_not_return_in_time_is_told_naming_the_request(
     with caplog.at_level(logging.WARNING, logger="microweb"):
         response = make_client(app).request(method, "/")
         took = time.monotonic() - started
-        if interface == "asgi":
+        runs_on = interface == "asgi" or make is _SlowAsyncClose
+        if runs_on:
             while "closed" not in events and time.monotonic() - started < 5:
                 time.sleep(0.02)  # NOTE: the close runs on, for the second line's absence.
     assert response.status_code == status
@@ -106,8 +108,11 @@ def test_a_close_that_does_not_return_in_time_is_told_naming_the_request(
     (late,) = _late(caplog, "has not returned in time")
     assert late.startswith(f"{method} /: the close of its streamed response, ") and named in late
     returned = _late(caplog, "returned after")
-    if interface == "asgi":
-        assert took < SLOW_CLOSE  # NOTE: the response ended after CLOSE_WAIT.
+    if runs_on:
+        # NOTE: the response ended after CLOSE_WAIT; under WSGI an async close held the
+        # server's thread until it returned, as a sync one does.
+        assert took < SLOW_CLOSE
+        assert late.endswith("the response is ended, and the close runs on")
         assert returned == []
     else:
         # NOTE: the server's thread held until the close returned, which is said too.
@@ -277,3 +282,197 @@ def test_a_failed_warning_of_a_late_close_still_ends_its_request(
         logger.removeFilter(failing)
     assert events == ["closing", "closed"]
     assert ran == ["after"]
+
+
+class _FailingAsyncClose(_SlowAsyncClose):
+    """A ``_SlowAsyncClose`` whose close raises once its ``SLOW_CLOSE`` seconds are over."""
+
+    async def close(self) -> None:
+        await super().close()
+        raise OSError("the connection was gone")
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 200), ("HEAD", 200)])
+def test_a_late_async_close_is_kept_its_error_logged_and_after_response_work_not_held(
+    make_client: MakeClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    status: int,
+) -> None:
+    # NOTE: under WSGI the server's thread waited for it, after-response work too; given up
+    # on, the close's error was raised by no one.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+
+    def handler(request: Request) -> Response:
+        request.after_response(events.append, "after")
+        return Response.stream(_FailingAsyncClose(events), "text/plain", status=status)
+
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(handler)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        response = make_client(app).request(method, "/")
+        took = time.monotonic() - started
+        deadline = started + 5
+        while not _late(caplog, "OSError") and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert response.status_code == status
+    assert took < SLOW_CLOSE
+    # NOTE: after-response work ran once the response ended, before the close returned.
+    assert events == ["closing", "after", "closed"]
+    (late,) = _late(caplog, "has not returned in time")
+    assert late.endswith("the response is ended, and the close runs on")
+    (failed,) = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], OSError)]
+    assert f"{method} /" in failed.getMessage()
+    assert _late(caplog, "returned after") == []
+
+
+def test_a_wsgi_async_close_in_time_sets_its_context_in_the_servers_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # NOTE: the bounded wait still adopts what a close that returned in time set, as before.
+    import contextvars
+
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
+
+    class _Setting(_SlowAsyncClose):
+        async def close(self) -> None:
+            seen.set("closed")
+
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 5.0)
+    app = App()
+    app.get("/")(lambda request: Response.stream(_Setting([]), "text/plain"))
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": __import__("io").BytesIO(),
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+    }
+    wsgi = app.as_wsgi()
+    try:
+
+        def run() -> str:
+            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            assert b"".join(body) == b"nene"
+            body.close()  # type: ignore[attr-defined]
+            return seen.get()
+
+        assert contextvars.copy_context().run(run) == "closed"
+    finally:
+        wsgi.close()
+
+
+class _EndlessSlowAclose:
+    """An endless async stream whose ``aclose()`` takes ``SLOW_CLOSE`` seconds."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def __aiter__(self) -> _EndlessSlowAclose:
+        return self
+
+    async def __anext__(self) -> bytes:
+        await asyncio.sleep(0)
+        return b"ne"
+
+    async def aclose(self) -> None:
+        self.events.append("closing")
+        await asyncio.sleep(SLOW_CLOSE)
+        self.events.append("closed")
+
+
+def test_a_wsgi_stream_cut_short_whose_aclose_does_not_return_frees_the_thread(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: its aclose() runs in the task that iterated it, which the server's thread waited
+    # for, unbounded, as the server closed the body (its client gone).
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_EndlessSlowAclose(events), "text/plain"))
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": __import__("io").BytesIO(),
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+    }
+    wsgi = app.as_wsgi()
+    try:
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            assert next(iter(body)) == b"ne"
+            started = time.monotonic()
+            body.close()  # type: ignore[attr-defined]
+            took = time.monotonic() - started
+            deadline = started + 5
+            while "closed" not in events and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert took < SLOW_CLOSE
+        assert events == ["closing", "closed"]
+        (late,) = _late(caplog, "has not returned in time")
+        assert late.startswith("GET /: the close of its streamed response, ")
+        assert "_EndlessSlowAclose" in late
+        assert late.endswith("the response is ended, and the close runs on")
+        assert _late(caplog, "returned after") == []
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        wsgi.close()
+
+
+class _GeneratorThenAclose:
+    """A stream whose ``__aiter__`` is an async generator with a slow ``finally``, and whose own
+    ``aclose()`` must come after it."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                await asyncio.sleep(0)
+                yield b"ne"
+        finally:
+            await asyncio.sleep(SLOW_CLOSE)
+            self.events.append("generator closed")
+
+    async def aclose(self) -> None:
+        self.events.append("stream closed")
+
+
+def test_a_wsgi_close_that_another_follows_is_waited_for_in_order(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: given up on, the stream's own aclose() would run beside its generator's finally,
+    # where ASGI runs it after: the server's thread waits for both, watched.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", CLOSE_WAIT)
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_GeneratorThenAclose(events), "text/plain"))
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": __import__("io").BytesIO(),
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+    }
+    wsgi = app.as_wsgi()
+    try:
+        with caplog.at_level(logging.WARNING, logger="microweb"):
+            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            assert next(iter(body)) == b"ne"
+            started = time.monotonic()
+            body.close()  # type: ignore[attr-defined]
+            took = time.monotonic() - started
+        assert took >= SLOW_CLOSE
+        assert events == ["generator closed", "stream closed"]
+        (late,) = _late(caplog, "has not returned in time")
+        assert "the WSGI server's thread, which it holds" in late
+    finally:
+        wsgi.close()
