@@ -7,6 +7,7 @@ stream, and again once the close has returned."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
 import time
@@ -72,6 +73,20 @@ SLOW = {
 
 def _late(caplog: pytest.LogCaptureFixture, words: str) -> list[str]:
     return [record.getMessage() for record in caplog.records if words in record.getMessage()]
+
+
+def _get(wsgi: Any) -> Any:
+    """Call ``wsgi`` for ``GET /`` as a server does; return its body, for the test to iterate
+    and close as the server would."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+    }
+    return wsgi(environ, lambda status, headers, exc_info=None: None)
 
 
 @pytest.mark.parametrize(("method", "status"), [("GET", 200), ("HEAD", 200), ("GET", 204)])
@@ -344,19 +359,11 @@ def test_a_wsgi_async_close_in_time_sets_its_context_in_the_servers_thread(
     monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 5.0)
     app = App()
     app.get("/")(lambda request: Response.stream(_Setting([]), "text/plain"))
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": __import__("io").BytesIO(),
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-    }
     wsgi = app.as_wsgi()
     try:
 
         def run() -> str:
-            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            body = _get(wsgi)
             assert b"".join(body) == b"nene"
             body.close()  # type: ignore[attr-defined]
             return seen.get()
@@ -394,18 +401,10 @@ def test_a_wsgi_stream_cut_short_whose_aclose_does_not_return_frees_the_thread(
     events: list[str] = []
     app = App()
     app.get("/")(lambda request: Response.stream(_EndlessSlowAclose(events), "text/plain"))
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": __import__("io").BytesIO(),
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-    }
     wsgi = app.as_wsgi()
     try:
         with caplog.at_level(logging.WARNING, logger="microweb"):
-            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            body = _get(wsgi)
             assert next(iter(body)) == b"ne"
             started = time.monotonic()
             body.close()  # type: ignore[attr-defined]
@@ -454,18 +453,10 @@ def test_a_wsgi_close_that_another_follows_is_waited_for_in_order(
     events: list[str] = []
     app = App()
     app.get("/")(lambda request: Response.stream(_GeneratorThenAclose(events), "text/plain"))
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": __import__("io").BytesIO(),
-        "SERVER_NAME": "x",
-        "SERVER_PORT": "80",
-    }
     wsgi = app.as_wsgi()
     try:
         with caplog.at_level(logging.WARNING, logger="microweb"):
-            body = wsgi(environ, lambda status, headers, exc_info=None: None)
+            body = _get(wsgi)
             assert next(iter(body)) == b"ne"
             started = time.monotonic()
             body.close()  # type: ignore[attr-defined]
