@@ -42,11 +42,12 @@ class Sending:
 CLOSE_WAIT = 10.0
 
 
-def _close_wait() -> float:
-    return CLOSE_WAIT  # NOTE: read at each call: tests set a shorter one.
+def close_wait() -> float:
+    """``CLOSE_WAIT``, read at each call: tests set a shorter one."""
+    return CLOSE_WAIT
 
 
-close_wait_from(_close_wait)
+close_wait_from(close_wait)
 # NOTE: the sending tasks whose close outlived CLOSE_WAIT, kept while they run (a loop holds
 # its tasks weakly).
 _LATE_CLOSES: set[asyncio.Task[None]] = set()

@@ -15,11 +15,10 @@ from multiprocessing.util import Finalize
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 
-from . import _close_wait
 from ._app_loop import AppClosed, AppLoop, LoopStopped
 from ._body import WSGIBody
 from ._calls import client_left, default_error, handlers_failed, unsendable
-from ._close_wait import bounded, close_returned, watch_close, wsgi_close_late
+from ._close_wait import bounded, close_returned, close_wait, watch_close, wsgi_close_late
 from ._concurrency import drive_in_thread, drive_sync
 from ._effects import ENDED, ShutdownError, run_after, run_shutdown
 from ._emission import LENGTHS, encode_chunk, ended_for_a_client_gone, outgoing, plain_answer
@@ -397,15 +396,9 @@ def _run_close(
     # hop, and close a generator in another thread than the one that ran it (review287).
     bounded(request, True)
     try:
-        app_loop.run(
-            closing, within=_close_wait_now(), late=partial(wsgi_close_late, stream, request)
-        )
+        app_loop.run(closing, within=close_wait(), late=partial(wsgi_close_late, stream, request))
     finally:
         bounded(request, False)
-
-
-def _close_wait_now() -> float:
-    return _close_wait.CLOSE_WAIT  # NOTE: read at each call: tests set a shorter one.
 
 
 def _await_left(stream: Any, left: object, app_loop: AppLoop, request: Request, last: bool) -> None:
@@ -460,7 +453,7 @@ class _StreamBody:
     def _task_close_wait(self) -> float | None:
         """How long the close of this async stream waits for its task (``None``: until it ends)."""
         iterated = self._iterated
-        return _close_wait_now() if iterated is not None and iterated.closes_stream else None
+        return close_wait() if iterated is not None and iterated.closes_stream else None
 
     def _client_left(self) -> bool:
         request = self._request
