@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from ._app_loop import Hop
 from ._concurrency import close_wait_from, closing_in_a_thread
-from ._error_logs import stream_failed, was_reported
+from ._error_logs import stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
@@ -237,15 +237,20 @@ def bounded(request: Request, bound: bool) -> None:
 
 
 def wsgi_close_late(
-    stream: Any, request: Request, hop: Hop, loop: asyncio.AbstractEventLoop
+    stream: Any,
+    request: Request,
+    hop: Hop,
+    loop: asyncio.AbstractEventLoop,
+    unsent: bool = False,
 ) -> None:
     """In the WSGI server's thread that has waited ``CLOSE_WAIT`` seconds for the async close
     of ``request``'s ``stream`` on the app loop: say that the response ends and the close runs
-    on, its task kept until it ends, where its error is logged naming the request."""
+    on, its task kept until it ends, where its error is logged naming the request (as that of
+    a stream not sent, where ``unsent``: a HEAD's, a 204's, a 304's)."""
     _WATCHED.pop(request, None)  # NOTE: the watcher must not say it holds the thread.
     try:
         # NOTE: queued after hop.start, which makes the hop's task; a loop's tasks are its own.
-        loop.call_soon_threadsafe(_keep_late_hop, hop, stream, request)
+        loop.call_soon_threadsafe(_keep_late_hop, hop, stream, request, unsent)
     except RuntimeError:
         # NOTE: the loop closed meanwhile, its tasks ended: said here, no task to keep.
         _say_late(request, _named(stream), "", _RUNS_ON)
@@ -254,7 +259,7 @@ def wsgi_close_late(
 _RUNS_ON = "the response is ended, and the close runs on"
 
 
-def _keep_late_hop(hop: Hop, stream: Any, request: Request) -> None:
+def _keep_late_hop(hop: Hop, stream: Any, request: Request, unsent: bool) -> None:
     task = hop.task
     if task is None:
         return  # NOTE: the hop's start failed, and so did its thread's wait.
@@ -262,10 +267,10 @@ def _keep_late_hop(hop: Hop, stream: Any, request: Request) -> None:
     # for is known, and named (as ASGI's _keep_late does).
     _say_late(request, closing_in_a_thread(task) or _named(stream), "", _RUNS_ON)
     _LATE_CLOSES.add(task)
-    task.add_done_callback(partial(_late_hop_ended, hop, request))
+    task.add_done_callback(partial(_late_hop_ended, hop, request, unsent))
 
 
-def _late_hop_ended(hop: Hop, request: Request, task: asyncio.Task[None]) -> None:
+def _late_hop_ended(hop: Hop, request: Request, unsent: bool, task: asyncio.Task[None]) -> None:
     _LATE_CLOSES.discard(task)
     error, hop.error = hop.error, None
     # NOTE: no thread waits to raise it: the server's thread has ended the response. Logged
@@ -273,6 +278,11 @@ def _late_hop_ended(hop: Hop, request: Request, task: asyncio.Task[None]) -> Non
     try:
         if error is None or isinstance(error, asyncio.CancelledError):
             return  # NOTE: cancelled by the app loop's stop, which ends its tasks.
+        if unsent and isinstance(error, Exception):
+            # NOTE: a HEAD's close was logged as an error "while streaming" it, where one in
+            # time (and ASGI's, late or not) is said to be of a stream not sent.
+            unsent_stream_failed(request, error)
+            return
         if isinstance(error, ClientDisconnect) and request._client_gone():
             return  # NOTE: a read of the body in its finally: ends quietly, as in time.
         if isinstance(error, Exception):
