@@ -1914,3 +1914,62 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
     _one_close_failure_logged(caplog, run)
     [failed] = [record.getMessage() for record in caplog.records if record.exc_info]
     assert failed == "GET /rows: error while closing a streamed response after its request ended"
+
+
+def test_a_close_started_in_the_rest_of_a_close_nobody_awaits_names_its_request(
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    close_threads_stuck: threading.Event,
+) -> None:
+    # NOTE: a sync stream's close() returned its async close once its task had been cut: that
+    # rest runs in a task of its own, whose error named the request, but a close it began
+    # (another stream's, handed to a close thread) named none in its warning or its error:
+    # the driver had let go of the request by then.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
+    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    release = threading.Event()
+
+    class Cursor:
+        def close(self) -> None:
+            raise CloseFailed("the cursor failed to close")
+
+    class Rows:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"a", b"b"])
+
+        def close(self) -> Any:
+            release.wait(5)
+            return aclose_of(Cursor())
+
+    async def run() -> None:
+        rows_ahead = iterate_in_pool(Rows(), make_pool(2))
+
+        async def close() -> None:
+            ClosingFor(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
+            await anext(rows_ahead)
+            await rows_ahead.aclose()  # type: ignore[attr-defined]
+
+        closing = asyncio.ensure_future(close())
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            closing.cancel()
+            await asyncio.sleep(0.02)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.sleep(0.5)  # NOTE: the cursor's close waits past CLOSE_WAIT.
+        close_threads_stuck.set()
+        for _ in range(100):
+            if any(record.exc_info for record in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        asyncio.run(run())
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("GET /rows: the close() of a streamed response's ")
+    assert "Cursor has waited" in said[0]
+    assert said[1] == "GET /rows: error while closing a streamed response after its request ended"
