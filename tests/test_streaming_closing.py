@@ -1973,3 +1973,42 @@ def test_a_close_started_in_the_rest_of_a_close_nobody_awaits_names_its_request(
     assert said[0].startswith("GET /rows: the close() of a streamed response's ")
     assert "Cursor has waited" in said[0]
     assert said[1] == "GET /rows: error while closing a streamed response after its request ended"
+
+
+def test_a_sys_exit_in_the_rest_of_a_close_nobody_awaits_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: run in a task of its own, the rest's sys.exit() was raised again out of the loop
+    # by asyncio, which ended the whole server, where one in the close itself is logged.
+    release = threading.Event()
+
+    async def exits() -> None:
+        sys.exit(3)
+
+    class Rows:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"a", b"b"])
+
+        def close(self) -> Any:
+            release.wait(5)
+            return exits()
+
+    async def run() -> None:
+        rows = iterate_in_pool(Rows(), make_pool(2))
+
+        async def close() -> None:
+            await anext(rows)
+            await rows.aclose()  # type: ignore[attr-defined]
+
+        closing = asyncio.ensure_future(close())
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            closing.cancel()
+            await asyncio.sleep(0.02)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.sleep(0.3)
+
+    _one_close_failure_logged(caplog, run, SystemExit)
