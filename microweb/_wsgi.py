@@ -8,7 +8,7 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
 from inspect import isawaitable, iscoroutine
 from multiprocessing.util import Finalize
@@ -362,7 +362,7 @@ def _close_stream(
             return
         # NOTE: aclose() called on the loop: a coroutine of it made here was "never awaited"
         # where the loop closed before the hop began.
-        _run_close(app_loop, _aclosed(stream, request), stream, request, last, unsent)
+        _run_close(app_loop, _closed_for(request, stream.aclose), stream, request, last, unsent)
     elif hasattr(stream, "close"):
         if is_async_callable(stream.close):
             # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
@@ -370,15 +370,20 @@ def _close_stream(
             if app_loop.stopped:
                 _log_close_not_run(stream, "async close()")
             else:
-                _run_close(app_loop, stream.close(), stream, request, last, unsent)
+                closing = _closed_for(request, stream.close)
+                _run_close(app_loop, closing, stream, request, last, unsent)
         else:
             _await_left(stream, stream.close(), app_loop, request, last, unsent)
 
 
-async def _aclosed(stream: Any, request: Request) -> None:
+async def _closed_for(request: Request, close: Callable[[], Awaitable[object]]) -> None:
+    """Await ``close()``, a stream's async close, on the app loop, named for ``request`` until
+    it ends (``CLOSING_FOR``), as under ASGI: an ``async def close()``, or one that a sync
+    ``close()`` returned, was named for none, nor was a close it began (another stream's in a
+    close thread), in its warning or its error."""
     closing = ClosingFor(request)
     try:
-        await stream.aclose()
+        await close()
     finally:
         closing.end()
 
@@ -427,7 +432,12 @@ def _await_left(
             left.close()  # NOTE: it will never run; said below, not by a "never awaited".
         _log_close_not_run(stream, "async close() inside its close()")
     else:
-        _run_close(app_loop, left, stream, request, last, unsent)
+        try:
+            _run_close(app_loop, _closed_for(request, lambda: left), stream, request, last, unsent)
+        except RuntimeError:
+            if iscoroutine(left):
+                left.close()  # NOTE: not run where the loop closed meanwhile: no "never awaited".
+            raise
 
 
 def _log_close_not_run(stream: Any, close: str) -> None:

@@ -2012,3 +2012,49 @@ def test_a_sys_exit_in_the_rest_of_a_close_nobody_awaits_is_logged_not_raised(
         await asyncio.sleep(0.3)
 
     _one_close_failure_logged(caplog, run, SystemExit)
+
+
+class _RowsClosedByAsyncClose:
+    """An async stream with an ``async def close()`` (no ``aclose()``), or a sync ``close()``
+    that returns its async close (as gzip's does), which notes whose request it is closed for."""
+
+    def __init__(self, seen: list[object], returned: bool) -> None:
+        self.seen, self.left = seen, 1
+        if returned:
+            self.close = self._close_returning  # type: ignore[method-assign]
+
+    def __aiter__(self) -> _RowsClosedByAsyncClose:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.left:
+            raise StopAsyncIteration
+        self.left -= 1
+        return b"row"
+
+    async def close(self) -> None:
+        closing = CLOSING_FOR.get()
+        self.seen.append(getattr(getattr(closing, "request", None), "path", None))
+
+    def _close_returning(self) -> Any:
+        return _RowsClosedByAsyncClose.close(self)
+
+
+@pytest.mark.parametrize("close", ["async close()", "close() returning it"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_streams_async_close_runs_named_for_its_request_under_both_interfaces(
+    make_client: MakeClient, method: str, close: str
+) -> None:
+    # NOTE: under WSGI, an async close() (or one a sync close() returned) ran on the app loop
+    # named for no request, where ASGI's and an aclose() are: a close it began in a close
+    # thread (another stream's) named none in its warning or its error.
+    seen: list[object] = []
+    app = App()
+    app.route("/named", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(
+            _RowsClosedByAsyncClose(seen, close == "close() returning it"), "text/plain"
+        )
+    )
+    response = make_client(app).request(method, "/named")
+    assert response.status_code == 200
+    assert seen == ["/named"]
