@@ -195,7 +195,8 @@ _WATCHED: dict[Request, list[Any]] = {}
 # NOTE: the closes said not to have returned in time, whose return is to be said too. Each
 # close is taken out of _WATCHED by one pop, the watcher's or its thread's: whoever pops it
 # first says what it has to say (lock-free). The watcher's copy of the table and its flag
-# left a window where a close that returned went unsaid, after its warning (review290).
+# left a window where a close that returned went unsaid, after its warning (review290). A
+# close that returns just as the watcher has popped it may say so just before its warning.
 _TOLD: dict[Request, list[Any]] = {}
 _watching = False
 _watching_lock = threading.Lock()
