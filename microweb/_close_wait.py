@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from ._app_loop import Hop
 from ._concurrency import close_wait_from, closing_in_a_thread
-from ._error_logs import stream_failed, was_reported
+from ._error_logs import stream_failed, unsent_stream_failed, was_reported
 from ._errors import ClientDisconnect
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
@@ -188,10 +188,16 @@ class Carried(Exception):
 # the whole response takes 7 to 40 (review287), and would close a generator in another thread
 # than the one that ran it (a thread-bound sqlite3 connection fails there). An async close runs
 # on the app loop already: the thread's wait for it ends after CLOSE_WAIT (wsgi_close_late()).
-# NOTE: the closes that WSGI server threads run now: each request's [stream, since when,
-# whether the watcher said it has not returned in time: None while the thread waits for an
-# async close, bounded (bounded())].
+# NOTE: the closes that WSGI server threads run now: each request's [stream, since when, False,
+# or None while the thread waits for an async close, bounded (bounded()), which the watcher
+# leaves alone]. One the watcher says has not returned in time it moves to _TOLD first.
 _WATCHED: dict[Request, list[Any]] = {}
+# NOTE: the closes said not to have returned in time, whose return is to be said too. Each
+# close is taken out of _WATCHED by one pop, the watcher's or its thread's: whoever pops it
+# first says what it has to say (lock-free). The watcher's copy of the table and its flag
+# left a window where a close that returned went unsaid, after its warning (review290). A
+# close that returns just as the watcher has popped it may say so just before its warning.
+_TOLD: dict[Request, list[Any]] = {}
 _watching = False
 _watching_lock = threading.Lock()
 
@@ -210,8 +216,12 @@ def watch_close(stream: Any, request: Request) -> None:
 
 def close_returned(request: Request) -> None:
     """End the watch on a close that has returned (or raised); said where it was told late."""
-    watched = _WATCHED.pop(request, None)  # NOTE: none in a child forked during the close.
-    if watched is not None and watched[2] is True:
+    if _WATCHED.pop(request, None) is not None:
+        return  # NOTE: popped before the watcher's pop: it says nothing of this close.
+    # NOTE: the watcher popped it (it put it in _TOLD before), or nobody watched it: a child
+    # forked during the close, a wait for an async close that went late (wsgi_close_late()).
+    watched = _TOLD.pop(request, None)
+    if watched is not None:
         stream, since, _ = watched
         logger.warning(
             "%s %s: the close of its streamed response, %s, returned after %.1f s: the "
@@ -231,21 +241,27 @@ def bounded(request: Request, bound: bool) -> None:
     if watched is None:
         return
     if bound and watched[2] is False:
-        watched[2] = None  # NOTE: neither said (True) nor to be said (False).
+        watched[2] = None  # NOTE: left alone by the watcher (False: to be told).
     elif not bound and watched[2] is None:
         watched[2] = False
 
 
 def wsgi_close_late(
-    stream: Any, request: Request, hop: Hop, loop: asyncio.AbstractEventLoop
+    stream: Any,
+    request: Request,
+    hop: Hop,
+    loop: asyncio.AbstractEventLoop,
+    unsent: bool = False,
 ) -> None:
     """In the WSGI server's thread that has waited ``CLOSE_WAIT`` seconds for the async close
     of ``request``'s ``stream`` on the app loop: say that the response ends and the close runs
-    on, its task kept until it ends, where its error is logged naming the request."""
+    on, its task kept until it ends, where its error is logged naming the request (as that of
+    a stream not sent, where ``unsent``: a HEAD's, a 204's, a 304's)."""
     _WATCHED.pop(request, None)  # NOTE: the watcher must not say it holds the thread.
+    _TOLD.pop(request, None)  # NOTE: nor close_returned() that it is free again.
     try:
         # NOTE: queued after hop.start, which makes the hop's task; a loop's tasks are its own.
-        loop.call_soon_threadsafe(_keep_late_hop, hop, stream, request)
+        loop.call_soon_threadsafe(_keep_late_hop, hop, stream, request, unsent)
     except RuntimeError:
         # NOTE: the loop closed meanwhile, its tasks ended: said here, no task to keep.
         _say_late(request, _named(stream), "", _RUNS_ON)
@@ -254,7 +270,7 @@ def wsgi_close_late(
 _RUNS_ON = "the response is ended, and the close runs on"
 
 
-def _keep_late_hop(hop: Hop, stream: Any, request: Request) -> None:
+def _keep_late_hop(hop: Hop, stream: Any, request: Request, unsent: bool) -> None:
     task = hop.task
     if task is None:
         return  # NOTE: the hop's start failed, and so did its thread's wait.
@@ -262,10 +278,10 @@ def _keep_late_hop(hop: Hop, stream: Any, request: Request) -> None:
     # for is known, and named (as ASGI's _keep_late does).
     _say_late(request, closing_in_a_thread(task) or _named(stream), "", _RUNS_ON)
     _LATE_CLOSES.add(task)
-    task.add_done_callback(partial(_late_hop_ended, hop, request))
+    task.add_done_callback(partial(_late_hop_ended, hop, request, unsent))
 
 
-def _late_hop_ended(hop: Hop, request: Request, task: asyncio.Task[None]) -> None:
+def _late_hop_ended(hop: Hop, request: Request, unsent: bool, task: asyncio.Task[None]) -> None:
     _LATE_CLOSES.discard(task)
     error, hop.error = hop.error, None
     # NOTE: no thread waits to raise it: the server's thread has ended the response. Logged
@@ -273,6 +289,11 @@ def _late_hop_ended(hop: Hop, request: Request, task: asyncio.Task[None]) -> Non
     try:
         if error is None or isinstance(error, asyncio.CancelledError):
             return  # NOTE: cancelled by the app loop's stop, which ends its tasks.
+        if unsent and isinstance(error, Exception):
+            # NOTE: a HEAD's close was logged as an error "while streaming" it, where one in
+            # time (and ASGI's, late or not) is said to be of a stream not sent.
+            unsent_stream_failed(request, error)
+            return
         if isinstance(error, ClientDisconnect) and request._client_gone():
             return  # NOTE: a read of the body in its finally: ends quietly, as in time.
         if isinstance(error, Exception):
@@ -327,7 +348,10 @@ def _watch_while_closing() -> None:
         now = time.monotonic()
         for request, watched in _WATCHED.copy().items():
             if now - watched[1] >= wait and watched[2] is False:
-                watched[2] = True
+                _TOLD[request] = watched  # NOTE: before the pop, for the thread's that follows.
+                if _WATCHED.pop(request, None) is None:
+                    _TOLD.pop(request, None)  # NOTE: it returned since the copy: nothing to say.
+                    continue
                 _say_late(
                     request,
                     _named(watched[0]),
@@ -353,6 +377,7 @@ def _forget_watching() -> None:
     """In a forked child: no watcher thread runs there, and no close of the parent's."""
     global _watching, _watching_lock
     _WATCHED.clear()
+    _TOLD.clear()
     _watching, _watching_lock = False, threading.Lock()
 
 

@@ -398,7 +398,9 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
             del error
 
 
-async def _exits_kept(awaitable: Awaitable[None], request: Request | None) -> BaseException | None:
+async def _exits_kept(
+    awaitable: Awaitable[object], request: Request | None
+) -> BaseException | None:
     """Await ``awaitable``, the close of ``request``'s stream; return the ``KeyboardInterrupt``
     or ``SystemExit`` it raises.
 
@@ -572,7 +574,11 @@ def close_failed_unawaited(error: BaseException, request: Request | None) -> Non
 def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
     """Run ``left``, the rest of a stream's close that nobody awaits any more, in a task kept
     until it ends; its error is logged, naming ``request``."""
-    task = asyncio.ensure_future(left)
+    # NOTE: named for ``request`` as it runs, as a close given up on is (_exits_kept()): the
+    # driver had let go of it, and a close that this rest began (another stream's, in a close
+    # thread) named no request in its warning or its error. Its sys.exit() is logged too, where
+    # asyncio raised it out of the loop.
+    task = asyncio.ensure_future(_exits_kept(left, request))
     _UNAWAITED.add(task)
     task.add_done_callback(partial(_unawaited_ended, request))
 

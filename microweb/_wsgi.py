@@ -8,7 +8,7 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
 from inspect import isawaitable, iscoroutine
 from multiprocessing.util import Finalize
@@ -194,7 +194,7 @@ class WSGIDriver:
             # iterable has nothing to run, but an object's own close() or aclose() may: run, or
             # said not run, as when the server closes it late.
             try:
-                _close_stream(response.chunks, self.app_loop, request)
+                _close_stream(response.chunks, self.app_loop, request, unsent=True)
             except Exception as exc:
                 unsent_stream_failed(request, exc)
             response = _cut_off(request, True)
@@ -210,7 +210,7 @@ class WSGIDriver:
             watch_close(response.chunks, request)
             try:
                 try:
-                    _close_stream(response.chunks, self.app_loop, request)
+                    _close_stream(response.chunks, self.app_loop, request, unsent=True)
                 finally:
                     # NOTE: its warning's error (a log filter's) is the close's: it failed
                     # the answer and skipped the request's end.
@@ -343,9 +343,12 @@ def _open_unchanged(file: FileInfo) -> BinaryIO | None:
     return opened
 
 
-def _close_stream(stream: Any, app_loop: AppLoop, request: Request, last: bool = True) -> None:
+def _close_stream(
+    stream: Any, app_loop: AppLoop, request: Request, last: bool = True, unsent: bool = False
+) -> None:
     """Close ``stream``; an async close, where it is the ``last`` of the response's closes, for
-    ``CLOSE_WAIT`` seconds at most (``_run_close()``)."""
+    ``CLOSE_WAIT`` seconds at most (``_run_close()``). ``unsent``: the stream of an answer with
+    no body (HEAD, 204, 304), whose late close's error is logged as such."""
     if stream is None:
         return
     if hasattr(stream, "aclose"):
@@ -359,7 +362,7 @@ def _close_stream(stream: Any, app_loop: AppLoop, request: Request, last: bool =
             return
         # NOTE: aclose() called on the loop: a coroutine of it made here was "never awaited"
         # where the loop closed before the hop began.
-        _run_close(app_loop, _aclosed(stream, request), stream, request, last)
+        _run_close(app_loop, _closed_for(request, stream.aclose), stream, request, last, unsent)
     elif hasattr(stream, "close"):
         if is_async_callable(stream.close):
             # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
@@ -367,21 +370,31 @@ def _close_stream(stream: Any, app_loop: AppLoop, request: Request, last: bool =
             if app_loop.stopped:
                 _log_close_not_run(stream, "async close()")
             else:
-                _run_close(app_loop, stream.close(), stream, request, last)
+                closing = _closed_for(request, stream.close)
+                _run_close(app_loop, closing, stream, request, last, unsent)
         else:
-            _await_left(stream, stream.close(), app_loop, request, last)
+            _await_left(stream, stream.close(), app_loop, request, last, unsent)
 
 
-async def _aclosed(stream: Any, request: Request) -> None:
+async def _closed_for(request: Request, close: Callable[[], Awaitable[object]]) -> None:
+    """Await ``close()``, a stream's async close, on the app loop, named for ``request`` until
+    it ends (``CLOSING_FOR``), as under ASGI: an ``async def close()``, or one that a sync
+    ``close()`` returned, was named for none, nor was a close it began (another stream's in a
+    close thread), in its warning or its error."""
     closing = ClosingFor(request)
     try:
-        await stream.aclose()
+        await close()
     finally:
         closing.end()
 
 
 def _run_close(
-    app_loop: AppLoop, closing: Awaitable[Any], stream: Any, request: Request, last: bool
+    app_loop: AppLoop,
+    closing: Awaitable[Any],
+    stream: Any,
+    request: Request,
+    last: bool,
+    unsent: bool = False,
 ) -> None:
     """Run an async close on the app loop; the ``last`` of a response's closes for
     ``CLOSE_WAIT`` seconds at most: past them, the server's thread ends the response, and the
@@ -395,13 +408,21 @@ def _run_close(
     # A sync close still runs in this thread: moved to another, it would cost each response a
     # hop, and close a generator in another thread than the one that ran it (review287).
     bounded(request, True)
+    late = partial(wsgi_close_late, stream, request, unsent=unsent)
     try:
-        app_loop.run(closing, within=close_wait(), late=partial(wsgi_close_late, stream, request))
+        app_loop.run(closing, within=close_wait(), late=late)
     finally:
         bounded(request, False)
 
 
-def _await_left(stream: Any, left: object, app_loop: AppLoop, request: Request, last: bool) -> None:
+def _await_left(
+    stream: Any,
+    left: object,
+    app_loop: AppLoop,
+    request: Request,
+    last: bool,
+    unsent: bool = False,
+) -> None:
     """Await on the app loop what a sync ``close()`` returned to await: the async close of the
     stream inside gzip's, SSE's or a declared length's (dropped, "never awaited", before)."""
     if not isawaitable(left):
@@ -411,7 +432,12 @@ def _await_left(stream: Any, left: object, app_loop: AppLoop, request: Request, 
             left.close()  # NOTE: it will never run; said below, not by a "never awaited".
         _log_close_not_run(stream, "async close() inside its close()")
     else:
-        _run_close(app_loop, left, stream, request, last)
+        try:
+            _run_close(app_loop, _closed_for(request, lambda: left), stream, request, last, unsent)
+        except RuntimeError:
+            if iscoroutine(left):
+                left.close()  # NOTE: not run where the loop closed meanwhile: no "never awaited".
+            raise
 
 
 def _log_close_not_run(stream: Any, close: str) -> None:

@@ -1914,3 +1914,147 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
     _one_close_failure_logged(caplog, run)
     [failed] = [record.getMessage() for record in caplog.records if record.exc_info]
     assert failed == "GET /rows: error while closing a streamed response after its request ended"
+
+
+def test_a_close_started_in_the_rest_of_a_close_nobody_awaits_names_its_request(
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    close_threads_stuck: threading.Event,
+) -> None:
+    # NOTE: a sync stream's close() returned its async close once its task had been cut: that
+    # rest runs in a task of its own, whose error named the request, but a close it began
+    # (another stream's, handed to a close thread) named none in its warning or its error:
+    # the driver had let go of the request by then.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.2)
+    monkeypatch.setattr("microweb._concurrency.logged_method", lambda request: request.method)
+    monkeypatch.setattr("microweb._concurrency.logged_path", lambda request: request.path)
+    release = threading.Event()
+
+    class Cursor:
+        def close(self) -> None:
+            raise CloseFailed("the cursor failed to close")
+
+    class Rows:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"a", b"b"])
+
+        def close(self) -> Any:
+            release.wait(5)
+            return aclose_of(Cursor())
+
+    async def run() -> None:
+        rows_ahead = iterate_in_pool(Rows(), make_pool(2))
+
+        async def close() -> None:
+            ClosingFor(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
+            await anext(rows_ahead)
+            await rows_ahead.aclose()  # type: ignore[attr-defined]
+
+        closing = asyncio.ensure_future(close())
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            closing.cancel()
+            await asyncio.sleep(0.02)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.sleep(0.5)  # NOTE: the cursor's close waits past CLOSE_WAIT.
+        close_threads_stuck.set()
+        for _ in range(100):
+            if any(record.exc_info for record in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        asyncio.run(run())
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("GET /rows: the close() of a streamed response's ")
+    assert "Cursor has waited" in said[0]
+    assert said[1] == "GET /rows: error while closing a streamed response after its request ended"
+
+
+def test_a_sys_exit_in_the_rest_of_a_close_nobody_awaits_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: run in a task of its own, the rest's sys.exit() was raised again out of the loop
+    # by asyncio, which ended the whole server, where one in the close itself is logged.
+    release = threading.Event()
+
+    async def exits() -> None:
+        sys.exit(3)
+
+    class Rows:
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([b"a", b"b"])
+
+        def close(self) -> Any:
+            release.wait(5)
+            return exits()
+
+    async def run() -> None:
+        rows = iterate_in_pool(Rows(), make_pool(2))
+
+        async def close() -> None:
+            await anext(rows)
+            await rows.aclose()  # type: ignore[attr-defined]
+
+        closing = asyncio.ensure_future(close())
+        await asyncio.sleep(0.05)
+        for _ in range(2):
+            closing.cancel()
+            await asyncio.sleep(0.02)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        await asyncio.sleep(0.02)
+        release.set()
+        await asyncio.sleep(0.3)
+
+    _one_close_failure_logged(caplog, run, SystemExit)
+
+
+class _RowsClosedByAsyncClose:
+    """An async stream with an ``async def close()`` (no ``aclose()``), or a sync ``close()``
+    that returns its async close (as gzip's does), which notes whose request it is closed for."""
+
+    def __init__(self, seen: list[object], returned: bool) -> None:
+        self.seen, self.left = seen, 1
+        if returned:
+            self.close = self._close_returning  # type: ignore[method-assign]
+
+    def __aiter__(self) -> _RowsClosedByAsyncClose:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.left:
+            raise StopAsyncIteration
+        self.left -= 1
+        return b"row"
+
+    async def close(self) -> None:
+        closing = CLOSING_FOR.get()
+        self.seen.append(getattr(getattr(closing, "request", None), "path", None))
+
+    def _close_returning(self) -> Any:
+        return _RowsClosedByAsyncClose.close(self)
+
+
+@pytest.mark.parametrize("close", ["async close()", "close() returning it"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_streams_async_close_runs_named_for_its_request_under_both_interfaces(
+    make_client: MakeClient, method: str, close: str
+) -> None:
+    # NOTE: under WSGI, an async close() (or one a sync close() returned) ran on the app loop
+    # named for no request, where ASGI's and an aclose() are: a close it began in a close
+    # thread (another stream's) named none in its warning or its error.
+    seen: list[object] = []
+    app = App()
+    app.route("/named", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(
+            _RowsClosedByAsyncClose(seen, close == "close() returning it"), "text/plain"
+        )
+    )
+    response = make_client(app).request(method, "/named")
+    assert response.status_code == 200
+    assert seen == ["/named"]
