@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
+# NOTE: held while ASGIBody._stalled() sets a request's flag: one warning a request.
+_TOLD = threading.Lock()
 # NOTE: a header line's name.
 _NAME = itemgetter(0)
 
@@ -398,7 +401,13 @@ class ASGIBody:
         request = self.reader
         if request is None or self._stall_told:
             return self._stall_told
-        self._stall_told = True
+        # NOTE: two threads' reads can wait at once (a read() and an is_disconnected()): each
+        # was past the check above before either set the flag, and both warned. Checked again
+        # under a lock, taken only here, once a read has waited SLOW_START.
+        with _TOLD:
+            if self._stall_told:
+                return True
+            self._stall_told = True
         logger.warning(
             "%s %s: a thread's sync read of the body (read(), json(), form(), iter_parts(),"
             " is_disconnected()...) has waited %.1f s for the event loop, which has run nothing"

@@ -21,6 +21,7 @@ from conftest import MakeClient
 from drive import ShortReads, requests_left_in_cycles, start_response, wsgi_environ, wsgi_post
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request
+from microweb._asgi_body import ASGIBody
 from microweb.testing import TestClient
 
 URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
@@ -946,3 +947,58 @@ def test_a_def_handler_reading_a_slow_body_is_not_warned_of(
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"read": 30}
     assert _stalls(caplog) == []
+
+
+def test_two_threads_whose_reads_wait_for_a_held_loop_at_once_are_told_once(
+    interface: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a read() and an is_disconnected() in two threads wait for the same held loop: the
+    # once-a-request flag was read and set with no lock, and both threads, past its check
+    # together, each logged the warning. Each thread's first read of the flag waits for the
+    # other's, so that both have read it before either goes on, every time (ASGI only: under
+    # WSGI neither waits for a loop).
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.05)
+    meet = threading.Barrier(2, timeout=1)
+    met: set[str] = set()
+    slot = ASGIBody._stall_told
+
+    def told(body: ASGIBody) -> bool:
+        value: bool = slot.__get__(body, ASGIBody)
+        name = threading.current_thread().name
+        if name.startswith("waits-") and name not in met:
+            met.add(name)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meet.wait()
+        return value
+
+    monkeypatch.setattr(ASGIBody, "_stall_told", property(told, slot.__set__))
+    app = App(debug=True)
+
+    @app.post("/both")
+    async def handler(request: Request) -> dict[str, Any]:
+        got: dict[str, Any] = {}
+        threads = [
+            threading.Thread(target=lambda: got.update(read=len(request.read())), name="waits-r"),
+            threading.Thread(
+                target=lambda: got.update(gone=request.is_disconnected()), name="waits-d"
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # NOTE: holds the loop under ASGI, past SLOW_START for both threads.
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+        return got
+
+    with (
+        caplog.at_level(logging.WARNING, logger="microweb"),
+        TestClient(app, interface=interface) as client,
+    ):
+        answer = client.post("/both", content=b"x" * 100)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"read": 100, "gone": False}
+    stalls = _stalls(caplog)
+    assert len(stalls) == (interface == "asgi"), stalls
+    assert all(stall.startswith("POST /both: ") for stall in stalls)
+    if interface == "asgi":
+        assert met == {"waits-r", "waits-d"}
