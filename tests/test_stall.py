@@ -3,7 +3,8 @@
 Served over real sockets on 127.0.0.1, in this process, by the protocol ``microweb serve``
 gives each of Uvicorn's parsers: a transport's write buffer, its pauses and its ``abort()``
 are asyncio's own. The request side (heads and bodies that stop coming) is tested read by read
-in ``test_httptools.py``.
+in ``test_httptools.py``; here only a body that a def handler's read waits for through a flow
+task's read.
 """
 
 from __future__ import annotations
