@@ -1002,3 +1002,35 @@ def test_two_threads_whose_reads_wait_for_a_held_loop_at_once_are_told_once(
     assert all(stall.startswith("POST /both: ") for stall in stalls)
     if interface == "asgi":
         assert met == {"waits-r", "waits-d"}
+
+
+def test_a_read_that_waited_for_a_slow_client_then_a_held_loop_tells_how_long_it_was_held(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the warning says the read "has waited N s for the event loop, which has run nothing
+    # else meanwhile": N was the whole wait, here a second for the client while the loop ran
+    # the probes, then the loop held; it is how long the loop has run nothing (ASGI only).
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.3)
+    app = App(debug=True)
+
+    @app.post("/slow")
+    def handler(request: Request) -> dict[str, Any]:
+        return {"read": len(request.read())}
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        await asyncio.sleep(1.0)  # NOTE: the loop is free: the probes run.
+        time.sleep(0.8)  # NOTE: then held, past SLOW_START.
+        yield b"x" * 10
+
+    with (
+        caplog.at_level(logging.WARNING, logger="microweb"),
+        TestClient(app, interface="asgi") as client,
+    ):
+        answer = client.post("/slow", content=pieces())
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"read": 20}
+    stalls = _stalls(caplog)
+    assert len(stalls) == 1, stalls
+    waited = float(stalls[0].split("has waited ")[1].split(" s ")[0])
+    assert 0.3 <= waited < 0.8, stalls
