@@ -1034,3 +1034,50 @@ def test_a_read_that_waited_for_a_slow_client_then_a_held_loop_tells_how_long_it
     assert len(stalls) == 1, stalls
     waited = float(stalls[0].split("has waited ")[1].split(" s ")[0])
     assert 0.3 <= waited < 0.8, stalls
+
+
+def test_inline_code_that_joins_a_thread_whose_read_waits_for_a_tasks_read_is_told(
+    interface: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the thread's read waits for a read that a flow's task began (to share what it
+    # keeps), which needs the loop that a sync flow holds as it joins the thread: the same
+    # deadlock as a read of its own (review279), but that wait was no hop to the loop, and
+    # nothing was logged. Under WSGI the task reads on the app loop, which nothing holds.
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.05)
+    app = App(debug=True)
+    threads: list[threading.Thread] = []
+
+    @app.middleware
+    async def reads_in_a_task(request: Request) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(request.aread())
+        await asyncio.sleep(0.05)  # NOTE: the task has claimed the body, and waits for more.
+        yield
+        await task
+
+    @app.middleware
+    def joins_a_reading_thread(request: Request) -> Iterator[None]:
+        thread = _reading_thread(request, threads)
+        _join(thread, caplog)
+        request.state.joined = not thread.is_alive()
+        yield
+
+    @app.put("/shared")
+    async def handler(request: Request) -> dict[str, Any]:
+        return {"joined": request.state.joined}
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 50
+        await asyncio.sleep(0.3)
+        yield b"x" * 50
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        with TestClient(app, interface=interface) as client:
+            content = pieces() if interface == "asgi" else b"x" * 100
+            answer = client.put("/shared", content=content)
+        for thread in threads:
+            thread.join(5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"joined": interface == "wsgi"}
+    stalls = _stalls(caplog)
+    assert len(stalls) == (interface == "asgi"), stalls
+    assert all(stall.startswith("PUT /shared: ") for stall in stalls)
