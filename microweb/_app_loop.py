@@ -27,8 +27,8 @@ T = TypeVar("T")
 # stop, while a CancelledError of any later call (a shutdown hook's own) is the app's.
 CUT_TASKS: weakref.WeakSet[asyncio.Task[None]] = weakref.WeakSet()
 # NOTE: what a thread waiting on a loop that has run nothing else for SLOW_START seconds is
-# told: how long it has waited (seconds); it returns whether it has said what it had to (no
-# more calls then).
+# told: how long the loop has run nothing (seconds); it returns whether it has said what it
+# had to (no more calls then).
 Stalled = Callable[[float], bool]
 # NOTE: the default of a context variable's get(): set by no one.
 _UNSET: Any = object()
@@ -189,7 +189,7 @@ def wait_for(
     ``STOP_CHECK``; then ``False``, the call running on).
 
     Once the loop has run nothing else for ``SLOW_START`` seconds (see ``_LoopHeld``),
-    ``stalled(waited)`` is called at each check until it returns ``True``; the wait goes on.
+    ``stalled(held)`` is called at each check until it returns ``True``; the wait goes on.
     """
     held = None
     until = None if within is None else time.monotonic() + within
@@ -203,7 +203,7 @@ def wait_for(
             raise LoopStopped("the event loop stopped before the call ended")
         if stalled is not None:
             held = held or _LoopHeld(hop, loop)
-            if held.check() and stalled(held.waited):
+            if held.check() and stalled(held.held()):
                 stalled = None
         if until is not None and time.monotonic() >= until:
             return False
@@ -239,6 +239,16 @@ class _LoopHeld:
             with contextlib.suppress(RuntimeError):  # NOTE: the loop closed meanwhile.
                 self.loop.call_soon_threadsafe(self.probe.append, True)
         return False
+
+    def held(self) -> float:
+        """How long the loop has run nothing (seconds), once ``check()`` has said it is held."""
+        # NOTE: not the whole wait: a read that waited a minute for a slow client (the probes
+        # run) and then two seconds for a held loop said it had waited 62 s for a loop that
+        # "has run nothing else meanwhile". The call's own start, or the last probe, was queued
+        # that long ago and has not run.
+        if self.hop.task is None:
+            return self.waited
+        return self.waited - self.since
 
 
 def _cancel(hop: Hop) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._app_loop import run_on_loop
+from ._app_loop import Stalled, run_on_loop
 from ._body import (
     CHUNK_SIZE,
     CLAIM,
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
+# NOTE: held while ASGIBody._stalled() sets a request's flag: one warning a request.
+_TOLD = threading.Lock()
 # NOTE: a header line's name.
 _NAME = itemgetter(0)
 
@@ -88,6 +91,26 @@ class MessageChunks:
     async def aclose(self) -> None:
         """Read no more of the body."""
         self._more = self._open = False
+
+
+class LoopReadDone(ReadDone):
+    """The end of a read of an ASGI body, which a pool thread's read waits for on the loop.
+
+    The read waited for needs the loop: a thread that waited for it here, with the loop held by
+    code that joins that thread, waited for ever with no word, where a read of its own is
+    told of (``ASGIBody._stalled``). So it waits through a hop to the loop, as a read does.
+    """
+
+    __slots__ = ("_loop", "_stalled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, stalled: Stalled) -> None:
+        super().__init__()
+        self._loop, self._stalled = loop, stalled
+
+    def wait_blocking(self) -> None:
+        # NOTE: a hop, not a wait on the event: 20 us more, only where two reads meet.
+        if not self._done.is_set():
+            run_on_loop(self._loop, self.wait(), self._stalled)
 
 
 def default_limit() -> int:
@@ -308,7 +331,7 @@ class ASGIBody:
         return MessageChunks(self, meter)
 
     def signal(self) -> ReadDone:
-        return ReadDone()
+        return LoopReadDone(self._loop, self._stalled)
 
     async def aread_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each message's bytes counted by ``meter``."""
@@ -398,7 +421,13 @@ class ASGIBody:
         request = self.reader
         if request is None or self._stall_told:
             return self._stall_told
-        self._stall_told = True
+        # NOTE: two threads' reads can wait at once (a read() and an is_disconnected()): each
+        # was past the check above before either set the flag, and both warned. Checked again
+        # under a lock, taken only here, once a read has waited SLOW_START.
+        with _TOLD:
+            if self._stall_told:
+                return True
+            self._stall_told = True
         logger.warning(
             "%s %s: a thread's sync read of the body (read(), json(), form(), iter_parts(),"
             " is_disconnected()...) has waited %.1f s for the event loop, which has run nothing"

@@ -114,6 +114,7 @@ class ReadDone:
         # reader's task, whose read ends in its finally (_end_read()) and sets this; the waiter
         # then gets the error of a read that waited for a cancelled one (review276). Only a
         # loop closed with its tasks left pending, which none of those does, would leave it.
+        # Under ASGI a thread waits through a hop to the loop instead (LoopReadDone).
         self._done.wait()
 
 

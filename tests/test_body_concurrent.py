@@ -21,6 +21,7 @@ from conftest import MakeClient
 from drive import ShortReads, requests_left_in_cycles, start_response, wsgi_environ, wsgi_post
 
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request
+from microweb._asgi_body import ASGIBody
 from microweb.testing import TestClient
 
 URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
@@ -946,3 +947,137 @@ def test_a_def_handler_reading_a_slow_body_is_not_warned_of(
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"read": 30}
     assert _stalls(caplog) == []
+
+
+def test_two_threads_whose_reads_wait_for_a_held_loop_at_once_are_told_once(
+    interface: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: a read() and an is_disconnected() in two threads wait for the same held loop: the
+    # once-a-request flag was read and set with no lock, and both threads, past its check
+    # together, each logged the warning. Each thread's first read of the flag waits for the
+    # other's, so that both have read it before either goes on, every time (ASGI only: under
+    # WSGI neither waits for a loop).
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.05)
+    meet = threading.Barrier(2, timeout=1)
+    met: set[str] = set()
+    slot = ASGIBody._stall_told
+
+    def told(body: ASGIBody) -> bool:
+        value: bool = slot.__get__(body, ASGIBody)
+        name = threading.current_thread().name
+        if name.startswith("waits-") and name not in met:
+            met.add(name)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meet.wait()
+        return value
+
+    monkeypatch.setattr(ASGIBody, "_stall_told", property(told, slot.__set__))
+    app = App(debug=True)
+
+    @app.post("/both")
+    async def handler(request: Request) -> dict[str, Any]:
+        got: dict[str, Any] = {}
+        threads = [
+            threading.Thread(target=lambda: got.update(read=len(request.read())), name="waits-r"),
+            threading.Thread(
+                target=lambda: got.update(gone=request.is_disconnected()), name="waits-d"
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # NOTE: holds the loop under ASGI, past SLOW_START for both threads.
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+        return got
+
+    with (
+        caplog.at_level(logging.WARNING, logger="microweb"),
+        TestClient(app, interface=interface) as client,
+    ):
+        answer = client.post("/both", content=b"x" * 100)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"read": 100, "gone": False}
+    stalls = _stalls(caplog)
+    assert len(stalls) == (interface == "asgi"), stalls
+    assert all(stall.startswith("POST /both: ") for stall in stalls)
+    if interface == "asgi":
+        assert met == {"waits-r", "waits-d"}
+
+
+def test_a_read_that_waited_for_a_slow_client_then_a_held_loop_tells_how_long_it_was_held(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the warning says the read "has waited N s for the event loop, which has run nothing
+    # else meanwhile": N was the whole wait, here a second for the client while the loop ran
+    # the probes, then the loop held; it is how long the loop has run nothing (ASGI only).
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.3)
+    app = App(debug=True)
+
+    @app.post("/slow")
+    def handler(request: Request) -> dict[str, Any]:
+        return {"read": len(request.read())}
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        await asyncio.sleep(1.0)  # NOTE: the loop is free: the probes run.
+        time.sleep(0.8)  # NOTE: then held, past SLOW_START.
+        yield b"x" * 10
+
+    with (
+        caplog.at_level(logging.WARNING, logger="microweb"),
+        TestClient(app, interface="asgi") as client,
+    ):
+        answer = client.post("/slow", content=pieces())
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"read": 20}
+    stalls = _stalls(caplog)
+    assert len(stalls) == 1, stalls
+    waited = float(stalls[0].split("has waited ")[1].split(" s ")[0])
+    assert 0.3 <= waited < 0.8, stalls
+
+
+def test_inline_code_that_joins_a_thread_whose_read_waits_for_a_tasks_read_is_told(
+    interface: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the thread's read waits for a read that a flow's task began (to share what it
+    # keeps), which needs the loop that a sync flow holds as it joins the thread: the same
+    # deadlock as a read of its own (review279), but that wait was no hop to the loop, and
+    # nothing was logged. Under WSGI the task reads on the app loop, which nothing holds.
+    monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.05)
+    app = App(debug=True)
+    threads: list[threading.Thread] = []
+
+    @app.middleware
+    async def reads_in_a_task(request: Request) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(request.aread())
+        await asyncio.sleep(0.05)  # NOTE: the task has claimed the body, and waits for more.
+        yield
+        await task
+
+    @app.middleware
+    def joins_a_reading_thread(request: Request) -> Iterator[None]:
+        thread = _reading_thread(request, threads)
+        _join(thread, caplog)
+        request.state.joined = not thread.is_alive()
+        yield
+
+    @app.put("/shared")
+    async def handler(request: Request) -> dict[str, Any]:
+        return {"joined": request.state.joined}
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 50
+        await asyncio.sleep(0.3)
+        yield b"x" * 50
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        with TestClient(app, interface=interface) as client:
+            content = pieces() if interface == "asgi" else b"x" * 100
+            answer = client.put("/shared", content=content)
+        for thread in threads:
+            thread.join(5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"joined": interface == "wsgi"}
+    stalls = _stalls(caplog)
+    assert len(stalls) == (interface == "asgi"), stalls
+    assert all(stall.startswith("PUT /shared: ") for stall in stalls)

@@ -3,7 +3,8 @@
 Served over real sockets on 127.0.0.1, in this process, by the protocol ``microweb serve``
 gives each of Uvicorn's parsers: a transport's write buffer, its pauses and its ``abort()``
 are asyncio's own. The request side (heads and bodies that stop coming) is tested read by read
-in ``test_httptools.py``.
+in ``test_httptools.py``; here only a body that a def handler's read waits for through a flow
+task's read.
 """
 
 from __future__ import annotations
@@ -303,3 +304,61 @@ def test_a_client_that_stops_reading_after_a_fast_start_is_closed(
     closed, ended = _after_a_fast_start(protocol_class, 0, 90)
     assert closed
     assert ended
+
+
+def _shared_read_app(ended: threading.Event, told: list[str]) -> App:
+    """An app whose def handler's read waits for a read that a flow's task began (to share the
+    body it keeps); ``told`` gets what the handler's read raised (``ended`` is set then), and
+    then what the task's did."""
+    app = App(max_threads=1)
+
+    @app.middleware
+    async def reads_in_a_task(request: Request) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(request.aread())
+        await asyncio.sleep(0.05)  # NOTE: the task has claimed the body, and waits for it.
+        try:
+            yield
+        finally:
+            try:
+                await task
+            except Exception as exc:
+                told.append(f"task {type(exc).__name__}: {exc}")
+
+    @app.post("/")
+    def handler(request: Request) -> str:
+        try:
+            return str(len(request.read()))
+        except Exception as exc:
+            told.append(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            ended.set()
+
+    return app
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_a_def_read_waiting_for_a_flow_tasks_read_of_a_body_that_stops_ends(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols
+) -> None:
+    # NOTE: a def handler's read that waits for a flow task's read (review269) waits with no
+    # bound of its own: the task's read ends once the timer closes a client that stopped
+    # sending its body, and the handler's read with it, with the same ClientDisconnect; its
+    # pool thread is let go (review291).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.5)
+    told: list[str] = []
+
+    async def stops_sending(port: int) -> bool:
+        client = socket.socket()
+        client.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        return await asyncio.get_running_loop().run_in_executor(None, _drained, client)
+
+    closed, ended = _serve(
+        protocol_class, lambda ended: _shared_read_app(ended, told), stops_sending
+    )
+    assert closed
+    assert ended
+    gone = "ClientDisconnect: the client disconnected before the body was read"
+    assert told == [gone, f"task {gone}"]
