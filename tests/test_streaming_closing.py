@@ -1874,6 +1874,33 @@ def test_a_wsgi_thread_keeps_no_request_of_a_close_handed_to_another_task(
     assert events == ["closing", "closing"]
 
 
+# NOTE: the request a stream's close is named for, where a test needs one.
+_GET_ROWS: Any = types.SimpleNamespace(method="GET", path="/rows")
+
+
+async def _close_cut(stream: Any, release: threading.Event, request: Any) -> None:
+    """Close ``stream``, iterated in a pool thread, from a task (named for ``request``, if not
+    ``None``) cut twice, then by a cancellation of every task, as a loop's stop does; then set
+    ``release``, which the stream's close waits for: the rest of its close is nobody's."""
+    rows_ahead = iterate_in_pool(stream, make_pool(2))
+
+    async def close() -> None:
+        if request is not None:
+            ClosingFor(request)
+        await anext(rows_ahead)
+        await rows_ahead.aclose()  # type: ignore[attr-defined]
+
+    closing = asyncio.ensure_future(close())
+    await asyncio.sleep(0.05)
+    for _ in range(2):
+        closing.cancel()
+        await asyncio.sleep(0.02)
+    for task in asyncio.all_tasks() - {asyncio.current_task()}:
+        task.cancel()
+    await asyncio.sleep(0.02)
+    release.set()
+
+
 def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1893,22 +1920,7 @@ def test_a_failed_close_in_a_pool_thread_nobody_awaits_names_its_request(
             raise CloseFailed("the cursor failed to close")
 
     async def run() -> None:
-        rows_ahead = iterate_in_pool(rows(), make_pool(2))
-
-        async def close() -> None:
-            ClosingFor(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
-            await anext(rows_ahead)
-            await rows_ahead.aclose()  # type: ignore[attr-defined]
-
-        closing = asyncio.ensure_future(close())
-        await asyncio.sleep(0.05)
-        for _ in range(2):
-            closing.cancel()
-            await asyncio.sleep(0.02)
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:
-            task.cancel()
-        await asyncio.sleep(0.02)
-        release.set()
+        await _close_cut(rows(), release, _GET_ROWS)
         await asyncio.sleep(0.3)
 
     _one_close_failure_logged(caplog, run)
@@ -1943,22 +1955,7 @@ def test_a_close_started_in_the_rest_of_a_close_nobody_awaits_names_its_request(
             return aclose_of(Cursor())
 
     async def run() -> None:
-        rows_ahead = iterate_in_pool(Rows(), make_pool(2))
-
-        async def close() -> None:
-            ClosingFor(types.SimpleNamespace(method="GET", path="/rows"))  # type: ignore[arg-type]
-            await anext(rows_ahead)
-            await rows_ahead.aclose()  # type: ignore[attr-defined]
-
-        closing = asyncio.ensure_future(close())
-        await asyncio.sleep(0.05)
-        for _ in range(2):
-            closing.cancel()
-            await asyncio.sleep(0.02)
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:
-            task.cancel()
-        await asyncio.sleep(0.02)
-        release.set()
+        await _close_cut(Rows(), release, _GET_ROWS)
         await asyncio.sleep(0.5)  # NOTE: the cursor's close waits past CLOSE_WAIT.
         close_threads_stuck.set()
         for _ in range(100):
@@ -1994,21 +1991,7 @@ def test_a_sys_exit_in_the_rest_of_a_close_nobody_awaits_is_logged_not_raised(
             return exits()
 
     async def run() -> None:
-        rows = iterate_in_pool(Rows(), make_pool(2))
-
-        async def close() -> None:
-            await anext(rows)
-            await rows.aclose()  # type: ignore[attr-defined]
-
-        closing = asyncio.ensure_future(close())
-        await asyncio.sleep(0.05)
-        for _ in range(2):
-            closing.cancel()
-            await asyncio.sleep(0.02)
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:
-            task.cancel()
-        await asyncio.sleep(0.02)
-        release.set()
+        await _close_cut(Rows(), release, None)
         await asyncio.sleep(0.3)
 
     _one_close_failure_logged(caplog, run, SystemExit)
