@@ -214,3 +214,24 @@ def test_a_copy_of_a_subclass_keeps_its_own_attributes() -> None:
     assert type(twin) is Tagged and twin.tag == "kept" and twin == headers
     twin.add("x-b", "2")
     assert "x-b" not in headers
+
+
+def test_a_copy_of_a_subclass_with_slots_keeps_its_own_attributes() -> None:
+    # NOTE: copy() copied a subclass's __dict__ only: an attribute in a slot of its own was
+    # lost by copy() and copy.copy(), where copy.deepcopy() kept it.
+    class Tagged(Headers):
+        __slots__ = ("__private", "tag", "unset")
+
+        def __init__(self, tag: str) -> None:
+            super().__init__([("x-a", "1")])
+            self.tag, self.__private = tag, "private"
+
+        def private(self) -> str:
+            return self.__private
+
+    headers = Tagged("kept")
+    for twin in (headers.copy(), copy.copy(headers), copy.deepcopy(headers)):
+        assert type(twin) is Tagged and twin.tag == "kept" and twin == headers
+        assert twin.private() == "private" and not hasattr(twin, "unset")
+        twin.add("x-b", "2")
+        assert "x-b" not in headers
