@@ -577,7 +577,7 @@ class ASGIDriver:
     async def _close_stream(self, stream: Any) -> None:
         if stream is None:
             return
-        if hasattr(stream, "aclose"):
+        if getattr(stream, "aclose", None) is not None:
             await stream.aclose()
         elif (type(stream) is GeneratorType and getgeneratorstate(stream) == GEN_CREATED) or (
             type(stream) is SSEChunks and stream.untouched()
@@ -588,7 +588,7 @@ class ASGIDriver:
             left = stream.close()
             if isawaitable(left):
                 await left
-        elif hasattr(stream, "close"):
+        elif getattr(stream, "close", None) is not None:
             if is_async_callable(stream.close):
                 # NOTE: its coroutine was made in the pool and dropped, "never awaited".
                 await stream.close()

@@ -148,9 +148,11 @@ async def close_unsent(closing: Coroutine[Any, Any, None], stream: Any, request:
     if not task.done() or task.cancelled():
         return
     error = task.exception()
-    if isinstance(error, Carried):
+    if error is not None:
+        # NOTE: ``closing`` logged any Exception; what is left is raised to the server, as a
+        # sent stream's close raises it: a GeneratorExit of the close went with no word.
         try:
-            raise error.escaped
+            raise error.escaped if isinstance(error, Carried) else error
         finally:
             del error  # NOTE: no cycle through this frame and the traceback.
 
@@ -160,16 +162,18 @@ def _late_close_ended(request: Request, task: asyncio.Task[None]) -> None:
     if task.cancelled():
         return
     # NOTE: an error of the close was logged by the driver (_asgi._aclose_logged), but not a
-    # sys.exit() (or KeyboardInterrupt) it carries to the request's task, which has ended.
+    # sys.exit() (or KeyboardInterrupt) it carries to the request's task, which has ended, nor
+    # another BaseException (a GeneratorExit), which went with no word.
     error = task.exception()
-    if isinstance(error, Carried):
+    escaped = error.escaped if isinstance(error, Carried) else error
+    if escaped is not None and not isinstance(escaped, Exception):
         logger.error(
             "%s %s: the late close of its streamed response raised %s, dropped: the request "
             "had ended",
             logged_method(request),
             logged_path(request),
-            type(error.escaped).__name__,
-            exc_info=error.escaped,
+            type(escaped).__name__,
+            exc_info=escaped,
         )
 
 

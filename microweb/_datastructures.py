@@ -373,6 +373,10 @@ class Headers:
         twin = object.__new__(type(self))
         if hasattr(self, "__dict__"):
             twin.__dict__.update(self.__dict__)
+        # NOTE: and a subclass's slots: an attribute kept in one was lost (deepcopy kept it).
+        for name in _slot_names(type(self)):
+            if name not in _UNCOPIED and hasattr(self, name):
+                setattr(twin, name, getattr(self, name))
         twin._list = self._list.copy()
         return twin
 
@@ -387,6 +391,21 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._list!r})"
+
+
+# NOTE: what Headers.copy() leaves out of the slots it copies: the lines, copied apart, and the
+# index of RequestHeaders' lines, made again for the copy's own.
+_UNCOPIED = frozenset(["_list", "_index", "__dict__", "__weakref__"])
+
+
+def _slot_names(cls: type) -> Iterator[str]:
+    """The name of every slot of ``cls`` and its bases, as ``getattr`` takes it."""
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for name in [slots] if isinstance(slots, str) else slots:
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"  # NOTE: a private one, mangled.
+            yield name
 
 
 def trusted_headers(items: list[tuple[str, str]], kind: type[H] = Headers) -> H:  # type: ignore[assignment]

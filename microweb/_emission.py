@@ -447,10 +447,12 @@ def close_replaced(request: Request, replaced: Response, final: Response | None)
     chunks = replaced.chunks
     if chunks is None or (final is not None and final.chunks is chunks):
         return
-    if hasattr(chunks, "aclose"):
-        call: AfterCall = (Colored(chunks.aclose, True), (), {})
-    elif hasattr(chunks, "close"):
-        call = (Colored(chunks.close, is_async_callable(chunks.close)), (), {})
+    # NOTE: a close of None is none, as the drivers take it.
+    aclose, close = getattr(chunks, "aclose", None), getattr(chunks, "close", None)
+    if aclose is not None:
+        call: AfterCall = (Colored(aclose, True), (), {})
+    elif close is not None:
+        call = (Colored(close, is_async_callable(close)), (), {})
     else:
         return
     # NOTE: first of the after-response callbacks, as the driver closes a sent stream before

@@ -351,7 +351,7 @@ def _close_stream(
     no body (HEAD, 204, 304), whose late close's error is logged as such."""
     if stream is None:
         return
-    if hasattr(stream, "aclose"):
+    if getattr(stream, "aclose", None) is not None:
         if app_loop.stopped:
             # NOTE: after the app's close, the loop's stop has closed what it ran (the stream's
             # task, the async generators it began); a generator it never began has no frame to
@@ -363,7 +363,7 @@ def _close_stream(
         # NOTE: aclose() called on the loop: a coroutine of it made here was "never awaited"
         # where the loop closed before the hop began.
         _run_close(app_loop, _closed_for(request, stream.aclose), stream, request, last, unsent)
-    elif hasattr(stream, "close"):
+    elif getattr(stream, "close", None) is not None:
         if is_async_callable(stream.close):
             # NOTE: awaited on the app loop, where the stream ran. Once that loop stopped
             # (wsgi.close() came first), there is no loop to run it on, and it is not started.
@@ -625,7 +625,7 @@ class _Iterated:
         # the app loop for nothing: a one-chunk stream 170 -> 100 us a request (direct WSGI
         # calls, best of 5 runs of 2,000, 2026-12-04).
         # NOTE: by aclose() alone: one with a close() alone (sync or async) was never closed.
-        closes = hasattr(iterator, "aclose")
+        closes = getattr(iterator, "aclose", None) is not None
         self.closes_stream = iterator is self.stream and closes
         if iterator is not self.stream and not closes:
             self.left_open = iterator

@@ -9,6 +9,7 @@ Python lines run (``traced_lines``).
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -153,6 +154,58 @@ def test_request_headers_read_right_after_every_change(size: int) -> None:
         check_reads(headers, names)
 
 
+# NOTE: names that differ by case or by "_" and "-", a single-valued one, and enough others
+# that a sequence crosses INDEXED_FROM both ways.
+RANDOM_NAMES = ["X-A", "x-a", "x_a", "Content-Type", "set-cookie"] + [f"x-{i}" for i in range(12)]
+
+
+def random_change(rng: random.Random, headers: RequestHeaders, model: list[Any]) -> RequestHeaders:
+    """Make one random change to ``headers`` (a copy or new headers, for some), and the same
+    to ``model``, a plain list of their lines; return the headers changed."""
+    name, value = rng.choice(RANDOM_NAMES), f"v{rng.randrange(1000)}"
+    key, kind = name.lower(), rng.randrange(7)
+    kept = [line for line in model if line[0] != key]
+    if kind == 0:
+        for _ in range(rng.choice([1, 1, 20])):
+            name = rng.choice(RANDOM_NAMES)
+            if not (name.lower() == "content-type" and "content-type" in headers):
+                headers.add(name, value)
+                model.append((name.lower(), value))
+    elif kind == 1:
+        headers[name] = value
+        model[:] = [*kept, (key, value)]
+    elif kind in (2, 3):
+        found = headers.pop(name, "none") if kind == 2 else headers.setdefault(name, value)
+        in_model = [line[1] for line in model if line[0] == key]
+        assert found == (", ".join(in_model) if in_model else value if kind == 3 else "none")
+        model[:] = kept if kind == 2 else model if in_model else [*model, (key, value)]
+    elif kind == 4:
+        headers = rng.choice(
+            [headers.copy, lambda: copy.copy(headers), lambda: copy.deepcopy(headers)]
+        )()
+    elif kind == 5:
+        del model[rng.randrange(len(model) + 1) :]
+        headers = trusted_headers(list(model), RequestHeaders)
+    elif key in headers:
+        del headers[name]
+        model[:] = kept
+    return headers
+
+
+def test_request_headers_read_as_a_linear_scan_after_random_changes() -> None:
+    # NOTE: every read, after every change of a few hundred seeded sequences (a read before
+    # most changes makes the index that change must not leave stale), against a plain list.
+    for seed in range(200):
+        rng = random.Random(seed)
+        model = [(rng.choice(RANDOM_NAMES).lower(), str(i)) for i in range(rng.choice([3, 40]))]
+        headers = trusted_headers(list(model), RequestHeaders)
+        for _ in range(12):
+            headers.get(rng.choice(RANDOM_NAMES))
+            headers = random_change(rng, headers, model)
+            assert headers.items() == model, seed
+            check_reads(headers, [*RANDOM_NAMES, "X-MISSING"])
+
+
 def test_reading_many_headers_fields_and_query_is_linear(make_client: MakeClient) -> None:
     # NOTE: what an app's handler reads of them, counted in Python lines run (for a few per
     # line, field or pair) and checked whole, under both interfaces. 300 of each: the old
@@ -214,3 +267,24 @@ def test_a_copy_of_a_subclass_keeps_its_own_attributes() -> None:
     assert type(twin) is Tagged and twin.tag == "kept" and twin == headers
     twin.add("x-b", "2")
     assert "x-b" not in headers
+
+
+def test_a_copy_of_a_subclass_with_slots_keeps_its_own_attributes() -> None:
+    # NOTE: copy() copied a subclass's __dict__ only: an attribute in a slot of its own was
+    # lost by copy() and copy.copy(), where copy.deepcopy() kept it.
+    class Tagged(Headers):
+        __slots__ = ("__private", "tag", "unset")
+
+        def __init__(self, tag: str) -> None:
+            super().__init__([("x-a", "1")])
+            self.tag, self.__private = tag, "private"
+
+        def private(self) -> str:
+            return self.__private
+
+    headers = Tagged("kept")
+    for twin in (headers.copy(), copy.copy(headers), copy.deepcopy(headers)):
+        assert type(twin) is Tagged and twin.tag == "kept" and twin == headers
+        assert twin.private() == "private" and not hasattr(twin, "unset")
+        twin.add("x-b", "2")
+        assert "x-b" not in headers

@@ -505,6 +505,135 @@ def test_an_unsent_streams_closing_error_is_raised_to_a_test_that_asks(
     assert client.head("/").status_code == 200
 
 
+class _ClosesWithBaseException:
+    """A stream whose close raises ``GeneratorExit`` (what a close that throws it into the
+    generator it wraps gets back): no ``Exception``, nor carried as a ``sys.exit()`` is."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"row"
+
+    def close(self) -> None:
+        self.events.append("closed")
+        raise GeneratorExit
+
+
+class _AClosesWithBaseException(_ClosesWithBaseException):
+    async def aclose(self) -> None:
+        self.events.append("closed")
+        raise GeneratorExit
+
+
+@pytest.mark.parametrize("stream", [_ClosesWithBaseException, _AClosesWithBaseException])
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 200)])
+def test_a_close_that_raises_a_base_exception_raises_it_to_the_server_sent_or_not(
+    make_client: MakeClient,
+    stream: type[_ClosesWithBaseException],
+    method: str,
+    status: int,
+) -> None:
+    # NOTE: under ASGI the close of an unsent stream (a HEAD's, a 204's) that raised one went
+    # with no word, where WSGI, and a sent stream's close under both, raised it to the server.
+    app = App()
+    events: list[str] = []
+
+    def index(request: Request) -> Response:
+        request.after_response(lambda: events.append("after"))
+        return Response.stream(stream(events), status=status)
+
+    app.route("/", methods=["GET", "HEAD"])(index)
+    with pytest.raises(GeneratorExit):
+        make_client(app).request(method, "/")
+    assert events == ["closed", "after"]
+
+
+class _ClosesLateWithBaseException(_ClosesWithBaseException):
+    """Its close (``close()`` in a thread once sent, ``aclose()`` unsent) raises late."""
+
+    def close(self) -> None:
+        time.sleep(0.4)
+        raise GeneratorExit
+
+    async def aclose(self) -> None:
+        await asyncio.sleep(0.4)
+        raise GeneratorExit
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 200)])
+def test_an_asgi_late_close_that_raises_a_base_exception_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, method: str, status: int
+) -> None:
+    # NOTE: past CLOSE_WAIT the request has ended, and a GeneratorExit of the close that runs
+    # on went with no word, where a sys.exit() is logged, and WSGI's late close logs either.
+    monkeypatch.setattr("microweb._close_wait.CLOSE_WAIT", 0.1)
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(_ClosesLateWithBaseException([]), status=status)
+    )
+    asgi = app.as_asgi()
+
+    async def run() -> None:
+        async def send(message: Message) -> None:
+            pass
+
+        await asyncio.wait_for(asgi(http_scope(method, "/"), request_inbox().get, send), 2)
+        await asyncio.sleep(0.6)  # NOTE: the close runs on, and ends.
+
+    with caplog.at_level(logging.WARNING, logger="microweb"):
+        asyncio.run(run())
+    late = [record for record in caplog.records if "late close" in record.msg]
+    assert [record.getMessage() for record in late] == [
+        f"{method} /: the late close of its streamed response raised GeneratorExit, dropped: "
+        "the request had ended"
+    ]
+    assert late[0].exc_info is not None and type(late[0].exc_info[1]) is GeneratorExit
+
+
+class _NoClose:
+    """A stream whose ``close`` is ``None``: it has none, as ``__hash__ = None`` says."""
+
+    close = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([b"ro", b"ws"])
+
+
+class _NoAClose(_NoClose):
+    aclose = None
+
+
+class _NoACloseAsync(_NoClose):
+    aclose = None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"rows"
+
+
+@pytest.mark.parametrize("stream", [_NoClose, _NoAClose, _NoACloseAsync])
+@pytest.mark.parametrize(("method", "status"), [("GET", 200), ("HEAD", 200), ("GET", 204)])
+def test_a_close_of_none_is_no_close_under_both_interfaces(
+    make_client: MakeClient,
+    stream: type[_NoClose],
+    method: str,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: a sync stream sent under ASGI was taken to have no close, as the framework's own
+    # wrappers take it; under WSGI, and unsent under ASGI, None was called: a TypeError logged
+    # as the stream's error, and a GET's response cut after its headers.
+    app = App()
+    app.route("/", methods=["GET", "HEAD"])(
+        lambda request: Response.stream(stream(), status=status)
+    )
+    with caplog.at_level(logging.ERROR):
+        response = make_client(app).request(method, "/")
+    assert response.status_code == status
+    assert response.content == (b"rows" if method == "GET" and status == 200 else b"")
+    assert caplog.records == []
+
+
 class _Subscription:
     """An async iterable of its own: ``__aiter__`` is an async generator, and its ``close()``
     (``aclose()`` where ``coloured``) frees what it holds."""
