@@ -120,6 +120,22 @@ def test_query_is_a_multidict(make_client: MakeClient) -> None:
     assert {key for key, _ in body["items"]} == {"a", "b"}
 
 
+def test_a_header_name_with_an_underscore(make_client: MakeClient, interface: str) -> None:
+    # NOTE: what docs/requests.md says: under WSGI X_Token would be HTTP_X_TOKEN, X-Token's
+    # variable, so the test client drops it (as Waitress does); under ASGI it is its own header.
+    app = App()
+
+    @app.get("/h")
+    def names(request: Request) -> dict[str, Any]:
+        return {
+            "x_token": request.headers.get("x_token"),
+            "x-token": request.headers.get("x-token"),
+        }
+
+    seen = make_client(app).get("/h", headers={"X_Token": "t"}).json()
+    assert seen == {"x_token": "t" if interface == "asgi" else None, "x-token": None}
+
+
 def test_query_and_form_get_convert_with_type(make_client: MakeClient) -> None:
     app = App()
 
