@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, overload
@@ -109,7 +110,12 @@ def _convert(value: V, type: Callable[[V], object]) -> object:
     # 4.6 s. Past MAX_INT_DIGITS, type=int does not take a value, as with the limit in place.
     if type is int and isinstance(value, str) and len(value) > MAX_INT_DIGITS:
         raise ValueError(f"more than {MAX_INT_DIGITS} digits")
-    return type(value)
+    converted = type(value)
+    if type is float and isinstance(converted, float) and not math.isfinite(converted):
+        # NOTE: float() takes "nan", "inf" and 400 nines (TRAPS.md 25): an app that sent the
+        # number back in JSON, which has none of them, was a 500; {x:float} refuses them too.
+        raise ValueError(f"{value!r} is not a finite number")
+    return converted
 
 
 # PERF: past this many pairs, a request's multidict or headers answer getlist() (and, for

@@ -12,6 +12,9 @@ MAX_INT_DIGITS = 4300
 """The most digits of an integer read from a request (a JSON number, an ``{n:int}`` segment):
 CPython's default ``int()`` limit, kept where the app or a Python before 3.10.7 lifts it, as
 ``int()`` takes time quadratic in the digits (0.29 s for 250,000)."""
+MAX_JSON_DEPTH = 512
+"""The most lists and objects a JSON body or WebSocket message nests (deeper: 400, or 1007),
+the same on every Python and stack, and well within what ``json`` can write back."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._app_loop import run_on_loop
+from ._body import MAX_LENGTH_DIGITS
 from ._testing_content import uploaded
 from ._testing_sides import Answer
 from ._testing_wsgi import CLIENT_CLOSED, check_scheme, refused_request_head, take_written_path
@@ -131,7 +132,10 @@ def _announced(headers: httpx.Headers) -> int | None:
     lengths = [value.strip(" \t") for value in headers.get_list("content-length")]
     if "transfer-encoding" in headers or len(lengths) != 1 or not _DIGITS.fullmatch(lengths[0]):
         return None
-    return int(lengths[0])
+    # NOTE: int() of more than 4,300 digits raised ValueError into the test: leading zeros
+    # dropped, as httptools reads them, and a length no body has left to the app's 413.
+    digits = lengths[0].lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_LENGTH_DIGITS else None
 
 
 _DIGITS = re.compile(r"[0-9]+")

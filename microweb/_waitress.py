@@ -34,7 +34,7 @@ from waitress import wasyncore
 from waitress.parser import ParsingError, get_header_lines
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher, WSGITask
-from waitress.utilities import RequestHeaderFieldsTooLarge
+from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from ._chunked import FIELD_LINE, ChunkedChannel, ChunkedParser
 from ._effects import ShutdownError
@@ -469,16 +469,46 @@ def refuse_folded_framing(header_plus: bytes) -> None:
 
 class OrderlyParser(ChunkedParser):
     """Waitress's request parser (``ChunkedBody`` for chunked bodies), with ``Cookie`` lines
-    joined by ``"; "``, an ambiguous ``Transfer-Encoding`` refused (400), and heads of more
-    than ``MAX_HEAD_LINES`` header lines refused (431)."""
+    joined by ``"; "``, an ambiguous ``Transfer-Encoding`` refused (400), heads of more than
+    ``MAX_HEAD_LINES`` header lines refused (431), and a ``Content-Length`` past ``int()``'s
+    digits (413)."""
 
     headers: dict[str, str]
     version: str
 
+    def _refused(self, header_plus: bytes) -> bool:
+        """Parse the head as Waitress does, or refuse it unparsed (431, 413): tell which."""
+        # NOTE: one LF a header line, after the request line's (the head ends in CRLF CRLF).
+        if header_plus.rstrip(b"\r\n").count(b"\n") > MAX_HEAD_LINES:
+            # NOTE: as Waitress refuses a head past its size: a request to answer the error of.
+            self._refuse(RequestHeaderFieldsTooLarge(f"more than {MAX_HEAD_LINES} header lines"))
+            return True
+        try:
+            super().parse_header(plain_head(header_plus))
+        except ValueError:
+            if "CONTENT_LENGTH" not in self.headers:
+                raise
+            # NOTE: Waitress reads a Content-Length of digits with int(), which raises past
+            # sys.get_int_max_str_digits() (4,300): the ValueError left the parser, and the
+            # connection was closed unanswered, a traceback logged. No body is that large
+            # (Waitress's 413 for 20 digits; h11 refuses more than 20 with 400).
+            self._refuse(RequestEntityTooLarge("Content-Length past the digits int() reads"))
+            return True
+        return False
+
+    def _refuse(self, error: Any) -> None:
+        # NOTE: Waitress adds to the headers it holds, and a request is needed to answer the
+        # error of: an empty HTTP/1.0 GET, whose connection closes.
+        self.headers.clear()
+        super().parse_header(b"GET / HTTP/1.0\r\n")
+        self.error = error
+        self.completed = True
+
     def parse_header(self, header_plus: bytes) -> None:
         """Parse the head as Waitress does; join ``Cookie`` lines as one ``Cookie`` header.
 
-        A head of more than ``MAX_HEAD_LINES`` header lines is refused with 431, unparsed.
+        A head of more than ``MAX_HEAD_LINES`` header lines is refused with 431, unparsed, and
+        one whose ``Content-Length`` has more digits than ``int()`` reads with 413.
 
         Raises:
             ParsingError: (Waitress's 400, and the connection closed) for a target that is
@@ -489,14 +519,8 @@ class OrderlyParser(ChunkedParser):
                 framing that a proxy before Waitress may read otherwise, as Uvicorn refuses
                 them.
         """
-        # NOTE: one LF a header line, after the request line's (the head ends in CRLF CRLF).
-        if header_plus.rstrip(b"\r\n").count(b"\n") > MAX_HEAD_LINES:
-            # NOTE: as Waitress refuses a head past its size: a request to answer the error of.
-            super().parse_header(b"GET / HTTP/1.0\r\n")
-            self.error = RequestHeaderFieldsTooLarge(f"more than {MAX_HEAD_LINES} header lines")
-            self.completed = True
+        if self._refused(header_plus):
             return
-        super().parse_header(plain_head(header_plus))
         if self.request_uri[:1] != "/" and (self.path[:1] == "/" or not self.path):
             target = self.request_uri.encode("latin-1").partition(b"?")[0].partition(b"#")[0]
             if target_path(target, self.command) is None:

@@ -210,9 +210,9 @@ class WebSocket:
         """Wait for a JSON message, text or binary.
 
         The parser is the one of ``request.json()``: invalid JSON, ``NaN``, a number beyond a
-        float's range, an integer of more than 4,300 digits (whatever ``int()`` allows) or a
-        lone surrogate closes the connection with 1007 (its reason names which, as the 400
-        does); a message larger than
+        float's range, an integer of more than 4,300 digits (whatever ``int()`` allows), a
+        lone surrogate or lists and objects nested more than 512 deep closes the connection
+        with 1007 (its reason names which, as the 400 does); a message larger than
         ``max_json_size`` (or ``max_websocket_message``) with 1009.
         """
         text, data = await self._next(json=True)
@@ -223,7 +223,7 @@ class WebSocket:
             # NOTE: as request.json()'s 400 says it: "invalid" sent a client whose integer
             # was past the digit limit looking for a syntax error.
             await self._fail(1007, f"JSON message {exc}")
-        except (ValueError, RecursionError):
+        except ValueError:
             await self._fail(1007, "invalid JSON message")
 
     def iter_text(self) -> AsyncIterator[str]:

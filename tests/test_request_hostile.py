@@ -169,6 +169,24 @@ def test_query_that_is_not_utf8_is_400(make_client: MakeClient, colour: str, que
     assert (answer.status_code, answer.text) == (400, "query or form data is not valid UTF-8")
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e999", "9" * 400])
+def test_type_float_does_not_take_a_value_json_cannot_send(
+    make_client: MakeClient, colour: str, value: str
+) -> None:
+    # NOTE: float() took them, and an app that sent the number back in JSON (which has no
+    # NaN nor infinity) was a 500, for any client's ?price=nan; {x:float} already refused
+    # them (TRAPS.md 25), as request.json() does.
+    app = App()
+
+    def price(request: Request) -> dict[str, Any]:
+        query = request.query
+        return {"one": query.get("p", 0.0, type=float), "all": query.getlist("p", type=float)}
+
+    app.get("/price")(in_colour(colour, price))
+    answer = make_client(app).get("/price", params=[("p", value), ("p", "1.5")])
+    assert (answer.status_code, answer.json()) == (200, {"one": 0.0, "all": [1.5]})
+
+
 @pytest.mark.parametrize(
     ("content_type", "status", "text"),
     [

@@ -38,6 +38,7 @@ from microweb import (
     WebSocketDisconnect,
 )
 from microweb._asgi_body import default_limit
+from microweb._limits import MAX_JSON_DEPTH
 from microweb.plugins import CORS
 from microweb.testing import TestClient
 
@@ -1157,6 +1158,11 @@ def test_a_json_message_of_an_integer_past_4300_digits_closes_1007_whatever_int_
         ('{"a": 1e999}', "JSON message holds a number beyond the range of a float"),
         ('["\\ud800"]', "JSON message holds a lone surrogate (\\ud800-\\udfff)"),
         ("{not json", "invalid JSON message"),
+        (
+            "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1),
+            "JSON message is nested too deeply",
+        ),
+        ("[" * 100_000 + "]" * 100_000, "JSON message is nested too deeply"),
     ],
 )
 def test_a_refused_json_message_closes_1007_saying_why_as_the_http_400_does(
