@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MemberDescriptorType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from ._limits import MAX_INT_DIGITS
 
@@ -241,6 +241,12 @@ class Headers:
     """
 
     __slots__ = ("_list",)
+    # NOTE: the slots of a subclass's own that copy() copies (_slot_names()), found once.
+    _copied_slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._copied_slots = tuple(_slot_names(cls))
 
     def __init__(self, headers: HeaderItems | None = None) -> None:
         self._list: list[tuple[str, str]] = []
@@ -375,7 +381,7 @@ class Headers:
         if hasattr(self, "__dict__"):
             twin.__dict__.update(self.__dict__)
         # NOTE: and a subclass's slots: an attribute kept in one was lost (deepcopy kept it).
-        for name in _slot_names(type(self)):
+        for name in self._copied_slots:
             if hasattr(self, name):
                 setattr(twin, name, getattr(self, name))
         twin._list = self._list.copy()
@@ -400,9 +406,10 @@ def _slot_names(cls: type) -> Iterator[str]:
     # NOTE: read from each class's slot descriptors, as they were made, not from __slots__:
     # spent where a generator, and mangled but in a class named "_", whose slot was lost.
     for klass in cls.__mro__:
-        if klass.__module__.startswith("microweb."):
+        own = vars(klass)
+        if "__slots__" not in own or klass.__module__.startswith("microweb."):
             continue  # NOTE: by module, not name: a subclass's own _index slot is copied.
-        for name, value in vars(klass).items():
+        for name, value in own.items():
             if type(value) is MemberDescriptorType and value.__objclass__ is klass:
                 yield name
 
