@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar, overload
+from types import MemberDescriptorType
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from ._limits import MAX_INT_DIGITS
 
@@ -246,6 +247,12 @@ class Headers:
     """
 
     __slots__ = ("_list",)
+    # NOTE: the slots of a subclass's own that copy() copies (_slot_names()), found once.
+    _copied_slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._copied_slots = tuple(_slot_names(cls))
 
     def __init__(self, headers: HeaderItems | None = None) -> None:
         self._list: list[tuple[str, str]] = []
@@ -380,8 +387,8 @@ class Headers:
         if hasattr(self, "__dict__"):
             twin.__dict__.update(self.__dict__)
         # NOTE: and a subclass's slots: an attribute kept in one was lost (deepcopy kept it).
-        for name in _slot_names(type(self)):
-            if name not in _UNCOPIED and hasattr(self, name):
+        for name in self._copied_slots:
+            if hasattr(self, name):
                 setattr(twin, name, getattr(self, name))
         twin._list = self._list.copy()
         return twin
@@ -399,19 +406,18 @@ class Headers:
         return f"Headers({self._list!r})"
 
 
-# NOTE: what Headers.copy() leaves out of the slots it copies: the lines, copied apart, and the
-# index of RequestHeaders' lines, made again for the copy's own.
-_UNCOPIED = frozenset(["_list", "_index", "__dict__", "__weakref__"])
-
-
 def _slot_names(cls: type) -> Iterator[str]:
-    """The name of every slot of ``cls`` and its bases, as ``getattr`` takes it."""
+    """The name of every slot of ``cls`` and its bases but microweb's own (``Headers``' lines,
+    copied apart, and ``RequestHeaders``' index, made again for the copy's lines)."""
+    # NOTE: read from each class's slot descriptors, as they were made, not from __slots__:
+    # spent where a generator, and mangled but in a class named "_", whose slot was lost.
     for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        for name in [slots] if isinstance(slots, str) else slots:
-            if name.startswith("__") and not name.endswith("__"):
-                name = f"_{klass.__name__.lstrip('_')}{name}"  # NOTE: a private one, mangled.
-            yield name
+        own = vars(klass)
+        if "__slots__" not in own or klass.__module__.startswith("microweb."):
+            continue  # NOTE: by module, not name: a subclass's own _index slot is copied.
+        for name, value in own.items():
+            if type(value) is MemberDescriptorType and value.__objclass__ is klass:
+                yield name
 
 
 def trusted_headers(items: list[tuple[str, str]], kind: type[H] = Headers) -> H:  # type: ignore[assignment]

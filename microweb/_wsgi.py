@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
-from inspect import isawaitable, iscoroutine
+from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from multiprocessing.util import Finalize
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
@@ -435,8 +435,11 @@ def _await_left(
         try:
             _run_close(app_loop, _closed_for(request, lambda: left), stream, request, last, unsent)
         except RuntimeError:
-            if iscoroutine(left):
-                left.close()  # NOTE: not run where the loop closed meanwhile: no "never awaited".
+            # NOTE: not run where the loop closed meanwhile: closed, no "never awaited". One
+            # begun is its task's (a loop stopped under it): closed here, its finally ran in
+            # this thread.
+            if iscoroutine(left) and getcoroutinestate(left) == CORO_CREATED:
+                left.close()
             raise
 
 

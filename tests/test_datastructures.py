@@ -288,3 +288,37 @@ def test_a_copy_of_a_subclass_with_slots_keeps_its_own_attributes() -> None:
         assert twin.private() == "private" and not hasattr(twin, "unset")
         twin.add("x-b", "2")
         assert "x-b" not in headers
+
+
+def test_a_copy_keeps_the_slots_of_odd_subclasses() -> None:
+    # NOTE: copy() rebuilt slot names from __slots__: a class named "_" (whose private names
+    # are not mangled), slots given by a generator (spent once the class is made), and a
+    # subclass's own slot named like RequestHeaders' index (_index) were each lost by copy().
+    class _(Headers):
+        __slots__ = ("__x",)
+
+    class Spent(Headers):
+        __slots__ = (name for name in ("spent",))
+
+    class Indexed(Headers):
+        __slots__ = ("_index",)
+
+    odd = _([("x-a", "1")])
+    setattr(odd, "__x", "not mangled")
+    spent = Spent([("x-a", "1")])
+    spent.spent = "spent"  # type: ignore[attr-defined]
+    indexed = Indexed([("x-a", "1")])
+    indexed._index = "mine"  # type: ignore[attr-defined]
+    assert getattr(odd.copy(), "__x") == "not mangled"
+    assert spent.copy().spent == "spent"  # type: ignore[attr-defined]
+    for twin in (indexed.copy(), copy.copy(indexed), copy.deepcopy(indexed)):
+        assert twin._index == "mine"  # type: ignore[attr-defined]
+
+
+def test_a_copy_of_request_headers_makes_its_index_again() -> None:
+    headers = trusted_headers([(f"x-{n}", str(n)) for n in range(INDEXED_FROM + 1)], RequestHeaders)
+    assert headers["x-3"] == "3"  # NOTE: indexed now.
+    twin = headers.copy()
+    assert not hasattr(twin, "_index")
+    twin["x-3"] = "three"
+    assert twin["x-3"] == "three" and headers["x-3"] == "3"

@@ -2170,3 +2170,38 @@ def test_a_streams_async_close_runs_named_for_its_request_under_both_interfaces(
     response = make_client(app).request(method, "/named")
     assert response.status_code == 200
     assert seen == ["/named"]
+
+
+def test_an_async_close_begun_as_the_wsgi_app_loop_stopped_is_not_closed_by_the_server() -> None:
+    # NOTE: the rest of a close that a sync close() returned was closed by the server's thread
+    # on any RuntimeError of its wait, begun or not: where the loop stopped under a close that
+    # ignored its cancellation (stop() gives up on it), its finally ran in the server's thread,
+    # out of its task, and a GeneratorExit it ignored took LoopStopped's place.
+    from microweb._app_loop import LoopStopped
+    from microweb._wsgi import _await_left
+
+    events: list[str] = []
+
+    async def rest() -> None:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            events.append("finally")
+
+    class Stopped:
+        stopped = False
+
+        def __init__(self) -> None:
+            self.pending: list[Coroutine[Any, Any, None]] = []  # NOTE: as its task keeps it.
+
+        def run(self, closing: Coroutine[Any, Any, None], **_: Any) -> None:
+            self.pending.append(closing)
+            closing.send(None)  # NOTE: begun on the loop, which stops with it pending.
+            raise LoopStopped("the event loop stopped before the call ended")
+
+    left, loop = rest(), Stopped()
+    with pytest.raises(LoopStopped):
+        _await_left(object(), left, loop, Request.__new__(Request), last=False)  # type: ignore[arg-type]
+    assert events == []
+    loop.pending.pop().close()
+    assert events == ["finally"]
