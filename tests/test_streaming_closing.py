@@ -2126,25 +2126,17 @@ def test_a_sys_exit_in_the_rest_of_a_close_nobody_awaits_is_logged_not_raised(
     _one_close_failure_logged(caplog, run, SystemExit)
 
 
-class _RowsClosedByAsyncClose:
+class _RowsClosedByAsyncClose(_Feed):
     """An async stream with an ``async def close()`` (no ``aclose()``), or a sync ``close()``
     that returns its async close (as gzip's does), which notes whose request it is closed for."""
 
     def __init__(self, seen: list[object], returned: bool) -> None:
-        self.seen, self.left = seen, 1
+        super().__init__([])
+        self.seen = seen
         if returned:
             self.close = self._close_returning  # type: ignore[method-assign]
 
-    def __aiter__(self) -> _RowsClosedByAsyncClose:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if not self.left:
-            raise StopAsyncIteration
-        self.left -= 1
-        return b"row"
-
-    async def close(self) -> None:
+    async def close(self) -> None:  # type: ignore[override]
         closing = CLOSING_FOR.get()
         self.seen.append(getattr(getattr(closing, "request", None), "path", None))
 
