@@ -619,6 +619,25 @@ def _stalls(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _read_by_a_def_handler(body: AsyncIterator[bytes], caplog: pytest.LogCaptureFixture) -> int:
+    """Send ``body`` to a ``def`` handler that reads it whole, under ASGI, with the warnings
+    of the "microweb" logger captured; return how many bytes it read (answered 200)."""
+    app = App(debug=True)
+
+    @app.post("/slow")
+    def handler(request: Request) -> dict[str, Any]:
+        return {"read": len(request.read())}
+
+    with (
+        caplog.at_level(logging.WARNING, logger="microweb"),
+        TestClient(app, interface="asgi") as client,
+    ):
+        answer = client.post("/slow", content=body)
+    assert answer.status_code == 200, answer.text
+    read: int = answer.json()["read"]
+    return read
+
+
 def _reading_thread(request: Request, threads: list[threading.Thread]) -> threading.Thread:
     """Start (and add to ``threads``) a thread that reads ``request``'s body into
     ``request.state.read``; under ASGI it may find the request ended (ClientDisconnect)."""
@@ -928,24 +947,13 @@ def test_a_def_handler_reading_a_slow_body_is_not_warned_of(
     # NOTE: a read that awaits a slow client holds nothing up: the loop runs the probes meanwhile
     # (ASGI only: under WSGI nothing waits on a loop).
     monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.05)
-    app = App(debug=True)
-
-    @app.post("/")
-    def handler(request: Request) -> dict[str, Any]:
-        return {"read": len(request.read())}
 
     async def pieces() -> AsyncIterator[bytes]:
         for _ in range(3):
             await asyncio.sleep(0.2)
             yield b"x" * 10
 
-    with (
-        caplog.at_level(logging.WARNING, logger="microweb"),
-        TestClient(app, interface="asgi") as client,
-    ):
-        answer = client.post("/", content=pieces())
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {"read": 30}
+    assert _read_by_a_def_handler(pieces(), caplog) == 30
     assert _stalls(caplog) == []
 
 
@@ -1011,11 +1019,6 @@ def test_a_read_that_waited_for_a_slow_client_then_a_held_loop_tells_how_long_it
     # else meanwhile": N was the whole wait, here a second for the client while the loop ran
     # the probes, then the loop held; it is how long the loop has run nothing (ASGI only).
     monkeypatch.setattr("microweb._app_loop.SLOW_START", 0.3)
-    app = App(debug=True)
-
-    @app.post("/slow")
-    def handler(request: Request) -> dict[str, Any]:
-        return {"read": len(request.read())}
 
     async def pieces() -> AsyncIterator[bytes]:
         yield b"x" * 10
@@ -1023,13 +1026,7 @@ def test_a_read_that_waited_for_a_slow_client_then_a_held_loop_tells_how_long_it
         time.sleep(0.8)  # NOTE: then held, past SLOW_START.
         yield b"x" * 10
 
-    with (
-        caplog.at_level(logging.WARNING, logger="microweb"),
-        TestClient(app, interface="asgi") as client,
-    ):
-        answer = client.post("/slow", content=pieces())
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {"read": 20}
+    assert _read_by_a_def_handler(pieces(), caplog) == 20
     stalls = _stalls(caplog)
     assert len(stalls) == 1, stalls
     waited = float(stalls[0].split("has waited ")[1].split(" s ")[0])
