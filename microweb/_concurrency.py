@@ -607,7 +607,7 @@ def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> N
     del error
 
 
-def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaitable[None]:
+def in_a_thread(pool: WorkerPool, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
     try:
         return asyncio.wrap_future(pool.submit(stop_owned, fn, *args))
     except RuntimeError:
@@ -616,12 +616,13 @@ def in_a_thread(pool: WorkerPool, fn: Callable[..., None], *args: Any) -> Awaita
         return asyncio.ensure_future(asyncio.to_thread(stop_owned, fn, *args))
 
 
-def stop_owned(fn: Callable[..., None], *args: Any) -> None:
-    """Call ``fn``, sync app code; raise its ``StopIteration`` as ``own_stop()`` makes it."""
+def stop_owned(fn: Callable[..., T], *args: Any) -> T:
+    """Call ``fn``, sync app code, and return what it returns; raise its ``StopIteration`` as
+    ``own_stop()`` makes it."""
     # NOTE: an asyncio future refuses a StopIteration: one from a stream's close() (that of a
     # stream any thread may read, its client gone) never settled the request's, which hung.
     try:
-        fn(*args)
+        return fn(*args)
     except StopIteration as stop:
         raise own_stop(stop) from stop
 

@@ -247,12 +247,11 @@ class Headers:
     """
 
     __slots__ = ("_list",)
-    # NOTE: the slots of a subclass's own that copy() copies (_slot_names()), found once.
-    _copied_slots: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._copied_slots = tuple(_slot_names(cls))
+    # NOTE: the class and the slots of a subclass's own that copy() copies (_slot_names()),
+    # found at its first copy, where the class is not its own (inherited). Found by
+    # __init_subclass__, a subclass's that called no super() kept its subclasses' from it:
+    # they copied their parent's slots alone (review295).
+    _copied_slots: ClassVar[tuple[type, tuple[str, ...]]] = (object, ())
 
     def __init__(self, headers: HeaderItems | None = None) -> None:
         self._list: list[tuple[str, str]] = []
@@ -383,11 +382,15 @@ class Headers:
         """Return headers of the same class with lines of their own (a line added to one is
         not in the other), and a subclass's own attributes."""
         # NOTE: copy.copy() shared the list: a line add()ed to the copy was in both.
-        twin = object.__new__(type(self))
+        kind = type(self)
+        twin = object.__new__(kind)
         if hasattr(self, "__dict__"):
             twin.__dict__.update(self.__dict__)
+        copied = self._copied_slots
+        if copied[0] is not kind:
+            copied = kind._copied_slots = (kind, tuple(_slot_names(kind)))
         # NOTE: and a subclass's slots: an attribute kept in one was lost (deepcopy kept it).
-        for name in self._copied_slots:
+        for name in copied[1]:
             if hasattr(self, name):
                 setattr(twin, name, getattr(self, name))
         twin._list = self._list.copy()
@@ -413,8 +416,10 @@ def _slot_names(cls: type) -> Iterator[str]:
     # spent where a generator, and mangled but in a class named "_", whose slot was lost.
     for klass in cls.__mro__:
         own = vars(klass)
-        if "__slots__" not in own or klass.__module__.startswith("microweb."):
-            continue  # NOTE: by module, not name: a subclass's own _index slot is copied.
+        if "__slots__" not in own or f"{klass.__module__}.".startswith("microweb."):
+            # NOTE: by module, not name: a subclass's own _index slot is copied. And Headers'
+            # module is "microweb" (its public one), whose _list was copied, then again apart.
+            continue
         for name, value in own.items():
             if type(value) is MemberDescriptorType and value.__objclass__ is klass:
                 yield name

@@ -16,7 +16,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from inspect import GEN_SUSPENDED, getgeneratorstate
+from inspect import GEN_SUSPENDED, getgeneratorstate, isawaitable
 from itertools import islice
 from types import GeneratorType
 from typing import Any, TypeVar
@@ -142,9 +142,14 @@ async def _close_read(
     if close is None:
         return
     if finished or (type(chunks) is GeneratorType and getgeneratorstate(chunks) != GEN_SUSPENDED):
-        stop_owned(close)  # NOTE: ended, or never started: nothing to run.
+        left = stop_owned(close)  # NOTE: ended, or never started: nothing to run.
     else:
-        await in_a_thread(pool, close)  # NOTE: closes the file, which may block.
+        left = await in_a_thread(pool, close)  # NOTE: closes the file, which may block.
+    if isawaitable(left):
+        # NOTE: the async close() of a stream that says any thread may read it, which its
+        # close() returned: dropped, it never ran ("never awaited"), where the WSGI driver and
+        # a stream held in one thread run it (review295).
+        await left
 
 
 def _start(

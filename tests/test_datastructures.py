@@ -315,6 +315,30 @@ def test_a_copy_keeps_the_slots_of_odd_subclasses() -> None:
         assert twin._index == "mine"  # type: ignore[attr-defined]
 
 
+def test_a_copy_keeps_the_slots_below_an_init_subclass_that_calls_no_super() -> None:
+    # NOTE: the slots were found by Headers.__init_subclass__, which a subclass's own, not
+    # calling super(), kept from its subclasses: theirs copied their parent's slots alone
+    # (review295).
+    class Quiet(Headers):
+        __slots__ = ("parent",)
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            pass
+
+    class Below(Quiet):
+        __slots__ = ("child",)
+
+    below = Below([("x-a", "1")])
+    below.parent, below.child = "p", "c"
+    for twin in (below.copy(), copy.copy(below)):
+        assert type(twin) is Below and (twin.parent, twin.child) == ("p", "c")
+    quiet = Quiet([("x-a", "1")])
+    quiet.parent = "p"
+    assert quiet.copy().parent == "p" and not hasattr(Below([]).copy(), "child")
+    # NOTE: Headers' own lines are copied apart: the slot's value was set, then set again.
+    assert sorted(Below._copied_slots[1]) == ["child", "parent"]
+
+
 def test_a_copy_of_request_headers_makes_its_index_again() -> None:
     headers = trusted_headers([(f"x-{n}", str(n)) for n in range(INDEXED_FROM + 1)], RequestHeaders)
     assert headers["x-3"] == "3"  # NOTE: indexed now.

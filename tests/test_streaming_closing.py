@@ -41,6 +41,7 @@ from microweb._concurrency import (
     make_pool,
 )
 from microweb._error_logs import REPORTED_TRACEBACKS
+from microweb._file_threads import aiter_file_read
 from microweb._stream_ahead import CLOSING_FOR, ClosingFor
 from microweb.plugins.gzip import GZip
 
@@ -1748,6 +1749,83 @@ def test_a_sync_streams_async_close_runs_after_its_closer_gave_up(
             await asyncio.sleep(0.02)
 
     asyncio.run(run())
+    assert events == ["rows closed"]
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+class _AnyThreadRowsClosedLate(_RowsClosedLate):
+    """A ``_RowsClosedLate`` that any thread may read (as gzip's of a file says), endless:
+    read a batch a call in the pool (``aiter_file_read``), not held in one thread."""
+
+    bound_to_no_thread = True
+
+    def __iter__(self) -> _AnyThreadRowsClosedLate:  # type: ignore[override]
+        return self
+
+    def __next__(self) -> bytes:
+        return b"a"
+
+
+@pytest.mark.parametrize("cancelled", ["never", "once", "twice"])
+def test_an_any_thread_streams_async_close_runs_when_its_close_returns_it(
+    recwarn: pytest.WarningsRecorder, cancelled: str
+) -> None:
+    # NOTE: the read's close ran its close() in a thread and dropped what it returned, given
+    # up on or not ("never awaited"): the rows stayed open, where a stream held in one thread
+    # (iterate_in_pool) and WSGI's ran it (review295).
+    events: list[str] = []
+    release = threading.Event()
+
+    async def run() -> None:
+        rows = aiter_file_read(_AnyThreadRowsClosedLate(events, release), make_pool(2))
+        assert await anext(rows) == b"a"
+        closing = asyncio.ensure_future(rows.aclose())
+        for _ in range(("never", "once", "twice").index(cancelled)):
+            await asyncio.sleep(0.05)
+            closing.cancel()
+        await asyncio.sleep(0.05)
+        release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.02)
+
+    asyncio.run(run())
+    assert events == ["rows closed"]
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+class _AnyThreadRows:
+    """A sync stream that any thread may read, whose sync close() returns its async close."""
+
+    bound_to_no_thread = True
+
+    def __init__(self, events: list[str]) -> None:
+        self.events, self.rows = events, iter([b"a", b"b"])
+
+    def __iter__(self) -> _AnyThreadRows:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.rows)
+
+    def close(self) -> Any:
+        return self._aclose()
+
+    async def _aclose(self) -> None:
+        self.events.append("rows closed")
+
+
+def test_an_any_thread_streams_close_is_awaited_as_any_sync_streams_is(
+    make_client: MakeClient, recwarn: pytest.WarningsRecorder
+) -> None:
+    # NOTE: under ASGI the async close that its close() returned was dropped (review295).
+    events: list[str] = []
+    app = App()
+    app.get("/")(lambda request: Response.stream(_AnyThreadRows(events)))
+    assert make_client(app).get("/").content == b"ab"
     assert events == ["rows closed"]
     assert not [w for w in recwarn if "never awaited" in str(w.message)]
 
