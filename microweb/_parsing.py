@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from ._charsets import decode, find_codec, sniffed
-from ._datastructures import INDEXED_FROM, Headers, MultiDict, _converted, indexed
+from ._datastructures import INDEXED_FROM, Headers, MultiDict
 from ._errors import HTTPError
 from ._percent import percent_decode
 
@@ -304,49 +304,10 @@ class RequestHeaders(Headers):
     ``RequestFields`` (and Werkzeug's ``request.headers``); ``headers[name]`` and ``get()``
     give every line of the name joined with ``", "``, as a WSGI server gives it."""
 
-    __slots__ = ("_index",)
-    # NOTE: the lines of each name (see INDEXED_FROM), with the list they were read from and
-    # its length: Headers' changes either make a new list (headers[name] = ..., del, pop) or
-    # lengthen it (add), and trusted_headers() sets one, so an index of another list or
-    # length is stale and made again.
-    _index: tuple[list[tuple[str, str]], int, dict[str, list[str]]]
+    __slots__ = ()
 
     def _missing(self, name: str) -> KeyError:
         return MissingField("header", name)
-
-    def _lines(self) -> dict[str, list[str]]:
-        """Every name's lines, in order, from an index kept while the list is unchanged."""
-        items = self._list
-        try:
-            source, length, index = self._index
-            if source is items and length == len(items):
-                return index
-        except AttributeError:
-            pass
-        index = indexed(items)
-        self._index = (items, len(items), index)
-        return index
-
-    @overload
-    def getlist(self, name: str) -> list[str]: ...
-    @overload
-    def getlist(self, name: str, type: Callable[[str], T]) -> list[T]: ...
-    def getlist(self, name: str, type: Callable[[str], object] | None = None) -> list[Any]:
-        """Return every line of ``name`` in order (see ``Headers.getlist``)."""
-        key, items = name.lower(), self._list
-        if len(items) > INDEXED_FROM:
-            values = self._lines().get(key, []).copy()
-        else:
-            values = [value for item_name, value in items if item_name == key]
-        return values if type is None else _converted(values, type)
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key, items = name.lower(), self._list
-        if len(items) > INDEXED_FROM:
-            return key in self._lines()
-        return any(item_name == key for item_name, _ in items)
 
     def _value(self, key: str) -> str | None:
         # NOTE: a WSGI server joins the lines of a header into one variable (PEP 3333), an

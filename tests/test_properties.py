@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import re
 import sys
 import time
@@ -30,6 +31,7 @@ from microweb._cookies import parse_cookie_header
 from microweb._datastructures import _HOP_BY_HOP as HOP_BY_HOP
 from microweb._files import parse_range
 from microweb._forms import FormBuilder
+from microweb._limits import MAX_JSON_DEPTH
 from microweb._parsing import parse_fields
 from microweb._percent import percent_decode, percent_decode_bytes, percent_encode_uri
 from microweb._request import decode_raw_path
@@ -249,6 +251,108 @@ def test_a_lone_surrogate_is_refused_exactly_when_the_parsed_text_has_one(piece:
         json.loads(text)[0].encode("utf-8")
     except UnicodeEncodeError:
         with pytest.raises(RefusedJSON):
+            loads_json(text)
+    else:
+        assert loads_json(text) == json.loads(text)
+
+
+# -- how deep JSON nests ---------------------------------------------------------------------
+
+# NOTE: what a string may hold that a quick read of the text could take for nesting: brackets,
+# escaped quotes and backslashes (alone and in runs), a \u escape of "[", text beyond ASCII.
+DEPTH_STRING_PIECES = ["[", "]", "{", "}", '\\"', "\\\\", '\\\\\\"', "\\u005b", "é", "😀", "a"]
+
+
+def json_depth(text: str) -> int:
+    """How deep ``text``, valid JSON, nests, read one character at a time."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = not escaped and char == "\\", escaped or char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def nested_json(rng: random.Random, depth: int, siblings: int) -> str:
+    """JSON nested ``depth`` deep along one branch, each level but the last two with up to
+    ``siblings`` other values (strings of ``DEPTH_STRING_PIECES``, brackets nested shallow)."""
+
+    def string() -> str:
+        return '"' + "".join(rng.choices(DEPTH_STRING_PIECES, k=rng.randrange(5))) + '"'
+
+    def sibling() -> str:
+        return rng.choice([string(), "[]", "{}", "[[1],{}]", f"{{{string()}:[{string()}]}}"])
+
+    opened: list[str] = []
+    closed: list[str] = []
+    for level in range(depth):
+        # NOTE: none on the last two levels, where a sibling's own brackets would go deeper.
+        most = siblings if level < depth - 2 else 0
+        before = [sibling() for _ in range(rng.randrange(most + 1))]
+        after = [sibling() for _ in range(rng.randrange(most + 1))]
+        if rng.random() < 0.5:
+            opened.append("[" + "".join(value + ", " for value in before))
+            closed.append("".join(", " + value for value in after) + "]")
+        else:
+            pairs = [f"{string()}: {value}" for value in before]
+            opened.append("{" + "".join(pair + ", " for pair in pairs) + string() + ": ")
+            closed.append("".join(f", {string()}: {value}" for value in after) + "}")
+    return "".join(opened) + string() + "".join(reversed(closed))
+
+
+@pytest.mark.parametrize("depth", [3, MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1])
+def test_json_is_refused_exactly_when_it_nests_past_the_limit(depth: int) -> None:
+    # NOTE: the check reads the text, not the value; brackets, escaped quotes and backslashes
+    # in strings must count for nothing, before the count of brackets and after it (review296).
+    for seed in range(40):
+        rng = random.Random(seed)
+        text = nested_json(rng, depth, siblings=200 if depth == 3 else rng.choice([0, 2]))
+        assert json_depth(text) == depth
+        if depth <= MAX_JSON_DEPTH:
+            assert loads_json(text) == json.loads(text), seed
+        else:
+            with pytest.raises(RefusedJSON, match="nested too deeply"):
+                loads_json(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH, False),
+        ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1), True),
+        ('["\\\\", ' + "[" * (MAX_JSON_DEPTH - 1) + "]" * MAX_JSON_DEPTH, False),
+        ('["\\\\", ' + "[" * MAX_JSON_DEPTH + "]" * (MAX_JSON_DEPTH + 1), True),
+        ('["\\"' + "[" * 600 + '", "\\\\\\"]"]', False),
+        (
+            '{"é😀": "'
+            + "{" * 600
+            + '", "x": '
+            + "[" * MAX_JSON_DEPTH
+            + "]" * MAX_JSON_DEPTH
+            + "}",
+            True,
+        ),
+    ],
+    ids=[
+        "at-limit",
+        "past-limit",
+        "escaped-backslash",
+        "escaped-backslash-past",
+        "escaped-quote",
+        "non-ascii",
+    ],
+)
+def test_json_depth_edges(text: str, deep: bool) -> None:
+    assert (json_depth(text) > MAX_JSON_DEPTH) is deep
+    if deep:
+        with pytest.raises(RefusedJSON, match="nested too deeply"):
             loads_json(text)
     else:
         assert loads_json(text) == json.loads(text)
