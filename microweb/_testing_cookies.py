@@ -344,8 +344,8 @@ def _pairs(cookies: object) -> list[tuple[str, str]]:
         for pair in pairs
     ):
         raise TypeError(
-            "cookies must be a mapping of names to values, (name, value) pairs of strings, "
-            f"an httpx.Cookies or a CookieJar, not {cookies!r}"
+            "cookies must be a mapping of names to values or (name, value) pairs, all "
+            f"strings, an httpx.Cookies or a CookieJar, not {cookies!r}"
         )
     return pairs
 

@@ -1011,7 +1011,7 @@ def test_cookies_are_taken_in_every_form_httpx_takes(interface: str, given: Any)
         assert client.get("/seen").json() == {"a": "1", "b": "2", "session": "s1"}
 
 
-@pytest.mark.parametrize("given", ["a=1", [("a",)], [("a", 1)], 7])
+@pytest.mark.parametrize("given", ["a=1", [("a",)], [("a", 1)], {"a": 1}, 7])
 def test_cookies_of_no_form_httpx_takes_are_a_type_error(given: Any) -> None:
     with pytest.raises(TypeError, match="cookies"):
         TestClient(_cookie_app(), cookies=given)
