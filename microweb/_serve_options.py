@@ -7,13 +7,13 @@ from __future__ import annotations
 import errno
 import math
 import os
-import re
 import socket
 from typing import Any
 
 from ._errors import log_failure
 from ._importer import TargetError
 from ._stopping import STARTUP_FAILURE
+from ._target import root_path_refused
 from ._unix import port_of
 
 SERVERS = {"uvicorn": "ASGI", "waitress": "WSGI"}
@@ -41,9 +41,6 @@ MAX_THREADS = 10_000
 WORKERS_PER_CPU = 8
 
 
-_PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
-
-
 def normalize_root_path(root_path: str) -> str:
     """Return ``root_path`` with one leading slash and no trailing one (``""`` for none).
 
@@ -53,29 +50,9 @@ def normalize_root_path(root_path: str) -> str:
     """
     if root_path and not root_path.startswith("/"):
         raise TargetError(f"--root-path must start with '/', got {root_path!r}")
-    if not root_path.isprintable():
-        # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
-        # hold; a control character would be a path no client sends as it is.
-        raise TargetError(f"--root-path must be printable UTF-8 text, got {root_path!r}")
-    if "?" in root_path or "#" in root_path:
-        # NOTE: the app was served where no request came: a client's "?" or "#" ends the path.
-        raise TargetError(
-            f"--root-path must be a path alone, with no '?' or '#', got {root_path!r}"
-        )
-    if _PERCENT_ESCAPE.search(root_path):
-        # NOTE: both servers match the root with the decoded path, so no request came under
-        # "/a%2Fb" ("/a%2Fb/x" is "/a/b/x" decoded), and "/caf%C3%A9" was not "/café".
-        raise TargetError(
-            f"--root-path is matched with the decoded path: write {root_path!r} decoded, "
-            "with no %-escape"
-        )
-    if any(segment in (".", "..") for segment in root_path.split("/")):
-        # NOTE: a client resolves dot segments before it sends a path (RFC 3986 5.2.4), so no
-        # request ever came under "/a/../b", and url_for() wrote links that led out of the app.
-        raise TargetError(
-            f"--root-path must have no '.' or '..' segment, got {root_path!r}; write the "
-            "path it stands for"
-        )
+    refused = root_path_refused(root_path, "--root-path")
+    if refused is not None:
+        raise TargetError(refused)
     return "/" + root_path.strip("/") if root_path.strip("/") else ""
 
 

@@ -116,6 +116,36 @@ def _below_written_root(path: bytes, root: bytes) -> bytes | None:
     return b"/" + rest[3:] if rest[:3] in _SLASH_ESCAPE else None
 
 
+_PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
+
+
+def root_path_refused(root_path: str, option: str) -> str | None:
+    """Say why ``root_path`` can't be the prefix an app is mounted at, naming it ``option``
+    (``microweb serve --root-path``, ``TestClient(root_path=)``); ``None`` if it can."""
+    if not root_path.isprintable():
+        # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
+        # hold; a control character would be a path no client sends as it is.
+        return f"{option} must be printable UTF-8 text, got {root_path!r}"
+    if "?" in root_path or "#" in root_path:
+        # NOTE: the app was served where no request came: a client's "?" or "#" ends the path.
+        return f"{option} must be a path alone, with no '?' or '#', got {root_path!r}"
+    if _PERCENT_ESCAPE.search(root_path):
+        # NOTE: both servers match the root with the decoded path, so no request came under
+        # "/a%2Fb" ("/a%2Fb/x" is "/a/b/x" decoded), and "/caf%C3%A9" was not "/café".
+        return (
+            f"{option} is matched with the decoded path: write {root_path!r} decoded, "
+            "with no %-escape"
+        )
+    if any(segment in (".", "..") for segment in root_path.split("/")):
+        # NOTE: a client resolves dot segments before it sends a path (RFC 3986 5.2.4), so no
+        # request ever came under "/a/../b", and url_for() wrote links that led out of the app.
+        return (
+            f"{option} must have no '.' or '..' segment, got {root_path!r}; write the "
+            "path it stands for"
+        )
+    return None
+
+
 def valid_host(host: str) -> bool:
     """Tell whether ``host`` is a ``name[:port]``, ``ipv4[:port]`` or ``[ipv6][:port]``."""
     match = _HOST.fullmatch(host)

@@ -16,7 +16,7 @@ import httpx
 from ._app_loop import run_until_stopped
 from ._testing_http import ASGITransport, _Ending, run_served, served
 from ._testing_http import written as written_path
-from ._testing_sides import AsyncSide, arecord_answer
+from ._testing_sides import AsyncSide, arecord_answer, astop_if_reported
 from ._testing_wsgi import reader
 
 if TYPE_CHECKING:
@@ -128,5 +128,8 @@ def asgi_side(
     driver = app.as_asgi()
     loop = LoopThread()
     transport = ASGITransport(as_served(driver), reader(peer), root_path)
-    client = AsyncSide(transport=transport, event_hooks={"response": [arecord_answer]})
+    client = AsyncSide(
+        transport=transport,
+        event_hooks={"request": [astop_if_reported], "response": [arecord_answer]},
+    )
     return loop, driver, client

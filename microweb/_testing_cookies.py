@@ -18,7 +18,7 @@ import re
 import time
 import urllib.request
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import cast
 
 import httpx
@@ -36,6 +36,11 @@ from ._testing_cookie_order import (
 # NOTE: a side's copies of the cookies the test set, each to its original, which keep() puts
 # back in the client's jar where the app left the copy as it was.
 GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.Cookie]
+
+# NOTE: the cookies a test may give the client, as httpx's own client takes them.
+GivenJar = (
+    Mapping[str, str] | Iterable[tuple[str, str]] | httpx.Cookies | http.cookiejar.CookieJar | None
+)
 
 # NOTE: the path of a request, as the jar reads it, which typeshed leaves out.
 _request_path = http.cookiejar.request_path  # type: ignore[attr-defined]
@@ -305,22 +310,44 @@ class _Jar(http.cookiejar.CookieJar):
         return self._answering is not None and _has_no_domain(domain, self._answering[0])
 
 
-def clients_jar(cookies: Mapping[str, str] | httpx.Cookies | None) -> httpx.Cookies:
+def clients_jar(cookies: GivenJar) -> httpx.Cookies:
     """Return a jar for the client with a copy of ``cookies``, which gives each cookie the test
-    sets its creation as it is set (in the order of a mapping).
+    sets its creation as it is set (in the order of a mapping or of pairs).
 
     The standard library's jar, as httpx makes it, left the test's cookies without one until a
     request's copy took them, in the order it walks them: by name on Python 3.10, a domain
     after the other on later versions (not the order the test set them in).
+
+    Raises:
+        TypeError: For ``cookies`` in no form httpx's own client takes.
     """
     jar = httpx.Cookies(_Jar(_Policy()))
     if isinstance(cookies, httpx.Cookies):
-        for cookie in cookies.jar:
+        cookies = cookies.jar
+    if isinstance(cookies, http.cookiejar.CookieJar):
+        for cookie in cookies:
             jar.jar.set_cookie(copy.copy(cookie))
     elif cookies is not None:
-        for name, value in cookies.items():
+        for name, value in _pairs(cookies):
             jar.set(name, value)
     return jar
+
+
+def _pairs(cookies: object) -> list[tuple[str, str]]:
+    """The names and values of ``cookies``, a mapping or pairs, all checked before any is set."""
+    # NOTE: httpx's client takes pairs too ([("a", "1")]); they failed here with "'list'
+    # object has no attribute 'items'". A string is no list of pairs, though iterable.
+    items = cookies.items() if isinstance(cookies, Mapping) else cookies
+    pairs = list(items) if isinstance(items, Iterable) and not isinstance(items, str) else None
+    if pairs is None or not all(
+        isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+        for pair in pairs
+    ):
+        raise TypeError(
+            "cookies must be a mapping of names to values or (name, value) pairs, all "
+            f"strings, an httpx.Cookies or a CookieJar, not {cookies!r}"
+        )
+    return pairs
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import httpx
 
+from ._target import root_path_refused
 from ._testing_sides import browsers_url
 
 INTERFACES = ("wsgi", "asgi", "both")
@@ -24,6 +25,11 @@ def check_root_path(root_path: str) -> None:
             f"root_path must start with '/' and not end with one, nor hold '//', such as "
             f"'/app', got {root_path!r}"
         )
+    # NOTE: as microweb serve --root-path refuses it: taken, the app built links that led out
+    # of it ("/a/../b/x") or nowhere, and a test passed for a mount no server would serve.
+    refused = root_path_refused(root_path, "root_path") if root_path else None
+    if refused is not None:
+        raise ValueError(refused)
 
 
 def ignored_headers(ignore_headers: Iterable[str]) -> frozenset[str]:

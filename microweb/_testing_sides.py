@@ -443,6 +443,25 @@ async def arecord_answer(response: httpx.Response) -> None:
     record_answer(response)
 
 
+def stop_if_reported(request: httpx.Request) -> None:
+    """Raise, before ``request`` is sent, the first error the app reported as unhandled while
+    the request's ``TestClient`` call watches for them (``raise_server_exceptions=True``).
+
+    Only a followed redirect finds one: the answer it follows had a failed after-response
+    callback (a request's own call starts with none reported).
+    """
+    # NOTE: the redirect was followed first: the page it led to ran (a POST's 303 to a GET
+    # that changes something) before the test saw the error of the request it had sent.
+    reported = unhandled_errors.get()
+    if reported:
+        raise reported[0]
+
+
+async def astop_if_reported(request: httpx.Request) -> None:
+    """``stop_if_reported()`` as the ASGI side's httpx client calls it."""
+    stop_if_reported(request)
+
+
 def assert_same(
     method: str, url: str, a: httpx.Response, b: httpx.Response, ignored: frozenset[str]
 ) -> None:

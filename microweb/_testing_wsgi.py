@@ -23,7 +23,7 @@ from ._errors import InterfaceWarning
 from ._limits import MAX_INT_DIGITS, Limits
 from ._target import strip_root
 from ._testing_content import CheckedStream
-from ._testing_sides import Answer, Side, record_answer
+from ._testing_sides import Answer, Side, record_answer, stop_if_reported
 
 if TYPE_CHECKING:
     from ._app import App
@@ -428,7 +428,10 @@ def wsgi_side(
     transport = WSGITransport(
         validated(driver), reader(peer), lambda: driver.closed, root_path, lambda: body_cap(app)
     )
-    return driver, Side(transport=transport, event_hooks={"response": [record_answer]})
+    return driver, Side(
+        transport=transport,
+        event_hooks={"request": [stop_if_reported], "response": [record_answer]},
+    )
 
 
 def reader(peer: list[tuple[str, int] | None]) -> Callable[[], tuple[str, int] | None]:

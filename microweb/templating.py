@@ -83,7 +83,17 @@ def _processed(processor: ContextProcessor, request: Request) -> Mapping[str, An
             f"context processor {processor!r} returned {type(variables).__name__}, not a "
             "mapping of template variables"
         )
+    _check_names(variables, f"context processor {processor!r}")
     return variables
+
+
+def _check_names(variables: Mapping[Any, Any], given_by: str) -> None:
+    """Raise ``TypeError`` if a key of ``variables``, which ``given_by`` gave, is no string."""
+    # NOTE: Jinja found it only as the page began ("keywords must be strings", naming no
+    # variable): stream() then sent a 200 and cut it off, where a 500 was still to give.
+    for name in variables:
+        if not isinstance(name, str):
+            raise TypeError(f"template variable names must be strings: {given_by} gave {name!r}")
 
 
 class _CompiledLoader(jinja2.FileSystemLoader):
@@ -431,6 +441,7 @@ class Templates:
             variables.update(_processed(processor, request))
         if context:
             variables.update(context)
+            _check_names(variables, "the context")
         return variables
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 from ._testing_asgi import Lifespan, LoopThread, asgi_side
 from ._testing_close import close_asgi_side, close_now, close_wsgi_side, on_drop, stop_asgi_side
 from ._testing_content import async_content, encoded_once, one_body, replayed, sync_content
-from ._testing_cookies import GivenCookies, clients_jar, keep_answers, side_jar
+from ._testing_cookies import GivenCookies, GivenJar, clients_jar, keep_answers, side_jar
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
 from ._testing_options import (
@@ -78,8 +78,9 @@ class TestClient:
             depends on it, such as ``ProxyHeaders``; ``None`` for a peer with no address, as
             a Unix socket's (``request.client`` is ``None``).
         headers: Headers sent with every request and WebSocket handshake.
-        cookies: Cookies to start with (a mapping of names to values, or an
-            ``httpx.Cookies``); they go to the app's host on any path.
+        cookies: Cookies to start with, in any form httpx's client takes them (a mapping of
+            names to values, ``(name, value)`` pairs, an ``httpx.Cookies`` or a
+            ``CookieJar``); they go to the app's host on any path.
         follow_redirects: Whether requests follow redirects (each request may say otherwise
             with ``follow_redirects=``); off by default, as in httpx.
         ignore_headers: Header names (any case) that ``"both"`` leaves out of its
@@ -115,7 +116,7 @@ class TestClient:
             answer only; under ``"both"``, the WSGI side's, once both sides have answered,
             so both get the same request); each request and handshake sends what it holds
             then, in a browser's order. A test may read it, ``set()``, ``delete()``,
-            ``clear()``, or assign a mapping.
+            ``clear()``, or assign anything ``cookies=`` takes.
         follow_redirects: As given; read on every request. A followed redirect goes where
             a browser goes, with the method a browser uses.
         raise_server_exceptions: As given; read on every request and WebSocket handshake.
@@ -139,7 +140,7 @@ class TestClient:
         client: tuple[str, int] | None = CLIENT_ADDRESS,
         *,
         headers: Mapping[str, str] | None = None,
-        cookies: Mapping[str, str] | httpx.Cookies | None = None,
+        cookies: GivenJar = None,
         follow_redirects: bool = False,
         ignore_headers: Iterable[str] = (),
         raise_server_exceptions: bool = False,
@@ -211,7 +212,7 @@ class TestClient:
         return self._cookies
 
     @cookies.setter
-    def cookies(self, cookies: Mapping[str, str] | httpx.Cookies | None) -> None:
+    def cookies(self, cookies: GivenJar) -> None:
         # NOTE: a copy; a Cookies keeps domain and path.
         self._cookies = clients_jar(cookies)
 

@@ -457,6 +457,32 @@ def test_stream_finds_the_template_and_runs_the_processors_in_the_handler(
     assert any(isinstance(e, jinja2.TemplateNotFound) for e in errors)
 
 
+@pytest.mark.parametrize("given", ["context", "processor"])
+@pytest.mark.parametrize("how", ["render", "stream"])
+def test_a_variable_name_that_is_not_a_string_is_a_500_in_the_handler(
+    folder: Path, make_client: MakeClient, colour: str, how: str, given: str
+) -> None:
+    # NOTE: Jinja found it only as the page began, with "keywords must be strings", which
+    # named no variable: a streamed page was then a 200 cut off after its headers.
+    context: dict[Any, Any] = {1: "one", "title": "T"} if given == "context" else {}
+    processors = [lambda request: {1: "one"}] if given == "processor" else []
+    templates = Templates(folder, context_processors=processors)
+    app = App()
+
+    def page(request: Request) -> Response:
+        try:
+            return getattr(templates, how)(request, "page.html", context)  # type: ignore[no-any-return]
+        except TypeError as exc:
+            return Response.text(str(exc), status=500)
+
+    app.get("/page")(in_colour(colour, page))
+    app.get("/notes/{note_id:int}", name="note")(lambda request, note_id: "")
+    answer = make_client(app).get("/page")
+    assert answer.status_code == 500
+    assert "template variable names must be strings" in answer.text
+    assert "1" in answer.text
+
+
 def test_a_streamed_template_that_raises_is_cut_off_and_logged(
     folder: Path, make_client: MakeClient, colour: str, caplog: pytest.LogCaptureFixture
 ) -> None:

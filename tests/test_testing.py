@@ -724,6 +724,24 @@ def test_root_path_must_be_a_prefix(root_path: str) -> None:
         TestClient(App(), root_path=root_path)
 
 
+@pytest.mark.parametrize(
+    ("root_path", "reason"),
+    [
+        ("/a/../b", "root_path must have no '.' or '..' segment"),
+        ("/app/.", "root_path must have no '.' or '..' segment"),
+        ("/a?b", "root_path must be a path alone, with no '?' or '#'"),
+        ("/a#b", "root_path must be a path alone, with no '?' or '#'"),
+        ("/caf%C3%A9", "root_path is matched with the decoded path"),
+        ("/a\nb", "root_path must be printable UTF-8 text"),
+    ],
+)
+def test_root_path_is_refused_as_microweb_serve_refuses_it(root_path: str, reason: str) -> None:
+    # NOTE: taken, the app built links that led out of it ("/a/../b/x" is "/x" to a browser)
+    # or nowhere ("/caf%25C3%25A9/x"), and a test passed for a mount no server would serve.
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        TestClient(App(), root_path=root_path)
+
+
 @pytest.mark.parametrize("interface", ["asgi", "both"])
 def test_websocket_connect_sends_cookies_and_default_headers(interface: str) -> None:
     options: dict[str, Any] = {"headers": {"x-token": "t1"}}

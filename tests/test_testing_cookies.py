@@ -989,3 +989,33 @@ def test_a_domain_of_dots_is_empty_with_one_dot_alone(
     with TestClient(line_app(), interface=interface) as client:
         client.get("/set", params={"line": f"a=1; Domain={domain}"})
         assert client.get("/line").text == ("a=1" if kept else "none")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        [("a", "1"), ("b", "2")],
+        (("a", "1"), ("b", "2")),
+        httpx.Cookies([("a", "1"), ("b", "2")]).jar,
+    ],
+    ids=["list", "tuple", "cookiejar"],
+)
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_cookies_are_taken_in_every_form_httpx_takes(interface: str, given: Any) -> None:
+    # NOTE: httpx's Client(cookies=...) takes pairs and a CookieJar; the client's failed with
+    # "AttributeError: 'list' object has no attribute 'items'", given or assigned.
+    with TestClient(_cookie_app(), interface=interface, cookies=given) as client:
+        assert client.get("/seen").json() == {"a": "1", "b": "2"}
+        client.cookies = given
+        client.get("/login")
+        assert client.get("/seen").json() == {"a": "1", "b": "2", "session": "s1"}
+
+
+@pytest.mark.parametrize("given", ["a=1", [("a",)], [("a", 1)], {"a": 1}, 7])
+def test_cookies_of_no_form_httpx_takes_are_a_type_error(given: Any) -> None:
+    with pytest.raises(TypeError, match="cookies"):
+        TestClient(_cookie_app(), cookies=given)
+    client = TestClient(_cookie_app())
+    with pytest.raises(TypeError, match="cookies"):
+        client.cookies = given
+    assert dict(client.cookies) == {}

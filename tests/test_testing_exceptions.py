@@ -194,6 +194,39 @@ def test_an_after_response_error_is_raised_once_every_callback_ran(
 
 
 @pytest.mark.parametrize("interface", INTERFACES)
+def test_a_redirects_after_response_error_is_raised_before_it_is_followed(
+    interface: str, colour: str
+) -> None:
+    # NOTE: the redirect was followed first: the page it led to ran (a POST's 303 to a GET
+    # that changes something, say) before the test saw the error of the request it sent.
+    boom = Boom("after the redirect")
+    ran: list[str] = []
+    app = App()
+
+    def callback() -> None:
+        raise boom
+
+    @app.post("/old")
+    def old(request: Request) -> Response:
+        request.after_response(in_colour(colour, callback))
+        return Response.redirect("/new", status=303)
+
+    @app.get("/new")
+    def new(request: Request) -> str:
+        ran.append("new")
+        return "new"
+
+    with TestClient(app, interface=interface, raise_server_exceptions=True) as client:
+        with pytest.raises(Boom) as raised:
+            client.post("/old", follow_redirects=True)
+        assert raised.value is boom
+        if interface != "both":  # NOTE: stream() is for one interface
+            with pytest.raises(Boom), client.stream("POST", "/old", follow_redirects=True):
+                pass
+    assert ran == []
+
+
+@pytest.mark.parametrize("interface", INTERFACES)
 def test_errors_the_app_answers_are_not_raised(interface: str, colour: str) -> None:
     class Gone(HTTPError):
         pass
