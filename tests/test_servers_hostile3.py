@@ -420,3 +420,44 @@ def test_a_closing_requests_body_in_pieces_is_read_whole(server: Server, head: b
     statuses = [status for status in _statuses(answer) if status != b"100"]
     assert statuses == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert answer.endswith(b"\r\n\r\nhello-there-you"), answer[-300:]
+
+
+_SMUGGLED = b"GET /url HTTP/1.1\r\nHost: smuggled\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [b"Content-Length: 5\r\nContent-Length: 5", b"Content-Length: 5, 5", b"Content-Length: 5,5"],
+    ids=["two-lines", "list", "list-no-space"],
+)
+def test_a_content_length_given_twice_is_400_under_every_server(
+    server: Server, lengths: bytes
+) -> None:
+    # SPEC: RFC 9110 8.6, a recipient either refuses repeated Content-Length values or keeps
+    # one. NOTE: h11 kept one and served it, where Waitress and httptools answer 400: a proxy
+    # that reads such a head otherwise frames the body otherwise.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"hello" + _SMUGGLED)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"smuggled" not in answer
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /url HTTP/1.1\nHost: x\r\n\r\n",
+        b"GET /url HTTP/1.1\r\nHost: x\nX-A: a\r\n\r\n",
+        b"GET /url HTTP/1.1\r\nHost: x\r\nX-A: a\n\r\n",
+    ],
+    ids=["request-line", "field-line", "last-field-line"],
+)
+def test_a_bare_lf_in_a_head_is_400_under_every_server(server: Server, head: bytes) -> None:
+    # SPEC: RFC 9112 2.2, a recipient MAY take a bare LF as a line end. NOTE: h11 did, where
+    # Waitress and httptools answer 400; a proxy that doesn't sees other lines.
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + _SMUGGLED)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"smuggled" not in answer
