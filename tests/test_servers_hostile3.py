@@ -7,6 +7,7 @@ is not installed. Each test sends raw bytes and reads the answer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import select
@@ -461,3 +462,39 @@ def test_a_bare_lf_in_a_head_is_400_under_every_server(server: Server, head: byt
         answer = _answer(sock)
     assert _statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
+
+
+def test_a_body_of_an_upgrade_not_taken_is_never_a_request(server: Server) -> None:
+    # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade; the request and its body stay HTTP.
+    # NOTE: httptools ended the request at its head and stopped there as for a protocol
+    # switch: Uvicorn dropped the rest of that read, and parsed the next reads, the body, as
+    # requests. A proxy that passes Upgrade on (nginx set up for WebSockets) and sends the
+    # body as a body had its client's bytes answered as a request of their own.
+    head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(_SMUGGLED))
+        time.sleep(0.2)
+        sock.sendall(_SMUGGLED)
+        # NOTE: Waitress and h11 keep the connection for a next request: what came in a
+        # second is all there is.
+        sock.settimeout(1)
+        answer = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert b"smuggled" not in answer, answer[-300:]
+    expected = [b"400"] if server.name == "uvicorn-httptools" else [b"200"]
+    assert _statuses(answer) == expected, answer[-300:]
+
+
+def test_a_request_after_an_upgrade_not_taken_is_answered(server: Server) -> None:
+    # NOTE: curl --http2 asks for h2c on an http:// URL. httptools stopped at the head, and
+    # Uvicorn dropped the rest of the read: a request pipelined there was never answered.
+    head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    head += b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+    following = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + following)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"200", b"200"], answer[-300:]
+    assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
