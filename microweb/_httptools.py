@@ -233,27 +233,28 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
         a WebSocket handshake's head for the WebSocket protocol."""
         self._unset_keepalive_if_required()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            message = "Invalid HTTP request received."
-            self.logger.warning(message)
-            self.send_400_response(message)
-        except httptools.HttpParserUpgrade as upgrade:
-            if not self._should_upgrade():
-                self._unsupported_upgrade_warning()
-                # NOTE: an upgrade not taken (h2c, which curl --http2 asks for) stays HTTP:
-                # Uvicorn dropped the rest of the read, and a request pipelined there was
-                # never answered. httptools parses on from there.
+        while data:
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                message = "Invalid HTTP request received."
+                self.logger.warning(message)
+                self.send_400_response(message)
+            except httptools.HttpParserUpgrade as upgrade:
                 rest = data[upgrade.args[0] :]
-                if rest and not self.refused:
-                    self._feed(rest)
-                return
-            # NOTE: httptools tells where the head ended; Uvicorn dropped what came after it,
-            # and so the frames a client sent with its handshake (RFC 6455 4.1 asks it to
-            # wait for the 101, but the bytes were on the connection): it waited for answers.
-            self.after_handshake = data[upgrade.args[0] :]
-            self.handle_websocket_upgrade()
+                if not self._should_upgrade():
+                    self._unsupported_upgrade_warning()
+                    # NOTE: an upgrade not taken (h2c, which curl --http2 asks for) stays
+                    # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
+                    # there was never answered. httptools parses on from there.
+                    data = b"" if self.refused else rest
+                    continue
+                # NOTE: httptools tells where the head ended; Uvicorn dropped what came after
+                # it, and so the frames a client sent with its handshake (RFC 6455 4.1 asks it
+                # to wait for the 101, but the bytes were on the connection): it waited.
+                self.after_handshake = rest
+                self.handle_websocket_upgrade()
+            return
 
     def _hand_over(self, data: bytes) -> None:
         """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
