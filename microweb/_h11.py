@@ -113,6 +113,10 @@ class FramedConnection(h11.Connection):
             self.too_large = exc.error_status_hint == 431 and state is h11.IDLE
             raise
         if isinstance(event, h11.Request):
+            if event.http_version not in (b"1.0", b"1.1"):
+                # SPEC: RFC 9112 2.3. NOTE: h11 served any HTTP/x.y as HTTP/1.1, where
+                # Waitress and httptools answer 400 (microweb serve's).
+                raise h11.RemoteProtocolError("HTTP version not served", 400)
             if head_size(event) >= self._max_incomplete_event_size:
                 # NOTE: h11 measures only a head that is still incomplete after a read, and a
                 # read is 256 KiB at most: a head of up to twice that was served if it ended

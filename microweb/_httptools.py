@@ -73,6 +73,14 @@ _REFUSAL = (
     b"\r\n"
     b"request header fields too large"
 )
+_VERSION_REFUSAL = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 23\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"HTTP version not served"
+)
 _UPGRADE_REFUSAL = (
     b"HTTP/1.1 400 Bad Request\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
@@ -272,6 +280,11 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         self.reading_head, self.heads = False, self.heads + 1
         if self._head_size() >= self.max_head_size:
             self._refuse()
+        elif self.parser.get_http_version() not in ("1.0", "1.1"):
+            # SPEC: RFC 9112 2.3. NOTE: httptools reads HTTP/2.0, and a request line without
+            # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
+            self.logger.warning("HTTP version not served: refused with 400")
+            self._refuse(_VERSION_REFUSAL)
         elif self.parser.should_upgrade() and not self._should_upgrade() and has_body(self.headers):
             # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
             # any other. NOTE: httptools ends the request at its head all the same (the body

@@ -498,3 +498,18 @@ def test_a_request_after_an_upgrade_not_taken_is_answered(server: Server) -> Non
         answer = _answer(sock)
     assert _statuses(answer) == [b"200", b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
+
+
+@pytest.mark.parametrize("version", [b" HTTP/1.2", b" HTTP/2.0", b" HTTP/9.9", b""])
+def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
+    server: Server, version: bytes
+) -> None:
+    # SPEC: RFC 9112 2.3, a server answers a version it does not serve with an error. NOTE:
+    # Waitress served each one (and closed), h11 served HTTP/x.y as HTTP/1.1 (and kept the
+    # connection), httptools served HTTP/2.0 and a request line without a version (0.9),
+    # and answered 400 to the others.
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /url" + version + b"\r\nHost: x\r\n\r\n" + _SMUGGLED)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"smuggled" not in answer
