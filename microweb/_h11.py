@@ -34,27 +34,55 @@ CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 class FoldChecked:
     """h11's receive buffer, as its reader of a request head sees it, refusing a head whose
-    ``Transfer-Encoding`` or ``Content-Length`` is folded onto the next line (obs-fold)."""
+    ``Transfer-Encoding`` or ``Content-Length`` is folded onto the next line (obs-fold), that
+    gives ``Content-Length`` more than once, or that ends a line with a bare LF."""
 
     def __init__(self, buf: Any) -> None:
         self.buf = buf
 
     def maybe_extract_lines(self) -> list[bytearray] | None:
-        """Return the head's lines as h11's buffer does, once no framing field is folded.
+        """Return the head's lines as h11's buffer does, once they pass the checks above.
 
         Raises:
-            h11.RemoteProtocolError: For a folded framing field (400).
+            h11.RemoteProtocolError: For a head that fails one (400).
         """
+        size = len(self.buf)
         lines: list[bytearray] | None = self.buf.maybe_extract_lines()
-        folded = folded_framing(lines or ())
+        if not lines:
+            return lines
+        # NOTE: h11 cuts each line at its LF and drops one CR before it, if any: the head
+        # taken is as long as its lines with a CRLF each, and the blank line's, only if
+        # every line ended in CRLF.
+        if size - len(self.buf) != sum(len(line) + 2 for line in lines) + 2:
+            # SPEC: RFC 9112 2.2, a recipient MAY take a bare LF as a line end. NOTE: h11
+            # did, where Waitress and httptools answer 400: a proxy that doesn't reads other
+            # lines, and another framing, in the same bytes.
+            raise h11.RemoteProtocolError("bare LF in the request head", 400)
+        folded = folded_framing(lines)
         if folded is not None:
             # NOTE: the head's 400, as httptools answers (see folded_framing).
             raise h11.RemoteProtocolError(f"folded {folded.decode()} line", 400)
+        if repeated_length(lines):
+            # SPEC: RFC 9110 8.6, a recipient either refuses repeated Content-Length values
+            # or keeps one. NOTE: h11 kept one ("5, 5", or two lines of 5), where Waitress
+            # and httptools answer 400: the same head was served under one server only.
+            raise h11.RemoteProtocolError("Content-Length given more than once", 400)
         return lines
 
     def is_next_line_obviously_invalid_request_line(self) -> bool:
         """Answer as h11's buffer does."""
         return bool(self.buf.is_next_line_obviously_invalid_request_line())
+
+
+def repeated_length(lines: list[bytearray]) -> bool:
+    """Return whether a request head's ``lines`` give ``Content-Length`` more than once, on
+    two lines or as a list."""
+    values = 0
+    for line in lines:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            values += value.count(b",") + 1
+    return values > 1
 
 
 def read_head(buf: Any) -> Any:
@@ -85,6 +113,10 @@ class FramedConnection(h11.Connection):
             self.too_large = exc.error_status_hint == 431 and state is h11.IDLE
             raise
         if isinstance(event, h11.Request):
+            if event.http_version not in (b"1.0", b"1.1"):
+                # SPEC: RFC 9112 2.3. NOTE: h11 served any HTTP/x.y as HTTP/1.1, where
+                # Waitress and httptools answer 400 (microweb serve's).
+                raise h11.RemoteProtocolError("HTTP version not served", 400)
             if head_size(event) >= self._max_incomplete_event_size:
                 # NOTE: h11 measures only a head that is still incomplete after a read, and a
                 # read is 256 KiB at most: a head of up to twice that was served if it ended
@@ -139,7 +171,8 @@ def head_size(request: h11.Request) -> int:
 
 class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
     """``H11Protocol`` that closes a connection whose request stopped coming, refuses a
-    request framed both by ``Transfer-Encoding`` and ``Content-Length``, and answers a head of
+    request framed both by ``Transfer-Encoding`` and ``Content-Length``, or by two
+    ``Content-Length`` values, or a head with a bare LF, and answers a head of
     ``MAX_HEAD_SIZE`` or more with 431, as Waitress and ``BoundedHttpTools`` do."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -21,6 +21,10 @@ HTTP/1.0 has no word for, and the client read the chunk sizes as the body.
 Frames that a client sent with its WebSocket handshake (before the 101 it should wait for)
 were lost: Uvicorn handed the WebSocket protocol the handshake alone. Here that protocol gets
 every byte read after the handshake's head.
+
+A request asking for another ``Upgrade`` (``h2c``) stays HTTP, as under Waitress and h11:
+httptools ends it at its head, and Uvicorn parsed its body as the next request, and dropped
+a request pipelined after it. Here one with a body is refused (400), and the rest is parsed.
 """
 
 from __future__ import annotations
@@ -68,6 +72,22 @@ _REFUSAL = (
     b"connection: close\r\n"
     b"\r\n"
     b"request header fields too large"
+)
+_VERSION_REFUSAL = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 23\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"HTTP version not served"
+)
+_UPGRADE_REFUSAL = (
+    b"HTTP/1.1 400 Bad Request\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 42\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"a body with an Upgrade request is not read"
 )
 
 
@@ -221,21 +241,28 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         """Give ``data`` to httptools, as Uvicorn's ``data_received`` does; keep what follows
         a WebSocket handshake's head for the WebSocket protocol."""
         self._unset_keepalive_if_required()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            message = "Invalid HTTP request received."
-            self.logger.warning(message)
-            self.send_400_response(message)
-        except httptools.HttpParserUpgrade as upgrade:
-            if not self._should_upgrade():
-                self._unsupported_upgrade_warning()
-                return
-            # NOTE: httptools tells where the head ended; Uvicorn dropped what came after it,
-            # and so the frames a client sent with its handshake (RFC 6455 4.1 asks it to
-            # wait for the 101, but the bytes were on the connection): it waited for answers.
-            self.after_handshake = data[upgrade.args[0] :]
-            self.handle_websocket_upgrade()
+        while data:
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                message = "Invalid HTTP request received."
+                self.logger.warning(message)
+                self.send_400_response(message)
+            except httptools.HttpParserUpgrade as upgrade:
+                rest = data[upgrade.args[0] :]
+                if not self._should_upgrade():
+                    self._unsupported_upgrade_warning()
+                    # NOTE: an upgrade not taken (h2c, which curl --http2 asks for) stays
+                    # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
+                    # there was never answered. httptools parses on from there.
+                    data = b"" if self.refused else rest
+                    continue
+                # NOTE: httptools tells where the head ended; Uvicorn dropped what came after
+                # it, and so the frames a client sent with its handshake (RFC 6455 4.1 asks it
+                # to wait for the 101, but the bytes were on the connection): it waited.
+                self.after_handshake = rest
+                self.handle_websocket_upgrade()
+            return
 
     def _hand_over(self, data: bytes) -> None:
         """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
@@ -253,6 +280,19 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
         self.reading_head, self.heads = False, self.heads + 1
         if self._head_size() >= self.max_head_size:
             self._refuse()
+        elif self.parser.get_http_version() not in ("1.0", "1.1"):
+            # SPEC: RFC 9112 2.3. NOTE: httptools reads HTTP/2.0, and a request line without
+            # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
+            self.logger.warning("HTTP version not served: refused with 400")
+            self._refuse(_VERSION_REFUSAL)
+        elif self.parser.should_upgrade() and not self._should_upgrade() and has_body(self.headers):
+            # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
+            # any other. NOTE: httptools ends the request at its head all the same (the body
+            # is taken for the new protocol's), and Uvicorn parsed that body as the next
+            # requests: a body was answered as a request of its own where Waitress and h11,
+            # and a proxy before the app, read it as a body.
+            self.logger.warning("Upgrade request with a body: refused with 400")
+            self._refuse(_UPGRADE_REFUSAL)
         else:
             if self.expect_100_continue and self.parser.get_http_version() == "1.0":
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
@@ -418,15 +458,19 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             return
         super().send_400_response(msg)
 
-    def _refuse(self) -> None:
+    def _refuse(self, refusal: bytes = _REFUSAL) -> None:
+        """Answer the request whose head was just read with ``refusal`` (by default, 431 for
+        a head too large), after the requests before it, and close."""
         self.refused = True
-        size = self.max_head_size
-        self.logger.warning("request head of %d bytes or more: refused with 431", size)
+        if refusal is _REFUSAL:
+            size = self.max_head_size
+            self.logger.warning("request head of %d bytes or more: refused with 431", size)
+        answer = functools.partial(self._answer_refusal, refusal)
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            self._after_earlier(cycle, self._answer_431)
+            self._after_earlier(cycle, answer)
             return
-        self._answer_431()
+        answer()
 
     def _after_earlier(self, cycle: RequestResponseCycle, answer: Callable[[], None]) -> None:
         """Send ``answer()`` once ``cycle``, the last request read, is answered: requests
@@ -440,14 +484,23 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             self._unset_keepalive_if_required()
             answer()
 
-    def _answer_431(self) -> None:
-        self.transport.write(_REFUSAL)
+    def _answer_refusal(self, refusal: bytes) -> None:
+        self.transport.write(refusal)
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what
         # still comes, and close after a pause.
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER, self.transport.close)
+
+
+def has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Return whether a request head's ``headers`` (names in lower case) frame a body: a
+    ``Transfer-Encoding``, or a ``Content-Length`` other than 0."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 \t")):
+            return True
+    return False
 
 
 def with_path(target: bytes) -> bytes:

@@ -54,6 +54,8 @@ logger = logging.getLogger("microweb")
 # CPU, of 60,000 folded lines 168 ms; 2,000 lines take about 5 ms (hostile140). Twice
 # Limits.max_headers, which the app checks again.
 MAX_HEAD_LINES = 2000
+# NOTE: the HTTP versions a request may name: no other is HTTP/1.x framing.
+SERVED_VERSIONS = ("1.0", "1.1")
 # NOTE: how often the drain looks at its connections when nothing wakes it.
 DRAIN_TICK = 0.05
 # NOTE: how often, at most, the server looks for connections that stopped reading.
@@ -511,7 +513,8 @@ class OrderlyParser(ChunkedParser):
         one whose ``Content-Length`` has more digits than ``int()`` reads with 413.
 
         Raises:
-            ParsingError: (Waitress's 400, and the connection closed) for a target that is
+            ParsingError: (Waitress's 400, and the connection closed) for a version other
+                than HTTP/1.0 and HTTP/1.1 (or none, 0.9), for a target that is
                 neither a path nor absolute-form (``http:/x``, ``#f``), for a
                 ``Transfer-Encoding`` in a request that is not HTTP/1.1, or with a
                 ``Content-Length``, or that names ``chunked`` twice, or no coding at all, or a
@@ -521,6 +524,10 @@ class OrderlyParser(ChunkedParser):
         """
         if self._refused(header_plus):
             return
+        if self.version not in SERVED_VERSIONS:
+            # SPEC: RFC 9112 2.3. NOTE: Waitress served any HTTP/x.y, and a request line
+            # without a version, where httptools and h11 answer 400 to most.
+            raise ParsingError(f"HTTP version {self.version or 'missing'} is not served")
         if self.request_uri[:1] != "/" and (self.path[:1] == "/" or not self.path):
             target = self.request_uri.encode("latin-1").partition(b"?")[0].partition(b"#")[0]
             if target_path(target, self.command) is None:
@@ -530,8 +537,8 @@ class OrderlyParser(ChunkedParser):
                 raise ParsingError("request target is not a path")
         if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
             # SPEC: RFC 9112 6.1, an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-            # NOTE: Waitress reads chunked bodies in HTTP/1.1 only: it framed an HTTP/1.0 (or
-            # 1.2) body by its Content-Length, or as empty, and kept the connection, so the
+            # NOTE: Waitress reads chunked bodies in HTTP/1.1 only: it framed an HTTP/1.0
+            # body by its Content-Length, or as empty, and kept the connection, so the
             # chunks were read as the next request, one no proxy before it had seen.
             raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
         if not self.chunked and TRANSFER_ENCODING_LINE.search(header_plus):

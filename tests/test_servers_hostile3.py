@@ -7,6 +7,7 @@ is not installed. Each test sends raw bytes and reads the answer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import select
@@ -420,3 +421,95 @@ def test_a_closing_requests_body_in_pieces_is_read_whole(server: Server, head: b
     statuses = [status for status in _statuses(answer) if status != b"100"]
     assert statuses == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert answer.endswith(b"\r\n\r\nhello-there-you"), answer[-300:]
+
+
+_SMUGGLED = b"GET /url HTTP/1.1\r\nHost: smuggled\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [b"Content-Length: 5\r\nContent-Length: 5", b"Content-Length: 5, 5", b"Content-Length: 5,5"],
+    ids=["two-lines", "list", "list-no-space"],
+)
+def test_a_content_length_given_twice_is_400_under_every_server(
+    server: Server, lengths: bytes
+) -> None:
+    # SPEC: RFC 9110 8.6, a recipient either refuses repeated Content-Length values or keeps
+    # one. NOTE: h11 kept one and served it, where Waitress and httptools answer 400: a proxy
+    # that reads such a head otherwise frames the body otherwise.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"hello" + _SMUGGLED)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"smuggled" not in answer
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /url HTTP/1.1\nHost: x\r\n\r\n",
+        b"GET /url HTTP/1.1\r\nHost: x\nX-A: a\r\n\r\n",
+        b"GET /url HTTP/1.1\r\nHost: x\r\nX-A: a\n\r\n",
+    ],
+    ids=["request-line", "field-line", "last-field-line"],
+)
+def test_a_bare_lf_in_a_head_is_400_under_every_server(server: Server, head: bytes) -> None:
+    # SPEC: RFC 9112 2.2, a recipient MAY take a bare LF as a line end. NOTE: h11 did, where
+    # Waitress and httptools answer 400; a proxy that doesn't sees other lines.
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + _SMUGGLED)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"smuggled" not in answer
+
+
+def test_a_body_of_an_upgrade_not_taken_is_never_a_request(server: Server) -> None:
+    # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade; the request and its body stay HTTP.
+    # NOTE: httptools ended the request at its head and stopped there as for a protocol
+    # switch: Uvicorn dropped the rest of that read, and parsed the next reads, the body, as
+    # requests. A proxy that passes Upgrade on (nginx set up for WebSockets) and sends the
+    # body as a body had its client's bytes answered as a request of their own.
+    head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(_SMUGGLED))
+        time.sleep(0.2)
+        sock.sendall(_SMUGGLED)
+        # NOTE: Waitress and h11 keep the connection for a next request: what came in a
+        # second is all there is.
+        sock.settimeout(1)
+        answer = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert b"smuggled" not in answer, answer[-300:]
+    expected = [b"400"] if server.name == "uvicorn-httptools" else [b"200"]
+    assert _statuses(answer) == expected, answer[-300:]
+
+
+def test_a_request_after_an_upgrade_not_taken_is_answered(server: Server) -> None:
+    # NOTE: curl --http2 asks for h2c on an http:// URL. httptools stopped at the head, and
+    # Uvicorn dropped the rest of the read: a request pipelined there was never answered.
+    head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+    head += b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+    following = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(head + following)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"200", b"200"], answer[-300:]
+    assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
+
+
+@pytest.mark.parametrize("version", [b" HTTP/1.2", b" HTTP/2.0", b" HTTP/9.9", b""])
+def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
+    server: Server, version: bytes
+) -> None:
+    # SPEC: RFC 9112 2.3, a server answers a version it does not serve with an error. NOTE:
+    # Waitress served each one (and closed), h11 served HTTP/x.y as HTTP/1.1 (and kept the
+    # connection), httptools served HTTP/2.0 and a request line without a version (0.9),
+    # and answered 400 to the others.
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /url" + version + b"\r\nHost: x\r\n\r\n" + _SMUGGLED)
+        answer = _answer(sock)
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"smuggled" not in answer
