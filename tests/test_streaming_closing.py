@@ -1719,6 +1719,14 @@ class _RowsClosedLate:
         self.events.append("rows closed")
 
 
+async def _noted(events: list[str]) -> None:
+    """Wait up to 2 s for a close, run in a kept task, to note in ``events`` that it ran."""
+    for _ in range(100):
+        if events:
+            return
+        await asyncio.sleep(0.02)
+
+
 @pytest.mark.parametrize("cancelled", ["stop()", "twice"])
 def test_a_sync_streams_async_close_runs_after_its_closer_gave_up(
     recwarn: pytest.WarningsRecorder, cancelled: str
@@ -1743,10 +1751,7 @@ def test_a_sync_streams_async_close_runs_after_its_closer_gave_up(
         with contextlib.suppress(asyncio.CancelledError):
             await closing
         release.set()
-        for _ in range(100):
-            if events:
-                break
-            await asyncio.sleep(0.02)
+        await _noted(events)
 
     asyncio.run(run())
     assert events == ["rows closed"]
@@ -1787,10 +1792,7 @@ def test_an_any_thread_streams_async_close_runs_when_its_close_returns_it(
         release.set()
         with contextlib.suppress(asyncio.CancelledError):
             await closing
-        for _ in range(100):
-            if events:
-                break
-            await asyncio.sleep(0.02)
+        await _noted(events)
 
     asyncio.run(run())
     assert events == ["rows closed"]
