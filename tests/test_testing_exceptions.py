@@ -226,6 +226,26 @@ def test_a_redirects_after_response_error_is_raised_before_it_is_followed(
     assert ran == []
 
 
+@pytest.mark.parametrize("interface", ["wsgi", "asgi"])
+def test_a_call_that_raises_nothing_inside_a_raising_stream_raises_nothing(
+    interface: str, colour: str
+) -> None:
+    # NOTE: a call with raise_server_exceptions=False, inside the with block of a stream()
+    # that raises them, took that block's list of errors: its app's 500 was raised at the
+    # block's exit, and its next request raised it before it was sent (the redirect check).
+    boom = Boom("the quiet client's")
+    with (
+        TestClient(_failing_app(colour, boom), interface=interface) as quiet,
+        TestClient(App(), interface=interface, raise_server_exceptions=True) as client,
+        client.stream("GET", "/") as streamed,
+    ):
+        assert quiet.get("/").status_code == 500
+        assert quiet.get("/").status_code == 500
+        client.raise_server_exceptions = False
+        assert client.get("/").status_code == 404
+    assert streamed.status_code == 404
+
+
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_errors_the_app_answers_are_not_raised(interface: str, colour: str) -> None:
     class Gone(HTTPError):
