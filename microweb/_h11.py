@@ -30,6 +30,8 @@ MAX_HEAD_SIZE = 256 * 1024
 LINGER = 2.0
 # NOTE: a control byte but HTAB (h11 has refused NUL, CR and LF already).
 CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# NOTE: empty lines (CRLF) before a request line.
+EMPTY_LINES = re.compile(rb"(?:\r\n)*")
 
 
 class FoldChecked:
@@ -49,10 +51,13 @@ class FoldChecked:
         """
         size = len(self.buf)
         lines: list[bytearray] | None = self.buf.maybe_extract_lines()
-        while lines == [] and size - len(self.buf) == 2:
+        if lines == [] and size - len(self.buf) == 2:
             # SPEC: RFC 9112 2.2, a server SHOULD ignore an empty line (CRLF) before the
             # request line. NOTE: h11 answered 400, where Waitress and httptools skip it: a
-            # client that ends a POST's body with one lost its next request.
+            # client that ends a POST's body with one lost its next request. The others
+            # are skipped at once: one by one, a read of them cost 0.1 s (256 KiB).
+            more = EMPTY_LINES.match(bytes(self.buf))
+            self.buf.maybe_extract_at_most(more.end() if more else 0)
             size = len(self.buf)
             lines = self.buf.maybe_extract_lines()
         if not lines:
