@@ -520,9 +520,10 @@ def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
     [
         (b"\r\n", 1),
         (b"\r\n\r\n", 1),
+        (b"\r\n" * 10_000, 1),
         (b"POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab\r\n", 2),
     ],
-    ids=["one", "two", "after-a-body"],
+    ids=["one", "two", "many", "after-a-body"],
 )
 def test_an_empty_line_before_a_request_line_is_skipped_under_every_server(
     server: Server, before: bytes, answers: int
