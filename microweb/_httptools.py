@@ -65,29 +65,19 @@ _ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
 MAX_PARSED_TARGET = 65535
 
-_REFUSAL = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 31\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"request header fields too large"
+
+def _closing_refusal(status: bytes, text: bytes) -> bytes:
+    """The bytes of a plain-text answer with ``status`` that closes the connection."""
+    head = b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n" % status
+    return head + b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(text), text)
+
+
+_REFUSAL = _closing_refusal(
+    b"431 Request Header Fields Too Large", b"request header fields too large"
 )
-_VERSION_REFUSAL = (
-    b"HTTP/1.1 400 Bad Request\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 23\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"HTTP version not served"
-)
-_UPGRADE_REFUSAL = (
-    b"HTTP/1.1 400 Bad Request\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 42\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"a body with an Upgrade request is not read"
+_VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not served")
+_UPGRADE_REFUSAL = _closing_refusal(
+    b"400 Bad Request", b"a body with an Upgrade request is not read"
 )
 
 
