@@ -79,7 +79,7 @@ class TestClient:
             a Unix socket's (``request.client`` is ``None``).
         headers: Headers sent with every request and WebSocket handshake.
         cookies: Cookies to start with, in any form httpx's client takes them (a mapping of
-            names to values, ``(name, value)`` pairs, an ``httpx.Cookies`` or a
+            names to values, ``(name, value)`` pairs as tuples or lists, an ``httpx.Cookies`` or a
             ``CookieJar``); they go to the app's host on any path.
         follow_redirects: Whether requests follow redirects (each request may say otherwise
             with ``follow_redirects=``); off by default, as in httpx.
