@@ -406,6 +406,8 @@ class Router(RouteRegistry):
             raise ValueError(
                 "this router is included in that one; two routers cannot include each other"
             )
+        if any(chain[0] is router for chain in self._inner.values()):
+            raise included_again(router)
         count = len(self.routes)
         try:
             for route in list(router.routes):
@@ -499,6 +501,16 @@ def _check_template(prefix: str) -> None:
                 f"Router prefix {prefix!r}: {{{segment.name}:path}} takes the rest of the path, "
                 "so it can only end a route's template, not a prefix"
             )
+
+
+def included_again(router: Router) -> ValueError:
+    """The error of ``include(router)`` where ``router`` is included already."""
+    # NOTE: it said "GET /api/x is registered twice ('x' and 'x')", naming no mistake.
+    named = f"Router(prefix={router.prefix!r})" if router.prefix else "Router()"
+    return ValueError(
+        f"{named} is included here already: include() copied its routes, and a second "
+        "would register each of them twice"
+    )
 
 
 def check_includable(router: object) -> None:
