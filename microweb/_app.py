@@ -26,6 +26,7 @@ from ._router import (
     check_includable,
     compiled_marks_kept,
     error_registrar,
+    included_again,
 )
 from ._routing import (
     Route,
@@ -342,6 +343,8 @@ class App(RouteRegistry, HookRegistry, ConverterRegistry):
                 request and its path parameters.
         """
         check_includable(router)
+        if any(included is router for included, _ in self._inclusions):
+            raise included_again(router)
         self._check_all(router)
         if self._plan is None:
             for route in router.routes:

@@ -54,8 +54,9 @@ class ShutdownError(RuntimeError):
 
 
 class Ending(Exception):
-    """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``
-    (``ended``), carried to the step's generator: the drivers throw only exceptions back in."""
+    """An ``async def`` startup or shutdown step's ``SystemExit`` or ``KeyboardInterrupt``, or
+    an after-response callback's (or its ``GeneratorExit``), ``ended``, carried to the step's
+    or the callbacks' generator: the drivers throw only exceptions back in."""
 
     def __init__(self, ended: BaseException) -> None:
         super().__init__(repr(ended))
@@ -155,6 +156,11 @@ def run_after(calls: AfterCalls, named: Callable[[], str]) -> Effects:
 
     A callback may add another (``request.after_response`` again): it runs too, at the end.
     ``named`` gives the request's method and path, for the log line of a failure.
+
+    Raises:
+        BaseException: Once all ran, the first ``KeyboardInterrupt``, ``SystemExit`` or
+            ``GeneratorExit`` a callback raised, as it was raised, for the server (as a
+            handler's goes there).
     """
     # PERF: taken from a deque, not by calls.pop(0), which moved every later entry: 100,000
     # callbacks of one request took 1.43 s under WSGI, quadratic in their number (0.04 s for
@@ -177,6 +183,7 @@ def _run_pending(
     named: Callable[[], str],
     passing: BaseException | None,
 ) -> Effects:
+    ended: BaseException | None = None
     while pending or calls:
         if not pending:
             pending.extend(calls)
@@ -184,13 +191,18 @@ def _run_pending(
         target, args, kwargs = pending.popleft()
         try:
             if target.is_async:
-                yield target.fn(*args, **kwargs)
+                yield _await_carried(target.fn(*args, **kwargs))
             else:
-                returned = yield Offload(target.fn, args, kwargs)
+                returned = yield Offload(_call_carried, (target.fn, *args), kwargs)
                 if isinstance(returned, Coroutine):
                     _never_awaited(returned)
                 elif isinstance(returned, (Generator, AsyncGenerator)):
                     _never_iterated(returned)
+        except Ending as carrier:
+            # NOTE: the callbacks after it never ran, though no served process ends for it
+            # (both servers log it and serve on): a lock or a file they were to release stayed
+            # held. Not logged here: it goes on to the server, which logs it.
+            ended = ended or carrier.ended
         except Exception as exc:
             if passing is not None:
                 _unchain(exc, passing)
@@ -199,6 +211,53 @@ def _run_pending(
             # run callbacks of several requests at once.
             logger.error("after-response callback %s of %s failed", name, named(), exc_info=exc)
             report_unhandled(exc)
+    if ended is not None:
+        if passing is not None:
+            _unchain(ended, passing)
+            # NOTE: raised here, where passing is handled, it takes it as its context again:
+            # the server logged it "during handling of" a stream's error, logged before.
+            ended.__suppress_context__ = ended.__context__ is None or ended.__suppress_context__
+        try:
+            raise ended
+        finally:
+            del ended  # NOTE: no cycle through this frame and the error's traceback.
+
+
+# NOTE: what app code raises that is no error of its request (see docs/errors.md): it goes on
+# to the server.
+_ENDING = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _call_carried(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call a ``def`` callback; its ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit``
+    comes out as ``Ending``, which the drivers throw back in (an ``Offload``'s own went past
+    the callbacks' generator under WSGI, and a ``GeneratorExit`` under ASGI too).
+
+    Raises:
+        Ending: Carrying what ended it.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except _ENDING as exc:
+        raise Ending(exc) from None
+
+
+async def _await_carried(awaitable: Awaitable[Any]) -> Any:
+    """Await an ``async def`` callback, as ``_call_carried`` calls a ``def`` one.
+
+    Raises:
+        Ending: Carrying what ended it.
+    """
+    try:
+        return await awaitable
+    except _ENDING as exc:
+        # NOTE: a GeneratorExit raised here, at the await, with no frame of the callback's
+        # below, is this coroutine's own closing (close() closes the callback's first): it
+        # goes on, or close() would fail.
+        traceback = exc.__traceback__
+        if isinstance(exc, GeneratorExit) and traceback is not None and traceback.tb_next is None:
+            raise
+        raise Ending(exc) from None
 
 
 def _unchain(exc: BaseException, passing: BaseException) -> None:

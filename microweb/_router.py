@@ -13,7 +13,7 @@ from ._effects import Colored
 from ._errors import ClientDisconnect
 from ._limits import RouteLimits, check_route_limits
 from ._plan import ErrorHandler
-from ._route_templates import parse_template
+from ._route_templates import Param, parse_template
 from ._routing import (
     HTTP_METHODS,
     NO_CONFIG,
@@ -352,9 +352,12 @@ class Router(RouteRegistry):
             both set.
 
     Raises:
-        ValueError: If the prefix does not start with ``/``, starts with ``//`` or ends
-            with ``/`` (``"/"`` too: leave the prefix out for routes at the root).
-        TypeError: If ``skip`` is one string instead of a list.
+        ValueError: If the prefix does not start with ``/``, holds ``//`` or ends
+            with ``/`` (``"/"`` too: leave the prefix out for routes at the root), holds a
+            ``?``, ``#``, %-escape, control character, ``.`` or ``..`` segment, a segment that
+            begins or ends with a space, or a parameter that is malformed, named twice or
+            ``{name:path}``.
+        TypeError: If ``skip`` is one string instead of a list, or the prefix is no ``str``.
     """
 
     def __init__(
@@ -370,6 +373,7 @@ class Router(RouteRegistry):
                 "root, leave it out, Router()"
             )
         check_prefix(prefix, "Router", "routes")
+        _check_template(prefix)
         self.prefix = prefix
         self.skip = skip_names(skip)
         # NOTE: a read-only copy: changed after routes were added, it would not reach them.
@@ -402,6 +406,8 @@ class Router(RouteRegistry):
             raise ValueError(
                 "this router is included in that one; two routers cannot include each other"
             )
+        if any(chain[0] is router for chain in self._inner.values()):
+            raise included_again(router)
         count = len(self.routes)
         try:
             for route in list(router.routes):
@@ -474,6 +480,37 @@ class Router(RouteRegistry):
                 ``async def`` function.
         """
         return error_registrar(self.error_handlers, key)
+
+
+def _check_template(prefix: str) -> None:
+    """Refuse a router prefix that is no template's start: a malformed parameter, one named
+    twice, or a ``{name:path}`` one, which takes the rest of the path.
+
+    A parameter is taken (``"/{tenant}"``): each route of the router gets it.
+    """
+    if not prefix:
+        return
+    # NOTE: taken, "/a{" failed at the router's first route, with a message about its template.
+    try:
+        segments = parse_template(prefix)
+    except ValueError as exc:
+        raise ValueError(f"Router prefix {prefix!r}: {exc}") from None
+    for segment in segments:
+        if isinstance(segment, Param) and segment.converter == "path":
+            raise ValueError(
+                f"Router prefix {prefix!r}: {{{segment.name}:path}} takes the rest of the path, "
+                "so it can only end a route's template, not a prefix"
+            )
+
+
+def included_again(router: Router) -> ValueError:
+    """The error of ``include(router)`` where ``router`` is included already."""
+    # NOTE: it said "GET /api/x is registered twice ('x' and 'x')", naming no mistake.
+    named = f"Router(prefix={router.prefix!r})" if router.prefix else "Router()"
+    return ValueError(
+        f"{named} is included here already: include() copied its routes, and a second "
+        "would register each of them twice"
+    )
 
 
 def check_includable(router: object) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from ._limits import RouteLimits
 from ._route_templates import Param, Segment
+from ._target import root_path_refused
 
 Handler = Callable[..., Any]
 
@@ -213,9 +215,19 @@ NO_CONFIG: Mapping[str, Any] = MappingProxyType({})
 
 
 def check_prefix(prefix: str, owner: str, reached: str) -> None:
-    """Refuse a ``Router`` or ``Static`` prefix (``owner``) that does not start with ``/``,
-    ends with one, or starts with ``//``, which no request could reach its ``reached`` under.
+    """Refuse a ``Router`` or ``Static`` prefix (``owner``) that no request could reach its
+    ``reached`` under, or only one that no client means.
+
+    Raises:
+        TypeError: For a prefix that is no ``str`` (``b"/api"``, ``None``).
+        ValueError: For one that does not start with ``/``, ends with one, holds ``//``, a
+            ``?`` or ``#``, a %-escape, a control character, a ``.`` or ``..`` segment, or a
+            segment that begins or ends with a space; the message names it and says why.
     """
+    if not isinstance(prefix, str):
+        # NOTE: b"/api" failed with "startswith first arg must be bytes...", None with an
+        # AttributeError, neither naming the prefix.
+        raise TypeError(f"{owner} prefix must be a str, not {type(prefix).__name__}: {prefix!r}")
     if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
         raise ValueError(f"{owner} prefix {prefix!r} must start with '/' and not end with '/'")
     if prefix.startswith("//"):
@@ -223,6 +235,24 @@ def check_prefix(prefix: str, owner: str, reached: str) -> None:
         raise ValueError(
             f"{owner} prefix {prefix!r} starts with '//': the leading slashes of a request's "
             f"path collapse into one, so no request could reach its {reached}"
+        )
+    if "//" in prefix:
+        # NOTE: a prefix glued from two ("/api/" + "/v1"): reached only by "/api//v1/...",
+        # which a proxy that merges slashes never passes on. A template may still hold one.
+        raise ValueError(
+            f"{owner} prefix {prefix!r} holds '//', an empty segment that only a request "
+            f"with '//' reaches: write {re.sub('/+', '/', prefix)!r}"
+        )
+    # NOTE: taken, "/api?x" and "/a%2Fb" were reached by no request ("/a%252Fb" alone), and
+    # "/api\n" (a setting read with its newline) by "/api%0A" alone.
+    refused = root_path_refused(prefix, f"{owner} prefix {prefix!r}")
+    if refused is not None:
+        raise ValueError(refused)
+    if any(segment != segment.strip(" ") for segment in prefix.split("/")):
+        stripped = "/".join(segment.strip(" ") for segment in prefix.split("/"))
+        raise ValueError(
+            f"{owner} prefix {prefix!r} has a segment that begins or ends with a space, which "
+            f"only a request with %20 there reaches: write {stripped!r}"
         )
 
 

@@ -18,7 +18,7 @@ import re
 import time
 import urllib.request
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 import httpx
@@ -39,7 +39,7 @@ GivenCookies = weakref.WeakKeyDictionary[http.cookiejar.Cookie, http.cookiejar.C
 
 # NOTE: the cookies a test may give the client, as httpx's own client takes them.
 GivenJar = (
-    Mapping[str, str] | Iterable[tuple[str, str]] | httpx.Cookies | http.cookiejar.CookieJar | None
+    Mapping[str, str] | Iterable[Sequence[str]] | httpx.Cookies | http.cookiejar.CookieJar | None
 )
 
 # NOTE: the path of a request, as the jar reads it, which typeshed leaves out.
@@ -337,17 +337,22 @@ def _pairs(cookies: object) -> list[tuple[str, str]]:
     """The names and values of ``cookies``, a mapping or pairs, all checked before any is set."""
     # NOTE: httpx's client takes pairs too ([("a", "1")]); they failed here with "'list'
     # object has no attribute 'items'". A string is no list of pairs, though iterable.
+    # A pair is any sequence of two strings, a list as well as a tuple ([["a", "1"]], as httpx
+    # takes it), but no string: httpx would read "ab" as the name a with the value b.
     items = cookies.items() if isinstance(cookies, Mapping) else cookies
-    pairs = list(items) if isinstance(items, Iterable) and not isinstance(items, str) else None
-    if pairs is None or not all(
-        isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
-        for pair in pairs
+    given = list(items) if isinstance(items, Iterable) and not isinstance(items, str) else None
+    if given is None or not all(
+        isinstance(pair, Sequence)
+        and not isinstance(pair, (str, bytes, bytearray))
+        and len(pair) == 2
+        and all(isinstance(part, str) for part in pair)
+        for pair in given
     ):
         raise TypeError(
             "cookies must be a mapping of names to values or (name, value) pairs, all "
             f"strings, an httpx.Cookies or a CookieJar, not {cookies!r}"
         )
-    return pairs
+    return [(name, value) for name, value in given]
 
 
 def copied(cookies: httpx.Cookies) -> httpx.Cookies:

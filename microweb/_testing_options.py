@@ -4,6 +4,7 @@ shows a value it takes."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any, overload
 
 import httpx
 
@@ -16,6 +17,39 @@ INTERFACES = ("wsgi", "asgi", "both")
 def check_interface(interface: str) -> None:
     if interface not in INTERFACES:
         raise ValueError(f"interface must be 'wsgi', 'asgi' or 'both', not {interface!r}")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``.
+
+    Raises:
+        TypeError: For anything else, which httpx and Starlette's client read by its truth:
+            ``follow_redirects="no"`` followed redirects, ``raise_server_exceptions=0`` was off.
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+class Flag:
+    """An option of the client that is ``True`` or ``False``, checked as it is set (given to
+    the client or assigned to it later)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name, self._attribute = name, f"_{name}"
+
+    @overload
+    def __get__(self, client: None, owner: type) -> Flag: ...
+    @overload
+    def __get__(self, client: object, owner: type | None = None) -> bool: ...
+    def __get__(self, client: object, owner: type | None = None) -> bool | Flag:
+        if client is None:
+            return self
+        flag: bool = getattr(client, self._attribute)
+        return flag
+
+    def __set__(self, client: object, value: Any) -> None:
+        setattr(client, self._attribute, check_flag(self._name, value))
 
 
 def check_root_path(root_path: str) -> None:

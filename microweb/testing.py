@@ -34,7 +34,9 @@ from ._testing_cookies import GivenCookies, GivenJar, clients_jar, keep_answers,
 from ._testing_handshake import handshake_scope
 from ._testing_http import SyncBody
 from ._testing_options import (
+    Flag,
     browsers_base_url,
+    check_flag,
     check_interface,
     check_peer,
     check_root_path,
@@ -79,7 +81,7 @@ class TestClient:
             a Unix socket's (``request.client`` is ``None``).
         headers: Headers sent with every request and WebSocket handshake.
         cookies: Cookies to start with, in any form httpx's client takes them (a mapping of
-            names to values, ``(name, value)`` pairs, an ``httpx.Cookies`` or a
+            names to values, ``(name, value)`` pairs as tuples or lists, an ``httpx.Cookies`` or a
             ``CookieJar``); they go to the app's host on any path.
         follow_redirects: Whether requests follow redirects (each request may say otherwise
             with ``follow_redirects=``); off by default, as in httpx.
@@ -101,8 +103,9 @@ class TestClient:
             ``https://`` URL with a host (or that has a query, a fragment, a port past
             65535 or a host that ends in a number and is no IPv4 address), or a
             ``root_path`` that does not start with ``/`` or that ends with one.
-        TypeError: If ``ignore_headers`` is one string, or ``client`` is neither a
-            ``(host, port)`` tuple nor ``None``.
+        TypeError: If ``ignore_headers`` is one string, ``client`` is neither a
+            ``(host, port)`` tuple nor ``None``, or ``follow_redirects`` or
+            ``raise_server_exceptions`` is not a ``bool``.
 
     Attributes:
         base_url: As given; read on every request and WebSocket handshake, and checked as
@@ -117,9 +120,11 @@ class TestClient:
             so both get the same request); each request and handshake sends what it holds
             then, in a browser's order. A test may read it, ``set()``, ``delete()``,
             ``clear()``, or assign anything ``cookies=`` takes.
-        follow_redirects: As given; read on every request. A followed redirect goes where
+        follow_redirects: As given (``True`` or ``False``, as any assigned value, or a
+            ``TypeError``); read on every request. A followed redirect goes where
             a browser goes, with the method a browser uses.
-        raise_server_exceptions: As given; read on every request and WebSocket handshake.
+        raise_server_exceptions: As given (``True`` or ``False``, as any assigned value);
+            read on every request and WebSocket handshake.
             An error an error handler answered, an ``HTTPError`` and a ``ClientDisconnect``
             are never raised; an error in a streamed body always is, as the response cannot
             be completed.
@@ -131,6 +136,8 @@ class TestClient:
     """
 
     __test__ = False  # NOTE: not a test class, whatever pytest thinks of the name.
+    follow_redirects = Flag()
+    raise_server_exceptions = Flag()
 
     def __init__(
         self,
@@ -287,11 +294,12 @@ class TestClient:
 
         Raises:
             TypeError: For two bodies (``json=`` beside ``data=``, say), which httpx would
-                send one of.
+                send one of, or a ``follow_redirects`` that is not a ``bool``.
         """
         one_body(kwargs)
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
+        check_flag("follow_redirects", kwargs["follow_redirects"])
         if self.interface == "wsgi":
             return self._wsgi_request(method, url, kwargs, [], keep=True)
         if self.interface == "asgi":
@@ -394,6 +402,7 @@ class TestClient:
         one_body(kwargs)
         kwargs["headers"] = self._headers_for(kwargs.get("headers"))
         kwargs.setdefault("follow_redirects", self.follow_redirects)
+        check_flag("follow_redirects", kwargs["follow_redirects"])
         with reporting(self.raise_server_exceptions) as reported:
             response = self._open(method, url, kwargs)
             try:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import threading
+import traceback
+import types
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -373,6 +376,95 @@ def test_a_generator_function_as_a_callback_is_logged(
         "it returned a generator",
         "it returned an async generator",
     ]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("ending", [GeneratorExit, KeyboardInterrupt, SystemExit])
+def test_a_callback_that_raises_a_base_exception_lets_the_rest_run_first(
+    make_client: MakeClient,
+    colour: str,
+    kind: str,
+    ending: type[BaseException],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: the callbacks after it never ran (a lock or a file they would release stayed
+    # held), though the servers log such an error and serve on: they run, then it goes on to
+    # the server as a handler's does. A GeneratorExit that app code raises is one of these.
+    log: list[str] = []
+    sync_callback, async_callback = recorder(log)
+    app = App()
+
+    def ends() -> None:
+        raise ending("from the callback")
+
+    async def aends() -> None:
+        await asyncio.sleep(0)
+        raise ending("from the callback")
+
+    def body(request: Request) -> str:
+        request.after_response(sync_callback, "before")
+        request.after_response(ends if kind == "sync" else aends)
+        request.after_response(sync_callback, "s")
+        request.after_response(ends if kind == "sync" else aends)
+        request.after_response(async_callback, "a")
+        return "sent"
+
+    add_handler(app, colour, body)
+    add_handler(app, colour, lambda request: "fine", "/fine")
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        with pytest.raises(ending, match="from the callback") as raised:
+            client.get("/")
+        assert client.get("/fine").text == "fine"
+    assert threads(log) == ["sync before", "sync s", "async a"]
+    # NOTE: the first of them, as it was raised, and not wrapped or chained to the second.
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
+    assert not [r for r in caplog.records if "after-response callback" in r.getMessage()]
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_callbacks_system_exit_past_a_streams_error_is_not_shown_as_during_it(
+    make_client: MakeClient, kind: str
+) -> None:
+    app = App()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"a"
+        raise LookupError("gone")
+
+    def ends() -> None:
+        sys.exit("from the callback")
+
+    @app.get("/")
+    def stream(request: Request) -> Response:
+        request.after_response(in_colour(kind, ends))
+        return Response.stream(chunks())
+
+    with pytest.raises(SystemExit) as raised:
+        make_client(app).get("/")
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "from the callback" in shown and "LookupError" not in shown
+
+
+def test_a_callbacks_coroutine_closed_unfinished_is_closed_quietly() -> None:
+    # NOTE: the GeneratorExit of a close is no callback's own: it goes on, and close() ends.
+    from microweb._effects import _await_carried
+
+    @types.coroutine
+    def pause() -> Iterator[None]:
+        yield
+
+    finished: list[str] = []
+
+    async def callback() -> None:
+        try:
+            await pause()
+        finally:
+            finished.append("finally")
+
+    awaiting = _await_carried(callback())
+    awaiting.send(None)
+    awaiting.close()
+    assert finished == ["finally"]
 
 
 def test_a_callback_may_add_another(make_client: MakeClient) -> None:

@@ -3,6 +3,7 @@ the router's error handlers first, then the app's; 404/405 use the app's."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -285,7 +286,7 @@ def test_a_router_cannot_include_itself_and_checks_what_it_includes() -> None:
     inner = Router()
     inner.get("/x")(lambda request: "x")
     api.include(inner)
-    with pytest.raises(ValueError, match="registered twice"):
+    with pytest.raises(ValueError, match=r"^Router\(\) is included here already"):
         api.include(inner)
     assert [route.template for route in api.routes] == ["/api/x"]
     assert [route.template for route in inner.routes] == ["/x"]  # NOTE: inner is unchanged.
@@ -542,3 +543,68 @@ def test_a_failed_compile_leaves_the_routers_uncompiled(colour: str) -> None:
     with TestClient(app) as client:
         assert client.get("/api/x").headers.get("x-flow") == "api"
     assert trail == ["api in", "api out"]
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["before start", "after start"])
+def test_a_router_included_twice_in_one_app_is_told_so(started: bool) -> None:
+    # NOTE: it said "GET /api/x is registered twice ('nothing' and 'nothing')", which named
+    # no mistake of the test's: the router was one, included twice.
+    api, app = api_app_of_one_missing_item("sync")
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(TestClient(app)) if started else None
+        with pytest.raises(ValueError, match=r"^Router\(prefix='/api'\) is included here already"):
+            app.include(api)
+        assert [route.template for route in app.routes] == ["/api/x"]
+        if client is not None:
+            assert client.get("/api/x").status_code == 404
+
+
+def test_a_router_included_twice_in_one_router_is_told_so() -> None:
+    api, v1 = Router(prefix="/api"), Router(prefix="/v1")
+    add(api, "sync", "/x", nothing)
+    v1.include(api)
+    with pytest.raises(ValueError, match=r"^Router\(prefix='/api'\) is included here already"):
+        v1.include(api)
+    assert [route.template for route in v1.routes] == ["/v1/api/x"]
+
+
+def test_a_router_included_in_two_apps_serves_in_each_with_its_flows_and_handlers(
+    make_client: MakeClient, colour: str
+) -> None:
+    trail: list[str] = []
+    api = Router(prefix="/api")
+    add(api, colour, "/x", nothing)
+    api.middleware(tagging_flow("api", trail, colour))
+    api.error_handler(404)(lambda request, exc: ({"by": "api"}, 404))
+    first, second = App(), App()
+    first.include(api)
+    second.include(api)
+    with make_client(first) as one, make_client(second) as two:
+        for client in (one, two):
+            response = client.get("/api/x")
+            assert (response.json(), response.headers.get_list("x-flow")) == (
+                {"by": "api"},
+                ["api"],
+            )
+        # NOTE: both apps compiled it: a flow added now would run in neither.
+        with pytest.raises(ValueError, match="register them before"):
+            api.middleware(tagging_flow("late", trail, colour))
+        with pytest.raises(ValueError, match="added to a router already included"):
+            add(api, colour, "/y", nothing)
+    assert first.url_for(f"{colour} /x") == second.url_for(f"{colour} /x") == "/api/x"
+    assert trail == ["api in", "api out"] * 2
+
+
+def test_a_route_name_taken_in_the_app_and_in_a_router_is_refused_either_way() -> None:
+    for app_first in (True, False):
+        app, api = App(), Router(prefix="/api")
+        api.get("/x", name="x")(lambda request: "router")
+        if app_first:
+            app.get("/x", name="x")(lambda request: "app")
+            with pytest.raises(ValueError, match=r"two routes are named 'x'.*pass name="):
+                app.include(api)
+        else:
+            app.include(api)
+            with pytest.raises(ValueError, match=r"two routes are named 'x'.*pass name="):
+                app.get("/x", name="x")(lambda request: "app")
+        assert [route.template for route in app.routes] == ["/x" if app_first else "/api/x"]

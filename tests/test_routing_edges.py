@@ -35,6 +35,82 @@ def test_a_router_prefix_that_starts_with_two_slashes_is_refused() -> None:
         Router(prefix="//evil.example")
 
 
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("api", "must start with '/' and not end with '/'"),
+        ("/api/", "must start with '/' and not end with '/'"),
+        # NOTE: taken, each of these made a router whose routes no request reached (or only a
+        # request no client means: "/a%252Fb/x" for "/a%2Fb"), or failed at the first route
+        # with a message about its template rather than the prefix.
+        ("/a//b", "holds '//'"),
+        ("/a/", "must start with '/' and not end with '/'"),
+        ("/api?x", "must be a path alone, with no '?' or '#'"),
+        ("/api#top", "must be a path alone, with no '?' or '#'"),
+        ("/a%2Fb", "is matched with the decoded path"),
+        ("/caf%C3%A9", "is matched with the decoded path"),
+        ("/api\n", "must be printable UTF-8 text"),
+        ("/a\tb", "must be printable UTF-8 text"),
+        ("/api ", "a segment that begins or ends with a space"),
+        ("/ api/v1", "a segment that begins or ends with a space"),
+        ("/a/../b", "'.' or '..' segment"),
+        ("/.", "'.' or '..' segment"),
+        ("/a{", "is not a parameter"),
+        ("/<int:id>", "{id:int}"),
+        ("/{x}/{x}", "names parameter 'x' twice"),
+        ("/{rest:path}", "{rest:path} takes the rest of the path"),
+    ],
+)
+def test_a_router_prefix_no_request_could_reach_is_refused_at_once(
+    prefix: str, reason: str
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        Router(prefix=prefix)
+    message = str(refused.value)
+    assert message.startswith(f"Router prefix {prefix!r}") and reason in message
+
+
+@pytest.mark.parametrize("prefix", [b"/api", None, 5, ["/api"]])
+def test_a_router_prefix_that_is_no_string_is_a_type_error(prefix: object) -> None:
+    # NOTE: b"/api" failed with "startswith first arg must be bytes or a tuple of bytes, not
+    # str", None with an AttributeError.
+    with pytest.raises(
+        TypeError, match=rf"^Router prefix must be a str, not {type(prefix).__name__}"
+    ):
+        Router(prefix=prefix)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "params"),
+    [
+        ("/my files", "/my%20files/items", {}),
+        ("/café", "/caf%C3%A9/items", {}),
+        ("/{tenant}", "/acme/items", {"tenant": "acme"}),
+        ("/shop/{shop:int}/v1", "/shop/7/v1/items", {"shop": "7"}),
+    ],
+)
+def test_router_prefixes_with_spaces_text_or_parameters_are_served(
+    make_client: MakeClient, prefix: str, path: str, params: dict[str, str]
+) -> None:
+    router = Router(prefix=prefix)
+
+    @router.get("/items", name="items")
+    def items(request: Request, **found: object) -> dict[str, object]:
+        return {"path": request.path, "params": {k: str(v) for k, v in found.items()}}
+
+    @router.get("/", name="root")
+    def root(request: Request, **found: object) -> str:
+        return "root"
+
+    app = App()
+    app.include(router)
+    assert app.url_for("items", **params) == path
+    with make_client(app) as client:
+        answer = client.get(path).json()
+        assert answer["params"] == params
+        assert client.get(path.removesuffix("/items")).text == "root"
+
+
 def test_empty_segments_after_the_first_stay_allowed(make_client: MakeClient) -> None:
     app = App()
     app.get("/a//b", name="inner")(_text)

@@ -742,6 +742,43 @@ def test_root_path_is_refused_as_microweb_serve_refuses_it(root_path: str, reaso
         TestClient(App(), root_path=root_path)
 
 
+@pytest.mark.parametrize("option", ["follow_redirects", "raise_server_exceptions"])
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, None, "True"])
+def test_flags_that_are_not_a_bool_are_a_type_error(option: str, value: object) -> None:
+    # NOTE: httpx and Starlette's client read these by their truth: follow_redirects="no"
+    # followed redirects, raise_server_exceptions="false" raised, with no word.
+    message = f"{option} must be True or False, got {value!r}"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        TestClient(App(), **{option: value})
+    client = TestClient(App())
+    with pytest.raises(TypeError, match=re.escape(message)):
+        setattr(client, option, value)
+    assert getattr(client, option) is False
+
+
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "both"])
+def test_a_requests_follow_redirects_that_is_not_a_bool_is_a_type_error(interface: str) -> None:
+    app = App()
+
+    @app.get("/from")
+    def moved(request: Request) -> Response:
+        return Response.redirect("/to")
+
+    with TestClient(app, interface=interface) as client:
+        with pytest.raises(TypeError, match="follow_redirects must be True or False, got 'no'"):
+            client.get("/from", follow_redirects="no")
+        assert client.get("/from", follow_redirects=False).status_code in (302, 303, 307)
+        assert client.get("/from", follow_redirects=True).status_code == 404
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_flags_take_a_bool(flag: bool) -> None:
+    client = TestClient(App(), follow_redirects=flag, raise_server_exceptions=flag)
+    assert client.follow_redirects is flag and client.raise_server_exceptions is flag
+    client.follow_redirects = client.raise_server_exceptions = not flag
+    assert client.follow_redirects is not flag and client.raise_server_exceptions is not flag
+
+
 @pytest.mark.parametrize("interface", ["asgi", "both"])
 def test_websocket_connect_sends_cookies_and_default_headers(interface: str) -> None:
     options: dict[str, Any] = {"headers": {"x-token": "t1"}}

@@ -996,14 +996,17 @@ def test_a_domain_of_dots_is_empty_with_one_dot_alone(
     [
         [("a", "1"), ("b", "2")],
         (("a", "1"), ("b", "2")),
+        [["a", "1"], ["b", "2"]],
+        [("a", "1"), ["b", "2"]],
         httpx.Cookies([("a", "1"), ("b", "2")]).jar,
     ],
-    ids=["list", "tuple", "cookiejar"],
+    ids=["list", "tuple", "lists", "mixed", "cookiejar"],
 )
 @pytest.mark.parametrize("interface", INTERFACES)
 def test_cookies_are_taken_in_every_form_httpx_takes(interface: str, given: Any) -> None:
     # NOTE: httpx's Client(cookies=...) takes pairs and a CookieJar; the client's failed with
-    # "AttributeError: 'list' object has no attribute 'items'", given or assigned.
+    # "AttributeError: 'list' object has no attribute 'items'", given or assigned, and then
+    # refused pairs given as lists ([["a", "1"]]), which httpx takes.
     with TestClient(_cookie_app(), interface=interface, cookies=given) as client:
         assert client.get("/seen").json() == {"a": "1", "b": "2"}
         client.cookies = given
@@ -1011,7 +1014,22 @@ def test_cookies_are_taken_in_every_form_httpx_takes(interface: str, given: Any)
         assert client.get("/seen").json() == {"a": "1", "b": "2", "session": "s1"}
 
 
-@pytest.mark.parametrize("given", ["a=1", [("a",)], [("a", 1)], {"a": 1}, 7])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "a=1",
+        [("a",)],
+        [("a", 1)],
+        {"a": 1},
+        7,
+        # NOTE: a string of two characters unpacks as a pair in httpx ("ab" sets a=b): refused.
+        ["ab"],
+        [["a", "1", "2"]],
+        [{"a", "1"}],
+        [b"a="],
+        [(b"a", b"1")],
+    ],
+)
 def test_cookies_of_no_form_httpx_takes_are_a_type_error(given: Any) -> None:
     with pytest.raises(TypeError, match="cookies"):
         TestClient(_cookie_app(), cookies=given)

@@ -7,6 +7,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -206,6 +207,20 @@ def test_static_refuses_bad_arguments(tmp_path: Path) -> None:
     # NOTE: said of the prefix, not of the route template "//x/{path:path}" (review169).
     with pytest.raises(ValueError, match=r"^Static prefix '//x' starts with '//'"):
         Static(tmp_path, prefix="//x")
+    # NOTE: as a Router's prefix: each of these was taken, and no request reached the files.
+    for prefix, reason in [
+        ("/a//b", "holds '//'"),
+        ("/static?v=1", "with no '?' or '#'"),
+        ("/a%2Fb", "matched with the decoded path"),
+        ("/static\n", "printable"),
+        ("/static ", "begins or ends with a space"),
+    ]:
+        with pytest.raises(
+            ValueError, match=rf"^Static prefix {re.escape(repr(prefix))}.*{re.escape(reason)}"
+        ):
+            Static(tmp_path, prefix=prefix)
+    with pytest.raises(TypeError, match=r"^Static prefix must be a str, not bytes"):
+        Static(tmp_path, prefix=b"/static")  # type: ignore[arg-type]
     for prefix in ("/{lang}", "/{lang}/static", "/x{y}z", "/a}"):
         with pytest.raises(ValueError, match=r"can't hold route parameters"):
             Static(tmp_path, prefix=prefix)
