@@ -246,13 +246,15 @@ class Headers:
     ``HTTPError`` answering 400 (``missing header 'name'``), as a missing query parameter does.
     """
 
-    __slots__ = ("__index", "_list")
+    __slots__ = ("_list", "_microweb_index")
     # NOTE: the lines of each name (see INDEXED_FROM), with the list they were read from and
-    # its length. Past INDEXED_FROM lines, add() and headers[name] = value change the index
-    # with the list; otherwise a list is only replaced (del, pop) or lengthened (add, a new
-    # name set, trusted_headers(), the framework's own code), so an index of another list or
-    # length is stale and made again. Mangled: a subclass's own "_index" slot stays its own.
-    __index: tuple[list[tuple[str, str]], int, dict[str, list[str]]]
+    # its length. Past INDEXED_FROM lines, add(), headers[name] = value, del and pop() change
+    # the index with the list; otherwise a list is only replaced (del, pop) or lengthened
+    # (add, a new name set, trusted_headers(), the framework's own code), so an index of
+    # another list or length is stale and made again. Named so that no subclass's own slot
+    # takes its place: "__index" was mangled to _Headers__index, which a user's subclass also
+    # named Headers made with a "__index" of its own (review303).
+    _microweb_index: tuple[list[tuple[str, str]], int, dict[str, list[str]]]
     # NOTE: the class and the slots of a subclass's own that copy() copies (_slot_names()),
     # found at its first copy, where the class is not its own (inherited). Found by
     # __init_subclass__, a subclass's that called no super() kept its subclasses' from it:
@@ -279,13 +281,13 @@ class Headers:
         """Every name's lines, in order, from an index kept while the list is unchanged."""
         items = self._list
         try:
-            source, length, index = self.__index
+            source, length, index = self._microweb_index
             if source is items and length == len(items):
                 return index
         except AttributeError:
             pass
         index = indexed(items)
-        self.__index = (items, len(items), index)
+        self._microweb_index = (items, len(items), index)
         return index
 
     def _value(self, key: str) -> str | None:
@@ -366,7 +368,7 @@ class Headers:
         items = self._list if found is None else self._without(key, found)
         items.append((key, value))
         index[key] = [value]
-        self.__index = (items, len(items), index)
+        self._microweb_index = (items, len(items), index)
 
     def _without(self, key: str, lines: list[str]) -> list[tuple[str, str]]:
         """Take the ``lines`` of the lower-case ``key`` out of the list; return the list."""
@@ -418,7 +420,7 @@ class Headers:
         items.append(item)
         if index is not None:
             index.setdefault(key, []).append(item[1])
-            self.__index = (items, len(items), index)
+            self._microweb_index = (items, len(items), index)
 
     def __delitem__(self, name: str) -> None:
         key, items = name.lower(), self._list
@@ -428,7 +430,7 @@ class Headers:
             if found is None:
                 raise KeyError(name)
             items = self._without(key, found)
-            self.__index = (items, len(items), index)
+            self._microweb_index = (items, len(items), index)
             return
         kept = [item for item in items if item[0] != key]
         if len(kept) == len(items):

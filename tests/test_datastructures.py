@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import pytest
 from conftest import MakeClient, traced_lines
 
+import microweb
 from microweb import App, Request
 from microweb._datastructures import INDEXED_FROM, Headers, MultiDict, trusted_headers
 from microweb._parsing import RequestFields, RequestHeaders
@@ -401,6 +402,32 @@ def test_a_copy_keeps_the_slots_of_odd_subclasses() -> None:
         assert twin._index == "mine"  # type: ignore[attr-defined]
 
 
+def test_a_subclass_named_headers_keeps_its_own_index_slot() -> None:
+    # NOTE: Headers' index was a slot "__index", mangled to _Headers__index: a user's subclass
+    # named Headers with a slot "__index" of its own replaced it (the class was made, with no
+    # error), so the user's value broke every lookup past INDEXED_FROM lines (ValueError) and
+    # a lookup overwrote the user's value (review303).
+    class Headers(microweb.Headers):
+        __slots__ = ("__index",)
+
+        def __init__(self, lines: list[tuple[str, str]]) -> None:
+            super().__init__(lines)
+            self.__index = "the user's"
+
+        def own(self) -> str:
+            return self.__index
+
+    lines = [(f"x-{n}", str(n)) for n in range(INDEXED_FROM + 1)]
+    headers = Headers(lines)
+    assert headers["x-3"] == "3" and headers.getlist("X-4") == ["4"]
+    headers["x-new"] = "new"
+    del headers["x-5"]
+    assert "x-5" not in headers and headers.get("x-new") == "new"
+    assert headers.own() == "the user's"
+    for twin in (headers.copy(), copy.copy(headers), copy.deepcopy(headers)):
+        assert twin.own() == "the user's" and twin == headers and twin["x-6"] == "6"
+
+
 def test_a_copy_keeps_the_slots_below_an_init_subclass_that_calls_no_super() -> None:
     # NOTE: the slots were found by Headers.__init_subclass__, which a subclass's own, not
     # calling super(), kept from its subclasses: theirs copied their parent's slots alone
@@ -429,6 +456,6 @@ def test_a_copy_of_request_headers_makes_its_index_again() -> None:
     headers = trusted_headers([(f"x-{n}", str(n)) for n in range(INDEXED_FROM + 1)], RequestHeaders)
     assert headers["x-3"] == "3"  # NOTE: indexed now.
     twin = headers.copy()
-    assert not hasattr(twin, "_Headers__index")
+    assert not hasattr(twin, "_microweb_index")
     twin["x-3"] = "three"
     assert twin["x-3"] == "three" and headers["x-3"] == "3"
