@@ -13,8 +13,9 @@ MAX_INT_DIGITS = 4300
 CPython's default ``int()`` limit, kept where the app or a Python before 3.10.7 lifts it, as
 ``int()`` takes time quadratic in the digits (0.29 s for 250,000)."""
 MAX_JSON_DEPTH = 512
-"""The most lists and objects a JSON body or WebSocket message nests (deeper: 400, or 1007),
-the same on every Python and stack, and well within what ``json`` can write back."""
+"""The default ``Limits.max_json_depth``: the most lists and objects a JSON body or WebSocket
+message nests (deeper: 400, or 1007), the same on every Python and stack, and well within what
+``json`` can write back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,10 @@ class Limits:
         max_json_size: Bytes of a body read by ``json()``/``ajson()`` (413 past it; the
             smaller of it and ``max_body_size`` holds), and of a WebSocket message read by
             ``receive_json()`` (the connection closes with 1009).
+        max_json_depth: Lists and objects nested in one another in a body read by
+            ``json()``/``ajson()`` (400) or a message read by ``receive_json()`` (1007). Past
+            about 900, the interpreter's stack may stop the parse first (the same 400), and
+            ``json`` may fail to write such a value back.
         max_form_parts: Fields and files in one form (413).
         max_form_files: Files in one form (413): each one past ``spool_threshold`` holds a
             file descriptor until the request ends.
@@ -50,6 +55,9 @@ class Limits:
     # 229 MB of RSS; of "[1.5,1.5,...]" 0.75 s (2-CPU VM, 2026-12-03). 1 MiB is Fastify's and
     # koa-bodyparser's default.
     max_json_size: int = 1 * MiB
+    # NOTE: the interpreter's stack was the only bound: the depth a parse reached (974 to 9,991,
+    # by the Python and the stack) was a 500 when the app sent the value back (review293).
+    max_json_depth: int = MAX_JSON_DEPTH
     max_form_parts: int = 1000
     # NOTE: Django's DATA_UPLOAD_MAX_NUMBER_FILES is 100 too (CVE-2023-24580). With only
     # max_form_parts, one form of a 1 MiB file and 999 one-byte ones (1.1 MB) held 1,000 file

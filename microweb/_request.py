@@ -119,6 +119,7 @@ class Request(BodyMethods):
         "_host",
         "_inline",
         "_json",
+        "_json_depth",
         "_meter",
         "_query",
         "_raw",

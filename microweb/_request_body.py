@@ -78,6 +78,7 @@ class BodyMethods(HeadProperties):
             "_consumed",
             "_form",
             "_json",
+            "_json_depth",
             "_meter",
             "_read_done",
             "_reading",
@@ -97,6 +98,9 @@ class BodyMethods(HeadProperties):
     # body (form(), iter_parts()...) is kept as a whole read's error, by _keep_stream_error().
     _meter: BodyMeter | None
     _json: Any
+    # NOTE: the max_json_depth that _json was parsed within, set with it: a route's lower one
+    # has the kept JSON parsed again (see _json_unread()).
+    _json_depth: int
     # NOTE: the form, or the error its reading raised, raised again by every later call: the
     # body is gone, and a flow that caught a 400 must not turn the handler's form() into a 500.
     _form: FormData | KeptError | None
@@ -208,6 +212,10 @@ class BodyMethods(HeadProperties):
         read it."""
         if self._json is not MISSING:
             self._check_kept(len(self._body or b""), self._body)
+            if self.limits.max_json_depth < self._json_depth:
+                # NOTE: JSON an app flow read within the app's max_json_depth, for a route of a
+                # lower one: refused as the route's own read would refuse it, as for its size.
+                return self._parsed_json(self._body or b"", silent)
             return self._json
         if (
             (not force and not self._is_json(silent))
@@ -306,12 +314,16 @@ class BodyMethods(HeadProperties):
             meter.keep(exc)
 
     def _parsed_json(self, body: bytes, silent: bool) -> Any:
+        depth = self.limits.max_json_depth
         try:
-            self._json = parse_json(body)
+            value = parse_json(body, depth)
         except HTTPError:
             if silent:
                 return None  # NOTE: not kept: a later json() without silent gets its error.
             raise
+        if self._json is MISSING:
+            self._json = value  # NOTE: JSON kept and checked again keeps its first value.
+        self._json_depth = depth
         return self._json
 
     def iter_bytes(self) -> Iterator[bytes]:

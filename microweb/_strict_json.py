@@ -44,8 +44,8 @@ _RUN = re.compile(rb"\[+|\]+")
 _TOO_DEEP = "is nested too deeply"
 
 
-def _nests_too_deep(text: str) -> bool:
-    """Tell whether ``text``, valid JSON, nests lists and objects past ``MAX_JSON_DEPTH``."""
+def _nests_too_deep(text: str, max_depth: int) -> bool:
+    """Tell whether ``text``, valid JSON, nests lists and objects past ``max_depth``."""
     data = text.encode("utf-8", "surrogatepass")
     # PERF: a value nested that deep takes as many brackets (those in strings counted too): a
     # text with fewer is not read again. Counted in the marks below, not in the text (two
@@ -54,7 +54,7 @@ def _nests_too_deep(text: str) -> bool:
     # string of escaped quotes, whose marks are a third of it, 873 -> 987 (best of 25,
     # process_time, 2026-12-07).
     marks = data.translate(_SQUARE, _NOT_MARKS)
-    if marks.count(b"[") <= MAX_JSON_DEPTH:
+    if marks.count(b"[") <= max_depth:
         return False
     # NOTE: as in _has_lone_surrogate(), in valid JSON a run of backslashes pairs from its
     # left: with the pairs gone, a backslash left before a quote escapes it. Then each string
@@ -74,7 +74,7 @@ def _nests_too_deep(text: str) -> bool:
     while marks and len(shorter := marks.replace(b"[]", b"")) <= len(marks) * 3 // 4:
         marks, depth = shorter, depth + 1
     steps = (len(run) if run[0] == ord("[") else -len(run) for run in _RUN.findall(marks))
-    return depth + max(accumulate(steps), default=0) > MAX_JSON_DEPTH
+    return depth + max(accumulate(steps), default=0) > max_depth
 
 
 def reject_constant(name: str) -> Any:
@@ -133,13 +133,14 @@ _int_limit = getattr(sys, "get_int_max_str_digits", lambda: 0)
 _SPACE = " \t\n\r"
 
 
-def loads_json(text: str) -> Any:
-    """Parse JSON text strictly: no ``NaN``/``Infinity``, no number beyond a float's range and
-    no lone surrogate escape; the one parser for request bodies and WebSocket messages.
+def loads_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON text strictly: no ``NaN``/``Infinity``, no number beyond a float's range,
+    no lone surrogate escape and no lists and objects nested more than ``max_depth`` deep
+    (``Limits.max_json_depth``); the one parser for request bodies and WebSocket messages.
 
     Raises:
         ValueError: For invalid JSON (``RefusedJSON`` for valid JSON that is refused, nested
-            past ``MAX_JSON_DEPTH`` included).
+            past ``max_depth`` included, or past what the interpreter's stack lets it parse).
     """
     # PERF: the scan here, not in a function of its own (it had no other caller): valgrind
     # instructions per request, ASGI echo 315,521 -> 315,268 (bench/icount.sh, PYTHONHASHSEED=0,
@@ -170,22 +171,22 @@ def loads_json(text: str) -> Any:
     # it back, the encoder's RecursionError, on every Python.
     # PERF: a value nested that deep takes twice as many characters: the echo cell's 949 are
     # not read again (0.03 us).
-    if len(text) > 2 * MAX_JSON_DEPTH and _nests_too_deep(text):
+    if len(text) > 2 * max_depth and _nests_too_deep(text, max_depth):
         raise RefusedJSON(_TOO_DEEP)
     return value
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse a JSON request body (whose ``Content-Type`` the caller checked: ``is_json_type``).
 
     Raises:
-        HTTPError: 400 for invalid, non-UTF-8 or too deep JSON.
+        HTTPError: 400 for invalid, non-UTF-8 or too deep JSON (past ``max_depth``).
     """
     try:
         # SPEC: RFC 8259 8.1, a parser may ignore a byte order mark; some clients send one.
         # PERF: the BOM cut off here: the utf-8-sig codec is Python code, 0.55 us for 1 KB
         # where utf-8 takes 0.09.
-        return loads_json((body[3:] if body[:3] == _BOM else body).decode("utf-8"))
+        return loads_json((body[3:] if body[:3] == _BOM else body).decode("utf-8"), max_depth)
     except UnicodeDecodeError:
         raise HTTPError(400, "JSON body is not valid UTF-8") from None
     except RefusedJSON as exc:

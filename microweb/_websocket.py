@@ -211,14 +211,14 @@ class WebSocket:
 
         The parser is the one of ``request.json()``: invalid JSON, ``NaN``, a number beyond a
         float's range, an integer of more than 4,300 digits (whatever ``int()`` allows), a
-        lone surrogate or lists and objects nested more than 512 deep closes the connection
-        with 1007 (its reason names which, as the 400 does); a message larger than
-        ``max_json_size`` (or ``max_websocket_message``) with 1009.
+        lone surrogate or lists and objects nested more than ``max_json_depth`` deep (512 by
+        default) closes the connection with 1007 (its reason names which, as the 400 does); a
+        message larger than ``max_json_size`` (or ``max_websocket_message``) with 1009.
         """
         text, data = await self._next(json=True)
         try:
             payload = text if text is not None else (data or b"").decode("utf-8")
-            return loads_json(payload)
+            return loads_json(payload, self.request.limits.max_json_depth)
         except RefusedJSON as exc:
             # NOTE: as request.json()'s 400 says it: "invalid" sent a client whose integer
             # was past the digit limit looking for a syntax error.

@@ -243,6 +243,94 @@ def test_json_nested_past_the_limit_is_a_400_on_every_python(
     assert (answer.status_code, answer.text) == (400, "JSON body is nested too deeply")
 
 
+def test_max_json_depth_sets_how_deep_json_may_nest(make_client: MakeClient, colour: str) -> None:
+    # NOTE: a constant, MAX_JSON_DEPTH, before review303; now a limit of the app's or a
+    # route's, with the same answer past it. A body of 2 * depth bytes or less is never read
+    # again for its depth: "[[[[]]]]" is just past it.
+    headers = {"content-type": "application/json"}
+    client = make_client(_app(colour, Limits(max_json_depth=3)))
+    bodies = [(b"[[[]]]", 3), (b'{"a":[{"b":1}]}', 3), (b"[[[[]]]]", 4), (b"[[[[1]]]]", 4)]
+    for body, depth in bodies:
+        answer = client.post("/json", content=body, headers=headers)
+        if depth <= 3:
+            assert answer.content == b'{"json":' + body + b"}", body
+        else:
+            assert (answer.status_code, answer.text) == (400, "JSON body is nested too deeply")
+    assert client.post("/json", content=b"1", headers=headers).json() == {"json": 1}
+    flat = make_client(_app(colour, Limits(max_json_depth=0)))
+    assert flat.post("/json", content=b' "[]" ', headers=headers).json() == {"json": "[]"}
+    answer = flat.post("/json", content=b"[]", headers=headers)
+    assert (answer.status_code, answer.text) == (400, "JSON body is nested too deeply")
+
+
+def _depth_routes(colour: str, limits: Limits | None, route: dict[str, int]) -> App:
+    """``_app(colour, limits)``, with ``/deep``: the same JSON echo under the ``route`` limits."""
+    app = _app(colour, limits)
+    if colour == "sync":
+        app.post("/deep", limits=route)(lambda request: {"json": request.json()})
+    else:
+
+        async def deep(request: Request) -> dict[str, Any]:
+            return {"json": await request.ajson()}
+
+        app.post("/deep", limits=route)(deep)
+    return app
+
+
+def test_a_route_lowers_or_raises_max_json_depth(make_client: MakeClient, colour: str) -> None:
+    headers = {"content-type": "application/json"}
+    lowered = make_client(_depth_routes(colour, None, {"max_json_depth": 2}))
+    assert lowered.post("/json", content=b"[[[]]]", headers=headers).json() == {"json": [[[]]]}
+    answer = lowered.post("/deep", content=b"[[[]]]", headers=headers)
+    assert (answer.status_code, answer.text) == (400, "JSON body is nested too deeply")
+    assert lowered.post("/deep", content=b"[[1]]", headers=headers).json() == {"json": [[1]]}
+    raised = make_client(_depth_routes(colour, Limits(max_json_depth=2), {"max_json_depth": 600}))
+    body = _nested(600)
+    assert raised.post("/json", content=body, headers=headers).status_code == 400
+    answer = raised.post("/deep", content=body, headers=headers)
+    assert answer.content == b'{"json":' + body + b"}"
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_json_a_flow_read_is_held_to_the_routes_max_json_depth(
+    make_client: MakeClient, colour: str, silent: bool
+) -> None:
+    # NOTE: an app flow reads the body under the app's limits, before routing; the handler's
+    # json() then gets the value kept, refused where the route's own read would refuse it
+    # (json(silent=True): None), as a kept body past the route's max_json_size is.
+    app = App()
+    seen: list[Any] = []
+
+    @app.middleware
+    async def early(request: Request) -> Any:
+        seen.append(await request.ajson())
+        yield
+
+    if colour == "sync":
+
+        @app.post("/", limits={"max_json_depth": 2})
+        def read(request: Request) -> dict[str, Any]:
+            return {"json": request.json(silent=silent), "again": request.json(silent=silent)}
+
+    else:
+
+        @app.post("/", limits={"max_json_depth": 2})
+        async def aread(request: Request) -> dict[str, Any]:
+            value = await request.ajson(silent=silent)
+            return {"json": value, "again": await request.ajson(silent=silent)}
+
+    headers = {"content-type": "application/json"}
+    client = make_client(app)
+    answer = client.post("/", content=b"[[[]]]", headers=headers)
+    if silent:
+        assert answer.json() == {"json": None, "again": None}
+    else:
+        assert (answer.status_code, answer.text) == (400, "JSON body is nested too deeply")
+    kept = client.post("/", content=b'[["x"]]', headers=headers)
+    assert kept.json() == {"json": [["x"]], "again": [["x"]]}
+    assert seen == [[[[]]], [["x"]]]
+
+
 # -- a client gone mid-upload -------------------------------------------------------------------
 
 # NOTE: past the spool threshold below, and past a batch of writes (_forms.WRITE_BATCH): its

@@ -1182,6 +1182,30 @@ def test_a_refused_json_message_closes_1007_saying_why_as_the_http_400_does(
         assert (closed.value.code, closed.value.reason) == (1007, reason)
 
 
+def test_max_json_depth_holds_for_a_json_message(asgi_client: MakeClient) -> None:
+    # NOTE: the app's Limits.max_json_depth, as for request.json() (review303).
+    app = App(limits=Limits(max_json_depth=2))
+    seen: list[Any] = []
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        while True:
+            seen.append(await ws.receive_json())
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        session.send_text("[[1]]")
+        session.send_bytes(b'{"a": {"b": 2}}')
+        session.send_text("[[[1]]]")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert (closed.value.code, closed.value.reason) == (
+            1007,
+            "JSON message is nested too deeply",
+        )
+    assert seen == [[[1]], {"a": {"b": 2}}]
+
+
 def test_handler_exception_closes_1011_and_is_logged(
     asgi_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
