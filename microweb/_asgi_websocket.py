@@ -284,7 +284,7 @@ def _turning(send: Send, sends_messages: Send | None = None) -> Send:
     loop 2.1 s and logged 68,618 warnings before one raised (review173).
     """
 
-    # PERF: the report of the handshake's answer (AccessLog) is on the accept and the close
+    # NOTE: the report of the handshake's answer (AccessLog) is on the accept and the close
     # alone: a wrapper of every send made each message of a session one call deeper.
     to_send = send if sends_messages is None else sends_messages
 

@@ -267,7 +267,7 @@ class WSGIBody:
         remaining = self._remaining(self.content_length)
         stream = self._environ["wsgi.input"]
         if remaining is not None and remaining <= CHUNK_SIZE:
-            # PERF: a small body is read inline, as chunks() reads it, with no thread hop.
+            # NOTE: a small body is read inline, as chunks() reads it, with no thread hop.
             for chunk in self.chunks(meter):
                 yield chunk
             return

@@ -73,7 +73,7 @@ def _keep_late(task: asyncio.Task[None], stream: Any, request: Request) -> None:
         request,
         # NOTE: the stream inside gzip's, SSE's or a declared length's whose sync close() the
         # task waits for, in a close thread or for one, where the warning named the outer one.
-        # PERF: named here alone, not for every streamed response.
+        # NOTE: named here alone, not for every streamed response.
         closing_in_a_thread(task) or _named(stream),
         " at most, less if the server cancelled the request",
         "the response is ended, and the close runs on",

@@ -211,7 +211,8 @@ class MultiDict(Mapping[str, V], Generic[V]):
         """
         first, items = self._first, self._items
         if len(first) == len(items):
-            # PERF: no key repeats (the usual query): its value is the first one.
+            # PERF: no key repeats (the usual query): its value is the first one, 0.58 ->
+            # 0.15 us a getlist() (review284).
             values = [first[key]] if key in first else []
         elif len(items) <= INDEXED_FROM:
             values = [value for name, value in items if name == key]

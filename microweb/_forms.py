@@ -496,7 +496,7 @@ def check_kept_form(form: FormData, limits: Limits, size: int, *, urlencoded: bo
         # NOTE: measured in characters, a field of 10 UTF-8 bytes in 5 characters passed a
         # route of max_field_size=6; the part heads' limits were not checked at all.
         measure.check(limits)
-    # PERF: each form()/aform() of a kept form checks it: the same limits again cost nothing.
+    # NOTE: each form()/aform() of a kept form checks it: the same limits again cost nothing.
     form._measure = (*form._measure[:-1], limits)
 
 
@@ -507,7 +507,7 @@ def check_urlencoded_fields(items: list[tuple[str, FormValue]], limits: Limits, 
     NOTE: the limit held for multipart fields alone: a urlencoded field of any size within
     max_form_memory passed. Its value is counted, not its name, as in a multipart part.
     """
-    # PERF: decoding never makes a field longer, so a body within the limit holds none past it.
+    # NOTE: decoding never makes a field longer, so a body within the limit holds none past it.
     if size <= limits.max_field_size:
         return
     for name, value in items:

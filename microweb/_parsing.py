@@ -85,7 +85,7 @@ def names_twice(content_type: str | None, param: str) -> bool:
     # SPEC: RFC 6838 4.3, a parameter given more than once is an error. media_type() keeps the
     # last one, where a proxy or a firewall may read the first, and so another form (or, of
     # a charset, other text).
-    # PERF: the names are read only when the name is written twice, which no client does.
+    # NOTE: the names are read only when the name is written twice, which no client does.
     if content_type is None or content_type.lower().count(param) < 2:
         return False
     if '"' in content_type:

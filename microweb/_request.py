@@ -393,7 +393,7 @@ def logged_method(request: Request) -> str:
     let CR LF in it start a forged line in the log, as in a path (see ``logged_path``).
     """
     method = request.method
-    # PERF: a method of letters alone (all but a few) as it is, with no quote().
+    # NOTE: a method of letters alone (all but a few) as it is, with no quote().
     if method.isalpha() and method.isascii():
         return method
     # NOTE: a lone surrogate (a raw environ's) raised out of the log call, and of the app:

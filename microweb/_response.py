@@ -29,7 +29,7 @@ JSON = "application/json"
 OCTETS = "application/octet-stream"
 _KNOWN_TYPES = frozenset({TEXT, HTML, JSON, OCTETS})
 
-# PERF: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
+# NOTE: one encoder built once; compact separators, UTF-8 output, NaN refused as invalid JSON.
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 # PERF: the C encoder that JSONEncoder.encode() builds on every call, built once: 0.45 us for a
 # small dict instead of 1.23. Without the markers dict, a value that contains itself raises
@@ -127,7 +127,7 @@ class Response:
             if media_type is not None and "content-type" not in self.headers:
                 self.headers["content-type"] = media_type
         elif media_type in _KNOWN_TYPES:
-            # PERF: the framework's own media types need no validation.
+            # NOTE: the framework's own media types need no validation.
             self._headers = trusted_headers([("content-type", media_type)])
         else:
             self._headers = trusted_headers([])

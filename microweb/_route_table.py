@@ -484,7 +484,7 @@ class RouteTable(Generic[V]):
                         child, segments, index + 1, [*values, value], conversions
                     )
         if node.catch_all:
-            # PERF: the rest of the path is joined only where a {name:path} may take it.
+            # NOTE: the rest of the path is joined only where a {name:path} may take it.
             yield from _rest_matches(node, "/".join(segments[index:]), values)
 
     def __iter__(self) -> Iterator[Route]:

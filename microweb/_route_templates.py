@@ -79,7 +79,7 @@ def _to_uuid(text: str) -> uuid.UUID:
 # write it, so a handler that built its own link from one failed with a 500, and a {...:path}
 # value such as "a/../../etc" reached code that may join it to a folder.
 def _to_str(text: str) -> str:
-    # PERF: one test of the first character for most values (never empty here).
+    # NOTE: one test of the first character for most values (never empty here).
     if text[0] == "." and (text == "." or text == ".."):
         raise ValueError(text)
     return text

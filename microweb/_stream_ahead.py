@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # (asyncio.create_task(), asyncio.to_thread() copy the context) kept it for as long as it ran,
 # and named it in the warnings of its own later closes (review286); what outlives the close on
 # its behalf takes the request as it is set up (closing_request()).
-# PERF: set and reset inline (no coroutine around the close), for a streamed response's close
+# NOTE: set and reset inline (no coroutine around the close), for a streamed response's close
 # alone, never for a request with no stream.
 CLOSING_FOR: contextvars.ContextVar[ClosingFor | None] = contextvars.ContextVar(
     "closing_for", default=None

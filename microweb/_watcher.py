@@ -100,7 +100,7 @@ def _watch(
     find it has made progress: it turned (its timer came), or it runs another task, or callback
     outside any task, than at the last look, or neither. Log where it is once it has made none
     for ``timeout`` seconds."""
-    # PERF: no cost per request: a timer on the loop and this thread, each once a beat.
+    # NOTE: no cost per request: a timer on the loop and this thread, each once a beat.
     beat = beat_for(timeout)
     seen: tuple[int, object] | None = None
     progressed, told = time.monotonic(), False

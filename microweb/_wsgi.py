@@ -68,7 +68,7 @@ class WSGIDriver:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        # PERF: read once here, not through the plan in every request.
+        # NOTE: read once here, not through the plan in every request.
         self.app, self._limits = plan.app, plan.limits
         self.app_loop = AppLoop()
         self._closed = False

@@ -328,20 +328,10 @@ def asgi_pieces(app: App, path: str, headers: dict[str, str]) -> tuple[int, Any,
     messages: list[Message] = []
 
     async def call(asgi: Any) -> None:
-        delivered = False
-
-        async def receive() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()
-            raise AssertionError("unreachable")
-
         async def send(message: Message) -> None:
             messages.append(dict(message))
 
-        await asgi(scope, receive, send)
+        await asgi(scope, staying_client(), send)
 
     with TestClient(app, interface="asgi") as client:
         asyncio.run_coroutine_threadsafe(call(client.asgi_app), client.loop).result()

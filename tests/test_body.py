@@ -887,7 +887,7 @@ def test_invalid_content_length_is_400(colour: str, value: str) -> None:
 
 
 def test_a_sync_generator_as_content_streams_under_both_interfaces(
-    make_client: Callable[[App], TestClient],
+    make_client: MakeClient,
 ) -> None:
     app = App()
 

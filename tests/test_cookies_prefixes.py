@@ -12,6 +12,7 @@ import json
 
 import pytest
 from conftest import MakeClient
+from test_request import cookie_app
 
 from microweb import App, Request
 from microweb.plugins import Sessions
@@ -21,16 +22,6 @@ SECRET = "a-test-secret-of-32-characters!!"
 # NEL, NO-BREAK SPACE, EN QUAD and IDEOGRAPHIC SPACE, sent as UTF-8 (servers refuse the
 # control bytes below SP that it takes too).
 UNICODE_SPACES = ["\x85", "\xa0", "\u2000", "\u3000"]
-
-
-def cookie_app() -> App:
-    app = App()
-
-    @app.get("/c")
-    def cookies(request: Request) -> dict[str, str]:
-        return request.cookies
-
-    return app
 
 
 @pytest.mark.parametrize("space", UNICODE_SPACES)

@@ -200,20 +200,21 @@ USER_TESTS = [
 ]
 
 
+def run_pytest(test_file: str, folder: Path) -> str:
+    """Run pytest on ``test_file`` in ``folder``, warnings as errors; assert it passed and
+    return what it printed."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
+    result = subprocess.run(
+        [*command, test_file], cwd=folder, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
 @pytest.mark.parametrize("block", USER_TESTS, ids=[block.id for block in USER_TESTS])
 def test_user_test_module_passes_under_pytest(block: Block, tmp_path: Path) -> None:
     write_named_files(block.page, tmp_path)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
-    result = subprocess.run(
-        [*command, str(block.filename)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert " passed" in result.stdout
+    assert " passed" in run_pytest(str(block.filename), tmp_path)
 
 
 def test_every_page_exists() -> None:

@@ -344,6 +344,62 @@ def test_a_skipped_field_still_counts(make_client: MakeClient, colour: str) -> N
     assert response.text == "form field 'x' is larger than 10 bytes"
 
 
+# NOTE: refusals of every kind, each answered by form() and by streamed parts alike: the
+# status and the text, not the status alone.
+SAME_REFUSALS = [
+    pytest.param(Limits(max_body_size=50), SAMPLE_BODY, id="body"),
+    pytest.param(
+        Limits(max_form_memory=40),
+        multipart(part("a", "x" * 30), part("b", "y" * 30)),
+        id="form-memory",
+    ),
+    pytest.param(
+        Limits(max_part_headers=2),
+        multipart(part("a", "1", extra=("X-A: 1", "X-B: 2"))),
+        id="part-headers",
+    ),
+    pytest.param(
+        Limits(max_part_header_size=100),
+        multipart(part("a", "1", extra=("X-A: " + "z" * 200,))),
+        id="part-header-size",
+    ),
+    pytest.param(
+        Limits(max_form_header_size=300),
+        multipart(*(part(f"a{i}", "1") for i in range(20))),
+        id="form-header-size",
+    ),
+    pytest.param(
+        Limits(max_form_files=1),
+        multipart(part("f", b"1", filename="f"), part("g", b"2", filename="g")),
+        id="files",
+    ),
+    pytest.param(
+        None, multipart(b'Content-Disposition: attachment; name="a"\r\n\r\n1'), id="not-form-data"
+    ),
+    pytest.param(
+        None,
+        multipart(b'Content-Disposition: form-data; name="a"\r\nno colon\r\n\r\n1'),
+        id="header-without-colon",
+    ),
+    pytest.param(None, SAMPLE_BODY.replace(b"\r\n", b"\n"), id="bare-lf"),
+    pytest.param(
+        None,
+        multipart(b"Content-Disposition: form-data; name=f; filename*=x''%ZZ\r\n\r\nx"),
+        id="filename-star",
+    ),
+]
+
+
+@pytest.mark.parametrize(("limits", "body"), SAME_REFUSALS)
+def test_parts_refuse_what_form_refuses_with_the_same_answer(
+    make_client: MakeClient, colour: str, limits: Limits | None, body: bytes
+) -> None:
+    form = post(make_client(form_app(colour, limits)), body)
+    parts = post(make_client(parts_app(colour, limits)), body)
+    assert form.status_code in (400, 413), form.text
+    assert (parts.status_code, parts.text) == (form.status_code, form.text)
+
+
 MALFORMED = [
     pytest.param(SAMPLE_BODY[: len(SAMPLE_BODY) // 2], id="cut-in-the-middle"),
     pytest.param(SAMPLE_BODY[: -len(f"--{BOUNDARY}--\r\n")], id="no-final-boundary"),

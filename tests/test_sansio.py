@@ -237,6 +237,27 @@ def _imports_of(path: Path) -> set[str]:
 def test_every_module_has_a_layer() -> None:
     keys = {_layer_key(path) for path in ALL_MODULES}
     assert keys - set(RANK) == set()
+    assert set(RANK) - keys == set(), "a module in LAYERS that no longer exists"
+
+
+def test_the_architecture_page_holds_the_same_layers() -> None:
+    # NOTE: docs/architecture.md is the map a new maintainer reads first: its layer block and
+    # its module table must name each module where LAYERS puts it.
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = page.split("```text\n", 1)[1].split("```", 1)[0]
+    layers: dict[str, list[str]] = {}
+    for line in block.splitlines():
+        words = line.split()
+        if not line.startswith(" "):
+            layers[words.pop(0)] = []
+        names = [word.rstrip("/") for word in words if word.startswith("_") or word.endswith("/")]
+        names += [word for word in words if word in ("testing", "templating")]
+        layers[list(layers)[-1]].extend(names)
+    assert {layer: sorted(names) for layer, names in layers.items()} == {
+        layer: sorted(modules) for layer, modules in LAYERS.items()
+    }
+    table = page.split("| module | what it owns |", 1)[1].split("\n\n", 1)[0]
+    assert [module for module in RANK if f"`{module}" not in table] == []
 
 
 @pytest.mark.parametrize("path", ALL_MODULES, ids=_module_id)

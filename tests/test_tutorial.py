@@ -7,7 +7,6 @@ replacing an earlier one; each step gets a check of what it adds.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -16,7 +15,7 @@ from types import ModuleType
 
 import pytest
 from notes_example import NOTES_DIR, SECRET, imported
-from test_docs import DOCS, FILE_INFO, blocks_of
+from test_docs import DOCS, FILE_INFO, blocks_of, run_pytest
 
 from microweb.testing import TestClient
 
@@ -168,17 +167,7 @@ def test_step_7_login_with_sessions(step_app: Callable[[int], ModuleType]) -> No
 
 def test_step_8_the_tests_pass(tmp_path: Path) -> None:
     write(app_after(8), tmp_path)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
-    result = subprocess.run(
-        [*command, "test_notes.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "3 passed" in run_pytest("test_notes.py", tmp_path)
 
 
 def example_files() -> dict[str, str]:

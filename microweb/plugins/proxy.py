@@ -348,7 +348,7 @@ class ProxyHeaders:
             # NOTE: a WebSocket handshake keeps a WebSocket scheme.
             request.scheme = _SCHEME[found.secure, request.scheme in ("ws", "wss")]
         if found.host is not None:
-            # PERF: checked by _host() already: set without the setter's valid_host() again.
+            # NOTE: checked by _host() already: set without the setter's valid_host() again.
             request._set_host(found.host)
 
     def _client_hop(self, nodes: Sequence[str | None], header: str) -> tuple[int, Client | None]:
