@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,3 +84,42 @@ def test_clients_leaving_mid_stream_leave_nothing_open(server: Server, colour: s
     before = _held(server)
     _leave_many(server, f"/fast/{colour}")
     wait_for(lambda: _held(server) == before, f"{before} held again", server.log)
+
+
+# NOTE: the connections Waitress serves at once in the test below (--connection-limit).
+LIMIT = 4
+
+
+@pytest.fixture(scope="module")
+def waitress_at_a_small_limit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Waitress as ``microweb serve --connection-limit 4`` runs it."""
+
+    def command(port: int) -> list[str]:
+        return [*serve_command("waitress", APP, port), "--connection-limit", str(LIMIT)]
+
+    with serving_module("waitress-limit", command, tmp_path_factory) as found:
+        yield Server("waitress", *found)
+
+
+def test_idle_kept_alive_connections_at_the_limit_let_a_new_client_in(
+    waitress_at_a_small_limit: Server,
+) -> None:
+    # NOTE: Waitress accepts no connection past its limit, and closed a kept-alive one only
+    # once idle for --client-timeout (120 s): 98 browsers' idle connections, or as many
+    # sockets a client opened and left, held every new client off for two minutes.
+    server = waitress_at_a_small_limit
+    held = []
+    try:
+        for _ in range(LIMIT):
+            sock = socket.create_connection((HOST, server.port), timeout=5)
+            held.append(sock)
+            sock.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200"), read_log(server.log)
+        started = time.monotonic()
+        answer = httpx.get(f"http://{HOST}:{server.port}/held", timeout=30)
+        waited = time.monotonic() - started
+    finally:
+        for sock in held:
+            sock.close()
+    assert answer.status_code == 200
+    assert waited < 10, f"{waited:.1f} s\n{read_log(server.log)}"
