@@ -60,6 +60,9 @@ SERVED_VERSIONS = ("1.0", "1.1")
 DRAIN_TICK = 0.05
 # NOTE: how often, at most, the server looks for connections that stopped reading.
 STALL_CHECK = 1.0
+# NOTE: seconds a connection that owes nothing may stay idle while the connection limit is
+# reached: Uvicorn's keep-alive timeout (the limit is then freed as fast as under Uvicorn).
+IDLE_AT_LIMIT = 5.0
 
 
 # NOTE: Waitress's own default, which create_server() no longer applies once given the
@@ -184,7 +187,8 @@ class OrderlyWaitress:
 
     def _close_stalled(self) -> None:
         """Close the connections whose response waits on a client that has stopped reading,
-        once nothing has moved for Waitress's ``channel_timeout``."""
+        once nothing has moved for Waitress's ``channel_timeout``; and at the connection limit,
+        those idle for ``IDLE_AT_LIMIT`` seconds (``_close_idle_at_limit``)."""
         # NOTE: Waitress closes only idle connections, with no request: a thread writing to
         # such a client waited for ever (``threads`` such clients held every thread).
         now = time.time()  # NOTE: Waitress's clock for last_activity.
@@ -200,6 +204,22 @@ class OrderlyWaitress:
             if channel.requests and waiting and channel.last_activity < now - timeout:
                 logger.warning("client stopped reading for %d s: connection closed", timeout)
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
+        if any(listener.in_connection_overflow for listener in self.listeners):
+            self._close_idle_at_limit(now - IDLE_AT_LIMIT)
+
+    def _close_idle_at_limit(self, cutoff: float) -> None:
+        """Close the connections with no request in flight (kept alive between requests, or
+        with no head yet, or part of one) and no byte moved since ``cutoff``.
+
+        Past the connection limit Waitress accepts no more connections, and it closes an idle
+        one only after ``channel_timeout`` (``--client-timeout``, 120 s by default): as many
+        kept-alive connections as the limit (browsers', or sockets a client opened and left)
+        held every new client off that long. Uvicorn closes a kept-alive one after 5 s.
+        """
+        for channel in self._channels():
+            if not _in_flight(channel) and channel.last_activity < cutoff:
+                # NOTE: as Waitress's own maintenance() closes an idle one.
+                channel.will_close = True
 
     def _channels(self) -> Iterator[Any]:
         for listener in self.listeners:
