@@ -15,7 +15,7 @@ import pytest
 from conftest import MakeClient
 from drive import http_scope, wsgi_post
 
-from microweb import App, Limits, Request, UploadFile
+from microweb import App, HTTPError, Limits, Request, UploadFile
 from microweb._limits import MAX_JSON_DEPTH
 
 MULTIPART = "multipart/form-data; boundary=b"
@@ -329,6 +329,45 @@ def test_json_a_flow_read_is_held_to_the_routes_max_json_depth(
     kept = client.post("/", content=b'[["x"]]', headers=headers)
     assert kept.json() == {"json": [["x"]], "again": [["x"]]}
     assert seen == [[[[]]], [["x"]]]
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_json_an_app_flow_refused_as_too_deep_is_read_again_under_a_routes_higher_depth(
+    make_client: MakeClient, colour: str, silent: bool
+) -> None:
+    # NOTE: what docs/requests.md (Per-route limits) says: a refused parse is not kept, so a
+    # flow that went on past its 400 (or read with silent=True) leaves the handler's read to
+    # parse the kept body again within the route's max_json_depth (review308).
+    app = App(limits=Limits(max_json_depth=1))
+    seen: list[Any] = []
+
+    @app.middleware
+    async def early(request: Request) -> Any:
+        try:
+            seen.append(await request.ajson(silent=silent))
+        except HTTPError as exc:
+            seen.append(exc.status)
+        yield
+
+    if colour == "sync":
+
+        @app.post("/", limits={"max_json_depth": 3})
+        def read(request: Request) -> dict[str, Any]:
+            return {"json": request.json(), "depth": request.limits.max_json_depth}
+
+    else:
+
+        @app.post("/", limits={"max_json_depth": 3})
+        async def aread(request: Request) -> dict[str, Any]:
+            return {"json": await request.ajson(), "depth": request.limits.max_json_depth}
+
+    headers = {"content-type": "application/json"}
+    client = make_client(app)
+    answer = client.post("/", content=b"[[[1]]]", headers=headers)
+    assert answer.json() == {"json": [[[1]]], "depth": 3}
+    answer = client.post("/", content=b"[[[[1]]]]", headers=headers)
+    assert (answer.status_code, answer.text) == (400, "JSON body is nested too deeply")
+    assert seen == [None if silent else 400] * 2
 
 
 # -- a client gone mid-upload -------------------------------------------------------------------
