@@ -31,7 +31,7 @@ from typing import Any
 
 import waitress
 from waitress import wasyncore
-from waitress.parser import ParsingError, get_header_lines
+from waitress.parser import ParsingError, TransferEncodingNotImplemented, get_header_lines
 from waitress.server import BaseWSGIServer
 from waitress.task import ThreadedTaskDispatcher, WSGITask
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
@@ -487,6 +487,16 @@ class OrderlyParser(ChunkedParser):
             return True
         try:
             super().parse_header(plain_head(header_plus))
+        except TransferEncodingNotImplemented:
+            codings = ",".join(header_lines(header_plus, b"transfer-encoding")).split(",")
+            named = [coding.strip(" \t").lower() for coding in codings if coding.strip(" \t")]
+            if named[-1:] != ["chunked"]:
+                # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked
+                # MUST be answered 400, and the connection closed. NOTE: Waitress answered 501
+                # to "identity" or "gzip" (RFC 9112 6.1's, for a coding not understood, which
+                # is right for "gzip, chunked" only), where Uvicorn answers 400.
+                raise ParsingError("Transfer-Encoding without chunked last") from None
+            raise
         except ValueError:
             if "CONTENT_LENGTH" not in self.headers:
                 raise
