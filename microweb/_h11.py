@@ -272,6 +272,8 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
     # answered: whether a response has ended on it.
     upgraded = answered = False
+    # NOTE: whether an Upgrade not taken has been logged on this connection.
+    upgrade_warned = False
     seen: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
@@ -355,6 +357,14 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         """End the connection as Uvicorn does, and its timers with it."""
         self.stop_timers()
         super().connection_lost(exc)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Log an Upgrade not taken as Uvicorn does, once a connection."""
+        # NOTE: Uvicorn logged each one: 2,000 h2c requests pipelined on a connection were
+        # 2,000 lines (a log flood a client can cause), as under httptools.
+        if not self.upgrade_warned:
+            self.upgrade_warned = True
+            super()._unsupported_upgrade_warning()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         """Upgrade as Uvicorn does, and hand the WebSocket protocol what came after the

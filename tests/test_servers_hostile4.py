@@ -1,5 +1,5 @@
 """Where the three ways of ``microweb serve`` still disagreed: chunk sizes, empty lines,
-transfer codings.
+transfer codings, CONNECT, and Upgrade requests logged.
 
 ``tests/hostile_app.py`` runs under Waitress, Uvicorn with httptools (``BoundedHttpTools``) and
 Uvicorn with h11 (``BoundedH11``), one server start each for the module. Each test sends raw
@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import re
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import HOST, serve_command, serving_module
+from servers import HOST, read_log, serve_command, serving_module
 
 pytestmark = pytest.mark.servers
 
@@ -109,3 +110,27 @@ def test_a_coding_before_chunked_is_501_under_every_server(server: Server) -> No
     answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     # NOTE: the body is framed: the app, under httptools, answers the next request too.
     assert _statuses(answer)[0] == b"501", answer[-300:]
+
+
+def test_a_connect_with_a_body_is_400_and_not_called_an_upgrade(server: Server) -> None:
+    # NOTE: httptools takes CONNECT for a protocol switch, as it takes Upgrade: a body with one
+    # was refused in the words of an Upgrade's.
+    head = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nContent-Length: 5\r\nConnection: close\r\n"
+    logged = len(read_log(server.log))
+    answer = _exchange(server, head + b"\r\nhello")
+    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert b"upgrade" not in answer.lower(), answer[-300:]
+    assert "upgrade" not in read_log(server.log)[logged:].lower()
+
+
+def test_upgrades_not_taken_are_logged_once_a_connection(server: Server) -> None:
+    # NOTE: Uvicorn logs each Upgrade it does not take: 2,000 h2c requests pipelined on one
+    # connection were 2,000 lines of log (and 2,000 more without a WebSocket library).
+    h2c = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    before = read_log(server.log).count("Unsupported upgrade request.")
+    for _ in range(2):
+        answer = _exchange(server, h2c * 50 + NEXT)
+        assert _statuses(answer) == [b"200"] * 51, answer[-300:]
+    time.sleep(0.1)
+    logged = read_log(server.log).count("Unsupported upgrade request.") - before
+    assert logged == (0 if server.name == "waitress" else 2), read_log(server.log)[-2000:]
