@@ -32,8 +32,9 @@ LINGER = 2.0
 CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # NOTE: empty lines (CRLF, or a bare LF) before a request line.
 EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
-# NOTE: a chunk size and whitespace, the line's end (h11 takes it, for servers in the wild).
-SPACED_SIZE = re.compile(rb"[0-9A-Fa-f]+[ \t]+\r\n")
+# NOTE: the end of a chunk line with whitespace before its CRLF, after the size or a chunk
+# extension (h11 takes it, for servers in the wild).
+SPACED_END = (b" \r\n", b"\t\r\n")
 
 
 class FoldChecked:
@@ -119,6 +120,9 @@ def check_codings(lines: list[bytearray]) -> None:
             codings = (codings or []) + [bytes(c.strip(b" \t").lower()) for c in value.split(b",")]
     if codings is None:
         return
+    if any(line.partition(b":")[0].lower() == b"content-length" for line in lines):
+        # NOTE: the 400 of FramedConnection, before h11's 501 for a coding it does not read.
+        raise h11.RemoteProtocolError("Transfer-Encoding with Content-Length", 400)
     named = [coding for coding in codings if coding]
     # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked MUST be
     # answered 400; RFC 9112 7, chunked is applied once. NOTE: refused here, as Waitress and
@@ -132,7 +136,7 @@ def check_codings(lines: list[bytearray]) -> None:
 
 class ChunkLinesChecked:
     """h11's receive buffer, as its reader of a chunked body sees it, refusing a chunk line
-    with whitespace after the size, as Waitress and httptools do."""
+    with whitespace before its CRLF, as Waitress and httptools do."""
 
     def __init__(self, buf: Any) -> None:
         self.buf = buf
@@ -144,11 +148,12 @@ class ChunkLinesChecked:
             h11.RemoteProtocolError: For a chunk size and whitespace (400).
         """
         line: bytearray | None = self.buf.maybe_extract_next_line()
-        if line is not None and SPACED_SIZE.fullmatch(line):
-            # SPEC: RFC 9112 7.1, chunk = chunk-size [ chunk-ext ] CRLF. NOTE: h11 takes
-            # whitespace before the CRLF: a proxy that refuses it or reads the size otherwise
-            # frames the body otherwise.
-            raise h11.RemoteProtocolError("whitespace after a chunk size", 400)
+        if line is not None and line.endswith(SPACED_END):
+            # SPEC: RFC 9112 7.1, chunk = chunk-size [ chunk-ext ] CRLF, and 7.1.1, an
+            # extension ends in a token or a quoted string. NOTE: h11 takes whitespace before
+            # the CRLF, where Waitress and httptools answer 400: a proxy that refuses it or
+            # reads the size otherwise frames the body otherwise.
+            raise h11.RemoteProtocolError("whitespace at the end of a chunk line", 400)
         return line
 
     def __getattr__(self, name: str) -> Any:

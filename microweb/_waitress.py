@@ -507,6 +507,10 @@ class OrderlyParser(ChunkedParser):
                 # to "identity" or "gzip" (RFC 9112 6.1's, for a coding not understood, which
                 # is right for "gzip, chunked" only), where Uvicorn answers 400.
                 raise ParsingError("Transfer-Encoding without chunked last") from None
+            if "CONTENT_LENGTH" in self.headers:
+                # NOTE: the 400 of any Transfer-Encoding with a Content-Length (below), as
+                # httptools answers it, before the 501 of its coding.
+                raise ParsingError("Transfer-Encoding with Content-Length") from None
             raise
         except ValueError:
             if "CONTENT_LENGTH" not in self.headers:
