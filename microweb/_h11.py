@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 import h11
-from h11._readers import maybe_read_from_IDLE_client
+from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import folded_framing
@@ -30,15 +30,19 @@ MAX_HEAD_SIZE = 256 * 1024
 LINGER = 2.0
 # NOTE: a control byte but HTAB (h11 has refused NUL, CR and LF already).
 CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# NOTE: empty lines (CRLF) before a request line.
-EMPTY_LINES = re.compile(rb"(?:\r\n)*")
+# NOTE: empty lines (CRLF, or a bare LF) before a request line.
+EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
+# NOTE: the end of a chunk line with whitespace before its CRLF, after the size or a chunk
+# extension (h11 takes it, for servers in the wild).
+SPACED_END = (b" \r\n", b"\t\r\n")
 
 
 class FoldChecked:
     """h11's receive buffer, as its reader of a request head sees it, refusing a head whose
     ``Transfer-Encoding`` or ``Content-Length`` is folded onto the next line (obs-fold), that
-    gives ``Content-Length`` more than once, or that ends a line with a bare LF; it skips
-    empty lines (CRLF) before the request line, as Waitress and httptools do."""
+    gives ``Content-Length`` more than once, that ends a line with a bare LF, or whose
+    ``Transfer-Encoding`` does not end in ``chunked``; it skips empty lines (CRLF, or a bare
+    LF) before the request line, as Waitress and httptools do."""
 
     def __init__(self, buf: Any) -> None:
         self.buf = buf
@@ -51,11 +55,12 @@ class FoldChecked:
         """
         size = len(self.buf)
         lines: list[bytearray] | None = self.buf.maybe_extract_lines()
-        if lines == [] and size - len(self.buf) == 2:
+        if lines == [] and size - len(self.buf) in (1, 2):
             # SPEC: RFC 9112 2.2, a server SHOULD ignore an empty line (CRLF) before the
-            # request line. NOTE: h11 answered 400, where Waitress and httptools skip it: a
-            # client that ends a POST's body with one lost its next request. The others
-            # are skipped at once: one by one, a read of them cost 0.1 s (256 KiB).
+            # request line, and MAY take a bare LF as a line end. NOTE: h11 answered 400,
+            # where Waitress and httptools skip it: a client that ends a POST's body with one
+            # lost its next request. The others are skipped at once: one by one, a read of
+            # them cost 0.1 s (256 KiB).
             more = EMPTY_LINES.match(bytes(self.buf))
             self.buf.maybe_extract_at_most(more.end() if more else 0)
             size = len(self.buf)
@@ -74,6 +79,7 @@ class FoldChecked:
         if folded is not None:
             # NOTE: the head's 400, as httptools answers (see folded_framing).
             raise h11.RemoteProtocolError(f"folded {folded.decode()} line", 400)
+        check_codings(lines)
         if repeated_length(lines):
             # SPEC: RFC 9110 8.6, a recipient either refuses repeated Content-Length values
             # or keeps one. NOTE: h11 kept one ("5, 5", or two lines of 5), where Waitress
@@ -100,6 +106,67 @@ def repeated_length(lines: list[bytearray]) -> bool:
     return values > 1
 
 
+def check_codings(lines: list[bytearray]) -> None:
+    """Refuse a request head's ``Transfer-Encoding`` (its ``lines``) unless it ends in
+    ``chunked``, and names it once.
+
+    Raises:
+        h11.RemoteProtocolError: For one that does not (400).
+    """
+    codings: list[bytes] | None = None
+    for line in lines:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"transfer-encoding":
+            codings = (codings or []) + [bytes(c.strip(b" \t").lower()) for c in value.split(b",")]
+    if codings is None:
+        return
+    if any(line.partition(b":")[0].lower() == b"content-length" for line in lines):
+        # NOTE: the 400 of FramedConnection, before h11's 501 for a coding it does not read.
+        raise h11.RemoteProtocolError("Transfer-Encoding with Content-Length", 400)
+    named = [coding for coding in codings if coding]
+    # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked MUST be
+    # answered 400; RFC 9112 7, chunked is applied once. NOTE: refused here, as Waitress and
+    # httptools refuse them, so that h11's 501 (any coding but chunked, or two lines) is
+    # left for a coding before chunked (RFC 9112 6.1), as Waitress has it.
+    if not named or named[-1] != b"chunked":
+        raise h11.RemoteProtocolError("Transfer-Encoding without chunked last", 400)
+    if named.count(b"chunked") > 1:
+        raise h11.RemoteProtocolError("Transfer-Encoding names chunked more than once", 400)
+
+
+class ChunkLinesChecked:
+    """h11's receive buffer, as its reader of a chunked body sees it, refusing a chunk line
+    with whitespace before its CRLF, as Waitress and httptools do."""
+
+    def __init__(self, buf: Any) -> None:
+        self.buf = buf
+
+    def maybe_extract_next_line(self) -> bytearray | None:
+        """Return the next line as h11's buffer does (a chunk line, here), once checked.
+
+        Raises:
+            h11.RemoteProtocolError: For a chunk size and whitespace (400).
+        """
+        line: bytearray | None = self.buf.maybe_extract_next_line()
+        if line is not None and line.endswith(SPACED_END):
+            # SPEC: RFC 9112 7.1, chunk = chunk-size [ chunk-ext ] CRLF, and 7.1.1, an
+            # extension ends in a token or a quoted string. NOTE: h11 takes whitespace before
+            # the CRLF, where Waitress and httptools answer 400: a proxy that refuses it or
+            # reads the size otherwise frames the body otherwise.
+            raise h11.RemoteProtocolError("whitespace at the end of a chunk line", 400)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.buf, name)
+
+
+class StrictChunkedReader(ChunkedReader):
+    """h11's reader of a chunked body, reading through ``ChunkLinesChecked``."""
+
+    def __call__(self, buf: Any) -> Any:
+        return super().__call__(ChunkLinesChecked(buf))  # type: ignore[arg-type]
+
+
 def read_head(buf: Any) -> Any:
     """Read a request head as h11 does, from ``buf`` seen through ``FoldChecked``."""
     return maybe_read_from_IDLE_client(FoldChecked(buf))  # type: ignore[arg-type]
@@ -109,12 +176,15 @@ class FramedConnection(h11.Connection):
     """h11's server side, refusing a request with both ``Transfer-Encoding`` and
     ``Content-Length``, or with either folded onto the next line."""
 
-    # NOTE: whether a request head was refused for being too long (431).
-    too_large = False
+    # NOTE: whether a request head was refused for being too long (431), or for a transfer
+    # coding h11 does not read before chunked (501).
+    too_large = not_implemented = False
 
     def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
         # NOTE: h11 picks the reader for the state the client is in; the head's is wrapped.
         reader = super()._get_io_object(role, event, io_dict)
+        if isinstance(reader, ChunkedReader):
+            return StrictChunkedReader()
         return read_head if reader is maybe_read_from_IDLE_client else reader
 
     def next_event(self) -> Any:
@@ -126,6 +196,7 @@ class FramedConnection(h11.Connection):
             # NOTE: h11's 431 is for any event too long: in a body (chunk line or trailer)
             # it stays the 400 Uvicorn sends, as under httptools.
             self.too_large = exc.error_status_hint == 431 and state is h11.IDLE
+            self.not_implemented = exc.error_status_hint == 501
             raise
         if isinstance(event, h11.Request):
             if event.http_version not in (b"1.0", b"1.1"):
@@ -206,6 +277,8 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
     # answered: whether a response has ended on it.
     upgraded = answered = False
+    # NOTE: whether an Upgrade not taken has been logged on this connection.
+    upgrade_warned = False
     seen: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
@@ -247,13 +320,25 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         return True
 
     def send_400_response(self, msg: str) -> None:
-        """Answer input h11 refused with 400, as Uvicorn does; or with 431 if it was too long."""
-        if not self.conn.too_large:
+        """Answer input h11 refused with 400, as Uvicorn does; with 431 if it was too long,
+        with 501 for a transfer coding before ``chunked``."""
+        if self.conn.too_large:
+            self._refuse(
+                431, b"Request Header Fields Too Large", b"request header fields too large"
+            )
+        elif self.conn.not_implemented:
+            # SPEC: RFC 9112 6.1, a server SHOULD answer 501 to a transfer coding it does not
+            # understand. NOTE: Uvicorn answered 400, where Waitress and the app (under
+            # httptools) answer 501; the connection closes, as under Waitress.
+            body = b"unsupported Transfer-Encoding (only chunked is)"
+            self._refuse(501, b"Not Implemented", body)
+        else:
             super().send_400_response(msg)
-            return
+
+    def _refuse(self, status: int, reason: bytes, body: bytes) -> None:
+        """Answer with ``status`` and close, dropping what still comes."""
         self.refused = True
         self.stop_stall_timer()
-        body = b"request header fields too large"
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
@@ -261,9 +346,7 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         ]
         conn = self.conn
         for event in (
-            h11.Response(
-                status_code=431, headers=headers, reason=b"Request Header Fields Too Large"
-            ),
+            h11.Response(status_code=status, headers=headers, reason=reason),
             h11.Data(data=body),
             h11.EndOfMessage(),
         ):
@@ -279,6 +362,14 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         """End the connection as Uvicorn does, and its timers with it."""
         self.stop_timers()
         super().connection_lost(exc)
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Log an Upgrade not taken as Uvicorn does, once a connection."""
+        # NOTE: Uvicorn logged each one: 2,000 h2c requests pipelined on a connection were
+        # 2,000 lines (a log flood a client can cause), as under httptools.
+        if not self.upgrade_warned:
+            self.upgrade_warned = True
+            super()._unsupported_upgrade_warning()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         """Upgrade as Uvicorn does, and hand the WebSocket protocol what came after the

@@ -79,6 +79,9 @@ _VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not serve
 _UPGRADE_REFUSAL = _closing_refusal(
     b"400 Bad Request", b"a body with an Upgrade request is not read"
 )
+_CONNECT_REFUSAL = _closing_refusal(
+    b"400 Bad Request", b"a body with a CONNECT request is not read"
+)
 
 
 class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
@@ -110,6 +113,8 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     # connection is the WebSocket protocol's (parsing ends there).
     held = b""
     upgraded = False
+    # NOTE: whether an Upgrade not taken has been logged on this connection.
+    upgrade_warned = False
     # NOTE: what was read after a WebSocket handshake's head, for the WebSocket protocol.
     after_handshake = b""
     # NOTE: bytes of the head's last line that httptools has had (as far as reads that were
@@ -241,7 +246,9 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             except httptools.HttpParserUpgrade as upgrade:
                 rest = data[upgrade.args[0] :]
                 if not self._should_upgrade():
-                    self._unsupported_upgrade_warning()
+                    if not self.refused:
+                        # NOTE: a refused one was logged as refused.
+                        self._unsupported_upgrade_warning()
                     # NOTE: an upgrade not taken (h2c, which curl --http2 asks for) stays
                     # HTTP: Uvicorn dropped the rest of the read, and a request pipelined
                     # there was never answered. httptools parses on from there.
@@ -253,6 +260,15 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
                 self.after_handshake = rest
                 self.handle_websocket_upgrade()
             return
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Log an Upgrade not taken as Uvicorn does, once a connection."""
+        # NOTE: Uvicorn logged each one: 2,000 h2c requests pipelined on a connection were
+        # 2,000 lines (a log flood a client can cause). The other refusals close the
+        # connection, and so are logged once a connection too.
+        if not self.upgrade_warned:
+            self.upgrade_warned = True
+            super()._unsupported_upgrade_warning()
 
     def _hand_over(self, data: bytes) -> None:
         """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep
@@ -281,8 +297,12 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
             # is taken for the new protocol's), and Uvicorn parsed that body as the next
             # requests: a body was answered as a request of its own where Waitress and h11,
             # and a proxy before the app, read it as a body.
-            self.logger.warning("Upgrade request with a body: refused with 400")
-            self._refuse(_UPGRADE_REFUSAL)
+            # NOTE: httptools takes CONNECT for a switch too (RFC 9110 9.3.6: it has no
+            # content): its refusal spoke of an Upgrade.
+            connect = self.parser.get_method() == b"CONNECT"
+            kind = "CONNECT" if connect else "Upgrade"
+            self.logger.warning("%s request with a body: refused with 400", kind)
+            self._refuse(_CONNECT_REFUSAL if connect else _UPGRADE_REFUSAL)
         else:
             if self.expect_100_continue and self.parser.get_http_version() == "1.0":
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the

@@ -15,13 +15,13 @@ into an orderly stop:
 While it serves, what Waitress does otherwise is mended where it is done: a client that
 stopped reading (``_close_stalled``); after-response work, an app's ``SystemExit`` and
 kept-alive answers without ``Content-Length`` (``OrderlyTask``); chunked bodies, ``Cookie``
-lines and ambiguous framing (``OrderlyParser``).
+lines and ambiguous framing (``OrderlyParser``, in ``_waitress_parser.py``); a close after
+a refusal that leaves the answer readable (``OrderlyChannel``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import socket
 import time
@@ -31,31 +31,20 @@ from typing import Any
 
 import waitress
 from waitress import wasyncore
-from waitress.parser import ParsingError, get_header_lines
 from waitress.server import BaseWSGIServer
-from waitress.task import ThreadedTaskDispatcher, WSGITask
-from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
+from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 
-from ._chunked import FIELD_LINE, ChunkedChannel, ChunkedParser
+from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._errors import log_failure
-from ._parsing import folded_framing
 from ._request import logged_bytes
 from ._serve_options import host_port
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
-from ._target import target_path
+from ._waitress_parser import OrderlyParser
 from ._wsgi import AFTER_SENT, WSGIDriver
 
 logger = logging.getLogger("microweb")
 
-# NOTE: the most header lines of a request head (folded ones too) Waitress parses; past them,
-# 431 before any is parsed. Waitress parses each line in Python, in the thread that reads
-# every connection: a 240 KB head (under its 256 KiB cap) of 60,000 lines "a:" took 226 ms of
-# CPU, of 60,000 folded lines 168 ms; 2,000 lines take about 5 ms (hostile140). Twice
-# Limits.max_headers, which the app checks again.
-MAX_HEAD_LINES = 2000
-# NOTE: the HTTP versions a request may name: no other is HTTP/1.x framing.
-SERVED_VERSIONS = ("1.0", "1.1")
 # NOTE: how often the drain looks at its connections when nothing wakes it.
 DRAIN_TICK = 0.05
 # NOTE: how often, at most, the server looks for connections that stopped reading.
@@ -63,6 +52,15 @@ STALL_CHECK = 1.0
 # NOTE: seconds a connection that owes nothing may stay idle while the connection limit is
 # reached: Uvicorn's keep-alive timeout (the limit is then freed as fast as under Uvicorn).
 IDLE_AT_LIMIT = 5.0
+# NOTE: a connection closed after a refusal (Waitress's 413, 400...) is still read, and what
+# comes dropped, until the client closes, nothing has come for LINGER_IDLE seconds, or
+# LINGER_MOST have passed (nginx's lingering close, 5 s and 30 s by default).
+LINGER_IDLE = 2.0
+LINGER_MOST = 30.0
+# NOTE: bytes a read takes while lingering (Waitress's reads are 8 KiB), in the thread that
+# reads every connection: a client sent 200 MiB to be dropped in 1.3 s with 8 KiB reads, in
+# 0.5 s with these (loopback, http.client, 2026-12-07).
+LINGER_READ = 256 * 1024
 
 
 # NOTE: Waitress's own default, which create_server() no longer applies once given the
@@ -204,6 +202,8 @@ class OrderlyWaitress:
             if channel.requests and waiting and channel.last_activity < now - timeout:
                 logger.warning("client stopped reading for %d s: connection closed", timeout)
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
+            elif channel.lingered_out(now):
+                channel.handle_close()
         if any(listener.in_connection_overflow for listener in self.listeners):
             self._close_idle_at_limit(now - IDLE_AT_LIMIT)
 
@@ -404,10 +404,6 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         channel.server.pull_trigger()
 
 
-# NOTE: a Transfer-Encoding line of a head (Waitress refuses a space before the colon).
-TRANSFER_ENCODING_LINE = re.compile(rb"\ntransfer-encoding:", re.IGNORECASE)
-
-
 def _arrival_address(channel: Any) -> str | None:
     """The local address of ``channel``'s connection, as Uvicorn gives the server's; ``None``
     on a Unix socket, or once the connection is gone."""
@@ -419,181 +415,66 @@ def _arrival_address(channel: Any) -> str | None:
         return None
 
 
-def header_lines(header_plus: bytes, name: bytes) -> list[str]:
-    """Return the values of the ``name`` lines (lowercase) of a head Waitress has parsed."""
-    values = []
-    for line in get_header_lines(header_plus.partition(b"\r\n")[2]):
-        # NOTE: not Waitress's HEADER_FIELD_RE, which takes time in the square of the
-        # whitespace before a value; Waitress has parsed these lines, so each is name:value.
-        found, _, value = line.partition(b":")
-        if found.lower() == name:
-            values.append(value.strip(b" \t").decode("latin-1"))
-    return values
+class RefusalTask(ErrorTask):  # type: ignore[misc]
+    """Waitress's answer to a request it refused, noted on its connection."""
 
-
-# NOTE: the request lines and header lines that Waitress's regular expressions match, as
-# expressions that run in linear time. Waitress's own take time in the square of a line's
-# length, or worse, to fail, in its one thread that reads every connection: "X:", 40,000
-# spaces and a control byte took 10 s of CPU; a target of 4,000 "a", "://" and 4,000 digits
-# before " HTTP/1.1 x" took 1.9 s (hostile141). A head of 256 KiB would take hours.
-# Both accept the same lines (but for the targets below): Waitress's scheme-and-authority
-# part of the target is made of bytes that the rest of it allows too, and a header value of
-# any visible bytes, spaces and tabs is one that its optional whitespace and field content
-# cover.
-# NOTE: a target of visible bytes: Waitress passed a raw NUL, tab or other control byte on to
-# the app ("/x\x00" was the path "/x\x00", "?q=\x01" a query), where h11 and httptools refuse
-# it (RFC 9112 3.2, a target is URI characters) and Uvicorn answered 400. Bytes past ASCII are
-# left to Waitress, whose own 400 says "Bad URI".
-REQUEST_LINE = re.compile(
-    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [\x21-\x7e\x80-\xff]+(?: HTTP/[0-9]\.[0-9])?"
-)
-
-
-def plain_head(header_plus: bytes) -> bytes:
-    """Return the head with each header line as ``name:value``, its folds and the whitespace
-    around its value taken out, as Waitress would read it; check its lines first.
-
-    Waitress reads the same headers from it, and its expressions take linear time on it.
-
-    Raises:
-        ParsingError: For a request line or a header line that Waitress's expressions do not
-            match (Waitress's 400, and the connection closed).
-    """
-    first_line, _, header = header_plus.partition(b"\r\n")
-    # NOTE: Waitress strips the request line's trailing whitespace; what it refuses for other
-    # reasons (no CRLF, a bare CR or LF) is left to it.
-    if not REQUEST_LINE.fullmatch(first_line.rstrip()):
-        raise ParsingError("Start line is invalid")
-    if b"  " not in header and b"\t" not in header:
-        # PERF: Waitress's expression is slow only on runs of whitespace; without them, the
-        # head goes to it as it came: 32 us for a browser's head of 10 lines, against 54 us
-        # checked and rebuilt (timeit, 2026-12-03).
-        return header_plus
-    lines = [first_line]
-    for line in get_header_lines(header):
-        if not FIELD_LINE.fullmatch(line):
-            raise ParsingError("Invalid header")
-        name, _, value = line.partition(b":")
-        lines.append(name + b":" + value.strip(b" \t"))
-    return b"\r\n".join(lines) if len(lines) > 1 else first_line + b"\r\n"
-
-
-def refuse_folded_framing(header_plus: bytes) -> None:
-    """Refuse a head whose ``Transfer-Encoding`` or ``Content-Length`` is folded (obs-fold).
-
-    Raises:
-        ParsingError: For such a head (Waitress's 400, and the connection closed).
-    """
-    folded = folded_framing(header_plus.split(b"\r\n"))
-    if folded is not None:
-        raise ParsingError(f"folded {folded.decode().title()} line")
-
-
-class OrderlyParser(ChunkedParser):
-    """Waitress's request parser (``ChunkedBody`` for chunked bodies), with ``Cookie`` lines
-    joined by ``"; "``, an ambiguous ``Transfer-Encoding`` refused (400), heads of more than
-    ``MAX_HEAD_LINES`` header lines refused (431), and a ``Content-Length`` past ``int()``'s
-    digits (413)."""
-
-    headers: dict[str, str]
-    version: str
-
-    def _refused(self, header_plus: bytes) -> bool:
-        """Parse the head as Waitress does, or refuse it unparsed (431, 413): tell which."""
-        # NOTE: one LF a header line, after the request line's (the head ends in CRLF CRLF).
-        if header_plus.rstrip(b"\r\n").count(b"\n") > MAX_HEAD_LINES:
-            # NOTE: as Waitress refuses a head past its size: a request to answer the error of.
-            self._refuse(RequestHeaderFieldsTooLarge(f"more than {MAX_HEAD_LINES} header lines"))
-            return True
-        try:
-            super().parse_header(plain_head(header_plus))
-        except ValueError:
-            if "CONTENT_LENGTH" not in self.headers:
-                raise
-            # NOTE: Waitress reads a Content-Length of digits with int(), which raises past
-            # sys.get_int_max_str_digits() (4,300): the ValueError left the parser, and the
-            # connection was closed unanswered, a traceback logged. No body is that large
-            # (Waitress's 413 for 20 digits; h11 refuses more than 20 with 400).
-            self._refuse(RequestEntityTooLarge("Content-Length past the digits int() reads"))
-            return True
-        return False
-
-    def _refuse(self, error: Any) -> None:
-        # NOTE: Waitress adds to the headers it holds, and a request is needed to answer the
-        # error of: an empty HTTP/1.0 GET, whose connection closes.
-        self.headers.clear()
-        super().parse_header(b"GET / HTTP/1.0\r\n")
-        self.error = error
-        self.completed = True
-
-    def parse_header(self, header_plus: bytes) -> None:
-        """Parse the head as Waitress does; join ``Cookie`` lines as one ``Cookie`` header.
-
-        A head of more than ``MAX_HEAD_LINES`` header lines is refused with 431, unparsed, and
-        one whose ``Content-Length`` has more digits than ``int()`` reads with 413.
-
-        Raises:
-            ParsingError: (Waitress's 400, and the connection closed) for a version other
-                than HTTP/1.0 and HTTP/1.1 (or none, 0.9), for a target that is
-                neither a path nor absolute-form (``http:/x``, ``#f``), for a
-                ``Transfer-Encoding`` in a request that is not HTTP/1.1, or with a
-                ``Content-Length``, or that names ``chunked`` twice, or no coding at all, or a
-                ``Transfer-Encoding`` or ``Content-Length`` folded onto a next line: each a
-                framing that a proxy before Waitress may read otherwise, as Uvicorn refuses
-                them.
-        """
-        if self._refused(header_plus):
-            return
-        if self.version not in SERVED_VERSIONS:
-            # SPEC: RFC 9112 2.3. NOTE: Waitress served any HTTP/x.y, and a request line
-            # without a version, where httptools and h11 answer 400 to most.
-            raise ParsingError(f"HTTP version {self.version or 'missing'} is not served")
-        if self.request_uri[:1] != "/" and (self.path[:1] == "/" or not self.path):
-            target = self.request_uri.encode("latin-1").partition(b"?")[0].partition(b"#")[0]
-            if target_path(target, self.command) is None:
-                # NOTE: "http:/x" and "foo:/x", no path nor absolute-form (RFC 9112 3.2): read
-                # by urlsplit(), they gave the path "/x", where Uvicorn answers 400. And "#f"
-                # or "?q=1" gave an empty path, answered as a request for "/".
-                raise ParsingError("request target is not a path")
-        if self.version != "1.1" and "TRANSFER_ENCODING" in self.headers:
-            # SPEC: RFC 9112 6.1, an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-            # NOTE: Waitress reads chunked bodies in HTTP/1.1 only: it framed an HTTP/1.0
-            # body by its Content-Length, or as empty, and kept the connection, so the
-            # chunks were read as the next request, one no proxy before it had seen.
-            raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
-        if not self.chunked and TRANSFER_ENCODING_LINE.search(header_plus):
-            # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked
-            # MUST be answered 400, and the connection closed. NOTE: Waitress refuses (501)
-            # any coding but chunked, yet ignored a Transfer-Encoding with none (empty, or
-            # ","): it framed the body by its Content-Length, or as empty, and read the body
-            # as the next request, where Uvicorn answers 400.
-            raise ParsingError("Transfer-Encoding without chunked")
-        if self.chunked:
-            # SPEC: RFC 9112 6.3, a server that serves a request with both MUST close the
-            # connection after it; RFC 9112 7, chunked is applied once. Waitress served both
-            # and kept the connection, whose next request a proxy that read the
-            # Content-Length (or one chunked coding) had not seen as one.
-            if "CONTENT_LENGTH" in self.headers:
-                raise ParsingError("Transfer-Encoding with Content-Length")
-            codings = ",".join(header_lines(header_plus, b"transfer-encoding")).split(",")
-            if sum(1 for coding in codings if coding.strip(" \t")) > 1:
-                raise ParsingError("Transfer-Encoding names chunked more than once")
-        if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
-            refuse_folded_framing(header_plus)
-        joined = self.headers.get("COOKIE")
-        if joined is not None and ", " in joined:
-            # SPEC: RFC 6265 5.4 and RFC 9113 8.2.3, cookie pairs are joined with "; ": with
-            # Waitress's ", ", "a=1" and "b=2" on two lines were one cookie a of "1, b=2".
-            # NOTE: read again only when ", " is there, as one value may hold it too.
-            self.headers["COOKIE"] = "; ".join(header_lines(header_plus, b"cookie"))
+    def execute(self) -> None:
+        """Note the refusal, and answer as Waitress does."""
+        self.channel.refused = True
+        super().execute()
 
 
 class OrderlyChannel(ChunkedChannel):
     """Waitress's connection, its heads parsed by ``OrderlyParser`` and its requests answered
-    by ``OrderlyTask``."""
+    by ``OrderlyTask``; closed after a refusal in two steps (a lingering close)."""
 
     task_class: Any = OrderlyTask
     parser_class: Any = OrderlyParser
+    error_task_class: Any = RefusalTask
+    # NOTE: whether a request was refused on it (and the connection closes after the answer),
+    # and when (time.time(), Waitress's clock) its lingering close began.
+    refused = False
+    lingering_since: float | None = None
+
+    def handle_close(self) -> None:
+        """Close as Waitress does; after a refusal, end the writing side first and read on,
+        dropping what comes, until the client closes or ``lingered_out()``."""
+        # SPEC: RFC 9112 9.6, a server closes in stages, so that the client can read the last
+        # response. NOTE: Waitress closed at once with a refused body still coming (a 413 for
+        # its Content-Length): the socket answered with a reset, and a client that reads once
+        # it has sent the body (http.client, requests) got the reset, not the 413. Uvicorn
+        # reads such a body on and drops it (Werkzeug's server too, up to 10 GB).
+        if self.lingering_since is not None or not (self.refused and self.connected):
+            super().handle_close()
+            return
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError:
+            super().handle_close()
+            return
+        self.lingering_since = self.last_activity = time.time()
+        self.will_close = self.close_when_flushed = False
+
+    def handle_read(self) -> None:
+        """Read as Waitress does; while lingering, drop what comes, and close at its end."""
+        if self.lingering_since is None:
+            super().handle_read()
+            return
+        try:
+            data = self.recv(LINGER_READ)  # NOTE: at the client's end, it closes.
+        except OSError:
+            super().handle_close()
+            return
+        if data:
+            self.last_activity = time.time()
+
+    def lingered_out(self, now: float) -> bool:
+        """Return whether a lingering close has gone on long enough (``LINGER_IDLE``,
+        ``LINGER_MOST``)."""
+        since = self.lingering_since
+        if since is None:
+            return False
+        return self.last_activity < now - LINGER_IDLE or since < now - LINGER_MOST
 
     def send_continue(self) -> None:
         """Send ``100 Continue`` for a request whose body is still to come; for one read

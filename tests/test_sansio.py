@@ -187,7 +187,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "_testing_close", "_testing_options",
         "_testing_sides", "_testing_content", "_testing_handshake", "_template_names",
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
-        "_waitress",
+        "_waitress", "_waitress_parser",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
         "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "plugins",
     ),
