@@ -17,8 +17,8 @@ def decode_ext_value(value: str) -> str | None:
     """Decode an RFC 8187 extended parameter value, such as ``UTF-8''%E2%82%AC.txt``.
 
     Returns:
-        The text, or ``None`` for a value that is malformed, in another charset, or whose
-        bytes do not decode.
+        The text, or ``None`` for a value that is malformed, in another charset, whose bytes
+        do not decode, or that holds a NUL.
     """
     # NOTE: some clients quote the value, which RFC 8187 does not allow; taken all the same.
     charset, first, rest = value.strip().strip('"').partition("'")
@@ -33,9 +33,11 @@ def decode_ext_value(value: str) -> str | None:
         # SPEC: RFC 8187 3.2.1, a "%" starts an escape of two hex digits: "%ZZ" was kept.
         if LONE_PERCENT.search(data):
             return None
-        return percent_decode_bytes(data).decode(codec)
+        text = percent_decode_bytes(data).decode(codec)
     except UnicodeError:
         return None
+    # NOTE: a NUL is in no file's name on any system; handed to the app, open() raised on it.
+    return None if "\0" in text else text
 
 
 # NOTE: multipart reads only ``filename``; this finds ``filename*`` where a header has one.

@@ -205,6 +205,8 @@ MAX_PART_HEADER_PARAMS = 32
 # SPEC: RFC 2046 5.1.1, a boundary has 1 to 70 characters.
 MAX_BOUNDARY = 70
 _HEADERS_WITH_PARAMS = frozenset({"Content-Disposition", "Content-Type"})
+# NOTE: the headers multipart reads (titled, as it names them), whose folded lines are refused.
+_FOLD_REFUSED = _HEADERS_WITH_PARAMS | {"Content-Length"}
 
 
 def _check_params(name: str, value: str) -> None:
@@ -324,6 +326,27 @@ class _Parser(multipart.PushMultipartParser):  # type: ignore[misc]
         # SPEC: RFC 9110 5.5, a field value holds no CR or LF; a recipient may reject it.
         if b"\n" in line or b"\r" in line:
             raise multipart.ParserError("Invalid line break in segment header")
+        # SPEC: RFC 9110 5.5, a field value holding NUL is invalid: in a name or a file name it
+        # reached the app, where open() raises ValueError on it (a 500).
+        if b"\0" in line:
+            raise multipart.ParserError("NUL in segment header")
+        if line[0] in b" \t":
+            # SPEC: RFC 9112 5.2 obsoletes line folding, which no browser or HTTP library
+            # sends in a part. A folded header that is read here (its name, file name or
+            # charset) is refused, as a folded framing header of a request is: a proxy or a
+            # firewall that does not join it reads another part than the app (a part without
+            # a name, where the app got a file). Another header's fold is still joined.
+            # NOTE: multipart's own list of the part's headers so far (titled names); a
+            # release that renames it fails test_forms_part_heads.
+            previous = self._segment_headerlist[-1][0] if self._segment_headerlist else ""
+            if previous in _FOLD_REFUSED:
+                raise multipart.ParserError(f"a part's {previous} header is folded")
+        elif (colon := line.find(b":")) > 0 and line[colon - 1] in b" \t":
+            # SPEC: RFC 9112 5.1, no whitespace between a field name and its colon. multipart
+            # strips it, where a reader that does not takes another header (and no name).
+            raise multipart.ParserError("a part's header has whitespace before its colon")
+        # PERF: the three checks above cost nothing seen: 999 file parts of two head lines each
+        # parse in 11.5 ms, 11.7 before (MultipartEvents, best of 7 x 20, 2026-12-07).
         self._head_lines += 1
         self._head_bytes += len(line)
         if self._head_lines > self.max_header_count:
