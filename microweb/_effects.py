@@ -191,7 +191,14 @@ def _run_pending(
         target, args, kwargs = pending.popleft()
         try:
             if target.is_async:
-                yield _await_carried(target.fn(*args, **kwargs))
+                awaitable = target.fn(*args, **kwargs)
+                try:
+                    yield _await_carried(awaitable)
+                finally:
+                    # NOTE: the app loop closes the carrier unstarted once the WSGI app was
+                    # closed: the callback's coroutine, never awaited, was left to a warning.
+                    if isinstance(awaitable, Coroutine):
+                        awaitable.close()
             else:
                 returned = yield Offload(_call_carried, (target.fn, *args), kwargs)
                 if isinstance(returned, Coroutine):
