@@ -86,6 +86,13 @@ def test_a_router_prefix_that_is_no_string_is_a_type_error(prefix: object) -> No
     [
         ("/my files", "/my%20files/items", {}),
         ("/café", "/caf%C3%A9/items", {}),
+        # NOTE: Persian writes a zero-width non-joiner inside words: refused by 4f323035 as
+        # no printable text, though a browser sends it as %E2%80%8C (review307).
+        (
+            "/\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "/%D9%85%DB%8C%E2%80%8C%D8%AE%D9%88%D8%A7%D9%87%D9%85/items",
+            {},
+        ),
         ("/{tenant}", "/acme/items", {"tenant": "acme"}),
         ("/shop/{shop:int}/v1", "/shop/7/v1/items", {"shop": "7"}),
     ],
@@ -166,6 +173,13 @@ def test_a_template_no_client_means_is_refused_naming_it(template: str, reason: 
         ("/xn--caf-dma/{id:int}", "/xn--caf-dma/7"),
         ("/a//b", "/a//b"),
         ("/a/", "/a/"),
+        # NOTE: a family emoji is three joined by zero-width joiners, and a no-break space is
+        # text too: neither is a control character (review307).
+        (
+            "/\U0001f468\u200d\U0001f469\u200d\U0001f467",
+            "/%F0%9F%91%A8%E2%80%8D%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7",
+        ),
+        ("/10\u00a0km", "/10%C2%A0km"),
     ],
 )
 def test_templates_a_client_reaches_stay_taken(
