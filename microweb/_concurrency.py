@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 
 from ._app_loop import AppLoop, LoopStopped, adopt
 from ._closing import close_both, close_sync_in
-from ._effects import Effects, Offload
+from ._effects import Effects, Offload, closing_here
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
@@ -144,10 +144,13 @@ async def drive_async(effects: Effects, pool: WorkerPool) -> Any:
                 # off are closed (their aclose() awaited) before it goes on, instead of when
                 # they are collected. App code's own is an error of the request, as under WSGI.
                 error = exc if cancelled_here() else own_cancellation(exc)
-            except (KeyboardInterrupt, SystemExit) as exc:
+            except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
                 # NOTE: thrown in, as under WSGI: the core closes its flows now (their finally
                 # run; kept by the task, the traceback held them until a collection), and an
-                # error handler's is told from a cut (closed, it was logged as "cut off").
+                # error handler's is told from a cut (closed, it was logged as "cut off"). An
+                # async def handler's own GeneratorExit too; this coroutine's closing goes on.
+                if closing_here(exc):
+                    raise
                 error = exc
             else:
                 effect = send(value)

@@ -191,7 +191,14 @@ def _run_pending(
         target, args, kwargs = pending.popleft()
         try:
             if target.is_async:
-                yield _await_carried(target.fn(*args, **kwargs))
+                awaitable = target.fn(*args, **kwargs)
+                try:
+                    yield _await_carried(awaitable)
+                finally:
+                    # NOTE: the app loop closes the carrier unstarted once the WSGI app was
+                    # closed: the callback's coroutine, never awaited, was left to a warning.
+                    if isinstance(awaitable, Coroutine):
+                        awaitable.close()
             else:
                 returned = yield Offload(_call_carried, (target.fn, *args), kwargs)
                 if isinstance(returned, Coroutine):
@@ -251,13 +258,17 @@ async def _await_carried(awaitable: Awaitable[Any]) -> Any:
     try:
         return await awaitable
     except _ENDING as exc:
-        # NOTE: a GeneratorExit raised here, at the await, with no frame of the callback's
-        # below, is this coroutine's own closing (close() closes the callback's first): it
-        # goes on, or close() would fail.
-        traceback = exc.__traceback__
-        if isinstance(exc, GeneratorExit) and traceback is not None and traceback.tb_next is None:
-            raise
+        if closing_here(exc):
+            raise  # NOTE: or close() would fail.
         raise Ending(exc) from None
+
+
+def closing_here(exc: BaseException) -> bool:
+    """Tell whether ``exc``, caught at an ``await``, is the awaiting coroutine's own closing,
+    not app code's ``GeneratorExit``: raised there with no frame below (``close()`` closes
+    what it awaits first, then raises a new one at the ``await``)."""
+    traceback = exc.__traceback__
+    return isinstance(exc, GeneratorExit) and traceback is not None and traceback.tb_next is None
 
 
 def _unchain(exc: BaseException, passing: BaseException) -> None:

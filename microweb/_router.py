@@ -23,6 +23,7 @@ from ._routing import (
     check_colour,
     check_name,
     check_prefix,
+    check_reached,
     is_async_callable,
     is_generator_callable,
     skip_names,
@@ -116,6 +117,8 @@ class RouteRegistry:
         kind: str = "http",
     ) -> Route:
         template = join_prefix(self.prefix, path)
+        segments = parse_template(template)
+        check_reached(template, f"route template {template!r}")
         return Route(
             template=template,
             methods=methods,
@@ -125,7 +128,7 @@ class RouteRegistry:
             offload=offload,
             limits=limits,
             kind=kind,
-            segments=parse_template(template),
+            segments=segments,
         )
 
     def _with_options(

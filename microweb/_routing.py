@@ -243,16 +243,27 @@ def check_prefix(prefix: str, owner: str, reached: str) -> None:
             f"{owner} prefix {prefix!r} holds '//', an empty segment that only a request "
             f"with '//' reaches: write {re.sub('/+', '/', prefix)!r}"
         )
-    # NOTE: taken, "/api?x" and "/a%2Fb" were reached by no request ("/a%252Fb" alone), and
-    # "/api\n" (a setting read with its newline) by "/api%0A" alone.
-    refused = root_path_refused(prefix, f"{owner} prefix {prefix!r}")
+    check_reached(prefix, f"{owner} prefix {prefix!r}")
+
+
+def check_reached(path: str, named: str) -> None:
+    """Refuse a prefix or route template, ``path`` (``named`` so in the message), that no
+    request reaches, or only one that no client means.
+
+    Raises:
+        ValueError: For a ``?`` or ``#``, a %-escape, a control character, a ``.`` or ``..``
+            segment, or a segment that begins or ends with a space.
+    """
+    # NOTE: taken, "/api?x" and "/a%2Fb" were reached by no request ("/a%252Fb" alone, "?"
+    # by "%3F"), and "/api\n" (a setting read with its newline) by "/api%0A" alone.
+    refused = root_path_refused(path, named)
     if refused is not None:
         raise ValueError(refused)
-    if any(segment != segment.strip(" ") for segment in prefix.split("/")):
-        stripped = "/".join(segment.strip(" ") for segment in prefix.split("/"))
+    if any(segment != segment.strip(" ") for segment in path.split("/")):
+        stripped = "/".join(segment.strip(" ") for segment in path.split("/"))
         raise ValueError(
-            f"{owner} prefix {prefix!r} has a segment that begins or ends with a space, which "
-            f"only a request with %20 there reaches: write {stripped!r}"
+            f"{named} has a segment that begins or ends with a space, which only a request "
+            f"with %20 there reaches: write {stripped!r}"
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from urllib.parse import quote, unquote_to_bytes
 
 from ._errors import HTTPError
@@ -122,9 +123,11 @@ _PERCENT_ESCAPE = re.compile("%[0-9A-Fa-f]{2}")
 def root_path_refused(root_path: str, option: str) -> str | None:
     """Say why ``root_path`` can't be the prefix an app is mounted at, naming it ``option``
     (``microweb serve --root-path``, ``TestClient(root_path=)``); ``None`` if it can."""
-    if not root_path.isprintable():
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in root_path):
         # NOTE: bytes of no UTF-8 come from the command line as surrogates, which no URL can
-        # hold; a control character would be a path no client sends as it is.
+        # hold; a control character would be a path no client sends as it is. Not all that
+        # isprintable() refuses: a no-break space, or the zero-width non-joiner that Persian
+        # writes inside words, is text a browser sends (review307).
         return f"{option} must be printable UTF-8 text, got {root_path!r}"
     if "?" in root_path or "#" in root_path:
         # NOTE: the app was served where no request came: a client's "?" or "#" ends the path.

@@ -421,6 +421,70 @@ def test_a_callback_that_raises_a_base_exception_lets_the_rest_run_first(
     assert not [r for r in caplog.records if "after-response callback" in r.getMessage()]
 
 
+async def _raises_at_once() -> None:
+    raise GeneratorExit("from the callback")
+
+
+async def _raises_in_a_helper() -> None:
+    async def helper() -> None:
+        await asyncio.sleep(0)
+        raise GeneratorExit("from the callback")
+
+    await helper()
+
+
+@pytest.mark.parametrize("callback", [_raises_at_once, _raises_in_a_helper])
+def test_a_callbacks_generator_exit_from_any_depth_is_its_own(
+    make_client: MakeClient, callback: Callable[[], Any]
+) -> None:
+    # NOTE: the carrier tells app code's from its own closing by the frames below the await:
+    # one raised before the callback's first await, or in a coroutine it awaits, is app
+    # code's too (review307).
+    log: list[str] = []
+    app = App()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        request.after_response(callback)
+        request.after_response(log.append, "after")
+        return "sent"
+
+    with make_client(app) as client, pytest.raises(GeneratorExit, match="from the callback"):
+        client.get("/")
+    assert log == ["after"]
+
+
+def test_a_generator_exit_of_a_task_a_callback_awaited_closes_the_callbacks_task(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: asyncio throws the task's GeneratorExit into the task that awaits it, and a throw
+    # of GeneratorExit closes every coroutine that task awaits: the callback's frame never
+    # sees it, so the ones after it cannot run. docs/errors.md says so (review307).
+    log: list[str] = []
+    app = App()
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise GeneratorExit("from the task")
+
+    async def awaits_a_task() -> None:
+        await asyncio.gather(fails())
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        request.after_response(awaits_a_task)
+        request.after_response(log.append, "after")
+        return "sent"
+
+    app.get("/fine")(lambda request: "fine")
+    with caplog.at_level(logging.ERROR, logger="microweb"), make_client(app) as client:
+        with pytest.raises(GeneratorExit, match="from the task"):
+            client.get("/")
+        assert client.get("/fine").text == "fine"
+    assert log == []
+    assert not [r for r in caplog.records if r.name.startswith("microweb")]
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_callbacks_system_exit_past_a_streams_error_is_not_shown_as_during_it(
     make_client: MakeClient, kind: str

@@ -4,6 +4,7 @@ converters that return or raise what they should not, and the links ``url_for`` 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -85,6 +86,13 @@ def test_a_router_prefix_that_is_no_string_is_a_type_error(prefix: object) -> No
     [
         ("/my files", "/my%20files/items", {}),
         ("/café", "/caf%C3%A9/items", {}),
+        # NOTE: Persian writes a zero-width non-joiner inside words: refused by 4f323035 as
+        # no printable text, though a browser sends it as %E2%80%8C (review307).
+        (
+            "/\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "/%D9%85%DB%8C%E2%80%8C%D8%AE%D9%88%D8%A7%D9%87%D9%85/items",
+            {},
+        ),
         ("/{tenant}", "/acme/items", {"tenant": "acme"}),
         ("/shop/{shop:int}/v1", "/shop/7/v1/items", {"shop": "7"}),
     ],
@@ -118,6 +126,71 @@ def test_empty_segments_after_the_first_stay_allowed(make_client: MakeClient) ->
     assert app.url_for("inner") == "/a//b"
     with make_client(app) as client:
         assert client.get("/a//b").text == "ok"
+
+
+async def _socket(socket: object, **params: object) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        # NOTE: taken, each was reached by no request a client means: "/a%2Fb" by "/a%252Fb"
+        # alone, "/x?y" by "/x%3Fy" alone (a client's "?" ends the path), "/api\n" by
+        # "/api%0A", "/ x" by "/%20x", under both interfaces.
+        ("/a%2Fb", "is matched with the decoded path"),
+        ("/caf%C3%A9", "is matched with the decoded path"),
+        ("/x?y", "must be a path alone, with no '?' or '#'"),
+        ("/items/{id}?full", "is not a parameter"),
+        ("/a#b", "must be a path alone, with no '?' or '#'"),
+        ("/api\n", "must be printable UTF-8 text"),
+        ("/a\tb/{id}", "must be printable UTF-8 text"),
+        ("/ x", "a segment that begins or ends with a space"),
+        ("/x /{id}", "a segment that begins or ends with a space"),
+    ],
+)
+def test_a_template_no_client_means_is_refused_naming_it(template: str, reason: str) -> None:
+    app = App()
+    with pytest.raises(ValueError) as refused:
+        app.get(template)(_text)
+    message = str(refused.value)
+    assert message.startswith(f"route template {template!r}") and reason in message
+    router = Router(prefix="/api")
+    with pytest.raises(ValueError, match=re.escape(f"route template {'/api' + template!r}")):
+        router.post(template)(_text)
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        app.websocket(template)(_socket)
+    assert app.routes == [] and router.routes == []
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("/my files", "/my%20files"),
+        ("/café/{id}", "/caf%C3%A9/7"),
+        ("/100%", "/100%25"),
+        ("/a+b;c:d@e~f!$&'()*,=", "/a+b;c:d@e~f!$&'()*,="),
+        ("/xn--caf-dma/{id:int}", "/xn--caf-dma/7"),
+        ("/a//b", "/a//b"),
+        ("/a/", "/a/"),
+        # NOTE: a family emoji is three joined by zero-width joiners, and a no-break space is
+        # text too: neither is a control character (review307).
+        (
+            "/\U0001f468\u200d\U0001f469\u200d\U0001f467",
+            "/%F0%9F%91%A8%E2%80%8D%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7",
+        ),
+        ("/10\u00a0km", "/10%C2%A0km"),
+    ],
+)
+def test_templates_a_client_reaches_stay_taken(
+    make_client: MakeClient, template: str, path: str
+) -> None:
+    app = App()
+    app.get(template, name="here")(_text)
+    params = {"id": 7} if "{id" in template else {}
+    with make_client(app) as client:
+        assert client.get(path).text == "ok"
+        assert client.get(app.url_for("here", **params)).text == "ok"
 
 
 # -- converters ------------------------------------------------------------------------------
