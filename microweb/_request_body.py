@@ -38,6 +38,15 @@ def _cancelled(call: str) -> str:
     return f"{call}, which was cancelled before it ended"
 
 
+class _RefusedJSON:
+    """What ``json()`` keeps of a body it refused by its length alone: the limit it passed."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
 class _Ended:
     """What a read waits for when the body (or form) was kept after it looked: nothing."""
 
@@ -148,7 +157,8 @@ class BodyMethods(HeadProperties):
         body = self._body
         if body is None:
             # NOTE: an announced length past the limit is refused before anything is read, and
-            # not kept: a read() after json()'s 413 reads the body (within max_body_size).
+            # kept (_keep_length_refusal()); a read() after json()'s 413 of max_json_size still
+            # reads the body (within max_body_size).
             meter = self._claim(call, WHOLE_READS, json, keeps=True)
             if not isinstance(meter, BodyMeter):
                 meter.wait_blocking()
@@ -212,6 +222,8 @@ class BodyMethods(HeadProperties):
         this read's limits), or ``None`` for a body they refuse silently; ``MISSING`` if they
         read it."""
         if self._json is not MISSING:
+            if isinstance(self._json, _RefusedJSON):
+                raise JSONMeter.too_large(self._json.limit)
             self._check_kept(len(self._body or b""), self._body)
             if self.limits.max_json_depth < self._json_depth:
                 # NOTE: JSON an app flow read within the app's max_json_depth, for a route of a
@@ -304,7 +316,7 @@ class BodyMethods(HeadProperties):
         limit's 413) to the request's later reads, as the meter leaves its own."""
         meter = self._meter
         # NOTE: only where this call streamed the body: a 415 comes before the reading, and a
-        # 413 by Content-Length alone read nothing (a later read applies its own limit).
+        # 413 by Content-Length alone read nothing (_start() keeps it as the body's error).
         if (
             isinstance(exc, HTTPError)
             and self._consumed == call
@@ -463,7 +475,7 @@ class BodyMethods(HeadProperties):
         """The whole body, read by ``call``; the async twin of ``_whole()``."""
         body = self._body
         if body is None:
-            # NOTE: as in _whole(), refused and not kept.
+            # NOTE: as in _whole(), refused and kept.
             meter = self._claim(call, WHOLE_READS, json, keeps=True)
             if not isinstance(meter, BodyMeter):
                 await meter.wait()
@@ -692,13 +704,34 @@ class BodyMethods(HeadProperties):
                 "it needs"
             )
         limits, length = self.limits, source.content_length
-        if json and limits.max_json_size < limits.max_body_size:
-            meter: BodyMeter = JSONMeter(limits.max_json_size, length)
-        else:
-            meter = BodyMeter(limits.max_body_size, length)
+        json = json and limits.max_json_size < limits.max_body_size
+        try:
+            meter = (
+                JSONMeter(limits.max_json_size, length)
+                if json
+                else BodyMeter(limits.max_body_size, length)
+            )
+        except HTTPError:
+            self._keep_length_refusal(json)
+            raise
         self._consumed = call  # NOTE: once the meter let the read begin.
         self._meter = meter
         return meter
+
+    def _keep_length_refusal(self, json: bool) -> None:
+        """Keep the 413 of a body whose ``Content-Length`` alone is past this read's limit, as
+        a 413 counted while reading is kept: for ``json()``'s ``max_json_size``, for the JSON
+        reads only (nothing was read: ``read()`` takes the body within ``max_body_size``)."""
+        # NOTE: a later read of a route's larger limit took the body that an app flow's read
+        # had refused by its length (a 200), where one refused while reading stayed refused:
+        # under WSGI always (the servers and the test client give a chunked body a length),
+        # under ASGI for a body sent with a Content-Length (review311). A new error, never
+        # raised (see _keep_stream_error()).
+        limits = self.limits
+        if json:
+            self._json = _RefusedJSON(limits.max_json_size)
+        else:
+            self._body_error = KeptError(BodyMeter.too_large(limits.max_body_size), None)
 
     def is_disconnected(self) -> bool:
         """Tell whether the client has gone, for long-polling ``def`` code.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codecs import BOM_UTF8
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -213,7 +214,9 @@ class WebSocket:
         float's range, an integer of more than 4,300 digits (whatever ``int()`` allows), a
         lone surrogate or lists and objects nested more than ``max_json_depth`` deep (512 by
         default) closes the connection with 1007 (its reason names which, as the 400 does); a
-        message larger than ``max_json_size`` (or ``max_websocket_message``) with 1009.
+        message larger than ``max_json_size`` (or ``max_websocket_message``) with 1009. Unlike
+        ``request.json()``, it does not skip a byte order mark: a message that starts with one
+        closes with 1007 too.
         """
         text, data = await self._next(json=True)
         try:
@@ -224,7 +227,11 @@ class WebSocket:
             # was past the digit limit looking for a syntax error.
             await self._fail(1007, f"JSON message {exc}")
         except ValueError:
-            await self._fail(1007, "invalid JSON message")
+            # NOTE: a BOM is not skipped, as request.json() skips a body's (RFC 8259 8.1: a
+            # parser may): a message is UTF-8 by its frame, senders must not add one, and
+            # Starlette's receive_json() refuses it too. Named, since nobody sees it (review311).
+            marked = (text or "").startswith("\ufeff") or (data or b"").startswith(BOM_UTF8)
+            await self._fail(1007, _BOM_REFUSED if marked else "invalid JSON message")
 
     def iter_text(self) -> AsyncIterator[str]:
         """Yield text messages until the client disconnects."""
@@ -317,6 +324,7 @@ class WebSocket:
 
 
 _GONE = "the client went away"
+_BOM_REFUSED = "JSON message starts with a byte order mark"
 
 # NOTE: the server sends its own in a 101; the app's made a second (Upgrade, Sec-WebSocket-
 # Accept), or claimed an extension the server did not agree to, and the websockets client

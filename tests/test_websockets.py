@@ -1182,6 +1182,34 @@ def test_a_refused_json_message_closes_1007_saying_why_as_the_http_400_does(
         assert (closed.value.code, closed.value.reason) == (1007, reason)
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_a_json_message_with_a_byte_order_mark_closes_1007_saying_so(
+    asgi_client: MakeClient, binary: bool
+) -> None:
+    # NOTE: request.json() skips a body's BOM (RFC 8259 8.1: a parser may); a message is not
+    # a body with a charset to tell, its senders must not add one, and Starlette's
+    # receive_json() refuses it too: refused, with a reason that names the invisible cause
+    # (it said "invalid JSON message").
+    app = App()
+
+    @app.websocket("/ws")
+    async def handler(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.receive_json()
+
+    with asgi_client(app).websocket_connect("/ws") as session:
+        if binary:
+            session.send_bytes(b'\xef\xbb\xbf{"a": 1}')
+        else:
+            session.send_text('\ufeff{"a": 1}')
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+        assert (closed.value.code, closed.value.reason) == (
+            1007,
+            "JSON message starts with a byte order mark",
+        )
+
+
 def test_max_json_depth_holds_for_a_json_message(asgi_client: MakeClient) -> None:
     # NOTE: the app's Limits.max_json_depth, as for request.json() (review303).
     app = App(limits=Limits(max_json_depth=2))

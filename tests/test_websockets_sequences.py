@@ -115,6 +115,9 @@ class Model:
         if size > MAX_MESSAGE:
             return self._fails(1009, f"message larger than {MAX_MESSAGE} bytes")
         if self.mode == "json":
+            # NOTE: json.loads() skips the BOM of bytes (not of text); receive_json() neither.
+            if data.startswith("\ufeff" if isinstance(data, str) else b"\xef\xbb\xbf"):
+                return self._fails(1007, "JSON message starts with a byte order mark")
             try:
                 value = json.loads(data)
             except ValueError:
