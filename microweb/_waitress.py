@@ -435,6 +435,7 @@ class OrderlyChannel(ChunkedChannel):
     # and when (time.time(), Waitress's clock) its lingering close began.
     refused = False
     lingering_since: float | None = None
+    request: Any  # NOTE: Waitress's parser of the request still coming, or None.
 
     def handle_close(self) -> None:
         """Close as Waitress does; after a refusal, end the writing side first and read on,
