@@ -61,9 +61,12 @@ def check_transfer_coding(value: str) -> None:
     # SPEC: RFC 9112 6.1, a server that receives a transfer coding it does not understand
     # answers 501. Waitress does, h11 answers 400; Uvicorn with httptools hands the body on
     # with the coding undone only for chunked, so "gzip, chunked" would reach the app gzipped.
-    for coding in value.split(","):
-        if coding.strip(" \t").lower() != "chunked":
-            raise HTTPError(501, "unsupported Transfer-Encoding (only chunked is)")
+    # SPEC: RFC 9110 5.6.1, empty members of a list are ignored: httptools frames ",chunked"
+    # as chunked, and Waitress serves "chunked,,".
+    codings = [coding.strip(" \t").lower() for coding in value.split(",")]
+    named = [coding for coding in codings if coding]
+    if not named or any(coding != "chunked" for coding in named):
+        raise HTTPError(501, "unsupported Transfer-Encoding (only chunked is)")
 
 
 # NOTE: held while a read of a body claims it or ends (Request._claim()), and by ReadDone: a

@@ -132,6 +132,18 @@ def check_codings(lines: list[bytearray]) -> None:
         raise h11.RemoteProtocolError("Transfer-Encoding without chunked last", 400)
     if named.count(b"chunked") > 1:
         raise h11.RemoteProtocolError("Transfer-Encoding names chunked more than once", 400)
+    if named == [b"chunked"]:
+        # SPEC: RFC 9110 5.6.1, a recipient MUST ignore empty list members. NOTE: h11 takes
+        # only a line of "chunked" alone, and answered 501 for "chunked,," or an empty line
+        # beside it, where Waitress reads the body as chunked: one line of it is left.
+        coded = [
+            i
+            for i, line in enumerate(lines)
+            if line.partition(b":")[0].lower() == b"transfer-encoding"
+        ]
+        lines[coded[0]] = bytearray(b"Transfer-Encoding: chunked")
+        for index in reversed(coded[1:]):
+            del lines[index]
 
 
 class ChunkLinesChecked:

@@ -435,6 +435,7 @@ class OrderlyChannel(ChunkedChannel):
     # and when (time.time(), Waitress's clock) its lingering close began.
     refused = False
     lingering_since: float | None = None
+    request: Any  # NOTE: Waitress's parser of the request still coming, or None.
 
     def handle_close(self) -> None:
         """Close as Waitress does; after a refusal, end the writing side first and read on,
@@ -454,6 +455,12 @@ class OrderlyChannel(ChunkedChannel):
             return
         self.lingering_since = self.last_activity = time.time()
         self.will_close = self.close_when_flushed = False
+        with self.requests_lock:
+            # NOTE: a request pipelined after the refused one, part read, is never answered:
+            # its head counted it in flight, and a stop waited out its grace period for it.
+            if self.request is not None:
+                self.request.close()  # NOTE: its body's buffer, a temporary file past 512 KiB.
+                self.request = None
 
     def handle_read(self) -> None:
         """Read as Waitress does; while lingering, drop what comes, and close at its end."""
