@@ -8,9 +8,11 @@ with the same answer, and hand the app the same name and file name.
 from __future__ import annotations
 
 import email.policy
+from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
+import httpx
 import pytest
 from conftest import MakeClient
 from test_forms import multipart, part, post_multipart
@@ -388,3 +390,96 @@ def test_a_part_folded_by_the_email_package_is_400(
     response = post_multipart(make_client(seen_app(colour, reader)), multipart(raw_part(head)))
     reason = "invalid multipart body: a part's Content-Disposition header is folded"
     assert (response.status_code, response.text) == (400, reason)
+
+
+def one_byte_at_a_time(body: bytes) -> Iterator[bytes]:
+    return (body[at : at + 1] for at in range(len(body)))
+
+
+@READERS
+@pytest.mark.parametrize(("head", "reason"), REFUSED)
+def test_a_hostile_part_head_a_byte_a_read_is_400(
+    make_client: MakeClient, colour: str, reader: str, head: bytes, reason: str
+) -> None:
+    # NOTE: a fold is judged by the header before it, which came in an earlier read here.
+    body = one_byte_at_a_time(multipart(part("first", "ok"), head))
+    response = post_multipart(make_client(seen_app(colour, reader)), body)
+    assert (response.status_code, response.text) == (400, f"invalid multipart body: {reason}")
+
+
+@READERS
+@pytest.mark.parametrize(("head", "seen"), SERVED)
+def test_a_part_head_a_byte_a_read_is_read_so(
+    make_client: MakeClient, colour: str, reader: str, head: bytes, seen: list[Any]
+) -> None:
+    response = post_multipart(
+        make_client(seen_app(colour, reader)), one_byte_at_a_time(multipart(head))
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == seen
+
+
+CLIENT_FIELDS = [(f"f{n}", f"v{n}") for n in range(30)]
+
+
+def built_by(client: str, filename: str) -> tuple[str, bytes]:
+    """A form of ``CLIENT_FIELDS`` and a file ``file`` (``data``), as ``client`` writes it:
+    its Content-Type and its body."""
+    if client == "httpx":
+        files = {"file": (filename, b"data", "text/plain")}
+        request = httpx.Request("POST", "http://x/", data=dict(CLIENT_FIELDS), files=files)
+        return request.headers["content-type"], request.read()
+    if client == "requests":
+        requests = pytest.importorskip("requests")
+        files = {"file": (filename, b"data", "text/plain")}
+        prepared = requests.Request("POST", "http://x/", data=CLIENT_FIELDS, files=files).prepare()
+        return prepared.headers["Content-Type"], prepared.body
+    if client == "urllib3":
+        urllib3 = pytest.importorskip("urllib3")
+        fields: list[Any] = [*CLIENT_FIELDS, ("file", (filename, b"data", "text/plain"))]
+        body, content_type = urllib3.encode_multipart_formdata(fields)
+        return content_type, body
+    # NOTE: the email package under its HTTP policy (CRLF, no line length): no fold. Its
+    # set_content() raises TypeError under that policy (it compares a length to None).
+    message = EmailMessage(policy=email.policy.HTTP)
+    message["Content-Type"] = "multipart/form-data"
+    for name, value in [*CLIENT_FIELDS, ("file", "data")]:
+        item = EmailMessage(policy=email.policy.HTTP)
+        item.set_payload(value)
+        extra = {"filename": filename} if name == "file" else {}
+        item.add_header("Content-Disposition", "form-data", name=name, **extra)
+        message.attach(item)
+    raw = message.as_bytes()
+    return message["Content-Type"], raw[raw.index(b"\r\n\r\n") + 4 :]
+
+
+@READERS
+@pytest.mark.parametrize("client", ["httpx", "requests", "urllib3", "email-http"])
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "a" * 40 + ".txt",
+        "b" * 100 + ".txt",
+        "c" * 300 + ".txt",
+        "é€ 日本語 ファイル.txt",
+        "日" * 60 + ".txt",
+        "with space.txt",
+        'q"uote.txt',
+        "semi;colon.txt",
+        'a ;" é.txt',
+    ],
+    ids=["40", "100", "300", "non-ascii", "non-ascii-long", "space", "quote", "semicolon", "mix"],
+)
+def test_a_client_librarys_form_is_read_with_its_file_name(
+    make_client: MakeClient, colour: str, reader: str, client: str, filename: str
+) -> None:
+    # NOTE: none of them folds a part's header, however long or non-ASCII the file name
+    # (httpx, requests and urllib3 write it raw in UTF-8, the email package as filename*).
+    content_type, body = built_by(client, filename)
+    assert b"\r\n " not in body and b"\r\n\t" not in body
+    response = make_client(seen_app(colour, reader)).post(
+        "/", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 200, response.text
+    expected = [[name, None, value] for name, value in CLIENT_FIELDS]
+    assert response.json() == [*expected, ["file", filename, 4]]
