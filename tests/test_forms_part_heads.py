@@ -483,3 +483,24 @@ def test_a_client_librarys_form_is_read_with_its_file_name(
     assert response.status_code == 200, response.text
     expected = [[name, None, value] for name, value in CLIENT_FIELDS]
     assert response.json() == [*expected, ["file", filename, 4]]
+
+
+@READERS
+def test_a_form_of_the_email_packages_default_policy_is_400(
+    make_client: MakeClient, colour: str, reader: str
+) -> None:
+    # NOTE: docs/forms.md: its lines end with a bare LF, however short the part's head.
+    message = EmailMessage()
+    message["Content-Type"] = "multipart/form-data"
+    item = EmailMessage()
+    item.set_payload("v")
+    item.add_header("Content-Disposition", "form-data", name="a")
+    message.attach(item)
+    raw = message.as_bytes()
+    response = make_client(seen_app(colour, reader)).post(
+        "/",
+        content=raw[raw.index(b"\n\n") + 2 :],
+        headers={"content-type": message["Content-Type"]},
+    )
+    reason = "invalid multipart body: Invalid line break after first boundary"
+    assert (response.status_code, response.text) == (400, reason)
