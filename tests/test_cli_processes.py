@@ -1172,3 +1172,45 @@ def test_an_access_log_no_one_reads_through_an_apps_own_stdout_answers_every_req
         stop(process)
     assert process.returncode == -signal.SIGTERM, read_log(log)
     assert "Traceback" not in read_log(log), read_log(log)
+
+
+_ASYNCIO_LOGGING_APP = """
+import logging, logging.config, os
+from microweb import App
+
+# NOTE: the app's own set-up of asyncio's logger, made as it is imported.
+logging.config.dictConfig({
+    "version": 1,
+    "handlers": {"app": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "loggers": {"asyncio": {"handlers": ["app"], "level": "DEBUG", "propagate": False}},
+})
+app = App()
+
+
+@app.get("/")
+def home(request):
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.warning("socket.send() raised exception.")
+    asyncio_logger.warning("socket.sendto() raised exception.")
+    asyncio_logger.warning("another warning from %d", os.getpid())
+    return str(os.getpid())
+"""
+
+
+@pytest.mark.parametrize("mode", ["uvicorn", "workers", "reload"])
+def test_lost_writes_are_left_out_in_every_process_and_nothing_else(
+    tmp_path: Path, mode: str
+) -> None:
+    # NOTE: microweb serve filters asyncio's "socket.send() raised exception." (_LostWrites):
+    # in each worker and the reloader's child, past the app's own dictConfig(), and only it.
+    with _serving_source(tmp_path, mode, _ASYNCIO_LOGGING_APP) as (port, log):
+        pids = set()
+        deadline = time.monotonic() + 10
+        while len(pids) < MODE_PROCESSES.get(mode, 1) and time.monotonic() < deadline:
+            pids.add(httpx.get(f"http://{HOST}:{port}/", timeout=10).text)
+    written = read_log(log)
+    assert len(pids) == MODE_PROCESSES.get(mode, 1), written
+    assert "socket.send() raised exception." not in written, written
+    for pid in pids:
+        assert f"another warning from {pid}" in written, written
+    assert "socket.sendto() raised exception." in written, written

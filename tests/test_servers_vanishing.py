@@ -2,7 +2,8 @@
 
 ``tests/vanishing_app.py`` runs under Waitress and under Uvicorn with its httptools protocol,
 as ``microweb serve`` runs them. Each client asks for an endless stream, reads a little of it
-and resets the connection.
+and resets the connection. And, at Waitress's connection limit, clients that go quiet for a
+while with a request in flight, which must be answered whole, while idle ones are closed.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import functools
 import socket
 import struct
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from servers import HOST, read_log, serve_command, serving_module, wait_for
+from vanishing_app import BIG
 
 pytestmark = pytest.mark.servers
 
@@ -87,12 +90,12 @@ def test_clients_leaving_mid_stream_leave_nothing_open(server: Server, colour: s
 
 
 # NOTE: the connections Waitress serves at once in the test below (--connection-limit).
-LIMIT = 4
+LIMIT = 8
 
 
 @pytest.fixture(scope="module")
 def waitress_at_a_small_limit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """Waitress as ``microweb serve --connection-limit 4`` runs it."""
+    """Waitress as ``microweb serve --connection-limit 8`` runs it."""
 
     def command(port: int) -> list[str]:
         return [*serve_command("waitress", APP, port), "--connection-limit", str(LIMIT)]
@@ -123,3 +126,131 @@ def test_idle_kept_alive_connections_at_the_limit_let_a_new_client_in(
             sock.close()
     assert answer.status_code == 200
     assert waited < 10, f"{waited:.1f} s\n{read_log(server.log)}"
+
+
+# NOTE: seconds a client below stays silent: past the 5 s after which Waitress, at its
+# connection limit, closes a connection that owes nothing (IDLE_AT_LIMIT).
+QUIET = 6.5
+
+
+def _answers(sock: socket.socket) -> bytes:
+    """Read what the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def _slow_upload(sock: socket.socket) -> bytes:
+    sock.sendall(
+        b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\na"
+    )
+    time.sleep(QUIET)
+    sock.sendall(b"bcde")
+    return _answers(sock)
+
+
+def _long_handler(sock: socket.socket) -> bytes:
+    sock.sendall(f"GET /sleep?s={QUIET} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    return _answers(sock)
+
+
+def _slow_reader(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    time.sleep(QUIET)
+    return _answers(sock)
+
+
+def _paused_stream(sock: socket.socket) -> bytes:
+    sock.sendall(f"GET /paused?s={QUIET} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    return _answers(sock)
+
+
+def _expecting_continue(sock: socket.socket) -> bytes:
+    head = b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+    sock.sendall(head + b"Connection: close\r\n\r\n")
+    told = sock.recv(65536)
+    time.sleep(QUIET)
+    sock.sendall(b"abc")
+    return told + _answers(sock)
+
+
+def _pipelined(sock: socket.socket) -> bytes:
+    first = f"GET /sleep?s={QUIET} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    sock.sendall(first + b"GET /held HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    return _answers(sock)
+
+
+def _kept_alive(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = sock.recv(65536)
+    return answer + _answers(sock)
+
+
+def _half_a_head(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /held HTTP/1.1\r\nHo")
+    return _answers(sock)
+
+
+# NOTE: each client with what it must receive; the last two owe nothing, so are closed.
+AT_THE_LIMIT = {
+    _slow_upload: [b"HTTP/1.1 200", b'{"size":5}'],
+    _long_handler: [b"HTTP/1.1 200", b'"slept":6.5'],
+    _slow_reader: [b"HTTP/1.1 200", b"y" * 65536],
+    _paused_stream: [b"HTTP/1.1 200", b"first;", b"last;", b"\r\n0\r\n\r\n"],
+    _expecting_continue: [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", b'{"size":3}'],
+    _pipelined: [b"HTTP/1.1 200", b'"slept":6.5', b'"threads"'],
+    _kept_alive: [b"HTTP/1.1 200"],
+    _half_a_head: [],
+}
+
+
+def _run_client(
+    client: Callable[[socket.socket], bytes], sock: socket.socket, results: dict[str, bytes]
+) -> None:
+    try:
+        results[client.__name__] = client(sock)
+    except OSError as exc:  # NOTE: a timeout (20 s) too: the connection was held.
+        results[client.__name__] = f"failed: {exc!r}".encode()
+
+
+def test_at_the_limit_only_connections_owing_nothing_are_closed(
+    waitress_at_a_small_limit: Server,
+) -> None:
+    # NOTE: a connection with a request in flight sends or receives nothing for a while in
+    # each of these; each must be answered whole. The kept-alive one and the one that sent
+    # part of a head are closed after 5 s.
+    server = waitress_at_a_small_limit
+    clients = list(AT_THE_LIMIT)
+    socks = [socket.create_connection((HOST, server.port), timeout=20) for _ in range(LIMIT)]
+    results: dict[str, bytes] = {}
+    try:
+        threads = [
+            threading.Thread(target=_run_client, args=(client, sock, results))
+            for client, sock in zip(clients, socks, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        for sock in socks:
+            sock.close()
+    log = read_log(server.log)
+    for client, parts in AT_THE_LIMIT.items():
+        received = results[client.__name__]
+        for part in [b"", *parts]:
+            assert part in received, f"{client.__name__}: {received[:300]!r}\n{log}"
+    assert len(results["_slow_reader"].partition(b"\r\n\r\n")[2]) == len(BIG)
+
+
+def test_below_the_limit_idle_connections_are_kept(waitress_at_a_small_limit: Server) -> None:
+    # NOTE: below the limit, only Waitress's --client-timeout (120 s) closes an idle one.
+    server = waitress_at_a_small_limit
+    with socket.create_connection((HOST, server.port), timeout=10) as sock:
+        sock.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = sock.recv(65536)  # NOTE: the head at least; its body may come apart.
+        time.sleep(QUIET)
+        sock.sendall(b"GET /held HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = first + _answers(sock)
+    assert received.count(b"HTTP/1.1 200 OK") == 2, f"{received!r}\n{read_log(server.log)}"

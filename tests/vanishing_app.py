@@ -1,11 +1,13 @@
 """The app that ``test_servers_vanishing.py`` runs under ``microweb serve``: streams that send
-as fast as the client takes them, and what the server process holds open.
+as fast as the client takes them, what the server process holds open, and answers that keep a
+connection quiet for a while (a slow handler, a paused stream, a body to read).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 
 from microweb import App, Request, Response
@@ -46,3 +48,40 @@ def held(request: Request) -> dict[str, int]:
         "fds": len(os.listdir(f"/proc/{os.getpid()}/fd")),
         "threads": threading.active_count(),
     }
+
+
+# NOTE: what a slow client or a slow handler holds open, for the connection-limit tests.
+BIG = b"y" * 12 * 1024 * 1024
+
+
+@app.get("/sleep")
+def sleep(request: Request) -> dict[str, float]:
+    """Answer after ``s`` seconds, sending nothing until then."""
+    seconds = request.query.get("s", 0.0, type=float)
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+@app.get("/big")
+def big(request: Request) -> Response:
+    """12 MiB, more than the socket buffers take: Waitress holds the rest until it is read."""
+    return Response(BIG, media_type="application/octet-stream")
+
+
+def _paused_chunks(seconds: float) -> Iterator[bytes]:
+    yield b"first;"
+    time.sleep(seconds)
+    yield b"last;"
+
+
+@app.get("/paused")
+def paused(request: Request) -> Response:
+    """Stream a chunk, send nothing for ``s`` seconds, then the last chunk."""
+    chunks = _paused_chunks(request.query.get("s", 0.0, type=float))
+    return Response.stream(chunks, media_type="text/plain")
+
+
+@app.post("/size")
+def size(request: Request) -> dict[str, int]:
+    """The size of the request's body."""
+    return {"size": len(request.read())}

@@ -117,11 +117,14 @@ def _trusted(origins: Iterable[str]) -> frozenset[Origin]:
         raise TypeError(f"trusted_origins takes a list of origins, not one string: [{origins!r}]")
     parsed = set()
     for text in origins:
-        origin = parse_origin(text) if isinstance(text, str) and text == text.strip() else None
+        # NOTE: one "/" after it (an address bar's URL) is dropped, as CORS's allow_origins
+        # does: "https://admin.example.com/" was refused here and taken there.
+        listed = text.removesuffix("/") if isinstance(text, str) else ""
+        origin = parse_origin(listed) if listed and listed == listed.strip() else None
         if origin is None:
             raise ValueError(
                 f"trusted origin {text!r} is not scheme://host[:port], such as "
-                "'https://admin.example.com' (http or https, no path, not even '/')"
+                "'https://admin.example.com' (http or https, no path)"
             )
         parsed.add(origin)
     return frozenset(parsed)
@@ -164,7 +167,8 @@ class CSRF:
     Args:
         trusted_origins: Origins of other sites whose pages may send unsafe requests, such as
             ``["https://admin.example.com"]``: scheme, host and port, compared exactly (host
-            and scheme in any case; ``:443`` for https and ``:80`` for http may be left out).
+            and scheme in any case; ``:443`` for https and ``:80`` for http may be left out;
+            one ``/`` after it is dropped, as ``CORS`` drops it).
 
     Raises:
         TypeError: If ``trusted_origins`` is one string instead of a list.

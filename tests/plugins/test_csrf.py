@@ -10,7 +10,7 @@ import pytest
 from conftest import MakeClient, in_colour
 
 from microweb import App, HTTPError, Request, Response, Router, WebSocket, WebSocketDisconnect
-from microweb.plugins import CSRF, ProxyHeaders
+from microweb.plugins import CORS, CSRF, ProxyHeaders
 from microweb.testing import TestClient
 
 UNSAFE = ["POST", "PUT", "PATCH", "DELETE", "TRACE"]
@@ -472,7 +472,7 @@ def test_csrf_checks_websocket_handshakes(
 @pytest.mark.parametrize(
     "origin",
     [
-        "https://admin.example.com/",
+        "https://admin.example.com//",
         "https://admin.example.com/path",
         "admin.example.com",
         "//admin.example.com",
@@ -492,6 +492,24 @@ def test_csrf_checks_websocket_handshakes(
 def test_csrf_refuses_trusted_origins_that_are_not_origins(origin: str) -> None:
     with pytest.raises(ValueError, match=r"not scheme://host\[:port\]"):
         CSRF(trusted_origins=[origin])
+
+
+@pytest.mark.parametrize(
+    "listed",
+    ["https://admin.example.com/", "HTTPS://Admin.Example.COM:443/", "https://admin.example.com"],
+)
+def test_csrf_and_cors_take_a_listed_origin_alike(make_client: MakeClient, listed: str) -> None:
+    # NOTE: CORS took "https://admin.example.com/" (as copied from an address bar) and CSRF
+    # refused it: one spelling, listed in both plugins for the same partner, must do the same.
+    calls: list[str] = []
+    admin = "https://admin.example.com"
+    csrf_client = make_client(csrf_app(CSRF(trusted_origins=[listed]), calls))
+    assert csrf_client.post("/change", headers=site("same-site", admin)).status_code == 200
+    app = App()
+    app.install(CORS([listed]))
+    app.get("/")(lambda request: "home")
+    answer = make_client(app).get("/", headers={"origin": admin})
+    assert answer.headers["access-control-allow-origin"] == admin
 
 
 @pytest.mark.parametrize(
