@@ -100,13 +100,15 @@ def _drive(
             except Exception as exc:
                 # NOTE: an offloaded call's, as the pool's future makes it under ASGI.
                 error: BaseException = own_stop(exc) if isinstance(exc, StopIteration) else exc
-            except (KeyboardInterrupt, SystemExit) as exc:
+            except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
                 if type(effect) is Offload:
                     raise
                 # NOTE: Ctrl+C while this thread waited for the loop (the call cancelled and
                 # ended: hop_to_loop): thrown in, as a def step's own goes through the
                 # generator, so a startup exits the lifespans it entered before it goes on,
                 # and a shutdown runs its other steps. Left out, they ran at collection.
+                # NOTE: an async def step's own GeneratorExit too, as drive_async() takes it:
+                # this is no generator, so none is its closing (review314).
                 error = exc
             except asyncio.CancelledError as exc:
                 # NOTE: no server cancels a call in this thread: a def handler's, flow's or

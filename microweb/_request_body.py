@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ._buffer import BodyMeter, JSONMeter
+from ._buffer import BodyMeter, JSONMeter, is_too_large
 from ._errors import ClientDisconnect, HTTPError, KeptError
 from ._forms import FORM_READ, URLENCODED, FormBuilder, FormData, check_kept_form
 from ._parsing import decode_text, is_coded, is_json_type, media_type
@@ -223,7 +223,8 @@ class BodyMethods(HeadProperties):
         read it."""
         if self._json is not MISSING:
             if isinstance(self._json, _RefusedJSON):
-                raise JSONMeter.too_large(self._json.limit)
+                # NOTE: a route's smaller limit named, as for the body's 413 (see _start()).
+                raise JSONMeter.too_large(min(self._json.limit, self.limits.max_json_size))
             self._check_kept(len(self._body or b""), self._body)
             if self.limits.max_json_depth < self._json_depth:
                 # NOTE: JSON an app flow read within the app's max_json_depth, for a route of a
@@ -684,7 +685,19 @@ class BodyMethods(HeadProperties):
     def _start(self, source: BodySource, call: str, json: bool = False) -> BodyMeter:
         if self._meter is not None:  # NOTE: a read began before this one.
             self._keep_stream_error()
+        limits, length = self.limits, source.content_length
         if self._body_error is not None:
+            # NOTE: no local holds the kept error: its traceback would hold this frame.
+            if (
+                length is not None
+                and length > limits.max_body_size
+                and isinstance(self._body_error.error, HTTPError)
+                and is_too_large(self._body_error.error)
+            ):
+                # NOTE: a kept 413 named the app flow's limit (1,000) on a route of a smaller
+                # one (100): the route's read refuses the length with its own, as a read of it
+                # alone would (review314).
+                raise BodyMeter.too_large(limits.max_body_size)
             self._body_error.raise_again()
         if self._consumed:
             if self._reading:
@@ -703,7 +716,6 @@ class BodyMethods(HeadProperties):
                 f"(request.{call} in an after-response callback), and pass the callback what "
                 "it needs"
             )
-        limits, length = self.limits, source.content_length
         json = json and limits.max_json_size < limits.max_body_size
         try:
             meter = (

@@ -641,3 +641,32 @@ def test_a_read_after_a_json_refused_by_its_length_gets_the_body(
     )
     answer = make_client(app).post("/", content=body, headers=JSON_HEADERS)
     assert answer.json() == {"read": [413, len(body), 413]}
+
+
+def test_a_body_a_flow_refused_names_a_smaller_route_limit(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: the 413 an app flow's read kept from the Content-Length named the app's limit on a
+    # route of a smaller one (1,000 bytes where the route takes 100), where the route's own
+    # read refuses the same length naming its own, as it did before the 413 was kept.
+    app = _refusing_app(
+        colour,
+        FLOW_READS["aread"],
+        READS["read"],
+        {"max_body_size": 10 * ROUTE_LIMIT},
+        {"max_body_size": ROUTE_LIMIT},
+    )
+    answer = make_client(app).post("/", content=b"x" * 5000)
+    assert (answer.status_code, answer.text) == (413, "request body is larger than 100 bytes")
+
+
+def test_json_a_flow_refused_names_a_smaller_route_limit(
+    make_client: MakeClient, colour: str
+) -> None:
+    # NOTE: as for the body: json()'s kept 413 named the app's max_json_size.
+    flow = lambda request: request.ajson()  # noqa: E731
+    limit = "max_json_size"
+    app = _refusing_app(colour, flow, JSON_READS, {limit: 10 * ROUTE_LIMIT}, {limit: ROUTE_LIMIT})
+    body = json.dumps(["x" * 5000]).encode()
+    answer = make_client(app).post("/", content=body, headers=JSON_HEADERS)
+    assert (answer.status_code, answer.text) == (413, "JSON body is larger than 100 bytes")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -125,8 +124,13 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
 
 @pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit, GeneratorExit])
 def test_a_handlers_process_ending_closes_the_flows(
-    interface: str, colour: str, ending: type[BaseException]
+    request: pytest.FixtureRequest, interface: str, colour: str, ending: type[BaseException]
 ) -> None:
+    if (interface, colour, ending) == ("wsgi", "sync", GeneratorExit):
+        # NOTE: a def handler runs inline in the core under WSGI, where a GeneratorExit is
+        # taken for the core's own closing: its flows close when its traceback is let go.
+        reason = "a def handler's GeneratorExit under WSGI leaves the flows to collection"
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     # NOTE: under ASGI a sync flow's finally ran only when the garbage collector got to it:
     # the traceback of a KeyboardInterrupt or SystemExit, kept by the task, held the core and
     # its flows (review172); under WSGI it ran at once. So it did for an async def handler's
@@ -154,9 +158,15 @@ def test_a_handlers_process_ending_closes_the_flows(
     app.get("/")(in_colour(colour, handler))
     gc.disable()
     try:
-        with TestClient(app, interface=interface) as client, contextlib.suppress(ending):
-            client.get("/")
-        # NOTE: a GeneratorExit closes the core as a whole: the async flow's aclose() after.
-        assert sorted(events) == ["async flow closed", "sync flow closed"]
+        with TestClient(app, interface=interface) as client, pytest.raises(ending) as caught:
+            try:
+                client.get("/")
+            finally:
+                # NOTE: a GeneratorExit closes the core as a whole: the async flow's aclose()
+                # after. Asked while the error is held (as a server that logs it holds it):
+                # under WSGI an async def handler's own GeneratorExit left the flows to close
+                # when its traceback was let go (review314).
+                assert sorted(events) == ["async flow closed", "sync flow closed"]
+        del caught
     finally:
         gc.enable()
