@@ -12,6 +12,7 @@ import ctypes
 import functools
 import os
 import random
+import re
 import shlex
 import signal
 import socket
@@ -451,6 +452,42 @@ def serve_command(way: str, app: str, port: int) -> list[str]:
         ]
     serve = [sys.executable, "-m", "microweb", "serve", app, "--server", way.split("-")[0]]
     return [*serve, "--port", str(port), "--log-level", "warning"]
+
+
+@dataclass(frozen=True)
+class ServedWay:
+    """A server a module's tests share: the way it serves (one of ``SERVE_WAYS``), its port
+    and its log."""
+
+    name: str
+    port: int
+    log: Path
+
+
+@contextmanager
+def serving_way(
+    way: str, app: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedWay]:
+    """Serve ``app`` (``module:app``) one of ``SERVE_WAYS``, for a module's tests."""
+    command = functools.partial(serve_command, way, app)
+    with serving_module(way, command, tmp_path_factory) as (port, log):
+        yield ServedWay(way, port, log)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Read ``sock`` until the server closes it (a reset ends it too)."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def statuses(answer: bytes) -> list[bytes]:
+    """The status codes of the responses in ``answer``, in order."""
+    return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)
 
 
 @contextmanager

@@ -8,17 +8,20 @@ is not installed. Each test sends raw bytes and reads the answer.
 from __future__ import annotations
 
 import contextlib
-import functools
-import re
 import select
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from servers import HOST, read_log, serve_command, serving_module
+from servers import (
+    HOST,
+    ServedWay,
+    read_log,
+    read_until_closed,
+    serving_way,
+    statuses,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -27,39 +30,16 @@ SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 HEAD_LIMIT = 256 * 1024
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running server: its name, port and log."""
-
-    name: str
-    port: int
-    log: Path
-
-
 @pytest.fixture(scope="module", params=SERVERS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+) -> Iterator[ServedWay]:
     """Run the hostile app under one server, for the whole module."""
-    name = str(request.param)
-    with serving_module(
-        name, functools.partial(serve_command, name, APP), tmp_path_factory
-    ) as found:
-        yield Server(name, *found)
+    with serving_way(str(request.param), APP, tmp_path_factory) as served:
+        yield served
 
 
-def _answer(sock: socket.socket) -> bytes:
-    """Read until the server closes (a reset ends it too)."""
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
-
-
-def _send_until_answered(server: Server, start: bytes, piece: bytes, pieces: int) -> bytes:
+def _send_until_answered(server: ServedWay, start: bytes, piece: bytes, pieces: int) -> bytes:
     """Send ``start``, then ``piece`` up to ``pieces`` times, stopping once the server answers
     (so that it has read all it was sent when it closes, and sends no reset); return all that
     comes back until the server closes."""
@@ -74,15 +54,15 @@ def _send_until_answered(server: Server, start: bytes, piece: bytes, pieces: int
                 break
         else:
             sock.sendall(b"\r\n\r\n")
-        return _answer(sock)
+        return read_until_closed(sock)
 
 
-def _status(answer: bytes, server: Server) -> bytes:
+def _status(answer: bytes, server: ServedWay) -> bytes:
     assert answer.startswith(b"HTTP/1."), f"{answer[:200]!r}\n{read_log(server.log)}"
     return answer.split(b" ", 2)[1]
 
 
-def test_a_trailer_past_the_head_limit_is_refused(server: Server) -> None:
+def test_a_trailer_past_the_head_limit_is_refused(server: ServedWay) -> None:
     # NOTE: httptools gathered a trailer field whole, appending each read to it: a trailer of
     # 16 MiB held 30 MiB and took 0.7 s of the event loop (64 MiB, seconds), and was served.
     # Waitress counts the trailer against the body cap (serving.md), 10 MiB and an eighth
@@ -97,7 +77,7 @@ def test_a_trailer_past_the_head_limit_is_refused(server: Server) -> None:
     assert b"Traceback" not in read_log(server.log).encode()
 
 
-def test_chunk_lines_are_not_bounded_by_the_trailer_limit(server: Server) -> None:
+def test_chunk_lines_are_not_bounded_by_the_trailer_limit(server: ServedWay) -> None:
     # NOTE: 360 KB of chunk lines for 60 KB of data, in reads that each hold data: none of it
     # counts as trailer.
     head = (
@@ -108,7 +88,7 @@ def test_chunk_lines_are_not_bounded_by_the_trailer_limit(server: Server) -> Non
         for _ in range(30):
             sock.sendall(b"1\r\na\r\n" * 2000)
         sock.sendall(b"0\r\n\r\n")
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"200", answer[:300]
     assert answer.endswith(b"\r\n\r\n" + b"a" * 60_000)
 
@@ -119,7 +99,7 @@ def _head(size: int) -> bytes:
     return start + b"b" * (size - len(start) - 4) + b"\r\n\r\n"
 
 
-def test_a_head_of_20_kib_is_served_however_it_comes(server: Server) -> None:
+def test_a_head_of_20_kib_is_served_however_it_comes(server: ServedWay) -> None:
     # NOTE: h11 refused a head still incomplete after a read past 16 KiB (its default) with
     # 400: the same head was served in one read, and refused in two.
     head = _head(20 * 1024)
@@ -127,13 +107,13 @@ def test_a_head_of_20_kib_is_served_however_it_comes(server: Server) -> None:
         sock.sendall(head[: 18 * 1024])
         time.sleep(0.2)
         sock.sendall(head[18 * 1024 :])
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"200", answer[:300]
 
 
 @pytest.mark.parametrize(("size", "status"), [(HEAD_LIMIT - 1, b"200"), (HEAD_LIMIT, b"431")])
 def test_a_head_at_the_limit_is_431_under_every_server(
-    server: Server, size: int, status: bytes
+    server: ServedWay, size: int, status: bytes
 ) -> None:
     # NOTE: under h11 a head that ended in its second read was served up to twice the limit,
     # and one still coming past it was refused with 400, and a reset.
@@ -142,7 +122,7 @@ def test_a_head_at_the_limit_is_431_under_every_server(
         sock.sendall(head[: HEAD_LIMIT // 2])
         time.sleep(0.1)
         sock.sendall(head[HEAD_LIMIT // 2 :])
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == status, answer[:300]
 
 
@@ -162,17 +142,17 @@ def _multipart(route: str, line_size: int) -> tuple[bytes, bytes]:
     return head.encode(), body
 
 
-def _in_two_reads(server: Server, first: bytes, second: bytes) -> bytes:
+def _in_two_reads(server: ServedWay, first: bytes, second: bytes) -> bytes:
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(first)
         time.sleep(0.1)
         sock.sendall(second)
-        return _answer(sock)
+        return read_until_closed(sock)
 
 
 @pytest.mark.parametrize("route", ["/form", "/aform", "/parts", "/aparts"])
 def test_a_part_header_line_at_the_limit_is_served_however_it_comes(
-    server: Server, route: str
+    server: ServedWay, route: str
 ) -> None:
     # NOTE: under Uvicorn, a line of the limit itself was a 413 when a read ended between its
     # CR and its LF: multipart counted the CR it held against the limit.
@@ -184,7 +164,7 @@ def test_a_part_header_line_at_the_limit_is_served_however_it_comes(
 
 @pytest.mark.parametrize("route", ["/form", "/aparts"])
 def test_a_part_header_line_past_the_limit_is_one_413_however_it_comes(
-    server: Server, route: str
+    server: ServedWay, route: str
 ) -> None:
     # NOTE: a line that came whole was refused by microweb's count, one still coming by
     # multipart's (in its words, "Maximum segment header length exceeded").
@@ -198,13 +178,13 @@ def test_a_part_header_line_past_the_limit_is_one_413_however_it_comes(
 
 @pytest.mark.parametrize("target", ["/url#frag", "/url?q=1#frag", "http://x/url#f#g"])
 def test_a_fragment_in_the_target_is_left_out_under_every_server(
-    server: Server, target: str
+    server: ServedWay, target: str
 ) -> None:
     # NOTE: h11 kept it in the path: "/url#frag", and request.url "http://x/url%23frag".
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(request.encode())
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"200", answer[-300:]
     query = "?q=1" if "?" in target else ""
     assert answer.endswith(f"\r\n\r\nhttp://x/url{query}".encode()), answer[-300:]
@@ -219,14 +199,14 @@ def test_a_fragment_in_the_target_is_left_out_under_every_server(
     ],
     ids=["query", "fragment", "absolute-form"],
 )
-def test_a_target_past_64_kib_is_served_under_every_server(server: Server, target: str) -> None:
+def test_a_target_past_64_kib_is_served_under_every_server(server: ServedWay, target: str) -> None:
     # NOTE: httptools parses a target of up to 65,535 bytes: past that, Uvicorn's parse_url()
     # raised in its callback, and the request was a 400, where Waitress and h11 serve targets
     # up to the head limit (review282).
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(request.encode())
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"200", answer[:300]
     assert answer.endswith(b"\r\n\r\nhttp://x/url?q=" + b"a" * 70_000), answer[-300:]
 
@@ -234,7 +214,7 @@ def test_a_target_past_64_kib_is_served_under_every_server(server: Server, targe
 @pytest.mark.parametrize("codings", ["", " ", ",", " , "])
 @pytest.mark.parametrize("length", [True, False])
 def test_a_transfer_encoding_without_a_coding_is_400_under_every_server(
-    server: Server, codings: str, length: bool
+    server: ServedWay, codings: str, length: bool
 ) -> None:
     # SPEC: RFC 9112 6.3, Transfer-Encoding present, chunked not last: 400, and closed. NOTE:
     # Waitress ignored it, and read the body as the next request (here, one it answered).
@@ -243,14 +223,14 @@ def test_a_transfer_encoding_without_a_coding_is_400_under_every_server(
     head = f"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:{codings}\r\n{sized}\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head.encode() + smuggled)
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"400", answer[-300:]
     assert b"smuggled" not in answer
 
 
 @pytest.mark.parametrize("byte", [b"\x01", b"\x1f", b"\x7f"], ids=["SOH", "US", "DEL"])
 def test_a_control_byte_in_a_header_value_is_400_under_every_server(
-    server: Server, byte: bytes
+    server: ServedWay, byte: bytes
 ) -> None:
     # SPEC: RFC 9110 5.5, a field value holds no control character but HTAB. NOTE: h11 let
     # them through to the app, where Waitress and httptools answer 400: echoed into a response
@@ -258,30 +238,30 @@ def test_a_control_byte_in_a_header_value_is_400_under_every_server(
     head = b"GET /header?v=x HTTP/1.1\r\nHost: x\r\nX-Thing: a" + byte + b"b\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + b"Connection: close\r\n\r\n")
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"400", answer[-300:]
 
 
-def test_a_tab_in_a_header_value_is_served_under_every_server(server: Server) -> None:
+def test_a_tab_in_a_header_value_is_served_under_every_server(server: ServedWay) -> None:
     head = b"GET /header?v=x HTTP/1.1\r\nHost: x\r\nX-Thing: a\tb\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + b"Connection: close\r\n\r\n")
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"200", answer[-300:]
 
 
 @pytest.mark.parametrize("target", ["#f", "?q=1", "*"])
-def test_a_target_that_is_no_path_is_400_under_every_server(server: Server, target: str) -> None:
+def test_a_target_that_is_no_path_is_400_under_every_server(server: ServedWay, target: str) -> None:
     # SPEC: RFC 9112 3.2, a GET's target is a path (origin-form) or absolute-form. NOTE:
     # Waitress gave "#f" an empty path, and the app answered it as a request for "/" (404 here).
     request = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(request.encode())
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"400", answer[-300:]
 
 
-def test_an_answer_before_a_100_continue_closes_the_connection(server: Server) -> None:
+def test_an_answer_before_a_100_continue_closes_the_connection(server: ServedWay) -> None:
     # NOTE: answered before any 100 Continue (a body over the cap, by its Content-Length), a
     # client need not send the body (RFC 9110 10.1.1). Uvicorn's httptools kept the connection
     # with no word, and read the client's next request as that body: it hung. Every server
@@ -292,7 +272,7 @@ def test_an_answer_before_a_100_continue_closes_the_connection(server: Server) -
     )
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head)
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     assert _status(answer, server) == b"413", answer[:300]
     head_of_answer = answer.split(b"\r\n\r\n", 1)[0].lower()
     assert b"\r\nconnection: close" in head_of_answer, answer[:300]
@@ -300,7 +280,7 @@ def test_an_answer_before_a_100_continue_closes_the_connection(server: Server) -
 
 @pytest.mark.parametrize("method", [b"GET", b"POST"])
 def test_a_request_without_a_body_expecting_100_continue_keeps_its_connection(
-    server: Server, method: bytes
+    server: ServedWay, method: bytes
 ) -> None:
     # NOTE: with no body to come, an answer before any 100 Continue leaves the client owing
     # nothing: the connection stays for the next request.
@@ -315,13 +295,13 @@ def test_a_request_without_a_body_expecting_100_continue_keeps_its_connection(
             first += chunk
         assert b"connection: close" not in first.lower(), first
         sock.sendall(b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        second = _answer(sock)
+        second = read_until_closed(sock)
     assert second.startswith(b"HTTP/1.1 200 "), second
 
 
 @pytest.mark.parametrize("digits", [19, 20, 22])
 def test_leading_zeros_in_content_length_frame_the_same_body_under_every_server(
-    server: Server, digits: int
+    server: ServedWay, digits: int
 ) -> None:
     # SPEC: RFC 9110 8.6, Content-Length = 1*DIGIT. Every server frames the body by the number
     # ("0...05" is 5 bytes; h11 refuses more than 20 digits with 400): the app answered 413 for
@@ -331,7 +311,7 @@ def test_leading_zeros_in_content_length_frame_the_same_body_under_every_server(
     following = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head.encode() + b"hello" + following)
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     if digits > 20 and server.name == "uvicorn-h11":
         assert _status(answer, server) == b"400", answer[-300:]
         return
@@ -343,7 +323,7 @@ def test_leading_zeros_in_content_length_frame_the_same_body_under_every_server(
 
 @pytest.mark.parametrize("length", ["9" * 5000, "0" * 5000 + "5"], ids=["5000-nines", "5000-zeros"])
 def test_a_content_length_past_int_digits_is_a_4xx_under_every_server(
-    server: Server, length: str
+    server: ServedWay, length: str
 ) -> None:
     # NOTE: Waitress read it with int(), past Python's 4,300 digits: a ValueError out of its
     # parser, the connection closed with no answer and the error logged. httptools reads the
@@ -354,20 +334,18 @@ def test_a_content_length_past_int_digits_is_a_4xx_under_every_server(
     )
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head.encode())
-        answer = _answer(sock)
+        answer = read_until_closed(sock)
     allowed = (b"200", b"400", b"413") if length.startswith("0") else (b"400", b"413")
     assert _status(answer, server) in allowed, answer[-300:]
     assert "Exceeds the limit" not in read_log(server.log)
 
 
-def _statuses(answer: bytes) -> list[bytes]:
-    return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)
-
-
 @pytest.mark.parametrize(
     "line", [b"HTTP/1.1\r\nConnection: close", b"HTTP/1.0"], ids=["connection-close", "http-1.0"]
 )
-def test_bytes_after_a_closing_request_do_not_cost_its_answer(server: Server, line: bytes) -> None:
+def test_bytes_after_a_closing_request_do_not_cost_its_answer(
+    server: ServedWay, line: bytes
+) -> None:
     # NOTE: under h11 the bytes that came while the app ran (the request's Connection: close
     # or HTTP/1.0 had left h11 expecting nothing more) were answered with 400 and a close:
     # the app's 200 was lost. Waitress and httptools answer the request and drop the rest.
@@ -376,19 +354,19 @@ def test_bytes_after_a_closing_request_do_not_cost_its_answer(server: Server, li
         sock.sendall(head + b"hello")
         time.sleep(0.2)
         sock.sendall(b"GARBAGE\r\n\r\n")
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert answer.endswith(b"\r\n\r\nhello")
 
 
-def test_bytes_after_a_kept_request_are_400_after_its_answer(server: Server) -> None:
+def test_bytes_after_a_kept_request_are_400_after_its_answer(server: ServedWay) -> None:
     head = b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + b"hello")
         time.sleep(0.2)
         sock.sendall(b"GARBAGE\r\n\r\n")
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"200", b"400"], f"{answer[:300]!r}\n{read_log(server.log)}"
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200", b"400"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert b"\r\n\r\nhello" in answer
 
 
@@ -404,7 +382,7 @@ def test_bytes_after_a_kept_request_are_400_after_its_answer(server: Server) -> 
     ],
     ids=["connection-close", "http-1.0", "expect-100", "chunked"],
 )
-def test_a_closing_requests_body_in_pieces_is_read_whole(server: Server, head: bytes) -> None:
+def test_a_closing_requests_body_in_pieces_is_read_whole(server: ServedWay, head: bytes) -> None:
     # NOTE: under h11 the bytes of a request that closes the connection are dropped once h11
     # expects nothing more of the client: that is after the body's end, never before it, while
     # the app reads a body that comes in pieces.
@@ -417,9 +395,9 @@ def test_a_closing_requests_body_in_pieces_is_read_whole(server: Server, head: b
             sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
         if chunked:
             sock.sendall(b"0\r\n\r\n")
-        answer = _answer(sock)
-    statuses = [status for status in _statuses(answer) if status != b"100"]
-    assert statuses == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
+        answer = read_until_closed(sock)
+    final = [status for status in statuses(answer) if status != b"100"]
+    assert final == [b"200"], f"{answer[:300]!r}\n{read_log(server.log)}"
     assert answer.endswith(b"\r\n\r\nhello-there-you"), answer[-300:]
 
 
@@ -432,7 +410,7 @@ _SMUGGLED = b"GET /url HTTP/1.1\r\nHost: smuggled\r\n\r\n"
     ids=["two-lines", "list", "list-no-space"],
 )
 def test_a_content_length_given_twice_is_400_under_every_server(
-    server: Server, lengths: bytes
+    server: ServedWay, lengths: bytes
 ) -> None:
     # SPEC: RFC 9110 8.6, a recipient either refuses repeated Content-Length values or keeps
     # one. NOTE: h11 kept one and served it, where Waitress and httptools answer 400: a proxy
@@ -440,8 +418,8 @@ def test_a_content_length_given_twice_is_400_under_every_server(
     head = b"POST /text HTTP/1.1\r\nHost: x\r\n" + lengths + b"\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + b"hello" + _SMUGGLED)
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"400"], answer[-300:]
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
 
@@ -454,17 +432,17 @@ def test_a_content_length_given_twice_is_400_under_every_server(
     ],
     ids=["request-line", "field-line", "last-field-line"],
 )
-def test_a_bare_lf_in_a_head_is_400_under_every_server(server: Server, head: bytes) -> None:
+def test_a_bare_lf_in_a_head_is_400_under_every_server(server: ServedWay, head: bytes) -> None:
     # SPEC: RFC 9112 2.2, a recipient MAY take a bare LF as a line end. NOTE: h11 did, where
     # Waitress and httptools answer 400; a proxy that doesn't sees other lines.
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + _SMUGGLED)
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"400"], answer[-300:]
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
 
-def test_a_body_of_an_upgrade_not_taken_is_never_a_request(server: Server) -> None:
+def test_a_body_of_an_upgrade_not_taken_is_never_a_request(server: ServedWay) -> None:
     # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade; the request and its body stay HTTP.
     # NOTE: httptools ended the request at its head and stopped there as for a protocol
     # switch: Uvicorn dropped the rest of that read, and parsed the next reads, the body, as
@@ -484,10 +462,10 @@ def test_a_body_of_an_upgrade_not_taken_is_never_a_request(server: Server) -> No
                 answer += chunk
     assert b"smuggled" not in answer, answer[-300:]
     expected = [b"400"] if server.name == "uvicorn-httptools" else [b"200"]
-    assert _statuses(answer) == expected, answer[-300:]
+    assert statuses(answer) == expected, answer[-300:]
 
 
-def test_a_request_after_an_upgrade_not_taken_is_answered(server: Server) -> None:
+def test_a_request_after_an_upgrade_not_taken_is_answered(server: ServedWay) -> None:
     # NOTE: curl --http2 asks for h2c on an http:// URL. httptools stopped at the head, and
     # Uvicorn dropped the rest of the read: a request pipelined there was never answered.
     head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
@@ -495,14 +473,14 @@ def test_a_request_after_an_upgrade_not_taken_is_answered(server: Server) -> Non
     following = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(head + following)
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"200", b"200"], answer[-300:]
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200", b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
 
 @pytest.mark.parametrize("version", [b" HTTP/1.2", b" HTTP/2.0", b" HTTP/9.9", b""])
 def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
-    server: Server, version: bytes
+    server: ServedWay, version: bytes
 ) -> None:
     # SPEC: RFC 9112 2.3, a server answers a version it does not serve with an error. NOTE:
     # Waitress served each one (and closed), h11 served HTTP/x.y as HTTP/1.1 (and kept the
@@ -510,8 +488,8 @@ def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
     # and answered 400 to the others.
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(b"GET /url" + version + b"\r\nHost: x\r\n\r\n" + _SMUGGLED)
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"400"], answer[-300:]
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"400"], answer[-300:]
     assert b"smuggled" not in answer
 
 
@@ -526,7 +504,7 @@ def test_a_request_of_a_version_but_1_0_and_1_1_is_400_under_every_server(
     ids=["one", "two", "many", "after-a-body"],
 )
 def test_an_empty_line_before_a_request_line_is_skipped_under_every_server(
-    server: Server, before: bytes, answers: int
+    server: ServedWay, before: bytes, answers: int
 ) -> None:
     # SPEC: RFC 9112 2.2, a server SHOULD ignore at least one empty line (CRLF) before a
     # request line: old clients sent one after a POST's body. NOTE: h11 answered 400 (and the
@@ -534,18 +512,18 @@ def test_an_empty_line_before_a_request_line_is_skipped_under_every_server(
     request = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(before + request)
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"200"] * answers, answer[-300:]
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200"] * answers, answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
 
-def test_an_empty_line_cut_between_reads_is_skipped_under_every_server(server: Server) -> None:
+def test_an_empty_line_cut_between_reads_is_skipped_under_every_server(server: ServedWay) -> None:
     # NOTE: h11 answered 400 to a read that was a CR alone, the start of an empty line.
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         for piece in (b"\r\n", b"\r", b"\nGET /url HTTP/1.1\r\nHost: next\r\n"):
             sock.sendall(piece)
             time.sleep(0.1)
         sock.sendall(b"Connection: close\r\n\r\n")
-        answer = _answer(sock)
-    assert _statuses(answer) == [b"200"], answer[-300:]
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]

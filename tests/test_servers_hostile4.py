@@ -8,16 +8,19 @@ bytes and reads the answer.
 
 from __future__ import annotations
 
-import functools
-import re
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from servers import HOST, read_log, serve_command, serving_module
+from servers import (
+    HOST,
+    ServedWay,
+    read_log,
+    read_until_closed,
+    serving_way,
+    statuses,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -26,42 +29,20 @@ SERVERS = ("waitress", "uvicorn-httptools", "uvicorn-h11")
 NEXT = b"GET /url HTTP/1.1\r\nHost: next\r\nConnection: close\r\n\r\n"
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running server: its name, port and log."""
-
-    name: str
-    port: int
-    log: Path
-
-
 @pytest.fixture(scope="module", params=SERVERS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+) -> Iterator[ServedWay]:
     """Run the hostile app under one server, for the whole module."""
-    name = str(request.param)
-    with serving_module(
-        name, functools.partial(serve_command, name, APP), tmp_path_factory
-    ) as found:
-        yield Server(name, *found)
+    with serving_way(str(request.param), APP, tmp_path_factory) as served:
+        yield served
 
 
-def _exchange(server: Server, data: bytes) -> bytes:
+def _exchange(server: ServedWay, data: bytes) -> bytes:
     """Send ``data``, and read until the server closes (a reset ends it too)."""
-    received = b""
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(data)
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-    return received
-
-
-def _statuses(answer: bytes) -> list[bytes]:
-    return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)
+        return read_until_closed(sock)
 
 
 @pytest.mark.parametrize(
@@ -70,33 +51,33 @@ def _statuses(answer: bytes) -> list[bytes]:
     ids=["space", "tab", "spaces", "extension-space", "extension-tab"],
 )
 def test_whitespace_at_the_end_of_a_chunk_line_is_400_under_every_server(
-    server: Server, size: bytes
+    server: ServedWay, size: bytes
 ) -> None:
     # SPEC: RFC 9112 7.1, chunk = chunk-size [ chunk-ext ] CRLF: no whitespace before the CRLF.
     # NOTE: h11 takes it (on purpose, for servers in the wild), where Waitress and httptools
     # answer 400: a proxy that reads the size otherwise frames the body otherwise.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     answer = _exchange(server, head + size + b"\r\nhello\r\n0\r\n\r\n" + NEXT)
-    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hello" not in answer
 
 
 @pytest.mark.parametrize("before", [b"\n", b"\r\n\n", b"\n\r\n\n"], ids=["lf", "crlf-lf", "mixed"])
 def test_an_empty_line_of_a_bare_lf_before_a_request_line_is_skipped_under_every_server(
-    server: Server, before: bytes
+    server: ServedWay, before: bytes
 ) -> None:
     # SPEC: RFC 9112 2.2, a server SHOULD ignore an empty line before a request line, and MAY
     # take a bare LF as a line end. NOTE: Waitress and httptools skip it; h11 answered 400,
     # and the request was lost.
     answer = _exchange(server, before + NEXT)
-    assert _statuses(answer) == [b"200"], answer[-300:]
+    assert statuses(answer) == [b"200"], answer[-300:]
     assert answer.endswith(b"\r\n\r\nhttp://next/url"), answer[-300:]
 
 
 @pytest.mark.parametrize("codings", [b"identity", b"gzip", b"chunked, identity", b"chunked, gzip"])
 @pytest.mark.parametrize("length", [True, False])
 def test_a_transfer_encoding_not_ending_in_chunked_is_400_under_every_server(
-    server: Server, codings: bytes, length: bool
+    server: ServedWay, codings: bytes, length: bool
 ) -> None:
     # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked MUST be
     # answered 400, and the connection closed. NOTE: Waitress answered 501 (a coding it
@@ -104,47 +85,47 @@ def test_a_transfer_encoding_not_ending_in_chunked_is_400_under_every_server(
     sized = b"Content-Length: 5\r\n" if length else b""
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n"
     answer = _exchange(server, head + sized + b"\r\nhello" + NEXT)
-    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert statuses(answer) == [b"400"], answer[-300:]
 
 
 def test_a_coding_before_chunked_with_a_content_length_is_400_under_every_server(
-    server: Server,
+    server: ServedWay,
 ) -> None:
     # SPEC: RFC 9112 6.3, a server MAY refuse a request with both, and MUST close after it.
     # NOTE: Waitress and h11 answered 501 for the coding, httptools 400 for the two framings.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
     answer = _exchange(server, head + b"Content-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + NEXT)
-    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert statuses(answer) == [b"400"], answer[-300:]
 
 
-def test_a_coding_before_chunked_is_501_under_every_server(server: Server) -> None:
+def test_a_coding_before_chunked_is_501_under_every_server(server: ServedWay) -> None:
     # SPEC: RFC 9112 6.1, a server that receives a transfer coding it does not understand
     # SHOULD answer 501. NOTE: with chunked last the body is framed; h11 refused it with 400.
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
     answer = _exchange(server, head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT)
     # NOTE: the body is framed: the app, under httptools, answers the next request too.
-    assert _statuses(answer)[0] == b"501", answer[-300:]
+    assert statuses(answer)[0] == b"501", answer[-300:]
 
 
-def test_a_connect_with_a_body_is_400_and_not_called_an_upgrade(server: Server) -> None:
+def test_a_connect_with_a_body_is_400_and_not_called_an_upgrade(server: ServedWay) -> None:
     # NOTE: httptools takes CONNECT for a protocol switch, as it takes Upgrade: a body with one
     # was refused in the words of an Upgrade's.
     head = b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nContent-Length: 5\r\nConnection: close\r\n"
     logged = len(read_log(server.log))
     answer = _exchange(server, head + b"\r\nhello")
-    assert _statuses(answer) == [b"400"], answer[-300:]
+    assert statuses(answer) == [b"400"], answer[-300:]
     assert b"upgrade" not in answer.lower(), answer[-300:]
     assert "upgrade" not in read_log(server.log)[logged:].lower()
 
 
-def test_upgrades_not_taken_are_logged_once_a_connection(server: Server) -> None:
+def test_upgrades_not_taken_are_logged_once_a_connection(server: ServedWay) -> None:
     # NOTE: Uvicorn logs each Upgrade it does not take: 2,000 h2c requests pipelined on one
     # connection were 2,000 lines of log (and 2,000 more without a WebSocket library).
     h2c = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
     before = read_log(server.log).count("Unsupported upgrade request.")
     for _ in range(2):
         answer = _exchange(server, h2c * 50 + NEXT)
-        assert _statuses(answer) == [b"200"] * 51, answer[-300:]
+        assert statuses(answer) == [b"200"] * 51, answer[-300:]
     time.sleep(0.1)
     logged = read_log(server.log).count("Unsupported upgrade request.") - before
     assert logged == (0 if server.name == "waitress" else 2), read_log(server.log)[-2000:]
@@ -152,7 +133,7 @@ def test_upgrades_not_taken_are_logged_once_a_connection(server: Server) -> None
 
 @pytest.mark.parametrize("size", [20 << 20, 64 << 20], ids=["20MiB", "64MiB"])
 def test_a_body_refused_before_it_is_read_leaves_the_413_readable(
-    server: Server, size: int
+    server: ServedWay, size: int
 ) -> None:
     # SPEC: RFC 9112 9.6, a server closes in stages, so that the client reads the last
     # response. NOTE: a body over the cap (10 MiB here) is refused by its Content-Length
@@ -171,7 +152,7 @@ def test_a_body_refused_before_it_is_read_leaves_the_413_readable(
             chunk = sock.recv(65536)
             assert chunk, received
             received += chunk
-    assert _statuses(received) == [b"413"], received[:300]
+    assert statuses(received) == [b"413"], received[:300]
 
 
 @pytest.mark.parametrize(
@@ -180,7 +161,7 @@ def test_a_body_refused_before_it_is_read_leaves_the_413_readable(
     ids=["empty-first", "empty-last", "space-last", "empty-line"],
 )
 def test_empty_members_of_a_transfer_encoding_are_ignored_but_under_httptools(
-    server: Server, codings: bytes
+    server: ServedWay, codings: bytes
 ) -> None:
     # SPEC: RFC 9110 5.6.1, a recipient MUST ignore a reasonable number of empty list members.
     # NOTE: Waitress did; h11 answered 501 (its own check takes only "chunked" on one line),
@@ -189,6 +170,6 @@ def test_empty_members_of_a_transfer_encoding_are_ignored_but_under_httptools(
     head = b"POST /text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + codings + b"\r\n"
     answer = _exchange(server, head + b"\r\n5\r\nhello\r\n0\r\n\r\n" + NEXT)
     refused = server.name == "uvicorn-httptools" and codings != b",chunked"
-    assert _statuses(answer) == ([b"400"] if refused else [b"200", b"200"]), answer[-300:]
+    assert statuses(answer) == ([b"400"] if refused else [b"200", b"200"]), answer[-300:]
     if not refused:
         assert b"\r\n\r\nhello" in answer, answer[-300:]

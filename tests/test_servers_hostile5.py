@@ -8,7 +8,6 @@ and once more for a test that stops it with SIGTERM.
 from __future__ import annotations
 
 import functools
-import re
 import signal
 import socket
 import sys
@@ -17,7 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import HOST, free_port, read_log, serve_command, serving_module, start, stop
+from servers import (
+    HOST,
+    free_port,
+    read_log,
+    read_until_closed,
+    serve_command,
+    serving_module,
+    start,
+    statuses,
+    stop,
+)
 
 pytestmark = [
     pytest.mark.servers,
@@ -38,27 +47,13 @@ def waitress_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield port
 
 
-def _read_to_end(sock: socket.socket) -> bytes:
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
-
-
-def _statuses(answer: bytes) -> list[bytes]:
-    return re.findall(rb"HTTP/1\.[01] (\d{3}) ", answer)
-
-
 def test_requests_pipelined_around_a_refused_one(waitress_port: int) -> None:
     # NOTE: the one before is answered whole, the one after not at all, and the connection
     # ends (lingering, the server shuts its side down: the client reads to the end).
     with socket.create_connection((HOST, waitress_port), timeout=5) as sock:
         sock.sendall(GOOD + REFUSED + GOOD)
-        answer = _read_to_end(sock)
-    assert _statuses(answer) == [b"200", b"400"], answer
+        answer = read_until_closed(sock)
+    assert statuses(answer) == [b"200", b"400"], answer
     assert answer.count(b"http://good/url") == 1, answer
 
 
@@ -81,7 +76,7 @@ def test_a_stop_does_not_wait_for_a_request_pipelined_behind_a_refused_one(
                 chunk = sock.recv(65536)
                 assert chunk, received
                 received += chunk
-            assert _statuses(received) == [b"400"], received
+            assert statuses(received) == [b"400"], received
             began = time.monotonic()
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)

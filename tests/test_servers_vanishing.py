@@ -8,18 +8,15 @@ while with a request in flight, which must be answered whole, while idle ones ar
 
 from __future__ import annotations
 
-import functools
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from servers import HOST, read_log, serve_command, serving_module, wait_for
+from servers import HOST, ServedWay, read_log, serve_command, serving_module, serving_way, wait_for
 from vanishing_app import BIG
 
 pytestmark = pytest.mark.servers
@@ -28,28 +25,16 @@ APP = "vanishing_app:app"
 CLIENTS = 40
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running server: its name, port and log."""
-
-    name: str
-    port: int
-    log: Path
-
-
 @pytest.fixture(scope="module", params=["waitress", "uvicorn-httptools"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
+) -> Iterator[ServedWay]:
     """Run the app under one server, for the whole module."""
-    name = str(request.param)
-    with serving_module(
-        name, functools.partial(serve_command, name, APP), tmp_path_factory
-    ) as found:
-        yield Server(name, *found)
+    with serving_way(str(request.param), APP, tmp_path_factory) as served:
+        yield served
 
 
-def _leave_mid_stream(server: Server, path: str) -> None:
+def _leave_mid_stream(server: ServedWay, path: str) -> None:
     """Ask for ``path``, read a little of its stream, and reset the connection."""
     with socket.create_connection((HOST, server.port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
@@ -58,18 +43,18 @@ def _leave_mid_stream(server: Server, path: str) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
-def _held(server: Server) -> dict[str, int]:
+def _held(server: ServedWay) -> dict[str, int]:
     held: dict[str, int] = httpx.get(f"http://{HOST}:{server.port}/held").json()
     return held
 
 
-def _leave_many(server: Server, path: str) -> None:
+def _leave_many(server: ServedWay, path: str) -> None:
     for _ in range(CLIENTS):
         _leave_mid_stream(server, path)
 
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
-def test_clients_leaving_mid_stream_log_nothing(server: Server, colour: str) -> None:
+def test_clients_leaving_mid_stream_log_nothing(server: ServedWay, colour: str) -> None:
     # NOTE: Uvicorn's send() writes to a connection whose write has failed, until the loop
     # next turns and tells it the client left; asyncio logged "socket.send() raised
     # exception." for each such write past the fifth: 40 clients of /fast/async made 900
@@ -81,12 +66,20 @@ def test_clients_leaving_mid_stream_log_nothing(server: Server, colour: str) -> 
 
 
 @pytest.mark.parametrize("colour", ["sync", "async"])
-def test_clients_leaving_mid_stream_leave_nothing_open(server: Server, colour: str) -> None:
+def test_clients_leaving_mid_stream_leave_nothing_open(server: ServedWay, colour: str) -> None:
     # NOTE: a first round starts the threads the streams need (Uvicorn's pool grows as needed).
     _leave_many(server, f"/fast/{colour}")
     before = _held(server)
     _leave_many(server, f"/fast/{colour}")
-    wait_for(lambda: _held(server) == before, f"{before} held again", server.log)
+
+    def settled() -> bool:
+        # NOTE: a leak holds one of each a client (CLIENTS); a thread pool may start a thread
+        # or two more in the second round when the machine is busy (the full suite beside it
+        # failed an exact comparison once), and keeps them.
+        held = _held(server)
+        return held["fds"] <= before["fds"] and held["threads"] <= before["threads"] + 4
+
+    wait_for(settled, f"{before} held again", server.log)
 
 
 # NOTE: the connections Waitress serves at once in the test below (--connection-limit).
@@ -94,18 +87,18 @@ LIMIT = 8
 
 
 @pytest.fixture(scope="module")
-def waitress_at_a_small_limit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def waitress_at_a_small_limit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedWay]:
     """Waitress as ``microweb serve --connection-limit 8`` runs it."""
 
     def command(port: int) -> list[str]:
         return [*serve_command("waitress", APP, port), "--connection-limit", str(LIMIT)]
 
     with serving_module("waitress-limit", command, tmp_path_factory) as found:
-        yield Server("waitress", *found)
+        yield ServedWay("waitress", *found)
 
 
 def test_idle_kept_alive_connections_at_the_limit_let_a_new_client_in(
-    waitress_at_a_small_limit: Server,
+    waitress_at_a_small_limit: ServedWay,
 ) -> None:
     # NOTE: Waitress accepts no connection past its limit, and closed a kept-alive one only
     # once idle for --client-timeout (120 s): 98 browsers' idle connections, or as many
@@ -215,7 +208,7 @@ def _run_client(
 
 
 def test_at_the_limit_only_connections_owing_nothing_are_closed(
-    waitress_at_a_small_limit: Server,
+    waitress_at_a_small_limit: ServedWay,
 ) -> None:
     # NOTE: a connection with a request in flight sends or receives nothing for a while in
     # each of these; each must be answered whole. The kept-alive one and the one that sent
@@ -244,7 +237,7 @@ def test_at_the_limit_only_connections_owing_nothing_are_closed(
     assert len(results["_slow_reader"].partition(b"\r\n\r\n")[2]) == len(BIG)
 
 
-def test_below_the_limit_idle_connections_are_kept(waitress_at_a_small_limit: Server) -> None:
+def test_below_the_limit_idle_connections_are_kept(waitress_at_a_small_limit: ServedWay) -> None:
     # NOTE: below the limit, only Waitress's --client-timeout (120 s) closes an idle one.
     server = waitress_at_a_small_limit
     with socket.create_connection((HOST, server.port), timeout=10) as sock:
