@@ -21,7 +21,7 @@ from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import folded_framing
-from ._stall import StallTimer, Transport, hand_over
+from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
 from ._unix import NoUnixAddress
 
 # NOTE: Waitress's default max_request_header_size, as _httptools' MAX_HEAD_SIZE (which this
@@ -267,7 +267,7 @@ def head_size(request: h11.Request) -> int:
     return line + fields + 2
 
 
-class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
+class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
     """``H11Protocol`` that closes a connection whose request stopped coming, refuses a
     request framed both by ``Transfer-Encoding`` and ``Content-Length``, or by two
     ``Content-Length`` values, or a head with a bare LF, and answers a head of
@@ -289,8 +289,6 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
     # NOTE: from the WebSocket handshake on, the connection is the WebSocket protocol's;
     # answered: whether a response has ended on it.
     upgraded = answered = False
-    # NOTE: whether an Upgrade not taken has been logged on this connection.
-    upgrade_warned = False
     seen: RequestResponseCycle | None = None
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
@@ -374,14 +372,6 @@ class BoundedH11(NoUnixAddress, StallTimer, H11Protocol):
         """End the connection as Uvicorn does, and its timers with it."""
         self.stop_timers()
         super().connection_lost(exc)
-
-    def _unsupported_upgrade_warning(self) -> None:
-        """Log an Upgrade not taken as Uvicorn does, once a connection."""
-        # NOTE: Uvicorn logged each one: 2,000 h2c requests pipelined on a connection were
-        # 2,000 lines (a log flood a client can cause), as under httptools.
-        if not self.upgrade_warned:
-            self.upgrade_warned = True
-            super()._unsupported_upgrade_warning()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         """Upgrade as Uvicorn does, and hand the WebSocket protocol what came after the

@@ -39,7 +39,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._stall import StallTimer, Transport, hand_over
+from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
 from ._types import Message
 from ._unix import NoUnixAddress
 
@@ -84,7 +84,7 @@ _CONNECT_REFUSAL = _closing_refusal(
 )
 
 
-class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
+class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsProtocol):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank
@@ -113,8 +113,6 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
     # connection is the WebSocket protocol's (parsing ends there).
     held = b""
     upgraded = False
-    # NOTE: whether an Upgrade not taken has been logged on this connection.
-    upgrade_warned = False
     # NOTE: what was read after a WebSocket handshake's head, for the WebSocket protocol.
     after_handshake = b""
     # NOTE: bytes of the head's last line that httptools has had (as far as reads that were
@@ -260,15 +258,6 @@ class BoundedHttpTools(NoUnixAddress, StallTimer, HttpToolsProtocol):
                 self.after_handshake = rest
                 self.handle_websocket_upgrade()
             return
-
-    def _unsupported_upgrade_warning(self) -> None:
-        """Log an Upgrade not taken as Uvicorn does, once a connection."""
-        # NOTE: Uvicorn logged each one: 2,000 h2c requests pipelined on a connection were
-        # 2,000 lines (a log flood a client can cause). The other refusals close the
-        # connection, and so are logged once a connection too.
-        if not self.upgrade_warned:
-            self.upgrade_warned = True
-            super()._unsupported_upgrade_warning()
 
     def _hand_over(self, data: bytes) -> None:
         """Give ``data``, read after a WebSocket handshake, to the WebSocket protocol; or keep

@@ -273,3 +273,20 @@ class StallTimer(asyncio.BaseProtocol):
             return
         self.logger.warning("no byte of a request due for %g s: connection closed", idle)
         self.transport.close()
+
+
+class UpgradeWarnedOnce:
+    """Uvicorn's warning of an Upgrade it does not take, logged once a connection, under
+    either parser."""
+
+    # NOTE: whether an Upgrade not taken has been logged on this connection.
+    upgrade_warned = False
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Log an Upgrade not taken as Uvicorn does, once a connection."""
+        # NOTE: Uvicorn logged each one: 2,000 h2c requests pipelined on a connection were
+        # 2,000 lines (a log flood a client can cause). The other refusals close the
+        # connection, and so are logged once a connection too.
+        if not self.upgrade_warned:
+            self.upgrade_warned = True
+            super()._unsupported_upgrade_warning()  # type: ignore[misc]
