@@ -57,8 +57,9 @@ def check_transfer_coding(values: Iterable[str]) -> None:
     """Refuse a ``Transfer-Encoding`` (its field lines' ``values``) other than ``chunked``.
 
     Raises:
-        HTTPError: 501 for any other (``gzip, chunked``), as the servers refuse it before the
-            app (``transfer_coding_refusal()``), with 400 but for a coding before chunked.
+        HTTPError: 501 for any other (``gzip, chunked``, ``chunked, chunked``): what the
+            servers refuse before the app (``transfer_coding_refusal()``), with 400 unless
+            a coding comes before chunked.
     """
     # NOTE: the app reads a Transfer-Encoding that a server passed on (httptools, "gzip,
     # chunked", its body still coded) or that no server parsed (the test client's).

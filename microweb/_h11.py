@@ -42,6 +42,7 @@ EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
 # NOTE: the end of a chunk line with whitespace before its CRLF, after the size or a chunk
 # extension (h11 takes it, for servers in the wild).
 SPACED_END = (b" \r\n", b"\t\r\n")
+# NOTE: the name of a Transfer-Encoding line, lowercased.
 CODING_NAME = b"transfer-encoding"
 
 

@@ -162,10 +162,10 @@ class OrderlyParser(ChunkedParser):
                 than HTTP/1.0 and HTTP/1.1 (or none, 0.9), for a target that is
                 neither a path nor absolute-form (``http:/x``, ``#f``), for a
                 ``Transfer-Encoding`` in a request that is not HTTP/1.1, or with a
-                ``Content-Length``, or that names ``chunked`` twice, or no coding at all, or a
-                ``Transfer-Encoding`` or ``Content-Length`` folded onto a next line: each a
-                framing that a proxy before Waitress may read otherwise, as Uvicorn refuses
-                them.
+                ``Content-Length``, or that names ``chunked`` twice, or has a line of no
+                coding, or a ``Transfer-Encoding`` or ``Content-Length`` folded onto a next
+                line, or a body with a ``CONNECT`` or an ``Upgrade`` request: each a framing
+                that a proxy before Waitress may read otherwise, as Uvicorn refuses them.
         """
         if self._refused(header_plus):
             return
