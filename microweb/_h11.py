@@ -183,6 +183,8 @@ class FramedConnection(h11.Connection):
     # NOTE: whether a request head was refused for being too long (431), or for a transfer
     # coding h11 does not read before chunked (501).
     too_large = not_implemented = False
+    # NOTE: the reason a CONNECT or Upgrade request with a body was refused (switch_refusal()).
+    switch_refused: str | None = None
 
     def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
         # NOTE: h11 picks the reader for the state the client is in; the head's is wrapped.
@@ -231,6 +233,7 @@ class FramedConnection(h11.Connection):
                 has_body(event.headers),
             )
             if switching is not None:
+                self.switch_refused = switching
                 raise h11.RemoteProtocolError(switching, 400)
             if b"transfer-encoding" in names and b"content-length" in names:
                 # SPEC: RFC 9112 6.3, a server that serves such a request MUST close the
@@ -348,6 +351,10 @@ class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
             # understand. NOTE: Uvicorn answered 400, where Waitress and the app (under
             # httptools) answer 501; the connection closes, as under Waitress.
             self._refuse(501, b"Not Implemented", UNSUPPORTED_CODING.encode())
+        elif self.conn.switch_refused is not None:
+            # NOTE: refused at its head, its body maybe still coming: answered as httptools
+            # answers it, and closed after a pause (review317).
+            self._refuse(400, b"Bad Request", self.conn.switch_refused.encode())
         elif self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             # NOTE: Uvicorn sent its 400 without a Content-Length: chunked once the head was
             # read (a bad chunk, a refused head), ended by the close before, where Waitress

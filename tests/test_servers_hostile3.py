@@ -465,6 +465,7 @@ def test_an_upgrade_with_a_body_is_400_and_closed_under_every_server(
         sock.sendall(head + framing + _SMUGGLED)
         answer = read_until_closed(sock)
     assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"a body with an Upgrade request is not read" in answer, answer[-300:]
     assert b"smuggled" not in answer, answer[-300:]
 
 
@@ -489,7 +490,7 @@ def test_a_body_of_an_upgrade_not_taken_is_never_a_request(server: ServedWay) ->
         sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(_SMUGGLED))
         time.sleep(0.2)
         sock.sendall(_SMUGGLED)
-        # NOTE: Waitress and h11 keep the connection for a next request: what came in a
+        # NOTE: Waitress and h11 kept the connection for a next request: what comes in a
         # second is all there is.
         sock.settimeout(1)
         answer = b""

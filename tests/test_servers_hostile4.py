@@ -215,6 +215,7 @@ def test_a_connect_with_a_body_is_400_and_closed_under_every_server(
     head = b"CONNECT " + target + b" HTTP/1.1\r\nHost: x\r\n"
     answer = _exchange(server, head + framing + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"a body with a CONNECT request is not read" in answer, answer[-300:]
     assert b"http://next" not in answer, answer[-300:]
 
 
