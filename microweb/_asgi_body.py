@@ -510,11 +510,10 @@ def _framing(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, bytes | None
     """Whether ``headers`` say Transfer-Encoding (its codings checked), and their one
     Content-Length."""
     length = None
-    chunked = False
+    codings: list[str] = []
     for name, value in headers:
         if name == b"transfer-encoding":
-            check_transfer_coding(value.decode("latin-1"))
-            chunked = True
+            codings.append(value.decode("latin-1"))
         elif name == b"content-length":
             if (length is not None and value != length) or not value:
                 # SPEC: RFC 9112 6.3, a Content-Length of two values, or of none, frames no
@@ -523,4 +522,7 @@ def _framing(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, bytes | None
                 # line was taken, and "4" then "3" read a body framed as 4 bytes as 3.
                 raise HTTPError(400, "invalid Content-Length")
             length = value
-    return chunked, length
+    if codings:
+        # NOTE: every line at once: "chunked" on two lines is chunked twice.
+        check_transfer_coding(codings)
+    return bool(codings), length

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
 from ._buffer import BodyBuffer, BodyMeter
 from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
+from ._parsing import UNSUPPORTED_CODING, transfer_coding_refusal
 from ._types import Environ
 
 CHUNK_SIZE = 64 * 1024
@@ -52,21 +53,18 @@ def parse_content_length(value: str | None) -> int | None:
     return int(value)
 
 
-def check_transfer_coding(value: str) -> None:
-    """Refuse a ``Transfer-Encoding`` whose codings are not all ``chunked``.
+def check_transfer_coding(values: Iterable[str]) -> None:
+    """Refuse a ``Transfer-Encoding`` (its field lines' ``values``) other than ``chunked``.
 
     Raises:
-        HTTPError: 501 for another coding (``gzip, chunked``).
+        HTTPError: 501 for any other (``gzip, chunked``, ``chunked, chunked``): what the
+            servers refuse before the app (``transfer_coding_refusal()``), with 400 unless
+            a coding comes before chunked.
     """
-    # SPEC: RFC 9112 6.1, a server that receives a transfer coding it does not understand
-    # answers 501. Waitress does, h11 answers 400; Uvicorn with httptools hands the body on
-    # with the coding undone only for chunked, so "gzip, chunked" would reach the app gzipped.
-    # SPEC: RFC 9110 5.6.1, empty members of a list are ignored: httptools frames ",chunked"
-    # as chunked, and Waitress serves "chunked,,".
-    codings = [coding.strip(" \t").lower() for coding in value.split(",")]
-    named = [coding for coding in codings if coding]
-    if not named or any(coding != "chunked" for coding in named):
-        raise HTTPError(501, "unsupported Transfer-Encoding (only chunked is)")
+    # NOTE: the app reads a Transfer-Encoding that a server passed on (httptools, "gzip,
+    # chunked", its body still coded) or that no server parsed (the test client's).
+    if transfer_coding_refusal(values) is not None:
+        raise HTTPError(501, UNSUPPORTED_CODING)
 
 
 # NOTE: held while a read of a body claims it or ends (Request._claim()), and by ReadDone: a
@@ -203,7 +201,7 @@ class WSGIBody:
     def content_length(self) -> int | None:
         coding = self._environ.get("HTTP_TRANSFER_ENCODING")
         if coding is not None:
-            check_transfer_coding(coding)
+            check_transfer_coding((coding,))
             # SPEC: RFC 9112 6.3, Content-Length is ignored when Transfer-Encoding is present.
             # (Waitress itself drops Transfer-Encoding and sets the length it decoded.)
             return None

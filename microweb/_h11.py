@@ -14,13 +14,20 @@ after the handshake too, as ``_httptools.py`` does: the frames a client sent wit
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import h11
 from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
-from ._parsing import folded_framing
+from ._parsing import (
+    UNSUPPORTED_CODING,
+    folded_framing,
+    has_body,
+    switch_refusal,
+    transfer_coding_refusal,
+)
 from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
 from ._unix import NoUnixAddress
 
@@ -35,6 +42,8 @@ EMPTY_LINES = re.compile(rb"(?:\r?\n)*")
 # NOTE: the end of a chunk line with whitespace before its CRLF, after the size or a chunk
 # extension (h11 takes it, for servers in the wild).
 SPACED_END = (b" \r\n", b"\t\r\n")
+# NOTE: the name of a Transfer-Encoding line, lowercased.
+CODING_NAME = b"transfer-encoding"
 
 
 class FoldChecked:
@@ -107,43 +116,26 @@ def repeated_length(lines: list[bytearray]) -> bool:
 
 
 def check_codings(lines: list[bytearray]) -> None:
-    """Refuse a request head's ``Transfer-Encoding`` (its ``lines``) unless it ends in
-    ``chunked``, and names it once.
+    """Refuse a request head's ``Transfer-Encoding`` (its ``lines``) as Waitress does
+    (``transfer_coding_refusal()``); leave one line of ``chunked`` for h11 to read.
 
     Raises:
-        h11.RemoteProtocolError: For one that does not (400).
+        h11.RemoteProtocolError: For one refused (400, or 501 for a coding before chunked).
     """
-    codings: list[bytes] | None = None
-    for line in lines:
-        name, _, value = line.partition(b":")
-        if name.lower() == b"transfer-encoding":
-            codings = (codings or []) + [bytes(c.strip(b" \t").lower()) for c in value.split(b",")]
-    if codings is None:
+    coded = [i for i, line in enumerate(lines) if line.partition(b":")[0].lower() == CODING_NAME]
+    if not coded:
         return
-    if any(line.partition(b":")[0].lower() == b"content-length" for line in lines):
-        # NOTE: the 400 of FramedConnection, before h11's 501 for a coding it does not read.
-        raise h11.RemoteProtocolError("Transfer-Encoding with Content-Length", 400)
-    named = [coding for coding in codings if coding]
-    # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked MUST be
-    # answered 400; RFC 9112 7, chunked is applied once. NOTE: refused here, as Waitress and
-    # httptools refuse them, so that h11's 501 (any coding but chunked, or two lines) is
-    # left for a coding before chunked (RFC 9112 6.1), as Waitress has it.
-    if not named or named[-1] != b"chunked":
-        raise h11.RemoteProtocolError("Transfer-Encoding without chunked last", 400)
-    if named.count(b"chunked") > 1:
-        raise h11.RemoteProtocolError("Transfer-Encoding names chunked more than once", 400)
-    if named == [b"chunked"]:
-        # SPEC: RFC 9110 5.6.1, a recipient MUST ignore empty list members. NOTE: h11 takes
-        # only a line of "chunked" alone, and answered 501 for "chunked,," or an empty line
-        # beside it, where Waitress reads the body as chunked: one line of it is left.
-        coded = [
-            i
-            for i, line in enumerate(lines)
-            if line.partition(b":")[0].lower() == b"transfer-encoding"
-        ]
-        lines[coded[0]] = bytearray(b"Transfer-Encoding: chunked")
-        for index in reversed(coded[1:]):
-            del lines[index]
+    values = [lines[i].partition(b":")[2].decode("latin-1") for i in coded]
+    length = any(line.partition(b":")[0].lower() == b"content-length" for line in lines)
+    refusal = transfer_coding_refusal(values, length)
+    if refusal is not None:
+        # NOTE: h11's own 501 (a coding but chunked, or two lines) was for more than a coding
+        # before chunked; its 400 came from FramedConnection after it.
+        raise h11.RemoteProtocolError(refusal.reason, refusal.status)
+    # SPEC: RFC 9110 5.6.1, a recipient MUST ignore empty list members. NOTE: h11 takes only a
+    # line of "chunked" alone, and answered 501 for "chunked,,", where Waitress reads the body
+    # as chunked.
+    lines[coded[0]] = bytearray(b"Transfer-Encoding: chunked")
 
 
 class ChunkLinesChecked:
@@ -191,6 +183,8 @@ class FramedConnection(h11.Connection):
     # NOTE: whether a request head was refused for being too long (431), or for a transfer
     # coding h11 does not read before chunked (501).
     too_large = not_implemented = False
+    # NOTE: the reason a CONNECT or Upgrade request with a body was refused (switch_refusal()).
+    switch_refused: str | None = None
 
     def _get_io_object(self, role: Any, event: Any, io_dict: Any) -> Any:
         # NOTE: h11 picks the reader for the state the client is in; the head's is wrapped.
@@ -232,6 +226,15 @@ class FramedConnection(h11.Connection):
                 # into a response header, such a value was a 500 under h11 only.
                 raise h11.RemoteProtocolError("control character in a header value", 400)
             names = {name for name, _ in event.headers}
+            switching = switch_refusal(
+                event.method.decode("latin-1"),
+                joined_field(event.headers, b"connection"),
+                b"upgrade" in names,
+                has_body(event.headers),
+            )
+            if switching is not None:
+                self.switch_refused = switching
+                raise h11.RemoteProtocolError(switching, 400)
             if b"transfer-encoding" in names and b"content-length" in names:
                 # SPEC: RFC 9112 6.3, a server that serves such a request MUST close the
                 # connection after it. NOTE: h11 read the chunks and kept the connection,
@@ -239,6 +242,13 @@ class FramedConnection(h11.Connection):
                 # httptools and microweb serve's Waitress answer 400.
                 raise h11.RemoteProtocolError("Transfer-Encoding with Content-Length", 400)
         return event
+
+
+def joined_field(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """Return the lines of the field ``name`` (lower case) of an h11 request joined with
+    ``", "``, or ``None``."""
+    values = [value.decode("latin-1") for found, value in headers if found == name]
+    return ", ".join(values) if values else None
 
 
 def without_fragment(request: h11.Request) -> h11.Request:
@@ -340,15 +350,35 @@ class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
             # SPEC: RFC 9112 6.1, a server SHOULD answer 501 to a transfer coding it does not
             # understand. NOTE: Uvicorn answered 400, where Waitress and the app (under
             # httptools) answer 501; the connection closes, as under Waitress.
-            body = b"unsupported Transfer-Encoding (only chunked is)"
-            self._refuse(501, b"Not Implemented", body)
+            self._refuse(501, b"Not Implemented", UNSUPPORTED_CODING.encode())
+        elif self.conn.switch_refused is not None:
+            # NOTE: refused at its head, its body maybe still coming: answered as httptools
+            # answers it, and closed after a pause (review317).
+            self._refuse(400, b"Bad Request", self.conn.switch_refused.encode())
+        elif self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            # NOTE: Uvicorn sent its 400 without a Content-Length: chunked once the head was
+            # read (a bad chunk, a refused head), ended by the close before, where Waitress
+            # and httptools send one (review317). Closed at once, as Uvicorn closes.
+            self._answer(400, b"Bad Request", msg.encode("ascii"))
+            self.transport.close()
         else:
+            # NOTE: the app's answer has begun: left to Uvicorn (h11 sends no second head).
             super().send_400_response(msg)
 
     def _refuse(self, status: int, reason: bytes, body: bytes) -> None:
         """Answer with ``status`` and close, dropping what still comes."""
         self.refused = True
         self.stop_stall_timer()
+        self._answer(status, reason, body)
+        # NOTE: closed at once, with the client still sending, the socket answered with a
+        # reset, which can reach the client before the answer: end the writing side, drop
+        # what still comes, and close after a pause (as BoundedHttpTools does).
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER, self.transport.close)
+
+    def _answer(self, status: int, reason: bytes, body: bytes) -> None:
+        """Write a plain-text answer with ``status`` that closes the connection."""
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
@@ -361,12 +391,6 @@ class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
             h11.EndOfMessage(),
         ):
             self.transport.write(conn.send(event) or b"")
-        # NOTE: closed at once, with the client still sending, the socket answered with a
-        # reset, which can reach the client before the answer: end the writing side, drop
-        # what still comes, and close after a pause (as BoundedHttpTools does).
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-        self.loop.call_later(LINGER, self.transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""

@@ -39,6 +39,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from ._parsing import CONNECT_BODY, UPGRADE_BODY, has_body
 from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
 from ._types import Message
 from ._unix import NoUnixAddress
@@ -76,12 +77,8 @@ _REFUSAL = _closing_refusal(
     b"431 Request Header Fields Too Large", b"request header fields too large"
 )
 _VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not served")
-_UPGRADE_REFUSAL = _closing_refusal(
-    b"400 Bad Request", b"a body with an Upgrade request is not read"
-)
-_CONNECT_REFUSAL = _closing_refusal(
-    b"400 Bad Request", b"a body with a CONNECT request is not read"
-)
+_UPGRADE_REFUSAL = _closing_refusal(b"400 Bad Request", UPGRADE_BODY.encode())
+_CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
 
 
 class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsProtocol):
@@ -280,14 +277,16 @@ class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsPr
             # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
             self.logger.warning("HTTP version not served: refused with 400")
             self._refuse(_VERSION_REFUSAL)
-        elif self.parser.should_upgrade() and not self._should_upgrade() and has_body(self.headers):
+        elif self.parser.should_upgrade() and has_body(self.headers):
             # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
             # any other. NOTE: httptools ends the request at its head all the same (the body
             # is taken for the new protocol's), and Uvicorn parsed that body as the next
             # requests: a body was answered as a request of its own where Waitress and h11,
             # and a proxy before the app, read it as a body.
             # NOTE: httptools takes CONNECT for a switch too (RFC 9110 9.3.6: it has no
-            # content): its refusal spoke of an Upgrade.
+            # content): its refusal spoke of an Upgrade. A WebSocket handshake with a body is
+            # refused too, as Waitress and h11 refuse it (switch_refusal()): the body was
+            # handed to the WebSocket protocol as frames (review317).
             connect = self.parser.get_method() == b"CONNECT"
             kind = "CONNECT" if connect else "Upgrade"
             self.logger.warning("%s request with a body: refused with 400", kind)
@@ -491,15 +490,6 @@ class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsPr
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER, self.transport.close)
-
-
-def has_body(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Return whether a request head's ``headers`` (names in lower case) frame a body: a
-    ``Transfer-Encoding``, or a ``Content-Length`` other than 0."""
-    for name, value in headers:
-        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 \t")):
-            return True
-    return False
 
 
 def with_path(target: bytes) -> bytes:

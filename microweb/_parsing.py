@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ._charsets import decode, find_codec, sniffed
 from ._datastructures import INDEXED_FROM, Headers, MultiDict
@@ -166,6 +166,93 @@ def folded_framing(lines: Iterable[bytes | bytearray]) -> bytes | None:
             name = bytes(line.partition(b":")[0]).lower()
         elif name in FRAMING_FIELDS:
             return name
+    return None
+
+
+class CodingRefusal(NamedTuple):
+    """Why a request's ``Transfer-Encoding`` is refused: the status (400 or 501) and reason."""
+
+    status: int
+    reason: str
+
+
+# NOTE: the reason of the 501 for a transfer coding before chunked, which no server reads.
+UNSUPPORTED_CODING = "unsupported Transfer-Encoding (only chunked is)"
+
+
+def transfer_coding_refusal(values: Iterable[str], length: bool = False) -> CodingRefusal | None:
+    """Return why a request's ``Transfer-Encoding`` is refused, or ``None`` for ``chunked``.
+
+    ``values`` are its field lines' values, one a line (at least one), and ``length`` tells
+    whether the request has a ``Content-Length`` too. The one reading of the codings that
+    Waitress, Uvicorn with h11 (under ``microweb serve``) and the app share.
+    """
+    named: list[str] = []
+    blank_line = False
+    for value in values:
+        # SPEC: RFC 9110 5.6.1, a recipient MUST ignore empty list members (",chunked",
+        # "chunked,,"): httptools frames ",chunked" as chunked, and Waitress serves "chunked,,".
+        line = [coding for coding in (c.strip(" \t").lower() for c in value.split(",")) if coding]
+        blank_line = blank_line or not line
+        named += line
+    if blank_line:
+        # NOTE: a line that names no coding: a proxy that reads the first line, or the last,
+        # finds no framing, and reads the body as the next request. httptools answers 400 to
+        # one beside a "chunked" line; Waitress answered 501 to one after it, and read the body
+        # as chunked after one before it, as h11 did both ways (review317).
+        return CodingRefusal(400, "Transfer-Encoding line without a coding")
+    if named[-1:] != ["chunked"]:
+        # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked MUST
+        # be answered 400, and the connection closed (RFC 9112 6.1's 501 is for a coding not
+        # understood before chunked, which frames the body).
+        return CodingRefusal(400, "Transfer-Encoding without chunked last")
+    if length:
+        # SPEC: RFC 9112 6.3, a server MAY refuse a request with both, and MUST close after
+        # it: a proxy that read the Content-Length reads the next request otherwise.
+        return CodingRefusal(400, "Transfer-Encoding with Content-Length")
+    if named.count("chunked") > 1:
+        # SPEC: RFC 9112 7, chunked is applied once.
+        return CodingRefusal(400, "Transfer-Encoding names chunked more than once")
+    if len(named) > 1:
+        # SPEC: RFC 9112 6.1, a server that receives a transfer coding it does not understand
+        # SHOULD answer 501. NOTE: Uvicorn with httptools hands the body on with chunked
+        # undone only, so "gzip, chunked" would reach the app gzipped.
+        return CodingRefusal(501, UNSUPPORTED_CODING)
+    return None
+
+
+def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Return whether a request head's ``headers`` (names in lower case) frame a body: a
+    ``Transfer-Encoding``, or a ``Content-Length`` other than 0."""
+    for name, value in headers:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip(b"0 \t")):
+            return True
+    return False
+
+
+# NOTE: the reasons of switch_refusal(), which microweb serve's httptools protocol answers too.
+CONNECT_BODY = "a body with a CONNECT request is not read"
+UPGRADE_BODY = "a body with an Upgrade request is not read"
+
+
+def switch_refusal(method: str, connection: str | None, upgrade: bool, body: bool) -> str | None:
+    """Return why a request with a body (``body``) that asks to switch protocols is refused
+    (400), or ``None``: a ``CONNECT``, or an ``upgrade`` (an ``Upgrade`` field) that its
+    ``Connection`` value names. ``microweb serve`` switches only to a WebSocket, whose
+    handshake has no body."""
+    if not body:
+        return None
+    if method == "CONNECT":
+        # SPEC: RFC 9110 9.3.6, a CONNECT request has no content; what follows its head is
+        # the tunnel's. NOTE: httptools takes it so (and microweb serve answers 400), where
+        # Waitress and h11 read it as a body, and then the next request (review317).
+        return CONNECT_BODY
+    tokens = connection.split(",") if upgrade and connection is not None else []
+    if any(token.strip(" \t").lower() == "upgrade" for token in tokens):
+        # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade and read the body. NOTE: httptools
+        # ends the request at its head, the body being the new protocol's, so microweb serve
+        # answers 400 there; Waitress and h11 served it (review317).
+        return UPGRADE_BODY
     return None
 
 

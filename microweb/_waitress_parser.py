@@ -17,7 +17,7 @@ from waitress.parser import ParsingError, TransferEncodingNotImplemented, get_he
 from waitress.utilities import RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from ._chunked import FIELD_LINE, ChunkedParser
-from ._parsing import folded_framing
+from ._parsing import CodingRefusal, folded_framing, switch_refusal, transfer_coding_refusal
 from ._target import target_path
 
 # NOTE: the most header lines of a request head (folded ones too) Waitress parses; past them,
@@ -121,18 +121,11 @@ class OrderlyParser(ChunkedParser):
         try:
             super().parse_header(plain_head(header_plus))
         except TransferEncodingNotImplemented:
-            codings = ",".join(header_lines(header_plus, b"transfer-encoding")).split(",")
-            named = [coding.strip(" \t").lower() for coding in codings if coding.strip(" \t")]
-            if named[-1:] != ["chunked"]:
-                # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked
-                # MUST be answered 400, and the connection closed. NOTE: Waitress answered 501
-                # to "identity" or "gzip" (RFC 9112 6.1's, for a coding not understood, which
-                # is right for "gzip, chunked" only), where Uvicorn answers 400.
-                raise ParsingError("Transfer-Encoding without chunked last") from None
-            if "CONTENT_LENGTH" in self.headers:
-                # NOTE: the 400 of any Transfer-Encoding with a Content-Length (below), as
-                # httptools answers it, before the 501 of its coding.
-                raise ParsingError("Transfer-Encoding with Content-Length") from None
+            # NOTE: Waitress answered 501 to any coding but chunked ("identity", "gzip", and
+            # "chunked" beside an empty line); only a coding before chunked keeps it.
+            refusal = self._coding_refusal(header_plus)
+            if refusal is not None and refusal.status == 400:
+                raise ParsingError(refusal.reason) from None
             raise
         except ValueError:
             if "CONTENT_LENGTH" not in self.headers:
@@ -144,6 +137,11 @@ class OrderlyParser(ChunkedParser):
             self._refuse(RequestEntityTooLarge("Content-Length past the digits int() reads"))
             return True
         return False
+
+    def _coding_refusal(self, header_plus: bytes) -> CodingRefusal | None:
+        """Why the head's ``Transfer-Encoding`` is refused (``transfer_coding_refusal()``)."""
+        values = header_lines(header_plus, b"transfer-encoding")
+        return transfer_coding_refusal(values, "CONTENT_LENGTH" in self.headers)
 
     def _refuse(self, error: Any) -> None:
         # NOTE: Waitress adds to the headers it holds, and a request is needed to answer the
@@ -164,10 +162,10 @@ class OrderlyParser(ChunkedParser):
                 than HTTP/1.0 and HTTP/1.1 (or none, 0.9), for a target that is
                 neither a path nor absolute-form (``http:/x``, ``#f``), for a
                 ``Transfer-Encoding`` in a request that is not HTTP/1.1, or with a
-                ``Content-Length``, or that names ``chunked`` twice, or no coding at all, or a
-                ``Transfer-Encoding`` or ``Content-Length`` folded onto a next line: each a
-                framing that a proxy before Waitress may read otherwise, as Uvicorn refuses
-                them.
+                ``Content-Length``, or that names ``chunked`` twice, or has a line of no
+                coding, or a ``Transfer-Encoding`` or ``Content-Length`` folded onto a next
+                line, or a body with a ``CONNECT`` or an ``Upgrade`` request: each a framing
+                that a proxy before Waitress may read otherwise, as Uvicorn refuses them.
         """
         if self._refused(header_plus):
             return
@@ -188,23 +186,22 @@ class OrderlyParser(ChunkedParser):
             # body by its Content-Length, or as empty, and kept the connection, so the
             # chunks were read as the next request, one no proxy before it had seen.
             raise ParsingError(f"Transfer-Encoding in an HTTP/{self.version} request")
-        if not self.chunked and TRANSFER_ENCODING_LINE.search(header_plus):
-            # SPEC: RFC 9112 6.3, a request whose Transfer-Encoding does not end in chunked
-            # MUST be answered 400, and the connection closed. NOTE: Waitress refuses (501)
-            # any coding but chunked, yet ignored a Transfer-Encoding with none (empty, or
-            # ","): it framed the body by its Content-Length, or as empty, and read the body
-            # as the next request, where Uvicorn answers 400.
-            raise ParsingError("Transfer-Encoding without chunked")
-        if self.chunked:
-            # SPEC: RFC 9112 6.3, a server that serves a request with both MUST close the
-            # connection after it; RFC 9112 7, chunked is applied once. Waitress served both
-            # and kept the connection, whose next request a proxy that read the
-            # Content-Length (or one chunked coding) had not seen as one.
-            if "CONTENT_LENGTH" in self.headers:
-                raise ParsingError("Transfer-Encoding with Content-Length")
-            codings = ",".join(header_lines(header_plus, b"transfer-encoding")).split(",")
-            if sum(1 for coding in codings if coding.strip(" \t")) > 1:
-                raise ParsingError("Transfer-Encoding names chunked more than once")
+        if self.chunked or TRANSFER_ENCODING_LINE.search(header_plus):
+            # NOTE: Waitress ignored a Transfer-Encoding with no coding (empty, or ","): it
+            # framed the body by its Content-Length, or as empty, and read the body as the
+            # next request. It served one with a Content-Length, or chunked twice, and kept
+            # the connection, whose next request a proxy that read the Content-Length (or one
+            # chunked coding) had not seen as one. Uvicorn answers 400 to each.
+            refusal = self._coding_refusal(header_plus)
+            if refusal is not None:
+                # NOTE: a 400: Waitress took each coding named for chunked.
+                raise ParsingError(refusal.reason)
+        body = self.chunked or bool(self.content_length)
+        switching = switch_refusal(
+            self.command, self.headers.get("CONNECTION"), "UPGRADE" in self.headers, body
+        )
+        if switching is not None:
+            raise ParsingError(switching)
         if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
             refuse_folded_framing(header_plus)
         joined = self.headers.get("COOKIE")

@@ -30,6 +30,7 @@ from drive import (
 from microweb import App, ClientDisconnect, HTTPError, Limits, Request, Response
 from microweb._body import CHUNK_SIZE, HOP_CHUNKS, READ_HOP_CHUNKS
 from microweb._forms import FORM_READ
+from microweb._parsing import switch_refusal, transfer_coding_refusal
 from microweb._strict_json import parse_json
 from microweb.testing import TestClient
 
@@ -1725,6 +1726,79 @@ def test_empty_members_of_a_transfer_encoding_are_ignored(
     # NOTE: the app answered 501 for ",chunked", which httptools framed as chunked (and
     # Waitress served): the body read, the next request on the connection answered.
     assert _send_coded(interface, colour, coding) == (200, b"hello")
+
+
+@pytest.mark.parametrize("coding", ["chunked, chunked", "", " , "])
+def test_chunked_twice_or_no_coding_is_501_too(interface: str, colour: str, coding: str) -> None:
+    # NOTE: what every server refuses before the app (400, transfer_coding_refusal()): the
+    # app took "chunked, chunked" for chunked (review317).
+    status, body = _send_coded(interface, colour, coding)
+    assert (status, body) == (501, b"unsupported Transfer-Encoding (only chunked is)")
+
+
+@pytest.mark.parametrize(
+    "lines", [[b"chunked", b"chunked"], [b"chunked", b""], [b"", b"chunked"]], ids=str
+)
+def test_transfer_encoding_lines_are_read_together(lines: list[bytes]) -> None:
+    # NOTE: each line was checked alone: "chunked" on two lines was chunked (review317).
+    headers = [(b"transfer-encoding", line) for line in lines]
+    scope = http_scope("POST", "/", headers)
+    sent = asyncio.run(asgi_call(read_app("async"), scope, body_messages(b"hello")))
+    assert (sent[0]["status"], response_body(sent)) == (
+        501,
+        b"unsupported Transfer-Encoding (only chunked is)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "length", "refusal"),
+    [
+        (["chunked"], False, None),
+        (["Chunked "], False, None),
+        ([",chunked"], False, None),
+        (["chunked,,"], False, None),
+        ([" , chunked , "], False, None),
+        (["gzip, chunked"], False, (501, "unsupported Transfer-Encoding (only chunked is)")),
+        (["gzip", "chunked"], False, (501, "unsupported Transfer-Encoding (only chunked is)")),
+        (["gzip, chunked"], True, (400, "Transfer-Encoding with Content-Length")),
+        (["chunked"], True, (400, "Transfer-Encoding with Content-Length")),
+        (["gzip"], True, (400, "Transfer-Encoding without chunked last")),
+        (["chunked, gzip"], False, (400, "Transfer-Encoding without chunked last")),
+        (["identity"], False, (400, "Transfer-Encoding without chunked last")),
+        (["chunked, chunked"], False, (400, "Transfer-Encoding names chunked more than once")),
+        (["chunked", "chunked"], False, (400, "Transfer-Encoding names chunked more than once")),
+        ([""], False, (400, "Transfer-Encoding line without a coding")),
+        ([","], True, (400, "Transfer-Encoding line without a coding")),
+        (["chunked", ""], False, (400, "Transfer-Encoding line without a coding")),
+        (["", "chunked"], False, (400, "Transfer-Encoding line without a coding")),
+        (["chunked", " , "], False, (400, "Transfer-Encoding line without a coding")),
+        ([], False, (400, "Transfer-Encoding without chunked last")),
+    ],
+)
+def test_transfer_coding_refusal_is_the_one_verdict(
+    values: list[str], length: bool, refusal: tuple[int, str] | None
+) -> None:
+    # NOTE: the one reading that Waitress's and h11's wrappers and the app share (review317).
+    assert transfer_coding_refusal(values, length) == refusal
+
+
+@pytest.mark.parametrize(
+    ("method", "connection", "upgrade", "body", "reason"),
+    [
+        ("CONNECT", None, False, True, "a body with a CONNECT request is not read"),
+        ("CONNECT", None, False, False, None),
+        ("POST", "keep-alive, Upgrade", True, True, "a body with an Upgrade request is not read"),
+        ("POST", "UPGRADE", True, True, "a body with an Upgrade request is not read"),
+        ("POST", "Upgrade", True, False, None),
+        ("POST", "Upgrade", False, True, None),
+        ("POST", None, True, True, None),
+        ("POST", "upgrades, keep-alive", True, True, None),
+    ],
+)
+def test_switch_refusal(
+    method: str, connection: str | None, upgrade: bool, body: bool, reason: str | None
+) -> None:
+    assert switch_refusal(method, connection, upgrade, body) == reason
 
 
 def test_transfer_encoding_chunked_is_read_in_any_case() -> None:

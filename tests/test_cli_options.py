@@ -636,8 +636,36 @@ def test_waitress_joins_cookie_lines_with_semicolons() -> None:
             "HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked",
             "chunked more than once",
         ),
+        (
+            "HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:",
+            "Transfer-Encoding line without a coding",
+        ),
+        (
+            "HTTP/1.1\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked",
+            "Transfer-Encoding line without a coding",
+        ),
+        ("HTTP/1.1\r\nTransfer-Encoding: identity", "Transfer-Encoding without chunked last"),
+        (
+            "HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: gzip, chunked",
+            "Transfer-Encoding with Content-Length",
+        ),
+        (
+            "HTTP/1.1\r\nContent-Length: 5\r\nConnection: Upgrade\r\nUpgrade: h2c",
+            "a body with an Upgrade request is not read",
+        ),
     ],
-    ids=["http-1.0", "http-1.2", "with-length", "twice", "two-lines"],
+    ids=[
+        "http-1.0",
+        "http-1.2",
+        "with-length",
+        "twice",
+        "two-lines",
+        "empty-line-after",
+        "empty-line-before",
+        "identity",
+        "coded-with-length",
+        "upgrade-body",
+    ],
 )
 def test_waitress_refuses_an_ambiguous_transfer_encoding(head: str, reason: str) -> None:
     parser = microweb._waitress.OrderlyParser(Adjustments())
