@@ -280,7 +280,24 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
         _unmark_failed_handler(request)
         if _unanswered(exc):
             yield from _close_all(waiting, exc)
-        raise
+        if type(exc) is not _OwnExit:
+            raise
+        ended = exc.ended
+    # NOTE: raised outside the except clause, or the carrier would be its __context__.
+    try:
+        raise ended
+    finally:
+        del ended  # NOTE: no cycle through this frame and the error's traceback.
+
+
+class _OwnExit(BaseException):
+    """A ``def`` handler's own ``GeneratorExit``, called inline (WSGI), carried out through
+    the flows, which close theirs as for a ``KeyboardInterrupt`` (see ``_cut_off``), and
+    raised again as it was by ``_through_flows``."""
+
+    def __init__(self, ended: GeneratorExit) -> None:
+        super().__init__(repr(ended))
+        self.ended = ended
 
 
 def _unmark_failed_handler(request: Request) -> None:
@@ -558,6 +575,11 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
                 result = found.target.fn(request, **request.path_params)
             except BaseException as exc:
                 raise_own(exc)
+                if isinstance(exc, GeneratorExit):
+                    # NOTE: raised by the call, not at a yield: app code's own, no closing of
+                    # this generator. Let go as it was, it left the flows open until its
+                    # traceback, which held their frames, was let go (review319).
+                    raise _OwnExit(exc) from None
                 raise
         else:
             result = yield from call(found.target, request, **request.path_params)

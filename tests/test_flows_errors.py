@@ -124,17 +124,14 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
 
 @pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit, GeneratorExit])
 def test_a_handlers_process_ending_closes_the_flows(
-    request: pytest.FixtureRequest, interface: str, colour: str, ending: type[BaseException]
+    interface: str, colour: str, ending: type[BaseException]
 ) -> None:
-    if (interface, colour, ending) == ("wsgi", "sync", GeneratorExit):
-        # NOTE: a def handler runs inline in the core under WSGI, where a GeneratorExit is
-        # taken for the core's own closing: its flows close when its traceback is let go.
-        reason = "a def handler's GeneratorExit under WSGI leaves the flows to collection"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     # NOTE: under ASGI a sync flow's finally ran only when the garbage collector got to it:
     # the traceback of a KeyboardInterrupt or SystemExit, kept by the task, held the core and
     # its flows (review172); under WSGI it ran at once. So it did for an async def handler's
-    # own GeneratorExit, which no error handler sees either (review307).
+    # own GeneratorExit, which no error handler sees either (review307), and a def handler's
+    # under WSGI, called inline in the core, where it was taken for the core's own closing
+    # (review319).
     events: list[str] = []
     app = App()
 
