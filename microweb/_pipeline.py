@@ -290,6 +290,12 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
         del ended  # NOTE: no cycle through this frame and the error's traceback.
 
 
+def _called_plainly(target: Colored, request: Request) -> bool:
+    """Tell whether ``call()`` calls ``target`` with no ``yield``: a ``def`` one, inline or
+    where the thread may block (WSGI)."""
+    return not target.is_async and (not target.offload or request.may_block)
+
+
 class _OwnExit(BaseException):
     """A ``def`` handler's own ``GeneratorExit``, called inline (WSGI), carried out through
     the flows, which close theirs as for a ``KeyboardInterrupt`` (see ``_cut_off``), and
@@ -576,13 +582,19 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
             except BaseException as exc:
                 raise_own(exc)
                 if isinstance(exc, GeneratorExit):
-                    # NOTE: raised by the call, not at a yield: app code's own, no closing of
-                    # this generator. Let go as it was, it left the flows open until its
-                    # traceback, which held their frames, was let go (review319).
-                    raise _OwnExit(exc) from None
+                    raise _OwnExit(exc) from None  # NOTE: see below.
                 raise
         else:
-            result = yield from call(found.target, request, **request.path_params)
+            try:
+                result = yield from call(found.target, request, **request.path_params)
+            except GeneratorExit as exc:
+                if not _called_plainly(found.target, request):
+                    raise  # NOTE: at call()'s yield: this generator's closing.
+                # NOTE: raised by a plain call (a def handler under WSGI, or one with
+                # offload=False), not at a yield: app code's own, no closing of this
+                # generator. Let go as it was, it left the flows open until its traceback,
+                # which held their frames, was let go (review319).
+                raise _OwnExit(exc) from None
         # NOTE: the flows change the response they are given; a Response the app keeps and
         # returns again (a module's constant) must not keep what they add for this request:
         # one user's session cookie went to the next client it was returned to (review141).

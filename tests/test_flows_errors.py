@@ -167,3 +167,45 @@ def test_a_handlers_process_ending_closes_the_flows(
         del caught
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["offloaded", "inline"])
+@pytest.mark.parametrize("app_flow", [False, True], ids=["router alone", "app and router"])
+def test_a_def_handlers_generator_exit_closes_a_routers_flows(
+    interface: str, colour: str, app_flow: bool, offload: bool
+) -> None:
+    # NOTE: a route with flows of its router alone goes through them from respond() itself;
+    # with the app's too, from the app's. A def handler with offload=False is a plain call
+    # under ASGI too (review319).
+    from microweb import Router
+
+    events: list[str] = []
+    app, api = App(), Router(prefix="/api")
+
+    def flow(request: Request) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            events.append("closed")
+
+    if app_flow:
+        app.middleware(flow)
+    api.middleware(flow)
+
+    def handler(request: Request) -> str:
+        raise GeneratorExit("the handler's")
+
+    if colour == "sync":
+        api.get("", offload=offload)(handler)
+    else:
+        api.get("")(in_colour(colour, handler))
+    app.include(api)
+    gc.disable()
+    try:
+        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit):
+            try:
+                client.get("/api")
+            finally:
+                assert events == ["closed"] * (1 + app_flow)
+    finally:
+        gc.enable()
