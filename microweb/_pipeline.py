@@ -297,9 +297,10 @@ def _called_plainly(target: Colored, request: Request) -> bool:
 
 
 class _OwnExit(BaseException):
-    """A ``def`` handler's own ``GeneratorExit``, called inline (WSGI), carried out through
-    the flows, which close theirs as for a ``KeyboardInterrupt`` (see ``_cut_off``), and
-    raised again as it was by ``_through_flows``."""
+    """The ``GeneratorExit`` of a ``def`` handler called plainly (under WSGI, or with
+    ``offload=False``), carried out through the flows, which close as for a
+    ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was by
+    ``_through_flows``."""
 
     def __init__(self, ended: GeneratorExit) -> None:
         super().__init__(repr(ended))
