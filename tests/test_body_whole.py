@@ -322,6 +322,28 @@ def test_after_the_413_of_json_json_stays_refused_and_read_keeps_max_body_size(
         assert response.json() == [413, 413, read]
 
 
+@pytest.mark.parametrize("chunks", [False, True])
+def test_a_stream_of_the_body_after_the_413_of_json_gets_it_whole(
+    make_client: MakeClient, colour: str, interface: str, chunks: bool
+) -> None:
+    # NOTE: what json() gave back (review319) comes first, then the rest, to a streamed read
+    # as to read().
+    def sync_op(request: Request) -> Any:
+        with contextlib.suppress(HTTPError):
+            request.json()
+        return b"".join(request.iter_bytes())
+
+    async def async_op(request: Request) -> Any:
+        with contextlib.suppress(HTTPError):
+            await request.ajson()
+        return b"".join([chunk async for chunk in request.aiter_bytes()])
+
+    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
+    body: Any = chunked(interface, pieces(PAYLOAD_BODY, 4)) if chunks else PAYLOAD_BODY
+    response = make_client(app).post("/", content=body, headers=JSON_HEADERS)
+    assert (response.status_code, response.content) == (200, PAYLOAD_BODY)
+
+
 @pytest.mark.parametrize("most", [4, 1 << 20])
 def test_read_after_the_413_of_json_of_a_wsgi_input_the_server_terminates(
     colour: str, most: int
