@@ -209,6 +209,9 @@ async def apart(effect: Apart) -> Any:
         Ending: Carrying the ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` that
             ended it (see ``Apart``).
     """
+    # PERF: a task, and the context carried back, cost 9-11 us an async def callback, where
+    # awaiting its carrier directly cost 0.14 (20,000 awaits, 3.11, 2026-12-07): the price of
+    # the callbacks after one whose awaited task raised GeneratorExit running at all.
     task = asyncio.ensure_future(_settled(effect.awaitable))
     try:
         returned, ended, context = await task
