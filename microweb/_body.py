@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
-from ._buffer import BodyBuffer, BodyMeter
+from ._buffer import BodyBuffer, BodyMeter, JSONMeter
 from ._errors import ClientDisconnect, HTTPError
 from ._limits import Limits
 from ._parsing import UNSUPPORTED_CODING, transfer_coding_refusal
@@ -160,10 +160,36 @@ def _read_chunks(
     return chunks, None
 
 
+class _GivenBack:
+    """A ``wsgi.input`` whose first bytes are some that a read gave back (``read`` alone)."""
+
+    __slots__ = ("_at", "_rest", "_stream")
+
+    def __init__(self, rest: bytes, stream: Any) -> None:
+        self._rest, self._at, self._stream = rest, 0, stream
+
+    def prepend(self, data: bytes) -> None:
+        """Put ``data`` before the bytes still to read."""
+        self._rest, self._at = data + self._rest[self._at :], 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        at, rest = self._at, self._rest
+        if at == len(rest):
+            read: bytes = self._stream.read(size)
+            return read
+        if size is None or size < 0:
+            self._at = len(rest)
+            tail: bytes = self._stream.read()
+            return rest[at:] + tail
+        given = rest[at : at + size]
+        self._at = at + len(given)
+        return given
+
+
 class WSGIBody:
     """The body of a WSGI request, read from ``wsgi.input`` in bounded chunks."""
 
-    __slots__ = ("_environ", "disconnected", "ended")
+    __slots__ = ("_environ", "_given", "disconnected", "ended")
     # NOTE: a WSGI server hands the body over as it is read: nothing is held before a read.
     overflowed = False
     lock = CLAIM
@@ -179,6 +205,8 @@ class WSGIBody:
         # NOTE: set once the response is out (before the after-response callbacks): the
         # request has ended, as the ASGI body says then.
         self.ended = False
+        # NOTE: what a JSON read past max_json_size gave back, before the rest of wsgi.input.
+        self._given: _GivenBack | None = None
 
     def _client_left(self, exc: OSError) -> ClientDisconnect:
         """The error of a ``wsgi.input`` read that failed: the client reset the connection."""
@@ -221,7 +249,7 @@ class WSGIBody:
     def chunks(self, meter: BodyMeter, size: int | None = None) -> Iterator[bytes]:
         most = CHUNK_SIZE if size is None else size
         remaining = self._remaining(self.content_length)
-        stream = self._environ["wsgi.input"]
+        stream = self._given or self._environ["wsgi.input"]
         while remaining is None or remaining > 0:
             try:
                 chunk = stream.read(most if remaining is None else min(most, remaining))
@@ -231,8 +259,28 @@ class WSGIBody:
                 break
             if remaining is not None:
                 remaining -= len(chunk)
-            yield meter.count(chunk)
+            yield self._count(meter, chunk, stream)
         meter.finish()
+
+    def _count(self, meter: BodyMeter, chunk: bytes, stream: Any) -> bytes:
+        """Count ``chunk``; past ``max_json_size`` of a body of unknown length (a
+        ``JSONMeter``'s limit, below ``max_body_size``), give it back before refusing it."""
+        meter.total += len(chunk)
+        if meter.total > meter.bound:
+            # NOTE: json()'s 413 left nothing to read: a read() after it got that 413 too,
+            # where a body of the same size with a Content-Length, refused before a byte was
+            # read, was read() whole (review319). The reader gives back what it read before
+            # (prepend()): at most max_json_size and one chunk.
+            if type(meter) is JSONMeter and meter.expected is None and meter.total > meter.limit:
+                self._given = _GivenBack(chunk, stream)
+                meter.given_back = True
+            meter.refuse()
+        return chunk
+
+    def _prepend(self, meter: BodyMeter, read: bytes) -> None:
+        """Give back ``read``, what came before the chunk that ``_count()`` gave back."""
+        if self._given is not None and type(meter) is JSONMeter and meter.given_back:
+            self._given.prepend(read)
 
     def read_all(self, meter: BodyMeter) -> bytes:
         """Read the whole body, each chunk counted by ``meter`` (``finish()`` is the caller's)."""
@@ -240,7 +288,7 @@ class WSGIBody:
         # handler reads a 1 KB body takes 5.1 us instead of 6.4. The meter's length is the
         # Content-Length, parsed once.
         remaining = self._remaining(meter.expected)
-        stream = self._environ["wsgi.input"]
+        stream = self._given or self._environ["wsgi.input"]
         try:
             if remaining is not None and remaining <= CHUNK_SIZE:
                 # NOTE: the usual body, asked for in one read; a short read goes on below.
@@ -259,14 +307,17 @@ class WSGIBody:
                     break
                 if remaining is not None:
                     remaining -= len(chunk)
-                buffer.add(meter.count(chunk))
+                buffer.add(self._count(meter, chunk, stream))
         except OSError as exc:
             raise self._client_left(exc) from exc
+        except HTTPError:
+            self._prepend(meter, buffer.take())
+            raise
         return buffer.take()
 
     async def achunks(self, meter: BodyMeter) -> AsyncGenerator[bytes, None]:
         remaining = self._remaining(self.content_length)
-        stream = self._environ["wsgi.input"]
+        stream = self._given or self._environ["wsgi.input"]
         if remaining is not None and remaining <= CHUNK_SIZE:
             # NOTE: a small body is read inline, as chunks() reads it, with no thread hop.
             for chunk in self.chunks(meter):
@@ -297,7 +348,7 @@ class WSGIBody:
             for chunk in chunks:
                 if remaining is not None:
                     remaining -= len(chunk)
-                yield meter.count(chunk)
+                yield self._count(meter, chunk, stream)
             if error is not None:
                 try:
                     raise error  # NOTE: after the chunks read before it, as chunks() does.
@@ -325,6 +376,10 @@ class WSGIBody:
             # a request whose async def handler reads 1 KB, 38 us instead of 45 (bridge).
             return self.read_all(meter)
         buffer = BodyBuffer()
-        async for chunk in self.achunks(meter):
-            buffer.add(chunk)
+        try:
+            async for chunk in self.achunks(meter):
+                buffer.add(chunk)
+        except HTTPError:
+            self._prepend(meter, buffer.take())
+            raise
         return buffer.take()

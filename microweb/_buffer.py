@@ -121,7 +121,15 @@ class BodyMeter:
 
 
 class JSONMeter(BodyMeter):
-    """A ``BodyMeter`` for a body read by ``json()``/``ajson()``, against ``max_json_size``."""
+    """A ``BodyMeter`` for a body read by ``json()``/``ajson()``, against ``max_json_size``.
 
-    __slots__ = ()
+    ``given_back`` is true once the source, past that limit, kept what it had read for the
+    request's next read (see ``ASGIBody.aread_all``).
+    """
+
+    __slots__ = ("given_back",)
     what = "JSON body"
+
+    def __init__(self, limit: int, expected: int | None) -> None:
+        super().__init__(limit, expected)
+        self.given_back = False

@@ -228,6 +228,10 @@ class MultiDict(Mapping[str, V], Generic[V]):
         """Return every ``(key, value)`` pair in arrival order."""
         return list(self._items)
 
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # NOTE: pickle and deepcopy take the pairs, not the index made from them (review319).
+        return None, {"_first": self._first, "_items": self._items}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._items!r})"
 
@@ -380,6 +384,11 @@ class Headers:
             # over the list, took 298 ms from the first, 220 from the last, 268 in a random
             # order; now 2.2, 2.6 and 26 (timeit, 2026-12-07, review303). In a random order,
             # the scans in C still add up as the square of the lines: 4,000 took 103 ms.
+            # NOTE: left so (review319; bench/headers_deletes.py: 4.7 us a name at 1,000 lines,
+            # 43 at 8,000). The list is what the drivers send and copy as it is: a line known
+            # by its place would need every later place moved at each delete, and one left
+            # out lazily, every reader of the list to compact it first. Request headers stop
+            # at max_headers (1,000 lines), and only an app's own code deletes thousands.
             # NOTE: the name's one line: equal is it.
             line = (key, lines[0])
             if items[-1] == line:
@@ -473,21 +482,31 @@ class Headers:
         """Return headers of the same class with lines of their own (a line added to one is
         not in the other), and a subclass's own attributes."""
         # NOTE: copy.copy() shared the list: a line add()ed to the copy was in both.
-        kind = type(self)
-        twin = object.__new__(kind)
+        twin = object.__new__(type(self))
         if hasattr(self, "__dict__"):
             twin.__dict__.update(self.__dict__)
-        copied = self._copied_slots
-        if copied[0] is not kind:
-            copied = kind._copied_slots = (kind, tuple(_slot_names(kind)))
         # NOTE: and a subclass's slots: an attribute kept in one was lost (deepcopy kept it).
-        for name in copied[1]:
-            if hasattr(self, name):
-                setattr(twin, name, getattr(self, name))
+        for name, value in self._own_slots().items():
+            setattr(twin, name, value)
         twin._list = self._list.copy()
         return twin
 
     __copy__ = copy
+
+    def _own_slots(self) -> dict[str, Any]:
+        """The slots of a subclass's own that are set, by name."""
+        kind = type(self)
+        copied = self._copied_slots
+        if copied[0] is not kind:
+            copied = kind._copied_slots = (kind, tuple(_slot_names(kind)))
+        return {name: getattr(self, name) for name in copied[1] if hasattr(self, name)}
+
+    def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        # NOTE: pickle and deepcopy took the index too (every name's values, the lines again);
+        # they take the lines, a subclass's attributes and its own slots (review319).
+        slots = self._own_slots()
+        slots["_list"] = self._list
+        return getattr(self, "__dict__", None) or None, slots
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):

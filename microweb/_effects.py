@@ -32,6 +32,21 @@ class Offload:
 
 
 @dataclass(frozen=True, slots=True)
+class Apart:
+    """An effect: await ``awaitable`` (an ``async def`` after-response callback's carrier) in
+    an asyncio task of its own, and give back what it returned, or throw back in, as
+    ``Ending``, the ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` that ended it.
+
+    asyncio throws the ``GeneratorExit`` of a task (or ``gather()``) that a callback awaited
+    into the task that awaits it, where it closes every coroutine below the task's own: in
+    the request's task, the driver was closed with the callback, and the callbacks after it
+    never ran. The task of its own takes that throw (review319).
+    """
+
+    awaitable: Awaitable[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Colored:
     """A callable with its colour, decided once at registration."""
 
@@ -192,11 +207,14 @@ def _run_pending(
         try:
             if target.is_async:
                 awaitable = target.fn(*args, **kwargs)
+                carrier = _await_carried(awaitable)
                 try:
-                    yield _await_carried(awaitable)
+                    yield Apart(carrier)
                 finally:
                     # NOTE: the app loop closes the carrier unstarted once the WSGI app was
                     # closed: the callback's coroutine, never awaited, was left to a warning.
+                    # The task that awaits the carrier too (Apart), which leaves it unstarted.
+                    carrier.close()
                     if isinstance(awaitable, Coroutine):
                         awaitable.close()
             else:

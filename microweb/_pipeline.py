@@ -280,7 +280,31 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
         _unmark_failed_handler(request)
         if _unanswered(exc):
             yield from _close_all(waiting, exc)
-        raise
+        if type(exc) is not _OwnExit:
+            raise
+        ended = exc.ended
+    # NOTE: raised outside the except clause, or the carrier would be its __context__.
+    try:
+        raise ended
+    finally:
+        del ended  # NOTE: no cycle through this frame and the error's traceback.
+
+
+def _called_plainly(target: Colored, request: Request) -> bool:
+    """Tell whether ``call()`` calls ``target`` with no ``yield``: a ``def`` one, inline or
+    where the thread may block (WSGI)."""
+    return not target.is_async and (not target.offload or request.may_block)
+
+
+class _OwnExit(BaseException):
+    """The ``GeneratorExit`` of a ``def`` handler called plainly (under WSGI, or with
+    ``offload=False``), carried out through the flows, which close as for a
+    ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was by
+    ``_through_flows``."""
+
+    def __init__(self, ended: GeneratorExit) -> None:
+        super().__init__(repr(ended))
+        self.ended = ended
 
 
 def _unmark_failed_handler(request: Request) -> None:
@@ -558,9 +582,20 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
                 result = found.target.fn(request, **request.path_params)
             except BaseException as exc:
                 raise_own(exc)
+                if isinstance(exc, GeneratorExit):
+                    raise _OwnExit(exc) from None  # NOTE: see below.
                 raise
         else:
-            result = yield from call(found.target, request, **request.path_params)
+            try:
+                result = yield from call(found.target, request, **request.path_params)
+            except GeneratorExit as exc:
+                if not _called_plainly(found.target, request):
+                    raise  # NOTE: at call()'s yield: this generator's closing.
+                # NOTE: raised by a plain call (a def handler under WSGI, or one with
+                # offload=False), not at a yield: app code's own, no closing of this
+                # generator. Let go as it was, it left the flows open until its traceback,
+                # which held their frames, was let go (review319).
+                raise _OwnExit(exc) from None
         # NOTE: the flows change the response they are given; a Response the app keeps and
         # returns again (a module's constant) must not keep what they add for this request:
         # one user's session cookie went to the next client it was returned to (review141).

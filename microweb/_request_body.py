@@ -171,13 +171,24 @@ class BodyMethods(HeadProperties):
                 self._body = body  # NOTE: before the end of the read, which the waiters see.
             except (HTTPError, ClientDisconnect) as exc:
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
-                self._body_error = self._body_error or KeptError.of(exc)
+                if not self._given_back(meter):
+                    self._body_error = self._body_error or KeptError.of(exc)
                 raise
             finally:
                 self._end_read()
         else:
             self._check_kept(len(body), body if json else None)
         return body
+
+    def _given_back(self, meter: BodyMeter) -> bool:
+        """After a JSON read's 413 whose source kept what it had read (``JSONMeter``), leave
+        the body to a later read, and the 413 to the JSON reads, as for a 413 decided by the
+        ``Content-Length`` alone (``_keep_length_refusal()``)."""
+        if type(meter) is not JSONMeter or not meter.given_back:
+            return False
+        self._json = _RefusedJSON(meter.limit)
+        self._consumed, self._meter = "", None
+        return True
 
     def _check_kept(self, size: int, json: bytes | None = None) -> None:
         """Refuse what a read before this one kept (the body, its form or its JSON, of
@@ -493,7 +504,8 @@ class BodyMethods(HeadProperties):
                 self._body = body  # NOTE: as in _whole().
             except (HTTPError, ClientDisconnect) as exc:
                 # NOTE: a kept error raised again (by _start()) stays as it was first kept.
-                self._body_error = self._body_error or KeptError.of(exc)
+                if not self._given_back(meter):
+                    self._body_error = self._body_error or KeptError.of(exc)
                 raise
             except BaseException as exc:
                 if not isinstance(exc, Exception):

@@ -459,3 +459,39 @@ def test_a_copy_of_request_headers_makes_its_index_again() -> None:
     assert not hasattr(twin, "_microweb_index")
     twin["x-3"] = "three"
     assert twin["x-3"] == "three" and headers["x-3"] == "3"
+
+
+class PickledHeaders(Headers):
+    """A subclass with a slot of its own, pickled (a module-level class, as pickle needs)."""
+
+    __slots__ = ("tag",)
+
+
+@pytest.mark.parametrize("kind", [Headers, RequestHeaders, PickledHeaders])
+def test_pickled_headers_carry_their_lines_and_not_their_index(kind: type[Headers]) -> None:
+    # NOTE: the index of an indexed Headers (every name's values, a second copy of the lines)
+    # was pickled with the lines, and a deepcopy copied it too (review319).
+    import pickle
+
+    headers = kind([(f"x-{n}", str(n)) for n in range(INDEXED_FROM + 1)])
+    if isinstance(headers, PickledHeaders):
+        headers.tag = "kept"
+    assert "x-3" in headers and hasattr(headers, "_microweb_index")  # NOTE: indexed now.
+    for twin in (pickle.loads(pickle.dumps(headers)), copy.deepcopy(headers)):
+        assert type(twin) is kind and twin == headers
+        assert not hasattr(twin, "_microweb_index")
+        assert getattr(twin, "tag", None) == getattr(headers, "tag", None)
+        twin["x-3"] = "three"
+        assert twin["x-3"] == "three" and headers["x-3"] == "3"
+    assert b"_microweb_index" not in pickle.dumps(headers)
+
+
+def test_a_pickled_multidict_carries_its_pairs_and_not_its_index() -> None:
+    import pickle
+
+    fields = MultiDict([("k", str(n)) for n in range(INDEXED_FROM + 1)])
+    assert fields.getlist("k")[:2] == ["0", "1"] and hasattr(fields, "_index")
+    for twin in (pickle.loads(pickle.dumps(fields)), copy.deepcopy(fields)):
+        assert not hasattr(twin, "_index")
+        assert twin.multi_items() == fields.multi_items() and twin["k"] == "0"
+        assert twin.getlist("k") == fields.getlist("k")

@@ -124,17 +124,14 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
 
 @pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit, GeneratorExit])
 def test_a_handlers_process_ending_closes_the_flows(
-    request: pytest.FixtureRequest, interface: str, colour: str, ending: type[BaseException]
+    interface: str, colour: str, ending: type[BaseException]
 ) -> None:
-    if (interface, colour, ending) == ("wsgi", "sync", GeneratorExit):
-        # NOTE: a def handler runs inline in the core under WSGI, where a GeneratorExit is
-        # taken for the core's own closing: its flows close when its traceback is let go.
-        reason = "a def handler's GeneratorExit under WSGI leaves the flows to collection"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
     # NOTE: under ASGI a sync flow's finally ran only when the garbage collector got to it:
     # the traceback of a KeyboardInterrupt or SystemExit, kept by the task, held the core and
     # its flows (review172); under WSGI it ran at once. So it did for an async def handler's
-    # own GeneratorExit, which no error handler sees either (review307).
+    # own GeneratorExit, which no error handler sees either (review307), and a def handler's
+    # under WSGI, called inline in the core, where it was taken for the core's own closing
+    # (review319).
     events: list[str] = []
     app = App()
 
@@ -168,5 +165,47 @@ def test_a_handlers_process_ending_closes_the_flows(
                 # when its traceback was let go (review314).
                 assert sorted(events) == ["async flow closed", "sync flow closed"]
         del caught
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("offload", [True, False], ids=["offloaded", "inline"])
+@pytest.mark.parametrize("app_flow", [False, True], ids=["router alone", "app and router"])
+def test_a_def_handlers_generator_exit_closes_a_routers_flows(
+    interface: str, colour: str, app_flow: bool, offload: bool
+) -> None:
+    # NOTE: a route with flows of its router alone goes through them from respond() itself;
+    # with the app's too, from the app's. A def handler with offload=False is a plain call
+    # under ASGI too (review319).
+    from microweb import Router
+
+    events: list[str] = []
+    app, api = App(), Router(prefix="/api")
+
+    def flow(request: Request) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            events.append("closed")
+
+    if app_flow:
+        app.middleware(flow)
+    api.middleware(flow)
+
+    def handler(request: Request) -> str:
+        raise GeneratorExit("the handler's")
+
+    if colour == "sync":
+        api.get("", offload=offload)(handler)
+    else:
+        api.get("")(in_colour(colour, handler))
+    app.include(api)
+    gc.disable()
+    try:
+        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit):
+            try:
+                client.get("/api")
+            finally:
+                assert events == ["closed"] * (1 + app_flow)
     finally:
         gc.enable()
