@@ -39,7 +39,14 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
+from ._stall import (
+    AnswersAfterEnd,
+    StallTimer,
+    Transport,
+    UpgradeWarnedOnce,
+    hand_over,
+    read_whole_unanswered,
+)
 from ._types import Message
 from ._unix import NoUnixAddress
 
@@ -84,7 +91,10 @@ _CONNECT_REFUSAL = _closing_refusal(
 )
 
 
-class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsProtocol):
+# NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
+class BoundedHttpTools(  # type: ignore[misc]
+    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, StallTimer, HttpToolsProtocol
+):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank
@@ -183,6 +193,15 @@ class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsPr
         if self.pipeline or self.held:
             # NOTE: Uvicorn read on after each answer, with requests still waiting.
             self.flow.pause_reading()
+        self.close_if_done()
+
+    def answers_owed(self) -> bool:
+        """Whether the request answered now, or one pipelined after it (parsed, or held
+        back unparsed), still waits for its answer."""
+        if self.held:
+            return True
+        cycles = [self.answering, *(cycle for cycle, _ in self.pipeline)]
+        return any(read_whole_unanswered(cycle) for cycle in cycles)
 
     def _parse(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
