@@ -1,0 +1,136 @@
+"""Clients that half-close their side once their requests are sent (``shutdown(SHUT_WR)``, as
+``nc -N`` and some scripts and proxies do), through each of ``microweb serve``'s three ways.
+
+Every request read whole is answered, then the server closes; a request cut off by the end
+gets no answer. A client that closed outright is still noticed where an answer is written to it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from servers import (
+    HOST,
+    SERVE_WAYS,
+    ServedWay,
+    read_log,
+    read_until_closed,
+    serving_way,
+    statuses,
+    wait_for_server_to_close,
+)
+
+pytestmark = pytest.mark.servers
+
+APP = "halfclose_app:app"
+COLOURS = ("sync", "async")
+
+
+@pytest.fixture(scope="module", params=SERVE_WAYS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedWay]:
+    """Run the app one of the three ways, for the whole module."""
+    with serving_way(str(request.param), APP, tmp_path_factory) as served:
+        yield served
+
+
+def _half_closed(server: ServedWay, sent: bytes) -> bytes:
+    """Send ``sent``, end the sending side, and read until the server closes."""
+    with socket.create_connection((HOST, server.port), timeout=10) as sock:
+        sock.sendall(sent)
+        sock.shutdown(socket.SHUT_WR)
+        return read_until_closed(sock)
+
+
+def _get(path: str, version: str = "1.1") -> bytes:
+    host = "Host: x\r\n" if version == "1.1" else ""
+    return f"GET {path} HTTP/{version}\r\n{host}\r\n".encode()
+
+
+def _body(answer: bytes) -> bytes:
+    return answer.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+@pytest.mark.parametrize("path", ["/{}", "/slow/{}"])
+def test_a_get_is_answered(server: ServedWay, colour: str, path: str) -> None:
+    # NOTE: measured before: an answer only where the handler won the race with the end
+    # (Waitress: the def handler at once; Uvicorn: the async def one at once), never a slow one.
+    answer = _half_closed(server, _get(path.format(colour)))
+    assert statuses(answer) == [b"200"], read_log(server.log)
+    assert _body(answer).endswith(b"answer")
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_an_http_1_0_get_is_answered(server: ServedWay, colour: str) -> None:
+    answer = _half_closed(server, _get(f"/slow/{colour}", "1.0"))
+    assert statuses(answer) == [b"200"], read_log(server.log)
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_a_post_with_a_length_is_answered(server: ServedWay, colour: str) -> None:
+    head = f"POST /echo/{colour} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+    answer = _half_closed(server, head.encode() + b"hello")
+    assert statuses(answer) == [b"200"], read_log(server.log)
+    assert _body(answer) == b"hello"
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_a_chunked_post_is_answered(server: ServedWay, colour: str) -> None:
+    head = f"POST /echo/{colour} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    answer = _half_closed(server, head.encode() + b"5\r\nhello\r\n0\r\n\r\n")
+    assert statuses(answer) == [b"200"], read_log(server.log)
+    assert _body(answer) == b"hello"
+
+
+@pytest.mark.parametrize("slow", ["", "/slow"])
+def test_pipelined_requests_are_all_answered(server: ServedWay, slow: str) -> None:
+    answer = _half_closed(server, _get(f"{slow}/sync") + _get(f"{slow}/async"))
+    assert statuses(answer) == [b"200", b"200"], read_log(server.log)
+    assert answer.index(b"sync answer") < answer.index(b"async answer")
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_a_streamed_answer_comes_whole(server: ServedWay, colour: str) -> None:
+    answer = _half_closed(server, _get(f"/stream/{colour}"))
+    assert statuses(answer) == [b"200"], read_log(server.log)
+    for number in range(5):
+        assert f"chunk {number};".encode() in answer
+    assert answer.endswith(b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_a_half_closed_client_is_not_taken_as_gone(server: ServedWay, colour: str) -> None:
+    # NOTE: on the wire a half-close and a close are one FIN: is_disconnected() turns True
+    # only once a write to the client fails (or its connection resets).
+    answer = _half_closed(server, _get(f"/asking/{colour}"))
+    assert statuses(answer) == [b"200"], read_log(server.log)
+    assert _body(answer) == b"here"
+
+
+def test_a_request_cut_off_by_the_end_is_not_answered(server: ServedWay) -> None:
+    # NOTE: as before, and as plain Waitress and Uvicorn do: the connection closes unanswered.
+    cut = b"POST /echo/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"
+    assert _half_closed(server, cut) == b""
+    assert _half_closed(server, b"GET /sync HTTP/1.1\r\nHost: x\r\n") == b""
+
+
+def test_a_request_cut_off_after_a_whole_one_leaves_that_one_answered(server: ServedWay) -> None:
+    cut = b"POST /echo/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello"
+    answer = _half_closed(server, _get("/slow/sync") + cut)
+    assert statuses(answer) == [b"200"], read_log(server.log)
+    answer = _half_closed(server, _get("/slow/async") + b"GET /sync HTTP/1.1\r\nHo")
+    assert statuses(answer) == [b"200"], read_log(server.log)
+
+
+def test_a_client_that_closed_outright_is_noticed_by_its_stream(server: ServedWay) -> None:
+    # NOTE: its end reads as a half-close; the stream's next writes fail, and the server closes.
+    for _ in range(5):
+        with socket.create_connection((HOST, server.port), timeout=10) as sock:
+            sock.sendall(_get("/endless"))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    wait_for_server_to_close(server.port, server.log, timeout=10)
+    assert "Traceback" not in read_log(server.log)
