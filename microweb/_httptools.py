@@ -197,8 +197,10 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def answers_owed(self) -> bool:
         """Whether the request answered now, or one pipelined after it (parsed, or held
-        back unparsed), still waits for its answer."""
-        if self.held:
+        back unparsed), still waits for its answer; or a refusal (its own close follows it)."""
+        if self.held or self.refused:
+            # NOTE: a refusal due after the answers before it (a 400 for a head pipelined
+            # behind them) was dropped with the connection, closed as the last of them ended.
             return True
         cycles = [self.answering, *(cycle for cycle, _ in self.pipeline)]
         return any(read_whole_unanswered(cycle) for cycle in cycles)
