@@ -450,6 +450,11 @@ class OrderlyChannel(ChunkedChannel):
         if self.lingering_since is not None or not (self.refused and self.connected):
             super().handle_close()
             return
+        if self.half_closed:
+            # NOTE: the client has ended its sending: nothing is left to drop. The lingering
+            # close read nothing more (the channel reads no more) and held it for LINGER_IDLE.
+            super().handle_close()
+            return
         try:
             self.socket.shutdown(socket.SHUT_WR)
         except OSError:
