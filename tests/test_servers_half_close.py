@@ -7,18 +7,24 @@ gets no answer. A client that closed outright is still noticed where an answer i
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from servers import (
     HOST,
     SERVE_WAYS,
     ServedWay,
+    free_port,
     read_log,
     read_until_closed,
+    serve_command,
     serving_way,
+    start,
     statuses,
+    stop,
     wait_for_server_to_close,
 )
 
@@ -145,3 +151,24 @@ def test_a_client_that_closed_outright_is_noticed_by_its_stream(server: ServedWa
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     wait_for_server_to_close(server.port, server.log, timeout=10)
     assert "Traceback" not in read_log(server.log)
+
+
+@pytest.mark.parametrize("way", SERVE_WAYS)
+def test_a_stop_lets_a_half_closed_client_have_its_answer(way: str, tmp_path: Path) -> None:
+    if way.endswith("httptools"):
+        pytest.importorskip("httptools")
+    port, log = free_port(), tmp_path / "server.log"
+    process = start(serve_command(way, APP, port), port=port, log=log)
+    try:
+        with socket.create_connection((HOST, port), timeout=10) as sock:
+            sock.sendall(_get("/stream/sync"))
+            sock.shutdown(socket.SHUT_WR)
+            # NOTE: the stream takes 0.25 s; the stop comes while it runs.
+            sock.recv(1, socket.MSG_PEEK)
+            process.send_signal(signal.SIGTERM)
+            answer = read_until_closed(sock)
+        process.wait(10)
+    finally:
+        stop(process)
+    assert statuses(answer) == [b"200"], read_log(log)
+    assert answer.endswith(b"chunk 4;\r\n0\r\n\r\n"), read_log(log)
