@@ -112,6 +112,8 @@ class BoundedHttpTools(  # type: ignore[misc]
     # repeat Uvicorn's signature. reading_head: from the end of a message (or the start of the
     # connection) to the end of the next head; heads: how many heads have ended.
     reading_head, refused = True, False
+    # NOTE: whether a refusal written by _answer_refusal() (which closes after it) has gone.
+    refusal_sent = False
     read_in_head = heads = 0
     # NOTE: bytes of a chunked body's reads that held no data (chunk lines, the trailer), since
     # its data last came; and whether a read being parsed held any (see _parse).
@@ -198,9 +200,10 @@ class BoundedHttpTools(  # type: ignore[misc]
     def answers_owed(self) -> bool:
         """Whether the request answered now, or one pipelined after it (parsed, or held
         back unparsed), still waits for its answer; or a refusal (its own close follows it)."""
-        if self.held or self.refused:
+        if self.held or (self.refused and not self.refusal_sent):
             # NOTE: a refusal due after the answers before it (a 400 for a head pipelined
             # behind them) was dropped with the connection, closed as the last of them ended.
+            # One sent closes the connection itself, at the client's end or after LINGER.
             return True
         cycles = [self.answering, *(cycle for cycle, _ in self.pipeline)]
         return any(read_whole_unanswered(cycle) for cycle in cycles)
@@ -505,6 +508,7 @@ class BoundedHttpTools(  # type: ignore[misc]
             answer()
 
     def _answer_refusal(self, refusal: bytes) -> None:
+        self.refusal_sent = True
         self.transport.write(refusal)
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what
