@@ -7,8 +7,10 @@ gets no answer. A client that closed outright is still noticed where an answer i
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +174,44 @@ def test_a_stop_lets_a_half_closed_client_have_its_answer(way: str, tmp_path: Pa
         stop(process)
     assert statuses(answer) == [b"200"], read_log(log)
     assert answer.endswith(b"chunk 4;\r\n0\r\n\r\n"), read_log(log)
+
+
+def _sockets_held(pid: int) -> int:
+    """How many sockets process ``pid`` holds open."""
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            held += os.readlink(fd).startswith("socket:")
+        except OSError:
+            continue  # NOTE: closed since the listing.
+    return held
+
+
+REFUSED = {
+    "400": b"GET /sync HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    "431": b"GET /sync HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 300_000 + b"\r\n\r\n",
+    "200-400": _get("/slow/sync") + b"GET /sync HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize("way", SERVE_WAYS)
+def test_a_refused_half_closed_client_is_not_lingered_on(way: str, tmp_path: Path) -> None:
+    # NOTE: a lingering close waits for the client's end, which has come: under httptools the
+    # 431, and a 400 after an answer, held the connection for LINGER (2 s) after it.
+    if way.endswith("httptools"):
+        pytest.importorskip("httptools")
+    port, log = free_port(), tmp_path / "server.log"
+    process = start(serve_command(way, APP, port), port=port, log=log)
+    try:
+        before = _sockets_held(process.pid)
+        for name, sent in REFUSED.items():
+            with socket.create_connection((HOST, port), timeout=10) as sock:
+                sock.sendall(sent)
+                sock.shutdown(socket.SHUT_WR)
+                answer = read_until_closed(sock)
+            assert statuses(answer)[-1] == name[-3:].encode(), read_log(log)
+            time.sleep(0.5)
+            assert _sockets_held(process.pid) <= before, f"{name}: {read_log(log)}"
+    finally:
+        stop(process)
