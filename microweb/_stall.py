@@ -308,10 +308,10 @@ class AnswersAfterEnd:
     connection: the app's answer was dropped (its cycle disconnected), so a client that
     half-closes once it has sent its request got nothing unless the app had answered before
     the end came (a race an async def handler mostly won, a def handler lost). SPEC: RFC 9112
-    9.6, a server's close ends with the last response it owes; a half-close says only that no
-    more requests come (Uvicorn issue 1264, HTTPWG http-core issue 22). Nothing is read after
-    the end; a request it cut off is never answered, as before. A client that closed outright
-    is noticed at the first write that fails (a stream stops there).
+    9.6 (its half-close paragraph, from HTTPWG http-core issue 22), a client's half-close is
+    no sign that it has lost interest in the answers; Uvicorn issue 1264 says the same.
+    Nothing is read after the end; a request it cut off is never answered, as before. A client
+    that closed outright is noticed at the first write that fails (a stream stops there).
     """
 
     transport: Any

@@ -506,9 +506,10 @@ class OrderlyChannel(ChunkedChannel):
         ``is_disconnected()``) Waitress reads on while a request runs, and took the end as a
         client gone: it closed the connection at once, the answer unsent. A client that
         half-closes once it has sent its request (``nc -N``, scripts, some proxies) got
-        nothing. SPEC: RFC 9112 9.6, a server's close ends with the last response it owes; a
-        half-close says only that no more requests come (Uvicorn issue 1264, HTTPWG http-core
-        issue 22). A client that closed outright is noticed at the first write that fails.
+        nothing. SPEC: RFC 9112 9.6 (its half-close paragraph, from HTTPWG http-core issue 22),
+        a client's half-close is no sign that it has lost interest in the answers; Uvicorn
+        issue 1264 says the same. A client that closed outright is noticed at the first write
+        that fails.
         """
         with self.requests_lock:
             if self.request is not None:
