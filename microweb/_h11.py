@@ -28,7 +28,14 @@ from ._parsing import (
     switch_refusal,
     transfer_coding_refusal,
 )
-from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
+from ._stall import (
+    AnswersAfterEnd,
+    StallTimer,
+    Transport,
+    UpgradeWarnedOnce,
+    hand_over,
+    read_whole_unanswered,
+)
 from ._unix import NoUnixAddress
 
 # NOTE: Waitress's default max_request_header_size, as _httptools' MAX_HEAD_SIZE (which this
@@ -277,7 +284,10 @@ def head_size(request: h11.Request) -> int:
     return line + fields + 2
 
 
-class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
+# NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
+class BoundedH11(  # type: ignore[misc]
+    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, StallTimer, H11Protocol
+):
     """``H11Protocol`` that closes a connection whose request stopped coming, refuses a
     request framed both by ``Transfer-Encoding`` and ``Content-Length``, or by two
     ``Content-Length`` values, or a head with a bare LF, and answers a head of
@@ -326,6 +336,12 @@ class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
         # NOTE: the next request's head may have come in an earlier read, with no read to come.
         self._see_cycle()
         self._watch()
+        self.close_if_done()
+
+    def answers_owed(self) -> bool:
+        """Whether the request answered now waits for its answer (one pipelined after it
+        is still unparsed in h11's buffer: it is parsed as this one's answer ends)."""
+        return read_whole_unanswered(self.cycle)
 
     def _see_cycle(self) -> bool:
         """Note whether a request Uvicorn has just made expects 100-continue; return whether

@@ -40,7 +40,14 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from ._parsing import CONNECT_BODY, UPGRADE_BODY, has_body
-from ._stall import StallTimer, Transport, UpgradeWarnedOnce, hand_over
+from ._stall import (
+    AnswersAfterEnd,
+    StallTimer,
+    Transport,
+    UpgradeWarnedOnce,
+    hand_over,
+    read_whole_unanswered,
+)
 from ._types import Message
 from ._unix import NoUnixAddress
 
@@ -81,7 +88,10 @@ _UPGRADE_REFUSAL = _closing_refusal(b"400 Bad Request", UPGRADE_BODY.encode())
 _CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
 
 
-class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsProtocol):
+# NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
+class BoundedHttpTools(  # type: ignore[misc]
+    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, StallTimer, HttpToolsProtocol
+):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 
     A whole head is measured as Waitress measures it: request line, header lines and the blank
@@ -99,6 +109,8 @@ class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsPr
     # repeat Uvicorn's signature. reading_head: from the end of a message (or the start of the
     # connection) to the end of the next head; heads: how many heads have ended.
     reading_head, refused = True, False
+    # NOTE: whether a refusal written by _answer_refusal() (which closes after it) has gone.
+    refusal_sent = False
     read_in_head = heads = 0
     # NOTE: bytes of a chunked body's reads that held no data (chunk lines, the trailer), since
     # its data last came; and whether a read being parsed held any (see _parse).
@@ -180,6 +192,18 @@ class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsPr
         if self.pipeline or self.held:
             # NOTE: Uvicorn read on after each answer, with requests still waiting.
             self.flow.pause_reading()
+        self.close_if_done()
+
+    def answers_owed(self) -> bool:
+        """Whether the request answered now, or one pipelined after it (parsed, or held
+        back unparsed), still waits for its answer; or a refusal (its own close follows it)."""
+        if self.held or (self.refused and not self.refusal_sent):
+            # NOTE: a refusal due after the answers before it (a 400 for a head pipelined
+            # behind them) was dropped with the connection, closed as the last of them ended.
+            # One sent closes the connection itself, at the client's end or after LINGER.
+            return True
+        cycles = [self.answering, *(cycle for cycle, _ in self.pipeline)]
+        return any(read_whole_unanswered(cycle) for cycle in cycles)
 
     def _parse(self, data: bytes) -> None:
         """Feed ``data`` to the parser; refuse the request once its head is too large."""
@@ -483,6 +507,7 @@ class BoundedHttpTools(NoUnixAddress, UpgradeWarnedOnce, StallTimer, HttpToolsPr
             answer()
 
     def _answer_refusal(self, refusal: bytes) -> None:
+        self.refusal_sent = True
         self.transport.write(refusal)
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what

@@ -290,3 +290,48 @@ class UpgradeWarnedOnce:
         if not self.upgrade_warned:
             self.upgrade_warned = True
             super()._unsupported_upgrade_warning()  # type: ignore[misc]
+
+
+def read_whole_unanswered(cycle: Any) -> bool:
+    """Whether ``cycle`` (Uvicorn's request-response cycle, or ``None``) is a request read
+    whole whose answer has not ended, nor its client gone."""
+    if cycle is None:
+        return False
+    return not (cycle.more_body or cycle.response_complete or cycle.disconnected)
+
+
+class AnswersAfterEnd:
+    """A client's end of sending (its FIN: ``shutdown(SHUT_WR)``, ``nc -N``, or a close) with
+    answers owed to it: the connection stays open for them, then closes, under either parser.
+
+    NOTE: Uvicorn's ``eof_received()`` returned ``None``, and asyncio then closed the
+    connection: the app's answer was dropped (its cycle disconnected), so a client that
+    half-closes once it has sent its request got nothing unless the app had answered before
+    the end came (a race an async def handler mostly won, a def handler lost). SPEC: RFC 9112
+    9.6 (its half-close paragraph, from HTTPWG http-core issue 22), a client's half-close is
+    no sign that it has lost interest in the answers; Uvicorn issue 1264 says the same.
+    Nothing is read after the end; a request it cut off is never answered, as before. A client
+    that closed outright is noticed at the first write that fails (a stream stops there).
+    """
+
+    transport: Any
+    # NOTE: whether the client has ended its sending, with answers still owed to it.
+    half_closed = False
+
+    def eof_received(self) -> bool | None:
+        """Keep the connection open for writing while answers are owed; else close it, as
+        Uvicorn does."""
+        if not self.answers_owed():
+            return None
+        self.half_closed = True
+        return True
+
+    def answers_owed(self) -> bool:
+        """Whether a request read whole waits for its answer, or its end (each parser says)."""
+        raise NotImplementedError
+
+    def close_if_done(self) -> None:
+        """Close once the client's sending has ended and nothing more is owed to it (called
+        as each response ends)."""
+        if self.half_closed and not self.transport.is_closing() and not self.answers_owed():
+            self.transport.close()

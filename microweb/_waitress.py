@@ -435,6 +435,8 @@ class OrderlyChannel(ChunkedChannel):
     # and when (time.time(), Waitress's clock) its lingering close began.
     refused = False
     lingering_since: float | None = None
+    # NOTE: whether the client has ended its sending, with answers still owed to it.
+    half_closed = False
     request: Any  # NOTE: Waitress's parser of the request still coming, or None.
 
     def handle_close(self) -> None:
@@ -446,6 +448,11 @@ class OrderlyChannel(ChunkedChannel):
         # it has sent the body (http.client, requests) got the reset, not the 413. Uvicorn
         # reads such a body on and drops it (Werkzeug's server too, up to 10 GB).
         if self.lingering_since is not None or not (self.refused and self.connected):
+            super().handle_close()
+            return
+        if self.half_closed:
+            # NOTE: the client has ended its sending: nothing is left to drop. The lingering
+            # close read nothing more (the channel reads no more) and held it for LINGER_IDLE.
             super().handle_close()
             return
         try:
@@ -463,9 +470,10 @@ class OrderlyChannel(ChunkedChannel):
                 self.request = None
 
     def handle_read(self) -> None:
-        """Read as Waitress does; while lingering, drop what comes, and close at its end."""
+        """Read as Waitress does, but for the client's end of sending (``_end_of_sending()``);
+        while lingering, drop what comes, and close at its end."""
         if self.lingering_since is None:
-            super().handle_read()
+            self._read()
             return
         try:
             data = self.recv(LINGER_READ)  # NOTE: at the client's end, it closes.
@@ -474,6 +482,61 @@ class OrderlyChannel(ChunkedChannel):
             return
         if data:
             self.last_activity = time.time()
+
+    def _read(self) -> None:
+        try:
+            # NOTE: not self.recv(), which closes the whole connection at the client's end.
+            data = self.socket.recv(self.adj.recv_bytes)
+        except OSError:
+            # NOTE: a reset, or any error Waitress's own read closes for: the client is gone.
+            self.handle_close()
+            return
+        if data:
+            self.last_activity = time.time()
+            self.received(data)
+        else:
+            self._end_of_sending()
+
+    def _end_of_sending(self) -> None:
+        """Take the client's end of sending (its FIN, a ``shutdown(SHUT_WR)`` or a close):
+        the requests read whole are answered, then the connection closes; with nothing owed,
+        it closes at once, as under Waitress.
+
+        NOTE: with ``channel_request_lookahead`` (microweb serve sets 1, for
+        ``is_disconnected()``) Waitress reads on while a request runs, and took the end as a
+        client gone: it closed the connection at once, the answer unsent. A client that
+        half-closes once it has sent its request (``nc -N``, scripts, some proxies) got
+        nothing. SPEC: RFC 9112 9.6 (its half-close paragraph, from HTTPWG http-core issue 22),
+        a client's half-close is no sign that it has lost interest in the answers; Uvicorn
+        issue 1264 says the same. A client that closed outright is noticed at the first write
+        that fails.
+        """
+        with self.requests_lock:
+            if self.request is not None:
+                # NOTE: a request cut off by the end (part of a head or body) is never
+                # answered, as under Waitress, which drops it with the connection.
+                self.request.close()
+                self.request = None
+            owed = bool(self.requests or self.total_outbufs_len)
+            if owed:
+                self.half_closed = True
+        if not owed:
+            self.handle_close()
+
+    def readable(self) -> bool:
+        """Whether to read: as Waitress says, and never once the client's sending has ended
+        (its socket stays readable, at its end, for ever)."""
+        return not self.half_closed and bool(super().readable())
+
+    def service(self) -> None:
+        """Answer the first request waiting, as Waitress does; once the client's sending has
+        ended and nothing is left to answer, close when the answers have gone out."""
+        super().service()
+        with self.requests_lock:
+            if self.half_closed and not self.requests:
+                self.close_when_flushed = True
+        if self.connected:
+            self.server.pull_trigger()
 
     def lingered_out(self, now: float) -> bool:
         """Return whether a lingering close has gone on long enough (``LINGER_IDLE``,
