@@ -98,3 +98,19 @@ def test_a_new_connection_is_left_to_the_client_timeout(server: ServedWay) -> No
     with socket.create_connection((HOST, server.port), timeout=10) as conn:
         time.sleep(2 * KEEP_ALIVE)
         assert _ask(conn) == 200
+
+
+@pytest.mark.parametrize("way", ["waitress", "uvicorn-httptools"])
+def test_keep_alive_0_closes_a_connection_once_its_answer_is_sent(
+    way: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    def command(port: int) -> list[str]:
+        return [*serve_command(way, APP, port), "--keep-alive", "0"]
+
+    with (
+        serving_module(f"{way}-0", command, tmp_path_factory) as (port, _),
+        socket.create_connection((HOST, port), timeout=10) as conn,
+    ):
+        assert _ask(conn) == 200
+        # NOTE: Uvicorn at its loop's next turn, Waitress at its next look (every 0.05 s).
+        assert _seconds_until_closed(conn) < 1
