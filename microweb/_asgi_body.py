@@ -46,7 +46,8 @@ _NAME = itemgetter(0)
 # need not send; this tells the protocol that the client owes it from now on.
 BODY_AWAITED = "microweb.body_awaited"
 # NOTE: a scope extension that microweb's Uvicorn protocols give every request (_stall.py):
-# called, it says whether the connection is lost, so that the server drops what the app sends.
+# called, it says whether the connection is lost or closing (a write failed, the client was
+# closed for not reading), so that what the app sends now may never reach the client.
 # Uvicorn's send() returns at once then, and the driver's watcher of receive() hears of it only
 # some turns of the loop later: an async stream that awaits nothing else ran on for a turn
 # (TURN, 5 ms) for each, about 20 ms. The driver asks it at each of the stream's turns.

@@ -197,7 +197,7 @@ class StallTimer(asyncio.BaseProtocol):
 
     def tell_sends_dropped(self, cycle: _Cycle) -> None:
         """Give ``cycle``'s app a way to ask whether what it sends is dropped
-        (``SENDS_DROPPED``): whether the connection is lost."""
+        (``SENDS_DROPPED``): whether the connection is lost or closing."""
         cycle.scope.setdefault("extensions", {})[SENDS_DROPPED] = self.sends_dropped
 
     def sends_dropped(self) -> bool:
