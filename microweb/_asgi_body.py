@@ -45,6 +45,13 @@ _NAME = itemgetter(0)
 # no 100 Continue once the answer has started, so a body read after that is one the client
 # need not send; this tells the protocol that the client owes it from now on.
 BODY_AWAITED = "microweb.body_awaited"
+# NOTE: a scope extension that microweb's Uvicorn protocols give every request (_stall.py):
+# called, it says whether the connection is lost or closing (a write failed, the client was
+# closed for not reading), so that what the app sends now may never reach the client.
+# Uvicorn's send() returns at once then, and the driver's watcher of receive() hears of it only
+# some turns of the loop later: an async stream that awaits nothing else ran on for a turn
+# (TURN, 5 ms) for each, about 20 ms. The driver asks it at each of the stream's turns.
+SENDS_DROPPED = "microweb.sends_dropped"
 
 
 class MessageChunks:
@@ -146,6 +153,7 @@ class ASGIBody:
         "ended",
         "limit",
         "reader",
+        "sends_dropped",
     )
     lock = CLAIM
 
@@ -170,6 +178,8 @@ class ASGIBody:
         # NOTE: whether _stalled() has warned for this request: once, not at each hop of a read.
         self._stall_told = False
         self.disconnected = False
+        # NOTE: the server's word that what is sent is dropped (SENDS_DROPPED), if it gives one.
+        self.sends_dropped: Callable[[], bool] | None = None
         self._kept = 0
         self._pending: asyncio.Future[Message] | None = None
         # NOTE: the task of a pool thread's hop in progress, and whether the request ended

@@ -12,7 +12,7 @@ from operator import countOf, itemgetter
 from typing import Any
 from urllib.parse import quote
 
-from ._asgi_body import BODY_AWAITED, ASGIBody
+from ._asgi_body import BODY_AWAITED, SENDS_DROPPED, ASGIBody
 from ._file_threads import ThreadHooks
 from ._limits import Limits
 from ._request import Request, decode_raw_path, new_request
@@ -51,8 +51,10 @@ class ASGIRequest(ThreadHooks, Request):
             body = _new(ASGIBody)
             ASGIBody.__init__(body, scope["headers"], receive, loop, self)
             extensions = scope.get("extensions")
-            if extensions and BODY_AWAITED in extensions:
-                body.tell_awaited(extensions[BODY_AWAITED])
+            if extensions:
+                if BODY_AWAITED in extensions:
+                    body.tell_awaited(extensions[BODY_AWAITED])
+                body.sends_dropped = extensions.get(SENDS_DROPPED)
         else:
             # NOTE: a WebSocket handshake has no body, and its receive() gives the socket's
             # messages, websocket.connect first, which accept() waits for: it is never read.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ._app import App
 from ._importer import TargetError, factory_target
-from ._serve_options import HEALTHCHECK_TIMEOUT, SERVERS, WORKERS_PER_CPU
+from ._serve_options import HEALTHCHECK_TIMEOUT, KEEP_ALIVE, SERVERS, WORKERS_PER_CPU
 from ._serving import (
     CLIENT_TIMEOUT,
     GRACEFUL_TIMEOUT,
@@ -149,6 +149,16 @@ def _parser() -> argparse.ArgumentParser:
         f"answer, before its connection is closed (default {CLIENT_TIMEOUT})",
     )
     serve_cmd.add_argument(
+        "--keep-alive",
+        "--timeout-keep-alive",
+        type=float,
+        default=KEEP_ALIVE,
+        metavar="S",
+        help="seconds a kept-alive connection may stay idle between requests (its answer sent, "
+        "no byte of the next request) before it is closed; 0 closes it once its answer is "
+        f"sent (default {KEEP_ALIVE:g}, Uvicorn's)",
+    )
+    serve_cmd.add_argument(
         "--connection-limit",
         type=int,
         metavar="N",
@@ -242,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 graceful_timeout=args.graceful_timeout,
                 forwarded_allow_ips=args.forwarded_allow_ips,
                 client_timeout=args.client_timeout,
+                keep_alive=args.keep_alive,
                 connection_limit=args.connection_limit,
                 uds=args.uds,
                 timeout_worker_healthcheck=args.timeout_worker_healthcheck,

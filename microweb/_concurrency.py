@@ -25,7 +25,15 @@ from ._effects import Apart, Effects, Ending, Offload, closing_here
 from ._errors import own_cancellation, own_stop
 from ._pool import WorkerPool
 from ._request import Request, logged_method, logged_path
-from ._stream_ahead import AHEAD, ClosingFor, Raised, closing_request, held
+from ._stream_ahead import (
+    AHEAD,
+    AHEAD_BYTES,
+    ClosingFor,
+    Raised,
+    closing_request,
+    held,
+    size_of,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger("microweb")
@@ -400,7 +408,7 @@ class _InPool(AsyncIterator[T]):
             if item is _DONE:
                 raise StopAsyncIteration
             item.reraise()
-        pinned.room.release()
+        pinned.taken(item)
         return cast("T", item)
 
     async def aclose(self) -> None:
@@ -471,7 +479,8 @@ async def _exits_kept(
 
 
 class _Pinned:
-    """A sync iterable iterated in one thread, up to ``AHEAD`` items ahead of the loop.
+    """A sync iterable iterated in one thread, up to ``AHEAD`` items (and ``AHEAD_BYTES``
+    bytes, one item over at most) ahead of the loop.
 
     Closed in that thread too (the iterator, then the iterable where it is another object, as
     the WSGI driver closes them), once it ends, fails, or the loop stops taking items.
@@ -483,10 +492,12 @@ class _Pinned:
         self._context = contextvars.copy_context()
         # NOTE: the items made and not yet taken: the thread appends, the loop pops.
         self.ready: deque[Any] = deque()
-        # NOTE: a permit per item the thread may make; the loop gives one back per item taken.
-        self.room = threading.Semaphore(AHEAD)
-        # NOTE: guards the loop's "nothing ready, wake me" against the thread's append.
+        # NOTE: guards the loop's "nothing ready, wake me" against the thread's append, and
+        # the count of items made ahead and their bytes; the thread waits on room_changed
+        # while either is at its bound.
         self._lock = threading.Lock()
+        self._room_changed = threading.Condition(self._lock)
+        self._items = self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         # NOTE: set once the thread closed the iterable, to what is left to await on the loop.
@@ -511,7 +522,8 @@ class _Pinned:
         self._stopping = True
         self._stopped_in = contextvars.copy_context()
         self._stopped_for = closing_request()
-        self.room.release()
+        with self._lock:
+            self._room_changed.notify()
         left = await self._closed
         if left is not None:
             # NOTE: the async close() of a sync stream (or of the one inside gzip's, SSE's or a
@@ -554,8 +566,17 @@ class _Pinned:
                 if not closed and iscoroutine(left):
                     left.close()  # NOTE: it will never run: no "never awaited" warning.
 
+    def taken(self, item: Any) -> None:
+        """Give back the room of ``item``, taken from ``ready``; on the loop."""
+        with self._lock:
+            self._items -= 1
+            self._bytes -= size_of(item)
+            self._room_changed.notify()
+
     def _step(self, iterator: Iterator[Any]) -> bool:
-        self.room.acquire()
+        with self._lock:
+            while not self._stopping and (self._items >= AHEAD or self._bytes >= AHEAD_BYTES):
+                self._room_changed.wait()
         if self._stopping:
             return False
         item = held(self._context.run(next, iterator, _DONE))
@@ -565,6 +586,8 @@ class _Pinned:
     def _put(self, item: Any) -> None:
         with self._lock:
             self.ready.append(item)
+            self._items += 1
+            self._bytes += size_of(item)
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._call(set_result, waiter, None)

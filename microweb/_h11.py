@@ -351,8 +351,10 @@ class BoundedH11(  # type: ignore[misc]
             return False
         self.seen = cycle
         self.continue_expected = False
-        if cycle is not None and cycle.waiting_for_100_continue and not cycle.body:
-            self.expect_continue(cycle)
+        if cycle is not None:
+            self.tell_sends_dropped(cycle)
+            if cycle.waiting_for_100_continue and not cycle.body:
+                self.expect_continue(cycle)
         return True
 
     def send_400_response(self, msg: str) -> None:
@@ -411,6 +413,7 @@ class BoundedH11(  # type: ignore[misc]
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""
         self.stop_timers()
+        self.lost = True
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:

@@ -338,8 +338,10 @@ class BoundedHttpTools(  # type: ignore[misc]
                 self.scope["query_string"] = query
             else:
                 super().on_headers_complete()
-            if self.cycle is not earlier and self.scope["http_version"] == "1.0":
-                end_by_closing(self.cycle)
+            if self.cycle is not earlier:
+                self.tell_sends_dropped(self.cycle)
+                if self.scope["http_version"] == "1.0":
+                    end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:
                 self.expect_continue(self.cycle)
             if earlier is None or earlier.response_complete:
@@ -387,6 +389,7 @@ class BoundedHttpTools(  # type: ignore[misc]
     def connection_lost(self, exc: Exception | None) -> None:
         """End the connection as Uvicorn does, and its timers with it."""
         self.stop_timers()
+        self.lost = True
         answering = self.answering
         if answering is not None and not answering.response_complete:
             # NOTE: Uvicorn tells only the last request read (self.cycle) that its client has

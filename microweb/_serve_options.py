@@ -30,6 +30,9 @@ MAX_PORT = 65535
 # NOTE: over 31 years, which stands for never; float() of 400 digits raised OverflowError as
 # the servers started (a traceback), and anything near that much means the same.
 MAX_CLIENT_TIMEOUT = 10**9
+# NOTE: Uvicorn's timeout_keep_alive (Gunicorn's --keep-alive is 2): seconds a kept-alive
+# connection may stay idle between requests before it is closed, under both servers.
+KEEP_ALIVE = 5.0
 # NOTE: more threads than any app needs, and fewer than Linux starts by default (about 32000,
 # two memory maps of vm.max_map_count's 65530 each): --threads 100000 made Waitress's start
 # fail half-way and the process abort (status 134) with a traceback.
@@ -174,6 +177,19 @@ def check_least(*options: tuple[str, float | None, int]) -> None:
             raise TargetError(
                 f"{name} must be 0 or more" if least == 0 else f"{name} must be at least {least}"
             )
+
+
+def check_most(*options: tuple[str, float | None, int]) -> None:
+    """Refuse an option given above its most value: ``(name, value or None, most)``.
+
+    Raises:
+        TargetError: Naming the first such option.
+    """
+    for name, value, most in options:
+        # NOTE: inf too: for a timeout, never, which no timeout means.
+        if value is not None and value > most:
+            given = f"{value:g}" if isinstance(value, float) else value
+            raise TargetError(f"{name} must be at most {most}, got {given}")
 
 
 def bind(host: str, port: int) -> list[socket.socket] | None:

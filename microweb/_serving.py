@@ -26,6 +26,7 @@ from ._limits import Limits
 from ._routing import Route
 from ._serve_log import configure_logging, say_serving, say_serving_unix
 from ._serve_options import (
+    KEEP_ALIVE,
     MAX_CLIENT_TIMEOUT,
     MAX_PORT,
     MAX_THREADS,
@@ -33,6 +34,7 @@ from ._serve_options import (
     check_address,
     check_host,
     check_least,
+    check_most,
     check_workers,
     healthcheck_timeout,
     normalize_root_path,
@@ -238,6 +240,7 @@ def serve(
     graceful_timeout: float = GRACEFUL_TIMEOUT,
     forwarded_allow_ips: str | None = None,
     client_timeout: int = CLIENT_TIMEOUT,
+    keep_alive: float = KEEP_ALIVE,
     connection_limit: int | None = None,
     uds: str | None = None,
     timeout_worker_healthcheck: float | None = None,
@@ -252,7 +255,9 @@ def serve(
     both; without it, no forwarded header is trusted.
 
     A client that sends nothing of a request it owes, or reads nothing of its answer, for
-    ``client_timeout`` seconds is closed, under both. ``connection_limit`` caps the
+    ``client_timeout`` seconds is closed, under both. A kept-alive connection idle between
+    requests (its answer sent, no byte of the next request) is closed after ``keep_alive``
+    seconds, under both (0: once its answer is sent). ``connection_limit`` caps the
     connections served at once: Waitress accepts no more (it takes 100 by default); Uvicorn
     answers 503 past it (it has no cap by default).
 
@@ -283,15 +288,15 @@ def serve(
         ("--workers", workers, 1),
         ("--graceful-timeout", graceful_timeout, 0),
         ("--client-timeout", client_timeout, 1),
+        ("--keep-alive", keep_alive, 0),
         ("--connection-limit", connection_limit, 1),
     )
     check_workers(workers)
-    if threads is not None and threads > MAX_THREADS:
-        raise TargetError(f"--threads must be at most {MAX_THREADS}, got {threads}")
-    if client_timeout > MAX_CLIENT_TIMEOUT:
-        raise TargetError(
-            f"--client-timeout must be at most {MAX_CLIENT_TIMEOUT}, got {client_timeout}"
-        )
+    check_most(
+        ("--threads", threads, MAX_THREADS),
+        ("--client-timeout", client_timeout, MAX_CLIENT_TIMEOUT),
+        ("--keep-alive", keep_alive, MAX_CLIENT_TIMEOUT),
+    )
     if not 0 <= port <= MAX_PORT:
         # NOTE: Waitress served --port 99999 on port 34463 (modulo 65536), and Uvicorn
         # raised OverflowError with a traceback (exit status 1).
@@ -335,6 +340,7 @@ def serve(
             graceful_timeout=graceful_timeout,
             forwarded_allow_ips=forwarded_allow_ips,
             client_timeout=client_timeout,
+            keep_alive=keep_alive,
             connection_limit=connection_limit,
             timeout_worker_healthcheck=timeout_worker_healthcheck,
         )  # fmt: skip
@@ -383,6 +389,7 @@ def _serve(
     graceful_timeout: float,
     forwarded_allow_ips: str | None,
     client_timeout: int,
+    keep_alive: float,
     connection_limit: int | None,
     timeout_worker_healthcheck: float,
 ) -> int | None:
@@ -414,12 +421,13 @@ def _serve(
         else:
             adjustments["sockets"] = shared
         return _serve_waitress(
-            app, host, threads, root_path, graceful_timeout, announce, adjustments
+            app, host, threads, root_path, graceful_timeout, keep_alive, announce, adjustments
         )
     time_clients(client_timeout)
     settings = {
         "log_level": log_level,
         "timeout_graceful_shutdown": graceful_timeout,
+        "timeout_keep_alive": keep_alive,
         # NOTE: forwarded headers are the app's business (ProxyHeaders), never Uvicorn's.
         "proxy_headers": False,
         # NOTE: with AccessLog installed, Uvicorn's line would log each request twice.
@@ -544,6 +552,7 @@ def _serve_waitress(
     threads: int | None,
     root_path: str,
     grace: float,
+    keep_alive: float,
     announce: Callable[[int], None],
     options: dict[str, Any],
 ) -> int | None:
@@ -578,13 +587,17 @@ def _serve_waitress(
     # startup hooks and run(), with no shutdown hooks.
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        return _start_waitress(app, grace, announce, adjustments)
+        return _start_waitress(app, grace, keep_alive, announce, adjustments)
     except Terminated:
         return signal.SIGTERM
 
 
 def _start_waitress(
-    app: App, grace: float, announce: Callable[[int], None], adjustments: dict[str, Any]
+    app: App,
+    grace: float,
+    keep_alive: float,
+    announce: Callable[[int], None],
+    adjustments: dict[str, Any],
 ) -> int | None:
     from ._waitress import serve_waitress
 
@@ -610,7 +623,7 @@ def _start_waitress(
                 caught_warning.lineno,
             )
     try:
-        return serve_waitress(wsgi, grace, announce, **adjustments)
+        return serve_waitress(wsgi, grace, announce, keep_alive=keep_alive, **adjustments)
     finally:
         with contextlib.suppress(RuntimeError):
             wsgi.close()  # NOTE: a no-op after an orderly stop; failures were logged.

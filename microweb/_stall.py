@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.flow_control import FlowControl
 
-from ._asgi_body import BODY_AWAITED
+from ._asgi_body import BODY_AWAITED, SENDS_DROPPED
 
 # NOTE: Waitress's default channel_timeout: seconds with no byte of a request that is due
 # before the connection is closed, under both servers.
@@ -100,6 +100,8 @@ class StallTimer(asyncio.BaseProtocol):
     # NOTE: whether the request being read expects 100-continue, has not been told to go on
     # and no byte of its body has come; each protocol keeps it (with expect_continue()).
     continue_expected = False
+    # NOTE: whether the connection is lost: Uvicorn drops what its requests' apps send.
+    lost = False
 
     # NOTE: the protocol's own, set by Uvicorn.
     loop: asyncio.AbstractEventLoop
@@ -192,6 +194,18 @@ class StallTimer(asyncio.BaseProtocol):
         if self.stall_timer is not None:
             self.stall_timer.cancel()
             self.stall_timer = None
+
+    def tell_sends_dropped(self, cycle: _Cycle) -> None:
+        """Give ``cycle``'s app a way to ask whether what it sends is dropped
+        (``SENDS_DROPPED``): whether the connection is lost or closing."""
+        cycle.scope.setdefault("extensions", {})[SENDS_DROPPED] = self.sends_dropped
+
+    def sends_dropped(self) -> bool:
+        """Return whether the connection is lost, or closing: what is sent now may never
+        reach the client."""
+        # NOTE: closing as soon as a write failed (a reset), where connection_lost() runs a
+        # turn of the loop later.
+        return self.lost or self.transport.is_closing()
 
     def stop_timers(self) -> None:
         """Disarm both timers: the connection has ended."""

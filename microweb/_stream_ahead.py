@@ -134,9 +134,19 @@ def iterate_on_loop(
 # ahead 11-13, 8 ahead 7-8, 16 ahead 5-7; an async one under WSGI 30-37 as a call per chunk,
 # 4-4.3 16 ahead. The chunks ahead are all the memory it holds.
 AHEAD = 16
+# NOTE: and the bytes: no chunk more is made while those made ahead hold this many, so that at
+# most one chunk more is held. 16 chunks of 64 KiB (a file's, gzip's) as before; 16 chunks of
+# 1 MiB made 16 MiB ahead of a client that reads slowly, 8 MiB ones 128 MiB, for each stream.
+AHEAD_BYTES = AHEAD * 64 * 1024
 _END: Any = object()
 # NOTE: what take() gives when the server says the client left while it waited.
 _LEFT: Any = object()
+
+
+def size_of(item: Any) -> int:
+    """Return what a chunk made ahead counts against ``AHEAD_BYTES``: its length, if it is
+    ``bytes`` or ``str`` (as ``held()`` leaves it); 0 for anything else (an end, an error)."""
+    return len(item) if type(item) is bytes or type(item) is str else 0
 
 
 def held(item: Any) -> Any:
@@ -179,8 +189,8 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class _Ahead:
     """An async iterable run on a loop by one task, ahead of the thread that takes its items.
 
-    The task waits for room once ``AHEAD`` items wait in ``ready``; the thread waits for an
-    item when there is none. Each wakes the other only when it waits.
+    The task waits for room once ``AHEAD`` items, or ``AHEAD_BYTES`` bytes, wait in ``ready``;
+    the thread waits for an item when there is none. Each wakes the other only when it waits.
     """
 
     def __init__(
@@ -195,6 +205,7 @@ class _Ahead:
         self._ready: deque[Any] = deque()
         self._lock = threading.Lock()
         self._room = AHEAD
+        self._bytes = 0  # NOTE: what the items in ready hold (size_of()).
         self._item_waiter: threading.Lock | None = None
         self._room_waiter: asyncio.Future[None] | None = None
         self._stopping = False
@@ -244,7 +255,7 @@ class _Ahead:
     async def _wait_for_room(self) -> bool:
         while not self._stopping:
             with self._lock:
-                if self._room:
+                if self._room and self._bytes < AHEAD_BYTES:
                     self._room -= 1
                     return True
                 self._room_waiter = waiter = self._loop.create_future()
@@ -254,6 +265,7 @@ class _Ahead:
     def _put(self, item: Any) -> None:
         with self._lock:
             self._ready.append(item)
+            self._bytes += size_of(item)
             waiter, self._item_waiter = self._item_waiter, None
         if waiter is not None:
             waiter.release()
@@ -266,6 +278,7 @@ class _Ahead:
                 if self._ready:
                     item = self._ready.popleft()
                     self._room += 1
+                    self._bytes -= size_of(item)
                     room, self._room_waiter = self._room_waiter, None
                     break
                 self._item_waiter = waiter = threading.Lock()

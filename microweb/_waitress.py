@@ -38,7 +38,7 @@ from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._errors import log_failure
 from ._request import logged_bytes
-from ._serve_options import host_port
+from ._serve_options import KEEP_ALIVE, host_port
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._waitress_parser import OrderlyParser
 from ._wsgi import AFTER_SENT, WSGIDriver
@@ -110,12 +110,19 @@ class OrderlyWaitress:
     Args:
         wsgi: The app's WSGI callable; its ``close()`` runs once the requests are done.
         grace: Seconds that requests in flight get to finish after the signal.
+        keep_alive: Seconds a connection may stay idle between requests (``--keep-alive``).
         **adjustments: Waitress's settings (``host``, ``port``, ``threads``, ...).
     """
 
-    def __init__(self, wsgi: WSGIDriver, grace: float, **adjustments: Any) -> None:
+    def __init__(
+        self, wsgi: WSGIDriver, grace: float, keep_alive: float = KEEP_ALIVE, **adjustments: Any
+    ) -> None:
         self.wsgi = wsgi
         self.grace = grace
+        self.keep_alive = keep_alive
+        # NOTE: a few looks within the keep-alive, so that an idle connection is closed about
+        # on time (a look each STALL_CHECK closed one of --keep-alive 1 after up to 2 s).
+        self.check_every = min(STALL_CHECK, max(keep_alive / 4, DRAIN_TICK))
         self.map: dict[int, Any] = {}
         dispatcher = OrderlyDispatcher()
         dispatcher.start(adjustments.get("threads", DEFAULT_THREADS))
@@ -155,7 +162,7 @@ class OrderlyWaitress:
             # met Python's default, which ends the process with no shutdown hooks.
             announce(self.listeners[0].effective_port)
             while self.signal is None:
-                self._step(self.adjustments.asyncore_loop_timeout)
+                self._step(min(self.adjustments.asyncore_loop_timeout, self.check_every))
                 self._close_stalled()
             self._drain()
             # NOTE: a signal now (a hook that hangs) ends the process, by that signal.
@@ -185,14 +192,15 @@ class OrderlyWaitress:
 
     def _close_stalled(self) -> None:
         """Close the connections whose response waits on a client that has stopped reading,
-        once nothing has moved for Waitress's ``channel_timeout``; and at the connection limit,
-        those idle for ``IDLE_AT_LIMIT`` seconds (``_close_idle_at_limit``)."""
+        once nothing has moved for Waitress's ``channel_timeout``; those idle between requests
+        for ``keep_alive`` seconds; and at the connection limit, those idle for
+        ``IDLE_AT_LIMIT`` seconds (``_close_idle_at_limit``)."""
         # NOTE: Waitress closes only idle connections, with no request: a thread writing to
         # such a client waited for ever (``threads`` such clients held every thread).
         now = time.time()  # NOTE: Waitress's clock for last_activity.
         if now < self.next_stall_check:
             return
-        self.next_stall_check = now + STALL_CHECK
+        self.next_stall_check = now + self.check_every
         timeout = self.adjustments.channel_timeout
         watermark = self.adjustments.outbuf_high_watermark
         for channel in self._channels():
@@ -204,6 +212,10 @@ class OrderlyWaitress:
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
             elif channel.lingered_out(now):
                 channel.handle_close()
+            elif _kept_alive(channel) and channel.last_activity < now - self.keep_alive:
+                # NOTE: Waitress closed it after channel_timeout (--client-timeout, 120 s),
+                # where Uvicorn closes it after its keep-alive; as maintenance() closes one.
+                channel.will_close = True
         if any(listener.in_connection_overflow for listener in self.listeners):
             self._close_idle_at_limit(now - IDLE_AT_LIMIT)
 
@@ -437,6 +449,8 @@ class OrderlyChannel(ChunkedChannel):
     lingering_since: float | None = None
     # NOTE: whether the client has ended its sending, with answers still owed to it.
     half_closed = False
+    # NOTE: whether it has answered a request: from then on, idle is kept alive (--keep-alive).
+    answered = False
     request: Any  # NOTE: Waitress's parser of the request still coming, or None.
 
     def handle_close(self) -> None:
@@ -529,9 +543,11 @@ class OrderlyChannel(ChunkedChannel):
         return not self.half_closed and bool(super().readable())
 
     def service(self) -> None:
-        """Answer the first request waiting, as Waitress does; once the client's sending has
+        """Answer the first request waiting, as Waitress does, and note that one was answered
+        (from then on, idle is kept alive: ``--keep-alive``); once the client's sending has
         ended and nothing is left to answer, close when the answers have gone out."""
         super().service()
+        self.answered = True
         with self.requests_lock:
             if self.half_closed and not self.requests:
                 self.close_when_flushed = True
@@ -572,6 +588,15 @@ def _in_flight(channel: Any) -> bool:
     return bool(channel.requests or channel.total_outbufs_len or receiving)
 
 
+def _kept_alive(channel: Any) -> bool:
+    """Return whether ``channel`` is idle between requests: it has answered one, has none in
+    flight, no byte of a next one, and is not lingering after a refusal."""
+    # NOTE: a connection that has sent nothing yet owes its first head: --client-timeout's,
+    # as under Uvicorn, whose keep-alive timer starts once an answer is sent.
+    idle = channel.answered and channel.request is None and channel.lingering_since is None
+    return bool(idle) and not _in_flight(channel)
+
+
 def _named(channel: Any) -> str | None:
     """Name the request a connection works on (``GET /path``), as a log line spells it."""
     parser = channel.requests[0] if channel.requests else channel.request
@@ -582,9 +607,15 @@ def _named(channel: Any) -> str | None:
 
 
 def serve_waitress(
-    wsgi: WSGIDriver, grace: float, announce: Callable[[int], None], **adjustments: Any
+    wsgi: WSGIDriver,
+    grace: float,
+    announce: Callable[[int], None],
+    keep_alive: float = KEEP_ALIVE,
+    **adjustments: Any,
 ) -> int | None:
     """Serve ``wsgi`` with Waitress until SIGTERM or SIGINT; return the signal's number.
+
+    A connection idle between requests for ``keep_alive`` seconds is closed.
 
     ``announce`` is called with the port once the socket listens (the startup hooks ran in
     ``as_wsgi()``).
@@ -594,7 +625,7 @@ def serve_waitress(
     result is ``None``: the caller still closes ``wsgi``.
     """
     try:
-        server = OrderlyWaitress(wsgi, grace, **adjustments)
+        server = OrderlyWaitress(wsgi, grace, keep_alive, **adjustments)
     except ThreadsNotStarted as exc:
         log_failure("%s", exc)
         return None

@@ -180,6 +180,7 @@ def test_uvicorn_settings(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyP
         "port": 8000,
         "log_level": "warning",
         "timeout_graceful_shutdown": 2.5,
+        "timeout_keep_alive": 5.0,
         "proxy_headers": False,
         "access_log": False,
         "ws_max_size": 5000 + 64 * 1024,
@@ -202,6 +203,7 @@ def test_uvicorn_processes_get_every_option(
         root_path="/app/",
         log_level="debug",
         client_timeout=45,
+        keep_alive=0.5,
     )
     settings = fake_uvicorn.settings
     assert fake_uvicorn.app == "microweb._serving:asgi_from_environment"
@@ -213,6 +215,7 @@ def test_uvicorn_processes_get_every_option(
     assert settings["ws"] == "microweb._ws_flow:FlowControlledWebSockets"
     assert settings["timeout_graceful_shutdown"] == serving_module.GRACEFUL_TIMEOUT
     assert settings["timeout_worker_healthcheck"] == 5
+    assert settings["timeout_keep_alive"] == 0.5  # NOTE: each worker's Uvicorn reads it.
     assert settings["workers" if "workers" in mode else "reload"] == next(iter(mode.values()))
     environ = {
         name: serving_module.os.environ.get(f"MICROWEB_{name}")
@@ -288,13 +291,17 @@ def test_waitress_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         "threads": 12,
         "channel_timeout": 120,
         "cleanup_interval": 30,
+        "keep_alive": 5.0,
         "grace": 1,
         "ended_by": 15,
     }
     seen.clear()
-    serving_module.serve("x:app", "waitress", HOST, 9000, client_timeout=10, connection_limit=500)
+    serving_module.serve(
+        "x:app", "waitress", HOST, 9000, client_timeout=10, keep_alive=0, connection_limit=500
+    )
     assert (seen["channel_timeout"], seen["cleanup_interval"]) == (10, 10)
     assert seen["connection_limit"] == 500
+    assert seen["keep_alive"] == 0
 
 
 def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,6 +325,12 @@ def test_uvicorn_client_options(fake_uvicorn: FakeUvicorn, monkeypatch: pytest.M
         (["--graceful-timeout", "-1"], "--graceful-timeout must be 0 or more"),
         (["--client-timeout", "0"], "--client-timeout must be at least 1"),
         (["--connection-limit", "0"], "--connection-limit must be at least 1"),
+        (["--keep-alive", "-1"], "--keep-alive must be 0 or more"),
+        (["--keep-alive", "nan"], "--keep-alive must be 0 or more"),
+        (["--timeout-keep-alive", "-0.5"], "--keep-alive must be 0 or more"),
+        # NOTE: inf stands for never closing an idle connection: the file limit's way to go.
+        (["--keep-alive", "inf"], "--keep-alive must be at most 1000000000, got inf"),
+        (["--keep-alive", "1e10"], "--keep-alive must be at most 1000000000, got 1e+10"),
         (["--root-path", "app"], "--root-path must start with '/'"),
         (["--root-path", "/caf\udce9"], "--root-path must be printable UTF-8 text"),
         (["--root-path", "/a\nb"], "--root-path must be printable UTF-8 text"),
@@ -389,6 +402,41 @@ def test_help_gives_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert "(default 4); uvicorn: the pool for def handlers (default App.max_threads, 40)" in text
     assert "--log-level {critical,error,warning,info,debug} default info" in text
     assert "(default 5)" in text and "(default 120)" in text and "(default 100)" in text
+    # NOTE: 3.13 names the metavar once, after the last spelling.
+    assert "--timeout-keep-alive S seconds a kept-alive connection" in text
+    assert "--keep-alive" in text
+    assert "(default 5, Uvicorn's)" in text
+
+
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+@pytest.mark.parametrize("option", ["--keep-alive", "--timeout-keep-alive"])
+def test_a_keep_alive_that_is_no_number_is_a_usage_error(
+    server: str, option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", APP_FILE, "--server", server, option, "5s"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: microweb serve" in err
+    assert "argument --keep-alive/--timeout-keep-alive: invalid float value: '5s'" in err
+
+
+@pytest.mark.parametrize("server", ["waitress", "uvicorn"])
+def test_keep_alive_reaches_the_server(
+    server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def served(*args: Any, **options: Any) -> int:
+        seen.update(options)
+        return signal.SIGTERM
+
+    monkeypatch.setattr(serving_module, "_serve", served)
+    monkeypatch.setattr(serving_module, "end_by", lambda signum: None)
+    monkeypatch.setattr(serving_module, "configure_logging", lambda level: None)
+    monkeypatch.setattr(microweb._uvicorn, "configure_uvicorn_logging", lambda: None)
+    assert cli.main(["serve", APP_FILE, "--server", server, "--timeout-keep-alive", "0.25"]) == 0
+    assert seen["keep_alive"] == 0.25
 
 
 @pytest.mark.parametrize("server", ["waitress", "uvicorn"])

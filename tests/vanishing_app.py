@@ -41,6 +41,39 @@ async def fast_async(request: Request) -> Response:
     return Response.stream(_async_chunks(), media_type="application/octet-stream")
 
 
+# NOTE: when (time.monotonic(), the same clock in every process) each /timed stream was closed.
+CLOSED_AT: dict[str, float] = {}
+
+
+def _timed_chunks(token: str) -> Iterator[bytes]:
+    try:
+        for _ in range(STEPS * 1024):
+            yield CHUNK[:1024]
+    finally:
+        CLOSED_AT[token] = time.monotonic()
+
+
+async def _atimed_chunks(token: str) -> AsyncIterator[bytes]:
+    try:
+        for _ in range(STEPS * 1024):
+            yield CHUNK[:1024]  # NOTE: no await of its own, as above.
+    finally:
+        CLOSED_AT[token] = time.monotonic()
+
+
+@app.get("/timed/{colour}/{token}")
+def timed(request: Request, colour: str, token: str) -> Response:
+    """Stream 1 KiB chunks as fast as the client reads them; note when the stream is closed."""
+    chunks = _atimed_chunks(token) if colour == "async" else _timed_chunks(token)
+    return Response.stream(chunks, media_type="application/octet-stream")
+
+
+@app.get("/closed-at/{token}")
+def closed_at(request: Request, token: str) -> dict[str, float | None]:
+    """When the ``/timed`` stream of ``token`` was closed, or ``None``."""
+    return {"at": CLOSED_AT.pop(token, None)}
+
+
 @app.get("/held")
 def held(request: Request) -> dict[str, int]:
     """What the server process holds: its open file descriptors and threads."""

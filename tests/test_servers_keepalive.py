@@ -1,0 +1,116 @@
+"""``microweb serve --keep-alive S``: how long a kept-alive connection may stay idle between
+requests, the same under Waitress and Uvicorn.
+
+An idle connection (its answer sent, no byte of a next request) is closed after about ``S``
+seconds; one with a request in flight, or one that keeps asking, is not; and a new connection
+that has sent nothing yet is left to ``--client-timeout``, as its first head is due.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from servers import HOST, ServedWay, serve_command, serving_module
+
+pytestmark = pytest.mark.servers
+
+APP = "serving_app:app"
+KEEP_ALIVE = 1.5
+
+
+def _keep_alive_command(way: str, port: int) -> list[str]:
+    return [*serve_command(way, APP, port), "--keep-alive", str(KEEP_ALIVE)]
+
+
+@pytest.fixture(scope="module", params=["waitress", "uvicorn-httptools"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedWay]:
+    """Run the app under one server with ``--keep-alive 1.5``, for the whole module."""
+    way = str(request.param)
+    command = functools.partial(_keep_alive_command, way)
+    with serving_module(way, command, tmp_path_factory) as (port, log):
+        yield ServedWay(way, port, log)
+
+
+def _ask(conn: socket.socket, path: str = "/where") -> int:
+    """Send a GET for ``path`` on ``conn`` and read its whole answer; return its status."""
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = conn.recv(65536)
+        assert chunk, f"closed before the answer's head: {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(
+        int(value) for name, _, value in (line.partition(b":") for line in lines[1:])
+        if name.strip().lower() == b"content-length"
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "closed in the middle of the answer's body"
+        body += chunk
+    assert len(body) == length, "more than one answer came"
+    return int(lines[0].split(b" ", 2)[1])
+
+
+def _seconds_until_closed(conn: socket.socket) -> float:
+    """Wait (10 s at most) for the server to close ``conn``; return how long that took."""
+    began = time.monotonic()
+    conn.settimeout(10)
+    with contextlib.suppress(ConnectionResetError):
+        assert conn.recv(100) == b""
+    return time.monotonic() - began
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_keep_alive(server: ServedWay) -> None:
+    with socket.create_connection((HOST, server.port), timeout=10) as conn:
+        assert _ask(conn) == 200
+        # NOTE: Waitress looks at its connections a few times within the keep-alive.
+        assert KEEP_ALIVE - 0.2 < _seconds_until_closed(conn) < KEEP_ALIVE + 2
+
+
+def test_a_connection_that_keeps_asking_stays_open(server: ServedWay) -> None:
+    with socket.create_connection((HOST, server.port), timeout=10) as conn:
+        began = time.monotonic()
+        while time.monotonic() - began < 3 * KEEP_ALIVE:
+            assert _ask(conn) == 200
+            time.sleep(KEEP_ALIVE / 3)
+        assert _ask(conn) == 200
+
+
+def test_a_request_in_flight_longer_than_keep_alive_is_answered(server: ServedWay) -> None:
+    with socket.create_connection((HOST, server.port), timeout=10) as conn:
+        assert _ask(conn) == 200
+        # NOTE: the handler takes twice the keep-alive; the connection is in use all along.
+        assert _ask(conn, f"/slow?seconds={2 * KEEP_ALIVE}") == 200
+        assert _ask(conn) == 200
+
+
+def test_a_new_connection_is_left_to_the_client_timeout(server: ServedWay) -> None:
+    # NOTE: its first head is due (--client-timeout, 120 s): not idle between requests.
+    with socket.create_connection((HOST, server.port), timeout=10) as conn:
+        time.sleep(2 * KEEP_ALIVE)
+        assert _ask(conn) == 200
+
+
+@pytest.mark.parametrize("way", ["waitress", "uvicorn-httptools"])
+def test_keep_alive_0_closes_a_connection_once_its_answer_is_sent(
+    way: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    def command(port: int) -> list[str]:
+        return [*serve_command(way, APP, port), "--keep-alive", "0"]
+
+    with (
+        serving_module(f"{way}-0", command, tmp_path_factory) as (port, _),
+        socket.create_connection((HOST, port), timeout=10) as conn,
+    ):
+        assert _ask(conn) == 200
+        # NOTE: Uvicorn at its loop's next turn, Waitress at its next look (every 0.05 s).
+        assert _seconds_until_closed(conn) < 1
