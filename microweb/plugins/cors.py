@@ -161,7 +161,8 @@ class CORS:
             every origin. By default every origin, unless ``allow_origin_regex`` is given.
         allow_origin_regex: A regular expression an allowed origin must match in full, such as
             ``r"https://[a-z0-9-]+\\.example\\.com"``; it never admits ``null``, which must be
-            listed in ``allow_origins``.
+            listed in ``allow_origins``, and is not tried on an origin longer than
+            ``MAX_ORIGIN_SIZE`` (512) characters, which no browser sends.
         allow_methods: Methods a preflight may ask for; ``["*"]`` allows every method.
         allow_headers: Request headers a preflight may ask for (besides ``Accept``,
             ``Accept-Language``, ``Content-Language`` and ``Content-Type``); ``["*"]`` allows all.
