@@ -86,8 +86,13 @@ def _to_str(text: str) -> str:
 
 
 def _to_path(text: str) -> str:
-    if "." in text and not DOT_SEGMENTS.isdisjoint(text.split("/")):
-        raise ValueError(text)
+    # NOTE: a segment "." or ".." is one between two "/" of the value with a "/" at each end.
+    # PERF: split at every "/", a value of 255 KB of "a./" (a head Waitress and httptools let
+    # through) made 85,000 strings, 5 MB, in 7 ms; searched, it is one copy in 0.1 ms (fuzz3).
+    if "." in text:
+        bounded = f"/{text}/"
+        if "/./" in bounded or "/../" in bounded:
+            raise ValueError(text)
     return text
 
 

@@ -35,6 +35,7 @@ from microweb._limits import MAX_JSON_DEPTH
 from microweb._parsing import parse_fields
 from microweb._percent import percent_decode, percent_decode_bytes, percent_encode_uri
 from microweb._request import decode_raw_path
+from microweb._route_templates import _to_path
 from microweb._strict_json import RefusedJSON, loads_json
 from microweb.testing import TestClient
 
@@ -139,6 +140,18 @@ def test_url_for_then_match_finds_the_same_route_and_params(
             assert response.status_code == 200, (url, response.text)
             expected = {k: repr(v) for k, v in params.items()}
             assert response.json() == {"name": f"r{index}", "params": expected}
+
+
+@FAST
+@given(st.text(st.sampled_from("./a\u00e9"), max_size=16))
+def test_a_path_value_is_refused_exactly_when_a_segment_is_a_dot_segment(value: str) -> None:
+    # NOTE: the converter searches the value (fuzz3); the rule is the one of its segments.
+    dot_segment = any(segment in DOT_SEGMENTS for segment in value.split("/"))
+    try:
+        taken = _to_path(value) == value
+    except ValueError:
+        taken = False
+    assert taken is not dot_segment
 
 
 def test_uuid_params_come_back_as_uuids() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from drive import asgi_call, body_messages, http_scope
 
 from microweb import App, Request, Response, WebSocket
 from microweb.plugins import CORS
-from microweb.plugins.cors import MAX_REQUEST_HEADERS_SIZE
+from microweb.plugins.cors import MAX_ORIGIN_SIZE, MAX_REQUEST_HEADERS_SIZE
 from microweb.testing import TestClient, WebSocketRefused
 
 
@@ -172,6 +173,36 @@ def test_cors_origin_regex_must_match_in_full(make_client: MakeClient) -> None:
     for origin in ("https://shop.example.com.evil.net", "http://shop.example.com", "null"):
         response = client.get("/items", headers={"origin": origin})
         assert "access-control-allow-origin" not in response.headers, origin
+
+
+def test_cors_origin_regex_is_not_tried_on_an_origin_no_browser_sends(
+    make_client: MakeClient,
+) -> None:
+    # NOTE: the app's regex ran on an Origin of any length, up to the server's head limit
+    # (256 KiB under Waitress and httptools): r"https://.*\..*\.example\.com", a subdomain's
+    # pattern, is quadratic in Python's re, and 16 KiB of "a." took 0.2 s of CPU a request
+    # (with the GIL held), 64 KiB some 3.5 s (fuzz3).
+    plugin = CORS(allow_origin_regex=r"https://.*\..*\.example\.com")
+    client = make_client(cors_app(plugin))
+    ok = client.get("/items", headers={"origin": "https://a.shop.example.com"})
+    assert ok.headers["access-control-allow-origin"] == "https://a.shop.example.com"
+    tail = ".b.example.com"
+    longest = "https://" + "a" * (MAX_ORIGIN_SIZE - len("https://" + tail)) + tail
+    assert len(longest) == MAX_ORIGIN_SIZE
+    kept = client.get("/items", headers={"origin": longest})
+    assert kept.headers["access-control-allow-origin"] == longest
+    hostile = "https://" + "a." * 32 * 1024 + "x"
+    started = time.perf_counter()
+    refused = client.get("/items", headers={"origin": hostile})
+    preflight_refused = client.options("/items", headers=preflight(origin=hostile))
+    assert time.perf_counter() - started < 1.0
+    assert "access-control-allow-origin" not in refused.headers
+    assert preflight_refused.status_code == 400
+    # NOTE: a listed origin is matched as it is, at any length (a set lookup, no regex).
+    listed_origin = "https://" + "b" * MAX_ORIGIN_SIZE + ".example"
+    listed = make_client(cors_app(CORS([listed_origin], allow_origin_regex=r"https://.*")))
+    answer = listed.get("/items", headers={"origin": listed_origin})
+    assert answer.headers["access-control-allow-origin"] == listed_origin
 
 
 @pytest.mark.parametrize("credentials", [False, True])
