@@ -109,8 +109,9 @@ def test_an_async_stream_stops_soon_after_its_client_left(server: ServedWay) -> 
     # loop later, each after a TURN (5 ms) of the stream's sending. The driver now asks the
     # protocol at each turn (SENDS_DROPPED): under 1 ms here, as under Waitress (a reset
     # while the writes go through takes a TURN or so, 5 to 8 ms, where it took 15 to 30).
+    # The bound lies between the two (not at 8 ms): the suite runs beside other tests.
     best = min(_closed_after_leaving(server, "async") for _ in range(5))
-    assert best < 0.008, f"{best * 1000:.1f} ms"
+    assert best < 0.012, f"{best * 1000:.1f} ms"
 
 
 # NOTE: the connections Waitress serves at once in the test below (--connection-limit).
