@@ -77,8 +77,9 @@ def traced_lines(read: Any) -> tuple[int, Any]:
         return tracer
 
     # NOTE: no collection while tracing: finalizers of earlier tests' garbage (the WSGI
-    # validator's __del__) would add their lines to the count at random.
-    gc.collect()
+    # validator's __del__) would add their lines to the count at random. Paused, the collector
+    # runs none; a collection first is not needed for that (PERF: late in a pytest-xdist
+    # worker, one of the whole heap took seconds, twice in each of these tests).
     gc.disable()
     previous = sys.gettrace()
     sys.settrace(tracer)

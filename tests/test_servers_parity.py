@@ -9,6 +9,7 @@ of the comparison and checked on its own below, as ``docs/wsgi-vs-asgi.md`` desc
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import socket
 import time
@@ -292,8 +293,12 @@ def test_a_stream_sends_its_headers_before_its_first_chunk(
 ) -> None:
     import parity_app
 
-    for name, port in ports.items():
-        head_at, head, ended_at, rest = _head_and_rest(port, f"/slow-start/{colour}")
+    # NOTE: the servers at once, each from its own thread: each answer takes SLOW_START.
+    path = f"/slow-start/{colour}"
+    with concurrent.futures.ThreadPoolExecutor(len(ports)) as pool:
+        answers = {name: pool.submit(_head_and_rest, port, path) for name, port in ports.items()}
+    for name, answer in answers.items():
+        head_at, head, ended_at, rest = answer.result()
         assert head.startswith(b"HTTP/1.1 200 "), name
         # NOTE: PEP 3333 has a WSGI server hold the headers until the first non-empty chunk.
         assert head_at < ended_at - 0.5, (name, head_at, ended_at)

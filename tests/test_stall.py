@@ -127,13 +127,23 @@ def test_a_client_that_stops_reading_is_closed_and_the_stream_ends(
     # pool thread (one such client per thread shut every def route). Waitress closes it under
     # microweb serve after its channel_timeout.
     monkeypatch.setattr(protocol_class, "stall_timeout", 0.5)
+    events: list[threading.Event] = []
+
+    def app(ended: threading.Event) -> App:
+        events.append(ended)
+        return _streaming_app(ended)
 
     async def stop_reading(port: int) -> bool:
         client = await _client(port, path)
-        await asyncio.sleep(2.0)
+        # NOTE: reads nothing for up to 2 s (four times the timeout), or until the stream has
+        # ended: the server has closed the connection then, and what is left is drained.
+        for _ in range(200):
+            if events[0].is_set():
+                break
+            await asyncio.sleep(0.01)
         return await asyncio.get_running_loop().run_in_executor(None, _drained, client)
 
-    closed, ended = _serve(protocol_class, _streaming_app, stop_reading)
+    closed, ended = _serve(protocol_class, app, stop_reading)
     assert closed
     assert ended
 
