@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -211,9 +212,10 @@ def test_a_def_handlers_generator_exit_closes_a_routers_flows(
         gc.enable()
 
 
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_sync_flows_own_generator_exit_closes_the_flows_outside_it(
-    interface: str, colour: str, when: str
+    interface: str, colour: str, when: str, outer_colour: str
 ) -> None:
     # NOTE: a def flow runs in the core with no yield between, as a def handler called plainly
     # does: its GeneratorExit, raised before or after its own yield, went out as it was, and
@@ -222,12 +224,24 @@ def test_a_sync_flows_own_generator_exit_closes_the_flows_outside_it(
     events: list[str] = []
     app = App()
 
-    @app.middleware
-    def outer(request: Request) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            events.append("closed")
+    if outer_colour == "sync":
+
+        @app.middleware
+        def outer(request: Request) -> Iterator[None]:
+            try:
+                yield
+            finally:
+                events.append("closed")
+
+    else:
+
+        @app.middleware
+        async def outer(request: Request) -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                await asyncio.sleep(0)  # NOTE: closed as a cut, not as the core's own closing.
+                events.append("closed")
 
     @app.middleware
     def failing(request: Request) -> Iterator[None]:
