@@ -311,7 +311,11 @@ class WSGIBody:
         except OSError as exc:
             raise self._client_left(exc) from exc
         except HTTPError:
-            self._prepend(meter, buffer.take())
+            if type(meter) is JSONMeter and meter.given_back:
+                # NOTE: only the loop gives back (a body of unknown length), so buffer is set:
+                # the one read of a short body has none, and its 400 (an input that gave more
+                # than asked) was an UnboundLocalError here, a 500.
+                self._prepend(meter, buffer.take())
             raise
         return buffer.take()
 

@@ -228,9 +228,14 @@ class MultiDict(Mapping[str, V], Generic[V]):
         """Return every ``(key, value)`` pair in arrival order."""
         return list(self._items)
 
-    def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        # NOTE: pickle and deepcopy take the pairs, not the index made from them (review319).
-        return None, {"_first": self._first, "_items": self._items}
+    def __getstate__(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        # NOTE: pickle and deepcopy take the pairs, not the index made from them (review319),
+        # and a subclass's own slots and attributes, which they took before (review322).
+        slots = {
+            name: getattr(self, name) for name in _slot_names(type(self)) if hasattr(self, name)
+        }
+        slots["_first"], slots["_items"] = self._first, self._items
+        return getattr(self, "__dict__", None) or None, slots
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._items!r})"
@@ -521,7 +526,8 @@ class Headers:
 
 def _slot_names(cls: type) -> Iterator[str]:
     """The name of every slot of ``cls`` and its bases but microweb's own (``Headers``' lines,
-    copied apart, and ``RequestHeaders``' index, made again for the copy's lines)."""
+    copied apart, and ``RequestHeaders``' index, made again for the copy's lines;
+    ``MultiDict``'s pairs, pickled apart, and its index)."""
     # NOTE: read from each class's slot descriptors, as they were made, not from __slots__:
     # spent where a generator, and mangled but in a class named "_", whose slot was lost.
     for klass in cls.__mro__:

@@ -298,9 +298,9 @@ def _called_plainly(target: Colored, request: Request) -> bool:
 
 class _OwnExit(BaseException):
     """The ``GeneratorExit`` of a ``def`` handler called plainly (under WSGI, or with
-    ``offload=False``), carried out through the flows, which close as for a
-    ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was by
-    ``_through_flows``."""
+    ``offload=False``), or of a ``def`` flow (``_advance``), carried out through the flows,
+    which close as for a ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was
+    by ``_through_flows``."""
 
     def __init__(self, ended: GeneratorExit) -> None:
         super().__init__(repr(ended))
@@ -463,6 +463,11 @@ def _advance(
                 out = gen.throw(exc) if exc is not None else gen.send(value)
             except BaseException as error:
                 raise_own_cancellation(error)  # NOTE: a sync flow's own.
+                if isinstance(error, GeneratorExit):
+                    # NOTE: its own too (send() and throw() are no closing), carried out as a
+                    # def handler's is (_OwnExit): raised as it was, it left the flows
+                    # outside open until its traceback was let go (review322).
+                    raise _OwnExit(error) from None
                 raise
             finally:
                 request._inline = 0

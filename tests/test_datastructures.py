@@ -486,6 +486,29 @@ def test_pickled_headers_carry_their_lines_and_not_their_index(kind: type[Header
     assert b"_microweb_index" not in pickle.dumps(headers)
 
 
+class SlottedFields(MultiDict[str]):
+    """A subclass with a slot of its own (module-level, as pickle needs)."""
+
+    __slots__ = ("tag",)
+
+
+class NotedFields(MultiDict[str]):
+    """A subclass with attributes of its own (a ``__dict__``)."""
+
+
+@pytest.mark.parametrize("kind", [SlottedFields, NotedFields])
+def test_a_pickled_multidict_subclass_keeps_its_own_attributes(kind: type[MultiDict[str]]) -> None:
+    # NOTE: MultiDict's __getstate__ (review319) gave its pairs alone: a subclass's own slot
+    # or attribute, which pickle and deepcopy kept before, was lost.
+    import pickle
+
+    fields = kind([("k", "1"), ("k", "2")])
+    fields.tag = "kept"  # type: ignore[attr-defined]
+    for twin in (pickle.loads(pickle.dumps(fields)), copy.deepcopy(fields)):
+        assert type(twin) is kind and twin.getlist("k") == ["1", "2"]
+        assert getattr(twin, "tag", None) == "kept"
+
+
 def test_a_pickled_multidict_carries_its_pairs_and_not_its_index() -> None:
     import pickle
 
