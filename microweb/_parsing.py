@@ -152,7 +152,8 @@ FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
 
 def folded_framing(lines: Iterable[bytes | bytearray]) -> bytes | None:
     """Return the name of a framing field of a request head folded onto its next line
-    (obs-fold), or ``None``; ``lines`` are the head's lines, without their CRLF.
+    (obs-fold), or folded onto another field's line, or ``None``; ``lines`` are the head's
+    lines, without their CRLF.
 
     For the servers that join such lines (Waitress, h11) to refuse the head.
     """
@@ -160,12 +161,19 @@ def folded_framing(lines: Iterable[bytes | bytearray]) -> bytes | None:
     # spaces. NOTE: Waitress and h11 joined "Transfer-Encoding:" and a next line " chunked" and
     # read a chunked body, where httptools answers 400; a proxy that knows no folding took the
     # line as no framing (or refused it), and the chunks as the next request.
+    # NOTE: a folded line that reads as a framing field line of its own (" Content-Length:
+    # 5" after "X-A: 1") is refused too: Waitress and h11 joined it onto X-A and read no body,
+    # where a proxy that takes it for a field line frames one, answered as the next request.
     name = b""
     for line in lines:
         if line[:1] not in (b" ", b"\t"):
             name = bytes(line.partition(b":")[0]).lower()
-        elif name in FRAMING_FIELDS:
+            continue
+        if name in FRAMING_FIELDS:
             return name
+        inner, colon, _ = line.lstrip(b" \t").partition(b":")
+        if colon and bytes(inner).rstrip(b" \t").lower() in FRAMING_FIELDS:
+            return bytes(inner).rstrip(b" \t").lower()
     return None
 
 

@@ -776,8 +776,17 @@ def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
         b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         b"Transfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         b"Content-Length:\r\n\t5\r\n\r\nhello",
+        b"X-A: 1\r\n Content-Length: 5\r\n\r\nhello",
+        b"X-A: 1\r\n\tTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     ],
-    ids=["length-first", "coding-first", "folded-coding", "folded-length"],
+    ids=[
+        "length-first",
+        "coding-first",
+        "folded-coding",
+        "folded-length",
+        "length-folded-into-another",
+        "coding-folded-into-another",
+    ],
 )
 def test_a_request_framed_two_ways_is_400_and_nothing_after_it_is_read(
     protocol_class: Protocols, framing: bytes

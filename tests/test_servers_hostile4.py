@@ -247,3 +247,24 @@ def test_a_400_before_the_app_has_a_content_length_under_every_server(
     fields, _, body = answer.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in fields.lower(), answer
     assert f"content-length: {len(body)}\r\n".encode() in fields.lower() + b"\r\n", answer
+
+
+@pytest.mark.parametrize(
+    ("folded", "body"),
+    [
+        (b"Content-Length: 34", b"GET /url HTTP/1.1\r\nHost: hidden\r\n\r\n"),
+        (b"Transfer-Encoding: chunked", b"0\r\n\r\n"),
+    ],
+    ids=["length", "coding"],
+)
+@pytest.mark.parametrize("space", [b" ", b"\t"], ids=["space", "tab"])
+def test_a_framing_line_folded_into_another_field_is_400_under_every_server(
+    server: ServedWay, folded: bytes, body: bytes, space: bytes
+) -> None:
+    # SPEC: RFC 9112 5.2, obs-fold. NOTE: Waitress and h11 joined " Content-Length: 34" onto
+    # X-A's value and read no body, so a proxy that knows no folding (and read the line as a
+    # field) sent a body that was answered as a request of its own; httptools answers 400.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n" + space + folded + b"\r\n\r\n"
+    answer = _exchange(server, head + body + NEXT)
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"hidden" not in answer and b"next" not in answer
