@@ -362,8 +362,10 @@ class BoundedH11(NoUnixAddress, UpgradeWarnedOnce, StallTimer, H11Protocol):
             self._answer(400, b"Bad Request", msg.encode("ascii"))
             self.transport.close()
         else:
-            # NOTE: the app's answer has begun: left to Uvicorn (h11 sends no second head).
-            super().send_400_response(msg)
+            # NOTE: the app's answer has begun (or ended): no second head can follow it, and
+            # Uvicorn's own 400 made h11 raise, which asyncio logged with its traceback (a bad
+            # chunk after a 405 sent before the body was read). Closed, as Uvicorn closes.
+            self.transport.close()
 
     def _refuse(self, status: int, reason: bytes, body: bytes) -> None:
         """Answer with ``status`` and close, dropping what still comes."""

@@ -268,3 +268,20 @@ def test_a_framing_line_folded_into_another_field_is_400_under_every_server(
     answer = _exchange(server, head + body + NEXT)
     assert statuses(answer) == [b"400"], answer[-300:]
     assert b"hidden" not in answer and b"next" not in answer
+
+
+def test_a_bad_chunk_after_the_answer_closes_without_a_traceback(server: ServedWay) -> None:
+    # NOTE: Uvicorn's h11 protocol tried to send its 400 after the app had answered (405,
+    # before reading the body): h11 refused a second head, and asyncio logged the error.
+    logged = len(read_log(server.log))
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(b"POST /url HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"zz\r\nbad\r\n0\r\n\r\n" + NEXT)
+        answer = read_until_closed(sock)
+    time.sleep(0.2)
+    found = statuses(answer)
+    assert found[:1] == [b"400" if server.name == "waitress" else b"405"], answer[-300:]
+    assert b"200" not in found, answer[-300:]
+    log = read_log(server.log)[logged:]
+    assert "Traceback" not in log and "Fatal error" not in log, log
