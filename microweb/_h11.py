@@ -194,7 +194,12 @@ class FramedConnection(h11.Connection):
         return read_head if reader is maybe_read_from_IDLE_client else reader
 
     def next_event(self) -> Any:
-        """Return h11's next event; a request framed two ways is a protocol error (400)."""
+        """Return h11's next event; a request h11 reads but microweb serve refuses is a
+        protocol error (400).
+
+        A request framed two ways (``Transfer-Encoding`` and ``Content-Length``) never gets
+        here: its head is refused as it is read (``check_codings()``).
+        """
         state = self.their_state
         try:
             event = super().next_event()
@@ -235,12 +240,6 @@ class FramedConnection(h11.Connection):
             if switching is not None:
                 self.switch_refused = switching
                 raise h11.RemoteProtocolError(switching, 400)
-            if b"transfer-encoding" in names and b"content-length" in names:
-                # SPEC: RFC 9112 6.3, a server that serves such a request MUST close the
-                # connection after it. NOTE: h11 read the chunks and kept the connection,
-                # whose next request a proxy that read the Content-Length had not seen as one;
-                # httptools and microweb serve's Waitress answer 400.
-                raise h11.RemoteProtocolError("Transfer-Encoding with Content-Length", 400)
         return event
 
 
