@@ -122,7 +122,10 @@ class OrderlyParser(ChunkedParser):
             super().parse_header(plain_head(header_plus))
         except TransferEncodingNotImplemented:
             # NOTE: Waitress answered 501 to any coding but chunked ("identity", "gzip", and
-            # "chunked" beside an empty line); only a coding before chunked keeps it.
+            # "chunked" beside an empty line); only a coding before chunked keeps it, unless
+            # folded ("gzip,", then " chunked"): the 400 of a folded framing line, as below.
+            if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
+                refuse_folded_framing(header_plus)
             refusal = self._coding_refusal(header_plus)
             if refusal is not None and refusal.status == 400:
                 raise ParsingError(refusal.reason) from None
