@@ -238,6 +238,14 @@ def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
+def names_option(connection: str | None, option: str) -> bool:
+    """Return whether a ``Connection`` value (its lines joined with commas) names ``option``
+    (in lower case) among its options."""
+    if connection is None:
+        return False
+    return any(token.strip(" \t").lower() == option for token in connection.split(","))
+
+
 # NOTE: the reasons of switch_refusal(), which microweb serve's httptools protocol answers too.
 CONNECT_BODY = "a body with a CONNECT request is not read"
 UPGRADE_BODY = "a body with an Upgrade request is not read"
@@ -255,8 +263,7 @@ def switch_refusal(method: str, connection: str | None, upgrade: bool, body: boo
         # the tunnel's. NOTE: httptools takes it so (and microweb serve answers 400), where
         # Waitress and h11 read it as a body, and then the next request (review317).
         return CONNECT_BODY
-    tokens = connection.split(",") if upgrade and connection is not None else []
-    if any(token.strip(" \t").lower() == "upgrade" for token in tokens):
+    if upgrade and names_option(connection, "upgrade"):
         # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade and read the body. NOTE: httptools
         # ends the request at its head, the body being the new protocol's, so microweb serve
         # answers 400 there; Waitress and h11 served it (review317).

@@ -285,3 +285,20 @@ def test_a_bad_chunk_after_the_answer_closes_without_a_traceback(server: ServedW
     assert b"200" not in found, answer[-300:]
     log = read_log(server.log)[logged:]
     assert "Traceback" not in log and "Fatal error" not in log, log
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [b"keep-alive, close", b"close, x", b"Upgrade, close", b"x\r\nConnection: close"],
+    ids=["keep-alive-close", "close-first", "upgrade-close", "two-lines"],
+)
+def test_close_among_connection_options_ends_the_connection_under_every_server(
+    server: ServedWay, connection: bytes
+) -> None:
+    # SPEC: RFC 9112 9.6, a server that receives the "close" option closes after its answer
+    # and SHOULD NOT process further requests. NOTE: Waitress closed only for a value of
+    # "close" alone, and answered the request pipelined after it; Uvicorn closes.
+    head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: " + connection + b"\r\n\r\n"
+    answer = _exchange(server, head + NEXT)
+    assert statuses(answer) == [b"200"], answer[-300:]
+    assert answer.endswith(b"http://x/url"), answer[-300:]
