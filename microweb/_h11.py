@@ -230,11 +230,10 @@ class FramedConnection(h11.Connection):
                 # NOTE: h11 let them through, where Waitress and httptools answer 400: echoed
                 # into a response header, such a value was a 500 under h11 only.
                 raise h11.RemoteProtocolError("control character in a header value", 400)
-            names = {name for name, _ in event.headers}
             switching = switch_refusal(
                 event.method.decode("latin-1"),
                 joined_field(event.headers, b"connection"),
-                b"upgrade" in names,
+                any(value for name, value in event.headers if name == b"upgrade"),
                 has_body(event.headers),
             )
             if switching is not None:

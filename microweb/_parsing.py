@@ -253,7 +253,8 @@ UPGRADE_BODY = "a body with an Upgrade request is not read"
 
 def switch_refusal(method: str, connection: str | None, upgrade: bool, body: bool) -> str | None:
     """Return why a request with a body (``body``) that asks to switch protocols is refused
-    (400), or ``None``: a ``CONNECT``, or an ``upgrade`` (an ``Upgrade`` field) that its
+    (400), or ``None``: a ``CONNECT``, or an ``upgrade`` (an ``Upgrade`` field that names a
+    protocol: an empty one asks for no switch, and httptools reads the body) that its
     ``Connection`` value names. ``microweb serve`` switches only to a WebSocket, whose
     handshake has no body."""
     if not body:

@@ -201,7 +201,10 @@ class OrderlyParser(ChunkedParser):
                 raise ParsingError(refusal.reason)
         body = self.chunked or bool(self.content_length)
         switching = switch_refusal(
-            self.command, self.headers.get("CONNECTION"), "UPGRADE" in self.headers, body
+            self.command,
+            self.headers.get("CONNECTION"),
+            bool(self.headers.get("UPGRADE", "").strip(" \t")),
+            body,
         )
         if switching is not None:
             raise ParsingError(switching)

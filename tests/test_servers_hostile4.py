@@ -302,3 +302,15 @@ def test_close_among_connection_options_ends_the_connection_under_every_server(
     answer = _exchange(server, head + NEXT)
     assert statuses(answer) == [b"200"], answer[-300:]
     assert answer.endswith(b"http://x/url"), answer[-300:]
+
+
+@pytest.mark.parametrize("value", [b"", b" ", b"\t"], ids=["empty", "space", "tab"])
+def test_an_upgrade_field_naming_nothing_leaves_a_body_read_under_every_server(
+    server: ServedWay, value: bytes
+) -> None:
+    # NOTE: an Upgrade field of no protocol asks for no switch: httptools reads the body and
+    # serves the request, where Waitress and h11 refused it as an Upgrade with a body.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade:" + value
+    answer = _exchange(server, head + b"\r\nContent-Length: 5\r\n\r\nhello" + NEXT)
+    assert statuses(answer) == [b"200", b"200"], answer[-300:]
+    assert b"\r\n\r\nhello" in answer and answer.endswith(b"http://next/url"), answer[-300:]
