@@ -201,7 +201,12 @@ class FramedConnection(h11.Connection):
         return read_head if reader is maybe_read_from_IDLE_client else reader
 
     def next_event(self) -> Any:
-        """Return h11's next event; a request framed two ways is a protocol error (400)."""
+        """Return h11's next event; a request h11 reads but microweb serve refuses is a
+        protocol error (400).
+
+        A request framed two ways (``Transfer-Encoding`` and ``Content-Length``) never gets
+        here: its head is refused as it is read (``check_codings()``).
+        """
         state = self.their_state
         try:
             event = super().next_event()
@@ -232,22 +237,15 @@ class FramedConnection(h11.Connection):
                 # NOTE: h11 let them through, where Waitress and httptools answer 400: echoed
                 # into a response header, such a value was a 500 under h11 only.
                 raise h11.RemoteProtocolError("control character in a header value", 400)
-            names = {name for name, _ in event.headers}
             switching = switch_refusal(
                 event.method.decode("latin-1"),
                 joined_field(event.headers, b"connection"),
-                b"upgrade" in names,
+                any(value for name, value in event.headers if name == b"upgrade"),
                 has_body(event.headers),
             )
             if switching is not None:
                 self.switch_refused = switching
                 raise h11.RemoteProtocolError(switching, 400)
-            if b"transfer-encoding" in names and b"content-length" in names:
-                # SPEC: RFC 9112 6.3, a server that serves such a request MUST close the
-                # connection after it. NOTE: h11 read the chunks and kept the connection,
-                # whose next request a proxy that read the Content-Length had not seen as one;
-                # httptools and microweb serve's Waitress answer 400.
-                raise h11.RemoteProtocolError("Transfer-Encoding with Content-Length", 400)
         return event
 
 
@@ -380,8 +378,10 @@ class BoundedH11(  # type: ignore[misc]
             self._answer(400, b"Bad Request", msg.encode("ascii"))
             self.transport.close()
         else:
-            # NOTE: the app's answer has begun: left to Uvicorn (h11 sends no second head).
-            super().send_400_response(msg)
+            # NOTE: the app's answer has begun (or ended): no second head can follow it, and
+            # Uvicorn's own 400 made h11 raise, which asyncio logged with its traceback (a bad
+            # chunk after a 405 sent before the body was read). Closed, as Uvicorn closes.
+            self.transport.close()
 
     def _refuse(self, status: int, reason: bytes, body: bytes) -> None:
         """Answer with ``status`` and close, dropping what still comes."""

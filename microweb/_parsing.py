@@ -152,7 +152,8 @@ FRAMING_FIELDS = (b"transfer-encoding", b"content-length")
 
 def folded_framing(lines: Iterable[bytes | bytearray]) -> bytes | None:
     """Return the name of a framing field of a request head folded onto its next line
-    (obs-fold), or ``None``; ``lines`` are the head's lines, without their CRLF.
+    (obs-fold), or folded onto another field's line, or ``None``; ``lines`` are the head's
+    lines, without their CRLF.
 
     For the servers that join such lines (Waitress, h11) to refuse the head.
     """
@@ -160,12 +161,19 @@ def folded_framing(lines: Iterable[bytes | bytearray]) -> bytes | None:
     # spaces. NOTE: Waitress and h11 joined "Transfer-Encoding:" and a next line " chunked" and
     # read a chunked body, where httptools answers 400; a proxy that knows no folding took the
     # line as no framing (or refused it), and the chunks as the next request.
+    # NOTE: a folded line that reads as a framing field line of its own (" Content-Length:
+    # 5" after "X-A: 1") is refused too: Waitress and h11 joined it onto X-A and read no body,
+    # where a proxy that takes it for a field line frames one, answered as the next request.
     name = b""
     for line in lines:
         if line[:1] not in (b" ", b"\t"):
             name = bytes(line.partition(b":")[0]).lower()
-        elif name in FRAMING_FIELDS:
+            continue
+        if name in FRAMING_FIELDS:
             return name
+        inner, colon, _ = line.lstrip(b" \t").partition(b":")
+        if colon and bytes(inner).rstrip(b" \t").lower() in FRAMING_FIELDS:
+            return bytes(inner).rstrip(b" \t").lower()
     return None
 
 
@@ -230,6 +238,14 @@ def has_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
+def names_option(connection: str | None, option: str) -> bool:
+    """Return whether a ``Connection`` value (its lines joined with commas) names ``option``
+    (in lower case) among its options."""
+    if connection is None:
+        return False
+    return any(token.strip(" \t").lower() == option for token in connection.split(","))
+
+
 # NOTE: the reasons of switch_refusal(), which microweb serve's httptools protocol answers too.
 CONNECT_BODY = "a body with a CONNECT request is not read"
 UPGRADE_BODY = "a body with an Upgrade request is not read"
@@ -237,7 +253,8 @@ UPGRADE_BODY = "a body with an Upgrade request is not read"
 
 def switch_refusal(method: str, connection: str | None, upgrade: bool, body: bool) -> str | None:
     """Return why a request with a body (``body``) that asks to switch protocols is refused
-    (400), or ``None``: a ``CONNECT``, or an ``upgrade`` (an ``Upgrade`` field) that its
+    (400), or ``None``: a ``CONNECT``, or an ``upgrade`` (an ``Upgrade`` field that names a
+    protocol: an empty one asks for no switch, and httptools reads the body) that its
     ``Connection`` value names. ``microweb serve`` switches only to a WebSocket, whose
     handshake has no body."""
     if not body:
@@ -247,8 +264,7 @@ def switch_refusal(method: str, connection: str | None, upgrade: bool, body: boo
         # the tunnel's. NOTE: httptools takes it so (and microweb serve answers 400), where
         # Waitress and h11 read it as a body, and then the next request (review317).
         return CONNECT_BODY
-    tokens = connection.split(",") if upgrade and connection is not None else []
-    if any(token.strip(" \t").lower() == "upgrade" for token in tokens):
+    if upgrade and names_option(connection, "upgrade"):
         # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade and read the body. NOTE: httptools
         # ends the request at its head, the body being the new protocol's, so microweb serve
         # answers 400 there; Waitress and h11 served it (review317).

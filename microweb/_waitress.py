@@ -37,6 +37,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
 from ._chunked import ChunkedChannel
 from ._effects import ShutdownError
 from ._errors import log_failure
+from ._parsing import names_option
 from ._request import logged_bytes
 from ._serve_options import KEEP_ALIVE, host_port
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
@@ -311,7 +312,14 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
 
     def build_response_header(self) -> bytes:
         """Build the head as Waitress does, keeping the connection open where Waitress would
-        close it with no need (``set_close_on_finish``)."""
+        close it with no need (``set_close_on_finish``), and closing it where Waitress
+        would keep it: for ``close`` among the ``Connection`` options."""
+        if self.version == "1.1" and names_option(self.request.headers.get("CONNECTION"), "close"):
+            # SPEC: RFC 9112 9.6, a server that receives the "close" option closes after its
+            # answer, and SHOULD NOT process further requests. NOTE: Waitress closed only for
+            # a value of "close" alone ("keep-alive, close", two lines: kept), and answered the
+            # request pipelined after it, where Uvicorn closes.
+            self.set_close_on_finish()
         self._heading = True
         try:
             head: bytes = super().build_response_header()
@@ -336,8 +344,7 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
         # there before, and a response with Content-Length never comes here.
         if self.version != "1.1":
             return False
-        connection: str = self.request.headers.get("CONNECTION", "")
-        return connection.lower() != "close"
+        return not names_option(self.request.headers.get("CONNECTION"), "close")
 
     def finish(self) -> None:
         """End the response; the answer to a HEAD request gets no final chunk.

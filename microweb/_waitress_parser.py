@@ -175,7 +175,10 @@ class OrderlyParser(ChunkedParser):
                 self.proxy_scheme, self.proxy_netloc, self.path, self.query, self.fragment = parts
         except TransferEncodingNotImplemented:
             # NOTE: Waitress answered 501 to any coding but chunked ("identity", "gzip", and
-            # "chunked" beside an empty line); only a coding before chunked keeps it.
+            # "chunked" beside an empty line); only a coding before chunked keeps it, unless
+            # folded ("gzip,", then " chunked"): the 400 of a folded framing line, as below.
+            if b"\r\n " in header_plus or b"\r\n\t" in header_plus:
+                refuse_folded_framing(header_plus)
             refusal = self._coding_refusal(header_plus)
             if refusal is not None and refusal.status == 400:
                 raise ParsingError(refusal.reason) from None
@@ -251,7 +254,10 @@ class OrderlyParser(ChunkedParser):
                 raise ParsingError(refusal.reason)
         body = self.chunked or bool(self.content_length)
         switching = switch_refusal(
-            self.command, self.headers.get("CONNECTION"), "UPGRADE" in self.headers, body
+            self.command,
+            self.headers.get("CONNECTION"),
+            bool(self.headers.get("UPGRADE", "").strip(" \t")),
+            body,
         )
         if switching is not None:
             raise ParsingError(switching)

@@ -775,8 +775,19 @@ def test_waitress_refuses_an_ambiguous_transfer_encoding(head: str, reason: str)
         b"Transfer-Encoding: \r\n\tchunked",
         b"Content-Length:\r\n 5",
         b"content-length:  \r\n  5",
+        b"X-A: 1\r\n Content-Length: 5",
+        b"X-A: 1\r\n\ttransfer-encoding : chunked",
+        b"Transfer-Encoding: gzip,\r\n chunked",
     ],
-    ids=["te", "te-tab", "length", "length-lowercase"],
+    ids=[
+        "te",
+        "te-tab",
+        "length",
+        "length-lowercase",
+        "length-in-another",
+        "te-in-another",
+        "te-coding-before-chunked",
+    ],
 )
 def test_waitress_refuses_a_folded_framing_header(head: bytes) -> None:
     # NOTE: Waitress joined the lines and framed the body by them (h11 does too); httptools

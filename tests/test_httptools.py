@@ -778,8 +778,17 @@ def test_a_body_read_after_an_answer_sent_before_a_100_continue_is_owed(
         b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         b"Transfer-Encoding:\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         b"Content-Length:\r\n\t5\r\n\r\nhello",
+        b"X-A: 1\r\n Content-Length: 5\r\n\r\nhello",
+        b"X-A: 1\r\n\tTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     ],
-    ids=["length-first", "coding-first", "folded-coding", "folded-length"],
+    ids=[
+        "length-first",
+        "coding-first",
+        "folded-coding",
+        "folded-length",
+        "length-folded-into-another",
+        "coding-folded-into-another",
+    ],
 )
 def test_a_request_framed_two_ways_is_400_and_nothing_after_it_is_read(
     protocol_class: Protocols, framing: bytes
@@ -803,6 +812,36 @@ def test_a_request_framed_two_ways_is_400_and_nothing_after_it_is_read(
     transport = asyncio.run(connection())
     assert transport.closed
     assert _statuses(transport) == [400]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5",
+        b"content-length: 5\r\nTRANSFER-ENCODING: chunked",
+        b"Content-Length: 0\r\nTransfer-Encoding: chunked",
+        b"Transfer-Encoding: gzip, chunked\r\nContent-Length: 5",
+        b"Transfer-Encoding: chunked\r\nX-A: 1\r\nContent-Length: 5\r\nUpgrade: a",
+    ],
+    ids=["coding-first", "length-first-cased", "length-zero", "gzip", "upgrade-named"],
+)
+@pytest.mark.parametrize("first", [False, True], ids=["alone", "after-a-request"])
+def test_h11_refuses_a_head_framed_two_ways_as_it_reads_it(fields: bytes, first: bool) -> None:
+    # NOTE: the head is refused as it is read (check_codings()), on a new connection or a kept
+    # one, so no request framed two ways is ever an event (next_event() no longer checks).
+    conn = FramedConnection(h11.SERVER)
+    if first:
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert isinstance(conn.next_event(), h11.Request)
+        assert isinstance(conn.next_event(), h11.EndOfMessage)
+        conn.send(h11.Response(status_code=204, headers=[]))
+        conn.send(h11.EndOfMessage())
+        conn.start_next_cycle()
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n\r\n")
+    with pytest.raises(h11.RemoteProtocolError) as refused:
+        conn.next_event()
+    assert refused.value.error_status_hint == 400
+    assert conn.switch_refused is None
 
 
 def test_h11_still_joins_a_folded_line_of_another_field() -> None:

@@ -247,3 +247,70 @@ def test_a_400_before_the_app_has_a_content_length_under_every_server(
     fields, _, body = answer.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in fields.lower(), answer
     assert f"content-length: {len(body)}\r\n".encode() in fields.lower() + b"\r\n", answer
+
+
+@pytest.mark.parametrize(
+    ("folded", "body"),
+    [
+        (b"Content-Length: 34", b"GET /url HTTP/1.1\r\nHost: hidden\r\n\r\n"),
+        (b"Transfer-Encoding: chunked", b"0\r\n\r\n"),
+    ],
+    ids=["length", "coding"],
+)
+@pytest.mark.parametrize("space", [b" ", b"\t"], ids=["space", "tab"])
+def test_a_framing_line_folded_into_another_field_is_400_under_every_server(
+    server: ServedWay, folded: bytes, body: bytes, space: bytes
+) -> None:
+    # SPEC: RFC 9112 5.2, obs-fold. NOTE: Waitress and h11 joined " Content-Length: 34" onto
+    # X-A's value and read no body, so a proxy that knows no folding (and read the line as a
+    # field) sent a body that was answered as a request of its own; httptools answers 400.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n" + space + folded + b"\r\n\r\n"
+    answer = _exchange(server, head + body + NEXT)
+    assert statuses(answer) == [b"400"], answer[-300:]
+    assert b"hidden" not in answer and b"next" not in answer
+
+
+def test_a_bad_chunk_after_the_answer_closes_without_a_traceback(server: ServedWay) -> None:
+    # NOTE: Uvicorn's h11 protocol tried to send its 400 after the app had answered (405,
+    # before reading the body): h11 refused a second head, and asyncio logged the error.
+    logged = len(read_log(server.log))
+    with socket.create_connection((HOST, server.port), timeout=5) as sock:
+        sock.sendall(b"POST /url HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.3)
+        sock.sendall(b"zz\r\nbad\r\n0\r\n\r\n" + NEXT)
+        answer = read_until_closed(sock)
+    time.sleep(0.2)
+    found = statuses(answer)
+    assert found[:1] == [b"400" if server.name == "waitress" else b"405"], answer[-300:]
+    assert b"200" not in found, answer[-300:]
+    log = read_log(server.log)[logged:]
+    assert "Traceback" not in log and "Fatal error" not in log, log
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [b"keep-alive, close", b"close, x", b"Upgrade, close", b"x\r\nConnection: close"],
+    ids=["keep-alive-close", "close-first", "upgrade-close", "two-lines"],
+)
+def test_close_among_connection_options_ends_the_connection_under_every_server(
+    server: ServedWay, connection: bytes
+) -> None:
+    # SPEC: RFC 9112 9.6, a server that receives the "close" option closes after its answer
+    # and SHOULD NOT process further requests. NOTE: Waitress closed only for a value of
+    # "close" alone, and answered the request pipelined after it; Uvicorn closes.
+    head = b"GET /url HTTP/1.1\r\nHost: x\r\nConnection: " + connection + b"\r\n\r\n"
+    answer = _exchange(server, head + NEXT)
+    assert statuses(answer) == [b"200"], answer[-300:]
+    assert answer.endswith(b"http://x/url"), answer[-300:]
+
+
+@pytest.mark.parametrize("value", [b"", b" ", b"\t"], ids=["empty", "space", "tab"])
+def test_an_upgrade_field_naming_nothing_leaves_a_body_read_under_every_server(
+    server: ServedWay, value: bytes
+) -> None:
+    # NOTE: an Upgrade field of no protocol asks for no switch: httptools reads the body and
+    # serves the request, where Waitress and h11 refused it as an Upgrade with a body.
+    head = b"POST /text HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade:" + value
+    answer = _exchange(server, head + b"\r\nContent-Length: 5\r\n\r\nhello" + NEXT)
+    assert statuses(answer) == [b"200", b"200"], answer[-300:]
+    assert b"\r\n\r\nhello" in answer and answer.endswith(b"http://next/url"), answer[-300:]
