@@ -184,9 +184,10 @@ class OrderlyWaitress:
         )
 
     def _close_stalled(self) -> None:
-        """Close the connections whose response waits on a client that has stopped reading,
-        once nothing has moved for Waitress's ``channel_timeout``; and at the connection limit,
-        those idle for ``IDLE_AT_LIMIT`` seconds (``_close_idle_at_limit``)."""
+        """Close the connections whose response waits on a client that has stopped reading (a
+        thread writing it, or its rest buffered), once nothing has moved for Waitress's
+        ``channel_timeout``; and at the connection limit, those idle for ``IDLE_AT_LIMIT``
+        seconds (``_close_idle_at_limit``)."""
         # NOTE: Waitress closes only idle connections, with no request: a thread writing to
         # such a client waited for ever (``threads`` such clients held every thread).
         now = time.time()  # NOTE: Waitress's clock for last_activity.
@@ -197,9 +198,12 @@ class OrderlyWaitress:
         watermark = self.adjustments.outbuf_high_watermark
         for channel in self._channels():
             # NOTE: past the high watermark, the thread that writes the response waits for the
-            # client to read; last_activity is the last byte sent or received.
-            waiting = channel.total_outbufs_len > watermark
-            if channel.requests and waiting and channel.last_activity < now - timeout:
+            # client to read; last_activity is the last byte sent or received. With no request
+            # left, an answer still buffered (written at once, past the socket's buffer) waits
+            # too: Waitress's maintenance() marks it will_close, which only a write acts on,
+            # and the socket never turns writable: it was held for ever.
+            waiting = channel.total_outbufs_len > (watermark if channel.requests else 0)
+            if waiting and channel.last_activity < now - timeout:
                 logger.warning("client stopped reading for %d s: connection closed", timeout)
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
             elif channel.lingered_out(now):
