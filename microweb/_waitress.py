@@ -527,6 +527,25 @@ class OrderlyChannel(ChunkedChannel):
         if not owed:
             self.handle_close()
 
+    def check_client_disconnected(self) -> bool:
+        """Whether the client has gone (``waitress.client_disconnected``): as Waitress says, or,
+        once its sending has ended, whether it has reset the connection since.
+
+        NOTE: the channel reads no more after the end, so a reset after it (a half-close, then
+        an abort) was never seen: a long poll that wrote nothing waited out its own timeout.
+        """
+        if super().check_client_disconnected():
+            return True
+        if not self.half_closed:
+            return False
+        # NOTE: a close and a half-close are one FIN; only a reset after it leaves an error
+        # pending (as _stall.reset_after_end() reads it under Uvicorn). Reading it clears it;
+        # a write fails all the same.
+        try:
+            return bool(self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+        except OSError:
+            return True
+
     def readable(self) -> bool:
         """Whether to read: as Waitress says, and never once the client's sending has ended
         (its socket stays readable, at its end, for ever)."""
