@@ -236,3 +236,4 @@ def test_a_half_closed_client_that_resets_is_seen_gone(server: ServedWay, colour
             sock.sendall(_get(f"/outcome/{key}")[:-2] + b"Connection: close\r\n\r\n")
             found = _body(read_until_closed(sock))
     assert found == b"gone", read_log(server.log)
+    assert "Traceback" not in read_log(server.log)
