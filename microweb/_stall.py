@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -314,6 +315,24 @@ def read_whole_unanswered(cycle: Any) -> bool:
     return not (cycle.more_body or cycle.response_complete or cycle.disconnected)
 
 
+# NOTE: how often (seconds) a connection whose client has ended its sending is asked whether
+# a reset has come since (reset_after_end()).
+RESET_PROBE = 0.5
+
+
+def reset_after_end(sock: Any) -> bool:
+    """Whether the socket ``sock`` (its peer's sending ended) has been reset since.
+
+    NOTE: on the wire a close and a half-close are one FIN (the socket waits in CLOSE_WAIT
+    either way): only a reset after it (a client that aborts, or closes with answers unread)
+    tells them apart, as a pending error. Reading it clears it; a write fails all the same.
+    """
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    except OSError:
+        return True
+
+
 class AnswersAfterEnd:
     """A client's end of sending (its FIN: ``shutdown(SHUT_WR)``, ``nc -N``, or a close) with
     answers owed to it: the connection stays open for them, then closes, under either parser.
@@ -329,8 +348,11 @@ class AnswersAfterEnd:
     """
 
     transport: Any
-    # NOTE: whether the client has ended its sending, with answers still owed to it.
+    loop: asyncio.AbstractEventLoop
+    # NOTE: whether the client has ended its sending, with answers still owed to it; and the
+    # timer that asks, meanwhile, whether it has reset the connection since (_probe_reset()).
     half_closed = False
+    reset_probe: asyncio.TimerHandle | None = None
 
     def eof_received(self) -> bool | None:
         """Keep the connection open for writing while answers are owed; else close it, as
@@ -338,7 +360,32 @@ class AnswersAfterEnd:
         if not self.answers_owed():
             return None
         self.half_closed = True
+        if self.reset_probe is None:
+            self.reset_probe = self.loop.call_later(RESET_PROBE, self._probe_reset)
         return True
+
+    def _probe_reset(self) -> None:
+        """End the connection once a reset has come after the client's end of sending.
+
+        NOTE: the reading had stopped at the end, so a client that reset its connection after
+        it (a half-close, then an abort) was never seen gone: a long poll that writes nothing
+        waited out its own timeout, or for ever without one.
+        """
+        self.reset_probe = None
+        if self.transport.is_closing():
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and reset_after_end(sock):
+            self.transport.abort()  # NOTE: connection_lost() tells the app its client has gone.
+            return
+        self.reset_probe = self.loop.call_later(RESET_PROBE, self._probe_reset)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """End the connection as Uvicorn does, and the reset probe with it."""
+        if self.reset_probe is not None:
+            self.reset_probe.cancel()
+            self.reset_probe = None
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def answers_owed(self) -> bool:
         """Whether a request read whole waits for its answer, or its end (each parser says)."""

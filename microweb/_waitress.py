@@ -192,10 +192,10 @@ class OrderlyWaitress:
         )
 
     def _close_stalled(self) -> None:
-        """Close the connections whose response waits on a client that has stopped reading,
-        once nothing has moved for Waitress's ``channel_timeout``; those idle between requests
-        for ``keep_alive`` seconds; and at the connection limit, those idle for
-        ``IDLE_AT_LIMIT`` seconds (``_close_idle_at_limit``)."""
+        """Close the connections whose response waits on a client that has stopped reading (a
+        thread writing it, or its rest buffered), once nothing has moved for Waitress's
+        ``channel_timeout``; those idle between requests for ``keep_alive`` seconds; and at the
+        connection limit, those idle for ``IDLE_AT_LIMIT`` seconds (``_close_idle_at_limit``)."""
         # NOTE: Waitress closes only idle connections, with no request: a thread writing to
         # such a client waited for ever (``threads`` such clients held every thread).
         now = time.time()  # NOTE: Waitress's clock for last_activity.
@@ -206,9 +206,12 @@ class OrderlyWaitress:
         watermark = self.adjustments.outbuf_high_watermark
         for channel in self._channels():
             # NOTE: past the high watermark, the thread that writes the response waits for the
-            # client to read; last_activity is the last byte sent or received.
-            waiting = channel.total_outbufs_len > watermark
-            if channel.requests and waiting and channel.last_activity < now - timeout:
+            # client to read; last_activity is the last byte sent or received. With no request
+            # left, an answer still buffered (written at once, past the socket's buffer) waits
+            # too: Waitress's maintenance() marks it will_close, which only a write acts on,
+            # and the socket never turns writable: it was held for ever.
+            waiting = channel.total_outbufs_len > (watermark if channel.requests else 0)
+            if waiting and channel.last_activity < now - timeout:
                 logger.warning("client stopped reading for %d s: connection closed", timeout)
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
             elif channel.lingered_out(now):
@@ -543,6 +546,25 @@ class OrderlyChannel(ChunkedChannel):
                 self.half_closed = True
         if not owed:
             self.handle_close()
+
+    def check_client_disconnected(self) -> bool:
+        """Whether the client has gone (``waitress.client_disconnected``): as Waitress says, or,
+        once its sending has ended, whether it has reset the connection since.
+
+        NOTE: the channel reads no more after the end, so a reset after it (a half-close, then
+        an abort) was never seen: a long poll that wrote nothing waited out its own timeout.
+        """
+        if super().check_client_disconnected():
+            return True
+        if not self.half_closed:
+            return False
+        # NOTE: a close and a half-close are one FIN; only a reset after it leaves an error
+        # pending (as _stall.reset_after_end() reads it under Uvicorn). Reading it clears it;
+        # a write fails all the same.
+        try:
+            return bool(self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+        except OSError:
+            return True
 
     def readable(self) -> bool:
         """Whether to read: as Waitress says, and never once the client's sending has ended

@@ -106,3 +106,39 @@ def _endless() -> Iterator[bytes]:
 def endless(request: Request) -> Response:
     """Stream 64 KiB chunks until the client is gone."""
     return Response.stream(_endless(), media_type="application/octet-stream")
+
+
+# NOTE: what each /reset-poll handler found, by the key in its path.
+outcomes: dict[str, str] = {}
+
+
+@app.get("/reset-poll/sync/{key}")
+def reset_poll_sync(request: Request, key: str) -> str:
+    """Wait up to 5 s for the client to go; note whether it was seen gone."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if request.is_disconnected():
+            outcomes[key] = "gone"
+            return "gone"
+        time.sleep(0.05)
+    outcomes[key] = "timed out"
+    return "timed out"
+
+
+@app.get("/reset-poll/async/{key}")
+async def reset_poll_async(request: Request, key: str) -> str:
+    """The async twin of ``/reset-poll/sync/{key}``."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if await request.ais_disconnected():
+            outcomes[key] = "gone"
+            return "gone"
+        await asyncio.sleep(0.05)
+    outcomes[key] = "timed out"
+    return "timed out"
+
+
+@app.get("/outcome/{key}")
+def outcome(request: Request, key: str) -> str:
+    """What the /reset-poll handler of ``key`` found, or ``unknown`` while it waits."""
+    return outcomes.get(key, "unknown")

@@ -612,6 +612,11 @@ def hello(request):
     return "hello"
 
 
+@app.get("/flat")
+def flat(request):
+    return b"x" * 4 * 1048576
+
+
 serve_waitress(
     app.as_wsgi(), 1.0, lambda port: print("serving", flush=True), host="127.0.0.1",
     port=int(sys.argv[1]), threads=1, channel_timeout=1, outbuf_high_watermark=1048576,
@@ -635,6 +640,41 @@ def test_waitress_closes_a_connection_whose_client_stopped_reading(tmp_path: Pat
             time.sleep(0.5)  # NOTE: the one thread is now writing to it.
             response = httpx.get(f"http://{HOST}:{port}/hello", timeout=15)
         assert response.text == "hello"
+        assert "client stopped reading" in read_log(log)
+    finally:
+        stop(process)
+
+
+def _server_side_open(port: int) -> int:
+    """How many connections the server on ``port`` holds open (established, or ended by the
+    client only), from /proc/net/tcp."""
+    table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = f":{port:04X}"
+    rows = (line.split() for line in table)
+    return sum(1 for row in rows if row[1].endswith(local) and row[3] in ("01", "08"))
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads /proc/net/tcp")
+@pytest.mark.parametrize("half_closed", [False, True], ids=["open", "half-closed"])
+def test_waitress_closes_a_connection_whose_client_never_reads_a_whole_answer(
+    tmp_path: Path, half_closed: bool
+) -> None:
+    # NOTE: an answer past the high watermark written at once: the handler has returned, so
+    # Waitress's maintenance marks the connection will_close, which only a write acts on, and
+    # the socket never turned writable: the connection, its buffered answer (spilled to a
+    # file) and its place under the connection limit were held for ever.
+    script = tmp_path / "stalled.py"
+    script.write_text(STALLED_SERVER)
+    port = free_port()
+    log = tmp_path / "stalled.log"
+    process = start([sys.executable, str(script), str(port)], port=port, log=log)
+    try:
+        with socket.create_connection((HOST, port)) as stalled:
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.sendall(b"GET /flat HTTP/1.1\r\nHost: x\r\n\r\n")
+            if half_closed:
+                stalled.shutdown(socket.SHUT_WR)
+            wait_for(lambda: _server_side_open(port) == 0, "the close", log, timeout=10)
         assert "client stopped reading" in read_log(log)
     finally:
         stop(process)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +216,24 @@ def test_a_refused_half_closed_client_is_not_lingered_on(way: str, tmp_path: Pat
             assert _sockets_held(process.pid) <= before, f"{name}: {read_log(log)}"
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_a_half_closed_client_that_resets_is_seen_gone(server: ServedWay, colour: str) -> None:
+    # NOTE: its end read as a half-close; the reset that came after it was never read (the
+    # reading had stopped), and a long poll that wrote nothing waited out its own timeout.
+    key = f"{colour}-{time.monotonic_ns()}"
+    with socket.create_connection((HOST, server.port), timeout=10) as sock:
+        sock.sendall(_get(f"/reset-poll/{colour}/{key}"))
+        sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    deadline = time.monotonic() + 3
+    found = b"unknown"
+    while found == b"unknown" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        with socket.create_connection((HOST, server.port), timeout=10) as sock:
+            sock.sendall(_get(f"/outcome/{key}")[:-2] + b"Connection: close\r\n\r\n")
+            found = _body(read_until_closed(sock))
+    assert found == b"gone", read_log(server.log)
+    assert "Traceback" not in read_log(server.log)
