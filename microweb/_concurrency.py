@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import partial
-from inspect import isawaitable, iscoroutine
+from inspect import CORO_CREATED, getcoroutinestate, isawaitable, iscoroutine
 from queue import Full
 from typing import Any, TypeVar, cast
 
@@ -416,14 +416,23 @@ class _InPool(AsyncIterator[T]):
         if self._closed:
             return
         self._closed = True
-        if self._pinned is not None:
+        pinned = self._pinned
+        if pinned is not None:
+            # NOTE: told here, the thread stops also where the close's task never begins (all
+            # the loop's tasks cancelled at once): it held its worker for ever.
+            pinned.ask_stop()
             # NOTE: a step cancelled mid-way still runs in its thread; the closing comes after.
-            await through_one_cancellation(self._pinned.stop())
+            await through_one_cancellation(pinned.stop(), never_begun=pinned.given_up)
 
 
-async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
+async def through_one_cancellation(
+    awaitable: Awaitable[None], never_begun: Callable[[], object] | None = None
+) -> None:
     """Await ``awaitable`` to its end even when the caller is cancelled once meanwhile, then
     raise that cancellation; a second cancellation gives up on it, as a shield would.
+
+    Where its task is cancelled before its first step (a loop's shutdown cancels all its tasks
+    at once), ``awaitable`` never runs: a coroutine is closed, and ``never_begun`` called.
 
     For the closing of a stream: the driver cancels the sending once the client left, and that
     may come while the stream closes already (a ``send()`` that raised, as servers may once the
@@ -431,7 +440,7 @@ async def through_one_cancellation(awaitable: Awaitable[None]) -> None:
     after-response work included, or never ended.
     """
     request = closing_request()
-    closing = asyncio.ensure_future(_exits_kept(awaitable, request))
+    closing = _closing_task(awaitable, request, never_begun)
     try:
         await asyncio.wait((closing,))
     except asyncio.CancelledError:
@@ -478,6 +487,32 @@ async def _exits_kept(
     return None
 
 
+def _closing_task(
+    awaitable: Awaitable[object],
+    request: Request | None,
+    never_begun: Callable[[], object] | None = None,
+) -> asyncio.Future[BaseException | None]:
+    """Run ``_exits_kept(awaitable, request)`` in a task of its own; should that task be
+    cancelled before its first step, close ``awaitable`` and call ``never_begun``."""
+    task = asyncio.ensure_future(_exits_kept(awaitable, request))
+    task.add_done_callback(partial(_close_if_never_begun, awaitable, never_begun))
+    return task
+
+
+def _close_if_never_begun(
+    awaitable: Awaitable[object],
+    never_begun: Callable[[], object] | None,
+    task: asyncio.Future[Any],
+) -> None:
+    # NOTE: a task cancelled before its first step throws into a coroutine that never began:
+    # _exits_kept() never awaited ``awaitable``, which warned "coroutine '_Pinned.stop' was
+    # never awaited" (review326). Begun, it has ended with the task: close() does nothing.
+    if iscoroutine(awaitable) and getcoroutinestate(awaitable) == CORO_CREATED:
+        awaitable.close()
+        if never_begun is not None:
+            never_begun()
+
+
 class _Pinned:
     """A sync iterable iterated in one thread, up to ``AHEAD`` items (and ``AHEAD_BYTES``
     bytes, one item over at most) ahead of the loop.
@@ -517,13 +552,33 @@ class _Pinned:
                 self._waiter = waiter
         return waiter
 
-    async def stop(self) -> None:
-        """Ask the thread to close the iterable and end; wait until it has; on the loop."""
+    def ask_stop(self) -> None:
+        """Ask the thread to close the iterable and end; on the loop."""
         self._stopping = True
         self._stopped_in = contextvars.copy_context()
         self._stopped_for = closing_request()
         with self._lock:
             self._room_changed.notify()
+
+    def given_up(self) -> None:
+        """Nobody will await the end of the close (``stop()`` never began): what is left of it
+        runs in a task of its own, its error logged, as where ``stop()`` was cancelled."""
+        closed = self._closed
+        if not closed.done():
+            closed.cancel()  # NOTE: _closed_with(), to come, runs or logs what is left.
+            return
+        if closed.cancelled():
+            return
+        # NOTE: the thread had closed the stream already (it ended before aclose()).
+        error = closed.exception()
+        if error is not None:
+            close_failed_unawaited(error, self._stopped_for)
+        elif (left := closed.result()) is not None:
+            run_unawaited(left, self._stopped_for)
+
+    async def stop(self) -> None:
+        """Ask the thread to close the iterable and end; wait until it has; on the loop."""
+        self.ask_stop()
         left = await self._closed
         if left is not None:
             # NOTE: the async close() of a sync stream (or of the one inside gzip's, SSE's or a
@@ -651,7 +706,7 @@ def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
     # driver had let go of it, and a close that this rest began (another stream's, in a close
     # thread) named no request in its warning or its error. Its sys.exit() is logged too, where
     # asyncio raised it out of the loop.
-    task = asyncio.ensure_future(_exits_kept(left, request))
+    task = _closing_task(left, request)
     _UNAWAITED.add(task)
     task.add_done_callback(partial(_unawaited_ended, request))
 

@@ -1,0 +1,130 @@
+"""A stream's close whose task is cancelled before its first step (all the loop's tasks
+cancelled at once, as a loop's shutdown does) is neither left unawaited nor lost.
+
+The close of a ``def`` stream under ASGI (``iterate_in_pool``) runs in a task of its own
+(``through_one_cancellation()``). A task cancelled before its first step never runs its
+coroutine: the close it was given warned "coroutine '_Pinned.stop' was never awaited", and the
+stream's thread, never told to stop, held its worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from microweb._concurrency import iterate_in_pool, make_pool, through_one_cancellation
+
+
+def _chunks(closed: threading.Event) -> Iterator[bytes]:
+    try:
+        while True:
+            yield b"x"
+    finally:
+        closed.set()
+
+
+def _cancel_the_others() -> None:
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.cancel()
+
+
+def _never_awaited(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if "never awaited" in str(w.message)]
+
+
+def test_a_def_stream_closed_in_a_task_cancelled_before_its_first_step() -> None:
+    closed = threading.Event()
+
+    async def main() -> None:
+        stream = iterate_in_pool(_chunks(closed), make_pool(2))
+        assert await stream.__anext__() == b"x"
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)  # NOTE: aclose() ran: its close's task is made, not begun.
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        gc.collect()
+    assert _never_awaited(caught) == []
+    # NOTE: the thread was told to stop all the same: it closed the stream.
+    assert closed.wait(5)
+
+
+def test_any_close_given_through_one_cancellation_is_closed_if_never_begun() -> None:
+    began: list[bool] = []
+
+    async def close() -> None:
+        began.append(True)
+
+    async def main() -> None:
+        closing = asyncio.ensure_future(through_one_cancellation(close()))
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        gc.collect()
+    assert _never_awaited(caught) == []
+    assert began == []
+
+
+class _ClosedAsync:
+    """A sync stream whose close() returns its async close; ``endless`` or of three items."""
+
+    def __init__(self, events: list[str], endless: bool) -> None:
+        self.events, self.endless = events, endless
+
+    def __iter__(self) -> Iterator[bytes]:
+        return itertools.repeat(b"a") if self.endless else iter([b"a", b"b", b"c"])
+
+    def close(self) -> Any:
+        self.events.append("close()")
+        return self._aclose()
+
+    async def _aclose(self) -> None:
+        await asyncio.sleep(0)
+        self.events.append("async close")
+
+
+@pytest.mark.parametrize("endless", [True, False], ids=["closed-after", "ended-before"])
+def test_the_async_close_of_a_def_stream_runs_though_its_closer_never_began(
+    endless: bool,
+) -> None:
+    events: list[str] = []
+
+    async def main() -> None:
+        stream = iterate_in_pool(_ClosedAsync(events, endless), make_pool(2))
+        assert await stream.__anext__() == b"a"
+        if not endless:
+            # NOTE: the thread made the three items, then closed the stream: its close's end
+            # was handed to the loop before aclose().
+            while not events:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+        for _ in range(100):
+            if "async close" in events:
+                break
+            await asyncio.sleep(0.02)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+        gc.collect()
+    assert _never_awaited(caught) == []
+    assert events == ["close()", "async close"]
