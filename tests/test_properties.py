@@ -456,6 +456,21 @@ def test_percent_decode_bytes_gives_what_unquote_to_bytes_gives(data: bytes) -> 
     assert percent_decode_bytes(data) == unquote_to_bytes(data)
 
 
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.one_of(PERCENT_PIECES.map(str.encode), st.binary(max_size=4))).map(b"".join))
+def test_h11_paths_are_decoded_as_uvicorn_decodes_them(path: bytes) -> None:
+    # NOTE: Uvicorn's h11 protocol: unquote(raw_path.decode("ascii")), a UnicodeDecodeError
+    # for a path that is not ASCII (review325).
+    h11_decoded_path = pytest.importorskip("microweb._h11").decoded_path
+    try:
+        expected = unquote(path.decode("ascii"))
+    except UnicodeDecodeError:
+        with pytest.raises(UnicodeDecodeError):
+            h11_decoded_path(path)
+    else:
+        assert h11_decoded_path(path) == expected
+
+
 def test_lone_percent_signs_cost_no_exception_each() -> None:
     # NOTE: unquote() raised and caught a KeyError for each "%" that starts no escape: 256 KiB
     # of them in a query, a cookie or a path took 150-240 ms. The tracer counts the exceptions.

@@ -50,6 +50,7 @@ IO_MODULES = frozenset(
         "_stall.py",
         # NOTE: the Uvicorn protocols microweb serve runs: they read the request's scope.
         "_httptools.py",
+        "_h11.py",
         "_ws_flow.py",
         "_supervisor.py",
         "_workers.py",

@@ -459,6 +459,19 @@ def test_frames_sent_with_a_refused_handshake_reach_nothing(
     assert "Traceback" not in log, log
 
 
+@pytest.mark.parametrize("path", ["/%65cho", "/echo?q=%%41%"])
+def test_a_handshake_whose_path_holds_escapes_reaches_its_route(
+    served_ws_ways: Uvicorn, path: str
+) -> None:
+    # NOTE: microweb's h11 protocol reads a request whose path holds escapes with a stand-in
+    # target (review325): the handshake it hands the WebSocket protocol is the client's own.
+    with socket.create_connection((HOST, served_ws_ways.port), timeout=TIMEOUT) as sock:
+        sock.sendall(_handshake(path) + _text_frame("escaped"))
+        received = _read_until(sock, b"escaped")
+    assert received.startswith(b"HTTP/1.1 101 "), received
+    assert received.partition(b"\r\n\r\n")[2] == b"\x81\x07escaped"
+
+
 def test_frames_sent_later_to_a_handshake_pipelined_behind_a_stream_reach_the_handler(
     served_ws_ways: Uvicorn,
 ) -> None:
