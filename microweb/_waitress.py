@@ -212,7 +212,11 @@ class OrderlyWaitress:
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
             elif channel.lingered_out(now):
                 channel.handle_close()
-            elif _kept_alive(channel) and channel.last_activity < now - self.keep_alive:
+            elif (
+                _kept_alive(channel)
+                and channel.last_activity < now - self.keep_alive
+                and not _unread(channel)
+            ):
                 # NOTE: Waitress closed it after channel_timeout (--client-timeout, 120 s),
                 # where Uvicorn closes it after its keep-alive; as maintenance() closes one.
                 channel.will_close = True
@@ -595,6 +599,21 @@ def _kept_alive(channel: Any) -> bool:
     # as under Uvicorn, whose keep-alive timer starts once an answer is sent.
     idle = channel.answered and channel.request is None and channel.lingering_since is None
     return bool(idle) and not _in_flight(channel)
+
+
+def _unread(channel: Any) -> bool:
+    """Return whether bytes the server has not read yet wait in ``channel``'s socket.
+
+    NOTE: Waitress reads no more of a connection while an answer is still to go out, so a
+    pipelined request may wait there once the answer has gone: closed then (--keep-alive 0),
+    the connection was reset, for the unread bytes, and the client lost the request and the
+    end of the answer before it. Its socket is non-blocking: this never waits.
+    """
+    try:
+        return bool(channel.socket.recv(1, socket.MSG_PEEK))
+    except OSError:
+        # NOTE: nothing waits (BlockingIOError), or the connection is gone: its close is due.
+        return False
 
 
 def _named(channel: Any) -> str | None:
