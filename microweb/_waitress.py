@@ -21,6 +21,7 @@ a refusal that leaves the answer readable (``OrderlyChannel``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import socket
@@ -141,6 +142,9 @@ class OrderlyWaitress:
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
         for listener in self.listeners:
             listener.channel_class = OrderlyChannel
+            # NOTE: Waitress's own look for idle connections, which closed a kept-alive one
+            # after channel_timeout: --keep-alive past --client-timeout was cut to it.
+            listener.maintenance = functools.partial(self._maintenance, listener)
         self.signal: int | None = None
         self.hurry = False
         self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).
@@ -222,6 +226,15 @@ class OrderlyWaitress:
                 channel.will_close = True
         if any(listener.in_connection_overflow for listener in self.listeners):
             self._close_idle_at_limit(now - IDLE_AT_LIMIT)
+
+    def _maintenance(self, listener: Any, now: float) -> None:
+        """Close, as Waitress's ``maintenance()`` does, the connections of ``listener`` with no
+        request in flight and no byte moved for ``channel_timeout`` (``--client-timeout``):
+        but those idle between requests, which ``keep_alive`` times (``_close_stalled()``)."""
+        cutoff = now - self.adjustments.channel_timeout
+        for channel in list(listener.active_channels.values()):
+            if not channel.requests and channel.last_activity < cutoff and not _kept_alive(channel):
+                channel.will_close = True
 
     def _close_idle_at_limit(self, cutoff: float) -> None:
         """Close the connections with no request in flight (kept alive between requests, or

@@ -178,3 +178,50 @@ def test_a_request_come_while_the_answer_went_out_is_no_idle_keep_alive_0() -> N
         server.hurry = True
         server._drain()
         wsgi.close()
+
+
+def test_a_keep_alive_past_the_client_timeout_holds_under_waitress() -> None:
+    # NOTE: Waitress's own look for idle connections closed a kept-alive one after
+    # channel_timeout (--client-timeout): --keep-alive 4 --client-timeout 1 closed it after
+    # 1 s, where Uvicorn held it 4 s. A connection that owes its first head still has 1 s.
+    app = App()
+
+    @app.get("/")
+    def home(request: Request) -> str:
+        return "home"
+
+    wsgi = app.as_wsgi()
+    server = OrderlyWaitress(
+        wsgi, 1.0, keep_alive=30, host=HOST, port=0, channel_timeout=1, cleanup_interval=1
+    )
+    port = server.listeners[0].effective_port
+    try:
+        with (
+            socket.create_connection((HOST, port), timeout=5) as kept,
+            socket.create_connection((HOST, port), timeout=5) as owing,
+        ):
+            kept.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            kept.setblocking(False)
+            received = b""
+
+            def answered() -> bool:
+                nonlocal received
+                with contextlib.suppress(BlockingIOError):
+                    received += kept.recv(65536)
+                return received.endswith(b"home")
+
+            _step_until(server, answered)
+            began = time.monotonic()
+            while time.monotonic() - began < 2.5:
+                server._step(0.05)
+                server._close_stalled()
+            channels = list(server._channels())
+            assert [channel.answered for channel in channels] == [True], channels
+            assert channels[0].connected
+            owing.settimeout(1)
+            assert owing.recv(10) == b""
+    finally:
+        server.signal = 15
+        server.hurry = True
+        server._drain()
+        wsgi.close()
