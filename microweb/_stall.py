@@ -314,8 +314,15 @@ def read_whole_unanswered(cycle: Any) -> bool:
     return not (cycle.more_body or cycle.response_complete or cycle.disconnected)
 
 
-# NOTE: how often a kept-alive connection whose answer is still going out looks again.
+# NOTE: how often, at least and at most, a kept-alive connection whose answer is still going
+# out looks again: a quarter of the keep-alive between the two, as Waitress's check_every (a
+# client that reads slowly costs a few calls a second, not 20).
 SENDING_TICK = 0.05
+SENDING_TICK_MOST = 1.0
+
+
+def _sending_tick(keep_alive: float) -> float:
+    return min(SENDING_TICK_MOST, max(SENDING_TICK, keep_alive / 4))
 
 
 class IdleOnceSent:
@@ -332,12 +339,12 @@ class IdleOnceSent:
 
     def timeout_keep_alive_handler(self) -> None:
         """Close the idle connection, or, while its answer is still going out, look again
-        every ``SENDING_TICK`` and wait the keep-alive from the end of the sending."""
+        every ``_sending_tick()`` and wait the keep-alive from the end of the sending."""
         protocol: Any = self
         transport = protocol.transport
         if not transport.is_closing() and transport.get_write_buffer_size():
             protocol.timeout_keep_alive_task = protocol.loop.call_later(
-                SENDING_TICK, self._sending_ended
+                _sending_tick(protocol.timeout_keep_alive), self._sending_ended
             )
             return
         super().timeout_keep_alive_handler()  # type: ignore[misc]
@@ -345,7 +352,7 @@ class IdleOnceSent:
     def _sending_ended(self) -> None:
         protocol: Any = self
         if protocol.transport.get_write_buffer_size():
-            delay, then = SENDING_TICK, self._sending_ended
+            delay, then = _sending_tick(protocol.timeout_keep_alive), self._sending_ended
         else:
             delay, then = protocol.timeout_keep_alive, super().timeout_keep_alive_handler  # type: ignore[misc]
         protocol.timeout_keep_alive_task = protocol.loop.call_later(delay, then)
