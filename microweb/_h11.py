@@ -31,6 +31,7 @@ from ._parsing import (
 from ._percent import percent_decode
 from ._stall import (
     AnswersAfterEnd,
+    IdleOnceSent,
     StallTimer,
     Transport,
     UpgradeWarnedOnce,
@@ -316,7 +317,7 @@ def head_size(request: h11.Request) -> int:
 
 # NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
 class BoundedH11(  # type: ignore[misc]
-    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, StallTimer, H11Protocol
+    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, IdleOnceSent, StallTimer, H11Protocol
 ):
     """``H11Protocol`` that closes a connection whose request stopped coming, refuses a
     request framed both by ``Transfer-Encoding`` and ``Content-Length``, or by two

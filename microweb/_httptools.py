@@ -42,6 +42,7 @@ from ._parsing import CONNECT_BODY, UPGRADE_BODY, has_body
 from ._percent import percent_decode_bytes
 from ._stall import (
     AnswersAfterEnd,
+    IdleOnceSent,
     StallTimer,
     Transport,
     UpgradeWarnedOnce,
@@ -90,7 +91,7 @@ _CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
 
 # NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
 class BoundedHttpTools(  # type: ignore[misc]
-    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, StallTimer, HttpToolsProtocol
+    NoUnixAddress, UpgradeWarnedOnce, AnswersAfterEnd, IdleOnceSent, StallTimer, HttpToolsProtocol
 ):
     """``HttpToolsProtocol`` that answers 431, and closes, once a head reaches ``MAX_HEAD_SIZE``.
 

@@ -333,6 +333,50 @@ def reset_after_end(sock: Any) -> bool:
         return True
 
 
+# NOTE: how often, at least and at most, a kept-alive connection whose answer is still going
+# out looks again: a quarter of the keep-alive between the two, as Waitress's check_every (a
+# client that reads slowly costs a few calls a second, not 20).
+SENDING_TICK = 0.05
+SENDING_TICK_MOST = 1.0
+
+
+def _sending_tick(keep_alive: float) -> float:
+    return min(SENDING_TICK_MOST, max(SENDING_TICK, keep_alive / 4))
+
+
+class IdleOnceSent:
+    """Uvicorn's keep-alive timeout, counted from when the answer has gone out of the
+    transport's buffer, not from when it was handed to it (either parser).
+
+    NOTE: Uvicorn closed the connection once the keep-alive had passed since the answer was
+    written to the transport: with ``--keep-alive 0`` (or a large answer to a slow client),
+    while the answer was still going out. The transport then reads no more, and a request the
+    client pipelined meanwhile stayed unread in the socket, so the close was a reset: the
+    client lost that request and the end of the answer (a 4 MB answer, every try). Waitress's
+    idle connections are counted as ``_waitress._kept_alive()`` says, the same way.
+    """
+
+    def timeout_keep_alive_handler(self) -> None:
+        """Close the idle connection, or, while its answer is still going out, look again
+        every ``_sending_tick()`` and wait the keep-alive from the end of the sending."""
+        protocol: Any = self
+        transport = protocol.transport
+        if not transport.is_closing() and transport.get_write_buffer_size():
+            protocol.timeout_keep_alive_task = protocol.loop.call_later(
+                _sending_tick(protocol.timeout_keep_alive), self._sending_ended
+            )
+            return
+        super().timeout_keep_alive_handler()  # type: ignore[misc]
+
+    def _sending_ended(self) -> None:
+        protocol: Any = self
+        if protocol.transport.get_write_buffer_size():
+            delay, then = _sending_tick(protocol.timeout_keep_alive), self._sending_ended
+        else:
+            delay, then = protocol.timeout_keep_alive, super().timeout_keep_alive_handler  # type: ignore[misc]
+        protocol.timeout_keep_alive_task = protocol.loop.call_later(delay, then)
+
+
 class AnswersAfterEnd:
     """A client's end of sending (its FIN: ``shutdown(SHUT_WR)``, ``nc -N``, or a close) with
     answers owed to it: the connection stays open for them, then closes, under either parser.

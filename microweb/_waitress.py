@@ -21,6 +21,7 @@ a refusal that leaves the answer readable (``OrderlyChannel``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import socket
@@ -142,6 +143,9 @@ class OrderlyWaitress:
         self.listeners = [d for d in self.map.values() if isinstance(d, BaseWSGIServer)]
         for listener in self.listeners:
             listener.channel_class = OrderlyChannel
+            # NOTE: Waitress's own look for idle connections, which closed a kept-alive one
+            # after channel_timeout: --keep-alive past --client-timeout was cut to it.
+            listener.maintenance = functools.partial(self._maintenance, listener)
         self.signal: int | None = None
         self.hurry = False
         self.looping = True  # NOTE: whether a signal must wake Waitress's loop (its trigger).
@@ -216,12 +220,25 @@ class OrderlyWaitress:
                 channel.handle_close()  # NOTE: also wakes the thread waiting to write.
             elif channel.lingered_out(now):
                 channel.handle_close()
-            elif _kept_alive(channel) and channel.last_activity < now - self.keep_alive:
+            elif (
+                _kept_alive(channel)
+                and channel.last_activity < now - self.keep_alive
+                and not _unread(channel)
+            ):
                 # NOTE: Waitress closed it after channel_timeout (--client-timeout, 120 s),
                 # where Uvicorn closes it after its keep-alive; as maintenance() closes one.
                 channel.will_close = True
         if any(listener.in_connection_overflow for listener in self.listeners):
             self._close_idle_at_limit(now - IDLE_AT_LIMIT)
+
+    def _maintenance(self, listener: Any, now: float) -> None:
+        """Close, as Waitress's ``maintenance()`` does, the connections of ``listener`` with no
+        request in flight and no byte moved for ``channel_timeout`` (``--client-timeout``):
+        but those idle between requests, which ``keep_alive`` times (``_close_stalled()``)."""
+        cutoff = now - self.adjustments.channel_timeout
+        for channel in list(listener.active_channels.values()):
+            if not channel.requests and channel.last_activity < cutoff and not _kept_alive(channel):
+                channel.will_close = True
 
     def _close_idle_at_limit(self, cutoff: float) -> None:
         """Close the connections with no request in flight (kept alive between requests, or
@@ -624,6 +641,21 @@ def _kept_alive(channel: Any) -> bool:
     # as under Uvicorn, whose keep-alive timer starts once an answer is sent.
     idle = channel.answered and channel.request is None and channel.lingering_since is None
     return bool(idle) and not _in_flight(channel)
+
+
+def _unread(channel: Any) -> bool:
+    """Return whether bytes the server has not read yet wait in ``channel``'s socket.
+
+    NOTE: Waitress reads no more of a connection while an answer is still to go out, so a
+    pipelined request may wait there once the answer has gone: closed then (--keep-alive 0),
+    the connection was reset, for the unread bytes, and the client lost the request and the
+    end of the answer before it. Its socket is non-blocking: this never waits.
+    """
+    try:
+        return bool(channel.socket.recv(1, socket.MSG_PEEK))
+    except OSError:
+        # NOTE: nothing waits (BlockingIOError), or the connection is gone: its close is due.
+        return False
 
 
 def _named(channel: Any) -> str | None:

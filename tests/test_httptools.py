@@ -1035,3 +1035,38 @@ def test_pipelined_paths_of_escapes_under_a_root_path_are_uvicorns(
         path, _, query = target.partition(b"?")
         expected.append(("/r%20" + unquote(path.decode("ascii")), b"/r%20" + path, query))
     assert got == expected
+
+
+def test_keep_alive_counts_from_the_answer_sent_not_handed_to_the_transport(
+    protocol_class: Protocols,
+) -> None:
+    # NOTE: Uvicorn's keep-alive timer starts once the answer is handed to the transport: with
+    # --keep-alive 0 the connection closed while a large answer was still going out, and a
+    # request the client pipelined meanwhile stayed unread, so the close was a reset: the
+    # client lost the request and the end of the answer (a 4 MB answer, every try).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 10})
+
+    class Buffered(_Closing):
+        buffered = 1
+
+        def get_write_buffer_size(self) -> int:
+            return self.buffered
+
+    async def connection() -> tuple[bool, bool]:
+        protocol, _ = _connect(protocol_class, app)
+        transport = Buffered()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        protocol.timeout_keep_alive = 0
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+        open_while_sending = not transport.closed
+        transport.buffered = 0
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+        return open_while_sending, transport.closed
+
+    assert asyncio.run(connection()) == (True, True)

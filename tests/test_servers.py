@@ -289,7 +289,9 @@ def test_absolute_form_and_leading_slashes_give_one_path(
     }
 
 
-@pytest.mark.parametrize("target", ["@evil.example/x", "x", "*"])
+@pytest.mark.parametrize(
+    "target", ["@evil.example/x", "x", "*", "*%41", "x%41", "@evil.example/x%41", "*%2F"]
+)
 def test_a_target_that_is_not_a_path_is_400(target_server: TargetServer, target: str) -> None:
     status, body = _exchange(target_server, f"GET {target} HTTP/1.1\r\nHost: t".encode())
     assert status == 400, body
