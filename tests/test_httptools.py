@@ -1037,6 +1037,7 @@ def test_pipelined_paths_of_escapes_under_a_root_path_are_uvicorns(
     assert got == expected
 
 
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
 def test_keep_alive_counts_from_the_answer_sent_not_handed_to_the_transport(
     protocol_class: Protocols,
 ) -> None:
