@@ -301,8 +301,9 @@ def _answer_in_flows(
     except GeneratorExit as ending:
         if _at_a_yield(ending):
             raise  # NOTE: this generator's closing, thrown in where it waited.
-        # NOTE: app code's own (called plainly, or thrown back in by the driver): let go as it
-        # was, it left the flows outside open until its traceback was let go (review328).
+        # NOTE: app code's own (a def error handler, called plainly): let go as it was, it
+        # left the flows outside open until its traceback was let go (review328). One thrown
+        # back in by a driver closes the core as a whole (a yield from hands it to close()).
         raise _OwnExit(ending) from None
 
 
