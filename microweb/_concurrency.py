@@ -211,11 +211,12 @@ def error_of_request(exc: Exception | asyncio.CancelledError) -> Exception:
 
 async def apart(effect: Apart) -> Any:
     """Await an ``Apart`` effect's awaitable in a task of its own; what it set of the context
-    variables is set in the caller's context afterwards, as if it had run there.
+    variables is set in the caller's context afterwards, as if it had run there, also where
+    it raised.
 
     Raises:
         Ending: Carrying the ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` that
-            ended it (see ``Apart``).
+            ended it (see ``Apart``); its ``Exception`` is raised as it is.
     """
     # PERF: a task, and the context carried back, cost 9-11 us an async def callback, where
     # awaiting its carrier directly cost 0.14 (20,000 awaits, 3.11, 2026-12-07): the price of
@@ -226,9 +227,12 @@ async def apart(effect: Apart) -> Any:
     finally:
         if not task.done():
             task.cancel()  # NOTE: this coroutine was closed: the awaitable's finally runs too.
+    del task  # NOTE: it holds the error: no cycle through this frame.
     adopt(context)
     if ended is not None:
         try:
+            if isinstance(ended, Exception):
+                raise ended
             raise Ending(ended) from None
         finally:
             del ended  # NOTE: no cycle through this frame and the error's traceback.
@@ -239,13 +243,14 @@ async def _settled(
     awaitable: Awaitable[Any],
 ) -> tuple[Any, BaseException | None, contextvars.Context]:
     """Await ``awaitable`` at the top of its task; return what it returned or what ended it
-    (``None`` beside), and the task's context at the end."""
+    (``None`` beside), its error included, and the task's context at the end."""
     try:
         returned, ended = await awaitable, None
-    except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
         # NOTE: a GeneratorExit here is app code's, thrown at the task's own coroutine (none
         # closes it but its task, and a close() allows a return). A KeyboardInterrupt or
-        # SystemExit returned, not raised: a task's stops the loop.
+        # SystemExit returned, not raised: a task's stops the loop. An error returned too, with
+        # the context: what a failing callback set was lost for the next (review328).
         returned, ended = None, exc
     return returned, ended, contextvars.copy_context()
 

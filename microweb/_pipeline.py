@@ -17,6 +17,7 @@ Design rules of the core (checked by tests/test_sansio.py):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from inspect import CO_GENERATOR
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
@@ -274,7 +275,7 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
         except Exception as exc:
             # NOTE: no flow answered: the error's response goes out through the flows that
             # wait. An error handler may find the client gone (ClientDisconnect) meanwhile.
-            response = yield from error_response(plan, request, exc)
+            response = yield from _answer_in_flows(plan, request, exc)
             return (yield from _deliver(plan, request, waiting, response))
     except BaseException as exc:
         _unmark_failed_handler(request)
@@ -288,6 +289,33 @@ def _through_flows(plan: Plan, request: Request, flows: Flows, inner: Inner) -> 
         raise ended
     finally:
         del ended  # NOTE: no cycle through this frame and the error's traceback.
+
+
+def _answer_in_flows(
+    plan: Plan, request: Request, exc: Exception, in_flows: bool = False
+) -> Effects:
+    """``error_response()`` where flows wait around it: an error handler's own
+    ``GeneratorExit`` comes out as ``_OwnExit``, as a handler's does."""
+    try:
+        return (yield from error_response(plan, request, exc, in_flows=in_flows))
+    except GeneratorExit as ending:
+        if _at_a_yield(ending):
+            raise  # NOTE: this generator's closing, thrown in where it waited.
+        # NOTE: app code's own (a def error handler, called plainly): let go as it was, it
+        # left the flows outside open until its traceback was let go (review328). One thrown
+        # back in by a driver closes the core as a whole (a yield from hands it to close()).
+        raise _OwnExit(ending) from None
+
+
+def _at_a_yield(exc: BaseException) -> bool:
+    """Tell whether ``exc`` was raised where a generator of ours waited at a ``yield`` (its
+    closing), not in app code: the innermost frame of its traceback is a generator's."""
+    traceback = exc.__traceback__
+    if traceback is None:
+        return True
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return bool(traceback.tb_frame.f_code.co_flags & CO_GENERATOR)
 
 
 def _called_plainly(target: Colored, request: Request) -> bool:
@@ -441,7 +469,7 @@ def _deliver(plan: Plan, request: Request, waiting: Waiting, response: Response)
             except Exception as exc:
                 # NOTE: a waiting flow that fails is answered like any error, for those still
                 # waiting (unless the error handler finds the client gone).
-                response = yield from error_response(plan, request, exc)
+                response = yield from _answer_in_flows(plan, request, exc)
     except BaseException as exc:
         if _unanswered(exc):
             yield from _close_all(waiting, exc)  # NOTE: innermost first, before those outside.
@@ -565,7 +593,7 @@ def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
         handler = plan.error_handler_of(exc, request.route)
         if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
             raise
-        return (yield from error_response(plan, request, exc, in_flows=True))
+        return (yield from _answer_in_flows(plan, request, exc, in_flows=True))
     if not isinstance(found, Endpoint):
         answer = _unrouted(plan, request, found, in_flows=True)
         return answer if isinstance(answer, Response) else (yield from answer)
@@ -616,4 +644,4 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
         handler = plan.error_handler_of(exc, request.route)
         if not isinstance(exc, HTTPError) and (handler is None or handler.key == 500):
             raise  # NOTE: unexpected errors are thrown in at the flows' yield: they may answer.
-        return (yield from error_response(plan, request, exc, in_flows=True))
+        return (yield from _answer_in_flows(plan, request, exc, in_flows=True))

@@ -1062,3 +1062,32 @@ def test_what_an_async_callback_sets_of_the_context_the_next_one_sees(
     with make_client(app) as client:
         assert client.get("/").text == "sent"
     assert seen == ["set by the callback"]
+
+
+@pytest.mark.parametrize("fails", ["def", "async def"])
+def test_what_a_failing_callback_sets_of_the_context_the_next_one_sees(
+    make_client: MakeClient, fails: str
+) -> None:
+    # NOTE: what a callback sets is set for the next one also where it raises, whatever its
+    # colour: the task of an async def one (review319) carried it back only where it returned.
+    # NOTE: a variable of its own: under WSGI what a request sets stays set in this thread.
+    tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag", default="unset")
+    seen: list[str] = []
+    app = App()
+
+    def sets_then_fails() -> None:
+        tag.set("set by the failing callback")
+        raise ValueError("boom")
+
+    async def sets_then_fails_async() -> None:
+        sets_then_fails()
+
+    @app.get("/")
+    def index(request: Request) -> str:
+        request.after_response(sets_then_fails if fails == "def" else sets_then_fails_async)
+        request.after_response(lambda: seen.append(tag.get()))
+        return "sent"
+
+    with make_client(app) as client:
+        assert client.get("/").text == "sent"
+    assert seen == ["set by the failing callback"]

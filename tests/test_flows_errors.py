@@ -265,3 +265,63 @@ def test_a_sync_flows_own_generator_exit_closes_the_flows_outside_it(
         del caught
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+@pytest.mark.parametrize("where", ["app", "router"])
+def test_an_error_handlers_own_generator_exit_closes_the_flows_outside_it(
+    interface: str, colour: str, where: str, outer_colour: str
+) -> None:
+    # NOTE: an error handler is app code called in the core as a handler is: its own
+    # GeneratorExit closes the flows at once, as a handler's and a def flow's do (review328).
+    from microweb import Router
+
+    if colour == "async" and outer_colour == "async":
+        # NOTE: thrown back into the core, the GeneratorExit closes it as a whole (a yield
+        # from hands it to close()): the async flow is left to its collection, where it
+        # "ignored GeneratorExit" (under WSGI), or stays open (3.10, 3.12 and later under
+        # ASGI); a handler's is closed by another way (review328: left).
+        pytest.xfail("an async error handler's GeneratorExit, an async flow outside")
+    events: list[str] = []
+    app, api = App(), Router(prefix="/api")
+    flows = app if where == "app" else api
+
+    if outer_colour == "sync":
+
+        def outer(request: Request) -> Iterator[None]:
+            try:
+                yield
+            finally:
+                events.append("closed")
+
+    else:
+
+        async def outer(request: Request) -> AsyncIterator[None]:  # type: ignore[misc]
+            try:
+                yield
+            finally:
+                await asyncio.sleep(0)
+                events.append("closed")
+
+    flows.middleware(outer)
+
+    def handler(request: Request) -> str:
+        raise ValueError("the handler's")
+
+    def on_error(request: Request, exc: ValueError) -> str:
+        raise GeneratorExit("the error handler's")
+
+    api.get("")(in_colour(colour, handler))
+    app.include(api)
+    app.error_handler(ValueError)(in_colour(colour, on_error))
+    gc.disable()
+    try:
+        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit) as caught:
+            try:
+                client.get("/api")
+            finally:
+                assert events == ["closed"]
+        assert str(caught.value) == "the error handler's"
+        del caught
+    finally:
+        gc.enable()
