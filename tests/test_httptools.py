@@ -1071,3 +1071,35 @@ def test_keep_alive_counts_from_the_answer_sent_not_handed_to_the_transport(
         return open_while_sending, transport.closed
 
     assert asyncio.run(connection()) == (True, True)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_keep_alive_ticks_stop_once_the_connection_is_lost(protocol_class: Protocols) -> None:
+    # NOTE: while an answer was still buffered, the keep-alive timer looked again every tick;
+    # a connection lost with an error (the client reset it) kept that timer re-arming on the
+    # dead transport, as Uvicorn cancels its keep-alive timer only on a clean close.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 10})
+
+    class Stuck(_Closing):
+        def get_write_buffer_size(self) -> int:
+            return 1  # NOTE: a client that never reads.
+
+    async def connection() -> Any:
+        protocol, _ = _connect(protocol_class, app)
+        transport = Stuck()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        protocol.timeout_keep_alive = 0
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        transport.closed = True
+        protocol.connection_lost(ConnectionResetError())
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        task = protocol.timeout_keep_alive_task
+        return task is None or task.cancelled()
+
+    assert asyncio.run(connection())
