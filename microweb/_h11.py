@@ -237,6 +237,11 @@ class FramedConnection(h11.Connection):
                 # the path ("/x#f", and request.url "/x%23f", a 404), where Waitress and
                 # httptools leave it out.
                 event = without_fragment(event)
+            if ABSOLUTE_FORM.match(event.target):
+                # SPEC: RFC 9112 3.2.2, a server MUST accept the absolute-form. NOTE: Uvicorn
+                # took the whole target for the path ("http://h/a", a 404), where httptools
+                # and Waitress take the path from it.
+                event = in_origin_form(event)
             if any(CONTROL_BYTE.search(value) for _, value in event.headers):
                 # SPEC: RFC 9110 5.5, a field value holds no control character but HTAB.
                 # NOTE: h11 let them through, where Waitress and httptools answer 400: echoed
@@ -255,6 +260,25 @@ class FramedConnection(h11.Connection):
             if stand_in is not None:
                 self.escaped_target, event = event.target, stand_in
         return event
+
+
+# NOTE: a target in absolute-form: a scheme, then "://" (RFC 3986 3.1).
+ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def in_origin_form(request: h11.Request) -> h11.Request:
+    """Return ``request`` (its target in absolute-form) with the path and the query of its
+    target only: the path starts after the authority, at its first ``/`` or ``?``; ``/`` for
+    none (RFC 9110 4.2.3)."""
+    after = request.target.partition(b"://")[2]
+    ends = [end for end in (after.find(b"/"), after.find(b"?")) if end >= 0]
+    rest = after[min(ends) :] if ends else b""
+    return h11.Request(
+        method=request.method,
+        target=rest if rest[:1] == b"/" else b"/" + rest,
+        headers=request.headers,
+        http_version=request.http_version,
+    )
 
 
 def escaped_stand_in(request: h11.Request) -> h11.Request | None:

@@ -370,11 +370,27 @@ class IdleOnceSent:
 
     def _sending_ended(self) -> None:
         protocol: Any = self
+        protocol.timeout_keep_alive_task = None
+        if protocol.transport.is_closing():
+            return  # NOTE: closed meanwhile (its client gone, or --client-timeout): no more ticks.
         if protocol.transport.get_write_buffer_size():
             delay, then = _sending_tick(protocol.timeout_keep_alive), self._sending_ended
         else:
             delay, then = protocol.timeout_keep_alive, super().timeout_keep_alive_handler  # type: ignore[misc]
         protocol.timeout_keep_alive_task = protocol.loop.call_later(delay, then)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """End the connection as the protocol does, and its keep-alive timer with it.
+
+        NOTE: Uvicorn cancels that timer only on a clean close (``exc`` None): after a reset,
+        a timer looking every tick for the answer to go out stayed armed on the dead transport.
+        """
+        protocol: Any = self
+        task = protocol.timeout_keep_alive_task
+        if task is not None:
+            task.cancel()
+            protocol.timeout_keep_alive_task = None
+        super().connection_lost(exc)  # type: ignore[misc]
 
 
 class AnswersAfterEnd:

@@ -1071,3 +1071,79 @@ def test_keep_alive_counts_from_the_answer_sent_not_handed_to_the_transport(
         return open_while_sending, transport.closed
 
     assert asyncio.run(connection()) == (True, True)
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+def test_keep_alive_ticks_stop_once_the_connection_is_lost(protocol_class: Protocols) -> None:
+    # NOTE: while an answer was still buffered, the keep-alive timer looked again every tick;
+    # a connection lost with an error (the client reset it) kept that timer re-arming on the
+    # dead transport, as Uvicorn cancels its keep-alive timer only on a clean close.
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 10})
+
+    class Stuck(_Closing):
+        def get_write_buffer_size(self) -> int:
+            return 1  # NOTE: a client that never reads.
+
+    async def connection() -> Any:
+        protocol, _ = _connect(protocol_class, app)
+        transport = Stuck()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        protocol.timeout_keep_alive = 0
+        protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        transport.closed = True
+        protocol.connection_lost(ConnectionResetError())
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        task = protocol.timeout_keep_alive_task
+        return task is None or task.cancelled()
+
+    assert asyncio.run(connection())
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize(
+    ("target", "path", "raw_path", "query"),
+    [
+        (b"http://h/a", "/a", b"/a", b""),
+        (b"http://h/a%41?x=%41", "/aA", b"/a%41", b"x=%41"),
+        (b"http://h?x", "/", b"/", b"x"),
+        (b"http://h", "/", b"/", b""),
+        (b"HTTPS://h:8/b/c", "/b/c", b"/b/c", b""),
+    ],
+)
+def test_absolute_form_targets_give_their_path(
+    protocol_class: Protocols, target: bytes, path: str, raw_path: bytes, query: bytes
+) -> None:
+    # SPEC: RFC 9112 3.2.2, a server MUST accept the absolute-form. NOTE: under h11 the scope's
+    # path was the whole target after the root path ("/rhttp://h/a": under --root-path, a 404
+    # from microweb), where httptools and Waitress take the path from it.
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def connection() -> _Closing:
+        config = uvicorn.Config(app, lifespan="off", log_level="critical", root_path="/r")
+        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = _Closing()
+        transport.protocol = protocol
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+        for _ in range(300):
+            if _statuses(transport):
+                break
+            await asyncio.sleep(0.01)
+        return transport
+
+    transport = asyncio.run(connection())
+    assert _statuses(transport) == [204]
+    assert [(s["path"], s["raw_path"], s["query_string"]) for s in seen] == [
+        ("/r" + path, b"/r" + raw_path, query)
+    ]
