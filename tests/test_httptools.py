@@ -916,6 +916,17 @@ def test_a_target_too_long_for_parse_url_is_split_as_parse_url_splits_a_short_on
     assert split_target(target) == (parsed.path or b"/", parsed.query or b"")
 
 
+def _scopes_noted(seen: list[dict[str, Any]]) -> Any:
+    """An ASGI app that adds each request's scope to ``seen`` and answers 204."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
 @pytest.mark.parametrize("bad", [b"\x00", b"\x01"])
 def test_a_control_byte_in_a_held_read_of_a_long_line_is_refused_at_once(bad: bytes) -> None:
     # NOTE: a read held as part of a long line (review280) kept its bad byte from httptools
@@ -940,11 +951,7 @@ def test_a_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
     # target of 250 KB of "%" took 0.2-0.5 s of CPU, of "%41" 60 ms (fuzz3); under h11 75 ms
     # and 20 ms (review325).
     seen: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    app = _scopes_noted(seen)
 
     raised: list[type[BaseException]] = []
 
@@ -982,11 +989,7 @@ def test_pipelined_paths_of_escapes_under_a_root_path_are_uvicorns(
     # NOTE: the scope of each request, under --root-path, as Uvicorn makes it: root_path
     # before the decoded path and before raw_path (review325).
     seen: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    app = _scopes_noted(seen)
 
     targets = [b"/a%41%?q=%41", b"/plain?x", b"/%C3%A9%ff%"]
 
@@ -1088,11 +1091,7 @@ def test_absolute_form_targets_give_their_path(
     # path was the whole target after the root path ("/rhttp://h/a": under --root-path, a 404
     # from microweb), where httptools and Waitress take the path from it.
     seen: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    app = _scopes_noted(seen)
 
     read = b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n"
     done = lambda t: bool(_statuses(t))  # noqa: E731
