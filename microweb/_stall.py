@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 from uvicorn.protocols.http.flow_control import FlowControl
 
 from ._asgi_body import BODY_AWAITED, SENDS_DROPPED
+from ._sockets import reset_after_end
 
 # NOTE: Waitress's default channel_timeout: seconds with no byte of a request that is due
 # before the connection is closed, under both servers.
@@ -316,21 +316,8 @@ def read_whole_unanswered(cycle: Any) -> bool:
 
 
 # NOTE: how often (seconds) a connection whose client has ended its sending is asked whether
-# a reset has come since (reset_after_end()).
+# a reset has come since (_sockets.reset_after_end()).
 RESET_PROBE = 0.5
-
-
-def reset_after_end(sock: Any) -> bool:
-    """Whether the socket ``sock`` (its peer's sending ended) has been reset since.
-
-    NOTE: on the wire a close and a half-close are one FIN (the socket waits in CLOSE_WAIT
-    either way): only a reset after it (a client that aborts, or closes with answers unread)
-    tells them apart, as a pending error. Reading it clears it; a write fails all the same.
-    """
-    try:
-        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
-    except OSError:
-        return True
 
 
 # NOTE: how often, at least and at most, a kept-alive connection whose answer is still going

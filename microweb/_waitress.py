@@ -41,6 +41,7 @@ from ._errors import log_failure
 from ._parsing import names_option
 from ._request import logged_bytes
 from ._serve_options import KEEP_ALIVE, host_port
+from ._sockets import reset_after_end
 from ._stopping import CLEANUP_WAIT, STOP_SIGNALS, end_by
 from ._waitress_parser import OrderlyParser
 from ._wsgi import AFTER_SENT, WSGIDriver
@@ -575,13 +576,9 @@ class OrderlyChannel(ChunkedChannel):
             return True
         if not self.half_closed:
             return False
-        # NOTE: a close and a half-close are one FIN; only a reset after it leaves an error
-        # pending (as _stall.reset_after_end() reads it under Uvicorn). Reading it clears it;
-        # a write fails all the same.
-        try:
-            return bool(self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
-        except OSError:
-            return True
+        # NOTE: asked when the app asks (is_disconnected()); under Uvicorn, _stall asks the
+        # same check on a timer.
+        return reset_after_end(self.socket)
 
     def readable(self) -> bool:
         """Whether to read: as Waitress says, and never once the client's sending has ended

@@ -265,25 +265,40 @@ def test_json_after_read_is_refused_past_max_json_size(
     assert answer.json() == [len(PAYLOAD_BODY), PAYLOAD]
 
 
-@pytest.mark.parametrize("chunks", [False, True])
-def test_read_after_the_413_of_json(
-    make_client: MakeClient, colour: str, interface: str, chunks: bool
-) -> None:
-    # NOTE: a Content-Length past max_json_size is refused before a byte is read: read() then
-    # reads the body (it was a 413 again). A body of unknown length (chunked, under ASGI) that
-    # json() counted past its limit was gone, and read() got that 413 again, where the WSGI
-    # servers give such a body a length (review319): json() gives back what it read.
+# NOTE: the ways a body is read whole after json()'s 413 (review319).
+READS_AFTER_JSON = ["read", "stream"]
+
+
+def after_the_413_of_json(colour: str, then: str) -> App:
+    """An app whose handler lets the 413 of ``json()`` (past ``max_json_size=10``) pass, then
+    answers with the body read whole: by ``read()``, or streamed (``iter_bytes()``)."""
+
     def sync_op(request: Request) -> Any:
         with contextlib.suppress(HTTPError):
             request.json()
-        return request.read()
+        return request.read() if then == "read" else b"".join(request.iter_bytes())
 
     async def async_op(request: Request) -> Any:
         with contextlib.suppress(HTTPError):
             await request.ajson()
-        return await request.aread()
+        if then == "read":
+            return await request.aread()
+        return b"".join([chunk async for chunk in request.aiter_bytes()])
 
-    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
+    return body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
+
+
+@pytest.mark.parametrize("then", READS_AFTER_JSON)
+@pytest.mark.parametrize("chunks", [False, True])
+def test_the_body_after_the_413_of_json_is_read_whole(
+    make_client: MakeClient, colour: str, interface: str, chunks: bool, then: str
+) -> None:
+    # NOTE: a Content-Length past max_json_size is refused before a byte is read: read() then
+    # reads the body (it was a 413 again). A body of unknown length (chunked, under ASGI) that
+    # json() counted past its limit was gone, and read() got that 413 again, where the WSGI
+    # servers give such a body a length (review319): json() gives back what it read. What it
+    # gave back comes first, then the rest, to a streamed read as to read().
+    app = after_the_413_of_json(colour, then)
     body: Any = chunked(interface, pieces(PAYLOAD_BODY, 4)) if chunks else PAYLOAD_BODY
     response = make_client(app).post("/", content=body, headers=JSON_HEADERS)
     assert (response.status_code, response.content) == (200, PAYLOAD_BODY)
@@ -322,46 +337,15 @@ def test_after_the_413_of_json_json_stays_refused_and_read_keeps_max_body_size(
         assert response.json() == [413, 413, read]
 
 
-@pytest.mark.parametrize("chunks", [False, True])
-def test_a_stream_of_the_body_after_the_413_of_json_gets_it_whole(
-    make_client: MakeClient, colour: str, interface: str, chunks: bool
-) -> None:
-    # NOTE: what json() gave back (review319) comes first, then the rest, to a streamed read
-    # as to read().
-    def sync_op(request: Request) -> Any:
-        with contextlib.suppress(HTTPError):
-            request.json()
-        return b"".join(request.iter_bytes())
-
-    async def async_op(request: Request) -> Any:
-        with contextlib.suppress(HTTPError):
-            await request.ajson()
-        return b"".join([chunk async for chunk in request.aiter_bytes()])
-
-    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
-    body: Any = chunked(interface, pieces(PAYLOAD_BODY, 4)) if chunks else PAYLOAD_BODY
-    response = make_client(app).post("/", content=body, headers=JSON_HEADERS)
-    assert (response.status_code, response.content) == (200, PAYLOAD_BODY)
-
-
+@pytest.mark.parametrize("then", READS_AFTER_JSON)
 @pytest.mark.parametrize("most", [4, 1 << 20])
-def test_read_after_the_413_of_json_of_a_wsgi_input_the_server_terminates(
-    colour: str, most: int
+def test_the_body_after_the_413_of_json_of_a_wsgi_input_the_server_terminates(
+    colour: str, most: int, then: str
 ) -> None:
     # NOTE: a WSGI server that ends a chunked body itself (wsgi.input_terminated, Gunicorn)
     # gives it no length: json() counts it as it comes, as under ASGI, and gives back what it
-    # read past max_json_size, for read() (review319).
-    def sync_op(request: Request) -> Any:
-        with contextlib.suppress(HTTPError):
-            request.json()
-        return request.read()
-
-    async def async_op(request: Request) -> Any:
-        with contextlib.suppress(HTTPError):
-            await request.ajson()
-        return await request.aread()
-
-    app = body_app(colour, sync_op, async_op, limits=Limits(max_json_size=10))
+    # read past max_json_size, for the read after (review319).
+    app = after_the_413_of_json(colour, then)
     status, body = wsgi_post(app, ShortReads(PAYLOAD_BODY, most), "application/json", None)
     assert (status, body) == ("200 OK", PAYLOAD_BODY)
 

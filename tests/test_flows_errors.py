@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -123,6 +123,56 @@ def test_an_error_a_flow_raises_after_catching_one_has_no_context(
     assert caught == ["caught"]
 
 
+def _closing_flow(
+    colour: str, events: list[str], note: str = "closed", *, awaits: bool = True
+) -> Callable[[Request], Iterator[None] | AsyncIterator[None]]:
+    """Return a flow of ``colour`` that adds ``note`` to ``events`` when it is closed.
+
+    With ``awaits``, the async one awaits first: it must be closed as a cut, not by the core's
+    own closing (an aclose() of a core closed as a whole), where it would ignore the
+    GeneratorExit.
+    """
+
+    def sync_flow(request: Request) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            events.append(note)
+
+    async def async_flow(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if awaits:
+                await asyncio.sleep(0)
+            events.append(note)
+
+    return sync_flow if colour == "sync" else async_flow
+
+
+def _ending_seen(
+    app: App, interface: str, path: str, ending: type[BaseException], events: list[str]
+) -> tuple[list[str], str]:
+    """Ask for ``path``, which ends in ``ending``; return ``events`` as they were while the
+    error was still held (as a server that logs it holds it), sorted, and the error's text.
+
+    NOTE: the collector is off meanwhile: a flow closed only when its traceback is collected
+    would pass otherwise.
+    """
+    gc.disable()
+    try:
+        with TestClient(app, interface=interface) as client, pytest.raises(ending) as caught:
+            try:
+                client.get(path)
+            finally:
+                seen = sorted(events)
+        text = str(caught.value)
+        del caught
+        return seen, text
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit, GeneratorExit])
 def test_a_handlers_process_ending_closes_the_flows(
     interface: str, colour: str, ending: type[BaseException]
@@ -135,39 +185,18 @@ def test_a_handlers_process_ending_closes_the_flows(
     # (review319).
     events: list[str] = []
     app = App()
-
-    @app.middleware
-    def sync_flow(request: Request) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            events.append("sync flow closed")
-
-    @app.middleware
-    async def async_flow(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            events.append("async flow closed")
+    app.middleware(_closing_flow("sync", events, "sync flow closed"))
+    app.middleware(_closing_flow("async", events, "async flow closed", awaits=False))
 
     def handler(request: Request) -> str:
         raise ending
 
     app.get("/")(in_colour(colour, handler))
-    gc.disable()
-    try:
-        with TestClient(app, interface=interface) as client, pytest.raises(ending) as caught:
-            try:
-                client.get("/")
-            finally:
-                # NOTE: a GeneratorExit closes the core as a whole: the async flow's aclose()
-                # after. Asked while the error is held (as a server that logs it holds it):
-                # under WSGI an async def handler's own GeneratorExit left the flows to close
-                # when its traceback was let go (review314).
-                assert sorted(events) == ["async flow closed", "sync flow closed"]
-        del caught
-    finally:
-        gc.enable()
+    # NOTE: a GeneratorExit closes the core as a whole: the async flow's aclose() after (so it
+    # must not await as it closes). Under WSGI an async def handler's own GeneratorExit left
+    # the flows to close when its traceback was let go (review314).
+    seen, _ = _ending_seen(app, interface, "/", ending, events)
+    assert seen == ["async flow closed", "sync flow closed"]
 
 
 @pytest.mark.parametrize("offload", [True, False], ids=["offloaded", "inline"])
@@ -182,13 +211,7 @@ def test_a_def_handlers_generator_exit_closes_a_routers_flows(
 
     events: list[str] = []
     app, api = App(), Router(prefix="/api")
-
-    def flow(request: Request) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            events.append("closed")
-
+    flow = _closing_flow("sync", events)
     if app_flow:
         app.middleware(flow)
     api.middleware(flow)
@@ -201,15 +224,8 @@ def test_a_def_handlers_generator_exit_closes_a_routers_flows(
     else:
         api.get("")(in_colour(colour, handler))
     app.include(api)
-    gc.disable()
-    try:
-        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit):
-            try:
-                client.get("/api")
-            finally:
-                assert events == ["closed"] * (1 + app_flow)
-    finally:
-        gc.enable()
+    seen, _ = _ending_seen(app, interface, "/api", GeneratorExit, events)
+    assert seen == ["closed"] * (1 + app_flow)
 
 
 @pytest.mark.parametrize("outer_colour", ["sync", "async"])
@@ -223,25 +239,7 @@ def test_a_sync_flows_own_generator_exit_closes_the_flows_outside_it(
     # client's task kept it until a collection), where a handler's closed them (review322).
     events: list[str] = []
     app = App()
-
-    if outer_colour == "sync":
-
-        @app.middleware
-        def outer(request: Request) -> Iterator[None]:
-            try:
-                yield
-            finally:
-                events.append("closed")
-
-    else:
-
-        @app.middleware
-        async def outer(request: Request) -> AsyncIterator[None]:
-            try:
-                yield
-            finally:
-                await asyncio.sleep(0)  # NOTE: closed as a cut, not as the core's own closing.
-                events.append("closed")
+    app.middleware(_closing_flow(outer_colour, events))
 
     @app.middleware
     def failing(request: Request) -> Iterator[None]:
@@ -254,17 +252,7 @@ def test_a_sync_flows_own_generator_exit_closes_the_flows_outside_it(
         return "ok"
 
     app.get("/")(in_colour(colour, handler))
-    gc.disable()
-    try:
-        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit) as caught:
-            try:
-                client.get("/")
-            finally:
-                assert events == ["closed"]
-        assert str(caught.value) == "the flow's"
-        del caught
-    finally:
-        gc.enable()
+    assert _ending_seen(app, interface, "/", GeneratorExit, events) == (["closed"], "the flow's")
 
 
 @pytest.mark.parametrize("outer_colour", ["sync", "async"])
@@ -285,25 +273,7 @@ def test_an_error_handlers_own_generator_exit_closes_the_flows_outside_it(
     events: list[str] = []
     app, api = App(), Router(prefix="/api")
     flows = app if where == "app" else api
-
-    if outer_colour == "sync":
-
-        def outer(request: Request) -> Iterator[None]:
-            try:
-                yield
-            finally:
-                events.append("closed")
-
-    else:
-
-        async def outer(request: Request) -> AsyncIterator[None]:  # type: ignore[misc]
-            try:
-                yield
-            finally:
-                await asyncio.sleep(0)
-                events.append("closed")
-
-    flows.middleware(outer)
+    flows.middleware(_closing_flow(outer_colour, events))
 
     def handler(request: Request) -> str:
         raise ValueError("the handler's")
@@ -314,14 +284,5 @@ def test_an_error_handlers_own_generator_exit_closes_the_flows_outside_it(
     api.get("")(in_colour(colour, handler))
     app.include(api)
     app.error_handler(ValueError)(in_colour(colour, on_error))
-    gc.disable()
-    try:
-        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit) as caught:
-            try:
-                client.get("/api")
-            finally:
-                assert events == ["closed"]
-        assert str(caught.value) == "the error handler's"
-        del caught
-    finally:
-        gc.enable()
+    seen = _ending_seen(app, interface, "/api", GeneratorExit, events)
+    assert seen == (["closed"], "the error handler's")

@@ -13,8 +13,8 @@ import asyncio
 import re
 import sys
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, TypeVar, overload
 from urllib.parse import unquote
 
 import h11
@@ -39,6 +39,8 @@ UPGRADE = (
 
 class _Transport(asyncio.Transport):
     """Keeps what the protocol writes; a connection that nobody closed."""
+
+    protocol: BoundedHttpTools | BoundedH11
 
     def __init__(self) -> None:
         super().__init__()
@@ -95,23 +97,17 @@ def _app() -> App:
 
 def _serve(reads: Sequence[bytes], answers: int) -> _Transport:
     """Feed ``reads`` to a new connection; return it once ``answers`` answers were written."""
-
-    async def connection() -> _Transport:
-        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="error")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Transport()
-        protocol.connection_made(transport)
-        for data in reads:
-            protocol.data_received(data)
-            # NOTE: a timer, so that the next read comes before /slow's answer (after 0.1 s).
-            await asyncio.sleep(0.01)
-        for _ in range(500):
-            if len(_statuses(transport)) >= answers:
-                break
-            await asyncio.sleep(0.01)
-        return transport
-
-    return asyncio.run(connection())
+    # NOTE: 0.01 s between reads, so that the next comes before /slow's answer (after 0.1 s).
+    return _driven(
+        BoundedHttpTools,
+        _app().as_asgi(),
+        _Transport(),
+        reads,
+        lambda t: len(_statuses(t)) >= answers,
+        pause=0.01,
+        tries=500,
+        log_level="error",
+    )
 
 
 def _statuses(transport: _Transport) -> list[int]:
@@ -231,10 +227,8 @@ def test_requests_pipelined_in_one_read_are_parsed_a_few_at_a_time() -> None:
     waiting: list[int] = []
 
     async def connection() -> _Transport:
-        config = uvicorn.Config(_app().as_asgi(), lifespan="off", log_level="error")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Transport()
-        protocol.connection_made(transport)
+        app = _app().as_asgi()
+        protocol, transport = _connect(BoundedHttpTools, app, _Transport(), log_level="error")
         for data in reads:
             protocol.data_received(data)
             waiting.append(len(protocol.pipeline))
@@ -267,8 +261,6 @@ def test_a_websocket_handshake_pipelined_after_a_request_is_answered_after_it() 
 class _Closing(_Transport):
     """A transport whose ``close()`` ends the connection, as asyncio's does."""
 
-    protocol: BoundedHttpTools | BoundedH11
-
     def close(self) -> None:
         if not self.closed:
             super().close()
@@ -281,14 +273,66 @@ PROTOCOLS = [BoundedHttpTools, BoundedH11]
 Protocols = type[BoundedHttpTools] | type[BoundedH11]
 
 
-def _connect(protocol_class: Protocols, app: Any) -> tuple[BoundedHttpTools | BoundedH11, _Closing]:
-    """A new connection to ``app`` over ``protocol_class``, in the running event loop."""
-    config = uvicorn.Config(app, lifespan="off", log_level="critical")
+_Transported = TypeVar("_Transported", bound=_Transport)
+
+
+@overload
+def _connect(
+    protocol_class: Protocols, app: Any, transport: None = None, **options: Any
+) -> tuple[BoundedHttpTools | BoundedH11, _Closing]: ...
+
+
+@overload
+def _connect(
+    protocol_class: Protocols, app: Any, transport: _Transported, **options: Any
+) -> tuple[BoundedHttpTools | BoundedH11, _Transported]: ...
+
+
+def _connect(
+    protocol_class: Protocols, app: Any, transport: _Transport | None = None, **options: Any
+) -> tuple[BoundedHttpTools | BoundedH11, _Transport]:
+    """A new connection to ``app`` over ``protocol_class``, in the running event loop, on
+    ``transport`` (a new ``_Closing`` by default); ``options`` go to ``uvicorn.Config``."""
+    config = uvicorn.Config(app, **{"lifespan": "off", "log_level": "critical", **options})
     protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-    transport = _Closing()
+    transport = _Closing() if transport is None else transport
     transport.protocol = protocol
     protocol.connection_made(transport)
     return protocol, transport
+
+
+async def _until(done: Callable[[], bool], tries: int = 300) -> None:
+    """Wait 0.01 s at a time until ``done()``, or ``tries`` waits have passed."""
+    for _ in range(tries):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
+def _driven(
+    protocol_class: Protocols,
+    app: Any,
+    transport: _Transported,
+    reads: Sequence[bytes],
+    done: Callable[[_Transported], bool],
+    *,
+    pause: float = 0.0,
+    tries: int = 300,
+    **options: Any,
+) -> _Transported:
+    """Feed ``reads`` to a new connection to ``app`` on ``transport`` (``_connect()``),
+    ``pause`` seconds apart; return it once ``done(transport)``, or ``tries`` waits of 0.01 s
+    later."""
+
+    async def connection() -> _Transported:
+        protocol, _ = _connect(protocol_class, app, transport, **options)
+        for data in reads:
+            protocol.data_received(data)
+            await asyncio.sleep(pause)
+        await _until(lambda: done(transport), tries)
+        return transport
+
+    return asyncio.run(connection())
 
 
 def _stalled_upload(
@@ -311,18 +355,8 @@ def _stalled_upload(
             raise
         return outcome[-1]
 
-    async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, app.as_asgi())
-        for data in reads:
-            protocol.data_received(data)
-            await asyncio.sleep(pause)
-        for _ in range(300):
-            if len(outcome) >= handled:
-                break
-            await asyncio.sleep(0.01)
-        return transport
-
-    return asyncio.run(connection())
+    done = lambda _: len(outcome) >= handled  # noqa: E731
+    return _driven(protocol_class, app.as_asgi(), _Closing(), reads, done, pause=pause)
 
 
 UPLOAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"
@@ -394,15 +428,9 @@ def test_a_client_waiting_for_100_continue_is_not_a_stalled_body(
 
         protocol, transport = _connect(protocol_class, app.as_asgi())
         protocol.data_received(UPLOAD.replace(b"Host: x", b"Host: x\r\nExpect: 100-continue"))
-        for _ in range(300):
-            if b"100 Continue" in transport.written:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: b"100 Continue" in transport.written)
         protocol.data_received(b"12345678")
-        for _ in range(300):
-            if outcome:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(outcome))
         return transport
 
     transport = asyncio.run(connection())
@@ -416,18 +444,11 @@ def _idle_connection(
     """Feed ``reads`` to a new connection ``pause`` seconds apart, then wait ``wait`` seconds
     (or until it is closed); return it."""
 
-    async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, _app().as_asgi())
-        for data in reads:
-            protocol.data_received(data)
-            await asyncio.sleep(pause)
-        for _ in range(int(wait / 0.01)):
-            if transport.closed:
-                break
-            await asyncio.sleep(0.01)
-        return transport
-
-    return asyncio.run(connection())
+    app = _app().as_asgi()
+    tries = int(wait / 0.01)
+    return _driven(
+        protocol_class, app, _Closing(), reads, lambda t: t.closed, pause=pause, tries=tries
+    )
 
 
 @pytest.mark.parametrize("protocol_class", PROTOCOLS)
@@ -488,10 +509,7 @@ def test_a_bad_chunk_under_an_answer_on_its_way_cuts_it_with_no_400_inside() -> 
         protocol, transport = _connect(BoundedHttpTools, app.as_asgi())
         head = b"POST /ticks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         protocol.data_received(head + b"3\r\nabc\r\n")
-        for _ in range(300):
-            if b"tick0" in transport.written:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: b"tick0" in transport.written)
         protocol.data_received(b"zz\r\n\r\n")
         await asyncio.sleep(0.2)
         return transport
@@ -532,16 +550,10 @@ def test_an_answer_sent_before_a_100_continue_is_not_cut_as_a_stalled_body(
             b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
         )
         protocol.data_received(before + head)
-        for _ in range(300):
-            if transport.closed or transport.written.endswith(b"0\r\n\r\n"):
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: transport.closed or transport.written.endswith(b"0\r\n\r\n"))
         # NOTE: the app's task ends a moment after its last chunk; one still running when
         # asyncio.run() returns is cancelled, and Uvicorn closes the connection for it.
-        for _ in range(100):
-            if not protocol.tasks:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: not protocol.tasks, 100)
         return transport
 
     transport = asyncio.run(connection())
@@ -582,11 +594,8 @@ def test_bytes_held_behind_a_stream_are_read_one_read_at_a_time() -> None:
     paused: list[bool] = []
 
     async def connection() -> None:
-        config = uvicorn.Config(_ticking_app(20, []).as_asgi(), lifespan="off", log_level="error")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        app = _ticking_app(20, []).as_asgi()
+        protocol, _ = _connect(BoundedHttpTools, app, log_level="error")
         protocol.data_received(b"GET /ticks HTTP/1.1\r\n\r\n" + SMALL * 2000)
         assert protocol.held
         for _ in range(10):
@@ -608,15 +617,9 @@ def test_a_client_gone_with_requests_behind_a_stream_stops_it() -> None:
         app = _ticking_app(-1, ended)
         protocol, transport = _connect(BoundedHttpTools, app.as_asgi())
         protocol.data_received(b"GET /ticks HTTP/1.1\r\n\r\n" + SMALL)
-        for _ in range(300):
-            if b"tick1" in transport.written:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: b"tick1" in transport.written)
         transport.close()
-        for _ in range(100):
-            if ended:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(ended), 100)
         # NOTE: before asyncio.run() cancels what still runs, which would end the stream too.
         ended.append("checked")
         return transport
@@ -639,17 +642,11 @@ def test_a_body_held_behind_a_long_stream_is_no_stalled_request(
     assert len(before) < 16 * 1024 < len(read)
 
     async def connection() -> _Closing:
-        config = uvicorn.Config(_ticking_app(12, []).as_asgi(), lifespan="off", log_level="error")
-        protocol = BoundedHttpTools(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        app = _ticking_app(12, []).as_asgi()
+        protocol, transport = _connect(BoundedHttpTools, app, log_level="error")
         protocol.data_received(read)
         assert protocol.held
-        for _ in range(300):
-            if transport.closed or len(_statuses(transport)) == 10:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: transport.closed or len(_statuses(transport)) == 10)
         return transport
 
     transport = asyncio.run(connection())
@@ -713,17 +710,11 @@ def _echo_expecting_continue(
             b"x\r\n", b"x\r\nExpect: 100-continue\r\n"
         )
         protocol.data_received(head)
-        for _ in range(300):
-            if b"started" in transport.written:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: b"started" in transport.written)
         await asyncio.sleep(0.2)
         if body:
             protocol.data_received(body)
-        for _ in range(150):
-            if outcome:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(outcome), 150)
         # NOTE: before asyncio.run() cancels what still runs, and Uvicorn closes for that.
         outcome.append("closed" if transport.closed else "open")
         return transport
@@ -800,16 +791,9 @@ def test_a_request_framed_two_ways_is_400_and_nothing_after_it_is_read(
     smuggled = b"GET /where HTTP/1.1\r\nHost: x\r\n\r\n"
     request = b"POST /echo HTTP/1.1\r\nHost: x\r\n" + framing
 
-    async def connection() -> _Closing:
-        protocol, transport = _connect(protocol_class, _app().as_asgi())
-        protocol.data_received(request + smuggled)
-        for _ in range(100):
-            if transport.closed:
-                break
-            await asyncio.sleep(0.01)
-        return transport
-
-    transport = asyncio.run(connection())
+    app = _app().as_asgi()
+    read = request + smuggled
+    transport = _driven(protocol_class, app, _Closing(), [read], lambda t: t.closed, tries=100)
     assert transport.closed
     assert _statuses(transport) == [400]
 
@@ -864,10 +848,7 @@ async def _fed(reads: Sequence[bytes], answers: int, peaks: list[int] | None = N
         current = tracemalloc.get_traced_memory()[0]
         protocol.data_received(data)
         peaks.append(tracemalloc.get_traced_memory()[1] - current)
-    for _ in range(500):
-        if len(_statuses(transport)) >= answers:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: len(_statuses(transport)) >= answers, 500)
     return transport
 
 
@@ -935,6 +916,17 @@ def test_a_target_too_long_for_parse_url_is_split_as_parse_url_splits_a_short_on
     assert split_target(target) == (parsed.path or b"/", parsed.query or b"")
 
 
+def _scopes_noted(seen: list[dict[str, Any]]) -> Any:
+    """An ASGI app that adds each request's scope to ``seen`` and answers 204."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
 @pytest.mark.parametrize("bad", [b"\x00", b"\x01"])
 def test_a_control_byte_in_a_held_read_of_a_long_line_is_refused_at_once(bad: bytes) -> None:
     # NOTE: a read held as part of a long line (review280) kept its bad byte from httptools
@@ -959,11 +951,7 @@ def test_a_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
     # target of 250 KB of "%" took 0.2-0.5 s of CPU, of "%41" 60 ms (fuzz3); under h11 75 ms
     # and 20 ms (review325).
     seen: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    app = _scopes_noted(seen)
 
     raised: list[type[BaseException]] = []
 
@@ -980,10 +968,7 @@ def test_a_path_of_escapes_is_decoded_in_c_as_uvicorn_decodes_it(
             protocol.data_received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         finally:
             sys.settrace(previous)
-        for _ in range(500):
-            if _statuses(transport):
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: bool(_statuses(transport)), 500)
         return transport
 
     transport = asyncio.run(connection())
@@ -1004,30 +989,19 @@ def test_pipelined_paths_of_escapes_under_a_root_path_are_uvicorns(
     # NOTE: the scope of each request, under --root-path, as Uvicorn makes it: root_path
     # before the decoded path and before raw_path (review325).
     seen: list[dict[str, Any]] = []
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
+    app = _scopes_noted(seen)
 
     targets = [b"/a%41%?q=%41", b"/plain?x", b"/%C3%A9%ff%"]
 
-    async def connection() -> _Closing:
-        config = uvicorn.Config(app, lifespan="off", log_level="critical", root_path="/r%20")
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
-        protocol.data_received(
-            b"".join(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" for target in targets)
-        )
-        for _ in range(300):
-            if len(_statuses(transport)) == len(targets):
-                break
-            await asyncio.sleep(0.01)
-        return transport
-
-    transport = asyncio.run(connection())
+    read = b"".join(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n" for target in targets)
+    transport = _driven(
+        protocol_class,
+        app,
+        _Closing(),
+        [read],
+        lambda t: len(_statuses(t)) == len(targets),
+        root_path="/r%20",
+    )
     assert _statuses(transport) == [204] * len(targets)
     got = [(scope["path"], scope["raw_path"], scope["query_string"]) for scope in seen]
     expected = []
@@ -1056,10 +1030,7 @@ def test_keep_alive_counts_from_the_answer_sent_not_handed_to_the_transport(
             return self.buffered
 
     async def connection() -> tuple[bool, bool]:
-        protocol, _ = _connect(protocol_class, app)
-        transport = Buffered()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(protocol_class, app, Buffered())
         protocol.timeout_keep_alive = 0
         protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         for _ in range(100):
@@ -1087,10 +1058,7 @@ def test_keep_alive_ticks_stop_once_the_connection_is_lost(protocol_class: Proto
             return 1  # NOTE: a client that never reads.
 
     async def connection() -> Any:
-        protocol, _ = _connect(protocol_class, app)
-        transport = Stuck()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
+        protocol, transport = _connect(protocol_class, app, Stuck())
         protocol.timeout_keep_alive = 0
         protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         for _ in range(20):
@@ -1123,26 +1091,11 @@ def test_absolute_form_targets_give_their_path(
     # path was the whole target after the root path ("/rhttp://h/a": under --root-path, a 404
     # from microweb), where httptools and Waitress take the path from it.
     seen: list[dict[str, Any]] = []
+    app = _scopes_noted(seen)
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        seen.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    async def connection() -> _Closing:
-        config = uvicorn.Config(app, lifespan="off", log_level="critical", root_path="/r")
-        protocol = protocol_class(config, ServerState(), {}, asyncio.get_running_loop())
-        transport = _Closing()
-        transport.protocol = protocol
-        protocol.connection_made(transport)
-        protocol.data_received(b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
-        for _ in range(300):
-            if _statuses(transport):
-                break
-            await asyncio.sleep(0.01)
-        return transport
-
-    transport = asyncio.run(connection())
+    read = b"GET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n"
+    done = lambda t: bool(_statuses(t))  # noqa: E731
+    transport = _driven(protocol_class, app, _Closing(), [read], done, root_path="/r")
     assert _statuses(transport) == [204]
     assert [(s["path"], s["raw_path"], s["query_string"]) for s in seen] == [
         ("/r" + path, b"/r" + raw_path, query)

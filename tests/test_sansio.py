@@ -57,6 +57,7 @@ IO_MODULES = frozenset(
         "_watcher.py",
         "_stopping.py",
         "_unix.py",
+        "_sockets.py",
         "__main__.py",
     }
 )
@@ -190,7 +191,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "templating", "_importer", "_serve_options", "_serve_log", "_serving", "_cli",
         "_waitress", "_waitress_parser",
         "_chunked", "_uvicorn", "_httptools", "_h11", "_stall", "_ws_flow",
-        "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "plugins",
+        "_supervisor", "_workers", "_watcher", "_stopping", "_unix", "_sockets", "plugins",
     ),
 }  # fmt: skip
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

@@ -31,6 +31,8 @@ from servers import (
     wait_for_server_to_close,
 )
 
+from microweb._sockets import reset_after_end
+
 pytestmark = pytest.mark.servers
 
 APP = "halfclose_app:app"
@@ -237,3 +239,33 @@ def test_a_half_closed_client_that_resets_is_seen_gone(server: ServedWay, colour
             found = _body(read_until_closed(sock))
     assert found == b"gone", read_log(server.log)
     assert "Traceback" not in read_log(server.log)
+
+
+def _accepted_pair() -> tuple[socket.socket, socket.socket]:
+    """Return a client socket and the server side of its connection, over loopback TCP."""
+    with socket.create_server((HOST, 0)) as listener:
+        client = socket.create_connection(listener.getsockname()[:2], timeout=10)
+        accepted, _ = listener.accept()
+    return client, accepted
+
+
+def test_the_reset_check_both_servers_share() -> None:
+    # NOTE: one check (_sockets.reset_after_end) serves Waitress and Uvicorn: a FIN alone is no
+    # reset, a reset after it is, and a socket closed meanwhile counts as gone.
+    client, accepted = _accepted_pair()
+    with client, accepted:
+        assert not reset_after_end(accepted)
+        client.shutdown(socket.SHUT_WR)
+        assert accepted.recv(1) == b""
+        assert not reset_after_end(accepted)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        deadline = time.monotonic() + 3
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+            seen = reset_after_end(accepted)
+        assert seen
+        # NOTE: reading the pending error clears it; the check is asked again each tick.
+        assert not reset_after_end(accepted)
+    assert reset_after_end(accepted)
