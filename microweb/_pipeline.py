@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from ._calls import call, error_response, logger, refusal
 from ._effects import Colored, Effects, Offload
 from ._emission import close_replaced, negotiate_file, plain_answer
-from ._errors import ClientDisconnect, HTTPError, own_stop, raise_own, raise_own_cancellation
+from ._errors import (
+    ClientDisconnect,
+    HTTPError,
+    is_asyncio_cancellation,
+    own_stop,
+    raise_own,
+    raise_own_cancellation,
+)
 from ._errors import refused as router_refusal
 from ._plan import Endpoint
 from ._response import Response
@@ -388,7 +395,7 @@ def _layer(
         error = exc
     except BaseException as exc:
         if _cut_off(exc):
-            yield from _close_cut_off(flow, gen)
+            yield from _close_cut_off(flow, gen, exc)
         raise
     else:
         return (yield from _finish(request, flow, gen, response))
@@ -552,21 +559,31 @@ def _close_all(waiting: Waiting, ending: BaseException) -> Effects:
     while waiting:
         flow, gen = waiting.pop(0)
         if _cut_off(ending):
-            yield from _close_cut_off(flow, gen)
+            yield from _close_cut_off(flow, gen, ending)
         else:
             yield from _close(gen, flow.is_async)
 
 
-def _close_cut_off(flow: Colored, gen: Any) -> Effects:
-    """Close a flow that the server's cancellation cut off; an error of its cleanup is logged.
+def _close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
+    """Close a flow that ``ending`` cut off (``_cut_off``); an error of its cleanup is logged.
 
-    The cancellation goes on: the error must not take its place, or the flows outside would
-    answer a request the server gave up on, and its task would end as if not cancelled.
+    The ending goes on: the error must not take its place, or the flows outside would answer a
+    request the server gave up on, and its task would end as if not cancelled.
     """
     try:
         yield from _close(gen, flow.is_async)
     except Exception:
-        logger.exception("flow %s failed while its request was cancelled", flow.fn.__qualname__)
+        logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
+
+
+def _why_closed(ending: BaseException) -> str:
+    """Say what closed the flows for a cut (``_cut_off``): the log of a flow's failing cleanup
+    said "its request was cancelled" for a handler's own ``GeneratorExit`` or ``SystemExit``."""
+    if is_asyncio_cancellation(ending):
+        return "its request was cancelled"
+    if type(ending) is _OwnExit:
+        ending = ending.ended
+    return f"closing for a {type(ending).__name__}"
 
 
 def _flow_response(request: Request, flow: Colored, value: Any) -> Response:

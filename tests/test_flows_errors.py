@@ -286,3 +286,39 @@ def test_an_error_handlers_own_generator_exit_closes_the_flows_outside_it(
     app.error_handler(ValueError)(in_colour(colour, on_error))
     seen = _ending_seen(app, interface, "/api", GeneratorExit, events)
     assert seen == (["closed"], "the error handler's")
+
+
+@pytest.mark.parametrize("ending", ["GeneratorExit", "SystemExit"])
+def test_a_flow_failing_as_it_closes_for_an_ending_not_a_cancellation_says_what_ended(
+    interface: str, colour: str, ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: closed for a handler's own GeneratorExit or SystemExit, a flow whose cleanup failed
+    # was logged as having "failed while its request was cancelled": nothing cancelled it.
+    app = App()
+
+    @app.middleware
+    def outer(request: Request) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            raise ValueError("the flow's cleanup")
+
+    raised: type[BaseException] = GeneratorExit if ending == "GeneratorExit" else SystemExit
+
+    def handler(request: Request) -> str:
+        raise raised("the handler's")
+
+    if ending == "GeneratorExit":
+        if colour == "async":
+            pytest.skip("an async handler's GeneratorExit closes the core as a whole")
+        # NOTE: a plain call under both interfaces, so its GeneratorExit is its own (_OwnExit).
+        app.get("/", offload=False)(handler)
+    else:
+        app.get("/")(in_colour(colour, handler))
+    caplog.set_level(logging.ERROR, logger="microweb")
+    with TestClient(app, interface=interface) as client, pytest.raises(raised):
+        client.get("/")
+    [record] = [r for r in caplog.records if "flow" in r.getMessage()]
+    assert "cancelled" not in record.getMessage()
+    assert ending in record.getMessage()
+    assert "outer" in record.getMessage()
