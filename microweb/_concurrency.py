@@ -564,6 +564,11 @@ class _Pinned:
         self._stopped_for = closing_request()
         with self._lock:
             self._room_changed.notify()
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            # NOTE: an __anext__ waiting for an item: a thread told to stop before its first
+            # step makes none, and it waited for ever (aclose() as the thread was queued).
+            waiter.set_result(None)
 
     def given_up(self) -> None:
         """Nobody will await the end of the close (``stop()`` never began): what is left of it
