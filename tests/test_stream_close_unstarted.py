@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from microweb._concurrency import iterate_in_pool, make_pool, through_one_cancellation
+from microweb._file_threads import aiter_file_read
 
 
 def _chunks(closed: threading.Event) -> Iterator[bytes]:
@@ -128,3 +129,25 @@ def test_the_async_close_of_a_def_stream_runs_though_its_closer_never_began(
         gc.collect()
     assert _never_awaited(caught) == []
     assert events == ["close()", "async close"]
+
+
+def test_a_file_read_closed_in_a_task_cancelled_before_its_first_step_closes_its_chunks() -> None:
+    # NOTE: a file's read under ASGI (aiter_file_read) closes its chunks in that task too:
+    # never begun, the chunks were closed only when they were let go (collected, in whichever
+    # thread), the file held open until then.
+    closed = threading.Event()
+    chunks = _chunks(closed)
+
+    async def main() -> None:
+        stream = aiter_file_read(chunks, make_pool(2))
+        assert await stream.__anext__() == b"x"  # NOTE: the next batch's read is under way.
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+    assert _never_awaited(caught) == []
+    assert closed.wait(5)  # NOTE: the chunks are still held here: closed, not collected.
