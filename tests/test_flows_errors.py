@@ -264,12 +264,10 @@ def test_an_error_handlers_own_generator_exit_closes_the_flows_outside_it(
     # GeneratorExit closes the flows at once, as a handler's and a def flow's do (review328).
     from microweb import Router
 
-    if colour == "async" and outer_colour == "async":
-        # NOTE: thrown back into the core, the GeneratorExit closes it as a whole (a yield
-        # from hands it to close()): the async flow is left to its collection, where it
-        # "ignored GeneratorExit" (under WSGI), or stays open (3.10, 3.12 and later under
-        # ASGI); a handler's is closed by another way (review328: left).
-        pytest.xfail("an async error handler's GeneratorExit, an async flow outside")
+    # NOTE: an async error handler's with an async flow outside: thrown back into the core as
+    # it was, the GeneratorExit closed it as a whole (a yield from hands it to close()), and
+    # the async flow was left to its collection ("ignored GeneratorExit" under WSGI); now
+    # carried through the core, as a def one's is (review332).
     events: list[str] = []
     app, api = App(), Router(prefix="/api")
     flows = app if where == "app" else api
