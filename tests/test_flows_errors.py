@@ -320,3 +320,42 @@ def test_a_flow_failing_as_it_closes_for_an_ending_not_a_cancellation_says_what_
     assert "cancelled" not in record.getMessage()
     assert ending in record.getMessage()
     assert "outer" in record.getMessage()
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="an async handler's own GeneratorExit, thrown back into the core as it is, closes "
+    "it as a whole: the async flow outside is left to its collection, which under ASGI the "
+    "loop's finalizer of async generators closes in time on some Python versions, not others, "
+    "and under WSGI none ('ignored GeneratorExit') (review332: left)",
+)
+def test_an_async_handlers_own_generator_exit_closes_an_async_flow_outside(
+    interface: str,
+) -> None:
+    # NOTE: the async error handler's is carried through the core (review332); the handler's
+    # would need its awaitable wrapped on the path of every request with flows, or a carrier
+    # that the drivers throw in for every effect generator.
+    events: list[str] = []
+    app = App()
+
+    @app.middleware
+    async def outer(request: Request) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await asyncio.sleep(0)
+            events.append("closed")
+
+    @app.get("/")
+    async def handler(request: Request) -> str:
+        raise GeneratorExit("the handler's")
+
+    gc.disable()
+    try:
+        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit):
+            try:
+                client.get("/")
+            finally:
+                assert events == ["closed"]
+    finally:
+        gc.enable()
