@@ -337,25 +337,11 @@ def test_an_async_handlers_own_generator_exit_closes_an_async_flow_outside(
     # that the drivers throw in for every effect generator.
     events: list[str] = []
     app = App()
-
-    @app.middleware
-    async def outer(request: Request) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await asyncio.sleep(0)
-            events.append("closed")
+    app.middleware(_closing_flow("async", events))
 
     @app.get("/")
     async def handler(request: Request) -> str:
         raise GeneratorExit("the handler's")
 
-    gc.disable()
-    try:
-        with TestClient(app, interface=interface) as client, pytest.raises(GeneratorExit):
-            try:
-                client.get("/")
-            finally:
-                assert events == ["closed"]
-    finally:
-        gc.enable()
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the handler's")
