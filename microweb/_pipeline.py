@@ -17,12 +17,19 @@ Design rules of the core (checked by tests/test_sansio.py):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from inspect import CO_GENERATOR
+from inspect import CO_GENERATOR, CORO_CREATED, getcoroutinestate
 from types import CoroutineType, GeneratorType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._calls import call, error_response, logger, refusal
-from ._effects import Colored, Effects, Offload
+from ._effects import (
+    Colored,
+    Effects,
+    Ending,
+    Offload,
+    call_own_exit_carried,
+    own_exit_carried,
+)
 from ._emission import close_replaced, negotiate_file, plain_answer
 from ._errors import (
     ClientDisconnect,
@@ -623,6 +630,33 @@ def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
     return (yield from _call(plan, request, found))
 
 
+def _call_carried(found: Endpoint, request: Request) -> Effects:
+    """Call an ``async def`` handler, or a ``def`` one in the pool, inside flows; its own
+    ``GeneratorExit`` comes out as ``_OwnExit``, as a plainly called ``def`` handler's does.
+
+    NOTE: carried (own_exit_carried): thrown back in by the driver as it was, it closed the
+    core as a whole, and an async flow outside was left to its collection, unclosed where it
+    awaited in its finally, and a flow's failing cleanup was no one's to log (review332).
+    """
+    target, params = found.target, request.path_params
+    awaitable = None
+    if target.is_async:
+        awaitable = target.fn(request, **params)
+        effect: Any = own_exit_carried(awaitable)
+    else:
+        effect = Offload(call_own_exit_carried, (target.fn, request), params)
+    try:
+        return (yield effect)
+    except Ending as carrier:
+        raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
+    except GeneratorExit:
+        # NOTE: this generator's closing at the yield (the app loop stopped): where the carrier
+        # never began, the handler's coroutine, never awaited, would warn so.
+        if awaitable is not None and getcoroutinestate(awaitable) == CORO_CREATED:
+            awaitable.close()
+        raise
+
+
 def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
     try:
         if found.blocking and request.may_block:
@@ -635,6 +669,8 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
                 if isinstance(exc, GeneratorExit):
                     raise _OwnExit(exc) from None  # NOTE: see below.
                 raise
+        elif found.target.is_async or (found.target.offload and not request.may_block):
+            result = yield from _call_carried(found, request)
         else:
             try:
                 result = yield from call(found.target, request, **request.path_params)

@@ -306,13 +306,7 @@ def test_a_flow_failing_as_it_closes_for_an_ending_not_a_cancellation_says_what_
     def handler(request: Request) -> str:
         raise raised("the handler's")
 
-    if ending == "GeneratorExit":
-        if colour == "async":
-            pytest.skip("an async handler's GeneratorExit closes the core as a whole")
-        # NOTE: a plain call under both interfaces, so its GeneratorExit is its own (_OwnExit).
-        app.get("/", offload=False)(handler)
-    else:
-        app.get("/")(in_colour(colour, handler))
+    app.get("/")(in_colour(colour, handler))
     caplog.set_level(logging.ERROR, logger="microweb")
     with TestClient(app, interface=interface) as client, pytest.raises(raised):
         client.get("/")
@@ -322,19 +316,13 @@ def test_a_flow_failing_as_it_closes_for_an_ending_not_a_cancellation_says_what_
     assert "outer" in record.getMessage()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="an async handler's own GeneratorExit, thrown back into the core as it is, closes "
-    "it as a whole: the async flow outside is left to its collection, which under ASGI the "
-    "loop's finalizer of async generators closes in time on some Python versions, not others, "
-    "and under WSGI none ('ignored GeneratorExit') (review332: left)",
-)
 def test_an_async_handlers_own_generator_exit_closes_an_async_flow_outside(
     interface: str,
 ) -> None:
-    # NOTE: the async error handler's is carried through the core (review332); the handler's
-    # would need its awaitable wrapped on the path of every request with flows, or a carrier
-    # that the drivers throw in for every effect generator.
+    # NOTE: thrown back into the core as it was, the GeneratorExit closed it as a whole, and
+    # the async flow was left to its collection: under WSGI it "ignored GeneratorExit", under
+    # ASGI the loop's finalizer of async generators closed it in time on some Python versions
+    # and not on others. Carried through the core now, as the error handler's is (review332).
     events: list[str] = []
     app = App()
     app.middleware(_closing_flow("async", events))
