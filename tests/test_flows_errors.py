@@ -316,8 +316,8 @@ def test_a_flow_failing_as_it_closes_for_an_ending_not_a_cancellation_says_what_
     assert "outer" in record.getMessage()
 
 
-def test_an_async_handlers_own_generator_exit_closes_an_async_flow_outside(
-    interface: str,
+def test_a_handlers_own_generator_exit_closes_an_async_flow_outside(
+    interface: str, colour: str
 ) -> None:
     # NOTE: thrown back into the core as it was, the GeneratorExit closed it as a whole, and
     # the async flow was left to its collection: under WSGI it "ignored GeneratorExit", under
@@ -327,9 +327,11 @@ def test_an_async_handlers_own_generator_exit_closes_an_async_flow_outside(
     app = App()
     app.middleware(_closing_flow("async", events))
 
-    @app.get("/")
-    async def handler(request: Request) -> str:
+    def handler(request: Request) -> str:
         raise GeneratorExit("the handler's")
+
+    # NOTE: a def handler in the pool under ASGI; under WSGI, called plainly.
+    app.get("/")(in_colour(colour, handler))
 
     seen = _ending_seen(app, interface, "/", GeneratorExit, events)
     assert seen == (["closed"], "the handler's")
