@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._buffer import is_too_large
-from ._effects import Colored, Effects, Offload
+from ._effects import Colored, Effects, Ending, Offload, closing_here
 from ._emission import ACCEPT_VARIES, NOSNIFF, Header, negotiate_file, outgoing
 from ._error_logs import log_answered, log_failed, log_unhandled
 from ._errors import (
@@ -166,11 +166,29 @@ def refusal(
 
 def _handler_answer(request: Request, handler: ErrorHandler, exc: Exception) -> Effects:
     """Answer ``exc`` with ``handler``: return its response and ``exc``, or ``None`` and the
-    error the handler raised, which the default answer is for."""
+    error the handler raised, which the default answer is for. An async handler's own
+    ``GeneratorExit`` is raised as it was (carried to here, see ``_handling``)."""
+    try:
+        return (yield from _answer_with(request, handler, exc))
+    except Ending as carrier:
+        ended = carrier.ended
+    # NOTE: out of the except clause, or the carrier would be its context.
+    log_answered(request, exc, handler, 0, ended)
+    try:
+        raise ended
+    finally:
+        del ended  # NOTE: no cycle through this frame and the error's traceback.
+
+
+def _answer_with(request: Request, handler: ErrorHandler, exc: Exception) -> Effects:
+    """``_handler_answer``'s work; an async handler's own ``GeneratorExit`` comes out as
+    ``Ending``."""
     raised = exc.__traceback__
     try:
         result = yield from call(_handling(handler.target, exc), request, exc)
         response = _error_value(request, result, exc, handler.key)
+    except Ending:
+        raise  # NOTE: an async handler's own GeneratorExit (_handling): _handler_answer's.
     except Exception as failure:
         if failure is exc:
             # NOTE: raised again (a bare raise): the frames it went through, ours holding it
@@ -211,7 +229,16 @@ def _handling(target: Colored, exc: Exception) -> Colored:
                 raise exc
             except Exception:
                 exc.__traceback__ = raised  # NOTE: as it was raised, no frame of ours added.
-                return await fn(*args, **kwargs)
+                try:
+                    return await fn(*args, **kwargs)
+                except GeneratorExit as own:
+                    if closing_here(own):
+                        raise  # NOTE: this coroutine's closing.
+                    # NOTE: carried: thrown back in by the driver as it was, at a yield from
+                    # it closed the core as a whole, and an async flow outside was left to its
+                    # collection, unclosed ("ignored GeneratorExit"). _handler_answer raises
+                    # it again as it was (review332).
+                    raise Ending(own) from None
 
         return Colored(handling_async, True, target.offload)
 

@@ -454,7 +454,7 @@ async def through_one_cancellation(
         except asyncio.CancelledError:
             # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
             # weakly), its error logged, where it was dropped with no word.
-            _UNAWAITED.add(closing)
+            _keep_unawaited(closing)
             closing.add_done_callback(partial(_unawaited_ended, request))
             raise
         # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
@@ -487,6 +487,16 @@ async def _exits_kept(
         await awaitable
     except (KeyboardInterrupt, SystemExit) as exc:
         return exc
+    except GeneratorExit as exc:
+        if closing_here(exc):
+            # NOTE: this coroutine closed before it ended: its loop closed first (_keep_unawaited
+            # or its collection); what it awaited was closed, its finally blocks run.
+            logger.warning(
+                "%sthe close of a streamed response was cut off: its event loop closed before "
+                "the close ended",
+                _named(request),
+            )
+        raise
     finally:
         closing.end()
     return None
@@ -564,6 +574,11 @@ class _Pinned:
         self._stopped_for = closing_request()
         with self._lock:
             self._room_changed.notify()
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            # NOTE: an __anext__ waiting for an item: a thread told to stop before its first
+            # step makes none, and it waited for ever (aclose() as the thread was queued).
+            waiter.set_result(None)
 
     def given_up(self) -> None:
         """Nobody will await the end of the close (``stop()`` never began): what is left of it
@@ -712,13 +727,33 @@ def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
     # thread) named no request in its warning or its error. Its sys.exit() is logged too, where
     # asyncio raised it out of the loop.
     task = _closing_task(left, request)
-    _UNAWAITED.add(task)
+    _keep_unawaited(task)
     task.add_done_callback(partial(_unawaited_ended, request))
 
 
 # NOTE: the closes nobody awaits (run_unawaited(), through_one_cancellation() given up on),
 # kept while they run (a loop holds its tasks weakly).
 _UNAWAITED: set[asyncio.Future[Any]] = set()
+
+
+def _keep_unawaited(task: asyncio.Future[Any]) -> None:
+    """Keep ``task``, a close nobody awaits, until it ends; first let go of those whose loop
+    has closed, which never will: each is closed (its ``finally`` blocks run), with a warning.
+
+    NOTE: a close handed to the loop in its teardown (asyncio.run() cancels the tasks, then
+    closes the loop) was kept here for ever, pending, with its stream and request; and at the
+    interpreter's exit it was "destroyed but pending", its closing raising outside its task
+    (review332).
+    """
+    for kept in [kept for kept in _UNAWAITED if kept.get_loop().is_closed()]:
+        _UNAWAITED.discard(kept)
+        if isinstance(kept, asyncio.Task):
+            # NOTE: _exits_kept() says it, naming the request: asyncio's word named none.
+            kept._log_destroy_pending = False  # type: ignore[attr-defined]
+            coroutine = kept.get_coro()
+            if iscoroutine(coroutine):
+                coroutine.close()
+    _UNAWAITED.add(task)
 
 
 def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:

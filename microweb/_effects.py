@@ -281,6 +281,36 @@ async def _await_carried(awaitable: Awaitable[Any]) -> Any:
         raise Ending(exc) from None
 
 
+async def own_exit_carried(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable``, app code; its own ``GeneratorExit`` comes out as ``Ending``.
+
+    NOTE: thrown back in as it was, a driver's throw() at a ``yield from`` closes the whole
+    core generator, and no flow can be closed by an effect then.
+
+    Raises:
+        Ending: Carrying that ``GeneratorExit``.
+    """
+    try:
+        return await awaitable
+    except GeneratorExit as exc:
+        if closing_here(exc):
+            raise  # NOTE: this coroutine's closing.
+        raise Ending(exc) from None
+
+
+def call_own_exit_carried(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``, a ``def`` handler in the pool; its ``GeneratorExit`` comes out as ``Ending``
+    (see ``own_exit_carried``).
+
+    Raises:
+        Ending: Carrying that ``GeneratorExit``.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except GeneratorExit as exc:
+        raise Ending(exc) from None
+
+
 def closing_here(exc: BaseException) -> bool:
     """Tell whether ``exc``, caught at an ``await``, is the awaiting coroutine's own closing,
     not app code's ``GeneratorExit``: raised there with no frame below (``close()`` closes

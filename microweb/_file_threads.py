@@ -16,14 +16,17 @@ import os
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from inspect import GEN_SUSPENDED, getgeneratorstate, isawaitable
+from functools import partial
+from inspect import GEN_SUSPENDED, getgeneratorstate, isawaitable, iscoroutine
 from itertools import islice
 from types import GeneratorType
 from typing import Any, TypeVar
 
 from ._concurrency import (
+    close_failed_unawaited,
     in_a_thread,
     run_in_pool,
+    run_unawaited,
     set_result,
     settle_future,
     stop_owned,
@@ -32,6 +35,8 @@ from ._concurrency import (
 )
 from ._forms import Steps, write_steps
 from ._pool import WorkerPool
+from ._request import Request
+from ._stream_ahead import closing_request
 
 T = TypeVar("T")
 
@@ -89,20 +94,26 @@ async def aiter_file_read(chunks: Iterator[bytes], pool: WorkerPool) -> AsyncIte
     # video) held the whole pool, and every def handler, Static's own included, waited.
     step: asyncio.Future[list[bytes]] | None = None
     finished = False
+    # NOTE: held by each read in its thread: a close that nobody awaits (_close_read_apart)
+    # waits for the read under way, the chunks being "already executing" until it ends.
+    reading = threading.Lock()
     try:
-        step = _read_in(pool, chunks)
+        step = _read_in(pool, chunks, reading)
         while True:
             batch = await asyncio.shield(step)
             ended = len(batch) < READS_PER_CALL  # NOTE: the read has ended, checks made.
             if not ended:
-                step = _read_in(pool, chunks)
+                step = _read_in(pool, chunks, reading)
             for chunk in batch:
                 yield chunk
             if ended:
                 finished = True
                 return
     finally:
-        await through_one_cancellation(_close_read(step, chunks, pool, finished))
+        await through_one_cancellation(
+            _close_read(step, chunks, pool, finished),
+            never_begun=partial(_close_read_apart, chunks, reading, closing_request()),
+        )
 
 
 # PERF: the chunks one call in the pool reads; the next call's are read while these are sent.
@@ -112,16 +123,19 @@ async def aiter_file_read(chunks: Iterator[bytes], pool: WorkerPool) -> AsyncIte
 READS_PER_CALL = 8
 
 
-def _read_some(chunks: Iterator[bytes]) -> list[bytes]:
-    return list(islice(chunks, READS_PER_CALL))
+def _read_some(chunks: Iterator[bytes], reading: threading.Lock) -> list[bytes]:
+    with reading:
+        return list(islice(chunks, READS_PER_CALL))
 
 
-def _read_in(pool: WorkerPool, chunks: Iterator[bytes]) -> asyncio.Future[list[bytes]]:
+def _read_in(
+    pool: WorkerPool, chunks: Iterator[bytes], reading: threading.Lock
+) -> asyncio.Future[list[bytes]]:
     try:
-        return asyncio.ensure_future(run_in_pool(pool, _read_some, chunks))
+        return asyncio.ensure_future(run_in_pool(pool, _read_some, chunks, reading))
     except RuntimeError:
         # NOTE: the pool is shut down (Uvicorn's stop): a thread of its own, as in_a_thread().
-        return asyncio.ensure_future(asyncio.to_thread(_read_some, chunks))
+        return asyncio.ensure_future(asyncio.to_thread(_read_some, chunks, reading))
 
 
 async def _close_read(
@@ -150,6 +164,42 @@ async def _close_read(
         # close() returned: dropped, it never ran ("never awaited"), where the WSGI driver and
         # a stream held in one thread run it (review295).
         await left
+
+
+def _close_read_apart(
+    chunks: Iterator[bytes], reading: threading.Lock, request: Request | None
+) -> None:
+    """Close a file's read whose close never began (its task cancelled before its first step:
+    a loop's shutdown cancels all its tasks at once), in a file thread; on the loop.
+
+    NOTE: _close_read() closed, the chunks were closed only when let go (collected, in any
+    thread), the file held open until then (review332).
+    """
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        FILE_THREADS.call(_close_apart, close, reading, asyncio.get_running_loop(), request)
+
+
+def _close_apart(
+    close: Callable[[], object],
+    reading: threading.Lock,
+    loop: asyncio.AbstractEventLoop,
+    request: Request | None,
+) -> None:
+    # NOTE: runs in a file thread, once the read under way (if any) has ended. Nobody awaits
+    # it: its error is logged, and the async close() it returns runs in a task of its own.
+    try:
+        with reading:
+            left = stop_owned(close)
+    except BaseException as exc:
+        close_failed_unawaited(exc, request)
+        return
+    if isawaitable(left):
+        try:
+            loop.call_soon_threadsafe(run_unawaited, left, request)
+        except RuntimeError:
+            if iscoroutine(left):
+                left.close()  # NOTE: the loop is closed: it will never run.
 
 
 def _start(

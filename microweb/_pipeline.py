@@ -17,14 +17,28 @@ Design rules of the core (checked by tests/test_sansio.py):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from inspect import CO_GENERATOR
+from inspect import CO_GENERATOR, CORO_CREATED, getcoroutinestate
 from types import CoroutineType, GeneratorType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._calls import call, error_response, logger, refusal
-from ._effects import Colored, Effects, Offload
+from ._effects import (
+    Colored,
+    Effects,
+    Ending,
+    Offload,
+    call_own_exit_carried,
+    own_exit_carried,
+)
 from ._emission import close_replaced, negotiate_file, plain_answer
-from ._errors import ClientDisconnect, HTTPError, own_stop, raise_own, raise_own_cancellation
+from ._errors import (
+    ClientDisconnect,
+    HTTPError,
+    is_asyncio_cancellation,
+    own_stop,
+    raise_own,
+    raise_own_cancellation,
+)
 from ._errors import refused as router_refusal
 from ._plan import Endpoint
 from ._response import Response
@@ -325,8 +339,8 @@ def _called_plainly(target: Colored, request: Request) -> bool:
 
 
 class _OwnExit(BaseException):
-    """The ``GeneratorExit`` of a ``def`` handler called plainly (under WSGI, or with
-    ``offload=False``), or of a ``def`` flow (``_advance``), carried out through the flows,
+    """The ``GeneratorExit`` of a handler (``_call``, ``_call_carried``), an error handler
+    (``_answer_in_flows``) or a ``def`` flow (``_advance``), carried out through the flows,
     which close as for a ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was
     by ``_through_flows``."""
 
@@ -388,7 +402,7 @@ def _layer(
         error = exc
     except BaseException as exc:
         if _cut_off(exc):
-            yield from _close_cut_off(flow, gen)
+            yield from _close_cut_off(flow, gen, exc)
         raise
     else:
         return (yield from _finish(request, flow, gen, response))
@@ -552,21 +566,31 @@ def _close_all(waiting: Waiting, ending: BaseException) -> Effects:
     while waiting:
         flow, gen = waiting.pop(0)
         if _cut_off(ending):
-            yield from _close_cut_off(flow, gen)
+            yield from _close_cut_off(flow, gen, ending)
         else:
             yield from _close(gen, flow.is_async)
 
 
-def _close_cut_off(flow: Colored, gen: Any) -> Effects:
-    """Close a flow that the server's cancellation cut off; an error of its cleanup is logged.
+def _close_cut_off(flow: Colored, gen: Any, ending: BaseException) -> Effects:
+    """Close a flow that ``ending`` cut off (``_cut_off``); an error of its cleanup is logged.
 
-    The cancellation goes on: the error must not take its place, or the flows outside would
-    answer a request the server gave up on, and its task would end as if not cancelled.
+    The ending goes on: the error must not take its place, or the flows outside would answer a
+    request the server gave up on, and its task would end as if not cancelled.
     """
     try:
         yield from _close(gen, flow.is_async)
     except Exception:
-        logger.exception("flow %s failed while its request was cancelled", flow.fn.__qualname__)
+        logger.exception("flow %s failed while %s", flow.fn.__qualname__, _why_closed(ending))
+
+
+def _why_closed(ending: BaseException) -> str:
+    """Say what closed the flows for a cut (``_cut_off``): the log of a flow's failing cleanup
+    said "its request was cancelled" for a handler's own ``GeneratorExit`` or ``SystemExit``."""
+    if is_asyncio_cancellation(ending):
+        return "its request was cancelled"
+    if type(ending) is _OwnExit:
+        ending = ending.ended
+    return f"closing for a {type(ending).__name__}"
 
 
 def _flow_response(request: Request, flow: Colored, value: Any) -> Response:
@@ -606,6 +630,33 @@ def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
     return (yield from _call(plan, request, found))
 
 
+def _call_carried(found: Endpoint, request: Request) -> Effects:
+    """Call an ``async def`` handler, or a ``def`` one in the pool, inside flows; its own
+    ``GeneratorExit`` comes out as ``_OwnExit``, as a plainly called ``def`` handler's does.
+
+    NOTE: carried (own_exit_carried): thrown back in by the driver as it was, it closed the
+    core as a whole, and an async flow outside was left to its collection, unclosed where it
+    awaited in its finally, and a flow's failing cleanup was no one's to log (review332).
+    """
+    target, params = found.target, request.path_params
+    awaitable = None
+    if target.is_async:
+        awaitable = target.fn(request, **params)
+        effect: Any = own_exit_carried(awaitable)
+    else:
+        effect = Offload(call_own_exit_carried, (target.fn, request), params)
+    try:
+        return (yield effect)
+    except Ending as carrier:
+        raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
+    except GeneratorExit:
+        # NOTE: this generator's closing at the yield (the app loop stopped): where the carrier
+        # never began, the handler's coroutine, never awaited, would warn so.
+        if awaitable is not None and getcoroutinestate(awaitable) == CORO_CREATED:
+            awaitable.close()
+        raise
+
+
 def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
     try:
         if found.blocking and request.may_block:
@@ -618,6 +669,8 @@ def _call(plan: Plan, request: Request, found: Endpoint) -> Effects:
                 if isinstance(exc, GeneratorExit):
                     raise _OwnExit(exc) from None  # NOTE: see below.
                 raise
+        elif found.target.is_async or (found.target.offload and not request.may_block):
+            result = yield from _call_carried(found, request)
         else:
             try:
                 result = yield from call(found.target, request, **request.path_params)

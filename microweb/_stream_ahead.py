@@ -52,7 +52,10 @@ class ClosingFor:
 
     def end(self) -> None:
         self.request = None
-        CLOSING_FOR.reset(self.token)
+        # NOTE: ValueError, "created in a different Context": a coroutine closed outside its
+        # task (its loop closed first), whose context is gone with it.
+        with contextlib.suppress(ValueError):
+            CLOSING_FOR.reset(self.token)
 
 
 def closing_request() -> Request | None:

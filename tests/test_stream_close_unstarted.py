@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import itertools
+import logging
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -19,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from microweb._concurrency import iterate_in_pool, make_pool, through_one_cancellation
+from microweb._concurrency import (
+    _UNAWAITED,
+    iterate_in_pool,
+    make_pool,
+    run_unawaited,
+    through_one_cancellation,
+)
+from microweb._file_threads import aiter_file_read
 
 
 def _chunks(closed: threading.Event) -> Iterator[bytes]:
@@ -128,3 +137,101 @@ def test_the_async_close_of_a_def_stream_runs_though_its_closer_never_began(
         gc.collect()
     assert _never_awaited(caught) == []
     assert events == ["close()", "async close"]
+
+
+def test_a_file_read_closed_in_a_task_cancelled_before_its_first_step_closes_its_chunks() -> None:
+    # NOTE: a file's read under ASGI (aiter_file_read) closes its chunks in that task too:
+    # never begun, the chunks were closed only when they were let go (collected, in whichever
+    # thread), the file held open until then.
+    closed = threading.Event()
+    chunks = _chunks(closed)
+
+    async def main() -> None:
+        stream = aiter_file_read(chunks, make_pool(2))
+        assert await stream.__anext__() == b"x"  # NOTE: the next batch's read is under way.
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(main())
+    assert _never_awaited(caught) == []
+    assert closed.wait(5)  # NOTE: the chunks are still held here: closed, not collected.
+
+
+class _ClosedLate:
+    """A sync stream whose close() waits for ``release``, then returns an async close that
+    waits for ever: its loop closes first."""
+
+    def __init__(self, release: threading.Event, events: list[str]) -> None:
+        self.release, self.events = release, events
+
+    def __iter__(self) -> Iterator[bytes]:
+        return itertools.repeat(b"a")
+
+    def close(self) -> Any:
+        self.release.wait(5)
+        return self._aclose()
+
+    async def _aclose(self) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            self.events.append("async close closed")
+
+
+def test_a_loop_closed_before_a_streams_close_ends_says_so_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # NOTE: asyncio.run()'s teardown cancels the tasks, then closes the async generators and
+    # the loop: an async close that a def stream's close() returned by then, given up on
+    # (run in a task nobody awaits), was destroyed pending ("Task was destroyed but it is
+    # pending!", naming no request), and its closing, outside its task, raised "Exception
+    # ignored ... was created in a different Context".
+    release, events = threading.Event(), []
+    unraisable: list[Any] = []
+    pool = make_pool(2)
+
+    async def held() -> Any:
+        try:
+            yield
+        finally:
+            # NOTE: in the teardown (shutdown_asyncgens): the close returns now, and its
+            # thread hands the rest to the loop before this ends.
+            release.set()
+            pool.shutdown(wait=True)
+
+    async def main() -> None:
+        kept = held()
+        await kept.__anext__()
+        stream = iterate_in_pool(_ClosedLate(release, events), pool)
+        assert await stream.__anext__() == b"a"
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+
+    async def another() -> None:
+        # NOTE: the next close nobody awaits lets go of those whose loop has closed.
+        run_unawaited(asyncio.sleep(0), None)
+        await asyncio.sleep(0)
+
+    caplog.set_level(logging.WARNING)
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            asyncio.run(main())
+            asyncio.run(another())
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    assert _never_awaited(caught) == []
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "Task was destroyed" in m]
+    [_] = [m for m in said if "its event loop closed before the close ended" in m]
+    assert events == ["async close closed"]
+    assert not [task for task in _UNAWAITED if task.get_loop().is_closed()]
