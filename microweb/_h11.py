@@ -22,6 +22,7 @@ from h11._readers import ChunkedReader, maybe_read_from_IDLE_client
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from ._parsing import (
+    MAX_CHUNK_EXTENSIONS,
     UNSUPPORTED_CODING,
     folded_framing,
     has_body,
@@ -149,10 +150,12 @@ def check_codings(lines: list[bytearray]) -> None:
 
 class ChunkLinesChecked:
     """h11's receive buffer, as its reader of a chunked body sees it, refusing a chunk line
-    with whitespace before its CRLF, as Waitress and httptools do."""
+    with whitespace before its CRLF, as Waitress and httptools do, and chunk extensions past
+    ``MAX_CHUNK_EXTENSIONS`` bytes a body, as Waitress does (``reader`` counts them)."""
 
-    def __init__(self, buf: Any) -> None:
+    def __init__(self, buf: Any, reader: StrictChunkedReader) -> None:
         self.buf = buf
+        self.reader = reader
 
     def maybe_extract_next_line(self) -> bytearray | None:
         """Return the next line as h11's buffer does (a chunk line, here), once checked.
@@ -167,6 +170,12 @@ class ChunkLinesChecked:
             # the CRLF, where Waitress and httptools answer 400: a proxy that refuses it or
             # reads the size otherwise frames the body otherwise.
             raise h11.RemoteProtocolError("whitespace at the end of a chunk line", 400)
+        semi = -1 if line is None else line.find(b";")
+        if line is not None and semi >= 0:
+            # NOTE: as Waitress counts them: from the ";" to the CRLF.
+            self.reader.extensions += len(line) - 2 - semi
+            if self.reader.extensions > MAX_CHUNK_EXTENSIONS:
+                raise h11.RemoteProtocolError("chunk extensions too long", 400)
         return line
 
     def __getattr__(self, name: str) -> Any:
@@ -176,6 +185,9 @@ class ChunkLinesChecked:
 class StrictChunkedReader(ChunkedReader):
     """h11's reader of a chunked body, reading through ``ChunkLinesChecked``; the plain
     chunks that a read holds whole come out as one ``Data`` event."""
+
+    # NOTE: the bytes of the chunk extensions of the body so far (ChunkLinesChecked).
+    extensions = 0
 
     def __call__(self, buf: Any) -> Any:
         discard = self._bytes_to_discard
@@ -188,7 +200,7 @@ class StrictChunkedReader(ChunkedReader):
             data = take_whole_chunks(buf)
             if data:
                 return h11.Data(data=data, chunk_start=True, chunk_end=True)
-        return super().__call__(ChunkLinesChecked(buf))  # type: ignore[arg-type]
+        return super().__call__(ChunkLinesChecked(buf, self))  # type: ignore[arg-type]
 
 
 # NOTE: the longest size line h11 reads: 20 hex digits (h11._abnf.chunk_size), and its CRLF.

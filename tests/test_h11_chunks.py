@@ -101,3 +101,27 @@ def test_a_bad_chunk_after_good_ones_is_refused(body: bytes) -> None:
     conn = FramedConnection(h11.SERVER)
     with pytest.raises(h11.RemoteProtocolError):
         _events(conn, [HEAD + body])
+
+
+def test_chunk_extensions_are_read_up_to_16_kib_a_body() -> None:
+    # NOTE: each chunk with an extension is h11's own event: "1;a" chunks cost 6.8 us each,
+    # 8.8 s of CPU a 10 MiB body of them. Refused past 16 KiB, as under Waitress.
+    body = b"1;a\r\nx\r\n" * 8192 + b"0\r\n\r\n"
+    events = _events(FramedConnection(h11.SERVER), [HEAD + body])
+    assert _body(events) == b"x" * 8192
+    conn = FramedConnection(h11.SERVER)
+    with pytest.raises(h11.RemoteProtocolError) as refused:
+        _events(conn, [HEAD + b"1;a\r\nx\r\n" * 8193 + b"0\r\n\r\n"])
+    assert refused.value.error_status_hint == 400
+    with pytest.raises(h11.RemoteProtocolError):
+        _events(FramedConnection(h11.SERVER), [HEAD + b"1;" + b"a" * 16_384 + b"\r\nx\r\n"])
+
+
+def test_chunk_extensions_are_counted_afresh_for_each_body() -> None:
+    conn = FramedConnection(h11.SERVER)
+    for _ in range(3):
+        events = _events(conn, [HEAD + b"1;a\r\nx\r\n" * 6000 + b"0\r\n\r\n"])
+        assert _body(events) == b"x" * 6000
+        conn.send(h11.Response(status_code=204, headers=[]))
+        conn.send(h11.EndOfMessage())
+        conn.start_next_cycle()
