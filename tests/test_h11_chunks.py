@@ -125,3 +125,23 @@ def test_chunk_extensions_are_counted_afresh_for_each_body() -> None:
         conn.send(h11.Response(status_code=204, headers=[]))
         conn.send(h11.EndOfMessage())
         conn.start_next_cycle()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_chunks_in_random_reads_read_as_plain_h11_reads_them(seed: int) -> None:
+    draw = random.Random(seed)
+    pieces = []
+    for _ in range(draw.randrange(1, 60)):
+        data = bytes(draw.randrange(256) for _ in range(draw.randrange(1, 40)))
+        size = b"%x" % len(data)
+        size = size.upper() if draw.random() < 0.3 else b"0" * draw.randrange(3) + size
+        extension = b";k=v" if draw.random() < 0.2 else b""
+        pieces.append(size + extension + b"\r\n" + data + b"\r\n")
+    whole = HEAD + b"".join(pieces) + b"0\r\n" + (b"X-T: 1\r\n" if seed % 2 else b"") + b"\r\n"
+    cuts = sorted(draw.sample(range(1, len(whole)), draw.randrange(0, 40)))
+    reads = [whole[a:b] for a, b in zip([0, *cuts], [*cuts, len(whole)], strict=True)]
+    plain = _events(h11.Connection(h11.SERVER), reads)
+    ours = _events(FramedConnection(h11.SERVER), reads)
+    assert _body(ours) == _body(plain)
+    assert [end.headers for end in _ends(ours)] == [end.headers for end in _ends(plain)]
+    assert len(_ends(ours)) == 1
