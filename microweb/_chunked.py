@@ -33,19 +33,12 @@ from waitress.receiver import ChunkedReceiver
 from waitress.rfc7230 import CHUNK_EXT_RE
 from waitress.utilities import BadRequest, RequestEntityTooLarge
 
+from ._parsing import MAX_CHUNK_EXTENSIONS
 from ._percent import HEX_DIGITS
 
 # NOTE: a field line (RFC 9112 5) as Waitress's HEADER_FIELD_RE matches one, in linear time:
 # that one takes time in the square of a line's length to fail (see _waitress.py).
 FIELD_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*")
-
-# SPEC: RFC 9112 7.1.1, a server ought to limit the total length of the chunk extensions of a
-# request and answer 4xx past it. No client sends any; Waitress checks them with a regular
-# expression, in its one thread that reads every connection, up to its body cap: one size line
-# of 1 MB of ";a" took 117 ms of CPU, of 11 MB (the cap under the default limits) 4.7 s,
-# more than linear; 11 MB of them in 1 KB lines 0.5 s (hostile140). Also the longest size
-# line held. PERF: 16 KiB of the costliest ones take under 1 ms.
-MAX_CHUNK_EXTENSIONS = 16 * 1024
 
 
 class ChunkedBody(ChunkedReceiver):  # type: ignore[misc]

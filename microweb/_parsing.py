@@ -187,6 +187,16 @@ class CodingRefusal(NamedTuple):
 # NOTE: the reason of the 501 for a transfer coding before chunked, which no server reads.
 UNSUPPORTED_CODING = "unsupported Transfer-Encoding (only chunked is)"
 
+# SPEC: RFC 9112 7.1.1, a server ought to limit the total length of the chunk extensions of a
+# request and answer 4xx past it. No client sends any. Waitress checks them with a regular
+# expression, in its one thread that reads every connection, up to its body cap: one size line
+# of 1 MB of ";a" took 117 ms of CPU, of 11 MB (the cap under the default limits) 4.7 s,
+# more than linear; 11 MB of them in 1 KB lines 0.5 s (hostile140). Also the longest size
+# line held. PERF: 16 KiB of the costliest ones take under 1 ms. Under h11, each chunk with an
+# extension is an event of its own: 1.3 million "1;a" chunks (10 MiB) took 8.8 s of CPU in
+# the event loop (2026-12-07).
+MAX_CHUNK_EXTENSIONS = 16 * 1024
+
 
 def transfer_coding_refusal(values: Iterable[str], length: bool = False) -> CodingRefusal | None:
     """Return why a request's ``Transfer-Encoding`` is refused, or ``None`` for ``chunked``.

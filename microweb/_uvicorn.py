@@ -34,6 +34,7 @@ from typing import Any
 import uvicorn
 
 from ._error_logs import REPORTED_TRACEBACKS
+from ._request import LOGGED_PATH
 from ._serve_log import serving_loggers_on
 from ._stopping import CLEANUP_WAIT, OpenStreamHandler, end_by, to_nowhere
 from ._unix import port_of
@@ -107,12 +108,41 @@ class _LostWrites(logging.Filter):
         return record.msg != LOST_WRITE or record.exc_info is not None
 
 
+# NOTE: the characters of the target (as Uvicorn encodes it) that an access line holds: the
+# LOGGED_PATH characters of a path that microweb's own lines hold, each maybe an escape.
+ACCESS_TARGET = 3 * LOGGED_PATH
+
+
+class AccessLineCut(logging.Filter):
+    """Cut the target of Uvicorn's access line to ``ACCESS_TARGET`` characters (an escape
+    whole), then say how many more there were (``[...+N]``), as ``logged_path()`` does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # NOTE: Uvicorn's record: the client, the method, the target, the version, the status.
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            target = args[2]
+            if len(target) > ACCESS_TARGET:
+                # PERF: Uvicorn wrote the whole target, as long as the 256 KiB head that both its
+                # parsers take: each request of a client's wrote up to 256 KB into the log
+                # (hostile4, 2026-12-07).
+                kept = target[:ACCESS_TARGET]
+                escape = kept.find("%", ACCESS_TARGET - 2)
+                if escape >= 0:
+                    kept = kept[:escape]
+                cut = f"{kept}[...+{len(target) - len(kept)}]"
+                record.args = (*args[:2], cut, *args[3:])
+        return True
+
+
 @functools.cache
 def configure_uvicorn_logging() -> None:
-    """Set Uvicorn's loggers up (``LOG_CONFIG``), once a process, and leave asyncio's warnings
-    of writes to a lost connection out (``_LostWrites``)."""
+    """Set Uvicorn's loggers up (``LOG_CONFIG``), once a process, leave asyncio's warnings
+    of writes to a lost connection out (``_LostWrites``), and cut a long target in an access
+    line (``AccessLineCut``)."""
     logging.config.dictConfig(copy.deepcopy(LOG_CONFIG))
     logging.getLogger("asyncio").addFilter(_LostWrites())
+    logging.getLogger("uvicorn.access").addFilter(AccessLineCut())
 
 
 class Config(uvicorn.Config):

@@ -302,6 +302,24 @@ def test_access_log_keeps_a_path_that_is_not_utf8(
     assert record.http_path == path  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("path", "kept"),
+    [("/" + "%0A" * 20_000, "/" + "%0A" * 4095), ("/" + "%FF" * 20_000, "/" + "%FF" * 4095)],
+    ids=["utf8", "not-utf8"],
+)
+def test_access_log_cuts_a_long_path_and_says_how_much_it_cut(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, path: str, kept: str
+) -> None:
+    # NOTE: the whole path was encoded and logged: a client wrote a line as long as its head
+    # (256 KiB) into the log with each request, at 26 ns a character encoded.
+    caplog.set_level(logging.INFO, logger="microweb.access")
+    make_client(id_app(AccessLog())).get(path)
+    [record] = access_records(caplog)
+    logged = record.http_path  # type: ignore[attr-defined]
+    assert logged == kept + "[...+15905]"
+    assert record.getMessage().split()[1] == logged
+
+
 def test_access_log_takes_a_logger_and_respects_its_level(
     make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
