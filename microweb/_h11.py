@@ -454,7 +454,10 @@ class BoundedH11(  # type: ignore[misc]
 
     def _answer(self, status: int, reason: bytes, body: bytes) -> None:
         """Write a plain-text answer with ``status`` that closes the connection."""
+        # NOTE: Uvicorn's own 400 under h11 carried no Date and no Server, where its httptools
+        # protocol and Waitress send both (RFC 9110 6.6.1: Date in every 4xx and 5xx).
         headers = [
+            *self.server_state.default_headers,
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),

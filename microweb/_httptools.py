@@ -517,7 +517,12 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def _answer_refusal(self, refusal: bytes) -> None:
         self.refusal_sent = True
-        self.transport.write(refusal)
+        # NOTE: with Uvicorn's Date and Server after the status line, as its own 400 has them
+        # (RFC 9110 6.6.1: Date in every 4xx and 5xx); the refusals are made once, without.
+        line, _, rest = refusal.partition(b"\r\n")
+        defaults = self.server_state.default_headers
+        fields = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+        self.transport.write(line + b"\r\n" + fields + rest)
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what
         # still comes, and close after a pause.
