@@ -222,6 +222,11 @@ class FramedConnection(h11.Connection):
             self.not_implemented = exc.error_status_hint == 501
             raise
         if isinstance(event, h11.Request):
+            if event.method != event.method.upper():
+                # SPEC: RFC 9110 9.1, a method is case-sensitive: "connect" is no CONNECT.
+                # NOTE: h11 passed one on (and read a "connect" request's body as a body),
+                # where Waitress refuses a method not in upper case and httptools knows none.
+                raise h11.RemoteProtocolError("method not in upper case", 400)
             if event.http_version not in (b"1.0", b"1.1"):
                 # SPEC: RFC 9112 2.3. NOTE: h11 served any HTTP/x.y as HTTP/1.1, where
                 # Waitress and httptools answer 400 (microweb serve's).

@@ -77,6 +77,8 @@ LONG_LINE = 1024
 # NOTE: what a held read may not hold back: a line's end, or a control byte other than a tab,
 # which httptools refuses at once (review282).
 _ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# NOTE: a target in absolute-form: a scheme, then "://" (RFC 3986 3.1).
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
 # NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
 MAX_PARSED_TARGET = 65535
 
@@ -320,11 +322,15 @@ class BoundedHttpTools(  # type: ignore[misc]
             # loop: 250 KB of "%" took 0.2-0.5 s of CPU (fuzz3). A handshake's path is its
             # WebSocket protocol's to read.
             escaped = b"%" in target.partition(b"?")[0] and not self.parser.should_upgrade()
-            if len(target) > MAX_PARSED_TARGET or escaped:
+            # NOTE: a target neither in origin-form nor in absolute-form (a CONNECT's
+            # authority-form, "x:443"), which httptools.parse_url() refuses: Uvicorn answered
+            # 400 and closed, where Waitress and h11 hand it to the app (a 400: not a path).
+            other_form = target[:1] != b"/" and not _ABSOLUTE_FORM.match(target)
+            if len(target) > MAX_PARSED_TARGET or escaped or other_form:
                 # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
                 # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
                 # reads a stand-in; the scope gets this one's path and query as it would.
-                path, query = split_target(target)
+                path, query = (target, b"") if other_form else split_target(target)
                 self.url = b"/"
                 super().on_headers_complete()
                 self.url = target  # NOTE: for a WebSocket handshake's protocol.
