@@ -341,6 +341,8 @@ class BoundedHttpTools(  # type: ignore[misc]
                 super().on_headers_complete()
             if self.cycle is not earlier:
                 self.tell_sends_dropped(self.cycle)
+                if self.cycle.more_body:
+                    self.watch_for_cut(self.cycle)
                 if self.scope["http_version"] == "1.0":
                     end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:
