@@ -283,6 +283,11 @@ class FramedConnection(h11.Connection):
             self.not_implemented = exc.error_status_hint == 501
             raise
         if isinstance(event, h11.Request):
+            if event.method != event.method.upper():
+                # SPEC: RFC 9110 9.1, a method is case-sensitive: "connect" is no CONNECT.
+                # NOTE: h11 passed one on (and read a "connect" request's body as a body),
+                # where Waitress refuses a method not in upper case and httptools knows none.
+                raise h11.RemoteProtocolError("method not in upper case", 400)
             if event.http_version not in (b"1.0", b"1.1"):
                 # SPEC: RFC 9112 2.3. NOTE: h11 served any HTTP/x.y as HTTP/1.1, where
                 # Waitress and httptools answer 400 (microweb serve's).
@@ -469,6 +474,8 @@ class BoundedH11(  # type: ignore[misc]
         self.continue_expected = False
         if cycle is not None:
             self.tell_sends_dropped(cycle)
+            if cycle.more_body:
+                self.watch_for_cut(cycle)
             if cycle.waiting_for_100_continue and not cycle.body:
                 self.expect_continue(cycle)
         return True
@@ -515,7 +522,10 @@ class BoundedH11(  # type: ignore[misc]
 
     def _answer(self, status: int, reason: bytes, body: bytes) -> None:
         """Write a plain-text answer with ``status`` that closes the connection."""
+        # NOTE: Uvicorn's own 400 under h11 carried no Date and no Server, where its httptools
+        # protocol and Waitress send both (RFC 9110 6.6.1: Date in every 4xx and 5xx).
         headers = [
+            *self.server_state.default_headers,
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),

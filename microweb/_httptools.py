@@ -38,7 +38,13 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from ._parsing import CONNECT_BODY, UPGRADE_BODY, has_body
+from ._parsing import (
+    CONNECT_BODY,
+    UNSUPPORTED_CODING,
+    UPGRADE_BODY,
+    has_body,
+    transfer_coding_refusal,
+)
 from ._percent import percent_decode_bytes
 from ._stall import (
     AnswersAfterEnd,
@@ -71,6 +77,8 @@ LONG_LINE = 1024
 # NOTE: what a held read may not hold back: a line's end, or a control byte other than a tab,
 # which httptools refuses at once (review282).
 _ENDS_OR_REFUSED = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# NOTE: a target in absolute-form: a scheme, then "://" (RFC 3986 3.1).
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")
 # NOTE: the longest target httptools.parse_url() reads (its offsets are 16-bit).
 MAX_PARSED_TARGET = 65535
 
@@ -87,6 +95,7 @@ _REFUSAL = _closing_refusal(
 _VERSION_REFUSAL = _closing_refusal(b"400 Bad Request", b"HTTP version not served")
 _UPGRADE_REFUSAL = _closing_refusal(b"400 Bad Request", UPGRADE_BODY.encode())
 _CONNECT_REFUSAL = _closing_refusal(b"400 Bad Request", CONNECT_BODY.encode())
+_CODING_REFUSAL = _closing_refusal(b"501 Not Implemented", UNSUPPORTED_CODING.encode())
 
 
 # NOTE: Uvicorn types eof_received() as returning None; AnswersAfterEnd's may return True.
@@ -290,32 +299,14 @@ class BoundedHttpTools(  # type: ignore[misc]
             hand_over(self.transport, data)
 
     def on_headers_complete(self) -> None:
-        """Start the request as Uvicorn does, or refuse it if its head is too large."""
+        """Start the request as Uvicorn does, or refuse it (``_head_refusal()``)."""
         self.head_due, self.line_read = False, 0
         if self.refused:
             return
         self.reading_head, self.heads = False, self.heads + 1
-        if self._head_size() >= self.max_head_size:
-            self._refuse()
-        elif self.parser.get_http_version() not in ("1.0", "1.1"):
-            # SPEC: RFC 9112 2.3. NOTE: httptools reads HTTP/2.0, and a request line without
-            # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
-            self.logger.warning("HTTP version not served: refused with 400")
-            self._refuse(_VERSION_REFUSAL)
-        elif self.parser.should_upgrade() and has_body(self.headers):
-            # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
-            # any other. NOTE: httptools ends the request at its head all the same (the body
-            # is taken for the new protocol's), and Uvicorn parsed that body as the next
-            # requests: a body was answered as a request of its own where Waitress and h11,
-            # and a proxy before the app, read it as a body.
-            # NOTE: httptools takes CONNECT for a switch too (RFC 9110 9.3.6: it has no
-            # content): its refusal spoke of an Upgrade. A WebSocket handshake with a body is
-            # refused too, as Waitress and h11 refuse it (switch_refusal()): the body was
-            # handed to the WebSocket protocol as frames (review317).
-            connect = self.parser.get_method() == b"CONNECT"
-            kind = "CONNECT" if connect else "Upgrade"
-            self.logger.warning("%s request with a body: refused with 400", kind)
-            self._refuse(_CONNECT_REFUSAL if connect else _UPGRADE_REFUSAL)
+        refusal = self._head_refusal()
+        if refusal is not None:
+            self._refuse(refusal)
         else:
             if self.expect_100_continue and self.parser.get_http_version() == "1.0":
                 # SPEC: RFC 9110 10.1.1, a server MUST ignore 100-continue from HTTP/1.0 (the
@@ -331,11 +322,15 @@ class BoundedHttpTools(  # type: ignore[misc]
             # loop: 250 KB of "%" took 0.2-0.5 s of CPU (fuzz3). A handshake's path is its
             # WebSocket protocol's to read.
             escaped = b"%" in target.partition(b"?")[0] and not self.parser.should_upgrade()
-            if len(target) > MAX_PARSED_TARGET or escaped:
+            # NOTE: a target neither in origin-form nor in absolute-form (a CONNECT's
+            # authority-form, "x:443"), which httptools.parse_url() refuses: Uvicorn answered
+            # 400 and closed, where Waitress and h11 hand it to the app (a 400: not a path).
+            other_form = target[:1] != b"/" and not _ABSOLUTE_FORM.match(target)
+            if len(target) > MAX_PARSED_TARGET or escaped or other_form:
                 # NOTE: Uvicorn reads the target with httptools.parse_url(), which refuses one
                 # past 64 KiB: the request was a 400, where Waitress and h11 serve it. Uvicorn
                 # reads a stand-in; the scope gets this one's path and query as it would.
-                path, query = split_target(target)
+                path, query = (target, b"") if other_form else split_target(target)
                 self.url = b"/"
                 super().on_headers_complete()
                 self.url = target  # NOTE: for a WebSocket handshake's protocol.
@@ -346,6 +341,8 @@ class BoundedHttpTools(  # type: ignore[misc]
                 super().on_headers_complete()
             if self.cycle is not earlier:
                 self.tell_sends_dropped(self.cycle)
+                if self.cycle.more_body:
+                    self.watch_for_cut(self.cycle)
                 if self.scope["http_version"] == "1.0":
                     end_by_closing(self.cycle)
             if self.expect_100_continue and self.cycle is not earlier:
@@ -357,6 +354,49 @@ class BoundedHttpTools(  # type: ignore[misc]
             # found them there, past a proxy that filtered the head (Waitress drops them).
             # The copy costs 0.06 us for 8 headers (timeit, 2026-12-01).
             self.headers = list(self.headers)
+
+    def _head_refusal(self) -> bytes | None:
+        """Return the refusal of the request whose head was just read, or ``None``: 431 for a
+        head too large, 400 for a version not served or a switch with a body, 501 for a
+        transfer coding before ``chunked``."""
+        if self._head_size() >= self.max_head_size:
+            return _REFUSAL
+        if self.parser.get_http_version() not in ("1.0", "1.1"):
+            # SPEC: RFC 9112 2.3. NOTE: httptools reads HTTP/2.0, and a request line without
+            # a version (0.9), which Uvicorn served; Waitress and h11 answer 400.
+            self.logger.warning("HTTP version not served: refused with 400")
+            return _VERSION_REFUSAL
+        if self.parser.should_upgrade() and has_body(self.headers):
+            # SPEC: RFC 9110 7.8, a server MAY ignore Upgrade, and then reads the request as
+            # any other. NOTE: httptools ends the request at its head all the same (the body
+            # is taken for the new protocol's), and Uvicorn parsed that body as the next
+            # requests: a body was answered as a request of its own where Waitress and h11,
+            # and a proxy before the app, read it as a body.
+            # NOTE: httptools takes CONNECT for a switch too (RFC 9110 9.3.6: it has no
+            # content): its refusal spoke of an Upgrade. A WebSocket handshake with a body is
+            # refused too, as Waitress and h11 refuse it (switch_refusal()): the body was
+            # handed to the WebSocket protocol as frames (review317).
+            connect = self.parser.get_method() == b"CONNECT"
+            kind = "CONNECT" if connect else "Upgrade"
+            self.logger.warning("%s request with a body: refused with 400", kind)
+            return _CONNECT_REFUSAL if connect else _UPGRADE_REFUSAL
+        if self._coding_not_understood():
+            # SPEC: RFC 9112 6.1, a server SHOULD answer 501 to a transfer coding it does not
+            # understand. NOTE: httptools frames "gzip, chunked" by its chunks and Uvicorn
+            # handed the body on still gzip-coded: the app answered 501 and the connection was
+            # kept, where Waitress and h11 refuse it at the head and close. Refused so here.
+            self.logger.warning("a transfer coding before chunked: refused with 501")
+            return _CODING_REFUSAL
+        return None
+
+    def _coding_not_understood(self) -> bool:
+        """Return whether the request's ``Transfer-Encoding`` names a coding before
+        ``chunked`` (httptools refuses the other faulty ones itself)."""
+        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if not codings:
+            return False
+        refusal = transfer_coding_refusal(value.decode("latin-1") for value in codings)
+        return refusal is not None and refusal.status == 501
 
     def _head_size(self) -> int:
         # NOTE: "GET " + target + " HTTP/1.1\r\n", ": " and CRLF per header, the blank line;
@@ -517,7 +557,12 @@ class BoundedHttpTools(  # type: ignore[misc]
 
     def _answer_refusal(self, refusal: bytes) -> None:
         self.refusal_sent = True
-        self.transport.write(refusal)
+        # NOTE: with Uvicorn's Date and Server after the status line, as its own 400 has them
+        # (RFC 9110 6.6.1: Date in every 4xx and 5xx); the refusals are made once, without.
+        line, _, rest = refusal.partition(b"\r\n")
+        defaults = self.server_state.default_headers
+        fields = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+        self.transport.write(line + b"\r\n" + fields + rest)
         # NOTE: closed at once, with the client still sending, the socket would answer with a
         # reset that can reach the client before the 431: end the writing side, drop what
         # still comes, and close after a pause.

@@ -390,8 +390,10 @@ class AnswersAfterEnd:
     the end came (a race an async def handler mostly won, a def handler lost). SPEC: RFC 9112
     9.6 (its half-close paragraph, from HTTPWG http-core issue 22), a client's half-close is
     no sign that it has lost interest in the answers; Uvicorn issue 1264 says the same.
-    Nothing is read after the end; a request it cut off is never answered, as before. A client
-    that closed outright is noticed at the first write that fails (a stream stops there).
+    Nothing is read after the end; a request it cut off is answered only by an app that
+    answers without reading the body (``watch_for_cut()``): one that reads it finds its client
+    gone. A client that closed outright is noticed at the first write that fails (a stream
+    stops there).
     """
 
     transport: Any
@@ -400,11 +402,50 @@ class AnswersAfterEnd:
     # timer that asks, meanwhile, whether it has reset the connection since (_probe_reset()).
     half_closed = False
     reset_probe: asyncio.TimerHandle | None = None
+    # NOTE: the last request given to watch_for_cut(); the one whose body the end cut off,
+    # its app left to answer without the body.
+    watched: Any = None
+    cut: Any = None
+
+    def watch_for_cut(self, cycle: Any) -> None:
+        """Have ``cycle``'s app (a request with a body, its task not yet started) find its
+        client gone when it reads a body that the client's end cut off (``eof_received()``).
+
+        NOTE: an app that answers without the body (a 413 for its Content-Length, a 404) is
+        answered: its connection was closed at the end, and the def handler's 413 dropped,
+        where Waitress answers 413 to a body over its cap at the head (an async def one's
+        went out when it came before the end was read).
+        """
+        self.watched = cycle
+        receive = cycle.receive
+
+        async def receive_unless_cut() -> Any:
+            if self.cut is not cycle:
+                message = await receive()
+                if self.cut is not cycle:
+                    return message
+            # NOTE: marked gone before the close: Uvicorn's 500 for an app that ended without
+            # an answer goes to a client still connected only.
+            cycle.disconnected = True
+            self.transport.close()
+            return {"type": "http.disconnect"}
+
+        cycle.receive = receive_unless_cut
 
     def eof_received(self) -> bool | None:
-        """Keep the connection open for writing while answers are owed; else close it, as
-        Uvicorn does."""
-        if not self.answers_owed():
+        """Keep the connection open for writing while answers are owed, or the app of a
+        request whose body the end cut off may answer without it; else close it, as Uvicorn
+        does."""
+        cycle = self.watched
+        if (
+            cycle is not None
+            and cycle is self.waiting_cycle()
+            and cycle.more_body
+            and not (cycle.response_started or cycle.disconnected)
+        ):
+            self.cut = cycle
+            cycle.message_event.set()  # NOTE: a read waiting for the body ends.
+        if not self.answers_owed() and not self._cut_owed():
             return None
         self.half_closed = True
         if self.reset_probe is None:
@@ -438,8 +479,18 @@ class AnswersAfterEnd:
         """Whether a request read whole waits for its answer, or its end (each parser says)."""
         raise NotImplementedError
 
+    def waiting_cycle(self) -> Any:
+        """Return the request being read, whose body is the one due (each parser says)."""
+        raise NotImplementedError
+
+    def _cut_owed(self) -> bool:
+        cut = self.cut
+        return cut is not None and not (cut.response_complete or cut.disconnected)
+
     def close_if_done(self) -> None:
         """Close once the client's sending has ended and nothing more is owed to it (called
         as each response ends)."""
-        if self.half_closed and not self.transport.is_closing() and not self.answers_owed():
+        if not self.half_closed or self.transport.is_closing():
+            return
+        if not (self.answers_owed() or self._cut_owed()):
             self.transport.close()

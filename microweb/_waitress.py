@@ -346,7 +346,7 @@ class OrderlyTask(WSGITask):  # type: ignore[misc]
             head: bytes = super().build_response_header()
         finally:
             self._heading = False
-        return head
+        return as_http_1_1(head)
 
     def set_close_on_finish(self) -> None:
         """Close the connection once the response is sent, unless the response ends by itself.
@@ -462,6 +462,23 @@ class RefusalTask(ErrorTask):  # type: ignore[misc]
         """Note the refusal, and answer as Waitress does."""
         self.channel.refused = True
         super().execute()
+
+    def build_response_header(self) -> bytes:
+        """Build the head as Waitress does, with an ``HTTP/1.1`` status line."""
+        return as_http_1_1(super().build_response_header())
+
+
+def as_http_1_1(head: bytes) -> bytes:
+    """Return Waitress's response ``head`` with an ``HTTP/1.1`` status line.
+
+    SPEC: RFC 9110 6.2, a server sends the highest version it conforms to whose major version
+    is not above the request's. NOTE: Waitress wrote the request's version (HTTP/1.0 to an
+    HTTP/1.0 client, and to one whose head it could not read), where Uvicorn writes HTTP/1.1.
+    What the response does (no chunks, the connection closed) is still HTTP/1.0's.
+    """
+    if head.startswith(b"HTTP/1.0 "):
+        return b"HTTP/1.1 " + head[9:]
+    return head
 
 
 class OrderlyChannel(ChunkedChannel):

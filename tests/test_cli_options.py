@@ -1011,8 +1011,8 @@ def test_waitress_answers_a_head_of_too_many_lines_431(tmp_path: Path) -> None:
     head = b"GET /where HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(3000))
     with serving(tmp_path, "waitress") as (url, _):
         received = exchange(url, head + b"\r\n")
-    # NOTE: HTTP/1.0, as Waitress answers a head past its size: the request line is not read.
-    assert received.startswith(b"HTTP/1.0 431 "), received[:200]
+    # NOTE: Waitress said HTTP/1.0 here (the request line is not read); microweb serve, 1.1.
+    assert received.startswith(b"HTTP/1.1 431 "), received[:200]
 
 
 @pytest.mark.servers
@@ -1230,7 +1230,7 @@ def test_a_connection_that_ends_with_the_answer_closes_before_the_after_response
         began = time.monotonic()
         received = exchange(url, head, timeout=10)
         took = time.monotonic() - began
-    assert received.startswith(b"HTTP/1.1 200 ") or received.startswith(b"HTTP/1.0 200 ")
+    assert received.startswith(b"HTTP/1.1 200 ")
     assert received.endswith(b"\r\n\r\nanswered"), received
     assert took < 1.5, f"{took:.2f} s: {read_log(log)}"
 
