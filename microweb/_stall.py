@@ -237,10 +237,13 @@ class StallTimer(asyncio.BaseProtocol):
             self.writing_stopped()
 
     def writing_stopped(self) -> None:
-        """Note that the client has stopped reading (the transport paused writing)."""
+        """Note that the client has stopped reading (the transport paused writing, or an
+        answer ended with some of it still buffered)."""
         self.write_left = self._unsent()
-        if self.write_timer is None:
-            self.write_timer = self.loop.call_later(self.stall_timeout, self._check_writing)
+        # NOTE: counted from now: a timer armed as an earlier answer ended (answer_ended()),
+        # whose end the client may have read since, is not this pause's.
+        self.writing_moved()
+        self.write_timer = self.loop.call_later(self.stall_timeout, self._check_writing)
 
     def writing_moved(self) -> None:
         """Note that the client read what was buffered (writing resumed), or has gone."""
