@@ -387,7 +387,15 @@ class ASGIBody:
                 early.add(self._early.take())
             else:
                 self._early_end = not more
-            self._early, self._has_early = early, True
+            # NOTE: counted as kept, so what the checks keep after it (_keep()) stays within the
+            # body limit with it: they kept up to that limit more (review331). All the body
+            # received so far is in it, kept messages that this read took included; past that
+            # limit already (one large message), it is dropped, as _keep() drops its own.
+            self._kept = len(early)
+            if self._kept > self.limit():
+                self._overflow, self._has_early, self._early = True, False, None
+            else:
+                self._early, self._has_early = early, True
             meter.given_back = True
         meter.refuse()
 

@@ -161,7 +161,13 @@ def _read_chunks(
 
 
 class _GivenBack:
-    """A ``wsgi.input`` whose first bytes are some that a read gave back (``read`` alone)."""
+    """A ``wsgi.input`` whose first bytes are some that a read gave back.
+
+    It stands for the server's input in the environ too, so a reader of ``wsgi.input`` (a
+    middleware, once the app is done) gets them as well: ``read``, ``readline``, ``readlines``
+    and iteration, as PEP 3333 asks of an input. Once they are all read, each call goes to the
+    server's input as it was made (a ``read()`` with no size stays one).
+    """
 
     __slots__ = ("_at", "_rest", "_stream")
 
@@ -172,18 +178,58 @@ class _GivenBack:
         """Put ``data`` before the bytes still to read."""
         self._rest, self._at = data + self._rest[self._at :], 0
 
-    def read(self, size: int | None = -1) -> bytes:
-        at, rest = self._at, self._rest
-        if at == len(rest):
-            read: bytes = self._stream.read(size)
-            return read
-        if size is None or size < 0:
-            self._at = len(rest)
-            tail: bytes = self._stream.read()
-            return rest[at:] + tail
-        given = rest[at : at + size]
-        self._at = at + len(given)
+    def _given(self, stop: int) -> bytes:
+        """Take the given-back bytes up to ``stop``; let them go once all are taken."""
+        given = self._rest[self._at : stop]
+        self._at += len(given)
+        if self._at >= len(self._rest):
+            self._rest, self._at = b"", 0
         return given
+
+    def read(self, *size: int | None) -> bytes:
+        if not self._rest:
+            read: bytes = self._stream.read(*size)
+            return read
+        wanted = size[0] if size else None
+        if wanted is None or wanted < 0:
+            given = self._given(len(self._rest))
+            tail: bytes = self._stream.read(*size)
+            return given + tail
+        return self._given(self._at + wanted)
+
+    def readline(self, *size: int | None) -> bytes:
+        if not self._rest:
+            line: bytes = self._stream.readline(*size)
+            return line
+        wanted = size[0] if size else None
+        end = self._rest.find(b"\n", self._at)
+        stop = len(self._rest) if end < 0 else end + 1
+        if wanted is not None and wanted >= 0:
+            stop = min(stop, self._at + wanted)
+        given = self._given(stop)
+        if given.endswith(b"\n") or self._rest or (wanted is not None and len(given) >= wanted):
+            return given
+        # NOTE: the given-back bytes ended inside the line: the server's input has its rest.
+        rest: bytes = (
+            self._stream.readline(wanted - len(given))
+            if wanted is not None and wanted >= 0
+            else self._stream.readline()
+        )
+        return given + rest
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        size = 0
+        for line in self:
+            lines.append(line)
+            size += len(line)
+            if hint is not None and 0 < hint <= size:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
 
 
 class WSGIBody:
@@ -273,6 +319,9 @@ class WSGIBody:
             # (prepend()): at most max_json_size and one chunk.
             if type(meter) is JSONMeter and meter.expected is None and meter.total > meter.limit:
                 self._given = _GivenBack(chunk, stream)
+                # NOTE: in the environ too, so that a reader of wsgi.input (a middleware once
+                # the app is done) does not miss what json() read (review331).
+                self._environ["wsgi.input"] = self._given
                 meter.given_back = True
             meter.refuse()
         return chunk

@@ -453,6 +453,7 @@ class BoundedH11(  # type: ignore[misc]
     def on_response_complete(self) -> None:
         """End the response as Uvicorn does; watch the body of a request pipelined after it."""
         super().on_response_complete()
+        self.answer_ended()
         self.answered = True
         # NOTE: the next request's head may have come in an earlier read, with no read to come.
         self._see_cycle()

@@ -194,6 +194,7 @@ class BoundedHttpTools(  # type: ignore[misc]
             # NOTE: the request Uvicorn starts now (the pipeline's oldest).
             self.answering = self.pipeline[-1][0]
         super().on_response_complete()
+        self.answer_ended()
         if self.transport.is_closing():
             return
         if self.held and len(self.pipeline) < self.max_pipelined:

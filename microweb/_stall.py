@@ -85,7 +85,9 @@ class StallTimer(asyncio.BaseProtocol):
     An answer the client stops reading closes the connection too, once writing has stayed
     paused (the transport's buffer past its high-water mark) for ``stall_timeout`` seconds
     with none of the buffer sent: the transport pauses and resumes writing through this
-    class's ``pause_writing`` and ``resume_writing``, then the protocol's.
+    class's ``pause_writing`` and ``resume_writing``, then the protocol's. So does an answer
+    written whole whose end stays in the buffer, below that mark (``answer_ended``, which the
+    protocol calls as each response ends).
     """
 
     # NOTE: a class attribute, read on each use, so that a test can lower it.
@@ -223,11 +225,25 @@ class StallTimer(asyncio.BaseProtocol):
         super().resume_writing()
         self.writing_moved()
 
+    def answer_ended(self) -> None:
+        """Note that an answer has been written whole: the client must take what the
+        transport still holds of it within ``stall_timeout``, paused or not (called as each
+        response ends)."""
+        # NOTE: what the kernel's queues could not take, below the high-water mark, never
+        # paused writing, so no timer started: close() (Connection: close) waited for it to
+        # be sent, and the keep-alive for it to be gone (IdleOnceSent), for ever, to a client
+        # that read nothing (review331).
+        if self.write_timer is None and self.transport.get_write_buffer_size():
+            self.writing_stopped()
+
     def writing_stopped(self) -> None:
-        """Note that the client has stopped reading (the transport paused writing)."""
+        """Note that the client has stopped reading (the transport paused writing, or an
+        answer ended with some of it still buffered)."""
         self.write_left = self._unsent()
-        if self.write_timer is None:
-            self.write_timer = self.loop.call_later(self.stall_timeout, self._check_writing)
+        # NOTE: counted from now: a timer armed as an earlier answer ended (answer_ended()),
+        # whose end the client may have read since, is not this pause's.
+        self.writing_moved()
+        self.write_timer = self.loop.call_later(self.stall_timeout, self._check_writing)
 
     def writing_moved(self) -> None:
         """Note that the client read what was buffered (writing resumed), or has gone."""
@@ -240,7 +256,10 @@ class StallTimer(asyncio.BaseProtocol):
         # NOTE: a closing transport is looked at too: close() (Connection: close, or Uvicorn's
         # keep-alive timeout after a whole answer) waits for the buffer to be sent, and a
         # client that read nothing held it, megabytes of its answer, for ever.
-        if not self.writing_paused():
+        if not self.writing_paused() and not self.transport.get_write_buffer_size():
+            # NOTE: the transport's buffer is empty: what the kernel holds, the keep-alive or
+            # the close sees to. Not empty, below the high-water mark: an answer the client
+            # takes nothing of (answer_ended()).
             return
         if self.transport.get_protocol() is not self:
             return  # NOTE: upgraded: the WebSocket protocol's flow is another.

@@ -50,6 +50,9 @@ class _Transport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += bytes(data)
 
+    def get_write_buffer_size(self) -> int:
+        return 0  # NOTE: what is written is sent at once (asyncio's transports all say).
+
     def close(self) -> None:
         self.closed = True
 

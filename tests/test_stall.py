@@ -233,6 +233,51 @@ def test_a_client_that_reads_nothing_of_a_whole_answer_is_closed(
     assert closed
 
 
+def _answer_app(size: int) -> Any:
+    """An app (as ``_serve`` takes it) that answers ``size`` bytes in one body; ``ended`` is
+    set once it has answered."""
+
+    def app(ended: threading.Event) -> App:
+        served = App()
+
+        @served.get("/")
+        def answer(request: Request) -> Response:
+            ended.set()
+            return Response(b"x" * size)
+
+        return served
+
+    return app
+
+
+@pytest.mark.parametrize("protocol_class", PROTOCOLS)
+@pytest.mark.parametrize("connection", ["close", "keep-alive"])
+@pytest.mark.parametrize("size", [40_000, 60_000])
+def test_a_client_that_reads_nothing_of_an_answer_below_the_high_water_mark_is_closed(
+    monkeypatch: pytest.MonkeyPatch, protocol_class: Protocols, connection: str, size: int
+) -> None:
+    # NOTE: what the kernel's queues could not take of an answer, below the transport's
+    # high-water mark (64 KiB), never paused writing, so the timer never started: Uvicorn's
+    # close() (Connection: close) waited for the buffer to be sent, and its keep-alive for the
+    # buffer to empty (IdleOnceSent), for ever; a client that read nothing held the connection
+    # (review331). Here the kernel takes about 20 KB (the buffers _serve and the client set).
+    monkeypatch.setattr(protocol_class, "stall_timeout", 0.5)
+
+    async def read_nothing(port: int) -> bool:
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        await loop.sock_connect(client, ("127.0.0.1", port))
+        client.sendall(f"GET / HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode())
+        await asyncio.sleep(2.5)
+        read = await loop.run_in_executor(None, _read_all, client)
+        return read < size
+
+    closed, _ = _serve(protocol_class, _answer_app(size), read_nothing, timeout_keep_alive=0.2)
+    assert closed
+
+
 def _read_all(client: socket.socket) -> int:
     """Read until the server ends the connection (or 5 s pass); return the bytes read."""
     read = 0
