@@ -214,10 +214,11 @@ class Request(BodyMethods):
 
         Callbacks run in the order they were added, after a streamed body too, and also when
         the client left mid-way: they are cleanup. ``fn`` may be ``def`` (under ASGI it runs in
-        the thread pool, so it may block) or ``async def`` (under WSGI it runs on the app
-        loop). A callback that raises is logged on the ``"microweb"`` logger; the response,
-        sent already, is not changed, and the next callbacks still run. A callback gets the
-        body the handler read; one the handler left unread raises ``ClientDisconnect``.
+        the thread pool, so it may block) or ``async def`` (awaited in an asyncio task of its
+        own, under WSGI on the app loop). A callback that raises is logged on the
+        ``"microweb"`` logger; the response, sent already, is not changed, and the next
+        callbacks still run. A callback gets the body the handler read; one the handler left
+        unread raises ``ClientDisconnect``.
 
         Args:
             fn: The callable, sync or async.
