@@ -235,3 +235,47 @@ def test_a_loop_closed_before_a_streams_close_ends_says_so_once(
     [_] = [m for m in said if "its event loop closed before the close ended" in m]
     assert events == ["async close closed"]
     assert not [task for task in _UNAWAITED if task.get_loop().is_closed()]
+
+
+async def _stuck_then(ending: str) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        if ending == "raises":
+            raise ValueError("cleanup failed")
+        await asyncio.sleep(0)  # NOTE: awaits again as it is closed: "ignored GeneratorExit".
+
+
+@pytest.mark.parametrize("ending", ["raises", "awaits"])
+def test_a_kept_close_whose_loop_closed_fails_as_it_is_let_go_is_logged(
+    ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the next close nobody awaits closes the kept ones whose loop closed: what their
+    # cleanup raised then came out of that close's run_unawaited(), into a request that had
+    # nothing to do with it (review336).
+    loop = asyncio.new_event_loop()
+
+    async def first() -> None:
+        run_unawaited(_stuck_then(ending), None)
+        await asyncio.sleep(0)
+
+    async def another() -> None:
+        run_unawaited(asyncio.sleep(0), None)
+        await asyncio.sleep(0)
+
+    caplog.set_level(logging.WARNING)
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        try:
+            loop.run_until_complete(first())
+        finally:
+            loop.close()
+        asyncio.run(another())
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    [failed] = [r for r in caplog.records if r.exc_info is not None]
+    assert "error while closing a streamed response" in failed.getMessage()
+    assert not [task for task in _UNAWAITED if task.get_loop().is_closed()]
