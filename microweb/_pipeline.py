@@ -323,13 +323,21 @@ def _answer_in_flows(
 
 def _at_a_yield(exc: BaseException) -> bool:
     """Tell whether ``exc`` was raised where a generator of ours waited at a ``yield`` (its
-    closing), not in app code: the innermost frame of its traceback is a generator's."""
+    closing), not in app code: every frame of its traceback is a generator's, those of the
+    ``yield from`` chain down to that ``yield``.
+
+    NOTE: not by the innermost frame alone: an error handler's GeneratorExit that came out of
+    a generator it drove (a throw() it let out) was taken for the core's closing and went out
+    as it was, the flows outside left to its traceback's collection (review336). App code's
+    passes through a frame that is no generator's: the error handler's own, a coroutine's, the
+    pool's.
+    """
     traceback = exc.__traceback__
-    if traceback is None:
-        return True
-    while traceback.tb_next is not None:
+    while traceback is not None:
+        if not traceback.tb_frame.f_code.co_flags & CO_GENERATOR:
+            return False
         traceback = traceback.tb_next
-    return bool(traceback.tb_frame.f_code.co_flags & CO_GENERATOR)
+    return True
 
 
 def _called_plainly(target: Colored, request: Request) -> bool:

@@ -335,3 +335,54 @@ def test_a_handlers_own_generator_exit_closes_an_async_flow_outside(
 
     seen = _ending_seen(app, interface, "/", GeneratorExit, events)
     assert seen == (["closed"], "the handler's")
+
+
+def _driven_exit() -> Iterator[None]:
+    """A generator that, thrown into, lets a ``GeneratorExit`` out with its own frame innermost
+    in the traceback."""
+    yield
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_an_error_handlers_generator_exit_from_a_generator_it_drives_closes_the_flows(
+    interface: str, colour: str, outer_colour: str
+) -> None:
+    # NOTE: the innermost frame of that GeneratorExit's traceback is a generator's: taken for
+    # the core's own closing at a yield (_at_a_yield), it went out as it was, and the flows
+    # outside were left to its traceback's collection (review336).
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def handler(request: Request) -> str:
+        raise ValueError("the handler's")
+
+    def on_error(request: Request, exc: ValueError) -> str:
+        driven = _driven_exit()
+        next(driven)
+        driven.throw(GeneratorExit("the driven generator's"))
+        return "unreached"
+
+    app.get("/")(in_colour(colour, handler))
+    app.error_handler(ValueError)(in_colour(colour, on_error))
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the driven generator's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_a_handlers_generator_exit_from_a_generator_it_drives_closes_the_flows(
+    interface: str, colour: str, outer_colour: str
+) -> None:
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def handler(request: Request) -> str:
+        driven = _driven_exit()
+        next(driven)
+        driven.throw(GeneratorExit("the driven generator's"))
+        return "unreached"
+
+    app.get("/")(in_colour(colour, handler))
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the driven generator's")
