@@ -657,9 +657,11 @@ def _call_carried(found: Endpoint, request: Request) -> Effects:
         return (yield effect)
     except Ending as carrier:
         raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
-    except GeneratorExit:
-        # NOTE: this generator's closing at the yield (the app loop stopped): where the carrier
-        # never began, the handler's coroutine, never awaited, would warn so.
+    except BaseException:
+        # NOTE: this generator's closing at the yield (the app loop stopped), or the app
+        # loop's refusal (a loop closed as it was handed the call: RuntimeError): where the
+        # carrier never began, the handler's coroutine, never awaited, would warn so; the app
+        # loop closes the carrier alone (review336).
         if awaitable is not None and getcoroutinestate(awaitable) == CORO_CREATED:
             awaitable.close()
         raise
