@@ -17,7 +17,7 @@ Design rules of the core (checked by tests/test_sansio.py):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from inspect import CO_GENERATOR, CORO_CREATED, getcoroutinestate
+from inspect import CO_GENERATOR, CORO_CREATED, getcoroutinestate, iscoroutine
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -647,7 +647,7 @@ def _call_carried(found: Endpoint, request: Request) -> Effects:
     awaited in its finally, and a flow's failing cleanup was no one's to log (review332).
     """
     target, params = found.target, request.path_params
-    awaitable = None
+    awaitable: Any = None
     if target.is_async:
         awaitable = target.fn(request, **params)
         effect: Any = own_exit_carried(awaitable)
@@ -662,7 +662,9 @@ def _call_carried(found: Endpoint, request: Request) -> Effects:
         # loop's refusal (a loop closed as it was handed the call: RuntimeError): where the
         # carrier never began, the handler's coroutine, never awaited, would warn so; the app
         # loop closes the carrier alone (review336).
-        if awaitable is not None and getcoroutinestate(awaitable) == CORO_CREATED:
+        # NOTE: a coroutine only: a def said to be async may give anything (a Response, a
+        # generator), whose error at the carrier's await, thrown in here, must go on as it is.
+        if iscoroutine(awaitable) and getcoroutinestate(awaitable) == CORO_CREATED:
             awaitable.close()
         raise
 

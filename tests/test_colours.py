@@ -99,6 +99,30 @@ def test_a_handler_said_async_that_gives_no_awaitable_is_a_500(
     assert response.text == "Internal Server Error"
 
 
+@pytest.mark.parametrize("kind", SAID_ASYNC)
+def test_a_handler_said_async_that_gives_no_awaitable_inside_flows_is_a_500(
+    make_client: MakeClient, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: inside flows its value is awaited by the core's carrier (own_exit_carried); the
+    # error thrown back in at its yield must stay the one that says why (review336).
+    app = App()
+    seen: list[str] = []
+
+    @app.middleware
+    def flow(request: Request) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+            raise
+
+    app.get("/")(_said_async(SAID_ASYNC[kind]))
+    with caplog.at_level("ERROR", logger="microweb"):
+        response = make_client(app).get("/")
+    assert response.status_code == 500
+    assert seen == ["TypeError"]
+
+
 async def _async_steps(request: Request) -> Iterator[str]:
     return _steps()
 
