@@ -279,3 +279,42 @@ def test_a_kept_close_whose_loop_closed_fails_as_it_is_let_go_is_logged(
     [failed] = [r for r in caplog.records if r.exc_info is not None]
     assert "error while closing a streamed response" in failed.getMessage()
     assert not [task for task in _UNAWAITED if task.get_loop().is_closed()]
+
+
+def _shrinking(closed: threading.Event, fail: threading.Event) -> Iterator[bytes]:
+    try:
+        yield from [b"x"] * 8  # NOTE: the first batch (READS_PER_CALL); the next read fails.
+        fail.wait(5)
+        raise OSError("the file shrank")
+    finally:
+        closed.set()
+
+
+@pytest.mark.parametrize("when", ["failed before", "failing after"])
+def test_a_file_reads_error_is_taken_when_its_close_never_began(
+    when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: _close_read() takes the error of the read under way, which is no one's; its close
+    # never begun, the read was left untaken, and asyncio logged "Future exception was never
+    # retrieved" with no word of whose (review336).
+    closed, fail = threading.Event(), threading.Event()
+    chunks = _shrinking(closed, fail)
+
+    async def main() -> None:
+        stream = aiter_file_read(chunks, make_pool(2))
+        assert await stream.__anext__() == b"x"  # NOTE: the next batch's read is under way.
+        if when == "failed before":
+            fail.set()
+            await asyncio.sleep(0.1)  # NOTE: it has failed.
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+        fail.set()
+        assert closed.wait(5)
+        await asyncio.sleep(0.1)  # NOTE: its error has reached the loop.
+
+    caplog.set_level(logging.ERROR)
+    asyncio.run(main())
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
