@@ -734,6 +734,7 @@ def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
 # NOTE: the closes nobody awaits (run_unawaited(), through_one_cancellation() given up on),
 # kept while they run (a loop holds its tasks weakly), each with the request whose it is.
 _UNAWAITED: dict[asyncio.Future[Any], Request | None] = {}
+_GONE: Any = object()
 
 
 def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
@@ -745,8 +746,13 @@ def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
     interpreter's exit it was "destroyed but pending", its closing raising outside its task
     (review332).
     """
-    for kept in [kept for kept in _UNAWAITED if kept.get_loop().is_closed()]:
-        whose = _UNAWAITED.pop(kept)
+    # NOTE: a copy first (one step under the GIL), then looked through: one for every loop
+    # and thread, another thread's loop (a WSGI app loop beside a server's) kept or let go of
+    # one meanwhile, and the looking raised "changed size during iteration" (review336).
+    for kept in [kept for kept in list(_UNAWAITED) if kept.get_loop().is_closed()]:
+        whose = _UNAWAITED.pop(kept, _GONE)
+        if whose is _GONE:
+            continue  # NOTE: another thread let go of it meanwhile.
         if isinstance(kept, asyncio.Task):
             # NOTE: _exits_kept() says it, naming the request: asyncio's word named none.
             kept._log_destroy_pending = False  # type: ignore[attr-defined]

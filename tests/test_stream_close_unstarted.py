@@ -318,3 +318,32 @@ def test_a_file_reads_error_is_taken_when_its_close_never_began(
     asyncio.run(main())
     gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+class _AddsAsLookedAt:
+    """A kept close whose loop, asked for, has another close kept meanwhile: as another
+    thread's loop (a WSGI app loop beside an ASGI server's) keeps one while this one looks."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        _UNAWAITED[_AddsAsLookedAt(self.loop)] = None  # type: ignore[index]
+        return self.loop
+
+
+def test_closes_kept_by_another_thread_meanwhile_do_not_break_the_keeping() -> None:
+    # NOTE: the closes nobody awaits are kept in one module-wide collection for every loop
+    # and thread; looked through for those of closed loops, it changed size as another thread
+    # kept one: "changed size during iteration" out of that close (review336).
+    async def main() -> None:
+        looked_at = _AddsAsLookedAt(asyncio.get_running_loop())
+        _UNAWAITED[looked_at] = None  # type: ignore[index]
+        try:
+            run_unawaited(asyncio.sleep(0), None)
+            await asyncio.sleep(0.01)
+        finally:
+            for kept in [k for k in _UNAWAITED if isinstance(k, _AddsAsLookedAt)]:
+                del _UNAWAITED[kept]
+
+    asyncio.run(main())
