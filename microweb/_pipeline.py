@@ -649,7 +649,13 @@ def _call_carried(found: Endpoint, request: Request) -> Effects:
     target, params = found.target, request.path_params
     awaitable: Any = None
     if target.is_async:
-        awaitable = target.fn(request, **params)
+        try:
+            awaitable = target.fn(request, **params)
+        except GeneratorExit as exc:
+            # NOTE: a def said to be async (inspect.markcoroutinefunction) raises as it is
+            # called, not at the carrier's await: its own, raised as it was, left the flows
+            # outside to its traceback's collection (review336).
+            raise _OwnExit(exc) from None
         effect: Any = own_exit_carried(awaitable)
     else:
         effect = Offload(call_own_exit_carried, (target.fn, request), params)

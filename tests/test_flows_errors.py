@@ -386,3 +386,24 @@ def test_a_handlers_generator_exit_from_a_generator_it_drives_closes_the_flows(
     app.get("/")(in_colour(colour, handler))
     seen = _ending_seen(app, interface, "/", GeneratorExit, events)
     assert seen == (["closed"], "the driven generator's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_a_handler_said_async_whose_call_raises_generator_exit_closes_the_flows(
+    interface: str, outer_colour: str
+) -> None:
+    # NOTE: a def marked async (inspect.markcoroutinefunction) raises as it is called, before
+    # any awaitable: its GeneratorExit went out as it was, not carried as an async handler's,
+    # and the flows outside were left to its traceback's collection (review336).
+    from test_colours import _said_async
+
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def exits() -> None:
+        raise GeneratorExit("the handler's")
+
+    app.get("/")(_said_async(exits))
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the handler's")
