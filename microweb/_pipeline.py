@@ -28,6 +28,7 @@ from ._effects import (
     Ending,
     Offload,
     call_own_exit_carried,
+    closing_here,
     own_exit_carried,
 )
 from ._emission import close_replaced, negotiate_file, plain_answer
@@ -504,7 +505,16 @@ def _advance(
 ) -> Effects:
     try:
         if is_async:
-            out = yield (_athrow(gen, exc) if exc is not None else gen.asend(value))
+            try:
+                out = yield (
+                    _athrow(gen, exc) if exc is not None else own_exit_carried(gen.asend(value))
+                )
+            except Ending as carrier:
+                # NOTE: the flow's own GeneratorExit, carried out as a def flow's is (_OwnExit).
+                # Thrown back in by the driver as it was, it closed the core as a whole (a
+                # throw() at a yield from closes what it delegates to), and an async flow
+                # outside was left to its collection ("ignored GeneratorExit") (review336).
+                raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
             if out is _ENDED:
                 return None, True
         else:
@@ -551,6 +561,10 @@ async def _athrow(gen: Any, exc: Exception) -> Any:
     # the effect (the drivers', the app loop's) are in its traceback when the flow lets it pass.
     try:
         return await gen.athrow(exc)
+    except GeneratorExit as own:
+        if closing_here(own):
+            raise  # NOTE: this coroutine's closing.
+        raise Ending(own) from None  # NOTE: the flow's own (see _advance).
     except StopAsyncIteration:
         # NOTE: the flow ended on it (caught it and returned): told by a value, not thrown
         # back in by the driver from its except clause, where the error that goes on out got

@@ -407,3 +407,35 @@ def test_a_handler_said_async_whose_call_raises_generator_exit_closes_the_flows(
     app.get("/")(_said_async(exits))
     seen = _ending_seen(app, interface, "/", GeneratorExit, events)
     assert seen == (["closed"], "the handler's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+@pytest.mark.parametrize("when", ["before", "after", "on an error"])
+def test_an_async_flows_own_generator_exit_closes_the_flows_outside_it(
+    interface: str, colour: str, when: str, outer_colour: str
+) -> None:
+    # NOTE: thrown back into the core by the driver as it was, an async flow's GeneratorExit
+    # closed it as a whole (a throw() at a yield from closes what it delegates to), and an
+    # async flow outside was left to its collection ("ignored GeneratorExit"), where a def
+    # flow's is carried out and closes it (review336).
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    @app.middleware
+    async def failing(request: Request) -> AsyncIterator[None]:
+        if when == "before":
+            raise GeneratorExit("the flow's")
+        try:
+            yield
+        except ValueError:
+            raise GeneratorExit("the flow's") from None
+        raise GeneratorExit("the flow's")
+
+    def handler(request: Request) -> str:
+        if when == "on an error":
+            raise ValueError("the handler's")
+        return "ok"
+
+    app.get("/")(in_colour(colour, handler))
+    assert _ending_seen(app, interface, "/", GeneratorExit, events) == (["closed"], "the flow's")
