@@ -252,7 +252,7 @@ def _refused_handshake(plan: Plan, request: Request, refused: Exception | None) 
     # NOTE: the router's 404, or its 400 of a path that is not one, which the flows see as a
     # response, as over HTTP.
     answer = refusal(plan, request, refused, in_flows=True)
-    return answer if isinstance(answer, Response) else (yield from answer)
+    return answer if isinstance(answer, Response) else (yield from _own_exit_out(answer))
 
 
 # NOTE: the attribute of request.state that holds the headers the flows set on a handshake's
@@ -311,8 +311,15 @@ def _answer_in_flows(
 ) -> Effects:
     """``error_response()`` where flows wait around it: an error handler's own
     ``GeneratorExit`` comes out as ``_OwnExit``, as a handler's does."""
+    return (yield from _own_exit_out(error_response(plan, request, exc, in_flows=in_flows)))
+
+
+def _own_exit_out(answer: Effects) -> Effects:
+    """Run ``answer``, an error handler's where flows wait around it; its ``GeneratorExit``
+    comes out as ``_OwnExit``. Also for a refusal's answer (a 404 handler's): its own went
+    out as it was, and the flows were left to its traceback's collection (review336)."""
     try:
-        return (yield from error_response(plan, request, exc, in_flows=in_flows))
+        return (yield from answer)
     except GeneratorExit as ending:
         if _at_a_yield(ending):
             raise  # NOTE: this generator's closing, thrown in where it waited.
@@ -642,7 +649,7 @@ def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
         return (yield from _answer_in_flows(plan, request, exc, in_flows=True))
     if not isinstance(found, Endpoint):
         answer = _unrouted(plan, request, found, in_flows=True)
-        return answer if isinstance(answer, Response) else (yield from answer)
+        return answer if isinstance(answer, Response) else (yield from _own_exit_out(answer))
     rules = found.rules
     if rules is not None and rules.flows:
         # NOTE: the router's flows, inside the app's; they share the flows that wait for an

@@ -439,3 +439,31 @@ def test_an_async_flows_own_generator_exit_closes_the_flows_outside_it(
 
     app.get("/")(in_colour(colour, handler))
     assert _ending_seen(app, interface, "/", GeneratorExit, events) == (["closed"], "the flow's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+@pytest.mark.parametrize("path", ["/nothing", "/api/x"], ids=["no route", "converter refuses"])
+def test_a_404_handlers_own_generator_exit_closes_the_flows_outside_it(
+    interface: str, colour: str, outer_colour: str, path: str
+) -> None:
+    # NOTE: the router's refusal is answered inside the flows with no _answer_in_flows: its
+    # error handler's GeneratorExit went out as it was, and the flows were left to its
+    # traceback's collection, where a bug's error handler's closes them (review336).
+    from microweb import Router
+
+    events: list[str] = []
+    app, api = App(), Router(prefix="/api")
+    app.middleware(_closing_flow(outer_colour, events))
+
+    @api.get("/{n:int}")
+    def item(request: Request, n: int) -> str:
+        return "item"
+
+    app.include(api)
+
+    def on_404(request: Request, exc: Exception) -> str:
+        raise GeneratorExit("the error handler's")
+
+    app.error_handler(404)(in_colour(colour, on_404))
+    seen = _ending_seen(app, interface, path, GeneratorExit, events)
+    assert seen == (["closed"], "the error handler's")
