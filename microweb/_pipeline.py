@@ -356,7 +356,7 @@ def _called_plainly(target: Colored, request: Request) -> bool:
 
 class _OwnExit(BaseException):
     """The ``GeneratorExit`` of a handler (``_call``, ``_call_carried``), an error handler
-    (``_answer_in_flows``) or a ``def`` flow (``_advance``), carried out through the flows,
+    (``_own_exit_out``) or a flow of either colour (``_advance``), carried out through the flows,
     which close as for a ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was
     by ``_through_flows``."""
 
