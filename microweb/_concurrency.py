@@ -454,7 +454,7 @@ async def through_one_cancellation(
         except asyncio.CancelledError:
             # NOTE: given up on, it runs on: kept until it ends (a loop holds its tasks
             # weakly), its error logged, where it was dropped with no word.
-            _keep_unawaited(closing)
+            _keep_unawaited(closing, request)
             closing.add_done_callback(partial(_unawaited_ended, request))
             raise
         # NOTE: the cancellation wins, as over a shield; the close's error, taken with no
@@ -727,16 +727,17 @@ def run_unawaited(left: Awaitable[object], request: Request | None) -> None:
     # thread) named no request in its warning or its error. Its sys.exit() is logged too, where
     # asyncio raised it out of the loop.
     task = _closing_task(left, request)
-    _keep_unawaited(task)
+    _keep_unawaited(task, request)
     task.add_done_callback(partial(_unawaited_ended, request))
 
 
 # NOTE: the closes nobody awaits (run_unawaited(), through_one_cancellation() given up on),
-# kept while they run (a loop holds its tasks weakly).
-_UNAWAITED: set[asyncio.Future[Any]] = set()
+# kept while they run (a loop holds its tasks weakly), each with the request whose it is.
+_UNAWAITED: dict[asyncio.Future[Any], Request | None] = {}
+_GONE: Any = object()
 
 
-def _keep_unawaited(task: asyncio.Future[Any]) -> None:
+def _keep_unawaited(task: asyncio.Future[Any], request: Request | None) -> None:
     """Keep ``task``, a close nobody awaits, until it ends; first let go of those whose loop
     has closed, which never will: each is closed (its ``finally`` blocks run), with a warning.
 
@@ -745,22 +746,34 @@ def _keep_unawaited(task: asyncio.Future[Any]) -> None:
     interpreter's exit it was "destroyed but pending", its closing raising outside its task
     (review332).
     """
-    for kept in [kept for kept in _UNAWAITED if kept.get_loop().is_closed()]:
-        _UNAWAITED.discard(kept)
+    # NOTE: a copy first (one step under the GIL), then looked through: one for every loop
+    # and thread, another thread's loop (a WSGI app loop beside a server's) kept or let go of
+    # one meanwhile, and the looking raised "changed size during iteration" (review336).
+    for kept in [kept for kept in list(_UNAWAITED) if kept.get_loop().is_closed()]:
+        whose = _UNAWAITED.pop(kept, _GONE)
+        if whose is _GONE:
+            continue  # NOTE: another thread let go of it meanwhile.
         if isinstance(kept, asyncio.Task):
             # NOTE: _exits_kept() says it, naming the request: asyncio's word named none.
             kept._log_destroy_pending = False  # type: ignore[attr-defined]
             coroutine = kept.get_coro()
             if iscoroutine(coroutine):
-                coroutine.close()
-    _UNAWAITED.add(task)
+                try:
+                    coroutine.close()
+                except Exception as exc:
+                    # NOTE: its cleanup failed, or awaited again ("ignored GeneratorExit"):
+                    # raised out of here, it was the error of the close being kept, another
+                    # request's, a cancellation made a RuntimeError (review336).
+                    close_failed_unawaited(exc, whose)
+                    del exc
+    _UNAWAITED[task] = request
 
 
 def _unawaited_ended(request: Request | None, closing: asyncio.Future[Any]) -> None:
     """A close that nobody awaits any more (its caller cancelled, or given up on) ended: log
     its error, or the ``SystemExit`` or ``KeyboardInterrupt`` it returned to be raised by its
     caller (``_exits_kept()``), and run the async close it returned (a close thread's)."""
-    _UNAWAITED.discard(closing)
+    _UNAWAITED.pop(closing, None)
     if closing.cancelled():
         return
     error = closing.exception()

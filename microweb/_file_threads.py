@@ -112,7 +112,7 @@ async def aiter_file_read(chunks: Iterator[bytes], pool: WorkerPool) -> AsyncIte
     finally:
         await through_one_cancellation(
             _close_read(step, chunks, pool, finished),
-            never_begun=partial(_close_read_apart, chunks, reading, closing_request()),
+            never_begun=partial(_close_read_apart, step, chunks, reading, closing_request()),
         )
 
 
@@ -167,17 +167,32 @@ async def _close_read(
 
 
 def _close_read_apart(
-    chunks: Iterator[bytes], reading: threading.Lock, request: Request | None
+    step: asyncio.Future[list[bytes]] | None,
+    chunks: Iterator[bytes],
+    reading: threading.Lock,
+    request: Request | None,
 ) -> None:
     """Close a file's read whose close never began (its task cancelled before its first step:
-    a loop's shutdown cancels all its tasks at once), in a file thread; on the loop.
+    a loop's shutdown cancels all its tasks at once), in a file thread; on the loop. The error
+    of the read under way, ``step``, is taken, as ``_close_read()`` takes it.
 
     NOTE: _close_read() closed, the chunks were closed only when let go (collected, in any
     thread), the file held open until then (review332).
     """
+    if step is not None:
+        # NOTE: untaken, asyncio logged "Future exception was never retrieved" (review336).
+        if step.done():
+            _take_error(step)
+        else:
+            step.add_done_callback(_take_error)
     close = getattr(chunks, "close", None)
     if close is not None:
         FILE_THREADS.call(_close_apart, close, reading, asyncio.get_running_loop(), request)
+
+
+def _take_error(step: asyncio.Future[list[bytes]]) -> None:
+    if not step.cancelled():
+        step.exception()  # NOTE: no one's: the read's request was let go.
 
 
 def _close_apart(

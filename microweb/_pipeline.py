@@ -17,7 +17,7 @@ Design rules of the core (checked by tests/test_sansio.py):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from inspect import CO_GENERATOR, CORO_CREATED, getcoroutinestate
+from inspect import CO_GENERATOR, CORO_CREATED, getcoroutinestate, iscoroutine
 from types import CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +28,7 @@ from ._effects import (
     Ending,
     Offload,
     call_own_exit_carried,
+    closing_here,
     own_exit_carried,
 )
 from ._emission import close_replaced, negotiate_file, plain_answer
@@ -251,7 +252,7 @@ def _refused_handshake(plan: Plan, request: Request, refused: Exception | None) 
     # NOTE: the router's 404, or its 400 of a path that is not one, which the flows see as a
     # response, as over HTTP.
     answer = refusal(plan, request, refused, in_flows=True)
-    return answer if isinstance(answer, Response) else (yield from answer)
+    return answer if isinstance(answer, Response) else (yield from _own_exit_out(answer))
 
 
 # NOTE: the attribute of request.state that holds the headers the flows set on a handshake's
@@ -310,8 +311,15 @@ def _answer_in_flows(
 ) -> Effects:
     """``error_response()`` where flows wait around it: an error handler's own
     ``GeneratorExit`` comes out as ``_OwnExit``, as a handler's does."""
+    return (yield from _own_exit_out(error_response(plan, request, exc, in_flows=in_flows)))
+
+
+def _own_exit_out(answer: Effects) -> Effects:
+    """Run ``answer``, an error handler's where flows wait around it; its ``GeneratorExit``
+    comes out as ``_OwnExit``. Also for a refusal's answer (a 404 handler's): its own went
+    out as it was, and the flows were left to its traceback's collection (review336)."""
     try:
-        return (yield from error_response(plan, request, exc, in_flows=in_flows))
+        return (yield from answer)
     except GeneratorExit as ending:
         if _at_a_yield(ending):
             raise  # NOTE: this generator's closing, thrown in where it waited.
@@ -323,13 +331,21 @@ def _answer_in_flows(
 
 def _at_a_yield(exc: BaseException) -> bool:
     """Tell whether ``exc`` was raised where a generator of ours waited at a ``yield`` (its
-    closing), not in app code: the innermost frame of its traceback is a generator's."""
+    closing), not in app code: every frame of its traceback is a generator's, those of the
+    ``yield from`` chain down to that ``yield``.
+
+    NOTE: not by the innermost frame alone: an error handler's GeneratorExit that came out of
+    a generator it drove (a throw() it let out) was taken for the core's closing and went out
+    as it was, the flows outside left to its traceback's collection (review336). App code's
+    passes through a frame that is no generator's: the error handler's own, a coroutine's, the
+    pool's.
+    """
     traceback = exc.__traceback__
-    if traceback is None:
-        return True
-    while traceback.tb_next is not None:
+    while traceback is not None:
+        if not traceback.tb_frame.f_code.co_flags & CO_GENERATOR:
+            return False
         traceback = traceback.tb_next
-    return bool(traceback.tb_frame.f_code.co_flags & CO_GENERATOR)
+    return True
 
 
 def _called_plainly(target: Colored, request: Request) -> bool:
@@ -340,7 +356,7 @@ def _called_plainly(target: Colored, request: Request) -> bool:
 
 class _OwnExit(BaseException):
     """The ``GeneratorExit`` of a handler (``_call``, ``_call_carried``), an error handler
-    (``_answer_in_flows``) or a ``def`` flow (``_advance``), carried out through the flows,
+    (``_own_exit_out``) or a flow of either colour (``_advance``), carried out through the flows,
     which close as for a ``KeyboardInterrupt`` (see ``_cut_off``), and raised again as it was
     by ``_through_flows``."""
 
@@ -496,7 +512,16 @@ def _advance(
 ) -> Effects:
     try:
         if is_async:
-            out = yield (_athrow(gen, exc) if exc is not None else gen.asend(value))
+            try:
+                out = yield (
+                    _athrow(gen, exc) if exc is not None else own_exit_carried(gen.asend(value))
+                )
+            except Ending as carrier:
+                # NOTE: the flow's own GeneratorExit, carried out as a def flow's is (_OwnExit).
+                # Thrown back in by the driver as it was, it closed the core as a whole (a
+                # throw() at a yield from closes what it delegates to), and an async flow
+                # outside was left to its collection ("ignored GeneratorExit") (review336).
+                raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
             if out is _ENDED:
                 return None, True
         else:
@@ -543,6 +568,10 @@ async def _athrow(gen: Any, exc: Exception) -> Any:
     # the effect (the drivers', the app loop's) are in its traceback when the flow lets it pass.
     try:
         return await gen.athrow(exc)
+    except GeneratorExit as own:
+        if closing_here(own):
+            raise  # NOTE: this coroutine's closing.
+        raise Ending(own) from None  # NOTE: the flow's own (see _advance).
     except StopAsyncIteration:
         # NOTE: the flow ended on it (caught it and returned): told by a value, not thrown
         # back in by the driver from its except clause, where the error that goes on out got
@@ -620,7 +649,7 @@ def _endpoint(plan: Plan, request: Request, waiting: Waiting) -> Effects:
         return (yield from _answer_in_flows(plan, request, exc, in_flows=True))
     if not isinstance(found, Endpoint):
         answer = _unrouted(plan, request, found, in_flows=True)
-        return answer if isinstance(answer, Response) else (yield from answer)
+        return answer if isinstance(answer, Response) else (yield from _own_exit_out(answer))
     rules = found.rules
     if rules is not None and rules.flows:
         # NOTE: the router's flows, inside the app's; they share the flows that wait for an
@@ -639,9 +668,15 @@ def _call_carried(found: Endpoint, request: Request) -> Effects:
     awaited in its finally, and a flow's failing cleanup was no one's to log (review332).
     """
     target, params = found.target, request.path_params
-    awaitable = None
+    awaitable: Any = None
     if target.is_async:
-        awaitable = target.fn(request, **params)
+        try:
+            awaitable = target.fn(request, **params)
+        except GeneratorExit as exc:
+            # NOTE: a def said to be async (inspect.markcoroutinefunction) raises as it is
+            # called, not at the carrier's await: its own, raised as it was, left the flows
+            # outside to its traceback's collection (review336).
+            raise _OwnExit(exc) from None
         effect: Any = own_exit_carried(awaitable)
     else:
         effect = Offload(call_own_exit_carried, (target.fn, request), params)
@@ -649,10 +684,14 @@ def _call_carried(found: Endpoint, request: Request) -> Effects:
         return (yield effect)
     except Ending as carrier:
         raise _OwnExit(cast("GeneratorExit", carrier.ended)) from None
-    except GeneratorExit:
-        # NOTE: this generator's closing at the yield (the app loop stopped): where the carrier
-        # never began, the handler's coroutine, never awaited, would warn so.
-        if awaitable is not None and getcoroutinestate(awaitable) == CORO_CREATED:
+    except BaseException:
+        # NOTE: this generator's closing at the yield (the app loop stopped), or the app
+        # loop's refusal (a loop closed as it was handed the call: RuntimeError): where the
+        # carrier never began, the handler's coroutine, never awaited, would warn so; the app
+        # loop closes the carrier alone (review336).
+        # NOTE: a coroutine only: a def said to be async may give anything (a Response, a
+        # generator), whose error at the carrier's await, thrown in here, must go on as it is.
+        if iscoroutine(awaitable) and getcoroutinestate(awaitable) == CORO_CREATED:
             awaitable.close()
         raise
 

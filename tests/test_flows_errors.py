@@ -335,3 +335,135 @@ def test_a_handlers_own_generator_exit_closes_an_async_flow_outside(
 
     seen = _ending_seen(app, interface, "/", GeneratorExit, events)
     assert seen == (["closed"], "the handler's")
+
+
+def _driven_exit() -> Iterator[None]:
+    """A generator that, thrown into, lets a ``GeneratorExit`` out with its own frame innermost
+    in the traceback."""
+    yield
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_an_error_handlers_generator_exit_from_a_generator_it_drives_closes_the_flows(
+    interface: str, colour: str, outer_colour: str
+) -> None:
+    # NOTE: the innermost frame of that GeneratorExit's traceback is a generator's: taken for
+    # the core's own closing at a yield (_at_a_yield), it went out as it was, and the flows
+    # outside were left to its traceback's collection (review336).
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def handler(request: Request) -> str:
+        raise ValueError("the handler's")
+
+    def on_error(request: Request, exc: ValueError) -> str:
+        driven = _driven_exit()
+        next(driven)
+        driven.throw(GeneratorExit("the driven generator's"))
+        return "unreached"
+
+    app.get("/")(in_colour(colour, handler))
+    app.error_handler(ValueError)(in_colour(colour, on_error))
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the driven generator's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_a_handlers_generator_exit_from_a_generator_it_drives_closes_the_flows(
+    interface: str, colour: str, outer_colour: str
+) -> None:
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def handler(request: Request) -> str:
+        driven = _driven_exit()
+        next(driven)
+        driven.throw(GeneratorExit("the driven generator's"))
+        return "unreached"
+
+    app.get("/")(in_colour(colour, handler))
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the driven generator's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_a_handler_said_async_whose_call_raises_generator_exit_closes_the_flows(
+    interface: str, outer_colour: str
+) -> None:
+    # NOTE: a def marked async (inspect.markcoroutinefunction) raises as it is called, before
+    # any awaitable: its GeneratorExit went out as it was, not carried as an async handler's,
+    # and the flows outside were left to its traceback's collection (review336).
+    from test_colours import _said_async
+
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def exits() -> None:
+        raise GeneratorExit("the handler's")
+
+    app.get("/")(_said_async(exits))
+    seen = _ending_seen(app, interface, "/", GeneratorExit, events)
+    assert seen == (["closed"], "the handler's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+@pytest.mark.parametrize("when", ["before", "after", "on an error"])
+def test_an_async_flows_own_generator_exit_closes_the_flows_outside_it(
+    interface: str, colour: str, when: str, outer_colour: str
+) -> None:
+    # NOTE: thrown back into the core by the driver as it was, an async flow's GeneratorExit
+    # closed it as a whole (a throw() at a yield from closes what it delegates to), and an
+    # async flow outside was left to its collection ("ignored GeneratorExit"), where a def
+    # flow's is carried out and closes it (review336).
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    @app.middleware
+    async def failing(request: Request) -> AsyncIterator[None]:
+        if when == "before":
+            raise GeneratorExit("the flow's")
+        try:
+            yield
+        except ValueError:
+            raise GeneratorExit("the flow's") from None
+        raise GeneratorExit("the flow's")
+
+    def handler(request: Request) -> str:
+        if when == "on an error":
+            raise ValueError("the handler's")
+        return "ok"
+
+    app.get("/")(in_colour(colour, handler))
+    assert _ending_seen(app, interface, "/", GeneratorExit, events) == (["closed"], "the flow's")
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+@pytest.mark.parametrize("path", ["/nothing", "/api/x"], ids=["no route", "converter refuses"])
+def test_a_404_handlers_own_generator_exit_closes_the_flows_outside_it(
+    interface: str, colour: str, outer_colour: str, path: str
+) -> None:
+    # NOTE: the router's refusal is answered inside the flows with no _answer_in_flows: its
+    # error handler's GeneratorExit went out as it was, and the flows were left to its
+    # traceback's collection, where a bug's error handler's closes them (review336).
+    from microweb import Router
+
+    events: list[str] = []
+    app, api = App(), Router(prefix="/api")
+    app.middleware(_closing_flow(outer_colour, events))
+
+    @api.get("/{n:int}")
+    def item(request: Request, n: int) -> str:
+        return "item"
+
+    app.include(api)
+
+    def on_404(request: Request, exc: Exception) -> str:
+        raise GeneratorExit("the error handler's")
+
+    app.error_handler(404)(in_colour(colour, on_404))
+    seen = _ending_seen(app, interface, path, GeneratorExit, events)
+    assert seen == (["closed"], "the error handler's")

@@ -235,3 +235,115 @@ def test_a_loop_closed_before_a_streams_close_ends_says_so_once(
     [_] = [m for m in said if "its event loop closed before the close ended" in m]
     assert events == ["async close closed"]
     assert not [task for task in _UNAWAITED if task.get_loop().is_closed()]
+
+
+async def _stuck_then(ending: str) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        if ending == "raises":
+            raise ValueError("cleanup failed")
+        await asyncio.sleep(0)  # NOTE: awaits again as it is closed: "ignored GeneratorExit".
+
+
+@pytest.mark.parametrize("ending", ["raises", "awaits"])
+def test_a_kept_close_whose_loop_closed_fails_as_it_is_let_go_is_logged(
+    ending: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: the next close nobody awaits closes the kept ones whose loop closed: what their
+    # cleanup raised then came out of that close's run_unawaited(), into a request that had
+    # nothing to do with it (review336).
+    loop = asyncio.new_event_loop()
+
+    async def first() -> None:
+        run_unawaited(_stuck_then(ending), None)
+        await asyncio.sleep(0)
+
+    async def another() -> None:
+        run_unawaited(asyncio.sleep(0), None)
+        await asyncio.sleep(0)
+
+    caplog.set_level(logging.WARNING)
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        try:
+            loop.run_until_complete(first())
+        finally:
+            loop.close()
+        asyncio.run(another())
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    [failed] = [r for r in caplog.records if r.exc_info is not None]
+    assert "error while closing a streamed response" in failed.getMessage()
+    assert not [task for task in _UNAWAITED if task.get_loop().is_closed()]
+
+
+def _shrinking(closed: threading.Event, fail: threading.Event) -> Iterator[bytes]:
+    try:
+        yield from [b"x"] * 8  # NOTE: the first batch (READS_PER_CALL); the next read fails.
+        fail.wait(5)
+        raise OSError("the file shrank")
+    finally:
+        closed.set()
+
+
+@pytest.mark.parametrize("when", ["failed before", "failing after"])
+def test_a_file_reads_error_is_taken_when_its_close_never_began(
+    when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NOTE: _close_read() takes the error of the read under way, which is no one's; its close
+    # never begun, the read was left untaken, and asyncio logged "Future exception was never
+    # retrieved" with no word of whose (review336).
+    closed, fail = threading.Event(), threading.Event()
+    chunks = _shrinking(closed, fail)
+
+    async def main() -> None:
+        stream = aiter_file_read(chunks, make_pool(2))
+        assert await stream.__anext__() == b"x"  # NOTE: the next batch's read is under way.
+        if when == "failed before":
+            fail.set()
+            await asyncio.sleep(0.1)  # NOTE: it has failed.
+        closing = asyncio.ensure_future(stream.aclose())
+        await asyncio.sleep(0)
+        _cancel_the_others()
+        await asyncio.wait((closing,))
+        fail.set()
+        assert closed.wait(5)
+        await asyncio.sleep(0.1)  # NOTE: its error has reached the loop.
+
+    caplog.set_level(logging.ERROR)
+    asyncio.run(main())
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+class _AddsAsLookedAt:
+    """A kept close whose loop, asked for, has another close kept meanwhile: as another
+    thread's loop (a WSGI app loop beside an ASGI server's) keeps one while this one looks."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        _UNAWAITED[_AddsAsLookedAt(self.loop)] = None  # type: ignore[index]
+        return self.loop
+
+
+def test_closes_kept_by_another_thread_meanwhile_do_not_break_the_keeping() -> None:
+    # NOTE: the closes nobody awaits are kept in one module-wide collection for every loop
+    # and thread; looked through for those of closed loops, it changed size as another thread
+    # kept one: "changed size during iteration" out of that close (review336).
+    async def main() -> None:
+        looked_at = _AddsAsLookedAt(asyncio.get_running_loop())
+        _UNAWAITED[looked_at] = None  # type: ignore[index]
+        try:
+            run_unawaited(asyncio.sleep(0), None)
+            await asyncio.sleep(0.01)
+        finally:
+            for kept in [k for k in _UNAWAITED if isinstance(k, _AddsAsLookedAt)]:
+                del _UNAWAITED[kept]
+
+    asyncio.run(main())

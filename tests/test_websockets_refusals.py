@@ -611,3 +611,34 @@ def test_every_refusal_under_a_server_that_cannot_send_denials_is_one_close_1008
     asgi = _every_refusal_app().as_asgi()
     asyncio.run(asyncio.wait_for(asgi(scope, receive, send), 5))
     assert [(message["type"], message["code"]) for message in sent] == [("websocket.close", 1008)]
+
+
+@pytest.mark.parametrize("outer_colour", ["sync", "async"])
+def test_a_404_handlers_own_generator_exit_on_a_handshake_closes_the_flows(
+    colour: str, outer_colour: str
+) -> None:
+    # NOTE: the refusal of a handshake no route takes is answered inside the flows: its error
+    # handler's GeneratorExit went out as it was, the flows left to its traceback's
+    # collection (review336).
+    import gc
+
+    from test_flows_errors import _closing_flow
+
+    events: list[str] = []
+    app = App()
+    app.middleware(_closing_flow(outer_colour, events))
+
+    def on_404(request: Request, exc: Exception) -> str:
+        raise GeneratorExit("the error handler's")
+
+    app.error_handler(404)(in_colour(colour, on_404))
+    gc.disable()
+    try:
+        with pytest.raises(GeneratorExit):
+            try:
+                handshake_messages(app.as_asgi(), websocket_scope("/nowhere"))
+            finally:
+                seen = list(events)
+    finally:
+        gc.enable()
+    assert seen == ["closed"]
